@@ -1,0 +1,116 @@
+"""Number formats: bits per element and the storage overhead of per-group scales.
+
+One table serves weights, activations and the KV cache. A format's storage is exact integer
+arithmetic: ``n`` elements of a format with ``bits = num/den`` and groups of ``g`` elements, each group
+carrying ``scale_bits + zero_point_bits`` of metadata, occupy
+
+    ceil((ceil(n * num / den) + ceil(n / g) * (scale_bits + zero_point_bits)) / 8)  bytes.
+
+Assumptions, per format (the defaults a user gets; ``group_size`` can be overridden per call):
+
+- ``fp32``, ``bf16``, ``fp16``: plain IEEE/bfloat storage, no metadata.
+- ``fp8`` (E4M3/E5M2): 8 bits; one fp32 scale per tensor by default (negligible, counted as no groups).
+- ``int8``: symmetric 8-bit with per-output-channel scales (LLM.int8()/SmoothQuant style); the
+  per-channel scales are < 0.1 % of the bytes and are not counted unless ``group_size`` is given.
+- ``int4``: GPTQ/AWQ layout, groups of 128 with a 16-bit scale and a 4-bit zero point per group
+  (Frantar et al. 2023, "GPTQ"; Lin et al. 2024, "AWQ"): 4 + 20/128 = 4.156 bits per weight.
+- ``nf4``: bitsandbytes NormalFloat4 (Dettmers et al. 2023, "QLoRA"), blocks of 64 with one fp32
+  absmax each: 4 + 32/64 = 4.5 bits per weight (without double quantization, which brings the
+  overhead to about 0.127 bits).
+- ``ternary``: BitNet b1.58 weights {-1, 0, +1} (Ma et al. 2024). The information content is
+  log2(3) = 1.585 bits; storage packs 5 trits per byte (3^5 = 243 <= 256), i.e. 1.6 bits per weight,
+  which is what we count. One scale per tensor (negligible).
+- ``binary``: 1 bit per weight (sign), one scale per tensor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from costmodel.errors import UnknownNameError
+
+
+@dataclass(frozen=True)
+class DType:
+    """A storage/compute number format.
+
+    ``bits_num / bits_den`` is the exact number of bits per element; ``group_size`` elements share
+    ``scale_bits + zero_point_bits`` of metadata (``None``: no per-group metadata is counted).
+    ``quantized`` formats store weights that are dequantized to the activation dtype before use.
+    """
+
+    name: str
+    bits_num: int
+    bits_den: int
+    quantized: bool
+    group_size: int | None = None
+    scale_bits: int = 0
+    zero_point_bits: int = 0
+
+    @property
+    def bits(self) -> float:
+        """Bits per element, without group metadata."""
+        return self.bits_num / self.bits_den
+
+
+DTYPES: Final[dict[str, DType]] = {
+    d.name: d
+    for d in (
+        DType("fp32", 32, 1, quantized=False),
+        DType("bf16", 16, 1, quantized=False),
+        DType("fp16", 16, 1, quantized=False),
+        DType("fp8", 8, 1, quantized=True),
+        DType("int8", 8, 1, quantized=True),
+        DType("int4", 4, 1, quantized=True, group_size=128, scale_bits=16, zero_point_bits=4),
+        DType("nf4", 4, 1, quantized=True, group_size=64, scale_bits=32),
+        DType("ternary", 8, 5, quantized=True),
+        DType("binary", 1, 1, quantized=True),
+    )
+}
+"""Storage formats by name. ``tf32`` is a compute mode of fp32 inputs, so it appears only in hardware
+peak tables, never as a storage format."""
+
+
+def get_dtype(name: str) -> DType:
+    """The format called ``name``; an unknown name raises an error listing the known ones."""
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise UnknownNameError("dtype", str(name), DTYPES) from None
+
+
+def storage_bytes(
+    n_elements: npt.ArrayLike, dtype: str, *, group_size: int | None = None
+) -> npt.NDArray[np.int64]:
+    """Exact bytes to store ``n_elements`` values in ``dtype`` [bytes].
+
+    Parameters
+    ----------
+    n_elements : int or array of int
+        Number of stored values [-].
+    dtype : str
+        A name from :data:`DTYPES`.
+    group_size : int, optional
+        Elements per scale group [-]; overrides the format's default. Only formats with metadata
+        (``scale_bits`` > 0) use it; ``0`` turns group metadata off.
+    """
+    fmt = get_dtype(dtype)
+    n = np.asarray(n_elements, dtype=np.int64)
+    payload_bits = -((-n * fmt.bits_num) // fmt.bits_den)  # ceil division, exact in integers
+    g = fmt.group_size if group_size is None else group_size
+    meta = fmt.scale_bits + fmt.zero_point_bits
+    if g and meta:
+        payload_bits = payload_bits + (-(-n // g)) * meta
+    return -(-payload_bits // 8)
+
+
+def bytes_per_element(dtype: str, *, group_size: int | None = None) -> float:
+    """Average bytes per element including group metadata [bytes], e.g. 0.5195 for int4/g128."""
+    fmt = get_dtype(dtype)
+    g = fmt.group_size if group_size is None else group_size
+    meta = (fmt.scale_bits + fmt.zero_point_bits) / g if g else 0.0
+    return (fmt.bits + meta) / 8

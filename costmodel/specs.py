@@ -1,0 +1,330 @@
+"""Declarative, validated descriptions of a model and of a device.
+
+Specs are data: frozen pydantic models that reject unknown fields and impossible combinations on
+load, with a message naming the field. They know nothing of the estimators that read them.
+
+Glossary of canonical symbols (used in every module): ``vocab_size`` (V), ``d_model`` (d),
+``n_layers`` (L), ``n_heads`` (H), ``n_kv_heads`` (H_kv), ``head_dim`` (d_h), ``d_ff`` (d_ff),
+``batch_size`` (B), ``context_len`` (S).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Fraction01 = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+
+
+class Spec(BaseModel):
+    """Shared base: immutable, no unknown fields, no NaN/inf, every field described."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, validate_default=True)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Model
+# ----------------------------------------------------------------------------------------------------
+
+
+class MoESpec(Spec):
+    """Mixture-of-experts feed-forward layers (Mixtral, DeepSeek-V3)."""
+
+    n_experts: PositiveInt = Field(description="Routed experts per MoE layer [-].")
+    top_k: PositiveInt = Field(description="Routed experts each token is sent to [-].")
+    expert_d_ff: PositiveInt = Field(description="Hidden width of one routed expert's MLP [-].")
+    n_shared_experts: int = Field(0, ge=0, description="Always-active shared experts per MoE layer [-].")
+    shared_expert_d_ff: PositiveInt | None = Field(
+        None, description="Hidden width of one shared expert [-]; defaults to expert_d_ff."
+    )
+    first_dense_layers: int = Field(
+        0, ge=0, description="Leading layers that use a dense MLP of width d_ff instead of experts [-]."
+    )
+    router_bias: bool = Field(False, description="Whether the router has a learned per-expert bias.")
+
+    @model_validator(mode="after")
+    def _top_k_fits(self) -> Self:
+        if self.top_k > self.n_experts:
+            raise ValueError(
+                f"moe.top_k ({self.top_k}) is larger than moe.n_experts ({self.n_experts}); "
+                "a token cannot be routed to more experts than exist"
+            )
+        return self
+
+    @property
+    def shared_d_ff(self) -> int:
+        """Hidden width of one shared expert [-]."""
+        return self.shared_expert_d_ff or self.expert_d_ff
+
+
+class MLASpec(Spec):
+    """Multi-head latent attention (DeepSeek-V2 §2.1, DeepSeek-V3): K and V are rebuilt from a
+    compressed latent of width ``kv_lora_rank`` plus a shared rotary key of width
+    ``qk_rope_head_dim``; only those two are cached."""
+
+    q_lora_rank: PositiveInt | None = Field(
+        None, description="Width of the low-rank query down-projection [-]; None: full-rank q_proj."
+    )
+    kv_lora_rank: PositiveInt = Field(description="Width of the compressed KV latent that is cached [-].")
+    qk_nope_head_dim: PositiveInt = Field(description="Per-head query/key width without rotary [-].")
+    qk_rope_head_dim: PositiveInt = Field(description="Per-head query/key width with rotary [-].")
+    v_head_dim: PositiveInt = Field(description="Per-head value width [-].")
+
+    @property
+    def qk_head_dim(self) -> int:
+        """Per-head query/key width [-]."""
+        return self.qk_nope_head_dim + self.qk_rope_head_dim
+
+
+class SSMSpec(Spec):
+    """Selective state-space (Mamba-1) blocks replacing attention and MLP (Gu & Dao 2023, §3)."""
+
+    d_state: PositiveInt = Field(description="State size N per channel [-].")
+    d_conv: PositiveInt = Field(description="Depthwise causal convolution kernel width [-].")
+    expand: PositiveInt = Field(description="Inner width d_inner = expand * d_model [-].")
+    dt_rank: PositiveInt = Field(description="Rank of the time-step (Delta) projection [-].")
+    conv_bias: bool = Field(True, description="Whether the depthwise convolution has a bias.")
+    proj_bias: bool = Field(False, description="Whether the in/out projections have biases.")
+
+
+NormPlacement = Literal["pre", "post", "sandwich", "parallel", "parallel_shared"]
+NORMS_PER_LAYER: dict[str, int] = {"pre": 2, "post": 2, "sandwich": 4, "parallel": 2, "parallel_shared": 1}
+"""Norm modules per layer: pre-/post-norm have one before (after) attention and one around the MLP;
+sandwich (Gemma-2) has both; parallel blocks (GPT-J/NeoX, Falcon-40B) compute attention and MLP from
+the same input, with two norms or, ``parallel_shared`` (Falcon-7B), one shared norm."""
+
+
+class ModelProfile(Spec):
+    """The architecture of a decoder-only language model, enough to count parameters, bytes and FLOPs.
+
+    Attention and MLP sizes are ignored (and may be omitted) for pure SSM models.
+    """
+
+    name: str = Field(description="Short identifier, e.g. 'llama-3-8b'.")
+    source: str = Field(description="Where the numbers come from (config.json URL, paper).")
+    description: str = Field("", description="One line for people.")
+
+    vocab_size: PositiveInt = Field(description="Vocabulary size V [tokens].")
+    d_model: PositiveInt = Field(description="Residual stream width d [-].")
+    n_layers: PositiveInt = Field(description="Decoder layers L [-].")
+    n_heads: PositiveInt | None = Field(None, description="Query heads H [-].")
+    n_kv_heads: PositiveInt | None = Field(
+        None, description="Key/value heads H_kv [-]: = H for MHA, 1 for MQA, between for GQA; default H."
+    )
+    head_dim: PositiveInt | None = Field(
+        None, description="Per-head width d_h [-]; default d_model / n_heads (Gemma uses 256 != d/H)."
+    )
+    d_ff: PositiveInt | None = Field(None, description="Hidden width of the dense MLP d_ff [-].")
+    mlp: Literal["gated", "standard"] = Field(
+        "gated", description="'gated': 3 matrices (SwiGLU/GeGLU); 'standard': 2 matrices (GELU/ReLU)."
+    )
+    activation: Literal["silu", "gelu", "gelu_tanh", "relu"] = Field(
+        "silu", description="MLP nonlinearity (the gate's, for gated MLPs)."
+    )
+    qkv_bias: bool = Field(False, description="Bias on the query, key and value projections.")
+    out_bias: bool = Field(False, description="Bias on the attention output projection.")
+    mlp_bias: bool = Field(False, description="Biases on the MLP (and expert) projections.")
+    norm: Literal["rmsnorm", "layernorm"] = Field("rmsnorm", description="Normalisation kind.")
+    norm_bias: bool | None = Field(
+        None, description="Whether norms have a bias; default: True for layernorm, False for rmsnorm."
+    )
+    norm_placement: NormPlacement = Field(
+        "pre", description="Where norms sit in a layer (see NORMS_PER_LAYER)."
+    )
+    final_norm: bool = Field(True, description="Whether a norm follows the last layer.")
+    tie_embeddings: bool = Field(False, description="Whether the output head shares the embedding matrix.")
+    lm_head_bias: bool = Field(False, description="Whether the output head has a bias.")
+    position: Literal["rotary", "learned", "alibi", "none"] = Field(
+        "rotary", description="Position encoding; only 'learned' has parameters (max_context x d_model)."
+    )
+    max_context: PositiveInt = Field(description="Longest supported context [tokens].")
+    sliding_window: PositiveInt | None = Field(
+        None, description="Attention window in every layer [tokens]; caps the KV cache. None: full."
+    )
+    moe: MoESpec | None = Field(None, description="Mixture-of-experts settings; None for dense models.")
+    mla: MLASpec | None = Field(None, description="Multi-head latent attention settings; None otherwise.")
+    ssm: SSMSpec | None = Field(None, description="Mamba block settings; set for pure SSM models.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.ssm is not None:
+            if self.moe is not None or self.mla is not None:
+                raise ValueError(
+                    "ssm cannot be combined with moe or mla (hybrid models are not modelled yet)"
+                )
+            return self
+        if self.n_heads is None:
+            raise ValueError("n_heads is required for attention models (set ssm for a pure Mamba model)")
+        if self.d_ff is None and (self.moe is None or self.moe.first_dense_layers > 0):
+            raise ValueError("d_ff is required: it is the width of the dense MLP")
+        if self.n_kv_heads is not None and self.n_heads % self.n_kv_heads != 0:
+            raise ValueError(
+                f"n_kv_heads ({self.n_kv_heads}) must divide n_heads ({self.n_heads}): each key/value head "
+                "serves a whole group of query heads"
+            )
+        if self.head_dim is None and self.mla is None and self.d_model % self.n_heads != 0:
+            raise ValueError(
+                f"n_heads ({self.n_heads}) does not divide d_model ({self.d_model}); set head_dim explicitly"
+            )
+        if self.mla is not None and self.n_kv_heads not in (None, self.n_heads):
+            raise ValueError("n_kv_heads must equal n_heads (or be omitted) with mla: MLA has no KV grouping")
+        if self.moe is not None and self.moe.first_dense_layers > self.n_layers:
+            raise ValueError(
+                f"moe.first_dense_layers ({self.moe.first_dense_layers}) exceeds n_layers ({self.n_layers})"
+            )
+        return self
+
+    # Derived sizes. Attention-only properties raise for SSM models rather than inventing a value.
+
+    @property
+    def kv_heads(self) -> int:
+        """Key/value heads H_kv [-]."""
+        return self.n_kv_heads or self._heads
+
+    @property
+    def head_size(self) -> int:
+        """Per-head width d_h [-]."""
+        return self.head_dim or self.d_model // self._heads
+
+    @property
+    def _heads(self) -> int:
+        if self.n_heads is None:
+            raise ValueError(f"model {self.name!r} has no attention heads (it is an SSM model)")
+        return self.n_heads
+
+    @property
+    def has_norm_bias(self) -> bool:
+        """Whether each norm carries a bias vector."""
+        return self.norm == "layernorm" if self.norm_bias is None else self.norm_bias
+
+    @property
+    def n_moe_layers(self) -> int:
+        """Layers whose MLP is a mixture of experts [-]."""
+        return 0 if self.moe is None else self.n_layers - self.moe.first_dense_layers
+
+    @property
+    def n_dense_mlp_layers(self) -> int:
+        """Layers with a dense MLP of width d_ff [-]."""
+        return 0 if self.ssm is not None else self.n_layers - self.n_moe_layers
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ModelProfile:
+        """Load a profile from a YAML file (see :func:`costmodel.registry.load_model`)."""
+        from costmodel.registry import load_model_file
+
+        return load_model_file(Path(path))
+
+    @classmethod
+    def from_hf_config(
+        cls, path_or_dict: str | Path | dict[str, Any], *, name: str | None = None
+    ) -> ModelProfile:
+        """Read a Hugging Face ``config.json`` (a path or the parsed dict); no network, no transformers.
+
+        See :func:`costmodel.hf.from_hf_config` for the supported ``model_type`` values.
+        """
+        from costmodel.hf import from_hf_config
+
+        return from_hf_config(path_or_dict, name=name)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Hardware
+# ----------------------------------------------------------------------------------------------------
+
+ComputeDType = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4"]
+
+
+class Sourced(Spec):
+    """A datasheet number with the document it comes from."""
+
+    value: PositiveFloat = Field(description="The number, in the unit its key names.")
+    source: str = Field(min_length=3, description="Document, URL and table it was read from.")
+
+
+class Datasheet(Spec):
+    """A device's published figures, in the human units their keys name."""
+
+    peak_dense_tflop_per_s: dict[ComputeDType, Sourced] = Field(
+        description="Dense (never sparsity-doubled) peak per compute dtype [TFLOP/s, TOPS for ints]."
+    )
+    memory_capacity_gib: Sourced = Field(description="Device memory [GiB, 2^30 bytes].")
+    memory_bandwidth_tb_per_s: Sourced = Field(description="Device memory bandwidth [TB/s, 1e12 bytes/s].")
+    on_chip_cache_mib: Sourced | None = Field(None, description="L2 / last-level cache [MiB].")
+    intra_node_link: Literal["nvlink", "pcie", "xgmi", "ici", "none"] = Field(
+        "none", description="Device-to-device link inside a node."
+    )
+    intra_node_bandwidth_gb_per_s: Sourced | None = Field(
+        None, description="Per device, per direction, inside a node [GB/s, 1e9 bytes/s]."
+    )
+    inter_node_bandwidth_gb_per_s: Sourced | None = Field(
+        None, description="Per device, per direction, across nodes [GB/s, 1e9 bytes/s]."
+    )
+    tdp_w: Sourced = Field(description="Thermal design power [W].")
+    compute_units: Sourced | None = Field(None, description="SMs / CUs / TensorCores / cores [-].")
+
+
+class Price(Spec):
+    """An on-demand price for one device."""
+
+    usd_per_hour: PositiveFloat = Field(description="On-demand price of one device [USD/h].")
+    source: str = Field(min_length=3, description="Where the price was published.")
+    date: str = Field(description="When the price was published or observed (YYYY-MM or YYYY-MM-DD).")
+
+
+class Efficiency(Spec):
+    """Achievable fractions of the datasheet figures. Defaults are assumptions; calibration replaces them
+    with measured values and says so in ``source``."""
+
+    matmul_fraction: Fraction01 = Field(0.7, description="Fraction of dense peak a large GEMM reaches [-].")
+    memory_bandwidth_fraction: Fraction01 = Field(
+        0.8, description="Fraction of datasheet bandwidth a large copy reaches [-]."
+    )
+    interconnect_fraction: Fraction01 = Field(0.8, description="Fraction of link bandwidth reached [-].")
+    kernel_overhead_s: float = Field(5e-6, ge=0, description="Fixed launch/setup time per kernel [s].")
+    source: str = Field("assumption", description="Where these fractions come from.")
+
+
+class HardwareProfile(Spec):
+    """One accelerator (or CPU socket), its datasheet, price and efficiency defaults."""
+
+    name: str = Field(description="Short identifier, e.g. 'h100-sxm'.")
+    display_name: str = Field(description="Full product name.")
+    vendor: Literal["nvidia", "amd", "google", "intel", "generic"] = Field(description="Vendor.")
+    device_kind: Literal["gpu", "tpu", "cpu"] = Field(description="Kind of device.")
+    datasheet: Datasheet = Field(description="Published figures, each with its source.")
+    price: Price | None = Field(None, description="On-demand price per device-hour.")
+    efficiency: Efficiency = Field(default_factory=Efficiency, description="Achievable fractions.")
+
+    def peak_flop_per_s(self, dtype: str) -> float:
+        """Dense peak for a compute dtype [FLOP/s]; raises if the device lacks that dtype."""
+        entry = self.datasheet.peak_dense_tflop_per_s.get(dtype)  # type: ignore[call-overload]
+        if entry is None:
+            have = ", ".join(self.datasheet.peak_dense_tflop_per_s)
+            raise ValueError(
+                f"hardware {self.name!r} has no {dtype!r} peak in its datasheet (it has: {have})"
+            )
+        return float(entry.value) * 1e12
+
+    @property
+    def memory_bytes(self) -> int:
+        """Device memory [bytes]."""
+        return round(self.datasheet.memory_capacity_gib.value * 2**30)
+
+    @property
+    def memory_bandwidth_bytes_per_s(self) -> float:
+        """Datasheet memory bandwidth [bytes/s]."""
+        return self.datasheet.memory_bandwidth_tb_per_s.value * 1e12
+
+    @property
+    def compute_dtypes(self) -> list[str]:
+        """Compute dtypes with a published peak."""
+        return list(self.datasheet.peak_dense_tflop_per_s)
+
+    @property
+    def ridge_point_flop_per_byte(self) -> float:
+        """bf16 (or best float) peak over bandwidth [FLOP/byte]: above it a kernel is compute bound."""
+        dtype = next(d for d in ("bf16", "fp16", "fp32") if d in self.datasheet.peak_dense_tflop_per_s)
+        return self.peak_flop_per_s(dtype) / self.memory_bandwidth_bytes_per_s

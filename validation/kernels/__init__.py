@@ -1,0 +1,1 @@
+"""Plain PyTorch reference kernels, written to be read: shapes in comments, no framework magic."""
