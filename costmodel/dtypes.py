@@ -25,6 +25,7 @@ Assumptions, per format (the defaults a user gets; ``group_size`` can be overrid
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -114,3 +115,14 @@ def bytes_per_element(dtype: str, *, group_size: int | None = None) -> float:
     g = fmt.group_size if group_size is None else group_size
     meta = (fmt.scale_bits + fmt.zero_point_bits) / g if g else 0.0
     return (fmt.bits + meta) / 8
+
+
+def map_dtypes(dtype: str | npt.ArrayLike, per_name: Callable[[str], int]) -> npt.NDArray[np.int64]:
+    """Apply ``per_name`` to a dtype name or an array of names, elementwise, calling it once per distinct
+    name (so a million-point sweep over a few dtypes costs a few calls)."""
+    names = np.asarray(dtype)
+    if names.ndim == 0:
+        return np.asarray(per_name(str(names)), dtype=np.int64)
+    unique, inverse = np.unique(names, return_inverse=True)
+    values = np.array([per_name(str(u)) for u in unique], dtype=np.int64)
+    return values[inverse].reshape(names.shape)

@@ -21,9 +21,11 @@ class UnknownNameError(CostmodelError, KeyError):
 
     def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
         known = sorted(known)
-        close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.5)
+        query = name.lower()
+        prefixed = [k for k in known if k.startswith(query)]
+        close = list(dict.fromkeys(prefixed + difflib.get_close_matches(query, known, n=3, cutoff=0.5)))[:3]
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        message = f"unknown {kind} {name!r}.{hint} Known {kind}s: {', '.join(known)}."
+        message = f"unknown {kind} {name!r}.{hint} Known: {', '.join(known)}."
         super().__init__(message)
         self.message = message
 

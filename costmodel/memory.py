@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from costmodel.dtypes import get_dtype, storage_bytes
+from costmodel.dtypes import get_dtype, map_dtypes, storage_bytes
 from costmodel.flops import Recompute
 from costmodel.params import Component, Tensor, param_count, tensors
 from costmodel.specs import NORMS_PER_LAYER, HardwareProfile, ModelProfile
@@ -82,11 +82,16 @@ def kv_elements_per_token(model: ModelProfile) -> int:
     return 2 * model.kv_heads * model.head_size
 
 
-def ssm_state_elements(model: ModelProfile) -> int:
-    """SSM state per sequence per layer [-]: conv window and scan state, d_inner (d_conv + N)."""
+def ssm_state_bytes(model: ModelProfile, *, kv_dtype: str = "bf16") -> int:
+    """SSM state per sequence, all layers [bytes]: the conv window d_inner x d_conv in ``kv_dtype`` and
+    the scan state d_inner x N in fp32 (transformers' Mamba cache keeps the recurrent state in float32
+    whatever the model dtype, for the precision of the long recurrence)."""
     if model.ssm is None:
         return 0
-    return model.ssm.expand * model.d_model * (model.ssm.d_conv + model.ssm.d_state)
+    d_inner = model.ssm.expand * model.d_model
+    conv = int(storage_bytes(d_inner * model.ssm.d_conv, kv_dtype))
+    scan = int(storage_bytes(d_inner * model.ssm.d_state, "fp32"))
+    return (conv + scan) * model.n_layers
 
 
 def kv_bytes_per_token(model: ModelProfile, *, kv_dtype: str = "bf16") -> int:
@@ -99,9 +104,11 @@ def kv_cache_bytes(
     *,
     batch_size: npt.ArrayLike,
     context_len: npt.ArrayLike,
-    kv_dtype: str = "bf16",
+    kv_dtype: str | npt.ArrayLike = "bf16",
 ) -> IntArray:
     """KV-cache (or SSM state) bytes for ``batch_size`` sequences of ``context_len`` tokens [bytes].
+
+    ``batch_size``, ``context_len`` and ``kv_dtype`` (a name or an array of names) broadcast together.
 
     Contiguous cache of exactly ``context_len`` tokens per sequence (paged allocation and reservation
     policies belong to the serving model). A sliding window caps the cached tokens at the window; an SSM's
@@ -110,10 +117,11 @@ def kv_cache_bytes(
     B = np.asarray(batch_size, dtype=np.int64)
     S = np.asarray(context_len, dtype=np.int64)
     if model.ssm is not None:
-        per_seq = int(storage_bytes(ssm_state_elements(model), kv_dtype)) * model.n_layers
-        return np.asarray(B * per_seq + 0 * S, dtype=np.int64)
+        state = map_dtypes(kv_dtype, lambda d: ssm_state_bytes(model, kv_dtype=d))
+        return np.asarray(B * state + 0 * S, dtype=np.int64)
     cached = S if model.sliding_window is None else np.minimum(S, model.sliding_window)
-    return np.asarray(B * cached * kv_bytes_per_token(model, kv_dtype=kv_dtype), dtype=np.int64)
+    per_token = map_dtypes(kv_dtype, lambda d: kv_bytes_per_token(model, kv_dtype=d))
+    return np.asarray(B * cached * per_token, dtype=np.int64)
 
 
 def _activation_width(model: ModelProfile) -> float:
@@ -300,17 +308,36 @@ def training_memory(
     else:
         trainable = lora_params(model, rank=lora_rank, components=lora_components)
         frozen_bytes = weight_bytes(model, weight_dtype="nf4" if method == "qlora" else "bf16")
-    shard = {0: (1, 1, 1), 1: (1, 1, n_gpus), 2: (1, n_gpus, n_gpus), 3: (n_gpus, n_gpus, n_gpus)}[zero_stage]
+    weights, gradients, optimizer = model_state_bytes(
+        trainable, n_gpus=n_gpus, zero_stage=zero_stage, frozen_bytes=frozen_bytes
+    )
     acts = training_activation_bytes(
         model, batch_size=batch_size, seq_len=seq_len, recompute=recompute, attention=attention
     )
     return TrainingMemory(
-        weights=np.asarray((frozen_bytes + 2.0 * trainable) / shard[0]),
-        gradients=np.asarray(2.0 * trainable / shard[1]),
-        optimizer=np.asarray(12.0 * trainable / shard[2]),
+        weights=np.asarray(weights),
+        gradients=np.asarray(gradients),
+        optimizer=np.asarray(optimizer),
         activations=acts,
         trainable_params=trainable,
     )
+
+
+def model_state_bytes(
+    trainable_params: int, *, n_gpus: int = 1, zero_stage: Literal[0, 1, 2, 3] = 0, frozen_bytes: int = 0
+) -> tuple[float, float, float]:
+    """(weights, gradients, optimizer state) per GPU for mixed-precision Adam under ZeRO [bytes].
+
+    2 + 2 + 12 bytes per trainable parameter (Rajbhandari et al. 2020, §3: K = 12); stage 1 divides the
+    optimizer state by ``n_gpus``, stage 2 also the gradients, stage 3 also the weights (their Fig. 1).
+    Frozen weights (LoRA's base model) count in ``weights`` and are sharded only by stage 3.
+    """
+    if zero_stage not in (0, 1, 2, 3):
+        raise ValueError(f"zero_stage must be 0, 1, 2 or 3, got {zero_stage}")
+    n = float(n_gpus)
+    split_w, split_g, split_o = {0: (1, 1, 1), 1: (1, 1, n), 2: (1, n, n), 3: (n, n, n)}[zero_stage]
+    weights = (frozen_bytes + 2.0 * trainable_params) / split_w
+    return weights, 2.0 * trainable_params / split_g, 12.0 * trainable_params / split_o
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -262,7 +262,9 @@ class Datasheet(Spec):
     inter_node_bandwidth_gb_per_s: Sourced | None = Field(
         None, description="Per device, per direction, across nodes [GB/s, 1e9 bytes/s]."
     )
-    tdp_w: Sourced = Field(description="Thermal design power [W].")
+    tdp_w: Sourced | None = Field(
+        None, description="Thermal design power [W]; None where unpublished (TPU v5e)."
+    )
     compute_units: Sourced | None = Field(None, description="SMs / CUs / TensorCores / cores [-].")
 
 

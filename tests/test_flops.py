@@ -21,7 +21,7 @@ from costmodel.flops import (
     forward_flop,
     training_flop,
 )
-from costmodel.specs import MLASpec, MoESpec, ModelProfile
+from costmodel.specs import MLASpec, ModelProfile, MoESpec
 from validation.kernels.decoder import Decoder, attention_mask
 
 
@@ -38,24 +38,43 @@ def counted_flop(model: ModelProfile, batch: int, new: int, past: int, device: s
 
 
 def tiny(**update: object) -> ModelProfile:
-    base = dict(name="tiny", source="test", vocab_size=211, d_model=64, n_layers=2, n_heads=8, d_ff=96,
-                max_context=512)
+    base = dict(
+        name="tiny",
+        source="test",
+        vocab_size=211,
+        d_model=64,
+        n_layers=2,
+        n_heads=8,
+        d_ff=96,
+        max_context=512,
+    )
     return ModelProfile.model_validate(base | update)
 
 
 CPU_MODELS = {
     "gqa": tiny(n_kv_heads=2),
     "mqa-bias-window": tiny(n_kv_heads=1, qkv_bias=True, out_bias=True, sliding_window=7),
-    "gpt2-like": tiny(mlp="standard", activation="gelu_tanh", norm="layernorm", qkv_bias=True, out_bias=True,
-                      mlp_bias=True, tie_embeddings=True, position="learned"),
+    "gpt2-like": tiny(
+        mlp="standard",
+        activation="gelu_tanh",
+        norm="layernorm",
+        qkv_bias=True,
+        out_bias=True,
+        mlp_bias=True,
+        tie_embeddings=True,
+        position="learned",
+    ),
     "head-dim": tiny(head_dim=24, n_kv_heads=4),
     "moe": tiny(n_kv_heads=2, d_ff=None, moe=MoESpec(n_experts=4, top_k=2, expert_d_ff=48)),
     "deepseek-like": tiny(
-        n_layers=3, d_ff=128,
+        n_layers=3,
+        d_ff=128,
         moe=MoESpec(n_experts=8, top_k=3, expert_d_ff=32, n_shared_experts=1, first_dense_layers=1),
         mla=MLASpec(q_lora_rank=40, kv_lora_rank=24, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=12),
     ),
-    "mla-no-q-lora": tiny(mla=MLASpec(kv_lora_rank=24, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16)),
+    "mla-no-q-lora": tiny(
+        mla=MLASpec(kv_lora_rank=24, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16)
+    ),
 }
 SHAPES = [(1, 1, 0), (1, 9, 0), (3, 5, 11), (2, 1, 37)]  # (batch, new tokens, past tokens)
 
@@ -75,7 +94,10 @@ def test_real_sized_layers_on_meta(name: str) -> None:
     """Two real-width layers on the meta device (no memory, no data): exact at full size."""
     model = costmodel.load_model(name).model_copy(update={"n_layers": 2})
     expected = counted_flop(model, batch=4, new=128, past=1000, device="meta")
-    assert forward_flop(model, batch_size=4, new_tokens=128, past_tokens=1000, attention="full").total == expected
+    assert (
+        forward_flop(model, batch_size=4, new_tokens=128, past_tokens=1000, attention="full").total
+        == expected
+    )
 
 
 @pytest.mark.parametrize("window", [None, 1, 5, 16])
@@ -122,4 +144,6 @@ def test_broadcasting_matches_scalar_calls() -> None:
     assert grid.shape == (3, 4)
     for i, b in enumerate(batch[:, 0]):
         for j, p in enumerate(past[0]):
-            assert grid[i, j] == forward_flop(model, batch_size=int(b), new_tokens=3, past_tokens=int(p)).total
+            assert (
+                grid[i, j] == forward_flop(model, batch_size=int(b), new_tokens=3, past_tokens=int(p)).total
+            )

@@ -73,7 +73,9 @@ class Attention(nn.Module):
         assert cache.v is not None
         k = torch.cat([cache.k, k], dim=2)  # [B, Hkv, p + n, hd]
         v = torch.cat([cache.v, v], dim=2)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=self.Hkv != self.H)  # [B, H, n, hd]
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, enable_gqa=self.Hkv != self.H
+        )  # [B, H, n, hd]
         y = y.transpose(1, 2).reshape(B, n, self.H * self.hd)  # [B, n, H * hd]
         return self.o_proj(y), LayerCache(k, v)
 
@@ -202,7 +204,7 @@ class Decoder(nn.Module):
         return [layer.attn.empty_cache(batch, past, **kw) for layer in self.layers]  # type: ignore[operator]
 
     def forward(self, tokens: Tensor, cache: list[LayerCache]) -> tuple[Tensor, list[LayerCache]]:
-        B, n = tokens.shape  # [B, n]
+        n = tokens.shape[1]  # tokens: [B, n]
         past = cache[0].k.shape[2] if cache[0].v is not None else cache[0].k.shape[1]
         x = self.embed_tokens(tokens)  # [B, n, d]
         if self.embed_positions is not None:

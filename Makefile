@@ -1,0 +1,32 @@
+# One command to a working result, one more to a passing test suite. Each creates .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# the exact pin takes the CPU build from local disk; a bare `torch` would pull a multi-GB CUDA build
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev,validation]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## size Llama-3-8B on an H100 (the dashboard will open here once it exists)
+	$(BIN)/costmodel estimate --model llama-3-8b --hardware h100-sxm --batch-size 8 --prompt-len 2048 --output-len 256
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint  ## ruff, mypy on costmodel/, then the whole pytest suite (CPU only)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_core.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,73 @@
+"""The command line, run as users run it: exit codes, messages, JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import HF_CONFIGS
+from typer.testing import CliRunner
+
+from costmodel.cli import app
+
+runner = CliRunner()
+
+
+def test_models_and_hardware_list_everything() -> None:
+    result = runner.invoke(app, ["models", "--json"])
+    assert result.exit_code == 0
+    names = {row["name"] for row in json.loads(result.stdout)}
+    assert {"llama-3-8b", "deepseek-v3", "mamba-2.8b"} <= names
+    result = runner.invoke(app, ["hardware"])
+    assert result.exit_code == 0
+    assert "h100-sxm" in result.stdout
+
+
+def test_estimate_json() -> None:
+    result = runner.invoke(
+        app, ["estimate", "--model", "llama-3-8b", "--hardware", "h100-sxm", "--batch-size", "8", "--json"]
+    )
+    assert result.exit_code == 0
+    report = json.loads(result.stdout)
+    assert report["params_total"] == 8_030_261_248
+    assert report["fits"] is True
+
+
+def test_bad_input_is_one_message_and_exit_2() -> None:
+    for args, needle in [
+        (["estimate", "--model", "llama-3-80b"], "Did you mean 'llama-3-8b'"),
+        (["estimate", "--model", "gpt2", "--hardware", "h100"], "unknown hardware 'h100'"),
+        (["estimate", "--model", "gpt2", "--batch-size", "0"], "batch_size must be a positive integer"),
+        (["estimate", "--model", "gpt2", "--weight-dtype", "int3"], "unknown dtype 'int3'"),
+        (["import-hf", "/nonexistent/config.json"], "cannot read"),
+    ]:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, args
+        assert needle in " ".join(result.stderr.split()), args
+        assert "Traceback" not in result.output
+
+
+def test_import_hf_prints_a_loadable_profile(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["import-hf", str(HF_CONFIGS / "mixtral-8x7b.json")])
+    assert result.exit_code == 0
+    path = tmp_path / "m.yaml"
+    path.write_text(result.stdout)
+    import costmodel
+
+    assert costmodel.param_count(costmodel.load_model(str(path))).total == 46_702_792_704
+
+
+def test_console_script_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "costmodel", "models"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "llama-3.1-405b" in done.stdout
+
+
+def test_import_costmodel_is_light() -> None:
+    code = "import sys, costmodel; print(sorted({'torch', 'streamlit', 'plotly', 'transformers'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

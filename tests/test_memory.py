@@ -1,0 +1,180 @@
+"""Bytes against real allocations (transformers caches, parameter tensors) and published formulas."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers
+from conftest import HF_CONFIGS
+from oracles import hf_meta_model
+
+import costmodel
+from costmodel.dtypes import storage_bytes
+from costmodel.memory import (
+    kv_cache_bytes,
+    lora_params,
+    model_state_bytes,
+    training_activation_bytes,
+    training_memory,
+    weight_bytes,
+)
+from costmodel.specs import MLASpec, ModelProfile
+from validation.kernels.decoder import Decoder
+
+TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@pytest.mark.parametrize("dtype", TORCH_DTYPES)
+@pytest.mark.parametrize("name", costmodel.list_models())
+def test_weight_bytes_equal_parameter_bytes(name: str, dtype: str) -> None:
+    module = hf_meta_model(HF_CONFIGS / f"{name}.json")
+    itemsize = torch.empty((), dtype=TORCH_DTYPES[dtype]).element_size()
+    expected = sum(p.numel() for p in module.parameters()) * itemsize
+    assert weight_bytes(costmodel.load_model(name), weight_dtype=dtype) == expected
+
+
+def test_int4_weight_bytes_by_hand() -> None:
+    """GPTQ layout on one 4096 x 4096 matrix: 4 bits per weight + per 128-group an fp16 scale and 4-bit zero."""
+    n = 4096 * 4096
+    assert storage_bytes(n, "int4") == n // 2 + (n // 128) * (16 + 4) // 8
+    assert storage_bytes(n, "nf4") == n // 2 + (n // 64) * 4  # one fp32 absmax per 64-block
+    assert storage_bytes(n, "ternary") == -(-n // 5)  # 5 trits per byte
+    assert storage_bytes(10, "int4", group_size=0) == 5
+
+
+def test_quantization_keeps_embeddings_and_head() -> None:
+    model = costmodel.load_model("llama-2-7b")
+    p = costmodel.param_count(model)
+    kept = 2 * (p.embedding + p.output_head + p.norms)
+    quantized = p.attention + p.mlp
+    assert weight_bytes(model, weight_dtype="int8") == kept + quantized
+    assert weight_bytes(model, weight_dtype="int4", group_size=0) == kept + quantized // 2
+
+
+def test_seed_kv_cache_example() -> None:
+    """Seed 003: LLaMA-7B, B=1, S=2048, fp16 -> 2 x 1 x 2048 x 32 x 4096 x 2 = 1,073,741,824 bytes."""
+    model = costmodel.load_model("llama-2-7b")
+    assert kv_cache_bytes(model, batch_size=1, context_len=2048, kv_dtype="fp16") == 1_073_741_824
+
+
+def tiny_hf(kind: str) -> tuple[transformers.PreTrainedModel, ModelProfile]:
+    common = dict(vocab_size=101, hidden_size=64, num_hidden_layers=3)
+    if kind == "llama-gqa":
+        config = transformers.LlamaConfig(
+            **common,
+            num_attention_heads=8,
+            num_key_value_heads=2,
+            intermediate_size=96,
+            max_position_embeddings=64,
+        )
+    elif kind == "gpt2":
+        config = transformers.GPT2Config(vocab_size=101, n_embd=64, n_layer=3, n_head=4, n_positions=64)
+    else:
+        config = transformers.MambaConfig(**common, state_size=8, expand=2, conv_kernel=4)
+    config_dict = config.to_dict()
+    torch.manual_seed(0)
+    hf = transformers.AutoModelForCausalLM.from_config(config).to(torch.bfloat16)
+    return hf, costmodel.ModelProfile.from_hf_config(config_dict, name=kind)
+
+
+def cache_nbytes(cache: object) -> int:
+    total = 0
+    for layer in cache.layers:  # type: ignore[attr-defined]
+        total += sum(
+            t.numel() * t.element_size() for t in vars(layer).values() if isinstance(t, torch.Tensor)
+        )
+    return total
+
+
+@pytest.mark.parametrize("kind", ["llama-gqa", "gpt2"])
+@pytest.mark.parametrize(("batch", "context"), [(1, 1), (3, 17), (2, 40)])
+def test_kv_cache_equals_a_real_transformers_cache(kind: str, batch: int, context: int) -> None:
+    hf, model = tiny_hf(kind)
+    with torch.no_grad():
+        cache = hf(torch.randint(0, 101, (batch, context)), use_cache=True).past_key_values
+    assert kv_cache_bytes(model, batch_size=batch, context_len=context, kv_dtype="bf16") == cache_nbytes(
+        cache
+    )
+
+
+def test_ssm_state_equals_the_transformers_mamba_cache_and_is_constant() -> None:
+    hf, model = tiny_hf("mamba")
+    sizes = []
+    for context in (5, 23):
+        with torch.no_grad():
+            cache = hf(torch.randint(0, 101, (2, context)), use_cache=True).cache_params
+        states = [cache.get_conv_state(i) for i in range(3)] + [
+            cache.get_recurrent_state(i) for i in range(3)
+        ]
+        sizes.append(sum(t.numel() * t.element_size() for t in states))
+        assert kv_cache_bytes(model, batch_size=2, context_len=context, kv_dtype="bf16") == sizes[-1]
+    assert sizes[0] == sizes[1]
+
+
+def test_mla_latent_cache_equals_the_reference_cache() -> None:
+    model = ModelProfile(
+        name="mla",
+        source="test",
+        vocab_size=97,
+        d_model=64,
+        n_layers=2,
+        n_heads=4,
+        d_ff=96,
+        max_context=256,
+        mla=MLASpec(q_lora_rank=32, kv_lora_rank=24, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16),
+    )
+    decoder = Decoder(model).to(torch.bfloat16)
+    cache = decoder.empty_cache(3, 0, dtype=torch.bfloat16)
+    with torch.no_grad():
+        _, cache = decoder(torch.randint(0, 97, (3, 11)), cache)
+    allocated = sum(c.k.numel() * c.k.element_size() for c in cache)
+    assert kv_cache_bytes(model, batch_size=3, context_len=11, kv_dtype="bf16") == allocated
+    # DeepSeek-V3: (512 + 64) values per token and layer instead of 2 x 128 heads x 128 = 32,768 (57x less)
+    ds = costmodel.load_model("deepseek-v3")
+    assert kv_cache_bytes(ds, batch_size=1, context_len=1, kv_dtype="bf16") == 61 * 576 * 2
+
+
+def test_sliding_window_caps_the_cache() -> None:
+    model = costmodel.load_model("mistral-7b")
+    per_token = 32 * 2 * 8 * 128 * 2
+    assert kv_cache_bytes(model, batch_size=1, context_len=1000) == 1000 * per_token
+    assert kv_cache_bytes(model, batch_size=1, context_len=30_000) == 4096 * per_token
+
+
+def test_zero_stages_reproduce_the_zero_paper_figure_1() -> None:
+    """Rajbhandari et al. 2020, Fig. 1: Psi = 7.5B, K = 12, N_d = 64 -> 120, 31.4, 16.6, 1.9 GB per GPU."""
+    psi = 7.5e9
+    expected_gb = {0: 120.0, 1: 31.4, 2: 16.6, 3: 1.9}
+    for stage, gb in expected_gb.items():
+        total = sum(model_state_bytes(int(psi), n_gpus=64, zero_stage=stage))  # type: ignore[arg-type]
+        assert total / 1e9 == pytest.approx(gb, abs=0.05)
+
+
+def test_activations_reproduce_korthikanti_equation_1() -> None:
+    """Korthikanti et al. 2022, Eq. 1: s b h (34 + 5 a s / h) bytes per layer for a GPT layer."""
+    gpt = costmodel.load_model("gpt2-xl")  # MHA, d_ff = 4h, standard MLP, LayerNorm
+    s, b, h, a, L, V = 1024, 4, 1600, 25, 48, 50257
+    got = training_activation_bytes(gpt, batch_size=b, seq_len=s, attention="eager", dropout=True)
+    per_layer = s * b * h * (34 + 5 * a * s / h)
+    assert got == pytest.approx(L * per_layer + 4 * s * b * V, rel=1e-12)
+    # selective recomputation keeps 34 s b h (their Eq. 6 without tensor parallelism)
+    sel = training_activation_bytes(
+        gpt, batch_size=b, seq_len=s, attention="eager", dropout=True, recompute="selective"
+    )
+    assert sel == pytest.approx(L * 34 * s * b * h + 4 * s * b * V, rel=1e-12)
+
+
+def test_lora_parameters_by_hand() -> None:
+    model = costmodel.load_model("llama-2-7b")
+    r, d, f = 8, 4096, 11008
+    assert lora_params(model, rank=r, components=("attention",)) == 32 * 4 * r * (d + d)
+    assert lora_params(model, rank=r, components=("mlp",)) == 32 * 3 * r * (d + f)
+
+
+def test_qlora_is_smaller_than_lora_is_smaller_than_full() -> None:
+    model = costmodel.load_model("llama-2-13b")
+    kw = dict(batch_size=1, seq_len=1024)
+    full, lora, qlora = (training_memory(model, method=m, **kw).total for m in ("full", "lora", "qlora"))  # type: ignore[arg-type]
+    assert qlora < lora < full
+    # full fine-tuning of 13B in mixed-precision Adam needs 16 bytes per parameter before activations
+    assert full > 16 * 13.0e9
