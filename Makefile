@@ -25,8 +25,14 @@ lint: $(STAMP)
 test: lint  ## ruff, mypy on costmodel/, then the whole pytest suite (CPU only)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+# llm-analysis pins an old transformers, so it lives in its own venv; bench_perf.py times it beside costmodel
+.venv-bench/bin/python:
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install -q llm-analysis==0.2.2
+
+bench: $(STAMP) .venv-bench/bin/python
 	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/bench_perf.py --llm-analysis-python .venv-bench/bin/python
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-bench build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -17,9 +17,11 @@ from rich.console import Console
 from rich.table import Table
 
 from costmodel.errors import CostmodelError
+from costmodel.estimate import estimate as run_estimate
 from costmodel.estimate import size
 from costmodel.params import param_count
 from costmodel.registry import list_hardware, list_models, load_hardware, load_model, to_yaml
+from costmodel.specs import Deployment, Workload
 
 app = typer.Typer(
     add_completion=False,
@@ -129,23 +131,50 @@ def hardware(
     out.print(table)
 
 
+def _workload_options(
+    batch_size: int, prompt_len: int, output_len: int, weight_dtype: str, kv_dtype: str, activation_dtype: str
+) -> Workload:
+    return Workload(
+        batch_size,
+        prompt_len,
+        output_len,
+        weight_dtype=weight_dtype,
+        activation_dtype=activation_dtype,
+        kv_dtype=kv_dtype,
+    )
+
+
+BatchOpt = Annotated[int, typer.Option(help="Concurrent sequences.")]
+PromptOpt = Annotated[int, typer.Option(help="Prompt tokens per sequence.")]
+OutputOpt = Annotated[int, typer.Option(help="Generated tokens per sequence.")]
+WeightOpt = Annotated[str, typer.Option(help="fp32 bf16 fp16 fp8 int8 int4 nf4 ternary binary")]
+KVOpt = Annotated[str, typer.Option(help="KV-cache dtype.")]
+ActOpt = Annotated[str, typer.Option(help="Activation / compute dtype (bf16, fp16, fp8, int8).")]
+TPOpt = Annotated[int, typer.Option(help="Tensor-parallel degree.")]
+PPOpt = Annotated[int, typer.Option(help="Pipeline stages.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
 @app.command()
 @friendly
 def estimate(
     model: Annotated[str, typer.Option(help="Built-in model name, or a YAML / config.json path.")],
     hardware: Annotated[str, typer.Option(help="Built-in hardware name, or a YAML path.")] = "h100-sxm",
-    batch_size: Annotated[int, typer.Option(help="Concurrent sequences.")] = 1,
-    prompt_len: Annotated[int, typer.Option(help="Prompt tokens per sequence.")] = 2048,
-    output_len: Annotated[int, typer.Option(help="Generated tokens per sequence.")] = 256,
-    weight_dtype: Annotated[
-        str, typer.Option(help="fp32 bf16 fp16 fp8 int8 int4 nf4 ternary binary")
-    ] = "bf16",
-    kv_dtype: Annotated[str, typer.Option(help="KV-cache dtype.")] = "bf16",
-    n_gpus: Annotated[int, typer.Option(help="Devices the model is spread over.")] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    batch_size: BatchOpt = 1,
+    prompt_len: PromptOpt = 2048,
+    output_len: OutputOpt = 256,
+    weight_dtype: WeightOpt = "bf16",
+    kv_dtype: KVOpt = "bf16",
+    activation_dtype: ActOpt = "bf16",
+    tp: TPOpt = 1,
+    pp: PPOpt = 1,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Size a serving workload: parameters, memory, FLOPs, and whether it fits."""
-    r = size(
+    """Time to first token, time per output token, throughput, memory and cost of one workload."""
+    w = _workload_options(batch_size, prompt_len, output_len, weight_dtype, kv_dtype, activation_dtype)
+    dep = Deployment(tp=tp, pp=pp)
+    report = run_estimate(model, hardware, w, dep)
+    sizes = size(
         model,
         hardware,
         batch_size=batch_size,
@@ -153,29 +182,91 @@ def estimate(
         output_len=output_len,
         weight_dtype=weight_dtype,
         kv_dtype=kv_dtype,
-        n_gpus=n_gpus,
+        n_gpus=dep.gpus_per_replica,
     )
     if as_json:
-        print(json.dumps(r.to_dict(), indent=2))
+        print(json.dumps(sizes.to_dict() | report.summary(), indent=2))
         return
-    table = Table(title=f"{r.model} on {r.n_gpus} x {r.hardware}", show_header=False)
+    r = report.summary()
+    table = Table(
+        title=f"{report.model} on {dep.gpus_per_replica} x {report.hardware} (tp={tp}, pp={pp})",
+        show_header=False,
+    )
     rows = [
-        ("parameters (total / active)", f"{r.params_total:,} / {r.params_active:,}"),
-        (f"weights ({r.weight_dtype})", _gb(r.weight_bytes)),
+        ("parameters (total / active)", f"{sizes.params_total:,} / {sizes.params_active:,}"),
+        (f"weights ({weight_dtype})", _gb(sizes.weight_bytes)),
         (
-            f"KV cache ({r.kv_dtype}, {r.batch_size} x {r.prompt_len + r.output_len} tokens)",
-            _gb(r.kv_cache_bytes),
+            f"KV cache ({kv_dtype}, {batch_size} x {prompt_len + output_len} tokens)",
+            _gb(sizes.kv_cache_bytes),
         ),
-        ("activations (prefill chunk)", _gb(r.activation_bytes)),
-        ("required / usable memory", f"{_gb(r.required_bytes)} / {_gb(r.capacity_bytes)}"),
-        ("fits", "yes" if r.fits else "NO"),
-        ("largest batch at this context", f"{r.max_batch_size:,}"),
-        ("longest context at this batch", f"{r.max_context_len:,}"),
-        ("prefill FLOPs", f"{r.prefill_flop:.3e}"),
-        ("decode FLOPs per token", f"{r.decode_flop_per_token:.3e}"),
+        (
+            "memory per GPU / usable",
+            f"{_gb(r['memory_bytes_per_gpu'])} / {_gb(report.capacity_bytes_per_gpu)}",
+        ),
+        ("fits", "yes" if r["fits"] else "NO"),
+        ("largest batch at this context", f"{sizes.max_batch_size:,}"),
+        ("time to first token", f"{r['ttft_s'] * 1e3:,.1f} ms"),
+        ("time per output token", f"{r['tpot_s'] * 1e3:,.2f} ms"),
+        ("end-to-end", f"{r['e2e_s']:,.2f} s"),
+        (
+            "output tokens/s (replica / GPU)",
+            f"{r['output_tokens_per_s']:,.0f} / {r['output_tokens_per_s_per_gpu']:,.0f}",
+        ),
+        ("prefill MFU / decode MBU", f"{r['prefill_mfu']:.0%} / {r['decode_mbu']:.0%}"),
+        ("$ per hour", f"{r['usd_per_hour']:,.2f}"),
+        (
+            "$ per million input / output tokens",
+            f"{r['usd_per_million_input_tokens']:,.3f} / {r['usd_per_million_output_tokens']:,.3f}",
+        ),
+        (
+            "prefill FLOPs / decode FLOPs per token",
+            f"{sizes.prefill_flop:.3e} / {sizes.decode_flop_per_token:.3e}",
+        ),
     ]
     for key, value in rows:
         table.add_row(key, value)
+    out.print(table)
+    out.print("[dim]Default (uncalibrated) efficiencies: see the README's validation section.[/]")
+
+
+@app.command()
+@friendly
+def compare(
+    model: Annotated[str, typer.Option(help="Built-in model name, or a YAML / config.json path.")],
+    hardware: Annotated[
+        str, typer.Option(help="Comma-separated hardware names.")
+    ] = "h100-sxm,a100-80gb,l40s",
+    batch_size: BatchOpt = 8,
+    prompt_len: PromptOpt = 2048,
+    output_len: OutputOpt = 256,
+    weight_dtype: WeightOpt = "bf16",
+    kv_dtype: KVOpt = "bf16",
+    activation_dtype: ActOpt = "bf16",
+    tp: TPOpt = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rank devices for one workload by $ per million output tokens."""
+    w = _workload_options(batch_size, prompt_len, output_len, weight_dtype, kv_dtype, activation_dtype)
+    rows = []
+    for name in [h.strip() for h in hardware.split(",") if h.strip()]:
+        r = run_estimate(model, name, w, Deployment(tp=tp))
+        rows.append({"hardware": name} | r.summary())
+    rows.sort(key=lambda row: (not row["fits"], row["usd_per_million_output_tokens"]))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("hardware", "fits", "TTFT", "TPOT", "tokens/s", "$/h", "$/M output", "$/M input")
+    for row in rows:
+        table.add_row(
+            row["hardware"],
+            "yes" if row["fits"] else "NO",
+            f"{row['ttft_s'] * 1e3:,.1f} ms",
+            f"{row['tpot_s'] * 1e3:,.2f} ms",
+            f"{row['output_tokens_per_s']:,.0f}",
+            f"{row['usd_per_hour']:,.2f}",
+            f"{row['usd_per_million_output_tokens']:,.3f}",
+            f"{row['usd_per_million_input_tokens']:,.3f}",
+        )
     out.print(table)
 
 

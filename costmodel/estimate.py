@@ -1,18 +1,32 @@
 """The orchestration layer: one call from (model, hardware, workload) to the figures people read.
 
-For now it covers sizing: parameters, memory and FLOPs for a serving workload, and whether it fits.
-Time, throughput and cost arrive with the performance model.
+:func:`size` gives sizes (parameters, memory, FLOPs, whether it fits); :func:`estimate` adds time,
+throughput and cost from the per-operator roofline; :func:`sweep` runs a grid into a tidy DataFrame.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
-from costmodel.flops import forward_flop
-from costmodel.memory import fit, kv_bytes_per_token
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from costmodel.flops import Recompute, forward_flop
+from costmodel.memory import (
+    fit,
+    inference_activation_bytes,
+    kv_bytes_per_token,
+    kv_cache_bytes,
+    training_memory,
+    weight_bytes,
+)
+from costmodel.ops import AttentionImpl, Op, forward_ops
 from costmodel.params import param_count
 from costmodel.registry import load_hardware, load_model
-from costmodel.specs import HardwareProfile, ModelProfile
+from costmodel.roofline import Link, OpTimes, compute_peak_flop_per_s, link_bandwidth_bytes_per_s, op_times
+from costmodel.specs import Deployment, Efficiency, HardwareProfile, ModelProfile, Workload
 
 
 @dataclass(frozen=True)
@@ -105,4 +119,490 @@ def size(
         max_context_len=int(f.max_context_len),
         prefill_flop=float(prefill),
         decode_flop_per_token=per_token,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Performance: time, throughput, cost
+# ----------------------------------------------------------------------------------------------------
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """Everything a pass needs besides the token counts."""
+
+    model: ModelProfile
+    hardware: HardwareProfile
+    workload: Workload
+    deployment: Deployment
+    efficiency: Efficiency
+    attention_impl: AttentionImpl
+    link: Link
+
+    def ops(self, batch: Any, new: Any, past: Any, logits: Literal["all", "last"]) -> tuple[Op, ...]:
+        w = self.workload
+        return forward_ops(
+            self.model,
+            batch_size=batch,
+            new_tokens=new,
+            past_tokens=past,
+            weight_dtype=w.weight_dtype,
+            activation_dtype=w.activation_dtype,
+            kv_dtype=w.kv_dtype,
+            attention_impl=self.attention_impl,
+            logits=logits,
+            tp=self.deployment.tp,
+            ep=self.deployment.ep,
+        )
+
+    def times(self, ops: tuple[Op, ...]) -> OpTimes:
+        return op_times(
+            ops,
+            self.hardware,
+            activation_dtype=self.workload.activation_dtype,
+            efficiency=self.efficiency,
+            link=self.link,
+        )
+
+    def pipelined(self, time_fn: Any, batch: Any, tokens_per_seq: Any) -> FloatArray:
+        """Step time with ``pp`` stages and m micro-batches: (m + pp - 1) stage times (GPipe, Huang et al.
+        2019), each stage running 1/pp of the layers on batch / m sequences, plus pp - 1 point-to-point
+        sends of a micro-batch's hidden states between stages."""
+        pp = self.deployment.pp
+        if pp == 1:
+            return np.asarray(time_fn(batch))
+        m = self.deployment.microbatches or pp
+        micro = np.asarray(batch) / m
+        stage = np.asarray(time_fn(micro)) / pp
+        dep = self.deployment
+        p2p_link: Link = "intra" if dep.gpus_per_replica <= dep.gpus_per_node else "inter"
+        hidden = micro * np.asarray(tokens_per_seq) * self.model.d_model * 2.0  # bf16 activations
+        bw = link_bandwidth_bytes_per_s(self.hardware, p2p_link) * self.efficiency.interconnect_fraction
+        sends = (pp - 1) * (hidden / bw + self.efficiency.kernel_overhead_s)
+        return np.asarray((m + pp - 1) * stage + sends)
+
+
+def _tp_link(dep: Deployment) -> Link:
+    """Tensor (and expert) parallel collectives stay on the intra-node link while the group fits a node."""
+    return "intra" if dep.tp <= dep.gpus_per_node else "inter"
+
+
+def _affine_max_sum(
+    x0: FloatArray, x1: FloatArray, y0: FloatArray, y1: FloatArray, n: FloatArray
+) -> FloatArray:
+    """sum_{j=0}^{n-1} max(x0 + x1 j, y0 + y1 j), exactly, elementwise over arrays."""
+
+    def affine(c0: FloatArray, c1: FloatArray, lo: FloatArray, hi: FloatArray) -> FloatArray:
+        count = np.maximum(hi - lo, 0.0)
+        return np.asarray(count * c0 + c1 * count * (lo + hi - 1) / 2)
+
+    g0, g1 = x0 - y0, x1 - y1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        root = np.where(g1 != 0, -g0 / np.where(g1 != 0, g1, 1.0), 0.0)
+    k = np.where(g1 > 0, np.ceil(root), np.where(g1 < 0, np.floor(root) + 1, n))
+    k = np.clip(k, 0, n)
+    lower_is_x = np.where(g1 == 0, g0 >= 0, g1 < 0)
+    zero = np.zeros_like(k)
+    with_x_low = affine(x0, x1, zero, k) + affine(y0, y1, k, n)
+    with_y_low = affine(y0, y1, zero, k) + affine(x0, x1, k, n)
+    return np.asarray(np.where(lower_is_x, with_x_low, with_y_low))
+
+
+def _decode_total_s(setup: _Setup, batch: Any, start: Any, steps: Any) -> FloatArray:
+    """Time of ``steps`` decode steps of ``batch`` sequences, the first attending to ``start`` cached
+    tokens, exactly: within a stretch where every operator's FLOPs and bytes are affine in the step
+    index (always, but for the kink where a sliding window fills up), each operator's max(compute,
+    memory) sums in closed form (see :func:`_affine_max_sum`); no loop over tokens."""
+    start = np.asarray(start, dtype=np.float64)
+    steps = np.asarray(steps, dtype=np.float64)
+    window = setup.model.sliding_window
+    if window is None:
+        segments = [(np.zeros_like(start), steps)]
+    else:
+        kink = np.clip(window - start, 0, steps)  # step index from which the window is full
+        segments = [(np.zeros_like(start), kink), (kink, steps)]
+
+    def one_pass_sum(b: Any) -> FloatArray:
+        total: FloatArray = np.zeros(())
+        for lo, hi in segments:
+            t0 = setup.times(setup.ops(b, 1, start + lo, "all"))
+            t1 = setup.times(setup.ops(b, 1, start + lo + 1, "all"))
+            for i, layers in enumerate(t0.layers):
+                fixed = t0.communication_s[i] + t0.overhead_s
+                c0, m0 = t0.compute_s[i], t0.memory_s[i]
+                c1, m1 = t1.compute_s[i] - c0, t1.memory_s[i] - m0
+                steps_here = np.asarray(hi - lo, dtype=np.float64)
+                total = total + layers * (
+                    _affine_max_sum(c0 + 0 * steps_here, c1, m0 + 0 * steps_here, m1, steps_here)
+                    + fixed * steps_here
+                )
+        return total
+
+    return setup.pipelined(one_pass_sum, batch, 1)
+
+
+@dataclass(frozen=True)
+class Report:
+    """Serving figures for one (model, hardware, workload, deployment); arrays follow the workload.
+
+    Time attribution: prefill time is charged to input tokens, decode time to output tokens (the first
+    output token comes out of the prefill). Energy assumes every device draws its TDP throughout (an
+    upper bound). Throughputs are for one static batch run to completion.
+    """
+
+    model: str
+    hardware: str
+    workload: Workload
+    deployment: Deployment
+    ttft_s: FloatArray
+    tpot_s: FloatArray
+    e2e_s: FloatArray
+    output_tokens_per_s: FloatArray
+    output_tokens_per_s_per_gpu: FloatArray
+    input_tokens_per_s: FloatArray
+    memory_bytes_per_gpu: FloatArray
+    capacity_bytes_per_gpu: float
+    fits: npt.NDArray[np.bool_]
+    prefill_mfu: FloatArray
+    decode_mbu: FloatArray
+    usd_per_hour: float
+    usd_per_million_input_tokens: FloatArray
+    usd_per_million_output_tokens: FloatArray
+    joules_per_million_output_tokens: FloatArray
+    prefill_ops: OpTimes
+    decode_ops: OpTimes
+    _ops: tuple[tuple[Op, ...], tuple[Op, ...]]
+
+    def summary(self) -> dict[str, Any]:
+        """The headline figures as Python scalars (for a scalar workload) or lists."""
+        keys = (
+            "ttft_s",
+            "tpot_s",
+            "e2e_s",
+            "output_tokens_per_s",
+            "output_tokens_per_s_per_gpu",
+            "input_tokens_per_s",
+            "memory_bytes_per_gpu",
+            "fits",
+            "prefill_mfu",
+            "decode_mbu",
+            "usd_per_hour",
+            "usd_per_million_input_tokens",
+            "usd_per_million_output_tokens",
+            "joules_per_million_output_tokens",
+        )
+        return {k: np.asarray(getattr(self, k)).tolist() for k in keys}
+
+    def to_frame(self) -> pd.DataFrame:
+        """Per-operator table of the prefill pass and the first decode step (scalar workloads)."""
+        rows = []
+        for phase, times, ops in (
+            ("prefill", self.prefill_ops, self._ops[0]),
+            ("decode", self.decode_ops, self._ops[1]),
+        ):
+            for i, op in enumerate(ops):
+                t = np.asarray(times.time_s(i))
+                if t.ndim:
+                    raise ValueError("to_frame() needs a scalar workload; use sweep() for grids")
+                rows.append(
+                    {
+                        "phase": phase,
+                        "op": op.name,
+                        "kind": op.kind,
+                        "layers": op.layers,
+                        "flop": float(op.flop) * op.layers,
+                        "bytes": float(op.bytes) * op.layers,
+                        "intensity_flop_per_byte": float(op.intensity),
+                        "time_s": float(t) * op.layers,
+                        "bound": str(times.bound(i)),
+                    }
+                )
+        frame = pd.DataFrame(rows)
+        frame["time_fraction"] = frame["time_s"] / frame.groupby("phase")["time_s"].transform("sum")
+        return frame
+
+
+def estimate(
+    model: ModelProfile | str,
+    hardware: HardwareProfile | str,
+    workload: Workload | None = None,
+    deployment: Deployment | None = None,
+    *,
+    efficiency: Efficiency | None = None,
+    attention_impl: AttentionImpl = "flash",
+    usd_per_hour: float | None = None,
+    usable_fraction: float = 0.9,
+) -> Report:
+    """Time to first token, time per output token, throughput, memory and cost of serving ``workload``.
+
+    Parameters
+    ----------
+    model, hardware : profile or built-in name
+    workload : Workload
+        Batch, prompt and output lengths (arrays broadcast) and dtypes; default ``Workload()``.
+    deployment : Deployment
+        Parallelism; default one GPU.
+    efficiency : Efficiency, optional
+        Replaces the hardware profile's achievable fractions (e.g. calibrated ones).
+    attention_impl : {"flash", "eager"}
+    usd_per_hour : float, optional
+        Price of one device-hour [USD/h]; default the hardware profile's.
+    usable_fraction : float
+        Fraction of device memory available for weights, cache and activations [-].
+
+    Notes
+    -----
+    Prefill is one forward pass over the prompts (logits for the last token only); decode is
+    ``output_len - 1`` single-token steps with the context growing, summed exactly (no loop over tokens).
+    ``tpot_s`` is their mean (for ``output_len = 1``, the cost of the one step that would follow).
+    """
+    m, hw = load_model(model), load_hardware(hardware)
+    w = workload or Workload()
+    dep = deployment or Deployment()
+    dep.check(m)
+    setup = _Setup(m, hw, w, dep, efficiency or hw.efficiency, attention_impl, _tp_link(dep))
+    B, P, N = (np.asarray(x, dtype=np.float64) for x in (w.batch_size, w.prompt_len, w.output_len))
+
+    prefill_ops = setup.ops(B, P, 0, "last")
+    ttft = setup.pipelined(lambda b: setup.times(setup.ops(b, P, 0, "last")).total_s, B, P)
+    steps = np.maximum(N - 1, 0)
+    decode_total = _decode_total_s(setup, B, P, steps)
+    first_step_ops = setup.ops(B, 1, P, "all")
+    first_step = setup.pipelined(lambda b: setup.times(setup.ops(b, 1, P, "all")).total_s, B, 1)
+    tpot = np.where(steps > 0, decode_total / np.maximum(steps, 1), first_step)
+    e2e = ttft + decode_total
+
+    gpus = dep.gpus_per_replica
+    out_rate = B * N / e2e
+    price = (
+        usd_per_hour if usd_per_hour is not None else (hw.price.usd_per_hour if hw.price else float("nan"))
+    )
+    usd_per_s_replica = price * gpus / 3600.0
+    usd_in = usd_per_s_replica * ttft / (B * P) * 1e6
+    usd_out = (
+        usd_per_s_replica * np.where(steps > 0, decode_total, first_step) / (B * np.maximum(steps, 1)) * 1e6
+    )
+    tdp = hw.datasheet.tdp_w.value if hw.datasheet.tdp_w else float("nan")
+    joules_out = tdp * gpus * e2e / (B * N) * 1e6
+
+    # memory per GPU: weights and cache split over TP x PP (KV heads replicate past n_kv_heads)
+    kv_split = 1 if m.mla is not None or m.ssm is not None else min(dep.tp, m.kv_heads)
+    weights = weight_bytes(m, weight_dtype=w.weight_dtype) / (dep.tp * dep.pp)
+    kv = kv_cache_bytes(
+        m, batch_size=w.batch_size, context_len=w.prompt_len + w.output_len, kv_dtype=w.kv_dtype
+    )
+    kv_per_gpu = kv / (kv_split * dep.pp) if m.ssm is None else kv / dep.pp
+    acts = (
+        inference_activation_bytes(
+            m, batch_size=1, new_tokens=np.minimum(P, 8192), activation_dtype=w.activation_dtype
+        )
+        / dep.tp
+    )
+    memory = np.asarray(weights + kv_per_gpu + acts)
+    capacity = usable_fraction * hw.memory_bytes
+
+    peak = compute_peak_flop_per_s(hw, w.activation_dtype)
+    prefill_flop = forward_flop(m, batch_size=B, new_tokens=P, logits="last").total
+    mfu = prefill_flop / (ttft * peak * gpus)
+    decode_bytes = sum(op.bytes * op.layers for op in first_step_ops) * gpus
+    mbu = decode_bytes / (first_step * hw.memory_bandwidth_bytes_per_s * gpus)
+    return Report(
+        model=m.name,
+        hardware=hw.name,
+        workload=w,
+        deployment=dep,
+        ttft_s=np.asarray(ttft),
+        tpot_s=np.asarray(tpot),
+        e2e_s=np.asarray(e2e),
+        output_tokens_per_s=np.asarray(out_rate),
+        output_tokens_per_s_per_gpu=np.asarray(out_rate / gpus),
+        input_tokens_per_s=np.asarray(B * P / ttft),
+        memory_bytes_per_gpu=memory,
+        capacity_bytes_per_gpu=capacity,
+        fits=np.asarray(memory <= capacity),
+        prefill_mfu=np.asarray(mfu),
+        decode_mbu=np.asarray(mbu),
+        usd_per_hour=price * dep.n_gpus,
+        usd_per_million_input_tokens=np.asarray(usd_in),
+        usd_per_million_output_tokens=np.asarray(usd_out),
+        joules_per_million_output_tokens=np.asarray(joules_out),
+        prefill_ops=setup.times(prefill_ops),
+        decode_ops=setup.times(first_step_ops),
+        _ops=(prefill_ops, first_step_ops),
+    )
+
+
+def _as_list(x: Any) -> list[Any]:
+    return list(x) if isinstance(x, list | tuple) else [x]
+
+
+def sweep(
+    models: Any,
+    hardware: Any,
+    *,
+    batch_size: Any = 1,
+    prompt_len: Any = 2048,
+    output_len: Any = 256,
+    weight_dtype: Any = "bf16",
+    kv_dtype: Any = "bf16",
+    activation_dtype: str = "bf16",
+    deployments: Any = None,
+    efficiency: Efficiency | None = None,
+) -> pd.DataFrame:
+    """A tidy table over the grid models x hardware x dtypes x deployments x batch x prompt x output.
+
+    Each argument takes one value or a list (batch, prompt and output lengths: any array-like); the inner
+    batch x prompt x output grid is one vectorised :func:`estimate` call per outer combination.
+    """
+    b, p, o = np.meshgrid(
+        np.atleast_1d(batch_size), np.atleast_1d(prompt_len), np.atleast_1d(output_len), indexing="ij"
+    )
+    b, p, o = b.ravel(), p.ravel(), o.ravel()
+    frames = []
+    for model in _as_list(models):
+        for hw in _as_list(hardware):
+            for wd in _as_list(weight_dtype):
+                for kd in _as_list(kv_dtype):
+                    for dep in _as_list(deployments) if deployments is not None else [Deployment()]:
+                        w = Workload(b, p, o, weight_dtype=wd, activation_dtype=activation_dtype, kv_dtype=kd)
+                        r = estimate(model, hw, w, dep, efficiency=efficiency)
+                        frames.append(
+                            pd.DataFrame(
+                                {
+                                    "model": r.model,
+                                    "hardware": r.hardware,
+                                    "weight_dtype": wd,
+                                    "kv_dtype": kd,
+                                    "tp": dep.tp,
+                                    "pp": dep.pp,
+                                    "replicas": dep.replicas,
+                                    "batch_size": b,
+                                    "prompt_len": p,
+                                    "output_len": o,
+                                    "ttft_s": r.ttft_s,
+                                    "tpot_s": r.tpot_s,
+                                    "e2e_s": r.e2e_s,
+                                    "output_tokens_per_s": r.output_tokens_per_s,
+                                    "output_tokens_per_s_per_gpu": r.output_tokens_per_s_per_gpu,
+                                    "memory_bytes_per_gpu": r.memory_bytes_per_gpu,
+                                    "fits": r.fits,
+                                    "usd_per_million_output_tokens": r.usd_per_million_output_tokens,
+                                }
+                            )
+                        )
+    return pd.concat(frames, ignore_index=True)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    """One training step and the whole run [s, FLOP/s fractions, USD]."""
+
+    step_time_s: FloatArray
+    tokens_per_s: FloatArray
+    mfu: FloatArray
+    train_time_s: FloatArray
+    gpu_hours: FloatArray
+    usd: FloatArray
+    memory_bytes_per_gpu: FloatArray
+
+
+def train(
+    model: ModelProfile | str,
+    hardware: HardwareProfile | str,
+    *,
+    global_batch_size: Any,
+    seq_len: Any,
+    tokens: Any = 0,
+    deployment: Deployment | None = None,
+    recompute: Recompute = "none",
+    zero_stage: Literal[0, 1, 2, 3] = 1,
+    efficiency: Efficiency | None = None,
+    usd_per_hour: float | None = None,
+) -> TrainingReport:
+    """Step time and MFU of mixed-precision training, and time / GPU-hours / cost to train on ``tokens``.
+
+    Model: each data-parallel replica runs ``global_batch_size / replicas`` sequences through the
+    forward pass (the roofline of :func:`costmodel.ops.forward_ops`), backward costs twice the forward
+    (compute and traffic; Narayanan et al. 2021 §5.1), recomputation adds a forward (or the attention core
+    for ``"selective"``), pipeline stages add the GPipe bubble (p - 1) / m, gradients are all-reduced in
+    bf16 across replicas with the ring cost (no overlap with compute: an upper bound), and the Adam update
+    reads and writes 16 bytes per parameter and shard. MFU = model FLOPs (forward + backward, no
+    recomputation) / (step time x dense peak x devices) (Chowdhery et al. 2022, App. B).
+    """
+    m, hw = load_model(model), load_hardware(hardware)
+    dep = deployment or Deployment()
+    dep.check(m)
+    eff = efficiency or hw.efficiency
+    gbs = np.asarray(global_batch_size, dtype=np.float64)
+    S = np.asarray(seq_len, dtype=np.float64)
+    micro = gbs / dep.replicas
+    microbatches = dep.microbatches or 4 * dep.pp
+    w = Workload(1, 1, 1)
+    setup = _Setup(
+        m, hw, w, dep.model_copy(update={"microbatches": microbatches}), eff, "flash", _tp_link(dep)
+    )
+
+    def step(b: Any) -> FloatArray:
+        times = setup.times(setup.ops(b, S, 0, "all"))
+        forward = times.total_s
+        if recompute == "full":
+            return np.asarray(4.0 * forward)
+        if recompute == "selective" and "attention" in times.names:
+            i = times.names.index("attention")
+            return np.asarray(3.0 * forward + times.layers[i] * times.time_s(i))
+        return np.asarray(3.0 * forward)
+
+    compute = setup.pipelined(step, micro, S)
+    params = param_count(m).total
+    shard = dep.tp * dep.pp
+    grad_bytes = 2.0 * params / shard
+    n = dep.replicas
+    bw_link: Link = "intra" if dep.n_gpus <= dep.gpus_per_node else "inter"
+    if n > 1:
+        allreduce = (
+            2.0
+            * (n - 1)
+            / n
+            * grad_bytes
+            / (link_bandwidth_bytes_per_s(hw, bw_link) * eff.interconnect_fraction)
+        )
+    else:
+        allreduce = 0.0
+    update = 32.0 * params / shard / (hw.memory_bandwidth_bytes_per_s * eff.memory_bandwidth_fraction)
+    step_s = np.asarray(compute + allreduce + update)
+    tokens_per_step = gbs * S
+    flop = 3.0 * forward_flop(m, batch_size=gbs, new_tokens=S).total
+    peak = compute_peak_flop_per_s(hw, "bf16")
+    mfu = flop / (step_s * peak * dep.n_gpus)
+    total_tokens = np.asarray(tokens, dtype=np.float64)
+    run_s = step_s * total_tokens / tokens_per_step
+    price = (
+        usd_per_hour if usd_per_hour is not None else (hw.price.usd_per_hour if hw.price else float("nan"))
+    )
+    mem = (
+        training_memory(
+            m,
+            batch_size=micro / microbatches if dep.pp > 1 else micro,
+            seq_len=S,
+            n_gpus=dep.replicas,
+            zero_stage=zero_stage,
+            recompute=recompute,
+        ).total
+        / shard
+    )
+    return TrainingReport(
+        step_time_s=step_s,
+        tokens_per_s=np.asarray(tokens_per_step / step_s),
+        mfu=np.asarray(mfu),
+        train_time_s=np.asarray(run_s),
+        gpu_hours=np.asarray(run_s * dep.n_gpus / 3600.0),
+        usd=np.asarray(run_s * dep.n_gpus / 3600.0 * price),
+        memory_bytes_per_gpu=np.asarray(mem),
     )

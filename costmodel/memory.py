@@ -37,9 +37,15 @@ QUANTIZABLE: tuple[Component, ...] = ("attention", "mlp", "experts", "shared_exp
 embeddings, the output head, routers, norms and biases stay in ``keep_dtype``."""
 
 
-def _tensor_bytes(t: Tensor, dtype: str, group_size: int | None) -> int:
-    # scale groups never straddle two tensors: count one copy, then multiply
-    return int(storage_bytes(t.numel // t.count, dtype, group_size=group_size)) * t.count
+def tensor_bytes(
+    t: Tensor, *, weight_dtype: str = "bf16", group_size: int | None = None, keep_dtype: str = "bf16"
+) -> int:
+    """Bytes of one copy of tensor ``t`` stored as :func:`weight_bytes` stores it [bytes]."""
+    if get_dtype(weight_dtype).quantized:
+        if t.kind == "matmul" and t.component in QUANTIZABLE:
+            return int(storage_bytes(t.numel // t.count, weight_dtype, group_size=group_size))
+        weight_dtype = keep_dtype
+    return int(storage_bytes(t.numel // t.count, weight_dtype, group_size=0))
 
 
 def weight_bytes(
@@ -63,14 +69,11 @@ def weight_bytes(
     keep_dtype : str
         Format of what quantization leaves alone (embeddings, head, norms, biases, routers).
     """
-    quantized = get_dtype(weight_dtype).quantized
-    total = 0
-    for t in tensors(model):
-        if quantized and t.kind == "matmul" and t.component in QUANTIZABLE:
-            total += _tensor_bytes(t, weight_dtype, group_size)
-        else:
-            total += _tensor_bytes(t, keep_dtype if quantized else weight_dtype, None)
-    return total
+    # scale groups never straddle two tensors: size one copy, then multiply
+    return sum(
+        tensor_bytes(t, weight_dtype=weight_dtype, group_size=group_size, keep_dtype=keep_dtype) * t.count
+        for t in tensors(model)
+    )
 
 
 def kv_elements_per_token(model: ModelProfile) -> int:

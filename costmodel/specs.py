@@ -10,6 +10,7 @@ Glossary of canonical symbols (used in every module): ``vocab_size`` (V), ``d_mo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -330,3 +331,117 @@ class HardwareProfile(Spec):
         """bf16 (or best float) peak over bandwidth [FLOP/byte]: above it a kernel is compute bound."""
         dtype = next(d for d in ("bf16", "fp16", "fp32") if d in self.datasheet.peak_dense_tflop_per_s)
         return self.peak_flop_per_s(dtype) / self.memory_bandwidth_bytes_per_s
+
+
+# ----------------------------------------------------------------------------------------------------
+# Deployment
+# ----------------------------------------------------------------------------------------------------
+
+
+class Deployment(Spec):
+    """How one model is spread over devices (Megatron-LM style; Shoeybi et al. 2019, Narayanan et al. 2021).
+
+    One replica uses ``tp x pp`` devices; ``replicas`` copies serve in parallel (data parallelism).
+    Expert parallelism places the experts of each MoE layer on ``ep`` of the replica's tensor-parallel
+    devices (so ``ep`` divides ``tp``), exchanging tokens by all-to-all instead of all-reducing.
+    """
+
+    tp: PositiveInt = Field(1, description="Tensor-parallel degree [-].")
+    pp: PositiveInt = Field(1, description="Pipeline-parallel stages [-].")
+    replicas: PositiveInt = Field(1, description="Data-parallel replicas [-].")
+    ep: PositiveInt = Field(1, description="Expert-parallel degree within the tensor-parallel group [-].")
+    gpus_per_node: PositiveInt = Field(8, description="Devices sharing the intra-node link [-].")
+    microbatches: PositiveInt | None = Field(
+        None, description="Pipeline micro-batches per step [-]; default pp (inference) or 4 pp (training)."
+    )
+
+    @model_validator(mode="after")
+    def _ep_within_tp(self) -> Self:
+        if self.tp % self.ep:
+            raise ValueError(
+                f"ep ({self.ep}) must divide tp ({self.tp}): experts are spread over the TP group"
+            )
+        return self
+
+    @property
+    def gpus_per_replica(self) -> int:
+        """Devices one replica uses [-]."""
+        return self.tp * self.pp
+
+    @property
+    def n_gpus(self) -> int:
+        """Devices in the whole deployment [-]."""
+        return self.gpus_per_replica * self.replicas
+
+    def check(self, model: ModelProfile) -> None:
+        """Raise a ValueError naming the field if ``model`` cannot be split this way."""
+        tp = self.tp
+        if self.pp > model.n_layers:
+            raise ValueError(f"pp ({self.pp}) exceeds the model's n_layers ({model.n_layers})")
+        if model.ssm is not None:
+            inner = model.ssm.expand * model.d_model
+            if inner % tp:
+                raise ValueError(f"tp ({tp}) must divide the Mamba inner width ({inner})")
+            return
+        heads = model.n_heads or 0
+        if heads % tp:
+            raise ValueError(f"tp ({tp}) must divide n_heads ({heads}) of {model.name}")
+        kv = model.kv_heads
+        if model.mla is None and kv % tp and tp % kv:
+            raise ValueError(
+                f"tp ({tp}) and n_kv_heads ({kv}) of {model.name} must divide one another "
+                "(KV heads are split, or replicated when tp > n_kv_heads)"
+            )
+        if model.d_ff and model.n_dense_mlp_layers and model.d_ff % tp:
+            raise ValueError(f"tp ({tp}) must divide d_ff ({model.d_ff}) of {model.name}")
+        if self.ep > 1:
+            if model.moe is None:
+                raise ValueError(
+                    f"ep ({self.ep}) > 1 needs a mixture-of-experts model; {model.name} is dense"
+                )
+            if model.moe.n_experts % self.ep:
+                raise ValueError(f"ep ({self.ep}) must divide moe.n_experts ({model.moe.n_experts})")
+        if model.moe is not None and model.moe.expert_d_ff % (tp // self.ep):
+            raise ValueError(
+                f"tp / ep ({tp // self.ep}) must divide moe.expert_d_ff ({model.moe.expert_d_ff})"
+            )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Workload
+# ----------------------------------------------------------------------------------------------------
+
+
+def _positive_int_array(name: str, value: Any, *, minimum: int = 1) -> Any:
+    import numpy as np
+
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf" or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+        raise ValueError(f"{name} must be a whole number (or an array of them), got {value!r}")
+    if np.any(arr < minimum):
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return arr.astype(np.int64) if arr.ndim else int(arr)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What is asked of a deployment: ``batch_size`` concurrent sequences, each with ``prompt_len`` prompt
+    tokens and ``output_len`` generated tokens, and the storage formats. The three sizes may be numpy
+    arrays that broadcast together (a sweep is one call)."""
+
+    batch_size: Any = 1
+    prompt_len: Any = 2048
+    output_len: Any = 256
+    weight_dtype: str = "bf16"
+    activation_dtype: str = "bf16"
+    kv_dtype: str = "bf16"
+
+    def __post_init__(self) -> None:
+        from costmodel.dtypes import get_dtype
+
+        for name in ("batch_size", "prompt_len", "output_len"):
+            object.__setattr__(self, name, _positive_int_array(name, getattr(self, name)))
+        for name in ("weight_dtype", "activation_dtype", "kv_dtype"):
+            get_dtype(getattr(self, name))
+        if get_dtype(self.activation_dtype).bits < 8:
+            raise ValueError(f"activation_dtype must be 8 bits or wider, got {self.activation_dtype!r}")

@@ -39,7 +39,7 @@ def test_bad_input_is_one_message_and_exit_2() -> None:
     for args, needle in [
         (["estimate", "--model", "llama-3-80b"], "Did you mean 'llama-3-8b'"),
         (["estimate", "--model", "gpt2", "--hardware", "h100"], "unknown hardware 'h100'"),
-        (["estimate", "--model", "gpt2", "--batch-size", "0"], "batch_size must be a positive integer"),
+        (["estimate", "--model", "gpt2", "--batch-size", "0"], "batch_size must be >= 1, got 0"),
         (["estimate", "--model", "gpt2", "--weight-dtype", "int3"], "unknown dtype 'int3'"),
         (["import-hf", "/nonexistent/config.json"], "cannot read"),
     ]:
@@ -71,3 +71,22 @@ def test_import_costmodel_is_light() -> None:
     code = "import sys, costmodel; print(sorted({'torch', 'streamlit', 'plotly', 'transformers'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_estimate_shows_time_and_cost_and_compare_ranks() -> None:
+    result = runner.invoke(app, ["estimate", "--model", "llama-3-70b", "--tp", "4", "--json"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ttft_s"] > 0
+    assert report["tpot_s"] > 0
+    assert report["usd_per_million_output_tokens"] > 0
+    result = runner.invoke(
+        app, ["compare", "--model", "llama-3-8b", "--hardware", "h100-sxm,l4,a100-80gb", "--json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    costs = [r["usd_per_million_output_tokens"] for r in rows if r["fits"]]
+    assert costs == sorted(costs)
+    result = runner.invoke(app, ["estimate", "--model", "llama-3-8b", "--tp", "3"])
+    assert result.exit_code == 2
+    assert "tp (3) must divide n_heads (32)" in result.stderr

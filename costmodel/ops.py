@@ -1,0 +1,409 @@
+"""One forward pass as a list of operators, each with its FLOPs and the bytes it moves.
+
+This is the single source for the performance model: :mod:`costmodel.roofline` turns each operator into
+time, the per-operator table and the roofline chart read the same records. The matmul FLOPs of the
+operators add up to :func:`costmodel.flops.forward_flop` exactly (``Op.counted``), and their weight
+bytes to the weights a pass reads.
+
+Everything is per GPU of a tensor-parallel group of ``tp`` devices and an expert-parallel group of
+``ep`` devices (Megatron-LM layout, Shoeybi et al. 2019 §3: attention heads and MLP columns/rows split
+``tp`` ways; experts split ``ep`` ways). Shapes broadcast over ``batch_size``, ``new_tokens`` and
+``past_tokens``.
+
+Assumptions, stated once:
+
+- **Activations** are read and written once per operator in ``activation_dtype``; norms are fused with
+  the residual add before them (read input and residual, write both), as in vLLM/TensorRT-LLM.
+- **Attention** (``attention_impl="flash"``, Dao et al. 2022): reads Q, the cached K and V of the
+  attended positions once per sequence, writes the output and the new tokens' K and V; only the causal
+  (and windowed) score entries are computed. ``"eager"`` computes the full score rectangle and writes and
+  reads the score matrix (QK^T written, softmax read and written, A V read: 4 passes).
+- **MLA** (DeepSeek-V2 §2.1) caches the latent; ``kv_up_proj`` rebuilds per-head K and V for every
+  attended position and the attention kernel reads them (the form counted in :mod:`costmodel.flops`).
+- **MoE**: tokens spread uniformly over experts; a pass reads the weights of the experts it touches,
+  E (1 - (1 - k/E)^T) of them in expectation for T tokens with top-k routing (each token picks k
+  distinct experts uniformly) — so decoding a small batch reads a fraction of the experts.
+- **Weight-only quantization** reads weights in their storage format and computes in
+  ``activation_dtype``; dequantizing costs ``DEQUANT_FLOP_PER_WEIGHT`` vector operations per weight
+  element per pass (scale multiply and type conversion), charged at the fp32 (non-tensor) peak.
+- **Communication**: tensor parallelism all-reduces the layer output twice per layer (after attention
+  and after the MLP); expert parallelism sends each token's hidden state to its k experts and back (two
+  all-to-alls per MoE layer). Message sizes are per GPU; :mod:`costmodel.roofline` applies the ring cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from costmodel.dtypes import get_dtype
+from costmodel.flops import attended_keys
+from costmodel.memory import kv_bytes_per_token, ssm_state_bytes, tensor_bytes
+from costmodel.params import Tensor, tensors
+from costmodel.specs import NORMS_PER_LAYER, ModelProfile
+
+FloatArray = npt.NDArray[np.float64]
+OpKind = Literal["matmul", "attention", "elementwise", "allreduce", "alltoall"]
+AttentionImpl = Literal["flash", "eager"]
+
+DEQUANT_FLOP_PER_WEIGHT = 2.0
+"""Vector operations to dequantize one stored weight (scale multiply + convert); an assumption."""
+ELEMENTWISE_FLOP = {"norm": 5.0, "act_gated": 6.0, "act": 4.0, "softmax": 5.0}
+"""Rough vector FLOPs per element for non-matmul work; these ops are memory bound on every device here,
+so the numbers only need the right order of magnitude."""
+
+_OP_OF_TENSOR = {
+    "q_proj": "qkv_proj",
+    "k_proj": "qkv_proj",
+    "v_proj": "qkv_proj",
+    "q_a_proj": "qkv_proj",
+    "q_a_norm": "qkv_proj",
+    "q_b_proj": "qkv_proj",
+    "kv_a_proj": "qkv_proj",
+    "kv_a_norm": "qkv_proj",
+    "kv_b_proj": "kv_up_proj",
+    "o_proj": "o_proj",
+    "gate_proj": "up",
+    "up_proj": "up",
+    "down_proj": "down",
+    "router": "router",
+    "in_proj": "in_proj",
+    "conv1d": "conv",
+    "x_proj": "x_dt_proj",
+    "dt_proj": "x_dt_proj",
+    "A_log": "scan",
+    "D": "scan",
+    "out_proj": "out_proj",
+    "lm_head": "lm_head",
+}
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operator, repeated in ``layers`` layers; figures are per occurrence, per GPU.
+
+    ``flop`` counts tensor-core work for matmul/attention ops and vector work for elementwise ops;
+    ``counted`` marks the FLOPs that :func:`costmodel.flops.forward_flop` counts.
+    """
+
+    name: str
+    kind: OpKind
+    layers: int
+    flop: FloatArray
+    bytes_read: FloatArray
+    bytes_written: FloatArray
+    weight_bytes: float = 0.0
+    dequant_flop: float = 0.0
+    counted: bool = False
+    group: int = field(default=1, repr=False)  # devices taking part in a collective
+
+    @property
+    def bytes(self) -> FloatArray:
+        """Bytes moved to and from device memory [bytes]."""
+        return np.asarray(self.bytes_read + self.bytes_written)
+
+    @property
+    def intensity(self) -> FloatArray:
+        """Arithmetic intensity [FLOP/byte]."""
+        return np.asarray(self.flop / np.maximum(self.bytes, 1.0))
+
+
+def _weights_by_op(
+    model: ModelProfile, weight_dtype: str, keep_dtype: str
+) -> dict[tuple[str, str], tuple[float, int]]:
+    """(component, op) -> (weight bytes per layer, matmul weight elements per layer)."""
+    out: dict[tuple[str, str], tuple[float, int]] = {}
+    for t in tensors(model):
+        prefix = t.name.split(".")[0]
+        op = _OP_OF_TENSOR.get(prefix)
+        if op is None:
+            continue
+        copies = _copies_per_layer(model, t)
+        b, n = out.get((t.component, op), (0.0, 0))
+        size = tensor_bytes(t, weight_dtype=weight_dtype, keep_dtype=keep_dtype)
+        elements = (t.numel // t.count) * copies if t.kind == "matmul" else 0  # biases/norms: bytes, no FLOPs
+        out[(t.component, op)] = (b + size * copies, n + elements)
+    return out
+
+
+def _copies_per_layer(model: ModelProfile, t: Tensor) -> int:
+    layers = {
+        "experts": model.n_moe_layers,
+        "shared_experts": model.n_moe_layers,
+        "router": model.n_moe_layers,
+        "mlp": model.n_dense_mlp_layers,
+        "output_head": 1,
+    }.get(t.component, model.n_layers)
+    return t.count // max(layers, 1)
+
+
+def forward_ops(
+    model: ModelProfile,
+    *,
+    batch_size: npt.ArrayLike,
+    new_tokens: npt.ArrayLike,
+    past_tokens: npt.ArrayLike = 0,
+    weight_dtype: str = "bf16",
+    activation_dtype: str = "bf16",
+    kv_dtype: str = "bf16",
+    attention_impl: AttentionImpl = "flash",
+    logits: Literal["all", "last"] = "all",
+    tp: int = 1,
+    ep: int = 1,
+) -> tuple[Op, ...]:
+    """The operators of one forward pass over ``new_tokens`` per sequence after ``past_tokens``.
+
+    Parameters
+    ----------
+    model : ModelProfile
+    batch_size, new_tokens, past_tokens : int or array
+        Sequences [-], tokens processed now [tokens], tokens already cached [tokens].
+    weight_dtype, activation_dtype, kv_dtype : str
+        Storage formats (see :mod:`costmodel.dtypes`).
+    attention_impl : {"flash", "eager"}
+        Fused (FlashAttention) or unfused attention (see the module docstring).
+    logits : {"all", "last"}
+        Output head for every new token or the last one per sequence.
+    tp, ep : int
+        Tensor- and expert-parallel degrees; figures are per GPU.
+    """
+    B = np.asarray(batch_size, dtype=np.float64)
+    n = np.asarray(new_tokens, dtype=np.float64)
+    past = np.asarray(past_tokens, dtype=np.float64)
+    T = B * n  # tokens in this pass
+    zero = np.zeros(np.broadcast(B, n, past).shape)
+    a = get_dtype(activation_dtype).bits / 8
+    quantized = get_dtype(weight_dtype).quantized
+    keep = activation_dtype if not get_dtype(activation_dtype).quantized else "bf16"
+    w = _weights_by_op(model, weight_dtype, keep if quantized else weight_dtype)
+    d, L = model.d_model, model.n_layers
+    ops: list[Op] = []
+
+    def matmul(
+        name: str,
+        component: str,
+        op: str,
+        layers: int,
+        tokens: FloatArray,
+        in_w: float,
+        out_w: float,
+        *,
+        copies: int = 1,
+        split: int = tp,
+        weight_split: int | None = None,
+        weight_fraction: FloatArray | float = 1.0,
+    ) -> None:
+        """``tokens`` rows through ``copies`` equal matrices (experts) of which each row uses one;
+        ``in_w``/``out_w`` are the per-GPU activation widths read and written."""
+        wb, we = w.get((component, op), (0.0, 0))
+        if not layers or not we:
+            return
+        flop = 2.0 * tokens * (we / copies) / split
+        weights = wb * weight_fraction / (weight_split or split)
+        ops.append(
+            Op(
+                name,
+                "matmul",
+                layers,
+                zero + flop,
+                zero + weights + tokens * in_w * a,
+                zero + tokens * out_w * a,
+                weight_bytes=float(np.max(weights)),
+                dequant_flop=DEQUANT_FLOP_PER_WEIGHT * we / (weight_split or split) if quantized else 0.0,
+                counted=True,
+            )
+        )
+
+    def elementwise(
+        name: str,
+        layers: int,
+        elements: FloatArray,
+        flop_per: float,
+        reads: float = 1.0,
+        writes: float = 1.0,
+        extra_read: FloatArray | float = 0.0,
+    ) -> None:
+        if layers:
+            ops.append(
+                Op(
+                    name,
+                    "elementwise",
+                    layers,
+                    zero + elements * flop_per,
+                    zero + elements * reads * a + extra_read,
+                    zero + elements * writes * a,
+                )
+            )
+
+    def allreduce(name: str, layers: int, group: int) -> None:
+        if group > 1 and layers:
+            ops.append(Op(name, "allreduce", layers, zero, zero + T * d * a, zero, group=group))
+
+    # embedding lookup: gather T rows
+    emb_row = model.d_model * get_dtype(weight_dtype if not quantized else keep).bits / 8
+    ops.append(Op("embedding", "elementwise", 1, zero, zero + T * emb_row, zero + T * d * a))
+
+    norm_layers = L * (1 if model.ssm is not None else NORMS_PER_LAYER[model.norm_placement])
+    elementwise("norm", norm_layers, T * d, ELEMENTWISE_FLOP["norm"], reads=2, writes=2)
+
+    if model.ssm is not None:
+        s = model.ssm
+        di = s.expand * d
+        matmul("in_proj", "ssm", "in_proj", L, T, d, 2 * di)
+        conv = 2.0 * T * di * s.d_conv
+        conv_w, scan_w = w.get(("ssm", "conv"), (0.0, 0))[0], w.get(("ssm", "scan"), (0.0, 0))[0]
+        ops.append(
+            Op(
+                "conv",
+                "elementwise",
+                L,
+                zero + conv,
+                zero + T * di * a + conv_w,
+                zero + T * di * a,
+                weight_bytes=conv_w,
+                counted=True,
+            )
+        )
+        matmul("x_dt_proj", "ssm", "x_dt_proj", L, T, di, s.dt_rank + 2 * s.d_state + di)
+        state = ssm_state_bytes(model, kv_dtype=kv_dtype) / L
+        readout = 2.0 * T * di * s.d_state
+        ops.append(
+            Op(
+                "scan",
+                "elementwise",
+                L,
+                zero + readout,
+                zero + T * (3 * di + 2 * s.d_state) * a + B * state + scan_w,
+                zero + T * di * a + B * state,
+                weight_bytes=scan_w,
+                counted=True,
+            )
+        )
+        matmul("out_proj", "ssm", "out_proj", L, T, di, d)
+    else:
+        H = model.n_heads or 0
+        mla = model.mla
+        qk_dim = mla.qk_head_dim if mla else model.head_size
+        v_dim = mla.v_head_dim if mla else model.head_size
+        q_width = H * qk_dim
+        kv_width = (mla.kv_lora_rank + mla.qk_rope_head_dim) if mla else 2 * model.kv_heads * model.head_size
+        matmul("qkv_proj", "attention", "qkv_proj", L, T, d, (q_width + kv_width) / tp)
+        context = B * (past + n)
+        if mla:
+            matmul(
+                "kv_up_proj",
+                "attention",
+                "kv_up_proj",
+                L,
+                context,
+                mla.kv_lora_rank,
+                H * (mla.qk_nope_head_dim + v_dim) / tp,
+            )
+        # attention core
+        keys = attended_keys(
+            n,
+            past,
+            sliding_window=model.sliding_window,
+            attention="causal" if attention_impl == "flash" else "full",
+        )
+        flop = 2.0 * B * keys * H * (qk_dim + v_dim) / tp
+        cached = past + n if model.sliding_window is None else np.minimum(past + n, model.sliding_window)
+        kv_token = kv_bytes_per_token(model, kv_dtype=kv_dtype) / L
+        # MLA reads the rebuilt per-head K and V (activations); others read the cache
+        # KV heads split over TP, replicated once tp exceeds them; the MLA latent is replicated
+        kv_split = 1 if mla else min(tp, model.kv_heads)
+        kv_read = B * cached * H * (qk_dim + v_dim) * a / tp if mla else B * cached * kv_token / kv_split
+        reads = T * q_width * a / tp + kv_read
+        writes = T * H * v_dim * a / tp + B * n * kv_token / kv_split
+        if attention_impl == "eager":
+            scores = B * H * n * (past + n) * a / tp
+            reads, writes = reads + 2 * scores, writes + 2 * scores
+        ops.append(Op("attention", "attention", L, zero + flop, zero + reads, zero + writes, counted=True))
+        matmul("o_proj", "attention", "o_proj", L, T, H * v_dim / tp, d)
+        allreduce("allreduce_attn", L, tp)
+
+        gated = model.mlp == "gated"
+        act = ELEMENTWISE_FLOP["act_gated" if gated else "act"]
+        n_dense = model.n_dense_mlp_layers
+        if n_dense and model.d_ff:
+            f = model.d_ff
+            matmul("mlp_up", "mlp", "up", n_dense, T, d, (2 if gated else 1) * f / tp)
+            elementwise("mlp_act", n_dense, T * f / tp, act, reads=2 if gated else 1)
+            matmul("mlp_down", "mlp", "down", n_dense, T, f / tp, d)
+            allreduce("allreduce_mlp", n_dense, tp)
+        if model.moe is not None and model.n_moe_layers:
+            moe, nm = model.moe, model.n_moe_layers
+            E, k = moe.n_experts, moe.top_k
+            touched = 1.0 - (1.0 - k / E) ** T  # fraction of experts some token picks
+            routed = T * k  # token-expert pairs
+            matmul("router", "router", "router", nm, T, d, E, split=1)
+            if ep > 1:
+                ops.append(
+                    Op("alltoall_dispatch", "alltoall", nm, zero, zero + routed * d * a / ep, zero, group=ep)
+                )
+            # ep GPUs of the TP group each hold E/ep experts, each expert split tp/ep ways
+            etp = tp // ep
+            per_gpu = routed / ep  # token-expert pairs each expert group serves, balanced
+            up_w = (2 if gated else 1) * moe.expert_d_ff / etp
+            matmul(
+                "experts_up",
+                "experts",
+                "up",
+                nm,
+                per_gpu,
+                d,
+                up_w,
+                copies=E,
+                split=etp,
+                weight_split=tp,
+                weight_fraction=touched,
+            )
+            elementwise("experts_act", nm, per_gpu * moe.expert_d_ff / etp, act, reads=2 if gated else 1)
+            matmul(
+                "experts_down",
+                "experts",
+                "down",
+                nm,
+                per_gpu,
+                moe.expert_d_ff / etp,
+                d,
+                copies=E,
+                split=etp,
+                weight_split=tp,
+                weight_fraction=touched,
+            )
+            if ep > 1:
+                ops.append(
+                    Op("alltoall_combine", "alltoall", nm, zero, zero + routed * d * a / ep, zero, group=ep)
+                )
+            if moe.n_shared_experts:
+                sf = moe.shared_d_ff
+                shared = sf * moe.n_shared_experts / tp
+                matmul("shared_up", "shared_experts", "up", nm, T, d, (2 if gated else 1) * shared)
+                elementwise("shared_act", nm, T * shared, act, reads=2 if gated else 1)
+                matmul("shared_down", "shared_experts", "down", nm, T, shared, d)
+            allreduce("allreduce_moe", nm, etp)
+
+    # output head: a tied head reads the embedding matrix
+    head_tokens = T if logits == "all" else B * np.minimum(n, 1.0)
+    if model.tie_embeddings:
+        hb = model.vocab_size * emb_row
+        flop = 2.0 * head_tokens * model.vocab_size * d / tp
+        ops.append(
+            Op(
+                "lm_head",
+                "matmul",
+                1,
+                zero + flop,
+                zero + hb / tp + head_tokens * d * a,
+                zero + head_tokens * model.vocab_size * a / tp,
+                weight_bytes=hb / tp,
+                counted=True,
+            )
+        )
+    else:
+        matmul("lm_head", "output_head", "lm_head", 1, head_tokens, d, model.vocab_size)
+    return tuple(ops)

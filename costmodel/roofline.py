@@ -1,0 +1,174 @@
+"""Operator time on a device: the roofline model with efficiencies and a fixed per-kernel overhead.
+
+    time = max(FLOP / (peak x matmul_fraction), bytes / (bandwidth x memory_bandwidth_fraction))
+           + kernel_overhead_s
+
+(Williams, Waterman & Patterson 2009, "Roofline: an insightful visual performance model"). Compute and
+memory traffic are assumed to overlap perfectly inside a kernel and not at all across kernels.
+Tensor-core work (matmul, attention) runs at the dense peak of the compute dtype; elementwise work and
+weight dequantization at the fp32 (vector) peak. Collectives cost the ring algorithm's
+2 (n - 1) / n x bytes / link bandwidth for an all-reduce (Patarasuk & Yuan 2009; NCCL's "bus
+bandwidth") and (n - 1) / n x bytes / bandwidth for an all-to-all, plus one latency each.
+
+Efficiencies come from the hardware profile (defaults, later calibrated) and can be replaced per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from costmodel.ops import Op
+from costmodel.specs import Efficiency, HardwareProfile
+
+FloatArray = npt.NDArray[np.float64]
+Link = Literal["intra", "inter"]
+BOUNDS = ("compute", "memory", "communication")
+
+
+def compute_peak_flop_per_s(hardware: HardwareProfile, activation_dtype: str) -> float:
+    """Dense peak for matmuls with ``activation_dtype`` inputs [FLOP/s].
+
+    int4/nf4/ternary/binary activations do not exist in these kernels; weight-only formats compute in the
+    activation dtype, so only fp32/bf16/fp16/fp8/int8 are looked up. A device without bf16 (e.g. a CPU
+    profile without it) falls back to fp16, then fp32.
+    """
+    candidates = (
+        [activation_dtype, "bf16", "fp16", "fp32"]
+        if activation_dtype in ("bf16", "fp16")
+        else [activation_dtype]
+    )
+    for dtype in candidates:
+        if dtype in hardware.compute_dtypes:
+            return hardware.peak_flop_per_s(dtype)
+    return hardware.peak_flop_per_s(activation_dtype)  # raises with the list of dtypes it has
+
+
+def vector_peak_flop_per_s(hardware: HardwareProfile) -> float:
+    """Non-tensor (fp32 vector) peak [FLOP/s]; the tensor peak / 16 where no fp32 figure is published."""
+    if "fp32" in hardware.compute_dtypes:
+        return hardware.peak_flop_per_s("fp32")
+    return max(hardware.peak_flop_per_s(d) for d in hardware.compute_dtypes) / 16
+
+
+def link_bandwidth_bytes_per_s(hardware: HardwareProfile, link: Link) -> float:
+    """Per-direction device-to-device bandwidth inside or across nodes [bytes/s]."""
+    sheet = hardware.datasheet
+    entry = sheet.intra_node_bandwidth_gb_per_s if link == "intra" else sheet.inter_node_bandwidth_gb_per_s
+    if entry is None:
+        raise ValueError(
+            f"hardware {hardware.name!r} has no {link}-node bandwidth in its profile; "
+            "multi-device deployments need datasheet.{intra,inter}_node_bandwidth_gb_per_s"
+        )
+    return entry.value * 1e9
+
+
+@dataclass(frozen=True)
+class OpTimes:
+    """Per operator (in the order of ``ops``): times per occurrence [s], arrays over the workload."""
+
+    names: tuple[str, ...]
+    layers: tuple[int, ...]
+    compute_s: tuple[FloatArray, ...]
+    memory_s: tuple[FloatArray, ...]
+    communication_s: tuple[FloatArray, ...]
+    overhead_s: float
+
+    def time_s(self, i: int) -> FloatArray:
+        """Time of one occurrence of operator ``i`` [s]."""
+        return np.asarray(
+            np.maximum(self.compute_s[i], self.memory_s[i]) + self.communication_s[i] + self.overhead_s
+        )
+
+    @property
+    def total_s(self) -> FloatArray:
+        """Time of the whole pass: every operator times its layer count [s]."""
+        out: FloatArray = np.zeros(())
+        for i, n in enumerate(self.layers):
+            out = out + n * self.time_s(i)
+        return out
+
+    def bound(self, i: int) -> npt.NDArray[np.str_]:
+        """What limits operator ``i``: 'compute', 'memory' or 'communication'."""
+        c, m, k = np.broadcast_arrays(self.compute_s[i], self.memory_s[i], self.communication_s[i])
+        return np.where(k > np.maximum(c, m), "communication", np.where(c >= m, "compute", "memory"))
+
+
+def op_times(
+    ops: Sequence[Op],
+    hardware: HardwareProfile,
+    *,
+    activation_dtype: str = "bf16",
+    efficiency: Efficiency | None = None,
+    link: Link = "intra",
+    collective_latency_s: float = 10e-6,
+) -> OpTimes:
+    """Roofline time of each operator on ``hardware`` (see the module docstring).
+
+    Parameters
+    ----------
+    ops : sequence of Op
+        From :func:`costmodel.ops.forward_ops`.
+    hardware : HardwareProfile
+    activation_dtype : str
+        Compute dtype of the matmuls [-].
+    efficiency : Efficiency, optional
+        Replaces ``hardware.efficiency`` (e.g. a calibrated one).
+    link : {"intra", "inter"}
+        Which link the collectives use.
+    collective_latency_s : float
+        Fixed cost of one collective [s] (NCCL small-message latency on NVLink is ~10 us).
+    """
+    eff = efficiency or hardware.efficiency
+    tensor = compute_peak_flop_per_s(hardware, activation_dtype) * eff.matmul_fraction
+    vector = vector_peak_flop_per_s(hardware) * eff.matmul_fraction
+    bandwidth = hardware.memory_bandwidth_bytes_per_s * eff.memory_bandwidth_fraction
+    compute, memory, comm = [], [], []
+    for op in ops:
+        if op.kind in ("allreduce", "alltoall"):
+            link_bw = link_bandwidth_bytes_per_s(hardware, link) * eff.interconnect_fraction
+            n = op.group
+            factor = 2.0 * (n - 1) / n if op.kind == "allreduce" else (n - 1) / n
+            compute.append(np.zeros(()))
+            memory.append(np.zeros(()))
+            comm.append(np.asarray(factor * op.bytes_read / link_bw + collective_latency_s))
+            continue
+        peak = tensor if op.kind in ("matmul", "attention") else vector
+        compute.append(np.asarray(op.flop / peak + op.dequant_flop / vector))
+        memory.append(np.asarray(op.bytes / bandwidth))
+        comm.append(np.zeros(()))
+    return OpTimes(
+        names=tuple(op.name for op in ops),
+        layers=tuple(op.layers for op in ops),
+        compute_s=tuple(compute),
+        memory_s=tuple(memory),
+        communication_s=tuple(comm),
+        overhead_s=eff.kernel_overhead_s,
+    )
+
+
+def ridge_point_flop_per_byte(
+    hardware: HardwareProfile, *, activation_dtype: str = "bf16", efficiency: Efficiency | None = None
+) -> float:
+    """Arithmetic intensity where the compute and memory roofs meet, with efficiencies applied [FLOP/byte]."""
+    eff = efficiency or hardware.efficiency
+    peak = compute_peak_flop_per_s(hardware, activation_dtype) * eff.matmul_fraction
+    return peak / (hardware.memory_bandwidth_bytes_per_s * eff.memory_bandwidth_fraction)
+
+
+def attainable_flop_per_s(
+    hardware: HardwareProfile,
+    intensity: npt.ArrayLike,
+    *,
+    activation_dtype: str = "bf16",
+    efficiency: Efficiency | None = None,
+) -> FloatArray:
+    """The roofline itself: min(peak, intensity x bandwidth) [FLOP/s], for drawing the chart."""
+    eff = efficiency or hardware.efficiency
+    peak = compute_peak_flop_per_s(hardware, activation_dtype) * eff.matmul_fraction
+    bw = hardware.memory_bandwidth_bytes_per_s * eff.memory_bandwidth_fraction
+    return np.asarray(np.minimum(peak, np.asarray(intensity, dtype=np.float64) * bw))

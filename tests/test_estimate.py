@@ -1,0 +1,109 @@
+"""estimate(), sweep() and train() against published measurements, each with its source.
+
+Predictions use the hardware profiles' default (uncalibrated) efficiencies. The tolerances are the honest
+spread of this model today, not targets: each assertion message prints the error. Sources:
+
+- gpt-fast README, "Benchmarks" (pytorch-labs/gpt-fast): Llama-2-7B on one A100-80GB (power-limited to
+  330 W), batch 1, 5-token prompt, tokens/s including prefill: bf16 104.9, int8 155.58, int4 (g=32) 196.80.
+- torchao quantization README (pytorch/ao, torchao/quantization/README.md): Llama-3.1-8B bf16 on an
+  "NVIDIA-H100", batch 1: 126.90 tokens/s (variant not stated; compared with h100-sxm).
+- TensorRT-LLM v0.5 performance docs (NVIDIA/TensorRT-LLM docs/source/performance.md, "Low Latency"):
+  LLaMA-7B first-token latency at batch 1: A100 fp16 16 ms (128 tokens) / 133 ms (2048); H100 fp8
+  7 ms / 36 ms.
+- stas00/ml-engineering, "Maximum Achievable Matmul FLOPS" table: H100 SXM bf16 794.5 TFLOPS.
+- Dubey et al. 2024, "The Llama 3 Herd of Models" (arXiv:2407.21783) Table 4: Llama 3 405B on 16,384
+  H100s, TP 8, PP 16, DP 128, 8,192-token sequences, 16M tokens per batch: 400 TFLOPS per GPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import costmodel
+from costmodel.estimate import estimate, sweep, train
+from costmodel.specs import Deployment, Workload
+
+
+def rel_error(predicted: float, measured: float) -> float:
+    return (predicted - measured) / measured
+
+
+@pytest.mark.parametrize(
+    ("weight_dtype", "measured", "tolerance"),
+    [("bf16", 104.9, 0.10), ("int8", 155.58, 0.25), ("int4", 196.80, 0.50)],
+)
+def test_gpt_fast_llama2_7b_decode_on_a100(weight_dtype: str, measured: float, tolerance: float) -> None:
+    r = estimate("llama-2-7b", "a100-80gb", Workload(1, 5, 200, weight_dtype=weight_dtype))
+    predicted = 200 / float(r.e2e_s)
+    # known miss: gpt-fast's int4 uses groups of 32 and a dequantizing kernel slower than our 2-op model
+    assert abs(rel_error(predicted, measured)) < tolerance, f"{predicted:.1f} vs {measured} tok/s"
+
+
+def test_torchao_llama31_8b_decode_on_h100() -> None:
+    r = estimate("llama-3-8b", "h100-sxm", Workload(1, 5, 200))  # 3.1-8B has Llama-3-8B's shapes
+    predicted = 200 / float(r.e2e_s)
+    assert abs(rel_error(predicted, 126.90)) < 0.20, f"{predicted:.1f} vs 126.90 tok/s"
+
+
+@pytest.mark.parametrize(
+    ("hardware", "dtype", "prompt", "measured_s", "tolerance"),
+    [
+        ("a100-80gb", "fp16", 2048, 0.133, 0.10),
+        ("h100-sxm", "fp8", 2048, 0.036, 0.40),
+        ("a100-80gb", "fp16", 128, 0.016, 0.45),  # short prompts: fixed overheads we under-count
+        ("h100-sxm", "fp8", 128, 0.007, 0.50),
+    ],
+)
+def test_tensorrt_llm_first_token_latency(hardware: str, dtype: str, prompt: int, measured_s: float,
+                                          tolerance: float) -> None:  # fmt: skip
+    w = Workload(1, prompt, 1, weight_dtype=dtype, activation_dtype=dtype, kv_dtype=dtype)
+    predicted = float(estimate("llama-2-7b", hardware, w).ttft_s)
+    assert abs(rel_error(predicted, measured_s)) < tolerance, (
+        f"{predicted * 1e3:.1f} vs {measured_s * 1e3} ms"
+    )
+
+
+def test_large_gemm_default_efficiency_against_mamf() -> None:
+    h100 = costmodel.load_hardware("h100-sxm")
+    predicted = h100.peak_flop_per_s("bf16") * h100.efficiency.matmul_fraction / 1e12
+    assert abs(rel_error(predicted, 794.5)) < 0.15, f"{predicted:.0f} vs 794.5 TFLOPS"
+
+
+def test_llama3_405b_training_throughput() -> None:
+    r = train("llama-3.1-405b", "h100-sxm", global_batch_size=2048, seq_len=8192,
+              deployment=Deployment(tp=8, pp=16, replicas=128))  # fmt: skip
+    tflops_per_gpu = float(r.mfu) * 989.4
+    assert abs(rel_error(tflops_per_gpu, 400.0)) < 0.10, f"{tflops_per_gpu:.0f} vs 400 TFLOPS/GPU"
+
+
+def test_cost_and_energy_arithmetic() -> None:
+    w = Workload(8, 1024, 128)
+    r = estimate("llama-3-8b", "h100-sxm", w, usd_per_hour=2.0)
+    decode_s = float(r.e2e_s - r.ttft_s)
+    assert float(r.usd_per_million_output_tokens) == pytest.approx(2.0 / 3600 * decode_s / (8 * 127) * 1e6)
+    assert float(r.usd_per_million_input_tokens) == pytest.approx(
+        2.0 / 3600 * float(r.ttft_s) / (8 * 1024) * 1e6
+    )
+    assert float(r.joules_per_million_output_tokens) == pytest.approx(700 * float(r.e2e_s) / (8 * 128) * 1e6)
+    two = estimate("llama-3-8b", "h100-sxm", w, Deployment(tp=2, replicas=3), usd_per_hour=2.0)
+    assert two.usd_per_hour == pytest.approx(12.0)
+
+
+def test_sweep_is_tidy_and_matches_estimate() -> None:
+    df = sweep(["llama-3-8b", "mistral-7b"], ["h100-sxm", "l40s"], batch_size=[1, 16], prompt_len=[256, 2048],
+               output_len=128, weight_dtype=["bf16", "int4"])  # fmt: skip
+    assert len(df) == 2 * 2 * 2 * 2 * 2
+    row = df[(df.model == "mistral-7b") & (df.hardware == "l40s") & (df.weight_dtype == "int4")
+             & (df.batch_size == 16) & (df.prompt_len == 2048)].iloc[0]  # fmt: skip
+    one = estimate("mistral-7b", "l40s", Workload(16, 2048, 128, weight_dtype="int4"))
+    assert row.tpot_s == pytest.approx(float(one.tpot_s), rel=1e-12)
+    assert row.fits == bool(one.fits)
+
+
+def test_to_frame_per_operator_table() -> None:
+    frame = estimate("mixtral-8x7b", "h100-sxm", Workload(4, 512, 32), Deployment(tp=2)).to_frame()
+    assert set(frame.phase) == {"prefill", "decode"}
+    assert {"experts_up", "router", "attention", "allreduce_attn"} <= set(frame.op)
+    assert np.isclose(frame.groupby("phase").time_fraction.sum(), 1.0).all()
+    assert set(frame.bound) <= {"compute", "memory", "communication"}

@@ -1,0 +1,164 @@
+"""Roofline and operator graph: hand-checkable limits, the closed-form decode sum, invariants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import costmodel
+from costmodel.estimate import _affine_max_sum, _decode_total_s, _Setup, _tp_link, estimate
+from costmodel.flops import forward_flop
+from costmodel.ops import forward_ops
+from costmodel.roofline import attainable_flop_per_s, op_times, ridge_point_flop_per_byte
+from costmodel.specs import Deployment, Efficiency, Workload
+
+H100 = costmodel.load_hardware("h100-sxm")
+NO_OVERHEAD = Efficiency(
+    matmul_fraction=1.0, memory_bandwidth_fraction=1.0, interconnect_fraction=1.0, kernel_overhead_s=0.0
+)
+
+
+@pytest.mark.parametrize(
+    "name", ["llama-3-8b", "deepseek-v3", "mamba-2.8b", "mixtral-8x7b", "gpt2", "mistral-7b"]
+)
+@pytest.mark.parametrize(("batch", "new", "past"), [(1, 1, 100), (4, 512, 0), (3, 7, 5000)])
+def test_operator_flops_add_up_to_forward_flop(name: str, batch: int, new: int, past: int) -> None:
+    model = costmodel.load_model(name)
+    ops = forward_ops(model, batch_size=batch, new_tokens=new, past_tokens=past)
+    counted = sum(op.flop * op.layers for op in ops if op.counted)
+    assert counted == pytest.approx(
+        forward_flop(model, batch_size=batch, new_tokens=new, past_tokens=past).total, rel=1e-12
+    )
+
+
+def test_decode_reads_every_weight_once_for_a_dense_model() -> None:
+    model = costmodel.load_model("llama-2-7b")
+    ops = forward_ops(model, batch_size=1, new_tokens=1, past_tokens=0)
+    p = costmodel.param_count(model)
+    read = sum(op.weight_bytes * op.layers for op in ops)
+    # every matmul weight in bf16; the embedding is gathered (one row), norms are in the norm op's traffic
+    assert read == 2 * (p.total - p.embedding - p.norms)
+
+
+def test_memory_bound_decode_approaches_weight_bytes_over_bandwidth() -> None:
+    model = costmodel.load_model("llama-2-7b")
+    r = estimate(model, H100, Workload(1, 16, 2), efficiency=NO_OVERHEAD)
+    ideal = costmodel.weight_bytes(model) / H100.memory_bandwidth_bytes_per_s
+    assert float(r.tpot_s) == pytest.approx(ideal, rel=0.02)  # KV, activations and logits add < 2 %
+
+
+def test_large_prefill_approaches_flops_over_peak() -> None:
+    model = costmodel.load_model("llama-2-7b")
+    r = estimate(model, H100, Workload(8, 4096, 1), efficiency=NO_OVERHEAD)
+    ideal = forward_flop(model, batch_size=8, new_tokens=4096, logits="last").total / H100.peak_flop_per_s(
+        "bf16"
+    )
+    # unfused norms and activation functions stay memory bound and add 8 % here
+    assert float(r.ttft_s) == pytest.approx(ideal, rel=0.10)
+    t = r.prefill_ops
+    tensor_ops = [
+        i for i, op in enumerate(r._ops[0]) if op.kind in ("matmul", "attention") and op.name != "lm_head"
+    ]
+    assert all(str(t.bound(i)) == "compute" for i in tensor_ops)
+    tensor_time = sum(t.layers[i] * float(t.time_s(i)) for i in tensor_ops)
+    tensor_flop = sum(op.flop * op.layers for i, op in enumerate(r._ops[0]) if i in tensor_ops)
+    assert tensor_time == pytest.approx(float(tensor_flop) / H100.peak_flop_per_s("bf16"), rel=1e-12)
+
+
+def test_ridge_point() -> None:
+    assert ridge_point_flop_per_byte(H100, efficiency=NO_OVERHEAD) == pytest.approx(989.4e12 / 3.35e12)
+    intensity = np.array([1.0, 100.0, 1e4])
+    roof = attainable_flop_per_s(H100, intensity, efficiency=NO_OVERHEAD)
+    np.testing.assert_allclose(roof, [3.35e12, 3.35e14, 989.4e12])
+
+
+def test_tensor_parallel_halves_weights_and_adds_the_allreduce() -> None:
+    model = costmodel.load_model("llama-3-70b")
+    one = forward_ops(model, batch_size=4, new_tokens=1, past_tokens=1000)
+    two = forward_ops(model, batch_size=4, new_tokens=1, past_tokens=1000, tp=2)
+    w1 = sum(op.weight_bytes * op.layers for op in one if op.name != "lm_head")
+    w2 = sum(op.weight_bytes * op.layers for op in two if op.name != "lm_head")
+    assert w2 == pytest.approx(w1 / 2)
+    times = op_times(two, H100, efficiency=NO_OVERHEAD, collective_latency_s=10e-6)
+    i = times.names.index("allreduce_attn")
+    message = 4 * 8192 * 2  # 4 tokens x d_model x bf16
+    expected = 2 * (2 - 1) / 2 * message / 450e9 + 10e-6  # ring all-reduce on 450 GB/s NVLink + latency
+    assert float(times.time_s(i)) == pytest.approx(expected)
+    assert times.layers[i] == 80
+    est1 = estimate(model, H100, Workload(4, 1000, 2), efficiency=NO_OVERHEAD)
+    est2 = estimate(model, H100, Workload(4, 1000, 2), Deployment(tp=2), efficiency=NO_OVERHEAD)
+    assert float(est2.memory_bytes_per_gpu) < 0.51 * float(est1.memory_bytes_per_gpu)
+
+
+@given(st.floats(-5, 5), st.floats(-2, 2), st.floats(-5, 5), st.floats(-2, 2), st.integers(0, 40))
+def test_affine_max_sum_equals_the_loop(x0: float, x1: float, y0: float, y1: float, n: int) -> None:
+    loop = sum(max(x0 + x1 * j, y0 + y1 * j) for j in range(n))
+    got = _affine_max_sum(*(np.asarray(v, dtype=float) for v in (x0, x1, y0, y1, n)))
+    assert float(got) == pytest.approx(loop, abs=1e-9)
+
+
+@pytest.mark.parametrize("name", ["llama-3-8b", "mistral-7b", "deepseek-v3"])
+@pytest.mark.parametrize(("batch", "start", "steps"), [(1, 10, 1), (8, 4000, 300), (64, 100, 50)])
+def test_decode_total_equals_the_sum_of_steps(name: str, batch: int, start: int, steps: int) -> None:
+    model = costmodel.load_model(name)
+    dep = Deployment()
+    setup = _Setup(model, H100, Workload(), dep, H100.efficiency, "flash", _tp_link(dep))
+    exact = _decode_total_s(setup, batch, start, steps)
+    past = np.arange(start, start + steps)
+    loop = setup.times(setup.ops(batch, 1, past, "all")).total_s.sum()
+    assert float(exact) == pytest.approx(float(loop), rel=1e-9)
+
+
+MODELS = ["llama-3-8b", "mixtral-8x7b", "mamba-2.8b", "deepseek-v3", "mistral-7b"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_time_and_memory_never_decrease_with_batch_and_context(name: str) -> None:
+    batch = np.array([1, 2, 8, 64, 256])[:, None]
+    prompt = np.array([16, 512, 4096, 30000])[None, :]
+    r = estimate(
+        name, "h100-sxm", Workload(batch, prompt, 64), Deployment(tp=8) if name == "deepseek-v3" else None
+    )
+    for field in ("ttft_s", "tpot_s", "e2e_s", "memory_bytes_per_gpu"):
+        grid = getattr(r, field)
+        assert np.all(np.diff(grid, axis=0) >= -1e-15), field
+        assert np.all(np.diff(grid, axis=1) >= -1e-15), field
+
+
+@pytest.mark.parametrize("name", MODELS[:3])
+def test_more_bandwidth_is_never_slower(name: str) -> None:
+    slow = estimate(name, "h100-pcie", Workload(np.array([1, 32]), 1024, 128))
+    fast_hw = costmodel.load_hardware("h100-pcie")
+    sheet = fast_hw.datasheet.model_copy(
+        update={
+            "memory_bandwidth_tb_per_s": fast_hw.datasheet.memory_bandwidth_tb_per_s.model_copy(
+                update={"value": 4.0}
+            )
+        }
+    )
+    fast = estimate(
+        name, fast_hw.model_copy(update={"datasheet": sheet}), Workload(np.array([1, 32]), 1024, 128)
+    )
+    assert np.all(fast.tpot_s <= slow.tpot_s)
+    assert np.all(fast.ttft_s <= slow.ttft_s)
+
+
+def test_scalar_and_array_workloads_agree() -> None:
+    batch, prompt, out = np.array([1, 4, 16]), np.array([128, 2048]), 64
+    grid = estimate("qwen2.5-7b", "a100-80gb", Workload(batch[:, None], prompt[None, :], out))
+    for i, b in enumerate(batch):
+        for j, p in enumerate(prompt):
+            one = estimate("qwen2.5-7b", "a100-80gb", Workload(int(b), int(p), out))
+            for field in ("ttft_s", "tpot_s", "memory_bytes_per_gpu", "usd_per_million_output_tokens"):
+                assert getattr(grid, field)[i, j] == pytest.approx(float(getattr(one, field)), rel=1e-12)
+
+
+def test_bad_deployments_name_the_field() -> None:
+    with pytest.raises(ValueError, match=r"tp \(3\) must divide n_heads \(32\)"):
+        estimate("llama-3-8b", "h100-sxm", Workload(), Deployment(tp=3))
+    with pytest.raises(ValueError, match=r"ep .* needs a mixture-of-experts model"):
+        estimate("llama-3-8b", "h100-sxm", Workload(), Deployment(tp=2, ep=2))
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        Workload(0, 10, 10)
