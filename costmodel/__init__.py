@@ -8,7 +8,7 @@
 
 from costmodel.dtypes import DTYPES, bytes_per_element, storage_bytes
 from costmodel.errors import CostmodelError, UnknownNameError
-from costmodel.estimate import SizingReport, size
+from costmodel.estimate import Report, SizingReport, TrainingReport, estimate, size, sweep, train
 from costmodel.flops import approx_forward_flop, approx_training_flop, forward_flop, training_flop
 from costmodel.memory import (
     fit,
@@ -20,21 +20,27 @@ from costmodel.memory import (
 )
 from costmodel.params import param_count
 from costmodel.registry import list_hardware, list_models, load_hardware, load_model
-from costmodel.specs import HardwareProfile, ModelProfile
+from costmodel.specs import Deployment, Efficiency, HardwareProfile, ModelProfile, Workload
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DTYPES",
     "CostmodelError",
+    "Deployment",
+    "Efficiency",
     "HardwareProfile",
     "ModelProfile",
+    "Report",
     "SizingReport",
+    "TrainingReport",
     "UnknownNameError",
+    "Workload",
     "__version__",
     "approx_forward_flop",
     "approx_training_flop",
     "bytes_per_element",
+    "estimate",
     "fit",
     "forward_flop",
     "inference_activation_bytes",
@@ -47,6 +53,8 @@ __all__ = [
     "param_count",
     "size",
     "storage_bytes",
+    "sweep",
+    "train",
     "training_flop",
     "training_memory",
     "weight_bytes",

@@ -23,7 +23,10 @@ Fraction01 = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 class Spec(BaseModel):
     """Shared base: immutable, no unknown fields, no NaN/inf, every field described."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, validate_default=True)
+    # defer_build: validators are built on first use, keeping `import costmodel` fast
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", allow_inf_nan=False, validate_default=True, defer_build=True
+    )
 
 
 # ----------------------------------------------------------------------------------------------------
