@@ -1,0 +1,430 @@
+"""Speculative decoding: acceptance rate, tokens per verification, time per token, speedup.
+
+A cheap draft model proposes ``k`` tokens; the target model scores all of them in one forward pass and
+keeps the longest prefix that survives a per-token rejection test, then samples one more token itself
+(from a residual distribution after a rejection, from its own distribution — the *bonus* token — when all
+``k`` drafts survive). The output is distributed exactly as the target's own samples (Leviathan et al.
+2023, arXiv:2211.17192, Appendix A.1; Chen et al. 2023, arXiv:2302.01318, Algorithm 2 and its proof).
+
+Notation follows Leviathan et al.: ``p`` is the target's next-token distribution, ``q`` the draft's
+(Chen et al. swap the letters). ``alpha`` [-] is the expected acceptance rate, ``k`` [tokens] the number
+of drafted tokens per verification (Leviathan's gamma), ``c`` [-] = T_draft / T_target the cost of one
+draft step relative to one plain target decoding step, ``verify_ratio`` [-] = T_verify / T_target the
+cost of the verification pass (k + 1 tokens in one forward pass) relative to that step.
+
+Assumptions of the closed forms (the position-dependent form drops the first):
+
+- Acceptance is i.i.d. across positions with rate ``alpha`` (Leviathan et al. §3.1). Real acceptance
+  varies with the context; :func:`expected_tokens_positional` takes one rate per draft position.
+- Verifying k + 1 tokens costs about one target step (``verify_ratio = 1``) while decoding is memory
+  bound: the weights are read once for all k + 1 tokens. At large batch or long drafts the pass becomes
+  compute bound and ``verify_ratio`` grows; the hardware-aware value comes from the roofline model.
+- Drafting is sequential: k draft steps of T_draft each, not overlapped with verification.
+
+Departures from the seed notes (seeds 000-002; ``docs/speculative.md`` has the table):
+
+- Seed 000 gives E[n] ~ 3.4 and a 2.3x speedup at alpha = 0.8, k = 5, c = 0.1. Its formula
+  (1 - alpha^(k+1)) / (1 - alpha) is right and gives 3.689 and 3.689 / 1.5 = 2.460x; 3.4 is
+  (1 - alpha^k) / (1 - alpha) = 3.3616, the count without the bonus token (what seed 001's pseudocode
+  does), and 2.3 is 3.4 / 1.5 from the rounded figure.
+- Seed 002's recursion E_k = P (E_(k+1) + 1) needs the base case E_N = 0, not N; its closed form
+  P (1 - P^N) / (1 - P) for the accepted drafts is right (:func:`expected_accepted_tokens`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import brentq
+
+from costmodel.errors import CostmodelError
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+DISTRIBUTION_ATOL = 1e-4
+"""Default for how far from 1 a probability vector's sum may be [-]. A float32 softmax over a 256k
+vocabulary sums to 1 within about 1.4e-5 (PyTorch); probabilities stored in bf16 only within about 1e-3,
+so renormalise those or pass a larger ``atol``."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Input checks
+# ----------------------------------------------------------------------------------------------------
+
+
+def _in_range(name: str, value: npt.ArrayLike, low: float, high: float) -> FloatArray:
+    x = np.asarray(value, dtype=np.float64)
+    bad = ~((x >= low) & (x <= high))  # also catches NaN
+    if np.any(bad):
+        raise CostmodelError(f"{name} must lie in [{low}, {high}], got {x[bad].flat[0]!r}")
+    return x
+
+
+def _draft_len(k: npt.ArrayLike, *, minimum: int = 0) -> FloatArray:
+    x = np.asarray(k, dtype=np.float64)
+    bad = ~((x >= minimum) & (x == np.floor(x)) & np.isfinite(x))
+    if np.any(bad):
+        raise CostmodelError(f"k must be an integer >= {minimum} [tokens], got {x[bad].flat[0]!r}")
+    return x
+
+
+def _distributions(name: str, probs: npt.ArrayLike, axis: int, atol: float) -> FloatArray:
+    x = np.asarray(probs, dtype=np.float64)
+    if x.ndim == 0:
+        raise CostmodelError(f"{name} must have a vocabulary axis, got a scalar")
+    if not np.all(x >= 0):  # also catches NaN
+        raise CostmodelError(f"{name} must be non-negative probabilities (found a negative or NaN entry)")
+    sums = x.sum(axis=axis)
+    off = ~(np.abs(sums - 1.0) <= atol)
+    if np.any(off):
+        raise CostmodelError(
+            f"{name} must sum to 1 over axis {axis} (within atol={atol}), got a sum of "
+            f"{sums[off].flat[0]!r}; use from_logits() to normalise logits"
+        )
+    return x
+
+
+# ----------------------------------------------------------------------------------------------------
+# Distributions: acceptance and the residual
+# ----------------------------------------------------------------------------------------------------
+
+
+def from_logits(logits: npt.ArrayLike, temperature: float = 1.0, axis: int = -1) -> FloatArray:
+    """Next-token distribution softmax(logits / temperature) over ``axis`` [-].
+
+    ``temperature = 0`` is greedy decoding: a one-hot vector on the first largest logit. Speculative
+    decoding with two greedy models accepts a draft token exactly when both argmaxes agree.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    if not temperature >= 0:
+        raise CostmodelError(f"temperature must be >= 0, got {temperature!r}")
+    if temperature == 0:
+        top = np.argmax(z, axis=axis)
+        one_hot: FloatArray = (np.arange(z.shape[axis]) == np.expand_dims(top, -1)).astype(np.float64)
+        return np.moveaxis(one_hot, -1, axis)
+    z = z / temperature
+    z = z - np.max(z, axis=axis, keepdims=True)  # exp cannot overflow
+    e = np.exp(z)
+    return np.asarray(e / e.sum(axis=axis, keepdims=True), dtype=np.float64)
+
+
+def acceptance_probability(p: npt.ArrayLike, q: npt.ArrayLike) -> FloatArray:
+    """Probability of keeping a drafted token x: min(1, p(x) / q(x)) [-], elementwise.
+
+    Parameters
+    ----------
+    p, q : array
+        Target and draft probabilities of the same tokens [-] (whole distributions or gathered values;
+        they need not sum to 1).
+
+    Defined as 1 where q(x) = 0: the draft never proposes such a token, so the value is never used.
+    Source: Leviathan et al. 2023, Algorithm 1 (Chen et al. 2023, Algorithm 2, with p and q swapped).
+    """
+    pp = np.asarray(p, dtype=np.float64)
+    qq = np.asarray(q, dtype=np.float64)
+    if not (np.all(pp >= 0) and np.all(qq >= 0)):
+        raise CostmodelError("p and q must be non-negative probabilities (found a negative or NaN entry)")
+    safe_q = np.where(qq > 0, qq, 1.0)
+    return np.where(qq > 0, np.minimum(1.0, pp / safe_q), 1.0)
+
+
+def acceptance_rate(
+    p: npt.ArrayLike, q: npt.ArrayLike, axis: int = -1, *, atol: float = DISTRIBUTION_ATOL
+) -> FloatArray:
+    """Probability that a token drafted from q is kept: alpha = sum_x min(p(x), q(x)) [-].
+
+    Parameters
+    ----------
+    p, q : array
+        Target and draft next-token distributions [-]; non-negative, summing to 1 over ``axis``; other
+        axes broadcast (one alpha per context).
+    axis : int
+        The vocabulary axis.
+    atol : float
+        Tolerance on each distribution's sum [-] (see :data:`DISTRIBUTION_ATOL`).
+
+    Equals E_{x~q}[min(1, p(x)/q(x))] = 1 - TV(p, q), TV the total-variation distance
+    (1/2) sum_x |p(x) - q(x)| (Leviathan et al. 2023, Definition 3.2 and Theorem 3.5, where
+    D_LK = TV). Averaged over contexts it is the alpha of :func:`expected_tokens`.
+    """
+    pp = _distributions("p", p, axis, atol)
+    qq = _distributions("q", q, axis, atol)
+    return np.asarray(np.minimum(pp, qq).sum(axis=axis), dtype=np.float64)
+
+
+def residual_distribution(
+    p: npt.ArrayLike, q: npt.ArrayLike, axis: int = -1, *, atol: float = DISTRIBUTION_ATOL
+) -> FloatArray:
+    """Distribution the target resamples from after a rejection: max(0, p - q), normalised [-].
+
+    Source: Leviathan et al. 2023, Algorithm 1 (p'(x) = norm(max(0, p(x) - q(x)))); Chen et al. 2023,
+    Algorithm 2.
+    Where p == q exactly (every entry of max(0, p - q) is 0, so it cannot be normalised) this returns p:
+    no token is ever rejected then, so the choice never affects the output. ``p``, ``q``, ``axis`` and
+    ``atol`` as in :func:`acceptance_rate`.
+    """
+    pp = _distributions("p", p, axis, atol)
+    qq = _distributions("q", q, axis, atol)
+    r = np.maximum(pp - qq, 0.0)
+    mass = r.sum(axis=axis, keepdims=True)
+    return np.where(mass > 0, r / np.where(mass > 0, mass, 1.0), pp)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Tokens per verification
+# ----------------------------------------------------------------------------------------------------
+
+
+def _geometric_sum(alpha: FloatArray, n: FloatArray) -> FloatArray:
+    """sum_{i=0}^{n-1} alpha^i = (1 - alpha^n) / (1 - alpha); exactly n at alpha = 1.
+
+    1 - alpha^n cancels catastrophically as alpha -> 1 (alpha = 1 - 1e-12 loses 5 digits);
+    -expm1(n log alpha) keeps full relative precision, and 1 - alpha is exact for alpha >= 1/2.
+    """
+    a, m = np.broadcast_arrays(alpha, n)
+    inside = (a > 0) & (a < 1)
+    a_in = np.where(inside, a, 0.5)
+    s = -np.expm1(m * np.log(a_in)) / (1.0 - a_in)
+    s = np.clip(s, np.minimum(m, 1.0), m)  # the exact sum lies in [1, n]; keep rounding from leaving it
+    edge = np.where(a == 1, m, np.minimum(m, 1.0))  # alpha = 1: n terms of 1; alpha = 0: 0^0 = 1
+    return np.asarray(np.where(inside, s, edge), dtype=np.float64)
+
+
+def expected_tokens(alpha: npt.ArrayLike, k: npt.ArrayLike) -> FloatArray:
+    """Expected tokens produced per verification pass: (1 - alpha^(k+1)) / (1 - alpha) [tokens].
+
+    Parameters
+    ----------
+    alpha : float or array
+        Acceptance rate [-], in [0, 1].
+    k : int or array
+        Drafted tokens per verification [tokens], integer >= 0.
+
+    Source: Leviathan et al. 2023, Eq. 1. The accepted prefix is truncated-geometric and the target
+    always adds one token (the resampled one after a rejection, the bonus one after k acceptances), so
+    E = sum_{n=0}^{k} alpha^n. The alpha -> 1 limit k + 1 is returned exactly, and the form is
+    numerically stable near 1. Assumes i.i.d. acceptance (see the module docstring).
+    """
+    a = _in_range("alpha", alpha, 0.0, 1.0)
+    kk = _draft_len(k)
+    return _geometric_sum(a, kk + 1.0)
+
+
+def expected_accepted_tokens(alpha: npt.ArrayLike, k: npt.ArrayLike) -> FloatArray:
+    """Expected drafted tokens kept per verification: alpha (1 - alpha^k) / (1 - alpha) [tokens].
+
+    Seed 002's E_0 (the coin-toss recursion with base case 0). Adding the one token the target samples
+    itself gives :func:`expected_tokens`: 1 + alpha sum_{i<k} alpha^i = sum_{i<=k} alpha^i. The limit
+    alpha -> 1 is k.
+    """
+    a = _in_range("alpha", alpha, 0.0, 1.0)
+    kk = _draft_len(k)
+    return np.asarray(a * _geometric_sum(a, kk), dtype=np.float64)
+
+
+def tokens_distribution(alpha: npt.ArrayLike, k: npt.ArrayLike) -> FloatArray:
+    """P(N = n) for the tokens N produced by one verification, n = 1 .. k + 1 [-].
+
+    Returns an array of shape ``broadcast(alpha, k).shape + (max(k) + 1,)``; entry ``[..., n - 1]`` is
+    P(N = n): alpha^(n-1) (1 - alpha) for n <= k (the n-th draft is the first rejected), alpha^k for
+    n = k + 1 (all drafts kept, plus the bonus token), and 0 beyond k + 1 where ``k`` varies.
+    A truncated geometric distribution under i.i.d. acceptance (Leviathan et al. 2023, §3.1).
+    """
+    a = _in_range("alpha", alpha, 0.0, 1.0)
+    kk = _draft_len(k)
+    a, kk = np.broadcast_arrays(a, kk)
+    k_max = int(kk.max()) if kk.size else 0
+    n = np.arange(1, k_max + 2, dtype=np.float64)  # [n]
+    a_, k_ = a[..., None], kk[..., None]
+    power = np.power(a_, n - 1.0)  # 0^0 = 1
+    prob = np.where(n <= k_, power * (1.0 - a_), np.where(n == k_ + 1.0, power, 0.0))
+    return np.asarray(prob, dtype=np.float64)
+
+
+def expected_tokens_positional(alphas: npt.ArrayLike, axis: int = -1) -> FloatArray:
+    """Expected tokens per verification when acceptance varies along the draft [tokens].
+
+    Parameters
+    ----------
+    alphas : array
+        alpha_i [-] for draft positions i = 1 .. k along ``axis``: the probability that draft i is kept
+        given that drafts 1 .. i-1 were.
+    axis : int
+        The draft-position axis (its length is k; an empty axis means k = 0).
+
+    E = 1 + sum_{i=1}^{k} prod_{j<=i} alpha_j, since P(N > i) = prod_{j<=i} alpha_j (the first i drafts
+    survive). Constant alpha_i = alpha gives :func:`expected_tokens`.
+    """
+    a = _in_range("alphas", alphas, 0.0, 1.0)
+    if a.ndim == 0:
+        raise CostmodelError("alphas must have a draft-position axis, got a scalar")
+    survive = np.cumprod(a, axis=axis)
+    return np.asarray(1.0 + survive.sum(axis=axis), dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Time and speedup
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpeculativeTime:
+    """Time per generated token with speculative decoding, by phase [s/token]."""
+
+    draft_s: FloatArray
+    """k draft steps, shared over the tokens of one verification [s/token]."""
+    verify_s: FloatArray
+    """The target's verification pass, shared likewise [s/token]."""
+    expected_tokens: FloatArray
+    """Tokens produced per verification [tokens]."""
+
+    @property
+    def total(self) -> FloatArray:
+        """Time per generated token [s/token]."""
+        return np.asarray(self.draft_s + self.verify_s, dtype=np.float64)
+
+
+def time_per_token(
+    alpha: npt.ArrayLike,
+    k: npt.ArrayLike,
+    *,
+    draft_step_s: npt.ArrayLike,
+    verify_step_s: npt.ArrayLike,
+) -> SpeculativeTime:
+    """(k T_draft + T_verify) / E[tokens]: time per generated token [s/token].
+
+    Parameters
+    ----------
+    alpha : float or array
+        Acceptance rate [-].
+    k : int or array
+        Drafted tokens per verification [tokens].
+    draft_step_s : float or array
+        Time of one draft decoding step, T_draft [s].
+    verify_step_s : float or array
+        Time of one target forward pass over k + 1 tokens, T_verify [s]; about one target decoding step
+        while memory bound.
+
+    Source: Leviathan et al. 2023, §3.3 (one step takes T c gamma + T, proof of Theorem 3.8); seed 002's
+    "average time per token". Drafting and verification are sequential, not overlapped.
+    """
+    draft = np.asarray(draft_step_s, dtype=np.float64)
+    verify = np.asarray(verify_step_s, dtype=np.float64)
+    if not (np.all(draft >= 0) and np.all(verify > 0)):
+        raise CostmodelError("draft_step_s must be >= 0 and verify_step_s > 0 [s]")
+    n = expected_tokens(alpha, k)
+    kk = _draft_len(k)
+    return SpeculativeTime(
+        draft_s=np.asarray(kk * draft / n, dtype=np.float64),
+        verify_s=np.asarray(verify / n, dtype=np.float64),
+        expected_tokens=n,
+    )
+
+
+def speedup(
+    alpha: npt.ArrayLike,
+    k: npt.ArrayLike,
+    c: npt.ArrayLike,
+    verify_ratio: npt.ArrayLike = 1.0,
+) -> FloatArray:
+    """Speedup of speculative over plain decoding [-]: E[tokens] / (k c + verify_ratio).
+
+    Parameters
+    ----------
+    alpha : float or array
+        Acceptance rate [-].
+    k : int or array
+        Drafted tokens per verification [tokens]; k = 0 is a verification pass alone (1 / verify_ratio).
+    c : float or array
+        T_draft / T_target [-]: one draft step over one plain target decoding step. About 0 for an
+        n-gram or prompt-lookup draft.
+    verify_ratio : float or array
+        T_verify / T_target [-], 1 while the verification pass is memory bound.
+
+    Source: Leviathan et al. 2023, Theorem 3.8: improvement factor
+    (1 - alpha^(k+1)) / ((1 - alpha)(k c + 1)), here with a verification cost of ``verify_ratio``
+    target steps in place of 1. Bounded by 1 / ((1 - alpha) verify_ratio) for any k and c.
+    """
+    ratio = _in_range("verify_ratio", verify_ratio, 0.0, np.inf)
+    cc = _in_range("c", c, 0.0, np.inf)
+    if np.any(ratio == 0):
+        raise CostmodelError("verify_ratio must be > 0")
+    # time_per_token in units of one target step
+    return np.asarray(
+        1.0 / time_per_token(alpha, k, draft_step_s=cc, verify_step_s=ratio).total, dtype=np.float64
+    )
+
+
+def optimal_k(
+    alpha: npt.ArrayLike,
+    c: npt.ArrayLike,
+    *,
+    k_max: int = 32,
+    verify_ratio: npt.ArrayLike = 1.0,
+) -> IntArray:
+    """The draft length k in 1 .. k_max that maximises :func:`speedup`, or 0 [tokens].
+
+    Parameters
+    ----------
+    alpha, c, verify_ratio : float or array
+        As in :func:`speedup`; ``verify_ratio`` is taken as independent of k.
+    k_max : int
+        Longest draft considered [tokens]. With c -> 0 and alpha -> 1 the optimum grows without bound
+        and the answer is k_max.
+
+    Returns 0 where no k strictly beats plain decoding (speedup <= 1). Ties go to the shorter draft.
+    Brute force over k, as Leviathan et al. 2023 choose gamma (§3.5), vectorised: it builds an array of
+    shape ``broadcast(alpha, c, verify_ratio).shape + (k_max,)``.
+    """
+    if not (isinstance(k_max, int | np.integer) and k_max >= 1):
+        raise CostmodelError(f"k_max must be an integer >= 1, got {k_max!r}")
+    a = _in_range("alpha", alpha, 0.0, 1.0)
+    cc = _in_range("c", c, 0.0, np.inf)
+    ratio = np.asarray(verify_ratio, dtype=np.float64)
+    ks = np.arange(1, k_max + 1, dtype=np.float64)  # [k]
+    s = speedup(a[..., None], ks, cc[..., None], ratio[..., None])
+    best = np.argmax(s, axis=-1)  # first maximum: the shortest draft
+    best_speedup = np.take_along_axis(s, best[..., None], axis=-1)[..., 0]
+    return np.asarray(np.where(best_speedup > 1.0, best + 1, 0), dtype=np.int64)
+
+
+def break_even_alpha(c: npt.ArrayLike, k: npt.ArrayLike, verify_ratio: npt.ArrayLike = 1.0) -> FloatArray:
+    """The acceptance rate below which drafting k tokens is slower than plain decoding [-].
+
+    Parameters
+    ----------
+    c : float or array
+        T_draft / T_target [-].
+    k : int or array
+        Drafted tokens per verification [tokens], integer >= 1.
+    verify_ratio : float or array
+        T_verify / T_target [-].
+
+    Solves :func:`speedup` = 1, i.e. sum_{n=0}^{k} alpha^n = k c + verify_ratio, whose left side rises
+    from 1 to k + 1 on [0, 1]. Returns 0 where k c + verify_ratio <= 1 (every alpha pays) and ``inf``
+    where k c + verify_ratio > k + 1 (no alpha pays), so ``alpha > break_even_alpha(...)`` reads
+    "speculation pays". For k = 1 the root is c + verify_ratio - 1, Leviathan et al. 2023,
+    Corollary 3.9 (alpha > c); otherwise scipy's brentq finds it (one call per element).
+    """
+    cc = _in_range("c", c, 0.0, np.inf)
+    kk = _draft_len(k, minimum=1)
+    ratio = _in_range("verify_ratio", verify_ratio, 0.0, np.inf)
+    cost = kk * cc + ratio  # [target steps] per verification
+
+    def root(cost: float, k: float) -> float:
+        if cost <= 1.0:
+            return 0.0
+        if cost > k + 1.0:
+            return float(np.inf)
+        if cost == k + 1.0:
+            return 1.0
+        if k == 1.0:
+            return cost - 1.0
+        n = np.asarray(k + 1.0)
+        return float(brentq(lambda a: float(_geometric_sum(np.asarray(a), n)) - cost, 0.0, 1.0, xtol=1e-15))
+
+    solve = np.vectorize(root, otypes=[np.float64])
+    return np.asarray(solve(cost, np.broadcast_to(kk, cost.shape)), dtype=np.float64)

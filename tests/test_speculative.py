@@ -1,0 +1,476 @@
+"""Speculative decoding: closed forms against exact rational sums, brute force and a Monte-Carlo sampler.
+
+Oracles: exact ``fractions.Fraction`` sums of alpha^n; hand-derived values (written out in comments);
+brute-force searches over k; and the reference sampler of ``validation/speculative.py`` run for 200,000
+independent trials per case with fixed seeds (chi-square, binomial and CLT intervals at the 99.9 % level).
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+import sys
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import binomtest
+
+from costmodel.speculative import (
+    acceptance_probability,
+    acceptance_rate,
+    break_even_alpha,
+    expected_accepted_tokens,
+    expected_tokens,
+    expected_tokens_positional,
+    from_logits,
+    optimal_k,
+    residual_distribution,
+    speedup,
+    time_per_token,
+    tokens_distribution,
+)
+from validation.speculative import (
+    CASES,
+    BigramModel,
+    Case,
+    FixedModel,
+    Measurement,
+    PositionalModel,
+    bigram_alphas,
+    measure,
+    sequence_test,
+    step_pvalues,
+)
+
+P_MIN = 1e-3  # chi-square / binomial p-values must exceed this
+Z_999 = 3.29  # two-sided 99.9 % normal quantile
+
+ALPHAS = [0.0, 1e-300, 1e-8, 0.1, 0.3, 0.5, 0.8, 0.9, 0.99, 1 - 1e-9, 1 - 1e-12, 1 - 2**-40, 1.0]
+KS = [0, 1, 2, 5, 8, 17, 50]
+
+
+def geometric(alpha: float, n: int, start: int = 0) -> float:
+    """sum_{start<=i<n} alpha^i, exactly in rationals, then rounded once."""
+    a = Fraction(alpha)
+    return float(sum((a**i for i in range(start, n)), Fraction(0)))
+
+
+def total_variation(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    return 0.5 * np.abs(p - q).sum(axis=-1)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Errata: seed 000
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_seed_000_example_errata() -> None:
+    # alpha = 0.8, k = 5, c = 0.1: E = 1 + .8 + .64 + .512 + .4096 + .32768 = 3.68928, /(5 x 0.1 + 1)
+    assert expected_tokens(0.8, 5) == pytest.approx(3.68928, rel=1e-14)
+    assert speedup(0.8, 5, 0.1) == pytest.approx(3.68928 / 1.5, rel=1e-14)  # 2.45952, not 2.3
+    # the seed's 3.4 is the sum without the alpha^5 term: 1 + .8 + .64 + .512 + .4096 = 3.3616,
+    # i.e. (1 - alpha^k) / (1 - alpha), the count with the bonus token dropped; 2.3 is 3.4 / 1.5
+    dropped = (1 - 0.8**5) / (1 - 0.8)
+    assert dropped == pytest.approx(3.3616, rel=1e-12)
+    assert round(dropped, 1) == 3.4
+    assert round(3.4 / 1.5, 1) == 2.3
+    assert expected_tokens(0.8, 5) - dropped == pytest.approx(0.8**5, rel=1e-12)  # the bonus token's share
+
+
+def test_seed_001_table_exceeds_the_bound() -> None:
+    # speedup <= E[tokens] (c >= 0) < 1 / (1 - alpha): 1.25 at alpha = 0.2, 2.5 at 0.6, 5 at 0.8
+    for alpha, seed_high in [(0.2, 1.5), (0.6, 3.0)]:
+        best = speedup(alpha, np.arange(1, 200), 0.0).max()  # c = 0 and k -> infinity: the supremum
+        assert best <= 1 / (1 - alpha) < seed_high
+
+
+# ----------------------------------------------------------------------------------------------------
+# Tokens per verification
+# ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alpha", ALPHAS)
+@pytest.mark.parametrize("k", KS)
+def test_expected_tokens_equals_exact_sum(alpha: float, k: int) -> None:
+    assert expected_tokens(alpha, k) == pytest.approx(geometric(alpha, k + 1), rel=2e-15, abs=0)
+
+
+@pytest.mark.filterwarnings("error")
+def test_alpha_one_limit_is_exact_and_continuous() -> None:
+    k = np.arange(0, 40)
+    np.testing.assert_array_equal(expected_tokens(1.0, k), k + 1.0)
+    np.testing.assert_array_equal(expected_accepted_tokens(1.0, k), k * 1.0)
+    below = np.nextafter(1.0, 0.0)  # 1 - 1.1e-16
+    np.testing.assert_allclose(expected_tokens(below, k), k + 1.0, rtol=1e-13)
+    np.testing.assert_array_equal(speedup(1.0, 5, 0.1), 6 / 1.5)
+    np.testing.assert_array_equal(expected_tokens(0.0, k), np.ones_like(k, dtype=float))
+
+
+@pytest.mark.parametrize("alpha", ALPHAS)
+def test_seed_form_plus_one_is_the_closed_form(alpha: float) -> None:
+    k = np.array(KS)
+    accepted = expected_accepted_tokens(alpha, k)  # seed 002: alpha (1 - alpha^k) / (1 - alpha)
+    np.testing.assert_allclose(accepted, [geometric(alpha, n + 1, start=1) for n in KS], rtol=1e-14, atol=0)
+    np.testing.assert_allclose(accepted + 1.0, expected_tokens(alpha, k), rtol=1e-15)
+
+
+def test_tokens_distribution_by_hand() -> None:
+    # alpha = 1/2, k = 2: N = 1 (first draft rejected) 1/2, N = 2 1/4, N = 3 (both kept + bonus) 1/4
+    np.testing.assert_allclose(tokens_distribution(0.5, 2), [0.5, 0.25, 0.25])
+    np.testing.assert_array_equal(tokens_distribution(0.0, 3), [1, 0, 0, 0])
+    np.testing.assert_array_equal(tokens_distribution(1.0, 3), [0, 0, 0, 1])
+    # k varying: rows padded with zeros beyond k + 1
+    np.testing.assert_allclose(tokens_distribution(0.5, [1, 2]), [[0.5, 0.5, 0], [0.5, 0.25, 0.25]])
+
+
+def test_tokens_distribution_sums_to_one_and_its_mean_is_expected_tokens() -> None:
+    alpha = np.array(ALPHAS)[:, None]
+    k = np.array(KS)[None, :]
+    dist = tokens_distribution(alpha, k)
+    n = np.arange(1, dist.shape[-1] + 1)
+    np.testing.assert_allclose(dist.sum(axis=-1), 1.0, rtol=1e-14)
+    exact = np.array([[geometric(a, kk + 1) for kk in KS] for a in ALPHAS])
+    np.testing.assert_allclose((dist * n).sum(axis=-1), exact, rtol=1e-12)
+
+
+def test_positional_by_hand() -> None:
+    # 1 + 0.9 + 0.9 x 0.5 + 0.9 x 0.5 x 0.2 = 2.44
+    assert expected_tokens_positional([0.9, 0.5, 0.2]) == pytest.approx(2.44, rel=1e-15)
+    assert expected_tokens_positional(np.empty(0)) == 1.0  # k = 0: the target's own token
+    batch = np.array([[0.9, 0.5, 0.2], [1.0, 1.0, 1.0], [0.0, 0.7, 0.7]])
+    np.testing.assert_allclose(expected_tokens_positional(batch), [2.44, 4.0, 1.0], rtol=1e-15)
+    np.testing.assert_allclose(expected_tokens_positional(batch.T, axis=0), [2.44, 4.0, 1.0], rtol=1e-15)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 0.8, 0.999, 1.0])
+def test_positional_with_constant_alpha_is_expected_tokens(alpha: float) -> None:
+    for k in KS:
+        assert expected_tokens_positional(np.full(k, alpha)) == pytest.approx(
+            geometric(alpha, k + 1), rel=1e-13
+        )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Time, speedup, optimal k, break-even
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_time_per_token_by_hand() -> None:
+    # 5 drafts of 2 ms + a 20 ms verification, 3.68928 tokens each
+    t = time_per_token(0.8, 5, draft_step_s=2e-3, verify_step_s=20e-3)
+    assert t.total == pytest.approx(30e-3 / 3.68928, rel=1e-14)
+    assert t.draft_s == pytest.approx(10e-3 / 3.68928, rel=1e-14)
+    assert t.verify_s == pytest.approx(20e-3 / 3.68928, rel=1e-14)
+    # speedup = T_target / time per token when the verification costs one target step
+    assert speedup(0.8, 5, 0.1) == pytest.approx(20e-3 / t.total, rel=1e-14)
+    assert speedup(0.8, 5, 0.1, verify_ratio=1.2) == pytest.approx(3.68928 / 1.7, rel=1e-14)
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.3, 0.6, 0.9])
+@pytest.mark.parametrize("c", [0.0, 0.02, 0.5])
+def test_leviathan_corollary_3_9_for_one_draft(alpha: float, c: float) -> None:
+    # k = 1: (1 + alpha) / (1 + c), > 1 exactly when alpha > c
+    assert speedup(alpha, 1, c) == pytest.approx((1 + alpha) / (1 + c), rel=1e-15)
+    assert (speedup(alpha, 1, c) > 1) == (alpha > c)
+
+
+def test_optimal_k_equals_brute_force() -> None:
+    alphas = np.linspace(0.0, 0.99, 34)
+    cs = np.array([0.0, 0.01, 0.05, 0.1, 0.2, 0.35, 0.6, 1.0])
+    got = optimal_k(alphas[:, None], cs[None, :], k_max=20)
+    for i, a in enumerate(alphas):
+        for j, c in enumerate(cs):
+            values = [geometric(float(a), k + 1) / (k * c + 1) for k in range(1, 21)]
+            best = max(values)
+            k_best = values.index(best) + 1
+            if abs(best - 1) < 1e-12:  # speculation exactly breaks even: either answer is right
+                continue
+            achieved = 1.0 if got[i, j] == 0 else values[got[i, j] - 1]
+            assert achieved == pytest.approx(max(best, 1.0), rel=1e-12), (a, c, got[i, j], k_best)
+            assert (got[i, j] == 0) == (best < 1)
+            runner_up = sorted(values)[-2]
+            if best > 1 and best - runner_up > 1e-9:
+                assert got[i, j] == k_best, (a, c)
+
+
+def test_optimal_k_cases_by_hand() -> None:
+    # alpha = 0.8, c = 0.1: E/(kc + 1) = 2.4595 (k = 5), 2.4696 (k = 6), 2.4640 (k = 7) -> 6
+    assert optimal_k(0.8, 0.1) == 6
+    assert optimal_k(0.05, 0.1) == 0  # alpha < c: no k pays (Leviathan Cor. 3.9 and beyond)
+    assert optimal_k(1.0, 0.0, k_max=7) == 7  # free, always-right drafts: as long as allowed
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 8, 16])
+def test_break_even_alpha_gives_speedup_one(k: int) -> None:
+    c = np.array([0.001, 0.01, 0.05, 0.1, 0.3, 0.5, 0.9])
+    alpha = break_even_alpha(c, k)
+    assert np.all((alpha > 0) & (alpha < 1))
+    np.testing.assert_allclose(speedup(alpha, k, c), 1.0, rtol=1e-13)
+    assert np.all(speedup(np.minimum(alpha + 1e-6, 1), k, c) > 1)
+    assert np.all(speedup(alpha - 1e-6, k, c) < 1)
+
+
+def test_break_even_alpha_closed_forms() -> None:
+    c = np.array([0.0, 0.05, 0.1, 0.4])
+    np.testing.assert_allclose(break_even_alpha(c, 1), c, atol=1e-15)  # Leviathan Cor. 3.9: alpha = c
+    # k = 2: 1 + a + a^2 = 2c + 1  ->  a = (-1 + sqrt(1 + 8c)) / 2
+    np.testing.assert_allclose(break_even_alpha(c, 2), (-1 + np.sqrt(1 + 8 * c)) / 2, rtol=1e-13, atol=1e-15)
+    assert break_even_alpha(0.1, 1, verify_ratio=1.2) == pytest.approx(0.3, rel=1e-14)  # 1 + a = 1.3
+    # every alpha pays (k c + r <= 1) or none does (k c + r > k + 1)
+    np.testing.assert_array_equal(break_even_alpha(0.0, [1, 5]), [0.0, 0.0])
+    np.testing.assert_array_equal(break_even_alpha(0.1, 3, verify_ratio=0.5), 0.0)
+    np.testing.assert_array_equal(break_even_alpha([1.01, 2.0], 4), [np.inf, np.inf])
+    assert break_even_alpha(1.0, 4) == 1.0  # 4 c + 1 = 5 = k + 1: only alpha = 1 breaks even
+
+
+# ----------------------------------------------------------------------------------------------------
+# Distributions
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_acceptance_by_hand() -> None:
+    p = np.array([0.5, 0.3, 0.2])
+    q = np.array([0.2, 0.3, 0.5])
+    assert acceptance_rate(p, q) == pytest.approx(0.7, rel=1e-15)  # 0.2 + 0.3 + 0.2 = 1 - TV (0.3)
+    assert acceptance_rate(p, p) == pytest.approx(1.0, rel=1e-15)
+    assert acceptance_rate([1.0, 0.0], [0.0, 1.0]) == 0.0
+    # float32 softmax output is accepted as is; bf16-rounded probabilities with a wider tolerance
+    assert acceptance_rate([0.5, 0.50001], [0.5, 0.5]) == pytest.approx(1.0)
+    assert acceptance_rate([0.5, 0.501], [0.5, 0.5], atol=1e-2) == pytest.approx(1.0)
+    np.testing.assert_allclose(
+        acceptance_probability([0.5, 0.3, 0.2, 0.0], [0.25, 0.6, 0.0, 0.15]), [1.0, 0.5, 1.0, 0.0]
+    )
+
+
+def test_acceptance_rate_is_one_minus_tv_and_expected_acceptance() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.full(50, 0.3), size=200)  # [200, 50]
+    q = rng.dirichlet(np.full(50, 0.3), size=200)
+    alpha = acceptance_rate(p, q)
+    np.testing.assert_allclose(alpha, 1 - total_variation(p, q), rtol=1e-12)
+    np.testing.assert_allclose(alpha, (q * acceptance_probability(p, q)).sum(axis=-1), rtol=1e-12)
+    np.testing.assert_allclose(alpha, acceptance_rate(q, p), rtol=1e-15)
+    np.testing.assert_allclose(acceptance_rate(p.T, q.T, axis=0), alpha, rtol=1e-15)
+
+
+def test_residual_by_hand() -> None:
+    # max(0, p - q) = [0.4, 0.1, 0] over 0.5
+    np.testing.assert_allclose(residual_distribution([0.6, 0.3, 0.1], [0.2, 0.2, 0.6]), [0.8, 0.2, 0.0])
+    p = np.array([0.25, 0.75])
+    np.testing.assert_array_equal(residual_distribution(p, p), p)  # p == q: p itself, by convention
+    batch = residual_distribution([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]], [[0.2, 0.2, 0.6], [0.2, 0.2, 0.6]])
+    np.testing.assert_allclose(batch, [[0.8, 0.2, 0.0], [0.2, 0.2, 0.6]])
+
+
+def test_residual_restores_the_target() -> None:
+    # Leviathan et al. Theorem 3.5 (Appendix A.1): P(x) = min(p, q)(x) + (1 - alpha) residual(x) = p(x)
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.full(30, 0.5), size=100)
+    q = rng.dirichlet(np.full(30, 0.5), size=100)
+    alpha = acceptance_rate(p, q)[:, None]
+    np.testing.assert_allclose(np.minimum(p, q) + (1 - alpha) * residual_distribution(p, q), p, atol=1e-15)
+
+
+def test_from_logits() -> None:
+    logits = np.log([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(from_logits(logits), [1 / 6, 2 / 6, 3 / 6], rtol=1e-15)
+    w = np.sqrt([1.0, 2.0, 3.0])  # temperature 2 takes the square root of the weights
+    np.testing.assert_allclose(from_logits(logits, temperature=2.0), w / w.sum(), rtol=1e-15)
+    np.testing.assert_array_equal(from_logits([[1.0, 3.0, 2.0]], temperature=0.0), [[0.0, 1.0, 0.0]])
+    np.testing.assert_array_equal(from_logits([[1.0], [3.0]], temperature=0.0, axis=0), [[0.0], [1.0]])
+    np.testing.assert_allclose(from_logits([1000.0, 1000.0]), [0.5, 0.5])  # no overflow
+    # greedy drafts and target: accepted exactly when the argmaxes agree
+    assert acceptance_rate(from_logits([1.0, 2.0], 0.0), from_logits([0.0, 5.0], 0.0)) == 1.0
+    assert acceptance_rate(from_logits([1.0, 2.0], 0.0), from_logits([5.0, 0.0], 0.0)) == 0.0
+
+
+# ----------------------------------------------------------------------------------------------------
+# Bad input, vectorisation, invariants
+# ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: acceptance_rate([0.5, 0.6], [0.5, 0.5]), "p must sum to 1"),
+        (lambda: acceptance_rate([0.5, 0.5002], [0.5, 0.5]), "p must sum to 1"),
+        (lambda: acceptance_rate([0.5, 0.5002], [0.5, 0.5], atol=1e-5), "within atol=1e-05"),
+        (lambda: acceptance_rate([0.5, 0.5], [1.2, -0.2]), "q must be non-negative"),
+        (lambda: acceptance_rate([np.nan, 1.0], [0.5, 0.5]), "p must be non-negative"),
+        (lambda: acceptance_rate(1.0, 1.0), "vocabulary axis"),
+        (lambda: residual_distribution([0.5, 0.5], [0.9, 0.2]), "q must sum to 1"),
+        (lambda: acceptance_probability([-0.1], [0.5]), "non-negative"),
+        (lambda: expected_tokens(1.2, 3), "alpha must lie in"),
+        (lambda: expected_tokens(np.nan, 3), "alpha must lie in"),
+        (lambda: expected_tokens(0.5, -1), "k must be an integer"),
+        (lambda: expected_tokens(0.5, 2.5), "k must be an integer"),
+        (lambda: expected_tokens_positional(0.5), "draft-position axis"),
+        (lambda: speedup(0.5, 3, -0.1), "c must lie in"),
+        (lambda: speedup(0.5, 3, 0.1, verify_ratio=0.0), "verify_ratio must be > 0"),
+        (lambda: optimal_k(0.5, 0.1, k_max=0), "k_max"),
+        (lambda: break_even_alpha(0.1, 0), "k must be an integer >= 1"),
+        (lambda: from_logits([1.0, 2.0], temperature=-1.0), "temperature"),
+        (lambda: time_per_token(0.5, 2, draft_step_s=0.1, verify_step_s=0.0), "verify_step_s"),
+    ],
+)
+def test_bad_input_raises_a_clear_value_error(call: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()  # type: ignore[operator]
+
+
+def test_vectorised_calls_equal_scalar_calls() -> None:
+    alpha = np.array([0.0, 0.3, 0.8, 0.95, 1.0])[:, None, None]
+    k = np.array([1, 2, 5, 9])[None, :, None]
+    c = np.array([0.0, 0.05, 0.3])[None, None, :]
+    grid = np.broadcast_arrays(alpha, k, c)
+    vector = {
+        "expected_tokens": expected_tokens(alpha, k) + 0 * c,
+        "expected_accepted_tokens": expected_accepted_tokens(alpha, k) + 0 * c,
+        "speedup": speedup(alpha, k, c, verify_ratio=1.1),
+        "optimal_k": optimal_k(alpha, c, k_max=12) + 0 * k,
+        "break_even_alpha": break_even_alpha(c, k) + 0 * alpha,
+    }
+    for idx in np.ndindex(grid[0].shape):
+        a, kk, cc = (float(g[idx]) for g in grid)
+        scalar = {
+            "expected_tokens": expected_tokens(a, int(kk)),
+            "expected_accepted_tokens": expected_accepted_tokens(a, int(kk)),
+            "speedup": speedup(a, int(kk), cc, verify_ratio=1.1),
+            "optimal_k": optimal_k(a, cc, k_max=12),
+            "break_even_alpha": break_even_alpha(cc, int(kk)),
+        }
+        for name, value in scalar.items():
+            assert vector[name][idx] == value, (name, idx)
+    dist = tokens_distribution(alpha[..., 0], k[..., 0])
+    for i, a in enumerate(alpha.ravel()):
+        for j, kk in enumerate(k.ravel()):
+            np.testing.assert_array_equal(dist[i, j, : kk + 1], tokens_distribution(a, kk))
+    assert np.ndim(expected_tokens(0.5, 3)) == 0
+
+
+@settings(deadline=None)
+@given(
+    alpha=st.floats(0.0, 1.0),
+    d_alpha=st.floats(0.0, 1.0),
+    k=st.integers(0, 64),
+    c=st.floats(0.0, 2.0),
+    r=st.floats(0.1, 3.0),
+)
+def test_invariants(alpha: float, d_alpha: float, k: int, c: float, r: float) -> None:
+    e = float(expected_tokens(alpha, k))
+    assert 1.0 <= e <= k + 1
+    higher = alpha + d_alpha * (1 - alpha)
+    assert float(expected_tokens(higher, k)) >= e * (1 - 1e-15)  # rises with alpha
+    assert float(expected_tokens(alpha, k + 1)) >= e  # and with k
+    s = float(speedup(alpha, k, c, verify_ratio=r))
+    assert s <= float(speedup(alpha, k, c / 2, verify_ratio=r))  # cheaper drafts never hurt
+    if alpha < 1:
+        assert s <= 1 / ((1 - alpha) * r) * (1 + 1e-12)
+    if k >= 1:
+        be = float(break_even_alpha(c, k, verify_ratio=r))
+        assert be == np.inf or 0.0 <= be <= 1.0
+        if 0 < be < 1:
+            assert float(speedup(be, k, c, verify_ratio=r)) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_costmodel_speculative_does_not_import_torch() -> None:
+    code = "import sys, costmodel.speculative; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Monte-Carlo: the reference sampler (validation/speculative.py), 200,000 trials per case
+# ----------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def measured(name: str) -> Measurement:
+    return measure(next(c for c in CASES if c.name == name))
+
+
+def exact_alphas(case: Case) -> np.ndarray:
+    """Per-position acceptance, from the models by 1 - TV (not through costmodel's sum of minima)."""
+    zero = np.zeros(1, dtype=np.int64)
+    if isinstance(case.target, BigramModel):
+        assert isinstance(case.draft, BigramModel)
+        return bigram_alphas(case.target, case.draft, case.k, start_token=0)  # forward recursion
+    pos = [np.array([i]) for i in range(case.k)]
+    return np.array([1 - total_variation(case.target(zero, i)[0], case.draft(zero, i)[0]) for i in pos])
+
+
+def case_id(case: Case) -> str:
+    return case.name.replace(" ", "_")
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if not isinstance(c.target, BigramModel)], ids=case_id)
+def test_each_token_of_a_step_is_distributed_as_the_target(case: Case) -> None:
+    pvalues = step_pvalues(case, measured(case.name))
+    assert min(pvalues) > P_MIN, f"chi-square p-values by position: {pvalues}"
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if not isinstance(c.target, PositionalModel)], ids=case_id)
+def test_output_sequence_is_distributed_as_the_target_alone(case: Case) -> None:
+    result = sequence_test(case, n_tokens=case.k + 2)
+    pvalues = [*result.marginal_pvalues, result.pair_pvalue]
+    assert min(pvalues) > P_MIN, f"chi-square p-values (tokens 1..{case.k + 2}, last pair): {pvalues}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_measured_acceptance_rate_is_one_minus_tv(case: Case) -> None:
+    m = measured(case.name)
+    alpha = float(exact_alphas(case)[0])
+    test = binomtest(m.first_accepted, m.n_trials, alpha)
+    ci = test.proportion_ci(0.999)
+    assert ci.low <= alpha <= ci.high, f"alpha {alpha:.5f}, measured 99.9 % CI ({ci.low:.5f}, {ci.high:.5f})"
+    assert test.pvalue > P_MIN, f"binomial p = {test.pvalue:.3g}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_measured_tokens_per_verification_match_expected_tokens(case: Case) -> None:
+    m = measured(case.name)
+    alphas = exact_alphas(case)
+    if isinstance(case.target, FixedModel):
+        predicted = float(expected_tokens(alphas[0], case.k))
+    else:
+        predicted = float(expected_tokens_positional(alphas))
+    bound = Z_999 * m.stderr_tokens
+    assert abs(m.mean_tokens - predicted) < bound, (
+        f"measured {m.mean_tokens:.4f} +- {bound:.4f} (99.9 %), predicted {predicted:.4f}"
+    )
+
+
+def test_position_dependent_acceptance_is_not_the_mean_alpha() -> None:
+    # the positional case's alphas (0.9, 0.7, 0.4, 0.8): the formula with their mean is off by 8 s.e.
+    case = next(c for c in CASES if isinstance(c.target, PositionalModel))
+    m = measured(case.name)
+    naive = float(expected_tokens(float(np.mean(exact_alphas(case))), case.k))
+    assert abs(m.mean_tokens - naive) > 5 * m.stderr_tokens
+
+
+def test_without_the_bonus_token_the_seed_000_count_appears() -> None:
+    # seed 001's pseudocode: nothing sampled after k acceptances -> sum_{n<k} alpha^n = 3.3616 at 0.8, 5
+    case = CASES[0]
+    assert (case.k, round(float(exact_alphas(case)[0]), 12)) == (5, 0.8)
+    m = measure(case, bonus_token=False)
+    assert abs(m.mean_tokens - 3.3616) < Z_999 * m.stderr_tokens, (m.mean_tokens, m.stderr_tokens)
+    # still exact: only the count changes
+    pvalues = step_pvalues(case, m)  # tokens 1 .. k: no step reaches k + 1 now
+    assert len(pvalues) == case.k
+    assert min(pvalues) > P_MIN, pvalues
+
+
+def test_chisquare_detects_resampling_from_the_target() -> None:
+    # the classic mistake (replacement drawn from p, not norm(max(0, p - q))) must fail the same test
+    case = CASES[0]
+    pvalues = step_pvalues(case, measure(case, resample="target"))
+    assert min(pvalues) < 1e-12, pvalues
+
+
+def test_zero_drafts_is_plain_decoding() -> None:
+    case = CASES[0]
+    m = measure(Case("k = 0", case.target, case.draft, 0, np.empty(0), 1.0, seed=7))
+    assert np.all(m.n_tokens == 1)
+    assert step_pvalues(case, m)[0] > P_MIN
