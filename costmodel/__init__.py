@@ -6,6 +6,7 @@
 8030261248
 """
 
+from costmodel import speculative
 from costmodel.dtypes import DTYPES, bytes_per_element, storage_bytes
 from costmodel.errors import CostmodelError, UnknownNameError
 from costmodel.estimate import Report, SizingReport, TrainingReport, estimate, size, sweep, train
@@ -52,6 +53,7 @@ __all__ = [
     "load_model",
     "param_count",
     "size",
+    "speculative",
     "storage_bytes",
     "sweep",
     "train",

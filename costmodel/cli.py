@@ -270,6 +270,65 @@ def compare(
     out.print(table)
 
 
+@app.command()
+@friendly
+def speculative(
+    target: Annotated[str, typer.Option(help="Target model (built-in name or path).")],
+    draft: Annotated[
+        str, typer.Option(help="Draft: a model name/path, 'early-exit:N', 'quantized:int4' or 'ngram'.")
+    ],
+    alpha: Annotated[float, typer.Option(help="Acceptance rate of the draft (0..1), e.g. measured.")],
+    hardware: Annotated[str, typer.Option(help="Built-in hardware name, or a YAML path.")] = "h100-sxm",
+    prompt_len: PromptOpt = 1024,
+    output_len: OutputOpt = 256,
+    weight_dtype: WeightOpt = "bf16",
+    k_max: Annotated[int, typer.Option(help="Longest draft considered.")] = 8,
+    tp: TPOpt = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Best draft length and speedup of speculative decoding versus batch size on a device."""
+    from costmodel.speculative import plan
+
+    w = Workload(1, prompt_len, output_len, weight_dtype=weight_dtype)
+    frame = plan(target, draft, hardware, w, alpha=alpha, k_max=k_max, deployment=Deployment(tp=tp))
+    rows: list[dict[str, Any]] = []
+    for record in frame.to_dict("records"):  # per batch size: the best k, or the least bad one
+        current = rows[-1] if rows and rows[-1]["batch_size"] == record["batch_size"] else None
+        if current is None or record["speedup"] > current["speedup"]:
+            pick = {
+                key: record[key]
+                for key in ("batch_size", "k", "speedup", "c", "verify_ratio", "tokens_per_s")
+            }
+            pick["best_k"] = pick.pop("k") if record["speedup"] > 1.0 else 0
+            if current is None:
+                rows.append(pick)
+            else:
+                rows[-1] = pick
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(
+        "batch",
+        "best k",
+        "speedup",
+        "c = T_draft/T_target",
+        "T_verify/T_target",
+        "tokens/s",
+        title=f"speculative decoding: {target} with draft {draft}, alpha={alpha}, on {hardware}",
+    )
+    for r in rows:
+        speed = f"{r['speedup']:.2f}x" if r["best_k"] else f"none pays ({r['speedup']:.2f}x at best)"
+        table.add_row(
+            str(r["batch_size"]),
+            str(r["best_k"]),
+            speed,
+            f"{r['c']:.3f}",
+            f"{r['verify_ratio']:.2f}",
+            f"{r['tokens_per_s']:,.0f}",
+        )
+    out.print(table)
+
+
 @app.command("import-hf")
 @friendly
 def import_hf(

@@ -612,3 +612,27 @@ def train(
         usd=np.asarray(run_s * dep.n_gpus / 3600.0 * price),
         memory_bytes_per_gpu=np.asarray(mem),
     )
+
+
+def step_time_s(
+    model: ModelProfile | str,
+    hardware: HardwareProfile | str,
+    workload: Workload,
+    deployment: Deployment | None = None,
+    *,
+    batch_size: Any,
+    new_tokens: Any,
+    past_tokens: Any,
+    efficiency: Efficiency | None = None,
+    logits: Literal["all", "last"] = "all",
+) -> FloatArray:
+    """Time of one forward pass of ``batch_size`` sequences x ``new_tokens`` after ``past_tokens`` [s],
+    with the workload's dtypes: the building block for decode steps, verification passes and serving
+    engine iterations. Arrays broadcast."""
+    m, hw = load_model(model), load_hardware(hardware)
+    dep = deployment or Deployment()
+    dep.check(m)
+    setup = _Setup(m, hw, workload, dep, efficiency or hw.efficiency, "flash", _tp_link(dep))
+    return setup.pipelined(
+        lambda b: setup.times(setup.ops(b, new_tokens, past_tokens, logits)).total_s, batch_size, new_tokens
+    )

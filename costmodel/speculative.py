@@ -34,12 +34,17 @@ Departures from the seed notes (seeds 000-002; ``docs/speculative.md`` has the t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import brentq
 
 from costmodel.errors import CostmodelError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -409,6 +414,8 @@ def break_even_alpha(c: npt.ArrayLike, k: npt.ArrayLike, verify_ratio: npt.Array
     "speculation pays". For k = 1 the root is c + verify_ratio - 1, Leviathan et al. 2023,
     Corollary 3.9 (alpha > c); otherwise scipy's brentq finds it (one call per element).
     """
+    from scipy.optimize import brentq  # scipy.optimize is slow to import; only this function needs it
+
     cc = _in_range("c", c, 0.0, np.inf)
     kk = _draft_len(k, minimum=1)
     ratio = _in_range("verify_ratio", verify_ratio, 0.0, np.inf)
@@ -428,3 +435,97 @@ def break_even_alpha(c: npt.ArrayLike, k: npt.ArrayLike, verify_ratio: npt.Array
 
     solve = np.vectorize(root, otypes=[np.float64])
     return np.asarray(solve(cost, np.broadcast_to(kk, cost.shape)), dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Hardware-aware plan
+# ----------------------------------------------------------------------------------------------------
+
+DRAFT_KINDS = ("model", "early-exit:<layers>", "quantized:<dtype>", "ngram")
+"""Draft choices (seed 001): a separate small model (a profile or built-in name); the first N layers of
+the target ("early-exit:8"); a weight-quantized copy of the target ("quantized:int4"); an n-gram /
+prompt-lookup table ("ngram", about zero cost: its ``alpha`` is whatever the user measured)."""
+
+
+def plan(
+    target: ModelProfile | str,
+    draft: ModelProfile | str,
+    hardware: HardwareProfile | str,
+    workload: Workload,
+    *,
+    alpha: float,
+    k_max: int = 8,
+    batch_sizes: Any = (1, 2, 4, 8, 16, 32, 64, 128, 256),
+    deployment: Deployment | None = None,
+) -> pd.DataFrame:
+    """Speedup of speculative decoding over plain decoding on ``hardware``, for each k and batch size.
+
+    T_target is one decoding step of the target and T_verify one target pass over k + 1 tokens, both at
+    the workload's mean context (prompt + output / 2) from the roofline model
+    (:func:`costmodel.estimate.step_time_s`); T_draft is one decoding step of the draft. While the
+    target is memory bound, verifying k + 1 tokens costs about one step (the weights are read once);
+    once the batch makes it compute bound, T_verify grows with k and the speedup shrinks. Returns one
+    row per (batch_size, k) with the times [s], ``verify_ratio``, ``c``, expected tokens, ``speedup``
+    and ``is_best`` (the best k of each batch size, if any beats plain decoding).
+    """
+    import pandas as pd
+
+    from costmodel.estimate import step_time_s
+    from costmodel.registry import load_model
+
+    a = float(_in_range("alpha", alpha, 0.0, 1.0))
+    tgt = load_model(target)
+    draft_model: ModelProfile | None = tgt
+    draft_workload = workload
+    if isinstance(draft, str) and draft == "ngram":
+        draft_model = None
+    elif isinstance(draft, str) and draft.startswith("early-exit:"):
+        layers = int(draft.split(":", 1)[1])
+        if not 1 <= layers < tgt.n_layers:
+            raise CostmodelError(f"early-exit draft needs 1 <= layers < {tgt.n_layers}, got {layers}")
+        draft_model = tgt.model_copy(update={"n_layers": layers, "name": f"{tgt.name}[:{layers}]"})
+    elif isinstance(draft, str) and draft.startswith("quantized:"):
+        from dataclasses import replace
+
+        draft_workload = replace(workload, weight_dtype=draft.split(":", 1)[1])
+    else:
+        draft_model = load_model(draft)
+    B = np.asarray(batch_sizes, dtype=np.float64)[:, None]  # [batch, 1]
+    ks = np.arange(1, k_max + 1, dtype=np.float64)[None, :]  # [1, k]
+    context = np.asarray(workload.prompt_len, dtype=np.float64) + np.asarray(workload.output_len) / 2
+    t_target = step_time_s(
+        tgt, hardware, workload, deployment, batch_size=B, new_tokens=1, past_tokens=context
+    )
+    t_verify = step_time_s(
+        tgt, hardware, workload, deployment, batch_size=B, new_tokens=ks + 1, past_tokens=context
+    )
+    if draft_model is None:
+        t_draft = np.zeros_like(t_target)
+    else:
+        t_draft = step_time_s(
+            draft_model, hardware, draft_workload, None, batch_size=B, new_tokens=1, past_tokens=context
+        )
+    n = expected_tokens(a, ks)
+    t_spec = (ks * t_draft + t_verify) / n
+    up = t_target / t_spec
+    best = np.argmax(up, axis=1)
+    shape = up.shape
+    frame = pd.DataFrame(
+        {
+            "batch_size": np.broadcast_to(B, shape).ravel().astype(int),
+            "k": np.broadcast_to(ks, shape).ravel().astype(int),
+            "alpha": a,
+            "target_step_s": np.broadcast_to(t_target, shape).ravel(),
+            "draft_step_s": np.broadcast_to(t_draft, shape).ravel(),
+            "verify_s": np.broadcast_to(t_verify, shape).ravel(),
+            "c": np.broadcast_to(t_draft / t_target, shape).ravel(),
+            "verify_ratio": np.broadcast_to(t_verify / t_target, shape).ravel(),
+            "expected_tokens": np.broadcast_to(n, shape).ravel(),
+            "speedup": up.ravel(),
+            "tokens_per_s": (np.broadcast_to(B, shape) / t_spec).ravel(),
+        }
+    )
+    is_best = np.zeros(shape, dtype=bool)
+    is_best[np.arange(shape[0]), best] = up[np.arange(shape[0]), best] > 1.0
+    frame["is_best"] = is_best.ravel()
+    return frame

@@ -90,3 +90,16 @@ def test_estimate_shows_time_and_cost_and_compare_ranks() -> None:
     result = runner.invoke(app, ["estimate", "--model", "llama-3-8b", "--tp", "3"])
     assert result.exit_code == 2
     assert "tp (3) must divide n_heads (32)" in result.stderr
+
+
+def test_speculative_command() -> None:
+    result = runner.invoke(app, ["speculative", "--target", "llama-3-8b", "--draft", "ngram", "--alpha", "0.6",
+                                 "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert rows[0]["batch_size"] == 1
+    assert rows[0]["best_k"] >= 1
+    assert rows[0]["speedup"] > rows[-1]["speedup"]  # speculation pays less as the batch grows
+    bad = runner.invoke(app, ["speculative", "--target", "llama-3-8b", "--draft", "ngram", "--alpha", "1.5"])
+    assert bad.exit_code == 2
+    assert "alpha" in bad.stderr

@@ -474,3 +474,40 @@ def test_zero_drafts_is_plain_decoding() -> None:
     m = measure(Case("k = 0", case.target, case.draft, 0, np.empty(0), 1.0, seed=7))
     assert np.all(m.n_tokens == 1)
     assert step_pvalues(case, m)[0] > P_MIN
+
+
+# ----------------------------------------------------------------------------------------------------
+# Hardware-aware plan (roofline times)
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_plan_verification_costs_one_step_while_memory_bound_and_more_at_large_batch() -> None:
+    import costmodel
+    from costmodel.speculative import plan, speedup
+
+    w = costmodel.Workload(1, 1024, 256)
+    df = plan("llama-3-8b", "ngram", "h100-sxm", w, alpha=0.7, batch_sizes=[1, 512], k_max=6)
+    small, large = df[df.batch_size == 1], df[df.batch_size == 512]
+    assert (small.verify_ratio < 1.05).all()  # k + 1 tokens read the weights once
+    assert (large.verify_ratio.diff().dropna() > 0).all()  # compute bound: grows with k
+    assert large.speedup.max() < small.speedup.max()
+    # the table's speedup is the analytic formula with the roofline's c and verify_ratio
+    row = small[small.k == 4].iloc[0]
+    assert row.speedup == pytest.approx(float(speedup(0.7, 4, row.c, row.verify_ratio)), rel=1e-12)
+    assert row.c == 0.0
+
+
+def test_plan_draft_kinds() -> None:
+    import costmodel
+    from costmodel.speculative import plan
+
+    w = costmodel.Workload(1, 512, 128)
+    early = plan("llama-2-7b", "early-exit:8", "a100-80gb", w, alpha=0.6, batch_sizes=[1], k_max=3)
+    assert 0.2 < early.c.iloc[0] < 0.35  # 8 of 32 layers plus the shared head and embeddings
+    quant = plan("llama-2-7b", "quantized:int4", "a100-80gb", w, alpha=0.9, batch_sizes=[1], k_max=3)
+    assert 0.25 < quant.c.iloc[0] < 0.5  # about a quarter of the bytes, plus the bf16 head
+    small = plan("llama-2-70b", "llama-2-7b", "h100-sxm", w, alpha=0.8, batch_sizes=[1], k_max=3,
+                 deployment=costmodel.Deployment(tp=4))  # fmt: skip
+    assert small.is_best.sum() == 1
+    with pytest.raises(costmodel.CostmodelError, match="early-exit draft needs"):
+        plan("llama-2-7b", "early-exit:40", "a100-80gb", w, alpha=0.5)
