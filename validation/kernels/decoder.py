@@ -203,7 +203,14 @@ class Decoder(nn.Module):
         """Random K/V (or latents) standing for ``past`` cached tokens of ``batch`` sequences."""
         return [layer.attn.empty_cache(batch, past, **kw) for layer in self.layers]  # type: ignore[operator]
 
-    def forward(self, tokens: Tensor, cache: list[LayerCache]) -> tuple[Tensor, list[LayerCache]]:
+    def forward(
+        self, tokens: Tensor, cache: list[LayerCache], *, n_layers: int | None = None
+    ) -> tuple[Tensor, list[LayerCache]]:
+        """Logits [B, n, V] for ``tokens`` [B, n] after the cached ones, and the grown cache.
+
+        ``n_layers`` runs only the first layers, then the final norm and head: an early-exit draft that
+        shares the target's weights (``cache`` then holds those layers only).
+        """
         n = tokens.shape[1]  # tokens: [B, n]
         past = cache[0].k.shape[2] if cache[0].v is not None else cache[0].k.shape[1]
         x = self.embed_tokens(tokens)  # [B, n, d]
@@ -211,7 +218,7 @@ class Decoder(nn.Module):
             x = x + self.embed_positions(torch.arange(past, past + n, device=tokens.device))
         mask = attention_mask(n, past, self.window, tokens.device)  # [n, p + n]
         new_cache = []
-        for layer, layer_cache in zip(self.layers, cache, strict=True):
+        for layer, layer_cache in zip(self.layers[: n_layers or len(self.layers)], cache, strict=True):
             x, c = layer(x, layer_cache, mask)
             new_cache.append(c)
         return self.lm_head(self.final_norm(x)), new_cache  # [B, n, V]
