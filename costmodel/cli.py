@@ -188,6 +188,12 @@ def estimate(
         print(json.dumps(sizes.to_dict() | report.summary(), indent=2))
         return
     r = report.summary()
+    at_max = None
+    if report.max_batch_size > 0:
+        big = _workload_options(
+            int(report.max_batch_size), prompt_len, output_len, weight_dtype, kv_dtype, activation_dtype
+        )
+        at_max = run_estimate(model, hardware, big, dep).summary()
     table = Table(
         title=f"{report.model} on {dep.gpus_per_replica} x {report.hardware} (tp={tp}, pp={pp})",
         show_header=False,
@@ -204,7 +210,14 @@ def estimate(
             f"{_gb(r['memory_bytes_per_gpu'])} / {_gb(report.capacity_bytes_per_gpu)}",
         ),
         ("fits", "yes" if r["fits"] else "NO"),
-        ("largest batch at this context", f"{sizes.max_batch_size:,}"),
+        ("largest batch at this context", f"{r['max_batch_size']:,}"),
+        (
+            "throughput at the largest batch",
+            f"{at_max['output_tokens_per_s']:,.0f} tokens/s, "
+            f"{at_max['usd_per_million_output_tokens']:,.3f} $/M output"
+            if at_max
+            else "-",
+        ),
         ("time to first token", f"{r['ttft_s'] * 1e3:,.1f} ms"),
         ("time per output token", f"{r['tpot_s'] * 1e3:,.2f} ms"),
         ("end-to-end", f"{r['e2e_s']:,.2f} s"),

@@ -267,6 +267,7 @@ class Report:
     memory_bytes_per_gpu: FloatArray
     capacity_bytes_per_gpu: float
     fits: npt.NDArray[np.bool_]
+    max_batch_size: npt.NDArray[np.int64]
     prefill_mfu: FloatArray
     decode_mbu: FloatArray
     usd_per_hour: float
@@ -288,6 +289,7 @@ class Report:
             "input_tokens_per_s",
             "memory_bytes_per_gpu",
             "fits",
+            "max_batch_size",
             "prefill_mfu",
             "decode_mbu",
             "usd_per_hour",
@@ -320,6 +322,7 @@ class Report:
                         "bytes": float(op.bytes) * op.layers,
                         "intensity_flop_per_byte": float(op.intensity),
                         "time_s": float(t) * op.layers,
+                        "achieved_flop_per_s": float(op.flop) / float(t),
                         "bound": str(times.bound(i)),
                     }
                 )
@@ -406,6 +409,10 @@ def estimate(
     )
     memory = np.asarray(weights + kv_per_gpu + acts)
     capacity = usable_fraction * hw.memory_bytes
+    kv_per_seq = kv_per_gpu / np.asarray(w.batch_size, dtype=np.float64)
+    max_batch = np.floor(np.maximum(capacity - weights - acts, 0) / np.maximum(kv_per_seq, 1.0)).astype(
+        np.int64
+    )
 
     peak = compute_peak_flop_per_s(hw, w.activation_dtype)
     prefill_flop = forward_flop(m, batch_size=B, new_tokens=P, logits="last").total
@@ -426,6 +433,7 @@ def estimate(
         memory_bytes_per_gpu=memory,
         capacity_bytes_per_gpu=capacity,
         fits=np.asarray(memory <= capacity),
+        max_batch_size=max_batch,
         prefill_mfu=np.asarray(mfu),
         decode_mbu=np.asarray(mbu),
         usd_per_hour=price * dep.n_gpus,

@@ -22,6 +22,7 @@ import pytest
 
 import costmodel
 from costmodel.estimate import estimate, sweep, train
+from costmodel.roofline import ridge_point_flop_per_byte
 from costmodel.specs import Deployment, Workload
 
 
@@ -107,3 +108,25 @@ def test_to_frame_per_operator_table() -> None:
     assert {"experts_up", "router", "attention", "allreduce_attn"} <= set(frame.op)
     assert np.isclose(frame.groupby("phase").time_fraction.sum(), 1.0).all()
     assert set(frame.bound) <= {"compute", "memory", "communication"}
+
+
+def test_largest_batch_fits_and_one_more_does_not() -> None:
+    w = Workload(1, 4096, 512)
+    r = estimate("llama-3-8b", "l40s", w)
+    b = int(r.max_batch_size)
+    assert b > 1
+    assert bool(estimate("llama-3-8b", "l40s", Workload(b, 4096, 512)).fits)
+    assert not bool(estimate("llama-3-8b", "l40s", Workload(b + 1, 4096, 512)).fits)
+
+
+def test_roofline_chart_points() -> None:
+    frame = estimate("llama-3-8b", "h100-sxm", Workload(1, 1024, 16)).to_frame()
+    decode = frame[(frame.phase == "decode") & (frame.kind == "matmul")]
+    # memory bound at batch 1: achieved FLOP/s = intensity x (bandwidth x efficiency), below the ridge
+    h100 = costmodel.load_hardware("h100-sxm")
+    bw = h100.memory_bandwidth_bytes_per_s * h100.efficiency.memory_bandwidth_fraction
+    big = decode[decode.op == "mlp_up"].iloc[0]
+    assert big.bound == "memory"
+    assert big.achieved_flop_per_s == pytest.approx(
+        big.intensity_flop_per_byte * bw, rel=0.02
+    )  # + launch overhead
