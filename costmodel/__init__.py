@@ -6,7 +6,7 @@
 8030261248
 """
 
-from costmodel import speculative
+from costmodel import compression, scaling, speculative
 from costmodel.dtypes import DTYPES, bytes_per_element, storage_bytes
 from costmodel.errors import CostmodelError, UnknownNameError
 from costmodel.estimate import Report, SizingReport, TrainingReport, estimate, size, sweep, train
@@ -41,6 +41,7 @@ __all__ = [
     "approx_forward_flop",
     "approx_training_flop",
     "bytes_per_element",
+    "compression",
     "estimate",
     "fit",
     "forward_flop",
@@ -52,6 +53,7 @@ __all__ = [
     "load_hardware",
     "load_model",
     "param_count",
+    "scaling",
     "size",
     "speculative",
     "storage_bytes",
