@@ -124,8 +124,8 @@ def op_times(
         Fixed cost of one collective [s] (NCCL small-message latency on NVLink is ~10 us).
     """
     eff = efficiency or hardware.efficiency
-    tensor = compute_peak_flop_per_s(hardware, activation_dtype) * eff.matmul_fraction
-    vector = vector_peak_flop_per_s(hardware) * eff.matmul_fraction
+    tensor = compute_peak_flop_per_s(hardware, activation_dtype) * eff.matmul(activation_dtype)
+    vector = vector_peak_flop_per_s(hardware) * eff.matmul("fp32")
     bandwidth = hardware.memory_bandwidth_bytes_per_s * eff.memory_bandwidth_fraction
     compute, memory, comm = [], [], []
     for op in ops:
@@ -156,7 +156,7 @@ def ridge_point_flop_per_byte(
 ) -> float:
     """Arithmetic intensity where the compute and memory roofs meet, with efficiencies applied [FLOP/byte]."""
     eff = efficiency or hardware.efficiency
-    peak = compute_peak_flop_per_s(hardware, activation_dtype) * eff.matmul_fraction
+    peak = compute_peak_flop_per_s(hardware, activation_dtype) * eff.matmul(activation_dtype)
     return peak / (hardware.memory_bandwidth_bytes_per_s * eff.memory_bandwidth_fraction)
 
 
@@ -169,6 +169,6 @@ def attainable_flop_per_s(
 ) -> FloatArray:
     """The roofline itself: min(peak, intensity x bandwidth) [FLOP/s], for drawing the chart."""
     eff = efficiency or hardware.efficiency
-    peak = compute_peak_flop_per_s(hardware, activation_dtype) * eff.matmul_fraction
+    peak = compute_peak_flop_per_s(hardware, activation_dtype) * eff.matmul(activation_dtype)
     bw = hardware.memory_bandwidth_bytes_per_s * eff.memory_bandwidth_fraction
     return np.asarray(np.minimum(peak, np.asarray(intensity, dtype=np.float64) * bw))

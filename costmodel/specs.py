@@ -285,12 +285,19 @@ class Efficiency(Spec):
     with measured values and says so in ``source``."""
 
     matmul_fraction: Fraction01 = Field(0.7, description="Fraction of dense peak a large GEMM reaches [-].")
+    matmul_fraction_by_dtype: dict[ComputeDType, Fraction01] = Field(
+        default_factory=dict, description="Per compute dtype, where measured; overrides matmul_fraction [-]."
+    )
     memory_bandwidth_fraction: Fraction01 = Field(
         0.8, description="Fraction of datasheet bandwidth a large copy reaches [-]."
     )
     interconnect_fraction: Fraction01 = Field(0.8, description="Fraction of link bandwidth reached [-].")
     kernel_overhead_s: float = Field(5e-6, ge=0, description="Fixed launch/setup time per kernel [s].")
     source: str = Field("assumption", description="Where these fractions come from.")
+
+    def matmul(self, dtype: str) -> float:
+        """Achievable fraction of the dense peak for matmuls in ``dtype`` [-]."""
+        return float(self.matmul_fraction_by_dtype.get(dtype, self.matmul_fraction))  # type: ignore[call-overload]
 
 
 class HardwareProfile(Spec):

@@ -42,7 +42,7 @@ SMALL = ModelProfile(
 
 def _truncate(cache: list[LayerCache], length: int) -> list[LayerCache]:
     """Keep the first ``length`` cached positions of every layer (K/V: [B, H, p, d])."""
-    return [LayerCache(c.k[:, :, :length], c.v[:, :, :length]) for c in cache if c.v is not None]
+    return [LayerCache(c.k, c.v, length=min(length, c.length)) for c in cache]
 
 
 def _probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:

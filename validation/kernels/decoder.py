@@ -46,10 +46,21 @@ def attention_mask(new: int, past: int, window: int | None, device: torch.device
 
 @dataclass
 class LayerCache:
-    """What one layer keeps per sequence: K and V ([B, Hkv, p, hd] each), or the MLA latent ([B, p, r])."""
+    """What one layer keeps per sequence: K and V ([B, Hkv, p, hd] each), or the MLA latent ([B, p, r]).
+
+    With ``static=True`` the tensors are preallocated buffers of the full capacity (a decode loop
+    writes each step's K/V in place, gpt-fast style) and ``length`` says how many positions are valid;
+    otherwise the cache grows by concatenation and ``length`` is the tensors' length.
+    """
 
     k: Tensor
     v: Tensor | None = None
+    length: int = -1
+    static: bool = False
+
+    def __post_init__(self) -> None:
+        if self.length < 0:
+            self.length = self.k.shape[2] if self.v is not None else self.k.shape[1]
 
 
 class Attention(nn.Module):
@@ -61,9 +72,10 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(d, self.Hkv * self.hd, bias=model.qkv_bias)
         self.o_proj = nn.Linear(self.H * self.hd, d, bias=model.out_bias)
 
-    def empty_cache(self, batch: int, past: int, **kw: object) -> LayerCache:
-        shape = (batch, self.Hkv, past, self.hd)
-        return LayerCache(torch.randn(shape, **kw), torch.randn(shape, **kw))  # type: ignore[arg-type]
+    def empty_cache(self, batch: int, past: int, capacity: int | None = None, **kw: object) -> LayerCache:
+        shape = (batch, self.Hkv, capacity or past, self.hd)
+        k, v = torch.randn(shape, **kw), torch.randn(shape, **kw)  # type: ignore[arg-type]
+        return LayerCache(k, v, length=past, static=capacity is not None)
 
     def forward(self, x: Tensor, cache: LayerCache, mask: Tensor) -> tuple[Tensor, LayerCache]:
         B, n, _ = x.shape
@@ -71,13 +83,21 @@ class Attention(nn.Module):
         k = self.k_proj(x).view(B, n, self.Hkv, self.hd).transpose(1, 2)  # [B, Hkv, n, hd]
         v = self.v_proj(x).view(B, n, self.Hkv, self.hd).transpose(1, 2)  # [B, Hkv, n, hd]
         assert cache.v is not None
-        k = torch.cat([cache.k, k], dim=2)  # [B, Hkv, p + n, hd]
-        v = torch.cat([cache.v, v], dim=2)
+        p = cache.length
+        if cache.static:  # write in place, attend over the valid prefix
+            cache.k[:, :, p : p + n] = k
+            cache.v[:, :, p : p + n] = v
+            new_cache = LayerCache(cache.k, cache.v, length=p + n, static=True)
+            k, v = cache.k[:, :, : p + n], cache.v[:, :, : p + n]  # [B, Hkv, p + n, hd]
+        else:
+            k = torch.cat([cache.k[:, :, :p], k], dim=2)  # [B, Hkv, p + n, hd]
+            v = torch.cat([cache.v[:, :, :p], v], dim=2)
+            new_cache = LayerCache(k, v)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, enable_gqa=self.Hkv != self.H
         )  # [B, H, n, hd]
         y = y.transpose(1, 2).reshape(B, n, self.H * self.hd)  # [B, n, H * hd]
-        return self.o_proj(y), LayerCache(k, v)
+        return self.o_proj(y), new_cache
 
 
 class LatentAttention(nn.Module):
@@ -100,16 +120,22 @@ class LatentAttention(nn.Module):
         self.kv_b_proj = nn.Linear(m.kv_lora_rank, self.H * (m.qk_nope_head_dim + m.v_head_dim), bias=False)
         self.o_proj = nn.Linear(self.H * m.v_head_dim, d, bias=model.out_bias)
 
-    def empty_cache(self, batch: int, past: int, **kw: object) -> LayerCache:
+    def empty_cache(self, batch: int, past: int, capacity: int | None = None, **kw: object) -> LayerCache:
         width = self.m.kv_lora_rank + self.m.qk_rope_head_dim
-        return LayerCache(torch.randn((batch, past, width), **kw))  # type: ignore[arg-type]
+        latent = torch.randn((batch, capacity or past, width), **kw)  # type: ignore[arg-type]
+        return LayerCache(latent, length=past, static=capacity is not None)
 
     def forward(self, x: Tensor, cache: LayerCache, mask: Tensor) -> tuple[Tensor, LayerCache]:
         B, n, _ = x.shape
         m, H = self.m, self.H
         q = self.q_b_proj(self.q_a_norm(self.q_a_proj(x))) if m.q_lora_rank else self.q_proj(x)
         q = q.view(B, n, H, m.qk_head_dim).transpose(1, 2)  # [B, H, n, qk_hd]
-        latent = torch.cat([cache.k, self.kv_a_proj(x)], dim=1)  # [B, p + n, r + hr]
+        p = cache.length
+        if cache.static:
+            cache.k[:, p : p + n] = self.kv_a_proj(x)
+            latent = cache.k[:, : p + n]  # [B, p + n, r + hr]
+        else:
+            latent = torch.cat([cache.k[:, :p], self.kv_a_proj(x)], dim=1)  # [B, p + n, r + hr]
         c_kv, k_rope = latent.split([m.kv_lora_rank, m.qk_rope_head_dim], dim=-1)
         kv = self.kv_b_proj(self.kv_a_norm(c_kv))  # [B, p + n, H * (nope + v)]
         kv = kv.view(B, -1, H, m.qk_nope_head_dim + m.v_head_dim).transpose(1, 2)
@@ -118,7 +144,9 @@ class LatentAttention(nn.Module):
         k = torch.cat([k_nope, k_rope], dim=-1)  # [B, H, p + n, qk_hd]
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [B, H, n, v_hd]
         y = y.transpose(1, 2).reshape(B, n, H * m.v_head_dim)
-        return self.o_proj(y), LayerCache(latent)
+        return self.o_proj(y), LayerCache(
+            cache.k if cache.static else latent, length=p + n, static=cache.static
+        )
 
 
 class MLP(nn.Module):
@@ -199,9 +227,12 @@ class Decoder(nn.Module):
         if model.tie_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
 
-    def empty_cache(self, batch: int, past: int, **kw: object) -> list[LayerCache]:
-        """Random K/V (or latents) standing for ``past`` cached tokens of ``batch`` sequences."""
-        return [layer.attn.empty_cache(batch, past, **kw) for layer in self.layers]  # type: ignore[operator]
+    def empty_cache(
+        self, batch: int, past: int, capacity: int | None = None, **kw: object
+    ) -> list[LayerCache]:
+        """Random K/V (or latents) standing for ``past`` cached tokens of ``batch`` sequences; with
+        ``capacity``, preallocated buffers that hold up to ``capacity`` positions."""
+        return [layer.attn.empty_cache(batch, past, capacity, **kw) for layer in self.layers]  # type: ignore[operator]
 
     def forward(
         self, tokens: Tensor, cache: list[LayerCache], *, n_layers: int | None = None
@@ -212,7 +243,7 @@ class Decoder(nn.Module):
         shares the target's weights (``cache`` then holds those layers only).
         """
         n = tokens.shape[1]  # tokens: [B, n]
-        past = cache[0].k.shape[2] if cache[0].v is not None else cache[0].k.shape[1]
+        past = cache[0].length
         x = self.embed_tokens(tokens)  # [B, n, d]
         if self.embed_positions is not None:
             x = x + self.embed_positions(torch.arange(past, past + n, device=tokens.device))

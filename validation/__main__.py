@@ -1,0 +1,70 @@
+"""``python -m validation calibrate | run | report``: measure reference kernels against costmodel.
+
+    python -m validation calibrate --device cpu --out validation/results/cpu-calibrated.yaml
+    python -m validation run --device cpu --suite quick --hardware validation/results/cpu-calibrated.yaml \\
+        --out validation/results/cpu-quick.jsonl
+    python -m validation report validation/results/cpu-quick.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m validation", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    cal = sub.add_parser(
+        "calibrate", help="micro-benchmarks -> a hardware profile with measured efficiencies"
+    )
+    cal.add_argument("--device", default="cpu")
+    cal.add_argument("--hardware", help="base profile (default: detected)")
+    cal.add_argument("--out", type=Path, required=True)
+    run = sub.add_parser("run", help="measure a suite and compare with costmodel's predictions")
+    run.add_argument("--device", default="cpu")
+    run.add_argument("--suite", choices=("quick", "full"), default="quick")
+    run.add_argument("--hardware", help="profile name or YAML path (e.g. a calibrated one)")
+    run.add_argument("--out", type=Path, required=True)
+    run.add_argument("--repeats", type=int, default=10)
+    rep = sub.add_parser("report", help="summarise results files")
+    rep.add_argument("paths", type=Path, nargs="+")
+    rep.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+
+    if args.command == "calibrate":
+        from validation.calibrate import calibrate, write_profile
+
+        profile, records = calibrate(args.device, hardware=args.hardware)
+        write_profile(profile, records, args.out)
+        eff = profile.efficiency
+        print(
+            f"wrote {args.out}: matmul fractions {eff.matmul_fraction_by_dtype}, "
+            f"memory bandwidth fraction {eff.memory_bandwidth_fraction:.3f}, "
+            f"kernel overhead {eff.kernel_overhead_s * 1e6:.1f} us"
+        )
+    elif args.command == "run":
+        from validation.run import run_suite
+
+        n = sum(
+            1
+            for _ in run_suite(
+                args.device, args.suite, args.out, hardware=args.hardware, repeats=args.repeats
+            )
+        )
+        print(f"measured {n} new points into {args.out}")
+    else:
+        from validation.report import report
+
+        result = report(args.paths, args.out)
+        print(result["markdown"])
+        print(
+            f"\nwrote {result['markdown_path']}"
+            + (f" and {result['figure_path']}" if result["figure_path"] else "")
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Calibration: measure only micro-benchmarks and write a hardware profile with measured efficiencies.
+
+- ``matmul_fraction_by_dtype``: achieved FLOP/s of a large square GEMM per dtype / the datasheet peak;
+- ``memory_bandwidth_fraction``: weight bytes per second streamed by a matrix-vector product whose matrix
+  is far larger than the caches (decode's dominant traffic) / the datasheet bandwidth. A large copy is
+  measured too and recorded; on GPUs the two agree, on CPUs a GEMV streams far slower than a copy;
+- ``kernel_overhead_s``: time of the smallest matmul ([1, 64] x [64, 64]): the fixed cost of one
+  modelled operator (launch and framework dispatch) when it has no work.
+
+The datasheet of the base profile is kept as it is (with its sources); only the ``efficiency`` block
+changes, and its ``source`` says where, when and at which git revision it was measured. Composite kernels
+(layers, models) are never used here: they are the held-out test of the model.
+
+For a CPU the base profile is the generic ``cpu`` (a reference server part), so the fractions are
+relative to that part's datasheet, not to the machine that ran: the product (the effective FLOP/s and
+bandwidth) is what matters for predictions.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from costmodel.dtypes import get_dtype
+from costmodel.registry import load_hardware, to_yaml
+from costmodel.specs import Efficiency, HardwareProfile
+from validation.measure import environment, time_call
+from validation.run import default_hardware
+from validation.suite import build, calibration_points
+
+
+def base_bytes(dtype: str) -> float:
+    return get_dtype(dtype).bits / 8
+
+
+def calibrate(
+    device: str, *, hardware: str | None = None, repeats: int = 10
+) -> tuple[HardwareProfile, list[dict[str, Any]]]:
+    """The calibrated profile and the micro-benchmark records behind it."""
+    base = load_hardware(hardware or default_hardware(device))
+    records: list[dict[str, Any]] = []
+    by_dtype: dict[str, float] = {}
+    bandwidth_fraction = base.efficiency.memory_bandwidth_fraction
+    overhead = base.efficiency.kernel_overhead_s
+    for point in calibration_points(device):
+        try:
+            timing = time_call(build(point, device), device, repeats=repeats)
+        except (RuntimeError, NotImplementedError) as e:
+            records.append({"kernel": point.kernel, "shape": point.params, "status": f"skipped: {e}"})
+            continue
+        rec: dict[str, Any] = {"kernel": point.kernel, "shape": point.params, "measured_s": timing.median_s}
+        if point.kernel == "gemm" and point.family == "memory":  # streaming matrix-vector product
+            p = point.params
+            moved = p["N"] * p["K"] * base_bytes(point.dtype)
+            bandwidth_fraction = min(moved / timing.median_s / base.memory_bandwidth_bytes_per_s, 1.0)
+            rec |= {"achieved_bytes_per_s": moved / timing.median_s, "fraction": bandwidth_fraction}
+        elif point.kernel == "gemm":
+            p = point.params
+            achieved = 2.0 * p["M"] * p["N"] * p["K"] / timing.median_s
+            dtype = point.dtype
+            peak_dtype = (
+                "tf32"
+                if device.startswith("cuda") and dtype == "fp32" and "tf32" in base.compute_dtypes
+                else dtype
+            )
+            if peak_dtype in base.compute_dtypes:
+                fraction = min(achieved / base.peak_flop_per_s(peak_dtype), 1.0)
+                by_dtype[dtype] = fraction
+                rec |= {"achieved_flop_per_s": achieved, "fraction": fraction, "peak_dtype": peak_dtype}
+        elif point.kernel == "copy":  # recorded for comparison; the streaming GEMV sets the bandwidth
+            rec["achieved_bytes_per_s"] = 2.0 * point.params["bytes"] / timing.median_s
+        elif point.kernel == "launch":
+            overhead = timing.median_s
+        records.append(rec)
+    env = environment(device)
+    matmul = by_dtype.get("bf16", by_dtype.get("fp32", base.efficiency.matmul_fraction))
+    efficiency = Efficiency(
+        matmul_fraction=matmul,
+        matmul_fraction_by_dtype=by_dtype,  # type: ignore[arg-type]
+        memory_bandwidth_fraction=bandwidth_fraction,
+        interconnect_fraction=base.efficiency.interconnect_fraction,
+        kernel_overhead_s=overhead,
+        source=(
+            f"calibrated by validation/calibrate.py on {env['device_name']} ({device}), torch "
+            f"{env['torch_version']}, {env['date']}, git {env['git_revision']}; interconnect fraction "
+            "not measured (kept from the base profile)"
+        ),
+    )
+    profile = base.model_copy(
+        update={
+            "name": f"{base.name}-calibrated",
+            "display_name": f"{base.display_name}, efficiencies measured on {env['device_name']}",
+            "efficiency": efficiency,
+        }
+    )
+    return profile, records
+
+
+def write_profile(profile: HardwareProfile, records: list[dict[str, Any]], out: Path) -> None:
+    """The profile as YAML (loadable by costmodel.load_hardware), the measurements as a comment block."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lines = "\n".join("# " + json.dumps(r) for r in records)
+    text = f"# micro-benchmarks behind this profile's efficiency block:\n{lines}\n{to_yaml(profile)}"
+    yaml.safe_load(text)  # must stay loadable
+    out.write_text(text)

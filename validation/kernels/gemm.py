@@ -1,0 +1,52 @@
+"""Matrix products: plain, batched, and weight-only int8 / int4 where the platform has a kernel.
+
+Shapes: M rows of activations, K the reduction, N output features, B a batch of independent products.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+
+def gemm(M: int, N: int, K: int, dtype: torch.dtype, device: str) -> Callable[[], Tensor]:
+    """``a @ b`` with a [M, K] and b [K, N]."""
+    a = torch.randn(M, K, dtype=dtype, device=device)  # [M, K]
+    b = torch.randn(K, N, dtype=dtype, device=device)  # [K, N]
+    return lambda: a @ b  # [M, N]
+
+
+def bmm(B: int, M: int, N: int, K: int, dtype: torch.dtype, device: str) -> Callable[[], Tensor]:
+    """``torch.bmm`` of B independent [M, K] @ [K, N] products."""
+    a = torch.randn(B, M, K, dtype=dtype, device=device)  # [B, M, K]
+    b = torch.randn(B, K, N, dtype=dtype, device=device)  # [B, K, N]
+    return lambda: torch.bmm(a, b)  # [B, M, N]
+
+
+def int8_weight_only(M: int, N: int, K: int, dtype: torch.dtype, device: str) -> Callable[[], Tensor]:
+    """x [M, K] times int8 weights [N, K] with per-output-channel scales, dequantized inside the kernel
+    (``torch._weight_int8pack_mm``, the kernel gpt-fast's int8 path uses). Raises where unsupported."""
+    x = torch.randn(M, K, dtype=dtype, device=device)  # [M, K]
+    w = torch.randint(-127, 128, (N, K), dtype=torch.int8, device=device)  # [N, K]
+    scales = torch.rand(N, dtype=dtype, device=device)  # [N]
+    run = lambda: torch._weight_int8pack_mm(x, w, scales)  # noqa: E731  [M, N]
+    run()  # fail here, not in the timing loop, where the platform lacks the kernel
+    return run
+
+
+def int4_weight_only(
+    M: int, N: int, K: int, dtype: torch.dtype, device: str, group_size: int = 128
+) -> Callable[[], Tensor]:
+    """x [M, K] times int4 weights [N, K] packed for ``torch._weight_int4pack_mm`` (tinygemm, CUDA bf16),
+    groups of ``group_size`` with a scale and zero each. Raises where unsupported."""
+    if not device.startswith("cuda"):
+        raise NotImplementedError("int4 weight-only matmul is measured on CUDA only")
+    x = torch.randn(M, K, dtype=torch.bfloat16, device=device)  # [M, K]
+    w = torch.randint(0, 16, (N, K), dtype=torch.int32, device=device)  # [N, K] 4-bit values
+    packed = torch._convert_weight_to_int4pack(w, 8)  # inner_k_tiles = 8
+    scales_zeros = torch.rand(K // group_size, N, 2, dtype=torch.bfloat16, device=device)
+    run = lambda: torch._weight_int4pack_mm(x, packed, group_size, scales_zeros)  # noqa: E731  [M, N]
+    run()
+    return run

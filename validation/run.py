@@ -1,0 +1,144 @@
+"""Run a suite: measure each point, ask costmodel for its prediction, append one JSON line per point.
+
+The output file starts with an environment record. Points are appended as they finish (a crash loses
+nothing already measured) and a rerun skips the points already in the file (resume). An out-of-memory
+point is recorded as such and the sweep goes on; a kernel the platform lacks is recorded as unsupported.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from costmodel.registry import load_hardware
+from costmodel.specs import HardwareProfile
+from validation.measure import environment, time_call
+from validation.suite import SUITES, Point, build, calibration_points, count_flop, predict
+
+
+def default_hardware(device: str) -> str:
+    """The built-in profile for the device: the GPU's name mapped to a profile, 'cpu' otherwise."""
+    if not device.startswith("cuda"):
+        return "cpu"
+    name = torch.cuda.get_device_name(device).lower()
+    for key, profile in (
+        ("h200", "h200"),
+        ("h100 pcie", "h100-pcie"),
+        ("h100", "h100-sxm"),
+        ("b200", "b200"),
+        ("a100-sxm4-40", "a100-40gb"),
+        ("a100", "a100-80gb"),
+        ("l40s", "l40s"),
+        ("l4", "l4"),
+        ("a10g", "a10g"),
+        ("4090", "rtx-4090"),
+    ):
+        if key in name:
+            return profile
+    raise ValueError(f"no built-in hardware profile for {name!r}; pass --hardware")
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """All JSON records of a results file (an empty list if it does not exist)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _progress(points: list[Point]) -> Iterable[Point]:
+    try:
+        from tqdm import tqdm
+
+        return tqdm(points, desc="validation", unit="point", file=sys.stderr)  # type: ignore[no-any-return]
+    except ImportError:  # pragma: no cover
+        return points
+
+
+def measure_point(point: Point, device: str, hardware: HardwareProfile, *, repeats: int) -> dict[str, Any]:
+    """One record: measured time (and peak memory on a GPU), counted FLOPs, prediction, errors."""
+    record: dict[str, Any] = {
+        "record": "point",
+        "id": point.id,
+        "kernel": point.kernel,
+        "family": point.family,
+        "held_out": not point.calibration,
+        "dtype": point.dtype,
+        "shape": point.params,
+        "device": device,
+        "hardware_profile": hardware.name,
+    }
+    pred = predict(point, hardware)
+    record |= {
+        "predicted_s": pred.time_s,
+        "regime": pred.regime,
+        "predicted_flop": pred.flop,
+        "predicted_memory_bytes": pred.memory_bytes,
+    }
+    try:
+        fn = build(point, device)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+        timing = time_call(fn, device, repeats=repeats)
+        if device.startswith("cuda"):
+            record["measured_memory_bytes"] = torch.cuda.max_memory_allocated(device)
+            record["memory_before_bytes"] = base
+        del fn
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return record | {"status": "oom"}
+    except (NotImplementedError, RuntimeError, AttributeError) as e:
+        return record | {
+            "status": "unsupported",
+            "reason": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}",
+        }
+    counted = count_flop(point)
+    record |= {
+        "status": "ok",
+        "measured_s": timing.median_s,
+        "measured_p10_s": timing.p10_s,
+        "measured_p90_s": timing.p90_s,
+        "repeats": timing.repeats,
+        "calls_per_repeat": timing.calls_per_repeat,
+        "rel_error": (pred.time_s - timing.median_s) / timing.median_s,
+        "counted_flop": counted,
+        "flop_match": None if counted is None or pred.flop is None else counted == round(pred.flop),
+    }
+    if record.get("measured_memory_bytes") and pred.memory_bytes:
+        measured = record["measured_memory_bytes"]
+        record["memory_rel_error"] = (pred.memory_bytes - measured) / measured
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    return record
+
+
+def run_suite(
+    device: str,
+    suite: str,
+    out: Path,
+    *,
+    hardware: str | None = None,
+    repeats: int = 10,
+    include_calibration: bool = True,
+) -> Iterator[dict[str, Any]]:
+    """Measure every point of ``suite`` not yet in ``out``, appending records; yields each new record."""
+    hw = load_hardware(hardware or default_hardware(device))
+    points = (calibration_points(device) if include_calibration else []) + SUITES[suite]()
+    existing = read_records(out)
+    done = {r["id"] for r in existing if r.get("record") == "point"}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a") as f:
+        if not existing:
+            f.write(json.dumps(environment(device) | {"suite": suite, "hardware_profile": hw.name}) + "\n")
+            f.flush()
+        for point in _progress([p for p in points if p.id not in done]):
+            record = measure_point(point, device, hw, repeats=repeats)
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            yield record
