@@ -14,9 +14,10 @@ measurements set efficiencies; every other point is held out.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +94,18 @@ def model_of(point: Point) -> ModelProfile:
 # ----------------------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _allocating(device: str, dtype: torch.dtype) -> Iterator[None]:
+    """Create modules directly on ``device`` in ``dtype`` (no fp32 copy on the host first)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype if dtype.is_floating_point else previous)
+    try:
+        with torch.device(device):
+            yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
 def build(point: Point, device: str) -> Callable[[], Any]:
     """The torch callable that is timed for ``point`` on ``device``."""
     p, dtype = point.params, TORCH_DTYPES.get(point.dtype, torch.bfloat16)
@@ -120,25 +133,29 @@ def build(point: Point, device: str) -> Callable[[], Any]:
         return attention.decode(p["B"], p["H"], p["Hkv"], p["P"], p["D"], dtype, device)
     if k in ("rmsnorm", "layernorm"):
         m = SMALL.model_copy(update={"norm": k})
-        norm = _norm(m, p["d"]).to(device=device, dtype=dtype)
+        with _allocating(device, dtype):
+            norm = _norm(m, p["d"])
         x = torch.randn(p["T"], p["d"], dtype=dtype, device=device)  # [T, d]
         return lambda: norm(x)
     model = model_of(point) if "model" in p else None
     if k == "mlp":
         m = SMALL.model_copy(update={"d_model": p["d"], "mlp": "gated" if p["gated"] else "standard"})
-        mlp = MLP(m, p["d_ff"]).to(device=device, dtype=dtype)
+        with _allocating(device, dtype):
+            mlp = MLP(m, p["d_ff"])
         x = torch.randn(p["T"], p["d"], dtype=dtype, device=device)
         return lambda: mlp(x)
     if k == "moe":
         assert model is not None
-        moe = MoE(model).to(device=device, dtype=dtype)
+        with _allocating(device, dtype):
+            moe = MoE(model)
         x = torch.randn(p["T"], model.d_model, dtype=dtype, device=device)
         return lambda: moe(x)
     assert model is not None
     B, n, past = p["B"], p.get("new", 1), p.get("past", 0)
     steps = p.get("steps", 1)
     if k == "layer":
-        layer = Layer(model, p.get("index", 0)).to(device=device, dtype=dtype)
+        with _allocating(device, dtype):
+            layer = Layer(model, p.get("index", 0))
         cache = layer.attn.empty_cache(B, past, past + n, device=device, dtype=dtype)  # type: ignore[operator]
         x = torch.randn(B, n, model.d_model, dtype=dtype, device=device)  # [B, n, d]
         mask = attention_mask(n, past, model.sliding_window, device)
@@ -148,7 +165,8 @@ def build(point: Point, device: str) -> Callable[[], Any]:
             return layer(x, cache, mask)
 
         return run_layer
-    decoder = Decoder(model).to(device=device, dtype=dtype).eval()
+    with _allocating(device, dtype):
+        decoder = Decoder(model).eval()
     caches = decoder.empty_cache(B, past, past + n * steps, device=device, dtype=dtype)
     tokens = torch.randint(0, model.vocab_size, (B, n), device=device)  # [B, n]
 

@@ -45,7 +45,8 @@ def int4_weight_only(
         raise NotImplementedError("int4 weight-only matmul is measured on CUDA only")
     x = torch.randn(M, K, dtype=torch.bfloat16, device=device)  # [M, K]
     w = torch.randint(0, 16, (N, K), dtype=torch.int32, device=device)  # [N, K] 4-bit values
-    packed = torch._convert_weight_to_int4pack(w, 8)  # inner_k_tiles = 8
+    w_uint8 = (w[:, ::2] << 4 | w[:, 1::2]).to(torch.uint8)  # [N, K / 2], two values per byte (torch >= 2.5)
+    packed = torch._convert_weight_to_int4pack(w_uint8, 8)  # inner_k_tiles = 8
     scales_zeros = torch.rand(K // group_size, N, 2, dtype=torch.bfloat16, device=device)
     run = lambda: torch._weight_int4pack_mm(x, packed, group_size, scales_zeros)  # noqa: E731  [M, N]
     run()
