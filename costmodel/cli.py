@@ -19,6 +19,7 @@ from rich.table import Table
 from costmodel.errors import CostmodelError
 from costmodel.estimate import estimate as run_estimate
 from costmodel.estimate import size
+from costmodel.memory import weight_bytes
 from costmodel.params import param_count
 from costmodel.registry import list_hardware, list_models, load_hardware, load_model, to_yaml
 from costmodel.specs import Deployment, Workload
@@ -132,7 +133,13 @@ def hardware(
 
 
 def _workload_options(
-    batch_size: int, prompt_len: int, output_len: int, weight_dtype: str, kv_dtype: str, activation_dtype: str
+    batch_size: int,
+    prompt_len: int,
+    output_len: int,
+    weight_dtype: str,
+    kv_dtype: str,
+    activation_dtype: str,
+    sparsity: str = "none",
 ) -> Workload:
     return Workload(
         batch_size,
@@ -141,6 +148,7 @@ def _workload_options(
         weight_dtype=weight_dtype,
         activation_dtype=activation_dtype,
         kv_dtype=kv_dtype,
+        sparsity=sparsity,  # type: ignore[arg-type]
     )
 
 
@@ -168,10 +176,15 @@ def estimate(
     activation_dtype: ActOpt = "bf16",
     tp: TPOpt = 1,
     pp: PPOpt = 1,
+    sparsity: Annotated[
+        str, typer.Option(help="'none' or '2:4' structured sparsity of the weights.")
+    ] = "none",
     as_json: JsonOpt = False,
 ) -> None:
     """Time to first token, time per output token, throughput, memory and cost of one workload."""
-    w = _workload_options(batch_size, prompt_len, output_len, weight_dtype, kv_dtype, activation_dtype)
+    w = _workload_options(
+        batch_size, prompt_len, output_len, weight_dtype, kv_dtype, activation_dtype, sparsity
+    )
     dep = Deployment(tp=tp, pp=pp)
     report = run_estimate(model, hardware, w, dep)
     sizes = size(
@@ -191,7 +204,13 @@ def estimate(
     at_max = None
     if report.max_batch_size > 0:
         big = _workload_options(
-            int(report.max_batch_size), prompt_len, output_len, weight_dtype, kv_dtype, activation_dtype
+            int(report.max_batch_size),
+            prompt_len,
+            output_len,
+            weight_dtype,
+            kv_dtype,
+            activation_dtype,
+            sparsity,
         )
         at_max = run_estimate(model, hardware, big, dep).summary()
     table = Table(
@@ -200,7 +219,10 @@ def estimate(
     )
     rows = [
         ("parameters (total / active)", f"{sizes.params_total:,} / {sizes.params_active:,}"),
-        (f"weights ({weight_dtype})", _gb(sizes.weight_bytes)),
+        (
+            f"weights ({weight_dtype}, sparsity {sparsity})",
+            _gb(weight_bytes(load_model(model), weight_dtype=weight_dtype, sparsity=w.sparsity)),
+        ),
         (
             f"KV cache ({kv_dtype}, {batch_size} x {prompt_len + output_len} tokens)",
             _gb(sizes.kv_cache_bytes),

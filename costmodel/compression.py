@@ -48,8 +48,10 @@ import numpy.typing as npt
 
 from costmodel.dtypes import bytes_per_element, storage_bytes
 
-if TYPE_CHECKING:  # pandas is slow to import; only pareto() builds a DataFrame
+if TYPE_CHECKING:  # pandas is slow to import; only the table-making functions load it
     import pandas as pd
+
+    from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -977,3 +979,77 @@ def gaussian_rate_distortion_bits(sigma: npt.ArrayLike, mse: npt.ArrayLike) -> F
     """
     s2 = np.asarray(sigma, dtype=np.float64) ** 2
     return np.asarray(np.maximum(0.0, 0.5 * np.log2(s2 / np.asarray(mse, dtype=np.float64))))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The trade-off on a device: memory, speed (roofline) and quality together
+# ----------------------------------------------------------------------------------------------------
+
+
+def tradeoffs(
+    model: ModelProfile | str,
+    hardware: HardwareProfile | str,
+    workload: Workload,
+    *,
+    weight_dtypes: Sequence[str] = ("bf16", "fp8", "int8", "int4", "nf4"),
+    kv_dtypes: Sequence[str] = ("bf16", "fp8"),
+    sparsities: Sequence[str] = ("none", "2:4"),
+    method: Method = "rtn",
+    deployment: Deployment | None = None,
+) -> pd.DataFrame:
+    """Memory, speed and expected quality of each compression choice for one workload on one device.
+
+    Speed comes from :func:`costmodel.estimate.estimate` (fewer weight bytes help memory-bound decoding;
+    weight-only formats compute in the activation dtype and pay a dequantization cost; 2:4 sparsity halves
+    compute-bound matmul time only on devices with sparse tensor cores and is skipped elsewhere). Quality
+    is :func:`quality_penalty` for the weight format (``method`` picks the published results it is fitted
+    to); KV-cache quantization and 2:4 sparsity have no quality model here, so their rows carry NaN
+    quality and stay off the Pareto frontier rather than look free. ``pareto`` marks the rows no other row
+    beats on memory per GPU, time per output token and loss increase together.
+    """
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from costmodel.estimate import estimate
+    from costmodel.memory import weight_bytes
+    from costmodel.registry import load_hardware, load_model
+
+    m, hw = load_model(model), load_hardware(hardware)
+    baseline = weight_bytes(m, weight_dtype="bf16")
+    rows = []
+    for sparsity in sparsities:
+        if sparsity == "2:4" and hw.datasheet.sparsity_speedup is None:
+            continue
+        for wd in weight_dtypes:
+            for kd in kv_dtypes:
+                w = replace(workload, weight_dtype=wd, kv_dtype=kd, sparsity=sparsity)
+                r = estimate(m, hw, w, deployment)
+                cr = compression_ratio(wd, baseline_dtype="bf16")
+                unknown = sparsity != "none" or kd != "bf16"
+                q = quality_penalty(cr, method=method)
+                nan = float("nan")
+                rows.append(
+                    {
+                        "weight_dtype": wd,
+                        "kv_dtype": kd,
+                        "sparsity": sparsity,
+                        "weight_bytes": weight_bytes(m, weight_dtype=wd, sparsity=sparsity),  # type: ignore[arg-type]
+                        "memory_ratio": baseline / weight_bytes(m, weight_dtype=wd, sparsity=sparsity),  # type: ignore[arg-type]
+                        "memory_bytes_per_gpu": float(np.max(r.memory_bytes_per_gpu)),
+                        "fits": bool(np.all(r.fits)),
+                        "ttft_s": float(np.max(r.ttft_s)),
+                        "tpot_s": float(np.max(r.tpot_s)),
+                        "output_tokens_per_s": float(np.min(r.output_tokens_per_s)),
+                        "usd_per_million_output_tokens": float(np.max(r.usd_per_million_output_tokens)),
+                        "loss_increase": nan if unknown else float(q.loss_increase),
+                        "loss_increase_low": nan if unknown else float(q.low),
+                        "loss_increase_high": nan if unknown else float(q.high),
+                        "quality_retention": nan if unknown else float(q.quality_retention),
+                    }
+                )
+    frame = pd.DataFrame(rows)
+    known = frame.dropna(subset=["loss_increase"])
+    front = pareto(known, minimize=("memory_bytes_per_gpu", "tpot_s", "loss_increase"), maximize=())
+    frame["pareto"] = frame.index.isin(front.index)
+    return frame

@@ -157,6 +157,7 @@ class _Setup:
             logits=logits,
             tp=self.deployment.tp,
             ep=self.deployment.ep,
+            sparsity=w.sparsity,
         )
 
     def times(self, ops: tuple[Op, ...]) -> OpTimes:
@@ -396,7 +397,7 @@ def estimate(
 
     # memory per GPU: weights and cache split over TP x PP (KV heads replicate past n_kv_heads)
     kv_split = 1 if m.mla is not None or m.ssm is not None else min(dep.tp, m.kv_heads)
-    weights = weight_bytes(m, weight_dtype=w.weight_dtype) / (dep.tp * dep.pp)
+    weights = weight_bytes(m, weight_dtype=w.weight_dtype, sparsity=w.sparsity) / (dep.tp * dep.pp)
     kv = kv_cache_bytes(
         m, batch_size=w.batch_size, context_len=w.prompt_len + w.output_len, kv_dtype=w.kv_dtype
     )

@@ -37,15 +37,26 @@ QUANTIZABLE: tuple[Component, ...] = ("attention", "mlp", "experts", "shared_exp
 embeddings, the output head, routers, norms and biases stay in ``keep_dtype``."""
 
 
+Sparsity = Literal["none", "2:4"]
+
+
 def tensor_bytes(
-    t: Tensor, *, weight_dtype: str = "bf16", group_size: int | None = None, keep_dtype: str = "bf16"
+    t: Tensor,
+    *,
+    weight_dtype: str = "bf16",
+    group_size: int | None = None,
+    keep_dtype: str = "bf16",
+    sparsity: Sparsity = "none",
 ) -> int:
     """Bytes of one copy of tensor ``t`` stored as :func:`weight_bytes` stores it [bytes]."""
-    if get_dtype(weight_dtype).quantized:
-        if t.kind == "matmul" and t.component in QUANTIZABLE:
-            return int(storage_bytes(t.numel // t.count, weight_dtype, group_size=group_size))
-        weight_dtype = keep_dtype
-    return int(storage_bytes(t.numel // t.count, weight_dtype, group_size=0))
+    n = t.numel // t.count
+    compressible = t.kind == "matmul" and t.component in QUANTIZABLE
+    dtype = weight_dtype if compressible or not get_dtype(weight_dtype).quantized else keep_dtype
+    if compressible and sparsity == "2:4":
+        from costmodel.compression import nm_sparse_bytes
+
+        return int(nm_sparse_bytes(n, n=2, m=4, value_dtype=dtype))
+    return int(storage_bytes(n, dtype, group_size=group_size if compressible else 0))
 
 
 def weight_bytes(
@@ -54,6 +65,7 @@ def weight_bytes(
     weight_dtype: str = "bf16",
     group_size: int | None = None,
     keep_dtype: str = "bf16",
+    sparsity: Sparsity = "none",
 ) -> int:
     """Bytes of all parameters [bytes].
 
@@ -68,10 +80,16 @@ def weight_bytes(
         Quantization group size [elements]; default: the format's.
     keep_dtype : str
         Format of what quantization leaves alone (embeddings, head, norms, biases, routers).
+    sparsity : {"none", "2:4"}
+        2:4 structured sparsity of the same matmul weights: half the values plus a 2-bit position per
+        kept value (NVIDIA's sparse tensor-core layout; :func:`costmodel.compression.nm_sparse_bytes`).
     """
     # scale groups never straddle two tensors: size one copy, then multiply
     return sum(
-        tensor_bytes(t, weight_dtype=weight_dtype, group_size=group_size, keep_dtype=keep_dtype) * t.count
+        tensor_bytes(
+            t, weight_dtype=weight_dtype, group_size=group_size, keep_dtype=keep_dtype, sparsity=sparsity
+        )
+        * t.count
         for t in tensors(model)
     )
 

@@ -41,7 +41,7 @@ import numpy.typing as npt
 
 from costmodel.dtypes import get_dtype
 from costmodel.flops import attended_keys
-from costmodel.memory import kv_bytes_per_token, ssm_state_bytes, tensor_bytes
+from costmodel.memory import QUANTIZABLE, Sparsity, kv_bytes_per_token, ssm_state_bytes, tensor_bytes
 from costmodel.params import Tensor, tensors
 from costmodel.specs import NORMS_PER_LAYER, ModelProfile
 
@@ -99,6 +99,7 @@ class Op:
     dequant_flop: float = 0.0
     counted: bool = False
     group: int = field(default=1, repr=False)  # devices taking part in a collective
+    sparse: bool = False  # 2:4 structured-sparse weights: runs on sparse tensor cores
 
     @property
     def bytes(self) -> FloatArray:
@@ -112,7 +113,7 @@ class Op:
 
 
 def _weights_by_op(
-    model: ModelProfile, weight_dtype: str, keep_dtype: str
+    model: ModelProfile, weight_dtype: str, keep_dtype: str, sparsity: Sparsity = "none"
 ) -> dict[tuple[str, str], tuple[float, int]]:
     """(component, op) -> (weight bytes per layer, matmul weight elements per layer)."""
     out: dict[tuple[str, str], tuple[float, int]] = {}
@@ -123,7 +124,7 @@ def _weights_by_op(
             continue
         copies = _copies_per_layer(model, t)
         b, n = out.get((t.component, op), (0.0, 0))
-        size = tensor_bytes(t, weight_dtype=weight_dtype, keep_dtype=keep_dtype)
+        size = tensor_bytes(t, weight_dtype=weight_dtype, keep_dtype=keep_dtype, sparsity=sparsity)
         elements = (t.numel // t.count) * copies if t.kind == "matmul" else 0  # biases/norms: bytes, no FLOPs
         out[(t.component, op)] = (b + size * copies, n + elements)
     return out
@@ -153,6 +154,7 @@ def forward_ops(
     logits: Literal["all", "last"] = "all",
     tp: int = 1,
     ep: int = 1,
+    sparsity: Sparsity = "none",
 ) -> tuple[Op, ...]:
     """The operators of one forward pass over ``new_tokens`` per sequence after ``past_tokens``.
 
@@ -169,6 +171,9 @@ def forward_ops(
         Output head for every new token or the last one per sequence.
     tp, ep : int
         Tensor- and expert-parallel degrees; figures are per GPU.
+    sparsity : {"none", "2:4"}
+        2:4 structured sparsity of the compressible matmul weights (as :func:`costmodel.memory.weight_bytes`):
+        their bytes shrink and their operators are marked ``sparse`` (sparse tensor cores).
     """
     B = np.asarray(batch_size, dtype=np.float64)
     n = np.asarray(new_tokens, dtype=np.float64)
@@ -178,7 +183,7 @@ def forward_ops(
     a = get_dtype(activation_dtype).bits / 8
     quantized = get_dtype(weight_dtype).quantized
     keep = activation_dtype if not get_dtype(activation_dtype).quantized else "bf16"
-    w = _weights_by_op(model, weight_dtype, keep if quantized else weight_dtype)
+    w = _weights_by_op(model, weight_dtype, keep if quantized else weight_dtype, sparsity)
     d, L = model.d_model, model.n_layers
     ops: list[Op] = []
 
@@ -214,6 +219,7 @@ def forward_ops(
                 weight_bytes=float(np.max(weights)),
                 dequant_flop=DEQUANT_FLOP_PER_WEIGHT * we / (weight_split or split) if quantized else 0.0,
                 counted=True,
+                sparse=sparsity == "2:4" and component in QUANTIZABLE,
             )
         )
 

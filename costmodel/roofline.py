@@ -5,7 +5,8 @@
 
 (Williams, Waterman & Patterson 2009, "Roofline: an insightful visual performance model"). Compute and
 memory traffic are assumed to overlap perfectly inside a kernel and not at all across kernels.
-Tensor-core work (matmul, attention) runs at the dense peak of the compute dtype; elementwise work and
+Tensor-core work (matmul, attention) runs at the dense peak of the compute dtype (2:4 sparse weights at that
+peak times the datasheet's sparsity speedup, on devices that have sparse tensor cores); elementwise work and
 weight dequantization at the fp32 (vector) peak. Collectives cost the ring algorithm's
 2 (n - 1) / n x bytes / link bandwidth for an all-reduce (Patarasuk & Yuan 2009; NCCL's "bus
 bandwidth") and (n - 1) / n x bytes / bandwidth for an all-to-all, plus one latency each.
@@ -22,6 +23,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from costmodel.errors import CostmodelError
 from costmodel.ops import Op
 from costmodel.specs import Efficiency, HardwareProfile
 
@@ -53,6 +55,17 @@ def vector_peak_flop_per_s(hardware: HardwareProfile) -> float:
     if "fp32" in hardware.compute_dtypes:
         return hardware.peak_flop_per_s("fp32")
     return max(hardware.peak_flop_per_s(d) for d in hardware.compute_dtypes) / 16
+
+
+def sparsity_speedup(hardware: HardwareProfile) -> float:
+    """Dense-equivalent speedup of 2:4 sparse matmuls [-]; raises for devices without sparse tensor cores."""
+    entry = hardware.datasheet.sparsity_speedup
+    if entry is None:
+        raise CostmodelError(
+            f"hardware {hardware.name!r} has no 2:4 sparse tensor cores in its profile "
+            "(datasheet.sparsity_speedup); use sparsity='none' on it"
+        )
+    return float(entry.value)
 
 
 def link_bandwidth_bytes_per_s(hardware: HardwareProfile, link: Link) -> float:
@@ -138,6 +151,8 @@ def op_times(
             comm.append(np.asarray(factor * op.bytes_read / link_bw + collective_latency_s))
             continue
         peak = tensor if op.kind in ("matmul", "attention") else vector
+        if op.sparse:
+            peak = peak * sparsity_speedup(hardware)
         compute.append(np.asarray(op.flop / peak + op.dequant_flop / vector))
         memory.append(np.asarray(op.bytes / bandwidth))
         comm.append(np.zeros(()))

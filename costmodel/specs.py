@@ -254,6 +254,11 @@ class Datasheet(Spec):
     peak_dense_tflop_per_s: dict[ComputeDType, Sourced] = Field(
         description="Dense (never sparsity-doubled) peak per compute dtype [TFLOP/s, TOPS for ints]."
     )
+    sparsity_speedup: Sourced | None = Field(
+        None,
+        description="2:4 structured-sparsity peak / dense peak for matmuls [-] (2 on NVIDIA Ampere and "
+        "later, AMD CDNA3); None: no sparse tensor cores.",
+    )
     memory_capacity_gib: Sourced = Field(description="Device memory [GiB, 2^30 bytes].")
     memory_bandwidth_tb_per_s: Sourced = Field(description="Device memory bandwidth [TB/s, 1e12 bytes/s].")
     on_chip_cache_mib: Sourced | None = Field(None, description="L2 / last-level cache [MiB].")
@@ -445,6 +450,7 @@ class Workload:
     weight_dtype: str = "bf16"
     activation_dtype: str = "bf16"
     kv_dtype: str = "bf16"
+    sparsity: Literal["none", "2:4"] = "none"
 
     def __post_init__(self) -> None:
         from costmodel.dtypes import get_dtype
@@ -453,5 +459,7 @@ class Workload:
             object.__setattr__(self, name, _positive_int_array(name, getattr(self, name)))
         for name in ("weight_dtype", "activation_dtype", "kv_dtype"):
             get_dtype(getattr(self, name))
+        if self.sparsity not in ("none", "2:4"):
+            raise ValueError(f"sparsity must be 'none' or '2:4', got {self.sparsity!r}")
         if get_dtype(self.activation_dtype).bits < 8:
             raise ValueError(f"activation_dtype must be 8 bits or wider, got {self.activation_dtype!r}")

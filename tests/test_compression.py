@@ -665,3 +665,27 @@ def test_bad_input() -> None:
 def test_import_does_not_pull_torch() -> None:
     code = "import sys, costmodel.compression, costmodel.scaling; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_tradeoffs_memory_speed_quality() -> None:
+    import costmodel
+    from costmodel.compression import tradeoffs
+
+    w = costmodel.Workload(1, 1024, 64)
+    frame = tradeoffs("llama-3-8b", "h100-sxm", w)
+    assert len(frame) == 5 * 2 * 2
+    dense = frame[
+        (frame.weight_dtype == "bf16") & (frame.kv_dtype == "bf16") & (frame.sparsity == "none")
+    ].iloc[0]
+    int4 = frame[
+        (frame.weight_dtype == "int4") & (frame.kv_dtype == "bf16") & (frame.sparsity == "none")
+    ].iloc[0]
+    model = costmodel.load_model("llama-3-8b")
+    assert int4.memory_ratio == pytest.approx(
+        costmodel.weight_bytes(model) / costmodel.weight_bytes(model, weight_dtype="int4")
+    )
+    assert int4.tpot_s < dense.tpot_s  # memory-bound decode follows the weight bytes
+    assert int4.loss_increase > dense.loss_increase
+    assert frame[frame.pareto].loss_increase.notna().all()  # unknown quality never looks free
+    no_sparse = tradeoffs("llama-3-8b", "tpu-v5e", w, weight_dtypes=("bf16",), kv_dtypes=("bf16",))
+    assert set(no_sparse.sparsity) == {"none"}  # no sparse tensor cores: 2:4 rows are left out

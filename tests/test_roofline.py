@@ -162,3 +162,23 @@ def test_bad_deployments_name_the_field() -> None:
         estimate("llama-3-8b", "h100-sxm", Workload(), Deployment(tp=2, ep=2))
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         Workload(0, 10, 10)
+
+
+def test_2_4_sparsity_halves_compute_bound_matmul_time_and_shrinks_weights() -> None:
+    model = costmodel.load_model("llama-3-8b")
+    dense, sparse = (forward_ops(model, batch_size=8, new_tokens=2048, sparsity=s) for s in ("none", "2:4"))
+    t_dense, t_sparse = (op_times(ops, H100, efficiency=NO_OVERHEAD) for ops in (dense, sparse))
+    i = t_dense.names.index("mlp_up")
+    assert str(t_dense.bound(i)) == "compute"
+    assert float(t_sparse.time_s(i)) == pytest.approx(float(t_dense.time_s(i)) / 2, rel=1e-6)
+    # weights: half the bf16 values plus a 2-bit index per kept value: 9 bits per dense weight
+    assert sparse[i].weight_bytes == pytest.approx(dense[i].weight_bytes * 9 / 16)
+    decode = estimate(model, H100, Workload(1, 512, 64), efficiency=NO_OVERHEAD)
+    decode_sparse = estimate(model, H100, Workload(1, 512, 64, sparsity="2:4"), efficiency=NO_OVERHEAD)
+    ratio = float(decode_sparse.tpot_s / decode.tpot_s)
+    assert 0.55 < ratio < 0.7  # memory bound: the time follows the bytes (embedding/head stay dense)
+
+
+def test_2_4_sparsity_needs_sparse_tensor_cores() -> None:
+    with pytest.raises(costmodel.CostmodelError, match="no 2:4 sparse tensor cores"):
+        estimate("llama-3-8b", "tpu-v5e", Workload(1, 128, 8, sparsity="2:4"))
