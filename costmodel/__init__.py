@@ -6,7 +6,7 @@
 8030261248
 """
 
-from costmodel import compression, scaling, speculative
+from costmodel import capacity, compression, queueing, scaling, serving, simulate, speculative
 from costmodel.dtypes import DTYPES, bytes_per_element, storage_bytes
 from costmodel.errors import CostmodelError, UnknownNameError
 from costmodel.estimate import Report, SizingReport, TrainingReport, estimate, size, sweep, train
@@ -41,6 +41,7 @@ __all__ = [
     "approx_forward_flop",
     "approx_training_flop",
     "bytes_per_element",
+    "capacity",
     "compression",
     "estimate",
     "fit",
@@ -53,7 +54,10 @@ __all__ = [
     "load_hardware",
     "load_model",
     "param_count",
+    "queueing",
     "scaling",
+    "serving",
+    "simulate",
     "size",
     "speculative",
     "storage_bytes",

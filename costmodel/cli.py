@@ -364,6 +364,82 @@ def speculative(
     out.print(table)
 
 
+@app.command()
+@friendly
+def plan(
+    model: Annotated[str, typer.Option(help="Built-in model name, or a YAML / config.json path.")],
+    rate: Annotated[float, typer.Option(help="Total request arrival rate [requests/s].")],
+    hardware: Annotated[
+        str, typer.Option(help="Comma-separated hardware names.")
+    ] = "h100-sxm,a100-80gb,l40s",
+    ttft_p99: Annotated[float | None, typer.Option(help="p99 time-to-first-token SLO [s].")] = None,
+    tpot_p99: Annotated[float | None, typer.Option(help="p99 time-per-output-token SLO [s].")] = None,
+    prompt_mean: Annotated[int, typer.Option(help="Mean prompt tokens (lognormal, sigma 0.8).")] = 1024,
+    output_mean: Annotated[int, typer.Option(help="Mean output tokens (geometric).")] = 256,
+    trace: Annotated[
+        Path | None, typer.Option(help="CSV/JSONL trace: lengths from it (overrides the means).")
+    ] = None,
+    tp: Annotated[str, typer.Option(help="Comma-separated tensor-parallel degrees to try.")] = "1,2,4,8",
+    weight_dtype: WeightOpt = "bf16",
+    kv_dtype: KVOpt = "bf16",
+    as_json: JsonOpt = False,
+) -> None:
+    """Fewest GPUs per device that meet the latency SLOs at this traffic, ranked by $ per hour."""
+    from costmodel.capacity import SLO
+    from costmodel.capacity import plan as run_plan
+    from costmodel.serving import Lengths, Traffic
+
+    traffic = (
+        Traffic.from_trace(trace, rate_per_s=rate)
+        if trace
+        else Traffic(rate, Lengths.lognormal(prompt_mean, 0.8), Lengths.geometric(output_mean))
+    )
+    frame = run_plan(
+        model,
+        [h.strip() for h in hardware.split(",") if h.strip()],
+        traffic,
+        SLO(ttft_s=ttft_p99, tpot_s=tpot_p99),
+        tp=[int(t) for t in tp.split(",")],
+        weight_dtype=weight_dtype,
+        kv_dtype=kv_dtype,
+    )
+    if as_json:
+        print(frame.to_json(orient="records", indent=2))
+        return
+    table = Table(
+        "hardware",
+        "tp",
+        "replicas",
+        "GPUs",
+        "batch",
+        "util",
+        "TTFT p99",
+        "TPOT p99",
+        "$/h",
+        "$/M output",
+        title=f"{model} at {rate:g} requests/s",
+    )
+    for r in frame.to_dict("records"):
+        if not r["feasible"]:
+            table.add_row(
+                r["hardware"], str(r["tp"]), "-", "-", "-", "-", "-", "-", "-", f"[dim]{r['reason']}[/]"
+            )
+            continue
+        table.add_row(
+            r["hardware"],
+            str(r["tp"]),
+            str(int(r["replicas"])),
+            str(int(r["gpus"])),
+            str(int(r["max_batch_size"])),
+            f"{r['utilization']:.0%}",
+            f"{r['ttft_p99_s'] * 1e3:,.0f} ms",
+            f"{r['tpot_p99_s'] * 1e3:,.1f} ms",
+            f"{r['usd_per_hour']:,.2f}",
+            f"{r['usd_per_million_output_tokens']:,.3f}",
+        )
+    out.print(table)
+
+
 @app.command("import-hf")
 @friendly
 def import_hf(

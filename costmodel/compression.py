@@ -51,6 +51,7 @@ from costmodel.dtypes import bytes_per_element, storage_bytes
 if TYPE_CHECKING:  # pandas is slow to import; only the table-making functions load it
     import pandas as pd
 
+    from costmodel.memory import Sparsity
     from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
 
 FloatArray = npt.NDArray[np.float64]
@@ -993,7 +994,7 @@ def tradeoffs(
     *,
     weight_dtypes: Sequence[str] = ("bf16", "fp8", "int8", "int4", "nf4"),
     kv_dtypes: Sequence[str] = ("bf16", "fp8"),
-    sparsities: Sequence[str] = ("none", "2:4"),
+    sparsities: Sequence[Sparsity] = ("none", "2:4"),
     method: Method = "rtn",
     deployment: Deployment | None = None,
 ) -> pd.DataFrame:
@@ -1034,8 +1035,8 @@ def tradeoffs(
                         "weight_dtype": wd,
                         "kv_dtype": kd,
                         "sparsity": sparsity,
-                        "weight_bytes": weight_bytes(m, weight_dtype=wd, sparsity=sparsity),  # type: ignore[arg-type]
-                        "memory_ratio": baseline / weight_bytes(m, weight_dtype=wd, sparsity=sparsity),  # type: ignore[arg-type]
+                        "weight_bytes": weight_bytes(m, weight_dtype=wd, sparsity=sparsity),
+                        "memory_ratio": baseline / weight_bytes(m, weight_dtype=wd, sparsity=sparsity),
                         "memory_bytes_per_gpu": float(np.max(r.memory_bytes_per_gpu)),
                         "fits": bool(np.all(r.fits)),
                         "ttft_s": float(np.max(r.ttft_s)),

@@ -93,8 +93,9 @@ def test_estimate_shows_time_and_cost_and_compare_ranks() -> None:
 
 
 def test_speculative_command() -> None:
-    result = runner.invoke(app, ["speculative", "--target", "llama-3-8b", "--draft", "ngram", "--alpha", "0.6",
-                                 "--json"])  # fmt: skip
+    result = runner.invoke(
+        app, ["speculative", "--target", "llama-3-8b", "--draft", "ngram", "--alpha", "0.6", "--json"]
+    )
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
     assert rows[0]["batch_size"] == 1
@@ -103,3 +104,34 @@ def test_speculative_command() -> None:
     bad = runner.invoke(app, ["speculative", "--target", "llama-3-8b", "--draft", "ngram", "--alpha", "1.5"])
     assert bad.exit_code == 2
     assert "alpha" in bad.stderr
+
+
+def test_plan_command() -> None:
+    result = runner.invoke(
+        app,
+        [
+            "plan",
+            "--model",
+            "llama-3-8b",
+            "--rate",
+            "5",
+            "--ttft-p99",
+            "0.5",
+            "--tpot-p99",
+            "0.05",
+            "--hardware",
+            "h100-sxm,l40s",
+            "--tp",
+            "1,2",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    feasible = [r for r in rows if r["feasible"]]
+    assert feasible
+    assert all(r["ttft_p99_s"] <= 0.5 and r["tpot_p99_s"] <= 0.05 for r in feasible)
+    costs = [r["usd_per_hour"] for r in feasible]
+    assert costs == sorted(costs)
+    bad = runner.invoke(app, ["plan", "--model", "llama-3-8b", "--rate", "-1"])
+    assert bad.exit_code == 2

@@ -1,0 +1,791 @@
+"""A serving engine's building blocks: request lengths and traffic, engine iteration times, and how many
+sequences fit in KV memory.
+
+- **Traffic** (:class:`Traffic`): Poisson arrivals at ``rate_per_s`` with prompt and output lengths drawn
+  independently from :class:`Lengths` distributions (fixed, geometric, discretised lognormal, or the
+  empirical distribution of a trace file, :func:`load_trace`).
+- **Iteration time** (:func:`step_time`): one iteration of an iteration-level (continuous batching)
+  engine: ``decode_batch`` sequences each decode one token, and optionally one prompt chunk of
+  ``prefill_tokens`` is prefilled in the same pass (chunked prefill, Agrawal et al. 2024, Sarathi-Serve
+  §4.2). Built only from :func:`costmodel.estimate.step_time_s`; no physics is re-derived here.
+- **KV-bounded concurrency** (:func:`max_concurrency`): the most sequences whose KV cache fits next to
+  the weights, for contiguous allocation (each sequence reserves ``max_len`` tokens, as engines did
+  before PagedAttention) and for paged allocation (blocks of ``block_size`` tokens, Kwon et al. 2023,
+  "Efficient Memory Management for LLM Serving with PagedAttention", §4.1-4.2), with the internal
+  fragmentation of the last block.
+- **Static vs continuous batching** (:func:`static_batching_gain`): seed 000's Theorem 12 generalised to
+  an output-length distribution, E[max of B] / E[N].
+- :class:`Engine` bundles a model, a device, dtypes, parallelism and the scheduler's limits;
+  :class:`StepTable` tabulates its iteration times for the discrete-event simulator.
+
+The analytic latency model of an engine under load is in :mod:`costmodel.capacity`; the simulator in
+:mod:`costmodel.simulate`; the derivations and their validity in ``docs/serving.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from costmodel.errors import CostmodelError
+
+if TYPE_CHECKING:
+    from costmodel.specs import Deployment, Efficiency, HardwareProfile, ModelProfile, Workload
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+Allocation = Literal["paged", "contiguous"]
+ALLOCATIONS: tuple[Allocation, ...] = ("paged", "contiguous")
+
+DEFAULT_CAP_TOKENS = 131_072
+"""Largest token count a geometric or lognormal :class:`Lengths` keeps by default [tokens]; the tail
+beyond it is lumped on it (a ``max_tokens`` limit)."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Request lengths and traffic
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Lengths:
+    """A distribution of token counts on {1, 2, ...}, stored as its support and probabilities.
+
+    Build one with :meth:`fixed`, :meth:`geometric`, :meth:`lognormal` or :meth:`empirical`. Moments,
+    quantiles and E[max] are exact sums over the support (no sampling).
+    """
+
+    values: IntArray
+    """Sorted distinct token counts [tokens]."""
+    probs: FloatArray
+    """P(length = value) [-], summing to 1."""
+    kind: str = "empirical"
+
+    def __post_init__(self) -> None:
+        v = np.asarray(self.values, dtype=np.int64)
+        p = np.asarray(self.probs, dtype=np.float64)
+        if v.ndim != 1 or v.size == 0 or v.shape != p.shape:
+            raise CostmodelError("Lengths needs equally long 1-D arrays of values and probabilities")
+        if np.any(v < 1) or np.any(np.diff(v) <= 0):
+            raise CostmodelError("Lengths values must be increasing integers >= 1 [tokens]")
+        if np.any(~(p >= 0)) or not math.isclose(float(p.sum()), 1.0, abs_tol=1e-9):
+            raise CostmodelError("Lengths probabilities must be non-negative and sum to 1")
+        object.__setattr__(self, "values", v)
+        object.__setattr__(self, "probs", p / p.sum())
+
+    def __repr__(self) -> str:
+        return f"Lengths({self.kind}, mean={self.mean:.1f}, max={self.max})"
+
+    @classmethod
+    def fixed(cls, tokens: int) -> Lengths:
+        """Every request has exactly ``tokens`` tokens."""
+        if not (isinstance(tokens, int | np.integer) and tokens >= 1):
+            raise CostmodelError(f"fixed length must be an integer >= 1 [tokens], got {tokens!r}")
+        return cls(np.array([tokens]), np.array([1.0]), kind="fixed")
+
+    @classmethod
+    def geometric(cls, mean: float, *, max_tokens: int | None = None) -> Lengths:
+        """P(N = k) = (1 - p)^(k - 1) p on k = 1, 2, ..., with p = 1 / ``mean`` [tokens].
+
+        The memoryless length: each decoding step ends the sequence with probability p (an end-of-
+        sequence token at a constant rate). The tail beyond ``max_tokens`` (default: where it holds less
+        than 1e-12, at most :data:`DEFAULT_CAP_TOKENS`) is lumped on ``max_tokens``, as an engine's
+        max-tokens limit does, so the mean is that of the capped distribution.
+        """
+        if not (math.isfinite(mean) and mean >= 1):
+            raise CostmodelError(f"geometric mean must be >= 1 [tokens], got {mean!r}")
+        if mean == 1:
+            return cls.fixed(1)
+        p = 1.0 / mean
+        cap = max_tokens or min(DEFAULT_CAP_TOKENS, math.ceil(math.log(1e-12) / math.log1p(-p)))
+        k = np.arange(1, _cap(cap) + 1, dtype=np.int64)
+        pmf = p * np.exp((k - 1) * math.log1p(-p))
+        pmf[-1] = math.exp((cap - 1) * math.log1p(-p))  # P(N >= cap)
+        return cls(k, pmf, kind="geometric")
+
+    @classmethod
+    def lognormal(cls, mean: float, sigma: float, *, max_tokens: int | None = None) -> Lengths:
+        """A lognormal length rounded to the nearest integer >= 1 [tokens].
+
+        ``mean`` is the mean of the continuous lognormal, ``sigma`` the standard deviation of its
+        logarithm [-] (mu = ln(mean) - sigma^2 / 2). Prompt and output lengths of chat traces are close to
+        lognormal (e.g. ShareGPT). The tail beyond ``max_tokens`` (default: the 1 - 1e-9 quantile, at
+        most :data:`DEFAULT_CAP_TOKENS`) is lumped on it.
+        """
+        from scipy.special import ndtr  # scipy.special is slow to import; only this needs it
+
+        if not (math.isfinite(mean) and mean >= 1 and math.isfinite(sigma) and sigma > 0):
+            raise CostmodelError(f"lognormal needs mean >= 1 and sigma > 0, got {mean!r}, {sigma!r}")
+        mu = math.log(mean) - sigma**2 / 2
+        if max_tokens is None:
+            max_tokens = min(DEFAULT_CAP_TOKENS, max(1, math.ceil(math.exp(mu + 6.0 * sigma))))
+        cap = _cap(max_tokens)
+        edges = np.arange(1, cap, dtype=np.float64) + 0.5  # k gets (k - 1/2, k + 1/2]
+        cdf = np.concatenate([[0.0], ndtr((np.log(edges) - mu) / sigma), [1.0]])
+        return cls(np.arange(1, cap + 1, dtype=np.int64), np.diff(cdf), kind="lognormal")
+
+    @classmethod
+    def empirical(cls, samples: npt.ArrayLike) -> Lengths:
+        """The empirical distribution of observed lengths (each sample weighs the same)."""
+        x = np.asarray(samples)
+        if x.size == 0 or x.dtype.kind not in "iuf" or np.any(~(x >= 1)) or np.any(x != np.round(x)):
+            raise CostmodelError("empirical lengths must be a non-empty array of integers >= 1 [tokens]")
+        v, counts = np.unique(x.astype(np.int64), return_counts=True)
+        return cls(v, counts / counts.sum(), kind="empirical")
+
+    @property
+    def mean(self) -> float:
+        """E[N] [tokens]."""
+        return float(self.values @ self.probs)
+
+    def moment(self, order: int) -> float:
+        """E[N^order] [tokens^order]."""
+        return float(self.values.astype(np.float64) ** order @ self.probs)
+
+    @property
+    def scv(self) -> float:
+        """Squared coefficient of variation Var(N) / E[N]^2 [-]."""
+        return self.moment(2) / self.mean**2 - 1.0
+
+    @property
+    def max(self) -> int:
+        """Largest length with non-zero probability [tokens]."""
+        return int(self.values[np.nonzero(self.probs)[0][-1]])
+
+    def cdf(self) -> FloatArray:
+        """P(N <= value) at each support value [-]."""
+        return np.minimum(np.cumsum(self.probs), 1.0)
+
+    def quantile(self, q: npt.ArrayLike) -> IntArray:
+        """Smallest length with P(N <= length) >= q [tokens], elementwise."""
+        qq = np.asarray(q, dtype=np.float64)
+        idx = np.searchsorted(self.cdf(), qq - 1e-12, side="left")
+        return np.asarray(self.values[np.minimum(idx, self.values.size - 1)], dtype=np.int64)
+
+    def sample(self, rng: np.random.Generator, size: int | tuple[int, ...]) -> IntArray:
+        """Independent draws by inverse transform [tokens]."""
+        return self.quantile(rng.random(size))
+
+    def expected_max(self, batch_size: npt.ArrayLike) -> FloatArray:
+        """E[max(N_1, ..., N_B)] of B independent lengths [tokens], exactly, elementwise over B.
+
+        E[max] = sum_j v_j (F(v_j)^B - F(v_(j-1))^B), F the CDF (the distribution of a maximum of i.i.d.
+        variables is F^B).
+        """
+        B = np.asarray(batch_size, dtype=np.float64)
+        if np.any(~(B >= 1)):
+            raise CostmodelError(f"batch_size must be >= 1, got {batch_size!r}")
+        F = self.cdf()
+        Fb = F ** B[..., None]
+        prev = np.concatenate([np.zeros((*B.shape, 1)), Fb[..., :-1]], axis=-1)
+        return np.asarray((Fb - prev) @ self.values.astype(np.float64), dtype=np.float64)
+
+
+def _cap(max_tokens: int) -> int:
+    if not (isinstance(max_tokens, int | np.integer) and max_tokens >= 1):
+        raise CostmodelError(f"max_tokens must be an integer >= 1, got {max_tokens!r}")
+    return int(max_tokens)
+
+
+TRACE_COLUMNS = ("arrival_time_s", "prompt_tokens", "output_tokens")
+"""Fields of a trace row: arrival time since the start [s], prompt and output lengths [tokens]."""
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """Requests recorded from a real service: arrival times [s] and lengths [tokens], in arrival order."""
+
+    arrival_s: FloatArray
+    prompt_tokens: IntArray
+    output_tokens: IntArray
+    source: str = "<memory>"
+
+    def __len__(self) -> int:
+        return int(self.arrival_s.size)
+
+    @property
+    def rate_per_s(self) -> float:
+        """Mean arrival rate (n - 1) / (last - first arrival) [1/s]."""
+        span = float(self.arrival_s[-1] - self.arrival_s[0]) if len(self) > 1 else 0.0
+        if span <= 0:
+            raise CostmodelError(f"trace {self.source}: needs two or more distinct arrival times for a rate")
+        return (len(self) - 1) / span
+
+
+def load_trace(path: str | Path) -> Trace:
+    """Read a request trace from CSV (with a header row) or JSON Lines (one object per line).
+
+    Each row needs ``arrival_time_s`` (seconds, non-decreasing, >= 0), ``prompt_tokens`` and
+    ``output_tokens`` (integers >= 1); other columns are ignored. A malformed row raises
+    :class:`CostmodelError` naming the file, the line number and the field.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CostmodelError(f"trace file not found: {p}")
+    rows: list[tuple[int, dict[str, Any]]] = []
+    with p.open(newline="", encoding="utf-8") as f:
+        if p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise CostmodelError(f"{p}:{number}: not valid JSON ({e.msg})") from None
+                if not isinstance(record, dict):
+                    raise CostmodelError(
+                        f"{p}:{number}: expected a JSON object with {', '.join(TRACE_COLUMNS)}"
+                    )
+                rows.append((number, record))
+        else:
+            reader = csv.DictReader(f)
+            missing = [c for c in TRACE_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise CostmodelError(
+                    f"{p}:1: the header lacks {', '.join(missing)} (need {', '.join(TRACE_COLUMNS)})"
+                )
+            for record in reader:
+                if not any((v or "").strip() for v in record.values() if isinstance(v, str)):
+                    continue
+                rows.append((reader.line_num, record))
+    if not rows:
+        raise CostmodelError(f"{p}: no requests in the trace")
+    arrival = np.empty(len(rows))
+    prompt = np.empty(len(rows), dtype=np.int64)
+    output = np.empty(len(rows), dtype=np.int64)
+    for i, (number, record) in enumerate(rows):
+        arrival[i] = _field(p, number, record, "arrival_time_s", integer=False)
+        prompt[i] = _field(p, number, record, "prompt_tokens", integer=True)
+        output[i] = _field(p, number, record, "output_tokens", integer=True)
+        if i and arrival[i] < arrival[i - 1]:
+            raise CostmodelError(
+                f"{p}:{number}: arrival_time_s {arrival[i]} is earlier than the row before "
+                f"({arrival[i - 1]}); sort the trace by arrival time"
+            )
+    return Trace(arrival, prompt, output, source=str(p))
+
+
+def _field(path: Path, line: int, record: dict[str, Any], name: str, *, integer: bool) -> float:
+    raw = record.get(name)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        raise CostmodelError(f"{path}:{line}: {name} is missing")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise CostmodelError(f"{path}:{line}: {name} must be a number, got {raw!r}") from None
+    if isinstance(raw, bool) or not math.isfinite(value):
+        raise CostmodelError(f"{path}:{line}: {name} must be a finite number, got {raw!r}")
+    if integer and (value != math.floor(value) or value < 1):
+        raise CostmodelError(f"{path}:{line}: {name} must be an integer >= 1 [tokens], got {raw!r}")
+    if not integer and value < 0:
+        raise CostmodelError(f"{path}:{line}: {name} must be >= 0 [s], got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class Traffic:
+    """Requests arriving as a Poisson process at ``rate_per_s`` [1/s], prompt and output lengths drawn
+    independently from ``prompt`` and ``output``. ``trace`` (optional) is replayed by the simulator
+    instead of Poisson arrivals, its times scaled to ``rate_per_s``."""
+
+    rate_per_s: float
+    prompt: Lengths
+    output: Lengths
+    trace: Trace | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.rate_per_s) and self.rate_per_s > 0):
+            raise CostmodelError(f"rate_per_s must be > 0 [1/s], got {self.rate_per_s!r}")
+
+    @classmethod
+    def from_trace(cls, trace: Trace | str | Path, rate_per_s: float | None = None) -> Traffic:
+        """The empirical length distributions of a trace and its mean rate (or ``rate_per_s``)."""
+        t = trace if isinstance(trace, Trace) else load_trace(trace)
+        return cls(
+            rate_per_s if rate_per_s is not None else t.rate_per_s,
+            Lengths.empirical(t.prompt_tokens),
+            Lengths.empirical(t.output_tokens),
+            trace=t,
+        )
+
+    def with_rate(self, rate_per_s: float) -> Traffic:
+        """The same requests at another arrival rate [1/s]."""
+        return Traffic(rate_per_s, self.prompt, self.output, self.trace)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Iteration time
+# ----------------------------------------------------------------------------------------------------
+
+
+def step_time(
+    model: ModelProfile | str,
+    hardware: HardwareProfile | str,
+    workload: Workload | None = None,
+    deployment: Deployment | None = None,
+    *,
+    decode_batch: npt.ArrayLike = 0,
+    decode_context: npt.ArrayLike = 0,
+    prefill_tokens: npt.ArrayLike = 0,
+    prefill_past: npt.ArrayLike = 0,
+    efficiency: Efficiency | None = None,
+) -> FloatArray:
+    """Time of one engine iteration [s]: ``decode_batch`` sequences decode one token each and one prompt
+    chunk of ``prefill_tokens`` tokens (after ``prefill_past`` already-prefilled tokens of the same
+    prompt) is prefilled in the same forward pass. Arrays broadcast.
+
+    Parameters
+    ----------
+    decode_batch : int or array
+        Decoding sequences b [-] (0: a prefill-only iteration).
+    decode_context : float or array
+        Their mean past context c [tokens] (tokens already in each one's KV cache).
+    prefill_tokens : int or array
+        Prompt tokens k prefilled in this iteration [tokens] (0: a decode-only iteration).
+    prefill_past : int or array
+        Prompt tokens of that sequence prefilled in earlier chunks, p [tokens].
+
+    With S(B, n, past) = :func:`costmodel.estimate.step_time_s` (B sequences of n new tokens),
+
+        t = S(b + k, 1, 0) + [S(b, 1, c) - S(b, 1, 0)] + [S_last(1, k, p) - S(k, 1, 0)].
+
+    The roofline charges the linear layers by the total token count and attention per sequence, so the
+    first term is every token's linear work (and the output head), the second the decodes' attention
+    over their caches, the third the chunk's causal attention over itself and its past (with logits for
+    its last token only). Each bracket is a difference of two passes with the same tokens, in which
+    everything but attention cancels. It reduces exactly to S(b, 1, c) for a decode-only iteration and
+    to S_last(1, k, p) for a prefill-only one. Approximations: the mixed pass's attention time is the sum
+    of the two parts' (each max(compute, memory)) rather than one max over their sum, and the decodes'
+    attention is affine in the context, so the mean context gives the batch's total exactly (except where
+    a sliding window fills up). Chunked prefill mixing both is Agrawal et al. 2024 (Sarathi-Serve, §4).
+    """
+    from costmodel.registry import load_hardware, load_model
+
+    parts = _Parts(load_model(model), load_hardware(hardware), workload, deployment, efficiency)
+    b, c, k, p = np.broadcast_arrays(
+        *(
+            np.asarray(x, dtype=np.float64)
+            for x in (decode_batch, decode_context, prefill_tokens, prefill_past)
+        )
+    )
+    for name, x in (("decode_batch", b), ("decode_context", c), ("prefill_tokens", k), ("prefill_past", p)):
+        bad = ~((x >= 0) & np.isfinite(x))
+        if np.any(bad):
+            raise CostmodelError(f"{name} must be finite and >= 0, got {x[bad].flat[0]!r}")
+    return np.asarray(
+        parts.linear_s(b + k) + parts.decode_attention_s(b, c) + parts.prefill_attention_s(k, p)
+    )
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """The three terms of :func:`step_time`, each from :func:`costmodel.estimate.step_time_s`; a term
+    whose inputs are all zero costs no roofline evaluation."""
+
+    model: ModelProfile
+    hardware: HardwareProfile
+    workload: Workload | None
+    deployment: Deployment | None
+    efficiency: Efficiency | None
+
+    def _pass(self, batch: Any, new: Any, past: Any, logits: Literal["all", "last"] = "all") -> FloatArray:
+        from costmodel.estimate import step_time_s
+        from costmodel.specs import Workload as _Workload
+
+        return step_time_s(
+            self.model,
+            self.hardware,
+            self.workload or _Workload(),
+            self.deployment,
+            batch_size=batch,
+            new_tokens=new,
+            past_tokens=past,
+            efficiency=self.efficiency,
+            logits=logits,
+        )
+
+    def linear_s(self, tokens: npt.ArrayLike) -> FloatArray:
+        """S(T, 1, 0): T single-token sequences, i.e. every token's linear work and output head [s]."""
+        T = np.asarray(tokens, dtype=np.float64)
+        if not np.any(T > 0):
+            return np.zeros(T.shape)
+        return np.asarray(np.where(T > 0, self._pass(np.maximum(T, 1.0), 1, 0), 0.0))
+
+    def decode_attention_s(self, batch: npt.ArrayLike, context: npt.ArrayLike) -> FloatArray:
+        """S(b, 1, c) - S(b, 1, 0): b decodes' attention over c cached tokens each [s]."""
+        b, c = np.broadcast_arrays(np.asarray(batch, dtype=np.float64), np.asarray(context, dtype=np.float64))
+        if not np.any((b > 0) & (c > 0)):
+            return np.zeros(b.shape)
+        b1 = np.maximum(b, 1.0)
+        return np.asarray(np.where(b > 0, self._pass(b1, 1, c) - self._pass(b1, 1, 0), 0.0))
+
+    def prefill_attention_s(self, tokens: npt.ArrayLike, past: npt.ArrayLike) -> FloatArray:
+        """S_last(1, k, p) - S(k, 1, 0): a k-token chunk's attention over itself and p past tokens [s]."""
+        k, p = np.broadcast_arrays(np.asarray(tokens, dtype=np.float64), np.asarray(past, dtype=np.float64))
+        if not np.any(k > 0):
+            return np.zeros(k.shape)
+        k1 = np.maximum(k, 1.0)
+        return np.asarray(np.where(k > 0, self._pass(1, k1, p, "last") - self._pass(k1, 1, 0), 0.0))
+
+
+# ----------------------------------------------------------------------------------------------------
+# KV memory and concurrency
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    """How many sequences fit in one replica's KV memory; arrays follow ``context_len``."""
+
+    max_sequences: IntArray
+    """Most sequences that fit at once [-]."""
+    kv_capacity_tokens: int
+    """KV cache tokens that fit next to the weights and activations, per replica [tokens]."""
+    reserved_tokens_per_sequence: FloatArray
+    """Token slots each sequence holds: ``max_len`` (contiguous) or its blocks x ``block_size`` [tokens]."""
+    fragmentation_fraction: FloatArray
+    """Share of the held KV slots that stay empty, 1 - context / reserved [-]."""
+
+
+def kv_capacity_tokens(
+    model: ModelProfile,
+    hardware: HardwareProfile,
+    *,
+    weight_dtype: str = "bf16",
+    kv_dtype: str = "bf16",
+    activation_dtype: str = "bf16",
+    deployment: Deployment | None = None,
+    usable_fraction: float = 0.9,
+    prefill_chunk_tokens: int = 8192,
+) -> int:
+    """KV-cache tokens one replica can hold next to its weights and activations [tokens].
+
+    Per device: ``usable_fraction`` x memory - weights / (tp pp) - activations of one prefill chunk / tp,
+    divided by the KV bytes one token adds on that device (KV heads split over min(tp, n_kv_heads)
+    devices and replicated beyond; the MLA latent replicated; layers split over pp), the layout of
+    :func:`costmodel.estimate.estimate`. For an SSM (no per-token state) this is the room divided by one
+    sequence's state, i.e. a count of sequences. 0 when the weights do not fit.
+    """
+    from costmodel.memory import inference_activation_bytes, kv_bytes_per_token, ssm_state_bytes, weight_bytes
+    from costmodel.specs import Deployment as _Deployment
+
+    if not 0 < usable_fraction <= 1:
+        raise CostmodelError(f"usable_fraction must be in (0, 1], got {usable_fraction}")
+    dep = deployment or _Deployment()
+    dep.check(model)
+    weights = weight_bytes(model, weight_dtype=weight_dtype) / (dep.tp * dep.pp)
+    acts = (
+        float(
+            inference_activation_bytes(
+                model,
+                batch_size=1,
+                new_tokens=min(prefill_chunk_tokens, model.max_context),
+                activation_dtype=activation_dtype,
+            )
+        )
+        / dep.tp
+    )
+    room = usable_fraction * hardware.memory_bytes - weights - acts
+    if model.ssm is not None:
+        per = ssm_state_bytes(model, kv_dtype=kv_dtype) / dep.pp
+    else:
+        split = 1 if model.mla is not None else min(dep.tp, model.kv_heads)
+        per = kv_bytes_per_token(model, kv_dtype=kv_dtype) / (split * dep.pp)
+    return max(int(room // per), 0)
+
+
+def max_concurrency(
+    model: ModelProfile | str,
+    hardware: HardwareProfile | str,
+    *,
+    context_len: npt.ArrayLike | Lengths,
+    allocation: Allocation = "paged",
+    block_size: int = 16,
+    max_len: int | None = None,
+    weight_dtype: str = "bf16",
+    kv_dtype: str = "bf16",
+    activation_dtype: str = "bf16",
+    deployment: Deployment | None = None,
+    usable_fraction: float = 0.9,
+    prefill_chunk_tokens: int = 8192,
+) -> Concurrency:
+    """The most sequences whose KV cache fits at once on one replica, and the memory each one holds.
+
+    Parameters
+    ----------
+    context_len : int, array or Lengths
+        Tokens each sequence has in its cache [tokens]; a :class:`Lengths` distribution averages the
+        blocks held over it.
+    allocation : {"paged", "contiguous"}
+        ``"contiguous"``: each sequence reserves ``max_len`` slots when admitted, whatever its length
+        (the pre-PagedAttention practice; Kwon et al. 2023, §3 and Fig. 2). ``"paged"``: each holds
+        ceil(context / block_size) blocks, so at most block_size - 1 slots are wasted, in its last block
+        (Kwon et al. 2023, §4.2).
+    block_size : int
+        Tokens per KV block [tokens] (vLLM's default 16).
+    max_len : int, optional
+        Longest sequence the engine accepts [tokens]; default the model's ``max_context``.
+
+    Returns the count floor(capacity / reserved) with the capacity of :func:`kv_capacity_tokens`
+    (in whole blocks for paged allocation). A sliding window caps each sequence's cached tokens; for an
+    SSM each sequence holds a fixed state and the count is independent of the context.
+    """
+    from costmodel.registry import load_hardware, load_model
+
+    m, hw = load_model(model), load_hardware(hardware)
+    if allocation not in ALLOCATIONS:
+        raise CostmodelError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
+    if not (isinstance(block_size, int | np.integer) and block_size >= 1):
+        raise CostmodelError(f"block_size must be an integer >= 1 [tokens], got {block_size!r}")
+    longest = max_len if max_len is not None else m.max_context
+    if longest < 1:
+        raise CostmodelError(f"max_len must be >= 1 [tokens], got {longest}")
+    capacity = kv_capacity_tokens(
+        m,
+        hw,
+        weight_dtype=weight_dtype,
+        kv_dtype=kv_dtype,
+        activation_dtype=activation_dtype,
+        deployment=deployment,
+        usable_fraction=usable_fraction,
+        prefill_chunk_tokens=prefill_chunk_tokens,
+    )
+    window = m.sliding_window or longest
+    if isinstance(context_len, Lengths):
+        held = np.minimum(context_len.values, window).astype(np.float64)
+        weights = context_len.probs
+        ctx = np.asarray(held @ weights)
+        blocks = np.asarray(np.ceil(held / block_size) @ weights)
+    else:
+        ctx = np.asarray(context_len, dtype=np.float64)
+        if np.any(~(ctx >= 0)):
+            raise CostmodelError(f"context_len must be >= 0 [tokens], got {context_len!r}")
+        ctx = np.minimum(ctx, window)
+        blocks = np.ceil(ctx / block_size)
+    if m.ssm is not None:  # a fixed state per sequence: kv_capacity_tokens already counts sequences
+        count = np.full(ctx.shape, capacity, dtype=np.int64)
+        return Concurrency(count, capacity, np.ones(ctx.shape), np.zeros(ctx.shape))
+    if allocation == "contiguous":
+        reserved = np.full(ctx.shape, float(min(longest, window)))
+        count = np.floor(capacity / reserved)
+    else:
+        reserved = np.maximum(blocks, 1.0) * block_size
+        count = np.floor((capacity // block_size) / np.maximum(blocks, 1.0))
+    frag = 1.0 - np.minimum(ctx, reserved) / reserved
+    return Concurrency(
+        max_sequences=np.asarray(count, dtype=np.int64),
+        kv_capacity_tokens=capacity,
+        reserved_tokens_per_sequence=np.asarray(reserved, dtype=np.float64),
+        fragmentation_fraction=np.asarray(frag, dtype=np.float64),
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Static vs continuous batching
+# ----------------------------------------------------------------------------------------------------
+
+
+def static_batching_gain(output: Lengths, batch_size: npt.ArrayLike) -> FloatArray:
+    """Throughput of continuous over static batching at batch size B, E[max_B N] / E[N] [-].
+
+    Seed 000, Theorem 12, generalised to an output-length distribution. Static batching runs B requests
+    together until the longest finishes, so a batch takes max_i N_i decode steps and delivers B requests;
+    by renewal-reward its long-run rate is B / (E[max_i N_i] t_step) (not E[B / max_i N_i]).
+    Continuous (iteration-level) batching refills a slot as soon as a sequence ends (Yu et al. 2022,
+    Orca, §3), so each of the B slots completes a request every E[N] steps: B / (E[N] t_step). The ratio
+    is E[max] / E[N]. Assumptions: the engine is saturated (a request always waits for a free slot) and
+    an iteration takes the same time whatever the batch holds (decoding memory bound); prefill time is
+    left out (it shrinks the gain). For exponential lengths E[max] / E[N] is the harmonic number H_B
+    (~ ln B + 0.577); for fixed lengths it is 1.
+    """
+    return np.asarray(output.expected_max(batch_size) / output.mean, dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The engine
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Engine:
+    """An iteration-level serving engine (one replica): what runs where, and the scheduler's limits.
+
+    The scheduler (the vLLM V1 / Sarathi-Serve policy, Agrawal et al. 2024 §4.3) runs iterations back to
+    back. Each iteration, every admitted sequence whose prompt is done decodes one token, and the
+    remaining token budget ``max_batched_tokens - decodes`` goes to prompt chunks of admitted sequences
+    in admission order. Waiting requests are admitted first come first served while fewer than
+    ``max_batch_size`` run and their KV cache fits (:func:`max_concurrency`); with paged allocation a
+    sequence that needs a block when none is free preempts the most recently admitted one, which is
+    recomputed later (vLLM's default). Build one with :meth:`build`.
+    """
+
+    model: ModelProfile
+    hardware: HardwareProfile
+    workload: Workload
+    """Only its dtypes matter here."""
+    deployment: Deployment
+    max_batch_size: int = 256
+    """Most sequences running at once (vLLM ``max_num_seqs``) [-]."""
+    max_batched_tokens: int = 8192
+    """Token budget of one iteration, decodes and prompt chunks together (``max_num_batched_tokens``)."""
+    allocation: Allocation = "paged"
+    block_size: int = 16
+    """KV block size [tokens]."""
+    max_len: int = 0
+    """Longest sequence accepted [tokens]; 0: the model's ``max_context``."""
+    usable_fraction: float = 0.9
+    """Share of device memory for weights, cache and activations (vLLM ``gpu_memory_utilization``)."""
+    efficiency: Efficiency | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch_size", "max_batched_tokens", "block_size"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | np.integer) and value >= 1):
+                raise CostmodelError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.allocation not in ALLOCATIONS:
+            raise CostmodelError(f"allocation must be one of {ALLOCATIONS}, got {self.allocation!r}")
+        if self.max_batched_tokens < self.max_batch_size:
+            raise CostmodelError(
+                f"max_batched_tokens ({self.max_batched_tokens}) must be >= max_batch_size "
+                f"({self.max_batch_size}): every running sequence decodes one token per iteration"
+            )
+        if self.max_len == 0:
+            object.__setattr__(self, "max_len", self.model.max_context)
+        if self.max_len < 2:
+            raise CostmodelError(f"max_len must be >= 2 [tokens], got {self.max_len}")
+        self.deployment.check(self.model)
+
+    @classmethod
+    def build(
+        cls,
+        model: ModelProfile | str,
+        hardware: HardwareProfile | str,
+        *,
+        weight_dtype: str = "bf16",
+        kv_dtype: str = "bf16",
+        activation_dtype: str = "bf16",
+        tp: int = 1,
+        pp: int = 1,
+        **limits: Any,
+    ) -> Engine:
+        """An engine from names or profiles; ``limits`` are the other fields (``max_batch_size``, ...)."""
+        from costmodel.registry import load_hardware, load_model
+        from costmodel.specs import Deployment as _Deployment
+        from costmodel.specs import Workload as _Workload
+
+        w = _Workload(
+            1, 1, 1, weight_dtype=weight_dtype, activation_dtype=activation_dtype, kv_dtype=kv_dtype
+        )
+        return cls(load_model(model), load_hardware(hardware), w, _Deployment(tp=tp, pp=pp), **limits)
+
+    def replace(self, **changes: Any) -> Engine:
+        """A copy with some fields changed."""
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+    @property
+    def gpus(self) -> int:
+        """Devices per replica [-]."""
+        return self.deployment.gpus_per_replica
+
+    @property
+    def usd_per_hour(self) -> float:
+        """Price of one replica-hour from the hardware profile [USD/h]; NaN without a price."""
+        price = self.hardware.price.usd_per_hour if self.hardware.price else float("nan")
+        return price * self.gpus
+
+    def kv_capacity_tokens(self) -> int:
+        """KV-cache tokens that fit on the replica [tokens] (:func:`kv_capacity_tokens`)."""
+        w = self.workload
+        return kv_capacity_tokens(
+            self.model,
+            self.hardware,
+            weight_dtype=w.weight_dtype,
+            kv_dtype=w.kv_dtype,
+            activation_dtype=w.activation_dtype,
+            deployment=self.deployment,
+            usable_fraction=self.usable_fraction,
+            prefill_chunk_tokens=self.max_batched_tokens,
+        )
+
+    def max_concurrency(self, context_len: npt.ArrayLike | Lengths) -> Concurrency:
+        """:func:`max_concurrency` for this engine's layout and limits."""
+        w = self.workload
+        return max_concurrency(
+            self.model,
+            self.hardware,
+            context_len=context_len,
+            allocation=self.allocation,
+            block_size=self.block_size,
+            max_len=self.max_len,
+            weight_dtype=w.weight_dtype,
+            kv_dtype=w.kv_dtype,
+            activation_dtype=w.activation_dtype,
+            deployment=self.deployment,
+            usable_fraction=self.usable_fraction,
+            prefill_chunk_tokens=self.max_batched_tokens,
+        )
+
+    def step_time(self, **kwargs: Any) -> FloatArray:
+        """:func:`step_time` on this engine (keyword arguments as there)."""
+        return step_time(
+            self.model, self.hardware, self.workload, self.deployment, efficiency=self.efficiency, **kwargs
+        )
+
+    @property
+    def parts(self) -> _Parts:
+        """The terms of :func:`step_time` separately (linear work, decode attention, prompt attention)."""
+        return _Parts(self.model, self.hardware, self.workload, self.deployment, self.efficiency)
+
+
+class StepTable:
+    """:func:`step_time` of one engine tabulated for the simulator, which asks for thousands of
+    iterations a second: exact on every total token count (the linear part, S(T, 1, 0)) and batch size,
+    linear interpolation over the context (the decodes' attention is affine in it) and bilinear over a
+    geometric grid of chunk sizes and a linear grid of pasts (the chunk's attention).
+    ``tests/test_serving.py`` checks it against :func:`step_time` within 0.5 %.
+    """
+
+    def __init__(self, engine: Engine, *, context_points: int = 33, chunk_points: int = 64) -> None:
+        B, C, L = engine.max_batch_size, engine.max_batched_tokens, engine.max_len
+        parts = engine.parts
+        self.max_tokens = B + C
+        self._linear = parts.linear_s(np.arange(self.max_tokens + 1, dtype=np.float64))  # [T]
+        self._ctx = np.linspace(0.0, float(L), context_points)  # [c]
+        b = np.arange(B + 1, dtype=np.float64)[:, None]
+        self._decode_attn = parts.decode_attention_s(b, self._ctx[None, :])  # [b, c]
+        self._k = np.unique(np.round(np.geomspace(1, max(C, 2), chunk_points)))  # [k]
+        self._past = np.linspace(0.0, float(L), max(context_points // 2, 2))  # [p]
+        self._prefill_attn = parts.prefill_attention_s(self._k[:, None], self._past[None, :])  # [k, p]
+
+    def decode_attention_s(self, batch: int, mean_context: float) -> float:
+        """S(b, 1, c) - S(b, 1, 0) [s]."""
+        return float(np.interp(mean_context, self._ctx, self._decode_attn[batch]))
+
+    def prefill_attention_s(self, tokens: float, past: float) -> float:
+        """S_last(1, k, p) - S(k, 1, 0) [s], bilinear in (k, p)."""
+        i = int(np.clip(np.searchsorted(self._k, tokens) - 1, 0, self._k.size - 2))
+        k0, k1 = self._k[i], self._k[i + 1]
+        f = min(max((tokens - k0) / (k1 - k0), 0.0), 1.0)
+        lo = np.interp(past, self._past, self._prefill_attn[i])
+        hi = np.interp(past, self._past, self._prefill_attn[i + 1])
+        return float(lo + f * (hi - lo))
+
+    def iteration_s(self, decodes: int, context_sum: float, chunks: list[tuple[int, int]]) -> float:
+        """One iteration [s]: ``decodes`` sequences with ``context_sum`` past tokens between them, and
+        prompt chunks given as (tokens, past) pairs."""
+        tokens = decodes + sum(k for k, _ in chunks)
+        t = float(self._linear[min(tokens, self.max_tokens)])
+        if decodes:
+            t += self.decode_attention_s(decodes, context_sum / decodes)
+        for k, past in chunks:
+            t += self.prefill_attention_s(k, past)
+        return t

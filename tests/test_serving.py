@@ -1,0 +1,266 @@
+"""Serving building blocks: length distributions, traces, engine iteration time, KV concurrency.
+
+Oracles: direct sums written out here (E[max] of geometric and uniform lengths, the exponential limit
+H_B), Monte-Carlo draws, the roofline pass :func:`costmodel.estimate.step_time_s` in the limits where
+the mixed iteration must reduce to it, and KV capacities from the model's published shapes
+(Llama-3-8B: 8,030,261,248 parameters, 32 layers, 8 KV heads of 128: 131,072 KV bytes per token in bf16).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from costmodel.errors import CostmodelError
+from costmodel.estimate import step_time_s
+from costmodel.memory import inference_activation_bytes
+from costmodel.registry import load_hardware, load_model
+from costmodel.serving import (
+    Engine,
+    Lengths,
+    StepTable,
+    Traffic,
+    load_trace,
+    max_concurrency,
+    static_batching_gain,
+    step_time,
+)
+from costmodel.specs import Deployment, Workload
+from tests.conftest import DATA
+
+TRACES = DATA / "traces"
+MODEL, HW = "llama-3-8b", "h100-sxm"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Lengths
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_geometric_moments() -> None:
+    g = Lengths.geometric(100)
+    # on {1, 2, ...} with p = 1/m: E = m, Var = (1 - p) / p^2; the default cap holds < 1e-12 of mass
+    assert g.mean == pytest.approx(100, rel=1e-9)
+    assert g.moment(2) - g.mean**2 == pytest.approx(0.99 / 0.01**2, rel=1e-8)
+    capped = Lengths.geometric(100, max_tokens=50)
+    assert capped.max == 50
+    # capped mean: sum_{k=0}^{49} (1 - p)^k = (1 - 0.99^50) / 0.01
+    assert capped.mean == pytest.approx((1 - 0.99**50) / 0.01, rel=1e-12)
+
+
+def test_lognormal_mean_and_median() -> None:
+    d = Lengths.lognormal(500, 0.5)
+    # rounding to integers moves the mean by far less than a token
+    assert d.mean == pytest.approx(500, abs=0.5)
+    assert int(d.quantile(0.5)) == round(500 * math.exp(-0.125))  # median e^mu
+    draws = d.sample(np.random.default_rng(1), 200_000)
+    assert draws.mean() == pytest.approx(d.mean, rel=0.01)
+
+
+def test_empirical_and_quantiles() -> None:
+    d = Lengths.empirical([3, 1, 2, 3, 3])
+    np.testing.assert_array_equal(d.values, [1, 2, 3])
+    np.testing.assert_allclose(d.probs, [0.2, 0.2, 0.6])
+    np.testing.assert_array_equal(d.quantile([0.0, 0.2, 0.21, 0.4, 1.0]), [1, 1, 2, 2, 3])
+    assert Lengths.fixed(7).mean == 7
+    assert Lengths.fixed(7).scv == 0
+
+
+@pytest.mark.parametrize("B", [1, 2, 8, 32, 128])
+def test_expected_max_of_geometric_and_uniform(B: int) -> None:
+    g = Lengths.geometric(50)
+    q = 1 - 1 / 50
+    # E[max] = sum_{k>=0} P(max > k) = sum_k 1 - (1 - q^k)^B
+    direct = sum(1 - (1 - q**k) ** B for k in range(5000))
+    assert g.expected_max(B) == pytest.approx(direct, rel=1e-9)
+    n = 40
+    uniform = Lengths.empirical(np.arange(1, n + 1))
+    assert uniform.expected_max(B) == pytest.approx(sum(1 - (k / n) ** B for k in range(n)), rel=1e-12)
+
+
+def test_static_batching_gain_theorem_12() -> None:
+    # exponential lengths: E[max of B] / E[N] = H_B; a geometric with a long mean approaches it
+    long = Lengths.geometric(10_000)
+    for B in (1, 8, 32):
+        harmonic = sum(1 / k for k in range(1, B + 1))
+        assert static_batching_gain(long, B) == pytest.approx(harmonic, rel=2e-3)
+    assert static_batching_gain(Lengths.fixed(256), 64) == pytest.approx(1.0)
+    # Monte-Carlo: batches of 16 lognormal lengths, ratio of mean batch max to mean length
+    d = Lengths.lognormal(200, 1.0)
+    draws = d.sample(np.random.default_rng(2), (20_000, 16))
+    assert static_batching_gain(d, 16) == pytest.approx(draws.max(axis=1).mean() / draws.mean(), rel=0.02)
+    with pytest.raises(CostmodelError):
+        static_batching_gain(d, 0)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Lengths.fixed(0),
+        lambda: Lengths.geometric(0.5),
+        lambda: Lengths.lognormal(100, 0),
+        lambda: Lengths.empirical([1, 2.5]),
+        lambda: Lengths.empirical([]),
+        lambda: Lengths(np.array([2, 1]), np.array([0.5, 0.5])),
+        lambda: Traffic(0.0, Lengths.fixed(1), Lengths.fixed(1)),
+    ],
+)
+def test_bad_lengths_raise(make: object) -> None:
+    with pytest.raises(CostmodelError):
+        make()  # type: ignore[operator]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Traces
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_csv_and_jsonl_traces_agree() -> None:
+    a, b = load_trace(TRACES / "small.csv"), load_trace(TRACES / "small.jsonl")
+    assert len(a) == len(b) == 40
+    np.testing.assert_array_equal(a.arrival_s, b.arrival_s)
+    np.testing.assert_array_equal(a.prompt_tokens, b.prompt_tokens)
+    np.testing.assert_array_equal(a.output_tokens, b.output_tokens)
+    assert a.rate_per_s == pytest.approx(39 / (a.arrival_s[-1] - a.arrival_s[0]))
+    t = Traffic.from_trace(TRACES / "small.csv")
+    assert t.prompt.mean == pytest.approx(a.prompt_tokens.mean())
+    assert t.output.mean == pytest.approx(a.output_tokens.mean())
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("bad_value.csv", r"bad_value\.csv:3: prompt_tokens must be a number, got 'ten'"),
+        ("bad_order.csv", r"bad_order\.csv:4: arrival_time_s 0\.4 is earlier"),
+        ("bad_header.csv", r"bad_header\.csv:1: the header lacks arrival_time_s"),
+        ("bad_json.jsonl", r"bad_json\.jsonl:2: not valid JSON"),
+        ("bad_missing.jsonl", r"bad_missing\.jsonl:3: prompt_tokens must be an integer >= 1"),
+        ("no_such_file.csv", r"trace file not found"),
+    ],
+)
+def test_malformed_traces_name_the_line(name: str, message: str) -> None:
+    with pytest.raises(CostmodelError, match=message):
+        load_trace(TRACES / name)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Iteration time
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_step_time_reduces_to_the_roofline_pass() -> None:
+    m, hw, w = load_model(MODEL), load_hardware(HW), Workload()
+    b, c = np.array([1, 8, 64]), np.array([100, 1000, 4000])
+    np.testing.assert_allclose(
+        step_time(m, hw, w, decode_batch=b, decode_context=c),
+        step_time_s(m, hw, w, batch_size=b, new_tokens=1, past_tokens=c),
+        rtol=1e-12,
+    )
+    k, p = np.array([16, 512, 2048]), np.array([0, 512, 1024])
+    np.testing.assert_allclose(
+        step_time(m, hw, w, prefill_tokens=k, prefill_past=p),
+        step_time_s(m, hw, w, batch_size=1, new_tokens=k, past_tokens=p, logits="last"),
+        rtol=1e-12,
+    )
+    assert step_time(m, hw, w) == 0.0
+
+
+def test_mixed_iteration_lies_between_its_parts() -> None:
+    m, hw, w = load_model(MODEL), load_hardware(HW), Workload()
+    b, c = np.array([[1], [16], [128]]), 1500
+    k = np.array([[64, 512, 4096]])
+    decode = step_time(m, hw, w, decode_batch=b, decode_context=c)
+    prefill = step_time(m, hw, w, prefill_tokens=k)
+    mixed = step_time(m, hw, w, decode_batch=b, decode_context=c, prefill_tokens=k)
+    assert mixed.shape == (3, 3)
+    assert np.all(mixed >= np.maximum(decode, prefill))  # both parts' work is done
+    assert np.all(mixed <= decode + prefill)  # one weight read is shared (the point of piggybacking)
+    # a long chunk on a small batch is compute bound: the decodes ride almost free (Sarathi-Serve)
+    assert mixed[0, 2] - prefill[0, 2] < 0.05 * decode[0, 0]
+
+
+def test_step_time_with_tensor_parallelism_is_faster() -> None:
+    m, hw, w = load_model(MODEL), load_hardware(HW), Workload()
+    one = step_time(m, hw, w, decode_batch=32, decode_context=1000, prefill_tokens=256)
+    two = step_time(m, hw, w, Deployment(tp=2), decode_batch=32, decode_context=1000, prefill_tokens=256)
+    assert two < one
+
+
+def test_step_table_matches_step_time() -> None:
+    engine = Engine.build(MODEL, HW, max_batch_size=64, max_batched_tokens=2048)
+    table = StepTable(engine)
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        b = int(rng.integers(0, 65))
+        ctx = float(rng.uniform(0, 6000))
+        chunks = [
+            (int(rng.integers(1, 1500)), int(rng.integers(0, 3000))) for _ in range(int(rng.integers(0, 2)))
+        ]
+        if not b and not chunks:
+            continue
+        exact = float(engine.parts.linear_s(b + sum(k for k, _ in chunks)))
+        exact += float(engine.parts.decode_attention_s(b, ctx))
+        exact += sum(float(engine.parts.prefill_attention_s(k, p)) for k, p in chunks)
+        assert table.iteration_s(b, ctx * b, chunks) == pytest.approx(exact, rel=5e-3)
+    # one chunk alone is exactly step_time
+    assert table.iteration_s(10, 10 * 700.0, [(300, 0)]) == pytest.approx(
+        float(engine.step_time(decode_batch=10, decode_context=700, prefill_tokens=300)), rel=5e-3
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# KV memory and concurrency
+# ----------------------------------------------------------------------------------------------------
+
+
+def _capacity_tokens_by_hand() -> int:
+    weights = 8_030_261_248 * 2  # published parameter count, bf16
+    kv_per_token = 2 * 8 * 128 * 32 * 2  # K and V, 8 heads x 128, 32 layers, 2 bytes = 131,072
+    hw = load_hardware(HW)
+    acts = float(inference_activation_bytes(load_model(MODEL), batch_size=1, new_tokens=8192))
+    return int((0.9 * hw.memory_bytes - weights - acts) // kv_per_token)
+
+
+def test_contiguous_vs_paged_concurrency() -> None:
+    cap = _capacity_tokens_by_hand()
+    ctx = np.array([100, 1000, 4000])
+    contiguous = max_concurrency(MODEL, HW, context_len=ctx, allocation="contiguous")
+    paged = max_concurrency(MODEL, HW, context_len=ctx, allocation="paged", block_size=16)
+    assert contiguous.kv_capacity_tokens == cap
+    np.testing.assert_array_equal(contiguous.max_sequences, cap // 8192)  # each reserves max_context
+    np.testing.assert_array_equal(paged.max_sequences, (cap // 16) // np.ceil(ctx / 16))
+    np.testing.assert_allclose(contiguous.fragmentation_fraction, 1 - ctx / 8192)
+    assert np.all(paged.fragmentation_fraction < 16 / ctx)  # less than a block per sequence
+    one = max_concurrency(MODEL, HW, context_len=ctx, block_size=1)
+    np.testing.assert_array_equal(one.max_sequences, cap // ctx)
+    assert np.all(one.fragmentation_fraction == 0)
+
+
+def test_concurrency_over_a_length_distribution_and_tp() -> None:
+    d = Lengths.empirical([10, 20, 40])
+    c = max_concurrency(MODEL, HW, context_len=d, block_size=16)
+    # blocks held: 1, 2, 3 -> mean 2
+    assert int(c.max_sequences) == (c.kv_capacity_tokens // 16) // 2
+    tp2 = max_concurrency(MODEL, HW, context_len=1000, deployment=Deployment(tp=2))
+    assert tp2.kv_capacity_tokens > 2 * c.kv_capacity_tokens  # two devices, and weights halve per device
+
+
+def test_weights_that_do_not_fit_leave_no_room() -> None:
+    c = max_concurrency("llama-3-70b", "l40s", context_len=1000)
+    assert c.kv_capacity_tokens == 0
+    assert int(c.max_sequences) == 0
+
+
+def test_engine_validation() -> None:
+    with pytest.raises(CostmodelError, match="max_batched_tokens"):
+        Engine.build(MODEL, HW, max_batch_size=512, max_batched_tokens=256)
+    with pytest.raises(CostmodelError, match="allocation"):
+        Engine.build(MODEL, HW, allocation="fancy")
+    with pytest.raises(ValueError, match="tp"):
+        Engine.build(MODEL, HW, tp=3)
+    e = Engine.build(MODEL, HW)
+    assert e.max_len == 8192
+    assert e.gpus == 1
+    assert e.usd_per_hour == pytest.approx(load_hardware(HW).price.usd_per_hour)  # type: ignore[union-attr]
