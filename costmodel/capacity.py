@@ -615,7 +615,7 @@ def _plan_one(
     hi = np.where(has, R[first_ok, cols], np.inf)
     lo = np.where(has & (first_ok > 0), R[np.maximum(first_ok - 1, 0), cols], r_lo - 1)
 
-    def meets(replicas: FloatArray) -> BoolArray:
+    def meets(replicas: FloatArray) -> BoolArray:  # replicas: [..., b], one evaluation for all of them
         finite = np.isfinite(replicas)
         r = np.where(finite, replicas, 1.0)
         return _meets(_evaluate(prep, lam / r, Bs, quantiles, samples, 0), slo) & finite
@@ -633,7 +633,7 @@ def _plan_one(
         gap = np.where(np.isfinite(hi), hi - lo, 0.0)
         probe = np.clip(np.round(lo + gap * np.array([[0.25], [0.5], [0.75]])), lo + 1, hi)  # [3, b]
         probe = np.where(np.isfinite(probe), probe, np.inf)
-        passed = np.stack([meets(p) for p in probe])
+        passed = meets(probe)  # [3, b]
         hi = np.minimum(hi, np.where(passed, probe, np.inf).min(axis=0))
         lo = np.maximum(lo, np.where(~passed & (probe < hi), probe, -np.inf).max(axis=0))
     r_best = hi.min()
