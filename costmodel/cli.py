@@ -440,6 +440,48 @@ def plan(
     out.print(table)
 
 
+@app.command()
+@friendly
+def dashboard(
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    address: Annotated[str, typer.Option(help="Address to listen on.")] = "localhost",
+    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open it in a browser tab.")] = True,
+) -> None:
+    """Open the what-if dashboard (needs streamlit and plotly: the app extra)."""
+    import importlib.util
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py"
+    if not script.is_file():
+        raise CostmodelError(
+            f"the dashboard ships with the source checkout and {script} is not there; "
+            "run costmodel from a clone of the repository"
+        )
+    missing = [name for name in ("streamlit", "plotly") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise CostmodelError(
+            f"the dashboard needs {' and '.join(missing)}: install the app extra of costmodel"
+        )
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(script),
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+        "--server.headless",
+        "false" if open_browser else "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "viewer",
+    ]
+    raise typer.Exit(subprocess.call(command))
+
+
 @app.command("import-hf")
 @friendly
 def import_hf(

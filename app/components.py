@@ -1,0 +1,356 @@
+"""Shared pieces of the dashboard: the scenario sidebar and page widgets (bound to the URL), cached profile
+loading, friendly errors, number formats, and charts with their numbers one click away.
+
+Pages never compute physics: they call costmodel and show what it returns. Everything here is
+presentation: reading widgets into a :class:`~scenario.Scenario`, formatting, drawing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from pydantic import ValidationError
+from scenario import DEFAULT, MODEL_SOURCES, WIDGET_FIELDS, Scenario, activation_dtypes
+
+import costmodel as cm
+from costmodel.errors import CostmodelError, describe_validation_error
+from costmodel.hf import SUPPORTED_MODEL_TYPES
+
+BAD_INPUT = (CostmodelError, ValueError)
+"""What costmodel raises for input it cannot use; its message is written to be shown as is."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Profiles, cached for the whole server (they are immutable)
+# ----------------------------------------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner=False)
+def model_profile(name: str) -> cm.ModelProfile:
+    """A built-in model profile."""
+    return cm.load_model(name)
+
+
+@st.cache_resource(show_spinner=False)
+def hardware_profile(name: str) -> cm.HardwareProfile:
+    """A built-in hardware profile."""
+    return cm.load_hardware(name)
+
+
+@st.cache_resource(show_spinner=False)
+def model_from_config(config_json: str) -> cm.ModelProfile:
+    """A model profile from a Hugging Face config.json's text (keyed by the text, so cached per file)."""
+    return cm.ModelProfile.from_hf_config(json.loads(config_json))
+
+
+def read_hf_config(content: bytes, file_name: str) -> dict[str, Any]:
+    """Parse an uploaded config.json and check that costmodel can read it; CostmodelError if not."""
+    try:
+        data = json.loads(content)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        where = (
+            f": {e.msg} at line {e.lineno}, column {e.colno}" if isinstance(e, json.JSONDecodeError) else ""
+        )
+        raise CostmodelError(f"{file_name} is not valid JSON{where}") from None
+    if not isinstance(data, dict):
+        raise CostmodelError(f"{file_name} must hold a JSON object, not {type(data).__name__}")
+    try:
+        model_from_config(json.dumps(data, sort_keys=True))
+    except (TypeError, KeyError, AttributeError) as e:  # odd value types the reader does not expect
+        raise CostmodelError(
+            f"{file_name} is not a Hugging Face config.json costmodel can read: {e}"
+        ) from None
+    return data
+
+
+def model(sc: Scenario) -> cm.ModelProfile:
+    """The scenario's model profile (built-in or uploaded); CostmodelError with the reason if none."""
+    if sc.model_source == "built-in":
+        return model_profile(sc.model)
+    error = st.session_state.get("config_error")
+    if error:
+        raise CostmodelError(error)
+    if sc.hf_config is None:
+        raise CostmodelError(
+            "no config.json uploaded yet: upload a Hugging Face config.json in the sidebar, "
+            "or choose a built-in model"
+        )
+    return model_from_config(json.dumps(sc.hf_config, sort_keys=True))
+
+
+def hardware(sc: Scenario) -> list[cm.HardwareProfile]:
+    """The selected hardware profiles, in the order they were picked."""
+    return [hardware_profile(name) for name in sc.hardware]
+
+
+# ----------------------------------------------------------------------------------------------------
+# The scenario: widgets bound to the URL, session state, JSON files
+# ----------------------------------------------------------------------------------------------------
+
+
+def _from_query(field: str) -> Any:
+    """The URL's value for a field whose widget is not on this page (None if absent or unreadable)."""
+    raw: Any = st.query_params.get_all(field) if field == "hardware" else st.query_params.get(field)
+    if raw in (None, []):
+        return None
+    candidates = [raw]
+    if isinstance(raw, str):
+        with suppress(json.JSONDecodeError):
+            candidates.append(json.loads(raw))  # "2" -> 2, "false" -> False
+    for value in candidates:
+        try:
+            Scenario.model_validate({field: value})
+        except ValidationError:
+            continue
+        return value
+    return None
+
+
+def scenario() -> Scenario:
+    """The current scenario: widget values, then the URL for widgets not on this page, then defaults."""
+    values: dict[str, Any] = {}
+    for field in WIDGET_FIELDS:
+        if field in st.session_state:
+            values[field] = st.session_state[field]
+        elif (value := _from_query(field)) is not None:
+            values[field] = value
+    values["hf_config"] = st.session_state.get("hf_config")
+    try:
+        return Scenario.model_validate(values)
+    except ValidationError as e:  # e.g. every device unselected: say so, and use the default for that field
+        bad = {str(item["loc"][0]) for item in e.errors() if item["loc"]}
+        st.warning(
+            describe_validation_error(e, "scenario").replace("\n", "  \n")
+            + f"  \nUsing the default for {', '.join(sorted(bad))}."
+        )
+        return Scenario.model_validate({k: v for k, v in values.items() if k not in bad})
+
+
+def apply(sc: Scenario) -> None:
+    """Put a scenario into the widgets (a callback: runs before the script, while widgets may be set)."""
+    for field in WIDGET_FIELDS:
+        st.session_state[field] = getattr(sc, field)
+    st.session_state["hf_config"] = sc.hf_config
+    st.session_state["config_error"] = None
+    st.session_state["scenario_error"] = None
+
+
+def _on_scenario_upload() -> None:
+    upload = st.session_state.get("scenario_upload")
+    if upload is None:
+        return
+    try:
+        apply(Scenario.from_json(upload.getvalue()))
+    except CostmodelError as e:
+        st.session_state["scenario_error"] = f"{upload.name}: {e}"
+
+
+def _on_config_upload() -> None:
+    upload = st.session_state.get("config_upload")
+    st.session_state["config_error"] = None
+    if upload is None:
+        st.session_state["hf_config"] = None
+        return
+    try:
+        st.session_state["hf_config"] = read_hf_config(upload.getvalue(), upload.name)
+    except CostmodelError as e:
+        st.session_state["hf_config"] = None
+        st.session_state["config_error"] = str(e)
+
+
+def select(label: str, field: str, options: Sequence[Any], **kwargs: Any) -> Any:
+    """A selectbox for ``field``, bound to the URL, defaulting to the scenario default."""
+    default = getattr(DEFAULT, field)
+    return st.selectbox(
+        label, options, index=list(options).index(default), key=field, bind="query-params", **kwargs
+    )
+
+
+def integer(
+    label: str, field: str, *, min_value: int = 1, max_value: int | None = None, **kwargs: Any
+) -> int:
+    """A whole-number input for ``field``, bound to the URL."""
+    info = Scenario.model_fields[field]
+    for meta in info.metadata:  # the field's own bounds, so the widget cannot produce an invalid scenario
+        max_value = getattr(meta, "le", None) or max_value
+    return int(
+        st.number_input(
+            label,
+            min_value=min_value,
+            max_value=max_value,
+            value=getattr(DEFAULT, field),
+            step=1,
+            key=field,
+            bind="query-params",
+            **kwargs,
+        )
+    )
+
+
+def scenario_sidebar() -> None:
+    """The scenario widgets every page shares, and saving / loading / resetting the scenario."""
+    with st.sidebar:
+        st.header("Scenario")
+        source = st.radio(
+            "Model from", MODEL_SOURCES, horizontal=True, key="model_source", bind="query-params"
+        )
+        if source == "built-in":
+            select("Model", "model", cm.list_models())
+        else:
+            st.file_uploader(
+                "Hugging Face config.json",
+                type=["json"],
+                key="config_upload",
+                on_change=_on_config_upload,
+                help="Read offline, without transformers: " + ", ".join(SUPPORTED_MODEL_TYPES),
+            )
+            if st.session_state.get("config_error"):
+                st.error(st.session_state["config_error"])
+            elif st.session_state.get("hf_config") is not None:
+                uploaded = model_from_config(json.dumps(st.session_state["hf_config"], sort_keys=True))
+                st.caption(f"Uploaded: {uploaded.name}")
+        st.multiselect(
+            "Hardware (first = the one single-device charts use)",
+            cm.list_hardware(),
+            default=DEFAULT.hardware,
+            key="hardware",
+            bind="query-params",
+        )
+        gpus, tp, pp = st.columns(3)
+        with gpus:
+            integer("GPUs", "n_gpus")
+        with tp:
+            integer("TP", "tp", help="Tensor-parallel degree: must divide the attention heads.")
+        with pp:
+            integer("PP", "pp", help="Pipeline stages.")
+        select("Weight format", "weight_dtype", list(cm.DTYPES))
+        select("Activation / compute format", "activation_dtype", activation_dtypes())
+        select("KV-cache format", "kv_dtype", list(cm.DTYPES))
+        integer("Batch size", "batch_size", help="Concurrent sequences.")
+        prompt, output = st.columns(2)
+        with prompt:
+            integer("Prompt tokens", "prompt_len")
+        with output:
+            integer("Output tokens", "output_len")
+
+        with st.expander("Share, save, load", icon=":material/share:"):
+            st.caption("The page's URL holds this scenario: copy it to share the view.")
+            st.download_button(
+                "Download scenario (JSON)",
+                data=scenario().to_json(),
+                file_name="costmodel-scenario.json",
+                mime="application/json",
+                on_click="ignore",
+                icon=":material/download:",
+                key="scenario_download",
+            )
+            st.file_uploader(
+                "Load a scenario (JSON)", type=["json"], key="scenario_upload", on_change=_on_scenario_upload
+            )
+            if st.session_state.get("scenario_error"):
+                st.error(st.session_state["scenario_error"])
+            st.button("Reset to the default scenario", on_click=apply, args=(DEFAULT,), key="reset")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Errors and page furniture
+# ----------------------------------------------------------------------------------------------------
+
+
+def show_error(error: Exception) -> None:
+    """costmodel's own message, as it is (line breaks kept), never a traceback."""
+    st.error(str(error).replace("\n", "  \n"), icon=":material/error:")
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Run one section of a page; bad input shows its message there and the rest of the page goes on."""
+    try:
+        yield
+    except BAD_INPUT as e:
+        show_error(e)
+
+
+def describe(sc: Scenario, model_name: str) -> str:
+    """One line naming the scenario, for a page's caption."""
+    dep = f"{sc.n_gpus} GPU{'s' if sc.n_gpus > 1 else ''} (TP {sc.tp}, PP {sc.pp})"
+    return (
+        f"**{model_name}** on {', '.join(sc.hardware)} · {dep} · weights {sc.weight_dtype}, "
+        f"activations {sc.activation_dtype}, KV {sc.kv_dtype} · batch {sc.batch_size:,}, "
+        f"{sc.prompt_len:,} prompt + {sc.output_len:,} output tokens"
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Numbers for people (the metrics show these; the tables keep SI units)
+# ----------------------------------------------------------------------------------------------------
+
+
+def gb(n_bytes: float) -> str:
+    """Bytes as GB (1e9 bytes), as the CLI prints them."""
+    return f"{n_bytes / 1e9:,.2f} GB"
+
+
+def duration(seconds: float) -> str:
+    """A time, 4 significant digits: in ms below a second, in s above."""
+    return f"{seconds * 1e3:.4g} ms" if seconds < 1 else f"{seconds:,.4g} s"
+
+
+def rate(per_s: float) -> str:
+    """A rate (the label names its unit) with thousands separators."""
+    return f"{per_s:,.1f}"
+
+
+def usd(amount: float) -> str:
+    """Dollars, 4 significant digits; 'no price' where the profile has none."""
+    return "no price" if amount != amount else f"${amount:,.4g}"  # NaN != NaN
+
+
+def count(n: float) -> str:
+    """A count with thousands separators."""
+    return f"{int(n):,}"
+
+
+def fraction(x: float) -> str:
+    """A fraction as a percentage."""
+    return f"{x:.1%}"
+
+
+def metric(label: str, value: str, source: str) -> None:
+    """A headline figure; the tooltip names the costmodel call it comes from."""
+    st.metric(label, value, help=f"From `{source}`.", border=True)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Charts with their numbers
+# ----------------------------------------------------------------------------------------------------
+
+LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.25))
+
+
+def chart(fig: go.Figure, data: pd.DataFrame, name: str) -> None:
+    """A plotly chart, then the table behind it (one click) and a CSV download (one click)."""
+    fig.update_layout(**LAYOUT)
+    fig.update_xaxes(selector=dict(type="log"), dtick=1)  # label the decades only
+    fig.update_yaxes(selector=dict(type="log"), dtick=1)
+    if fig.layout.height is None:
+        fig.update_layout(height=420)
+    st.plotly_chart(fig, key=f"chart-{name}", config={"displaylogo": False})
+    table, download = st.columns([3, 1], vertical_alignment="top")
+    with table.expander("Numbers behind this chart", icon=":material/table:"):
+        st.dataframe(data, hide_index=True)
+    download.download_button(
+        "CSV",
+        data=data.to_csv(index=False),
+        file_name=f"{name}.csv",
+        mime="text/csv",
+        on_click="ignore",
+        icon=":material/download:",
+        key=f"csv-{name}",
+    )

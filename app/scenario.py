@@ -1,0 +1,184 @@
+"""The dashboard's scenario: every input a view depends on, as one frozen, validated record.
+
+Each field is one widget (sidebar or page) whose Streamlit key is the field name and whose value is
+bound to the URL query parameter of the same name (``bind="query-params"``): a link reproduces the view,
+and a parameter left at its default is not written into the URL. The same record is downloaded and
+uploaded as JSON; that file also carries an uploaded Hugging Face ``config.json`` (``hf_config``), which
+is too large for a URL.
+
+Plain Python and costmodel only (no streamlit), so it is importable and testable on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+import costmodel as cm
+from costmodel.errors import CostmodelError, UnknownNameError, describe_validation_error
+
+DRAFT_RECIPES: tuple[str, ...] = (
+    "early-exit:4",
+    "early-exit:8",
+    "early-exit:16",
+    "quantized:int4",
+    "quantized:int8",
+    "quantized:fp8",
+    "ngram",
+)
+"""Draft choices besides a built-in model (see :data:`costmodel.speculative.DRAFT_KINDS`)."""
+
+MODEL_SOURCES = ("built-in", "config.json")
+
+
+def draft_options() -> list[str]:
+    """Everything the draft selector offers: recipes derived from the target, then built-in models."""
+    return [*DRAFT_RECIPES, *cm.list_models()]
+
+
+def activation_dtypes() -> list[str]:
+    """Compute dtypes a Workload accepts for activations (8 bits or wider)."""
+    return [name for name, d in cm.DTYPES.items() if d.bits >= 8]
+
+
+class Scenario(BaseModel):
+    """What the dashboard shows: model, devices, deployment, workload and each page's own options."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # --- shared by every page (sidebar) ---
+    model: str = Field("llama-3-8b", description="Built-in model name.")
+    model_source: Literal["built-in", "config.json"] = Field(
+        "built-in", description="Use the built-in model, or the uploaded Hugging Face config.json."
+    )
+    hf_config: dict[str, Any] | None = Field(
+        None, description="Parsed Hugging Face config.json (JSON download/upload only; not in the URL)."
+    )
+    hardware: list[str] = Field(
+        default_factory=lambda: ["h100-sxm"],
+        description="Hardware profiles to compare; the first is the one single-device charts use.",
+    )
+    n_gpus: int = Field(1, ge=1, le=65536, description="GPUs in the deployment [-].")
+    tp: int = Field(1, ge=1, le=1024, description="Tensor-parallel degree [-].")
+    pp: int = Field(1, ge=1, le=1024, description="Pipeline-parallel stages [-].")
+    weight_dtype: str = Field("bf16", description="Weight storage format.")
+    activation_dtype: str = Field("bf16", description="Activation / compute format.")
+    kv_dtype: str = Field("bf16", description="KV-cache storage format.")
+    batch_size: int = Field(8, ge=1, le=1_000_000, description="Concurrent sequences [-].")
+    prompt_len: int = Field(2048, ge=1, le=10_000_000, description="Prompt tokens per sequence [tokens].")
+    output_len: int = Field(256, ge=1, le=10_000_000, description="Generated tokens per sequence [tokens].")
+
+    # --- Memory page: training ---
+    zero_stage: Literal[0, 1, 2, 3] = Field(1, description="ZeRO stage across the deployment's GPUs.")
+    recompute: Literal["none", "selective", "full"] = Field("none", description="Activation recomputation.")
+    lora_rank: int = Field(16, ge=1, le=4096, description="LoRA / QLoRA adapter rank [-].")
+    train_micro_batch: int = Field(1, ge=1, le=4096, description="Training micro-batch per GPU [sequences].")
+    train_seq_len: int = Field(2048, ge=1, le=1_000_000, description="Training sequence length [tokens].")
+
+    # --- Performance page ---
+    compare_all: bool = Field(True, description="Compare every built-in device, not just the selected ones.")
+
+    # --- Speculative decoding page ---
+    draft: str = Field("early-exit:8", description="Draft model or recipe.")
+    alpha: float = Field(0.7, ge=0.0, le=1.0, description="Acceptance rate of the draft [-].")
+    k_max: int = Field(8, ge=1, le=32, description="Longest draft considered [tokens].")
+    draft_cost_ratio: float | None = Field(
+        None, ge=0.0, le=10.0, description="c = T_draft / T_target for the heatmap [-]; None: from the draft."
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        if v not in cm.list_models():
+            raise UnknownNameError("model", v, cm.list_models())
+        return v
+
+    @field_validator("hardware")
+    @classmethod
+    def _known_hardware(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("choose at least one hardware profile")
+        for name in v:
+            if name not in cm.list_hardware():
+                raise UnknownNameError("hardware", name, cm.list_hardware())
+        return list(dict.fromkeys(v))  # keep the order, drop repeats
+
+    @field_validator("weight_dtype", "kv_dtype")
+    @classmethod
+    def _known_dtype(cls, v: str) -> str:
+        if v not in cm.DTYPES:
+            raise UnknownNameError("dtype", v, cm.DTYPES)
+        return v
+
+    @field_validator("activation_dtype")
+    @classmethod
+    def _known_activation_dtype(cls, v: str) -> str:
+        if v not in activation_dtypes():
+            raise UnknownNameError("activation dtype", v, activation_dtypes())
+        return v
+
+    @field_validator("draft")
+    @classmethod
+    def _known_draft(cls, v: str) -> str:
+        if v not in draft_options():
+            raise UnknownNameError("draft", v, draft_options())
+        return v
+
+    # --- what costmodel needs ---
+
+    def deployment(self) -> cm.Deployment:
+        """One replica on tp x pp GPUs, as many replicas as ``n_gpus`` holds."""
+        per_replica = self.tp * self.pp
+        if self.n_gpus % per_replica:
+            raise CostmodelError(
+                f"{self.n_gpus} GPUs cannot be split into replicas of tp x pp = {self.tp} x {self.pp} = "
+                f"{per_replica} GPUs; make the GPU count a multiple of {per_replica}"
+            )
+        return cm.Deployment(tp=self.tp, pp=self.pp, replicas=self.n_gpus // per_replica)
+
+    def workload(self, **changes: Any) -> cm.Workload:
+        """The serving workload; ``changes`` replace batch_size, prompt_len or output_len (arrays too)."""
+        sizes = {"batch_size": self.batch_size, "prompt_len": self.prompt_len, "output_len": self.output_len}
+        return cm.Workload(
+            **(sizes | changes),
+            weight_dtype=self.weight_dtype,
+            activation_dtype=self.activation_dtype,
+            kv_dtype=self.kv_dtype,
+        )
+
+    # --- files ---
+
+    def to_json(self) -> str:
+        """The whole scenario, indented, for download."""
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Scenario:
+        """A scenario from a downloaded file; fields it lacks take their defaults.
+
+        Raises :class:`~costmodel.errors.CostmodelError` naming the field on any problem.
+        """
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            where = f" at line {e.lineno}, column {e.colno}" if isinstance(e, json.JSONDecodeError) else ""
+            raise CostmodelError(f"the scenario file is not valid JSON{where}") from None
+        if not isinstance(data, dict):
+            raise CostmodelError(f"the scenario file must hold a JSON object, not {type(data).__name__}")
+        return cls.from_dict(data, "scenario file")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], what: str = "scenario") -> Scenario:
+        """Validate ``data`` (missing fields take defaults) with a readable error naming each field."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise CostmodelError(describe_validation_error(e, what)) from None
+
+
+DEFAULT = Scenario()
+FIELDS: tuple[str, ...] = tuple(Scenario.model_fields)
+WIDGET_FIELDS: tuple[str, ...] = tuple(f for f in FIELDS if f != "hf_config")
+"""Fields that are widgets (bound to the URL); ``hf_config`` lives in session state only."""

@@ -1,0 +1,26 @@
+"""costmodel's what-if dashboard: ``streamlit run app/streamlit_app.py`` (or ``costmodel dashboard``).
+
+The scenario sidebar is shared by every page; each page is one flat script in ``views/``. To add a page,
+write ``views/<name>.py`` and add one ``st.Page`` line to ``PAGES`` (docs/dashboard.md).
+"""
+
+import components
+import streamlit as st
+
+st.set_page_config(page_title="costmodel", page_icon=":material/memory:", layout="wide")
+
+PAGES = [
+    st.Page("views/memory.py", title="Memory", icon=":material/memory:", url_path="memory", default=True),
+    st.Page("views/performance.py", title="Performance", icon=":material/speed:", url_path="performance"),
+    st.Page(
+        "views/speculative.py",
+        title="Speculative decoding",
+        icon=":material/fast_forward:",
+        url_path="speculative",
+    ),
+    st.Page("views/validation.py", title="Validation", icon=":material/fact_check:", url_path="validation"),
+]
+
+page = st.navigation(PAGES)
+components.scenario_sidebar()
+page.run()

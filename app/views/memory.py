@@ -1,0 +1,246 @@
+"""Memory: what one replica holds against its devices' memory, the largest batch and context that fit,
+and the memory of training with ZeRO, LoRA and QLoRA. Every number comes from costmodel.memory."""
+
+import components as ui
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+import costmodel as cm
+
+# ---------------------------------------------------------------------------- inputs
+sc = ui.scenario()
+st.title("Memory")
+
+# ---------------------------------------------------------------------------- guard
+try:
+    model = ui.model(sc)
+    devices = ui.hardware(sc)
+except ui.BAD_INPUT as e:
+    ui.show_error(e)
+    st.stop()
+st.caption(ui.describe(sc, model.name))
+gpus = sc.tp * sc.pp  # one replica; weights and cache are spread evenly over its devices
+context = sc.prompt_len + sc.output_len
+with ui.friendly_errors():  # the split must be possible, but the replica's total does not depend on it
+    sc.deployment().check(model)
+
+# ---------------------------------------------------------------------------- compute: serving
+fits = {
+    hw.name: cm.fit(
+        model,
+        hw,
+        batch_size=sc.batch_size,
+        context_len=context,
+        weight_dtype=sc.weight_dtype,
+        kv_dtype=sc.kv_dtype,
+        activation_dtype=sc.activation_dtype,
+        n_gpus=gpus,
+    )
+    for hw in devices
+}
+primary = devices[0]
+f = fits[primary.name]
+bars = pd.DataFrame(
+    [
+        {
+            "hardware": hw.name,
+            "gpus": gpus,
+            "weights_bytes": r.weight_bytes,
+            "kv_cache_bytes": int(r.kv_cache_bytes),
+            "activation_bytes": float(r.activation_bytes),
+            "reserved_bytes": hw.memory_bytes * gpus - r.capacity_bytes,
+            "required_bytes": float(r.required_bytes),
+            "usable_bytes": r.capacity_bytes,
+            "device_memory_bytes": hw.memory_bytes * gpus,
+            "fits": bool(r.fits),
+            "max_batch_size": int(r.max_batch_size),
+            "max_context_len": int(r.max_context_len),
+        }
+        for hw, r in ((hw, fits[hw.name]) for hw in devices)
+    ]
+)
+contexts = np.unique(
+    np.r_[2 ** np.arange(8, int(np.log2(model.max_context)) + 1), model.max_context, context]
+)
+limits = pd.concat(
+    [
+        pd.DataFrame(
+            {
+                "hardware": hw.name,
+                "context_len": contexts,
+                "max_batch_size": cm.fit(
+                    model,
+                    hw,
+                    batch_size=1,
+                    context_len=contexts,
+                    weight_dtype=sc.weight_dtype,
+                    kv_dtype=sc.kv_dtype,
+                    activation_dtype=sc.activation_dtype,
+                    n_gpus=gpus,
+                ).max_batch_size,
+            }
+        )
+        for hw in devices
+    ],
+    ignore_index=True,
+)
+
+# ---------------------------------------------------------------------------- render: serving
+where = f"{gpus} × {primary.name}"
+if bool(f.fits):
+    st.success(f"Fits on {where}: {ui.gb(float(f.required_bytes))} of {ui.gb(f.capacity_bytes)} usable.")
+elif int(f.max_batch_size) == 0:
+    st.warning(
+        f"Does not fit on {where}: the weights and activations alone need more than the "
+        f"{ui.gb(f.capacity_bytes)} usable. Try more GPUs (TP/PP), a smaller weight format, "
+        "or a larger device."
+    )
+else:
+    st.warning(
+        f"Does not fit on {where}: needs {ui.gb(float(f.required_bytes))}, {ui.gb(f.capacity_bytes)} usable. "
+        f"The largest batch at this context is {int(f.max_batch_size):,}; the longest context at this batch "
+        f"is {int(f.max_context_len):,} tokens."
+    )
+cols = st.columns(4)
+with cols[0]:
+    ui.metric(f"Weights ({sc.weight_dtype})", ui.gb(f.weight_bytes), "costmodel.fit(...).weight_bytes")
+with cols[1]:
+    ui.metric(
+        f"KV cache ({sc.kv_dtype})", ui.gb(float(f.kv_cache_bytes)), "costmodel.fit(...).kv_cache_bytes"
+    )
+with cols[2]:
+    ui.metric("Activations", ui.gb(float(f.activation_bytes)), "costmodel.fit(...).activation_bytes")
+with cols[3]:
+    ui.metric("Required", ui.gb(float(f.required_bytes)), "costmodel.fit(...).required_bytes")
+cols = st.columns(4)
+with cols[0]:
+    ui.metric("Usable (90% of memory)", ui.gb(f.capacity_bytes), "costmodel.fit(...).capacity_bytes")
+with cols[1]:
+    ui.metric(
+        "Largest batch at this context", ui.count(f.max_batch_size), "costmodel.fit(...).max_batch_size"
+    )
+with cols[2]:
+    ui.metric(
+        "Longest context at this batch", ui.count(f.max_context_len), "costmodel.fit(...).max_context_len"
+    )
+with cols[3]:
+    params = cm.param_count(model).total
+    st.metric(
+        "Parameters",
+        f"{params / 1e9:,.3f} B",
+        help=f"{params:,} (`costmodel.param_count(model).total`)",
+        border=True,
+    )
+
+left, right = st.columns(2)
+with left:
+    st.subheader("What one replica holds")
+    fig = go.Figure()
+    for column, name in (
+        ("weights_bytes", "weights"),
+        ("kv_cache_bytes", "KV cache"),
+        ("activation_bytes", "activations"),
+        ("reserved_bytes", "reserved (10%)"),
+    ):
+        fig.add_bar(x=bars["hardware"], y=bars[column] / 1e9, name=name)
+    fig.add_scatter(
+        x=bars["hardware"],
+        y=bars["device_memory_bytes"] / 1e9,
+        mode="markers",
+        marker=dict(symbol="line-ew-open", size=60, line=dict(width=3, color="black")),
+        name="device memory",
+    )
+    fig.update_layout(barmode="stack", yaxis_title=f"GB on {gpus} GPU(s)")
+    ui.chart(fig, bars, "memory-breakdown")
+with right:
+    st.subheader("Largest batch that fits, by context")
+    fig = go.Figure()
+    for name, group in limits.groupby("hardware", sort=False):
+        fig.add_scatter(
+            x=group["context_len"], y=group["max_batch_size"], name=str(name), mode="lines+markers"
+        )
+    fig.add_scatter(
+        x=[context],
+        y=[sc.batch_size],
+        mode="markers",
+        marker=dict(symbol="star", size=14),
+        name="this scenario",
+    )
+    fig.update_layout(xaxis=dict(type="log", title="context [tokens]"), yaxis=dict(type="log", title="batch"))
+    ui.chart(fig, limits, "max-batch-by-context")
+
+# ---------------------------------------------------------------------------- training: inputs
+st.header("Training memory")
+st.caption(
+    "Mixed-precision Adam per GPU (costmodel.training_memory): ZeRO partitions across all "
+    f"{sc.n_gpus} GPU(s) of the scenario; activations of one micro-batch, no tensor parallelism."
+)
+cols = st.columns(5)
+with cols[0]:
+    zero_stage = ui.select("ZeRO stage", "zero_stage", [0, 1, 2, 3])
+with cols[1]:
+    recompute = ui.select("Recomputation", "recompute", ["none", "selective", "full"])
+with cols[2]:
+    lora_rank = ui.integer("LoRA rank", "lora_rank")
+with cols[3]:
+    micro_batch = ui.integer("Micro-batch per GPU", "train_micro_batch")
+with cols[4]:
+    seq_len = ui.integer("Sequence length", "train_seq_len")
+
+# ---------------------------------------------------------------------------- training: compute
+methods = {"full": "full", "lora": f"LoRA r={lora_rank}", "qlora": f"QLoRA r={lora_rank}"}
+train = pd.DataFrame(
+    [
+        {
+            "method": label,
+            "weights_bytes": float(t.weights),
+            "gradients_bytes": float(t.gradients),
+            "optimizer_bytes": float(t.optimizer),
+            "activation_bytes": float(t.activations),
+            "total_bytes": float(t.total),
+            "trainable_params": t.trainable_params,
+        }
+        for label, t in (
+            (
+                label,
+                cm.training_memory(
+                    model,
+                    batch_size=micro_batch,
+                    seq_len=seq_len,
+                    method=method,
+                    n_gpus=sc.n_gpus,
+                    zero_stage=zero_stage,
+                    recompute=recompute,
+                    lora_rank=lora_rank,
+                ),
+            )
+            for method, label in methods.items()
+        )
+    ]
+)
+
+# ---------------------------------------------------------------------------- training: render
+cols = st.columns(3)
+for col, row in zip(cols, train.itertuples(), strict=True):
+    with col:
+        ui.metric(f"{row.method} per GPU", ui.gb(row.total_bytes), "costmodel.training_memory(...).total")
+        st.caption(f"{row.trainable_params:,} trainable parameters")
+fig = go.Figure()
+for column, name in (
+    ("weights_bytes", "weights"),
+    ("gradients_bytes", "gradients"),
+    ("optimizer_bytes", "optimizer state"),
+    ("activation_bytes", "activations"),
+):
+    fig.add_bar(x=train["method"], y=train[column] / 1e9, name=name)
+for hw in devices:
+    fig.add_hline(
+        y=hw.memory_bytes / 1e9,
+        line_dash="dash",
+        annotation_text=f"{hw.name} memory",
+        annotation_position="top left",
+    )
+fig.update_layout(barmode="stack", yaxis_title="GB per GPU")
+ui.chart(fig, train, "training-memory")

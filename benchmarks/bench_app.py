@@ -1,0 +1,64 @@
+"""Benchmark: server-side re-render time of each dashboard page after a widget change.
+
+Run: ``.venv/bin/python benchmarks/bench_app.py [--repeats 30]`` (needs the app extra). Each page is opened
+on the default scenario (Llama-3-8B, H100, bf16, batch 8, 2048 + 256 tokens) through
+streamlit.testing.v1.AppTest, warmed up, then the sidebar's batch size is toggled between 8 and 16 and
+each rerun is timed: the whole script run (entry script, sidebar, page) and the element tree it produces,
+i.e. the server's work without the websocket and the browser. Target (issue): under 300 ms per widget
+change for the default scenario. Prints the median and 90th percentile per page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
+PAGES = ("memory", "performance", "speculative", "validation")
+TARGET_S = 0.300
+
+
+def rerender_times(page: str, repeats: int) -> list[float]:
+    """Seconds per rerun after a widget change on ``page``."""
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    if page != "memory":
+        at.switch_page(f"views/{page}.py").run()
+    batch = at.number_input(key="batch_size")
+    for value in (16, 8):  # warm-up: imports, caches, first plotly figures
+        batch.set_value(value).run()
+    times = []
+    for i in range(repeats):
+        at.number_input(key="batch_size").set_value(16 if i % 2 == 0 else 8)
+        start = time.perf_counter()
+        at.run()
+        times.append(time.perf_counter() - start)
+        if at.exception:
+            raise RuntimeError(f"{page}: {at.exception[0].value}")
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    logging.getLogger("streamlit").setLevel(logging.ERROR)  # AppTest's "missing ScriptRunContext" noise
+    print(f"re-render after a batch-size change, default scenario, {args.repeats} runs per page")
+    worst = 0.0
+    for page in PAGES:
+        times = sorted(rerender_times(page, args.repeats))
+        median = statistics.median(times)
+        p90 = times[int(0.9 * (len(times) - 1))]
+        worst = max(worst, median)
+        print(f"  {page:<12} median {median * 1e3:6.1f} ms   p90 {p90 * 1e3:6.1f} ms")
+    verdict = "within" if worst < TARGET_S else "OVER"
+    print(f"slowest page median {worst * 1e3:.1f} ms: {verdict} the {TARGET_S * 1e3:.0f} ms target")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,467 @@
+"""The dashboard (app/), headless through streamlit.testing.v1.AppTest: every page on the default
+scenario and on edge values, with the figures it shows checked against the Python API for the same
+scenario (the page must show what costmodel returns, rounded as displayed), and friendly messages, never
+a traceback, for bad input."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import HF_CONFIGS
+
+import costmodel as cm
+from costmodel import speculative
+from costmodel.errors import CostmodelError
+from costmodel.roofline import attainable_flop_per_s
+
+pytest.importorskip("streamlit", reason="the dashboard needs the app extra: pip install 'costmodel[app]'")
+pytest.importorskip("plotly", reason="the dashboard needs the app extra: pip install 'costmodel[app]'")
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parents[1] / "app"
+sys.path.insert(0, str(APP))  # the app's own modules, as `streamlit run` puts them on the path
+from scenario import DEFAULT, Scenario  # noqa: E402
+
+PAGES = ("memory", "performance", "speculative", "validation")
+
+
+# ----------------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------------
+
+
+def open_page(page: str, **query: Any) -> AppTest:
+    """The app on ``page`` with the scenario given as URL query parameters (a shared link)."""
+    at = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=60)
+    for key, value in query.items():
+        at.query_params[key] = [str(v) for v in value] if isinstance(value, list) else str(value)
+    at.run()
+    if page != "memory":  # the default page
+        at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+UNITS = {"ms": 1e-3, "s": 1.0, "GB": 1e9, "B": 1e9, "%": 1e-2, "×": 1.0, "": 1.0}
+
+
+def assert_shows(text: str, value: float) -> None:
+    """``text`` is ``value`` rounded to the precision shown (4.06 GB, 374.4 ms, $1.857, 64.1%, 1,234)."""
+    match = re.fullmatch(r"\$?([-0-9.,]+(?:e[-+]?\d+)?)\s*(ms|s|GB|B|%|×)?", text.strip())
+    assert match, f"cannot read a number from {text!r}"
+    number, unit = match[1].replace(",", ""), match[2] or ""
+    decimals = len(number.split(".")[1]) if "." in number else 0
+    scale = UNITS[unit]
+    assert float(number) * scale == pytest.approx(value, abs=0.5 * 10**-decimals * scale * (1 + 1e-9)), (
+        f"shown {text!r}, API {value!r}"
+    )
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def charts(at: AppTest) -> list[dict[str, Any]]:
+    """The plotly figures on the page, as the browser receives them."""
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def trace(figure: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(t for t in figure["data"] if t.get("name") == name)
+
+
+def values(data: Any) -> np.ndarray:
+    """A plotly array: a list, or the typed array plotly >= 6 sends ({'dtype', 'bdata', 'shape'})."""
+    if isinstance(data, dict):
+        array = np.frombuffer(base64.b64decode(data["bdata"]), dtype=np.dtype(data["dtype"]))
+        shape = [int(n) for n in data.get("shape", str(array.size)).split(",")]
+        return array.reshape(shape)
+    return np.asarray(data, dtype=float)
+
+
+def api_fit(sc: Scenario, hardware: str) -> Any:
+    return cm.fit(
+        cm.load_model(sc.model),
+        cm.load_hardware(hardware),
+        batch_size=sc.batch_size,
+        context_len=sc.prompt_len + sc.output_len,
+        weight_dtype=sc.weight_dtype,
+        kv_dtype=sc.kv_dtype,
+        activation_dtype=sc.activation_dtype,
+        n_gpus=sc.tp * sc.pp,
+    )
+
+
+def api_estimate(sc: Scenario, hardware: str) -> cm.Report:
+    return cm.estimate(sc.model, hardware, sc.workload(), sc.deployment())
+
+
+def check_memory(at: AppTest, sc: Scenario) -> None:
+    shown, f = metrics(at), api_fit(sc, sc.hardware[0])
+    assert_shows(shown[f"Weights ({sc.weight_dtype})"], f.weight_bytes)
+    assert_shows(shown[f"KV cache ({sc.kv_dtype})"], float(f.kv_cache_bytes))
+    assert_shows(shown["Activations"], float(f.activation_bytes))
+    assert_shows(shown["Required"], float(f.required_bytes))
+    assert_shows(shown["Usable (90% of memory)"], f.capacity_bytes)
+    assert_shows(shown["Largest batch at this context"], int(f.max_batch_size))
+    assert_shows(shown["Longest context at this batch"], int(f.max_context_len))
+    assert_shows(shown["Parameters"], cm.param_count(cm.load_model(sc.model)).total)  # in billions
+
+
+def check_performance(at: AppTest, sc: Scenario) -> None:
+    shown, r = metrics(at), api_estimate(sc, sc.hardware[0])
+    assert_shows(shown["Time to first token"], float(r.ttft_s))
+    assert_shows(shown["Time per output token"], float(r.tpot_s))
+    assert_shows(shown["End to end"], float(r.e2e_s))
+    assert_shows(shown["Output tokens/s"], float(r.output_tokens_per_s))
+    assert_shows(shown["$ per million output tokens"], float(r.usd_per_million_output_tokens))
+    assert_shows(shown["$ per million input tokens"], float(r.usd_per_million_input_tokens))
+    assert_shows(shown["Prefill MFU"], float(r.prefill_mfu))
+    assert_shows(shown["Decode MBU"], float(r.decode_mbu))
+
+
+# ----------------------------------------------------------------------------------------------------
+# the scenario record
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_default_scenario_is_the_demo() -> None:
+    # the issue's default: Llama-3-8B on an H100, bf16, batch 8, 2k prompt, 256 output tokens
+    assert (DEFAULT.model, DEFAULT.hardware, DEFAULT.batch_size) == ("llama-3-8b", ["h100-sxm"], 8)
+    assert (DEFAULT.prompt_len, DEFAULT.output_len) == (2048, 256)
+    assert {DEFAULT.weight_dtype, DEFAULT.activation_dtype, DEFAULT.kv_dtype} == {"bf16"}
+
+
+def test_scenario_json_round_trip() -> None:
+    config = json.loads((HF_CONFIGS / "mistral-7b.json").read_text())
+    sc = Scenario(model_source="config.json", hf_config=config, hardware=["l40s", "a10g"], batch_size=3)
+    assert Scenario.from_json(sc.to_json()) == sc
+    assert Scenario.from_json("{}") == DEFAULT  # missing fields take their defaults
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "not valid JSON at line 1"),
+        ("[1, 2]", "must hold a JSON object, not list"),
+        ('{"model": "lama-3-8b"}', "Did you mean 'llama-3-8b'"),
+        ('{"batch_size": 0}', "batch_size: Input should be greater than or equal to 1"),
+        ('{"hardware": ["h100"]}', "unknown hardware 'h100'"),
+        ('{"colour": "red"}', "colour: unknown field"),
+    ],
+)
+def test_bad_scenario_file_says_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(CostmodelError, match=re.escape(message)):
+        Scenario.from_json(text)
+
+
+def test_gpu_count_must_hold_whole_replicas() -> None:
+    with pytest.raises(CostmodelError, match="multiple of 4"):
+        Scenario(n_gpus=6, tp=2, pp=2).deployment()
+    assert Scenario(n_gpus=8, tp=2, pp=2).deployment().replicas == 2
+
+
+# ----------------------------------------------------------------------------------------------------
+# every page on the default scenario
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_memory_page_shows_the_api_figures() -> None:
+    at = open_page("memory")
+    assert not errors(at)
+    check_memory(at, DEFAULT)
+    assert "Fits on 1 × h100-sxm" in at.success[0].value
+    figures = charts(at)
+    assert len(figures) == 3
+    bars = figures[0]
+    f = api_fit(DEFAULT, "h100-sxm")
+    assert values(trace(bars, "weights")["y"])[0] * 1e9 == pytest.approx(f.weight_bytes)
+    assert values(trace(bars, "KV cache")["y"])[0] * 1e9 == pytest.approx(float(f.kv_cache_bytes))
+    # training memory: one figure per method, each equal to costmodel.training_memory
+    shown = metrics(at)
+    model = cm.load_model("llama-3-8b")
+    for label, method in (("full", "full"), ("LoRA r=16", "lora"), ("QLoRA r=16", "qlora")):
+        expected = cm.training_memory(model, batch_size=1, seq_len=2048, method=method, zero_stage=1)
+        assert_shows(shown[f"{label} per GPU"], float(expected.total))
+
+
+def test_performance_page_shows_the_api_figures() -> None:
+    at = open_page("performance")
+    assert not errors(at)
+    assert not at.warning  # the default scenario fits
+    check_performance(at, DEFAULT)
+    figures = charts(at)
+    assert len(figures) == 4  # vs batch, vs prompt, roofline, cost by device
+    # the roofline: the roof is costmodel.roofline's, the operators are Report.to_frame()'s
+    report = api_estimate(DEFAULT, "h100-sxm")
+    ops = report.to_frame()
+    roofline = figures[2]
+    prefill = ops[(ops["phase"] == "prefill") & (ops["flop"] > 0) & (ops["bytes"] > 0)]
+    points = trace(roofline, "prefill operators")
+    assert list(points["text"]) == list(prefill["op"])
+    np.testing.assert_allclose(values(points["x"]), prefill["intensity_flop_per_byte"], rtol=1e-12)
+    np.testing.assert_allclose(values(points["y"]), prefill["achieved_flop_per_s"], rtol=1e-12)
+    roof = trace(roofline, "achievable roof")
+    h100 = cm.load_hardware("h100-sxm")
+    np.testing.assert_allclose(values(roof["y"]), attainable_flop_per_s(h100, values(roof["x"])), rtol=1e-12)
+    # the sweep vs batch is costmodel.sweep
+    swept = cm.sweep("llama-3-8b", "h100-sxm", batch_size=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024])
+    np.testing.assert_allclose(values(trace(figures[0], "h100-sxm")["y"]), swept["ttft_s"] * 1e3, rtol=1e-12)
+    # the comparison ranks every built-in device with a price by $ per million output tokens
+    bars = figures[3]["data"][0]
+    costs = {h: float(api_estimate(DEFAULT, h).usd_per_million_output_tokens) for h in bars["y"]}
+    np.testing.assert_allclose(values(bars["x"]), list(costs.values()), rtol=1e-12)
+    assert list(costs.values()) == sorted(costs.values())
+    assert set(bars["y"]) == {h for h in cm.list_hardware() if cm.load_hardware(h).price is not None}
+
+
+def test_speculative_page_shows_the_api_figures() -> None:
+    at = open_page("speculative")
+    assert not errors(at)
+    plan = speculative.plan(
+        "llama-3-8b",
+        "early-exit:8",
+        "h100-sxm",
+        DEFAULT.workload(),
+        alpha=0.7,
+        k_max=8,
+        batch_sizes=[8],
+    )
+    best = plan.loc[plan["speedup"].idxmax()]
+    shown = metrics(at)
+    assert shown["Best k at batch 8"] == str(int(best["k"]))
+    assert_shows(shown["Speedup at batch 8"], float(best["speedup"]))
+    assert_shows(shown["c = T_draft / T_target"], float(best["c"]))
+    c = float(best["c"])
+    k = int(speculative.optimal_k(0.7, c, k_max=8))
+    assert shown[f"Optimal k at α = 0.70, c = {c:.4g}"] == str(k)
+    assert_shows(shown["Its speedup (memory-bound verify)"], float(speculative.speedup(0.7, k, c)))
+    heatmap = charts(at)[0]["data"][0]
+    alphas, ks = values(heatmap["y"]), values(heatmap["x"])
+    np.testing.assert_allclose(
+        values(heatmap["z"]), speculative.speedup(alphas[:, None], ks[None, :], c), rtol=1e-12
+    )
+    assert (alphas.min(), alphas.max(), ks.min(), ks.max()) == (0.0, 1.0, 1, 8)
+
+
+def test_page_widgets_change_the_figures() -> None:
+    at = open_page("speculative")
+    at.slider(key="alpha").set_value(0.9).run()
+    at.number_input(key="draft_cost_ratio").set_value(0.05).run()
+    assert not at.exception
+    shown = metrics(at)
+    assert shown["Optimal k at α = 0.90, c = 0.05"] == str(int(speculative.optimal_k(0.9, 0.05, k_max=8)))
+
+
+def test_validation_page_without_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COSTMODEL_VALIDATION_RESULTS", str(tmp_path))
+    at = open_page("validation")
+    assert "No validation results yet" in at.info[0].value
+    assert not errors(at)
+
+
+def write_results(folder: Path) -> pd.DataFrame:
+    """A results file as validation/run.py writes it, plus one line that is not JSON and one OOM point."""
+    rng = np.random.default_rng(0)
+    measured = 10 ** rng.uniform(-5, -2, 12)
+    predicted = measured * rng.uniform(0.5, 1.6, 12)
+    points = pd.DataFrame(
+        {
+            "record": "point",
+            "kernel": [f"k{i}" for i in range(12)],
+            "family": ["gemm", "attention", "norm"] * 4,
+            "regime": "memory",
+            "held_out": [i % 2 == 0 for i in range(12)],
+            "device": "cuda:0",
+            "status": "ok",
+            "measured_s": measured,
+            "predicted_s": predicted,
+            "rel_error": (predicted - measured) / measured,
+        }
+    )
+    lines = [json.dumps({"record": "environment", "device": "cuda:0", "device_name": "NVIDIA H100"})]
+    lines += [json.dumps(r) for r in points.to_dict("records")]
+    lines += [
+        "{truncated",
+        json.dumps({"record": "point", "kernel": "big", "family": "gemm", "status": "oom"}),
+    ]
+    (folder / "gpu.jsonl").write_text("\n".join(lines) + "\n")
+    return points
+
+
+def test_validation_page_summarises_the_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    points = write_results(tmp_path)
+    monkeypatch.setenv("COSTMODEL_VALIDATION_RESULTS", str(tmp_path))
+    at = open_page("validation")
+    assert not errors(at)
+    assert "Skipped 1 line" in at.warning[0].value
+    shown = metrics(at)
+    assert shown["Points"] == "12"
+    assert_shows(shown["Median |error|"], points["rel_error"].abs().median())
+    assert_shows(shown["Held-out median |error|"], points[points["held_out"]]["rel_error"].abs().median())
+    scatter, by_family = charts(at)
+    assert len(scatter["data"]) == 3 + 3  # three families, the exact line and two bands
+    assert sorted(by_family["data"][0]["x"]) == ["attention", "gemm", "norm"]
+    at.toggle[0].set_value(True).run()  # held-out only
+    assert metrics(at)["Points"] == "6"
+
+
+# ----------------------------------------------------------------------------------------------------
+# edge values
+# ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch_size", [1, 1024])
+def test_batch_size_extremes(batch_size: int) -> None:
+    sc = Scenario(batch_size=batch_size)
+    at = open_page("memory", batch_size=batch_size)
+    check_memory(at, sc)
+    at = open_page("performance", batch_size=batch_size)
+    check_performance(at, sc)
+    assert bool(api_estimate(sc, "h100-sxm").fits) == (not at.warning)
+    at = open_page("speculative", batch_size=batch_size)
+    assert f"Best k at batch {batch_size:,}" in metrics(at)
+
+
+def test_a_model_that_does_not_fit() -> None:
+    sc = Scenario(model="llama-3.1-405b", hardware=["h100-sxm", "mi300x"])
+    query = {"model": sc.model, "hardware": sc.hardware}
+    at = open_page("memory", **query)
+    assert "Does not fit on 1 × h100-sxm" in at.warning[0].value
+    check_memory(at, sc)
+    at = open_page("performance", **query)
+    assert "Does not fit on h100-sxm" in at.warning[0].value
+    check_performance(at, sc)  # the times are still shown, with the warning
+    assert len(charts(at)) == 4
+    assert not errors(at)
+
+
+def test_tensor_parallel_that_does_not_divide_the_heads() -> None:
+    with pytest.raises(ValueError, match="tp") as raised:
+        cm.Deployment(tp=3).check(cm.load_model("llama-3-8b"))
+    for page in ("performance", "speculative"):
+        at = open_page(page, tp=3, n_gpus=3)
+        assert errors(at) == [str(raised.value)]
+        assert at.number_input(key="tp").value == 3  # the sidebar still works
+    at = open_page("memory", tp=3, n_gpus=3)  # the replica's memory does not depend on the split
+    assert errors(at) == [str(raised.value)]
+    check_memory(at, Scenario(tp=3, n_gpus=3))
+
+
+def test_gpus_that_do_not_hold_whole_replicas() -> None:
+    at = open_page("performance", tp=2, n_gpus=3)
+    assert len(errors(at)) == 1
+    assert "multiple of 2" in errors(at)[0]
+
+
+def test_a_device_that_cannot_run_the_scenario_is_left_out() -> None:
+    at = open_page("performance", hardware=["h100-sxm", "a100-80gb"], activation_dtype="fp8")
+    message = errors(at)
+    assert len(message) == 1  # once, though two charts left it out
+    assert "'a100-80gb' has no 'fp8' peak" in message[0]
+    check_performance(at, Scenario(hardware=["h100-sxm", "a100-80gb"], activation_dtype="fp8"))
+
+
+def test_widget_change_updates_the_figures() -> None:
+    at = open_page("performance")
+    at.number_input(key="batch_size").set_value(64).run()
+    at.multiselect(key="hardware").set_value(["a100-80gb", "h100-sxm"]).run()
+    assert not at.exception
+    check_performance(at, Scenario(batch_size=64, hardware=["a100-80gb", "h100-sxm"]))
+
+
+# ----------------------------------------------------------------------------------------------------
+# uploads
+# ----------------------------------------------------------------------------------------------------
+
+
+def upload_config(content: bytes, page: str = "memory") -> AppTest:
+    at = open_page(page, model_source="config.json")
+    at.file_uploader(key="config_upload").set_value(("config.json", content, "application/json")).run()
+    assert not at.exception
+    return at
+
+
+def test_uploaded_config_is_the_model() -> None:
+    at = upload_config((HF_CONFIGS / "llama-3-8b.json").read_bytes())
+    assert not errors(at)
+    check_memory(at, DEFAULT)  # the same architecture as the built-in profile
+    at.switch_page("views/performance.py").run()
+    check_performance(at, DEFAULT)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"{ not json", "config.json is not valid JSON: Expecting property name enclosed in double quotes"),
+        (b'["a list"]', "config.json must hold a JSON object, not list"),
+        (b'{"model_type": "bert"}', "unsupported model_type 'bert'"),
+        (b'{"model_type": "llama", "hidden_size": 4096}', "lacks 'num_attention_heads'"),
+        (b'{"model_type": ["llama"]}', "is not a Hugging Face config.json costmodel can read"),
+    ],
+)
+def test_invalid_upload_gives_a_friendly_message(content: bytes, message: str) -> None:
+    for page in PAGES[:3]:
+        at = upload_config(content, page)
+        shown = errors(at)
+        assert len(shown) == 2, shown  # in the sidebar and on the page
+        assert all(message in m for m in shown), shown
+        assert at.number_input(key="batch_size").value == 8  # the rest of the app still works
+
+
+def test_scenario_upload_sets_every_widget() -> None:
+    sc = Scenario(model="mistral-7b", hardware=["l40s"], batch_size=16, kv_dtype="fp8", alpha=0.5)
+    at = open_page("performance")
+    at.file_uploader(key="scenario_upload").set_value(("s.json", sc.to_json().encode(), "application/json"))
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="model").value == "mistral-7b"
+    assert at.multiselect(key="hardware").value == ["l40s"]
+    check_performance(at, sc)
+    at.switch_page("views/speculative.py").run()
+    assert at.slider(key="alpha").value == 0.5
+
+
+def test_bad_scenario_upload_keeps_the_scenario() -> None:
+    at = open_page("memory")
+    at.file_uploader(key="scenario_upload").set_value(("s.json", b'{"batch_size": -1}', "application/json"))
+    at.run()
+    assert "s.json: invalid scenario file" in errors(at)[0]
+    check_memory(at, DEFAULT)
+
+
+def test_reset_restores_the_default() -> None:
+    at = open_page("memory", batch_size=99, model="gpt2")
+    at.button(key="reset").click().run()
+    check_memory(at, DEFAULT)
+
+
+def test_scenario_file_carries_an_uploaded_config() -> None:
+    config = json.loads((HF_CONFIGS / "mistral-7b.json").read_text())
+    sc = Scenario(model_source="config.json", hf_config=config, batch_size=4)
+    at = open_page("memory")
+    at.file_uploader(key="scenario_upload").set_value(("s.json", sc.to_json().encode(), "application/json"))
+    at.run()
+    assert at.radio(key="model_source").value == "config.json"
+    assert not errors(at)
+    check_memory(at, Scenario(model="mistral-7b", batch_size=4))  # the same architecture as the built-in
+
+
+def test_no_hardware_selected_gives_a_message_and_the_default() -> None:
+    at = open_page("performance")
+    at.multiselect(key="hardware").set_value([]).run()
+    assert not at.exception
+    assert "choose at least one hardware profile" in at.warning[0].value
+    check_performance(at, DEFAULT)

@@ -1,0 +1,267 @@
+"""The dashboard in a real browser: ``streamlit run app/streamlit_app.py`` in a subprocess, driven by
+Debian's chromium through playwright. Every page renders its plotly charts without an error element, a
+widget change re-renders and lands in the URL, a link reproduces the view, and the scenario downloads as
+JSON. Screenshots go to a temporary folder; ``UPDATE_SCREENSHOTS=1`` also writes the README's
+docs/img/dashboard.png.
+
+Skips (with the reason) where /usr/bin/chromium (``apt-get install chromium``) or the playwright Python
+package is missing; playwright's own browser downloads are never used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import costmodel as cm
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+pytest.importorskip("streamlit", reason="the dashboard needs the app extra: pip install 'costmodel[app]'")
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "app" / "streamlit_app.py"
+README_SHOT = ROOT / "docs" / "img" / "dashboard.png"
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 30_000
+# page path -> plotly charts it draws on the default scenario (validation: on the results written below)
+PAGES = {"": 3, "performance": 4, "speculative": 2, "validation": 2}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_results(folder: Path) -> None:
+    """A small results file in validation/run.py's format, so the Validation page has points to draw."""
+    lines = [json.dumps({"record": "environment", "device": "cuda:0", "device_name": "NVIDIA H100"})]
+    for i, (family, measured, predicted) in enumerate(
+        [("gemm", 1e-3, 1.1e-3), ("gemm", 2e-2, 1.7e-2), ("attention", 4e-4, 5e-4), ("norm", 3e-5, 2e-5)]
+    ):
+        lines.append(
+            json.dumps(
+                {
+                    "record": "point",
+                    "kernel": f"{family}-{i}",
+                    "family": family,
+                    "regime": "memory",
+                    "held_out": i % 2 == 1,
+                    "device": "cuda:0",
+                    "status": "ok",
+                    "measured_s": measured,
+                    "predicted_s": predicted,
+                    "rel_error": (predicted - measured) / measured,
+                }
+            )
+        )
+    (folder / "gpu.jsonl").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The dashboard served on a free local port; always terminated, whatever the tests do."""
+    results = tmp_path_factory.mktemp("results")
+    write_results(results)
+    log = tmp_path_factory.mktemp("server") / "streamlit.log"
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "viewer",
+    ]
+    env = os.environ | {"COSTMODEL_VALIDATION_RESULTS": str(results)}
+    with log.open("w") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited with {process.returncode}:\n{log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not answer within 60 s:\n{log.read_text()}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def settle(page: Any, charts: int = 0) -> None:
+    """Wait until the script run is over, nothing is stale, and ``charts`` plotly charts have drawn."""
+    page.wait_for_function(
+        """n => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'
+            && !document.querySelector('[data-stale="true"]')
+            && [...document.querySelectorAll('.js-plotly-plot')].filter(p => p.querySelector('.main-svg')).length >= n""",
+        arg=charts,
+    )
+
+
+def assert_no_error(page: Any) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
+        '[data-testid="stException"]'
+    ).all_inner_texts()
+
+
+def metric(page: Any, label: str) -> str:
+    box = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
+    return str(box.locator('[data-testid="stMetricValue"]').inner_text()).strip()
+
+
+def milliseconds(text: str) -> float:
+    number, unit = re.fullmatch(r"([0-9.,]+) (ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number.replace(",", "")) * (1.0 if unit == "ms" else 1e3)
+
+
+def wait_for_time(page: Any, label: str, seconds: float) -> None:
+    """Wait until the metric ``label`` shows ``seconds`` (4 significant digits). The URL changes as soon as
+    a widget commits, before the rerun it triggers, so the figure itself is what to wait for."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1e3
+    while (shown := metric(page, label)) and milliseconds(shown) != pytest.approx(seconds * 1e3, rel=1e-3):
+        if time.monotonic() > deadline:
+            pytest.fail(f"{label} shows {shown}; the API gives {seconds * 1e3:.4g} ms")
+        page.wait_for_timeout(100)
+
+
+def test_every_page_renders_its_charts(server: str, page: Any, tmp_path: Path) -> None:
+    for path, charts in PAGES.items():
+        page.goto(f"{server}/{path}")
+        settle(page, charts)
+        assert page.locator(".js-plotly-plot").count() == charts, path
+        assert_no_error(page)
+        page.screenshot(path=tmp_path / f"{path or 'memory'}.png")
+    # the sidebar navigation works too
+    page.get_by_role("link", name="Performance").click()
+    page.wait_for_url(re.compile(r"/performance"))
+    settle(page, PAGES["performance"])
+    assert_no_error(page)
+
+
+def test_widget_change_rerenders_and_lands_in_the_url(server: str, page: Any) -> None:
+    page.goto(f"{server}/performance")
+    settle(page, PAGES["performance"])
+    batch = page.get_by_role("spinbutton", name="Batch size", exact=True)
+    batch.fill("32")
+    batch.press("Enter")
+    page.wait_for_url(re.compile(r"batch_size=32"))
+    expected = cm.estimate("llama-3-8b", "h100-sxm", cm.Workload(32, 2048, 256))
+    wait_for_time(page, "Time per output token", float(expected.tpot_s))
+    settle(page, PAGES["performance"])
+    assert_no_error(page)
+
+
+def test_a_link_reproduces_the_view(server: str, page: Any) -> None:
+    page.goto(f"{server}/performance?batch_size=64&hardware=a100-80gb&hardware=h100-sxm&kv_dtype=fp8")
+    settle(page, PAGES["performance"])
+    assert_no_error(page)
+    expected = cm.estimate("llama-3-8b", "a100-80gb", cm.Workload(64, 2048, 256, kv_dtype="fp8"))
+    wait_for_time(page, "Time to first token", float(expected.ttft_s))
+    caption = page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first.inner_text()
+    assert "llama-3-8b on a100-80gb, h100-sxm" in caption
+
+
+def test_bad_input_shows_a_message_not_a_traceback(server: str, page: Any) -> None:
+    page.goto(f"{server}/performance?tp=3&n_gpus=3")
+    settle(page)
+    assert_no_error(page)
+    alert = page.locator('[data-testid="stAlertContentError"]').first.inner_text()
+    assert "tp (3) must divide n_heads (32)" in alert
+
+
+def test_scenario_downloads_as_json(server: str, page: Any, tmp_path: Path) -> None:
+    page.goto(f"{server}/?batch_size=12&hardware=l40s")  # the default page (Memory) is at /
+    settle(page, PAGES[""])
+    page.get_by_text("Share, save, load").click()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download scenario (JSON)").click()
+    target = tmp_path / "scenario.json"
+    download.value.save_as(target)
+    saved = json.loads(target.read_text())
+    assert (saved["batch_size"], saved["hardware"], saved["model"]) == (12, ["l40s"], "llama-3-8b")
+
+
+def test_readme_screenshot(server: str, browser: Any, tmp_path: Path) -> None:
+    """The README's picture: the Performance page on the default scenario, compared with an A100."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1050}, device_scale_factor=1)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{server}/performance?hardware=h100-sxm&hardware=a100-80gb")
+        settle(page, PAGES["performance"])
+        page.wait_for_timeout(500)  # plotly's transitions
+        assert_no_error(page)
+        shot = tmp_path / "dashboard.png"
+        page.screenshot(path=shot)
+        if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+            README_SHOT.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(shot, README_SHOT)
+    finally:
+        context.close()
