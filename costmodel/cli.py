@@ -482,6 +482,33 @@ def dashboard(
     raise typer.Exit(subprocess.call(command))
 
 
+@app.command()
+@friendly
+def calibrate(
+    out: Annotated[Path, typer.Option(help="Where to write the calibrated hardware profile (YAML).")],
+    device: Annotated[str, typer.Option(help="cpu or cuda (cuda:N).")] = "cpu",
+    hardware: Annotated[str | None, typer.Option(help="Base profile (default: detected).")] = None,
+) -> None:
+    """Measure micro-benchmarks (GEMM, streaming GEMV, launch) and write a profile with measured efficiencies.
+
+    Needs torch and a source checkout (the validation package); same as python -m validation calibrate.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("validation") is None:
+        raise CostmodelError(
+            "calibration needs torch (the validation extra) and a source checkout of costmodel"
+        )
+    from validation.__main__ import main as validation_main
+
+    raise typer.Exit(
+        validation_main(
+            ["calibrate", "--device", device, "--out", str(out)]
+            + (["--hardware", hardware] if hardware else [])
+        )
+    )
+
+
 @app.command("import-hf")
 @friendly
 def import_hf(
