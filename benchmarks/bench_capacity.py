@@ -6,26 +6,14 @@ issue): one ``plan()`` call over ten candidates fast enough for a live dashboard
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
-
 import numpy as np
 
+from benchmarks.timing import median_s
 from costmodel.capacity import SLO, analyze, plan
 from costmodel.serving import Engine, Lengths, Traffic
 from costmodel.simulate import serve
 
 HARDWARE = ["h100-sxm", "a100-80gb", "l40s", "h200", "a10g", "l4", "mi300x", "b200", "a100-40gb", "h100-pcie"]
-
-
-def median_s(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:

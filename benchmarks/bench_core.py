@@ -11,24 +11,15 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 
 import numpy as np
 
 import costmodel
+from benchmarks.timing import median_s
 from costmodel.flops import forward_flop
 from costmodel.memory import kv_cache_bytes, weight_bytes
 
 REPEATS = 7
-
-
-def median_s(fn, repeats: int = REPEATS) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def import_time_s() -> float:
@@ -60,7 +51,7 @@ def main() -> None:
         assert p.total > 0
 
     sweep()  # warm caches (profile parsing, tensor list)
-    t = median_s(sweep)
+    t = median_s(sweep, REPEATS)
     print(
         f"machine: {platform.machine()} {platform.processor() or ''}, python {platform.python_version()}, "
         f"numpy {np.__version__}"

@@ -9,26 +9,15 @@ time for one configuration of the same workload.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable
 
 import numpy as np
 
 import costmodel
+from benchmarks.timing import median_s
 from costmodel.estimate import estimate, sweep
 from costmodel.specs import Workload
-
-
-def median_s(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -13,14 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel.flops import Recompute, forward_flop
-from costmodel.memory import (
-    fit,
-    inference_activation_bytes,
-    kv_bytes_per_token,
-    kv_cache_bytes,
-    training_memory,
-    weight_bytes,
-)
+from costmodel.memory import fit, kv_bytes_per_token, replica_memory, training_memory
 from costmodel.ops import AttentionImpl, Op, forward_ops
 from costmodel.params import param_count
 from costmodel.registry import load_hardware, load_model
@@ -395,23 +388,23 @@ def estimate(
     tdp = hw.datasheet.tdp_w.value if hw.datasheet.tdp_w else float("nan")
     joules_out = tdp * gpus * e2e / (B * N) * 1e6
 
-    # memory per GPU: weights and cache split over TP x PP (KV heads replicate past n_kv_heads)
-    kv_split = 1 if m.mla is not None or m.ssm is not None else min(dep.tp, m.kv_heads)
-    weights = weight_bytes(m, weight_dtype=w.weight_dtype, sparsity=w.sparsity) / (dep.tp * dep.pp)
-    kv = kv_cache_bytes(
-        m, batch_size=w.batch_size, context_len=w.prompt_len + w.output_len, kv_dtype=w.kv_dtype
+    # memory per GPU (weights and cache split over TP x PP, KV heads replicated past n_kv_heads)
+    device = replica_memory(
+        m,
+        tp=dep.tp,
+        pp=dep.pp,
+        weight_dtype=w.weight_dtype,
+        kv_dtype=w.kv_dtype,
+        activation_dtype=w.activation_dtype,
+        sparsity=w.sparsity,
+        prefill_tokens=np.minimum(P, 8192),
     )
-    kv_per_gpu = kv / (kv_split * dep.pp) if m.ssm is None else kv / dep.pp
-    acts = (
-        inference_activation_bytes(
-            m, batch_size=1, new_tokens=np.minimum(P, 8192), activation_dtype=w.activation_dtype
-        )
-        / dep.tp
-    )
-    memory = np.asarray(weights + kv_per_gpu + acts)
+    context = np.asarray(w.prompt_len) + np.asarray(w.output_len)
+    cached = context if m.sliding_window is None else np.minimum(context, m.sliding_window)
+    memory = device.total_bytes(batch_size=B, context_len=cached)
     capacity = usable_fraction * hw.memory_bytes
-    kv_per_seq = kv_per_gpu / np.asarray(w.batch_size, dtype=np.float64)
-    max_batch = np.floor(np.maximum(capacity - weights - acts, 0) / np.maximum(kv_per_seq, 1.0)).astype(
+    per_seq = cached * device.kv_bytes_per_token + device.state_bytes_per_sequence
+    max_batch = np.floor(np.maximum(device.free_bytes(capacity), 0) / np.maximum(per_seq, 1.0)).astype(
         np.int64
     )
 

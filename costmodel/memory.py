@@ -439,3 +439,64 @@ def fit(
         max_batch_size=max_batch,
         max_context_len=max_ctx,
     )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Per device of a serving replica
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplicaMemory:
+    """What one device of a ``tp x pp`` serving replica holds [bytes]: its share of the weights, the
+    activations of one prefill chunk, and the KV cache (or SSM state) each token / sequence adds."""
+
+    weight_bytes: float
+    activation_bytes: FloatArray
+    kv_bytes_per_token: float
+    state_bytes_per_sequence: float
+
+    def total_bytes(self, *, batch_size: npt.ArrayLike, context_len: npt.ArrayLike) -> FloatArray:
+        """Memory of one device serving ``batch_size`` sequences of ``context_len`` cached tokens [bytes]."""
+        B = np.asarray(batch_size, dtype=np.float64)
+        S = np.asarray(context_len, dtype=np.float64)
+        cache = B * (S * self.kv_bytes_per_token + self.state_bytes_per_sequence)
+        return np.asarray(self.weight_bytes + self.activation_bytes + cache)
+
+    def free_bytes(self, capacity_bytes: float) -> FloatArray:
+        """Room left for the KV cache on a device of ``capacity_bytes`` [bytes] (negative: does not fit)."""
+        return np.asarray(capacity_bytes - self.weight_bytes - self.activation_bytes)
+
+
+def replica_memory(
+    model: ModelProfile,
+    *,
+    tp: int = 1,
+    pp: int = 1,
+    weight_dtype: str = "bf16",
+    kv_dtype: str = "bf16",
+    activation_dtype: str = "bf16",
+    sparsity: Sparsity = "none",
+    prefill_tokens: npt.ArrayLike = 8192,
+) -> ReplicaMemory:
+    """Per-device memory of a tensor- (``tp``) and pipeline- (``pp``) parallel replica.
+
+    Layout (Megatron-LM): weights split evenly over tp x pp devices; KV heads split over
+    min(tp, n_kv_heads) devices and replicated beyond; the MLA latent and Mamba state replicated over tp;
+    layers (and so the cache) split over pp; activations of one prefill chunk of ``prefill_tokens`` split
+    over tp. The one place :func:`costmodel.estimate.estimate` and the serving model size a device.
+    """
+    weights = weight_bytes(model, weight_dtype=weight_dtype, sparsity=sparsity) / (tp * pp)
+    acts = (
+        inference_activation_bytes(
+            model, batch_size=1, new_tokens=prefill_tokens, activation_dtype=activation_dtype
+        )
+        / tp
+    )
+    kv_split = 1 if model.mla is not None or model.ssm is not None else min(tp, model.kv_heads)
+    return ReplicaMemory(
+        weight_bytes=weights,
+        activation_bytes=np.asarray(acts),
+        kv_bytes_per_token=kv_bytes_per_token(model, kv_dtype=kv_dtype) / (kv_split * pp),
+        state_bytes_per_sequence=ssm_state_bytes(model, kv_dtype=kv_dtype) / pp,
+    )

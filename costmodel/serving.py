@@ -473,31 +473,24 @@ def kv_capacity_tokens(
     :func:`costmodel.estimate.estimate`. For an SSM (no per-token state) this is the room divided by one
     sequence's state, i.e. a count of sequences. 0 when the weights do not fit.
     """
-    from costmodel.memory import inference_activation_bytes, kv_bytes_per_token, ssm_state_bytes, weight_bytes
+    from costmodel.memory import replica_memory
     from costmodel.specs import Deployment as _Deployment
 
     if not 0 < usable_fraction <= 1:
         raise CostmodelError(f"usable_fraction must be in (0, 1], got {usable_fraction}")
     dep = deployment or _Deployment()
     dep.check(model)
-    weights = weight_bytes(model, weight_dtype=weight_dtype) / (dep.tp * dep.pp)
-    acts = (
-        float(
-            inference_activation_bytes(
-                model,
-                batch_size=1,
-                new_tokens=min(prefill_chunk_tokens, model.max_context),
-                activation_dtype=activation_dtype,
-            )
-        )
-        / dep.tp
+    device = replica_memory(
+        model,
+        tp=dep.tp,
+        pp=dep.pp,
+        weight_dtype=weight_dtype,
+        kv_dtype=kv_dtype,
+        activation_dtype=activation_dtype,
+        prefill_tokens=min(prefill_chunk_tokens, model.max_context),
     )
-    room = usable_fraction * hardware.memory_bytes - weights - acts
-    if model.ssm is not None:
-        per = ssm_state_bytes(model, kv_dtype=kv_dtype) / dep.pp
-    else:
-        split = 1 if model.mla is not None else min(dep.tp, model.kv_heads)
-        per = kv_bytes_per_token(model, kv_dtype=kv_dtype) / (split * dep.pp)
+    room = float(device.free_bytes(usable_fraction * hardware.memory_bytes))
+    per = device.state_bytes_per_sequence if model.ssm is not None else device.kv_bytes_per_token
     return max(int(room // per), 0)
 
 

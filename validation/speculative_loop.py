@@ -25,19 +25,7 @@ import torch
 from costmodel.specs import ModelProfile
 from costmodel.speculative import speedup
 from validation.kernels.decoder import Decoder, LayerCache
-
-# [B=1]; a small Llama-shaped model that runs in seconds on a CPU (scaled from llama-3-8b's ratios)
-SMALL = ModelProfile(
-    name="llama-small",
-    source="scaled-down Llama-3 shape for CPU validation",
-    vocab_size=2048,
-    d_model=512,
-    n_layers=8,
-    n_heads=8,
-    n_kv_heads=2,
-    d_ff=1792,
-    max_context=4096,
-)
+from validation.suite import SMALL  # a Llama-3-shaped model that runs in seconds on a CPU
 
 
 def _truncate(cache: list[LayerCache], length: int) -> list[LayerCache]:
