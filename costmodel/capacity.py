@@ -563,18 +563,47 @@ def plan(
                 row.update(feasible=False, reason=str(e))
                 continue
             price = (usd_per_hour or {}).get(hw.name)
-            row.update(
-                _plan_one(
-                    engine, traffic, slo, tuple(batch_limits), max_replicas, samples, price, max_utilization
+            try:  # e.g. a device without a link bandwidth cannot run TP > 1: that candidate is infeasible
+                row.update(
+                    _plan_one(
+                        engine,
+                        traffic,
+                        slo,
+                        tuple(batch_limits),
+                        max_replicas,
+                        samples,
+                        price,
+                        max_utilization,
+                    )
                 )
-            )
-    frame = pd.DataFrame(rows)
-    for column in ("feasible", "reason"):
-        if column not in frame:
-            frame[column] = None
-    frame["feasible"] = frame["feasible"].astype(bool)
-    if "usd_per_hour" not in frame:
-        frame["usd_per_hour"] = np.nan
+            except (CostmodelError, ValueError) as e:
+                row.update(feasible=False, reason=str(e))
+    q = _pct(slo.quantile)
+    columns = [
+        "hardware",
+        "tp",
+        "gpus_per_replica",
+        "feasible",
+        "reason",
+        "replicas",
+        "gpus",
+        "max_batch_size",
+        "batch_limit_in_force",
+        "rate_per_replica_per_s",
+        "utilization",
+        "mean_batch_size",
+        "ttft_p50_s",
+        f"ttft_p{q}_s",
+        f"tpot_p{q}_s",
+        f"e2e_p{q}_s",
+        "max_rate_per_replica_per_s",
+        "usd_per_hour",
+        "usd_per_million_output_tokens",
+        "usd_per_million_tokens",
+    ]
+    frame = pd.DataFrame(rows).reindex(columns=columns)  # the same columns whether or not any row is feasible
+    frame["feasible"] = frame["feasible"].fillna(False).astype(bool)
+    frame["reason"] = frame["reason"].fillna("")
     ranked: pd.DataFrame = frame.sort_values(
         by=["feasible", "usd_per_hour"], ascending=[False, True], na_position="last"
     )

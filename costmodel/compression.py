@@ -1049,7 +1049,26 @@ def tradeoffs(
                         "quality_retention": nan if unknown else float(q.quality_retention),
                     }
                 )
-    frame = pd.DataFrame(rows)
+    columns = [
+        "weight_dtype",
+        "kv_dtype",
+        "sparsity",
+        "weight_bytes",
+        "memory_ratio",
+        "memory_bytes_per_gpu",
+        "fits",
+        "ttft_s",
+        "tpot_s",
+        "output_tokens_per_s",
+        "usd_per_million_output_tokens",
+        "loss_increase",
+        "loss_increase_low",
+        "loss_increase_high",
+        "quality_retention",
+    ]
+    frame = pd.DataFrame(
+        rows, columns=columns
+    )  # empty (with its columns) when no choice applies to the device
     known = frame.dropna(subset=["loss_increase"])
     front = pareto(known, minimize=("memory_bytes_per_gpu", "tpot_s", "loss_increase"), maximize=())
     frame["pareto"] = frame.index.isin(front.index)

@@ -18,9 +18,10 @@ import pytest
 from conftest import HF_CONFIGS
 
 import costmodel as cm
-from costmodel import speculative
+from costmodel import capacity, compression, speculative
 from costmodel.errors import CostmodelError
 from costmodel.roofline import attainable_flop_per_s
+from costmodel.serving import Engine, Lengths, Traffic
 
 pytest.importorskip("streamlit", reason="the dashboard needs the app extra: pip install 'costmodel[app]'")
 pytest.importorskip("plotly", reason="the dashboard needs the app extra: pip install 'costmodel[app]'")
@@ -30,7 +31,7 @@ APP = Path(__file__).resolve().parents[1] / "app"
 sys.path.insert(0, str(APP))  # the app's own modules, as `streamlit run` puts them on the path
 from scenario import DEFAULT, Scenario  # noqa: E402
 
-PAGES = ("memory", "performance", "speculative", "validation")
+PAGES = ("memory", "performance", "speculative", "capacity", "compression", "validation")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -465,3 +466,223 @@ def test_no_hardware_selected_gives_a_message_and_the_default() -> None:
     assert not at.exception
     assert "choose at least one hardware profile" in at.warning[0].value
     check_performance(at, DEFAULT)
+
+
+# ----------------------------------------------------------------------------------------------------
+# capacity planning
+# ----------------------------------------------------------------------------------------------------
+
+SLO = capacity.SLO(ttft_s=0.5, tpot_s=0.05)  # the page's defaults: p99 TTFT 500 ms, p99 TPOT 50 ms
+
+
+def api_traffic(rate: float = 10.0, context: int = 8192) -> Traffic:
+    """The page's default traffic: lognormal prompts (sigma 0.8) and geometric outputs with the
+    scenario's means, capped at the model's context."""
+    return Traffic(
+        rate,
+        Lengths.lognormal(DEFAULT.prompt_len, 0.8, max_tokens=context),
+        Lengths.geometric(DEFAULT.output_len, max_tokens=context),
+    )
+
+
+def api_curve(tp: int, batch_limit: int, rates: np.ndarray, traffic: Traffic) -> capacity.ServingMetrics:
+    """capacity.analyze of one replica built as plan() builds it, with the planner's 512 quadrature points."""
+    engine = Engine.build("llama-3-8b", "h100-sxm", tp=tp, max_batch_size=max(capacity.BATCH_LIMITS))
+    return capacity.analyze(engine, traffic, rate_per_s=rates, max_batch_size=batch_limit, samples=512)
+
+
+def subplot(figure: dict[str, Any], name: str, axis: str) -> dict[str, Any]:
+    """The trace ``name`` on the subplot whose x axis is ``axis`` ('x', 'x2')."""
+    return next(t for t in figure["data"] if t.get("name") == name and t.get("xaxis", "x") == axis)
+
+
+def test_capacity_page_shows_the_plan() -> None:
+    at = open_page("capacity")
+    assert not errors(at)
+    assert not at.warning
+    plan = capacity.plan("llama-3-8b", ["h100-sxm"], api_traffic(), SLO, tp=(1, 2, 4, 8))
+    best = plan.iloc[0]
+    shown = metrics(at)
+    assert shown["Cheapest device"] == best["hardware"]
+    assert shown["TP"] == str(best["tp"])
+    assert shown["Replicas"] == str(best["replicas"])
+    assert shown["GPUs"] == str(best["gpus"])
+    assert shown["Batch limit"] == str(best["max_batch_size"])
+    assert_shows(shown["$ per hour"], best["usd_per_hour"])
+    assert_shows(shown["$ per million tokens"], best["usd_per_million_tokens"])
+    assert_shows(shown["p99 TTFT"], best["ttft_p99_s"])
+    assert_shows(shown["p99 TPOT"], best["tpot_p99_s"])
+    assert_shows(shown["Utilisation per replica"], best["utilization"])
+    # the ranked table is plan()'s, row for row
+    table = at.dataframe[0].value
+    pd.testing.assert_frame_equal(table[plan.columns], plan, check_dtype=False, rtol=1e-12)
+    cost, curves = charts(at)
+    np.testing.assert_allclose(values(cost["data"][0]["y"]), plan["usd_per_hour"], rtol=1e-12)
+    # the curves: analyze() of the cheapest plan's replica; the star is the plan's row
+    rates = values(subplot(curves, "p99", "x")["x"])
+    m = api_curve(int(best["tp"]), int(best["max_batch_size"]), rates, api_traffic())
+    stable = np.asarray(m.stable)
+    assert stable[0]  # from 2 % of saturation ...
+    assert not stable[-1]  # ... to 125 %
+    for axis, metric in (("x", "ttft"), ("x2", "tpot")):
+        y = values(subplot(curves, "p99", axis)["y"])
+        np.testing.assert_allclose(y[stable], m.quantile(metric, 0.99)[stable] * 1e3, rtol=1e-12)
+        assert np.isnan(y[~stable]).all()  # unstable load has no latency, not a number
+        star = subplot(curves, "this load", axis)
+        assert values(star["x"])[0] == pytest.approx(best["rate_per_replica_per_s"])
+        assert values(star["y"])[0] == pytest.approx(best[f"{metric}_p99_s"] * 1e3, rel=1e-12)
+        objective = values(subplot(curves, "p99 objective", axis)["y"])
+        assert set(objective) == {SLO.ttft_s * 1e3 if metric == "ttft" else SLO.tpot_s * 1e3}
+    assert_shows(shown["Saturation [requests/s]"], float(m.max_rate_per_s[0]))
+    # a page option changes the plan, and lands in the URL-bound widget
+    at.number_input(key="rate_per_s").set_value(40.0).run()
+    assert not at.exception
+    best = capacity.plan("llama-3-8b", ["h100-sxm"], api_traffic(40.0), SLO, tp=(1, 2, 4, 8)).iloc[0]
+    shown = metrics(at)
+    assert (shown["TP"], shown["Replicas"]) == (str(best["tp"]), str(best["replicas"]))
+    assert_shows(shown["$ per hour"], best["usd_per_hour"])
+
+
+def test_capacity_page_when_no_candidate_meets_the_slo() -> None:
+    # 1 ms to the first token is out of reach, and 100 requests/s swamp one replica
+    at = open_page("capacity", ttft_slo_ms=1, rate_per_s=100, tp_degrees=[1, 2])
+    assert not errors(at)
+    assert "No candidate meets p99 TTFT ≤ 1 ms" in at.warning[0].value
+    plan = capacity.plan(
+        "llama-3-8b", ["h100-sxm"], api_traffic(100.0), capacity.SLO(ttft_s=0.001, tpot_s=0.05), tp=(1, 2)
+    )
+    table = at.dataframe[0].value
+    assert not table["feasible"].any()
+    assert list(table["reason"]) == list(plan["reason"])
+    assert len(charts(at)) == 1  # no cost bars, only the curves
+    shown = metrics(at)
+    assert "Replicas" not in shown
+    # the curves are one TP 1 replica taking all 100 requests/s: beyond saturation, said so
+    assert shown["p99 TTFT at this load"] == shown["p99 TPOT at this load"] == "unstable"
+    assert "the queue grows without bound" in at.warning[1].value
+    saturation = float(api_curve(1, 256, np.array([1.0]), api_traffic(100.0)).max_rate_per_s[0])
+    assert_shows(shown["Saturation [requests/s]"], saturation)
+
+
+def test_capacity_page_with_a_model_and_a_device_that_cannot_serve() -> None:
+    # llama-3.1-405b leaves no KV cache on H100s up to TP 8; the CPU has no interconnect for TP 2
+    at = open_page("capacity", model="llama-3.1-405b", hardware=["h100-sxm", "cpu"], tp_degrees=[1, 2])
+    assert not errors(at)
+    table = at.dataframe[0].value.set_index(["hardware", "tp"])
+    assert not table["feasible"].any()
+    assert table.loc[("h100-sxm", 1), "reason"] == "the weights leave no room for a KV cache"
+    api = capacity.plan("llama-3.1-405b", ["cpu"], api_traffic(context=131072), SLO, tp=(2,))
+    assert "no intra-node bandwidth" in api.reason[0]
+    assert table.loc[("cpu", 2), "reason"] == api.reason[0]  # costmodel's message, one row, not a crash
+    assert "No latency curve on h100-sxm: TP 1, 2: the weights leave no room" in at.info[0].value
+    # lengths the model cannot hold are refused with the reason
+    at = open_page("capacity", prompt_len=8000)
+    assert errors(at) == [
+        "8,000 prompt + 256 output tokens on average exceed llama-3-8b's context of 8,192 tokens: lower "
+        "them in the sidebar"
+    ]
+
+
+# ----------------------------------------------------------------------------------------------------
+# compression trade-offs
+# ----------------------------------------------------------------------------------------------------
+
+
+def api_tradeoffs(sc: Scenario, **options: Any) -> pd.DataFrame:
+    return compression.tradeoffs(
+        sc.model, sc.hardware[0], sc.workload(), deployment=sc.deployment(), **options
+    )
+
+
+def assert_nats(text: str, value: float) -> None:
+    """'4.79e-06 nats': three significant digits."""
+    assert text.endswith(" nats"), text
+    assert float(text.removesuffix(" nats")) == pytest.approx(value, rel=5e-3)
+
+
+def test_compression_page_shows_the_api_figures() -> None:
+    at = open_page("compression")
+    assert not errors(at)
+    assert not at.warning
+    frame = api_tradeoffs(DEFAULT)
+    mine = frame[
+        (frame["weight_dtype"] == "bf16") & (frame["kv_dtype"] == "bf16") & (frame["sparsity"] == "none")
+    ]
+    row = mine.iloc[0]
+    shown = metrics(at)
+    assert_shows(shown["Memory per GPU"], row["memory_bytes_per_gpu"])
+    assert_shows(shown["Time per output token"], row["tpot_s"])
+    assert_nats(shown["Loss increase"], row["loss_increase"])
+    assert_shows(shown["Quality retention"], row["quality_retention"])
+    # the table is tradeoffs()'s
+    table = at.dataframe[0].value
+    pd.testing.assert_frame_equal(table[frame.columns], frame, check_dtype=False, rtol=1e-12)
+    assert "have no quality model" in " ".join(c.value for c in at.caption)
+    scatter, bands, panel = charts(at)
+    # memory vs TPOT: coloured by log10 of the loss increase, the Pareto rows ringed
+    known = frame.dropna(subset=["loss_increase"])
+    coloured = trace(scatter, "loss increase (colour)")
+    np.testing.assert_allclose(values(coloured["x"]), known["memory_bytes_per_gpu"] / 1e9, rtol=1e-12)
+    np.testing.assert_allclose(
+        values(coloured["marker"]["color"]), np.log10(known["loss_increase"]), rtol=1e-12
+    )
+    front = frame[frame["pareto"]]
+    ringed = values(trace(scatter, "Pareto frontier")["x"])
+    assert sorted(ringed) == pytest.approx(sorted(set(front["memory_bytes_per_gpu"] / 1e9)))
+    assert (
+        len(values(trace(scatter, "no quality model (KV quantization, 2:4)")["x"]))
+        == frame["loss_increase"].isna().sum()
+    )
+    # the 95 % band per weight format
+    band = bands["data"][0]
+    by_format = known.drop_duplicates("weight_dtype").set_index("weight_dtype").loc[band["x"]]
+    np.testing.assert_allclose(values(band["y"]), by_format["loss_increase"], rtol=1e-12)
+    np.testing.assert_allclose(
+        values(band["error_y"]["array"]),
+        by_format["loss_increase_high"] - by_format["loss_increase"],
+        rtol=1e-12,
+    )
+    # the panel: quality_penalty over the compression ratio
+    power = trace(panel, "power (the table's)")
+    cr = values(power["x"])
+    np.testing.assert_allclose(values(power["y"]), compression.quality_penalty(cr).loss_increase, rtol=1e-12)
+    fitted = trace(panel, "published, fitted")
+    assert len(fitted["x"]) == len(compression.fit_points("rtn"))
+
+
+def test_compression_page_options_and_a_model_that_does_not_fit() -> None:
+    sc = Scenario(model="llama-3.1-405b", weight_dtype="int4", kv_dtype="fp8")
+    query = {"model": sc.model, "weight_dtype": "int4", "kv_dtype": "fp8"}
+    options = dict(weight_dtypes=["int4", "nf4"], kv_dtypes=["fp8"], sparsities=["none"], method="gptq")
+    at = open_page(
+        "compression",
+        **query,
+        weight_formats=["int4", "nf4"],
+        kv_formats="fp8",
+        sparsities="none",
+        quality_method="gptq",
+    )
+    assert not errors(at)
+    frame = api_tradeoffs(sc, **options)
+    assert "No choice fits on 1 × h100-sxm" in at.warning[0].value
+    assert_shows(
+        at.warning[0].value.split("needs ")[1].split(" per GPU")[0], frame["memory_bytes_per_gpu"].min()
+    )
+    pd.testing.assert_frame_equal(at.dataframe[0].value[frame.columns], frame, check_dtype=False, rtol=1e-12)
+    shown = metrics(at)
+    assert_shows(shown["Memory per GPU"], frame.iloc[0]["memory_bytes_per_gpu"])
+    assert shown["Loss increase"] == shown["Quality retention"] == "no quality model"  # an fp8 KV cache
+    assert "Only rows with a bf16 KV cache and no sparsity" in at.info[0].value
+    panel = charts(at)[-1]
+    power = trace(panel, "power (the table's)")
+    np.testing.assert_allclose(
+        values(power["y"]),
+        compression.quality_penalty(values(power["x"]), method="gptq").loss_increase,
+        rtol=1e-12,
+    )
+    at.multiselect(key="weight_formats").set_value([]).run()
+    assert "Choose at least one weight format" in at.info[0].value
+    # 2:4 sparsity alone, on a device without sparse tensor cores: tradeoffs() would have no row
+    at = open_page("compression", hardware="tpu-v5e", sparsities="2:4")
+    assert at.info[0].value == "No 2:4 rows: tpu-v5e has no sparse tensor cores in its profile."
+    assert not charts(at)

@@ -47,7 +47,7 @@ BROWSER_ARGS = [
 ]
 TIMEOUT_MS = 30_000
 # page path -> plotly charts it draws on the default scenario (validation: on the results written below)
-PAGES = {"": 3, "performance": 4, "speculative": 2, "validation": 2}
+PAGES = {"": 3, "performance": 4, "speculative": 2, "capacity": 2, "compression": 3, "validation": 2}
 
 
 def free_port() -> int:

@@ -190,3 +190,18 @@ def test_planned_deployment_meets_the_slo_in_simulation(frame) -> None:  # type:
     # the plan leaves the model's p99 under the SLO; the simulated p99 stays within the stated tolerance of it
     assert sim.quantile("ttft", 0.99) <= PLAN_SLO.ttft_s * (1 + TOL_P99)
     assert sim.quantile("tpot", 0.99) <= PLAN_SLO.tpot_s * (1 + TOL_P99)
+
+
+def test_plan_keeps_going_past_a_candidate_that_cannot_run_and_keeps_its_columns() -> None:
+    from costmodel.capacity import SLO, plan
+    from costmodel.serving import Lengths, Traffic
+
+    traffic = Traffic(2.0, Lengths.fixed(256), Lengths.fixed(32))
+    frame = plan("llama-3-8b", ["cpu", "h100-sxm"], traffic, SLO(ttft_s=0.5, tpot_s=0.05), tp=(1, 2))
+    cpu_tp2 = frame[(frame.hardware == "cpu") & (frame.tp == 2)].iloc[0]
+    assert not cpu_tp2.feasible
+    assert "intra-node bandwidth" in cpu_tp2.reason  # the CPU profile has no link: TP 2 cannot run
+    assert frame[frame.hardware == "h100-sxm"].feasible.all()
+    none = plan("llama-3-8b", ["cpu"], traffic, SLO(ttft_s=1e-4, tpot_s=1e-5), tp=(1,))
+    assert list(none.columns) == list(frame.columns)
+    assert not none.feasible.any()

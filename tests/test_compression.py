@@ -689,3 +689,12 @@ def test_tradeoffs_memory_speed_quality() -> None:
     assert frame[frame.pareto].loss_increase.notna().all()  # unknown quality never looks free
     no_sparse = tradeoffs("llama-3-8b", "tpu-v5e", w, weight_dtypes=("bf16",), kv_dtypes=("bf16",))
     assert set(no_sparse.sparsity) == {"none"}  # no sparse tensor cores: 2:4 rows are left out
+
+
+def test_tradeoffs_with_no_applicable_choice_is_an_empty_table() -> None:
+    import costmodel
+    from costmodel.compression import tradeoffs
+
+    frame = tradeoffs("llama-3-8b", "tpu-v5e", costmodel.Workload(1, 128, 8), sparsities=["2:4"])
+    assert frame.empty
+    assert {"loss_increase", "pareto", "tpot_s"} <= set(frame.columns)
