@@ -80,7 +80,16 @@ def _git_revision() -> str:
             ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
         )
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "-uno", "--", "costmodel", "validation"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "-uno",
+                "--",
+                "costmodel",
+                "validation",
+                ":(exclude)validation/results",
+            ],
             cwd=ROOT,
             capture_output=True,
             text=True,
