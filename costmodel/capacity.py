@@ -52,6 +52,10 @@ QUANTILES = (0.5, 0.9, 0.99)
 _STRATA = np.concatenate(
     [np.linspace(0.0, 0.9, 19), [0.93, 0.96, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999, 1.0]]
 )
+_STRATUM_WEIGHTS = np.diff(_STRATA)
+# Prompts drawn per quadrature sample for the sums of other prompts: fixed, so that a grid point's draws
+# do not depend on the rest of the grid.
+_DRAWS = 16
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,14 @@ class _Prepared:
     first_s: FloatArray  # m1(P, n): marginal time of a prompt alone in an iteration [n_grid, strata] [s]
     extra_s: FloatArray  # m2(P, n): marginal time of a prompt joining another one [n_grid, strata] [s]
     chunks: FloatArray  # iterations a prompt's prefill spans [n_grid, strata] [-]
+    # the same three averaged over the strata (all that the fixed points of _evaluate need) [n_grid]
+    first_mean_s: FloatArray
+    extra_mean_s: FloatArray
+    chunks_mean: FloatArray
+    # saturation at the batch limits 1..B_max (it depends on the limit alone): all slots busy, arrivals
+    # at the rate they leave [1/s], and E[m] at that rate [s]
+    max_rate_per_s: FloatArray
+    saturated_prompt_s: FloatArray
 
 
 def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
@@ -158,7 +170,7 @@ def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
         kv_sequences = int(capacity // (context + 1 + (engine.block_size - 1) / 2))
     B_max = engine.max_batch_size
     n_grid = np.unique(np.concatenate([[1.0], np.round(np.geomspace(1, B_max, 8))]))
-    weights = np.diff(_STRATA)
+    weights = _STRATUM_WEIGHTS
     points = P.quantile((_STRATA[:-1] + _STRATA[1:]) / 2).astype(np.float64)
     # chunk j of ceil(P / budget) at past j x budget, the budget being what n decodes leave
     nn = n_grid[:, None]  # [n, 1]
@@ -186,7 +198,47 @@ def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
         axis=-1
     )
     extra = np.where(joins, lin_join.reshape(joins.shape) - lin_base.reshape(nn.shape) + attn_whole, first)
-    return _Prepared(engine, traffic, context, kv_sequences, decode_s, n_grid, weights, first, extra, J)
+    first_mean, extra_mean, chunks_mean = first @ weights, extra @ weights, J @ weights
+    # saturation at every batch limit n: n / (t_d(n) E[occupancy] + n E[m]), E[m] taken at that rate
+    E1, E2 = np.interp(n, n_grid, first_mean), np.interp(n, n_grid, extra_mean)
+    occupancy = en - 1.0 + np.interp(n, n_grid, chunks_mean)
+    max_rate, prompt_s = np.ones(n.shape), E1
+    for _ in range(4):
+        prompt_s = _mean_prompt_s(np.maximum(max_rate, 1e-9), decode_s, E1, E2)
+        max_rate = n / (decode_s * occupancy + n * prompt_s)
+    return _Prepared(
+        engine,
+        traffic,
+        context,
+        kv_sequences,
+        decode_s,
+        n_grid,
+        prompt_weights=weights,
+        first_s=first,
+        extra_s=extra,
+        chunks=J,
+        first_mean_s=first_mean,
+        extra_mean_s=extra_mean,
+        chunks_mean=chunks_mean,
+        max_rate_per_s=max_rate,
+        saturated_prompt_s=prompt_s,
+    )
+
+
+def _mean_prompt_s(
+    rate: FloatArray, decode_s: FloatArray, first_s: FloatArray, extra_s: FloatArray
+) -> FloatArray:
+    """Mean marginal time of a prompt, E[m] [s], at arrival rate lambda [1/s], given the decode iteration
+    t_d [s] and the mean costs of a prompt alone in its iteration, E[m1], and joining another, E[m2] [s]
+    (arrays broadcast). A fraction (1 - exp(-L)) / L of prompts come first in their iteration,
+    L = lambda E[I] the prompts arriving during one iteration of mean length E[I] = t_d / (1 - lambda E[m]);
+    E[I] and E[m] depend on each other: four rounds of the fixed point."""
+    mean_s = first_s
+    for _ in range(4):
+        L = rate * decode_s / np.maximum(1.0 - rate * mean_s, 1e-3)
+        f1 = np.where(L > 1e-9, -np.expm1(-L) / np.maximum(L, 1e-9), 1.0)
+        mean_s = f1 * first_s + (1.0 - f1) * extra_s
+    return np.asarray(mean_s)
 
 
 def _interp_rows(x: FloatArray, grid: FloatArray, table: FloatArray) -> FloatArray:
@@ -233,7 +285,34 @@ def analyze(
     slot-wait tail understate the queueing; above it every latency is ``inf`` and ``stable`` is False.
     """
     prep = _prepare(engine, traffic)
-    return _evaluate(prep, rate_per_s, max_batch_size, tuple(quantiles), samples, seed)
+    return _evaluate(prep, _nodes(traffic, samples, seed), rate_per_s, max_batch_size, tuple(quantiles))
+
+
+@dataclass(frozen=True)
+class _Nodes:
+    """The random numbers of the latency quadrature, one column per sample: they depend on the traffic's
+    output lengths, the sample count and the seed, not on the engine or the load (common random numbers
+    across a grid, and across the candidates of a plan)."""
+
+    uniform: FloatArray  # U(0, 1) draws [10, samples]
+    stratum: IntArray  # the request's prompt stratum [samples]
+    output_len: FloatArray  # its output length N [tokens] [samples]
+    draws: IntArray  # strata of the other prompts summed in its first two iterations [2, samples, _DRAWS]
+    normal: FloatArray  # the standard normal quantile of uniform[2], for the gamma [samples]
+
+
+def _nodes(traffic: Traffic, samples: int, seed: int) -> _Nodes:
+    """The quadrature nodes for ``samples`` points drawn with ``seed``."""
+    from statistics import NormalDist
+
+    rng = np.random.default_rng(seed)
+    U = rng.random((10, samples))
+    cum_w = np.cumsum(_STRATUM_WEIGHTS)
+    last = _STRATUM_WEIGHTS.size - 1
+    stratum = np.minimum(np.searchsorted(cum_w, U[0], side="right"), last)
+    draws = np.minimum(np.searchsorted(cum_w, rng.random((2, samples, _DRAWS)), side="right"), last)
+    normal = np.array([NormalDist().inv_cdf(min(max(x, 1e-12), 1 - 1e-12)) for x in U[2]])
+    return _Nodes(U, stratum, traffic.output.quantile(U[1]).astype(np.float64), draws, normal)
 
 
 def _poisson_pmf(mean: FloatArray, k: FloatArray) -> FloatArray:
@@ -261,20 +340,19 @@ def _poisson_ppf(mean: FloatArray, u: FloatArray, cap: int = 40) -> npt.NDArray[
     cdf = pmf.copy()
     count = np.zeros(np.broadcast_shapes(mean.shape, u.shape), dtype=np.int64)
     for k in range(1, cap + 1):
-        count += cdf < u
+        below = cdf < u
+        if not below.any():  # every count is final
+            break
+        count += below
         pmf = pmf * mean / k
         cdf = cdf + pmf
     return count
 
 
-def _gamma_ppf(shape: FloatArray, u: FloatArray) -> FloatArray:
-    """Approximate inverse CDF of Gamma(shape, 1) at u by the Wilson-Hilferty cube of a normal quantile
-    (Wilson & Hilferty 1931; relative error under 1 % for shape >= 1, rough below)."""
-    from statistics import NormalDist
-
-    z = np.array([NormalDist().inv_cdf(min(max(x, 1e-12), 1 - 1e-12)) for x in np.ravel(u)]).reshape(
-        np.shape(u)
-    )
+def _gamma_ppf(shape: FloatArray, z: FloatArray) -> FloatArray:
+    """Approximate inverse CDF of Gamma(shape, 1) at the probability whose standard normal quantile is z,
+    by the Wilson-Hilferty cube (Wilson & Hilferty 1931; relative error under 1 % for shape >= 1, rough
+    below)."""
     k = np.maximum(shape, 1e-6)
     return np.asarray(k * np.maximum(1.0 - 1.0 / (9.0 * k) + z / (3.0 * np.sqrt(k)), 0.0) ** 3)
 
@@ -293,11 +371,10 @@ def _weighted_quantiles(x: FloatArray, weight: FloatArray, qs: FloatArray) -> Fl
 
 def _evaluate(
     prep: _Prepared,
+    nodes: _Nodes,
     rate_per_s: npt.ArrayLike | None,
     max_batch_size: npt.ArrayLike | None,
     quantiles: tuple[float, ...],
-    samples: int,
-    seed: int,
 ) -> ServingMetrics:
     engine, traffic = prep.engine, prep.traffic
     if any(not 0 < q < 1 for q in quantiles):
@@ -321,31 +398,15 @@ def _evaluate(
     t_d = prep.decode_s  # [B_max]
     states = np.arange(1, B_max + 1, dtype=np.float64)  # [K]
 
-    def prompt_costs(
-        n: FloatArray, rate: FloatArray
-    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-        """Per-prompt marginal time m1 (first in its iteration), m2 (joining), chunks J, at batch n; and
-        the mean per-prompt cost, where a fraction (1 - exp(-L)) / L of prompts come first in their
-        iteration, L = lambda E[I] the prompts arriving during one iteration of mean length E[I]."""
-        m1 = _interp_rows(n, prep.n_grid, prep.first_s)
-        m2 = _interp_rows(n, prep.n_grid, prep.extra_s)
-        J = _interp_rows(n, prep.n_grid, prep.chunks)
-        td = np.interp(n, states, t_d)
-        Em = m1 @ w
-        for _ in range(4):  # E[I] = t_d / (1 - lambda E[m]) and E[m] depend on each other
-            L = rate * td / np.maximum(1.0 - rate * Em, 1e-3)
-            f1 = np.where(L > 1e-9, -np.expm1(-L) / np.maximum(L, 1e-9), 1.0)
-            Em = f1 * (m1 @ w) + (1.0 - f1) * (m2 @ w)
-        return m1, m2, J, Em
+    def at_batch(n: FloatArray, rate: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The mean per-prompt cost E[m] and the mean occupancy E[N - 1 + chunks] at batch n."""
+        E1, E2 = np.interp(n, prep.n_grid, prep.first_mean_s), np.interp(n, prep.n_grid, prep.extra_mean_s)
+        occupancy = en - 1.0 + np.interp(n, prep.n_grid, prep.chunks_mean)
+        return _mean_prompt_s(rate, np.interp(n, states, t_d), E1, E2), occupancy
 
-    # saturation: all B slots busy, arrivals at the rate they leave
+    max_rate = np.where(fits, prep.max_rate_per_s[Bc - 1], 0.0)
+    Em_B = prep.saturated_prompt_s[Bc - 1]
     nB = Bc.astype(np.float64)
-    sat = np.where(fits, 1.0, 0.0)
-    for _ in range(4):
-        m1, m2, J, Em_B = prompt_costs(nB, np.maximum(sat, 1e-9))
-        occ_B = en - 1.0 + J @ w
-        sat = np.where(fits, Bc / (t_d[Bc - 1] * occ_B + Bc * Em_B), 0.0)
-    max_rate = sat
     stable = fits & (lam < max_rate)
 
     # fixed point between the mean batch and the prompt costs at that batch
@@ -354,9 +415,8 @@ def _evaluate(
     busy = np.concatenate([np.zeros((*Bc.shape, 1)), capped], axis=-1)  # [..., K + 1]
     pi = tail = u = occ = phi = np.zeros(0)
     for _ in range(3):
-        m1, m2, J, Em = prompt_costs(n_ref, lam)
+        Em, occ = at_batch(n_ref, lam)
         u = np.minimum(lam * Em, 0.999)
-        occ = en - 1.0 + J @ w
         phi = capped * (1.0 - u[..., None]) / (t_d[capped.astype(np.int64) - 1] * occ[..., None])
         pi, tail = birth_death(np.where(stable, lam, 0.0), phi)
         pi = np.nan_to_num(pi)
@@ -365,7 +425,10 @@ def _evaluate(
     second_b = (pi * busy**2).sum(axis=-1) + tail * Bc**2
     n_seen = np.clip(second_b / np.maximum(mean_b, 1e-12), 1.0, Bc)  # batch seen by a running request
     t_seen = np.interp(n_seen, states, t_d)
-    m1, m2, J, Em = prompt_costs(mean_b, lam)
+    Em, _ = at_batch(mean_b, lam)
+    m1 = _interp_rows(mean_b, prep.n_grid, prep.first_s)  # per stratum, for the quadrature
+    m2 = _interp_rows(mean_b, prep.n_grid, prep.extra_s)
+    J = _interp_rows(mean_b, prep.n_grid, prep.chunks)
     u = np.minimum(lam * Em, 0.999)
     E1, E2, Em1sq = m1 @ w, m2 @ w, m1**2 @ w
     mean_iter = t_seen / (1.0 - u)
@@ -387,22 +450,18 @@ def _evaluate(
     # Monte-Carlo quadrature over one request's random variables (common to every grid point). An
     # arrival lands in an iteration with probability proportional to its length (the inspection
     # paradox): samples carry that weight, and quantiles are weighted.
-    rng = np.random.default_rng(seed)
-    shape = (*lam.shape, samples)
-    U = rng.random((10, samples))
-    cum_w = np.cumsum(w)
-    stratum = np.minimum(np.searchsorted(cum_w, U[0], side="right"), w.size - 1)
-    n_out = N.quantile(U[1]).astype(np.float64)
-    kc = 16  # fixed, so that the draws of a grid point do not depend on the rest of the grid
-    draws = np.minimum(np.searchsorted(cum_w, rng.random((2, samples, kc)), side="right"), w.size - 1)
+    U, stratum, n_out, draws = nodes.uniform, nodes.stratum, nodes.output_len, nodes.draws
+    shape = (*lam.shape, U.shape[1])
+    kc = _DRAWS
 
     def prompt_sum(count: npt.ArrayLike, which: int, first_alone: bool) -> FloatArray:
         """Marginal time of ``count`` prompts drawn from the strata [..., S]."""
-        cost = np.take(m2, draws[which], axis=-1)  # [..., S, k]
-        if first_alone:
+        c = np.asarray(count, dtype=np.int64)
+        k = int(min(c.max(initial=0), kc))  # draws beyond the largest count are never summed
+        cost = np.take(m2, draws[which][:, :k], axis=-1)  # [..., S, k]
+        if first_alone and k > 0:
             cost[..., 0] = np.take(m1, draws[which][:, 0], axis=-1)
         total = np.concatenate([np.zeros((*cost.shape[:-1], 1)), np.cumsum(cost, axis=-1)], axis=-1)
-        c = np.asarray(count, dtype=np.int64)
         upto = np.take_along_axis(total, np.minimum(c, kc)[..., None], axis=-1)[..., 0]
         return np.asarray(upto * np.maximum(c / kc, 1.0))  # beyond kc draws: scaled (near saturation)
 
@@ -431,7 +490,7 @@ def _evaluate(
     p0 = np.exp(-_ex(lam) * (i0 + (gaps - 1.0) * _ex(mean_iter)))
     cond_mean = np.maximum(mean_x / np.maximum(1.0 - p0, 1e-12), 1e-30)
     cond_var = np.maximum((var_x + mean_x**2) / np.maximum(1.0 - p0, 1e-12) - cond_mean**2, 1e-30)
-    gamma = _gamma_ppf(cond_mean**2 / cond_var, U[2]) * (cond_var / cond_mean)
+    gamma = _gamma_ppf(cond_mean**2 / cond_var, nodes.normal) * (cond_var / cond_mean)
     stall = np.where(U[5] < p0, 0.0, gamma)
     tpot = np.where(n_out > 1, _ex(t_seen) + stall / gaps, np.nan)
     e2e = ttft + np.where(n_out > 1, (n_out - 1.0) * tpot, 0.0)
@@ -473,6 +532,7 @@ def _evaluate(
 
 BATCH_LIMITS = (8, 16, 32, 64, 128, 256)
 """Scheduler batch limits the planner tries by default [-]."""
+_PROBES = 7  # replica counts the planner tries inside a bracket per round: one round settles 8
 
 
 def _meets(m: ServingMetrics, slo: SLO) -> BoolArray:
@@ -541,6 +601,7 @@ def plan(
     if not 0 < max_utilization < 1:
         raise CostmodelError(f"max_utilization must lie in (0, 1), got {max_utilization}")
     m = load_model(model)
+    nodes = (_nodes(traffic, max(samples // 8, 64), 0), _nodes(traffic, samples, 0))
     rows: list[dict[str, Any]] = []
     for hw_in in hardware_list:
         hw = load_hardware(hw_in)
@@ -571,7 +632,7 @@ def plan(
                         slo,
                         tuple(batch_limits),
                         max_replicas,
-                        samples,
+                        nodes,
                         price,
                         max_utilization,
                     )
@@ -601,7 +662,8 @@ def plan(
         "usd_per_million_output_tokens",
         "usd_per_million_tokens",
     ]
-    frame = pd.DataFrame(rows).reindex(columns=columns)  # the same columns whether or not any row is feasible
+    # the same columns whether or not any row is feasible (once each: quantile 0.5 names the p50 column twice)
+    frame = pd.DataFrame(rows).reindex(columns=list(dict.fromkeys(columns)))
     frame["feasible"] = frame["feasible"].fillna(False).astype(bool)
     frame["reason"] = frame["reason"].fillna("")
     ranked: pd.DataFrame = frame.sort_values(
@@ -616,58 +678,82 @@ def _plan_one(
     slo: SLO,
     batch_limits: tuple[int, ...],
     max_replicas: int,
-    samples: int,
+    nodes: tuple[_Nodes, _Nodes],
     price: float | None,
     max_utilization: float,
 ) -> dict[str, Any]:
+    """One candidate of :func:`plan`; ``nodes``: the quadrature nodes of its coarse pass, then its full
+    ones (shared by the candidates: they depend on the traffic alone)."""
     q = slo.quantile
     quantiles = tuple(sorted({0.5, q}))
+    coarse_nodes, full_nodes = nodes
     prep = _prepare(engine, traffic)
     if prep.kv_sequences < 1:
         return {"feasible": False, "reason": "the weights leave no room for a KV cache"}
     Bs = np.asarray(sorted({min(b, engine.max_batch_size) for b in batch_limits}), dtype=np.int64)  # [b]
     lam = traffic.rate_per_s
-    saturation = _evaluate(prep, lam, Bs, quantiles, 8, 0).max_rate_per_s
+    infeasible = {"feasible": False, "reason": f"no replica count up to {max_replicas} meets the SLO"}
+
+    def meets(replicas: FloatArray, with_nodes: _Nodes) -> BoolArray:
+        """The SLOs at ``replicas`` [..., b] (inf: not asked, False), in one evaluation of the distinct
+        (replicas, batch limit) pairs."""
+        asked = np.isfinite(replicas)
+        key = (replicas * Bs.size + np.arange(Bs.size))[asked]  # exact: integers far below 2^53
+        pairs, back = np.unique(key, return_inverse=True)
+        at = _evaluate(
+            prep, with_nodes, lam / (pairs // Bs.size), Bs[(pairs % Bs.size).astype(np.int64)], quantiles
+        )
+        out = np.zeros(replicas.shape, dtype=np.bool_)
+        out[asked] = _meets(at, slo)[back]
+        return out
+
+    saturation = prep.max_rate_per_s[np.minimum(Bs, prep.kv_sequences) - 1]
     r_lo = np.minimum(np.ceil(lam / np.maximum(max_utilization * saturation, 1e-300)), max_replicas)
     # coarse pass: the stability bound plus 0, 1, 2, 4, 8, ... replicas, up to max_replicas
     offsets = np.concatenate([[0], 2.0 ** np.arange(int(np.log2(max_replicas)) + 2)])
     R = np.minimum(r_lo[None, :] + offsets[:, None], max_replicas)  # [o, b]
     R = np.vstack([R, np.full((1, Bs.size), float(max_replicas))])
-    ok = _meets(_evaluate(prep, lam / R, Bs[None, :], quantiles, max(samples // 8, 64), 0), slo)
+    ok = meets(R, coarse_nodes)
     if not ok.any():
-        return {"feasible": False, "reason": f"no replica count up to {max_replicas} meets the SLO"}
-    # per batch limit, the fewest replicas lies in (last failing, first passing]; the coarse pass used
-    # few quadrature points, so confirm the upper end with all of them (doubling where it fails)
+        return infeasible
+    # Per batch limit the fewest replicas lies in (lo, hi]: (stability bound, first count the coarse pass
+    # passed]. That pass used few quadrature points, so each round checks with all of them, in one call, up
+    # to 1 + _PROBES counts per bracket: its upper end unless already confirmed, and counts spread inside
+    # it (all of them when they fit). An upper end that fails moves its bracket up (doubling). Counts
+    # above the least upper end are never searched: a limit needing more replicas than another is not
+    # chosen.
     cols = np.arange(Bs.size)
     first_ok = np.argmax(ok, axis=0)
     has = ok.any(axis=0)
     hi = np.where(has, R[first_ok, cols], np.inf)
-    lo = np.where(has & (first_ok > 0), R[np.maximum(first_ok - 1, 0), cols], r_lo - 1)
-
-    def meets(replicas: FloatArray) -> BoolArray:  # replicas: [..., b], one evaluation for all of them
-        finite = np.isfinite(replicas)
-        r = np.where(finite, replicas, 1.0)
-        return _meets(_evaluate(prep, lam / r, Bs, quantiles, samples, 0), slo) & finite
-
-    for _ in range(64):
-        failed = np.isfinite(hi) & ~meets(hi)
-        if not failed.any():
+    # the coarse pass's failures are not trusted as lower ends (few quadrature points: it fails counts that
+    # pass with all of them), so every bracket starts at the stability bound
+    lo = r_lo - 1.0
+    sure = np.zeros(Bs.size, dtype=np.bool_)  # hi passed with all the quadrature points
+    inside = np.arange(1, _PROBES + 1)[:, None] / (_PROBES + 1)  # [k, 1]
+    while True:
+        least = hi.min()
+        live = np.isfinite(hi) & (lo < least) & ~(sure & (hi - lo <= 1))
+        if not live.any():
             break
-        lo = np.where(failed, hi, lo)
-        hi = np.where(failed, np.where(hi >= max_replicas, np.inf, np.minimum(2 * hi, max_replicas)), hi)
+        ask_top = live & ~(sure & (hi == least))
+        spread = np.clip(np.round(lo + np.where(live, least - lo, 0.0) * inside), lo + 1, least - 1)  # [k, b]
+        probes = np.vstack(
+            [np.where(ask_top, least, np.inf), np.where(live & (least - lo > 1), spread, np.inf)]
+        )
+        passed = meets(probes, full_nodes)  # [1 + k, b]
+        moved = ask_top & ~passed[0] & ~sure & (hi == least)
+        passing = np.where(passed & ~moved, probes, np.inf).min(axis=0)
+        failing = np.where(~passed & (probes < passing), probes, -np.inf).max(axis=0)
+        doubled = np.where(hi >= max_replicas, np.inf, np.minimum(2 * hi, max_replicas))
+        lo = np.where(moved, hi, np.maximum(lo, failing))
+        hi = np.where(moved, doubled, np.minimum(hi, passing))
+        sure = ~moved & (sure | np.isfinite(passing))
     if not np.isfinite(hi).any():
-        return {"feasible": False, "reason": f"no replica count up to {max_replicas} meets the SLO"}
-    # bisect, three probes a round, all batch limits at once
-    while np.any(np.isfinite(hi) & (hi - lo > 1)):
-        gap = np.where(np.isfinite(hi), hi - lo, 0.0)
-        probe = np.clip(np.round(lo + gap * np.array([[0.25], [0.5], [0.75]])), lo + 1, hi)  # [3, b]
-        probe = np.where(np.isfinite(probe), probe, np.inf)
-        passed = meets(probe)  # [3, b]
-        hi = np.minimum(hi, np.where(passed, probe, np.inf).min(axis=0))
-        lo = np.maximum(lo, np.where(~passed & (probe < hi), probe, -np.inf).max(axis=0))
+        return infeasible
     r_best = hi.min()
     cand = np.nonzero(hi == r_best)[0]
-    final = _evaluate(prep, lam / r_best, Bs[cand], quantiles, samples, 0)
+    final = _evaluate(prep, full_nodes, lam / r_best, Bs[cand], quantiles)
     pick_i = int(np.argmin(final.quantile("ttft", q)))
     metrics, B_pick, r = final, int(Bs[cand][pick_i]), int(r_best)
     per_hour = (price if price is not None else engine.usd_per_hour / engine.gpus) * engine.gpus * r

@@ -9,6 +9,7 @@ tolerances are the ones ``docs/serving.md`` states for the range where the appro
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from costmodel.capacity import SLO, analyze, plan
@@ -173,6 +174,39 @@ def test_plan_picks_the_fewest_replicas(frame) -> None:  # type: ignore[no-untyp
             assert not meets.any(), row.hardware
 
 
+def test_plan_finds_the_fewest_replicas_far_above_the_saturation_bound() -> None:
+    # a TTFT objective close to the prompt's own prefill time: the load per replica must be tiny, so the
+    # answer lies far above ceil(rate / max_rate) and the search crosses several brackets and rounds
+    traffic = Traffic(5.0, Lengths.fixed(2048), Lengths.geometric(128, max_tokens=1024))
+    slo = SLO(ttft_s=0.3, tpot_s=0.03)
+    limits = np.array([4, 8, 16, 64])
+    row = plan(
+        "llama-3-70b", ["h200"], traffic, slo, tp=(2,), batch_limits=tuple(limits), allocation="contiguous"
+    ).iloc[0]
+    assert row.feasible
+    engine = Engine.build("llama-3-70b", "h200", tp=2, max_batch_size=64, allocation="contiguous")
+    r = int(row.replicas)
+    at = analyze(
+        engine, traffic, rate_per_s=5.0 / np.array([[r], [r - 1]]), max_batch_size=limits, samples=512
+    )
+    meets = (
+        at.stable
+        & (at.utilization <= 0.85)
+        & (at.quantile("ttft", 0.99) <= slo.ttft_s)
+        & (at.quantile("tpot", 0.99) <= slo.tpot_s)
+    )
+    assert r > 2 * np.ceil(5.0 / (0.85 * at.max_rate_per_s[0])).max()  # far above the saturation bound
+    assert meets[0, list(limits).index(int(row.max_batch_size))]
+    assert not meets[1].any()  # one fewer replica misses at every batch limit
+
+
+def test_plan_rows_do_not_depend_on_the_other_candidates(frame) -> None:  # type: ignore[no-untyped-def]
+    # the dashboard plans one candidate at a time and shows the rows of a plan over all of them
+    alone = plan(MODEL, ["l40s"], PLAN_TRAFFIC, PLAN_SLO, tp=(1, 2))
+    together = frame[frame.hardware == "l40s"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone, together, check_dtype=False, check_exact=False, rtol=1e-12)
+
+
 def test_looser_slo_never_needs_more_gpus(frame) -> None:  # type: ignore[no-untyped-def]
     loose = plan(
         MODEL, ["h100-sxm", "a100-80gb", "l40s", "l4"], PLAN_TRAFFIC, SLO(ttft_s=5.0, tpot_s=0.5), tp=(1, 2)
@@ -205,3 +239,28 @@ def test_plan_keeps_going_past_a_candidate_that_cannot_run_and_keeps_its_columns
     none = plan("llama-3-8b", ["cpu"], traffic, SLO(ttft_s=1e-4, tpot_s=1e-5), tp=(1,))
     assert list(none.columns) == list(frame.columns)
     assert not none.feasible.any()
+
+
+def test_plan_does_not_trust_the_coarse_pass_as_a_lower_bound() -> None:
+    # tight SLOs on an H100: the few-point coarse pass fails replica counts that pass with the full
+    # quadrature; the plan must still find the fewest (it once answered 11 where 3 meet the SLO)
+    traffic = Traffic(
+        20.0, Lengths.lognormal(1024, 0.8, max_tokens=6000), Lengths.geometric(256, max_tokens=2048)
+    )
+    slo = SLO(ttft_s=0.15, tpot_s=0.015)
+    row = plan("llama-3-8b", ["h100-sxm"], traffic, slo, tp=(1,)).iloc[0]
+    assert row.feasible
+    engine = Engine.build("llama-3-8b", "h100-sxm", max_batch_size=256)
+    limits = np.array([b for b in (8, 16, 32, 64, 128, 256)])
+    r = int(row.replicas)
+    at = analyze(
+        engine, traffic, rate_per_s=20.0 / np.array([[r], [r - 1]]), max_batch_size=limits, samples=512
+    )
+    meets = (
+        at.stable
+        & (at.utilization <= 0.85)
+        & (at.quantile("ttft", 0.99) <= slo.ttft_s)
+        & (at.quantile("tpot", 0.99) <= slo.tpot_s)
+    )
+    assert meets[0].any()
+    assert not meets[1].any()
