@@ -251,7 +251,7 @@ def test_plan_does_not_trust_the_coarse_pass_as_a_lower_bound() -> None:
     row = plan("llama-3-8b", ["h100-sxm"], traffic, slo, tp=(1,)).iloc[0]
     assert row.feasible
     engine = Engine.build("llama-3-8b", "h100-sxm", max_batch_size=256)
-    limits = np.array([b for b in (8, 16, 32, 64, 128, 256)])
+    limits = np.array([8, 16, 32, 64, 128, 256])
     r = int(row.replicas)
     at = analyze(
         engine, traffic, rate_per_s=20.0 / np.array([[r], [r - 1]]), max_batch_size=limits, samples=512
