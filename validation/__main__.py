@@ -59,10 +59,9 @@ def main(argv: list[str] | None = None) -> int:
 
         result = report(args.paths, args.out)
         print(result["markdown"])
-        print(
-            f"\nwrote {result['markdown_path']}"
-            + (f" and {result['figure_path']}" if result["figure_path"] else "")
-        )
+        if result["markdown_path"]:
+            figure = f" and {result['figure_path']}" if result["figure_path"] else ""
+            print(f"\nwrote {result['markdown_path']}{figure}")
     return 0
 
 

@@ -110,6 +110,12 @@ def figure(frame: pd.DataFrame, out: Path) -> Path | None:
 def report(paths: list[Path], out_md: Path | None = None) -> dict[str, Any]:
     """Print-ready markdown, written next to the first results file unless ``out_md`` is given."""
     frame = load(paths)
+    if frame.empty:  # e.g. a serving-replay file: its records are metrics and requests, not kernel points
+        return {
+            "markdown": "no kernel measurements (point records) in these files",
+            "markdown_path": None,
+            "figure_path": None,
+        }
     text = markdown(frame)
     out_md = out_md or paths[0].with_suffix(".md")
     out_md.write_text(text + "\n")
