@@ -37,6 +37,7 @@ import numpy.typing as npt
 from costmodel.errors import CostmodelError
 
 if TYPE_CHECKING:
+    from costmodel.memory import Sparsity
     from costmodel.specs import Deployment, Efficiency, HardwareProfile, ModelProfile, Workload
 
 FloatArray = npt.NDArray[np.float64]
@@ -464,6 +465,7 @@ def kv_capacity_tokens(
     deployment: Deployment | None = None,
     usable_fraction: float = 0.9,
     prefill_chunk_tokens: int = 8192,
+    sparsity: Sparsity = "none",
 ) -> int:
     """KV-cache tokens one replica can hold next to its weights and activations [tokens].
 
@@ -487,6 +489,7 @@ def kv_capacity_tokens(
         weight_dtype=weight_dtype,
         kv_dtype=kv_dtype,
         activation_dtype=activation_dtype,
+        sparsity=sparsity,
         prefill_tokens=min(prefill_chunk_tokens, model.max_context),
     )
     room = float(device.free_bytes(usable_fraction * hardware.memory_bytes))
@@ -508,6 +511,7 @@ def max_concurrency(
     deployment: Deployment | None = None,
     usable_fraction: float = 0.9,
     prefill_chunk_tokens: int = 8192,
+    sparsity: Sparsity = "none",
 ) -> Concurrency:
     """The most sequences whose KV cache fits at once on one replica, and the memory each one holds.
 
@@ -549,6 +553,7 @@ def max_concurrency(
         deployment=deployment,
         usable_fraction=usable_fraction,
         prefill_chunk_tokens=prefill_chunk_tokens,
+        sparsity=sparsity,
     )
     window = m.sliding_window or longest
     if isinstance(context_len, Lengths):
@@ -707,6 +712,7 @@ class Engine:
             deployment=self.deployment,
             usable_fraction=self.usable_fraction,
             prefill_chunk_tokens=self.max_batched_tokens,
+            sparsity=w.sparsity,
         )
 
     def max_concurrency(self, context_len: npt.ArrayLike | Lengths) -> Concurrency:
@@ -725,6 +731,7 @@ class Engine:
             deployment=self.deployment,
             usable_fraction=self.usable_fraction,
             prefill_chunk_tokens=self.max_batched_tokens,
+            sparsity=w.sparsity,
         )
 
     def step_time(self, **kwargs: Any) -> FloatArray:

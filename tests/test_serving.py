@@ -264,3 +264,17 @@ def test_engine_validation() -> None:
     assert e.max_len == 8192
     assert e.gpus == 1
     assert e.usd_per_hour == pytest.approx(load_hardware(HW).price.usd_per_hour)  # type: ignore[union-attr]
+
+
+def test_kv_capacity_follows_the_sparse_weights() -> None:
+    # 2:4 sparse weights take 9/16 of the bytes: the room they free goes to the KV cache, as in estimate()
+    import costmodel
+    from costmodel.memory import replica_memory
+    from costmodel.serving import kv_capacity_tokens
+
+    model, hw = costmodel.load_model("llama-3-8b"), costmodel.load_hardware("h100-sxm")
+    dense = kv_capacity_tokens(model, hw)
+    sparse = kv_capacity_tokens(model, hw, sparsity="2:4")
+    freed = replica_memory(model).weight_bytes - replica_memory(model, sparsity="2:4").weight_bytes
+    per_token = costmodel.kv_bytes_per_token(model)
+    assert sparse - dense == pytest.approx(freed / per_token, abs=1)
