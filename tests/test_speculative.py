@@ -11,6 +11,7 @@ import functools
 import subprocess
 import sys
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -527,3 +528,31 @@ def test_timed_speculative_loop_runs_and_matches_plain_greedy_decoding() -> None
     sampled = run(new_tokens=24, k=3, draft_layers=4, temperature=1.0)
     assert sampled.identical_to_plain is None
     assert sampled.acceptance_rate > 0
+
+
+def test_speculative_loop_cli_records_roofline_prediction(tmp_path: Path) -> None:
+    """With a hardware profile the loop also predicts its step times by the roofline; records land in a
+    JSON Lines file after an environment record, one per temperature."""
+    import torch
+
+    from validation.run import read_records
+    from validation.speculative_loop import main
+
+    out = tmp_path / "spec.jsonl"
+    main(
+        ["--new-tokens", "12", "--k", "2", "--temperature", "0", "1", "--hardware", "cpu", "--out", str(out)]
+    )
+    env, *runs = read_records(out)
+    assert env["record"] == "environment"
+    assert env["torch_version"] == torch.__version__
+    assert [r["temperature"] for r in runs] == [0.0, 1.0]
+    for r in runs:
+        assert r["record"] == "speculative_loop"
+        assert r["hardware_profile"] == "cpu"
+        # the early exit (2 of 8 layers, shared embedding and head) costs more than 2/8 of a target step
+        # and less than one; verifying k + 1 tokens costs at least one step
+        assert 2 / 8 < r["roofline_draft_step_s"] / r["roofline_target_step_s"] < 1
+        assert r["roofline_verify_s"] >= r["roofline_target_step_s"]
+        assert r["roofline_rel_error"] == pytest.approx(
+            (r["roofline_speedup"] - r["measured_speedup"]) / r["measured_speedup"]
+        )

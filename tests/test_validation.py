@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import costmodel
 from validation.__main__ import main
+from validation.kernels import gemm
 from validation.kernels.decoder import Decoder
 from validation.run import read_records
-from validation.suite import SMALL, calibration_points, quick_points
+from validation.suite import SMALL, calibration_points, count_flop, full_points, predict, quick_points
 
 REQUIRED = {
     "kernel",
@@ -116,3 +118,43 @@ def test_results_files_committed_are_valid() -> None:
         for r in records[1:]:
             assert r["record"] in ("point", "environment", "replay", "metric", "request")
             json.dumps(r)
+
+
+def test_full_suite_preflight_predicts_every_point_and_counts_flops_exactly() -> None:
+    """The GPU suite, checked here before any GPU sees it: unique ids, a finite prediction for every point
+    on an H100 profile (and peak memory for the model points), and costmodel's FLOPs equal to
+    FlopCounterMode's on the meta device wherever the kernel can run there."""
+    hardware = costmodel.load_hardware("h100-sxm")
+    calibration, suite = calibration_points("cuda"), full_points()
+    assert len({p.id for p in suite}) == len(suite)
+    shared = {p.id for p in calibration} & {p.id for p in suite}  # measured once, as calibration input
+    assert {p.params["M"] for p in suite if p.id in shared} == {8192}
+    points = calibration + suite
+    assert {"fp8", "bf16", "fp16"} <= {p.dtype for p in points if p.kernel == "gemm"}
+    counted = 0
+    for point in points:
+        prediction = predict(point, hardware)
+        assert np.isfinite(prediction.time_s), point
+        assert prediction.time_s > 0, point
+        if point.kernel in ("layer", "model_prefill", "model_decode", "decode_loop"):
+            assert (prediction.memory_bytes or 0) > 0, point
+        flop = count_flop(point)
+        if flop is not None and prediction.flop is not None:
+            assert flop == round(prediction.flop), (point, flop, prediction.flop)
+            counted += 1
+    assert counted >= 80
+
+
+def test_fp8_gemm_computes_the_product() -> None:
+    """The fp8 kernel (torch._scaled_mm, E4M3 inputs, bf16 out) against the product of the same fp8 values
+    in float64; it runs on this CPU too."""
+    torch.manual_seed(1)
+    out = gemm.fp8(32, 48, 64, "cpu")()
+    assert out.shape == (32, 48)
+    assert out.dtype == torch.bfloat16
+    torch.manual_seed(1)  # the same operands, drawn as the kernel draws them
+    a = torch.randn(32, 64, dtype=torch.bfloat16).to(torch.float8_e4m3fn)
+    b = torch.randn(48, 64, dtype=torch.bfloat16).to(torch.float8_e4m3fn)
+    reference = a.double() @ b.double().T
+    error = float((out.double() - reference).norm() / reference.norm())
+    assert error < 1e-2  # bf16 rounding of the result

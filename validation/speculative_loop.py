@@ -8,9 +8,12 @@ Sampling follows Leviathan et al. 2023, Algorithm 1 (``temperature > 0``) or gre
 
 The report compares the measured speedup with (a) the analytic speedup from the measured acceptance rate
 and the measured step times, T_draft / T_target and T_verify / T_target
-(:func:`costmodel.speculative.speedup`), so the error isolates the formula, and on a GPU (b) the fully
-analytic prediction of :func:`costmodel.speculative.plan` from the roofline. Run it with
-``python -m validation.speculative_loop [--device cuda]``.
+(:func:`costmodel.speculative.speedup`), so the error isolates the formula, and, given a hardware
+profile, (b) the same formula with the step times predicted by the roofline
+(:func:`costmodel.estimate.step_time_s` for the target, the early exit as a model of ``draft_layers``
+layers, and the verification pass of k + 1 tokens) and the measured acceptance rate, so the error adds
+the time model's. Run it with ``python -m validation.speculative_loop [--device cuda --model llama-3-8b
+--dtype bf16 --hardware PROFILE --out FILE]``.
 """
 
 from __future__ import annotations
@@ -19,13 +22,17 @@ import argparse
 import json
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
-from costmodel.specs import ModelProfile
+from costmodel.estimate import step_time_s
+from costmodel.registry import load_hardware
+from costmodel.specs import HardwareProfile, ModelProfile, Workload
 from costmodel.speculative import speedup
 from validation.kernels.decoder import Decoder, LayerCache
-from validation.suite import SMALL  # a Llama-3-shaped model that runs in seconds on a CPU
+from validation.measure import environment
+from validation.suite import SMALL, TORCH_DTYPES, Point, model_of  # SMALL: runs in seconds on a CPU
 
 
 def _truncate(cache: list[LayerCache], length: int) -> list[LayerCache]:
@@ -65,6 +72,13 @@ class LoopReport:
     predicted_speedup: float
     rel_error: float
     identical_to_plain: bool | None
+    # (b), with a hardware profile: the roofline's step times [s] and the speedup they give
+    hardware_profile: str | None = None
+    roofline_target_step_s: float | None = None
+    roofline_draft_step_s: float | None = None
+    roofline_verify_s: float | None = None
+    roofline_speedup: float | None = None
+    roofline_rel_error: float | None = None
 
 
 @torch.no_grad()
@@ -79,10 +93,18 @@ def run(
     device: str = "cpu",
     dtype: torch.dtype = torch.float32,
     seed: int = 0,
+    hardware: HardwareProfile | None = None,
 ) -> LoopReport:
-    """Generate ``new_tokens`` plainly and speculatively from the same prompt; time both."""
+    """Generate ``new_tokens`` plainly and speculatively from the same prompt; time both (and, given
+    ``hardware``, predict the step times with the roofline)."""
     torch.manual_seed(seed)
-    target = Decoder(model).to(device=device, dtype=dtype).eval()
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):  # built in place: no float32 copy of a large model on the host
+            target = Decoder(model).eval()
+    finally:
+        torch.set_default_dtype(previous)
     prompt = torch.randint(0, model.vocab_size, (1, prompt_len), device=device)  # [1, P]
     gen = torch.Generator(device=device).manual_seed(seed + 1)
 
@@ -163,6 +185,10 @@ def run(
     measured = plain_s / spec_s
     same = torch.equal(torch.cat(plain[:new_tokens], 1), torch.cat(seq[:new_tokens], 1))
     identical = bool(same) if temperature == 0 else None
+    roofline: dict[str, float | str | None] = {}
+    if hardware is not None:
+        roofline = _roofline(model, hardware, dtype, draft_layers, k, prompt_len, new_tokens, alpha)
+        roofline["roofline_rel_error"] = (float(roofline["roofline_speedup"]) - measured) / measured  # type: ignore[arg-type]
     return LoopReport(
         device=device,
         model=model.name,
@@ -181,25 +207,74 @@ def run(
         predicted_speedup=predicted,
         rel_error=(predicted - measured) / measured,
         identical_to_plain=identical,
+        **roofline,  # type: ignore[arg-type]
     )
 
 
-def main() -> None:
+def _roofline(
+    model: ModelProfile,
+    hardware: HardwareProfile,
+    dtype: torch.dtype,
+    draft_layers: int,
+    k: int,
+    prompt_len: int,
+    new_tokens: int,
+    alpha: float,
+) -> dict[str, float | str | None]:
+    """Step times predicted at the middle of the generation, and the speedup they give with ``alpha``."""
+    name = next(n for n, t in TORCH_DTYPES.items() if t == dtype)
+    workload = Workload(weight_dtype=name, activation_dtype=name, kv_dtype=name)
+    past = prompt_len + new_tokens // 2
+    draft = model.model_copy(update={"n_layers": draft_layers})  # the early exit: same embedding and head
+    kw = dict(batch_size=1, past_tokens=past, logits="all")
+    t_target = float(step_time_s(model, hardware, workload, new_tokens=1, **kw))  # type: ignore[arg-type]
+    t_draft = float(step_time_s(draft, hardware, workload, new_tokens=1, **kw))  # type: ignore[arg-type]
+    t_verify = float(step_time_s(model, hardware, workload, new_tokens=k + 1, **kw))  # type: ignore[arg-type]
+    return {
+        "hardware_profile": hardware.name,
+        "roofline_target_step_s": t_target,
+        "roofline_draft_step_s": t_draft,
+        "roofline_verify_s": t_verify,
+        "roofline_speedup": float(speedup(min(alpha, 1.0), k, t_draft / t_target, t_verify / t_target)),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", default=SMALL.name, help="a built-in model or llama-small (default)")
+    parser.add_argument("--dtype", choices=sorted(TORCH_DTYPES), help="default: fp32 on a CPU, bf16 on CUDA")
+    parser.add_argument("--hardware", help="profile name or YAML path: adds the roofline's prediction")
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--draft-layers", type=int, default=2)
+    parser.add_argument("--prompt-len", type=int, default=32)
     parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--temperature", type=float, default=0.0)
-    args = parser.parse_args()
-    report = run(
-        draft_layers=args.draft_layers,
-        k=args.k,
-        new_tokens=args.new_tokens,
-        temperature=args.temperature,
-        device=args.device,
-    )
-    print(json.dumps(asdict(report), indent=2))
+    parser.add_argument("--temperature", type=float, nargs="+", default=[0.0])
+    parser.add_argument("--out", type=Path, help="JSON Lines file: an environment record, then one per run")
+    args = parser.parse_args(argv)
+    model = model_of(Point("speculative_loop", "speculative", {"model": args.model}))
+    dtype = TORCH_DTYPES[args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")]
+    hardware = load_hardware(args.hardware) if args.hardware else None
+    records = []
+    for temperature in args.temperature:
+        report = run(
+            model,
+            draft_layers=args.draft_layers,
+            k=args.k,
+            prompt_len=args.prompt_len,
+            new_tokens=args.new_tokens,
+            temperature=temperature,
+            device=args.device,
+            dtype=dtype,
+            hardware=hardware,
+        )
+        records.append({"record": "speculative_loop", **asdict(report)})
+        print(json.dumps(asdict(report), indent=2))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with args.out.open("a") as f:
+            for record in [environment(args.device), *records]:
+                f.write(json.dumps(record) + "\n")
 
 
 if __name__ == "__main__":

@@ -111,6 +111,8 @@ def build(point: Point, device: str) -> Callable[[], Any]:
     p, dtype = point.params, TORCH_DTYPES.get(point.dtype, torch.bfloat16)
     k = point.kernel
     torch.manual_seed(0)
+    if k == "gemm" and point.dtype == "fp8":
+        return gemm.fp8(p["M"], p["N"], p["K"], device)
     if k == "gemm":
         return gemm.gemm(p["M"], p["N"], p["K"], dtype, device)
     if k == "bmm":
@@ -227,6 +229,7 @@ def _kernel_ops(point: Point) -> list[Op]:
             w_bytes, deq = K * N * 0.5 + (K // 128) * N * 4.0, DEQUANT_FLOP_PER_WEIGHT * K * N
         else:
             w_bytes, deq = b * K * N * s, 0.0
+        out_s = 2.0 if point.dtype == "fp8" else s  # the fp8 GEMM writes bf16
         return [
             Op(
                 k,
@@ -234,7 +237,7 @@ def _kernel_ops(point: Point) -> list[Op]:
                 1,
                 zero + flop,
                 zero + b * M * K * s + w_bytes,
-                zero + b * M * N * s,
+                zero + b * M * N * out_s,
                 weight_bytes=w_bytes,
                 dequant_flop=deq,
                 counted=True,
@@ -400,7 +403,7 @@ def calibration_points(device: str) -> list[Point]:
     larger than the caches (the bandwidth at which weights stream through a matmul, decode's dominant
     traffic), a large copy (for information), and the smallest matmul (the fixed cost of one operator)."""
     if device.startswith("cuda"):
-        dtypes, size, stream, copy_bytes = ("bf16", "fp16", "fp32"), 8192, 32768, 2**32
+        dtypes, size, stream, copy_bytes = ("bf16", "fp16", "fp32", "fp8"), 8192, 32768, 2**32
     else:
         dtypes, size, stream, copy_bytes = ("fp32", "bf16"), 1024, 8192, 2**28
     pts = [Point("gemm", "gemm", {"M": size, "N": size, "K": size, "dtype": d}, True) for d in dtypes]
@@ -474,6 +477,15 @@ def full_points() -> list[Point]:
         for M in (1, 16, 128, 512, 2048, 8192):
             for N, K in [(4096, 4096), (14336, 4096), (4096, 14336), (8192, 8192)]:
                 pts.append(Point("gemm", "gemm", {"M": M, "N": N, "K": K, "dtype": dtype}))
+    for M in (1, 16, 128, 2048, 8192):  # fp8 (E4M3, per-tensor scales): recorded unsupported where absent
+        for N, K in [(4096, 4096), (14336, 4096)]:
+            pts.append(Point("gemm", "gemm", {"M": M, "N": N, "K": K, "dtype": "fp8"}))
+    # Square sizes between the whole-wave ones: the data to test a wave-quantization term (tiles of the
+    # output spread over the SMs; a last, partial wave costs a whole one) and small-size efficiency.
+    for n in (1024, 1536, 2048, 2560, 3072, 3584, 4608, 5120, 6144, 7168):
+        pts.append(Point("gemm", "gemm", {"M": n, "N": n, "K": n, "dtype": "bf16"}))
+    for N in (1024, 2048):  # small matrix-vector products: the fixed cost per operator beside bandwidth
+        pts.append(Point("gemm", "gemm", {"M": 1, "N": N, "K": N, "dtype": "bf16"}))
     pts.append(Point("bmm", "gemm", {"B": 64, "M": 512, "N": 512, "K": 128, "dtype": "bf16"}))
     for M in (1, 16, 128):
         pts.append(
@@ -482,7 +494,7 @@ def full_points() -> list[Point]:
         pts.append(
             Point("int4_weight_only", "quantized_gemm", {"M": M, "N": 4096, "K": 4096, "dtype": "bf16"})
         )
-    for S in (512, 2048, 8192):
+    for S in (128, 512, 1024, 2048, 4096, 8192, 16384):  # attention efficiency against sequence length
         pts.append(
             Point(
                 "attention_prefill",

@@ -1,4 +1,4 @@
-"""Matrix products: plain, batched, and weight-only int8 / int4 where the platform has a kernel.
+"""Matrix products: plain, batched, fp8 (scaled) and weight-only int8 / int4 where the platform has a kernel.
 
 Shapes: M rows of activations, K the reduction, N output features, B a batch of independent products.
 """
@@ -23,6 +23,20 @@ def bmm(B: int, M: int, N: int, K: int, dtype: torch.dtype, device: str) -> Call
     a = torch.randn(B, M, K, dtype=dtype, device=device)  # [B, M, K]
     b = torch.randn(B, K, N, dtype=dtype, device=device)  # [B, K, N]
     return lambda: torch.bmm(a, b)  # [B, M, N]
+
+
+def fp8(M: int, N: int, K: int, device: str) -> Callable[[], Tensor]:
+    """``a @ b`` in float8 (E4M3) with one fp32 scale per tensor and a bf16 result, through
+    ``torch._scaled_mm`` (cuBLASLt's fp8 GEMM on Hopper; the layout it wants: a row-major, b column-major).
+    Raises where the platform has no fp8 matmul."""
+    e4m3 = torch.float8_e4m3fn
+    a = torch.randn(M, K, dtype=torch.bfloat16, device=device).to(e4m3)  # [M, K]
+    b = torch.randn(N, K, dtype=torch.bfloat16, device=device).to(e4m3).t()  # [K, N], column-major
+    scale_a = torch.ones((), dtype=torch.float32, device=device)
+    scale_b = torch.ones((), dtype=torch.float32, device=device)
+    run = lambda: torch._scaled_mm(a, b, scale_a=scale_a, scale_b=scale_b, out_dtype=torch.bfloat16)  # noqa: E731  [M, N]
+    run()
+    return run
 
 
 def int8_weight_only(M: int, N: int, K: int, dtype: torch.dtype, device: str) -> Callable[[], Tensor]:
