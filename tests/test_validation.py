@@ -158,3 +158,64 @@ def test_fp8_gemm_computes_the_product() -> None:
     reference = a.double() @ b.double().T
     error = float((out.double() - reference).norm() / reference.norm())
     assert error < 1e-2  # bf16 rounding of the result
+
+
+def test_campaign_runs_every_stage_in_one_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m validation all``: stages in order into files named after the device's profile; the suite
+    stops at the budget (and resumes later); a failing stage does not stop the next; exit status 1 then."""
+    out = tmp_path / "run"
+    argv = ["all", "--device", "cpu", "--out", str(out), "--requests", "4", "--repeats", "2"]
+    # the whole budget reserved for the stages after the suite: the suite starts no point
+    assert main([*argv, "--budget-s", "600", "--reserve-s", "600"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["cpu-calibrated.yaml", "cpu-quick.jsonl", "cpu-serving.jsonl", "cpu-speculative.jsonl"]
+    assert [r["record"] for r in read_records(out / "cpu-quick.jsonl")] == ["environment"]
+    assert costmodel.load_hardware(str(out / "cpu-calibrated.yaml")).name == "cpu-calibrated"
+    spec = read_records(out / "cpu-speculative.jsonl")
+    assert [r["record"] for r in spec] == ["environment", "speculative_loop", "speculative_loop"]
+    assert spec[1]["hardware_profile"] == "cpu-calibrated"  # the stages after calibration use its profile
+    assert {r["record"] for r in read_records(out / "cpu-serving.jsonl")} >= {"replay", "metric", "request"}
+
+    # a stage that fails does not stop the next; the calibrated profile is kept, not measured again
+    before = (out / "cpu-calibrated.yaml").read_text()
+    with monkeypatch.context() as patch:
+        patch.setattr("validation.speculative_loop.main", lambda argv: 1 / 0)
+        assert main([*argv, "--stages", "calibrate,speculative,serving"]) == 1
+    assert (out / "cpu-calibrated.yaml").read_text() == before
+    assert len(read_records(out / "cpu-speculative.jsonl")) == 3  # nothing appended by the failed stage
+    assert [r["record"] for r in read_records(out / "cpu-serving.jsonl")].count("replay") == 2
+    assert "ZeroDivisionError" in capsys.readouterr().out
+
+    # a model name that does not exist: one line naming it, before anything runs
+    assert main([*argv, "--model", "no-such-model"]) == 2
+    assert "no-such-model" in capsys.readouterr().err
+
+
+def test_campaign_skips_stages_once_the_budget_is_spent(tmp_path: Path) -> None:
+    from validation.campaign import Campaign, run_campaign
+
+    outcome = run_campaign(Campaign("cpu", tmp_path, budget_s=0.0, stages=("calibrate", "report")))
+    assert [(r.stage, r.status) for r in outcome] == [("calibrate", "skipped"), ("report", "skipped")]
+    with pytest.raises(ValueError, match="unknown stages"):
+        run_campaign(Campaign("cpu", tmp_path, stages=("calibrate", "benchmark")))
+
+
+def test_repredict_judges_a_model_change_on_the_same_measurements(results: tuple[Path, Path]) -> None:
+    """Asked again with the profile they were made with, the predictions are the recorded ones; with
+    twice the bandwidth, memory-bound points are predicted faster and the measurements stay as they were."""
+    from validation.report import before_after, load, repredict
+
+    frame = load([results[1]])
+    profile = costmodel.load_hardware(str(results[0]))
+    same = repredict(frame, profile)
+    np.testing.assert_allclose(same["predicted_s"], same["recorded_predicted_s"], rtol=1e-12)
+    eff = profile.efficiency.model_copy(
+        update={"memory_bandwidth_fraction": profile.efficiency.memory_bandwidth_fraction * 2}
+    )
+    faster = repredict(frame, profile.model_copy(update={"efficiency": eff}))
+    np.testing.assert_array_equal(faster["measured_s"], same["measured_s"])
+    memory = faster["regime"] == "memory"
+    assert (faster["predicted_s"][memory] < same["predicted_s"][memory]).all()
+    assert "| **composites** |" in before_after(faster)

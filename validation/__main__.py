@@ -1,5 +1,6 @@
-"""``python -m validation calibrate | run | report``: measure reference kernels against costmodel.
+"""``python -m validation calibrate | run | report | all``: measure reference kernels against costmodel.
 
+    python -m validation all --device cuda --out $OUT --budget-s 540   # every stage, one command
     python -m validation calibrate --device cpu --out validation/results/cpu-calibrated.yaml
     python -m validation run --device cpu --suite quick --hardware validation/results/cpu-calibrated.yaml \\
         --out validation/results/cpu-quick.jsonl
@@ -11,6 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from costmodel.errors import CostmodelError
+from validation.campaign import STAGES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +35,19 @@ def main(argv: list[str] | None = None) -> int:
     rep = sub.add_parser("report", help="summarise results files")
     rep.add_argument("paths", type=Path, nargs="+")
     rep.add_argument("--out", type=Path)
+    rep.add_argument(
+        "--repredict", metavar="HARDWARE", help="ask the current model again, on this profile: before / after"
+    )
+    every = sub.add_parser("all", help="calibrate, suite, report, speculative loop, serving replay")
+    every.add_argument("--device", default="cpu")
+    every.add_argument("--out", type=Path, required=True, help="folder for the results files")
+    every.add_argument("--suite", choices=("quick", "full"), help="default: full on CUDA, quick otherwise")
+    every.add_argument("--budget-s", type=float, default=540.0, help="wall-clock budget for all stages")
+    every.add_argument("--reserve-s", type=float, help="budget kept for the stages after the suite")
+    every.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset, in any order")
+    every.add_argument("--model", help="model of the speculative loop and the serving replay")
+    every.add_argument("--requests", type=int, help="requests of the serving replay")
+    every.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args(argv)
 
     if args.command == "calibrate":
@@ -54,10 +71,27 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         print(f"measured {n} new points into {args.out}")
+    elif args.command == "all":
+        from validation.campaign import Campaign, run_campaign, table
+
+        stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+        campaign = Campaign(
+            args.device, args.out, args.suite, args.budget_s, args.reserve_s, stages, args.model,
+            args.requests, args.repeats,
+        )  # fmt: skip
+        try:
+            outcome = run_campaign(campaign)
+        except (ValueError, CostmodelError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(table(outcome))
+        return 0 if all(r.status == "ok" for r in outcome) else 1
     else:
+        from costmodel.registry import load_hardware
         from validation.report import report
 
-        result = report(args.paths, args.out)
+        hardware = load_hardware(args.repredict) if args.repredict else None
+        result = report(args.paths, args.out, hardware=hardware)
         print(result["markdown"])
         if result["markdown_path"]:
             figure = f" and {result['figure_path']}" if result["figure_path"] else ""

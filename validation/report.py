@@ -1,5 +1,10 @@
 """Summarise results files: median and p90 absolute relative error per family and regime, calibration
-inputs apart from held-out points; a markdown table and (if plotly is installed) a figure."""
+inputs apart from held-out points, and the held-out composites (several kernels: MLP, MoE, layers, whole
+models, decode loops) on their own; a markdown table and (if plotly is installed) a figure.
+
+:func:`repredict` asks the current costmodel again for every measured point (same shapes, a given
+hardware profile), so a change to the model is judged on the same measurements: before / after.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from costmodel.specs import HardwareProfile
 from validation.run import read_records
+from validation.suite import Point, predict
+
+COMPOSITES = ("mlp", "moe", "layer", "model_prefill", "model_decode", "decode_loop")
 
 
 def load(paths: list[Path]) -> pd.DataFrame:
@@ -55,12 +64,16 @@ def markdown(frame: pd.DataFrame) -> str:
         errors = f"{r.median_abs_rel_error:.1%} | {r.p90_abs_rel_error:.1%} | {r.median_signed_error:+.1%}"
         lines.append(f"| {kind} | {r.family} | {r.regime} | {r.points} | {errors} | {flops} |")
     held = frame[(frame.get("status", "ok") == "ok") & frame["held_out"]]
-    if len(held):
-        err = held["rel_error"].abs()
-        lines.append(
-            f"| **held-out, all** | | | {len(held)} | {err.median():.1%} | {np.quantile(err, 0.9):.1%} | "
-            f"{held['rel_error'].median():+.1%} | |"
-        )
+    for label, rows in (
+        ("**held-out, all**", held),
+        ("**held-out composites**", held[held["family"].isin(COMPOSITES)]),
+    ):
+        if len(rows):
+            err = rows["rel_error"].abs()
+            lines.append(
+                f"| {label} | | | {len(rows)} | {err.median():.1%} | {np.quantile(err, 0.9):.1%} | "
+                f"{rows['rel_error'].median():+.1%} | |"
+            )
     if "memory_rel_error" in frame:
         mem = frame["memory_rel_error"].dropna().abs()
         if len(mem):
@@ -70,6 +83,39 @@ def markdown(frame: pd.DataFrame) -> str:
     skipped = frame[frame.get("status", "ok") != "ok"]
     if len(skipped):
         lines.append(f"\nNot measured: {len(skipped)} points ({', '.join(sorted(set(skipped['status'])))}).")
+    return "\n".join(lines)
+
+
+def repredict(frame: pd.DataFrame, hardware: HardwareProfile) -> pd.DataFrame:
+    """The measured points with ``predicted_s`` and ``rel_error`` from the current costmodel on
+    ``hardware``; the recorded ones are kept as ``recorded_predicted_s`` and ``recorded_rel_error``."""
+    ok = frame[frame.get("status", "ok") == "ok"].copy()
+    ok["recorded_predicted_s"], ok["recorded_rel_error"] = ok["predicted_s"], ok["rel_error"]
+    ok["predicted_s"] = [
+        predict(Point(r.kernel, r.family, r.shape, not r.held_out), hardware).time_s for r in ok.itertuples()
+    ]
+    ok["rel_error"] = (ok["predicted_s"] - ok["measured_s"]) / ok["measured_s"]
+    return ok
+
+
+def before_after(frame: pd.DataFrame) -> str:
+    """Median and p90 |error| per held-out family, as recorded and as the current model predicts (a frame
+    from :func:`repredict`), and over the composites."""
+    held = frame[frame["held_out"]]
+    groups = [(str(f), g) for f, g in held.groupby("family")]
+    groups.append(("**composites**", held[held["family"].isin(COMPOSITES)]))
+    lines = [
+        "| family | points | median before | median after | p90 before | p90 after |",
+        "|---|---|---|---|---|---|",
+    ]
+    for family, g in groups:
+        if not len(g):
+            continue
+        b, a = g["recorded_rel_error"].abs(), g["rel_error"].abs()
+        lines.append(
+            f"| {family} | {len(g)} | {b.median():.1%} | {a.median():.1%} | {np.quantile(b, 0.9):.1%} | "
+            f"{np.quantile(a, 0.9):.1%} |"
+        )
     return "\n".join(lines)
 
 
@@ -107,8 +153,12 @@ def figure(frame: pd.DataFrame, out: Path) -> Path | None:
     return out
 
 
-def report(paths: list[Path], out_md: Path | None = None) -> dict[str, Any]:
-    """Print-ready markdown, written next to the first results file unless ``out_md`` is given."""
+def report(
+    paths: list[Path], out_md: Path | None = None, *, hardware: HardwareProfile | None = None
+) -> dict[str, Any]:
+    """Print-ready markdown, written next to the first results file unless ``out_md`` is given. With
+    ``hardware``, the predictions are asked again of the current model (:func:`repredict`) and a
+    before / after table follows the summary; the markdown then goes to ``<results>.<profile>.md``."""
     frame = load(paths)
     if frame.empty:  # e.g. a serving-replay file: its records are metrics and requests, not kernel points
         return {
@@ -116,7 +166,15 @@ def report(paths: list[Path], out_md: Path | None = None) -> dict[str, Any]:
             "markdown_path": None,
             "figure_path": None,
         }
-    text = markdown(frame)
+    if hardware is not None:
+        frame = repredict(frame, hardware)
+        out_md = out_md or paths[0].with_suffix(f".{hardware.name}.md")
+        text = (
+            f"Predictions of the current model on {hardware.name} (measurements as recorded):\n\n"
+            f"{markdown(frame)}\n\nBefore (as recorded) and after:\n\n{before_after(frame)}"
+        )
+    else:
+        text = markdown(frame)
     out_md = out_md or paths[0].with_suffix(".md")
     out_md.write_text(text + "\n")
     fig = figure(frame, out_md.with_suffix(".html"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -126,8 +127,12 @@ def run_suite(
     hardware: str | None = None,
     repeats: int = 10,
     include_calibration: bool = True,
+    deadline: float | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Measure every point of ``suite`` not yet in ``out``, appending records; yields each new record."""
+    """Measure every point of ``suite`` not yet in ``out``, appending records; yields each new record.
+
+    ``deadline`` (a ``time.monotonic()`` value): start no point after it; a rerun resumes where it stopped.
+    """
     hw = load_hardware(hardware or default_hardware(device))
     points = (calibration_points(device) if include_calibration else []) + SUITES[suite]()
     existing = read_records(out)
@@ -138,6 +143,9 @@ def run_suite(
             f.write(json.dumps(environment(device) | {"suite": suite, "hardware_profile": hw.name}) + "\n")
             f.flush()
         for point in _progress([p for p in points if p.id not in done]):
+            if deadline is not None and time.monotonic() > deadline:
+                print(f"time budget spent: stopped before {point.id}; rerun to resume", file=sys.stderr)
+                return
             record = measure_point(point, device, hw, repeats=repeats)
             f.write(json.dumps(record) + "\n")
             f.flush()
