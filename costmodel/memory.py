@@ -169,19 +169,20 @@ def inference_activation_bytes(
     batch_size: npt.ArrayLike,
     new_tokens: npt.ArrayLike,
     activation_dtype: str = "bf16",
-    logits: Literal["all", "last"] = "last",
+    logits: Literal["all", "last", "none"] = "last",
 ) -> FloatArray:
     """Peak activation bytes of one inference forward pass [bytes] (a model, not an exact count).
 
     Assumptions: layers run one after another and free their intermediates, so the peak is the residual
     stream plus the widest layer intermediate (q, k, v and attention output; or the MLP's gate, up and
     product) for all ``batch_size x new_tokens`` tokens, plus fp32 logits for the tokens whose logits are
-    computed. Attention is fused (FlashAttention): no S x S score matrix is materialised.
+    computed (``"none"``: layers alone, no head). Attention is fused (FlashAttention): no S x S score
+    matrix is materialised.
     """
     B = np.asarray(batch_size, dtype=np.float64)
     n = np.asarray(new_tokens, dtype=np.float64)
     elem = get_dtype(activation_dtype).bits / 8
-    logit_tokens = B * n if logits == "all" else B * np.minimum(n, 1.0)
+    logit_tokens = {"all": B * n, "last": B * np.minimum(n, 1.0), "none": 0.0 * B}[logits]
     return np.asarray(B * n * _activation_width(model) * elem + logit_tokens * model.vocab_size * 4.0)
 
 

@@ -74,6 +74,24 @@ def time_call(
     return Timing(statistics.median(samples), q[0], q[-1], repeats, calls)
 
 
+def peak_tensor_bytes(make: Callable[[], Callable[[], Any]]) -> int | None:
+    """Peak bytes of live tensors while ``make()`` builds a callable and it runs once: weights, caches
+    and inputs included. Counted by PyTorch's ``MemTracker`` (torch.distributed._tools), which follows
+    every tensor storage as it is created and freed; it measures the tensors the code holds, not an
+    allocator (a GPU's caching allocator also rounds blocks up, which ``max_memory_allocated`` includes).
+    None where the tracker is missing (a torch without it)."""
+    try:
+        from torch.distributed._tools.mem_tracker import MemTracker
+    except ImportError:  # pragma: no cover - torch builds without torch.distributed
+        return None
+    tracker = MemTracker()
+    with tracker:
+        fn = make()
+        fn()
+    peak = tracker.get_tracker_snapshot("peak")
+    return int(sum(stats.get("Total", 0) for stats in peak.values()))
+
+
 def _git_revision() -> str:
     try:
         rev = subprocess.run(

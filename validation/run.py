@@ -18,7 +18,7 @@ import torch
 
 from costmodel.registry import load_hardware
 from costmodel.specs import HardwareProfile
-from validation.measure import environment, time_call
+from validation.measure import environment, peak_tensor_bytes, time_call
 from validation.suite import SUITES, Point, build, calibration_points, count_flop, predict
 
 
@@ -61,7 +61,8 @@ def _progress(points: list[Point]) -> Iterable[Point]:
 
 
 def measure_point(point: Point, device: str, hardware: HardwareProfile, *, repeats: int) -> dict[str, Any]:
-    """One record: measured time (and peak memory on a GPU), counted FLOPs, prediction, errors."""
+    """One record: measured time, peak memory (model points; on a GPU every point), counted FLOPs,
+    prediction, errors."""
     record: dict[str, Any] = {
         "record": "point",
         "id": point.id,
@@ -90,7 +91,11 @@ def measure_point(point: Point, device: str, hardware: HardwareProfile, *, repea
         if device.startswith("cuda"):
             record["measured_memory_bytes"] = torch.cuda.max_memory_allocated(device)
             record["memory_before_bytes"] = base
+            record["memory_method"] = "torch.cuda.max_memory_allocated"
         del fn
+        if not device.startswith("cuda") and pred.memory_bytes:  # live tensors, one more untimed call
+            record["measured_memory_bytes"] = peak_tensor_bytes(lambda: build(point, device))
+            record["memory_method"] = "MemTracker peak of live tensor bytes"
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
         return record | {"status": "oom"}

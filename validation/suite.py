@@ -35,7 +35,7 @@ from costmodel.params import tensors
 from costmodel.roofline import OpTimes, op_times
 from costmodel.specs import Efficiency, HardwareProfile, ModelProfile, MoESpec
 from validation.kernels import attention, gemm
-from validation.kernels.decoder import MLP, Decoder, Layer, MoE, _norm, attention_mask
+from validation.kernels.decoder import MLP, Decoder, Layer, MoE, _norm, sdpa_mask
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -107,7 +107,18 @@ def _allocating(device: str, dtype: torch.dtype) -> Iterator[None]:
 
 
 def build(point: Point, device: str) -> Callable[[], Any]:
-    """The torch callable that is timed for ``point`` on ``device``."""
+    """The torch callable that is timed for ``point`` on ``device``: inference, so without autograd (which
+    would keep every intermediate for a backward pass and time its bookkeeping)."""
+    fn = _build(point, device)
+    return lambda: _no_grad(fn)
+
+
+def _no_grad(fn: Callable[[], Any]) -> Any:
+    with torch.no_grad():
+        return fn()
+
+
+def _build(point: Point, device: str) -> Callable[[], Any]:
     p, dtype = point.params, TORCH_DTYPES.get(point.dtype, torch.bfloat16)
     k = point.kernel
     torch.manual_seed(0)
@@ -160,7 +171,7 @@ def build(point: Point, device: str) -> Callable[[], Any]:
             layer = Layer(model, p.get("index", 0))
         cache = layer.attn.empty_cache(B, past, past + n, device=device, dtype=dtype)  # type: ignore[operator]
         x = torch.randn(B, n, model.d_model, dtype=dtype, device=device)  # [B, n, d]
-        mask = attention_mask(n, past, model.sliding_window, device)
+        mask = sdpa_mask(n, past, model.sliding_window, device)
 
         def run_layer() -> Any:
             cache.length = past
@@ -172,7 +183,6 @@ def build(point: Point, device: str) -> Callable[[], Any]:
     caches = decoder.empty_cache(B, past, past + n * steps, device=device, dtype=dtype)
     tokens = torch.randint(0, model.vocab_size, (B, n), device=device)  # [B, n]
 
-    @torch.no_grad()
     def run_model() -> Any:
         for c in caches:
             c.length = past
@@ -388,7 +398,11 @@ def _peak_memory(point: Point, model: ModelProfile) -> float:
         w = weight_bytes(model, weight_dtype=point.dtype)
     kv = kv_cache_bytes(model, batch_size=B, context_len=past + n * steps, kv_dtype=point.dtype)
     act = inference_activation_bytes(
-        model, batch_size=B, new_tokens=n, activation_dtype=point.dtype, logits="all"
+        model,
+        batch_size=B,
+        new_tokens=n,
+        activation_dtype=point.dtype,
+        logits="none" if point.kernel == "layer" else "all",
     )
     return float(w + kv + act)
 

@@ -34,6 +34,14 @@ def _norm(model: ModelProfile, width: int) -> nn.Module:
     return nn.RMSNorm(width)
 
 
+def sdpa_mask(new: int, past: int, window: int | None, device: torch.device | str) -> Tensor | None:
+    """The mask to give ``scaled_dot_product_attention``, or None where its own ``is_causal`` (a prefill
+    from an empty cache) or no mask at all (one query, which sees every cached key) says the same: an
+    explicit mask keeps a GPU off its fused FlashAttention kernel, which real engines run."""
+    within = window is None or past + new <= window
+    return None if within and (past == 0 or new == 1) else attention_mask(new, past, window, device)
+
+
 def attention_mask(new: int, past: int, window: int | None, device: torch.device | str) -> Tensor:
     """Boolean [n, p + n]: query i (absolute position p + i) sees key j iff j <= p + i (and within window)."""
     q_pos = torch.arange(past, past + new, device=device)[:, None]  # [n, 1]
@@ -77,7 +85,8 @@ class Attention(nn.Module):
         k, v = torch.randn(shape, **kw), torch.randn(shape, **kw)  # type: ignore[arg-type]
         return LayerCache(k, v, length=past, static=capacity is not None)
 
-    def forward(self, x: Tensor, cache: LayerCache, mask: Tensor) -> tuple[Tensor, LayerCache]:
+    def forward(self, x: Tensor, cache: LayerCache, mask: Tensor | None) -> tuple[Tensor, LayerCache]:
+        """``mask`` from :func:`sdpa_mask`: None means causal (n > 1, empty cache) or unmasked (n = 1)."""
         B, n, _ = x.shape
         q = self.q_proj(x).view(B, n, self.H, self.hd).transpose(1, 2)  # [B, H, n, hd]
         k = self.k_proj(x).view(B, n, self.Hkv, self.hd).transpose(1, 2)  # [B, Hkv, n, hd]
@@ -94,7 +103,7 @@ class Attention(nn.Module):
             v = torch.cat([cache.v[:, :, :p], v], dim=2)
             new_cache = LayerCache(k, v)
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, enable_gqa=self.Hkv != self.H
+            q, k, v, attn_mask=mask, is_causal=mask is None and n > 1, enable_gqa=self.Hkv != self.H
         )  # [B, H, n, hd]
         y = y.transpose(1, 2).reshape(B, n, self.H * self.hd)  # [B, n, H * hd]
         return self.o_proj(y), new_cache
@@ -125,7 +134,7 @@ class LatentAttention(nn.Module):
         latent = torch.randn((batch, capacity or past, width), **kw)  # type: ignore[arg-type]
         return LayerCache(latent, length=past, static=capacity is not None)
 
-    def forward(self, x: Tensor, cache: LayerCache, mask: Tensor) -> tuple[Tensor, LayerCache]:
+    def forward(self, x: Tensor, cache: LayerCache, mask: Tensor | None) -> tuple[Tensor, LayerCache]:
         B, n, _ = x.shape
         m, H = self.m, self.H
         q = self.q_b_proj(self.q_a_norm(self.q_a_proj(x))) if m.q_lora_rank else self.q_proj(x)
@@ -142,7 +151,9 @@ class LatentAttention(nn.Module):
         k_nope, v = kv.split([m.qk_nope_head_dim, m.v_head_dim], dim=-1)  # [B, H, p + n, *]
         k_rope = k_rope[:, None].expand(B, H, -1, m.qk_rope_head_dim)  # one rotary key shared by all heads
         k = torch.cat([k_nope, k_rope], dim=-1)  # [B, H, p + n, qk_hd]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [B, H, n, v_hd]
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=mask is None and n > 1
+        )  # [B, H, n, v_hd]
         y = y.transpose(1, 2).reshape(B, n, H * m.v_head_dim)
         return self.o_proj(y), LayerCache(
             cache.k if cache.static else latent, length=p + n, static=cache.static
@@ -202,7 +213,7 @@ class Layer(nn.Module):
         dense = model.moe is None or index < model.moe.first_dense_layers
         self.mlp: nn.Module = MLP(model, model.d_ff or 0) if dense else MoE(model)
 
-    def forward(self, x: Tensor, cache: LayerCache, mask: Tensor) -> tuple[Tensor, LayerCache]:
+    def forward(self, x: Tensor, cache: LayerCache, mask: Tensor | None) -> tuple[Tensor, LayerCache]:
         h, cache = self.attn(self.attn_norm(x), cache, mask)
         x = x + h
         return x + self.mlp(self.mlp_norm(x)), cache
@@ -247,7 +258,7 @@ class Decoder(nn.Module):
         x = self.embed_tokens(tokens)  # [B, n, d]
         if self.embed_positions is not None:
             x = x + self.embed_positions(torch.arange(past, past + n, device=tokens.device))
-        mask = attention_mask(n, past, self.window, tokens.device)  # [n, p + n]
+        mask = sdpa_mask(n, past, self.window, tokens.device)  # [n, p + n] or None
         new_cache = []
         for layer, layer_cache in zip(self.layers[: n_layers or len(self.layers)], cache, strict=True):
             x, c = layer(x, layer_cache, mask)
