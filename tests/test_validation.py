@@ -72,13 +72,12 @@ def test_records_and_environment(results: tuple[Path, Path]) -> None:
 def test_peak_memory_of_model_points_within_five_percent(results: tuple[Path, Path]) -> None:
     """Peak live tensor bytes of the reference layers and models (weights, static KV cache, activations;
     counted as the tensors are created and freed) against costmodel.memory: the issue's 5 % target, met
-    on this CPU for every layer and whole-model point."""
-    points = [
-        r for r in read_records(results[1])[1:] if r["kernel"] in ("layer", "model_prefill", "model_decode")
-    ]
-    assert len(points) == 8
+    on this CPU for every layer, whole-model and decode-loop point."""
+    kernels = ("layer", "model_prefill", "model_decode", "decode_loop")
+    points = [r for r in read_records(results[1])[1:] if r["kernel"] in kernels]
+    assert len(points) == 9
     for r in points:
-        assert r["memory_method"].startswith("MemTracker")
+        assert r["memory_method"].startswith("peak live tensor bytes")
         assert abs(r["memory_rel_error"]) < 0.05, (r["shape"], r["memory_rel_error"])
 
 
@@ -129,7 +128,7 @@ def test_results_files_committed_are_valid() -> None:
         records = read_records(path)
         assert records[0]["record"] == "environment", path
         for r in records[1:]:
-            assert r["record"] in ("point", "environment", "replay", "metric", "request")
+            assert r["record"] in ("point", "environment", "replay", "metric", "request", "speculative_loop")
             json.dumps(r)
 
 
@@ -250,3 +249,19 @@ def test_sdpa_mask_attends_as_the_explicit_mask(new: int, past: int, window: int
     )
     torch.testing.assert_close(fast, explicit)
     assert (mask is None) == ((past == 0 or new == 1) and (window is None or past + new <= window))
+
+
+def test_live_tensor_bytes_counts_storages_once_and_frees_them() -> None:
+    from validation.measure import LiveTensorBytes
+
+    with LiveTensorBytes() as tracker:
+        a = torch.ones(1000)  # 4,000 bytes
+        view = a[10:20].view(2, 5)  # a view: the same storage
+        a.mul_(2)  # in place: the same storage
+        b = torch.ones(500, dtype=torch.float64) + 1  # a temporary (4,000) and b (4,000)
+        del b
+        c = torch.ones(250, dtype=torch.bfloat16)  # 500
+        assert tracker.current == 4_000 + 500
+    assert tracker.peak == 4_000 + 4_000 + 4_000
+    assert view.shape == (2, 5)
+    assert c.nbytes == 500

@@ -14,12 +14,16 @@ import platform
 import statistics
 import subprocess
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.weak import WeakIdKeyDictionary
 
 import costmodel
 
@@ -74,22 +78,43 @@ def time_call(
     return Timing(statistics.median(samples), q[0], q[-1], repeats, calls)
 
 
-def peak_tensor_bytes(make: Callable[[], Callable[[], Any]]) -> int | None:
-    """Peak bytes of live tensors while ``make()`` builds a callable and it runs once: weights, caches
-    and inputs included. Counted by PyTorch's ``MemTracker`` (torch.distributed._tools), which follows
-    every tensor storage as it is created and freed; it measures the tensors the code holds, not an
-    allocator (a GPU's caching allocator also rounds blocks up, which ``max_memory_allocated`` includes).
-    None where the tracker is missing (a torch without it)."""
-    try:
-        from torch.distributed._tools.mem_tracker import MemTracker
-    except ImportError:  # pragma: no cover - torch builds without torch.distributed
-        return None
-    tracker = MemTracker()
-    with tracker:
+class LiveTensorBytes(TorchDispatchMode):
+    """While active, the bytes of every tensor storage an operator creates, until that storage is freed:
+    ``current`` and ``peak`` [bytes]. Views and in-place results share a storage and count once. It
+    counts the tensors the code holds, not an allocator's blocks (a GPU's caching allocator also rounds
+    them up, which ``torch.cuda.max_memory_allocated`` includes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current = 0
+        self.peak = 0
+        self._seen: WeakIdKeyDictionary = WeakIdKeyDictionary()
+
+    def _free(self, nbytes: int) -> None:
+        self.current -= nbytes
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                storage = t.untyped_storage()
+                if storage not in self._seen:
+                    nbytes = storage.nbytes()
+                    self._seen[storage] = nbytes
+                    weakref.finalize(storage, self._free, nbytes)
+                    self.current += nbytes
+                    self.peak = max(self.peak, self.current)
+        return out
+
+
+def peak_tensor_bytes(make: Callable[[], Callable[[], Any]]) -> int:
+    """Peak bytes of live tensors while ``make()`` builds a callable and it runs once: weights, caches,
+    inputs and every intermediate (:class:`LiveTensorBytes`)."""
+    with LiveTensorBytes() as tracker:
         fn = make()
         fn()
-    peak = tracker.get_tracker_snapshot("peak")
-    return int(sum(stats.get("Total", 0) for stats in peak.values()))
+        del fn
+    return tracker.peak
 
 
 def _git_revision() -> str:

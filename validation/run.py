@@ -93,9 +93,12 @@ def measure_point(point: Point, device: str, hardware: HardwareProfile, *, repea
             record["memory_before_bytes"] = base
             record["memory_method"] = "torch.cuda.max_memory_allocated"
         del fn
-        if not device.startswith("cuda") and pred.memory_bytes:  # live tensors, one more untimed call
-            record["measured_memory_bytes"] = peak_tensor_bytes(lambda: build(point, device))
-            record["memory_method"] = "MemTracker peak of live tensor bytes"
+        if pred.memory_bytes:  # live tensors, one more untimed call (on a GPU beside the allocator's peak)
+            live = peak_tensor_bytes(lambda: build(point, device))
+            record["live_tensor_bytes"] = live
+            if not device.startswith("cuda"):
+                record["measured_memory_bytes"] = live
+                record["memory_method"] = "peak live tensor bytes (validation.measure.LiveTensorBytes)"
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
         return record | {"status": "oom"}
