@@ -265,3 +265,20 @@ def test_live_tensor_bytes_counts_storages_once_and_frees_them() -> None:
     assert tracker.peak == 4_000 + 4_000 + 4_000
     assert view.shape == (2, 5)
     assert c.nbytes == 500
+
+
+def test_fp32_calibration_peak_follows_torch_matmul_precision() -> None:
+    """torch keeps fp32 matmuls off TF32 by default, so a GPU's fp32 GEMM is judged against the fp32
+    (SIMT) peak, not the TF32 tensor-core one, unless the precision is lowered."""
+    from validation.calibrate import _fp32_on_tensor_cores
+
+    h100 = costmodel.load_hardware("h100-sxm")
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("highest")
+        assert not _fp32_on_tensor_cores("cuda", h100)
+        torch.set_float32_matmul_precision("high")
+        assert _fp32_on_tensor_cores("cuda", h100)
+        assert not _fp32_on_tensor_cores("cpu", h100)
+    finally:
+        torch.set_float32_matmul_precision(before)

@@ -22,6 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from costmodel.dtypes import get_dtype
@@ -34,6 +35,16 @@ from validation.suite import build, calibration_points
 
 def base_bytes(dtype: str) -> float:
     return get_dtype(dtype).bits / 8
+
+
+def _fp32_on_tensor_cores(device: str, base: HardwareProfile) -> bool:
+    """Whether torch runs fp32 matmuls as TF32 here: only on CUDA when allowed (torch's default,
+    ``torch.get_float32_matmul_precision() == "highest"``, keeps them on the fp32 SIMT units)."""
+    return (
+        device.startswith("cuda")
+        and "tf32" in base.compute_dtypes
+        and torch.get_float32_matmul_precision() != "highest"
+    )
 
 
 def calibrate(
@@ -61,11 +72,7 @@ def calibrate(
             p = point.params
             achieved = 2.0 * p["M"] * p["N"] * p["K"] / timing.median_s
             dtype = point.dtype
-            peak_dtype = (
-                "tf32"
-                if device.startswith("cuda") and dtype == "fp32" and "tf32" in base.compute_dtypes
-                else dtype
-            )
+            peak_dtype = "tf32" if dtype == "fp32" and _fp32_on_tensor_cores(device, base) else dtype
             if peak_dtype in base.compute_dtypes:
                 fraction = min(achieved / base.peak_flop_per_s(peak_dtype), 1.0)
                 by_dtype[dtype] = fraction
