@@ -282,3 +282,26 @@ def test_fp32_calibration_peak_follows_torch_matmul_precision() -> None:
         assert not _fp32_on_tensor_cores("cpu", h100)
     finally:
         torch.set_float32_matmul_precision(before)
+
+
+def test_a_failing_point_is_recorded_and_the_sweep_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import validation.run as runner
+    from validation.suite import Point
+
+    good = Point("gemm", "gemm", {"M": 8, "N": 16, "K": 16, "dtype": "fp32"})
+    bad = Point("gemm", "gemm", {"M": 4, "N": 16, "K": 16, "dtype": "fp32"})
+    monkeypatch.setitem(runner.SUITES, "quick", lambda: [bad, good])
+    real_build = runner.build
+
+    def build(point: Point, device: str) -> object:
+        if point == bad:
+            raise ValueError("a kernel that breaks in a way nobody foresaw")
+        return real_build(point, device)
+
+    monkeypatch.setattr(runner, "build", build)
+    out = tmp_path / "r.jsonl"
+    records = list(runner.run_suite("cpu", "quick", out, include_calibration=False, repeats=2))
+    assert [r["status"] for r in records] == ["error", "ok"]
+    assert records[0]["reason"] == "ValueError: a kernel that breaks in a way nobody foresaw"

@@ -29,7 +29,7 @@ from costmodel.dtypes import get_dtype
 from costmodel.registry import load_hardware, to_yaml
 from costmodel.specs import Efficiency, HardwareProfile
 from validation.measure import environment, time_call
-from validation.run import default_hardware
+from validation.run import default_hardware, failure_reason
 from validation.suite import build, calibration_points
 
 
@@ -59,8 +59,11 @@ def calibrate(
     for point in calibration_points(device):
         try:
             timing = time_call(build(point, device), device, repeats=repeats)
-        except (RuntimeError, NotImplementedError) as e:
-            records.append({"kernel": point.kernel, "shape": point.params, "status": f"skipped: {e}"})
+        except Exception as e:  # e.g. no fp8 matmul here: that dtype keeps the base profile's fraction
+            status = f"skipped: {failure_reason(e)}"
+            records.append({"kernel": point.kernel, "shape": point.params, "status": status})
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
             continue
         rec: dict[str, Any] = {"kernel": point.kernel, "shape": point.params, "measured_s": timing.median_s}
         if point.kernel == "gemm" and point.family == "memory":  # streaming matrix-vector product

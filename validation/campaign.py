@@ -63,7 +63,7 @@ class Campaign:
 
 def run_campaign(campaign: Campaign) -> list[StageResult]:
     """Run the stages in order (see the module docstring); return how each ended."""
-    from validation.run import default_hardware
+    from validation.run import default_hardware, failure_reason
 
     c = campaign
     unknown = set(c.stages) - set(STAGES)
@@ -157,8 +157,7 @@ def run_campaign(campaign: Campaign) -> list[StageResult]:
             detail, status = steps[name](), "ok"
         except Exception as e:  # one stage's failure must not lose the others
             traceback.print_exc()
-            first = str(e).splitlines()[0][:200] if str(e) else ""
-            detail, status = f"{type(e).__name__}: {first}", "failed"
+            detail, status = failure_reason(e), "failed"
         outcome.append(StageResult(name, status, time.monotonic() - t, detail))
         print(f"== {name}: {status} in {outcome[-1].seconds:.1f} s: {detail}", flush=True)
     return outcome

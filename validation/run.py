@@ -93,20 +93,25 @@ def measure_point(point: Point, device: str, hardware: HardwareProfile, *, repea
             record["memory_before_bytes"] = base
             record["memory_method"] = "torch.cuda.max_memory_allocated"
         del fn
-        if pred.memory_bytes:  # live tensors, one more untimed call (on a GPU beside the allocator's peak)
-            live = peak_tensor_bytes(lambda: build(point, device))
-            record["live_tensor_bytes"] = live
-            if not device.startswith("cuda"):
-                record["measured_memory_bytes"] = live
-                record["memory_method"] = "peak live tensor bytes (validation.measure.LiveTensorBytes)"
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
         return record | {"status": "oom"}
     except (NotImplementedError, RuntimeError, AttributeError) as e:
-        return record | {
-            "status": "unsupported",
-            "reason": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}",
-        }
+        return record | {"status": "unsupported", "reason": failure_reason(e)}
+    except Exception as e:  # anything else: recorded, and the sweep goes on (device time is scarce)
+        return record | {"status": "error", "reason": failure_reason(e)}
+    if pred.memory_bytes:  # live tensors, one more untimed call (on a GPU beside the allocator's peak)
+        try:
+            live = peak_tensor_bytes(lambda: build(point, device))
+        except Exception as e:
+            record["live_tensor_bytes_error"] = failure_reason(e)
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
+        else:
+            record["live_tensor_bytes"] = live
+            if not device.startswith("cuda"):
+                record["measured_memory_bytes"] = live
+                record["memory_method"] = "peak live tensor bytes (validation.measure.LiveTensorBytes)"
     counted = count_flop(point)
     record |= {
         "status": "ok",
@@ -125,6 +130,12 @@ def measure_point(point: Point, device: str, hardware: HardwareProfile, *, repea
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     return record
+
+
+def failure_reason(e: BaseException) -> str:
+    """An exception as one short line for a record: its type and the first line of its message."""
+    first = str(e).splitlines()[0][:200] if str(e) else ""
+    return f"{type(e).__name__}: {first}"
 
 
 def run_suite(

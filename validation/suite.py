@@ -207,7 +207,7 @@ def count_flop(point: Point) -> int | None:
         with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
             fn()
         return int(counter.get_total_flops())
-    except (RuntimeError, NotImplementedError, TypeError):
+    except Exception:  # a kernel the meta device cannot run (its FLOPs stay uncounted, not the run)
         return None
 
 
