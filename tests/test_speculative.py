@@ -556,3 +556,12 @@ def test_speculative_loop_cli_records_roofline_prediction(tmp_path: Path) -> Non
         assert r["roofline_rel_error"] == pytest.approx(
             (r["roofline_speedup"] - r["measured_speedup"]) / r["measured_speedup"]
         )
+
+
+def test_speculative_loop_cli_starts_no_run_past_its_budget(tmp_path: Path) -> None:
+    from validation.run import read_records
+    from validation.speculative_loop import main
+
+    out = tmp_path / "spec.jsonl"
+    main(["--new-tokens", "8", "--k", "2", "--budget-s", "0", "--out", str(out)])
+    assert [r["record"] for r in read_records(out)] == ["environment"]

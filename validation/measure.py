@@ -82,18 +82,24 @@ class LiveTensorBytes(TorchDispatchMode):
     """While active, the bytes of every tensor storage an operator creates, until that storage is freed:
     ``current`` and ``peak`` [bytes]. Views and in-place results share a storage and count once. It
     counts the tensors the code holds, not an allocator's blocks (a GPU's caching allocator also rounds
-    them up, which ``torch.cuda.max_memory_allocated`` includes)."""
+    them up, which ``torch.cuda.max_memory_allocated`` includes). ``attention_ops`` names the fused
+    attention kernels that ran (``_scaled_dot_product_flash_attention``, ..._efficient_..., ..._cudnn_...;
+    none where SDPA fell back to its math decomposition)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.current = 0
         self.peak = 0
+        self.attention_ops: set[str] = set()
         self._seen: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
     def _free(self, nbytes: int) -> None:
         self.current -= nbytes
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        name = func.overloadpacket.__name__
+        if "scaled_dot_product" in name:
+            self.attention_ops.add(name)
         out = func(*args, **(kwargs or {}))
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor):
@@ -107,14 +113,22 @@ class LiveTensorBytes(TorchDispatchMode):
         return out
 
 
-def peak_tensor_bytes(make: Callable[[], Callable[[], Any]]) -> int:
-    """Peak bytes of live tensors while ``make()`` builds a callable and it runs once: weights, caches,
-    inputs and every intermediate (:class:`LiveTensorBytes`)."""
+def trace_call(make: Callable[[], Callable[[], Any]]) -> LiveTensorBytes:
+    """Build a callable with ``make()`` and run it once under :class:`LiveTensorBytes`: the peak bytes of
+    live tensors (weights, caches, inputs and every intermediate) and the attention kernels that ran."""
     with LiveTensorBytes() as tracker:
         fn = make()
         fn()
         del fn
-    return tracker.peak
+    return tracker
+
+
+def prefer_flash_attention(device: str) -> None:
+    """On CUDA, keep ``scaled_dot_product_attention`` off cuDNN's backend, so that it runs FlashAttention
+    (as serving engines do) where it can: torch prefers cuDNN on Hopper with a recent cuDNN, and cuDNN
+    builds a new graph for each new sequence length by default, which a decode loop would time."""
+    if device.startswith("cuda"):
+        torch.backends.cuda.enable_cudnn_sdp(False)
 
 
 def _git_revision() -> str:
@@ -168,7 +182,16 @@ def environment(device: str) -> dict[str, Any]:
     }
     if device.startswith("cuda"):
         props = torch.cuda.get_device_properties(device)
+        backends = torch.backends.cuda
         env |= {
+            "cudnn_version": torch.backends.cudnn.version(),
+            "sdpa_backends_enabled": {
+                "flash": backends.flash_sdp_enabled(),
+                "efficient": backends.mem_efficient_sdp_enabled(),
+                "cudnn": backends.cudnn_sdp_enabled(),
+                "math": backends.math_sdp_enabled(),
+            },
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
             "device_name": props.name,
             "device_memory_bytes": props.total_memory,
             "sm_count": props.multi_processor_count,

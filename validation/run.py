@@ -18,7 +18,8 @@ import torch
 
 from costmodel.registry import load_hardware
 from costmodel.specs import HardwareProfile
-from validation.measure import environment, peak_tensor_bytes, time_call
+from validation.kernels import gemm
+from validation.measure import environment, prefer_flash_attention, time_call, trace_call
 from validation.suite import SUITES, Point, build, calibration_points, count_flop, predict
 
 
@@ -74,6 +75,8 @@ def measure_point(point: Point, device: str, hardware: HardwareProfile, *, repea
         "device": device,
         "hardware_profile": hardware.name,
     }
+    if kernel_used := gemm.implementation(point.kernel, point.dtype, device):
+        record["implementation"] = kernel_used
     pred = predict(point, hardware)
     record |= {
         "predicted_s": pred.time_s,
@@ -81,36 +84,40 @@ def measure_point(point: Point, device: str, hardware: HardwareProfile, *, repea
         "predicted_flop": pred.flop,
         "predicted_memory_bytes": pred.memory_bytes,
     }
+    cuda = device.startswith("cuda")
     try:
+        if cuda:  # what is allocated before the point (cuBLAS workspaces, leftovers) is not the point's
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
+            baseline = torch.cuda.memory_allocated(device)
         fn = build(point, device)
-        if device.startswith("cuda"):
+        if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats(device)
-            base = torch.cuda.memory_allocated(device)
         timing = time_call(fn, device, repeats=repeats)
-        if device.startswith("cuda"):
-            record["measured_memory_bytes"] = torch.cuda.max_memory_allocated(device)
-            record["memory_before_bytes"] = base
-            record["memory_method"] = "torch.cuda.max_memory_allocated"
+        if cuda:
+            peak = torch.cuda.max_memory_allocated(device)
+            record["max_memory_allocated_bytes"] = peak
+            record["memory_baseline_bytes"] = baseline
+            record["measured_memory_bytes"] = peak - baseline
+            record["memory_method"] = "torch.cuda.max_memory_allocated over the timed calls - baseline"
         del fn
-    except torch.cuda.OutOfMemoryError:
-        torch.cuda.empty_cache()
-        return record | {"status": "oom"}
-    except (NotImplementedError, RuntimeError, AttributeError) as e:
-        return record | {"status": "unsupported", "reason": failure_reason(e)}
-    except Exception as e:  # anything else: recorded, and the sweep goes on (device time is scarce)
-        return record | {"status": "error", "reason": failure_reason(e)}
-    if pred.memory_bytes:  # live tensors, one more untimed call (on a GPU beside the allocator's peak)
+    except Exception as e:  # recorded, and the sweep goes on (device time is scarce)
+        if cuda:
+            torch.cuda.empty_cache()
+        return record | {"status": classify_failure(e), "reason": failure_reason(e)}
+    if pred.memory_bytes or point.family == "attention":  # one more untimed call, traced
         try:
-            live = peak_tensor_bytes(lambda: build(point, device))
+            trace = trace_call(lambda: build(point, device))
         except Exception as e:
             record["live_tensor_bytes_error"] = failure_reason(e)
-            if device.startswith("cuda"):
+            if cuda:
                 torch.cuda.empty_cache()
         else:
-            record["live_tensor_bytes"] = live
-            if not device.startswith("cuda"):
-                record["measured_memory_bytes"] = live
+            record["live_tensor_bytes"] = trace.peak
+            record["attention_ops"] = sorted(trace.attention_ops)  # [] where SDPA ran its math fallback
+            if not cuda and pred.memory_bytes:
+                record["measured_memory_bytes"] = trace.peak
                 record["memory_method"] = "peak live tensor bytes (validation.measure.LiveTensorBytes)"
     counted = count_flop(point)
     record |= {
@@ -130,6 +137,25 @@ def measure_point(point: Point, device: str, hardware: HardwareProfile, *, repea
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     return record
+
+
+STICKY_CUDA_ERRORS = (
+    "illegal memory access",
+    "device-side assert",
+    "unspecified launch failure",
+    "CUBLAS_STATUS_EXECUTION_FAILED",
+    "CUDA error: an illegal",
+)
+
+
+def classify_failure(e: BaseException) -> str:
+    """'oom' (the allocator's or cuBLAS's), 'unsupported' (a kernel the platform lacks) or 'error'."""
+    text = str(e)
+    if isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in text or "ALLOC_FAILED" in text:
+        return "oom"
+    if isinstance(e, NotImplementedError | RuntimeError | AttributeError):
+        return "unsupported"
+    return "error"
 
 
 def failure_reason(e: BaseException) -> str:
@@ -152,6 +178,7 @@ def run_suite(
 
     ``deadline`` (a ``time.monotonic()`` value): start no point after it; a rerun resumes where it stopped.
     """
+    prefer_flash_attention(device)
     hw = load_hardware(hardware or default_hardware(device))
     points = (calibration_points(device) if include_calibration else []) + SUITES[suite]()
     existing = read_records(out)
@@ -169,3 +196,9 @@ def run_suite(
             f.write(json.dumps(record) + "\n")
             f.flush()
             yield record
+            if any(text in record.get("reason", "") for text in STICKY_CUDA_ERRORS):
+                # the CUDA context is broken: every later point would fail too
+                print(
+                    f"stopped after {point.id}: {record['reason']}; rerun in a fresh process", file=sys.stderr
+                )
+                return

@@ -69,7 +69,7 @@ from costmodel.serving import Engine, Lengths, StepTable, Trace, Traffic, load_t
 from costmodel.simulate import ServeResult, serve
 from costmodel.specs import ModelProfile
 from validation.kernels.decoder import Attention, Decoder, attention_mask
-from validation.measure import environment
+from validation.measure import environment, prefer_flash_attention
 from validation.run import default_hardware
 from validation.suite import SMALL, SMALL_MOE, TORCH_DTYPES, _allocating
 
@@ -758,6 +758,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    prefer_flash_attention(args.device)
     preset = PRESETS[args.preset or ("gpu" if args.device.startswith("cuda") else "cpu")]
     changes = {name: getattr(args, name) for name in options if getattr(args, name) is not None}
     if "rate" in changes:

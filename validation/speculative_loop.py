@@ -31,7 +31,7 @@ from costmodel.registry import load_hardware
 from costmodel.specs import HardwareProfile, ModelProfile, Workload
 from costmodel.speculative import speedup
 from validation.kernels.decoder import Decoder, LayerCache
-from validation.measure import environment
+from validation.measure import environment, prefer_flash_attention
 from validation.suite import SMALL, TORCH_DTYPES, Point, model_of  # SMALL: runs in seconds on a CPU
 
 
@@ -81,6 +81,18 @@ class LoopReport:
     roofline_rel_error: float | None = None
 
 
+def build_target(model: ModelProfile, device: str, dtype: torch.dtype) -> Decoder:
+    """The reference decoder at random init, built in place on ``device`` in ``dtype`` (no float32 copy
+    of a large model on the host)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            return Decoder(model).eval()
+    finally:
+        torch.set_default_dtype(previous)
+
+
 @torch.no_grad()
 def run(
     model: ModelProfile = SMALL,
@@ -94,17 +106,22 @@ def run(
     dtype: torch.dtype = torch.float32,
     seed: int = 0,
     hardware: HardwareProfile | None = None,
+    target: Decoder | None = None,
+    warmup: bool = True,
 ) -> LoopReport:
     """Generate ``new_tokens`` plainly and speculatively from the same prompt; time both (and, given
-    ``hardware``, predict the step times with the roofline)."""
+    ``hardware``, predict the step times with the roofline). ``target``: the network, if already built
+    (by :func:`build_target`). ``warmup``: first run both loops briefly, untimed, so that the timed
+    steps do not include first-call costs (kernel selection, allocator growth)."""
     torch.manual_seed(seed)
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(device):  # built in place: no float32 copy of a large model on the host
-            target = Decoder(model).eval()
-    finally:
-        torch.set_default_dtype(previous)
+    if target is None:
+        target = build_target(model, device, dtype)
+    if warmup:
+        short = min(new_tokens, 2 * k + 2)
+        run(model, draft_layers=draft_layers, k=k, prompt_len=prompt_len, new_tokens=short,
+            temperature=temperature, device=device, dtype=dtype, seed=seed, target=target,
+            warmup=False)  # fmt: skip
+        torch.manual_seed(seed)
     prompt = torch.randint(0, model.vocab_size, (1, prompt_len), device=device)  # [1, P]
     gen = torch.Generator(device=device).manual_seed(seed + 1)
 
@@ -251,12 +268,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--temperature", type=float, nargs="+", default=[0.0])
     parser.add_argument("--out", type=Path, help="JSON Lines file: an environment record, then one per run")
+    parser.add_argument("--budget-s", type=float, help="start no run that would end after this [s]")
     args = parser.parse_args(argv)
     model = model_of(Point("speculative_loop", "speculative", {"model": args.model}))
     dtype = TORCH_DTYPES[args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")]
     hardware = load_hardware(args.hardware) if args.hardware else None
-    records = []
+    prefer_flash_attention(args.device)
+    start = time.monotonic()
+    target = build_target(model, args.device, dtype)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with args.out.open("a") as f:
+            f.write(json.dumps(environment(args.device)) + "\n")
+    last = 0.0
     for temperature in args.temperature:
+        if args.budget_s is not None and time.monotonic() - start + last > args.budget_s:
+            print(f"budget of {args.budget_s:.0f} s spent: temperature {temperature} not run")
+            continue
+        t = time.monotonic()
         report = run(
             model,
             draft_layers=args.draft_layers,
@@ -267,14 +296,13 @@ def main(argv: list[str] | None = None) -> None:
             device=args.device,
             dtype=dtype,
             hardware=hardware,
+            target=target,
         )
-        records.append({"record": "speculative_loop", **asdict(report)})
+        last = time.monotonic() - t
         print(json.dumps(asdict(report), indent=2))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with args.out.open("a") as f:
-            for record in [environment(args.device), *records]:
-                f.write(json.dumps(record) + "\n")
+        if args.out is not None:  # each run as soon as it is done
+            with args.out.open("a") as f:
+                f.write(json.dumps({"record": "speculative_loop", **asdict(report)}) + "\n")
 
 
 if __name__ == "__main__":

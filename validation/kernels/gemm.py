@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -40,14 +41,36 @@ def fp8(M: int, N: int, K: int, device: str) -> Callable[[], Tensor]:
 
 
 def int8_weight_only(M: int, N: int, K: int, dtype: torch.dtype, device: str) -> Callable[[], Tensor]:
-    """x [M, K] times int8 weights [N, K] with per-output-channel scales, dequantized inside the kernel
-    (``torch._weight_int8pack_mm``, the kernel gpt-fast's int8 path uses). Raises where unsupported."""
+    """x [M, K] times int8 weights [N, K] with per-output-channel scales, the weights dequantized inside
+    the matmul. On the CPU: ``torch._weight_int8pack_mm`` (PyTorch's fused kernel there). On CUDA:
+    gpt-fast's int8 path, ``F.linear(x, w.to(x.dtype)) * scales`` under ``torch.compile``, which fuses
+    the conversion into the product (PyTorch's CUDA ``_weight_int8pack_mm`` runs on the CUDA cores, one
+    warp per output, and is no serving kernel). Raises where unsupported."""
     x = torch.randn(M, K, dtype=dtype, device=device)  # [M, K]
     w = torch.randint(-127, 128, (N, K), dtype=torch.int8, device=device)  # [N, K]
     scales = torch.rand(N, dtype=dtype, device=device)  # [N]
-    run = lambda: torch._weight_int8pack_mm(x, w, scales)  # noqa: E731  [M, N]
+    if device.startswith("cuda"):
+        linear = torch.compile(lambda x, w, s: F.linear(x, w.to(x.dtype)) * s, dynamic=False)
+        run = lambda: linear(x, w, scales)  # noqa: E731  [M, N]
+    else:
+        run = lambda: torch._weight_int8pack_mm(x, w, scales)  # noqa: E731  [M, N]
     run()  # fail here, not in the timing loop, where the platform lacks the kernel
     return run
+
+
+IMPLEMENTATIONS = {
+    ("int8_weight_only", "cpu"): "torch._weight_int8pack_mm",
+    ("int8_weight_only", "cuda"): "torch.compile(F.linear(x, w.to(x.dtype)) * scales) (gpt-fast)",
+    ("int4_weight_only", "cuda"): "torch._weight_int4pack_mm (tinygemm), group 128, inner_k_tiles 8",
+    ("gemm-fp8", "cuda"): "torch._scaled_mm, E4M3, per-tensor fp32 scales, bf16 out",
+    ("gemm-fp8", "cpu"): "torch._scaled_mm, E4M3, per-tensor fp32 scales, bf16 out",
+}
+
+
+def implementation(kernel: str, dtype: str, device: str) -> str | None:
+    """Which kernel a quantized or fp8 point times on ``device`` (None for plain matmuls)."""
+    key = f"{kernel}-{dtype}" if dtype == "fp8" else kernel
+    return IMPLEMENTATIONS.get((key, "cuda" if device.startswith("cuda") else "cpu"))
 
 
 def int4_weight_only(
