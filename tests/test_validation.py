@@ -305,3 +305,16 @@ def test_a_failing_point_is_recorded_and_the_sweep_goes_on(
     records = list(runner.run_suite("cpu", "quick", out, include_calibration=False, repeats=2))
     assert [r["status"] for r in records] == ["error", "ok"]
     assert records[0]["reason"] == "ValueError: a kernel that breaks in a way nobody foresaw"
+
+
+def test_nvidia_smi_fields_read_in_one_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from validation.measure import _nvidia_smi
+
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\necho '580.159.04, 1980, 700.00'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    fields = {"driver": "driver_version", "clocks_sm_mhz": "clocks.sm", "power_limit_w": "power.limit"}
+    assert _nvidia_smi(fields) == {"driver": "580.159.04", "clocks_sm_mhz": "1980", "power_limit_w": "700.00"}
+    fake.write_text("#!/bin/sh\nexit 9\n")
+    assert _nvidia_smi(fields) == dict.fromkeys(fields)

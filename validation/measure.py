@@ -196,26 +196,34 @@ def environment(device: str) -> dict[str, Any]:
             "device_memory_bytes": props.total_memory,
             "sm_count": props.multi_processor_count,
             "cuda_version": torch.version.cuda,
-            "driver": _nvidia_smi("driver_version"),
-            "clocks_sm_mhz": _nvidia_smi("clocks.sm"),
-            "clocks_max_sm_mhz": _nvidia_smi("clocks.max.sm"),
-            "clocks_mem_mhz": _nvidia_smi("clocks.mem"),
-            "power_limit_w": _nvidia_smi("power.limit"),
+            **_nvidia_smi(
+                {
+                    "driver": "driver_version",
+                    "clocks_sm_mhz": "clocks.sm",  # as found: idle if nothing ran just before
+                    "clocks_max_sm_mhz": "clocks.max.sm",
+                    "clocks_mem_mhz": "clocks.mem",
+                    "power_limit_w": "power.limit",
+                }
+            ),
         }
     else:
         env["device_name"] = _cpu_name()
     return env
 
 
-def _nvidia_smi(field: str) -> str | None:
+def _nvidia_smi(fields: dict[str, str]) -> dict[str, str | None]:
+    """Record keys -> ``nvidia-smi --query-gpu`` fields, read in one call (None each where it fails)."""
     try:
         out = subprocess.run(
-            ["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader,nounits"],
+            ["nvidia-smi", f"--query-gpu={','.join(fields.values())}", "--format=csv,noheader,nounits"],
             capture_output=True,
             text=True,
             check=True,
             timeout=10,
         )
-        return out.stdout.strip().splitlines()[0]
+        values = [v.strip() for v in out.stdout.strip().splitlines()[0].split(",")]
     except (OSError, subprocess.SubprocessError, IndexError):
-        return None
+        values = []
+    if len(values) != len(fields):
+        return dict.fromkeys(fields)
+    return dict(zip(fields, values, strict=True))
