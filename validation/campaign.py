@@ -97,13 +97,16 @@ def run_campaign(campaign: Campaign) -> list[StageResult]:
         return f"wrote {calibrated.name}: matmul fractions {profile.efficiency.matmul_fraction_by_dtype}"
 
     def suite() -> str:
-        from validation.run import run_suite
+        from validation.run import read_records, run_suite
+        from validation.suite import SUITES, calibration_points
 
         stop = deadline - reserve
         records = list(
             run_suite(c.device, c.suite_name, results, hardware=hardware(), repeats=c.repeats, deadline=stop)
         )
-        late = " (budget spent: rerun over these files to finish)" if time.monotonic() > stop else ""
+        wanted = {p.id for p in calibration_points(c.device) + SUITES[c.suite_name]()}
+        left = len(wanted - {r.get("id") for r in read_records(results)})
+        late = f"; {left} left (budget spent: rerun over these files to finish)" if left else ""
         return f"measured {len(records)} new points into {results.name}{late}"
 
     def report() -> str:
@@ -119,7 +122,8 @@ def run_campaign(campaign: Campaign) -> list[StageResult]:
 
         out = c.path(base, "speculative.jsonl")
         args = ["--device", c.device, "--hardware", hardware(), "--out", str(out), "--temperature", "0", "1"]
-        args += ["--budget-s", f"{max(deadline - time.monotonic(), 0.0):.0f}"]
+        share = 0.4 * max(deadline - time.monotonic(), 0.0)  # the serving replays come after
+        args += ["--budget-s", f"{share:.0f}"]
         if c.cuda:  # Llama-3-8B with a 4-layer early exit, a longer prompt and generation
             args += ["--model", c.model or "llama-3-8b", "--draft-layers", "4", "--prompt-len", "128"]
             args += ["--new-tokens", "128"]
