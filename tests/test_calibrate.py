@@ -1,0 +1,63 @@
+"""The generic kernel-parameter fitter recovers known parameters from synthetic measurements."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from costmodel import load_hardware
+from costmodel.calibrate import fit_params
+from costmodel.errors import CostmodelError
+from costmodel.specs import HardwareProfile
+
+
+@dataclass(frozen=True)
+class _Params:
+    matmul_fraction: float
+    launch_s: float
+
+
+def _toy_family() -> ModuleType:
+    """A two-parameter roofline family: time = FLOP / (peak x fraction) + launch."""
+    module = ModuleType("toy_family")
+
+    def default_params(hardware: HardwareProfile, dtype: str) -> _Params:
+        return _Params(matmul_fraction=0.5, launch_s=1e-5)
+
+    def time_s(hardware: HardwareProfile, params: _Params, *, flop: np.ndarray) -> np.ndarray:
+        return flop / (hardware.peak_flop_per_s("bf16") * params.matmul_fraction) + params.launch_s
+
+    module.Params = _Params  # type: ignore[attr-defined]
+    module.BOUNDS = {"matmul_fraction": (0.05, 1.0), "launch_s": (0.0, 1e-3)}  # type: ignore[attr-defined]
+    module.default_params = default_params  # type: ignore[attr-defined]
+    module.time_s = time_s  # type: ignore[attr-defined]
+    sys.modules.setdefault("toy_family", module)
+    return module
+
+
+def test_fit_recovers_the_parameters_that_generated_the_data() -> None:
+    hardware = load_hardware("h100-sxm")
+    family = _toy_family()
+    flop = np.geomspace(1e6, 1e14, 200)
+    truth = _Params(matmul_fraction=0.8, launch_s=4e-6)
+    rng = np.random.default_rng(0)
+    measured = family.time_s(hardware, truth, flop=flop) * rng.lognormal(0.0, 0.02, flop.size)
+    measured[::37] *= 5.0  # a few outliers must not drag the fit (soft-L1 loss)
+    fitted = fit_params(family, hardware, "bf16", measured, {"flop": flop})
+    assert fitted.matmul_fraction == pytest.approx(0.8, rel=0.03)
+    assert fitted.launch_s == pytest.approx(4e-6, rel=0.1)
+
+
+def test_fixed_parameters_keep_their_start_and_nothing_to_fit_is_an_error() -> None:
+    hardware = load_hardware("h100-sxm")
+    family = _toy_family()
+    flop = np.geomspace(1e6, 1e14, 50)
+    measured = family.time_s(hardware, _Params(0.8, 4e-6), flop=flop)
+    fitted = fit_params(family, hardware, "bf16", measured, {"flop": flop}, fixed=("launch_s",))
+    assert fitted.launch_s == 1e-5
+    with pytest.raises(CostmodelError, match="no positive"):
+        fit_params(family, hardware, "bf16", np.full(3, np.nan), {"flop": flop[:3]})

@@ -1,0 +1,1 @@
+"""Readers and evaluation for public GPU measurements (NVIDIA aiconfigurator's tables, Apache-2.0)."""
