@@ -16,7 +16,9 @@ scipy is imported on first use so that ``import costmodel`` stays light.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -24,7 +26,8 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel.errors import CostmodelError
-from costmodel.specs import HardwareProfile
+from costmodel.kernels import family_name, numeric_fields
+from costmodel.specs import CalibrationRecord, HardwareProfile, KernelCalibration
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -82,3 +85,199 @@ def _rows(value: Any, keep: npt.NDArray[np.bool_]) -> Any:
     """Select the kept rows of a per-row array; scalars and non-row values pass through."""
     array = np.asarray(value)
     return array[keep] if array.ndim == 1 and array.shape[0] == keep.shape[0] else value
+
+
+# ----------------------------------------------------------------------------------------------------
+# Calibrated profiles from a measurement set
+# ----------------------------------------------------------------------------------------------------
+
+TRANSFER_RULE: dict[str, str] = {
+    "h200": "h100-sxm",  # same GH100 die and SM count, more and faster HBM
+    "h100-pcie": "h100-sxm",  # same GH100 die, fewer SMs, HBM2e
+    "a100-40gb": "a100-80gb",  # same GA100 die
+    "gb200": "b200",  # same Blackwell GPU, Grace-attached
+    "b300": "b200",  # Blackwell Ultra
+    "gb300": "b200",
+    "rtx-pro-6000-server": "l40s",  # GDDR PCIe server cards whose tensor cores take no wgmma/tcgen05
+}
+"""Device without measurements -> the measured device whose fitted parameters it reuses.
+
+The rule: the nearest measured device of the same architecture (same SM generation and kernel libraries),
+else the same product class. Only dimensionless fractions, tile shapes and fixed times are transferred;
+each device keeps its own datasheet (peak per format, bandwidth, SM count), which the kernel models scale
+by. A device that has measurements of its own is never transferred onto.
+"""
+
+MEASUREMENTS_ENTRY_POINT_GROUP = "costmodel.measurements"
+"""Installed entry points that read a measurement folder into :class:`Measurements`."""
+
+
+@dataclass(frozen=True)
+class MeasuredGroup:
+    """Measured kernel times of one (device, family, parameter key): the rows a fit uses."""
+
+    hardware: str
+    family: ModuleType
+    key: str
+    measured_s: FloatArray
+    shapes: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """What a reader hands to :func:`calibrate_measurements`: calibration rows only, and their provenance."""
+
+    groups: Sequence[MeasuredGroup]
+    source: str
+    revision: str
+    row_rule: str
+
+
+@dataclass(frozen=True)
+class CalibrationOutcome:
+    """One calibration per device (fitted and transferred) and the groups that could not be fitted."""
+
+    calibrations: dict[str, KernelCalibration]
+    skipped: list[str] = field(default_factory=list)
+
+
+def _pooled(groups: Sequence[MeasuredGroup]) -> list[MeasuredGroup]:
+    """One more group per (device, family, dtype) pooling every ``dtype:qualifier`` key of that dtype, so a
+    caller that knows only the dtype finds parameters too."""
+    buckets: dict[tuple[str, str, str], list[MeasuredGroup]] = {}
+    for g in groups:
+        buckets.setdefault((g.hardware, family_name(g.family), g.key.split(":", 1)[0]), []).append(g)
+    pooled = []
+    for (hardware, _, dtype), members in buckets.items():
+        if any(m.key == dtype for m in members):
+            continue
+        names = set(members[0].shapes)
+        measured = np.concatenate([m.measured_s for m in members])
+        shapes = {
+            n: np.concatenate([np.broadcast_to(m.shapes[n], m.measured_s.shape) for m in members])
+            for n in names
+        }
+        pooled.append(MeasuredGroup(hardware, members[0].family, dtype, measured, shapes))
+    return pooled
+
+
+def calibrate_measurements(
+    measurements: Measurements,
+    *,
+    date: str,
+    costmodel_revision: str,
+    transfer: Mapping[str, str] = TRANSFER_RULE,
+    known_hardware: Sequence[str] | None = None,
+) -> CalibrationOutcome:
+    """Fit every group of ``measurements`` and build one :class:`KernelCalibration` per device.
+
+    Devices named in ``transfer`` (and in ``known_hardware``, default: the built-in profiles) that have no
+    measurements of their own receive the fitted parameters of their source device, recorded as
+    ``transferred_from``.
+    """
+    from costmodel.registry import list_hardware, load_hardware
+
+    fitted: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    rows: dict[str, dict[str, int]] = {}
+    skipped: list[str] = []
+    own = len(measurements.groups)
+    for i, group in enumerate([*measurements.groups, *_pooled(measurements.groups)]):
+        family = family_name(group.family)
+        try:
+            hardware = load_hardware(group.hardware)
+            params = fit_params(group.family, hardware, group.key, group.measured_s, group.shapes)
+        except CostmodelError as e:
+            skipped.append(f"{group.hardware} {family} {group.key}: {e}")
+            continue
+        fitted.setdefault(group.hardware, {}).setdefault(family, {})[group.key] = numeric_fields(params)
+        if i < own:  # pooled groups repeat rows already counted
+            device_rows = rows.setdefault(group.hardware, {})
+            device_rows[family] = device_rows.get(family, 0) + int(np.asarray(group.measured_s).size)
+
+    def record(source: str, transferred_from: str | None = None) -> CalibrationRecord:
+        return CalibrationRecord(
+            data_source=measurements.source,
+            data_revision=measurements.revision,
+            row_rule=measurements.row_rule,
+            date=date,
+            costmodel_revision=costmodel_revision,
+            transferred_from=transferred_from,
+            rows=rows.get(source, {}),
+        )
+
+    calibrations = {
+        hw: KernelCalibration(params=params, record=record(hw)) for hw, params in sorted(fitted.items())
+    }
+    known = set(list_hardware() if known_hardware is None else known_hardware)
+    for target, source in sorted(transfer.items()):
+        if target in known and target not in fitted and source in fitted:
+            calibrations[target] = KernelCalibration(params=fitted[source], record=record(source, source))
+    return CalibrationOutcome(calibrations, skipped)
+
+
+def write_overlays(calibrations: Mapping[str, KernelCalibration], out_dir: str | Path) -> list[Path]:
+    """Write one overlay ``<name>.yaml`` (``name`` + ``kernel_calibration``) per device into ``out_dir``.
+
+    ``load_hardware(path)`` reads such a file as the built-in profile of that name with these parameters;
+    in ``hardware_profiles/calibrated/`` they are what the built-in profiles load with.
+    """
+    import yaml
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, calibration in sorted(calibrations.items()):
+        data = {"name": name, "kernel_calibration": calibration.model_dump(mode="json")}
+        path = out / f"{name}.yaml"
+        header = "# Written by `costmodel calibrate --from DIR`; do not edit by hand (refit instead).\n"
+        path.write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def find_reader(name: str = "public") -> Callable[[Path], Measurements]:
+    """The installed measurement reader ``name`` (entry point group ``costmodel.measurements``).
+
+    costmodel itself reads no measurement format: the reader of NVIDIA aiconfigurator's public tables lives
+    in the source checkout's ``validation/`` package and is registered by ``pip install -e .``.
+    """
+    from importlib.metadata import entry_points
+
+    found = [ep for ep in entry_points(group=MEASUREMENTS_ENTRY_POINT_GROUP) if ep.name == name]
+    if not found:
+        raise CostmodelError(
+            f"no measurement reader {name!r} is installed (entry point group "
+            f"{MEASUREMENTS_ENTRY_POINT_GROUP!r}); it comes with a source checkout: "
+            "pip install -e '.[validation]'"
+        )
+    reader: Callable[[Path], Measurements] = found[0].load()
+    return reader
+
+
+def git_revision() -> str:
+    """Short git revision of the working directory's checkout, or 'unknown'."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def calibrate_from(
+    root: str | Path, out_dir: str | Path, *, reader: Callable[[Path], Measurements] | None = None
+) -> tuple[list[Path], CalibrationOutcome]:
+    """Read a measurement folder, fit every group on its calibration rows, write overlays to ``out_dir``."""
+    import datetime as dt
+
+    read = reader if reader is not None else find_reader()
+    measurements = read(Path(root))
+    if not measurements.groups:
+        raise CostmodelError(f"no calibration rows with a kernel model under {root}")
+    outcome = calibrate_measurements(
+        measurements, date=dt.date.today().isoformat(), costmodel_revision=git_revision()
+    )
+    return write_overlays(outcome.calibrations, out_dir), outcome

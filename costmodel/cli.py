@@ -485,28 +485,31 @@ def dashboard(
 @app.command()
 @friendly
 def calibrate(
-    out: Annotated[Path, typer.Option(help="Where to write the calibrated hardware profile (YAML).")],
-    device: Annotated[str, typer.Option(help="cpu or cuda (cuda:N).")] = "cpu",
-    hardware: Annotated[str | None, typer.Option(help="Base profile (default: detected).")] = None,
+    source: Annotated[
+        Path, typer.Option("--from", help="Measurement folder (DIR/kernels/<system>/<family>/...).")
+    ],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for the calibrated profiles (one overlay YAML each).")
+    ],
 ) -> None:
-    """Measure micro-benchmarks (GEMM, streaming GEMV, launch) and write a profile with measured efficiencies.
+    """Fit the kernel models' parameters to measured kernel times and write calibrated hardware profiles.
 
-    Needs torch and a source checkout (the validation package); same as python -m validation calibrate.
+    Fits each (device, family, dtype) on the calibration rows (a rule on row identity; the rest is held out)
+    and writes OUT/<hardware>.yaml, loadable with --hardware OUT/<hardware>.yaml. Devices without
+    measurements get the parameters of the nearest measured device (costmodel.calibrate.TRANSFER_RULE).
+    The torch micro-benchmarks are `python -m validation calibrate`.
     """
-    import importlib.util
+    from costmodel.calibrate import calibrate_from
 
-    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("validation") is None:
-        raise CostmodelError(
-            "calibration needs torch (the validation extra) and a source checkout of costmodel"
-        )
-    from validation.__main__ import main as validation_main
-
-    raise typer.Exit(
-        validation_main(
-            ["calibrate", "--device", device, "--out", str(out)]
-            + (["--hardware", hardware] if hardware else [])
-        )
-    )
+    paths, outcome = calibrate_from(source, out_dir)
+    for name, calibration in outcome.calibrations.items():
+        record = calibration.record
+        how = f"from {record.transferred_from}" if record.transferred_from else f"rows {record.rows}"
+        keys = sum(len(v) for v in calibration.params.values())
+        out.print(f"{name}: {keys} parameter sets ({how})")
+    for line in outcome.skipped:
+        out.print(f"[yellow]not fitted[/]: {line}")
+    out.print(f"wrote {len(paths)} profiles to {out_dir}")
 
 
 @app.command("import-hf")

@@ -3,6 +3,11 @@
 Built-in model profiles live in ``costmodel/models/``; hardware profiles live in the repository's
 ``hardware_profiles/`` folder and are copied into the wheel as ``costmodel/_data/hardware_profiles/``,
 so an installed costmodel finds them without a source checkout.
+
+Calibrated kernel parameters are *overlays*: ``hardware_profiles/calibrated/<name>.yaml`` holds only
+``name`` and ``kernel_calibration`` (written by ``costmodel calibrate --from DIR``) and is merged into the
+built-in profile of that name on load, so the hand-written datasheet files are never rewritten by a fit. An
+overlay file given by path is merged into the built-in profile it names.
 """
 
 from __future__ import annotations
@@ -63,9 +68,32 @@ def load_model_file(path: Path) -> ModelProfile:
     return _validate(ModelProfile, _read_yaml(path), f"model profile {path}")
 
 
+OVERLAY_KEYS = frozenset({"name", "kernel_calibration"})
+
+
 def load_hardware_file(path: Path) -> HardwareProfile:
-    """A hardware profile from a YAML file."""
-    return _validate(HardwareProfile, _read_yaml(path), f"hardware profile {path}")
+    """A hardware profile from a YAML file, or a calibration overlay (``name`` + ``kernel_calibration``)
+    merged into the built-in profile it names."""
+    data = _read_yaml(path)
+    if "datasheet" not in data and "kernel_calibration" in data:
+        extra = sorted(set(data) - OVERLAY_KEYS)
+        if extra or "name" not in data:
+            raise CostmodelError(
+                f"{path} looks like a calibration overlay (no datasheet) but has "
+                + (f"unknown fields {extra}" if extra else "no 'name'")
+                + "; an overlay holds only name and kernel_calibration"
+            )
+        base = _builtin_hardware().get(str(data["name"]))
+        if base is None:
+            raise UnknownNameError("hardware", str(data["name"]), _builtin_hardware())
+        merged = {**_read_yaml(base), "kernel_calibration": data["kernel_calibration"]}
+        return _validate(HardwareProfile, merged, f"hardware profile {base} with overlay {path}")
+    return _validate(HardwareProfile, data, f"hardware profile {path}")
+
+
+def calibrated_dir() -> Path:
+    """Where the committed calibration overlays of the built-in profiles live."""
+    return _hardware_dir() / "calibrated"
 
 
 @cache
@@ -95,6 +123,9 @@ def _load_builtin_model(name: str) -> ModelProfile:
 
 @cache
 def _load_builtin_hardware(name: str) -> HardwareProfile:
+    overlay = calibrated_dir() / f"{name}.yaml"
+    if overlay.is_file():
+        return load_hardware_file(overlay)
     return load_hardware_file(_builtin_hardware()[name])
 
 

@@ -305,6 +305,34 @@ class Efficiency(Spec):
         return float(self.matmul_fraction_by_dtype.get(dtype, self.matmul_fraction))  # type: ignore[call-overload]
 
 
+class CalibrationRecord(Spec):
+    """What a set of calibrated kernel parameters was fitted on, so a number can be traced to its data."""
+
+    data_source: str = Field(description="The measurement data (name, URL or path) the fit used.")
+    data_revision: str = Field(description="Revision (commit, version) of that data.")
+    row_rule: str = Field(description="Which rows were fitted (a rule on row identity, never on error).")
+    date: str = Field(description="When the fit ran (YYYY-MM-DD).")
+    costmodel_revision: str = Field(description="git revision of costmodel that ran the fit.")
+    transferred_from: str | None = Field(
+        None,
+        description="For a device without measurements: the measured device whose fitted parameters "
+        "were reused with this device's datasheet (see docs/validation.md, transfer rule).",
+    )
+    rows: dict[str, int] = Field(
+        default_factory=dict, description="Rows fitted per kernel family [-] (of the source device)."
+    )
+
+
+class KernelCalibration(Spec):
+    """Calibrated parameters of the kernel time models (``costmodel.kernels``) for one device."""
+
+    params: dict[str, dict[str, dict[str, float]]] = Field(
+        description="family (module name in costmodel.kernels) -> parameter key (dtype, optionally "
+        "'dtype:kernel') -> parameter name -> value, in the units the parameter's name carries."
+    )
+    record: CalibrationRecord = Field(description="What the parameters were fitted on.")
+
+
 class HardwareProfile(Spec):
     """One accelerator (or CPU socket), its datasheet, price and efficiency defaults."""
 
@@ -315,6 +343,11 @@ class HardwareProfile(Spec):
     datasheet: Datasheet = Field(description="Published figures, each with its source.")
     price: Price | None = Field(None, description="On-demand price per device-hour.")
     efficiency: Efficiency = Field(default_factory=Efficiency, description="Achievable fractions.")
+    kernel_calibration: KernelCalibration | None = Field(
+        None,
+        description="Kernel-model parameters fitted to measurements (see costmodel.calibrate); None: "
+        "the kernel models use datasheet defaults.",
+    )
 
     def peak_flop_per_s(self, dtype: str) -> float:
         """Dense peak for a compute dtype [FLOP/s]; raises if the device lacks that dtype."""

@@ -5,6 +5,7 @@
     python -m validation run --device cpu --suite quick --hardware validation/results/cpu-calibrated.yaml \\
         --out validation/results/cpu-quick.jsonl
     python -m validation report validation/results/cpu-quick.jsonl
+    python -m validation public --data validation/data/public-gpu --out $OUT   # predict the public tables
 """
 
 from __future__ import annotations
@@ -48,7 +49,22 @@ def main(argv: list[str] | None = None) -> int:
     every.add_argument("--model", help="model of the speculative loop and the serving replay")
     every.add_argument("--requests", type=int, help="requests of the serving replay")
     every.add_argument("--repeats", type=int, default=10)
+    pub = sub.add_parser("public", help="predict every row of the public kernel tables (never fits)")
+    pub.add_argument("--data", type=Path, required=True, help="folder holding kernels/<system>/...")
+    pub.add_argument("--out", type=Path, required=True, help="folder for summary.json and rows.csv")
     args = parser.parse_args(argv)
+
+    if args.command == "public":
+        from validation.public.evaluate import evaluate, table_text, write_outputs
+
+        try:
+            document = write_outputs(args.data, args.out, evaluate(args.data))
+        except CostmodelError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(table_text(document))
+        print(f"\nwrote {args.out / 'summary.json'} and {args.out / 'rows.csv'}")
+        return 0
 
     if args.command == "calibrate":
         from validation.calibrate import calibrate, write_profile

@@ -20,6 +20,55 @@ The contract every family module follows (``costmodel.calibrate`` and ``validati
 ``time_s(hardware, params, **shapes) -> FloatArray``
     Kernel time [s] for numpy arrays of shapes that broadcast together. Pure: no I/O, no loops over rows.
 
-Calibrated values are stored per device in its hardware profile and found by family and dtype; a fit
-records what data it used. Fitting itself lives in ``costmodel.calibrate``.
+``Params`` may carry non-numeric fields that say what the parameters are for (the GEMM model's ``dtype``
+key); ``default_params`` sets them, and only numeric fields are stored and fitted.
+
+Parameter keys are the dtype (``"bf16"``, ``"fp8"``, ...), optionally followed by ``":<qualifier>"``
+naming an engine or kernel class (``"fp8_block:DeepGemmFp8BlockScaledMMKernel"``); ``default_params``
+receives the whole key and may ignore the qualifier.
+
+Calibrated values are stored per device in its hardware profile (``HardwareProfile.kernel_calibration``:
+family -> key -> {parameter: value}, with a record of the data they were fitted on) and found by
+:func:`params_for`, which falls back to the dtype alone and then to ``default_params``. Fitting itself lives
+in ``costmodel.calibrate``.
 """
+
+from __future__ import annotations
+
+import dataclasses
+from types import ModuleType
+from typing import Any
+
+from costmodel.specs import HardwareProfile
+
+
+def family_name(family: ModuleType) -> str:
+    """The key a family's parameters are stored under: its module name (``"gemm"``)."""
+    return family.__name__.rsplit(".", 1)[-1]
+
+
+def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
+    """The parameters of ``family`` for ``key`` on ``hardware``: calibrated where the profile has them.
+
+    Lookup order: the exact key, then its dtype part (before ``":"``), then ``default_params``. Stored
+    values replace the defaults field by field, so a parameter that was never fitted keeps its default.
+    """
+    start = family.default_params(hardware, key)
+    calibration = hardware.kernel_calibration
+    if calibration is None:
+        return start
+    table = calibration.params.get(family_name(family), {})
+    stored = table.get(key, table.get(key.split(":", 1)[0]))
+    if not stored:
+        return start
+    names = {f.name for f in dataclasses.fields(start)}
+    return dataclasses.replace(start, **{k: v for k, v in stored.items() if k in names})
+
+
+def numeric_fields(params: Any) -> dict[str, float]:
+    """The numeric fields of a ``Params`` instance, as stored in a profile."""
+    return {
+        f.name: float(getattr(params, f.name))
+        for f in dataclasses.fields(params)
+        if isinstance(getattr(params, f.name), int | float) and not isinstance(getattr(params, f.name), bool)
+    }

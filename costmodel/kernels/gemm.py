@@ -1,0 +1,176 @@
+"""GEMM time: ``C[m, n] = A[m, k] @ B[k, n]`` as a tiled kernel over the device's SMs.
+
+The plain roofline (``costmodel.roofline``) charges ``max(FLOP / peak, bytes / bandwidth)``. A real GEMM
+kernel differs from it in three ways this model keeps, each with one named parameter:
+
+1. **Tiles and waves.** The output is cut into ``tile_m x tile_n`` tiles; each SM computes one tile at a
+   time, so the kernel runs ``ceil(tiles / SMs)`` waves and a last, partly filled wave costs as much as a
+   full one (NVIDIA, "Matrix Multiplication Background User's Guide", sections "Tile Quantization" and
+   "Wave Quantization",
+   https://docs.nvidia.com/deeplearning/performance/dl-performance-matrix-multiplication/index.html).
+   Padding ``m`` and ``n`` up to whole tiles is tile quantization. When there are fewer tiles than SMs,
+   libraries split the ``k`` loop over several SMs (split-K / stream-K; CUTLASS,
+   https://github.com/NVIDIA/cutlass/blob/main/media/docs/cpp/efficient_gemm.md, "Parallelized
+   Reductions"), down to ``min_k_per_split`` elements of ``k`` per SM.
+2. **Weight streaming at small m.** Every operand is read once and the output written once:
+   ``(m k + k n) x bytes_in + m n x bytes_out`` (+ block scales) at ``bandwidth_fraction`` of the
+   datasheet bandwidth. At decode batch sizes this, not the FLOPs, sets the time.
+3. **Fixed cost.** ``launch_s``: launch, prologue and epilogue of the kernel, plus, for fp8 / fp4 inputs,
+   the separate kernel that quantizes the bf16 activations (its bytes are counted in 2.).
+
+    time = launch_s + max(waves x tile_time, bytes / (bandwidth x bandwidth_fraction))
+    tile_time = 2 tile_m tile_n (k / splits) / (peak / SMs x compute_fraction)
+
+``compute_fraction`` is the achieved fraction of the *format's own* dense peak (fp8 peak for fp8 GEMMs,
+fp4 for nvfp4): the scaling work of fp8 (per-tensor) and block-scaled fp8 / fp4 (one scale per 128 or 16
+elements, applied in the main loop) shows up as a lower fraction, not as a separate term.
+
+Dtype keys: ``bf16``, ``fp16``, ``fp8`` (per-tensor / per-token scales), ``fp8_block`` (DeepSeek-style
+1x128 activation and 128x128 weight blocks), ``nvfp4`` (16-element blocks with an fp8 scale), optionally
+followed by ``:<qualifier>`` naming the kernel (the qualifier does not change the default parameters).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from costmodel.errors import CostmodelError
+from costmodel.specs import HardwareProfile
+
+FloatArray = npt.NDArray[np.float64]
+
+# dtype key -> (datasheet compute dtype, operand bytes per element incl. block scales, quantizes A first)
+_FORMATS: dict[str, tuple[str, float, bool]] = {
+    "bf16": ("bf16", 2.0, False),
+    "fp16": ("fp16", 2.0, False),
+    "fp8": ("fp8", 1.0, True),
+    "fp8_block": ("fp8", 1.0 + 4.0 / 128, True),  # one fp32 scale per 128 elements (per 128x128 for B)
+    "nvfp4": ("fp4", 0.5 + 1.0 / 16, True),  # one fp8 scale per 16 elements
+}
+DTYPES = tuple(_FORMATS)
+OUTPUT_BYTES = 2.0
+"""Bytes per output element: every table's GEMMs write bf16 [bytes]."""
+
+
+@dataclass(frozen=True)
+class Params:
+    """Named parameters of the GEMM model for one (device, dtype)."""
+
+    dtype: str = "bf16"
+    """The format key these parameters are for (``DTYPES``, optionally ``'<dtype>:<kernel>'``)."""
+    compute_fraction: float = 0.75
+    """Achieved fraction of the format's dense peak inside one full wave [-]."""
+    bandwidth_fraction: float = 0.80
+    """Achieved fraction of datasheet memory bandwidth when streaming operands [-]."""
+    launch_s: float = 5e-6
+    """Fixed cost per GEMM call: launch, prologue, epilogue, activation quantization kernel [s]."""
+    tile_m: float = 128.0
+    """Output tile rows per SM [elements]."""
+    tile_n: float = 128.0
+    """Output tile columns per SM [elements]."""
+    min_k_per_split: float = 512.0
+    """Smallest slice of k one SM takes when the k loop is split over idle SMs [elements]."""
+
+
+BOUNDS: dict[str, tuple[float, float]] = {
+    "compute_fraction": (0.05, 1.0),
+    "bandwidth_fraction": (0.05, 1.0),
+    "launch_s": (0.0, 1e-3),
+}
+
+
+def dtype_of(key: str) -> str:
+    """The dtype part of a parameter key (``'fp8:CutlassFP8ScaledMMLinearKernel'`` -> ``'fp8'``)."""
+    return key.split(":", 1)[0]
+
+
+def default_params(hardware: HardwareProfile, dtype: str) -> Params:
+    """Datasheet-only parameters: the profile's matmul and bandwidth fractions and kernel overhead."""
+    fmt = _format(dtype)
+    eff = hardware.efficiency
+    return Params(
+        dtype=dtype,
+        compute_fraction=eff.matmul(fmt[0]),
+        bandwidth_fraction=eff.memory_bandwidth_fraction,
+        launch_s=eff.kernel_overhead_s,
+    )
+
+
+def _format(key: str) -> tuple[str, float, bool]:
+    dtype = dtype_of(key)
+    if dtype not in _FORMATS:
+        raise CostmodelError(f"unknown GEMM dtype {dtype!r}; known: {', '.join(DTYPES)}")
+    return _FORMATS[dtype]
+
+
+def peak_flop_per_s(hardware: HardwareProfile, dtype: str) -> float:
+    """Dense datasheet peak of the format's tensor cores [FLOP/s]; CostmodelError if not published."""
+    compute = _format(dtype)[0]
+    if compute not in hardware.compute_dtypes:
+        raise CostmodelError(
+            f"hardware {hardware.name!r} has no {compute!r} peak in its datasheet, needed for {dtype} GEMMs"
+        )
+    return hardware.peak_flop_per_s(compute)
+
+
+def sm_count(hardware: HardwareProfile) -> float:
+    """Streaming multiprocessors (``datasheet.compute_units``) [-]; CostmodelError if missing."""
+    units = hardware.datasheet.compute_units
+    if units is None:
+        raise CostmodelError(
+            f"hardware {hardware.name!r} has no datasheet.compute_units (SM count), needed by the GEMM model"
+        )
+    return float(units.value)
+
+
+def operand_bytes(dtype: str, *, m: npt.ArrayLike, n: npt.ArrayLike, k: npt.ArrayLike) -> FloatArray:
+    """Bytes a GEMM moves at least once: A and B in the format (+ scales), C in bf16, and the bf16
+    activations read once more to quantize them for fp8 / fp4 formats [bytes]."""
+    _, in_bytes, quantizes = _format(dtype)
+    M, N, K = (np.asarray(x, dtype=np.float64) for x in (m, n, k))
+    moved = (M * K + K * N) * in_bytes + M * N * OUTPUT_BYTES
+    if quantizes:
+        moved = moved + M * K * 2.0  # bf16 activations read by the quantization kernel
+    return np.asarray(moved)
+
+
+def time_s(
+    hardware: HardwareProfile,
+    params: Params,
+    *,
+    m: npt.ArrayLike,
+    n: npt.ArrayLike,
+    k: npt.ArrayLike,
+) -> FloatArray:
+    """Time of one GEMM ``[m, k] @ [k, n]`` [s] (see the module docstring).
+
+    Parameters
+    ----------
+    hardware : the device (datasheet peak of the format, bandwidth, SM count).
+    params : the model's named parameters for this device and dtype.
+    m, n, k : GEMM sizes [elements]; arrays broadcast together.
+    """
+    M, N, K = (np.asarray(x, dtype=np.float64) for x in (m, n, k))
+    sms = sm_count(hardware)
+    per_sm = peak_flop_per_s(hardware, params.dtype) * params.compute_fraction / sms
+    tiles = np.ceil(M / params.tile_m) * np.ceil(N / params.tile_n)
+    max_splits = np.maximum(np.floor(K / params.min_k_per_split), 1.0)
+    splits = np.clip(np.floor(sms / tiles), 1.0, max_splits)
+    waves = np.ceil(tiles * splits / sms)
+    compute = waves * 2.0 * params.tile_m * params.tile_n * (K / splits) / per_sm
+    bandwidth = hardware.memory_bandwidth_bytes_per_s * params.bandwidth_fraction
+    memory = operand_bytes(params.dtype, m=M, n=N, k=K) / bandwidth
+    return np.asarray(params.launch_s + np.maximum(compute, memory))
+
+
+def roofline_bound_s(
+    hardware: HardwareProfile, *, m: npt.ArrayLike, n: npt.ArrayLike, k: npt.ArrayLike, dtype: str = "bf16"
+) -> FloatArray:
+    """The ideal bound: datasheet peak and bandwidth, no tiles, no launch [s]. ``time_s`` never beats it."""
+    M, N, K = (np.asarray(x, dtype=np.float64) for x in (m, n, k))
+    compute = 2.0 * M * N * K / peak_flop_per_s(hardware, dtype)
+    memory = operand_bytes(dtype, m=M, n=N, k=K) / hardware.memory_bandwidth_bytes_per_s
+    return np.asarray(np.maximum(compute, memory))

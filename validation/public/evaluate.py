@@ -1,0 +1,171 @@
+"""Predict every measured row of the public tables with the committed profiles; never fit.
+
+For each table, rows are grouped by ``op_name``; an ``op_name`` with an adapter
+(:mod:`validation.public.families`) is predicted group by group (hardware, parameter key) with
+``costmodel.kernels.params_for`` on the built-in (committed, calibrated) hardware profiles. Rows that cannot
+be predicted are counted per ``op_name`` with the reason (no adapter, no hardware profile, a datasheet
+figure the model needs is missing), never dropped silently.
+
+Outputs: ``summary.json`` (``"kernels"``: one entry per system, family, engine, dtype and split with
+``n``, ``median_abs_err``, ``p90_abs_err``, ``median_signed_err``; errors are fractions, signed =
+predicted / measured - 1) and ``rows.csv`` (every predicted row with ``predicted_s``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from costmodel.errors import CostmodelError
+from costmodel.kernels import params_for
+from costmodel.registry import load_hardware
+from validation.public.families import adapter_for
+from validation.public.reader import iter_tables, read_revision
+
+SUMMARY_KEYS = (
+    "system", "family", "engine", "dtype", "split", "n", "median_abs_err", "p90_abs_err", "median_signed_err",
+)  # fmt: skip
+ROW_COLUMNS = ("system", "hardware", "family", "engine", "engine_version", "table", "kernel_source", "dtype",
+               "key", "split", "latency_s", "predicted_s")  # fmt: skip
+
+
+@dataclass
+class Evaluation:
+    """Predicted rows (one DataFrame per table) and what could not be predicted."""
+
+    rows: list[pd.DataFrame] = field(default_factory=list)
+    uncovered: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(op_name, reason) -> rows."""
+
+    def frame(self) -> pd.DataFrame:
+        """All predicted rows, one frame (columns: ``ROW_COLUMNS`` first, then each table's own)."""
+        if not self.rows:
+            return pd.DataFrame(columns=list(ROW_COLUMNS))
+        return pd.concat(self.rows, ignore_index=True, sort=False)
+
+
+def predict_table(frame: pd.DataFrame, evaluation: Evaluation) -> None:
+    """Predict the rows of one table (with the reader's added columns) into ``evaluation``."""
+    for op_name, rows in frame.groupby("op_name", sort=True):
+        op_name = str(op_name)
+        adapter = adapter_for(op_name)
+        if adapter is None:
+            evaluation.uncovered[(op_name, "no adapter for this op_name")] += len(rows)
+            continue
+        module = adapter.KERNEL_MODULE
+        keys = np.asarray(adapter.params_key(rows), dtype=str)
+        shapes = adapter.shapes(rows)
+        predicted = np.full(len(rows), np.nan)
+        hardware_names = rows["hardware"].to_numpy(dtype=str)
+        for hw_name in np.unique(hardware_names):
+            try:
+                hardware = load_hardware(str(hw_name))
+            except CostmodelError:
+                evaluation.uncovered[(op_name, f"no hardware profile {hw_name!r}")] += int(
+                    (hardware_names == hw_name).sum()
+                )
+                continue
+            for key in np.unique(keys[hardware_names == hw_name]):
+                mask = (hardware_names == hw_name) & (keys == key)
+                try:
+                    params = params_for(hardware, module, str(key))
+                    predicted[mask] = module.time_s(
+                        hardware, params, **{name: value[mask] for name, value in shapes.items()}
+                    )
+                except CostmodelError as e:
+                    evaluation.uncovered[(op_name, f"{hw_name} {key}: {e}")] += int(mask.sum())
+        done = np.isfinite(predicted)
+        if not done.any():
+            continue
+        out = rows.loc[done].copy()
+        out["family"] = op_name
+        out["key"] = keys[done]
+        out["dtype"] = np.char.partition(keys[done], ":")[:, 0]
+        out["split"] = np.where(out["calibration"].to_numpy(dtype=bool), "calibration", "held-out")
+        out["predicted_s"] = predicted[done]
+        evaluation.rows.append(out)
+
+
+def evaluate(root: str | Path) -> Evaluation:
+    """Predict every table under ``root`` (see the module docstring)."""
+    evaluation = Evaluation()
+    for table in iter_tables(root):
+        predict_table(table.frame, evaluation)
+    return evaluation
+
+
+def summarize(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per system, family, engine, dtype and split: n, median |err|, p90 |err|, median signed err."""
+    signed = rows["predicted_s"] / rows["latency_s"] - 1.0
+    work = rows[["system", "family", "engine", "dtype", "split"]].assign(signed=signed, abs=signed.abs())
+    grouped = work.groupby(["system", "family", "engine", "dtype", "split"], sort=True)
+    summary = grouped.agg(
+        n=("abs", "size"),
+        median_abs_err=("abs", "median"),
+        p90_abs_err=("abs", lambda s: float(np.quantile(s, 0.9))),
+        median_signed_err=("signed", "median"),
+    ).reset_index()
+    return summary[list(SUMMARY_KEYS)]
+
+
+def _git_revision() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def write_outputs(root: str | Path, out_dir: str | Path, evaluation: Evaluation) -> dict[str, Any]:
+    """Write ``summary.json`` and ``rows.csv`` into ``out_dir``; return the summary document."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = evaluation.frame()
+    summary = summarize(rows) if len(rows) else pd.DataFrame(columns=list(SUMMARY_KEYS))
+    document: dict[str, Any] = {
+        "data": str(root),
+        "data_revision": read_revision(root),
+        "costmodel_revision": _git_revision(),
+        "date": dt.date.today().isoformat(),
+        "errors": "fractions; signed = predicted / measured - 1",
+        "kernels": [
+            {k: (v.item() if isinstance(v, np.generic) else v) for k, v in record.items()}
+            for record in summary.to_dict(orient="records")
+        ],
+        "uncovered": [
+            {"family": op, "reason": reason, "n": n}
+            for (op, reason), n in sorted(evaluation.uncovered.items())
+        ],
+    }
+    (out / "summary.json").write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    first = [c for c in ROW_COLUMNS if c in rows.columns]
+    rows[first + [c for c in rows.columns if c not in first and c != "calibration"]].to_csv(
+        out / "rows.csv", index=False, float_format="%.6g"
+    )
+    return document
+
+
+def table_text(document: dict[str, Any]) -> str:
+    """The summary as a plain-text table for people."""
+    lines = [f"{'system':<10} {'family':<22} {'engine':<7} {'dtype':<10} {'split':<11} {'n':>7} "
+             f"{'med|err|':>8} {'p90|err|':>8} {'med err':>8}"]  # fmt: skip
+    for r in document["kernels"]:
+        lines.append(
+            f"{r['system']:<10} {r['family']:<22} {r['engine']:<7} {r['dtype']:<10} {r['split']:<11} "
+            f"{r['n']:>7} {r['median_abs_err']:>8.1%} {r['p90_abs_err']:>8.1%} "
+            f"{r['median_signed_err']:>+8.1%}"
+        )
+    if document["uncovered"]:
+        lines.append("\nnot covered:")
+        lines.extend(f"  {u['family']:<22} {u['n']:>7}  {u['reason']}" for u in document["uncovered"])
+    return "\n".join(lines)
