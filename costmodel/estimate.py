@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from costmodel.errors import CostmodelError
 from costmodel.flops import Recompute, forward_flop
 from costmodel.memory import fit, kv_bytes_per_token, replica_memory, training_memory
 from costmodel.ops import AttentionImpl, Op, forward_ops
@@ -162,22 +163,65 @@ class _Setup:
             link=self.link,
         )
 
-    def pipelined(self, time_fn: Any, batch: Any, tokens_per_seq: Any) -> FloatArray:
-        """Step time with ``pp`` stages and m micro-batches: (m + pp - 1) stage times (GPipe, Huang et al.
-        2019), each stage running 1/pp of the layers on batch / m sequences, plus pp - 1 point-to-point
-        sends of a micro-batch's hidden states between stages."""
+    def stage_send_s(self, sequences: Any, tokens_per_seq: Any) -> FloatArray:
+        """One send of ``sequences`` x ``tokens_per_seq`` hidden states (the bf16 residual stream) from one
+        pipeline stage to the next [s]. Each of the tp GPUs sends 1/tp of it over its own link and the
+        receiving group all-gathers it over the intra-node link (the scatter/gather optimisation of
+        Narayanan et al. 2021 §4.1), plus one launch."""
+        dep, eff = self.deployment, self.efficiency
+        p2p_link: Link = "intra" if dep.gpus_per_replica <= dep.gpus_per_node else "inter"
+        hidden = np.asarray(sequences) * np.asarray(tokens_per_seq) * self.model.d_model * 2.0
+        bw = link_bandwidth_bytes_per_s(self.hardware, p2p_link) * eff.interconnect_fraction
+        send = hidden / dep.tp / bw
+        if dep.tp > 1:
+            gather_bw = link_bandwidth_bytes_per_s(self.hardware, _tp_link(dep)) * eff.interconnect_fraction
+            send = send + (dep.tp - 1) / dep.tp * hidden / gather_bw
+        return np.asarray(send + eff.kernel_overhead_s)
+
+    def microbatches(self, batch: Any) -> tuple[FloatArray, FloatArray]:
+        """Pipeline micro-batches of whole sequences for ``batch`` sequences at inference: m = min(pp (or
+        ``deployment.microbatches``), batch) of ceil(batch / m) sequences each (the largest one sets the
+        pace). Returns (m, sequences per micro-batch)."""
+        B = np.asarray(batch, dtype=np.float64)
+        m = np.minimum(float(self.deployment.microbatches or self.deployment.pp), B)
+        return m, np.ceil(B / m)
+
+    def pipelined_pass(self, time_fn: Any, batch: Any, tokens_per_seq: Any) -> FloatArray:
+        """Time until the last of ``batch`` sequences leaves a one-off pass (a prefill) [s].
+
+        ``time_fn(b)`` is the time of b sequences through all layers on one tensor-parallel group, i.e. the
+        sum of the pp stage times. The m micro-batches follow one another through the stages (GPipe fill
+        and drain, Huang et al. 2019): (m + pp - 1) stage times of time_fn(b) / pp, plus the last
+        micro-batch's pp - 1 sends. One sequence (m = 1) takes time_fn(1) + (pp - 1) sends: the stages
+        run in turn, none in parallel.
+        """
         pp = self.deployment.pp
         if pp == 1:
             return np.asarray(time_fn(batch))
-        m = self.deployment.microbatches or pp
-        micro = np.asarray(batch) / m
-        stage = np.asarray(time_fn(micro)) / pp
-        dep = self.deployment
-        p2p_link: Link = "intra" if dep.gpus_per_replica <= dep.gpus_per_node else "inter"
-        hidden = micro * np.asarray(tokens_per_seq) * self.model.d_model * 2.0  # bf16 activations
-        bw = link_bandwidth_bytes_per_s(self.hardware, p2p_link) * self.efficiency.interconnect_fraction
-        sends = (pp - 1) * (hidden / bw + self.efficiency.kernel_overhead_s)
-        return np.asarray((m + pp - 1) * stage + sends)
+        m, b = self.microbatches(batch)
+        through = np.asarray(time_fn(b))
+        return np.asarray((m + pp - 1) / pp * through + (pp - 1) * self.stage_send_s(b, tokens_per_seq))
+
+    def pipelined_steps(self, time_fn: Any, batch: Any, tokens_per_seq: Any, steps: Any = 1.0) -> FloatArray:
+        """Time of ``steps`` consecutive steps (decode or verification) of ``batch`` sequences [s].
+
+        ``time_fn(b)`` is as in :meth:`pipelined_pass` (for ``steps`` > 1, the sum of the steps' times).
+        A sequence's next step needs its previous token, so each micro-batch walks the stages in turn:
+        one step of it takes time_fn(b) + (pp - 1) sends. While it walks, the other m - 1 micro-batches
+        occupy the other stages, so the pipeline stays full when m = pp and adds no fill or drain per step
+        (vLLM runs one scheduler per stage, each with its own batch in flight, "saturating all pipeline
+        stages": https://github.com/vllm-project/vllm/issues/11945). With more micro-batches than stages,
+        each stage must serve all m in turn: a cycle is max(time_fn(b) + (pp - 1) sends, m time_fn(b) / pp).
+        Every sequence advances one token per cycle. Over ``steps`` steps the max is taken of the sums:
+        exact when m <= pp (the default), where the walk always dominates.
+        """
+        pp = self.deployment.pp
+        if pp == 1:
+            return np.asarray(time_fn(batch))
+        m, b = self.microbatches(batch)
+        through = np.asarray(time_fn(b))
+        walk = through + np.asarray(steps) * (pp - 1) * self.stage_send_s(b, tokens_per_seq)
+        return np.asarray(np.maximum(walk, m / pp * through))
 
 
 def _tp_link(dep: Deployment) -> Link:
@@ -236,7 +280,7 @@ def _decode_total_s(setup: _Setup, batch: Any, start: Any, steps: Any) -> FloatA
                 )
         return total
 
-    return setup.pipelined(one_pass_sum, batch, 1)
+    return setup.pipelined_steps(one_pass_sum, batch, 1, steps)
 
 
 @dataclass(frozen=True)
@@ -367,11 +411,11 @@ def estimate(
     B, P, N = (np.asarray(x, dtype=np.float64) for x in (w.batch_size, w.prompt_len, w.output_len))
 
     prefill_ops = setup.ops(B, P, 0, "last")
-    ttft = setup.pipelined(lambda b: setup.times(setup.ops(b, P, 0, "last")).total_s, B, P)
+    ttft = setup.pipelined_pass(lambda b: setup.times(setup.ops(b, P, 0, "last")).total_s, B, P)
     steps = np.maximum(N - 1, 0)
     decode_total = _decode_total_s(setup, B, P, steps)
     first_step_ops = setup.ops(B, 1, P, "all")
-    first_step = setup.pipelined(lambda b: setup.times(setup.ops(b, 1, P, "all")).total_s, B, 1)
+    first_step = setup.pipelined_steps(lambda b: setup.times(setup.ops(b, 1, P, "all")).total_s, B, 1)
     tpot = np.where(steps > 0, decode_total / np.maximum(steps, 1), first_step)
     e2e = ttft + decode_total
 
@@ -411,8 +455,12 @@ def estimate(
     peak = compute_peak_flop_per_s(hw, w.activation_dtype)
     prefill_flop = forward_flop(m, batch_size=B, new_tokens=P, logits="last").total
     mfu = prefill_flop / (ttft * peak * gpus)
-    decode_bytes = sum(op.bytes * op.layers for op in first_step_ops) * gpus
-    mbu = decode_bytes / (first_step * hw.memory_bandwidth_bytes_per_s * gpus)
+    # bytes the replica's GPUs move in one decode step: m micro-batches of b sequences, each through all
+    # layers on the tp GPUs of a stage in turn; over the time of that step on all tp x pp GPUs
+    m_micro, b_micro = setup.microbatches(B) if dep.pp > 1 else (np.ones_like(B), B)
+    micro_ops = setup.ops(b_micro, 1, P, "all") if dep.pp > 1 else first_step_ops
+    step_bytes = m_micro * sum(op.bytes * op.layers for op in micro_ops) * dep.tp
+    mbu = step_bytes / (first_step * hw.memory_bandwidth_bytes_per_s * gpus)
     return Report(
         model=m.name,
         hardware=hw.name,
@@ -533,16 +581,25 @@ def train(
     zero_stage: Literal[0, 1, 2, 3] = 1,
     efficiency: Efficiency | None = None,
     usd_per_hour: float | None = None,
+    virtual_stages: int = 1,
 ) -> TrainingReport:
     """Step time and MFU of mixed-precision training, and time / GPU-hours / cost to train on ``tokens``.
 
     Model: each data-parallel replica runs ``global_batch_size / replicas`` sequences through the
     forward pass (the roofline of :func:`costmodel.ops.forward_ops`), backward costs twice the forward
     (compute and traffic; Narayanan et al. 2021 §5.1), recomputation adds a forward (or the attention core
-    for ``"selective"``), pipeline stages add the GPipe bubble (p - 1) / m, gradients are all-reduced in
-    bf16 across replicas with the ring cost (no overlap with compute: an upper bound), and the Adam update
-    reads and writes 16 bytes per parameter and shard. MFU = model FLOPs (forward + backward, no
-    recomputation) / (step time x dense peak x devices) (Chowdhery et al. 2022, App. B).
+    for ``"selective"``), gradients are all-reduced in bf16 across replicas with the ring cost (no overlap
+    with compute: an upper bound), and the Adam update reads and writes 16 bytes per parameter and shard.
+    MFU = model FLOPs (forward + backward, no recomputation) / (step time x dense peak x devices)
+    (Chowdhery et al. 2022, App. B).
+
+    Pipeline stages (pp > 1) run m micro-batches of whole sequences: ``deployment.microbatches`` (it must
+    divide the sequences per replica), by default one sequence each (m = global_batch_size / replicas).
+    With ``virtual_stages`` = v model chunks per stage (the interleaved 1F1B schedule), a step is
+    (m + (pp - 1) / v) stage times, i.e. the bubble fraction (pp - 1) / (v m) of Narayanan et al. 2021
+    §2.2 (v = 1: GPipe / 1F1B's (pp - 1) / m), plus the sends on the critical path: the first
+    micro-batch's activations forward across the v pp - 1 chunk boundaries and the last one's gradients
+    back; the other sends overlap with compute.
     """
     m, hw = load_model(model), load_hardware(hardware)
     dep = deployment or Deployment()
@@ -550,12 +607,27 @@ def train(
     eff = efficiency or hw.efficiency
     gbs = np.asarray(global_batch_size, dtype=np.float64)
     S = np.asarray(seq_len, dtype=np.float64)
-    micro = gbs / dep.replicas
-    microbatches = dep.microbatches or 4 * dep.pp
+    micro = gbs / dep.replicas  # sequences per replica and step
+    if np.any(micro < 1) or np.any(micro != np.round(micro)):
+        raise CostmodelError(
+            f"global_batch_size ({global_batch_size}) must be a positive multiple of deployment.replicas "
+            f"({dep.replicas}): each replica trains on whole sequences"
+        )
+    if virtual_stages < 1 or dep.pp * virtual_stages > m.n_layers:
+        raise CostmodelError(
+            f"virtual_stages ({virtual_stages}) must be at least 1 and at most n_layers / pp "
+            f"({m.n_layers} / {dep.pp}): each virtual stage holds at least one layer"
+        )
+    microbatches = np.asarray(float(dep.microbatches), dtype=np.float64) if dep.microbatches else micro
+    if dep.pp > 1 and np.any(micro % microbatches):
+        raise CostmodelError(
+            f"deployment.microbatches ({dep.microbatches}) must divide the sequences per replica "
+            f"(global_batch_size / replicas = {micro.tolist()}): micro-batches are whole sequences; "
+            "choose a divisor, or leave it unset for one sequence per micro-batch"
+        )
+    seqs_per_micro = micro / microbatches if dep.pp > 1 else micro
     w = Workload(1, 1, 1)
-    setup = _Setup(
-        m, hw, w, dep.model_copy(update={"microbatches": microbatches}), eff, "flash", _tp_link(dep)
-    )
+    setup = _Setup(m, hw, w, dep, eff, "flash", _tp_link(dep))
 
     def step(b: Any) -> FloatArray:
         times = setup.times(setup.ops(b, S, 0, "all"))
@@ -567,7 +639,12 @@ def train(
             return np.asarray(3.0 * forward + times.layers[i] * times.time_s(i))
         return np.asarray(3.0 * forward)
 
-    compute = setup.pipelined(step, micro, S)
+    if dep.pp > 1:
+        pp, v = dep.pp, virtual_stages
+        sends = 2 * (v * pp - 1) * setup.stage_send_s(seqs_per_micro, S)
+        compute = (microbatches + (pp - 1) / v) / pp * step(seqs_per_micro) + sends
+    else:
+        compute = step(micro)
     params = param_count(m).total
     shard = dep.tp * dep.pp
     grad_bytes = 2.0 * params / shard
@@ -597,7 +674,7 @@ def train(
     mem = (
         training_memory(
             m,
-            batch_size=micro / microbatches if dep.pp > 1 else micro,
+            batch_size=seqs_per_micro,
             seq_len=S,
             n_gpus=dep.replicas,
             zero_stage=zero_stage,
@@ -635,6 +712,6 @@ def step_time_s(
     dep = deployment or Deployment()
     dep.check(m)
     setup = _Setup(m, hw, workload, dep, efficiency or hw.efficiency, "flash", _tp_link(dep))
-    return setup.pipelined(
+    return setup.pipelined_steps(
         lambda b: setup.times(setup.ops(b, new_tokens, past_tokens, logits)).total_s, batch_size, new_tokens
     )

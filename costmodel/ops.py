@@ -25,7 +25,9 @@ Assumptions, stated once:
   distinct experts uniformly) — so decoding a small batch reads a fraction of the experts.
 - **Weight-only quantization** reads weights in their storage format and computes in
   ``activation_dtype``; dequantizing costs ``DEQUANT_FLOP_PER_WEIGHT`` vector operations per weight
-  element per pass (scale multiply and type conversion), charged at the fp32 (non-tensor) peak.
+  element read per pass (scale multiply and type conversion), charged at the fp32 (non-tensor) peak. A
+  MoE pass dequantizes the touched experts only, the same expected fraction whose bytes it reads; the
+  router and the output head stay in ``keep_dtype`` (see :data:`costmodel.memory.QUANTIZABLE`) and cost none.
 - **Communication**: tensor parallelism all-reduces the layer output twice per layer (after attention
   and after the MLP); expert parallelism sends each token's hidden state to its k experts and back (two
   all-to-alls per MoE layer). Message sizes are per GPU; :mod:`costmodel.roofline` applies the ring cost.
@@ -96,7 +98,7 @@ class Op:
     bytes_read: FloatArray
     bytes_written: FloatArray
     weight_bytes: float = 0.0
-    dequant_flop: float = 0.0
+    dequant_flop: FloatArray | float = 0.0
     counted: bool = False
     group: int = field(default=1, repr=False)  # devices taking part in a collective
     sparse: bool = False  # 2:4 structured-sparse weights: runs on sparse tensor cores
@@ -217,7 +219,11 @@ def forward_ops(
                 zero + weights + tokens * in_w * a,
                 zero + tokens * out_w * a,
                 weight_bytes=float(np.max(weights)),
-                dequant_flop=DEQUANT_FLOP_PER_WEIGHT * we / (weight_split or split) if quantized else 0.0,
+                # what is read in the quantized format is dequantized: the touched experts' share of the
+                # quantizable weights (routers and the head stay in keep_dtype and need no dequantization)
+                dequant_flop=zero + DEQUANT_FLOP_PER_WEIGHT * we * weight_fraction / (weight_split or split)
+                if quantized and component in QUANTIZABLE
+                else 0.0,
                 counted=True,
                 sparse=sparsity == "2:4" and component in QUANTIZABLE,
             )

@@ -457,21 +457,29 @@ def plan(
     k_max: int = 8,
     batch_sizes: Any = (1, 2, 4, 8, 16, 32, 64, 128, 256),
     deployment: Deployment | None = None,
+    draft_tp: int | None = None,
 ) -> pd.DataFrame:
     """Speedup of speculative decoding over plain decoding on ``hardware``, for each k and batch size.
 
     T_target is one decoding step of the target and T_verify one target pass over k + 1 tokens, both at
     the workload's mean context (prompt + output / 2) from the roofline model
-    (:func:`costmodel.estimate.step_time_s`); T_draft is one decoding step of the draft. While the
-    target is memory bound, verifying k + 1 tokens costs about one step (the weights are read once);
-    once the batch makes it compute bound, T_verify grows with k and the speedup shrinks. Returns one
-    row per (batch_size, k) with the times [s], ``verify_ratio``, ``c``, expected tokens, ``speedup``
+    (:func:`costmodel.estimate.step_time_s`) on ``deployment``; T_draft is one decoding step of the draft
+    on the same replica's GPUs, tensor-parallel over ``draft_tp`` of them: by default the target's tp, and
+    1 or the target's tp only, as vLLM runs a draft model (``draft_tensor_parallel_size``: "Can only be 1
+    or the same as the target model's tensor parallel size", default the target's;
+    https://github.com/vllm-project/vllm/blob/main/vllm/config/speculative.py). The draft is priced
+    without pipeline stages (engines do not pipeline the draft: vLLM's docs list speculative decoding as
+    incompatible with pipeline parallelism, https://docs.vllm.ai/en/v0.8.2/features/spec_decode.html).
+    While the target is memory bound, verifying k + 1 tokens costs about one step (the weights are read
+    once); once the batch makes it compute bound, T_verify grows with k and the speedup shrinks. Returns
+    one row per (batch_size, k) with the times [s], ``verify_ratio``, ``c``, expected tokens, ``speedup``
     and ``is_best`` (the best k of each batch size, if any beats plain decoding).
     """
     import pandas as pd
 
     from costmodel.estimate import step_time_s
     from costmodel.registry import load_model
+    from costmodel.specs import Deployment
 
     a = float(_in_range("alpha", alpha, 0.0, 1.0))
     tgt = load_model(target)
@@ -490,6 +498,18 @@ def plan(
         draft_workload = replace(workload, weight_dtype=draft.split(":", 1)[1])
     else:
         draft_model = load_model(draft)
+    dep = deployment or Deployment()
+    d_tp = dep.tp if draft_tp is None else draft_tp
+    if d_tp not in (1, dep.tp):
+        raise CostmodelError(f"draft_tp must be 1 or the target's tp ({dep.tp}), got {draft_tp}")
+    draft_dep = Deployment(tp=d_tp, gpus_per_node=dep.gpus_per_node)
+    if draft_model is not None:
+        try:
+            draft_dep.check(draft_model)
+        except ValueError as e:
+            raise CostmodelError(
+                f"draft_tp: the draft cannot run on tp = {d_tp} ({e}); use draft_tp=1"
+            ) from e
     B = np.asarray(batch_sizes, dtype=np.float64)[:, None]  # [batch, 1]
     ks = np.arange(1, k_max + 1, dtype=np.float64)[None, :]  # [1, k]
     context = np.asarray(workload.prompt_len, dtype=np.float64) + np.asarray(workload.output_len) / 2
@@ -503,7 +523,7 @@ def plan(
         t_draft = np.zeros_like(t_target)
     else:
         t_draft = step_time_s(
-            draft_model, hardware, draft_workload, None, batch_size=B, new_tokens=1, past_tokens=context
+            draft_model, hardware, draft_workload, draft_dep, batch_size=B, new_tokens=1, past_tokens=context
         )
     n = expected_tokens(a, ks)
     t_spec = (ks * t_draft + t_verify) / n

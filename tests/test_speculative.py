@@ -565,3 +565,30 @@ def test_speculative_loop_cli_starts_no_run_past_its_budget(tmp_path: Path) -> N
     out = tmp_path / "spec.jsonl"
     main(["--new-tokens", "8", "--k", "2", "--budget-s", "0", "--out", str(out)])
     assert [r["record"] for r in read_records(out)] == ["environment"]
+
+
+def test_plan_prices_the_draft_on_the_targets_tensor_parallel_gpus() -> None:
+    """Llama-2-70B on 4 H100s with a Llama-2-7B draft. vLLM runs the draft with the target's tp by
+    default (or tp = 1): at tp = 4 each GPU streams a quarter of the draft's 13.5 GB of weights per step, so
+    T_draft >= 13.5 GB / 4 / 3.35 TB/s = 1.0 ms; at tp = 1 one GPU streams all of it: >= 4.0 ms. Pricing
+    the draft on one GPU while the target uses four made its weight streaming look 4x slower (c and the
+    speedup both wrong); tp = 2 is neither of the two layouts vLLM allows."""
+    import costmodel
+    from costmodel.speculative import plan
+
+    w = costmodel.Workload(1, 512, 128)
+    dep = costmodel.Deployment(tp=4)
+    draft_bytes = costmodel.weight_bytes(costmodel.load_model("llama-2-7b"))
+    bw = costmodel.load_hardware("h100-sxm").memory_bandwidth_bytes_per_s
+    same = plan(
+        "llama-2-70b", "llama-2-7b", "h100-sxm", w, alpha=0.8, batch_sizes=[1], k_max=2, deployment=dep
+    )
+    one = plan("llama-2-70b", "llama-2-7b", "h100-sxm", w, alpha=0.8, batch_sizes=[1], k_max=2, deployment=dep,
+               draft_tp=1)  # fmt: skip
+    t_same, t_one = same.draft_step_s.iloc[0], one.draft_step_s.iloc[0]
+    assert draft_bytes / 4 / bw < t_same < t_one
+    assert draft_bytes / bw < t_one
+    assert same.c.iloc[0] < one.c.iloc[0]
+    assert (same.speedup.to_numpy() > one.speedup.to_numpy()).all()
+    with pytest.raises(costmodel.CostmodelError, match="draft_tp"):
+        plan("llama-2-70b", "llama-2-7b", "h100-sxm", w, alpha=0.8, deployment=dep, draft_tp=2)
