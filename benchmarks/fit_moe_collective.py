@@ -91,8 +91,15 @@ def main() -> None:
             if len(cal_index) > MAX_FIT_ROWS:  # a fixed-seed subsample of the calibration rows, for speed
                 cal_index = np.sort(np.random.default_rng(0).choice(cal_index, MAX_FIT_ROWS, replace=False))
             cal_rows = rows.iloc[cal_index]
+            # a parameter with no effect on this key's rows stays at its default
+            inert = () if getattr(start, "weight_only", True) else ("dequant_s_per_element",)
             params = fit_params(
-                module, hardware, str(key), cal_rows["latency"].to_numpy() * 1e-3, adapter.shapes(cal_rows)
+                module,
+                hardware,
+                str(key),
+                cal_rows["latency"].to_numpy() * 1e-3,
+                adapter.shapes(cal_rows),
+                fixed=inert,
             )
             fitted[(str(system), str(key))] = params
             predicted[index] = module.time_s(hardware, params, **shapes)

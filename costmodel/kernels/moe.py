@@ -2,10 +2,11 @@
 
 The layer is modelled as the grouped GEMMs of the experts its tokens touch on the measured GPU:
 
-    t = launch_s + per_expert_s x n_touched
-        + max(weight_bytes + activation_bytes) / (bandwidth x bandwidth_fraction),
-              FLOP / (peak x compute_fraction))
+    t = launch_s + per_expert_s x n_touched + per_pair_s x T k
+        + (t_memory^p + t_compute^p)^(1/p)
         + dequant_elements x dequant_s_per_element               (weight-only formats only)
+    t_memory = (weight_bytes + activation_bytes) / (bandwidth x bandwidth_fraction)
+    t_compute = FLOP / (peak x compute_fraction)
 
 where, for the GPU that holds ``E / ep`` experts, each of ``I / tp`` intermediate width:
 
@@ -18,6 +19,11 @@ where, for the GPU that holds ``E / ep`` experts, each of ``I / tp`` intermediat
   weight-only formats, fp8 for fp8 / fp8_block / mxfp8 activations, fp4 for nvfp4);
 - weight-only formats (int4 / mxfp4 weights with bf16 activations, e.g. Marlin) also dequantize the touched
   experts' weights: the cost counts touched experts only, never all of them.
+
+``per_pair_s`` charges the routing, token permutation and top-k combine, which run over all ``T k``
+pairs on every GPU whatever the expert split (non-local pairs are masked, not skipped). ``p`` (the
+``overlap_exponent``) says how well weight streaming hides under compute: ``p = 1`` adds them, a large
+``p`` is the roofline's max.
 
 Small batches stream weights (memory bound: time grows with the touched experts, not the tokens); large
 batches are compute bound at the achieved fraction of the format's peak (Williams, Waterman & Patterson
@@ -131,6 +137,10 @@ class Params:
     """Fixed time per layer call: routing top-k, token sort / align, the kernels' launches [s]."""
     per_expert_s: float
     """Scheduling cost per touched expert (its group's setup in the grouped GEMM) [s]."""
+    per_pair_s: float
+    """Routing, permutation and combine time per token-expert pair of the whole batch [s]."""
+    overlap_exponent: float
+    """p of the p-norm combining memory and compute time: 1 = no overlap, large = roofline max [-]."""
     bandwidth_fraction: float
     """Achieved fraction of datasheet memory bandwidth while streaming expert weights [-]."""
     compute_fraction: float
@@ -155,6 +165,8 @@ class Params:
 BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "launch_s": (1e-6, 2e-3),
     "per_expert_s": (0.0, 5e-5),
+    "per_pair_s": (0.0, 1e-7),
+    "overlap_exponent": (1.0, 8.0),
     "bandwidth_fraction": (0.02, 1.0),
     "compute_fraction": (0.02, 1.0),
     "tile_m_tokens": (1.0, 256.0),
@@ -200,6 +212,8 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
     return Params(
         launch_s=4 * eff.kernel_overhead_s,  # routing, align, two GEMMs (one fused with the activation)
         per_expert_s=0.0,
+        per_pair_s=0.0,
+        overlap_exponent=4.0,
         bandwidth_fraction=eff.memory_bandwidth_fraction,
         compute_fraction=eff.matmul(fmt.compute_dtype),
         tile_m_tokens=16.0,
@@ -336,7 +350,11 @@ def routing_load(
     top = np.minimum(top, total)
     others = (total - top) / np.maximum(E - 1.0, 1.0)
     power_pairs = np.minimum(np.maximum(top + (group - 1.0) * others, even), total)
-    power_touched = np.minimum(1.0 + (group - 1.0) * touched_share, np.minimum(group, power_pairs))
+    # no expert takes more than T tokens (a token picks an expert once), so at least pairs / T are touched
+    power_touched = np.minimum(
+        np.maximum(1.0 + (group - 1.0) * touched_share, np.ceil(power_pairs / T)),
+        np.minimum(group, power_pairs),
+    )
     power = RoutingLoad(pairs=power_pairs, touched_experts=power_touched, busiest_expert_tokens=top)
 
     def pick(field: str) -> FloatArray:
@@ -367,9 +385,14 @@ class MoEBreakdown:
     dequant_s: FloatArray
     load: RoutingLoad
 
+    overlap_exponent: float
+
     @property
     def total(self) -> FloatArray:
-        return np.asarray(self.fixed_s + np.maximum(self.memory_s, self.compute_s) + self.dequant_s)
+        p = self.overlap_exponent
+        big = np.maximum(np.maximum(self.memory_s, self.compute_s), 1e-30)  # scaled for a stable p-norm
+        combined = big * ((self.memory_s / big) ** p + (self.compute_s / big) ** p) ** (1.0 / p)
+        return np.asarray(self.fixed_s + combined + self.dequant_s, dtype=np.float64)
 
 
 def breakdown(
@@ -408,12 +431,13 @@ def breakdown(
         else np.zeros_like(T)
     )
     return MoEBreakdown(
-        fixed_s=params.launch_s + params.per_expert_s * load.touched_experts,
+        fixed_s=params.launch_s + params.per_expert_s * load.touched_experts + params.per_pair_s * T * k,
         memory_s=(weight_bytes + activation_bytes)
         / (params.memory_bandwidth_bytes_per_s * params.bandwidth_fraction),
         compute_s=flop / (params.peak_flop_per_s * params.compute_fraction),
         dequant_s=np.asarray(dequant, dtype=np.float64),
         load=load,
+        overlap_exponent=params.overlap_exponent,
     )
 
 
