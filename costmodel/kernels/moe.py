@@ -1,0 +1,482 @@
+"""Time of one fused mixture-of-experts layer (routing, grouped expert GEMMs, combine) on one GPU.
+
+The layer is modelled as the grouped GEMMs of the experts its tokens touch on the measured GPU:
+
+    t = launch_s + per_expert_s x n_touched + per_pair_s x T k
+        + (t_memory^p + t_compute^p)^(1/p)
+        + dequant_elements x dequant_s_per_element               (weight-only formats only)
+    t_memory = (weight_bytes + activation_bytes) / (bandwidth x bandwidth_fraction)
+    t_compute = FLOP / (peak x compute_fraction)
+
+where, for the GPU that holds ``E / ep`` experts, each of ``I / tp`` intermediate width:
+
+- ``n_touched`` experts of that GPU receive at least one token (see ``routing_load``); only their weights
+  stream from memory, ``n_touched x m x H x I/tp`` elements with ``m = 3`` matrices for a gated (SwiGLU)
+  expert (gate, up, down) and ``m = 2`` for a non-gated one (up, down);
+- ``pairs`` token-expert pairs land on that GPU; a grouped GEMM pads each expert's rows up to its M tile,
+  so the FLOP count is ``2 m H I/tp x max(pairs, n_touched x tile_m_tokens)``;
+- the compute peak is the datasheet's dense tensor peak of the format's compute dtype (bf16 for bf16 and
+  weight-only formats, fp8 for fp8 / fp8_block / mxfp8 activations, fp4 for nvfp4);
+- weight-only formats (int4 / mxfp4 weights with bf16 activations, e.g. Marlin) also dequantize the touched
+  experts' weights: the cost counts touched experts only, never all of them.
+
+``per_pair_s`` charges the routing, token permutation and top-k combine, which run over all ``T k``
+pairs on every GPU whatever the expert split (non-local pairs are masked, not skipped). ``p`` (the
+``overlap_exponent``) says how well weight streaming hides under compute: ``p = 1`` adds them, a large
+``p`` is the roofline's max.
+
+Small batches stream weights (memory bound: time grows with the touched experts, not the tokens); large
+batches are compute bound at the achieved fraction of the format's peak (Williams, Waterman & Patterson
+2009, "Roofline", https://doi.org/10.1145/1498765.1498785). The grouped-GEMM formulation follows
+MegaBlocks (Gale et al. 2023, https://arxiv.org/abs/2211.15841) and vLLM's fused_moe kernel, which pads
+each expert's token block to ``BLOCK_SIZE_M`` (``moe_align_block_size``,
+https://github.com/vllm-project/vllm/blob/main/vllm/model_executor/layers/fused_moe/fused_moe.py).
+
+Routing. ``routing`` names how tokens pick experts:
+
+- ``"balanced"``: every expert gets ``T k / E`` pairs (round-robin); ``min(E, T k)`` experts touched.
+- ``"uniform"``: each token draws ``k`` distinct experts uniformly at random; the expected number touched
+  is ``E (1 - (1 - k/E)^T)`` (occupancy, Feller 1968, vol. 1, ch. IV).
+- ``"power_law_<alpha>"``: expert loads proportional to draws of a truncated power law ``x^-alpha``
+  (NVIDIA aiconfigurator's MoE collector, ``collector/helper.py``, and its ``docs/power_law.md``,
+  https://github.com/ai-dynamo/aiconfigurator): on ``[1, 0.8 T]`` when ``T k > E`` else on
+  ``[0.01, 2]``, scaled to ``T k`` pairs and rounded; with expert parallelism the busiest group of
+  ``E / ep`` experts is the one measured, since the slowest GPU sets the layer's time.
+  ``routing_load`` uses closed-form expectations of that process (see its docstring).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from costmodel.errors import CostmodelError, UnknownNameError
+from costmodel.specs import HardwareProfile
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class MoEFormat:
+    """A MoE weight/activation format: storage bits per weight (scales included) and compute dtype."""
+
+    name: str
+    weight_bits: float
+    compute_dtype: str
+    weight_only: bool
+    source: str
+
+
+FORMATS: Final[dict[str, MoEFormat]] = {
+    f.name: f
+    for f in (
+        MoEFormat("bf16", 16.0, "bf16", False, "plain bfloat16"),
+        MoEFormat("fp8", 8.0, "fp8", False, "E4M3 weights and activations, per-tensor scales"),
+        MoEFormat(
+            "fp8_block",
+            8.0 + 32.0 / (128 * 128),
+            "fp8",
+            False,
+            "DeepSeek-V3 block scaling: one fp32 scale per 128x128 weight block "
+            "(https://arxiv.org/abs/2412.19437, sec. 3.3.2)",
+        ),
+        MoEFormat(
+            "nvfp4",
+            4.0 + 8.0 / 16,
+            "fp4",
+            False,
+            "NVFP4: E2M1 values, one E4M3 scale per 16 elements "
+            "(https://developer.nvidia.com/blog/introducing-nvfp4-for-efficient-and-accurate-low-precision-inference/)",
+        ),
+        MoEFormat(
+            "w4a8_mxfp4_mxfp8",
+            4.0 + 8.0 / 32,
+            "fp8",
+            False,
+            "MXFP4 weights (E8M0 scale per 32, OCP MX spec v1.0) with MXFP8 activations",
+        ),
+        MoEFormat(
+            "w4a16_mxfp4",
+            4.0 + 8.0 / 32,
+            "bf16",
+            True,
+            "MXFP4 weights (E8M0 scale per 32, OCP Microscaling Formats spec v1.0, "
+            "https://www.opencompute.org/documents/ocp-microscaling-formats-mx-v1-0-spec-final-pdf), "
+            "bf16 activations: dequantized in the kernel",
+        ),
+        MoEFormat(
+            "int4_wo",
+            4.0 + 16.0 / 128,
+            "bf16",
+            True,
+            "GPTQ-style int4 weights, one 16-bit scale per 128 (https://arxiv.org/abs/2210.17323), "
+            "bf16 activations: dequantized in the kernel (Marlin, https://arxiv.org/abs/2408.11743)",
+        ),
+    )
+}
+"""MoE formats by name (the names NVIDIA aiconfigurator's tables use, ``bfloat16`` read as ``bf16``)."""
+
+FP4_OVER_FP8_PEAK_RATIO: Final = 2.0
+"""Dense fp4 tensor peak over fp8 on Blackwell, used where a profile has no fp4 entry: B200 9 PFLOPS FP4
+vs 4.5 PFLOPS FP8 dense (NVIDIA DGX B200 datasheet, https://www.nvidia.com/en-us/data-center/dgx-b200/)."""
+
+VECTOR_OPS_PER_DEQUANT_ELEMENT: Final = 4.0
+"""Default dequantization cost: about 4 fp32 vector operations per weight (unpack, convert, scale, and
+a zero-point or exponent fix-up), run on the non-tensor units. An assumption the fit replaces."""
+
+
+@dataclass(frozen=True)
+class Params:
+    """Named parameters of the MoE time model for one (device, format, kernel)."""
+
+    launch_s: float
+    """Fixed time per layer call: routing top-k, token sort / align, the kernels' launches [s]."""
+    per_expert_s: float
+    """Scheduling cost per touched expert (its group's setup in the grouped GEMM) [s]."""
+    per_pair_s: float
+    """Routing, permutation and combine time per token-expert pair of the whole batch [s]."""
+    overlap_exponent: float
+    """p of the p-norm combining memory and compute time: 1 = no overlap, large = roofline max [-]."""
+    bandwidth_fraction: float
+    """Achieved fraction of datasheet memory bandwidth while streaming expert weights [-]."""
+    compute_fraction: float
+    """Achieved fraction of the format's dense tensor peak in the expert GEMMs [-]."""
+    tile_m_tokens: float
+    """Rows of an expert's M tile: an expert with fewer tokens still pays a full tile [tokens]."""
+    dequant_s_per_element: float
+    """Time to dequantize one weight element, weight-only formats only [s] (the inverse of a rate, so
+    that every fitted value stays small: a least-squares step is judged against the norm of them all)."""
+    memory_bandwidth_bytes_per_s: float
+    """Datasheet memory bandwidth [bytes/s] (not fitted)."""
+    peak_flop_per_s: float
+    """Datasheet dense tensor peak of the format's compute dtype [FLOP/s] (not fitted)."""
+    weight_bits: float
+    """Storage bits per weight including scales [bits] (not fitted)."""
+    activation_bytes: float
+    """Bytes per activation element moved between the kernels (bf16) [bytes] (not fitted)."""
+    weight_only: bool
+    """True when weights are dequantized to the activation dtype in the kernel (not fitted)."""
+
+
+BOUNDS: Final[dict[str, tuple[float, float]]] = {
+    "launch_s": (1e-6, 2e-3),
+    "per_expert_s": (0.0, 5e-5),
+    "per_pair_s": (0.0, 1e-7),
+    "overlap_exponent": (1.0, 8.0),
+    "bandwidth_fraction": (0.02, 1.0),
+    "compute_fraction": (0.02, 1.0),
+    "tile_m_tokens": (1.0, 256.0),
+    "dequant_s_per_element": (0.0, 1e-11),
+}
+
+
+def format_of(key: str) -> MoEFormat:
+    """The format named by ``key`` or by its part before the first ``:`` (``"fp8_block:vllm:triton"``)."""
+    name = key.split(":", 1)[0].strip().lower()
+    name = {"bfloat16": "bf16", "float16": "bf16", "fp16": "bf16"}.get(name, name)
+    if name not in FORMATS:
+        raise UnknownNameError("MoE format", name, FORMATS)
+    return FORMATS[name]
+
+
+def format_peak_flop_per_s(hardware: HardwareProfile, compute_dtype: str) -> float:
+    """Dense tensor peak for ``compute_dtype`` [FLOP/s], falling back where the datasheet lacks it.
+
+    fp4 without an entry: ``FP4_OVER_FP8_PEAK_RATIO`` x fp8. fp8 on a device without fp8 tensor cores
+    (A100): bf16, since such kernels upcast the weights (weight-only fp8).
+    """
+    have = hardware.compute_dtypes
+    if compute_dtype in have:
+        return hardware.peak_flop_per_s(compute_dtype)
+    if compute_dtype == "fp4" and "fp8" in have:
+        return FP4_OVER_FP8_PEAK_RATIO * hardware.peak_flop_per_s("fp8")
+    for fallback in ("fp8", "bf16", "fp16", "fp32"):
+        if fallback in have and compute_dtype in ("fp4", "fp8"):
+            return hardware.peak_flop_per_s(fallback)
+    return hardware.peak_flop_per_s(compute_dtype)  # raises, listing what the device has
+
+
+def default_params(hardware: HardwareProfile, dtype: str) -> Params:
+    """Datasheet-only parameters for a format key (``"bf16"``, ``"fp8_block:<engine>:<kernel>"``, ...)."""
+    fmt = format_of(dtype)
+    eff = hardware.efficiency
+    vector = (
+        hardware.peak_flop_per_s("fp32")
+        if "fp32" in hardware.compute_dtypes
+        else format_peak_flop_per_s(hardware, "bf16") / 16
+    )
+    return Params(
+        launch_s=4 * eff.kernel_overhead_s,  # routing, align, two GEMMs (one fused with the activation)
+        per_expert_s=0.0,
+        per_pair_s=0.0,
+        overlap_exponent=4.0,
+        bandwidth_fraction=eff.memory_bandwidth_fraction,
+        compute_fraction=eff.matmul(fmt.compute_dtype),
+        tile_m_tokens=16.0,
+        dequant_s_per_element=VECTOR_OPS_PER_DEQUANT_ELEMENT / vector,
+        memory_bandwidth_bytes_per_s=hardware.memory_bandwidth_bytes_per_s,
+        peak_flop_per_s=format_peak_flop_per_s(hardware, fmt.compute_dtype),
+        weight_bits=fmt.weight_bits,
+        activation_bytes=2.0,
+        weight_only=fmt.weight_only,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Routing: which experts a batch touches on the measured GPU
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoutingLoad:
+    """Per-GPU routing outcome for the GPU that sets the layer's time (arrays broadcast together)."""
+
+    pairs: FloatArray
+    """Token-expert pairs routed to the GPU's experts [-]."""
+    touched_experts: FloatArray
+    """The GPU's experts that receive at least one token [-]."""
+    busiest_expert_tokens: FloatArray
+    """Tokens of the most loaded expert [-]."""
+
+
+_POWER_LAW = re.compile(r"^power_law_([0-9.]+)$")
+
+
+def expected_touched_experts_uniform(
+    tokens: npt.ArrayLike, topk: npt.ArrayLike, num_experts: npt.ArrayLike
+) -> FloatArray:
+    """Expected distinct experts touched by ``tokens`` each picking ``topk`` of ``num_experts`` at random.
+
+    An expert is missed by one token with probability ``1 - k/E``, by all with ``(1 - k/E)^T``, so
+    ``E[touched] = E (1 - (1 - k/E)^T)`` (occupancy; Feller 1968, "An Introduction to Probability Theory",
+    vol. 1, ch. IV). It never exceeds ``min(E, T k)`` and tends to ``E`` as ``T`` grows.
+    """
+    T = np.asarray(tokens, dtype=np.float64)
+    k = np.asarray(topk, dtype=np.float64)
+    E = np.asarray(num_experts, dtype=np.float64)
+    touched = E * -np.expm1(T * np.log1p(-np.minimum(k / E, 1.0 - 1e-12)))
+    return np.asarray(np.minimum(touched, np.minimum(E, T * k)), dtype=np.float64)
+
+
+def _power_law_cdf(x: FloatArray, alpha: FloatArray, lo: FloatArray, hi: FloatArray) -> FloatArray:
+    a = 1.0 - alpha
+    return np.asarray(np.clip((x**a - lo**a) / (hi**a - lo**a), 0.0, 1.0), dtype=np.float64)
+
+
+def _power_law_quantile(u: FloatArray, alpha: FloatArray, lo: FloatArray, hi: FloatArray) -> FloatArray:
+    a = 1.0 - alpha
+    return np.asarray((lo**a + u * (hi**a - lo**a)) ** (1.0 / a), dtype=np.float64)
+
+
+def _power_law_mean(alpha: FloatArray, lo: FloatArray, hi: FloatArray) -> FloatArray:
+    """Mean of the density proportional to x^-alpha on [lo, hi] (alpha > 1, alpha != 2)."""
+    a1, a2 = 1.0 - alpha, 2.0 - alpha
+    near_two = np.abs(a2) < 1e-9
+    a2 = np.where(near_two, 1e-9, a2)
+    return np.asarray(a1 / (hi**a1 - lo**a1) * (hi**a2 - lo**a2) / a2, dtype=np.float64)
+
+
+def routing_load(
+    routing: npt.ArrayLike,
+    *,
+    tokens: npt.ArrayLike,
+    topk: npt.ArrayLike,
+    num_experts: npt.ArrayLike,
+    ep_size: npt.ArrayLike = 1,
+) -> RoutingLoad:
+    """Pairs, touched experts and busiest expert on the most loaded of ``ep_size`` GPUs.
+
+    ``routing``: ``"balanced"``, ``"uniform"`` or ``"power_law_<alpha>"`` (alpha > 1), per row.
+
+    Power law, in expectation (the collector draws once; we use the expected values of the draw):
+    with ``x ~ x^-alpha`` on ``[lo, hi]`` of mean ``mu``, each expert gets ``s x`` pairs with
+    ``s = T k / (E mu)``; an expert is touched when ``s x >= 1/2`` (rounding), so the touched share is
+    ``1 - F(1 / (2 s))``; the busiest expert sits at the ``E / (E + 1)`` quantile (the expected CDF value
+    of the largest of ``E`` draws), capped at ``T`` tokens. The busiest of ``ep`` groups of ``E / ep``
+    experts is taken to be the one holding the busiest expert: its pairs are that expert's plus the
+    average of the others, and never fewer than an even split.
+    """
+    T, k, E, ep = (
+        np.asarray(v, dtype=np.float64) for v in np.broadcast_arrays(tokens, topk, num_experts, ep_size)
+    )
+    kinds = np.broadcast_to(np.asarray(routing, dtype=str), T.shape)
+    if np.any(T < 1) or np.any(k < 1) or np.any(E < 1) or np.any(ep < 1):
+        raise CostmodelError("routing_load: tokens, topk, num_experts and ep_size must be >= 1")
+    group = E / ep
+    total = T * k
+    even = np.ceil(total / ep)
+
+    balanced_pairs = np.minimum(even, group * T)
+    balanced = RoutingLoad(
+        pairs=balanced_pairs,
+        touched_experts=np.maximum(np.minimum(group, balanced_pairs), 1.0),
+        busiest_expert_tokens=np.ceil(total / E),
+    )
+
+    uniform_touched = expected_touched_experts_uniform(T, k, E) / ep
+    mean_load = total / E
+    uniform = RoutingLoad(
+        pairs=total / ep,
+        touched_experts=np.maximum(uniform_touched, 1.0),
+        busiest_expert_tokens=np.minimum(
+            T, mean_load + np.sqrt(2.0 * mean_load * np.log(np.maximum(E, 2.0)))
+        ),
+    )
+
+    alpha = np.full(T.shape, np.nan)
+    for value in np.unique(kinds):
+        match = _POWER_LAW.match(value)
+        if match:
+            alpha[kinds == value] = float(match.group(1))
+        elif value not in ("balanced", "uniform"):
+            raise CostmodelError(
+                f"routing {value!r} is not known: use 'balanced', 'uniform' or 'power_law_<alpha>' "
+                "(alpha > 1)"
+            )
+    is_power = np.isfinite(alpha)
+    if np.any(alpha[is_power] <= 1.0):
+        raise CostmodelError("routing power_law_<alpha> needs alpha > 1 (e.g. power_law_1.2)")
+    a = np.where(is_power, alpha, 1.5)
+    many = total > E
+    lo = np.where(many, 1.0, 0.01)
+    hi = np.where(many, np.maximum(0.8 * T, 1.0 + 1e-6), 2.0)
+    scale = total / (E * _power_law_mean(a, lo, hi))
+    touched_share = 1.0 - _power_law_cdf(np.minimum(0.5 / scale, hi), a, lo, hi)
+    top = np.maximum(np.minimum(np.round(scale * _power_law_quantile(E / (E + 1.0), a, lo, hi)), T), 1.0)
+    top = np.minimum(top, total)
+    others = (total - top) / np.maximum(E - 1.0, 1.0)
+    power_pairs = np.minimum(np.maximum(top + (group - 1.0) * others, even), total)
+    # no expert takes more than T tokens (a token picks an expert once), so at least pairs / T are touched
+    power_touched = np.minimum(
+        np.maximum(1.0 + (group - 1.0) * touched_share, np.ceil(power_pairs / T)),
+        np.minimum(group, power_pairs),
+    )
+    power = RoutingLoad(pairs=power_pairs, touched_experts=power_touched, busiest_expert_tokens=top)
+
+    def pick(field: str) -> FloatArray:
+        return np.asarray(
+            np.where(
+                is_power,
+                getattr(power, field),
+                np.where(kinds == "uniform", getattr(uniform, field), getattr(balanced, field)),
+            ),
+            dtype=np.float64,
+        )
+
+    return RoutingLoad(pick("pairs"), pick("touched_experts"), pick("busiest_expert_tokens"))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Time
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MoEBreakdown:
+    """The terms of the MoE time [s] and the routing outcome behind them (arrays)."""
+
+    fixed_s: FloatArray
+    memory_s: FloatArray
+    compute_s: FloatArray
+    dequant_s: FloatArray
+    load: RoutingLoad
+
+    overlap_exponent: float
+
+    @property
+    def total(self) -> FloatArray:
+        p = self.overlap_exponent
+        big = np.maximum(np.maximum(self.memory_s, self.compute_s), 1e-30)  # scaled for a stable p-norm
+        combined = big * ((self.memory_s / big) ** p + (self.compute_s / big) ** p) ** (1.0 / p)
+        return np.asarray(self.fixed_s + combined + self.dequant_s, dtype=np.float64)
+
+
+def breakdown(
+    hardware: HardwareProfile,
+    params: Params,
+    *,
+    num_tokens: npt.ArrayLike,
+    hidden_size: npt.ArrayLike,
+    inter_size: npt.ArrayLike,
+    topk: npt.ArrayLike,
+    num_experts: npt.ArrayLike,
+    tp_size: npt.ArrayLike = 1,
+    ep_size: npt.ArrayLike = 1,
+    routing: npt.ArrayLike = "balanced",
+    gated: npt.ArrayLike = True,
+) -> MoEBreakdown:
+    """The terms of ``time_s`` (same arguments)."""
+    T, H, I, k, E, tp, ep = (  # noqa: E741 (I: the paper's symbol for the intermediate width)
+        np.asarray(v, dtype=np.float64)
+        for v in np.broadcast_arrays(num_tokens, hidden_size, inter_size, topk, num_experts, tp_size, ep_size)
+    )
+    for name, value in (("hidden_size", H), ("inter_size", I), ("tp_size", tp)):
+        if np.any(value < 1):
+            raise CostmodelError(f"moe.time_s: {name} must be >= 1")
+    load = routing_load(routing, tokens=T, topk=k, num_experts=E, ep_size=ep)
+    matrices = np.where(np.asarray(gated, dtype=bool), 3.0, 2.0)
+    expert_weights = matrices * H * I / tp  # elements of one expert's slice on this GPU
+    weight_bytes = load.touched_experts * expert_weights * params.weight_bits / 8.0
+    # tokens in, the gate/up output and its activation, the down output, and the combined tokens out
+    activation_bytes = params.activation_bytes * (2.0 * T * H + load.pairs * ((matrices - 1.0) * I / tp + H))
+    padded_pairs = np.maximum(load.pairs, load.touched_experts * params.tile_m_tokens)
+    flop = 2.0 * expert_weights * padded_pairs
+    dequant = (
+        load.touched_experts * expert_weights * params.dequant_s_per_element
+        if params.weight_only
+        else np.zeros_like(T)
+    )
+    return MoEBreakdown(
+        fixed_s=params.launch_s + params.per_expert_s * load.touched_experts + params.per_pair_s * T * k,
+        memory_s=(weight_bytes + activation_bytes)
+        / (params.memory_bandwidth_bytes_per_s * params.bandwidth_fraction),
+        compute_s=flop / (params.peak_flop_per_s * params.compute_fraction),
+        dequant_s=np.asarray(dequant, dtype=np.float64),
+        load=load,
+        overlap_exponent=params.overlap_exponent,
+    )
+
+
+def time_s(
+    hardware: HardwareProfile,
+    params: Params,
+    *,
+    num_tokens: npt.ArrayLike,
+    hidden_size: npt.ArrayLike,
+    inter_size: npt.ArrayLike,
+    topk: npt.ArrayLike,
+    num_experts: npt.ArrayLike,
+    tp_size: npt.ArrayLike = 1,
+    ep_size: npt.ArrayLike = 1,
+    routing: npt.ArrayLike = "balanced",
+    gated: npt.ArrayLike = True,
+) -> FloatArray:
+    """Time of one MoE layer on the GPU that finishes last [s].
+
+    Parameters
+    ----------
+    num_tokens : tokens entering the layer (the whole batch, before expert parallelism) [-].
+    hidden_size : model width H [-].  inter_size : one expert's intermediate width I [-].
+    topk : experts per token k [-].  num_experts : routed experts E [-].
+    tp_size : tensor parallelism inside each expert (I split) [-].
+    ep_size : expert parallelism (E split) [-].
+    routing : ``"balanced"``, ``"uniform"`` or ``"power_law_<alpha>"``.
+    gated : True for gate/up/down experts (SwiGLU), False for up/down only.
+    """
+    return breakdown(
+        hardware,
+        params,
+        num_tokens=num_tokens,
+        hidden_size=hidden_size,
+        inter_size=inter_size,
+        topk=topk,
+        num_experts=num_experts,
+        tp_size=tp_size,
+        ep_size=ep_size,
+        routing=routing,
+        gated=gated,
+    ).total

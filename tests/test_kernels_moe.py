@@ -1,0 +1,113 @@
+"""Physics of the MoE kernel time model (costmodel.kernels.moe): routing counts and monotonicity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from costmodel.errors import CostmodelError
+from costmodel.kernels import moe
+from costmodel.registry import load_hardware
+
+H100 = load_hardware("h100-sxm")
+TOKENS = np.array([1, 2, 4, 8, 16, 64, 256, 1024, 4096, 16384], dtype=float)
+ROUTINGS = ("balanced", "uniform", "power_law_1.01", "power_law_1.2")
+
+
+def test_uniform_touched_experts_matches_a_monte_carlo_draw() -> None:
+    # Independent oracle: draw top-k without replacement for each token and count distinct experts.
+    rng = np.random.default_rng(0)
+    E, k = 64, 4
+    for T in (1, 3, 10, 40):
+        counts = [
+            len(np.unique(np.concatenate([rng.choice(E, k, replace=False) for _ in range(T)])))
+            for _ in range(400)
+        ]
+        expected = moe.expected_touched_experts_uniform(T, k, E)
+        assert expected == pytest.approx(np.mean(counts), rel=0.03)
+
+
+@pytest.mark.parametrize("routing", ROUTINGS)
+@pytest.mark.parametrize(("E", "k", "ep"), [(8, 2, 1), (256, 8, 1), (256, 8, 8), (128, 8, 32)])
+def test_touched_experts_bounded_and_saturating(routing: str, E: int, k: int, ep: int) -> None:
+    load = moe.routing_load(routing, tokens=TOKENS, topk=k, num_experts=E, ep_size=ep)
+    group = E / ep
+    assert np.all(load.touched_experts >= 1)
+    assert np.all(load.touched_experts <= np.minimum(group, TOKENS * k) + 1e-9)
+    assert np.all(load.pairs <= TOKENS * k + 1e-9)
+    assert np.all(load.pairs >= TOKENS * k / ep - 1e-9)  # the measured GPU is the busiest one
+    assert np.all(np.diff(load.touched_experts) >= -1e-9)
+    if routing in ("balanced", "uniform"):
+        assert load.touched_experts[-1] == pytest.approx(group, rel=1e-6)  # all experts touched
+
+
+def test_power_law_is_more_imbalanced_than_balanced() -> None:
+    kwargs = {"tokens": 4096, "topk": 8, "num_experts": 256, "ep_size": 8}
+    balanced = moe.routing_load("balanced", **kwargs)
+    skewed = moe.routing_load("power_law_1.2", **kwargs)
+    assert skewed.pairs > balanced.pairs
+    assert skewed.busiest_expert_tokens > balanced.busiest_expert_tokens
+
+
+SHAPE = {"hidden_size": 4096, "inter_size": 1536, "topk": 8, "num_experts": 128}
+
+
+@pytest.mark.parametrize("dtype", sorted(moe.FORMATS))
+@pytest.mark.parametrize("routing", ROUTINGS)
+def test_time_is_positive_and_monotone_in_tokens(dtype: str, routing: str) -> None:
+    hardware = load_hardware("b200")
+    params = moe.default_params(hardware, dtype)
+    t = moe.time_s(hardware, params, num_tokens=TOKENS, routing=routing, **SHAPE)
+    assert np.all(t > 0)
+    assert np.all(np.diff(t) >= -1e-15)
+
+
+def test_small_batches_are_weight_streaming_and_large_ones_compute_bound() -> None:
+    params = moe.default_params(H100, "bf16")
+    parts = moe.breakdown(H100, params, num_tokens=np.array([1.0, 65536.0]), **SHAPE)
+    assert parts.memory_s[0] > parts.compute_s[0]
+    assert parts.compute_s[1] > parts.memory_s[1]
+    # one token touches k experts: exactly k experts' weights stream (k x 3 x H x I x 2 bytes)
+    weight_bytes = 8 * 3 * 4096 * 1536 * 2
+    assert parts.memory_s[0] >= weight_bytes / (H100.memory_bandwidth_bytes_per_s * params.bandwidth_fraction)
+
+
+def test_dequantization_counts_touched_experts_only() -> None:
+    params = moe.default_params(H100, "int4_wo")
+    one = moe.breakdown(H100, params, num_tokens=1.0, **SHAPE)
+    many = moe.breakdown(H100, params, num_tokens=1e5, **SHAPE)
+    per_expert = 3 * 4096 * 1536 * params.dequant_s_per_element
+    assert one.dequant_s == pytest.approx(SHAPE["topk"] * per_expert)
+    assert many.dequant_s == pytest.approx(SHAPE["num_experts"] * per_expert)
+    assert moe.breakdown(H100, moe.default_params(H100, "fp8"), num_tokens=1.0, **SHAPE).dequant_s == 0
+
+
+def test_tensor_and_expert_parallelism_shrink_the_per_gpu_work() -> None:
+    params = moe.default_params(H100, "bf16")
+    base = moe.time_s(H100, params, num_tokens=4096, **SHAPE)
+    assert moe.time_s(H100, params, num_tokens=4096, tp_size=4, **SHAPE) < base
+    assert moe.time_s(H100, params, num_tokens=4096, ep_size=4, **SHAPE) < base
+
+
+def test_non_gated_experts_are_cheaper() -> None:
+    params = moe.default_params(H100, "bf16")
+    gated = moe.time_s(H100, params, num_tokens=512, gated=True, **SHAPE)
+    assert moe.time_s(H100, params, num_tokens=512, gated=False, **SHAPE) < gated
+
+
+def test_scalar_and_array_inputs_agree() -> None:
+    params = moe.default_params(H100, "fp8_block")
+    array = moe.time_s(H100, params, num_tokens=TOKENS, routing="power_law_1.2", **SHAPE)
+    scalars = [moe.time_s(H100, params, num_tokens=t, routing="power_law_1.2", **SHAPE) for t in TOKENS]
+    np.testing.assert_allclose(array, np.ravel(scalars))
+
+
+def test_bad_input_is_a_clear_error() -> None:
+    with pytest.raises(CostmodelError, match="routing"):
+        moe.routing_load("zipf", tokens=1, topk=1, num_experts=8)
+    with pytest.raises(CostmodelError, match="alpha > 1"):
+        moe.routing_load("power_law_0.5", tokens=1, topk=1, num_experts=8)
+    with pytest.raises(CostmodelError, match="MoE format"):
+        moe.default_params(H100, "int3")
+    with pytest.raises(CostmodelError, match=">= 1"):
+        moe.time_s(H100, moe.default_params(H100, "bf16"), num_tokens=0, **SHAPE)

@@ -1,0 +1,53 @@
+"""Adapter: NVIDIA aiconfigurator's ``moe_perf`` tables -> ``costmodel.kernels.moe``.
+
+One row is one fused MoE layer call measured on the GPU that holds the busiest expert group. The
+parameters are looked up per ``<format>:<engine>:<kernel_source>`` (e.g.
+``fp8_block:vllm:vllm_fp8moe_triton_tritonexperts``): different kernels reach different fractions of the
+same peak, and the format sets the bytes per weight and the compute dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from costmodel.kernels import moe
+
+KERNEL_MODULE = moe
+OP_NAMES = ("moe",)
+
+FORMAT_NAMES = {"bfloat16": "bf16", "float16": "bf16", "fp16": "bf16"}
+
+
+def formats(table: pd.DataFrame) -> npt.NDArray[np.str_]:
+    """The costmodel format name of each row (``bfloat16`` -> ``bf16``; others as the table spells them)."""
+    raw = table["moe_dtype"].astype(str).str.lower()
+    return np.asarray(raw.map(lambda v: FORMAT_NAMES.get(v, v)).to_numpy(dtype=str))
+
+
+def params_key(table: pd.DataFrame) -> npt.NDArray[np.str_]:
+    """``<format>:<engine>:<kernel_source>`` per row."""
+    engine = table["framework"].astype(str).str.lower().to_numpy(dtype=str)
+    kernel = table["kernel_source"].astype(str).to_numpy(dtype=str)
+    return np.asarray(
+        [f"{f}:{e}:{k}" for f, e, k in zip(formats(table), engine, kernel, strict=True)], dtype=str
+    )
+
+
+def shapes(table: pd.DataFrame) -> dict[str, Any]:
+    """Keyword arrays for ``moe.time_s``; ``gated`` is False for the kernels named ``nongated``."""
+    kernel = table["kernel_source"].astype(str)
+    return {
+        "num_tokens": table["num_tokens"].to_numpy(dtype=np.float64),
+        "hidden_size": table["hidden_size"].to_numpy(dtype=np.float64),
+        "inter_size": table["inter_size"].to_numpy(dtype=np.float64),
+        "topk": table["topk"].to_numpy(dtype=np.float64),
+        "num_experts": table["num_experts"].to_numpy(dtype=np.float64),
+        "tp_size": table["moe_tp_size"].to_numpy(dtype=np.float64),
+        "ep_size": table["moe_ep_size"].to_numpy(dtype=np.float64),
+        "routing": table["distribution"].astype(str).to_numpy(dtype=str),
+        "gated": ~kernel.str.contains("nongated").to_numpy(dtype=bool),
+    }
