@@ -1,0 +1,241 @@
+"""Context (prefill) attention: a fused FlashAttention-style kernel over a whole prompt.
+
+One kernel call computes ``softmax(Q K^T / sqrt(d)) V`` for ``batch_size`` sequences of ``seq_len`` new
+tokens each, ``n_heads`` query heads sharing ``n_kv_heads`` key/value heads (GQA/MQA), causal by default,
+optionally within a sliding window of ``window`` keys. The model:
+
+    time = launch_s + max(compute_s, memory_s)
+
+- **Work, counted in tiles.** FlashAttention splits queries and keys into tiles of ``tile_tokens`` rows
+  and skips key tiles above the causal diagonal (Dao 2023, "FlashAttention-2", section 3.1.1,
+  https://arxiv.org/abs/2307.08691). A query tile ``i`` visits ``i + 1`` key tiles (causal), or the
+  ``ceil(window / tile) + 1`` tiles a window touches. Diagonal tiles are computed whole, and a sequence
+  shorter than a tile still costs one full tile: that is the short-sequence padding. ``causal_pairs``
+  gives the exact (untiled) count: ``s (s + 1) / 2`` per head and sequence, about half of ``s^2``.
+- **Time per (query, key) pair** = two matmuls, ``2 (head_dim + v_head_dim)`` FLOP at a fraction of the
+  tensor-core peak of the compute dtype (bf16, or fp8 where the kernel runs FP8 FMHA), plus one
+  exponential in the softmax at ``softmax_pairs_per_s``. The exponential unit is about 256 times slower
+  than the bf16 tensor cores on H100 (989 TFLOPS vs 3.9 TFLOPS of special functions; Shah et al. 2024,
+  "FlashAttention-3", section 3.1, https://arxiv.org/abs/2407.08608), so small ``head_dim`` kernels run
+  at a lower fraction of the matmul peak.
+- **Filling the SMs.** One thread block (CTA) computes one query tile of one head of one sequence. With
+  few tiles the GPU is under-filled: the time cannot be shorter than the longest CTA (the last query
+  tile, which visits the most key tiles) running alone on one SM at ``1 / sm_count`` of the device rate.
+  With many tiles the CTAs run in waves of ``sm_count``.
+- **Memory**: the attention kernel reads Q, K, V and writes O once, overlapped with its compute; before
+  it the engine's cache-write kernel reads the new K, V and writes them into the paged KV cache (vLLM
+  ``reshape_and_cache``, TensorRT-LLM's QKV preprocessing), not overlapped. Both at a fraction of the
+  datasheet bandwidth; they bound short prompts in large batches.
+- **cta_overhead_s**: each CTA's fixed time outside the key loop (load Q, fill the load pipeline,
+  normalise and write O); it is what makes many short sequences cost more than their FLOPs.
+- **launch_s**: the fixed cost of the call (kernel launches, metadata), seconds.
+
+Assumptions: compute and memory overlap inside the kernel; key tiles of a window start on a tile boundary;
+no prefix (past) tokens beyond ``seq_len``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from costmodel.errors import CostmodelError
+from costmodel.specs import HardwareProfile
+
+FloatArray = npt.NDArray[np.float64]
+
+#: Dtype keys name the compute dtype, optionally prefixed by a kernel class (``"fa3:bf16"``) and
+#: suffixed by the KV-cache format (``"bf16+fp8kv"``). Only the compute dtype changes the defaults.
+COMPUTE_DTYPES = ("bf16", "fp16", "fp8")
+
+
+@dataclass(frozen=True)
+class Params:
+    """Named parameters of the context-attention model for one (device, dtype key)."""
+
+    peak_flop_per_s: float
+    """Dense tensor-core peak of the compute dtype [FLOP/s] (datasheet)."""
+    bandwidth_bytes_per_s: float
+    """Datasheet memory bandwidth [bytes/s]."""
+    sm_count: float
+    """Streaming multiprocessors [-] (datasheet)."""
+    compute_fraction: float = 0.7
+    """Achieved fraction of the tensor-core peak on the two matmuls [-]."""
+    softmax_pairs_per_s: float = 3.9e12
+    """Softmax throughput, (query, key) pairs per second for the whole device [1/s]."""
+    bandwidth_fraction: float = 0.8
+    """Achieved fraction of the datasheet memory bandwidth [-]."""
+    softmax_overlap_fraction: float = 0.5
+    """Fraction of the shorter of (matmul, softmax) time hidden under the longer [-]: 0 when the two run
+    one after the other (FlashAttention-2), towards 1 with FlashAttention-3's ping-pong scheduling."""
+    masked_tile_extra_fraction: float = 0.5
+    """Extra time of a tile the causal or window mask cuts, relative to an unmasked one [-] (the mask
+    is applied element by element on the scores)."""
+    launch_s: float = 5e-6
+    """Fixed cost per call [s]."""
+    cta_overhead_s: float = 1e-6
+    """Time one SM spends per CTA outside the key loop (load the Q tile, fill the pipeline, normalise and
+    write the O tile) [s]."""
+    tile_tokens: float = 128.0
+    """Query and key tile size [tokens] (FlashAttention-2/3 use 128 on Ampere/Hopper for head_dim <= 128)."""
+
+
+BOUNDS: dict[str, tuple[float, float]] = {
+    "compute_fraction": (0.02, 1.0),
+    "softmax_pairs_per_s": (1e11, 1e15),
+    "bandwidth_fraction": (0.05, 1.0),
+    "softmax_overlap_fraction": (0.0, 1.0),
+    "masked_tile_extra_fraction": (0.0, 4.0),
+    "launch_s": (1e-7, 5e-4),
+    "cta_overhead_s": (1e-8, 1e-4),
+}
+
+
+def compute_dtype(key: str) -> str:
+    """The compute dtype a dtype key names: ``"fa3:bf16+fp8kv"`` -> ``"bf16"``."""
+    name = key.rsplit(":", 1)[-1].split("+", 1)[0]
+    if name not in COMPUTE_DTYPES:
+        raise CostmodelError(
+            f"attention dtype key {key!r}: compute dtype {name!r} is not one of {', '.join(COMPUTE_DTYPES)}"
+        )
+    return name
+
+
+def sm_count(hardware: HardwareProfile) -> float:
+    """The device's SM count from its datasheet; a clear error where the profile lacks it."""
+    units = hardware.datasheet.compute_units
+    if units is None:
+        raise CostmodelError(
+            f"hardware {hardware.name!r} has no datasheet.compute_units (SM count); "
+            "attention kernel models need it: add it to the profile with its source"
+        )
+    return float(units.value)
+
+
+def default_params(hardware: HardwareProfile, dtype: str) -> Params:
+    """Datasheet-only parameters.
+
+    The softmax rate defaults to the tensor peak / 256, the H100 ratio of bf16 tensor throughput to
+    exponential throughput quoted by FlashAttention-3 (section 3.1); the fractions are the profile's
+    default efficiencies.
+    """
+    compute = compute_dtype(dtype)
+    bf16_peak = hardware.peak_flop_per_s("bf16" if "bf16" in hardware.compute_dtypes else "fp16")
+    return Params(
+        peak_flop_per_s=hardware.peak_flop_per_s(compute),
+        bandwidth_bytes_per_s=hardware.memory_bandwidth_bytes_per_s,
+        sm_count=sm_count(hardware),
+        compute_fraction=hardware.efficiency.matmul_fraction,
+        softmax_pairs_per_s=bf16_peak / 256.0,
+        bandwidth_fraction=hardware.efficiency.memory_bandwidth_fraction,
+        launch_s=hardware.efficiency.kernel_overhead_s,
+    )
+
+
+def causal_pairs(seq_len: npt.ArrayLike, window: npt.ArrayLike = 0) -> FloatArray:
+    """Exact (query, key) pairs a causal mask keeps per head and sequence [-].
+
+    ``sum_i min(i + 1, window)`` over query positions ``i = 0 .. seq_len - 1``; ``window <= 0`` means no
+    window: ``seq_len (seq_len + 1) / 2``.
+    """
+    s = np.asarray(seq_len, dtype=np.float64)
+    w = np.asarray(window, dtype=np.float64)
+    full = s * (s + 1.0) / 2.0
+    w_eff = np.where(w > 0, np.minimum(w, s), s)
+    windowed = w_eff * (w_eff + 1.0) / 2.0 + (s - w_eff) * w_eff
+    return np.asarray(np.where(w > 0, windowed, full), dtype=np.float64)
+
+
+def computed_pairs(
+    seq_len: npt.ArrayLike, window: npt.ArrayLike, causal: npt.ArrayLike, tile_tokens: float
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Per head and sequence: query tiles, pairs in unmasked tiles, pairs in masked tiles, and the pairs
+    the longest query tile computes [-].
+
+    Causal: every query tile has one diagonal tile the mask cuts (two with a window shorter than the
+    sequence: the window's left edge too); masked tiles are computed whole. Full attention: ``seq_len^2``
+    pairs, none masked.
+    """
+    s = np.asarray(seq_len, dtype=np.float64)
+    w = np.asarray(window, dtype=np.float64)
+    rows = np.minimum(s, tile_tokens)
+    q_tiles = np.ceil(np.maximum(s, 1.0) / tile_tokens)
+    edges = np.where((w > 0) & (s > w), 2.0, 1.0)
+    masked = q_tiles * edges * rows * rows
+    unmasked = np.maximum(causal_pairs(s, w) - masked / 2.0, 0.0)
+    span = np.where(w > 0, np.minimum(s, w), s)
+    is_causal = np.asarray(causal, dtype=bool)
+    full = s * np.where(w > 0, np.minimum(s, 2.0 * w), s)
+    longest = rows * np.where(is_causal, span + edges * rows / 2.0, full / np.maximum(s, 1.0))
+    return (
+        q_tiles,
+        np.asarray(np.where(is_causal, unmasked, full), dtype=np.float64),
+        np.asarray(np.where(is_causal, masked, 0.0), dtype=np.float64),
+        np.asarray(longest, dtype=np.float64),
+    )
+
+
+def pair_time_s(params: Params, head_dim: FloatArray, v_head_dim: FloatArray) -> FloatArray:
+    """Device time per (query, key) pair [s]: two matmuls and one exponential, partly overlapped."""
+    matmul_s = 2.0 * (head_dim + v_head_dim) / (params.peak_flop_per_s * params.compute_fraction)
+    softmax_s = np.broadcast_to(1.0 / params.softmax_pairs_per_s, np.shape(matmul_s))
+    hidden_s = params.softmax_overlap_fraction * np.minimum(matmul_s, softmax_s)
+    return np.asarray(matmul_s + softmax_s - hidden_s, dtype=np.float64)
+
+
+def time_s(
+    hardware: HardwareProfile,
+    params: Params,
+    *,
+    batch_size: npt.ArrayLike,
+    seq_len: npt.ArrayLike,
+    n_heads: npt.ArrayLike,
+    n_kv_heads: npt.ArrayLike,
+    head_dim: npt.ArrayLike,
+    v_head_dim: npt.ArrayLike | None = None,
+    window: npt.ArrayLike = 0,
+    causal: npt.ArrayLike = True,
+    act_bytes: npt.ArrayLike = 2.0,
+    kv_bytes: npt.ArrayLike = 2.0,
+) -> FloatArray:
+    """Context-attention kernel time [s].
+
+    Parameters
+    ----------
+    batch_size : sequences [-].
+    seq_len : new tokens per sequence [tokens].
+    n_heads, n_kv_heads : query and key/value heads on this device [-].
+    head_dim : query/key head dimension [-]; ``v_head_dim`` the value's (default: the same).
+    window : sliding-window size [tokens]; 0 for full attention.
+    causal : causal mask (default) or full.
+    act_bytes : bytes per element of Q and O [bytes]; ``kv_bytes`` of K and V [bytes].
+    """
+    b = np.asarray(batch_size, dtype=np.float64)
+    h = np.asarray(n_heads, dtype=np.float64)
+    hkv = np.asarray(n_kv_heads, dtype=np.float64)
+    d = np.asarray(head_dim, dtype=np.float64)
+    dv = d if v_head_dim is None else np.asarray(v_head_dim, dtype=np.float64)
+    s = np.asarray(seq_len, dtype=np.float64)
+    q_tiles, unmasked, masked, longest = computed_pairs(seq_len, window, causal, params.tile_tokens)
+    pairs = unmasked + masked * (1.0 + params.masked_tile_extra_fraction)
+    second_per_pair = pair_time_s(params, d, dv)
+    ctas = b * h * q_tiles
+    # SM-seconds: every CTA's key loop plus its fixed prologue / epilogue
+    sm_s = b * h * pairs * second_per_pair * params.sm_count + ctas * params.cta_overhead_s
+    bulk_s = sm_s / params.sm_count
+    # CTAs of equal size run in waves of sm_count; causal CTAs differ, and the longest bounds the time
+    waves = np.ceil(ctas / params.sm_count)
+    wave_s = bulk_s * waves * params.sm_count / np.maximum(ctas, 1.0)
+    critical_s = longest * second_per_pair * params.sm_count + params.cta_overhead_s
+    compute_s = np.maximum(np.where(np.asarray(causal, dtype=bool), bulk_s, wave_s), critical_s)
+    tokens = b * s
+    act = np.asarray(act_bytes, dtype=np.float64)
+    kv = np.asarray(kv_bytes, dtype=np.float64)
+    bandwidth = params.bandwidth_bytes_per_s * params.bandwidth_fraction
+    # the attention kernel reads Q and the cached K, V and writes O, overlapped with its compute
+    attention_s = tokens * (h * (d + dv) * act + hkv * (d + dv) * kv) / bandwidth
+    # the engine's cache-write kernel before it reads the new K, V and writes them into the paged cache
+    cache_write_s = tokens * hkv * (d + dv) * (act + kv) / bandwidth
+    return np.asarray(params.launch_s + np.maximum(compute_s, attention_s) + cache_write_s, dtype=np.float64)

@@ -1,0 +1,41 @@
+"""Adapter: the public ``generation_attention`` tables -> ``costmodel.kernels.generation_attention``.
+
+Columns used as in the context adapter, plus ``step``: the collectors time one new token per sequence
+against ``step`` cached tokens (``isl`` is 1), so the kernel attends ``isl + step`` keys.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from costmodel.kernels import generation_attention as KERNEL_MODULE
+from validation.public.families.context_attention import _BYTES, short_dtype
+from validation.public.families.context_attention import params_key as _context_key
+
+OP_NAMES = ("generation_attention",)
+
+__all__ = ["KERNEL_MODULE", "OP_NAMES", "params_key", "shapes"]
+
+
+def params_key(table: pd.DataFrame) -> npt.NDArray[np.str_]:
+    """The context keys, with ``+mha`` for rows without grouped KV heads: engines dispatch a different
+    decode kernel there (TensorRT-LLM runs masked multi-head attention for MHA and XQA for MQA/GQA,
+    https://nvidia.github.io/TensorRT-LLM/advanced/gpt-attention.html)."""
+    mha = (table["num_heads"] == table["num_key_value_heads"]).to_numpy(bool)
+    return np.asarray(np.where(mha, np.char.add(_context_key(table), "+mha"), _context_key(table)), dtype=str)
+
+
+def shapes(table: pd.DataFrame) -> dict[str, npt.NDArray[np.float64]]:
+    """Per-row keyword arrays for ``generation_attention.time_s``."""
+    window = table["window_size"].fillna(0) if "window_size" in table else pd.Series(0, index=table.index)
+    return {
+        "batch_size": table["batch_size"].to_numpy(np.float64),
+        "kv_len": (table["isl"] + table["step"]).to_numpy(np.float64),
+        "n_heads": table["num_heads"].to_numpy(np.float64),
+        "n_kv_heads": table["num_key_value_heads"].to_numpy(np.float64),
+        "head_dim": table["head_dim"].to_numpy(np.float64),
+        "window": window.to_numpy(np.float64),
+        "kv_bytes": np.vectorize(_BYTES.get)(short_dtype(table["kv_cache_dtype"])).astype(np.float64),
+    }
