@@ -50,6 +50,24 @@ def friendly(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from costmodel import __version__
+
+        print(f"costmodel {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Analytical cost and performance model for LLMs: will it fit, how fast, at what cost."""
+
+
 def _gb(n: float) -> str:
     return f"{n / 1e9:,.2f} GB"
 
@@ -443,43 +461,39 @@ def plan(
 @app.command()
 @friendly
 def dashboard(
-    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    port: Annotated[
+        int | None, typer.Option(help="Port to serve on (default: 8501, or the next free one).")
+    ] = None,
     address: Annotated[str, typer.Option(help="Address to listen on.")] = "localhost",
     open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open it in a browser tab.")] = True,
 ) -> None:
-    """Open the what-if dashboard (needs streamlit and plotly: the app extra)."""
-    import importlib.util
-    import subprocess
+    """Start the what-if dashboard and print its URL (needs the app extra: pip install 'costmodel[app]').
 
-    script = Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py"
-    if not script.is_file():
-        raise CostmodelError(
-            f"the dashboard ships with the source checkout and {script} is not there; "
-            "run costmodel from a clone of the repository"
-        )
-    missing = [name for name in ("streamlit", "plotly") if importlib.util.find_spec(name) is None]
-    if missing:
-        raise CostmodelError(
-            f"the dashboard needs {' and '.join(missing)}: install the app extra of costmodel"
-        )
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(script),
-        "--server.port",
-        str(port),
-        "--server.address",
-        address,
-        "--server.headless",
-        "false" if open_browser else "true",
-        "--browser.gatherUsageStats",
-        "false",
-        "--client.toolbarMode",
-        "viewer",
-    ]
-    raise typer.Exit(subprocess.call(command))
+    The server runs headless (no prompt), opens a browser tab where there is a graphical session, and
+    stops with this command (Ctrl+C or SIGTERM).
+    """
+    serve = _installed_app("dashboard")
+    raise typer.Exit(serve(port=port, address=address, open_browser=open_browser))
+
+
+APPS_GROUP = "costmodel.apps"
+# Where the wheel's own dashboard lives, for a source checkout whose installed metadata predates it.
+_BUNDLED_APPS = {"dashboard": ("costmodel_app.launch", "serve")}
+
+
+def _installed_app(name: str) -> Callable[..., int]:
+    """The entry point ``name`` of the ``costmodel.apps`` group: the library only knows the group's name."""
+    import importlib
+    from importlib.metadata import entry_points
+
+    found = entry_points(group=APPS_GROUP, name=name)
+    try:
+        if found:
+            return found[name].load()  # type: ignore[no-any-return]
+        module, attribute = _BUNDLED_APPS[name]
+        return getattr(importlib.import_module(module), attribute)  # type: ignore[no-any-return]
+    except ImportError as e:
+        raise CostmodelError(f"the {name} is not installed ({e}): pip install 'costmodel[app]'") from None
 
 
 @app.command()

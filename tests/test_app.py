@@ -1,4 +1,4 @@
-"""The dashboard (app/), headless through streamlit.testing.v1.AppTest: every page on the default
+"""The dashboard (costmodel_app/), headless through streamlit.testing.v1.AppTest: every page on the default
 scenario and on edge values, with the figures it shows checked against the Python API for the same
 scenario (the page must show what costmodel returns, rounded as displayed), and friendly messages, never
 a traceback, for bad input."""
@@ -27,7 +27,7 @@ pytest.importorskip("streamlit", reason="the dashboard needs the app extra: pip 
 pytest.importorskip("plotly", reason="the dashboard needs the app extra: pip install 'costmodel[app]'")
 from streamlit.testing.v1 import AppTest
 
-APP = Path(__file__).resolve().parents[1] / "app"
+APP = Path(__file__).resolve().parents[1] / "costmodel_app"
 sys.path.insert(0, str(APP))  # the app's own modules, as `streamlit run` puts them on the path
 from scenario import DEFAULT, Scenario  # noqa: E402
 
