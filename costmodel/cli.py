@@ -237,10 +237,7 @@ def price_source(hardware: str, override: dict[str, float] | None = None) -> dic
     price = load_hardware(hardware).price
     if price is None:
         return {"price_provider": None, "price_date": None, "price_source": None}
-    provider = re.split(r"[,:(]", price.source, maxsplit=1)[0].strip()
-    for suffix in (" pricing page", " pricing", " list price", " price"):
-        provider = provider.removesuffix(suffix)
-    return {"price_provider": provider, "price_date": price.date, "price_source": price.source}
+    return {"price_provider": price.provider, "price_date": price.date, "price_source": price.source}
 
 
 def price_label(row: dict[str, Any]) -> str:
