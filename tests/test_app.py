@@ -1,4 +1,4 @@
-"""The dashboard (app/), headless through streamlit.testing.v1.AppTest: every page on the default
+"""The dashboard (costmodel_app/), headless through streamlit.testing.v1.AppTest: every page on the default
 scenario and on edge values, with the figures it shows checked against the Python API for the same
 scenario (the page must show what costmodel returns, rounded as displayed), and friendly messages, never
 a traceback, for bad input."""
@@ -27,7 +27,7 @@ pytest.importorskip("streamlit", reason="the dashboard needs the app extra: pip 
 pytest.importorskip("plotly", reason="the dashboard needs the app extra: pip install 'costmodel[app]'")
 from streamlit.testing.v1 import AppTest
 
-APP = Path(__file__).resolve().parents[1] / "app"
+APP = Path(__file__).resolve().parents[1] / "costmodel_app"
 sys.path.insert(0, str(APP))  # the app's own modules, as `streamlit run` puts them on the path
 from scenario import DEFAULT, Scenario  # noqa: E402
 
@@ -686,3 +686,31 @@ def test_compression_page_options_and_a_model_that_does_not_fit() -> None:
     at = open_page("compression", hardware="tpu-v5e", sparsities="2:4")
     assert at.info[0].value == "No 2:4 rows: tpu-v5e has no sparse tensor cores in its profile."
     assert not charts(at)
+
+
+def test_your_own_price_replaces_the_listed_one() -> None:
+    """The sidebar says where each listed price comes from; a price typed in (or in the link) replaces the
+    first device's, on every page that shows a cost (issue 17, item 11)."""
+    at = open_page("performance", hardware=["h100-sxm", "l40s"])
+    h100, l40s = cm.load_hardware("h100-sxm").price, cm.load_hardware("l40s").price
+    assert h100 is not None
+    assert l40s is not None
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    assert f"h100-sxm: ${h100.usd_per_hour:,.2f}/h (AWS EC2 On-Demand, {h100.date})" in captions
+    assert f"l40s: ${l40s.usd_per_hour:,.2f}/h" in captions
+    at = open_page("performance", hardware=["h100-sxm", "l40s"], usd_per_hour=2.0)
+    assert not errors(at)
+    report = cm.estimate(
+        DEFAULT.model, "h100-sxm", DEFAULT.workload(), DEFAULT.deployment(), usd_per_hour=2.0
+    )
+    assert_shows(metrics(at)["$ per million output tokens"], float(report.usd_per_million_output_tokens))
+    assert "h100-sxm: $2.00/h (entered in the dashboard)" in " ".join(c.value for c in at.sidebar.caption)
+    bars = charts(at)[3]["data"][0]
+    shown = dict(zip(bars["y"], values(bars["x"]), strict=True))
+    assert shown["h100-sxm"] == pytest.approx(float(report.usd_per_million_output_tokens), rel=1e-12)
+    assert shown["l40s"] == pytest.approx(float(api_estimate(DEFAULT, "l40s").usd_per_million_output_tokens))
+    at = open_page("capacity", hardware=["h100-sxm"], usd_per_hour=2.0)
+    assert not errors(at)
+    table = at.dataframe[0].value
+    priced = table[table["feasible"].astype(bool)]
+    np.testing.assert_allclose(priced["usd_per_hour"], 2.0 * priced["gpus"], rtol=1e-12)

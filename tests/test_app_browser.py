@@ -1,4 +1,4 @@
-"""The dashboard in a real browser: ``streamlit run app/streamlit_app.py`` in a subprocess, driven by
+"""The dashboard in a real browser: ``streamlit run costmodel_app/streamlit_app.py`` in a subprocess, driven by
 Debian's chromium through playwright. Every page renders its plotly charts without an error element, a
 widget change re-renders and lands in the URL, a link reproduces the view, and the scenario downloads as
 JSON. Screenshots go to a temporary folder; ``UPDATE_SCREENSHOTS=1`` also writes the README's
@@ -34,7 +34,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Pyt
 pytest.importorskip("streamlit", reason="the dashboard needs the app extra: pip install 'costmodel[app]'")
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = ROOT / "app" / "streamlit_app.py"
+APP = ROOT / "costmodel_app" / "streamlit_app.py"
 README_SHOT = ROOT / "docs" / "img" / "dashboard.png"
 BROWSER_ARGS = [
     "--no-sandbox",

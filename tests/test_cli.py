@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import HF_CONFIGS
 from typer.testing import CliRunner
 
 from costmodel.cli import app
+from costmodel.errors import CostmodelError
 
 runner = CliRunner()
 
@@ -135,3 +137,185 @@ def test_plan_command() -> None:
     assert costs == sorted(costs)
     bad = runner.invoke(app, ["plan", "--model", "llama-3-8b", "--rate", "-1"])
     assert bad.exit_code == 2
+
+
+def _strict_json(text: str) -> object:
+    def refuse(constant: str) -> object:
+        raise AssertionError(f"invalid JSON constant {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_version() -> None:
+    import costmodel
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"costmodel {costmodel.__version__}"
+
+
+def test_help_keeps_units_in_brackets() -> None:
+    """Help texts are plain text: '[s]', '[requests/s]' are not eaten as markup (issue 17, item 7)."""
+    result = runner.invoke(app, ["plan", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "[requests/s]" in text
+    assert "500ms" in text
+    assert "[USD]" in text
+
+
+def test_slo_durations_take_units_and_refuse_implausible_bare_values() -> None:
+    from costmodel.cli import parse_duration
+
+    assert parse_duration("500ms", "--ttft-p99", 60) == pytest.approx(0.5)
+    assert parse_duration("0.5s", "--ttft-p99", 60) == pytest.approx(0.5)
+    assert parse_duration("0.5 s", "--ttft-p99", 60) == pytest.approx(0.5)
+    assert parse_duration("0.5", "--ttft-p99", 60) == pytest.approx(0.5)  # bare: seconds
+    assert parse_duration("200us", "--tpot-p99", 10) == pytest.approx(2e-4)
+    assert parse_duration("500s", "--ttft-p99", 60) == 500.0  # explicit: taken as written
+    assert parse_duration(None, "--ttft-p99", 60) is None
+    for bad in ["500", "fast", "-5ms", "0ms", "nan", "infs", "1e400"]:
+        with pytest.raises(CostmodelError, match="--ttft-p99"):
+            parse_duration(bad, "--ttft-p99", 60)
+    common = ["plan", "--model", "llama-3-8b", "--rate", "5", "--hardware", "h100-sxm", "--tp", "1", "--json"]
+    refused = runner.invoke(app, [*common, "--ttft-p99", "500"])
+    assert refused.exit_code == 2
+    assert "500ms" in refused.stderr
+    a = runner.invoke(app, [*common, "--ttft-p99", "500ms", "--tpot-p99", "50ms"])
+    b = runner.invoke(app, [*common, "--ttft-p99", "0.5s", "--tpot-p99", "0.05"])
+    assert a.exit_code == b.exit_code == 0, a.stderr
+    assert _strict_json(a.stdout) == _strict_json(b.stdout)
+    assert "TTFT p99 <= 500 ms, TPOT p99 <= 50 ms" in " ".join(a.stderr.split())
+
+
+def test_json_output_is_strict_json() -> None:
+    """Devices without a price (cpu) or TDP give null, never a bare NaN (issue 17, item 8)."""
+    for args in (
+        ["estimate", "--model", "llama-3-8b", "--hardware", "cpu", "--json"],
+        ["compare", "--model", "llama-3-8b", "--hardware", "cpu,h100-sxm", "--json"],
+        ["hardware", "--json"],
+        ["models", "--json"],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.stderr)
+        _strict_json(result.stdout)
+    rows = _strict_json(
+        runner.invoke(app, ["compare", "--model", "gpt2", "--hardware", "cpu", "--json"]).stdout
+    )
+    assert isinstance(rows, list)
+    assert rows[0]["usd_per_hour"] is None
+
+
+def test_empty_hardware_list_and_infeasible_plan_are_errors() -> None:
+    for args in (
+        ["compare", "--model", "gpt2", "--hardware", ""],
+        ["compare", "--model", "gpt2", "--hardware", " , "],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2
+        assert "--hardware is empty" in result.stderr
+    args = [
+        "plan",
+        "--model",
+        "llama-3-8b",
+        "--rate",
+        "1000",
+        "--hardware",
+        "l40s",
+        "--tp",
+        "1",
+        "--ttft-p99",
+        "1ms",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    summary = " ".join(result.stderr.split())
+    assert "no candidate meets TTFT p99 <= 1 ms at 1000 requests/s" in summary
+    assert "l40s tp=1" in summary
+
+
+def test_bad_options_give_one_line_naming_the_option() -> None:
+    """No pydantic dump, no numpy repr, no traceback (issue 17, item 15)."""
+    cases = [
+        (["estimate", "--model", "gpt2", "--tp", "0"], "--tp must be greater than 0 (got 0)"),
+        (["estimate", "--model", "gpt2", "--pp", "-1"], "--pp must be greater than 0 (got -1)"),
+        (
+            ["speculative", "--target", "gpt2", "--draft", "ngram", "--alpha", "0.5", "--k-max", "0"],
+            "--k-max",
+        ),
+        (
+            ["speculative", "--target", "gpt2", "--draft", "ngram", "--alpha", "0.5", "--k-max", "100000000"],
+            "--k-max",
+        ),
+        (["speculative", "--target", "gpt2", "--draft", "ngram", "--alpha", "1.5"], "--alpha"),
+        (["plan", "--model", "gpt2", "--rate", "1", "--tp", "0,a"], "--tp"),
+        (["plan", "--model", "gpt2", "--rate", "-1"], "--rate"),
+        (["compare", "--model", "gpt2", "--usd-per-hour", "2"], "one price each"),
+        (["compare", "--model", "gpt2", "--usd-per-hour", "h100-sxm=-1"], "--usd-per-hour"),
+        (["estimate", "--model", "gpt2", "--usd-per-hour", "l40s=2"], "not in --hardware"),
+        (["dashboard", "--port", "-1"], "--port must be between 1 and 65535"),
+    ]
+    for args, needle in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        message = result.stderr.strip()
+        assert message.startswith("error: "), (args, message)
+        assert "\n" not in message, (args, message)
+        assert needle in message, (args, message)
+        for leak in ("np.", "pydantic", "http", "Traceback", "argmax"):
+            assert leak not in message, (args, message)
+
+
+def test_prices_show_their_source_and_can_be_overridden() -> None:
+    """compare says the workload it ranked and where each price comes from; --usd-per-hour replaces it
+    (issue 17, item 11)."""
+    import csv
+    import io
+
+    import costmodel
+
+    result = runner.invoke(
+        app, ["compare", "--model", "llama-3-8b", "--hardware", "h100-sxm,mi300x"], env={"COLUMNS": "300"}
+    )
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "llama-3-8b, batch 8, 2,048 prompt + 256 output tokens" in text
+    h100 = costmodel.load_hardware("h100-sxm").price
+    assert h100 is not None
+    assert f"AWS EC2 On-Demand, {h100.date}" in text
+    assert "different providers" in text
+    args = [
+        "compare",
+        "--model",
+        "llama-3-8b",
+        "--hardware",
+        "h100-sxm,mi300x",
+        "--usd-per-hour",
+        "h100-sxm=1.0",
+    ]
+    rows = list(csv.DictReader(io.StringIO(runner.invoke(app, [*args, "--csv"]).stdout)))
+    assert [r["hardware"] for r in rows] == ["h100-sxm", "mi300x"]  # cheaper per token at $1/h
+    assert float(rows[0]["usd_per_hour"]) == 1.0
+    assert rows[0]["price_provider"] == "--usd-per-hour"
+    assert rows[1]["price_provider"].startswith("DigitalOcean")
+    assert {"model", "batch_size", "prompt_len", "output_len", "weight_dtype", "tp"} <= set(rows[0])
+    single = _strict_json(
+        runner.invoke(app, ["estimate", "--model", "gpt2", "--usd-per-hour", "2", "--json"]).stdout
+    )
+    assert isinstance(single, dict)
+    assert single["usd_per_hour"] == 2.0
+    plan = [
+        "plan",
+        "--model",
+        "llama-3-8b",
+        "--rate",
+        "5",
+        "--hardware",
+        "h100-sxm,l40s",
+        "--tp",
+        "1",
+        "--csv",
+    ]
+    rows = list(csv.DictReader(io.StringIO(runner.invoke(app, plan).stdout)))
+    assert {r["hardware"] for r in rows} == {"h100-sxm", "l40s"}
+    assert all(r["price_date"] for r in rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import zipfile
@@ -52,3 +53,100 @@ def test_wheel_ships_model_and_hardware_profiles(tmp_path: Path) -> None:
     n_models, n_hardware = map(int, done.stdout.split()[:2])
     assert n_models >= 15
     assert n_hardware >= 13
+
+
+def build_wheel(dest: Path) -> Path:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(dest),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return next(dest.glob("costmodel-*.whl"))
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_dashboard_without_importing_streamlit(tmp_path: Path) -> None:
+    pytest.importorskip("hatchling")
+    wheel = build_wheel(tmp_path)
+    names = zipfile.ZipFile(wheel).namelist()
+    for page in ("memory", "performance", "speculative", "capacity", "compression", "validation"):
+        assert f"costmodel_app/views/{page}.py" in names
+    assert "costmodel_app/streamlit_app.py" in names
+    assert not [n for n in names if n.startswith(("app/", "tests/", "validation/"))]
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "[costmodel.apps]" in text
+    assert "dashboard = costmodel_app.launch:serve" in text
+
+
+@pytest.mark.slow
+def test_installed_wheel_starts_the_dashboard_and_sigterm_stops_it(tmp_path: Path) -> None:
+    """``pip install costmodel[app]`` then ``costmodel dashboard`` in a fresh venv, away from the source tree;
+    SIGTERM to the command stops the Streamlit server too (issue 17, items 2 and 3)."""
+    pytest.importorskip("hatchling")
+    pytest.importorskip("streamlit", reason="the dashboard needs the app extra")
+    from processes import fresh_home, get, pip_install, stop, thin_venv, wait_for_url, wait_gone
+
+    python = thin_venv(tmp_path / "venv")
+    pip_install(python, str(build_wheel(tmp_path / "dist")), cwd=tmp_path)
+    script = tmp_path / "venv" / "bin" / "costmodel"
+    env = fresh_home(tmp_path)
+    version = subprocess.run([script, "--version"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.strip() == f"costmodel {cm_version()}"
+    where = subprocess.run(
+        [python, "-c", "import costmodel, costmodel_app; print(costmodel.__file__, costmodel_app.__file__)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=True,
+    ).stdout.split()
+    assert all(path.startswith(str(tmp_path / "venv")) for path in where), where
+    log = tmp_path / "dashboard.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [script, "dashboard", "--no-open"],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        url = wait_for_url(process, log)
+        assert get(url)[0] == 200
+        assert get(f"{url}/_stcore/health") == (200, "ok")
+        assert not (tmp_path / "opened.txt").exists()  # --no-open
+        process.send_signal(signal.SIGTERM)  # to the command only, not to its process group
+        assert process.wait(timeout=30) == 128 + signal.SIGTERM
+        assert wait_gone(url), "the Streamlit server outlived `costmodel dashboard`"
+    finally:
+        stop(process, group=True)
+
+
+def cm_version() -> str:
+    import costmodel
+
+    return costmodel.__version__
+
+
+def test_version_comes_from_one_place() -> None:
+    """The wheel's version is read from costmodel.__version__ (pyproject.toml says dynamic)."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "version" not in project
+    assert project["dynamic"] == ["version"]

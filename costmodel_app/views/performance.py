@@ -219,7 +219,7 @@ rows = []
 for name in cm.list_hardware() if compare_all else sc.hardware:
     row: dict[str, object] = {"hardware": name, "selected": name in sc.hardware}
     try:
-        r = cm.estimate(model, ui.hardware_profile(name), workload, deployment)
+        r = cm.estimate(model, ui.hardware_profile(sc.priced(name)), workload, deployment)
     except ui.BAD_INPUT as e:
         rows.append(row | {"error": str(e)})
         continue

@@ -119,7 +119,7 @@ with ui.friendly_errors():
     frame = load_tradeoffs(
         model_key,
         model,
-        primary.name,
+        sc.priced(primary.name),
         (sc.batch_size, sc.prompt_len, sc.output_len),
         sc.activation_dtype,
         (deployment.tp, deployment.pp, deployment.replicas),

@@ -1,4 +1,4 @@
-"""costmodel's what-if dashboard: ``streamlit run app/streamlit_app.py`` (or ``costmodel dashboard``).
+"""costmodel's what-if dashboard: ``costmodel dashboard``, or ``streamlit run`` on this file.
 
 The scenario sidebar is shared by every page; each page is one flat script in ``views/``. To add a page,
 write ``views/<name>.py`` and add one ``st.Page`` line to ``PAGES`` (docs/dashboard.md).

@@ -31,6 +31,8 @@ DRAFT_RECIPES: tuple[str, ...] = (
 """Draft choices besides a built-in model (see :data:`costmodel.speculative.DRAFT_KINDS`)."""
 
 MODEL_SOURCES = ("built-in", "config.json")
+MAX_USD_PER_HOUR = 10_000.0
+"""The highest price per GPU-hour the dashboard accepts [USD/h] (list prices are below $10/h)."""
 
 
 def draft_options() -> list[str]:
@@ -69,6 +71,12 @@ class Scenario(BaseModel):
     batch_size: int = Field(8, ge=1, le=1_000_000, description="Concurrent sequences [-].")
     prompt_len: int = Field(2048, ge=1, le=10_000_000, description="Prompt tokens per sequence [tokens].")
     output_len: int = Field(256, ge=1, le=10_000_000, description="Generated tokens per sequence [tokens].")
+    usd_per_hour: float = Field(
+        0.0,
+        ge=0.0,
+        le=MAX_USD_PER_HOUR,
+        description="Your price per GPU-hour of the first device [USD/h]; 0: its profile's on-demand price.",
+    )
 
     # --- Memory page: training ---
     zero_stage: Literal[0, 1, 2, 3] = Field(1, description="ZeRO stage across the deployment's GPUs.")
@@ -127,6 +135,14 @@ class Scenario(BaseModel):
         return v
 
     # --- what costmodel needs ---
+
+    def priced(self, hardware: str) -> str:
+        """The key a page loads ``hardware`` by: ``name@price`` where this scenario's own price replaces
+        the profile's (the first device), else the plain name. Cached computations keyed by it are
+        recomputed when the price changes."""
+        if self.usd_per_hour > 0 and hardware == self.hardware[0]:
+            return f"{hardware}@{self.usd_per_hour!r}"
+        return hardware
 
     def deployment(self) -> cm.Deployment:
         """One replica on tp x pp GPUs, as many replicas as ``n_gpus`` holds."""

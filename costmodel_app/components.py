@@ -16,11 +16,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from pydantic import ValidationError
-from scenario import DEFAULT, MODEL_SOURCES, WIDGET_FIELDS, Scenario, activation_dtypes
+from scenario import DEFAULT, MAX_USD_PER_HOUR, MODEL_SOURCES, WIDGET_FIELDS, Scenario, activation_dtypes
 
 import costmodel as cm
 from costmodel.errors import CostmodelError, describe_validation_error
 from costmodel.hf import SUPPORTED_MODEL_TYPES
+from costmodel.specs import Price
 
 BAD_INPUT = (CostmodelError, ValueError)
 """What costmodel raises for input it cannot use; its message is written to be shown as is."""
@@ -38,9 +39,23 @@ def model_profile(name: str) -> cm.ModelProfile:
 
 
 @st.cache_resource(show_spinner=False)
-def hardware_profile(name: str) -> cm.HardwareProfile:
-    """A built-in hardware profile."""
-    return cm.load_hardware(name)
+def hardware_profile(key: str) -> cm.HardwareProfile:
+    """A built-in hardware profile by name, or ``name@price`` (:meth:`Scenario.priced`) with the user's
+    price per GPU-hour replacing the profile's."""
+    name, _, price = key.partition("@")
+    profile = cm.load_hardware(name)
+    if not price:
+        return profile
+    own = Price(usd_per_hour=float(price), source="entered in the dashboard", date="")
+    return profile.model_copy(update={"price": own})
+
+
+def price_note(profile: cm.HardwareProfile) -> str:
+    """``$6.88/h (AWS EC2 On-Demand, 2026-11)``: a device's price per GPU-hour and where it comes from."""
+    if profile.price is None:
+        return f"{profile.name}: no price"
+    when = f", {profile.price.date}" if profile.price.date else ""
+    return f"{profile.name}: ${profile.price.usd_per_hour:,.2f}/h ({profile.price.provider}{when})"
 
 
 @st.cache_resource(show_spinner=False)
@@ -86,7 +101,7 @@ def model(sc: Scenario) -> cm.ModelProfile:
 
 def hardware(sc: Scenario) -> list[cm.HardwareProfile]:
     """The selected hardware profiles, in the order they were picked."""
-    return [hardware_profile(name) for name in sc.hardware]
+    return [hardware_profile(sc.priced(name)) for name in sc.hardware]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -238,6 +253,23 @@ def scenario_sidebar() -> None:
             integer("Prompt tokens", "prompt_len")
         with output:
             integer("Output tokens", "output_len")
+        selected = st.session_state.get("hardware") or DEFAULT.hardware
+        st.number_input(
+            f"Your $ per GPU-hour for {selected[0]} (0: its listed price)",
+            min_value=0.0,
+            max_value=MAX_USD_PER_HOUR,
+            value=DEFAULT.usd_per_hour,
+            step=0.1,
+            format="%.2f",
+            key="usd_per_hour",
+            bind="query-params",
+            help="Listed prices are on-demand prices from different providers and dates (below): "
+            "your own contract price makes the costs yours.",
+        )
+        st.caption(
+            "Prices: " + "; ".join(price_note(p) for p in hardware(scenario())),
+            help="Each profile's price, its provider and date (hardware_profiles/*.yaml, field price).",
+        )
 
         with st.expander("Share, save, load", icon=":material/share:"):
             st.caption("The page's URL holds this scenario: copy it to share the view.")

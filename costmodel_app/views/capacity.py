@@ -88,7 +88,8 @@ def plan_candidate(
             activation_dtype=activation_dtype,
         )
     except ui.BAD_INPUT as e:
-        return [{"hardware": hardware, "tp": tp, "gpus_per_replica": tp, "feasible": False, "reason": str(e)}]
+        name = hardware.partition("@")[0]  # the key may carry the user's price (Scenario.priced)
+        return [{"hardware": name, "tp": tp, "gpus_per_replica": tp, "feasible": False, "reason": str(e)}]
     return frame.to_dict("records")
 
 
@@ -277,7 +278,7 @@ rows = [
     row
     for hw in sc.hardware
     for tp in sorted(tps)
-    for row in plan_candidate(model_key, model, hw, tp, spec, slo, dtypes)
+    for row in plan_candidate(model_key, model, sc.priced(hw), tp, spec, slo, dtypes)
 ]
 ranked = (
     pd.DataFrame(rows, columns=list(COLUMNS))
@@ -372,7 +373,7 @@ if not on_first.empty:  # the cheapest plan on the first device, at its batch li
     note = f"the cheapest plan on {first}: {replicas} replica(s)"
     with ui.friendly_errors():
         curve, saturation = load_curve(
-            model_key, model, first, tp, batch_limit, rate / replicas, spec, dtypes
+            model_key, model, sc.priced(first), tp, batch_limit, rate / replicas, spec, dtypes
         )
 else:  # nothing meets the SLOs there: one replica of the first TP degree that has room, all the load
     batch_limit, replicas = max(capacity.BATCH_LIMITS), 1
@@ -380,7 +381,9 @@ else:  # nothing meets the SLOs there: one replica of the first TP degree that h
     failures: dict[str, list[str]] = {}  # reason -> TP degrees, so a reason they share is said once
     for tp in sorted(tps):
         try:
-            curve, saturation = load_curve(model_key, model, first, tp, batch_limit, rate, spec, dtypes)
+            curve, saturation = load_curve(
+                model_key, model, sc.priced(first), tp, batch_limit, rate, spec, dtypes
+            )
             break
         except ui.BAD_INPUT as e:
             failures.setdefault(str(e), []).append(str(tp))
