@@ -1,47 +1,81 @@
-"""Number formats: bits per element and the storage overhead of per-group scales.
+"""Number formats: bits per element and every scale and zero point their storage layout carries.
 
-One table serves weights, activations and the KV cache. A format's storage is exact integer
-arithmetic: ``n`` elements of a format with ``bits = num/den`` and groups of ``g`` elements, each group
-carrying ``scale_bits + zero_point_bits`` of metadata, occupy
+One table serves weights, activations and the KV cache. Storage is exact integer arithmetic. A matrix of
+``rows x cols`` values (PyTorch's ``[out_features, in_features]``; the scale groups run along ``cols``,
+the reduction axis) in a format of ``bits = num/den`` bits per value occupies
 
-    ceil((ceil(n * num / den) + ceil(n / g) * (scale_bits + zero_point_bits)) / 8)  bytes.
+    ceil((ceil(rows * cols * num / den) + n_scales * (scale_bits + zero_point_bits)
+          + tensor_scale_bits) / 8)  bytes,
 
-Assumptions, per format (the defaults a user gets; ``group_size`` can be overridden per call):
+where ``n_scales`` follows the format's granularity:
 
-- ``fp32``, ``bf16``, ``fp16``: plain IEEE/bfloat storage, no metadata.
-- ``fp8`` (E4M3/E5M2): 8 bits; one fp32 scale per tensor by default (negligible, counted as no groups).
-- ``int8``: symmetric 8-bit with per-output-channel scales (LLM.int8()/SmoothQuant style); the
-  per-channel scales are < 0.1 % of the bytes and are not counted unless ``group_size`` is given.
+- ``"none"``: no metadata; ``"tensor"``: only the per-tensor scale (``tensor_scale_bits``);
+- ``"channel"``: one scale per row (output channel): ``rows``;
+- ``"group"``: one per ``group_size`` consecutive values of a row: ``rows * ceil(cols / g)``;
+- ``"block"``: one per ``block_rows x group_size`` tile: ``ceil(rows / block_rows) * ceil(cols / g)``;
+- ``"flat"``: one per ``group_size`` values of the flattened tensor: ``ceil(rows * cols / g)``.
+
+A 1-D vector of ``n`` values (:func:`storage_bytes`: a KV-cache row, an activation row) counts its
+``"group"``/``"block"``/``"flat"`` groups along ``n``; per-channel and per-tensor scales belong to a
+weight matrix (:func:`matrix_bytes`), and a KV cache's per-layer scales (vLLM's ``k_scale``/``v_scale``)
+are attention-layer parameters of a few bytes, not cache.
+
+The formats (the group size of ``int4``, ``int8``, ``int4_tinygemm``, ``w4a8`` and ``nf4`` can be set by
+a suffix, e.g. ``"int4_g32"``, or the ``group_size`` argument):
+
+- ``fp32``, ``bf16``, ``fp16``: plain IEEE/bfloat storage.
+- ``fp8``: E4M3 with one fp32 scale per tensor (per-tensor static scaling, e.g. the FP8 checkpoints of
+  NVIDIA ModelOpt; https://docs.nvidia.com/deeplearning/transformer-engine/user-guide/examples/fp8_primer.html).
+- ``fp8_channel``: E4M3 with one fp32 scale per output channel (vLLM's "channel" FP8 scheme).
+- ``fp8_block``: E4M3 with one fp32 scale per 128 x 128 weight tile and per 1 x 128 activation group
+  (DeepSeek-V3 §3.3.2, arXiv:2412.19437; ``weight_block_size: [128, 128]`` and fp32 ``weight_scale_inv``
+  in its checkpoint).
+- ``int8``: weight-only symmetric int8 with one bf16 scale per output channel (gpt-fast's
+  ``WeightOnlyInt8Linear``; torchao ``int8_weight_only``); ``int8_gN``: a bf16 scale per N.
 - ``int4``: GPTQ/AWQ layout, groups of 128 with a 16-bit scale and a 4-bit zero point per group
   (Frantar et al. 2023, "GPTQ"; Lin et al. 2024, "AWQ"): 4 + 20/128 = 4.156 bits per weight.
-- ``nf4``: bitsandbytes NormalFloat4 (Dettmers et al. 2023, "QLoRA"), blocks of 64 with one fp32
-  absmax each: 4 + 32/64 = 4.5 bits per weight (without double quantization, which brings the
-  overhead to about 0.127 bits).
-- ``ternary``: BitNet b1.58 weights {-1, 0, +1} (Ma et al. 2024). The information content is
-  log2(3) = 1.585 bits; storage packs 5 trits per byte (3^5 = 243 <= 256), i.e. 1.6 bits per weight,
-  which is what we count. One scale per tensor (negligible).
-- ``binary``: 1 bit per weight (sign), one scale per tensor.
+- ``int4_tinygemm``: gpt-fast's int4 (PyTorch ``_weight_int4pack_mm``): groups of 128 (32/64/256 by
+  suffix) with a bf16 scale and a bf16 zero point each (``scales_and_zeros`` in gpt-fast's quantize.py).
+- ``w4a8``: int4 weights in groups of 128 with a 16-bit scale, no zero point, computed with fp8
+  activations (TensorRT-LLM's W4A8-AWQ).
+- ``nf4``: bitsandbytes NormalFloat4 (Dettmers et al. 2023, "QLoRA"), blocks of 64 of the flattened tensor
+  with one fp32 absmax each: 4 + 32/64 = 4.5 bits per weight (no double quantization).
+- ``mxfp4``: OCP Microscaling MXFP4: E2M1 values, one E8M0 (8-bit) scale per 32 along a row
+  (OCP MX Formats Specification v1.0, §5; https://www.opencompute.org/documents/ocp-microscaling-formats-mx-v1-0-spec-final-pdf):
+  4.25 bits per value. gpt-oss stores its experts so (``*_blocks`` uint8 and ``*_scales`` uint8).
+- ``nvfp4``: NVIDIA NVFP4: E2M1 values, one FP8 E4M3 scale per 16 along a row and one fp32 scale per
+  tensor (https://developer.nvidia.com/blog/introducing-nvfp4-for-efficient-and-accurate-low-precision-inference/;
+  ``weight_scale`` and ``weight_scale_2`` in ModelOpt checkpoints): 4.5 bits per value + 4 bytes.
+- ``ternary``: BitNet b1.58 weights {-1, 0, +1} (Ma et al. 2024), 5 trits per byte (3^5 = 243 <= 256),
+  1.6 bits per weight; its single per-tensor scale is not counted.
+- ``binary``: 1 bit per weight (sign); its single per-tensor scale is not counted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Final
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from costmodel.errors import UnknownNameError
 
+Granularity = Literal["none", "tensor", "channel", "group", "block", "flat"]
+
 
 @dataclass(frozen=True)
 class DType:
     """A storage/compute number format.
 
-    ``bits_num / bits_den`` is the exact number of bits per element; ``group_size`` elements share
-    ``scale_bits + zero_point_bits`` of metadata (``None``: no per-group metadata is counted).
-    ``quantized`` formats store weights that are dequantized to the activation dtype before use.
+    ``bits_num / bits_den`` is the exact number of bits per element. Metadata: ``scale_bits +
+    zero_point_bits`` per scale group (laid out by ``granularity``, see the module docstring), plus
+    ``tensor_scale_bits`` once per tensor. ``quantized`` formats store weights that a kernel dequantizes
+    (or runs natively, if the device has ``compute_dtype`` tensor cores); ``compute_dtype`` is the
+    tensor-core input format a kernel for this format uses (None: the activation dtype, weight-only).
     """
 
     name: str
@@ -51,10 +85,15 @@ class DType:
     group_size: int | None = None
     scale_bits: int = 0
     zero_point_bits: int = 0
+    granularity: Granularity = "none"
+    block_rows: int = 1
+    tensor_scale_bits: int = 0
+    compute_dtype: str | None = None
+    variable_group: bool = False
 
     @property
     def bits(self) -> float:
-        """Bits per element, without group metadata."""
+        """Bits per element, without metadata."""
         return self.bits_num / self.bits_den
 
 
@@ -64,56 +103,182 @@ DTYPES: Final[dict[str, DType]] = {
         DType("fp32", 32, 1, quantized=False),
         DType("bf16", 16, 1, quantized=False),
         DType("fp16", 16, 1, quantized=False),
-        DType("fp8", 8, 1, quantized=True),
-        DType("int8", 8, 1, quantized=True),
-        DType("int4", 4, 1, quantized=True, group_size=128, scale_bits=16, zero_point_bits=4),
-        DType("nf4", 4, 1, quantized=True, group_size=64, scale_bits=32),
+        DType("fp8", 8, 1, quantized=True, granularity="tensor", tensor_scale_bits=32, compute_dtype="fp8"),
+        DType("fp8_channel", 8, 1, quantized=True, granularity="channel", scale_bits=32, compute_dtype="fp8"),
+        DType(
+            "fp8_block",
+            8,
+            1,
+            quantized=True,
+            granularity="block",
+            group_size=128,
+            block_rows=128,
+            scale_bits=32,
+            compute_dtype="fp8",
+        ),
+        DType("int8", 8, 1, quantized=True, granularity="channel", scale_bits=16, variable_group=True),
+        DType(
+            "int4",
+            4,
+            1,
+            quantized=True,
+            granularity="group",
+            group_size=128,
+            scale_bits=16,
+            zero_point_bits=4,
+            variable_group=True,
+        ),
+        DType(
+            "int4_tinygemm",
+            4,
+            1,
+            quantized=True,
+            granularity="group",
+            group_size=128,
+            scale_bits=16,
+            zero_point_bits=16,
+            variable_group=True,
+        ),
+        DType(
+            "w4a8",
+            4,
+            1,
+            quantized=True,
+            granularity="group",
+            group_size=128,
+            scale_bits=16,
+            compute_dtype="fp8",
+            variable_group=True,
+        ),
+        DType(
+            "nf4", 4, 1, quantized=True, granularity="flat", group_size=64, scale_bits=32, variable_group=True
+        ),
+        DType(
+            "mxfp4",
+            4,
+            1,
+            quantized=True,
+            granularity="group",
+            group_size=32,
+            scale_bits=8,
+            compute_dtype="fp4",
+        ),
+        DType(
+            "nvfp4",
+            4,
+            1,
+            quantized=True,
+            granularity="group",
+            group_size=16,
+            scale_bits=8,
+            tensor_scale_bits=32,
+            compute_dtype="fp4",
+        ),
         DType("ternary", 8, 5, quantized=True),
         DType("binary", 1, 1, quantized=True),
     )
 }
 """Storage formats by name. ``tf32`` is a compute mode of fp32 inputs, so it appears only in hardware
-peak tables, never as a storage format."""
+peak tables, never as a storage format. Formats with a settable group size also exist as
+``NAME_gN`` (e.g. ``int4_g32``), made on demand by :func:`get_dtype`."""
+
+_GROUP_SUFFIX = re.compile(r"^(?P<base>[a-z0-9_]+?)_g(?P<g>[1-9][0-9]*)$")
 
 
 def get_dtype(name: str) -> DType:
-    """The format called ``name``; an unknown name raises an error listing the known ones."""
-    try:
-        return DTYPES[name]
-    except KeyError:
-        raise UnknownNameError("dtype", str(name), DTYPES) from None
+    """The format called ``name`` (``NAME_gN`` sets the group size of a format that has one); an unknown
+    name raises an error listing the known ones."""
+    fmt = DTYPES.get(name)
+    if fmt is not None:
+        return fmt
+    match = _GROUP_SUFFIX.match(str(name))
+    if match and match["base"] in DTYPES and DTYPES[match["base"]].variable_group:
+        base = DTYPES[match["base"]]
+        granularity: Granularity = "flat" if base.granularity == "flat" else "group"
+        return replace(base, name=name, group_size=int(match["g"]), granularity=granularity)
+    variable = [n for n, d in DTYPES.items() if d.variable_group]
+    known = [*DTYPES, *(f"{n}_g32" for n in variable), *(f"{n}_g64" for n in variable)]
+    raise UnknownNameError("dtype", str(name), known) from None
+
+
+def _group(fmt: DType, group_size: int | None) -> tuple[Granularity, int]:
+    """Effective granularity and group size after a ``group_size`` override (0: no group metadata)."""
+    if group_size is None:
+        return fmt.granularity, fmt.group_size or 0
+    if group_size == 0:
+        return "none", 0
+    if fmt.granularity in ("none", "tensor") or not (fmt.scale_bits + fmt.zero_point_bits):
+        return fmt.granularity, 0  # no per-group metadata to resize
+    return (
+        "flat" if fmt.granularity == "flat" else "block" if fmt.granularity == "block" else "group"
+    ), group_size
+
+
+def _ceil_div(a: npt.NDArray[np.int64], b: int) -> npt.NDArray[np.int64]:
+    return np.asarray(-(-a // b), dtype=np.int64)
 
 
 def storage_bytes(
     n_elements: npt.ArrayLike, dtype: str, *, group_size: int | None = None
 ) -> npt.NDArray[np.int64]:
-    """Exact bytes to store ``n_elements`` values in ``dtype`` [bytes].
+    """Exact bytes to store a vector of ``n_elements`` values in ``dtype`` [bytes].
 
     Parameters
     ----------
     n_elements : int or array of int
         Number of stored values [-].
     dtype : str
-        A name from :data:`DTYPES`.
+        A name from :data:`DTYPES` (or ``NAME_gN``).
     group_size : int, optional
-        Elements per scale group [-]; overrides the format's default. Only formats with metadata
-        (``scale_bits`` > 0) use it; ``0`` turns group metadata off.
+        Elements per scale group [-]; overrides the format's default. ``0`` turns group metadata off.
+
+    Group, block and flat groups run along the vector; per-channel and per-tensor scales are not
+    counted here (they belong to a weight matrix: :func:`matrix_bytes`).
     """
     fmt = get_dtype(dtype)
     n = np.asarray(n_elements, dtype=np.int64)
-    payload_bits = -((-n * fmt.bits_num) // fmt.bits_den)  # ceil division, exact in integers
-    g = fmt.group_size if group_size is None else group_size
+    bits = _ceil_div(n * fmt.bits_num, fmt.bits_den)  # exact in integers
+    granularity, g = _group(fmt, group_size)
     meta = fmt.scale_bits + fmt.zero_point_bits
-    if g and meta:
-        payload_bits = payload_bits + (-(-n // g)) * meta
-    return -(-payload_bits // 8)
+    if g and meta and granularity in ("group", "block", "flat"):
+        bits = bits + _ceil_div(n, g) * meta
+    return _ceil_div(bits, 8)
+
+
+def matrix_bytes(shape: Sequence[int], dtype: str, *, group_size: int | None = None) -> int:
+    """Exact bytes of one weight tensor of ``shape`` stored in ``dtype``, every scale included [bytes].
+
+    ``shape`` is PyTorch's: ``[out_features, in_features]`` for a linear weight, scale groups along the
+    last axis; a 1-D tensor is one row. Leading axes beyond two multiply the rows (stacked experts).
+    """
+    fmt = get_dtype(dtype)
+    cols = int(shape[-1]) if shape else 1
+    rows = math.prod(int(s) for s in shape[:-1])
+    bits = -(-(rows * cols * fmt.bits_num) // fmt.bits_den)
+    granularity, g = _group(fmt, group_size)
+    meta = fmt.scale_bits + fmt.zero_point_bits
+    if meta and granularity == "channel":
+        bits += rows * meta
+    elif meta and g and granularity == "group":
+        bits += rows * -(-cols // g) * meta
+    elif meta and g and granularity == "block":
+        bits += -(-rows // fmt.block_rows) * -(-cols // g) * meta
+    elif meta and g and granularity == "flat":
+        bits += -(-(rows * cols) // g) * meta
+    if granularity != "none":
+        bits += fmt.tensor_scale_bits
+    return -(-bits // 8)
 
 
 def bytes_per_element(dtype: str, *, group_size: int | None = None) -> float:
-    """Average bytes per element including group metadata [bytes], e.g. 0.5195 for int4/g128."""
+    """Average bytes per element including group metadata [bytes], e.g. 0.5195 for int4/g128.
+
+    Per-channel and per-tensor scales, whose share depends on the matrix shape, are not included."""
     fmt = get_dtype(dtype)
-    g = fmt.group_size if group_size is None else group_size
-    meta = (fmt.scale_bits + fmt.zero_point_bits) / g if g else 0.0
+    granularity, g = _group(fmt, group_size)
+    rows = fmt.block_rows if granularity == "block" else 1
+    per_group = granularity in ("group", "block", "flat") and g
+    meta = (fmt.scale_bits + fmt.zero_point_bits) / (g * rows) if per_group else 0.0
     return (fmt.bits + meta) / 8
 
 

@@ -124,9 +124,11 @@ def forward_flop(
     Notes
     -----
     Linear layers cost 2 x tokens x (weight elements); a routed MoE layer runs ``top_k`` of its experts
-    per token plus the shared ones. MLA caches the latent (DeepSeek-V2 §2.1.2) and up-projects keys and
-    values from it for all ``past + new`` positions each pass; the weight-absorption form that serving
-    engines use for decoding trades that up-projection for wider scores and is not modelled here.
+    per token plus the shared ones. Layers of a ``layer_types`` model attend within their own window.
+    Attention sinks (one extra logit per head in the softmax) and QK-norm add no matrix product.
+    MLA caches the latent (DeepSeek-V2 §2.1.2) and up-projects keys and values from it for all
+    ``past + new`` positions each pass; the weight-absorption form that serving engines use for decoding
+    trades that up-projection for wider scores and is not modelled here.
     """
     B = np.asarray(batch_size, dtype=np.float64)
     n = np.asarray(new_tokens, dtype=np.float64)
@@ -151,12 +153,19 @@ def forward_flop(
         # depthwise causal conv (d_conv taps per channel) and the read-out y = C h (d_state terms)
         ssm_extra = 2.0 * tokens * model.n_layers * d_inner * (s.d_conv + s.d_state)
     else:
-        keys = attended_keys(n, past_tokens, sliding_window=model.sliding_window, attention=attention)
+        # summed over layers: each group of layers attends within its own window (or the whole context)
+        keys = sum(
+            (
+                layers * attended_keys(n, past_tokens, sliding_window=w, attention=attention)
+                for w, layers in model.attention_windows.items()
+            ),
+            start=zeros,
+        )
         H = float(model.n_heads or 0)
         qk_dim = model.mla.qk_head_dim if model.mla else model.head_size
         v_dim = model.mla.v_head_dim if model.mla else model.head_size
-        scores = 2.0 * B * keys * H * qk_dim * model.n_layers
-        values = 2.0 * B * keys * H * v_dim * model.n_layers
+        scores = 2.0 * B * keys * H * qk_dim
+        values = 2.0 * B * keys * H * v_dim
 
     def per_token(component: str) -> FloatArray:
         return zeros + tokens * matmul.get(component, 0.0)

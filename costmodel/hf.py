@@ -115,6 +115,96 @@ def _deepseek_v3(r: _Reader) -> Config:
     return out
 
 
+def _unsupported(r: _Reader, key: str, value: Any, supported: str) -> CostmodelError:
+    return CostmodelError(
+        f"config.json for model_type {r.model_type!r}: {key} = {value!r} is not supported "
+        f"(supported: {supported}); costmodel would mis-count this architecture"
+    )
+
+
+def _qwen3(r: _Reader) -> Config:
+    """Qwen3 (and the Qwen3 decoder of Qwen3-MoE): Llama with per-head RMSNorm on q and k; an optional
+    window on the layers from ``max_window_layers`` on (transformers' Qwen3Config)."""
+    out = _llama_like(r) | {"qk_norm": True, "sliding_window": None}
+    window = r.get("sliding_window", None) if r.get("use_sliding_window", False) else None
+    if window is not None:
+        first = min(r.get("max_window_layers", 28), out["n_layers"])
+        if first == 0:
+            out["sliding_window"] = window
+        elif first < out["n_layers"]:
+            out["layer_types"] = ["full_attention"] * first + ["sliding_attention"] * (
+                out["n_layers"] - first
+            )
+            out["local_window"] = window
+    return out
+
+
+def _qwen3_moe(r: _Reader) -> Config:
+    out = _qwen3(r)
+    # Qwen3-MoE's sliding window (when used) covers every layer (Qwen3MoeAttention reads it directly)
+    if r.get("use_sliding_window", False) and r.get("sliding_window", None) is not None:
+        out.pop("layer_types", None)
+        out.pop("local_window", None)
+        out["sliding_window"] = r.config["sliding_window"]
+    step = r.get("decoder_sparse_step", 1)
+    dense = sorted(r.get("mlp_only_layers", []))
+    if step != 1:
+        raise _unsupported(r, "decoder_sparse_step", step, "1, every layer a mixture of experts")
+    if dense != list(range(len(dense))):
+        raise _unsupported(r, "mlp_only_layers", dense, "[] or the leading layers [0, 1, ..., k-1]")
+    if r.get("shared_expert_intermediate_size", 0):
+        raise _unsupported(
+            r, "shared_expert_intermediate_size", r.config["shared_expert_intermediate_size"], "0"
+        )
+    out["moe"] = {
+        "n_experts": r.req("num_experts"),
+        "top_k": r.req("num_experts_per_tok"),
+        "expert_d_ff": r.req("moe_intermediate_size"),
+        "first_dense_layers": len(dense),
+    }
+    if not dense:
+        out.pop("d_ff")
+    return out
+
+
+_GPT_OSS_MXFP4_SOURCE = (
+    "gpt-oss model card, https://arxiv.org/abs/2508.10925 §2.1 (MoE weights in MXFP4, the rest in BF16); "
+    "config.json quantization_config.modules_to_not_convert"
+)
+
+
+def _gpt_oss(r: _Reader) -> Config:
+    """gpt-oss: attention with biases and a learned sink logit per head, alternating local (128-token
+    window) and full layers, every layer a mixture of experts with biases (router and experts)."""
+    out = _llama_like(r) | {"sliding_window": None, "attention_sinks": True, "mlp_bias": True}
+    out.pop("d_ff")
+    n_layers = out["n_layers"]
+    types = r.get(
+        "layer_types", ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(n_layers)]
+    )
+    unknown = sorted(set(types) - {"sliding_attention", "full_attention"})
+    if unknown:
+        raise _unsupported(r, "layer_types", unknown[0], "'sliding_attention', 'full_attention'")
+    out["layer_types"] = types
+    if "sliding_attention" in types:
+        out["local_window"] = r.get("sliding_window", 128)
+    out["head_dim"] = r.get("head_dim", 64)
+    out["moe"] = {
+        "n_experts": r.req("num_local_experts"),
+        "top_k": r.req("num_experts_per_tok", "experts_per_token"),
+        "expert_d_ff": r.req("intermediate_size"),
+        "router_bias": True,
+    }
+    quant = r.get("quantization_config", {})
+    if quant.get("quant_method") == "mxfp4":
+        out["checkpoint"] = {
+            "weight_dtype": "bf16",
+            "experts": "mxfp4",
+            "source": _GPT_OSS_MXFP4_SOURCE,
+        }
+    return out
+
+
 def _gpt2(r: _Reader) -> Config:
     d = r.req("n_embd")
     return {
@@ -219,6 +309,9 @@ _READERS: dict[str, Callable[[_Reader], Config]] = {
     "falcon": _falcon,
     "deepseek_v3": _deepseek_v3,
     "mamba": _mamba,
+    "qwen3": _qwen3,
+    "qwen3_moe": _qwen3_moe,
+    "gpt_oss": _gpt_oss,
 }
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_READERS))
 

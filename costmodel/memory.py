@@ -17,14 +17,14 @@ Departures from the seed notes (seed 003, "Memory Requirements"):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from costmodel.dtypes import get_dtype, map_dtypes, storage_bytes
+from costmodel.dtypes import get_dtype, map_dtypes, matrix_bytes, storage_bytes
 from costmodel.flops import Recompute
 from costmodel.params import Component, Tensor, param_count, tensors
 from costmodel.specs import NORMS_PER_LAYER, HardwareProfile, ModelProfile
@@ -47,16 +47,21 @@ def tensor_bytes(
     group_size: int | None = None,
     keep_dtype: str = "bf16",
     sparsity: Sparsity = "none",
+    component_dtypes: Mapping[str, str] | None = None,
 ) -> int:
     """Bytes of one copy of tensor ``t`` stored as :func:`weight_bytes` stores it [bytes]."""
     n = t.numel // t.count
     compressible = t.kind == "matmul" and t.component in QUANTIZABLE
     dtype = weight_dtype if compressible or not get_dtype(weight_dtype).quantized else keep_dtype
+    if compressible and component_dtypes and t.component in component_dtypes:
+        dtype = component_dtypes[t.component]
     if compressible and sparsity == "2:4":
         from costmodel.compression import nm_sparse_bytes
 
         return int(nm_sparse_bytes(n, n=2, m=4, value_dtype=dtype))
-    return int(storage_bytes(n, dtype, group_size=group_size if compressible else 0))
+    if compressible:
+        return matrix_bytes(t.shape, dtype, group_size=group_size)
+    return int(storage_bytes(n, dtype, group_size=0))
 
 
 def weight_bytes(
@@ -66,6 +71,7 @@ def weight_bytes(
     group_size: int | None = None,
     keep_dtype: str = "bf16",
     sparsity: Sparsity = "none",
+    component_dtypes: Mapping[str, str] | None = None,
 ) -> int:
     """Bytes of all parameters [bytes].
 
@@ -83,15 +89,34 @@ def weight_bytes(
     sparsity : {"none", "2:4"}
         2:4 structured sparsity of the same matmul weights: half the values plus a 2-bit position per
         kept value (NVIDIA's sparse tensor-core layout; :func:`costmodel.compression.nm_sparse_bytes`).
+    component_dtypes : mapping, optional
+        Format of the matmul weights of some components, overriding ``weight_dtype`` for them, e.g.
+        ``{"experts": "mxfp4"}`` (gpt-oss as shipped).
     """
     # scale groups never straddle two tensors: size one copy, then multiply
     return sum(
         tensor_bytes(
-            t, weight_dtype=weight_dtype, group_size=group_size, keep_dtype=keep_dtype, sparsity=sparsity
+            t,
+            weight_dtype=weight_dtype,
+            group_size=group_size,
+            keep_dtype=keep_dtype,
+            sparsity=sparsity,
+            component_dtypes=component_dtypes,
         )
         * t.count
         for t in tensors(model)
     )
+
+
+def checkpoint_bytes(model: ModelProfile) -> int:
+    """Bytes of the weights as the published checkpoint stores them (``model.checkpoint``) [bytes].
+
+    A profile without a ``checkpoint`` block is taken to ship in bf16 throughout.
+    """
+    fmt = model.checkpoint
+    if fmt is None:
+        return weight_bytes(model, weight_dtype="bf16")
+    return weight_bytes(model, weight_dtype=fmt.weight_dtype, component_dtypes=fmt.component_dtypes)
 
 
 def kv_elements_per_token(model: ModelProfile) -> int:
@@ -115,9 +140,33 @@ def ssm_state_bytes(model: ModelProfile, *, kv_dtype: str = "bf16") -> int:
     return (conv + scan) * model.n_layers
 
 
+def _kv_bytes_per_token_per_layer(model: ModelProfile, kv_dtype: str) -> int:
+    return int(storage_bytes(kv_elements_per_token(model), kv_dtype))
+
+
 def kv_bytes_per_token(model: ModelProfile, *, kv_dtype: str = "bf16") -> int:
-    """KV-cache bytes one more token of context adds to one sequence, over all layers [bytes]."""
-    return int(storage_bytes(kv_elements_per_token(model), kv_dtype)) * model.n_layers
+    """KV-cache bytes one more token of context adds to one sequence [bytes], over every layer whose
+    cache grows with the context: all attention layers, but for the ``local_window`` layers of a
+    ``layer_types`` model, whose cache is bounded (:func:`local_window_kv_bytes`). A model-wide
+    ``sliding_window`` is counted here and capped by the caller (as :func:`kv_cache_bytes` does)."""
+    growing = model.n_layers if model.layer_types is None else model.attention_windows.get(None, 0)
+    return _kv_bytes_per_token_per_layer(model, kv_dtype) * growing
+
+
+def local_window_kv_bytes(model: ModelProfile, *, kv_dtype: str = "bf16") -> int:
+    """Per sequence, the KV cache of the local-window layers of a ``layer_types`` model once their
+    window is full [bytes]: ``local_window`` tokens in each (0 for other models). An upper bound for
+    shorter contexts; exact from ``local_window`` tokens on."""
+    if model.layer_types is None:
+        return 0
+    per_layer = _kv_bytes_per_token_per_layer(model, kv_dtype)
+    return sum(w * per_layer * n for w, n in model.attention_windows.items() if w is not None)
+
+
+def sequence_state_bytes(model: ModelProfile, *, kv_dtype: str = "bf16") -> int:
+    """Per sequence, the bytes that do not grow with the context [bytes]: an SSM's state
+    (:func:`ssm_state_bytes`) and full local-window caches (:func:`local_window_kv_bytes`)."""
+    return ssm_state_bytes(model, kv_dtype=kv_dtype) + local_window_kv_bytes(model, kv_dtype=kv_dtype)
 
 
 def kv_cache_bytes(
@@ -132,17 +181,24 @@ def kv_cache_bytes(
     ``batch_size``, ``context_len`` and ``kv_dtype`` (a name or an array of names) broadcast together.
 
     Contiguous cache of exactly ``context_len`` tokens per sequence (paged allocation and reservation
-    policies belong to the serving model). A sliding window caps the cached tokens at the window; an SSM's
-    state is constant in ``context_len``.
+    policies belong to the serving model). A sliding window caps the cached tokens at the window, per
+    layer when ``layer_types`` mixes full and local layers; an SSM's state is constant in ``context_len``.
+
+    ``context_len`` counts the token being decoded: it is the cache the attention of the query at
+    position ``context_len - 1`` reads, the engine's peak. Between steps, transformers' sliding-window
+    layers keep one token fewer (``window - 1``), re-attaching the new token's K/V during the step.
     """
     B = np.asarray(batch_size, dtype=np.int64)
     S = np.asarray(context_len, dtype=np.int64)
     if model.ssm is not None:
         state = map_dtypes(kv_dtype, lambda d: ssm_state_bytes(model, kv_dtype=d))
         return np.asarray(B * state + 0 * S, dtype=np.int64)
-    cached = S if model.sliding_window is None else np.minimum(S, model.sliding_window)
-    per_token = map_dtypes(kv_dtype, lambda d: kv_bytes_per_token(model, kv_dtype=d))
-    return np.asarray(B * cached * per_token, dtype=np.int64)
+    per_layer = map_dtypes(kv_dtype, lambda d: _kv_bytes_per_token_per_layer(model, d))
+    cached = sum(
+        (n * (S if w is None else np.minimum(S, w)) for w, n in model.attention_windows.items()),
+        start=np.zeros((), dtype=np.int64),
+    )
+    return np.asarray(B * cached * per_layer, dtype=np.int64)
 
 
 def _activation_width(model: ModelProfile) -> float:
@@ -499,5 +555,9 @@ def replica_memory(
         weight_bytes=weights,
         activation_bytes=np.asarray(acts),
         kv_bytes_per_token=kv_bytes_per_token(model, kv_dtype=kv_dtype) / (kv_split * pp),
-        state_bytes_per_sequence=ssm_state_bytes(model, kv_dtype=kv_dtype) / pp,
+        state_bytes_per_sequence=(
+            ssm_state_bytes(model, kv_dtype=kv_dtype)
+            + local_window_kv_bytes(model, kv_dtype=kv_dtype) / kv_split
+        )
+        / pp,
     )

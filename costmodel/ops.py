@@ -41,9 +41,9 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from costmodel.dtypes import get_dtype
+from costmodel.dtypes import get_dtype, storage_bytes
 from costmodel.flops import attended_keys
-from costmodel.memory import QUANTIZABLE, Sparsity, kv_bytes_per_token, ssm_state_bytes, tensor_bytes
+from costmodel.memory import QUANTIZABLE, Sparsity, kv_elements_per_token, ssm_state_bytes, tensor_bytes
 from costmodel.params import Tensor, tensors
 from costmodel.specs import NORMS_PER_LAYER, ModelProfile
 
@@ -66,6 +66,9 @@ _OP_OF_TENSOR = {
     "q_b_proj": "qkv_proj",
     "kv_a_proj": "qkv_proj",
     "kv_a_norm": "qkv_proj",
+    "q_norm": "qkv_proj",
+    "k_norm": "qkv_proj",
+    "sinks": "qkv_proj",
     "kv_b_proj": "kv_up_proj",
     "o_proj": "o_proj",
     "gate_proj": "up",
@@ -314,26 +317,26 @@ def forward_ops(
                 mla.kv_lora_rank,
                 H * (mla.qk_nope_head_dim + v_dim) / tp,
             )
-        # attention core
-        keys = attended_keys(
-            n,
-            past,
-            sliding_window=model.sliding_window,
-            attention="causal" if attention_impl == "flash" else "full",
-        )
-        flop = 2.0 * B * keys * H * (qk_dim + v_dim) / tp
-        cached = past + n if model.sliding_window is None else np.minimum(past + n, model.sliding_window)
-        kv_token = kv_bytes_per_token(model, kv_dtype=kv_dtype) / L
-        # MLA reads the rebuilt per-head K and V (activations); others read the cache
+        # attention core, one operator per window (gpt-oss: full and 128-token local layers)
+        kv_token = float(storage_bytes(kv_elements_per_token(model), kv_dtype))  # per layer
         # KV heads split over TP, replicated once tp exceeds them; the MLA latent is replicated
         kv_split = 1 if mla else min(tp, model.kv_heads)
-        kv_read = B * cached * H * (qk_dim + v_dim) * a / tp if mla else B * cached * kv_token / kv_split
-        reads = T * q_width * a / tp + kv_read
-        writes = T * H * v_dim * a / tp + B * n * kv_token / kv_split
-        if attention_impl == "eager":
-            scores = B * H * n * (past + n) * a / tp
-            reads, writes = reads + 2 * scores, writes + 2 * scores
-        ops.append(Op("attention", "attention", L, zero + flop, zero + reads, zero + writes, counted=True))
+        windows = model.attention_windows
+        for window, layers in windows.items():
+            keys = attended_keys(
+                n, past, sliding_window=window, attention="causal" if attention_impl == "flash" else "full"
+            )
+            flop = 2.0 * B * keys * H * (qk_dim + v_dim) / tp
+            cached = past + n if window is None else np.minimum(past + n, window)
+            # MLA reads the rebuilt per-head K and V (activations); others read the cache
+            kv_read = B * cached * H * (qk_dim + v_dim) * a / tp if mla else B * cached * kv_token / kv_split
+            reads = T * q_width * a / tp + kv_read
+            writes = T * H * v_dim * a / tp + B * n * kv_token / kv_split
+            if attention_impl == "eager":
+                scores = B * H * n * (past + n) * a / tp
+                reads, writes = reads + 2 * scores, writes + 2 * scores
+            name = "attention" if len(windows) == 1 or window is None else "attention_local"
+            ops.append(Op(name, "attention", layers, zero + flop, zero + reads, zero + writes, counted=True))
         matmul("o_proj", "attention", "o_proj", L, T, H * v_dim / tp, d)
         allreduce("allreduce_attn", L, tp)
 

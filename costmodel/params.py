@@ -112,12 +112,17 @@ def _attention(model: ModelProfile) -> list[Tensor]:
     d, L, H = model.d_model, model.n_layers, model.n_heads or 0
     if model.mla is None:
         hd, Hkv = model.head_size, model.kv_heads
-        return [
+        out = [
             *_linear("attention", "q_proj", H * hd, d, L, model.qkv_bias),
             *_linear("attention", "k_proj", Hkv * hd, d, L, model.qkv_bias),
             *_linear("attention", "v_proj", Hkv * hd, d, L, model.qkv_bias),
             *_linear("attention", "o_proj", d, H * hd, L, model.out_bias),
         ]
+        if model.qk_norm:  # one RMSNorm over head_dim, shared by all query (key) heads of a layer
+            out += [*_norm("attention", "q_norm", hd, L, False), *_norm("attention", "k_norm", hd, L, False)]
+        if model.attention_sinks:  # gpt-oss: one learned logit per query head
+            out.append(Tensor("attention", "sinks", (H,), L, "other"))
+        return out
     m = model.mla
     # DeepSeek-V2 §2.1.2-2.1.3: queries through an optional low-rank bottleneck; keys and values rebuilt
     # from the compressed latent c_KV (kv_lora_rank) plus one rotary key shared by all heads.

@@ -95,6 +95,43 @@ class SSMSpec(Spec):
     proj_bias: bool = Field(False, description="Whether the in/out projections have biases.")
 
 
+LayerType = Literal["full_attention", "sliding_attention"]
+"""Kinds of decoder layer in a ``layer_types`` list, named as Hugging Face configs name them:
+causal attention over the whole context, or over the last ``local_window`` tokens."""
+
+
+class CheckpointFormat(Spec):
+    """How a published checkpoint stores its weights, when it is not one dtype throughout
+    (gpt-oss: MXFP4 routed experts, bf16 everything else). A component's format applies to its matmul
+    weights; its biases and norms stay in ``weight_dtype``."""
+
+    weight_dtype: str = Field(
+        "bf16", description="Format of every tensor whose component has no format of its own (a dtype name)."
+    )
+    attention: str | None = Field(None, description="Format of the attention projections' weights.")
+    mlp: str | None = Field(None, description="Format of the dense MLPs' weights.")
+    experts: str | None = Field(None, description="Format of the routed experts' weights.")
+    shared_experts: str | None = Field(None, description="Format of the shared experts' weights.")
+    source: str = Field(min_length=3, description="Where the storage layout is documented (URL).")
+
+    @property
+    def component_dtypes(self) -> dict[str, str]:
+        """Component -> format, for the components that have their own."""
+        names = ("attention", "mlp", "experts", "shared_experts")
+        return {c: getattr(self, c) for c in names if getattr(self, c) is not None}
+
+    @model_validator(mode="after")
+    def _known_dtypes(self) -> Self:
+        from costmodel.dtypes import get_dtype
+
+        for where, name in [("weight_dtype", self.weight_dtype), *self.component_dtypes.items()]:
+            try:
+                get_dtype(name)
+            except KeyError as e:
+                raise ValueError(f"checkpoint.{where}: {e}") from None
+        return self
+
+
 NormPlacement = Literal["pre", "post", "sandwich", "parallel", "parallel_shared"]
 NORMS_PER_LAYER: dict[str, int] = {"pre": 2, "post": 2, "sandwich": 4, "parallel": 2, "parallel_shared": 1}
 """Norm modules per layer: pre-/post-norm have one before (after) attention and one around the MLP;
@@ -149,6 +186,25 @@ class ModelProfile(Spec):
     sliding_window: PositiveInt | None = Field(
         None, description="Attention window in every layer [tokens]; caps the KV cache. None: full."
     )
+    layer_types: tuple[LayerType, ...] | None = Field(
+        None,
+        description="Kind of each decoder layer, in order (one per layer), for models that mix full and "
+        "local attention (gpt-oss, Gemma-2/3); None: every layer alike (see sliding_window).",
+    )
+    local_window: PositiveInt | None = Field(
+        None, description="Window of the 'sliding_attention' layers of layer_types [tokens]."
+    )
+    qk_norm: bool = Field(
+        False, description="RMSNorm of width head_dim on each query and key head (Qwen3, Gemma-3)."
+    )
+    attention_sinks: bool = Field(
+        False,
+        description="A learned logit per query head added to every softmax denominator (gpt-oss): "
+        "n_heads parameters per layer, nothing cached.",
+    )
+    checkpoint: CheckpointFormat | None = Field(
+        None, description="Storage formats of the published checkpoint; None: one dtype throughout."
+    )
     moe: MoESpec | None = Field(None, description="Mixture-of-experts settings; None for dense models.")
     mla: MLASpec | None = Field(None, description="Multi-head latent attention settings; None otherwise.")
     ssm: SSMSpec | None = Field(None, description="Mamba block settings; set for pure SSM models.")
@@ -176,6 +232,23 @@ class ModelProfile(Spec):
             )
         if self.mla is not None and self.n_kv_heads not in (None, self.n_heads):
             raise ValueError("n_kv_heads must equal n_heads (or be omitted) with mla: MLA has no KV grouping")
+        if self.layer_types is not None:
+            if len(self.layer_types) != self.n_layers:
+                raise ValueError(
+                    f"layer_types lists {len(self.layer_types)} layers but n_layers is {self.n_layers}; "
+                    "give one entry per decoder layer"
+                )
+            if self.sliding_window is not None:
+                raise ValueError(
+                    "sliding_window windows every layer; with layer_types set the window of the "
+                    "'sliding_attention' layers as local_window instead"
+                )
+            if "sliding_attention" in self.layer_types and self.local_window is None:
+                raise ValueError("layer_types has 'sliding_attention' layers: set their local_window")
+        elif self.local_window is not None:
+            raise ValueError(
+                "local_window needs layer_types (which layers are local); else use sliding_window"
+            )
         if self.moe is not None and self.moe.first_dense_layers > self.n_layers:
             raise ValueError(
                 f"moe.first_dense_layers ({self.moe.first_dense_layers}) exceeds n_layers ({self.n_layers})"
@@ -199,6 +272,20 @@ class ModelProfile(Spec):
         if self.n_heads is None:
             raise ValueError(f"model {self.name!r} has no attention heads (it is an SSM model)")
         return self.n_heads
+
+    @property
+    def attention_windows(self) -> dict[int | None, int]:
+        """Attention layers by the window they attend within [tokens] (None: the whole context), with
+        how many layers each: ``{None: 12, 128: 12}`` for gpt-oss-20b; empty for SSM models."""
+        if self.ssm is not None:
+            return {}
+        if self.layer_types is None:
+            return {self.sliding_window: self.n_layers}
+        out: dict[int | None, int] = {}
+        for kind in self.layer_types:
+            window = self.local_window if kind == "sliding_attention" else None
+            out[window] = out.get(window, 0) + 1
+        return out
 
     @property
     def has_norm_bias(self) -> bool:
