@@ -365,7 +365,7 @@ class _Nodes:
     across a grid, and across the candidates of a plan). Each uniform row is a Latin hypercube column:
     one point in each of ``samples`` equal slices of (0, 1)."""
 
-    uniform: FloatArray  # U(0, 1) [11, samples]
+    uniform: FloatArray  # U(0, 1) [12, samples]
     own_index: IntArray  # the request's own prompt: lower stratum of the interpolation [samples]
     own_fraction: FloatArray  # and the fraction towards the next stratum [samples]
     output_len: FloatArray  # its output length N [tokens] [samples]
@@ -374,16 +374,17 @@ class _Nodes:
     normal: FloatArray  # the standard normal quantile of uniform[2], for the gamma [samples]
     normal_count: FloatArray  # of uniform[5], for the count of prompts in the decode window [samples]
     normal_others: FloatArray  # of uniform[9], for the count of prompts joining its own iteration [samples]
+    normal_offspring: FloatArray  # of uniform[11], for the work of prompts arriving meanwhile [samples]
 
 
 def _nodes(traffic: Traffic, samples: int, seed: int) -> _Nodes:
     """The quadrature nodes for ``samples`` points drawn with ``seed``."""
-    from statistics import NormalDist
+    from scipy.special import ndtri  # as Lengths.lognormal: scipy.special only where it is needed
 
     if not (isinstance(samples, int | np.integer) and samples >= 16):
         raise CostmodelError(f"samples must be an integer >= 16, got {samples!r}")
     rng = np.random.default_rng(seed)
-    U = (rng.permuted(np.tile(np.arange(samples), (11, 1)), axis=1) + rng.random((11, samples))) / samples
+    U = (rng.permuted(np.tile(np.arange(samples), (12, 1)), axis=1) + rng.random((12, samples))) / samples
     cum_w = np.cumsum(_STRATUM_WEIGHTS)
     last = _STRATUM_WEIGHTS.size - 1
     draws = np.minimum(np.searchsorted(cum_w, rng.random((2, samples, _DRAWS)), side="right"), last)
@@ -393,11 +394,9 @@ def _nodes(traffic: Traffic, samples: int, seed: int) -> _Nodes:
     biased = np.minimum(np.searchsorted(np.cumsum(tokens) / tokens.sum(), U[10], side="right"), last)
     own = np.clip(np.searchsorted(_STRATUM_MIDS, U[0]) - 1, 0, _STRATUM_MIDS.size - 2)
     fraction = np.clip((U[0] - _STRATUM_MIDS[own]) / (_STRATUM_MIDS[own + 1] - _STRATUM_MIDS[own]), 0.0, 1.0)
-    normal = np.array(
-        [[NormalDist().inv_cdf(min(max(x, 1e-12), 1 - 1e-12)) for x in U[i]] for i in (2, 5, 9)]
-    )
+    normal = ndtri(np.clip(U[[2, 5, 9, 11]], 1e-12, 1 - 1e-12))
     output = traffic.output.quantile(U[1]).astype(np.float64)
-    return _Nodes(U, own, fraction, output, draws, biased, normal[0], normal[1], normal[2])
+    return _Nodes(U, own, fraction, output, draws, biased, *normal)
 
 
 def _count_below(cdf: FloatArray, u: FloatArray) -> IntArray:
@@ -428,16 +427,20 @@ def _poisson_ppf(mean: FloatArray, u: FloatArray, z: FloatArray) -> FloatArray:
     Cornish-Fisher quantile mean + z sqrt(mean) + (z^2 - 1) / 6 (Johnson, Kemp & Kotz 2005, *Univariate
     Discrete Distributions* §4.5), increasing in the mean for z^2 < 4 x 30: continuous, not integral."""
     small = np.minimum(mean, _EXACT_POISSON)
-    pmf = np.exp(-small)
-    cdf = pmf.copy()
-    count = np.zeros(np.broadcast_shapes(mean.shape, u.shape))
-    for k in range(1, 200):
-        below = cdf < u
-        if not below.any():  # every count is final
-            break
-        count += below
-        pmf = pmf * small / k
+    shape = np.broadcast_shapes(mean.shape, u.shape)
+    m, uu = np.broadcast_to(small, shape).ravel(), np.broadcast_to(u, shape).ravel()
+    flat = np.zeros(m.size)
+    # walk the CDF up, keeping only the points whose count is not final yet
+    idx = np.nonzero(np.exp(-m) < uu)[0]
+    pmf, cdf, k = np.exp(-m[idx]), np.exp(-m[idx]), 0
+    while idx.size and k < 200:
+        k += 1
+        flat[idx] = k
+        pmf = pmf * m[idx] / k
         cdf = cdf + pmf
+        going = cdf < uu[idx]
+        idx, pmf, cdf = idx[going], pmf[going], cdf[going]
+    count = flat.reshape(shape)
 
     def cornish_fisher(m: FloatArray) -> FloatArray:
         return np.asarray(m + z * np.sqrt(m) + (z * z - 1.0) / 6.0)
@@ -679,20 +682,32 @@ def _ttft_before_slot_s(
     )
 
 
-def _tpot_s(it: _Iteration, lam: FloatArray, own_s: FloatArray, nodes: _Nodes, shape_m: float) -> FloatArray:
+def _tpot_s(
+    it: _Iteration, chain: _Chain, lam: FloatArray, own_s: FloatArray, nodes: _Nodes, shape_m: float
+) -> FloatArray:
     """Per-request mean time per output token [..., S] [s] (S10): t_d at the batch it sees plus the prompt
-    work landing in its N - 1 iterations, spread over them. The prompts that arrive while it decodes,
-    during its own prefill iteration I_0 and then g - 1 = N - 2 iterations of mean E[I], are
-    K ~ Poisson(lambda (I_0 + (g - 1) E[I])) (K = 0: an atom, no stall); each adds m1, whose law is taken
-    as a gamma of shape ``shape_m`` and mean E[m1], so their sum is a gamma of shape K shape_m
-    (Wilson-Hilferty quantile). Every sample is non-decreasing in the load. NaN where N = 1."""
+    work X landing in its N - 1 iterations, spread over them.
+
+    Prompts arrive at lambda during its decoding time T_0 = I_0 + (N - 2) t_d (its own prefill iteration,
+    then N - 2 decode iterations): K ~ Poisson(lambda T_0), each with work m1, taken as a gamma of shape
+    ``shape_m``, so their work W is a gamma of shape K shape_m (an atom at 0 when K = 0). Prompts that
+    arrive while those run add more, as in an M/G/1 busy period (Kleinrock 1975, §5.8): given W, the
+    offspring work O has mean W u / (1 - u) and variance W lambda E[m1^2] / (1 - u)^3, moment-matched to
+    a gamma. X = W + O; E[X] = T_0 u / (1 - u). Each sample is non-decreasing in the load (the gamma
+    quantile at a fixed normal score grows with its shape and scale). NaN where N = 1."""
     U, n_out = nodes.uniform, nodes.output_len
     gaps = np.maximum(n_out - 1.0, 1.0)
-    window = own_s + (gaps - 1.0) * _ex(it.mean_s)
+    u, t_d = _ex(chain.prefill_fraction), _ex(it.decode_s)
+    window = own_s + (gaps - 1.0) * t_d
     count = _poisson_ppf(_ex(lam) * window, U[5], nodes.normal_count)
-    shape = np.maximum(count * shape_m, 1e-12)
-    stall = np.where(count > 0, _gamma_ppf(shape, nodes.normal) / shape_m, 0.0) * _ex(it.first_mean_s)
-    return np.asarray(np.where(n_out > 1, _ex(it.decode_s) + stall / gaps, np.nan))
+    shape_w = np.maximum(count * shape_m, 1e-12)
+    work = np.where(count > 0, _gamma_ppf(shape_w, nodes.normal) / shape_m, 0.0) * _ex(it.first_mean_s)
+    offspring_mean = work * u / (1.0 - u)
+    scale_o = _ex(it.first_square_s2 / np.maximum(it.first_mean_s, 1e-300)) / (1.0 - u) ** 2
+    shape_o = offspring_mean / np.maximum(scale_o, 1e-300)
+    offspring = np.where(shape_o > 1e-9, _gamma_ppf(shape_o, nodes.normal_offspring) * scale_o, 0.0)
+    stall = work + offspring
+    return np.asarray(np.where(n_out > 1, t_d + stall / gaps, np.nan))
 
 
 def _evaluate(
@@ -715,7 +730,7 @@ def _evaluate(
     wait_s = _slot_wait_mean_s(chain, lam, output)
     it = _iteration(prep, chain)
     ttft_base, own_s = _ttft_before_slot_s(it, chain, lam, nodes, sums or _sums(prep, nodes))
-    tpot_all = _tpot_s(it, lam, own_s, nodes, prep.prompt_shape)
+    tpot_all = _tpot_s(it, chain, lam, own_s, nodes, prep.prompt_shape)
     n_out = nodes.output_len
     # e2e: the slot wait sampled by its inverse CDF, P(W > s) = P(queued) exp(-s / w)
     slot = _ex(wait_s) * np.log(np.maximum(_ex(chain.prob_queued) / (1.0 - nodes.uniform[6]), 1.0))
