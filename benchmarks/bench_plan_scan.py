@@ -151,14 +151,16 @@ def summarise(rows: list[dict[str, Any]]) -> None:
             f"(whole 99 % interval above it): {misses}"
         )
         rel = feasible[f"{metric}_p99_error_s"] / feasible[f"{metric}_p99_s"]
-        print(f"  stated sampling error of the planner's p99 {metric.upper()}: median {100 * rel.median():.1f} %")
+        print(
+            f"  stated sampling error of the planner's p99 {metric.upper()}: median {100 * rel.median():.1f}%"
+        )
     bins = pd.cut(feasible.utilization, [0.0, 0.3, 0.5, 0.6, 0.7, 1.0])
     by_load = feasible.assign(
         ttft=(feasible.ttft_p99_s / feasible.sim_ttft_p99_s - 1).abs(),
         tpot=(feasible.tpot_p99_s / feasible.sim_tpot_p99_s - 1).abs(),
         miss=feasible.ttft_misses_in_simulation | feasible.tpot_misses_in_simulation,
     ).groupby(bins, observed=True)
-    print("by utilisation of the chosen row: rows, median |error| p99 TTFT, p99 TPOT, SLO misses in simulation")
+    print("by utilisation of the chosen row: rows, median |error| of p99 TTFT and TPOT, misses in simulation")
     for interval, g in by_load:
         print(
             f"  {interval}: {len(g)}, {100 * g.ttft.median():.1f} %, {100 * g.tpot.median():.1f} %, "

@@ -6,20 +6,28 @@ fewest replicas (and the batch limit) that meet latency SLOs on each candidate d
 candidate. ``docs/serving.md`` derives the model, lists where it holds, and reports its errors against
 the discrete-event simulator (:func:`costmodel.simulate.serve`).
 
-The model, in one paragraph. Decode iterations of n running sequences take t_d(n) (the roofline,
-:func:`costmodel.serving.step_time`, at the mean decoding context c); each prompt adds its marginal
-prefill time m(P) to the iterations that carry its chunks, so prompts take a fraction
-u = lambda E[m(P)] of the engine's time. The number of requests in the replica is a birth-death chain:
-arrivals at lambda, and with n <= B running, departures at n (1 - u) / (t_d(n) E[occupancy]) where a
-request occupies its slot for E[N - 1 + chunks] iterations; above B, requests wait for a slot. This is
-a limited processor-sharing queue with a state-dependent speed (for n <= B a symmetric queue, whose
-occupancy law does not depend on the length distribution beyond its mean: Kelly 1979, *Reversibility and
-Stochastic Networks*, §3.3; the FCFS wait for a slot is corrected for the length variability by the
-Allen-Cunneen factor (1 + scv) / 2, Whitt 1993). Latencies follow per request: TTFT = wait for a slot +
-the rest of the iteration in progress + its own prefill iterations; TPOT = t_d at the batch a running
-request sees (size-biased) + the prefill work that lands during its decoding (a compound Poisson sum,
-moment-matched to a gamma), spread over its N - 1 gaps. Percentiles are evaluated by deterministic
-Monte-Carlo quadrature of these random variables (fixed seed; not a simulation of the engine).
+The model, in one paragraph (``docs/serving.md`` numbers its equations S1-S12; the functions cite them).
+Decode iterations of n running sequences take t_d(n) (the roofline, :func:`costmodel.serving.step_time`,
+at the mean decoding context c); each prompt adds its marginal prefill time m(P) to the iterations that
+carry its chunks, so prompts take a fraction u = lambda E[m(P)] of the engine's time. The number of
+requests in the replica is a birth-death chain: arrivals at lambda, and with n requests min(n, B) run
+and leave at min(n, B) (1 - u) / (t_d(min(n, B)) E[occupancy]) where a request occupies its slot for
+E[N - 1 + chunks] iterations; above B, requests wait for a slot. This is a limited processor-sharing
+queue with a state-dependent speed (for n <= B a symmetric queue, whose occupancy law does not depend on
+the length distribution beyond its mean: Kelly 1979, *Reversibility and Stochastic Networks*, §3.3); an
+arrival waits iff it finds n >= B (PASTA), for an exponential time corrected for the length variability
+by the Allen-Cunneen factor (1 + scv) / 2 (Whitt 1993). Latencies follow per request: TTFT = wait for
+a slot + the rest of the iteration in progress (length-biased) + its own prefill iteration(s); TPOT = t_d
+at the batch a running request sees (size-biased) + the prompt work that lands during its decoding
+(Poisson arrivals and their M/G/1 busy-period offspring, gamma-distributed), spread over its N - 1 gaps.
+Quantiles come from a deterministic quadrature over the request's random variables (Latin hypercube,
+fixed seed; not a simulation of the engine) with the slot wait integrated exactly. Every quadrature point
+is non-decreasing in the load, so every quantile is; each carries its sampling error.
+
+The planner (:func:`plan`) keeps each replica within :data:`VALIDATED_UTILIZATION` of saturation and the
+batch limit within what the KV cache holds without preempting, where the model is validated; it finds
+the fewest replicas by a search that is exact because pass/fail is monotone in the replica count; rows
+outside the validated range are confirmed with :func:`costmodel.simulate.serve`.
 """
 
 from __future__ import annotations
@@ -207,7 +215,7 @@ def _context_moments(traffic: Traffic, max_len: int) -> tuple[float, float]:
 
 
 def _kv_limits(engine: Engine, context: float, context_var: float) -> tuple[int, int]:
-    """(sequences the cache holds at the mean context, the largest batch not KV-bound) [-].
+    """(sequences the cache holds at the mean context, the largest batch not KV-bound) [-] (S4).
 
     Paged: a sequence holds its context, the new token and on average half a block of waste; a batch of
     B is not KV-bound when B (c + 1 + (block - 1) / 2) + z sqrt(B) sigma_c fits in the cache less vLLM's
@@ -518,7 +526,7 @@ def _grid(prep: _Prepared, rate_per_s: npt.ArrayLike | None, max_batch_size: npt
 
 @dataclass(frozen=True)
 class _Chain:
-    """Requests in one replica as a birth-death chain (S4-S6), per grid point [...]."""
+    """Requests in one replica as a birth-death chain (S5-S6), per grid point [...]."""
 
     idle: FloatArray  # P(no request) [-]
     prob_queued: FloatArray  # P(n >= B): an arrival finds every slot taken (PASTA) [-]
@@ -737,7 +745,7 @@ def _evaluate(
     e2e = ttft_base + slot + np.where(n_out > 1, (n_out - 1.0) * np.nan_to_num(tpot_all), 0.0)
     tpot = tpot_all[..., n_out > 1] if np.any(n_out > 1) else np.full((*lam.shape, 1), np.nan)
 
-    # each quantile q with q -/+ its binomial standard error sqrt(q (1 - q) / S): the quantiles there
+    # (S12) each quantile q with q -/+ its binomial standard error sqrt(q (1 - q) / S): the quantiles there
     # bracket the quadrature's one-sigma sampling error
     qs = np.asarray(quantiles, dtype=np.float64)
     none = np.zeros(lam.shape)
