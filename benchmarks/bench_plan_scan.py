@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -177,8 +178,11 @@ def main() -> None:
     args = parser.parse_args()
     todo = cases(args.cases)
     t0 = time.perf_counter()
+    rows = []
     with ProcessPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(run_case, todo))
+        for row in pool.map(run_case, todo):
+            rows.append(row)
+            print(f"case {row['case']}: {row['kind']} ({len(rows)}/{len(todo)})", file=sys.stderr, flush=True)
     print(f"scan of {len(rows)} cases (seed {SEED}) in {time.perf_counter() - t0:.0f} s")
     if args.csv:
         import pandas as pd

@@ -32,6 +32,7 @@ outside the validated range are confirmed with :func:`costmodel.simulate.serve`.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -383,6 +384,8 @@ class _Nodes:
     normal_count: FloatArray  # of uniform[5], for the count of prompts in the decode window [samples]
     normal_others: FloatArray  # of uniform[9], for the count of prompts joining its own iteration [samples]
     normal_offspring: FloatArray  # of uniform[11], for the work of prompts arriving meanwhile [samples]
+    poisson_count: FloatArray  # _poisson_thresholds of uniform[5] [samples, _POISSON_COUNTS]
+    poisson_others: FloatArray  # and of uniform[9]
 
 
 def _nodes(traffic: Traffic, samples: int, seed: int) -> _Nodes:
@@ -391,8 +394,8 @@ def _nodes(traffic: Traffic, samples: int, seed: int) -> _Nodes:
 
     if not (isinstance(samples, int | np.integer) and samples >= 16):
         raise CostmodelError(f"samples must be an integer >= 16, got {samples!r}")
-    rng = np.random.default_rng(seed)
-    U = (rng.permuted(np.tile(np.arange(samples), (12, 1)), axis=1) + rng.random((12, samples))) / samples
+    U = _uniforms(samples, seed)
+    rng = np.random.default_rng([seed, 1])
     cum_w = np.cumsum(_STRATUM_WEIGHTS)
     last = _STRATUM_WEIGHTS.size - 1
     draws = np.minimum(np.searchsorted(cum_w, rng.random((2, samples, _DRAWS)), side="right"), last)
@@ -404,7 +407,18 @@ def _nodes(traffic: Traffic, samples: int, seed: int) -> _Nodes:
     fraction = np.clip((U[0] - _STRATUM_MIDS[own]) / (_STRATUM_MIDS[own + 1] - _STRATUM_MIDS[own]), 0.0, 1.0)
     normal = ndtri(np.clip(U[[2, 5, 9, 11]], 1e-12, 1 - 1e-12))
     output = traffic.output.quantile(U[1]).astype(np.float64)
-    return _Nodes(U, own, fraction, output, draws, biased, *normal)
+    walks = (_poisson_thresholds(samples, seed, 5), _poisson_thresholds(samples, seed, 9))
+    return _Nodes(U, own, fraction, output, draws, biased, normal[0], normal[1], normal[2], normal[3], *walks)
+
+
+@functools.lru_cache(maxsize=8)
+def _uniforms(samples: int, seed: int) -> FloatArray:
+    """The quadrature's uniforms [12, samples]: each row a Latin hypercube column, one point in each of
+    ``samples`` equal slices of (0, 1), in a random order (cached, read-only)."""
+    rng = np.random.default_rng(seed)
+    U = (rng.permuted(np.tile(np.arange(samples), (12, 1)), axis=1) + rng.random((12, samples))) / samples
+    U.setflags(write=False)
+    return U
 
 
 def _count_below(cdf: FloatArray, u: FloatArray) -> IntArray:
@@ -424,37 +438,41 @@ def _ex(a: npt.ArrayLike) -> FloatArray:
     return np.asarray(a, dtype=np.float64)[..., None]
 
 
-_EXACT_POISSON = 30.0  # means up to which _poisson_ppf is the exact inverse CDF [-]
+_EXACT_POISSON = 10.0  # means up to which _poisson_ppf is the exact inverse CDF [-]
+_POISSON_COUNTS = 40  # counts it tabulates: P(N > 40) < 1e-11 at a mean of 10
 
 
-def _poisson_ppf(mean: FloatArray, u: FloatArray, z: FloatArray) -> FloatArray:
-    """Inverse CDF of Poisson(mean) at the uniforms u, whose standard normal quantiles are z (broadcast)
-    -> counts, non-decreasing in the mean at a fixed u (common random numbers).
+def _poisson_ppf(mean: FloatArray, thresholds: FloatArray, z: FloatArray) -> FloatArray:
+    """Inverse CDF of Poisson(mean) [..., S] at the quadrature's uniforms -> counts [..., S],
+    non-decreasing in the mean at a fixed uniform (common random numbers).
 
-    Exact up to a mean of :data:`_EXACT_POISSON`; beyond, the count there plus the growth of the
-    Cornish-Fisher quantile mean + z sqrt(mean) + (z^2 - 1) / 6 (Johnson, Kemp & Kotz 2005, *Univariate
-    Discrete Distributions* §4.5), increasing in the mean for z^2 < 4 x 30: continuous, not integral."""
+    Exact up to a mean of :data:`_EXACT_POISSON`: the count at a uniform u is the number of k >= 1 with
+    P(N <= k - 1) < u, i.e. with mean > m_k(u), the thresholds [S, k] of :func:`_poisson_thresholds`.
+    Beyond, the count there plus the growth of the Cornish-Fisher quantile
+    mean + z sqrt(mean) + (z^2 - 1) / 6 at the uniform's normal score z [S] (Johnson, Kemp & Kotz 2005,
+    *Univariate Discrete Distributions* §4.5), increasing in the mean for z^2 < 4 x 10: continuous
+    there, not integral."""
     small = np.minimum(mean, _EXACT_POISSON)
-    shape = np.broadcast_shapes(mean.shape, u.shape)
-    m, uu = np.broadcast_to(small, shape).ravel(), np.broadcast_to(u, shape).ravel()
-    flat = np.zeros(m.size)
-    # walk the CDF up, keeping only the points whose count is not final yet
-    idx = np.nonzero(np.exp(-m) < uu)[0]
-    pmf, cdf, k = np.exp(-m[idx]), np.exp(-m[idx]), 0
-    while idx.size and k < 200:
-        k += 1
-        flat[idx] = k
-        pmf = pmf * m[idx] / k
-        cdf = cdf + pmf
-        going = cdf < uu[idx]
-        idx, pmf, cdf = idx[going], pmf[going], cdf[going]
-    count = flat.reshape(shape)
+    count = (thresholds < small[..., None]).sum(axis=-1).astype(np.float64)
+    growth = (
+        mean - _EXACT_POISSON + z * (np.sqrt(np.maximum(mean, _EXACT_POISSON)) - math.sqrt(_EXACT_POISSON))
+    )
+    return np.asarray(count + np.where(mean > _EXACT_POISSON, np.maximum(growth, 0.0), 0.0))
 
-    def cornish_fisher(m: FloatArray) -> FloatArray:
-        return np.asarray(m + z * np.sqrt(m) + (z * z - 1.0) / 6.0)
 
-    growth = np.where(mean > _EXACT_POISSON, cornish_fisher(mean) - cornish_fisher(small), 0.0)
-    return np.asarray(count + np.maximum(growth, 0.0))
+@functools.lru_cache(maxsize=8)
+def _poisson_thresholds(samples: int, seed: int, row: int) -> FloatArray:
+    """m_k(u) = Q^-1(k, u), k = 1.._POISSON_COUNTS, for the uniforms of row ``row`` of the quadrature
+    with ``samples`` points and ``seed`` [S, k]: Poisson(m) has P(N <= k - 1) = Q(k, m), the regularised
+    upper incomplete gamma, so P(N <= k - 1) < u iff m > m_k(u). Cached: it depends on the uniforms alone
+    (a deterministic function of its arguments)."""
+    from scipy.special import gammainccinv
+
+    u = _uniforms(samples, seed)[row]
+    k = np.arange(1, _POISSON_COUNTS + 1, dtype=np.float64)[:, None]
+    table = np.ascontiguousarray(gammainccinv(k, u[None, :]).T)
+    table.setflags(write=False)
+    return table
 
 
 def _gamma_ppf(shape: FloatArray, z: FloatArray) -> FloatArray:
@@ -484,7 +502,11 @@ def _quantiles_after_wait(
     w = _ex(np.where(waits, mean_s, 1.0))
     p = _ex(np.where(waits, prob, 0.0))
     z = b / w
-    log_c = np.logaddexp.accumulate(z, axis=-1)  # log C_k
+    top = z[..., -1:]  # the samples are sorted: the largest exponent is the last
+    if np.all(top - z[..., :1] < 700.0):  # exp(z - top) stays a normal float: the faster cumulative sum
+        log_c = np.log(np.cumsum(np.exp(z - top), axis=-1)) + top  # log C_k
+    else:
+        log_c = np.logaddexp.accumulate(z, axis=-1)
     k = np.arange(1, S + 1, dtype=np.float64)
     cdf = (k - p * np.exp(log_c - z)) / S  # F(b_k), its jump included
     below = (cdf[..., None, :] < qs[:, None]).sum(axis=-1)  # [..., q]: how many b_k have F(b_k) < q
@@ -681,7 +703,9 @@ def _ttft_before_slot_s(
     now = _ex(t_d) + _at_batch(it, sums.now, k_now.astype(np.float64))
     busy = U[3] < _ex(1.0 - chain.idle)
     residual = np.where(busy, U[4] * now, 0.0)
-    others = _poisson_ppf(_ex(lam) * np.where(busy, now, 0.0), U[9], nodes.normal_others)  # meanwhile
+    others = _poisson_ppf(
+        _ex(lam) * np.where(busy, now, 0.0), nodes.poisson_others, nodes.normal_others
+    )  # meanwhile
     m_own, J_own = _at_batch(it, sums.own), _at_batch(it, sums.own_chunks)
     alone = _ex(t_d) + m_own + _at_batch(it, sums.others, others)
     own = np.where(J_own > 1.0, J_own * _ex(t_d) + m_own, alone)
@@ -703,11 +727,11 @@ def _tpot_s(
     offspring work O has mean W u / (1 - u) and variance W lambda E[m1^2] / (1 - u)^3, moment-matched to
     a gamma. X = W + O; E[X] = T_0 u / (1 - u). Each sample is non-decreasing in the load (the gamma
     quantile at a fixed normal score grows with its shape and scale). NaN where N = 1."""
-    U, n_out = nodes.uniform, nodes.output_len
+    n_out = nodes.output_len
     gaps = np.maximum(n_out - 1.0, 1.0)
     u, t_d = _ex(chain.prefill_fraction), _ex(it.decode_s)
     window = own_s + (gaps - 1.0) * t_d
-    count = _poisson_ppf(_ex(lam) * window, U[5], nodes.normal_count)
+    count = _poisson_ppf(_ex(lam) * window, nodes.poisson_count, nodes.normal_count)
     shape_w = np.maximum(count * shape_m, 1e-12)
     work = np.where(count > 0, _gamma_ppf(shape_w, nodes.normal) / shape_m, 0.0) * _ex(it.first_mean_s)
     offspring_mean = work * u / (1.0 - u)
@@ -864,7 +888,10 @@ class _Candidate:
 
     def meets(self, replicas: FloatArray) -> BoolArray:
         """The SLOs and the utilisation cap at ``replicas`` [..., b]."""
-        m = self.metrics(replicas)
+        return self.passes(self.metrics(replicas))
+
+    def passes(self, m: ServingMetrics) -> BoolArray:
+        """The SLOs and the utilisation cap in ``m``."""
         return np.asarray(_meets(m, self.slo) & (m.utilization <= self.max_utilization + 1e-12))
 
 
@@ -889,37 +916,32 @@ def meets_slo(
     return cand.meets(np.broadcast_to(r, (*r.shape[:-1], cand.limits.size)).astype(np.float64))
 
 
-def _fewest_replicas(cand: _Candidate, max_replicas: int) -> FloatArray:
-    """Per batch limit, the fewest replicas that pass (inf: none up to ``max_replicas``) [b].
+def _fewest_replicas(cand: _Candidate, max_replicas: int) -> tuple[FloatArray, ServingMetrics]:
+    """Per batch limit, the fewest replicas that pass (inf: none up to ``max_replicas``) [b], and the
+    metrics of the first call, whose last row is ``max_replicas``.
 
     Pass/fail is monotone in the replica count: fewer requests per replica never raise a latency
     quantile (:func:`analyze` is monotone in the rate, property-tested) nor the utilisation. So one
-    call tries r_lo + 0, 1, 3 (r_lo the utilisation bound), a second max_replicas where none passed, and
-    each bracket (last fail, first pass] is then cut 8-ways in one call per round, only for limits that
-    can still beat the best so far. Every count is evaluated with the full quadrature: a failure is
+    call tries r_lo + 0, 1, 3 (r_lo the utilisation bound) and max_replicas, and each bracket (last
+    fail, first pass] is then cut 8-ways in one call per round, only for limits that can still beat the
+    best so far. Every count is evaluated with the full quadrature: a failure is
     never taken from a cheaper pass."""
     lam, limits = cand.prep.traffic.rate_per_s, cand.limits
     saturation = cand.prep.max_rate_per_s[np.maximum(np.minimum(limits, cand.prep.kv_sequences), 1) - 1]
     r_lo = np.clip(np.ceil(lam / (cand.max_utilization * saturation) - 1e-9), 1.0, float(max_replicas))
-    # two calls bracket the answer: the first rungs settle most plans; then max_replicas alone (monotone:
-    # failing there, a limit fails everywhere)
-    hi = np.full(limits.size, np.inf)  # passes
-    lo = r_lo - 1.0  # fails (or below the stability bound)
+    # one call brackets the answer: r_lo + 0, 1, 3 settle most plans, and max_replicas (monotone: failing
+    # there, a limit fails everywhere) bounds the rest
     top = float(max_replicas)
-    for part in (_FIRST_RUNGS, np.array([np.inf])):
-        todo = ~np.isfinite(hi) & (lo < top)
-        if not todo.any():
-            break
-        R = np.minimum(r_lo[None, :] + part[:, None], top)  # [k, b]
-        R = np.where(todo, R, np.where(np.isfinite(hi), hi, top))  # settled columns repeat a decided count
-        ok = cand.meets(R) & todo
-        found = ok.any(axis=0)
-        hi = np.where(found, np.where(ok, R, np.inf).min(axis=0), hi)
-        lo = np.maximum(lo, np.where(~ok & todo & (hi > R), R, -np.inf).max(axis=0))
+    R = np.minimum(r_lo[None, :] + _FIRST_RUNGS[:, None], top)  # [k, b]
+    R = np.vstack([R, np.full((1, limits.size), top)])
+    first = cand.metrics(R)
+    ok = cand.passes(first)
+    hi = np.where(ok, R, np.inf).min(axis=0)  # passes
+    lo = np.maximum(r_lo - 1.0, np.where(~ok & (hi > R), R, -np.inf).max(axis=0))  # fails
     while True:
         live = np.isfinite(hi) & (hi - lo > 1) & (lo + 1 < hi.min())
         if not live.any():
-            return hi
+            return hi, first
         width = np.where(live, hi - lo, 0.0)
         probes = np.round(lo + width * (np.arange(1, _PROBES + 1)[:, None] / (_PROBES + 1)))  # [k, b]
         # columns with nothing to settle repeat a count already decided (hi passes; max_replicas failed)
@@ -930,10 +952,10 @@ def _fewest_replicas(cand: _Candidate, max_replicas: int) -> FloatArray:
         lo = np.maximum(lo, np.where(~passed & (probes < hi), probes, -np.inf).max(axis=0))
 
 
-def _infeasible_reason(cand: _Candidate, max_replicas: int) -> str:
-    """Why no count up to ``max_replicas`` passes, from the full evaluation at ``max_replicas``."""
-    m = cand.metrics(np.full((1, cand.limits.size), float(max_replicas)))
-    if not np.any(m.utilization <= cand.max_utilization):
+def _infeasible_reason(cand: _Candidate, max_replicas: int, m: ServingMetrics) -> str:
+    """Why no count up to ``max_replicas`` passes, from the full evaluation ``m`` whose last row is at
+    ``max_replicas``."""
+    if not np.any(m.utilization[-1] <= cand.max_utilization):
         return (
             f"more than {max_replicas} replicas are needed to keep each under {cand.max_utilization:.0%} load"
         )
@@ -942,7 +964,7 @@ def _infeasible_reason(cand: _Candidate, max_replicas: int) -> str:
     for metric in ("ttft", "tpot", "e2e"):
         target = getattr(cand.slo, f"{metric}_s")
         if target is not None:
-            best = float(np.min(m.quantile(metric, q)))
+            best = float(np.min(m.quantile(metric, q)[-1]))
             if best > target:
                 misses.append(f"p{pct} {metric.upper()} {best:.3g} s > {target:.3g} s")
     detail = "; ".join(misses) or "no single batch limit meets every objective"
@@ -1149,9 +1171,9 @@ def _plan_one(
             "sequence with room for the spread of lengths: KV-bound at any batch limit",
         }
     cand = _Candidate(prep, nodes, slo, _limits(prep, batch_limits), max_utilization, _sums(prep, nodes))
-    hi = _fewest_replicas(cand, max_replicas)
+    hi, first = _fewest_replicas(cand, max_replicas)
     if not np.isfinite(hi).any():
-        return {"feasible": False, "reason": _infeasible_reason(cand, max_replicas)}
+        return {"feasible": False, "reason": _infeasible_reason(cand, max_replicas, first)}
     r = int(hi.min())
     lam = traffic.rate_per_s
     simulated: dict[str, Any] = {}
