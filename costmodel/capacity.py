@@ -6,24 +6,33 @@ fewest replicas (and the batch limit) that meet latency SLOs on each candidate d
 candidate. ``docs/serving.md`` derives the model, lists where it holds, and reports its errors against
 the discrete-event simulator (:func:`costmodel.simulate.serve`).
 
-The model, in one paragraph. Decode iterations of n running sequences take t_d(n) (the roofline,
-:func:`costmodel.serving.step_time`, at the mean decoding context c); each prompt adds its marginal
-prefill time m(P) to the iterations that carry its chunks, so prompts take a fraction
-u = lambda E[m(P)] of the engine's time. The number of requests in the replica is a birth-death chain:
-arrivals at lambda, and with n <= B running, departures at n (1 - u) / (t_d(n) E[occupancy]) where a
-request occupies its slot for E[N - 1 + chunks] iterations; above B, requests wait for a slot. This is
-a limited processor-sharing queue with a state-dependent speed (for n <= B a symmetric queue, whose
-occupancy law does not depend on the length distribution beyond its mean: Kelly 1979, *Reversibility and
-Stochastic Networks*, §3.3; the FCFS wait for a slot is corrected for the length variability by the
-Allen-Cunneen factor (1 + scv) / 2, Whitt 1993). Latencies follow per request: TTFT = wait for a slot +
-the rest of the iteration in progress + its own prefill iterations; TPOT = t_d at the batch a running
-request sees (size-biased) + the prefill work that lands during its decoding (a compound Poisson sum,
-moment-matched to a gamma), spread over its N - 1 gaps. Percentiles are evaluated by deterministic
-Monte-Carlo quadrature of these random variables (fixed seed; not a simulation of the engine).
+The model, in one paragraph (``docs/serving.md`` numbers its equations S1-S12; the functions cite them).
+Decode iterations of n running sequences take t_d(n) (the roofline, :func:`costmodel.serving.step_time`,
+at the mean decoding context c); each prompt adds its marginal prefill time m(P) to the iterations that
+carry its chunks, so prompts take a fraction u = lambda E[m(P)] of the engine's time. The number of
+requests in the replica is a birth-death chain: arrivals at lambda, and with n requests min(n, B) run
+and leave at min(n, B) (1 - u) / (t_d(min(n, B)) E[occupancy]) where a request occupies its slot for
+E[N - 1 + chunks] iterations; above B, requests wait for a slot. This is a limited processor-sharing
+queue with a state-dependent speed (for n <= B a symmetric queue, whose occupancy law does not depend on
+the length distribution beyond its mean: Kelly 1979, *Reversibility and Stochastic Networks*, §3.3); an
+arrival waits iff it finds n >= B (PASTA), for an exponential time corrected for the length variability
+by the Allen-Cunneen factor (1 + scv) / 2 (Whitt 1993). Latencies follow per request: TTFT = wait for
+a slot + the rest of the iteration in progress (length-biased) + its own prefill iteration(s); TPOT = t_d
+at the batch a running request sees (size-biased) + the prompt work that lands during its decoding
+(Poisson arrivals and their M/G/1 busy-period offspring, gamma-distributed), spread over its N - 1 gaps.
+Quantiles come from a deterministic quadrature over the request's random variables (Latin hypercube,
+fixed seed; not a simulation of the engine) with the slot wait integrated exactly. Every quadrature point
+is non-decreasing in the load, so every quantile is; each carries its sampling error.
+
+The planner (:func:`plan`) keeps each replica within :data:`VALIDATED_UTILIZATION` of saturation and the
+batch limit within what the KV cache holds without preempting, where the model is validated; it finds
+the fewest replicas by a search that is exact because pass/fail is monotone in the replica count; rows
+outside the validated range are confirmed with :func:`costmodel.simulate.serve`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +62,8 @@ _STRATA = np.concatenate(
     [np.linspace(0.0, 0.9, 19), [0.93, 0.96, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999, 1.0]]
 )
 _STRATUM_WEIGHTS = np.diff(_STRATA)
+_STRATUM_MIDS = (_STRATA[:-1] + _STRATA[1:]) / 2
+_POISSON_TERMS = 48  # prompts in the iteration an arrival lands in: counts 0..47 (L stays far below)
 # Prompts drawn per quadrature sample for the sums of other prompts: fixed, so that a grid point's draws
 # do not depend on the rest of the grid.
 _DRAWS = 16
@@ -96,12 +107,31 @@ class ServingMetrics:
     """Per-request time-per-output-token quantiles [s]."""
     e2e_s: FloatArray
     """End-to-end latency quantiles [s]."""
+    ttft_error_s: FloatArray
+    """Sampling error of each ``ttft_s`` quantile [s]: half the distance between the quadrature's
+    quantiles at q -/+ sqrt(q (1 - q) / samples) (one binomial standard error; Latin hypercube nodes do
+    no worse than independent ones)."""
+    tpot_error_s: FloatArray
+    """Sampling error of each ``tpot_s`` quantile [s], as ``ttft_error_s``."""
+    e2e_error_s: FloatArray
+    """Sampling error of each ``e2e_s`` quantile [s], as ``ttft_error_s``."""
+    kv_safe_sequences: int
+    """Largest batch limit that is not KV-bound: the running batch's total context fits the cache with
+    three standard deviations to spare (paged), so preemption is rare and the model holds [-]."""
+    kv_bound: BoolArray
+    """The requested batch limit exceeds ``kv_safe_sequences``: outside the model's validated range."""
 
     def quantile(self, metric: str, q: float) -> FloatArray:
         """``ttft``, ``tpot`` or ``e2e`` at one of ``quantiles`` [s]."""
         if q not in self.quantiles:
             raise CostmodelError(f"quantile {q} was not computed; have {self.quantiles}")
         return np.asarray(getattr(self, f"{metric}_s")[..., self.quantiles.index(q)])
+
+    def quantile_error(self, metric: str, q: float) -> FloatArray:
+        """The sampling error of :meth:`quantile` [s]."""
+        if q not in self.quantiles:
+            raise CostmodelError(f"quantile {q} was not computed; have {self.quantiles}")
+        return np.asarray(getattr(self, f"{metric}_error_s")[..., self.quantiles.index(q)])
 
 
 @dataclass(frozen=True)
@@ -127,8 +157,21 @@ class SLO:
 
 
 # ----------------------------------------------------------------------------------------------------
-# The analytic model
+# The analytic model. Equation numbers (S1), (S2), ... refer to docs/serving.md, "The analytic model".
 # ----------------------------------------------------------------------------------------------------
+
+_KV_SIGMAS = 3.0
+"""Standard deviations of the running batch's total context kept free in the KV cache for the batch
+limit to count as not KV-bound [-] (normal approximation of a sum of B contexts: overflow in about 0.1 %
+of the time)."""
+
+
+def _batch_grid(max_batch_size: int) -> FloatArray:
+    """Batch sizes at which the prompt costs are tabulated: powers of two below the engine's maximum, and
+    that maximum. The same points for every engine, so a batch limit B on an engine built for more
+    sequences interpolates the tables of the engine built for B (exactly when B is a power of two)."""
+    powers = 2.0 ** np.arange(int(math.log2(max_batch_size)) + 1)
+    return np.unique(np.concatenate([powers[powers < max_batch_size], [float(max_batch_size)]]))
 
 
 @dataclass(frozen=True)
@@ -138,14 +181,15 @@ class _Prepared:
     engine: Engine
     traffic: Traffic
     context: float  # mean past tokens of a decoding sequence, c [tokens]
-    kv_sequences: int
+    kv_sequences: int  # sequences the KV cache holds at the mean context [-]
+    kv_safe_sequences: int  # largest batch whose total context fits with _KV_SIGMAS to spare [-]
     decode_s: FloatArray  # t_d(n), n = 1..B_max [s]
     n_grid: FloatArray  # batch sizes at which prompt costs are tabulated [-]
     prompt_weights: FloatArray  # probability of each prompt stratum [-]
     first_s: FloatArray  # m1(P, n): marginal time of a prompt alone in an iteration [n_grid, strata] [s]
     extra_s: FloatArray  # m2(P, n): marginal time of a prompt joining another one [n_grid, strata] [s]
     chunks: FloatArray  # iterations a prompt's prefill spans [n_grid, strata] [-]
-    # the same three averaged over the strata (all that the fixed points of _evaluate need) [n_grid]
+    # the same three averaged over the strata (all that the mean-value equations need) [n_grid]
     first_mean_s: FloatArray
     extra_mean_s: FloatArray
     chunks_mean: FloatArray
@@ -153,25 +197,53 @@ class _Prepared:
     # at the rate they leave [1/s], and E[m] at that rate [s]
     max_rate_per_s: FloatArray
     saturated_prompt_s: FloatArray
+    prompt_shape: float  # E[m1]^2 / Var(m1) over the strata at batch 1: the gamma shape of one prompt [-]
+
+
+def _context_moments(traffic: Traffic, max_len: int) -> tuple[float, float]:
+    """Mean and variance of the past tokens of a decoding sequence seen at a random time [tokens],
+    [tokens^2] (S1). A request decodes N - 1 steps, so it is seen with probability proportional to N - 1
+    (length bias), at step j uniform on 1..N - 1, with P + j - 1 past tokens."""
+    P, N = traffic.prompt, traffic.output
+    n = N.values.astype(np.float64)
+    steps = N.probs @ (n - 1.0)
+    if steps <= 0:  # every request has one output token: nothing decodes
+        return min(P.mean, float(max_len)), P.moment(2) - P.mean**2
+    first = N.probs @ ((n - 1.0) * (n - 2.0) / 2.0) / steps  # E[j - 1]
+    second = N.probs @ ((n - 2.0) * (n - 1.0) * (2.0 * n - 3.0) / 6.0) / steps  # E[(j - 1)^2]
+    mean = min(P.mean + float(first), float(max_len))
+    return float(mean), float((P.moment(2) - P.mean**2) + (second - first**2))
+
+
+def _kv_limits(engine: Engine, context: float, context_var: float) -> tuple[int, int]:
+    """(sequences the cache holds at the mean context, the largest batch not KV-bound) [-] (S4).
+
+    Paged: a sequence holds its context, the new token and on average half a block of waste; a batch of
+    B is not KV-bound when B (c + 1 + (block - 1) / 2) + z sqrt(B) sigma_c fits in the cache less vLLM's
+    1 % free-block watermark (z = :data:`_KV_SIGMAS`). Contiguous: max_len slots each, no overflow
+    possible. SSM: a fixed state per sequence."""
+    capacity = engine.kv_capacity_tokens()
+    if engine.model.ssm is not None:
+        return capacity, capacity
+    if engine.allocation == "contiguous":
+        count = capacity // engine.max_len
+        return count, count
+    held = context + 1.0 + (engine.block_size - 1) / 2.0
+    room = 0.99 * capacity
+    z_sigma = _KV_SIGMAS * math.sqrt(max(context_var, 0.0))
+    root = (-z_sigma + math.sqrt(z_sigma**2 + 4.0 * held * room)) / (2.0 * held)  # sqrt(B) at equality
+    return int(capacity // held), int(root**2)
 
 
 def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
     P, N = traffic.prompt, traffic.output
     en = N.mean
-    # past tokens at decode step j = 1..N-1 are P + j - 1: time-average E[P] + E[(N-1)(N-2)] / (2 E[N-1])
-    context = P.mean + (N.moment(2) - 3 * en + 2) / (2 * (en - 1)) if en > 1 else P.mean
-    context = min(context, float(engine.max_len))
-    capacity = engine.kv_capacity_tokens()
-    if engine.model.ssm is not None:
-        kv_sequences = capacity
-    elif engine.allocation == "contiguous":
-        kv_sequences = capacity // engine.max_len
-    else:  # held: past + the new token, plus on average half a block of unused slots
-        kv_sequences = int(capacity // (context + 1 + (engine.block_size - 1) / 2))
+    context, context_var = _context_moments(traffic, engine.max_len)
+    kv_sequences, kv_safe = _kv_limits(engine, context, context_var)
     B_max = engine.max_batch_size
-    n_grid = np.unique(np.concatenate([[1.0], np.round(np.geomspace(1, B_max, 8))]))
+    n_grid = _batch_grid(B_max)
     weights = _STRATUM_WEIGHTS
-    points = P.quantile((_STRATA[:-1] + _STRATA[1:]) / 2).astype(np.float64)
+    points = P.quantile(_STRATUM_MIDS).astype(np.float64)
     # chunk j of ceil(P / budget) at past j x budget, the budget being what n decodes leave
     nn = n_grid[:, None]  # [n, 1]
     budget = np.maximum(engine.max_batched_tokens - nn, 1.0)
@@ -199,7 +271,7 @@ def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
     )
     extra = np.where(joins, lin_join.reshape(joins.shape) - lin_base.reshape(nn.shape) + attn_whole, first)
     first_mean, extra_mean, chunks_mean = first @ weights, extra @ weights, J @ weights
-    # saturation at every batch limit n: n / (t_d(n) E[occupancy] + n E[m]), E[m] taken at that rate
+    # saturation at every batch limit n (S7): n / (t_d(n) E[occupancy] + n E[m]), E[m] taken at that rate
     E1, E2 = np.interp(n, n_grid, first_mean), np.interp(n, n_grid, extra_mean)
     occupancy = en - 1.0 + np.interp(n, n_grid, chunks_mean)
     max_rate, prompt_s = np.ones(n.shape), E1
@@ -211,6 +283,7 @@ def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
         traffic,
         context,
         kv_sequences,
+        kv_safe,
         decode_s,
         n_grid,
         prompt_weights=weights,
@@ -222,6 +295,10 @@ def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
         chunks_mean=chunks_mean,
         max_rate_per_s=max_rate,
         saturated_prompt_s=prompt_s,
+        prompt_shape=float(
+            first_mean[0] ** 2
+            / max((first[0] ** 2) @ weights - first_mean[0] ** 2, 1e-6 * first_mean[0] ** 2)
+        ),
     )
 
 
@@ -231,8 +308,8 @@ def _mean_prompt_s(
     """Mean marginal time of a prompt, E[m] [s], at arrival rate lambda [1/s], given the decode iteration
     t_d [s] and the mean costs of a prompt alone in its iteration, E[m1], and joining another, E[m2] [s]
     (arrays broadcast). A fraction (1 - exp(-L)) / L of prompts come first in their iteration,
-    L = lambda E[I] the prompts arriving during one iteration of mean length E[I] = t_d / (1 - lambda E[m]);
-    E[I] and E[m] depend on each other: four rounds of the fixed point."""
+    L = lambda E[I] the prompts arriving during one iteration of mean length E[I] = t_d / (1 - lambda E[m])
+    (S3); E[I] and E[m] depend on each other: four rounds of the fixed point."""
     mean_s = first_s
     for _ in range(4):
         L = rate * decode_s / np.maximum(1.0 - rate * mean_s, 1e-3)
@@ -274,15 +351,17 @@ def analyze(
     quantiles : sequence of float
         Latency quantiles to report [-].
     samples : int
-        Points of the Monte-Carlo quadrature of the latency distributions [-].
+        Points of the quadrature of the latency distributions [-] (Latin hypercube; the wait for a slot
+        is integrated exactly). ``*_error_s`` gives the resulting sampling error of every quantile.
     seed : int
         Seed of that quadrature (fixed: the result is a deterministic function of the inputs).
 
-    The model and its sources are in the module docstring; ``docs/serving.md`` derives it. It holds
-    (within the tolerances measured there against :func:`costmodel.simulate.serve`) while the load is
-    below about 80 % of ``max_rate_per_s``, the KV cache is not the binding limit (no preemption), and a
-    prompt fits the iteration token budget. Near saturation the mean-field batch and the exponential
-    slot-wait tail understate the queueing; above it every latency is ``inf`` and ``stable`` is False.
+    The model and its sources are in the module docstring; ``docs/serving.md`` derives it (equations
+    S1-S12) and gives its validated range and its error against :func:`costmodel.simulate.serve`. It
+    holds while the load is at most :data:`VALIDATED_UTILIZATION` of ``max_rate_per_s`` and the batch is
+    not KV-bound (``kv_bound`` False: no preemption). Every latency quantile is non-decreasing in the
+    rate (each quadrature point is, and the wait's law grows with the load). Above saturation every
+    latency is ``inf`` and ``stable`` is False.
     """
     prep = _prepare(engine, traffic)
     return _evaluate(prep, _nodes(traffic, samples, seed), rate_per_s, max_batch_size, tuple(quantiles))
@@ -292,37 +371,66 @@ def analyze(
 class _Nodes:
     """The random numbers of the latency quadrature, one column per sample: they depend on the traffic's
     output lengths, the sample count and the seed, not on the engine or the load (common random numbers
-    across a grid, and across the candidates of a plan)."""
+    across a grid, and across the candidates of a plan). Each uniform row is a Latin hypercube column:
+    one point in each of ``samples`` equal slices of (0, 1)."""
 
-    uniform: FloatArray  # U(0, 1) draws [10, samples]
-    stratum: IntArray  # the request's prompt stratum [samples]
+    uniform: FloatArray  # U(0, 1) [12, samples]
+    own_index: IntArray  # the request's own prompt: lower stratum of the interpolation [samples]
+    own_fraction: FloatArray  # and the fraction towards the next stratum [samples]
     output_len: FloatArray  # its output length N [tokens] [samples]
     draws: IntArray  # strata of the other prompts summed in its first two iterations [2, samples, _DRAWS]
+    biased: IntArray  # stratum of the prompt in the iteration it arrives during, token-biased [samples]
     normal: FloatArray  # the standard normal quantile of uniform[2], for the gamma [samples]
+    normal_count: FloatArray  # of uniform[5], for the count of prompts in the decode window [samples]
+    normal_others: FloatArray  # of uniform[9], for the count of prompts joining its own iteration [samples]
+    normal_offspring: FloatArray  # of uniform[11], for the work of prompts arriving meanwhile [samples]
+    poisson_count: FloatArray  # _poisson_thresholds of uniform[5] [samples, _POISSON_COUNTS]
+    poisson_others: FloatArray  # and of uniform[9]
 
 
 def _nodes(traffic: Traffic, samples: int, seed: int) -> _Nodes:
     """The quadrature nodes for ``samples`` points drawn with ``seed``."""
-    from statistics import NormalDist
+    from scipy.special import ndtri  # as Lengths.lognormal: scipy.special only where it is needed
 
-    rng = np.random.default_rng(seed)
-    U = rng.random((10, samples))
+    if not (isinstance(samples, int | np.integer) and samples >= 16):
+        raise CostmodelError(f"samples must be an integer >= 16, got {samples!r}")
+    U = _uniforms(samples, seed)
+    rng = np.random.default_rng([seed, 1])
     cum_w = np.cumsum(_STRATUM_WEIGHTS)
     last = _STRATUM_WEIGHTS.size - 1
-    stratum = np.minimum(np.searchsorted(cum_w, U[0], side="right"), last)
     draws = np.minimum(np.searchsorted(cum_w, rng.random((2, samples, _DRAWS)), side="right"), last)
-    normal = np.array([NormalDist().inv_cdf(min(max(x, 1e-12), 1 - 1e-12)) for x in U[2]])
-    return _Nodes(U, stratum, traffic.output.quantile(U[1]).astype(np.float64), draws, normal)
+    # the prompt in progress when a request arrives is one picked with probability proportional to its
+    # prefill work, taken as its token count (the inspection paradox)
+    tokens = traffic.prompt.quantile(_STRATUM_MIDS).astype(np.float64) * _STRATUM_WEIGHTS
+    biased = np.minimum(np.searchsorted(np.cumsum(tokens) / tokens.sum(), U[10], side="right"), last)
+    own = np.clip(np.searchsorted(_STRATUM_MIDS, U[0]) - 1, 0, _STRATUM_MIDS.size - 2)
+    fraction = np.clip((U[0] - _STRATUM_MIDS[own]) / (_STRATUM_MIDS[own + 1] - _STRATUM_MIDS[own]), 0.0, 1.0)
+    normal = ndtri(np.clip(U[[2, 5, 9, 11]], 1e-12, 1 - 1e-12))
+    output = traffic.output.quantile(U[1]).astype(np.float64)
+    walks = (_poisson_thresholds(samples, seed, 5), _poisson_thresholds(samples, seed, 9))
+    return _Nodes(U, own, fraction, output, draws, biased, normal[0], normal[1], normal[2], normal[3], *walks)
 
 
-def _poisson_pmf(mean: FloatArray, k: FloatArray) -> FloatArray:
-    """P(K = k) for K ~ Poisson(mean), [..., 1] x [k] -> [..., k]."""
-    from math import lgamma
+@functools.lru_cache(maxsize=8)
+def _uniforms(samples: int, seed: int) -> FloatArray:
+    """The quadrature's uniforms [12, samples]: each row a Latin hypercube column, one point in each of
+    ``samples`` equal slices of (0, 1), in a random order (cached, read-only)."""
+    rng = np.random.default_rng(seed)
+    U = (rng.permuted(np.tile(np.arange(samples), (12, 1)), axis=1) + rng.random((12, samples))) / samples
+    U.setflags(write=False)
+    return U
 
-    log_fact = np.array([lgamma(x + 1.0) for x in k])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logp = k * np.log(mean) - mean - log_fact
-    return np.asarray(np.where(mean > 0, np.exp(logp), (k == 0).astype(np.float64)))
+
+def _count_below(cdf: FloatArray, u: FloatArray) -> IntArray:
+    """#{k: cdf[..., k] < u_s} for each u_s, i.e. the inverse CDF at u, per row of ``cdf`` [..., k] (a
+    non-decreasing table in [0, 1]) -> [..., S]: one searchsorted over the rows laid end to end."""
+    rows = int(np.prod(cdf.shape[:-1]))
+    offset = 2.0 * np.arange(rows, dtype=np.float64)[:, None]  # rows apart: values stay in [0, 1]
+    flat = (np.minimum(cdf.reshape(rows, -1), 1.0) + offset).ravel()
+    at = np.searchsorted(flat, (u[None, :] + offset).ravel(), side="left").reshape(rows, u.size)
+    return np.asarray(at - cdf.shape[-1] * np.arange(rows)[:, None], dtype=np.int64).reshape(
+        (*cdf.shape[:-1], u.size)
+    )
 
 
 def _ex(a: npt.ArrayLike) -> FloatArray:
@@ -330,23 +438,41 @@ def _ex(a: npt.ArrayLike) -> FloatArray:
     return np.asarray(a, dtype=np.float64)[..., None]
 
 
-def _poisson_ppf(mean: FloatArray, u: FloatArray, cap: int = 40) -> npt.NDArray[np.int64]:
-    """Inverse CDF of Poisson(mean) at the uniforms u (broadcast), up to ``cap``: common random numbers,
-    so a grid point's draws do not depend on the rest of the grid."""
-    finite = mean[np.isfinite(mean)]
-    top = float(finite.max(initial=0.0))
-    cap = min(cap, int(np.ceil(top + 6.0 * np.sqrt(top) + 3.0)))
-    pmf = np.exp(-mean)
-    cdf = pmf.copy()
-    count = np.zeros(np.broadcast_shapes(mean.shape, u.shape), dtype=np.int64)
-    for k in range(1, cap + 1):
-        below = cdf < u
-        if not below.any():  # every count is final
-            break
-        count += below
-        pmf = pmf * mean / k
-        cdf = cdf + pmf
-    return count
+_EXACT_POISSON = 10.0  # means up to which _poisson_ppf is the exact inverse CDF [-]
+_POISSON_COUNTS = 40  # counts it tabulates: P(N > 40) < 1e-11 at a mean of 10
+
+
+def _poisson_ppf(mean: FloatArray, thresholds: FloatArray, z: FloatArray) -> FloatArray:
+    """Inverse CDF of Poisson(mean) [..., S] at the quadrature's uniforms -> counts [..., S],
+    non-decreasing in the mean at a fixed uniform (common random numbers).
+
+    Exact up to a mean of :data:`_EXACT_POISSON`: the count at a uniform u is the number of k >= 1 with
+    P(N <= k - 1) < u, i.e. with mean > m_k(u), the thresholds [S, k] of :func:`_poisson_thresholds`.
+    Beyond, the count there plus the growth of the Cornish-Fisher quantile
+    mean + z sqrt(mean) + (z^2 - 1) / 6 at the uniform's normal score z [S] (Johnson, Kemp & Kotz 2005,
+    *Univariate Discrete Distributions* §4.5), increasing in the mean for z^2 < 4 x 10: continuous
+    there, not integral."""
+    small = np.minimum(mean, _EXACT_POISSON)
+    count = (thresholds < small[..., None]).sum(axis=-1).astype(np.float64)
+    growth = (
+        mean - _EXACT_POISSON + z * (np.sqrt(np.maximum(mean, _EXACT_POISSON)) - math.sqrt(_EXACT_POISSON))
+    )
+    return np.asarray(count + np.where(mean > _EXACT_POISSON, np.maximum(growth, 0.0), 0.0))
+
+
+@functools.lru_cache(maxsize=8)
+def _poisson_thresholds(samples: int, seed: int, row: int) -> FloatArray:
+    """m_k(u) = Q^-1(k, u), k = 1.._POISSON_COUNTS, for the uniforms of row ``row`` of the quadrature
+    with ``samples`` points and ``seed`` [S, k]: Poisson(m) has P(N <= k - 1) = Q(k, m), the regularised
+    upper incomplete gamma, so P(N <= k - 1) < u iff m > m_k(u). Cached: it depends on the uniforms alone
+    (a deterministic function of its arguments)."""
+    from scipy.special import gammainccinv
+
+    u = _uniforms(samples, seed)[row]
+    k = np.arange(1, _POISSON_COUNTS + 1, dtype=np.float64)[:, None]
+    table = np.ascontiguousarray(gammainccinv(k, u[None, :]).T)
+    table.setflags(write=False)
+    return table
 
 
 def _gamma_ppf(shape: FloatArray, z: FloatArray) -> FloatArray:
@@ -357,16 +483,263 @@ def _gamma_ppf(shape: FloatArray, z: FloatArray) -> FloatArray:
     return np.asarray(k * np.maximum(1.0 - 1.0 / (9.0 * k) + z / (3.0 * np.sqrt(k)), 0.0) ** 3)
 
 
-def _weighted_quantiles(x: FloatArray, weight: FloatArray, qs: FloatArray) -> FloatArray:
-    """Quantiles of the weighted samples along the last axis (NaN samples dropped) -> [..., q]."""
-    x, weight = np.broadcast_arrays(x, weight)
-    weight = np.where(np.isnan(x), 0.0, weight)
-    order = np.argsort(np.where(np.isnan(x), np.inf, x), axis=-1)
-    xs = np.take_along_axis(x, order, axis=-1)
-    cw = np.cumsum(np.take_along_axis(weight, order, axis=-1), axis=-1)
-    cw = cw / np.maximum(cw[..., -1:], 1e-300)
-    idx = np.minimum((cw[..., None, :] < qs[:, None]).sum(axis=-1), x.shape[-1] - 1)  # [..., q]
-    return np.asarray(np.take_along_axis(xs, idx, axis=-1))
+def _quantiles_after_wait(
+    base: FloatArray, prob: FloatArray, mean_s: FloatArray, qs: FloatArray
+) -> FloatArray:
+    """Quantiles of X = b_I + W [s] -> [..., q]: I uniform over the samples ``base`` [..., S] [s], W
+    independent, 0 with probability 1 - ``prob`` and exponential with mean ``mean_s`` [s] otherwise (S11).
+
+    F(t) = (1/S) sum_{b_i <= t} (1 - p exp(-(t - b_i) / w)), inverted exactly: with the samples sorted and
+    C_k = sum_{i <= k} exp(b_i / w), F = (k - p exp(-t / w) C_k) / S between b_k and b_(k+1). With p = 0
+    this is the order statistic b_(ceil(qS)). Each sample non-decreasing, and p and w too, make every
+    quantile non-decreasing."""
+    b = np.sort(base, axis=-1)
+    S = b.shape[-1]
+    waits = (mean_s > 1e-12) & (prob > 0)
+    if not waits.any():  # the order statistics b_(ceil(qS))
+        at = np.clip(np.ceil(qs * S - 1e-9).astype(np.int64) - 1, 0, S - 1)
+        return np.asarray(b[..., at])
+    w = _ex(np.where(waits, mean_s, 1.0))
+    p = _ex(np.where(waits, prob, 0.0))
+    z = b / w
+    top = z[..., -1:]  # the samples are sorted: the largest exponent is the last
+    if np.all(top - z[..., :1] < 700.0):  # exp(z - top) stays a normal float: the faster cumulative sum
+        log_c = np.log(np.cumsum(np.exp(z - top), axis=-1)) + top  # log C_k
+    else:
+        log_c = np.logaddexp.accumulate(z, axis=-1)
+    k = np.arange(1, S + 1, dtype=np.float64)
+    cdf = (k - p * np.exp(log_c - z)) / S  # F(b_k), its jump included
+    below = (cdf[..., None, :] < qs[:, None]).sum(axis=-1)  # [..., q]: how many b_k have F(b_k) < q
+    excess = below - S * qs
+    solvable = (excess > 0) & (p > 0) & (below >= 1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        log_ck = np.take_along_axis(log_c, np.maximum(below - 1, 0), axis=-1)
+        between = w * (log_ck - np.log(np.where(solvable, excess, 1.0) / np.where(p > 0, p, 1.0)))
+    following = np.where(below < S, np.take_along_axis(b, np.minimum(below, S - 1), axis=-1), np.inf)
+    return np.asarray(np.where(solvable, np.minimum(between, following), following))
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The evaluation grid: arrival rates x batch limits, broadcast together [...]."""
+
+    rate_per_s: FloatArray  # lambda [1/s]
+    requested: IntArray  # the scheduler's batch limit [-]
+    batch_limit: IntArray  # the limit in force, min(requested, KV sequences) [-]; 0: nothing fits
+    max_rate_per_s: FloatArray  # saturation at that limit (S7) [1/s]
+    stable: BoolArray  # lambda < max_rate_per_s
+
+
+def _grid(prep: _Prepared, rate_per_s: npt.ArrayLike | None, max_batch_size: npt.ArrayLike | None) -> _Grid:
+    engine = prep.engine
+    lam_in = np.asarray(prep.traffic.rate_per_s if rate_per_s is None else rate_per_s, dtype=np.float64)
+    if np.any(~(lam_in > 0)) or np.any(~np.isfinite(lam_in)):
+        raise CostmodelError(f"rate_per_s must be finite and > 0 [1/s], got {rate_per_s!r}")
+    B_in = np.asarray(engine.max_batch_size if max_batch_size is None else max_batch_size)
+    if np.any(B_in < 1) or np.any(B_in > engine.max_batch_size) or np.any(B_in != np.round(B_in)):
+        raise CostmodelError(
+            f"max_batch_size must be integers in [1, {engine.max_batch_size}], got {max_batch_size!r}"
+        )
+    lam, requested = np.broadcast_arrays(lam_in, B_in.astype(np.int64))
+    B = np.minimum(requested, prep.kv_sequences)
+    max_rate = np.where(B >= 1, prep.max_rate_per_s[np.maximum(B, 1) - 1], 0.0)
+    return _Grid(lam, requested, B, max_rate, np.asarray(lam < max_rate))
+
+
+@dataclass(frozen=True)
+class _Chain:
+    """Requests in one replica as a birth-death chain (S5-S6), per grid point [...]."""
+
+    idle: FloatArray  # P(no request) [-]
+    prob_queued: FloatArray  # P(n >= B): an arrival finds every slot taken (PASTA) [-]
+    mean_batch: FloatArray  # E[min(n, B)], sequences running [-]
+    seen_batch: FloatArray  # E[min(n, B)^2] / E[min(n, B)]: the batch a running request sees [-]
+    prefill_fraction: FloatArray  # u = lambda E[m], share of engine time on prompts [-]
+    slot_rate_per_s: FloatArray  # phi(B), departures with every slot busy [1/s]
+    occupancy: FloatArray  # E[N - 1 + chunks], iterations a request holds its slot [-]
+
+
+def _prompt_load(prep: _Prepared, batch: FloatArray, lam: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """(E[m] [s], E[N - 1 + chunks] [-]) at a mean batch: prompt costs interpolated on the grid (S2-S3)."""
+    first = np.interp(batch, prep.n_grid, prep.first_mean_s)
+    extra = np.interp(batch, prep.n_grid, prep.extra_mean_s)
+    decode = np.interp(batch, np.arange(1.0, prep.decode_s.size + 1.0), prep.decode_s)
+    occupancy = prep.traffic.output.mean - 1.0 + np.interp(batch, prep.n_grid, prep.chunks_mean)
+    return _mean_prompt_s(lam, decode, first, extra), occupancy
+
+
+def _chain(prep: _Prepared, lam: FloatArray, B: IntArray) -> _Chain:
+    """The chain's stationary law. Arrivals at lambda; with n requests, min(n, B) run and leave at
+    phi(n) = min(n, B) (1 - u) / (t_d(min(n, B)) E[occupancy]) (S5); u and the occupancy depend on the
+    mean batch, which depends on the law: three rounds of the fixed point from the light-load batch."""
+    states = np.arange(1, prep.decode_s.size + 1, dtype=np.float64)  # n = 1..K, K = engine maximum
+    running = np.minimum(states, _ex(B))  # [..., K]
+    running0 = np.concatenate([np.zeros((*B.shape, 1)), running], axis=-1)  # n = 0..K
+    step_s = prep.decode_s[running.astype(np.int64) - 1]
+    mean_batch = np.minimum(lam * prep.traffic.output.mean * prep.decode_s[0], B.astype(np.float64))
+    for _ in range(3):
+        prompt_s, occupancy = _prompt_load(prep, mean_batch, lam)
+        u = np.minimum(lam * prompt_s, 0.999)
+        phi = running * _ex(1.0 - u) / (step_s * _ex(occupancy))
+        pi, tail = birth_death(lam, phi)  # tail: P(n > K), every slot busy
+        mean_batch = np.maximum((pi * running0).sum(axis=-1) + tail * B, 1e-9)
+    second = (pi * running0**2).sum(axis=-1) + tail * B.astype(np.float64) ** 2
+    waiting = np.arange(prep.decode_s.size + 1) >= _ex(B)  # n >= B
+    prompt_s, _ = _prompt_load(prep, mean_batch, lam)
+    return _Chain(
+        idle=pi[..., 0],
+        prob_queued=(pi * waiting).sum(axis=-1) + tail,
+        mean_batch=mean_batch,
+        seen_batch=np.clip(second / mean_batch, 1.0, B),
+        prefill_fraction=np.minimum(lam * prompt_s, 0.999),
+        slot_rate_per_s=np.take_along_axis(phi, _ex(B - 1).astype(np.int64), axis=-1)[..., 0],
+        occupancy=occupancy,
+    )
+
+
+def _slot_wait_mean_s(chain: _Chain, lam: FloatArray, output: Lengths) -> FloatArray:
+    """Mean wait for a slot of a request that waits [s] (S6): the chain above B is M/M/1-like with
+    service rate phi(B), so 1 / (phi(B) - lambda), times the Allen-Cunneen factor (1 + scv) / 2 for the
+    variability of the slot holding time (Whitt 1993)."""
+    scv = (output.moment(2) - output.mean**2) / np.maximum(chain.occupancy, 1e-9) ** 2
+    return np.asarray((1.0 + scv) / 2.0 / np.maximum(chain.slot_rate_per_s - lam, 1e-12))
+
+
+@dataclass(frozen=True)
+class _Iteration:
+    """Iteration lengths at the mean batch (S8), per grid point [...]."""
+
+    decode_s: FloatArray  # t_d at the batch a running request sees [s]
+    mean_s: FloatArray  # E[I] = t_d / (1 - u) [s]
+    first_mean_s: FloatArray  # E[m1] [s]
+    extra_mean_s: FloatArray  # E[m2] [s]
+    first_square_s2: FloatArray  # E[m1^2] [s^2]
+    # where the mean batch falls on the batch grid: the prompt costs are interpolated there
+    grid_index: IntArray
+    grid_fraction: FloatArray
+
+
+def _iteration(prep: _Prepared, chain: _Chain) -> _Iteration:
+    states = np.arange(1.0, prep.decode_s.size + 1.0)
+    t_seen = np.interp(chain.seen_batch, states, prep.decode_s)
+    m1 = _interp_rows(chain.mean_batch, prep.n_grid, prep.first_s)
+    g = prep.n_grid
+    i = np.clip(np.searchsorted(g, chain.mean_batch) - 1, 0, max(g.size - 2, 0))
+    upper = np.minimum(i + 1, g.size - 1)
+    span = np.where(upper > i, g[upper] - g[i], 1.0)
+    return _Iteration(
+        decode_s=t_seen,
+        mean_s=t_seen / (1.0 - chain.prefill_fraction),
+        first_mean_s=np.interp(chain.mean_batch, g, prep.first_mean_s),
+        extra_mean_s=np.interp(chain.mean_batch, g, prep.extra_mean_s),
+        first_square_s2=m1**2 @ prep.prompt_weights,
+        grid_index=i,
+        grid_fraction=np.clip((chain.mean_batch - g[i]) / span, 0.0, 1.0),
+    )
+
+
+@dataclass(frozen=True)
+class _Sums:
+    """The quadrature's prompt costs, one row per batch of the grid: at any mean batch they are the
+    linear interpolation of two rows, as the cost tables are. They depend on the engine, the traffic and
+    the nodes, not on the load: built once per candidate."""
+
+    now: FloatArray  # [g, S, _DRAWS + 1]: k prompts in the iteration an arrival lands in [s]
+    others: FloatArray  # [g, S, _DRAWS + 1]: k prompts joining the request's own iteration [s]
+    own: FloatArray  # [g, S]: m1 of the request's own prompt [s]
+    own_chunks: FloatArray  # [g, S]: iterations its prefill spans [-]
+
+
+def _sums(prep: _Prepared, nodes: _Nodes) -> _Sums:
+    T1, T2 = prep.first_s, prep.extra_s  # [g, strata]
+    zero = np.zeros((T1.shape[0], nodes.biased.size, 1))
+    first = T1[:, nodes.biased][..., None]  # the first prompt is alone in its iteration (m1)
+    now = np.concatenate([zero, first, first + np.cumsum(T2[:, nodes.draws[0][:, 1:]], axis=-1)], axis=-1)
+    others = np.concatenate([zero, np.cumsum(T2[:, nodes.draws[1]], axis=-1)], axis=-1)
+    i, f = nodes.own_index, nodes.own_fraction
+    return _Sums(
+        now=now,
+        others=others,
+        own=T1[:, i] * (1.0 - f) + T1[:, i + 1] * f,
+        own_chunks=prep.chunks[:, i] * (1.0 - f) + prep.chunks[:, i + 1] * f,
+    )
+
+
+def _at_batch(it: _Iteration, table: FloatArray, count: FloatArray | None = None) -> FloatArray:
+    """A [g, S] table, or a [g, S, k] one at the counts ``count`` [..., S], at each grid point's mean
+    batch -> [..., S]. Beyond _DRAWS prompts (near saturation) the sum of _DRAWS is scaled."""
+    i, f = _ex(it.grid_index).astype(np.int64), _ex(it.grid_fraction)
+    upper = np.minimum(i + 1, table.shape[0] - 1)
+    cols = np.arange(table.shape[1])
+    if count is None:
+        return np.asarray(table[i, cols] * (1.0 - f) + table[upper, cols] * f)
+    c = np.minimum(count, _DRAWS).astype(np.int64)
+    value = table[i, cols, c] * (1.0 - f) + table[upper, cols, c] * f
+    return np.asarray(value * np.maximum(count / _DRAWS, 1.0))
+
+
+def _ttft_before_slot_s(
+    it: _Iteration, chain: _Chain, lam: FloatArray, nodes: _Nodes, sums: _Sums
+) -> tuple[FloatArray, FloatArray]:
+    """Time to first token less the wait for a slot [..., S] [s] (S9), and the length of the request's own
+    prefill iteration(s) [..., S] [s].
+
+    An arrival finds the engine busy with probability 1 - P(idle) and then lands in an iteration picked
+    in proportion to its length (the inspection paradox): the count K of prompts in it has the law
+    P(K = k) ~ Poisson(k; L) (t_d + [k >= 1] (E[m1] + (k - 1) E[m2])), L = lambda E[I], drawn by its
+    inverse CDF. It waits for the rest of that iteration (a uniform share), then for its own: alone
+    (t_d + m1(P) + the prompts that arrived meanwhile, m2 each) or, if its prompt spans J > 1 chunks, J
+    iterations of t_d plus its whole prefill."""
+    U, S = nodes.uniform, nodes.uniform.shape[1]
+    shape = (*lam.shape, S)
+    t_d, L = it.decode_s, lam * it.mean_s
+    ks = np.arange(_POISSON_TERMS, dtype=np.float64)
+    log_l = np.log(np.maximum(_ex(L), 1e-300))  # L = 0: all mass at k = 0
+    log_pk = np.where(ks > 0, ks * log_l, 0.0) - _ex(L) - np.array([math.lgamma(k + 1.0) for k in ks])
+    length_k = _ex(t_d) + np.where(ks > 0, _ex(it.first_mean_s) + (ks - 1.0) * _ex(it.extra_mean_s), 0.0)
+    biased = np.exp(log_pk) * length_k
+    cdf = np.cumsum(biased, axis=-1) / biased.sum(axis=-1, keepdims=True)  # [..., k]
+    k_now = _count_below(cdf, U[8])  # [..., S]
+    now = _ex(t_d) + _at_batch(it, sums.now, k_now.astype(np.float64))
+    busy = U[3] < _ex(1.0 - chain.idle)
+    residual = np.where(busy, U[4] * now, 0.0)
+    others = _poisson_ppf(
+        _ex(lam) * np.where(busy, now, 0.0), nodes.poisson_others, nodes.normal_others
+    )  # meanwhile
+    m_own, J_own = _at_batch(it, sums.own), _at_batch(it, sums.own_chunks)
+    alone = _ex(t_d) + m_own + _at_batch(it, sums.others, others)
+    own = np.where(J_own > 1.0, J_own * _ex(t_d) + m_own, alone)
+    return np.asarray(np.broadcast_to(residual + own, shape)), np.asarray(
+        np.where(J_own > 1.0, _ex(it.mean_s), own)
+    )
+
+
+def _tpot_s(
+    it: _Iteration, chain: _Chain, lam: FloatArray, own_s: FloatArray, nodes: _Nodes, shape_m: float
+) -> FloatArray:
+    """Per-request mean time per output token [..., S] [s] (S10): t_d at the batch it sees plus the prompt
+    work X landing in its N - 1 iterations, spread over them.
+
+    Prompts arrive at lambda during its decoding time T_0 = I_0 + (N - 2) t_d (its own prefill iteration,
+    then N - 2 decode iterations): K ~ Poisson(lambda T_0), each with work m1, taken as a gamma of shape
+    ``shape_m``, so their work W is a gamma of shape K shape_m (an atom at 0 when K = 0). Prompts that
+    arrive while those run add more, as in an M/G/1 busy period (Kleinrock 1975, §5.8): given W, the
+    offspring work O has mean W u / (1 - u) and variance W lambda E[m1^2] / (1 - u)^3, moment-matched to
+    a gamma. X = W + O; E[X] = T_0 u / (1 - u). Each sample is non-decreasing in the load (the gamma
+    quantile at a fixed normal score grows with its shape and scale). NaN where N = 1."""
+    n_out = nodes.output_len
+    gaps = np.maximum(n_out - 1.0, 1.0)
+    u, t_d = _ex(chain.prefill_fraction), _ex(it.decode_s)
+    window = own_s + (gaps - 1.0) * t_d
+    count = _poisson_ppf(_ex(lam) * window, nodes.poisson_count, nodes.normal_count)
+    shape_w = np.maximum(count * shape_m, 1e-12)
+    work = np.where(count > 0, _gamma_ppf(shape_w, nodes.normal) / shape_m, 0.0) * _ex(it.first_mean_s)
+    offspring_mean = work * u / (1.0 - u)
+    scale_o = _ex(it.first_square_s2 / np.maximum(it.first_mean_s, 1e-300)) / (1.0 - u) ** 2
+    shape_o = offspring_mean / np.maximum(scale_o, 1e-300)
+    offspring = np.where(shape_o > 1e-9, _gamma_ppf(shape_o, nodes.normal_offspring) * scale_o, 0.0)
+    stall = work + offspring
+    return np.asarray(np.where(n_out > 1, t_d + stall / gaps, np.nan))
 
 
 def _evaluate(
@@ -375,154 +748,90 @@ def _evaluate(
     rate_per_s: npt.ArrayLike | None,
     max_batch_size: npt.ArrayLike | None,
     quantiles: tuple[float, ...],
+    sums: _Sums | None = None,
 ) -> ServingMetrics:
-    engine, traffic = prep.engine, prep.traffic
+    """The model at every (rate, batch limit) of the grid; the steps are the equations of docs/serving.md.
+    ``sums``: :func:`_sums` of ``prep`` and ``nodes``, when the caller evaluates them repeatedly."""
     if any(not 0 < q < 1 for q in quantiles):
         raise CostmodelError(f"quantiles must lie in (0, 1), got {quantiles}")
-    lam_in = np.asarray(traffic.rate_per_s if rate_per_s is None else rate_per_s, dtype=np.float64)
-    if np.any(~(lam_in > 0)):
-        raise CostmodelError(f"rate_per_s must be > 0 [1/s], got {rate_per_s!r}")
-    B_in = np.asarray(engine.max_batch_size if max_batch_size is None else max_batch_size)
-    if np.any(B_in < 1) or np.any(B_in > engine.max_batch_size) or np.any(B_in != np.round(B_in)):
-        raise CostmodelError(
-            f"max_batch_size must be integers in [1, {engine.max_batch_size}], got {max_batch_size!r}"
+    grid = _grid(prep, rate_per_s, max_batch_size)
+    stable, B = grid.stable, np.maximum(grid.batch_limit, 1)
+    lam = np.where(stable, grid.rate_per_s, 0.0)  # unstable points: evaluated at no load, reported inf
+    output = prep.traffic.output
+    chain = _chain(prep, lam, B)
+    wait_s = _slot_wait_mean_s(chain, lam, output)
+    it = _iteration(prep, chain)
+    ttft_base, own_s = _ttft_before_slot_s(it, chain, lam, nodes, sums or _sums(prep, nodes))
+    tpot_all = _tpot_s(it, chain, lam, own_s, nodes, prep.prompt_shape)
+    n_out = nodes.output_len
+    # e2e: the slot wait sampled by its inverse CDF, P(W > s) = P(queued) exp(-s / w)
+    slot = _ex(wait_s) * np.log(np.maximum(_ex(chain.prob_queued) / (1.0 - nodes.uniform[6]), 1.0))
+    e2e = ttft_base + slot + np.where(n_out > 1, (n_out - 1.0) * np.nan_to_num(tpot_all), 0.0)
+    tpot = tpot_all[..., n_out > 1] if np.any(n_out > 1) else np.full((*lam.shape, 1), np.nan)
+
+    # (S12) each quantile q with q -/+ its binomial standard error sqrt(q (1 - q) / S): the quantiles there
+    # bracket the quadrature's one-sigma sampling error
+    qs = np.asarray(quantiles, dtype=np.float64)
+    none = np.zeros(lam.shape)
+
+    def quantiles_and_error(
+        x: FloatArray, prob: FloatArray, mean_s: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        se = np.sqrt(qs * (1.0 - qs) / x.shape[-1])
+        at = _quantiles_after_wait(
+            x,
+            prob,
+            mean_s,
+            np.concatenate([qs, np.clip(qs - se, 1e-9, None), np.clip(qs + se, None, 1 - 1e-9)]),
         )
-    lam, B_req = np.broadcast_arrays(lam_in, B_in.astype(np.int64))
-    B = np.minimum(B_req, prep.kv_sequences)
-    fits = B >= 1
-    Bc = np.maximum(B, 1)
-    B_max = engine.max_batch_size
-    N: Lengths = traffic.output
-    en = N.mean
-    w = prep.prompt_weights
-    t_d = prep.decode_s  # [B_max]
-    states = np.arange(1, B_max + 1, dtype=np.float64)  # [K]
+        mid, lo, hi = np.split(at, 3, axis=-1)
+        bad = _ex(np.where(stable, 0.0, np.inf))
+        return np.asarray(mid + bad), np.asarray((hi - lo) / 2.0 + bad)
 
-    def at_batch(n: FloatArray, rate: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """The mean per-prompt cost E[m] and the mean occupancy E[N - 1 + chunks] at batch n."""
-        E1, E2 = np.interp(n, prep.n_grid, prep.first_mean_s), np.interp(n, prep.n_grid, prep.extra_mean_s)
-        occupancy = en - 1.0 + np.interp(n, prep.n_grid, prep.chunks_mean)
-        return _mean_prompt_s(rate, np.interp(n, states, t_d), E1, E2), occupancy
-
-    max_rate = np.where(fits, prep.max_rate_per_s[Bc - 1], 0.0)
-    Em_B = prep.saturated_prompt_s[Bc - 1]
-    nB = Bc.astype(np.float64)
-    stable = fits & (lam < max_rate)
-
-    # fixed point between the mean batch and the prompt costs at that batch
-    n_ref = np.minimum(lam * en * t_d[0], nB)
-    capped = np.minimum(states, Bc[..., None])  # [..., K]: slots busy in state n
-    busy = np.concatenate([np.zeros((*Bc.shape, 1)), capped], axis=-1)  # [..., K + 1]
-    pi = tail = u = occ = phi = np.zeros(0)
-    for _ in range(3):
-        Em, occ = at_batch(n_ref, lam)
-        u = np.minimum(lam * Em, 0.999)
-        phi = capped * (1.0 - u[..., None]) / (t_d[capped.astype(np.int64) - 1] * occ[..., None])
-        pi, tail = birth_death(np.where(stable, lam, 0.0), phi)
-        pi = np.nan_to_num(pi)
-        n_ref = np.maximum((pi * busy).sum(axis=-1) + tail * Bc, 1e-9)
-    mean_b = n_ref
-    second_b = (pi * busy**2).sum(axis=-1) + tail * Bc**2
-    n_seen = np.clip(second_b / np.maximum(mean_b, 1e-12), 1.0, Bc)  # batch seen by a running request
-    t_seen = np.interp(n_seen, states, t_d)
-    Em, _ = at_batch(mean_b, lam)
-    m1 = _interp_rows(mean_b, prep.n_grid, prep.first_s)  # per stratum, for the quadrature
-    m2 = _interp_rows(mean_b, prep.n_grid, prep.extra_s)
-    J = _interp_rows(mean_b, prep.n_grid, prep.chunks)
-    u = np.minimum(lam * Em, 0.999)
-    E1, E2, Em1sq = m1 @ w, m2 @ w, m1**2 @ w
-    mean_iter = t_seen / (1.0 - u)
-    idle = pi[..., 0]
-    queued = tail + np.take_along_axis(pi, Bc[..., None], axis=-1)[..., 0]  # P(n >= B) by PASTA
-    phi_B = np.take_along_axis(phi, (Bc - 1)[..., None], axis=-1)[..., 0]
-    scv_occ = (N.moment(2) - en**2) / np.maximum(occ, 1e-9) ** 2
-    slot_wait_mean = (1.0 + scv_occ) / 2.0 / np.maximum(phi_B - lam, 1e-12)
-
-    # iteration lengths: I = t_d + the prompts that arrived during the previous one (Poisson, mean L)
-    L = lam * mean_iter
-    ks = np.arange(
-        int(min(np.ceil(np.max(np.where(stable, L, 0.0), initial=0.0) * 3 + 12), 40)), dtype=np.float64
-    )
-    pk = _poisson_pmf(_ex(L), ks)  # [..., k]
-    length_k = _ex(t_seen) + np.where(ks > 0, _ex(E1) + (ks - 1.0) * _ex(E2), 0.0)  # [..., k]
-    EI = (pk * length_k).sum(-1)
-
-    # Monte-Carlo quadrature over one request's random variables (common to every grid point). An
-    # arrival lands in an iteration with probability proportional to its length (the inspection
-    # paradox): samples carry that weight, and quantiles are weighted.
-    U, stratum, n_out, draws = nodes.uniform, nodes.stratum, nodes.output_len, nodes.draws
-    shape = (*lam.shape, U.shape[1])
-    kc = _DRAWS
-
-    def prompt_sum(count: npt.ArrayLike, which: int, first_alone: bool) -> FloatArray:
-        """Marginal time of ``count`` prompts drawn from the strata [..., S]."""
-        c = np.asarray(count, dtype=np.int64)
-        k = int(min(c.max(initial=0), kc))  # draws beyond the largest count are never summed
-        cost = np.take(m2, draws[which][:, :k], axis=-1)  # [..., S, k]
-        if first_alone and k > 0:
-            cost[..., 0] = np.take(m1, draws[which][:, 0], axis=-1)
-        total = np.concatenate([np.zeros((*cost.shape[:-1], 1)), np.cumsum(cost, axis=-1)], axis=-1)
-        upto = np.take_along_axis(total, np.minimum(c, kc)[..., None], axis=-1)[..., 0]
-        return np.asarray(upto * np.maximum(c / kc, 1.0))  # beyond kc draws: scaled (near saturation)
-
-    busy = U[3] < _ex(1.0 - idle)
-    k_now = _poisson_ppf(np.broadcast_to(_ex(L), shape), U[8])
-    now = _ex(t_seen) + prompt_sum(k_now, 0, True)
-    weight = np.where(busy, now / _ex(np.maximum(EI, 1e-300)), 1.0)
-    residual = busy * U[4] * now
-    others = _poisson_ppf(_ex(lam) * np.where(busy, now, 0.0), U[9])  # arrived during the whole one
-    m_own = np.take(m1, stratum, axis=-1)
-    J_own = np.take(J, stratum, axis=-1)
-    own = np.where(J_own > 1, J_own * _ex(t_seen) + m_own, _ex(t_seen) + m_own + prompt_sum(others, 1, False))
-    slot = (U[6] < _ex(queued)) * -np.log1p(-U[7]) * _ex(slot_wait_mean)
-    ttft = slot + residual + own
-    # TPOT: the prompt work in the request's N - 1 iterations. Their lengths are correlated, lag-1
-    # correlation u (a long iteration collects more prompts for the next), starting from the request's
-    # own, long prefill iteration I_0: E[sum] = g (E[I] - t_d) + (I_0 - E[I]) u (1 - u^g) / (1 - u),
-    # Var[sum] ~ g Var(I) (1 + u) / (1 - u); a gamma with an atom at 0 for "no prompt arrived".
-    gaps = np.maximum(n_out - 1.0, 1.0)
-    i0 = np.where(J_own > 1, _ex(mean_iter), own)
-    uu = _ex(u)
-    mean_x = np.maximum(
-        gaps * _ex(mean_iter - t_seen) + (i0 - _ex(mean_iter)) * uu * (1.0 - uu**gaps) / (1.0 - uu), 0.0
-    )
-    var_x = gaps * _ex(lam * mean_iter * Em1sq / (1.0 - u**2)) * (1.0 + uu) / (1.0 - uu)
-    p0 = np.exp(-_ex(lam) * (i0 + (gaps - 1.0) * _ex(mean_iter)))
-    cond_mean = np.maximum(mean_x / np.maximum(1.0 - p0, 1e-12), 1e-30)
-    cond_var = np.maximum((var_x + mean_x**2) / np.maximum(1.0 - p0, 1e-12) - cond_mean**2, 1e-30)
-    gamma = _gamma_ppf(cond_mean**2 / cond_var, nodes.normal) * (cond_var / cond_mean)
-    stall = np.where(U[5] < p0, 0.0, gamma)
-    tpot = np.where(n_out > 1, _ex(t_seen) + stall / gaps, np.nan)
-    e2e = ttft + np.where(n_out > 1, (n_out - 1.0) * tpot, 0.0)
-
-    qs = np.asarray(quantiles)
+    ttft_q, ttft_err = quantiles_and_error(ttft_base, chain.prob_queued, wait_s)
+    tpot_q, tpot_err = quantiles_and_error(tpot, none, none)
+    e2e_q, e2e_err = quantiles_and_error(e2e, none, none)
     bad = np.where(stable, 0.0, np.inf)
-
-    def quant(x: FloatArray) -> FloatArray:
-        return np.asarray(_weighted_quantiles(x, weight, qs) + _ex(bad), dtype=np.float64)
-
-    tpot_mean = t_seen / (1.0 - u)  # every gap is a mean iteration
-    total_w = weight.sum(axis=-1)
-    ttft_mean = (ttft * weight).sum(axis=-1) / total_w  # the quadrature's mean (heavy-tailed prompts)
+    ttft_mean = ttft_base.mean(axis=-1) + chain.prob_queued * wait_s
+    tpot_mean = it.decode_s / (1.0 - chain.prefill_fraction)  # every gap a mean iteration
+    limit = B
+    en = output.mean
+    fits = grid.batch_limit >= 1
     return ServingMetrics(
-        rate_per_s=np.asarray(lam, dtype=np.float64),
-        max_batch_size=np.asarray(B, dtype=np.int64),
+        rate_per_s=np.asarray(grid.rate_per_s, dtype=np.float64),
+        max_batch_size=np.asarray(grid.batch_limit, dtype=np.int64),
         kv_max_sequences=prep.kv_sequences,
+        kv_safe_sequences=prep.kv_safe_sequences,
+        kv_bound=np.asarray(grid.requested > prep.kv_safe_sequences),
         stable=np.asarray(stable),
-        utilization=np.asarray(np.where(fits, lam / np.maximum(max_rate, 1e-300), np.inf)),
-        max_rate_per_s=np.asarray(max_rate, dtype=np.float64),
-        output_tokens_per_s=np.asarray(np.minimum(lam, max_rate) * en, dtype=np.float64),
-        mean_batch_size=np.asarray(np.where(stable, mean_b, Bc), dtype=np.float64),
-        prefill_fraction=np.asarray(np.where(stable, u, np.minimum(max_rate * Em_B, 1.0)), dtype=np.float64),
-        prob_queued=np.asarray(np.where(stable, queued, 1.0), dtype=np.float64),
-        decode_step_s=np.asarray(np.where(stable, t_seen, t_d[Bc - 1]), dtype=np.float64),
+        utilization=np.asarray(
+            np.where(fits, grid.rate_per_s / np.maximum(grid.max_rate_per_s, 1e-300), np.inf)
+        ),
+        max_rate_per_s=np.asarray(grid.max_rate_per_s, dtype=np.float64),
+        output_tokens_per_s=np.asarray(
+            np.minimum(grid.rate_per_s, grid.max_rate_per_s) * en, dtype=np.float64
+        ),
+        mean_batch_size=np.asarray(np.where(stable, chain.mean_batch, limit), dtype=np.float64),
+        prefill_fraction=np.asarray(
+            np.where(
+                stable,
+                chain.prefill_fraction,
+                np.minimum(grid.max_rate_per_s * prep.saturated_prompt_s[limit - 1], 1.0),
+            ),
+            dtype=np.float64,
+        ),
+        prob_queued=np.asarray(np.where(stable, chain.prob_queued, 1.0), dtype=np.float64),
+        decode_step_s=np.asarray(np.where(stable, it.decode_s, prep.decode_s[limit - 1]), dtype=np.float64),
         ttft_mean_s=np.asarray(ttft_mean + bad, dtype=np.float64),
         tpot_mean_s=np.asarray(tpot_mean + bad, dtype=np.float64),
         e2e_mean_s=np.asarray(ttft_mean + (en - 1.0) * tpot_mean + bad, dtype=np.float64),
         quantiles=tuple(float(q) for q in quantiles),
-        ttft_s=quant(ttft),
-        tpot_s=quant(tpot),
-        e2e_s=quant(e2e),
+        ttft_s=ttft_q,
+        tpot_s=tpot_q,
+        e2e_s=e2e_q,
+        ttft_error_s=ttft_err,
+        tpot_error_s=tpot_err,
+        e2e_error_s=e2e_err,
     )
 
 
@@ -532,7 +841,16 @@ def _evaluate(
 
 BATCH_LIMITS = (8, 16, 32, 64, 128, 256)
 """Scheduler batch limits the planner tries by default [-]."""
-_PROBES = 7  # replica counts the planner tries inside a bracket per round: one round settles 8
+VALIDATED_UTILIZATION = 0.7
+"""Highest load per replica, as a share of its saturation rate, at which :func:`analyze` is validated
+against :func:`costmodel.simulate.serve` (``docs/serving.md``, the planner scan) [-]: the planner's
+default ``max_utilization``, and above it every plan row is confirmed by simulation."""
+PLAN_SAMPLES = 1024
+"""Quadrature points of the planner's evaluations [-]."""
+SIMULATED_REQUESTS = 4000
+"""Poisson requests of one confirming simulation [-]."""
+_FIRST_RUNGS = np.array([0.0, 1.0, 3.0])  # replica counts above the utilisation bound tried first
+_PROBES = 7  # counts tried inside each bracket per refinement round: one round narrows it 8-fold
 
 
 def _meets(m: ServingMetrics, slo: SLO) -> BoolArray:
@@ -542,6 +860,143 @@ def _meets(m: ServingMetrics, slo: SLO) -> BoolArray:
         if target is not None:
             ok &= m.quantile(metric, slo.quantile) <= target
     return np.asarray(ok)
+
+
+def _limits(prep: _Prepared, batch_limits: Sequence[int]) -> IntArray:
+    """The batch limits the planner tries on one engine: each requested limit, lowered to the largest
+    that is not KV-bound (there the model holds and the engine does not preempt) [-]."""
+    top = min(prep.engine.max_batch_size, prep.kv_safe_sequences)
+    return np.asarray(sorted({min(int(b), top) for b in batch_limits}), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """One engine and traffic as the planner evaluates them."""
+
+    prep: _Prepared
+    nodes: _Nodes
+    slo: SLO
+    limits: IntArray  # [b]
+    max_utilization: float
+    sums: _Sums
+
+    def metrics(self, replicas: FloatArray) -> ServingMetrics:
+        """:func:`analyze` at ``replicas`` [..., b] (one column per batch limit), in one call."""
+        lam = self.prep.traffic.rate_per_s / replicas
+        q = tuple(sorted({0.5, self.slo.quantile}))
+        return _evaluate(self.prep, self.nodes, lam, np.broadcast_to(self.limits, lam.shape), q, self.sums)
+
+    def meets(self, replicas: FloatArray) -> BoolArray:
+        """The SLOs and the utilisation cap at ``replicas`` [..., b]."""
+        return self.passes(self.metrics(replicas))
+
+    def passes(self, m: ServingMetrics) -> BoolArray:
+        """The SLOs and the utilisation cap in ``m``."""
+        return np.asarray(_meets(m, self.slo) & (m.utilization <= self.max_utilization + 1e-12))
+
+
+def meets_slo(
+    engine: Engine,
+    traffic: Traffic,
+    slo: SLO,
+    *,
+    replicas: npt.ArrayLike,
+    batch_limits: Sequence[int] = BATCH_LIMITS,
+    max_utilization: float = VALIDATED_UTILIZATION,
+    samples: int = PLAN_SAMPLES,
+) -> BoolArray:
+    """The planner's criterion: whether ``replicas`` [...] replicas of ``engine``, sharing ``traffic``,
+    meet ``slo`` with each replica at most ``max_utilization`` of its saturation rate, at each of the
+    batch limits :func:`plan` tries (``batch_limits`` lowered to the largest that is not KV-bound) ->
+    [..., limits]. :func:`plan` returns the fewest replicas for which some limit passes."""
+    prep = _prepare(engine, traffic)
+    nodes = _nodes(traffic, samples, 0)
+    cand = _Candidate(prep, nodes, slo, _limits(prep, batch_limits), max_utilization, _sums(prep, nodes))
+    r = np.asarray(replicas, dtype=np.float64)[..., None]
+    return cand.meets(np.broadcast_to(r, (*r.shape[:-1], cand.limits.size)).astype(np.float64))
+
+
+def _fewest_replicas(cand: _Candidate, max_replicas: int) -> tuple[FloatArray, ServingMetrics]:
+    """Per batch limit, the fewest replicas that pass (inf: none up to ``max_replicas``) [b], and the
+    metrics of the first call, whose last row is ``max_replicas``.
+
+    Pass/fail is monotone in the replica count: fewer requests per replica never raise a latency
+    quantile (:func:`analyze` is monotone in the rate, property-tested) nor the utilisation. So one
+    call tries r_lo + 0, 1, 3 (r_lo the utilisation bound) and max_replicas, and each bracket (last
+    fail, first pass] is then cut 8-ways in one call per round, only for limits that can still beat the
+    best so far. Every count is evaluated with the full quadrature: a failure is
+    never taken from a cheaper pass."""
+    lam, limits = cand.prep.traffic.rate_per_s, cand.limits
+    saturation = cand.prep.max_rate_per_s[np.maximum(np.minimum(limits, cand.prep.kv_sequences), 1) - 1]
+    r_lo = np.clip(np.ceil(lam / (cand.max_utilization * saturation) - 1e-9), 1.0, float(max_replicas))
+    # one call brackets the answer: r_lo + 0, 1, 3 settle most plans, and max_replicas (monotone: failing
+    # there, a limit fails everywhere) bounds the rest
+    top = float(max_replicas)
+    R = np.minimum(r_lo[None, :] + _FIRST_RUNGS[:, None], top)  # [k, b]
+    R = np.vstack([R, np.full((1, limits.size), top)])
+    first = cand.metrics(R)
+    ok = cand.passes(first)
+    hi = np.where(ok, R, np.inf).min(axis=0)  # passes
+    lo = np.maximum(r_lo - 1.0, np.where(~ok & (hi > R), R, -np.inf).max(axis=0))  # fails
+    while True:
+        live = np.isfinite(hi) & (hi - lo > 1) & (lo + 1 < hi.min())
+        if not live.any():
+            return hi, first
+        width = np.where(live, hi - lo, 0.0)
+        probes = np.round(lo + width * (np.arange(1, _PROBES + 1)[:, None] / (_PROBES + 1)))  # [k, b]
+        # columns with nothing to settle repeat a count already decided (hi passes; max_replicas failed)
+        pad = np.where(np.isfinite(hi), hi, float(max_replicas))
+        probes = np.where(live & (probes > lo) & (probes < hi), probes, pad)
+        passed = cand.meets(probes)
+        hi = np.minimum(hi, np.where(passed, probes, np.inf).min(axis=0))
+        lo = np.maximum(lo, np.where(~passed & (probes < hi), probes, -np.inf).max(axis=0))
+
+
+def _infeasible_reason(cand: _Candidate, max_replicas: int, m: ServingMetrics) -> str:
+    """Why no count up to ``max_replicas`` passes, from the full evaluation ``m`` whose last row is at
+    ``max_replicas``."""
+    if not np.any(m.utilization[-1] <= cand.max_utilization):
+        return (
+            f"more than {max_replicas} replicas are needed to keep each under {cand.max_utilization:.0%} load"
+        )
+    q, pct = cand.slo.quantile, _pct(cand.slo.quantile)
+    misses = []
+    for metric in ("ttft", "tpot", "e2e"):
+        target = getattr(cand.slo, f"{metric}_s")
+        if target is not None:
+            best = float(np.min(m.quantile(metric, q)[-1]))
+            if best > target:
+                misses.append(f"p{pct} {metric.upper()} {best:.3g} s > {target:.3g} s")
+    detail = "; ".join(misses) or "no single batch limit meets every objective"
+    return (
+        f"no replica count up to {max_replicas} meets the SLO: at {max_replicas} replicas "
+        f"({cand.prep.traffic.rate_per_s / max_replicas:.3g} requests/s each) the lowest is {detail}"
+    )
+
+
+def _simulated(engine: Engine, traffic: Traffic, batch_limit: int, rate: float, slo: SLO) -> dict[str, Any]:
+    """p-quantiles of one replica in :func:`costmodel.simulate.serve`, with the lower end of their
+    confidence interval, and whether the SLOs hold (an objective fails only if the whole interval is above
+    it)."""
+    from costmodel.simulate import serve
+
+    sim = serve(
+        engine.replace(max_batch_size=batch_limit),
+        traffic.with_rate(rate),
+        n_requests=SIMULATED_REQUESTS,
+        seed=0,
+    )
+    out: dict[str, Any] = {"preemptions": int(sim.preemptions.sum())}
+    ok = sim.completed_fraction >= 0.999
+    for metric in ("ttft", "tpot", "e2e"):
+        value = float(sim.quantile(metric, slo.quantile))
+        lo, _ = sim.quantile_interval(metric, slo.quantile)
+        out[f"sim_{metric}_s"] = value
+        target = getattr(slo, f"{metric}_s")
+        if target is not None:
+            ok &= lo <= target
+    out["ok"] = bool(ok)
+    return out
 
 
 def plan(
@@ -559,8 +1014,9 @@ def plan(
     allocation: str = "paged",
     max_replicas: int = 10_000,
     usd_per_hour: dict[str, float] | None = None,
-    max_utilization: float = 0.85,
-    samples: int = 512,
+    max_utilization: float = VALIDATED_UTILIZATION,
+    samples: int = PLAN_SAMPLES,
+    confirm: bool = False,
 ) -> pd.DataFrame:
     """The fewest replicas, and the batch limit, that meet ``slo`` at ``traffic.rate_per_s`` on each
     candidate (device x tensor-parallel degree), ranked by $ per hour.
@@ -577,22 +1033,29 @@ def plan(
     tp : sequence of int
         Tensor-parallel degrees to try on every device (degrees the model cannot split are skipped).
     batch_limits : sequence of int
-        Scheduler batch limits (``max_num_seqs``) to try [-].
+        Scheduler batch limits (``max_num_seqs``) to try [-]; a limit above the largest that is not
+        KV-bound (``analyze(...).kv_safe_sequences``) is lowered to it.
     usd_per_hour : dict, optional
         Device-hour price by hardware name [USD/h], replacing the profiles' on-demand prices.
     max_utilization : float
-        Highest load per replica as a share of its saturation rate [-]: headroom for bursts, and the
-        range where :func:`analyze` is checked against the simulator (``docs/serving.md``).
+        Highest load per replica as a share of its saturation rate [-]. The default is the validated
+        range of :func:`analyze` (:data:`VALIDATED_UTILIZATION`); a row above it is confirmed with
+        :func:`costmodel.simulate.serve`, and replicas are added until the simulation meets the SLOs.
     samples : int
         Quadrature points for the latency quantiles (:func:`analyze`).
+    confirm : bool
+        Confirm every feasible row with :func:`costmodel.simulate.serve` (seconds per row), adding
+        replicas until the simulation meets the SLOs.
 
     Returns one row per candidate: ``feasible`` (and ``reason`` when not), replicas, GPUs, the chosen
-    batch limit, per-replica load and predicted latencies, ``usd_per_hour`` and
-    ``usd_per_million_output_tokens`` / ``usd_per_million_tokens`` (input and output) at the offered
-    load. For a fixed traffic both cost columns rank alike. Among batch limits meeting the SLOs with the
-    fewest replicas the cheapest wins, then the lowest p-quantile TTFT. The search evaluates
-    :func:`analyze` on a replicas x batch-limits grid: candidate replica counts start at the saturation
-    bound ceil(rate / max_rate) and grow until the SLOs hold or ``max_replicas`` is reached.
+    batch limit, per-replica load, the predicted latencies and the sampling error of each p-quantile
+    (``*_error_s``), ``validity`` and ``confirmed_by_simulation`` (with the simulated quantiles when
+    simulated), ``usd_per_hour`` and ``usd_per_million_output_tokens`` / ``usd_per_million_tokens``
+    (input and output) at the offered load. For a fixed traffic both cost columns rank alike. Among batch
+    limits meeting the SLOs with the fewest replicas the cheapest wins, then the lowest p-quantile TTFT.
+    The replica count is the minimum by construction: pass/fail is monotone in it and every count is
+    decided with the full quadrature; "infeasible" comes from the full evaluation at ``max_replicas``,
+    with the quantile that misses.
     """
     import pandas as pd
 
@@ -600,8 +1063,10 @@ def plan(
 
     if not 0 < max_utilization < 1:
         raise CostmodelError(f"max_utilization must lie in (0, 1), got {max_utilization}")
+    if not (isinstance(max_replicas, int | np.integer) and max_replicas >= 1):
+        raise CostmodelError(f"max_replicas must be an integer >= 1, got {max_replicas!r}")
     m = load_model(model)
-    nodes = (_nodes(traffic, max(samples // 8, 64), 0), _nodes(traffic, samples, 0))
+    nodes = _nodes(traffic, samples, 0)
     rows: list[dict[str, Any]] = []
     for hw_in in hardware_list:
         hw = load_hardware(hw_in)
@@ -630,11 +1095,12 @@ def plan(
                         engine,
                         traffic,
                         slo,
-                        tuple(batch_limits),
+                        batch_limits,
                         max_replicas,
                         nodes,
                         price,
                         max_utilization,
+                        confirm,
                     )
                 )
             except (CostmodelError, ValueError) as e:
@@ -650,22 +1116,31 @@ def plan(
         "gpus",
         "max_batch_size",
         "batch_limit_in_force",
+        "kv_safe_batch_size",
         "rate_per_replica_per_s",
         "utilization",
         "mean_batch_size",
         "ttft_p50_s",
         f"ttft_p{q}_s",
+        f"ttft_p{q}_error_s",
         f"tpot_p{q}_s",
+        f"tpot_p{q}_error_s",
         f"e2e_p{q}_s",
         "max_rate_per_replica_per_s",
+        "validity",
+        "confirmed_by_simulation",
+        f"sim_ttft_p{q}_s",
+        f"sim_tpot_p{q}_s",
         "usd_per_hour",
         "usd_per_million_output_tokens",
         "usd_per_million_tokens",
     ]
     # the same columns whether or not any row is feasible (once each: quantile 0.5 names the p50 column twice)
     frame = pd.DataFrame(rows).reindex(columns=list(dict.fromkeys(columns)))
-    frame["feasible"] = frame["feasible"].fillna(False).astype(bool)
-    frame["reason"] = frame["reason"].fillna("")
+    for name in ("feasible", "confirmed_by_simulation"):
+        frame[name] = frame[name].eq(True)
+    for name in ("reason", "validity"):
+        frame[name] = frame[name].astype(object).where(frame[name].notna(), "")
     ranked: pd.DataFrame = frame.sort_values(
         by=["feasible", "usd_per_hour"], ascending=[False, True], na_position="last"
     )
@@ -676,108 +1151,76 @@ def _plan_one(
     engine: Engine,
     traffic: Traffic,
     slo: SLO,
-    batch_limits: tuple[int, ...],
+    batch_limits: Sequence[int],
     max_replicas: int,
-    nodes: tuple[_Nodes, _Nodes],
+    nodes: _Nodes,
     price: float | None,
     max_utilization: float,
+    confirm: bool,
 ) -> dict[str, Any]:
-    """One candidate of :func:`plan`; ``nodes``: the quadrature nodes of its coarse pass, then its full
-    ones (shared by the candidates: they depend on the traffic alone)."""
-    q = slo.quantile
-    quantiles = tuple(sorted({0.5, q}))
-    coarse_nodes, full_nodes = nodes
+    """One candidate of :func:`plan`; ``nodes``: the quadrature nodes (shared by the candidates: they
+    depend on the traffic alone)."""
+    q, pct = slo.quantile, _pct(slo.quantile)
     prep = _prepare(engine, traffic)
     if prep.kv_sequences < 1:
         return {"feasible": False, "reason": "the weights leave no room for a KV cache"}
-    Bs = np.asarray(sorted({min(b, engine.max_batch_size) for b in batch_limits}), dtype=np.int64)  # [b]
-    lam = traffic.rate_per_s
-    infeasible = {"feasible": False, "reason": f"no replica count up to {max_replicas} meets the SLO"}
-
-    def meets(replicas: FloatArray, with_nodes: _Nodes) -> BoolArray:
-        """The SLOs at ``replicas`` [..., b] (inf: not asked, False), in one evaluation of the distinct
-        (replicas, batch limit) pairs."""
-        asked = np.isfinite(replicas)
-        key = (replicas * Bs.size + np.arange(Bs.size))[asked]  # exact: integers far below 2^53
-        pairs, back = np.unique(key, return_inverse=True)
-        at = _evaluate(
-            prep, with_nodes, lam / (pairs // Bs.size), Bs[(pairs % Bs.size).astype(np.int64)], quantiles
-        )
-        out = np.zeros(replicas.shape, dtype=np.bool_)
-        out[asked] = _meets(at, slo)[back]
-        return out
-
-    saturation = prep.max_rate_per_s[np.minimum(Bs, prep.kv_sequences) - 1]
-    r_lo = np.minimum(np.ceil(lam / np.maximum(max_utilization * saturation, 1e-300)), max_replicas)
-    # coarse pass: the stability bound plus 0, 1, 2, 4, 8, ... replicas, up to max_replicas
-    offsets = np.concatenate([[0], 2.0 ** np.arange(int(np.log2(max_replicas)) + 2)])
-    R = np.minimum(r_lo[None, :] + offsets[:, None], max_replicas)  # [o, b]
-    R = np.vstack([R, np.full((1, Bs.size), float(max_replicas))])
-    ok = meets(R, coarse_nodes)
-    if not ok.any():
-        return infeasible
-    # Per batch limit the fewest replicas lies in (lo, hi]: (stability bound, first count the coarse pass
-    # passed]. That pass used few quadrature points, so each round checks with all of them, in one call, up
-    # to 1 + _PROBES counts per bracket: its upper end unless already confirmed, and counts spread inside
-    # it (all of them when they fit). An upper end that fails moves its bracket up (doubling). Counts
-    # above the least upper end are never searched: a limit needing more replicas than another is not
-    # chosen.
-    cols = np.arange(Bs.size)
-    first_ok = np.argmax(ok, axis=0)
-    has = ok.any(axis=0)
-    hi = np.where(has, R[first_ok, cols], np.inf)
-    # the coarse pass's failures are not trusted as lower ends (few quadrature points: it fails counts that
-    # pass with all of them), so every bracket starts at the stability bound
-    lo = r_lo - 1.0
-    sure = np.zeros(Bs.size, dtype=np.bool_)  # hi passed with all the quadrature points
-    inside = np.arange(1, _PROBES + 1)[:, None] / (_PROBES + 1)  # [k, 1]
-    while True:
-        least = hi.min()
-        live = np.isfinite(hi) & (lo < least) & ~(sure & (hi - lo <= 1))
-        if not live.any():
-            break
-        ask_top = live & ~(sure & (hi == least))
-        spread = np.clip(np.round(lo + np.where(live, least - lo, 0.0) * inside), lo + 1, least - 1)  # [k, b]
-        probes = np.vstack(
-            [np.where(ask_top, least, np.inf), np.where(live & (least - lo > 1), spread, np.inf)]
-        )
-        passed = meets(probes, full_nodes)  # [1 + k, b]
-        moved = ask_top & ~passed[0] & ~sure & (hi == least)
-        passing = np.where(passed & ~moved, probes, np.inf).min(axis=0)
-        failing = np.where(~passed & (probes < passing), probes, -np.inf).max(axis=0)
-        doubled = np.where(hi >= max_replicas, np.inf, np.minimum(2 * hi, max_replicas))
-        lo = np.where(moved, hi, np.maximum(lo, failing))
-        hi = np.where(moved, doubled, np.minimum(hi, passing))
-        sure = ~moved & (sure | np.isfinite(passing))
+    if prep.kv_safe_sequences < 1:
+        return {
+            "feasible": False,
+            "reason": f"the KV cache ({prep.kv_sequences} sequences at the mean context) cannot hold one "
+            "sequence with room for the spread of lengths: KV-bound at any batch limit",
+        }
+    cand = _Candidate(prep, nodes, slo, _limits(prep, batch_limits), max_utilization, _sums(prep, nodes))
+    hi, first = _fewest_replicas(cand, max_replicas)
     if not np.isfinite(hi).any():
-        return infeasible
-    r_best = hi.min()
-    cand = np.nonzero(hi == r_best)[0]
-    final = _evaluate(prep, full_nodes, lam / r_best, Bs[cand], quantiles)
-    pick_i = int(np.argmin(final.quantile("ttft", q)))
-    metrics, B_pick, r = final, int(Bs[cand][pick_i]), int(r_best)
+        return {"feasible": False, "reason": _infeasible_reason(cand, max_replicas, first)}
+    r = int(hi.min())
+    lam = traffic.rate_per_s
+    simulated: dict[str, Any] = {}
+    while True:
+        final = cand.metrics(np.full((1, cand.limits.size), float(r)))
+        passing = _meets(final, slo)[0] & (final.utilization[0] <= max_utilization + 1e-12)
+        ttft = np.where(passing, final.quantile("ttft", q)[0], np.inf)
+        pick_i = int(np.argmin(ttft))
+        outside = float(final.utilization[0, pick_i]) > VALIDATED_UTILIZATION + 1e-12
+        if not (confirm or outside):
+            break
+        simulated = _simulated(engine, traffic, int(cand.limits[pick_i]), lam / r, slo)
+        if simulated["ok"] or r >= max_replicas:
+            break
+        r += 1  # the simulation misses: one more replica, until it meets the SLOs
+    if simulated and not simulated["ok"]:
+        return {"feasible": False, "reason": f"the simulation misses the SLO up to {max_replicas} replicas"}
+    validity = "analytic model inside its validated range" if not simulated else "confirmed by simulation"
     per_hour = (price if price is not None else engine.usd_per_hour / engine.gpus) * engine.gpus * r
     out_per_h = lam * traffic.output.mean * 3600.0
     all_per_h = lam * (traffic.output.mean + traffic.prompt.mean) * 3600.0
 
     def pick(x: npt.ArrayLike) -> float:
-        return float(np.asarray(x)[pick_i])
+        return float(np.asarray(x)[0, pick_i])
 
     return {
         "feasible": True,
         "reason": "",
         "replicas": r,
         "gpus": r * engine.gpus,
-        "max_batch_size": B_pick,
-        "batch_limit_in_force": int(metrics.max_batch_size[pick_i]),
-        "rate_per_replica_per_s": pick(metrics.rate_per_s),
-        "utilization": pick(metrics.utilization),
-        "mean_batch_size": pick(metrics.mean_batch_size),
-        "ttft_p50_s": pick(metrics.quantile("ttft", 0.5)),
-        f"ttft_p{_pct(q)}_s": pick(metrics.quantile("ttft", q)),
-        f"tpot_p{_pct(q)}_s": pick(metrics.quantile("tpot", q)),
-        f"e2e_p{_pct(q)}_s": pick(metrics.quantile("e2e", q)),
-        "max_rate_per_replica_per_s": pick(metrics.max_rate_per_s),
+        "max_batch_size": int(cand.limits[pick_i]),
+        "batch_limit_in_force": int(final.max_batch_size[0, pick_i]),
+        "kv_safe_batch_size": prep.kv_safe_sequences,
+        "rate_per_replica_per_s": pick(final.rate_per_s),
+        "utilization": pick(final.utilization),
+        "mean_batch_size": pick(final.mean_batch_size),
+        "ttft_p50_s": pick(final.quantile("ttft", 0.5)),
+        f"ttft_p{pct}_s": pick(final.quantile("ttft", q)),
+        f"ttft_p{pct}_error_s": pick(final.quantile_error("ttft", q)),
+        f"tpot_p{pct}_s": pick(final.quantile("tpot", q)),
+        f"tpot_p{pct}_error_s": pick(final.quantile_error("tpot", q)),
+        f"e2e_p{pct}_s": pick(final.quantile("e2e", q)),
+        "max_rate_per_replica_per_s": pick(final.max_rate_per_s),
+        "validity": validity,
+        "confirmed_by_simulation": bool(simulated),
+        f"sim_ttft_p{pct}_s": simulated.get("sim_ttft_s", np.nan),
+        f"sim_tpot_p{pct}_s": simulated.get("sim_tpot_s", np.nan),
         "usd_per_hour": per_hour,
         "usd_per_million_output_tokens": per_hour / out_per_h * 1e6,
         "usd_per_million_tokens": per_hour / all_per_h * 1e6,

@@ -486,9 +486,11 @@ def api_traffic(rate: float = 10.0, context: int = 8192) -> Traffic:
 
 
 def api_curve(tp: int, batch_limit: int, rates: np.ndarray, traffic: Traffic) -> capacity.ServingMetrics:
-    """capacity.analyze of one replica built as plan() builds it, with the planner's 512 quadrature points."""
+    """capacity.analyze of one replica built as plan() builds it, with the planner's quadrature points."""
     engine = Engine.build("llama-3-8b", "h100-sxm", tp=tp, max_batch_size=max(capacity.BATCH_LIMITS))
-    return capacity.analyze(engine, traffic, rate_per_s=rates, max_batch_size=batch_limit, samples=512)
+    return capacity.analyze(
+        engine, traffic, rate_per_s=rates, max_batch_size=batch_limit, samples=capacity.PLAN_SAMPLES
+    )
 
 
 def subplot(figure: dict[str, Any], name: str, axis: str) -> dict[str, Any]:

@@ -20,7 +20,9 @@ from costmodel.serving import Engine, Lengths, Traffic
 KINDS = ("fixed", "geometric", "lognormal")
 TP_DEGREES = (1, 2, 4, 8)
 QUANTILE = 0.99  # the SLOs are p99
-PLAN_SAMPLES = 512  # plan()'s quadrature points: the curves use the same, so they pass through its rows
+PLAN_SAMPLES = (
+    capacity.PLAN_SAMPLES
+)  # plan()'s quadrature points: the curves use the same, so they pass through its rows
 COLUMNS = (  # plan()'s columns at QUANTILE, what to compare first; infeasible rows lack the numbers
     "feasible",
     "reason",
@@ -29,7 +31,11 @@ COLUMNS = (  # plan()'s columns at QUANTILE, what to compare first; infeasible r
     "max_batch_size",
     "utilization",
     "ttft_p99_s",
+    "ttft_p99_error_s",
     "tpot_p99_s",
+    "tpot_p99_error_s",
+    "confirmed_by_simulation",
+    "validity",
     "usd_per_hour",
     "usd_per_million_tokens",
     "usd_per_million_output_tokens",
@@ -42,6 +48,9 @@ COLUMNS = (  # plan()'s columns at QUANTILE, what to compare first; infeasible r
     "mean_batch_size",
     "ttft_p50_s",
     "e2e_p99_s",
+    "kv_safe_batch_size",
+    "sim_ttft_p99_s",
+    "sim_tpot_p99_s",
 )
 MAX_UTILIZATION = inspect.signature(capacity.plan).parameters["max_utilization"].default
 TrafficSpec = tuple[float, tuple[str, int, float], tuple[str, int, float], int]
@@ -330,6 +339,16 @@ st.dataframe(
     hide_index=True,
     column_config={
         "feasible": st.column_config.CheckboxColumn("meets the SLOs"),
+        "confirmed_by_simulation": st.column_config.CheckboxColumn(
+            "confirmed by simulation",
+            help="Simulated with costmodel.simulate.serve: rows above the analytic model's validated load.",
+        ),
+        "ttft_p99_error_s": st.column_config.NumberColumn(
+            "± p99 TTFT", help="Sampling error of the planner's p99 TTFT (its quadrature) [s]."
+        ),
+        "tpot_p99_error_s": st.column_config.NumberColumn(
+            "± p99 TPOT", help="Sampling error of the planner's p99 TPOT (its quadrature) [s]."
+        ),
         "utilization": st.column_config.NumberColumn("utilization", format="percent"),
         "usd_per_hour": st.column_config.NumberColumn("$ per hour", format="dollar"),
         "usd_per_million_tokens": st.column_config.NumberColumn("$ per M tokens", format="%.4f"),
@@ -339,8 +358,9 @@ st.dataframe(
     },
 )
 st.caption(
-    "Latencies in seconds, rates in requests/s per replica. An infeasible candidate has no numbers, only "
-    "its reason."
+    "Latencies in seconds, rates in requests/s per replica; ± is the sampling error of the planner's p99. "
+    "An infeasible candidate has no numbers, only its reason. Batch limits are lowered to what the KV "
+    "cache holds without preempting (kv_safe_batch_size)."
 )
 if not feasible.empty:
     fig = go.Figure()
@@ -473,7 +493,7 @@ if curve is not None:
     ui.chart(fig, curve, "capacity-latency-vs-load")
     st.caption(
         f"For {note}. Grey: at or beyond saturation ({saturation:,.4g} requests/s) the queue grows without "
-        "bound and there is no finite latency (load = unstable in the table). The analytic model is checked "
-        "against the simulator up to about 80 % of saturation (docs/serving.md); the same quadrature as the "
-        "planner, so the star is the plan's row."
+        "bound and there is no finite latency (load = unstable in the table). The analytic model is "
+        f"validated against the simulator up to {capacity.VALIDATED_UTILIZATION:.0%} of saturation "
+        "(docs/serving.md); the same quadrature as the planner, so the star is the plan's row."
     )

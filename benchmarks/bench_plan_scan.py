@@ -1,0 +1,195 @@
+"""Benchmark: the capacity planner against its own search and against the simulator, over a randomised,
+seeded scan of (model, device, traffic, SLO) cases.
+
+Run: ``python -m benchmarks.bench_plan_scan [--cases 200] [--jobs 2] [--csv rows.csv]``. Same seed, same
+cases, same figures. For each case, :func:`costmodel.capacity.plan` on one (device, TP) candidate, then:
+
+- **not minimal**: a brute-force scan of every replica count 1..R with the planner's own criterion
+  (:func:`costmodel.capacity.meets_slo`) finds a smaller count that passes (target 0);
+- **false infeasible**: the plan says infeasible but some count up to 256, or ``max_replicas``, passes
+  with 4x the planner's quadrature points (target 0);
+- **against the simulator**: :func:`costmodel.simulate.serve` (4,000 Poisson requests) at the chosen
+  row: the planner's p99 TTFT and TPOT over the simulated ones (target: median within 15 %), and the rows
+  whose simulated p99 misses the SLO even at the low end of its 99 % confidence interval
+  (:meth:`costmodel.simulate.ServeResult.quantile_interval`; target 0).
+
+Cases: Llama-3-8B, Mistral-7B, Qwen2.5-7B, Llama-2-13B, Llama-3-70B (TP 4) on H100 SXM, H200, A100 80GB,
+L40S, MI300X, A10G, L4 (TP 1 or 2); Poisson rate log-uniform in [0.5, 50] requests/s; prompts lognormal
+(mean log-uniform in [100, 3000] tokens, sigma in [0.3, 1.2]); outputs geometric (mean log-uniform in
+[16, 512]); p99 TTFT objective log-uniform in [0.15, 5] s, p99 TPOT in [0.015, 0.2] s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+
+MODELS = ("llama-3-8b", "mistral-7b", "qwen2.5-7b", "llama-2-13b", "llama-3-70b")
+DEVICES = ("h100-sxm", "h200", "a100-80gb", "l40s", "mi300x", "a10g", "l4")
+SEED = 2026
+
+
+def cases(n: int) -> list[dict[str, Any]]:
+    """``n`` scenarios drawn with :data:`SEED`."""
+    rng = np.random.default_rng(SEED)
+
+    def loguniform(lo: float, hi: float) -> float:
+        return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+    out = []
+    for i in range(n):
+        model = str(rng.choice(MODELS))
+        device = str(rng.choice(DEVICES))
+        tp = 4 if model == "llama-3-70b" else int(rng.choice([1, 2], p=[0.7, 0.3]))
+        context = 4096 if model == "llama-2-13b" else 8192
+        out.append(
+            {
+                "case": i,
+                "model": model,
+                "hardware": device,
+                "tp": tp,
+                "rate_per_s": loguniform(0.5, 50.0),
+                "prompt_mean": loguniform(100.0, 3000.0),
+                "prompt_sigma": float(rng.uniform(0.3, 1.2)),
+                "output_mean": loguniform(16.0, 512.0),
+                "prompt_cap": context // 2,
+                "output_cap": context // 4,
+                "ttft_s": loguniform(0.15, 5.0),
+                "tpot_s": loguniform(0.015, 0.2),
+            }
+        )
+    return out
+
+
+def run_case(c: dict[str, Any]) -> dict[str, Any]:
+    """Plan one case and check it (see the module docstring)."""
+    from costmodel.capacity import BATCH_LIMITS, PLAN_SAMPLES, SLO, meets_slo, plan
+    from costmodel.serving import Engine, Lengths, Traffic
+    from costmodel.simulate import serve
+
+    warnings.simplefilter("ignore")
+    traffic = Traffic(
+        c["rate_per_s"],
+        Lengths.lognormal(c["prompt_mean"], c["prompt_sigma"], max_tokens=c["prompt_cap"]),
+        Lengths.geometric(c["output_mean"], max_tokens=c["output_cap"]),
+    )
+    slo = SLO(ttft_s=c["ttft_s"], tpot_s=c["tpot_s"])
+    t0 = time.perf_counter()
+    row = plan(c["model"], [c["hardware"]], traffic, slo, tp=(c["tp"],)).iloc[0]
+    out: dict[str, Any] = {**c, "plan_s": time.perf_counter() - t0, "feasible": bool(row.feasible)}
+    out["reason"] = row.reason
+    if not row.feasible:
+        if "SLO" not in row.reason:  # the weights or the cache do not fit: nothing to search
+            out["kind"] = "does not fit"
+            return out
+        out["kind"] = "infeasible"
+        engine = Engine.build(c["model"], c["hardware"], tp=c["tp"], max_batch_size=max(BATCH_LIMITS))
+        counts = np.r_[np.arange(1, 257), 10_000]
+        fine = meets_slo(engine, traffic, slo, replicas=counts, samples=4 * PLAN_SAMPLES)
+        out["false_infeasible"] = bool(fine.any())
+        return out
+    out["kind"] = "feasible"
+    r, limit = int(row.replicas), int(row.max_batch_size)
+    engine = Engine.build(c["model"], c["hardware"], tp=c["tp"], max_batch_size=max(BATCH_LIMITS))
+    own = meets_slo(engine, traffic, slo, replicas=np.arange(1, r + 1))
+    out["first_passing"] = int(np.argmax(own.any(axis=1))) + 1 if own.any() else -1
+    out["not_minimal"] = out["first_passing"] != r
+    out.update(
+        replicas=r,
+        max_batch_size=limit,
+        utilization=float(row.utilization),
+        ttft_p99_s=float(row.ttft_p99_s),
+        ttft_p99_error_s=float(row.ttft_p99_error_s),
+        tpot_p99_s=float(row.tpot_p99_s),
+        tpot_p99_error_s=float(row.tpot_p99_error_s),
+        confirmed_by_simulation=bool(row.confirmed_by_simulation),
+    )
+    t0 = time.perf_counter()
+    sim_engine = Engine.build(c["model"], c["hardware"], tp=c["tp"], max_batch_size=limit)
+    sim = serve(sim_engine, traffic.with_rate(c["rate_per_s"] / r), n_requests=4000, seed=c["case"])
+    out["sim_s"] = time.perf_counter() - t0
+    out["preemptions"] = int(sim.preemptions.sum())
+    for metric in ("ttft", "tpot"):
+        lo, hi = sim.quantile_interval(metric, 0.99)
+        out[f"sim_{metric}_p99_s"] = float(sim.quantile(metric, 0.99))
+        out[f"sim_{metric}_p99_lo_s"], out[f"sim_{metric}_p99_hi_s"] = lo, hi
+        out[f"{metric}_misses_in_simulation"] = bool(lo > c[f"{metric}_s"])
+    return out
+
+
+def summarise(rows: list[dict[str, Any]]) -> None:
+    """Print the scan's figures."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    feasible = frame[frame.kind == "feasible"]
+    infeasible = frame[frame.kind == "infeasible"]
+    print(
+        f"cases {len(frame)}: feasible {len(feasible)}, infeasible by the SLO {len(infeasible)}, "
+        f"cannot fit {int((frame.kind == 'does not fit').sum())}"
+    )
+    print(f"plans not minimal (brute-force scan, the planner's criterion): {int(feasible.not_minimal.sum())}")
+    false_inf = int(infeasible.false_infeasible.sum()) if len(infeasible) else 0
+    print(f"false infeasible (a count up to 256 or 10,000 passes with 4x quadrature points): {false_inf}")
+    print(f"plan() per case: median {1e3 * frame.plan_s.median():.0f} ms")
+    if feasible.empty:
+        return
+    for metric in ("ttft", "tpot"):
+        ratio = feasible[f"{metric}_p99_s"] / feasible[f"sim_{metric}_p99_s"]
+        err = (ratio - 1.0).abs()
+        misses = int(feasible[f"{metric}_misses_in_simulation"].sum())
+        print(
+            f"p99 {metric.upper()} planner / simulator: median ratio {ratio.median():.3f}, median |error| "
+            f"{100 * err.median():.1f} %, 90th percentile |error| {100 * err.quantile(0.9):.1f} %, "
+            f"worst under-prediction {100 * (1 - ratio.min()):.1f} %; rows missing the SLO in simulation "
+            f"(whole 99 % interval above it): {misses}"
+        )
+        rel = feasible[f"{metric}_p99_error_s"] / feasible[f"{metric}_p99_s"]
+        print(
+            f"  stated sampling error of the planner's p99 {metric.upper()}: median {100 * rel.median():.1f}%"
+        )
+    bins = pd.cut(feasible.utilization, [0.0, 0.3, 0.5, 0.6, 0.7, 1.0])
+    by_load = feasible.assign(
+        ttft=(feasible.ttft_p99_s / feasible.sim_ttft_p99_s - 1).abs(),
+        tpot=(feasible.tpot_p99_s / feasible.sim_tpot_p99_s - 1).abs(),
+        miss=feasible.ttft_misses_in_simulation | feasible.tpot_misses_in_simulation,
+    ).groupby(bins, observed=True)
+    print("by utilisation of the chosen row: rows, median |error| of p99 TTFT and TPOT, misses in simulation")
+    for interval, g in by_load:
+        print(
+            f"  {interval}: {len(g)}, {100 * g.ttft.median():.1f} %, {100 * g.tpot.median():.1f} %, "
+            f"{int(g.miss.sum())}"
+        )
+    print(f"rows with preemptions in simulation: {int((feasible.preemptions > 0).sum())}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", type=int, default=200)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--csv", default=None, help="write one row per case here")
+    args = parser.parse_args()
+    todo = cases(args.cases)
+    t0 = time.perf_counter()
+    rows = []
+    with ProcessPoolExecutor(args.jobs) as pool:
+        for row in pool.map(run_case, todo):
+            rows.append(row)
+            print(f"case {row['case']}: {row['kind']} ({len(rows)}/{len(todo)})", file=sys.stderr, flush=True)
+    print(f"scan of {len(rows)} cases (seed {SEED}) in {time.perf_counter() - t0:.0f} s")
+    if args.csv:
+        import pandas as pd
+
+        pd.DataFrame(rows).to_csv(args.csv, index=False)
+    summarise(rows)
+
+
+if __name__ == "__main__":
+    main()
