@@ -19,7 +19,6 @@ from rich.table import Table
 from costmodel.errors import CostmodelError
 from costmodel.estimate import estimate as run_estimate
 from costmodel.estimate import size
-from costmodel.memory import weight_bytes
 from costmodel.params import param_count
 from costmodel.registry import list_hardware, list_models, load_hardware, load_model, to_yaml
 from costmodel.specs import Deployment, Workload
@@ -195,7 +194,9 @@ def estimate(
         output_len=output_len,
         weight_dtype=weight_dtype,
         kv_dtype=kv_dtype,
-        n_gpus=dep.gpus_per_replica,
+        activation_dtype=activation_dtype,
+        sparsity=w.sparsity,
+        deployment=dep,
     )
     if as_json:
         print(json.dumps(sizes.to_dict() | report.summary(), indent=2))
@@ -220,13 +221,14 @@ def estimate(
     rows = [
         ("parameters (total / active)", f"{sizes.params_total:,} / {sizes.params_active:,}"),
         (
-            f"weights ({weight_dtype}, sparsity {sparsity})",
-            _gb(weight_bytes(load_model(model), weight_dtype=weight_dtype, sparsity=w.sparsity)),
+            f"weights ({weight_dtype}, sparsity {sparsity}): one copy / per GPU",
+            f"{_gb(sizes.weight_bytes)} / {_gb(sizes.weight_bytes_per_gpu)}",
         ),
         (
-            f"KV cache ({kv_dtype}, {batch_size} x {prompt_len + output_len} tokens)",
-            _gb(sizes.kv_cache_bytes),
+            f"KV cache ({kv_dtype}, {batch_size} x {prompt_len + output_len} tokens): one copy / per GPU",
+            f"{_gb(sizes.kv_cache_bytes)} / {_gb(sizes.kv_cache_bytes_per_gpu)}",
         ),
+        ("activations per GPU (one prefill chunk)", _gb(sizes.activation_bytes_per_gpu)),
         (
             "memory per GPU / usable",
             f"{_gb(r['memory_bytes_per_gpu'])} / {_gb(report.capacity_bytes_per_gpu)}",
@@ -247,7 +249,10 @@ def estimate(
             "output tokens/s (replica / GPU)",
             f"{r['output_tokens_per_s']:,.0f} / {r['output_tokens_per_s_per_gpu']:,.0f}",
         ),
-        ("prefill MFU / decode MBU", f"{r['prefill_mfu']:.0%} / {r['decode_mbu']:.0%}"),
+        (
+            "prefill MFU / decode MBU" + (" (MFU of the 2:4 sparse peak)" if w.sparsity == "2:4" else ""),
+            f"{r['prefill_mfu']:.0%} / {r['decode_mbu']:.0%}",
+        ),
         ("$ per hour", f"{r['usd_per_hour']:,.2f}"),
         (
             "$ per million input / output tokens",
