@@ -207,17 +207,33 @@ class _Setup:
         m = self.deployment.microbatches or pp
         micro = np.asarray(batch) / m
         stage = np.asarray(time_fn(micro)) / pp
-        dep = self.deployment
-        p2p_link: Link = "intra" if dep.gpus_per_replica <= dep.gpus_per_node else "inter"
+        p2p_link = link_for(self.deployment.gpus_per_replica, self.hardware, self.deployment)
         hidden = micro * np.asarray(tokens_per_seq) * self.model.d_model * 2.0  # bf16 activations
         bw = link_bandwidth_bytes_per_s(self.hardware, p2p_link) * self.efficiency.interconnect_fraction
         sends = (pp - 1) * (hidden / bw + self.efficiency.kernel_overhead_s)
         return np.asarray((m + pp - 1) * stage + sends)
 
 
-def _tp_link(dep: Deployment) -> Link:
-    """Tensor (and expert) parallel collectives stay on the intra-node link while the group fits a node."""
-    return "intra" if dep.tp <= dep.gpus_per_node else "inter"
+def scale_up_domain_size(hardware: HardwareProfile, deployment: Deployment) -> int:
+    """Devices the intra-node (scale-up) link joins [-]: the profile's NVLink / Infinity Fabric domain
+    where its datasheet states one (72 on a GB200 NVL72 rack, whose compute trays hold 4 GPUs), else the
+    deployment's ``gpus_per_node``."""
+    entry = hardware.datasheet.scale_up_domain_size
+    return int(entry.value) if entry is not None else deployment.gpus_per_node
+
+
+def link_for(group_size: int, hardware: HardwareProfile, deployment: Deployment) -> Link:
+    """The link a collective among ``group_size`` devices runs on: the intra-node link while the group
+    fits one scale-up domain (:func:`scale_up_domain_size`), the inter-node network beyond."""
+    return "intra" if group_size <= scale_up_domain_size(hardware, deployment) else "inter"
+
+
+def _tp_link(dep: Deployment, hw: HardwareProfile | None = None) -> Link:
+    """Tensor (and expert) parallel collectives run among the ``tp`` devices of a replica (without a
+    hardware profile: the domain is ``gpus_per_node``)."""
+    if hw is None:
+        return "intra" if dep.tp <= dep.gpus_per_node else "inter"
+    return link_for(dep.tp, hw, dep)
 
 
 def _affine_max_sum(
@@ -402,7 +418,7 @@ def estimate(
     w = workload or Workload()
     dep = deployment or Deployment()
     dep.check(m)
-    setup = _Setup(m, hw, w, dep, efficiency or hw.efficiency, attention_impl, _tp_link(dep))
+    setup = _Setup(m, hw, w, dep, efficiency or hw.efficiency, attention_impl, _tp_link(dep, hw))
     B, P, N = (np.asarray(x, dtype=np.float64) for x in (w.batch_size, w.prompt_len, w.output_len))
 
     prefill_ops = setup.ops(B, P, 0, "last")
@@ -593,7 +609,7 @@ def train(
     microbatches = dep.microbatches or 4 * dep.pp
     w = Workload(1, 1, 1)
     setup = _Setup(
-        m, hw, w, dep.model_copy(update={"microbatches": microbatches}), eff, "flash", _tp_link(dep)
+        m, hw, w, dep.model_copy(update={"microbatches": microbatches}), eff, "flash", _tp_link(dep, hw)
     )
 
     def step(b: Any) -> FloatArray:
@@ -611,7 +627,7 @@ def train(
     shard = dep.tp * dep.pp
     grad_bytes = 2.0 * params / shard
     n = dep.replicas
-    bw_link: Link = "intra" if dep.n_gpus <= dep.gpus_per_node else "inter"
+    bw_link = link_for(dep.n_gpus, hw, dep)
     if n > 1:
         allreduce = (
             2.0
@@ -673,7 +689,7 @@ def step_time_s(
     m, hw = load_model(model), load_hardware(hardware)
     dep = deployment or Deployment()
     dep.check(m)
-    setup = _Setup(m, hw, workload, dep, efficiency or hw.efficiency, "flash", _tp_link(dep))
+    setup = _Setup(m, hw, workload, dep, efficiency or hw.efficiency, "flash", _tp_link(dep, hw))
     return setup.pipelined(
         lambda b: setup.times(setup.ops(b, new_tokens, past_tokens, logits)).total_s, batch_size, new_tokens
     )
