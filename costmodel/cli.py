@@ -25,7 +25,6 @@ from rich.text import Text
 from costmodel.errors import CostmodelError
 from costmodel.estimate import estimate as run_estimate
 from costmodel.estimate import size
-from costmodel.memory import weight_bytes
 from costmodel.params import param_count
 from costmodel.registry import list_hardware, list_models, load_hardware, load_model, to_yaml
 from costmodel.specs import Deployment, Workload
@@ -407,7 +406,9 @@ def estimate(
         output_len=output_len,
         weight_dtype=weight_dtype,
         kv_dtype=kv_dtype,
-        n_gpus=dep.gpus_per_replica,
+        activation_dtype=activation_dtype,
+        sparsity=w.sparsity,
+        deployment=dep,
     )
     source = price_source(hardware, {hardware: price} if price else None)
     if as_json:
@@ -433,13 +434,14 @@ def estimate(
     rows = [
         ("parameters (total / active)", f"{sizes.params_total:,} / {sizes.params_active:,}"),
         (
-            f"weights ({weight_dtype}, sparsity {sparsity})",
-            _gb(weight_bytes(load_model(model), weight_dtype=weight_dtype, sparsity=w.sparsity)),
+            f"weights ({weight_dtype}, sparsity {sparsity}): one copy / per GPU",
+            f"{_gb(sizes.weight_bytes)} / {_gb(sizes.weight_bytes_per_gpu)}",
         ),
         (
-            f"KV cache ({kv_dtype}, {batch_size} x {prompt_len + output_len} tokens)",
-            _gb(sizes.kv_cache_bytes),
+            f"KV cache ({kv_dtype}, {batch_size} x {prompt_len + output_len} tokens): one copy / per GPU",
+            f"{_gb(sizes.kv_cache_bytes)} / {_gb(sizes.kv_cache_bytes_per_gpu)}",
         ),
+        ("activations per GPU (one prefill chunk)", _gb(sizes.activation_bytes_per_gpu)),
         (
             "memory per GPU / usable",
             f"{_gb(r['memory_bytes_per_gpu'])} / {_gb(report.capacity_bytes_per_gpu)}",
@@ -460,7 +462,10 @@ def estimate(
             "output tokens/s (replica / GPU)",
             f"{r['output_tokens_per_s']:,.0f} / {r['output_tokens_per_s_per_gpu']:,.0f}",
         ),
-        ("prefill MFU / decode MBU", f"{r['prefill_mfu']:.0%} / {r['decode_mbu']:.0%}"),
+        (
+            "prefill MFU / decode MBU" + (" (MFU of the 2:4 sparse peak)" if w.sparsity == "2:4" else ""),
+            f"{r['prefill_mfu']:.0%} / {r['decode_mbu']:.0%}",
+        ),
         (
             f"$ per hour ({dep.gpus_per_replica} GPU{'s' if dep.gpus_per_replica > 1 else ''}; price from)",
             f"{_money(r['usd_per_hour'])} ({price_label(source)})",

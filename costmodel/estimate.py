@@ -14,11 +14,18 @@ import numpy.typing as npt
 
 from costmodel.errors import CostmodelError
 from costmodel.flops import Recompute, forward_flop
-from costmodel.memory import fit, kv_bytes_per_token, replica_memory, training_memory
+from costmodel.memory import Sparsity, fit, kv_bytes_per_token, kv_cache_bytes, training_memory, weight_bytes
 from costmodel.ops import AttentionImpl, Op, forward_ops
 from costmodel.params import param_count
 from costmodel.registry import load_hardware, load_model
-from costmodel.roofline import Link, OpTimes, compute_peak_flop_per_s, link_bandwidth_bytes_per_s, op_times
+from costmodel.roofline import (
+    Link,
+    OpTimes,
+    compute_peak_flop_per_s,
+    link_bandwidth_bytes_per_s,
+    op_times,
+    sparsity_speedup,
+)
 from costmodel.specs import Deployment, Efficiency, HardwareProfile, ModelProfile, Workload
 
 if TYPE_CHECKING:  # pandas costs ~0.4 s to import: only the table-making functions load it
@@ -27,24 +34,36 @@ if TYPE_CHECKING:  # pandas costs ~0.4 s to import: only the table-making functi
 
 @dataclass(frozen=True)
 class SizingReport:
-    """Sizes for serving ``batch_size`` sequences of ``prompt_len`` + ``output_len`` tokens."""
+    """Sizes for serving ``batch_size`` sequences of ``prompt_len`` + ``output_len`` tokens on one
+    ``tp x pp`` replica.
+
+    ``weight_bytes``, ``kv_bytes_per_token`` and ``kv_cache_bytes`` are exact counts for the whole model
+    and batch (one copy, however it is split); the ``*_per_gpu`` figures, ``fits`` and the limits are
+    per device, from :func:`costmodel.memory.fit`, as in :class:`Report`.
+    """
 
     model: str
     hardware: str
+    tp: int
+    pp: int
     n_gpus: int
     batch_size: int
     prompt_len: int
     output_len: int
     weight_dtype: str
     kv_dtype: str
+    activation_dtype: str
+    sparsity: str
     params_total: int
     params_active: int
     weight_bytes: int
     kv_bytes_per_token: int
     kv_cache_bytes: int
-    activation_bytes: float
-    required_bytes: float
-    capacity_bytes: float
+    weight_bytes_per_gpu: float
+    kv_cache_bytes_per_gpu: float
+    activation_bytes_per_gpu: float
+    memory_bytes_per_gpu: float
+    capacity_bytes_per_gpu: float
     fits: bool
     max_batch_size: int
     max_context_len: int
@@ -65,29 +84,39 @@ def size(
     output_len: int,
     weight_dtype: str = "bf16",
     kv_dtype: str = "bf16",
-    n_gpus: int = 1,
+    activation_dtype: str = "bf16",
+    sparsity: Sparsity = "none",
+    deployment: Deployment | None = None,
+    usable_fraction: float = 0.9,
 ) -> SizingReport:
-    """Memory and FLOPs of one serving workload on ``n_gpus`` devices.
+    """Memory and FLOPs of one serving workload on one replica of ``deployment`` (default one GPU).
 
-    The KV cache is sized for the full ``prompt_len + output_len`` context. Decoding ``output_len``
-    tokens one at a time attends to exactly the keys a causal pass over them would, so the decode FLOPs
-    are one causal forward of ``output_len`` new tokens on top of ``prompt_len`` past ones.
+    Memory is per device (:func:`costmodel.memory.fit`, the model :func:`estimate` uses): the KV cache
+    for the full ``prompt_len + output_len`` context, activations of one prefill chunk of the prompt.
+    Decoding ``output_len`` tokens one at a time attends to exactly the keys a causal pass over them
+    would, so the decode FLOPs are one causal forward of ``output_len`` new tokens on top of ``prompt_len``
+    past ones.
     """
     for field, value in (("batch_size", batch_size), ("prompt_len", prompt_len), ("output_len", output_len)):
         if value < (0 if field == "output_len" else 1):
             raise ValueError(f"{field} must be a positive integer, got {value}")
-    if n_gpus < 1:
-        raise ValueError(f"n_gpus must be a positive integer, got {n_gpus}")
     m, hw = load_model(model), load_hardware(hardware)
+    dep = deployment or Deployment()
+    dep.check(m)
     context = prompt_len + output_len
     f = fit(
         m,
         hw,
         batch_size=batch_size,
         context_len=context,
+        prompt_len=prompt_len,
+        tp=dep.tp,
+        pp=dep.pp,
         weight_dtype=weight_dtype,
         kv_dtype=kv_dtype,
-        n_gpus=n_gpus,
+        activation_dtype=activation_dtype,
+        sparsity=sparsity,
+        usable_fraction=usable_fraction,
     )
     p = param_count(m)
     prefill = forward_flop(m, batch_size=batch_size, new_tokens=prompt_len, logits="last").total
@@ -96,20 +125,26 @@ def size(
     return SizingReport(
         model=m.name,
         hardware=hw.name,
-        n_gpus=n_gpus,
+        tp=dep.tp,
+        pp=dep.pp,
+        n_gpus=dep.gpus_per_replica,
         batch_size=batch_size,
         prompt_len=prompt_len,
         output_len=output_len,
         weight_dtype=weight_dtype,
         kv_dtype=kv_dtype,
+        activation_dtype=activation_dtype,
+        sparsity=sparsity,
         params_total=p.total,
         params_active=p.active,
-        weight_bytes=f.weight_bytes,
+        weight_bytes=weight_bytes(m, weight_dtype=weight_dtype, sparsity=sparsity),
         kv_bytes_per_token=kv_bytes_per_token(m, kv_dtype=kv_dtype),
-        kv_cache_bytes=int(f.kv_cache_bytes),
-        activation_bytes=float(f.activation_bytes),
-        required_bytes=float(f.required_bytes),
-        capacity_bytes=float(f.capacity_bytes),
+        kv_cache_bytes=int(kv_cache_bytes(m, batch_size=batch_size, context_len=context, kv_dtype=kv_dtype)),
+        weight_bytes_per_gpu=f.weight_bytes_per_gpu,
+        kv_cache_bytes_per_gpu=float(f.kv_cache_bytes_per_gpu),
+        activation_bytes_per_gpu=float(f.activation_bytes_per_gpu),
+        memory_bytes_per_gpu=float(f.memory_bytes_per_gpu),
+        capacity_bytes_per_gpu=f.capacity_bytes_per_gpu,
         fits=bool(f.fits),
         max_batch_size=int(f.max_batch_size),
         max_context_len=int(f.max_context_len),
@@ -169,12 +204,15 @@ class _Setup:
         receiving group all-gathers it over the intra-node link (the scatter/gather optimisation of
         Narayanan et al. 2021 §4.1), plus one launch."""
         dep, eff = self.deployment, self.efficiency
-        p2p_link: Link = "intra" if dep.gpus_per_replica <= dep.gpus_per_node else "inter"
+        p2p_link = link_for(dep.gpus_per_replica, self.hardware, dep)
         hidden = np.asarray(sequences) * np.asarray(tokens_per_seq) * self.model.d_model * 2.0
         bw = link_bandwidth_bytes_per_s(self.hardware, p2p_link) * eff.interconnect_fraction
         send = hidden / dep.tp / bw
         if dep.tp > 1:
-            gather_bw = link_bandwidth_bytes_per_s(self.hardware, _tp_link(dep)) * eff.interconnect_fraction
+            gather_bw = (
+                link_bandwidth_bytes_per_s(self.hardware, _tp_link(dep, self.hardware))
+                * eff.interconnect_fraction
+            )
             send = send + (dep.tp - 1) / dep.tp * hidden / gather_bw
         return np.asarray(send + eff.kernel_overhead_s)
 
@@ -224,9 +262,26 @@ class _Setup:
         return np.asarray(np.maximum(walk, m / pp * through))
 
 
-def _tp_link(dep: Deployment) -> Link:
-    """Tensor (and expert) parallel collectives stay on the intra-node link while the group fits a node."""
-    return "intra" if dep.tp <= dep.gpus_per_node else "inter"
+def scale_up_domain_size(hardware: HardwareProfile, deployment: Deployment) -> int:
+    """Devices the intra-node (scale-up) link joins [-]: the profile's NVLink / Infinity Fabric domain
+    where its datasheet states one (72 on a GB200 NVL72 rack, whose compute trays hold 4 GPUs), else the
+    deployment's ``gpus_per_node``."""
+    entry = hardware.datasheet.scale_up_domain_size
+    return int(entry.value) if entry is not None else deployment.gpus_per_node
+
+
+def link_for(group_size: int, hardware: HardwareProfile, deployment: Deployment) -> Link:
+    """The link a collective among ``group_size`` devices runs on: the intra-node link while the group
+    fits one scale-up domain (:func:`scale_up_domain_size`), the inter-node network beyond."""
+    return "intra" if group_size <= scale_up_domain_size(hardware, deployment) else "inter"
+
+
+def _tp_link(dep: Deployment, hw: HardwareProfile | None = None) -> Link:
+    """Tensor (and expert) parallel collectives run among the ``tp`` devices of a replica (without a
+    hardware profile: the domain is ``gpus_per_node``)."""
+    if hw is None:
+        return "intra" if dep.tp <= dep.gpus_per_node else "inter"
+    return link_for(dep.tp, hw, dep)
 
 
 def _affine_max_sum(
@@ -289,7 +344,11 @@ class Report:
 
     Time attribution: prefill time is charged to input tokens, decode time to output tokens (the first
     output token comes out of the prefill). Energy assumes every device draws its TDP throughout (an
-    upper bound). Throughputs are for one static batch run to completion.
+    upper bound). Throughputs are for one static batch run to completion. Memory figures, ``fits`` and
+    ``max_batch_size`` are per device, from :func:`costmodel.memory.fit` (as in :func:`size`).
+    ``prefill_mfu`` is the model's dense-equivalent FLOPs over (TTFT x peak x devices) with the peak the
+    matmuls can reach: the dense peak of the compute dtype, times the datasheet's sparsity speedup for
+    2:4 sparse weights (so it never exceeds 1 because of sparsity).
     """
 
     model: str
@@ -407,7 +466,7 @@ def estimate(
     w = workload or Workload()
     dep = deployment or Deployment()
     dep.check(m)
-    setup = _Setup(m, hw, w, dep, efficiency or hw.efficiency, attention_impl, _tp_link(dep))
+    setup = _Setup(m, hw, w, dep, efficiency or hw.efficiency, attention_impl, _tp_link(dep, hw))
     B, P, N = (np.asarray(x, dtype=np.float64) for x in (w.batch_size, w.prompt_len, w.output_len))
 
     prefill_ops = setup.ops(B, P, 0, "last")
@@ -432,27 +491,27 @@ def estimate(
     tdp = hw.datasheet.tdp_w.value if hw.datasheet.tdp_w else float("nan")
     joules_out = tdp * gpus * e2e / (B * N) * 1e6
 
-    # memory per GPU (weights and cache split over TP x PP, KV heads replicated past n_kv_heads)
-    device = replica_memory(
+    # memory per GPU: the one model (weights and cache over TP x PP, KV heads replicated past n_kv_heads)
+    memory = fit(
         m,
+        hw,
+        batch_size=w.batch_size,
+        context_len=np.asarray(w.prompt_len) + np.asarray(w.output_len),
+        prompt_len=w.prompt_len,
         tp=dep.tp,
         pp=dep.pp,
         weight_dtype=w.weight_dtype,
         kv_dtype=w.kv_dtype,
         activation_dtype=w.activation_dtype,
         sparsity=w.sparsity,
-        prefill_tokens=np.minimum(P, 8192),
-    )
-    context = np.asarray(w.prompt_len) + np.asarray(w.output_len)
-    cached = context if m.sliding_window is None else np.minimum(context, m.sliding_window)
-    memory = device.total_bytes(batch_size=B, context_len=cached)
-    capacity = usable_fraction * hw.memory_bytes
-    per_seq = cached * device.kv_bytes_per_token + device.state_bytes_per_sequence
-    max_batch = np.floor(np.maximum(device.free_bytes(capacity), 0) / np.maximum(per_seq, 1.0)).astype(
-        np.int64
+        usable_fraction=usable_fraction,
     )
 
+    # MFU against the peak the matmuls can reach: with 2:4 sparse weights, the sparse peak (a dense-
+    # equivalent rate, as the FLOPs are dense-equivalent), so that MFU stays a fraction of what is possible
     peak = compute_peak_flop_per_s(hw, w.activation_dtype)
+    if w.sparsity == "2:4":
+        peak *= sparsity_speedup(hw)
     prefill_flop = forward_flop(m, batch_size=B, new_tokens=P, logits="last").total
     mfu = prefill_flop / (ttft * peak * gpus)
     # bytes the replica's GPUs move in one decode step: m micro-batches of b sequences, each through all
@@ -472,10 +531,10 @@ def estimate(
         output_tokens_per_s=np.asarray(out_rate),
         output_tokens_per_s_per_gpu=np.asarray(out_rate / gpus),
         input_tokens_per_s=np.asarray(B * P / ttft),
-        memory_bytes_per_gpu=memory,
-        capacity_bytes_per_gpu=capacity,
-        fits=np.asarray(memory <= capacity),
-        max_batch_size=max_batch,
+        memory_bytes_per_gpu=memory.memory_bytes_per_gpu,
+        capacity_bytes_per_gpu=memory.capacity_bytes_per_gpu,
+        fits=memory.fits,
+        max_batch_size=memory.max_batch_size,
         prefill_mfu=np.asarray(mfu),
         decode_mbu=np.asarray(mbu),
         usd_per_hour=price * dep.n_gpus,
@@ -627,7 +686,7 @@ def train(
         )
     seqs_per_micro = micro / microbatches if dep.pp > 1 else micro
     w = Workload(1, 1, 1)
-    setup = _Setup(m, hw, w, dep, eff, "flash", _tp_link(dep))
+    setup = _Setup(m, hw, w, dep, eff, "flash", _tp_link(dep, hw))
 
     def step(b: Any) -> FloatArray:
         times = setup.times(setup.ops(b, S, 0, "all"))
@@ -649,7 +708,7 @@ def train(
     shard = dep.tp * dep.pp
     grad_bytes = 2.0 * params / shard
     n = dep.replicas
-    bw_link: Link = "intra" if dep.n_gpus <= dep.gpus_per_node else "inter"
+    bw_link = link_for(dep.n_gpus, hw, dep)
     if n > 1:
         allreduce = (
             2.0
@@ -711,7 +770,7 @@ def step_time_s(
     m, hw = load_model(model), load_hardware(hardware)
     dep = deployment or Deployment()
     dep.check(m)
-    setup = _Setup(m, hw, workload, dep, efficiency or hw.efficiency, "flash", _tp_link(dep))
+    setup = _Setup(m, hw, workload, dep, efficiency or hw.efficiency, "flash", _tp_link(dep, hw))
     return setup.pipelined_steps(
         lambda b: setup.times(setup.ops(b, new_tokens, past_tokens, logits)).total_s, batch_size, new_tokens
     )

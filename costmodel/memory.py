@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel.dtypes import get_dtype, map_dtypes, matrix_bytes, storage_bytes
+from costmodel.errors import CostmodelError
 from costmodel.flops import Recompute
 from costmodel.params import Component, Tensor, param_count, tensors
 from costmodel.specs import NORMS_PER_LAYER, HardwareProfile, ModelProfile
@@ -419,87 +420,7 @@ def model_state_bytes(
 
 
 # ----------------------------------------------------------------------------------------------------
-# Does it fit?
-# ----------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FitReport:
-    """Inference memory on ``n_gpus`` devices [bytes], and the limits it implies."""
-
-    weight_bytes: int
-    kv_cache_bytes: IntArray
-    activation_bytes: FloatArray
-    capacity_bytes: float
-    max_batch_size: IntArray
-    max_context_len: IntArray
-
-    @property
-    def required_bytes(self) -> FloatArray:
-        """Weights + KV cache + activations [bytes]."""
-        return np.asarray(self.weight_bytes + self.kv_cache_bytes + self.activation_bytes)
-
-    @property
-    def fits(self) -> npt.NDArray[np.bool_]:
-        """Whether the requirement is within the usable capacity."""
-        return np.asarray(self.required_bytes <= self.capacity_bytes)
-
-
-def fit(
-    model: ModelProfile,
-    hardware: HardwareProfile,
-    *,
-    batch_size: npt.ArrayLike,
-    context_len: npt.ArrayLike,
-    weight_dtype: str = "bf16",
-    kv_dtype: str = "bf16",
-    activation_dtype: str = "bf16",
-    n_gpus: int = 1,
-    usable_fraction: float = 0.9,
-    prefill_chunk_tokens: int = 8192,
-) -> FitReport:
-    """Whether ``batch_size`` sequences of ``context_len`` tokens fit, and the largest batch / context.
-
-    Assumptions: weights and KV cache are spread evenly over ``n_gpus``; ``usable_fraction`` of each
-    device's memory is available (the rest goes to the CUDA context, allocator fragmentation and
-    workspaces; vLLM's default ``gpu_memory_utilization`` is 0.9); activations are those of prefilling one
-    chunk of ``min(context_len, prefill_chunk_tokens)`` tokens of one sequence (chunked prefill).
-    ``max_batch_size`` is at ``context_len``; ``max_context_len`` at ``batch_size``, capped at the
-    model's ``max_context`` (0 when even that does not fit).
-    """
-    if not 0 < usable_fraction <= 1:
-        raise ValueError(f"usable_fraction must be in (0, 1], got {usable_fraction}")
-    B = np.asarray(batch_size, dtype=np.int64)
-    S = np.asarray(context_len, dtype=np.int64)
-    w = weight_bytes(model, weight_dtype=weight_dtype)
-    kv = kv_cache_bytes(model, batch_size=B, context_len=S, kv_dtype=kv_dtype)
-    act = inference_activation_bytes(
-        model, batch_size=1, new_tokens=np.minimum(S, prefill_chunk_tokens), activation_dtype=activation_dtype
-    )
-    capacity = usable_fraction * hardware.memory_bytes * n_gpus
-    room = capacity - w - act
-    per_seq = kv_cache_bytes(model, batch_size=1, context_len=S, kv_dtype=kv_dtype)
-    max_batch = np.where(room > 0, np.floor(room / np.maximum(per_seq, 1)), 0).astype(np.int64)
-    per_tok = kv_bytes_per_token(model, kv_dtype=kv_dtype)
-    if per_tok == 0:  # SSM: the state does not grow with context
-        max_ctx = np.where(room >= kv, model.max_context, 0)
-    else:
-        max_ctx = np.floor(np.maximum(room, 0) / (np.maximum(B, 1) * per_tok))
-        if model.sliding_window is not None:  # the cache stops growing at the window
-            max_ctx = np.where(max_ctx >= model.sliding_window, model.max_context, max_ctx)
-    max_ctx = np.minimum(max_ctx, model.max_context).astype(np.int64)
-    return FitReport(
-        weight_bytes=w,
-        kv_cache_bytes=kv,
-        activation_bytes=act,
-        capacity_bytes=capacity,
-        max_batch_size=max_batch,
-        max_context_len=max_ctx,
-    )
-
-
-# ----------------------------------------------------------------------------------------------------
-# Per device of a serving replica
+# Per device of a serving replica: the one memory model
 # ----------------------------------------------------------------------------------------------------
 
 
@@ -513,11 +434,16 @@ class ReplicaMemory:
     kv_bytes_per_token: float
     state_bytes_per_sequence: float
 
-    def total_bytes(self, *, batch_size: npt.ArrayLike, context_len: npt.ArrayLike) -> FloatArray:
-        """Memory of one device serving ``batch_size`` sequences of ``context_len`` cached tokens [bytes]."""
+    def cache_bytes(self, *, batch_size: npt.ArrayLike, context_len: npt.ArrayLike) -> FloatArray:
+        """KV cache (or SSM state) of ``batch_size`` sequences of ``context_len`` tokens on this device
+        [bytes]; a sliding window is the caller's to apply (:func:`fit` does)."""
         B = np.asarray(batch_size, dtype=np.float64)
         S = np.asarray(context_len, dtype=np.float64)
-        cache = B * (S * self.kv_bytes_per_token + self.state_bytes_per_sequence)
+        return np.asarray(B * (S * self.kv_bytes_per_token + self.state_bytes_per_sequence))
+
+    def total_bytes(self, *, batch_size: npt.ArrayLike, context_len: npt.ArrayLike) -> FloatArray:
+        """Memory of one device serving ``batch_size`` sequences of ``context_len`` cached tokens [bytes]."""
+        cache = self.cache_bytes(batch_size=batch_size, context_len=context_len)
         return np.asarray(self.weight_bytes + self.activation_bytes + cache)
 
     def free_bytes(self, capacity_bytes: float) -> FloatArray:
@@ -541,8 +467,12 @@ def replica_memory(
     Layout (Megatron-LM): weights split evenly over tp x pp devices; KV heads split over
     min(tp, n_kv_heads) devices and replicated beyond; the MLA latent and Mamba state replicated over tp;
     layers (and so the cache) split over pp; activations of one prefill chunk of ``prefill_tokens`` split
-    over tp. The one place :func:`costmodel.estimate.estimate` and the serving model size a device.
+    over tp. :func:`fit` (and through it :func:`costmodel.estimate.size`,
+    :func:`costmodel.estimate.estimate`, the CLI and the dashboard) and the serving engine
+    (:func:`costmodel.serving.kv_capacity_tokens`, and so the capacity planner) size a device from it.
     """
+    if not (isinstance(tp, int | np.integer) and tp >= 1 and isinstance(pp, int | np.integer) and pp >= 1):
+        raise CostmodelError(f"tp and pp must be integers >= 1, got tp={tp!r}, pp={pp!r}")
     weights = weight_bytes(model, weight_dtype=weight_dtype, sparsity=sparsity) / (tp * pp)
     acts = (
         inference_activation_bytes(
@@ -560,4 +490,149 @@ def replica_memory(
             + local_window_kv_bytes(model, kv_dtype=kv_dtype) / kv_split
         )
         / pp,
+    )
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """Memory of one device of a ``tp x pp`` serving replica, and the limits it implies [bytes, -].
+
+    Arrays follow broadcast(batch_size, context_len, prompt_len). The same names as
+    :class:`costmodel.estimate.Report` and :class:`costmodel.estimate.SizingReport`, which take them
+    from here.
+    """
+
+    weight_bytes_per_gpu: float
+    kv_cache_bytes_per_gpu: FloatArray
+    activation_bytes_per_gpu: FloatArray
+    capacity_bytes_per_gpu: float
+    max_batch_size: IntArray
+    """Most sequences of ``context_len`` tokens that fit [-]; 0 when the weights and activations alone do
+    not."""
+    max_context_len: IntArray
+    """Longest context that fits at ``batch_size``, capped at the model's ``max_context`` [tokens]; 0 when
+    not even one token does."""
+
+    @property
+    def memory_bytes_per_gpu(self) -> FloatArray:
+        """Weights + KV cache + activations on one device [bytes]."""
+        # the order of batch_fits in fit(), so that max_batch_size agrees with fits to the last bit
+        return np.asarray(
+            self.weight_bytes_per_gpu + self.activation_bytes_per_gpu + self.kv_cache_bytes_per_gpu
+        )
+
+    @property
+    def free_bytes_per_gpu(self) -> FloatArray:
+        """Usable memory left on one device (negative: does not fit) [bytes]."""
+        return np.asarray(self.capacity_bytes_per_gpu - self.memory_bytes_per_gpu)
+
+    @property
+    def fits(self) -> npt.NDArray[np.bool_]:
+        """Whether every device's requirement is within its usable capacity."""
+        return np.asarray(self.memory_bytes_per_gpu <= self.capacity_bytes_per_gpu)
+
+
+def fit(
+    model: ModelProfile,
+    hardware: HardwareProfile,
+    *,
+    batch_size: npt.ArrayLike,
+    context_len: npt.ArrayLike,
+    prompt_len: npt.ArrayLike | None = None,
+    tp: int = 1,
+    pp: int = 1,
+    weight_dtype: str = "bf16",
+    kv_dtype: str = "bf16",
+    activation_dtype: str = "bf16",
+    sparsity: Sparsity = "none",
+    usable_fraction: float = 0.9,
+    prefill_chunk_tokens: int = 8192,
+) -> FitReport:
+    """Whether ``batch_size`` sequences of ``context_len`` tokens fit on each device of a ``tp x pp``
+    replica, and the largest batch / context that would.
+
+    Parameters
+    ----------
+    batch_size : int or array
+        Sequences held at once [-].
+    context_len : int or array
+        Tokens each sequence has cached, prompt and output together [tokens].
+    prompt_len : int or array, optional
+        Tokens each sequence prefills [tokens]; default ``context_len``.
+    tp, pp : int
+        Tensor-parallel degree and pipeline stages of the replica [-].
+    usable_fraction : float
+        Share of each device's memory for weights, cache and activations [-] (the rest goes to the CUDA
+        context, allocator fragmentation and workspaces; vLLM's default ``gpu_memory_utilization`` is 0.9).
+    prefill_chunk_tokens : int
+        Longest prefill chunk [tokens] (chunked prefill; vLLM's ``max_num_batched_tokens``).
+
+    Layout: :func:`replica_memory` (weights over tp x pp, KV heads over min(tp, n_kv_heads) and
+    replicated beyond, layers over pp). Activations are those of prefilling one chunk of
+    ``min(prompt_len, prefill_chunk_tokens)`` tokens of one sequence, split over tp (a chunked-prefill
+    engine runs one chunk at a time; decode steps of one token per sequence need less while
+    ``batch_size`` is below the chunk). A sliding window caps the cached tokens; an SSM's state does not
+    grow with the context. ``max_batch_size`` is at ``context_len``; ``max_context_len`` at
+    ``batch_size`` with the same prefill chunk. Both are exact against :attr:`FitReport.fits`.
+    """
+    if not 0 < usable_fraction <= 1:
+        raise CostmodelError(f"usable_fraction must be in (0, 1], got {usable_fraction}")
+    B = np.asarray(batch_size, dtype=np.int64)
+    S = np.asarray(context_len, dtype=np.int64)
+    P = S if prompt_len is None else np.asarray(prompt_len, dtype=np.int64)
+    device = replica_memory(
+        model,
+        tp=tp,
+        pp=pp,
+        weight_dtype=weight_dtype,
+        kv_dtype=kv_dtype,
+        activation_dtype=activation_dtype,
+        sparsity=sparsity,
+        prefill_tokens=np.minimum(P, prefill_chunk_tokens),
+    )
+    window = model.sliding_window
+    cached = S if window is None else np.minimum(S, window)
+    capacity = usable_fraction * hardware.memory_bytes
+    room = np.asarray(device.free_bytes(capacity) + 0 * B + 0 * S)  # for the cache [bytes]
+    kv = device.cache_bytes(batch_size=B, context_len=cached)
+
+    # largest batch: floor(room / per sequence), then nudged so that it agrees with `fits` exactly
+    per_seq = np.asarray(device.cache_bytes(batch_size=1, context_len=cached) + 0 * room)
+    unbounded = per_seq <= 0
+    ceiling = float(2**62)
+    estimate = np.where(
+        room < 0, 0.0, np.where(unbounded, ceiling, np.floor(room / np.where(unbounded, 1.0, per_seq)))
+    )
+    max_batch = np.minimum(estimate, ceiling)
+
+    def batch_fits(b: FloatArray) -> npt.NDArray[np.bool_]:
+        return np.asarray(device.total_bytes(batch_size=b, context_len=cached) <= capacity)
+
+    max_batch = np.where((max_batch > 0) & ~batch_fits(max_batch), max_batch - 1, max_batch)
+    max_batch = np.where(~unbounded & batch_fits(max_batch + 1), max_batch + 1, max_batch)
+
+    # longest context at this batch
+    per_tok = device.kv_bytes_per_token
+    state = np.asarray(B * device.state_bytes_per_sequence)
+    if per_tok == 0:  # SSM: the state does not grow with context
+        max_ctx = np.where(room >= state, float(model.max_context), 0.0)
+    else:
+        per_step = np.maximum(B, 1) * per_tok
+        max_ctx = np.floor(np.maximum(room - state, 0) / per_step)
+
+        def ctx_fits(s: FloatArray) -> npt.NDArray[np.bool_]:
+            return np.asarray(device.total_bytes(batch_size=B, context_len=s) <= capacity)
+
+        max_ctx = np.where((max_ctx > 0) & ~ctx_fits(max_ctx), max_ctx - 1, max_ctx)
+        max_ctx = np.where(ctx_fits(max_ctx + 1), max_ctx + 1, max_ctx)
+        if window is not None:  # the cache stops growing at the window
+            max_ctx = np.where(max_ctx >= window, model.max_context, max_ctx)
+    max_ctx = np.minimum(max_ctx, model.max_context)
+    return FitReport(
+        weight_bytes_per_gpu=float(device.weight_bytes),
+        kv_cache_bytes_per_gpu=kv,
+        activation_bytes_per_gpu=np.asarray(device.activation_bytes + 0.0 * S),
+        capacity_bytes_per_gpu=capacity,
+        max_batch_size=np.asarray(max_batch, dtype=np.int64),
+        max_context_len=np.asarray(max_ctx, dtype=np.int64),
     )

@@ -326,7 +326,9 @@ class ModelProfile(Spec):
 # Hardware
 # ----------------------------------------------------------------------------------------------------
 
-ComputeDType = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4"]
+ComputeDType = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4", "int8", "int4"]
+"""Compute formats a datasheet quotes a peak for; fp6 / fp4 are the tensor-core rates of the (MX/NV) FP6 and
+FP4 formats on Blackwell and CDNA 4."""
 
 
 class Sourced(Spec):
@@ -358,6 +360,12 @@ class Datasheet(Spec):
     )
     inter_node_bandwidth_gb_per_s: Sourced | None = Field(
         None, description="Per device, per direction, across nodes [GB/s, 1e9 bytes/s]."
+    )
+    scale_up_domain_size: Sourced | None = Field(
+        None,
+        description="Devices the intra-node link joins at its full bandwidth, i.e. the NVLink / Infinity "
+        "Fabric domain (8 on an HGX board, 72 on a GB200 NVL72 rack, whose 4-GPU trays are not the domain) "
+        "[-]; None: the deployment's gpus_per_node.",
     )
     tdp_w: Sourced | None = Field(
         None, description="Thermal design power [W]; None where unpublished (TPU v5e)."

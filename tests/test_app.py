@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import HF_CONFIGS
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st_
 
 import costmodel as cm
 from costmodel import capacity, compression, speculative
@@ -93,15 +95,17 @@ def values(data: Any) -> np.ndarray:
 
 
 def api_fit(sc: Scenario, hardware: str) -> Any:
-    return cm.fit(
-        cm.load_model(sc.model),
-        cm.load_hardware(hardware),
+    """The per-device memory of ``sc``'s replica, from costmodel.size (the figures estimate reports)."""
+    return cm.size(
+        sc.model,
+        hardware,
         batch_size=sc.batch_size,
-        context_len=sc.prompt_len + sc.output_len,
+        prompt_len=sc.prompt_len,
+        output_len=sc.output_len,
         weight_dtype=sc.weight_dtype,
         kv_dtype=sc.kv_dtype,
         activation_dtype=sc.activation_dtype,
-        n_gpus=sc.tp * sc.pp,
+        deployment=cm.Deployment(tp=sc.tp, pp=sc.pp),
     )
 
 
@@ -111,12 +115,12 @@ def api_estimate(sc: Scenario, hardware: str) -> cm.Report:
 
 def check_memory(at: AppTest, sc: Scenario) -> None:
     shown, f = metrics(at), api_fit(sc, sc.hardware[0])
-    assert_shows(shown[f"Weights ({sc.weight_dtype})"], f.weight_bytes)
-    assert_shows(shown[f"KV cache ({sc.kv_dtype})"], float(f.kv_cache_bytes))
-    assert_shows(shown["Activations"], float(f.activation_bytes))
-    assert_shows(shown["Required"], float(f.required_bytes))
-    assert_shows(shown["Usable (90% of memory)"], f.capacity_bytes)
-    assert_shows(shown["Largest batch at this context"], int(f.max_batch_size))
+    assert_shows(shown[f"Weights per GPU ({sc.weight_dtype})"], f.weight_bytes_per_gpu)
+    assert_shows(shown[f"KV cache per GPU ({sc.kv_dtype})"], f.kv_cache_bytes_per_gpu)
+    assert_shows(shown["Activations per GPU"], f.activation_bytes_per_gpu)
+    assert_shows(shown["Memory per GPU"], f.memory_bytes_per_gpu)
+    assert_shows(shown["Usable per GPU (90%)"], f.capacity_bytes_per_gpu)
+    assert_shows(shown["Largest batch at this context"], f.max_batch_size)
     assert_shows(shown["Longest context at this batch"], int(f.max_context_len))
     assert_shows(shown["Parameters"], cm.param_count(cm.load_model(sc.model)).total)  # in billions
 
@@ -188,8 +192,8 @@ def test_memory_page_shows_the_api_figures() -> None:
     assert len(figures) == 3
     bars = figures[0]
     f = api_fit(DEFAULT, "h100-sxm")
-    assert values(trace(bars, "weights")["y"])[0] * 1e9 == pytest.approx(f.weight_bytes)
-    assert values(trace(bars, "KV cache")["y"])[0] * 1e9 == pytest.approx(float(f.kv_cache_bytes))
+    assert values(trace(bars, "weights")["y"])[0] * 1e9 == pytest.approx(f.weight_bytes_per_gpu)
+    assert values(trace(bars, "KV cache")["y"])[0] * 1e9 == pytest.approx(f.kv_cache_bytes_per_gpu)
     # training memory: one figure per method, each equal to costmodel.training_memory
     shown = metrics(at)
     model = cm.load_model("llama-3-8b")
@@ -356,9 +360,10 @@ def test_tensor_parallel_that_does_not_divide_the_heads() -> None:
         at = open_page(page, tp=3, n_gpus=3)
         assert errors(at) == [str(raised.value)]
         assert at.number_input(key="tp").value == 3  # the sidebar still works
-    at = open_page("memory", tp=3, n_gpus=3)  # the replica's memory does not depend on the split
+    at = open_page("memory", tp=3, n_gpus=3)  # memory is per device: no figures for an impossible split
     assert errors(at) == [str(raised.value)]
-    check_memory(at, Scenario(tp=3, n_gpus=3))
+    assert not at.success
+    assert not metrics(at)
 
 
 def test_gpus_that_do_not_hold_whole_replicas() -> None:
@@ -716,3 +721,66 @@ def test_your_own_price_replaces_the_listed_one() -> None:
     table = at.dataframe[0].value
     priced = table[table["feasible"].astype(bool)]
     np.testing.assert_allclose(priced["usd_per_hour"], 2.0 * priced["gpus"], rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------------
+# One memory model: the dashboard shows what size() and estimate() say, for random configurations
+# ----------------------------------------------------------------------------------------------------
+
+
+@st_.composite
+def memory_scenarios(draw: st_.DrawFn) -> Scenario:
+    model = cm.load_model(draw(st_.sampled_from(["llama-3-8b", "llama-3-70b", "mixtral-8x7b", "mamba-2.8b"])))
+    tp, pp = draw(st_.sampled_from([1, 2, 4, 8, 16])), draw(st_.sampled_from([1, 2]))
+    try:
+        cm.Deployment(tp=tp, pp=pp).check(model)
+    except ValueError:
+        assume(False)
+    hardware = draw(st_.sampled_from(["h100-sxm", "a100-80gb", "mi300x"]))  # profiles with both links
+    prompt = draw(st_.integers(1, model.max_context // 2))
+    return Scenario(
+        model=model.name,
+        hardware=[hardware],
+        tp=tp,
+        pp=pp,
+        n_gpus=tp * pp,
+        weight_dtype=draw(st_.sampled_from(["bf16", "fp8", "int4"])),
+        kv_dtype=draw(st_.sampled_from(["bf16", "fp8"])),
+        batch_size=draw(st_.integers(1, 1024)),
+        prompt_len=prompt,
+        output_len=draw(st_.integers(1, model.max_context // 2)),
+    )
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
+@given(memory_scenarios())
+def test_dashboard_memory_agrees_with_size_and_estimate(sc: Scenario) -> None:
+    query = {
+        key: getattr(sc, key)
+        for key in (
+            "model",
+            "hardware",
+            "tp",
+            "pp",
+            "n_gpus",
+            "weight_dtype",
+            "kv_dtype",
+            "batch_size",
+            "prompt_len",
+            "output_len",
+        )
+    }
+    s, r = api_fit(sc, sc.hardware[0]), api_estimate(sc, sc.hardware[0])
+    assert (s.fits, s.max_batch_size, s.memory_bytes_per_gpu) == (
+        bool(r.fits),
+        int(r.max_batch_size),
+        float(r.memory_bytes_per_gpu),
+    )
+    at = open_page("memory", **query)
+    check_memory(at, sc)
+    assert bool(at.success) == s.fits
+    at = open_page("performance", **query)
+    warned = [w.value for w in at.warning if w.value.startswith("Does not fit")]
+    assert bool(warned) == (not s.fits)
+    if warned:  # "Does not fit on X: 92.75 GB per GPU needed, ..."
+        assert_shows(warned[0].split(": ", 1)[1].split(" per GPU")[0], s.memory_bytes_per_gpu)

@@ -1,29 +1,51 @@
-"""Hardware profiles: every datasheet number sourced, SI accessors, dense (not sparse) peaks."""
+"""Hardware profiles: every datasheet number sourced, SI accessors, dense (not sparse) peaks, and the
+scale-up (NVLink) domain that decides which link a collective uses."""
 
 from __future__ import annotations
 
+import itertools
+import re
+
+import numpy as np
 import pytest
 
 import costmodel
+from costmodel.specs import Sourced
+
+ISSUE_15_PROFILES = ("b300", "gb200", "gb300", "rtx-pro-6000-server", "h20", "mi325x", "mi355x")
+
+
+def sourced_numbers(hw: costmodel.HardwareProfile) -> dict[str, Sourced]:
+    """Every datasheet number of a profile, by key."""
+    sheet = hw.datasheet
+    numbers = {f"peak {d}": e for d, e in sheet.peak_dense_tflop_per_s.items()}
+    for key in type(sheet).model_fields:
+        value = getattr(sheet, key)
+        if isinstance(value, Sourced):
+            numbers[key] = value
+    return numbers
 
 
 @pytest.mark.parametrize("name", costmodel.list_hardware())
 def test_profile_is_sourced_and_consistent(name: str) -> None:
     hw = costmodel.load_hardware(name)
     assert hw.name == name
-    for dtype, entry in hw.datasheet.peak_dense_tflop_per_s.items():
-        assert len(entry.source) > 20, f"{name} {dtype} peak lacks a real source"
+    for key, entry in sourced_numbers(hw).items():
+        assert len(entry.source) > 20, f"{name} {key} lacks a real source"
+        assert "http" in entry.source, f"{name} {key}: the source names no document URL"
     assert hw.memory_bytes > 0
     assert hw.memory_bandwidth_bytes_per_s > 0
-    # tensor-core 16-bit peaks are at least the fp32 vector peak; fp8/int8 are at least 16-bit
+    # narrower formats run at least as fast: fp32 <= tf32 <= bf16 <= fp8 <= fp6 <= fp4 (tensor cores
+    # pack more of a narrower format per cycle; a datasheet that says otherwise is a sparse/dense mix-up)
     peaks = {d: hw.peak_flop_per_s(d) for d in hw.compute_dtypes}
-    if "bf16" in peaks and "fp32" in peaks:
-        assert peaks["bf16"] >= peaks["fp32"]
-    if "fp8" in peaks:
-        assert peaks["fp8"] >= peaks["bf16"]
+    ladder = [d for d in ("fp32", "tf32", "bf16", "fp8", "fp6", "fp4") if d in peaks]
+    for wide, narrow in itertools.pairwise(ladder):
+        assert peaks[narrow] >= peaks[wide], f"{name}: {narrow} peak below {wide}"
+    if "fp16" in peaks and "bf16" in peaks:
+        assert peaks["fp16"] == peaks["bf16"]
     if hw.price is not None:
-        assert hw.price.source
-        assert hw.price.date
+        assert "http" in hw.price.source
+        assert re.fullmatch(r"\d{4}(-\d{2}){0,2}", hw.price.date)
 
 
 def test_si_units() -> None:
@@ -42,3 +64,86 @@ def test_dense_not_sparse_peaks() -> None:
 def test_missing_dtype_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="has no 'fp8' peak"):
         costmodel.load_hardware("a100-80gb").peak_flop_per_s("fp8")
+
+
+@pytest.mark.parametrize("name", ISSUE_15_PROFILES)
+def test_issue_15_profiles_are_built_in(name: str) -> None:
+    """The Blackwell (Ultra), Hopper H20 and CDNA 3/4 profiles load under their exact names, with
+    per-direction link bandwidths (never the bidirectional datasheet figure) and dense peaks."""
+    hw = costmodel.load_hardware(name)
+    assert name in costmodel.list_hardware()
+    sheet = hw.datasheet
+    assert sheet.intra_node_bandwidth_gb_per_s is not None
+    assert sheet.intra_node_bandwidth_gb_per_s.value <= 900  # NVLink 5: 1.8 TB/s bidirectional per GPU
+    if sheet.sparsity_speedup is not None:
+        assert sheet.sparsity_speedup.value == 2.0
+
+
+def test_fp4_and_fp6_peaks() -> None:
+    """FP4 / FP6 tensor peaks where the datasheets give them, dense: the per-GPU share of NVIDIA's rack
+    figures (GB200 NVL72 FP4 1,440 PFLOPS with sparsity / 72 / 2; GB300 NVL72 FP4 1,080 PFLOPS dense / 72)
+    and AMD's CDNA 4 rate (MI355X 2 x FP8)."""
+    assert costmodel.load_hardware("gb200").peak_flop_per_s("fp4") == pytest.approx(1440e15 / 72 / 2)
+    assert costmodel.load_hardware("gb300").peak_flop_per_s("fp4") == pytest.approx(1080e15 / 72)
+    mi355x = costmodel.load_hardware("mi355x")
+    # ISSCC 2026: 8 XCDs x 32 CUs x 8,192 dense FP8 FLOP per clock per CU, at 2.4 GHz
+    assert mi355x.peak_flop_per_s("fp8") == pytest.approx(8 * 32 * 8192 * 2.4e9, rel=1e-12)
+    assert mi355x.peak_flop_per_s("fp4") == pytest.approx(2 * mi355x.peak_flop_per_s("fp8"), rel=1e-12)
+    assert mi355x.peak_flop_per_s("fp6") == mi355x.peak_flop_per_s("fp4")
+    with pytest.raises(ValueError, match="has no 'fp4' peak"):
+        costmodel.load_hardware("h20").peak_flop_per_s("fp4")  # Hopper has no FP4 tensor cores
+
+
+# ----------------------------------------------------------------------------------------------------
+# NVLink domains larger than a node: which link a collective uses
+# ----------------------------------------------------------------------------------------------------
+
+
+def collective_s(report: costmodel.Report, name: str) -> float:
+    times = report.decode_ops
+    return float(times.communication_s[times.names.index(name)])
+
+
+def test_nvl72_domain_spans_the_rack() -> None:
+    from costmodel.estimate import link_for, scale_up_domain_size
+
+    dep = costmodel.Deployment(tp=16)
+    gb200, h100 = costmodel.load_hardware("gb200"), costmodel.load_hardware("h100-sxm")
+    assert scale_up_domain_size(gb200, dep) == 72
+    assert scale_up_domain_size(h100, dep) == dep.gpus_per_node == 8
+    assert link_for(72, gb200, dep) == "intra"
+    assert link_for(73, gb200, dep) == "inter"
+    assert link_for(16, h100, dep) == "inter"
+    assert link_for(16, costmodel.load_hardware("b300"), dep) == "inter"  # HGX B300: 8 GPUs per domain
+
+
+def test_tp16_all_reduce_runs_on_nvlink_in_an_nvl72_rack_and_crosses_nodes_on_h100() -> None:
+    """Llama-3-70B, TP 16, one decode step of one sequence: each all-reduce moves the hidden state,
+    d_model 8192 x 2 bytes (bf16), with the ring cost 2 (n - 1) / n x bytes / (link x 0.8) + 10 us. On a
+    GB200 NVL72 rack the 16 GPUs share NVLink (900 GB/s per direction); on H100 SXM the group spans two
+    8-GPU nodes and the ring runs at the 400 Gb/s NIC rate (50 GB/s)."""
+    w, dep = costmodel.Workload(1, 512, 2), costmodel.Deployment(tp=16)
+    message = 8192 * 2
+    ring = 2 * 15 / 16 * message
+    for hardware, link_bytes_per_s in (("gb200", 900e9), ("h100-sxm", 50e9)):
+        report = costmodel.estimate("llama-3-70b", hardware, w, dep)
+        expected = ring / (link_bytes_per_s * 0.8) + 10e-6
+        assert collective_s(report, "allreduce_attn") == pytest.approx(expected, rel=1e-12)
+
+
+def test_ep16_all_to_all_runs_on_nvlink_in_an_nvl72_rack() -> None:
+    """DeepSeek-V3 with 16-way expert parallelism: the token all-to-all stays on NVLink on GB200 (domain
+    72) and goes over the network on H100 SXM (domain 8): the same bytes, at 900 vs 50 GB/s."""
+    w, dep = costmodel.Workload(8, 512, 2), costmodel.Deployment(tp=16, ep=16)
+    model = costmodel.load_model("deepseek-v3")
+    gb200 = costmodel.estimate(model, "gb200", w, dep)
+    h100 = costmodel.estimate(model, "h100-sxm", w, dep)
+    assert "alltoall" in [op.kind for op in gb200._ops[1]]
+    for i, op in enumerate(gb200._ops[1]):
+        if op.kind != "alltoall":
+            continue
+        moved = (op.group - 1) / op.group * float(np.max(op.bytes_read))
+        nvlink = float(np.max(gb200.decode_ops.communication_s[i])) - 10e-6
+        network = float(np.max(h100.decode_ops.communication_s[i])) - 10e-6
+        assert nvlink == pytest.approx(moved / (900e9 * 0.8), rel=1e-12)
+        assert network == pytest.approx(moved / (50e9 * 0.8), rel=1e-12)

@@ -1,5 +1,6 @@
-"""Memory: what one replica holds against its devices' memory, the largest batch and context that fit,
-and the memory of training with ZeRO, LoRA and QLoRA. Every number comes from costmodel.memory."""
+"""Memory: what each device of one replica holds against its memory, the largest batch and context that
+fit, and the memory of training with ZeRO, LoRA and QLoRA. Every number comes from costmodel.memory (the
+per-device model that costmodel.size and costmodel.estimate report)."""
 
 import components as ui
 import numpy as np
@@ -17,29 +18,33 @@ st.title("Memory")
 try:
     model = ui.model(sc)
     devices = ui.hardware(sc)
+    sc.deployment().check(model)  # memory is per device: the split must be possible
 except ui.BAD_INPUT as e:
     ui.show_error(e)
     st.stop()
 st.caption(ui.describe(sc, model.name))
-gpus = sc.tp * sc.pp  # one replica; weights and cache are spread evenly over its devices
+gpus = sc.tp * sc.pp  # one replica
 context = sc.prompt_len + sc.output_len
-with ui.friendly_errors():  # the split must be possible, but the replica's total does not depend on it
-    sc.deployment().check(model)
 
-# ---------------------------------------------------------------------------- compute: serving
-fits = {
-    hw.name: cm.fit(
+
+def device_fit(hw: cm.HardwareProfile, batch_size: int, context_len: object) -> cm.memory.FitReport:
+    """costmodel.fit for this scenario's replica on ``hw``."""
+    return cm.fit(
         model,
         hw,
-        batch_size=sc.batch_size,
-        context_len=context,
+        batch_size=batch_size,
+        context_len=context_len,
+        prompt_len=np.minimum(sc.prompt_len, context_len),
+        tp=sc.tp,
+        pp=sc.pp,
         weight_dtype=sc.weight_dtype,
         kv_dtype=sc.kv_dtype,
         activation_dtype=sc.activation_dtype,
-        n_gpus=gpus,
     )
-    for hw in devices
-}
+
+
+# ---------------------------------------------------------------------------- compute: serving
+fits = {hw.name: device_fit(hw, sc.batch_size, context) for hw in devices}
 primary = devices[0]
 f = fits[primary.name]
 bars = pd.DataFrame(
@@ -47,13 +52,13 @@ bars = pd.DataFrame(
         {
             "hardware": hw.name,
             "gpus": gpus,
-            "weights_bytes": r.weight_bytes,
-            "kv_cache_bytes": int(r.kv_cache_bytes),
-            "activation_bytes": float(r.activation_bytes),
-            "reserved_bytes": hw.memory_bytes * gpus - r.capacity_bytes,
-            "required_bytes": float(r.required_bytes),
-            "usable_bytes": r.capacity_bytes,
-            "device_memory_bytes": hw.memory_bytes * gpus,
+            "weight_bytes_per_gpu": r.weight_bytes_per_gpu,
+            "kv_cache_bytes_per_gpu": float(r.kv_cache_bytes_per_gpu),
+            "activation_bytes_per_gpu": float(r.activation_bytes_per_gpu),
+            "reserved_bytes_per_gpu": hw.memory_bytes - r.capacity_bytes_per_gpu,
+            "memory_bytes_per_gpu": float(r.memory_bytes_per_gpu),
+            "capacity_bytes_per_gpu": r.capacity_bytes_per_gpu,
+            "device_memory_bytes": hw.memory_bytes,
             "fits": bool(r.fits),
             "max_batch_size": int(r.max_batch_size),
             "max_context_len": int(r.max_context_len),
@@ -70,16 +75,7 @@ limits = pd.concat(
             {
                 "hardware": hw.name,
                 "context_len": contexts,
-                "max_batch_size": cm.fit(
-                    model,
-                    hw,
-                    batch_size=1,
-                    context_len=contexts,
-                    weight_dtype=sc.weight_dtype,
-                    kv_dtype=sc.kv_dtype,
-                    activation_dtype=sc.activation_dtype,
-                    n_gpus=gpus,
-                ).max_batch_size,
+                "max_batch_size": device_fit(hw, 1, contexts).max_batch_size,
             }
         )
         for hw in devices
@@ -88,43 +84,48 @@ limits = pd.concat(
 )
 
 # ---------------------------------------------------------------------------- render: serving
-where = f"{gpus} × {primary.name}"
+where = f"{gpus} × {primary.name}" + (f" (TP {sc.tp}, PP {sc.pp})" if gpus > 1 else "")
+need, usable = ui.gb(float(f.memory_bytes_per_gpu)), ui.gb(f.capacity_bytes_per_gpu)
 if bool(f.fits):
-    st.success(f"Fits on {where}: {ui.gb(float(f.required_bytes))} of {ui.gb(f.capacity_bytes)} usable.")
+    st.success(f"Fits on {where}: {need} of {usable} usable per GPU.")
 elif int(f.max_batch_size) == 0:
     st.warning(
         f"Does not fit on {where}: the weights and activations alone need more than the "
-        f"{ui.gb(f.capacity_bytes)} usable. Try more GPUs (TP/PP), a smaller weight format, "
-        "or a larger device."
+        f"{usable} usable per GPU. Try more GPUs (TP/PP), a smaller weight format, or a larger device."
     )
 else:
     st.warning(
-        f"Does not fit on {where}: needs {ui.gb(float(f.required_bytes))}, {ui.gb(f.capacity_bytes)} usable. "
-        f"The largest batch at this context is {int(f.max_batch_size):,}; the longest context at this batch "
-        f"is {int(f.max_context_len):,} tokens."
+        f"Does not fit on {where}: needs {need} per GPU, {usable} usable. The largest batch at this "
+        f"context is {int(f.max_batch_size):,}; the longest context at this batch is "
+        f"{int(f.max_context_len):,} tokens."
     )
+source = "costmodel.fit(...)"
 cols = st.columns(4)
 with cols[0]:
-    ui.metric(f"Weights ({sc.weight_dtype})", ui.gb(f.weight_bytes), "costmodel.fit(...).weight_bytes")
+    ui.metric(
+        f"Weights per GPU ({sc.weight_dtype})",
+        ui.gb(f.weight_bytes_per_gpu),
+        f"{source}.weight_bytes_per_gpu",
+    )
 with cols[1]:
     ui.metric(
-        f"KV cache ({sc.kv_dtype})", ui.gb(float(f.kv_cache_bytes)), "costmodel.fit(...).kv_cache_bytes"
+        f"KV cache per GPU ({sc.kv_dtype})",
+        ui.gb(float(f.kv_cache_bytes_per_gpu)),
+        f"{source}.kv_cache_bytes_per_gpu",
     )
 with cols[2]:
-    ui.metric("Activations", ui.gb(float(f.activation_bytes)), "costmodel.fit(...).activation_bytes")
+    ui.metric(
+        "Activations per GPU", ui.gb(float(f.activation_bytes_per_gpu)), f"{source}.activation_bytes_per_gpu"
+    )
 with cols[3]:
-    ui.metric("Required", ui.gb(float(f.required_bytes)), "costmodel.fit(...).required_bytes")
+    ui.metric("Memory per GPU", need, f"{source}.memory_bytes_per_gpu")
 cols = st.columns(4)
 with cols[0]:
-    ui.metric("Usable (90% of memory)", ui.gb(f.capacity_bytes), "costmodel.fit(...).capacity_bytes")
+    ui.metric("Usable per GPU (90%)", usable, f"{source}.capacity_bytes_per_gpu")
 with cols[1]:
-    ui.metric(
-        "Largest batch at this context", ui.count(f.max_batch_size), "costmodel.fit(...).max_batch_size"
-    )
+    ui.metric("Largest batch at this context", ui.count(f.max_batch_size), f"{source}.max_batch_size")
 with cols[2]:
-    ui.metric(
-        "Longest context at this batch", ui.count(f.max_context_len), "costmodel.fit(...).max_context_len"
-    )
+    ui.metric("Longest context at this batch", ui.count(f.max_context_len), f"{source}.max_context_len")
 with cols[3]:
     params = cm.param_count(model).total
     st.metric(
@@ -133,16 +134,20 @@ with cols[3]:
         help=f"{params:,} (`costmodel.param_count(model).total`)",
         border=True,
     )
+st.caption(
+    "Per GPU of one replica: weights over TP × PP, KV heads over min(TP, KV heads) and replicated beyond, "
+    "layers over PP; activations of one prefill chunk of the prompt (at most 8,192 tokens) over TP."
+)
 
 left, right = st.columns(2)
 with left:
-    st.subheader("What one replica holds")
+    st.subheader("What each GPU holds")
     fig = go.Figure()
     for column, name in (
-        ("weights_bytes", "weights"),
-        ("kv_cache_bytes", "KV cache"),
-        ("activation_bytes", "activations"),
-        ("reserved_bytes", "reserved (10%)"),
+        ("weight_bytes_per_gpu", "weights"),
+        ("kv_cache_bytes_per_gpu", "KV cache"),
+        ("activation_bytes_per_gpu", "activations"),
+        ("reserved_bytes_per_gpu", "reserved (10%)"),
     ):
         fig.add_bar(x=bars["hardware"], y=bars[column] / 1e9, name=name)
     fig.add_scatter(
@@ -152,7 +157,7 @@ with left:
         marker=dict(symbol="line-ew-open", size=60, line=dict(width=3, color="black")),
         name="device memory",
     )
-    fig.update_layout(barmode="stack", yaxis_title=f"GB on {gpus} GPU(s)")
+    fig.update_layout(barmode="stack", yaxis_title="GB per GPU")
     ui.chart(fig, bars, "memory-breakdown")
 with right:
     st.subheader("Largest batch that fits, by context")

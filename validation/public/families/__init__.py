@@ -36,6 +36,10 @@ from types import ModuleType
 # fmt: off
 ADAPTER_MODULES: tuple[str, ...] = (
     "gemm",
+    "context_attention",
+    "generation_attention",
+    "moe",
+    "collective",
 )
 # fmt: on
 """Adapter modules in this package, one line each."""
