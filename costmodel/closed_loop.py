@@ -1,0 +1,169 @@
+"""A serving benchmark's closed loop: ``concurrency`` clients, each sending one request of ``isl`` prompt
+tokens and ``osl`` output tokens after another, against one continuous-batching engine.
+
+This is how public serving benchmarks are run (vLLM's ``benchmark_serving --max-concurrency``, SGLang's
+``bench_serving``, NVIDIA's aiconfigurator silicon runs): not Poisson traffic (:mod:`costmodel.capacity`)
+but a fixed number of requests in flight. The model is a mean-value analysis of the engine's steady state,
+counted in engine iterations:
+
+- **Iteration.** Every running sequence whose prompt is done decodes one token; what is left of the token
+  budget ``max_batched_tokens`` goes to prompt chunks (chunked prefill with decode-first scheduling, the
+  vLLM V1 / Sarathi-Serve policy, Agrawal et al. 2024 §4.3). Its time comes from
+  :func:`costmodel.serving.step_time` (no second time model) plus a fixed ``step_overhead_s`` per
+  iteration (scheduler, sampling and launch costs outside the kernels: small with CUDA graphs, larger in
+  eager mode).
+- **Prefill.** A prompt arriving at a random point of an iteration waits half an iteration on average,
+  then takes ``ceil(isl / (budget - D))`` iterations, D being the decodes per iteration.
+- **Rates.** With R = min(concurrency, max running) sequences admitted, D of them decoding and the rest
+  prefilling, requests complete at λ = D / (osl - 1) per iteration (each gets its first token from the
+  prefill and osl - 1 from decodes). Little's law on the admitted sequences gives
+  D = R (osl - 1) / (osl - 1 + k_p), k_p the iterations a prompt spends in prefill; the prompt budget
+  caps λ at (budget - D) / isl.
+- **Closed loop.** Each client's cycle is concurrency / λ iterations (Little's law on the whole loop), of
+  which osl - 1 decode iterations, so TTFT = concurrency / λ - (osl - 1) iterations: it includes the
+  queueing for a slot when concurrency exceeds what runs at once, and for the prompt budget when prefill is
+  the bottleneck.
+- **Times.** TPOT is the mean iteration time; TTFT is its iteration count times the mean iteration time.
+
+Assumptions: all clients' requests are alike (fixed isl, osl; outputs run to osl, as with ``ignore_eos``);
+the steady state is reached (the benchmark's first cycle, where all prompts arrive at once, is not
+modelled); no preemption (the running set's KV cache fits, checked by :func:`Engine.max_concurrency`);
+decodes see the mean context isl + osl / 2 and prompt chunks the mean past isl / 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from costmodel.errors import CostmodelError
+
+if TYPE_CHECKING:
+    from costmodel.serving import Engine
+
+FloatArray = npt.NDArray[np.float64]
+
+FIXED_POINT_ITERATIONS = 60
+"""Damped fixed-point iterations for the decodes per iteration; the map is a contraction in practice and
+60 halvings leave no visible change."""
+
+
+@dataclass(frozen=True)
+class ClosedLoop:
+    """Steady state of a closed-loop benchmark; arrays follow broadcast(concurrency, isl, osl)."""
+
+    ttft_s: FloatArray
+    """Mean time to first token [s]."""
+    tpot_s: FloatArray
+    """Mean time per output token after the first [s]."""
+    iteration_s: FloatArray
+    """Mean engine iteration time [s]."""
+    decodes_per_iteration: FloatArray
+    """Sequences decoding in a mean iteration, D [-]."""
+    prefill_tokens_per_iteration: FloatArray
+    """Prompt tokens prefilled in a mean iteration [tokens]."""
+    running: FloatArray
+    """Sequences admitted at once, R = min(concurrency, the engine's limit) [-]."""
+    prefill_bound: npt.NDArray[np.bool_]
+    """Whether the prompt budget, not the decodes, limits the request rate."""
+
+    requests_per_s: FloatArray
+    """Completed requests per second of the engine [1/s]."""
+    output_tokens_per_s: FloatArray
+    """Output tokens per second of the engine [tokens/s]: osl per completed request."""
+
+
+def closed_loop(
+    engine: Engine,
+    *,
+    concurrency: npt.ArrayLike,
+    isl: npt.ArrayLike,
+    osl: npt.ArrayLike,
+    step_overhead_s: float = 0.0,
+) -> ClosedLoop:
+    """Mean TTFT and TPOT of ``concurrency`` clients sending ``isl``/``osl`` requests back to back.
+
+    Parameters
+    ----------
+    engine : the serving engine (model, device, dtypes, parallelism, ``max_batch_size``,
+        ``max_batched_tokens``); its KV capacity also limits the sequences running at once.
+    concurrency : clients of the closed loop [-], >= 1.
+    isl : prompt tokens per request [tokens], >= 1.
+    osl : output tokens per request [tokens], >= 2 (TPOT needs a second token).
+    step_overhead_s : fixed cost of one engine iteration outside its kernels [s], >= 0.
+
+    Arrays broadcast. See the module docstring for the model and its assumptions.
+    """
+    C, N_in, N_out = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (concurrency, isl, osl)))
+    for name, x, low in (("concurrency", C, 1.0), ("isl", N_in, 1.0), ("osl", N_out, 2.0)):
+        bad = ~(np.isfinite(x) & (x >= low))
+        if np.any(bad):
+            raise CostmodelError(f"{name} must be finite and >= {low:g}, got {x[bad].flat[0]!r}")
+    if not (np.isfinite(step_overhead_s) and step_overhead_s >= 0):
+        raise CostmodelError(f"step_overhead_s must be finite and >= 0 [s], got {step_overhead_s!r}")
+
+    budget = float(engine.max_batched_tokens)
+    fits = engine.max_concurrency(N_in + N_out).max_sequences
+    R = np.minimum(C, np.minimum(float(engine.max_batch_size), np.asarray(fits, dtype=np.float64)))
+    if np.any(R < 1):
+        raise CostmodelError(
+            "not even one sequence of isl + osl tokens fits in the engine's KV cache; "
+            "use more GPUs, a smaller kv_dtype, or shorter requests"
+        )
+    # a running sequence decodes one token per iteration, so at most budget - 1 can decode
+    R = np.minimum(R, budget - 1.0)
+    steps = N_out - 1.0
+
+    D = R.copy()
+    for _ in range(FIXED_POINT_ITERATIONS):
+        D = 0.5 * D + 0.5 * _request_rate(D, R, N_in, steps, budget)[0] * steps
+    rate, chunks = _request_rate(D, R, N_in, steps, budget)
+    free = np.maximum(budget - D, 1.0)
+    prefill_bound = free / N_in < R / (steps + 0.5 + chunks)
+
+    # iterations that carry prompt work: a chunk of isl / chunks tokens, or more when several prompts
+    # share an iteration; the others decode only
+    prefill_tokens = rate * N_in
+    chunk = N_in / chunks
+    carrying = np.minimum(prefill_tokens / chunk, 1.0)
+    tokens = np.minimum(np.maximum(chunk, prefill_tokens), free)
+    context = N_in + N_out / 2.0
+    with_prompt = engine.step_time(
+        decode_batch=D, decode_context=context, prefill_tokens=tokens, prefill_past=(N_in - chunk) / 2.0
+    )
+    decode_only = engine.step_time(decode_batch=D, decode_context=context)
+    overhead = float(step_overhead_s)
+    iteration = carrying * with_prompt + (1.0 - carrying) * decode_only + overhead
+    # Little's law on the loop: a cycle is C / rate iterations, osl - 1 of them decoding; what is not
+    # the half-iteration wait or the prompt's own chunks is queueing, at the mean iteration time
+    queued = np.maximum(C / rate - steps - 0.5 - chunks, 0.0)
+    ttft = (0.5 + queued) * iteration + chunks * (with_prompt + overhead)
+    return ClosedLoop(
+        ttft_s=np.asarray(ttft),
+        tpot_s=np.asarray(iteration),
+        iteration_s=np.asarray(iteration),
+        decodes_per_iteration=np.asarray(D),
+        prefill_tokens_per_iteration=np.asarray(prefill_tokens),
+        running=np.asarray(R),
+        prefill_bound=np.asarray(prefill_bound),
+        requests_per_s=np.asarray(rate / iteration),
+        output_tokens_per_s=np.asarray(rate * N_out / iteration),
+    )
+
+
+def _request_rate(
+    decodes: FloatArray, running: FloatArray, isl: FloatArray, steps: FloatArray, budget: float
+) -> tuple[FloatArray, FloatArray]:
+    """Requests completed per iteration, and the chunks a prompt is prefilled in, given D decodes.
+
+    A prompt waits half an iteration, then takes ceil(isl / (budget - D)) iterations; Little's law on the
+    R admitted sequences gives R / (osl - 1 + those iterations); the prompt budget caps the rate at
+    (budget - D) / isl.
+    """
+    free = np.maximum(budget - decodes, 1.0)
+    chunks = np.ceil(isl / free)
+    rate = np.minimum(running / (steps + 0.5 + chunks), free / isl)
+    return np.asarray(rate), np.asarray(chunks)
