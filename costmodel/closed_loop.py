@@ -25,9 +25,19 @@ counted in engine iterations:
   the bottleneck.
 - **Times.** TPOT is the mean iteration time; TTFT is its iteration count times the mean iteration time.
 
+Three named parameters (:class:`LoopParams`), calibrated per engine from measurements, carry what the
+kernels do not: ``step_overhead_s`` per iteration (scheduling, sampling, launches; small with CUDA graphs),
+``request_overhead_s`` per request on its first token (HTTP, tokenisation, admission, detokenisation), and
+``burst_fraction``, the share of the clients whose requests arrive together. Requests that finish in the
+same iteration are sent again together, and with fixed ``osl`` they stay grouped (a closed loop that starts
+all clients at once keeps part of that synchrony): a group of G prompts arriving at once is prefilled
+first come first served at ``budget - D`` prompt tokens per iteration, so its members wait on average
+(G isl / (budget - D) - chunks) / 2 more full-budget iterations than a lone prompt.
+
 Assumptions: all clients' requests are alike (fixed isl, osl; outputs run to osl, as with ``ignore_eos``);
 the steady state is reached (the benchmark's first cycle, where all prompts arrive at once, is not
-modelled); no preemption (the running set's KV cache fits, checked by :func:`Engine.max_concurrency`);
+modelled); no preemption: the engine admits sequences while the KV cache of their mean length
+isl + osl / 2 fits (paged allocation with blocks taken on demand, :func:`Engine.max_concurrency`);
 decodes see the mean context isl + osl / 2 and prompt chunks the mean past isl / 2.
 """
 
@@ -49,6 +59,34 @@ FloatArray = npt.NDArray[np.float64]
 FIXED_POINT_ITERATIONS = 60
 """Damped fixed-point iterations for the decodes per iteration; the map is a contraction in practice and
 60 halvings leave no visible change."""
+
+
+@dataclass(frozen=True)
+class LoopParams:
+    """The closed-loop model's named parameters (see the module docstring); defaults add nothing."""
+
+    step_overhead_s: float = 0.0
+    """Fixed cost of one engine iteration outside its kernels [s]."""
+    request_overhead_s: float = 0.0
+    """Fixed cost on each request's first token outside the engine's iterations [s]."""
+    burst_fraction: float = 0.0
+    """Share of the clients whose requests arrive at the same time [-], in [0, 1]."""
+
+    def __post_init__(self) -> None:
+        for name in ("step_overhead_s", "request_overhead_s", "burst_fraction"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value >= 0):
+                raise CostmodelError(f"{name} must be finite and >= 0, got {value!r}")
+        if self.burst_fraction > 1:
+            raise CostmodelError(f"burst_fraction must be at most 1, got {self.burst_fraction!r}")
+
+
+BOUNDS: dict[str, tuple[float, float]] = {
+    "step_overhead_s": (0.0, 0.05),
+    "request_overhead_s": (0.0, 1.0),
+    "burst_fraction": (0.0, 1.0),
+}
+"""Ranges a calibration may move each :class:`LoopParams` field within."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +120,7 @@ def closed_loop(
     concurrency: npt.ArrayLike,
     isl: npt.ArrayLike,
     osl: npt.ArrayLike,
-    step_overhead_s: float = 0.0,
+    params: LoopParams | None = None,
 ) -> ClosedLoop:
     """Mean TTFT and TPOT of ``concurrency`` clients sending ``isl``/``osl`` requests back to back.
 
@@ -93,24 +131,29 @@ def closed_loop(
     concurrency : clients of the closed loop [-], >= 1.
     isl : prompt tokens per request [tokens], >= 1.
     osl : output tokens per request [tokens], >= 2 (TPOT needs a second token).
-    step_overhead_s : fixed cost of one engine iteration outside its kernels [s], >= 0.
+    params : the named overheads and burst share (default: none, the kernels' time alone).
 
     Arrays broadcast. See the module docstring for the model and its assumptions.
     """
+    return loop_parts(engine, concurrency=concurrency, isl=isl, osl=osl).result(params or LoopParams())
+
+
+def loop_parts(
+    engine: Engine, *, concurrency: npt.ArrayLike, isl: npt.ArrayLike, osl: npt.ArrayLike
+) -> LoopParts:
+    """The rates and kernel times of :func:`closed_loop` before its named parameters are applied."""
     C, N_in, N_out = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (concurrency, isl, osl)))
     for name, x, low in (("concurrency", C, 1.0), ("isl", N_in, 1.0), ("osl", N_out, 2.0)):
         bad = ~(np.isfinite(x) & (x >= low))
         if np.any(bad):
             raise CostmodelError(f"{name} must be finite and >= {low:g}, got {x[bad].flat[0]!r}")
-    if not (np.isfinite(step_overhead_s) and step_overhead_s >= 0):
-        raise CostmodelError(f"step_overhead_s must be finite and >= 0 [s], got {step_overhead_s!r}")
 
     budget = float(engine.max_batched_tokens)
-    fits = engine.max_concurrency(N_in + N_out).max_sequences
+    fits = engine.max_concurrency(np.ceil(N_in + N_out / 2.0)).max_sequences
     R = np.minimum(C, np.minimum(float(engine.max_batch_size), np.asarray(fits, dtype=np.float64)))
     if np.any(R < 1):
         raise CostmodelError(
-            "not even one sequence of isl + osl tokens fits in the engine's KV cache; "
+            "not even one sequence of isl + osl / 2 tokens fits in the engine's KV cache; "
             "use more GPUs, a smaller kv_dtype, or shorter requests"
         )
     # a running sequence decodes one token per iteration, so at most budget - 1 can decode
@@ -135,23 +178,77 @@ def closed_loop(
         decode_batch=D, decode_context=context, prefill_tokens=tokens, prefill_past=(N_in - chunk) / 2.0
     )
     decode_only = engine.step_time(decode_batch=D, decode_context=context)
-    overhead = float(step_overhead_s)
-    iteration = carrying * with_prompt + (1.0 - carrying) * decode_only + overhead
-    # Little's law on the loop: a cycle is C / rate iterations, osl - 1 of them decoding; what is not
-    # the half-iteration wait or the prompt's own chunks is queueing, at the mean iteration time
-    queued = np.maximum(C / rate - steps - 0.5 - chunks, 0.0)
-    ttft = (0.5 + queued) * iteration + chunks * (with_prompt + overhead)
-    return ClosedLoop(
-        ttft_s=np.asarray(ttft),
-        tpot_s=np.asarray(iteration),
-        iteration_s=np.asarray(iteration),
-        decodes_per_iteration=np.asarray(D),
-        prefill_tokens_per_iteration=np.asarray(prefill_tokens),
-        running=np.asarray(R),
-        prefill_bound=np.asarray(prefill_bound),
-        requests_per_s=np.asarray(rate / iteration),
-        output_tokens_per_s=np.asarray(rate * N_out / iteration),
+    full_budget = engine.step_time(
+        decode_batch=D, decode_context=context, prefill_tokens=free, prefill_past=N_in / 2.0
     )
+    return LoopParts(
+        concurrency=C,
+        isl=N_in,
+        osl=N_out,
+        running=R,
+        decodes=D,
+        requests_per_iteration=rate,
+        chunks=chunks,
+        prompt_budget=free,
+        carrying_fraction=carrying,
+        decode_only_s=np.asarray(decode_only),
+        with_prompt_s=np.asarray(with_prompt),
+        full_budget_s=np.asarray(full_budget),
+        prefill_bound=np.asarray(prefill_bound),
+    )
+
+
+@dataclass(frozen=True)
+class LoopParts:
+    """What :func:`closed_loop` derives from the engine before its named parameters are applied: the rates
+    and the kernel times of the three kinds of iteration. Arrays follow broadcast(concurrency, isl, osl).
+    A calibration evaluates :meth:`result` for many parameter sets without re-timing any kernel."""
+
+    concurrency: FloatArray
+    isl: FloatArray
+    osl: FloatArray
+    running: FloatArray
+    decodes: FloatArray
+    requests_per_iteration: FloatArray
+    chunks: FloatArray
+    prompt_budget: FloatArray
+    carrying_fraction: FloatArray
+    decode_only_s: FloatArray
+    with_prompt_s: FloatArray
+    full_budget_s: FloatArray
+    prefill_bound: npt.NDArray[np.bool_]
+
+    def result(self, params: LoopParams) -> ClosedLoop:
+        """TTFT, TPOT and rates with ``params`` applied."""
+        overhead = params.step_overhead_s
+        rate, steps, chunks = self.requests_per_iteration, self.osl - 1.0, self.chunks
+        iteration = (
+            self.carrying_fraction * self.with_prompt_s
+            + (1.0 - self.carrying_fraction) * self.decode_only_s
+            + overhead
+        )
+        # Little's law on the loop: a cycle is C / rate iterations, osl - 1 of them decoding; what is not
+        # the half-iteration wait or the prompt's own chunks is queueing, at the mean iteration time
+        queued = np.maximum(self.concurrency / rate - steps - 0.5 - chunks, 0.0)
+        group = params.burst_fraction * self.concurrency
+        burst = np.maximum(group * self.isl / self.prompt_budget - chunks, 0.0) / 2.0
+        ttft = (
+            params.request_overhead_s
+            + (0.5 + queued) * iteration
+            + chunks * (self.with_prompt_s + overhead)
+            + burst * (self.full_budget_s + overhead)
+        )
+        return ClosedLoop(
+            ttft_s=np.asarray(ttft),
+            tpot_s=np.asarray(iteration),
+            iteration_s=np.asarray(iteration),
+            decodes_per_iteration=np.asarray(self.decodes),
+            prefill_tokens_per_iteration=np.asarray(rate * self.isl),
+            running=np.asarray(self.running),
+            prefill_bound=np.asarray(self.prefill_bound),
+            requests_per_s=np.asarray(rate / iteration),
+            output_tokens_per_s=np.asarray(rate * self.osl / iteration),
+        )
 
 
 def _request_rate(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from costmodel.closed_loop import closed_loop
+from costmodel.closed_loop import LoopParams, closed_loop, loop_parts
 from costmodel.errors import CostmodelError
 from costmodel.serving import Engine
 
@@ -58,4 +58,30 @@ def test_bad_input_is_one_clear_error(engine: Engine) -> None:
     with pytest.raises(CostmodelError, match="osl"):
         closed_loop(engine, concurrency=1, isl=10, osl=1)
     with pytest.raises(CostmodelError, match="step_overhead_s"):
-        closed_loop(engine, concurrency=1, isl=10, osl=10, step_overhead_s=float("nan"))
+        LoopParams(step_overhead_s=float("nan"))
+    with pytest.raises(CostmodelError, match="burst_fraction"):
+        LoopParams(burst_fraction=1.5)
+
+
+def test_overheads_add_where_they_are_paid(engine: Engine) -> None:
+    """A per-request overhead adds to the TTFT only; a per-iteration overhead adds to every iteration, so
+    to the TPOT once and to the TTFT once per iteration a first token waits for."""
+    parts = loop_parts(engine, concurrency=np.array([1, 16]), isl=1000, osl=200)
+    base = parts.result(LoopParams())
+    request = parts.result(LoopParams(request_overhead_s=0.02))
+    np.testing.assert_allclose(request.ttft_s - base.ttft_s, 0.02, rtol=1e-12)
+    np.testing.assert_allclose(request.tpot_s, base.tpot_s, rtol=1e-12)
+    step = parts.result(LoopParams(step_overhead_s=0.001))
+    np.testing.assert_allclose(step.tpot_s - base.tpot_s, 0.001, rtol=1e-9)
+    np.testing.assert_allclose(step.ttft_s - base.ttft_s, 0.001 * (0.5 + parts.chunks), rtol=1e-9)
+
+
+def test_a_burst_of_prompts_is_prefilled_first_come_first_served(engine: Engine) -> None:
+    """All 64 clients' prompts of 4096 tokens arriving at once, at (budget - D) prompt tokens per
+    iteration: prompt j finishes after (j + 1) x 4096 / (budget - D) iterations, so the group waits on
+    average (64 x 4096 / (budget - D) - chunks) / 2 full-budget iterations more than a lone prompt."""
+    parts = loop_parts(engine, concurrency=64, isl=4096, osl=2048)
+    extra = parts.result(LoopParams(burst_fraction=1.0)).ttft_s - parts.result(LoopParams()).ttft_s
+    waits = (64 * 4096 / parts.prompt_budget - parts.chunks) / 2
+    assert float(extra) == pytest.approx(float(waits * parts.full_budget_s), rel=1e-9)
+    assert float(waits) > 10

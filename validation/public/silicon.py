@@ -15,28 +15,38 @@ attention data parallelism are not modelled yet and are counted as not covered.
 Assumptions, stated once: the KV cache is stored in bf16 (the engines' default ``auto`` for bf16 and most
 fp8 checkpoints); the engine's token budget is 8192 tokens per iteration (vLLM's
 ``max_num_batched_tokens``, TensorRT-LLM's ``max_num_tokens`` and SGLang's ``chunked_prefill_size`` for
-large GPUs are 8192 or more), and its sequence limit the row's ``batch_size``; no per-iteration overhead
-is added (uncalibrated). Nothing is fitted here: every row is held out.
+large GPUs are 8192 or more), and its sequence limit the row's ``batch_size``.
+
+Calibration: the closed-loop model's three named parameters (:class:`costmodel.closed_loop.LoopParams`)
+are fitted per engine (the ``backend`` column) on the calibration rows, chosen by the same rule as the
+kernel tables (:func:`validation.public.split.calibration_mask` over the row's identity, never its
+measurements), by :func:`fit_loop_params`; ``python -m validation silicon-calibrate`` writes them to
+``SERVING_PARAMS`` and the evaluation only reads them back. The rest of the rows are held out.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
-from costmodel.closed_loop import closed_loop
+from costmodel.closed_loop import BOUNDS, LoopParams, LoopParts, loop_parts
 from costmodel.errors import CostmodelError
 from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, ModelProfile, Workload
 from validation.public.reader import SYSTEM_PROFILES
+from validation.public.split import calibration_mask
 
 SILICON_FILE = "silicon_sample.csv"
+SERVING_PARAMS = Path(__file__).resolve().parents[1] / "results" / "public-gpu-serving-params.yaml"
+"""The committed per-engine closed-loop parameters, fitted on the calibration rows."""
+MEASURED = ("silicon_ttft_ms", "silicon_tpot_ms")
 TOKEN_BUDGET = 8192
 
 CONFIG_ALIASES: dict[str, str] = {
@@ -93,17 +103,9 @@ def _load_models(configs: Path, model_paths: list[str]) -> dict[str, ModelProfil
     return out
 
 
-@dataclass
-class _Group:
-    model: ModelProfile
-    hardware: str
-    workload: Workload
-    deployment: Deployment
-    batch_size: int
-
-
-def predict_silicon(data_dir: Path) -> pd.DataFrame:
-    """Every row of the silicon sample with its prediction or the reason it is not covered."""
+def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, LoopParts]]]:
+    """The sample with ``reason`` (empty where covered) and ``split``, and the closed-loop parts of every
+    covered group of rows (one engine each)."""
     table = read_silicon(data_dir)
     models = _load_models(Path(data_dir) / "model_configs", sorted(table["model_path"].unique()))
     reason = pd.Series("", index=table.index, dtype=object)
@@ -122,8 +124,7 @@ def predict_silicon(data_dir: Path) -> pd.DataFrame:
     moe_split = table["moe_tp_size"].fillna(1) * table["moe_ep_size"].fillna(1)
     refuse(moe_split != table["tp_size"].fillna(1), "moe_tp x moe_ep differs from tp")
 
-    predicted_ttft = np.full(len(table), np.nan)
-    predicted_tpot = np.full(len(table), np.nan)
+    groups: list[tuple[pd.Index, LoopParts]] = []
     keys = ["model_path", "system", "gemm_quant_mode", "tp_size", "pp_size", "moe_ep_size", "batch_size"]
     for key, rows in table[reason == ""].groupby(keys, sort=True):
         model_path, system, quant, tp, pp, ep, batch = key
@@ -144,7 +145,7 @@ def predict_silicon(data_dir: Path) -> pd.DataFrame:
                 max_batch_size=int(batch),
                 max_batched_tokens=max(TOKEN_BUDGET, int(batch)),
             )
-            result = closed_loop(
+            parts = loop_parts(
                 engine,
                 concurrency=rows["concurrency"].to_numpy(float),
                 isl=rows["isl"].to_numpy(float),
@@ -153,10 +154,90 @@ def predict_silicon(data_dir: Path) -> pd.DataFrame:
         except (CostmodelError, ValueError) as error:
             reason[rows.index] = f"not expressible: {str(error).splitlines()[0][:120]}"
             continue
-        where = table.index.get_indexer(rows.index)
+        groups.append((rows.index, parts))
+    table["reason"] = reason
+    identity = table.drop(columns=[c for c in MEASURED if c in table.columns])
+    table["split"] = np.where(calibration_mask(identity), "calibration", "held-out")
+    return table, groups
+
+
+def fit_loop_params(table: pd.DataFrame, groups: list[tuple[pd.Index, LoopParts]]) -> dict[str, LoopParams]:
+    """Per engine (``backend``): the :class:`LoopParams` that best fit the calibration rows' TTFT and TPOT
+    together (soft-L1 least squares on log(predicted / measured), as :mod:`costmodel.calibrate`)."""
+    from scipy.optimize import least_squares
+
+    names = list(BOUNDS)
+    low = np.array([BOUNDS[n][0] for n in names])
+    high = np.array([BOUNDS[n][1] for n in names])
+    fitted: dict[str, LoopParams] = {}
+    for backend in sorted(table["backend"].unique()):
+        chosen = [
+            (index[mask], parts, mask)
+            for index, parts in groups
+            if (
+                mask := (
+                    (table.loc[index, "backend"] == backend) & (table.loc[index, "split"] == "calibration")
+                ).to_numpy()
+            ).any()
+        ]
+        if not chosen:
+            continue
+        measured_ttft = np.concatenate([table.loc[i, MEASURED[0]].to_numpy(float) for i, _, _ in chosen])
+        measured_tpot = np.concatenate([table.loc[i, MEASURED[1]].to_numpy(float) for i, _, _ in chosen])
+
+        def residual(
+            x: Any, chosen: Any = chosen, ttft: Any = measured_ttft, tpot: Any = measured_tpot
+        ) -> Any:
+            params = LoopParams(**dict(zip(names, np.clip(x, low, high).tolist(), strict=True)))
+            results = [parts.result(params) for _, parts, _ in chosen]
+            p_ttft = np.concatenate([r.ttft_s[m] for r, (_, _, m) in zip(results, chosen, strict=True)]) * 1e3
+            p_tpot = np.concatenate([r.tpot_s[m] for r, (_, _, m) in zip(results, chosen, strict=True)]) * 1e3
+            return np.concatenate([np.log(p_ttft / ttft), np.log(p_tpot / tpot)])
+
+        start = np.array([0.002, 0.02, 0.1])
+        result = least_squares(residual, start, bounds=(low, high), loss="soft_l1", f_scale=0.1)
+        fitted[str(backend)] = LoopParams(**dict(zip(names, result.x.tolist(), strict=True)))
+    return fitted
+
+
+def write_loop_params(fitted: dict[str, LoopParams], data_dir: Path, path: Path = SERVING_PARAMS) -> None:
+    """Write the fitted parameters with what they were fitted on."""
+    from validation.public.reader import read_revision
+
+    document = {
+        "fitted_on": {
+            "data": f"{SILICON_FILE} of {Path(data_dir).name}",
+            "data_revision": read_revision(data_dir),
+            "rows": "covered agg rows whose identity hashes to 0 mod 5 (validation/public/split.py)",
+            "objective": "soft-L1 least squares of log(predicted / measured) TTFT and TPOT",
+        },
+        "engines": {name: asdict(params) for name, params in sorted(fitted.items())},
+    }
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+
+
+def read_loop_params(path: Path = SERVING_PARAMS) -> dict[str, LoopParams]:
+    """The committed per-engine parameters; none (defaults) when the file is absent."""
+    if not path.is_file():
+        return {}
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return {name: LoopParams(**values) for name, values in document["engines"].items()}
+
+
+def predict_silicon(data_dir: Path, params: dict[str, LoopParams] | None = None) -> pd.DataFrame:
+    """Every row of the silicon sample with its prediction or the reason it is not covered, with the
+    committed per-engine parameters (or ``params``)."""
+    table, groups = silicon_parts(data_dir)
+    chosen = read_loop_params() if params is None else params
+    predicted_ttft = np.full(len(table), np.nan)
+    predicted_tpot = np.full(len(table), np.nan)
+    for index, parts in groups:
+        where = table.index.get_indexer(index)
+        backend = str(table.loc[index[0], "backend"])
+        result = parts.result(chosen.get(backend, LoopParams()))
         predicted_ttft[where] = result.ttft_s * 1e3
         predicted_tpot[where] = result.tpot_s * 1e3
-
+    reason = table["reason"]
     out = pd.DataFrame(
         {
             "id": table["id"],
@@ -169,7 +250,7 @@ def predict_silicon(data_dir: Path) -> pd.DataFrame:
             "concurrency": table["concurrency"],
             "covered": np.isfinite(predicted_ttft),
             "reason": reason.where(reason != "", None),
-            "split": "held-out",
+            "split": table["split"],
             "ttft_ms": table["silicon_ttft_ms"],
             "tpot_ms": table["silicon_tpot_ms"],
             "predicted_ttft_ms": predicted_ttft,
@@ -182,7 +263,9 @@ def predict_silicon(data_dir: Path) -> pd.DataFrame:
 def silicon_summary(rows: pd.DataFrame) -> list[dict[str, Any]]:
     """One entry per (system, engine, mode, metric, split): coverage and error figures (fractions)."""
     entries: list[dict[str, Any]] = []
-    for (system, engine, mode), group in rows.groupby(["system", "backend", "mode"], sort=True):
+    for (system, engine, mode, split), group in rows.groupby(
+        ["system", "backend", "mode", "split"], sort=True
+    ):
         total = len(group)
         for metric in ("ttft", "tpot"):
             covered = group[group["covered"]]
@@ -197,7 +280,7 @@ def silicon_summary(rows: pd.DataFrame) -> list[dict[str, Any]]:
                     "engine": str(engine),
                     "mode": str(mode),
                     "metric": metric,
-                    "split": "held-out",
+                    "split": str(split),
                     "n": len(error),
                     "covered": len(covered),
                     "total": total,
