@@ -37,6 +37,7 @@ test: lint  ## ruff, mypy on costmodel/, then the whole pytest suite (CPU only)
 
 bench: $(STAMP) .venv-bench/bin/python
 	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/bench_accuracy.py
 	$(BIN)/python benchmarks/bench_perf.py --llm-analysis-python .venv-bench/bin/python
 	$(BIN)/python benchmarks/bench_capacity.py
 	$(BIN)/python benchmarks/bench_app.py

@@ -504,7 +504,9 @@ class Deployment(Spec):
     ep: PositiveInt = Field(1, description="Expert-parallel degree within the tensor-parallel group [-].")
     gpus_per_node: PositiveInt = Field(8, description="Devices sharing the intra-node link [-].")
     microbatches: PositiveInt | None = Field(
-        None, description="Pipeline micro-batches per step [-]; default pp (inference) or 4 pp (training)."
+        None,
+        description="Pipeline micro-batches of whole sequences per step [-]; default min(pp, batch) at "
+        "inference, one sequence per micro-batch in training.",
     )
 
     @model_validator(mode="after")
