@@ -154,16 +154,33 @@ def time_s(
     total_bytes = kv_cache_bytes(
         batch_size=b, kv_len=length, n_kv_heads=hkv, head_dim=d, v_head_dim=dv, kv_bytes=kv_bytes
     )
-    groups = b * hkv
+    flop = 2.0 * b * np.asarray(n_heads, dtype=np.float64) * length * (d + dv)
+    return stream_time_s(params, total_bytes=total_bytes, flop=flop, ctas_unsplit=b * hkv, kv_len=length)
+
+
+def stream_time_s(
+    params: Params,
+    *,
+    total_bytes: npt.ArrayLike,
+    flop: npt.ArrayLike,
+    ctas_unsplit: npt.ArrayLike,
+    kv_len: npt.ArrayLike,
+) -> FloatArray:
+    """Time of a decode kernel that streams ``total_bytes`` of cache and does ``flop`` of work [s].
+
+    ``ctas_unsplit`` thread blocks before split-K (one per sequence and KV head, or per sequence and head
+    group); each is split into chunks of at least ``split_min_tokens`` of the ``kv_len`` tokens until the
+    SMs are filled. Shared by the MLA decode model.
+    """
+    groups = np.asarray(ctas_unsplit, dtype=np.float64)
+    length = np.asarray(kv_len, dtype=np.float64)
     wanted = np.ceil(params.sm_count / groups)
     splits = np.maximum(1.0, np.minimum(wanted, np.floor(length / params.split_min_tokens)))
     ctas = groups * splits
     device_bw = params.bandwidth_bytes_per_s * params.bandwidth_fraction
     cta_bw = params.bandwidth_bytes_per_s * params.per_cta_bandwidth_fraction
-    stream_s = (
-        total_bytes / np.minimum(device_bw, ctas * cta_bw) + ctas * params.cta_overhead_s / params.sm_count
-    )
-    flop = 2.0 * b * np.asarray(n_heads, dtype=np.float64) * length * (d + dv)
-    compute_s = flop / (params.peak_flop_per_s * params.compute_fraction)
+    stream_s = np.asarray(total_bytes, dtype=np.float64) / np.minimum(device_bw, ctas * cta_bw)
+    stream_s = stream_s + ctas * params.cta_overhead_s / params.sm_count
+    compute_s = np.asarray(flop, dtype=np.float64) / (params.peak_flop_per_s * params.compute_fraction)
     combine_s = np.where(splits > 1.0, params.combine_s, 0.0)
     return np.asarray(params.launch_s + np.maximum(stream_s, compute_s) + combine_s, dtype=np.float64)

@@ -10,13 +10,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from costmodel.kernels import generation_attention as KERNEL_MODULE
+from costmodel.kernels import generation_attention
 from validation.public.families.context_attention import _BYTES, short_dtype
 from validation.public.families.context_attention import params_key as _context_key
 
+KERNEL_MODULE = generation_attention
 OP_NAMES = ("generation_attention",)
-
-__all__ = ["KERNEL_MODULE", "OP_NAMES", "params_key", "shapes"]
 
 
 def params_key(table: pd.DataFrame) -> npt.NDArray[np.str_]:
