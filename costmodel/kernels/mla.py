@@ -73,6 +73,8 @@ class Params:
     """Datasheet memory bandwidth [bytes/s]."""
     sm_count: float
     """Streaming multiprocessors [-] (datasheet)."""
+    cache_bytes: float = 0.0
+    """On-chip L2 cache [bytes] (datasheet); 0 when unknown."""
     compute_fraction: float = 0.7
     """Achieved fraction of the attention compute peak [-]."""
     softmax_pairs_per_s: float = 3.9e12
@@ -89,6 +91,8 @@ class Params:
     """Time one SM spends per CTA outside the main loop [s]."""
     module_kernel_s: float = 5e-6
     """Fixed cost of each further kernel of a module call [s]."""
+    cache_bandwidth_ratio: float = 2.0
+    """Decode streaming rate from L2 over the rate from HBM for an L2-resident cache [-]."""
     heads_per_cta: float = 64.0
     """Query heads one absorbed decode CTA serves (FlashMLA: 64) [-]."""
 
@@ -102,6 +106,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "launch_s": (1e-7, 5e-4),
     "cta_overhead_s": (0.0, 1e-4),
     "module_kernel_s": (0.0, 1e-4),
+    "cache_bandwidth_ratio": (1.0, 10.0),
 }
 
 
@@ -126,6 +131,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         gemm_peak_flop_per_s=hardware.peak_flop_per_s(peak_name),
         bandwidth_bytes_per_s=hardware.memory_bandwidth_bytes_per_s,
         sm_count=sm_count(hardware),
+        cache_bytes=generation_attention.cache_bytes(hardware),
         compute_fraction=base.compute_fraction,
         softmax_pairs_per_s=base.softmax_pairs_per_s,
         bandwidth_fraction=base.bandwidth_fraction,
@@ -154,6 +160,8 @@ def _generation_params(params: Params) -> generation_attention.Params:
         peak_flop_per_s=params.peak_flop_per_s,
         bandwidth_bytes_per_s=params.bandwidth_bytes_per_s,
         sm_count=params.sm_count,
+        cache_bytes=params.cache_bytes,
+        cache_bandwidth_ratio=params.cache_bandwidth_ratio,
         bandwidth_fraction=params.bandwidth_fraction,
         per_cta_bandwidth_fraction=params.per_cta_bandwidth_fraction,
         compute_fraction=params.compute_fraction,
