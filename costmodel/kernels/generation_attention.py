@@ -73,8 +73,9 @@ class Params:
     """Split-K reduction pass, when a call splits [s]."""
     cta_overhead_s: float = 1e-6
     """Time one SM spends per CTA outside the streaming loop (load the query, write the output) [s]."""
-    cache_bandwidth_ratio: float = 2.0
-    """Streaming rate from L2 over the rate from HBM [-], for a KV cache that stays in L2 between calls."""
+    cache_bandwidth_ratio: float = 1.0
+    """Streaming rate from L2 over the rate from HBM [-], for a KV cache that stays in L2 between calls
+    (1 by default: datasheets give no L2 bandwidth; calibration finds it)."""
     heads_per_cta: float = 64.0
     """Query heads of one KV head a CTA serves at most [-] (the tensor-core tile's rows, 64 in FlashMLA);
     larger groups are split over more CTAs, each streaming the group's KV again."""

@@ -91,7 +91,7 @@ class Params:
     """Time one SM spends per CTA outside the main loop [s]."""
     module_kernel_s: float = 5e-6
     """Fixed cost of each further kernel of a module call [s]."""
-    cache_bandwidth_ratio: float = 2.0
+    cache_bandwidth_ratio: float = 1.0
     """Decode streaming rate from L2 over the rate from HBM for an L2-resident cache [-]."""
     heads_per_cta: float = 64.0
     """Query heads one absorbed decode CTA serves (FlashMLA: 64) [-]."""
