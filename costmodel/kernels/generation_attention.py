@@ -76,9 +76,11 @@ class Params:
     cache_bandwidth_ratio: float = 1.0
     """Streaming rate from L2 over the rate from HBM [-], for a KV cache that stays in L2 between calls
     (1 by default: datasheets give no L2 bandwidth; calibration finds it)."""
-    heads_per_cta: float = 64.0
-    """Query heads of one KV head a CTA serves at most [-] (the tensor-core tile's rows, 64 in FlashMLA);
-    larger groups are split over more CTAs, each streaming the group's KV again."""
+    heads_per_cta: float = 16.0
+    """Query heads of one KV head a CTA serves at most [-]: the rows of its tensor-core tile (16 for
+    ``mma.sync.m16n8k16``, NVIDIA PTX ISA, https://docs.nvidia.com/cuda/parallel-thread-execution/;
+    64 for Hopper's wgmma in FlashMLA); larger groups are split over more CTAs, each streaming the
+    group's KV again."""
 
 
 BOUNDS: dict[str, tuple[float, float]] = {

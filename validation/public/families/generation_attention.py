@@ -25,10 +25,14 @@ def params_key(table: pd.DataFrame) -> npt.NDArray[np.str_]:
     ``+wide`` for more than ``WIDE_GROUP`` query heads per KV head. Engines dispatch different decode
     kernels by group size (TensorRT-LLM runs masked multi-head attention for MHA and XQA for MQA/GQA,
     https://nvidia.github.io/TensorRT-LLM/advanced/gpt-attention.html); in its measurements the time
-    per row switches from per-KV-head to per-query-head work between 32 and 48 heads per KV head."""
+    per row switches from per-KV-head to per-query-head work between 32 and 48 heads per KV head.
+    ``+swa`` marks sliding-window rows: vLLM's FlashAttention-2 decode (L40S) runs them on another path,
+    whose time grows with batch x query heads even for a two-token cache."""
     group = (table["num_heads"] / table["num_key_value_heads"]).to_numpy(np.float64)
     base = _context_key(table)
     suffix = np.where(group == 1, "+mha", np.where(group > WIDE_GROUP, "+wide", ""))
+    window = table["window_size"].fillna(0).to_numpy(np.float64) if "window_size" in table else 0.0
+    suffix = np.where(np.asarray(window) > 0, np.char.add(suffix, "+swa"), suffix)
     return np.asarray(np.char.add(base, suffix), dtype=str)
 
 
