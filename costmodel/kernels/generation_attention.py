@@ -67,6 +67,8 @@ class Params:
     """Achieved fraction of the tensor-core peak [-] (decode tiles are mostly padding)."""
     split_min_tokens: float = 256.0
     """Fewest KV tokens one split-K chunk holds [tokens]."""
+    max_splits: float = 64.0
+    """Most chunks a kernel splits one sequence into [-] (some kernels use a small fixed count)."""
     launch_s: float = 5e-6
     """Fixed cost per call [s]."""
     combine_s: float = 2e-6
@@ -92,6 +94,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "cta_overhead_s": (0.0, 1e-4),
     "cache_bandwidth_ratio": (1.0, 10.0),
     "heads_per_cta": (1.0, 256.0),
+    "max_splits": (1.0, 256.0),
 }
 
 
@@ -205,7 +208,9 @@ def stream_time_s(
     groups = np.asarray(ctas_unsplit, dtype=np.float64)
     length = np.asarray(kv_len, dtype=np.float64)
     wanted = np.ceil(params.sm_count / groups)
-    splits = np.maximum(1.0, np.minimum(wanted, np.floor(length / params.split_min_tokens)))
+    splits = np.maximum(
+        1.0, np.minimum(np.minimum(wanted, np.floor(length / params.split_min_tokens)), params.max_splits)
+    )
     ctas = groups * splits
     moved = np.asarray(total_bytes, dtype=np.float64)
     # a cache small enough to stay in L2 between calls (a benchmark repeating one call) streams from L2

@@ -95,6 +95,8 @@ class Params:
     """Decode streaming rate from L2 over the rate from HBM for an L2-resident cache [-]."""
     heads_per_cta: float = 64.0
     """Query heads one absorbed decode CTA serves (FlashMLA: 64) [-]."""
+    max_splits: float = 64.0
+    """Most split-K chunks of one sequence in decode [-]."""
 
 
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -107,6 +109,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "cta_overhead_s": (0.0, 1e-4),
     "module_kernel_s": (0.0, 1e-4),
     "cache_bandwidth_ratio": (1.0, 10.0),
+    "max_splits": (1.0, 256.0),
 }
 
 
@@ -164,6 +167,7 @@ def _generation_params(params: Params) -> generation_attention.Params:
         cache_bandwidth_ratio=params.cache_bandwidth_ratio,
         bandwidth_fraction=params.bandwidth_fraction,
         per_cta_bandwidth_fraction=params.per_cta_bandwidth_fraction,
+        max_splits=params.max_splits,
         compute_fraction=params.compute_fraction,
         launch_s=params.launch_s,
         cta_overhead_s=params.cta_overhead_s,
