@@ -260,8 +260,8 @@ def time_s(
     cache_write_bytes = tokens * hkv * (d + dv) * (act + kv)
     # tensors small enough to stay in L2 between calls (a benchmark repeating one call) move at L2 rate
     fits = attention_bytes + cache_write_bytes <= params.cache_bytes
-    bandwidth = params.bandwidth_bytes_per_s * params.bandwidth_fraction
-    bandwidth = bandwidth * np.where(fits, params.cache_bandwidth_ratio, 1.0)
+    from_cache = np.where(fits, params.cache_bandwidth_ratio, 1.0)
+    bandwidth = params.bandwidth_bytes_per_s * params.bandwidth_fraction * from_cache
     # the attention kernel reads Q and the cached K, V and writes O, overlapped with its compute
     attention_s = attention_bytes / bandwidth
     # the engine's cache-write kernel before it reads the new K, V and writes them into the paged cache
