@@ -76,11 +76,10 @@ def run(data: Path, family: str, systems: list[str]) -> None:
         for (op, engine, key), group in rows.groupby(["op_name", "engine", "key"]):
             idx = group.index.to_numpy()
             cal = group["calibration"].to_numpy(bool)
-            print(
-                f"  {op:22s} {engine:6s} {key:52s} {summarize(error[idx[cal]])} | {summarize(error[idx[~cal]])}"
-            )
-        held = ~rows["calibration"].to_numpy(bool)
-        print(f"  {'all held-out':81s} {summarize(error[held])}")
+            figures = f"{summarize(error[idx[cal]])} | {summarize(error[idx[~cal]])}"
+            print(f"  {op:22s} {engine:6s} {key:52s} {figures}")
+        cal = rows["calibration"].to_numpy(bool)
+        print(f"  {'all (calibration | held-out)':81s} {summarize(error[cal])} | {summarize(error[~cal])}")
         for key, params in fitted.items():
             values = ", ".join(f"{n}={getattr(params, n):.4g}" for n in kernel.BOUNDS)
             print(f"  fitted {key}: {values}")

@@ -77,8 +77,30 @@ def fit_params(
         predicted = np.broadcast_to(family.time_s(hardware, params, **rows), log_measured.shape)
         return np.asarray(np.log(np.maximum(predicted, 1e-30)) - log_measured, dtype=np.float64)
 
-    result = least_squares(residual, x0, bounds=(low, high), loss="soft_l1", f_scale=0.1, x_scale="jac")
+    # A parameter no row is sensitive to at the start (a compute fraction when every row starts memory
+    # bound, a softmax rate in a family's decode op) keeps its start: least_squares stalls on a zero
+    # Jacobian column, returning the start for every parameter.
+    base = residual(x0)
+    sensitive = np.array(
+        [np.abs(residual(_nudge(x0, i, low, high)) - base).max() > 1e-12 for i in range(len(names))]
+    )
+    if not sensitive.any():
+        return start
+    names = [n for n, moves in zip(names, sensitive, strict=True) if moves]
+    x0, low, high = x0[sensitive], low[sensitive], high[sensitive]
+    # scale steps by the parameters' own magnitudes (they span 1e-7 s to 1e13 /s)
+    x_scale = np.maximum(np.abs(x0), 1e-12)
+    result = least_squares(residual, x0, bounds=(low, high), loss="soft_l1", f_scale=0.1, x_scale=x_scale)
     return dataclasses.replace(start, **dict(zip(names, result.x.tolist(), strict=True)))
+
+
+def _nudge(x: FloatArray, i: int, low: FloatArray, high: FloatArray) -> FloatArray:
+    """``x`` with its ``i``-th entry moved by 1 % inside the bounds."""
+    moved = x.copy()
+    up = x[i] * 1.01 if x[i] != 0 else 1e-12
+    moved[i] = up if up <= high[i] else x[i] - (up - x[i])
+    moved[i] = max(moved[i], low[i])
+    return moved
 
 
 def _rows(value: Any, keep: npt.NDArray[np.bool_]) -> Any:

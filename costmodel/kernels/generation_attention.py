@@ -19,8 +19,14 @@ from HBM. The model:
   (Little's law: too few loads in flight).
 - **Compute**: ``4 x n_heads x kv_len x head_dim`` FLOP per sequence at a fraction of the tensor peak;
   matters for wide GQA groups and large head_dim.
-- **cta_overhead_s**: each CTA's fixed time outside the streaming loop, spread over the SMs; it is
-  what thousands of short sequences cost beyond their bytes.
+- **Wide head groups.** A CTA serves at most ``heads_per_cta`` query heads of one KV head (the rows of
+  its tensor-core tile); a wider group (MQA with 64-128 query heads) is split over more CTAs, each
+  streaming the KV again.
+- **L2 residency.** A KV cache no larger than the L2 cache stays there when the same call repeats (as
+  in a kernel benchmark), and streams ``cache_bandwidth_ratio`` times faster. In serving, each layer
+  reads its own cache, so a step streams from HBM: pass ``cache_bytes=0`` in the parameters there.
+- **cta_overhead_s**: each CTA's fixed time outside the streaming loop (load the query, write the
+  output), spread over the SMs; it is what thousands of short sequences cost beyond their bytes.
 - **combine_s**: the split-K reduction kernel, charged when a row splits.
 - **launch_s**: the fixed cost of the call [s].
 
@@ -51,6 +57,8 @@ class Params:
     """Datasheet memory bandwidth [bytes/s]."""
     sm_count: float
     """Streaming multiprocessors [-] (datasheet)."""
+    cache_bytes: float = 0.0
+    """On-chip L2 cache [bytes] (datasheet); 0 when unknown."""
     bandwidth_fraction: float = 0.8
     """Achieved fraction of the datasheet bandwidth with every SM streaming [-]."""
     per_cta_bandwidth_fraction: float = 0.03
@@ -59,12 +67,22 @@ class Params:
     """Achieved fraction of the tensor-core peak [-] (decode tiles are mostly padding)."""
     split_min_tokens: float = 256.0
     """Fewest KV tokens one split-K chunk holds [tokens]."""
+    max_splits: float = 64.0
+    """Most chunks a kernel splits one sequence into [-] (some kernels use a small fixed count)."""
     launch_s: float = 5e-6
     """Fixed cost per call [s]."""
     combine_s: float = 2e-6
     """Split-K reduction pass, when a call splits [s]."""
     cta_overhead_s: float = 1e-6
     """Time one SM spends per CTA outside the streaming loop (load the query, write the output) [s]."""
+    cache_bandwidth_ratio: float = 1.0
+    """Streaming rate from L2 over the rate from HBM [-], for a KV cache that stays in L2 between calls
+    (1 by default: datasheets give no L2 bandwidth; calibration finds it)."""
+    heads_per_cta: float = 16.0
+    """Query heads of one KV head a CTA serves at most [-]: the rows of its tensor-core tile (16 for
+    ``mma.sync.m16n8k16``, NVIDIA PTX ISA, https://docs.nvidia.com/cuda/parallel-thread-execution/;
+    64 for Hopper's wgmma in FlashMLA); larger groups are split over more CTAs, each streaming the
+    group's KV again."""
 
 
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -74,6 +92,9 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "launch_s": (1e-7, 5e-4),
     "combine_s": (0.0, 1e-4),
     "cta_overhead_s": (0.0, 1e-4),
+    "cache_bandwidth_ratio": (1.0, 10.0),
+    "heads_per_cta": (1.0, 256.0),
+    "max_splits": (1.0, 256.0),
 }
 
 
@@ -85,11 +106,18 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         peak_flop_per_s=hardware.peak_flop_per_s(compute_dtype(dtype)),
         bandwidth_bytes_per_s=hardware.memory_bandwidth_bytes_per_s,
         sm_count=units,
+        cache_bytes=cache_bytes(hardware),
         bandwidth_fraction=hardware.efficiency.memory_bandwidth_fraction,
         per_cta_bandwidth_fraction=min(1.0, 4.0 / units),
         launch_s=hardware.efficiency.kernel_overhead_s,
         combine_s=hardware.efficiency.kernel_overhead_s,
     )
+
+
+def cache_bytes(hardware: HardwareProfile) -> float:
+    """The device's on-chip L2 cache [bytes] from its datasheet, 0 where the profile lacks it."""
+    entry = hardware.datasheet.on_chip_cache_mib
+    return 0.0 if entry is None else float(entry.value) * 2**20
 
 
 def kv_cache_bytes(
@@ -154,16 +182,43 @@ def time_s(
     total_bytes = kv_cache_bytes(
         batch_size=b, kv_len=length, n_kv_heads=hkv, head_dim=d, v_head_dim=dv, kv_bytes=kv_bytes
     )
-    groups = b * hkv
-    wanted = np.ceil(params.sm_count / groups)
-    splits = np.maximum(1.0, np.minimum(wanted, np.floor(length / params.split_min_tokens)))
-    ctas = groups * splits
-    device_bw = params.bandwidth_bytes_per_s * params.bandwidth_fraction
-    cta_bw = params.bandwidth_bytes_per_s * params.per_cta_bandwidth_fraction
-    stream_s = (
-        total_bytes / np.minimum(device_bw, ctas * cta_bw) + ctas * params.cta_overhead_s / params.sm_count
+    h = np.asarray(n_heads, dtype=np.float64)
+    flop = 2.0 * b * h * length * (d + dv)
+    # continuous in heads_per_cta so that a fit can find it; a kernel splits whole groups
+    passes = np.maximum(1.0, h / hkv / params.heads_per_cta)
+    return stream_time_s(
+        params, total_bytes=total_bytes * passes, flop=flop, ctas_unsplit=b * hkv * passes, kv_len=length
     )
-    flop = 2.0 * b * np.asarray(n_heads, dtype=np.float64) * length * (d + dv)
-    compute_s = flop / (params.peak_flop_per_s * params.compute_fraction)
+
+
+def stream_time_s(
+    params: Params,
+    *,
+    total_bytes: npt.ArrayLike,
+    flop: npt.ArrayLike,
+    ctas_unsplit: npt.ArrayLike,
+    kv_len: npt.ArrayLike,
+) -> FloatArray:
+    """Time of a decode kernel that streams ``total_bytes`` of cache and does ``flop`` of work [s].
+
+    ``ctas_unsplit`` thread blocks before split-K (one per sequence and KV head, or per sequence and head
+    group); each is split into chunks of at least ``split_min_tokens`` of the ``kv_len`` tokens until the
+    SMs are filled. Shared by the MLA decode model.
+    """
+    groups = np.asarray(ctas_unsplit, dtype=np.float64)
+    length = np.asarray(kv_len, dtype=np.float64)
+    wanted = np.ceil(params.sm_count / groups)
+    splits = np.maximum(
+        1.0, np.minimum(np.minimum(wanted, np.floor(length / params.split_min_tokens)), params.max_splits)
+    )
+    ctas = groups * splits
+    moved = np.asarray(total_bytes, dtype=np.float64)
+    # a cache small enough to stay in L2 between calls (a benchmark repeating one call) streams from L2
+    from_cache = np.where(moved <= params.cache_bytes, params.cache_bandwidth_ratio, 1.0)
+    device_bw = params.bandwidth_bytes_per_s * params.bandwidth_fraction * from_cache
+    cta_bw = params.bandwidth_bytes_per_s * params.per_cta_bandwidth_fraction * from_cache
+    stream_s = moved / np.minimum(device_bw, ctas * cta_bw)
+    stream_s = stream_s + ctas * params.cta_overhead_s / params.sm_count
+    compute_s = np.asarray(flop, dtype=np.float64) / (params.peak_flop_per_s * params.compute_fraction)
     combine_s = np.where(splits > 1.0, params.combine_s, 0.0)
     return np.asarray(params.launch_s + np.maximum(stream_s, compute_s) + combine_s, dtype=np.float64)

@@ -13,6 +13,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from costmodel.kernels import context_attention
+
+KERNEL_MODULE = context_attention
 OP_NAMES = ("context_attention",)
 
 _DTYPE = {"bfloat16": "bf16", "float16": "fp16", "fp8": "fp8"}

@@ -10,21 +10,30 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from costmodel.kernels import generation_attention as KERNEL_MODULE
+from costmodel.kernels import generation_attention
 from validation.public.families.context_attention import _BYTES, short_dtype
 from validation.public.families.context_attention import params_key as _context_key
 
+KERNEL_MODULE = generation_attention
 OP_NAMES = ("generation_attention",)
-
-__all__ = ["KERNEL_MODULE", "OP_NAMES", "params_key", "shapes"]
+#: Query heads per KV head above which a row is keyed as the wide-group decode kernel.
+WIDE_GROUP = 32
 
 
 def params_key(table: pd.DataFrame) -> npt.NDArray[np.str_]:
-    """The context keys, with ``+mha`` for rows without grouped KV heads: engines dispatch a different
-    decode kernel there (TensorRT-LLM runs masked multi-head attention for MHA and XQA for MQA/GQA,
-    https://nvidia.github.io/TensorRT-LLM/advanced/gpt-attention.html)."""
-    mha = (table["num_heads"] == table["num_key_value_heads"]).to_numpy(bool)
-    return np.asarray(np.where(mha, np.char.add(_context_key(table), "+mha"), _context_key(table)), dtype=str)
+    """The context keys plus a decode-kernel class: ``+mha`` for rows without grouped KV heads and
+    ``+wide`` for more than ``WIDE_GROUP`` query heads per KV head. Engines dispatch different decode
+    kernels by group size (TensorRT-LLM runs masked multi-head attention for MHA and XQA for MQA/GQA,
+    https://nvidia.github.io/TensorRT-LLM/advanced/gpt-attention.html); in its measurements the time
+    per row switches from per-KV-head to per-query-head work between 32 and 48 heads per KV head.
+    ``+swa`` marks sliding-window rows: vLLM's FlashAttention-2 decode (L40S) runs them on another path,
+    whose time grows with batch x query heads even for a two-token cache."""
+    group = (table["num_heads"] / table["num_key_value_heads"]).to_numpy(np.float64)
+    base = _context_key(table)
+    suffix = np.where(group == 1, "+mha", np.where(group > WIDE_GROUP, "+wide", ""))
+    window = table["window_size"].fillna(0).to_numpy(np.float64) if "window_size" in table else 0.0
+    suffix = np.where(np.asarray(window) > 0, np.char.add(suffix, "+swa"), suffix)
+    return np.asarray(np.char.add(base, suffix), dtype=str)
 
 
 def shapes(table: pd.DataFrame) -> dict[str, npt.NDArray[np.float64]]:

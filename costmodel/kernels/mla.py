@@ -1,0 +1,298 @@
+"""Multi-head latent attention (MLA, DeepSeek-V2/V3): the attention kernels, the absorb matmuls and the
+whole attention module.
+
+MLA caches one latent vector per token, ``kv_lora_rank`` (512) compressed K/V plus ``qk_rope_head_dim``
+(64) rotary key dims, shared by all heads (DeepSeek-AI 2024, "DeepSeek-V2", section 2.1,
+https://arxiv.org/abs/2405.04434). Engines run it in two forms:
+
+- **Prefill (context): naive form.** The latent is expanded by ``kv_b_proj`` into per-head keys
+  (``qk_nope + qk_rope`` = 192 dims) and values (128 dims), then ordinary causal attention runs with
+  ``n_heads`` query and key heads: the context-attention model with ``head_dim=192, v_head_dim=128``.
+- **Decode (generation): absorbed form.** ``W_UK`` is multiplied into the query and ``W_UV`` into the
+  output (the two "absorb" batched matmuls, ``mla_gen_pre`` / ``mla_gen_post``), so every head attends
+  in the 576-dim latent space directly against the cache: an MQA with one 576-dim key head whose first
+  512 dims are also the value (FlashMLA, https://github.com/deepseek-ai/FlashMLA; FlashInfer MLA,
+  https://docs.flashinfer.ai/api/mla.html). Bytes: ``kv_len x 576 x kv_bytes`` per sequence, FLOP:
+  ``2 x n_heads x kv_len x (576 + 512)``. The naive form (``absorbed=False``) caches full per-head K and V
+  instead.
+- **Absorb matmuls**: per head, ``[tokens, 128] x [128, 512]`` (pre) and ``[tokens, 512] x [512, 128]``
+  (post); roofline of their FLOP and bytes (weights once, activations in and out).
+- **Module**: everything the attention block of one layer runs: the fused ``q_a``/``kv_a``
+  down-projection, ``q_b``, (prefill) ``kv_b``, the attention, (decode) the absorb matmuls, ``o_proj``,
+  and a fixed number of small kernels (norms, RoPE, cache write, activation quantization), each paying
+  ``module_kernel_s``. GEMMs are rooflines at ``gemm_compute_fraction`` of the GEMM dtype's peak.
+
+The op each row is is an integer code (``OP_*`` below), so one vectorised call serves a mixed table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from costmodel.errors import CostmodelError
+from costmodel.kernels import context_attention, generation_attention
+from costmodel.kernels.context_attention import sm_count
+from costmodel.specs import HardwareProfile
+
+FloatArray = npt.NDArray[np.float64]
+
+OP_CONTEXT = 0
+OP_GENERATION = 1
+OP_BMM_PRE = 2
+OP_BMM_POST = 3
+OP_CONTEXT_MODULE = 4
+OP_GENERATION_MODULE = 5
+OPS = {
+    "context": OP_CONTEXT,
+    "generation": OP_GENERATION,
+    "bmm_pre": OP_BMM_PRE,
+    "bmm_post": OP_BMM_POST,
+    "context_module": OP_CONTEXT_MODULE,
+    "generation_module": OP_GENERATION_MODULE,
+}
+#: GEMM weight formats a module key may name after ``"/"`` (``"bf16/fp8_block"``), and the tensor peak
+#: they run at. nvfp4 runs at the fp4 peak where the datasheet has one, else at the fp8 peak.
+GEMM_DTYPES = {"bf16": ("bf16",), "fp8": ("fp8",), "fp8_block": ("fp8",), "nvfp4": ("fp4", "fp8")}
+GEMM_WEIGHT_BYTES = {"bf16": 2.0, "fp8": 1.0, "fp8_block": 1.0 + 4.0 / 128**2, "nvfp4": 0.5 + 1.0 / 16}
+#: Small kernels per module call besides GEMMs and attention: q_a and kv_a norms, RoPE, cache write.
+SMALL_KERNELS = 4
+
+
+@dataclass(frozen=True)
+class Params:
+    """Named parameters of the MLA models for one (device, op, dtype key)."""
+
+    peak_flop_per_s: float
+    """Dense tensor-core peak of the attention compute dtype [FLOP/s] (datasheet)."""
+    gemm_peak_flop_per_s: float
+    """Dense tensor-core peak of the module GEMMs' dtype [FLOP/s] (datasheet)."""
+    bandwidth_bytes_per_s: float
+    """Datasheet memory bandwidth [bytes/s]."""
+    sm_count: float
+    """Streaming multiprocessors [-] (datasheet)."""
+    cache_bytes: float = 0.0
+    """On-chip L2 cache [bytes] (datasheet); 0 when unknown."""
+    compute_fraction: float = 0.7
+    """Achieved fraction of the attention compute peak [-]."""
+    softmax_pairs_per_s: float = 3.9e12
+    """Softmax throughput of prefill attention [(query, key) pairs / s]."""
+    bandwidth_fraction: float = 0.8
+    """Achieved fraction of the datasheet bandwidth [-]."""
+    per_cta_bandwidth_fraction: float = 0.03
+    """Bandwidth one decode CTA streams alone, as a fraction of the datasheet bandwidth [-]."""
+    gemm_compute_fraction: float = 0.7
+    """Achieved fraction of the GEMM peak in the module's projections and the absorb matmuls [-]."""
+    launch_s: float = 5e-6
+    """Fixed cost per call of the kernel (or of the first kernel of a module) [s]."""
+    cta_overhead_s: float = 1e-6
+    """Time one SM spends per CTA outside the main loop [s]."""
+    module_kernel_s: float = 5e-6
+    """Fixed cost of each further kernel of a module call [s]."""
+    cache_bandwidth_ratio: float = 1.0
+    """Decode streaming rate from L2 over the rate from HBM for an L2-resident cache [-]."""
+    heads_per_cta: float = 64.0
+    """Query heads one absorbed decode CTA serves (FlashMLA: 64) [-]."""
+    max_splits: float = 64.0
+    """Most split-K chunks of one sequence in decode [-]."""
+
+
+BOUNDS: dict[str, tuple[float, float]] = {
+    "compute_fraction": (0.02, 1.0),
+    "softmax_pairs_per_s": (1e11, 1e15),
+    "bandwidth_fraction": (0.05, 1.0),
+    "per_cta_bandwidth_fraction": (1e-4, 1.0),
+    "gemm_compute_fraction": (0.02, 1.0),
+    "launch_s": (1e-7, 5e-4),
+    "cta_overhead_s": (0.0, 1e-4),
+    "module_kernel_s": (0.0, 1e-4),
+    "cache_bandwidth_ratio": (1.0, 10.0),
+    "max_splits": (1.0, 256.0),
+}
+
+
+def gemm_dtype(key: str) -> str:
+    """The GEMM weight format a key names after ``"/"`` (default bf16): ``"x:bf16/nvfp4"`` -> nvfp4."""
+    name = key.rsplit("/", 1)[1] if "/" in key else "bf16"
+    if name not in GEMM_DTYPES:
+        raise CostmodelError(
+            f"MLA dtype key {key!r}: GEMM format {name!r} is not one of {', '.join(GEMM_DTYPES)}"
+        )
+    return name
+
+
+def default_params(hardware: HardwareProfile, dtype: str) -> Params:
+    """Datasheet-only parameters (see ``context_attention.default_params`` for the softmax default)."""
+    attention_key = dtype.rsplit("/", 1)[0]
+    gemm = gemm_dtype(dtype)
+    peak_name = next((d for d in GEMM_DTYPES[gemm] if d in hardware.compute_dtypes), GEMM_DTYPES[gemm][-1])
+    base = context_attention.default_params(hardware, attention_key)
+    return Params(
+        peak_flop_per_s=base.peak_flop_per_s,
+        gemm_peak_flop_per_s=hardware.peak_flop_per_s(peak_name),
+        bandwidth_bytes_per_s=hardware.memory_bandwidth_bytes_per_s,
+        sm_count=sm_count(hardware),
+        cache_bytes=generation_attention.cache_bytes(hardware),
+        compute_fraction=base.compute_fraction,
+        softmax_pairs_per_s=base.softmax_pairs_per_s,
+        bandwidth_fraction=base.bandwidth_fraction,
+        per_cta_bandwidth_fraction=min(1.0, 4.0 / sm_count(hardware)),
+        gemm_compute_fraction=hardware.efficiency.matmul_fraction,
+        launch_s=base.launch_s,
+        module_kernel_s=base.launch_s,
+    )
+
+
+def _context_params(params: Params) -> context_attention.Params:
+    return context_attention.Params(
+        peak_flop_per_s=params.peak_flop_per_s,
+        bandwidth_bytes_per_s=params.bandwidth_bytes_per_s,
+        sm_count=params.sm_count,
+        compute_fraction=params.compute_fraction,
+        softmax_pairs_per_s=params.softmax_pairs_per_s,
+        bandwidth_fraction=params.bandwidth_fraction,
+        launch_s=params.launch_s,
+        cta_overhead_s=params.cta_overhead_s,
+    )
+
+
+def _generation_params(params: Params) -> generation_attention.Params:
+    return generation_attention.Params(
+        peak_flop_per_s=params.peak_flop_per_s,
+        bandwidth_bytes_per_s=params.bandwidth_bytes_per_s,
+        sm_count=params.sm_count,
+        cache_bytes=params.cache_bytes,
+        cache_bandwidth_ratio=params.cache_bandwidth_ratio,
+        bandwidth_fraction=params.bandwidth_fraction,
+        per_cta_bandwidth_fraction=params.per_cta_bandwidth_fraction,
+        max_splits=params.max_splits,
+        compute_fraction=params.compute_fraction,
+        launch_s=params.launch_s,
+        cta_overhead_s=params.cta_overhead_s,
+    )
+
+
+def gemm_time_s(
+    params: Params, m: FloatArray, k: npt.ArrayLike, n: npt.ArrayLike, weight_bytes: npt.ArrayLike
+) -> FloatArray:
+    """Roofline time of ``[m, k] x [k, n]`` with bf16 activations [s], without a launch cost."""
+    kk = np.asarray(k, dtype=np.float64)
+    nn = np.asarray(n, dtype=np.float64)
+    flop = 2.0 * m * kk * nn
+    moved = kk * nn * np.asarray(weight_bytes, dtype=np.float64) + m * (kk + nn) * 2.0
+    return np.asarray(
+        np.maximum(
+            flop / (params.gemm_peak_flop_per_s * params.gemm_compute_fraction),
+            moved / (params.bandwidth_bytes_per_s * params.bandwidth_fraction),
+        ),
+        dtype=np.float64,
+    )
+
+
+def time_s(
+    hardware: HardwareProfile,
+    params: Params,
+    *,
+    op: npt.ArrayLike,
+    batch_size: npt.ArrayLike,
+    seq_len: npt.ArrayLike,
+    n_heads: npt.ArrayLike,
+    kv_bytes: npt.ArrayLike = 2.0,
+    weight_bytes: npt.ArrayLike = 2.0,
+    absorbed: npt.ArrayLike = True,
+    d_model: float = 7168.0,
+    q_lora_rank: float = 1536.0,
+    kv_lora_rank: float = 512.0,
+    qk_nope_head_dim: float = 128.0,
+    qk_rope_head_dim: float = 64.0,
+    v_head_dim: float = 128.0,
+) -> FloatArray:
+    """MLA kernel or module time [s].
+
+    Parameters
+    ----------
+    op : ``OP_*`` code per row.
+    batch_size : sequences [-] (for the absorb matmuls: tokens, with ``seq_len`` 1).
+    seq_len : prompt tokens (context ops) or cached tokens incl. the new one (generation ops) [tokens].
+    n_heads : query heads on this device [-] (128 / tensor-parallel degree for DeepSeek-V3).
+    kv_bytes : bytes per cached latent element [bytes]; ``weight_bytes`` per GEMM weight [bytes].
+    absorbed : decode in the absorbed form (default) or the naive one.
+    d_model ... v_head_dim : the model's MLA dimensions (defaults: DeepSeek-V3).
+    """
+    code = np.asarray(op)
+    b = np.asarray(batch_size, dtype=np.float64)
+    s = np.asarray(seq_len, dtype=np.float64)
+    h = np.asarray(n_heads, dtype=np.float64)
+    qk_dim = qk_nope_head_dim + qk_rope_head_dim
+    latent = kv_lora_rank + qk_rope_head_dim
+    is_context = (code == OP_CONTEXT) | (code == OP_CONTEXT_MODULE)
+
+    context_s = context_attention.time_s(
+        hardware,
+        _context_params(params),
+        batch_size=b,
+        seq_len=s,
+        n_heads=h,
+        n_kv_heads=h,
+        head_dim=qk_dim,
+        v_head_dim=v_head_dim,
+        kv_bytes=kv_bytes,
+    )
+    gen = _generation_params(params)
+    absorbed_s = generation_attention.stream_time_s(
+        gen,
+        total_bytes=b * s * latent * np.asarray(kv_bytes, dtype=np.float64),
+        flop=2.0 * b * h * s * (latent + kv_lora_rank),
+        ctas_unsplit=b * np.ceil(h / params.heads_per_cta),
+        kv_len=s,
+    )
+    naive_s = generation_attention.time_s(
+        hardware,
+        gen,
+        batch_size=b,
+        kv_len=s,
+        n_heads=h,
+        n_kv_heads=h,
+        head_dim=qk_dim,
+        v_head_dim=v_head_dim,
+        kv_bytes=kv_bytes,
+    )
+    generation_s = np.where(np.asarray(absorbed, dtype=bool), absorbed_s, naive_s)
+
+    tokens = np.where(is_context, b * s, b)
+    bmm_pre_s = h * gemm_time_s(params, tokens, qk_nope_head_dim, kv_lora_rank, weight_bytes)
+    bmm_post_s = h * gemm_time_s(params, tokens, kv_lora_rank, v_head_dim, weight_bytes)
+
+    w = weight_bytes
+    projections_s = (
+        gemm_time_s(params, tokens, d_model, q_lora_rank + latent, w)
+        + gemm_time_s(params, tokens, q_lora_rank, h * qk_dim, w)
+        + gemm_time_s(params, tokens, h * v_head_dim, d_model, w)
+    )
+    kv_b_s = gemm_time_s(params, tokens, kv_lora_rank, h * (qk_nope_head_dim + v_head_dim), w)
+    context_module_s = projections_s + kv_b_s + context_s + (3 + SMALL_KERNELS) * params.module_kernel_s
+    generation_module_s = (
+        projections_s + bmm_pre_s + bmm_post_s + generation_s + (4 + SMALL_KERNELS) * params.module_kernel_s
+    )
+    return np.asarray(
+        np.select(
+            [
+                code == OP_CONTEXT,
+                code == OP_GENERATION,
+                code == OP_BMM_PRE,
+                code == OP_BMM_POST,
+                code == OP_CONTEXT_MODULE,
+            ],
+            [
+                context_s,
+                generation_s,
+                params.launch_s + bmm_pre_s,
+                params.launch_s + bmm_post_s,
+                context_module_s,
+            ],
+            default=generation_module_s,
+        ),
+        dtype=np.float64,
+    )

@@ -1,0 +1,193 @@
+"""Context and generation attention kernel models: counts against brute force, physics invariants."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from costmodel import load_hardware
+from costmodel.errors import CostmodelError
+from costmodel.kernels import context_attention as ctx
+from costmodel.kernels import generation_attention as gen
+
+DEVICES = ("h100-sxm", "b200", "a100-80gb", "l40s")
+
+
+def _brute_force_pairs(seq_len: int, window: int) -> int:
+    """(query, key) pairs a causal (windowed) mask keeps, by enumerating the mask."""
+    i = np.arange(seq_len)[:, None]
+    j = np.arange(seq_len)[None, :]
+    keep = j <= i
+    if window > 0:
+        keep &= j > i - window
+    return int(keep.sum())
+
+
+@pytest.mark.parametrize("seq_len", [1, 2, 7, 128, 129, 300])
+@pytest.mark.parametrize("window", [0, 1, 16, 128, 1000])
+def test_causal_pairs_match_the_enumerated_mask(seq_len: int, window: int) -> None:
+    assert ctx.causal_pairs(seq_len, window) == _brute_force_pairs(seq_len, window)
+
+
+@pytest.mark.parametrize("seq_len", [1024, 4096, 16384])
+def test_causal_computes_about_half_the_full_pairs(seq_len: int) -> None:
+    """Causal skips the tiles above the diagonal: ~s^2/2 plus the masked half of the diagonal tiles."""
+    tile = 128.0
+    _, unmasked_c, masked_c, _ = ctx.computed_pairs(seq_len, 0, True, tile)
+    _, unmasked_f, masked_f, _ = ctx.computed_pairs(seq_len, 0, False, tile)
+    ratio = (unmasked_c + masked_c) / (unmasked_f + masked_f)
+    assert masked_f == 0
+    assert 0.5 < ratio <= 0.5 + 1.5 * tile / seq_len
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_causal_time_is_about_half_the_full_time_for_long_prompts(device: str) -> None:
+    hw = load_hardware(device)
+    p = ctx.default_params(hw, "bf16")
+    shape = dict(batch_size=4, seq_len=16384, n_heads=32, n_kv_heads=8, head_dim=128)
+    ratio = ctx.time_s(hw, p, causal=True, **shape) / ctx.time_s(hw, p, causal=False, **shape)
+    assert 0.45 < ratio < 0.6
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_defaults_come_from_the_datasheet(device: str) -> None:
+    hw = load_hardware(device)
+    p = ctx.default_params(hw, "bf16")
+    assert p.peak_flop_per_s == hw.peak_flop_per_s("bf16")
+    assert p.bandwidth_bytes_per_s == hw.memory_bandwidth_bytes_per_s
+    assert p.sm_count == hw.datasheet.compute_units.value  # type: ignore[union-attr]
+    g = gen.default_params(hw, "kernel:bf16+fp8kv")
+    assert g.bandwidth_bytes_per_s == hw.memory_bandwidth_bytes_per_s
+    l2 = hw.datasheet.on_chip_cache_mib
+    assert g.cache_bytes == (0.0 if l2 is None else l2.value * 2**20)
+    assert g.cache_bandwidth_ratio == 1.0  # no L2 speed-up without a measurement
+
+
+def test_fp8_key_uses_the_fp8_peak() -> None:
+    hw = load_hardware("h100-sxm")
+    assert ctx.default_params(hw, "trtllm.torch_flow:fp8").peak_flop_per_s == hw.peak_flop_per_s("fp8")
+    assert ctx.compute_dtype("vllm.fa3:bf16+fp8kv") == "bf16"
+
+
+def test_bad_keys_and_profiles_are_clear_errors() -> None:
+    hw = load_hardware("h100-sxm")
+    with pytest.raises(CostmodelError, match="compute dtype 'int3'"):
+        ctx.default_params(hw, "x:int3")
+    no_sms = hw.model_copy(update={"datasheet": hw.datasheet.model_copy(update={"compute_units": None})})
+    with pytest.raises(CostmodelError, match="compute_units"):
+        gen.default_params(no_sms, "bf16")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_context_time_is_monotone_in_every_size(device: str) -> None:
+    hw = load_hardware(device)
+    p = ctx.default_params(hw, "bf16")
+    base = dict(batch_size=4.0, seq_len=2048.0, n_heads=32.0, n_kv_heads=8.0, head_dim=128.0)
+    for name, values in {
+        "seq_len": np.array([1, 16, 100, 128, 129, 1000, 4096, 16384]),
+        "batch_size": np.array([1, 2, 8, 64, 256]),
+        "n_heads": np.array([8, 16, 32, 64]),
+        "head_dim": np.array([64, 128, 256]),
+    }.items():
+        times = ctx.time_s(hw, p, **{**base, name: values.astype(float)})
+        assert np.all(np.diff(times) >= 0), name
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_context_never_beats_the_tensor_peak(device: str) -> None:
+    hw = load_hardware(device)
+    p = dataclasses.replace(ctx.default_params(hw, "bf16"), compute_fraction=1.0, launch_s=0.0)
+    s = np.array([16.0, 512.0, 4096.0, 16384.0])
+    useful_flop = 4 * 128 * 2 * 32 * ctx.causal_pairs(s)
+    t = ctx.time_s(hw, p, batch_size=2, seq_len=s, n_heads=32, n_kv_heads=8, head_dim=128)
+    assert np.all(t >= useful_flop / hw.peak_flop_per_s("bf16"))
+
+
+def test_a_window_caps_the_work() -> None:
+    hw = load_hardware("h100-sxm")
+    p = ctx.default_params(hw, "bf16")
+    shape = dict(batch_size=1, seq_len=np.array([256.0, 8192.0]), n_heads=32, n_kv_heads=8, head_dim=128)
+    full = ctx.time_s(hw, p, **shape)
+    windowed = ctx.time_s(hw, p, window=1024, **shape)
+    assert windowed[0] == pytest.approx(full[0])  # window longer than the prompt: no change
+    assert windowed[1] < 0.5 * full[1]
+
+
+def test_scalars_and_arrays_agree() -> None:
+    hw = load_hardware("b200")
+    p = ctx.default_params(hw, "bf16")
+    s = np.array([64.0, 1000.0, 8192.0])
+    arr = ctx.time_s(hw, p, batch_size=2, seq_len=s, n_heads=16, n_kv_heads=4, head_dim=128)
+    one = [
+        float(ctx.time_s(hw, p, batch_size=2, seq_len=v, n_heads=16, n_kv_heads=4, head_dim=128)) for v in s
+    ]
+    np.testing.assert_allclose(arr, one)
+    g = gen.default_params(hw, "bf16")
+    arr = gen.time_s(hw, g, batch_size=8, kv_len=s, n_heads=16, n_kv_heads=4, head_dim=128)
+    one = [
+        float(gen.time_s(hw, g, batch_size=8, kv_len=v, n_heads=16, n_kv_heads=4, head_dim=128)) for v in s
+    ]
+    np.testing.assert_allclose(arr, one)
+
+
+def test_kv_cache_bytes_match_the_tensors() -> None:
+    """K and V as numpy tensors [batch, tokens, kv_heads, head_dim] of a 2-byte type."""
+    b, length, hkv, d = 3, 37, 4, 64
+    k = np.zeros((b, length, hkv, d), dtype=np.float16)
+    assert gen.kv_cache_bytes(batch_size=b, kv_len=length, n_kv_heads=hkv, head_dim=d) == 2 * k.nbytes
+    assert gen.kv_cache_bytes(batch_size=b, kv_len=length, n_kv_heads=hkv, head_dim=d, window=10) == (
+        2 * k[:, :10].nbytes
+    )
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_decode_never_beats_the_datasheet_bandwidth(device: str) -> None:
+    hw = load_hardware(device)
+    p = gen.default_params(hw, "bf16")
+    b, length = np.meshgrid([1.0, 8.0, 64.0, 512.0], [1.0, 128.0, 4096.0, 65536.0])
+    for kv_bytes in (2.0, 1.0):
+        shape = dict(batch_size=b, kv_len=length, n_kv_heads=8, head_dim=128, kv_bytes=kv_bytes)
+        t = gen.time_s(hw, p, n_heads=32, **shape)
+        assert np.all(t >= gen.kv_cache_bytes(**shape) / hw.memory_bandwidth_bytes_per_s)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_decode_is_monotone_in_batch_and_length(device: str) -> None:
+    hw = load_hardware(device)
+    p = gen.default_params(hw, "bf16")
+    lengths = np.array([1.0, 64.0, 256.0, 1024.0, 8192.0, 131072.0])
+    for batch in (1.0, 16.0, 256.0):
+        t = gen.time_s(hw, p, batch_size=batch, kv_len=lengths, n_heads=32, n_kv_heads=8, head_dim=128)
+        assert np.all(np.diff(t) >= 0)
+    batches = np.array([1.0, 2.0, 16.0, 128.0, 2048.0])
+    t = gen.time_s(hw, p, batch_size=batches, kv_len=4096, n_heads=32, n_kv_heads=8, head_dim=128)
+    assert np.all(np.diff(t) >= 0)
+
+
+def test_fp8_kv_halves_a_long_decode() -> None:
+    hw = load_hardware("h100-sxm")
+    p = gen.default_params(hw, "bf16")
+    shape = dict(batch_size=64, kv_len=65536, n_heads=32, n_kv_heads=8, head_dim=128)
+    ratio = gen.time_s(hw, p, kv_bytes=1.0, **shape) / gen.time_s(hw, p, kv_bytes=2.0, **shape)
+    assert 0.5 <= ratio < 0.55
+
+
+def test_split_k_fills_the_gpu_for_one_long_sequence() -> None:
+    """One sequence and one KV head: without split-K a single CTA would stream the whole cache."""
+    hw = load_hardware("h100-sxm")
+    p = gen.default_params(hw, "bf16")
+    shape = dict(batch_size=1, kv_len=131072, n_kv_heads=1, head_dim=128)
+    one_cta_s = gen.kv_cache_bytes(**shape) / (hw.memory_bandwidth_bytes_per_s * p.per_cta_bandwidth_fraction)
+    assert gen.time_s(hw, p, n_heads=8, **shape) < one_cta_s / 10
+
+
+def test_an_l2_resident_cache_streams_faster_only_when_it_fits() -> None:
+    hw = load_hardware("l40s")
+    p = dataclasses.replace(gen.default_params(hw, "bf16"), cache_bandwidth_ratio=3.0, launch_s=0.0)
+    cold = dataclasses.replace(p, cache_bytes=0.0)
+    small = dict(batch_size=64, kv_len=256, n_heads=32, n_kv_heads=8, head_dim=128)  # 67 MB < 96 MiB
+    large = dict(batch_size=64, kv_len=4096, n_heads=32, n_kv_heads=8, head_dim=128)
+    assert gen.time_s(hw, p, **small) < gen.time_s(hw, cold, **small)
+    assert gen.time_s(hw, p, **large) == pytest.approx(gen.time_s(hw, cold, **large))

@@ -1,0 +1,129 @@
+"""MLA kernel models: the absorbed decode streams the latent cache, prefill is naive attention, physics
+invariants, and the fitter moves parameters the defaults leave insensitive."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from costmodel import load_hardware
+from costmodel.calibrate import fit_params
+from costmodel.errors import CostmodelError
+from costmodel.kernels import context_attention as ctx
+from costmodel.kernels import mla
+
+DEVICES = ("h100-sxm", "b200", "a100-80gb", "l40s")
+# DeepSeek-V3 (DeepSeek-AI 2024, https://arxiv.org/abs/2412.19437, section 2.1.1 and the released
+# config.json): kv_lora_rank 512, qk_rope_head_dim 64 -> 576 cached elements per token and layer.
+LATENT = 512 + 64
+
+
+def _t(hw, p, op, **shape):  # type: ignore[no-untyped-def]
+    return mla.time_s(hw, p, op=np.full(np.broadcast(*shape.values()).shape, op), **shape)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_absorbed_decode_never_beats_streaming_the_latent_cache(device: str) -> None:
+    hw = load_hardware(device)
+    p = mla.default_params(hw, "bf16")
+    b, length = np.meshgrid([1.0, 16.0, 256.0], [2.0, 1024.0, 65536.0])
+    for kv_bytes in (2.0, 1.0):
+        t = _t(
+            hw, p, mla.OP_GENERATION, batch_size=b, seq_len=length, n_heads=128.0 + 0 * b, kv_bytes=kv_bytes
+        )
+        assert np.all(t >= b * length * LATENT * kv_bytes / hw.memory_bandwidth_bytes_per_s)
+
+
+def test_absorbed_decode_beats_the_naive_form_at_long_context() -> None:
+    """Naive MLA decode reads per-head K (192) and V (128) per token instead of one 576-dim latent."""
+    hw = load_hardware("h100-sxm")
+    p = mla.default_params(hw, "bf16")
+    shape = dict(batch_size=32.0, seq_len=32768.0, n_heads=128.0)
+    absorbed = _t(hw, p, mla.OP_GENERATION, **shape)
+    naive = mla.time_s(hw, p, op=mla.OP_GENERATION, absorbed=False, **shape)
+    assert naive > 20 * absorbed  # 128 x 320 vs 576 elements per token
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_prefill_is_naive_attention_with_192_and_128_dims(device: str) -> None:
+    hw = load_hardware(device)
+    p = mla.default_params(hw, "bf16")
+    s = np.array([16.0, 1024.0, 8192.0])
+    t = _t(hw, p, mla.OP_CONTEXT, batch_size=2.0 + 0 * s, seq_len=s, n_heads=16.0 + 0 * s)
+    c = dataclasses.replace(ctx.default_params(hw, "bf16"), softmax_pairs_per_s=p.softmax_pairs_per_s)
+    expected = ctx.time_s(
+        hw, c, batch_size=2, seq_len=s, n_heads=16, n_kv_heads=16, head_dim=192, v_head_dim=128
+    )
+    np.testing.assert_allclose(t, expected)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(
+    "op", [mla.OP_CONTEXT, mla.OP_GENERATION, mla.OP_CONTEXT_MODULE, mla.OP_GENERATION_MODULE]
+)
+def test_time_is_monotone_in_length_and_batch(device: str, op: int) -> None:
+    hw = load_hardware(device)
+    p = mla.default_params(hw, "bf16")
+    lengths = np.array([1.0, 64.0, 1024.0, 8192.0, 32768.0])
+    assert np.all(
+        np.diff(_t(hw, p, op, batch_size=4.0 + 0 * lengths, seq_len=lengths, n_heads=32.0 + 0 * lengths)) >= 0
+    )
+    batches = np.array([1.0, 4.0, 64.0, 512.0])
+    assert np.all(
+        np.diff(_t(hw, p, op, batch_size=batches, seq_len=512.0 + 0 * batches, n_heads=32.0 + 0 * batches))
+        >= 0
+    )
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_absorb_matmuls_obey_the_roofline(device: str) -> None:
+    hw = load_hardware(device)
+    p = dataclasses.replace(mla.default_params(hw, "bf16"), gemm_compute_fraction=1.0, bandwidth_fraction=1.0)
+    tokens = np.array([1.0, 64.0, 4096.0, 16384.0])
+    for op in (mla.OP_BMM_PRE, mla.OP_BMM_POST):
+        t = _t(hw, p, op, batch_size=tokens, seq_len=1.0 + 0 * tokens, n_heads=128.0 + 0 * tokens)
+        flop = 2 * tokens * 128 * 128 * 512
+        weights = 128 * 128 * 512 * 2.0
+        assert np.all(t >= flop / hw.peak_flop_per_s("bf16"))
+        assert np.all(t >= weights / hw.memory_bandwidth_bytes_per_s)
+        assert np.all(np.diff(t) >= 0)
+
+
+def test_a_module_costs_more_than_its_attention() -> None:
+    hw = load_hardware("b200")
+    p = mla.default_params(hw, "bf16/fp8_block")
+    shape = dict(
+        batch_size=np.array([1.0, 64.0]), seq_len=np.array([4096.0, 4096.0]), n_heads=np.array([128.0, 16.0])
+    )
+    assert np.all(_t(hw, p, mla.OP_GENERATION_MODULE, **shape) > _t(hw, p, mla.OP_GENERATION, **shape))
+    assert np.all(_t(hw, p, mla.OP_CONTEXT_MODULE, **shape) > _t(hw, p, mla.OP_CONTEXT, **shape))
+
+
+def test_keys_name_the_gemm_format() -> None:
+    hw = load_hardware("b200")
+    assert mla.gemm_dtype("vllm.FLASH_ATTN:ctx_module:bf16+fp8kv/nvfp4") == "nvfp4"
+    assert mla.default_params(hw, "x:bf16/fp8_block").gemm_peak_flop_per_s == hw.peak_flop_per_s("fp8")
+    assert mla.default_params(hw, "x:bf16").gemm_peak_flop_per_s == hw.peak_flop_per_s("bf16")
+    with pytest.raises(CostmodelError, match="GEMM format 'int2'"):
+        mla.default_params(hw, "x:bf16/int2")
+
+
+def test_fit_recovers_decode_parameters_the_defaults_leave_insensitive() -> None:
+    """At the defaults every decode row is memory bound, so the compute fraction has no effect on the
+    starting residual; the fitter must still move the parameters that do."""
+    hw = load_hardware("h100-sxm")
+    truth = dataclasses.replace(
+        mla.default_params(hw, "bf16"),
+        bandwidth_fraction=0.9,
+        launch_s=1.2e-5,
+        per_cta_bandwidth_fraction=0.2,
+    )
+    b, length = (a.ravel() for a in np.meshgrid([1.0, 8.0, 64.0, 512.0], [2.0, 256.0, 4096.0, 65536.0]))
+    shapes = dict(
+        op=np.full(b.shape, mla.OP_GENERATION), batch_size=b, seq_len=length, n_heads=np.full(b.shape, 128.0)
+    )
+    fitted = fit_params(mla, hw, "bf16", mla.time_s(hw, truth, **shapes), shapes)
+    assert fitted.bandwidth_fraction == pytest.approx(0.9, rel=0.02)
+    assert fitted.launch_s == pytest.approx(1.2e-5, rel=0.05)
