@@ -2,7 +2,7 @@
 
 The layer is modelled as the grouped GEMMs of the experts its tokens touch on the measured GPU:
 
-    t = launch_s + per_expert_s x n_touched + per_pair_s x T k
+    t = launch_s + per_expert_s x n_touched + per_token_s x T + per_pair_s x pairs
         + (t_memory^p + t_compute^p)^(1/p)
         + dequant_elements x dequant_s_per_element               (weight-only formats only)
     t_memory = (weight_bytes + activation_bytes) / (bandwidth x bandwidth_fraction)
@@ -20,8 +20,9 @@ where, for the GPU that holds ``E / ep`` experts, each of ``I / tp`` intermediat
 - weight-only formats (int4 / mxfp4 weights with bf16 activations, e.g. Marlin) also dequantize the touched
   experts' weights: the cost counts touched experts only, never all of them.
 
-``per_pair_s`` charges the routing, token permutation and top-k combine, which run over all ``T k``
-pairs on every GPU whatever the expert split (non-local pairs are masked, not skipped). ``p`` (the
+``per_token_s`` charges the routing (a top-k over the ``E`` router logits of every token, on every GPU
+whatever the expert split) and ``per_pair_s`` the permutation of this GPU's token-expert pairs into
+expert order and their weighted combine back. ``p`` (the
 ``overlap_exponent``) says how well weight streaming hides under compute: ``p = 1`` adds them, a large
 ``p`` is the roofline's max.
 
@@ -137,8 +138,10 @@ class Params:
     """Fixed time per layer call: routing top-k, token sort / align, the kernels' launches [s]."""
     per_expert_s: float
     """Scheduling cost per touched expert (its group's setup in the grouped GEMM) [s]."""
+    per_token_s: float
+    """Routing time per token of the batch (top-k of its router logits) [s]."""
     per_pair_s: float
-    """Routing, permutation and combine time per token-expert pair of the whole batch [s]."""
+    """Permutation and combine time per token-expert pair routed to this GPU [s]."""
     overlap_exponent: float
     """p of the p-norm combining memory and compute time: 1 = no overlap, large = roofline max [-]."""
     bandwidth_fraction: float
@@ -165,6 +168,7 @@ class Params:
 BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "launch_s": (1e-6, 2e-3),
     "per_expert_s": (0.0, 5e-5),
+    "per_token_s": (0.0, 1e-7),
     "per_pair_s": (0.0, 1e-7),
     "overlap_exponent": (1.0, 8.0),
     "bandwidth_fraction": (0.02, 1.0),
@@ -212,6 +216,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
     return Params(
         launch_s=4 * eff.kernel_overhead_s,  # routing, align, two GEMMs (one fused with the activation)
         per_expert_s=0.0,
+        per_token_s=0.0,
         per_pair_s=0.0,
         overlap_exponent=4.0,
         bandwidth_fraction=eff.memory_bandwidth_fraction,
@@ -431,7 +436,10 @@ def breakdown(
         else np.zeros_like(T)
     )
     return MoEBreakdown(
-        fixed_s=params.launch_s + params.per_expert_s * load.touched_experts + params.per_pair_s * T * k,
+        fixed_s=params.launch_s
+        + params.per_expert_s * load.touched_experts
+        + params.per_token_s * T
+        + params.per_pair_s * load.pairs,
         memory_s=(weight_bytes + activation_bytes)
         / (params.memory_bandwidth_bytes_per_s * params.bandwidth_fraction),
         compute_s=flop / (params.peak_flop_per_s * params.compute_fraction),
