@@ -7,6 +7,8 @@ The layer is modelled as the grouped GEMMs of the experts its tokens touch on th
         + dequant_elements x dequant_s_per_element               (weight-only formats only)
     t_memory = (weight_bytes + activation_bytes) / (bandwidth x bandwidth_fraction)
     t_compute = FLOP / (peak x compute_fraction)
+    FLOP = 2 m H I/tp x max(pairs + imbalance_fraction (n_touched x busiest - pairs),
+                            n_touched x tile_m_tokens)
 
 where, for the GPU that holds ``E / ep`` experts, each of ``I / tp`` intermediate width:
 
@@ -14,7 +16,9 @@ where, for the GPU that holds ``E / ep`` experts, each of ``I / tp`` intermediat
   stream from memory, ``n_touched x m x H x I/tp`` elements with ``m = 3`` matrices for a gated (SwiGLU)
   expert (gate, up, down) and ``m = 2`` for a non-gated one (up, down);
 - ``pairs`` token-expert pairs land on that GPU; a grouped GEMM pads each expert's rows up to its M tile,
-  so the FLOP count is ``2 m H I/tp x max(pairs, n_touched x tile_m_tokens)``;
+  so each touched expert costs at least ``tile_m_tokens`` rows; and it does not spread the busiest
+  expert's rows over the GPU as evenly as the total, so a share ``imbalance_fraction`` of the work scales
+  with ``n_touched x busiest`` (the time of every expert as loaded as the busiest) instead of ``pairs``;
 - the compute peak is the datasheet's dense tensor peak of the format's compute dtype (bf16 for bf16 and
   weight-only formats, fp8 for fp8 / fp8_block / mxfp8 activations, fp4 for nvfp4);
 - weight-only formats (int4 / mxfp4 weights with bf16 activations, e.g. Marlin) also dequantize the touched
@@ -148,6 +152,8 @@ class Params:
     """Achieved fraction of datasheet memory bandwidth while streaming expert weights [-]."""
     compute_fraction: float
     """Achieved fraction of the format's dense tensor peak in the expert GEMMs [-]."""
+    imbalance_fraction: float
+    """Share of the grouped GEMM's work paced by the busiest expert rather than the total [-]."""
     tile_m_tokens: float
     """Rows of an expert's M tile: an expert with fewer tokens still pays a full tile [tokens]."""
     dequant_s_per_element: float
@@ -174,6 +180,7 @@ BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "bandwidth_fraction": (0.02, 1.0),
     "compute_fraction": (0.02, 1.0),
     "tile_m_tokens": (1.0, 256.0),
+    "imbalance_fraction": (0.0, 1.0),
     "dequant_s_per_element": (0.0, 1e-11),
 }
 
@@ -222,6 +229,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         bandwidth_fraction=eff.memory_bandwidth_fraction,
         compute_fraction=eff.matmul(fmt.compute_dtype),
         tile_m_tokens=16.0,
+        imbalance_fraction=0.05,
         dequant_s_per_element=VECTOR_OPS_PER_DEQUANT_ELEMENT / vector,
         memory_bandwidth_bytes_per_s=hardware.memory_bandwidth_bytes_per_s,
         peak_flop_per_s=format_peak_flop_per_s(hardware, fmt.compute_dtype),
@@ -428,7 +436,13 @@ def breakdown(
     weight_bytes = load.touched_experts * expert_weights * params.weight_bits / 8.0
     # tokens in, the gate/up output and its activation, the down output, and the combined tokens out
     activation_bytes = params.activation_bytes * (2.0 * T * H + load.pairs * ((matrices - 1.0) * I / tp + H))
-    padded_pairs = np.maximum(load.pairs, load.touched_experts * params.tile_m_tokens)
+    # a grouped GEMM cannot spread the busiest expert's rows over the whole GPU as evenly as the total:
+    # a fraction of the work scales with (touched experts x busiest expert's rows) instead of the pairs
+    busiest = np.minimum(load.busiest_expert_tokens, load.pairs)
+    skewed_pairs = load.pairs + params.imbalance_fraction * np.maximum(
+        load.touched_experts * busiest - load.pairs, 0.0
+    )
+    padded_pairs = np.maximum(skewed_pairs, load.touched_experts * params.tile_m_tokens)
     flop = 2.0 * expert_weights * padded_pairs
     dequant = (
         load.touched_experts * expert_weights * params.dequant_s_per_element
