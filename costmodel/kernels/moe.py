@@ -2,7 +2,8 @@
 
 The layer is modelled as the grouped GEMMs of the experts its tokens touch on the measured GPU:
 
-    t = launch_s + per_expert_s x n_touched + per_token_s x T + per_pair_s x pairs
+    t = launch_s + per_expert_s x n_touched + per_token_s x T + per_routed_pair_s x T k
+        + per_pair_s x pairs
         + (t_memory^p + t_compute^p)^(1/p)
         + dequant_elements x dequant_s_per_element               (weight-only formats only)
     t_memory = (weight_bytes + activation_bytes) / (bandwidth x bandwidth_fraction)
@@ -24,9 +25,10 @@ where, for the GPU that holds ``E / ep`` experts, each of ``I / tp`` intermediat
 - weight-only formats (int4 / mxfp4 weights with bf16 activations, e.g. Marlin) also dequantize the touched
   experts' weights: the cost counts touched experts only, never all of them.
 
-``per_token_s`` charges the routing (a top-k over the ``E`` router logits of every token, on every GPU
-whatever the expert split) and ``per_pair_s`` the permutation of this GPU's token-expert pairs into
-expert order and their weighted combine back. ``p`` (the
+``per_token_s`` and ``per_routed_pair_s`` charge the routing, which runs on every GPU over the whole
+batch whatever the expert split (a top-k over the router logits of every token, then sorting all ``T k``
+expert ids into expert blocks, e.g. vLLM's ``moe_align_block_size``); ``per_pair_s`` the permutation of
+this GPU's token-expert pairs into expert order and their weighted combine back. ``p`` (the
 ``overlap_exponent``) says how well weight streaming hides under compute: ``p = 1`` adds them, a large
 ``p`` is the roofline's max.
 
@@ -144,6 +146,8 @@ class Params:
     """Scheduling cost per touched expert (its group's setup in the grouped GEMM) [s]."""
     per_token_s: float
     """Routing time per token of the batch (top-k of its router logits) [s]."""
+    per_routed_pair_s: float
+    """Routing / sorting time per token-expert pair of the whole batch, paid on every GPU [s]."""
     per_pair_s: float
     """Permutation and combine time per token-expert pair routed to this GPU [s]."""
     overlap_exponent: float
@@ -175,6 +179,7 @@ BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "launch_s": (1e-6, 2e-3),
     "per_expert_s": (0.0, 5e-5),
     "per_token_s": (0.0, 1e-7),
+    "per_routed_pair_s": (0.0, 1e-7),
     "per_pair_s": (0.0, 1e-7),
     "overlap_exponent": (1.0, 8.0),
     "bandwidth_fraction": (0.02, 1.0),
@@ -224,6 +229,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         launch_s=4 * eff.kernel_overhead_s,  # routing, align, two GEMMs (one fused with the activation)
         per_expert_s=0.0,
         per_token_s=0.0,
+        per_routed_pair_s=0.0,
         per_pair_s=0.0,
         overlap_exponent=4.0,
         bandwidth_fraction=eff.memory_bandwidth_fraction,
@@ -453,6 +459,7 @@ def breakdown(
         fixed_s=params.launch_s
         + params.per_expert_s * load.touched_experts
         + params.per_token_s * T
+        + params.per_routed_pair_s * T * k
         + params.per_pair_s * load.pairs,
         memory_s=(weight_bytes + activation_bytes)
         / (params.memory_bandwidth_bytes_per_s * params.bandwidth_fraction),
