@@ -5,7 +5,8 @@ custom all-reduce choose by message size:
 
     t = max(host_floor_s, smoothmin(t_small, t_large)),  smoothmin(a, b) = (a^-q + b^-q)^(-1/q)
     t_small = small_latency_s + hop_latency_s x (n - 1)
-              + bytes x f_small(op, n) x c(n) / (link_bandwidth x small_bandwidth_fraction)
+              + bytes x f_small(op, n) x c(n)
+                / (link_bandwidth x large_bandwidth_fraction x small_bandwidth_ratio)
     t_large = small_latency_s + large_extra_latency_s + hop_latency_s x steps(op, n)
               + bytes x f_large(op, n) x c(n) / (link_bandwidth x large_bandwidth_fraction)
 
@@ -72,8 +73,10 @@ class Params:
     small-message path is always the one with the lower latency)."""
     hop_latency_s: float
     """Time per ring step / per peer (a flag round trip over the link) [s]."""
-    small_bandwidth_fraction: float
-    """Achieved fraction of link bandwidth by the latency-optimal algorithm [-]."""
+    small_bandwidth_ratio: float
+    """Rate of the latency-optimal algorithm over the bandwidth-optimal one's on the same links [-]:
+    about 0.5 for NCCL's LL protocol (half of every 8-byte store is a flag), about 1 for a one-shot
+    custom all-reduce (plain loads over the same links as its two-shot path)."""
     large_bandwidth_fraction: float
     """Achieved fraction of link bandwidth by the bandwidth-optimal algorithm (bus bandwidth) [-]."""
     contention_exponent: float
@@ -95,7 +98,7 @@ BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "small_latency_s": (5e-7, 2e-4),
     "large_extra_latency_s": (0.0, 5e-5),
     "hop_latency_s": (0.0, 5e-5),
-    "small_bandwidth_fraction": (0.005, 1.5),
+    "small_bandwidth_ratio": (0.05, 1.5),
     "large_bandwidth_fraction": (0.005, 1.5),
     "contention_exponent": (-1.0, 3.0),  # negative: see the field
     "host_floor_s": (0.0, 2e-4),
@@ -118,10 +121,10 @@ def link_bandwidth_bytes_per_s(hardware: HardwareProfile) -> float:
 def default_params(hardware: HardwareProfile, dtype: str = "nccl") -> Params:
     """Datasheet-only parameters for a key: ``"nccl..."`` is NCCL, anything else a custom all-reduce.
 
-    Defaults: the profile's ``interconnect_fraction`` for the ring, half of it for the latency-optimal
-    path (LL protocol), 2 x ``kernel_overhead_s`` fixed, 1 µs per hop, a contention exponent of 1
-    on PCIe (GPUs share the fabric), 0 on switched links, and ``EAGER_HOST_FLOOR_S`` for keys naming
-    eager mode (``vLLM_custom_eager``), none otherwise.
+    Defaults: the profile's ``interconnect_fraction`` for the ring, half of it for NCCL's latency-optimal
+    path (LL protocol) and all of it for a one-shot all-reduce, 2 x ``kernel_overhead_s`` fixed, 1 µs per
+    hop, a contention exponent of 1 on PCIe (GPUs share the fabric), 0 on switched links, and
+    ``EAGER_HOST_FLOOR_S`` for keys naming eager mode (``vLLM_custom_eager``), none otherwise.
     """
     eff = hardware.efficiency
     shared = hardware.datasheet.intra_node_link == "pcie"
@@ -129,7 +132,7 @@ def default_params(hardware: HardwareProfile, dtype: str = "nccl") -> Params:
         small_latency_s=2 * eff.kernel_overhead_s,
         large_extra_latency_s=2 * eff.kernel_overhead_s,
         hop_latency_s=1e-6,
-        small_bandwidth_fraction=eff.interconnect_fraction / 2,
+        small_bandwidth_ratio=0.5 if dtype.lower().startswith("nccl") else 1.0,
         large_bandwidth_fraction=eff.interconnect_fraction,
         contention_exponent=1.0 if shared else 0.0,
         host_floor_s=EAGER_HOST_FLOOR_S if "eager" in dtype.lower() else 0.0,
@@ -197,7 +200,7 @@ def breakdown(
     small = (
         params.small_latency_s
         + params.hop_latency_s * (n - 1.0)
-        + size * one_shot / (rate * params.small_bandwidth_fraction)
+        + size * one_shot / (rate * params.large_bandwidth_fraction * params.small_bandwidth_ratio)
     )
     large = (
         params.small_latency_s
