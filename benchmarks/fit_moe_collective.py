@@ -125,7 +125,9 @@ def main() -> None:
                 cal_index = np.sort(np.random.default_rng(0).choice(cal_index, MAX_FIT_ROWS, replace=False))
             cal_rows = rows.iloc[cal_index]
             # a parameter with no effect on this key's rows stays at its default
-            inert = () if getattr(start, "weight_only", True) else ("dequant_s_per_element",)
+            inert: tuple[str, ...] = () if getattr(start, "weight_only", True) else ("dequant_s_per_element",)
+            if getattr(start, "cache_bytes", 1.0) == 0.0:  # no cache in the profile (B200)
+                inert += ("cache_fraction", "cache_speedup")
             if family == "comm":  # 10-30 calibration rows per key: keep the best of several starts
                 params = best_fit(module, hardware, str(key), start, cal_rows, adapter, inert)
             else:
