@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -63,13 +65,26 @@ def test_time_is_positive_and_monotone_in_tokens(dtype: str, routing: str) -> No
 
 
 def test_small_batches_are_weight_streaming_and_large_ones_compute_bound() -> None:
-    params = moe.default_params(H100, "bf16")
+    params = dataclasses.replace(moe.default_params(H100, "bf16"), cache_fraction=0.0)
     parts = moe.breakdown(H100, params, num_tokens=np.array([1.0, 65536.0]), **SHAPE)
     assert parts.memory_s[0] > parts.compute_s[0]
     assert parts.compute_s[1] > parts.memory_s[1]
     # one token touches k experts: exactly k experts' weights stream (k x 3 x H x I x 2 bytes)
     weight_bytes = 8 * 3 * 4096 * 1536 * 2
     assert parts.memory_s[0] >= weight_bytes / (H100.memory_bandwidth_bytes_per_s * params.bandwidth_fraction)
+
+
+def test_weights_that_fit_in_the_cache_stream_faster() -> None:
+    params = moe.default_params(load_hardware("l40s"), "fp8")
+    l40s = load_hardware("l40s")
+    small = {"hidden_size": 2048, "inter_size": 640, "topk": 8, "num_experts": 64}  # 8 experts: 31 MB
+    warm = moe.breakdown(l40s, params, num_tokens=1.0, **small).memory_s
+    cold = moe.breakdown(
+        l40s, dataclasses.replace(params, cache_fraction=0.0), num_tokens=1.0, **small
+    ).memory_s
+    assert warm < cold
+    no_cache = dataclasses.replace(params, cache_bytes=0.0)
+    assert moe.breakdown(l40s, no_cache, num_tokens=1.0, **small).memory_s == pytest.approx(cold)
 
 
 def test_dequantization_counts_touched_experts_only() -> None:

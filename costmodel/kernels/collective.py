@@ -3,9 +3,10 @@
 Latency plus size over bandwidth, for the faster of two algorithms, the way NCCL's tuner and the engines'
 custom all-reduce choose by message size:
 
-    t = max(host_floor_s, min(t_small, t_large))
+    t = max(host_floor_s, smoothmin(t_small, t_large)),  smoothmin(a, b) = (a^-q + b^-q)^(-1/q)
     t_small = small_latency_s + hop_latency_s x (n - 1)
-              + bytes x f_small(op, n) x c(n) / (link_bandwidth x small_bandwidth_fraction)
+              + bytes x f_small(op, n) x c(n)
+                / (link_bandwidth x large_bandwidth_fraction x small_bandwidth_ratio)
     t_large = small_latency_s + large_extra_latency_s + hop_latency_s x steps(op, n)
               + bytes x f_large(op, n) x c(n) / (link_bandwidth x large_bandwidth_fraction)
 
@@ -27,7 +28,8 @@ custom all-reduce choose by message size:
   https://github.com/NVIDIA/nccl/blob/master/src/graph/tuning.cc) with the ring factors.
 - ``c(n) = (n - 1) ^ contention_exponent``: GPUs behind a shared PCIe fabric (L40S servers: PCIe
   switches and the CPU root complex, no NVLink) share its bandwidth, so the per-GPU rate falls as more GPUs
-  take part; 0 on an NVSwitch node, where every GPU has its own full-rate port.
+  take part; about 0 on an NVSwitch node, where every GPU has its own full-rate port (slightly negative
+  in the data: two GPUs reach a lower bus bandwidth than eight).
 
 ``link_bandwidth`` is the datasheet's per-direction intra-node bandwidth (NVLink or PCIe).
 """
@@ -49,6 +51,10 @@ OPS: Final = ("all_reduce", "all_gather", "reduce_scatter", "alltoall")
 """Collectives by the names NCCL and the public tables use."""
 
 
+SWITCH_SHARPNESS: Final = 4.0
+"""q of the smooth minimum between the two algorithms: within 19 % of the faster path where both are equal,
+within 1 % once one is 2.2 x faster."""
+
 EAGER_HOST_FLOOR_S: Final = 20e-6
 """Default host time per eager-mode call (Python dispatch of a custom op, its launch and checks): tens of
 microseconds, as PyTorch eager-mode overheads are (https://pytorch.org/blog/accelerating-pytorch-with-cuda-graphs/:
@@ -67,12 +73,17 @@ class Params:
     small-message path is always the one with the lower latency)."""
     hop_latency_s: float
     """Time per ring step / per peer (a flag round trip over the link) [s]."""
-    small_bandwidth_fraction: float
-    """Achieved fraction of link bandwidth by the latency-optimal algorithm [-]."""
+    small_bandwidth_ratio: float
+    """Rate of the latency-optimal algorithm over the bandwidth-optimal one's on the same links [-]:
+    about 0.5 for NCCL's LL protocol (half of every 8-byte store is a flag), about 1 for a one-shot
+    custom all-reduce (plain loads over the same links as its two-shot path)."""
     large_bandwidth_fraction: float
     """Achieved fraction of link bandwidth by the bandwidth-optimal algorithm (bus bandwidth) [-]."""
     contention_exponent: float
-    """Shared-fabric exponent: per-GPU bandwidth divided by (n - 1) ^ this [-]."""
+    """Scaling of the per-GPU rate with the GPU count: divided by (n - 1) ^ this [-]. Positive where GPUs
+    share a fabric (PCIe); slightly negative where more GPUs keep more links and channels busy (NCCL's
+    bus bandwidth on an NVSwitch node grows from 2 to 8 GPUs: H100 all-reduce of 2^28 half elements,
+    318 / 350 / 445 GB/s on 2 / 4 / 8 GPUs)."""
     host_floor_s: float
     """Host-side time per call that the GPU work hides behind (eager mode: Python and launch work, a
     buffer registration check); the call takes at least this long [s]."""
@@ -85,11 +96,11 @@ class Params:
 
 BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "small_latency_s": (5e-7, 2e-4),
-    "large_extra_latency_s": (0.0, 5e-4),
+    "large_extra_latency_s": (0.0, 5e-5),
     "hop_latency_s": (0.0, 5e-5),
-    "small_bandwidth_fraction": (0.005, 1.5),
+    "small_bandwidth_ratio": (0.05, 1.5),
     "large_bandwidth_fraction": (0.005, 1.5),
-    "contention_exponent": (0.0, 3.0),
+    "contention_exponent": (-1.0, 3.0),  # negative: see the field
     "host_floor_s": (0.0, 2e-4),
 }
 """Bandwidth fractions may exceed 1: NVLS reduces in the switch, so an all-reduce's bus bandwidth can
@@ -110,10 +121,10 @@ def link_bandwidth_bytes_per_s(hardware: HardwareProfile) -> float:
 def default_params(hardware: HardwareProfile, dtype: str = "nccl") -> Params:
     """Datasheet-only parameters for a key: ``"nccl..."`` is NCCL, anything else a custom all-reduce.
 
-    Defaults: the profile's ``interconnect_fraction`` for the ring, half of it for the latency-optimal
-    path (LL protocol), 2 x ``kernel_overhead_s`` fixed, 1 µs per hop, a contention exponent of 1
-    on PCIe (GPUs share the fabric), 0 on switched links, and ``EAGER_HOST_FLOOR_S`` for keys naming
-    eager mode (``vLLM_custom_eager``), none otherwise.
+    Defaults: the profile's ``interconnect_fraction`` for the ring, half of it for NCCL's latency-optimal
+    path (LL protocol) and all of it for a one-shot all-reduce, 2 x ``kernel_overhead_s`` fixed, 1 µs per
+    hop, a contention exponent of 1 on PCIe (GPUs share the fabric), 0 on switched links, and
+    ``EAGER_HOST_FLOOR_S`` for keys naming eager mode (``vLLM_custom_eager``), none otherwise.
     """
     eff = hardware.efficiency
     shared = hardware.datasheet.intra_node_link == "pcie"
@@ -121,7 +132,7 @@ def default_params(hardware: HardwareProfile, dtype: str = "nccl") -> Params:
         small_latency_s=2 * eff.kernel_overhead_s,
         large_extra_latency_s=2 * eff.kernel_overhead_s,
         hop_latency_s=1e-6,
-        small_bandwidth_fraction=eff.interconnect_fraction / 2,
+        small_bandwidth_ratio=0.5 if dtype.lower().startswith("nccl") else 1.0,
         large_bandwidth_fraction=eff.interconnect_fraction,
         contention_exponent=1.0 if shared else 0.0,
         host_floor_s=EAGER_HOST_FLOOR_S if "eager" in dtype.lower() else 0.0,
@@ -157,7 +168,13 @@ class CollectiveBreakdown:
 
     @property
     def total(self) -> FloatArray:
-        return np.asarray(np.maximum(self.host_floor_s, np.minimum(self.small_s, self.large_s)))
+        faster = np.minimum(self.small_s, self.large_s)
+        ratio = faster / np.maximum(self.small_s, self.large_s)
+        # a smooth minimum: the tuner's choice is sharp per size, but measurements blur the switch (each
+        # size is a median over runs; NCCL splits work over channels that switch protocol at different
+        # sizes), and a smooth switch keeps both paths visible to a least-squares fit
+        smooth = faster * (1.0 + ratio**SWITCH_SHARPNESS) ** (-1.0 / SWITCH_SHARPNESS)
+        return np.asarray(np.maximum(self.host_floor_s, smooth), dtype=np.float64)
 
 
 def breakdown(
@@ -183,7 +200,7 @@ def breakdown(
     small = (
         params.small_latency_s
         + params.hop_latency_s * (n - 1.0)
-        + size * one_shot / (rate * params.small_bandwidth_fraction)
+        + size * one_shot / (rate * params.large_bandwidth_fraction * params.small_bandwidth_ratio)
     )
     large = (
         params.small_latency_s

@@ -2,11 +2,16 @@
 
 The layer is modelled as the grouped GEMMs of the experts its tokens touch on the measured GPU:
 
-    t = launch_s + per_expert_s x n_touched + per_pair_s x T k
+    t = launch_s + per_expert_s x n_touched + per_token_s x T + per_routed_pair_s x T k
+        + per_pair_s x pairs
         + (t_memory^p + t_compute^p)^(1/p)
         + dequant_elements x dequant_s_per_element               (weight-only formats only)
-    t_memory = (weight_bytes + activation_bytes) / (bandwidth x bandwidth_fraction)
+    t_memory = (weight_bytes - cached + cached / cache_speedup + activation_bytes)
+               / (bandwidth x bandwidth_fraction)
+    cached = min(weight_bytes, cache_fraction x on-chip cache)
     t_compute = FLOP / (peak x compute_fraction)
+    FLOP = 2 m H I/tp x max(pairs + imbalance_fraction (n_touched x busiest - pairs),
+                            n_touched x tile_m_tokens)
 
 where, for the GPU that holds ``E / ep`` experts, each of ``I / tp`` intermediate width:
 
@@ -14,16 +19,25 @@ where, for the GPU that holds ``E / ep`` experts, each of ``I / tp`` intermediat
   stream from memory, ``n_touched x m x H x I/tp`` elements with ``m = 3`` matrices for a gated (SwiGLU)
   expert (gate, up, down) and ``m = 2`` for a non-gated one (up, down);
 - ``pairs`` token-expert pairs land on that GPU; a grouped GEMM pads each expert's rows up to its M tile,
-  so the FLOP count is ``2 m H I/tp x max(pairs, n_touched x tile_m_tokens)``;
+  so each touched expert costs at least ``tile_m_tokens`` rows; and it does not spread the busiest
+  expert's rows over the GPU as evenly as the total, so a share ``imbalance_fraction`` of the work scales
+  with ``n_touched x busiest`` (the time of every expert as loaded as the busiest) instead of ``pairs``;
 - the compute peak is the datasheet's dense tensor peak of the format's compute dtype (bf16 for bf16 and
   weight-only formats, fp8 for fp8 / fp8_block / mxfp8 activations, fp4 for nvfp4);
 - weight-only formats (int4 / mxfp4 weights with bf16 activations, e.g. Marlin) also dequantize the touched
   experts' weights: the cost counts touched experts only, never all of them.
 
-``per_pair_s`` charges the routing, token permutation and top-k combine, which run over all ``T k``
-pairs on every GPU whatever the expert split (non-local pairs are masked, not skipped). ``p`` (the
+``per_token_s`` and ``per_routed_pair_s`` charge the routing, which runs on every GPU over the whole
+batch whatever the expert split (a top-k over the router logits of every token, then sorting all ``T k``
+expert ids into expert blocks, e.g. vLLM's ``moe_align_block_size``); ``per_pair_s`` the permutation of
+this GPU's token-expert pairs into expert order and their weighted combine back. ``p`` (the
 ``overlap_exponent``) says how well weight streaming hides under compute: ``p = 1`` adds them, a large
 ``p`` is the roofline's max.
+
+``cached``: a benchmark (and a decode loop) runs the same layer again and again, so touched weights that
+fit in the on-chip L2 cache stay there and stream at ``cache_speedup`` times the HBM rate (L40S, 96 MiB of
+L2: 22 fp8 experts of 3 x 2048 x 640, 86.5 MB, take 35 µs, 2.5 TB/s against 0.86 TB/s of GDDR6).
+``cache_fraction`` is the part of the datasheet's cache the weights keep.
 
 Small batches stream weights (memory bound: time grows with the touched experts, not the tokens); large
 batches are compute bound at the achieved fraction of the format's peak (Williams, Waterman & Patterson
@@ -137,14 +151,24 @@ class Params:
     """Fixed time per layer call: routing top-k, token sort / align, the kernels' launches [s]."""
     per_expert_s: float
     """Scheduling cost per touched expert (its group's setup in the grouped GEMM) [s]."""
+    per_token_s: float
+    """Routing time per token of the batch (top-k of its router logits) [s]."""
+    per_routed_pair_s: float
+    """Routing / sorting time per token-expert pair of the whole batch, paid on every GPU [s]."""
     per_pair_s: float
-    """Routing, permutation and combine time per token-expert pair of the whole batch [s]."""
+    """Permutation and combine time per token-expert pair routed to this GPU [s]."""
     overlap_exponent: float
     """p of the p-norm combining memory and compute time: 1 = no overlap, large = roofline max [-]."""
     bandwidth_fraction: float
     """Achieved fraction of datasheet memory bandwidth while streaming expert weights [-]."""
     compute_fraction: float
     """Achieved fraction of the format's dense tensor peak in the expert GEMMs [-]."""
+    imbalance_fraction: float
+    """Share of the grouped GEMM's work paced by the busiest expert rather than the total [-]."""
+    cache_fraction: float
+    """Part of the on-chip cache that holds expert weights between calls [-]."""
+    cache_speedup: float
+    """Cache bandwidth over memory bandwidth for weights found in the cache [-]."""
     tile_m_tokens: float
     """Rows of an expert's M tile: an expert with fewer tokens still pays a full tile [tokens]."""
     dequant_s_per_element: float
@@ -152,6 +176,8 @@ class Params:
     that every fitted value stays small: a least-squares step is judged against the norm of them all)."""
     memory_bandwidth_bytes_per_s: float
     """Datasheet memory bandwidth [bytes/s] (not fitted)."""
+    cache_bytes: float
+    """Datasheet on-chip (L2) cache [bytes]; 0 where the profile has none (not fitted)."""
     peak_flop_per_s: float
     """Datasheet dense tensor peak of the format's compute dtype [FLOP/s] (not fitted)."""
     weight_bits: float
@@ -165,11 +191,16 @@ class Params:
 BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "launch_s": (1e-6, 2e-3),
     "per_expert_s": (0.0, 5e-5),
+    "per_token_s": (0.0, 1e-7),
+    "per_routed_pair_s": (0.0, 1e-7),
     "per_pair_s": (0.0, 1e-7),
     "overlap_exponent": (1.0, 8.0),
     "bandwidth_fraction": (0.02, 1.0),
     "compute_fraction": (0.02, 1.0),
     "tile_m_tokens": (1.0, 256.0),
+    "cache_fraction": (0.0, 1.0),
+    "cache_speedup": (1.0, 10.0),
+    "imbalance_fraction": (0.0, 1.0),
     "dequant_s_per_element": (0.0, 1e-11),
 }
 
@@ -204,6 +235,8 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
     """Datasheet-only parameters for a format key (``"bf16"``, ``"fp8_block:<engine>:<kernel>"``, ...)."""
     fmt = format_of(dtype)
     eff = hardware.efficiency
+    cache = hardware.datasheet.on_chip_cache_mib
+    cache_bytes = float(cache.value) * 2**20 if cache is not None else 0.0
     vector = (
         hardware.peak_flop_per_s("fp32")
         if "fp32" in hardware.compute_dtypes
@@ -212,11 +245,17 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
     return Params(
         launch_s=4 * eff.kernel_overhead_s,  # routing, align, two GEMMs (one fused with the activation)
         per_expert_s=0.0,
+        per_token_s=0.0,
+        per_routed_pair_s=0.0,
         per_pair_s=0.0,
         overlap_exponent=4.0,
         bandwidth_fraction=eff.memory_bandwidth_fraction,
         compute_fraction=eff.matmul(fmt.compute_dtype),
         tile_m_tokens=16.0,
+        cache_fraction=0.5,
+        cache_speedup=2.0,
+        cache_bytes=cache_bytes,
+        imbalance_fraction=0.05,
         dequant_s_per_element=VECTOR_OPS_PER_DEQUANT_ELEMENT / vector,
         memory_bandwidth_bytes_per_s=hardware.memory_bandwidth_bytes_per_s,
         peak_flop_per_s=format_peak_flop_per_s(hardware, fmt.compute_dtype),
@@ -421,9 +460,16 @@ def breakdown(
     matrices = np.where(np.asarray(gated, dtype=bool), 3.0, 2.0)
     expert_weights = matrices * H * I / tp  # elements of one expert's slice on this GPU
     weight_bytes = load.touched_experts * expert_weights * params.weight_bits / 8.0
+    cached = np.minimum(weight_bytes, params.cache_fraction * params.cache_bytes)
     # tokens in, the gate/up output and its activation, the down output, and the combined tokens out
     activation_bytes = params.activation_bytes * (2.0 * T * H + load.pairs * ((matrices - 1.0) * I / tp + H))
-    padded_pairs = np.maximum(load.pairs, load.touched_experts * params.tile_m_tokens)
+    # a grouped GEMM cannot spread the busiest expert's rows over the whole GPU as evenly as the total:
+    # a fraction of the work scales with (touched experts x busiest expert's rows) instead of the pairs
+    busiest = np.minimum(load.busiest_expert_tokens, load.pairs)
+    skewed_pairs = load.pairs + params.imbalance_fraction * np.maximum(
+        load.touched_experts * busiest - load.pairs, 0.0
+    )
+    padded_pairs = np.maximum(skewed_pairs, load.touched_experts * params.tile_m_tokens)
     flop = 2.0 * expert_weights * padded_pairs
     dequant = (
         load.touched_experts * expert_weights * params.dequant_s_per_element
@@ -431,8 +477,12 @@ def breakdown(
         else np.zeros_like(T)
     )
     return MoEBreakdown(
-        fixed_s=params.launch_s + params.per_expert_s * load.touched_experts + params.per_pair_s * T * k,
-        memory_s=(weight_bytes + activation_bytes)
+        fixed_s=params.launch_s
+        + params.per_expert_s * load.touched_experts
+        + params.per_token_s * T
+        + params.per_routed_pair_s * T * k
+        + params.per_pair_s * load.pairs,
+        memory_s=(weight_bytes - cached + cached / params.cache_speedup + activation_bytes)
         / (params.memory_bandwidth_bytes_per_s * params.bandwidth_fraction),
         compute_s=flop / (params.peak_flop_per_s * params.compute_fraction),
         dequant_s=np.asarray(dequant, dtype=np.float64),
