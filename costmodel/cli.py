@@ -28,7 +28,7 @@ from costmodel.estimate import size
 from costmodel.memory import weight_bytes
 from costmodel.params import param_count
 from costmodel.registry import list_hardware, list_models, load_hardware, load_model, to_yaml
-from costmodel.specs import Deployment, Workload
+from costmodel.specs import Deployment, Workload, check_context
 
 app = typer.Typer(
     add_completion=False,
@@ -686,6 +686,7 @@ def plan(
         if trace
         else Traffic(rate, Lengths.lognormal(prompt_mean, 0.8), Lengths.geometric(output_mean))
     )
+    check_context(load_model(model), traffic.prompt.mean, traffic.output.mean)  # on the mean lengths
     frame = run_plan(
         model,
         names,

@@ -7,18 +7,26 @@ throughput and cost from the per-operator roofline; :func:`sweep` runs a grid in
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
 
+from costmodel import checks
 from costmodel.flops import Recompute, forward_flop
 from costmodel.memory import fit, kv_bytes_per_token, replica_memory, training_memory
 from costmodel.ops import AttentionImpl, Op, forward_ops
 from costmodel.params import param_count
 from costmodel.registry import load_hardware, load_model
 from costmodel.roofline import Link, OpTimes, compute_peak_flop_per_s, link_bandwidth_bytes_per_s, op_times
-from costmodel.specs import Deployment, Efficiency, HardwareProfile, ModelProfile, Workload
+from costmodel.specs import (
+    Deployment,
+    Efficiency,
+    HardwareProfile,
+    ModelProfile,
+    Workload,
+    check_context,
+)
 
 if TYPE_CHECKING:  # pandas costs ~0.4 s to import: only the table-making functions load it
     import pandas as pd
@@ -78,6 +86,7 @@ def size(
     if n_gpus < 1:
         raise ValueError(f"n_gpus must be a positive integer, got {n_gpus}")
     m, hw = load_model(model), load_hardware(hardware)
+    check_context(m, prompt_len, output_len)
     context = prompt_len + output_len
     f = fit(
         m,
@@ -363,6 +372,11 @@ def estimate(
     w = workload or Workload()
     dep = deployment or Deployment()
     dep.check(m)
+    check_context(m, w.prompt_len, w.output_len)
+    if usd_per_hour is not None:
+        checks.fraction("usd_per_hour", usd_per_hour, high=1e9)  # a positive, finite price [USD/h]
+    checks.fraction("usable_fraction", usable_fraction)
+    checks.choice("attention_impl", attention_impl, get_args(AttentionImpl))
     setup = _Setup(m, hw, w, dep, efficiency or hw.efficiency, attention_impl, _tp_link(dep))
     B, P, N = (np.asarray(x, dtype=np.float64) for x in (w.batch_size, w.prompt_len, w.output_len))
 

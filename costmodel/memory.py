@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
 
-from costmodel.dtypes import get_dtype, map_dtypes, storage_bytes
+from costmodel import checks
+from costmodel.dtypes import check_exact_bytes, get_dtype, map_dtypes, storage_bytes
 from costmodel.flops import Recompute
 from costmodel.params import Component, Tensor, param_count, tensors
 from costmodel.specs import NORMS_PER_LAYER, HardwareProfile, ModelProfile
@@ -49,6 +50,7 @@ def tensor_bytes(
     sparsity: Sparsity = "none",
 ) -> int:
     """Bytes of one copy of tensor ``t`` stored as :func:`weight_bytes` stores it [bytes]."""
+    checks.choice("sparsity", sparsity, get_args(Sparsity))
     n = t.numel // t.count
     compressible = t.kind == "matmul" and t.component in QUANTIZABLE
     dtype = weight_dtype if compressible or not get_dtype(weight_dtype).quantized else keep_dtype
@@ -84,6 +86,8 @@ def weight_bytes(
         2:4 structured sparsity of the same matmul weights: half the values plus a 2-bit position per
         kept value (NVIDIA's sparse tensor-core layout; :func:`costmodel.compression.nm_sparse_bytes`).
     """
+    checks.choice("sparsity", sparsity, get_args(Sparsity))
+    get_dtype(keep_dtype)
     # scale groups never straddle two tensors: size one copy, then multiply
     return sum(
         tensor_bytes(
@@ -135,6 +139,8 @@ def kv_cache_bytes(
     policies belong to the serving model). A sliding window caps the cached tokens at the window; an SSM's
     state is constant in ``context_len``.
     """
+    checks.counts("batch_size", batch_size)
+    checks.counts("context_len", context_len)
     B = np.asarray(batch_size, dtype=np.int64)
     S = np.asarray(context_len, dtype=np.int64)
     if model.ssm is not None:
@@ -142,6 +148,7 @@ def kv_cache_bytes(
         return np.asarray(B * state + 0 * S, dtype=np.int64)
     cached = S if model.sliding_window is None else np.minimum(S, model.sliding_window)
     per_token = map_dtypes(kv_dtype, lambda d: kv_bytes_per_token(model, kv_dtype=d))
+    check_exact_bytes("KV cache", B.astype(np.float64) * cached * per_token)
     return np.asarray(B * cached * per_token, dtype=np.int64)
 
 
@@ -179,8 +186,9 @@ def inference_activation_bytes(
     computed (``"none"``: layers alone, no head). Attention is fused (FlashAttention): no S x S score
     matrix is materialised.
     """
-    B = np.asarray(batch_size, dtype=np.float64)
-    n = np.asarray(new_tokens, dtype=np.float64)
+    B = checks.counts("batch_size", batch_size)
+    n = checks.counts("new_tokens", new_tokens)
+    checks.choice("logits", logits, ("all", "last", "none"))
     elem = get_dtype(activation_dtype).bits / 8
     logit_tokens = {"all": B * n, "last": B * np.minimum(n, 1.0), "none": 0.0 * B}[logits]
     return np.asarray(B * n * _activation_width(model) * elem + logit_tokens * model.vocab_size * 4.0)
@@ -235,8 +243,10 @@ def training_activation_bytes(
     (2sbh) plus one layer's activations while it is recomputed. With MHA, d_ff = 4h, a standard MLP,
     dropout and eager attention this gives exactly 34 sbh + 5 a s^2 b per layer.
     """
-    b = np.asarray(batch_size, dtype=np.float64)
-    s = np.asarray(seq_len, dtype=np.float64)
+    b = checks.counts("batch_size", batch_size)
+    s = checks.counts("seq_len", seq_len)
+    checks.choice("recompute", recompute, get_args(Recompute))
+    checks.choice("attention", attention, ("flash", "eager"))
     d = model.d_model
     mask = 1.0 if dropout else 0.0
     sb = s * b
@@ -291,8 +301,7 @@ def lora_params(
 
     An adapter on a ``[out, in]`` weight adds A ``[rank, in]`` and B ``[out, rank]`` (Hu et al. 2021, §4.1).
     """
-    if rank <= 0:
-        raise ValueError(f"lora rank must be a positive integer, got {rank}")
+    checks.positive_int("lora rank", rank)
     return sum(
         rank * (t.shape[0] + t.shape[1]) * t.count
         for t in tensors(model)
@@ -322,8 +331,11 @@ def training_memory(
     adapter parameter); QLoRA stores the frozen base in nf4 (Dettmers et al. 2023). Activations are
     :func:`training_activation_bytes` for the micro-batch; ZeRO does not partition them.
     """
-    if n_gpus < 1:
-        raise ValueError(f"n_gpus must be >= 1, got {n_gpus}")
+    checks.positive_int("n_gpus", n_gpus)
+    checks.choice("method", method, ("full", "lora", "qlora"))
+    checks.choice("zero_stage", zero_stage, (0, 1, 2, 3))
+    checks.choice("recompute", recompute, get_args(Recompute))
+    checks.choice("attention", attention, ("flash", "eager"))
     if method == "full":
         trainable = param_count(model).total
         frozen_bytes = 0
@@ -411,8 +423,11 @@ def fit(
     ``max_batch_size`` is at ``context_len``; ``max_context_len`` at ``batch_size``, capped at the
     model's ``max_context`` (0 when even that does not fit).
     """
-    if not 0 < usable_fraction <= 1:
-        raise ValueError(f"usable_fraction must be in (0, 1], got {usable_fraction}")
+    checks.fraction("usable_fraction", usable_fraction)
+    checks.positive_int("n_gpus", n_gpus)
+    checks.positive_int("prefill_chunk_tokens", prefill_chunk_tokens)
+    checks.counts("batch_size", batch_size)
+    checks.counts("context_len", context_len)
     B = np.asarray(batch_size, dtype=np.int64)
     S = np.asarray(context_len, dtype=np.int64)
     w = weight_bytes(model, weight_dtype=weight_dtype)

@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
+from costmodel.errors import CostmodelError
+
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Fraction01 = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 
@@ -436,15 +438,42 @@ class Deployment(Spec):
 # ----------------------------------------------------------------------------------------------------
 
 
+MAX_WORKLOAD_SIZE = 2**31 - 1
+"""Largest batch size, prompt or output length a Workload accepts [-] (2,147,483,647). With the context
+rule (:func:`check_context`) it keeps every token count far inside int64; byte counts that would still
+leave the exact integer range are refused where they are computed."""
+
+
 def _positive_int_array(name: str, value: Any, *, minimum: int = 1) -> Any:
     import numpy as np
 
+    if isinstance(value, bool) or (isinstance(value, int) and not -(2**63) <= value < 2**63):
+        raise CostmodelError(f"{name} must be a whole number in [{minimum}, {MAX_WORKLOAD_SIZE:,}]")
     arr = np.asarray(value)
     if arr.dtype.kind not in "iuf" or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
         raise ValueError(f"{name} must be a whole number (or an array of them), got {value!r}")
     if np.any(arr < minimum):
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    if np.any(arr > MAX_WORKLOAD_SIZE):
+        raise CostmodelError(f"{name} must be <= {MAX_WORKLOAD_SIZE:,}, got {np.max(arr):.0f}")
     return arr.astype(np.int64) if arr.ndim else int(arr)
+
+
+def check_context(model: ModelProfile, prompt_len: Any, output_len: Any) -> None:
+    """The one context rule: each sequence's prompt + output tokens fit the model's ``max_context``.
+
+    Used by ``estimate()``, ``size()``, the CLI's ``plan`` (on the mean lengths) and the dashboard, so a
+    workload the model cannot run is refused everywhere, never computed. Arrays are checked elementwise.
+    """
+    import numpy as np
+
+    total = np.asarray(prompt_len, dtype=np.float64) + np.asarray(output_len, dtype=np.float64)
+    if np.any(total > model.max_context):
+        worst = float(np.max(total))
+        raise CostmodelError(
+            f"prompt_len + output_len = {worst:,.0f} tokens exceeds {model.name}'s context of "
+            f"{model.max_context:,} tokens (max_context): shorten the prompt or the output"
+        )
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,8 @@ def assert_shows(text: str, value: float) -> None:
 
 
 def errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
+    """The error messages as a reader sees them (the page escapes Markdown in them: names are text)."""
+    return [re.sub(r"\\(.)", r"\1", e.value) for e in at.error]
 
 
 def charts(at: AppTest) -> list[dict[str, Any]]:
@@ -575,12 +576,13 @@ def test_capacity_page_with_a_model_and_a_device_that_cannot_serve() -> None:
     assert "no intra-node bandwidth" in api.reason[0]
     assert table.loc[("cpu", 2), "reason"] == api.reason[0]  # costmodel's message, one row, not a crash
     assert "No latency curve on h100-sxm: TP 1, 2: the weights leave no room" in at.info[0].value
-    # lengths the model cannot hold are refused with the reason
-    at = open_page("capacity", prompt_len=8000)
-    assert errors(at) == [
-        "8,000 prompt + 256 output tokens on average exceed llama-3-8b's context of 8,192 tokens: lower "
-        "them in the sidebar"
-    ]
+    # lengths the model cannot hold are refused with the reason: costmodel's one context rule, every page
+    rule = "prompt_len + output_len = 8,256 tokens exceeds llama-3-8b's context of 8,192 tokens (max_context)"
+    for page in ("capacity", "memory", "performance", "speculative", "compression"):
+        at = open_page(page, prompt_len=8000)
+        assert [e for e in errors(at) if rule in e], (page, errors(at))
+    with pytest.raises(cm.CostmodelError, match=re.escape(rule)):
+        cm.estimate("llama-3-8b", "h100-sxm", cm.Workload(1, 8000, 256))
 
 
 # ----------------------------------------------------------------------------------------------------

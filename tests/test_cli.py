@@ -300,7 +300,9 @@ def test_prices_show_their_source_and_can_be_overridden() -> None:
     assert rows[1]["price_provider"].startswith("DigitalOcean")
     assert {"model", "batch_size", "prompt_len", "output_len", "weight_dtype", "tp"} <= set(rows[0])
     single = _strict_json(
-        runner.invoke(app, ["estimate", "--model", "gpt2", "--usd-per-hour", "2", "--json"]).stdout
+        runner.invoke(
+            app, ["estimate", "--model", "gpt2", "--prompt-len", "512", "--usd-per-hour", "2", "--json"]
+        ).stdout
     )
     assert isinstance(single, dict)
     assert single["usd_per_hour"] == 2.0
