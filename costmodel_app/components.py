@@ -21,7 +21,7 @@ from scenario import DEFAULT, MAX_USD_PER_HOUR, MODEL_SOURCES, WIDGET_FIELDS, Sc
 
 import costmodel as cm
 from costmodel.errors import CostmodelError, describe_validation_error
-from costmodel.hf import SUPPORTED_MODEL_TYPES
+from costmodel.hf import MAX_CONFIG_BYTES, SUPPORTED_MODEL_TYPES
 from costmodel.specs import Price, check_context
 
 BAD_INPUT = (CostmodelError, ValueError)
@@ -67,6 +67,8 @@ def model_from_config(config_json: str) -> cm.ModelProfile:
 
 def read_hf_config(content: bytes, file_name: str) -> dict[str, Any]:
     """Parse an uploaded config.json and check that costmodel can read it; CostmodelError if not."""
+    if len(content) > MAX_CONFIG_BYTES:
+        raise CostmodelError(f"{file_name} is over {MAX_CONFIG_BYTES:,} bytes: not a config.json")
     try:
         data = json.loads(content)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -74,6 +76,8 @@ def read_hf_config(content: bytes, file_name: str) -> dict[str, Any]:
             f": {e.msg} at line {e.lineno}, column {e.colno}" if isinstance(e, json.JSONDecodeError) else ""
         )
         raise CostmodelError(f"{file_name} is not valid JSON{where}") from None
+    except (ValueError, RecursionError):  # integers past 4,300 digits, nesting past the recursion limit
+        raise CostmodelError(f"{file_name} holds an oversized number or nesting: not a config.json") from None
     if not isinstance(data, dict):
         raise CostmodelError(f"{file_name} must hold a JSON object, not {type(data).__name__}")
     try:

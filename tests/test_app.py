@@ -411,7 +411,20 @@ def test_uploaded_config_is_the_model() -> None:
         (b'["a list"]', "config.json must hold a JSON object, not list"),
         (b'{"model_type": "bert"}', "unsupported model_type 'bert'"),
         (b'{"model_type": "llama", "hidden_size": 4096}', "lacks 'num_attention_heads'"),
-        (b'{"model_type": ["llama"]}', "is not a Hugging Face config.json costmodel can read"),
+        (b'{"model_type": ["llama"]}', "unsupported model_type ['llama']"),
+        (
+            b'{"model_type": "gpt2", "n_embd": "768", "n_layer": 12, "n_head": 12, "vocab_size": 50257, '
+            b'"n_positions": 1024}',
+            "config.json field 'n_embd' must be a whole number, got string '768'",
+        ),
+        (b"[" * 50_000 + b"]" * 50_000, "oversized number or nesting"),
+        (b'{"n_embd": ' + b"9" * 5000 + b"}", "oversized number or nesting"),
+        (
+            b'{"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 3, '
+            b'"head_dim": 100000000000, "intermediate_size": 14336, "vocab_size": 128256, '
+            b'"max_position_embeddings": 8192}',
+            "'head_dim' must lie in",
+        ),
     ],
 )
 def test_invalid_upload_gives_a_friendly_message(content: bytes, message: str) -> None:
@@ -716,3 +729,15 @@ def test_your_own_price_replaces_the_listed_one() -> None:
     table = at.dataframe[0].value
     priced = table[table["feasible"].astype(bool)]
     np.testing.assert_allclose(priced["usd_per_hour"], 2.0 * priced["gpus"], rtol=1e-12)
+
+
+def test_an_uploaded_model_name_is_text_not_markdown() -> None:
+    """A name from an uploaded file is displayed as written: no link, no image (issue 17, item 14)."""
+    name = "[click](http://example.invalid) ![x](http://example.invalid/x.png)"
+    config = json.loads((HF_CONFIGS / "llama-3-8b.json").read_text()) | {"_name_or_path": name}
+    at = upload_config(json.dumps(config).encode(), "memory")
+    assert not errors(at)
+    rendered = [c.value for c in at.sidebar.caption if "Uploaded" in c.value]
+    assert rendered
+    assert "\\[click\\]\\(http" in rendered[0]  # escaped: Markdown shows the brackets as text
+    assert re.sub(r"\\(.)", r"\1", rendered[0]) == f"Uploaded: {name}"
