@@ -87,6 +87,8 @@ def friendly(func: F) -> F:
         except ValidationError as e:
             raise fail(describe_options(e)) from None
         except (CostmodelError, ValueError, OverflowError, ZeroDivisionError) as e:
+            if isinstance(e.__cause__, ValidationError):  # a spec built from the options
+                raise fail(describe_options(e.__cause__)) from None
             raise fail(str(e)) from None
         except OSError as e:
             raise fail(f"{e.strerror or e}: {e.filename}" if e.filename else str(e)) from None

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
-from costmodel.errors import CostmodelError
+from costmodel.errors import CostmodelError, describe_validation_error
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Fraction01 = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
@@ -30,6 +30,16 @@ class Spec(BaseModel):
     model_config = ConfigDict(
         frozen=True, extra="forbid", allow_inf_nan=False, validate_default=True, defer_build=True
     )
+
+    def __init__(self, **data: Any) -> None:
+        """Keyword construction (``Deployment(tp=0)``) refuses bad values with costmodel's own error, one
+        line naming each field; the pydantic error stays attached as ``__cause__``. ``model_validate``
+        (files) keeps raising pydantic's ``ValidationError`` for the loaders to describe."""
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            what = type(self).__name__
+            raise CostmodelError(describe_validation_error(e, what)) from e
 
 
 # ----------------------------------------------------------------------------------------------------
