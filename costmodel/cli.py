@@ -677,6 +677,7 @@ def plan(
 
     names = parse_names(hardware)
     prices = parse_prices(usd_per_hour, names)
+    degrees = parse_ints(tp, "--tp")
     slo = SLO(
         ttft_s=parse_duration(ttft_p99, "--ttft-p99", 60.0),
         tpot_s=parse_duration(tpot_p99, "--tpot-p99", 10.0),
@@ -694,7 +695,7 @@ def plan(
         names,
         traffic,
         slo,
-        tp=parse_ints(tp, "--tp"),
+        tp=degrees,
         weight_dtype=weight_dtype,
         kv_dtype=kv_dtype,
         usd_per_hour=prices or None,

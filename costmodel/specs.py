@@ -474,8 +474,13 @@ def check_context(model: ModelProfile, prompt_len: Any, output_len: Any) -> None
 
     Used by ``estimate()``, ``size()``, the CLI's ``plan`` (on the mean lengths) and the dashboard, so a
     workload the model cannot run is refused everywhere, never computed. Arrays are checked elementwise.
+    A state-space model (``ssm``) has no positional limit: its ``max_context`` is the training context,
+    not a bound, and is not enforced.
     """
     import numpy as np
+
+    if model.ssm is not None:
+        return
 
     total = np.asarray(prompt_len, dtype=np.float64) + np.asarray(output_len, dtype=np.float64)
     if np.any(total > model.max_context):

@@ -200,7 +200,9 @@ def test_json_output_is_strict_json() -> None:
         assert result.exit_code == 0, (args, result.stderr)
         _strict_json(result.stdout)
     rows = _strict_json(
-        runner.invoke(app, ["compare", "--model", "gpt2", "--hardware", "cpu", "--json"]).stdout
+        runner.invoke(
+            app, ["compare", "--model", "gpt2", "--hardware", "cpu", "--prompt-len", "512", "--json"]
+        ).stdout
     )
     assert isinstance(rows, list)
     assert rows[0]["usd_per_hour"] is None
