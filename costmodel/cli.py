@@ -27,7 +27,7 @@ from costmodel.estimate import estimate as run_estimate
 from costmodel.estimate import size
 from costmodel.params import param_count
 from costmodel.registry import list_hardware, list_models, load_hardware, load_model, to_yaml
-from costmodel.specs import Deployment, Workload
+from costmodel.specs import Deployment, Workload, check_context
 
 app = typer.Typer(
     add_completion=False,
@@ -86,6 +86,8 @@ def friendly(func: F) -> F:
         except ValidationError as e:
             raise fail(describe_options(e)) from None
         except (CostmodelError, ValueError, OverflowError, ZeroDivisionError) as e:
+            if isinstance(e.__cause__, ValidationError):  # a spec built from the options
+                raise fail(describe_options(e.__cause__)) from None
             raise fail(str(e)) from None
         except OSError as e:
             raise fail(f"{e.strerror or e}: {e.filename}" if e.filename else str(e)) from None
@@ -680,6 +682,7 @@ def plan(
 
     names = parse_names(hardware)
     prices = parse_prices(usd_per_hour, names)
+    degrees = parse_ints(tp, "--tp")
     slo = SLO(
         ttft_s=parse_duration(ttft_p99, "--ttft-p99", 60.0),
         tpot_s=parse_duration(tpot_p99, "--tpot-p99", 10.0),
@@ -691,12 +694,13 @@ def plan(
         if trace
         else Traffic(rate, Lengths.lognormal(prompt_mean, 0.8), Lengths.geometric(output_mean))
     )
+    check_context(load_model(model), traffic.prompt.mean, traffic.output.mean)  # on the mean lengths
     frame = run_plan(
         model,
         names,
         traffic,
         slo,
-        tp=parse_ints(tp, "--tp"),
+        tp=degrees,
         weight_dtype=weight_dtype,
         kv_dtype=kv_dtype,
         usd_per_hour=prices or None,

@@ -62,7 +62,7 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from costmodel.errors import UnknownNameError
+from costmodel.errors import CostmodelError, UnknownNameError
 
 Granularity = Literal["none", "tensor", "channel", "group", "block", "flat"]
 
@@ -218,6 +218,39 @@ def _ceil_div(a: npt.NDArray[np.int64], b: int) -> npt.NDArray[np.int64]:
     return np.asarray(-(-a // b), dtype=np.int64)
 
 
+MAX_EXACT_BYTES: Final[int] = 2**53
+"""Largest byte (or element) count costmodel computes [bytes] (9.0e15, 8 PiB): exact as an integer and as a
+float64, far inside int64. Anything larger is refused with a message, never wrapped around."""
+
+
+def check_exact_bytes(what: str, value: npt.ArrayLike) -> None:
+    """Refuse a byte count (computed in float64 alongside the exact integer) past :data:`MAX_EXACT_BYTES`."""
+    worst = float(np.max(np.asarray(value, dtype=np.float64), initial=0.0))
+    if not worst <= MAX_EXACT_BYTES:  # also catches NaN
+        raise CostmodelError(
+            f"{what} would be {worst:.3g} bytes, past the {MAX_EXACT_BYTES:.3g} bytes (2**53) costmodel "
+            "computes exactly: lower the batch size or the context"
+        )
+
+
+def _element_counts(n_elements: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """``n_elements`` as int64 after checking: whole numbers in [0, 2**53]."""
+    try:
+        raw = np.asarray(n_elements)
+    except (OverflowError, ValueError):
+        raw = np.asarray(np.nan)
+    if raw.dtype == object:  # Python ints past int64
+        raw = np.asarray(np.nan)
+    if raw.dtype.kind not in "iuf" or (
+        raw.dtype.kind == "f" and not np.all(np.isfinite(raw) & (raw == np.round(raw)))
+    ):
+        raise CostmodelError(f"n_elements must be whole numbers in [0, 2**53], got {n_elements!r}")
+    if np.any(raw < 0) or np.any(raw > MAX_EXACT_BYTES):
+        bad = raw[(raw < 0) | (raw > MAX_EXACT_BYTES)].flat[0]
+        raise CostmodelError(f"n_elements must lie in [0, 2**53] (9.0e15), got {bad}")
+    return raw.astype(np.int64)
+
+
 def storage_bytes(
     n_elements: npt.ArrayLike, dtype: str, *, group_size: int | None = None
 ) -> npt.NDArray[np.int64]:
@@ -236,7 +269,13 @@ def storage_bytes(
     counted here (they belong to a weight matrix: :func:`matrix_bytes`).
     """
     fmt = get_dtype(dtype)
-    n = np.asarray(n_elements, dtype=np.int64)
+    n = _element_counts(n_elements)  # <= 2**53, so n * bits_num (<= 32) cannot overflow int64
+    if group_size is not None and (
+        isinstance(group_size, bool) or not isinstance(group_size, int | np.integer) or group_size < 0
+    ):
+        raise CostmodelError(
+            f"group_size must be a whole number >= 0 (0: no group metadata), got {group_size!r}"
+        )
     bits = _ceil_div(n * fmt.bits_num, fmt.bits_den)  # exact in integers
     granularity, g = _group(fmt, group_size)
     meta = fmt.scale_bits + fmt.zero_point_bits

@@ -34,7 +34,7 @@ class UnknownNameError(CostmodelError, KeyError):
 
 
 def describe_validation_error(error: ValidationError, what: str) -> str:
-    """One readable message from a pydantic error: each failing field with the reason."""
+    """One readable line from a pydantic error: each failing field with the reason."""
     lines = []
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or "(profile)"
@@ -43,5 +43,5 @@ def describe_validation_error(error: ValidationError, what: str) -> str:
             reason = "unknown field (check the spelling; see the profile docs for the allowed fields)"
         elif item["type"] == "missing":
             reason = "required field is missing"
-        lines.append(f"  {field}: {reason}")
-    return f"invalid {what}:\n" + "\n".join(lines)
+        lines.append(f"{field}: {' '.join(reason.split())}")
+    return f"invalid {what}: " + "; ".join(lines)  # one line, whatever the number of fields

@@ -7,11 +7,12 @@ throughput and cost from the per-operator roofline; :func:`sweep` runs a grid in
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
 
+from costmodel import checks
 from costmodel.errors import CostmodelError
 from costmodel.flops import Recompute, forward_flop
 from costmodel.memory import Sparsity, fit, kv_bytes_per_token, kv_cache_bytes, training_memory, weight_bytes
@@ -26,7 +27,7 @@ from costmodel.roofline import (
     op_times,
     sparsity_speedup,
 )
-from costmodel.specs import Deployment, Efficiency, HardwareProfile, ModelProfile, Workload
+from costmodel.specs import Deployment, Efficiency, HardwareProfile, ModelProfile, Workload, check_context
 
 if TYPE_CHECKING:  # pandas costs ~0.4 s to import: only the table-making functions load it
     import pandas as pd
@@ -103,6 +104,7 @@ def size(
     m, hw = load_model(model), load_hardware(hardware)
     dep = deployment or Deployment()
     dep.check(m)
+    check_context(m, prompt_len, output_len)
     context = prompt_len + output_len
     f = fit(
         m,
@@ -466,6 +468,11 @@ def estimate(
     w = workload or Workload()
     dep = deployment or Deployment()
     dep.check(m)
+    check_context(m, w.prompt_len, w.output_len)
+    if usd_per_hour is not None:
+        checks.fraction("usd_per_hour", usd_per_hour, high=1e9)  # a positive, finite price [USD/h]
+    checks.fraction("usable_fraction", usable_fraction)
+    checks.choice("attention_impl", attention_impl, get_args(AttentionImpl))
     setup = _Setup(m, hw, w, dep, efficiency or hw.efficiency, attention_impl, _tp_link(dep, hw))
     B, P, N = (np.asarray(x, dtype=np.float64) for x in (w.batch_size, w.prompt_len, w.output_len))
 

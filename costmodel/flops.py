@@ -27,11 +27,12 @@ The score term 2 B S^2 d is Q K^T alone, unmasked; A V adds as much again.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
 
+from costmodel import checks
 from costmodel.params import param_count, tensors
 from costmodel.specs import ModelProfile
 
@@ -130,8 +131,11 @@ def forward_flop(
     ``past + new`` positions each pass; the weight-absorption form that serving engines use for decoding
     trades that up-projection for wider scores and is not modelled here.
     """
-    B = np.asarray(batch_size, dtype=np.float64)
-    n = np.asarray(new_tokens, dtype=np.float64)
+    B = checks.counts("batch_size", batch_size)
+    n = checks.counts("new_tokens", new_tokens)
+    checks.counts("past_tokens", past_tokens)
+    checks.choice("attention", attention, get_args(AttentionMask))
+    checks.choice("logits", logits, ("all", "last"))
     tokens = B * n
     matmul: dict[str, float] = {}
     latent_up = 0.0  # MLA: K and V are rebuilt from the cached latent at every attended position
@@ -201,6 +205,7 @@ def training_flop(
     forward: all of it with ``"full"`` checkpointing, only the attention score and value products with
     ``"selective"`` (Korthikanti et al. 2022, §4.2).
     """
+    checks.choice("recompute", recompute, get_args(Recompute))
     f = forward_flop(model, batch_size=batch_size, new_tokens=seq_len, past_tokens=0)
     extra = {
         "none": np.zeros(()),
@@ -214,7 +219,7 @@ def approx_forward_flop(model: ModelProfile, *, tokens: npt.ArrayLike) -> FloatA
     """The 2N rule: 2 x active parameters (without embeddings) per token [FLOP] (Kaplan et al. 2020)."""
     p = param_count(model)
     n = p.active - p.embedding - p.position_embedding
-    return np.asarray(2.0 * n * np.asarray(tokens, dtype=np.float64), dtype=np.float64)
+    return np.asarray(2.0 * n * checks.counts("tokens", tokens), dtype=np.float64)
 
 
 def approx_training_flop(model: ModelProfile, *, tokens: npt.ArrayLike) -> FloatArray:

@@ -19,9 +19,84 @@ from costmodel.specs import ModelProfile
 
 Config = dict[str, Any]
 
+# What a config.json may ask for, checked before anything is sized (an upload is untrusted input):
+# every size is a whole number of at most MAX_DIM (context lengths: MAX_CONTEXT), and the model at most
+# MAX_PARAMS parameters (exact as float64). The largest published configs are far below: d_ff ~ 10^5,
+# vocabularies ~ 2.6 x 10^5, contexts ~ 10^7, parameters ~ 2 x 10^12.
+MAX_DIM = 2**24
+MAX_CONTEXT = 2**31 - 1
+MAX_PARAMS = 2**53
+MAX_CONFIG_BYTES = 1_000_000  # a config.json is a few kB
+_BOOL_KEYS = frozenset(
+    {
+        "attention_bias",
+        "mlp_bias",
+        "tie_word_embeddings",
+        "use_sliding_window",
+        "use_parallel_residual",
+        "new_decoder_architecture",
+        "multi_query",
+        "parallel_attn",
+        "bias",
+        "alibi",
+        "use_conv_bias",
+        "use_bias",
+    }
+)
+_STR_KEYS = frozenset({"hidden_act", "hidden_activation", "activation_function", "activation"})
+_CONTEXT_KEYS = frozenset({"max_position_embeddings", "n_positions", "n_ctx", "sliding_window"})
+_INT_LIST_KEYS = frozenset({"mlp_only_layers"})
+_OBJECT_KEYS = frozenset({"quantization_config"})
+_NAME_LIST_KEYS = frozenset({"layer_types"})
+
+
+def _checked(key: str, value: Any) -> Any:
+    """``value`` of config key ``key`` if it has the type and range costmodel reads it with."""
+    if key in _BOOL_KEYS:
+        if isinstance(value, bool):
+            return value
+        raise CostmodelError(f"config.json field {key!r} must be true or false, got {_shown(value)}")
+    if key in _STR_KEYS or (key == "time_step_rank" and value == "auto"):
+        if isinstance(value, str) and len(value) <= 100:
+            return value
+        raise CostmodelError(f"config.json field {key!r} must be a name (a string), got {_shown(value)}")
+    if key in _INT_LIST_KEYS:
+        if isinstance(value, list) and len(value) <= MAX_DIM:
+            return [_checked(f"{key}[]", item) for item in value]
+        raise CostmodelError(
+            f"config.json field {key!r} must be a list of whole numbers, got {_shown(value)}"
+        )
+    if key in _NAME_LIST_KEYS:
+        if isinstance(value, list) and len(value) <= MAX_DIM and all(isinstance(v, str) for v in value):
+            return value
+        raise CostmodelError(f"config.json field {key!r} must be a list of names, got {_shown(value)}")
+    if key in _OBJECT_KEYS:
+        if isinstance(value, dict):
+            return value
+        raise CostmodelError(f"config.json field {key!r} must be an object, got {_shown(value)}")
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CostmodelError(f"config.json field {key!r} must be a whole number, got {_shown(value)}")
+    limit = MAX_CONTEXT if key in _CONTEXT_KEYS else MAX_DIM
+    if not 0 <= value <= limit:
+        raise CostmodelError(f"config.json field {key!r} must lie in [0, {limit:,}], got {_shown(value)}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    """A config value for a message: its JSON type, and the value itself when short."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"a {value.bit_length() * 0.30103:,.0f}-digit number"  # str() fails past 4,300 digits
+    kind = {str: "string", bool: "boolean", list: "list", dict: "object"}.get(type(value))
+    text = repr(value)
+    text = text if len(text) <= 40 else text[:37] + "..."
+    return f"{kind} {text}" if kind else text
+
 
 class _Reader:
-    """Typed access to a config dict; a missing required key names the key and the model type."""
+    """Typed access to a config dict; a missing required key names the key and the model type, and a
+    value of the wrong type or size names the key (:func:`_checked`)."""
 
     def __init__(self, config: Config, model_type: str) -> None:
         self.config = config
@@ -30,7 +105,7 @@ class _Reader:
     def req(self, *keys: str) -> Any:
         for key in keys:
             if self.config.get(key) is not None:
-                return self.config[key]
+                return _checked(key, self.config[key])
         raise CostmodelError(
             f"config.json for model_type {self.model_type!r} lacks {' or '.join(repr(k) for k in keys)}; "
             "add it as in the model's published config.json"
@@ -38,7 +113,7 @@ class _Reader:
 
     def get(self, key: str, default: Any) -> Any:
         value = self.config.get(key)
-        return default if value is None else value
+        return default if value is None else _checked(key, value)
 
 
 def _llama_like(r: _Reader, *, qkv_bias: bool | None = None, tie: bool = False, act: str = "silu") -> Config:
@@ -328,14 +403,7 @@ def from_hf_config(path_or_dict: str | Path | Config, *, name: str | None = None
     if not isinstance(path_or_dict, dict):
         path = Path(path_or_dict)
         source = str(path)
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise CostmodelError(f"cannot read {path}: {e.strerror or e}") from None
-        except json.JSONDecodeError as e:
-            raise CostmodelError(
-                f"{path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
-            ) from None
+        config = _read_json(path)
         if name is None:
             name = path.parent.name if path.name == "config.json" else path.stem
     else:
@@ -343,7 +411,7 @@ def from_hf_config(path_or_dict: str | Path | Config, *, name: str | None = None
     if not isinstance(config, dict):
         raise CostmodelError(f"{source} must hold a JSON object, not {type(config).__name__}")
     model_type = config.get("model_type")
-    if model_type not in _READERS:
+    if not isinstance(model_type, str) or model_type not in _READERS:
         raise CostmodelError(
             f"unsupported model_type {model_type!r} in {source}; "
             f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
@@ -353,6 +421,42 @@ def from_hf_config(path_or_dict: str | Path | Config, *, name: str | None = None
     fields.setdefault("name", name or config.get("_name_or_path") or model_type)
     fields.setdefault("source", f"Hugging Face config.json ({source}), model_type {model_type}")
     try:
-        return ModelProfile.model_validate(fields)
+        profile = ModelProfile.model_validate(fields)
     except ValidationError as e:
         raise CostmodelError(describe_validation_error(e, f"model from {source}")) from None
+    from costmodel.params import param_count  # exact Python ints: no allocation, no overflow
+
+    total = param_count(profile).total
+    if total > MAX_PARAMS:
+        raise CostmodelError(
+            f"{source} describes {float(total):.3g} parameters, past the {MAX_PARAMS:.3g} (2**53) costmodel "
+            "counts exactly: check its sizes (hidden_size, head_dim, intermediate_size, layers, experts)"
+        )
+    return profile
+
+
+def _read_json(path: Path) -> Any:
+    """A config.json's content: a regular file of at most MAX_CONFIG_BYTES, read once, never echoed."""
+    try:
+        if not path.is_file():
+            raise CostmodelError(
+                f"cannot read {path}: not a regular file (a config.json is a small JSON file)"
+            )
+        with path.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        raise CostmodelError(f"cannot read {path}: {e.strerror or e}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise CostmodelError(f"{path} is over {MAX_CONFIG_BYTES:,} bytes: not a config.json")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise CostmodelError(f"{path} is not UTF-8 text: not a config.json") from None
+    except json.JSONDecodeError as e:
+        raise CostmodelError(
+            f"{path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
+        ) from None
+    except (ValueError, RecursionError):  # integers past 4,300 digits, nesting past the recursion limit
+        raise CostmodelError(
+            f"{path} is not a config.json costmodel can read (an oversized number or nesting)"
+        ) from None

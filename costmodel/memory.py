@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
 
-from costmodel.dtypes import get_dtype, map_dtypes, matrix_bytes, storage_bytes
+from costmodel import checks
+from costmodel.dtypes import check_exact_bytes, get_dtype, map_dtypes, matrix_bytes, storage_bytes
 from costmodel.errors import CostmodelError
 from costmodel.flops import Recompute
 from costmodel.params import Component, Tensor, param_count, tensors
@@ -51,6 +52,7 @@ def tensor_bytes(
     component_dtypes: Mapping[str, str] | None = None,
 ) -> int:
     """Bytes of one copy of tensor ``t`` stored as :func:`weight_bytes` stores it [bytes]."""
+    checks.choice("sparsity", sparsity, get_args(Sparsity))
     n = t.numel // t.count
     compressible = t.kind == "matmul" and t.component in QUANTIZABLE
     dtype = weight_dtype if compressible or not get_dtype(weight_dtype).quantized else keep_dtype
@@ -94,6 +96,8 @@ def weight_bytes(
         Format of the matmul weights of some components, overriding ``weight_dtype`` for them, e.g.
         ``{"experts": "mxfp4"}`` (gpt-oss as shipped).
     """
+    checks.choice("sparsity", sparsity, get_args(Sparsity))
+    get_dtype(keep_dtype)
     # scale groups never straddle two tensors: size one copy, then multiply
     return sum(
         tensor_bytes(
@@ -189,6 +193,8 @@ def kv_cache_bytes(
     position ``context_len - 1`` reads, the engine's peak. Between steps, transformers' sliding-window
     layers keep one token fewer (``window - 1``), re-attaching the new token's K/V during the step.
     """
+    checks.counts("batch_size", batch_size)
+    checks.counts("context_len", context_len)
     B = np.asarray(batch_size, dtype=np.int64)
     S = np.asarray(context_len, dtype=np.int64)
     if model.ssm is not None:
@@ -199,6 +205,7 @@ def kv_cache_bytes(
         (n * (S if w is None else np.minimum(S, w)) for w, n in model.attention_windows.items()),
         start=np.zeros((), dtype=np.int64),
     )
+    check_exact_bytes("KV cache", B.astype(np.float64) * cached * per_layer)
     return np.asarray(B * cached * per_layer, dtype=np.int64)
 
 
@@ -236,8 +243,9 @@ def inference_activation_bytes(
     computed (``"none"``: layers alone, no head). Attention is fused (FlashAttention): no S x S score
     matrix is materialised.
     """
-    B = np.asarray(batch_size, dtype=np.float64)
-    n = np.asarray(new_tokens, dtype=np.float64)
+    B = checks.counts("batch_size", batch_size)
+    n = checks.counts("new_tokens", new_tokens)
+    checks.choice("logits", logits, ("all", "last", "none"))
     elem = get_dtype(activation_dtype).bits / 8
     logit_tokens = {"all": B * n, "last": B * np.minimum(n, 1.0), "none": 0.0 * B}[logits]
     return np.asarray(B * n * _activation_width(model) * elem + logit_tokens * model.vocab_size * 4.0)
@@ -292,8 +300,10 @@ def training_activation_bytes(
     (2sbh) plus one layer's activations while it is recomputed. With MHA, d_ff = 4h, a standard MLP,
     dropout and eager attention this gives exactly 34 sbh + 5 a s^2 b per layer.
     """
-    b = np.asarray(batch_size, dtype=np.float64)
-    s = np.asarray(seq_len, dtype=np.float64)
+    b = checks.counts("batch_size", batch_size)
+    s = checks.counts("seq_len", seq_len)
+    checks.choice("recompute", recompute, get_args(Recompute))
+    checks.choice("attention", attention, ("flash", "eager"))
     d = model.d_model
     mask = 1.0 if dropout else 0.0
     sb = s * b
@@ -348,8 +358,7 @@ def lora_params(
 
     An adapter on a ``[out, in]`` weight adds A ``[rank, in]`` and B ``[out, rank]`` (Hu et al. 2021, §4.1).
     """
-    if rank <= 0:
-        raise ValueError(f"lora rank must be a positive integer, got {rank}")
+    checks.positive_int("lora rank", rank)
     return sum(
         rank * (t.shape[0] + t.shape[1]) * t.count
         for t in tensors(model)
@@ -379,8 +388,11 @@ def training_memory(
     adapter parameter); QLoRA stores the frozen base in nf4 (Dettmers et al. 2023). Activations are
     :func:`training_activation_bytes` for the micro-batch; ZeRO does not partition them.
     """
-    if n_gpus < 1:
-        raise ValueError(f"n_gpus must be >= 1, got {n_gpus}")
+    checks.positive_int("n_gpus", n_gpus)
+    checks.choice("method", method, ("full", "lora", "qlora"))
+    checks.choice("zero_stage", zero_stage, (0, 1, 2, 3))
+    checks.choice("recompute", recompute, get_args(Recompute))
+    checks.choice("attention", attention, ("flash", "eager"))
     if method == "full":
         trainable = param_count(model).total
         frozen_bytes = 0
@@ -575,8 +587,10 @@ def fit(
     grow with the context. ``max_batch_size`` is at ``context_len``; ``max_context_len`` at
     ``batch_size`` with the same prefill chunk. Both are exact against :attr:`FitReport.fits`.
     """
-    if not 0 < usable_fraction <= 1:
-        raise CostmodelError(f"usable_fraction must be in (0, 1], got {usable_fraction}")
+    checks.fraction("usable_fraction", usable_fraction)
+    checks.positive_int("prefill_chunk_tokens", prefill_chunk_tokens)
+    checks.counts("batch_size", batch_size)
+    checks.counts("context_len", context_len)
     B = np.asarray(batch_size, dtype=np.int64)
     S = np.asarray(context_len, dtype=np.int64)
     P = S if prompt_len is None else np.asarray(prompt_len, dtype=np.int64)

@@ -38,13 +38,29 @@ def _hardware_dir() -> Path:
     return _PACKAGE_ROOT.parent / "hardware_profiles"  # source checkout / editable install
 
 
+MAX_PROFILE_BYTES = 1_000_000
+"""Largest profile file read [bytes]: profiles are a few kB; a bigger file (or a device, a pipe) is refused
+before it is read, so a wrong path costs neither time nor memory."""
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        if not path.is_file():
+            raise CostmodelError(f"cannot read {path}: not a regular file (a profile is a small YAML file)")
+        with path.open("rb") as f:
+            raw = f.read(MAX_PROFILE_BYTES + 1)
     except OSError as e:
         raise CostmodelError(f"cannot read {path}: {e.strerror or e}") from None
+    if len(raw) > MAX_PROFILE_BYTES:
+        raise CostmodelError(f"{path} is over {MAX_PROFILE_BYTES:,} bytes: not a profile")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CostmodelError(f"{path} is not UTF-8 text: not a profile") from None
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise CostmodelError(f"{path} nests too deeply: not a profile") from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""

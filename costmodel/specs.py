@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+
+from costmodel.errors import CostmodelError, describe_validation_error
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Fraction01 = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
@@ -28,6 +30,16 @@ class Spec(BaseModel):
     model_config = ConfigDict(
         frozen=True, extra="forbid", allow_inf_nan=False, validate_default=True, defer_build=True
     )
+
+    def __init__(self, **data: Any) -> None:
+        """Keyword construction (``Deployment(tp=0)``) refuses bad values with costmodel's own error, one
+        line naming each field; the pydantic error stays attached as ``__cause__``. ``model_validate``
+        (files) keeps raising pydantic's ``ValidationError`` for the loaders to describe."""
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            what = type(self).__name__
+            raise CostmodelError(describe_validation_error(e, what)) from e
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -566,15 +578,47 @@ class Deployment(Spec):
 # ----------------------------------------------------------------------------------------------------
 
 
+MAX_WORKLOAD_SIZE = 2**31 - 1
+"""Largest batch size, prompt or output length a Workload accepts [-] (2,147,483,647). With the context
+rule (:func:`check_context`) it keeps every token count far inside int64; byte counts that would still
+leave the exact integer range are refused where they are computed."""
+
+
 def _positive_int_array(name: str, value: Any, *, minimum: int = 1) -> Any:
     import numpy as np
 
+    if isinstance(value, bool) or (isinstance(value, int) and not -(2**63) <= value < 2**63):
+        raise CostmodelError(f"{name} must be a whole number in [{minimum}, {MAX_WORKLOAD_SIZE:,}]")
     arr = np.asarray(value)
     if arr.dtype.kind not in "iuf" or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
         raise ValueError(f"{name} must be a whole number (or an array of them), got {value!r}")
     if np.any(arr < minimum):
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    if np.any(arr > MAX_WORKLOAD_SIZE):
+        raise CostmodelError(f"{name} must be <= {MAX_WORKLOAD_SIZE:,}, got {np.max(arr):.0f}")
     return arr.astype(np.int64) if arr.ndim else int(arr)
+
+
+def check_context(model: ModelProfile, prompt_len: Any, output_len: Any) -> None:
+    """The one context rule: each sequence's prompt + output tokens fit the model's ``max_context``.
+
+    Used by ``estimate()``, ``size()``, the CLI's ``plan`` (on the mean lengths) and the dashboard, so a
+    workload the model cannot run is refused everywhere, never computed. Arrays are checked elementwise.
+    A state-space model (``ssm``) has no positional limit: its ``max_context`` is the training context,
+    not a bound, and is not enforced.
+    """
+    import numpy as np
+
+    if model.ssm is not None:
+        return
+
+    total = np.asarray(prompt_len, dtype=np.float64) + np.asarray(output_len, dtype=np.float64)
+    if np.any(total > model.max_context):
+        worst = float(np.max(total))
+        raise CostmodelError(
+            f"prompt_len + output_len = {worst:,.0f} tokens exceeds {model.name}'s context of "
+            f"{model.max_context:,} tokens (max_context): shorten the prompt or the output"
+        )
 
 
 @dataclass(frozen=True)

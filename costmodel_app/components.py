@@ -8,6 +8,7 @@ presentation: reading widgets into a :class:`~scenario.Scenario`, formatting, dr
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -20,8 +21,8 @@ from scenario import DEFAULT, MAX_USD_PER_HOUR, MODEL_SOURCES, WIDGET_FIELDS, Sc
 
 import costmodel as cm
 from costmodel.errors import CostmodelError, describe_validation_error
-from costmodel.hf import SUPPORTED_MODEL_TYPES
-from costmodel.specs import Price
+from costmodel.hf import MAX_CONFIG_BYTES, SUPPORTED_MODEL_TYPES
+from costmodel.specs import Price, check_context
 
 BAD_INPUT = (CostmodelError, ValueError)
 """What costmodel raises for input it cannot use; its message is written to be shown as is."""
@@ -66,6 +67,8 @@ def model_from_config(config_json: str) -> cm.ModelProfile:
 
 def read_hf_config(content: bytes, file_name: str) -> dict[str, Any]:
     """Parse an uploaded config.json and check that costmodel can read it; CostmodelError if not."""
+    if len(content) > MAX_CONFIG_BYTES:
+        raise CostmodelError(f"{file_name} is over {MAX_CONFIG_BYTES:,} bytes: not a config.json")
     try:
         data = json.loads(content)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -73,6 +76,8 @@ def read_hf_config(content: bytes, file_name: str) -> dict[str, Any]:
             f": {e.msg} at line {e.lineno}, column {e.colno}" if isinstance(e, json.JSONDecodeError) else ""
         )
         raise CostmodelError(f"{file_name} is not valid JSON{where}") from None
+    except (ValueError, RecursionError):  # integers past 4,300 digits, nesting past the recursion limit
+        raise CostmodelError(f"{file_name} holds an oversized number or nesting: not a config.json") from None
     if not isinstance(data, dict):
         raise CostmodelError(f"{file_name} must hold a JSON object, not {type(data).__name__}")
     try:
@@ -85,7 +90,14 @@ def read_hf_config(content: bytes, file_name: str) -> dict[str, Any]:
 
 
 def model(sc: Scenario) -> cm.ModelProfile:
-    """The scenario's model profile (built-in or uploaded); CostmodelError with the reason if none."""
+    """The scenario's model profile (built-in or uploaded), checked against the scenario's lengths by
+    costmodel's one context rule; CostmodelError with the reason if there is none or it cannot run them."""
+    profile = _model(sc)
+    check_context(profile, sc.prompt_len, sc.output_len)
+    return profile
+
+
+def _model(sc: Scenario) -> cm.ModelProfile:
     if sc.model_source == "built-in":
         return model_profile(sc.model)
     error = st.session_state.get("config_error")
@@ -229,7 +241,7 @@ def scenario_sidebar() -> None:
                 st.error(st.session_state["config_error"])
             elif st.session_state.get("hf_config") is not None:
                 uploaded = model_from_config(json.dumps(st.session_state["hf_config"], sort_keys=True))
-                st.caption(f"Uploaded: {uploaded.name}")
+                st.caption(f"Uploaded: {plain(uploaded.name)}")
         st.multiselect(
             "Hardware (first = the one single-device charts use)",
             cm.list_hardware(),
@@ -295,9 +307,18 @@ def scenario_sidebar() -> None:
 # ----------------------------------------------------------------------------------------------------
 
 
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$])")
+
+
+def plain(text: object) -> str:
+    """``text`` shown as written in Streamlit's Markdown: a name from an uploaded file (a link, an image,
+    HTML) is never rendered, only displayed."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
+
+
 def show_error(error: Exception) -> None:
-    """costmodel's own message, as it is (line breaks kept), never a traceback."""
-    st.error(str(error).replace("\n", "  \n"), icon=":material/error:")
+    """costmodel's own message, as it is (line breaks kept, no Markdown rendered), never a traceback."""
+    st.error(plain(error).replace("\n", "  \n"), icon=":material/error:")
 
 
 @contextmanager
@@ -313,7 +334,7 @@ def describe(sc: Scenario, model_name: str) -> str:
     """One line naming the scenario, for a page's caption."""
     dep = f"{sc.n_gpus} GPU{'s' if sc.n_gpus > 1 else ''} (TP {sc.tp}, PP {sc.pp})"
     return (
-        f"**{model_name}** on {', '.join(sc.hardware)} · {dep} · weights {sc.weight_dtype}, "
+        f"**{plain(model_name)}** on {', '.join(sc.hardware)} · {dep} · weights {sc.weight_dtype}, "
         f"activations {sc.activation_dtype}, KV {sc.kv_dtype} · batch {sc.batch_size:,}, "
         f"{sc.prompt_len:,} prompt + {sc.output_len:,} output tokens"
     )

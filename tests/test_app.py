@@ -73,7 +73,8 @@ def assert_shows(text: str, value: float) -> None:
 
 
 def errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
+    """The error messages as a reader sees them (the page escapes Markdown in them: names are text)."""
+    return [re.sub(r"\\(.)", r"\1", e.value) for e in at.error]
 
 
 def charts(at: AppTest) -> list[dict[str, Any]]:
@@ -415,7 +416,20 @@ def test_uploaded_config_is_the_model() -> None:
         (b'["a list"]', "config.json must hold a JSON object, not list"),
         (b'{"model_type": "bert"}', "unsupported model_type 'bert'"),
         (b'{"model_type": "llama", "hidden_size": 4096}', "lacks 'num_attention_heads'"),
-        (b'{"model_type": ["llama"]}', "is not a Hugging Face config.json costmodel can read"),
+        (b'{"model_type": ["llama"]}', "unsupported model_type ['llama']"),
+        (
+            b'{"model_type": "gpt2", "n_embd": "768", "n_layer": 12, "n_head": 12, "vocab_size": 50257, '
+            b'"n_positions": 1024}',
+            "config.json field 'n_embd' must be a whole number, got string '768'",
+        ),
+        (b"[" * 50_000 + b"]" * 50_000, "oversized number or nesting"),
+        (b'{"n_embd": ' + b"9" * 5000 + b"}", "oversized number or nesting"),
+        (
+            b'{"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 3, '
+            b'"head_dim": 100000000000, "intermediate_size": 14336, "vocab_size": 128256, '
+            b'"max_position_embeddings": 8192}',
+            "'head_dim' must lie in",
+        ),
     ],
 )
 def test_invalid_upload_gives_a_friendly_message(content: bytes, message: str) -> None:
@@ -582,12 +596,13 @@ def test_capacity_page_with_a_model_and_a_device_that_cannot_serve() -> None:
     assert "no intra-node bandwidth" in api.reason[0]
     assert table.loc[("cpu", 2), "reason"] == api.reason[0]  # costmodel's message, one row, not a crash
     assert "No latency curve on h100-sxm: TP 1, 2: the weights leave no room" in at.info[0].value
-    # lengths the model cannot hold are refused with the reason
-    at = open_page("capacity", prompt_len=8000)
-    assert errors(at) == [
-        "8,000 prompt + 256 output tokens on average exceed llama-3-8b's context of 8,192 tokens: lower "
-        "them in the sidebar"
-    ]
+    # lengths the model cannot hold are refused with the reason: costmodel's one context rule, every page
+    rule = "prompt_len + output_len = 8,256 tokens exceeds llama-3-8b's context of 8,192 tokens (max_context)"
+    for page in ("capacity", "memory", "performance", "speculative", "compression"):
+        at = open_page(page, prompt_len=8000)
+        assert [e for e in errors(at) if rule in e], (page, errors(at))
+    with pytest.raises(cm.CostmodelError, match=re.escape(rule)):
+        cm.estimate("llama-3-8b", "h100-sxm", cm.Workload(1, 8000, 256))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -784,3 +799,15 @@ def test_dashboard_memory_agrees_with_size_and_estimate(sc: Scenario) -> None:
     assert bool(warned) == (not s.fits)
     if warned:  # "Does not fit on X: 92.75 GB per GPU needed, ..."
         assert_shows(warned[0].split(": ", 1)[1].split(" per GPU")[0], s.memory_bytes_per_gpu)
+
+
+def test_an_uploaded_model_name_is_text_not_markdown() -> None:
+    """A name from an uploaded file is displayed as written: no link, no image (issue 17, item 14)."""
+    name = "[click](http://example.invalid) ![x](http://example.invalid/x.png)"
+    config = json.loads((HF_CONFIGS / "llama-3-8b.json").read_text()) | {"_name_or_path": name}
+    at = upload_config(json.dumps(config).encode(), "memory")
+    assert not errors(at)
+    rendered = [c.value for c in at.sidebar.caption if "Uploaded" in c.value]
+    assert rendered
+    assert "\\[click\\]\\(http" in rendered[0]  # escaped: Markdown shows the brackets as text
+    assert re.sub(r"\\(.)", r"\1", rendered[0]) == f"Uploaded: {name}"

@@ -1,5 +1,5 @@
-"""The dashboard in a real browser: ``streamlit run costmodel_app/streamlit_app.py`` in a subprocess, driven by
-Debian's chromium through playwright. Every page renders its plotly charts without an error element, a
+"""The dashboard in a real browser: ``python -m costmodel_app`` (what ``costmodel dashboard`` runs) in a
+subprocess, driven by Debian's chromium through playwright. Every page renders its plotly charts without an error element, a
 widget change re-renders and lands in the URL, a link reproduces the view, and the scenario downloads as
 JSON. Screenshots go to a temporary folder; ``UPDATE_SCREENSHOTS=1`` also writes the README's
 docs/img/dashboard.png.
@@ -34,7 +34,6 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Pyt
 pytest.importorskip("streamlit", reason="the dashboard needs the app extra: pip install 'costmodel[app]'")
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = ROOT / "costmodel_app" / "streamlit_app.py"
 README_SHOT = ROOT / "docs" / "img" / "dashboard.png"
 BROWSER_ARGS = [
     "--no-sandbox",
@@ -88,24 +87,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     write_results(results)
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
     port = free_port()
+    # the launcher users get from `costmodel dashboard` (headless, no usage statistics, no toast)
     command = [
         sys.executable,
         "-m",
-        "streamlit",
-        "run",
-        str(APP),
-        "--server.headless",
-        "true",
-        "--server.port",
+        "costmodel_app",
+        "--port",
         str(port),
-        "--server.address",
+        "--address",
         "127.0.0.1",
-        "--server.fileWatcherType",
-        "none",
-        "--browser.gatherUsageStats",
-        "false",
-        "--client.toolbarMode",
-        "viewer",
+        "--no-open",
     ]
     env = os.environ | {"COSTMODEL_VALIDATION_RESULTS": str(results)}
     with log.open("w") as out:
@@ -197,6 +188,7 @@ def test_every_page_renders_its_charts(server: str, page: Any, tmp_path: Path) -
         settle(page, charts)
         assert page.locator(".js-plotly-plot").count() == charts, path
         assert_no_error(page)
+        assert page.locator('[data-testid="stToast"]').count() == 0, path  # nothing covers the page
         page.screenshot(path=tmp_path / f"{path or 'memory'}.png")
     # the sidebar navigation works too
     page.get_by_role("link", name="Performance").click()

@@ -200,7 +200,9 @@ def test_json_output_is_strict_json() -> None:
         assert result.exit_code == 0, (args, result.stderr)
         _strict_json(result.stdout)
     rows = _strict_json(
-        runner.invoke(app, ["compare", "--model", "gpt2", "--hardware", "cpu", "--json"]).stdout
+        runner.invoke(
+            app, ["compare", "--model", "gpt2", "--hardware", "cpu", "--prompt-len", "512", "--json"]
+        ).stdout
     )
     assert isinstance(rows, list)
     assert rows[0]["usd_per_hour"] is None
@@ -300,7 +302,9 @@ def test_prices_show_their_source_and_can_be_overridden() -> None:
     assert rows[1]["price_provider"].startswith("DigitalOcean")
     assert {"model", "batch_size", "prompt_len", "output_len", "weight_dtype", "tp"} <= set(rows[0])
     single = _strict_json(
-        runner.invoke(app, ["estimate", "--model", "gpt2", "--usd-per-hour", "2", "--json"]).stdout
+        runner.invoke(
+            app, ["estimate", "--model", "gpt2", "--prompt-len", "512", "--usd-per-hour", "2", "--json"]
+        ).stdout
     )
     assert isinstance(single, dict)
     assert single["usd_per_hour"] == 2.0

@@ -251,12 +251,7 @@ with cols[3]:
 
 # ---------------------------------------------------------------------------- guard
 try:
-    model = ui.model(sc)
-    if sc.prompt_len + sc.output_len > model.max_context:
-        raise CostmodelError(
-            f"{sc.prompt_len:,} prompt + {sc.output_len:,} output tokens on average exceed "
-            f"{model.name}'s context of {model.max_context:,} tokens: lower them in the sidebar"
-        )
+    model = ui.model(sc)  # mean prompt + output lengths within the context: costmodel's one rule
     spec: TrafficSpec = (
         float(rate),
         (prompt_kind, sc.prompt_len, float(prompt_sigma)),
@@ -275,7 +270,7 @@ dtypes = (sc.weight_dtype, sc.kv_dtype, sc.activation_dtype)
 slo = (ttft_slo_ms / 1e3, tpot_slo_ms / 1e3)
 objective = f"p99 TTFT ≤ {ttft_slo_ms:,.4g} ms and p99 TPOT ≤ {tpot_slo_ms:,.4g} ms at {rate:,.4g} requests/s"
 st.caption(
-    f"**{model.name}** on {', '.join(sc.hardware)} · weights {sc.weight_dtype}, activations "
+    f"**{ui.plain(model.name)}** on {', '.join(sc.hardware)} · weights {sc.weight_dtype}, activations "
     f"{sc.activation_dtype}, KV {sc.kv_dtype} · {objective} · prompts {prompt_kind}, mean "
     f"{load.prompt.mean:,.0f} tokens · outputs {output_kind}, mean {load.output.mean:,.0f} tokens "
     f"(lengths capped at the {model.max_context:,}-token context). The planner chooses replicas, TP and "

@@ -96,7 +96,10 @@ def latency_figure(frame: pd.DataFrame, x: str, x_title: str) -> go.Figure:
 
 
 batches = sorted({*(2**i for i in range(11)), sc.batch_size})
-prompts = sorted({*(2**i for i in range(7, int(np.log2(model.max_context)) + 1)), sc.prompt_len})
+longest_prompt = max(model.max_context - sc.output_len, 1)  # the context rule: prompt + output fit
+prompts = sorted(
+    {*(2**i for i in range(7, int(np.log2(longest_prompt)) + 1)), min(sc.prompt_len, longest_prompt)}
+)
 dtypes = dict(weight_dtype=sc.weight_dtype, kv_dtype=sc.kv_dtype, activation_dtype=sc.activation_dtype)
 by_batch, by_prompt = [], []
 for hw in devices:  # a device that cannot run the scenario says why, once, and the others go on
