@@ -588,6 +588,8 @@ def fit(
     ``batch_size`` with the same prefill chunk. Both are exact against :attr:`FitReport.fits`.
     """
     checks.fraction("usable_fraction", usable_fraction)
+    checks.positive_int("tp", tp)
+    checks.positive_int("pp", pp)
     checks.positive_int("prefill_chunk_tokens", prefill_chunk_tokens)
     checks.counts("batch_size", batch_size)
     checks.counts("context_len", context_len)

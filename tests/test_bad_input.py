@@ -105,7 +105,7 @@ def test_one_context_rule_for_estimate_size_and_the_cli() -> None:
         (lambda: cm.forward_flop(LLAMA, batch_size=1, new_tokens=3, past_tokens=-1), "past_tokens"),
         (lambda: cm.forward_flop(LLAMA, batch_size=1, new_tokens=3, attention="sparse"), "attention"),
         (lambda: cm.inference_activation_bytes(LLAMA, batch_size=math.nan, new_tokens=1), "batch_size"),
-        (lambda: cm.fit(LLAMA, H100, batch_size=1, context_len=1, n_gpus=0), "n_gpus"),
+        (lambda: cm.fit(LLAMA, H100, batch_size=1, context_len=1, tp=0), "tp"),
         (lambda: cm.fit(LLAMA, H100, batch_size=1, context_len=1, usable_fraction=1.5), "usable_fraction"),
         (lambda: cm.estimate(LLAMA, H100, usd_per_hour=-2.0), "usd_per_hour"),
         (lambda: cm.estimate(LLAMA, H100, usd_per_hour=math.inf), "usd_per_hour"),
