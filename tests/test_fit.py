@@ -207,8 +207,8 @@ def configurations(draw: st.DrawFn) -> dict[str, object]:
         "weight_dtype": draw(st.sampled_from(["bf16", "fp8", "int8", "int4"])),
         "kv_dtype": draw(st.sampled_from(["bf16", "fp8"])),
         "batch_size": draw(st.integers(1, 512)),
-        "prompt_len": draw(st.integers(1, 16384)),
-        "output_len": draw(st.integers(1, 2048)),
+        "prompt_len": (prompt := draw(st.integers(1, min(16384, model.max_context - 1)))),
+        "output_len": draw(st.integers(1, min(2048, model.max_context - prompt))),  # within the context
     }
 
 
