@@ -157,7 +157,7 @@ def _qwen3_moe(r: _Reader) -> Config:
             r, "shared_expert_intermediate_size", r.config["shared_expert_intermediate_size"], "0"
         )
     out["moe"] = {
-        "n_experts": r.req("num_experts"),
+        "n_experts": r.req("num_experts", "num_local_experts"),  # transformers 5 writes the latter
         "top_k": r.req("num_experts_per_tok"),
         "expert_d_ff": r.req("moe_intermediate_size"),
         "first_dense_layers": len(dense),
@@ -308,6 +308,9 @@ _READERS: dict[str, Callable[[_Reader], Config]] = {
     "gpt_neox": _gpt_neox,
     "falcon": _falcon,
     "deepseek_v3": _deepseek_v3,
+    # Kimi-K2 ships the DeepSeek-V3 architecture under its own model_type (architectures:
+    # DeepseekV3ForCausalLM); Kimi-K2.5 wraps it as a text_config of model_type deepseek_v3
+    "kimi_k2": _deepseek_v3,
     "mamba": _mamba,
     "qwen3": _qwen3,
     "qwen3_moe": _qwen3_moe,
@@ -323,6 +326,11 @@ def from_hf_config(path_or_dict: str | Path | Config, *, name: str | None = None
     default of the matching ``transformers`` configuration class (e.g. ``tie_word_embeddings`` is True
     for gemma, gpt2, falcon and mamba, False for the others). Gemma's embedding scaling and Phi-3's
     fused projections do not change counts and are not represented.
+
+    A config with a ``text_config`` (a multimodal or wrapper model) is read through it: the profile
+    describes the language model alone, without a vision tower or projector. A ``model_type`` or a
+    value that changes the architecture beyond what costmodel represents raises
+    :class:`~costmodel.errors.CostmodelError` naming it and what is supported, never a silent mis-count.
     """
     source = "config.json (dict)"
     if not isinstance(path_or_dict, dict):
@@ -343,9 +351,17 @@ def from_hf_config(path_or_dict: str | Path | Config, *, name: str | None = None
     if not isinstance(config, dict):
         raise CostmodelError(f"{source} must hold a JSON object, not {type(config).__name__}")
     model_type = config.get("model_type")
+    outer = ""
+    if isinstance(config.get("text_config"), dict):
+        # a multimodal or wrapper config (Kimi-K2.5, Qwen3.5, Llama 4): the language model is the text_config
+        outer = f" (text_config of model_type {model_type!r})"
+        text = config["text_config"]
+        if "quantization_config" in config and "quantization_config" not in text:
+            text = text | {"quantization_config": config["quantization_config"]}
+        config, model_type = text, text.get("model_type")
     if model_type not in _READERS:
         raise CostmodelError(
-            f"unsupported model_type {model_type!r} in {source}; "
+            f"unsupported model_type {model_type!r}{outer} in {source}; "
             f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
     fields = _READERS[model_type](_Reader(config, model_type))

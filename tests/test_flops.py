@@ -8,6 +8,8 @@ sum of the mask.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -147,3 +149,60 @@ def test_broadcasting_matches_scalar_calls() -> None:
             assert (
                 grid[i, j] == forward_flop(model, batch_size=int(b), new_tokens=3, past_tokens=int(p)).total
             )
+
+
+# --- the 2025 architectures, against transformers' own modules as the reference implementation ---
+
+
+def transformers_flop(kind: str, batch: int, new: int, past: int) -> tuple[int, ModelProfile]:
+    """FlopCounterMode over one forward pass of a tiny transformers model of ``kind`` (eager attention,
+    whose score rectangle is costmodel's ``attention="full"``; eager experts, a matmul per expert hit)."""
+    from test_memory import tiny_hf_new
+
+    shared, model = tiny_hf_new(kind)
+    hf = copy.deepcopy(shared).float()
+    hf.config._attn_implementation = "eager"
+    hf.config._experts_implementation = "eager"
+    torch.manual_seed(0)
+    with torch.no_grad():
+        cache = hf(torch.randint(0, 101, (batch, past)), use_cache=True).past_key_values if past else None
+        with FlopCounterMode(display=False) as counter:
+            hf(torch.randint(0, 101, (batch, new)), past_key_values=cache, use_cache=True)
+    return int(counter.get_total_flops()), model
+
+
+@pytest.mark.parametrize(("batch", "new", "past"), [(1, 9, 0), (2, 3, 0), (2, 1, 3), (1, 2, 2)])
+@pytest.mark.parametrize("kind", ["qwen3", "qwen3_moe", "gpt_oss"])
+def test_forward_flop_equals_flop_counter_over_transformers(
+    kind: str, batch: int, new: int, past: int
+) -> None:
+    """QK-norm (Qwen3), top-k experts without biases (Qwen3-MoE), sinks and biased experts (gpt-oss):
+    none adds a matrix product beyond what costmodel counts. Contexts stay within gpt-oss's 5-token
+    window, where transformers' eager rectangle is the whole context."""
+    expected, model = transformers_flop(kind, batch, new, past)
+    got = forward_flop(model, batch_size=batch, new_tokens=new, past_tokens=past, attention="full").total
+    assert got == expected
+
+
+@pytest.mark.parametrize(("new", "past"), [(1, 0), (9, 0), (1, 30), (12, 20)])
+def test_mixed_local_and_full_layers_sum_their_own_masks(new: int, past: int) -> None:
+    model = tiny(
+        n_layers=5,
+        n_kv_heads=2,
+        layer_types=[
+            "sliding_attention",
+            "full_attention",
+            "sliding_attention",
+            "full_attention",
+            "full_attention",
+        ],
+        local_window=6,
+        attention_sinks=True,
+    )
+    keys = (
+        2 * attention_mask(new, past, 6, "cpu").sum().item()
+        + 3 * attention_mask(new, past, None, "cpu").sum().item()
+    )
+    f = forward_flop(model, batch_size=3, new_tokens=new, past_tokens=past)
+    assert f.attention_scores == 2 * 3 * keys * 8 * 8  # 8 heads of width 8
+    assert f.attention_values == f.attention_scores
