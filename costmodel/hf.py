@@ -125,7 +125,7 @@ def _unsupported(r: _Reader, key: str, value: Any, supported: str) -> CostmodelE
 def _qwen3(r: _Reader) -> Config:
     """Qwen3 (and the Qwen3 decoder of Qwen3-MoE): Llama with per-head RMSNorm on q and k; an optional
     window on the layers from ``max_window_layers`` on (transformers' Qwen3Config)."""
-    out = _llama_like(r) | {"qk_norm": True, "sliding_window": None}
+    out = _llama_like(r) | {"qk_norm": "per_head", "sliding_window": None}
     window = r.get("sliding_window", None) if r.get("use_sliding_window", False) else None
     if window is not None:
         first = min(r.get("max_window_layers", 28), out["n_layers"])
@@ -167,10 +167,43 @@ def _qwen3_moe(r: _Reader) -> Config:
     return out
 
 
-_GPT_OSS_MXFP4_SOURCE = (
-    "gpt-oss model card, https://arxiv.org/abs/2508.10925 §2.1 (MoE weights in MXFP4, the rest in BF16); "
-    "config.json quantization_config.modules_to_not_convert"
-)
+_CHECKPOINT_COMPONENTS = {
+    # component -> the module-name fragments that mark it in modules_to_not_convert
+    "attention": ("self_attn",),
+    "mlp": (".mlp.gate_proj", ".mlp.up_proj", ".mlp.down_proj"),
+    "experts": ("experts",),
+    "shared_experts": ("shared_expert",),
+}
+
+
+def _checkpoint(r: _Reader, fields: Config) -> Config:
+    """The checkpoint's storage formats from ``quantization_config``, for the recipes whose layout is
+    fully stated there: MXFP4 (gpt-oss) and fp8 in 128 x 128 blocks (DeepSeek-V3, Qwen3-FP8, MiniMax-M2).
+    Other recipes are not read: the profile then says nothing about the checkpoint's format."""
+    quant = r.get("quantization_config", {})
+    method, block = quant.get("quant_method"), quant.get("weight_block_size")
+    if method == "mxfp4":
+        fmt = "mxfp4"
+    elif method == "fp8" and block == [128, 128]:
+        fmt = "fp8_block"
+    else:
+        return {}
+    skipped = " ".join(quant.get("modules_to_not_convert") or [])
+    moe = fields.get("moe") or {}
+    present = {
+        "attention": fields.get("ssm") is None,
+        "mlp": fields.get("d_ff") is not None and (not moe or moe.get("first_dense_layers", 0) > 0),
+        "experts": bool(moe),
+        "shared_experts": bool(moe.get("n_shared_experts", 0)),
+    }
+    formats = {
+        c: fmt
+        for c, marks in _CHECKPOINT_COMPONENTS.items()
+        if present[c] and not any(m in skipped for m in marks)
+    }
+    recipe = f"quant_method {method}" + (f", weight_block_size {block}" if block else "")
+    source = f"config.json quantization_config ({recipe}); modules_to_not_convert kept in bf16"
+    return {"checkpoint": {"weight_dtype": "bf16", **formats, "source": source}}
 
 
 def _gpt_oss(r: _Reader) -> Config:
@@ -195,13 +228,27 @@ def _gpt_oss(r: _Reader) -> Config:
         "expert_d_ff": r.req("intermediate_size"),
         "router_bias": True,
     }
-    quant = r.get("quantization_config", {})
-    if quant.get("quant_method") == "mxfp4":
-        out["checkpoint"] = {
-            "weight_dtype": "bf16",
-            "experts": "mxfp4",
-            "source": _GPT_OSS_MXFP4_SOURCE,
-        }
+    return out
+
+
+def _minimax_m2(r: _Reader) -> Config:
+    """MiniMax-M2: GQA with RMSNorm over all query (key) heads at once, every layer a mixture of experts
+    with sigmoid routing (its score-correction bias is a buffer in transformers, not a parameter). The
+    multi-token-prediction modules (``use_mtp``) are not part of the served model."""
+    out = _llama_like(r) | {"sliding_window": None}
+    if r.get("use_qk_norm", True):
+        kind = r.get("qk_norm_type", "per_layer")
+        if kind not in ("per_layer", "per_head"):
+            raise _unsupported(r, "qk_norm_type", kind, "'per_layer', 'per_head'")
+        out["qk_norm"] = kind
+    if r.get("shared_intermediate_size", 0):
+        raise _unsupported(r, "shared_intermediate_size", r.config["shared_intermediate_size"], "0")
+    out["head_dim"] = r.get("head_dim", out["d_model"] // out["n_heads"])
+    out["moe"] = {
+        "n_experts": r.req("num_local_experts"),
+        "top_k": r.req("num_experts_per_tok"),
+        "expert_d_ff": out.pop("d_ff"),
+    }
     return out
 
 
@@ -315,6 +362,7 @@ _READERS: dict[str, Callable[[_Reader], Config]] = {
     "qwen3": _qwen3,
     "qwen3_moe": _qwen3_moe,
     "gpt_oss": _gpt_oss,
+    "minimax_m2": _minimax_m2,
 }
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_READERS))
 
@@ -364,7 +412,9 @@ def from_hf_config(path_or_dict: str | Path | Config, *, name: str | None = None
             f"unsupported model_type {model_type!r}{outer} in {source}; "
             f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
-    fields = _READERS[model_type](_Reader(config, model_type))
+    reader = _Reader(config, model_type)
+    fields = _READERS[model_type](reader)
+    fields |= _checkpoint(reader, fields)
     fields = {k: v for k, v in fields.items() if v is not None}
     fields.setdefault("name", name or config.get("_name_or_path") or model_type)
     fields.setdefault("source", f"Hugging Face config.json ({source}), model_type {model_type}")

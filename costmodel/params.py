@@ -118,8 +118,12 @@ def _attention(model: ModelProfile) -> list[Tensor]:
             *_linear("attention", "v_proj", Hkv * hd, d, L, model.qkv_bias),
             *_linear("attention", "o_proj", d, H * hd, L, model.out_bias),
         ]
-        if model.qk_norm:  # one RMSNorm over head_dim, shared by all query (key) heads of a layer
-            out += [*_norm("attention", "q_norm", hd, L, False), *_norm("attention", "k_norm", hd, L, False)]
+        if model.qk_norm != "none":  # RMSNorm over head_dim (shared by the heads) or over all heads
+            q_width, k_width = (hd, hd) if model.qk_norm == "per_head" else (H * hd, Hkv * hd)
+            out += [
+                *_norm("attention", "q_norm", q_width, L, False),
+                *_norm("attention", "k_norm", k_width, L, False),
+            ]
         if model.attention_sinks:  # gpt-oss: one learned logit per query head
             out.append(Tensor("attention", "sinks", (H,), L, "other"))
         return out

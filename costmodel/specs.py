@@ -193,8 +193,11 @@ class ModelProfile(Spec):
     local_window: PositiveInt | None = Field(
         None, description="Window of the 'sliding_attention' layers of layer_types [tokens]."
     )
-    qk_norm: bool = Field(
-        False, description="RMSNorm of width head_dim on each query and key head (Qwen3, Gemma-3)."
+    qk_norm: Literal["none", "per_head", "per_layer"] = Field(
+        "none",
+        description="RMSNorm on queries and keys: 'per_head' over head_dim, one weight shared by the heads "
+        "(Qwen3, Gemma-3); 'per_layer' over all heads at once, n_heads x head_dim and n_kv_heads x "
+        "head_dim weights (MiniMax-M2).",
     )
     attention_sinks: bool = Field(
         False,

@@ -172,7 +172,7 @@ def transformers_flop(kind: str, batch: int, new: int, past: int) -> tuple[int, 
 
 
 @pytest.mark.parametrize(("batch", "new", "past"), [(1, 9, 0), (2, 3, 0), (2, 1, 3), (1, 2, 2)])
-@pytest.mark.parametrize("kind", ["qwen3", "qwen3_moe", "gpt_oss"])
+@pytest.mark.parametrize("kind", ["qwen3", "qwen3_moe", "minimax_m2", "gpt_oss"])
 def test_forward_flop_equals_flop_counter_over_transformers(
     kind: str, batch: int, new: int, past: int
 ) -> None:

@@ -227,6 +227,15 @@ def tiny_hf_new(kind: str) -> tuple[transformers.PreTrainedModel, ModelProfile]:
             num_experts_per_tok=2,
             max_position_embeddings=128,
         )
+    elif kind == "minimax_m2":  # QK-norm over all heads at once
+        config = transformers.MiniMaxM2Config(
+            **common,
+            num_hidden_layers=3,
+            intermediate_size=32,
+            num_local_experts=4,
+            num_experts_per_tok=2,
+            max_position_embeddings=128,
+        )
     else:  # gpt_oss: local layers with a 5-token window, full layers, sinks
         config = transformers.GptOssConfig(
             **common,
@@ -264,7 +273,7 @@ def attended_cache_nbytes(hf: transformers.PreTrainedModel, batch: int, context:
     return sum(seen), kept
 
 
-@pytest.mark.parametrize("kind", ["qwen3", "qwen3_moe", "gpt_oss"])
+@pytest.mark.parametrize("kind", ["qwen3", "qwen3_moe", "minimax_m2", "gpt_oss"])
 @pytest.mark.parametrize(("batch", "context"), [(1, 2), (3, 5), (2, 6), (2, 17)])
 def test_kv_cache_equals_what_transformers_attends_to(kind: str, batch: int, context: int) -> None:
     """gpt-oss: the local layers' cache stops at the 5-token window, the full layers' keeps growing; the
