@@ -73,18 +73,29 @@ def attended_keys(
     *,
     sliding_window: int | None = None,
     attention: AttentionMask = "causal",
+    chunk: int | None = None,
 ) -> FloatArray:
     """Sum over the new queries of the number of keys each attends to [-].
 
     Causal, no window: ``n * past + n (n + 1) / 2``. With a window ``w`` the query at absolute
     position p sees ``min(p + 1, w)`` keys; the sum over p in [past, past + n) is F(past + n) - F(past)
-    with F(m) = sum_{p<m} min(p + 1, w). ``"full"`` counts the whole rectangle ``n * (past + n)``, window
-    or not (what an unfused kernel computes before masking).
+    with F(m) = sum_{p<m} min(p + 1, w). With chunks of ``c`` tokens (Llama 4's chunked local attention)
+    it sees the ``p mod c + 1`` keys of its chunk: F(m) = floor(m / c) c (c + 1) / 2 + r (r + 1) / 2,
+    r = m mod c. ``"full"`` counts the whole rectangle ``n * (past + n)``, window or not (what an unfused
+    kernel computes before masking).
     """
     n = np.asarray(new_tokens, dtype=np.float64)
     past = np.asarray(past_tokens, dtype=np.float64)
     if attention == "full":
         return np.asarray(n * (past + n), dtype=np.float64)
+    if chunk is not None:
+        c = float(chunk)
+
+        def in_chunks(m: FloatArray) -> FloatArray:
+            r = np.mod(m, c)
+            return np.asarray(np.floor(m / c) * c * (c + 1) / 2 + r * (r + 1) / 2, dtype=np.float64)
+
+        return np.asarray(in_chunks(past + n) - in_chunks(past), dtype=np.float64)
     if sliding_window is None:
         return np.asarray(n * past + n * (n + 1) / 2, dtype=np.float64)
     w = float(sliding_window)
@@ -93,6 +104,15 @@ def attended_keys(
         return np.where(m <= w, m * (m + 1) / 2, w * (w + 1) / 2 + (m - w) * w)
 
     return np.asarray(seen(past + n) - seen(past), dtype=np.float64)
+
+
+def group_attended_keys(
+    kind: str, size: int | None, n: npt.ArrayLike, past: npt.ArrayLike, attention: AttentionMask
+) -> FloatArray:
+    """Attended keys of one layer of a group of :attr:`ModelProfile.attention_groups`."""
+    if kind == "chunked":
+        return attended_keys(n, past, chunk=size, attention=attention)
+    return attended_keys(n, past, sliding_window=size, attention=attention)
 
 
 def forward_flop(
@@ -124,7 +144,8 @@ def forward_flop(
     Notes
     -----
     Linear layers cost 2 x tokens x (weight elements); a routed MoE layer runs ``top_k`` of its experts
-    per token plus the shared ones. Layers of a ``layer_types`` model attend within their own window.
+    per token plus the shared ones. Layers of a ``layer_types`` model attend within their own window
+    or chunk.
     Attention sinks (one extra logit per head in the softmax) and QK-norm add no matrix product.
     MLA caches the latent (DeepSeek-V2 §2.1.2) and up-projects keys and values from it for all
     ``past + new`` positions each pass; the weight-absorption form that serving engines use for decoding
@@ -156,8 +177,8 @@ def forward_flop(
         # summed over layers: each group of layers attends within its own window (or the whole context)
         keys = sum(
             (
-                layers * attended_keys(n, past_tokens, sliding_window=w, attention=attention)
-                for w, layers in model.attention_windows.items()
+                layers * group_attended_keys(kind, size, n, past_tokens, attention)
+                for (kind, size), layers in model.attention_groups.items()
             ),
             start=zeros,
         )

@@ -252,6 +252,38 @@ def _minimax_m2(r: _Reader) -> Config:
     return out
 
 
+def _llama4(r: _Reader) -> Config:
+    """Llama 4 text model: MoE layers (one routed expert of ``intermediate_size`` per token in Scout and
+    Maverick, plus a shared expert) every ``interleave_moe_layer_step``-th layer, dense layers of
+    ``intermediate_size_mlp`` between; rotary layers attend within chunks of ``attention_chunk_size``
+    and every ``no_rope_layer_interval``-th layer (NoPE) over the whole context. Its QK-norm is an L2 norm
+    without weights (transformers' Llama4TextL2Norm)."""
+    out = _llama_like(r) | {"sliding_window": None}
+    n_layers, step = out["n_layers"], r.get("interleave_moe_layer_step", 1)
+    moe_layers = r.get("moe_layers", list(range(step - 1, n_layers, step)))
+    if moe_layers != list(range(step - 1, n_layers, step)):
+        raise _unsupported(r, "moe_layers", moe_layers, "every interleave_moe_layer_step-th layer")
+    out["d_ff"] = r.get("intermediate_size_mlp", 16384) if step > 1 else None
+    out["moe"] = {
+        "n_experts": r.req("num_local_experts"),
+        "top_k": r.req("num_experts_per_tok"),
+        "expert_d_ff": r.req("intermediate_size"),
+        "n_shared_experts": 1,
+        "layer_step": step,
+    }
+    interval = r.get("no_rope_layer_interval", 4)
+    rope = r.get("no_rope_layers", [int((i + 1) % interval != 0) for i in range(n_layers)])
+    chunk = r.get("attention_chunk_size", 8192)
+    types = r.get("layer_types", ["chunked_attention" if use and chunk else "full_attention" for use in rope])
+    unknown = sorted(set(types) - {"chunked_attention", "full_attention"})
+    if unknown:
+        raise _unsupported(r, "layer_types", unknown[0], "'chunked_attention', 'full_attention'")
+    out["layer_types"] = types
+    if "chunked_attention" in types:
+        out["attention_chunk"] = chunk
+    return out
+
+
 def _gpt2(r: _Reader) -> Config:
     d = r.req("n_embd")
     return {
@@ -363,6 +395,7 @@ _READERS: dict[str, Callable[[_Reader], Config]] = {
     "qwen3_moe": _qwen3_moe,
     "gpt_oss": _gpt_oss,
     "minimax_m2": _minimax_m2,
+    "llama4_text": _llama4,
 }
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_READERS))
 

@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel.dtypes import get_dtype, storage_bytes
-from costmodel.flops import attended_keys
+from costmodel.flops import group_attended_keys
 from costmodel.memory import QUANTIZABLE, Sparsity, kv_elements_per_token, ssm_state_bytes, tensor_bytes
 from costmodel.params import Tensor, tensors
 from costmodel.specs import NORMS_PER_LAYER, ModelProfile
@@ -315,10 +315,10 @@ def forward_ops(
         kv_token = float(storage_bytes(kv_elements_per_token(model), kv_dtype))  # per layer
         # KV heads split over TP, replicated once tp exceeds them; the MLA latent is replicated
         kv_split = 1 if mla else min(tp, model.kv_heads)
-        windows = model.attention_windows
-        for window, layers in windows.items():
-            keys = attended_keys(
-                n, past, sliding_window=window, attention="causal" if attention_impl == "flash" else "full"
+        groups = model.attention_groups
+        for (kind, window), layers in groups.items():
+            keys = group_attended_keys(
+                kind, window, n, past, "causal" if attention_impl == "flash" else "full"
             )
             flop = 2.0 * B * keys * H * (qk_dim + v_dim) / tp
             cached = past + n if window is None else np.minimum(past + n, window)
@@ -329,7 +329,7 @@ def forward_ops(
             if attention_impl == "eager":
                 scores = B * H * n * (past + n) * a / tp
                 reads, writes = reads + 2 * scores, writes + 2 * scores
-            name = "attention" if len(windows) == 1 or window is None else "attention_local"
+            name = "attention" if len(groups) == 1 or window is None else "attention_local"
             ops.append(Op(name, "attention", layers, zero + flop, zero + reads, zero + writes, counted=True))
         matmul("o_proj", "attention", "o_proj", L, T, H * v_dim / tp, d)
         allreduce("allreduce_attn", L, tp)

@@ -48,6 +48,15 @@ class MoESpec(Spec):
         0, ge=0, description="Leading layers that use a dense MLP of width d_ff instead of experts [-]."
     )
     router_bias: bool = Field(False, description="Whether the router has a learned per-expert bias.")
+    layer_step: PositiveInt = Field(
+        1,
+        description="From first_dense_layers on, every layer_step-th layer (counting from 1) is a mixture "
+        "of experts and the others dense (Llama 4 Maverick: 2) [-].",
+    )
+
+    def is_moe_layer(self, index: int) -> bool:
+        """Whether decoder layer ``index`` (from 0) is a mixture of experts."""
+        return index >= self.first_dense_layers and (index + 1) % self.layer_step == 0
 
     @model_validator(mode="after")
     def _top_k_fits(self) -> Self:
@@ -94,9 +103,11 @@ class SSMSpec(Spec):
     proj_bias: bool = Field(False, description="Whether the in/out projections have biases.")
 
 
-LayerType = Literal["full_attention", "sliding_attention"]
-"""Kinds of decoder layer in a ``layer_types`` list, named as Hugging Face configs name them:
-causal attention over the whole context, or over the last ``local_window`` tokens."""
+LayerType = Literal["full_attention", "sliding_attention", "chunked_attention"]
+"""Kinds of decoder layer in a ``layer_types`` list, named as Hugging Face configs name them: causal
+attention over the whole context, over the last ``local_window`` tokens, or over the tokens of the
+current ``attention_chunk``-token chunk (Llama 4)."""
+AttentionSpan = Literal["full", "sliding", "chunked"]
 
 
 class CheckpointFormat(Spec):
@@ -193,6 +204,11 @@ class ModelProfile(Spec):
     local_window: PositiveInt | None = Field(
         None, description="Window of the 'sliding_attention' layers of layer_types [tokens]."
     )
+    attention_chunk: PositiveInt | None = Field(
+        None,
+        description="Chunk of the 'chunked_attention' layers of layer_types [tokens]: a query sees the "
+        "keys from the start of its chunk (Llama 4's attention_chunk_size).",
+    )
     qk_norm: Literal["none", "per_head", "per_layer"] = Field(
         "none",
         description="RMSNorm on queries and keys: 'per_head' over head_dim, one weight shared by the heads "
@@ -221,7 +237,7 @@ class ModelProfile(Spec):
             return self
         if self.n_heads is None:
             raise ValueError("n_heads is required for attention models (set ssm for a pure Mamba model)")
-        if self.d_ff is None and (self.moe is None or self.moe.first_dense_layers > 0):
+        if self.d_ff is None and (self.moe is None or self.n_moe_layers < self.n_layers):
             raise ValueError("d_ff is required: it is the width of the dense MLP")
         if self.n_kv_heads is not None and self.n_heads % self.n_kv_heads != 0:
             raise ValueError(
@@ -247,7 +263,9 @@ class ModelProfile(Spec):
                 )
             if "sliding_attention" in self.layer_types and self.local_window is None:
                 raise ValueError("layer_types has 'sliding_attention' layers: set their local_window")
-        elif self.local_window is not None:
+            if "chunked_attention" in self.layer_types and self.attention_chunk is None:
+                raise ValueError("layer_types has 'chunked_attention' layers: set their attention_chunk")
+        elif self.local_window is not None or self.attention_chunk is not None:
             raise ValueError(
                 "local_window needs layer_types (which layers are local); else use sliding_window"
             )
@@ -276,17 +294,33 @@ class ModelProfile(Spec):
         return self.n_heads
 
     @property
-    def attention_windows(self) -> dict[int | None, int]:
-        """Attention layers by the window they attend within [tokens] (None: the whole context), with
-        how many layers each: ``{None: 12, 128: 12}`` for gpt-oss-20b; empty for SSM models."""
+    def attention_groups(self) -> dict[tuple[AttentionSpan, int | None], int]:
+        """Attention layers by what a query attends to, with how many layers each: ``("full", None)``,
+        ``("sliding", window)`` or ``("chunked", chunk)`` [tokens]. gpt-oss-20b:
+        ``{("sliding", 128): 12, ("full", None): 12}``; empty for SSM models."""
         if self.ssm is not None:
             return {}
         if self.layer_types is None:
-            return {self.sliding_window: self.n_layers}
+            kind: AttentionSpan = "full" if self.sliding_window is None else "sliding"
+            return {(kind, self.sliding_window): self.n_layers}
+        spans: dict[str, tuple[AttentionSpan, int | None]] = {
+            "full_attention": ("full", None),
+            "sliding_attention": ("sliding", self.local_window),
+            "chunked_attention": ("chunked", self.attention_chunk),
+        }
+        out: dict[tuple[AttentionSpan, int | None], int] = {}
+        for layer in self.layer_types:
+            out[spans[layer]] = out.get(spans[layer], 0) + 1
+        return out
+
+    @property
+    def attention_windows(self) -> dict[int | None, int]:
+        """Attention layers by the most tokens their KV cache holds [tokens] (None: the whole context),
+        with how many layers each: ``{128: 12, None: 12}`` for gpt-oss-20b. A chunked layer holds up to
+        one chunk (a ring of ``attention_chunk`` tokens, as transformers and engines keep it)."""
         out: dict[int | None, int] = {}
-        for kind in self.layer_types:
-            window = self.local_window if kind == "sliding_attention" else None
-            out[window] = out.get(window, 0) + 1
+        for (_, size), layers in self.attention_groups.items():
+            out[size] = out.get(size, 0) + layers
         return out
 
     @property
@@ -297,7 +331,10 @@ class ModelProfile(Spec):
     @property
     def n_moe_layers(self) -> int:
         """Layers whose MLP is a mixture of experts [-]."""
-        return 0 if self.moe is None else self.n_layers - self.moe.first_dense_layers
+        if self.moe is None:
+            return 0
+        step, first = self.moe.layer_step, self.moe.first_dense_layers
+        return max(self.n_layers // step - first // step, 0)
 
     @property
     def n_dense_mlp_layers(self) -> int:

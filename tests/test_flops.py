@@ -172,16 +172,34 @@ def transformers_flop(kind: str, batch: int, new: int, past: int) -> tuple[int, 
 
 
 @pytest.mark.parametrize(("batch", "new", "past"), [(1, 9, 0), (2, 3, 0), (2, 1, 3), (1, 2, 2)])
-@pytest.mark.parametrize("kind", ["qwen3", "qwen3_moe", "minimax_m2", "gpt_oss"])
+@pytest.mark.parametrize("kind", ["qwen3", "qwen3_moe", "minimax_m2", "gpt_oss", "llama4"])
 def test_forward_flop_equals_flop_counter_over_transformers(
     kind: str, batch: int, new: int, past: int
 ) -> None:
-    """QK-norm (Qwen3), top-k experts without biases (Qwen3-MoE), sinks and biased experts (gpt-oss):
-    none adds a matrix product beyond what costmodel counts. Contexts stay within gpt-oss's 5-token
-    window, where transformers' eager rectangle is the whole context."""
+    """QK-norm (Qwen3, MiniMax-M2), top-k experts without biases (Qwen3-MoE), sinks and biased experts
+    (gpt-oss), interleaved MoE/dense layers with a shared expert and chunked layers (Llama 4): none adds
+    a matrix product beyond what costmodel counts. Contexts stay within the 5-token window (chunk), where
+    transformers' eager rectangle is the whole context."""
     expected, model = transformers_flop(kind, batch, new, past)
-    got = forward_flop(model, batch_size=batch, new_tokens=new, past_tokens=past, attention="full").total
+    f = forward_flop(model, batch_size=batch, new_tokens=new, past_tokens=past, attention="full")
+    got = f.total
+    if kind == "llama4":  # transformers' Llama4TextExperts runs every expert on every token (one bmm)
+        assert model.moe is not None
+        got += f.experts * (model.moe.n_experts / model.moe.top_k - 1)
     assert got == expected
+
+
+def chunk_mask(new: int, past: int, chunk: int) -> torch.Tensor:
+    """Boolean [n, p + n]: query at absolute position q sees key j iff j <= q and j // chunk == q // chunk."""
+    q = torch.arange(past, past + new)[:, None]
+    k = torch.arange(past + new)[None, :]
+    return (k <= q) & (k // chunk == q // chunk)
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 7])
+@pytest.mark.parametrize(("new", "past"), [(1, 0), (7, 0), (7, 3), (1, 30), (12, 20), (30, 5)])
+def test_chunked_keys_equal_the_mask_sum(new: int, past: int, chunk: int) -> None:
+    assert attended_keys(new, past, chunk=chunk) == chunk_mask(new, past, chunk).sum().item()
 
 
 @pytest.mark.parametrize(("new", "past"), [(1, 0), (9, 0), (1, 30), (12, 20)])

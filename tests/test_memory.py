@@ -236,6 +236,19 @@ def tiny_hf_new(kind: str) -> tuple[transformers.PreTrainedModel, ModelProfile]:
             num_experts_per_tok=2,
             max_position_embeddings=128,
         )
+    elif kind == "llama4":  # chunks of 5 tokens in rotary layers, full attention in every 2nd (NoPE)
+        config = transformers.Llama4TextConfig(
+            **common,
+            num_hidden_layers=4,
+            intermediate_size=32,
+            intermediate_size_mlp=48,
+            num_local_experts=4,
+            num_experts_per_tok=1,
+            interleave_moe_layer_step=2,
+            no_rope_layer_interval=2,
+            attention_chunk_size=5,
+            max_position_embeddings=128,
+        )
     else:  # gpt_oss: local layers with a 5-token window, full layers, sinks
         config = transformers.GptOssConfig(
             **common,
@@ -273,16 +286,17 @@ def attended_cache_nbytes(hf: transformers.PreTrainedModel, batch: int, context:
     return sum(seen), kept
 
 
-@pytest.mark.parametrize("kind", ["qwen3", "qwen3_moe", "minimax_m2", "gpt_oss"])
+@pytest.mark.parametrize("kind", ["qwen3", "qwen3_moe", "minimax_m2", "gpt_oss", "llama4"])
 @pytest.mark.parametrize(("batch", "context"), [(1, 2), (3, 5), (2, 6), (2, 17)])
 def test_kv_cache_equals_what_transformers_attends_to(kind: str, batch: int, context: int) -> None:
     """gpt-oss: the local layers' cache stops at the 5-token window, the full layers' keeps growing; the
-    sinks are parameters, nothing cached. Between steps transformers keeps window - 1 tokens in a local
-    layer and re-attaches the new token's K/V during the step."""
+    sinks are parameters, nothing cached. Llama 4: a chunked layer's cache is a ring of one 5-token chunk
+    (the mask then keeps each query inside its chunk). Between steps transformers keeps window - 1
+    tokens in a local layer and re-attaches the new token's K/V during the step."""
     hf, model = tiny_hf_new(kind)
     attended, kept = attended_cache_nbytes(hf, batch, context)
     assert kv_cache_bytes(model, batch_size=batch, context_len=context, kv_dtype="bf16") == attended
-    if kind == "gpt_oss":
+    if kind in ("gpt_oss", "llama4"):
         assert model.attention_windows == {5: 2, None: 2}
         one_token = 2 * 2 * 16 * 2  # K and V, 2 KV heads of 16, bf16
         dropped = 2 * batch * one_token if context >= 5 else 0  # the 2 local layers keep window - 1

@@ -128,3 +128,16 @@ def test_qk_norm_and_sinks_are_per_layer_vectors() -> None:
     oss = costmodel.load_model("gpt-oss-20b")
     no_sinks = oss.model_copy(update={"attention_sinks": False})
     assert param_count(oss).attention - param_count(no_sinks).attention == 24 * 64
+
+
+def test_llama4_counts_and_the_17b_active_of_its_names() -> None:
+    """Scout (16 experts, every layer MoE) and Maverick (128 experts, every 2nd layer MoE, dense
+    layers of 16384 between): one routed and one shared expert per token in each, "17B active"."""
+    scout = param_count(costmodel.load_model("llama-4-scout"))
+    maverick = param_count(costmodel.load_model("llama-4-maverick"))
+    assert round(scout.active / 1e9, 1) == 17.2
+    assert round(maverick.active / 1e9, 1) == 17.2
+    expert = 3 * 5120 * 8192
+    assert scout.total - scout.active == 48 * 15 * expert
+    assert maverick.total - maverick.active == 24 * 127 * expert
+    assert maverick.mlp == 24 * 3 * 5120 * 16384
