@@ -49,6 +49,7 @@ class FlopBreakdown:
     attention_proj: FloatArray
     attention_scores: FloatArray
     attention_values: FloatArray
+    linear_attention: FloatArray
     mlp: FloatArray
     router: FloatArray
     experts: FloatArray
@@ -146,7 +147,10 @@ def forward_flop(
     Linear layers cost 2 x tokens x (weight elements); a routed MoE layer runs ``top_k`` of its experts
     per token plus the shared ones. Layers of a ``layer_types`` model attend within their own window
     or chunk.
-    Attention sinks (one extra logit per head in the softmax) and QK-norm add no matrix product.
+    Attention sinks (one extra logit per head in the softmax) and QK-norm add no matrix product. Gated
+    DeltaNet layers (Yang et al. 2025, Eq. 10) are counted in their recurrent form: projections, the
+    depthwise convolution and three d_k x d_v state products per value head and token; chunked prefill
+    kernels (Yang et al. §3.3, chunks of 64) add intra-chunk products on top, not counted here.
     MLA caches the latent (DeepSeek-V2 §2.1.2) and up-projects keys and values from it for all
     ``past + new`` positions each pass; the weight-absorption form that serving engines use for decoding
     trades that up-projection for wider scores and is not modelled here.
@@ -167,7 +171,14 @@ def forward_flop(
     head_tokens = tokens if logits == "all" else B * np.minimum(n, 1.0)
 
     zeros = np.zeros(np.broadcast(B, n, np.asarray(past_tokens)).shape)
-    scores = values = ssm_extra = zeros
+    scores = values = ssm_extra = linear_extra = zeros
+    if model.linear_attention is not None:
+        la, layers = model.linear_attention, model.n_linear_attention_layers
+        # depthwise causal conv over q, k, v; the gated delta rule's three state products per value
+        # head (S^T k, the rank-1 update k (v - S^T k)^T beta, the read-out S^T q): 2 d_k d_v each
+        conv = la.conv_dim * la.conv_kernel
+        state = 3 * la.n_value_heads * la.key_head_dim * la.value_head_dim
+        linear_extra = 2.0 * tokens * layers * (conv + state)
     if model.ssm is not None:
         s = model.ssm
         d_inner = s.expand * model.d_model
@@ -196,6 +207,7 @@ def forward_flop(
         attention_proj=per_token("attention") + context * latent_up,
         attention_scores=zeros + scores,
         attention_values=zeros + values,
+        linear_attention=per_token("linear_attention") + linear_extra,
         mlp=per_token("mlp"),
         router=per_token("router"),
         experts=per_token("experts"),

@@ -284,6 +284,50 @@ def _llama4(r: _Reader) -> Config:
     return out
 
 
+def _qwen3_5(r: _Reader) -> Config:
+    """Qwen3.5 (and Qwen3-Next's layout): three of every four layers gated DeltaNet linear attention, the
+    fourth full attention whose q_proj also yields a sigmoid output gate; QK-norm per head."""
+    out = _qwen3(r) | {"attention_output_gate": r.get("attn_output_gate", True)}
+    if r.get("use_sliding_window", False):
+        raise _unsupported(r, "use_sliding_window", True, "false")
+    n_layers, interval = out["n_layers"], r.get("full_attention_interval", 4)
+    hybrid = ["linear_attention" if (i + 1) % interval else "full_attention" for i in range(n_layers)]
+    types = r.get("layer_types", hybrid)
+    unknown = sorted(set(types) - {"linear_attention", "full_attention"})
+    if unknown:
+        raise _unsupported(r, "layer_types", unknown[0], "'linear_attention', 'full_attention'")
+    out["layer_types"] = types
+    if "linear_attention" in types:
+        out["linear_attention"] = {
+            "n_key_heads": r.req("linear_num_key_heads"),
+            "n_value_heads": r.req("linear_num_value_heads"),
+            "key_head_dim": r.req("linear_key_head_dim"),
+            "value_head_dim": r.req("linear_value_head_dim"),
+            "conv_kernel": r.get("linear_conv_kernel_dim", 4),
+        }
+    return out
+
+
+def _qwen3_5_moe(r: _Reader) -> Config:
+    """Qwen3.5 MoE: the Qwen3.5 hybrid with every layer a mixture of experts plus one gated shared
+    expert."""
+    # every layer is MoE: no dense width is needed (the MoE configs carry none)
+    out = _qwen3_5(_Reader({"intermediate_size": 0} | r.config, r.model_type))
+    if r.get("mlp_only_layers", []):
+        raise _unsupported(r, "mlp_only_layers", r.config["mlp_only_layers"], "[]")
+    shared = r.get("shared_expert_intermediate_size", 0)
+    out.pop("d_ff", None)
+    out["moe"] = {
+        "n_experts": r.req("num_experts", "num_local_experts"),
+        "top_k": r.req("num_experts_per_tok"),
+        "expert_d_ff": r.req("moe_intermediate_size"),
+        "n_shared_experts": 1 if shared else 0,
+        "shared_expert_d_ff": shared or None,
+        "shared_expert_gate": bool(shared),
+    }
+    return out
+
+
 def _gpt2(r: _Reader) -> Config:
     d = r.req("n_embd")
     return {
@@ -396,6 +440,8 @@ _READERS: dict[str, Callable[[_Reader], Config]] = {
     "gpt_oss": _gpt_oss,
     "minimax_m2": _minimax_m2,
     "llama4_text": _llama4,
+    "qwen3_5_text": _qwen3_5,
+    "qwen3_5_moe_text": _qwen3_5_moe,
 }
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_READERS))
 

@@ -48,6 +48,11 @@ class MoESpec(Spec):
         0, ge=0, description="Leading layers that use a dense MLP of width d_ff instead of experts [-]."
     )
     router_bias: bool = Field(False, description="Whether the router has a learned per-expert bias.")
+    shared_expert_gate: bool = Field(
+        False,
+        description="A learned sigmoid gate (a d_model x 1 projection) on the shared experts' output "
+        "(Qwen2-MoE, Qwen3.5).",
+    )
     layer_step: PositiveInt = Field(
         1,
         description="From first_dense_layers on, every layer_step-th layer (counting from 1) is a mixture "
@@ -92,6 +97,23 @@ class MLASpec(Spec):
         return self.qk_nope_head_dim + self.qk_rope_head_dim
 
 
+class LinearAttentionSpec(Spec):
+    """Gated DeltaNet layers (Yang et al. 2025, "Gated Delta Networks", arXiv:2412.06464) as Qwen3-Next
+    and Qwen3.5 use them: a per-head key x value state updated by the gated delta rule, a depthwise
+    causal convolution over q, k and v, and an output gate."""
+
+    n_key_heads: PositiveInt = Field(description="Query/key heads [-].")
+    n_value_heads: PositiveInt = Field(description="Value heads (each with its own state) [-].")
+    key_head_dim: PositiveInt = Field(description="Query/key width per head d_k [-].")
+    value_head_dim: PositiveInt = Field(description="Value width per head d_v [-].")
+    conv_kernel: PositiveInt = Field(description="Depthwise causal convolution width [-].")
+
+    @property
+    def conv_dim(self) -> int:
+        """Channels of the convolution: q, k and v [-]."""
+        return 2 * self.n_key_heads * self.key_head_dim + self.n_value_heads * self.value_head_dim
+
+
 class SSMSpec(Spec):
     """Selective state-space (Mamba-1) blocks replacing attention and MLP (Gu & Dao 2023, §3)."""
 
@@ -103,10 +125,10 @@ class SSMSpec(Spec):
     proj_bias: bool = Field(False, description="Whether the in/out projections have biases.")
 
 
-LayerType = Literal["full_attention", "sliding_attention", "chunked_attention"]
+LayerType = Literal["full_attention", "sliding_attention", "chunked_attention", "linear_attention"]
 """Kinds of decoder layer in a ``layer_types`` list, named as Hugging Face configs name them: causal
 attention over the whole context, over the last ``local_window`` tokens, or over the tokens of the
-current ``attention_chunk``-token chunk (Llama 4)."""
+current ``attention_chunk``-token chunk (Llama 4); or a linear-attention layer (``linear_attention``)."""
 AttentionSpan = Literal["full", "sliding", "chunked"]
 
 
@@ -215,6 +237,14 @@ class ModelProfile(Spec):
         "(Qwen3, Gemma-3); 'per_layer' over all heads at once, n_heads x head_dim and n_kv_heads x "
         "head_dim weights (MiniMax-M2).",
     )
+    attention_output_gate: bool = Field(
+        False,
+        description="A sigmoid gate on the attention output computed by q_proj, which then has twice the "
+        "outputs (Qwen3-Next, Qwen3.5 'attn_output_gate').",
+    )
+    linear_attention: LinearAttentionSpec | None = Field(
+        None, description="Settings of the 'linear_attention' layers of layer_types (gated DeltaNet)."
+    )
     attention_sinks: bool = Field(
         False,
         description="A learned logit per query head added to every softmax denominator (gpt-oss): "
@@ -265,7 +295,12 @@ class ModelProfile(Spec):
                 raise ValueError("layer_types has 'sliding_attention' layers: set their local_window")
             if "chunked_attention" in self.layer_types and self.attention_chunk is None:
                 raise ValueError("layer_types has 'chunked_attention' layers: set their attention_chunk")
-        elif self.local_window is not None or self.attention_chunk is not None:
+            if ("linear_attention" in self.layer_types) != (self.linear_attention is not None):
+                raise ValueError(
+                    "linear_attention settings go with 'linear_attention' layers in layer_types: give both "
+                    "or neither"
+                )
+        elif self.local_window is not None or self.attention_chunk is not None or self.linear_attention:
             raise ValueError(
                 "local_window needs layer_types (which layers are local); else use sliding_window"
             )
@@ -310,8 +345,19 @@ class ModelProfile(Spec):
         }
         out: dict[tuple[AttentionSpan, int | None], int] = {}
         for layer in self.layer_types:
-            out[spans[layer]] = out.get(spans[layer], 0) + 1
+            if layer != "linear_attention":
+                out[spans[layer]] = out.get(spans[layer], 0) + 1
         return out
+
+    @property
+    def n_attention_layers(self) -> int:
+        """Layers with softmax attention (full, sliding or chunked) [-]."""
+        return sum(self.attention_groups.values())
+
+    @property
+    def n_linear_attention_layers(self) -> int:
+        """Layers with linear attention (gated DeltaNet) [-]."""
+        return 0 if self.layer_types is None else self.layer_types.count("linear_attention")
 
     @property
     def attention_windows(self) -> dict[int | None, int]:
