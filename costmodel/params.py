@@ -116,7 +116,7 @@ def _linear_attention(model: ModelProfile) -> list[Tensor]:
     if m is None or not L:
         return []
     value = m.n_value_heads * m.value_head_dim
-    c = "linear_attention"
+    c: Component = "linear_attention"
     return [
         *_linear(c, "in_proj_qkv", m.conv_dim, d, L, False),
         *_linear(c, "in_proj_z", value, d, L, False),  # output gate
