@@ -49,6 +49,7 @@ class FlopBreakdown:
     attention_proj: FloatArray
     attention_scores: FloatArray
     attention_values: FloatArray
+    indexer: FloatArray
     linear_attention: FloatArray
     mlp: FloatArray
     router: FloatArray
@@ -108,11 +109,21 @@ def attended_keys(
 
 
 def group_attended_keys(
-    kind: str, size: int | None, n: npt.ArrayLike, past: npt.ArrayLike, attention: AttentionMask
+    kind: str,
+    size: int | None,
+    n: npt.ArrayLike,
+    past: npt.ArrayLike,
+    attention: AttentionMask,
+    *,
+    top_k: int | None = None,
 ) -> FloatArray:
-    """Attended keys of one layer of a group of :attr:`ModelProfile.attention_groups`."""
+    """Attended keys of one layer of a group of :attr:`ModelProfile.attention_groups`; with ``top_k``
+    (sparse attention) a causal query sees at most its ``top_k`` selected keys, ``min(p + 1, top_k)``:
+    the window formula with ``w = top_k``."""
     if kind == "chunked":
         return attended_keys(n, past, chunk=size, attention=attention)
+    if top_k is not None:
+        size = top_k if size is None else min(size, top_k)
     return attended_keys(n, past, sliding_window=size, attention=attention)
 
 
@@ -147,6 +158,9 @@ def forward_flop(
     Linear layers cost 2 x tokens x (weight elements); a routed MoE layer runs ``top_k`` of its experts
     per token plus the shared ones. Layers of a ``layer_types`` model attend within their own window
     or chunk.
+    DeepSeek sparse attention: each causal query attends to at most ``index_topk`` keys, and the indexer
+    scores all of them (2 H_I (d_I + 1) FLOP per query-key pair); with ``attention="full"`` both count
+    the whole rectangle, as transformers' masked implementation computes it.
     Attention sinks (one extra logit per head in the softmax) and QK-norm add no matrix product. Gated
     DeltaNet layers (Yang et al. 2025, Eq. 10) are counted in their recurrent form: projections, the
     depthwise convolution and three d_k x d_v state products per value head and token; chunked prefill
@@ -171,7 +185,7 @@ def forward_flop(
     head_tokens = tokens if logits == "all" else B * np.minimum(n, 1.0)
 
     zeros = np.zeros(np.broadcast(B, n, np.asarray(past_tokens)).shape)
-    scores = values = ssm_extra = linear_extra = zeros
+    scores = values = ssm_extra = linear_extra = indexer = zeros
     if model.linear_attention is not None:
         la, layers = model.linear_attention, model.n_linear_attention_layers
         # depthwise causal conv over q, k, v; the gated delta rule's three state products per value
@@ -186,13 +200,19 @@ def forward_flop(
         ssm_extra = 2.0 * tokens * model.n_layers * d_inner * (s.d_conv + s.d_state)
     else:
         # summed over layers: each group of layers attends within its own window (or the whole context)
+        sparse = model.sparse_attention
+        top_k = sparse.index_topk if sparse else None
         keys = sum(
             (
-                layers * group_attended_keys(kind, size, n, past_tokens, attention)
+                layers * group_attended_keys(kind, size, n, past_tokens, attention, top_k=top_k)
                 for (kind, size), layers in model.attention_groups.items()
             ),
             start=zeros,
         )
+        if sparse is not None:
+            # the indexer scores every (causal) key: q.k over its heads, then the weighted sum over heads
+            every = model.n_layers * attended_keys(n, past_tokens, attention=attention)
+            indexer = 2.0 * B * every * sparse.index_n_heads * (sparse.index_head_dim + 1)
         H = float(model.n_heads or 0)
         qk_dim = model.mla.qk_head_dim if model.mla else model.head_size
         v_dim = model.mla.v_head_dim if model.mla else model.head_size
@@ -207,6 +227,7 @@ def forward_flop(
         attention_proj=per_token("attention") + context * latent_up,
         attention_scores=zeros + scores,
         attention_values=zeros + values,
+        indexer=zeros + indexer,
         linear_attention=per_token("linear_attention") + linear_extra,
         mlp=per_token("mlp"),
         router=per_token("router"),

@@ -328,6 +328,27 @@ def _qwen3_5_moe(r: _Reader) -> Config:
     return out
 
 
+def _deepseek_v32(r: _Reader) -> Config:
+    """DeepSeek-V3.2 (and GLM-5's glm_moe_dsa): DeepSeek-V3 with DeepSeek Sparse Attention."""
+    out = _deepseek_v3(r)
+    indexers = r.get("indexer_types", [])
+    if any(kind != "full" for kind in indexers):
+        shared = next(kind for kind in indexers if kind != "full")
+        raise _unsupported(r, "indexer_types", shared, "'full' in every layer (an indexer per layer)")
+    dense = out["moe"]["first_dense_layers"]
+    mlp_types = r.get("mlp_layer_types", ["dense"] * dense + ["sparse"] * (out["n_layers"] - dense))
+    if mlp_types != ["dense"] * dense + ["sparse"] * (out["n_layers"] - dense):
+        raise _unsupported(
+            r, "mlp_layer_types", "interleaved", "first_k_dense_replace dense layers, then MoE"
+        )
+    out["sparse_attention"] = {
+        "index_n_heads": r.req("index_n_heads"),
+        "index_head_dim": r.req("index_head_dim"),
+        "index_topk": r.req("index_topk"),
+    }
+    return out
+
+
 def _gpt2(r: _Reader) -> Config:
     d = r.req("n_embd")
     return {
@@ -442,6 +463,8 @@ _READERS: dict[str, Callable[[_Reader], Config]] = {
     "llama4_text": _llama4,
     "qwen3_5_text": _qwen3_5,
     "qwen3_5_moe_text": _qwen3_5_moe,
+    "deepseek_v32": _deepseek_v32,
+    "glm_moe_dsa": _deepseek_v32,
 }
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_READERS))
 

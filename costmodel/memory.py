@@ -127,11 +127,13 @@ def checkpoint_bytes(model: ModelProfile) -> int:
 
 
 def kv_elements_per_token(model: ModelProfile) -> int:
-    """Values cached per token per layer [-]: 2 H_kv d_h, or the MLA latent; 0 for an SSM."""
+    """Values cached per token per layer [-]: 2 H_kv d_h, or the MLA latent (and the sparse-attention
+    indexer's key); 0 for an SSM."""
     if model.ssm is not None:
         return 0
     if model.mla is not None:
-        return model.mla.kv_lora_rank + model.mla.qk_rope_head_dim
+        indexer = model.sparse_attention.index_head_dim if model.sparse_attention else 0
+        return model.mla.kv_lora_rank + model.mla.qk_rope_head_dim + indexer
     return 2 * model.kv_heads * model.head_size
 
 

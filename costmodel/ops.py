@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel.dtypes import get_dtype, storage_bytes
-from costmodel.flops import group_attended_keys
+from costmodel.flops import AttentionMask, attended_keys, group_attended_keys
 from costmodel.memory import (
     QUANTIZABLE,
     Sparsity,
@@ -72,6 +72,10 @@ _OP_OF_TENSOR = {
     "kv_a_proj": "qkv_proj",
     "kv_a_norm": "qkv_proj",
     "q_norm": "qkv_proj",
+    "indexer_wq_b": "qkv_proj",
+    "indexer_wk": "qkv_proj",
+    "indexer_k_norm": "qkv_proj",
+    "indexer_weights_proj": "qkv_proj",
     "k_norm": "qkv_proj",
     "sinks": "qkv_proj",
     "kv_b_proj": "kv_up_proj",
@@ -317,7 +321,13 @@ def forward_ops(
         kv_width = (mla.kv_lora_rank + mla.qk_rope_head_dim) if mla else 2 * model.kv_heads * model.head_size
         La = model.n_attention_layers  # softmax-attention layers (the others: linear attention)
         gate = q_width if model.attention_output_gate else 0  # q_proj also yields the output gate
-        matmul("qkv_proj", "attention", "qkv_proj", La, T, d, (q_width + gate + kv_width) / tp)
+        dsa = model.sparse_attention
+        indexer_width = (
+            dsa.index_n_heads * dsa.index_head_dim + dsa.index_head_dim + dsa.index_n_heads if dsa else 0
+        )
+        matmul(
+            "qkv_proj", "attention", "qkv_proj", La, T, d, (q_width + gate + kv_width + indexer_width) / tp
+        )
         context = B * (past + n)
         if mla:
             matmul(
@@ -334,12 +344,30 @@ def forward_ops(
         # KV heads split over TP, replicated once tp exceeds them; the MLA latent is replicated
         kv_split = 1 if mla else min(tp, model.kv_heads)
         groups = model.attention_groups
+        sparse = model.sparse_attention
+        mask: AttentionMask = "causal" if attention_impl == "flash" else "full"
+        if sparse is not None:
+            # the lightning indexer (replicated over TP, as vLLM runs it) reads every cached indexer key
+            pairs = attended_keys(n, past, attention=mask)
+            ops.append(
+                Op(
+                    "indexer",
+                    "attention",
+                    La,
+                    zero + 2.0 * B * pairs * sparse.index_n_heads * (sparse.index_head_dim + 1),
+                    zero + B * (past + n) * sparse.index_head_dim * a + T * sparse.index_n_heads * a,
+                    zero + T * sparse.index_topk * 4.0,  # int32 indices of the selected keys
+                    counted=True,
+                )
+            )
         for (kind, window), layers in groups.items():
             keys = group_attended_keys(
-                kind, window, n, past, "causal" if attention_impl == "flash" else "full"
+                kind, window, n, past, mask, top_k=sparse.index_topk if sparse else None
             )
             flop = 2.0 * B * keys * H * (qk_dim + v_dim) / tp
             cached = past + n if window is None else np.minimum(past + n, window)
+            if sparse is not None:  # each query reads its top-k keys; the pass at most every cached one
+                cached = np.minimum(cached, n * sparse.index_topk)
             # MLA reads the rebuilt per-head K and V (activations); others read the cache
             kv_read = B * cached * H * (qk_dim + v_dim) * a / tp if mla else B * cached * kv_token / kv_split
             reads = T * q_width * a / tp + kv_read

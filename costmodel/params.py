@@ -163,8 +163,21 @@ def _attention(model: ModelProfile) -> list[Tensor]:
         if m.q_lora_rank
         else _linear("attention", "q_proj", H * m.qk_head_dim, d, L, False)
     )
+    indexer: list[Tensor] = []
+    if model.sparse_attention is not None and m.q_lora_rank:
+        # DeepSeek-V3.2's lightning indexer: queries from the compressed query, one shared key per token
+        s = model.sparse_attention
+        indexer = [
+            *_linear(
+                "attention", "indexer_wq_b", s.index_n_heads * s.index_head_dim, m.q_lora_rank, L, False
+            ),
+            *_linear("attention", "indexer_wk", s.index_head_dim, d, L, False),
+            *_norm("attention", "indexer_k_norm", s.index_head_dim, L, True),  # a LayerNorm
+            *_linear("attention", "indexer_weights_proj", s.index_n_heads, d, L, False),
+        ]
     return [
         *q,
+        *indexer,
         *_linear("attention", "kv_a_proj", m.kv_lora_rank + m.qk_rope_head_dim, d, L, model.qkv_bias),
         *_norm("attention", "kv_a_norm", m.kv_lora_rank, L, norm_bias),
         *_linear("attention", "kv_b_proj", H * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank, L, False),

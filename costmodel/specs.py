@@ -97,6 +97,16 @@ class MLASpec(Spec):
         return self.qk_nope_head_dim + self.qk_rope_head_dim
 
 
+class SparseAttentionSpec(Spec):
+    """DeepSeek Sparse Attention (DeepSeek-V3.2-Exp report, https://github.com/deepseek-ai/DeepSeek-V3.2-Exp/blob/main/DeepSeek_V3_2.pdf
+    §2.1): a lightning indexer scores every past token for each query (``index_n_heads`` heads of
+    ``index_head_dim``, ReLU, weighted sum over heads) and MLA attends to the ``index_topk`` best."""
+
+    index_n_heads: PositiveInt = Field(description="Indexer heads H_I [-].")
+    index_head_dim: PositiveInt = Field(description="Indexer query/key width d_I; its keys are cached [-].")
+    index_topk: PositiveInt = Field(description="Keys each query attends to [tokens].")
+
+
 class LinearAttentionSpec(Spec):
     """Gated DeltaNet layers (Yang et al. 2025, "Gated Delta Networks", arXiv:2412.06464) as Qwen3-Next
     and Qwen3.5 use them: a per-head key x value state updated by the gated delta rule, a depthwise
@@ -255,6 +265,9 @@ class ModelProfile(Spec):
     )
     moe: MoESpec | None = Field(None, description="Mixture-of-experts settings; None for dense models.")
     mla: MLASpec | None = Field(None, description="Multi-head latent attention settings; None otherwise.")
+    sparse_attention: SparseAttentionSpec | None = Field(
+        None, description="DeepSeek sparse attention (an indexer selecting top-k keys) on MLA; None: dense."
+    )
     ssm: SSMSpec | None = Field(None, description="Mamba block settings; set for pure SSM models.")
 
     @model_validator(mode="after")
@@ -303,6 +316,11 @@ class ModelProfile(Spec):
         elif self.local_window is not None or self.attention_chunk is not None or self.linear_attention:
             raise ValueError(
                 "local_window needs layer_types (which layers are local); else use sliding_window"
+            )
+        if self.sparse_attention is not None and (self.mla is None or self.mla.q_lora_rank is None):
+            raise ValueError(
+                "sparse_attention needs mla with a q_lora_rank: the indexer's queries come from the "
+                "compressed query"
             )
         if self.moe is not None and self.moe.first_dense_layers > self.n_layers:
             raise ValueError(

@@ -224,3 +224,38 @@ def test_mixed_local_and_full_layers_sum_their_own_masks(new: int, past: int) ->
     f = forward_flop(model, batch_size=3, new_tokens=new, past_tokens=past)
     assert f.attention_scores == 2 * 3 * keys * 8 * 8  # 8 heads of width 8
     assert f.attention_values == f.attention_scores
+
+
+@pytest.mark.parametrize(("batch", "new", "past"), [(1, 6, 0), (2, 1, 4), (2, 3, 2)])
+def test_sparse_attention_indexer_flops_equal_flop_counter_over_transformers(
+    batch: int, new: int, past: int
+) -> None:
+    """DeepSeek-V3.2's lightning indexer (q.k per indexer head, then the weighted sum over heads) and
+    MLA under transformers' masked (dense) implementation, on the SDPA math backend: costmodel's
+    ``attention="full"`` counts."""
+    from test_memory import tiny_dsa
+
+    shared, model = tiny_dsa()
+    hf = copy.deepcopy(shared).float()
+    hf.config._attn_implementation = "sdpa"
+    hf.config._experts_implementation = "eager"
+    torch.manual_seed(0)
+    with torch.no_grad():
+        cache = hf(torch.randint(0, 101, (batch, past)), use_cache=True).past_key_values if past else None
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            hf(torch.randint(0, 101, (batch, new)), past_key_values=cache, use_cache=True)
+    f = forward_flop(model, batch_size=batch, new_tokens=new, past_tokens=past, attention="full")
+    assert f.indexer == 2 * batch * 3 * new * (past + new) * 2 * (8 + 1)  # 3 layers, 2 heads of 8
+    assert f.total == counter.get_total_flops()
+
+
+def test_sparse_attention_attends_to_top_k_keys_and_scores_all() -> None:
+    from test_memory import tiny_dsa
+
+    _, model = tiny_dsa()
+    f = forward_flop(model, batch_size=1, new_tokens=1, past_tokens=99)  # a decode step at 100 tokens
+    dense = forward_flop(
+        model.model_copy(update={"sparse_attention": None}), batch_size=1, new_tokens=1, past_tokens=99
+    )
+    assert f.attention_scores == dense.attention_scores * 3 / 100  # index_topk = 3 of 100 keys
+    assert f.indexer == 3 * 100 * 2 * 2 * (8 + 1)

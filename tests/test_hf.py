@@ -33,17 +33,20 @@ def test_every_supported_public_config_counts_like_transformers(path: Path) -> N
 
 @pytest.mark.skipif(not WORKSPACE_FOLDER.is_dir(), reason="the workspace's public-gpu folder is absent")
 def test_the_vendored_copy_holds_every_supported_config_of_the_folder() -> None:
+    """Every config of the folder either loads (and is vendored, so the test above counts it) or is
+    refused by name: an unsupported model_type, or a field value costmodel cannot represent."""
     for path in sorted(WORKSPACE_FOLDER.glob("*_config.json")):
         config = json.loads(path.read_text())
         if "quant" in path.name and "model_type" not in config:
             continue  # *_hf_quant_config.json: a quantization recipe, not a model
-        if language_model_type(config) in SUPPORTED_MODEL_TYPES:
-            copy = PUBLIC / path.name
-            assert copy.is_file(), f"{path.name} is supported: copy it to {PUBLIC}"
-            assert copy.read_bytes() == path.read_bytes()
-        else:
-            with pytest.raises(CostmodelError, match="unsupported model_type"):
+        copy = PUBLIC / path.name
+        if not copy.is_file():  # refused by name
+            supported = language_model_type(config) in SUPPORTED_MODEL_TYPES
+            reason = "is not supported \\(supported: " if supported else "unsupported model_type"
+            with pytest.raises(CostmodelError, match=reason):
                 costmodel.ModelProfile.from_hf_config(path)
+            continue
+        assert copy.read_bytes() == path.read_bytes()
 
 
 def test_an_unsupported_model_type_names_it_and_lists_the_supported_ones() -> None:
@@ -123,3 +126,12 @@ def test_gpt_oss_reads_its_mxfp4_recipe() -> None:
     assert model.checkpoint is not None
     assert model.checkpoint.component_dtypes == {"experts": "mxfp4"}
     assert model.checkpoint.weight_dtype == "bf16"
+
+
+def test_glm_5_2_shared_indexers_are_refused_by_name() -> None:
+    """GLM-5.2 shares one indexer among several layers (indexer_types 'shared'); counting an indexer in
+    every layer would over-count by 534,198,528 parameters, so the reader refuses it."""
+    config = json.loads((HF_CONFIGS / "glm-5.json").read_text())
+    config["indexer_types"] = ["full", "shared", "shared", "shared"] * 19 + ["full", "full"]
+    with pytest.raises(CostmodelError, match="indexer_types = 'shared' is not supported"):
+        costmodel.ModelProfile.from_hf_config(config)

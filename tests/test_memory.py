@@ -265,6 +265,54 @@ def tiny_hf_new(kind: str) -> tuple[transformers.PreTrainedModel, ModelProfile]:
     return hf, costmodel.ModelProfile.from_hf_config(config.to_dict(), name=kind)
 
 
+@cache
+def tiny_dsa() -> tuple[transformers.PreTrainedModel, ModelProfile]:
+    """A tiny DeepSeek-V3.2: MLA with DeepSeek sparse attention (2 indexer heads of 8, top-3 keys)."""
+    config = transformers.DeepseekV32Config(
+        vocab_size=101,
+        hidden_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        q_lora_rank=24,
+        kv_lora_rank=16,
+        qk_nope_head_dim=8,
+        qk_rope_head_dim=4,
+        v_head_dim=8,
+        intermediate_size=48,
+        moe_intermediate_size=16,
+        n_routed_experts=4,
+        num_experts_per_tok=2,
+        n_shared_experts=1,
+        first_k_dense_replace=1,
+        n_group=1,
+        topk_group=1,
+        index_n_heads=2,
+        index_head_dim=8,
+        index_topk=3,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(0)
+    hf = transformers.AutoModelForCausalLM.from_config(config).to(torch.bfloat16)
+    return hf, costmodel.ModelProfile.from_hf_config(config.to_dict(), name="tiny-dsa")
+
+
+@pytest.mark.parametrize(("batch", "context"), [(1, 2), (2, 5), (3, 11)])
+def test_sparse_attention_cache_holds_the_latent_and_the_indexer_key(batch: int, context: int) -> None:
+    """Per token and layer: the MLA latent (kv_lora_rank + rope) and the indexer's key (index_head_dim);
+    every token stays cached (the indexer scores all of them), whatever index_topk."""
+    hf, model = tiny_dsa()
+    assert costmodel.param_count(model).total == sum(p.numel() for p in hf.parameters())
+    with torch.no_grad():
+        cache_ = hf(torch.randint(0, 101, (batch, context)), use_cache=True).past_key_values
+    held = sum(
+        t.numel() * t.element_size()
+        for layer in cache_.layers
+        for t in (layer.keys, layer.values, layer.indexer_keys)
+    )
+    assert kv_cache_bytes(model, batch_size=batch, context_len=context, kv_dtype="bf16") == held
+    assert held == batch * context * 3 * (16 + 4 + 8) * 2
+
+
 def attended_cache_nbytes(hf: transformers.PreTrainedModel, batch: int, context: int) -> tuple[int, int]:
     """Bytes of the keys and values the attention of the token at position ``context - 1`` reads (what
     each layer's cache returns while decoding it), and the bytes the cache keeps after the step."""
