@@ -170,10 +170,23 @@ def _qwen3_moe(r: _Reader) -> Config:
 _CHECKPOINT_COMPONENTS = {
     # component -> the module-name fragments that mark it in modules_to_not_convert
     "attention": ("self_attn",),
-    "mlp": (".mlp.gate_proj", ".mlp.up_proj", ".mlp.down_proj"),
+    "mlp": (".mlp.gate_proj", ".mlp.up_proj", ".mlp.down_proj", "mlp\\.("),
     "experts": ("experts",),
-    "shared_experts": ("shared_expert",),
+    "shared_experts": ("SHARED_EXPERT",),
 }
+
+
+def _compressed_int4(quant: Config) -> str | None:
+    """``int4_sym_gN`` for a compressed-tensors recipe of one group of symmetric int4 weights in groups of
+    N, stored ``pack-quantized`` (Kimi-K2.5); None for any other recipe."""
+    groups = list((quant.get("config_groups") or {}).values())
+    if len(groups) != 1 or quant.get("format") != "pack-quantized":
+        return None
+    w = groups[0].get("weights") or {}
+    plain = w.get("type") == "int" and w.get("num_bits") == 4 and w.get("symmetric") is True
+    if not plain or w.get("strategy") != "group" or groups[0].get("input_activations") is not None:
+        return None
+    return f"int4_sym_g{w.get('group_size')}"
 
 
 def _checkpoint(r: _Reader, fields: Config) -> Config:
@@ -186,9 +199,13 @@ def _checkpoint(r: _Reader, fields: Config) -> Config:
         fmt = "mxfp4"
     elif method == "fp8" and block == [128, 128]:
         fmt = "fp8_block"
+    elif method == "compressed-tensors" and (int4 := _compressed_int4(quant)):
+        fmt = int4
     else:
         return {}
-    skipped = " ".join(quant.get("modules_to_not_convert") or [])
+    # routed "experts" must not match "shared_experts": mark those apart before matching
+    entries = quant.get("modules_to_not_convert") or quant.get("ignore") or []
+    skipped = " ".join(e.replace("shared_expert", "SHARED_EXPERT") for e in entries)
     moe = fields.get("moe") or {}
     present = {
         "attention": fields.get("ssm") is None,
@@ -201,6 +218,8 @@ def _checkpoint(r: _Reader, fields: Config) -> Config:
         for c, marks in _CHECKPOINT_COMPONENTS.items()
         if present[c] and not any(m in skipped for m in marks)
     }
+    if not formats:
+        return {}
     recipe = f"quant_method {method}" + (f", weight_block_size {block}" if block else "")
     source = f"config.json quantization_config ({recipe}); modules_to_not_convert kept in bf16"
     return {"checkpoint": {"weight_dtype": "bf16", **formats, "source": source}}

@@ -100,3 +100,13 @@ def test_every_quantized_format_is_smaller_than_bf16_and_larger_than_its_bare_va
     bf16 = matrix_bytes((OUT, IN), "bf16")
     got = matrix_bytes((OUT, IN), name)
     assert N * get_dtype(name).bits / 8 < got < bf16
+
+
+def test_compressed_tensors_int4_carries_a_bf16_scale_per_group_and_its_shape() -> None:
+    """compressed-tensors pack-quantized symmetric int4 (Kimi-K2.5's experts, group 32): weight_packed
+    int32 [out, in / 8], weight_scale bf16 [out, in / 32], weight_shape int64 [2]."""
+    out, inp = 2048, 7168
+    assert matrix_bytes((out, inp), "int4_sym_g32") == out * inp // 8 * 4 + out * inp // 32 * 2 + 16
+    model = costmodel.load_model("kimi-k2.5")
+    assert model.checkpoint is not None
+    assert model.checkpoint.experts == "int4_sym_g32"
