@@ -36,6 +36,10 @@ a suffix, e.g. ``"int4_g32"``, or the ``group_size`` argument):
   (Frantar et al. 2023, "GPTQ"; Lin et al. 2024, "AWQ"): 4 + 20/128 = 4.156 bits per weight.
 - ``int4_tinygemm``: gpt-fast's int4 (PyTorch ``_weight_int4pack_mm``): groups of 128 (32/64/256 by
   suffix) with a bf16 scale and a bf16 zero point each (``scales_and_zeros`` in gpt-fast's quantize.py).
+- ``int4_sym``: compressed-tensors' ``pack-quantized`` symmetric int4 (W4A16, Marlin kernels): groups
+  of 128 (or by suffix; Kimi-K2.5's experts use 32) with a bf16 ``weight_scale`` each, no zero point, and
+  the int64[2] ``weight_shape`` each tensor carries (counted as 128 bits of per-tensor metadata;
+  https://github.com/neuralmagic/compressed-tensors, ``PackedQuantizationCompressor``).
 - ``w4a8``: int4 weights in groups of 128 with a 16-bit scale, no zero point, computed with fp8
   activations (TensorRT-LLM's W4A8-AWQ).
 - ``nf4``: bitsandbytes NormalFloat4 (Dettmers et al. 2023, "QLoRA"), blocks of 64 of the flattened tensor
@@ -137,6 +141,17 @@ DTYPES: Final[dict[str, DType]] = {
             group_size=128,
             scale_bits=16,
             zero_point_bits=16,
+            variable_group=True,
+        ),
+        DType(
+            "int4_sym",
+            4,
+            1,
+            quantized=True,
+            granularity="group",
+            group_size=128,
+            scale_bits=16,
+            tensor_scale_bits=128,
             variable_group=True,
         ),
         DType(

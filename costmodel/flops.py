@@ -50,6 +50,8 @@ class FlopBreakdown:
     attention_proj: FloatArray
     attention_scores: FloatArray
     attention_values: FloatArray
+    indexer: FloatArray
+    linear_attention: FloatArray
     mlp: FloatArray
     router: FloatArray
     experts: FloatArray
@@ -74,18 +76,29 @@ def attended_keys(
     *,
     sliding_window: int | None = None,
     attention: AttentionMask = "causal",
+    chunk: int | None = None,
 ) -> FloatArray:
     """Sum over the new queries of the number of keys each attends to [-].
 
     Causal, no window: ``n * past + n (n + 1) / 2``. With a window ``w`` the query at absolute
     position p sees ``min(p + 1, w)`` keys; the sum over p in [past, past + n) is F(past + n) - F(past)
-    with F(m) = sum_{p<m} min(p + 1, w). ``"full"`` counts the whole rectangle ``n * (past + n)``, window
-    or not (what an unfused kernel computes before masking).
+    with F(m) = sum_{p<m} min(p + 1, w). With chunks of ``c`` tokens (Llama 4's chunked local attention)
+    it sees the ``p mod c + 1`` keys of its chunk: F(m) = floor(m / c) c (c + 1) / 2 + r (r + 1) / 2,
+    r = m mod c. ``"full"`` counts the whole rectangle ``n * (past + n)``, window or not (what an unfused
+    kernel computes before masking).
     """
     n = np.asarray(new_tokens, dtype=np.float64)
     past = np.asarray(past_tokens, dtype=np.float64)
     if attention == "full":
         return np.asarray(n * (past + n), dtype=np.float64)
+    if chunk is not None:
+        c = float(chunk)
+
+        def in_chunks(m: FloatArray) -> FloatArray:
+            r = np.mod(m, c)
+            return np.asarray(np.floor(m / c) * c * (c + 1) / 2 + r * (r + 1) / 2, dtype=np.float64)
+
+        return np.asarray(in_chunks(past + n) - in_chunks(past), dtype=np.float64)
     if sliding_window is None:
         return np.asarray(n * past + n * (n + 1) / 2, dtype=np.float64)
     w = float(sliding_window)
@@ -94,6 +107,25 @@ def attended_keys(
         return np.where(m <= w, m * (m + 1) / 2, w * (w + 1) / 2 + (m - w) * w)
 
     return np.asarray(seen(past + n) - seen(past), dtype=np.float64)
+
+
+def group_attended_keys(
+    kind: str,
+    size: int | None,
+    n: npt.ArrayLike,
+    past: npt.ArrayLike,
+    attention: AttentionMask,
+    *,
+    top_k: int | None = None,
+) -> FloatArray:
+    """Attended keys of one layer of a group of :attr:`ModelProfile.attention_groups`; with ``top_k``
+    (sparse attention) a causal query sees at most its ``top_k`` selected keys, ``min(p + 1, top_k)``:
+    the window formula with ``w = top_k``."""
+    if kind == "chunked":
+        return attended_keys(n, past, chunk=size, attention=attention)
+    if top_k is not None:
+        size = top_k if size is None else min(size, top_k)
+    return attended_keys(n, past, sliding_window=size, attention=attention)
 
 
 def forward_flop(
@@ -125,8 +157,15 @@ def forward_flop(
     Notes
     -----
     Linear layers cost 2 x tokens x (weight elements); a routed MoE layer runs ``top_k`` of its experts
-    per token plus the shared ones. Layers of a ``layer_types`` model attend within their own window.
-    Attention sinks (one extra logit per head in the softmax) and QK-norm add no matrix product.
+    per token plus the shared ones. Layers of a ``layer_types`` model attend within their own window
+    or chunk.
+    DeepSeek sparse attention: each causal query attends to at most ``index_topk`` keys, and the indexer
+    scores all of them (2 H_I (d_I + 1) FLOP per query-key pair); with ``attention="full"`` both count
+    the whole rectangle, as transformers' masked implementation computes it.
+    Attention sinks (one extra logit per head in the softmax) and QK-norm add no matrix product. Gated
+    DeltaNet layers (Yang et al. 2025, Eq. 10) are counted in their recurrent form: projections, the
+    depthwise convolution and three d_k x d_v state products per value head and token; chunked prefill
+    kernels (Yang et al. §3.3, chunks of 64) add intra-chunk products on top, not counted here.
     MLA caches the latent (DeepSeek-V2 §2.1.2) and up-projects keys and values from it for all
     ``past + new`` positions each pass; the weight-absorption form that serving engines use for decoding
     trades that up-projection for wider scores and is not modelled here.
@@ -150,7 +189,14 @@ def forward_flop(
     head_tokens = tokens if logits == "all" else B * np.minimum(n, 1.0)
 
     zeros = np.zeros(np.broadcast(B, n, np.asarray(past_tokens)).shape)
-    scores = values = ssm_extra = zeros
+    scores = values = ssm_extra = linear_extra = indexer = zeros
+    if model.linear_attention is not None:
+        la, layers = model.linear_attention, model.n_linear_attention_layers
+        # depthwise causal conv over q, k, v; the gated delta rule's three state products per value
+        # head (S^T k, the rank-1 update k (v - S^T k)^T beta, the read-out S^T q): 2 d_k d_v each
+        conv = la.conv_dim * la.conv_kernel
+        state = 3 * la.n_value_heads * la.key_head_dim * la.value_head_dim
+        linear_extra = 2.0 * tokens * layers * (conv + state)
     if model.ssm is not None:
         s = model.ssm
         d_inner = s.expand * model.d_model
@@ -158,13 +204,19 @@ def forward_flop(
         ssm_extra = 2.0 * tokens * model.n_layers * d_inner * (s.d_conv + s.d_state)
     else:
         # summed over layers: each group of layers attends within its own window (or the whole context)
+        sparse = model.sparse_attention
+        top_k = sparse.index_topk if sparse else None
         keys = sum(
             (
-                layers * attended_keys(n, past_tokens, sliding_window=w, attention=attention)
-                for w, layers in model.attention_windows.items()
+                layers * group_attended_keys(kind, size, n, past_tokens, attention, top_k=top_k)
+                for (kind, size), layers in model.attention_groups.items()
             ),
             start=zeros,
         )
+        if sparse is not None:
+            # the indexer scores every (causal) key: q.k over its heads, then the weighted sum over heads
+            every = model.n_layers * attended_keys(n, past_tokens, attention=attention)
+            indexer = 2.0 * B * every * sparse.index_n_heads * (sparse.index_head_dim + 1)
         H = float(model.n_heads or 0)
         qk_dim = model.mla.qk_head_dim if model.mla else model.head_size
         v_dim = model.mla.v_head_dim if model.mla else model.head_size
@@ -179,6 +231,8 @@ def forward_flop(
         attention_proj=per_token("attention") + context * latent_up,
         attention_scores=zeros + scores,
         attention_values=zeros + values,
+        indexer=zeros + indexer,
+        linear_attention=per_token("linear_attention") + linear_extra,
         mlp=per_token("mlp"),
         router=per_token("router"),
         experts=per_token("experts"),

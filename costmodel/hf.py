@@ -26,7 +26,7 @@ Config = dict[str, Any]
 MAX_DIM = 2**24
 MAX_CONTEXT = 2**31 - 1
 MAX_PARAMS = 2**53
-MAX_CONFIG_BYTES = 1_000_000  # a config.json is a few kB
+MAX_CONFIG_BYTES = 16_000_000  # most are a few kB; quantized ones list every module (MiniMax-M3 NVFP4: 3 MB)
 _BOOL_KEYS = frozenset(
     {
         "attention_bias",
@@ -41,13 +41,17 @@ _BOOL_KEYS = frozenset(
         "alibi",
         "use_conv_bias",
         "use_bias",
+        "attn_output_gate",
+        "use_qk_norm",
     }
 )
-_STR_KEYS = frozenset({"hidden_act", "hidden_activation", "activation_function", "activation"})
+_STR_KEYS = frozenset(
+    {"hidden_act", "hidden_activation", "activation_function", "activation", "qk_norm_type"}
+)
 _CONTEXT_KEYS = frozenset({"max_position_embeddings", "n_positions", "n_ctx", "sliding_window"})
-_INT_LIST_KEYS = frozenset({"mlp_only_layers"})
+_INT_LIST_KEYS = frozenset({"mlp_only_layers", "moe_layers", "no_rope_layers"})
 _OBJECT_KEYS = frozenset({"quantization_config"})
-_NAME_LIST_KEYS = frozenset({"layer_types"})
+_NAME_LIST_KEYS = frozenset({"layer_types", "mlp_layer_types", "indexer_types"})
 
 
 def _checked(key: str, value: Any) -> Any:
@@ -200,7 +204,7 @@ def _unsupported(r: _Reader, key: str, value: Any, supported: str) -> CostmodelE
 def _qwen3(r: _Reader) -> Config:
     """Qwen3 (and the Qwen3 decoder of Qwen3-MoE): Llama with per-head RMSNorm on q and k; an optional
     window on the layers from ``max_window_layers`` on (transformers' Qwen3Config)."""
-    out = _llama_like(r) | {"qk_norm": True, "sliding_window": None}
+    out = _llama_like(r) | {"qk_norm": "per_head", "sliding_window": None}
     window = r.get("sliding_window", None) if r.get("use_sliding_window", False) else None
     if window is not None:
         first = min(r.get("max_window_layers", 28), out["n_layers"])
@@ -232,7 +236,7 @@ def _qwen3_moe(r: _Reader) -> Config:
             r, "shared_expert_intermediate_size", r.config["shared_expert_intermediate_size"], "0"
         )
     out["moe"] = {
-        "n_experts": r.req("num_experts"),
+        "n_experts": r.req("num_experts", "num_local_experts"),  # transformers 5 writes the latter
         "top_k": r.req("num_experts_per_tok"),
         "expert_d_ff": r.req("moe_intermediate_size"),
         "first_dense_layers": len(dense),
@@ -242,10 +246,62 @@ def _qwen3_moe(r: _Reader) -> Config:
     return out
 
 
-_GPT_OSS_MXFP4_SOURCE = (
-    "gpt-oss model card, https://arxiv.org/abs/2508.10925 §2.1 (MoE weights in MXFP4, the rest in BF16); "
-    "config.json quantization_config.modules_to_not_convert"
-)
+_CHECKPOINT_COMPONENTS = {
+    # component -> the module-name fragments that mark it in modules_to_not_convert
+    "attention": ("self_attn",),
+    "mlp": (".mlp.gate_proj", ".mlp.up_proj", ".mlp.down_proj", "mlp\\.("),
+    "experts": ("experts",),
+    "shared_experts": ("SHARED_EXPERT",),
+}
+
+
+def _compressed_int4(quant: Config) -> str | None:
+    """``int4_sym_gN`` for a compressed-tensors recipe of one group of symmetric int4 weights in groups of
+    N, stored ``pack-quantized`` (Kimi-K2.5); None for any other recipe."""
+    groups = list((quant.get("config_groups") or {}).values())
+    if len(groups) != 1 or quant.get("format") != "pack-quantized":
+        return None
+    w = groups[0].get("weights") or {}
+    plain = w.get("type") == "int" and w.get("num_bits") == 4 and w.get("symmetric") is True
+    if not plain or w.get("strategy") != "group" or groups[0].get("input_activations") is not None:
+        return None
+    return f"int4_sym_g{w.get('group_size')}"
+
+
+def _checkpoint(r: _Reader, fields: Config) -> Config:
+    """The checkpoint's storage formats from ``quantization_config``, for the recipes whose layout is
+    fully stated there: MXFP4 (gpt-oss) and fp8 in 128 x 128 blocks (DeepSeek-V3, Qwen3-FP8, MiniMax-M2).
+    Other recipes are not read: the profile then says nothing about the checkpoint's format."""
+    quant = r.get("quantization_config", {})
+    method, block = quant.get("quant_method"), quant.get("weight_block_size")
+    if method == "mxfp4":
+        fmt = "mxfp4"
+    elif method == "fp8" and block == [128, 128]:
+        fmt = "fp8_block"
+    elif method == "compressed-tensors" and (int4 := _compressed_int4(quant)):
+        fmt = int4
+    else:
+        return {}
+    # routed "experts" must not match "shared_experts": mark those apart before matching
+    entries = quant.get("modules_to_not_convert") or quant.get("ignore") or []
+    skipped = " ".join(e.replace("shared_expert", "SHARED_EXPERT") for e in entries)
+    moe = fields.get("moe") or {}
+    present = {
+        "attention": fields.get("ssm") is None,
+        "mlp": fields.get("d_ff") is not None and (not moe or moe.get("first_dense_layers", 0) > 0),
+        "experts": bool(moe),
+        "shared_experts": bool(moe.get("n_shared_experts", 0)),
+    }
+    formats = {
+        c: fmt
+        for c, marks in _CHECKPOINT_COMPONENTS.items()
+        if present[c] and not any(m in skipped for m in marks)
+    }
+    if not formats:
+        return {}
+    recipe = f"quant_method {method}" + (f", weight_block_size {block}" if block else "")
+    source = f"config.json quantization_config ({recipe}); modules_to_not_convert kept in bf16"
+    return {"checkpoint": {"weight_dtype": "bf16", **formats, "source": source}}
 
 
 def _gpt_oss(r: _Reader) -> Config:
@@ -270,13 +326,124 @@ def _gpt_oss(r: _Reader) -> Config:
         "expert_d_ff": r.req("intermediate_size"),
         "router_bias": True,
     }
-    quant = r.get("quantization_config", {})
-    if quant.get("quant_method") == "mxfp4":
-        out["checkpoint"] = {
-            "weight_dtype": "bf16",
-            "experts": "mxfp4",
-            "source": _GPT_OSS_MXFP4_SOURCE,
+    return out
+
+
+def _minimax_m2(r: _Reader) -> Config:
+    """MiniMax-M2: GQA with RMSNorm over all query (key) heads at once, every layer a mixture of experts
+    with sigmoid routing (its score-correction bias is a buffer in transformers, not a parameter). The
+    multi-token-prediction modules (``use_mtp``) are not part of the served model."""
+    out = _llama_like(r) | {"sliding_window": None}
+    if r.get("use_qk_norm", True):
+        kind = r.get("qk_norm_type", "per_layer")
+        if kind not in ("per_layer", "per_head"):
+            raise _unsupported(r, "qk_norm_type", kind, "'per_layer', 'per_head'")
+        out["qk_norm"] = kind
+    if r.get("shared_intermediate_size", 0):
+        raise _unsupported(r, "shared_intermediate_size", r.config["shared_intermediate_size"], "0")
+    out["head_dim"] = r.get("head_dim", out["d_model"] // out["n_heads"])
+    out["moe"] = {
+        "n_experts": r.req("num_local_experts"),
+        "top_k": r.req("num_experts_per_tok"),
+        "expert_d_ff": out.pop("d_ff"),
+    }
+    return out
+
+
+def _llama4(r: _Reader) -> Config:
+    """Llama 4 text model: MoE layers (one routed expert of ``intermediate_size`` per token in Scout and
+    Maverick, plus a shared expert) every ``interleave_moe_layer_step``-th layer, dense layers of
+    ``intermediate_size_mlp`` between; rotary layers attend within chunks of ``attention_chunk_size``
+    and every ``no_rope_layer_interval``-th layer (NoPE) over the whole context. Its QK-norm is an L2 norm
+    without weights (transformers' Llama4TextL2Norm)."""
+    out = _llama_like(r) | {"sliding_window": None}
+    n_layers, step = out["n_layers"], r.get("interleave_moe_layer_step", 1)
+    moe_layers = r.get("moe_layers", list(range(step - 1, n_layers, step)))
+    if moe_layers != list(range(step - 1, n_layers, step)):
+        raise _unsupported(r, "moe_layers", moe_layers, "every interleave_moe_layer_step-th layer")
+    out["d_ff"] = r.get("intermediate_size_mlp", 16384) if step > 1 else None
+    out["moe"] = {
+        "n_experts": r.req("num_local_experts"),
+        "top_k": r.req("num_experts_per_tok"),
+        "expert_d_ff": r.req("intermediate_size"),
+        "n_shared_experts": 1,
+        "layer_step": step,
+    }
+    interval = r.get("no_rope_layer_interval", 4)
+    rope = r.get("no_rope_layers", [int((i + 1) % interval != 0) for i in range(n_layers)])
+    chunk = r.get("attention_chunk_size", 8192)
+    types = r.get("layer_types", ["chunked_attention" if use and chunk else "full_attention" for use in rope])
+    unknown = sorted(set(types) - {"chunked_attention", "full_attention"})
+    if unknown:
+        raise _unsupported(r, "layer_types", unknown[0], "'chunked_attention', 'full_attention'")
+    out["layer_types"] = types
+    if "chunked_attention" in types:
+        out["attention_chunk"] = chunk
+    return out
+
+
+def _qwen3_5(r: _Reader) -> Config:
+    """Qwen3.5 (and Qwen3-Next's layout): three of every four layers gated DeltaNet linear attention, the
+    fourth full attention whose q_proj also yields a sigmoid output gate; QK-norm per head."""
+    out = _qwen3(r) | {"attention_output_gate": r.get("attn_output_gate", True)}
+    if r.get("use_sliding_window", False):
+        raise _unsupported(r, "use_sliding_window", True, "false")
+    n_layers, interval = out["n_layers"], r.get("full_attention_interval", 4)
+    hybrid = ["linear_attention" if (i + 1) % interval else "full_attention" for i in range(n_layers)]
+    types = r.get("layer_types", hybrid)
+    unknown = sorted(set(types) - {"linear_attention", "full_attention"})
+    if unknown:
+        raise _unsupported(r, "layer_types", unknown[0], "'linear_attention', 'full_attention'")
+    out["layer_types"] = types
+    if "linear_attention" in types:
+        out["linear_attention"] = {
+            "n_key_heads": r.req("linear_num_key_heads"),
+            "n_value_heads": r.req("linear_num_value_heads"),
+            "key_head_dim": r.req("linear_key_head_dim"),
+            "value_head_dim": r.req("linear_value_head_dim"),
+            "conv_kernel": r.get("linear_conv_kernel_dim", 4),
         }
+    return out
+
+
+def _qwen3_5_moe(r: _Reader) -> Config:
+    """Qwen3.5 MoE: the Qwen3.5 hybrid with every layer a mixture of experts plus one gated shared
+    expert."""
+    # every layer is MoE: no dense width is needed (the MoE configs carry none)
+    out = _qwen3_5(_Reader({"intermediate_size": 0} | r.config, r.model_type))
+    if r.get("mlp_only_layers", []):
+        raise _unsupported(r, "mlp_only_layers", r.config["mlp_only_layers"], "[]")
+    shared = r.get("shared_expert_intermediate_size", 0)
+    out.pop("d_ff", None)
+    out["moe"] = {
+        "n_experts": r.req("num_experts", "num_local_experts"),
+        "top_k": r.req("num_experts_per_tok"),
+        "expert_d_ff": r.req("moe_intermediate_size"),
+        "n_shared_experts": 1 if shared else 0,
+        "shared_expert_d_ff": shared or None,
+        "shared_expert_gate": bool(shared),
+    }
+    return out
+
+
+def _deepseek_v32(r: _Reader) -> Config:
+    """DeepSeek-V3.2 (and GLM-5's glm_moe_dsa): DeepSeek-V3 with DeepSeek Sparse Attention."""
+    out = _deepseek_v3(r)
+    indexers = r.get("indexer_types", [])
+    if any(kind != "full" for kind in indexers):
+        shared = next(kind for kind in indexers if kind != "full")
+        raise _unsupported(r, "indexer_types", shared, "'full' in every layer (an indexer per layer)")
+    dense = out["moe"]["first_dense_layers"]
+    mlp_types = r.get("mlp_layer_types", ["dense"] * dense + ["sparse"] * (out["n_layers"] - dense))
+    if mlp_types != ["dense"] * dense + ["sparse"] * (out["n_layers"] - dense):
+        raise _unsupported(
+            r, "mlp_layer_types", "interleaved", "first_k_dense_replace dense layers, then MoE"
+        )
+    out["sparse_attention"] = {
+        "index_n_heads": r.req("index_n_heads"),
+        "index_head_dim": r.req("index_head_dim"),
+        "index_topk": r.req("index_topk"),
+    }
     return out
 
 
@@ -383,10 +550,19 @@ _READERS: dict[str, Callable[[_Reader], Config]] = {
     "gpt_neox": _gpt_neox,
     "falcon": _falcon,
     "deepseek_v3": _deepseek_v3,
+    # Kimi-K2 ships the DeepSeek-V3 architecture under its own model_type (architectures:
+    # DeepseekV3ForCausalLM); Kimi-K2.5 wraps it as a text_config of model_type deepseek_v3
+    "kimi_k2": _deepseek_v3,
     "mamba": _mamba,
     "qwen3": _qwen3,
     "qwen3_moe": _qwen3_moe,
     "gpt_oss": _gpt_oss,
+    "minimax_m2": _minimax_m2,
+    "llama4_text": _llama4,
+    "qwen3_5_text": _qwen3_5,
+    "qwen3_5_moe_text": _qwen3_5_moe,
+    "deepseek_v32": _deepseek_v32,
+    "glm_moe_dsa": _deepseek_v32,
 }
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_READERS))
 
@@ -398,6 +574,11 @@ def from_hf_config(path_or_dict: str | Path | Config, *, name: str | None = None
     default of the matching ``transformers`` configuration class (e.g. ``tie_word_embeddings`` is True
     for gemma, gpt2, falcon and mamba, False for the others). Gemma's embedding scaling and Phi-3's
     fused projections do not change counts and are not represented.
+
+    A config with a ``text_config`` (a multimodal or wrapper model) is read through it: the profile
+    describes the language model alone, without a vision tower or projector. A ``model_type`` or a
+    value that changes the architecture beyond what costmodel represents raises
+    :class:`~costmodel.errors.CostmodelError` naming it and what is supported, never a silent mis-count.
     """
     source = "config.json (dict)"
     if not isinstance(path_or_dict, dict):
@@ -411,12 +592,22 @@ def from_hf_config(path_or_dict: str | Path | Config, *, name: str | None = None
     if not isinstance(config, dict):
         raise CostmodelError(f"{source} must hold a JSON object, not {type(config).__name__}")
     model_type = config.get("model_type")
+    outer = ""
+    if isinstance(config.get("text_config"), dict):
+        # a multimodal or wrapper config (Kimi-K2.5, Qwen3.5, Llama 4): the language model is the text_config
+        outer = f" (text_config of model_type {model_type!r})"
+        text = config["text_config"]
+        if "quantization_config" in config and "quantization_config" not in text:
+            text = text | {"quantization_config": config["quantization_config"]}
+        config, model_type = text, text.get("model_type")
     if not isinstance(model_type, str) or model_type not in _READERS:
         raise CostmodelError(
-            f"unsupported model_type {model_type!r} in {source}; "
+            f"unsupported model_type {model_type!r}{outer} in {source}; "
             f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
-    fields = _READERS[model_type](_Reader(config, model_type))
+    reader = _Reader(config, model_type)
+    fields = _READERS[model_type](reader)
+    fields |= _checkpoint(reader, fields)
     fields = {k: v for k, v in fields.items() if v is not None}
     fields.setdefault("name", name or config.get("_name_or_path") or model_type)
     fields.setdefault("source", f"Hugging Face config.json ({source}), model_type {model_type}")

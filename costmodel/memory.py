@@ -34,7 +34,14 @@ from costmodel.specs import NORMS_PER_LAYER, HardwareProfile, ModelProfile
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-QUANTIZABLE: tuple[Component, ...] = ("attention", "mlp", "experts", "shared_experts", "ssm")
+QUANTIZABLE: tuple[Component, ...] = (
+    "attention",
+    "linear_attention",
+    "mlp",
+    "experts",
+    "shared_experts",
+    "ssm",
+)
 """Components whose matmul weights weight-only quantization converts (GPTQ/AWQ/bitsandbytes practice);
 embeddings, the output head, routers, norms and biases stay in ``keep_dtype``."""
 
@@ -125,11 +132,13 @@ def checkpoint_bytes(model: ModelProfile) -> int:
 
 
 def kv_elements_per_token(model: ModelProfile) -> int:
-    """Values cached per token per layer [-]: 2 H_kv d_h, or the MLA latent; 0 for an SSM."""
+    """Values cached per token per layer [-]: 2 H_kv d_h, or the MLA latent (and the sparse-attention
+    indexer's key); 0 for an SSM."""
     if model.ssm is not None:
         return 0
     if model.mla is not None:
-        return model.mla.kv_lora_rank + model.mla.qk_rope_head_dim
+        indexer = model.sparse_attention.index_head_dim if model.sparse_attention else 0
+        return model.mla.kv_lora_rank + model.mla.qk_rope_head_dim + indexer
     return 2 * model.kv_heads * model.head_size
 
 
@@ -143,6 +152,18 @@ def ssm_state_bytes(model: ModelProfile, *, kv_dtype: str = "bf16") -> int:
     conv = int(storage_bytes(d_inner * model.ssm.d_conv, kv_dtype))
     scan = int(storage_bytes(d_inner * model.ssm.d_state, "fp32"))
     return (conv + scan) * model.n_layers
+
+
+def linear_attention_state_bytes(model: ModelProfile, *, kv_dtype: str = "bf16") -> int:
+    """Gated DeltaNet state per sequence, all linear-attention layers [bytes]: the convolution window
+    (q, k and v channels x conv_kernel, in ``kv_dtype``) and the recurrent state (a d_k x d_v matrix per
+    value head, in fp32), as transformers' LinearAttentionLayer cache keeps them."""
+    m = model.linear_attention
+    if m is None:
+        return 0
+    conv = int(storage_bytes(m.conv_dim * m.conv_kernel, kv_dtype))
+    state = int(storage_bytes(m.n_value_heads * m.key_head_dim * m.value_head_dim, "fp32"))
+    return (conv + state) * model.n_linear_attention_layers
 
 
 def _kv_bytes_per_token_per_layer(model: ModelProfile, kv_dtype: str) -> int:
@@ -170,8 +191,13 @@ def local_window_kv_bytes(model: ModelProfile, *, kv_dtype: str = "bf16") -> int
 
 def sequence_state_bytes(model: ModelProfile, *, kv_dtype: str = "bf16") -> int:
     """Per sequence, the bytes that do not grow with the context [bytes]: an SSM's state
-    (:func:`ssm_state_bytes`) and full local-window caches (:func:`local_window_kv_bytes`)."""
-    return ssm_state_bytes(model, kv_dtype=kv_dtype) + local_window_kv_bytes(model, kv_dtype=kv_dtype)
+    (:func:`ssm_state_bytes`), linear-attention states (:func:`linear_attention_state_bytes`) and full
+    local-window caches (:func:`local_window_kv_bytes`)."""
+    return (
+        ssm_state_bytes(model, kv_dtype=kv_dtype)
+        + linear_attention_state_bytes(model, kv_dtype=kv_dtype)
+        + local_window_kv_bytes(model, kv_dtype=kv_dtype)
+    )
 
 
 def kv_cache_bytes(
@@ -205,8 +231,9 @@ def kv_cache_bytes(
         (n * (S if w is None else np.minimum(S, w)) for w, n in model.attention_windows.items()),
         start=np.zeros((), dtype=np.int64),
     )
-    check_exact_bytes("KV cache", B.astype(np.float64) * cached * per_layer)
-    return np.asarray(B * cached * per_layer, dtype=np.int64)
+    linear = map_dtypes(kv_dtype, lambda d: linear_attention_state_bytes(model, kv_dtype=d))
+    check_exact_bytes("KV cache", B.astype(np.float64) * (cached * per_layer + linear))
+    return np.asarray(B * (cached * per_layer + linear), dtype=np.int64)
 
 
 def _activation_width(model: ModelProfile) -> float:
@@ -500,6 +527,8 @@ def replica_memory(
         state_bytes_per_sequence=(
             ssm_state_bytes(model, kv_dtype=kv_dtype)
             + local_window_kv_bytes(model, kv_dtype=kv_dtype) / kv_split
+            + linear_attention_state_bytes(model, kv_dtype=kv_dtype)
+            / min(tp, model.linear_attention.n_value_heads if model.linear_attention else 1)
         )
         / pp,
     )

@@ -42,8 +42,15 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel.dtypes import get_dtype, storage_bytes
-from costmodel.flops import attended_keys
-from costmodel.memory import QUANTIZABLE, Sparsity, kv_elements_per_token, ssm_state_bytes, tensor_bytes
+from costmodel.flops import AttentionMask, attended_keys, group_attended_keys
+from costmodel.memory import (
+    QUANTIZABLE,
+    Sparsity,
+    kv_elements_per_token,
+    linear_attention_state_bytes,
+    ssm_state_bytes,
+    tensor_bytes,
+)
 from costmodel.params import Tensor, tensors
 from costmodel.specs import NORMS_PER_LAYER, ModelProfile
 
@@ -67,6 +74,10 @@ _OP_OF_TENSOR = {
     "kv_a_proj": "qkv_proj",
     "kv_a_norm": "qkv_proj",
     "q_norm": "qkv_proj",
+    "indexer_wq_b": "qkv_proj",
+    "indexer_wk": "qkv_proj",
+    "indexer_k_norm": "qkv_proj",
+    "indexer_weights_proj": "qkv_proj",
     "k_norm": "qkv_proj",
     "sinks": "qkv_proj",
     "kv_b_proj": "kv_up_proj",
@@ -82,6 +93,13 @@ _OP_OF_TENSOR = {
     "A_log": "scan",
     "D": "scan",
     "out_proj": "out_proj",
+    "in_proj_qkv": "linear_in_proj",
+    "in_proj_z": "linear_in_proj",
+    "in_proj_b": "linear_in_proj",
+    "in_proj_a": "linear_in_proj",
+    "dt_bias": "scan",
+    "norm": "out_proj",
+    "shared_expert_gate": "router",
     "lm_head": "lm_head",
 }
 
@@ -137,6 +155,8 @@ def _weights_by_op(
 
 def _copies_per_layer(model: ModelProfile, t: Tensor) -> int:
     layers = {
+        "attention": model.n_attention_layers,
+        "linear_attention": model.n_linear_attention_layers,
         "experts": model.n_moe_layers,
         "shared_experts": model.n_moe_layers,
         "router": model.n_moe_layers,
@@ -305,14 +325,22 @@ def forward_ops(
         v_dim = mla.v_head_dim if mla else model.head_size
         q_width = H * qk_dim
         kv_width = (mla.kv_lora_rank + mla.qk_rope_head_dim) if mla else 2 * model.kv_heads * model.head_size
-        matmul("qkv_proj", "attention", "qkv_proj", L, T, d, (q_width + kv_width) / tp)
+        La = model.n_attention_layers  # softmax-attention layers (the others: linear attention)
+        gate = q_width if model.attention_output_gate else 0  # q_proj also yields the output gate
+        dsa = model.sparse_attention
+        indexer_width = (
+            dsa.index_n_heads * dsa.index_head_dim + dsa.index_head_dim + dsa.index_n_heads if dsa else 0
+        )
+        matmul(
+            "qkv_proj", "attention", "qkv_proj", La, T, d, (q_width + gate + kv_width + indexer_width) / tp
+        )
         context = B * (past + n)
         if mla:
             matmul(
                 "kv_up_proj",
                 "attention",
                 "kv_up_proj",
-                L,
+                La,
                 context,
                 mla.kv_lora_rank,
                 H * (mla.qk_nope_head_dim + v_dim) / tp,
@@ -321,13 +349,31 @@ def forward_ops(
         kv_token = float(storage_bytes(kv_elements_per_token(model), kv_dtype))  # per layer
         # KV heads split over TP, replicated once tp exceeds them; the MLA latent is replicated
         kv_split = 1 if mla else min(tp, model.kv_heads)
-        windows = model.attention_windows
-        for window, layers in windows.items():
-            keys = attended_keys(
-                n, past, sliding_window=window, attention="causal" if attention_impl == "flash" else "full"
+        groups = model.attention_groups
+        sparse = model.sparse_attention
+        mask: AttentionMask = "causal" if attention_impl == "flash" else "full"
+        if sparse is not None:
+            # the lightning indexer (replicated over TP, as vLLM runs it) reads every cached indexer key
+            pairs = attended_keys(n, past, attention=mask)
+            ops.append(
+                Op(
+                    "indexer",
+                    "attention",
+                    La,
+                    zero + 2.0 * B * pairs * sparse.index_n_heads * (sparse.index_head_dim + 1),
+                    zero + B * (past + n) * sparse.index_head_dim * a + T * sparse.index_n_heads * a,
+                    zero + T * sparse.index_topk * 4.0,  # int32 indices of the selected keys
+                    counted=True,
+                )
+            )
+        for (kind, window), layers in groups.items():
+            keys = group_attended_keys(
+                kind, window, n, past, mask, top_k=sparse.index_topk if sparse else None
             )
             flop = 2.0 * B * keys * H * (qk_dim + v_dim) / tp
             cached = past + n if window is None else np.minimum(past + n, window)
+            if sparse is not None:  # each query reads its top-k keys; the pass at most every cached one
+                cached = np.minimum(cached, n * sparse.index_topk)
             # MLA reads the rebuilt per-head K and V (activations); others read the cache
             kv_read = B * cached * H * (qk_dim + v_dim) * a / tp if mla else B * cached * kv_token / kv_split
             reads = T * q_width * a / tp + kv_read
@@ -335,10 +381,48 @@ def forward_ops(
             if attention_impl == "eager":
                 scores = B * H * n * (past + n) * a / tp
                 reads, writes = reads + 2 * scores, writes + 2 * scores
-            name = "attention" if len(windows) == 1 or window is None else "attention_local"
+            name = "attention" if len(groups) == 1 or window is None else "attention_local"
             ops.append(Op(name, "attention", layers, zero + flop, zero + reads, zero + writes, counted=True))
-        matmul("o_proj", "attention", "o_proj", L, T, H * v_dim / tp, d)
-        allreduce("allreduce_attn", L, tp)
+        matmul("o_proj", "attention", "o_proj", La, T, H * v_dim / tp, d)
+        allreduce("allreduce_attn", La, tp)
+
+        Ll = model.n_linear_attention_layers
+        if model.linear_attention is not None and Ll:
+            # gated DeltaNet: value heads (and their states) split over TP like attention heads
+            la = model.linear_attention
+            value, heads = la.n_value_heads * la.value_head_dim, la.n_value_heads
+            split = min(tp, heads)
+            in_w = la.conv_dim + value + 2 * heads  # q, k, v; output gate z; beta, decay a
+            matmul("linear_in_proj", "linear_attention", "linear_in_proj", Ll, T, d, in_w / tp)
+            conv_w = w.get(("linear_attention", "conv"), (0.0, 0))[0] / split
+            ops.append(
+                Op(
+                    "linear_conv",
+                    "elementwise",
+                    Ll,
+                    zero + 2.0 * T * la.conv_dim * la.conv_kernel / split,
+                    zero + T * la.conv_dim * a / split + conv_w,
+                    zero + T * la.conv_dim * a / split,
+                    weight_bytes=conv_w,
+                    counted=True,
+                )
+            )
+            state = linear_attention_state_bytes(model, kv_dtype=kv_dtype) / Ll / split  # per sequence
+            scan_w = w.get(("linear_attention", "scan"), (0.0, 0))[0] / split
+            ops.append(
+                Op(
+                    "delta_rule",
+                    "elementwise",
+                    Ll,
+                    zero + 6.0 * T * heads * la.key_head_dim * la.value_head_dim / split,
+                    zero + T * (la.conv_dim + 2 * heads) * a / split + B * state + scan_w,
+                    zero + T * value * a / split + B * state,
+                    weight_bytes=scan_w,
+                    counted=True,
+                )
+            )
+            matmul("linear_out_proj", "linear_attention", "out_proj", Ll, T, value / tp, d)
+            allreduce("allreduce_linear_attn", Ll, tp)
 
         gated = model.mlp == "gated"
         act = ELEMENTWISE_FLOP["act_gated" if gated else "act"]

@@ -23,6 +23,7 @@ Component = Literal[
     "embedding",
     "position_embedding",
     "attention",
+    "linear_attention",
     "mlp",
     "router",
     "experts",
@@ -58,6 +59,7 @@ class ParamBreakdown:
     embedding: int
     position_embedding: int
     attention: int
+    linear_attention: int
     mlp: int
     router: int
     experts: int
@@ -108,18 +110,43 @@ def _norm(component: Component, name: str, width: int, count: int, with_bias: bo
     return out
 
 
+def _linear_attention(model: ModelProfile) -> list[Tensor]:
+    """Gated DeltaNet (the layout of transformers' Qwen3_5MoeGatedDeltaNet)."""
+    m, d, L = model.linear_attention, model.d_model, model.n_linear_attention_layers
+    if m is None or not L:
+        return []
+    value = m.n_value_heads * m.value_head_dim
+    c: Component = "linear_attention"
+    return [
+        *_linear(c, "in_proj_qkv", m.conv_dim, d, L, False),
+        *_linear(c, "in_proj_z", value, d, L, False),  # output gate
+        *_linear(c, "in_proj_b", m.n_value_heads, d, L, False),  # beta (write strength)
+        *_linear(c, "in_proj_a", m.n_value_heads, d, L, False),  # decay
+        Tensor(c, "conv1d.weight", (m.conv_dim, 1, m.conv_kernel), L, "other"),
+        Tensor(c, "dt_bias", (m.n_value_heads,), L, "other"),
+        Tensor(c, "A_log", (m.n_value_heads,), L, "other"),
+        *_norm(c, "norm", m.value_head_dim, L, False),  # gated RMSNorm over each head's output
+        *_linear(c, "out_proj", d, value, L, False),
+    ]
+
+
 def _attention(model: ModelProfile) -> list[Tensor]:
-    d, L, H = model.d_model, model.n_layers, model.n_heads or 0
+    d, L, H = model.d_model, model.n_attention_layers, model.n_heads or 0
     if model.mla is None:
         hd, Hkv = model.head_size, model.kv_heads
+        gate = 2 if model.attention_output_gate else 1  # q_proj also yields the output gate
         out = [
-            *_linear("attention", "q_proj", H * hd, d, L, model.qkv_bias),
+            *_linear("attention", "q_proj", gate * H * hd, d, L, model.qkv_bias),
             *_linear("attention", "k_proj", Hkv * hd, d, L, model.qkv_bias),
             *_linear("attention", "v_proj", Hkv * hd, d, L, model.qkv_bias),
             *_linear("attention", "o_proj", d, H * hd, L, model.out_bias),
         ]
-        if model.qk_norm:  # one RMSNorm over head_dim, shared by all query (key) heads of a layer
-            out += [*_norm("attention", "q_norm", hd, L, False), *_norm("attention", "k_norm", hd, L, False)]
+        if model.qk_norm != "none":  # RMSNorm over head_dim (shared by the heads) or over all heads
+            q_width, k_width = (hd, hd) if model.qk_norm == "per_head" else (H * hd, Hkv * hd)
+            out += [
+                *_norm("attention", "q_norm", q_width, L, False),
+                *_norm("attention", "k_norm", k_width, L, False),
+            ]
         if model.attention_sinks:  # gpt-oss: one learned logit per query head
             out.append(Tensor("attention", "sinks", (H,), L, "other"))
         return out
@@ -136,8 +163,21 @@ def _attention(model: ModelProfile) -> list[Tensor]:
         if m.q_lora_rank
         else _linear("attention", "q_proj", H * m.qk_head_dim, d, L, False)
     )
+    indexer: list[Tensor] = []
+    if model.sparse_attention is not None and m.q_lora_rank:
+        # DeepSeek-V3.2's lightning indexer: queries from the compressed query, one shared key per token
+        s = model.sparse_attention
+        indexer = [
+            *_linear(
+                "attention", "indexer_wq_b", s.index_n_heads * s.index_head_dim, m.q_lora_rank, L, False
+            ),
+            *_linear("attention", "indexer_wk", s.index_head_dim, d, L, False),
+            *_norm("attention", "indexer_k_norm", s.index_head_dim, L, True),  # a LayerNorm
+            *_linear("attention", "indexer_weights_proj", s.index_n_heads, d, L, False),
+        ]
     return [
         *q,
+        *indexer,
         *_linear("attention", "kv_a_proj", m.kv_lora_rank + m.qk_rope_head_dim, d, L, model.qkv_bias),
         *_norm("attention", "kv_a_norm", m.kv_lora_rank, L, norm_bias),
         *_linear("attention", "kv_b_proj", H * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank, L, False),
@@ -185,6 +225,7 @@ def tensors(model: ModelProfile) -> tuple[Tensor, ...]:
         out += _norm("norms", "layer_norm", d, L, norm_bias)  # a Mamba block has one norm
     else:
         out += _attention(model)
+        out += _linear_attention(model)
         out += _norm("norms", "layer_norm", d, L * NORMS_PER_LAYER[model.norm_placement], norm_bias)
         if model.n_dense_mlp_layers and model.d_ff:
             out += _mlp("mlp", model, model.d_ff, model.n_dense_mlp_layers)
@@ -194,6 +235,8 @@ def tensors(model: ModelProfile) -> tuple[Tensor, ...]:
             out += _mlp("experts", model, moe.expert_d_ff, n * moe.n_experts)
             if moe.n_shared_experts:
                 out += _mlp("shared_experts", model, moe.shared_d_ff, n * moe.n_shared_experts)
+            if moe.shared_expert_gate:
+                out += _linear("router", "shared_expert_gate", 1, d, n, False)
     if model.final_norm:
         out += _norm("norms", "final_norm", d, 1, norm_bias)
     if not model.tie_embeddings:

@@ -61,6 +61,20 @@ class MoESpec(Spec):
         0, ge=0, description="Leading layers that use a dense MLP of width d_ff instead of experts [-]."
     )
     router_bias: bool = Field(False, description="Whether the router has a learned per-expert bias.")
+    shared_expert_gate: bool = Field(
+        False,
+        description="A learned sigmoid gate (a d_model x 1 projection) on the shared experts' output "
+        "(Qwen2-MoE, Qwen3.5).",
+    )
+    layer_step: PositiveInt = Field(
+        1,
+        description="From first_dense_layers on, every layer_step-th layer (counting from 1) is a mixture "
+        "of experts and the others dense (Llama 4 Maverick: 2) [-].",
+    )
+
+    def is_moe_layer(self, index: int) -> bool:
+        """Whether decoder layer ``index`` (from 0) is a mixture of experts."""
+        return index >= self.first_dense_layers and (index + 1) % self.layer_step == 0
 
     @model_validator(mode="after")
     def _top_k_fits(self) -> Self:
@@ -96,6 +110,33 @@ class MLASpec(Spec):
         return self.qk_nope_head_dim + self.qk_rope_head_dim
 
 
+class SparseAttentionSpec(Spec):
+    """DeepSeek Sparse Attention (DeepSeek-V3.2-Exp report, https://github.com/deepseek-ai/DeepSeek-V3.2-Exp/blob/main/DeepSeek_V3_2.pdf
+    §2.1): a lightning indexer scores every past token for each query (``index_n_heads`` heads of
+    ``index_head_dim``, ReLU, weighted sum over heads) and MLA attends to the ``index_topk`` best."""
+
+    index_n_heads: PositiveInt = Field(description="Indexer heads H_I [-].")
+    index_head_dim: PositiveInt = Field(description="Indexer query/key width d_I; its keys are cached [-].")
+    index_topk: PositiveInt = Field(description="Keys each query attends to [tokens].")
+
+
+class LinearAttentionSpec(Spec):
+    """Gated DeltaNet layers (Yang et al. 2025, "Gated Delta Networks", arXiv:2412.06464) as Qwen3-Next
+    and Qwen3.5 use them: a per-head key x value state updated by the gated delta rule, a depthwise
+    causal convolution over q, k and v, and an output gate."""
+
+    n_key_heads: PositiveInt = Field(description="Query/key heads [-].")
+    n_value_heads: PositiveInt = Field(description="Value heads (each with its own state) [-].")
+    key_head_dim: PositiveInt = Field(description="Query/key width per head d_k [-].")
+    value_head_dim: PositiveInt = Field(description="Value width per head d_v [-].")
+    conv_kernel: PositiveInt = Field(description="Depthwise causal convolution width [-].")
+
+    @property
+    def conv_dim(self) -> int:
+        """Channels of the convolution: q, k and v [-]."""
+        return 2 * self.n_key_heads * self.key_head_dim + self.n_value_heads * self.value_head_dim
+
+
 class SSMSpec(Spec):
     """Selective state-space (Mamba-1) blocks replacing attention and MLP (Gu & Dao 2023, §3)."""
 
@@ -107,9 +148,11 @@ class SSMSpec(Spec):
     proj_bias: bool = Field(False, description="Whether the in/out projections have biases.")
 
 
-LayerType = Literal["full_attention", "sliding_attention"]
-"""Kinds of decoder layer in a ``layer_types`` list, named as Hugging Face configs name them:
-causal attention over the whole context, or over the last ``local_window`` tokens."""
+LayerType = Literal["full_attention", "sliding_attention", "chunked_attention", "linear_attention"]
+"""Kinds of decoder layer in a ``layer_types`` list, named as Hugging Face configs name them: causal
+attention over the whole context, over the last ``local_window`` tokens, or over the tokens of the
+current ``attention_chunk``-token chunk (Llama 4); or a linear-attention layer (``linear_attention``)."""
+AttentionSpan = Literal["full", "sliding", "chunked"]
 
 
 class CheckpointFormat(Spec):
@@ -206,8 +249,24 @@ class ModelProfile(Spec):
     local_window: PositiveInt | None = Field(
         None, description="Window of the 'sliding_attention' layers of layer_types [tokens]."
     )
-    qk_norm: bool = Field(
-        False, description="RMSNorm of width head_dim on each query and key head (Qwen3, Gemma-3)."
+    attention_chunk: PositiveInt | None = Field(
+        None,
+        description="Chunk of the 'chunked_attention' layers of layer_types [tokens]: a query sees the "
+        "keys from the start of its chunk (Llama 4's attention_chunk_size).",
+    )
+    qk_norm: Literal["none", "per_head", "per_layer"] = Field(
+        "none",
+        description="RMSNorm on queries and keys: 'per_head' over head_dim, one weight shared by the heads "
+        "(Qwen3, Gemma-3); 'per_layer' over all heads at once, n_heads x head_dim and n_kv_heads x "
+        "head_dim weights (MiniMax-M2).",
+    )
+    attention_output_gate: bool = Field(
+        False,
+        description="A sigmoid gate on the attention output computed by q_proj, which then has twice the "
+        "outputs (Qwen3-Next, Qwen3.5 'attn_output_gate').",
+    )
+    linear_attention: LinearAttentionSpec | None = Field(
+        None, description="Settings of the 'linear_attention' layers of layer_types (gated DeltaNet)."
     )
     attention_sinks: bool = Field(
         False,
@@ -219,6 +278,9 @@ class ModelProfile(Spec):
     )
     moe: MoESpec | None = Field(None, description="Mixture-of-experts settings; None for dense models.")
     mla: MLASpec | None = Field(None, description="Multi-head latent attention settings; None otherwise.")
+    sparse_attention: SparseAttentionSpec | None = Field(
+        None, description="DeepSeek sparse attention (an indexer selecting top-k keys) on MLA; None: dense."
+    )
     ssm: SSMSpec | None = Field(None, description="Mamba block settings; set for pure SSM models.")
 
     @model_validator(mode="after")
@@ -231,7 +293,7 @@ class ModelProfile(Spec):
             return self
         if self.n_heads is None:
             raise ValueError("n_heads is required for attention models (set ssm for a pure Mamba model)")
-        if self.d_ff is None and (self.moe is None or self.moe.first_dense_layers > 0):
+        if self.d_ff is None and (self.moe is None or self.n_moe_layers < self.n_layers):
             raise ValueError("d_ff is required: it is the width of the dense MLP")
         if self.n_kv_heads is not None and self.n_heads % self.n_kv_heads != 0:
             raise ValueError(
@@ -257,9 +319,21 @@ class ModelProfile(Spec):
                 )
             if "sliding_attention" in self.layer_types and self.local_window is None:
                 raise ValueError("layer_types has 'sliding_attention' layers: set their local_window")
-        elif self.local_window is not None:
+            if "chunked_attention" in self.layer_types and self.attention_chunk is None:
+                raise ValueError("layer_types has 'chunked_attention' layers: set their attention_chunk")
+            if ("linear_attention" in self.layer_types) != (self.linear_attention is not None):
+                raise ValueError(
+                    "linear_attention settings go with 'linear_attention' layers in layer_types: give both "
+                    "or neither"
+                )
+        elif self.local_window is not None or self.attention_chunk is not None or self.linear_attention:
             raise ValueError(
                 "local_window needs layer_types (which layers are local); else use sliding_window"
+            )
+        if self.sparse_attention is not None and (self.mla is None or self.mla.q_lora_rank is None):
+            raise ValueError(
+                "sparse_attention needs mla with a q_lora_rank: the indexer's queries come from the "
+                "compressed query"
             )
         if self.moe is not None and self.moe.first_dense_layers > self.n_layers:
             raise ValueError(
@@ -286,17 +360,44 @@ class ModelProfile(Spec):
         return self.n_heads
 
     @property
-    def attention_windows(self) -> dict[int | None, int]:
-        """Attention layers by the window they attend within [tokens] (None: the whole context), with
-        how many layers each: ``{None: 12, 128: 12}`` for gpt-oss-20b; empty for SSM models."""
+    def attention_groups(self) -> dict[tuple[AttentionSpan, int | None], int]:
+        """Attention layers by what a query attends to, with how many layers each: ``("full", None)``,
+        ``("sliding", window)`` or ``("chunked", chunk)`` [tokens]. gpt-oss-20b:
+        ``{("sliding", 128): 12, ("full", None): 12}``; empty for SSM models."""
         if self.ssm is not None:
             return {}
         if self.layer_types is None:
-            return {self.sliding_window: self.n_layers}
+            kind: AttentionSpan = "full" if self.sliding_window is None else "sliding"
+            return {(kind, self.sliding_window): self.n_layers}
+        spans: dict[str, tuple[AttentionSpan, int | None]] = {
+            "full_attention": ("full", None),
+            "sliding_attention": ("sliding", self.local_window),
+            "chunked_attention": ("chunked", self.attention_chunk),
+        }
+        out: dict[tuple[AttentionSpan, int | None], int] = {}
+        for layer in self.layer_types:
+            if layer != "linear_attention":
+                out[spans[layer]] = out.get(spans[layer], 0) + 1
+        return out
+
+    @property
+    def n_attention_layers(self) -> int:
+        """Layers with softmax attention (full, sliding or chunked) [-]."""
+        return sum(self.attention_groups.values())
+
+    @property
+    def n_linear_attention_layers(self) -> int:
+        """Layers with linear attention (gated DeltaNet) [-]."""
+        return 0 if self.layer_types is None else self.layer_types.count("linear_attention")
+
+    @property
+    def attention_windows(self) -> dict[int | None, int]:
+        """Attention layers by the most tokens their KV cache holds [tokens] (None: the whole context),
+        with how many layers each: ``{128: 12, None: 12}`` for gpt-oss-20b. A chunked layer holds up to
+        one chunk (a ring of ``attention_chunk`` tokens, as transformers and engines keep it)."""
         out: dict[int | None, int] = {}
-        for kind in self.layer_types:
-            window = self.local_window if kind == "sliding_attention" else None
-            out[window] = out.get(window, 0) + 1
+        for (_, size), layers in self.attention_groups.items():
+            out[size] = out.get(size, 0) + layers
         return out
 
     @property
@@ -307,7 +408,10 @@ class ModelProfile(Spec):
     @property
     def n_moe_layers(self) -> int:
         """Layers whose MLP is a mixture of experts [-]."""
-        return 0 if self.moe is None else self.n_layers - self.moe.first_dense_layers
+        if self.moe is None:
+            return 0
+        step, first = self.moe.layer_step, self.moe.first_dense_layers
+        return max(self.n_layers // step - first // step, 0)
 
     @property
     def n_dense_mlp_layers(self) -> int:

@@ -188,7 +188,7 @@ def test_a_huge_head_dim_is_refused_before_anything_is_sized() -> None:
         ("[" * 100_000 + "]" * 100_000, "nesting"),
         ('{"model_type": "gpt2", "n_embd": ' + "9" * 5000 + "}", "oversized number"),
         ("\xff\xfe not text", "not UTF-8"),
-        ("{" + " " * 1_100_000 + "}", "over 1,000,000 bytes"),
+        ("{" + " " * 16_100_000 + "}", "over 16,000,000 bytes"),
     ],
 )
 def test_hostile_config_files_end_in_one_error(tmp_path: Path, content: str, needle: str) -> None:

@@ -8,6 +8,8 @@ sum of the mask.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -147,3 +149,113 @@ def test_broadcasting_matches_scalar_calls() -> None:
             assert (
                 grid[i, j] == forward_flop(model, batch_size=int(b), new_tokens=3, past_tokens=int(p)).total
             )
+
+
+# --- the 2025 architectures, against transformers' own modules as the reference implementation ---
+
+
+def transformers_flop(kind: str, batch: int, new: int, past: int) -> tuple[int, ModelProfile]:
+    """FlopCounterMode over one forward pass of a tiny transformers model of ``kind`` (eager attention,
+    whose score rectangle is costmodel's ``attention="full"``; eager experts, a matmul per expert hit)."""
+    from test_memory import tiny_hf_new
+
+    shared, model = tiny_hf_new(kind)
+    hf = copy.deepcopy(shared).float()
+    hf.config._attn_implementation = "eager"
+    hf.config._experts_implementation = "eager"
+    torch.manual_seed(0)
+    with torch.no_grad():
+        cache = hf(torch.randint(0, 101, (batch, past)), use_cache=True).past_key_values if past else None
+        with FlopCounterMode(display=False) as counter:
+            hf(torch.randint(0, 101, (batch, new)), past_key_values=cache, use_cache=True)
+    return int(counter.get_total_flops()), model
+
+
+@pytest.mark.parametrize(("batch", "new", "past"), [(1, 9, 0), (2, 3, 0), (2, 1, 3), (1, 2, 2)])
+@pytest.mark.parametrize("kind", ["qwen3", "qwen3_moe", "minimax_m2", "gpt_oss", "llama4"])
+def test_forward_flop_equals_flop_counter_over_transformers(
+    kind: str, batch: int, new: int, past: int
+) -> None:
+    """QK-norm (Qwen3, MiniMax-M2), top-k experts without biases (Qwen3-MoE), sinks and biased experts
+    (gpt-oss), interleaved MoE/dense layers with a shared expert and chunked layers (Llama 4): none adds
+    a matrix product beyond what costmodel counts. Contexts stay within the 5-token window (chunk), where
+    transformers' eager rectangle is the whole context."""
+    expected, model = transformers_flop(kind, batch, new, past)
+    f = forward_flop(model, batch_size=batch, new_tokens=new, past_tokens=past, attention="full")
+    got = f.total
+    if kind == "llama4":  # transformers' Llama4TextExperts runs every expert on every token (one bmm)
+        assert model.moe is not None
+        got += f.experts * (model.moe.n_experts / model.moe.top_k - 1)
+    assert got == expected
+
+
+def chunk_mask(new: int, past: int, chunk: int) -> torch.Tensor:
+    """Boolean [n, p + n]: query at absolute position q sees key j iff j <= q and j // chunk == q // chunk."""
+    q = torch.arange(past, past + new)[:, None]
+    k = torch.arange(past + new)[None, :]
+    return (k <= q) & (k // chunk == q // chunk)
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 7])
+@pytest.mark.parametrize(("new", "past"), [(1, 0), (7, 0), (7, 3), (1, 30), (12, 20), (30, 5)])
+def test_chunked_keys_equal_the_mask_sum(new: int, past: int, chunk: int) -> None:
+    assert attended_keys(new, past, chunk=chunk) == chunk_mask(new, past, chunk).sum().item()
+
+
+@pytest.mark.parametrize(("new", "past"), [(1, 0), (9, 0), (1, 30), (12, 20)])
+def test_mixed_local_and_full_layers_sum_their_own_masks(new: int, past: int) -> None:
+    model = tiny(
+        n_layers=5,
+        n_kv_heads=2,
+        layer_types=[
+            "sliding_attention",
+            "full_attention",
+            "sliding_attention",
+            "full_attention",
+            "full_attention",
+        ],
+        local_window=6,
+        attention_sinks=True,
+    )
+    keys = (
+        2 * attention_mask(new, past, 6, "cpu").sum().item()
+        + 3 * attention_mask(new, past, None, "cpu").sum().item()
+    )
+    f = forward_flop(model, batch_size=3, new_tokens=new, past_tokens=past)
+    assert f.attention_scores == 2 * 3 * keys * 8 * 8  # 8 heads of width 8
+    assert f.attention_values == f.attention_scores
+
+
+@pytest.mark.parametrize(("batch", "new", "past"), [(1, 6, 0), (2, 1, 4), (2, 3, 2)])
+def test_sparse_attention_indexer_flops_equal_flop_counter_over_transformers(
+    batch: int, new: int, past: int
+) -> None:
+    """DeepSeek-V3.2's lightning indexer (q.k per indexer head, then the weighted sum over heads) and
+    MLA under transformers' masked (dense) implementation, on the SDPA math backend: costmodel's
+    ``attention="full"`` counts."""
+    from test_memory import tiny_dsa
+
+    shared, model = tiny_dsa()
+    hf = copy.deepcopy(shared).float()
+    hf.config._attn_implementation = "sdpa"
+    hf.config._experts_implementation = "eager"
+    torch.manual_seed(0)
+    with torch.no_grad():
+        cache = hf(torch.randint(0, 101, (batch, past)), use_cache=True).past_key_values if past else None
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            hf(torch.randint(0, 101, (batch, new)), past_key_values=cache, use_cache=True)
+    f = forward_flop(model, batch_size=batch, new_tokens=new, past_tokens=past, attention="full")
+    assert f.indexer == 2 * batch * 3 * new * (past + new) * 2 * (8 + 1)  # 3 layers, 2 heads of 8
+    assert f.total == counter.get_total_flops()
+
+
+def test_sparse_attention_attends_to_top_k_keys_and_scores_all() -> None:
+    from test_memory import tiny_dsa
+
+    _, model = tiny_dsa()
+    f = forward_flop(model, batch_size=1, new_tokens=1, past_tokens=99)  # a decode step at 100 tokens
+    dense = forward_flop(
+        model.model_copy(update={"sparse_attention": None}), batch_size=1, new_tokens=1, past_tokens=99
+    )
+    assert f.attention_scores == dense.attention_scores * 3 / 100  # index_topk = 3 of 100 keys
+    assert f.indexer == 3 * 100 * 2 * 2 * (8 + 1)

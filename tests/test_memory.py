@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import pytest
 import torch
 import transformers
@@ -180,3 +182,170 @@ def test_qlora_is_smaller_than_lora_is_smaller_than_full() -> None:
     assert qlora < lora < full
     # full fine-tuning of 13B in mixed-precision Adam needs 16 bytes per parameter before activations
     assert full > 16 * 13.0e9
+
+
+def test_gpt_oss_checkpoint_bytes_equal_the_published_checkpoints() -> None:
+    """MXFP4 experts (4-bit values + an 8-bit scale per 32) and bf16 everything else. gpt-oss-20b's
+    model.safetensors.index.json gives total_size 13,761,264,768 bytes
+    (https://huggingface.co/openai/gpt-oss-20b/blob/main/model.safetensors.index.json); the model card
+    (arXiv:2508.10925, Table 1) gives 12.8 GiB and 60.8 GiB."""
+    from costmodel.memory import checkpoint_bytes
+
+    small = checkpoint_bytes(costmodel.load_model("gpt-oss-20b"))
+    large = checkpoint_bytes(costmodel.load_model("gpt-oss-120b"))
+    assert small == 13_761_264_768
+    assert round(small / 2**30, 1) == 12.8
+    assert round(large / 2**30, 1) == 60.8
+
+
+def test_checkpoint_formats_override_the_matmul_weights_of_their_component_only() -> None:
+    model = costmodel.load_model("gpt-oss-20b")
+    p = costmodel.param_count(model)
+    expert_weights = 24 * 32 * 3 * 2880 * 2880  # gate, up, down per expert
+    expert_biases = 24 * 32 * (2 * 2880 + 2880)
+    assert p.experts == expert_weights + expert_biases
+    as_shipped = weight_bytes(model, component_dtypes={"experts": "mxfp4"})
+    assert as_shipped == 2 * (p.total - expert_weights) + expert_weights // 2 + expert_weights // 32
+
+
+@cache
+def tiny_hf_new(kind: str) -> tuple[transformers.PreTrainedModel, ModelProfile]:
+    """Tiny transformers models of the 2025 architectures (random init, bf16) and their profiles; shared
+    between tests, so callers that change the module copy it first."""
+    common = dict(vocab_size=101, hidden_size=64, num_attention_heads=4, num_key_value_heads=2, head_dim=16)
+    if kind == "qwen3":
+        config = transformers.Qwen3Config(
+            **common, num_hidden_layers=3, intermediate_size=96, max_position_embeddings=128
+        )
+    elif kind == "qwen3_moe":
+        config = transformers.Qwen3MoeConfig(
+            **common,
+            num_hidden_layers=3,
+            intermediate_size=96,
+            moe_intermediate_size=32,
+            num_experts=4,
+            num_experts_per_tok=2,
+            max_position_embeddings=128,
+        )
+    elif kind == "minimax_m2":  # QK-norm over all heads at once
+        config = transformers.MiniMaxM2Config(
+            **common,
+            num_hidden_layers=3,
+            intermediate_size=32,
+            num_local_experts=4,
+            num_experts_per_tok=2,
+            max_position_embeddings=128,
+        )
+    elif kind == "llama4":  # chunks of 5 tokens in rotary layers, full attention in every 2nd (NoPE)
+        config = transformers.Llama4TextConfig(
+            **common,
+            num_hidden_layers=4,
+            intermediate_size=32,
+            intermediate_size_mlp=48,
+            num_local_experts=4,
+            num_experts_per_tok=1,
+            interleave_moe_layer_step=2,
+            no_rope_layer_interval=2,
+            attention_chunk_size=5,
+            max_position_embeddings=128,
+        )
+    else:  # gpt_oss: local layers with a 5-token window, full layers, sinks
+        config = transformers.GptOssConfig(
+            **common,
+            num_hidden_layers=4,
+            intermediate_size=32,
+            num_local_experts=4,
+            num_experts_per_tok=2,
+            sliding_window=5,
+            max_position_embeddings=128,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        )
+    torch.manual_seed(0)
+    hf = transformers.AutoModelForCausalLM.from_config(config).to(torch.bfloat16)
+    return hf, costmodel.ModelProfile.from_hf_config(config.to_dict(), name=kind)
+
+
+@cache
+def tiny_dsa() -> tuple[transformers.PreTrainedModel, ModelProfile]:
+    """A tiny DeepSeek-V3.2: MLA with DeepSeek sparse attention (2 indexer heads of 8, top-3 keys)."""
+    config = transformers.DeepseekV32Config(
+        vocab_size=101,
+        hidden_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        q_lora_rank=24,
+        kv_lora_rank=16,
+        qk_nope_head_dim=8,
+        qk_rope_head_dim=4,
+        v_head_dim=8,
+        intermediate_size=48,
+        moe_intermediate_size=16,
+        n_routed_experts=4,
+        num_experts_per_tok=2,
+        n_shared_experts=1,
+        first_k_dense_replace=1,
+        n_group=1,
+        topk_group=1,
+        index_n_heads=2,
+        index_head_dim=8,
+        index_topk=3,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(0)
+    hf = transformers.AutoModelForCausalLM.from_config(config).to(torch.bfloat16)
+    return hf, costmodel.ModelProfile.from_hf_config(config.to_dict(), name="tiny-dsa")
+
+
+@pytest.mark.parametrize(("batch", "context"), [(1, 2), (2, 5), (3, 11)])
+def test_sparse_attention_cache_holds_the_latent_and_the_indexer_key(batch: int, context: int) -> None:
+    """Per token and layer: the MLA latent (kv_lora_rank + rope) and the indexer's key (index_head_dim);
+    every token stays cached (the indexer scores all of them), whatever index_topk."""
+    hf, model = tiny_dsa()
+    assert costmodel.param_count(model).total == sum(p.numel() for p in hf.parameters())
+    with torch.no_grad():
+        cache_ = hf(torch.randint(0, 101, (batch, context)), use_cache=True).past_key_values
+    held = sum(
+        t.numel() * t.element_size()
+        for layer in cache_.layers
+        for t in (layer.keys, layer.values, layer.indexer_keys)
+    )
+    assert kv_cache_bytes(model, batch_size=batch, context_len=context, kv_dtype="bf16") == held
+    assert held == batch * context * 3 * (16 + 4 + 8) * 2
+
+
+def attended_cache_nbytes(hf: transformers.PreTrainedModel, batch: int, context: int) -> tuple[int, int]:
+    """Bytes of the keys and values the attention of the token at position ``context - 1`` reads (what
+    each layer's cache returns while decoding it), and the bytes the cache keeps after the step."""
+    with torch.no_grad():
+        cache = hf(torch.randint(0, 101, (batch, context - 1)), use_cache=True).past_key_values
+    seen: list[int] = []
+    for layer in cache.layers:
+        update = layer.update
+
+        def record(*args: object, _update: object = update, **kwargs: object) -> object:
+            keys, values = _update(*args, **kwargs)  # type: ignore[operator]
+            seen.append(keys.numel() * keys.element_size() + values.numel() * values.element_size())
+            return keys, values
+
+        layer.update = record
+    with torch.no_grad():
+        hf(torch.randint(0, 101, (batch, 1)), past_key_values=cache, use_cache=True)
+    kept = sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
+    return sum(seen), kept
+
+
+@pytest.mark.parametrize("kind", ["qwen3", "qwen3_moe", "minimax_m2", "gpt_oss", "llama4"])
+@pytest.mark.parametrize(("batch", "context"), [(1, 2), (3, 5), (2, 6), (2, 17)])
+def test_kv_cache_equals_what_transformers_attends_to(kind: str, batch: int, context: int) -> None:
+    """gpt-oss: the local layers' cache stops at the 5-token window, the full layers' keeps growing; the
+    sinks are parameters, nothing cached. Llama 4: a chunked layer's cache is a ring of one 5-token chunk
+    (the mask then keeps each query inside its chunk). Between steps transformers keeps window - 1
+    tokens in a local layer and re-attaches the new token's K/V during the step."""
+    hf, model = tiny_hf_new(kind)
+    attended, kept = attended_cache_nbytes(hf, batch, context)
+    assert kv_cache_bytes(model, batch_size=batch, context_len=context, kv_dtype="bf16") == attended
+    if kind in ("gpt_oss", "llama4"):
+        assert model.attention_windows == {5: 2, None: 2}
+        one_token = 2 * 2 * 16 * 2  # K and V, 2 KV heads of 16, bf16
+        dropped = 2 * batch * one_token if context >= 5 else 0  # the 2 local layers keep window - 1
+        assert kept == attended - dropped

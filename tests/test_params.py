@@ -35,8 +35,9 @@ def test_from_hf_config_round_trips_to_the_builtin(name: str) -> None:
     imported = costmodel.ModelProfile.from_hf_config(HF_CONFIGS / f"{name}.json")
     builtin = costmodel.load_model(name)
     assert param_count(imported) == param_count(builtin)
-    skip = {"name", "source", "description", "max_context"}
-    assert imported.model_dump(exclude=skip) == builtin.model_dump(exclude=skip | {"max_context"})
+    skip: dict[str, object] = dict.fromkeys(("name", "source", "description", "max_context"), True)
+    skip["checkpoint"] = {"source"}  # the built-in cites the model card; the import cites config.json
+    assert imported.model_dump(exclude=skip) == builtin.model_dump(exclude=skip)
 
 
 # Published counts, each with its source.
@@ -97,3 +98,46 @@ def test_seed_formula_underestimates_llama_7b() -> None:
     exact = param_count(costmodel.load_model("llama-2-7b")).total
     assert seed == 6_573_522_944
     assert 0.02 < (exact - seed) / exact < 0.03
+
+
+def test_gpt_oss_matches_its_model_card() -> None:
+    """gpt-oss model card (arXiv:2508.10925, Table 1): 20.91B total / 3.61B active and 116.83B / 5.13B.
+    Its active count leaves out the input embedding (a lookup) and keeps the unembedding."""
+    for name, total, active in (("gpt-oss-20b", 20.91e9, 3.61e9), ("gpt-oss-120b", 116.83e9, 5.13e9)):
+        p = param_count(costmodel.load_model(name))
+        assert round(p.total / 1e7) == round(total / 1e7)
+        assert round((p.active - p.embedding) / 1e7) == round(active / 1e7)
+
+
+def test_qwen3_moe_active_parameters_match_the_names() -> None:
+    # Qwen3 technical report (arXiv:2505.09388), Table 2: 30B-A3B "3B activated", 235B-A22B "22B"
+    small = param_count(costmodel.load_model("qwen3-30b-a3b"))
+    large = param_count(costmodel.load_model("qwen3-235b-a22b"))
+    assert round(small.active / 1e8) == 34
+    assert round(small.total / 1e8) == 305
+    assert round(large.active / 1e9) == 22
+    assert round(large.total / 1e9) == 235
+    # each token uses 8 of 128 experts: the inactive rest is 120 experts x 3 x d x expert_d_ff per layer
+    assert small.total - small.active == 48 * 120 * 3 * 2048 * 768
+
+
+def test_qk_norm_and_sinks_are_per_layer_vectors() -> None:
+    qwen = costmodel.load_model("qwen3-8b")
+    plain = qwen.model_copy(update={"qk_norm": "none"})
+    assert param_count(qwen).attention - param_count(plain).attention == 36 * 2 * 128
+    oss = costmodel.load_model("gpt-oss-20b")
+    no_sinks = oss.model_copy(update={"attention_sinks": False})
+    assert param_count(oss).attention - param_count(no_sinks).attention == 24 * 64
+
+
+def test_llama4_counts_and_the_17b_active_of_its_names() -> None:
+    """Scout (16 experts, every layer MoE) and Maverick (128 experts, every 2nd layer MoE, dense
+    layers of 16384 between): one routed and one shared expert per token in each, "17B active"."""
+    scout = param_count(costmodel.load_model("llama-4-scout"))
+    maverick = param_count(costmodel.load_model("llama-4-maverick"))
+    assert round(scout.active / 1e9, 1) == 17.2
+    assert round(maverick.active / 1e9, 1) == 17.2
+    expert = 3 * 5120 * 8192
+    assert scout.total - scout.active == 48 * 15 * expert
+    assert maverick.total - maverick.active == 24 * 127 * expert
+    assert maverick.mlp == 24 * 3 * 5120 * 16384
