@@ -41,6 +41,7 @@ bench: $(STAMP) .venv-bench/bin/python
 	$(BIN)/python benchmarks/bench_perf.py --llm-analysis-python .venv-bench/bin/python
 	$(BIN)/python benchmarks/bench_capacity.py
 	$(BIN)/python benchmarks/bench_app.py
+	$(BIN)/python benchmarks/bench_fuzz.py
 
 clean:
 	rm -rf $(VENV) .venv-bench build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

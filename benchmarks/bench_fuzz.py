@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=500, help="cases per family")
     n = parser.parse_args().examples
     run("api", fuzzing.api_inputs, fuzzing.run_api, n)
+    run("valid", fuzzing.valid_api_inputs, fuzzing.run_api, n)
     run("config", fuzzing.mutations, fuzzing.run_config, n)
     run("cli", fuzzing.cli_args, fuzzing.run_cli, max(n // 5, 1))  # each CLI case runs a whole command
     run("link", fuzzing.queries, fuzzing.run_scenario, n)

@@ -36,12 +36,16 @@ def choice(name: str, value: Any, options: Iterable[Any]) -> None:
         raise CostmodelError(f"{name} must be one of {shown}, got {value!r}")
 
 
-def counts(name: str, value: npt.ArrayLike, *, minimum: int = 0) -> npt.NDArray[np.float64]:
-    """Whole numbers in [minimum, 2**53] (a scalar or an array), returned as float64 for the estimators.
+def counts(
+    name: str, value: npt.ArrayLike, *, minimum: int = 0, whole: bool = True
+) -> npt.NDArray[np.float64]:
+    """Numbers in [minimum, 2**53] (a scalar or an array), returned as float64 for the estimators; whole
+    numbers unless ``whole=False`` (the FLOP and activation models also take mean, fractional batches).
 
-    Cheap on the hot paths: a Python int is two comparisons; an integer array its min and max; a float
-    array three vectorised comparisons (NaN and infinities fail them).
+    Cheap on the hot paths: one number is a few Python comparisons; an integer array its min and max; a
+    float array three vectorised comparisons (NaN and infinities fail them).
     """
+    kind_of = "whole numbers" if whole else "finite numbers"
     try:
         arr = np.asarray(value)
     except (OverflowError, ValueError, TypeError):
@@ -49,24 +53,22 @@ def counts(name: str, value: npt.ArrayLike, *, minimum: int = 0) -> npt.NDArray[
     kind = arr.dtype.kind
     if arr.ndim == 0 and kind in "iuf":  # one number: Python comparisons, no array passes
         one = float(arr)
-        if not (minimum <= one <= MAX_COUNT and one == math.floor(one)):
-            raise CostmodelError(f"{name} must be whole numbers in [{minimum}, 2**53], got {_short(value)}")
+        if not (minimum <= one <= MAX_COUNT and (not whole or one == math.floor(one))):
+            raise CostmodelError(f"{name} must be {kind_of} in [{minimum}, 2**53], got {_short(value)}")
         return np.asarray(one)
     if kind in "iu":
         if arr.size and (arr.min() < minimum or arr.max() > MAX_COUNT):
             bad = arr[(arr < minimum) | (arr > MAX_COUNT)]
-            raise CostmodelError(
-                f"{name} must be whole numbers in [{minimum}, 2**53], got {_short(bad.flat[0])}"
-            )
+            raise CostmodelError(f"{name} must be {kind_of} in [{minimum}, 2**53], got {_short(bad.flat[0])}")
         return arr.astype(np.float64)
     if kind != "f":
-        raise CostmodelError(f"{name} must be a whole number (or an array of them), got {_short(value)}")
+        raise CostmodelError(f"{name} must be a number (or an array of them), got {_short(value)}")
     x = arr.astype(np.float64, copy=False)
-    ok = (x >= minimum) & (x <= MAX_COUNT) & (x == np.floor(x))  # False for NaN and infinities
+    ok = (x >= minimum) & (x <= MAX_COUNT)  # False for NaN and infinities
+    if whole:
+        ok &= x == np.floor(x)
     if not ok.all():
-        raise CostmodelError(
-            f"{name} must be whole numbers in [{minimum}, 2**53], got {_short(x[~ok].flat[0])}"
-        )
+        raise CostmodelError(f"{name} must be {kind_of} in [{minimum}, 2**53], got {_short(x[~ok].flat[0])}")
     return x
 
 

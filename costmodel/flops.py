@@ -170,9 +170,9 @@ def forward_flop(
     ``past + new`` positions each pass; the weight-absorption form that serving engines use for decoding
     trades that up-projection for wider scores and is not modelled here.
     """
-    B = checks.counts("batch_size", batch_size)
-    n = checks.counts("new_tokens", new_tokens)
-    checks.counts("past_tokens", past_tokens)
+    B = checks.counts("batch_size", batch_size, whole=False)  # mean batches of the serving model
+    n = checks.counts("new_tokens", new_tokens, whole=False)
+    checks.counts("past_tokens", past_tokens, whole=False)
     checks.choice("attention", attention, get_args(AttentionMask))
     checks.choice("logits", logits, ("all", "last"))
     tokens = B * n
@@ -273,7 +273,7 @@ def approx_forward_flop(model: ModelProfile, *, tokens: npt.ArrayLike) -> FloatA
     """The 2N rule: 2 x active parameters (without embeddings) per token [FLOP] (Kaplan et al. 2020)."""
     p = param_count(model)
     n = p.active - p.embedding - p.position_embedding
-    return np.asarray(2.0 * n * checks.counts("tokens", tokens), dtype=np.float64)
+    return np.asarray(2.0 * n * checks.counts("tokens", tokens, whole=False), dtype=np.float64)
 
 
 def approx_training_flop(model: ModelProfile, *, tokens: npt.ArrayLike) -> FloatArray:

@@ -270,8 +270,8 @@ def inference_activation_bytes(
     computed (``"none"``: layers alone, no head). Attention is fused (FlashAttention): no S x S score
     matrix is materialised.
     """
-    B = checks.counts("batch_size", batch_size)
-    n = checks.counts("new_tokens", new_tokens)
+    B = checks.counts("batch_size", batch_size, whole=False)
+    n = checks.counts("new_tokens", new_tokens, whole=False)
     checks.choice("logits", logits, ("all", "last", "none"))
     elem = get_dtype(activation_dtype).bits / 8
     logit_tokens = {"all": B * n, "last": B * np.minimum(n, 1.0), "none": 0.0 * B}[logits]
@@ -327,8 +327,8 @@ def training_activation_bytes(
     (2sbh) plus one layer's activations while it is recomputed. With MHA, d_ff = 4h, a standard MLP,
     dropout and eager attention this gives exactly 34 sbh + 5 a s^2 b per layer.
     """
-    b = checks.counts("batch_size", batch_size)
-    s = checks.counts("seq_len", seq_len)
+    b = checks.counts("batch_size", batch_size, whole=False)
+    s = checks.counts("seq_len", seq_len, whole=False)
     checks.choice("recompute", recompute, get_args(Recompute))
     checks.choice("attention", attention, ("flash", "eager"))
     d = model.d_model

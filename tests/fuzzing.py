@@ -20,7 +20,7 @@ import numpy as np
 import costmodel as cm
 from costmodel.errors import CostmodelError
 
-TIME_BOUND_S = 20.0  # per call, on a loaded 2-core machine; each takes milliseconds when idle
+TIME_BOUND_S = 30.0  # per call, on a loaded 2-core machine; each takes milliseconds to a second when idle
 MODELS = ["llama-3-8b", "gpt2", "mixtral-8x7b", "deepseek-v3", "mamba-2.8b", "llama-3.1-405b"]
 HARDWARE = ["h100-sxm", "a100-80gb", "l40s", "cpu", "mi300x"]
 DTYPES = [*cm.DTYPES, "int3", "", "BF16"]
@@ -82,6 +82,24 @@ api_inputs = st.fixed_dictionaries(
         "usd_per_hour": st.sampled_from([None, None, 2.5, 0.0, -1.0, math.nan]),
     }
 )
+
+
+valid_api_inputs = st.fixed_dictionaries(
+    {
+        "model": st.sampled_from(["llama-3-8b", "mistral-7b", "mixtral-8x7b", "qwen2.5-7b"]),
+        "hardware": st.sampled_from(["h100-sxm", "a100-80gb", "l40s", "h200"]),  # multi-GPU capable
+        "batch_size": st.integers(min_value=1, max_value=512),
+        "prompt_len": st.integers(min_value=1, max_value=4096),
+        "output_len": st.integers(min_value=1, max_value=2048),
+        "weight_dtype": st.sampled_from(list(cm.DTYPES)),
+        "kv_dtype": st.sampled_from(["bf16", "fp16", "fp8", "int8", "fp32"]),
+        "sparsity": st.sampled_from(["none", "2:4"]),
+        "tp": st.sampled_from([1, 2, 4]),
+        "pp": st.sampled_from([1, 2]),
+        "usd_per_hour": st.sampled_from([None, 2.5]),
+    }
+)
+"""Inputs every one of which is valid: each must give a checked result."""
 
 
 def run_api(case: dict[str, Any]) -> str:
@@ -291,6 +309,7 @@ def run_cli(args: tuple[str, str, str, str]) -> str:
 
 query_values = st.one_of(
     st.sampled_from(["llama-9-8b", "-5", "1e400", "int3", "0", "true", "[]", "{}", "nan", "", "8", "h100"]),
+    st.sampled_from(["llama-3-8b", "h100-sxm", "4", "1", "bf16", "fp8", "0.5", "2", "selective", "ngram"]),
     st.text(max_size=12),
 )
 queries = st.dictionaries(

@@ -38,6 +38,12 @@ def test_public_api(case: dict[str, Any]) -> None:
     _count("api", fuzzing.run_api(case))
 
 
+@bounded(40)
+@given(fuzzing.valid_api_inputs)
+def test_public_api_on_valid_input_always_gives_a_checked_result(case: dict[str, Any]) -> None:
+    assert fuzzing.run_api(case) == "ok"
+
+
 @bounded(150)
 @given(fuzzing.mutations)
 def test_profile_loader(mutation: Any) -> None:
