@@ -111,10 +111,9 @@ def initial_guesses(hardware: HardwareProfile, key: str) -> list[Params]:
     is started from a few physically plausible corners and the best fit is kept."""
     start = default_params(hardware, key)
     return [
-        replace(start, min_k_per_split=min_k, k_step_s=step, cache_bandwidth_ratio=ratio)
+        replace(start, min_k_per_split=min_k, k_step_s=step, cache_bandwidth_ratio=1.5)
         for min_k in (256.0, 2048.0)
         for step in (2e-8, 2e-7)
-        for ratio in (1.0, 2.0)
     ]
 
 
