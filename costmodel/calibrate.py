@@ -51,8 +51,11 @@ def fit_params(
     dtype : the family's dtype key the parameters are for (``"bf16"``, ``"fp8"``, ...).
     measured_s : measured kernel times [s], one per row.
     shapes : keyword arrays for ``family.time_s``, one entry per row (or broadcastable).
-    initial : starting parameters; default ``family.default_params(hardware, dtype)``.
-    fixed : names in ``BOUNDS`` to keep at their starting value.
+    initial : starting parameters, or a list of them (each is fitted, the lowest cost is kept); default
+        ``family.initial_guesses(hardware, dtype)`` where the family defines it, else
+        ``family.default_params(hardware, dtype)``.
+    fixed : names in ``BOUNDS`` to keep at their starting value; default ``family.fixed_for(dtype)`` where
+        the family defines it (parameters the key's kernels do not have).
 
     Returns the fitted ``Params``. Raises ``CostmodelError`` when there is nothing to fit.
     """
@@ -62,36 +65,66 @@ def fit_params(
     keep = np.isfinite(measured) & (measured > 0)
     if not keep.any():
         raise CostmodelError(f"no positive, finite measured times to fit {family.__name__} for {dtype!r}")
-    start = initial if initial is not None else family.default_params(hardware, dtype)
+    if initial is None:
+        guesses = getattr(family, "initial_guesses", None)
+        initial = guesses(hardware, dtype) if guesses else family.default_params(hardware, dtype)
+    if not fixed and hasattr(family, "fixed_for"):
+        fixed = tuple(family.fixed_for(dtype))
+    starts = list(initial) if isinstance(initial, list | tuple) else [initial]
     names = [name for name in family.BOUNDS if name not in fixed]
     if not names:
-        return start
+        return starts[0]
     low = np.array([family.BOUNDS[n][0] for n in names], dtype=np.float64)
     high = np.array([family.BOUNDS[n][1] for n in names], dtype=np.float64)
-    x0 = np.clip([float(getattr(start, n)) for n in names], low, high)
     rows = {k: _rows(v, keep) for k, v in shapes.items()}
     log_measured = np.log(measured[keep])
+    best: tuple[float, Any] | None = None
+    for start in starts:
 
-    def residual(x: FloatArray) -> FloatArray:
-        params = dataclasses.replace(start, **dict(zip(names, x.tolist(), strict=True)))
-        predicted = np.broadcast_to(family.time_s(hardware, params, **rows), log_measured.shape)
-        return np.asarray(np.log(np.maximum(predicted, 1e-30)) - log_measured, dtype=np.float64)
+        def residual(x: FloatArray, start: Any = start) -> FloatArray:
+            params = dataclasses.replace(start, **dict(zip(names, x.tolist(), strict=True)))
+            predicted = np.broadcast_to(family.time_s(hardware, params, **rows), log_measured.shape)
+            return np.asarray(np.log(np.maximum(predicted, 1e-30)) - log_measured, dtype=np.float64)
 
-    # A parameter no row is sensitive to at the start (a compute fraction when every row starts memory
-    # bound, a softmax rate in a family's decode op) keeps its start: least_squares stalls on a zero
-    # Jacobian column, returning the start for every parameter.
-    base = residual(x0)
-    sensitive = np.array(
-        [np.abs(residual(_nudge(x0, i, low, high)) - base).max() > 1e-12 for i in range(len(names))]
-    )
-    if not sensitive.any():
-        return start
-    names = [n for n, moves in zip(names, sensitive, strict=True) if moves]
-    x0, low, high = x0[sensitive], low[sensitive], high[sensitive]
-    # scale steps by the parameters' own magnitudes (they span 1e-7 s to 1e13 /s)
-    x_scale = np.maximum(np.abs(x0), 1e-12)
-    result = least_squares(residual, x0, bounds=(low, high), loss="soft_l1", f_scale=0.1, x_scale=x_scale)
-    return dataclasses.replace(start, **dict(zip(names, result.x.tolist(), strict=True)))
+        x0 = np.clip([float(getattr(start, n)) for n in names], low, high)
+        # A parameter no row is sensitive to at the start (a compute fraction when every row starts memory
+        # bound, a softmax rate in a family's decode op) keeps its start: least_squares stalls on a zero
+        # Jacobian column, returning the start for every parameter.
+        base = residual(x0)
+        sensitive = np.array(
+            [np.abs(residual(_nudge(x0, i, low, high)) - base).max() > 1e-12 for i in range(len(names))]
+        )
+        if not sensitive.any():
+            candidate = (0.5 * float(np.sum(base**2)), start)
+        else:
+
+            def moved(xs: FloatArray, x0: FloatArray = x0, sensitive: Any = sensitive) -> FloatArray:
+                full = x0.copy()
+                full[sensitive] = xs
+                return full
+
+            def sub_residual(xs: FloatArray, residual: Any = residual, moved: Any = moved) -> FloatArray:
+                return np.asarray(residual(moved(xs)), dtype=np.float64)
+
+            # scale steps by the parameters' own magnitudes (they span 1e-7 s to 1e13 /s)
+            x_scale = np.maximum(np.abs(x0[sensitive]), 1e-12)
+            result = least_squares(
+                sub_residual,
+                x0[sensitive],
+                bounds=(low[sensitive], high[sensitive]),
+                loss="soft_l1",
+                f_scale=0.1,
+                x_scale=x_scale,
+            )
+            fitted = moved(result.x)
+            candidate = (
+                float(result.cost),
+                dataclasses.replace(start, **dict(zip(names, fitted.tolist(), strict=True))),
+            )
+        if best is None or candidate[0] < best[0]:
+            best = candidate
+    assert best is not None
+    return best[1]
 
 
 def _nudge(x: FloatArray, i: int, low: FloatArray, high: FloatArray) -> FloatArray:

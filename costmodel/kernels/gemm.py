@@ -32,7 +32,7 @@ followed by ``:<qualifier>`` naming the kernel (the qualifier does not change th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -55,6 +55,12 @@ OUTPUT_BYTES = 2.0
 """Bytes per output element: every table's GEMMs write bf16 [bytes]."""
 
 
+K_STEP = 64.0
+"""Elements of k one main-loop step loads per operand (CUTLASS ``TileShape`` K) [elements]."""
+TILE_SIZES = (64.0, 128.0, 256.0)
+"""Output tile edges the kernel libraries choose from (CUTLASS / cuBLAS tile shapes) [elements]."""
+
+
 @dataclass(frozen=True)
 class Params:
     """Named parameters of the GEMM model for one (device, dtype)."""
@@ -62,24 +68,58 @@ class Params:
     dtype: str = "bf16"
     """The format key these parameters are for (``DTYPES``, optionally ``'<dtype>:<kernel>'``)."""
     compute_fraction: float = 0.75
-    """Achieved fraction of the format's dense peak inside one full wave [-]."""
+    """Achieved fraction of the format's dense peak by a large tile inside a full wave [-]."""
     bandwidth_fraction: float = 0.80
     """Achieved fraction of datasheet memory bandwidth when streaming operands [-]."""
     launch_s: float = 5e-6
-    """Fixed cost per GEMM call: launch, prologue, epilogue, activation quantization kernel [s]."""
-    tile_m: float = 128.0
-    """Output tile rows per SM [elements]."""
-    tile_n: float = 128.0
-    """Output tile columns per SM [elements]."""
-    min_k_per_split: float = 512.0
+    """Fixed cost per GEMM call: launch, prologue, epilogue, host-side dispatch [s]."""
+    tile_intensity: float = 64.0
+    """``tile_m tile_n / (tile_m + tile_n)`` below which a tile cannot feed its tensor cores at full rate
+    (operands per FLOP grow as tiles shrink); 64 is a 128 x 128 tile [elements]."""
+    k_step_s: float = 50e-9
+    """Shortest time one SM spends per 64-wide step of its k loop, whatever the tile: the latency of the
+    operand pipeline, which bounds small tiles that have too few FLOPs per step to hide it [s]."""
+    min_k_per_split: float = 256.0
     """Smallest slice of k one SM takes when the k loop is split over idle SMs [elements]."""
+    max_splits: float = 16.0
+    """Most SMs one output tile's k loop is split over [-]; 1: the kernel never splits k."""
+    cache_bandwidth_ratio: float = 1.0
+    """Achieved bandwidth when the whole working set (A, B and C) fits in the L2 cache, relative to
+    ``bandwidth_fraction`` x datasheet bandwidth: benchmarks that call one GEMM repeatedly find its
+    operands in L2; a model's layers in sequence do not. 1: no cache effect [-]."""
+    quantize_bandwidth_fraction: float = 0.5
+    """fp8 / fp4 only: achieved fraction of bandwidth of the kernel that quantizes the activations [-]."""
+    quantize_row_s: float = 0.0
+    """fp8 / fp4 only: that kernel's time per activation row (per-token scale), whatever k [s]."""
 
 
 BOUNDS: dict[str, tuple[float, float]] = {
     "compute_fraction": (0.05, 1.0),
     "bandwidth_fraction": (0.05, 1.0),
     "launch_s": (0.0, 1e-3),
+    "tile_intensity": (8.0, 128.0),
+    "min_k_per_split": (64.0, 8192.0),
+    "k_step_s": (0.0, 2e-6),
+    "cache_bandwidth_ratio": (1.0, 5.0),
+    "quantize_bandwidth_fraction": (0.02, 1.0),
+    "quantize_row_s": (0.0, 1e-7),
 }
+
+
+def initial_guesses(hardware: HardwareProfile, key: str) -> list[Params]:
+    """Starting points for a fit: the model is piecewise (tiles, waves, splits), so a local optimizer
+    is started from a few physically plausible corners and the best fit is kept."""
+    start = default_params(hardware, key)
+    return [
+        replace(start, min_k_per_split=min_k, k_step_s=step, cache_bandwidth_ratio=1.5)
+        for min_k in (256.0, 2048.0)
+        for step in (2e-8, 2e-7)
+    ]
+
+
+def fixed_for(key: str) -> tuple[str, ...]:
+    """Parameters a fit must not move for ``key``: the quantization pass does not exist for bf16 / fp16."""
+    return () if _format(key)[2] else ("quantize_bandwidth_fraction", "quantize_row_s")
 
 
 def dtype_of(key: str) -> str:
@@ -154,16 +194,33 @@ def time_s(
     m, n, k : GEMM sizes [elements]; arrays broadcast together.
     """
     M, N, K = (np.asarray(x, dtype=np.float64) for x in (m, n, k))
+    _, in_bytes, quantizes = _format(params.dtype)
     sms = sm_count(hardware)
     per_sm = peak_flop_per_s(hardware, params.dtype) * params.compute_fraction / sms
-    tiles = np.ceil(M / params.tile_m) * np.ceil(N / params.tile_n)
-    max_splits = np.maximum(np.floor(K / params.min_k_per_split), 1.0)
-    splits = np.clip(np.floor(sms / tiles), 1.0, max_splits)
-    waves = np.ceil(tiles * splits / sms)
-    compute = waves * 2.0 * params.tile_m * params.tile_n * (K / splits) / per_sm
+    max_splits = np.clip(K / params.min_k_per_split, 1.0, params.max_splits)
     bandwidth = hardware.memory_bandwidth_bytes_per_s * params.bandwidth_fraction
-    memory = operand_bytes(params.dtype, m=M, n=N, k=K) / bandwidth
-    return np.asarray(params.launch_s + np.maximum(compute, memory))
+    moved = (M * K + K * N) * in_bytes + M * N * OUTPUT_BYTES
+    kernel = np.full(np.broadcast(M, N, K).shape, np.inf)
+    for tile_m in TILE_SIZES:
+        for tile_n in TILE_SIZES:
+            feed = min(1.0, tile_m * tile_n / (tile_m + tile_n) / params.tile_intensity)
+            tiles = np.ceil(M / tile_m) * np.ceil(N / tile_n)
+            splits = np.clip(sms / tiles, 1.0, max_splits)
+            waves = np.ceil(tiles * splits / sms)
+            tile_s = np.maximum(
+                2.0 * tile_m * tile_n * (K / splits) / (per_sm * feed), K / splits / K_STEP * params.k_step_s
+            )
+            compute = waves * tile_s
+            kernel = np.minimum(kernel, compute)
+    memory = moved / bandwidth
+    cache = hardware.datasheet.on_chip_cache_mib
+    if cache is not None and params.cache_bandwidth_ratio != 1.0:
+        memory = np.where(moved <= cache.value * 2**20, memory / params.cache_bandwidth_ratio, memory)
+    total = params.launch_s + np.maximum(kernel, memory)
+    if quantizes:  # a separate kernel first reads the bf16 activations and writes them quantized
+        quantize_bw = hardware.memory_bandwidth_bytes_per_s * params.quantize_bandwidth_fraction
+        total = total + np.maximum(M * K * (2.0 + in_bytes) / quantize_bw, M * params.quantize_row_s)
+    return np.asarray(total)
 
 
 def roofline_bound_s(

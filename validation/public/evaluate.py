@@ -169,3 +169,26 @@ def table_text(document: dict[str, Any]) -> str:
         lines.append("\nnot covered:")
         lines.extend(f"  {u['family']:<22} {u['n']:>7}  {u['reason']}" for u in document["uncovered"])
     return "\n".join(lines)
+
+
+def markdown(document: dict[str, Any]) -> str:
+    """Held-out and calibration errors side by side, one line per system, family, engine and dtype."""
+    by_key: dict[tuple[str, str, str, str], dict[str, dict[str, Any]]] = {}
+    for r in document["kernels"]:
+        by_key.setdefault((r["system"], r["family"], r["engine"], r["dtype"]), {})[r["split"]] = r
+    lines = [
+        "| system | family | engine | dtype | held-out rows | median abs err | p90 abs err | median signed "
+        "| calibration rows | median abs err |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (system, family, engine, dtype), splits in sorted(by_key.items()):
+        held, cal = splits.get("held-out"), splits.get("calibration")
+        h = (
+            f"{held['n']} | {held['median_abs_err']:.1%} | {held['p90_abs_err']:.1%} | "
+            f"{held['median_signed_err']:+.1%}"
+            if held
+            else "0 | - | - | -"
+        )
+        c = f"{cal['n']} | {cal['median_abs_err']:.1%}" if cal else "0 | -"
+        lines.append(f"| {system} | {family} | {engine} | {dtype} | {h} | {c} |")
+    return "\n".join(lines)

@@ -1,0 +1,156 @@
+"""GEMM time model: physics invariants (monotone, bounded by the ideal roofline, wave steps), the
+parameter lookup, and calibration recovering known parameters from synthetic measurements."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from costmodel.calibrate import (
+    MeasuredGroup,
+    Measurements,
+    calibrate_measurements,
+    fit_params,
+    write_overlays,
+)
+from costmodel.errors import CostmodelError
+from costmodel.kernels import gemm, params_for
+from costmodel.registry import load_hardware
+
+H100 = load_hardware("h100-sxm")
+SIZES = np.array([1, 7, 64, 129, 1000, 4096, 16384], dtype=np.float64)
+
+
+def random_params(draw: st.DrawFn, dtype: str) -> gemm.Params:
+    """Any parameters inside the fit's bounds (no L2 effect: the roofline bound is a DRAM bound)."""
+    values = {name: draw(st.floats(low, high)) for name, (low, high) in gemm.BOUNDS.items()}
+    values["cache_bandwidth_ratio"] = 1.0
+    return dataclasses.replace(gemm.default_params(H100, dtype), **values)
+
+
+@st.composite
+def params_strategy(draw: st.DrawFn) -> gemm.Params:
+    return random_params(draw, draw(st.sampled_from(["bf16", "fp8", "fp8_block"])))
+
+
+@settings(max_examples=30, deadline=None)
+@given(params_strategy())
+def test_time_grows_with_every_dimension(params: gemm.Params) -> None:
+    m, n, k = np.meshgrid(SIZES, SIZES, SIZES, indexing="ij")
+    t = gemm.time_s(H100, params, m=m, n=n, k=k)
+    assert np.all(t > 0)
+    for axis in range(3):
+        assert np.all(np.diff(t, axis=axis) >= -1e-15 * t.max()), f"not monotone along axis {axis}"
+
+
+@settings(max_examples=30, deadline=None)
+@given(params_strategy())
+def test_never_faster_than_the_ideal_roofline(params: gemm.Params) -> None:
+    m, n, k = np.meshgrid(SIZES, SIZES, SIZES, indexing="ij")
+    t = gemm.time_s(H100, params, m=m, n=n, k=k)
+    bound = gemm.roofline_bound_s(H100, m=m, n=n, k=k, dtype=params.dtype)
+    assert np.all(t >= bound * (1 - 1e-12))
+
+
+def test_compute_bound_gemm_costs_flops_over_achieved_peak() -> None:
+    params = dataclasses.replace(gemm.default_params(H100, "bf16"), launch_s=0.0)
+    m = n = k = 8192.0 * 4
+    t = gemm.time_s(H100, params, m=m, n=n, k=k)
+    ideal = 2 * m * n * k / (H100.peak_flop_per_s("bf16") * params.compute_fraction)
+    assert t == pytest.approx(ideal, rel=0.02)  # 256 x 256 tiles: 16384 tiles, 124.1 waves on 132 SMs
+
+
+def test_small_m_streams_the_weights_at_the_achieved_bandwidth() -> None:
+    params = dataclasses.replace(gemm.default_params(H100, "bf16"), launch_s=0.0)
+    n = k = 16384.0
+    t = gemm.time_s(H100, params, m=1.0, n=n, k=k)
+    weights = n * k * 2.0
+    assert t == pytest.approx(
+        weights / (H100.memory_bandwidth_bytes_per_s * params.bandwidth_fraction), rel=0.01
+    )
+
+
+def test_work_past_a_whole_wave_costs_a_step() -> None:
+    """Wave quantization: 132 tiles of 256 x 256 fill the H100's 132 SMs once; 9 % more work (144 tiles)
+    costs far more than 9 % (smaller tiles re-cut the work into finer waves and recover only part of the
+    step), and 9 % less work (120 tiles) costs as much as the full wave."""
+    params = dataclasses.replace(gemm.default_params(H100, "bf16"), launch_s=0.0, max_splits=1.0)
+    assert gemm.sm_count(H100) == 132
+    n, k = 256.0 * 12, 8192.0
+    full = gemm.time_s(H100, params, m=256.0 * 11, n=n, k=k)
+    assert gemm.time_s(H100, params, m=256.0 * 12, n=n, k=k) / full > 1.2
+    assert gemm.time_s(H100, params, m=256.0 * 10, n=n, k=k) == pytest.approx(full, rel=1e-9)
+
+
+def test_quantized_formats_pay_the_activation_pass_and_need_their_peak() -> None:
+    bf16 = dataclasses.replace(gemm.default_params(H100, "bf16"), launch_s=0.0)
+    fp8 = dataclasses.replace(
+        gemm.default_params(H100, "fp8"), launch_s=0.0, compute_fraction=bf16.compute_fraction
+    )
+    big = {"m": 8192.0, "n": 8192.0, "k": 8192.0}
+    assert gemm.time_s(H100, fp8, **big) < 0.6 * gemm.time_s(H100, bf16, **big)  # twice the peak
+    wide_m = {"m": 65536.0, "n": 32.0, "k": 4096.0}  # the activations dominate: the quantization pass shows
+    assert gemm.time_s(H100, fp8, **wide_m) > gemm.time_s(H100, bf16, **wide_m)
+    with pytest.raises(CostmodelError, match="no 'fp8' peak"):
+        gemm.time_s(load_hardware("a100-80gb"), gemm.default_params(H100, "fp8"), m=1, n=1, k=1)
+    with pytest.raises(CostmodelError, match="unknown GEMM dtype"):
+        gemm.default_params(H100, "int3")
+
+
+def test_scalar_and_broadcast_inputs_agree() -> None:
+    params = gemm.default_params(H100, "bf16")
+    grid = gemm.time_s(H100, params, m=SIZES[:, None], n=SIZES[None, :], k=512.0)
+    for i, m in enumerate(SIZES):
+        for j, n in enumerate(SIZES):
+            assert grid[i, j] == gemm.time_s(H100, params, m=m, n=n, k=512.0)
+
+
+# ---- calibration ---------------------------------------------------------------------------------------
+
+
+def synthetic(
+    truth: gemm.Params, n_rows: int = 600, seed: int = 0
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    shapes = {name: rng.choice(SIZES, n_rows) for name in ("m", "n", "k")}
+    measured = gemm.time_s(H100, truth, **shapes) * rng.lognormal(0.0, 0.01, n_rows)
+    return measured, shapes
+
+
+def test_fit_recovers_known_gemm_parameters() -> None:
+    truth = dataclasses.replace(
+        gemm.default_params(H100, "bf16"), compute_fraction=0.82, bandwidth_fraction=0.9, launch_s=3e-6
+    )
+    measured, shapes = synthetic(truth)
+    fitted = fit_params(gemm, H100, "bf16", measured, shapes)
+    assert fitted.compute_fraction == pytest.approx(0.82, rel=0.05)
+    assert fitted.bandwidth_fraction == pytest.approx(0.9, rel=0.05)
+    assert fitted.launch_s == pytest.approx(3e-6, rel=0.15)
+    assert fitted.quantize_row_s == truth.quantize_row_s  # no quantization pass in bf16: never moved
+
+
+def test_calibrated_profile_round_trip_and_transfer(tmp_path: Path) -> None:
+    truth = dataclasses.replace(gemm.default_params(H100, "bf16"), compute_fraction=0.8, launch_s=2e-6)
+    measured, shapes = synthetic(truth, 300)
+    group = MeasuredGroup("h100-sxm", gemm, "bf16:cublas", measured, shapes)
+    data = Measurements([group], source="synthetic", revision="r1", row_rule="all rows")
+    outcome = calibrate_measurements(data, date="2026-12-01", costmodel_revision="abc")
+    assert set(outcome.calibrations) >= {"h100-sxm", "h200"}  # h200 <- h100-sxm by the transfer rule
+    assert outcome.calibrations["h200"].record.transferred_from == "h100-sxm"
+    assert outcome.calibrations["h100-sxm"].record.rows == {"gemm": 300}
+    paths = write_overlays(outcome.calibrations, tmp_path)
+    loaded = load_hardware(str(tmp_path / "h100-sxm.yaml"))
+    assert loaded.datasheet == H100.datasheet  # an overlay keeps the built-in datasheet
+    exact = params_for(loaded, gemm, "bf16:cublas")
+    assert exact.compute_fraction == pytest.approx(0.8, rel=0.05)
+    assert params_for(loaded, gemm, "bf16").compute_fraction == exact.compute_fraction  # pooled dtype key
+    assert params_for(loaded, gemm, "fp8") == gemm.default_params(loaded, "fp8")  # nothing fitted: default
+    h200 = load_hardware(str(tmp_path / "h200.yaml"))
+    assert params_for(h200, gemm, "bf16:cublas").compute_fraction == exact.compute_fraction
+    assert h200.datasheet.memory_bandwidth_tb_per_s.value > H100.datasheet.memory_bandwidth_tb_per_s.value
+    assert len(paths) == len(outcome.calibrations)

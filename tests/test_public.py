@@ -1,0 +1,211 @@
+"""The public kernel tables: reader, split rule, adapters, the evaluation command and its summary schema.
+
+Fixtures are tiny tables written here in the upstream layout; measured values in them are synthetic (from
+the GEMM model with known parameters), never edited copies of real measurements.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from costmodel.errors import CostmodelError
+from costmodel.kernels import gemm
+from costmodel.registry import load_hardware
+from validation.__main__ import main as validation_main
+from validation.public.evaluate import SUMMARY_KEYS
+from validation.public.families import adapter_for, adapters
+from validation.public.reader import SYSTEM_PROFILES, iter_tables, read_table
+from validation.public.split import calibration_mask
+
+pytest.importorskip("pyarrow")
+
+
+def gemm_table(n_rows: int = 60, *, seed: int = 0, dtype: str = "bfloat16") -> pd.DataFrame:
+    """A GEMM table in the upstream columns; latency (ms) from the GEMM model at known parameters."""
+    rng = np.random.default_rng(seed)
+    m = rng.choice([1, 16, 128, 1024, 4096], n_rows)
+    n = rng.choice([256, 1024, 4096, 8192], n_rows)
+    k = rng.choice([256, 1024, 4096, 8192], n_rows)
+    hardware = load_hardware("h100-sxm")
+    key = {"bfloat16": "bf16", "fp8": "fp8"}[dtype]
+    latency_s = gemm.time_s(hardware, gemm.default_params(hardware, key), m=m, n=n, k=k)
+    return pd.DataFrame(
+        {
+            "framework": "VLLM",
+            "version": "0.24.0",
+            "device": "NVIDIA H100 80GB HBM3",
+            "op_name": "gemm",
+            "kernel_source": "torch.nn.functional.linear",
+            "gemm_dtype": dtype,
+            "m": m,
+            "n": n,
+            "k": k,
+            "latency": latency_s * 1e3,
+        }
+    )
+
+
+def write_table(
+    root: Path, system: str, frame: pd.DataFrame, family: str = "gemm", name: str = "gemm_perf"
+) -> Path:
+    folder = root / "kernels" / system / family / "vllm" / "0.24.0"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.parquet"
+    frame.to_parquet(path, index=False)
+    (folder / "collection_meta.yaml").write_text("schema_version: 1\n")
+    return path
+
+
+def test_reader_adds_system_hardware_seconds_and_split(tmp_path: Path) -> None:
+    path = write_table(tmp_path, "h100_sxm", gemm_table())
+    table = read_table(path)
+    frame = table.frame
+    assert (table.system, table.family, table.engine, table.engine_version) == (
+        "h100_sxm",
+        "gemm",
+        "vllm",
+        "0.24.0",
+    )
+    assert table.hardware == "h100-sxm"
+    assert set(frame["hardware"]) == {"h100-sxm"}
+    assert np.allclose(frame["latency_s"], frame["latency"] / 1000.0)
+    assert frame["calibration"].dtype == bool
+    assert table.meta == {"schema_version": 1}
+    assert [t.name for t in iter_tables(tmp_path)] == ["gemm_perf"]
+
+
+def test_every_mapped_system_names_a_profile_spelling() -> None:
+    assert SYSTEM_PROFILES["a100_sxm"] == "a100-80gb"  # the tables' device column: 'NVIDIA A100-SXM4-80GB'
+    assert all(name == name.lower() and "_" not in name for name in SYSTEM_PROFILES.values())
+
+
+def test_unknown_system_is_one_error_naming_it(tmp_path: Path) -> None:
+    path = write_table(tmp_path, "tpu_v9", gemm_table())
+    with pytest.raises(CostmodelError, match="unknown system 'tpu_v9'"):
+        read_table(path)
+
+
+def test_unexpected_column_is_one_error_naming_it(tmp_path: Path) -> None:
+    path = write_table(tmp_path, "h100_sxm", gemm_table().assign(sparsity="2:4"))
+    with pytest.raises(CostmodelError, match="unexpected column 'sparsity'"):
+        read_table(path)
+
+
+def test_missing_kernels_folder_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(CostmodelError, match="no kernels/ folder"):
+        list(iter_tables(tmp_path))
+
+
+# ---- split rule -------------------------------------------------------------------------------------
+
+
+def test_split_ignores_the_measurement_and_row_order() -> None:
+    table = gemm_table(400)
+    mask = calibration_mask(table)
+    assert np.array_equal(mask, calibration_mask(table.assign(latency=table["latency"] * 7.0)))
+    order = np.random.default_rng(1).permutation(len(table))
+    assert np.array_equal(mask[order], calibration_mask(table.iloc[order].reset_index(drop=True)))
+
+
+def test_split_takes_about_one_row_in_five() -> None:
+    table = pd.DataFrame({"op_name": "gemm", "m": np.arange(5000), "n": 7, "k": 9, "latency": 1.0})
+    assert 0.17 < calibration_mask(table).mean() < 0.23
+
+
+# ---- adapters -----------------------------------------------------------------------------------------
+
+
+def test_adapters_follow_the_contract() -> None:
+    table = gemm_table(10).assign(hardware="h100-sxm", latency_s=1e-5, calibration=False)
+    for op_name, adapter in adapters().items():
+        assert op_name in adapter.OP_NAMES
+        for name in ("Params", "BOUNDS", "default_params", "time_s"):
+            assert hasattr(adapter.KERNEL_MODULE, name)
+    adapter = adapter_for("gemm")
+    assert adapter is not None
+    assert adapter_for("no_such_op") is None
+    keys = adapter.params_key(table)
+    assert keys.shape == (10,)
+    assert set(keys) == {"bf16:torch.nn.functional.linear"}
+    shapes = adapter.shapes(table)
+    assert all(np.asarray(v).shape == (10,) for v in shapes.values())
+
+
+# ---- the evaluation command ---------------------------------------------------------------------------
+
+
+def test_public_command_writes_the_summary_contract(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    write_table(data, "h100_sxm", gemm_table(200))
+    moe = pd.DataFrame({"framework": "VLLM", "version": "0.24.0", "device": "x", "op_name": "no_model_op",
+                        "kernel_source": "k", "num_tokens": [1, 2, 3], "latency": [0.1, 0.2, 0.3]})  # fmt: skip
+    write_table(data, "h100_sxm", moe, family="other", name="other_perf")
+    assert validation_main(["public", "--data", str(data), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["kernels"], "one entry per system, family, engine, dtype and split"
+    for entry in summary["kernels"]:
+        assert list(entry) == list(SUMMARY_KEYS)
+        assert entry["split"] in ("calibration", "held-out")
+        assert entry["n"] > 0
+        assert 0 <= entry["median_abs_err"] <= entry["p90_abs_err"]
+        assert entry["family"] == "gemm"
+        assert entry["system"] == "h100_sxm"
+        assert entry["dtype"] == "bf16"
+    assert sum(e["n"] for e in summary["kernels"]) == 200
+    assert summary["uncovered"] == [
+        {"family": "no_model_op", "reason": "no adapter for this op_name", "n": 3}
+    ]
+    rows = pd.read_csv(out / "rows.csv")
+    assert len(rows) == 200
+    assert {"predicted_s", "latency_s", "split"} <= set(rows.columns)
+    assert "not covered" in capsys.readouterr().out
+
+
+def test_costmodel_calibrate_from_a_folder_writes_loadable_profiles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`costmodel calibrate --from DIR` (the library finds the reader by entry point; here it is handed over
+    directly, as an editable install would register it)."""
+    from typer.testing import CliRunner
+
+    import costmodel.calibrate as calibrate
+    from costmodel.cli import app
+    from costmodel.kernels import params_for
+    from validation.public.calibrate import measurements
+
+    monkeypatch.setattr(calibrate, "find_reader", lambda name="public": measurements)
+    data, out = tmp_path / "data", tmp_path / "profiles"
+    write_table(data, "h100_sxm", gemm_table(400, seed=3))
+    result = CliRunner().invoke(app, ["calibrate", "--from", str(data), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "h100-sxm" in result.output
+    assert (out / "h100-sxm.yaml").is_file()
+    profile = load_hardware(str(out / "h100-sxm.yaml"))
+    record = profile.kernel_calibration.record if profile.kernel_calibration else None
+    assert record is not None
+    assert record.row_rule.startswith("rows whose hash")
+    assert record.data_revision == "unknown"
+    assert record.rows["gemm"] == int(calibration_mask(gemm_table(400, seed=3)).sum())
+    fitted = params_for(profile, gemm, "bf16:torch.nn.functional.linear")
+    truth = gemm.default_params(load_hardware("h100-sxm"), "bf16")
+    assert fitted.compute_fraction == pytest.approx(truth.compute_fraction, rel=0.1)
+    assert (out / "h200.yaml").is_file()  # transferred
+
+
+def test_library_never_imports_validation_or_app() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, costmodel, costmodel.cli, costmodel.calibrate, costmodel.kernels.gemm;"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('validation', 'app')];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
