@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from costmodel.dtypes import DTYPES
 from costmodel.errors import CostmodelError
 from costmodel.kernels import family_name, numeric_fields
 from costmodel.specs import CalibrationRecord, HardwareProfile, KernelCalibration
@@ -204,8 +205,8 @@ def _pooled(groups: Sequence[MeasuredGroup]) -> list[MeasuredGroup]:
         buckets.setdefault((g.hardware, family_name(g.family), g.key.split(":", 1)[0]), []).append(g)
     pooled = []
     for (hardware, _, dtype), members in buckets.items():
-        if any(m.key == dtype for m in members):
-            continue
+        if any(m.key == dtype for m in members) or dtype not in DTYPES:
+            continue  # already a plain dtype key, or keys whose first part names a kernel, not a format
         names = set(members[0].shapes)
         measured = np.concatenate([m.measured_s for m in members])
         shapes = {
@@ -323,16 +324,47 @@ def git_revision() -> str:
 
 
 def calibrate_from(
-    root: str | Path, out_dir: str | Path, *, reader: Callable[[Path], Measurements] | None = None
+    root: str | Path,
+    out_dir: str | Path,
+    *,
+    reader: Callable[[Path], Measurements] | None = None,
+    families: Sequence[str] | None = None,
 ) -> tuple[list[Path], CalibrationOutcome]:
-    """Read a measurement folder, fit every group on its calibration rows, write overlays to ``out_dir``."""
+    """Read a measurement folder, fit every group on its calibration rows, write overlays to ``out_dir``.
+
+    ``families`` (module names in ``costmodel.kernels``) limits the fit to those families; the parameters
+    of the other families already in an overlay of ``out_dir`` are kept, and the record then describes the
+    latest fit (its ``rows`` name every family's row count).
+    """
+    import dataclasses
     import datetime as dt
+
+    from costmodel.registry import load_hardware
 
     read = reader if reader is not None else find_reader()
     measurements = read(Path(root))
+    if families is not None:
+        unknown = sorted(set(families) - {family_name(g.family) for g in measurements.groups})
+        if unknown:
+            raise CostmodelError(f"no calibration rows of kernel family {', '.join(unknown)} under {root}")
+        measurements = dataclasses.replace(
+            measurements, groups=[g for g in measurements.groups if family_name(g.family) in families]
+        )
     if not measurements.groups:
         raise CostmodelError(f"no calibration rows with a kernel model under {root}")
     outcome = calibrate_measurements(
         measurements, date=dt.date.today().isoformat(), costmodel_revision=git_revision()
     )
+    if families is not None:
+        for name, calibration in list(outcome.calibrations.items()):
+            path = Path(out_dir) / f"{name}.yaml"
+            old = load_hardware(str(path)).kernel_calibration if path.is_file() else None
+            if old is None:
+                continue
+            kept = {f: p for f, p in old.params.items() if f not in families}
+            rows = {f: n for f, n in old.record.rows.items() if f not in families} | calibration.record.rows
+            outcome.calibrations[name] = KernelCalibration(
+                params=kept | calibration.params,
+                record=calibration.record.model_copy(update={"rows": rows}),
+            )
     return write_overlays(outcome.calibrations, out_dir), outcome

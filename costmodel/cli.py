@@ -829,6 +829,10 @@ def calibrate(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Folder for the calibrated profiles (one overlay YAML each).")
     ],
+    family: Annotated[
+        list[str] | None,
+        typer.Option(help="Fit only this kernel family (repeatable); the others in OUT are kept."),
+    ] = None,
 ) -> None:
     """Fit the kernel models' parameters to measured kernel times and write calibrated hardware profiles.
 
@@ -839,7 +843,7 @@ def calibrate(
     """
     from costmodel.calibrate import calibrate_from
 
-    paths, outcome = calibrate_from(source, out_dir)
+    paths, outcome = calibrate_from(source, out_dir, families=family)
     for name, calibration in outcome.calibrations.items():
         record = calibration.record
         how = f"from {record.transferred_from}" if record.transferred_from else f"rows {record.rows}"

@@ -6,6 +6,7 @@
         --out validation/results/cpu-quick.jsonl
     python -m validation report validation/results/cpu-quick.jsonl
     python -m validation public --data validation/data/public-gpu --out $OUT   # predict the public tables
+    python -m validation silicon-calibrate --data validation/data/public-gpu   # fit the serving loop
 """
 
 from __future__ import annotations
@@ -52,7 +53,28 @@ def main(argv: list[str] | None = None) -> int:
     pub = sub.add_parser("public", help="predict every row of the public kernel tables (never fits)")
     pub.add_argument("--data", type=Path, required=True, help="folder holding kernels/<system>/...")
     pub.add_argument("--out", type=Path, required=True, help="folder for summary.json and rows.csv")
+    sil = sub.add_parser(
+        "silicon-calibrate",
+        help="fit the closed-loop serving model's per-engine parameters on the sample's calibration rows",
+    )
+    sil.add_argument("--data", type=Path, required=True, help="folder holding silicon_sample.csv")
     args = parser.parse_args(argv)
+
+    if args.command == "silicon-calibrate":
+        from validation.public.silicon import (
+            SERVING_PARAMS,
+            fit_loop_params,
+            silicon_parts,
+            write_loop_params,
+        )
+
+        table, groups = silicon_parts(args.data)
+        fitted = fit_loop_params(table, groups)
+        write_loop_params(fitted, args.data)
+        for engine, params in fitted.items():
+            print(f"{engine}: {params}")
+        print(f"wrote {SERVING_PARAMS}")
+        return 0
 
     if args.command == "public":
         from validation.public.evaluate import evaluate, table_text, write_outputs

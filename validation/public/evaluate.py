@@ -29,6 +29,7 @@ from costmodel.kernels import params_for
 from costmodel.registry import load_hardware
 from validation.public.families import adapter_for
 from validation.public.reader import iter_tables, read_revision
+from validation.public.silicon import SILICON_FILE, predict_silicon, silicon_summary, uncovered_reasons
 
 SUMMARY_KEYS = (
     "system", "family", "engine", "dtype", "split", "n", "median_abs_err", "p90_abs_err", "median_signed_err",
@@ -147,12 +148,23 @@ def write_outputs(root: str | Path, out_dir: str | Path, evaluation: Evaluation)
             for (op, reason), n in sorted(evaluation.uncovered.items())
         ],
     }
-    (out / "summary.json").write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     first = [c for c in ROW_COLUMNS if c in rows.columns]
-    rows[first + [c for c in rows.columns if c not in first and c != "calibration"]].to_csv(
-        out / "rows.csv", index=False, float_format="%.6g"
-    )
+    rows = rows[first + [c for c in rows.columns if c not in first and c != "calibration"]]
+    if (Path(root) / SILICON_FILE).is_file():
+        silicon = predict_silicon(Path(root))
+        document["silicon"] = silicon_summary(silicon)
+        document["silicon_uncovered"] = [
+            {"reason": str(reason), "n": int(n)} for reason, n in uncovered_reasons(silicon).items()
+        ]
+        rows = pd.concat([rows, silicon.assign(family="silicon")], ignore_index=True, sort=False)
+    (out / "summary.json").write_text(json.dumps(document, indent=1, default=_plain) + "\n", encoding="utf-8")
+    rows.to_csv(out / "rows.csv", index=False, float_format="%.6g")
     return document
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as plain numbers in summary.json."""
+    return value.item() if isinstance(value, np.generic) else str(value)
 
 
 def table_text(document: dict[str, Any]) -> str:
@@ -168,6 +180,21 @@ def table_text(document: dict[str, Any]) -> str:
     if document["uncovered"]:
         lines.append("\nnot covered:")
         lines.extend(f"  {u['family']:<22} {u['n']:>7}  {u['reason']}" for u in document["uncovered"])
+    if document.get("silicon"):
+        lines.append(
+            f"\nserving (silicon_sample.csv)\n{'system':<10} {'engine':<7} {'mode':<7} {'metric':<5} "
+            f"{'split':<11} {'covered':>7} {'total':>6} {'med|err|':>8} {'p90|err|':>8} {'med err':>8}"
+        )
+        for r in document["silicon"]:
+            if not r["n"]:
+                continue
+            lines.append(
+                f"{r['system']:<10} {r['engine']:<7} {r['mode']:<7} {r['metric']:<5} {r['split']:<11} "
+                f"{r['covered']:>7} {r['total']:>6} {r['median_abs_err']:>8.1%} {r['p90_abs_err']:>8.1%} "
+                f"{r['median_signed_err']:>+8.1%}"
+            )
+        lines.append("serving rows not covered:")
+        lines.extend(f"  {u['n']:>7}  {u['reason']}" for u in document["silicon_uncovered"])
     return "\n".join(lines)
 
 

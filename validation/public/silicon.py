@@ -59,9 +59,13 @@ CONFIG_ALIASES: dict[str, str] = {
 """Hugging Face ids whose ``config.json`` ships under another id with the same architecture (an instruct
 or quantized variant of the same weights' shapes)."""
 
-WEIGHT_DTYPES: dict[str, str] = {"fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "nvfp4", "int4_wo": "int4"}
+WEIGHT_DTYPES: dict[str, str] = {
+    "bf16": "bf16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "nvfp4", "int4_wo": "int4",
+}  # fmt: skip
 """``gemm_quant_mode`` -> costmodel weight dtype."""
-ACTIVATION_DTYPES: dict[str, str] = {"fp8": "fp8", "fp8_block": "fp8", "nvfp4": "fp8", "int4_wo": "bf16"}
+ACTIVATION_DTYPES: dict[str, str] = {
+    "bf16": "bf16", "fp8": "fp8", "fp8_block": "fp8", "nvfp4": "fp8", "int4_wo": "bf16",
+}  # fmt: skip
 """``gemm_quant_mode`` -> the dtype the matmuls run in (fp8 for nvfp4 until fp4 peaks are modelled)."""
 
 ROW_COLUMNS = ("id", "system", "backend", "mode", "model_path", "isl", "osl", "concurrency", "covered",
@@ -117,6 +121,10 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Lo
     refuse(~table["system"].isin(list(SYSTEM_PROFILES)), "system without a hardware profile")
     refuse(table["attention_dp_size"].fillna(1) > 1, "attention data parallelism is not modelled yet")
     refuse(table["concurrency"].isna(), "no silicon_concurrency in silicon_data_source")
+    # bf16 rows carry no gemm_quant_mode
+    bf16 = table["gemm_quant_mode"].isna() & (table["precision"] == "bf16")
+    table.loc[bf16, "gemm_quant_mode"] = "bf16"
+    refuse(table["precision"].isna(), "no precision")
     refuse(~table["gemm_quant_mode"].isin(list(WEIGHT_DTYPES)), "gemm_quant_mode not mapped")
     for model_path, model in models.items():
         if isinstance(model, str):
@@ -202,6 +210,9 @@ def fit_loop_params(table: pd.DataFrame, groups: list[tuple[pd.Index, LoopParts]
 
 def write_loop_params(fitted: dict[str, LoopParams], data_dir: Path, path: Path = SERVING_PARAMS) -> None:
     """Write the fitted parameters with what they were fitted on."""
+    import datetime as dt
+
+    from costmodel.calibrate import git_revision
     from validation.public.reader import read_revision
 
     document = {
@@ -210,6 +221,8 @@ def write_loop_params(fitted: dict[str, LoopParams], data_dir: Path, path: Path 
             "data_revision": read_revision(data_dir),
             "rows": "covered agg rows whose identity hashes to 0 mod 5 (validation/public/split.py)",
             "objective": "soft-L1 least squares of log(predicted / measured) TTFT and TPOT",
+            "date": dt.date.today().isoformat(),
+            "costmodel_revision": git_revision(),
         },
         "engines": {name: asdict(params) for name, params in sorted(fitted.items())},
     }

@@ -40,6 +40,7 @@ ADAPTER_MODULES: tuple[str, ...] = (
     "generation_attention",
     "moe",
     "collective",
+    "mla",
 )
 # fmt: on
 """Adapter modules in this package, one line each."""
