@@ -1,7 +1,8 @@
 """Benchmark: the capacity planner on ten candidate devices, and the analytic model on a load grid.
 
-Run: ``.venv/bin/python benchmarks/bench_capacity.py``. Prints medians over repeats. Target (serving
-issue): one ``plan()`` call over ten candidates fast enough for a live dashboard, < 200 ms.
+Run: ``python -m benchmarks.bench_capacity``. Prints medians over repeats. Target (serving issue, issue
+13): one ``plan()`` call over ten candidates fast enough for a live dashboard, < 200 ms. The planner's
+accuracy is ``benchmarks/bench_plan_scan.py``'s.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from costmodel.calibrate import git_revision
 from costmodel.errors import CostmodelError
 from costmodel.kernels import params_for
 from costmodel.registry import load_hardware
@@ -117,16 +117,6 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     return summary[list(SUMMARY_KEYS)]
 
 
-def _git_revision() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
-
-
 def write_outputs(root: str | Path, out_dir: str | Path, evaluation: Evaluation) -> dict[str, Any]:
     """Write ``summary.json`` and ``rows.csv`` into ``out_dir``; return the summary document."""
     out = Path(out_dir)
@@ -136,7 +126,7 @@ def write_outputs(root: str | Path, out_dir: str | Path, evaluation: Evaluation)
     document: dict[str, Any] = {
         "data": str(root),
         "data_revision": read_revision(root),
-        "costmodel_revision": _git_revision(),
+        "costmodel_revision": git_revision(),
         "date": dt.date.today().isoformat(),
         "errors": "fractions; signed = predicted / measured - 1",
         "kernels": [
