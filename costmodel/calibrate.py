@@ -329,12 +329,15 @@ def calibrate_from(
     *,
     reader: Callable[[Path], Measurements] | None = None,
     families: Sequence[str] | None = None,
+    hardware: Sequence[str] | None = None,
 ) -> tuple[list[Path], CalibrationOutcome]:
     """Read a measurement folder, fit every group on its calibration rows, write overlays to ``out_dir``.
 
     ``families`` (module names in ``costmodel.kernels``) limits the fit to those families; the parameters
     of the other families already in an overlay of ``out_dir`` are kept, and the record then describes the
-    latest fit (its ``rows`` name every family's row count).
+    latest fit (its ``rows`` name every family's row count). ``hardware`` (profile names) limits the fit to
+    those measured devices (and the devices the transfer rule feeds from them); other overlays stay as they
+    are.
     """
     import dataclasses
     import datetime as dt
@@ -350,19 +353,27 @@ def calibrate_from(
         measurements = dataclasses.replace(
             measurements, groups=[g for g in measurements.groups if family_name(g.family) in families]
         )
+    if hardware is not None:
+        unknown = sorted(set(hardware) - {g.hardware for g in measurements.groups})
+        if unknown:
+            raise CostmodelError(f"no calibration rows measured on {', '.join(unknown)} under {root}")
+        measurements = dataclasses.replace(
+            measurements, groups=[g for g in measurements.groups if g.hardware in hardware]
+        )
     if not measurements.groups:
         raise CostmodelError(f"no calibration rows with a kernel model under {root}")
     outcome = calibrate_measurements(
         measurements, date=dt.date.today().isoformat(), costmodel_revision=git_revision()
     )
-    if families is not None:
+    if families is not None or hardware is not None:
+        refitted = families if families is not None else [family_name(g.family) for g in measurements.groups]
         for name, calibration in list(outcome.calibrations.items()):
             path = Path(out_dir) / f"{name}.yaml"
             old = load_hardware(str(path)).kernel_calibration if path.is_file() else None
             if old is None:
                 continue
-            kept = {f: p for f, p in old.params.items() if f not in families}
-            rows = {f: n for f, n in old.record.rows.items() if f not in families} | calibration.record.rows
+            kept = {f: p for f, p in old.params.items() if f not in refitted}
+            rows = {f: n for f, n in old.record.rows.items() if f not in refitted} | calibration.record.rows
             outcome.calibrations[name] = KernelCalibration(
                 params=kept | calibration.params,
                 record=calibration.record.model_copy(update={"rows": rows}),

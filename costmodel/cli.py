@@ -833,6 +833,10 @@ def calibrate(
         list[str] | None,
         typer.Option(help="Fit only this kernel family (repeatable); the others in OUT are kept."),
     ] = None,
+    hardware: Annotated[
+        list[str] | None,
+        typer.Option(help="Fit only this measured device (repeatable); other devices' overlays are kept."),
+    ] = None,
 ) -> None:
     """Fit the kernel models' parameters to measured kernel times and write calibrated hardware profiles.
 
@@ -843,7 +847,7 @@ def calibrate(
     """
     from costmodel.calibrate import calibrate_from
 
-    paths, outcome = calibrate_from(source, out_dir, families=family)
+    paths, outcome = calibrate_from(source, out_dir, families=family, hardware=hardware)
     for name, calibration in outcome.calibrations.items():
         record = calibration.record
         how = f"from {record.transferred_from}" if record.transferred_from else f"rows {record.rows}"

@@ -199,6 +199,38 @@ def test_costmodel_calibrate_from_a_folder_writes_loadable_profiles(
     assert (out / "h200.yaml").is_file()  # transferred
 
 
+def test_a_partial_refit_keeps_the_other_families_and_devices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--family` / `--hardware` refit only what they name; parameters already in OUT for other families or
+    devices stay as they were."""
+    import yaml
+
+    import costmodel.calibrate as calibrate
+    from validation.public.calibrate import measurements
+
+    monkeypatch.setattr(calibrate, "find_reader", lambda name="public": measurements)
+    data, out = tmp_path / "data", tmp_path / "profiles"
+    write_table(data, "h100_sxm", gemm_table(200, seed=4))
+    write_table(data, "b200_sxm", gemm_table(200, seed=5))
+    calibrate.calibrate_from(data, out)
+    kept = {"context_attention": {"bf16": {"compute_fraction": 0.5}}}
+    for name in ("h100-sxm", "b200"):
+        path = out / f"{name}.yaml"
+        document = yaml.safe_load(path.read_text())
+        document["kernel_calibration"]["params"] |= kept
+        path.write_text(yaml.safe_dump(document))
+    h100_before = (out / "h100-sxm.yaml").read_text()
+    calibrate.calibrate_from(data, out, families=["gemm"], hardware=["b200"])
+    assert (out / "h100-sxm.yaml").read_text() == h100_before  # another device: untouched
+    b200 = load_hardware(str(out / "b200.yaml")).kernel_calibration
+    assert b200 is not None
+    assert b200.params["context_attention"] == kept["context_attention"]  # another family: kept
+    assert "gemm" in b200.params
+    with pytest.raises(CostmodelError, match="a100-80gb"):
+        calibrate.calibrate_from(data, out, hardware=["a100-80gb"])
+
+
 def test_library_never_imports_validation_or_app() -> None:
     import subprocess
     import sys
