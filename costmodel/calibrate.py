@@ -129,9 +129,10 @@ def fit_params(
 
 
 def _nudge(x: FloatArray, i: int, low: FloatArray, high: FloatArray) -> FloatArray:
-    """``x`` with its ``i``-th entry moved by 1 % inside the bounds."""
+    """``x`` with its ``i``-th entry moved by 1 % inside the bounds (1 % of the bounds' width from 0, so a
+    parameter that starts at zero, like an extra per-row cost, can still show that it matters)."""
     moved = x.copy()
-    up = x[i] * 1.01 if x[i] != 0 else 1e-12
+    up = x[i] * 1.01 if x[i] != 0 else 0.01 * (high[i] - low[i]) if np.isfinite(high[i] - low[i]) else 1e-12
     moved[i] = up if up <= high[i] else x[i] - (up - x[i])
     moved[i] = max(moved[i], low[i])
     return moved
