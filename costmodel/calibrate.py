@@ -272,24 +272,69 @@ def calibrate_measurements(
     return CalibrationOutcome(calibrations, skipped)
 
 
+def write_files(files: Mapping[Path, str], what: str = "--out") -> None:
+    """Write every ``path: text`` all or nothing: each to a temporary file beside it, then renamed over it.
+
+    An interrupted or failed write (a full disk, a read-only folder, a path that is a file) leaves no
+    partial or empty file behind and replaces none; it raises one CostmodelError naming ``what``.
+    """
+    import os
+    import tempfile
+
+    written: list[tuple[str, Path]] = []
+    path = next(iter(files), Path())
+    try:
+        try:
+            for path, text in files.items():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+                written.append((tmp, path))
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    f.write(text)
+                    f.flush()
+                    os.fsync(f.fileno())
+            for tmp, path in written:
+                os.replace(tmp, path)
+        except OSError as e:
+            reason = "a file is in the way of a folder" if isinstance(e, FileExistsError) else e.strerror or e
+            raise CostmodelError(
+                f"{what}: cannot write {path}: {reason} (no partial file was left)"
+            ) from None
+    finally:
+        for tmp, _ in written:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def _out_folder(out_dir: str | Path) -> Path:
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise CostmodelError(
+            f"--out {out}: is a file, not a folder; give a folder for the calibrated profiles"
+        )
+    return out
+
+
 def write_overlays(calibrations: Mapping[str, KernelCalibration], out_dir: str | Path) -> list[Path]:
     """Write one overlay ``<name>.yaml`` (``name`` + ``kernel_calibration``) per device into ``out_dir``.
 
     ``load_hardware(path)`` reads such a file as the built-in profile of that name with these parameters;
-    in ``hardware_profiles/calibrated/`` they are what the built-in profiles load with.
+    in ``hardware_profiles/calibrated/`` they are what the built-in profiles load with. The files are
+    written all or nothing (:func:`write_files`).
     """
     import yaml
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, calibration in sorted(calibrations.items()):
-        data = {"name": name, "kernel_calibration": calibration.model_dump(mode="json")}
-        path = out / f"{name}.yaml"
-        header = "# Written by `costmodel calibrate --from DIR`; do not edit by hand (refit instead).\n"
-        path.write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-        paths.append(path)
-    return paths
+    out = _out_folder(out_dir)
+    header = "# Written by `costmodel calibrate --from DIR`; do not edit by hand (refit instead).\n"
+    files = {
+        out / f"{name}.yaml": header
+        + yaml.safe_dump(
+            {"name": name, "kernel_calibration": calibration.model_dump(mode="json")}, sort_keys=False
+        )
+        for name, calibration in sorted(calibrations.items())
+    }
+    write_files(files, f"--out {out}")
+    return list(files)
 
 
 def find_reader(name: str = "public") -> Callable[[Path], Measurements]:
@@ -345,6 +390,7 @@ def calibrate_from(
 
     from costmodel.registry import load_hardware
 
+    _out_folder(out_dir)  # before the fit, not after it
     read = reader if reader is not None else find_reader()
     measurements = read(Path(root))
     if families is not None:

@@ -65,6 +65,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
         raise CostmodelError(f"{path} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    if data is None or data == {}:
+        raise CostmodelError(
+            f"{path} is empty: not a profile (an interrupted write? write it again, or delete it)"
+        )
     if not isinstance(data, dict):
         raise CostmodelError(f"{path} must hold a YAML mapping of field: value, not {type(data).__name__}")
     return data

@@ -242,3 +242,73 @@ def test_json_of_a_device_without_price_has_nulls() -> None:
     from costmodel.cli import _finite
 
     assert json.loads(json.dumps(_finite(report.summary()), allow_nan=False))["usd_per_hour"] is None
+
+
+# ------------------------------------------------------------------ calibrate --out, empty profiles
+
+
+def test_calibrate_out_that_is_a_file_is_refused_before_the_fit(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from costmodel.cli import app
+
+    out = tmp_path / "profiles"
+    out.write_text("mine")
+    result = CliRunner().invoke(app, ["calibrate", "--from", str(tmp_path / "nowhere"), "--out", str(out)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"error: --out {out}: is a file, not a folder; give a folder for the calibrated profiles"
+    ]
+    assert out.read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("fail_at", "error", "reason"),
+    [
+        ("fsync", OSError(28, "No space left on device"), "No space left on device"),
+        ("mkstemp", PermissionError(13, "Permission denied"), "Permission denied"),  # a read-only folder
+        ("replace", OSError(28, "No space left on device"), "No space left on device"),
+    ],
+)
+def test_a_failed_overlay_write_leaves_no_partial_file_and_replaces_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: str, error: OSError, reason: str
+) -> None:
+    """Written all or nothing: an earlier overlay stays as it was, no temporary or empty file is left
+    (root ignores chmod 0o500, so the failures are injected where the operating system reports them)."""
+    import tempfile
+
+    from costmodel.calibrate import write_overlays
+
+    calibration = H100.kernel_calibration
+    assert calibration is not None  # the committed overlay
+    old = tmp_path / "h100-sxm.yaml"
+    old.write_text("# the earlier fit\n")
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(tempfile if fail_at == "mkstemp" else os, fail_at, fail)
+    with pytest.raises(CostmodelError) as info:
+        write_overlays({"h100-sxm": calibration, "h200": calibration}, tmp_path)
+    assert str(info.value).startswith(f"--out {tmp_path}: cannot write {tmp_path}/")
+    assert reason in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h100-sxm.yaml"]
+    assert old.read_text() == "# the earlier fit\n"
+
+
+def test_overlays_written_whole_load_back(tmp_path: Path) -> None:
+    from costmodel.calibrate import write_overlays
+
+    assert H100.kernel_calibration is not None
+    paths = write_overlays({"h100-sxm": H100.kernel_calibration}, tmp_path / "new")
+    assert [p.name for p in (tmp_path / "new").iterdir()] == ["h100-sxm.yaml"]
+    assert cm.load_hardware(str(paths[0])).kernel_calibration == H100.kernel_calibration
+
+
+@pytest.mark.parametrize("content", ["", "{}\n", "# only a comment\n"])
+def test_an_empty_profile_is_refused_naming_the_file(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "h100-sxm.yaml"
+    path.write_text(content)
+    for load in (cm.load_hardware, cm.load_model):
+        with pytest.raises(CostmodelError, match=f"^{path} is empty: not a profile"):
+            load(str(path))

@@ -84,6 +84,16 @@ def test_the_fit_stays_in_bounds_and_the_committed_parameters_load(sample: Path)
     assert all(isinstance(p, LoopParams) for p in committed.values())
 
 
+@pytest.mark.parametrize("content", ["", "{}\n", "fitted_on: {}\n"])
+def test_empty_loop_parameters_are_refused_naming_the_file(tmp_path: Path, content: str) -> None:
+    from costmodel.errors import CostmodelError
+
+    path = tmp_path / "serving_params.yaml"
+    path.write_text(content)
+    with pytest.raises(CostmodelError, match=f"^{path} is empty or has no 'engines'"):
+        read_loop_params(path)
+
+
 def test_the_evaluation_writes_the_silicon_summary(sample: Path, tmp_path: Path) -> None:
     document = write_outputs(sample, tmp_path, Evaluation())
     on_disk = json.loads((tmp_path / "summary.json").read_text())

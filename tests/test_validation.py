@@ -107,6 +107,68 @@ def test_report_writes_markdown(results: tuple[Path, Path], capsys: pytest.Captu
     assert "FLOPs exact" in capsys.readouterr().out
 
 
+def test_a_torn_last_line_is_skipped_by_report_and_cut_by_resume(
+    results: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run killed mid-write leaves a torn last line: report skips it, resume cuts it and measures that
+    point again; a bad line before the last is no interruption but an error naming file and line."""
+    lines = results[1].read_text().splitlines()
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])
+    assert main(["report", str(torn)]) == 0
+    assert capsys.readouterr().err.count(f"warning: {torn}, line {len(lines)}: skipped a torn last line") == 1
+    assert len(read_records(torn)) == len(lines) - 1
+    assert main(["run", "--device", "cpu", "--suite", "quick", "--hardware", str(results[0]), "--out",
+                 str(torn), "--repeats", "1"]) == 0  # fmt: skip
+    again = [json.loads(line) for line in torn.read_text().splitlines()]  # every line whole again
+    assert [r.get("id") for r in again] == [json.loads(line).get("id") for line in lines]
+    assert "skipped a torn last line" in capsys.readouterr().err  # and cut: the file reads clean now
+    assert main(["report", str(torn)]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(lines[0] + "\n{oops\n" + lines[1] + "\n")
+    assert main(["report", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {bad}, line 2: not a JSON record" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
+@pytest.mark.parametrize("command", ["run", "all", "calibrate"])
+def test_device_cuda_without_cuda_is_one_error_line(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, "--device", "cuda", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --device cuda: CUDA is not available")
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+    assert main([command, "--device", "gpu0", "--out", str(tmp_path / "out")]) == 2
+    assert "--device 'gpu0' is not a torch device" in capsys.readouterr().err
+
+
+def test_calibrate_out_that_cannot_be_written_leaves_no_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    assert main(["calibrate", "--device", "cpu", "--out", str(tmp_path)]) == 2  # a folder, refused first
+    assert "error: --out" in capsys.readouterr().err
+
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    out = tmp_path / "cpu-calibrated.yaml"
+    assert main(["calibrate", "--device", "cpu", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == f"error: --out {out}: cannot write {out}: No space left on device (no partial file was left)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_static_and_growing_caches_agree() -> None:
     """The preallocated (in-place) KV cache and the concatenating one give the same logits."""
     torch.manual_seed(0)

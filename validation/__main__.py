@@ -59,7 +59,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     sil.add_argument("--data", type=Path, required=True, help="folder holding silicon_sample.csv")
     args = parser.parse_args(argv)
+    try:
+        if args.command in ("calibrate", "run", "all"):
+            from validation.run import check_device
 
+            check_device(args.device)
+        return _command(args)
+    except CostmodelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _command(args: argparse.Namespace) -> int:
     if args.command == "silicon-calibrate":
         from validation.public.silicon import (
             SERVING_PARAMS,
@@ -91,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "calibrate":
         from validation.calibrate import calibrate, write_profile
 
+        if args.out.is_dir():  # before the measurements, not after them
+            raise CostmodelError(f"--out {args.out}: is a folder; give the path of the profile YAML to write")
         profile, records = calibrate(args.device, hardware=args.hardware)
         write_profile(profile, records, args.out)
         eff = profile.efficiency

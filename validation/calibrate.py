@@ -25,6 +25,7 @@ from typing import Any
 import torch
 import yaml
 
+from costmodel.calibrate import write_files
 from costmodel.dtypes import get_dtype
 from costmodel.registry import load_hardware, to_yaml
 from costmodel.specs import Efficiency, HardwareProfile
@@ -111,8 +112,7 @@ def calibrate(
 
 def write_profile(profile: HardwareProfile, records: list[dict[str, Any]], out: Path) -> None:
     """The profile as YAML (loadable by costmodel.load_hardware), the measurements as a comment block."""
-    out.parent.mkdir(parents=True, exist_ok=True)
     lines = "\n".join("# " + json.dumps(r) for r in records)
     text = f"# micro-benchmarks behind this profile's efficiency block:\n{lines}\n{to_yaml(profile)}"
     yaml.safe_load(text)  # must stay loadable
-    out.write_text(text)
+    write_files({out: text}, f"--out {out}")  # all or nothing: never an empty or partial profile

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from costmodel.errors import CostmodelError
 from costmodel.registry import load_hardware
 from costmodel.specs import HardwareProfile
 from validation.kernels import gemm
@@ -45,11 +46,58 @@ def default_hardware(device: str) -> str:
     raise ValueError(f"no built-in hardware profile for {name!r}; pass --hardware")
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """All JSON records of a results file (an empty list if it does not exist)."""
+def check_device(device: str) -> None:
+    """Refuse a ``--device`` this machine cannot run on, in one line (before any stage starts)."""
+    try:
+        kind = torch.device(device)
+    except RuntimeError:
+        raise CostmodelError(f"--device {device!r} is not a torch device; use cpu or cuda[:N]") from None
+    if kind.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CostmodelError(
+                f"--device {device}: CUDA is not available here (torch {torch.__version__}, "
+                f"built for CUDA {torch.version.cuda or 'none'}); use --device cpu or run on a GPU machine"
+            )
+        if kind.index is not None and kind.index >= torch.cuda.device_count():
+            raise CostmodelError(
+                f"--device {device}: there are {torch.cuda.device_count()} CUDA devices (cuda:0 ...)"
+            )
+
+
+def read_records(path: Path, *, drop_torn_tail: bool = False) -> list[dict[str, Any]]:
+    """All JSON records of a results file (an empty list if it does not exist).
+
+    A torn last line (a write interrupted by a crash or a kill) is skipped with a warning on stderr, and
+    with ``drop_torn_tail`` cut from the file, so that appending resumes on a clean line. A bad line
+    before the last is not an interruption: it is an error naming the file and line.
+    """
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = path.read_bytes().split(b"\n")
+    records: list[dict[str, Any]] = []
+    start = 0
+    for number, line in enumerate(lines, 1):
+        offset, start = start, start + len(line) + 1
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError(f"a JSON {type(record).__name__}, not a record")
+        except ValueError as e:
+            reason = str(e).splitlines()[0][:100]
+            if any(rest.strip() for rest in lines[number:]):
+                raise CostmodelError(f"{path}, line {number}: not a JSON record ({reason})") from None
+            cut = "; cut from the file before resuming" if drop_torn_tail else ""
+            print(
+                f"warning: {path}, line {number}: skipped a torn last line ({reason}){cut}", file=sys.stderr
+            )
+            if drop_torn_tail:
+                with path.open("r+b") as f:
+                    f.truncate(offset)
+            break
+        records.append(record)
+    return records
 
 
 def _progress(points: list[Point]) -> Iterable[Point]:
@@ -181,7 +229,7 @@ def run_suite(
     prefer_flash_attention(device)
     hw = load_hardware(hardware or default_hardware(device))
     points = (calibration_points(device) if include_calibration else []) + SUITES[suite]()
-    existing = read_records(out)
+    existing = read_records(out, drop_torn_tail=True)
     done = {r["id"] for r in existing if r.get("record") == "point"}
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as f:

@@ -70,7 +70,7 @@ from costmodel.simulate import ServeResult, serve
 from costmodel.specs import ModelProfile
 from validation.kernels.decoder import Attention, Decoder, attention_mask
 from validation.measure import environment, prefer_flash_attention
-from validation.run import default_hardware
+from validation.run import default_hardware, read_records
 from validation.suite import SMALL, SMALL_MOE, TORCH_DTYPES, _allocating
 
 FAMILY = "serving_replay"
@@ -707,6 +707,7 @@ def run(
         requests.append(row)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
+        read_records(out, drop_torn_tail=True)  # append on a whole line, never onto a torn one
         with out.open("a") as f:
             env = environment(device) | common | {"hardware_profile": hw, "model": setup.model}
             for record in [env, settings, *metric_records, *requests]:

@@ -32,6 +32,7 @@ from costmodel.specs import HardwareProfile, ModelProfile, Workload
 from costmodel.speculative import speedup
 from validation.kernels.decoder import Decoder, LayerCache
 from validation.measure import environment, prefer_flash_attention
+from validation.run import read_records
 from validation.suite import SMALL, TORCH_DTYPES, Point, model_of  # SMALL: runs in seconds on a CPU
 
 
@@ -278,6 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     target = build_target(model, args.device, dtype)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
+        read_records(args.out, drop_torn_tail=True)  # append on a whole line, never onto a torn one
         with args.out.open("a") as f:
             f.write(json.dumps(environment(args.device)) + "\n")
     last = 0.0

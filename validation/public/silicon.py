@@ -212,7 +212,7 @@ def write_loop_params(fitted: dict[str, LoopParams], data_dir: Path, path: Path 
     """Write the fitted parameters with what they were fitted on."""
     import datetime as dt
 
-    from costmodel.calibrate import git_revision
+    from costmodel.calibrate import git_revision, write_files
     from validation.public.reader import read_revision
 
     document = {
@@ -226,7 +226,7 @@ def write_loop_params(fitted: dict[str, LoopParams], data_dir: Path, path: Path 
         },
         "engines": {name: asdict(params) for name, params in sorted(fitted.items())},
     }
-    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    write_files({path: yaml.safe_dump(document, sort_keys=False)}, str(path))  # never an empty file
 
 
 def read_loop_params(path: Path = SERVING_PARAMS) -> dict[str, LoopParams]:
@@ -234,6 +234,11 @@ def read_loop_params(path: Path = SERVING_PARAMS) -> dict[str, LoopParams]:
     if not path.is_file():
         return {}
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(document, dict) or not isinstance(document.get("engines"), dict):
+        raise CostmodelError(
+            f"{path} is empty or has no 'engines' mapping (an interrupted write?): "
+            "run python -m validation silicon-calibrate again"
+        )
     return {name: LoopParams(**values) for name, values in document["engines"].items()}
 
 
