@@ -26,6 +26,7 @@ measurements), by :func:`fit_loop_params`; ``python -m validation silicon-calibr
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict
 from pathlib import Path
@@ -107,6 +108,22 @@ def _load_models(configs: Path, model_paths: list[str]) -> dict[str, ModelProfil
     return out
 
 
+def _shipped_format(configs: Path, model_path: str) -> str | None:
+    """ "bf16" when the model's config.json ships unquantized 16-bit weights, else None (unknown)."""
+    path = _config_path(configs, model_path)
+    if not path.is_file() or path.stat().st_size > 16_000_000:
+        return None
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    if "quantization_config" in config or "quantization_config" in text:
+        return None
+    dtype = text.get("torch_dtype", config.get("torch_dtype"))
+    return "bf16" if dtype in ("bfloat16", "float16") else None
+
+
 def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, LoopParts]]]:
     """The sample with ``reason`` (empty where covered) and ``split``, and the closed-loop parts of every
     covered group of rows (one engine each)."""
@@ -121,16 +138,24 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Lo
     refuse(~table["system"].isin(list(SYSTEM_PROFILES)), "system without a hardware profile")
     refuse(table["attention_dp_size"].fillna(1) > 1, "attention data parallelism is not modelled yet")
     refuse(table["concurrency"].isna(), "no silicon_concurrency in silicon_data_source")
-    # bf16 rows carry no gemm_quant_mode
+    # bf16 rows carry no gemm_quant_mode; a row that states no precision runs the checkpoint as shipped,
+    # which for a config.json without quantization_config and with bf16 / fp16 weights is bf16
+    shipped = {m: _shipped_format(Path(data_dir) / "model_configs", m) for m in models}
+    unstated = table["precision"].isna() & table["gemm_quant_mode"].isna()
+    table.loc[unstated, "precision"] = table.loc[unstated, "model_path"].map(shipped)
     bf16 = table["gemm_quant_mode"].isna() & (table["precision"] == "bf16")
     table.loc[bf16, "gemm_quant_mode"] = "bf16"
-    refuse(table["precision"].isna(), "no precision")
+    refuse(table["precision"].isna(), "no precision, and the checkpoint is not a plain bf16 one")
     refuse(~table["gemm_quant_mode"].isin(list(WEIGHT_DTYPES)), "gemm_quant_mode not mapped")
     for model_path, model in models.items():
         if isinstance(model, str):
             refuse(table["model_path"] == model_path, model)
+    moe_models = [
+        m for m, model in models.items() if isinstance(model, ModelProfile) and model.moe is not None
+    ]
+    stated = table["model_path"].isin(moe_models)  # the MoE split means nothing for a dense model
     moe_split = table["moe_tp_size"].fillna(1) * table["moe_ep_size"].fillna(1)
-    refuse(moe_split != table["tp_size"].fillna(1), "moe_tp x moe_ep differs from tp")
+    refuse(stated & (moe_split != table["tp_size"].fillna(1)), "moe_tp x moe_ep differs from tp")
 
     groups: list[tuple[pd.Index, LoopParts]] = []
     keys = ["model_path", "system", "gemm_quant_mode", "tp_size", "pp_size", "moe_ep_size", "batch_size"]
