@@ -39,6 +39,7 @@ import dataclasses
 from types import ModuleType
 from typing import Any
 
+from costmodel.errors import CostmodelError
 from costmodel.specs import HardwareProfile
 
 
@@ -72,3 +73,22 @@ def numeric_fields(params: Any) -> dict[str, float]:
         for f in dataclasses.fields(params)
         if isinstance(getattr(params, f.name), int | float) and not isinstance(getattr(params, f.name), bool)
     }
+
+
+def sm_count(hardware: HardwareProfile) -> float:
+    """Streaming multiprocessors (``datasheet.compute_units``) [-]: the unit of parallelism the kernel
+    models spread tiles over; a clear error where the profile lacks it."""
+    units = hardware.datasheet.compute_units
+    if units is None:
+        raise CostmodelError(
+            f"hardware {hardware.name!r} has no datasheet.compute_units (SM count), which the kernel models "
+            "need: add it to the profile with its source"
+        )
+    return float(units.value)
+
+
+def cache_bytes(hardware: HardwareProfile) -> float:
+    """On-chip L2 cache (``datasheet.on_chip_cache_mib``) [bytes]; 0 where the profile lacks it, which turns
+    the kernel models' cache-resident terms off."""
+    entry = hardware.datasheet.on_chip_cache_mib
+    return 0.0 if entry is None else float(entry.value) * 2**20

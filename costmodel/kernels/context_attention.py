@@ -46,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel.errors import CostmodelError
+from costmodel.kernels import cache_bytes, sm_count
 from costmodel.specs import HardwareProfile
 
 FloatArray = npt.NDArray[np.float64]
@@ -115,23 +116,6 @@ def compute_dtype(key: str) -> str:
             f"attention dtype key {key!r}: compute dtype {name!r} is not one of {', '.join(COMPUTE_DTYPES)}"
         )
     return name
-
-
-def sm_count(hardware: HardwareProfile) -> float:
-    """The device's SM count from its datasheet; a clear error where the profile lacks it."""
-    units = hardware.datasheet.compute_units
-    if units is None:
-        raise CostmodelError(
-            f"hardware {hardware.name!r} has no datasheet.compute_units (SM count); "
-            "attention kernel models need it: add it to the profile with its source"
-        )
-    return float(units.value)
-
-
-def cache_bytes(hardware: HardwareProfile) -> float:
-    """The device's on-chip L2 cache [bytes] from its datasheet, 0 where the profile lacks it."""
-    entry = hardware.datasheet.on_chip_cache_mib
-    return 0.0 if entry is None else float(entry.value) * 2**20
 
 
 def default_params(hardware: HardwareProfile, dtype: str) -> Params:

@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel.errors import CostmodelError
+from costmodel.kernels import cache_bytes, sm_count
 from costmodel.specs import HardwareProfile
 
 FloatArray = npt.NDArray[np.float64]
@@ -156,16 +157,6 @@ def peak_flop_per_s(hardware: HardwareProfile, dtype: str) -> float:
     return hardware.peak_flop_per_s(compute)
 
 
-def sm_count(hardware: HardwareProfile) -> float:
-    """Streaming multiprocessors (``datasheet.compute_units``) [-]; CostmodelError if missing."""
-    units = hardware.datasheet.compute_units
-    if units is None:
-        raise CostmodelError(
-            f"hardware {hardware.name!r} has no datasheet.compute_units (SM count), needed by the GEMM model"
-        )
-    return float(units.value)
-
-
 def operand_bytes(dtype: str, *, m: npt.ArrayLike, n: npt.ArrayLike, k: npt.ArrayLike) -> FloatArray:
     """Bytes a GEMM moves at least once: A and B in the format (+ scales), C in bf16, and the bf16
     activations read once more to quantize them for fp8 / fp4 formats [bytes]."""
@@ -213,9 +204,9 @@ def time_s(
             compute = waves * tile_s
             kernel = np.minimum(kernel, compute)
     memory = moved / bandwidth
-    cache = hardware.datasheet.on_chip_cache_mib
-    if cache is not None and params.cache_bandwidth_ratio != 1.0:
-        memory = np.where(moved <= cache.value * 2**20, memory / params.cache_bandwidth_ratio, memory)
+    cache = cache_bytes(hardware)
+    if cache > 0 and params.cache_bandwidth_ratio != 1.0:
+        memory = np.where(moved <= cache, memory / params.cache_bandwidth_ratio, memory)
     total = params.launch_s + np.maximum(kernel, memory)
     if quantizes:  # a separate kernel first reads the bf16 activations and writes them quantized
         quantize_bw = hardware.memory_bandwidth_bytes_per_s * params.quantize_bandwidth_fraction

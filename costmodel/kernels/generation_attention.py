@@ -41,7 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from costmodel.kernels.context_attention import compute_dtype, sm_count
+from costmodel.kernels import cache_bytes, sm_count
+from costmodel.kernels.context_attention import compute_dtype
 from costmodel.specs import HardwareProfile
 
 FloatArray = npt.NDArray[np.float64]
@@ -112,12 +113,6 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         launch_s=hardware.efficiency.kernel_overhead_s,
         combine_s=hardware.efficiency.kernel_overhead_s,
     )
-
-
-def cache_bytes(hardware: HardwareProfile) -> float:
-    """The device's on-chip L2 cache [bytes] from its datasheet, 0 where the profile lacks it."""
-    entry = hardware.datasheet.on_chip_cache_mib
-    return 0.0 if entry is None else float(entry.value) * 2**20
 
 
 def kv_cache_bytes(

@@ -33,8 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel.errors import CostmodelError
-from costmodel.kernels import context_attention, generation_attention
-from costmodel.kernels.context_attention import sm_count
+from costmodel.kernels import cache_bytes, context_attention, generation_attention, sm_count
 from costmodel.specs import HardwareProfile
 
 FloatArray = npt.NDArray[np.float64]
@@ -134,7 +133,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         gemm_peak_flop_per_s=hardware.peak_flop_per_s(peak_name),
         bandwidth_bytes_per_s=hardware.memory_bandwidth_bytes_per_s,
         sm_count=sm_count(hardware),
-        cache_bytes=generation_attention.cache_bytes(hardware),
+        cache_bytes=cache_bytes(hardware),
         compute_fraction=base.compute_fraction,
         softmax_pairs_per_s=base.softmax_pairs_per_s,
         bandwidth_fraction=base.bandwidth_fraction,

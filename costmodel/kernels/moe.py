@@ -69,6 +69,7 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel.errors import CostmodelError, UnknownNameError
+from costmodel.kernels import cache_bytes
 from costmodel.specs import HardwareProfile
 
 FloatArray = npt.NDArray[np.float64]
@@ -235,8 +236,6 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
     """Datasheet-only parameters for a format key (``"bf16"``, ``"fp8_block:<engine>:<kernel>"``, ...)."""
     fmt = format_of(dtype)
     eff = hardware.efficiency
-    cache = hardware.datasheet.on_chip_cache_mib
-    cache_bytes = float(cache.value) * 2**20 if cache is not None else 0.0
     vector = (
         hardware.peak_flop_per_s("fp32")
         if "fp32" in hardware.compute_dtypes
@@ -254,7 +253,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         tile_m_tokens=16.0,
         cache_fraction=0.5,
         cache_speedup=2.0,
-        cache_bytes=cache_bytes,
+        cache_bytes=cache_bytes(hardware),
         imbalance_fraction=0.05,
         dequant_s_per_element=VECTOR_OPS_PER_DEQUANT_ELEMENT / vector,
         memory_bandwidth_bytes_per_s=hardware.memory_bandwidth_bytes_per_s,
