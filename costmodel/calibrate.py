@@ -32,6 +32,9 @@ from costmodel.specs import CalibrationRecord, HardwareProfile, KernelCalibratio
 
 FloatArray = npt.NDArray[np.float64]
 
+F_SCALE = 0.1
+"""Residual (log ratio) beyond which the soft-L1 loss grows linearly: errors past ~10 % count less."""
+
 
 def fit_params(
     family: ModuleType,
@@ -96,7 +99,7 @@ def fit_params(
             [np.abs(residual(_nudge(x0, i, low, high)) - base).max() > 1e-12 for i in range(len(names))]
         )
         if not sensitive.any():
-            candidate = (0.5 * float(np.sum(base**2)), start)
+            candidate = (_soft_l1_cost(base), start)  # the cost least_squares reports, to compare starts
         else:
 
             def moved(xs: FloatArray, x0: FloatArray = x0, sensitive: Any = sensitive) -> FloatArray:
@@ -114,7 +117,7 @@ def fit_params(
                 x0[sensitive],
                 bounds=(low[sensitive], high[sensitive]),
                 loss="soft_l1",
-                f_scale=0.1,
+                f_scale=F_SCALE,
                 x_scale=x_scale,
             )
             fitted = moved(result.x)
@@ -126,6 +129,12 @@ def fit_params(
             best = candidate
     assert best is not None
     return best[1]
+
+
+def _soft_l1_cost(residual: FloatArray) -> float:
+    """least_squares' cost of ``residual`` with ``loss="soft_l1"`` and ``f_scale=F_SCALE``."""
+    z = (residual / F_SCALE) ** 2
+    return float(0.5 * F_SCALE**2 * np.sum(2.0 * (np.sqrt(1.0 + z) - 1.0)))
 
 
 def _nudge(x: FloatArray, i: int, low: FloatArray, high: FloatArray) -> FloatArray:

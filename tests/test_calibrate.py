@@ -61,3 +61,14 @@ def test_fixed_parameters_keep_their_start_and_nothing_to_fit_is_an_error() -> N
     assert fitted.launch_s == 1e-5
     with pytest.raises(CostmodelError, match="no positive"):
         fit_params(family, hardware, "bf16", np.full(3, np.nan), {"flop": flop[:3]})
+
+
+def test_an_unfitted_start_is_compared_at_the_cost_least_squares_reports() -> None:
+    """A start whose parameters no row is sensitive to competes with fitted starts on scipy's own cost."""
+    from scipy.optimize import least_squares
+
+    from costmodel.calibrate import F_SCALE, _soft_l1_cost
+
+    residual = np.array([0.01, -0.3, 2.0, 0.0])
+    result = least_squares(lambda x: residual + 0.0 * x, np.zeros(1), loss="soft_l1", f_scale=F_SCALE)
+    assert _soft_l1_cost(residual) == pytest.approx(result.cost, rel=1e-12)
