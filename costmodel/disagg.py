@@ -48,8 +48,10 @@ prefill pass cost their summed attention and the linear work of all their tokens
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
     from costmodel.serving import Engine
 
 FloatArray = npt.NDArray[np.float64]
+_T = TypeVar("_T")
 
 LINKS: tuple[Link, ...] = ("intra", "inter")
 """Link names accepted by ``link=`` (:data:`costmodel.roofline.Link`): the scale-up (NVLink) link inside
@@ -146,7 +149,7 @@ def disagg_loop(
     concurrency: npt.ArrayLike,
     isl: npt.ArrayLike,
     osl: npt.ArrayLike,
-    params: DisaggParams | None = None,
+    params: DisaggParams | LoopParams | None = None,
     link: Link | None = None,
 ) -> DisaggLoop:
     """Mean TTFT, TPOT and throughput of ``concurrency`` clients against a disaggregated deployment.
@@ -161,7 +164,8 @@ def disagg_loop(
     concurrency : clients of the closed loop [-], >= 1.
     isl : prompt tokens per request [tokens], >= 1.
     osl : output tokens per request [tokens], >= 2 (TPOT needs a second token).
-    params : the named overheads and burst share (default: none, the kernels' time alone).
+    params : the named overheads and burst share (default: none, the kernels' time alone); a
+        :class:`LoopParams` (an engine's closed-loop parameters) adds no transfer overhead.
     link : "intra" (scale-up, NVLink) or "inter" (scale-out NIC) for the KV transfer; default: "intra"
         when every GPU of both pools fits one scale-up domain of the same device, else "inter".
 
@@ -177,7 +181,7 @@ def disagg_loop(
         osl=osl,
         link=link,
     )
-    return parts.result(params or DisaggParams())
+    return parts.result(_params(params))
 
 
 DECODE_GRID_POINTS = 24
@@ -198,25 +202,108 @@ def disagg_parts(
     link: Link | None = None,
 ) -> DisaggParts:
     """The kernel times and limits of :func:`disagg_loop` before its named parameters are applied."""
-    from costmodel.estimate import scale_up_domain_size
-    from costmodel.memory import kv_cache_bytes
-    from costmodel.roofline import link_bandwidth_bytes_per_s
-
     if prefill.model.name != decode.model.name:
         raise CostmodelError(
             f"decode serves {decode.model.name!r} but prefill {prefill.model.name!r}: "
             "both pools must run the same model"
         )
-    X = checks.counts("prefill_workers", prefill_workers, minimum=1)
-    Y = checks.counts("decode_workers", decode_workers, minimum=1)
-    C = checks.counts("concurrency", concurrency, minimum=1, whole=False)
     N_in = checks.counts("isl", isl, minimum=1)
     N_out = checks.counts("osl", osl, minimum=2)
-    X, Y, C, N_in, N_out = np.broadcast_arrays(X, Y, C, N_in, N_out)
-    if link is not None:
-        checks.choice("link", link, LINKS)
+    return _combine(
+        prefill,
+        decode,
+        prefill_side(prefill, isl=N_in),
+        decode_side(decode, isl=N_in, osl=N_out),
+        prefill_workers=prefill_workers,
+        decode_workers=decode_workers,
+        concurrency=concurrency,
+        isl=N_in,
+        osl=N_out,
+        link=link,
+    )
 
-    # prefill: k prompts per pass, each in `chunks` iterations of isl / chunks tokens
+
+def disagg_pairs(
+    pairs: Sequence[tuple[Engine, Engine]],
+    *,
+    prefill_workers: npt.ArrayLike,
+    decode_workers: npt.ArrayLike,
+    concurrency: npt.ArrayLike,
+    isl: npt.ArrayLike,
+    osl: npt.ArrayLike,
+    params: DisaggParams | LoopParams | None = None,
+    link: Link | None = None,
+) -> list[DisaggLoop | str]:
+    """:func:`disagg_loop` for many (prefill engine, decode engine) pairs, each engine's kernel times
+    computed once however many pairs it is in (a deployment search pairs every layout with every other).
+    Returns per pair its :class:`DisaggLoop`, or the one-line reason it cannot run (a prompt or a sequence
+    that does not fit, a missing link bandwidth, different models)."""
+    N_in = checks.counts("isl", isl, minimum=1)
+    N_out = checks.counts("osl", osl, minimum=2)
+    chosen = _params(params)
+    prefills: dict[int, PrefillSide | str] = {}
+    decodes: dict[int, DecodeSide | str] = {}
+    out: list[DisaggLoop | str] = []
+    for prefill, decode in pairs:
+        if id(prefill) not in prefills:
+            prefills[id(prefill)] = _or_reason(partial(prefill_side, prefill, isl=N_in))
+        if id(decode) not in decodes:
+            decodes[id(decode)] = _or_reason(partial(decode_side, decode, isl=N_in, osl=N_out))
+        p, d = prefills[id(prefill)], decodes[id(decode)]
+        if isinstance(p, str) or isinstance(d, str):
+            out.append(p if isinstance(p, str) else str(d))
+            continue
+        if prefill.model.name != decode.model.name:
+            out.append("prefill and decode engines serve different models")
+            continue
+        try:
+            parts = _combine(
+                prefill, decode, p, d, prefill_workers=prefill_workers, decode_workers=decode_workers,
+                concurrency=concurrency, isl=N_in, osl=N_out, link=link,
+            )  # fmt: skip
+        except CostmodelError as error:
+            out.append(str(error).splitlines()[0])
+            continue
+        out.append(parts.result(chosen))
+    return out
+
+
+def _or_reason(compute: Callable[[], _T]) -> _T | str:
+    try:
+        return compute()
+    except CostmodelError as error:
+        return str(error).splitlines()[0]
+
+
+def _params(params: DisaggParams | LoopParams | None) -> DisaggParams:
+    if params is None:
+        return DisaggParams()
+    if isinstance(params, LoopParams):
+        return DisaggParams.from_loop(params)
+    return params
+
+
+@dataclass(frozen=True)
+class PrefillSide:
+    """A prefill worker's kernel times for prompts of ``isl`` tokens; arrays follow ``isl``."""
+
+    prompts_per_pass: FloatArray
+    """k, prompts one prefill pass holds [-]."""
+    chunks: FloatArray
+    """Iterations one prompt is prefilled in [-]."""
+    alone_s: FloatArray
+    """Kernel time of one prefill iteration of a lone prompt's chunk [s]."""
+    pass_s: FloatArray
+    """Kernel time of one prefill iteration of k prompts' chunks [s]."""
+    kv_bytes: FloatArray
+    """One request's KV cache after its prompt [bytes]."""
+
+
+def prefill_side(prefill: Engine, *, isl: npt.ArrayLike) -> PrefillSide:
+    """k prompts per pass, each in ``chunks`` iterations of isl / chunks tokens (the module docstring)."""
+    from costmodel.memory import kv_cache_bytes
+
+    N_in = checks.counts("isl", isl, minimum=1)
     budget = float(prefill.max_batched_tokens)
     if np.any(prefill.max_concurrency(N_in).max_sequences < 1):
         raise CostmodelError(
@@ -230,19 +317,81 @@ def disagg_parts(
     pieces = prefill.parts
     alone = pieces.linear_s(chunk) + pieces.prefill_attention_s(chunk, past)
     batched = pieces.linear_s(k * chunk) + k * pieces.prefill_attention_s(chunk, past)
+    kv_bytes = kv_cache_bytes(
+        prefill.model, batch_size=1, context_len=N_in.astype(np.int64), kv_dtype=prefill.workload.kv_dtype
+    )
+    return PrefillSide(
+        prompts_per_pass=np.asarray(k, dtype=np.float64),
+        chunks=np.asarray(chunks, dtype=np.float64),
+        alone_s=np.asarray(alone, dtype=np.float64),
+        pass_s=np.asarray(batched, dtype=np.float64),
+        kv_bytes=np.asarray(kv_bytes, dtype=np.float64),
+    )
+
+
+@dataclass(frozen=True)
+class DecodeSide:
+    """A decode worker's limit and iteration times for ``isl`` / ``osl`` requests; arrays follow
+    broadcast(isl, osl), with one more axis for the batch grid."""
+
+    slots: FloatArray
+    """Most sequences one decode worker runs at once: max_batch_size, or fewer where the KV cache of
+    isl + osl / 2 tokens each is full [-]."""
+    batch_grid: FloatArray
+    """Decode batch sizes the decode iteration was timed at [-], shape (grid,)."""
+    grid_s: FloatArray
+    """Kernel time of a decode iteration at each ``batch_grid`` size [s], shape (..., grid)."""
+
+
+def decode_side(decode: Engine, *, isl: npt.ArrayLike, osl: npt.ArrayLike) -> DecodeSide:
+    """The decode iteration on a grid of batch sizes, and the most sequences one worker runs."""
+    N_in = checks.counts("isl", isl, minimum=1)
+    N_out = checks.counts("osl", osl, minimum=2)
+    context = N_in + N_out / 2.0
+    fits = np.asarray(decode.max_concurrency(np.ceil(context)).max_sequences, dtype=np.float64)
+    slots = np.minimum(float(decode.max_batch_size), fits)
+    if np.any(slots < 1):
+        raise CostmodelError(
+            "not even one sequence of isl + osl / 2 tokens fits in the decode engine's KV cache; "
+            "use more GPUs per decode worker, a smaller kv_dtype, or shorter requests"
+        )
+    grid = np.unique(
+        np.concatenate([[0.0], np.geomspace(1.0, float(decode.max_batch_size), DECODE_GRID_POINTS)])
+    )
+    times = decode.step_time(decode_batch=grid, decode_context=np.asarray(context)[..., None])
+    return DecodeSide(slots=slots, batch_grid=grid, grid_s=np.asarray(times, dtype=np.float64))
+
+
+def _combine(
+    prefill: Engine,
+    decode: Engine,
+    p: PrefillSide,
+    d: DecodeSide,
+    *,
+    prefill_workers: npt.ArrayLike,
+    decode_workers: npt.ArrayLike,
+    concurrency: npt.ArrayLike,
+    isl: FloatArray,
+    osl: FloatArray,
+    link: Link | None,
+) -> DisaggParts:
+    """The two sides joined by the KV transfer, at every worker count and concurrency."""
+    from costmodel.estimate import scale_up_domain_size
+    from costmodel.roofline import link_bandwidth_bytes_per_s
+
+    X = checks.counts("prefill_workers", prefill_workers, minimum=1)
+    Y = checks.counts("decode_workers", decode_workers, minimum=1)
+    C = checks.counts("concurrency", concurrency, minimum=1, whole=False)
+    if link is not None:
+        checks.choice("link", link, LINKS)
+    X, Y, C, N_in, N_out = np.broadcast_arrays(X, Y, C, isl, osl)
 
     # KV transfer: one request's cache over min(prefill GPUs, decode GPUs) links in parallel
-    kv_dtype = prefill.workload.kv_dtype
-    kv_bytes = np.asarray(
-        kv_cache_bytes(prefill.model, batch_size=1, context_len=N_in.astype(np.int64), kv_dtype=kv_dtype),
-        dtype=np.float64,
-    )
     g_p, g_d = prefill.gpus, decode.gpus
     gpus = X * g_p + Y * g_d
-    same_device = prefill.hardware.name == decode.hardware.name
     if link is None:
         domain = scale_up_domain_size(prefill.hardware, prefill.deployment)
-        intra = same_device & (gpus <= domain)
+        intra = (prefill.hardware.name == decode.hardware.name) & (gpus <= domain)
     else:
         intra = np.full(gpus.shape, link == "intra")
     per_link = np.zeros(gpus.shape)
@@ -257,21 +406,7 @@ def disagg_parts(
             except ValueError as error:
                 raise CostmodelError(f"link: {error}") from None
             per_link = np.where(where, bandwidth, per_link)
-    transfer = kv_bytes / (min(g_p, g_d) * per_link)
-
-    # decode: iteration time on a grid of batch sizes, the most sequences one worker runs
-    context = N_in + N_out / 2.0
-    fits = np.asarray(decode.max_concurrency(np.ceil(context)).max_sequences, dtype=np.float64)
-    slots = np.minimum(float(decode.max_batch_size), fits)
-    if np.any(slots < 1):
-        raise CostmodelError(
-            "not even one sequence of isl + osl / 2 tokens fits in the decode engine's KV cache; "
-            "use more GPUs per decode worker, a smaller kv_dtype, or shorter requests"
-        )
-    grid = np.unique(
-        np.concatenate([[0.0], np.geomspace(1.0, float(decode.max_batch_size), DECODE_GRID_POINTS)])
-    )
-    decode_grid = decode.step_time(decode_batch=grid, decode_context=context[..., None])
+    transfer = p.kv_bytes / (min(g_p, g_d) * per_link)
 
     return DisaggParts(
         prefill_workers=X,
@@ -279,17 +414,17 @@ def disagg_parts(
         concurrency=C,
         isl=N_in,
         osl=N_out,
-        prompts_per_pass=k,
-        chunks=chunks,
-        prefill_alone_s=np.asarray(alone, dtype=np.float64),
-        prefill_pass_s=np.asarray(batched, dtype=np.float64),
-        kv_bytes=kv_bytes,
+        prompts_per_pass=p.prompts_per_pass,
+        chunks=p.chunks,
+        prefill_alone_s=p.alone_s,
+        prefill_pass_s=p.pass_s,
+        kv_bytes=np.asarray(np.broadcast_to(p.kv_bytes, gpus.shape)),
         transfer_s=np.asarray(transfer, dtype=np.float64),
         intra=np.asarray(intra, dtype=bool),
         gpus=np.asarray(gpus, dtype=np.float64),
-        decode_slots=slots,
-        batch_grid=grid,
-        decode_grid_s=np.asarray(decode_grid, dtype=np.float64),
+        decode_slots=d.slots,
+        batch_grid=d.batch_grid,
+        decode_grid_s=d.grid_s,
     )
 
 
@@ -331,12 +466,14 @@ class DisaggParts:
         i = np.clip(np.searchsorted(grid, batch, side="right") - 1, 0, grid.size - 2)
         low, high = grid[i], grid[i + 1]
         f = np.clip((batch - low) / (high - low), 0.0, 1.0)
-        t_low = np.take_along_axis(self.decode_grid_s, i[..., None], axis=-1)[..., 0]
-        t_high = np.take_along_axis(self.decode_grid_s, i[..., None] + 1, axis=-1)[..., 0]
+        table = np.broadcast_to(self.decode_grid_s, (*i.shape, grid.size))
+        t_low = np.take_along_axis(table, i[..., None], axis=-1)[..., 0]
+        t_high = np.take_along_axis(table, i[..., None] + 1, axis=-1)[..., 0]
         return np.asarray(t_low + f * (t_high - t_low))
 
-    def result(self, params: DisaggParams) -> DisaggLoop:
-        """TTFT, TPOT and rates with ``params`` applied."""
+    def result(self, params: DisaggParams | LoopParams) -> DisaggLoop:
+        """TTFT, TPOT and rates with ``params`` applied (a :class:`LoopParams`: no transfer overhead)."""
+        params = _params(params)
         overhead = params.step_overhead_s
         X, Y, C, steps = self.prefill_workers, self.decode_workers, self.concurrency, self.osl - 1.0
         k = self.prompts_per_pass
@@ -346,41 +483,40 @@ class DisaggParts:
         transfer = self.transfer_s + params.kv_transfer_overhead_s
         before = params.request_overhead_s + alone + transfer
         slots = self.decode_slots
+        decode_rate = Y * slots / (steps * (self.decode_s(slots) + overhead))
+        capacity = np.minimum(prefill_rate, decode_rate)
 
         def rate(batch: FloatArray) -> tuple[FloatArray, FloatArray]:
             # a decoding sequence shares its worker's iteration with batch - 1 others, at least itself
             tpot = self.decode_s(np.maximum(batch, 1.0)) + overhead
-            cycle = C / (before + steps * tpot)
-            decode_cap = Y * slots / (steps * (self.decode_s(slots) + overhead))
-            return np.minimum(np.minimum(cycle, prefill_rate), decode_cap), tpot
+            return np.minimum(C / (before + steps * tpot), capacity), tpot
 
         D = np.minimum(slots, np.maximum(C / Y, 1.0))
         for _ in range(FIXED_POINT_ITERATIONS):
             lam, tpot = rate(D)
             D = 0.5 * D + 0.5 * np.minimum(lam * steps * tpot / Y, slots)
         lam, tpot = rate(D)
-        decode_cap = Y * slots / (steps * (self.decode_s(slots) + overhead))
         queued_ttft = np.maximum(C / lam - steps * tpot, before)
         group = params.burst_fraction * C
         burst = np.maximum(group / (X * k) - 1.0, 0.0) / 2.0 * per_pass
         ttft = queued_ttft + burst
-        free = C / (before + steps * tpot)
         bottleneck = np.where(
-            free <= np.minimum(prefill_rate, decode_cap),
+            C / (before + steps * tpot) <= capacity,
             "clients",
-            np.where(prefill_rate <= decode_cap, "prefill", "decode"),
+            np.where(prefill_rate <= decode_rate, "prefill", "decode"),
         )
         tokens = lam * self.osl
+        zero = np.zeros(lam.shape)
         return DisaggLoop(
-            ttft_s=np.asarray(ttft),
-            tpot_s=np.asarray(tpot),
+            ttft_s=np.asarray(ttft + zero),
+            tpot_s=np.asarray(tpot + zero),
             requests_per_s=np.asarray(lam),
             output_tokens_per_s=np.asarray(tokens),
             output_tokens_per_s_per_gpu=np.asarray(tokens / self.gpus),
-            gpus=self.gpus,
-            prefill_s=np.asarray(alone),
-            transfer_s=np.asarray(transfer + 0.0 * lam),
-            decode_batch=np.asarray(D),
+            gpus=np.asarray(self.gpus + zero),
+            prefill_s=np.asarray(alone + zero),
+            transfer_s=np.asarray(transfer + zero),
+            decode_batch=np.asarray(D + zero),
             prefill_utilisation=np.asarray(lam / prefill_rate),
-            bottleneck=np.asarray(bottleneck),
+            bottleneck=np.asarray(np.broadcast_to(bottleneck, lam.shape)),
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from costmodel.disagg import DisaggParams, disagg_loop, disagg_parts
+from costmodel.disagg import DisaggParams, disagg_loop, disagg_pairs, disagg_parts
 from costmodel.errors import CostmodelError
 from costmodel.serving import Engine
 
@@ -206,3 +206,28 @@ def test_bad_parameters_and_mismatched_models_are_refused(prefill: Engine) -> No
     other = Engine.build("qwen3-8b", "h100-sxm")
     with pytest.raises(CostmodelError, match="same model"):
         disagg_loop(prefill, other, prefill_workers=1, decode_workers=1, concurrency=1, isl=8, osl=8)
+
+
+def test_pairs_agree_with_one_loop_each_and_name_what_cannot_run(prefill: Engine, decode: Engine) -> None:
+    """disagg_pairs shares each engine's kernel times between its pairs; every pair's answer is the
+    disagg_loop of that pair, and a pair that cannot run is a reason, not an error."""
+    wide = Engine.build("llama-3-8b", "h100-sxm", tp=2, max_batch_size=128)
+    other = Engine.build("qwen3-8b", "h100-sxm")
+    pairs = [(prefill, decode), (prefill, wide), (wide, decode), (prefill, other)]
+    X, Y, C = np.array([1, 2, 3])[:, None], np.array([4, 2, 1])[:, None], np.array([8, 64, 512])[None, :]
+    kwargs = {"prefill_workers": X, "decode_workers": Y, "concurrency": C, "isl": 2000, "osl": 300}
+    got = disagg_pairs(pairs, params=PARAMS, **kwargs)
+    assert got[3] == "prefill and decode engines serve different models"
+    for (p, d), result in zip(pairs[:3], got[:3], strict=True):
+        assert not isinstance(result, str)
+        one = disagg_loop(p, d, params=PARAMS, **kwargs)
+        assert result.ttft_s.shape == (3, 3)
+        np.testing.assert_allclose(result.ttft_s, one.ttft_s, rtol=1e-12)
+        np.testing.assert_allclose(result.tpot_s, one.tpot_s, rtol=1e-12)
+        np.testing.assert_allclose(result.output_tokens_per_s, one.output_tokens_per_s, rtol=1e-12)
+    l4 = Engine.build("llama-3-8b", "l4", max_batch_size=4)  # another device: the NIC, which L4 lacks
+    (reason,) = disagg_pairs(
+        [(prefill, l4)], prefill_workers=1, decode_workers=1, concurrency=1, isl=100, osl=100
+    )
+    assert isinstance(reason, str)
+    assert reason.startswith("link: ")
