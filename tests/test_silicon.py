@@ -118,3 +118,30 @@ def test_the_evaluation_writes_the_silicon_summary(sample: Path, tmp_path: Path)
     assert document["silicon_uncovered"]
     written = pd.read_csv(tmp_path / "rows.csv")
     assert (written["family"] == "silicon").sum() == 36
+
+
+def test_a_disaggregated_row_is_its_two_pools(sample: Path) -> None:
+    """The Qwen3-32B nvfp4 row (40 prefill workers at tp 1 and batch 1, 6 decode workers at tp 4 and batch
+    80, 480 clients, 15,000 / 500 tokens on B200) is disagg_loop on engines built from those columns."""
+    from costmodel.disagg import disagg_loop
+    from costmodel.registry import load_hardware
+    from costmodel.serving import Engine
+    from costmodel.specs import Deployment, ModelProfile, Workload
+
+    rows = predict_silicon(sample, {})
+    row = rows[(rows["mode"] == "disagg") & rows["covered"]].iloc[0]
+    model = ModelProfile.from_hf_config(sample / "model_configs" / "Qwen--Qwen3-32B_config.json")
+    workload = Workload(1, 1, 1, weight_dtype="nvfp4", activation_dtype="fp8")
+
+    def engine(tp: int, batch: int) -> Engine:
+        return Engine(
+            model, load_hardware("b200"), workload, Deployment(tp=tp), max_batch_size=batch,
+            max_batched_tokens=8192,
+        )  # fmt: skip
+
+    expected = disagg_loop(
+        engine(1, 1), engine(4, 80), prefill_workers=40, decode_workers=6, concurrency=480, isl=15000, osl=500
+    )
+    assert (row["isl"], row["osl"], row["concurrency"]) == (15000, 500, 480)
+    assert row["predicted_ttft_ms"] == pytest.approx(float(expected.ttft_s) * 1e3, rel=1e-12)
+    assert row["predicted_tpot_ms"] == pytest.approx(float(expected.tpot_s) * 1e3, rel=1e-12)
