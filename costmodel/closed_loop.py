@@ -157,6 +157,11 @@ def loop_parts(
 
     # one attention-DP rank's share of the clients, limits and cache (all of them without attention DP)
     ranks = float(engine.deployment.attention_dp)
+    if np.any(ranks > C):
+        raise CostmodelError(
+            f"concurrency ({float(np.min(C)):g}) is below attention_dp ({ranks:g}): the model spreads the "
+            "clients evenly over the ranks and does not model idle ranks; use at least one client per rank"
+        )
     budget = float(engine.max_batched_tokens) / ranks
     fits = engine.max_concurrency(np.ceil(N_in + N_out / 2.0)).max_sequences / ranks
     R = np.minimum(C / ranks, np.minimum(engine.max_batch_size / ranks, np.asarray(fits, dtype=np.float64)))

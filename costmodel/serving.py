@@ -718,6 +718,11 @@ class Engine:
         price = self.hardware.price.usd_per_hour if self.hardware.price else float("nan")
         return price * self.gpus
 
+    @property
+    def rank_batched_tokens(self) -> int:
+        """One attention-DP rank's token budget, the longest prompt chunk its devices prefill [tokens]."""
+        return max(self.max_batched_tokens // self.deployment.attention_dp, 1)
+
     def kv_capacity_tokens(self) -> int:
         """KV-cache tokens that fit on the replica [tokens] (:func:`kv_capacity_tokens`)."""
         w = self.workload
@@ -729,7 +734,7 @@ class Engine:
             activation_dtype=w.activation_dtype,
             deployment=self.deployment,
             usable_fraction=self.usable_fraction,
-            prefill_chunk_tokens=self.max_batched_tokens,
+            prefill_chunk_tokens=self.rank_batched_tokens,
             sparsity=w.sparsity,
         )
 
@@ -748,7 +753,7 @@ class Engine:
             activation_dtype=w.activation_dtype,
             deployment=self.deployment,
             usable_fraction=self.usable_fraction,
-            prefill_chunk_tokens=self.max_batched_tokens,
+            prefill_chunk_tokens=self.rank_batched_tokens,
             sparsity=w.sparsity,
         )
 

@@ -199,7 +199,8 @@ def test_each_rank_holds_its_own_kv_cache() -> None:
     room = 0.9 * B200.memory_bytes - rank.weight_bytes - float(rank.activation_bytes)
     expected = 8 * int(room // rank.kv_bytes_per_token)
     assert kv_capacity_tokens(DSV3, B200, weight_dtype="fp8", deployment=dep) == expected
-    engine = Engine(DSV3, B200, Workload(1, 1, 1, weight_dtype="fp8"), dep, max_batch_size=512)
+    fp8 = Workload(1, 1, 1, weight_dtype="fp8")
+    engine = Engine(DSV3, B200, fp8, dep, max_batch_size=512, max_batched_tokens=8 * 8192)  # 8192 a rank
     per_rank = (expected // 8) // 16  # blocks of 16 tokens on one rank
     assert int(engine.max_concurrency(2048).max_sequences) == 8 * (per_rank // (2048 // 16))
 
@@ -253,3 +254,37 @@ def test_attention_dp_rows_of_the_sample_are_predicted(tmp_path: Path) -> None:
     predicted = predict_silicon(tmp_path, {})
     assert predicted["covered"].all(), predicted["reason"].value_counts()
     assert np.all(predicted[["predicted_ttft_ms", "predicted_tpot_ms"]].to_numpy() > 0)
+
+
+def test_fewer_clients_than_ranks_is_refused_naming_concurrency() -> None:
+    from costmodel.closed_loop import closed_loop
+
+    model = costmodel.load_model("qwen3-30b-a3b")
+    engine = Engine(
+        model, B200, Workload(1, 1, 1), Deployment(tp=1, attention_dp=8, moe_ep=8), max_batch_size=64
+    )
+    with pytest.raises(CostmodelError, match=r"concurrency \(4\) is below attention_dp \(8\)"):
+        closed_loop(engine, concurrency=4, isl=128, osl=16)
+
+
+# ----------------------------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_estimate_takes_the_split_and_names_a_bad_one() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from costmodel.cli import app
+
+    runner = CliRunner()
+    args = ["estimate", "--model", "deepseek-v3", "--hardware", "h200", "--weight-dtype", "fp8"]
+    ok = runner.invoke(app, [*args, "--attention-dp", "8", "--moe-ep", "8", "--json"])
+    assert ok.exit_code == 0, ok.output
+    figures = json.loads(ok.output)
+    assert (figures["n_gpus"], figures["attention_dp"]) == (8, 8)
+    bad = runner.invoke(app, [*args, "--attention-dp", "8", "--moe-ep", "4", "--moe-tp", "4"])
+    assert bad.exit_code == 2
+    assert "moe_tp x moe_ep (4 x 4 = 16) must equal the GPUs of the MoE layer" in bad.output
