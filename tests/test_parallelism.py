@@ -288,3 +288,14 @@ def test_estimate_takes_the_split_and_names_a_bad_one() -> None:
     bad = runner.invoke(app, [*args, "--attention-dp", "8", "--moe-ep", "4", "--moe-tp", "4"])
     assert bad.exit_code == 2
     assert "moe_tp x moe_ep (4 x 4 = 16) must equal the GPUs of the MoE layer" in bad.output
+
+
+def test_the_simulator_refuses_attention_dp() -> None:
+    from costmodel.serving import Lengths, Traffic
+    from costmodel.simulate import serve
+
+    model = costmodel.load_model("qwen3-30b-a3b")
+    engine = Engine(model, B200, Workload(1, 1, 1), Deployment(tp=1, attention_dp=2, moe_ep=2))
+    traffic = Traffic(1.0, Lengths.fixed(128), Lengths.fixed(16))
+    with pytest.raises(CostmodelError, match=r"attention_dp \(2\) > 1 is not simulated"):
+        serve(engine, traffic, n_requests=10)
