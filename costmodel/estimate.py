@@ -191,7 +191,25 @@ class _Setup:
             sparsity=w.sparsity,
         )
 
+    @property
+    def kernels(self) -> bool:
+        """Whether operators are timed by the kernel models (:mod:`costmodel.kernel_times`)."""
+        from costmodel.kernel_times import uses_kernels
+
+        return uses_kernels(self.hardware, self.efficiency)
+
     def times(self, ops: tuple[Op, ...]) -> OpTimes:
+        if self.kernels:
+            from costmodel import kernel_times
+
+            return kernel_times.op_times(
+                ops,
+                self.hardware,
+                weight_dtype=self.workload.weight_dtype,
+                activation_dtype=self.workload.activation_dtype,
+                efficiency=self.efficiency,
+                link=self.link,
+            )
         return op_times(
             ops,
             self.hardware,
@@ -314,6 +332,8 @@ def _decode_total_s(setup: _Setup, batch: Any, start: Any, steps: Any) -> FloatA
     memory) sums in closed form (see :func:`_affine_max_sum`); no loop over tokens."""
     start = np.asarray(start, dtype=np.float64)
     steps = np.asarray(steps, dtype=np.float64)
+    if setup.kernels:
+        return _decode_total_quadrature_s(setup, batch, start, steps)
     window = setup.model.sliding_window
     if window is None:
         segments = [(np.zeros_like(start), steps)]
@@ -338,6 +358,34 @@ def _decode_total_s(setup: _Setup, batch: Any, start: Any, steps: Any) -> FloatA
         return total
 
     return setup.pipelined_steps(one_pass_sum, batch, 1, steps)
+
+
+DECODE_QUADRATURE_POINTS = 9
+"""Contexts at which :func:`_decode_total_quadrature_s` times a decode step [-]."""
+
+
+def _decode_total_quadrature_s(setup: _Setup, batch: Any, start: FloatArray, steps: FloatArray) -> FloatArray:
+    """Time of ``steps`` decode steps with the kernel models, which are not affine in the context (split-K
+    chunks, waves): the steps' times at ``DECODE_QUADRATURE_POINTS`` evenly spaced step indices, summed
+    by the trapezoid rule over the steps (exact where the time is affine between the points; exact for
+    up to that many steps, which are timed one by one)."""
+    k = DECODE_QUADRATURE_POINTS
+    n = np.maximum(steps, 1.0)[..., None]
+    few = n <= k
+    # step indices: 0 .. n - 1 one by one when few, else evenly spaced with trapezoid weights
+    grid = np.arange(k, dtype=np.float64)
+    j = np.where(few, np.minimum(grid, n - 1.0), grid / (k - 1) * (n - 1.0))
+    trapezoid = np.full(k, 1.0 / (k - 1))
+    trapezoid[[0, -1]] /= 2.0
+    weights = np.where(few, (grid < n).astype(np.float64), trapezoid * n)
+    context = start[..., None] + j
+
+    def one_pass_sum(b: Any) -> FloatArray:
+        b = np.asarray(b, dtype=np.float64)[..., None]
+        t = setup.times(setup.ops(b, 1, context, "all")).total_s
+        return np.asarray(np.sum(np.broadcast_to(t, np.broadcast(t, weights).shape) * weights, axis=-1))
+
+    return np.asarray(np.where(steps > 0, setup.pipelined_steps(one_pass_sum, batch, 1, steps), 0.0))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,442 @@
+"""Operator time from the kernel-family models: the time model behind step times, serving and planning.
+
+:func:`op_times` times every operator of :func:`costmodel.ops.forward_ops` that carries a kernel shape
+(:mod:`costmodel.kernel_shapes`) with its family's ``time_s`` from :mod:`costmodel.kernels`, using the
+device's calibrated parameters (``hardware_profiles/calibrated/<device>.yaml``, found by
+:func:`costmodel.kernels.params_for`) or the datasheet defaults where it has none:
+
+- **GEMMs** (projections, dense MLP, shared experts, router, output head): :mod:`costmodel.kernels.gemm`
+  with ``m`` = the pass's tokens. Key: the weight format (``bf16``, ``fp8``, ``fp8_block``, ``nvfp4``);
+  routers and the head are 16-bit. Weight-only formats (int4, ...), 2:4 sparse weights and formats whose
+  peak the datasheet lacks keep the roofline.
+- **Attention**: one new token per sequence is the decode regime
+  (:mod:`costmodel.kernels.generation_attention`, the new query against ``past + 1`` keys); more is the
+  prefill regime (:mod:`costmodel.kernels.context_attention`, causal over the chunk and its past).
+  MLA models run :mod:`costmodel.kernels.mla`: absorbed decode against the latent cache, and in prefill the
+  naive form (the ``kv_b_proj`` GEMM over the attended tokens, then attention with 192/128-dim heads);
+  the absorbed decode replaces that GEMM by the two per-head ``bmm`` of the absorb form.
+- **MoE** routed experts: one fused block, :mod:`costmodel.kernels.moe` (balanced routing, as
+  :mod:`costmodel.ops` assumes); the block's activation and down-projection ride in it.
+- **Collectives** inside a node: :mod:`costmodel.kernels.collective` (tensor-parallel all-reduce with the
+  engine's custom all-reduce, expert-parallel all-to-all with NCCL); across nodes, the roofline's ring.
+- Everything else (norms, activations, the embedding gather, SSM and linear-attention scans, eager or
+  top-k sparse attention): the roofline with the profile's efficiencies (:mod:`costmodel.roofline`).
+
+Parameter keys. The public tables calibrate several kernels per family and device (one per engine and
+kernel source). The rule, never chosen by error: GEMM and MoE use the format's own key (fitted on all of
+that format's rows); attention, MLA and the all-reduce use the sorted-first stored key of the engine
+named by ``Efficiency.kernel_engine`` (``vllm`` by default; ``sglang`` runs vLLM's kernels) for the
+compute dtype (``bf16``; ``+fp8kv`` with an fp8 cache, and the decode classes ``+mha`` / ``+wide`` /
+``+swa`` the tables distinguish), then of any engine, then the datasheet defaults.
+
+The result is a :class:`costmodel.roofline.OpTimes` like the roofline's, so reports, charts and the
+serving model read it unchanged: a kernel-timed operator keeps the roofline's split between compute and
+memory time, scaled so that its time is the kernel model's (its ``bound`` is the roofline's), and the
+per-kernel overhead is inside each family's time (``overhead_s`` is 0; roofline operators carry the
+profile's ``kernel_overhead_s`` in their own terms).
+
+Kernel benchmarks repeat one call, so the calibrated attention parameters include an L2-cache speed-up
+for small working sets; a serving step runs every layer's kernels in turn, each on its own data, so the
+cache terms are switched off here (``cache_bytes = 0``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from costmodel.kernel_shapes import (
+    AttentionShape,
+    CollectiveShape,
+    FusedInto,
+    GemmShape,
+    MlaUpShape,
+    MoEShape,
+)
+from costmodel.ops import Op
+from costmodel.roofline import Link, OpTimes
+from costmodel.roofline import op_times as roofline_op_times
+from costmodel.specs import Efficiency, HardwareProfile
+
+FloatArray = npt.NDArray[np.float64]
+TimeModel = Literal["auto", "roofline", "kernels"]
+TIME_MODELS: tuple[TimeModel, ...] = ("auto", "roofline", "kernels")
+
+ENGINE_PREFIX = {"vllm": "vllm", "trtllm": "trtllm", "sglang": "vllm"}
+"""Engine -> the prefix of its kernels' keys in the calibrated profiles. SGLang runs FlashInfer /
+FlashAttention kernels and a custom all-reduce derived from vLLM's, so it reads vLLM's."""
+ALL_REDUCE_KEYS = {"vllm": "vLLM_custom_graph", "trtllm": "TRTLLM"}
+"""Engine prefix -> its custom all-reduce's key (CUDA-graph mode, as engines serve)."""
+GEMM_FORMATS = {"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "nvfp4"}
+"""Weight dtype -> GEMM model key (the formats the GEMM model has; others keep the roofline)."""
+MOE_FORMATS = {
+    "bf16": "bf16",
+    "fp16": "bf16",
+    "fp8": "fp8",
+    "fp8_block": "fp8_block",
+    "nvfp4": "nvfp4",
+    "int4": "int4_wo",
+    "mxfp4": "w4a16_mxfp4",
+}
+"""Weight dtype -> MoE model format."""
+WIDE_GROUP = 32
+"""Query heads per KV head above which decode runs the wide-group kernel class (as the public tables key
+it: ``validation/public/families/generation_attention.py``)."""
+
+
+def uses_kernels(hardware: HardwareProfile, efficiency: Efficiency) -> bool:
+    """Whether ``efficiency.time_model`` resolves to the kernel models on ``hardware``: 'kernels', or 'auto'
+    on a device with a kernel calibration."""
+    model = efficiency.time_model
+    return model == "kernels" or (model == "auto" and hardware.kernel_calibration is not None)
+
+
+def op_times(
+    ops: Sequence[Op],
+    hardware: HardwareProfile,
+    *,
+    weight_dtype: str = "bf16",
+    activation_dtype: str = "bf16",
+    efficiency: Efficiency | None = None,
+    link: Link = "intra",
+) -> OpTimes:
+    """Time of each operator on ``hardware`` from the kernel models (see the module docstring).
+
+    Parameters
+    ----------
+    ops : from :func:`costmodel.ops.forward_ops`.
+    hardware : HardwareProfile
+    weight_dtype, activation_dtype : the pass's formats (they choose the GEMM and MoE parameters).
+    efficiency : replaces ``hardware.efficiency`` for the roofline operators; its ``kernel_engine`` picks
+        the engine's kernel parameters.
+    link : the link the collectives use; ``"inter"`` keeps the roofline's ring for them.
+    """
+    eff = efficiency or hardware.efficiency
+    roof = roofline_op_times(ops, hardware, activation_dtype=activation_dtype, efficiency=eff, link=link)
+    overhead = roof.overhead_s
+    chooser = _Keys(hardware, ENGINE_PREFIX[eff.kernel_engine])
+    compute, memory, comm = list(roof.compute_s), list(roof.memory_s), list(roof.communication_s)
+    kernel_s: dict[int, FloatArray] = {}
+    fused: dict[str, list[int]] = {}
+    for i, op in enumerate(ops):
+        shape = op.kernel
+        t = None
+        if isinstance(shape, FusedInto):
+            fused.setdefault(shape.op, []).append(i)
+        elif isinstance(shape, CollectiveShape):
+            # the collective model is of GPUs inside one node; across nodes the roofline's ring stays
+            comm[i] = _collective_s(hardware, chooser, shape) if link == "intra" else comm[i] + overhead
+        elif isinstance(shape, GemmShape) and not op.sparse:
+            t = _gemm_s(hardware, chooser, shape, weight_dtype, activation_dtype)
+        elif isinstance(shape, AttentionShape):
+            t = _attention_s(hardware, chooser, shape)
+        elif isinstance(shape, MlaUpShape):
+            t = _mla_up_s(hardware, chooser, shape, weight_dtype, activation_dtype)
+        elif isinstance(shape, MoEShape):
+            t = _moe_s(hardware, chooser, shape, weight_dtype)
+        if t is not None:
+            kernel_s[i] = t
+    # a fused kernel's time is shared among its operators in proportion to their roofline times, so the
+    # per-operator table stays readable; the block's total is the kernel model's
+    names = [op.name for op in ops]
+    for owner, members in fused.items():
+        head = names.index(owner) if owner in names else -1
+        if head not in kernel_s:
+            continue  # the owner kept the roofline: so do its members
+        group = [head, *members]
+        shares = [roof.time_s(j) for j in group]
+        total = sum(shares)
+        block = kernel_s[head]
+        for j, share in zip(group, shares, strict=True):
+            kernel_s[j] = np.asarray(
+                np.where(total > 0, block * share / np.where(total > 0, total, 1.0), 0.0)
+            )
+    for i, op in enumerate(ops):
+        if op.kind in ("allreduce", "alltoall"):
+            continue
+        if i not in kernel_s:  # roofline operator: its launch overhead goes into its own terms
+            compute[i], memory[i] = compute[i] + overhead, memory[i] + overhead
+            continue
+        # keep the roofline's split between compute and memory, scaled to the kernel model's time
+        t = kernel_s[i]
+        c, m = np.broadcast_arrays(compute[i], memory[i])
+        top = np.maximum(c, m)
+        scale = np.where(top > 0, t / np.where(top > 0, top, 1.0), 0.0)
+        compute[i] = np.asarray(np.where(top > 0, c * scale, t))
+        memory[i] = np.asarray(m * scale)
+    return dataclasses.replace(
+        roof, compute_s=tuple(compute), memory_s=tuple(memory), communication_s=tuple(comm), overhead_s=0.0
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Parameter keys
+# ----------------------------------------------------------------------------------------------------
+
+
+class _Keys:
+    """Chooses and caches each family's parameters for one device and engine (see the module docstring)."""
+
+    def __init__(self, hardware: HardwareProfile, engine: str) -> None:
+        self.hardware = hardware
+        self.engine = engine
+        self._cache: dict[tuple[str, str], Any] = {}
+
+    def stored(self, family: ModuleType) -> list[str]:
+        from costmodel.kernels import family_name
+
+        calibration = self.hardware.kernel_calibration
+        if calibration is None:
+            return []
+        return sorted(calibration.params.get(family_name(family), {}))
+
+    def pick(self, family: ModuleType, suffixes: Sequence[str], default: str) -> str:
+        """The sorted-first stored key of this engine ending in the first suffix that has one, then of
+        any engine; else ``default``."""
+        keys = self.stored(family)
+        for suffix in suffixes:
+            mine = [k for k in keys if k.startswith(self.engine + ".") and k.endswith(suffix)]
+            anyone = [k for k in keys if k.endswith(suffix)]
+            if mine or anyone:
+                return (mine or anyone)[0]
+        return default
+
+    def params(self, family: ModuleType, key: str) -> Any:
+        from costmodel.kernels import params_for
+
+        cached = self._cache.get((family.__name__, key))
+        if cached is None:
+            cached = params_for(self.hardware, family, key)
+            # a serving step streams every layer's own data from HBM: no L2 reuse between calls
+            if hasattr(cached, "cache_bytes"):
+                cached = dataclasses.replace(cached, cache_bytes=0.0)
+            elif hasattr(cached, "cache_bandwidth_ratio"):
+                cached = dataclasses.replace(cached, cache_bandwidth_ratio=1.0)
+            self._cache[(family.__name__, key)] = cached
+        return cached
+
+
+# ----------------------------------------------------------------------------------------------------
+# Families
+# ----------------------------------------------------------------------------------------------------
+
+
+def _gemm_key(
+    hardware: HardwareProfile, shape: GemmShape, weight_dtype: str, activation_dtype: str
+) -> str | None:
+    if not shape.quantizable:
+        key = activation_dtype if activation_dtype in ("bf16", "fp16") else "bf16"
+    else:
+        key = GEMM_FORMATS.get(weight_dtype, "")
+        if key in ("fp8", "fp8_block", "nvfp4") and activation_dtype in ("bf16", "fp16"):
+            key = ""  # weight-only: dequantized in the kernel, a different kernel class
+    if not key:
+        return None
+    compute = {"fp8_block": "fp8", "nvfp4": "fp4"}.get(key, key)
+    return key if compute in hardware.compute_dtypes else None
+
+
+def _gemm_s(
+    hardware: HardwareProfile, keys: _Keys, shape: GemmShape, weight_dtype: str, activation_dtype: str
+) -> FloatArray | None:
+    from costmodel.kernels import gemm
+
+    key = _gemm_key(hardware, shape, weight_dtype, activation_dtype)
+    if key is None:
+        return None
+    m = np.asarray(shape.m, dtype=np.float64)
+    t = gemm.time_s(hardware, keys.params(gemm, key), m=np.maximum(m, 1.0), n=shape.n, k=shape.k)
+    return np.asarray(np.where(m > 0, t, 0.0))
+
+
+def _attention_dtype(shape: AttentionShape) -> str:
+    return "bf16+fp8kv" if shape.kv_bytes < 2.0 else "bf16"
+
+
+def _attention_s(hardware: HardwareProfile, keys: _Keys, shape: AttentionShape) -> FloatArray:
+    from costmodel.kernels import context_attention, generation_attention
+
+    if shape.mla is not None:
+        return _mla_attention_s(hardware, keys, shape)
+    dtype = _attention_dtype(shape)
+    B, n, past = np.broadcast_arrays(
+        *(np.asarray(x, dtype=np.float64) for x in (shape.batch, shape.new_tokens, shape.past_tokens))
+    )
+    decode = n <= 1.0
+    out = np.zeros(B.shape)
+    if np.any(decode):
+        group = shape.n_heads / max(shape.n_kv_heads, 1e-9)
+        cls = "+mha" if group <= 1.0 else ("+wide" if group > WIDE_GROUP else "")
+        swa = "+swa" if shape.window > 0 else ""
+        suffixes = [f":{dtype}{cls}{swa}", f":{dtype}{cls}", f":{dtype}"]
+        key = keys.pick(generation_attention, suffixes, dtype)
+        t = generation_attention.time_s(
+            hardware,
+            keys.params(generation_attention, key),
+            batch_size=np.maximum(B, 1.0),
+            kv_len=past + 1.0,
+            n_heads=shape.n_heads,
+            n_kv_heads=shape.n_kv_heads,
+            head_dim=shape.head_dim,
+            v_head_dim=shape.v_head_dim,
+            window=shape.window,
+            kv_bytes=shape.kv_bytes,
+        )
+        out = np.where(decode, t, out)
+    if not np.all(decode):
+        key = keys.pick(context_attention, [f":{dtype}"], dtype)
+        t = context_attention.time_s(
+            hardware,
+            keys.params(context_attention, key),
+            batch_size=np.maximum(B, 1.0),
+            seq_len=np.maximum(n, 1.0),
+            n_heads=shape.n_heads,
+            n_kv_heads=shape.n_kv_heads,
+            head_dim=shape.head_dim,
+            v_head_dim=shape.v_head_dim,
+            window=shape.window,
+            act_bytes=shape.act_bytes,
+            kv_bytes=shape.kv_bytes,
+            past_len=past,
+        )
+        out = np.where(decode, out, t)
+    return np.asarray(np.where(B * n > 0, out, 0.0))
+
+
+def _mla_key(keys: _Keys, regime: str, dtype: str) -> str:
+    from costmodel.kernels import mla
+
+    return keys.pick(mla, [f":{regime}:{dtype}", f":{regime}_module:{dtype}"], dtype)
+
+
+def _mla_attention_s(hardware: HardwareProfile, keys: _Keys, shape: AttentionShape) -> FloatArray:
+    from costmodel.kernels import context_attention, mla
+
+    dims = shape.mla
+    assert dims is not None
+    dtype = _attention_dtype(shape)
+    B, n, past = np.broadcast_arrays(
+        *(np.asarray(x, dtype=np.float64) for x in (shape.batch, shape.new_tokens, shape.past_tokens))
+    )
+    decode = n <= 1.0
+    out = np.zeros(B.shape)
+    mla_dims = {
+        "d_model": dims.d_model,
+        "q_lora_rank": dims.q_lora_rank,
+        "kv_lora_rank": dims.kv_lora_rank,
+        "qk_nope_head_dim": dims.qk_nope_head_dim,
+        "qk_rope_head_dim": dims.qk_rope_head_dim,
+        "v_head_dim": dims.v_head_dim,
+    }
+    if np.any(decode):
+        params = keys.params(mla, _mla_key(keys, "gen", dtype))
+        t = mla.time_s(
+            hardware,
+            params,
+            op=mla.OP_GENERATION,
+            batch_size=np.maximum(B, 1.0),
+            seq_len=past + 1.0,
+            n_heads=shape.n_heads,
+            kv_bytes=shape.kv_bytes,
+            **mla_dims,
+        )
+        out = np.where(decode, t, out)
+    if not np.all(decode):
+        params = keys.params(mla, _mla_key(keys, "ctx", dtype))
+        # the naive prefill form: ordinary causal attention over the expanded per-head keys and values
+        t = context_attention.time_s(
+            hardware,
+            mla._context_params(params),
+            batch_size=np.maximum(B, 1.0),
+            seq_len=np.maximum(n, 1.0),
+            n_heads=shape.n_heads,
+            n_kv_heads=shape.n_heads,
+            head_dim=dims.qk_nope_head_dim + dims.qk_rope_head_dim,
+            v_head_dim=dims.v_head_dim,
+            act_bytes=shape.act_bytes,
+            kv_bytes=shape.act_bytes,
+            past_len=past,
+        )
+        out = np.where(decode, out, t)
+    return np.asarray(np.where(B * n > 0, out, 0.0))
+
+
+def _mla_up_s(
+    hardware: HardwareProfile, keys: _Keys, shape: MlaUpShape, weight_dtype: str, activation_dtype: str
+) -> FloatArray | None:
+    from costmodel.kernels import mla
+
+    dims = shape.dims
+    tokens, context, n = np.broadcast_arrays(
+        *(np.asarray(x, dtype=np.float64) for x in (shape.tokens, shape.context, shape.new_tokens))
+    )
+    decode = n <= 1.0
+    expand = GemmShape(context, shape.n_heads * (dims.qk_nope_head_dim + dims.v_head_dim), dims.kv_lora_rank)
+    naive = _gemm_s(hardware, keys, expand, weight_dtype, activation_dtype)
+    if naive is None:
+        return None
+    if not np.any(decode):
+        return naive
+    absorbed = np.zeros(tokens.shape)
+    for regime, code in (("bmm_pre", mla.OP_BMM_PRE), ("bmm_post", mla.OP_BMM_POST)):
+        params = keys.params(mla, keys.pick(mla, [f":{regime}:bf16"], "bf16"))
+        absorbed = absorbed + mla.time_s(
+            hardware,
+            params,
+            op=code,
+            batch_size=np.maximum(tokens, 1.0),
+            seq_len=1.0,
+            n_heads=shape.n_heads,
+            d_model=dims.d_model,
+            q_lora_rank=dims.q_lora_rank,
+            kv_lora_rank=dims.kv_lora_rank,
+            qk_nope_head_dim=dims.qk_nope_head_dim,
+            qk_rope_head_dim=dims.qk_rope_head_dim,
+            v_head_dim=dims.v_head_dim,
+        )
+    return np.asarray(np.where(tokens > 0, np.where(decode, absorbed, naive), 0.0))
+
+
+def _moe_s(hardware: HardwareProfile, keys: _Keys, shape: MoEShape, weight_dtype: str) -> FloatArray | None:
+    from costmodel.kernels import moe
+
+    name = MOE_FORMATS.get(weight_dtype)
+    if name is None:
+        return None
+    fmt = moe.format_of(name)
+    if fmt.compute_dtype not in hardware.compute_dtypes and fmt.compute_dtype != "fp4":
+        return None
+    T = np.asarray(shape.tokens, dtype=np.float64)
+    t = moe.time_s(
+        hardware,
+        keys.params(moe, name),
+        num_tokens=np.maximum(T, 1.0),
+        hidden_size=shape.hidden,
+        inter_size=shape.inter,
+        topk=shape.topk,
+        num_experts=shape.experts,
+        tp_size=shape.tp,
+        ep_size=shape.ep,
+        gated=shape.gated,
+    )
+    return np.asarray(np.where(T > 0, t, 0.0))
+
+
+def _collective_s(hardware: HardwareProfile, keys: _Keys, shape: CollectiveShape) -> FloatArray:
+    from costmodel.kernels import collective
+
+    if shape.op == "all_reduce":
+        custom = ALL_REDUCE_KEYS.get(keys.engine, "")
+        key = custom if custom in keys.stored(collective) else "nccl:all_reduce"
+    else:
+        key = f"nccl:{shape.op}"
+    message = np.asarray(shape.message_bytes, dtype=np.float64)
+    t = collective.time_s(
+        hardware, keys.params(collective, key), message_bytes=message, num_gpus=shape.group, op=shape.op
+    )
+    return np.asarray(np.where(message > 0, t, 0.0))
