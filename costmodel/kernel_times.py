@@ -32,12 +32,14 @@ compute dtype (``bf16``; ``+fp8kv`` with an fp8 cache, and the decode classes ``
 The result is a :class:`costmodel.roofline.OpTimes` like the roofline's, so reports, charts and the
 serving model read it unchanged: a kernel-timed operator keeps the roofline's split between compute and
 memory time, scaled so that its time is the kernel model's (its ``bound`` is the roofline's), and the
-per-kernel overhead is inside each family's time (``overhead_s`` is 0; roofline operators carry the
-profile's ``kernel_overhead_s`` in their own terms).
+per-kernel overhead is inside each family's time (``overhead_s`` is 0; roofline operators carry one launch,
+:func:`launch_s`, in their own terms).
 
-Kernel benchmarks repeat one call, so the calibrated attention parameters include an L2-cache speed-up
-for small working sets; a serving step runs every layer's kernels in turn, each on its own data, so the
-cache terms are switched off here (``cache_bytes = 0``).
+From benchmark parameters to step parameters (:func:`step_params`): the tables time one call at a time
+in eager mode, so a fitted fixed cost includes the host's dispatch of the call, which a serving step does
+not pay per kernel; each fixed cost is capped at its GPU launches (:func:`launch_s` each)
+(:data:`GRAPH_LAUNCHES`). And a benchmark repeating one call finds small operands in L2, while a step runs
+every layer on its own data, so the cache terms are switched off.
 """
 
 from __future__ import annotations
@@ -84,16 +86,47 @@ MOE_FORMATS = {
     "mxfp4": "w4a16_mxfp4",
 }
 """Weight dtype -> MoE model format."""
+GRAPH_LAUNCHES = {
+    "gemm": {"launch_s": 1.0},
+    "context_attention": {"launch_s": 2.0},
+    "generation_attention": {"launch_s": 2.0, "combine_s": 1.0},
+    "mla": {"launch_s": 2.0, "module_kernel_s": 1.0},
+    "moe": {"launch_s": 4.0},
+}
+"""Family -> fixed-cost parameter -> the GPU kernel launches it stands for. The public kernel tables time
+one call at a time in eager mode, so a fitted fixed cost includes the host's dispatch of that call (Python,
+quantization helpers, JIT lookups: up to ~200 us for some fp8-block GEMM paths). A serving step does not
+pay it per kernel: decode runs as a CUDA graph replay, which removes per-kernel CPU launch overheads
+(https://pytorch.org/blog/accelerating-pytorch-with-cuda-graphs/), and in eager prefill the host launches
+ahead of long kernels. So each fixed cost is capped at that many launches (:func:`launch_s`; the
+attention kernels also write the cache; decode's split-K reduction is one more kernel; the fused MoE runs
+routing, alignment and two GEMMs; fp8 / fp4 GEMMs first quantize their activations, one more launch).
+What the host adds per step is the closed-loop model's ``step_overhead_s``."""
 WIDE_GROUP = 32
 """Query heads per KV head above which decode runs the wide-group kernel class (as the public tables key
 it: ``validation/public/families/generation_attention.py``)."""
 
 
+def launch_s(hardware: HardwareProfile, efficiency: Efficiency | None = None) -> float:
+    """One kernel launch on ``hardware`` [s]: the calibrated fixed cost of its plain bf16 GEMM (the cheapest
+    call the public tables time, 2-3 us on H100 / B200) where it has one, else the profile's
+    ``kernel_overhead_s`` (an assumption, 5 us by default)."""
+    from costmodel.kernels import gemm, params_for
+
+    eff = efficiency or hardware.efficiency
+    calibration = hardware.kernel_calibration
+    if calibration is None or "bf16" not in calibration.params.get("gemm", {}):
+        return eff.kernel_overhead_s
+    return float(params_for(hardware, gemm, "bf16").launch_s)
+
+
 def uses_kernels(hardware: HardwareProfile, efficiency: Efficiency) -> bool:
     """Whether ``efficiency.time_model`` resolves to the kernel models on ``hardware``: 'kernels', or 'auto'
-    on a device with a kernel calibration."""
+    on a device with a kernel calibration and the SM count the kernel models spread their work over
+    (``datasheet.compute_units``; 'kernels' without it is an error naming the field)."""
     model = efficiency.time_model
-    return model == "kernels" or (model == "auto" and hardware.kernel_calibration is not None)
+    auto = hardware.kernel_calibration is not None and hardware.datasheet.compute_units is not None
+    return model == "kernels" or (model == "auto" and auto)
 
 
 def op_times(
@@ -118,8 +151,8 @@ def op_times(
     """
     eff = efficiency or hardware.efficiency
     roof = roofline_op_times(ops, hardware, activation_dtype=activation_dtype, efficiency=eff, link=link)
-    overhead = roof.overhead_s
-    chooser = _Keys(hardware, ENGINE_PREFIX[eff.kernel_engine])
+    overhead = launch_s(hardware, eff)
+    chooser = _Keys(hardware, ENGINE_PREFIX[eff.kernel_engine], overhead)
     compute, memory, comm = list(roof.compute_s), list(roof.memory_s), list(roof.communication_s)
     kernel_s: dict[int, FloatArray] = {}
     fused: dict[str, list[int]] = {}
@@ -182,9 +215,10 @@ def op_times(
 class _Keys:
     """Chooses and caches each family's parameters for one device and engine (see the module docstring)."""
 
-    def __init__(self, hardware: HardwareProfile, engine: str) -> None:
+    def __init__(self, hardware: HardwareProfile, engine: str, launch_s: float) -> None:
         self.hardware = hardware
         self.engine = engine
+        self.launch_s = launch_s
         self._cache: dict[tuple[str, str], Any] = {}
 
     def stored(self, family: ModuleType) -> list[str]:
@@ -207,18 +241,32 @@ class _Keys:
         return default
 
     def params(self, family: ModuleType, key: str) -> Any:
-        from costmodel.kernels import params_for
-
         cached = self._cache.get((family.__name__, key))
         if cached is None:
-            cached = params_for(self.hardware, family, key)
-            # a serving step streams every layer's own data from HBM: no L2 reuse between calls
-            if hasattr(cached, "cache_bytes"):
-                cached = dataclasses.replace(cached, cache_bytes=0.0)
-            elif hasattr(cached, "cache_bandwidth_ratio"):
-                cached = dataclasses.replace(cached, cache_bandwidth_ratio=1.0)
+            cached = step_params(self.hardware, family, key, launch_s=self.launch_s)
             self._cache[(family.__name__, key)] = cached
         return cached
+
+
+def step_params(hardware: HardwareProfile, family: ModuleType, key: str, *, launch_s: float) -> Any:
+    """The parameters a serving step times ``family`` with: :func:`costmodel.kernels.params_for`, with each
+    fixed cost capped at its launches of ``launch_s`` each (:data:`GRAPH_LAUNCHES`) and the L2 reuse
+    of repeated benchmark calls switched off (each layer streams its own data from HBM)."""
+    from costmodel.kernels import family_name, params_for
+
+    params = params_for(hardware, family, key)
+    name = family_name(family)
+    caps = dict(GRAPH_LAUNCHES.get(name, {}))
+    if name == "gemm" and key.split(":", 1)[0] in ("fp8", "fp8_block", "nvfp4"):
+        caps["launch_s"] = 2.0  # the activation-quantization kernel before the GEMM
+    params = dataclasses.replace(
+        params, **{n: min(getattr(params, n), c * launch_s) for n, c in caps.items()}
+    )
+    if hasattr(params, "cache_bytes"):
+        params = dataclasses.replace(params, cache_bytes=0.0)
+    elif hasattr(params, "cache_bandwidth_ratio"):
+        params = dataclasses.replace(params, cache_bandwidth_ratio=1.0)
+    return params
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -523,7 +523,8 @@ class Efficiency(Spec):
         "auto",
         description="How operators are timed (costmodel.kernel_times): 'roofline' (these fractions), "
         "'kernels' (the kernel-family models of costmodel.kernels with the device's calibrated or datasheet "
-        "parameters), 'auto' (kernels where the device has a kernel_calibration, else roofline).",
+        "parameters), 'auto' (kernels where the device has a kernel_calibration and an SM count, else "
+        "roofline).",
     )
     kernel_engine: Literal["vllm", "trtllm", "sglang"] = Field(
         "vllm",

@@ -158,15 +158,25 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Lo
     refuse(stated & (moe_split != table["tp_size"].fillna(1)), "moe_tp x moe_ep differs from tp")
 
     groups: list[tuple[pd.Index, LoopParts]] = []
-    keys = ["model_path", "system", "gemm_quant_mode", "tp_size", "pp_size", "moe_ep_size", "batch_size"]
+    keys = [
+        "backend",
+        "model_path",
+        "system",
+        "gemm_quant_mode",
+        "tp_size",
+        "pp_size",
+        "moe_ep_size",
+        "batch_size",
+    ]
     for key, rows in table[reason == ""].groupby(keys, sort=True):
-        model_path, system, quant, tp, pp, ep, batch = key
+        backend, model_path, system, quant, tp, pp, ep, batch = key
         model = models[str(model_path)]
         assert isinstance(model, ModelProfile)
+        hardware = load_hardware(SYSTEM_PROFILES[str(system)])
         try:
             engine = Engine(
                 model,
-                load_hardware(SYSTEM_PROFILES[str(system)]),
+                hardware,
                 Workload(
                     1,
                     1,
@@ -177,6 +187,8 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Lo
                 Deployment(tp=int(tp), pp=int(pp), ep=int(ep) if model.moe is not None else 1),
                 max_batch_size=int(batch),
                 max_batched_tokens=max(TOKEN_BUDGET, int(batch)),
+                # the kernel models read the calibrated kernels of the row's engine
+                efficiency=hardware.efficiency.model_copy(update={"kernel_engine": str(backend)}),
             )
             parts = loop_parts(
                 engine,
