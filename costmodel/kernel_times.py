@@ -102,6 +102,9 @@ ahead of long kernels. So each fixed cost is capped at that many launches (:func
 attention kernels also write the cache; decode's split-K reduction is one more kernel; the fused MoE runs
 routing, alignment and two GEMMs; fp8 / fp4 GEMMs first quantize their activations, one more launch).
 What the host adds per step is the closed-loop model's ``step_overhead_s``."""
+ATTENTION_ACT_BYTES = 2.0
+"""Bytes per Q / O element in the attention kernels: they compute in bf16 (the parameter keys' compute
+dtype) whatever the GEMMs' activation format [bytes]."""
 WIDE_GROUP = 32
 """Query heads per KV head above which decode runs the wide-group kernel class (as the public tables key
 it: ``validation/public/families/generation_attention.py``)."""
@@ -298,8 +301,27 @@ def _gemm_s(
     if key is None:
         return None
     m = np.asarray(shape.m, dtype=np.float64)
-    t = gemm.time_s(hardware, keys.params(gemm, key), m=np.maximum(m, 1.0), n=shape.n, k=shape.k)
+    params = keys.params(gemm, key)
+    t = _on_unique(lambda mm: gemm.time_s(hardware, params, m=np.maximum(mm, 1.0), n=shape.n, k=shape.k), m)
     return np.asarray(np.where(m > 0, t, 0.0))
+
+
+def _on_unique(fn: Any, *arrays: npt.ArrayLike) -> FloatArray:
+    """``fn(*arrays)`` evaluated once per distinct combination of the (broadcast) inputs: workload grids
+    repeat token counts (a decode batch over many contexts), and the kernel models cost tens of array
+    operations per element."""
+    columns = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in arrays))
+    shape = columns[0].shape
+    if columns[0].size < 64 or len(columns) > 2:
+        return np.asarray(fn(*columns), dtype=np.float64)
+    # one or two columns as one sortable 1-D key (a pair as the real and imaginary parts of a complex)
+    key = columns[0].ravel() if len(columns) == 1 else columns[0].ravel() + 1j * columns[1].ravel()
+    unique, inverse = np.unique(key, return_inverse=True)
+    if 2 * len(unique) > key.size:
+        return np.asarray(fn(*columns), dtype=np.float64)
+    parts = (unique.real,) if len(columns) == 1 else (unique.real, unique.imag)
+    out = np.broadcast_to(np.asarray(fn(*parts), dtype=np.float64), (len(unique),))
+    return np.asarray(out[inverse.ravel()].reshape(shape))
 
 
 def _attention_dtype(shape: AttentionShape) -> str:
@@ -322,37 +344,44 @@ def _attention_s(hardware: HardwareProfile, keys: _Keys, shape: AttentionShape) 
         cls = "+mha" if group <= 1.0 else ("+wide" if group > WIDE_GROUP else "")
         swa = "+swa" if shape.window > 0 else ""
         suffixes = [f":{dtype}{cls}{swa}", f":{dtype}{cls}", f":{dtype}"]
-        key = keys.pick(generation_attention, suffixes, dtype)
-        t = generation_attention.time_s(
-            hardware,
-            keys.params(generation_attention, key),
-            batch_size=np.maximum(B, 1.0),
-            kv_len=past + 1.0,
-            n_heads=shape.n_heads,
-            n_kv_heads=shape.n_kv_heads,
-            head_dim=shape.head_dim,
-            v_head_dim=shape.v_head_dim,
-            window=shape.window,
-            kv_bytes=shape.kv_bytes,
+        gen = keys.params(generation_attention, keys.pick(generation_attention, suffixes, dtype))
+        out[decode] = _on_unique(
+            lambda b, p: generation_attention.time_s(
+                hardware,
+                gen,
+                batch_size=np.maximum(b, 1.0),
+                kv_len=p + 1.0,
+                n_heads=shape.n_heads,
+                n_kv_heads=shape.n_kv_heads,
+                head_dim=shape.head_dim,
+                v_head_dim=shape.v_head_dim,
+                window=shape.window,
+                kv_bytes=shape.kv_bytes,
+            ),
+            B[decode],
+            past[decode],
         )
-        out = np.where(decode, t, out)
     if not np.all(decode):
-        key = keys.pick(context_attention, [f":{dtype}"], dtype)
-        t = context_attention.time_s(
-            hardware,
-            keys.params(context_attention, key),
-            batch_size=np.maximum(B, 1.0),
-            seq_len=np.maximum(n, 1.0),
-            n_heads=shape.n_heads,
-            n_kv_heads=shape.n_kv_heads,
-            head_dim=shape.head_dim,
-            v_head_dim=shape.v_head_dim,
-            window=shape.window,
-            act_bytes=shape.act_bytes,
-            kv_bytes=shape.kv_bytes,
-            past_len=past,
+        ctx = keys.params(context_attention, keys.pick(context_attention, [f":{dtype}"], dtype))
+        out[~decode] = _on_unique(
+            lambda b, s, p: context_attention.time_s(
+                hardware,
+                ctx,
+                batch_size=np.maximum(b, 1.0),
+                seq_len=np.maximum(s, 1.0),
+                n_heads=shape.n_heads,
+                n_kv_heads=shape.n_kv_heads,
+                head_dim=shape.head_dim,
+                v_head_dim=shape.v_head_dim,
+                window=shape.window,
+                act_bytes=ATTENTION_ACT_BYTES,
+                kv_bytes=shape.kv_bytes,
+                past_len=p,
+            ),
+            B[~decode],
+            n[~decode],
+            past[~decode],
         )
-        out = np.where(decode, out, t)
     return np.asarray(np.where(B * n > 0, out, 0.0))
 
 
@@ -406,8 +435,8 @@ def _mla_attention_s(hardware: HardwareProfile, keys: _Keys, shape: AttentionSha
             n_kv_heads=shape.n_heads,
             head_dim=dims.qk_nope_head_dim + dims.qk_rope_head_dim,
             v_head_dim=dims.v_head_dim,
-            act_bytes=shape.act_bytes,
-            kv_bytes=shape.act_bytes,
+            act_bytes=ATTENTION_ACT_BYTES,
+            kv_bytes=ATTENTION_ACT_BYTES,
             past_len=past,
         )
         out = np.where(decode, out, t)
