@@ -6,8 +6,9 @@ family of :mod:`costmodel.kernels` that runs it and that family's shape argument
 :mod:`costmodel.kernel_times` turns them into time. An operator without a record (norms, activations,
 the embedding gather, SSM scans) is timed by the plain roofline.
 
-Shapes are arrays broadcasting over the pass's ``batch_size``, ``new_tokens`` and ``past_tokens``, like the
-operator's FLOPs and bytes.
+Shapes are arrays that broadcast with the operator's FLOPs and bytes (over the pass's ``batch_size``,
+``new_tokens`` and ``past_tokens``); a GEMM's or MoE block's token count keeps its own shape (it does not
+depend on the cached context), so a grid of contexts times each GEMM once per token count.
 """
 
 from __future__ import annotations

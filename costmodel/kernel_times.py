@@ -102,6 +102,8 @@ ahead of long kernels. So each fixed cost is capped at that many launches (:func
 attention kernels also write the cache; decode's split-K reduction is one more kernel; the fused MoE runs
 routing, alignment and two GEMMs; fp8 / fp4 GEMMs first quantize their activations, one more launch).
 What the host adds per step is the closed-loop model's ``step_overhead_s``."""
+DEDUPE_MAX_ELEMENTS = 200_000
+"""Largest workload array :func:`_on_unique` sorts to find its distinct shapes [-]."""
 ATTENTION_ACT_BYTES = 2.0
 """Bytes per Q / O element in the attention kernels: they compute in bf16 (the parameter keys' compute
 dtype) whatever the GEMMs' activation format [bytes]."""
@@ -157,7 +159,7 @@ def op_times(
     overhead = launch_s(hardware, eff)
     chooser = _Keys(hardware, ENGINE_PREFIX[eff.kernel_engine], overhead)
     compute, memory, comm = list(roof.compute_s), list(roof.memory_s), list(roof.communication_s)
-    kernel_s: dict[int, FloatArray] = {}
+    kernel_s: dict[int, FloatArray] = _gemms_s(hardware, chooser, ops, weight_dtype, activation_dtype)
     fused: dict[str, list[int]] = {}
     for i, op in enumerate(ops):
         shape = op.kernel
@@ -167,8 +169,6 @@ def op_times(
         elif isinstance(shape, CollectiveShape):
             # the collective model is of GPUs inside one node; across nodes the roofline's ring stays
             comm[i] = _collective_s(hardware, chooser, shape) if link == "intra" else comm[i] + overhead
-        elif isinstance(shape, GemmShape) and not op.sparse:
-            t = _gemm_s(hardware, chooser, shape, weight_dtype, activation_dtype)
         elif isinstance(shape, AttentionShape):
             t = _attention_s(hardware, chooser, shape)
         elif isinstance(shape, MlaUpShape):
@@ -210,6 +210,17 @@ def op_times(
     )
 
 
+def attention_s(
+    hardware: HardwareProfile, shape: AttentionShape, *, efficiency: Efficiency | None = None
+) -> FloatArray:
+    """Time of one attention operator of this shape [s], as :func:`op_times` times it (the decode-step sum
+    of :func:`costmodel.estimate.estimate` evaluates only attention at many contexts)."""
+    eff = efficiency or hardware.efficiency
+    return _attention_s(
+        hardware, _Keys(hardware, ENGINE_PREFIX[eff.kernel_engine], launch_s(hardware, eff)), shape
+    )
+
+
 # ----------------------------------------------------------------------------------------------------
 # Parameter keys
 # ----------------------------------------------------------------------------------------------------
@@ -222,7 +233,6 @@ class _Keys:
         self.hardware = hardware
         self.engine = engine
         self.launch_s = launch_s
-        self._cache: dict[tuple[str, str], Any] = {}
 
     def stored(self, family: ModuleType) -> list[str]:
         from costmodel.kernels import family_name
@@ -244,11 +254,18 @@ class _Keys:
         return default
 
     def params(self, family: ModuleType, key: str) -> Any:
-        cached = self._cache.get((family.__name__, key))
-        if cached is None:
-            cached = step_params(self.hardware, family, key, launch_s=self.launch_s)
-            self._cache[(family.__name__, key)] = cached
-        return cached
+        # kept across calls: a planner times thousands of passes on a handful of devices
+        index = (id(self.hardware), family.__name__, key, self.launch_s)
+        cached = _PARAMS.get(index)
+        if cached is None or cached[0] is not self.hardware:
+            if len(_PARAMS) > 4096:
+                _PARAMS.clear()
+            cached = (self.hardware, step_params(self.hardware, family, key, launch_s=self.launch_s))
+            _PARAMS[index] = cached
+        return cached[1]
+
+
+_PARAMS: dict[tuple[int, str, str, float], tuple[HardwareProfile, Any]] = {}
 
 
 def step_params(hardware: HardwareProfile, family: ModuleType, key: str, *, launch_s: float) -> Any:
@@ -292,6 +309,41 @@ def _gemm_key(
     return key if compute in hardware.compute_dtypes else None
 
 
+def _gemms_s(
+    hardware: HardwareProfile, keys: _Keys, ops: Sequence[Op], weight_dtype: str, activation_dtype: str
+) -> dict[int, FloatArray]:
+    """Every GEMM operator's time, one :func:`costmodel.kernels.gemm.time_s` call per parameter key (the
+    operators' token counts side by side), by operator index; operators that keep the roofline are absent."""
+    from costmodel.kernels import gemm
+
+    groups: dict[str, list[int]] = {}
+    for i, op in enumerate(ops):
+        if isinstance(op.kernel, GemmShape) and not op.sparse:
+            key = _gemm_key(hardware, op.kernel, weight_dtype, activation_dtype)
+            if key is not None:
+                groups.setdefault(key, []).append(i)
+    out: dict[int, FloatArray] = {}
+    for key, members in groups.items():
+        shapes = [ops[i].kernel for i in members]
+        ms = [np.asarray(s.m, dtype=np.float64) for s in shapes if isinstance(s, GemmShape)]
+        which = np.concatenate([np.full(m.size, j, dtype=np.float64) for j, m in enumerate(ms)])
+        n_of = np.array([s.n for s in shapes if isinstance(s, GemmShape)])
+        k_of = np.array([s.k for s in shapes if isinstance(s, GemmShape)])
+        params = keys.params(gemm, key)
+        flat = _on_unique(
+            lambda m, w, p=params, n_of=n_of, k_of=k_of: gemm.time_s(
+                hardware, p, m=np.maximum(m, 1.0), n=n_of[w.astype(np.int64)], k=k_of[w.astype(np.int64)]
+            ),
+            np.concatenate([m.ravel() for m in ms]),
+            which,
+        )
+        start = 0
+        for i, m in zip(members, ms, strict=True):
+            out[i] = np.asarray(np.where(m > 0, flat[start : start + m.size].reshape(m.shape), 0.0))
+            start += m.size
+    return out
+
+
 def _gemm_s(
     hardware: HardwareProfile, keys: _Keys, shape: GemmShape, weight_dtype: str, activation_dtype: str
 ) -> FloatArray | None:
@@ -312,7 +364,8 @@ def _on_unique(fn: Any, *arrays: npt.ArrayLike) -> FloatArray:
     operations per element."""
     columns = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in arrays))
     shape = columns[0].shape
-    if columns[0].size < 64 or len(columns) > 2:
+    # below 64 elements the sort costs more than it saves, above DEDUPE_MAX_ELEMENTS the sort itself is slow
+    if not 64 <= columns[0].size <= DEDUPE_MAX_ELEMENTS or len(columns) > 2:
         return np.asarray(fn(*columns), dtype=np.float64)
     # one or two columns as one sortable 1-D key (a pair as the real and imaginary parts of a complex)
     key = columns[0].ravel() if len(columns) == 1 else columns[0].ravel() + 1j * columns[1].ravel()

@@ -248,7 +248,9 @@ def forward_ops(
         flop = 2.0 * tokens * (we / copies) / split
         weights = wb * weight_fraction / (weight_split or split)
         # one GEMM per GPU: k = the input width, n such that 2 m n k is the operator's FLOPs
-        gemm = GemmShape(zero + tokens, we / copies / split / in_w, float(in_w), component in QUANTIZABLE)
+        gemm = GemmShape(
+            np.asarray(tokens), we / copies / split / in_w, float(in_w), component in QUANTIZABLE
+        )
         ops.append(
             Op(
                 name,
@@ -533,7 +535,7 @@ def forward_ops(
                 weight_split=tp,
                 weight_fraction=touched,
                 kernel=MoEShape(
-                    zero + T,
+                    T,
                     float(d),
                     float(moe.expert_d_ff),
                     float(k),
@@ -595,7 +597,7 @@ def forward_ops(
                 zero + head_tokens * model.vocab_size * a / tp,
                 weight_bytes=hb / tp,
                 counted=True,
-                kernel=GemmShape(zero + head_tokens, model.vocab_size / tp, float(d), quantizable=False),
+                kernel=GemmShape(np.asarray(head_tokens), model.vocab_size / tp, float(d), quantizable=False),
             )
         )
     else:
