@@ -23,11 +23,12 @@ device's calibrated parameters (``hardware_profiles/calibrated/<device>.yaml``, 
   top-k sparse attention): the roofline with the profile's efficiencies (:mod:`costmodel.roofline`).
 
 Parameter keys. The public tables calibrate several kernels per family and device (one per engine and
-kernel source). The rule, never chosen by error: GEMM and MoE use the format's own key (fitted on all of
-that format's rows); attention, MLA and the all-reduce use the sorted-first stored key of the engine
-named by ``Efficiency.kernel_engine`` (``vllm`` by default; ``sglang`` runs vLLM's kernels) for the
-compute dtype (``bf16``; ``+fp8kv`` with an fp8 cache, and the decode classes ``+mha`` / ``+wide`` /
-``+swa`` the tables distinguish), then of any engine, then the datasheet defaults.
+kernel source). The rule: GEMM and MoE use the format's own key (fitted on all of that format's rows, the
+engines' kernels pooled; GEMM keys do not name their engine, and an engine has several MoE kernels per
+format without a record of which one it runs); attention, MLA and the all-reduce use the sorted-first
+stored key of the engine named by ``Efficiency.kernel_engine`` (``vllm`` by default; ``sglang`` runs
+vLLM's kernels) for the compute dtype (``bf16``; ``+fp8kv`` with an fp8 cache, and the decode classes
+``+mha`` / ``+wide`` / ``+swa`` the tables distinguish), then of any engine, then the datasheet defaults.
 
 The result is a :class:`costmodel.roofline.OpTimes` like the roofline's, so reports, charts and the
 serving model read it unchanged: a kernel-timed operator keeps the roofline's split between compute and
@@ -541,18 +542,22 @@ def _moe_s(hardware: HardwareProfile, keys: _Keys, shape: MoEShape, weight_dtype
     fmt = moe.format_of(name)
     if fmt.compute_dtype not in hardware.compute_dtypes and fmt.compute_dtype != "fp4":
         return None
+    params = keys.params(moe, name)
     T = np.asarray(shape.tokens, dtype=np.float64)
-    t = moe.time_s(
-        hardware,
-        keys.params(moe, name),
-        num_tokens=np.maximum(T, 1.0),
-        hidden_size=shape.hidden,
-        inter_size=shape.inter,
-        topk=shape.topk,
-        num_experts=shape.experts,
-        tp_size=shape.tp,
-        ep_size=shape.ep,
-        gated=shape.gated,
+    t = _on_unique(
+        lambda tokens: moe.time_s(
+            hardware,
+            params,
+            num_tokens=np.maximum(tokens, 1.0),
+            hidden_size=shape.hidden,
+            inter_size=shape.inter,
+            topk=shape.topk,
+            num_experts=shape.experts,
+            tp_size=shape.tp,
+            ep_size=shape.ep,
+            gated=shape.gated,
+        ),
+        T,
     )
     return np.asarray(np.where(T > 0, t, 0.0))
 
