@@ -12,7 +12,7 @@ models, with the per-engine parameters of :mod:`costmodel.loop_params`). The sea
   the TP group's ranks, or spread over all of them);
 - the aggregated mode (``"agg"``: one engine per worker runs prefill and decode, chunked);
 - the disaggregated mode (``"disagg"``: x prefill workers and y decode workers, the KV cache moved
-  between them), plugged in through one function, :func:`disagg_point`;
+  between them), plugged in through one function, :func:`disagg_points`;
 - the concurrency, vectorised: every concurrency of one engine is one array evaluation.
 
 Per point: TTFT and TPOT (means, as the closed loop gives them), tokens/s per user = 1 / TPOT, output
@@ -97,7 +97,7 @@ class Served:
     """Output tokens per second of the whole deployment [tokens/s]."""
     batch_size: FloatArray
     """Sequences decoding together on one (decode) worker, R [-]."""
-    gpus: int
+    gpus: int | FloatArray
     """GPUs of the whole deployment [-]."""
 
 
@@ -116,29 +116,28 @@ def agg_point(
     )
 
 
-DisaggFunction = Callable[..., Served]
-
-
-def disagg_point(
-    prefill: Engine,
-    decode: Engine,
+def disagg_points(
+    pairs: Sequence[tuple[Engine, Engine]],
     *,
-    prefill_workers: int,
-    decode_workers: int,
-    concurrency: npt.ArrayLike,
-    isl: float,
-    osl: float,
+    prefill_workers: IntArray,
+    decode_workers: IntArray,
+    concurrency: IntArray,
+    isl: int,
+    osl: int,
     params: LoopParams,
-) -> Served:
-    """``prefill_workers`` prefill engines and ``decode_workers`` decode engines serving ``concurrency``
-    clients together, the KV cache moved from the first to the second.
+) -> list[Served | str]:
+    """Disaggregated deployments: for each (prefill engine, decode engine) pair, ``prefill_workers[w]``
+    prefill workers and ``decode_workers[w]`` decode workers serving ``concurrency[c]`` clients together,
+    the KV cache moved from the first pool to the second. Returns per pair a :class:`Served` whose arrays
+    (and ``gpus``) have shape (ratios, concurrency), or the reason the pair cannot run.
 
-    The plug-in point of the disaggregated mode: the one function the search calls for it. The model of a
-    disaggregated deployment (:mod:`costmodel.disagg`, queueing at each pool and the KV transfer) is not
-    in this build yet, so this refuses, and :func:`frontier` records each disaggregated candidate as
-    skipped with the reason.
+    The plug-in point of the disaggregated mode: the one function the search calls for it, once per
+    system with every pair, so that an implementation can share each engine's kernel times between the
+    pairs it appears in and evaluate all pairs in one array pass. The model of a disaggregated deployment
+    (``costmodel.disagg``: queueing at each pool and the KV transfer) is not in this build yet, so every
+    pair gets the reason.
     """
-    raise CostmodelError("disaggregated serving is not modelled in this build yet (costmodel.disagg)")
+    return ["disaggregated serving is not modelled in this build yet (costmodel.disagg)"] * len(pairs)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -463,9 +462,9 @@ def frontier(
                            ("prefill_tp", prefill.tp if prefill else 0),
                            ("prefill_pp", prefill.pp if prefill else 0),
                            ("prefill_ep", prefill.ep if prefill else 0),
-                           ("prefill_workers", x), ("decode_workers", y),
-                           ("gpus", served.gpus)):  # fmt: skip
+                           ("prefill_workers", x), ("decode_workers", y)):  # fmt: skip
             columns[key].append(np.full(n, value, dtype=np.int64))
+        columns["gpus"].append(np.broadcast_to(np.asarray(served.gpus, dtype=np.int64), (n,)))
         columns["concurrency"].append(clients)
         columns["batch_size"].append(np.broadcast_to(served.batch_size, (n,)))
         columns["ttft_s"].append(np.broadcast_to(served.ttft_s, (n,)))
@@ -515,31 +514,38 @@ def _search_disagg(
     add: Callable[..., None],
     skipped: list[tuple[str, str]],
 ) -> None:
-    """Disaggregated candidates: prefill and decode workers of the same format, every pair of layouts
-    that run, every worker ratio, through :func:`disagg_point`. A reason shared by every candidate (the
-    mode not modelled) is recorded once."""
-    ready = [(layout, e) for layout, e in engines.items() if isinstance(e, Engine)]
+    """Disaggregated candidates: prefill and decode workers of the same format and one pipeline stage
+    each, every pair of layouts that run, every worker ratio, through :func:`disagg_points`. A reason
+    shared by several pairs is recorded once, with the first pair it stopped."""
+    ready = [(layout, e) for layout, e in engines.items() if isinstance(e, Engine) and layout.pp == 1]
+    pairs = [(p, d) for p in ready for d in ready if p[0].format == d[0].format]
+    if not pairs:
+        return
+    X = np.array([w[0] for w in workers], dtype=np.int64)
+    Y = np.array([w[1] for w in workers], dtype=np.int64)
+    served = disagg_points(
+        [(p[1], d[1]) for p, d in pairs],
+        prefill_workers=X,
+        decode_workers=Y,
+        concurrency=clients,
+        isl=isl,
+        osl=osl,
+        params=loop,
+    )
     reasons: dict[str, str] = {}
-    for p_layout, p_engine in ready:
-        for d_layout, d_engine in ready:
-            if p_layout.format != d_layout.format:
-                continue
-            for x, y in workers:
-                try:
-                    served = disagg_point(
-                        p_engine,
-                        d_engine,
-                        prefill_workers=x,
-                        decode_workers=y,
-                        concurrency=clients,
-                        isl=isl,
-                        osl=osl,
-                        params=loop,
-                    )
-                except (CostmodelError, ValueError) as e:
-                    reasons.setdefault(_first_line(e), f"{hw.name} disagg")
-                    continue
-                add(hw, "disagg", d_layout, p_layout, x, y, served)
+    for ((p_layout, _), (d_layout, _)), result in zip(pairs, served, strict=True):
+        if isinstance(result, str):
+            reasons.setdefault(result, f"{hw.name} disagg")
+            continue
+        for w in range(X.size):
+            add(
+                hw, "disagg", d_layout, p_layout, int(X[w]), int(Y[w]),
+                Served(
+                    ttft_s=result.ttft_s[w], tpot_s=result.tpot_s[w],
+                    output_tokens_per_s=result.output_tokens_per_s[w], batch_size=result.batch_size[w],
+                    gpus=np.broadcast_to(result.gpus, result.ttft_s.shape)[w],
+                ),
+            )  # fmt: skip
     skipped.extend((what, why) for why, what in reasons.items())
 
 

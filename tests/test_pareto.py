@@ -148,26 +148,43 @@ def test_candidates_that_cannot_run_are_skipped_with_the_reason() -> None:
 
 
 def test_disaggregated_candidates_go_through_the_plug_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[int, int, int, int]] = []
+    calls: list[tuple[int, int]] = []
 
-    def fake(prefill: Engine, decode: Engine, *, prefill_workers: int, decode_workers: int, **kw: object):
-        calls.append((prefill.deployment.tp, decode.deployment.tp, prefill_workers, decode_workers))
-        c = np.asarray(kw["concurrency"], dtype=float)
-        return pareto.Served(
-            ttft_s=np.full(c.shape, 0.1), tpot_s=0.01 + 0.001 * c, output_tokens_per_s=100.0 * c,
-            batch_size=c, gpus=prefill_workers * prefill.gpus + decode_workers * decode.gpus,
-        )  # fmt: skip
+    def fake(pairs: list[tuple[Engine, Engine]], *, prefill_workers: np.ndarray, decode_workers: np.ndarray,
+             concurrency: np.ndarray, **kw: object) -> list[pareto.Served | str]:  # fmt: skip
+        out: list[pareto.Served | str] = []
+        X, Y, c = prefill_workers[:, None], decode_workers[:, None], concurrency[None, :].astype(float)
+        for prefill, decode in pairs:
+            calls.append((prefill.deployment.tp, decode.deployment.tp))
+            if prefill.deployment.tp == 2 and decode.deployment.tp == 2:
+                out.append("a reason")
+                continue
+            shape = np.broadcast_shapes(X.shape, c.shape)
+            out.append(
+                pareto.Served(
+                    ttft_s=np.full(shape, 0.1), tpot_s=np.broadcast_to(0.01 + 0.001 * c, shape),
+                    output_tokens_per_s=np.broadcast_to(100.0 * c, shape), batch_size=np.broadcast_to(c, shape),
+                    gpus=X * prefill.gpus + Y * decode.gpus + 0 * c,
+                )
+            )  # fmt: skip
+        return out
 
-    monkeypatch.setattr(pareto, "disagg_point", fake)
+    monkeypatch.setattr(pareto, "disagg_points", fake)
     found = pareto.frontier(
-        "llama-3-8b", ["h100-sxm"], disagg_workers=[(1, 2)], formats=("bf16",), **(SMALL | {"tp": (1, 2)})
-    )
-    assert sorted(calls) == [(1, 1, 1, 2), (1, 2, 1, 2), (2, 1, 1, 2), (2, 2, 1, 2)]
+        "llama-3-8b", ["h100-sxm"], disagg_workers=[(1, 2), (3, 1)], formats=("bf16",),
+        **(SMALL | {"tp": (1, 2), "pp": (1, 2)}),
+    )  # fmt: skip
+    assert sorted(calls) == [(1, 1), (1, 2), (2, 1), (2, 2)]  # one pipeline stage in either pool
     p = found.points
     disagg = p.mode == "disagg"
-    assert disagg.sum() == 4 * 5
-    np.testing.assert_array_equal(p.gpus[disagg], p.prefill_tp[disagg] + 2 * p.tp[disagg])
-    assert "1x(TP1) : 2x(TP2)" in p.label(int(np.flatnonzero(disagg & (p.tp == 2) & (p.prefill_tp == 1))[0]))
+    assert disagg.sum() == 3 * 2 * 5  # pairs that run x ratios x concurrency
+    np.testing.assert_array_equal(
+        p.gpus[disagg],
+        p.prefill_workers[disagg] * p.prefill_tp[disagg] + p.decode_workers[disagg] * p.tp[disagg],
+    )
+    assert ("h100-sxm disagg", "a reason") in found.skipped
+    first = int(np.flatnonzero(disagg & (p.tp == 2) & (p.prefill_tp == 1) & (p.prefill_workers == 3))[0])
+    assert "3x(TP1) : 1x(TP2)" in p.label(first)
 
 
 def test_without_the_disaggregated_model_the_mode_is_skipped_once_per_system() -> None:
