@@ -336,7 +336,7 @@ def _engine(
     from costmodel.specs import Deployment, Workload
 
     weight, compute = FORMATS[layout.format]
-    return Engine(
+    return RememberingEngine(
         model,
         hardware,
         Workload(1, 1, 1, weight_dtype=weight, activation_dtype=compute, kv_dtype=kv_dtype),
@@ -344,6 +344,66 @@ def _engine(
         max_batch_size=max_batch_size,
         max_batched_tokens=max_batched_tokens,
     )
+
+
+def _key(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """A hashable key of a call: each argument's dtype, shape and bytes (numbers and arrays alike)."""
+
+    def one(value: Any) -> tuple[Any, ...]:
+        a = np.asarray(value)
+        return (a.dtype.str, a.shape, a.tobytes()) if a.dtype != object else (repr(value),)
+
+    return (name, *(one(a) for a in args), *((k, *one(v)) for k, v in sorted(kwargs.items())))
+
+
+class _Remembered:
+    """Calls to ``target``'s methods, remembered by argument values in ``memo`` (results are shared: the
+    callers only read them)."""
+
+    def __init__(self, target: Any, memo: dict[tuple[Any, ...], Any], prefix: str) -> None:
+        self._target, self._memo, self._prefix = target, memo, prefix
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._target, name)
+        if not callable(method):
+            return method
+
+        def remembered(*args: Any, **kwargs: Any) -> Any:
+            key = _key(f"{self._prefix}.{name}", args, kwargs)
+            if key not in self._memo:
+                self._memo[key] = method(*args, **kwargs)
+            return self._memo[key]
+
+        return remembered
+
+
+@dataclass(frozen=True, eq=False)
+class RememberingEngine(Engine):
+    """An :class:`~costmodel.serving.Engine` that remembers its step times, KV limits and step-time terms
+    by argument values. The disaggregated search asks each engine the same questions once per partner it
+    is paired with; the answers are the engine's own, computed once."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "_memo", {})
+
+    def step_time(self, **kwargs: Any) -> FloatArray:
+        key = _key("step_time", (), kwargs)
+        memo: dict[tuple[Any, ...], Any] = self._memo  # type: ignore[attr-defined]
+        if key not in memo:
+            memo[key] = super().step_time(**kwargs)
+        return memo[key]  # type: ignore[no-any-return]
+
+    def max_concurrency(self, context_len: Any) -> Any:
+        key = _key("max_concurrency", (context_len,), {})
+        memo: dict[tuple[Any, ...], Any] = self._memo  # type: ignore[attr-defined]
+        if key not in memo:
+            memo[key] = super().max_concurrency(context_len)
+        return memo[key]
+
+    @property
+    def parts(self) -> Any:
+        return _Remembered(super().parts, self._memo, "parts")  # type: ignore[attr-defined]
 
 
 def _check_ints(name: str, values: Sequence[int], low: int = 1) -> tuple[int, ...]:

@@ -139,6 +139,34 @@ def test_more_clients_never_lower_tpot(
         assert np.all(np.diff(loop.ttft_s) >= -1e-12 * loop.ttft_s[1:])
 
 
+def test_a_remembering_engine_answers_as_the_engine_does() -> None:
+    kwargs = dict(
+        weight_dtype="fp8",
+        activation_dtype="fp8",
+        kv_dtype="bf16",
+        max_batch_size=512,
+        max_batched_tokens=8192,
+    )
+    plain = Engine.build("llama-3-70b", "h100-sxm", tp=4, **kwargs)  # type: ignore[arg-type]
+    remembering = pareto.RememberingEngine(plain.model, plain.hardware, plain.workload, plain.deployment,
+                                           max_batch_size=512, max_batched_tokens=8192)  # fmt: skip
+    clients = np.array([1, 8, 64, 512])
+    for _ in range(2):  # computed, then remembered
+        a = closed_loop(plain, concurrency=clients, isl=1024, osl=256, params=engine_params("vllm"))
+        b = closed_loop(remembering, concurrency=clients, isl=1024, osl=256, params=engine_params("vllm"))
+        np.testing.assert_array_equal(a.ttft_s, b.ttft_s)
+        np.testing.assert_array_equal(a.tpot_s, b.tpot_s)
+        for name in ("linear_s", "prefill_attention_s"):
+            args = (
+                (np.array([512.0, 4096.0]),) if name == "linear_s" else (np.array([512.0]), np.array([100.0]))
+            )
+            np.testing.assert_array_equal(
+                getattr(plain.parts, name)(*args), getattr(remembering.parts, name)(*args)
+            )
+    assert remembering.parts.linear_s(np.array([1.0])) is remembering.parts.linear_s(np.array([1.0]))
+    assert remembering.parts.linear_s(np.array([1.0])) is not remembering.parts.linear_s(np.array([2.0]))
+
+
 def test_candidates_that_cannot_run_are_skipped_with_the_reason() -> None:
     found = pareto.frontier("llama-3-70b", ["a100-80gb"], formats=("bf16", "fp8"), modes=("agg",), **SMALL)
     reasons = dict(found.skipped)
