@@ -11,10 +11,13 @@ import pandas as pd
 import pytest
 
 from costmodel.closed_loop import BOUNDS, LoopParams
+from costmodel.disagg import BOUNDS as DISAGG_BOUNDS
 from validation.public.evaluate import Evaluation, write_outputs
 from validation.public.silicon import (
+    fit_disagg_params,
     fit_loop_params,
     predict_silicon,
+    read_disagg_overheads,
     read_loop_params,
     silicon_parts,
     silicon_summary,
@@ -25,14 +28,18 @@ DATA = Path(__file__).resolve().parents[1] / "validation" / "data" / "public-gpu
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Llama-3.1-70B rows of the vendored sample (aggregated and disaggregated), one row of an unknown
-    model and one with attention data parallelism."""
+    """Llama-3.1-70B rows of the vendored sample (aggregated), disaggregated rows (two with attention data
+    parallelism, one without worker counts, one Qwen3-32B row that states its pools), one row of an
+    unknown model and one with attention data parallelism."""
     table = pd.read_csv(DATA / "silicon_sample.csv")
     llama = table[table["model_path"] == "meta-llama/Llama-3.1-70B"]
+    disagg = table[table["mode"] == "disagg"]
     rows = pd.concat(
         [
             llama[llama["mode"] == "agg"].head(30),
-            table[table["mode"] == "disagg"].head(2),
+            disagg.head(2),
+            disagg[disagg["prefill_num_workers"].isna()].head(1),
+            disagg[disagg["model_path"] == "nvidia/Qwen3-32B-NVFP4"].head(1),
             table[table["attention_dp_size"].fillna(1) > 1].head(1),
             table.head(1).assign(model_path="nobody/unknown-model"),
         ]
@@ -40,23 +47,25 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("silicon")
     rows.to_csv(root / "silicon_sample.csv", index=False)
     (root / "model_configs").mkdir()
-    name = "meta-llama--Meta-Llama-3.1-70B_config.json"
-    shutil.copy(DATA / "model_configs" / name, root / "model_configs" / name)
+    for name in ("meta-llama--Meta-Llama-3.1-70B_config.json", "Qwen--Qwen3-32B_config.json"):
+        shutil.copy(DATA / "model_configs" / name, root / "model_configs" / name)
     return root
 
 
 def test_every_row_is_predicted_or_counted_with_its_reason(sample: Path) -> None:
     rows = predict_silicon(sample, {})
-    assert len(rows) == 34
+    assert len(rows) == 36
     covered = rows[rows["covered"]]
-    assert len(covered) == 30
+    assert len(covered) == 31
+    assert (covered["mode"] == "disagg").sum() == 1
     assert np.all(np.isfinite(covered[["predicted_ttft_ms", "predicted_tpot_ms"]].to_numpy()))
     assert np.all(covered[["predicted_ttft_ms", "predicted_tpot_ms"]].to_numpy() > 0)
     reasons = set(rows.loc[~rows["covered"], "reason"])
-    assert "disaggregated serving is not modelled yet" in reasons
+    assert "disagg row without prefill/decode worker counts and batch sizes" in reasons
+    assert "attention data parallelism is not modelled yet" in reasons
     assert "no config.json for nobody/unknown-model" in reasons
     summary = silicon_summary(rows)
-    assert sum(e["total"] for e in summary if e["metric"] == "ttft") == 34
+    assert sum(e["total"] for e in summary if e["metric"] == "ttft") == 36
     assert {e["split"] for e in summary} <= {"calibration", "held-out"}
 
 
@@ -82,6 +91,11 @@ def test_the_fit_stays_in_bounds_and_the_committed_parameters_load(sample: Path)
             assert low <= getattr(params, name) <= high
     committed = read_loop_params()
     assert all(isinstance(p, LoopParams) for p in committed.values())
+    overheads = fit_disagg_params(table, groups, fitted)
+    assert set(overheads) == {"trtllm"}  # the one disaggregated row that states its pools
+    low, high = DISAGG_BOUNDS["kv_transfer_overhead_s"]
+    assert all(low <= v <= high for v in overheads.values())
+    assert all(v >= 0 for v in read_disagg_overheads().values())
 
 
 @pytest.mark.parametrize("content", ["", "{}\n", "fitted_on: {}\n"])
@@ -103,4 +117,31 @@ def test_the_evaluation_writes_the_silicon_summary(sample: Path, tmp_path: Path)
     assert all(set(e) == keys for e in on_disk["silicon"])
     assert document["silicon_uncovered"]
     written = pd.read_csv(tmp_path / "rows.csv")
-    assert (written["family"] == "silicon").sum() == 34
+    assert (written["family"] == "silicon").sum() == 36
+
+
+def test_a_disaggregated_row_is_its_two_pools(sample: Path) -> None:
+    """The Qwen3-32B nvfp4 row (40 prefill workers at tp 1 and batch 1, 6 decode workers at tp 4 and batch
+    80, 480 clients, 15,000 / 500 tokens on B200) is disagg_loop on engines built from those columns."""
+    from costmodel.disagg import disagg_loop
+    from costmodel.registry import load_hardware
+    from costmodel.serving import Engine
+    from costmodel.specs import Deployment, ModelProfile, Workload
+
+    rows = predict_silicon(sample, {})
+    row = rows[(rows["mode"] == "disagg") & rows["covered"]].iloc[0]
+    model = ModelProfile.from_hf_config(sample / "model_configs" / "Qwen--Qwen3-32B_config.json")
+    workload = Workload(1, 1, 1, weight_dtype="nvfp4", activation_dtype="fp8")
+
+    def engine(tp: int, batch: int) -> Engine:
+        return Engine(
+            model, load_hardware("b200"), workload, Deployment(tp=tp), max_batch_size=batch,
+            max_batched_tokens=8192,
+        )  # fmt: skip
+
+    expected = disagg_loop(
+        engine(1, 1), engine(4, 80), prefill_workers=40, decode_workers=6, concurrency=480, isl=15000, osl=500
+    )
+    assert (row["isl"], row["osl"], row["concurrency"]) == (15000, 500, 480)
+    assert row["predicted_ttft_ms"] == pytest.approx(float(expected.ttft_s) * 1e3, rel=1e-12)
+    assert row["predicted_tpot_ms"] == pytest.approx(float(expected.tpot_s) * 1e3, rel=1e-12)

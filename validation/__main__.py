@@ -74,6 +74,7 @@ def _command(args: argparse.Namespace) -> int:
     if args.command == "silicon-calibrate":
         from validation.public.silicon import (
             SERVING_PARAMS,
+            fit_disagg_params,
             fit_loop_params,
             silicon_parts,
             write_loop_params,
@@ -81,9 +82,12 @@ def _command(args: argparse.Namespace) -> int:
 
         table, groups = silicon_parts(args.data)
         fitted = fit_loop_params(table, groups)
-        write_loop_params(fitted, args.data)
+        disagg = fit_disagg_params(table, groups, fitted)
+        write_loop_params(fitted, args.data, disagg=disagg)
         for engine, params in fitted.items():
             print(f"{engine}: {params}")
+        for engine, overhead in disagg.items():
+            print(f"{engine} (disagg): kv_transfer_overhead_s={overhead:.4g}")
         print(f"wrote {SERVING_PARAMS}")
         return 0
 

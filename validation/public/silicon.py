@@ -37,6 +37,7 @@ import pandas as pd
 import yaml
 
 from costmodel.closed_loop import BOUNDS, LoopParams, LoopParts, loop_parts
+from costmodel.disagg import DisaggParams, DisaggParts
 from costmodel.errors import CostmodelError
 from costmodel.loop_params import engine_params_file, read_engine_params
 from costmodel.registry import load_hardware
@@ -51,6 +52,8 @@ SERVING_PARAMS = engine_params_file()
 (:mod:`costmodel.loop_params`), so that the library's planners read what this module writes."""
 MEASURED = ("silicon_ttft_ms", "silicon_tpot_ms")
 TOKEN_BUDGET = 8192
+Parts = LoopParts | DisaggParts
+"""What a covered group of rows is predicted from: an aggregated closed loop or a disaggregated one."""
 
 CONFIG_ALIASES: dict[str, str] = {
     "meta-llama/Llama-3.1-70B": "meta-llama/Meta-Llama-3.1-70B",
@@ -126,9 +129,9 @@ def _shipped_format(configs: Path, model_path: str) -> str | None:
     return "bf16" if dtype in ("bfloat16", "float16") else None
 
 
-def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, LoopParts]]]:
+def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Parts]]]:
     """The sample with ``reason`` (empty where covered) and ``split``, and the closed-loop parts of every
-    covered group of rows (one engine each)."""
+    covered group of rows (one engine each; :class:`DisaggParts` for a group of disaggregated rows)."""
     table = read_silicon(data_dir)
     models = _load_models(Path(data_dir) / "model_configs", sorted(table["model_path"].unique()))
     reason = pd.Series("", index=table.index, dtype=object)
@@ -136,7 +139,8 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Lo
     def refuse(mask: Any, why: str) -> None:
         reason[mask & (reason == "")] = why
 
-    refuse(table["mode"] != "agg", "disaggregated serving is not modelled yet")
+    refuse(~table["mode"].isin(["agg", "disagg"]), "mode not modelled (neither agg nor disagg)")
+    _refuse_disagg(table, refuse)
     refuse(~table["system"].isin(list(SYSTEM_PROFILES)), "system without a hardware profile")
     refuse(table["attention_dp_size"].fillna(1) > 1, "attention data parallelism is not modelled yet")
     refuse(table["concurrency"].isna(), "no silicon_concurrency in silicon_data_source")
@@ -159,9 +163,9 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Lo
     moe_split = table["moe_tp_size"].fillna(1) * table["moe_ep_size"].fillna(1)
     refuse(stated & (moe_split != table["tp_size"].fillna(1)), "moe_tp x moe_ep differs from tp")
 
-    groups: list[tuple[pd.Index, LoopParts]] = []
+    groups: list[tuple[pd.Index, Parts]] = []
     keys = ["model_path", "system", "gemm_quant_mode", "tp_size", "pp_size", "moe_ep_size", "batch_size"]
-    for key, rows in table[reason == ""].groupby(keys, sort=True):
+    for key, rows in table[(reason == "") & (table["mode"] == "agg")].groupby(keys, sort=True):
         model_path, system, quant, tp, pp, ep, batch = key
         model = models[str(model_path)]
         assert isinstance(model, ModelProfile)
@@ -190,16 +194,20 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Lo
             reason[rows.index] = f"not expressible: {str(error).splitlines()[0][:120]}"
             continue
         groups.append((rows.index, parts))
+    groups.extend(_disagg_groups(table, models, reason))
     table["reason"] = reason
     identity = table.drop(columns=[c for c in MEASURED if c in table.columns])
     table["split"] = np.where(calibration_mask(identity), "calibration", "held-out")
     return table, groups
 
 
-def fit_loop_params(table: pd.DataFrame, groups: list[tuple[pd.Index, LoopParts]]) -> dict[str, LoopParams]:
+def fit_loop_params(table: pd.DataFrame, groups: list[tuple[pd.Index, Parts]]) -> dict[str, LoopParams]:
     """Per engine (``backend``): the :class:`LoopParams` that best fit the calibration rows' TTFT and TPOT
-    together (soft-L1 least squares on log(predicted / measured), as :mod:`costmodel.calibrate`)."""
+    together (soft-L1 least squares on log(predicted / measured), as :mod:`costmodel.calibrate`), on the
+    aggregated rows (the disaggregated ones: :func:`fit_disagg_params`)."""
     from scipy.optimize import least_squares
+
+    agg = [(index, parts) for index, parts in groups if isinstance(parts, LoopParts)]
 
     names = list(BOUNDS)
     low = np.array([BOUNDS[n][0] for n in names])
@@ -208,7 +216,7 @@ def fit_loop_params(table: pd.DataFrame, groups: list[tuple[pd.Index, LoopParts]
     for backend in sorted(table["backend"].unique()):
         chosen = [
             (index[mask], parts, mask)
-            for index, parts in groups
+            for index, parts in agg
             if (
                 mask := (
                     (table.loc[index, "backend"] == backend) & (table.loc[index, "split"] == "calibration")
@@ -235,8 +243,14 @@ def fit_loop_params(table: pd.DataFrame, groups: list[tuple[pd.Index, LoopParts]
     return fitted
 
 
-def write_loop_params(fitted: dict[str, LoopParams], data_dir: Path, path: Path = SERVING_PARAMS) -> None:
-    """Write the fitted parameters with what they were fitted on."""
+def write_loop_params(
+    fitted: dict[str, LoopParams],
+    data_dir: Path,
+    path: Path = SERVING_PARAMS,
+    disagg: dict[str, float] | None = None,
+) -> None:
+    """Write the fitted parameters (and the disaggregated rows' KV-transfer overheads) with what they were
+    fitted on."""
     import datetime as dt
 
     from costmodel.calibrate import git_revision, write_files
@@ -253,6 +267,11 @@ def write_loop_params(fitted: dict[str, LoopParams], data_dir: Path, path: Path 
         },
         "engines": {name: asdict(params) for name, params in sorted(fitted.items())},
     }
+    if disagg:
+        document["fitted_on"]["disagg_rows"] = (
+            "covered disagg rows of the same rule; only kv_transfer_overhead_s, the engine's others held"
+        )
+        document["disagg_kv_transfer_overhead_s"] = dict(sorted(disagg.items()))
     write_files({path: yaml.safe_dump(document, sort_keys=False)}, str(path))  # never an empty file
 
 
@@ -267,12 +286,20 @@ def predict_silicon(data_dir: Path, params: dict[str, LoopParams] | None = None)
     committed per-engine parameters (or ``params``)."""
     table, groups = silicon_parts(data_dir)
     chosen = read_loop_params() if params is None else params
+    overheads = read_disagg_overheads() if params is None else {}
     predicted_ttft = np.full(len(table), np.nan)
     predicted_tpot = np.full(len(table), np.nan)
     for index, parts in groups:
         where = table.index.get_indexer(index)
         backend = str(table.loc[index[0], "backend"])
-        result = parts.result(chosen.get(backend, LoopParams()))
+        loop = chosen.get(backend, LoopParams())
+        result = (
+            parts.result(loop)
+            if isinstance(parts, LoopParts)
+            else parts.result(
+                DisaggParams.from_loop(loop, kv_transfer_overhead_s=overheads.get(backend, 0.0))
+            )
+        )
         predicted_ttft[where] = result.ttft_s * 1e3
         predicted_tpot[where] = result.tpot_s * 1e3
     reason = table["reason"]
@@ -333,3 +360,136 @@ def silicon_summary(rows: pd.DataFrame) -> list[dict[str, Any]]:
 def uncovered_reasons(rows: pd.DataFrame) -> pd.Series:
     """Rows not covered, counted by reason."""
     return rows.loc[~rows["covered"], "reason"].fillna("no prediction").value_counts()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Disaggregated rows (mode == "disagg"): costmodel.disagg.disagg_loop on a prefill and a decode engine
+# ----------------------------------------------------------------------------------------------------
+
+DISAGG_STATED = (
+    "prefill_num_workers", "prefill_batch_size", "prefill_tp_size", "prefill_pp_size",
+    "decode_num_workers", "decode_batch_size", "decode_tp_size", "decode_pp_size",
+)  # fmt: skip
+"""Columns a disaggregated row must state to be predicted: each pool's worker count, batch and layout."""
+POOL_FIELDS = ("tp_size", "pp_size", "moe_tp_size", "moe_ep_size", "batch_size")
+
+
+def _refuse_disagg(table: pd.DataFrame, refuse: Any) -> None:
+    """Count the disaggregated rows that do not state their deployment, with the reason.
+
+    The sample's disaggregated benchmarks fill the decode pool: on every row that states both, the client
+    concurrency equals decode_batch_size x decode_num_workers x decode_attention_dp_size (65 of 65 rows).
+    The rows without ``silicon_concurrency`` come from another source (the gap-analysis CSVs), where
+    nothing shows that rule holds, so they are not given a concurrency and stay not covered, as the
+    aggregated rows of that source are.
+    """
+    disagg = table["mode"] == "disagg"
+    unstated = table[list(DISAGG_STATED)].isna().any(axis=1)
+    refuse(disagg & unstated, "disagg row without prefill/decode worker counts and batch sizes")
+    for pool in ("prefill", "decode"):
+        adp = table[f"{pool}_attention_dp_size"].fillna(1) > 1
+        refuse(disagg & adp, "attention data parallelism is not modelled yet")
+
+
+def _pool_engine(
+    model: ModelProfile, system: str, quant: str, tp: int, pp: int, ep: int, batch: int
+) -> Engine:
+    """One worker of a pool: the row's model, device and formats, the pool's layout and batch."""
+    return Engine(
+        model,
+        load_hardware(SYSTEM_PROFILES[system]),
+        Workload(1, 1, 1, weight_dtype=WEIGHT_DTYPES[quant], activation_dtype=ACTIVATION_DTYPES[quant]),
+        Deployment(tp=tp, pp=pp, ep=ep if model.moe is not None else 1),
+        max_batch_size=batch,
+        max_batched_tokens=max(TOKEN_BUDGET, batch),
+    )
+
+
+def _disagg_groups(
+    table: pd.DataFrame, models: dict[str, ModelProfile | str], reason: pd.Series
+) -> list[tuple[pd.Index, DisaggParts]]:
+    """The :class:`DisaggParts` of every covered group of disaggregated rows (one pair of engines each);
+    rows that cannot be expressed get their reason in ``reason``."""
+    from costmodel.disagg import disagg_parts
+
+    groups: list[tuple[pd.Index, DisaggParts]] = []
+    pool_keys = [f"{pool}_{field}" for pool in ("prefill", "decode") for field in POOL_FIELDS]
+    keys = ["model_path", "system", "gemm_quant_mode", *pool_keys]
+    chosen = table[(table["mode"] == "disagg") & (reason == "")]
+    for key, rows in chosen.groupby(keys, sort=True, dropna=False):
+        model = models[str(key[0])]
+        assert isinstance(model, ModelProfile)
+        layout = dict(zip(pool_keys, key[3:], strict=True))
+        engines: dict[str, Engine] = {}
+        try:
+            for pool in ("prefill", "decode"):
+                tp, pp, moe_tp, moe_ep, batch = (layout[f"{pool}_{field}"] for field in POOL_FIELDS)
+                if model.moe is not None and not (moe_tp * moe_ep == tp):
+                    raise CostmodelError(f"moe_tp x moe_ep differs from tp in the {pool} pool")
+                engines[pool] = _pool_engine(
+                    model, str(key[1]), str(key[2]), int(tp), int(pp), int(moe_ep), int(batch)
+                )
+            parts = disagg_parts(
+                engines["prefill"],
+                engines["decode"],
+                prefill_workers=rows["prefill_num_workers"].to_numpy(float),
+                decode_workers=rows["decode_num_workers"].to_numpy(float),
+                concurrency=rows["concurrency"].to_numpy(float),
+                isl=rows["isl"].to_numpy(float),
+                osl=np.maximum(rows["osl"].to_numpy(float), 2.0),
+            )
+        except (CostmodelError, ValueError) as error:
+            first = str(error).splitlines()[0][:120]
+            reason[rows.index] = first if first.startswith("moe_tp") else f"not expressible: {first}"
+            continue
+        groups.append((rows.index, parts))
+    return groups
+
+
+def fit_disagg_params(
+    table: pd.DataFrame, groups: list[tuple[pd.Index, Parts]], loop: dict[str, LoopParams]
+) -> dict[str, float]:
+    """Per engine (``backend``): the ``kv_transfer_overhead_s`` that best fits the TTFT of its
+    disaggregated calibration rows, the engine's closed-loop parameters ``loop`` (fitted on its aggregated
+    rows) held fixed (soft-L1 least squares on log(predicted / measured), as :func:`fit_loop_params`). An
+    engine without disaggregated calibration rows gets none (0)."""
+    from scipy.optimize import least_squares
+
+    from costmodel.disagg import BOUNDS as DISAGG_BOUNDS
+
+    low, high = DISAGG_BOUNDS["kv_transfer_overhead_s"]
+    fitted: dict[str, float] = {}
+    for backend in sorted(table["backend"].unique()):
+        chosen = []
+        for index, parts in groups:
+            if not isinstance(parts, DisaggParts):
+                continue
+            mask = (
+                (table.loc[index, "backend"] == backend) & (table.loc[index, "split"] == "calibration")
+            ).to_numpy()
+            if mask.any():
+                chosen.append((parts, mask, table.loc[index[mask], MEASURED[0]].to_numpy(float)))
+        if not chosen:
+            continue
+        base = loop.get(str(backend), LoopParams())
+
+        def residual(x: Any, chosen: Any = chosen, base: LoopParams = base) -> Any:
+            params = DisaggParams.from_loop(base, kv_transfer_overhead_s=float(np.clip(x[0], low, high)))
+            return np.concatenate(
+                [np.log(parts.result(params).ttft_s[mask] * 1e3 / ttft) for parts, mask, ttft in chosen]
+            )
+
+        result = least_squares(
+            residual, np.array([0.01]), bounds=([low], [high]), loss="soft_l1", f_scale=0.1
+        )
+        fitted[str(backend)] = float(result.x[0])
+    return fitted
+
+
+def read_disagg_overheads(path: Path = SERVING_PARAMS) -> dict[str, float]:
+    """The committed per-engine KV-transfer overheads [s]; none when the file or its entry is absent."""
+    if not path.is_file():
+        return {}
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    entry = document.get("disagg_kv_transfer_overhead_s") if isinstance(document, dict) else None
+    return {str(k): float(v) for k, v in entry.items()} if isinstance(entry, dict) else {}

@@ -1,0 +1,522 @@
+"""Disaggregated serving: a closed loop of ``concurrency`` clients against a pool of prefill workers and a
+pool of decode workers, the KV cache of every prompt moved from the first to the second.
+
+This is how NVIDIA Dynamo, SGLang's PD disaggregation and TensorRT-LLM's disaggregated serving run (Zhong
+et al. 2024, "DistServe", OSDI, §2-3; Patel et al. 2024, "Splitwise", ISCA): a request is prefilled on
+one worker of the prefill pool, which produces its first token; its KV cache is copied to a worker of the
+decode pool; that worker decodes the other ``osl - 1`` tokens among the sequences it is running. The model
+is a mean-value analysis of the loop's steady state, like :mod:`costmodel.closed_loop`, with the same
+named parameters and step times from :func:`costmodel.serving.step_time` (no second time model):
+
+- **Prefill pool.** ``prefill_workers`` engines, each prefilling up to k = min(``max_batch_size``,
+  floor(``max_batched_tokens`` / isl)) prompts per pass (at least one; a prompt longer than the budget is
+  prefilled in ceil(isl / budget) chunks). A pass of k prompts costs the chunks' iterations of
+  :func:`costmodel.serving.step_time`'s decomposition (every token's linear work, each chunk's own
+  attention) plus ``step_overhead_s`` per iteration. A lone prompt takes s_1, one pass of k = 1; the pool
+  completes at most mu_p = workers k / s_k prompts per second.
+- **KV transfer.** The prompt's KV cache (:func:`costmodel.memory.kv_cache_bytes` of isl tokens in the
+  prefill engine's ``kv_dtype``) crosses ``min(prefill GPUs, decode GPUs)`` links in parallel (each GPU
+  of the narrower worker sends or receives its share over its own link): the scale-up link (NVLink) when
+  the whole deployment fits one scale-up domain (:func:`costmodel.estimate.scale_up_domain_size`), else
+  the scale-out NIC (RDMA), at the profile's per-device bandwidth
+  (:func:`costmodel.roofline.link_bandwidth_bytes_per_s`); plus ``kv_transfer_overhead_s`` per request
+  (connection, block lookup and completion handshakes). The transfer follows the prefill (no layer-by-
+  layer overlap).
+- **Decode pool.** ``decode_workers`` engines share the decoding sequences evenly; each runs at most
+  ``max_batch_size`` of them, and no more than fit in its KV cache at the mean length isl + osl / 2
+  (:meth:`Engine.max_concurrency`). With D sequences per worker an iteration takes
+  t(D) = step_time(decode_batch=D, decode_context=isl + osl / 2) + ``step_overhead_s``: that is TPOT.
+- **Rates.** With A = ``request_overhead_s`` + s_1 + transfer the time a request spends before decoding
+  when nothing queues, the loop completes lambda = min(C / (A + (osl - 1) t(D)), mu_p,
+  decode_workers max_batch / ((osl - 1) t(max_batch))) requests per second: the clients' own cycle, the
+  prefill pool's capacity, or the decode slots'. Little's law on the decoding sequences gives
+  D = lambda (osl - 1) t(D) / decode_workers, solved by a damped fixed point.
+- **TTFT.** Little's law on the whole loop: a client's cycle is C / lambda, of which (osl - 1) t(D)
+  decoding, so TTFT = C / lambda - (osl - 1) t(D). It is A while nothing saturates and includes the
+  queueing at the saturated pool (prompts waiting for a prefill worker, or prefilled requests waiting for a
+  decode slot) beyond. As in :mod:`costmodel.closed_loop`, a share ``burst_fraction`` of the clients send
+  together, and such a group of G = burst_fraction C prompts is prefilled k per worker pass, so its members
+  wait (G / (workers k) - 1) / 2 passes more on average.
+
+Assumptions: all clients alike (fixed isl, osl; outputs run to osl); steady state; requests spread evenly
+over the workers of each pool; no queueing below a pool's saturation except the synchronised group's (the
+asymptotic-bounds view of a closed network, Lazowska et al. 1984, "Quantitative System Performance",
+§5.2); the decode engine only decodes (the transferred KV cache needs no compute); prompts batched in one
+prefill pass cost their summed attention and the linear work of all their tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from costmodel import checks
+from costmodel.closed_loop import FIXED_POINT_ITERATIONS, LoopParams
+from costmodel.errors import CostmodelError
+
+if TYPE_CHECKING:
+    from costmodel.roofline import Link
+    from costmodel.serving import Engine
+
+FloatArray = npt.NDArray[np.float64]
+_T = TypeVar("_T")
+
+LINKS: tuple[Link, ...] = ("intra", "inter")
+"""Link names accepted by ``link=`` (:data:`costmodel.roofline.Link`): the scale-up (NVLink) link inside
+a scale-up domain, the scale-out network (RDMA NIC) across domains."""
+
+
+@dataclass(frozen=True)
+class DisaggParams:
+    """Named parameters of the disaggregated loop: the closed loop's three (:class:`LoopParams`, same
+    meaning, applied to both pools) and the fixed cost of a KV transfer. Defaults add nothing."""
+
+    step_overhead_s: float = 0.0
+    """Fixed cost of one engine iteration outside its kernels, prefill and decode workers alike [s]."""
+    request_overhead_s: float = 0.0
+    """Fixed cost on each request's first token outside the engines' iterations [s]."""
+    burst_fraction: float = 0.0
+    """Share of the clients whose requests arrive at the same time [-], in [0, 1]."""
+    kv_transfer_overhead_s: float = 0.0
+    """Fixed cost of one request's KV transfer beyond bytes / bandwidth [s] (connection, metadata and
+    completion handshakes)."""
+
+    def __post_init__(self) -> None:
+        for name in ("step_overhead_s", "request_overhead_s", "burst_fraction", "kv_transfer_overhead_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float | np.floating) and math.isfinite(value) and value >= 0):
+                raise CostmodelError(f"{name} must be finite and >= 0, got {value!r}")
+        if self.burst_fraction > 1:
+            raise CostmodelError(f"burst_fraction must be at most 1, got {self.burst_fraction!r}")
+
+    @classmethod
+    def from_loop(cls, loop: LoopParams, *, kv_transfer_overhead_s: float = 0.0) -> DisaggParams:
+        """The closed loop's parameters of an engine, with a KV-transfer overhead."""
+        return cls(
+            step_overhead_s=loop.step_overhead_s,
+            request_overhead_s=loop.request_overhead_s,
+            burst_fraction=loop.burst_fraction,
+            kv_transfer_overhead_s=kv_transfer_overhead_s,
+        )
+
+
+BOUNDS: dict[str, tuple[float, float]] = {"kv_transfer_overhead_s": (0.0, 2.0)}
+"""Ranges a calibration may move the disaggregated loop's own parameter within (the others: those of
+:data:`costmodel.closed_loop.BOUNDS`)."""
+
+
+@dataclass(frozen=True)
+class DisaggLoop:
+    """Steady state of a disaggregated closed loop; arrays follow broadcast(concurrency, isl, osl,
+    prefill_workers, decode_workers)."""
+
+    ttft_s: FloatArray
+    """Mean time to first token [s]."""
+    tpot_s: FloatArray
+    """Mean time per output token after the first, one decode iteration [s]."""
+    requests_per_s: FloatArray
+    """Completed requests per second of the whole deployment [1/s]."""
+    output_tokens_per_s: FloatArray
+    """Output tokens per second of the whole deployment [tokens/s]: osl per completed request."""
+    output_tokens_per_s_per_gpu: FloatArray
+    """``output_tokens_per_s`` over every GPU of both pools [tokens/s]."""
+    gpus: FloatArray
+    """GPUs of both pools: prefill_workers x prefill GPUs + decode_workers x decode GPUs [-]."""
+    prefill_s: FloatArray
+    """A lone prompt's prefill, s_1 [s]."""
+    transfer_s: FloatArray
+    """One request's KV transfer, bytes / bandwidth + ``kv_transfer_overhead_s`` [s]."""
+    decode_batch: FloatArray
+    """Sequences decoding per decode worker, D [-]."""
+    prefill_utilisation: FloatArray
+    """Busy share of the prefill pool, lambda / mu_p [-]."""
+    bottleneck: npt.NDArray[np.str_]
+    """What limits the rate: "clients", "prefill" (the prefill pool) or "decode" (the decode slots)."""
+
+
+def disagg_loop(
+    prefill: Engine,
+    decode: Engine,
+    *,
+    prefill_workers: npt.ArrayLike,
+    decode_workers: npt.ArrayLike,
+    concurrency: npt.ArrayLike,
+    isl: npt.ArrayLike,
+    osl: npt.ArrayLike,
+    params: DisaggParams | LoopParams | None = None,
+    link: Link | None = None,
+) -> DisaggLoop:
+    """Mean TTFT, TPOT and throughput of ``concurrency`` clients against a disaggregated deployment.
+
+    Parameters
+    ----------
+    prefill : one prefill worker (model, device, dtypes, parallelism; ``max_batch_size`` prompts and
+        ``max_batched_tokens`` tokens per pass).
+    decode : one decode worker (``max_batch_size``: the most sequences it decodes at once); same model.
+    prefill_workers : workers in the prefill pool [-], whole, >= 1.
+    decode_workers : workers in the decode pool [-], whole, >= 1.
+    concurrency : clients of the closed loop [-], >= 1.
+    isl : prompt tokens per request [tokens], >= 1.
+    osl : output tokens per request [tokens], >= 2 (TPOT needs a second token).
+    params : the named overheads and burst share (default: none, the kernels' time alone); a
+        :class:`LoopParams` (an engine's closed-loop parameters) adds no transfer overhead.
+    link : "intra" (scale-up, NVLink) or "inter" (scale-out NIC) for the KV transfer; default: "intra"
+        when every GPU of both pools fits one scale-up domain of the same device, else "inter".
+
+    Arrays broadcast. See the module docstring for the model and its assumptions.
+    """
+    parts = disagg_parts(
+        prefill,
+        decode,
+        prefill_workers=prefill_workers,
+        decode_workers=decode_workers,
+        concurrency=concurrency,
+        isl=isl,
+        osl=osl,
+        link=link,
+    )
+    return parts.result(_params(params))
+
+
+DECODE_GRID_POINTS = 24
+"""Decode batch sizes at which the decode iteration is timed (geometric in [1, max batch], plus 0);
+between them it is interpolated linearly (linear work is piecewise linear in the batch, attention
+affine)."""
+
+
+def disagg_parts(
+    prefill: Engine,
+    decode: Engine,
+    *,
+    prefill_workers: npt.ArrayLike,
+    decode_workers: npt.ArrayLike,
+    concurrency: npt.ArrayLike,
+    isl: npt.ArrayLike,
+    osl: npt.ArrayLike,
+    link: Link | None = None,
+) -> DisaggParts:
+    """The kernel times and limits of :func:`disagg_loop` before its named parameters are applied."""
+    if prefill.model.name != decode.model.name:
+        raise CostmodelError(
+            f"decode serves {decode.model.name!r} but prefill {prefill.model.name!r}: "
+            "both pools must run the same model"
+        )
+    N_in = checks.counts("isl", isl, minimum=1)
+    N_out = checks.counts("osl", osl, minimum=2)
+    return _combine(
+        prefill,
+        decode,
+        prefill_side(prefill, isl=N_in),
+        decode_side(decode, isl=N_in, osl=N_out),
+        prefill_workers=prefill_workers,
+        decode_workers=decode_workers,
+        concurrency=concurrency,
+        isl=N_in,
+        osl=N_out,
+        link=link,
+    )
+
+
+def disagg_pairs(
+    pairs: Sequence[tuple[Engine, Engine]],
+    *,
+    prefill_workers: npt.ArrayLike,
+    decode_workers: npt.ArrayLike,
+    concurrency: npt.ArrayLike,
+    isl: npt.ArrayLike,
+    osl: npt.ArrayLike,
+    params: DisaggParams | LoopParams | None = None,
+    link: Link | None = None,
+) -> list[DisaggLoop | str]:
+    """:func:`disagg_loop` for many (prefill engine, decode engine) pairs, each engine's kernel times
+    computed once however many pairs it is in (a deployment search pairs every layout with every other).
+    Returns per pair its :class:`DisaggLoop`, or the one-line reason it cannot run (a prompt or a sequence
+    that does not fit, a missing link bandwidth, different models)."""
+    N_in = checks.counts("isl", isl, minimum=1)
+    N_out = checks.counts("osl", osl, minimum=2)
+    chosen = _params(params)
+    prefills: dict[int, PrefillSide | str] = {}
+    decodes: dict[int, DecodeSide | str] = {}
+    out: list[DisaggLoop | str] = []
+    for prefill, decode in pairs:
+        if id(prefill) not in prefills:
+            prefills[id(prefill)] = _or_reason(partial(prefill_side, prefill, isl=N_in))
+        if id(decode) not in decodes:
+            decodes[id(decode)] = _or_reason(partial(decode_side, decode, isl=N_in, osl=N_out))
+        p, d = prefills[id(prefill)], decodes[id(decode)]
+        if isinstance(p, str) or isinstance(d, str):
+            out.append(p if isinstance(p, str) else str(d))
+            continue
+        if prefill.model.name != decode.model.name:
+            out.append("prefill and decode engines serve different models")
+            continue
+        try:
+            parts = _combine(
+                prefill, decode, p, d, prefill_workers=prefill_workers, decode_workers=decode_workers,
+                concurrency=concurrency, isl=N_in, osl=N_out, link=link,
+            )  # fmt: skip
+        except CostmodelError as error:
+            out.append(str(error).splitlines()[0])
+            continue
+        out.append(parts.result(chosen))
+    return out
+
+
+def _or_reason(compute: Callable[[], _T]) -> _T | str:
+    try:
+        return compute()
+    except CostmodelError as error:
+        return str(error).splitlines()[0]
+
+
+def _params(params: DisaggParams | LoopParams | None) -> DisaggParams:
+    if params is None:
+        return DisaggParams()
+    if isinstance(params, LoopParams):
+        return DisaggParams.from_loop(params)
+    return params
+
+
+@dataclass(frozen=True)
+class PrefillSide:
+    """A prefill worker's kernel times for prompts of ``isl`` tokens; arrays follow ``isl``."""
+
+    prompts_per_pass: FloatArray
+    """k, prompts one prefill pass holds [-]."""
+    chunks: FloatArray
+    """Iterations one prompt is prefilled in [-]."""
+    alone_s: FloatArray
+    """Kernel time of one prefill iteration of a lone prompt's chunk [s]."""
+    pass_s: FloatArray
+    """Kernel time of one prefill iteration of k prompts' chunks [s]."""
+    kv_bytes: FloatArray
+    """One request's KV cache after its prompt [bytes]."""
+
+
+def prefill_side(prefill: Engine, *, isl: npt.ArrayLike) -> PrefillSide:
+    """k prompts per pass, each in ``chunks`` iterations of isl / chunks tokens (the module docstring)."""
+    from costmodel.memory import kv_cache_bytes
+
+    N_in = checks.counts("isl", isl, minimum=1)
+    budget = float(prefill.max_batched_tokens)
+    if np.any(prefill.max_concurrency(N_in).max_sequences < 1):
+        raise CostmodelError(
+            "not even one prompt of isl tokens fits in the prefill engine's KV cache; "
+            "use more GPUs per prefill worker, a smaller kv_dtype, or shorter prompts"
+        )
+    k = np.clip(np.floor(budget / N_in), 1.0, float(prefill.max_batch_size))
+    chunks = np.ceil(N_in / budget)
+    chunk = N_in / chunks
+    past = (N_in - chunk) / 2.0
+    pieces = prefill.parts
+    alone = pieces.linear_s(chunk) + pieces.prefill_attention_s(chunk, past)
+    batched = pieces.linear_s(k * chunk) + k * pieces.prefill_attention_s(chunk, past)
+    kv_bytes = kv_cache_bytes(
+        prefill.model, batch_size=1, context_len=N_in.astype(np.int64), kv_dtype=prefill.workload.kv_dtype
+    )
+    return PrefillSide(
+        prompts_per_pass=np.asarray(k, dtype=np.float64),
+        chunks=np.asarray(chunks, dtype=np.float64),
+        alone_s=np.asarray(alone, dtype=np.float64),
+        pass_s=np.asarray(batched, dtype=np.float64),
+        kv_bytes=np.asarray(kv_bytes, dtype=np.float64),
+    )
+
+
+@dataclass(frozen=True)
+class DecodeSide:
+    """A decode worker's limit and iteration times for ``isl`` / ``osl`` requests; arrays follow
+    broadcast(isl, osl), with one more axis for the batch grid."""
+
+    slots: FloatArray
+    """Most sequences one decode worker runs at once: max_batch_size, or fewer where the KV cache of
+    isl + osl / 2 tokens each is full [-]."""
+    batch_grid: FloatArray
+    """Decode batch sizes the decode iteration was timed at [-], shape (grid,)."""
+    grid_s: FloatArray
+    """Kernel time of a decode iteration at each ``batch_grid`` size [s], shape (..., grid)."""
+
+
+def decode_side(decode: Engine, *, isl: npt.ArrayLike, osl: npt.ArrayLike) -> DecodeSide:
+    """The decode iteration on a grid of batch sizes, and the most sequences one worker runs."""
+    N_in = checks.counts("isl", isl, minimum=1)
+    N_out = checks.counts("osl", osl, minimum=2)
+    context = N_in + N_out / 2.0
+    fits = np.asarray(decode.max_concurrency(np.ceil(context)).max_sequences, dtype=np.float64)
+    slots = np.minimum(float(decode.max_batch_size), fits)
+    if np.any(slots < 1):
+        raise CostmodelError(
+            "not even one sequence of isl + osl / 2 tokens fits in the decode engine's KV cache; "
+            "use more GPUs per decode worker, a smaller kv_dtype, or shorter requests"
+        )
+    grid = np.unique(
+        np.concatenate([[0.0], np.geomspace(1.0, float(decode.max_batch_size), DECODE_GRID_POINTS)])
+    )
+    times = decode.step_time(decode_batch=grid, decode_context=np.asarray(context)[..., None])
+    return DecodeSide(slots=slots, batch_grid=grid, grid_s=np.asarray(times, dtype=np.float64))
+
+
+def _combine(
+    prefill: Engine,
+    decode: Engine,
+    p: PrefillSide,
+    d: DecodeSide,
+    *,
+    prefill_workers: npt.ArrayLike,
+    decode_workers: npt.ArrayLike,
+    concurrency: npt.ArrayLike,
+    isl: FloatArray,
+    osl: FloatArray,
+    link: Link | None,
+) -> DisaggParts:
+    """The two sides joined by the KV transfer, at every worker count and concurrency."""
+    from costmodel.estimate import scale_up_domain_size
+    from costmodel.roofline import link_bandwidth_bytes_per_s
+
+    X = checks.counts("prefill_workers", prefill_workers, minimum=1)
+    Y = checks.counts("decode_workers", decode_workers, minimum=1)
+    C = checks.counts("concurrency", concurrency, minimum=1, whole=False)
+    if link is not None:
+        checks.choice("link", link, LINKS)
+    X, Y, C, N_in, N_out = np.broadcast_arrays(X, Y, C, isl, osl)
+
+    # KV transfer: one request's cache over min(prefill GPUs, decode GPUs) links in parallel
+    g_p, g_d = prefill.gpus, decode.gpus
+    gpus = X * g_p + Y * g_d
+    if link is None:
+        domain = scale_up_domain_size(prefill.hardware, prefill.deployment)
+        intra = (prefill.hardware.name == decode.hardware.name) & (gpus <= domain)
+    else:
+        intra = np.full(gpus.shape, link == "intra")
+    per_link = np.zeros(gpus.shape)
+    for name in LINKS:
+        where = intra if name == "intra" else ~intra
+        if np.any(where):
+            try:
+                bandwidth = min(
+                    link_bandwidth_bytes_per_s(prefill.hardware, name),
+                    link_bandwidth_bytes_per_s(decode.hardware, name),
+                )
+            except ValueError as error:
+                raise CostmodelError(f"link: {error}") from None
+            per_link = np.where(where, bandwidth, per_link)
+    transfer = p.kv_bytes / (min(g_p, g_d) * per_link)
+
+    return DisaggParts(
+        prefill_workers=X,
+        decode_workers=Y,
+        concurrency=C,
+        isl=N_in,
+        osl=N_out,
+        prompts_per_pass=p.prompts_per_pass,
+        chunks=p.chunks,
+        prefill_alone_s=p.alone_s,
+        prefill_pass_s=p.pass_s,
+        kv_bytes=np.asarray(np.broadcast_to(p.kv_bytes, gpus.shape)),
+        transfer_s=np.asarray(transfer, dtype=np.float64),
+        intra=np.asarray(intra, dtype=bool),
+        gpus=np.asarray(gpus, dtype=np.float64),
+        decode_slots=d.slots,
+        batch_grid=d.batch_grid,
+        decode_grid_s=d.grid_s,
+    )
+
+
+@dataclass(frozen=True)
+class DisaggParts:
+    """What :func:`disagg_loop` derives from the engines before its named parameters are applied. A
+    calibration evaluates :meth:`result` for many parameter sets without re-timing any kernel."""
+
+    prefill_workers: FloatArray
+    decode_workers: FloatArray
+    concurrency: FloatArray
+    isl: FloatArray
+    osl: FloatArray
+    prompts_per_pass: FloatArray
+    """k, prompts one prefill pass holds [-]."""
+    chunks: FloatArray
+    """Iterations one prompt is prefilled in [-]."""
+    prefill_alone_s: FloatArray
+    """Kernel time of one prefill iteration of a lone prompt's chunk [s]."""
+    prefill_pass_s: FloatArray
+    """Kernel time of one prefill iteration of k prompts' chunks [s]."""
+    kv_bytes: FloatArray
+    """One request's KV cache after its prompt [bytes]."""
+    transfer_s: FloatArray
+    """kv_bytes / (links x per-link bandwidth) [s]."""
+    intra: npt.NDArray[np.bool_]
+    """Whether the transfer runs on the scale-up link."""
+    gpus: FloatArray
+    decode_slots: FloatArray
+    """Most sequences one decode worker runs at once [-]."""
+    batch_grid: FloatArray
+    """Decode batch sizes the decode iteration was timed at [-]."""
+    decode_grid_s: FloatArray
+    """Kernel time of a decode iteration at each ``batch_grid`` size, per row [s], shape (..., grid)."""
+
+    def decode_s(self, batch: FloatArray) -> FloatArray:
+        """Kernel time of a decode iteration of ``batch`` sequences per row, interpolated [s]."""
+        grid = self.batch_grid
+        i = np.clip(np.searchsorted(grid, batch, side="right") - 1, 0, grid.size - 2)
+        low, high = grid[i], grid[i + 1]
+        f = np.clip((batch - low) / (high - low), 0.0, 1.0)
+        table = np.broadcast_to(self.decode_grid_s, (*i.shape, grid.size))
+        t_low = np.take_along_axis(table, i[..., None], axis=-1)[..., 0]
+        t_high = np.take_along_axis(table, i[..., None] + 1, axis=-1)[..., 0]
+        return np.asarray(t_low + f * (t_high - t_low))
+
+    def result(self, params: DisaggParams | LoopParams) -> DisaggLoop:
+        """TTFT, TPOT and rates with ``params`` applied (a :class:`LoopParams`: no transfer overhead)."""
+        params = _params(params)
+        overhead = params.step_overhead_s
+        X, Y, C, steps = self.prefill_workers, self.decode_workers, self.concurrency, self.osl - 1.0
+        k = self.prompts_per_pass
+        alone = self.chunks * (self.prefill_alone_s + overhead)
+        per_pass = self.chunks * (self.prefill_pass_s + overhead)
+        prefill_rate = X * k / per_pass
+        transfer = self.transfer_s + params.kv_transfer_overhead_s
+        before = params.request_overhead_s + alone + transfer
+        slots = self.decode_slots
+        decode_rate = Y * slots / (steps * (self.decode_s(slots) + overhead))
+        capacity = np.minimum(prefill_rate, decode_rate)
+
+        def rate(batch: FloatArray) -> tuple[FloatArray, FloatArray]:
+            # a decoding sequence shares its worker's iteration with batch - 1 others, at least itself
+            tpot = self.decode_s(np.maximum(batch, 1.0)) + overhead
+            return np.minimum(C / (before + steps * tpot), capacity), tpot
+
+        D = np.minimum(slots, np.maximum(C / Y, 1.0))
+        for _ in range(FIXED_POINT_ITERATIONS):
+            lam, tpot = rate(D)
+            D = 0.5 * D + 0.5 * np.minimum(lam * steps * tpot / Y, slots)
+        lam, tpot = rate(D)
+        queued_ttft = np.maximum(C / lam - steps * tpot, before)
+        group = params.burst_fraction * C
+        burst = np.maximum(group / (X * k) - 1.0, 0.0) / 2.0 * per_pass
+        ttft = queued_ttft + burst
+        bottleneck = np.where(
+            C / (before + steps * tpot) <= capacity,
+            "clients",
+            np.where(prefill_rate <= decode_rate, "prefill", "decode"),
+        )
+        tokens = lam * self.osl
+        zero = np.zeros(lam.shape)
+        return DisaggLoop(
+            ttft_s=np.asarray(ttft + zero),
+            tpot_s=np.asarray(tpot + zero),
+            requests_per_s=np.asarray(lam),
+            output_tokens_per_s=np.asarray(tokens),
+            output_tokens_per_s_per_gpu=np.asarray(tokens / self.gpus),
+            gpus=np.asarray(self.gpus + zero),
+            prefill_s=np.asarray(alone + zero),
+            transfer_s=np.asarray(transfer + zero),
+            decode_batch=np.asarray(D + zero),
+            prefill_utilisation=np.asarray(lam / prefill_rate),
+            bottleneck=np.asarray(np.broadcast_to(bottleneck, lam.shape)),
+        )

@@ -1,0 +1,233 @@
+"""The disaggregated closed loop: limits it must reach, orderings it must keep, and the KV transfer's bytes
+and link against independent figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from costmodel.disagg import DisaggParams, disagg_loop, disagg_pairs, disagg_parts
+from costmodel.errors import CostmodelError
+from costmodel.serving import Engine
+
+LLAMA_3_8B_KV_BYTES_PER_TOKEN = 2 * 32 * 8 * 128 * 2
+"""K and V x 32 layers x 8 KV heads x head_dim 128 x 2 bytes (bf16), from Meta-Llama-3-8B's config.json
+(num_hidden_layers 32, num_key_value_heads 8, hidden_size 4096 / num_attention_heads 32)."""
+
+PARAMS = DisaggParams(
+    step_overhead_s=0.001, request_overhead_s=0.05, burst_fraction=0.0, kv_transfer_overhead_s=0.002
+)
+
+
+@pytest.fixture(scope="module")
+def prefill() -> Engine:
+    return Engine.build("llama-3-8b", "h100-sxm", max_batch_size=1, max_batched_tokens=8192)
+
+
+@pytest.fixture(scope="module")
+def decode() -> Engine:
+    return Engine.build("llama-3-8b", "h100-sxm", max_batch_size=64, max_batched_tokens=8192)
+
+
+def test_one_client_pays_prefill_transfer_and_lone_decodes(prefill: Engine, decode: Engine) -> None:
+    """With one client nothing queues: TTFT is the request overhead, one prefill iteration of the whole
+    prompt, and the transfer of its KV cache (bytes / link bandwidth + the fixed cost); TPOT is a lone
+    decode iteration at the mean context."""
+    isl, osl = 1000, 500
+    r = disagg_loop(
+        prefill, decode, prefill_workers=1, decode_workers=1, concurrency=1, isl=isl, osl=osl, params=PARAMS
+    )
+    prompt = float(prefill.step_time(prefill_tokens=isl, prefill_past=0)) + PARAMS.step_overhead_s
+    # one tp=1 worker each, 2 GPUs in all: inside the 8-GPU NVLink domain of an HGX H100
+    nvlink = prefill.hardware.datasheet.intra_node_bandwidth_gb_per_s
+    assert nvlink is not None
+    transfer = isl * LLAMA_3_8B_KV_BYTES_PER_TOKEN / (nvlink.value * 1e9) + PARAMS.kv_transfer_overhead_s
+    assert float(r.transfer_s) == pytest.approx(transfer, rel=1e-12)
+    assert float(r.ttft_s) == pytest.approx(PARAMS.request_overhead_s + prompt + transfer, rel=1e-9)
+    lone = float(decode.step_time(decode_batch=1, decode_context=isl + osl / 2)) + PARAMS.step_overhead_s
+    assert float(r.tpot_s) == pytest.approx(lone, rel=1e-9)
+    assert str(r.bottleneck) == "clients"
+
+
+def test_transfer_is_kv_bytes_over_the_links_in_parallel(prefill: Engine, decode: Engine) -> None:
+    """Across nodes the KV cache crosses min(prefill GPUs, decode GPUs) NICs at the profile's per-GPU
+    bandwidth; a smaller KV dtype moves fewer bytes."""
+    wide = decode.replace(deployment=decode.deployment.model_copy(update={"tp": 4}))
+    isl = np.array([128, 1024, 8000])
+    parts = disagg_parts(prefill, wide, prefill_workers=4, decode_workers=2, concurrency=8, isl=isl, osl=100)
+    assert not parts.intra.any()  # 4 x 1 + 2 x 4 = 12 GPUs > one 8-GPU domain
+    nic = prefill.hardware.datasheet.inter_node_bandwidth_gb_per_s
+    assert nic is not None
+    np.testing.assert_array_equal(parts.kv_bytes, isl * LLAMA_3_8B_KV_BYTES_PER_TOKEN)
+    np.testing.assert_allclose(
+        parts.transfer_s, isl * LLAMA_3_8B_KV_BYTES_PER_TOKEN / (1 * nic.value * 1e9), rtol=1e-12
+    )
+    both_wide = disagg_parts(wide, wide, prefill_workers=4, decode_workers=2, concurrency=8, isl=isl, osl=100)
+    np.testing.assert_allclose(both_wide.transfer_s, parts.transfer_s / 4, rtol=1e-12)
+    fp8 = Engine.build("llama-3-8b", "h100-sxm", kv_dtype="fp8", max_batch_size=1)
+    smaller = disagg_parts(fp8, wide, prefill_workers=4, decode_workers=2, concurrency=8, isl=isl, osl=100)
+    np.testing.assert_array_equal(smaller.kv_bytes, parts.kv_bytes // 2)
+
+
+def test_the_link_follows_the_scale_up_domain_unless_named(prefill: Engine, decode: Engine) -> None:
+    workers = np.array([1, 3, 6, 7, 8])  # 1 prefill + n decode GPUs: up to 8 inside one HGX domain
+    parts = disagg_parts(
+        prefill, decode, prefill_workers=1, decode_workers=workers, concurrency=4, isl=512, osl=8
+    )
+    np.testing.assert_array_equal(parts.intra, workers + 1 <= 8)
+    kwargs = {"prefill_workers": 1, "decode_workers": 1, "concurrency": 4, "isl": 4096, "osl": 64}
+    inter = disagg_loop(prefill, decode, link="inter", **kwargs)
+    intra = disagg_loop(prefill, decode, link="intra", **kwargs)
+    assert float(inter.transfer_s) > float(intra.transfer_s)
+    assert float(inter.ttft_s) - float(intra.ttft_s) == pytest.approx(
+        float(inter.transfer_s) - float(intra.transfer_s), rel=1e-9
+    )
+
+
+def test_ttft_grows_with_prefill_load(prefill: Engine, decode: Engine) -> None:
+    """More clients, longer prompts or fewer prefill workers never shorten the time to first token."""
+    clients = np.array([1, 2, 8, 32, 64, 128, 256, 512])[:, None]
+    workers = np.array([1, 2, 4])[None, :]
+    for isl, osl in ((512, 512), (4096, 128), (16000, 16)):
+        r = disagg_loop(
+            prefill, decode, prefill_workers=workers, decode_workers=8, concurrency=clients, isl=isl, osl=osl,
+            params=PARAMS,
+        )  # fmt: skip
+        assert np.all(np.diff(r.ttft_s, axis=0) >= -1e-12)
+        assert np.all(np.diff(r.ttft_s, axis=1) <= 1e-12)
+        assert np.all(np.diff(r.output_tokens_per_s, axis=0) >= -1e-9)
+    r = disagg_loop(
+        prefill, decode, prefill_workers=1, decode_workers=4, concurrency=64, isl=[256, 1024, 4096, 16000],
+        osl=256, params=PARAMS,
+    )  # fmt: skip
+    assert np.all(np.diff(r.ttft_s) > 0)
+
+
+def test_more_decode_workers_never_raise_tpot(prefill: Engine, decode: Engine) -> None:
+    clients = np.array([1, 4, 16, 64, 256, 1024])[:, None]
+    workers = np.array([1, 2, 3, 4, 8, 16])[None, :]
+    for prefill_workers in (1, 4):
+        r = disagg_loop(
+            prefill, decode, prefill_workers=prefill_workers, decode_workers=workers, concurrency=clients,
+            isl=1024, osl=512, params=PARAMS,
+        )  # fmt: skip
+        assert np.all(np.diff(r.tpot_s, axis=1) <= 1e-12)
+        assert np.all(np.diff(r.decode_batch, axis=1) <= 1e-9)
+
+
+def test_a_saturated_pool_fixes_the_rate_and_the_rest_queues(prefill: Engine, decode: Engine) -> None:
+    """Decode-bound (one decode worker, clients far beyond its 64 slots): the rate is slots / (decode time
+    of a full batch) and each extra client adds 1 / rate to TTFT (Little's law on the loop). Prefill-bound
+    (long prompts, one prefill worker): the rate is the prefill pool's, one prompt per pass."""
+    r = disagg_loop(
+        prefill, decode, prefill_workers=8, decode_workers=1, concurrency=[200, 300, 400], isl=256, osl=512,
+        params=PARAMS,
+    )  # fmt: skip
+    assert set(r.bottleneck.tolist()) == {"decode"}
+    full = float(decode.step_time(decode_batch=64, decode_context=256 + 256)) + PARAMS.step_overhead_s
+    np.testing.assert_allclose(r.requests_per_s, 64 / (511 * full), rtol=1e-9)
+    np.testing.assert_allclose(np.diff(r.ttft_s), 100 / r.requests_per_s[0], rtol=1e-9)
+    np.testing.assert_allclose(r.decode_batch, 64.0)
+
+    r = disagg_loop(
+        prefill, decode, prefill_workers=1, decode_workers=4, concurrency=[64, 128], isl=16000, osl=64,
+        params=PARAMS,
+    )  # fmt: skip
+    assert set(r.bottleneck.tolist()) == {"prefill"}
+    np.testing.assert_allclose(r.requests_per_s, 1.0 / r.prefill_s, rtol=1e-9)
+    np.testing.assert_allclose(r.prefill_utilisation, 1.0, rtol=1e-9)
+
+
+def test_short_prompts_share_a_prefill_pass(decode: Engine) -> None:
+    """A prefill engine with room for 8 prompts of 1000 tokens in its 8192-token budget prefills 8 per
+    pass; its pass costs the linear work of all 8000 tokens plus each prompt's own attention."""
+    batched = Engine.build("llama-3-8b", "h100-sxm", max_batch_size=16, max_batched_tokens=8192)
+    parts = disagg_parts(batched, decode, prefill_workers=1, decode_workers=1, concurrency=1, isl=1000, osl=8)
+    assert float(parts.prompts_per_pass) == 8
+    one = float(batched.step_time(prefill_tokens=1000))
+    linear_8000 = float(batched.step_time(decode_batch=8000)) - 0.0  # 8000 single-token sequences
+    attention = one - float(batched.step_time(decode_batch=1000))
+    assert float(parts.prefill_pass_s) == pytest.approx(linear_8000 + 8 * attention, rel=1e-9)
+    assert float(parts.prefill_alone_s) == pytest.approx(one, rel=1e-12)
+
+
+def test_scalar_and_array_inputs_agree(prefill: Engine, decode: Engine) -> None:
+    kwargs = {"prefill_workers": [1, 2], "decode_workers": [[1], [3]], "concurrency": 48, "isl": 2048}
+    r = disagg_loop(prefill, decode, osl=256, params=PARAMS, **kwargs)
+    assert r.ttft_s.shape == (2, 2)
+    for i, y in enumerate((1, 3)):
+        for j, x in enumerate((1, 2)):
+            one = disagg_loop(
+                prefill, decode, prefill_workers=x, decode_workers=y, concurrency=48, isl=2048, osl=256,
+                params=PARAMS,
+            )  # fmt: skip
+            assert float(one.ttft_s) == pytest.approx(r.ttft_s[i, j], rel=1e-12)
+            assert float(one.tpot_s) == pytest.approx(r.tpot_s[i, j], rel=1e-12)
+
+
+def test_bursts_wait_for_prefill_passes(prefill: Engine, decode: Engine) -> None:
+    kwargs = {"prefill_workers": 2, "decode_workers": 4, "concurrency": 64, "isl": 1024, "osl": 256}
+    calm = disagg_loop(prefill, decode, params=PARAMS, **kwargs)
+    burst = disagg_loop(
+        prefill, decode, params=DisaggParams(**{**PARAMS.__dict__, "burst_fraction": 0.5}), **kwargs
+    )
+    # 32 prompts together on 2 one-prompt workers: the mean member waits (16 - 1) / 2 passes more
+    assert float(burst.ttft_s - calm.ttft_s) == pytest.approx(7.5 * float(calm.prefill_s), rel=1e-9)
+    assert float(burst.tpot_s) == float(calm.tpot_s)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"prefill_workers": 0}, "prefill_workers"),
+        ({"decode_workers": 1.5}, "decode_workers"),
+        ({"concurrency": 0.5}, "concurrency"),
+        ({"isl": 0}, "isl"),
+        ({"osl": 1}, "osl"),
+        ({"link": "nvlink"}, "link"),
+    ],
+)
+def test_bad_input_is_one_clear_error(
+    prefill: Engine, decode: Engine, change: dict[str, object], field: str
+) -> None:
+    kwargs: dict[str, object] = {
+        "prefill_workers": 1, "decode_workers": 1, "concurrency": 4, "isl": 128, "osl": 16,
+    }  # fmt: skip
+    kwargs.update(change)
+    with pytest.raises(CostmodelError, match=field):
+        disagg_loop(prefill, decode, **kwargs)  # type: ignore[arg-type]
+
+
+def test_bad_parameters_and_mismatched_models_are_refused(prefill: Engine) -> None:
+    with pytest.raises(CostmodelError, match="kv_transfer_overhead_s"):
+        DisaggParams(kv_transfer_overhead_s=-1.0)
+    with pytest.raises(CostmodelError, match="burst_fraction"):
+        DisaggParams(burst_fraction=1.5)
+    other = Engine.build("qwen3-8b", "h100-sxm")
+    with pytest.raises(CostmodelError, match="same model"):
+        disagg_loop(prefill, other, prefill_workers=1, decode_workers=1, concurrency=1, isl=8, osl=8)
+
+
+def test_pairs_agree_with_one_loop_each_and_name_what_cannot_run(prefill: Engine, decode: Engine) -> None:
+    """disagg_pairs shares each engine's kernel times between its pairs; every pair's answer is the
+    disagg_loop of that pair, and a pair that cannot run is a reason, not an error."""
+    wide = Engine.build("llama-3-8b", "h100-sxm", tp=2, max_batch_size=128)
+    other = Engine.build("qwen3-8b", "h100-sxm")
+    pairs = [(prefill, decode), (prefill, wide), (wide, decode), (prefill, other)]
+    X, Y, C = np.array([1, 2, 3])[:, None], np.array([4, 2, 1])[:, None], np.array([8, 64, 512])[None, :]
+    kwargs = {"prefill_workers": X, "decode_workers": Y, "concurrency": C, "isl": 2000, "osl": 300}
+    got = disagg_pairs(pairs, params=PARAMS, **kwargs)
+    assert got[3] == "prefill and decode engines serve different models"
+    for (p, d), result in zip(pairs[:3], got[:3], strict=True):
+        assert not isinstance(result, str)
+        one = disagg_loop(p, d, params=PARAMS, **kwargs)
+        assert result.ttft_s.shape == (3, 3)
+        np.testing.assert_allclose(result.ttft_s, one.ttft_s, rtol=1e-12)
+        np.testing.assert_allclose(result.tpot_s, one.tpot_s, rtol=1e-12)
+        np.testing.assert_allclose(result.output_tokens_per_s, one.output_tokens_per_s, rtol=1e-12)
+    l4 = Engine.build("llama-3-8b", "l4", max_batch_size=4)  # another device: the NIC, which L4 lacks
+    (reason,) = disagg_pairs(
+        [(prefill, l4)], prefill_workers=1, decode_workers=1, concurrency=1, isl=100, osl=100
+    )
+    assert isinstance(reason, str)
+    assert reason.startswith("link: ")
