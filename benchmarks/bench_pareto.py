@@ -4,16 +4,18 @@ Run: ``python -m benchmarks.bench_pareto [--repeats 7]``. For each model, :func:
 over H100 SXM, H200, B200, GB200, MI300X and A100 80GB at isl 1024 / osl 256 with the default search
 (formats bf16 and fp8, TP 1-8, PP 1-2, EP 1 and TP for a MoE model, 10 client counts from 1 to 512, both
 modes with the default prefill : decode worker ratios) and TTFT <= 1 s, TPOT <= 50 ms. Prints the first
-call (profiles loaded and parsed) and the median of the repeats after it, with the points evaluated and
-the candidates skipped. Target (issue 16): under 2 s on two cores.
+call (profiles loaded and parsed) and the median of the repeats after it, wall time and the process's CPU
+time (what the wall time is on an otherwise idle core: the search is one thread, so the figure holds on
+two cores), with the points evaluated and the candidates skipped. Target (issue 16): under 2 s on two
+cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import time
-
-from benchmarks.timing import median_s
 
 SYSTEMS = ("h100-sxm", "h200", "b200", "gb200", "mi300x", "a100-80gb")
 MODELS = ("llama-3-70b", "qwen3-30b-a3b")
@@ -30,22 +32,31 @@ def main(argv: list[str] | None = None) -> int:
         return pareto.frontier(model, SYSTEMS, isl=1024, osl=256, ttft_s=1.0, tpot_s=0.05)
 
     print(f"Pareto frontier, 6 systems ({', '.join(SYSTEMS)}), isl 1024 / osl 256, agg + disagg")
-    print(f"{'model':<16}{'first call':>12}{'median':>10}{'points':>8}{'frontier':>10}{'skipped':>9}  modes")
+    print(f"{'model':<16}{'first call':>12}{'median wall':>13}{'median CPU':>12}{'points':>8}{'frontier':>10}"
+          f"{'skipped':>9}  modes")  # fmt: skip
     worst = 0.0
     for model in MODELS:
         start = time.perf_counter()
         found = run(model)
         first = time.perf_counter() - start
-        median = median_s(lambda model=model: run(model), args.repeats)  # type: ignore[misc]
-        worst = max(worst, median)
+        walls, cpus = [], []
+        for _ in range(args.repeats):
+            wall, cpu = time.perf_counter(), time.process_time()
+            run(model)
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+        wall, cpu = statistics.median(walls), statistics.median(cpus)
+        worst = max(worst, cpu)
         p = found.points
         modes = ",".join(sorted(set(p.mode.tolist())))
         print(
-            f"{model:<16}{first:>11.2f}s{median:>9.2f}s{len(p):>8}{int(p.on_frontier.sum()):>10}"
+            f"{model:<16}{first:>11.2f}s{wall:>12.2f}s{cpu:>11.2f}s{len(p):>8}{int(p.on_frontier.sum()):>10}"
             f"{len(found.skipped):>9}  {modes}"
         )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"load average {load:.1f} on {os.cpu_count()} CPUs while measuring")
     verdict = "meets" if worst < TARGET_S else "MISSES"
-    print(f"slowest median {worst:.2f} s: {verdict} the {TARGET_S:g} s target")
+    print(f"slowest median CPU time {worst:.2f} s: {verdict} the {TARGET_S:g} s target")
     return 0
 
 

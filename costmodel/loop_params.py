@@ -6,7 +6,9 @@ fitted by ``python -m validation silicon-calibrate`` on the rule-chosen calibrat
 aiconfigurator's public serving measurements (Apache-2.0; how they were fitted is written in the file's
 ``fitted_on``) and written to :data:`ENGINE_PARAMS_FILE`, a library data file next to the calibrated kernel
 overlays, so that an installed costmodel (the Pareto planner, the CLI) finds them without ``validation/``.
-The library only reads the file; validation is the only writer.
+The same file holds ``disagg_kv_transfer_overhead_s``, the fitted fixed cost of a KV transfer per engine in a
+disaggregated deployment, when the disaggregated calibration rows have been fitted. The library only
+reads the file; validation is the only writer.
 """
 
 from __future__ import annotations
@@ -66,3 +68,25 @@ def engine_params(engine: str) -> LoopParams:
     if engine not in shipped:
         raise UnknownNameError("engine", engine, shipped)
     return shipped[engine]
+
+
+@cache
+def _shipped_transfer() -> dict[str, float]:
+    import yaml
+
+    file = engine_params_file()
+    if not file.is_file():
+        return {}
+    document = yaml.safe_load(file.read_text(encoding="utf-8"))
+    entry = document.get("disagg_kv_transfer_overhead_s") if isinstance(document, dict) else None
+    if entry is None:
+        return {}
+    if not isinstance(entry, dict):
+        raise CostmodelError(f"{file}: disagg_kv_transfer_overhead_s must be a mapping of engine: seconds")
+    return {str(k): float(v) for k, v in entry.items()}
+
+
+def transfer_overhead_s(engine: str) -> float:
+    """The shipped fixed cost of one request's KV transfer in a disaggregated deployment of ``engine``
+    (:class:`costmodel.disagg.DisaggParams`) [s]; 0 where none was fitted."""
+    return _shipped_transfer().get(engine, 0.0)

@@ -12,7 +12,7 @@ models, with the per-engine parameters of :mod:`costmodel.loop_params`). The sea
   the TP group's ranks, or spread over all of them);
 - the aggregated mode (``"agg"``: one engine per worker runs prefill and decode, chunked);
 - the disaggregated mode (``"disagg"``: x prefill workers and y decode workers, the KV cache moved
-  between them), plugged in through one function, :func:`disagg_points`;
+  between them, :mod:`costmodel.disagg`), plugged in through one function, :func:`disagg_points`;
 - the concurrency, vectorised: every concurrency of one engine is one array evaluation.
 
 Per point: TTFT and TPOT (means, as the closed loop gives them), tokens/s per user = 1 / TPOT, output
@@ -34,6 +34,7 @@ searched) within a token budget of ``max_batched_tokens`` per iteration; the KV 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -125,19 +126,41 @@ def disagg_points(
     isl: int,
     osl: int,
     params: LoopParams,
+    kv_transfer_overhead_s: float = 0.0,
 ) -> list[Served | str]:
     """Disaggregated deployments: for each (prefill engine, decode engine) pair, ``prefill_workers[w]``
     prefill workers and ``decode_workers[w]`` decode workers serving ``concurrency[c]`` clients together,
-    the KV cache moved from the first pool to the second. Returns per pair a :class:`Served` whose arrays
-    (and ``gpus``) have shape (ratios, concurrency), or the reason the pair cannot run.
+    the KV cache moved from the first pool to the second (:func:`costmodel.disagg.disagg_pairs`, each
+    engine's kernel times computed once however many pairs it is in). Returns per pair a :class:`Served`
+    whose arrays (and ``gpus``) have shape (ratios, concurrency), or the reason the pair cannot run.
 
     The plug-in point of the disaggregated mode: the one function the search calls for it, once per
-    system with every pair, so that an implementation can share each engine's kernel times between the
-    pairs it appears in and evaluate all pairs in one array pass. The model of a disaggregated deployment
-    (``costmodel.disagg``: queueing at each pool and the KV transfer) is not in this build yet, so every
-    pair gets the reason.
+    system with every pair. ``params`` are the engine's closed-loop parameters, applied to both pools, with
+    ``kv_transfer_overhead_s`` per request's transfer.
     """
-    return ["disaggregated serving is not modelled in this build yet (costmodel.disagg)"] * len(pairs)
+    from costmodel.disagg import DisaggParams, disagg_pairs
+
+    results = disagg_pairs(
+        pairs,
+        prefill_workers=prefill_workers[:, None],
+        decode_workers=decode_workers[:, None],
+        concurrency=concurrency[None, :],
+        isl=isl,
+        osl=osl,
+        params=DisaggParams.from_loop(params, kv_transfer_overhead_s=kv_transfer_overhead_s),
+    )
+    return [
+        r
+        if isinstance(r, str)
+        else Served(
+            ttft_s=r.ttft_s,
+            tpot_s=r.tpot_s,
+            output_tokens_per_s=r.output_tokens_per_s,
+            batch_size=r.decode_batch,
+            gpus=np.broadcast_to(r.gpus, r.ttft_s.shape),
+        )
+        for r in results
+    ]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -281,14 +304,10 @@ def pareto_mask(x: npt.ArrayLike, y: npt.ArrayLike, groups: npt.ArrayLike | None
     if order.size == 0:
         return mask
     g, yy = G[order], Y[order]
-    starts = np.r_[True, g[1:] != g[:-1]]
-    best_before = np.full(order.size, -np.inf)
-    running = -np.inf
-    for k in range(order.size):  # one pass; the frontier of a few thousand points
-        if starts[k]:
-            running = -np.inf
-        best_before[k] = running
-        running = max(running, yy[k])
+    best_before = np.empty(order.size)
+    bounds = np.flatnonzero(np.r_[True, g[1:] != g[:-1], True])
+    for start, stop in itertools.pairwise(bounds):  # one pass per group
+        best_before[start:stop] = np.r_[-np.inf, np.maximum.accumulate(yy[start:stop])[:-1]]
     mask[order] = yy > best_before
     return mask
 
@@ -336,7 +355,8 @@ def _engine(
     from costmodel.specs import Deployment, Workload
 
     weight, compute = FORMATS[layout.format]
-    return RememberingEngine(
+    hardware.peak_flop_per_s(compute)  # a device without the compute dtype's peak cannot run the format
+    return Engine(
         model,
         hardware,
         Workload(1, 1, 1, weight_dtype=weight, activation_dtype=compute, kv_dtype=kv_dtype),
@@ -344,66 +364,6 @@ def _engine(
         max_batch_size=max_batch_size,
         max_batched_tokens=max_batched_tokens,
     )
-
-
-def _key(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
-    """A hashable key of a call: each argument's dtype, shape and bytes (numbers and arrays alike)."""
-
-    def one(value: Any) -> tuple[Any, ...]:
-        a = np.asarray(value)
-        return (a.dtype.str, a.shape, a.tobytes()) if a.dtype != object else (repr(value),)
-
-    return (name, *(one(a) for a in args), *((k, *one(v)) for k, v in sorted(kwargs.items())))
-
-
-class _Remembered:
-    """Calls to ``target``'s methods, remembered by argument values in ``memo`` (results are shared: the
-    callers only read them)."""
-
-    def __init__(self, target: Any, memo: dict[tuple[Any, ...], Any], prefix: str) -> None:
-        self._target, self._memo, self._prefix = target, memo, prefix
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._target, name)
-        if not callable(method):
-            return method
-
-        def remembered(*args: Any, **kwargs: Any) -> Any:
-            key = _key(f"{self._prefix}.{name}", args, kwargs)
-            if key not in self._memo:
-                self._memo[key] = method(*args, **kwargs)
-            return self._memo[key]
-
-        return remembered
-
-
-@dataclass(frozen=True, eq=False)
-class RememberingEngine(Engine):
-    """An :class:`~costmodel.serving.Engine` that remembers its step times, KV limits and step-time terms
-    by argument values. The disaggregated search asks each engine the same questions once per partner it
-    is paired with; the answers are the engine's own, computed once."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "_memo", {})
-
-    def step_time(self, **kwargs: Any) -> FloatArray:
-        key = _key("step_time", (), kwargs)
-        memo: dict[tuple[Any, ...], Any] = self._memo  # type: ignore[attr-defined]
-        if key not in memo:
-            memo[key] = super().step_time(**kwargs)
-        return memo[key]  # type: ignore[no-any-return]
-
-    def max_concurrency(self, context_len: Any) -> Any:
-        key = _key("max_concurrency", (context_len,), {})
-        memo: dict[tuple[Any, ...], Any] = self._memo  # type: ignore[attr-defined]
-        if key not in memo:
-            memo[key] = super().max_concurrency(context_len)
-        return memo[key]
-
-    @property
-    def parts(self) -> Any:
-        return _Remembered(super().parts, self._memo, "parts")  # type: ignore[attr-defined]
 
 
 def _check_ints(name: str, values: Sequence[int], low: int = 1) -> tuple[int, ...]:
@@ -436,6 +396,7 @@ def frontier(
     disagg_workers: Sequence[tuple[int, int]] = DISAGG_WORKERS,
     engine: str = "vllm",
     params: LoopParams | None = None,
+    kv_transfer_overhead_s: float | None = None,
     kv_dtype: str = "bf16",
     max_gpus_per_worker: int = 8,
     usd_per_hour: dict[str, float] | None = None,
@@ -460,6 +421,8 @@ def frontier(
     engine : the serving engine whose fitted loop parameters apply (``"vllm"``, ``"sglang"``,
         ``"trtllm"``; :func:`costmodel.loop_params.engine_params`); ``params`` replaces them
         (``LoopParams()``: the kernels' time alone)
+    kv_transfer_overhead_s : fixed cost of one request's KV transfer in the disaggregated mode [s];
+        default the engine's fitted one (:func:`costmodel.loop_params.transfer_overhead_s`), 0 without
     kv_dtype : KV-cache storage format
     max_gpus_per_worker : largest tp x pp of one worker [-]
     usd_per_hour : price per GPU-hour by system name [USD/h], replacing the profiles' prices
@@ -468,7 +431,7 @@ def frontier(
     not divide the heads, a format without a peak) are listed in ``skipped`` with the reason, never
     dropped silently.
     """
-    from costmodel.loop_params import engine_params
+    from costmodel.loop_params import engine_params, transfer_overhead_s
     from costmodel.registry import load_hardware, load_model
 
     m = load_model(model)
@@ -501,6 +464,9 @@ def frontier(
     if not (isinstance(max_gpus_per_worker, int | np.integer) and max_gpus_per_worker >= 1):
         raise CostmodelError(f"max_gpus_per_worker must be an integer >= 1, got {max_gpus_per_worker!r}")
     loop = params if params is not None else engine_params(engine)
+    transfer = kv_transfer_overhead_s if kv_transfer_overhead_s is not None else transfer_overhead_s(engine)
+    if not (math.isfinite(transfer) and transfer >= 0):
+        raise CostmodelError(f"kv_transfer_overhead_s must be a time >= 0 [s], got {transfer!r}")
     from costmodel.specs import check_context
 
     check_context(m, isl, osl)
@@ -508,29 +474,23 @@ def frontier(
     layouts = _layouts(m, formats, tps, pps, eps, int(max_gpus_per_worker))
     batch = int(clients.max())
     budget = max(TOKEN_BUDGET, batch)
-    columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
+    columns: dict[str, list[Any]] = {name: [] for name in _POINT_COLUMNS}
+    candidates: list[tuple[tuple[Any, ...], int]] = []  # (the columns of _CANDIDATE_COLUMNS, points)
     skipped: list[tuple[str, str]] = []
 
-    def add(hw: HardwareProfile, mode: str, layout: _Layout, prefill: _Layout | None, x: int, y: int,
+    def add(hw: HardwareProfile, mode: str, layout: _Layout, prefill: _Layout | None, x: Any, y: Any,
             served: Served) -> None:  # fmt: skip
-        n = clients.size
+        """One candidate's points: ``served`` arrays over (worker ratios,) concurrency."""
+        shape = np.shape(served.ttft_s)
         price = (usd_per_hour or {}).get(hw.name, hw.price.usd_per_hour if hw.price else math.nan)
-        columns["system"].append(np.full(n, hw.name))
-        columns["mode"].append(np.full(n, mode))
-        columns["format"].append(np.full(n, layout.format))
-        for key, value in (("tp", layout.tp), ("pp", layout.pp), ("ep", layout.ep),
-                           ("prefill_tp", prefill.tp if prefill else 0),
-                           ("prefill_pp", prefill.pp if prefill else 0),
-                           ("prefill_ep", prefill.ep if prefill else 0),
-                           ("prefill_workers", x), ("decode_workers", y)):  # fmt: skip
-            columns[key].append(np.full(n, value, dtype=np.int64))
-        columns["gpus"].append(np.broadcast_to(np.asarray(served.gpus, dtype=np.int64), (n,)))
-        columns["concurrency"].append(clients)
-        columns["batch_size"].append(np.broadcast_to(served.batch_size, (n,)))
-        columns["ttft_s"].append(np.broadcast_to(served.ttft_s, (n,)))
-        columns["tpot_s"].append(np.broadcast_to(served.tpot_s, (n,)))
-        columns["output_tokens_per_s"].append(np.broadcast_to(served.output_tokens_per_s, (n,)))
-        columns["usd_per_gpu_hour"].append(np.full(n, price))
+        first = prefill or _Layout(0, 0, 0, layout.format)
+        per_candidate = (hw.name, mode, layout.format, layout.tp, layout.pp, layout.ep, first.tp, first.pp,
+                         first.ep, price)  # fmt: skip
+        candidates.append((per_candidate, int(np.prod(shape))))
+        values = (x, y, served.gpus, clients, served.batch_size, served.ttft_s, served.tpot_s,
+                  served.output_tokens_per_s)  # fmt: skip
+        for key, value in zip(_POINT_COLUMNS, values, strict=True):
+            columns[key].append(np.broadcast_to(value, shape).ravel())
 
     for hw in hardware:
         engines: dict[_Layout, Engine | str] = {}
@@ -551,14 +511,17 @@ def frontier(
                 continue
             add(hw, "agg", layout, None, 0, 1, served)
         if "disagg" in modes:
-            _search_disagg(hw, engines, workers, clients, isl, osl, loop, add, skipped)
+            _search_disagg(hw, engines, workers, clients, isl, osl, loop, transfer, add, skipped)
 
-    if not columns["system"]:
+    if not candidates:
         reasons = "; ".join(f"{d}: {r}" for d, r in skipped[:3])
         raise CostmodelError(
             f"no deployment of {m.name} could be evaluated ({len(skipped)} tried: {reasons}"
             f"{'; ...' if len(skipped) > 3 else ''}); try more systems, formats or TP degrees"
         )
+    counts = np.array([n for _, n in candidates])
+    for k, name in enumerate(_CANDIDATE_COLUMNS):
+        columns[name] = [np.repeat(np.array([c[k] for c, _ in candidates]), counts)]
     points = _points(columns, isl, osl, ttft_s, tpot_s)
     return Frontier(points, _cheapest(points), tuple(skipped), ttft_s, tpot_s, int(isl), int(osl))
 
@@ -571,6 +534,7 @@ def _search_disagg(
     isl: int,
     osl: int,
     loop: LoopParams,
+    transfer_overhead_s: float,
     add: Callable[..., None],
     skipped: list[tuple[str, str]],
 ) -> None:
@@ -583,44 +547,42 @@ def _search_disagg(
         return
     X = np.array([w[0] for w in workers], dtype=np.int64)
     Y = np.array([w[1] for w in workers], dtype=np.int64)
-    served = disagg_points(
-        [(p[1], d[1]) for p, d in pairs],
-        prefill_workers=X,
-        decode_workers=Y,
-        concurrency=clients,
-        isl=isl,
-        osl=osl,
-        params=loop,
-    )
+    try:
+        served = disagg_points(
+            [(p[1], d[1]) for p, d in pairs],
+            prefill_workers=X,
+            decode_workers=Y,
+            concurrency=clients,
+            isl=isl,
+            osl=osl,
+            params=loop,
+            kv_transfer_overhead_s=transfer_overhead_s,
+        )
+    except (CostmodelError, ValueError) as e:  # a failure the plug-in did not attribute to one pair
+        served = [_first_line(e)] * len(pairs)
     reasons: dict[str, str] = {}
     for ((p_layout, _), (d_layout, _)), result in zip(pairs, served, strict=True):
         if isinstance(result, str):
             reasons.setdefault(result, f"{hw.name} disagg")
             continue
-        for w in range(X.size):
-            add(
-                hw, "disagg", d_layout, p_layout, int(X[w]), int(Y[w]),
-                Served(
-                    ttft_s=result.ttft_s[w], tpot_s=result.tpot_s[w],
-                    output_tokens_per_s=result.output_tokens_per_s[w], batch_size=result.batch_size[w],
-                    gpus=np.broadcast_to(result.gpus, result.ttft_s.shape)[w],
-                ),
-            )  # fmt: skip
+        add(hw, "disagg", d_layout, p_layout, X[:, None], Y[:, None], result)
     skipped.extend((what, why) for why, what in reasons.items())
 
 
-_COLUMNS = ("system", "mode", "format", "tp", "pp", "ep", "prefill_tp", "prefill_pp", "prefill_ep",
-            "prefill_workers", "decode_workers", "concurrency", "batch_size", "gpus", "ttft_s", "tpot_s",
-            "output_tokens_per_s", "usd_per_gpu_hour")  # fmt: skip
+_CANDIDATE_COLUMNS = ("system", "mode", "format", "tp", "pp", "ep", "prefill_tp", "prefill_pp", "prefill_ep",
+                      "usd_per_gpu_hour")  # fmt: skip
+_POINT_COLUMNS = ("prefill_workers", "decode_workers", "gpus", "concurrency", "batch_size", "ttft_s",
+                  "tpot_s", "output_tokens_per_s")  # fmt: skip
 
 
 def _points(
     columns: dict[str, list[Any]], isl: int, osl: int, ttft_s: float | None, tpot_s: float | None
 ) -> Points:
     c = {name: np.concatenate(parts) for name, parts in columns.items()}
-    gpus = c["gpus"]
+    gpus = c["gpus"].astype(np.int64)
     out_per_s = c["output_tokens_per_s"].astype(np.float64)
-    usd_per_hour = c["usd_per_gpu_hour"] * gpus
+    usd_per_gpu_hour = c["usd_per_gpu_hour"].astype(np.float64)
+    usd_per_hour = usd_per_gpu_hour * gpus
     usd_per_m_out = usd_per_hour / (out_per_s * 3600.0) * 1e6
     meets = np.ones(gpus.shape, dtype=bool)
     if ttft_s is not None:
@@ -634,15 +596,15 @@ def _points(
         system=c["system"].astype(str),
         mode=c["mode"].astype(str),
         format=c["format"].astype(str),
-        tp=c["tp"],
-        pp=c["pp"],
-        ep=c["ep"],
-        prefill_tp=c["prefill_tp"],
-        prefill_pp=c["prefill_pp"],
-        prefill_ep=c["prefill_ep"],
-        prefill_workers=c["prefill_workers"],
-        decode_workers=c["decode_workers"],
-        concurrency=c["concurrency"],
+        tp=c["tp"].astype(np.int64),
+        pp=c["pp"].astype(np.int64),
+        ep=c["ep"].astype(np.int64),
+        prefill_tp=c["prefill_tp"].astype(np.int64),
+        prefill_pp=c["prefill_pp"].astype(np.int64),
+        prefill_ep=c["prefill_ep"].astype(np.int64),
+        prefill_workers=c["prefill_workers"].astype(np.int64),
+        decode_workers=c["decode_workers"].astype(np.int64),
+        concurrency=c["concurrency"].astype(np.int64),
         batch_size=c["batch_size"].astype(np.float64),
         gpus=gpus,
         ttft_s=c["ttft_s"].astype(np.float64),
@@ -650,7 +612,7 @@ def _points(
         tokens_per_s_per_user=per_user,
         output_tokens_per_s=out_per_s,
         output_tokens_per_s_per_gpu=per_gpu,
-        usd_per_gpu_hour=c["usd_per_gpu_hour"].astype(np.float64),
+        usd_per_gpu_hour=usd_per_gpu_hour,
         usd_per_hour=usd_per_hour,
         usd_per_million_output_tokens=usd_per_m_out,
         usd_per_million_tokens=usd_per_m_out * osl / (isl + osl),

@@ -17,7 +17,7 @@ from costmodel import pareto
 from costmodel.cli import app
 from costmodel.closed_loop import LoopParams, closed_loop
 from costmodel.errors import CostmodelError
-from costmodel.loop_params import engine_params, engine_params_file, read_engine_params
+from costmodel.loop_params import engine_params, engine_params_file, read_engine_params, transfer_overhead_s
 from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 
@@ -139,34 +139,6 @@ def test_more_clients_never_lower_tpot(
         assert np.all(np.diff(loop.ttft_s) >= -1e-12 * loop.ttft_s[1:])
 
 
-def test_a_remembering_engine_answers_as_the_engine_does() -> None:
-    kwargs = dict(
-        weight_dtype="fp8",
-        activation_dtype="fp8",
-        kv_dtype="bf16",
-        max_batch_size=512,
-        max_batched_tokens=8192,
-    )
-    plain = Engine.build("llama-3-70b", "h100-sxm", tp=4, **kwargs)  # type: ignore[arg-type]
-    remembering = pareto.RememberingEngine(plain.model, plain.hardware, plain.workload, plain.deployment,
-                                           max_batch_size=512, max_batched_tokens=8192)  # fmt: skip
-    clients = np.array([1, 8, 64, 512])
-    for _ in range(2):  # computed, then remembered
-        a = closed_loop(plain, concurrency=clients, isl=1024, osl=256, params=engine_params("vllm"))
-        b = closed_loop(remembering, concurrency=clients, isl=1024, osl=256, params=engine_params("vllm"))
-        np.testing.assert_array_equal(a.ttft_s, b.ttft_s)
-        np.testing.assert_array_equal(a.tpot_s, b.tpot_s)
-        for name in ("linear_s", "prefill_attention_s"):
-            args = (
-                (np.array([512.0, 4096.0]),) if name == "linear_s" else (np.array([512.0]), np.array([100.0]))
-            )
-            np.testing.assert_array_equal(
-                getattr(plain.parts, name)(*args), getattr(remembering.parts, name)(*args)
-            )
-    assert remembering.parts.linear_s(np.array([1.0])) is remembering.parts.linear_s(np.array([1.0]))
-    assert remembering.parts.linear_s(np.array([1.0])) is not remembering.parts.linear_s(np.array([2.0]))
-
-
 def test_candidates_that_cannot_run_are_skipped_with_the_reason() -> None:
     found = pareto.frontier("llama-3-70b", ["a100-80gb"], formats=("bf16", "fp8"), modes=("agg",), **SMALL)
     reasons = dict(found.skipped)
@@ -215,12 +187,60 @@ def test_disaggregated_candidates_go_through_the_plug_in(monkeypatch: pytest.Mon
     assert "3x(TP1) : 1x(TP2)" in p.label(first)
 
 
-def test_without_the_disaggregated_model_the_mode_is_skipped_once_per_system() -> None:
-    found = pareto.frontier("llama-3-8b", ["h100-sxm", "l40s"], **SMALL)
-    assert set(found.points.mode) == {"agg"}
-    disagg = [(what, why) for what, why in found.skipped if "disagg" in what]
-    assert [what for what, _ in disagg] == ["h100-sxm disagg", "l40s disagg"]
-    assert all("not modelled" in why for _, why in disagg)
+@pytest.fixture(scope="module")
+def both() -> pareto.Frontier:
+    return pareto.frontier("llama-3-8b", ["h100-sxm", "b200"], ttft_s=0.5, tpot_s=0.03, **SMALL)
+
+
+def test_disaggregated_points_are_disagg_loop_on_their_pools(both: pareto.Frontier) -> None:
+    from costmodel.disagg import DisaggParams, disagg_loop
+
+    p = both.points
+    disagg = np.flatnonzero(p.mode == "disagg")
+    assert disagg.size
+    assert set(
+        zip(p.prefill_workers[disagg].tolist(), p.decode_workers[disagg].tolist(), strict=True)
+    ) == set(pareto.DISAGG_WORKERS)
+    np.testing.assert_array_equal(
+        p.gpus[disagg],
+        p.prefill_workers[disagg] * p.prefill_tp[disagg] * p.prefill_pp[disagg]
+        + p.decode_workers[disagg] * p.tp[disagg] * p.pp[disagg],
+    )
+    for i in disagg[:: max(disagg.size // 7, 1)]:  # a spread of them, each against the model itself
+
+        def engine(tp: int, i: int = i) -> Engine:
+            weight, compute = pareto.FORMATS[str(p.format[i])]
+            return Engine.build("llama-3-8b", str(p.system[i]), tp=tp, weight_dtype=weight,
+                                activation_dtype=compute, max_batch_size=256, max_batched_tokens=8192)  # fmt: skip
+
+        loop = disagg_loop(
+            engine(int(p.prefill_tp[i])), engine(int(p.tp[i])),
+            prefill_workers=int(p.prefill_workers[i]), decode_workers=int(p.decode_workers[i]),
+            concurrency=int(p.concurrency[i]), isl=1024, osl=128,
+            params=DisaggParams.from_loop(engine_params("vllm"), kv_transfer_overhead_s=transfer_overhead_s("vllm")),
+        )  # fmt: skip
+        assert p.ttft_s[i] == pytest.approx(float(loop.ttft_s), rel=1e-12)
+        assert p.tpot_s[i] == pytest.approx(float(loop.tpot_s), rel=1e-12)
+        assert p.output_tokens_per_s[i] == pytest.approx(float(loop.output_tokens_per_s), rel=1e-12)
+
+
+def test_both_modes_share_one_frontier_per_system(both: pareto.Frontier) -> None:
+    p = both.points
+    assert set(p.mode) == {"agg", "disagg"}
+    for system in ("h100-sxm", "b200"):
+        mine = p.system == system
+        x, y = p.tokens_per_s_per_user, p.output_tokens_per_s_per_gpu
+        for i in np.flatnonzero(mine & p.on_frontier):
+            assert not dominated_by(p, i).any()
+        for i in np.flatnonzero(mine & ~p.on_frontier):
+            assert dominated_by(p, i).any() or (p.on_frontier & mine & (x == x[i]) & (y == y[i])).any()
+    feasible = p.meets_slo & np.isfinite(p.usd_per_million_output_tokens)
+    assert both.best is not None
+    assert p.usd_per_million_output_tokens[both.best] == p.usd_per_million_output_tokens[feasible].min()
+    tokens_per_hour = p.output_tokens_per_s * 3600.0
+    np.testing.assert_array_equal(
+        p.usd_per_million_output_tokens, p.usd_per_gpu_hour * p.gpus / tokens_per_hour * 1e6
+    )
 
 
 def test_moe_models_search_expert_parallelism() -> None:
@@ -304,7 +324,7 @@ def test_cli_json_is_strict_and_matches_the_api() -> None:
     b300 = [row for row in document["frontier"] if row["system"] == "b300"]
     assert b300
     assert all(row["usd_per_million_output_tokens"] is None for row in b300)
-    assert any("disagg" in s["candidate"] for s in document["skipped"])
+    assert {row["mode"] for row in document["frontier"]} <= {"agg", "disagg"}
 
 
 def test_cli_table_and_csv() -> None:
@@ -312,7 +332,7 @@ def test_cli_table_and_csv() -> None:
     assert result.exit_code == 0, result.output
     assert "TTFT [ms]" in result.stdout
     assert "$/M output tokens" in result.stdout
-    result = runner.invoke(app, [*CLI, "--csv", "--all"])
+    result = runner.invoke(app, [*CLI, "--csv", "--all", "--mode", "agg"])
     assert result.exit_code == 0
     header, *rows = result.stdout.strip().splitlines()
     assert header.startswith("label,system,mode,format,tp,")
