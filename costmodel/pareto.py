@@ -122,14 +122,14 @@ def disagg_points(
     *,
     prefill_workers: IntArray,
     decode_workers: IntArray,
-    concurrency: IntArray,
+    concurrency: npt.NDArray[Any],
     isl: int,
     osl: int,
     params: LoopParams,
     kv_transfer_overhead_s: float = 0.0,
 ) -> list[Served | str]:
     """Disaggregated deployments: for each (prefill engine, decode engine) pair, ``prefill_workers[w]``
-    prefill workers and ``decode_workers[w]`` decode workers serving ``concurrency[c]`` clients together,
+    prefill workers and ``decode_workers[w]`` decode workers serving ``concurrency[w, c]`` clients together,
     the KV cache moved from the first pool to the second (:func:`costmodel.disagg.disagg_pairs`, each
     engine's kernel times computed once however many pairs it is in). Returns per pair a :class:`Served`
     whose arrays (and ``gpus``) have shape (ratios, concurrency), or the reason the pair cannot run.
@@ -144,7 +144,7 @@ def disagg_points(
         pairs,
         prefill_workers=prefill_workers[:, None],
         decode_workers=decode_workers[:, None],
-        concurrency=concurrency[None, :],
+        concurrency=concurrency,
         isl=isl,
         osl=osl,
         params=DisaggParams.from_loop(params, kv_transfer_overhead_s=kv_transfer_overhead_s),
@@ -414,8 +414,8 @@ def frontier(
         skips the format, with the reason in ``skipped``
     tp, pp : tensor-parallel degrees and pipeline stages of a worker [-]
     ep : expert-parallel degrees for a MoE model [-]; default (1, tp) per TP degree
-    concurrency : clients of the closed loop [-] (per aggregated worker; the whole deployment when
-        disaggregated)
+    concurrency : clients of the closed loop per aggregated worker, or per decode worker of a
+        disaggregated deployment [-] (the ``concurrency`` column counts the deployment's clients)
     modes : ``"agg"`` and / or ``"disagg"``
     disagg_workers : (prefill workers, decode workers) pairs tried in the disaggregated mode
     engine : the serving engine whose fitted loop parameters apply (``"vllm"``, ``"sglang"``,
@@ -479,7 +479,7 @@ def frontier(
     skipped: list[tuple[str, str]] = []
 
     def add(hw: HardwareProfile, mode: str, layout: _Layout, prefill: _Layout | None, x: Any, y: Any,
-            served: Served) -> None:  # fmt: skip
+            served: Served, loop_clients: Any) -> None:  # fmt: skip
         """One candidate's points: ``served`` arrays over (worker ratios,) concurrency."""
         shape = np.shape(served.ttft_s)
         price = (usd_per_hour or {}).get(hw.name, hw.price.usd_per_hour if hw.price else math.nan)
@@ -487,7 +487,7 @@ def frontier(
         per_candidate = (hw.name, mode, layout.format, layout.tp, layout.pp, layout.ep, first.tp, first.pp,
                          first.ep, price)  # fmt: skip
         candidates.append((per_candidate, int(np.prod(shape))))
-        values = (x, y, served.gpus, clients, served.batch_size, served.ttft_s, served.tpot_s,
+        values = (x, y, served.gpus, loop_clients, served.batch_size, served.ttft_s, served.tpot_s,
                   served.output_tokens_per_s)  # fmt: skip
         for key, value in zip(_POINT_COLUMNS, values, strict=True):
             columns[key].append(np.broadcast_to(value, shape).ravel())
@@ -509,7 +509,7 @@ def frontier(
             except (CostmodelError, ValueError) as e:
                 skipped.append((describe, _first_line(e)))
                 continue
-            add(hw, "agg", layout, None, 0, 1, served)
+            add(hw, "agg", layout, None, 0, 1, served, clients)
         if "disagg" in modes:
             _search_disagg(hw, engines, workers, clients, isl, osl, loop, transfer, add, skipped)
 
@@ -552,7 +552,7 @@ def _search_disagg(
             [(p[1], d[1]) for p, d in pairs],
             prefill_workers=X,
             decode_workers=Y,
-            concurrency=clients,
+            concurrency=clients[None, :] * Y[:, None],  # the same clients per decode worker as per agg worker
             isl=isl,
             osl=osl,
             params=loop,
@@ -565,7 +565,7 @@ def _search_disagg(
         if isinstance(result, str):
             reasons.setdefault(result, f"{hw.name} disagg")
             continue
-        add(hw, "disagg", d_layout, p_layout, X[:, None], Y[:, None], result)
+        add(hw, "disagg", d_layout, p_layout, X[:, None], Y[:, None], result, clients[None, :] * Y[:, None])
     skipped.extend((what, why) for why, what in reasons.items())
 
 

@@ -153,7 +153,10 @@ def test_disaggregated_candidates_go_through_the_plug_in(monkeypatch: pytest.Mon
     def fake(pairs: list[tuple[Engine, Engine]], *, prefill_workers: np.ndarray, decode_workers: np.ndarray,
              concurrency: np.ndarray, **kw: object) -> list[pareto.Served | str]:  # fmt: skip
         out: list[pareto.Served | str] = []
-        X, Y, c = prefill_workers[:, None], decode_workers[:, None], concurrency[None, :].astype(float)
+        X, Y, c = prefill_workers[:, None], decode_workers[:, None], concurrency.astype(float)
+        np.testing.assert_array_equal(
+            concurrency, Y * np.array(SMALL["concurrency"])[None, :]
+        )  # per decode worker
         for prefill, decode in pairs:
             calls.append((prefill.deployment.tp, decode.deployment.tp))
             if prefill.deployment.tp == 2 and decode.deployment.tp == 2:
