@@ -11,9 +11,12 @@ models, with the per-engine parameters of :mod:`costmodel.loop_params`). The sea
   mixture-of-experts model, expert-parallel degrees ``ep`` (default 1 and tp: experts replicated across
   the TP group's ranks, or spread over all of them);
 - the aggregated mode (``"agg"``: one engine per worker runs prefill and decode, chunked);
-- the disaggregated mode (``"disagg"``: x prefill workers and y decode workers, the KV cache moved
-  between them, :mod:`costmodel.disagg`), plugged in through one function, :func:`disagg_points`;
-- the concurrency, vectorised: every concurrency of one engine is one array evaluation.
+- the disaggregated mode (``"disagg"``: x prefill workers and y decode workers of one format and one
+  pipeline stage each, the KV cache moved between them, :mod:`costmodel.disagg`), plugged in through one
+  function, :func:`disagg_points`, called once per system with every pair of layouts;
+- the concurrency, vectorised: every concurrency of one engine (every ratio and concurrency of one
+  disaggregated pair) is one array evaluation; clients are counted per aggregated worker and per decode
+  worker.
 
 Per point: TTFT and TPOT (means, as the closed loop gives them), tokens/s per user = 1 / TPOT, output
 tokens/s per GPU = the deployment's output rate / its GPUs, the GPUs, and the cost:
@@ -26,10 +29,10 @@ the higher tokens/s per user) of all points that meet the objectives, on the fro
 objective can rule frontier points out). Per GPU, a deployment of N replicas of a point has the same
 figures: the frontier is that of one replica.
 
-Assumptions: those of :mod:`costmodel.closed_loop` (fixed isl / osl, steady state, no preemption); a
-worker's scheduler admits up to ``concurrency`` sequences (``max_batch_size`` = the largest concurrency
-searched) within a token budget of ``max_batched_tokens`` per iteration; the KV cache is stored in
-``kv_dtype``. Not searched yet: attention data parallelism.
+Assumptions: those of :mod:`costmodel.closed_loop` and :mod:`costmodel.disagg` (fixed isl / osl,
+steady state, no preemption); a worker's scheduler admits up to the largest concurrency searched
+(``max_batch_size``) within a token budget of :data:`TOKEN_BUDGET` tokens per iteration; the KV cache is
+stored in ``kv_dtype``. Not searched yet: attention data parallelism.
 """
 
 from __future__ import annotations
