@@ -503,7 +503,7 @@ def frontier(
             except (CostmodelError, ValueError) as e:
                 engines[layout] = _first_line(e)
         for layout, built in engines.items() if "agg" in modes else ():
-            describe = f"{hw.name} agg TP{layout.tp} PP{layout.pp} EP{layout.ep} {layout.format}"
+            describe = f"{hw.name} agg {_describe(layout)}"
             if isinstance(built, str):
                 skipped.append((describe, built))
                 continue
@@ -566,10 +566,14 @@ def _search_disagg(
     reasons: dict[str, str] = {}
     for ((p_layout, _), (d_layout, _)), result in zip(pairs, served, strict=True):
         if isinstance(result, str):
-            reasons.setdefault(result, f"{hw.name} disagg")
+            reasons.setdefault(result, f"{hw.name} disagg {_describe(p_layout)} : {_describe(d_layout)}")
             continue
         add(hw, "disagg", d_layout, p_layout, X[:, None], Y[:, None], result, clients[None, :] * Y[:, None])
     skipped.extend((what, why) for why, what in reasons.items())
+
+
+def _describe(layout: _Layout) -> str:
+    return f"TP{layout.tp} PP{layout.pp} EP{layout.ep} {layout.format}"
 
 
 _CANDIDATE_COLUMNS = ("system", "mode", "format", "tp", "pp", "ep", "prefill_tp", "prefill_pp", "prefill_ep",

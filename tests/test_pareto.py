@@ -185,7 +185,7 @@ def test_disaggregated_candidates_go_through_the_plug_in(monkeypatch: pytest.Mon
         p.gpus[disagg],
         p.prefill_workers[disagg] * p.prefill_tp[disagg] + p.decode_workers[disagg] * p.tp[disagg],
     )
-    assert ("h100-sxm disagg", "a reason") in found.skipped
+    assert ("h100-sxm disagg TP2 PP1 EP1 bf16 : TP2 PP1 EP1 bf16", "a reason") in found.skipped
     first = int(np.flatnonzero(disagg & (p.tp == 2) & (p.prefill_tp == 1) & (p.prefill_workers == 3))[0])
     assert "3x(TP1) : 1x(TP2)" in p.label(first)
 
