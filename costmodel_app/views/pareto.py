@@ -121,7 +121,7 @@ with cols[3]:
         bind="query-params",
         help="agg: prefill and decode on the same workers; disagg: x prefill : y decode workers.",
     )
-cols = st.columns(3)
+cols = st.columns([3, 2, 1])
 with cols[0]:
     formats = st.pills(
         "Weight formats",
@@ -197,7 +197,7 @@ else:
     source = "pareto.frontier(...).points"
     usd, per_gpu = "usd_per_million_output_tokens", "output_tokens_per_s_per_gpu"
     figures = [
-        ("Cheapest deployment", str(best["label"]), "label(best)"),
+        ("Cheapest device", str(best["system"]), "system"),
         ("Concurrency", ui.count(best["concurrency"]), "concurrency"),
         ("GPUs", ui.count(best["gpus"]), "gpus"),
         ("$ per million output tokens", ui.usd(best[usd]), usd),
@@ -206,6 +206,16 @@ else:
         ("Tokens/s per user", ui.rate(best["tokens_per_s_per_user"]), "tokens_per_s_per_user"),
         ("Output tokens/s per GPU", ui.rate(best[per_gpu]), per_gpu),
     ]
+    st.markdown(
+        f"Cheapest deployment meeting {objective}: **{ui.plain(best['label'])}** at {best['concurrency']:,} "
+        f"clients on {best['gpus']:,} GPU{'s' if best['gpus'] > 1 else ''}"
+        + (
+            f" ({best['prefill_workers']} prefill and {best['decode_workers']} decode workers)"
+            if best["mode"] == "disagg"
+            else ""
+        )
+        + "."
+    )
     for start in (0, 4):
         for col, (label, value, attr) in zip(st.columns(4), figures[start : start + 4], strict=True):
             with col:
@@ -240,7 +250,7 @@ for i, system in enumerate(sc.hardware):
         y=mine["output_tokens_per_s_per_gpu"],
         name=system,
         mode="lines+markers",
-        line=dict(color=color, shape="hv"),
+        line=dict(color=color, shape="vh"),  # the staircase of what is attainable: right of a point, the next
         marker=dict(color=color, symbol=np.where(mine["mode"] == "disagg", "diamond", "circle")),
         customdata=customdata(mine),
         hovertemplate=hover,
