@@ -52,8 +52,8 @@ def one_line(message: str) -> str:
 
 
 def _option(loc: tuple[int | str, ...]) -> str:
-    field = str(loc[-1]) if loc else "input"
-    return "--" + field.replace("_", "-")
+    # a check across fields (no location) names its fields in its message
+    return "--" + str(loc[-1]).replace("_", "-") if loc else ""
 
 
 def describe_options(error: ValidationError) -> str:
@@ -64,7 +64,7 @@ def describe_options(error: ValidationError) -> str:
         reason = reason.replace("Input should be", "must be").replace("Input ", "")
         shown = item.get("input")
         got = f" (got {shown!r})" if isinstance(shown, int | float | str) else ""
-        parts.append(f"{_option(item['loc'])} {reason}{got}")
+        parts.append(f"{_option(item['loc'])} {reason}{got}".strip())
     return one_line("; ".join(parts))
 
 
@@ -360,6 +360,20 @@ KVOpt = Annotated[str, typer.Option(help="KV-cache dtype.")]
 ActOpt = Annotated[str, typer.Option(help="Activation / compute dtype (bf16, fp16, fp8, int8).")]
 TPOpt = Annotated[int, typer.Option(help="Tensor-parallel degree.")]
 PPOpt = Annotated[int, typer.Option(help="Pipeline stages.")]
+AttentionDPOpt = Annotated[
+    int,
+    typer.Option(
+        help="Attention data-parallel ranks (each holds its own requests' KV cache; MoE models): SGLang "
+        "--dp-size with --enable-dp-attention, TensorRT-LLM enable_attention_dp."
+    ),
+]
+MoETPOpt = Annotated[
+    int | None,
+    typer.Option(help="Tensor-parallel degree of each routed expert (default tp x attention-dp / moe-ep)."),
+]
+MoEEPOpt = Annotated[
+    int | None, typer.Option(help="Expert-parallel degree of the routed experts (default 1).")
+]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Machine-readable output (JSON; null where a figure does not exist).")
 ]
@@ -387,6 +401,9 @@ def estimate(
     activation_dtype: ActOpt = "bf16",
     tp: TPOpt = 1,
     pp: PPOpt = 1,
+    attention_dp: AttentionDPOpt = 1,
+    moe_tp: MoETPOpt = None,
+    moe_ep: MoEEPOpt = None,
     sparsity: Annotated[
         str, typer.Option(help="'none' or '2:4' structured sparsity of the weights.")
     ] = "none",
@@ -397,7 +414,7 @@ def estimate(
     w = _workload_options(
         batch_size, prompt_len, output_len, weight_dtype, kv_dtype, activation_dtype, sparsity
     )
-    dep = Deployment(tp=tp, pp=pp)
+    dep = Deployment(tp=tp, pp=pp, attention_dp=attention_dp, moe_tp=moe_tp, moe_ep=moe_ep)
     price = parse_prices(usd_per_hour, [hardware]).get(hardware)
     report = run_estimate(model, hardware, w, dep, usd_per_hour=price)
     sizes = size(
@@ -430,7 +447,10 @@ def estimate(
         )
         at_max = run_estimate(model, hardware, big, dep, usd_per_hour=price).summary()
     table = Table(
-        title=f"{report.model} on {dep.gpus_per_replica} x {report.hardware} (tp={tp}, pp={pp})",
+        title=f"{report.model} on {dep.gpus_per_replica} x {report.hardware} (tp={tp}, pp={pp}"
+        + (f", attention_dp={attention_dp}" if attention_dp > 1 else "")
+        + (f", moe_tp={dep.moe_tp_size} x moe_ep={dep.moe_ep_size}" if moe_tp or moe_ep else "")
+        + ")",
         show_header=False,
     )
     rows = [

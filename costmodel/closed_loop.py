@@ -34,6 +34,13 @@ all clients at once keeps part of that synchrony): a group of G prompts arriving
 first come first served at ``budget - D`` prompt tokens per iteration, so its members wait on average
 (G isl / (budget - D) - chunks) / 2 more full-budget iterations than a lone prompt.
 
+With attention data parallelism (``attention_dp`` = r ranks, :class:`costmodel.specs.Deployment`) each
+rank runs its own scheduler over its own share of the clients, sequences, token budget and KV cache
+(concurrency / r, max_batch_size / r, max_batched_tokens / r: balanced, as a round-robin router makes
+them), and the ranks step together (the MoE layers synchronise them). The analysis above is that of one
+rank; each iteration's time is :func:`costmodel.serving.step_time` with every rank's decodes and chunks
+(r times one rank's); the engine's rates are r times one rank's.
+
 Assumptions: all clients' requests are alike (fixed isl, osl; outputs run to osl, as with ``ignore_eos``);
 the steady state is reached (the benchmark's first cycle, where all prompts arrive at once, is not
 modelled); no preemption: the engine admits sequences while the KV cache of their mean length
@@ -148,9 +155,16 @@ def loop_parts(
         if np.any(bad):
             raise CostmodelError(f"{name} must be finite and >= {low:g}, got {x[bad].flat[0]!r}")
 
-    budget = float(engine.max_batched_tokens)
-    fits = engine.max_concurrency(np.ceil(N_in + N_out / 2.0)).max_sequences
-    R = np.minimum(C, np.minimum(float(engine.max_batch_size), np.asarray(fits, dtype=np.float64)))
+    # one attention-DP rank's share of the clients, limits and cache (all of them without attention DP)
+    ranks = float(engine.deployment.attention_dp)
+    if np.any(ranks > C):
+        raise CostmodelError(
+            f"concurrency ({float(np.min(C)):g}) is below attention_dp ({ranks:g}): the model spreads the "
+            "clients evenly over the ranks and does not model idle ranks; use at least one client per rank"
+        )
+    budget = float(engine.max_batched_tokens) / ranks
+    fits = engine.max_concurrency(np.ceil(N_in + N_out / 2.0)).max_sequences / ranks
+    R = np.minimum(C / ranks, np.minimum(engine.max_batch_size / ranks, np.asarray(fits, dtype=np.float64)))
     if np.any(R < 1):
         raise CostmodelError(
             "not even one sequence of isl + osl / 2 tokens fits in the engine's KV cache; "
@@ -175,11 +189,14 @@ def loop_parts(
     tokens = np.minimum(np.maximum(chunk, prefill_tokens), free)
     context = N_in + N_out / 2.0
     with_prompt = engine.step_time(
-        decode_batch=D, decode_context=context, prefill_tokens=tokens, prefill_past=(N_in - chunk) / 2.0
+        decode_batch=D * ranks,
+        decode_context=context,
+        prefill_tokens=tokens * ranks,
+        prefill_past=(N_in - chunk) / 2.0,
     )
-    decode_only = engine.step_time(decode_batch=D, decode_context=context)
+    decode_only = engine.step_time(decode_batch=D * ranks, decode_context=context)
     full_budget = engine.step_time(
-        decode_batch=D, decode_context=context, prefill_tokens=free, prefill_past=N_in / 2.0
+        decode_batch=D * ranks, decode_context=context, prefill_tokens=free * ranks, prefill_past=N_in / 2.0
     )
     return LoopParts(
         concurrency=C,
@@ -195,6 +212,7 @@ def loop_parts(
         with_prompt_s=np.asarray(with_prompt),
         full_budget_s=np.asarray(full_budget),
         prefill_bound=np.asarray(prefill_bound),
+        ranks=ranks,
     )
 
 
@@ -202,7 +220,9 @@ def loop_parts(
 class LoopParts:
     """What :func:`closed_loop` derives from the engine before its named parameters are applied: the rates
     and the kernel times of the three kinds of iteration. Arrays follow broadcast(concurrency, isl, osl).
-    A calibration evaluates :meth:`result` for many parameter sets without re-timing any kernel."""
+    A calibration evaluates :meth:`result` for many parameter sets without re-timing any kernel.
+    ``concurrency`` is the whole loop's; ``running``, ``decodes``, ``requests_per_iteration`` and
+    ``prompt_budget`` are one attention-DP rank's (of ``ranks``)."""
 
     concurrency: FloatArray
     isl: FloatArray
@@ -217,6 +237,7 @@ class LoopParts:
     with_prompt_s: FloatArray
     full_budget_s: FloatArray
     prefill_bound: npt.NDArray[np.bool_]
+    ranks: float = 1.0
 
     def result(self, params: LoopParams) -> ClosedLoop:
         """TTFT, TPOT and rates with ``params`` applied."""
@@ -229,8 +250,9 @@ class LoopParts:
         )
         # Little's law on the loop: a cycle is C / rate iterations, osl - 1 of them decoding; what is not
         # the half-iteration wait or the prompt's own chunks is queueing, at the mean iteration time
-        queued = np.maximum(self.concurrency / rate - steps - 0.5 - chunks, 0.0)
-        group = params.burst_fraction * self.concurrency
+        clients = self.concurrency / self.ranks  # one rank's
+        queued = np.maximum(clients / rate - steps - 0.5 - chunks, 0.0)
+        group = params.burst_fraction * clients
         burst = np.maximum(group * self.isl / self.prompt_budget - chunks, 0.0) / 2.0
         ttft = (
             params.request_overhead_s
@@ -242,12 +264,12 @@ class LoopParts:
             ttft_s=np.asarray(ttft),
             tpot_s=np.asarray(iteration),
             iteration_s=np.asarray(iteration),
-            decodes_per_iteration=np.asarray(self.decodes),
-            prefill_tokens_per_iteration=np.asarray(rate * self.isl),
-            running=np.asarray(self.running),
+            decodes_per_iteration=np.asarray(self.decodes * self.ranks),
+            prefill_tokens_per_iteration=np.asarray(rate * self.isl * self.ranks),
+            running=np.asarray(self.running * self.ranks),
             prefill_bound=np.asarray(self.prefill_bound),
-            requests_per_s=np.asarray(rate / iteration),
-            output_tokens_per_s=np.asarray(rate * self.osl / iteration),
+            requests_per_s=np.asarray(rate * self.ranks / iteration),
+            output_tokens_per_s=np.asarray(rate * self.ranks * self.osl / iteration),
         )
 
 

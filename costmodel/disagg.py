@@ -25,7 +25,9 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
 - **Decode pool.** ``decode_workers`` engines share the decoding sequences evenly; each runs at most
   ``max_batch_size`` of them, and no more than fit in its KV cache at the mean length isl + osl / 2
   (:meth:`Engine.max_concurrency`). With D sequences per worker an iteration takes
-  t(D) = step_time(decode_batch=D, decode_context=isl + osl / 2) + ``step_overhead_s``: that is TPOT.
+  t(D) = step_time(decode_batch=max(D, 1), decode_context=isl + osl / 2) + ``step_overhead_s``: that is
+  TPOT (a sequence decodes in a batch of at least itself, however few share the pool). The iteration is
+  timed at a geometric grid of batch sizes and interpolated linearly between them.
 - **Rates.** With A = ``request_overhead_s`` + s_1 + transfer the time a request spends before decoding
   when nothing queues, the loop completes lambda = min(C / (A + (osl - 1) t(D)), mu_p,
   decode_workers max_batch / ((osl - 1) t(max_batch))) requests per second: the clients' own cycle, the
@@ -43,6 +45,10 @@ over the workers of each pool; no queueing below a pool's saturation except the 
 asymptotic-bounds view of a closed network, Lazowska et al. 1984, "Quantitative System Performance",
 §5.2); the decode engine only decodes (the transferred KV cache needs no compute); prompts batched in one
 prefill pass cost their summed attention and the linear work of all their tokens.
+
+:func:`disagg_loop` evaluates one deployment (arrays over worker counts, clients and lengths);
+:func:`disagg_pairs` many (prefill engine, decode engine) pairs at once for a deployment search, timing
+each engine once.
 """
 
 from __future__ import annotations

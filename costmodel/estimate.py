@@ -70,6 +70,8 @@ class SizingReport:
     max_context_len: int
     prefill_flop: float
     decode_flop_per_token: float
+    attention_dp: int = 1
+    """Attention data-parallel ranks of the replica; ``batch_size`` is spread over them [-]."""
 
     def to_dict(self) -> dict[str, object]:
         """Plain types only, for JSON."""
@@ -119,6 +121,7 @@ def size(
         activation_dtype=activation_dtype,
         sparsity=sparsity,
         usable_fraction=usable_fraction,
+        attention_dp=dep.attention_dp,
     )
     p = param_count(m)
     prefill = forward_flop(m, batch_size=batch_size, new_tokens=prompt_len, logits="last").total
@@ -152,6 +155,7 @@ def size(
         max_context_len=int(f.max_context_len),
         prefill_flop=float(prefill),
         decode_flop_per_token=per_token,
+        attention_dp=dep.attention_dp,
     )
 
 
@@ -175,10 +179,12 @@ class _Setup:
     link: Link
 
     def ops(self, batch: Any, new: Any, past: Any, logits: Literal["all", "last"]) -> tuple[Op, ...]:
-        w = self.workload
+        w, dep = self.workload, self.deployment
         return forward_ops(
             self.model,
-            batch_size=batch,
+            # the replica's sequences, spread evenly over its attention-DP ranks (balanced: every rank
+            # takes as long as the slowest)
+            batch_size=np.asarray(batch, dtype=np.float64) / dep.attention_dp,
             new_tokens=new,
             past_tokens=past,
             weight_dtype=w.weight_dtype,
@@ -186,9 +192,11 @@ class _Setup:
             kv_dtype=w.kv_dtype,
             attention_impl=self.attention_impl,
             logits=logits,
-            tp=self.deployment.tp,
-            ep=self.deployment.ep,
+            tp=dep.tp,
+            ep=dep.moe_ep_size,
             sparsity=w.sparsity,
+            attention_dp=dep.attention_dp,
+            moe_tp=dep.moe_tp_size,
         )
 
     def times(self, ops: tuple[Op, ...]) -> OpTimes:
@@ -198,6 +206,7 @@ class _Setup:
             activation_dtype=self.workload.activation_dtype,
             efficiency=self.efficiency,
             link=self.link,
+            scale_up_domain=scale_up_domain_size(self.hardware, self.deployment),
         )
 
     def stage_send_s(self, sequences: Any, tokens_per_seq: Any) -> FloatArray:
@@ -207,7 +216,10 @@ class _Setup:
         Narayanan et al. 2021 §4.1), plus one launch."""
         dep, eff = self.deployment, self.efficiency
         p2p_link = link_for(dep.gpus_per_replica, self.hardware, dep)
-        hidden = np.asarray(sequences) * np.asarray(tokens_per_seq) * self.model.d_model * 2.0
+        # each attention-DP rank sends its own share of the sequences over its own links
+        hidden = (
+            np.asarray(sequences) * np.asarray(tokens_per_seq) * self.model.d_model * 2.0 / dep.attention_dp
+        )
         bw = link_bandwidth_bytes_per_s(self.hardware, p2p_link) * eff.interconnect_fraction
         send = hidden / dep.tp / bw
         if dep.tp > 1:
@@ -512,6 +524,7 @@ def estimate(
         activation_dtype=w.activation_dtype,
         sparsity=w.sparsity,
         usable_fraction=usable_fraction,
+        attention_dp=dep.attention_dp,
     )
 
     # MFU against the peak the matmuls can reach: with 2:4 sparse weights, the sparse peak (a dense-
@@ -525,7 +538,7 @@ def estimate(
     # layers on the tp GPUs of a stage in turn; over the time of that step on all tp x pp GPUs
     m_micro, b_micro = setup.microbatches(B) if dep.pp > 1 else (np.ones_like(B), B)
     micro_ops = setup.ops(b_micro, 1, P, "all") if dep.pp > 1 else first_step_ops
-    step_bytes = m_micro * sum(op.bytes * op.layers for op in micro_ops) * dep.tp
+    step_bytes = m_micro * sum(op.bytes * op.layers for op in micro_ops) * dep.moe_gpus
     mbu = step_bytes / (first_step * hw.memory_bandwidth_bytes_per_s * gpus)
     return Report(
         model=m.name,
@@ -670,6 +683,11 @@ def train(
     m, hw = load_model(model), load_hardware(hardware)
     dep = deployment or Deployment()
     dep.check(m)
+    if dep.attention_dp > 1:
+        raise CostmodelError(
+            f"attention_dp ({dep.attention_dp}) is a serving layout; train() models tp x pp replicas: "
+            "set attention_dp=1 and use replicas"
+        )
     eff = efficiency or hw.efficiency
     gbs = np.asarray(global_batch_size, dtype=np.float64)
     S = np.asarray(seq_len, dtype=np.float64)

@@ -120,6 +120,19 @@ def weight_bytes(
     )
 
 
+def expert_weight_bytes(
+    model: ModelProfile, *, weight_dtype: str = "bf16", sparsity: Sparsity = "none", keep_dtype: str = "bf16"
+) -> int:
+    """Bytes of the routed experts' weights, all MoE layers [bytes] (0 for a dense model): the part of
+    :func:`weight_bytes` that MoE tensor and expert parallelism split over every device of the MoE layer
+    (:class:`costmodel.specs.Deployment`); shared experts and the router are not in it."""
+    return sum(
+        tensor_bytes(t, weight_dtype=weight_dtype, keep_dtype=keep_dtype, sparsity=sparsity) * t.count
+        for t in tensors(model)
+        if t.component == "experts"
+    )
+
+
 def checkpoint_bytes(model: ModelProfile) -> int:
     """Bytes of the weights as the published checkpoint stores them (``model.checkpoint``) [bytes].
 
@@ -495,6 +508,7 @@ def replica_memory(
     *,
     tp: int = 1,
     pp: int = 1,
+    attention_dp: int = 1,
     weight_dtype: str = "bf16",
     kv_dtype: str = "bf16",
     activation_dtype: str = "bf16",
@@ -509,10 +523,19 @@ def replica_memory(
     over tp. :func:`fit` (and through it :func:`costmodel.estimate.size`,
     :func:`costmodel.estimate.estimate`, the CLI and the dashboard) and the serving engine
     (:func:`costmodel.serving.kv_capacity_tokens`, and so the capacity planner) size a device from it.
+
+    With ``attention_dp`` ranks of ``tp`` devices (attention data parallelism, SGLang / TensorRT-LLM /
+    vLLM for MoE models): everything but the routed experts is split tp ways within a rank and
+    replicated on every rank; the routed experts are split moe_tp x moe_ep = tp x attention_dp ways
+    (:func:`expert_weight_bytes`); the KV cache figures are those of one rank, for its own sequences
+    (:func:`fit` gives each rank ceil(batch / attention_dp) of them).
     """
-    if not (isinstance(tp, int | np.integer) and tp >= 1 and isinstance(pp, int | np.integer) and pp >= 1):
-        raise CostmodelError(f"tp and pp must be integers >= 1, got tp={tp!r}, pp={pp!r}")
-    weights = weight_bytes(model, weight_dtype=weight_dtype, sparsity=sparsity) / (tp * pp)
+    for name, value in (("tp", tp), ("pp", pp), ("attention_dp", attention_dp)):
+        if not (isinstance(value, int | np.integer) and value >= 1):
+            raise CostmodelError(f"{name} must be an integer >= 1, got {value!r}")
+    total = weight_bytes(model, weight_dtype=weight_dtype, sparsity=sparsity)
+    experts = expert_weight_bytes(model, weight_dtype=weight_dtype, sparsity=sparsity)
+    weights = (total - experts) / (tp * pp) + experts / (tp * attention_dp * pp)
     acts = (
         inference_activation_bytes(
             model, batch_size=1, new_tokens=prefill_tokens, activation_dtype=activation_dtype
@@ -588,6 +611,7 @@ def fit(
     sparsity: Sparsity = "none",
     usable_fraction: float = 0.9,
     prefill_chunk_tokens: int = 8192,
+    attention_dp: int = 1,
 ) -> FitReport:
     """Whether ``batch_size`` sequences of ``context_len`` tokens fit on each device of a ``tp x pp``
     replica, and the largest batch / context that would.
@@ -602,6 +626,10 @@ def fit(
         Tokens each sequence prefills [tokens]; default ``context_len``.
     tp, pp : int
         Tensor-parallel degree and pipeline stages of the replica [-].
+    attention_dp : int
+        Attention data-parallel ranks of the replica [-] (:func:`replica_memory`): the ``batch_size``
+        sequences are the replica's, each rank holds ceil(batch_size / attention_dp) of them, and
+        ``max_batch_size`` is attention_dp times what one rank holds.
     usable_fraction : float
         Share of each device's memory for weights, cache and activations [-] (the rest goes to the CUDA
         context, allocator fragmentation and workspaces; vLLM's default ``gpu_memory_utilization`` is 0.9).
@@ -619,16 +647,19 @@ def fit(
     checks.fraction("usable_fraction", usable_fraction)
     checks.positive_int("tp", tp)
     checks.positive_int("pp", pp)
+    checks.positive_int("attention_dp", attention_dp)
     checks.positive_int("prefill_chunk_tokens", prefill_chunk_tokens)
     checks.counts("batch_size", batch_size)
     checks.counts("context_len", context_len)
-    B = np.asarray(batch_size, dtype=np.int64)
+    # the sequences of the fullest attention-DP rank (all of them without attention DP)
+    B = -(-np.asarray(batch_size, dtype=np.int64) // attention_dp)
     S = np.asarray(context_len, dtype=np.int64)
     P = S if prompt_len is None else np.asarray(prompt_len, dtype=np.int64)
     device = replica_memory(
         model,
         tp=tp,
         pp=pp,
+        attention_dp=attention_dp,
         weight_dtype=weight_dtype,
         kv_dtype=kv_dtype,
         activation_dtype=activation_dtype,
@@ -678,6 +709,6 @@ def fit(
         kv_cache_bytes_per_gpu=kv,
         activation_bytes_per_gpu=np.asarray(device.activation_bytes + 0.0 * S),
         capacity_bytes_per_gpu=capacity,
-        max_batch_size=np.asarray(max_batch, dtype=np.int64),
+        max_batch_size=np.asarray(np.minimum(max_batch * attention_dp, ceiling), dtype=np.int64),
         max_context_len=np.asarray(max_ctx, dtype=np.int64),
     )

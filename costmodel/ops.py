@@ -31,6 +31,16 @@ Assumptions, stated once:
 - **Communication**: tensor parallelism all-reduces the layer output twice per layer (after attention
   and after the MLP); expert parallelism sends each token's hidden state to its k experts and back (two
   all-to-alls per MoE layer). Message sizes are per GPU; :mod:`costmodel.roofline` applies the ring cost.
+- **Attention data parallelism** (``attention_dp`` ranks; :class:`costmodel.specs.Deployment`):
+  ``batch_size`` is one rank's; attention, dense MLPs, shared experts, router and head run on the rank's
+  tokens, split ``tp`` ways. The routed experts run on every rank's tokens (attention_dp x T, balanced),
+  split ``moe_tp`` ways and spread over ``moe_ep`` groups. Around each MoE layer the ranks all-gather
+  their tokens (the gathered buffer, attention_dp x T x d_model, among the attention_dp ranks) and
+  reduce-scatter the experts' partial outputs back (the same buffer), then all-reduce within the rank
+  over ``tp`` (the shared experts' and the expert slices' partial sums): the default MoE communication of
+  vLLM (``allgather_reducescatter``, https://docs.vllm.ai/en/latest/serving/expert_parallel_deployment/),
+  TensorRT-LLM and SGLang's DP attention. The opt-in all-to-all backends (DeepEP, wide EP), which send
+  each token only to its k experts' devices, are not modelled.
 """
 
 from __future__ import annotations
@@ -56,7 +66,9 @@ from costmodel.params import Tensor, tensors
 from costmodel.specs import NORMS_PER_LAYER, ModelProfile
 
 FloatArray = npt.NDArray[np.float64]
-OpKind = Literal["matmul", "attention", "elementwise", "allreduce", "alltoall"]
+OpKind = Literal["matmul", "attention", "elementwise", "allreduce", "alltoall", "allgather", "reducescatter"]
+COLLECTIVES: tuple[OpKind, ...] = ("allreduce", "alltoall", "allgather", "reducescatter")
+"""Operator kinds that move data between devices (:mod:`costmodel.roofline` times them on a link)."""
 AttentionImpl = Literal["flash", "eager"]
 
 DEQUANT_FLOP_PER_WEIGHT = 2.0
@@ -123,6 +135,7 @@ class Op:
     dequant_flop: FloatArray | float = 0.0
     counted: bool = False
     group: int = field(default=1, repr=False)  # devices taking part in a collective
+    span: int = field(default=0, repr=False)  # devices the collective's group spreads over (0: group)
     sparse: bool = False  # 2:4 structured-sparse weights: runs on sparse tensor cores
 
     @property
@@ -183,6 +196,8 @@ def forward_ops(
     tp: int = 1,
     ep: int = 1,
     sparsity: Sparsity = "none",
+    attention_dp: int = 1,
+    moe_tp: int | None = None,
 ) -> tuple[Op, ...]:
     """The operators of one forward pass over ``new_tokens`` per sequence after ``past_tokens``.
 
@@ -198,7 +213,13 @@ def forward_ops(
     logits : {"all", "last"}
         Output head for every new token or the last one per sequence.
     tp, ep : int
-        Tensor- and expert-parallel degrees; figures are per GPU.
+        Tensor-parallel degree (of attention and all but the routed experts) and expert-parallel degree
+        of the routed experts; figures are per GPU.
+    attention_dp : int
+        Attention data-parallel ranks whose tokens the MoE layers serve together [-]; ``batch_size`` is
+        one rank's (see the module docstring).
+    moe_tp : int, optional
+        Tensor-parallel degree of each routed expert [-]; default tp x attention_dp / ep.
     sparsity : {"none", "2:4"}
         2:4 structured sparsity of the compressible matmul weights (as :func:`costmodel.memory.weight_bytes`):
         their bytes shrink and their operators are marked ``sparse`` (sparse tensor cores).
@@ -278,7 +299,7 @@ def forward_ops(
 
     def allreduce(name: str, layers: int, group: int) -> None:
         if group > 1 and layers:
-            ops.append(Op(name, "allreduce", layers, zero, zero + T * d * a, zero, group=group))
+            ops.append(Op(name, "allreduce", layers, zero, zero + T * d * a, zero, group=group, span=tp))
 
     # embedding lookup: gather T rows
     emb_row = model.d_model * get_dtype(weight_dtype if not quantized else keep).bits / 8
@@ -439,15 +460,31 @@ def forward_ops(
         if model.moe is not None and model.n_moe_layers:
             moe, nm = model.moe, model.n_moe_layers
             E, k = moe.n_experts, moe.top_k
-            touched = 1.0 - (1.0 - k / E) ** T  # fraction of experts some token picks
-            routed = T * k  # token-expert pairs
+            dp, moe_gpus = attention_dp, tp * attention_dp
+            # moe_gpus = etp x ep devices: ep groups each hold E/ep experts, each expert split etp ways
+            etp = moe_tp if moe_tp is not None else moe_gpus // ep
+            T_moe = T * dp  # tokens the MoE layer serves: every attention-DP rank's
+            touched = 1.0 - (1.0 - k / E) ** T_moe  # fraction of experts some token picks
+            routed = T_moe * k  # token-expert pairs
             matmul("router", "router", "router", nm, T, d, E, split=1)
-            if ep > 1:
+            gathered = zero + T_moe * d * a
+            if dp > 1:
                 ops.append(
-                    Op("alltoall_dispatch", "alltoall", nm, zero, zero + routed * d * a / ep, zero, group=ep)
+                    Op("allgather_moe", "allgather", nm, zero, gathered, zero, group=dp, span=moe_gpus)
                 )
-            # ep GPUs of the TP group each hold E/ep experts, each expert split tp/ep ways
-            etp = tp // ep
+            elif ep > 1:
+                ops.append(
+                    Op(
+                        "alltoall_dispatch",
+                        "alltoall",
+                        nm,
+                        zero,
+                        zero + routed * d * a / ep,
+                        zero,
+                        group=ep,
+                        span=tp,
+                    )
+                )
             per_gpu = routed / ep  # token-expert pairs each expert group serves, balanced
             up_w = (2 if gated else 1) * moe.expert_d_ff / etp
             matmul(
@@ -460,7 +497,7 @@ def forward_ops(
                 up_w,
                 copies=E,
                 split=etp,
-                weight_split=tp,
+                weight_split=moe_gpus,
                 weight_fraction=touched,
             )
             elementwise("experts_act", nm, per_gpu * moe.expert_d_ff / etp, act, reads=2 if gated else 1)
@@ -474,12 +511,34 @@ def forward_ops(
                 d,
                 copies=E,
                 split=etp,
-                weight_split=tp,
+                weight_split=moe_gpus,
                 weight_fraction=touched,
             )
-            if ep > 1:
+            if dp > 1:
                 ops.append(
-                    Op("alltoall_combine", "alltoall", nm, zero, zero + routed * d * a / ep, zero, group=ep)
+                    Op(
+                        "reducescatter_moe",
+                        "reducescatter",
+                        nm,
+                        zero,
+                        gathered,
+                        zero,
+                        group=dp,
+                        span=moe_gpus,
+                    )
+                )
+            elif ep > 1:
+                ops.append(
+                    Op(
+                        "alltoall_combine",
+                        "alltoall",
+                        nm,
+                        zero,
+                        zero + routed * d * a / ep,
+                        zero,
+                        group=ep,
+                        span=tp,
+                    )
                 )
             if moe.n_shared_experts:
                 sf = moe.shared_d_ff
@@ -487,7 +546,7 @@ def forward_ops(
                 matmul("shared_up", "shared_experts", "up", nm, T, d, (2 if gated else 1) * shared)
                 elementwise("shared_act", nm, T * shared, act, reads=2 if gated else 1)
                 matmul("shared_down", "shared_experts", "down", nm, T, shared, d)
-            allreduce("allreduce_moe", nm, etp)
+            allreduce("allreduce_moe", nm, tp if dp > 1 else etp)
 
     # output head: a tied head reads the embedding matrix
     head_tokens = T if logits == "all" else B * np.minimum(n, 1.0)

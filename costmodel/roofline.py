@@ -9,7 +9,8 @@ Tensor-core work (matmul, attention) runs at the dense peak of the compute dtype
 peak times the datasheet's sparsity speedup, on devices that have sparse tensor cores); elementwise work and
 weight dequantization at the fp32 (vector) peak. Collectives cost the ring algorithm's
 2 (n - 1) / n x bytes / link bandwidth for an all-reduce (Patarasuk & Yuan 2009; NCCL's "bus
-bandwidth") and (n - 1) / n x bytes / bandwidth for an all-to-all, plus one latency each.
+bandwidth") and (n - 1) / n x bytes / bandwidth for an all-to-all, an all-gather (bytes: its output) and a
+reduce-scatter (bytes: its input), plus one latency each.
 
 Efficiencies come from the hardware profile (defaults, later calibrated) and can be replaced per call.
 """
@@ -24,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel.errors import CostmodelError
-from costmodel.ops import Op
+from costmodel.ops import COLLECTIVES, Op
 from costmodel.specs import Efficiency, HardwareProfile
 
 FloatArray = npt.NDArray[np.float64]
@@ -119,6 +120,7 @@ def op_times(
     efficiency: Efficiency | None = None,
     link: Link = "intra",
     collective_latency_s: float = 10e-6,
+    scale_up_domain: int | None = None,
 ) -> OpTimes:
     """Roofline time of each operator on ``hardware`` (see the module docstring).
 
@@ -135,6 +137,10 @@ def op_times(
         Which link the collectives use.
     collective_latency_s : float
         Fixed cost of one collective [s] (NCCL small-message latency on NVLink is ~10 us).
+    scale_up_domain : int, optional
+        Devices the intra-node link joins [-]: when given, each collective runs on the intra-node link
+        while the devices its group spreads over (``Op.span``) fit in it and on the inter-node network
+        beyond, instead of on ``link``.
     """
     eff = efficiency or hardware.efficiency
     tensor = compute_peak_flop_per_s(hardware, activation_dtype) * eff.matmul(activation_dtype)
@@ -142,8 +148,11 @@ def op_times(
     bandwidth = hardware.memory_bandwidth_bytes_per_s * eff.memory_bandwidth_fraction
     compute, memory, comm = [], [], []
     for op in ops:
-        if op.kind in ("allreduce", "alltoall"):
-            link_bw = link_bandwidth_bytes_per_s(hardware, link) * eff.interconnect_fraction
+        if op.kind in COLLECTIVES:
+            op_link: Link = link
+            if scale_up_domain is not None:
+                op_link = "intra" if (op.span or op.group) <= scale_up_domain else "inter"
+            link_bw = link_bandwidth_bytes_per_s(hardware, op_link) * eff.interconnect_fraction
             n = op.group
             factor = 2.0 * (n - 1) / n if op.kind == "allreduce" else (n - 1) / n
             compute.append(np.zeros(()))

@@ -366,6 +366,12 @@ def step_time(
     of the two parts' (each max(compute, memory)) rather than one max over their sum, and the decodes'
     attention is affine in the context, so the mean context gives the batch's total exactly (except where
     a sliding window fills up). Chunked prefill mixing both is Agrawal et al. 2024 (Sarathi-Serve, §4).
+
+    With attention data parallelism (``deployment.attention_dp`` = r ranks) ``decode_batch`` and
+    ``prefill_tokens`` are the replica's totals, spread evenly: each rank decodes b / r sequences and
+    prefills one chunk of k / r tokens, while the MoE layers serve all ranks' tokens together. The ranks
+    step in lockstep (the MoE layers synchronise them), so an iteration takes the slowest rank's time;
+    balanced, that is any rank's.
     """
     from costmodel.registry import load_hardware, load_model
 
@@ -428,12 +434,15 @@ class _Parts:
         return np.asarray(np.where(b > 0, self._pass(b1, 1, c) - self._pass(b1, 1, 0), 0.0))
 
     def prefill_attention_s(self, tokens: npt.ArrayLike, past: npt.ArrayLike) -> FloatArray:
-        """S_last(1, k, p) - S(k, 1, 0): a k-token chunk's attention over itself and p past tokens [s]."""
+        """S_last(1, k, p) - S(k, 1, 0): a k-token chunk's attention over itself and p past tokens [s].
+        With r attention-DP ranks the k tokens are r chunks of k / r, one per rank:
+        S_last(r, k / r, p) - S(k, 1, 0)."""
         k, p = np.broadcast_arrays(np.asarray(tokens, dtype=np.float64), np.asarray(past, dtype=np.float64))
         if not np.any(k > 0):
             return np.zeros(k.shape)
         k1 = np.maximum(k, 1.0)
-        return np.asarray(np.where(k > 0, self._pass(1, k1, p, "last") - self._pass(k1, 1, 0), 0.0))
+        r = self.deployment.attention_dp if self.deployment is not None else 1
+        return np.asarray(np.where(k > 0, self._pass(r, k1 / r, p, "last") - self._pass(k1, 1, 0), 0.0))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -473,7 +482,9 @@ def kv_capacity_tokens(
     divided by the KV bytes one token adds on that device (KV heads split over min(tp, n_kv_heads)
     devices and replicated beyond; the MLA latent replicated; layers split over pp), the layout of
     :func:`costmodel.estimate.estimate`. For an SSM (no per-token state) this is the room divided by one
-    sequence's state, i.e. a count of sequences. 0 when the weights do not fit.
+    sequence's state, i.e. a count of sequences. 0 when the weights do not fit. With attention data
+    parallelism each of the ``deployment.attention_dp`` ranks holds its own requests' cache: the replica
+    holds attention_dp times what one rank's devices hold.
     """
     from costmodel.memory import replica_memory
     from costmodel.specs import Deployment as _Deployment
@@ -486,6 +497,7 @@ def kv_capacity_tokens(
         model,
         tp=dep.tp,
         pp=dep.pp,
+        attention_dp=dep.attention_dp,
         weight_dtype=weight_dtype,
         kv_dtype=kv_dtype,
         activation_dtype=activation_dtype,
@@ -494,7 +506,7 @@ def kv_capacity_tokens(
     )
     room = float(device.free_bytes(usable_fraction * hardware.memory_bytes))
     per = device.state_bytes_per_sequence if model.ssm is not None else device.kv_bytes_per_token
-    return max(int(room // per), 0)
+    return max(int(room // per), 0) * dep.attention_dp
 
 
 def max_concurrency(
@@ -532,7 +544,9 @@ def max_concurrency(
 
     Returns the count floor(capacity / reserved) with the capacity of :func:`kv_capacity_tokens`
     (in whole blocks for paged allocation). A sliding window caps each sequence's cached tokens; for an
-    SSM each sequence holds a fixed state and the count is independent of the context.
+    SSM each sequence holds a fixed state and the count is independent of the context. With attention
+    data parallelism each rank fits sequences in its own cache: the count is attention_dp times one
+    rank's.
     """
     from costmodel.registry import load_hardware, load_model
 
@@ -555,6 +569,8 @@ def max_concurrency(
         prefill_chunk_tokens=prefill_chunk_tokens,
         sparsity=sparsity,
     )
+    ranks = deployment.attention_dp if deployment is not None else 1
+    rank_capacity = capacity // ranks  # capacity is ranks x one rank's
     window = m.sliding_window or longest
     if isinstance(context_len, Lengths):
         held = np.minimum(context_len.values, window).astype(np.float64)
@@ -572,10 +588,10 @@ def max_concurrency(
         return Concurrency(count, capacity, np.ones(ctx.shape), np.zeros(ctx.shape))
     if allocation == "contiguous":
         reserved = np.full(ctx.shape, float(min(longest, window)))
-        count = np.floor(capacity / reserved)
+        count = ranks * np.floor(rank_capacity / reserved)
     else:
         reserved = np.maximum(blocks, 1.0) * block_size
-        count = np.floor((capacity // block_size) / np.maximum(blocks, 1.0))
+        count = ranks * np.floor((rank_capacity // block_size) / np.maximum(blocks, 1.0))
     frag = 1.0 - np.minimum(ctx, reserved) / reserved
     return Concurrency(
         max_sequences=np.asarray(count, dtype=np.int64),
@@ -630,9 +646,11 @@ class Engine:
     """Only its dtypes matter here."""
     deployment: Deployment
     max_batch_size: int = 256
-    """Most sequences running at once (vLLM ``max_num_seqs``) [-]."""
+    """Most sequences running at once (vLLM ``max_num_seqs``) [-]; with attention data parallelism, of
+    the whole replica (each rank runs max_batch_size / attention_dp)."""
     max_batched_tokens: int = 8192
-    """Token budget of one iteration, decodes and prompt chunks together (``max_num_batched_tokens``)."""
+    """Token budget of one iteration, decodes and prompt chunks together (``max_num_batched_tokens``);
+    with attention data parallelism, of the whole replica (each rank schedules its share)."""
     allocation: Allocation = "paged"
     block_size: int = 16
     """KV block size [tokens]."""
@@ -700,6 +718,11 @@ class Engine:
         price = self.hardware.price.usd_per_hour if self.hardware.price else float("nan")
         return price * self.gpus
 
+    @property
+    def rank_batched_tokens(self) -> int:
+        """One attention-DP rank's token budget, the longest prompt chunk its devices prefill [tokens]."""
+        return max(self.max_batched_tokens // self.deployment.attention_dp, 1)
+
     def kv_capacity_tokens(self) -> int:
         """KV-cache tokens that fit on the replica [tokens] (:func:`kv_capacity_tokens`)."""
         w = self.workload
@@ -711,7 +734,7 @@ class Engine:
             activation_dtype=w.activation_dtype,
             deployment=self.deployment,
             usable_fraction=self.usable_fraction,
-            prefill_chunk_tokens=self.max_batched_tokens,
+            prefill_chunk_tokens=self.rank_batched_tokens,
             sparsity=w.sparsity,
         )
 
@@ -730,7 +753,7 @@ class Engine:
             activation_dtype=w.activation_dtype,
             deployment=self.deployment,
             usable_fraction=self.usable_fraction,
-            prefill_chunk_tokens=self.max_batched_tokens,
+            prefill_chunk_tokens=self.rank_batched_tokens,
             sparsity=w.sparsity,
         )
 

@@ -221,6 +221,11 @@ def serve(
     """
     if not 0 <= warmup_fraction < 1:
         raise CostmodelError(f"warmup_fraction must lie in [0, 1), got {warmup_fraction}")
+    if engine.deployment.attention_dp > 1:
+        raise CostmodelError(
+            f"attention_dp ({engine.deployment.attention_dp}) > 1 is not simulated (one scheduler per rank "
+            "is not modelled here); use costmodel.closed_loop or the analytic capacity model"
+        )
     rng = np.random.default_rng(seed)
     arrival, P, N = _requests(traffic, n_requests, rng)
     L = engine.max_len

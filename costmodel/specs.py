@@ -607,17 +607,55 @@ class HardwareProfile(Spec):
 
 
 class Deployment(Spec):
-    """How one model is spread over devices (Megatron-LM style; Shoeybi et al. 2019, Narayanan et al. 2021).
+    """How one model is spread over devices (Megatron-LM style; Shoeybi et al. 2019, Narayanan et al. 2021),
+    and how serving engines split a mixture-of-experts model.
 
-    One replica uses ``tp x pp`` devices; ``replicas`` copies serve in parallel (data parallelism).
-    Expert parallelism places the experts of each MoE layer on ``ep`` of the replica's tensor-parallel
-    devices (so ``ep`` divides ``tp``), exchanging tokens by all-to-all instead of all-reducing.
+    One replica (one engine) uses ``tp x attention_dp x pp`` devices; ``replicas`` copies serve in
+    parallel (data parallelism). Within a pipeline stage:
+
+    - **Attention data parallelism** (``attention_dp`` ranks, each of ``tp`` devices): every rank holds
+      its own requests' KV cache and runs attention, the dense MLP layers, the shared experts, the router,
+      the embedding and the output head on its own batch, with those weights split ``tp`` ways within the
+      rank and replicated across ranks. The routed experts of each MoE layer are shared by all
+      ``tp x attention_dp`` devices of the stage.
+    - **MoE tensor and expert parallelism**: the routed experts spread over ``moe_ep`` groups (each holds
+      n_experts / moe_ep of them) and each expert is split ``moe_tp`` ways, with
+      ``moe_tp x moe_ep = tp x attention_dp``.
+
+    Defaults keep the older layout: ``ep`` (the older name of ``moe_ep``) expert groups within the TP group,
+    each expert split ``tp / ep`` ways. How engines spell it (docs/parallelism.md):
+
+    - SGLang ``--tp-size N --dp-size D --enable-dp-attention`` -> tp = N / D, attention_dp = D; experts
+      TP over all N GPUs (moe_tp = N), or EP with ``--ep-size N`` (moe_ep = N)
+      (https://docs.sglang.io/docs/advanced_features/dp_dpa_smg_guide.md);
+    - TensorRT-LLM ``tensor_parallel_size: N`` with ``enable_attention_dp: true`` -> tp = 1,
+      attention_dp = N; ``moe_tensor_parallel_size`` / ``moe_expert_parallel_size`` -> moe_tp / moe_ep
+      (https://nvidia.github.io/TensorRT-LLM/features/parallel-strategy.html);
+    - vLLM ``--data-parallel-size D --tensor-parallel-size T`` on a MoE model -> tp = T, attention_dp = D;
+      the experts form a TP group of D x T (moe_tp = D x T), or EP with ``--enable-expert-parallel``
+      (moe_ep = D x T) (https://docs.vllm.ai/en/latest/serving/data_parallel_deployment/).
     """
 
-    tp: PositiveInt = Field(1, description="Tensor-parallel degree [-].")
+    tp: PositiveInt = Field(
+        1, description="Tensor-parallel degree of attention (and of everything but the routed experts) [-]."
+    )
     pp: PositiveInt = Field(1, description="Pipeline-parallel stages [-].")
-    replicas: PositiveInt = Field(1, description="Data-parallel replicas [-].")
-    ep: PositiveInt = Field(1, description="Expert-parallel degree within the tensor-parallel group [-].")
+    replicas: PositiveInt = Field(1, description="Data-parallel replicas (independent engines) [-].")
+    ep: PositiveInt = Field(
+        1, description="Expert-parallel degree [-]; the older name of moe_ep (experts within the TP group)."
+    )
+    attention_dp: PositiveInt = Field(
+        1,
+        description="Attention data-parallel ranks per replica [-]: each holds its own requests' KV cache; "
+        "the MoE layers are shared by all tp x attention_dp devices.",
+    )
+    moe_tp: PositiveInt | None = Field(
+        None,
+        description="Tensor-parallel degree of each routed expert [-]; default tp x attention_dp / moe_ep.",
+    )
+    moe_ep: PositiveInt | None = Field(
+        None, description="Expert-parallel degree of the routed experts [-]; default ep."
+    )
     gpus_per_node: PositiveInt = Field(8, description="Devices sharing the intra-node link [-].")
     microbatches: PositiveInt | None = Field(
         None,
@@ -626,17 +664,50 @@ class Deployment(Spec):
     )
 
     @model_validator(mode="after")
-    def _ep_within_tp(self) -> Self:
-        if self.tp % self.ep:
+    def _moe_split(self) -> Self:
+        if self.moe_ep is not None and self.ep not in (1, self.moe_ep):
             raise ValueError(
-                f"ep ({self.ep}) must divide tp ({self.tp}): experts are spread over the TP group"
+                f"ep ({self.ep}) and moe_ep ({self.moe_ep}) disagree: ep is the older name of moe_ep; "
+                "set only one"
+            )
+        gpus, ep = self.moe_gpus, self.moe_ep_size
+        if self.moe_tp is None:
+            if gpus % ep:
+                if self.attention_dp == 1:
+                    raise ValueError(
+                        f"ep ({ep}) must divide tp ({self.tp}): experts are spread over the TP group"
+                    )
+                raise ValueError(
+                    f"moe_ep ({ep}) must divide tp x attention_dp ({self.tp} x {self.attention_dp} = "
+                    f"{gpus}), the GPUs of the MoE layer"
+                )
+        elif self.moe_tp * ep != gpus:
+            raise ValueError(
+                f"moe_tp x moe_ep ({self.moe_tp} x {ep} = {self.moe_tp * ep}) must equal the GPUs of the "
+                f"MoE layer, tp x attention_dp ({self.tp} x {self.attention_dp} = {gpus})"
             )
         return self
 
     @property
+    def moe_gpus(self) -> int:
+        """Devices one MoE layer spreads over, tp x attention_dp [-]."""
+        return self.tp * self.attention_dp
+
+    @property
+    def moe_ep_size(self) -> int:
+        """Expert-parallel degree in effect: ``moe_ep``, else ``ep`` [-]."""
+        return self.moe_ep if self.moe_ep is not None else self.ep
+
+    @property
+    def moe_tp_size(self) -> int:
+        """Tensor-parallel degree of each routed expert in effect: ``moe_tp``, else
+        tp x attention_dp / moe_ep [-]."""
+        return self.moe_tp if self.moe_tp is not None else self.moe_gpus // self.moe_ep_size
+
+    @property
     def gpus_per_replica(self) -> int:
-        """Devices one replica uses [-]."""
-        return self.tp * self.pp
+        """Devices one replica uses, tp x attention_dp x pp [-]."""
+        return self.tp * self.attention_dp * self.pp
 
     @property
     def n_gpus(self) -> int:
@@ -648,6 +719,11 @@ class Deployment(Spec):
         tp = self.tp
         if self.pp > model.n_layers:
             raise ValueError(f"pp ({self.pp}) exceeds the model's n_layers ({model.n_layers})")
+        if self.attention_dp > 1 and model.moe is None:
+            raise ValueError(
+                f"attention_dp ({self.attention_dp}) > 1 needs a mixture-of-experts model (its ranks share "
+                f"the MoE layers); {model.name} is dense: use replicas"
+            )
         if model.ssm is not None:
             inner = model.ssm.expand * model.d_model
             if inner % tp:
@@ -664,17 +740,16 @@ class Deployment(Spec):
             )
         if model.d_ff and model.n_dense_mlp_layers and model.d_ff % tp:
             raise ValueError(f"tp ({tp}) must divide d_ff ({model.d_ff}) of {model.name}")
-        if self.ep > 1:
+        ep, etp = self.moe_ep_size, self.moe_tp_size
+        if ep > 1:
+            name = "ep" if self.moe_ep is None else "moe_ep"
             if model.moe is None:
-                raise ValueError(
-                    f"ep ({self.ep}) > 1 needs a mixture-of-experts model; {model.name} is dense"
-                )
-            if model.moe.n_experts % self.ep:
-                raise ValueError(f"ep ({self.ep}) must divide moe.n_experts ({model.moe.n_experts})")
-        if model.moe is not None and model.moe.expert_d_ff % (tp // self.ep):
-            raise ValueError(
-                f"tp / ep ({tp // self.ep}) must divide moe.expert_d_ff ({model.moe.expert_d_ff})"
-            )
+                raise ValueError(f"{name} ({ep}) > 1 needs a mixture-of-experts model; {model.name} is dense")
+            if model.moe.n_experts % ep:
+                raise ValueError(f"{name} ({ep}) must divide moe.n_experts ({model.moe.n_experts})")
+        if model.moe is not None and model.moe.expert_d_ff % etp:
+            what = "tp / ep" if self.moe_tp is None and self.attention_dp == 1 else "moe_tp"
+            raise ValueError(f"{what} ({etp}) must divide moe.expert_d_ff ({model.moe.expert_d_ff})")
 
 
 # ----------------------------------------------------------------------------------------------------

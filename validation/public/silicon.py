@@ -9,8 +9,12 @@ A row is *covered* when costmodel can express it: its model's ``config.json`` is
 and of a supported architecture, its system maps to a hardware profile, its formats to costmodel dtypes,
 and its deployment to a :class:`costmodel.Deployment`. Every other row is counted with the reason, never
 dropped. Covered aggregated rows are predicted by :func:`costmodel.closed_loop.closed_loop` on an engine
-of the row's model, device, formats and parallelism. Disaggregated rows (``mode == "disagg"``) and
-attention data parallelism are not modelled yet and are counted as not covered.
+of the row's model, device, formats and parallelism: ``tp_size`` (attention TP within a rank),
+``attention_dp_size``, ``moe_tp_size`` x ``moe_ep_size`` (= tp x attention_dp: the GPUs of the MoE
+layer) and ``pp_size`` as :class:`costmodel.Deployment` fields; ``batch_size`` is per attention-DP rank
+(the client concurrency is batch_size x attention_dp_size in the sample), so the engine's limits are
+attention_dp times a rank's. Disaggregated rows (``mode == "disagg"``) are not modelled yet and are
+counted as not covered.
 
 Assumptions, stated once: the KV cache is stored in bf16 (the engines' default ``auto`` for bf16 and most
 fp8 checkpoints); the engine's token budget is 8192 tokens per iteration (vLLM's
@@ -142,7 +146,6 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     refuse(~table["mode"].isin(["agg", "disagg"]), "mode not modelled (neither agg nor disagg)")
     _refuse_disagg(table, refuse)
     refuse(~table["system"].isin(list(SYSTEM_PROFILES)), "system without a hardware profile")
-    refuse(table["attention_dp_size"].fillna(1) > 1, "attention data parallelism is not modelled yet")
     refuse(table["concurrency"].isna(), "no silicon_concurrency in silicon_data_source")
     # bf16 rows carry no gemm_quant_mode; a row that states no precision runs the checkpoint as shipped,
     # which for a config.json without quantization_config and with bf16 / fp16 weights is bf16
@@ -156,19 +159,18 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     for model_path, model in models.items():
         if isinstance(model, str):
             refuse(table["model_path"] == model_path, model)
-    moe_models = [
-        m for m, model in models.items() if isinstance(model, ModelProfile) and model.moe is not None
-    ]
-    stated = table["model_path"].isin(moe_models)  # the MoE split means nothing for a dense model
-    moe_split = table["moe_tp_size"].fillna(1) * table["moe_ep_size"].fillna(1)
-    refuse(stated & (moe_split != table["tp_size"].fillna(1)), "moe_tp x moe_ep differs from tp")
+    # an unstated degree is 1 (no such parallelism); filled in a copy, the row identity (the split) unchanged
+    degrees = ["tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size"]
+    filled = table.assign(**{column: table[column].fillna(1) for column in degrees})
 
     groups: list[tuple[pd.Index, Parts]] = []
-    keys = ["model_path", "system", "gemm_quant_mode", "tp_size", "pp_size", "moe_ep_size", "batch_size"]
-    for key, rows in table[(reason == "") & (table["mode"] == "agg")].groupby(keys, sort=True):
-        model_path, system, quant, tp, pp, ep, batch = key
+    keys = ["model_path", "system", "gemm_quant_mode", *degrees, "batch_size"]
+    for key, rows in filled[(reason == "") & (table["mode"] == "agg")].groupby(keys, sort=True):
+        model_path, system, quant, tp, pp, dp, moe_tp, moe_ep, batch = key
         model = models[str(model_path)]
         assert isinstance(model, ModelProfile)
+        # the MoE split means nothing for a dense model
+        moe = {"moe_tp": int(moe_tp), "moe_ep": int(moe_ep)} if model.moe is not None else {}
         try:
             engine = Engine(
                 model,
@@ -180,9 +182,10 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                     weight_dtype=WEIGHT_DTYPES[str(quant)],
                     activation_dtype=ACTIVATION_DTYPES[str(quant)],
                 ),
-                Deployment(tp=int(tp), pp=int(pp), ep=int(ep) if model.moe is not None else 1),
-                max_batch_size=int(batch),
-                max_batched_tokens=max(TOKEN_BUDGET, int(batch)),
+                Deployment(tp=int(tp), pp=int(pp), attention_dp=int(dp), **moe),
+                # batch_size and the token budget are per attention-DP rank
+                max_batch_size=int(batch) * int(dp),
+                max_batched_tokens=max(TOKEN_BUDGET, int(batch)) * int(dp),
             )
             parts = loop_parts(
                 engine,
@@ -191,7 +194,8 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                 osl=np.maximum(rows["osl"].to_numpy(float), 2.0),
             )
         except (CostmodelError, ValueError) as error:
-            reason[rows.index] = f"not expressible: {str(error).splitlines()[0][:120]}"
+            why = re.sub(r"^invalid Deployment: \(profile\): ", "", str(error).splitlines()[0])
+            reason[rows.index] = f"not expressible: {why[:120]}"
             continue
         groups.append((rows.index, parts))
     groups.extend(_disagg_groups(table, models, reason))
