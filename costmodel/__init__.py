@@ -6,7 +6,7 @@
 8030261248
 """
 
-from costmodel import capacity, compression, queueing, scaling, serving, simulate, speculative
+from costmodel import capacity, compression, pareto, queueing, scaling, serving, simulate, speculative
 from costmodel.dtypes import DTYPES, bytes_per_element, storage_bytes
 from costmodel.errors import CostmodelError, UnknownNameError
 from costmodel.estimate import Report, SizingReport, TrainingReport, estimate, size, sweep, train
@@ -54,6 +54,7 @@ __all__ = [
     "load_hardware",
     "load_model",
     "param_count",
+    "pareto",
     "queueing",
     "scaling",
     "serving",

@@ -878,6 +878,179 @@ def calibrate(
     out.print(f"wrote {len(paths)} profiles to {out_dir}")
 
 
+@app.command()
+@friendly
+def pareto(
+    model: Annotated[str, typer.Option(help="Built-in model name, or a YAML / config.json path.")],
+    hardware: Annotated[str, typer.Option(help="Comma-separated hardware names.")] = "h100-sxm,h200,b200",
+    isl: Annotated[int, typer.Option(help="Prompt tokens per request [tokens].")] = 1024,
+    osl: Annotated[int, typer.Option(help="Output tokens per request [tokens], >= 2.")] = 256,
+    ttft: Annotated[
+        str | None,
+        typer.Option(
+            help="Mean time-to-first-token objective with its unit: 500ms, 2s (bare number: s, <= 60)."
+        ),
+    ] = None,
+    tpot: Annotated[
+        str | None,
+        typer.Option(
+            help="Mean time-per-output-token objective with its unit: 50ms (bare number: s, <= 10)."
+        ),
+    ] = None,
+    formats: Annotated[str, typer.Option(help="Comma-separated weight formats to try.")] = "bf16,fp8",
+    tp: Annotated[str, typer.Option(help="Comma-separated tensor-parallel degrees to try.")] = "1,2,4,8",
+    pp: Annotated[str, typer.Option(help="Comma-separated pipeline stages to try.")] = "1,2",
+    ep: Annotated[
+        str | None, typer.Option(help="Comma-separated expert-parallel degrees (MoE); default 1 and tp.")
+    ] = None,
+    concurrency: Annotated[
+        str, typer.Option(help="Comma-separated client counts of the closed loop to try.")
+    ] = ",".join(str(c) for c in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)),
+    mode: Annotated[str, typer.Option(help="agg, disagg, or agg,disagg.")] = "agg,disagg",
+    engine: Annotated[
+        str, typer.Option(help="Engine whose fitted loop parameters apply: vllm, sglang, trtllm.")
+    ] = "vllm",
+    kv_dtype: KVOpt = "bf16",
+    usd_per_hour: PriceOpt = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Every point searched, not only the frontier.")
+    ] = False,
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+) -> None:
+    """Frontier of output tokens/s per GPU against tokens/s per user over deployments (TP, PP, EP, format,
+    concurrency, aggregated or disaggregated), and the cheapest point meeting the objectives.
+
+    Exits 1 (after the table) when objectives are given and no point meets them.
+    """
+    from costmodel import pareto as search
+
+    names = parse_names(hardware)
+    prices = parse_prices(usd_per_hour, names)
+    chosen_formats = parse_names(formats, "--formats")
+    for name in chosen_formats:
+        if name not in search.FORMATS:
+            raise CostmodelError(f"--formats {name!r} is not a format: use {', '.join(search.FORMATS)}")
+    modes = parse_names(mode, "--mode")
+    for name in modes:
+        if name not in search.MODES:
+            raise CostmodelError(f"--mode {name!r} is not a mode: use agg, disagg or agg,disagg")
+    for flag, value, low in (("--isl", isl, 1), ("--osl", osl, 2)):
+        if value < low:
+            raise CostmodelError(f"{flag} must be at least {low} tokens (got {value})")
+    result = search.frontier(
+        model,
+        names,
+        isl=isl,
+        osl=osl,
+        ttft_s=parse_duration(ttft, "--ttft", 60.0),
+        tpot_s=parse_duration(tpot, "--tpot", 10.0),
+        formats=chosen_formats,
+        tp=parse_ints(tp, "--tp"),
+        pp=parse_ints(pp, "--pp"),
+        ep=parse_ints(ep, "--ep") if ep is not None else None,
+        concurrency=parse_ints(concurrency, "--concurrency", high=65536),
+        modes=modes,
+        engine=_engine_name(engine),
+        kv_dtype=kv_dtype,
+        usd_per_hour=prices or None,
+    )
+    points = result.points
+    shown = np.arange(len(points)) if show_all else result.frontier_index
+    rows = [
+        {"label": points.label(int(i))} | record | {"best": int(i) == result.best}
+        for i, record in zip(shown, points.records(shown), strict=True)
+    ]
+    objectives = (
+        ", ".join(
+            f"mean {label} <= {value * 1e3:,.4g} ms"
+            for label, value in (("TTFT", result.ttft_s), ("TPOT", result.tpot_s))
+            if value is not None
+        )
+        or "no latency objective"
+    )
+    best = (
+        None
+        if result.best is None
+        else points.records([result.best])[0] | {"label": points.label(result.best)}
+    )
+    if as_json:
+        print_json(
+            {
+                "model": model,
+                "isl": isl,
+                "osl": osl,
+                "ttft_objective_s": result.ttft_s,
+                "tpot_objective_s": result.tpot_s,
+                "best": best,
+                "points" if show_all else "frontier": rows,
+                "skipped": [{"candidate": what, "reason": why} for what, why in result.skipped],
+            }
+        )
+    elif as_csv:
+        print_csv(rows)
+    else:
+        table = Table(
+            "deployment",
+            "concurrency",
+            "GPUs",
+            "TTFT \\[ms]",  # escaped: rich reads [ms] as a style
+            "TPOT \\[ms]",
+            "tokens/s/user",
+            "output tokens/s/GPU",
+            "$/M output tokens",
+            "meets",
+            title=f"{model}, isl {isl}, osl {osl}: {'every point' if show_all else 'Pareto frontier'} "
+            f"by system ({objectives}; * = cheapest meeting them)",
+        )
+        for r in rows:
+            table.add_row(
+                ("* " if r["best"] else "") + r["label"],
+                str(r["concurrency"]),
+                str(r["gpus"]),
+                f"{r['ttft_s'] * 1e3:,.1f}",
+                f"{r['tpot_s'] * 1e3:,.2f}",
+                f"{r['tokens_per_s_per_user']:,.1f}",
+                f"{r['output_tokens_per_s_per_gpu']:,.0f}",
+                _money(r["usd_per_million_output_tokens"], 3),
+                "yes" if r["meets_slo"] else "no",
+            )
+        out.print(table)
+        if result.skipped:
+            out.print(
+                f"[dim]{len(result.skipped)} candidates skipped (--json lists each with its reason), e.g. "
+                f"{result.skipped[0][0]}: {result.skipped[0][1]}[/]",
+                markup=True,
+                highlight=False,
+            )
+    if best is None:
+        if result.ttft_s is None and result.tpot_s is None:
+            return
+        raise fail(
+            f"no deployment meets {objectives} with a price; relax the objectives, or try more --hardware, "
+            "--formats or --tp",
+            code=1,
+        )
+    lead = "cheapest meeting" if result.ttft_s or result.tpot_s else "cheapest point, with"
+    plural = "s" if best["gpus"] > 1 else ""
+    err.print(
+        f"{lead} {objectives}: {best['label']} at concurrency {best['concurrency']} ({best['gpus']} "
+        f"GPU{plural}), {_money(best['usd_per_million_output_tokens'], 3)} $ per million output tokens",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def _engine_name(name: str) -> str:
+    from costmodel.loop_params import read_engine_params
+
+    known = read_engine_params()
+    if name not in known:
+        raise CostmodelError(f"--engine {name!r} has no fitted parameters: use {', '.join(sorted(known))}")
+    return name
+
+
 @app.command("import-hf")
 @friendly
 def import_hf(

@@ -250,6 +250,7 @@ def disagg_pairs(
     prefills: dict[int, PrefillSide | str] = {}
     decodes: dict[int, DecodeSide | str] = {}
     out: list[DisaggLoop | str] = []
+    ready: list[tuple[int, DisaggParts]] = []  # evaluated together below, in one array pass
     for prefill, decode in pairs:
         if id(prefill) not in prefills:
             prefills[id(prefill)] = _or_reason(partial(prefill_side, prefill, isl=N_in))
@@ -270,8 +271,49 @@ def disagg_pairs(
         except CostmodelError as error:
             out.append(str(error).splitlines()[0])
             continue
-        out.append(parts.result(chosen))
+        ready.append((len(out), parts))
+        out.append("")
+    for index, loop in _stacked_results(ready, chosen):
+        out[index] = loop
     return out
+
+
+def _stacked_results(
+    ready: list[tuple[int, DisaggParts]], params: DisaggParams
+) -> list[tuple[int, DisaggLoop]]:
+    """:meth:`DisaggParts.result` of many pairs in one array pass: the pairs' parts (same shapes, same batch
+    grid, as one :func:`disagg_pairs` call gives them) stacked on a new first axis, the result split back.
+    Elementwise, so each pair's answer is the one it gets alone."""
+    from dataclasses import fields
+
+    groups: dict[tuple[object, ...], list[tuple[int, DisaggParts]]] = {}
+    for index, parts in ready:
+        key = (parts.batch_grid.tobytes(), parts.decode_grid_s.shape, parts.gpus.shape)
+        groups.setdefault(key, []).append((index, parts))
+    out: list[tuple[int, DisaggLoop]] = []
+    for members in groups.values():
+        first = members[0][1]
+        rows = np.broadcast_shapes(
+            *(np.shape(getattr(first, f.name)) for f in fields(DisaggParts) if f.name not in _GRID_FIELDS)
+        )
+        stacked: dict[str, object] = {"batch_grid": first.batch_grid}
+        for f in fields(DisaggParts):
+            if f.name == "batch_grid":
+                continue
+            shape = (*rows, first.batch_grid.size) if f.name == "decode_grid_s" else rows
+            stacked[f.name] = np.stack([np.broadcast_to(getattr(p, f.name), shape) for _, p in members])
+        loop = DisaggParts(**stacked).result(params)  # type: ignore[arg-type]
+        for k, (index, _) in enumerate(members):
+            out.append(
+                (
+                    index,
+                    DisaggLoop(**{f.name: np.asarray(getattr(loop, f.name))[k] for f in fields(DisaggLoop)}),
+                )
+            )
+    return out
+
+
+_GRID_FIELDS = ("batch_grid", "decode_grid_s")
 
 
 def _or_reason(compute: Callable[[], _T]) -> _T | str:

@@ -46,6 +46,7 @@ Assumptions, stated once:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -161,10 +162,12 @@ class Op:
         return np.asarray(self.flop / np.maximum(self.bytes, 1.0))
 
 
+@lru_cache(maxsize=256)
 def _weights_by_op(
     model: ModelProfile, weight_dtype: str, keep_dtype: str, sparsity: Sparsity = "none"
 ) -> dict[tuple[str, str], tuple[float, int]]:
-    """(component, op) -> (weight bytes per layer, matmul weight elements per layer)."""
+    """(component, op) -> (weight bytes per layer, matmul weight elements per layer). Remembered per model
+    and formats (a search asks for the same model's operators thousands of times); callers only read it."""
     out: dict[tuple[str, str], tuple[float, int]] = {}
     for t in tensors(model):
         prefix = t.name.split(".")[0]

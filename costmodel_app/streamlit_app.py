@@ -19,6 +19,7 @@ PAGES = [
         url_path="speculative",
     ),
     st.Page("views/capacity.py", title="Capacity planning", icon=":material/dns:", url_path="capacity"),
+    st.Page("views/pareto.py", title="Pareto", icon=":material/stacked_line_chart:", url_path="pareto"),
     st.Page("views/compression.py", title="Compression", icon=":material/compress:", url_path="compression"),
     st.Page("views/validation.py", title="Validation", icon=":material/fact_check:", url_path="validation"),
 ]

@@ -43,6 +43,7 @@ import yaml
 from costmodel.closed_loop import BOUNDS, LoopParams, LoopParts, loop_parts
 from costmodel.disagg import DisaggParams, DisaggParts
 from costmodel.errors import CostmodelError
+from costmodel.loop_params import engine_params_file, read_engine_params
 from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, ModelProfile, Workload
@@ -50,8 +51,9 @@ from validation.public.reader import SYSTEM_PROFILES
 from validation.public.split import calibration_mask
 
 SILICON_FILE = "silicon_sample.csv"
-SERVING_PARAMS = Path(__file__).resolve().parents[1] / "results" / "public-gpu-serving-params.yaml"
-"""The committed per-engine closed-loop parameters, fitted on the calibration rows."""
+SERVING_PARAMS = engine_params_file()
+"""The committed per-engine closed-loop parameters, fitted on the calibration rows: a library data file
+(:mod:`costmodel.loop_params`), so that the library's planners read what this module writes."""
 MEASURED = ("silicon_ttft_ms", "silicon_tpot_ms")
 TOKEN_BUDGET = 8192
 Parts = LoopParts | DisaggParts
@@ -281,16 +283,9 @@ def write_loop_params(
 
 
 def read_loop_params(path: Path = SERVING_PARAMS) -> dict[str, LoopParams]:
-    """The committed per-engine parameters; none (defaults) when the file is absent."""
-    if not path.is_file():
-        return {}
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(document, dict) or not isinstance(document.get("engines"), dict):
-        raise CostmodelError(
-            f"{path} is empty or has no 'engines' mapping (an interrupted write?): "
-            "run python -m validation silicon-calibrate again"
-        )
-    return {name: LoopParams(**values) for name, values in document["engines"].items()}
+    """The committed per-engine parameters; none (defaults) when the file is absent
+    (:func:`costmodel.loop_params.read_engine_params`)."""
+    return read_engine_params(path)
 
 
 def predict_silicon(data_dir: Path, params: dict[str, LoopParams] | None = None) -> pd.DataFrame:

@@ -1,0 +1,92 @@
+"""The per-engine parameters of the closed-loop benchmark model, as shipped with costmodel.
+
+:class:`costmodel.closed_loop.LoopParams` carries three named, calibrated parameters per serving engine
+(vLLM, SGLang, TensorRT-LLM): the per-iteration and per-request overheads and the burst share. They are
+fitted by ``python -m validation silicon-calibrate`` on the rule-chosen calibration rows of NVIDIA
+aiconfigurator's public serving measurements (Apache-2.0; how they were fitted is written in the file's
+``fitted_on``) and written to :data:`ENGINE_PARAMS_FILE`, a library data file next to the calibrated kernel
+overlays, so that an installed costmodel (the Pareto planner, the CLI) finds them without ``validation/``.
+The same file holds ``disagg_kv_transfer_overhead_s``, the fitted fixed cost of a KV transfer per engine in a
+disaggregated deployment, when the disaggregated calibration rows have been fitted. The library only
+reads the file; validation is the only writer.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from costmodel.closed_loop import LoopParams
+from costmodel.errors import CostmodelError, UnknownNameError
+
+ENGINE_PARAMS_NAME = "serving-engines.yaml"
+"""File name of the fitted per-engine parameters in the calibrated profiles folder."""
+
+
+def engine_params_file() -> Path:
+    """Where the fitted per-engine parameters live: ``hardware_profiles/calibrated/serving-engines.yaml``
+    (in a wheel, ``costmodel/_data/hardware_profiles/calibrated/``)."""
+    from costmodel.registry import calibrated_dir
+
+    return calibrated_dir() / ENGINE_PARAMS_NAME
+
+
+def read_engine_params(path: Path | None = None) -> dict[str, LoopParams]:
+    """Every engine's :class:`LoopParams` from ``path`` (default :func:`engine_params_file`); none (an
+    empty mapping) when the file is absent. A file without an ``engines`` mapping is refused by name."""
+    import yaml
+
+    file = engine_params_file() if path is None else Path(path)
+    if not file.is_file():
+        return {}
+    document = yaml.safe_load(file.read_text(encoding="utf-8"))
+    if not isinstance(document, dict) or not isinstance(document.get("engines"), dict):
+        raise CostmodelError(
+            f"{file} is empty or has no 'engines' mapping (an interrupted write?): "
+            "run python -m validation silicon-calibrate again"
+        )
+    out: dict[str, LoopParams] = {}
+    for name, values in document["engines"].items():
+        if not isinstance(values, dict):
+            raise CostmodelError(f"{file}: engines.{name} must be a mapping of parameter: value")
+        try:
+            out[str(name)] = LoopParams(**values)
+        except TypeError as e:
+            raise CostmodelError(f"{file}: engines.{name}: {e}") from None
+    return out
+
+
+@cache
+def _shipped() -> dict[str, LoopParams]:
+    return read_engine_params()
+
+
+def engine_params(engine: str) -> LoopParams:
+    """The shipped :class:`LoopParams` of ``engine`` (``"vllm"``, ``"sglang"``, ``"trtllm"``); an unknown
+    name is refused with the known ones."""
+    shipped = _shipped()
+    if engine not in shipped:
+        raise UnknownNameError("engine", engine, shipped)
+    return shipped[engine]
+
+
+@cache
+def _shipped_transfer() -> dict[str, float]:
+    import yaml
+
+    file = engine_params_file()
+    if not file.is_file():
+        return {}
+    document = yaml.safe_load(file.read_text(encoding="utf-8"))
+    entry = document.get("disagg_kv_transfer_overhead_s") if isinstance(document, dict) else None
+    if entry is None:
+        return {}
+    if not isinstance(entry, dict):
+        raise CostmodelError(f"{file}: disagg_kv_transfer_overhead_s must be a mapping of engine: seconds")
+    return {str(k): float(v) for k, v in entry.items()}
+
+
+def transfer_overhead_s(engine: str) -> float:
+    """The shipped fixed cost of one request's KV transfer in a disaggregated deployment of ``engine``
+    (:class:`costmodel.disagg.DisaggParams`) [s]; 0 where none was fitted."""
+    return _shipped_transfer().get(engine, 0.0)

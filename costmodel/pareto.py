@@ -1,0 +1,651 @@
+"""A Pareto planner over deployments: for a model, a set of systems and one isl / osl mix, the frontier of
+output tokens per second per GPU against tokens per second per user, and the cheapest deployment that
+meets TTFT / TPOT objectives.
+
+Every candidate deployment is a closed loop of ``concurrency`` clients, each sending one request of
+``isl`` prompt tokens and ``osl`` output tokens after another (the benchmark :mod:`costmodel.closed_loop`
+models, with the per-engine parameters of :mod:`costmodel.loop_params`). The search enumerates, per system:
+
+- the weight format (``formats``: ``"bf16"``, ``"fp8"``, ``"nvfp4"``, ... mapped to weight and compute
+  dtypes by :data:`FORMATS`), tensor-parallel degrees ``tp``, pipeline stages ``pp`` and, for a
+  mixture-of-experts model, expert-parallel degrees ``ep`` (default 1 and tp: experts replicated across
+  the TP group's ranks, or spread over all of them);
+- the aggregated mode (``"agg"``: one engine per worker runs prefill and decode, chunked);
+- the disaggregated mode (``"disagg"``: x prefill workers and y decode workers of one format and one
+  pipeline stage each, the KV cache moved between them, :mod:`costmodel.disagg`), plugged in through one
+  function, :func:`disagg_points`, called once per system with every pair of layouts;
+- the concurrency, vectorised: every concurrency of one engine (every ratio and concurrency of one
+  disaggregated pair) is one array evaluation; clients are counted per aggregated worker and per decode
+  worker.
+
+Per point: TTFT and TPOT (means, as the closed loop gives them), tokens/s per user = 1 / TPOT, output
+tokens/s per GPU = the deployment's output rate / its GPUs, the GPUs, and the cost:
+
+    usd_per_million_output_tokens = usd_per_gpu_hour x gpus / (output_tokens_per_s x 3600) x 1e6.
+
+The frontier (per system, agg and disagg together) is the set of points that no other point of the same
+system beats on both axes; the chosen point is the cheapest (lowest $ per million output tokens, ties to
+the higher tokens/s per user) of all points that meet the objectives, on the frontier or not (a TTFT
+objective can rule frontier points out). Per GPU, a deployment of N replicas of a point has the same
+figures: the frontier is that of one replica.
+
+Assumptions: those of :mod:`costmodel.closed_loop` and :mod:`costmodel.disagg` (fixed isl / osl,
+steady state, no preemption); a worker's scheduler admits up to the largest concurrency searched
+(``max_batch_size``) within a token budget of :data:`TOKEN_BUDGET` tokens per iteration; the KV cache is
+stored in ``kv_dtype``. Not searched yet: attention data parallelism.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from costmodel.closed_loop import LoopParams, loop_parts
+from costmodel.errors import CostmodelError, UnknownNameError
+from costmodel.serving import Engine
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from costmodel.specs import HardwareProfile, ModelProfile
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+Mode = Literal["agg", "disagg"]
+MODES: tuple[Mode, ...] = ("agg", "disagg")
+
+FORMATS: dict[str, tuple[str, str]] = {
+    "bf16": ("bf16", "bf16"),
+    "fp16": ("fp16", "fp16"),
+    "fp8": ("fp8", "fp8"),
+    "fp8_block": ("fp8_block", "fp8"),
+    "nvfp4": ("nvfp4", "fp8"),
+    "int8": ("int8", "int8"),
+    "int4": ("int4", "bf16"),
+}
+"""Weight format -> (weight dtype, compute dtype) of a candidate: weight-only int4 computes in bf16; nvfp4
+in fp8 until fp4 peaks are modelled (as the public evaluation maps aiconfigurator's formats)."""
+
+CONCURRENCY = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+"""Client counts searched per worker by default [-]."""
+TP = (1, 2, 4, 8)
+PP = (1, 2)
+DISAGG_WORKERS: tuple[tuple[int, int], ...] = ((1, 1), (1, 2), (1, 3), (2, 1), (2, 3), (3, 2))
+"""Prefill : decode worker counts tried in the disaggregated mode."""
+TOKEN_BUDGET = 8192
+"""Token budget per iteration of every worker [tokens] (vLLM ``max_num_batched_tokens``, TensorRT-LLM
+``max_num_tokens``), raised to the largest concurrency when that is larger."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# One candidate's served figures: the plug-in point for the modes
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Served:
+    """What one deployment delivers at each concurrency; arrays follow the concurrency."""
+
+    ttft_s: FloatArray
+    """Mean time to first token [s]."""
+    tpot_s: FloatArray
+    """Mean time per output token after the first [s]."""
+    output_tokens_per_s: FloatArray
+    """Output tokens per second of the whole deployment [tokens/s]."""
+    batch_size: FloatArray
+    """Sequences decoding together on one (decode) worker, R [-]."""
+    gpus: int | FloatArray
+    """GPUs of the whole deployment [-]."""
+
+
+def agg_point(
+    engine: Engine, *, concurrency: npt.ArrayLike, isl: float, osl: float, params: LoopParams
+) -> Served:
+    """One aggregated worker (:func:`costmodel.closed_loop.closed_loop`) at each client count."""
+    parts = loop_parts(engine, concurrency=concurrency, isl=isl, osl=osl)
+    result = parts.result(params)
+    return Served(
+        ttft_s=result.ttft_s,
+        tpot_s=result.tpot_s,
+        output_tokens_per_s=result.output_tokens_per_s,
+        batch_size=np.asarray(result.running),
+        gpus=engine.gpus,
+    )
+
+
+def disagg_points(
+    pairs: Sequence[tuple[Engine, Engine]],
+    *,
+    prefill_workers: IntArray,
+    decode_workers: IntArray,
+    concurrency: npt.NDArray[Any],
+    isl: int,
+    osl: int,
+    params: LoopParams,
+    kv_transfer_overhead_s: float = 0.0,
+) -> list[Served | str]:
+    """Disaggregated deployments: for each (prefill engine, decode engine) pair, ``prefill_workers[w]``
+    prefill workers and ``decode_workers[w]`` decode workers serving ``concurrency[w, c]`` clients together,
+    the KV cache moved from the first pool to the second (:func:`costmodel.disagg.disagg_pairs`, each
+    engine's kernel times computed once however many pairs it is in). Returns per pair a :class:`Served`
+    whose arrays (and ``gpus``) have shape (ratios, concurrency), or the reason the pair cannot run.
+
+    The plug-in point of the disaggregated mode: the one function the search calls for it, once per
+    system with every pair. ``params`` are the engine's closed-loop parameters, applied to both pools, with
+    ``kv_transfer_overhead_s`` per request's transfer.
+    """
+    from costmodel.disagg import DisaggParams, disagg_pairs
+
+    results = disagg_pairs(
+        pairs,
+        prefill_workers=prefill_workers[:, None],
+        decode_workers=decode_workers[:, None],
+        concurrency=concurrency,
+        isl=isl,
+        osl=osl,
+        params=DisaggParams.from_loop(params, kv_transfer_overhead_s=kv_transfer_overhead_s),
+    )
+    return [
+        r
+        if isinstance(r, str)
+        else Served(
+            ttft_s=r.ttft_s,
+            tpot_s=r.tpot_s,
+            output_tokens_per_s=r.output_tokens_per_s,
+            batch_size=r.decode_batch,
+            gpus=np.broadcast_to(r.gpus, r.ttft_s.shape),
+        )
+        for r in results
+    ]
+
+
+# ----------------------------------------------------------------------------------------------------
+# The points
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Points:
+    """Every evaluated point (candidate x concurrency), as columns of equal length. Prefill columns are 0
+    for aggregated points, whose one kind of worker is counted in ``decode_workers``."""
+
+    system: npt.NDArray[np.str_]
+    """Hardware profile name."""
+    mode: npt.NDArray[np.str_]
+    """``"agg"`` or ``"disagg"``."""
+    format: npt.NDArray[np.str_]
+    """Weight format (a key of :data:`FORMATS`)."""
+    tp: IntArray
+    """Tensor-parallel degree of a (decode) worker [-]."""
+    pp: IntArray
+    """Pipeline stages of a (decode) worker [-]."""
+    ep: IntArray
+    """Expert-parallel degree of a (decode) worker [-]."""
+    prefill_tp: IntArray
+    prefill_pp: IntArray
+    prefill_ep: IntArray
+    prefill_workers: IntArray
+    """Prefill workers [-] (0: aggregated)."""
+    decode_workers: IntArray
+    """Decode workers, or aggregated workers [-]."""
+    concurrency: IntArray
+    """Clients of the closed loop [-]."""
+    batch_size: FloatArray
+    """Sequences decoding together on one (decode) worker [-]."""
+    gpus: IntArray
+    """GPUs of the deployment [-]."""
+    ttft_s: FloatArray
+    """Mean time to first token [s]."""
+    tpot_s: FloatArray
+    """Mean time per output token [s]."""
+    tokens_per_s_per_user: FloatArray
+    """1 / TPOT [tokens/s]."""
+    output_tokens_per_s: FloatArray
+    """Output tokens per second of the deployment [tokens/s]."""
+    output_tokens_per_s_per_gpu: FloatArray
+    """Output tokens per second per GPU [tokens/s]."""
+    usd_per_gpu_hour: FloatArray
+    """Price of one GPU-hour [USD/h]; NaN without a price."""
+    usd_per_hour: FloatArray
+    """Price of the deployment per hour, usd_per_gpu_hour x gpus [USD/h]."""
+    usd_per_million_output_tokens: FloatArray
+    """usd_per_hour / (output_tokens_per_s x 3600) x 1e6 [USD]."""
+    usd_per_million_tokens: FloatArray
+    """The same per million prompt and output tokens together [USD]."""
+    meets_slo: BoolArray
+    """TTFT and TPOT within the objectives."""
+    on_frontier: BoolArray
+    """Not beaten on both tokens/s per user and output tokens/s per GPU by another point of its system."""
+
+    def __len__(self) -> int:
+        return int(self.system.size)
+
+    def label(self, i: int) -> str:
+        """A short description of point ``i``'s deployment."""
+        fmt = f"{self.format[i]}"
+
+        def layout(tp: int, pp: int, ep: int) -> str:
+            return f"TP{tp}" + (f" PP{pp}" if pp > 1 else "") + (f" EP{ep}" if ep > 1 else "")
+
+        decode = layout(int(self.tp[i]), int(self.pp[i]), int(self.ep[i]))
+        if self.mode[i] == "agg":
+            return f"{self.system[i]} agg {decode} {fmt}"
+        prefill = layout(int(self.prefill_tp[i]), int(self.prefill_pp[i]), int(self.prefill_ep[i]))
+        return (
+            f"{self.system[i]} disagg {int(self.prefill_workers[i])}x({prefill}) : "
+            f"{int(self.decode_workers[i])}x({decode}) {fmt}"
+        )
+
+    def records(self, index: npt.ArrayLike | None = None) -> list[dict[str, Any]]:
+        """Points as plain dicts (Python numbers; NaN where a figure does not exist), in ``index`` order."""
+        rows = np.arange(len(self)) if index is None else np.asarray(index, dtype=np.int64)
+        columns = {f.name: getattr(self, f.name) for f in fields(self)}
+        return [{name: values[i].item() for name, values in columns.items()} for i in rows]
+
+    def table(self) -> pd.DataFrame:
+        """The points as a DataFrame (one column per field)."""
+        import pandas as pd
+
+        return pd.DataFrame({f.name: getattr(self, f.name) for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class Frontier:
+    """The result of :func:`frontier`."""
+
+    points: Points
+    """Every point evaluated; ``points.on_frontier`` marks the frontier."""
+    best: int | None
+    """Index of the cheapest point meeting the objectives; None when none does (or none has a price)."""
+    skipped: tuple[tuple[str, str], ...]
+    """Candidates that could not be evaluated: (description, reason)."""
+    ttft_s: float | None
+    """TTFT objective [s] (mean); None: none."""
+    tpot_s: float | None
+    """TPOT objective [s] (mean); None: none."""
+    isl: int
+    osl: int
+
+    @property
+    def frontier_index(self) -> IntArray:
+        """Indices of the frontier points, by system, then tokens/s per user ascending."""
+        p = self.points
+        idx = np.flatnonzero(p.on_frontier)
+        order = np.lexsort((p.tokens_per_s_per_user[idx], p.system[idx]))
+        return np.asarray(idx[order], dtype=np.int64)
+
+    def table(self, *, frontier_only: bool = False) -> pd.DataFrame:
+        """The points (or the frontier points) as a DataFrame, with a ``label`` and a ``best`` column."""
+        frame = self.points.table()
+        frame.insert(0, "label", [self.points.label(i) for i in range(len(self.points))])
+        frame["best"] = np.arange(len(frame)) == (-1 if self.best is None else self.best)
+        if frontier_only:
+            return frame.iloc[self.frontier_index].reset_index(drop=True)
+        return frame
+
+
+def pareto_mask(x: npt.ArrayLike, y: npt.ArrayLike, groups: npt.ArrayLike | None = None) -> BoolArray:
+    """Points not dominated within their group: no other point has x' >= x and y' >= y with one of them
+    strictly greater. Of identical points the first is kept. Larger is better on both axes; a NaN point is
+    never on the frontier."""
+    X, Y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    G = np.zeros(X.shape, dtype=np.int64) if groups is None else np.unique(groups, return_inverse=True)[1]
+    G = np.asarray(G).reshape(X.shape)
+    ok = np.isfinite(X) & np.isfinite(Y)
+    mask = np.zeros(X.shape, dtype=bool)
+    # by group, x descending, y descending, then original order: a point is on the frontier iff its y
+    # beats every y before it in its group
+    order = np.lexsort((np.arange(X.size), -Y, -X, G))
+    order = order[ok[order]]
+    if order.size == 0:
+        return mask
+    g, yy = G[order], Y[order]
+    best_before = np.empty(order.size)
+    bounds = np.flatnonzero(np.r_[True, g[1:] != g[:-1], True])
+    for start, stop in itertools.pairwise(bounds):  # one pass per group
+        best_before[start:stop] = np.r_[-np.inf, np.maximum.accumulate(yy[start:stop])[:-1]]
+    mask[order] = yy > best_before
+    return mask
+
+
+# ----------------------------------------------------------------------------------------------------
+# The search
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Layout:
+    tp: int
+    pp: int
+    ep: int
+    format: str
+
+
+def _layouts(
+    model: ModelProfile,
+    formats: Sequence[str],
+    tp: Sequence[int],
+    pp: Sequence[int],
+    ep: Sequence[int] | None,
+    max_gpus_per_worker: int,
+) -> list[_Layout]:
+    out: list[_Layout] = []
+    for fmt in formats:
+        for t in tp:
+            for p in pp:
+                if t * p > max_gpus_per_worker:
+                    continue
+                degrees = (1,) if model.moe is None else tuple(dict.fromkeys(ep if ep else (1, t)))
+                out.extend(_Layout(t, p, e, fmt) for e in degrees if t % e == 0)
+    return out
+
+
+def _engine(
+    model: ModelProfile,
+    hardware: HardwareProfile,
+    layout: _Layout,
+    kv_dtype: str,
+    max_batch_size: int,
+    max_batched_tokens: int,
+) -> Engine:
+    from costmodel.specs import Deployment, Workload
+
+    weight, compute = FORMATS[layout.format]
+    hardware.peak_flop_per_s(compute)  # a device without the compute dtype's peak cannot run the format
+    return Engine(
+        model,
+        hardware,
+        Workload(1, 1, 1, weight_dtype=weight, activation_dtype=compute, kv_dtype=kv_dtype),
+        Deployment(tp=layout.tp, pp=layout.pp, ep=layout.ep),  # ep divides tp (_layouts)
+        max_batch_size=max_batch_size,
+        max_batched_tokens=max_batched_tokens,
+    )
+
+
+def _check_ints(name: str, values: Sequence[int], low: int = 1) -> tuple[int, ...]:
+    out = tuple(values)
+    if not out or any(not (isinstance(v, int | np.integer) and v >= low) for v in out):
+        raise CostmodelError(f"{name} must be a non-empty list of integers >= {low}, got {list(values)!r}")
+    return tuple(int(v) for v in dict.fromkeys(out))
+
+
+def _objective(name: str, value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise CostmodelError(f"{name} must be a positive time [s] or None, got {value!r}")
+    return value
+
+
+def frontier(
+    model: ModelProfile | str,
+    systems: Sequence[HardwareProfile | str],
+    *,
+    isl: int,
+    osl: int,
+    ttft_s: float | None = None,
+    tpot_s: float | None = None,
+    formats: Sequence[str] = ("bf16", "fp8"),
+    tp: Sequence[int] = TP,
+    pp: Sequence[int] = PP,
+    ep: Sequence[int] | None = None,
+    concurrency: Sequence[int] = CONCURRENCY,
+    modes: Sequence[str] = MODES,
+    disagg_workers: Sequence[tuple[int, int]] = DISAGG_WORKERS,
+    engine: str = "vllm",
+    params: LoopParams | None = None,
+    kv_transfer_overhead_s: float | None = None,
+    kv_dtype: str = "bf16",
+    max_gpus_per_worker: int = 8,
+    usd_per_hour: dict[str, float] | None = None,
+) -> Frontier:
+    """Search deployments of ``model`` on each of ``systems`` for one isl / osl mix; the frontier of
+    output tokens/s per GPU against tokens/s per user, and the cheapest point meeting the objectives.
+
+    Parameters
+    ----------
+    model : profile or name
+    systems : hardware profiles or names
+    isl, osl : prompt and output tokens per request [tokens] (osl >= 2)
+    ttft_s, tpot_s : objectives on the mean TTFT and TPOT [s]; None: no objective
+    formats : weight formats to try (keys of :data:`FORMATS`); a device without the compute dtype's peak
+        skips the format, with the reason in ``skipped``
+    tp, pp : tensor-parallel degrees and pipeline stages of a worker [-]
+    ep : expert-parallel degrees for a MoE model [-]; default (1, tp) per TP degree
+    concurrency : clients of the closed loop per aggregated worker, or per decode worker of a
+        disaggregated deployment [-] (the ``concurrency`` column counts the deployment's clients)
+    modes : ``"agg"`` and / or ``"disagg"``
+    disagg_workers : (prefill workers, decode workers) pairs tried in the disaggregated mode
+    engine : the serving engine whose fitted loop parameters apply (``"vllm"``, ``"sglang"``,
+        ``"trtllm"``; :func:`costmodel.loop_params.engine_params`); ``params`` replaces them
+        (``LoopParams()``: the kernels' time alone)
+    kv_transfer_overhead_s : fixed cost of one request's KV transfer in the disaggregated mode [s];
+        default the engine's fitted one (:func:`costmodel.loop_params.transfer_overhead_s`), 0 without
+    kv_dtype : KV-cache storage format
+    max_gpus_per_worker : largest tp x pp of one worker [-]
+    usd_per_hour : price per GPU-hour by system name [USD/h], replacing the profiles' prices
+
+    Returns a :class:`Frontier`. Candidates that cannot run (weights that do not fit, a degree that does
+    not divide the heads, a format without a peak) are listed in ``skipped`` with the reason, never
+    dropped silently.
+    """
+    from costmodel.loop_params import engine_params, transfer_overhead_s
+    from costmodel.registry import load_hardware, load_model
+
+    m = load_model(model)
+    hardware = [load_hardware(s) for s in systems]
+    if not hardware:
+        raise CostmodelError("systems is empty: give one or more hardware profiles, e.g. ['h100-sxm']")
+    for name, value, low in (("isl", isl, 1), ("osl", osl, 2)):
+        if not (isinstance(value, int | np.integer) and value >= low):
+            raise CostmodelError(f"{name} must be an integer >= {low} [tokens], got {value!r}")
+    ttft_s, tpot_s = _objective("ttft_s", ttft_s), _objective("tpot_s", tpot_s)
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise UnknownNameError("format", fmt, FORMATS)
+    if not formats:
+        raise CostmodelError(f"formats is empty: give one or more of {', '.join(FORMATS)}")
+    for mode in modes:
+        if mode not in MODES:
+            raise UnknownNameError("mode", mode, MODES)
+    if not modes:
+        raise CostmodelError("modes is empty: give 'agg', 'disagg' or both")
+    tps, pps = _check_ints("tp", tp), _check_ints("pp", pp)
+    eps = None if ep is None else _check_ints("ep", ep)
+    clients = np.asarray(_check_ints("concurrency", concurrency), dtype=np.int64)
+    workers = [tuple(pair) for pair in disagg_workers]
+    if "disagg" in modes and (
+        not workers
+        or any(len(w) != 2 or not all(isinstance(n, int | np.integer) and n >= 1 for n in w) for w in workers)
+    ):
+        raise CostmodelError("disagg_workers must be (prefill workers, decode workers) pairs, e.g. [(1, 2)]")
+    if not (isinstance(max_gpus_per_worker, int | np.integer) and max_gpus_per_worker >= 1):
+        raise CostmodelError(f"max_gpus_per_worker must be an integer >= 1, got {max_gpus_per_worker!r}")
+    loop = params if params is not None else engine_params(engine)
+    transfer = kv_transfer_overhead_s if kv_transfer_overhead_s is not None else transfer_overhead_s(engine)
+    if not (math.isfinite(transfer) and transfer >= 0):
+        raise CostmodelError(f"kv_transfer_overhead_s must be a time >= 0 [s], got {transfer!r}")
+    from costmodel.specs import check_context
+
+    check_context(m, isl, osl)
+
+    layouts = _layouts(m, formats, tps, pps, eps, int(max_gpus_per_worker))
+    batch = int(clients.max())
+    budget = max(TOKEN_BUDGET, batch)
+    columns: dict[str, list[Any]] = {name: [] for name in _POINT_COLUMNS}
+    candidates: list[tuple[tuple[Any, ...], int]] = []  # (the columns of _CANDIDATE_COLUMNS, points)
+    skipped: list[tuple[str, str]] = []
+
+    def add(hw: HardwareProfile, mode: str, layout: _Layout, prefill: _Layout | None, x: Any, y: Any,
+            served: Served, loop_clients: Any) -> None:  # fmt: skip
+        """One candidate's points: ``served`` arrays over (worker ratios,) concurrency."""
+        shape = np.shape(served.ttft_s)
+        price = (usd_per_hour or {}).get(hw.name, hw.price.usd_per_hour if hw.price else math.nan)
+        first = prefill or _Layout(0, 0, 0, layout.format)
+        per_candidate = (hw.name, mode, layout.format, layout.tp, layout.pp, layout.ep, first.tp, first.pp,
+                         first.ep, price)  # fmt: skip
+        candidates.append((per_candidate, int(np.prod(shape))))
+        values = (x, y, served.gpus, loop_clients, served.batch_size, served.ttft_s, served.tpot_s,
+                  served.output_tokens_per_s)  # fmt: skip
+        for key, value in zip(_POINT_COLUMNS, values, strict=True):
+            columns[key].append(np.broadcast_to(value, shape).ravel())
+
+    for hw in hardware:
+        engines: dict[_Layout, Engine | str] = {}
+        for layout in layouts:
+            try:
+                engines[layout] = _engine(m, hw, layout, kv_dtype, batch, budget)
+            except (CostmodelError, ValueError) as e:
+                engines[layout] = _first_line(e)
+        for layout, built in engines.items() if "agg" in modes else ():
+            describe = f"{hw.name} agg {_describe(layout)}"
+            if isinstance(built, str):
+                skipped.append((describe, built))
+                continue
+            try:
+                served = agg_point(built, concurrency=clients, isl=isl, osl=osl, params=loop)
+            except (CostmodelError, ValueError) as e:
+                skipped.append((describe, _first_line(e)))
+                continue
+            add(hw, "agg", layout, None, 0, 1, served, clients)
+        if "disagg" in modes:
+            _search_disagg(hw, engines, workers, clients, isl, osl, loop, transfer, add, skipped)
+
+    if not candidates:
+        reasons = "; ".join(f"{d}: {r}" for d, r in skipped[:3])
+        raise CostmodelError(
+            f"no deployment of {m.name} could be evaluated ({len(skipped)} tried: {reasons}"
+            f"{'; ...' if len(skipped) > 3 else ''}); try more systems, formats or TP degrees"
+        )
+    counts = np.array([n for _, n in candidates])
+    for k, name in enumerate(_CANDIDATE_COLUMNS):
+        columns[name] = [np.repeat(np.array([c[k] for c, _ in candidates]), counts)]
+    points = _points(columns, isl, osl, ttft_s, tpot_s)
+    return Frontier(points, _cheapest(points), tuple(skipped), ttft_s, tpot_s, int(isl), int(osl))
+
+
+def _search_disagg(
+    hw: HardwareProfile,
+    engines: dict[_Layout, Engine | str],
+    workers: list[tuple[Any, ...]],
+    clients: IntArray,
+    isl: int,
+    osl: int,
+    loop: LoopParams,
+    transfer_overhead_s: float,
+    add: Callable[..., None],
+    skipped: list[tuple[str, str]],
+) -> None:
+    """Disaggregated candidates: prefill and decode workers of the same format and one pipeline stage
+    each, every pair of layouts that run, every worker ratio, through :func:`disagg_points`. A reason
+    shared by several pairs is recorded once, with the first pair it stopped."""
+    ready = [(layout, e) for layout, e in engines.items() if isinstance(e, Engine) and layout.pp == 1]
+    pairs = [(p, d) for p in ready for d in ready if p[0].format == d[0].format]
+    if not pairs:
+        return
+    X = np.array([w[0] for w in workers], dtype=np.int64)
+    Y = np.array([w[1] for w in workers], dtype=np.int64)
+    try:
+        served = disagg_points(
+            [(p[1], d[1]) for p, d in pairs],
+            prefill_workers=X,
+            decode_workers=Y,
+            concurrency=clients[None, :] * Y[:, None],  # the same clients per decode worker as per agg worker
+            isl=isl,
+            osl=osl,
+            params=loop,
+            kv_transfer_overhead_s=transfer_overhead_s,
+        )
+    except (CostmodelError, ValueError) as e:  # a failure the plug-in did not attribute to one pair
+        served = [_first_line(e)] * len(pairs)
+    reasons: dict[str, str] = {}
+    for ((p_layout, _), (d_layout, _)), result in zip(pairs, served, strict=True):
+        if isinstance(result, str):
+            reasons.setdefault(result, f"{hw.name} disagg {_describe(p_layout)} : {_describe(d_layout)}")
+            continue
+        add(hw, "disagg", d_layout, p_layout, X[:, None], Y[:, None], result, clients[None, :] * Y[:, None])
+    skipped.extend((what, why) for why, what in reasons.items())
+
+
+def _describe(layout: _Layout) -> str:
+    return f"TP{layout.tp} PP{layout.pp} EP{layout.ep} {layout.format}"
+
+
+_CANDIDATE_COLUMNS = ("system", "mode", "format", "tp", "pp", "ep", "prefill_tp", "prefill_pp", "prefill_ep",
+                      "usd_per_gpu_hour")  # fmt: skip
+_POINT_COLUMNS = ("prefill_workers", "decode_workers", "gpus", "concurrency", "batch_size", "ttft_s",
+                  "tpot_s", "output_tokens_per_s")  # fmt: skip
+
+
+def _points(
+    columns: dict[str, list[Any]], isl: int, osl: int, ttft_s: float | None, tpot_s: float | None
+) -> Points:
+    c = {name: np.concatenate(parts) for name, parts in columns.items()}
+    gpus = c["gpus"].astype(np.int64)
+    out_per_s = c["output_tokens_per_s"].astype(np.float64)
+    usd_per_gpu_hour = c["usd_per_gpu_hour"].astype(np.float64)
+    usd_per_hour = usd_per_gpu_hour * gpus
+    usd_per_m_out = usd_per_hour / (out_per_s * 3600.0) * 1e6
+    meets = np.ones(gpus.shape, dtype=bool)
+    if ttft_s is not None:
+        meets &= c["ttft_s"] <= ttft_s
+    if tpot_s is not None:
+        meets &= c["tpot_s"] <= tpot_s
+    per_user = 1.0 / c["tpot_s"]
+    per_gpu = out_per_s / gpus
+    # among identical points the lower TTFT first, so the frontier keeps it
+    return Points(
+        system=c["system"].astype(str),
+        mode=c["mode"].astype(str),
+        format=c["format"].astype(str),
+        tp=c["tp"].astype(np.int64),
+        pp=c["pp"].astype(np.int64),
+        ep=c["ep"].astype(np.int64),
+        prefill_tp=c["prefill_tp"].astype(np.int64),
+        prefill_pp=c["prefill_pp"].astype(np.int64),
+        prefill_ep=c["prefill_ep"].astype(np.int64),
+        prefill_workers=c["prefill_workers"].astype(np.int64),
+        decode_workers=c["decode_workers"].astype(np.int64),
+        concurrency=c["concurrency"].astype(np.int64),
+        batch_size=c["batch_size"].astype(np.float64),
+        gpus=gpus,
+        ttft_s=c["ttft_s"].astype(np.float64),
+        tpot_s=c["tpot_s"].astype(np.float64),
+        tokens_per_s_per_user=per_user,
+        output_tokens_per_s=out_per_s,
+        output_tokens_per_s_per_gpu=per_gpu,
+        usd_per_gpu_hour=usd_per_gpu_hour,
+        usd_per_hour=usd_per_hour,
+        usd_per_million_output_tokens=usd_per_m_out,
+        usd_per_million_tokens=usd_per_m_out * osl / (isl + osl),
+        meets_slo=meets,
+        on_frontier=_frontier_mask(per_user, per_gpu, c["system"], c["ttft_s"]),
+    )
+
+
+def _frontier_mask(x: FloatArray, y: FloatArray, system: npt.NDArray[Any], ttft: FloatArray) -> BoolArray:
+    """:func:`pareto_mask` by system, of identical points keeping the one with the lowest TTFT."""
+    order = np.argsort(ttft, kind="stable")
+    mask = np.zeros(x.shape, dtype=bool)
+    mask[order] = pareto_mask(x[order], y[order], system[order])
+    return mask
+
+
+def _cheapest(p: Points) -> int | None:
+    """The lowest $ per million output tokens among the points meeting the objectives (ties: the higher
+    tokens/s per user, then the lower TTFT)."""
+    ok = p.meets_slo & np.isfinite(p.usd_per_million_output_tokens)
+    if not ok.any():
+        return None
+    idx = np.flatnonzero(ok)
+    order = np.lexsort((p.ttft_s[idx], -p.tokens_per_s_per_user[idx], p.usd_per_million_output_tokens[idx]))
+    return int(idx[order[0]])
+
+
+def _first_line(error: Exception) -> str:
+    return " ".join(str(error).splitlines()[0].split()) if str(error) else type(error).__name__

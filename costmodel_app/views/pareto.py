@@ -1,0 +1,301 @@
+"""Pareto: output tokens/s per GPU against tokens/s per user over deployments (TP, PP, EP, weight format,
+concurrency, aggregated or disaggregated) on each selected device, and the cheapest deployment that meets
+mean TTFT and TPOT objectives (costmodel.pareto.frontier)."""
+
+import json
+
+import components as ui
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+import costmodel as cm
+from costmodel import pareto
+from costmodel.loop_params import read_engine_params
+
+TP_DEGREES = pareto.TP
+PP_STAGES = pareto.PP
+ENGINES = tuple(sorted(read_engine_params())) or ("vllm",)
+FIGURES = (  # the table's columns, what to compare first
+    "label",
+    "concurrency",
+    "gpus",
+    "ttft_s",
+    "tpot_s",
+    "tokens_per_s_per_user",
+    "output_tokens_per_s_per_gpu",
+    "usd_per_million_output_tokens",
+    "meets_slo",
+    "best",
+    "system",
+    "mode",
+    "format",
+    "tp",
+    "pp",
+    "ep",
+    "prefill_workers",
+    "prefill_tp",
+    "decode_workers",
+    "batch_size",
+    "output_tokens_per_s",
+    "usd_per_hour",
+    "usd_per_million_tokens",
+)
+
+
+@st.cache_data(show_spinner="Searching deployments…", max_entries=32)
+def search(
+    model_key: str,
+    _model: cm.ModelProfile,
+    hardware: tuple[str, ...],
+    isl: int,
+    osl: int,
+    objectives: tuple[float, float],
+    formats: tuple[str, ...],
+    tps: tuple[int, ...],
+    pps: tuple[int, ...],
+    modes: tuple[str, ...],
+    engine: str,
+    kv_dtype: str,
+) -> pareto.Frontier:
+    """pareto.frontier for these inputs (cached; ``_model`` is identified by ``model_key``, a device by
+    its key with the user's price, :meth:`Scenario.priced`)."""
+    return pareto.frontier(
+        _model,
+        [ui.hardware_profile(key) for key in hardware],
+        isl=isl,
+        osl=osl,
+        ttft_s=objectives[0],
+        tpot_s=objectives[1],
+        formats=formats,
+        tp=tps,
+        pp=pps,
+        modes=modes,
+        engine=engine,
+        kv_dtype=kv_dtype,
+    )
+
+
+# ---------------------------------------------------------------------------- inputs
+sc = ui.scenario()
+st.title("Pareto frontier")
+cols = st.columns(4)
+with cols[0]:
+    ttft_ms = st.number_input(
+        "Mean TTFT objective [ms]",
+        min_value=1.0,
+        max_value=1e6,
+        value=1000.0,
+        step=100.0,
+        key="pareto_ttft_ms",
+        bind="query-params",
+    )
+with cols[1]:
+    tpot_ms = st.number_input(
+        "Mean TPOT objective [ms]",
+        min_value=0.1,
+        max_value=1e5,
+        value=50.0,
+        step=5.0,
+        key="pareto_tpot_ms",
+        bind="query-params",
+        help="Tokens/s per user = 1 / TPOT: the objective is a vertical line on the chart.",
+    )
+with cols[2]:
+    engine = st.selectbox(
+        "Engine",
+        ENGINES,
+        index=ENGINES.index("vllm") if "vllm" in ENGINES else 0,
+        key="pareto_engine",
+        bind="query-params",
+        help="Whose fitted closed-loop parameters (step and request overheads, burst share) apply.",
+    )
+with cols[3]:
+    modes = st.pills(
+        "Modes",
+        pareto.MODES,
+        selection_mode="multi",
+        default=list(pareto.MODES),
+        key="pareto_modes",
+        bind="query-params",
+        help="agg: prefill and decode on the same workers; disagg: x prefill : y decode workers.",
+    )
+cols = st.columns([3, 2, 1])
+with cols[0]:
+    formats = st.pills(
+        "Weight formats",
+        tuple(pareto.FORMATS),
+        selection_mode="multi",
+        default=["bf16", "fp8"],
+        key="pareto_formats",
+        bind="query-params",
+        help="A device without the format's compute peak skips it (listed below).",
+    )
+with cols[1]:
+    tps = st.pills(
+        "TP degrees", TP_DEGREES, selection_mode="multi", default=list(TP_DEGREES), key="pareto_tp",
+        bind="query-params",
+    )  # fmt: skip
+with cols[2]:
+    pps = st.pills(
+        "PP stages", PP_STAGES, selection_mode="multi", default=list(PP_STAGES), key="pareto_pp",
+        bind="query-params",
+    )  # fmt: skip
+
+# ---------------------------------------------------------------------------- guard
+try:
+    model = ui.model(sc)
+except ui.BAD_INPUT as e:
+    ui.show_error(e)
+    st.stop()
+missing = [name for name, chosen in (("mode", modes), ("format", formats), ("TP degree", tps),
+                                     ("PP stage", pps)) if not chosen]  # fmt: skip
+if missing:
+    st.info(f"Choose at least one {' and one '.join(missing)} to search.")
+    st.stop()
+model_key = sc.model if sc.model_source == "built-in" else json.dumps(sc.hf_config, sort_keys=True)
+objective = f"mean TTFT ≤ {ttft_ms:,.4g} ms and mean TPOT ≤ {tpot_ms:,.4g} ms"
+st.caption(
+    f"**{ui.plain(model.name)}** on {', '.join(sc.hardware)} · {sc.prompt_len:,} prompt and "
+    f"{sc.output_len:,} output tokens per request · KV {sc.kv_dtype} · {engine} loop parameters · "
+    f"{objective}. A closed loop of clients sending one request after another (costmodel.closed_loop); the "
+    "search chooses formats, TP, PP, EP and the concurrency: the sidebar's formats, GPUs, TP, PP and batch "
+    "size are not used here."
+)
+
+# ---------------------------------------------------------------------------- compute
+try:
+    found = search(
+        model_key,
+        model,
+        tuple(sc.priced(hw) for hw in sc.hardware),
+        sc.prompt_len,
+        max(sc.output_len, 2),
+        (ttft_ms / 1e3, tpot_ms / 1e3),
+        tuple(formats),
+        tuple(sorted(tps)),
+        tuple(sorted(pps)),
+        tuple(m for m in pareto.MODES if m in modes),
+        engine,
+        sc.kv_dtype,
+    )
+except ui.BAD_INPUT as e:
+    ui.show_error(e)
+    st.stop()
+table = found.table()
+front = table.iloc[found.frontier_index].reset_index(drop=True)
+
+# ---------------------------------------------------------------------------- render: the chosen point
+if found.best is None:
+    st.warning(
+        f"No deployment with a price meets {objective}: the frontier below shows what each device reaches. "
+        "Relax the objectives, or add devices, formats or TP degrees."
+    )
+else:
+    best = table.iloc[found.best]
+    source = "pareto.frontier(...).points"
+    usd, per_gpu = "usd_per_million_output_tokens", "output_tokens_per_s_per_gpu"
+    figures = [
+        ("Cheapest device", str(best["system"]), "system"),
+        ("Concurrency", ui.count(best["concurrency"]), "concurrency"),
+        ("GPUs", ui.count(best["gpus"]), "gpus"),
+        ("$ per million output tokens", ui.usd(best[usd]), usd),
+        ("Mean TTFT", ui.duration(best["ttft_s"]), "ttft_s"),
+        ("Mean TPOT", ui.duration(best["tpot_s"]), "tpot_s"),
+        ("Tokens/s per user", ui.rate(best["tokens_per_s_per_user"]), "tokens_per_s_per_user"),
+        ("Output tokens/s per GPU", ui.rate(best[per_gpu]), per_gpu),
+    ]
+    st.markdown(
+        f"Cheapest deployment meeting {objective}: **{ui.plain(best['label'])}** at {best['concurrency']:,} "
+        f"clients on {best['gpus']:,} GPU{'s' if best['gpus'] > 1 else ''}"
+        + (
+            f" ({best['prefill_workers']} prefill and {best['decode_workers']} decode workers)"
+            if best["mode"] == "disagg"
+            else ""
+        )
+        + "."
+    )
+    for start in (0, 4):
+        for col, (label, value, attr) in zip(st.columns(4), figures[start : start + 4], strict=True):
+            with col:
+                ui.metric(label, value, f"{source}.{attr}")
+
+# ---------------------------------------------------------------------------- render: the frontier
+st.subheader("Output tokens/s per GPU against tokens/s per user")
+fig = go.Figure()
+palette = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+hover = (
+    "<b>%{customdata[0]}</b><br>concurrency %{customdata[1]}, %{customdata[2]} GPUs<br>"
+    "TTFT %{customdata[3]:.4g} ms, TPOT %{customdata[4]:.4g} ms<br>"
+    "%{x:,.1f} tokens/s per user, %{y:,.0f} output tokens/s per GPU<br>"
+    "$%{customdata[5]:.4g} per million output tokens<extra></extra>"
+)
+
+
+def customdata(rows: pd.DataFrame) -> np.ndarray:
+    return np.c_[
+        rows["label"], rows["concurrency"], rows["gpus"], 1e3 * rows["ttft_s"], 1e3 * rows["tpot_s"],
+        rows["usd_per_million_output_tokens"],
+    ]  # fmt: skip
+
+
+for i, system in enumerate(sc.hardware):
+    color = palette[i % len(palette)]
+    mine = front[front["system"] == system]
+    if mine.empty:
+        continue
+    fig.add_scatter(
+        x=mine["tokens_per_s_per_user"],
+        y=mine["output_tokens_per_s_per_gpu"],
+        name=system,
+        mode="lines+markers",
+        line=dict(color=color, shape="vh"),  # the staircase of what is attainable: right of a point, the next
+        marker=dict(color=color, symbol=np.where(mine["mode"] == "disagg", "diamond", "circle")),
+        customdata=customdata(mine),
+        hovertemplate=hover,
+    )
+    rest = table[(table["system"] == system) & ~table["on_frontier"]]
+    fig.add_scatter(
+        x=rest["tokens_per_s_per_user"],
+        y=rest["output_tokens_per_s_per_gpu"],
+        name=f"{system}: other points",
+        mode="markers",
+        marker=dict(color=color, size=4, opacity=0.25),
+        customdata=customdata(rest),
+        hovertemplate=hover,
+        visible="legendonly",
+    )
+fig.add_scatter(
+    x=[1e3 / tpot_ms] * 2,
+    y=[0.0, float(table["output_tokens_per_s_per_gpu"].max())],
+    name="TPOT objective",
+    mode="lines",
+    line=dict(dash="dash", color="#d62728"),
+    hoverinfo="skip",
+)
+if found.best is not None:
+    best = table.iloc[found.best]
+    fig.add_scatter(
+        x=[best["tokens_per_s_per_user"]],
+        y=[best["output_tokens_per_s_per_gpu"]],
+        name="cheapest meeting the objectives",
+        mode="markers",
+        marker=dict(symbol="star", size=16, color="black"),
+        customdata=customdata(table.iloc[[found.best]]),
+        hovertemplate=hover,
+    )
+fig.update_xaxes(title_text="tokens/s per user (1 / TPOT)", type="log")
+fig.update_yaxes(title_text="output tokens/s per GPU", rangemode="tozero")
+fig.update_layout(height=520)
+ui.chart(fig, front[list(FIGURES)], "pareto-frontier")
+st.caption(
+    "Per device, the deployments that no other deployment on the same device beats on both axes "
+    "(diamonds: disaggregated); hover for the configuration. Right of the dashed line TPOT meets its "
+    "objective; the star is the cheapest point meeting both objectives, by $ per million output tokens = "
+    "price per GPU-hour × GPUs / output tokens per hour. Click a legend entry to show the other points "
+    "searched. Latencies are means of a steady closed loop, not percentiles."
+)
+if found.skipped:
+    with st.expander(f"{len(found.skipped)} candidates skipped, with the reason", icon=":material/block:"):
+        st.dataframe(pd.DataFrame(found.skipped, columns=["candidate", "reason"]), hide_index=True)

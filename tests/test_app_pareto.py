@@ -1,0 +1,117 @@
+"""The dashboard's Pareto page (costmodel_app/views/pareto.py), headless through AppTest: the figures and
+the frontier it shows are costmodel.pareto.frontier's for the same inputs; bad or impossible input gives a
+message, never a traceback."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from costmodel import pareto
+
+pytest.importorskip("streamlit", reason="the dashboard needs the app extra: pip install 'costmodel[app]'")
+pytest.importorskip("plotly", reason="the dashboard needs the app extra: pip install 'costmodel[app]'")
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parents[1] / "costmodel_app"
+sys.path.insert(0, str(APP))  # the app's own modules, as `streamlit run` puts them on the path
+from scenario import DEFAULT  # noqa: E402
+
+HARDWARE = ["h100-sxm", "b200"]
+
+
+def open_pareto(**query: Any) -> AppTest:
+    at = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=120)
+    for key, value in query.items():
+        at.query_params[key] = [str(v) for v in value] if isinstance(value, list) else str(value)
+    at.run()
+    at.switch_page("views/pareto.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def api(**changes: Any) -> pareto.Frontier:
+    args: dict[str, Any] = dict(
+        isl=DEFAULT.prompt_len, osl=DEFAULT.output_len, ttft_s=1.0, tpot_s=0.05, formats=("bf16", "fp8"),
+        tp=(1, 2, 4, 8), pp=(1, 2), engine="vllm", kv_dtype=DEFAULT.kv_dtype,
+    )  # fmt: skip
+    return pareto.frontier(DEFAULT.model, HARDWARE, **(args | changes))
+
+
+def values(data: Any) -> np.ndarray:
+    """A plotly array: a list, or the typed array plotly >= 6 sends."""
+    if isinstance(data, dict):
+        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=np.dtype(data["dtype"]))
+    return np.asarray(data, dtype=float)
+
+
+def figure(at: AppTest) -> dict[str, Any]:
+    (chart,) = at.get("plotly_chart")
+    return json.loads(chart.proto.spec)
+
+
+def test_the_page_shows_the_frontier_and_the_cheapest_point() -> None:
+    at = open_pareto(hardware=HARDWARE)
+    assert not at.error
+    found = api()
+    p, b = found.points, found.best
+    assert b is not None
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Cheapest device"] == p.system[b]
+    assert any(f"**{p.label(b)}**" in m.value.replace("\\", "") for m in at.markdown)
+    assert shown["Concurrency"] == f"{p.concurrency[b]:,}"
+    assert shown["GPUs"] == str(p.gpus[b])
+    assert shown["$ per million output tokens"] == f"${p.usd_per_million_output_tokens[b]:,.4g}"
+    assert shown["Output tokens/s per GPU"] == f"{p.output_tokens_per_s_per_gpu[b]:,.1f}"
+    traces = {t["name"]: t for t in figure(at)["data"]}
+    for system in HARDWARE:  # one frontier per device, the API's points in the API's order
+        idx = [i for i in found.frontier_index if p.system[i] == system]
+        np.testing.assert_allclose(values(traces[system]["x"]), p.tokens_per_s_per_user[idx], rtol=1e-12)
+        np.testing.assert_allclose(
+            values(traces[system]["y"]), p.output_tokens_per_s_per_gpu[idx], rtol=1e-12
+        )
+        labels = [row[0] for row in traces[system]["customdata"]]  # the hover shows the configuration
+        assert labels == [p.label(i) for i in idx]
+    star = traces["cheapest meeting the objectives"]
+    assert values(star["y"])[0] == pytest.approx(p.output_tokens_per_s_per_gpu[b], rel=1e-12)
+    np.testing.assert_allclose(values(traces["TPOT objective"]["x"]), 1e3 / 50.0, rtol=1e-12)
+    # the table behind the chart is the frontier
+    table = at.dataframe[0].value
+    assert len(table) == len(found.frontier_index)
+    assert table["label"].tolist() == [p.label(i) for i in found.frontier_index]
+
+
+def test_a_page_option_changes_the_choice() -> None:
+    at = open_pareto(hardware=HARDWARE)
+    at.number_input(key="pareto_tpot_ms").set_value(12.0).run()
+    assert not at.exception
+    found = api(tpot_s=0.012)
+    assert found.best is not None
+    assert any(f"**{found.points.label(found.best)}**" in m.value.replace("\\", "") for m in at.markdown)
+
+
+def test_objectives_nothing_meets_give_a_warning_and_still_the_frontier() -> None:
+    at = open_pareto(pareto_ttft_ms=1)
+    assert not at.error
+    assert any("No deployment" in w.value for w in at.warning)
+    assert not at.metric
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_nothing_chosen_to_search_is_a_message() -> None:
+    at = open_pareto()
+    at.pills(key="pareto_tp").set_value([]).run()
+    assert not at.exception
+    assert any("Choose at least one TP degree" in i.value for i in at.info)
+
+
+def test_a_model_that_fits_nowhere_is_a_message() -> None:
+    at = open_pareto(model="llama-3.1-405b", hardware=["l4"], pareto_tp=[1], pareto_pp=[1])
+    assert not at.exception
+    assert any("could be evaluated" in e.value for e in at.error)

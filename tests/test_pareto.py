@@ -1,0 +1,373 @@
+"""The Pareto planner (costmodel.pareto) and `costmodel pareto`: the frontier is the set of non-dominated
+points, the chosen point is the cheapest that meets the objectives, the cost is price x GPUs / tokens per
+hour, and the engine model's TPOT never falls as clients are added."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from costmodel import pareto
+from costmodel.cli import app
+from costmodel.closed_loop import LoopParams, closed_loop
+from costmodel.errors import CostmodelError
+from costmodel.loop_params import engine_params, engine_params_file, read_engine_params, transfer_overhead_s
+from costmodel.registry import load_hardware
+from costmodel.serving import Engine
+
+runner = CliRunner()
+SMALL = dict(isl=1024, osl=128, tp=(1, 2, 4), pp=(1,), concurrency=(1, 4, 16, 64, 256))
+
+
+@pytest.fixture(scope="module")
+def result() -> pareto.Frontier:
+    return pareto.frontier(
+        "llama-3-8b", ["h100-sxm", "a100-80gb", "l40s"], ttft_s=0.5, tpot_s=0.03, modes=("agg",), **SMALL
+    )
+
+
+def dominated_by(p: pareto.Points, i: int) -> np.ndarray:
+    """Points of i's system that are at least as good on both axes and better on one."""
+    x, y = p.tokens_per_s_per_user, p.output_tokens_per_s_per_gpu
+    same = p.system == p.system[i]
+    return same & (x >= x[i]) & (y >= y[i]) & ((x > x[i]) | (y > y[i]))
+
+
+def test_frontier_points_are_not_dominated_and_the_rest_are(result: pareto.Frontier) -> None:
+    p = result.points
+    x, y = p.tokens_per_s_per_user, p.output_tokens_per_s_per_gpu
+    assert p.on_frontier.any()
+    for i in range(len(p)):
+        beaten = dominated_by(p, i).any()
+        if p.on_frontier[i]:
+            assert not beaten, p.label(i)
+        else:  # beaten, or the same point as one on the frontier
+            twin = p.on_frontier & (p.system == p.system[i]) & (x == x[i]) & (y == y[i])
+            assert beaten or twin.any(), p.label(i)
+    assert set(p.system[p.on_frontier]) == set(p.system)  # a frontier per system
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(0, 1)), min_size=1, max_size=40))
+def test_pareto_mask_against_brute_force(rows: list[tuple[int, int, int]]) -> None:
+    x, y, g = (np.array(col, dtype=float) for col in zip(*rows, strict=True))
+    mask = pareto.pareto_mask(x, y, g)
+    for i in range(len(x)):
+        same = g == g[i]
+        beaten = (same & (x >= x[i]) & (y >= y[i]) & ((x > x[i]) | (y > y[i]))).any()
+        earlier_twin = (same[:i] & (x[:i] == x[i]) & (y[:i] == y[i])).any()
+        assert mask[i] == (not beaten and not earlier_twin)
+
+
+def test_a_nan_point_is_never_on_the_frontier() -> None:
+    assert pareto.pareto_mask([1.0, math.nan, 0.5], [1.0, 5.0, 0.5]).tolist() == [True, False, False]
+
+
+def test_the_chosen_point_meets_the_objectives_and_is_the_cheapest(result: pareto.Frontier) -> None:
+    p = result.points
+    assert result.best is not None
+    b = result.best
+    assert p.ttft_s[b] <= 0.5
+    assert p.tpot_s[b] <= 0.03
+    assert p.meets_slo[b]
+    feasible = (p.ttft_s <= 0.5) & (p.tpot_s <= 0.03)
+    np.testing.assert_array_equal(p.meets_slo, feasible)
+    assert p.usd_per_million_output_tokens[b] == np.min(p.usd_per_million_output_tokens[feasible])
+
+
+def test_no_point_meets_impossible_objectives() -> None:
+    found = pareto.frontier("llama-3-8b", ["h100-sxm"], ttft_s=1e-4, modes=("agg",), **SMALL)
+    assert found.best is None
+    assert not found.points.meets_slo.any()
+    assert found.points.on_frontier.any()  # the frontier does not depend on the objectives
+
+
+def test_cost_is_price_times_gpus_over_tokens_per_hour(result: pareto.Frontier) -> None:
+    p = result.points
+    for i in range(len(p)):
+        price = load_hardware(str(p.system[i])).price
+        assert price is not None
+        tokens_per_hour = p.output_tokens_per_s[i] * 3600.0
+        assert p.usd_per_hour[i] == price.usd_per_hour * p.gpus[i]
+        assert p.usd_per_million_output_tokens[i] == price.usd_per_hour * p.gpus[i] / tokens_per_hour * 1e6
+        assert p.gpus[i] == p.tp[i] * p.pp[i]  # one aggregated worker
+        assert p.output_tokens_per_s_per_gpu[i] == p.output_tokens_per_s[i] / p.gpus[i]
+        assert p.tokens_per_s_per_user[i] == 1.0 / p.tpot_s[i]
+
+
+def test_a_price_given_replaces_the_profiles() -> None:
+    found = pareto.frontier(
+        "llama-3-8b", ["h100-sxm"], usd_per_hour={"h100-sxm": 1.0}, modes=("agg",), **SMALL
+    )
+    np.testing.assert_array_equal(found.points.usd_per_gpu_hour, 1.0)
+
+
+def test_a_device_without_a_price_has_no_cost_and_is_never_chosen() -> None:
+    assert load_hardware("b300").price is None
+    found = pareto.frontier("llama-3-8b", ["b300"], modes=("agg",), **SMALL)
+    assert np.isnan(found.points.usd_per_million_output_tokens).all()
+    assert found.best is None
+
+
+@pytest.mark.parametrize(
+    ("model", "hardware", "tp", "pp", "weight", "compute"),
+    [
+        ("llama-3-8b", "h100-sxm", 1, 1, "bf16", "bf16"),
+        ("llama-3-70b", "h100-sxm", 4, 1, "fp8", "fp8"),
+        ("llama-3-70b", "a100-80gb", 4, 2, "bf16", "bf16"),
+        ("qwen3-30b-a3b", "b200", 2, 1, "fp8", "fp8"),
+    ],
+)
+@pytest.mark.parametrize(("isl", "osl"), [(128, 1024), (1024, 256), (8000, 200)])
+def test_more_clients_never_lower_tpot(
+    model: str, hardware: str, tp: int, pp: int, weight: str, compute: str, isl: int, osl: int
+) -> None:
+    engine = Engine.build(
+        model, hardware, tp=tp, pp=pp, weight_dtype=weight, activation_dtype=compute,
+        max_batch_size=2048, max_batched_tokens=8192,
+    )  # fmt: skip
+    clients = np.unique(np.round(np.geomspace(1, 2048, 60)))
+    for params in (LoopParams(), engine_params("vllm"), engine_params("sglang")):
+        loop = closed_loop(engine, concurrency=clients, isl=isl, osl=osl, params=params)
+        # One more sequence can make a decode step slightly cheaper where the decode-attention kernel's
+        # split-K heuristic stops splitting (FlashDecoding: b x kv_heads CTAs reach the SM count, the
+        # combine pass goes); that is a kernel effect of about one combine pass per layer, never more
+        # than a few per cent of the step (TTFT counts the same steps). A larger drop would be a scheduling
+        # error.
+        assert np.all(np.diff(loop.tpot_s) >= -0.02 * loop.tpot_s[1:])
+        assert np.all(np.diff(loop.ttft_s) >= -0.02 * loop.ttft_s[1:])
+
+
+def test_candidates_that_cannot_run_are_skipped_with_the_reason() -> None:
+    found = pareto.frontier("llama-3-70b", ["a100-80gb"], formats=("bf16", "fp8"), modes=("agg",), **SMALL)
+    reasons = dict(found.skipped)
+    assert "fp8" in reasons["a100-80gb agg TP1 PP1 EP1 fp8"]  # no fp8 peak on an A100
+    assert "fits" in reasons["a100-80gb agg TP1 PP1 EP1 bf16"]  # 141 GB of weights on 80 GB
+    assert set(found.points.format) == {"bf16"}
+
+
+def test_disaggregated_candidates_go_through_the_plug_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, int]] = []
+
+    def fake(pairs: list[tuple[Engine, Engine]], *, prefill_workers: np.ndarray, decode_workers: np.ndarray,
+             concurrency: np.ndarray, **kw: object) -> list[pareto.Served | str]:  # fmt: skip
+        out: list[pareto.Served | str] = []
+        X, Y, c = prefill_workers[:, None], decode_workers[:, None], concurrency.astype(float)
+        np.testing.assert_array_equal(
+            concurrency, Y * np.array(SMALL["concurrency"])[None, :]
+        )  # per decode worker
+        for prefill, decode in pairs:
+            calls.append((prefill.deployment.tp, decode.deployment.tp))
+            if prefill.deployment.tp == 2 and decode.deployment.tp == 2:
+                out.append("a reason")
+                continue
+            shape = np.broadcast_shapes(X.shape, c.shape)
+            out.append(
+                pareto.Served(
+                    ttft_s=np.full(shape, 0.1), tpot_s=np.broadcast_to(0.01 + 0.001 * c, shape),
+                    output_tokens_per_s=np.broadcast_to(100.0 * c, shape), batch_size=np.broadcast_to(c, shape),
+                    gpus=X * prefill.gpus + Y * decode.gpus + 0 * c,
+                )
+            )  # fmt: skip
+        return out
+
+    monkeypatch.setattr(pareto, "disagg_points", fake)
+    found = pareto.frontier(
+        "llama-3-8b", ["h100-sxm"], disagg_workers=[(1, 2), (3, 1)], formats=("bf16",),
+        **(SMALL | {"tp": (1, 2), "pp": (1, 2)}),
+    )  # fmt: skip
+    assert sorted(calls) == [(1, 1), (1, 2), (2, 1), (2, 2)]  # one pipeline stage in either pool
+    p = found.points
+    disagg = p.mode == "disagg"
+    assert disagg.sum() == 3 * 2 * 5  # pairs that run x ratios x concurrency
+    np.testing.assert_array_equal(
+        p.gpus[disagg],
+        p.prefill_workers[disagg] * p.prefill_tp[disagg] + p.decode_workers[disagg] * p.tp[disagg],
+    )
+    assert ("h100-sxm disagg TP2 PP1 EP1 bf16 : TP2 PP1 EP1 bf16", "a reason") in found.skipped
+    first = int(np.flatnonzero(disagg & (p.tp == 2) & (p.prefill_tp == 1) & (p.prefill_workers == 3))[0])
+    assert "3x(TP1) : 1x(TP2)" in p.label(first)
+
+
+@pytest.fixture(scope="module")
+def both() -> pareto.Frontier:
+    return pareto.frontier("llama-3-8b", ["h100-sxm", "b200"], ttft_s=0.5, tpot_s=0.03, **SMALL)
+
+
+def test_disaggregated_points_are_disagg_loop_on_their_pools(both: pareto.Frontier) -> None:
+    from costmodel.disagg import DisaggParams, disagg_loop
+
+    p = both.points
+    disagg = np.flatnonzero(p.mode == "disagg")
+    assert disagg.size
+    assert set(
+        zip(p.prefill_workers[disagg].tolist(), p.decode_workers[disagg].tolist(), strict=True)
+    ) == set(pareto.DISAGG_WORKERS)
+    np.testing.assert_array_equal(
+        p.gpus[disagg],
+        p.prefill_workers[disagg] * p.prefill_tp[disagg] * p.prefill_pp[disagg]
+        + p.decode_workers[disagg] * p.tp[disagg] * p.pp[disagg],
+    )
+    for i in disagg[:: max(disagg.size // 7, 1)]:  # a spread of them, each against the model itself
+
+        def engine(tp: int, i: int = i) -> Engine:
+            weight, compute = pareto.FORMATS[str(p.format[i])]
+            return Engine.build("llama-3-8b", str(p.system[i]), tp=tp, weight_dtype=weight,
+                                activation_dtype=compute, max_batch_size=256, max_batched_tokens=8192)  # fmt: skip
+
+        loop = disagg_loop(
+            engine(int(p.prefill_tp[i])), engine(int(p.tp[i])),
+            prefill_workers=int(p.prefill_workers[i]), decode_workers=int(p.decode_workers[i]),
+            concurrency=int(p.concurrency[i]), isl=1024, osl=128,
+            params=DisaggParams.from_loop(engine_params("vllm"), kv_transfer_overhead_s=transfer_overhead_s("vllm")),
+        )  # fmt: skip
+        assert p.ttft_s[i] == pytest.approx(float(loop.ttft_s), rel=1e-12)
+        assert p.tpot_s[i] == pytest.approx(float(loop.tpot_s), rel=1e-12)
+        assert p.output_tokens_per_s[i] == pytest.approx(float(loop.output_tokens_per_s), rel=1e-12)
+
+
+def test_both_modes_share_one_frontier_per_system(both: pareto.Frontier) -> None:
+    p = both.points
+    assert set(p.mode) == {"agg", "disagg"}
+    for system in ("h100-sxm", "b200"):
+        mine = p.system == system
+        x, y = p.tokens_per_s_per_user, p.output_tokens_per_s_per_gpu
+        for i in np.flatnonzero(mine & p.on_frontier):
+            assert not dominated_by(p, i).any()
+        for i in np.flatnonzero(mine & ~p.on_frontier):
+            assert dominated_by(p, i).any() or (p.on_frontier & mine & (x == x[i]) & (y == y[i])).any()
+    feasible = p.meets_slo & np.isfinite(p.usd_per_million_output_tokens)
+    assert both.best is not None
+    assert p.usd_per_million_output_tokens[both.best] == p.usd_per_million_output_tokens[feasible].min()
+    tokens_per_hour = p.output_tokens_per_s * 3600.0
+    np.testing.assert_array_equal(
+        p.usd_per_million_output_tokens, p.usd_per_gpu_hour * p.gpus / tokens_per_hour * 1e6
+    )
+
+
+def test_moe_models_search_expert_parallelism() -> None:
+    found = pareto.frontier("qwen3-30b-a3b", ["h100-sxm"], modes=("agg",), **(SMALL | {"tp": (2, 4)}))
+    pairs = set(zip(found.points.tp.tolist(), found.points.ep.tolist(), strict=True))
+    assert pairs == {(2, 1), (2, 2), (4, 1), (4, 4)}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(isl=0), "isl must be an integer >= 1"),
+        (dict(osl=1), "osl must be an integer >= 2"),
+        (dict(ttft_s=-1.0), "ttft_s must be a positive time"),
+        (dict(tp=()), "tp must be a non-empty list"),
+        (dict(concurrency=(0, 4)), "concurrency must be a non-empty list of integers >= 1"),
+        (dict(formats=("fp7",)), "unknown format 'fp7'"),
+        (dict(modes=("mixed",)), "unknown mode 'mixed'"),
+        (dict(engine="tgi"), "unknown engine 'tgi'"),
+        (dict(disagg_workers=[(1,)]), "disagg_workers must be"),
+        (dict(isl=200_000), "context"),
+    ],
+)
+def test_bad_input_names_the_field(kwargs: dict[str, object], message: str) -> None:
+    args = dict(isl=1024, osl=128) | kwargs
+    with pytest.raises(CostmodelError, match=message):
+        pareto.frontier("llama-3-8b", ["h100-sxm"], **args)  # type: ignore[arg-type]
+
+
+def test_nothing_that_runs_is_an_error_with_reasons() -> None:
+    with pytest.raises(CostmodelError, match=r"no deployment of .* could be evaluated"):
+        pareto.frontier("llama-3.1-405b", ["l4"], modes=("agg",), **SMALL)
+
+
+def test_the_shipped_engine_parameters_load() -> None:
+    assert engine_params_file().is_file()
+    shipped = read_engine_params()
+    assert {"vllm", "sglang", "trtllm"} <= set(shipped)
+    assert engine_params("vllm") == shipped["vllm"]
+
+
+def test_the_table_marks_the_frontier_and_the_best(result: pareto.Frontier) -> None:
+    table = result.table(frontier_only=True)
+    assert table["on_frontier"].all()
+    assert len(table) == int(result.points.on_frontier.sum())
+    assert table["best"].sum() == (1 if result.points.on_frontier[result.best] else 0)
+    full = result.table()
+    assert full["best"].sum() == 1
+    assert full.loc[full["best"], "label"].item() == result.points.label(result.best)
+
+
+# ----------------------------------------------------------------------------------------------------
+# the command
+# ----------------------------------------------------------------------------------------------------
+
+CLI = ["pareto", "--model", "llama-3-8b", "--hardware", "h100-sxm,b300", "--tp", "1,2", "--pp", "1",
+       "--concurrency", "1,8,64", "--osl", "128"]  # fmt: skip
+
+
+def strict(text: str) -> object:
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} in JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_cli_json_is_strict_and_matches_the_api() -> None:
+    result = runner.invoke(app, [*CLI, "--ttft", "500ms", "--tpot", "30ms", "--json"])
+    assert result.exit_code == 0, result.output
+    document = strict(result.stdout)
+    assert isinstance(document, dict)
+    api = pareto.frontier(
+        "llama-3-8b", ["h100-sxm", "b300"], isl=1024, osl=128, ttft_s=0.5, tpot_s=0.03,
+        tp=(1, 2), pp=(1,), concurrency=(1, 8, 64),
+    )  # fmt: skip
+    assert len(document["frontier"]) == int(api.points.on_frontier.sum())
+    assert document["best"]["label"] == api.points.label(api.best)
+    assert document["best"]["usd_per_million_output_tokens"] == pytest.approx(
+        api.points.usd_per_million_output_tokens[api.best], rel=1e-12
+    )
+    b300 = [row for row in document["frontier"] if row["system"] == "b300"]
+    assert b300
+    assert all(row["usd_per_million_output_tokens"] is None for row in b300)
+    assert {row["mode"] for row in document["frontier"]} <= {"agg", "disagg"}
+
+
+def test_cli_table_and_csv() -> None:
+    result = runner.invoke(app, CLI)
+    assert result.exit_code == 0, result.output
+    assert "TTFT [ms]" in result.stdout
+    assert "$/M output tokens" in result.stdout
+    result = runner.invoke(app, [*CLI, "--csv", "--all", "--mode", "agg"])
+    assert result.exit_code == 0
+    header, *rows = result.stdout.strip().splitlines()
+    assert header.startswith("label,system,mode,format,tp,")
+    assert "ttft_s" in header
+    assert "usd_per_million_output_tokens" in header
+    assert len(rows) == 2 * 2 * 3 * 2  # systems x tp x concurrency x formats
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--tp", "0"], "--tp must be"),
+        (["--formats", "fp7"], "--formats 'fp7' is not a format"),
+        (["--mode", "mixed"], "--mode 'mixed' is not a mode"),
+        (["--osl", "1"], "--osl must be at least 2"),
+        (["--ttft", "500"], "--ttft 500 would mean 500 s"),
+        (["--engine", "tgi"], "--engine 'tgi' has no fitted parameters"),
+        (["--concurrency", "a,b"], "--concurrency must be"),
+    ],
+)
+def test_cli_bad_flags_are_named(extra: list[str], message: str) -> None:
+    result = runner.invoke(app, [*CLI, *extra])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+
+
+def test_cli_exits_1_when_nothing_meets_the_objectives() -> None:
+    result = runner.invoke(app, [*CLI, "--tpot", "0.1ms"])
+    assert result.exit_code == 1
+    assert "no deployment meets" in " ".join(result.output.split())
