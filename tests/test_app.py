@@ -390,6 +390,20 @@ def test_validation_page_shows_the_public_evaluation_per_device_and_family(
     assert {x for t in bars for x in t["x"]} == {"2", "4", "8"}
 
 
+@pytest.mark.parametrize("present", ["public-gpu-summary.json", "public-gpu-rows-sample.parquet"])
+def test_validation_page_with_one_public_file_names_the_missing_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, present: str
+) -> None:
+    (tmp_path / present).write_bytes((RESULTS / present).read_bytes())
+    monkeypatch.setenv("COSTMODEL_VALIDATION_RESULTS", str(tmp_path))
+    for view in ("GPU kernels", "Serving"):
+        at = open_page("validation", validation_view=view)
+        assert not errors(at)
+        assert "public GPU evaluation is not available" in at.info[0].value
+        assert present not in at.info[0].value
+        assert "public-gpu-regimes.json" in at.info[0].value
+
+
 def test_validation_page_shows_serving_per_system_and_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COSTMODEL_VALIDATION_RESULTS", raising=False)
     sample, _, _, summary = committed_public()

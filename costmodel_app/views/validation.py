@@ -320,7 +320,11 @@ def kernels_view(
         )
 
     st.subheader("Predicted vs measured")
-    points = kernel_sample[(kernel_sample["system"] == system) & (kernel_sample["family"] == family)]
+    points = (
+        kernel_sample[(kernel_sample["system"] == system) & (kernel_sample["family"] == family)]
+        if len(kernel_sample)
+        else kernel_sample
+    )
     if points.empty:
         st.info("No sampled rows for this device and family.")
     else:
@@ -432,7 +436,7 @@ def serving_view(
         )
         st.dataframe(shown, hide_index=True, column_config=PERCENT_CONFIG)
         st.caption(f"Per engine, TTFT and TPOT, from `{SUMMARY_FILE}`: rows predicted of rows measured.")
-    mine = points[points["system"] == system]
+    mine = points[points["system"] == system] if len(points) else points
     if len(mine):
         st.subheader("Predicted vs measured")
         st.caption(
