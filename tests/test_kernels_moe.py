@@ -194,3 +194,45 @@ def test_one_expert_top1_is_a_dense_gemm_pair() -> None:
         assert np.allclose(load.pairs, TOKENS)
         assert np.allclose(load.touched_experts, 1.0)
         assert np.allclose(load.busiest_expert_tokens, TOKENS)
+
+
+def _legacy_collector_draw(
+    rng: np.random.Generator, tokens: int, topk: int, experts: int, ep: int, alpha: float
+) -> tuple[int, int]:
+    """One draw of the collector's earlier power-law fix-up (pairs and touched experts of the timed rank),
+    pair by pair: missing pairs to the largest counts in turn (equal counts in expert order)."""
+    lo, hi = (1.0, 0.8 * tokens) if tokens * topk > experts else (0.01, 2.0)
+    a = 1.0 - alpha
+    weights = ((hi**a - lo**a) * rng.random(experts) + lo**a) ** (1.0 / a)
+    counts = np.round(weights / weights.sum() * tokens * topk).astype(int)
+    delta = tokens * topk - int(counts.sum())
+    order = np.argsort(-counts, kind="stable")
+    for i in range(max(delta, 0)):
+        counts[order[i % experts]] += 1
+    for i in range(max(-delta, 0)):
+        j = order[-(i % experts) - 1]
+        if counts[j] > 0:
+            counts[j] -= 1
+        else:
+            counts[np.argmax(counts)] -= 1
+    ranks = counts.reshape(ep, experts // ep)
+    timed = ranks[np.argmax(ranks.sum(axis=1))]
+    return int(timed.sum()), int((timed > 0).sum())
+
+
+@pytest.mark.parametrize(("tokens", "ep"), [(1, 32), (4, 8), (16, 1), (1024, 8)])
+def test_legacy_power_law_load_matches_the_earlier_process(tokens: int, ep: int) -> None:
+    rng = np.random.default_rng(11)
+    draws = np.array([_legacy_collector_draw(rng, tokens, 8, 256, ep, 1.2) for _ in range(300)], dtype=float)
+    pairs, touched, _ = moe.power_law_load(tokens, 8, 256, ep, 1.2, legacy=True)
+    assert pairs == pytest.approx(draws[:, 0].mean(), rel=0.06)
+    assert touched == pytest.approx(draws[:, 1].mean(), rel=0.06)
+
+
+def test_legacy_fix_up_puts_a_small_batch_on_rank_0() -> None:
+    """T k <= E / ep: the earlier fix-up hands the unassigned pairs to the first experts, all on rank 0."""
+    load = moe.routing_load("power_law_legacy_1.2", tokens=1, topk=8, num_experts=256, ep_size=32)
+    assert load.touched_experts == pytest.approx(8.0)
+    assert (
+        moe.routing_load("power_law_1.2", tokens=1, topk=8, num_experts=256, ep_size=32).touched_experts < 2
+    )

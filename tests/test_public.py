@@ -241,3 +241,16 @@ def test_library_never_imports_validation_or_app() -> None:
         "print(bad); sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_moe_adapter_reads_the_a100_vllm_014_table_with_the_earlier_routing_fix_up() -> None:
+    from validation.public.families import moe as moe_adapter
+
+    table = pd.DataFrame(
+        {
+            "distribution": ["power_law_1.2", "balanced", "power_law_1.01"],
+            "engine": ["vllm", "vllm", "trtllm"],
+            "engine_version": ["0.14.0", "0.14.0", "1.3.0rc20"],
+        }
+    )
+    assert moe_adapter.routing(table).tolist() == ["power_law_legacy_1.2", "balanced", "power_law_1.01"]

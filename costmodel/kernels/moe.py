@@ -61,10 +61,11 @@ Routing. ``routing`` names how tokens pick experts:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -271,6 +272,25 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
     )
 
 
+def initial_guesses(hardware: HardwareProfile, dtype: str) -> list[Params]:
+    """Starts for ``costmodel.calibrate.fit_params``: the datasheet defaults, and for weight-only formats
+    three more (fixed times x 3, fractions / 2, both), the best fit of which is kept. Weight-only keys
+    (Marlin, a few hundred rows each) have a dequantization term that trades against the bandwidth and
+    compute fractions, and a single start settles where one of them is switched off."""
+    start = default_params(hardware, dtype)
+    if not start.weight_only:
+        return [start]
+    out = [start]
+    for time_factor, fraction_factor in ((3.0, 1.0), (1.0, 0.5), (3.0, 0.5)):
+        changes: dict[str, Any] = {}
+        for name, (low, high) in BOUNDS.items():
+            value = float(getattr(start, name))
+            factor = time_factor if name.endswith("_s") else fraction_factor if "fraction" in name else 1.0
+            changes[name] = min(max(value * factor, low), high)
+        out.append(dataclasses.replace(start, **changes))
+    return out
+
+
 # ----------------------------------------------------------------------------------------------------
 # Routing: which experts a batch touches on the measured GPU
 # ----------------------------------------------------------------------------------------------------
@@ -288,7 +308,7 @@ class RoutingLoad:
     """Tokens of the most loaded expert [-]."""
 
 
-_POWER_LAW = re.compile(r"^power_law_([0-9.]+)$")
+_POWER_LAW = re.compile(r"^power_law_(legacy_)?([0-9.]+)$")
 
 
 def expected_touched_experts_uniform(
@@ -341,7 +361,7 @@ def _round_robin(ranks: _RankCounts, change: npt.NDArray[np.int64], group: int, 
 
 @lru_cache(maxsize=65536)
 def power_law_load(
-    tokens: int, topk: int, num_experts: int, ep_size: int, alpha: float
+    tokens: int, topk: int, num_experts: int, ep_size: int, alpha: float, legacy: bool = False
 ) -> tuple[float, float, float]:
     """Expected (pairs, touched experts, busiest expert's tokens) on the timed GPU under aiconfigurator's
     power-law routing, averaged over ``POWER_LAW_DRAWS`` draws of its process (``collector/helper.py``,
@@ -356,6 +376,11 @@ def power_law_load(
 
     Step 2 at small ``T`` touches about as many experts as ``T k`` (empty experts are filled first): the
     tables' power-law and balanced rows take the same time up to ``T k`` ~ ``E / 8``.
+
+    ``legacy``: the collector's earlier step 2 (``power_law_logits_v3`` before the clamp was added):
+    no clamp at ``T``; missing pairs go one each to the largest counts in turn (equal counts in expert
+    order), a surplus comes off the smallest non-zero counts. At small ``T`` the missing pairs then pile
+    onto experts that already have some, or onto the first experts, which sit on rank 0.
     """
     rng = np.random.default_rng(20_240_601 + num_experts)  # the same uniforms for every T of an expert count
     u = rng.random((POWER_LAW_DRAWS, num_experts))
@@ -365,6 +390,8 @@ def power_law_load(
     target = tokens * topk
     counts = np.round(weights / weights.sum(axis=1, keepdims=True) * target).astype(np.int64)
     group = num_experts // ep_size
+    if legacy:
+        return _legacy_load(counts, target, tokens, group, ep_size)
     excess = np.maximum(counts - tokens, 0).sum(axis=1)
     held = np.minimum(counts, tokens)[:, : group * ep_size].reshape(POWER_LAW_DRAWS, ep_size, group)
     ranks = _RankCounts(held.sum(axis=2), (held > 0).sum(axis=2), held.max(axis=2))
@@ -379,6 +406,29 @@ def power_law_load(
     )
 
 
+def _legacy_load(
+    counts: npt.NDArray[np.int64], target: int, tokens: int, group: int, ep: int
+) -> tuple[float, float, float]:
+    """``power_law_load(legacy=True)`` from the rounded counts (draws in rows)."""
+    draws, experts = counts.shape
+    delta = (target - counts.sum(axis=1))[:, None]
+    rank = np.empty_like(counts)
+    rank[np.arange(draws)[:, None], np.argsort(-counts, axis=1, kind="stable")] = np.arange(experts)[None, :]
+    add = np.maximum(delta, 0)
+    counts = counts + add // experts + (rank < add % experts)
+    smallest = (experts - 1 - rank) < np.maximum(-delta, 0)  # a surplus is a few pairs at most
+    taken = smallest & (counts > 0)
+    counts = counts - taken
+    counts[np.arange(draws), np.argmax(counts, axis=1)] -= (smallest & ~taken).sum(axis=1)
+    ranks = counts[:, : group * ep].reshape(draws, ep, group)
+    timed = ranks[np.arange(draws), np.argmax(ranks.sum(axis=2), axis=1)]
+    return (
+        float(timed.sum(axis=1).mean()),
+        float(np.maximum((timed > 0).sum(axis=1), 1).mean()),
+        float(np.minimum(timed.max(axis=1), tokens).mean()),
+    )
+
+
 def routing_load(
     routing: npt.ArrayLike,
     *,
@@ -389,7 +439,8 @@ def routing_load(
 ) -> RoutingLoad:
     """Pairs, touched experts and busiest expert on the most loaded of ``ep_size`` GPUs.
 
-    ``routing``: ``"balanced"``, ``"uniform"`` or ``"power_law_<alpha>"`` (alpha > 1), per row.
+    ``routing``: ``"balanced"``, ``"uniform"``, ``"power_law_<alpha>"`` or ``"power_law_legacy_<alpha>"``
+    (alpha > 1; the collector's earlier fix-up, see :func:`power_law_load`), per row.
 
     Power law: the expected values of one draw of the collector's process (:func:`power_law_load`; the
     collector draws once per measured shape). Tokens, top-k, experts and EP size are rounded to whole
@@ -423,24 +474,29 @@ def routing_load(
     )
 
     alpha = np.full(T.shape, np.nan)
+    legacy = np.zeros(T.shape)
     for value in np.unique(kinds):
         match = _POWER_LAW.match(value)
         if match:
-            alpha[kinds == value] = float(match.group(1))
+            alpha[kinds == value] = float(match.group(2))
+            legacy[kinds == value] = float(match.group(1) is not None)
         elif value not in ("balanced", "uniform"):
             raise CostmodelError(
-                f"routing {value!r} is not known: use 'balanced', 'uniform' or 'power_law_<alpha>' "
-                "(alpha > 1)"
+                f"routing {value!r} is not known: use 'balanced', 'uniform', 'power_law_<alpha>' or "
+                "'power_law_legacy_<alpha>' (alpha > 1)"
             )
     is_power = np.isfinite(alpha)
     if np.any(alpha[is_power] <= 1.0):
         raise CostmodelError("routing power_law_<alpha> needs alpha > 1 (e.g. power_law_1.2)")
     power_pairs, power_touched, top = (np.ones_like(T) for _ in range(3))
     if is_power.any():
-        combos = np.stack([T, k, E, ep, alpha], axis=-1)[is_power]
+        combos = np.stack([T, k, E, ep, alpha, legacy], axis=-1)[is_power]
         unique, inverse = np.unique(combos, axis=0, return_inverse=True)
         loads = np.array(
-            [power_law_load(round(t), round(kk), round(e), round(p), float(al)) for t, kk, e, p, al in unique]
+            [
+                power_law_load(round(t), round(kk), round(e), round(p), float(al), bool(old))
+                for t, kk, e, p, al, old in unique
+            ]
         )
         power_pairs[is_power], power_touched[is_power], top[is_power] = loads[inverse.ravel()].T
     power = RoutingLoad(pairs=power_pairs, touched_experts=power_touched, busiest_expert_tokens=top)
