@@ -236,3 +236,19 @@ def test_legacy_fix_up_puts_a_small_batch_on_rank_0() -> None:
     assert (
         moe.routing_load("power_law_1.2", tokens=1, topk=8, num_experts=256, ep_size=32).touched_experts < 2
     )
+
+
+@pytest.mark.parametrize("routing", ROUTINGS)
+def test_one_expert_top1_streams_and_computes_one_dense_ffn(routing: str) -> None:
+    """E = k = 1 is a dense gated FFN: 2 x 3 H I FLOPs per token, the three weight matrices streamed once."""
+    params = dataclasses.replace(moe.default_params(H100, "bf16"), cache_fraction=0.0)
+    H, I, T = 4096.0, 14336.0, np.array([64.0, 512.0, 4096.0])  # noqa: E741
+    parts = moe.breakdown(
+        H100, params, num_tokens=T, hidden_size=H, inter_size=I, topk=1, num_experts=1, routing=routing
+    )
+    flop = parts.compute_s * params.peak_flop_per_s * params.compute_fraction
+    assert np.allclose(flop, 2.0 * 3.0 * H * I * T, rtol=1e-12)
+    weight_bytes = 3.0 * H * I * 2.0  # bf16
+    activation_bytes = 2.0 * (2.0 * T * H + T * (2.0 * I + H))
+    streamed = parts.memory_s * params.memory_bandwidth_bytes_per_s * params.bandwidth_fraction
+    assert np.allclose(streamed, weight_bytes + activation_bytes, rtol=1e-12)
