@@ -54,9 +54,10 @@ Routing. ``routing`` names how tokens pick experts:
 - ``"power_law_<alpha>"``: expert loads proportional to draws of a truncated power law ``x^-alpha``
   (NVIDIA aiconfigurator's MoE collector, ``collector/helper.py``, and its ``docs/power_law.md``,
   https://github.com/ai-dynamo/aiconfigurator): on ``[1, 0.8 T]`` when ``T k > E`` else on
-  ``[0.01, 2]``, scaled to ``T k`` pairs and rounded; with expert parallelism the busiest group of
-  ``E / ep`` experts is the one measured, since the slowest GPU sets the layer's time.
-  ``routing_load`` uses closed-form expectations of that process (see its docstring).
+  ``[0.01, 2]``, scaled to ``T k`` pairs, rounded, clamped at ``T`` per expert and fixed up to the exact
+  sum; with expert parallelism the busiest group of ``E / ep`` experts is the one measured, since the
+  slowest GPU sets the layer's time. ``power_law_load`` takes the expectation of that process over seeded
+  draws (see its docstring); ``"power_law_legacy_<alpha>"`` is the collector's earlier fix-up.
 """
 
 from __future__ import annotations
