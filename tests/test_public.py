@@ -337,3 +337,16 @@ def test_regime_buckets_are_upper_closed_intervals() -> None:
     labels, order = bucket(pd.Series([1.0, 16.0, 17.0, 128.0, 1e6, np.nan]), (16, 128))
     assert list(labels) == ["≤ 16", "≤ 16", "16–128", "16–128", "> 128", "unknown"]
     assert list(order) == [0, 0, 1, 1, 2, -1]
+
+
+def test_moe_adapter_reads_the_a100_vllm_014_table_with_the_earlier_routing_fix_up() -> None:
+    from validation.public.families import moe as moe_adapter
+
+    table = pd.DataFrame(
+        {
+            "distribution": ["power_law_1.2", "balanced", "power_law_1.01"],
+            "engine": ["vllm", "vllm", "trtllm"],
+            "engine_version": ["0.14.0", "0.14.0", "1.3.0rc20"],
+        }
+    )
+    assert moe_adapter.routing(table).tolist() == ["power_law_legacy_1.2", "balanced", "power_law_1.01"]
