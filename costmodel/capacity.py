@@ -673,9 +673,10 @@ def _sums(prep: _Prepared, nodes: _Nodes) -> _Sums:
     # (S10) the request's own mean past context while it decodes: its prompt plus (N - 2) / 2 generated
     own_prompt = prep.prompt_tokens[i] * (1.0 - f) + prep.prompt_tokens[i + 1] * f
     own_context = np.minimum(own_prompt + (nodes.output_len - 2.0) / 2.0, prep.engine.max_len - 1.0)
-    attention = prep.engine.parts.decode_attention_s(
-        1.0, np.append(np.maximum(own_context, 0.0), prep.context)
-    )
+    # on a grid of contexts, interpolated: one roofline pass per grid point, not per sample
+    grid = np.linspace(0.0, max(float(own_context.max()), prep.context, 1.0), 65)
+    table = prep.engine.parts.decode_attention_s(1.0, grid)
+    attention = np.interp(np.append(np.maximum(own_context, 0.0), prep.context), grid, table)
     return _Sums(
         now=now,
         others=others,

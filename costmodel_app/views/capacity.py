@@ -112,9 +112,11 @@ def load_curve(
     rate_per_replica: float,
     spec: TrafficSpec,
     dtypes: tuple[str, str, str],
+    saturation: float | None = None,
 ) -> tuple[pd.DataFrame, float]:
     """capacity.analyze of one replica, built as plan() builds it, from 2 % to 125 % of its saturation
-    rate (and at ``rate_per_replica``); and that saturation rate. Unstable rates have no latency."""
+    rate (and at ``rate_per_replica``); and that saturation rate (``saturation``: already known from the
+    plan's row, else computed). Unstable rates have no latency."""
     weight_dtype, kv_dtype, activation_dtype = dtypes
     engine = Engine.build(
         _model,
@@ -126,10 +128,11 @@ def load_curve(
         max_batch_size=max(capacity.BATCH_LIMITS),
     )
     load = traffic(spec)
-    probe = capacity.analyze(engine, load, rate_per_s=1.0, max_batch_size=batch_limit, samples=64)
-    saturation = float(probe.max_rate_per_s)
-    if probe.kv_max_sequences < 1 or not saturation > 0:
-        raise CostmodelError("the weights leave no room for a KV cache")
+    if saturation is None:
+        probe = capacity.analyze(engine, load, rate_per_s=1.0, max_batch_size=batch_limit, samples=64)
+        saturation = float(probe.max_rate_per_s)
+        if probe.kv_max_sequences < 1 or not saturation > 0:
+            raise CostmodelError("the weights leave no room for a KV cache")
     rates = np.unique(np.r_[np.linspace(0.02, 1.25, 50) * saturation, rate_per_replica])
     m = capacity.analyze(engine, load, rate_per_s=rates, max_batch_size=batch_limit, samples=PLAN_SAMPLES)
     stable = np.asarray(m.stable)
@@ -388,7 +391,15 @@ if not on_first.empty:  # the cheapest plan on the first device, at its batch li
     note = f"the cheapest plan on {first}: {replicas} replica(s)"
     with ui.friendly_errors():
         curve, saturation = load_curve(
-            model_key, model, sc.priced(first), tp, batch_limit, rate / replicas, spec, dtypes
+            model_key,
+            model,
+            sc.priced(first),
+            tp,
+            batch_limit,
+            rate / replicas,
+            spec,
+            dtypes,
+            float(pick["max_rate_per_replica_per_s"]),  # the plan's row has it: no probe
         )
 else:  # nothing meets the SLOs there: one replica of the first TP degree that has room, all the load
     batch_limit, replicas = max(capacity.BATCH_LIMITS), 1
