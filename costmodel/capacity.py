@@ -201,6 +201,8 @@ class _Prepared:
     n_grid: FloatArray  # batch sizes at which prompt costs are tabulated [-]
     prompt_weights: FloatArray  # probability of each prompt stratum [-]
     prompt_tokens: FloatArray  # the prompt length at each stratum's midpoint [tokens] [strata]
+    context_grid: FloatArray  # contexts 0..max_len - 1 [tokens] [65]
+    attention_s: FloatArray  # one sequence's decode attention over each of them, a(x) (S10) [s] [65]
     first_s: FloatArray  # m1(P, n): marginal time of a prompt alone in an iteration [n_grid, strata] [s]
     extra_s: FloatArray  # m2(P, n): marginal time of a prompt joining another one [n_grid, strata] [s]
     chunks: FloatArray  # iterations a prompt's prefill spans [n_grid, strata] [-]
@@ -278,7 +280,13 @@ def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
         np.concatenate([size.ravel(), points]), np.concatenate([past.ravel(), np.zeros(points.size)])
     )
     attn_chunk, attn_whole = attn[: size.size].reshape(size.shape), attn[size.size :]
-    decode_s = lin_n + parts.decode_attention_s(n, context)
+    # t_d(n) at the mean context, and a(x) for one sequence on a grid of contexts, in one roofline pass
+    context_grid = np.linspace(0.0, max(engine.max_len - 1.0, 1.0), 65)
+    attention = parts.decode_attention_s(
+        np.concatenate([n, np.ones(context_grid.size)]),
+        np.concatenate([np.full(n.size, context), context_grid]),
+    )
+    decode_s = lin_n + attention[: n.size]
     lin_grid = lin_n[n_grid.astype(np.int64) - 1][:, None]  # S(n, 1, 0) on the grid
     first = np.where(size > 0, lin_chunk.reshape(size.shape) - lin_grid[..., None] + attn_chunk, 0.0).sum(
         axis=-1
@@ -302,6 +310,8 @@ def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
         n_grid,
         prompt_weights=weights,
         prompt_tokens=points,
+        context_grid=context_grid,
+        attention_s=attention[n.size :],
         first_s=first,
         extra_s=extra,
         chunks=J,
@@ -673,10 +683,8 @@ def _sums(prep: _Prepared, nodes: _Nodes) -> _Sums:
     # (S10) the request's own mean past context while it decodes: its prompt plus (N - 2) / 2 generated
     own_prompt = prep.prompt_tokens[i] * (1.0 - f) + prep.prompt_tokens[i + 1] * f
     own_context = np.minimum(own_prompt + (nodes.output_len - 2.0) / 2.0, prep.engine.max_len - 1.0)
-    # on a grid of contexts, interpolated: one roofline pass per grid point, not per sample
-    grid = np.linspace(0.0, max(float(own_context.max()), prep.context, 1.0), 65)
-    table = prep.engine.parts.decode_attention_s(1.0, grid)
-    attention = np.interp(np.append(np.maximum(own_context, 0.0), prep.context), grid, table)
+    contexts = np.append(np.maximum(own_context, 0.0), prep.context)
+    attention = np.interp(contexts, prep.context_grid, prep.attention_s)  # a(x), tabulated in _prepare
     return _Sums(
         now=now,
         others=others,

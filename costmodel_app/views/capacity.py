@@ -76,14 +76,16 @@ def plan_candidate(
     model_key: str,
     _model: cm.ModelProfile,
     hardware: str,
-    tp: int,
+    tps: tuple[int, ...],
     spec: TrafficSpec,
     slo: tuple[float, float],
     dtypes: tuple[str, str, str],
 ) -> list[dict[str, object]]:
-    """capacity.plan for one candidate (cached by its inputs; ``_model`` is identified by ``model_key``).
-    A candidate the planner cannot evaluate is an infeasible row with costmodel's message as the reason,
-    so one device without (say) an interconnect does not take the others down."""
+    """capacity.plan for one device at the TP degrees ``tps``, in one call (the quadrature is built once
+    for all of them); cached by its inputs (``_model`` is identified by ``model_key``). A device the
+    planner cannot evaluate gives infeasible rows with costmodel's message as the reason, so one device
+    without (say) a price does not take the others down (plan() itself turns a TP degree it cannot run
+    into such a row)."""
     weight_dtype, kv_dtype, activation_dtype = dtypes
     try:
         frame = capacity.plan(
@@ -91,14 +93,17 @@ def plan_candidate(
             [ui.hardware_profile(hardware)],
             traffic(spec),
             capacity.SLO(ttft_s=slo[0], tpot_s=slo[1], quantile=QUANTILE),
-            tp=[tp],
+            tp=list(tps),
             weight_dtype=weight_dtype,
             kv_dtype=kv_dtype,
             activation_dtype=activation_dtype,
         )
     except ui.BAD_INPUT as e:
         name = hardware.partition("@")[0]  # the key may carry the user's price (Scenario.priced)
-        return [{"hardware": name, "tp": tp, "gpus_per_replica": tp, "feasible": False, "reason": str(e)}]
+        return [
+            {"hardware": name, "tp": tp, "gpus_per_replica": tp, "feasible": False, "reason": str(e)}
+            for tp in tps
+        ]
     return frame.to_dict("records")
 
 
@@ -284,8 +289,7 @@ st.caption(
 rows = [
     row
     for hw in sc.hardware
-    for tp in sorted(tps)
-    for row in plan_candidate(model_key, model, sc.priced(hw), tp, spec, slo, dtypes)
+    for row in plan_candidate(model_key, model, sc.priced(hw), tuple(sorted(tps)), spec, slo, dtypes)
 ]
 ranked = (
     pd.DataFrame(rows, columns=list(COLUMNS))
