@@ -7,9 +7,11 @@ accuracy is ``benchmarks/bench_plan_scan.py``'s.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-from benchmarks.timing import median_s
+from benchmarks.timing import median_cpu_s, median_s
 from costmodel.capacity import SLO, analyze, plan
 from costmodel.serving import Engine, Lengths, Traffic
 from costmodel.simulate import serve
@@ -24,9 +26,11 @@ def main() -> None:
     slo = SLO(ttft_s=0.5, tpot_s=0.05)
     plan("llama-3-8b", HARDWARE, traffic, slo, tp=(1,))  # warm imports and caches
     t = median_s(lambda: plan("llama-3-8b", HARDWARE, traffic, slo, tp=(1,)), repeats=7)
+    cpu = median_cpu_s(lambda: plan("llama-3-8b", HARDWARE, traffic, slo, tp=(1,)), repeats=7)
     print(
-        f"plan(): llama-3-8b, 10 candidates (tp=1), p99 SLOs: median {t * 1e3:.0f} ms over 7 runs"
-        " (target < 200 ms)"
+        f"plan(): llama-3-8b, 10 candidates (tp=1), p99 SLOs: median {t * 1e3:.0f} ms wall, "
+        f"{cpu * 1e3:.0f} ms CPU over 7 runs (target < 200 ms; load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} cores)"
     )
     t = median_s(lambda: plan("llama-3-70b", ["h100-sxm", "a100-80gb", "l40s"], traffic, slo), repeats=5)
     print(f"plan(): llama-3-70b, 3 devices x tp 1/2/4/8 = 12 candidates: median {t * 1e3:.0f} ms over 5 runs")

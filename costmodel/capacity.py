@@ -115,6 +115,14 @@ class ServingMetrics:
     """Sampling error of each ``tpot_s`` quantile [s], as ``ttft_error_s``."""
     e2e_error_s: FloatArray
     """Sampling error of each ``e2e_s`` quantile [s], as ``ttft_error_s``."""
+    ttft_upper_s: FloatArray
+    """The quadrature's quantile at q + sqrt(q (1 - q) / samples) [s], for each of ``quantiles``: the
+    upper end of ``ttft_s``'s one-standard-error band, what :func:`plan` holds to the objective (like
+    every quantile, non-decreasing in the load)."""
+    tpot_upper_s: FloatArray
+    """As ``ttft_upper_s``, of ``tpot_s`` [s]."""
+    e2e_upper_s: FloatArray
+    """As ``ttft_upper_s``, of ``e2e_s`` [s]."""
     kv_safe_sequences: int
     """Largest batch limit that is not KV-bound: the running batch's total context fits the cache with
     three standard deviations to spare (paged), so preemption is rare and the model holds [-]."""
@@ -132,6 +140,12 @@ class ServingMetrics:
         if q not in self.quantiles:
             raise CostmodelError(f"quantile {q} was not computed; have {self.quantiles}")
         return np.asarray(getattr(self, f"{metric}_error_s")[..., self.quantiles.index(q)])
+
+    def quantile_upper(self, metric: str, q: float) -> FloatArray:
+        """The upper end of :meth:`quantile`'s one-standard-error band [s] (``ttft_upper_s``)."""
+        if q not in self.quantiles:
+            raise CostmodelError(f"quantile {q} was not computed; have {self.quantiles}")
+        return np.asarray(getattr(self, f"{metric}_upper_s")[..., self.quantiles.index(q)])
 
 
 @dataclass(frozen=True)
@@ -186,6 +200,9 @@ class _Prepared:
     decode_s: FloatArray  # t_d(n), n = 1..B_max [s]
     n_grid: FloatArray  # batch sizes at which prompt costs are tabulated [-]
     prompt_weights: FloatArray  # probability of each prompt stratum [-]
+    prompt_tokens: FloatArray  # the prompt length at each stratum's midpoint [tokens] [strata]
+    context_grid: FloatArray  # contexts 0..max_len - 1 [tokens] [65]
+    attention_s: FloatArray  # one sequence's decode attention over each of them, a(x) (S10) [s] [65]
     first_s: FloatArray  # m1(P, n): marginal time of a prompt alone in an iteration [n_grid, strata] [s]
     extra_s: FloatArray  # m2(P, n): marginal time of a prompt joining another one [n_grid, strata] [s]
     chunks: FloatArray  # iterations a prompt's prefill spans [n_grid, strata] [-]
@@ -197,7 +214,6 @@ class _Prepared:
     # at the rate they leave [1/s], and E[m] at that rate [s]
     max_rate_per_s: FloatArray
     saturated_prompt_s: FloatArray
-    prompt_shape: float  # E[m1]^2 / Var(m1) over the strata at batch 1: the gamma shape of one prompt [-]
 
 
 def _context_moments(traffic: Traffic, max_len: int) -> tuple[float, float]:
@@ -264,9 +280,15 @@ def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
         np.concatenate([size.ravel(), points]), np.concatenate([past.ravel(), np.zeros(points.size)])
     )
     attn_chunk, attn_whole = attn[: size.size].reshape(size.shape), attn[size.size :]
+    # t_d(n) at the mean context, and a(x) for one sequence on a grid of contexts, in one pass
+    context_grid = np.linspace(0.0, max(engine.max_len - 1.0, 1.0), 65)
+    attention = parts.decode_attention_s(
+        np.concatenate([n, np.ones(context_grid.size)]),
+        np.concatenate([np.full(n.size, context), context_grid]),
+    )
     # running maximum over the batch: the kernel models' decode time can dip where a larger batch stops
     # splitting its attention (split-K) or fills a tile; the queueing model needs t_d non-decreasing in n
-    decode_s = np.maximum.accumulate(lin_n + parts.decode_attention_s(n, context))
+    decode_s = np.maximum.accumulate(lin_n + attention[: n.size])
     lin_grid = lin_n[n_grid.astype(np.int64) - 1][:, None]  # S(n, 1, 0) on the grid
     first = np.where(size > 0, lin_chunk.reshape(size.shape) - lin_grid[..., None] + attn_chunk, 0.0).sum(
         axis=-1
@@ -294,6 +316,9 @@ def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
         decode_s,
         n_grid,
         prompt_weights=weights,
+        prompt_tokens=points,
+        context_grid=context_grid,
+        attention_s=attention[n.size :],
         first_s=first,
         extra_s=extra,
         chunks=J,
@@ -302,10 +327,6 @@ def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
         chunks_mean=chunks_mean,
         max_rate_per_s=max_rate,
         saturated_prompt_s=prompt_s,
-        prompt_shape=float(
-            first_mean[0] ** 2
-            / max((first[0] ** 2) @ weights - first_mean[0] ** 2, 1e-6 * first_mean[0] ** 2)
-        ),
     )
 
 
@@ -385,9 +406,9 @@ class _Nodes:
     own_index: IntArray  # the request's own prompt: lower stratum of the interpolation [samples]
     own_fraction: FloatArray  # and the fraction towards the next stratum [samples]
     output_len: FloatArray  # its output length N [tokens] [samples]
-    draws: IntArray  # strata of the other prompts summed in its first two iterations [2, samples, _DRAWS]
+    draws: IntArray  # other prompts' strata: its first two iterations, its decoding [3, samples, _DRAWS]
     biased: IntArray  # stratum of the prompt in the iteration it arrives during, token-biased [samples]
-    normal: FloatArray  # the standard normal quantile of uniform[2], for the gamma [samples]
+    normal: FloatArray  # the standard normal quantile of uniform[2] (spare) [samples]
     normal_count: FloatArray  # of uniform[5], for the count of prompts in the decode window [samples]
     normal_others: FloatArray  # of uniform[9], for the count of prompts joining its own iteration [samples]
     normal_offspring: FloatArray  # of uniform[11], for the work of prompts arriving meanwhile [samples]
@@ -405,7 +426,7 @@ def _nodes(traffic: Traffic, samples: int, seed: int) -> _Nodes:
     rng = np.random.default_rng([seed, 1])
     cum_w = np.cumsum(_STRATUM_WEIGHTS)
     last = _STRATUM_WEIGHTS.size - 1
-    draws = np.minimum(np.searchsorted(cum_w, rng.random((2, samples, _DRAWS)), side="right"), last)
+    draws = np.minimum(np.searchsorted(cum_w, rng.random((3, samples, _DRAWS)), side="right"), last)
     # the prompt in progress when a request arrives is one picked with probability proportional to its
     # prefill work, taken as its token count (the inspection paradox)
     tokens = traffic.prompt.quantile(_STRATUM_MIDS).astype(np.float64) * _STRATUM_WEIGHTS
@@ -655,6 +676,8 @@ class _Sums:
     others: FloatArray  # [g, S, _DRAWS + 1]: k prompts joining the request's own iteration [s]
     own: FloatArray  # [g, S]: m1 of the request's own prompt [s]
     own_chunks: FloatArray  # [g, S]: iterations its prefill spans [-]
+    own_attention_s: FloatArray  # [S]: its decode attention less that of a sequence at the mean context [s]
+    during: FloatArray  # [g, S, _DRAWS + 1]: k prompts prefilled while it decodes, m1 each [s]
 
 
 def _sums(prep: _Prepared, nodes: _Nodes) -> _Sums:
@@ -664,11 +687,18 @@ def _sums(prep: _Prepared, nodes: _Nodes) -> _Sums:
     now = np.concatenate([zero, first, first + np.cumsum(T2[:, nodes.draws[0][:, 1:]], axis=-1)], axis=-1)
     others = np.concatenate([zero, np.cumsum(T2[:, nodes.draws[1]], axis=-1)], axis=-1)
     i, f = nodes.own_index, nodes.own_fraction
+    # (S10) the request's own mean past context while it decodes: its prompt plus (N - 2) / 2 generated
+    own_prompt = prep.prompt_tokens[i] * (1.0 - f) + prep.prompt_tokens[i + 1] * f
+    own_context = np.minimum(own_prompt + (nodes.output_len - 2.0) / 2.0, prep.engine.max_len - 1.0)
+    contexts = np.append(np.maximum(own_context, 0.0), prep.context)
+    attention = np.interp(contexts, prep.context_grid, prep.attention_s)  # a(x), tabulated in _prepare
     return _Sums(
         now=now,
         others=others,
         own=T1[:, i] * (1.0 - f) + T1[:, i + 1] * f,
         own_chunks=prep.chunks[:, i] * (1.0 - f) + prep.chunks[:, i + 1] * f,
+        own_attention_s=np.asarray(attention[:-1] - attention[-1]),
+        during=np.concatenate([zero, np.cumsum(T1[:, nodes.draws[2]], axis=-1)], axis=-1),
     )
 
 
@@ -722,31 +752,44 @@ def _ttft_before_slot_s(
 
 
 def _tpot_s(
-    it: _Iteration, chain: _Chain, lam: FloatArray, own_s: FloatArray, nodes: _Nodes, shape_m: float
+    it: _Iteration,
+    chain: _Chain,
+    lam: FloatArray,
+    own_s: FloatArray,
+    nodes: _Nodes,
+    sums: _Sums,
 ) -> FloatArray:
-    """Per-request mean time per output token [..., S] [s] (S10): t_d at the batch it sees plus the prompt
-    work X landing in its N - 1 iterations, spread over them.
+    """Per-request mean time per output token [..., S] [s] (S10): t_d at the batch it sees, corrected for
+    the request's own context, plus the prompt work X landing in its N - 1 iterations, spread over them.
+
+    t_d is taken with every sequence at the mean context c, but the request is in every iteration it
+    times, with its own mean context P + (N - 2) / 2: its decode attention differs from a sequence at c
+    by ``sums.own_attention_s`` [S], added to each of its iterations (per sequence, decode attention is
+    linear in the context and does not depend on the batch under the roofline, so the difference is
+    taken at batch 1, independent of the load).
 
     Prompts arrive at lambda during its decoding time T_0 = I_0 + (N - 2) t_d (its own prefill iteration,
-    then N - 2 decode iterations): K ~ Poisson(lambda T_0), each with work m1, taken as a gamma of shape
-    ``shape_m``, so their work W is a gamma of shape K shape_m (an atom at 0 when K = 0). Prompts that
-    arrive while those run add more, as in an M/G/1 busy period (Kleinrock 1975, §5.8): given W, the
-    offspring work O has mean W u / (1 - u) and variance W lambda E[m1^2] / (1 - u)^3, moment-matched to
-    a gamma. X = W + O; E[X] = T_0 u / (1 - u). Each sample is non-decreasing in the load (the gamma
-    quantile at a fixed normal score grows with its shape and scale). NaN where N = 1."""
+    then N - 2 decode iterations): K ~ Poisson(lambda T_0), each with the work m1(P) of its own prompt P.
+    W is the sum of K prompts drawn from the prompt distribution (``sums.during``, scaled beyond
+    _DRAWS): it keeps the tail of one long prompt, which sets p99 where a prompt lands in few windows (a
+    moment-matched gamma, used before, was up to 10 % low there). Prompts that arrive while those run add
+    more, as in an M/G/1 busy period (Kleinrock 1975, §5.8): given W, the offspring work O has mean
+    W u / (1 - u) and variance W lambda E[m1^2] / (1 - u)^3, moment-matched to a gamma. X = W + O;
+    E[X] = T_0 u / (1 - u). Each sample is non-decreasing in the load (K at a fixed uniform grows with its
+    mean and the sum with K; the gamma quantile at a fixed normal score grows with its shape and scale).
+    NaN where N = 1."""
     n_out = nodes.output_len
     gaps = np.maximum(n_out - 1.0, 1.0)
     u, t_d = _ex(chain.prefill_fraction), _ex(it.decode_s)
     window = own_s + (gaps - 1.0) * t_d
     count = _poisson_ppf(_ex(lam) * window, nodes.poisson_count, nodes.normal_count)
-    shape_w = np.maximum(count * shape_m, 1e-12)
-    work = np.where(count > 0, _gamma_ppf(shape_w, nodes.normal) / shape_m, 0.0) * _ex(it.first_mean_s)
+    work = _at_batch(it, sums.during, count)
     offspring_mean = work * u / (1.0 - u)
     scale_o = _ex(it.first_square_s2 / np.maximum(it.first_mean_s, 1e-300)) / (1.0 - u) ** 2
     shape_o = offspring_mean / np.maximum(scale_o, 1e-300)
     offspring = np.where(shape_o > 1e-9, _gamma_ppf(shape_o, nodes.normal_offspring) * scale_o, 0.0)
     stall = work + offspring
-    return np.asarray(np.where(n_out > 1, t_d + stall / gaps, np.nan))
+    return np.asarray(np.where(n_out > 1, np.maximum(t_d + sums.own_attention_s, 0.0) + stall / gaps, np.nan))
 
 
 def _evaluate(
@@ -768,8 +811,9 @@ def _evaluate(
     chain = _chain(prep, lam, B)
     wait_s = _slot_wait_mean_s(chain, lam, output)
     it = _iteration(prep, chain)
-    ttft_base, own_s = _ttft_before_slot_s(it, chain, lam, nodes, sums or _sums(prep, nodes))
-    tpot_all = _tpot_s(it, chain, lam, own_s, nodes, prep.prompt_shape)
+    sums = sums or _sums(prep, nodes)
+    ttft_base, own_s = _ttft_before_slot_s(it, chain, lam, nodes, sums)
+    tpot_all = _tpot_s(it, chain, lam, own_s, nodes, sums)
     n_out = nodes.output_len
     # e2e: the slot wait sampled by its inverse CDF, P(W > s) = P(queued) exp(-s / w)
     slot = _ex(wait_s) * np.log(np.maximum(_ex(chain.prob_queued) / (1.0 - nodes.uniform[6]), 1.0))
@@ -783,7 +827,7 @@ def _evaluate(
 
     def quantiles_and_error(
         x: FloatArray, prob: FloatArray, mean_s: FloatArray
-    ) -> tuple[FloatArray, FloatArray]:
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
         se = np.sqrt(qs * (1.0 - qs) / x.shape[-1])
         at = _quantiles_after_wait(
             x,
@@ -793,11 +837,11 @@ def _evaluate(
         )
         mid, lo, hi = np.split(at, 3, axis=-1)
         bad = _ex(np.where(stable, 0.0, np.inf))
-        return np.asarray(mid + bad), np.asarray((hi - lo) / 2.0 + bad)
+        return np.asarray(mid + bad), np.asarray((hi - lo) / 2.0 + bad), np.asarray(hi + bad)
 
-    ttft_q, ttft_err = quantiles_and_error(ttft_base, chain.prob_queued, wait_s)
-    tpot_q, tpot_err = quantiles_and_error(tpot, none, none)
-    e2e_q, e2e_err = quantiles_and_error(e2e, none, none)
+    ttft_q, ttft_err, ttft_hi = quantiles_and_error(ttft_base, chain.prob_queued, wait_s)
+    tpot_q, tpot_err, tpot_hi = quantiles_and_error(tpot, none, none)
+    e2e_q, e2e_err, e2e_hi = quantiles_and_error(e2e, none, none)
     bad = np.where(stable, 0.0, np.inf)
     ttft_mean = ttft_base.mean(axis=-1) + chain.prob_queued * wait_s
     tpot_mean = it.decode_s / (1.0 - chain.prefill_fraction)  # every gap a mean iteration
@@ -839,6 +883,9 @@ def _evaluate(
         ttft_error_s=ttft_err,
         tpot_error_s=tpot_err,
         e2e_error_s=e2e_err,
+        ttft_upper_s=ttft_hi,
+        tpot_upper_s=tpot_hi,
+        e2e_upper_s=e2e_hi,
     )
 
 
@@ -861,11 +908,13 @@ _PROBES = 7  # counts tried inside each bracket per refinement round: one round 
 
 
 def _meets(m: ServingMetrics, slo: SLO) -> BoolArray:
+    """Every objective holds with the quadrature's sampling error: the upper end of each p-quantile's
+    one-standard-error band is within it (monotone in the load, as the quantiles are)."""
     ok = m.stable.copy()
     for metric in ("ttft", "tpot", "e2e"):
         target = getattr(slo, f"{metric}_s")
         if target is not None:
-            ok &= m.quantile(metric, slo.quantile) <= target
+            ok &= m.quantile_upper(metric, slo.quantile) <= target
     return np.asarray(ok)
 
 
@@ -971,9 +1020,9 @@ def _infeasible_reason(cand: _Candidate, max_replicas: int, m: ServingMetrics) -
     for metric in ("ttft", "tpot", "e2e"):
         target = getattr(cand.slo, f"{metric}_s")
         if target is not None:
-            best = float(np.min(m.quantile(metric, q)[-1]))
+            best = float(np.min(m.quantile_upper(metric, q)[-1]))
             if best > target:
-                misses.append(f"p{pct} {metric.upper()} {best:.3g} s > {target:.3g} s")
+                misses.append(f"p{pct} {metric.upper()} {best:.3g} s (+ sampling error) > {target:.3g} s")
     detail = "; ".join(misses) or "no single batch limit meets every objective"
     return (
         f"no replica count up to {max_replicas} meets the SLO: at {max_replicas} replicas "

@@ -689,6 +689,21 @@ def plan(
     weight_dtype: WeightOpt = "bf16",
     kv_dtype: KVOpt = "bf16",
     usd_per_hour: PriceOpt = None,
+    max_utilization: Annotated[
+        float,
+        typer.Option(
+            help="Highest load per replica as a fraction of its saturation rate [0-1, e.g. 0.7]. Above "
+            "0.7 (the analytic model's validated range) rows are confirmed by simulation."
+        ),
+    ] = 0.7,
+    confirm: Annotated[
+        bool,
+        typer.Option(
+            "--confirm/--no-confirm",
+            help="Confirm every chosen row with the discrete-event simulator (about 1 s per "
+            "candidate), adding replicas until its simulated p99 meets the objectives.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
 ) -> None:
@@ -696,7 +711,7 @@ def plan(
 
     Exits 1 (with the reasons on stderr) when no candidate meets them.
     """
-    from costmodel.capacity import SLO
+    from costmodel.capacity import SLO, VALIDATED_UTILIZATION
     from costmodel.capacity import plan as run_plan
     from costmodel.serving import Lengths, Traffic
 
@@ -709,12 +724,23 @@ def plan(
     )
     if not (math.isfinite(rate) and rate > 0):
         raise CostmodelError(f"--rate must be a positive number of requests per second (got {rate:g})")
+    if not (math.isfinite(max_utilization) and 0 < max_utilization < 1):
+        raise CostmodelError(
+            f"--max-utilization must be a fraction of the saturation rate between 0 and 1, e.g. "
+            f"{VALIDATED_UTILIZATION:g} (got {max_utilization:g})"
+        )
+    profile = load_model(model)
+    cap = max(profile.max_context - 1, 1)  # the tails lumped where an engine stops: one output token left
     traffic = (
         Traffic.from_trace(trace, rate_per_s=rate)
         if trace
-        else Traffic(rate, Lengths.lognormal(prompt_mean, 0.8), Lengths.geometric(output_mean))
+        else Traffic(
+            rate,
+            Lengths.lognormal(prompt_mean, 0.8, max_tokens=cap),
+            Lengths.geometric(output_mean, max_tokens=cap),
+        )
     )
-    check_context(load_model(model), traffic.prompt.mean, traffic.output.mean)  # on the mean lengths
+    check_context(profile, traffic.prompt.mean, traffic.output.mean)  # on the mean lengths
     frame = run_plan(
         model,
         names,
@@ -724,6 +750,8 @@ def plan(
         weight_dtype=weight_dtype,
         kv_dtype=kv_dtype,
         usd_per_hour=prices or None,
+        max_utilization=max_utilization,
+        confirm=confirm,
     )
     rows = [row | price_source(str(row["hardware"]), prices) for row in _finite(frame.to_dict("records"))]
     objectives = (
@@ -753,6 +781,9 @@ def plan(
             "price from",
             title=f"{model} at {rate:g} requests/s, {objectives}",
         )
+        simulated = any(r["confirmed_by_simulation"] for r in rows)
+        if simulated:  # the simulator's p99s beside the model's
+            table.add_column("simulated TTFT / TPOT p99")
         for r in rows:
             if not r["feasible"]:
                 table.add_row(
@@ -767,8 +798,14 @@ def plan(
                     "-",
                     "-",
                     Text(str(r["reason"]), style="dim"),
+                    *(["-"] if simulated else []),
                 )
                 continue
+            sim = (
+                f"{r['sim_ttft_p99_s'] * 1e3:,.0f} ms / {r['sim_tpot_p99_s'] * 1e3:,.1f} ms"
+                if r["confirmed_by_simulation"]
+                else "not simulated"
+            )
             table.add_row(
                 r["hardware"],
                 str(r["tp"]),
@@ -781,6 +818,7 @@ def plan(
                 _money(r["usd_per_hour"]),
                 _money(r["usd_per_million_output_tokens"], 3),
                 price_label(r),
+                *([sim] if simulated else []),
             )
         out.print(table)
     feasible = [r for r in rows if r["feasible"]]

@@ -139,6 +139,39 @@ def test_plan_command() -> None:
     assert bad.exit_code == 2
 
 
+def test_plan_max_utilization_and_confirm() -> None:
+    """--max-utilization caps the load per replica (default: the validated range); --confirm simulates
+    every chosen row and says so (issue 13)."""
+    import inspect
+
+    from costmodel import capacity
+    from costmodel.cli import plan as plan_command
+
+    default = inspect.signature(plan_command).parameters["max_utilization"].default
+    assert default == capacity.VALIDATED_UTILIZATION
+    common = ["plan", "--model", "llama-3-8b", "--rate", "20", "--hardware", "h100-sxm", "--tp", "1"]
+    common += ["--ttft-p99", "2s", "--tpot-p99", "100ms"]
+    loose = json.loads(runner.invoke(app, [*common, "--json"]).stdout)[0]
+    tight = json.loads(runner.invoke(app, [*common, "--max-utilization", "0.2", "--json"]).stdout)[0]
+    assert loose["utilization"] <= capacity.VALIDATED_UTILIZATION
+    assert tight["utilization"] <= 0.2
+    assert tight["replicas"] > loose["replicas"]  # a lower cap never needs fewer replicas
+    assert not loose["confirmed_by_simulation"]
+    result = runner.invoke(app, [*common, "--confirm"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.stderr
+    assert "simulated TTFT / TPOT p99" in result.stdout
+    row = json.loads(runner.invoke(app, [*common, "--confirm", "--json"]).stdout)[0]
+    assert row["confirmed_by_simulation"]
+    assert row["validity"] == "confirmed by simulation"
+    assert row["replicas"] >= loose["replicas"]  # confirmation only ever adds replicas
+    assert row["sim_ttft_p99_s"] > 0
+    assert row["sim_tpot_p99_s"] > 0
+    text = " ".join(runner.invoke(app, ["plan", "--help"], env={"COLUMNS": "200"}).stdout.split())
+    assert "--max-utilization" in text
+    assert "[0-1, e.g. 0.7]" in text
+    assert "--confirm" in text
+
+
 def _strict_json(text: str) -> object:
     def refuse(constant: str) -> object:
         raise AssertionError(f"invalid JSON constant {constant}")
@@ -252,6 +285,9 @@ def test_bad_options_give_one_line_naming_the_option() -> None:
         (["speculative", "--target", "gpt2", "--draft", "ngram", "--alpha", "1.5"], "--alpha"),
         (["plan", "--model", "gpt2", "--rate", "1", "--tp", "0,a"], "--tp"),
         (["plan", "--model", "gpt2", "--rate", "-1"], "--rate"),
+        (["plan", "--model", "gpt2", "--rate", "1", "--max-utilization", "70"], "--max-utilization"),
+        (["plan", "--model", "gpt2", "--rate", "1", "--max-utilization", "0"], "--max-utilization"),
+        (["plan", "--model", "gpt2", "--rate", "1", "--max-utilization", "nan"], "--max-utilization"),
         (["compare", "--model", "gpt2", "--usd-per-hour", "2"], "one price each"),
         (["compare", "--model", "gpt2", "--usd-per-hour", "h100-sxm=-1"], "--usd-per-hour"),
         (["estimate", "--model", "gpt2", "--usd-per-hour", "l40s=2"], "not in --hardware"),

@@ -76,14 +76,16 @@ def plan_candidate(
     model_key: str,
     _model: cm.ModelProfile,
     hardware: str,
-    tp: int,
+    tps: tuple[int, ...],
     spec: TrafficSpec,
     slo: tuple[float, float],
     dtypes: tuple[str, str, str],
 ) -> list[dict[str, object]]:
-    """capacity.plan for one candidate (cached by its inputs; ``_model`` is identified by ``model_key``).
-    A candidate the planner cannot evaluate is an infeasible row with costmodel's message as the reason,
-    so one device without (say) an interconnect does not take the others down."""
+    """capacity.plan for one device at the TP degrees ``tps``, in one call (the quadrature is built once
+    for all of them); cached by its inputs (``_model`` is identified by ``model_key``). A device the
+    planner cannot evaluate gives infeasible rows with costmodel's message as the reason, so one device
+    without (say) a price does not take the others down (plan() itself turns a TP degree it cannot run
+    into such a row)."""
     weight_dtype, kv_dtype, activation_dtype = dtypes
     try:
         frame = capacity.plan(
@@ -91,14 +93,17 @@ def plan_candidate(
             [ui.hardware_profile(hardware)],
             traffic(spec),
             capacity.SLO(ttft_s=slo[0], tpot_s=slo[1], quantile=QUANTILE),
-            tp=[tp],
+            tp=list(tps),
             weight_dtype=weight_dtype,
             kv_dtype=kv_dtype,
             activation_dtype=activation_dtype,
         )
     except ui.BAD_INPUT as e:
         name = hardware.partition("@")[0]  # the key may carry the user's price (Scenario.priced)
-        return [{"hardware": name, "tp": tp, "gpus_per_replica": tp, "feasible": False, "reason": str(e)}]
+        return [
+            {"hardware": name, "tp": tp, "gpus_per_replica": tp, "feasible": False, "reason": str(e)}
+            for tp in tps
+        ]
     return frame.to_dict("records")
 
 
@@ -112,9 +117,11 @@ def load_curve(
     rate_per_replica: float,
     spec: TrafficSpec,
     dtypes: tuple[str, str, str],
+    saturation: float | None = None,
 ) -> tuple[pd.DataFrame, float]:
     """capacity.analyze of one replica, built as plan() builds it, from 2 % to 125 % of its saturation
-    rate (and at ``rate_per_replica``); and that saturation rate. Unstable rates have no latency."""
+    rate (and at ``rate_per_replica``); and that saturation rate (``saturation``: already known from the
+    plan's row, else computed). Unstable rates have no latency."""
     weight_dtype, kv_dtype, activation_dtype = dtypes
     engine = Engine.build(
         _model,
@@ -126,10 +133,11 @@ def load_curve(
         max_batch_size=max(capacity.BATCH_LIMITS),
     )
     load = traffic(spec)
-    probe = capacity.analyze(engine, load, rate_per_s=1.0, max_batch_size=batch_limit, samples=64)
-    saturation = float(probe.max_rate_per_s)
-    if probe.kv_max_sequences < 1 or not saturation > 0:
-        raise CostmodelError("the weights leave no room for a KV cache")
+    if saturation is None:
+        probe = capacity.analyze(engine, load, rate_per_s=1.0, max_batch_size=batch_limit, samples=64)
+        saturation = float(probe.max_rate_per_s)
+        if probe.kv_max_sequences < 1 or not saturation > 0:
+            raise CostmodelError("the weights leave no room for a KV cache")
     rates = np.unique(np.r_[np.linspace(0.02, 1.25, 50) * saturation, rate_per_replica])
     m = capacity.analyze(engine, load, rate_per_s=rates, max_batch_size=batch_limit, samples=PLAN_SAMPLES)
     stable = np.asarray(m.stable)
@@ -281,8 +289,7 @@ st.caption(
 rows = [
     row
     for hw in sc.hardware
-    for tp in sorted(tps)
-    for row in plan_candidate(model_key, model, sc.priced(hw), tp, spec, slo, dtypes)
+    for row in plan_candidate(model_key, model, sc.priced(hw), tuple(sorted(tps)), spec, slo, dtypes)
 ]
 ranked = (
     pd.DataFrame(rows, columns=list(COLUMNS))
@@ -388,7 +395,15 @@ if not on_first.empty:  # the cheapest plan on the first device, at its batch li
     note = f"the cheapest plan on {first}: {replicas} replica(s)"
     with ui.friendly_errors():
         curve, saturation = load_curve(
-            model_key, model, sc.priced(first), tp, batch_limit, rate / replicas, spec, dtypes
+            model_key,
+            model,
+            sc.priced(first),
+            tp,
+            batch_limit,
+            rate / replicas,
+            spec,
+            dtypes,
+            float(pick["max_rate_per_replica_per_s"]),  # the plan's row has it: no probe
         )
 else:  # nothing meets the SLOs there: one replica of the first TP degree that has room, all the load
     batch_limit, replicas = max(capacity.BATCH_LIMITS), 1
