@@ -111,6 +111,27 @@ def _model(sc: Scenario) -> cm.ModelProfile:
     return model_from_config(json.dumps(sc.hf_config, sort_keys=True))
 
 
+def deployment(sc: Scenario, model: cm.ModelProfile) -> cm.Deployment:
+    """The scenario's deployment, checked against the model: a split the model cannot take is a ValueError
+    naming the field and the TP degrees that do work."""
+    dep = sc.deployment()
+    try:
+        dep.check(model)
+    except ValueError as e:
+        works = [tp for tp in range(1, 129) if _splits(model, tp)]
+        hint = f"; TP that works for {model.name}: {', '.join(map(str, works))}" if sc.tp not in works else ""
+        raise ValueError(f"{e}{hint}") from None
+    return dep
+
+
+def _splits(model: cm.ModelProfile, tp: int) -> bool:
+    try:
+        cm.Deployment(tp=tp).check(model)
+    except ValueError:
+        return False
+    return True
+
+
 def hardware(sc: Scenario) -> list[cm.HardwareProfile]:
     """The selected hardware profiles, in the order they were picked."""
     return [hardware_profile(sc.priced(name)) for name in sc.hardware]
@@ -121,7 +142,7 @@ def hardware(sc: Scenario) -> list[cm.HardwareProfile]:
 # ----------------------------------------------------------------------------------------------------
 
 
-def _from_query(field: str) -> Any:
+def from_query(field: str) -> Any:
     """The URL's value for a field whose widget is not on this page (None if absent or unreadable)."""
     raw: Any = st.query_params.get_all(field) if field == "hardware" else st.query_params.get(field)
     if raw in (None, []):
@@ -145,7 +166,7 @@ def scenario() -> Scenario:
     for field in WIDGET_FIELDS:
         if field in st.session_state:
             values[field] = st.session_state[field]
-        elif (value := _from_query(field)) is not None:
+        elif (value := from_query(field)) is not None:
             values[field] = value
     values["hf_config"] = st.session_state.get("hf_config")
     try:
@@ -249,13 +270,17 @@ def scenario_sidebar() -> None:
             key="hardware",
             bind="query-params",
         )
-        gpus, tp, pp = st.columns(3)
-        with gpus:
-            integer("GPUs", "n_gpus")
+        tp, pp, replicas = st.columns(3)
         with tp:
-            integer("TP", "tp", help="Tensor-parallel degree: must divide the attention heads.")
+            tp_degree = integer("TP", "tp", help="Tensor-parallel degree: must divide the attention heads.")
         with pp:
-            integer("PP", "pp", help="Pipeline stages.")
+            stages = integer("PP", "pp", help="Pipeline stages.")
+        with replicas:
+            copies = integer("Replicas", "replicas", help="Copies of the model serving in parallel.")
+        gpus = tp_degree * stages * copies
+        st.caption(
+            f"{gpus:,} GPU{'s' if gpus > 1 else ''}: TP {tp_degree} × PP {stages} × {copies:,} replica(s)"
+        )
         select("Weight format", "weight_dtype", list(cm.DTYPES))
         select("Activation / compute format", "activation_dtype", activation_dtypes())
         select("KV-cache format", "kv_dtype", list(cm.DTYPES))
@@ -332,7 +357,8 @@ def friendly_errors() -> Iterator[None]:
 
 def describe(sc: Scenario, model_name: str) -> str:
     """One line naming the scenario, for a page's caption."""
-    dep = f"{sc.n_gpus} GPU{'s' if sc.n_gpus > 1 else ''} (TP {sc.tp}, PP {sc.pp})"
+    plural = "s" if sc.n_gpus > 1 else ""
+    dep = f"{sc.n_gpus:,} GPU{plural} (TP {sc.tp} × PP {sc.pp} × {sc.replicas:,} replica(s))"
     return (
         f"**{plain(model_name)}** on {', '.join(sc.hardware)} · {dep} · weights {sc.weight_dtype}, "
         f"activations {sc.activation_dtype}, KV {sc.kv_dtype} · batch {sc.batch_size:,}, "

@@ -46,9 +46,9 @@ def open_page(page: str, **query: Any) -> AppTest:
     at = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=60)
     for key, value in query.items():
         at.query_params[key] = [str(v) for v in value] if isinstance(value, list) else str(value)
+    if page != "memory":  # the default page; a link to another page opens on that page
+        at.switch_page(f"views/{page}.py")
     at.run()
-    if page != "memory":  # the default page
-        at.switch_page(f"views/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -131,7 +131,8 @@ def check_performance(at: AppTest, sc: Scenario) -> None:
     assert_shows(shown["Time to first token"], float(r.ttft_s))
     assert_shows(shown["Time per output token"], float(r.tpot_s))
     assert_shows(shown["End to end"], float(r.e2e_s))
-    assert_shows(shown["Output tokens/s"], float(r.output_tokens_per_s))
+    per_replica = " per replica" if sc.replicas > 1 else ""
+    assert_shows(shown[f"Output tokens/s{per_replica}"], float(r.output_tokens_per_s))
     assert_shows(shown["$ per million output tokens"], float(r.usd_per_million_output_tokens))
     assert_shows(shown["$ per million input tokens"], float(r.usd_per_million_input_tokens))
     assert_shows(shown["Prefill MFU"], float(r.prefill_mfu))
@@ -173,10 +174,16 @@ def test_bad_scenario_file_says_what_is_wrong(text: str, message: str) -> None:
         Scenario.from_json(text)
 
 
-def test_gpu_count_must_hold_whole_replicas() -> None:
-    with pytest.raises(CostmodelError, match="multiple of 4"):
-        Scenario(n_gpus=6, tp=2, pp=2).deployment()
-    assert Scenario(n_gpus=8, tp=2, pp=2).deployment().replicas == 2
+def test_the_gpu_count_is_tp_x_pp_x_replicas() -> None:
+    """Every choice of TP, PP and replicas is a deployment (issue 17, item 16): the GPU count follows."""
+    sc = Scenario(tp=2, pp=2, replicas=3)
+    assert (sc.n_gpus, sc.deployment().n_gpus, sc.deployment().replicas) == (12, 12, 3)
+    # a scenario file of an earlier version gives the GPU count: whole replicas become `replicas`
+    assert Scenario.from_json('{"n_gpus": 8, "tp": 2, "pp": 2}').replicas == 2
+    with pytest.raises(
+        CostmodelError, match=r"n_gpus \(6\) must be a whole number of replicas of tp x pp = 4"
+    ):
+        Scenario.from_json('{"n_gpus": 6, "tp": 2, "pp": 2}')
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -354,23 +361,51 @@ def test_a_model_that_does_not_fit() -> None:
     assert not errors(at)
 
 
+def splits(model: cm.ModelProfile, tp: int) -> bool:
+    try:
+        cm.Deployment(tp=tp).check(model)
+    except ValueError:
+        return False
+    return True
+
+
 def test_tensor_parallel_that_does_not_divide_the_heads() -> None:
     with pytest.raises(ValueError, match="tp") as raised:
         cm.Deployment(tp=3).check(cm.load_model("llama-3-8b"))
-    for page in ("performance", "speculative"):
-        at = open_page(page, tp=3, n_gpus=3)
-        assert errors(at) == [str(raised.value)]
+    # costmodel's reason, and the degrees that do split the model (each checked by costmodel itself)
+    works = [tp for tp in range(1, 129) if splits(cm.load_model("llama-3-8b"), tp)]
+    assert works == [1, 2, 4, 8, 16, 32]  # the divisors of 32 heads that keep 8 KV heads whole or copied
+    message = f"{raised.value}; TP that works for llama-3-8b: {', '.join(map(str, works))}"
+    for page in ("performance", "speculative", "compression"):
+        at = open_page(page, tp=3)
+        assert errors(at) == [message]
         assert at.number_input(key="tp").value == 3  # the sidebar still works
-    at = open_page("memory", tp=3, n_gpus=3)  # memory is per device: no figures for an impossible split
-    assert errors(at) == [str(raised.value)]
+    at = open_page("memory", tp=3)  # memory is per device: no figures for an impossible split
+    assert errors(at) == [message]
     assert not at.success
     assert not metrics(at)
 
 
-def test_gpus_that_do_not_hold_whole_replicas() -> None:
-    at = open_page("performance", tp=2, n_gpus=3)
-    assert len(errors(at)) == 1
-    assert "multiple of 2" in errors(at)[0]
+@pytest.mark.parametrize("page", ["memory", "performance", "speculative", "compression"])
+def test_changing_tp_or_pp_keeps_every_page_coherent(page: str) -> None:
+    """TP and PP change the replica and the GPU count follows (issue 17, item 16): no page is blank until
+    another input is changed too, and Memory never shows an error beside a "Fits" banner."""
+    at = open_page(page)
+    for tp, pp, replicas in ((2, 1, 1), (4, 2, 1), (8, 1, 3)):
+        at.number_input(key="tp").set_value(tp).run()
+        at.number_input(key="pp").set_value(pp).run()
+        at.number_input(key="replicas").set_value(replicas).run()
+        assert not at.exception
+        assert not errors(at), (tp, pp, errors(at))
+        assert metrics(at), (tp, pp)
+        assert f"{tp * pp * replicas} GPUs: TP {tp} × PP {pp}" in " ".join(
+            c.value for c in at.sidebar.caption
+        )
+        assert not (at.success and at.error)
+        if page == "performance":
+            check_performance(at, Scenario(tp=tp, pp=pp, replicas=replicas))
+        if page == "memory":
+            check_memory(at, Scenario(tp=tp, pp=pp, replicas=replicas))
 
 
 def test_a_device_that_cannot_run_the_scenario_is_left_out() -> None:
@@ -387,6 +422,78 @@ def test_widget_change_updates_the_figures() -> None:
     at.multiselect(key="hardware").set_value(["a100-80gb", "h100-sxm"]).run()
     assert not at.exception
     check_performance(at, Scenario(batch_size=64, hardware=["a100-80gb", "h100-sxm"]))
+
+
+# ----------------------------------------------------------------------------------------------------
+# shared links with values the dashboard cannot use (issue 17, item 9)
+# ----------------------------------------------------------------------------------------------------
+
+
+def link_notes(at: AppTest) -> list[str]:
+    """The lines of the warning that lists what the link asked for and the page ignored."""
+    shown = [re.sub(r"\\(.)", r"\1", w.value) for w in at.warning if w.value.startswith("This link")]
+    return shown[0].split("\n")[1:] if shown else []
+
+
+@pytest.mark.parametrize(
+    ("page", "query", "reason", "used"),
+    [
+        (
+            "memory",
+            {"model": "llama-9-8b"},
+            "unknown model 'llama-9-8b'. Did you mean 'llama-3-8b'",
+            "llama-3-8b",
+        ),
+        ("performance", {"batch_size": "-5"}, "greater than or equal to 1", "8"),
+        (
+            "speculative",
+            {"weight_dtype": "int3"},
+            "unknown dtype 'int3'. Did you mean 'int8', 'int4'",
+            "bf16",
+        ),
+        ("memory", {"batch_size": "1e400"}, "a finite number", "8"),  # was a traceback on every page
+        ("capacity", {"prompt_len": "inf"}, "a finite number", "2048"),
+        ("compression", {"hardware": ["h100", "l40s"]}, "unknown hardware 'h100'", "l40s"),
+        ("memory", {"alpha": "2"}, "less than or equal to 1", "0.7"),  # another page's option, checked here
+        ("capacity", {"rate_per_s": "inf"}, "not a value this page's input takes", "10.0"),
+        ("capacity", {"tp_degrees": ["1", "3"]}, "not a value this page's input takes", "1"),
+        ("performance", {"batch_size": "12.5"}, "a valid integer", "12"),  # Streamlit truncates: said so
+    ],
+)
+def test_a_link_with_an_invalid_value_says_what_it_ignored(
+    page: str, query: dict[str, Any], reason: str, used: str
+) -> None:
+    (key, value), valid = next(iter(query.items())), {"output_len": 128}  # one bad value, one good one
+    at = open_page(page, **query, **valid)
+    notes = link_notes(at)
+    assert len(notes) == 1, notes
+    given = ", ".join(value) if isinstance(value, list) else value
+    assert notes[0].startswith(f"- **{key}** = {given}: "), notes
+    assert reason in notes[0], notes
+    assert notes[0].endswith(f"Using {used}."), notes
+    assert at.number_input(key="output_len").value == 128  # the rest of the link is used
+    assert not errors(at)
+
+
+def test_a_link_names_every_parameter_it_ignores_and_the_notes_can_be_dismissed() -> None:
+    at = open_page("performance", batch_size="-5", colour="red", n_gpus="4", kv_dtype="fp8")
+    notes = link_notes(at)
+    assert [n.split(" = ")[0] for n in notes] == ["- **batch_size**", "- **colour**", "- **n_gpus**"]
+    assert "not an input of this page (unknown name)" in notes[1]
+    assert "GPUs are now TP × PP × replicas: give `replicas`" in notes[2]
+    check_performance(at, Scenario(kv_dtype="fp8"))  # what the link got right is used
+    at.switch_page("views/memory.py").run()  # the notes stay until dismissed
+    assert link_notes(at) == notes
+    at.button(key="dismiss_link_warnings").click().run()
+    assert not link_notes(at)
+
+
+def test_a_valid_link_says_nothing() -> None:
+    query = {"batch_size": "16", "hardware": ["l40s", "h100-sxm"], "tp": "2", "replicas": "2", "alpha": "0.5"}
+    for page in ("performance", "speculative"):
+        at = open_page(page, **query)
+        assert not link_notes(at)
+    assert at.slider(key="alpha").value == 0.5
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -758,7 +865,6 @@ def memory_scenarios(draw: st_.DrawFn) -> Scenario:
         hardware=[hardware],
         tp=tp,
         pp=pp,
-        n_gpus=tp * pp,
         weight_dtype=draw(st_.sampled_from(["bf16", "fp8", "int4"])),
         kv_dtype=draw(st_.sampled_from(["bf16", "fp8"])),
         batch_size=draw(st_.integers(1, 1024)),
@@ -777,7 +883,6 @@ def test_dashboard_memory_agrees_with_size_and_estimate(sc: Scenario) -> None:
             "hardware",
             "tp",
             "pp",
-            "n_gpus",
             "weight_dtype",
             "kv_dtype",
             "batch_size",

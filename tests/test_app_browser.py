@@ -221,7 +221,7 @@ def test_a_link_reproduces_the_view(server: str, page: Any) -> None:
 
 
 def test_bad_input_shows_a_message_not_a_traceback(server: str, page: Any) -> None:
-    page.goto(f"{server}/performance?tp=3&n_gpus=3")
+    page.goto(f"{server}/performance?tp=3")
     settle(page)
     assert_no_error(page)
     alert = page.locator('[data-testid="stAlertContentError"]').first.inner_text()

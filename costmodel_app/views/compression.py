@@ -97,8 +97,7 @@ with cols[3]:
 try:
     model = ui.model(sc)
     primary = ui.hardware(sc)[0]
-    deployment = sc.deployment()
-    deployment.check(model)
+    deployment = ui.deployment(sc, model)
     sc.workload()  # the sidebar's sizes and formats are valid
 except ui.BAD_INPUT as e:
     ui.show_error(e)

@@ -18,7 +18,7 @@ st.title("Memory")
 try:
     model = ui.model(sc)
     devices = ui.hardware(sc)
-    sc.deployment().check(model)  # memory is per device: the split must be possible
+    ui.deployment(sc, model)  # memory is per device: the split must be possible
 except ui.BAD_INPUT as e:
     ui.show_error(e)
     st.stop()

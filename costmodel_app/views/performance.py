@@ -19,8 +19,7 @@ st.title("Performance")
 try:
     model = ui.model(sc)
     devices = ui.hardware(sc)
-    deployment = sc.deployment()
-    deployment.check(model)
+    deployment = ui.deployment(sc, model)
     workload = sc.workload()
 except ui.BAD_INPUT as e:
     ui.show_error(e)

@@ -49,8 +49,7 @@ plan = None
 with ui.friendly_errors():
     model = ui.model(sc)
     primary = ui.hardware(sc)[0]
-    deployment = sc.deployment()
-    deployment.check(model)
+    deployment = ui.deployment(sc, model)
     st.caption(ui.describe(sc, model.name) + f" · draft {draft}")
     batches = sorted({*(2**i for i in range(9)), sc.batch_size})
     plan = speculative.plan(
