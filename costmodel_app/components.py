@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -412,18 +413,109 @@ def metric(label: str, value: str, source: str) -> None:
 
 LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.25))
 
+COMPONENT_COLOURS = {
+    "weights": "#8da0cb",
+    "KV cache": "#66c2a5",
+    "activations": "#fc8d62",
+    "reserved (10%)": "#d9d9d9",
+    "gradients": "#e5c494",
+    "optimizer state": "#b3b3b3",
+}
+"""What a memory bar is made of: the same colour on every chart, none of them a device's colour."""
+DEVICE_COLOURS = ("#1f4e9c", "#c0392b", "#1e8449", "#7d3c98", "#b9770e", "#17202a", "#0e6655", "#943126")
+"""Devices, in the order they are selected: saturated, so never mistaken for a memory component."""
+
+
+def device_colour(sc: Scenario, name: str) -> str:
+    """The colour of device ``name`` on every chart of every page (its place in the sidebar's list)."""
+    order = sc.hardware + sorted(set(cm.list_hardware()) - set(sc.hardware))
+    return DEVICE_COLOURS[order.index(name) % len(DEVICE_COLOURS)] if name in order else "#555555"
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """Tick values for a log axis over [low, high]: 1-2-5 up to two and a half decades, 1-3 up to four,
+    decades beyond (every other one past ten), finer steps within one decade, so a chart over less than a
+    decade still has several labelled ticks."""
+    if not (0 < low <= high < float("inf")):
+        return []
+    span = np.log10(high / low)
+    if span < 0.3:
+        mantissas: tuple[float, ...] = (1, 1.2, 1.4, 1.6, 1.8, 2, 2.5, 3, 3.5, 4, 5, 6, 7, 8, 9)
+    elif span < 0.8:
+        mantissas = (1, 1.5, 2, 3, 4, 5, 6, 8)
+    else:
+        mantissas = (1, 2, 5) if span <= 2.5 else (1, 3) if span <= 4 else (1,)
+    step = 2 if span > 10 else 1
+    first, last = int(np.floor(np.log10(low))), int(np.ceil(np.log10(high)))
+    ticks = [m * 10.0**e for e in range(first, last + 1, step) for m in mantissas]
+    return [t for t in ticks if low / 1.5 <= t <= high * 1.5]  # plotly hides those past its range
+
+
+def tick_text(values: Sequence[float]) -> list[str]:
+    """One format for every tick of an axis: plain numbers with thousands separators (0.05, 2, 20,000);
+    k / M / G for counts past 100,000 (300, 1k, 128k); scientific notation (2e-6) for the rest."""
+    if all(1e-3 <= abs(v) < 1e5 for v in values if v):
+        return [_plain_number(v) for v in values]
+    if all(1 <= abs(v) < 1e12 for v in values):  # token counts and the like: 300, 1k, 128k, 2M
+        return [_si(v) for v in values]
+    return [_mantissa(f"{v:.2e}").replace("e+0", "e").replace("e-0", "e-").replace("e+", "e") for v in values]
+
+
+def _plain_number(v: float) -> str:
+    """3 significant digits, thousands separators, no trailing zeros: 0.0015, 2.5, 20,000."""
+    decimals = max(0, 2 - int(np.floor(np.log10(abs(v))))) if v else 0
+    text = f"{v:,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _mantissa(text: str) -> str:
+    """'1.50e+12' -> '1.5e+12': no trailing zeros in the mantissa."""
+    mantissa, exponent = text.split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{exponent}"
+
+
+def _si(v: float) -> str:
+    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= factor:
+            return f"{v / factor:.3g}{suffix}"
+    return f"{v:.3g}"
+
+
+def _label_log_axes(fig: go.Figure) -> None:
+    """Explicit ticks (:func:`log_ticks`, :func:`tick_text`) on every log axis, from the data it shows."""
+    layout = fig.layout.to_plotly_json()
+    for axis_name, axis in layout.items():
+        if not (axis_name.startswith(("xaxis", "yaxis")) and axis.get("type") == "log"):
+            continue
+        letter, suffix = axis_name[0], axis_name[5:]
+        shown: list[np.ndarray] = []
+        for trace in fig.data:
+            if (getattr(trace, f"{letter}axis", None) or letter) != letter + suffix:
+                continue
+            with suppress(TypeError, ValueError):
+                v = np.asarray(getattr(trace, letter), dtype=float)
+                shown.append(v[np.isfinite(v) & (v > 0)])
+        values = np.concatenate(shown) if shown else np.array([])
+        if values.size:
+            ticks = log_ticks(float(values.min()), float(values.max()))
+            fig.layout[axis_name].update(tickvals=ticks, ticktext=tick_text(ticks))
+
+
+def time_scale(seconds_max: float) -> tuple[float, str]:
+    """The factor and unit for times up to ``seconds_max``: ms below 10 s, s from there (no 1e6 ms)."""
+    return (1e3, "ms") if not seconds_max >= 10 else (1.0, "s")
+
 
 def chart(fig: go.Figure, data: pd.DataFrame, name: str) -> None:
     """A plotly chart, then the table behind it (one click) and a CSV download (one click)."""
     fig.update_layout(**LAYOUT)
-    fig.update_xaxes(selector=dict(type="log"), dtick=1)  # label the decades only
-    fig.update_yaxes(selector=dict(type="log"), dtick=1)
+    _label_log_axes(fig)
     if fig.layout.height is None:
         fig.update_layout(height=420)
     st.plotly_chart(fig, key=f"chart-{name}", config={"displaylogo": False})
     table, download = st.columns([3, 1], vertical_alignment="top")
     with table.expander("Numbers behind this chart", icon=":material/table:"):
-        st.dataframe(data, hide_index=True)
+        dataframe(data)
     download.download_button(
         "CSV",
         data=data.to_csv(index=False),
@@ -433,3 +525,97 @@ def chart(fig: go.Figure, data: pd.DataFrame, name: str) -> None:
         icon=":material/download:",
         key=f"csv-{name}",
     )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Tables for people: words and units in the headers; the CSV keeps costmodel's names and SI units
+# ----------------------------------------------------------------------------------------------------
+
+WORDS = {
+    "ttft": "TTFT",
+    "tpot": "TPOT",
+    "e2e": "end-to-end",
+    "kv": "KV",
+    "tp": "TP",
+    "pp": "PP",
+    "ep": "EP",
+    "gpu": "GPU",
+    "gpus": "GPUs",
+    "mfu": "MFU",
+    "mbu": "MBU",
+    "usd": "$",
+    "op": "operator",
+    "dtype": "format",
+    "flop": "FLOP",
+    "max": "largest",
+    "len": "length",
+    "p99": "p99",
+    "p50": "p50",
+    "alpha": "α",
+    "abs": "absolute",
+    "rel": "relative",
+}
+UNITS: tuple[tuple[str, str, float], ...] = (
+    # suffix of costmodel's name, unit shown, factor from the SI value
+    ("_bytes_per_gpu", "GB per GPU", 1e-9),
+    ("_bytes", "GB", 1e-9),
+    ("_flop_per_s", "TFLOP/s", 1e-12),
+    ("_flop_per_byte", "FLOP/byte", 1.0),
+    ("_flop", "GFLOP", 1e-9),
+    ("_tokens_per_s", "tokens/s", 1.0),
+    ("_per_s", "/s", 1.0),
+    ("_s", "ms", 1e3),
+)
+
+
+def header(name: str) -> tuple[str, float]:
+    """A person's header for a costmodel column name, and the factor its values are shown with:
+    ``ttft_p99_s`` -> ``("TTFT p99 [ms]", 1e3)``, ``memory_bytes_per_gpu`` -> ``("Memory [GB per GPU]",
+    1e-9)``, ``usd_per_hour`` -> ``("$ per hour", 1)``."""
+    unit, factor, stem = "", 1.0, name
+    for suffix, shown, scale in UNITS:
+        if name.endswith(suffix) and name != suffix.lstrip("_"):
+            stem, unit, factor = name[: -len(suffix)], shown, scale
+            break
+    if stem.startswith("usd_per_"):
+        unit = ""
+    words = " ".join(WORDS.get(w, w) for w in stem.split("_"))
+    text = words[:1].upper() + words[1:] if len(words) > 1 and words[:1].islower() else words  # k, c stay
+    if unit == "/s":
+        return f"{text} [{'requests/s' if 'rate' in stem else '/s'}]", factor
+    return (f"{text} [{unit}]" if unit else text), factor
+
+
+def human(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a person's headers and each number in the unit its header names (:func:`header`),
+    to 4 significant digits (the CSV download keeps every digit, in SI units)."""
+    shown = {}
+    for column in frame.columns:
+        title, factor = header(str(column))
+        values = frame[column]
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        if numeric and (factor != 1.0 or pd.api.types.is_float_dtype(values)):
+            values = _significant(values * factor, 4)
+        shown[title] = values
+    return pd.DataFrame(shown, index=frame.index)
+
+
+def _significant(values: pd.Series, digits: int) -> pd.Series:
+    x = values.to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = 10.0 ** (digits - 1 - np.floor(np.log10(np.abs(x))))
+        rounded = np.where(np.isfinite(scale) & (x != 0), np.round(x * scale) / scale, x)
+    return pd.Series(rounded, index=values.index, name=values.name)
+
+
+def dataframe(frame: pd.DataFrame, **column_config: Any) -> None:
+    """A table for people (:func:`human`); ``column_config`` keyed by costmodel's column names. Text
+    columns are wide: a reason is the information, never cut to a few words."""
+    config: dict[str, Any] = {}
+    for column in frame.columns:
+        title = header(str(column))[0]
+        if column in column_config:
+            config[title] = column_config[column]
+        elif not (pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column])):
+            config[title] = st.column_config.TextColumn(title, width="large")
+    st.dataframe(human(frame), hide_index=True, column_config=config)

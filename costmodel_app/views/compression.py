@@ -180,13 +180,10 @@ st.caption(
 )
 
 st.subheader("Every choice")
-st.dataframe(
+ui.dataframe(
     frame,
-    hide_index=True,
-    column_config={
-        "pareto": st.column_config.CheckboxColumn("Pareto"),
-        "quality_retention": st.column_config.NumberColumn("quality retention", format="%.4f"),
-    },
+    pareto=st.column_config.CheckboxColumn("Pareto"),
+    quality_retention=st.column_config.NumberColumn("Quality retention", format="%.4f"),
 )
 st.caption(
     "**KV-cache quantization and 2:4 sparsity have no quality model**: their rows carry NaN (empty) loss "
