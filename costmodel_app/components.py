@@ -452,9 +452,9 @@ def log_ticks(low: float, high: float) -> list[float]:
 
 
 def tick_text(values: Sequence[float]) -> list[str]:
-    """One format for every tick of an axis: plain numbers with thousands separators (0.05, 2, 20,000);
-    k / M / G for counts past 100,000 (300, 1k, 128k); scientific notation (2e-6) for the rest."""
-    if all(1e-3 <= abs(v) < 1e5 for v in values if v):
+    """One format for every tick of an axis: plain numbers with thousands separators (0.05, 2, 200,000);
+    k / M / G for counts past a million (300, 1k, 128k, 2M); scientific notation (2e-6) for the rest."""
+    if all(1e-3 <= abs(v) < 1e6 for v in values if v):
         return [_plain_number(v) for v in values]
     if all(1 <= abs(v) < 1e12 for v in values):  # token counts and the like: 300, 1k, 128k, 2M
         return [_si(v) for v in values]
@@ -497,7 +497,10 @@ def _label_log_axes(fig: go.Figure) -> None:
                 shown.append(v[np.isfinite(v) & (v > 0)])
         values = np.concatenate(shown) if shown else np.array([])
         if values.size:
-            ticks = log_ticks(float(values.min()), float(values.max()))
+            low, high = float(values.min()), float(values.max())
+            if axis.get("range"):  # a range set by the page (in log10 units): ticks within it
+                low, high = 10.0 ** axis["range"][0], 10.0 ** axis["range"][1]
+            ticks = log_ticks(low, high)
             fig.layout[axis_name].update(tickvals=ticks, ticktext=tick_text(ticks))
 
 
@@ -608,6 +611,12 @@ def _significant(values: pd.Series, digits: int) -> pd.Series:
     return pd.Series(rounded, index=values.index, name=values.name)
 
 
+def _longest_text(values: pd.Series) -> int:
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return 0
+    return max((len(v) for v in values if isinstance(v, str)), default=0)
+
+
 def dataframe(frame: pd.DataFrame, **column_config: Any) -> None:
     """A table for people (:func:`human`); ``column_config`` keyed by costmodel's column names. Text
     columns are wide: a reason is the information, never cut to a few words."""
@@ -616,6 +625,6 @@ def dataframe(frame: pd.DataFrame, **column_config: Any) -> None:
         title = header(str(column))[0]
         if column in column_config:
             config[title] = column_config[column]
-        elif not (pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column])):
+        elif _longest_text(frame[column]) > 30:  # a sentence (a reason, an error): wide enough to read
             config[title] = st.column_config.TextColumn(title, width="large")
     st.dataframe(human(frame), hide_index=True, column_config=config)

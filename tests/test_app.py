@@ -556,6 +556,15 @@ def test_capacity_curves_name_the_unstable_range_in_the_legend() -> None:
     assert trace(curves, "unstable (at or beyond saturation)")
 
 
+def test_capacity_latency_axes_stay_near_the_objectives() -> None:
+    """The p99 climbs without bound near saturation: the axes end at 20 x the objective (10 s for 500 ms,
+    1 s for 50 ms), not at hundreds of thousands of ms."""
+    curves = charts(open_page("capacity"))[-1]
+    assert 10 ** curves["layout"]["yaxis"]["range"][1] == pytest.approx(20 * 500)
+    assert 10 ** curves["layout"]["yaxis2"]["range"][1] == pytest.approx(20 * 50)
+    assert max(curves["layout"]["yaxis"]["tickvals"]) <= 1.5 * 20 * 500
+
+
 # ----------------------------------------------------------------------------------------------------
 # shared links with values the dashboard cannot use (issue 17, item 9)
 # ----------------------------------------------------------------------------------------------------

@@ -254,12 +254,10 @@ same_memory: dict[int, list[str]] = {}
 for hw in devices:
     same_memory.setdefault(hw.memory_bytes, []).append(hw.name)
 for memory_bytes, names in same_memory.items():
-    fig.add_scatter(
-        x=train["method"],
-        y=[memory_bytes / 1e9] * len(train),
-        mode="lines",
-        line=dict(dash="dash", color=ui.device_colour(sc, names[0]), width=2),
-        name=f"{', '.join(names)} memory ({ui.gb(memory_bytes)})",
+    line = dict(dash="dash", color=ui.device_colour(sc, names[0]), width=2)
+    fig.add_hline(y=memory_bytes / 1e9, line=line)  # across the whole chart
+    fig.add_scatter(  # its legend entry
+        x=[None], y=[None], mode="lines", line=line, name=f"{', '.join(names)} memory ({ui.gb(memory_bytes)})"
     )
 fig.update_layout(barmode="stack", yaxis_title="GB per GPU")
 ui.chart(fig, train, "training-memory")

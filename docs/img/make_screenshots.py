@@ -106,6 +106,7 @@ def settle(page: Any) -> None:
     page.wait_for_function(
         """() => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'
             && !document.querySelector('[data-stale="true"]')
+            && !document.querySelector('[data-testid="stSkeleton"]')
             && [...document.querySelectorAll('.js-plotly-plot')].every(p => p.querySelector('.main-svg'))""",
         timeout=TIMEOUT_MS,
     )
@@ -134,10 +135,10 @@ def pages(page: Any, url: str) -> list[tuple[str, str]]:
     return found
 
 
-def capture(browser: Any, url: str, out: Path, query: str = QUERY) -> dict[str, Path]:
+def capture(browser: Any, url: str, out: Path, query: str = QUERY, height: int = 1050) -> dict[str, Path]:
     """One PNG per page of the navigation into ``out``, named by the page's URL path (the default page by
     its title); returns {title: file}. RuntimeError naming the page if one shows an exception."""
-    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+    context = browser.new_context(viewport=VIEWPORT | {"height": height}, device_scale_factor=1)
     context.set_default_timeout(TIMEOUT_MS)
     written: dict[str, Path] = {}
     try:
@@ -161,6 +162,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT, help="folder for the PNGs (default: docs/img)")
     parser.add_argument("--query", default=QUERY, help="the link every page opens with (without '?')")
+    parser.add_argument(
+        "--height", type=int, default=VIEWPORT["height"], help="window height [px] (more: more of each page)"
+    )
     args = parser.parse_args()
     try:
         from playwright.sync_api import sync_playwright
@@ -176,7 +180,7 @@ def main() -> int:
     with dashboard() as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
         try:
-            written = capture(browser, url, args.out, args.query)
+            written = capture(browser, url, args.out, args.query, args.height)
         except RuntimeError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
@@ -185,7 +189,7 @@ def main() -> int:
     for title, path in written.items():
         print(f"{title}: {path}")
     readme = written.get(next((t for t, p in written.items() if p.stem == README_PAGE), ""))
-    if readme is not None and args.out == OUT:
+    if readme is not None and args.out.resolve() == OUT:
         shutil.copyfile(readme, OUT / "dashboard.png")
         print(f"README picture: {OUT / 'dashboard.png'}")
     return 0
