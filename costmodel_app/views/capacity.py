@@ -274,7 +274,7 @@ st.caption(
     f"{sc.activation_dtype}, KV {sc.kv_dtype} · {objective} · prompts {prompt_kind}, mean "
     f"{load.prompt.mean:,.0f} tokens · outputs {output_kind}, mean {load.output.mean:,.0f} tokens "
     f"(lengths capped at the {model.max_context:,}-token context). The planner chooses replicas, TP and "
-    "the batch limit: the sidebar's GPUs, TP, PP and batch size are not used here."
+    "the batch limit: the sidebar's TP, PP, replicas and batch size are not used here."
 )
 
 # ---------------------------------------------------------------------------- compute: the plan
