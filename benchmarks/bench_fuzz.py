@@ -76,6 +76,7 @@ def main() -> None:
     run("config", fuzzing.mutations, fuzzing.run_config, n)
     run("cli", fuzzing.cli_args, fuzzing.run_cli, max(n // 5, 1))  # each CLI case runs a whole command
     run("link", fuzzing.queries, fuzzing.run_scenario, n)
+    run("page", fuzzing.page_queries, fuzzing.run_dashboard_link, max(n // 10, 1))  # each runs the dashboard
 
 
 if __name__ == "__main__":

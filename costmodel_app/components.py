@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -111,6 +112,27 @@ def _model(sc: Scenario) -> cm.ModelProfile:
     return model_from_config(json.dumps(sc.hf_config, sort_keys=True))
 
 
+def deployment(sc: Scenario, model: cm.ModelProfile) -> cm.Deployment:
+    """The scenario's deployment, checked against the model: a split the model cannot take is a ValueError
+    naming the field and the TP degrees that do work."""
+    dep = sc.deployment()
+    try:
+        dep.check(model)
+    except ValueError as e:
+        works = [tp for tp in range(1, 129) if _splits(model, tp)]
+        hint = f"; TP that works for {model.name}: {', '.join(map(str, works))}" if sc.tp not in works else ""
+        raise ValueError(f"{e}{hint}") from None
+    return dep
+
+
+def _splits(model: cm.ModelProfile, tp: int) -> bool:
+    try:
+        cm.Deployment(tp=tp).check(model)
+    except ValueError:
+        return False
+    return True
+
+
 def hardware(sc: Scenario) -> list[cm.HardwareProfile]:
     """The selected hardware profiles, in the order they were picked."""
     return [hardware_profile(sc.priced(name)) for name in sc.hardware]
@@ -121,7 +143,7 @@ def hardware(sc: Scenario) -> list[cm.HardwareProfile]:
 # ----------------------------------------------------------------------------------------------------
 
 
-def _from_query(field: str) -> Any:
+def from_query(field: str) -> Any:
     """The URL's value for a field whose widget is not on this page (None if absent or unreadable)."""
     raw: Any = st.query_params.get_all(field) if field == "hardware" else st.query_params.get(field)
     if raw in (None, []):
@@ -145,7 +167,7 @@ def scenario() -> Scenario:
     for field in WIDGET_FIELDS:
         if field in st.session_state:
             values[field] = st.session_state[field]
-        elif (value := _from_query(field)) is not None:
+        elif (value := from_query(field)) is not None:
             values[field] = value
     values["hf_config"] = st.session_state.get("hf_config")
     try:
@@ -249,13 +271,17 @@ def scenario_sidebar() -> None:
             key="hardware",
             bind="query-params",
         )
-        gpus, tp, pp = st.columns(3)
-        with gpus:
-            integer("GPUs", "n_gpus")
+        tp, pp, replicas = st.columns(3)
         with tp:
-            integer("TP", "tp", help="Tensor-parallel degree: must divide the attention heads.")
+            tp_degree = integer("TP", "tp", help="Tensor-parallel degree: must divide the attention heads.")
         with pp:
-            integer("PP", "pp", help="Pipeline stages.")
+            stages = integer("PP", "pp", help="Pipeline stages.")
+        with replicas:
+            copies = integer("Replicas", "replicas", help="Copies of the model serving in parallel.")
+        gpus = tp_degree * stages * copies
+        st.caption(
+            f"{gpus:,} GPU{'s' if gpus > 1 else ''}: TP {tp_degree} × PP {stages} × {copies:,} replica(s)"
+        )
         select("Weight format", "weight_dtype", list(cm.DTYPES))
         select("Activation / compute format", "activation_dtype", activation_dtypes())
         select("KV-cache format", "kv_dtype", list(cm.DTYPES))
@@ -332,7 +358,8 @@ def friendly_errors() -> Iterator[None]:
 
 def describe(sc: Scenario, model_name: str) -> str:
     """One line naming the scenario, for a page's caption."""
-    dep = f"{sc.n_gpus} GPU{'s' if sc.n_gpus > 1 else ''} (TP {sc.tp}, PP {sc.pp})"
+    plural = "s" if sc.n_gpus > 1 else ""
+    dep = f"{sc.n_gpus:,} GPU{plural} (TP {sc.tp} × PP {sc.pp} × {sc.replicas:,} replica(s))"
     return (
         f"**{plain(model_name)}** on {', '.join(sc.hardware)} · {dep} · weights {sc.weight_dtype}, "
         f"activations {sc.activation_dtype}, KV {sc.kv_dtype} · batch {sc.batch_size:,}, "
@@ -386,18 +413,112 @@ def metric(label: str, value: str, source: str) -> None:
 
 LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.25))
 
+COMPONENT_COLOURS = {
+    "weights": "#8da0cb",
+    "KV cache": "#66c2a5",
+    "activations": "#fc8d62",
+    "reserved (10%)": "#d9d9d9",
+    "gradients": "#e5c494",
+    "optimizer state": "#b3b3b3",
+}
+"""What a memory bar is made of: the same colour on every chart, none of them a device's colour."""
+DEVICE_COLOURS = ("#1f4e9c", "#c0392b", "#1e8449", "#7d3c98", "#b9770e", "#17202a", "#0e6655", "#943126")
+"""Devices, in the order they are selected: saturated, so never mistaken for a memory component."""
+
+
+def device_colour(sc: Scenario, name: str) -> str:
+    """The colour of device ``name`` on every chart of every page (its place in the sidebar's list)."""
+    order = sc.hardware + sorted(set(cm.list_hardware()) - set(sc.hardware))
+    return DEVICE_COLOURS[order.index(name) % len(DEVICE_COLOURS)] if name in order else "#555555"
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """Tick values for a log axis over [low, high]: 1-2-5 up to two and a half decades, 1-3 up to four,
+    decades beyond (every other one past ten), finer steps within one decade, so a chart over less than a
+    decade still has several labelled ticks."""
+    if not (0 < low <= high < float("inf")):
+        return []
+    span = np.log10(high / low)
+    if span < 0.3:
+        mantissas: tuple[float, ...] = (1, 1.2, 1.4, 1.6, 1.8, 2, 2.5, 3, 3.5, 4, 5, 6, 7, 8, 9)
+    elif span < 0.8:
+        mantissas = (1, 1.5, 2, 3, 4, 5, 6, 8)
+    else:
+        mantissas = (1, 2, 5) if span <= 2.5 else (1, 3) if span <= 4 else (1,)
+    step = 2 if span > 10 else 1
+    first, last = int(np.floor(np.log10(low))), int(np.ceil(np.log10(high)))
+    ticks = [m * 10.0**e for e in range(first, last + 1, step) for m in mantissas]
+    return [t for t in ticks if low / 1.5 <= t <= high * 1.5]  # plotly hides those past its range
+
+
+def tick_text(values: Sequence[float]) -> list[str]:
+    """One format for every tick of an axis: plain numbers with thousands separators (0.05, 2, 200,000);
+    k / M / G for counts past a million (300, 1k, 128k, 2M); scientific notation (2e-6) for the rest."""
+    if all(1e-3 <= abs(v) < 1e6 for v in values if v):
+        return [_plain_number(v) for v in values]
+    if all(1 <= abs(v) < 1e12 for v in values):  # token counts and the like: 300, 1k, 128k, 2M
+        return [_si(v) for v in values]
+    return [_mantissa(f"{v:.2e}").replace("e+0", "e").replace("e-0", "e-").replace("e+", "e") for v in values]
+
+
+def _plain_number(v: float) -> str:
+    """3 significant digits, thousands separators, no trailing zeros: 0.0015, 2.5, 20,000."""
+    decimals = max(0, 2 - int(np.floor(np.log10(abs(v))))) if v else 0
+    text = f"{v:,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _mantissa(text: str) -> str:
+    """'1.50e+12' -> '1.5e+12': no trailing zeros in the mantissa."""
+    mantissa, exponent = text.split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{exponent}"
+
+
+def _si(v: float) -> str:
+    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= factor:
+            return f"{v / factor:.3g}{suffix}"
+    return f"{v:.3g}"
+
+
+def _label_log_axes(fig: go.Figure) -> None:
+    """Explicit ticks (:func:`log_ticks`, :func:`tick_text`) on every log axis, from the data it shows."""
+    layout = fig.layout.to_plotly_json()
+    for axis_name, axis in layout.items():
+        if not (axis_name.startswith(("xaxis", "yaxis")) and axis.get("type") == "log"):
+            continue
+        letter, suffix = axis_name[0], axis_name[5:]
+        shown: list[np.ndarray] = []
+        for trace in fig.data:
+            if (getattr(trace, f"{letter}axis", None) or letter) != letter + suffix:
+                continue
+            with suppress(TypeError, ValueError):
+                v = np.asarray(getattr(trace, letter), dtype=float)
+                shown.append(v[np.isfinite(v) & (v > 0)])
+        values = np.concatenate(shown) if shown else np.array([])
+        if values.size:
+            low, high = float(values.min()), float(values.max())
+            if axis.get("range"):  # a range set by the page (in log10 units): ticks within it
+                low, high = 10.0 ** axis["range"][0], 10.0 ** axis["range"][1]
+            ticks = log_ticks(low, high)
+            fig.layout[axis_name].update(tickvals=ticks, ticktext=tick_text(ticks))
+
+
+def time_scale(seconds_max: float) -> tuple[float, str]:
+    """The factor and unit for times up to ``seconds_max``: ms below 10 s, s from there (no 1e6 ms)."""
+    return (1e3, "ms") if not seconds_max >= 10 else (1.0, "s")
+
 
 def chart(fig: go.Figure, data: pd.DataFrame, name: str) -> None:
     """A plotly chart, then the table behind it (one click) and a CSV download (one click)."""
     fig.update_layout(**LAYOUT)
-    fig.update_xaxes(selector=dict(type="log"), dtick=1)  # label the decades only
-    fig.update_yaxes(selector=dict(type="log"), dtick=1)
+    _label_log_axes(fig)
     if fig.layout.height is None:
         fig.update_layout(height=420)
     st.plotly_chart(fig, key=f"chart-{name}", config={"displaylogo": False})
     table, download = st.columns([3, 1], vertical_alignment="top")
     with table.expander("Numbers behind this chart", icon=":material/table:"):
-        st.dataframe(data, hide_index=True)
+        dataframe(data)
     download.download_button(
         "CSV",
         data=data.to_csv(index=False),
@@ -407,3 +528,103 @@ def chart(fig: go.Figure, data: pd.DataFrame, name: str) -> None:
         icon=":material/download:",
         key=f"csv-{name}",
     )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Tables for people: words and units in the headers; the CSV keeps costmodel's names and SI units
+# ----------------------------------------------------------------------------------------------------
+
+WORDS = {
+    "ttft": "TTFT",
+    "tpot": "TPOT",
+    "e2e": "end-to-end",
+    "kv": "KV",
+    "tp": "TP",
+    "pp": "PP",
+    "ep": "EP",
+    "gpu": "GPU",
+    "gpus": "GPUs",
+    "mfu": "MFU",
+    "mbu": "MBU",
+    "usd": "$",
+    "op": "operator",
+    "dtype": "format",
+    "flop": "FLOP",
+    "max": "largest",
+    "len": "length",
+    "p99": "p99",
+    "p50": "p50",
+    "alpha": "α",
+    "abs": "absolute",
+    "rel": "relative",
+}
+UNITS: tuple[tuple[str, str, float], ...] = (
+    # suffix of costmodel's name, unit shown, factor from the SI value
+    ("_bytes_per_gpu", "GB per GPU", 1e-9),
+    ("_bytes", "GB", 1e-9),
+    ("_flop_per_s", "TFLOP/s", 1e-12),
+    ("_flop_per_byte", "FLOP/byte", 1.0),
+    ("_flop", "GFLOP", 1e-9),
+    ("_tokens_per_s", "tokens/s", 1.0),
+    ("_per_s", "/s", 1.0),
+    ("_s", "ms", 1e3),
+)
+
+
+def header(name: str) -> tuple[str, float]:
+    """A person's header for a costmodel column name, and the factor its values are shown with:
+    ``ttft_p99_s`` -> ``("TTFT p99 [ms]", 1e3)``, ``memory_bytes_per_gpu`` -> ``("Memory [GB per GPU]",
+    1e-9)``, ``usd_per_hour`` -> ``("$ per hour", 1)``."""
+    unit, factor, stem = "", 1.0, name
+    for suffix, shown, scale in UNITS:
+        if name.endswith(suffix) and name != suffix.lstrip("_"):
+            stem, unit, factor = name[: -len(suffix)], shown, scale
+            break
+    if stem.startswith("usd_per_"):
+        unit = ""
+    words = " ".join(WORDS.get(w, w) for w in stem.split("_"))
+    text = words[:1].upper() + words[1:] if len(words) > 1 and words[:1].islower() else words  # k, c stay
+    if unit == "/s":
+        return f"{text} [{'requests/s' if 'rate' in stem else '/s'}]", factor
+    return (f"{text} [{unit}]" if unit else text), factor
+
+
+def human(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a person's headers and each number in the unit its header names (:func:`header`),
+    to 4 significant digits (the CSV download keeps every digit, in SI units)."""
+    shown = {}
+    for column in frame.columns:
+        title, factor = header(str(column))
+        values = frame[column]
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        if numeric and (factor != 1.0 or pd.api.types.is_float_dtype(values)):
+            values = _significant(values * factor, 4)
+        shown[title] = values
+    return pd.DataFrame(shown, index=frame.index)
+
+
+def _significant(values: pd.Series, digits: int) -> pd.Series:
+    x = values.to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = 10.0 ** (digits - 1 - np.floor(np.log10(np.abs(x))))
+        rounded = np.where(np.isfinite(scale) & (x != 0), np.round(x * scale) / scale, x)
+    return pd.Series(rounded, index=values.index, name=values.name)
+
+
+def _longest_text(values: pd.Series) -> int:
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return 0
+    return max((len(v) for v in values if isinstance(v, str)), default=0)
+
+
+def dataframe(frame: pd.DataFrame, **column_config: Any) -> None:
+    """A table for people (:func:`human`); ``column_config`` keyed by costmodel's column names. Text
+    columns are wide: a reason is the information, never cut to a few words."""
+    config: dict[str, Any] = {}
+    for column in frame.columns:
+        title = header(str(column))[0]
+        if column in column_config:
+            config[title] = column_config[column]
+        elif _longest_text(frame[column]) > 30:  # a sentence (a reason, an error): wide enough to read
+            config[title] = st.column_config.TextColumn(title, width="large")
+    st.dataframe(human(frame), hide_index=True, column_config=config)

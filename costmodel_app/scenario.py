@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 import costmodel as cm
 from costmodel.errors import CostmodelError, UnknownNameError, describe_validation_error
@@ -62,9 +62,14 @@ class Scenario(BaseModel):
         default_factory=lambda: ["h100-sxm"],
         description="Hardware profiles to compare; the first is the one single-device charts use.",
     )
-    n_gpus: int = Field(1, ge=1, le=65536, description="GPUs in the deployment [-].")
     tp: int = Field(1, ge=1, le=1024, description="Tensor-parallel degree [-].")
     pp: int = Field(1, ge=1, le=1024, description="Pipeline-parallel stages [-].")
+    replicas: int = Field(
+        1,
+        ge=1,
+        le=65536,
+        description="Copies of the model serving in parallel; GPUs = tp x pp x replicas [-].",
+    )
     weight_dtype: str = Field("bf16", description="Weight storage format.")
     activation_dtype: str = Field("bf16", description="Activation / compute format.")
     kv_dtype: str = Field("bf16", description="KV-cache storage format.")
@@ -95,6 +100,35 @@ class Scenario(BaseModel):
     draft_cost_ratio: float | None = Field(
         None, ge=0.0, le=10.0, description="c = T_draft / T_target for the heatmap [-]; None: from the draft."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gpus_to_replicas(cls, data: Any) -> Any:
+        """Scenario files of earlier versions give the GPU count (``n_gpus``): it becomes ``replicas``."""
+        if isinstance(data, dict) and "n_gpus" in data and "replicas" not in data:
+            data = dict(data)
+            gpus = data.pop("n_gpus")
+            try:
+                per_replica = int(data.get("tp", 1)) * int(data.get("pp", 1))
+            except (TypeError, ValueError, OverflowError):
+                per_replica = 1  # a bad tp or pp is reported by its own field
+            if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1 or gpus % per_replica:
+                raise ValueError(
+                    f"n_gpus ({gpus!r}) must be a whole number of replicas of tp x pp = {per_replica} GPUs; "
+                    "give replicas instead"
+                )
+            data["replicas"] = gpus // per_replica
+        return data
+
+    @field_validator(
+        "tp", "pp", "replicas", "batch_size", "prompt_len", "output_len", "lora_rank", "train_micro_batch",
+        "train_seq_len", "k_max", "zero_stage", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _not_a_flag(cls, v: Any) -> Any:
+        if isinstance(v, bool):  # pydantic would read true as 1
+            raise ValueError(f"must be a whole number, not {str(v).lower()}")
+        return v
 
     @field_validator("model")
     @classmethod
@@ -144,15 +178,14 @@ class Scenario(BaseModel):
             return f"{hardware}@{self.usd_per_hour!r}"
         return hardware
 
+    @property
+    def n_gpus(self) -> int:
+        """GPUs in the deployment: tp x pp per replica, times the replicas [-]."""
+        return self.tp * self.pp * self.replicas
+
     def deployment(self) -> cm.Deployment:
-        """One replica on tp x pp GPUs, as many replicas as ``n_gpus`` holds."""
-        per_replica = self.tp * self.pp
-        if self.n_gpus % per_replica:
-            raise CostmodelError(
-                f"{self.n_gpus} GPUs cannot be split into replicas of tp x pp = {self.tp} x {self.pp} = "
-                f"{per_replica} GPUs; make the GPU count a multiple of {per_replica}"
-            )
-        return cm.Deployment(tp=self.tp, pp=self.pp, replicas=self.n_gpus // per_replica)
+        """``replicas`` copies of one replica on tp x pp GPUs: every choice of the three is a deployment."""
+        return cm.Deployment(tp=self.tp, pp=self.pp, replicas=self.replicas)
 
     def workload(self, **changes: Any) -> cm.Workload:
         """The serving workload; ``changes`` replace batch_size, prompt_len or output_len (arrays too)."""

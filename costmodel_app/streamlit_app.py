@@ -5,6 +5,7 @@ write ``views/<name>.py`` and add one ``st.Page`` line to ``PAGES`` (docs/dashbo
 """
 
 import components
+import link
 import streamlit as st
 
 st.set_page_config(page_title="costmodel", page_icon=":material/memory:", layout="wide")
@@ -25,5 +26,12 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+shared = link.read()  # a shared link's parameters, before any widget reads them
 components.scenario_sidebar()
-page.run()
+notes = st.container()  # the top of the page: what the link asked for and the page ignored
+try:
+    page.run()
+finally:  # also after a page's st.stop()
+    link.check(shared)
+    with notes:
+        link.show()

@@ -8,6 +8,7 @@ negative, a message that is not one line, or a call over its time bound).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -324,6 +325,7 @@ queries = st.dictionaries(
             "kv_dtype",
             "tp",
             "pp",
+            "replicas",
             "n_gpus",
             "alpha",
             "k_max",
@@ -337,6 +339,23 @@ queries = st.dictionaries(
     min_size=1,
     max_size=3,
 )
+
+VALID_LINK_VALUES = {
+    "model": ["llama-3-8b", "mistral-7b", "gpt2"],
+    "hardware": ["h100-sxm", "l40s", "a100-80gb"],
+    "batch_size": ["1", "64", "300"],
+    "prompt_len": ["1", "512", "4000"],
+    "weight_dtype": ["fp8", "int4", "bf16"],
+    "tp": ["1", "2", "4"],
+    "replicas": ["1", "3"],
+    "alpha": ["0", "0.55", "1"],
+    "recompute": ["full", "selective"],
+}
+valid_queries = st.dictionaries(
+    st.sampled_from(sorted(VALID_LINK_VALUES)), st.just(""), min_size=1, max_size=3
+).flatmap(lambda keys: st.fixed_dictionaries({key: st.sampled_from(VALID_LINK_VALUES[key]) for key in keys}))
+page_queries = st.one_of(queries, valid_queries)
+"""Links for the dashboard itself: fuzzed ones, and ones every value of which it must take."""
 
 
 def run_scenario(query: dict[str, str]) -> str:
@@ -371,3 +390,47 @@ def run_scenario(query: dict[str, str]) -> str:
         return "ok"
 
     return str(_timed(where, call))
+
+
+def run_dashboard_link(query: dict[str, str]) -> str:
+    """The dashboard itself (streamlit.testing's AppTest) opened on a shared link with these values: no
+    exception, and every parameter the Scenario record refuses is named in the page's warning; one it
+    takes and does not name is the value the widget holds. "refused" when the warning named one."""
+    import re
+    import sys
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    app_dir = Path(__file__).resolve().parents[1] / "costmodel_app"
+    if str(app_dir) not in sys.path:
+        sys.path.insert(0, str(app_dir))
+    from scenario import Scenario
+
+    where = f"dashboard at ?{query}"
+    at = AppTest.from_file(str(app_dir / "streamlit_app.py"), default_timeout=TIME_BOUND_S)
+    for key, raw in query.items():
+        at.query_params[key] = raw
+    _timed(where, at.run)
+    if at.exception:
+        raise FuzzFailureError(f"{where}: {[e.value for e in at.exception]}")
+    notes = " ".join(re.sub(r"\\(.)", r"\1", w.value) for w in at.warning if w.value.startswith("This link"))
+    named = {key for key in query if f"**{key}** = " in notes}
+    for key, raw in query.items():
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        candidates = [[raw]] if key == "hardware" else [raw, value]
+        taken = []
+        for candidate in candidates:
+            with contextlib.suppress(CostmodelError):
+                taken.append(getattr(Scenario.from_dict({key: candidate}, "link"), key))
+        if key == "n_gpus" or not taken:
+            if key not in named:
+                raise FuzzFailureError(f"{where}: {key}={raw!r} ignored without a word")
+        elif key in at.session_state:  # a widget of the page: it holds the value, or the warning says not
+            held = at.session_state[key] in taken
+            if held == (key in named):
+                raise FuzzFailureError(f"{where}: {key}={raw!r}, widget {at.session_state[key]!r}, {notes!r}")
+    return "refused" if named else "ok"

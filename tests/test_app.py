@@ -31,6 +31,8 @@ from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parents[1] / "costmodel_app"
 sys.path.insert(0, str(APP))  # the app's own modules, as `streamlit run` puts them on the path
+from components import header, human, log_ticks, tick_text  # noqa: E402
+from components import plain as ui_plain  # noqa: E402
 from scenario import DEFAULT, Scenario  # noqa: E402
 
 PAGES = ("memory", "performance", "speculative", "capacity", "compression", "validation")
@@ -46,11 +48,28 @@ def open_page(page: str, **query: Any) -> AppTest:
     at = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=60)
     for key, value in query.items():
         at.query_params[key] = [str(v) for v in value] if isinstance(value, list) else str(value)
+    if page != "memory":  # the default page; a link to another page opens on that page
+        at.switch_page(f"views/{page}.py")
     at.run()
-    if page != "memory":  # the default page
-        at.switch_page(f"views/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+SHOWN = 5e-4  # tables show 4 significant digits (the CSV keeps every digit)
+
+
+def table(at: AppTest, index: int, columns: Any) -> pd.DataFrame:
+    """A table the page shows, read back into costmodel's column names and SI units: its header names
+    the unit (``TTFT p99 [ms]``, ``Memory [GB per GPU]``) and header() gives the factor the page used."""
+    shown = at.dataframe[index].value
+    out = {}
+    for column in columns:
+        title, factor = header(str(column))
+        values = shown[title]
+        if factor != 1.0 and pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            values = values / factor
+        out[column] = values
+    return pd.DataFrame(out)
 
 
 def metrics(at: AppTest) -> dict[str, str]:
@@ -131,7 +150,8 @@ def check_performance(at: AppTest, sc: Scenario) -> None:
     assert_shows(shown["Time to first token"], float(r.ttft_s))
     assert_shows(shown["Time per output token"], float(r.tpot_s))
     assert_shows(shown["End to end"], float(r.e2e_s))
-    assert_shows(shown["Output tokens/s"], float(r.output_tokens_per_s))
+    per_replica = " per replica" if sc.replicas > 1 else ""
+    assert_shows(shown[f"Output tokens/s{per_replica}"], float(r.output_tokens_per_s))
     assert_shows(shown["$ per million output tokens"], float(r.usd_per_million_output_tokens))
     assert_shows(shown["$ per million input tokens"], float(r.usd_per_million_input_tokens))
     assert_shows(shown["Prefill MFU"], float(r.prefill_mfu))
@@ -173,10 +193,16 @@ def test_bad_scenario_file_says_what_is_wrong(text: str, message: str) -> None:
         Scenario.from_json(text)
 
 
-def test_gpu_count_must_hold_whole_replicas() -> None:
-    with pytest.raises(CostmodelError, match="multiple of 4"):
-        Scenario(n_gpus=6, tp=2, pp=2).deployment()
-    assert Scenario(n_gpus=8, tp=2, pp=2).deployment().replicas == 2
+def test_the_gpu_count_is_tp_x_pp_x_replicas() -> None:
+    """Every choice of TP, PP and replicas is a deployment (issue 17, item 16): the GPU count follows."""
+    sc = Scenario(tp=2, pp=2, replicas=3)
+    assert (sc.n_gpus, sc.deployment().n_gpus, sc.deployment().replicas) == (12, 12, 3)
+    # a scenario file of an earlier version gives the GPU count: whole replicas become `replicas`
+    assert Scenario.from_json('{"n_gpus": 8, "tp": 2, "pp": 2}').replicas == 2
+    with pytest.raises(
+        CostmodelError, match=r"n_gpus \(6\) must be a whole number of replicas of tp x pp = 4"
+    ):
+        Scenario.from_json('{"n_gpus": 6, "tp": 2, "pp": 2}')
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -218,13 +244,22 @@ def test_performance_page_shows_the_api_figures() -> None:
     points = trace(roofline, "prefill operators")
     assert list(points["text"]) == list(prefill["op"])
     np.testing.assert_allclose(values(points["x"]), prefill["intensity_flop_per_byte"], rtol=1e-12)
-    np.testing.assert_allclose(values(points["y"]), prefill["achieved_flop_per_s"], rtol=1e-12)
+    np.testing.assert_allclose(
+        values(points["y"]) * 1e12, prefill["achieved_flop_per_s"], rtol=1e-12
+    )  # TFLOP/s
     roof = trace(roofline, "achievable roof")
     h100 = cm.load_hardware("h100-sxm")
-    np.testing.assert_allclose(values(roof["y"]), attainable_flop_per_s(h100, values(roof["x"])), rtol=1e-12)
+    np.testing.assert_allclose(
+        values(roof["y"]) * 1e12, attainable_flop_per_s(h100, values(roof["x"])), rtol=1e-12
+    )
+    assert roofline["layout"]["yaxis"]["title"]["text"] == "TFLOP/s"
     # the sweep vs batch is costmodel.sweep
     swept = cm.sweep("llama-3-8b", "h100-sxm", batch_size=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024])
-    np.testing.assert_allclose(values(trace(figures[0], "h100-sxm")["y"]), swept["ttft_s"] * 1e3, rtol=1e-12)
+    # TTFT reaches tens of seconds at batch 1,024: that subplot is in s, not in thousands of ms
+    assert swept["ttft_s"].max() > 10
+    assert figures[0]["layout"]["annotations"][0]["text"] == "TTFT [s]"
+    np.testing.assert_allclose(values(trace(figures[0], "h100-sxm")["y"]), swept["ttft_s"], rtol=1e-12)
+    assert figures[0]["layout"]["annotations"][1]["text"] == "TPOT [ms]"
     # the comparison ranks every built-in device with a price by $ per million output tokens
     bars = figures[3]["data"][0]
     costs = {h: float(api_estimate(DEFAULT, h).usd_per_million_output_tokens) for h in bars["y"]}
@@ -376,7 +411,9 @@ def test_validation_page_shows_the_public_evaluation_per_device_and_family(
     gemm_m = table.query("system == 'h100_sxm' and family == 'gemm' and axis == 'm (tokens)'")
     bars = [t for t in regimes["data"] if t["type"] == "bar"]
     assert sum(len(t["x"]) for t in bars) == len(gemm_m)
-    frame = next(d.value for d in at.dataframe if "Engine" in d.value.columns)
+    frame = next(
+        d.value for d in at.dataframe if "Rows" in d.value.columns
+    )  # the summary, not a chart's numbers
     assert {"Split", "Rows", "Median |error| [%]", "p90 |error| [%]"} <= set(frame.columns)
     rows = [e for e in summary["kernels"] if e["system"] == "h100_sxm" and e["family"] == "gemm"]
     assert len(frame) == len(rows)
@@ -452,23 +489,51 @@ def test_a_model_that_does_not_fit() -> None:
     assert not errors(at)
 
 
+def splits(model: cm.ModelProfile, tp: int) -> bool:
+    try:
+        cm.Deployment(tp=tp).check(model)
+    except ValueError:
+        return False
+    return True
+
+
 def test_tensor_parallel_that_does_not_divide_the_heads() -> None:
     with pytest.raises(ValueError, match="tp") as raised:
         cm.Deployment(tp=3).check(cm.load_model("llama-3-8b"))
-    for page in ("performance", "speculative"):
-        at = open_page(page, tp=3, n_gpus=3)
-        assert errors(at) == [str(raised.value)]
+    # costmodel's reason, and the degrees that do split the model (each checked by costmodel itself)
+    works = [tp for tp in range(1, 129) if splits(cm.load_model("llama-3-8b"), tp)]
+    assert works == [1, 2, 4, 8, 16, 32]  # the divisors of 32 heads that keep 8 KV heads whole or copied
+    message = f"{raised.value}; TP that works for llama-3-8b: {', '.join(map(str, works))}"
+    for page in ("performance", "speculative", "compression"):
+        at = open_page(page, tp=3)
+        assert errors(at) == [message]
         assert at.number_input(key="tp").value == 3  # the sidebar still works
-    at = open_page("memory", tp=3, n_gpus=3)  # memory is per device: no figures for an impossible split
-    assert errors(at) == [str(raised.value)]
+    at = open_page("memory", tp=3)  # memory is per device: no figures for an impossible split
+    assert errors(at) == [message]
     assert not at.success
     assert not metrics(at)
 
 
-def test_gpus_that_do_not_hold_whole_replicas() -> None:
-    at = open_page("performance", tp=2, n_gpus=3)
-    assert len(errors(at)) == 1
-    assert "multiple of 2" in errors(at)[0]
+@pytest.mark.parametrize("page", ["memory", "performance", "speculative", "compression"])
+def test_changing_tp_or_pp_keeps_every_page_coherent(page: str) -> None:
+    """TP and PP change the replica and the GPU count follows (issue 17, item 16): no page is blank until
+    another input is changed too, and Memory never shows an error beside a "Fits" banner."""
+    at = open_page(page)
+    for tp, pp, replicas in ((2, 1, 1), (4, 2, 1), (8, 1, 3)):
+        at.number_input(key="tp").set_value(tp).run()
+        at.number_input(key="pp").set_value(pp).run()
+        at.number_input(key="replicas").set_value(replicas).run()
+        assert not at.exception
+        assert not errors(at), (tp, pp, errors(at))
+        assert metrics(at), (tp, pp)
+        assert f"{tp * pp * replicas} GPUs: TP {tp} × PP {pp}" in " ".join(
+            c.value for c in at.sidebar.caption
+        )
+        assert not (at.success and at.error)
+        if page == "performance":
+            check_performance(at, Scenario(tp=tp, pp=pp, replicas=replicas))
+        if page == "memory":
+            check_memory(at, Scenario(tp=tp, pp=pp, replicas=replicas))
 
 
 def test_a_device_that_cannot_run_the_scenario_is_left_out() -> None:
@@ -485,6 +550,191 @@ def test_widget_change_updates_the_figures() -> None:
     at.multiselect(key="hardware").set_value(["a100-80gb", "h100-sxm"]).run()
     assert not at.exception
     check_performance(at, Scenario(batch_size=64, hardware=["a100-80gb", "h100-sxm"]))
+
+
+# ----------------------------------------------------------------------------------------------------
+# readable charts and tables (issue 17, item 17)
+# ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "title", "factor"),
+    [
+        ("ttft_p99_s", "TTFT p99 [ms]", 1e3),
+        ("memory_bytes_per_gpu", "Memory [GB per GPU]", 1e-9),
+        ("weights_bytes", "Weights [GB]", 1e-9),
+        ("achieved_flop_per_s", "Achieved [TFLOP/s]", 1e-12),
+        ("intensity_flop_per_byte", "Intensity [FLOP/byte]", 1.0),
+        ("rate_per_replica_per_s", "Rate per replica [requests/s]", 1.0),
+        ("output_tokens_per_s", "Output [tokens/s]", 1.0),
+        ("usd_per_million_output_tokens", "$ per million output tokens", 1.0),
+        ("max_batch_size", "Largest batch size", 1.0),
+        ("kv_dtype", "KV format", 1.0),
+        ("reason", "Reason", 1.0),
+        ("k", "k", 1.0),
+    ],
+)
+def test_table_headers_are_words_with_their_unit(name: str, title: str, factor: float) -> None:
+    assert header(name) == (title, factor)
+
+
+def test_tables_show_four_significant_digits_in_the_headers_units() -> None:
+    frame = pd.DataFrame(
+        {"hardware": ["h100-sxm"], "ttft_p99_s": [0.123456], "weights_bytes": [16060522496], "fits": [True]}
+    )
+    shown = human(frame)
+    assert list(shown.columns) == ["Hardware", "TTFT p99 [ms]", "Weights [GB]", "Fits"]
+    assert shown.iloc[0].tolist() == ["h100-sxm", 123.5, 16.06, True]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st_.floats(-6, 15), st_.floats(0.2, 12))
+def test_log_axis_ticks(low_exponent: float, decades: float) -> None:
+    """Several labelled ticks on every log axis, however short, never a crowd; one format per axis."""
+    low, high = 10.0**low_exponent, 10.0 ** (low_exponent + decades)
+    ticks = log_ticks(low, high)
+    inside = [t for t in ticks if low <= t <= high]
+    assert len(inside) >= 2, (low, high, ticks)
+    assert len(inside) <= 15
+    assert ticks == sorted(ticks)
+    text = tick_text(ticks)
+    styles = {"e" if "e" in t else "si" if t[-1] in "kMG" else "plain" for t in text}
+    assert len(styles) == 1 or styles == {"si", "plain"}, text  # 300, 1k, 3k is one style
+    assert len(set(text)) == len(text), text  # no two ticks read the same
+
+
+def log_axes(figure: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in figure["layout"].items() if k[1:5] == "axis" and v.get("type") == "log"}
+
+
+@pytest.mark.parametrize("page", ["memory", "performance", "capacity"])
+def test_log_axes_are_labelled_between_decades_in_sensible_units(page: str) -> None:
+    at = open_page(page)
+    for figure in charts(at):
+        for name, axis in log_axes(figure).items():
+            assert len(axis.get("tickvals", [])) >= 3, (page, name)
+            assert len(set(axis["ticktext"])) == len(axis["ticktext"])
+    if page == "performance":  # no axis of milliseconds in the thousands of thousands
+        for figure in charts(at):
+            titles = [a["text"] for a in figure["layout"].get("annotations", []) if "[ms]" in a["text"]]
+            for i, title in enumerate(titles):
+                axis = figure["layout"]["yaxis" + (str(i + 2) if i else "")]
+                assert max(axis["tickvals"]) < 1e5, title
+
+
+def test_memory_charts_keep_one_meaning_per_colour_and_no_labels_on_the_bars() -> None:
+    at = open_page("memory", hardware=["h100-sxm", "a100-80gb", "h200"])
+    breakdown, by_context, training = charts(at)
+    component = {
+        t["name"]: t["marker"]["color"] for t in breakdown["data"] + training["data"] if t["type"] == "bar"
+    }
+    assert component["weights"] == trace(training, "weights")["marker"]["color"]
+    assert component["activations"] == trace(training, "activations")["marker"]["color"]
+    devices = {t["name"]: t["line"]["color"] for t in by_context["data"] if t["name"] != "this scenario"}
+    assert set(devices) == {"h100-sxm", "a100-80gb", "h200"}
+    assert not set(devices.values()) & set(component.values())  # a colour means a device or a component
+    assert len(set(devices.values())) == 3
+    # device memory in the training chart: named in the legend, one line per size, no label over the bars
+    assert not training["layout"].get("annotations")
+    lines = [t["name"] for t in training["data"] if t["type"] == "scatter"]
+    gb = {name: cm.load_hardware(name).memory_bytes / 1e9 for name in ("h100-sxm", "a100-80gb", "h200")}
+    assert gb["h100-sxm"] == gb["a100-80gb"] != gb["h200"]
+    assert lines == [
+        f"h100-sxm, a100-80gb memory ({gb['h100-sxm']:,.2f} GB)",
+        f"h200 memory ({gb['h200']:,.2f} GB)",
+    ]
+    # a device keeps its colour on the Performance page
+    at.switch_page("views/performance.py").run()
+    latency = charts(at)[0]
+    assert {t["name"]: t["line"]["color"] for t in latency["data"] if t.get("showlegend", True)} == devices
+
+
+def test_capacity_curves_name_the_unstable_range_in_the_legend() -> None:
+    at = open_page("capacity", rate_per_s=100, tp_degrees=[1])
+    curves = charts(at)[-1]
+    assert not [a for a in curves["layout"].get("annotations", []) if a["text"] == "unstable"]
+    assert trace(curves, "unstable (at or beyond saturation)")
+
+
+def test_capacity_latency_axes_stay_near_the_objectives() -> None:
+    """The p99 climbs without bound near saturation: the axes end at 20 x the objective (10 s for 500 ms,
+    1 s for 50 ms), not at hundreds of thousands of ms."""
+    curves = charts(open_page("capacity"))[-1]
+    assert 10 ** curves["layout"]["yaxis"]["range"][1] == pytest.approx(20 * 500)
+    assert 10 ** curves["layout"]["yaxis2"]["range"][1] == pytest.approx(20 * 50)
+    assert max(curves["layout"]["yaxis"]["tickvals"]) <= 1.5 * 20 * 500
+
+
+# ----------------------------------------------------------------------------------------------------
+# shared links with values the dashboard cannot use (issue 17, item 9)
+# ----------------------------------------------------------------------------------------------------
+
+
+def link_notes(at: AppTest) -> list[str]:
+    """The lines of the warning that lists what the link asked for and the page ignored."""
+    shown = [re.sub(r"\\(.)", r"\1", w.value) for w in at.warning if w.value.startswith("This link")]
+    return shown[0].split("\n")[1:] if shown else []
+
+
+@pytest.mark.parametrize(
+    ("page", "query", "reason", "used"),
+    [
+        (
+            "memory",
+            {"model": "llama-9-8b"},
+            "unknown model 'llama-9-8b'. Did you mean 'llama-3-8b'",
+            "llama-3-8b",
+        ),
+        ("performance", {"batch_size": "-5"}, "greater than or equal to 1", "8"),
+        (
+            "speculative",
+            {"weight_dtype": "int3"},
+            "unknown dtype 'int3'. Did you mean 'int8', 'int4'",
+            "bf16",
+        ),
+        ("memory", {"batch_size": "1e400"}, "a finite number", "8"),  # was a traceback on every page
+        ("capacity", {"prompt_len": "inf"}, "a finite number", "2048"),
+        ("compression", {"hardware": ["h100", "l40s"]}, "unknown hardware 'h100'", "l40s"),
+        ("memory", {"alpha": "2"}, "less than or equal to 1", "0.7"),  # another page's option, checked here
+        ("capacity", {"rate_per_s": "inf"}, "not a value this page's input takes", "10.0"),
+        ("capacity", {"tp_degrees": ["1", "3"]}, "not a value this page's input takes", "1"),
+        ("performance", {"batch_size": "12.5"}, "a valid integer", "12"),  # Streamlit truncates: said so
+    ],
+)
+def test_a_link_with_an_invalid_value_says_what_it_ignored(
+    page: str, query: dict[str, Any], reason: str, used: str
+) -> None:
+    (key, value), valid = next(iter(query.items())), {"output_len": 128}  # one bad value, one good one
+    at = open_page(page, **query, **valid)
+    notes = link_notes(at)
+    assert len(notes) == 1, notes
+    given = ", ".join(value) if isinstance(value, list) else value
+    assert notes[0].startswith(f"- **{key}** = {given}: "), notes
+    assert reason in notes[0], notes
+    assert notes[0].endswith(f"Using {used}."), notes
+    assert at.number_input(key="output_len").value == 128  # the rest of the link is used
+    assert not errors(at)
+
+
+def test_a_link_names_every_parameter_it_ignores_and_the_notes_can_be_dismissed() -> None:
+    at = open_page("performance", batch_size="-5", colour="red", n_gpus="4", kv_dtype="fp8")
+    notes = link_notes(at)
+    assert [n.split(" = ")[0] for n in notes] == ["- **batch_size**", "- **colour**", "- **n_gpus**"]
+    assert "not an input of this page (unknown name)" in notes[1]
+    assert "GPUs are now TP × PP × replicas: give `replicas`" in notes[2]
+    check_performance(at, Scenario(kv_dtype="fp8"))  # what the link got right is used
+    at.switch_page("views/memory.py").run()  # the notes stay until dismissed
+    assert link_notes(at) == notes
+    at.button(key="dismiss_link_warnings").click().run()
+    assert not link_notes(at)
+
+
+def test_a_valid_link_says_nothing() -> None:
+    query = {"batch_size": "16", "hardware": ["l40s", "h100-sxm"], "tp": "2", "replicas": "2", "alpha": "0.5"}
+    for page in ("performance", "speculative"):
+        at = open_page(page, **query)
+        assert not link_notes(at)
+    assert at.slider(key="alpha").value == 0.5
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -633,8 +883,7 @@ def test_capacity_page_shows_the_plan() -> None:
     assert_shows(shown["p99 TPOT"], best["tpot_p99_s"])
     assert_shows(shown["Utilisation per replica"], best["utilization"])
     # the ranked table is plan()'s, row for row
-    table = at.dataframe[0].value
-    pd.testing.assert_frame_equal(table[plan.columns], plan, check_dtype=False, rtol=1e-12)
+    pd.testing.assert_frame_equal(table(at, 0, plan.columns), plan, check_dtype=False, rtol=SHOWN)
     cost, curves = charts(at)
     np.testing.assert_allclose(values(cost["data"][0]["y"]), plan["usd_per_hour"], rtol=1e-12)
     # the curves: analyze() of the cheapest plan's replica; the star is the plan's row
@@ -670,9 +919,11 @@ def test_capacity_page_when_no_candidate_meets_the_slo() -> None:
     plan = capacity.plan(
         "llama-3-8b", ["h100-sxm"], api_traffic(100.0), capacity.SLO(ttft_s=0.001, tpot_s=0.05), tp=(1, 2)
     )
-    table = at.dataframe[0].value
-    assert not table["feasible"].any()
-    assert list(table["reason"]) == list(plan["reason"])
+    shown = table(at, 0, plan.columns)
+    assert not shown["feasible"].any()
+    assert list(shown["reason"]) == list(plan["reason"])
+    reasons = " ".join(m.value for m in at.markdown)  # and in full below the table
+    assert all(ui_plain(r) in reasons for r in plan["reason"])
     assert len(charts(at)) == 1  # no cost bars, only the curves
     shown = metrics(at)
     assert "Replicas" not in shown
@@ -687,12 +938,12 @@ def test_capacity_page_with_a_model_and_a_device_that_cannot_serve() -> None:
     # llama-3.1-405b leaves no KV cache on H100s up to TP 8; the CPU has no interconnect for TP 2
     at = open_page("capacity", model="llama-3.1-405b", hardware=["h100-sxm", "cpu"], tp_degrees=[1, 2])
     assert not errors(at)
-    table = at.dataframe[0].value.set_index(["hardware", "tp"])
-    assert not table["feasible"].any()
-    assert table.loc[("h100-sxm", 1), "reason"] == "the weights leave no room for a KV cache"
+    shown = table(at, 0, ["hardware", "tp", "feasible", "reason"]).set_index(["hardware", "tp"])
+    assert not shown["feasible"].any()
+    assert shown.loc[("h100-sxm", 1), "reason"] == "the weights leave no room for a KV cache"
     api = capacity.plan("llama-3.1-405b", ["cpu"], api_traffic(context=131072), SLO, tp=(2,))
     assert "no intra-node bandwidth" in api.reason[0]
-    assert table.loc[("cpu", 2), "reason"] == api.reason[0]  # costmodel's message, one row, not a crash
+    assert shown.loc[("cpu", 2), "reason"] == api.reason[0]  # costmodel's message, one row, not a crash
     assert "No latency curve on h100-sxm: TP 1, 2: the weights leave no room" in at.info[0].value
     # lengths the model cannot hold are refused with the reason: costmodel's one context rule, every page
     rule = "prompt_len + output_len = 8,256 tokens exceeds llama-3-8b's context of 8,192 tokens (max_context)"
@@ -735,8 +986,7 @@ def test_compression_page_shows_the_api_figures() -> None:
     assert_nats(shown["Loss increase"], row["loss_increase"])
     assert_shows(shown["Quality retention"], row["quality_retention"])
     # the table is tradeoffs()'s
-    table = at.dataframe[0].value
-    pd.testing.assert_frame_equal(table[frame.columns], frame, check_dtype=False, rtol=1e-12)
+    pd.testing.assert_frame_equal(table(at, 0, frame.columns), frame, check_dtype=False, rtol=SHOWN)
     assert "have no quality model" in " ".join(c.value for c in at.caption)
     scatter, bands, panel = charts(at)
     # memory vs TPOT: coloured by log10 of the loss increase, the Pareto rows ringed
@@ -788,7 +1038,7 @@ def test_compression_page_options_and_a_model_that_does_not_fit() -> None:
     assert_shows(
         at.warning[0].value.split("needs ")[1].split(" per GPU")[0], frame["memory_bytes_per_gpu"].min()
     )
-    pd.testing.assert_frame_equal(at.dataframe[0].value[frame.columns], frame, check_dtype=False, rtol=1e-12)
+    pd.testing.assert_frame_equal(table(at, 0, frame.columns), frame, check_dtype=False, rtol=SHOWN)
     shown = metrics(at)
     assert_shows(shown["Memory per GPU"], frame.iloc[0]["memory_bytes_per_gpu"])
     assert shown["Loss increase"] == shown["Quality retention"] == "no quality model"  # an fp8 KV cache
@@ -831,9 +1081,9 @@ def test_your_own_price_replaces_the_listed_one() -> None:
     assert shown["l40s"] == pytest.approx(float(api_estimate(DEFAULT, "l40s").usd_per_million_output_tokens))
     at = open_page("capacity", hardware=["h100-sxm"], usd_per_hour=2.0)
     assert not errors(at)
-    table = at.dataframe[0].value
-    priced = table[table["feasible"].astype(bool)]
-    np.testing.assert_allclose(priced["usd_per_hour"], 2.0 * priced["gpus"], rtol=1e-12)
+    shown = table(at, 0, ["feasible", "usd_per_hour", "gpus"])
+    priced = shown[shown["feasible"].astype(bool)]
+    np.testing.assert_allclose(priced["usd_per_hour"], 2.0 * priced["gpus"], rtol=SHOWN)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -856,7 +1106,6 @@ def memory_scenarios(draw: st_.DrawFn) -> Scenario:
         hardware=[hardware],
         tp=tp,
         pp=pp,
-        n_gpus=tp * pp,
         weight_dtype=draw(st_.sampled_from(["bf16", "fp8", "int4"])),
         kv_dtype=draw(st_.sampled_from(["bf16", "fp8"])),
         batch_size=draw(st_.integers(1, 1024)),
@@ -875,7 +1124,6 @@ def test_dashboard_memory_agrees_with_size_and_estimate(sc: Scenario) -> None:
             "hardware",
             "tp",
             "pp",
-            "n_gpus",
             "weight_dtype",
             "kv_dtype",
             "batch_size",

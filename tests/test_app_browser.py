@@ -1,8 +1,8 @@
 """The dashboard in a real browser: ``python -m costmodel_app`` (what ``costmodel dashboard`` runs) in a
 subprocess, driven by Debian's chromium through playwright. Every page renders its plotly charts without an error element, a
 widget change re-renders and lands in the URL, a link reproduces the view, and the scenario downloads as
-JSON. Screenshots go to a temporary folder; ``UPDATE_SCREENSHOTS=1`` also writes the README's
-docs/img/dashboard.png.
+JSON; a link with values it cannot use says so; the screenshot script (docs/img/make_screenshots.py,
+which writes the docs' pictures) photographs every page of the navigation.
 
 Skips (with the reason) where /usr/bin/chromium (``apt-get install chromium``) or the playwright Python
 package is missing; playwright's own browser downloads are never used.
@@ -34,7 +34,6 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Pyt
 pytest.importorskip("streamlit", reason="the dashboard needs the app extra: pip install 'costmodel[app]'")
 
 ROOT = Path(__file__).resolve().parents[1]
-README_SHOT = ROOT / "docs" / "img" / "dashboard.png"
 BROWSER_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -225,7 +224,7 @@ def test_a_link_reproduces_the_view(server: str, page: Any) -> None:
 
 
 def test_bad_input_shows_a_message_not_a_traceback(server: str, page: Any) -> None:
-    page.goto(f"{server}/performance?tp=3&n_gpus=3")
+    page.goto(f"{server}/performance?tp=3")
     settle(page)
     assert_no_error(page)
     alert = page.locator('[data-testid="stAlertContentError"]').first.inner_text()
@@ -244,20 +243,27 @@ def test_scenario_downloads_as_json(server: str, page: Any, tmp_path: Path) -> N
     assert (saved["batch_size"], saved["hardware"], saved["model"]) == (12, ["l40s"], "llama-3-8b")
 
 
-def test_readme_screenshot(server: str, browser: Any, tmp_path: Path) -> None:
-    """The README's picture: the Performance page on the default scenario, compared with an A100."""
-    context = browser.new_context(viewport={"width": 1440, "height": 1050}, device_scale_factor=1)
-    try:
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(f"{server}/performance?hardware=h100-sxm&hardware=a100-80gb")
-        settle(page, PAGES["performance"])
-        page.wait_for_timeout(500)  # plotly's transitions
-        assert_no_error(page)
-        shot = tmp_path / "dashboard.png"
-        page.screenshot(path=shot)
-        if os.environ.get("UPDATE_SCREENSHOTS") == "1":
-            README_SHOT.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(shot, README_SHOT)
-    finally:
-        context.close()
+def test_a_link_with_values_it_cannot_use_says_so(server: str, page: Any) -> None:
+    """?batch_size=1e400 was a traceback on every page; ?model=llama-9-8b was ignored without a word."""
+    page.goto(f"{server}/performance?batch_size=1e400&model=llama-9-8b&kv_dtype=fp8")
+    settle(page, PAGES["performance"])
+    assert_no_error(page)
+    warning = page.locator('[data-testid="stAlertContentWarning"]').first.inner_text()
+    assert "batch_size = 1e400: not a finite number. Using 8." in warning
+    assert "model = llama-9-8b: unknown model 'llama-9-8b'. Did you mean 'llama-3-8b'" in warning
+    expected = cm.estimate("llama-3-8b", "h100-sxm", cm.Workload(8, 2048, 256, kv_dtype="fp8"))
+    wait_for_time(page, "Time to first token", float(expected.ttft_s))  # the valid part of the link is used
+
+
+def test_the_screenshot_script_photographs_every_page(server: str, browser: Any, tmp_path: Path) -> None:
+    """docs/img/make_screenshots.py finds the pages in the navigation and writes one PNG each."""
+    sys.path.insert(0, str(ROOT / "docs" / "img"))
+    import make_screenshots
+
+    written = make_screenshots.capture(browser, server, tmp_path)
+    assert {path.stem for path in written.values()} >= {(path or "memory").split("?")[0] for path in PAGES}
+    for path in written.values():
+        header = path.read_bytes()[:24]
+        assert header[:8] == b"\x89PNG\r\n\x1a\n"
+        width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+        assert (width, height) == (1440, 1050), path

@@ -44,10 +44,26 @@ def test_bad_input_is_one_message_and_exit_2() -> None:
         (["estimate", "--model", "gpt2", "--batch-size", "0"], "batch_size must be >= 1, got 0"),
         (["estimate", "--model", "gpt2", "--weight-dtype", "int3"], "unknown dtype 'int3'"),
         (["import-hf", "/nonexistent/config.json"], "cannot read"),
+        # every command that reads a path: a missing one is one error naming it (issue 17)
+        (["estimate", "--model", "/nonexistent/config.json"], "cannot read /nonexistent/config.json"),
+        (
+            ["estimate", "--model", "gpt2", "--hardware", "/nonexistent/h.yaml"],
+            "cannot read /nonexistent/h.yaml",
+        ),
+        (
+            ["compare", "--model", "gpt2", "--hardware", "/nonexistent/h.yaml"],
+            "cannot read /nonexistent/h.yaml",
+        ),
+        (["plan", "--model", "/nonexistent/m.yaml", "--rate", "5"], "cannot read /nonexistent/m.yaml"),
+        (
+            ["calibrate", "--from", "/nonexistent", "--out", "/nonexistent/out"],
+            "/nonexistent has no kernels/",
+        ),
     ]:
         result = runner.invoke(app, args)
         assert result.exit_code == 2, args
         assert needle in " ".join(result.stderr.split()), args
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "Traceback" not in result.output
 
 

@@ -62,7 +62,13 @@ def test_dashboard_link_parameters(query: dict[str, str]) -> None:
     _count("link", fuzzing.run_scenario(query))
 
 
-@pytest.mark.parametrize("kind", ["api", "config", "cli", "link"])
+@bounded(12)  # each case runs the dashboard's Memory page (about a second)
+@given(fuzzing.page_queries)
+def test_dashboard_opened_on_a_link(query: dict[str, str]) -> None:
+    _count("page", fuzzing.run_dashboard_link(query))
+
+
+@pytest.mark.parametrize("kind", ["api", "config", "cli", "link", "page"])
 def test_the_fuzz_reached_both_outcomes(kind: str) -> None:
     """A fuzz that only ever refuses (or only ever succeeds) tests one side: both must occur."""
     if kind not in seen:

@@ -116,6 +116,22 @@ def test_installed_wheel_starts_the_dashboard_and_sigterm_stops_it(tmp_path: Pat
         check=True,
     ).stdout.split()
     assert all(path.startswith(str(tmp_path / "venv")) for path in where), where
+    # the installed app renders every page without an exception (a module or data file missing from the
+    # wheel would still answer HTTP 200: the page's script is what fails)
+    render = (
+        "import pathlib, costmodel_app\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        "app = pathlib.Path(costmodel_app.__file__).parent\n"
+        "for page in sorted(p.name for p in (app / 'views').glob('*.py')):\n"
+        "    at = AppTest.from_file(str(app / 'streamlit_app.py'), default_timeout=120)\n"
+        "    at.switch_page(f'views/{page}')\n"
+        "    at.run()\n"
+        "    assert not at.exception, (page, [e.value for e in at.exception])\n"
+        "    print(page)\n"
+    )
+    rendered = subprocess.run([python, "-c", render], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert rendered.returncode == 0, rendered.stderr[-2000:]
+    assert "memory.py" in rendered.stdout
     log = tmp_path / "dashboard.log"
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -107,6 +107,25 @@ def test_report_writes_markdown(results: tuple[Path, Path], capsys: pytest.Captu
     assert "FLOPs exact" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["report", "{tmp}/missing.jsonl"], "{tmp}/missing.jsonl: no such results file"),
+        (["report", "{tmp}"], "{tmp}: is a folder; give the results files (*.jsonl) in it"),
+        (["public", "--data", "{tmp}/missing", "--out", "{tmp}/out"], "--data {tmp}/missing: no such folder"),
+        (["silicon-calibrate", "--data", "{tmp}"], "--data {tmp}: has no silicon_sample.csv"),
+    ],
+)
+def test_a_missing_input_path_is_one_error(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A path a command reads that is not there: one line naming it, exit 2, nothing written (issue 17)."""
+    assert main([a.format(tmp=tmp_path) for a in args]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"error: {message.format(tmp=tmp_path)}\n"
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_torn_last_line_is_skipped_by_report_and_cut_by_resume(
     results: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     sil.add_argument("--data", type=Path, required=True, help="folder holding silicon_sample.csv")
     args = parser.parse_args(argv)
     try:
+        _check_inputs(args)
         if args.command in ("calibrate", "run", "all"):
             from validation.run import check_device
 
@@ -68,6 +69,23 @@ def main(argv: list[str] | None = None) -> int:
     except CostmodelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Every path a command reads exists, before any work: one error line naming it, exit 2."""
+    if args.command == "report":
+        for path in args.paths:
+            if path.is_dir():
+                raise CostmodelError(f"{path}: is a folder; give the results files (*.jsonl) in it")
+            if not path.is_file():
+                raise CostmodelError(f"{path}: no such results file")
+    if args.command in ("public", "silicon-calibrate") and not args.data.is_dir():
+        raise CostmodelError(f"--data {args.data}: no such folder")
+    if args.command == "silicon-calibrate":
+        from validation.public.silicon import SILICON_FILE
+
+        if not (args.data / SILICON_FILE).is_file():
+            raise CostmodelError(f"--data {args.data}: has no {SILICON_FILE}")
 
 
 def _command(args: argparse.Namespace) -> int:

@@ -282,7 +282,7 @@ st.caption(
     f"{sc.activation_dtype}, KV {sc.kv_dtype} · {objective} · prompts {prompt_kind}, mean "
     f"{load.prompt.mean:,.0f} tokens · outputs {output_kind}, mean {load.output.mean:,.0f} tokens "
     f"(lengths capped at the {model.max_context:,}-token context). The planner chooses replicas, TP and "
-    "the batch limit: the sidebar's GPUs, TP, PP and batch size are not used here."
+    "the batch limit: the sidebar's TP, PP, replicas and batch size are not used here."
 )
 
 # ---------------------------------------------------------------------------- compute: the plan
@@ -323,8 +323,8 @@ else:
         ("p99 TPOT", ui.duration(best["tpot_p99_s"]), "tpot_p99_s"),
         ("Utilisation per replica", ui.fraction(best["utilization"]), "utilization"),
     ]
-    for start in (0, 5):
-        for col, (label, value, attr) in zip(st.columns(5), figures[start : start + 5], strict=True):
+    for start, widths in ((0, [2, 1, 1, 1, 1]), (5, 5)):  # a device's name is wider than a count
+        for col, (label, value, attr) in zip(st.columns(widths), figures[start : start + 5], strict=True):
             with col:
                 ui.metric(label, value, f"{source}.{attr}")
     st.caption(
@@ -336,34 +336,39 @@ else:
     )
 
 st.subheader("Candidates, cheapest first")
-st.dataframe(
+ui.dataframe(
     ranked,
-    hide_index=True,
-    column_config={
-        "feasible": st.column_config.CheckboxColumn("meets the SLOs"),
-        "confirmed_by_simulation": st.column_config.CheckboxColumn(
-            "confirmed by simulation",
-            help="Simulated with costmodel.simulate.serve: rows above the analytic model's validated load.",
-        ),
-        "ttft_p99_error_s": st.column_config.NumberColumn(
-            "± p99 TTFT", help="Sampling error of the planner's p99 TTFT (its quadrature) [s]."
-        ),
-        "tpot_p99_error_s": st.column_config.NumberColumn(
-            "± p99 TPOT", help="Sampling error of the planner's p99 TPOT (its quadrature) [s]."
-        ),
-        "utilization": st.column_config.NumberColumn("utilization", format="percent"),
-        "usd_per_hour": st.column_config.NumberColumn("$ per hour", format="dollar"),
-        "usd_per_million_tokens": st.column_config.NumberColumn("$ per M tokens", format="%.4f"),
-        "usd_per_million_output_tokens": st.column_config.NumberColumn(
-            "$ per M output tokens", format="%.4f"
-        ),
-    },
+    feasible=st.column_config.CheckboxColumn("Meets the SLOs"),
+    confirmed_by_simulation=st.column_config.CheckboxColumn(
+        "Confirmed by simulation",
+        help="Simulated with costmodel.simulate.serve: rows above the analytic model's validated load.",
+    ),
+    ttft_p99_error_s=st.column_config.NumberColumn(
+        "± TTFT p99 [ms]", help="Sampling error of the planner's p99 TTFT (its quadrature).", format="%.3g"
+    ),
+    tpot_p99_error_s=st.column_config.NumberColumn(
+        "± TPOT p99 [ms]", help="Sampling error of the planner's p99 TPOT (its quadrature).", format="%.3g"
+    ),
+    utilization=st.column_config.NumberColumn("Utilization", format="percent"),
+    max_batch_size=st.column_config.NumberColumn("Batch limit"),
+    usd_per_hour=st.column_config.NumberColumn("$ per hour", format="dollar"),
+    usd_per_million_tokens=st.column_config.NumberColumn("$ per million tokens", format="%.4f"),
+    usd_per_million_output_tokens=st.column_config.NumberColumn("$ per million output tokens", format="%.4f"),
 )
 st.caption(
-    "Latencies in seconds, rates in requests/s per replica; ± is the sampling error of the planner's p99. "
-    "An infeasible candidate has no numbers, only its reason. Batch limits are lowered to what the KV "
-    "cache holds without preempting (kv_safe_batch_size)."
+    "Latencies in ms (as the objectives), rates in requests/s per replica; ± is the sampling error of the "
+    "planner's p99. An infeasible candidate has no numbers, only its reason. Batch limits are lowered to "
+    "what the KV cache holds without preempting (kv_safe_batch_size)."
 )
+infeasible = ranked[~ranked["feasible"]]
+if not infeasible.empty:  # the reason is the information: in full, not cut to the table's column width
+    st.markdown(
+        "**Why the others do not meet the objectives**  \n"
+        + "  \n".join(
+            f"- {ui.plain(c)}: {ui.plain(r)}"
+            for c, r in zip(infeasible["candidate"], infeasible["reason"], strict=True)
+        )
+    )
 if not feasible.empty:
     fig = go.Figure()
     fig.add_bar(
@@ -493,13 +498,26 @@ if curve is not None:
         fillcolor="grey",
         opacity=0.2,
         line_width=0,
-        annotation_text="unstable",
-        annotation_position="top left",
         row="all",
         col="all",
     )
+    fig.add_scatter(  # the shaded range named in the legend: a label on the chart sat under the objective
+        x=[None],
+        y=[None],
+        mode="markers",
+        marker=dict(symbol="square", size=14, color="rgba(128, 128, 128, 0.35)"),
+        name="unstable (at or beyond saturation)",
+    )
     fig.update_xaxes(title_text="arrival rate per replica [requests/s]", rangemode="tozero")
     fig.update_yaxes(type="log")
+    # near saturation the queue's p99 climbs without bound: show up to 20 x the objective (or the star),
+    # so the axis reads in ms around the objective instead of running to hundreds of seconds
+    for col, metric, target in ((1, "ttft", ttft_slo_ms), (2, "tpot", tpot_slo_ms)):
+        shown = curve[[f"{metric}_p50_s", f"{metric}_p99_s"]].to_numpy() * 1e3
+        low = float(np.nanmin(shown)) if np.isfinite(shown).any() else target / 10
+        star = here[f"{metric}_p99_s"] * 1e3
+        high = max(20 * target, 3 * star if np.isfinite(star) else 0.0, 2 * low)
+        fig.update_yaxes(range=[np.log10(min(low, target) / 1.5), np.log10(high)], row=1, col=col)
     ui.chart(fig, curve, "capacity-latency-vs-load")
     st.caption(
         f"For {note}. Grey: at or beyond saturation ({saturation:,.4g} requests/s) the queue grows without "

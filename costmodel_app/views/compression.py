@@ -97,8 +97,7 @@ with cols[3]:
 try:
     model = ui.model(sc)
     primary = ui.hardware(sc)[0]
-    deployment = sc.deployment()
-    deployment.check(model)
+    deployment = ui.deployment(sc, model)
     sc.workload()  # the sidebar's sizes and formats are valid
 except ui.BAD_INPUT as e:
     ui.show_error(e)
@@ -181,13 +180,10 @@ st.caption(
 )
 
 st.subheader("Every choice")
-st.dataframe(
+ui.dataframe(
     frame,
-    hide_index=True,
-    column_config={
-        "pareto": st.column_config.CheckboxColumn("Pareto"),
-        "quality_retention": st.column_config.NumberColumn("quality retention", format="%.4f"),
-    },
+    pareto=st.column_config.CheckboxColumn("Pareto"),
+    quality_retention=st.column_config.NumberColumn("Quality retention", format="%.4f"),
 )
 st.caption(
     "**KV-cache quantization and 2:4 sparsity have no quality model**: their rows carry NaN (empty) loss "

@@ -18,7 +18,7 @@ st.title("Memory")
 try:
     model = ui.model(sc)
     devices = ui.hardware(sc)
-    sc.deployment().check(model)  # memory is per device: the split must be possible
+    ui.deployment(sc, model)  # memory is per device: the split must be possible
 except ui.BAD_INPUT as e:
     ui.show_error(e)
     st.stop()
@@ -149,12 +149,14 @@ with left:
         ("activation_bytes_per_gpu", "activations"),
         ("reserved_bytes_per_gpu", "reserved (10%)"),
     ):
-        fig.add_bar(x=bars["hardware"], y=bars[column] / 1e9, name=name)
+        fig.add_bar(
+            x=bars["hardware"], y=bars[column] / 1e9, name=name, marker_color=ui.COMPONENT_COLOURS[name]
+        )
     fig.add_scatter(
         x=bars["hardware"],
         y=bars["device_memory_bytes"] / 1e9,
         mode="markers",
-        marker=dict(symbol="line-ew-open", size=60, line=dict(width=3, color="black")),
+        marker=dict(symbol="line-ew-open", size=60, color="black", line=dict(width=3, color="black")),
         name="device memory",
     )
     fig.update_layout(barmode="stack", yaxis_title="GB per GPU")
@@ -163,14 +165,20 @@ with right:
     st.subheader("Largest batch that fits, by context")
     fig = go.Figure()
     for name, group in limits.groupby("hardware", sort=False):
+        colour = ui.device_colour(sc, str(name))
         fig.add_scatter(
-            x=group["context_len"], y=group["max_batch_size"], name=str(name), mode="lines+markers"
+            x=group["context_len"],
+            y=group["max_batch_size"],
+            name=str(name),
+            mode="lines+markers",
+            line=dict(color=colour),
+            marker=dict(color=colour),
         )
     fig.add_scatter(
         x=[context],
         y=[sc.batch_size],
         mode="markers",
-        marker=dict(symbol="star", size=14),
+        marker=dict(symbol="star", size=14, color="black"),
         name="this scenario",
     )
     fig.update_layout(xaxis=dict(type="log", title="context [tokens]"), yaxis=dict(type="log", title="batch"))
@@ -239,13 +247,17 @@ for column, name in (
     ("optimizer_bytes", "optimizer state"),
     ("activation_bytes", "activations"),
 ):
-    fig.add_bar(x=train["method"], y=train[column] / 1e9, name=name)
+    fig.add_bar(x=train["method"], y=train[column] / 1e9, name=name, marker_color=ui.COMPONENT_COLOURS[name])
+# each device's memory as a line named in the legend (labels on the chart overlapped the bars and each
+# other); devices with the same memory share one line
+same_memory: dict[int, list[str]] = {}
 for hw in devices:
-    fig.add_hline(
-        y=hw.memory_bytes / 1e9,
-        line_dash="dash",
-        annotation_text=f"{hw.name} memory",
-        annotation_position="top left",
+    same_memory.setdefault(hw.memory_bytes, []).append(hw.name)
+for memory_bytes, names in same_memory.items():
+    line = dict(dash="dash", color=ui.device_colour(sc, names[0]), width=2)
+    fig.add_hline(y=memory_bytes / 1e9, line=line)  # across the whole chart
+    fig.add_scatter(  # its legend entry
+        x=[None], y=[None], mode="lines", line=line, name=f"{', '.join(names)} memory ({ui.gb(memory_bytes)})"
     )
 fig.update_layout(barmode="stack", yaxis_title="GB per GPU")
 ui.chart(fig, train, "training-memory")

@@ -19,8 +19,7 @@ st.title("Performance")
 try:
     model = ui.model(sc)
     devices = ui.hardware(sc)
-    deployment = sc.deployment()
-    deployment.check(model)
+    deployment = ui.deployment(sc, model)
     workload = sc.workload()
 except ui.BAD_INPUT as e:
     ui.show_error(e)
@@ -70,13 +69,19 @@ with ui.friendly_errors():
 
 
 def latency_figure(frame: pd.DataFrame, x: str, x_title: str) -> go.Figure:
-    """TTFT, TPOT and throughput side by side; crosses mark points that do not fit in memory."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("TTFT [ms]", "TPOT [ms]", "output tokens/s"))
-    for i, (name, group) in enumerate(frame.groupby("hardware", sort=False)):
-        color = f"hsl({(i * 67) % 360}, 60%, 45%)"
+    """TTFT, TPOT and throughput side by side; crosses mark points that do not fit in memory. Each time
+    in ms, or in s where it reaches 10 s."""
+    (ttft_scale, ttft_unit), (tpot_scale, tpot_unit) = (
+        ui.time_scale(frame[c].max()) for c in ("ttft_s", "tpot_s")
+    )
+    fig = make_subplots(
+        rows=1, cols=3, subplot_titles=(f"TTFT [{ttft_unit}]", f"TPOT [{tpot_unit}]", "output tokens/s")
+    )
+    for name, group in frame.groupby("hardware", sort=False):
+        color = ui.device_colour(sc, str(name))
         symbols = np.where(group["fits"], "circle", "x")
         for col, (y, scale) in enumerate(
-            (("ttft_s", 1e3), ("tpot_s", 1e3), ("output_tokens_per_s", 1.0)), start=1
+            (("ttft_s", ttft_scale), ("tpot_s", tpot_scale), ("output_tokens_per_s", 1.0)), start=1
         ):
             fig.add_scatter(
                 x=group[x],
@@ -154,17 +159,17 @@ if report is not None:
         }
     )
     ridge = ridge_point_flop_per_byte(primary, activation_dtype=sc.activation_dtype)
-    fig = go.Figure()
+    fig = go.Figure()  # FLOP/s shown in TFLOP/s
     fig.add_scatter(
         x=roof["intensity_flop_per_byte"],
-        y=roof["datasheet_flop_per_s"],
+        y=roof["datasheet_flop_per_s"] / 1e12,
         name="datasheet roof",
         mode="lines",
         line=dict(dash="dot", color="grey"),
     )
     fig.add_scatter(
         x=roof["intensity_flop_per_byte"],
-        y=roof["attainable_flop_per_s"],
+        y=roof["attainable_flop_per_s"] / 1e12,
         name="achievable roof",
         mode="lines",
         line=dict(color="black"),
@@ -172,26 +177,26 @@ if report is not None:
     for phase, group in placed.groupby("phase", sort=False):
         fig.add_scatter(
             x=group["intensity_flop_per_byte"],
-            y=group["achieved_flop_per_s"],
+            y=group["achieved_flop_per_s"] / 1e12,
             name=f"{phase} operators",
             mode="markers",
             marker=dict(size=8 + 30 * np.sqrt(group["time_fraction"]), opacity=0.8),
             text=group["op"],
             customdata=np.c_[group["bound"], 100 * group["time_fraction"]],
-            hovertemplate="%{text}: %{x:.3g} FLOP/byte, %{y:.3g} FLOP/s, %{customdata[0]} bound, "
+            hovertemplate="%{text}: %{x:.3g} FLOP/byte, %{y:.3g} TFLOP/s, %{customdata[0]} bound, "
             "%{customdata[1]:.1f}% of the phase<extra></extra>",
         )
     # the ridge as a trace: plotly places annotations on a log axis by log10(x), shapes by x
     fig.add_scatter(
         x=[ridge, ridge],
-        y=[roof["attainable_flop_per_s"].min(), roof["datasheet_flop_per_s"].max()],
+        y=[roof["attainable_flop_per_s"].min() / 1e12, roof["datasheet_flop_per_s"].max() / 1e12],
         mode="lines",
         line=dict(dash="dash", color="grey", width=1),
         name=f"ridge point: {ridge:,.0f} FLOP/byte",
     )
     fig.update_layout(
         xaxis=dict(type="log", title="arithmetic intensity [FLOP/byte]"),
-        yaxis=dict(type="log", title="FLOP/s"),
+        yaxis=dict(type="log", title="TFLOP/s"),
     )
     ui.chart(fig, placed, "roofline")
     st.caption(
@@ -199,7 +204,7 @@ if report is not None:
         "tensor-core roof; launch overhead pulls small operators under it."
     )
     st.subheader("Per-operator table")
-    st.dataframe(ops, hide_index=True)
+    ui.dataframe(ops)
     st.download_button(
         "CSV",
         data=ops.to_csv(index=False),

@@ -49,8 +49,7 @@ plan = None
 with ui.friendly_errors():
     model = ui.model(sc)
     primary = ui.hardware(sc)[0]
-    deployment = sc.deployment()
-    deployment.check(model)
+    deployment = ui.deployment(sc, model)
     st.caption(ui.describe(sc, model.name) + f" · draft {draft}")
     batches = sorted({*(2**i for i in range(9)), sc.batch_size})
     plan = speculative.plan(
@@ -160,7 +159,14 @@ if best is not None and plan is not None:
         line=dict(shape="hv", dash="dot"),
         secondary_y=True,
     )
-    fig.add_hline(y=1.0, line_dash="dash", annotation_text="plain decoding")
+    fig.add_hline(y=1.0, line=dict(dash="dash", color="black", width=1))
+    fig.add_scatter(  # named in the legend: a label on the line sat on the best-k steps
+        x=[None],
+        y=[None],
+        mode="lines",
+        line=dict(dash="dash", color="black", width=1),
+        name="plain decoding",
+    )
     fig.update_xaxes(type="log", title_text="batch size")
     fig.update_yaxes(title_text="speedup [×]", secondary_y=False)
     fig.update_yaxes(
