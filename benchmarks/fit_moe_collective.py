@@ -22,7 +22,7 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 
-from costmodel.calibrate import fit_params
+from costmodel.calibrate import fit_params, robust_cost
 from costmodel.registry import load_hardware
 from validation.public.families import collective as collective_adapter
 from validation.public.families import moe as moe_adapter
@@ -43,6 +43,7 @@ def load(root: Path, family: str, systems: list[str]) -> pd.DataFrame:
                 system=system,
                 engine=path.parts[-3],
                 table_version=path.parts[-2],
+                engine_version=path.parts[-2],
             )
             frames.append(table)
     return pd.concat(frames, ignore_index=True)
@@ -78,14 +79,15 @@ def starts(module: ModuleType, start: object) -> list[object]:
 
 
 def best_fit(module, hardware, key, start, rows, adapter, inert):  # type: ignore[no-untyped-def]
-    """``fit_params`` from each of ``starts``; the fit with the lowest soft-L1 calibration loss."""
+    """``fit_params`` from each of ``starts``; the fit with the lowest robust calibration loss (the family's
+    ``FIT_LOSS``, soft-L1 where it names none)."""
     measured = rows["latency"].to_numpy() * 1e-3
     shapes = adapter.shapes(rows)
     best, best_loss = None, np.inf
     for initial in starts(module, start):
         params = fit_params(module, hardware, key, measured, shapes, initial=initial, fixed=inert)
-        z = (np.log(module.time_s(hardware, params, **shapes) / measured) / 0.1) ** 2
-        loss = float(np.sum(2 * (np.sqrt(1 + z) - 1)))
+        residual = np.log(module.time_s(hardware, params, **shapes) / measured)
+        loss = robust_cost(residual, getattr(module, "FIT_LOSS", "soft_l1"))
         if loss < best_loss:
             best, best_loss = params, loss
     return best

@@ -45,6 +45,7 @@ def fit_params(
     *,
     initial: Any = None,
     fixed: tuple[str, ...] = (),
+    loss: str | None = None,
 ) -> Any:
     """Least-squares fit of ``family.Params`` to measured kernel times.
 
@@ -60,6 +61,10 @@ def fit_params(
         ``family.default_params(hardware, dtype)``.
     fixed : names in ``BOUNDS`` to keep at their starting value; default ``family.fixed_for(dtype)`` where
         the family defines it (parameters the key's kernels do not have).
+    loss : ``"soft_l1"`` or ``"cauchy"`` (scipy's robust losses, both with ``f_scale=F_SCALE``); default
+        ``family.FIT_LOSS`` where the family defines it, else ``"soft_l1"``. Cauchy's pull fades for residuals
+        far past ``F_SCALE``, for families whose tables hold whole series measured several times slower
+        than their neighbours.
 
     Returns the fitted ``Params``. Raises ``CostmodelError`` when there is nothing to fit.
     """
@@ -74,6 +79,9 @@ def fit_params(
         initial = guesses(hardware, dtype) if guesses else family.default_params(hardware, dtype)
     if not fixed and hasattr(family, "fixed_for"):
         fixed = tuple(family.fixed_for(dtype))
+    loss = loss or getattr(family, "FIT_LOSS", "soft_l1")
+    if loss not in ROBUST_LOSSES:
+        raise CostmodelError(f"fit loss {loss!r} is not known: use one of {', '.join(ROBUST_LOSSES)}")
     starts = list(initial) if isinstance(initial, list | tuple) else [initial]
     names = [name for name in family.BOUNDS if name not in fixed]
     if not names:
@@ -99,7 +107,7 @@ def fit_params(
             [np.abs(residual(_nudge(x0, i, low, high)) - base).max() > 1e-12 for i in range(len(names))]
         )
         if not sensitive.any():
-            candidate = (_soft_l1_cost(base), start)  # the cost least_squares reports, to compare starts
+            candidate = (robust_cost(base, loss), start)  # the cost least_squares reports, to compare starts
         else:
 
             def moved(xs: FloatArray, x0: FloatArray = x0, sensitive: Any = sensitive) -> FloatArray:
@@ -116,7 +124,7 @@ def fit_params(
                 sub_residual,
                 x0[sensitive],
                 bounds=(low[sensitive], high[sensitive]),
-                loss="soft_l1",
+                loss=loss,
                 f_scale=F_SCALE,
                 x_scale=x_scale,
             )
@@ -131,10 +139,15 @@ def fit_params(
     return best[1]
 
 
-def _soft_l1_cost(residual: FloatArray) -> float:
-    """least_squares' cost of ``residual`` with ``loss="soft_l1"`` and ``f_scale=F_SCALE``."""
+ROBUST_LOSSES = ("soft_l1", "cauchy")
+"""Losses ``fit_params`` accepts (scipy.optimize.least_squares' names)."""
+
+
+def robust_cost(residual: FloatArray, loss: str = "soft_l1") -> float:
+    """least_squares' cost of ``residual`` with ``loss`` and ``f_scale=F_SCALE``."""
     z = (residual / F_SCALE) ** 2
-    return float(0.5 * F_SCALE**2 * np.sum(2.0 * (np.sqrt(1.0 + z) - 1.0)))
+    rho = np.log1p(z) if loss == "cauchy" else 2.0 * (np.sqrt(1.0 + z) - 1.0)
+    return float(0.5 * F_SCALE**2 * np.sum(rho))
 
 
 def _nudge(x: FloatArray, i: int, low: FloatArray, high: FloatArray) -> FloatArray:

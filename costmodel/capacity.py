@@ -264,12 +264,19 @@ def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
         np.concatenate([size.ravel(), points]), np.concatenate([past.ravel(), np.zeros(points.size)])
     )
     attn_chunk, attn_whole = attn[: size.size].reshape(size.shape), attn[size.size :]
-    decode_s = lin_n + parts.decode_attention_s(n, context)
+    # running maximum over the batch: the kernel models' decode time can dip where a larger batch stops
+    # splitting its attention (split-K) or fills a tile; the queueing model needs t_d non-decreasing in n
+    decode_s = np.maximum.accumulate(lin_n + parts.decode_attention_s(n, context))
     lin_grid = lin_n[n_grid.astype(np.int64) - 1][:, None]  # S(n, 1, 0) on the grid
     first = np.where(size > 0, lin_chunk.reshape(size.shape) - lin_grid[..., None] + attn_chunk, 0.0).sum(
         axis=-1
     )
     extra = np.where(joins, lin_join.reshape(joins.shape) - lin_base.reshape(nn.shape) + attn_whole, first)
+    # kernel times step with the token count (GEMM tiles and waves), so a prompt's cost can dip as decodes
+    # are added; like t_d, the costs take their running maximum over the batch grid, so that the cost at
+    # the batch limit bounds the cost at any mean batch below it: the saturation rate stays one the chain
+    # cannot exceed (S7) and latencies never fall as the load (the mean batch) rises
+    first, extra = np.maximum.accumulate(first, axis=0), np.maximum.accumulate(extra, axis=0)
     first_mean, extra_mean, chunks_mean = first @ weights, extra @ weights, J @ weights
     # saturation at every batch limit n (S7): n / (t_d(n) E[occupancy] + n E[m]), E[m] taken at that rate
     E1, E2 = np.interp(n, n_grid, first_mean), np.interp(n, n_grid, extra_mean)

@@ -199,7 +199,26 @@ class _Setup:
             moe_tp=dep.moe_tp_size,
         )
 
+    @property
+    def kernels(self) -> bool:
+        """Whether operators are timed by the kernel models (:mod:`costmodel.kernel_times`)."""
+        from costmodel.kernel_times import uses_kernels
+
+        return uses_kernels(self.hardware, self.efficiency)
+
     def times(self, ops: tuple[Op, ...]) -> OpTimes:
+        if self.kernels:
+            from costmodel import kernel_times
+
+            return kernel_times.op_times(
+                ops,
+                self.hardware,
+                weight_dtype=self.workload.weight_dtype,
+                activation_dtype=self.workload.activation_dtype,
+                efficiency=self.efficiency,
+                link=self.link,
+                scale_up_domain=scale_up_domain_size(self.hardware, self.deployment),
+            )
         return op_times(
             ops,
             self.hardware,
@@ -326,6 +345,8 @@ def _decode_total_s(setup: _Setup, batch: Any, start: Any, steps: Any) -> FloatA
     memory) sums in closed form (see :func:`_affine_max_sum`); no loop over tokens."""
     start = np.asarray(start, dtype=np.float64)
     steps = np.asarray(steps, dtype=np.float64)
+    if setup.kernels:
+        return _decode_total_quadrature_s(setup, batch, start, steps)
     window = setup.model.sliding_window
     if window is None:
         segments = [(np.zeros_like(start), steps)]
@@ -350,6 +371,59 @@ def _decode_total_s(setup: _Setup, batch: Any, start: Any, steps: Any) -> FloatA
         return total
 
     return setup.pipelined_steps(one_pass_sum, batch, 1, steps)
+
+
+DECODE_QUADRATURE_POINTS = 9
+"""Contexts at which :func:`_decode_total_quadrature_s` times a decode step [-]."""
+
+
+def _decode_total_quadrature_s(setup: _Setup, batch: Any, start: FloatArray, steps: FloatArray) -> FloatArray:
+    """Time of ``steps`` decode steps with the kernel models, which are not affine in the context (split-K
+    chunks, waves). Only attention depends on the context: every other operator is timed once, and each
+    attention operator at ``DECODE_QUADRATURE_POINTS`` evenly spaced step indices, summed by the
+    trapezoid rule over the steps (exact where its time is affine between the points; exact for up to that
+    many steps, which are timed one by one)."""
+    from dataclasses import replace
+
+    from costmodel import kernel_times
+    from costmodel.kernel_shapes import AttentionShape
+
+    k = DECODE_QUADRATURE_POINTS
+    n = np.maximum(steps, 1.0)[..., None]
+    few = n <= k
+    # step indices: 0 .. n - 1 one by one when few, else evenly spaced with trapezoid weights
+    grid = np.arange(k, dtype=np.float64)
+    j = np.where(few, np.minimum(grid, n - 1.0), grid / (k - 1) * (n - 1.0))
+    trapezoid = np.full(k, 1.0 / (k - 1))
+    trapezoid[[0, -1]] /= 2.0
+    weights = np.where(few, (grid < n).astype(np.float64), trapezoid * n)
+
+    def one_pass_sum(b: Any) -> FloatArray:
+        ops = setup.ops(b, 1, start, "all")
+        times = setup.times(ops)
+        varying = [i for i, op in enumerate(ops) if op.kind == "attention"]
+        if not all(isinstance(ops[i].kernel, AttentionShape) for i in varying):  # e.g. a top-k indexer
+            b = np.asarray(b, dtype=np.float64)[..., None]
+            t = setup.times(setup.ops(b, 1, start[..., None] + j, "all")).total_s
+            return np.asarray(np.sum(np.broadcast_to(t, np.broadcast(t, weights).shape) * weights, axis=-1))
+        total = sum(
+            (layers * times.time_s(i) for i, layers in enumerate(times.layers) if i not in varying),
+            start=np.zeros(()),
+        ) * np.asarray(steps, dtype=np.float64)
+        for i in varying:
+            shape = ops[i].kernel
+            assert isinstance(shape, AttentionShape)
+            along = replace(
+                shape,
+                batch=np.asarray(shape.batch)[..., None],
+                new_tokens=np.asarray(shape.new_tokens)[..., None],
+                past_tokens=np.asarray(shape.past_tokens)[..., None] + j,
+            )
+            t = kernel_times.attention_s(setup.hardware, along, efficiency=setup.efficiency)
+            total = total + ops[i].layers * np.sum(t * weights, axis=-1)
+        return np.asarray(total)
+
+    return np.asarray(np.where(steps > 0, setup.pipelined_steps(one_pass_sum, batch, 1, steps), 0.0))
 
 
 @dataclass(frozen=True)

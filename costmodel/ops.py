@@ -45,7 +45,7 @@ Assumptions, stated once:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal
 
@@ -54,6 +54,16 @@ import numpy.typing as npt
 
 from costmodel.dtypes import get_dtype, storage_bytes
 from costmodel.flops import AttentionMask, attended_keys, group_attended_keys
+from costmodel.kernel_shapes import (
+    AttentionShape,
+    CollectiveShape,
+    FusedInto,
+    GemmShape,
+    KernelShape,
+    MlaDims,
+    MlaUpShape,
+    MoEShape,
+)
 from costmodel.memory import (
     QUANTIZABLE,
     Sparsity,
@@ -137,6 +147,9 @@ class Op:
     group: int = field(default=1, repr=False)  # devices taking part in a collective
     span: int = field(default=0, repr=False)  # devices the collective's group spreads over (0: group)
     sparse: bool = False  # 2:4 structured-sparse weights: runs on sparse tensor cores
+    kernel: KernelShape | None = field(default=None, repr=False, compare=False)
+    """The kernel that runs this operator and its shape (:mod:`costmodel.kernel_shapes`), for the kernel
+    time models; None: timed by the roofline."""
 
     @property
     def bytes(self) -> FloatArray:
@@ -249,6 +262,7 @@ def forward_ops(
         split: int = tp,
         weight_split: int | None = None,
         weight_fraction: FloatArray | float = 1.0,
+        kernel: KernelShape | None = None,
     ) -> None:
         """``tokens`` rows through ``copies`` equal matrices (experts) of which each row uses one;
         ``in_w``/``out_w`` are the per-GPU activation widths read and written."""
@@ -257,6 +271,10 @@ def forward_ops(
             return
         flop = 2.0 * tokens * (we / copies) / split
         weights = wb * weight_fraction / (weight_split or split)
+        # one GEMM per GPU: k = the input width, n such that 2 m n k is the operator's FLOPs
+        gemm = GemmShape(
+            np.asarray(tokens), we / copies / split / in_w, float(in_w), component in QUANTIZABLE
+        )
         ops.append(
             Op(
                 name,
@@ -273,6 +291,7 @@ def forward_ops(
                 else 0.0,
                 counted=True,
                 sparse=sparsity == "2:4" and component in QUANTIZABLE,
+                kernel=kernel or gemm,
             )
         )
 
@@ -299,7 +318,11 @@ def forward_ops(
 
     def allreduce(name: str, layers: int, group: int) -> None:
         if group > 1 and layers:
-            ops.append(Op(name, "allreduce", layers, zero, zero + T * d * a, zero, group=group, span=tp))
+            message = zero + T * d * a
+            kernel = CollectiveShape("all_reduce", message, group)
+            ops.append(
+                Op(name, "allreduce", layers, zero, message, zero, group=group, span=tp, kernel=kernel)
+            )
 
     # embedding lookup: gather T rows
     emb_row = model.d_model * get_dtype(weight_dtype if not quantized else keep).bits / 8
@@ -359,7 +382,20 @@ def forward_ops(
             "qkv_proj", "attention", "qkv_proj", La, T, d, (q_width + gate + kv_width + indexer_width) / tp
         )
         context = B * (past + n)
+        mla_dims = (
+            MlaDims(
+                float(d),
+                float(mla.q_lora_rank or 0),
+                float(mla.kv_lora_rank),
+                float(mla.qk_nope_head_dim),
+                float(mla.qk_rope_head_dim),
+                float(mla.v_head_dim),
+            )
+            if mla
+            else None
+        )
         if mla:
+            assert mla_dims is not None
             matmul(
                 "kv_up_proj",
                 "attention",
@@ -368,6 +404,7 @@ def forward_ops(
                 context,
                 mla.kv_lora_rank,
                 H * (mla.qk_nope_head_dim + v_dim) / tp,
+                kernel=MlaUpShape(zero + T, zero + context, zero + n, H / tp, mla_dims),
             )
         # attention core, one operator per window (gpt-oss: full and 128-token local layers)
         kv_token = float(storage_bytes(kv_elements_per_token(model), kv_dtype))  # per layer
@@ -406,7 +443,37 @@ def forward_ops(
                 scores = B * H * n * (past + n) * a / tp
                 reads, writes = reads + 2 * scores, writes + 2 * scores
             name = "attention" if len(groups) == 1 or window is None else "attention_local"
-            ops.append(Op(name, "attention", layers, zero + flop, zero + reads, zero + writes, counted=True))
+            # the fused (flash) kernels the engines run; eager, chunked-local and top-k sparse attention
+            # have no kernel model and keep the roofline
+            shape = (
+                AttentionShape(
+                    zero + B,
+                    zero + n,
+                    zero + past,
+                    H / tp,
+                    H / tp if mla else model.kv_heads / kv_split,
+                    float(qk_dim),
+                    float(v_dim),
+                    float(window or 0) if kind == "sliding" else 0.0,
+                    get_dtype(kv_dtype).bits / 8,
+                    a,
+                    mla_dims,
+                )
+                if attention_impl == "flash" and kind != "chunked" and sparse is None
+                else None
+            )
+            ops.append(
+                Op(
+                    name,
+                    "attention",
+                    layers,
+                    zero + flop,
+                    zero + reads,
+                    zero + writes,
+                    counted=True,
+                    kernel=shape,
+                )
+            )
         matmul("o_proj", "attention", "o_proj", La, T, H * v_dim / tp, d)
         allreduce("allreduce_attn", La, tp)
 
@@ -468,9 +535,20 @@ def forward_ops(
             routed = T_moe * k  # token-expert pairs
             matmul("router", "router", "router", nm, T, d, E, split=1)
             gathered = zero + T_moe * d * a
+            sent = zero + routed * d * a / ep
             if dp > 1:
                 ops.append(
-                    Op("allgather_moe", "allgather", nm, zero, gathered, zero, group=dp, span=moe_gpus)
+                    Op(
+                        "allgather_moe",
+                        "allgather",
+                        nm,
+                        zero,
+                        gathered,
+                        zero,
+                        group=dp,
+                        span=moe_gpus,
+                        kernel=CollectiveShape("all_gather", gathered, dp),
+                    )
                 )
             elif ep > 1:
                 ops.append(
@@ -479,10 +557,11 @@ def forward_ops(
                         "alltoall",
                         nm,
                         zero,
-                        zero + routed * d * a / ep,
+                        sent,
                         zero,
                         group=ep,
                         span=tp,
+                        kernel=CollectiveShape("alltoall", sent, ep),
                     )
                 )
             per_gpu = routed / ep  # token-expert pairs each expert group serves, balanced
@@ -499,8 +578,19 @@ def forward_ops(
                 split=etp,
                 weight_split=moe_gpus,
                 weight_fraction=touched,
+                kernel=MoEShape(
+                    T_moe,
+                    float(d),
+                    float(moe.expert_d_ff),
+                    float(k),
+                    float(E),
+                    float(etp),
+                    float(ep),
+                    gated,
+                ),
             )
             elementwise("experts_act", nm, per_gpu * moe.expert_d_ff / etp, act, reads=2 if gated else 1)
+            ops[-1] = replace(ops[-1], kernel=FusedInto("experts_up"))
             matmul(
                 "experts_down",
                 "experts",
@@ -513,6 +603,7 @@ def forward_ops(
                 split=etp,
                 weight_split=moe_gpus,
                 weight_fraction=touched,
+                kernel=FusedInto("experts_up"),
             )
             if dp > 1:
                 ops.append(
@@ -525,6 +616,7 @@ def forward_ops(
                         zero,
                         group=dp,
                         span=moe_gpus,
+                        kernel=CollectiveShape("reduce_scatter", gathered, dp),
                     )
                 )
             elif ep > 1:
@@ -534,10 +626,11 @@ def forward_ops(
                         "alltoall",
                         nm,
                         zero,
-                        zero + routed * d * a / ep,
+                        sent,
                         zero,
                         group=ep,
                         span=tp,
+                        kernel=CollectiveShape("alltoall", sent, ep),
                     )
                 )
             if moe.n_shared_experts:
@@ -563,6 +656,7 @@ def forward_ops(
                 zero + head_tokens * model.vocab_size * a / tp,
                 weight_bytes=hb / tp,
                 counted=True,
+                kernel=GemmShape(np.asarray(head_tokens), model.vocab_size / tp, float(d), quantizable=False),
             )
         )
     else:

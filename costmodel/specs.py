@@ -519,6 +519,18 @@ class Efficiency(Spec):
     interconnect_fraction: Fraction01 = Field(0.8, description="Fraction of link bandwidth reached [-].")
     kernel_overhead_s: float = Field(5e-6, ge=0, description="Fixed launch/setup time per kernel [s].")
     source: str = Field("assumption", description="Where these fractions come from.")
+    time_model: Literal["auto", "roofline", "kernels"] = Field(
+        "auto",
+        description="How operators are timed (costmodel.kernel_times): 'roofline' (these fractions), "
+        "'kernels' (the kernel-family models of costmodel.kernels with the device's calibrated or datasheet "
+        "parameters), 'auto' (kernels where the device has a kernel_calibration and an SM count, else "
+        "roofline).",
+    )
+    kernel_engine: Literal["vllm", "trtllm", "sglang"] = Field(
+        "vllm",
+        description="Whose kernels the kernel models' calibrated parameters are taken from where a device "
+        "has several (attention, custom all-reduce); sglang runs vLLM's (costmodel.kernel_times).",
+    )
 
     def matmul(self, dtype: str) -> float:
         """Achievable fraction of the dense peak for matmuls in ``dtype`` [-]."""

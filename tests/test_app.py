@@ -272,8 +272,17 @@ def test_page_widgets_change_the_figures() -> None:
 
 
 def test_validation_page_without_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installed app without the results files says so, on every tab, and shows no error."""
     monkeypatch.setenv("COSTMODEL_VALIDATION_RESULTS", str(tmp_path))
-    at = open_page("validation")
+    for view in ("GPU kernels", "Serving"):
+        at = open_page("validation", validation_view=view)
+        (info,) = [i.value for i in at.info]
+        assert "public GPU evaluation is not available" in info
+        assert "public-gpu-rows-sample.parquet" in info
+        assert "python -m validation public" in info
+        assert not errors(at)
+        assert not charts(at)
+    at = open_page("validation", validation_view="Reference kernels")
     assert "No validation results yet" in at.info[0].value
     assert not errors(at)
 
@@ -310,7 +319,7 @@ def write_results(folder: Path) -> pd.DataFrame:
 def test_validation_page_summarises_the_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     points = write_results(tmp_path)
     monkeypatch.setenv("COSTMODEL_VALIDATION_RESULTS", str(tmp_path))
-    at = open_page("validation")
+    at = open_page("validation", validation_view="Reference kernels")
     assert not errors(at)
     assert "Skipped 1 line" in at.warning[0].value
     shown = metrics(at)
@@ -322,6 +331,95 @@ def test_validation_page_summarises_the_results(tmp_path: Path, monkeypatch: pyt
     assert sorted(by_family["data"][0]["x"]) == ["attention", "gemm", "norm"]
     at.toggle[0].set_value(True).run()  # held-out only
     assert metrics(at)["Points"] == "6"
+
+
+RESULTS = Path(__file__).resolve().parents[1] / "validation" / "results"
+
+
+def committed_public() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """The committed sample, regime table, per-family table and summary, as the page reads them."""
+    sample = pd.read_parquet(RESULTS / "public-gpu-rows-sample.parquet")
+    regimes = json.loads((RESULTS / "public-gpu-regimes.json").read_text())
+    table = pd.DataFrame(regimes["regimes"]["data"], columns=regimes["regimes"]["columns"])
+    families = pd.DataFrame(regimes["families"]["data"], columns=regimes["families"]["columns"])
+    summary = json.loads((RESULTS / "public-gpu-summary.json").read_text())
+    return sample, table, families, summary
+
+
+def test_validation_page_shows_the_public_evaluation_per_device_and_family(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """From the committed files: the headline figures are the family's rows on the device, the scatter
+    plots the sampled rows of both splits with the exact line, and the regimes and the summary follow."""
+    monkeypatch.delenv("COSTMODEL_VALIDATION_RESULTS", raising=False)
+    sample, table, families, summary = committed_public()
+    at = open_page("validation", validation_device="h100_sxm", validation_family="GEMM (gemm)")
+    assert not errors(at)
+    held = families.query("system == 'h100_sxm' and family == 'gemm' and split == 'held-out'").iloc[0]
+    shown = metrics(at)
+    assert shown["Held-out rows"] == f"{int(held['n']):,}"
+    assert_shows(shown["Held-out median"], held["median_abs_err"])
+    assert_shows(shown["Held-out p90"], held["p90_abs_err"])
+    figures = charts(at)
+    scatter = figures[0]
+    points = [t for t in scatter["data"] if t.get("mode") == "markers"]
+    expected = sample.query("system == 'h100_sxm' and family == 'gemm' and metric == 'latency'")
+    assert sum(len(values(t["x"])) for t in points) == len(expected)
+    assert {a["text"] for a in scatter["layout"]["annotations"]} == {"held-out", "calibration"}
+    assert scatter["layout"]["xaxis"]["type"] == "log"
+    assert scatter["layout"]["yaxis"]["type"] == "log"
+    exact = [t for t in scatter["data"] if t.get("name") == "predicted = measured"]
+    assert len(exact) == 2
+    assert all(list(values(t["x"])) == list(values(t["y"])) for t in exact)
+    assert "m=" in points[0]["hovertext"][0]  # the shape on hover
+    regimes = figures[1]
+    gemm_m = table.query("system == 'h100_sxm' and family == 'gemm' and axis == 'm (tokens)'")
+    bars = [t for t in regimes["data"] if t["type"] == "bar"]
+    assert sum(len(t["x"]) for t in bars) == len(gemm_m)
+    frame = next(d.value for d in at.dataframe if "Engine" in d.value.columns)
+    assert {"Split", "Rows", "Median |error| [%]", "p90 |error| [%]"} <= set(frame.columns)
+    rows = [e for e in summary["kernels"] if e["system"] == "h100_sxm" and e["family"] == "gemm"]
+    assert len(frame) == len(rows)
+    assert frame["Rows"].sum() == sum(e["n"] for e in rows)
+
+    at.selectbox(key="validation_family").set_value("all_reduce").run()
+    assert not errors(at)
+    assert at.radio(key="regime_kernels").options == ["message size", "GPUs"]
+    at.radio(key="regime_kernels").set_value("GPUs").run()
+    bars = [t for t in charts(at)[1]["data"] if t["type"] == "bar"]
+    assert {x for t in bars for x in t["x"]} == {"2", "4", "8"}
+
+
+@pytest.mark.parametrize("present", ["public-gpu-summary.json", "public-gpu-rows-sample.parquet"])
+def test_validation_page_with_one_public_file_names_the_missing_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, present: str
+) -> None:
+    (tmp_path / present).write_bytes((RESULTS / present).read_bytes())
+    monkeypatch.setenv("COSTMODEL_VALIDATION_RESULTS", str(tmp_path))
+    for view in ("GPU kernels", "Serving"):
+        at = open_page("validation", validation_view=view)
+        assert not errors(at)
+        assert "public GPU evaluation is not available" in at.info[0].value
+        assert present not in at.info[0].value
+        assert "public-gpu-regimes.json" in at.info[0].value
+
+
+def test_validation_page_shows_serving_per_system_and_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COSTMODEL_VALIDATION_RESULTS", raising=False)
+    sample, _, _, summary = committed_public()
+    at = open_page("validation", validation_view="Serving", validation_serving_device="h100_sxm")
+    assert not errors(at)
+    tables = [d.value for d in at.dataframe]
+    serving = next(t for t in tables if "Rows predicted" in t.columns)
+    rows = [e for e in summary["silicon"] if e["system"] == "h100_sxm"]
+    assert len(serving) == len(rows)
+    assert set(serving["Metric"]) == {"TTFT", "TPOT"}
+    scatter = next(
+        c for c in charts(at) if any(a["text"] == "ttft" for a in c["layout"].get("annotations", []))
+    )
+    points = [t for t in scatter["data"] if t.get("mode") == "markers"]
+    expected = sample.query("system == 'h100_sxm' and family == 'serving'")
+    assert sum(len(values(t["x"])) for t in points) == len(expected)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -46,7 +46,9 @@ BROWSER_ARGS = [
 ]
 TIMEOUT_MS = 30_000
 # page path -> plotly charts it draws on the default scenario (validation: on the results written below)
-PAGES = {"": 3, "performance": 4, "speculative": 2, "capacity": 2, "compression": 3, "validation": 2}
+PAGES = {"": 3, "performance": 4, "speculative": 2, "capacity": 2, "compression": 3, "validation": 2,
+         "validation?validation_view=Serving": 2, "validation?validation_view=Reference+kernels": 2}  # fmt: skip
+PUBLIC_FILES = ("public-gpu-summary.json", "public-gpu-rows-sample.parquet", "public-gpu-regimes.json")
 
 
 def free_port() -> int:
@@ -85,6 +87,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The dashboard served on a free local port; always terminated, whatever the tests do."""
     results = tmp_path_factory.mktemp("results")
     write_results(results)
+    for name in PUBLIC_FILES:  # the committed public evaluation, for the Validation page's other views
+        shutil.copy(ROOT / "validation" / "results" / name, results / name)
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
     port = free_port()
     # the launcher users get from `costmodel dashboard` (headless, no usage statistics, no toast)
@@ -189,7 +193,7 @@ def test_every_page_renders_its_charts(server: str, page: Any, tmp_path: Path) -
         assert page.locator(".js-plotly-plot").count() == charts, path
         assert_no_error(page)
         assert page.locator('[data-testid="stToast"]').count() == 0, path  # nothing covers the page
-        page.screenshot(path=tmp_path / f"{path or 'memory'}.png")
+        page.screenshot(path=tmp_path / f"{(path or 'memory').replace('?', '-')}.png")
     # the sidebar navigation works too
     page.get_by_role("link", name="Performance").click()
     page.wait_for_url(re.compile(r"/performance"))

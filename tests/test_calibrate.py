@@ -67,8 +67,9 @@ def test_an_unfitted_start_is_compared_at_the_cost_least_squares_reports() -> No
     """A start whose parameters no row is sensitive to competes with fitted starts on scipy's own cost."""
     from scipy.optimize import least_squares
 
-    from costmodel.calibrate import F_SCALE, _soft_l1_cost
+    from costmodel.calibrate import F_SCALE, ROBUST_LOSSES, robust_cost
 
     residual = np.array([0.01, -0.3, 2.0, 0.0])
-    result = least_squares(lambda x: residual + 0.0 * x, np.zeros(1), loss="soft_l1", f_scale=F_SCALE)
-    assert _soft_l1_cost(residual) == pytest.approx(result.cost, rel=1e-12)
+    for loss in ROBUST_LOSSES:
+        result = least_squares(lambda x: residual + 0.0 * x, np.zeros(1), loss=loss, f_scale=F_SCALE)
+        assert robust_cost(residual, loss) == pytest.approx(result.cost, rel=1e-12)

@@ -112,10 +112,11 @@ def test_largest_batch_fits_and_one_more_does_not() -> None:
 
 
 def test_roofline_chart_points() -> None:
-    frame = estimate("llama-3-8b", "h100-sxm", Workload(1, 1024, 16)).to_frame()
+    h100 = costmodel.load_hardware("h100-sxm")
+    roofline = h100.efficiency.model_copy(update={"time_model": "roofline"})
+    frame = estimate("llama-3-8b", h100, Workload(1, 1024, 16), efficiency=roofline).to_frame()
     decode = frame[(frame.phase == "decode") & (frame.kind == "matmul")]
     # memory bound at batch 1: achieved FLOP/s = FLOP / (bytes / effective bandwidth + launch overhead)
-    h100 = costmodel.load_hardware("h100-sxm")
     bw = h100.memory_bandwidth_bytes_per_s * h100.efficiency.memory_bandwidth_fraction
     big = decode[decode.op == "mlp_up"].iloc[0]
     assert big.bound == "memory"

@@ -126,3 +126,129 @@ def test_bad_input_is_a_clear_error() -> None:
         moe.default_params(H100, "int3")
     with pytest.raises(CostmodelError, match=">= 1"):
         moe.time_s(H100, moe.default_params(H100, "bf16"), num_tokens=0, **SHAPE)
+
+
+def _collector_draw(
+    rng: np.random.Generator, tokens: int, topk: int, experts: int, ep: int, alpha: float
+) -> tuple[int, int, int]:
+    """One draw of aiconfigurator's power-law routing, written pair by pair as its collector does
+    (collector/helper.py, _generate_power_law_distribution): an independent, loop-based oracle."""
+    lo, hi = (1.0, 0.8 * tokens) if tokens * topk > experts else (0.01, 2.0)
+    a = 1.0 - alpha
+    weights = ((hi**a - lo**a) * rng.random(experts) + lo**a) ** (1.0 / a)
+    counts = np.round(weights / weights.sum() * tokens * topk).astype(int)
+    group = experts // ep
+    ranks = counts.reshape(ep, group)  # a view: edits below change counts
+
+    def adjust(remaining: int, step: int) -> None:
+        while remaining > 0:
+            for rank in ranks:
+                valid = np.flatnonzero(rank < tokens) if step > 0 else np.flatnonzero(rank > 0)
+                if valid.size == 0:
+                    continue
+                pick = valid[np.argmin(rank[valid])] if step > 0 else valid[np.argmax(rank[valid])]
+                rank[pick] += step
+                remaining -= 1
+                if remaining == 0:
+                    return
+
+    excess = int(np.maximum(counts - tokens, 0).sum())
+    np.minimum(counts, tokens, out=counts)
+    adjust(excess, +1)
+    delta = tokens * topk - int(counts.sum())
+    adjust(abs(delta), 1 if delta > 0 else -1)
+    timed = ranks[np.argmax(ranks.sum(axis=1))]
+    return int(timed.sum()), int((timed > 0).sum()), int(timed.max())
+
+
+@pytest.mark.parametrize(
+    ("tokens", "topk", "experts", "ep", "alpha"),
+    [(4, 8, 256, 1, 1.2), (16, 8, 256, 1, 1.01), (16, 8, 256, 8, 1.2), (48, 8, 128, 4, 1.2),
+     (1024, 8, 256, 32, 1.2), (4096, 8, 256, 8, 1.01), (1024, 2, 8, 2, 1.2), (2, 22, 512, 128, 1.2)],
+)  # fmt: skip
+def test_power_law_load_matches_the_collectors_process(
+    tokens: int, topk: int, experts: int, ep: int, alpha: float
+) -> None:
+    rng = np.random.default_rng(7)
+    draws = np.array(
+        [_collector_draw(rng, tokens, topk, experts, ep, alpha) for _ in range(300)], dtype=float
+    )
+    pairs, touched, busiest = moe.power_law_load(tokens, topk, experts, ep, alpha)
+    # 128 draws in the model, 300 here: the two means agree within their sampling error
+    assert pairs == pytest.approx(draws[:, 0].mean(), rel=0.06)
+    assert touched == pytest.approx(draws[:, 1].mean(), rel=0.06)
+    assert busiest == pytest.approx(draws[:, 2].mean(), rel=0.15, abs=1.0)
+
+
+def test_power_law_touches_every_pair_at_small_batches() -> None:
+    """With T k well under E the rounding leaves most pairs unassigned, and the fix-up gives each to an empty
+    expert: as many experts touched as pairs, the same as balanced routing (the tables' T = 1-4 rows)."""
+    for tokens in (1, 2, 4):
+        assert moe.power_law_load(tokens, 8, 256, 1, 1.2)[1] == pytest.approx(tokens * 8)
+
+
+def test_one_expert_top1_is_a_dense_gemm_pair() -> None:
+    """E = k = 1: every token goes to the one expert whatever the routing (pairs = T, one expert touched)."""
+    for routing in ROUTINGS:
+        load = moe.routing_load(routing, tokens=TOKENS, topk=1, num_experts=1)
+        assert np.allclose(load.pairs, TOKENS)
+        assert np.allclose(load.touched_experts, 1.0)
+        assert np.allclose(load.busiest_expert_tokens, TOKENS)
+
+
+def _legacy_collector_draw(
+    rng: np.random.Generator, tokens: int, topk: int, experts: int, ep: int, alpha: float
+) -> tuple[int, int]:
+    """One draw of the collector's earlier power-law fix-up (pairs and touched experts of the timed rank),
+    pair by pair: missing pairs to the largest counts in turn (equal counts in expert order)."""
+    lo, hi = (1.0, 0.8 * tokens) if tokens * topk > experts else (0.01, 2.0)
+    a = 1.0 - alpha
+    weights = ((hi**a - lo**a) * rng.random(experts) + lo**a) ** (1.0 / a)
+    counts = np.round(weights / weights.sum() * tokens * topk).astype(int)
+    delta = tokens * topk - int(counts.sum())
+    order = np.argsort(-counts, kind="stable")
+    for i in range(max(delta, 0)):
+        counts[order[i % experts]] += 1
+    for i in range(max(-delta, 0)):
+        j = order[-(i % experts) - 1]
+        if counts[j] > 0:
+            counts[j] -= 1
+        else:
+            counts[np.argmax(counts)] -= 1
+    ranks = counts.reshape(ep, experts // ep)
+    timed = ranks[np.argmax(ranks.sum(axis=1))]
+    return int(timed.sum()), int((timed > 0).sum())
+
+
+@pytest.mark.parametrize(("tokens", "ep"), [(1, 32), (4, 8), (16, 1), (1024, 8)])
+def test_legacy_power_law_load_matches_the_earlier_process(tokens: int, ep: int) -> None:
+    rng = np.random.default_rng(11)
+    draws = np.array([_legacy_collector_draw(rng, tokens, 8, 256, ep, 1.2) for _ in range(300)], dtype=float)
+    pairs, touched, _ = moe.power_law_load(tokens, 8, 256, ep, 1.2, legacy=True)
+    assert pairs == pytest.approx(draws[:, 0].mean(), rel=0.06)
+    assert touched == pytest.approx(draws[:, 1].mean(), rel=0.06)
+
+
+def test_legacy_fix_up_puts_a_small_batch_on_rank_0() -> None:
+    """T k <= E / ep: the earlier fix-up hands the unassigned pairs to the first experts, all on rank 0."""
+    load = moe.routing_load("power_law_legacy_1.2", tokens=1, topk=8, num_experts=256, ep_size=32)
+    assert load.touched_experts == pytest.approx(8.0)
+    assert (
+        moe.routing_load("power_law_1.2", tokens=1, topk=8, num_experts=256, ep_size=32).touched_experts < 2
+    )
+
+
+@pytest.mark.parametrize("routing", ROUTINGS)
+def test_one_expert_top1_streams_and_computes_one_dense_ffn(routing: str) -> None:
+    """E = k = 1 is a dense gated FFN: 2 x 3 H I FLOPs per token, the three weight matrices streamed once."""
+    params = dataclasses.replace(moe.default_params(H100, "bf16"), cache_fraction=0.0)
+    H, I, T = 4096.0, 14336.0, np.array([64.0, 512.0, 4096.0])  # noqa: E741
+    parts = moe.breakdown(
+        H100, params, num_tokens=T, hidden_size=H, inter_size=I, topk=1, num_experts=1, routing=routing
+    )
+    flop = parts.compute_s * params.peak_flop_per_s * params.compute_fraction
+    assert np.allclose(flop, 2.0 * 3.0 * H * I * T, rtol=1e-12)
+    weight_bytes = 3.0 * H * I * 2.0  # bf16
+    activation_bytes = 2.0 * (2.0 * T * H + T * (2.0 * I + H))
+    streamed = parts.memory_s * params.memory_bandwidth_bytes_per_s * params.bandwidth_fraction
+    assert np.allclose(streamed, weight_bytes + activation_bytes, rtol=1e-12)

@@ -83,6 +83,8 @@ def test_wheel_ships_the_dashboard_without_importing_streamlit(tmp_path: Path) -
     for page in ("memory", "performance", "speculative", "capacity", "compression", "validation"):
         assert f"costmodel_app/views/{page}.py" in names
     assert "costmodel_app/streamlit_app.py" in names
+    for results in ("public-gpu-summary.json", "public-gpu-rows-sample.parquet", "public-gpu-regimes.json"):
+        assert f"costmodel_app/_data/results/{results}" in names  # the Validation page's files
     assert not [n for n in names if n.startswith(("app/", "tests/", "validation/"))]
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()

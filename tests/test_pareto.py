@@ -136,8 +136,13 @@ def test_more_clients_never_lower_tpot(
     clients = np.unique(np.round(np.geomspace(1, 2048, 60)))
     for params in (LoopParams(), engine_params("vllm"), engine_params("sglang")):
         loop = closed_loop(engine, concurrency=clients, isl=isl, osl=osl, params=params)
-        assert np.all(np.diff(loop.tpot_s) >= -1e-12 * loop.tpot_s[1:])
-        assert np.all(np.diff(loop.ttft_s) >= -1e-12 * loop.ttft_s[1:])
+        # One more sequence can make a decode step slightly cheaper where the decode-attention kernel's
+        # split-K heuristic stops splitting (FlashDecoding: b x kv_heads CTAs reach the SM count, the
+        # combine pass goes); that is a kernel effect of about one combine pass per layer, never more
+        # than a few per cent of the step (TTFT counts the same steps). A larger drop would be a scheduling
+        # error.
+        assert np.all(np.diff(loop.tpot_s) >= -0.02 * loop.tpot_s[1:])
+        assert np.all(np.diff(loop.ttft_s) >= -0.02 * loop.ttft_s[1:])
 
 
 def test_candidates_that_cannot_run_are_skipped_with_the_reason() -> None:

@@ -241,3 +241,112 @@ def test_library_never_imports_validation_or_app() -> None:
         "print(bad); sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+# ---- the dtype column and the dashboard's files --------------------------------------------------------
+
+VENDORED = Path(__file__).resolve().parents[1] / "validation" / "data" / "public-gpu" / "kernels" / "h100_sxm"
+
+
+def copy_slice(root: Path, relative: str, n_rows: int = 400) -> pd.DataFrame:
+    """The first ``n_rows`` of a vendored table, written under ``root`` in the same layout."""
+    frame = pd.read_parquet(VENDORED / relative).head(n_rows)
+    target = root / "kernels" / "h100_sxm" / Path(relative).parent
+    target.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(target / Path(relative).name, index=False)
+    (target / "collection_meta.yaml").write_text("schema_version: 1\n")
+    return frame
+
+
+def test_summary_dtype_is_a_format_and_the_kernel_has_its_own_field(tmp_path: Path) -> None:
+    """Attention, MLA and collective keys start with the kernel; the summary's dtype is still the format."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    tables = {
+        "context_attention": copy_slice(data, "attention/vllm/0.24.0/context_attention_perf.parquet"),
+        "generation_attention": copy_slice(
+            data, "attention/trtllm/1.3.0rc20/generation_attention_perf.parquet"
+        ),
+        "mla_context_module": copy_slice(data, "mla/trtllm/1.3.0rc20/mla_context_module_perf.parquet"),
+        "all_reduce": copy_slice(data, "comm/vllm/0.24.0/custom_allreduce_perf.parquet"),
+    }
+    assert validation_main(["public", "--data", str(data), "--out", str(out)]) == 0
+    entries = json.loads((out / "summary.json").read_text())["kernels"]
+    formats = {"bf16", "fp16", "fp8", "int8", "nvfp4", "fp8_block"}
+    for family, table in tables.items():
+        mine = [e for e in entries if e["family"] == family]
+        assert mine, family
+        for entry in mine:
+            base = entry["dtype"].replace("+fp8kv", "").split("/")
+            assert set(base) <= formats, (family, entry["dtype"])
+            assert entry["kernel"] in set(table["kernel_source"].astype(str)), (family, entry["kernel"])
+
+
+def test_the_evaluation_writes_a_small_deterministic_sample_and_the_error_by_regime(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from validation.public.sample import SAMPLE_COLUMNS, SAMPLE_PER_GROUP
+
+    data = tmp_path / "data"
+    write_table(data, "h100_sxm", gemm_table(2000, seed=5))
+    copy_slice(data, "comm/nccl/2.29.2/nccl_perf.parquet", n_rows=200)
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        assert validation_main(["public", "--data", str(data), "--out", str(out)]) == 0
+    sample = pd.read_parquet(outs[0] / "rows_sample.parquet")
+    assert list(sample.columns) == list(SAMPLE_COLUMNS)
+    pd.testing.assert_frame_equal(sample, pd.read_parquet(outs[1] / "rows_sample.parquet"))
+    sizes = sample.groupby(["system", "family", "engine", "dtype", "split"]).size()
+    for (*_, split), size in sizes.items():
+        assert size <= SAMPLE_PER_GROUP[split]
+    rows = pd.read_csv(outs[0] / "rows.csv")
+    # the sample's rows are rows of the evaluation, with their measured and predicted times
+    gemm_rows = rows[rows["family"] == "gemm"].set_index(["m", "n", "k"])
+    gemm_sample = sample[sample["family"] == "gemm"]
+    assert len(gemm_sample) == SAMPLE_PER_GROUP["held-out"] + SAMPLE_PER_GROUP["calibration"]
+    shape = gemm_sample["shape"].str.extract(r"m=(\d+) n=(\d+) k=(\d+)").astype(int)
+    assert set(map(tuple, shape.to_numpy())) <= set(gemm_rows.index)
+    meta = json.loads(pq.read_schema(outs[0] / "rows_sample.parquet").metadata[b"costmodel"])
+    assert {"data_revision", "costmodel_revision", "date", "systems", "software", "sample_rule"} <= set(meta)
+    assert meta["systems"]["h100_sxm"]["hardware_profile"] == ["h100-sxm"]
+
+    regimes = json.loads((outs[0] / "regimes.json").read_text())
+    table = pd.DataFrame(regimes["regimes"]["data"], columns=regimes["regimes"]["columns"])
+    gemm_m = table[(table["family"] == "gemm") & (table["axis"] == "m (tokens)")]
+    # over every row, not the sample: the buckets of each split add up to the split's rows
+    for split, part in gemm_m.groupby("split"):
+        assert part["n"].sum() == (rows.loc[rows["family"] == "gemm", "split"] == split).sum()
+    assert set(gemm_m["regime"]) <= {"≤ 16", "16–128", "128–1,024", "1,024–8,192", "> 8,192"}
+    bound = table[(table["family"] == "gemm") & (table["axis"] == "bound")]
+    assert set(bound["regime"]) == {"memory-bound", "compute-bound"}  # m = 1 streams, m = 4096 computes
+    families = pd.DataFrame(regimes["families"]["data"], columns=regimes["families"]["columns"])
+    assert set(families["family"]) == {
+        "gemm",
+        "all_reduce",
+        "all_gather",
+        "alltoall",
+        "reduce_scatter",
+    } & set(rows["family"])
+    summary = json.loads((outs[0] / "summary.json").read_text())
+    assert summary["outputs"]["rows_sample"] == "rows_sample.parquet"
+    assert summary["environment"]["systems"]["h100_sxm"]["devices"] == ["NVIDIA H100 80GB HBM3"]
+
+
+def test_regime_buckets_are_upper_closed_intervals() -> None:
+    from validation.public.sample import bucket
+
+    labels, order = bucket(pd.Series([1.0, 16.0, 17.0, 128.0, 1e6, np.nan]), (16, 128))
+    assert list(labels) == ["≤ 16", "≤ 16", "16–128", "16–128", "> 128", "unknown"]
+    assert list(order) == [0, 0, 1, 1, 2, -1]
+
+
+def test_moe_adapter_reads_the_a100_vllm_014_table_with_the_earlier_routing_fix_up() -> None:
+    from validation.public.families import moe as moe_adapter
+
+    table = pd.DataFrame(
+        {
+            "distribution": ["power_law_1.2", "balanced", "power_law_1.01"],
+            "engine": ["vllm", "vllm", "trtllm"],
+            "engine_version": ["0.14.0", "0.14.0", "1.3.0rc20"],
+        }
+    )
+    assert moe_adapter.routing(table).tolist() == ["power_law_legacy_1.2", "balanced", "power_law_1.01"]

@@ -16,8 +16,13 @@ from costmodel.specs import Deployment, Efficiency, Workload
 
 H100 = costmodel.load_hardware("h100-sxm")
 NO_OVERHEAD = Efficiency(
-    matmul_fraction=1.0, memory_bandwidth_fraction=1.0, interconnect_fraction=1.0, kernel_overhead_s=0.0
+    matmul_fraction=1.0,
+    memory_bandwidth_fraction=1.0,
+    interconnect_fraction=1.0,
+    kernel_overhead_s=0.0,
+    time_model="roofline",  # the roofline's own limits (the kernel models: tests/test_kernel_times.py)
 )
+ROOFLINE = H100.efficiency.model_copy(update={"time_model": "roofline"})
 
 
 @pytest.mark.parametrize(
@@ -104,7 +109,7 @@ def test_affine_max_sum_equals_the_loop(x0: float, x1: float, y0: float, y1: flo
 def test_decode_total_equals_the_sum_of_steps(name: str, batch: int, start: int, steps: int) -> None:
     model = costmodel.load_model(name)
     dep = Deployment()
-    setup = _Setup(model, H100, Workload(), dep, H100.efficiency, "flash", _tp_link(dep))
+    setup = _Setup(model, H100, Workload(), dep, ROOFLINE, "flash", _tp_link(dep))
     exact = _decode_total_s(setup, batch, start, steps)
     past = np.arange(start, start + steps)
     loop = setup.times(setup.ops(batch, 1, past, "all")).total_s.sum()

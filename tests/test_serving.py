@@ -177,8 +177,10 @@ def test_mixed_iteration_lies_between_its_parts() -> None:
     assert mixed.shape == (3, 3)
     assert np.all(mixed >= np.maximum(decode, prefill))  # both parts' work is done
     assert np.all(mixed <= decode + prefill)  # one weight read is shared (the point of piggybacking)
-    # a long chunk on a small batch is compute bound: the decodes ride almost free (Sarathi-Serve)
-    assert mixed[0, 2] - prefill[0, 2] < 0.05 * decode[0, 0]
+    # a long chunk on a small batch is compute bound: at the same token count, trading one prompt token
+    # for one decode costs little more than that decode's attention (Sarathi-Serve)
+    same = step_time(m, hw, w, decode_batch=1, decode_context=c, prefill_tokens=4095)
+    assert same - prefill[0, 2] < 0.05 * decode[0, 0]
 
 
 def test_step_time_with_tensor_parallelism_is_faster() -> None:

@@ -34,8 +34,13 @@ optionally within a sliding window of ``window`` keys. The model:
   normalise and write O); it is what makes many short sequences cost more than their FLOPs.
 - **launch_s**: the fixed cost of the call (kernel launches, metadata), seconds.
 
-Assumptions: compute and memory overlap inside the kernel; key tiles of a window start on a tile boundary;
-no prefix (past) tokens beyond ``seq_len``.
+- **A chunk after a prefix** (``past_len``, chunked prefill and speculative verification): each of the
+  ``seq_len`` new queries also attends to the ``past_len`` cached keys before it (within the window); the
+  pairs are ``causal_pairs(past_len + seq_len) - causal_pairs(past_len)``, the diagonal tiles are the
+  chunk's own, and the kernel reads the prefix's K and V once. ``past_len=0`` (the default, the public
+  tables' setting) is the prompt-from-scratch case.
+
+Assumptions: compute and memory overlap inside the kernel; key tiles of a window start on a tile boundary.
 """
 
 from __future__ import annotations
@@ -154,23 +159,29 @@ def causal_pairs(seq_len: npt.ArrayLike, window: npt.ArrayLike = 0) -> FloatArra
 
 
 def computed_pairs(
-    seq_len: npt.ArrayLike, window: npt.ArrayLike, causal: npt.ArrayLike, tile_tokens: float
+    seq_len: npt.ArrayLike,
+    window: npt.ArrayLike,
+    causal: npt.ArrayLike,
+    tile_tokens: float,
+    past_len: npt.ArrayLike = 0,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Per head and sequence: query tiles, pairs in unmasked tiles, pairs in masked tiles, and the pairs
     the longest query tile computes [-].
 
     Causal: every query tile has one diagonal tile the mask cuts (two with a window shorter than the
     sequence: the window's left edge too); masked tiles are computed whole. Full attention: ``seq_len^2``
-    pairs, none masked.
+    pairs, none masked. With ``past_len`` cached tokens before the chunk (causal only), each query also
+    attends to them: ``causal_pairs(past + seq_len) - causal_pairs(past)`` pairs.
     """
     s = np.asarray(seq_len, dtype=np.float64)
     w = np.asarray(window, dtype=np.float64)
+    p = np.asarray(past_len, dtype=np.float64)
     rows = np.minimum(s, tile_tokens)
     q_tiles = np.ceil(np.maximum(s, 1.0) / tile_tokens)
-    edges = np.where((w > 0) & (s > w), 2.0, 1.0)
+    edges = np.where((w > 0) & (p + s > w), 2.0, 1.0)
     masked = q_tiles * edges * rows * rows
-    unmasked = np.maximum(causal_pairs(s, w) - masked / 2.0, 0.0)
-    span = np.where(w > 0, np.minimum(s, w), s)
+    unmasked = np.maximum(causal_pairs(p + s, w) - causal_pairs(p, w) - masked / 2.0, 0.0)
+    span = np.where(w > 0, np.minimum(p + s, w), p + s)
     is_causal = np.asarray(causal, dtype=bool)
     full = s * np.where(w > 0, np.minimum(s, 2.0 * w), s)
     longest = rows * np.where(is_causal, span + edges * rows / 2.0, full / np.maximum(s, 1.0))
@@ -204,6 +215,7 @@ def time_s(
     causal: npt.ArrayLike = True,
     act_bytes: npt.ArrayLike = 2.0,
     kv_bytes: npt.ArrayLike = 2.0,
+    past_len: npt.ArrayLike = 0,
 ) -> FloatArray:
     """Context-attention kernel time [s].
 
@@ -216,6 +228,7 @@ def time_s(
     window : sliding-window size [tokens]; 0 for full attention.
     causal : causal mask (default) or full.
     act_bytes : bytes per element of Q and O [bytes]; ``kv_bytes`` of K and V [bytes].
+    past_len : cached tokens of each sequence before these ``seq_len`` [tokens] (causal attention only).
     """
     b = np.asarray(batch_size, dtype=np.float64)
     h = np.asarray(n_heads, dtype=np.float64)
@@ -223,7 +236,7 @@ def time_s(
     d = np.asarray(head_dim, dtype=np.float64)
     dv = d if v_head_dim is None else np.asarray(v_head_dim, dtype=np.float64)
     s = np.asarray(seq_len, dtype=np.float64)
-    q_tiles, unmasked, masked, longest = computed_pairs(seq_len, window, causal, params.tile_tokens)
+    q_tiles, unmasked, masked, longest = computed_pairs(seq_len, window, causal, params.tile_tokens, past_len)
     pairs = unmasked + masked * (1.0 + params.masked_tile_extra_fraction)
     second_per_pair = pair_time_s(params, d, dv)
     ctas = b * h * q_tiles
@@ -240,7 +253,10 @@ def time_s(
     tokens = b * s
     act = np.asarray(act_bytes, dtype=np.float64)
     kv = np.asarray(kv_bytes, dtype=np.float64)
-    attention_bytes = tokens * (h * (d + dv) * act + hkv * (d + dv) * kv)
+    w = np.asarray(window, dtype=np.float64)
+    past = np.asarray(past_len, dtype=np.float64)
+    prefix = b * np.where(w > 0, np.minimum(past, np.maximum(w - 1.0, 0.0)), past)  # cached keys read
+    attention_bytes = tokens * (h * (d + dv) * act + hkv * (d + dv) * kv) + prefix * hkv * (d + dv) * kv
     cache_write_bytes = tokens * hkv * (d + dv) * (act + kv)
     # tensors small enough to stay in L2 between calls (a benchmark repeating one call) move at L2 rate
     fits = attention_bytes + cache_write_bytes <= params.cache_bytes

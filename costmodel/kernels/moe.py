@@ -54,16 +54,19 @@ Routing. ``routing`` names how tokens pick experts:
 - ``"power_law_<alpha>"``: expert loads proportional to draws of a truncated power law ``x^-alpha``
   (NVIDIA aiconfigurator's MoE collector, ``collector/helper.py``, and its ``docs/power_law.md``,
   https://github.com/ai-dynamo/aiconfigurator): on ``[1, 0.8 T]`` when ``T k > E`` else on
-  ``[0.01, 2]``, scaled to ``T k`` pairs and rounded; with expert parallelism the busiest group of
-  ``E / ep`` experts is the one measured, since the slowest GPU sets the layer's time.
-  ``routing_load`` uses closed-form expectations of that process (see its docstring).
+  ``[0.01, 2]``, scaled to ``T k`` pairs, rounded, clamped at ``T`` per expert and fixed up to the exact
+  sum; with expert parallelism the busiest group of ``E / ep`` experts is the one measured, since the
+  slowest GPU sets the layer's time. ``power_law_load`` takes the expectation of that process over seeded
+  draws (see its docstring); ``"power_law_legacy_<alpha>"`` is the collector's earlier fix-up.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Final
+from functools import lru_cache
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -189,6 +192,12 @@ class Params:
     """True when weights are dequantized to the activation dtype in the kernel (not fitted)."""
 
 
+FIT_LOSS: Final = "cauchy"
+"""Robust loss ``costmodel.calibrate.fit_params`` uses for this family. The public MoE tables hold whole
+series (one engine, dtype and shape, every token count) measured 2-5 x slower than the same per-GPU work
+in neighbouring (TP, EP, routing) cells, ~2-10 % of a kernel's rows (TRT-LLM autotunes each series
+separately); soft-L1 lets them pull every parameter, Cauchy's pull fades past ~10 % error."""
+
 BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "launch_s": (1e-6, 2e-3),
     "per_expert_s": (0.0, 5e-5),
@@ -264,6 +273,25 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
     )
 
 
+def initial_guesses(hardware: HardwareProfile, dtype: str) -> list[Params]:
+    """Starts for ``costmodel.calibrate.fit_params``: the datasheet defaults, and for weight-only formats
+    three more (fixed times x 3, fractions / 2, both), the best fit of which is kept. Weight-only keys
+    (Marlin, a few hundred rows each) have a dequantization term that trades against the bandwidth and
+    compute fractions, and a single start settles where one of them is switched off."""
+    start = default_params(hardware, dtype)
+    if not start.weight_only:
+        return [start]
+    out = [start]
+    for time_factor, fraction_factor in ((3.0, 1.0), (1.0, 0.5), (3.0, 0.5)):
+        changes: dict[str, Any] = {}
+        for name, (low, high) in BOUNDS.items():
+            value = float(getattr(start, name))
+            factor = time_factor if name.endswith("_s") else fraction_factor if "fraction" in name else 1.0
+            changes[name] = min(max(value * factor, low), high)
+        out.append(dataclasses.replace(start, **changes))
+    return out
+
+
 # ----------------------------------------------------------------------------------------------------
 # Routing: which experts a batch touches on the measured GPU
 # ----------------------------------------------------------------------------------------------------
@@ -281,7 +309,7 @@ class RoutingLoad:
     """Tokens of the most loaded expert [-]."""
 
 
-_POWER_LAW = re.compile(r"^power_law_([0-9.]+)$")
+_POWER_LAW = re.compile(r"^power_law_(legacy_)?([0-9.]+)$")
 
 
 def expected_touched_experts_uniform(
@@ -300,22 +328,106 @@ def expected_touched_experts_uniform(
     return np.asarray(np.minimum(touched, np.minimum(E, T * k)), dtype=np.float64)
 
 
-def _power_law_cdf(x: FloatArray, alpha: FloatArray, lo: FloatArray, hi: FloatArray) -> FloatArray:
+POWER_LAW_DRAWS: Final = 128
+"""Draws of the collector's routing process averaged by :func:`power_law_load` (a fixed seed, so the model
+is deterministic; the same uniforms serve every shape, so the expectation moves smoothly with the tokens)."""
+
+
+@dataclass
+class _RankCounts:
+    """Per draw and EP rank: pairs, experts with at least one pair, and the largest expert's pairs."""
+
+    pairs: npt.NDArray[np.int64]
+    touched: npt.NDArray[np.int64]
+    largest: npt.NDArray[np.int64]
+
+
+def _round_robin(ranks: _RankCounts, change: npt.NDArray[np.int64], group: int, tokens: int) -> _RankCounts:
+    """The collector's fix-up, one pair at a time over the ranks in turn (``_round_robin_adjust_per_rank``):
+    ``change > 0`` adds each pair to the rank's least-loaded expert (below ``T``), so empty experts fill
+    first; ``change < 0`` takes each pair off the rank's most-loaded expert. Returns the updated counts."""
+    ep = ranks.pairs.shape[1]
+    n = np.abs(change)[:, None]
+    share = n // ep + (np.arange(ep)[None, :] < n % ep)
+    add = np.where((change > 0)[:, None], share, 0)
+    take = np.where((change < 0)[:, None], share, 0)
+    pairs = np.minimum(ranks.pairs + add, group * tokens)
+    touched = np.minimum(ranks.touched + add, group)
+    level = -(-pairs // group)  # water-filling raises the least-loaded experts towards the mean
+    largest = np.where(add > 0, np.maximum(ranks.largest, level), ranks.largest)
+    ones = largest <= 1  # only when every loaded expert holds one pair does a removal empty one
+    touched = np.where(ones, np.maximum(touched - take, 0), touched)
+    return _RankCounts(np.maximum(pairs - take, 0), touched, largest)
+
+
+@lru_cache(maxsize=65536)
+def power_law_load(
+    tokens: int, topk: int, num_experts: int, ep_size: int, alpha: float, legacy: bool = False
+) -> tuple[float, float, float]:
+    """Expected (pairs, touched experts, busiest expert's tokens) on the timed GPU under aiconfigurator's
+    power-law routing, averaged over ``POWER_LAW_DRAWS`` draws of its process (``collector/helper.py``,
+    ``_generate_power_law_distribution``, https://github.com/ai-dynamo/aiconfigurator; the collector times
+    the mean of five draws per shape):
+
+    1. one weight per expert from ``x^-alpha`` on ``[1, 0.8 T]`` (on ``[0.01, 2]`` when ``T k <= E``);
+    2. ``T k`` pairs split in proportion and rounded; no expert above ``T`` (a token picks an expert once):
+       the excess, then whatever the rounding missed, go one pair at a time to the ranks in turn, each to
+       the rank's least-loaded expert; a rounding surplus comes off each rank's most-loaded expert in turn;
+    3. of the ``ep`` ranks of ``E / ep`` consecutive experts, the one with the most pairs is the one timed.
+
+    Step 2 at small ``T`` touches about as many experts as ``T k`` (empty experts are filled first): the
+    tables' power-law and balanced rows take the same time up to ``T k`` ~ ``E / 8``.
+
+    ``legacy``: the collector's earlier step 2 (``power_law_logits_v3`` before the clamp was added):
+    no clamp at ``T``; missing pairs go one each to the largest counts in turn (equal counts in expert
+    order), a surplus comes off the smallest non-zero counts. At small ``T`` the missing pairs then pile
+    onto experts that already have some, or onto the first experts, which sit on rank 0.
+    """
+    rng = np.random.default_rng(20_240_601 + num_experts)  # the same uniforms for every T of an expert count
+    u = rng.random((POWER_LAW_DRAWS, num_experts))
+    lo, hi = (1.0, 0.8 * tokens) if tokens * topk > num_experts else (0.01, 2.0)
     a = 1.0 - alpha
-    return np.asarray(np.clip((x**a - lo**a) / (hi**a - lo**a), 0.0, 1.0), dtype=np.float64)
+    weights = ((hi**a - lo**a) * u + lo**a) ** (1.0 / a)
+    target = tokens * topk
+    counts = np.round(weights / weights.sum(axis=1, keepdims=True) * target).astype(np.int64)
+    group = num_experts // ep_size
+    if legacy:
+        return _legacy_load(counts, target, tokens, group, ep_size)
+    excess = np.maximum(counts - tokens, 0).sum(axis=1)
+    held = np.minimum(counts, tokens)[:, : group * ep_size].reshape(POWER_LAW_DRAWS, ep_size, group)
+    ranks = _RankCounts(held.sum(axis=2), (held > 0).sum(axis=2), held.max(axis=2))
+    ranks = _round_robin(ranks, excess, group, tokens)
+    ranks = _round_robin(ranks, target - ranks.pairs.sum(axis=1), group, tokens)
+    timed = np.argmax(ranks.pairs, axis=1)
+    draw = np.arange(POWER_LAW_DRAWS)
+    return (
+        float(ranks.pairs[draw, timed].mean()),
+        float(np.maximum(ranks.touched[draw, timed], 1).mean()),
+        float(np.minimum(ranks.largest[draw, timed], tokens).mean()),
+    )
 
 
-def _power_law_quantile(u: FloatArray, alpha: FloatArray, lo: FloatArray, hi: FloatArray) -> FloatArray:
-    a = 1.0 - alpha
-    return np.asarray((lo**a + u * (hi**a - lo**a)) ** (1.0 / a), dtype=np.float64)
-
-
-def _power_law_mean(alpha: FloatArray, lo: FloatArray, hi: FloatArray) -> FloatArray:
-    """Mean of the density proportional to x^-alpha on [lo, hi] (alpha > 1, alpha != 2)."""
-    a1, a2 = 1.0 - alpha, 2.0 - alpha
-    near_two = np.abs(a2) < 1e-9
-    a2 = np.where(near_two, 1e-9, a2)
-    return np.asarray(a1 / (hi**a1 - lo**a1) * (hi**a2 - lo**a2) / a2, dtype=np.float64)
+def _legacy_load(
+    counts: npt.NDArray[np.int64], target: int, tokens: int, group: int, ep: int
+) -> tuple[float, float, float]:
+    """``power_law_load(legacy=True)`` from the rounded counts (draws in rows)."""
+    draws, experts = counts.shape
+    delta = (target - counts.sum(axis=1))[:, None]
+    rank = np.empty_like(counts)
+    rank[np.arange(draws)[:, None], np.argsort(-counts, axis=1, kind="stable")] = np.arange(experts)[None, :]
+    add = np.maximum(delta, 0)
+    counts = counts + add // experts + (rank < add % experts)
+    smallest = (experts - 1 - rank) < np.maximum(-delta, 0)  # a surplus is a few pairs at most
+    taken = smallest & (counts > 0)
+    counts = counts - taken
+    counts[np.arange(draws), np.argmax(counts, axis=1)] -= (smallest & ~taken).sum(axis=1)
+    ranks = counts[:, : group * ep].reshape(draws, ep, group)
+    timed = ranks[np.arange(draws), np.argmax(ranks.sum(axis=2), axis=1)]
+    return (
+        float(timed.sum(axis=1).mean()),
+        float(np.maximum((timed > 0).sum(axis=1), 1).mean()),
+        float(np.minimum(timed.max(axis=1), tokens).mean()),
+    )
 
 
 def routing_load(
@@ -328,15 +440,12 @@ def routing_load(
 ) -> RoutingLoad:
     """Pairs, touched experts and busiest expert on the most loaded of ``ep_size`` GPUs.
 
-    ``routing``: ``"balanced"``, ``"uniform"`` or ``"power_law_<alpha>"`` (alpha > 1), per row.
+    ``routing``: ``"balanced"``, ``"uniform"``, ``"power_law_<alpha>"`` or ``"power_law_legacy_<alpha>"``
+    (alpha > 1; the collector's earlier fix-up, see :func:`power_law_load`), per row.
 
-    Power law, in expectation (the collector draws once; we use the expected values of the draw):
-    with ``x ~ x^-alpha`` on ``[lo, hi]`` of mean ``mu``, each expert gets ``s x`` pairs with
-    ``s = T k / (E mu)``; an expert is touched when ``s x >= 1/2`` (rounding), so the touched share is
-    ``1 - F(1 / (2 s))``; the busiest expert sits at the ``E / (E + 1)`` quantile (the expected CDF value
-    of the largest of ``E`` draws), capped at ``T`` tokens. The busiest of ``ep`` groups of ``E / ep``
-    experts is taken to be the one holding the busiest expert: its pairs are that expert's plus the
-    average of the others, and never fewer than an even split.
+    Power law: the expected values of one draw of the collector's process (:func:`power_law_load`; the
+    collector draws once per measured shape). Tokens, top-k, experts and EP size are rounded to whole
+    numbers there.
     """
     T, k, E, ep = (
         np.asarray(v, dtype=np.float64) for v in np.broadcast_arrays(tokens, topk, num_experts, ep_size)
@@ -366,33 +475,31 @@ def routing_load(
     )
 
     alpha = np.full(T.shape, np.nan)
+    legacy = np.zeros(T.shape)
     for value in np.unique(kinds):
         match = _POWER_LAW.match(value)
         if match:
-            alpha[kinds == value] = float(match.group(1))
+            alpha[kinds == value] = float(match.group(2))
+            legacy[kinds == value] = float(match.group(1) is not None)
         elif value not in ("balanced", "uniform"):
             raise CostmodelError(
-                f"routing {value!r} is not known: use 'balanced', 'uniform' or 'power_law_<alpha>' "
-                "(alpha > 1)"
+                f"routing {value!r} is not known: use 'balanced', 'uniform', 'power_law_<alpha>' or "
+                "'power_law_legacy_<alpha>' (alpha > 1)"
             )
     is_power = np.isfinite(alpha)
     if np.any(alpha[is_power] <= 1.0):
         raise CostmodelError("routing power_law_<alpha> needs alpha > 1 (e.g. power_law_1.2)")
-    a = np.where(is_power, alpha, 1.5)
-    many = total > E
-    lo = np.where(many, 1.0, 0.01)
-    hi = np.where(many, np.maximum(0.8 * T, 1.0 + 1e-6), 2.0)
-    scale = total / (E * _power_law_mean(a, lo, hi))
-    touched_share = 1.0 - _power_law_cdf(np.minimum(0.5 / scale, hi), a, lo, hi)
-    top = np.maximum(np.minimum(np.round(scale * _power_law_quantile(E / (E + 1.0), a, lo, hi)), T), 1.0)
-    top = np.minimum(top, total)
-    others = (total - top) / np.maximum(E - 1.0, 1.0)
-    power_pairs = np.minimum(np.maximum(top + (group - 1.0) * others, even), total)
-    # no expert takes more than T tokens (a token picks an expert once), so at least pairs / T are touched
-    power_touched = np.minimum(
-        np.maximum(1.0 + (group - 1.0) * touched_share, np.ceil(power_pairs / T)),
-        np.minimum(group, power_pairs),
-    )
+    power_pairs, power_touched, top = (np.ones_like(T) for _ in range(3))
+    if is_power.any():
+        combos = np.stack([T, k, E, ep, alpha, legacy], axis=-1)[is_power]
+        unique, inverse = np.unique(combos, axis=0, return_inverse=True)
+        loads = np.array(
+            [
+                power_law_load(round(t), round(kk), round(e), round(p), float(al), bool(old))
+                for t, kk, e, p, al, old in unique
+            ]
+        )
+        power_pairs[is_power], power_touched[is_power], top[is_power] = loads[inverse.ravel()].T
     power = RoutingLoad(pairs=power_pairs, touched_experts=power_touched, busiest_expert_tokens=top)
 
     def pick(field: str) -> FloatArray:

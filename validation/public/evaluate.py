@@ -6,14 +6,14 @@ For each table, rows are grouped by ``op_name``; an ``op_name`` with an adapter
 be predicted are counted per ``op_name`` with the reason (no adapter, no hardware profile, a datasheet
 figure the model needs is missing), never dropped silently.
 
-Outputs: ``summary.json`` (``"kernels"``: one entry per system, family, engine, dtype and split with
+Outputs: ``summary.json`` (``"kernels"``: one entry per system, family, engine, dtype, kernel and split with
 ``n``, ``median_abs_err``, ``p90_abs_err``, ``median_signed_err``; errors are fractions, signed =
-predicted / measured - 1) and ``rows.csv`` (every predicted row with ``predicted_s``).
+predicted / measured - 1), ``rows.csv`` (every predicted row with ``predicted_s``), and the dashboard's
+``rows_sample.parquet`` and ``regimes.json`` (:mod:`validation.public.sample`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,17 +23,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from costmodel.calibrate import git_revision
 from costmodel.errors import CostmodelError
 from costmodel.kernels import params_for
 from costmodel.registry import load_hardware
 from validation.public.families import adapter_for
 from validation.public.reader import iter_tables, read_revision
+from validation.public.sample import provenance, write_page_files
 from validation.public.silicon import SILICON_FILE, predict_silicon, silicon_summary, uncovered_reasons
 
-SUMMARY_KEYS = (
-    "system", "family", "engine", "dtype", "split", "n", "median_abs_err", "p90_abs_err", "median_signed_err",
-)  # fmt: skip
+SUMMARY_KEYS = ("system", "family", "engine", "dtype", "kernel", "split",
+                "n", "median_abs_err", "p90_abs_err", "median_signed_err")  # fmt: skip
+"""One entry of ``summary.json``'s ``"kernels"``: issue 14's keys plus ``kernel`` (the table's
+``kernel_source``), since one format runs through several kernels whose errors differ."""
+GROUP_KEYS = ("system", "family", "engine", "dtype", "kernel", "split")
 ROW_COLUMNS = ("system", "hardware", "family", "engine", "engine_version", "table", "kernel_source", "dtype",
                "key", "split", "latency_s", "predicted_s")  # fmt: skip
 
@@ -89,7 +91,8 @@ def predict_table(frame: pd.DataFrame, evaluation: Evaluation) -> None:
         out = rows.loc[done].copy()
         out["family"] = op_name
         out["key"] = keys[done]
-        out["dtype"] = np.char.partition(keys[done], ":")[:, 0]
+        dtypes = adapter.dtype(rows) if hasattr(adapter, "dtype") else np.char.partition(keys, ":")[:, 0]
+        out["dtype"] = np.asarray(dtypes, dtype=str)[done]
         out["split"] = np.where(out["calibration"].to_numpy(dtype=bool), "calibration", "held-out")
         out["predicted_s"] = predicted[done]
         evaluation.rows.append(out)
@@ -104,10 +107,12 @@ def evaluate(root: str | Path) -> Evaluation:
 
 
 def summarize(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per system, family, engine, dtype and split: n, median |err|, p90 |err|, median signed err."""
+    """Per system, family, engine, dtype, kernel and split: n, median |err|, p90 |err|, median signed err."""
     signed = rows["predicted_s"] / rows["latency_s"] - 1.0
-    work = rows[["system", "family", "engine", "dtype", "split"]].assign(signed=signed, abs=signed.abs())
-    grouped = work.groupby(["system", "family", "engine", "dtype", "split"], sort=True)
+    work = rows[["system", "family", "engine", "dtype", "split"]].assign(
+        kernel=rows["kernel_source"].astype(str), signed=signed, abs=signed.abs()
+    )
+    grouped = work.groupby(list(GROUP_KEYS), sort=True)
     summary = grouped.agg(
         n=("abs", "size"),
         median_abs_err=("abs", "median"),
@@ -118,16 +123,19 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_outputs(root: str | Path, out_dir: str | Path, evaluation: Evaluation) -> dict[str, Any]:
-    """Write ``summary.json`` and ``rows.csv`` into ``out_dir``; return the summary document."""
+    """Write ``summary.json``, ``rows.csv`` and the dashboard's files (:mod:`validation.public.sample`)
+    into ``out_dir``; return the summary document."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = evaluation.frame()
     summary = summarize(rows) if len(rows) else pd.DataFrame(columns=list(SUMMARY_KEYS))
+    about = provenance(root, rows, read_revision(root))
     document: dict[str, Any] = {
         "data": str(root),
-        "data_revision": read_revision(root),
-        "costmodel_revision": git_revision(),
-        "date": dt.date.today().isoformat(),
+        "data_revision": about["data_revision"],
+        "costmodel_revision": about["costmodel_revision"],
+        "date": about["date"],
+        "environment": {k: about[k] for k in ("systems", "costmodel_version", "software", "command")},
         "errors": "fractions; signed = predicted / measured - 1",
         "kernels": [
             {k: (v.item() if isinstance(v, np.generic) else v) for k, v in record.items()}
@@ -140,12 +148,15 @@ def write_outputs(root: str | Path, out_dir: str | Path, evaluation: Evaluation)
     }
     first = [c for c in ROW_COLUMNS if c in rows.columns]
     rows = rows[first + [c for c in rows.columns if c not in first and c != "calibration"]]
+    silicon = None
     if (Path(root) / SILICON_FILE).is_file():
         silicon = predict_silicon(Path(root))
         document["silicon"] = silicon_summary(silicon)
         document["silicon_uncovered"] = [
             {"reason": str(reason), "n": int(n)} for reason, n in uncovered_reasons(silicon).items()
         ]
+    document["outputs"] = {"rows": "rows.csv"} | write_page_files(out, rows, silicon, about)
+    if silicon is not None:
         rows = pd.concat([rows, silicon.assign(family="silicon")], ignore_index=True, sort=False)
     (out / "summary.json").write_text(json.dumps(document, indent=1, default=_plain) + "\n", encoding="utf-8")
     rows.to_csv(out / "rows.csv", index=False, float_format="%.6g")
@@ -159,11 +170,12 @@ def _plain(value: Any) -> Any:
 
 def table_text(document: dict[str, Any]) -> str:
     """The summary as a plain-text table for people."""
-    lines = [f"{'system':<10} {'family':<22} {'engine':<7} {'dtype':<10} {'split':<11} {'n':>7} "
-             f"{'med|err|':>8} {'p90|err|':>8} {'med err':>8}"]  # fmt: skip
+    lines = [f"{'system':<10} {'family':<22} {'engine':<7} {'dtype':<10} {'kernel':<28} {'split':<11} "
+             f"{'n':>7} {'med|err|':>8} {'p90|err|':>8} {'med err':>8}"]  # fmt: skip
     for r in document["kernels"]:
         lines.append(
-            f"{r['system']:<10} {r['family']:<22} {r['engine']:<7} {r['dtype']:<10} {r['split']:<11} "
+            f"{r['system']:<10} {r['family']:<22} {r['engine']:<7} {r['dtype']:<10} {r['kernel'][:28]:<28} "
+            f"{r['split']:<11} "
             f"{r['n']:>7} {r['median_abs_err']:>8.1%} {r['p90_abs_err']:>8.1%} "
             f"{r['median_signed_err']:>+8.1%}"
         )
@@ -189,16 +201,17 @@ def table_text(document: dict[str, Any]) -> str:
 
 
 def markdown(document: dict[str, Any]) -> str:
-    """Held-out and calibration errors side by side, one line per system, family, engine and dtype."""
-    by_key: dict[tuple[str, str, str, str], dict[str, dict[str, Any]]] = {}
+    """Held-out and calibration errors side by side, one line per system, family, engine, dtype and kernel."""
+    by_key: dict[tuple[str, str, str, str, str], dict[str, dict[str, Any]]] = {}
     for r in document["kernels"]:
-        by_key.setdefault((r["system"], r["family"], r["engine"], r["dtype"]), {})[r["split"]] = r
+        key = (r["system"], r["family"], r["engine"], r["dtype"], r["kernel"])
+        by_key.setdefault(key, {})[r["split"]] = r
     lines = [
-        "| system | family | engine | dtype | held-out rows | median abs err | p90 abs err | median signed "
-        "| calibration rows | median abs err |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| system | family | engine | dtype | kernel | held-out rows | median abs err | p90 abs err "
+        "| median signed | calibration rows | median abs err |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for (system, family, engine, dtype), splits in sorted(by_key.items()):
+    for (system, family, engine, dtype, kernel), splits in sorted(by_key.items()):
         held, cal = splits.get("held-out"), splits.get("calibration")
         h = (
             f"{held['n']} | {held['median_abs_err']:.1%} | {held['p90_abs_err']:.1%} | "
@@ -207,5 +220,5 @@ def markdown(document: dict[str, Any]) -> str:
             else "0 | - | - | -"
         )
         c = f"{cal['n']} | {cal['median_abs_err']:.1%}" if cal else "0 | -"
-        lines.append(f"| {system} | {family} | {engine} | {dtype} | {h} | {c} |")
+        lines.append(f"| {system} | {family} | {engine} | {dtype} | {kernel} | {h} | {c} |")
     return "\n".join(lines)

@@ -164,17 +164,18 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     filled = table.assign(**{column: table[column].fillna(1) for column in degrees})
 
     groups: list[tuple[pd.Index, Parts]] = []
-    keys = ["model_path", "system", "gemm_quant_mode", *degrees, "batch_size"]
+    keys = ["backend", "model_path", "system", "gemm_quant_mode", *degrees, "batch_size"]
     for key, rows in filled[(reason == "") & (table["mode"] == "agg")].groupby(keys, sort=True):
-        model_path, system, quant, tp, pp, dp, moe_tp, moe_ep, batch = key
+        backend, model_path, system, quant, tp, pp, dp, moe_tp, moe_ep, batch = key
         model = models[str(model_path)]
         assert isinstance(model, ModelProfile)
+        hardware = load_hardware(SYSTEM_PROFILES[str(system)])
         # the MoE split means nothing for a dense model
         moe = {"moe_tp": int(moe_tp), "moe_ep": int(moe_ep)} if model.moe is not None else {}
         try:
             engine = Engine(
                 model,
-                load_hardware(SYSTEM_PROFILES[str(system)]),
+                hardware,
                 Workload(
                     1,
                     1,
@@ -186,6 +187,8 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                 # batch_size and the token budget are per attention-DP rank
                 max_batch_size=int(batch) * int(dp),
                 max_batched_tokens=max(TOKEN_BUDGET, int(batch)) * int(dp),
+                # the kernel models read the calibrated kernels of the row's engine
+                efficiency=hardware.efficiency.model_copy(update={"kernel_engine": str(backend)}),
             )
             parts = loop_parts(
                 engine,

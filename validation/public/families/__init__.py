@@ -13,7 +13,10 @@ The adapter contract (one module per kernel family in this package):
 ``params_key(table) -> ndarray[str]``
     Per row: the key the parameters are looked up and fitted by, ``"<dtype>"`` or
     ``"<dtype>:<qualifier>"`` (the qualifier names an engine or kernel class whose parameters differ).
-    The part before ``":"`` is the row's dtype in the evaluation's summary.
+``dtype(table) -> ndarray[str]`` (optional)
+    Per row: the format the evaluation reports (``dtype`` of ``summary.json``), for adapters whose key
+    does not start with it (attention and MLA keys start with the kernel, collective keys with ``nccl``).
+    Without it, the part of the key before ``":"`` is the row's dtype.
 ``shapes(table) -> dict[str, ndarray]``
     Per row: the keyword arrays of ``KERNEL_MODULE.time_s`` (numpy arrays of the table's length).
 

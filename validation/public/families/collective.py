@@ -35,6 +35,9 @@ ELEMENT_BYTES = {
 }
 
 
+_SHORT = {"half": "fp16", "float16": "fp16", "bfloat16": "bf16", "float": "fp32", "float32": "fp32"}
+
+
 def _dtype(table: pd.DataFrame) -> pd.Series:
     columns = [c for c in ("nccl_dtype", "allreduce_dtype") if c in table]
     if not columns:
@@ -56,6 +59,11 @@ def params_key(table: pd.DataFrame) -> npt.NDArray[np.str_]:
     op = table["op_name"].astype(str).to_numpy(dtype=str)
     kernel = table["kernel_source"].astype(str).to_numpy(dtype=str)
     return np.asarray(np.where(_is_nccl(table), np.char.add("nccl:", op), kernel), dtype=str)
+
+
+def dtype(table: pd.DataFrame) -> npt.NDArray[np.str_]:
+    """The element format of each row's message (``half`` -> ``fp16``, ``bfloat16`` -> ``bf16``, ``int8``)."""
+    return np.asarray(_dtype(table).map(lambda v: _SHORT.get(v, v)), dtype=str)
 
 
 def shapes(table: pd.DataFrame) -> dict[str, Any]:

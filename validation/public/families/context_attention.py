@@ -42,6 +42,12 @@ def params_key(table: pd.DataFrame) -> npt.NDArray[np.str_]:
     return np.asarray(np.char.add(np.char.add(np.char.add(kernel, ":"), compute), suffix), dtype=str)
 
 
+def dtype(table: pd.DataFrame) -> npt.NDArray[np.str_]:
+    """The format of each row: the compute dtype, ``+fp8kv`` where the KV cache is stored in another one
+    (the part of the key after the kernel)."""
+    return np.asarray(np.char.partition(params_key(table), ":")[:, 2], dtype=str)
+
+
 def shapes(table: pd.DataFrame) -> dict[str, npt.NDArray[np.float64]]:
     """Per-row keyword arrays for ``context_attention.time_s``."""
     window = table["window_size"].fillna(0) if "window_size" in table else pd.Series(0, index=table.index)

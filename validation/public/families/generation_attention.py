@@ -12,6 +12,7 @@ import pandas as pd
 
 from costmodel.kernels import generation_attention
 from validation.public.families.context_attention import _BYTES, short_dtype
+from validation.public.families.context_attention import dtype as _context_dtype
 from validation.public.families.context_attention import params_key as _context_key
 
 KERNEL_MODULE = generation_attention
@@ -34,6 +35,11 @@ def params_key(table: pd.DataFrame) -> npt.NDArray[np.str_]:
     window = table["window_size"].fillna(0).to_numpy(np.float64) if "window_size" in table else 0.0
     suffix = np.where(np.asarray(window) > 0, np.char.add(suffix, "+swa"), suffix)
     return np.asarray(np.char.add(base, suffix), dtype=str)
+
+
+def dtype(table: pd.DataFrame) -> npt.NDArray[np.str_]:
+    """The format of each row, as for context attention (the decode-kernel class is not a format)."""
+    return _context_dtype(table)
 
 
 def shapes(table: pd.DataFrame) -> dict[str, npt.NDArray[np.float64]]:

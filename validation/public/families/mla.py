@@ -65,6 +65,12 @@ def params_key(table: pd.DataFrame) -> npt.NDArray[np.str_]:
     return np.asarray(np.where(gemm != "bf16", np.char.add(np.char.add(key, "/"), gemm), key), dtype=str)
 
 
+def dtype(table: pd.DataFrame) -> npt.NDArray[np.str_]:
+    """The format of each row: ``<attention dtype>[+fp8kv][/<gemm format>]``, the key after its kernel and
+    operation."""
+    return np.asarray(np.char.rpartition(params_key(table), ":")[:, 2], dtype=str)
+
+
 def shapes(table: pd.DataFrame) -> dict[str, npt.NDArray[np.float64]]:
     """Per-row keyword arrays for ``mla.time_s``."""
     op = table["op_name"].astype(str).map(lambda o: _OP[o][1]).to_numpy(np.int64)

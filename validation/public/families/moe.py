@@ -21,6 +21,13 @@ OP_NAMES = ("moe",)
 
 FORMAT_NAMES = {"bfloat16": "bf16", "float16": "bf16", "fp16": "bf16"}
 
+LEGACY_ROUTING_TABLES = frozenset({("vllm", "0.14.0")})
+"""(engine, engine version) of tables whose power-law rows were drawn by the collector's earlier fix-up
+(``costmodel.kernels.moe.power_law_load(legacy=True)``): A100's vLLM 0.14 table, whose T = 1-16 rows with
+32-256-way EP time rank 0 with ``min(E / ep, T k)`` experts, which only the earlier fix-up (missing pairs to
+the largest counts, equal counts in expert order) produces; the 0.24 / TRT-LLM 1.3 tables run power-law and
+balanced rows equally fast at T k << E, which only the current one (empty experts filled first) produces."""
+
 
 def formats(table: pd.DataFrame) -> npt.NDArray[np.str_]:
     """The costmodel format name of each row (``bfloat16`` -> ``bf16``; others as the table spells them)."""
@@ -37,6 +44,19 @@ def params_key(table: pd.DataFrame) -> npt.NDArray[np.str_]:
     )
 
 
+def routing(table: pd.DataFrame) -> npt.NDArray[np.str_]:
+    """The table's ``distribution`` per row, ``power_law_<a>`` read as ``power_law_legacy_<a>`` in the
+    tables of ``LEGACY_ROUTING_TABLES``."""
+    distribution = table["distribution"].astype(str)
+    if "engine" in table and "engine_version" in table:
+        pairs = zip(table["engine"].astype(str), table["engine_version"].astype(str), strict=True)
+        legacy = np.array([pair in LEGACY_ROUTING_TABLES for pair in pairs], dtype=bool)
+        distribution = distribution.where(
+            ~legacy, distribution.str.replace("power_law_", "power_law_legacy_")
+        )
+    return np.asarray(distribution.to_numpy(dtype=str))
+
+
 def shapes(table: pd.DataFrame) -> dict[str, Any]:
     """Keyword arrays for ``moe.time_s``; ``gated`` is False for the kernels named ``nongated``."""
     kernel = table["kernel_source"].astype(str)
@@ -48,6 +68,6 @@ def shapes(table: pd.DataFrame) -> dict[str, Any]:
         "num_experts": table["num_experts"].to_numpy(dtype=np.float64),
         "tp_size": table["moe_tp_size"].to_numpy(dtype=np.float64),
         "ep_size": table["moe_ep_size"].to_numpy(dtype=np.float64),
-        "routing": table["distribution"].astype(str).to_numpy(dtype=str),
+        "routing": routing(table),
         "gated": ~kernel.str.contains("nongated").to_numpy(dtype=bool),
     }

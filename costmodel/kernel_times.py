@@ -1,0 +1,591 @@
+"""Operator time from the kernel-family models: the time model behind step times, serving and planning.
+
+:func:`op_times` times every operator of :func:`costmodel.ops.forward_ops` that carries a kernel shape
+(:mod:`costmodel.kernel_shapes`) with its family's ``time_s`` from :mod:`costmodel.kernels`, using the
+device's calibrated parameters (``hardware_profiles/calibrated/<device>.yaml``, found by
+:func:`costmodel.kernels.params_for`) or the datasheet defaults where it has none:
+
+- **GEMMs** (projections, dense MLP, shared experts, router, output head): :mod:`costmodel.kernels.gemm`
+  with ``m`` = the pass's tokens. Key: the weight format (``bf16``, ``fp8``, ``fp8_block``, ``nvfp4``);
+  routers and the head are 16-bit. Weight-only formats (int4, ...), 2:4 sparse weights and formats whose
+  peak the datasheet lacks keep the roofline.
+- **Attention**: one new token per sequence is the decode regime
+  (:mod:`costmodel.kernels.generation_attention`, the new query against ``past + 1`` keys); more is the
+  prefill regime (:mod:`costmodel.kernels.context_attention`, causal over the chunk and its past).
+  MLA models run :mod:`costmodel.kernels.mla`: absorbed decode against the latent cache, and in prefill the
+  naive form (the ``kv_b_proj`` GEMM over the attended tokens, then attention with 192/128-dim heads);
+  the absorbed decode replaces that GEMM by the two per-head ``bmm`` of the absorb form.
+- **MoE** routed experts: one fused block, :mod:`costmodel.kernels.moe` (balanced routing, as
+  :mod:`costmodel.ops` assumes); the block's activation and down-projection ride in it.
+- **Collectives** inside a node: :mod:`costmodel.kernels.collective` (tensor-parallel all-reduce with the
+  engine's custom all-reduce, expert-parallel all-to-all with NCCL); across nodes, the roofline's ring.
+- Everything else (norms, activations, the embedding gather, SSM and linear-attention scans, eager or
+  top-k sparse attention): the roofline with the profile's efficiencies (:mod:`costmodel.roofline`).
+
+Parameter keys. The public tables calibrate several kernels per family and device (one per engine and
+kernel source). The rule: GEMM and MoE use the format's own key (fitted on all of that format's rows, the
+engines' kernels pooled; GEMM keys do not name their engine, and an engine has several MoE kernels per
+format without a record of which one it runs); attention, MLA and the all-reduce use the sorted-first
+stored key of the engine named by ``Efficiency.kernel_engine`` (``vllm`` by default; ``sglang`` runs
+vLLM's kernels) for the compute dtype (``bf16``; ``+fp8kv`` with an fp8 cache, and the decode classes
+``+mha`` / ``+wide`` / ``+swa`` the tables distinguish), then of any engine, then the datasheet defaults.
+
+The result is a :class:`costmodel.roofline.OpTimes` like the roofline's, so reports, charts and the
+serving model read it unchanged: a kernel-timed operator keeps the roofline's split between compute and
+memory time, scaled so that its time is the kernel model's (its ``bound`` is the roofline's), and the
+per-kernel overhead is inside each family's time (``overhead_s`` is 0; roofline operators carry one launch,
+:func:`launch_s`, in their own terms).
+
+From benchmark parameters to step parameters (:func:`step_params`): the tables time one call at a time
+in eager mode, so a fitted fixed cost includes the host's dispatch of the call, which a serving step does
+not pay per kernel; each fixed cost is capped at its GPU launches (:func:`launch_s` each)
+(:data:`GRAPH_LAUNCHES`). And a benchmark repeating one call finds small operands in L2, while a step runs
+every layer on its own data, so the cache terms are switched off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from costmodel.kernel_shapes import (
+    AttentionShape,
+    CollectiveShape,
+    FusedInto,
+    GemmShape,
+    MlaUpShape,
+    MoEShape,
+)
+from costmodel.ops import COLLECTIVES, Op
+from costmodel.roofline import Link, OpTimes
+from costmodel.roofline import op_times as roofline_op_times
+from costmodel.specs import Efficiency, HardwareProfile
+
+FloatArray = npt.NDArray[np.float64]
+TimeModel = Literal["auto", "roofline", "kernels"]
+TIME_MODELS: tuple[TimeModel, ...] = ("auto", "roofline", "kernels")
+
+ENGINE_PREFIX = {"vllm": "vllm", "trtllm": "trtllm", "sglang": "vllm"}
+"""Engine -> the prefix of its kernels' keys in the calibrated profiles. SGLang runs FlashInfer /
+FlashAttention kernels and a custom all-reduce derived from vLLM's, so it reads vLLM's."""
+ALL_REDUCE_KEYS = {"vllm": "vLLM_custom_graph", "trtllm": "TRTLLM"}
+"""Engine prefix -> its custom all-reduce's key (CUDA-graph mode, as engines serve)."""
+GEMM_FORMATS = {"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "nvfp4"}
+"""Weight dtype -> GEMM model key (the formats the GEMM model has; others keep the roofline)."""
+MOE_FORMATS = {
+    "bf16": "bf16",
+    "fp16": "bf16",
+    "fp8": "fp8",
+    "fp8_block": "fp8_block",
+    "nvfp4": "nvfp4",
+    "int4": "int4_wo",
+    "mxfp4": "w4a16_mxfp4",
+}
+"""Weight dtype -> MoE model format."""
+GRAPH_LAUNCHES = {
+    "gemm": {"launch_s": 1.0},
+    "context_attention": {"launch_s": 2.0},
+    "generation_attention": {"launch_s": 2.0, "combine_s": 1.0},
+    "mla": {"launch_s": 2.0, "module_kernel_s": 1.0},
+    "moe": {"launch_s": 4.0},
+}
+"""Family -> fixed-cost parameter -> the GPU kernel launches it stands for. The public kernel tables time
+one call at a time in eager mode, so a fitted fixed cost includes the host's dispatch of that call (Python,
+quantization helpers, JIT lookups: up to ~200 us for some fp8-block GEMM paths). A serving step does not
+pay it per kernel: decode runs as a CUDA graph replay, which removes per-kernel CPU launch overheads
+(https://pytorch.org/blog/accelerating-pytorch-with-cuda-graphs/), and in eager prefill the host launches
+ahead of long kernels. So each fixed cost is capped at that many launches (:func:`launch_s`; the
+attention kernels also write the cache; decode's split-K reduction is one more kernel; the fused MoE runs
+routing, alignment and two GEMMs; fp8 / fp4 GEMMs first quantize their activations, one more launch).
+What the host adds per step is the closed-loop model's ``step_overhead_s``."""
+DEDUPE_MAX_ELEMENTS = 200_000
+"""Largest workload array :func:`_on_unique` sorts to find its distinct shapes [-]."""
+ATTENTION_ACT_BYTES = 2.0
+"""Bytes per Q / O element in the attention kernels: they compute in bf16 (the parameter keys' compute
+dtype) whatever the GEMMs' activation format [bytes]."""
+WIDE_GROUP = 32
+"""Query heads per KV head above which decode runs the wide-group kernel class (as the public tables key
+it: ``validation/public/families/generation_attention.py``)."""
+
+
+def launch_s(hardware: HardwareProfile, efficiency: Efficiency | None = None) -> float:
+    """One kernel launch on ``hardware`` [s]: the calibrated fixed cost of its plain bf16 GEMM (the cheapest
+    call the public tables time, 2-3 us on H100 / B200) where it has one, else the profile's
+    ``kernel_overhead_s`` (an assumption, 5 us by default)."""
+    from costmodel.kernels import gemm, params_for
+
+    eff = efficiency or hardware.efficiency
+    calibration = hardware.kernel_calibration
+    if calibration is None or "bf16" not in calibration.params.get("gemm", {}):
+        return eff.kernel_overhead_s
+    return float(params_for(hardware, gemm, "bf16").launch_s)
+
+
+def uses_kernels(hardware: HardwareProfile, efficiency: Efficiency) -> bool:
+    """Whether ``efficiency.time_model`` resolves to the kernel models on ``hardware``: 'kernels', or 'auto'
+    on a device with a kernel calibration and the SM count the kernel models spread their work over
+    (``datasheet.compute_units``; 'kernels' without it is an error naming the field)."""
+    model = efficiency.time_model
+    auto = hardware.kernel_calibration is not None and hardware.datasheet.compute_units is not None
+    return model == "kernels" or (model == "auto" and auto)
+
+
+def op_times(
+    ops: Sequence[Op],
+    hardware: HardwareProfile,
+    *,
+    weight_dtype: str = "bf16",
+    activation_dtype: str = "bf16",
+    efficiency: Efficiency | None = None,
+    link: Link = "intra",
+    scale_up_domain: int | None = None,
+) -> OpTimes:
+    """Time of each operator on ``hardware`` from the kernel models (see the module docstring).
+
+    Parameters
+    ----------
+    ops : from :func:`costmodel.ops.forward_ops`.
+    hardware : HardwareProfile
+    weight_dtype, activation_dtype : the pass's formats (they choose the GEMM and MoE parameters).
+    efficiency : replaces ``hardware.efficiency`` for the roofline operators; its ``kernel_engine`` picks
+        the engine's kernel parameters.
+    link : the link the collectives use; ``"inter"`` keeps the roofline's ring for them.
+    scale_up_domain : devices the intra-node link joins; when given, a collective whose devices
+        (``Op.span``, else its group) fit in it uses the intra-node collective model, one spread beyond
+        keeps the roofline's ring on the inter-node network (as :func:`costmodel.roofline.op_times`).
+    """
+    eff = efficiency or hardware.efficiency
+    roof = roofline_op_times(
+        ops,
+        hardware,
+        activation_dtype=activation_dtype,
+        efficiency=eff,
+        link=link,
+        scale_up_domain=scale_up_domain,
+    )
+    overhead = launch_s(hardware, eff)
+    chooser = _Keys(hardware, ENGINE_PREFIX[eff.kernel_engine], overhead)
+    compute, memory, comm = list(roof.compute_s), list(roof.memory_s), list(roof.communication_s)
+    kernel_s: dict[int, FloatArray] = _gemms_s(hardware, chooser, ops, weight_dtype, activation_dtype)
+    fused: dict[str, list[int]] = {}
+    for i, op in enumerate(ops):
+        shape = op.kernel
+        t = None
+        if isinstance(shape, FusedInto):
+            fused.setdefault(shape.op, []).append(i)
+        elif isinstance(shape, CollectiveShape):
+            # the collective model is of GPUs inside one node; across nodes the roofline's ring stays
+            inside = link == "intra"
+            if scale_up_domain is not None:
+                inside = (op.span or op.group) <= scale_up_domain
+            comm[i] = _collective_s(hardware, chooser, shape) if inside else comm[i] + overhead
+        elif isinstance(shape, AttentionShape):
+            t = _attention_s(hardware, chooser, shape)
+        elif isinstance(shape, MlaUpShape):
+            t = _mla_up_s(hardware, chooser, shape, weight_dtype, activation_dtype)
+        elif isinstance(shape, MoEShape):
+            t = _moe_s(hardware, chooser, shape, weight_dtype)
+        if t is not None:
+            kernel_s[i] = t
+    # a fused kernel's time is shared among its operators in proportion to their roofline times, so the
+    # per-operator table stays readable; the block's total is the kernel model's
+    names = [op.name for op in ops]
+    for owner, members in fused.items():
+        head = names.index(owner) if owner in names else -1
+        if head not in kernel_s:
+            continue  # the owner kept the roofline: so do its members
+        group = [head, *members]
+        shares = [roof.time_s(j) for j in group]
+        total = sum(shares)
+        block = kernel_s[head]
+        for j, share in zip(group, shares, strict=True):
+            kernel_s[j] = np.asarray(
+                np.where(total > 0, block * share / np.where(total > 0, total, 1.0), 0.0)
+            )
+    for i, op in enumerate(ops):
+        if op.kind in COLLECTIVES:
+            continue
+        if i not in kernel_s:  # roofline operator: its launch overhead goes into its own terms
+            compute[i], memory[i] = compute[i] + overhead, memory[i] + overhead
+            continue
+        # keep the roofline's split between compute and memory, scaled to the kernel model's time
+        t = kernel_s[i]
+        c, m = np.broadcast_arrays(compute[i], memory[i])
+        top = np.maximum(c, m)
+        scale = np.where(top > 0, t / np.where(top > 0, top, 1.0), 0.0)
+        compute[i] = np.asarray(np.where(top > 0, c * scale, t))
+        memory[i] = np.asarray(m * scale)
+    return dataclasses.replace(
+        roof, compute_s=tuple(compute), memory_s=tuple(memory), communication_s=tuple(comm), overhead_s=0.0
+    )
+
+
+def attention_s(
+    hardware: HardwareProfile, shape: AttentionShape, *, efficiency: Efficiency | None = None
+) -> FloatArray:
+    """Time of one attention operator of this shape [s], as :func:`op_times` times it (the decode-step sum
+    of :func:`costmodel.estimate.estimate` evaluates only attention at many contexts)."""
+    eff = efficiency or hardware.efficiency
+    return _attention_s(
+        hardware, _Keys(hardware, ENGINE_PREFIX[eff.kernel_engine], launch_s(hardware, eff)), shape
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Parameter keys
+# ----------------------------------------------------------------------------------------------------
+
+
+class _Keys:
+    """Chooses and caches each family's parameters for one device and engine (see the module docstring)."""
+
+    def __init__(self, hardware: HardwareProfile, engine: str, launch_s: float) -> None:
+        self.hardware = hardware
+        self.engine = engine
+        self.launch_s = launch_s
+
+    def stored(self, family: ModuleType) -> list[str]:
+        from costmodel.kernels import family_name
+
+        calibration = self.hardware.kernel_calibration
+        if calibration is None:
+            return []
+        return sorted(calibration.params.get(family_name(family), {}))
+
+    def pick(self, family: ModuleType, suffixes: Sequence[str], default: str) -> str:
+        """The sorted-first stored key of this engine ending in the first suffix that has one, then of
+        any engine; else ``default``."""
+        keys = self.stored(family)
+        for suffix in suffixes:
+            mine = [k for k in keys if k.startswith(self.engine + ".") and k.endswith(suffix)]
+            anyone = [k for k in keys if k.endswith(suffix)]
+            if mine or anyone:
+                return (mine or anyone)[0]
+        return default
+
+    def params(self, family: ModuleType, key: str) -> Any:
+        # kept across calls: a planner times thousands of passes on a handful of devices
+        index = (id(self.hardware), family.__name__, key, self.launch_s)
+        cached = _PARAMS.get(index)
+        if cached is None or cached[0] is not self.hardware:
+            if len(_PARAMS) > 4096:
+                _PARAMS.clear()
+            cached = (self.hardware, step_params(self.hardware, family, key, launch_s=self.launch_s))
+            _PARAMS[index] = cached
+        return cached[1]
+
+
+_PARAMS: dict[tuple[int, str, str, float], tuple[HardwareProfile, Any]] = {}
+
+
+def step_params(hardware: HardwareProfile, family: ModuleType, key: str, *, launch_s: float) -> Any:
+    """The parameters a serving step times ``family`` with: :func:`costmodel.kernels.params_for`, with each
+    fixed cost capped at its launches of ``launch_s`` each (:data:`GRAPH_LAUNCHES`) and the L2 reuse
+    of repeated benchmark calls switched off (each layer streams its own data from HBM)."""
+    from costmodel.kernels import family_name, params_for
+
+    params = params_for(hardware, family, key)
+    name = family_name(family)
+    caps = dict(GRAPH_LAUNCHES.get(name, {}))
+    if name == "gemm" and key.split(":", 1)[0] in ("fp8", "fp8_block", "nvfp4"):
+        caps["launch_s"] = 2.0  # the activation-quantization kernel before the GEMM
+    params = dataclasses.replace(
+        params, **{n: min(getattr(params, n), c * launch_s) for n, c in caps.items()}
+    )
+    if hasattr(params, "cache_bytes"):
+        params = dataclasses.replace(params, cache_bytes=0.0)
+    elif hasattr(params, "cache_bandwidth_ratio"):
+        params = dataclasses.replace(params, cache_bandwidth_ratio=1.0)
+    return params
+
+
+# ----------------------------------------------------------------------------------------------------
+# Families
+# ----------------------------------------------------------------------------------------------------
+
+
+def _gemm_key(
+    hardware: HardwareProfile, shape: GemmShape, weight_dtype: str, activation_dtype: str
+) -> str | None:
+    if not shape.quantizable:
+        key = activation_dtype if activation_dtype in ("bf16", "fp16") else "bf16"
+    else:
+        key = GEMM_FORMATS.get(weight_dtype, "")
+        if key in ("fp8", "fp8_block", "nvfp4") and activation_dtype in ("bf16", "fp16"):
+            key = ""  # weight-only: dequantized in the kernel, a different kernel class
+    if not key:
+        return None
+    compute = {"fp8_block": "fp8", "nvfp4": "fp4"}.get(key, key)
+    return key if compute in hardware.compute_dtypes else None
+
+
+def _gemms_s(
+    hardware: HardwareProfile, keys: _Keys, ops: Sequence[Op], weight_dtype: str, activation_dtype: str
+) -> dict[int, FloatArray]:
+    """Every GEMM operator's time, one :func:`costmodel.kernels.gemm.time_s` call per parameter key (the
+    operators' token counts side by side), by operator index; operators that keep the roofline are absent."""
+    from costmodel.kernels import gemm
+
+    groups: dict[str, list[int]] = {}
+    for i, op in enumerate(ops):
+        if isinstance(op.kernel, GemmShape) and not op.sparse:
+            key = _gemm_key(hardware, op.kernel, weight_dtype, activation_dtype)
+            if key is not None:
+                groups.setdefault(key, []).append(i)
+    out: dict[int, FloatArray] = {}
+    for key, members in groups.items():
+        shapes = [ops[i].kernel for i in members]
+        ms = [np.asarray(s.m, dtype=np.float64) for s in shapes if isinstance(s, GemmShape)]
+        which = np.concatenate([np.full(m.size, j, dtype=np.float64) for j, m in enumerate(ms)])
+        n_of = np.array([s.n for s in shapes if isinstance(s, GemmShape)])
+        k_of = np.array([s.k for s in shapes if isinstance(s, GemmShape)])
+        params = keys.params(gemm, key)
+        flat = _on_unique(
+            lambda m, w, p=params, n_of=n_of, k_of=k_of: gemm.time_s(
+                hardware, p, m=np.maximum(m, 1.0), n=n_of[w.astype(np.int64)], k=k_of[w.astype(np.int64)]
+            ),
+            np.concatenate([m.ravel() for m in ms]),
+            which,
+        )
+        start = 0
+        for i, m in zip(members, ms, strict=True):
+            out[i] = np.asarray(np.where(m > 0, flat[start : start + m.size].reshape(m.shape), 0.0))
+            start += m.size
+    return out
+
+
+def _gemm_s(
+    hardware: HardwareProfile, keys: _Keys, shape: GemmShape, weight_dtype: str, activation_dtype: str
+) -> FloatArray | None:
+    from costmodel.kernels import gemm
+
+    key = _gemm_key(hardware, shape, weight_dtype, activation_dtype)
+    if key is None:
+        return None
+    m = np.asarray(shape.m, dtype=np.float64)
+    params = keys.params(gemm, key)
+    t = _on_unique(lambda mm: gemm.time_s(hardware, params, m=np.maximum(mm, 1.0), n=shape.n, k=shape.k), m)
+    return np.asarray(np.where(m > 0, t, 0.0))
+
+
+def _on_unique(fn: Any, *arrays: npt.ArrayLike) -> FloatArray:
+    """``fn(*arrays)`` evaluated once per distinct combination of the (broadcast) inputs: workload grids
+    repeat token counts (a decode batch over many contexts), and the kernel models cost tens of array
+    operations per element."""
+    columns = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in arrays))
+    shape = columns[0].shape
+    # below 64 elements the sort costs more than it saves, above DEDUPE_MAX_ELEMENTS the sort itself is slow
+    if not 64 <= columns[0].size <= DEDUPE_MAX_ELEMENTS or len(columns) > 2:
+        return np.asarray(fn(*columns), dtype=np.float64)
+    # one or two columns as one sortable 1-D key (a pair as the real and imaginary parts of a complex)
+    key = columns[0].ravel() if len(columns) == 1 else columns[0].ravel() + 1j * columns[1].ravel()
+    unique, inverse = np.unique(key, return_inverse=True)
+    if 2 * len(unique) > key.size:
+        return np.asarray(fn(*columns), dtype=np.float64)
+    parts = (unique.real,) if len(columns) == 1 else (unique.real, unique.imag)
+    out = np.broadcast_to(np.asarray(fn(*parts), dtype=np.float64), (len(unique),))
+    return np.asarray(out[inverse.ravel()].reshape(shape))
+
+
+def _attention_dtype(shape: AttentionShape) -> str:
+    return "bf16+fp8kv" if shape.kv_bytes < 2.0 else "bf16"
+
+
+def _attention_s(hardware: HardwareProfile, keys: _Keys, shape: AttentionShape) -> FloatArray:
+    from costmodel.kernels import context_attention, generation_attention
+
+    if shape.mla is not None:
+        return _mla_attention_s(hardware, keys, shape)
+    dtype = _attention_dtype(shape)
+    B, n, past = np.broadcast_arrays(
+        *(np.asarray(x, dtype=np.float64) for x in (shape.batch, shape.new_tokens, shape.past_tokens))
+    )
+    decode = n <= 1.0
+    out = np.zeros(B.shape)
+    if np.any(decode):
+        group = shape.n_heads / max(shape.n_kv_heads, 1e-9)
+        cls = "+mha" if group <= 1.0 else ("+wide" if group > WIDE_GROUP else "")
+        swa = "+swa" if shape.window > 0 else ""
+        suffixes = [f":{dtype}{cls}{swa}", f":{dtype}{cls}", f":{dtype}"]
+        gen = keys.params(generation_attention, keys.pick(generation_attention, suffixes, dtype))
+        out[decode] = _on_unique(
+            lambda b, p: generation_attention.time_s(
+                hardware,
+                gen,
+                batch_size=np.maximum(b, 1.0),
+                kv_len=p + 1.0,
+                n_heads=shape.n_heads,
+                n_kv_heads=shape.n_kv_heads,
+                head_dim=shape.head_dim,
+                v_head_dim=shape.v_head_dim,
+                window=shape.window,
+                kv_bytes=shape.kv_bytes,
+            ),
+            B[decode],
+            past[decode],
+        )
+    if not np.all(decode):
+        ctx = keys.params(context_attention, keys.pick(context_attention, [f":{dtype}"], dtype))
+        out[~decode] = _on_unique(
+            lambda b, s, p: context_attention.time_s(
+                hardware,
+                ctx,
+                batch_size=np.maximum(b, 1.0),
+                seq_len=np.maximum(s, 1.0),
+                n_heads=shape.n_heads,
+                n_kv_heads=shape.n_kv_heads,
+                head_dim=shape.head_dim,
+                v_head_dim=shape.v_head_dim,
+                window=shape.window,
+                act_bytes=ATTENTION_ACT_BYTES,
+                kv_bytes=shape.kv_bytes,
+                past_len=p,
+            ),
+            B[~decode],
+            n[~decode],
+            past[~decode],
+        )
+    return np.asarray(np.where(B * n > 0, out, 0.0))
+
+
+def _mla_key(keys: _Keys, regime: str, dtype: str) -> str:
+    from costmodel.kernels import mla
+
+    return keys.pick(mla, [f":{regime}:{dtype}", f":{regime}_module:{dtype}"], dtype)
+
+
+def _mla_attention_s(hardware: HardwareProfile, keys: _Keys, shape: AttentionShape) -> FloatArray:
+    from costmodel.kernels import context_attention, mla
+
+    dims = shape.mla
+    assert dims is not None
+    dtype = _attention_dtype(shape)
+    B, n, past = np.broadcast_arrays(
+        *(np.asarray(x, dtype=np.float64) for x in (shape.batch, shape.new_tokens, shape.past_tokens))
+    )
+    decode = n <= 1.0
+    out = np.zeros(B.shape)
+    mla_dims = {
+        "d_model": dims.d_model,
+        "q_lora_rank": dims.q_lora_rank,
+        "kv_lora_rank": dims.kv_lora_rank,
+        "qk_nope_head_dim": dims.qk_nope_head_dim,
+        "qk_rope_head_dim": dims.qk_rope_head_dim,
+        "v_head_dim": dims.v_head_dim,
+    }
+    if np.any(decode):
+        params = keys.params(mla, _mla_key(keys, "gen", dtype))
+        t = mla.time_s(
+            hardware,
+            params,
+            op=mla.OP_GENERATION,
+            batch_size=np.maximum(B, 1.0),
+            seq_len=past + 1.0,
+            n_heads=shape.n_heads,
+            kv_bytes=shape.kv_bytes,
+            **mla_dims,
+        )
+        out = np.where(decode, t, out)
+    if not np.all(decode):
+        params = keys.params(mla, _mla_key(keys, "ctx", dtype))
+        # the naive prefill form: ordinary causal attention over the expanded per-head keys and values
+        t = context_attention.time_s(
+            hardware,
+            mla._context_params(params),
+            batch_size=np.maximum(B, 1.0),
+            seq_len=np.maximum(n, 1.0),
+            n_heads=shape.n_heads,
+            n_kv_heads=shape.n_heads,
+            head_dim=dims.qk_nope_head_dim + dims.qk_rope_head_dim,
+            v_head_dim=dims.v_head_dim,
+            act_bytes=ATTENTION_ACT_BYTES,
+            kv_bytes=ATTENTION_ACT_BYTES,
+            past_len=past,
+        )
+        out = np.where(decode, out, t)
+    return np.asarray(np.where(B * n > 0, out, 0.0))
+
+
+def _mla_up_s(
+    hardware: HardwareProfile, keys: _Keys, shape: MlaUpShape, weight_dtype: str, activation_dtype: str
+) -> FloatArray | None:
+    from costmodel.kernels import mla
+
+    dims = shape.dims
+    tokens, context, n = np.broadcast_arrays(
+        *(np.asarray(x, dtype=np.float64) for x in (shape.tokens, shape.context, shape.new_tokens))
+    )
+    decode = n <= 1.0
+    expand = GemmShape(context, shape.n_heads * (dims.qk_nope_head_dim + dims.v_head_dim), dims.kv_lora_rank)
+    naive = _gemm_s(hardware, keys, expand, weight_dtype, activation_dtype)
+    if naive is None:
+        return None
+    if not np.any(decode):
+        return naive
+    absorbed = np.zeros(tokens.shape)
+    for regime, code in (("bmm_pre", mla.OP_BMM_PRE), ("bmm_post", mla.OP_BMM_POST)):
+        params = keys.params(mla, keys.pick(mla, [f":{regime}:bf16"], "bf16"))
+        absorbed = absorbed + mla.time_s(
+            hardware,
+            params,
+            op=code,
+            batch_size=np.maximum(tokens, 1.0),
+            seq_len=1.0,
+            n_heads=shape.n_heads,
+            d_model=dims.d_model,
+            q_lora_rank=dims.q_lora_rank,
+            kv_lora_rank=dims.kv_lora_rank,
+            qk_nope_head_dim=dims.qk_nope_head_dim,
+            qk_rope_head_dim=dims.qk_rope_head_dim,
+            v_head_dim=dims.v_head_dim,
+        )
+    return np.asarray(np.where(tokens > 0, np.where(decode, absorbed, naive), 0.0))
+
+
+def _moe_s(hardware: HardwareProfile, keys: _Keys, shape: MoEShape, weight_dtype: str) -> FloatArray | None:
+    from costmodel.kernels import moe
+
+    name = MOE_FORMATS.get(weight_dtype)
+    if name is None:
+        return None
+    fmt = moe.format_of(name)
+    if fmt.compute_dtype not in hardware.compute_dtypes and fmt.compute_dtype != "fp4":
+        return None
+    params = keys.params(moe, name)
+    T = np.asarray(shape.tokens, dtype=np.float64)
+    t = _on_unique(
+        lambda tokens: moe.time_s(
+            hardware,
+            params,
+            num_tokens=np.maximum(tokens, 1.0),
+            hidden_size=shape.hidden,
+            inter_size=shape.inter,
+            topk=shape.topk,
+            num_experts=shape.experts,
+            tp_size=shape.tp,
+            ep_size=shape.ep,
+            gated=shape.gated,
+        ),
+        T,
+    )
+    return np.asarray(np.where(T > 0, t, 0.0))
+
+
+def _collective_s(hardware: HardwareProfile, keys: _Keys, shape: CollectiveShape) -> FloatArray:
+    from costmodel.kernels import collective
+
+    if shape.op == "all_reduce":
+        custom = ALL_REDUCE_KEYS.get(keys.engine, "")
+        key = custom if custom in keys.stored(collective) else "nccl:all_reduce"
+    else:
+        key = f"nccl:{shape.op}"
+    message = np.asarray(shape.message_bytes, dtype=np.float64)
+    t = collective.time_s(
+        hardware, keys.params(collective, key), message_bytes=message, num_gpus=shape.group, op=shape.op
+    )
+    return np.asarray(np.where(message > 0, t, 0.0))

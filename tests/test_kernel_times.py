@@ -1,0 +1,225 @@
+"""Step times from the kernel models (costmodel.kernel_times): the shapes the operators carry, the regime each
+attention pass runs in, the families' own times, and the physics a step time must keep."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import costmodel
+from costmodel import kernel_times
+from costmodel.estimate import _decode_total_s, _Setup, _tp_link, step_time_s
+from costmodel.kernel_shapes import AttentionShape, CollectiveShape, FusedInto, GemmShape, MoEShape
+from costmodel.kernels import collective, context_attention, gemm, generation_attention, moe, params_for
+from costmodel.ops import forward_ops
+from costmodel.roofline import op_times
+from costmodel.specs import Deployment, Workload
+
+H100 = costmodel.load_hardware("h100-sxm")
+KERNELS = H100.efficiency.model_copy(update={"time_model": "kernels"})
+ROOFLINE = H100.efficiency.model_copy(update={"time_model": "roofline"})
+
+
+def _step(family: object, key: str) -> object:
+    return kernel_times.step_params(H100, family, key, launch_s=kernel_times.launch_s(H100))
+
+
+def _times(model: str, batch: object, new: object, past: object, **kw: object) -> tuple[list, object]:
+    ops = list(
+        forward_ops(costmodel.load_model(model), batch_size=batch, new_tokens=new, past_tokens=past, **kw)
+    )
+    return ops, kernel_times.op_times(ops, H100, efficiency=KERNELS)
+
+
+@pytest.mark.parametrize(
+    "name", ["llama-3-8b", "mixtral-8x7b", "deepseek-v3", "gpt-oss-20b", "qwen3-30b-a3b"]
+)
+def test_every_gemm_shape_carries_its_operators_flops(name: str) -> None:
+    model = costmodel.load_model(name)
+    for tp in (1, 8):
+        ep = tp if model.moe is not None else 1
+        for op in forward_ops(model, batch_size=3, new_tokens=7, past_tokens=100, tp=tp, ep=ep):
+            if isinstance(op.kernel, GemmShape):
+                assert 2 * op.kernel.m * op.kernel.n * op.kernel.k == pytest.approx(op.flop, rel=1e-12)
+
+
+def test_default_time_model_follows_the_kernel_calibration() -> None:
+    assert H100.kernel_calibration is not None
+    assert kernel_times.uses_kernels(H100, H100.efficiency)  # "auto" on a calibrated device
+    assert not kernel_times.uses_kernels(H100, ROOFLINE)
+    bare = H100.model_copy(update={"kernel_calibration": None})
+    assert not kernel_times.uses_kernels(bare, bare.efficiency)
+    w = Workload()
+    for b, n, p in [(1, 1, 500), (16, 1, 3000), (1, 2048, 0)]:
+        auto = step_time_s("llama-3-8b", bare, w, batch_size=b, new_tokens=n, past_tokens=p)
+        roof = step_time_s(
+            "llama-3-8b", H100, w, batch_size=b, new_tokens=n, past_tokens=p, efficiency=ROOFLINE
+        )
+        assert float(auto) == float(roof)
+
+
+def test_roofline_switch_reproduces_the_roofline_exactly() -> None:
+    model = costmodel.load_model("llama-3-8b")
+    ops = forward_ops(model, batch_size=4, new_tokens=1, past_tokens=1000)
+    expected = op_times(ops, H100).total_s
+    got = step_time_s(
+        model, H100, Workload(), batch_size=4, new_tokens=1, past_tokens=1000, efficiency=ROOFLINE
+    )
+    assert float(got) == float(expected)
+
+
+def test_one_new_token_is_decode_attention_and_more_are_prefill() -> None:
+    ops, times = _times("llama-3-8b", 8, np.array([1, 512]), 1000)
+    i = [op.name for op in ops].index("attention")
+    shape = ops[i].kernel
+    assert isinstance(shape, AttentionShape)
+    key = "vllm.vllm_flash_attn_fa3:bf16"  # the sorted-first vLLM key on H100 (fa3 before fa4)
+    decode = generation_attention.time_s(
+        H100,
+        _step(generation_attention, key),
+        batch_size=8,
+        kv_len=1001,
+        n_heads=32,
+        n_kv_heads=8,
+        head_dim=128,
+    )
+    prefill = context_attention.time_s(
+        H100,
+        _step(context_attention, key),
+        batch_size=8,
+        seq_len=512,
+        n_heads=32,
+        n_kv_heads=8,
+        head_dim=128,
+        past_len=1000,
+    )
+    np.testing.assert_allclose(times.time_s(i), [float(decode), float(prefill)], rtol=1e-12)
+
+
+def test_gemm_operators_take_the_gemm_models_time_and_never_beat_the_ideal_bound() -> None:
+    ops, times = _times("llama-3-8b", np.array([1, 64, 4096]), 1, 0)
+    p = _step(gemm, "bf16")
+    for i, op in enumerate(ops):
+        if isinstance(op.kernel, GemmShape):
+            s = op.kernel
+            np.testing.assert_allclose(times.time_s(i), gemm.time_s(H100, p, m=s.m, n=s.n, k=s.k), rtol=1e-12)
+            assert np.all(times.time_s(i) >= gemm.roofline_bound_s(H100, m=s.m, n=s.n, k=s.k))
+
+
+def test_fp8_weights_use_the_fp8_gemm_and_weight_only_int4_keeps_the_roofline() -> None:
+    model = costmodel.load_model("llama-3-8b")
+    fp8 = forward_ops(model, batch_size=1, new_tokens=2048, weight_dtype="fp8", activation_dtype="fp8")
+    t8 = kernel_times.op_times(fp8, H100, weight_dtype="fp8", activation_dtype="fp8", efficiency=KERNELS)
+    i = [op.name for op in fp8].index("mlp_up")
+    s = fp8[i].kernel
+    assert isinstance(s, GemmShape)
+    p = _step(gemm, "fp8")
+    assert float(t8.time_s(i)) == pytest.approx(float(gemm.time_s(H100, p, m=s.m, n=s.n, k=s.k)), rel=1e-12)
+    int4 = forward_ops(model, batch_size=1, new_tokens=1, past_tokens=100, weight_dtype="int4")
+    roof = op_times(
+        int4,
+        H100,
+        efficiency=H100.efficiency.model_copy(update={"kernel_overhead_s": kernel_times.launch_s(H100)}),
+    )
+    t4 = kernel_times.op_times(int4, H100, weight_dtype="int4", efficiency=KERNELS)
+    j = [op.name for op in int4].index("mlp_up")
+    assert float(t4.time_s(j)) == pytest.approx(float(roof.time_s(j)), rel=1e-12)
+
+
+def test_the_moe_block_is_one_fused_kernel_shared_by_its_operators() -> None:
+    model = costmodel.load_model("mixtral-8x7b")
+    ops = forward_ops(model, batch_size=16, new_tokens=1, past_tokens=500, tp=2, ep=1)
+    times = kernel_times.op_times(ops, H100, efficiency=KERNELS)
+    names = [op.name for op in ops]
+    block = [names.index(n) for n in ("experts_up", "experts_act", "experts_down")]
+    shape = ops[block[0]].kernel
+    assert isinstance(shape, MoEShape)
+    assert all(isinstance(ops[i].kernel, FusedInto) for i in block[1:])
+    expected = moe.time_s(
+        H100,
+        _step(moe, "bf16"),
+        num_tokens=16,
+        hidden_size=4096,
+        inter_size=14336,
+        topk=2,
+        num_experts=8,
+        tp_size=2,
+        ep_size=1,
+    )
+    assert sum(float(times.time_s(i)) for i in block) == pytest.approx(float(expected), rel=1e-12)
+
+
+def test_tensor_parallel_all_reduce_is_the_engines_custom_all_reduce() -> None:
+    ops = forward_ops(costmodel.load_model("llama-3-8b"), batch_size=8, new_tokens=1, past_tokens=100, tp=4)
+    times = kernel_times.op_times(ops, H100, efficiency=KERNELS)
+    i = [op.name for op in ops].index("allreduce_attn")
+    shape = ops[i].kernel
+    assert isinstance(shape, CollectiveShape)
+    for engine, key in (("vllm", "vLLM_custom_graph"), ("trtllm", "TRTLLM")):
+        eff = KERNELS.model_copy(update={"kernel_engine": engine})
+        t = kernel_times.op_times(ops, H100, efficiency=eff).time_s(i)
+        expected = collective.time_s(H100, _step(collective, key), message_bytes=8 * 4096 * 2, num_gpus=4)
+        assert float(t) == pytest.approx(float(expected), rel=1e-12)
+    assert float(times.time_s(i)) > 0
+
+
+@pytest.mark.parametrize("name", ["llama-3-8b", "mixtral-8x7b", "deepseek-v3", "gpt-oss-20b"])
+def test_step_time_grows_with_context_and_prompt(name: str) -> None:
+    model = costmodel.load_model(name)
+    dep = Deployment(tp=8, ep=8) if name == "deepseek-v3" else Deployment()
+    w = Workload()
+    context = np.array([0, 256, 1024, 4096, 16384])
+    decode = step_time_s(
+        model, H100, w, dep, batch_size=32, new_tokens=1, past_tokens=context, efficiency=KERNELS
+    )
+    assert np.all(np.diff(decode) > 0)
+    prompt = np.array([16, 128, 1024, 4096, 8192])
+    prefill = step_time_s(
+        model, H100, w, dep, batch_size=1, new_tokens=prompt, past_tokens=0, efficiency=KERNELS
+    )
+    assert np.all(np.diff(prefill) > 0)
+
+
+def test_decode_total_with_the_kernel_models_sums_the_steps() -> None:
+    model = costmodel.load_model("llama-3-8b")
+    dep = Deployment()
+    setup = _Setup(model, H100, Workload(), dep, KERNELS, "flash", _tp_link(dep))
+    for batch, start, steps in ((1, 10, 1), (8, 100, 9), (64, 4000, 5)):
+        past = np.arange(start, start + steps)
+        loop = setup.times(setup.ops(batch, 1, past, "all")).total_s.sum()
+        assert float(_decode_total_s(setup, batch, start, steps)) == pytest.approx(float(loop), rel=1e-12)
+    # longer runs: the trapezoid rule over evenly spaced steps, exact where a step's time is affine in the
+    # context; the kernel models bend only where split-K changes its split count
+    past = np.arange(1000, 1500)
+    loop = setup.times(setup.ops(8, 1, past, "all")).total_s.sum()
+    assert float(_decode_total_s(setup, 8, 1000, 500)) == pytest.approx(float(loop), rel=1e-3)
+
+
+def test_context_attention_with_a_prefix_counts_the_pairs_a_loop_counts() -> None:
+    # oracle: every (query, key) pair of a chunk of s queries after p cached keys, within a window w
+    for s, p, w in ((5, 0, 0), (7, 11, 0), (16, 40, 8), (3, 2, 4)):
+        loop = sum(min(p + i + 1, w) if w else p + i + 1 for i in range(s))
+        got = context_attention.causal_pairs(p + s, w) - context_attention.causal_pairs(p, w)
+        assert float(got) == loop
+    params = context_attention.default_params(H100, "bf16")
+    kw = dict(batch_size=4, seq_len=512, n_heads=32, n_kv_heads=8, head_dim=128)
+    base = context_attention.time_s(H100, params, **kw)
+    assert float(context_attention.time_s(H100, params, past_len=0, **kw)) == float(base)
+    with_prefix = context_attention.time_s(H100, params, past_len=np.array([0, 512, 4096]), **kw)
+    assert np.all(np.diff(with_prefix) > 0)
+
+
+def test_fixed_costs_are_device_launches_not_the_eager_benchmarks_host_dispatch() -> None:
+    launch = kernel_times.launch_s(H100)  # the device's calibrated plain bf16 GEMM call
+    assert launch == params_for(H100, gemm, "bf16").launch_s < H100.efficiency.kernel_overhead_s
+    for family, key, field, launches in (
+        (gemm, "bf16", "launch_s", 1),
+        (gemm, "fp8_block", "launch_s", 2),
+        (moe, "fp8", "launch_s", 4),
+        (generation_attention, "vllm.vllm_flash_attn_fa3:bf16", "combine_s", 1),
+    ):
+        fitted = getattr(params_for(H100, family, key), field)
+        used = getattr(_step(family, key), field)
+        assert used == min(fitted, launches * launch)
+    # the fp8-block GEMM's fitted fixed cost (eager, per call) is tens of microseconds of host dispatch
+    assert params_for(H100, gemm, "fp8_block").launch_s > 4 * launch
