@@ -941,8 +941,11 @@ def pareto(
     ep: Annotated[
         str | None, typer.Option(help="Comma-separated expert-parallel degrees (MoE); default 1 and tp.")
     ] = None,
+    attention_dp: Annotated[
+        str, typer.Option(help="Comma-separated attention data-parallel ranks to try (MoE models, agg).")
+    ] = "1",
     concurrency: Annotated[
-        str, typer.Option(help="Comma-separated client counts of the closed loop to try.")
+        str, typer.Option(help="Comma-separated client counts per worker (per decode worker) to try.")
     ] = ",".join(str(c) for c in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)),
     mode: Annotated[str, typer.Option(help="agg, disagg, or agg,disagg.")] = "agg,disagg",
     engine: Annotated[
@@ -987,6 +990,7 @@ def pareto(
         tp=parse_ints(tp, "--tp"),
         pp=parse_ints(pp, "--pp"),
         ep=parse_ints(ep, "--ep") if ep is not None else None,
+        attention_dp=parse_ints(attention_dp, "--attention-dp"),
         concurrency=parse_ints(concurrency, "--concurrency", high=65536),
         modes=modes,
         engine=_engine_name(engine),

@@ -32,7 +32,8 @@ figures: the frontier is that of one replica.
 Assumptions: those of :mod:`costmodel.closed_loop` and :mod:`costmodel.disagg` (fixed isl / osl,
 steady state, no preemption); a worker's scheduler admits up to the largest concurrency searched
 (``max_batch_size``) within a token budget of :data:`TOKEN_BUDGET` tokens per iteration; the KV cache is
-stored in ``kv_dtype``. Not searched yet: attention data parallelism.
+stored in ``kv_dtype``. Attention data parallelism is searched (``attention_dp``) for MoE models in the
+aggregated mode only.
 """
 
 from __future__ import annotations
@@ -188,6 +189,8 @@ class Points:
     """Pipeline stages of a (decode) worker [-]."""
     ep: IntArray
     """Expert-parallel degree of a (decode) worker [-]."""
+    attention_dp: IntArray
+    """Attention data-parallel ranks of a worker [-] (each of tp devices; 1: none)."""
     prefill_tp: IntArray
     prefill_pp: IntArray
     prefill_ep: IntArray
@@ -231,10 +234,13 @@ class Points:
         """A short description of point ``i``'s deployment."""
         fmt = f"{self.format[i]}"
 
-        def layout(tp: int, pp: int, ep: int) -> str:
-            return f"TP{tp}" + (f" PP{pp}" if pp > 1 else "") + (f" EP{ep}" if ep > 1 else "")
+        def layout(tp: int, pp: int, ep: int, dp: int = 1) -> str:
+            return (
+                f"TP{tp}" + (f" ADP{dp}" if dp > 1 else "") + (f" PP{pp}" if pp > 1 else "")
+                + (f" EP{ep}" if ep > 1 else "")
+            )  # fmt: skip
 
-        decode = layout(int(self.tp[i]), int(self.pp[i]), int(self.ep[i]))
+        decode = layout(int(self.tp[i]), int(self.pp[i]), int(self.ep[i]), int(self.attention_dp[i]))
         if self.mode[i] == "agg":
             return f"{self.system[i]} agg {decode} {fmt}"
         prefill = layout(int(self.prefill_tp[i]), int(self.prefill_pp[i]), int(self.prefill_ep[i]))
@@ -326,6 +332,7 @@ class _Layout:
     pp: int
     ep: int
     format: str
+    attention_dp: int = 1
 
 
 def _layouts(
@@ -335,15 +342,19 @@ def _layouts(
     pp: Sequence[int],
     ep: Sequence[int] | None,
     max_gpus_per_worker: int,
+    attention_dp: Sequence[int] = (1,),
 ) -> list[_Layout]:
     out: list[_Layout] = []
     for fmt in formats:
         for t in tp:
             for p in pp:
-                if t * p > max_gpus_per_worker:
-                    continue
-                degrees = (1,) if model.moe is None else tuple(dict.fromkeys(ep if ep else (1, t)))
-                out.extend(_Layout(t, p, e, fmt) for e in degrees if t % e == 0)
+                # attention data parallelism only for a MoE model (its MoE layers tie the ranks together)
+                for a in attention_dp if model.moe is not None else (1,):
+                    if t * a * p > max_gpus_per_worker:
+                        continue
+                    moe_gpus = t * a  # the experts spread over every device of the stage
+                    degrees = (1,) if model.moe is None else tuple(dict.fromkeys(ep if ep else (1, moe_gpus)))
+                    out.extend(_Layout(t, p, e, fmt, a) for e in degrees if moe_gpus % e == 0)
     return out
 
 
@@ -363,7 +374,9 @@ def _engine(
         model,
         hardware,
         Workload(1, 1, 1, weight_dtype=weight, activation_dtype=compute, kv_dtype=kv_dtype),
-        Deployment(tp=layout.tp, pp=layout.pp, ep=layout.ep),  # ep divides tp (_layouts)
+        Deployment(tp=layout.tp, pp=layout.pp, attention_dp=layout.attention_dp, moe_ep=layout.ep)
+        if layout.attention_dp > 1
+        else Deployment(tp=layout.tp, pp=layout.pp, ep=layout.ep),  # ep divides tp (_layouts)
         max_batch_size=max_batch_size,
         max_batched_tokens=max_batched_tokens,
     )
@@ -394,6 +407,7 @@ def frontier(
     tp: Sequence[int] = TP,
     pp: Sequence[int] = PP,
     ep: Sequence[int] | None = None,
+    attention_dp: Sequence[int] = (1,),
     concurrency: Sequence[int] = CONCURRENCY,
     modes: Sequence[str] = MODES,
     disagg_workers: Sequence[tuple[int, int]] = DISAGG_WORKERS,
@@ -416,7 +430,11 @@ def frontier(
     formats : weight formats to try (keys of :data:`FORMATS`); a device without the compute dtype's peak
         skips the format, with the reason in ``skipped``
     tp, pp : tensor-parallel degrees and pipeline stages of a worker [-]
-    ep : expert-parallel degrees for a MoE model [-]; default (1, tp) per TP degree
+    ep : expert-parallel degrees for a MoE model [-]; default 1 and all the MoE layer's devices
+        (tp x attention_dp) per layout
+    attention_dp : attention data-parallel ranks to try for a MoE model [-] (each rank tp devices with
+        its own scheduler, :class:`costmodel.specs.Deployment`); aggregated workers only, and only client
+        counts of at least one per rank
     concurrency : clients of the closed loop per aggregated worker, or per decode worker of a
         disaggregated deployment [-] (the ``concurrency`` column counts the deployment's clients)
     modes : ``"agg"`` and / or ``"disagg"``
@@ -474,7 +492,9 @@ def frontier(
 
     check_context(m, isl, osl)
 
-    layouts = _layouts(m, formats, tps, pps, eps, int(max_gpus_per_worker))
+    layouts = _layouts(
+        m, formats, tps, pps, eps, int(max_gpus_per_worker), _check_ints("attention_dp", attention_dp)
+    )
     batch = int(clients.max())
     budget = max(TOKEN_BUDGET, batch)
     columns: dict[str, list[Any]] = {name: [] for name in _POINT_COLUMNS}
@@ -487,8 +507,8 @@ def frontier(
         shape = np.shape(served.ttft_s)
         price = (usd_per_hour or {}).get(hw.name, hw.price.usd_per_hour if hw.price else math.nan)
         first = prefill or _Layout(0, 0, 0, layout.format)
-        per_candidate = (hw.name, mode, layout.format, layout.tp, layout.pp, layout.ep, first.tp, first.pp,
-                         first.ep, price)  # fmt: skip
+        per_candidate = (hw.name, mode, layout.format, layout.tp, layout.pp, layout.ep, layout.attention_dp,
+                         first.tp, first.pp, first.ep, price)  # fmt: skip
         candidates.append((per_candidate, int(np.prod(shape))))
         values = (x, y, served.gpus, loop_clients, served.batch_size, served.ttft_s, served.tpot_s,
                   served.output_tokens_per_s)  # fmt: skip
@@ -507,12 +527,16 @@ def frontier(
             if isinstance(built, str):
                 skipped.append((describe, built))
                 continue
+            mine = clients[clients >= layout.attention_dp]  # at least one client per attention-DP rank
+            if mine.size == 0:
+                skipped.append((describe, f"fewer clients than its {layout.attention_dp} attention-DP ranks"))
+                continue
             try:
-                served = agg_point(built, concurrency=clients, isl=isl, osl=osl, params=loop)
+                served = agg_point(built, concurrency=mine, isl=isl, osl=osl, params=loop)
             except (CostmodelError, ValueError) as e:
                 skipped.append((describe, _first_line(e)))
                 continue
-            add(hw, "agg", layout, None, 0, 1, served, clients)
+            add(hw, "agg", layout, None, 0, 1, served, mine)
         if "disagg" in modes:
             _search_disagg(hw, engines, workers, clients, isl, osl, loop, transfer, add, skipped)
 
@@ -544,7 +568,11 @@ def _search_disagg(
     """Disaggregated candidates: prefill and decode workers of the same format and one pipeline stage
     each, every pair of layouts that run, every worker ratio, through :func:`disagg_points`. A reason
     shared by several pairs is recorded once, with the first pair it stopped."""
-    ready = [(layout, e) for layout, e in engines.items() if isinstance(e, Engine) and layout.pp == 1]
+    ready = [
+        (layout, e)
+        for layout, e in engines.items()
+        if isinstance(e, Engine) and layout.pp == 1 and layout.attention_dp == 1
+    ]
     pairs = [(p, d) for p in ready for d in ready if p[0].format == d[0].format]
     if not pairs:
         return
@@ -573,11 +601,12 @@ def _search_disagg(
 
 
 def _describe(layout: _Layout) -> str:
-    return f"TP{layout.tp} PP{layout.pp} EP{layout.ep} {layout.format}"
+    dp = f" ADP{layout.attention_dp}" if layout.attention_dp > 1 else ""
+    return f"TP{layout.tp}{dp} PP{layout.pp} EP{layout.ep} {layout.format}"
 
 
-_CANDIDATE_COLUMNS = ("system", "mode", "format", "tp", "pp", "ep", "prefill_tp", "prefill_pp", "prefill_ep",
-                      "usd_per_gpu_hour")  # fmt: skip
+_CANDIDATE_COLUMNS = ("system", "mode", "format", "tp", "pp", "ep", "attention_dp", "prefill_tp",
+                      "prefill_pp", "prefill_ep", "usd_per_gpu_hour")  # fmt: skip
 _POINT_COLUMNS = ("prefill_workers", "decode_workers", "gpus", "concurrency", "batch_size", "ttft_s",
                   "tpot_s", "output_tokens_per_s")  # fmt: skip
 
@@ -606,6 +635,7 @@ def _points(
         tp=c["tp"].astype(np.int64),
         pp=c["pp"].astype(np.int64),
         ep=c["ep"].astype(np.int64),
+        attention_dp=c["attention_dp"].astype(np.int64),
         prefill_tp=c["prefill_tp"].astype(np.int64),
         prefill_pp=c["prefill_pp"].astype(np.int64),
         prefill_ep=c["prefill_ep"].astype(np.int64),

@@ -18,8 +18,9 @@ from costmodel.cli import app
 from costmodel.closed_loop import LoopParams, closed_loop
 from costmodel.errors import CostmodelError
 from costmodel.loop_params import engine_params, engine_params_file, read_engine_params, transfer_overhead_s
-from costmodel.registry import load_hardware
+from costmodel.registry import load_hardware, load_model
 from costmodel.serving import Engine
+from costmodel.specs import Deployment, Workload
 
 runner = CliRunner()
 SMALL = dict(isl=1024, osl=128, tp=(1, 2, 4), pp=(1,), concurrency=(1, 4, 16, 64, 256))
@@ -255,6 +256,30 @@ def test_moe_models_search_expert_parallelism() -> None:
     found = pareto.frontier("qwen3-30b-a3b", ["h100-sxm"], modes=("agg",), **(SMALL | {"tp": (2, 4)}))
     pairs = set(zip(found.points.tp.tolist(), found.points.ep.tolist(), strict=True))
     assert pairs == {(2, 1), (2, 2), (4, 1), (4, 4)}
+
+
+def test_attention_data_parallelism_is_searched_for_moe_models() -> None:
+    found = pareto.frontier(
+        "qwen3-30b-a3b", ["h100-sxm"], attention_dp=(1, 2), modes=("agg",), formats=("bf16",),
+        **(SMALL | {"tp": (1, 2), "concurrency": (1, 4, 64)}),
+    )  # fmt: skip
+    p = found.points
+    layouts = set(zip(p.tp.tolist(), p.attention_dp.tolist(), p.ep.tolist(), strict=True))
+    assert layouts == {(1, 1, 1), (2, 1, 1), (2, 1, 2), (1, 2, 1), (1, 2, 2), (2, 2, 1), (2, 2, 4)}
+    np.testing.assert_array_equal(p.gpus, p.tp * p.attention_dp * p.pp)
+    ranked = p.attention_dp == 2
+    assert p.concurrency[ranked].min() == 4  # one client cannot feed two ranks
+    i = int(np.flatnonzero(ranked & (p.tp == 2) & (p.ep == 4) & (p.concurrency == 64))[0])
+    assert "TP2 ADP2 EP4" in p.label(i)
+    engine = Engine(
+        load_model("qwen3-30b-a3b"), load_hardware("h100-sxm"), Workload(1, 1, 1),
+        Deployment(tp=2, attention_dp=2, moe_ep=4), max_batch_size=64, max_batched_tokens=8192,
+    )  # fmt: skip
+    loop = closed_loop(engine, concurrency=64, isl=1024, osl=128, params=engine_params("vllm"))
+    assert p.tpot_s[i] == pytest.approx(float(loop.tpot_s), rel=1e-12)
+    assert p.ttft_s[i] == pytest.approx(float(loop.ttft_s), rel=1e-12)
+    dense = pareto.frontier("llama-3-8b", ["h100-sxm"], attention_dp=(1, 2), modes=("agg",), **SMALL)
+    assert set(dense.points.attention_dp) == {1}  # a dense model has no MoE layer to tie ranks together
 
 
 @pytest.mark.parametrize(
