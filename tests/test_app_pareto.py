@@ -84,7 +84,7 @@ def test_the_page_shows_the_frontier_and_the_cheapest_point() -> None:
     # the table behind the chart is the frontier
     table = at.dataframe[0].value
     assert len(table) == len(found.frontier_index)
-    assert table["label"].tolist() == [p.label(i) for i in found.frontier_index]
+    assert table["Label"].tolist() == [p.label(i) for i in found.frontier_index]
 
 
 def test_a_page_option_changes_the_choice() -> None:
