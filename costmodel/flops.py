@@ -197,6 +197,11 @@ def forward_flop(
         conv = la.conv_dim * la.conv_kernel
         state = 3 * la.n_value_heads * la.key_head_dim * la.value_head_dim
         linear_extra = 2.0 * tokens * layers * (conv + state)
+    if model.mamba2 is not None:
+        m2, layers = model.mamba2, model.n_mamba2_layers
+        # Mamba-2 in its recurrent form: the depthwise conv over x, B, C; per head the state update
+        # x B^T and the read-out C h (2 head_dim d_state each); the chunked SSD form adds intra-chunk terms
+        ssm_extra = 2.0 * tokens * layers * (m2.conv_dim * m2.conv_kernel + 2 * m2.inner * m2.d_state)
     if model.ssm is not None:
         s = model.ssm
         d_inner = s.expand * model.d_model

@@ -46,12 +46,20 @@ _BOOL_KEYS = frozenset(
     }
 )
 _STR_KEYS = frozenset(
-    {"hidden_act", "hidden_activation", "activation_function", "activation", "qk_norm_type"}
+    {
+        "hidden_act",
+        "hidden_activation",
+        "activation_function",
+        "activation",
+        "qk_norm_type",
+        "mlp_hidden_act",
+        "hybrid_override_pattern",
+    }
 )
 _CONTEXT_KEYS = frozenset({"max_position_embeddings", "n_positions", "n_ctx", "sliding_window"})
 _INT_LIST_KEYS = frozenset({"mlp_only_layers", "moe_layers", "no_rope_layers"})
 _OBJECT_KEYS = frozenset({"quantization_config"})
-_NAME_LIST_KEYS = frozenset({"layer_types", "mlp_layer_types", "indexer_types"})
+_NAME_LIST_KEYS = frozenset({"layer_types", "mlp_layer_types", "indexer_types", "layers_block_type"})
 
 
 def _checked(key: str, value: Any) -> Any:
@@ -61,7 +69,7 @@ def _checked(key: str, value: Any) -> Any:
             return value
         raise CostmodelError(f"config.json field {key!r} must be true or false, got {_shown(value)}")
     if key in _STR_KEYS or (key == "time_step_rank" and value == "auto"):
-        if isinstance(value, str) and len(value) <= 100:
+        if isinstance(value, str) and len(value) <= (MAX_DIM if key == "hybrid_override_pattern" else 100):
             return value
         raise CostmodelError(f"config.json field {key!r} must be a name (a string), got {_shown(value)}")
     if key in _INT_LIST_KEYS:
@@ -447,6 +455,85 @@ def _deepseek_v32(r: _Reader) -> Config:
     return out
 
 
+# transformers' NemotronHConfig: hybrid_override_pattern characters and layers_block_type names (with the
+# legacy names its remap_legacy_layer_types accepts) -> our block kinds
+_NEMOTRON_PATTERN = {"M": "mamba2", "*": "attention", "-": "mlp", "E": "moe"}
+_NEMOTRON_BLOCKS = {
+    "linear_attention": "mamba2",
+    "mamba": "mamba2",
+    "full_attention": "attention",
+    "attention": "attention",
+    "mlp": "mlp",
+    "moe": "moe",
+}
+
+
+def _nemotron_h(r: _Reader) -> Config:
+    """Nemotron-H and Nemotron-3: each layer one block (Mamba-2 mixer, GQA attention without rotary
+    parameters, a squared-ReLU MLP without gate, or a mixture of such experts with one shared expert and
+    sigmoid routing), each after one RMSNorm (transformers' NemotronHBlock). Multi-token-prediction layers
+    (``num_nextn_predict_layers``) are not part of the served model (transformers does not build them)."""
+    names = r.get("layers_block_type", r.get("layer_types", None))
+    if names is not None:
+        unknown = sorted(set(names) - set(_NEMOTRON_BLOCKS))
+        if unknown:
+            raise _unsupported(r, "layers_block_type", unknown[0], ", ".join(map(repr, _NEMOTRON_BLOCKS)))
+        blocks = [_NEMOTRON_BLOCKS[n] for n in names]
+    else:
+        pattern = r.req("hybrid_override_pattern")
+        unknown = sorted(set(pattern) - set(_NEMOTRON_PATTERN))
+        if unknown:
+            raise _unsupported(r, "hybrid_override_pattern", unknown[0], "'M', '*', '-', 'E'")
+        blocks = [_NEMOTRON_PATTERN[c] for c in pattern]
+    if r.get("moe_latent_size", None) is not None:
+        raise _unsupported(r, "moe_latent_size", r.config["moe_latent_size"], "null (experts on d_model)")
+    if r.get("attention_bias", False):
+        raise _unsupported(r, "attention_bias", True, "false")
+    heads = r.req("num_attention_heads")
+    act = r.get("mlp_hidden_act", "relu2")
+    if act != "relu2":
+        raise _unsupported(r, "mlp_hidden_act", act, "'relu2'")
+    out: Config = {
+        "vocab_size": r.req("vocab_size"),
+        "d_model": r.req("hidden_size"),
+        "n_layers": len(blocks),
+        "n_heads": heads,
+        "n_kv_heads": r.get("num_key_value_heads", 8),
+        "head_dim": r.get("head_dim", r.get("attention_head_dim", 128)),
+        "d_ff": r.get("intermediate_size", 21504) if "mlp" in blocks else None,
+        "mlp": "standard",
+        "activation": "relu2",
+        "mlp_bias": r.get("mlp_bias", False),
+        "tie_embeddings": r.get("tie_word_embeddings", False),
+        "max_context": r.get("max_position_embeddings", 4096),
+        "blocks": blocks,
+    }
+    if r.get("sliding_window", None) is not None:
+        raise _unsupported(r, "sliding_window", r.config["sliding_window"], "null")
+    if "mamba2" in blocks:
+        out["mamba2"] = {
+            "n_heads": r.get("mamba_num_heads", 128),
+            "head_dim": r.get("mamba_head_dim", 64),
+            "d_state": r.get("ssm_state_size", 128),
+            "n_groups": r.get("n_groups", 8),
+            "conv_kernel": r.get("conv_kernel", 4),
+            "conv_bias": r.get("use_conv_bias", True),
+            "proj_bias": r.get("use_bias", False),  # transformers' mixer reads use_bias, not mamba_proj_bias
+        }
+    if "moe" in blocks:
+        shared = r.get("n_shared_experts", 1)
+        if shared > 1:
+            raise _unsupported(r, "n_shared_experts", shared, "0 or 1")
+        out["moe"] = {
+            "n_experts": r.get("n_routed_experts", 8),
+            "top_k": r.get("num_experts_per_tok", 2),
+            "expert_d_ff": r.get("moe_intermediate_size", 7688),
+            "n_shared_experts": shared,
+            "shared_expert_d_ff": r.get("moe_shared_expert_intermediate_size", 7688),
+        }
+    return out
+
+
 def _gpt2(r: _Reader) -> Config:
     d = r.req("n_embd")
     return {
@@ -563,6 +650,7 @@ _READERS: dict[str, Callable[[_Reader], Config]] = {
     "qwen3_5_moe_text": _qwen3_5_moe,
     "deepseek_v32": _deepseek_v32,
     "glm_moe_dsa": _deepseek_v32,
+    "nemotron_h": _nemotron_h,
 }
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_READERS))
 

@@ -166,6 +166,19 @@ def linear_attention_state_bytes(model: ModelProfile, *, kv_dtype: str = "bf16")
     return (conv + state) * model.n_linear_attention_layers
 
 
+def mamba2_state_bytes(model: ModelProfile, *, kv_dtype: str = "bf16") -> int:
+    """Mamba-2 state per sequence, all 'mamba2' blocks [bytes]: the convolution window (x, B and C
+    channels x conv_kernel, in ``kv_dtype``) and the recurrent state (head_dim x d_state per head, in
+    fp32: NemotronHConfig's mamba_ssm_cache_dtype default), as transformers' LinearAttentionLayer cache
+    keeps them for Nemotron-H."""
+    m = model.mamba2
+    if m is None:
+        return 0
+    conv = int(storage_bytes(m.conv_dim * m.conv_kernel, kv_dtype))
+    state = int(storage_bytes(m.n_heads * m.head_dim * m.d_state, "fp32"))
+    return (conv + state) * model.n_mamba2_layers
+
+
 def _kv_bytes_per_token_per_layer(model: ModelProfile, kv_dtype: str) -> int:
     return int(storage_bytes(kv_elements_per_token(model), kv_dtype))
 
@@ -175,7 +188,7 @@ def kv_bytes_per_token(model: ModelProfile, *, kv_dtype: str = "bf16") -> int:
     cache grows with the context: all attention layers, but for the ``local_window`` layers of a
     ``layer_types`` model, whose cache is bounded (:func:`local_window_kv_bytes`). A model-wide
     ``sliding_window`` is counted here and capped by the caller (as :func:`kv_cache_bytes` does)."""
-    growing = model.n_layers if model.layer_types is None else model.attention_windows.get(None, 0)
+    growing = model.n_attention_layers if model.layer_types is None else model.attention_windows.get(None, 0)
     return _kv_bytes_per_token_per_layer(model, kv_dtype) * growing
 
 
@@ -191,10 +204,11 @@ def local_window_kv_bytes(model: ModelProfile, *, kv_dtype: str = "bf16") -> int
 
 def sequence_state_bytes(model: ModelProfile, *, kv_dtype: str = "bf16") -> int:
     """Per sequence, the bytes that do not grow with the context [bytes]: an SSM's state
-    (:func:`ssm_state_bytes`), linear-attention states (:func:`linear_attention_state_bytes`) and full
-    local-window caches (:func:`local_window_kv_bytes`)."""
+    (:func:`ssm_state_bytes`), linear-attention and Mamba-2 states (:func:`linear_attention_state_bytes`,
+    :func:`mamba2_state_bytes`) and full local-window caches (:func:`local_window_kv_bytes`)."""
     return (
         ssm_state_bytes(model, kv_dtype=kv_dtype)
+        + mamba2_state_bytes(model, kv_dtype=kv_dtype)
         + linear_attention_state_bytes(model, kv_dtype=kv_dtype)
         + local_window_kv_bytes(model, kv_dtype=kv_dtype)
     )
@@ -231,7 +245,10 @@ def kv_cache_bytes(
         (n * (S if w is None else np.minimum(S, w)) for w, n in model.attention_windows.items()),
         start=np.zeros((), dtype=np.int64),
     )
-    linear = map_dtypes(kv_dtype, lambda d: linear_attention_state_bytes(model, kv_dtype=d))
+    linear = map_dtypes(
+        kv_dtype,
+        lambda d: linear_attention_state_bytes(model, kv_dtype=d) + mamba2_state_bytes(model, kv_dtype=d),
+    )
     check_exact_bytes("KV cache", B.astype(np.float64) * (cached * per_layer + linear))
     return np.asarray(B * (cached * per_layer + linear), dtype=np.int64)
 
@@ -248,6 +265,9 @@ def _activation_width(model: ModelProfile) -> float:
         attn = (model.n_heads or 0) * model.head_size * 2 + 2 * model.kv_heads * model.head_size
     per = 3 if model.mlp == "gated" else 2
     widths = [attn, per * (model.d_ff or 0)]
+    if model.mamba2 is not None:  # in_proj output (z, x, B, C, dt), then the conv and scan outputs
+        m2 = model.mamba2
+        widths.append(m2.inner + m2.conv_dim + m2.n_heads + m2.conv_dim + m2.inner)
     if model.moe is not None:
         moe = model.moe
         widths.append(per * (moe.top_k * moe.expert_d_ff + moe.n_shared_experts * moe.shared_d_ff))
@@ -529,6 +549,8 @@ def replica_memory(
             + local_window_kv_bytes(model, kv_dtype=kv_dtype) / kv_split
             + linear_attention_state_bytes(model, kv_dtype=kv_dtype)
             / min(tp, model.linear_attention.n_value_heads if model.linear_attention else 1)
+            + mamba2_state_bytes(model, kv_dtype=kv_dtype)
+            / min(tp, model.mamba2.n_heads if model.mamba2 else 1)
         )
         / pp,
     )

@@ -48,11 +48,12 @@ from costmodel.memory import (
     Sparsity,
     kv_elements_per_token,
     linear_attention_state_bytes,
+    mamba2_state_bytes,
     ssm_state_bytes,
     tensor_bytes,
 )
 from costmodel.params import Tensor, tensors
-from costmodel.specs import NORMS_PER_LAYER, ModelProfile
+from costmodel.specs import ModelProfile
 
 FloatArray = npt.NDArray[np.float64]
 OpKind = Literal["matmul", "attention", "elementwise", "allreduce", "alltoall"]
@@ -161,6 +162,7 @@ def _copies_per_layer(model: ModelProfile, t: Tensor) -> int:
         "shared_experts": model.n_moe_layers,
         "router": model.n_moe_layers,
         "mlp": model.n_dense_mlp_layers,
+        "ssm": model.n_layers if model.blocks is None else model.n_mamba2_layers,
         "output_head": 1,
     }.get(t.component, model.n_layers)
     return t.count // max(layers, 1)
@@ -281,7 +283,7 @@ def forward_ops(
     emb_row = model.d_model * get_dtype(weight_dtype if not quantized else keep).bits / 8
     ops.append(Op("embedding", "elementwise", 1, zero, zero + T * emb_row, zero + T * d * a))
 
-    norm_layers = L * (1 if model.ssm is not None else NORMS_PER_LAYER[model.norm_placement])
+    norm_layers = model.n_layer_norms
     elementwise("norm", norm_layers, T * d, ELEMENTWISE_FLOP["norm"], reads=2, writes=2)
 
     if model.ssm is not None:
@@ -423,6 +425,44 @@ def forward_ops(
             )
             matmul("linear_out_proj", "linear_attention", "out_proj", Ll, T, value / tp, d)
             allreduce("allreduce_linear_attn", Ll, tp)
+
+        Lm = model.n_mamba2_layers
+        if model.mamba2 is not None and Lm:
+            # Mamba-2 blocks: heads (and their states) split over TP like attention heads
+            m2 = model.mamba2
+            split = min(tp, m2.n_heads)
+            in_w = m2.inner + m2.conv_dim + m2.n_heads  # z, x, B, C, dt
+            matmul("mamba_in_proj", "ssm", "in_proj", Lm, T, d, in_w / tp)
+            conv_w = w.get(("ssm", "conv"), (0.0, 0))[0] / split
+            ops.append(
+                Op(
+                    "mamba_conv",
+                    "elementwise",
+                    Lm,
+                    zero + 2.0 * T * m2.conv_dim * m2.conv_kernel / split,
+                    zero + T * m2.conv_dim * a / split + conv_w,
+                    zero + T * m2.conv_dim * a / split,
+                    weight_bytes=conv_w,
+                    counted=True,
+                )
+            )
+            state = mamba2_state_bytes(model, kv_dtype=kv_dtype) / Lm / split  # per sequence
+            scan_w = w.get(("ssm", "scan"), (0.0, 0))[0] / split
+            ops.append(
+                Op(
+                    "mamba_scan",
+                    "elementwise",
+                    Lm,
+                    # the state update x B^T and the read-out C h: 2 head_dim x d_state products per head
+                    zero + 4.0 * T * m2.inner * m2.d_state / split,
+                    zero + T * (m2.conv_dim + m2.n_heads + m2.inner) * a / split + B * state + scan_w,
+                    zero + T * m2.inner * a / split + B * state,
+                    weight_bytes=scan_w,
+                    counted=True,
+                )
+            )
+            matmul("mamba_out_proj", "ssm", "out_proj", Lm, T, m2.inner / tp, d)
+            allreduce("allreduce_mamba", Lm, tp)
 
         gated = model.mlp == "gated"
         act = ELEMENTWISE_FLOP["act_gated" if gated else "act"]

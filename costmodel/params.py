@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Literal
 
-from costmodel.specs import NORMS_PER_LAYER, ModelProfile
+from costmodel.specs import ModelProfile
 
 Component = Literal[
     "embedding",
@@ -206,6 +206,29 @@ def _ssm(model: ModelProfile) -> list[Tensor]:
     ]
 
 
+def _mamba2(model: ModelProfile) -> list[Tensor]:
+    """Mamba-2 blocks (the layout of transformers' NemotronHMamba2Mixer)."""
+    m, d, L = model.mamba2, model.d_model, model.n_mamba2_layers
+    if m is None or not L:
+        return []
+    c: Component = "ssm"
+    out = [
+        # z (gate), x, B, C and one time step per head
+        *_linear(c, "in_proj", m.inner + m.conv_dim + m.n_heads, d, L, m.proj_bias),
+        Tensor(c, "conv1d.weight", (m.conv_dim, 1, m.conv_kernel), L, "other"),
+    ]
+    if m.conv_bias:
+        out.append(Tensor(c, "conv1d.bias", (m.conv_dim,), L, "bias"))
+    return [
+        *out,
+        Tensor(c, "dt_bias", (m.n_heads,), L, "other"),
+        Tensor(c, "A_log", (m.n_heads,), L, "other"),
+        Tensor(c, "D", (m.n_heads,), L, "other"),
+        *_norm(c, "norm", m.inner, L, False),  # gated RMSNorm, per group
+        *_linear(c, "out_proj", d, m.inner, L, m.proj_bias),
+    ]
+
+
 @lru_cache(maxsize=256)
 def tensors(model: ModelProfile) -> tuple[Tensor, ...]:
     """Every parameter tensor of ``model``, grouped by component.
@@ -226,7 +249,8 @@ def tensors(model: ModelProfile) -> tuple[Tensor, ...]:
     else:
         out += _attention(model)
         out += _linear_attention(model)
-        out += _norm("norms", "layer_norm", d, L * NORMS_PER_LAYER[model.norm_placement], norm_bias)
+        out += _mamba2(model)
+        out += _norm("norms", "layer_norm", d, model.n_layer_norms, norm_bias)
         if model.n_dense_mlp_layers and model.d_ff:
             out += _mlp("mlp", model, model.d_ff, model.n_dense_mlp_layers)
         if model.moe is not None and model.n_moe_layers:

@@ -148,6 +148,35 @@ class SSMSpec(Spec):
     proj_bias: bool = Field(False, description="Whether the in/out projections have biases.")
 
 
+class Mamba2Spec(Spec):
+    """Mamba-2 mixer blocks (Dao & Gu 2024, "Transformers are SSMs", arXiv:2405.21060, §7) as Nemotron-H
+    uses them (the layout of transformers' NemotronHMamba2Mixer): one in_proj yields the gate z, the
+    convolved x, B, C and the per-head time step; a scalar decay per head; a gated RMSNorm before
+    out_proj."""
+
+    n_heads: PositiveInt = Field(description="SSM heads (each with its own head_dim x d_state state) [-].")
+    head_dim: PositiveInt = Field(description="Channels per SSM head [-].")
+    d_state: PositiveInt = Field(description="State size N per channel [-].")
+    n_groups: PositiveInt = Field(description="Groups sharing one B and C (like KV groups) [-].")
+    conv_kernel: PositiveInt = Field(description="Depthwise causal convolution width [-].")
+    conv_bias: bool = Field(True, description="Whether the depthwise convolution has a bias.")
+    proj_bias: bool = Field(False, description="Whether in_proj and out_proj have biases.")
+
+    @property
+    def inner(self) -> int:
+        """Inner width n_heads x head_dim [-]."""
+        return self.n_heads * self.head_dim
+
+    @property
+    def conv_dim(self) -> int:
+        """Channels of the convolution: x, B and C [-]."""
+        return self.inner + 2 * self.n_groups * self.d_state
+
+
+BlockKind = Literal["mamba2", "attention", "mlp", "moe"]
+"""Kinds of single-mixer decoder layer in a ``blocks`` list (Nemotron-H's hybrid_override_pattern
+'M', '*', '-', 'E')."""
+
 LayerType = Literal["full_attention", "sliding_attention", "chunked_attention", "linear_attention"]
 """Kinds of decoder layer in a ``layer_types`` list, named as Hugging Face configs name them: causal
 attention over the whole context, over the last ``local_window`` tokens, or over the tokens of the
@@ -218,7 +247,7 @@ class ModelProfile(Spec):
     mlp: Literal["gated", "standard"] = Field(
         "gated", description="'gated': 3 matrices (SwiGLU/GeGLU); 'standard': 2 matrices (GELU/ReLU)."
     )
-    activation: Literal["silu", "gelu", "gelu_tanh", "relu"] = Field(
+    activation: Literal["silu", "gelu", "gelu_tanh", "relu", "relu2"] = Field(
         "silu", description="MLP nonlinearity (the gate's, for gated MLPs)."
     )
     qkv_bias: bool = Field(False, description="Bias on the query, key and value projections.")
@@ -282,6 +311,13 @@ class ModelProfile(Spec):
         None, description="DeepSeek sparse attention (an indexer selecting top-k keys) on MLA; None: dense."
     )
     ssm: SSMSpec | None = Field(None, description="Mamba block settings; set for pure SSM models.")
+    blocks: tuple[BlockKind, ...] | None = Field(
+        None,
+        description="Nemotron-H style hybrids: each decoder layer is one block of this kind (a Mamba-2 "
+        "mixer, full attention, a dense MLP or a mixture of experts) after one RMSNorm, in order (one per "
+        "layer); None: every layer is attention (or layer_types' mixer) followed by an MLP.",
+    )
+    mamba2: Mamba2Spec | None = Field(None, description="Settings of the 'mamba2' blocks of blocks.")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -293,7 +329,9 @@ class ModelProfile(Spec):
             return self
         if self.n_heads is None:
             raise ValueError("n_heads is required for attention models (set ssm for a pure Mamba model)")
-        if self.d_ff is None and (self.moe is None or self.n_moe_layers < self.n_layers):
+        if self.blocks is not None:
+            self._consistent_blocks()
+        if self.d_ff is None and self.n_dense_mlp_layers:
             raise ValueError("d_ff is required: it is the width of the dense MLP")
         if self.n_kv_heads is not None and self.n_heads % self.n_kv_heads != 0:
             raise ValueError(
@@ -341,6 +379,25 @@ class ModelProfile(Spec):
             )
         return self
 
+    def _consistent_blocks(self) -> None:
+        assert self.blocks is not None
+        if len(self.blocks) != self.n_layers:
+            raise ValueError(
+                f"blocks lists {len(self.blocks)} layers but n_layers is {self.n_layers}; give one entry "
+                "per decoder layer"
+            )
+        if self.layer_types is not None or self.sliding_window is not None or self.mla is not None:
+            raise ValueError("blocks cannot be combined with layer_types, sliding_window or mla")
+        if ("mamba2" in self.blocks) != (self.mamba2 is not None):
+            raise ValueError("mamba2 settings go with 'mamba2' entries in blocks: give both or neither")
+        if ("moe" in self.blocks) != (self.moe is not None):
+            raise ValueError("moe settings go with 'moe' entries in blocks: give both or neither")
+        if self.moe is not None and (self.moe.first_dense_layers or self.moe.layer_step != 1):
+            raise ValueError(
+                "with blocks, the 'moe' entries place the experts: leave first_dense_layers "
+                "and layer_step at their defaults"
+            )
+
     # Derived sizes. Attention-only properties raise for SSM models rather than inventing a value.
 
     @property
@@ -366,6 +423,9 @@ class ModelProfile(Spec):
         ``{("sliding", 128): 12, ("full", None): 12}``; empty for SSM models."""
         if self.ssm is not None:
             return {}
+        if self.blocks is not None:
+            n = self.blocks.count("attention")
+            return {("full", None): n} if n else {}
         if self.layer_types is None:
             kind: AttentionSpan = "full" if self.sliding_window is None else "sliding"
             return {(kind, self.sliding_window): self.n_layers}
@@ -391,6 +451,18 @@ class ModelProfile(Spec):
         return 0 if self.layer_types is None else self.layer_types.count("linear_attention")
 
     @property
+    def n_mamba2_layers(self) -> int:
+        """Mamba-2 blocks of a ``blocks`` model [-]."""
+        return 0 if self.blocks is None else self.blocks.count("mamba2")
+
+    @property
+    def n_layer_norms(self) -> int:
+        """Norm modules inside the decoder layers (not the final norm) [-]."""
+        if self.ssm is not None or self.blocks is not None:
+            return self.n_layers  # one pre-norm per block
+        return self.n_layers * NORMS_PER_LAYER[self.norm_placement]
+
+    @property
     def attention_windows(self) -> dict[int | None, int]:
         """Attention layers by the most tokens their KV cache holds [tokens] (None: the whole context),
         with how many layers each: ``{128: 12, None: 12}`` for gpt-oss-20b. A chunked layer holds up to
@@ -410,12 +482,16 @@ class ModelProfile(Spec):
         """Layers whose MLP is a mixture of experts [-]."""
         if self.moe is None:
             return 0
+        if self.blocks is not None:
+            return self.blocks.count("moe")
         step, first = self.moe.layer_step, self.moe.first_dense_layers
         return max(self.n_layers // step - first // step, 0)
 
     @property
     def n_dense_mlp_layers(self) -> int:
         """Layers with a dense MLP of width d_ff [-]."""
+        if self.blocks is not None:
+            return self.blocks.count("mlp")
         return 0 if self.ssm is not None else self.n_layers - self.n_moe_layers
 
     @classmethod
@@ -653,6 +729,8 @@ class Deployment(Spec):
             if inner % tp:
                 raise ValueError(f"tp ({tp}) must divide the Mamba inner width ({inner})")
             return
+        if model.mamba2 is not None and model.mamba2.n_heads % tp:
+            raise ValueError(f"tp ({tp}) must divide mamba2.n_heads ({model.mamba2.n_heads}) of {model.name}")
         heads = model.n_heads or 0
         if heads % tp:
             raise ValueError(f"tp ({tp}) must divide n_heads ({heads}) of {model.name}")
