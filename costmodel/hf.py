@@ -43,6 +43,8 @@ _BOOL_KEYS = frozenset(
         "use_bias",
         "attn_output_gate",
         "use_qk_norm",
+        "attention_k_eq_v",
+        "enable_moe_block",
     }
 )
 _STR_KEYS = frozenset(
@@ -54,6 +56,7 @@ _STR_KEYS = frozenset(
         "qk_norm_type",
         "mlp_hidden_act",
         "hybrid_override_pattern",
+        "use_bidirectional_attention",
     }
 )
 _CONTEXT_KEYS = frozenset({"max_position_embeddings", "n_positions", "n_ctx", "sliding_window"})
@@ -455,6 +458,66 @@ def _deepseek_v32(r: _Reader) -> Config:
     return out
 
 
+def _gemma4(r: _Reader) -> Config:
+    """Gemma 4 text model (transformers' Gemma4TextConfig): sandwich norms, QK-norm per head, sliding-window
+    layers (five of six by default) and full layers with their own geometry (global_head_dim, and with
+    attention_k_eq_v fewer KV heads whose values come from k_proj); the 26B-A4B runs a dense MLP and 128
+    experts side by side in every layer (enable_moe_block)."""
+    heads = r.req("num_attention_heads")
+    n_layers = r.get("num_hidden_layers", 30)
+    default = ["sliding_attention" if (i + 1) % 6 else "full_attention" for i in range(n_layers)]
+    types = list(r.get("layer_types", default))
+    unknown = sorted(set(types) - {"sliding_attention", "full_attention"})
+    if unknown:
+        raise _unsupported(r, "layer_types", unknown[0], "'sliding_attention', 'full_attention'")
+    if types and types[-1] != "full_attention":
+        types[-1] = "full_attention"  # as Gemma4TextConfig forces it
+    for key, value, supported in [
+        ("hidden_size_per_layer_input", 256, "0 (no per-layer input embeddings)"),
+        ("num_kv_shared_layers", 0, "0 (no layers reusing another layer's KV cache)"),
+    ]:
+        if r.get(key, value):
+            raise _unsupported(r, key, r.config.get(key, value), supported)
+    if r.get("use_bidirectional_attention", None) == "all":
+        raise _unsupported(r, "use_bidirectional_attention", "all", "null or 'vision' (causal text)")
+    k_eq_v = r.get("attention_k_eq_v", False)
+    kv = r.get("num_key_value_heads", 4)
+    global_kv = r.get("num_global_key_value_heads", None) if k_eq_v else None
+    out: Config = {
+        "vocab_size": r.get("vocab_size", 262_144),
+        "d_model": r.req("hidden_size"),
+        "n_layers": len(types),
+        "n_heads": heads,
+        "n_kv_heads": kv,
+        "head_dim": r.get("head_dim", 256),
+        "d_ff": r.req("intermediate_size"),
+        "activation": _activation(r.get("hidden_activation", "gelu_pytorch_tanh")),
+        "qkv_bias": r.get("attention_bias", False),
+        "out_bias": r.get("attention_bias", False),
+        "norm_placement": "sandwich",
+        "qk_norm": "per_head",
+        "tie_embeddings": r.get("tie_word_embeddings", True),
+        "max_context": r.get("max_position_embeddings", 131_072),
+        "layer_types": types,
+        "local_window": r.get("sliding_window", 512) if "sliding_attention" in types else None,
+    }
+    if "full_attention" in types:
+        out["global_attention"] = {
+            "head_dim": r.get("global_head_dim", 512),
+            "n_kv_heads": kv if global_kv is None else global_kv,
+            "values_from_keys": k_eq_v,
+        }
+    if r.get("enable_moe_block", False):
+        out["moe"] = {
+            "n_experts": r.req("num_experts"),
+            "top_k": r.req("top_k_experts"),
+            "expert_d_ff": r.req("moe_intermediate_size"),
+            "with_dense_mlp": True,
+            "router_scales": True,
+        }
+    return out
+
+
 # transformers' NemotronHConfig: hybrid_override_pattern characters and layers_block_type names (with the
 # legacy names its remap_legacy_layer_types accepts) -> our block kinds
 _NEMOTRON_PATTERN = {"M": "mamba2", "*": "attention", "-": "mlp", "E": "moe"}
@@ -651,6 +714,7 @@ _READERS: dict[str, Callable[[_Reader], Config]] = {
     "deepseek_v32": _deepseek_v32,
     "glm_moe_dsa": _deepseek_v32,
     "nemotron_h": _nemotron_h,
+    "gemma4_text": _gemma4,
 }
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_READERS))
 

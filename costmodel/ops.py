@@ -101,6 +101,8 @@ _OP_OF_TENSOR = {
     "dt_bias": "scan",
     "norm": "out_proj",
     "shared_expert_gate": "router",
+    "router_scale": "router",
+    "router_per_expert_scale": "router",
     "lm_head": "lm_head",
 }
 
@@ -138,23 +140,23 @@ class Op:
 
 def _weights_by_op(
     model: ModelProfile, weight_dtype: str, keep_dtype: str, sparsity: Sparsity = "none"
-) -> dict[tuple[str, str], tuple[float, int]]:
+) -> dict[tuple[str, str], tuple[float, float]]:
     """(component, op) -> (weight bytes per layer, matmul weight elements per layer)."""
-    out: dict[tuple[str, str], tuple[float, int]] = {}
+    out: dict[tuple[str, str], tuple[float, float]] = {}
     for t in tensors(model):
         prefix = t.name.split(".")[0]
         op = _OP_OF_TENSOR.get(prefix)
         if op is None:
             continue
         copies = _copies_per_layer(model, t)
-        b, n = out.get((t.component, op), (0.0, 0))
+        b, n = out.get((t.component, op), (0.0, 0.0))
         size = tensor_bytes(t, weight_dtype=weight_dtype, keep_dtype=keep_dtype, sparsity=sparsity)
         elements = (t.numel // t.count) * copies if t.kind == "matmul" else 0  # biases/norms: bytes, no FLOPs
         out[(t.component, op)] = (b + size * copies, n + elements)
     return out
 
 
-def _copies_per_layer(model: ModelProfile, t: Tensor) -> int:
+def _copies_per_layer(model: ModelProfile, t: Tensor) -> float:
     layers = {
         "attention": model.n_attention_layers,
         "linear_attention": model.n_linear_attention_layers,
@@ -165,7 +167,8 @@ def _copies_per_layer(model: ModelProfile, t: Tensor) -> int:
         "ssm": model.n_layers if model.blocks is None else model.n_mamba2_layers,
         "output_head": 1,
     }.get(t.component, model.n_layers)
-    return t.count // max(layers, 1)
+    # a mean over the component's layers where its tensors differ between layers (Gemma 4's attention)
+    return t.count / max(layers, 1)
 
 
 def forward_ops(
@@ -372,6 +375,11 @@ def forward_ops(
             keys = group_attended_keys(
                 kind, window, n, past, mask, top_k=sparse.index_topk if sparse else None
             )
+            if model.global_attention is not None:  # Gemma 4: this group's own head width and KV heads
+                hd, hkv = model.attention_geometry(kind)
+                qk_dim = v_dim = hd
+                kv_token = float(storage_bytes(kv_elements_per_token(model, kind), kv_dtype))
+                kv_split = min(tp, hkv)
             flop = 2.0 * B * keys * H * (qk_dim + v_dim) / tp
             cached = past + n if window is None else np.minimum(past + n, window)
             if sparse is not None:  # each query reads its top-k keys; the pass at most every cached one
@@ -385,6 +393,7 @@ def forward_ops(
                 reads, writes = reads + 2 * scores, writes + 2 * scores
             name = "attention" if len(groups) == 1 or window is None else "attention_local"
             ops.append(Op(name, "attention", layers, zero + flop, zero + reads, zero + writes, counted=True))
+        v_dim = mla.v_head_dim if mla else model.head_size
         matmul("o_proj", "attention", "o_proj", La, T, H * v_dim / tp, d)
         allreduce("allreduce_attn", La, tp)
 

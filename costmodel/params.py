@@ -130,23 +130,35 @@ def _linear_attention(model: ModelProfile) -> list[Tensor]:
     ]
 
 
+def _mha(model: ModelProfile, hd: int, Hkv: int, L: int, *, values: bool) -> list[Tensor]:
+    """Multi-head (GQA) attention projections of ``L`` layers with heads of ``hd`` and ``Hkv`` KV heads."""
+    if not L:
+        return []
+    d, H = model.d_model, model.n_heads or 0
+    gate = 2 if model.attention_output_gate else 1  # q_proj also yields the output gate
+    out = [
+        *_linear("attention", "q_proj", gate * H * hd, d, L, model.qkv_bias),
+        *_linear("attention", "k_proj", Hkv * hd, d, L, model.qkv_bias),
+        *(_linear("attention", "v_proj", Hkv * hd, d, L, model.qkv_bias) if values else []),
+        *_linear("attention", "o_proj", d, H * hd, L, model.out_bias),
+    ]
+    if model.qk_norm != "none":  # RMSNorm over head_dim (shared by the heads) or over all heads
+        q_width, k_width = (hd, hd) if model.qk_norm == "per_head" else (H * hd, Hkv * hd)
+        out += [
+            *_norm("attention", "q_norm", q_width, L, False),
+            *_norm("attention", "k_norm", k_width, L, False),
+        ]
+    return out
+
+
 def _attention(model: ModelProfile) -> list[Tensor]:
     d, L, H = model.d_model, model.n_attention_layers, model.n_heads or 0
     if model.mla is None:
-        hd, Hkv = model.head_size, model.kv_heads
-        gate = 2 if model.attention_output_gate else 1  # q_proj also yields the output gate
-        out = [
-            *_linear("attention", "q_proj", gate * H * hd, d, L, model.qkv_bias),
-            *_linear("attention", "k_proj", Hkv * hd, d, L, model.qkv_bias),
-            *_linear("attention", "v_proj", Hkv * hd, d, L, model.qkv_bias),
-            *_linear("attention", "o_proj", d, H * hd, L, model.out_bias),
-        ]
-        if model.qk_norm != "none":  # RMSNorm over head_dim (shared by the heads) or over all heads
-            q_width, k_width = (hd, hd) if model.qk_norm == "per_head" else (H * hd, Hkv * hd)
-            out += [
-                *_norm("attention", "q_norm", q_width, L, False),
-                *_norm("attention", "k_norm", k_width, L, False),
-            ]
+        g = model.global_attention
+        n_global = model.attention_groups.get(("full", None), 0) if g is not None else 0
+        out = _mha(model, model.head_size, model.kv_heads, L - n_global, values=True)
+        if g is not None and n_global:  # Gemma 4's full layers: their own head width and KV heads
+            out += _mha(model, g.head_dim, g.n_kv_heads, n_global, values=not g.values_from_keys)
         if model.attention_sinks:  # gpt-oss: one learned logit per query head
             out.append(Tensor("attention", "sinks", (H,), L, "other"))
         return out
@@ -256,6 +268,11 @@ def tensors(model: ModelProfile) -> tuple[Tensor, ...]:
         if model.moe is not None and model.n_moe_layers:
             moe, n = model.moe, model.n_moe_layers
             out += _linear("router", "router", moe.n_experts, d, n, moe.router_bias)
+            if moe.router_scales:  # Gemma 4: per-channel input scale, per-expert output scale
+                out += [
+                    Tensor("router", "router_scale", (d,), n, "other"),
+                    Tensor("router", "router_per_expert_scale", (moe.n_experts,), n, "other"),
+                ]
             out += _mlp("experts", model, moe.expert_d_ff, n * moe.n_experts)
             if moe.n_shared_experts:
                 out += _mlp("shared_experts", model, moe.shared_d_ff, n * moe.n_shared_experts)

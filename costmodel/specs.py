@@ -66,6 +66,16 @@ class MoESpec(Spec):
         description="A learned sigmoid gate (a d_model x 1 projection) on the shared experts' output "
         "(Qwen2-MoE, Qwen3.5).",
     )
+    with_dense_mlp: bool = Field(
+        False,
+        description="Every layer runs a dense MLP of width d_ff and the experts side by side, each with its "
+        "own norms (three more RMSNorms per layer: Gemma 4 26B-A4B) [-].",
+    )
+    router_scales: bool = Field(
+        False,
+        description="The router scales its (normalised) input per channel and each expert's weight by "
+        "learned vectors: d_model + n_experts parameters per layer (Gemma 4).",
+    )
     layer_step: PositiveInt = Field(
         1,
         description="From first_dense_layers on, every layer_step-th layer (counting from 1) is a mixture "
@@ -135,6 +145,19 @@ class LinearAttentionSpec(Spec):
     def conv_dim(self) -> int:
         """Channels of the convolution: q, k and v [-]."""
         return 2 * self.n_key_heads * self.key_head_dim + self.n_value_heads * self.value_head_dim
+
+
+class GlobalAttentionSpec(Spec):
+    """The geometry of the 'full_attention' layers of layer_types when it differs from the local layers'
+    (Gemma 4: 512-wide heads, fewer KV heads, values computed from the keys' projection)."""
+
+    head_dim: PositiveInt = Field(description="Per-head width of the full-attention layers [-].")
+    n_kv_heads: PositiveInt = Field(description="Key/value heads of the full-attention layers [-].")
+    values_from_keys: bool = Field(
+        False,
+        description="No v_proj: values are the k_proj output, normalised apart from the keys and cached "
+        "apart (Gemma 4 'attention_k_eq_v').",
+    )
 
 
 class SSMSpec(Spec):
@@ -318,6 +341,11 @@ class ModelProfile(Spec):
         "layer); None: every layer is attention (or layer_types' mixer) followed by an MLP.",
     )
     mamba2: Mamba2Spec | None = Field(None, description="Settings of the 'mamba2' blocks of blocks.")
+    global_attention: GlobalAttentionSpec | None = Field(
+        None,
+        description="Geometry of the 'full_attention' layers of layer_types where it differs from the "
+        "other attention layers' (Gemma 4); None: every attention layer alike.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -331,6 +359,11 @@ class ModelProfile(Spec):
             raise ValueError("n_heads is required for attention models (set ssm for a pure Mamba model)")
         if self.blocks is not None:
             self._consistent_blocks()
+        if self.global_attention is not None:
+            if self.layer_types is None or self.mla is not None:
+                raise ValueError("global_attention needs layer_types (which layers are full) and no mla")
+            if self.n_heads % self.global_attention.n_kv_heads:
+                raise ValueError("global_attention.n_kv_heads must divide n_heads")
         if self.d_ff is None and self.n_dense_mlp_layers:
             raise ValueError("d_ff is required: it is the width of the dense MLP")
         if self.n_kv_heads is not None and self.n_heads % self.n_kv_heads != 0:
@@ -460,7 +493,16 @@ class ModelProfile(Spec):
         """Norm modules inside the decoder layers (not the final norm) [-]."""
         if self.ssm is not None or self.blocks is not None:
             return self.n_layers  # one pre-norm per block
-        return self.n_layers * NORMS_PER_LAYER[self.norm_placement]
+        extra = 3 * self.n_moe_layers if self.moe is not None and self.moe.with_dense_mlp else 0
+        return self.n_layers * NORMS_PER_LAYER[self.norm_placement] + extra
+
+    def attention_geometry(self, span: AttentionSpan) -> tuple[int, int]:
+        """(head_dim, n_kv_heads) of the attention layers of this span [-]: the global_attention's for
+        full layers where set, else the model's."""
+        g = self.global_attention
+        if g is not None and span == "full":
+            return g.head_dim, g.n_kv_heads
+        return self.head_size, self.kv_heads
 
     @property
     def attention_windows(self) -> dict[int | None, int]:
@@ -484,6 +526,8 @@ class ModelProfile(Spec):
             return 0
         if self.blocks is not None:
             return self.blocks.count("moe")
+        if self.moe.with_dense_mlp:
+            return self.n_layers
         step, first = self.moe.layer_step, self.moe.first_dense_layers
         return max(self.n_layers // step - first // step, 0)
 
@@ -492,6 +536,8 @@ class ModelProfile(Spec):
         """Layers with a dense MLP of width d_ff [-]."""
         if self.blocks is not None:
             return self.blocks.count("mlp")
+        if self.moe is not None and self.moe.with_dense_mlp:
+            return self.n_layers
         return 0 if self.ssm is not None else self.n_layers - self.n_moe_layers
 
     @classmethod
