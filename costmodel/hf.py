@@ -548,8 +548,6 @@ def _nemotron_h(r: _Reader) -> Config:
         if unknown:
             raise _unsupported(r, "hybrid_override_pattern", unknown[0], "'M', '*', '-', 'E'")
         blocks = [_NEMOTRON_PATTERN[c] for c in pattern]
-    if r.get("moe_latent_size", None) is not None:
-        raise _unsupported(r, "moe_latent_size", r.config["moe_latent_size"], "null (experts on d_model)")
     if r.get("attention_bias", False):
         raise _unsupported(r, "attention_bias", True, "false")
     heads = r.req("num_attention_heads")
@@ -593,6 +591,7 @@ def _nemotron_h(r: _Reader) -> Config:
             "expert_d_ff": r.get("moe_intermediate_size", 7688),
             "n_shared_experts": shared,
             "shared_expert_d_ff": r.get("moe_shared_expert_intermediate_size", 7688),
+            "latent_dim": r.get("moe_latent_size", None),
         }
     return out
 

@@ -102,6 +102,8 @@ _OP_OF_TENSOR = {
     "norm": "out_proj",
     "shared_expert_gate": "router",
     "router_scale": "router",
+    "fc1_latent_proj": "latent_proj",
+    "fc2_latent_proj": "latent_proj",
     "router_per_expert_scale": "router",
     "lm_head": "lm_head",
 }
@@ -488,6 +490,8 @@ def forward_ops(
             touched = 1.0 - (1.0 - k / E) ** T  # fraction of experts some token picks
             routed = T * k  # token-expert pairs
             matmul("router", "router", "router", nm, T, d, E, split=1)
+            if moe.latent_dim:  # Nemotron-3: into the experts' latent space and back, every token
+                matmul("experts_latent_proj", "router", "latent_proj", nm, T, d, moe.latent_dim)
             if ep > 1:
                 ops.append(
                     Op("alltoall_dispatch", "alltoall", nm, zero, zero + routed * d * a / ep, zero, group=ep)

@@ -89,8 +89,10 @@ def _linear(
     return out
 
 
-def _mlp(component: Component, model: ModelProfile, d_ff: int, count: int) -> list[Tensor]:
-    d, bias = model.d_model, model.mlp_bias
+def _mlp(
+    component: Component, model: ModelProfile, d_ff: int, count: int, width: int | None = None
+) -> list[Tensor]:
+    d, bias = width or model.d_model, model.mlp_bias
     if model.mlp == "gated":
         return [
             *_linear(component, "gate_proj", d_ff, d, count, bias),
@@ -273,7 +275,10 @@ def tensors(model: ModelProfile) -> tuple[Tensor, ...]:
                     Tensor("router", "router_scale", (d,), n, "other"),
                     Tensor("router", "router_per_expert_scale", (moe.n_experts,), n, "other"),
                 ]
-            out += _mlp("experts", model, moe.expert_d_ff, n * moe.n_experts)
+            out += _mlp("experts", model, moe.expert_d_ff, n * moe.n_experts, moe.latent_dim)
+            if moe.latent_dim:  # every token goes through both, whichever experts it picks
+                out += _linear("router", "fc1_latent_proj", moe.latent_dim, d, n, model.mlp_bias)
+                out += _linear("router", "fc2_latent_proj", d, moe.latent_dim, n, model.mlp_bias)
             if moe.n_shared_experts:
                 out += _mlp("shared_experts", model, moe.shared_d_ff, n * moe.n_shared_experts)
             if moe.shared_expert_gate:

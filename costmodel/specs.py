@@ -71,6 +71,12 @@ class MoESpec(Spec):
         description="Every layer runs a dense MLP of width d_ff and the experts side by side, each with its "
         "own norms (three more RMSNorms per layer: Gemma 4 26B-A4B) [-].",
     )
+    latent_dim: PositiveInt | None = Field(
+        None,
+        description="Routed experts work on a projection of the token of this width: one d_model x "
+        "latent_dim projection before them and one after, per layer and token (Nemotron-3 Super/Ultra "
+        "'moe_latent_size') [-]; None: on d_model.",
+    )
     router_scales: bool = Field(
         False,
         description="The router scales its (normalised) input per channel and each expert's weight by "

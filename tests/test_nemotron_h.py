@@ -3,6 +3,7 @@ transformers, total and active, and the Mamba-2 state and attention KV cache equ
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import torch
 import transformers
 from conftest import HF_CONFIGS
 from oracles import hf_meta_model
+from torch.utils.flop_counter import FlopCounterMode
 
 import costmodel
 from costmodel.errors import CostmodelError
@@ -82,6 +84,20 @@ def test_public_configs_count_like_transformers_total_and_active(path: Path) -> 
     assert counts.active == hf_active(hf, hf.config)
 
 
+def test_a_latent_moe_counts_like_transformers() -> None:
+    """Nemotron-3 Super/Ultra: the routed experts work on a moe_latent_size projection of the token."""
+    config = tiny_nemotron_h()[0].config.to_dict() | {"moe_latent_size": 8}
+    hf_config = transformers.NemotronHConfig(**{k: v for k, v in config.items() if k != "model_type"})
+    with torch.device("meta"):
+        hf = transformers.AutoModelForCausalLM.from_config(hf_config)
+    model = costmodel.ModelProfile.from_hf_config(config)
+    assert model.moe is not None
+    assert model.moe.latent_dim == 8
+    counts = param_count(model)
+    assert counts.total == sum(p.numel() for p in hf.parameters())
+    assert counts.active == hf_active(hf, hf.config)
+
+
 def test_the_builtins_carry_the_published_layouts() -> None:
     """Nemotron-H-56B: 54 Mamba-2, 10 attention, 54 MLP layers (arXiv:2504.03624, Table 1: 118 layers,
     ~8% attention); Nemotron-3 Nano: 23 Mamba-2, 6 attention, 23 MoE layers (NVIDIA's model card)."""
@@ -91,6 +107,8 @@ def test_the_builtins_carry_the_published_layouts() -> None:
     assert (nano.n_mamba2_layers, nano.n_attention_layers, nano.n_moe_layers) == (23, 6, 23)
     assert param_count(h56).total == 56_324_350_464
     assert (param_count(nano).total, param_count(nano).active) == (31_577_937_344, 3_580_073_408)
+    super_ = param_count(costmodel.load_model("nemotron-3-super-120b-a12b"))
+    assert (super_.total, super_.active) == (120_668_687_360, 12_770_216_960)
 
 
 @pytest.mark.parametrize(("batch", "context"), [(1, 1), (2, 3), (3, 9)])
@@ -119,7 +137,8 @@ def test_state_and_kv_cache_equal_transformers_cache(batch: int, context: int) -
 def test_the_operator_graph_counts_the_forward_flops() -> None:
     """Every counted operator of the graph sums to forward_flop (matmuls, conv, state products,
     attention), for prefill and decode."""
-    for model in (tiny_nemotron_h()[1], costmodel.load_model("nemotron-3-nano-30b-a3b")):
+    builtins = ("nemotron-3-nano-30b-a3b", "nemotron-3-super-120b-a12b")
+    for model in (tiny_nemotron_h()[1], *map(costmodel.load_model, builtins)):
         for new, past in ((16, 0), (1, 100)):
             ops = forward_ops(model, batch_size=2, new_tokens=new, past_tokens=past)
             counted = sum(float(op.flop * op.layers) for op in ops if op.counted)
@@ -132,9 +151,32 @@ def test_the_operator_graph_counts_the_forward_flops() -> None:
 def test_unsupported_fields_are_refused_by_name() -> None:
     base = tiny_nemotron_h()[0].config.to_dict()
     for key, value in [
-        ("moe_latent_size", 8),
         ("mlp_hidden_act", "silu"),
         ("layers_block_type", ["mamba", "sliding_attention"]),
     ]:
         with pytest.raises(CostmodelError, match=f"{key}.*is not supported"):
             costmodel.ModelProfile.from_hf_config(base | {key: value})
+
+
+@pytest.mark.parametrize(("batch", "past"), [(1, 3), (2, 7)])
+def test_decode_flops_equal_flop_counter_over_transformers(batch: int, past: int) -> None:
+    """One decode step of the whole tiny model (eager attention, eager experts). In transformers'
+    reference Mamba-2 step the read-out C h is a batched matrix product (counted) but the state update
+    dt x B^T is elementwise (FlopCounterMode counts 0 for it: 2 head_dim d_state per head, token and
+    layer); its decode convolution runs over conv_state + the new token without padding, producing one
+    more output than it keeps: 2 x channels x conv_kernel FLOP per sequence and layer on top."""
+    shared, model = tiny_nemotron_h()
+    hf = copy.deepcopy(shared).float()
+    hf.config._attn_implementation = "eager"
+    hf.config._experts_implementation = "eager"
+    with torch.no_grad():
+        cache_ = hf(torch.randint(0, 101, (batch, past)), use_cache=True).past_key_values
+        with FlopCounterMode(display=False) as counter:
+            hf(torch.randint(0, 101, (batch, 1)), past_key_values=cache_, use_cache=True)
+    f = forward_flop(model, batch_size=batch, new_tokens=1, past_tokens=past, attention="full")
+    m2 = model.mamba2
+    assert m2 is not None
+    layers = model.n_mamba2_layers
+    state_update = 2 * batch * layers * m2.inner * m2.d_state
+    discarded_conv_output = 2 * batch * layers * m2.conv_dim * m2.conv_kernel
+    assert f.total - state_update + discarded_conv_output == counter.get_total_flops()
