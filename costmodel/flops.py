@@ -197,6 +197,11 @@ def forward_flop(
         conv = la.conv_dim * la.conv_kernel
         state = 3 * la.n_value_heads * la.key_head_dim * la.value_head_dim
         linear_extra = 2.0 * tokens * layers * (conv + state)
+    if model.mamba2 is not None:
+        m2, layers = model.mamba2, model.n_mamba2_layers
+        # Mamba-2 in its recurrent form: the depthwise conv over x, B, C; per head the state update
+        # x B^T and the read-out C h (2 head_dim d_state each); the chunked SSD form adds intra-chunk terms
+        ssm_extra = 2.0 * tokens * layers * (m2.conv_dim * m2.conv_kernel + 2 * m2.inner * m2.d_state)
     if model.ssm is not None:
         s = model.ssm
         d_inner = s.expand * model.d_model
@@ -206,22 +211,22 @@ def forward_flop(
         # summed over layers: each group of layers attends within its own window (or the whole context)
         sparse = model.sparse_attention
         top_k = sparse.index_topk if sparse else None
-        keys = sum(
-            (
-                layers * group_attended_keys(kind, size, n, past_tokens, attention, top_k=top_k)
-                for (kind, size), layers in model.attention_groups.items()
-            ),
-            start=zeros,
-        )
+        # key-head widths attended, summed over the layers (Gemma 4's full layers have wider heads)
+        qk_keys = v_keys = zeros
+        for (kind, size), layers in model.attention_groups.items():
+            keys = layers * group_attended_keys(kind, size, n, past_tokens, attention, top_k=top_k)
+            if model.mla is not None:
+                qk_dim, v_dim = model.mla.qk_head_dim, model.mla.v_head_dim
+            else:
+                qk_dim = v_dim = model.attention_geometry(kind)[0]
+            qk_keys, v_keys = qk_keys + keys * qk_dim, v_keys + keys * v_dim
         if sparse is not None:
             # the indexer scores every (causal) key: q.k over its heads, then the weighted sum over heads
             every = model.n_layers * attended_keys(n, past_tokens, attention=attention)
             indexer = 2.0 * B * every * sparse.index_n_heads * (sparse.index_head_dim + 1)
         H = float(model.n_heads or 0)
-        qk_dim = model.mla.qk_head_dim if model.mla else model.head_size
-        v_dim = model.mla.v_head_dim if model.mla else model.head_size
-        scores = 2.0 * B * keys * H * qk_dim
-        values = 2.0 * B * keys * H * v_dim
+        scores = 2.0 * B * qk_keys * H
+        values = 2.0 * B * v_keys * H
 
     def per_token(component: str) -> FloatArray:
         return zeros + tokens * matmul.get(component, 0.0)

@@ -43,15 +43,26 @@ _BOOL_KEYS = frozenset(
         "use_bias",
         "attn_output_gate",
         "use_qk_norm",
+        "attention_k_eq_v",
+        "enable_moe_block",
     }
 )
 _STR_KEYS = frozenset(
-    {"hidden_act", "hidden_activation", "activation_function", "activation", "qk_norm_type"}
+    {
+        "hidden_act",
+        "hidden_activation",
+        "activation_function",
+        "activation",
+        "qk_norm_type",
+        "mlp_hidden_act",
+        "hybrid_override_pattern",
+        "use_bidirectional_attention",
+    }
 )
 _CONTEXT_KEYS = frozenset({"max_position_embeddings", "n_positions", "n_ctx", "sliding_window"})
 _INT_LIST_KEYS = frozenset({"mlp_only_layers", "moe_layers", "no_rope_layers"})
 _OBJECT_KEYS = frozenset({"quantization_config"})
-_NAME_LIST_KEYS = frozenset({"layer_types", "mlp_layer_types", "indexer_types"})
+_NAME_LIST_KEYS = frozenset({"layer_types", "mlp_layer_types", "indexer_types", "layers_block_type"})
 
 
 def _checked(key: str, value: Any) -> Any:
@@ -61,7 +72,7 @@ def _checked(key: str, value: Any) -> Any:
             return value
         raise CostmodelError(f"config.json field {key!r} must be true or false, got {_shown(value)}")
     if key in _STR_KEYS or (key == "time_step_rank" and value == "auto"):
-        if isinstance(value, str) and len(value) <= 100:
+        if isinstance(value, str) and len(value) <= (MAX_DIM if key == "hybrid_override_pattern" else 100):
             return value
         raise CostmodelError(f"config.json field {key!r} must be a name (a string), got {_shown(value)}")
     if key in _INT_LIST_KEYS:
@@ -447,6 +458,144 @@ def _deepseek_v32(r: _Reader) -> Config:
     return out
 
 
+def _gemma4(r: _Reader) -> Config:
+    """Gemma 4 text model (transformers' Gemma4TextConfig): sandwich norms, QK-norm per head, sliding-window
+    layers (five of six by default) and full layers with their own geometry (global_head_dim, and with
+    attention_k_eq_v fewer KV heads whose values come from k_proj); the 26B-A4B runs a dense MLP and 128
+    experts side by side in every layer (enable_moe_block)."""
+    heads = r.req("num_attention_heads")
+    n_layers = r.get("num_hidden_layers", 30)
+    default = ["sliding_attention" if (i + 1) % 6 else "full_attention" for i in range(n_layers)]
+    types = list(r.get("layer_types", default))
+    unknown = sorted(set(types) - {"sliding_attention", "full_attention"})
+    if unknown:
+        raise _unsupported(r, "layer_types", unknown[0], "'sliding_attention', 'full_attention'")
+    if types and types[-1] != "full_attention":
+        types[-1] = "full_attention"  # as Gemma4TextConfig forces it
+    for key, value, supported in [
+        ("hidden_size_per_layer_input", 256, "0 (no per-layer input embeddings)"),
+        ("num_kv_shared_layers", 0, "0 (no layers reusing another layer's KV cache)"),
+    ]:
+        if r.get(key, value):
+            raise _unsupported(r, key, r.config.get(key, value), supported)
+    if r.get("use_bidirectional_attention", None) == "all":
+        raise _unsupported(r, "use_bidirectional_attention", "all", "null or 'vision' (causal text)")
+    k_eq_v = r.get("attention_k_eq_v", False)
+    kv = r.get("num_key_value_heads", 4)
+    global_kv = r.get("num_global_key_value_heads", None) if k_eq_v else None
+    out: Config = {
+        "vocab_size": r.get("vocab_size", 262_144),
+        "d_model": r.req("hidden_size"),
+        "n_layers": len(types),
+        "n_heads": heads,
+        "n_kv_heads": kv,
+        "head_dim": r.get("head_dim", 256),
+        "d_ff": r.req("intermediate_size"),
+        "activation": _activation(r.get("hidden_activation", "gelu_pytorch_tanh")),
+        "qkv_bias": r.get("attention_bias", False),
+        "out_bias": r.get("attention_bias", False),
+        "norm_placement": "sandwich",
+        "qk_norm": "per_head",
+        "tie_embeddings": r.get("tie_word_embeddings", True),
+        "max_context": r.get("max_position_embeddings", 131_072),
+        "layer_types": types,
+        "local_window": r.get("sliding_window", 512) if "sliding_attention" in types else None,
+    }
+    if "full_attention" in types:
+        out["global_attention"] = {
+            "head_dim": r.get("global_head_dim", 512),
+            "n_kv_heads": kv if global_kv is None else global_kv,
+            "values_from_keys": k_eq_v,
+        }
+    if r.get("enable_moe_block", False):
+        out["moe"] = {
+            "n_experts": r.req("num_experts"),
+            "top_k": r.req("top_k_experts"),
+            "expert_d_ff": r.req("moe_intermediate_size"),
+            "with_dense_mlp": True,
+            "router_scales": True,
+        }
+    return out
+
+
+# transformers' NemotronHConfig: hybrid_override_pattern characters and layers_block_type names (with the
+# legacy names its remap_legacy_layer_types accepts) -> our block kinds
+_NEMOTRON_PATTERN = {"M": "mamba2", "*": "attention", "-": "mlp", "E": "moe"}
+_NEMOTRON_BLOCKS = {
+    "linear_attention": "mamba2",
+    "mamba": "mamba2",
+    "full_attention": "attention",
+    "attention": "attention",
+    "mlp": "mlp",
+    "moe": "moe",
+}
+
+
+def _nemotron_h(r: _Reader) -> Config:
+    """Nemotron-H and Nemotron-3: each layer one block (Mamba-2 mixer, GQA attention without rotary
+    parameters, a squared-ReLU MLP without gate, or a mixture of such experts with one shared expert and
+    sigmoid routing), each after one RMSNorm (transformers' NemotronHBlock). Multi-token-prediction layers
+    (``num_nextn_predict_layers``) are not part of the served model (transformers does not build them)."""
+    names = r.get("layers_block_type", r.get("layer_types", None))
+    if names is not None:
+        unknown = sorted(set(names) - set(_NEMOTRON_BLOCKS))
+        if unknown:
+            raise _unsupported(r, "layers_block_type", unknown[0], ", ".join(map(repr, _NEMOTRON_BLOCKS)))
+        blocks = [_NEMOTRON_BLOCKS[n] for n in names]
+    else:
+        pattern = r.req("hybrid_override_pattern")
+        unknown = sorted(set(pattern) - set(_NEMOTRON_PATTERN))
+        if unknown:
+            raise _unsupported(r, "hybrid_override_pattern", unknown[0], "'M', '*', '-', 'E'")
+        blocks = [_NEMOTRON_PATTERN[c] for c in pattern]
+    if r.get("attention_bias", False):
+        raise _unsupported(r, "attention_bias", True, "false")
+    heads = r.req("num_attention_heads")
+    act = r.get("mlp_hidden_act", "relu2")
+    if act != "relu2":
+        raise _unsupported(r, "mlp_hidden_act", act, "'relu2'")
+    out: Config = {
+        "vocab_size": r.req("vocab_size"),
+        "d_model": r.req("hidden_size"),
+        "n_layers": len(blocks),
+        "n_heads": heads,
+        "n_kv_heads": r.get("num_key_value_heads", 8),
+        "head_dim": r.get("head_dim", r.get("attention_head_dim", 128)),
+        "d_ff": r.get("intermediate_size", 21504) if "mlp" in blocks else None,
+        "mlp": "standard",
+        "activation": "relu2",
+        "mlp_bias": r.get("mlp_bias", False),
+        "tie_embeddings": r.get("tie_word_embeddings", False),
+        "max_context": r.get("max_position_embeddings", 4096),
+        "blocks": blocks,
+    }
+    if r.get("sliding_window", None) is not None:
+        raise _unsupported(r, "sliding_window", r.config["sliding_window"], "null")
+    if "mamba2" in blocks:
+        out["mamba2"] = {
+            "n_heads": r.get("mamba_num_heads", 128),
+            "head_dim": r.get("mamba_head_dim", 64),
+            "d_state": r.get("ssm_state_size", 128),
+            "n_groups": r.get("n_groups", 8),
+            "conv_kernel": r.get("conv_kernel", 4),
+            "conv_bias": r.get("use_conv_bias", True),
+            "proj_bias": r.get("use_bias", False),  # transformers' mixer reads use_bias, not mamba_proj_bias
+        }
+    if "moe" in blocks:
+        shared = r.get("n_shared_experts", 1)
+        if shared > 1:
+            raise _unsupported(r, "n_shared_experts", shared, "0 or 1")
+        out["moe"] = {
+            "n_experts": r.get("n_routed_experts", 8),
+            "top_k": r.get("num_experts_per_tok", 2),
+            "expert_d_ff": r.get("moe_intermediate_size", 7688),
+            "n_shared_experts": shared,
+            "shared_expert_d_ff": r.get("moe_shared_expert_intermediate_size", 7688),
+            "latent_dim": r.get("moe_latent_size", None),
+        }
+    return out
+
+
 def _gpt2(r: _Reader) -> Config:
     d = r.req("n_embd")
     return {
@@ -563,6 +712,8 @@ _READERS: dict[str, Callable[[_Reader], Config]] = {
     "qwen3_5_moe_text": _qwen3_5_moe,
     "deepseek_v32": _deepseek_v32,
     "glm_moe_dsa": _deepseek_v32,
+    "nemotron_h": _nemotron_h,
+    "gemma4_text": _gemma4,
 }
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_READERS))
 

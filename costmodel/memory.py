@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -29,7 +29,7 @@ from costmodel.dtypes import check_exact_bytes, get_dtype, map_dtypes, matrix_by
 from costmodel.errors import CostmodelError
 from costmodel.flops import Recompute
 from costmodel.params import Component, Tensor, param_count, tensors
-from costmodel.specs import NORMS_PER_LAYER, HardwareProfile, ModelProfile
+from costmodel.specs import NORMS_PER_LAYER, AttentionSpan, HardwareProfile, ModelProfile
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -144,15 +144,17 @@ def checkpoint_bytes(model: ModelProfile) -> int:
     return weight_bytes(model, weight_dtype=fmt.weight_dtype, component_dtypes=fmt.component_dtypes)
 
 
-def kv_elements_per_token(model: ModelProfile) -> int:
+def kv_elements_per_token(model: ModelProfile, span: AttentionSpan = "sliding") -> int:
     """Values cached per token per layer [-]: 2 H_kv d_h, or the MLA latent (and the sparse-attention
-    indexer's key); 0 for an SSM."""
+    indexer's key); 0 for an SSM. ``span="full"`` gives the full-attention layers' where their geometry
+    differs (``global_attention``, Gemma 4); the default, every other attention layer's."""
     if model.ssm is not None:
         return 0
     if model.mla is not None:
         indexer = model.sparse_attention.index_head_dim if model.sparse_attention else 0
         return model.mla.kv_lora_rank + model.mla.qk_rope_head_dim + indexer
-    return 2 * model.kv_heads * model.head_size
+    head_dim, kv_heads = model.attention_geometry(span)
+    return 2 * kv_heads * head_dim
 
 
 def ssm_state_bytes(model: ModelProfile, *, kv_dtype: str = "bf16") -> int:
@@ -179,8 +181,21 @@ def linear_attention_state_bytes(model: ModelProfile, *, kv_dtype: str = "bf16")
     return (conv + state) * model.n_linear_attention_layers
 
 
-def _kv_bytes_per_token_per_layer(model: ModelProfile, kv_dtype: str) -> int:
-    return int(storage_bytes(kv_elements_per_token(model), kv_dtype))
+def mamba2_state_bytes(model: ModelProfile, *, kv_dtype: str = "bf16") -> int:
+    """Mamba-2 state per sequence, all 'mamba2' blocks [bytes]: the convolution window (x, B and C
+    channels x conv_kernel, in ``kv_dtype``) and the recurrent state (head_dim x d_state per head, in
+    fp32: NemotronHConfig's mamba_ssm_cache_dtype default), as transformers' LinearAttentionLayer cache
+    keeps them for Nemotron-H."""
+    m = model.mamba2
+    if m is None:
+        return 0
+    conv = int(storage_bytes(m.conv_dim * m.conv_kernel, kv_dtype))
+    state = int(storage_bytes(m.n_heads * m.head_dim * m.d_state, "fp32"))
+    return (conv + state) * model.n_mamba2_layers
+
+
+def _kv_bytes_per_token_per_layer(model: ModelProfile, kv_dtype: str, span: AttentionSpan = "sliding") -> int:
+    return int(storage_bytes(kv_elements_per_token(model, span), kv_dtype))
 
 
 def kv_bytes_per_token(model: ModelProfile, *, kv_dtype: str = "bf16") -> int:
@@ -188,8 +203,8 @@ def kv_bytes_per_token(model: ModelProfile, *, kv_dtype: str = "bf16") -> int:
     cache grows with the context: all attention layers, but for the ``local_window`` layers of a
     ``layer_types`` model, whose cache is bounded (:func:`local_window_kv_bytes`). A model-wide
     ``sliding_window`` is counted here and capped by the caller (as :func:`kv_cache_bytes` does)."""
-    growing = model.n_layers if model.layer_types is None else model.attention_windows.get(None, 0)
-    return _kv_bytes_per_token_per_layer(model, kv_dtype) * growing
+    growing = model.n_attention_layers if model.layer_types is None else model.attention_windows.get(None, 0)
+    return _kv_bytes_per_token_per_layer(model, kv_dtype, "full") * growing
 
 
 def local_window_kv_bytes(model: ModelProfile, *, kv_dtype: str = "bf16") -> int:
@@ -204,10 +219,11 @@ def local_window_kv_bytes(model: ModelProfile, *, kv_dtype: str = "bf16") -> int
 
 def sequence_state_bytes(model: ModelProfile, *, kv_dtype: str = "bf16") -> int:
     """Per sequence, the bytes that do not grow with the context [bytes]: an SSM's state
-    (:func:`ssm_state_bytes`), linear-attention states (:func:`linear_attention_state_bytes`) and full
-    local-window caches (:func:`local_window_kv_bytes`)."""
+    (:func:`ssm_state_bytes`), linear-attention and Mamba-2 states (:func:`linear_attention_state_bytes`,
+    :func:`mamba2_state_bytes`) and full local-window caches (:func:`local_window_kv_bytes`)."""
     return (
         ssm_state_bytes(model, kv_dtype=kv_dtype)
+        + mamba2_state_bytes(model, kv_dtype=kv_dtype)
         + linear_attention_state_bytes(model, kv_dtype=kv_dtype)
         + local_window_kv_bytes(model, kv_dtype=kv_dtype)
     )
@@ -239,14 +255,25 @@ def kv_cache_bytes(
     if model.ssm is not None:
         state = map_dtypes(kv_dtype, lambda d: ssm_state_bytes(model, kv_dtype=d))
         return np.asarray(B * state + 0 * S, dtype=np.int64)
-    per_layer = map_dtypes(kv_dtype, lambda d: _kv_bytes_per_token_per_layer(model, d))
-    cached = sum(
-        (n * (S if w is None else np.minimum(S, w)) for w, n in model.attention_windows.items()),
+
+    def per_layer(window: int | None) -> Any:
+        span: AttentionSpan = "full" if window is None else "sliding"
+        return map_dtypes(kv_dtype, lambda d: _kv_bytes_per_token_per_layer(model, d, span))
+
+    # per token, summed over the layers: each window's layers with their own geometry
+    cached_bytes = sum(
+        (
+            n * (S if w is None else np.minimum(S, w)) * per_layer(w)
+            for w, n in model.attention_windows.items()
+        ),
         start=np.zeros((), dtype=np.int64),
     )
-    linear = map_dtypes(kv_dtype, lambda d: linear_attention_state_bytes(model, kv_dtype=d))
-    check_exact_bytes("KV cache", B.astype(np.float64) * (cached * per_layer + linear))
-    return np.asarray(B * (cached * per_layer + linear), dtype=np.int64)
+    linear = map_dtypes(
+        kv_dtype,
+        lambda d: linear_attention_state_bytes(model, kv_dtype=d) + mamba2_state_bytes(model, kv_dtype=d),
+    )
+    check_exact_bytes("KV cache", B.astype(np.float64) * (cached_bytes + linear))
+    return np.asarray(B * (cached_bytes + linear), dtype=np.int64)
 
 
 def _activation_width(model: ModelProfile) -> float:
@@ -261,6 +288,9 @@ def _activation_width(model: ModelProfile) -> float:
         attn = (model.n_heads or 0) * model.head_size * 2 + 2 * model.kv_heads * model.head_size
     per = 3 if model.mlp == "gated" else 2
     widths = [attn, per * (model.d_ff or 0)]
+    if model.mamba2 is not None:  # in_proj output (z, x, B, C, dt), then the conv and scan outputs
+        m2 = model.mamba2
+        widths.append(m2.inner + m2.conv_dim + m2.n_heads + m2.conv_dim + m2.inner)
     if model.moe is not None:
         moe = model.moe
         widths.append(per * (moe.top_k * moe.expert_d_ff + moe.n_shared_experts * moe.shared_d_ff))
@@ -543,15 +573,19 @@ def replica_memory(
         / tp
     )
     kv_split = 1 if model.mla is not None or model.ssm is not None else min(tp, model.kv_heads)
+    # the growing (full-attention) layers' KV heads: Gemma 4's are fewer than its local layers'
+    full_split = kv_split if model.global_attention is None else min(tp, model.global_attention.n_kv_heads)
     return ReplicaMemory(
         weight_bytes=weights,
         activation_bytes=np.asarray(acts),
-        kv_bytes_per_token=kv_bytes_per_token(model, kv_dtype=kv_dtype) / (kv_split * pp),
+        kv_bytes_per_token=kv_bytes_per_token(model, kv_dtype=kv_dtype) / (full_split * pp),
         state_bytes_per_sequence=(
             ssm_state_bytes(model, kv_dtype=kv_dtype)
             + local_window_kv_bytes(model, kv_dtype=kv_dtype) / kv_split
             + linear_attention_state_bytes(model, kv_dtype=kv_dtype)
             / min(tp, model.linear_attention.n_value_heads if model.linear_attention else 1)
+            + mamba2_state_bytes(model, kv_dtype=kv_dtype)
+            / min(tp, model.mamba2.n_heads if model.mamba2 else 1)
         )
         / pp,
     )

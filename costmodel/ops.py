@@ -69,11 +69,12 @@ from costmodel.memory import (
     Sparsity,
     kv_elements_per_token,
     linear_attention_state_bytes,
+    mamba2_state_bytes,
     ssm_state_bytes,
     tensor_bytes,
 )
 from costmodel.params import Tensor, tensors
-from costmodel.specs import NORMS_PER_LAYER, ModelProfile
+from costmodel.specs import ModelProfile
 
 FloatArray = npt.NDArray[np.float64]
 OpKind = Literal["matmul", "attention", "elementwise", "allreduce", "alltoall", "allgather", "reducescatter"]
@@ -123,6 +124,10 @@ _OP_OF_TENSOR = {
     "dt_bias": "scan",
     "norm": "out_proj",
     "shared_expert_gate": "router",
+    "router_scale": "router",
+    "fc1_latent_proj": "latent_proj",
+    "fc2_latent_proj": "latent_proj",
+    "router_per_expert_scale": "router",
     "lm_head": "lm_head",
 }
 
@@ -165,24 +170,24 @@ class Op:
 @lru_cache(maxsize=256)
 def _weights_by_op(
     model: ModelProfile, weight_dtype: str, keep_dtype: str, sparsity: Sparsity = "none"
-) -> dict[tuple[str, str], tuple[float, int]]:
+) -> dict[tuple[str, str], tuple[float, float]]:
     """(component, op) -> (weight bytes per layer, matmul weight elements per layer). Remembered per model
     and formats (a search asks for the same model's operators thousands of times); callers only read it."""
-    out: dict[tuple[str, str], tuple[float, int]] = {}
+    out: dict[tuple[str, str], tuple[float, float]] = {}
     for t in tensors(model):
         prefix = t.name.split(".")[0]
         op = _OP_OF_TENSOR.get(prefix)
         if op is None:
             continue
         copies = _copies_per_layer(model, t)
-        b, n = out.get((t.component, op), (0.0, 0))
+        b, n = out.get((t.component, op), (0.0, 0.0))
         size = tensor_bytes(t, weight_dtype=weight_dtype, keep_dtype=keep_dtype, sparsity=sparsity)
         elements = (t.numel // t.count) * copies if t.kind == "matmul" else 0  # biases/norms: bytes, no FLOPs
         out[(t.component, op)] = (b + size * copies, n + elements)
     return out
 
 
-def _copies_per_layer(model: ModelProfile, t: Tensor) -> int:
+def _copies_per_layer(model: ModelProfile, t: Tensor) -> float:
     layers = {
         "attention": model.n_attention_layers,
         "linear_attention": model.n_linear_attention_layers,
@@ -190,9 +195,11 @@ def _copies_per_layer(model: ModelProfile, t: Tensor) -> int:
         "shared_experts": model.n_moe_layers,
         "router": model.n_moe_layers,
         "mlp": model.n_dense_mlp_layers,
+        "ssm": model.n_layers if model.blocks is None else model.n_mamba2_layers,
         "output_head": 1,
     }.get(t.component, model.n_layers)
-    return t.count // max(layers, 1)
+    # a mean over the component's layers where its tensors differ between layers (Gemma 4's attention)
+    return t.count / max(layers, 1)
 
 
 def forward_ops(
@@ -328,7 +335,7 @@ def forward_ops(
     emb_row = model.d_model * get_dtype(weight_dtype if not quantized else keep).bits / 8
     ops.append(Op("embedding", "elementwise", 1, zero, zero + T * emb_row, zero + T * d * a))
 
-    norm_layers = L * (1 if model.ssm is not None else NORMS_PER_LAYER[model.norm_placement])
+    norm_layers = model.n_layer_norms
     elementwise("norm", norm_layers, T * d, ELEMENTWISE_FLOP["norm"], reads=2, writes=2)
 
     if model.ssm is not None:
@@ -427,10 +434,17 @@ def forward_ops(
                     counted=True,
                 )
             )
+        n_kv = model.kv_heads
         for (kind, window), layers in groups.items():
             keys = group_attended_keys(
                 kind, window, n, past, mask, top_k=sparse.index_topk if sparse else None
             )
+            if model.global_attention is not None:  # Gemma 4: this group's own head width and KV heads
+                hd, hkv = model.attention_geometry(kind)
+                n_kv = hkv
+                qk_dim = v_dim = hd
+                kv_token = float(storage_bytes(kv_elements_per_token(model, kind), kv_dtype))
+                kv_split = min(tp, hkv)
             flop = 2.0 * B * keys * H * (qk_dim + v_dim) / tp
             cached = past + n if window is None else np.minimum(past + n, window)
             if sparse is not None:  # each query reads its top-k keys; the pass at most every cached one
@@ -451,7 +465,7 @@ def forward_ops(
                     zero + n,
                     zero + past,
                     H / tp,
-                    H / tp if mla else model.kv_heads / kv_split,
+                    H / tp if mla else n_kv / kv_split,
                     float(qk_dim),
                     float(v_dim),
                     float(window or 0) if kind == "sliding" else 0.0,
@@ -474,6 +488,7 @@ def forward_ops(
                     kernel=shape,
                 )
             )
+        v_dim = mla.v_head_dim if mla else model.head_size
         matmul("o_proj", "attention", "o_proj", La, T, H * v_dim / tp, d)
         allreduce("allreduce_attn", La, tp)
 
@@ -515,6 +530,44 @@ def forward_ops(
             matmul("linear_out_proj", "linear_attention", "out_proj", Ll, T, value / tp, d)
             allreduce("allreduce_linear_attn", Ll, tp)
 
+        Lm = model.n_mamba2_layers
+        if model.mamba2 is not None and Lm:
+            # Mamba-2 blocks: heads (and their states) split over TP like attention heads
+            m2 = model.mamba2
+            split = min(tp, m2.n_heads)
+            in_w = m2.inner + m2.conv_dim + m2.n_heads  # z, x, B, C, dt
+            matmul("mamba_in_proj", "ssm", "in_proj", Lm, T, d, in_w / tp)
+            conv_w = w.get(("ssm", "conv"), (0.0, 0))[0] / split
+            ops.append(
+                Op(
+                    "mamba_conv",
+                    "elementwise",
+                    Lm,
+                    zero + 2.0 * T * m2.conv_dim * m2.conv_kernel / split,
+                    zero + T * m2.conv_dim * a / split + conv_w,
+                    zero + T * m2.conv_dim * a / split,
+                    weight_bytes=conv_w,
+                    counted=True,
+                )
+            )
+            state = mamba2_state_bytes(model, kv_dtype=kv_dtype) / Lm / split  # per sequence
+            scan_w = w.get(("ssm", "scan"), (0.0, 0))[0] / split
+            ops.append(
+                Op(
+                    "mamba_scan",
+                    "elementwise",
+                    Lm,
+                    # the state update x B^T and the read-out C h: 2 head_dim x d_state products per head
+                    zero + 4.0 * T * m2.inner * m2.d_state / split,
+                    zero + T * (m2.conv_dim + m2.n_heads + m2.inner) * a / split + B * state + scan_w,
+                    zero + T * m2.inner * a / split + B * state,
+                    weight_bytes=scan_w,
+                    counted=True,
+                )
+            )
+            matmul("mamba_out_proj", "ssm", "out_proj", Lm, T, m2.inner / tp, d)
+            allreduce("allreduce_mamba", Lm, tp)
+
         gated = model.mlp == "gated"
         act = ELEMENTWISE_FLOP["act_gated" if gated else "act"]
         n_dense = model.n_dense_mlp_layers
@@ -534,6 +587,8 @@ def forward_ops(
             touched = 1.0 - (1.0 - k / E) ** T_moe  # fraction of experts some token picks
             routed = T_moe * k  # token-expert pairs
             matmul("router", "router", "router", nm, T, d, E, split=1)
+            if moe.latent_dim:  # Nemotron-3: into the experts' latent space and back, every token
+                matmul("experts_latent_proj", "router", "latent_proj", nm, T, d, moe.latent_dim)
             gathered = zero + T_moe * d * a
             sent = zero + routed * d * a / ep
             if dp > 1:

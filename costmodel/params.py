@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Literal
 
-from costmodel.specs import NORMS_PER_LAYER, ModelProfile
+from costmodel.specs import ModelProfile
 
 Component = Literal[
     "embedding",
@@ -89,8 +89,10 @@ def _linear(
     return out
 
 
-def _mlp(component: Component, model: ModelProfile, d_ff: int, count: int) -> list[Tensor]:
-    d, bias = model.d_model, model.mlp_bias
+def _mlp(
+    component: Component, model: ModelProfile, d_ff: int, count: int, width: int | None = None
+) -> list[Tensor]:
+    d, bias = width or model.d_model, model.mlp_bias
     if model.mlp == "gated":
         return [
             *_linear(component, "gate_proj", d_ff, d, count, bias),
@@ -130,23 +132,35 @@ def _linear_attention(model: ModelProfile) -> list[Tensor]:
     ]
 
 
+def _mha(model: ModelProfile, hd: int, Hkv: int, L: int, *, values: bool) -> list[Tensor]:
+    """Multi-head (GQA) attention projections of ``L`` layers with heads of ``hd`` and ``Hkv`` KV heads."""
+    if not L:
+        return []
+    d, H = model.d_model, model.n_heads or 0
+    gate = 2 if model.attention_output_gate else 1  # q_proj also yields the output gate
+    out = [
+        *_linear("attention", "q_proj", gate * H * hd, d, L, model.qkv_bias),
+        *_linear("attention", "k_proj", Hkv * hd, d, L, model.qkv_bias),
+        *(_linear("attention", "v_proj", Hkv * hd, d, L, model.qkv_bias) if values else []),
+        *_linear("attention", "o_proj", d, H * hd, L, model.out_bias),
+    ]
+    if model.qk_norm != "none":  # RMSNorm over head_dim (shared by the heads) or over all heads
+        q_width, k_width = (hd, hd) if model.qk_norm == "per_head" else (H * hd, Hkv * hd)
+        out += [
+            *_norm("attention", "q_norm", q_width, L, False),
+            *_norm("attention", "k_norm", k_width, L, False),
+        ]
+    return out
+
+
 def _attention(model: ModelProfile) -> list[Tensor]:
     d, L, H = model.d_model, model.n_attention_layers, model.n_heads or 0
     if model.mla is None:
-        hd, Hkv = model.head_size, model.kv_heads
-        gate = 2 if model.attention_output_gate else 1  # q_proj also yields the output gate
-        out = [
-            *_linear("attention", "q_proj", gate * H * hd, d, L, model.qkv_bias),
-            *_linear("attention", "k_proj", Hkv * hd, d, L, model.qkv_bias),
-            *_linear("attention", "v_proj", Hkv * hd, d, L, model.qkv_bias),
-            *_linear("attention", "o_proj", d, H * hd, L, model.out_bias),
-        ]
-        if model.qk_norm != "none":  # RMSNorm over head_dim (shared by the heads) or over all heads
-            q_width, k_width = (hd, hd) if model.qk_norm == "per_head" else (H * hd, Hkv * hd)
-            out += [
-                *_norm("attention", "q_norm", q_width, L, False),
-                *_norm("attention", "k_norm", k_width, L, False),
-            ]
+        g = model.global_attention
+        n_global = model.attention_groups.get(("full", None), 0) if g is not None else 0
+        out = _mha(model, model.head_size, model.kv_heads, L - n_global, values=True)
+        if g is not None and n_global:  # Gemma 4's full layers: their own head width and KV heads
+            out += _mha(model, g.head_dim, g.n_kv_heads, n_global, values=not g.values_from_keys)
         if model.attention_sinks:  # gpt-oss: one learned logit per query head
             out.append(Tensor("attention", "sinks", (H,), L, "other"))
         return out
@@ -206,6 +220,29 @@ def _ssm(model: ModelProfile) -> list[Tensor]:
     ]
 
 
+def _mamba2(model: ModelProfile) -> list[Tensor]:
+    """Mamba-2 blocks (the layout of transformers' NemotronHMamba2Mixer)."""
+    m, d, L = model.mamba2, model.d_model, model.n_mamba2_layers
+    if m is None or not L:
+        return []
+    c: Component = "ssm"
+    out = [
+        # z (gate), x, B, C and one time step per head
+        *_linear(c, "in_proj", m.inner + m.conv_dim + m.n_heads, d, L, m.proj_bias),
+        Tensor(c, "conv1d.weight", (m.conv_dim, 1, m.conv_kernel), L, "other"),
+    ]
+    if m.conv_bias:
+        out.append(Tensor(c, "conv1d.bias", (m.conv_dim,), L, "bias"))
+    return [
+        *out,
+        Tensor(c, "dt_bias", (m.n_heads,), L, "other"),
+        Tensor(c, "A_log", (m.n_heads,), L, "other"),
+        Tensor(c, "D", (m.n_heads,), L, "other"),
+        *_norm(c, "norm", m.inner, L, False),  # gated RMSNorm, per group
+        *_linear(c, "out_proj", d, m.inner, L, m.proj_bias),
+    ]
+
+
 @lru_cache(maxsize=256)
 def tensors(model: ModelProfile) -> tuple[Tensor, ...]:
     """Every parameter tensor of ``model``, grouped by component.
@@ -226,13 +263,22 @@ def tensors(model: ModelProfile) -> tuple[Tensor, ...]:
     else:
         out += _attention(model)
         out += _linear_attention(model)
-        out += _norm("norms", "layer_norm", d, L * NORMS_PER_LAYER[model.norm_placement], norm_bias)
+        out += _mamba2(model)
+        out += _norm("norms", "layer_norm", d, model.n_layer_norms, norm_bias)
         if model.n_dense_mlp_layers and model.d_ff:
             out += _mlp("mlp", model, model.d_ff, model.n_dense_mlp_layers)
         if model.moe is not None and model.n_moe_layers:
             moe, n = model.moe, model.n_moe_layers
             out += _linear("router", "router", moe.n_experts, d, n, moe.router_bias)
-            out += _mlp("experts", model, moe.expert_d_ff, n * moe.n_experts)
+            if moe.router_scales:  # Gemma 4: per-channel input scale, per-expert output scale
+                out += [
+                    Tensor("router", "router_scale", (d,), n, "other"),
+                    Tensor("router", "router_per_expert_scale", (moe.n_experts,), n, "other"),
+                ]
+            out += _mlp("experts", model, moe.expert_d_ff, n * moe.n_experts, moe.latent_dim)
+            if moe.latent_dim:  # every token goes through both, whichever experts it picks
+                out += _linear("router", "fc1_latent_proj", moe.latent_dim, d, n, model.mlp_bias)
+                out += _linear("router", "fc2_latent_proj", d, moe.latent_dim, n, model.mlp_bias)
             if moe.n_shared_experts:
                 out += _mlp("shared_experts", model, moe.shared_d_ff, n * moe.n_shared_experts)
             if moe.shared_expert_gate:

@@ -66,6 +66,22 @@ class MoESpec(Spec):
         description="A learned sigmoid gate (a d_model x 1 projection) on the shared experts' output "
         "(Qwen2-MoE, Qwen3.5).",
     )
+    with_dense_mlp: bool = Field(
+        False,
+        description="Every layer runs a dense MLP of width d_ff and the experts side by side, each with its "
+        "own norms (three more RMSNorms per layer: Gemma 4 26B-A4B) [-].",
+    )
+    latent_dim: PositiveInt | None = Field(
+        None,
+        description="Routed experts work on a projection of the token of this width: one d_model x "
+        "latent_dim projection before them and one after, per layer and token (Nemotron-3 Super/Ultra "
+        "'moe_latent_size') [-]; None: on d_model.",
+    )
+    router_scales: bool = Field(
+        False,
+        description="The router scales its (normalised) input per channel and each expert's weight by "
+        "learned vectors: d_model + n_experts parameters per layer (Gemma 4).",
+    )
     layer_step: PositiveInt = Field(
         1,
         description="From first_dense_layers on, every layer_step-th layer (counting from 1) is a mixture "
@@ -137,6 +153,19 @@ class LinearAttentionSpec(Spec):
         return 2 * self.n_key_heads * self.key_head_dim + self.n_value_heads * self.value_head_dim
 
 
+class GlobalAttentionSpec(Spec):
+    """The geometry of the 'full_attention' layers of layer_types when it differs from the local layers'
+    (Gemma 4: 512-wide heads, fewer KV heads, values computed from the keys' projection)."""
+
+    head_dim: PositiveInt = Field(description="Per-head width of the full-attention layers [-].")
+    n_kv_heads: PositiveInt = Field(description="Key/value heads of the full-attention layers [-].")
+    values_from_keys: bool = Field(
+        False,
+        description="No v_proj: values are the k_proj output, normalised apart from the keys and cached "
+        "apart (Gemma 4 'attention_k_eq_v').",
+    )
+
+
 class SSMSpec(Spec):
     """Selective state-space (Mamba-1) blocks replacing attention and MLP (Gu & Dao 2023, §3)."""
 
@@ -147,6 +176,35 @@ class SSMSpec(Spec):
     conv_bias: bool = Field(True, description="Whether the depthwise convolution has a bias.")
     proj_bias: bool = Field(False, description="Whether the in/out projections have biases.")
 
+
+class Mamba2Spec(Spec):
+    """Mamba-2 mixer blocks (Dao & Gu 2024, "Transformers are SSMs", arXiv:2405.21060, §7) as Nemotron-H
+    uses them (the layout of transformers' NemotronHMamba2Mixer): one in_proj yields the gate z, the
+    convolved x, B, C and the per-head time step; a scalar decay per head; a gated RMSNorm before
+    out_proj."""
+
+    n_heads: PositiveInt = Field(description="SSM heads (each with its own head_dim x d_state state) [-].")
+    head_dim: PositiveInt = Field(description="Channels per SSM head [-].")
+    d_state: PositiveInt = Field(description="State size N per channel [-].")
+    n_groups: PositiveInt = Field(description="Groups sharing one B and C (like KV groups) [-].")
+    conv_kernel: PositiveInt = Field(description="Depthwise causal convolution width [-].")
+    conv_bias: bool = Field(True, description="Whether the depthwise convolution has a bias.")
+    proj_bias: bool = Field(False, description="Whether in_proj and out_proj have biases.")
+
+    @property
+    def inner(self) -> int:
+        """Inner width n_heads x head_dim [-]."""
+        return self.n_heads * self.head_dim
+
+    @property
+    def conv_dim(self) -> int:
+        """Channels of the convolution: x, B and C [-]."""
+        return self.inner + 2 * self.n_groups * self.d_state
+
+
+BlockKind = Literal["mamba2", "attention", "mlp", "moe"]
+"""Kinds of single-mixer decoder layer in a ``blocks`` list (Nemotron-H's hybrid_override_pattern
+'M', '*', '-', 'E')."""
 
 LayerType = Literal["full_attention", "sliding_attention", "chunked_attention", "linear_attention"]
 """Kinds of decoder layer in a ``layer_types`` list, named as Hugging Face configs name them: causal
@@ -218,7 +276,7 @@ class ModelProfile(Spec):
     mlp: Literal["gated", "standard"] = Field(
         "gated", description="'gated': 3 matrices (SwiGLU/GeGLU); 'standard': 2 matrices (GELU/ReLU)."
     )
-    activation: Literal["silu", "gelu", "gelu_tanh", "relu"] = Field(
+    activation: Literal["silu", "gelu", "gelu_tanh", "relu", "relu2"] = Field(
         "silu", description="MLP nonlinearity (the gate's, for gated MLPs)."
     )
     qkv_bias: bool = Field(False, description="Bias on the query, key and value projections.")
@@ -282,6 +340,18 @@ class ModelProfile(Spec):
         None, description="DeepSeek sparse attention (an indexer selecting top-k keys) on MLA; None: dense."
     )
     ssm: SSMSpec | None = Field(None, description="Mamba block settings; set for pure SSM models.")
+    blocks: tuple[BlockKind, ...] | None = Field(
+        None,
+        description="Nemotron-H style hybrids: each decoder layer is one block of this kind (a Mamba-2 "
+        "mixer, full attention, a dense MLP or a mixture of experts) after one RMSNorm, in order (one per "
+        "layer); None: every layer is attention (or layer_types' mixer) followed by an MLP.",
+    )
+    mamba2: Mamba2Spec | None = Field(None, description="Settings of the 'mamba2' blocks of blocks.")
+    global_attention: GlobalAttentionSpec | None = Field(
+        None,
+        description="Geometry of the 'full_attention' layers of layer_types where it differs from the "
+        "other attention layers' (Gemma 4); None: every attention layer alike.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -293,7 +363,14 @@ class ModelProfile(Spec):
             return self
         if self.n_heads is None:
             raise ValueError("n_heads is required for attention models (set ssm for a pure Mamba model)")
-        if self.d_ff is None and (self.moe is None or self.n_moe_layers < self.n_layers):
+        if self.blocks is not None:
+            self._consistent_blocks()
+        if self.global_attention is not None:
+            if self.layer_types is None or self.mla is not None:
+                raise ValueError("global_attention needs layer_types (which layers are full) and no mla")
+            if self.n_heads % self.global_attention.n_kv_heads:
+                raise ValueError("global_attention.n_kv_heads must divide n_heads")
+        if self.d_ff is None and self.n_dense_mlp_layers:
             raise ValueError("d_ff is required: it is the width of the dense MLP")
         if self.n_kv_heads is not None and self.n_heads % self.n_kv_heads != 0:
             raise ValueError(
@@ -341,6 +418,25 @@ class ModelProfile(Spec):
             )
         return self
 
+    def _consistent_blocks(self) -> None:
+        assert self.blocks is not None
+        if len(self.blocks) != self.n_layers:
+            raise ValueError(
+                f"blocks lists {len(self.blocks)} layers but n_layers is {self.n_layers}; give one entry "
+                "per decoder layer"
+            )
+        if self.layer_types is not None or self.sliding_window is not None or self.mla is not None:
+            raise ValueError("blocks cannot be combined with layer_types, sliding_window or mla")
+        if ("mamba2" in self.blocks) != (self.mamba2 is not None):
+            raise ValueError("mamba2 settings go with 'mamba2' entries in blocks: give both or neither")
+        if ("moe" in self.blocks) != (self.moe is not None):
+            raise ValueError("moe settings go with 'moe' entries in blocks: give both or neither")
+        if self.moe is not None and (self.moe.first_dense_layers or self.moe.layer_step != 1):
+            raise ValueError(
+                "with blocks, the 'moe' entries place the experts: leave first_dense_layers "
+                "and layer_step at their defaults"
+            )
+
     # Derived sizes. Attention-only properties raise for SSM models rather than inventing a value.
 
     @property
@@ -366,6 +462,9 @@ class ModelProfile(Spec):
         ``{("sliding", 128): 12, ("full", None): 12}``; empty for SSM models."""
         if self.ssm is not None:
             return {}
+        if self.blocks is not None:
+            n = self.blocks.count("attention")
+            return {("full", None): n} if n else {}
         if self.layer_types is None:
             kind: AttentionSpan = "full" if self.sliding_window is None else "sliding"
             return {(kind, self.sliding_window): self.n_layers}
@@ -391,6 +490,27 @@ class ModelProfile(Spec):
         return 0 if self.layer_types is None else self.layer_types.count("linear_attention")
 
     @property
+    def n_mamba2_layers(self) -> int:
+        """Mamba-2 blocks of a ``blocks`` model [-]."""
+        return 0 if self.blocks is None else self.blocks.count("mamba2")
+
+    @property
+    def n_layer_norms(self) -> int:
+        """Norm modules inside the decoder layers (not the final norm) [-]."""
+        if self.ssm is not None or self.blocks is not None:
+            return self.n_layers  # one pre-norm per block
+        extra = 3 * self.n_moe_layers if self.moe is not None and self.moe.with_dense_mlp else 0
+        return self.n_layers * NORMS_PER_LAYER[self.norm_placement] + extra
+
+    def attention_geometry(self, span: AttentionSpan) -> tuple[int, int]:
+        """(head_dim, n_kv_heads) of the attention layers of this span [-]: the global_attention's for
+        full layers where set, else the model's."""
+        g = self.global_attention
+        if g is not None and span == "full":
+            return g.head_dim, g.n_kv_heads
+        return self.head_size, self.kv_heads
+
+    @property
     def attention_windows(self) -> dict[int | None, int]:
         """Attention layers by the most tokens their KV cache holds [tokens] (None: the whole context),
         with how many layers each: ``{128: 12, None: 12}`` for gpt-oss-20b. A chunked layer holds up to
@@ -410,12 +530,20 @@ class ModelProfile(Spec):
         """Layers whose MLP is a mixture of experts [-]."""
         if self.moe is None:
             return 0
+        if self.blocks is not None:
+            return self.blocks.count("moe")
+        if self.moe.with_dense_mlp:
+            return self.n_layers
         step, first = self.moe.layer_step, self.moe.first_dense_layers
         return max(self.n_layers // step - first // step, 0)
 
     @property
     def n_dense_mlp_layers(self) -> int:
         """Layers with a dense MLP of width d_ff [-]."""
+        if self.blocks is not None:
+            return self.blocks.count("mlp")
+        if self.moe is not None and self.moe.with_dense_mlp:
+            return self.n_layers
         return 0 if self.ssm is not None else self.n_layers - self.n_moe_layers
 
     @classmethod
@@ -741,6 +869,8 @@ class Deployment(Spec):
             if inner % tp:
                 raise ValueError(f"tp ({tp}) must divide the Mamba inner width ({inner})")
             return
+        if model.mamba2 is not None and model.mamba2.n_heads % tp:
+            raise ValueError(f"tp ({tp}) must divide mamba2.n_heads ({model.mamba2.n_heads}) of {model.name}")
         heads = model.n_heads or 0
         if heads % tp:
             raise ValueError(f"tp ({tp}) must divide n_heads ({heads}) of {model.name}")
