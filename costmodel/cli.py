@@ -730,6 +730,8 @@ def plan(
             f"{VALIDATED_UTILIZATION:g} (got {max_utilization:g})"
         )
     profile = load_model(model)
+    if trace is None:  # the means asked for, before the tails are lumped at the context
+        check_context(profile, prompt_mean, output_mean)
     cap = max(profile.max_context - 1, 1)  # the tails lumped where an engine stops: one output token left
     traffic = (
         Traffic.from_trace(trace, rate_per_s=rate)
