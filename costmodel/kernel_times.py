@@ -168,8 +168,12 @@ def op_times(
         if isinstance(shape, FusedInto):
             fused.setdefault(shape.op, []).append(i)
         elif isinstance(shape, CollectiveShape):
-            # the collective model is of GPUs inside one node; across nodes the roofline's ring stays
-            comm[i] = _collective_s(hardware, chooser, shape) if link == "intra" else comm[i] + overhead
+            # the collective model is of GPUs inside one node; across nodes the roofline's ring stays, its
+            # launch carried as the operator's compute time
+            if link == "intra":
+                comm[i] = _collective_s(hardware, chooser, shape)
+            else:
+                compute[i] = compute[i] + overhead
         elif isinstance(shape, AttentionShape):
             t = _attention_s(hardware, chooser, shape)
         elif isinstance(shape, MlaUpShape):
