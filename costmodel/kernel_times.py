@@ -179,11 +179,15 @@ def op_times(
         if isinstance(shape, FusedInto):
             fused.setdefault(shape.op, []).append(i)
         elif isinstance(shape, CollectiveShape):
-            # the collective model is of GPUs inside one node; across nodes the roofline's ring stays
+            # the collective model is of GPUs inside one node; across nodes the roofline's ring stays, its
+            # launch carried as the operator's compute time
             inside = link == "intra"
             if scale_up_domain is not None:
                 inside = (op.span or op.group) <= scale_up_domain
-            comm[i] = _collective_s(hardware, chooser, shape) if inside else comm[i] + overhead
+            if inside:
+                comm[i] = _collective_s(hardware, chooser, shape)
+            else:
+                compute[i] = compute[i] + overhead
         elif isinstance(shape, AttentionShape):
             t = _attention_s(hardware, chooser, shape)
         elif isinstance(shape, MlaUpShape):
