@@ -323,6 +323,25 @@ def forward_ops(
                 )
             )
 
+    def collective(
+        name: str, kind: OpKind, layers: int, message: FloatArray, group: int, span: int, op: str
+    ) -> None:
+        """A collective of ``group`` devices spread over ``span`` devices, on a buffer of ``message`` bytes
+        (the size nccl-tests report)."""
+        ops.append(
+            Op(
+                name,
+                kind,
+                layers,
+                zero,
+                message,
+                zero,
+                group=group,
+                span=span,
+                kernel=CollectiveShape(op, message, group),
+            )
+        )
+
     def allreduce(name: str, layers: int, group: int) -> None:
         if group > 1 and layers:
             message = zero + T * d * a
@@ -592,33 +611,9 @@ def forward_ops(
             gathered = zero + T_moe * d * a
             sent = zero + routed * d * a / ep
             if dp > 1:
-                ops.append(
-                    Op(
-                        "allgather_moe",
-                        "allgather",
-                        nm,
-                        zero,
-                        gathered,
-                        zero,
-                        group=dp,
-                        span=moe_gpus,
-                        kernel=CollectiveShape("all_gather", gathered, dp),
-                    )
-                )
+                collective("allgather_moe", "allgather", nm, gathered, dp, moe_gpus, "all_gather")
             elif ep > 1:
-                ops.append(
-                    Op(
-                        "alltoall_dispatch",
-                        "alltoall",
-                        nm,
-                        zero,
-                        sent,
-                        zero,
-                        group=ep,
-                        span=tp,
-                        kernel=CollectiveShape("alltoall", sent, ep),
-                    )
-                )
+                collective("alltoall_dispatch", "alltoall", nm, sent, ep, tp, "alltoall")
             per_gpu = routed / ep  # token-expert pairs each expert group serves, balanced
             up_w = (2 if gated else 1) * moe.expert_d_ff / etp
             matmul(
@@ -661,33 +656,9 @@ def forward_ops(
                 kernel=FusedInto("experts_up"),
             )
             if dp > 1:
-                ops.append(
-                    Op(
-                        "reducescatter_moe",
-                        "reducescatter",
-                        nm,
-                        zero,
-                        gathered,
-                        zero,
-                        group=dp,
-                        span=moe_gpus,
-                        kernel=CollectiveShape("reduce_scatter", gathered, dp),
-                    )
-                )
+                collective("reducescatter_moe", "reducescatter", nm, gathered, dp, moe_gpus, "reduce_scatter")
             elif ep > 1:
-                ops.append(
-                    Op(
-                        "alltoall_combine",
-                        "alltoall",
-                        nm,
-                        zero,
-                        sent,
-                        zero,
-                        group=ep,
-                        span=tp,
-                        kernel=CollectiveShape("alltoall", sent, ep),
-                    )
-                )
+                collective("alltoall_combine", "alltoall", nm, sent, ep, tp, "alltoall")
             if moe.n_shared_experts:
                 sf = moe.shared_d_ff
                 shared = sf * moe.n_shared_experts / tp
