@@ -714,7 +714,7 @@ class HardwareProfile(Spec):
         entry = self.datasheet.peak_dense_tflop_per_s.get(dtype)  # type: ignore[call-overload]
         if entry is None:
             have = ", ".join(self.datasheet.peak_dense_tflop_per_s)
-            raise ValueError(
+            raise CostmodelError(
                 f"hardware {self.name!r} has no {dtype!r} peak in its datasheet (it has: {have})"
             )
         return float(entry.value) * 1e12

@@ -231,3 +231,20 @@ def test_pairs_agree_with_one_loop_each_and_name_what_cannot_run(prefill: Engine
     )
     assert isinstance(reason, str)
     assert reason.startswith("link: ")
+
+
+def test_a_pair_without_the_formats_peak_is_a_reason_not_an_exception() -> None:
+    """An A100 has no fp8 peak: the pair is reported with that reason, the search goes on."""
+    fp8 = Engine.build("llama-3-8b", "a100-80gb", weight_dtype="fp8", activation_dtype="fp8")
+    bf16 = Engine.build("llama-3-8b", "a100-80gb")
+    out = disagg_pairs(
+        [(fp8, fp8), (bf16, bf16)],
+        prefill_workers=np.array([1]),
+        decode_workers=np.array([1]),
+        concurrency=np.array([4.0]),
+        isl=512,
+        osl=64,
+    )
+    assert isinstance(out[0], str)
+    assert "fp8" in out[0]
+    assert not isinstance(out[1], str)
