@@ -50,6 +50,9 @@ a suffix, e.g. ``"int4_g32"``, or the ``group_size`` argument):
 - ``nvfp4``: NVIDIA NVFP4: E2M1 values, one FP8 E4M3 scale per 16 along a row and one fp32 scale per
   tensor (https://developer.nvidia.com/blog/introducing-nvfp4-for-efficient-and-accurate-low-precision-inference/;
   ``weight_scale`` and ``weight_scale_2`` in ModelOpt checkpoints): 4.5 bits per value + 4 bytes.
+- ``mxfp8``: OCP Microscaling MXFP8: E4M3 values, one E8M0 scale per 32 along a row (OCP MX Formats
+  Specification v1.0, §5): 8.25 bits per value. The activation format of Blackwell's MXFP4 x MXFP8 MoE
+  kernels (TensorRT-LLM's ``W4A8_MXFP4_MXFP8``).
 - ``ternary``: BitNet b1.58 weights {-1, 0, +1} (Ma et al. 2024), 5 trits per byte (3^5 = 243 <= 256),
   1.6 bits per weight; its single per-tensor scale is not counted.
 - ``binary``: 1 bit per weight (sign); its single per-tensor scale is not counted.
@@ -177,6 +180,16 @@ DTYPES: Final[dict[str, DType]] = {
             group_size=32,
             scale_bits=8,
             compute_dtype="fp4",
+        ),
+        DType(
+            "mxfp8",
+            8,
+            1,
+            quantized=True,
+            granularity="group",
+            group_size=32,
+            scale_bits=8,
+            compute_dtype="fp8",
         ),
         DType(
             "nvfp4",
@@ -334,6 +347,33 @@ def bytes_per_element(dtype: str, *, group_size: int | None = None) -> float:
     per_group = granularity in ("group", "block", "flat") and g
     meta = (fmt.scale_bits + fmt.zero_point_bits) / (g * rows) if per_group else 0.0
     return (fmt.bits + meta) / 8
+
+
+def matmul_compute_dtype(activation_dtype: str) -> str:
+    """The tensor-core input format of a matmul whose activations are in ``activation_dtype``: the format's
+    own compute dtype for quantized activations (``fp8`` / ``fp8_block`` / ``mxfp8`` -> ``"fp8"``,
+    ``nvfp4`` / ``mxfp4`` -> ``"fp4"``), else its name (``bf16``, ``fp16``, ``fp32``, ``int8``). The
+    datasheet peak of this name is the one the matmul runs at."""
+    fmt = get_dtype(activation_dtype)
+    if not fmt.quantized:
+        return fmt.name
+    return fmt.compute_dtype or fmt.name.split("_g")[0]
+
+
+def runs_natively(weight_dtype: str, activation_dtype: str) -> bool:
+    """Whether a kernel multiplies ``weight_dtype`` weights by ``activation_dtype`` inputs on the tensor cores
+    without first converting the weights: the weights' compute format is the activations' (fp8 x fp8, fp4 x
+    fp4), or an MX weight format in Blackwell's mixed fp8/fp6/fp4 MMA (MXFP4 weights x fp8 inputs run at the
+    fp8 rate, TensorRT-LLM's ``UTCQMMA``: https://github.com/NVIDIA/TensorRT-LLM/blob/main/examples/models/core/gpt_oss/README.md).
+    An unquantized weight runs natively in its own format. Otherwise the kernel dequantizes the weights to
+    the activations' format (weight-only: int4 / MXFP4 / fp8 weights with bf16 inputs)."""
+    weight = get_dtype(weight_dtype)
+    if not weight.quantized:
+        return True
+    compute = matmul_compute_dtype(activation_dtype)
+    if weight.compute_dtype == compute:
+        return True
+    return weight.name == "mxfp4" and compute == "fp8"
 
 
 def map_dtypes(dtype: str | npt.ArrayLike, per_name: Callable[[str], int]) -> npt.NDArray[np.int64]:

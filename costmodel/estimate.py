@@ -197,6 +197,8 @@ class _Setup:
             sparsity=w.sparsity,
             attention_dp=dep.attention_dp,
             moe_tp=dep.moe_tp_size,
+            expert_dtype=w.expert_dtype,
+            expert_activation_dtype=w.expert_activation_dtype,
         )
 
     @property
@@ -215,6 +217,8 @@ class _Setup:
                 self.hardware,
                 weight_dtype=self.workload.weight_dtype,
                 activation_dtype=self.workload.activation_dtype,
+                expert_dtype=self.workload.experts_weight_dtype,
+                expert_activation_dtype=self.workload.experts_activation_dtype,
                 efficiency=self.efficiency,
                 link=self.link,
                 scale_up_domain=scale_up_domain_size(self.hardware, self.deployment),
@@ -599,6 +603,7 @@ def estimate(
         sparsity=w.sparsity,
         usable_fraction=usable_fraction,
         attention_dp=dep.attention_dp,
+        expert_dtype=w.expert_dtype,
     )
 
     # MFU against the peak the matmuls can reach: with 2:4 sparse weights, the sparse peak (a dense-

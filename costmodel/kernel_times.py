@@ -78,15 +78,26 @@ ALL_REDUCE_KEYS = {"vllm": "vLLM_custom_graph", "trtllm": "TRTLLM"}
 GEMM_FORMATS = {"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "nvfp4"}
 """Weight dtype -> GEMM model key (the formats the GEMM model has; others keep the roofline)."""
 MOE_FORMATS = {
-    "bf16": "bf16",
-    "fp16": "bf16",
-    "fp8": "fp8",
-    "fp8_block": "fp8_block",
-    "nvfp4": "nvfp4",
-    "int4": "int4_wo",
-    "mxfp4": "w4a16_mxfp4",
+    ("bf16", "bf16"): "bf16",
+    ("fp16", "fp16"): "bf16",
+    ("fp8", "fp8"): "fp8",
+    ("fp8_block", "fp8"): "fp8_block",
+    ("nvfp4", "fp4"): "nvfp4",
+    ("int4", "bf16"): "int4_wo",
+    ("int4_sym", "bf16"): "int4_wo",
+    ("mxfp4", "bf16"): "w4a16_mxfp4",
+    ("mxfp4", "fp8"): "w4a8_mxfp4_mxfp8",
 }
-"""Weight dtype -> MoE model format."""
+"""(Experts' weight dtype, the compute format of their inputs) -> MoE model format: the kernels the public
+tables time. NVFP4 experts are W4A4 (fp4 x fp4 at the fp4 peak); MXFP4 experts run with bf16 inputs
+(dequantized in the kernel: vLLM's default, TensorRT-LLM on Hopper) or with MXFP8 inputs on Blackwell's
+mixed fp8 x fp4 MMA at the fp8 peak (TensorRT-LLM's default there; docs/serving.md, "Formats"). Other
+pairs (fp8 inputs with NVFP4 weights, ...) keep the roofline."""
+MOE_CHECKPOINT_KERNELS_EXCLUDED = ("compressedtensors",)
+"""Kernel names the MoE key choice passes over for a format without pooled parameters: costmodel's
+``mxfp4`` is the checkpoint layout of ``quant_method: mxfp4`` (gpt-oss), which vLLM serves with its
+``Mxfp4MoEMethod`` (the tables' ``gptossmxfp4moe`` / ``mxfp4moe`` kernels); its compressed-tensors MXFP4
+path (Marlin) serves other checkpoints."""
 GRAPH_LAUNCHES = {
     "gemm": {"launch_s": 1.0},
     "context_attention": {"launch_s": 2.0},
@@ -144,6 +155,8 @@ def op_times(
     efficiency: Efficiency | None = None,
     link: Link = "intra",
     scale_up_domain: int | None = None,
+    expert_dtype: str | None = None,
+    expert_activation_dtype: str | None = None,
 ) -> OpTimes:
     """Time of each operator on ``hardware`` from the kernel models (see the module docstring).
 
@@ -152,6 +165,8 @@ def op_times(
     ops : from :func:`costmodel.ops.forward_ops`.
     hardware : HardwareProfile
     weight_dtype, activation_dtype : the pass's formats (they choose the GEMM and MoE parameters).
+    expert_dtype, expert_activation_dtype : the routed experts' formats where they differ (None: as the
+        pass's); they choose the MoE kernel (:data:`MOE_FORMATS`).
     efficiency : replaces ``hardware.efficiency`` for the roofline operators; its ``kernel_engine`` picks
         the engine's kernel parameters.
     link : the link the collectives use; ``"inter"`` keeps the roofline's ring for them.
@@ -193,7 +208,13 @@ def op_times(
         elif isinstance(shape, MlaUpShape):
             t = _mla_up_s(hardware, chooser, shape, weight_dtype, activation_dtype)
         elif isinstance(shape, MoEShape):
-            t = _moe_s(hardware, chooser, shape, weight_dtype)
+            t = _moe_s(
+                hardware,
+                chooser,
+                shape,
+                expert_dtype or weight_dtype,
+                expert_activation_dtype or activation_dtype,
+            )
         if t is not None:
             kernel_s[i] = t
     # a fused kernel's time is shared among its operators in proportion to their roofline times, so the
@@ -316,16 +337,19 @@ def step_params(hardware: HardwareProfile, family: ModuleType, key: str, *, laun
 def _gemm_key(
     hardware: HardwareProfile, shape: GemmShape, weight_dtype: str, activation_dtype: str
 ) -> str | None:
+    """The GEMM parameter key of a matmul: the weight format's, where its inputs are in that format's
+    compute dtype (fp8 x fp8, NVFP4 x NVFP4 at the fp4 peak) and the device has its peak; None (the
+    roofline) for weight-only use (bf16 inputs) and mixed pairs the tables do not time."""
+    from costmodel.dtypes import matmul_compute_dtype
+
     if not shape.quantizable:
         key = activation_dtype if activation_dtype in ("bf16", "fp16") else "bf16"
     else:
         key = GEMM_FORMATS.get(weight_dtype, "")
-        if key in ("fp8", "fp8_block", "nvfp4") and activation_dtype in ("bf16", "fp16"):
-            key = ""  # weight-only: dequantized in the kernel, a different kernel class
-    if not key:
-        return None
     compute = {"fp8_block": "fp8", "nvfp4": "fp4"}.get(key, key)
-    return key if compute in hardware.compute_dtypes else None
+    if shape.quantizable and compute != matmul_compute_dtype(activation_dtype):
+        return None
+    return key if key and compute in hardware.compute_dtypes else None
 
 
 def _gemms_s(
@@ -551,16 +575,45 @@ def _mla_up_s(
     return np.asarray(np.where(tokens > 0, np.where(decode, absorbed, naive), 0.0))
 
 
-def _moe_s(hardware: HardwareProfile, keys: _Keys, shape: MoEShape, weight_dtype: str) -> FloatArray | None:
+def moe_format(weight_dtype: str, activation_dtype: str) -> str | None:
+    """The MoE kernel format (:data:`MOE_FORMATS`) of experts stored in ``weight_dtype`` whose inputs are in
+    ``activation_dtype``; None where the tables time no such kernel. A group-size suffix (``int4_sym_g32``)
+    keeps its format's kernel (the tables' int4 MoE kernels serve groups of 32 and 128 alike)."""
+    from costmodel.dtypes import matmul_compute_dtype
+
+    base = weight_dtype.rsplit("_g", 1)[0] if weight_dtype.rsplit("_g", 1)[-1].isdigit() else weight_dtype
+    return MOE_FORMATS.get((base, matmul_compute_dtype(activation_dtype)))
+
+
+def _moe_key(keys: _Keys, name: str) -> str:
+    """The format's pooled parameters where stored, else the sorted-first key of the engine's own kernels
+    of that format (then of any engine's), leaving out :data:`MOE_CHECKPOINT_KERNELS_EXCLUDED`."""
     from costmodel.kernels import moe
 
-    name = MOE_FORMATS.get(weight_dtype)
+    stored = keys.stored(moe)
+    if name in stored:
+        return name
+    own = [
+        k
+        for k in stored
+        if k.startswith(name + ":") and not any(x in k for x in MOE_CHECKPOINT_KERNELS_EXCLUDED)
+    ]
+    mine = [k for k in own if k.split(":")[1:2] == [keys.engine]]
+    return (mine or own or [name])[0]
+
+
+def _moe_s(
+    hardware: HardwareProfile, keys: _Keys, shape: MoEShape, weight_dtype: str, activation_dtype: str
+) -> FloatArray | None:
+    from costmodel.kernels import moe
+
+    name = moe_format(weight_dtype, activation_dtype)
     if name is None:
         return None
     fmt = moe.format_of(name)
-    if fmt.compute_dtype not in hardware.compute_dtypes and fmt.compute_dtype != "fp4":
+    if fmt.compute_dtype not in hardware.compute_dtypes:
         return None
-    params = keys.params(moe, name)
+    params = keys.params(moe, _moe_key(keys, name))
     T = np.asarray(shape.tokens, dtype=np.float64)
     t = _on_unique(
         lambda tokens: moe.time_s(

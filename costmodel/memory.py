@@ -121,13 +121,25 @@ def weight_bytes(
 
 
 def expert_weight_bytes(
-    model: ModelProfile, *, weight_dtype: str = "bf16", sparsity: Sparsity = "none", keep_dtype: str = "bf16"
+    model: ModelProfile,
+    *,
+    weight_dtype: str = "bf16",
+    sparsity: Sparsity = "none",
+    keep_dtype: str = "bf16",
+    component_dtypes: Mapping[str, str] | None = None,
 ) -> int:
     """Bytes of the routed experts' weights, all MoE layers [bytes] (0 for a dense model): the part of
     :func:`weight_bytes` that MoE tensor and expert parallelism split over every device of the MoE layer
     (:class:`costmodel.specs.Deployment`); shared experts and the router are not in it."""
     return sum(
-        tensor_bytes(t, weight_dtype=weight_dtype, keep_dtype=keep_dtype, sparsity=sparsity) * t.count
+        tensor_bytes(
+            t,
+            weight_dtype=weight_dtype,
+            keep_dtype=keep_dtype,
+            sparsity=sparsity,
+            component_dtypes=component_dtypes,
+        )
+        * t.count
         for t in tensors(model)
         if t.component == "experts"
     )
@@ -544,6 +556,7 @@ def replica_memory(
     activation_dtype: str = "bf16",
     sparsity: Sparsity = "none",
     prefill_tokens: npt.ArrayLike = 8192,
+    expert_dtype: str | None = None,
 ) -> ReplicaMemory:
     """Per-device memory of a tensor- (``tp``) and pipeline- (``pp``) parallel replica.
 
@@ -563,8 +576,10 @@ def replica_memory(
     for name, value in (("tp", tp), ("pp", pp), ("attention_dp", attention_dp)):
         if not (isinstance(value, int | np.integer) and value >= 1):
             raise CostmodelError(f"{name} must be an integer >= 1, got {value!r}")
-    total = weight_bytes(model, weight_dtype=weight_dtype, sparsity=sparsity)
-    experts = expert_weight_bytes(model, weight_dtype=weight_dtype, sparsity=sparsity)
+    # the routed experts in their own format where it differs (expert_dtype: gpt-oss's MXFP4 experts)
+    own = {"experts": expert_dtype} if expert_dtype else None
+    total = weight_bytes(model, weight_dtype=weight_dtype, sparsity=sparsity, component_dtypes=own)
+    experts = expert_weight_bytes(model, weight_dtype=weight_dtype, sparsity=sparsity, component_dtypes=own)
     weights = (total - experts) / (tp * pp) + experts / (tp * attention_dp * pp)
     acts = (
         inference_activation_bytes(
@@ -646,6 +661,7 @@ def fit(
     usable_fraction: float = 0.9,
     prefill_chunk_tokens: int = 8192,
     attention_dp: int = 1,
+    expert_dtype: str | None = None,
 ) -> FitReport:
     """Whether ``batch_size`` sequences of ``context_len`` tokens fit on each device of a ``tp x pp``
     replica, and the largest batch / context that would.
@@ -669,6 +685,8 @@ def fit(
         context, allocator fragmentation and workspaces; vLLM's default ``gpu_memory_utilization`` is 0.9).
     prefill_chunk_tokens : int
         Longest prefill chunk [tokens] (chunked prefill; vLLM's ``max_num_batched_tokens``).
+    expert_dtype : str, optional
+        Format of the routed experts' weights where it differs from ``weight_dtype`` [-].
 
     Layout: :func:`replica_memory` (weights over tp x pp, KV heads over min(tp, n_kv_heads) and
     replicated beyond, layers over pp). Activations are those of prefilling one chunk of
@@ -699,6 +717,7 @@ def fit(
         activation_dtype=activation_dtype,
         sparsity=sparsity,
         prefill_tokens=np.minimum(P, prefill_chunk_tokens),
+        expert_dtype=expert_dtype,
     )
     window = model.sliding_window
     cached = S if window is None else np.minimum(S, window)

@@ -23,7 +23,8 @@ Assumptions, stated once:
 - **MoE**: tokens spread uniformly over experts; a pass reads the weights of the experts it touches,
   E (1 - (1 - k/E)^T) of them in expectation for T tokens with top-k routing (each token picks k
   distinct experts uniformly) — so decoding a small batch reads a fraction of the experts.
-- **Weight-only quantization** reads weights in their storage format and computes in
+- **Weight-only quantization** (a weight format the kernel cannot multiply as stored:
+  :func:`costmodel.dtypes.runs_natively`) reads weights in their storage format and computes in
   ``activation_dtype``; dequantizing costs ``DEQUANT_FLOP_PER_WEIGHT`` vector operations per weight
   element read per pass (scale multiply and type conversion), charged at the fp32 (non-tensor) peak. A
   MoE pass dequantizes the touched experts only, the same expected fraction whose bytes it reads; the
@@ -52,7 +53,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from costmodel.dtypes import get_dtype, storage_bytes
+from costmodel.dtypes import get_dtype, runs_natively, storage_bytes
 from costmodel.flops import AttentionMask, attended_keys, group_attended_keys
 from costmodel.kernel_shapes import (
     AttentionShape,
@@ -155,6 +156,9 @@ class Op:
     kernel: KernelShape | None = field(default=None, repr=False, compare=False)
     """The kernel that runs this operator and its shape (:mod:`costmodel.kernel_shapes`), for the kernel
     time models; None: timed by the roofline."""
+    compute_dtype: str | None = field(default=None, repr=False)
+    """Format of this matmul's inputs where it differs from the pass's ``activation_dtype`` (the routed
+    experts' ``expert_activation_dtype``); its peak is that format's (:mod:`costmodel.roofline`)."""
 
     @property
     def bytes(self) -> FloatArray:
@@ -169,7 +173,11 @@ class Op:
 
 @lru_cache(maxsize=256)
 def _weights_by_op(
-    model: ModelProfile, weight_dtype: str, keep_dtype: str, sparsity: Sparsity = "none"
+    model: ModelProfile,
+    weight_dtype: str,
+    keep_dtype: str,
+    sparsity: Sparsity = "none",
+    expert_dtype: str | None = None,
 ) -> dict[tuple[str, str], tuple[float, float]]:
     """(component, op) -> (weight bytes per layer, matmul weight elements per layer). Remembered per model
     and formats (a search asks for the same model's operators thousands of times); callers only read it."""
@@ -181,7 +189,13 @@ def _weights_by_op(
             continue
         copies = _copies_per_layer(model, t)
         b, n = out.get((t.component, op), (0.0, 0.0))
-        size = tensor_bytes(t, weight_dtype=weight_dtype, keep_dtype=keep_dtype, sparsity=sparsity)
+        size = tensor_bytes(
+            t,
+            weight_dtype=weight_dtype,
+            keep_dtype=keep_dtype,
+            sparsity=sparsity,
+            component_dtypes={"experts": expert_dtype} if expert_dtype else None,
+        )
         elements = (t.numel // t.count) * copies if t.kind == "matmul" else 0  # biases/norms: bytes, no FLOPs
         out[(t.component, op)] = (b + size * copies, n + elements)
     return out
@@ -218,6 +232,8 @@ def forward_ops(
     sparsity: Sparsity = "none",
     attention_dp: int = 1,
     moe_tp: int | None = None,
+    expert_dtype: str | None = None,
+    expert_activation_dtype: str | None = None,
 ) -> tuple[Op, ...]:
     """The operators of one forward pass over ``new_tokens`` per sequence after ``past_tokens``.
 
@@ -227,7 +243,12 @@ def forward_ops(
     batch_size, new_tokens, past_tokens : int or array
         Sequences [-], tokens processed now [tokens], tokens already cached [tokens].
     weight_dtype, activation_dtype, kv_dtype : str
-        Storage formats (see :mod:`costmodel.dtypes`).
+        Storage formats (see :mod:`costmodel.dtypes`); ``activation_dtype`` is also the format the matmuls
+        quantize their inputs to. Activations between operators are stored in it, but never in fewer than
+        8 bits: fp4 inputs (nvfp4, mxfp4) are made by the GEMM's own quantization pass.
+    expert_dtype, expert_activation_dtype : str, optional
+        The routed experts' weight and input formats where they differ from the rest (gpt-oss: MXFP4
+        experts, bf16 attention); None: ``weight_dtype`` / ``activation_dtype``.
     attention_impl : {"flash", "eager"}
         Fused (FlashAttention) or unfused attention (see the module docstring).
     logits : {"all", "last"}
@@ -249,10 +270,21 @@ def forward_ops(
     past = np.asarray(past_tokens, dtype=np.float64)
     T = B * n  # tokens in this pass
     zero = np.zeros(np.broadcast(B, n, past).shape)
-    a = get_dtype(activation_dtype).bits / 8
+    a = max(get_dtype(activation_dtype).bits, 8.0) / 8
     quantized = get_dtype(weight_dtype).quantized
     keep = activation_dtype if not get_dtype(activation_dtype).quantized else "bf16"
-    w = _weights_by_op(model, weight_dtype, keep if quantized else weight_dtype, sparsity)
+    w = _weights_by_op(
+        model, weight_dtype, keep if quantized else weight_dtype, sparsity, expert_dtype or None
+    )
+    # a quantized weight is dequantized where its kernel cannot multiply it as stored: weight-only formats
+    # (int4, MXFP4 or fp8 weights with bf16 inputs), not fp8 x fp8 or fp4 x fp4 (dtypes.runs_natively)
+    dequantized = {
+        c: get_dtype(wd).quantized and not runs_natively(wd, ad)
+        for c, wd, ad in (
+            ("", weight_dtype, activation_dtype),
+            ("experts", expert_dtype or weight_dtype, expert_activation_dtype or activation_dtype),
+        )
+    }
     d, L = model.d_model, model.n_layers
     ops: list[Op] = []
 
@@ -294,11 +326,12 @@ def forward_ops(
                 # what is read in the quantized format is dequantized: the touched experts' share of the
                 # quantizable weights (routers and the head stay in keep_dtype and need no dequantization)
                 dequant_flop=zero + DEQUANT_FLOP_PER_WEIGHT * we * weight_fraction / (weight_split or split)
-                if quantized and component in QUANTIZABLE
+                if component in QUANTIZABLE and dequantized["experts" if component == "experts" else ""]
                 else 0.0,
                 counted=True,
                 sparse=sparsity == "2:4" and component in QUANTIZABLE,
                 kernel=kernel or gemm,
+                compute_dtype=expert_activation_dtype if component == "experts" else None,
             )
         )
 

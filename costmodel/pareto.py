@@ -67,12 +67,13 @@ FORMATS: dict[str, tuple[str, str]] = {
     "fp16": ("fp16", "fp16"),
     "fp8": ("fp8", "fp8"),
     "fp8_block": ("fp8_block", "fp8"),
-    "nvfp4": ("nvfp4", "fp8"),
+    "nvfp4": ("nvfp4", "nvfp4"),
     "int8": ("int8", "int8"),
     "int4": ("int4", "bf16"),
 }
-"""Weight format -> (weight dtype, compute dtype) of a candidate: weight-only int4 computes in bf16; nvfp4
-in fp8 until fp4 peaks are modelled (as the public evaluation maps aiconfigurator's formats)."""
+"""Weight format -> (weight dtype, the dtype its matmuls take their inputs in) of a candidate: weight-only
+int4 computes in bf16; nvfp4 is W4A4 (NVFP4 weights and activations, at the fp4 peak), as the public
+evaluation maps aiconfigurator's formats."""
 
 CONCURRENCY = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 """Client counts searched per worker by default [-]."""
@@ -366,10 +367,12 @@ def _engine(
     max_batch_size: int,
     max_batched_tokens: int,
 ) -> Engine:
+    from costmodel.roofline import compute_dtype_of
     from costmodel.specs import Deployment, Workload
 
     weight, compute = FORMATS[layout.format]
-    hardware.peak_flop_per_s(compute)  # a device without the compute dtype's peak cannot run the format
+    # a device without the compute dtype's peak cannot run the format (fp4 inputs on H100)
+    hardware.peak_flop_per_s(compute_dtype_of(compute))
     return Engine(
         model,
         hardware,

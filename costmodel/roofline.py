@@ -33,22 +33,42 @@ Link = Literal["intra", "inter"]
 BOUNDS = ("compute", "memory", "communication")
 
 
-def compute_peak_flop_per_s(hardware: HardwareProfile, activation_dtype: str) -> float:
-    """Dense peak for matmuls with ``activation_dtype`` inputs [FLOP/s].
+def compute_dtype_of(activation_dtype: str) -> str:
+    """The datasheet compute format of matmuls with ``activation_dtype`` inputs: a storage format's
+    tensor-core format (:func:`costmodel.dtypes.matmul_compute_dtype`: ``fp8_block`` -> ``fp8``,
+    ``nvfp4`` -> ``fp4``), or the name itself where it is a compute format only (``tf32``, ``fp4``)."""
+    from costmodel.dtypes import DTYPES, matmul_compute_dtype
 
-    int4/nf4/ternary/binary activations do not exist in these kernels; weight-only formats compute in the
-    activation dtype, so only fp32/bf16/fp16/fp8/int8 are looked up. A device without bf16 (e.g. a CPU
-    profile without it) falls back to fp16, then fp32.
+    if activation_dtype in DTYPES or "_g" in activation_dtype:
+        return matmul_compute_dtype(activation_dtype)
+    return activation_dtype
+
+
+def compute_peak_flop_per_s(hardware: HardwareProfile, activation_dtype: str) -> float:
+    """Dense peak for matmuls with ``activation_dtype`` inputs [FLOP/s]: the peak of their compute format
+    (:func:`compute_dtype_of`; fp8 for fp8 and block-scaled fp8 inputs, fp4 for NVFP4 / MXFP4 inputs).
+
+    Weight-only formats compute in the activation dtype. A device without bf16 (e.g. a CPU profile without
+    it) falls back to fp16, then fp32. A device without the format's peak (fp4 inputs on a GPU without fp4
+    tensor cores, H100) is refused: the matmul cannot run there as asked.
     """
-    candidates = (
-        [activation_dtype, "bf16", "fp16", "fp32"]
-        if activation_dtype in ("bf16", "fp16")
-        else [activation_dtype]
+    dtype = compute_dtype_of(activation_dtype)
+    candidates = [dtype, "bf16", "fp16", "fp32"] if dtype in ("bf16", "fp16") else [dtype]
+    for candidate in candidates:
+        if candidate in hardware.compute_dtypes:
+            return hardware.peak_flop_per_s(candidate)
+    raise CostmodelError(
+        f"hardware {hardware.name!r} has no {dtype!r} peak in its datasheet (it has: "
+        f"{', '.join(hardware.compute_dtypes)}): activation_dtype {activation_dtype!r} runs on {dtype} "
+        "tensor cores; choose an activation_dtype whose peak it has (e.g. bf16, weight-only)"
     )
-    for dtype in candidates:
-        if dtype in hardware.compute_dtypes:
-            return hardware.peak_flop_per_s(dtype)
-    return hardware.peak_flop_per_s(activation_dtype)  # raises with the list of dtypes it has
+
+
+def attention_compute_dtype(activation_dtype: str) -> str:
+    """The format attention kernels compute in with ``activation_dtype`` matmul inputs: fp4 inputs stop at
+    the GEMMs (no engine runs fp4 attention; FlashAttention-3 and TensorRT-LLM's FMHA take bf16 or fp8), so
+    fp4 -> fp8; anything else as the matmuls."""
+    return "fp8" if compute_dtype_of(activation_dtype) == "fp4" else activation_dtype
 
 
 def vector_peak_flop_per_s(hardware: HardwareProfile) -> float:
@@ -130,7 +150,8 @@ def op_times(
         From :func:`costmodel.ops.forward_ops`.
     hardware : HardwareProfile
     activation_dtype : str
-        Compute dtype of the matmuls [-].
+        Format of the matmuls' inputs [-]: they run at its compute format's peak (:func:`compute_dtype_of`);
+        an operator with its own ``compute_dtype`` (the routed experts') at that one's.
     efficiency : Efficiency, optional
         Replaces ``hardware.efficiency`` (e.g. a calibrated one).
     link : {"intra", "inter"}
@@ -143,7 +164,15 @@ def op_times(
         beyond, instead of on ``link``.
     """
     eff = efficiency or hardware.efficiency
-    tensor = compute_peak_flop_per_s(hardware, activation_dtype) * eff.matmul(activation_dtype)
+    peaks: dict[str, float] = {}
+
+    def tensor(dtype: str) -> float:
+        """Dense peak x achieved fraction of matmuls with ``dtype`` inputs [FLOP/s]."""
+        if dtype not in peaks:
+            peaks[dtype] = compute_peak_flop_per_s(hardware, dtype) * eff.matmul(compute_dtype_of(dtype))
+        return peaks[dtype]
+
+    tensor(activation_dtype)  # a device that cannot run the pass's inputs is refused up front
     vector = vector_peak_flop_per_s(hardware) * eff.matmul("fp32")
     bandwidth = hardware.memory_bandwidth_bytes_per_s * eff.memory_bandwidth_fraction
     compute, memory, comm = [], [], []
@@ -159,7 +188,12 @@ def op_times(
             memory.append(np.zeros(()))
             comm.append(np.asarray(factor * op.bytes_read / link_bw + collective_latency_s))
             continue
-        peak = tensor if op.kind in ("matmul", "attention") else vector
+        if op.kind == "matmul":
+            peak = tensor(op.compute_dtype or activation_dtype)
+        elif op.kind == "attention":
+            peak = tensor(attention_compute_dtype(activation_dtype))
+        else:
+            peak = vector
         if op.sparse:
             peak = peak * sparsity_speedup(hardware)
         compute.append(np.asarray(op.flop / peak + op.dequant_flop / vector))
@@ -180,7 +214,8 @@ def ridge_point_flop_per_byte(
 ) -> float:
     """Arithmetic intensity where the compute and memory roofs meet, with efficiencies applied [FLOP/byte]."""
     eff = efficiency or hardware.efficiency
-    peak = compute_peak_flop_per_s(hardware, activation_dtype) * eff.matmul(activation_dtype)
+    compute = compute_dtype_of(activation_dtype)
+    peak = compute_peak_flop_per_s(hardware, activation_dtype) * eff.matmul(compute)
     return peak / (hardware.memory_bandwidth_bytes_per_s * eff.memory_bandwidth_fraction)
 
 
@@ -193,6 +228,7 @@ def attainable_flop_per_s(
 ) -> FloatArray:
     """The roofline itself: min(peak, intensity x bandwidth) [FLOP/s], for drawing the chart."""
     eff = efficiency or hardware.efficiency
-    peak = compute_peak_flop_per_s(hardware, activation_dtype) * eff.matmul(activation_dtype)
+    compute = compute_dtype_of(activation_dtype)
+    peak = compute_peak_flop_per_s(hardware, activation_dtype) * eff.matmul(compute)
     bw = hardware.memory_bandwidth_bytes_per_s * eff.memory_bandwidth_fraction
     return np.asarray(np.minimum(peak, np.asarray(intensity, dtype=np.float64) * bw))

@@ -475,6 +475,7 @@ def kv_capacity_tokens(
     usable_fraction: float = 0.9,
     prefill_chunk_tokens: int = 8192,
     sparsity: Sparsity = "none",
+    expert_dtype: str | None = None,
 ) -> int:
     """KV-cache tokens one replica can hold next to its weights and activations [tokens].
 
@@ -503,6 +504,7 @@ def kv_capacity_tokens(
         activation_dtype=activation_dtype,
         sparsity=sparsity,
         prefill_tokens=min(prefill_chunk_tokens, model.max_context),
+        expert_dtype=expert_dtype,
     )
     room = float(device.free_bytes(usable_fraction * hardware.memory_bytes))
     per = device.state_bytes_per_sequence if model.ssm is not None else device.kv_bytes_per_token
@@ -524,6 +526,7 @@ def max_concurrency(
     usable_fraction: float = 0.9,
     prefill_chunk_tokens: int = 8192,
     sparsity: Sparsity = "none",
+    expert_dtype: str | None = None,
 ) -> Concurrency:
     """The most sequences whose KV cache fits at once on one replica, and the memory each one holds.
 
@@ -568,6 +571,7 @@ def max_concurrency(
         usable_fraction=usable_fraction,
         prefill_chunk_tokens=prefill_chunk_tokens,
         sparsity=sparsity,
+        expert_dtype=expert_dtype,
     )
     ranks = deployment.attention_dp if deployment is not None else 1
     rank_capacity = capacity // ranks  # capacity is ranks x one rank's
@@ -736,6 +740,7 @@ class Engine:
             usable_fraction=self.usable_fraction,
             prefill_chunk_tokens=self.rank_batched_tokens,
             sparsity=w.sparsity,
+            expert_dtype=w.expert_dtype,
         )
 
     def max_concurrency(self, context_len: npt.ArrayLike | Lengths) -> Concurrency:
@@ -755,6 +760,7 @@ class Engine:
             usable_fraction=self.usable_fraction,
             prefill_chunk_tokens=self.rank_batched_tokens,
             sparsity=w.sparsity,
+            expert_dtype=w.expert_dtype,
         )
 
     def step_time(self, **kwargs: Any) -> FloatArray:

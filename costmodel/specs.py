@@ -946,7 +946,14 @@ def check_context(model: ModelProfile, prompt_len: Any, output_len: Any) -> None
 class Workload:
     """What is asked of a deployment: ``batch_size`` concurrent sequences, each with ``prompt_len`` prompt
     tokens and ``output_len`` generated tokens, and the storage formats. The three sizes may be numpy
-    arrays that broadcast together (a sweep is one call)."""
+    arrays that broadcast together (a sweep is one call).
+
+    Formats: ``weight_dtype`` of the matmul weights; ``activation_dtype`` the format the matmuls quantize
+    their inputs to, which sets the tensor-core peak they run at
+    (:func:`costmodel.dtypes.matmul_compute_dtype`: ``fp8`` -> the fp8 peak, ``nvfp4`` -> the fp4 peak,
+    i.e. NVFP4 weights and activations, W4A4); ``expert_dtype`` / ``expert_activation_dtype`` the same
+    for the routed experts of a MoE model where they differ (gpt-oss ships MXFP4 experts and bf16
+    attention: ``weight_dtype="bf16"``, ``expert_dtype="mxfp4"``); None: as the rest."""
 
     batch_size: Any = 1
     prompt_len: Any = 2048
@@ -955,15 +962,34 @@ class Workload:
     activation_dtype: str = "bf16"
     kv_dtype: str = "bf16"
     sparsity: Literal["none", "2:4"] = "none"
+    expert_dtype: str | None = None
+    expert_activation_dtype: str | None = None
+
+    @property
+    def experts_weight_dtype(self) -> str:
+        """Format of the routed experts' weights [-]."""
+        return self.expert_dtype or self.weight_dtype
+
+    @property
+    def experts_activation_dtype(self) -> str:
+        """Format the routed experts' matmuls take their inputs in [-]."""
+        return self.expert_activation_dtype or self.activation_dtype
 
     def __post_init__(self) -> None:
         from costmodel.dtypes import get_dtype
 
         for name in ("batch_size", "prompt_len", "output_len"):
             object.__setattr__(self, name, _positive_int_array(name, getattr(self, name)))
-        for name in ("weight_dtype", "activation_dtype", "kv_dtype"):
-            get_dtype(getattr(self, name))
+        formats = ("weight_dtype", "activation_dtype", "kv_dtype", "expert_dtype", "expert_activation_dtype")
+        for name in formats:
+            if getattr(self, name) is not None:  # the expert formats may be None (as the rest)
+                get_dtype(getattr(self, name))
         if self.sparsity not in ("none", "2:4"):
             raise ValueError(f"sparsity must be 'none' or '2:4', got {self.sparsity!r}")
-        if get_dtype(self.activation_dtype).bits < 8:
-            raise ValueError(f"activation_dtype must be 8 bits or wider, got {self.activation_dtype!r}")
+        for name in ("activation_dtype", "expert_activation_dtype"):
+            fmt = get_dtype(getattr(self, name) or "bf16")
+            # 4-bit inputs exist only as the block-scaled fp4 formats of fp4 tensor cores (NVFP4, MXFP4)
+            if fmt.bits < 8 and fmt.compute_dtype != "fp4":
+                raise ValueError(
+                    f"{name} must be 8 bits or wider, or an fp4 format (nvfp4, mxfp4), got {fmt.name!r}"
+                )

@@ -14,11 +14,13 @@ from costmodel.closed_loop import BOUNDS, LoopParams
 from costmodel.disagg import BOUNDS as DISAGG_BOUNDS
 from validation.public.evaluate import Evaluation, write_outputs
 from validation.public.silicon import (
+    _config_path,
     fit_disagg_params,
     fit_loop_params,
     predict_silicon,
     read_disagg_overheads,
     read_loop_params,
+    row_formats,
     silicon_parts,
     silicon_summary,
 )
@@ -131,7 +133,7 @@ def test_a_disaggregated_row_is_its_two_pools(sample: Path) -> None:
     rows = predict_silicon(sample, {})
     row = rows[(rows["mode"] == "disagg") & rows["covered"]].iloc[0]
     model = ModelProfile.from_hf_config(sample / "model_configs" / "Qwen--Qwen3-32B_config.json")
-    workload = Workload(1, 1, 1, weight_dtype="nvfp4", activation_dtype="fp8")
+    workload = Workload(1, 1, 1, weight_dtype="nvfp4", activation_dtype="nvfp4")  # NVFP4 is W4A4
 
     def engine(tp: int, batch: int) -> Engine:
         return Engine(
@@ -145,3 +147,62 @@ def test_a_disaggregated_row_is_its_two_pools(sample: Path) -> None:
     assert (row["isl"], row["osl"], row["concurrency"]) == (15000, 500, 480)
     assert row["predicted_ttft_ms"] == pytest.approx(float(expected.ttft_s) * 1e3, rel=1e-12)
     assert row["predicted_tpot_ms"] == pytest.approx(float(expected.tpot_s) * 1e3, rel=1e-12)
+
+
+def test_every_format_combination_of_the_sample_maps_to_a_kernel_format() -> None:
+    """Each (system, engine, model, gemm_quant_mode, moe_quant_mode) of the vendored sample resolves to
+    formats costmodel knows, for a model whose config loads."""
+    from costmodel.dtypes import get_dtype
+    from costmodel.errors import CostmodelError
+    from costmodel.specs import ModelProfile, Workload
+
+    table = pd.read_csv(DATA / "silicon_sample.csv")
+    table["gemm_quant_mode"] = table["gemm_quant_mode"].fillna("bf16")
+    table["moe_quant_mode"] = table["moe_quant_mode"].fillna(table["gemm_quant_mode"])
+    combos = table.groupby(["system", "backend", "model_path", "gemm_quant_mode", "moe_quant_mode"]).size()
+    for system, backend, model_path, gemm, moe in combos.index:
+        try:
+            model = ModelProfile.from_hf_config(_config_path(DATA / "model_configs", model_path))
+        except (CostmodelError, ValueError, OSError):
+            continue  # counted as not covered with its reason (test above)
+        formats = row_formats(model, backend, system, gemm, moe)
+        Workload(1, 1, 1, **formats)  # every name is a known format
+        assert all(f is None or get_dtype(f) for f in formats.values())
+
+
+@pytest.mark.parametrize(
+    ("backend", "system", "expert_activation"),
+    [("trtllm", "b200_sxm", "mxfp8"), ("vllm", "b200_sxm", "bf16"), ("vllm", "h100_sxm", "bf16"),
+     ("trtllm", "h100_sxm", "bf16")],
+)  # fmt: skip
+def test_gpt_oss_is_served_as_shipped_whatever_its_label(
+    backend: str, system: str, expert_activation: str
+) -> None:
+    """MXFP4 experts and bf16 everything else (the checkpoint); MXFP8 expert inputs only in TensorRT-LLM on
+    Blackwell (its TRTLLM MoE backend), bf16 in vLLM (SM100_FI_MXFP4_BF16 by default) and on Hopper."""
+    from costmodel.specs import ModelProfile
+
+    model = ModelProfile.from_hf_config(DATA / "model_configs" / "openai--gpt-oss-120b_config.json")
+    for label in ("nvfp4", "fp8"):
+        formats = row_formats(model, backend, system, label, label)
+        assert formats["weight_dtype"] == formats["activation_dtype"] == "bf16"
+        assert formats["expert_dtype"] == "mxfp4"
+        assert formats["expert_activation_dtype"] == expert_activation
+
+
+def test_a_quantized_checkpoint_of_the_labels_kind_is_served_in_its_own_formats() -> None:
+    """DeepSeek-R1's 128 x 128 fp8 blocks under an 'fp8' label; Kimi-K2.5's int4 experts (groups of 32,
+    bf16 attention) under 'int4_wo'; an NVFP4 label on the fp8 checkpoint is another checkpoint (the label)."""
+    from costmodel.specs import ModelProfile
+
+    deepseek = ModelProfile.from_hf_config(DATA / "model_configs" / "deepseek-ai--DeepSeek-R1_config.json")
+    assert row_formats(deepseek, "trtllm", "b200_sxm", "fp8", "fp8") == {
+        "weight_dtype": "fp8_block", "activation_dtype": "fp8", "expert_dtype": None,
+        "expert_activation_dtype": None,
+    }  # fmt: skip
+    assert row_formats(deepseek, "trtllm", "b200_sxm", "nvfp4", "nvfp4")["weight_dtype"] == "nvfp4"
+    kimi = ModelProfile.from_hf_config(DATA / "model_configs" / "moonshotai--Kimi-K2.5_config.json")
+    assert row_formats(kimi, "vllm", "b200_sxm", "int4_wo", "int4_wo") == {
+        "weight_dtype": "bf16", "activation_dtype": "bf16", "expert_dtype": "int4_sym_g32",
+        "expert_activation_dtype": None,
+    }  # fmt: skip

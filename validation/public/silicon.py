@@ -69,14 +69,67 @@ CONFIG_ALIASES: dict[str, str] = {
 """Hugging Face ids whose ``config.json`` ships under another id with the same architecture (an instruct
 or quantized variant of the same weights' shapes)."""
 
-WEIGHT_DTYPES: dict[str, str] = {
-    "bf16": "bf16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "nvfp4", "int4_wo": "int4",
-}  # fmt: skip
+QUANT_MODES: dict[str, tuple[str, str]] = {
+    "bf16": ("bf16", "bf16"),
+    "fp8": ("fp8", "fp8"),
+    "fp8_block": ("fp8_block", "fp8"),
+    "nvfp4": ("nvfp4", "nvfp4"),
+    "int4_wo": ("int4", "bf16"),
+}
+"""``gemm_quant_mode`` / ``moe_quant_mode`` -> (weight dtype, the dtype the matmuls take their inputs in):
+fp8 is W8A8 at the fp8 peak, ``fp8_block`` DeepSeek-style 128 x 128 weight blocks with 1 x 128 fp8
+activation groups, ``nvfp4`` ModelOpt's NVFP4 (W4A4: weights and activations in NVFP4, the fp4 peak,
+https://nvidia.github.io/TensorRT-Model-Optimizer/guides/_choosing_quant_methods.html), ``int4_wo``
+weight-only int4 (bf16 inputs). Where the row's checkpoint is served as stored, :func:`row_formats` takes
+its formats instead (docs/serving.md, "Formats")."""
+WEIGHT_DTYPES = {mode: weight for mode, (weight, _) in QUANT_MODES.items()}
 """``gemm_quant_mode`` -> costmodel weight dtype."""
-ACTIVATION_DTYPES: dict[str, str] = {
-    "bf16": "bf16", "fp8": "fp8", "fp8_block": "fp8", "nvfp4": "fp8", "int4_wo": "bf16",
-}  # fmt: skip
-"""``gemm_quant_mode`` -> the dtype the matmuls run in (fp8 for nvfp4 until fp4 peaks are modelled)."""
+
+
+def row_formats(model: ModelProfile, backend: str, system: str, gemm: str, moe: str) -> dict[str, str | None]:
+    """The formats an engine runs one row in: :class:`costmodel.specs.Workload`'s ``weight_dtype``,
+    ``activation_dtype``, ``expert_dtype`` and ``expert_activation_dtype``.
+
+    From the row's labels (:data:`QUANT_MODES`: ``gemm_quant_mode`` for the dense matmuls,
+    ``moe_quant_mode`` for the routed experts), except where the labelled checkpoint is served as stored
+    (``model.checkpoint``, read from its ``quantization_config``), which an engine does whenever the label
+    is of the checkpoint's own kind; it never requantizes a quantized checkpoint:
+
+    - MXFP4 experts (gpt-oss, ``quant_method: mxfp4``; the sample labels its rows ``nvfp4`` or ``fp8``,
+      aiconfigurator's database modes): the experts stay MXFP4 and everything else bf16. The experts take
+      MXFP8 inputs in TensorRT-LLM on Blackwell (fp8 x fp4 MMA at the fp8 peak) and bf16 inputs elsewhere
+      (vLLM's default ``SM100_FI_MXFP4_BF16`` on Blackwell, Triton on Hopper; TensorRT-LLM's TRITON
+      backend on Hopper) (docs/serving.md, "Formats", for the sources).
+    - a weight-only int4 label on an int4 checkpoint (Kimi-K2.5's compressed-tensors experts, groups of
+      32), and an 8-bit label on a checkpoint in 128 x 128 fp8 blocks (DeepSeek-V3/R1, Qwen3-FP8,
+      MiniMax-M2.5): each component in its checkpoint format (the rest bf16), inputs as the label says.
+    """
+    weight, activation = QUANT_MODES[gemm]
+    expert, expert_activation = QUANT_MODES.get(moe, (weight, activation))
+    stored = model.checkpoint.component_dtypes if model.checkpoint is not None else {}
+    hardware = load_hardware(SYSTEM_PROFILES[system])
+    if stored.get("experts") == "mxfp4":
+        mxfp8 = backend == "trtllm" and "fp4" in hardware.compute_dtypes
+        return {
+            "weight_dtype": "bf16",
+            "activation_dtype": "bf16",
+            "expert_dtype": "mxfp4",
+            "expert_activation_dtype": "mxfp8" if mxfp8 else "bf16",
+        }
+    kind = {"int4": "int4", "fp8": "fp8", "fp8_block": "fp8"}
+    if stored and all(kind.get(f.split("_")[0]) == kind.get(weight.split("_")[0]) for f in stored.values()):
+        dense = stored.get("attention", model.checkpoint.weight_dtype if model.checkpoint else weight)
+        expert = stored.get("experts", expert)
+        if dense == "bf16":
+            activation = "bf16"  # a bf16 weight runs in bf16: the label's inputs are the quantized layers'
+        weight = dense
+    return {
+        "weight_dtype": weight,
+        "activation_dtype": activation,
+        "expert_dtype": expert if expert != weight else None,
+        "expert_activation_dtype": expert_activation if expert_activation != activation else None,
+    }
+
 
 ROW_COLUMNS = ("id", "system", "backend", "mode", "model_path", "isl", "osl", "concurrency", "covered",
                "reason", "split", "ttft_ms", "tpot_ms", "predicted_ttft_ms", "predicted_tpot_ms")  # fmt: skip
@@ -156,33 +209,37 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     table.loc[bf16, "gemm_quant_mode"] = "bf16"
     refuse(table["precision"].isna(), "no precision, and the checkpoint is not a plain bf16 one")
     refuse(~table["gemm_quant_mode"].isin(list(WEIGHT_DTYPES)), "gemm_quant_mode not mapped")
+    refuse(
+        table["moe_quant_mode"].notna() & ~table["moe_quant_mode"].isin(list(QUANT_MODES)),
+        "moe_quant_mode not mapped",
+    )
     for model_path, model in models.items():
         if isinstance(model, str):
             refuse(table["model_path"] == model_path, model)
     # an unstated degree is 1 (no such parallelism); filled in a copy, the row identity (the split) unchanged
     degrees = ["tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size"]
-    filled = table.assign(**{column: table[column].fillna(1) for column in degrees})
+    # the experts' label where the row states one, else the dense matmuls' (bf16 rows state neither);
+    # filled in a copy, the row identity (the split) unchanged
+    filled = table.assign(
+        **{column: table[column].fillna(1) for column in degrees},
+        moe_quant_mode=table["moe_quant_mode"].fillna(table["gemm_quant_mode"]),
+    )
 
     groups: list[tuple[pd.Index, Parts]] = []
-    keys = ["backend", "model_path", "system", "gemm_quant_mode", *degrees, "batch_size"]
+    keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *degrees, "batch_size"]
     for key, rows in filled[(reason == "") & (table["mode"] == "agg")].groupby(keys, sort=True):
-        backend, model_path, system, quant, tp, pp, dp, moe_tp, moe_ep, batch = key
+        backend, model_path, system, quant, moe_quant, tp, pp, dp, moe_tp, moe_ep, batch = key
         model = models[str(model_path)]
         assert isinstance(model, ModelProfile)
         hardware = load_hardware(SYSTEM_PROFILES[str(system)])
         # the MoE split means nothing for a dense model
         moe = {"moe_tp": int(moe_tp), "moe_ep": int(moe_ep)} if model.moe is not None else {}
         try:
+            formats = row_formats(model, str(backend), str(system), str(quant), str(moe_quant))
             engine = Engine(
                 model,
                 hardware,
-                Workload(
-                    1,
-                    1,
-                    1,
-                    weight_dtype=WEIGHT_DTYPES[str(quant)],
-                    activation_dtype=ACTIVATION_DTYPES[str(quant)],
-                ),
+                Workload(1, 1, 1, **formats),
                 Deployment(tp=int(tp), pp=int(pp), attention_dp=int(dp), **moe),
                 # batch_size and the token budget are per attention-DP rank
                 max_batch_size=int(batch) * int(dp),
@@ -399,13 +456,13 @@ def _refuse_disagg(table: pd.DataFrame, refuse: Any) -> None:
 
 
 def _pool_engine(
-    model: ModelProfile, system: str, quant: str, tp: int, pp: int, ep: int, batch: int
+    model: ModelProfile, formats: dict[str, str | None], system: str, tp: int, pp: int, ep: int, batch: int
 ) -> Engine:
     """One worker of a pool: the row's model, device and formats, the pool's layout and batch."""
     return Engine(
         model,
         load_hardware(SYSTEM_PROFILES[system]),
-        Workload(1, 1, 1, weight_dtype=WEIGHT_DTYPES[quant], activation_dtype=ACTIVATION_DTYPES[quant]),
+        Workload(1, 1, 1, **formats),
         Deployment(tp=tp, pp=pp, ep=ep if model.moe is not None else 1),
         max_batch_size=batch,
         max_batched_tokens=max(TOKEN_BUDGET, batch),
@@ -421,20 +478,23 @@ def _disagg_groups(
 
     groups: list[tuple[pd.Index, DisaggParts]] = []
     pool_keys = [f"{pool}_{field}" for pool in ("prefill", "decode") for field in POOL_FIELDS]
-    keys = ["model_path", "system", "gemm_quant_mode", *pool_keys]
+    keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *pool_keys]
     chosen = table[(table["mode"] == "disagg") & (reason == "")]
+    chosen = chosen.assign(moe_quant_mode=chosen["moe_quant_mode"].fillna(chosen["gemm_quant_mode"]))
     for key, rows in chosen.groupby(keys, sort=True, dropna=False):
-        model = models[str(key[0])]
+        backend, model_path, system, quant, moe_quant = (str(k) for k in key[:5])
+        model = models[model_path]
         assert isinstance(model, ModelProfile)
-        layout = dict(zip(pool_keys, key[3:], strict=True))
+        layout = dict(zip(pool_keys, key[5:], strict=True))
         engines: dict[str, Engine] = {}
         try:
+            formats = row_formats(model, backend, system, quant, moe_quant)
             for pool in ("prefill", "decode"):
                 tp, pp, moe_tp, moe_ep, batch = (layout[f"{pool}_{field}"] for field in POOL_FIELDS)
                 if model.moe is not None and not (moe_tp * moe_ep == tp):
                     raise CostmodelError(f"moe_tp x moe_ep differs from tp in the {pool} pool")
                 engines[pool] = _pool_engine(
-                    model, str(key[1]), str(key[2]), int(tp), int(pp), int(moe_ep), int(batch)
+                    model, formats, system, int(tp), int(pp), int(moe_ep), int(batch)
                 )
             parts = disagg_parts(
                 engines["prefill"],
