@@ -16,6 +16,9 @@ layer) and ``pp_size`` as :class:`costmodel.Deployment` fields; ``batch_size`` i
 attention_dp times a rank's. Disaggregated rows (``mode == "disagg"``) are not modelled yet and are
 counted as not covered.
 
+Formats: :func:`row_formats` maps the row's labels (and the checkpoint where the engine serves it as stored)
+to the formats the engine's kernels run (docs/serving.md, "Formats: what each row's engine runs").
+
 Assumptions, stated once: the KV cache is stored in bf16 (the engines' default ``auto`` for bf16 and most
 fp8 checkpoints); the engine's token budget is 8192 tokens per iteration (vLLM's
 ``max_num_batched_tokens``, TensorRT-LLM's ``max_num_tokens`` and SGLang's ``chunked_prefill_size`` for
