@@ -357,7 +357,9 @@ PromptOpt = Annotated[int, typer.Option(help="Prompt tokens per sequence.")]
 OutputOpt = Annotated[int, typer.Option(help="Generated tokens per sequence.")]
 WeightOpt = Annotated[str, typer.Option(help="fp32 bf16 fp16 fp8 int8 int4 nf4 ternary binary")]
 KVOpt = Annotated[str, typer.Option(help="KV-cache dtype.")]
-ActOpt = Annotated[str, typer.Option(help="Activation / compute dtype (bf16, fp16, fp8, int8).")]
+ActOpt = Annotated[
+    str, typer.Option(help="Activation / compute dtype (bf16, fp16, fp8, int8; nvfp4: W4A4 at the fp4 peak).")
+]
 TPOpt = Annotated[int, typer.Option(help="Tensor-parallel degree.")]
 PPOpt = Annotated[int, typer.Option(help="Pipeline stages.")]
 AttentionDPOpt = Annotated[
