@@ -19,7 +19,13 @@ kernel differs from it in three ways this model keeps, each with one named param
    the separate kernel that quantizes the bf16 activations (its bytes are counted in 2.).
 
     time = launch_s + max(waves x tile_time, bytes / (bandwidth x bandwidth_fraction))
-    tile_time = 2 tile_m tile_n (k / splits) / (peak / SMs x compute_fraction)
+    tile_time = 2 tile_m tile_n (k / splits + tile_overhead_k) / (peak / SMs x compute_fraction)
+
+Ampere and Ada kernels (cuBLAS, CUTLASS 2.x: ``mma.sync`` and ``cp.async``, no TMA) differ from Hopper and
+Blackwell ones in two ways with a parameter each: a CTA computes one tile and exits, so every tile pays its
+pipeline fill and epilogue (``tile_overhead_k``; persistent warp-specialised kernels overlap them), and the
+warp-level instruction is 16 rows, so few-row GEMMs are tiled by 16 or 32 rather than padded to 64
+(``min_tile_m``). ``cache_resident_fraction`` says how much of the L2 a repeated GEMM's operands stay in.
 
 ``compute_fraction`` is the achieved fraction of the *format's own* dense peak (fp8 peak for fp8 GEMMs,
 fp4 for nvfp4): the scaling work of fp8 (per-tensor) and block-scaled fp8 / fp4 (one scale per 128 or 16
