@@ -187,6 +187,34 @@ each device keeps its own datasheet (peak per format, bandwidth, SM count), whic
 by. A device that has measurements of its own is never transferred onto.
 """
 
+
+def transferable(
+    fitted: Mapping[str, Mapping[str, Mapping[str, float]]], source: HardwareProfile
+) -> dict[str, dict[str, dict[str, float]]]:
+    """The part of ``source``'s fitted parameters (family -> key -> {name: value}) another device may reuse.
+
+    Parameters a fit moves (a family's ``BOUNDS``) and values a fit's starting corner set are kept; values
+    equal to ``source``'s own defaults are dropped, so that the datasheet numbers some families store
+    (peak, bandwidth, SM count, L2 size) come from the target's own profile, as :data:`TRANSFER_RULE` says.
+    """
+    import importlib
+
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for family, keys in fitted.items():
+        module = importlib.import_module(f"costmodel.kernels.{family}")
+        for key, values in keys.items():
+            try:
+                defaults = numeric_fields(module.default_params(source, key))
+            except CostmodelError:
+                defaults = {}
+            out.setdefault(family, {})[key] = {
+                name: value
+                for name, value in values.items()
+                if name in module.BOUNDS or name not in defaults or value != defaults[name]
+            }
+    return out
+
+
 MEASUREMENTS_ENTRY_POINT_GROUP = "costmodel.measurements"
 """Installed entry points that read a measurement folder into :class:`Measurements`."""
 
@@ -290,7 +318,8 @@ def calibrate_measurements(
     known = set(list_hardware() if known_hardware is None else known_hardware)
     for target, source in sorted(transfer.items()):
         if target in known and target not in fitted and source in fitted:
-            calibrations[target] = KernelCalibration(params=fitted[source], record=record(source, source))
+            params = transferable(fitted[source], load_hardware(source))
+            calibrations[target] = KernelCalibration(params=params, record=record(source, source))
     return CalibrationOutcome(calibrations, skipped)
 
 

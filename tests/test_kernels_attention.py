@@ -191,3 +191,44 @@ def test_an_l2_resident_cache_streams_faster_only_when_it_fits() -> None:
     large = dict(batch_size=64, kv_len=4096, n_heads=32, n_kv_heads=8, head_dim=128)
     assert gen.time_s(hw, p, **small) < gen.time_s(hw, cold, **small)
     assert gen.time_s(hw, p, **large) == pytest.approx(gen.time_s(hw, cold, **large))
+
+
+@pytest.mark.parametrize("overhead_s", [0.0, 1e-6, 2e-5])
+@pytest.mark.parametrize("groups", [1.0, 4.0, 24.0])
+def test_split_k_takes_the_allowed_count_with_the_least_time(overhead_s: float, groups: float) -> None:
+    """The split count is the one an exhaustive search over every allowed count finds fastest: more CTAs
+    until the bandwidth saturates, none past the point where their per-CTA overhead costs more than it
+    saves, and no split at all where the reduction pass costs more than splitting gains."""
+    hw = load_hardware("h100-sxm")
+    p = dataclasses.replace(
+        gen.default_params(hw, "bf16"), cta_overhead_s=overhead_s, combine_s=3e-6, split_min_tokens=64.0
+    )
+    top = 32.0  # <= ceil(132 / groups) for every case, so the SM-filling rule below runs exactly s splits
+    for length in (128.0, 2048.0, 65536.0):
+        moved = gen.kv_cache_bytes(batch_size=groups, kv_len=length, n_kv_heads=1, head_dim=128)
+        shape = dict(total_bytes=moved, flop=0.0, ctas_unsplit=groups, kv_len=length)
+        allowed = min(top, length // 64)
+        forced = [
+            float(gen.stream_time_s(dataclasses.replace(p, max_splits=s), **shape))
+            for s in np.arange(1.0, allowed + 1)
+        ]
+        best = float(gen.stream_time_s(dataclasses.replace(p, max_splits=top), best_split=True, **shape))
+        assert best == pytest.approx(min(forced), rel=1e-12)
+
+
+def test_a_transferred_calibration_keeps_the_targets_own_datasheet() -> None:
+    """The transfer rule reuses fitted fractions and times, never the source's peak or bandwidth: an H200
+    given the H100's decode fit streams at its own 4.8 TB/s."""
+    from costmodel.calibrate import transferable
+    from costmodel.kernels import numeric_fields
+
+    h100, h200 = load_hardware("h100-sxm"), load_hardware("h200")
+    fit = dataclasses.replace(gen.default_params(h100, "bf16"), bandwidth_fraction=0.9, launch_s=7e-6)
+    moved = transferable({"generation_attention": {"k:bf16": numeric_fields(fit)}}, h100)
+    values = moved["generation_attention"]["k:bf16"]
+    assert values["bandwidth_fraction"] == 0.9
+    assert values["launch_s"] == 7e-6
+    target = dataclasses.replace(gen.default_params(h200, "bf16"), **values)
+    assert (
+        target.bandwidth_bytes_per_s == h200.memory_bandwidth_bytes_per_s > h100.memory_bandwidth_bytes_per_s
+    )

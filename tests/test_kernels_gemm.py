@@ -23,6 +23,7 @@ from costmodel.kernels import gemm, params_for
 from costmodel.registry import load_hardware
 
 H100 = load_hardware("h100-sxm")
+A100 = load_hardware("a100-80gb")
 SIZES = np.array([1, 7, 64, 129, 1000, 4096, 16384], dtype=np.float64)
 
 
@@ -100,6 +101,61 @@ def test_quantized_formats_pay_the_activation_pass_and_need_their_peak() -> None
         gemm.time_s(load_hardware("a100-80gb"), gemm.default_params(H100, "fp8"), m=1, n=1, k=1)
     with pytest.raises(CostmodelError, match="unknown GEMM dtype"):
         gemm.default_params(H100, "int3")
+
+
+def test_tile_overhead_costs_k_elements_of_main_loop_per_tile() -> None:
+    """A non-persistent kernel pays each tile's pipeline fill and epilogue: in a compute-bound GEMM of
+    many full waves and no split, time grows as ``k + tile_overhead_k``, so the achieved rate approaches
+    the compute fraction only as ``k / (k + tile_overhead_k)``."""
+    base = dataclasses.replace(gemm.default_params(A100, "bf16"), launch_s=0.0, max_splits=1.0)
+    k0 = 160.0
+    slow = dataclasses.replace(base, tile_overhead_k=k0)
+    for k in (256.0, 1024.0, 8192.0):
+        shape = {"m": 16384.0, "n": 16384.0, "k": k}
+        ratio = gemm.time_s(A100, slow, **shape) / gemm.time_s(A100, base, **shape)
+        assert ratio == pytest.approx((k + k0) / k, rel=1e-9)
+
+
+def test_warp_level_tiles_do_not_pad_a_few_rows_to_64() -> None:
+    """Ampere / Ada ``mma.sync`` kernels tile a few-row GEMM by 16 rows: a compute-limited 8-row GEMM
+    costs less than with 64-row tiles (Hopper ``wgmma``), every m up to the smallest tile costs the same
+    (tile quantization), and the large-m limit is unchanged."""
+    wide = dataclasses.replace(
+        gemm.default_params(A100, "bf16"),
+        launch_s=0.0,
+        bandwidth_fraction=1.0,
+        tile_intensity=8.0,
+        max_splits=1.0,
+    )
+    narrow = dataclasses.replace(wide, min_tile_m=16.0)
+    few = {"n": 512.0, "k": 65536.0}  # 8 tiles of 64 x 64 on 108 SMs: compute-limited
+    assert gemm.time_s(A100, narrow, m=8.0, **few) < gemm.time_s(A100, wide, m=8.0, **few)
+    assert gemm.time_s(A100, narrow, m=1.0, **few) == gemm.time_s(A100, narrow, m=16.0, **few)
+    big = {"m": 16384.0, "n": 16384.0, "k": 4096.0}
+    assert gemm.time_s(A100, narrow, **big) == pytest.approx(gemm.time_s(A100, wide, **big), rel=1e-12)
+
+
+def test_cache_gain_applies_only_below_the_resident_share_of_l2() -> None:
+    """A weight-streaming GEMM whose working set fits the resident share of the L2 runs
+    ``cache_bandwidth_ratio`` faster; one just past that share streams from DRAM."""
+    l40s = load_hardware("l40s")
+    params = dataclasses.replace(
+        gemm.default_params(l40s, "bf16"),
+        launch_s=0.0,
+        cache_bandwidth_ratio=2.0,
+        cache_resident_fraction=0.25,
+    )
+    plain = dataclasses.replace(params, cache_bandwidth_ratio=1.0)
+    share = 0.25 * gemm.cache_bytes(l40s)
+    k = 1024.0
+    inside, outside = (
+        np.floor(0.9 * share / (2 * k)),
+        np.ceil(1.1 * share / (2 * k)),
+    )  # n: weights ~ 0.9 / 1.1 x
+    assert gemm.time_s(l40s, params, m=1.0, n=inside, k=k) == pytest.approx(
+        gemm.time_s(l40s, plain, m=1.0, n=inside, k=k) / 2.0, rel=1e-9
+    )
+    assert gemm.time_s(l40s, params, m=1.0, n=outside, k=k) == gemm.time_s(l40s, plain, m=1.0, n=outside, k=k)
 
 
 def test_scalar_and_broadcast_inputs_agree() -> None:

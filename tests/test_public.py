@@ -350,3 +350,32 @@ def test_moe_adapter_reads_the_a100_vllm_014_table_with_the_earlier_routing_fix_
         }
     )
     assert moe_adapter.routing(table).tolist() == ["power_law_legacy_1.2", "balanced", "power_law_1.01"]
+
+
+def test_transfer_command_predicts_each_device_with_its_partners_parameters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Leave-one-device-out: an H100 table is predicted with the B200's fitted parameters on the H100's
+    own datasheet; every row counts (split "transfer"), none of them was fitted on."""
+    from validation.public.transfer import LEAVE_ONE_OUT, transferred_hardware
+
+    h100 = transferred_hardware("h100-sxm")
+    assert h100.datasheet == load_hardware("h100-sxm").datasheet
+    assert h100.kernel_calibration is not None
+    assert h100.kernel_calibration.record.transferred_from == LEAVE_ONE_OUT["h100-sxm"] == "b200"
+    b200 = load_hardware("b200").kernel_calibration
+    assert b200 is not None
+    assert (
+        h100.kernel_calibration.params["gemm"]["bf16"]["compute_fraction"]
+        == (b200.params["gemm"]["bf16"]["compute_fraction"])
+    )
+    assert {LEAVE_ONE_OUT[LEAVE_ONE_OUT[d]] for d in LEAVE_ONE_OUT} == set(LEAVE_ONE_OUT)  # pairs
+    data, out = tmp_path / "data", tmp_path / "out"
+    write_table(data, "h100_sxm", gemm_table(50))
+    assert validation_main(["transfer", "--data", str(data), "--out", str(out)]) == 0
+    document = json.loads((out / "transfer.json").read_text())
+    pooled = [r for r in document["transfer"] if r["engine"] == "all"]
+    assert [(r["system"], r["family"], r["source"], r["split"], r["n"]) for r in pooled] == [
+        ("h100_sxm", "gemm", "b200", "transfer", 50)
+    ]
+    assert "h100_sxm" in capsys.readouterr().out

@@ -7,6 +7,7 @@
     python -m validation report validation/results/cpu-quick.jsonl
     python -m validation public --data validation/data/public-gpu --out $OUT   # predict the public tables
     python -m validation silicon-calibrate --data validation/data/public-gpu   # fit the serving loop
+    python -m validation transfer --data validation/data/public-gpu --out $OUT  # transfer rule, per device
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     pub = sub.add_parser("public", help="predict every row of the public kernel tables (never fits)")
     pub.add_argument("--data", type=Path, required=True, help="folder holding kernels/<system>/...")
     pub.add_argument("--out", type=Path, required=True, help="folder for summary.json and rows.csv")
+    tra = sub.add_parser(
+        "transfer", help="the transfer rule leave-one-device-out: each device with its partner's parameters"
+    )
+    tra.add_argument("--data", type=Path, required=True, help="folder holding kernels/<system>/...")
+    tra.add_argument("--out", type=Path, required=True, help="folder for transfer.json")
     sil = sub.add_parser(
         "silicon-calibrate",
         help="fit the closed-loop serving model's per-engine parameters on the sample's calibration rows",
@@ -79,7 +85,7 @@ def _check_inputs(args: argparse.Namespace) -> None:
                 raise CostmodelError(f"{path}: is a folder; give the results files (*.jsonl) in it")
             if not path.is_file():
                 raise CostmodelError(f"{path}: no such results file")
-    if args.command in ("public", "silicon-calibrate") and not args.data.is_dir():
+    if args.command in ("public", "silicon-calibrate", "transfer") and not args.data.is_dir():
         raise CostmodelError(f"--data {args.data}: no such folder")
     if args.command == "silicon-calibrate":
         from validation.public.silicon import SILICON_FILE
@@ -107,6 +113,14 @@ def _command(args: argparse.Namespace) -> int:
         for engine, overhead in disagg.items():
             print(f"{engine} (disagg): kv_transfer_overhead_s={overhead:.4g}")
         print(f"wrote {SERVING_PARAMS}")
+        return 0
+
+    if args.command == "transfer":
+        from validation.public.transfer import table_text as transfer_text
+        from validation.public.transfer import write_transfer
+
+        print(transfer_text(write_transfer(args.data, args.out)))
+        print(f"\nwrote {args.out / 'transfer.json'}")
         return 0
 
     if args.command == "public":

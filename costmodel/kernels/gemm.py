@@ -19,7 +19,13 @@ kernel differs from it in three ways this model keeps, each with one named param
    the separate kernel that quantizes the bf16 activations (its bytes are counted in 2.).
 
     time = launch_s + max(waves x tile_time, bytes / (bandwidth x bandwidth_fraction))
-    tile_time = 2 tile_m tile_n (k / splits) / (peak / SMs x compute_fraction)
+    tile_time = 2 tile_m tile_n (k / splits + tile_overhead_k) / (peak / SMs x compute_fraction)
+
+Ampere and Ada kernels (cuBLAS, CUTLASS 2.x: ``mma.sync`` and ``cp.async``, no TMA) differ from Hopper and
+Blackwell ones in two ways with a parameter each: a CTA computes one tile and exits, so every tile pays its
+pipeline fill and epilogue (``tile_overhead_k``; persistent warp-specialised kernels overlap them), and the
+warp-level instruction is 16 rows, so few-row GEMMs are tiled by 16 or 32 rather than padded to 64
+(``min_tile_m``). ``cache_resident_fraction`` says how much of the L2 a repeated GEMM's operands stay in.
 
 ``compute_fraction`` is the achieved fraction of the *format's own* dense peak (fp8 peak for fp8 GEMMs,
 fp4 for nvfp4): the scaling work of fp8 (per-tensor) and block-scaled fp8 / fp4 (one scale per 128 or 16
@@ -92,6 +98,20 @@ class Params:
     """fp8 / fp4 only: achieved fraction of bandwidth of the kernel that quantizes the activations [-]."""
     quantize_row_s: float = 0.0
     """fp8 / fp4 only: that kernel's time per activation row (per-token scale), whatever k [s]."""
+    tile_overhead_k: float = 0.0
+    """Fixed work of one output tile outside its k loop, as the k elements the main loop would cover in
+    the same time: filling the operand pipeline before the first MMA and the epilogue that converts and
+    stores the tile. A non-persistent kernel (one CTA per tile, CUTLASS 2.x / cuBLAS on Ampere and Ada)
+    pays it on every tile; a persistent, warp-specialized kernel (Hopper / Blackwell, TMA) overlaps the
+    epilogue with the next tile's main loop. 0: no such cost [elements]."""
+    min_tile_m: float = 64.0
+    """Smallest tile edge along m the kernels use, tried besides ``TILE_SIZES``: 64 where the tensor-core
+    instruction itself is 64 rows (Hopper ``wgmma``, Blackwell ``tcgen05``); down to 16 with Ampere / Ada
+    warp-level ``mma.sync`` (m16n8k16), whose libraries tile a few-row GEMM by 16 or 32 rows instead of
+    padding it to 64 [elements]."""
+    cache_resident_fraction: float = 1.0
+    """Share of the L2 cache a repeatedly read working set stays resident in: ``cache_bandwidth_ratio``
+    applies to GEMMs moving at most this share of ``datasheet.on_chip_cache_mib``. 1: the whole L2 [-]."""
 
 
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -104,18 +124,37 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "cache_bandwidth_ratio": (1.0, 5.0),
     "quantize_bandwidth_fraction": (0.02, 1.0),
     "quantize_row_s": (0.0, 1e-7),
+    "tile_overhead_k": (0.0, 2048.0),
+    "min_tile_m": (16.0, 64.0),
+    "cache_resident_fraction": (0.05, 1.0),
 }
 
 
 def initial_guesses(hardware: HardwareProfile, key: str) -> list[Params]:
-    """Starting points for a fit: the model is piecewise (tiles, waves, splits), so a local optimizer
-    is started from a few physically plausible corners and the best fit is kept."""
+    """Starting points for a fit: the model is piecewise (tiles, waves, splits, the L2 step), so a local
+    optimizer is started from a few physically plausible corners and the best fit is kept: Hopper-style
+    corners (64-row tiles, the whole L2) and Ampere / Ada-style ones (16-row ``mma.sync`` tiles, a quarter
+    of the L2, with or without split-K)."""
     start = default_params(hardware, key)
-    return [
+    hopper = [
         replace(start, min_k_per_split=min_k, k_step_s=step, cache_bandwidth_ratio=1.5)
         for min_k in (256.0, 2048.0)
         for step in (2e-8, 2e-7)
     ]
+    ampere = [
+        replace(
+            start,
+            min_k_per_split=min_k,
+            k_step_s=2e-8,
+            cache_bandwidth_ratio=1.5,
+            cache_resident_fraction=resident,
+            min_tile_m=16.0,
+            tile_overhead_k=128.0,
+        )
+        for min_k in (256.0, 8192.0)
+        for resident in (1.0, 0.25)
+    ]
+    return hopper + ampere
 
 
 def fixed_for(key: str) -> tuple[str, ...]:
@@ -192,21 +231,25 @@ def time_s(
     bandwidth = hardware.memory_bandwidth_bytes_per_s * params.bandwidth_fraction
     moved = (M * K + K * N) * in_bytes + M * N * OUTPUT_BYTES
     kernel = np.full(np.broadcast(M, N, K).shape, np.inf)
-    for tile_m in TILE_SIZES:
+    tiles_m = sorted({min(params.min_tile_m, TILE_SIZES[0]), *TILE_SIZES})
+    for tile_m in tiles_m:
         for tile_n in TILE_SIZES:
             feed = min(1.0, tile_m * tile_n / (tile_m + tile_n) / params.tile_intensity)
             tiles = np.ceil(M / tile_m) * np.ceil(N / tile_n)
             splits = np.clip(sms / tiles, 1.0, max_splits)
             waves = np.ceil(tiles * splits / sms)
+            k_split = K / splits
             tile_s = np.maximum(
-                2.0 * tile_m * tile_n * (K / splits) / (per_sm * feed), K / splits / K_STEP * params.k_step_s
+                2.0 * tile_m * tile_n * (k_split + params.tile_overhead_k) / (per_sm * feed),
+                (k_split + params.tile_overhead_k) / K_STEP * params.k_step_s,
             )
             compute = waves * tile_s
             kernel = np.minimum(kernel, compute)
     memory = moved / bandwidth
     cache = cache_bytes(hardware)
     if cache > 0 and params.cache_bandwidth_ratio != 1.0:
-        memory = np.where(moved <= cache, memory / params.cache_bandwidth_ratio, memory)
+        resident = moved <= cache * params.cache_resident_fraction
+        memory = np.where(resident, memory / params.cache_bandwidth_ratio, memory)
     total = params.launch_s + np.maximum(kernel, memory)
     if quantizes:  # a separate kernel first reads the bf16 activations and writes them quantized
         quantize_bw = hardware.memory_bandwidth_bytes_per_s * params.quantize_bandwidth_fraction

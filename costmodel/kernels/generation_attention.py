@@ -11,8 +11,10 @@ from HBM. The model:
   ``batch_size x n_kv_heads`` is small, so decode kernels split the sequence into chunks of at least
   ``split_min_tokens`` and reduce the partial results in a second pass (Dao et al. 2023,
   "Flash-Decoding for long-context inference", https://pytorch.org/blog/flash-decoding/; FlashInfer's
-  split-KV, https://flashinfer.ai/2024/02/02/cascade-inference.html). The splits are chosen to give
-  ``sm_count`` CTAs where the sequence is long enough.
+  split-KV, https://flashinfer.ai/2024/02/02/cascade-inference.html). The split count is the allowed
+  one (chunks of at least ``split_min_tokens``, at most ``max_splits``) that takes the least time
+  (:func:`best_splits`), as the kernels' split heuristics aim to: enough CTAs to saturate the bandwidth,
+  no more than their per-CTA overhead repays.
 - **Streaming rate.** With ``u`` CTAs the achieved bandwidth is ``min(1, u / sm_count) x
   per_sm_bandwidth_fraction x ...``: a CTA streams at most ``bandwidth x bandwidth_fraction /
   (sm_count x per_sm_share)``; below one CTA per SM the kernel cannot reach the device bandwidth
@@ -182,7 +184,12 @@ def time_s(
     # continuous in heads_per_cta so that a fit can find it; a kernel splits whole groups
     passes = np.maximum(1.0, h / hkv / params.heads_per_cta)
     return stream_time_s(
-        params, total_bytes=total_bytes * passes, flop=flop, ctas_unsplit=b * hkv * passes, kv_len=length
+        params,
+        total_bytes=total_bytes * passes,
+        flop=flop,
+        ctas_unsplit=b * hkv * passes,
+        kv_len=length,
+        best_split=True,
     )
 
 
@@ -193,27 +200,75 @@ def stream_time_s(
     flop: npt.ArrayLike,
     ctas_unsplit: npt.ArrayLike,
     kv_len: npt.ArrayLike,
+    best_split: bool = False,
 ) -> FloatArray:
     """Time of a decode kernel that streams ``total_bytes`` of cache and does ``flop`` of work [s].
 
     ``ctas_unsplit`` thread blocks before split-K (one per sequence and KV head, or per sequence and head
-    group); each is split into chunks of at least ``split_min_tokens`` of the ``kv_len`` tokens until the
-    SMs are filled. Shared by the MLA decode model.
+    group); each may be split into chunks of at least ``split_min_tokens`` of the ``kv_len`` tokens, at
+    most ``max_splits``. With ``best_split`` the split count is the allowed one that takes the least time
+    (:func:`best_splits`), as a kernel's split heuristic aims to; without it, the count that fills the SMs
+    (the MLA decode model, which shares this function, still uses that rule).
     """
     groups = np.asarray(ctas_unsplit, dtype=np.float64)
     length = np.asarray(kv_len, dtype=np.float64)
-    wanted = np.ceil(params.sm_count / groups)
-    splits = np.maximum(
-        1.0, np.minimum(np.minimum(wanted, np.floor(length / params.split_min_tokens)), params.max_splits)
-    )
-    ctas = groups * splits
     moved = np.asarray(total_bytes, dtype=np.float64)
+    allowed = np.maximum(1.0, np.minimum(np.floor(length / params.split_min_tokens), params.max_splits))
+    if best_split:
+        splits = best_splits(params, total_bytes=moved, flop=flop, ctas_unsplit=groups, max_allowed=allowed)
+    else:
+        splits = np.minimum(np.ceil(params.sm_count / groups), allowed)
+    return _time_at_splits(params, moved, np.asarray(flop, dtype=np.float64), groups, splits)
+
+
+def _time_at_splits(
+    params: Params, moved: FloatArray, flop: FloatArray, groups: FloatArray, splits: FloatArray
+) -> FloatArray:
+    """Kernel time with ``splits`` chunks per unsplit CTA [s]."""
+    ctas = groups * splits
     # a cache small enough to stay in L2 between calls (a benchmark repeating one call) streams from L2
     from_cache = np.where(moved <= params.cache_bytes, params.cache_bandwidth_ratio, 1.0)
     device_bw = params.bandwidth_bytes_per_s * params.bandwidth_fraction * from_cache
     cta_bw = params.bandwidth_bytes_per_s * params.per_cta_bandwidth_fraction * from_cache
     stream_s = moved / np.minimum(device_bw, ctas * cta_bw)
     stream_s = stream_s + ctas * params.cta_overhead_s / params.sm_count
-    compute_s = np.asarray(flop, dtype=np.float64) / (params.peak_flop_per_s * params.compute_fraction)
+    compute_s = flop / (params.peak_flop_per_s * params.compute_fraction)
     combine_s = np.where(splits > 1.0, params.combine_s, 0.0)
     return np.asarray(params.launch_s + np.maximum(stream_s, compute_s) + combine_s, dtype=np.float64)
+
+
+def best_splits(
+    params: Params,
+    *,
+    total_bytes: npt.ArrayLike,
+    flop: npt.ArrayLike = 0.0,
+    ctas_unsplit: npt.ArrayLike,
+    max_allowed: npt.ArrayLike,
+) -> FloatArray:
+    """The split count in ``1 .. max_allowed`` that minimises the streaming time [-].
+
+    With ``g`` unsplit CTAs and ``s`` splits, streaming takes ``bytes / min(D, g s c) + g s o / SMs``
+    (``D`` the device's achieved bandwidth, ``c`` one CTA's, ``o`` the per-CTA overhead): a convex
+    decrease while the CTAs cannot saturate the device, then a linear increase. The best real ``s`` is
+    ``min(D / (g c), sqrt(bytes SMs / (g^2 c o)))``; the best whole count is its floor or ceiling, or 1,
+    which also saves the reduction pass. The three candidates are compared on the whole kernel time.
+    """
+    moved = np.asarray(total_bytes, dtype=np.float64)
+    groups = np.asarray(ctas_unsplit, dtype=np.float64)
+    top = np.asarray(max_allowed, dtype=np.float64)
+    from_cache = np.where(moved <= params.cache_bytes, params.cache_bandwidth_ratio, 1.0)
+    device_bw = params.bandwidth_bytes_per_s * params.bandwidth_fraction * from_cache
+    cta_bw = params.bandwidth_bytes_per_s * params.per_cta_bandwidth_fraction * from_cache
+    saturate = device_bw / (groups * cta_bw)
+    with np.errstate(divide="ignore"):
+        balance = np.sqrt(moved * params.sm_count / (groups**2 * cta_bw * params.cta_overhead_s))
+    ideal = np.clip(np.minimum(saturate, balance), 1.0, top)
+    work = np.asarray(flop, dtype=np.float64)
+    best = np.ones(np.broadcast(moved, groups, top).shape)
+    best_s = _time_at_splits(params, moved, work, groups, best)
+    for candidate in (np.floor(ideal), np.ceil(ideal)):
+        candidate = np.clip(candidate, 1.0, top)
+        t = _time_at_splits(params, moved, work, groups, candidate)
+        best = np.where(t < best_s, candidate, best)
+        best_s = np.minimum(t, best_s)
+    return np.asarray(best, dtype=np.float64)

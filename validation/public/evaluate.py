@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import pandas as pd
 from costmodel.errors import CostmodelError
 from costmodel.kernels import params_for
 from costmodel.registry import load_hardware
+from costmodel.specs import HardwareProfile
 from validation.public.families import adapter_for
 from validation.public.reader import iter_tables, read_revision
 from validation.public.sample import provenance, write_page_files
@@ -55,8 +57,11 @@ class Evaluation:
         return pd.concat(self.rows, ignore_index=True, sort=False)
 
 
-def predict_table(frame: pd.DataFrame, evaluation: Evaluation) -> None:
-    """Predict the rows of one table (with the reader's added columns) into ``evaluation``."""
+def predict_table(
+    frame: pd.DataFrame, evaluation: Evaluation, hardware_of: Callable[[str], HardwareProfile] = load_hardware
+) -> None:
+    """Predict the rows of one table (with the reader's added columns) into ``evaluation``; ``hardware_of``
+    gives the profile of a hardware name (the committed one by default)."""
     for op_name, rows in frame.groupby("op_name", sort=True):
         op_name = str(op_name)
         adapter = adapter_for(op_name)
@@ -70,7 +75,7 @@ def predict_table(frame: pd.DataFrame, evaluation: Evaluation) -> None:
         hardware_names = rows["hardware"].to_numpy(dtype=str)
         for hw_name in np.unique(hardware_names):
             try:
-                hardware = load_hardware(str(hw_name))
+                hardware = hardware_of(str(hw_name))
             except CostmodelError:
                 evaluation.uncovered[(op_name, f"no hardware profile {hw_name!r}")] += int(
                     (hardware_names == hw_name).sum()

@@ -1,0 +1,132 @@
+"""The transfer rule judged on measured devices: each device's tables predicted as if it had none.
+
+``costmodel.calibrate.TRANSFER_RULE`` gives a device without measurements the fitted parameters of the
+nearest measured device of the same architecture, with its own datasheet. Every device of the public
+tables has measurements, so the rule is checked leave-one-device-out: each measured device takes the
+parameters of the device :data:`LEAVE_ONE_OUT` names (through :func:`costmodel.calibrate.transferable`,
+as ``costmodel calibrate`` transfers them), never its own, and every one of its rows is predicted
+(split ``"transfer"``; none of them was fitted on). The partner is the same rule with the device itself
+left out: the other measured device of the same kernel generation (Ampere / Ada: warp-level ``mma.sync``
+tensor cores, CUTLASS 2.x, FlashAttention-2; Hopper / Blackwell: TMA, warp-specialised persistent
+kernels, FlashAttention-3 / FlashInfer), which is also the nearest product class among those measured.
+
+Keys are looked up as always (:func:`costmodel.kernels.params_for`): the exact key, else its dtype, else
+the datasheet defaults, so a kernel the source device never ran (FlashAttention-3 on an A100) is predicted
+from the datasheet alone: that is what the rule gives for it.
+
+    python -m validation transfer --data validation/data/public-gpu --out OUT    # OUT/transfer.json
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from costmodel.calibrate import transferable
+from costmodel.errors import CostmodelError
+from costmodel.registry import load_hardware
+from costmodel.specs import HardwareProfile
+from validation.public.evaluate import Evaluation, predict_table
+from validation.public.reader import iter_tables, read_revision
+
+LEAVE_ONE_OUT: dict[str, str] = {
+    "h100-sxm": "b200",  # Hopper <- Blackwell: TMA and warp-specialised kernels, SXM with HBM
+    "b200": "h100-sxm",
+    "a100-80gb": "l40s",  # Ampere <- Ada: mma.sync tensor cores, CUTLASS 2.x, FlashAttention-2
+    "l40s": "a100-80gb",
+}
+"""Measured device -> the measured device whose parameters it takes when its own are left out."""
+
+SPLIT = "transfer"
+
+
+@cache
+def transferred_hardware(name: str) -> HardwareProfile:
+    """``name``'s own profile (datasheet) with the fitted parameters of ``LEAVE_ONE_OUT[name]``, as
+    ``costmodel calibrate`` would write them for a device without measurements."""
+    if name not in LEAVE_ONE_OUT:
+        raise CostmodelError(f"no leave-one-out partner for hardware {name!r}: add it to LEAVE_ONE_OUT")
+    target, source = load_hardware(name), load_hardware(LEAVE_ONE_OUT[name])
+    calibration = source.kernel_calibration
+    if calibration is None:
+        raise CostmodelError(f"hardware {source.name!r} has no calibration to transfer to {name!r}")
+    moved = calibration.model_copy(
+        update={
+            "params": transferable(calibration.params, source),
+            "record": calibration.record.model_copy(update={"transferred_from": source.name}),
+        }
+    )
+    return target.model_copy(update={"kernel_calibration": moved})
+
+
+def evaluate_transfer(root: str | Path) -> pd.DataFrame:
+    """Every row of every measured device in ``LEAVE_ONE_OUT``, predicted with its partner's parameters."""
+    evaluation = Evaluation()
+    for table in iter_tables(root):
+        if table.hardware in LEAVE_ONE_OUT:
+            predict_table(table.frame, evaluation, transferred_hardware)
+    return evaluation.frame()
+
+
+def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per system and family (all rows), and per system, family, engine and dtype: n, median and p90
+    |error|, median signed error (fractions, signed = predicted / measured - 1), and the source device."""
+    signed = rows["predicted_s"] / rows["latency_s"] - 1.0
+    work = rows[["system", "hardware", "family", "engine", "dtype"]].assign(signed=signed, abs=signed.abs())
+    parts = []
+    for keys in (["system", "hardware", "family"], ["system", "hardware", "family", "engine", "dtype"]):
+        part = (
+            work.groupby(keys, sort=True)
+            .agg(
+                n=("abs", "size"),
+                median_abs_err=("abs", "median"),
+                p90_abs_err=("abs", lambda s: float(np.quantile(s, 0.9))),
+                median_signed_err=("signed", "median"),
+            )
+            .reset_index()
+        )
+        parts.append(part.assign(engine=part.get("engine", "all"), dtype=part.get("dtype", "all")))
+    out = pd.concat(parts, ignore_index=True)
+    out["split"] = SPLIT
+    out["source"] = out["hardware"].map(LEAVE_ONE_OUT)
+    columns = ["system", "family", "engine", "dtype", "split", "source", "n"]
+    return out[[*columns, "median_abs_err", "p90_abs_err", "median_signed_err"]]
+
+
+def write_transfer(root: str | Path, out_dir: str | Path) -> dict[str, Any]:
+    """Predict, summarise and write ``OUT/transfer.json`` (``"transfer"``: the summary's records)."""
+    summary = summarize_transfer(evaluate_transfer(root))
+    document = {
+        "data": str(root),
+        "data_revision": read_revision(root),
+        "rule": "leave-one-device-out: each device predicted with LEAVE_ONE_OUT[device]'s fitted parameters "
+        "(costmodel.calibrate.transferable) and its own datasheet; every row of the device",
+        "leave_one_out": LEAVE_ONE_OUT,
+        "errors": "fractions; signed = predicted / measured - 1",
+        "transfer": [
+            {k: (v.item() if isinstance(v, np.generic) else v) for k, v in record.items()}
+            for record in summary.to_dict(orient="records")
+        ],
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "transfer.json").write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    return document
+
+
+def table_text(document: dict[str, Any]) -> str:
+    """Per system and family: source, rows, median / p90 |error| (%), median signed (%)."""
+    lines = [f"{'system':10} {'family':28} {'from':10} {'rows':>8} {'median':>7} {'p90':>7} {'signed':>7}"]
+    for r in document["transfer"]:
+        if r["engine"] == "all":
+            lines.append(
+                f"{r['system']:10} {r['family']:28} {r['source']:10} {r['n']:8d} "
+                f"{100 * r['median_abs_err']:6.1f}% {100 * r['p90_abs_err']:6.1f}% "
+                f"{100 * r['median_signed_err']:+6.1f}%"
+            )
+    return "\n".join(lines)
