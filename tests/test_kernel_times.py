@@ -286,3 +286,33 @@ def test_another_engines_kernels_never_change_an_engines_moe_layer() -> None:
     # with no kernel of its own for the format, an engine falls back to the format's pooled fit
     chooser = kernel_times._Keys(vllm_only, "trtllm", kernel_times.launch_s(vllm_only))
     assert kernel_times.moe_keys(chooser, "nvfp4") == ["nvfp4"]
+
+
+def test_top_k_sparse_mla_decode_is_the_mla_kernel_over_the_selected_keys() -> None:
+    """DeepSeek sparse attention (GLM-5): a decode reads the top-k selected latent rows with the absorbed
+    MLA decode kernel, so below top-k cached tokens it is the dense MLA decode, and beyond it stops
+    growing with the context, while the indexer still scores every cached key."""
+    sparse = costmodel.load_model("glm-5")
+    assert sparse.sparse_attention is not None
+    dense = sparse.model_copy(update={"sparse_attention": None})
+    top_k = sparse.sparse_attention.index_topk
+    eff = B200.efficiency.model_copy(update={"time_model": "kernels", "kernel_engine": "vllm"})
+
+    def times(model: object, past: float) -> tuple[float, float]:
+        ops = forward_ops(model, batch_size=16, new_tokens=1, past_tokens=past, tp=8)
+        t = kernel_times.op_times(ops, B200, efficiency=eff)
+        names = [op.name for op in ops]
+        assert isinstance(ops[names.index("attention")].kernel, AttentionShape)
+        indexer = float(t.time_s(names.index("indexer"))) if "indexer" in names else 0.0
+        return float(t.time_s(names.index("attention"))), indexer
+
+    short = top_k / 4
+    assert times(sparse, short)[0] == pytest.approx(times(dense, short)[0], rel=1e-12)
+    at_top_k, indexer_at = times(sparse, top_k - 1)
+    far, indexer_far = times(sparse, 8 * top_k)
+    assert far == pytest.approx(at_top_k, rel=1e-12)
+    assert far < times(dense, 8 * top_k)[0]
+    assert indexer_far > indexer_at
+    # a prefill chunk's top-k attention has no kernel model and keeps the roofline
+    ops = forward_ops(sparse, batch_size=1, new_tokens=512, past_tokens=0, tp=8)
+    assert ops[[op.name for op in ops].index("attention")].kernel is None
