@@ -23,9 +23,10 @@ device's calibrated parameters (``hardware_profiles/calibrated/<device>.yaml``, 
   top-k sparse attention): the roofline with the profile's efficiencies (:mod:`costmodel.roofline`).
 
 Parameter keys. The public tables calibrate several kernels per family and device (one per engine and
-kernel source). The rule: GEMM and MoE use the format's own key (fitted on all of that format's rows, the
-engines' kernels pooled; GEMM keys do not name their engine, and an engine has several MoE kernels per
-format without a record of which one it runs); attention, MLA and the all-reduce use the sorted-first
+kernel source). The rule: GEMM uses the format's own key (fitted on all of that format's rows, the
+engines' kernels pooled: GEMM keys do not name their engine); MoE the fastest, at each token count, of
+the engine's own kernels of the format (its autotuner picks the fastest runner, :func:`moe_keys`), else
+the format's pooled key; attention, MLA and the all-reduce use the sorted-first
 stored key of the engine named by ``Efficiency.kernel_engine`` (``vllm`` by default; ``sglang`` runs
 vLLM's kernels) for the compute dtype (``bf16``; ``+fp8kv`` with an fp8 cache, and the decode classes
 ``+mha`` / ``+wide`` / ``+swa`` the tables distinguish), then of any engine, then the datasheet defaults.
@@ -613,24 +614,47 @@ def _moe_s(
     fmt = moe.format_of(name)
     if fmt.compute_dtype not in hardware.compute_dtypes:
         return None
-    params = keys.params(moe, _moe_key(keys, name))
     T = np.asarray(shape.tokens, dtype=np.float64)
     t = _on_unique(
-        lambda tokens: moe.time_s(
-            hardware,
-            params,
-            num_tokens=np.maximum(tokens, 1.0),
-            hidden_size=shape.hidden,
-            inter_size=shape.inter,
-            topk=shape.topk,
-            num_experts=shape.experts,
-            tp_size=shape.tp,
-            ep_size=shape.ep,
-            gated=shape.gated,
+        lambda tokens: np.min(
+            [
+                moe.time_s(
+                    hardware,
+                    keys.params(moe, key),
+                    num_tokens=np.maximum(tokens, 1.0),
+                    hidden_size=shape.hidden,
+                    inter_size=shape.inter,
+                    topk=shape.topk,
+                    num_experts=shape.experts,
+                    tp_size=shape.tp,
+                    ep_size=shape.ep,
+                    gated=shape.gated,
+                )
+                for key in moe_keys(keys, name, gated=shape.gated)
+            ],
+            axis=0,
         ),
         T,
     )
     return np.asarray(np.where(T > 0, t, 0.0))
+
+
+def moe_keys(keys: _Keys, fmt: str, *, gated: bool = True) -> list[str]:
+    """The MoE kernels an engine chooses among for ``fmt``: its own stored ``<fmt>:<engine>:<kernel>``
+    keys (the non-gated kernels only for non-gated experts, and the reverse), else the format's pooled
+    key. The engine runs the fastest of them at each token count: its MoE autotuner profiles every runner
+    and tactic per shape and keeps the fastest (FlashInfer, run by vLLM and SGLang at warm-up,
+    https://docs.flashinfer.ai/autotuning.html; TensorRT-LLM's ``AutoTuner`` and ``MoeConfig.backend``
+    ``AUTO``, https://nvidia.github.io/TensorRT-LLM/1.4.0rc4/llm-api/reference/MoeConfig.html), so a
+    step is timed with the engine's fastest kernel, not an average of every engine's."""
+    from costmodel.kernels import moe
+
+    stored = keys.stored(moe)
+    prefix = f"{fmt}:{keys.engine}:"
+    own = [k for k in stored if k.startswith(prefix) and ("nongated" in k) != gated]
+    if fmt not in stored:  # a checkpoint layout (mxfp4): MOE_CHECKPOINT_KERNELS_EXCLUDED
+        own = [k for k in own if not any(x in k for x in MOE_CHECKPOINT_KERNELS_EXCLUDED)]
+    return own or [_moe_key(keys, fmt)]
 
 
 def _collective_s(hardware: HardwareProfile, keys: _Keys, shape: CollectiveShape) -> FloatArray:

@@ -509,13 +509,16 @@ def forward_ops(
                 scores = B * H * n * (past + n) * a / tp
                 reads, writes = reads + 2 * scores, writes + 2 * scores
             name = "attention" if len(groups) == 1 or window is None else "attention_local"
-            # the fused (flash) kernels the engines run; eager, chunked-local and top-k sparse attention
-            # have no kernel model and keep the roofline
+            # the fused (flash) kernels the engines run; eager, chunked-local and top-k sparse prefill
+            # have no kernel model and keep the roofline. A top-k sparse MLA decode (DeepSeek-V3.2 §2.1)
+            # is the absorbed MLA decode kernel over the selected latent rows, min(past + 1, top-k) keys
+            sparse_decode = sparse is not None and mla is not None and bool(np.all(np.asarray(n) <= 1))
+            kernel_past = np.minimum(past, sparse.index_topk - 1) if sparse is not None else past
             shape = (
                 AttentionShape(
                     zero + B,
                     zero + n,
-                    zero + past,
+                    zero + kernel_past,
                     H / tp,
                     H / tp if mla else n_kv / kv_split,
                     float(qk_dim),
@@ -525,7 +528,7 @@ def forward_ops(
                     a,
                     mla_dims,
                 )
-                if attention_impl == "flash" and kind != "chunked" and sparse is None
+                if attention_impl == "flash" and kind != "chunked" and (sparse is None or sparse_decode)
                 else None
             )
             ops.append(

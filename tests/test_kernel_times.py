@@ -135,16 +135,20 @@ def test_the_moe_block_is_one_fused_kernel_shared_by_its_operators() -> None:
     shape = ops[block[0]].kernel
     assert isinstance(shape, MoEShape)
     assert all(isinstance(ops[i].kernel, FusedInto) for i in block[1:])
-    expected = moe.time_s(
-        H100,
-        _step(moe, "bf16"),
-        num_tokens=16,
-        hidden_size=4096,
-        inter_size=14336,
-        topk=2,
-        num_experts=8,
-        tp_size=2,
-        ep_size=1,
+    chooser = kernel_times._Keys(H100, "vllm", kernel_times.launch_s(H100))
+    expected = min(
+        moe.time_s(
+            H100,
+            _step(moe, key),
+            num_tokens=16,
+            hidden_size=4096,
+            inter_size=14336,
+            topk=2,
+            num_experts=8,
+            tp_size=2,
+            ep_size=1,
+        )
+        for key in kernel_times.moe_keys(chooser, "bf16")
     )
     assert sum(float(times.time_s(i)) for i in block) == pytest.approx(float(expected), rel=1e-12)
 
@@ -223,3 +227,93 @@ def test_fixed_costs_are_device_launches_not_the_eager_benchmarks_host_dispatch(
         assert used == min(fitted, launches * launch)
     # the fp8-block GEMM's fitted fixed cost (eager, per call) is tens of microseconds of host dispatch
     assert params_for(H100, gemm, "fp8_block").launch_s > 4 * launch
+
+
+B200 = costmodel.load_hardware("b200")
+DEEPSEEK_MOE = {"hidden": 7168.0, "inter": 2048.0, "topk": 8.0, "experts": 256.0}
+
+
+def _moe_layer_s(hardware: object, engine: str, fmt: str, tokens: object, tp: float, ep: float) -> object:
+    chooser = kernel_times._Keys(hardware, engine, kernel_times.launch_s(hardware))
+    shape = MoEShape(np.asarray(tokens, dtype=np.float64), **DEEPSEEK_MOE, tp=tp, ep=ep)
+    weight, activation = {"nvfp4": ("nvfp4", "nvfp4"), "fp8_block": ("fp8_block", "fp8")}[fmt]
+    return kernel_times._moe_s(hardware, chooser, shape, weight, activation)
+
+
+@pytest.mark.parametrize("engine", ["trtllm", "vllm"])
+@pytest.mark.parametrize("fmt", ["nvfp4", "fp8_block"])
+def test_an_engines_moe_layer_runs_the_fastest_of_its_own_kernels(engine: str, fmt: str) -> None:
+    # the engine's autotuner keeps the fastest runner per shape: never slower than any kernel it ships,
+    # and as fast as one of them at every token count
+    tokens = np.array([1.0, 16.0, 64.0, 512.0, 8192.0])
+    chooser = kernel_times._Keys(B200, engine, kernel_times.launch_s(B200))
+    own = kernel_times.moe_keys(chooser, fmt)
+    assert own
+    assert all(k.startswith(f"{fmt}:{engine}:") and "nongated" not in k for k in own)
+    each = np.array(
+        [
+            moe.time_s(
+                B200,
+                kernel_times.step_params(B200, moe, key, launch_s=kernel_times.launch_s(B200)),
+                num_tokens=tokens,
+                hidden_size=7168,
+                inter_size=2048,
+                topk=8,
+                num_experts=256,
+                tp_size=8,
+                ep_size=1,
+            )
+            for key in own
+        ]
+    )
+    layer = _moe_layer_s(B200, engine, fmt, tokens, 8.0, 1.0)
+    np.testing.assert_allclose(layer, each.min(axis=0), rtol=1e-12)
+
+
+def test_another_engines_kernels_never_change_an_engines_moe_layer() -> None:
+    calibration = B200.kernel_calibration
+    assert calibration is not None
+    params = dict(calibration.params)
+    params["moe"] = {k: v for k, v in params["moe"].items() if ":trtllm:" not in k}
+    vllm_only = B200.model_copy(
+        update={"kernel_calibration": calibration.model_copy(update={"params": params})}
+    )
+    tokens = np.array([1.0, 64.0, 4096.0])
+    np.testing.assert_allclose(
+        _moe_layer_s(vllm_only, "vllm", "nvfp4", tokens, 1.0, 8.0),
+        _moe_layer_s(B200, "vllm", "nvfp4", tokens, 1.0, 8.0),
+        rtol=1e-12,
+    )
+    # with no kernel of its own for the format, an engine falls back to the format's pooled fit
+    chooser = kernel_times._Keys(vllm_only, "trtllm", kernel_times.launch_s(vllm_only))
+    assert kernel_times.moe_keys(chooser, "nvfp4") == ["nvfp4"]
+
+
+def test_top_k_sparse_mla_decode_is_the_mla_kernel_over_the_selected_keys() -> None:
+    """DeepSeek sparse attention (GLM-5): a decode reads the top-k selected latent rows with the absorbed
+    MLA decode kernel, so below top-k cached tokens it is the dense MLA decode, and beyond it stops
+    growing with the context, while the indexer still scores every cached key."""
+    sparse = costmodel.load_model("glm-5")
+    assert sparse.sparse_attention is not None
+    dense = sparse.model_copy(update={"sparse_attention": None})
+    top_k = sparse.sparse_attention.index_topk
+    eff = B200.efficiency.model_copy(update={"time_model": "kernels", "kernel_engine": "vllm"})
+
+    def times(model: object, past: float) -> tuple[float, float]:
+        ops = forward_ops(model, batch_size=16, new_tokens=1, past_tokens=past, tp=8)
+        t = kernel_times.op_times(ops, B200, efficiency=eff)
+        names = [op.name for op in ops]
+        assert isinstance(ops[names.index("attention")].kernel, AttentionShape)
+        indexer = float(t.time_s(names.index("indexer"))) if "indexer" in names else 0.0
+        return float(t.time_s(names.index("attention"))), indexer
+
+    short = top_k / 4
+    assert times(sparse, short)[0] == pytest.approx(times(dense, short)[0], rel=1e-12)
+    at_top_k, indexer_at = times(sparse, top_k - 1)
+    far, indexer_far = times(sparse, 8 * top_k)
+    assert far == pytest.approx(at_top_k, rel=1e-12)
+    assert far < times(dense, 8 * top_k)[0]
+    assert indexer_far > indexer_at
+    # a prefill chunk's top-k attention has no kernel model and keeps the roofline
+    ops = forward_ops(sparse, batch_size=1, new_tokens=512, past_tokens=0, tp=8)
+    assert ops[[op.name for op in ops].index("attention")].kernel is None
