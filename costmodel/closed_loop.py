@@ -28,11 +28,20 @@ counted in engine iterations:
 Three named parameters (:class:`LoopParams`), calibrated per engine from measurements, carry what the
 kernels do not: ``step_overhead_s`` per iteration (scheduling, sampling, launches; small with CUDA graphs),
 ``request_overhead_s`` per request on its first token (HTTP, tokenisation, admission, detokenisation), and
-``burst_fraction``, the share of the clients whose requests arrive together. Requests that finish in the
-same iteration are sent again together, and with fixed ``osl`` they stay grouped (a closed loop that starts
-all clients at once keeps part of that synchrony): a group of G prompts arriving at once is prefilled
-first come first served at ``budget - D`` prompt tokens per iteration, so its members wait on average
-(G isl / (budget - D) - chunks) / 2 more full-budget iterations than a lone prompt.
+``burst_fraction``, the share of the requests that arrive in a wave with every other client.
+
+**Waves.** A benchmark starts all C clients at once: its first C prompts arrive together and are
+prefilled first come first served at the prompt budget. With a prompt budget of P
+tokens per iteration, the i-th of the R admitted prompts is done after the (i - 1) prompts ahead of it
+and its own ceil(isl / P) chunks, (i - 1) isl / P + ceil(isl / P) iterations; the wave's mean is
+(R - 1) isl / (2 P) + ceil(isl / P) iterations (exact when isl is a whole number of budgets, within one
+iteration otherwise), each carrying min(R isl, P) prompt tokens beside the steady state's decodes (more
+than the first cycle has: its decodes start as its prompts finish), with no half iteration of wait (the
+engine was idle); clients past R wait for a slot as in the steady state. The benchmark's mean TTFT mixes
+that wave with the steady state: TTFT = (1 - f) TTFT_steady + f TTFT_wave, f = ``burst_fraction``. For a
+run of n requests per client whose later requests stagger f = 1 / n (measured: f ~ 0.12-0.17 on vLLM and
+TensorRT-LLM); an engine that keeps the waves (prefill-first scheduling sends a wave's requests to decode
+together, so they finish and return together) has f near 1.
 
 With attention data parallelism (``attention_dp`` = r ranks, :class:`costmodel.specs.Deployment`) each
 rank runs its own scheduler over its own share of the clients, sequences, token budget and KV cache
@@ -42,8 +51,8 @@ rank; each iteration's time is :func:`costmodel.serving.step_time` with every ra
 (r times one rank's); the engine's rates are r times one rank's.
 
 Assumptions: all clients' requests are alike (fixed isl, osl; outputs run to osl, as with ``ignore_eos``);
-the steady state is reached (the benchmark's first cycle, where all prompts arrive at once, is not
-modelled); no preemption: the engine admits sequences while the KV cache of their mean length
+the benchmark is its steady state plus waves of all clients (``burst_fraction``), nothing in between; no
+preemption: the engine admits sequences while the KV cache of their mean length
 isl + osl / 2 fits (paged allocation with blocks taken on demand, :func:`Engine.max_concurrency`);
 decodes see the mean context isl + osl / 2 and prompt chunks the mean past isl / 2.
 """
@@ -77,7 +86,8 @@ class LoopParams:
     request_overhead_s: float = 0.0
     """Fixed cost on each request's first token outside the engine's iterations [s]."""
     burst_fraction: float = 0.0
-    """Share of the clients whose requests arrive at the same time [-], in [0, 1]."""
+    """Share of the requests that arrive in a wave with every other client [-], in [0, 1]: the benchmark's
+    first cycle (1 / requests per client) and the waves an engine keeps after it."""
 
     def __post_init__(self) -> None:
         for name in ("step_overhead_s", "request_overhead_s", "burst_fraction"):
@@ -138,7 +148,7 @@ def closed_loop(
     concurrency : clients of the closed loop [-], >= 1.
     isl : prompt tokens per request [tokens], >= 1.
     osl : output tokens per request [tokens], >= 2 (TPOT needs a second token).
-    params : the named overheads and burst share (default: none, the kernels' time alone).
+    params : the named overheads and wave share (default: none, the kernels' time alone).
 
     Arrays broadcast. See the module docstring for the model and its assumptions.
     """
@@ -195,8 +205,12 @@ def loop_parts(
         prefill_past=(N_in - chunk) / 2.0,
     )
     decode_only = engine.step_time(decode_batch=D * ranks, decode_context=context)
-    full_budget = engine.step_time(
-        decode_batch=D * ranks, decode_context=context, prefill_tokens=free * ranks, prefill_past=N_in / 2.0
+    # an iteration of a wave of R prompts: as many prompt tokens as are waiting, up to the budget
+    wave = engine.step_time(
+        decode_batch=D * ranks,
+        decode_context=context,
+        prefill_tokens=np.minimum(R * N_in, free) * ranks,
+        prefill_past=N_in / 2.0,
     )
     return LoopParts(
         concurrency=C,
@@ -210,7 +224,7 @@ def loop_parts(
         carrying_fraction=carrying,
         decode_only_s=np.asarray(decode_only),
         with_prompt_s=np.asarray(with_prompt),
-        full_budget_s=np.asarray(full_budget),
+        wave_s=np.asarray(wave),
         prefill_bound=np.asarray(prefill_bound),
         ranks=ranks,
     )
@@ -219,8 +233,9 @@ def loop_parts(
 @dataclass(frozen=True)
 class LoopParts:
     """What :func:`closed_loop` derives from the engine before its named parameters are applied: the rates
-    and the kernel times of the three kinds of iteration. Arrays follow broadcast(concurrency, isl, osl).
-    A calibration evaluates :meth:`result` for many parameter sets without re-timing any kernel.
+    and the kernel times of the three kinds of iteration (decode only, with one prompt's chunk, in a wave).
+    Arrays follow broadcast(concurrency, isl, osl). A calibration evaluates :meth:`result` for many
+    parameter sets without re-timing any kernel.
     ``concurrency`` is the whole loop's; ``running``, ``decodes``, ``requests_per_iteration`` and
     ``prompt_budget`` are one attention-DP rank's (of ``ranks``)."""
 
@@ -235,31 +250,15 @@ class LoopParts:
     carrying_fraction: FloatArray
     decode_only_s: FloatArray
     with_prompt_s: FloatArray
-    full_budget_s: FloatArray
+    wave_s: FloatArray
     prefill_bound: npt.NDArray[np.bool_]
     ranks: float = 1.0
 
     def result(self, params: LoopParams) -> ClosedLoop:
         """TTFT, TPOT and rates with ``params`` applied."""
-        overhead = params.step_overhead_s
-        rate, steps, chunks = self.requests_per_iteration, self.osl - 1.0, self.chunks
-        iteration = (
-            self.carrying_fraction * self.with_prompt_s
-            + (1.0 - self.carrying_fraction) * self.decode_only_s
-            + overhead
-        )
-        # Little's law on the loop: a cycle is C / rate iterations, osl - 1 of them decoding; what is not
-        # the half-iteration wait or the prompt's own chunks is queueing, at the mean iteration time
-        clients = self.concurrency / self.ranks  # one rank's
-        queued = np.maximum(clients / rate - steps - 0.5 - chunks, 0.0)
-        group = params.burst_fraction * clients
-        burst = np.maximum(group * self.isl / self.prompt_budget - chunks, 0.0) / 2.0
-        ttft = (
-            params.request_overhead_s
-            + (0.5 + queued) * iteration
-            + chunks * (self.with_prompt_s + overhead)
-            + burst * (self.full_budget_s + overhead)
-        )
+        rate, iteration = self.requests_per_iteration, self.iteration_s(params)
+        share = params.burst_fraction
+        ttft = (1.0 - share) * self.steady_ttft_s(params) + share * self.wave_ttft_s(params)
         return ClosedLoop(
             ttft_s=np.asarray(ttft),
             tpot_s=np.asarray(iteration),
@@ -271,6 +270,32 @@ class LoopParts:
             requests_per_s=np.asarray(rate * self.ranks / iteration),
             output_tokens_per_s=np.asarray(rate * self.ranks * self.osl / iteration),
         )
+
+    def iteration_s(self, params: LoopParams) -> FloatArray:
+        """Mean engine iteration time [s]: the share carrying a prompt chunk, the rest decode only."""
+        carrying = self.carrying_fraction
+        mean = carrying * self.with_prompt_s + (1.0 - carrying) * self.decode_only_s
+        return np.asarray(mean + params.step_overhead_s)
+
+    def steady_ttft_s(self, params: LoopParams) -> FloatArray:
+        """Mean TTFT of the steady state [s]: half an iteration of wait, the queue, the prompt's chunks."""
+        # Little's law on the loop: a cycle is C / rate iterations, osl - 1 of them decoding; what is not
+        # the half-iteration wait or the prompt's own chunks is queueing, at the mean iteration time
+        clients = self.concurrency / self.ranks  # one rank's
+        chunks = self.chunks
+        queued = np.maximum(clients / self.requests_per_iteration - (self.osl - 1.0) - 0.5 - chunks, 0.0)
+        prompt = chunks * (self.with_prompt_s + params.step_overhead_s)
+        return np.asarray(params.request_overhead_s + (0.5 + queued) * self.iteration_s(params) + prompt)
+
+    def wave_ttft_s(self, params: LoopParams) -> FloatArray:
+        """Mean TTFT of a wave of every client's prompt arriving at once [s] (the benchmark's first cycle):
+        the R admitted prompts prefilled first come first served, (R - 1) isl / (2 P) + ceil(isl / P)
+        wave iterations on average, P the prompt budget; clients past R pay the steady state's TTFT."""
+        running, clients = self.running, self.concurrency / self.ranks
+        iterations = (running - 1.0) * self.isl / (2.0 * self.prompt_budget) + self.chunks
+        admitted = params.request_overhead_s + iterations * (self.wave_s + params.step_overhead_s)
+        rest = (clients - running) * self.steady_ttft_s(params)
+        return np.asarray((running * admitted + rest) / clients)
 
 
 def _request_rate(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from costmodel.closed_loop import LoopParams, closed_loop, loop_parts
+from costmodel.closed_loop import LoopParams, LoopParts, closed_loop, loop_parts
 from costmodel.errors import CostmodelError
 from costmodel.serving import Engine
 
@@ -76,12 +76,74 @@ def test_overheads_add_where_they_are_paid(engine: Engine) -> None:
     np.testing.assert_allclose(step.ttft_s - base.ttft_s, 0.001 * (0.5 + parts.chunks), rtol=1e-9)
 
 
-def test_a_burst_of_prompts_is_prefilled_first_come_first_served(engine: Engine) -> None:
-    """All 64 clients' prompts of 4096 tokens arriving at once, at (budget - D) prompt tokens per
-    iteration: prompt j finishes after (j + 1) x 4096 / (budget - D) iterations, so the group waits on
-    average (64 x 4096 / (budget - D) - chunks) / 2 full-budget iterations more than a lone prompt."""
-    parts = loop_parts(engine, concurrency=64, isl=4096, osl=2048)
-    extra = parts.result(LoopParams(burst_fraction=1.0)).ttft_s - parts.result(LoopParams()).ttft_s
-    waits = (64 * 4096 / parts.prompt_budget - parts.chunks) / 2
-    assert float(extra) == pytest.approx(float(waits * parts.full_budget_s), rel=1e-9)
-    assert float(waits) > 10
+def _hand_parts(concurrency: float, running: float) -> LoopParts:
+    """A closed loop written down by hand: prompts of exactly one budget (isl = P = 8192 tokens, one chunk
+    each), an iteration of a wave taking 0.2 s, one carrying a chunk 0.1 s, a decode-only one 0.01 s."""
+    one = np.array(1.0)
+    return LoopParts(
+        concurrency=concurrency * one,
+        isl=8192 * one,
+        osl=101 * one,
+        running=running * one,
+        decodes=running * one,
+        requests_per_iteration=running / 101.5 * one,
+        chunks=one,
+        prompt_budget=8192 * one,
+        carrying_fraction=0.0 * one,
+        decode_only_s=0.01 * one,
+        with_prompt_s=0.1 * one,
+        wave_s=0.2 * one,
+        prefill_bound=np.array(False),
+    )
+
+
+def test_a_wave_of_four_prompts_is_prefilled_first_come_first_served() -> None:
+    """Four clients start together on an idle engine; each prompt fills one whole iteration of 0.2 s, so
+    their first tokens come after 1, 2, 3 and 4 iterations: a mean of 2.5 x 0.2 s, plus the request
+    overhead. A benchmark with 8 requests per client and no waves after the first has burst_fraction 1/8
+    and averages the wave with the steady state (half a decode iteration, then one 0.1 s chunk)."""
+    parts = _hand_parts(concurrency=4, running=4)
+    params = LoopParams(request_overhead_s=0.05)
+    assert float(parts.wave_ttft_s(params)) == pytest.approx(0.05 + 2.5 * 0.2, rel=1e-12)
+    steady = 0.05 + 0.5 * 0.01 + 0.1
+    assert float(parts.steady_ttft_s(params)) == pytest.approx(steady, rel=1e-12)
+    mixed = parts.result(LoopParams(request_overhead_s=0.05, burst_fraction=1 / 8)).ttft_s
+    assert float(mixed) == pytest.approx(7 / 8 * steady + 1 / 8 * (0.05 + 0.5), rel=1e-12)
+
+
+def test_clients_past_the_running_limit_wait_for_a_slot_in_a_wave_too() -> None:
+    """Six clients, four running: the four admitted prompts are the wave of 1 to 4 iterations; the two
+    others find no slot and pay the steady state's TTFT, which queues them for (6 - 4) / rate = 50.75
+    decode iterations (a cycle is 101.5 iterations for four running)."""
+    parts = _hand_parts(concurrency=6, running=4)
+    params = LoopParams()
+    steady = float(parts.steady_ttft_s(params))
+    assert steady == pytest.approx((0.5 + 50.75) * 0.01 + 0.1, rel=1e-12)
+    assert float(parts.wave_ttft_s(params)) == pytest.approx((4 * 2.5 * 0.2 + 2 * steady) / 6, rel=1e-12)
+
+
+def test_a_wave_is_within_one_iteration_of_exact_packing(engine: Engine) -> None:
+    """Prompts packed first come first served at P prompt tokens per iteration: the i-th is done after
+    ceil(i isl / P) iterations. The model's mean, (R - 1) isl / 2P + ceil(isl / P), lies within one
+    iteration of the exact mean either way."""
+    clients = np.array([1, 3, 8, 17, 40])
+    for isl in (100, 3000, 8000, 20000):
+        parts = loop_parts(engine, concurrency=clients, isl=isl, osl=64)
+        assert np.all(parts.running == clients)  # every client admitted: the wave is all of them
+        wave = parts.wave_ttft_s(LoopParams()) / parts.wave_s
+        for n, model, budget in zip(clients, wave, parts.prompt_budget, strict=True):
+            exact = np.mean(np.ceil(np.arange(1, n + 1) * isl / budget))
+            assert exact - 1.0 < model < exact + 1.0
+
+
+def test_ttft_grows_with_clients_and_prompt_and_is_at_least_one_prefill(engine: Engine) -> None:
+    """With waves and overheads on: never faster with more clients or a longer prompt (past the batch
+    limit of 64 too), and never faster than the prompt's prefill alone on an idle engine."""
+    params = LoopParams(step_overhead_s=0.001, request_overhead_s=0.05, burst_fraction=0.15)
+    clients = np.array([1, 2, 4, 8, 16, 32, 64, 96, 128, 256])
+    isl = np.array([128, 1024, 4096, 16000])[:, None]
+    r = closed_loop(engine, concurrency=clients, isl=isl, osl=256, params=params)
+    assert np.all(np.diff(r.ttft_s, axis=1) >= -1e-12)
+    assert np.all(np.diff(r.ttft_s, axis=0) >= -1e-12)
+    alone = engine.step_time(prefill_tokens=isl)
+    assert np.all(r.ttft_s >= alone)

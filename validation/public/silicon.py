@@ -20,9 +20,8 @@ Formats: :func:`row_formats` maps the row's labels (and the checkpoint where the
 to the formats the engine's kernels run (docs/serving.md, "Formats: what each row's engine runs").
 
 Assumptions, stated once: the KV cache is stored in bf16 (the engines' default ``auto`` for bf16 and most
-fp8 checkpoints); the engine's token budget is 8192 tokens per iteration (vLLM's
-``max_num_batched_tokens``, TensorRT-LLM's ``max_num_tokens`` and SGLang's ``chunked_prefill_size`` for
-large GPUs are 8192 or more), and its sequence limit the row's ``batch_size``.
+fp8 checkpoints); the engine's token budget per iteration is its default (:func:`token_budget`), and its
+sequence limit the row's ``batch_size``.
 
 Calibration: the closed-loop model's three named parameters (:class:`costmodel.closed_loop.LoopParams`)
 are fitted per engine (the ``backend`` column) on the calibration rows, chosen by the same rule as the
@@ -49,7 +48,7 @@ from costmodel.errors import CostmodelError
 from costmodel.loop_params import engine_params_file, read_engine_params
 from costmodel.registry import load_hardware
 from costmodel.serving import Engine
-from costmodel.specs import Deployment, ModelProfile, Workload
+from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
 from validation.public.reader import SYSTEM_PROFILES
 from validation.public.split import calibration_mask
 
@@ -59,6 +58,9 @@ SERVING_PARAMS = engine_params_file()
 (:mod:`costmodel.loop_params`), so that the library's planners read what this module writes."""
 MEASURED = ("silicon_ttft_ms", "silicon_tpot_ms")
 TOKEN_BUDGET = 8192
+"""The engines' default token budget per iteration on a GPU of 70 GiB or more (:func:`token_budget`)."""
+SGLANG_LARGE_GPU_GIB = 160.0
+"""From this much device memory up, SGLang's default ``chunked_prefill_size`` doubles to 16384."""
 Parts = LoopParts | DisaggParts
 """What a covered group of rows is predicted from: an aggregated closed loop or a disaggregated one."""
 
@@ -136,6 +138,25 @@ def row_formats(model: ModelProfile, backend: str, system: str, gemm: str, moe: 
 
 ROW_COLUMNS = ("id", "system", "backend", "mode", "model_path", "isl", "osl", "concurrency", "covered",
                "reason", "split", "ttft_ms", "tpot_ms", "predicted_ttft_ms", "predicted_tpot_ms")  # fmt: skip
+
+
+def token_budget(backend: str, hardware: HardwareProfile) -> int:
+    """The engine's default token budget per iteration (prompt chunks and decodes together) on
+    ``hardware``, for the GPUs of the sample (70 GiB or more; smaller ones have smaller defaults):
+
+    - vLLM's API server: ``max_num_batched_tokens`` 8192 on GPUs of 70 GiB or more other than the A100
+      (``EngineArgs.get_batch_defaults``,
+      https://github.com/vllm-project/vllm/blob/main/vllm/engine/arg_utils.py);
+    - SGLang: ``chunked_prefill_size`` 8192 below 160 GiB, 16384 from 160 GiB (B200)
+      (``ServerArgs._handle_gpu_memory_settings``,
+      https://github.com/sgl-project/sglang/blob/main/python/sglang/srt/server_args.py);
+    - TensorRT-LLM: ``max_num_tokens`` 8192 (chunked prefill off by default,
+      https://nvidia.github.io/TensorRT-LLM/performance/performance-tuning-guide/tuning-max-batch-size-and-max-num-tokens.html,
+      https://nvidia.github.io/TensorRT-LLM/llm-api/reference/TorchLlmArgs.html).
+    """
+    if backend == "sglang" and hardware.memory_bytes >= SGLANG_LARGE_GPU_GIB * 2**30:
+        return 2 * TOKEN_BUDGET
+    return TOKEN_BUDGET
 
 
 def read_silicon(data_dir: Path) -> pd.DataFrame:
@@ -246,7 +267,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                 Deployment(tp=int(tp), pp=int(pp), attention_dp=int(dp), **moe),
                 # batch_size and the token budget are per attention-DP rank
                 max_batch_size=int(batch) * int(dp),
-                max_batched_tokens=max(TOKEN_BUDGET, int(batch)) * int(dp),
+                max_batched_tokens=max(token_budget(str(backend), hardware), int(batch)) * int(dp),
                 # the kernel models read the calibrated kernels of the row's engine
                 efficiency=hardware.efficiency.model_copy(update={"kernel_engine": str(backend)}),
             )
