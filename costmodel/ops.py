@@ -53,6 +53,7 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel.dtypes import get_dtype, storage_bytes
+from costmodel.execution import eager_launches
 from costmodel.flops import AttentionMask, attended_keys, group_attended_keys
 from costmodel.kernel_shapes import (
     AttentionShape,
@@ -155,6 +156,9 @@ class Op:
     kernel: KernelShape | None = field(default=None, repr=False, compare=False)
     """The kernel that runs this operator and its shape (:mod:`costmodel.kernel_shapes`), for the kernel
     time models; None: timed by the roofline."""
+    launches: FloatArray | float = field(default=1.0, repr=False, compare=False)
+    """Kernels one occurrence launches in eager PyTorch [-] (:func:`costmodel.execution.eager_launches`);
+    each pays the host's dispatch in the 'eager' execution mode."""
 
     @property
     def bytes(self) -> FloatArray:
@@ -687,4 +691,4 @@ def forward_ops(
         )
     else:
         matmul("lm_head", "output_head", "lm_head", 1, head_tokens, d, model.vocab_size)
-    return tuple(ops)
+    return eager_launches(model, ops, tokens=T, ep=ep, attention_impl=attention_impl)
