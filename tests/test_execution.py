@@ -212,3 +212,22 @@ def test_a_bad_execution_mode_is_costmodels_error(tmp_path: Any) -> None:
     path.write_text(text.replace("efficiency:\n", "efficiency:\n  execution_mode: compiled\n"))
     with pytest.raises(CostmodelError, match="execution_mode"):
         costmodel.load_hardware(str(path))
+
+
+@pytest.mark.parametrize("hardware", [CPU, H100], ids=["cpu-roofline", "h100-kernels"])
+def test_estimate_decode_steps_pay_the_eager_dispatch(hardware: Any) -> None:
+    """A decode step of estimate() pays every kernel's dispatch: on a CPU exactly the graphs-mode step plus
+    launches x dispatch_s (the closed-form sum over steps stays exact); a GPU host-bound at a large
+    dispatch_s takes at least the dispatch of its kernels per step."""
+    from costmodel.specs import Workload
+
+    model = costmodel.load_model("llama-3-8b")
+    work = Workload(batch_size=1, prompt_len=512, output_len=65)
+    ops = forward_ops(model, batch_size=1, new_tokens=1, past_tokens=600, logits="last")
+    graphs = costmodel.estimate(model, hardware, work)
+    if hardware.device_kind == "cpu":
+        eager = costmodel.estimate(model, hardware, work, efficiency=_eager(hardware, 7e-6))
+        assert float(eager.tpot_s) == pytest.approx(float(graphs.tpot_s) + _launches(ops) * 7e-6, rel=1e-9)
+    else:
+        eager = costmodel.estimate(model, hardware, work, efficiency=_eager(hardware, 1e-3))
+        assert float(eager.tpot_s) >= _launches(ops) * 1e-3 > float(graphs.tpot_s)

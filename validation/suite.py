@@ -8,8 +8,8 @@ runs the callable on the ``meta`` device under ``torch.utils.flop_counter.FlopCo
 MATH attention backend (fused SDPA kernels count as 0 FLOP on the CPU), so FLOPs are compared with
 costmodel's ``attention="full"`` count.
 
-Calibration points (``calibration=True``: large GEMMs, a copy, a tiny kernel) are the only ones whose
-measurements set efficiencies; every other point is held out.
+Calibration points (``calibration=True``: large GEMMs, a copy, a tiny kernel, a tiny layer) are the only
+ones whose measurements set efficiencies; every other point is held out.
 """
 
 from __future__ import annotations
