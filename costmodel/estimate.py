@@ -391,6 +391,7 @@ def _decode_total_quadrature_s(setup: _Setup, batch: Any, start: FloatArray, ste
 
     from costmodel import kernel_times
     from costmodel.kernel_shapes import AttentionShape
+    from costmodel.roofline import host_s
 
     k = DECODE_QUADRATURE_POINTS
     n = np.maximum(steps, 1.0)[..., None]
@@ -424,6 +425,10 @@ def _decode_total_quadrature_s(setup: _Setup, batch: Any, start: FloatArray, ste
                 past_tokens=np.asarray(shape.past_tokens)[..., None] + j,
             )
             t = kernel_times.attention_s(setup.hardware, along, efficiency=setup.efficiency)
+            if setup.efficiency.execution_mode == "eager":  # its dispatch, as kernel_times.op_times adds it
+                dispatch, _ = host_s(ops[i], setup.efficiency)
+                cpu = setup.hardware.device_kind == "cpu"
+                t = t + dispatch if cpu else np.maximum(t, dispatch)
             total = total + ops[i].layers * np.sum(t * weights, axis=-1)
         return np.asarray(total)
 

@@ -54,6 +54,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from costmodel.execution import host_terms
 from costmodel.kernel_shapes import (
     AttentionShape,
     CollectiveShape,
@@ -63,7 +64,7 @@ from costmodel.kernel_shapes import (
     MoEShape,
 )
 from costmodel.ops import COLLECTIVES, Op
-from costmodel.roofline import Link, OpTimes
+from costmodel.roofline import Link, OpTimes, host_s
 from costmodel.roofline import op_times as roofline_op_times
 from costmodel.specs import Efficiency, HardwareProfile
 
@@ -176,11 +177,13 @@ def op_times(
         keeps the roofline's ring on the inter-node network (as :func:`costmodel.roofline.op_times`).
     """
     eff = efficiency or hardware.efficiency
+    host = eff.execution_mode == "eager" or eff.step_overhead_s > 0  # applied last, to every operator
+    device = eff.model_copy(update={"execution_mode": "graphs", "step_overhead_s": 0.0}) if host else eff
     roof = roofline_op_times(
         ops,
         hardware,
         activation_dtype=activation_dtype,
-        efficiency=eff,
+        efficiency=device,
         link=link,
         scale_up_domain=scale_up_domain,
     )
@@ -246,6 +249,11 @@ def op_times(
         scale = np.where(top > 0, t / np.where(top > 0, top, 1.0), 0.0)
         compute[i] = np.asarray(np.where(top > 0, c * scale, t))
         memory[i] = np.asarray(m * scale)
+    for i, op in enumerate(ops):  # the eager host's dispatch and the pass's fixed cost (costmodel.execution)
+        if host and op.kind not in COLLECTIVES:
+            dispatch, step = host_s(op, eff)
+            c, m = host_terms(compute[i], memory[i], dispatch, same_core=hardware.device_kind == "cpu")
+            compute[i], memory[i] = c + step, m + step
     return dataclasses.replace(
         roof, compute_s=tuple(compute), memory_s=tuple(memory), communication_s=tuple(comm), overhead_s=0.0
     )

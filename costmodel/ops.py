@@ -54,6 +54,7 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel.dtypes import get_dtype, runs_natively, storage_bytes
+from costmodel.execution import eager_launches
 from costmodel.flops import AttentionMask, attended_keys, group_attended_keys
 from costmodel.kernel_shapes import (
     AttentionShape,
@@ -159,6 +160,9 @@ class Op:
     compute_dtype: str | None = field(default=None, repr=False)
     """Format of this matmul's inputs where it differs from the pass's ``activation_dtype`` (the routed
     experts' ``expert_activation_dtype``); its peak is that format's (:mod:`costmodel.roofline`)."""
+    launches: FloatArray | float = field(default=1.0, repr=False, compare=False)
+    """Kernels one occurrence launches in eager PyTorch [-] (:func:`costmodel.execution.eager_launches`);
+    each pays the host's dispatch in the 'eager' execution mode."""
 
     @property
     def bytes(self) -> FloatArray:
@@ -723,4 +727,4 @@ def forward_ops(
         )
     else:
         matmul("lm_head", "output_head", "lm_head", 1, head_tokens, d, model.vocab_size)
-    return tuple(ops)
+    return eager_launches(model, ops, tokens=T, ep=ep, attention_impl=attention_impl)

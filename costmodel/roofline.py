@@ -13,6 +13,8 @@ bandwidth") and (n - 1) / n x bytes / bandwidth for an all-to-all, an all-gather
 reduce-scatter (bytes: its input), plus one latency each.
 
 Efficiencies come from the hardware profile (defaults, later calibrated) and can be replaced per call.
+In the 'eager' execution mode each operator also pays the host's dispatch of every kernel it launches, and
+each pass a fixed host cost (:mod:`costmodel.execution`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel.errors import CostmodelError
+from costmodel.execution import host_terms
 from costmodel.ops import COLLECTIVES, Op
 from costmodel.specs import Efficiency, HardwareProfile
 
@@ -196,8 +199,12 @@ def op_times(
             peak = vector
         if op.sparse:
             peak = peak * sparsity_speedup(hardware)
-        compute.append(np.asarray(op.flop / peak + op.dequant_flop / vector))
-        memory.append(np.asarray(op.bytes / bandwidth))
+        c, m = np.asarray(op.flop / peak + op.dequant_flop / vector), np.asarray(op.bytes / bandwidth)
+        dispatch, step = host_s(op, eff)
+        c, m = host_terms(c, m, dispatch, same_core=hardware.device_kind == "cpu")
+        c, m = c + step, m + step
+        compute.append(c)
+        memory.append(m)
         comm.append(np.zeros(()))
     return OpTimes(
         names=tuple(op.name for op in ops),
@@ -207,6 +214,16 @@ def op_times(
         communication_s=tuple(comm),
         overhead_s=eff.kernel_overhead_s,
     )
+
+
+def host_s(op: Op, efficiency: Efficiency) -> tuple[FloatArray | float, float]:
+    """Host time of one occurrence of ``op`` outside its device time [s]: (its kernels' dispatch, in the
+    'eager' execution mode ``dispatch_s`` per kernel it launches, ``op.launches``; the pass's fixed
+    ``step_overhead_s``, charged on its embedding lookup, which every forward pass runs once)
+    (:mod:`costmodel.execution`)."""
+    launches = op.launches if efficiency.execution_mode == "eager" else 0.0
+    step = efficiency.step_overhead_s if op.name == "embedding" else 0.0
+    return launches * efficiency.dispatch_s, step
 
 
 def ridge_point_flop_per_byte(

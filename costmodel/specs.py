@@ -645,7 +645,26 @@ class Efficiency(Spec):
         0.8, description="Fraction of datasheet bandwidth a large copy reaches [-]."
     )
     interconnect_fraction: Fraction01 = Field(0.8, description="Fraction of link bandwidth reached [-].")
-    kernel_overhead_s: float = Field(5e-6, ge=0, description="Fixed launch/setup time per kernel [s].")
+    kernel_overhead_s: float = Field(
+        5e-6, ge=0, description="Fixed launch/setup time per kernel, one per modelled operator [s]."
+    )
+    execution_mode: Literal["graphs", "eager"] = Field(
+        "graphs",
+        description="How the host issues a pass's kernels (costmodel.execution): 'graphs' (a CUDA graph or "
+        "compiled program: no per-kernel host cost) or 'eager' (PyTorch eager: dispatch_s for every kernel "
+        "each operator launches).",
+    )
+    dispatch_s: float = Field(
+        5e-6,
+        ge=0,
+        description="Host time to dispatch one kernel in eager mode: Python, the PyTorch dispatcher, the "
+        "launch [s]; unused in 'graphs' mode.",
+    )
+    step_overhead_s: float = Field(
+        0.0,
+        ge=0,
+        description="Fixed host time per forward pass (graph launch, Python around the layers) [s].",
+    )
     source: str = Field("assumption", description="Where these fractions come from.")
     time_model: Literal["auto", "roofline", "kernels"] = Field(
         "auto",

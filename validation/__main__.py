@@ -64,6 +64,15 @@ def main(argv: list[str] | None = None) -> int:
         help="fit the closed-loop serving model's per-engine parameters on the sample's calibration rows",
     )
     sil.add_argument("--data", type=Path, required=True, help="folder holding silicon_sample.csv")
+    for measuring in (cal, run, every):
+        measuring.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+        measuring.add_argument(
+            "--clock",
+            choices=("wall", "thread"),
+            default="wall",
+            help="CPU timings: wall clock, or the CPU time of the one timing thread (with --threads 1: "
+            "what a kernel costs on a machine shared with other jobs)",
+        )
     args = parser.parse_args(argv)
     try:
         _check_inputs(args)
@@ -71,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
             from validation.run import check_device
 
             check_device(args.device)
+            from validation.measure import configure
+
+            configure(threads=args.threads, clock=args.clock)
         return _command(args)
     except CostmodelError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -146,7 +158,8 @@ def _command(args: argparse.Namespace) -> int:
         print(
             f"wrote {args.out}: matmul fractions {eff.matmul_fraction_by_dtype}, "
             f"memory bandwidth fraction {eff.memory_bandwidth_fraction:.3f}, "
-            f"kernel overhead {eff.kernel_overhead_s * 1e6:.1f} us"
+            f"kernel overhead {eff.kernel_overhead_s * 1e6:.1f} us, {eff.execution_mode} mode, "
+            f"dispatch {eff.dispatch_s * 1e6:.2f} us per kernel"
         )
     elif args.command == "run":
         from validation.run import run_suite

@@ -5,7 +5,12 @@
   is far larger than the caches (decode's dominant traffic) / the datasheet bandwidth. A large copy is
   measured too and recorded; on GPUs the two agree, on CPUs a GEMV streams far slower than a copy;
 - ``kernel_overhead_s``: time of the smallest matmul ([1, 64] x [64, 64]): the fixed cost of one
-  modelled operator (launch and framework dispatch) when it has no work.
+  modelled operator (launch and framework dispatch) when it has no work. On a CPU it is 0: a CPU kernel's
+  fixed cost is its dispatch, which ``dispatch_s`` counts for every kernel;
+- ``dispatch_s`` (and, on a CPU, ``execution_mode: eager``): one token through a decoder layer with almost
+  no work (d_model 64), its time less the roofline time of that work, divided by the kernels it launches
+  in eager PyTorch (:mod:`costmodel.execution`): the host's cost per kernel, with the Python module calls
+  and views between kernels that a real layer has too.
 
 The datasheet of the base profile is kept as it is (with its sources); only the ``efficiency`` block
 changes, and its ``source`` says where, when and at which git revision it was measured. Composite kernels
@@ -22,16 +27,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 
 from costmodel.calibrate import write_files
 from costmodel.dtypes import get_dtype
 from costmodel.registry import load_hardware, to_yaml
+from costmodel.roofline import op_times
 from costmodel.specs import Efficiency, HardwareProfile
 from validation.measure import environment, time_call
 from validation.run import default_hardware, failure_reason
-from validation.suite import build, calibration_points
+from validation.suite import Point, _model_ops, build, calibration_points
 
 
 def base_bytes(dtype: str) -> float:
@@ -57,6 +64,7 @@ def calibrate(
     by_dtype: dict[str, float] = {}
     bandwidth_fraction = base.efficiency.memory_bandwidth_fraction
     overhead = base.efficiency.kernel_overhead_s
+    dispatch = base.efficiency.dispatch_s
     for point in calibration_points(device):
         try:
             timing = time_call(build(point, device), device, repeats=repeats)
@@ -85,15 +93,24 @@ def calibrate(
             rec["achieved_bytes_per_s"] = 2.0 * point.params["bytes"] / timing.median_s
         elif point.kernel == "launch":
             overhead = timing.median_s
+        elif point.kernel == "layer":  # the tiny layer: its time less its (negligible) work, per kernel
+            work, launches = device_time(point, base)
+            dispatch = max(timing.median_s - work, 0.0) / launches
+            rec |= {"kernels": launches, "device_time_s": work, "dispatch_s": dispatch}
         records.append(rec)
     env = environment(device)
     matmul = by_dtype.get("bf16", by_dtype.get("fp32", base.efficiency.matmul_fraction))
+    cpu = not device.startswith("cuda")
     efficiency = Efficiency(
         matmul_fraction=matmul,
         matmul_fraction_by_dtype=by_dtype,  # type: ignore[arg-type]
         memory_bandwidth_fraction=bandwidth_fraction,
         interconnect_fraction=base.efficiency.interconnect_fraction,
-        kernel_overhead_s=overhead,
+        # a CPU kernel's fixed cost is its dispatch, counted per eager kernel; a GPU keeps its per-operator
+        # launch and its graphs mode (the dispatch is measured and recorded for an eager what-if)
+        kernel_overhead_s=0.0 if cpu else overhead,
+        execution_mode="eager" if cpu else base.efficiency.execution_mode,
+        dispatch_s=dispatch,
         source=(
             f"calibrated by validation/calibrate.py on {env['device_name']} ({device}), torch "
             f"{env['torch_version']}, {env['date']}, git {env['git_revision']}; interconnect fraction "
@@ -108,6 +125,17 @@ def calibrate(
         }
     )
     return profile, records
+
+
+def device_time(point: Point, base: HardwareProfile) -> tuple[float, float]:
+    """The device time of ``point``'s work on ``base`` with no fixed or host costs (the roofline with the
+    base's fractions) [s], and the kernels it launches in eager PyTorch [-]."""
+    graphs = base.efficiency.model_copy(
+        update={"kernel_overhead_s": 0.0, "execution_mode": "graphs", "step_overhead_s": 0.0}
+    )
+    _, ops = _model_ops(point, attention="causal")
+    work = float(np.sum(op_times(ops, base, activation_dtype=point.dtype, efficiency=graphs).total_s))
+    return work, float(sum(float(np.sum(op.launches)) * op.layers for op in ops))
 
 
 def write_profile(profile: HardwareProfile, records: list[dict[str, Any]], out: Path) -> None:

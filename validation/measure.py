@@ -4,10 +4,18 @@ Timing (gpt-fast style): warm up, synchronise, then time ``repeats`` calls one b
 GPU, ``time.perf_counter`` on the CPU — and report the median with the 10th and 90th percentiles. Calls
 that take under ``min_time_s`` are batched into one timed run of several calls, so timer resolution and
 launch jitter do not dominate.
+
+On a CPU shared with other jobs the wall clock times the other jobs too (a two-thread OpenMP region waits
+for its slower thread whenever a core is taken). :func:`configure` with ``threads=1, clock="thread"`` runs
+torch on one thread and times it with ``time.thread_time`` (the CPU time of the calling thread, which then
+does all the work: https://docs.python.org/3/library/time.html#time.thread_time), so a measurement counts
+the kernel's own work and not the load; what other jobs still change (shared caches, memory bandwidth) is
+left, and the environment record says which clock ran.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import platform
@@ -26,8 +34,26 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.weak import WeakIdKeyDictionary
 
 import costmodel
+from costmodel.errors import CostmodelError
 
 ROOT = Path(__file__).resolve().parents[1]
+CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time}
+"""How CPU calls are timed: 'wall' (``time.perf_counter``) or 'thread' (``time.thread_time``, one thread)."""
+_clock = {"name": "wall"}
+
+
+def configure(*, threads: int | None = None, clock: str = "wall") -> None:
+    """Torch's CPU threads (None: torch's choice) and the clock of CPU timings ('thread' needs one thread:
+    the CPU time of the calling thread counts no work done by others)."""
+    if clock not in CLOCKS:
+        raise CostmodelError(f"--clock {clock!r}: use one of {', '.join(CLOCKS)}")
+    if threads is not None:
+        if threads < 1:
+            raise CostmodelError(f"--threads {threads}: give at least 1")
+        torch.set_num_threads(threads)
+    if clock == "thread" and torch.get_num_threads() != 1:
+        raise CostmodelError("--clock thread counts one thread's CPU time: add --threads 1")
+    _clock["name"] = clock
 
 
 @dataclass(frozen=True)
@@ -50,13 +76,14 @@ def time_call(
     fn: Callable[[], Any], device: str, *, repeats: int = 10, warmup: int = 3, min_time_s: float = 2e-3
 ) -> Timing:
     """Time ``fn()`` on ``device`` (see the module docstring)."""
+    clock = time.perf_counter if device.startswith("cuda") else CLOCKS[_clock["name"]]
     for _ in range(warmup):
         fn()
     _sync(device)
-    t = time.perf_counter()
+    t = clock()
     fn()
     _sync(device)
-    single = max(time.perf_counter() - t, 1e-9)
+    single = max(clock() - t, 1e-9)
     calls = max(1, min(1000, int(min_time_s / single)))
     samples = []
     for _ in range(repeats):
@@ -69,10 +96,10 @@ def time_call(
             torch.cuda.synchronize()
             samples.append(start.elapsed_time(end) / 1e3 / calls)
         else:
-            t = time.perf_counter()
+            t = clock()
             for _ in range(calls):
                 fn()
-            samples.append((time.perf_counter() - t) / calls)
+            samples.append((clock() - t) / calls)
     samples.sort()
     q = statistics.quantiles(samples, n=10) if len(samples) >= 2 else [samples[0]] * 9
     return Timing(statistics.median(samples), q[0], q[-1], repeats, calls)
@@ -180,6 +207,10 @@ def environment(device: str) -> dict[str, Any]:
         "host_cpu": _cpu_name(),
         "cpu_threads": torch.get_num_threads(),
     }
+    if not device.startswith("cuda"):
+        env["clock"] = _clock["name"]
+        with contextlib.suppress(OSError):
+            env["load_average"] = list(os.getloadavg())
     if device.startswith("cuda"):
         props = torch.cuda.get_device_properties(device)
         backends = torch.backends.cuda

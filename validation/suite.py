@@ -8,8 +8,8 @@ runs the callable on the ``meta`` device under ``torch.utils.flop_counter.FlopCo
 MATH attention backend (fused SDPA kernels count as 0 FLOP on the CPU), so FLOPs are compared with
 costmodel's ``attention="full"`` count.
 
-Calibration points (``calibration=True``: large GEMMs, a copy, a tiny kernel) are the only ones whose
-measurements set efficiencies; every other point is held out.
+Calibration points (``calibration=True``: large GEMMs, a copy, a tiny kernel, a tiny layer) are the only
+ones whose measurements set efficiencies; every other point is held out.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import costmodel
 from costmodel.dtypes import get_dtype
+from costmodel.execution import activation_kernels, norm_kernels
 from costmodel.flops import attended_keys
 from costmodel.memory import inference_activation_bytes, kv_cache_bytes, tensor_bytes, weight_bytes
 from costmodel.ops import DEQUANT_FLOP_PER_WEIGHT, ELEMENTWISE_FLOP, Op, forward_ops
@@ -51,6 +52,9 @@ SMALL = ModelProfile(
     d_ff=1792,
     max_context=4096,
 )
+# The same layer with almost no work (d_model 64, head_dim 8): one token through it times the host's
+# dispatch of its kernels (the calibration of ``dispatch_s``).
+TINY = SMALL.model_copy(update={"name": "llama-tiny", "d_model": 64, "d_ff": 64, "vocab_size": 64})
 SMALL_MOE = SMALL.model_copy(
     update={
         "name": "moe-small",
@@ -84,7 +88,8 @@ class Point:
 def model_of(point: Point) -> ModelProfile:
     """The (possibly scaled-down) model profile of a layer/model point."""
     name = point.params["model"]
-    base = {"llama-small": SMALL, "moe-small": SMALL_MOE}.get(name) or costmodel.load_model(name)
+    known = {"llama-small": SMALL, "moe-small": SMALL_MOE, "llama-tiny": TINY}
+    base = known.get(name) or costmodel.load_model(name)
     layers = point.params.get("layers")
     return base.model_copy(update={"n_layers": layers}) if layers else base
 
@@ -274,6 +279,7 @@ def _kernel_ops(point: Point) -> list[Op]:
                 zero + ELEMENTWISE_FLOP["norm"] * T * d,
                 zero + (T * d + d) * s,
                 zero + T * d * s,
+                launches=norm_kernels(k),
             )
         ]
     if k == "mlp":
@@ -290,8 +296,17 @@ def _kernel_ops(point: Point) -> list[Op]:
                 zero + T * up * s,
                 weight_bytes=d * up * s,
                 counted=True,
+                launches=2.0 if gated else 1.0,
             ),
-            Op("mlp_act", "elementwise", 1, zero + act * T * f, zero + T * up * s, zero + T * f * s),
+            Op(
+                "mlp_act",
+                "elementwise",
+                1,
+                zero + act * T * f,
+                zero + T * up * s,
+                zero + T * f * s,
+                launches=activation_kernels(SMALL.activation, gated),
+            ),
             Op(
                 "mlp_down",
                 "matmul",
@@ -415,7 +430,8 @@ def _peak_memory(point: Point, model: ModelProfile) -> float:
 def calibration_points(device: str) -> list[Point]:
     """Micro-benchmarks only: large GEMMs per dtype (compute), a matrix-vector product over a weight much
     larger than the caches (the bandwidth at which weights stream through a matmul, decode's dominant
-    traffic), a large copy (for information), and the smallest matmul (the fixed cost of one operator)."""
+    traffic), a large copy (for information), the smallest matmul (the fixed cost of one operator), and one
+    token through a decoder layer with almost no work (``TINY``: the host's dispatch per eager kernel)."""
     if device.startswith("cuda"):
         dtypes, size, stream, copy_bytes = ("bf16", "fp16", "fp32"), 8192, 32768, 2**32
     else:
@@ -424,6 +440,8 @@ def calibration_points(device: str) -> list[Point]:
     pts.append(Point("gemm", "memory", {"M": 1, "N": stream, "K": stream, "dtype": dtypes[0]}, True))
     pts.append(Point("copy", "memory", {"bytes": copy_bytes, "dtype": "fp32"}, True))
     pts.append(Point("launch", "overhead", {"dtype": dtypes[0]}, True))
+    tiny = {"model": "llama-tiny", "B": 1, "new": 1, "dtype": dtypes[0]}
+    pts.append(Point("layer", "overhead", tiny, True))
     if device.startswith("cuda"):  # last: the newest kernel (torch._scaled_mm), unsupported on older GPUs
         pts.append(Point("gemm", "gemm", {"M": size, "N": size, "K": size, "dtype": "fp8"}, True))
     return pts

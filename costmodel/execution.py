@@ -1,0 +1,171 @@
+"""Execution modes: how the host issues a pass's kernels, and the kernels each operator launches in eager
+PyTorch.
+
+An operator of :mod:`costmodel.ops` is what a fused engine runs as (about) one kernel. Eager PyTorch runs
+many of them as several: an ``nn.RMSNorm`` is six elementwise kernels (``pow``, ``mean``, ``add``,
+``rsqrt`` and two ``mul``), a gated MLP's activation two (``silu``, ``mul``), each projection its own
+``mm``. Every kernel the Python interpreter issues passes through the PyTorch dispatcher, which costs
+microseconds of host time per operator whatever its size (PyTorch, "Accelerating PyTorch with CUDA
+Graphs", https://pytorch.org/blog/accelerating-pytorch-with-cuda-graphs/: "the CPU overheads of launching
+each kernel"; Zachary DeVito's dispatcher notes, http://blog.ezyang.com/2020/09/lets-talk-about-the-pytorch-dispatcher/).
+
+Modes (``Efficiency.execution_mode``):
+
+- ``"graphs"`` (the default): the pass is replayed as a captured CUDA graph or a compiled program. The
+  host launches it once (``Efficiency.step_overhead_s`` per pass) and pays nothing per kernel; each
+  operator costs its device time plus ``kernel_overhead_s``, the device-side fixed cost of its kernel.
+  This is what costmodel has always computed.
+- ``"eager"``: PyTorch eager. Each operator also pays ``dispatch_s`` for every kernel it launches
+  (``Op.launches``, counted by :func:`eager_launches`). On a CPU the same core dispatches and computes, so
+  the dispatch adds to the operator's time; on a GPU the host enqueues kernels asynchronously, so an
+  operator takes the longer of its device time and its dispatch (host-bound where its kernels are shorter
+  than their launches). The sum of those maxima bounds the pass from above: a host that runs ahead during a
+  long kernel can hide the launches of the short ones after it.
+
+The counts are those of the reference decoder in ``validation/kernels/decoder.py`` (``nn.Linear``,
+``nn.RMSNorm`` / ``nn.LayerNorm``, ``F.scaled_dot_product_attention``, a preallocated or concatenated KV
+cache, routed experts looped over in Python as Hugging Face's Mixtral does), checked against a
+``TorchDispatchMode`` count of the module in ``tests/test_execution.py``. Views (``view``, ``transpose``,
+``t``, ``slice``, ...) and allocations launch no kernel and are not counted; their host time rides in
+``dispatch_s``, which is measured per counted kernel. Not counted: rotary embeddings (the reference leaves
+them out; Hugging Face's ``apply_rotary_pos_emb`` adds about 7 kernels per layer for q and k), an explicit
+attention mask (3 kernels per pass, 3 more with a sliding window), and operators the reference does not run
+(SSM scans, linear attention, MLA's absorbed form, the sparse-attention indexer: one kernel each).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from functools import lru_cache
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from costmodel.ops import AttentionImpl, Op
+    from costmodel.specs import ModelProfile
+
+FloatArray = npt.NDArray[np.float64]
+ExecutionMode = Literal["graphs", "eager"]
+EXECUTION_MODES: tuple[ExecutionMode, ...] = ("graphs", "eager")
+
+NORM_KERNELS = {"rmsnorm": 6.0, "layernorm": 1.0}
+"""Kernels of one norm module: ``nn.RMSNorm`` decomposes into pow, mean, add (eps), rsqrt, mul, mul
+(weight); ``nn.LayerNorm`` is one ``native_layer_norm``."""
+ACTIVATION_KERNELS = {"silu": 1.0, "gelu": 1.0, "gelu_tanh": 1.0, "relu": 1.0, "relu2": 2.0}
+"""Kernels of one activation (squared ReLU: relu, then square)."""
+ATTENTION_KERNELS = {"flash": 1.0, "eager": 7.0}
+"""Kernels of the attention itself: one fused ``scaled_dot_product_attention``; or, unfused (Hugging Face's
+``eager_attention_forward``), repeat_kv for K and V, QK^T, scaling, mask add, softmax and AV."""
+CACHE_WRITE_KERNELS = 2.0
+"""Writing the new tokens' K and V into the cache (two ``copy_`` into a preallocated cache, or two ``cat``
+onto a growing one); MLA writes one latent."""
+ROUTER_KERNELS = 4.0
+"""Routing: the router GEMM, top-k, the softmax over the chosen experts, the zeroed output."""
+EXPERT_SCAN_KERNELS = 2.0
+"""Per expert of the layer, touched or not: which tokens chose it (``eq``, ``nonzero``)."""
+EXPERT_GATHER_KERNELS = 2.0
+"""Per touched expert: gathering its tokens and their routing weights (two ``index``)."""
+EXPERT_COMBINE_KERNELS = 2.0
+"""Per touched expert after its down projection: the weight multiply and the ``index_add_`` back."""
+SAMPLE_KERNELS = 1.0
+"""The greedy pick of the next token after the head (``argmax``), once per pass."""
+
+
+def norm_kernels(norm: str) -> float:
+    """Kernels of one norm module in eager PyTorch [-]."""
+    return NORM_KERNELS[norm]
+
+
+def activation_kernels(activation: str, gated: bool) -> float:
+    """Kernels of an MLP's activation in eager PyTorch, with the gate's multiply when gated [-]."""
+    return ACTIVATION_KERNELS[activation] + (1.0 if gated else 0.0)
+
+
+@lru_cache(maxsize=256)
+def _per_layer_counts(model: ModelProfile, attention_impl: AttentionImpl) -> dict[str, float]:
+    """Operator name -> kernels per occurrence, for the operators whose count does not depend on the
+    workload; remembered per model (a search asks for the same model's operators thousands of times)."""
+    from costmodel.ops import _OP_OF_TENSOR
+    from costmodel.params import tensors
+
+    norm = norm_kernels(model.norm)
+    gated = model.mlp == "gated"
+    act = activation_kernels(model.activation, gated)
+    linears: dict[tuple[str, str], float] = {}  # (component, op) -> nn.Linear / norm kernels per layer
+    for t in tensors(model):
+        op = _OP_OF_TENSOR.get(t.name.split(".")[0])
+        if op is None or t.kind not in ("matmul", "norm") or t.component == "norms":
+            continue
+        kernels = 1.0 if t.kind == "matmul" else norm
+        linears[(t.component, op)] = linears.get((t.component, op), 0.0) + kernels
+    up = 2.0 if gated else 1.0
+    counts: dict[str, float] = {
+        "embedding": 1.0 + (3.0 if model.position == "learned" else 0.0),  # + arange, gather, add
+        "norm": norm + 1.0,  # fused with the residual add before it (costmodel.ops)
+        "qkv_proj": linears.get(("attention", "qkv_proj"), 1.0),
+        "o_proj": linears.get(("attention", "o_proj"), 1.0),
+        "mlp_up": up,
+        "mlp_act": act,
+        "mlp_down": 1.0,
+        "lm_head": 1.0 + (norm if model.final_norm else 0.0) + SAMPLE_KERNELS,  # final norm, head, argmax
+    }
+    mla = model.mla is not None
+    counts["attention"] = (1.0 if mla else CACHE_WRITE_KERNELS) + ATTENTION_KERNELS[attention_impl]
+    if mla:  # the rope key broadcast to the heads and concatenated to the no-rope part
+        counts["attention"] = counts["attention"] + 1.0
+    return counts
+
+
+def eager_launches(
+    model: ModelProfile,
+    ops: Sequence[Op],
+    *,
+    tokens: npt.ArrayLike,
+    ep: int = 1,
+    attention_impl: AttentionImpl = "flash",
+) -> tuple[Op, ...]:
+    """``ops`` (of :func:`costmodel.ops.forward_ops` for ``model``) with ``launches`` set to the kernels each
+    occurrence launches in eager PyTorch (see the module docstring).
+
+    Parameters
+    ----------
+    model : ModelProfile
+    ops : the pass's operators.
+    tokens : tokens in the pass, B x new [tokens]; the routed experts a pass touches depend on it.
+    ep : expert-parallel degree: experts per device = n_experts / ep [-].
+    attention_impl : {"flash", "eager"}
+    """
+    counts: dict[str, float | FloatArray] = dict(_per_layer_counts(model, attention_impl))
+    if model.moe is not None:
+        moe, up = model.moe, 2.0 if model.mlp == "gated" else 1.0
+        act = activation_kernels(model.activation, model.mlp == "gated")
+        experts = moe.n_experts / ep
+        T = np.asarray(tokens, dtype=np.float64)
+        touched = experts * (1.0 - (1.0 - moe.top_k / moe.n_experts) ** T)  # costmodel.ops' expectation
+        counts |= {
+            "router": ROUTER_KERNELS,
+            "experts_up": EXPERT_SCAN_KERNELS * experts + touched * (EXPERT_GATHER_KERNELS + up),
+            "experts_act": touched * act,
+            "experts_down": touched * (1.0 + EXPERT_COMBINE_KERNELS),
+            "shared_up": moe.n_shared_experts * up,
+            "shared_act": moe.n_shared_experts * act,
+            "shared_down": moe.n_shared_experts * 2.0,  # the down projection and the add into the output
+        }
+    return tuple(replace(op, launches=counts.get(op.name, 1.0)) for op in ops)
+
+
+def host_terms(
+    compute_s: FloatArray,
+    memory_s: FloatArray,
+    host_s: FloatArray | float,
+    *,
+    same_core: bool,
+) -> tuple[FloatArray, FloatArray]:
+    """An operator's (compute, memory) times with its eager dispatch ``host_s`` [s]: added to both where the
+    host is the device (a CPU), else the device time floored at it (a GPU's asynchronous launches)."""
+    if same_core:
+        return np.asarray(compute_s + host_s), np.asarray(memory_s + host_s)
+    return np.asarray(np.maximum(compute_s, host_s)), np.asarray(memory_s)
