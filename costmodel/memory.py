@@ -26,10 +26,10 @@ import numpy.typing as npt
 
 from costmodel import checks
 from costmodel.dtypes import check_exact_bytes, get_dtype, map_dtypes, matrix_bytes, storage_bytes
-from costmodel.errors import CostmodelError
+from costmodel.errors import CostmodelError, UnknownNameError
 from costmodel.flops import Recompute
 from costmodel.params import Component, Tensor, param_count, tensors
-from costmodel.specs import NORMS_PER_LAYER, AttentionSpan, HardwareProfile, ModelProfile
+from costmodel.specs import NORMS_PER_LAYER, AttentionSpan, CheckpointFormat, HardwareProfile, ModelProfile
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -63,8 +63,10 @@ def tensor_bytes(
     n = t.numel // t.count
     compressible = t.kind == "matmul" and t.component in QUANTIZABLE
     dtype = weight_dtype if compressible or not get_dtype(weight_dtype).quantized else keep_dtype
-    if compressible and component_dtypes and t.component in component_dtypes:
-        dtype = component_dtypes[t.component]
+    if compressible and component_dtypes:
+        # "attention.o_proj": one projection of a component, before the component's own format
+        projection = f"{t.component}.{t.name.split('.')[0]}"
+        dtype = component_dtypes.get(projection, component_dtypes.get(t.component, dtype))
     if compressible and sparsity == "2:4":
         from costmodel.compression import nm_sparse_bytes
 
@@ -133,14 +135,29 @@ def expert_weight_bytes(
     )
 
 
-def checkpoint_bytes(model: ModelProfile) -> int:
-    """Bytes of the weights as the published checkpoint stores them (``model.checkpoint``) [bytes].
+RELEASE = "release"
+"""The name :func:`shipped_checkpoints` gives the checkpoint the profile itself describes."""
 
-    A profile without a ``checkpoint`` block is taken to ship in bf16 throughout.
+
+def shipped_checkpoints(model: ModelProfile) -> dict[str, CheckpointFormat]:
+    """Every published checkpoint of ``model`` by name: ``"release"`` (``model.checkpoint``, or bf16
+    throughout when the profile has none), then ``model.checkpoints`` (e.g. ``"fp8"``, ``"nvfp4"``)."""
+    release = model.checkpoint or CheckpointFormat(source=model.source)
+    return {RELEASE: release} | {str(c.name): c for c in model.checkpoints}
+
+
+def checkpoint_bytes(model: ModelProfile, name: str = RELEASE) -> int:
+    """Bytes of the weights as the published checkpoint ``name`` stores them [bytes]: every tensor the
+    profile counts, each component's matmul weights in the checkpoint's format with every scale, the rest
+    in its ``weight_dtype`` (:func:`shipped_checkpoints`; the default, the release the profile describes).
+
+    What a checkpoint holds beyond the model that serves tokens (a multi-token-prediction module, a
+    vision encoder) is not counted.
     """
-    fmt = model.checkpoint
-    if fmt is None:
-        return weight_bytes(model, weight_dtype="bf16")
+    formats = shipped_checkpoints(model)
+    if name not in formats:
+        raise UnknownNameError(f"checkpoint of {model.name}", name, list(formats))
+    fmt = formats[name]
     return weight_bytes(model, weight_dtype=fmt.weight_dtype, component_dtypes=fmt.component_dtypes)
 
 
