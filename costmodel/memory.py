@@ -123,13 +123,25 @@ def weight_bytes(
 
 
 def expert_weight_bytes(
-    model: ModelProfile, *, weight_dtype: str = "bf16", sparsity: Sparsity = "none", keep_dtype: str = "bf16"
+    model: ModelProfile,
+    *,
+    weight_dtype: str = "bf16",
+    sparsity: Sparsity = "none",
+    keep_dtype: str = "bf16",
+    component_dtypes: Mapping[str, str] | None = None,
 ) -> int:
     """Bytes of the routed experts' weights, all MoE layers [bytes] (0 for a dense model): the part of
     :func:`weight_bytes` that MoE tensor and expert parallelism split over every device of the MoE layer
     (:class:`costmodel.specs.Deployment`); shared experts and the router are not in it."""
     return sum(
-        tensor_bytes(t, weight_dtype=weight_dtype, keep_dtype=keep_dtype, sparsity=sparsity) * t.count
+        tensor_bytes(
+            t,
+            weight_dtype=weight_dtype,
+            keep_dtype=keep_dtype,
+            sparsity=sparsity,
+            component_dtypes=component_dtypes,
+        )
+        * t.count
         for t in tensors(model)
         if t.component == "experts"
     )
@@ -146,6 +158,16 @@ def shipped_checkpoints(model: ModelProfile) -> dict[str, CheckpointFormat]:
     return {RELEASE: release} | {str(c.name): c for c in model.checkpoints}
 
 
+def checkpoint_formats(model: ModelProfile, name: str = RELEASE) -> tuple[str, dict[str, str]]:
+    """(weight_dtype, component_dtypes) that store ``model``'s weights as its published checkpoint
+    ``name`` does (:func:`shipped_checkpoints`), for :func:`weight_bytes`, :func:`replica_memory`,
+    :func:`fit` and :func:`costmodel.estimate.size`."""
+    formats = shipped_checkpoints(model)
+    if name not in formats:
+        raise UnknownNameError(f"checkpoint of {model.name}", name, list(formats))
+    return formats[name].weight_dtype, formats[name].component_dtypes
+
+
 def checkpoint_bytes(model: ModelProfile, name: str = RELEASE) -> int:
     """Bytes of the weights as the published checkpoint ``name`` stores them [bytes]: every tensor the
     profile counts, each component's matmul weights in the checkpoint's format with every scale, the rest
@@ -154,11 +176,8 @@ def checkpoint_bytes(model: ModelProfile, name: str = RELEASE) -> int:
     What a checkpoint holds beyond the model that serves tokens (a multi-token-prediction module, a
     vision encoder) is not counted.
     """
-    formats = shipped_checkpoints(model)
-    if name not in formats:
-        raise UnknownNameError(f"checkpoint of {model.name}", name, list(formats))
-    fmt = formats[name]
-    return weight_bytes(model, weight_dtype=fmt.weight_dtype, component_dtypes=fmt.component_dtypes)
+    weight_dtype, component_dtypes = checkpoint_formats(model, name)
+    return weight_bytes(model, weight_dtype=weight_dtype, component_dtypes=component_dtypes)
 
 
 def kv_elements_per_token(model: ModelProfile, span: AttentionSpan = "sliding") -> int:
@@ -561,6 +580,7 @@ def replica_memory(
     activation_dtype: str = "bf16",
     sparsity: Sparsity = "none",
     prefill_tokens: npt.ArrayLike = 8192,
+    component_dtypes: Mapping[str, str] | None = None,
 ) -> ReplicaMemory:
     """Per-device memory of a tensor- (``tp``) and pipeline- (``pp``) parallel replica.
 
@@ -576,12 +596,17 @@ def replica_memory(
     replicated on every rank; the routed experts are split moe_tp x moe_ep = tp x attention_dp ways
     (:func:`expert_weight_bytes`); the KV cache figures are those of one rank, for its own sequences
     (:func:`fit` gives each rank ceil(batch / attention_dp) of them).
+
+    ``component_dtypes`` stores some components' matmul weights in their own formats, as a published
+    checkpoint does (:func:`checkpoint_formats`; :func:`weight_bytes`).
     """
     for name, value in (("tp", tp), ("pp", pp), ("attention_dp", attention_dp)):
         if not (isinstance(value, int | np.integer) and value >= 1):
             raise CostmodelError(f"{name} must be an integer >= 1, got {value!r}")
-    total = weight_bytes(model, weight_dtype=weight_dtype, sparsity=sparsity)
-    experts = expert_weight_bytes(model, weight_dtype=weight_dtype, sparsity=sparsity)
+    total, experts = (
+        f(model, weight_dtype=weight_dtype, sparsity=sparsity, component_dtypes=component_dtypes)
+        for f in (weight_bytes, expert_weight_bytes)
+    )
     weights = (total - experts) / (tp * pp) + experts / (tp * attention_dp * pp)
     acts = (
         inference_activation_bytes(
@@ -663,6 +688,7 @@ def fit(
     usable_fraction: float = 0.9,
     prefill_chunk_tokens: int = 8192,
     attention_dp: int = 1,
+    component_dtypes: Mapping[str, str] | None = None,
 ) -> FitReport:
     """Whether ``batch_size`` sequences of ``context_len`` tokens fit on each device of a ``tp x pp``
     replica, and the largest batch / context that would.
@@ -686,6 +712,9 @@ def fit(
         context, allocator fragmentation and workspaces; vLLM's default ``gpu_memory_utilization`` is 0.9).
     prefill_chunk_tokens : int
         Longest prefill chunk [tokens] (chunked prefill; vLLM's ``max_num_batched_tokens``).
+    component_dtypes : mapping, optional
+        Formats of some components' matmul weights where they differ from ``weight_dtype``, e.g. a
+        published checkpoint's (:func:`checkpoint_formats`).
 
     Layout: :func:`replica_memory` (weights over tp x pp, KV heads over min(tp, n_kv_heads) and
     replicated beyond, layers over pp). Activations are those of prefilling one chunk of
@@ -716,6 +745,7 @@ def fit(
         activation_dtype=activation_dtype,
         sparsity=sparsity,
         prefill_tokens=np.minimum(P, prefill_chunk_tokens),
+        component_dtypes=component_dtypes,
     )
     window = model.sliding_window
     cached = S if window is None else np.minimum(S, window)

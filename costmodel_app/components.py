@@ -18,7 +18,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from pydantic import ValidationError
-from scenario import DEFAULT, MAX_USD_PER_HOUR, MODEL_SOURCES, WIDGET_FIELDS, Scenario, activation_dtypes
+from scenario import (
+    DEFAULT,
+    MAX_USD_PER_HOUR,
+    MODEL_SOURCES,
+    WIDGET_FIELDS,
+    Scenario,
+    activation_dtypes,
+    weight_dtypes,
+)
 
 import costmodel as cm
 from costmodel.errors import CostmodelError, describe_validation_error
@@ -282,7 +290,7 @@ def scenario_sidebar() -> None:
         st.caption(
             f"{gpus:,} GPU{'s' if gpus > 1 else ''}: TP {tp_degree} × PP {stages} × {copies:,} replica(s)"
         )
-        select("Weight format", "weight_dtype", list(cm.DTYPES))
+        select("Weight format", "weight_dtype", weight_dtypes())
         select("Activation / compute format", "activation_dtype", activation_dtypes())
         select("KV-cache format", "kv_dtype", list(cm.DTYPES))
         integer("Batch size", "batch_size", help="Concurrent sequences.")

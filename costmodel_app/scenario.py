@@ -40,6 +40,20 @@ def draft_options() -> list[str]:
     return [*DRAFT_RECIPES, *cm.list_models()]
 
 
+GROUP_SIZES: tuple[int, ...] = (32, 64, 128)
+"""Group sizes offered for the formats whose group size is a parameter (``int4_g32``, ...)."""
+
+
+def weight_dtypes() -> list[str]:
+    """Weight formats: the table's, then each variable-group format at the group sizes of
+    :data:`GROUP_SIZES` other than its default (``int4_sym_g32``: Kimi-K2.5's experts as shipped)."""
+    names = list(cm.DTYPES)
+    for name, d in cm.DTYPES.items():
+        if d.variable_group:
+            names += [f"{name}_g{g}" for g in GROUP_SIZES if g != d.group_size]
+    return names
+
+
 def activation_dtypes() -> list[str]:
     """Compute dtypes a Workload accepts for activations (8 bits or wider)."""
     return [name for name, d in cm.DTYPES.items() if d.bits >= 8]
@@ -147,7 +161,14 @@ class Scenario(BaseModel):
                 raise UnknownNameError("hardware", name, cm.list_hardware())
         return list(dict.fromkeys(v))  # keep the order, drop repeats
 
-    @field_validator("weight_dtype", "kv_dtype")
+    @field_validator("weight_dtype")
+    @classmethod
+    def _known_weight_dtype(cls, v: str) -> str:
+        if v not in weight_dtypes():
+            raise UnknownNameError("weight dtype", v, weight_dtypes())
+        return v
+
+    @field_validator("kv_dtype")
     @classmethod
     def _known_dtype(cls, v: str) -> str:
         if v not in cm.DTYPES:

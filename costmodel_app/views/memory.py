@@ -6,6 +6,7 @@ import components as ui
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import published
 import streamlit as st
 
 import costmodel as cm
@@ -183,6 +184,30 @@ with right:
     )
     fig.update_layout(xaxis=dict(type="log", title="context [tokens]"), yaxis=dict(type="log", title="batch"))
     ui.chart(fig, limits, "max-batch-by-context")
+
+# ---------------------------------------------------------------------------- published figures
+st.header("Published checkpoints and deployments")
+st.caption(
+    "costmodel's figures for published checkpoints and for the weights each GPU of a real deployment "
+    "loads, next to the published figure and its source (costmodel_app/published.py; the same tables "
+    "are in docs/models.md). These do not depend on the scenario above."
+)
+link = {"source": st.column_config.LinkColumn("Source")}
+st.subheader("Checkpoint sizes")
+st.caption(
+    "Published: the safetensors index's total_size (every stored tensor, headers excluded). costmodel: "
+    "costmodel.memory.checkpoint_bytes(model, checkpoint), every scale counted, plus what the repository "
+    "stores beyond the model that serves tokens (DeepSeek-V3's multi-token-prediction module)."
+)
+ui.dataframe(published.checkpoint_table(), **link)
+st.subheader("Weights per GPU of real deployments")
+st.caption(
+    "Published: what the engine logged for one device. costmodel: costmodel.memory.replica_memory(...)"
+    ".weight_bytes for the same checkpoint and tensor-parallel split."
+)
+ui.dataframe(published.deployment_table(), **link)
+with st.expander("Every built-in model's published checkpoints and their formats"):
+    ui.dataframe(published.shipped_table(), **link)
 
 # ---------------------------------------------------------------------------- training: inputs
 st.header("Training memory")
