@@ -82,8 +82,21 @@ class Scenario(BaseModel):
         1,
         ge=1,
         le=65536,
-        description="Copies of the model serving in parallel; GPUs = tp x pp x replicas [-].",
+        description="Copies of the model serving in parallel; GPUs = tp x attention_dp x pp x replicas [-].",
     )
+    attention_dp: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="Attention data-parallel ranks of a replica (MoE models; costmodel.Deployment) [-].",
+    )
+    moe_tp: int = Field(
+        0,
+        ge=0,
+        le=1024,
+        description="Tensor-parallel degree of each routed expert [-]; 0: tp x attention_dp / moe_ep.",
+    )
+    moe_ep: int = Field(1, ge=1, le=1024, description="Expert-parallel degree of the routed experts [-].")
     weight_dtype: str = Field("bf16", description="Weight storage format.")
     activation_dtype: str = Field("bf16", description="Activation / compute format.")
     kv_dtype: str = Field("bf16", description="KV-cache storage format.")
@@ -135,8 +148,8 @@ class Scenario(BaseModel):
         return data
 
     @field_validator(
-        "tp", "pp", "replicas", "batch_size", "prompt_len", "output_len", "lora_rank", "train_micro_batch",
-        "train_seq_len", "k_max", "zero_stage", mode="before",
+        "tp", "pp", "replicas", "attention_dp", "moe_tp", "moe_ep", "batch_size", "prompt_len", "output_len",
+        "lora_rank", "train_micro_batch", "train_seq_len", "k_max", "zero_stage", mode="before",
     )  # fmt: skip
     @classmethod
     def _not_a_flag(cls, v: Any) -> Any:
@@ -165,7 +178,7 @@ class Scenario(BaseModel):
     @classmethod
     def _known_weight_dtype(cls, v: str) -> str:
         if v not in weight_dtypes():
-            raise UnknownNameError("weight dtype", v, weight_dtypes())
+            raise UnknownNameError("dtype", v, weight_dtypes())
         return v
 
     @field_validator("kv_dtype")
@@ -200,13 +213,27 @@ class Scenario(BaseModel):
         return hardware
 
     @property
+    def gpus_per_replica(self) -> int:
+        """GPUs of one replica: tp x attention_dp x pp [-]."""
+        return self.tp * self.attention_dp * self.pp
+
+    @property
     def n_gpus(self) -> int:
-        """GPUs in the deployment: tp x pp per replica, times the replicas [-]."""
-        return self.tp * self.pp * self.replicas
+        """GPUs in the deployment: tp x attention_dp x pp per replica, times the replicas [-]."""
+        return self.gpus_per_replica * self.replicas
 
     def deployment(self) -> cm.Deployment:
-        """``replicas`` copies of one replica on tp x pp GPUs: every choice of the three is a deployment."""
-        return cm.Deployment(tp=self.tp, pp=self.pp, replicas=self.replicas)
+        """``replicas`` copies of one replica on tp x attention_dp x pp GPUs. Raises
+        :class:`~costmodel.errors.CostmodelError` naming the fields when the MoE split is not one
+        (moe_tp x moe_ep must equal tp x attention_dp)."""
+        return cm.Deployment(
+            tp=self.tp,
+            pp=self.pp,
+            replicas=self.replicas,
+            attention_dp=self.attention_dp,
+            moe_tp=self.moe_tp or None,
+            moe_ep=self.moe_ep if self.moe_ep > 1 else None,
+        )
 
     def workload(self, **changes: Any) -> cm.Workload:
         """The serving workload; ``changes`` replace batch_size, prompt_len or output_len (arrays too)."""

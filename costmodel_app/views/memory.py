@@ -24,7 +24,7 @@ except ui.BAD_INPUT as e:
     ui.show_error(e)
     st.stop()
 st.caption(ui.describe(sc, model.name))
-gpus = sc.tp * sc.pp  # one replica
+gpus = sc.gpus_per_replica  # one replica
 context = sc.prompt_len + sc.output_len
 
 
@@ -38,6 +38,7 @@ def device_fit(hw: cm.HardwareProfile, batch_size: int, context_len: object) -> 
         prompt_len=np.minimum(sc.prompt_len, context_len),
         tp=sc.tp,
         pp=sc.pp,
+        attention_dp=sc.attention_dp,
         weight_dtype=sc.weight_dtype,
         kv_dtype=sc.kv_dtype,
         activation_dtype=sc.activation_dtype,
@@ -85,7 +86,8 @@ limits = pd.concat(
 )
 
 # ---------------------------------------------------------------------------- render: serving
-where = f"{gpus} × {primary.name}" + (f" (TP {sc.tp}, PP {sc.pp})" if gpus > 1 else "")
+adp = f", attention DP {sc.attention_dp}" if sc.attention_dp > 1 else ""
+where = f"{gpus} × {primary.name}" + (f" (TP {sc.tp}{adp}, PP {sc.pp})" if gpus > 1 else "")
 need, usable = ui.gb(float(f.memory_bytes_per_gpu)), ui.gb(f.capacity_bytes_per_gpu)
 if bool(f.fits):
     st.success(f"Fits on {where}: {need} of {usable} usable per GPU.")
@@ -137,7 +139,9 @@ with cols[3]:
     )
 st.caption(
     "Per GPU of one replica: weights over TP × PP, KV heads over min(TP, KV heads) and replicated beyond, "
-    "layers over PP; activations of one prefill chunk of the prompt (at most 8,192 tokens) over TP."
+    "layers over PP; activations of one prefill chunk of the prompt (at most 8,192 tokens) over TP. With "
+    "attention DP, the routed experts spread over TP × attention DP GPUs and each rank holds the KV cache "
+    "of its share of the batch."
 )
 
 left, right = st.columns(2)
