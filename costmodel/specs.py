@@ -392,8 +392,10 @@ class ModelProfile(Spec):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         names = [c.name for c in self.checkpoints]
-        if None in names or len(set(names)) != len(names):
-            raise ValueError(f"checkpoints: each needs its own name, got {names}")
+        if None in names or "release" in names or len(set(names)) != len(names):
+            raise ValueError(
+                f"checkpoints: each needs its own name other than 'release' (the profile's own), got {names}"
+            )
         if self.ssm is not None:
             if self.moe is not None or self.mla is not None:
                 raise ValueError(
