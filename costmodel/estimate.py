@@ -15,7 +15,15 @@ import numpy.typing as npt
 from costmodel import checks
 from costmodel.errors import CostmodelError
 from costmodel.flops import Recompute, forward_flop
-from costmodel.memory import Sparsity, fit, kv_bytes_per_token, kv_cache_bytes, training_memory, weight_bytes
+from costmodel.memory import (
+    Sparsity,
+    checkpoint_formats,
+    fit,
+    kv_bytes_per_token,
+    kv_cache_bytes,
+    training_memory,
+    weight_bytes,
+)
 from costmodel.ops import AttentionImpl, Op, forward_ops
 from costmodel.params import param_count
 from costmodel.registry import load_hardware, load_model
@@ -72,6 +80,9 @@ class SizingReport:
     decode_flop_per_token: float
     attention_dp: int = 1
     """Attention data-parallel ranks of the replica; ``batch_size`` is spread over them [-]."""
+    checkpoint: str | None = None
+    """The published checkpoint whose storage formats the weights follow (``weight_dtype`` is then the
+    format of its components without one of their own); None: ``weight_dtype`` throughout."""
 
     def to_dict(self) -> dict[str, object]:
         """Plain types only, for JSON."""
@@ -91,6 +102,7 @@ def size(
     sparsity: Sparsity = "none",
     deployment: Deployment | None = None,
     usable_fraction: float = 0.9,
+    checkpoint: str | None = None,
 ) -> SizingReport:
     """Memory and FLOPs of one serving workload on one replica of ``deployment`` (default one GPU).
 
@@ -99,6 +111,11 @@ def size(
     Decoding ``output_len`` tokens one at a time attends to exactly the keys a causal pass over them
     would, so the decode FLOPs are one causal forward of ``output_len`` new tokens on top of ``prompt_len``
     past ones.
+
+    ``checkpoint`` names one of the model's published checkpoints
+    (:func:`costmodel.memory.shipped_checkpoints`: ``"release"``, ``"fp8"``, ``"nvfp4"``, ...): the
+    weights are then stored as it stores them, each component in its own format, and ``weight_dtype``
+    must be left at its default or equal the checkpoint's ``weight_dtype``.
     """
     for field, value in (("batch_size", batch_size), ("prompt_len", prompt_len), ("output_len", output_len)):
         if value < (0 if field == "output_len" else 1):
@@ -108,6 +125,15 @@ def size(
     dep.check(m)
     check_context(m, prompt_len, output_len)
     context = prompt_len + output_len
+    component_dtypes: dict[str, str] = {}
+    if checkpoint is not None:
+        stored, component_dtypes = checkpoint_formats(m, checkpoint)
+        if weight_dtype not in ("bf16", stored):
+            raise CostmodelError(
+                f"weight_dtype {weight_dtype!r} contradicts checkpoint {checkpoint!r} (which stores its "
+                f"other weights in {stored}); give one or the other"
+            )
+        weight_dtype = stored
     f = fit(
         m,
         hw,
@@ -122,6 +148,7 @@ def size(
         sparsity=sparsity,
         usable_fraction=usable_fraction,
         attention_dp=dep.attention_dp,
+        component_dtypes=component_dtypes,
     )
     p = param_count(m)
     prefill = forward_flop(m, batch_size=batch_size, new_tokens=prompt_len, logits="last").total
@@ -142,7 +169,9 @@ def size(
         sparsity=sparsity,
         params_total=p.total,
         params_active=p.active,
-        weight_bytes=weight_bytes(m, weight_dtype=weight_dtype, sparsity=sparsity),
+        weight_bytes=weight_bytes(
+            m, weight_dtype=weight_dtype, sparsity=sparsity, component_dtypes=component_dtypes
+        ),
         kv_bytes_per_token=kv_bytes_per_token(m, kv_dtype=kv_dtype),
         kv_cache_bytes=int(kv_cache_bytes(m, batch_size=batch_size, context_len=context, kv_dtype=kv_dtype)),
         weight_bytes_per_gpu=f.weight_bytes_per_gpu,
@@ -156,6 +185,7 @@ def size(
         prefill_flop=float(prefill),
         decode_flop_per_token=per_token,
         attention_dp=dep.attention_dp,
+        checkpoint=checkpoint,
     )
 
 

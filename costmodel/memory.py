@@ -26,10 +26,10 @@ import numpy.typing as npt
 
 from costmodel import checks
 from costmodel.dtypes import check_exact_bytes, get_dtype, map_dtypes, matrix_bytes, storage_bytes
-from costmodel.errors import CostmodelError
+from costmodel.errors import CostmodelError, UnknownNameError
 from costmodel.flops import Recompute
 from costmodel.params import Component, Tensor, param_count, tensors
-from costmodel.specs import NORMS_PER_LAYER, AttentionSpan, HardwareProfile, ModelProfile
+from costmodel.specs import NORMS_PER_LAYER, AttentionSpan, CheckpointFormat, HardwareProfile, ModelProfile
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -63,8 +63,10 @@ def tensor_bytes(
     n = t.numel // t.count
     compressible = t.kind == "matmul" and t.component in QUANTIZABLE
     dtype = weight_dtype if compressible or not get_dtype(weight_dtype).quantized else keep_dtype
-    if compressible and component_dtypes and t.component in component_dtypes:
-        dtype = component_dtypes[t.component]
+    if compressible and component_dtypes:
+        # "attention.o_proj": one projection of a component, before the component's own format
+        projection = f"{t.component}.{t.name.split('.')[0]}"
+        dtype = component_dtypes.get(projection, component_dtypes.get(t.component, dtype))
     if compressible and sparsity == "2:4":
         from costmodel.compression import nm_sparse_bytes
 
@@ -145,15 +147,37 @@ def expert_weight_bytes(
     )
 
 
-def checkpoint_bytes(model: ModelProfile) -> int:
-    """Bytes of the weights as the published checkpoint stores them (``model.checkpoint``) [bytes].
+RELEASE = "release"
+"""The name :func:`shipped_checkpoints` gives the checkpoint the profile itself describes."""
 
-    A profile without a ``checkpoint`` block is taken to ship in bf16 throughout.
+
+def shipped_checkpoints(model: ModelProfile) -> dict[str, CheckpointFormat]:
+    """Every published checkpoint of ``model`` by name: ``"release"`` (``model.checkpoint``, or bf16
+    throughout when the profile has none), then ``model.checkpoints`` (e.g. ``"fp8"``, ``"nvfp4"``)."""
+    release = model.checkpoint or CheckpointFormat(source=model.source)
+    return {RELEASE: release} | {str(c.name): c for c in model.checkpoints}
+
+
+def checkpoint_formats(model: ModelProfile, name: str = RELEASE) -> tuple[str, dict[str, str]]:
+    """(weight_dtype, component_dtypes) that store ``model``'s weights as its published checkpoint
+    ``name`` does (:func:`shipped_checkpoints`), for :func:`weight_bytes`, :func:`replica_memory`,
+    :func:`fit` and :func:`costmodel.estimate.size`."""
+    formats = shipped_checkpoints(model)
+    if name not in formats:
+        raise UnknownNameError(f"checkpoint of {model.name}", name, list(formats))
+    return formats[name].weight_dtype, formats[name].component_dtypes
+
+
+def checkpoint_bytes(model: ModelProfile, name: str = RELEASE) -> int:
+    """Bytes of the weights as the published checkpoint ``name`` stores them [bytes]: every tensor the
+    profile counts, each component's matmul weights in the checkpoint's format with every scale, the rest
+    in its ``weight_dtype`` (:func:`shipped_checkpoints`; the default, the release the profile describes).
+
+    What a checkpoint holds beyond the model that serves tokens (a multi-token-prediction module, a
+    vision encoder) is not counted.
     """
-    fmt = model.checkpoint
-    if fmt is None:
-        return weight_bytes(model, weight_dtype="bf16")
-    return weight_bytes(model, weight_dtype=fmt.weight_dtype, component_dtypes=fmt.component_dtypes)
+    weight_dtype, component_dtypes = checkpoint_formats(model, name)
+    return weight_bytes(model, weight_dtype=weight_dtype, component_dtypes=component_dtypes)
 
 
 def kv_elements_per_token(model: ModelProfile, span: AttentionSpan = "sliding") -> int:
@@ -557,6 +581,7 @@ def replica_memory(
     sparsity: Sparsity = "none",
     prefill_tokens: npt.ArrayLike = 8192,
     expert_dtype: str | None = None,
+    component_dtypes: Mapping[str, str] | None = None,
 ) -> ReplicaMemory:
     """Per-device memory of a tensor- (``tp``) and pipeline- (``pp``) parallel replica.
 
@@ -572,12 +597,16 @@ def replica_memory(
     replicated on every rank; the routed experts are split moe_tp x moe_ep = tp x attention_dp ways
     (:func:`expert_weight_bytes`); the KV cache figures are those of one rank, for its own sequences
     (:func:`fit` gives each rank ceil(batch / attention_dp) of them).
+
+    ``component_dtypes`` stores some components' matmul weights in their own formats, as a published
+    checkpoint does (:func:`checkpoint_formats`; :func:`weight_bytes`).
     """
     for name, value in (("tp", tp), ("pp", pp), ("attention_dp", attention_dp)):
         if not (isinstance(value, int | np.integer) and value >= 1):
             raise CostmodelError(f"{name} must be an integer >= 1, got {value!r}")
-    # the routed experts in their own format where it differs (expert_dtype: gpt-oss's MXFP4 experts)
-    own = {"experts": expert_dtype} if expert_dtype else None
+    # the routed experts in their own format where it differs (expert_dtype: gpt-oss's MXFP4 experts),
+    # and any other component in a published checkpoint's format (component_dtypes)
+    own = {**(component_dtypes or {}), **({"experts": expert_dtype} if expert_dtype else {})} or None
     total = weight_bytes(model, weight_dtype=weight_dtype, sparsity=sparsity, component_dtypes=own)
     experts = expert_weight_bytes(model, weight_dtype=weight_dtype, sparsity=sparsity, component_dtypes=own)
     weights = (total - experts) / (tp * pp) + experts / (tp * attention_dp * pp)
@@ -662,6 +691,7 @@ def fit(
     prefill_chunk_tokens: int = 8192,
     attention_dp: int = 1,
     expert_dtype: str | None = None,
+    component_dtypes: Mapping[str, str] | None = None,
 ) -> FitReport:
     """Whether ``batch_size`` sequences of ``context_len`` tokens fit on each device of a ``tp x pp``
     replica, and the largest batch / context that would.
@@ -687,6 +717,9 @@ def fit(
         Longest prefill chunk [tokens] (chunked prefill; vLLM's ``max_num_batched_tokens``).
     expert_dtype : str, optional
         Format of the routed experts' weights where it differs from ``weight_dtype`` [-].
+    component_dtypes : mapping, optional
+        Formats of some components' matmul weights where they differ from ``weight_dtype``, e.g. a
+        published checkpoint's (:func:`checkpoint_formats`).
 
     Layout: :func:`replica_memory` (weights over tp x pp, KV heads over min(tp, n_kv_heads) and
     replicated beyond, layers over pp). Activations are those of prefilling one chunk of
@@ -718,6 +751,7 @@ def fit(
         sparsity=sparsity,
         prefill_tokens=np.minimum(P, prefill_chunk_tokens),
         expert_dtype=expert_dtype,
+        component_dtypes=component_dtypes,
     )
     window = model.sliding_window
     cached = S if window is None else np.minimum(S, window)

@@ -218,10 +218,21 @@ class CheckpointFormat(Spec):
     (gpt-oss: MXFP4 routed experts, bf16 everything else). A component's format applies to its matmul
     weights; its biases and norms stay in ``weight_dtype``."""
 
+    name: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9_.-]*$",
+        description="Short name of the release among the model's ``checkpoints`` (e.g. 'fp8', 'nvfp4'); "
+        "None for the release the profile describes.",
+    )
     weight_dtype: str = Field(
         "bf16", description="Format of every tensor whose component has no format of its own (a dtype name)."
     )
     attention: str | None = Field(None, description="Format of the attention projections' weights.")
+    attention_out: str | None = Field(
+        None,
+        description="Format of the attention output projection (o_proj) where it differs from the other "
+        "attention projections' (NVIDIA's NVFP4 DeepSeek checkpoints quantize o_proj only).",
+    )
     mlp: str | None = Field(None, description="Format of the dense MLPs' weights.")
     experts: str | None = Field(None, description="Format of the routed experts' weights.")
     shared_experts: str | None = Field(None, description="Format of the shared experts' weights.")
@@ -229,9 +240,28 @@ class CheckpointFormat(Spec):
 
     @property
     def component_dtypes(self) -> dict[str, str]:
-        """Component -> format, for the components that have their own."""
-        names = ("attention", "mlp", "experts", "shared_experts")
-        return {c: getattr(self, c) for c in names if getattr(self, c) is not None}
+        """Component -> format, for the components that have their own (``attention.o_proj``: the
+        attention output projection's, see :func:`costmodel.memory.tensor_bytes`)."""
+        names = {"attention": "attention", "attention.o_proj": "attention_out", "mlp": "mlp"}
+        names |= {"experts": "experts", "shared_experts": "shared_experts"}
+        return {c: getattr(self, f) for c, f in names.items() if getattr(self, f) is not None}
+
+    @property
+    def workload_dtypes(self) -> tuple[str, str]:
+        """(weight_dtype, activation_dtype) of a :class:`Workload` that runs this checkpoint: the format of
+        its largest quantized component (the routed experts, else the dense MLPs, else attention), with
+        fp8 activations where that format's kernels take fp8 (fp8 scales; nvfp4 runs as the public
+        measurements map it until fp4 activations are modelled) and the 16-bit ones where it is
+        weight-only (int4, mxfp4 on devices without fp4 tensor cores). A Workload has one weight format:
+        a checkpoint that mixes formats (gpt-oss: bf16 attention) runs its minority components in the
+        majority's; :func:`costmodel.memory.checkpoint_bytes` sizes them exactly."""
+        from costmodel.dtypes import get_dtype
+
+        parts = self.component_dtypes
+        order = ("experts", "mlp", "attention", "shared_experts")
+        weight = next((parts[c] for c in order if c in parts), self.weight_dtype)
+        compute = get_dtype(weight).compute_dtype
+        return weight, "fp8" if compute == "fp8" or weight == "nvfp4" else "bf16"
 
     @model_validator(mode="after")
     def _known_dtypes(self) -> Self:
@@ -334,6 +364,12 @@ class ModelProfile(Spec):
     checkpoint: CheckpointFormat | None = Field(
         None, description="Storage formats of the published checkpoint; None: one dtype throughout."
     )
+    checkpoints: tuple[CheckpointFormat, ...] = Field(
+        (),
+        description="Other published checkpoints of the same weights' shapes (e.g. Qwen's FP8 release, "
+        "NVIDIA's NVFP4 one), each named and with how it stores its weights "
+        "(:func:`costmodel.memory.shipped_checkpoints` lists them after the release itself).",
+    )
     moe: MoESpec | None = Field(None, description="Mixture-of-experts settings; None for dense models.")
     mla: MLASpec | None = Field(None, description="Multi-head latent attention settings; None otherwise.")
     sparse_attention: SparseAttentionSpec | None = Field(
@@ -355,6 +391,11 @@ class ModelProfile(Spec):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        names = [c.name for c in self.checkpoints]
+        if None in names or "release" in names or len(set(names)) != len(names):
+            raise ValueError(
+                f"checkpoints: each needs its own name other than 'release' (the profile's own), got {names}"
+            )
         if self.ssm is not None:
             if self.moe is not None or self.mla is not None:
                 raise ValueError(

@@ -18,7 +18,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from pydantic import ValidationError
-from scenario import DEFAULT, MAX_USD_PER_HOUR, MODEL_SOURCES, WIDGET_FIELDS, Scenario, activation_dtypes
+from scenario import (
+    DEFAULT,
+    MAX_USD_PER_HOUR,
+    MODEL_SOURCES,
+    WIDGET_FIELDS,
+    Scenario,
+    activation_dtypes,
+    weight_dtypes,
+)
 
 import costmodel as cm
 from costmodel.errors import CostmodelError, describe_validation_error
@@ -114,15 +122,45 @@ def _model(sc: Scenario) -> cm.ModelProfile:
 
 def deployment(sc: Scenario, model: cm.ModelProfile) -> cm.Deployment:
     """The scenario's deployment, checked against the model: a split the model cannot take is a ValueError
-    naming the field and the TP degrees that do work."""
-    dep = sc.deployment()
+    naming the field and the TP degrees (or MoE splits) that do work."""
+    try:
+        dep = sc.deployment()
+    except ValueError as e:  # the MoE split does not multiply out (costmodel's own error)
+        reason = re.sub(r"^invalid Deployment: \(profile\): ", "", str(e))
+        raise ValueError(f"{reason}{_moe_hint(sc, model)}") from None
     try:
         dep.check(model)
     except ValueError as e:
         works = [tp for tp in range(1, 129) if _splits(model, tp)]
-        hint = f"; TP that works for {model.name}: {', '.join(map(str, works))}" if sc.tp not in works else ""
+        if sc.tp not in works:
+            hint = f"; TP that works for {model.name}: {', '.join(map(str, works))}"
+        elif model.moe is not None and sc.attention_dp == 1 and sc.moe_tp == 0 and sc.moe_ep == 1:
+            hint = ""
+        else:
+            hint = _moe_hint(sc, model)
         raise ValueError(f"{e}{hint}") from None
     return dep
+
+
+def _moe_hint(sc: Scenario, model: cm.ModelProfile) -> str:
+    """The expert-parallel degrees that split ``model``'s experts over the scenario's MoE GPUs."""
+    gpus = sc.tp * sc.attention_dp
+    if model.moe is None:
+        return ""
+    works = []
+    for ep in range(1, gpus + 1):
+        if gpus % ep:
+            continue
+        try:
+            split = cm.Deployment(tp=sc.tp, attention_dp=sc.attention_dp, moe_tp=gpus // ep, moe_ep=ep)
+            split.check(model)
+        except ValueError:
+            continue
+        works.append(f"{gpus // ep} x {ep}")
+    return (
+        f"; the MoE layer spans tp x attention_dp = {gpus} GPUs: MoE TP x EP that work for {model.name}: "
+        + ", ".join(works)
+    )
 
 
 def _splits(model: cm.ModelProfile, tp: int) -> bool:
@@ -131,6 +169,18 @@ def _splits(model: cm.ModelProfile, tp: int) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _sidebar_model_is_moe() -> bool:
+    """Whether the model the sidebar has chosen (built-in or uploaded) has routed experts."""
+    try:
+        if st.session_state.get("model_source", DEFAULT.model_source) == "built-in":
+            name = st.session_state.get("model") or from_query("model") or DEFAULT.model
+            return model_profile(str(name)).moe is not None
+        config = st.session_state.get("hf_config")
+        return config is not None and model_from_config(json.dumps(config, sort_keys=True)).moe is not None
+    except (CostmodelError, ValueError):
+        return False
 
 
 def hardware(sc: Scenario) -> list[cm.HardwareProfile]:
@@ -278,11 +328,37 @@ def scenario_sidebar() -> None:
             stages = integer("PP", "pp", help="Pipeline stages.")
         with replicas:
             copies = integer("Replicas", "replicas", help="Copies of the model serving in parallel.")
-        gpus = tp_degree * stages * copies
+        ranks = 1
+        if _sidebar_model_is_moe():  # attention DP and the MoE split mean something only with experts
+            adp, moe_tp, moe_ep = st.columns(3)
+            with adp:
+                ranks = integer(
+                    "Attention DP",
+                    "attention_dp",
+                    help="Attention data-parallel ranks per replica, each of TP GPUs with its own requests' "
+                    "KV cache; the MoE layers span TP x attention DP GPUs (SGLang --enable-dp-attention, "
+                    "TensorRT-LLM enable_attention_dp, vLLM --data-parallel-size on MoE models).",
+                )
+            with moe_tp:
+                integer(
+                    "MoE TP",
+                    "moe_tp",
+                    min_value=0,
+                    help="Tensor-parallel degree of each routed expert; 0: TP x attention DP / MoE EP. "
+                    "MoE TP x MoE EP must equal TP x attention DP.",
+                )
+            with moe_ep:
+                integer(
+                    "MoE EP",
+                    "moe_ep",
+                    help="Expert-parallel degree: groups that each hold 1/EP of the experts.",
+                )
+        gpus = tp_degree * ranks * stages * copies
+        dp = f" × attention DP {ranks}" if ranks > 1 else ""
         st.caption(
-            f"{gpus:,} GPU{'s' if gpus > 1 else ''}: TP {tp_degree} × PP {stages} × {copies:,} replica(s)"
+            f"{gpus:,} GPU{'s' if gpus > 1 else ''}: TP {tp_degree}{dp} × PP {stages} × {copies:,} replica(s)"
         )
-        select("Weight format", "weight_dtype", list(cm.DTYPES))
+        select("Weight format", "weight_dtype", weight_dtypes())
         select("Activation / compute format", "activation_dtype", activation_dtypes())
         select("KV-cache format", "kv_dtype", list(cm.DTYPES))
         integer("Batch size", "batch_size", help="Concurrent sequences.")
@@ -359,7 +435,11 @@ def friendly_errors() -> Iterator[None]:
 def describe(sc: Scenario, model_name: str) -> str:
     """One line naming the scenario, for a page's caption."""
     plural = "s" if sc.n_gpus > 1 else ""
-    dep = f"{sc.n_gpus:,} GPU{plural} (TP {sc.tp} × PP {sc.pp} × {sc.replicas:,} replica(s))"
+    adp = f" × attention DP {sc.attention_dp}" if sc.attention_dp > 1 else ""
+    moe = ""
+    if sc.moe_tp or sc.moe_ep > 1:
+        moe = f", MoE TP {sc.moe_tp or sc.tp * sc.attention_dp // sc.moe_ep} × EP {sc.moe_ep}"
+    dep = f"{sc.n_gpus:,} GPU{plural} (TP {sc.tp}{adp} × PP {sc.pp} × {sc.replicas:,} replica(s){moe})"
     return (
         f"**{plain(model_name)}** on {', '.join(sc.hardware)} · {dep} · weights {sc.weight_dtype}, "
         f"activations {sc.activation_dtype}, KV {sc.kv_dtype} · batch {sc.batch_size:,}, "

@@ -40,6 +40,20 @@ def draft_options() -> list[str]:
     return [*DRAFT_RECIPES, *cm.list_models()]
 
 
+GROUP_SIZES: tuple[int, ...] = (32, 64, 128)
+"""Group sizes offered for the formats whose group size is a parameter (``int4_g32``, ...)."""
+
+
+def weight_dtypes() -> list[str]:
+    """Weight formats: the table's, then each variable-group format at the group sizes of
+    :data:`GROUP_SIZES` other than its default (``int4_sym_g32``: Kimi-K2.5's experts as shipped)."""
+    names = list(cm.DTYPES)
+    for name, d in cm.DTYPES.items():
+        if d.variable_group:
+            names += [f"{name}_g{g}" for g in GROUP_SIZES if g != d.group_size]
+    return names
+
+
 def activation_dtypes() -> list[str]:
     """Compute dtypes a Workload accepts for activations (8 bits or wider)."""
     return [name for name, d in cm.DTYPES.items() if d.bits >= 8]
@@ -68,8 +82,21 @@ class Scenario(BaseModel):
         1,
         ge=1,
         le=65536,
-        description="Copies of the model serving in parallel; GPUs = tp x pp x replicas [-].",
+        description="Copies of the model serving in parallel; GPUs = tp x attention_dp x pp x replicas [-].",
     )
+    attention_dp: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="Attention data-parallel ranks of a replica (MoE models; costmodel.Deployment) [-].",
+    )
+    moe_tp: int = Field(
+        0,
+        ge=0,
+        le=1024,
+        description="Tensor-parallel degree of each routed expert [-]; 0: tp x attention_dp / moe_ep.",
+    )
+    moe_ep: int = Field(1, ge=1, le=1024, description="Expert-parallel degree of the routed experts [-].")
     weight_dtype: str = Field("bf16", description="Weight storage format.")
     activation_dtype: str = Field("bf16", description="Activation / compute format.")
     kv_dtype: str = Field("bf16", description="KV-cache storage format.")
@@ -121,8 +148,8 @@ class Scenario(BaseModel):
         return data
 
     @field_validator(
-        "tp", "pp", "replicas", "batch_size", "prompt_len", "output_len", "lora_rank", "train_micro_batch",
-        "train_seq_len", "k_max", "zero_stage", mode="before",
+        "tp", "pp", "replicas", "attention_dp", "moe_tp", "moe_ep", "batch_size", "prompt_len", "output_len",
+        "lora_rank", "train_micro_batch", "train_seq_len", "k_max", "zero_stage", mode="before",
     )  # fmt: skip
     @classmethod
     def _not_a_flag(cls, v: Any) -> Any:
@@ -147,7 +174,14 @@ class Scenario(BaseModel):
                 raise UnknownNameError("hardware", name, cm.list_hardware())
         return list(dict.fromkeys(v))  # keep the order, drop repeats
 
-    @field_validator("weight_dtype", "kv_dtype")
+    @field_validator("weight_dtype")
+    @classmethod
+    def _known_weight_dtype(cls, v: str) -> str:
+        if v not in weight_dtypes():
+            raise UnknownNameError("dtype", v, weight_dtypes())
+        return v
+
+    @field_validator("kv_dtype")
     @classmethod
     def _known_dtype(cls, v: str) -> str:
         if v not in cm.DTYPES:
@@ -179,13 +213,27 @@ class Scenario(BaseModel):
         return hardware
 
     @property
+    def gpus_per_replica(self) -> int:
+        """GPUs of one replica: tp x attention_dp x pp [-]."""
+        return self.tp * self.attention_dp * self.pp
+
+    @property
     def n_gpus(self) -> int:
-        """GPUs in the deployment: tp x pp per replica, times the replicas [-]."""
-        return self.tp * self.pp * self.replicas
+        """GPUs in the deployment: tp x attention_dp x pp per replica, times the replicas [-]."""
+        return self.gpus_per_replica * self.replicas
 
     def deployment(self) -> cm.Deployment:
-        """``replicas`` copies of one replica on tp x pp GPUs: every choice of the three is a deployment."""
-        return cm.Deployment(tp=self.tp, pp=self.pp, replicas=self.replicas)
+        """``replicas`` copies of one replica on tp x attention_dp x pp GPUs. Raises
+        :class:`~costmodel.errors.CostmodelError` naming the fields when the MoE split is not one
+        (moe_tp x moe_ep must equal tp x attention_dp)."""
+        return cm.Deployment(
+            tp=self.tp,
+            pp=self.pp,
+            replicas=self.replicas,
+            attention_dp=self.attention_dp,
+            moe_tp=self.moe_tp or None,
+            moe_ep=self.moe_ep if self.moe_ep > 1 else None,
+        )
 
     def workload(self, **changes: Any) -> cm.Workload:
         """The serving workload; ``changes`` replace batch_size, prompt_len or output_len (arrays too)."""

@@ -267,3 +267,37 @@ def test_the_screenshot_script_photographs_every_page(server: str, browser: Any,
         assert header[:8] == b"\x89PNG\r\n\x1a\n"
         width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
         assert (width, height) == (1440, 1050), path
+
+
+def test_the_memory_page_shows_published_checkpoints_and_deployments(server: str, page: Any) -> None:
+    """The tables of costmodel_app/published.py render in the browser with their source links."""
+    page.goto(f"{server}/")
+    settle(page, PAGES[""])
+    assert_no_error(page)
+    page.get_by_role("heading", name="Published checkpoints and deployments").wait_for()
+    page.get_by_role("heading", name="Weights per GPU of real deployments").wait_for()
+    grids = page.locator('[data-testid="stDataFrame"]')
+    assert grids.count() >= 5  # 2 serving tables, checkpoints, deployments, training (+ the expander's)
+    page.get_by_text("Every built-in model's published checkpoints").click()
+    assert_no_error(page)
+
+
+def test_the_attention_dp_and_moe_split_inputs_reach_the_url_and_the_page(server: str, page: Any) -> None:
+    page.goto(f"{server}/performance?model=deepseek-v3&hardware=h200&tp=1&weight_dtype=fp8_block")
+    settle(page, PAGES["performance"])
+    for label, value, param in (("Attention DP", "8", "attention_dp=8"), ("MoE EP", "8", "moe_ep=8")):
+        box = page.get_by_role("spinbutton", name=label, exact=True)
+        box.fill(value)
+        box.press("Enter")
+        page.wait_for_url(re.compile(param))
+    settle(page, PAGES["performance"])
+    assert_no_error(page)
+    expected = cm.estimate(
+        "deepseek-v3",
+        "h200",
+        cm.Workload(8, 2048, 256, weight_dtype="fp8_block"),
+        cm.Deployment(tp=1, attention_dp=8, moe_ep=8),
+    )
+    wait_for_time(page, "Time per output token", float(expected.tpot_s))
+    caption = page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first.inner_text()
+    assert "TP 1 × attention DP 8 × PP 1 × 1 replica(s), MoE TP 1 × EP 8" in caption

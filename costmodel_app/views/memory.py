@@ -6,6 +6,7 @@ import components as ui
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import published
 import streamlit as st
 
 import costmodel as cm
@@ -23,7 +24,7 @@ except ui.BAD_INPUT as e:
     ui.show_error(e)
     st.stop()
 st.caption(ui.describe(sc, model.name))
-gpus = sc.tp * sc.pp  # one replica
+gpus = sc.gpus_per_replica  # one replica
 context = sc.prompt_len + sc.output_len
 
 
@@ -37,6 +38,7 @@ def device_fit(hw: cm.HardwareProfile, batch_size: int, context_len: object) -> 
         prompt_len=np.minimum(sc.prompt_len, context_len),
         tp=sc.tp,
         pp=sc.pp,
+        attention_dp=sc.attention_dp,
         weight_dtype=sc.weight_dtype,
         kv_dtype=sc.kv_dtype,
         activation_dtype=sc.activation_dtype,
@@ -84,7 +86,8 @@ limits = pd.concat(
 )
 
 # ---------------------------------------------------------------------------- render: serving
-where = f"{gpus} × {primary.name}" + (f" (TP {sc.tp}, PP {sc.pp})" if gpus > 1 else "")
+adp = f", attention DP {sc.attention_dp}" if sc.attention_dp > 1 else ""
+where = f"{gpus} × {primary.name}" + (f" (TP {sc.tp}{adp}, PP {sc.pp})" if gpus > 1 else "")
 need, usable = ui.gb(float(f.memory_bytes_per_gpu)), ui.gb(f.capacity_bytes_per_gpu)
 if bool(f.fits):
     st.success(f"Fits on {where}: {need} of {usable} usable per GPU.")
@@ -136,7 +139,9 @@ with cols[3]:
     )
 st.caption(
     "Per GPU of one replica: weights over TP × PP, KV heads over min(TP, KV heads) and replicated beyond, "
-    "layers over PP; activations of one prefill chunk of the prompt (at most 8,192 tokens) over TP."
+    "layers over PP; activations of one prefill chunk of the prompt (at most 8,192 tokens) over TP. With "
+    "attention DP, the routed experts spread over TP × attention DP GPUs and each rank holds the KV cache "
+    "of its share of the batch."
 )
 
 left, right = st.columns(2)
@@ -183,6 +188,30 @@ with right:
     )
     fig.update_layout(xaxis=dict(type="log", title="context [tokens]"), yaxis=dict(type="log", title="batch"))
     ui.chart(fig, limits, "max-batch-by-context")
+
+# ---------------------------------------------------------------------------- published figures
+st.header("Published checkpoints and deployments")
+st.caption(
+    "costmodel's figures for published checkpoints and for the weights each GPU of a real deployment "
+    "loads, next to the published figure and its source (costmodel_app/published.py; the same tables "
+    "are in docs/models.md). These do not depend on the scenario above."
+)
+link = {"source": st.column_config.LinkColumn("Source")}
+st.subheader("Checkpoint sizes")
+st.caption(
+    "Published: the safetensors index's total_size (every stored tensor, headers excluded). costmodel: "
+    "costmodel.memory.checkpoint_bytes(model, checkpoint), every scale counted, plus what the repository "
+    "stores beyond the model that serves tokens (DeepSeek-V3's multi-token-prediction module)."
+)
+ui.dataframe(published.checkpoint_table(), **link)
+st.subheader("Weights per GPU of real deployments")
+st.caption(
+    "Published: what the engine logged for one device. costmodel: costmodel.memory.replica_memory(...)"
+    ".weight_bytes for the same checkpoint and tensor-parallel split."
+)
+ui.dataframe(published.deployment_table(), **link)
+with st.expander("Every built-in model's published checkpoints and their formats"):
+    ui.dataframe(published.shipped_table(), **link)
 
 # ---------------------------------------------------------------------------- training: inputs
 st.header("Training memory")

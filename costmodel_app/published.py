@@ -1,0 +1,226 @@
+"""Published checkpoint sizes and the weights per GPU of real deployments, next to what costmodel computes
+for the same model, checkpoint and split.
+
+The published figures are facts from elsewhere, each with its source; costmodel's come from running the
+library (:func:`costmodel.memory.checkpoint_bytes`, :func:`costmodel.memory.replica_memory`). The Memory
+page shows the tables, ``docs/memory_table.py`` writes them into docs/models.md, and the tests check that
+each costmodel figure is within the stated reason of the published one.
+
+Plain Python, pandas and costmodel (no streamlit), importable on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+import costmodel as cm
+from costmodel.memory import checkpoint_bytes, checkpoint_formats, replica_memory, shipped_checkpoints
+
+
+@dataclass(frozen=True)
+class PublishedCheckpoint:
+    """The bytes a Hub repository's safetensors files store (``metadata.total_size`` of its
+    ``model.safetensors.index.json``)."""
+
+    model: str
+    """Built-in profile with the same weights' shapes."""
+    checkpoint: str
+    """Name among :func:`costmodel.memory.shipped_checkpoints`."""
+    repository: str
+    published_bytes: int
+    source: str
+    mtp_layers: int = 0
+    """Multi-token-prediction decoder layers the repository stores beyond the model that serves tokens,
+    each with its own embedding, output head, 2d -> d projection and three norms (DeepSeek-V3's
+    README_WEIGHTS.md layout), counted here as one more decoder layer of the profile's checkpoint format
+    plus those tensors in bf16."""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class PublishedDeployment:
+    """Weights one device of a real deployment holds, as the engine logs it."""
+
+    model: str
+    checkpoint: str
+    hardware: str
+    """Profile costmodel sizes the deployment on (the weights per device do not depend on it)."""
+    tp: int
+    setup: str
+    """The deployment as published: devices, engine, split."""
+    published_bytes_per_gpu: float
+    source: str
+    note: str = ""
+
+
+GIB = 2**30
+
+CHECKPOINTS: tuple[PublishedCheckpoint, ...] = (
+    PublishedCheckpoint(
+        "qwen3-8b",
+        "release",
+        "Qwen/Qwen3-8B",
+        16_381_470_720,
+        "https://huggingface.co/Qwen/Qwen3-8B/blob/main/model.safetensors.index.json",
+    ),
+    PublishedCheckpoint(
+        "qwen3-32b",
+        "release",
+        "Qwen/Qwen3-32B",
+        65_524_246_528,
+        "https://huggingface.co/Qwen/Qwen3-32B/blob/main/model.safetensors.index.json",
+    ),
+    PublishedCheckpoint(
+        "qwen3-30b-a3b",
+        "release",
+        "Qwen/Qwen3-30B-A3B",
+        61_064_245_248,
+        "https://huggingface.co/Qwen/Qwen3-30B-A3B/blob/main/model.safetensors.index.json",
+    ),
+    PublishedCheckpoint(
+        "qwen3-235b-a22b",
+        "release",
+        "Qwen/Qwen3-235B-A22B",
+        470_187_269_120,
+        "https://huggingface.co/Qwen/Qwen3-235B-A22B/blob/main/model.safetensors.index.json",
+    ),
+    PublishedCheckpoint(
+        "gpt-oss-20b",
+        "release",
+        "openai/gpt-oss-20b",
+        13_761_264_768,
+        "https://huggingface.co/openai/gpt-oss-20b/blob/main/model.safetensors.index.json",
+        note="MXFP4 experts (4-bit values, an 8-bit scale per 32), the rest bf16",
+    ),
+    PublishedCheckpoint(
+        "gpt-oss-120b",
+        "release",
+        "openai/gpt-oss-120b",
+        65_248_815_744,
+        "https://huggingface.co/openai/gpt-oss-120b/blob/main/model.safetensors.index.json",
+        note="MXFP4 experts (4-bit values, an 8-bit scale per 32), the rest bf16",
+    ),
+    PublishedCheckpoint(
+        "deepseek-v3",
+        "release",
+        "deepseek-ai/DeepSeek-V3",
+        688_586_727_753,
+        "https://huggingface.co/deepseek-ai/DeepSeek-V3/blob/main/model.safetensors.index.json",
+        mtp_layers=1,
+        note="fp8 in 128 x 128 blocks with an fp32 scale each; 671B main model + the 14B MTP module "
+        "(README_WEIGHTS.md); the index also stores the routers' fp32 score-correction biases",
+    ),
+)
+
+DEPLOYMENTS: tuple[PublishedDeployment, ...] = (
+    PublishedDeployment(
+        "deepseek-v3",
+        "release",
+        "h200",
+        8,
+        "DeepSeek-R1 fp8, TP 8, vLLM (HabanaAI fork) on 8 x Gaudi 2: 'Pre-loading model weights on hpu:0 "
+        "took 79.41 GiB of device memory'",
+        79.41 * GIB,
+        "https://github.com/HabanaAI/vllm-fork/issues/809",
+        note="DeepSeek-R1 has DeepSeek-V3's shapes; the same TP 8 split on 8 x H200. vLLM keeps the "
+        "small q_a and kv_a down-projections of MLA whole on every GPU (costmodel splits every weight "
+        "over TP): 0.75 GiB of the difference",
+    ),
+    PublishedDeployment(
+        "gpt-oss-120b",
+        "release",
+        "h100-sxm",
+        1,
+        "gpt-oss-120b on one H100 80GB, vLLM 0.14.1 (Triton MXFP4 backend): 'Model loading took 64.38 "
+        "GiB memory'",
+        64.38 * GIB,
+        "https://github.com/vllm-project/vllm/issues/33155",
+        note="what the engine allocates beyond the checkpoint's tensors (its MXFP4 kernels' weight "
+        "layout, buffers) is not modelled",
+    ),
+)
+
+
+def mtp_layer_bytes(model: cm.ModelProfile, checkpoint: str) -> int:
+    """Bytes of one multi-token-prediction module as DeepSeek-V3 stores it: one more decoder layer in the
+    checkpoint's formats, its own embedding and output head, the 2d -> d eh_proj and three norms in bf16
+    [bytes]."""
+    longer = model.model_copy(update={"n_layers": model.n_layers + 1})
+    if longer.moe is not None and longer.moe.first_dense_layers > longer.n_layers:
+        raise ValueError(f"{model.name}: cannot add an MTP layer")
+    layer = checkpoint_bytes(longer, checkpoint) - checkpoint_bytes(model, checkpoint)
+    d = model.d_model
+    return layer + 2 * 2 * model.vocab_size * d + 2 * (2 * d) * d + 3 * 2 * d
+
+
+def checkpoint_table() -> pd.DataFrame:
+    """Published checkpoint sizes and costmodel's, one row per :data:`CHECKPOINTS` entry."""
+    rows = []
+    for c in CHECKPOINTS:
+        model = cm.load_model(c.model)
+        served = checkpoint_bytes(model, c.checkpoint)
+        total = served + c.mtp_layers * mtp_layer_bytes(model, c.checkpoint)
+        rows.append(
+            {
+                "repository": c.repository,
+                "model": c.model,
+                "checkpoint": c.checkpoint,
+                "published_bytes": c.published_bytes,
+                "costmodel_bytes": total,
+                "served_model_bytes": served,
+                "difference_fraction": (total - c.published_bytes) / c.published_bytes,
+                "note": c.note,
+                "source": c.source,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def deployment_table() -> pd.DataFrame:
+    """Published weights per device of real deployments and costmodel's for the same split."""
+    rows = []
+    for d in DEPLOYMENTS:
+        model = cm.load_model(d.model)
+        weight_dtype, component_dtypes = checkpoint_formats(model, d.checkpoint)
+        replica = replica_memory(model, tp=d.tp, weight_dtype=weight_dtype, component_dtypes=component_dtypes)
+        rows.append(
+            {
+                "setup": d.setup,
+                "model": d.model,
+                "checkpoint": d.checkpoint,
+                "hardware": d.hardware,
+                "tp": d.tp,
+                "published_weight_bytes_per_gpu": d.published_bytes_per_gpu,
+                "costmodel_weight_bytes_per_gpu": replica.weight_bytes,
+                "difference_fraction": (replica.weight_bytes - d.published_bytes_per_gpu)
+                / d.published_bytes_per_gpu,
+                "fits": replica.weight_bytes < cm.load_hardware(d.hardware).memory_bytes,
+                "note": d.note,
+                "source": d.source,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def shipped_table() -> pd.DataFrame:
+    """Every built-in model's published checkpoints with their formats and costmodel's bytes."""
+    rows = []
+    for name in cm.list_models():
+        model = cm.load_model(name)
+        formats = shipped_checkpoints(model)
+        if len(formats) == 1 and model.checkpoint is None:
+            continue  # bf16 throughout, one release: nothing to tell apart
+        for label, fmt in formats.items():
+            parts = ", ".join(f"{c} {f}" for c, f in fmt.component_dtypes.items()) or "none"
+            rows.append(
+                {
+                    "model": name,
+                    "checkpoint": label,
+                    "formats": f"{parts}; rest {fmt.weight_dtype}",
+                    "checkpoint_bytes": checkpoint_bytes(model, label),
+                    "source": fmt.source,
+                }
+            )
+    return pd.DataFrame(rows)
