@@ -13,8 +13,9 @@ of the row's model, device, formats and parallelism: ``tp_size`` (attention TP w
 ``attention_dp_size``, ``moe_tp_size`` x ``moe_ep_size`` (= tp x attention_dp: the GPUs of the MoE
 layer) and ``pp_size`` as :class:`costmodel.Deployment` fields; ``batch_size`` is per attention-DP rank
 (the client concurrency is batch_size x attention_dp_size in the sample), so the engine's limits are
-attention_dp times a rank's. Disaggregated rows (``mode == "disagg"``) are not modelled yet and are
-counted as not covered.
+attention_dp times a rank's. Disaggregated rows (``mode == "disagg"``) that state both pools' worker
+counts, batch sizes and layouts are predicted by :func:`costmodel.disagg.disagg_loop` (each pool's
+attention DP and MoE split as above); the others are counted with the reason.
 
 Assumptions, stated once: the KV cache is stored in bf16 (the engines' default ``auto`` for bf16 and most
 fp8 checkpoints); the engine's token budget is 8192 tokens per iteration (vLLM's
@@ -378,7 +379,7 @@ DISAGG_STATED = (
     "decode_num_workers", "decode_batch_size", "decode_tp_size", "decode_pp_size",
 )  # fmt: skip
 """Columns a disaggregated row must state to be predicted: each pool's worker count, batch and layout."""
-POOL_FIELDS = ("tp_size", "pp_size", "moe_tp_size", "moe_ep_size", "batch_size")
+POOL_FIELDS = ("tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size", "batch_size")
 
 
 def _refuse_disagg(table: pd.DataFrame, refuse: Any) -> None:
@@ -393,22 +394,33 @@ def _refuse_disagg(table: pd.DataFrame, refuse: Any) -> None:
     disagg = table["mode"] == "disagg"
     unstated = table[list(DISAGG_STATED)].isna().any(axis=1)
     refuse(disagg & unstated, "disagg row without prefill/decode worker counts and batch sizes")
-    for pool in ("prefill", "decode"):
-        adp = table[f"{pool}_attention_dp_size"].fillna(1) > 1
-        refuse(disagg & adp, "attention data parallelism is not modelled yet")
 
 
 def _pool_engine(
-    model: ModelProfile, system: str, quant: str, tp: int, pp: int, ep: int, batch: int
+    model: ModelProfile,
+    system: str,
+    quant: str,
+    backend: str,
+    tp: int,
+    pp: int,
+    dp: int,
+    moe: dict[str, int],
+    batch: int,
 ) -> Engine:
-    """One worker of a pool: the row's model, device and formats, the pool's layout and batch."""
+    """One worker of a pool: the row's model, device and formats, the pool's layout and batch. As in the
+    aggregated rows, ``batch_size`` and the token budget are per attention-DP rank (on every stated
+    disaggregated row the client concurrency is decode_batch_size x decode_num_workers x
+    decode_attention_dp_size)."""
+    hardware = load_hardware(SYSTEM_PROFILES[system])
     return Engine(
         model,
-        load_hardware(SYSTEM_PROFILES[system]),
+        hardware,
         Workload(1, 1, 1, weight_dtype=WEIGHT_DTYPES[quant], activation_dtype=ACTIVATION_DTYPES[quant]),
-        Deployment(tp=tp, pp=pp, ep=ep if model.moe is not None else 1),
-        max_batch_size=batch,
-        max_batched_tokens=max(TOKEN_BUDGET, batch),
+        Deployment(tp=tp, pp=pp, attention_dp=dp, **moe),
+        max_batch_size=batch * dp,
+        max_batched_tokens=max(TOKEN_BUDGET, batch) * dp,
+        # the kernel models read the calibrated kernels of the row's engine, as in the aggregated rows
+        efficiency=hardware.efficiency.model_copy(update={"kernel_engine": backend}),
     )
 
 
@@ -421,20 +433,27 @@ def _disagg_groups(
 
     groups: list[tuple[pd.Index, DisaggParts]] = []
     pool_keys = [f"{pool}_{field}" for pool in ("prefill", "decode") for field in POOL_FIELDS]
-    keys = ["model_path", "system", "gemm_quant_mode", *pool_keys]
+    keys = ["model_path", "system", "gemm_quant_mode", "backend", *pool_keys]
     chosen = table[(table["mode"] == "disagg") & (reason == "")]
     for key, rows in chosen.groupby(keys, sort=True, dropna=False):
         model = models[str(key[0])]
         assert isinstance(model, ModelProfile)
-        layout = dict(zip(pool_keys, key[3:], strict=True))
+        layout = dict(zip(pool_keys, key[4:], strict=True))
         engines: dict[str, Engine] = {}
         try:
             for pool in ("prefill", "decode"):
-                tp, pp, moe_tp, moe_ep, batch = (layout[f"{pool}_{field}"] for field in POOL_FIELDS)
-                if model.moe is not None and not (moe_tp * moe_ep == tp):
-                    raise CostmodelError(f"moe_tp x moe_ep differs from tp in the {pool} pool")
+                tp, pp, dp, moe_tp, moe_ep, batch = (layout[f"{pool}_{field}"] for field in POOL_FIELDS)
+                dp = 1 if pd.isna(dp) else int(dp)
+                moe: dict[str, int] = {}
+                # an empty or 0 MoE degree is unstated: the engine's default (experts TP over the layer)
+                if model.moe is not None and moe_tp > 0 and moe_ep > 0:
+                    if moe_tp * moe_ep != tp * dp:
+                        raise CostmodelError(
+                            f"moe_tp x moe_ep differs from tp x attention_dp in the {pool} pool"
+                        )
+                    moe = {"moe_tp": int(moe_tp), "moe_ep": int(moe_ep)}
                 engines[pool] = _pool_engine(
-                    model, str(key[1]), str(key[2]), int(tp), int(pp), int(moe_ep), int(batch)
+                    model, str(key[1]), str(key[2]), str(key[3]), int(tp), int(pp), dp, moe, int(batch)
                 )
             parts = disagg_parts(
                 engines["prefill"],
