@@ -387,9 +387,19 @@ def _refuse_disagg(table: pd.DataFrame, refuse: Any) -> None:
 
     The sample's disaggregated benchmarks fill the decode pool: on every row that states both, the client
     concurrency equals decode_batch_size x decode_num_workers x decode_attention_dp_size (65 of 65 rows).
-    The rows without ``silicon_concurrency`` come from another source (the gap-analysis CSVs), where
-    nothing shows that rule holds, so they are not given a concurrency and stay not covered, as the
-    aggregated rows of that source are.
+    The 15 rows without ``silicon_concurrency`` (8 aggregated, 7 disaggregated) all come from the five
+    gap-analysis files of one campaign (``gtl_job_id=23364591``, Dynamo 0.8.0), none of whose rows states
+    a concurrency: their ids leave the ``c`` slot empty, and the rest of ``silicon_data_source`` (job and
+    task ids, date, image, Dynamo version) says nothing of it. No rule fills it in: on the gap-analysis
+    files that do state a concurrency, the aggregated rule (batch_size x attention_dp_size) fails on 13 of
+    the 14 rows of the later campaigns (there it is batch_size x tp_size). So they stay not covered, with
+    the reason. (aiconfigurator's own regression tool predicts every row at its batch_size, without a
+    concurrency.)
+
+    The 393 rows without worker counts and batch sizes (DeepSeek-R1, the 2026-03-25 and 2026-04-06 files)
+    state each pool's layout and the concurrency, but neither pool's worker count nor batch: concurrency =
+    decode_batch_size x decode_num_workers x decode_attention_dp_size leaves two unknowns in one equation,
+    and nothing states the prefill pool's size (no GPU total either), so they are not covered.
     """
     disagg = table["mode"] == "disagg"
     unstated = table[list(DISAGG_STATED)].isna().any(axis=1)
