@@ -15,8 +15,9 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
   attention) plus ``step_overhead_s`` per iteration. A lone prompt takes s_1, one pass of k = 1; the pool
   completes at most mu_p = workers k / s_k prompts per second.
 - **KV transfer.** The prompt's KV cache (:func:`costmodel.memory.kv_cache_bytes` of isl tokens in the
-  prefill engine's ``kv_dtype``) crosses ``min(prefill GPUs, decode GPUs)`` links in parallel (each GPU
-  of the narrower worker sends or receives its share over its own link): the scale-up link (NVLink) when
+  prefill engine's ``kv_dtype``) crosses ``min(prefill GPUs, decode GPUs)`` links in parallel, counting
+  the GPUs of one attention-DP rank (each GPU of the narrower side sends or receives its share over its
+  own link): the scale-up link (NVLink) when
   the whole deployment fits one scale-up domain (:func:`costmodel.estimate.scale_up_domain_size`), else
   the scale-out NIC (RDMA), at the profile's per-device bandwidth
   (:func:`costmodel.roofline.link_bandwidth_bytes_per_s`); plus ``kv_transfer_overhead_s`` per request
@@ -40,11 +41,23 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
   together, and such a group of G = burst_fraction C prompts is prefilled k per worker pass, so its members
   wait (G / (workers k) - 1) / 2 passes more on average.
 
+- **Attention data parallelism** (``attention_dp`` = r ranks in a pool's :class:`costmodel.specs.Deployment`,
+  as SGLang's DP attention and TensorRT-LLM's ``enable_attention_dp`` run it in either pool): each rank of a
+  worker holds its own requests' KV cache and schedules its own share of the worker's ``max_batch_size``
+  and ``max_batched_tokens``; the MoE layers serve all ranks' tokens, so the ranks step in lockstep
+  (:func:`costmodel.serving.step_time`). A prefill pass holds k prompts per rank, r k per worker; a lone
+  prompt runs on one rank while the others idle, so s_1 is the busy rank's own operators at the prompt's
+  tokens plus the MoE layer at those tokens only (:func:`busy_rank_linear_s`). A request's KV cache
+  lives on one rank of each pool, so the transfer runs over min(prefill tp x pp, decode tp x pp) links.
+  A decode worker's D sequences are spread evenly, D / r per rank (TPOT is the iteration of D on the
+  worker, each rank attending to its own); fewer clients per decode worker than ranks is refused.
+
 Assumptions: all clients alike (fixed isl, osl; outputs run to osl); steady state; requests spread evenly
-over the workers of each pool; no queueing below a pool's saturation except the synchronised group's (the
-asymptotic-bounds view of a closed network, Lazowska et al. 1984, "Quantitative System Performance",
-§5.2); the decode engine only decodes (the transferred KV cache needs no compute); prompts batched in one
-prefill pass cost their summed attention and the linear work of all their tokens.
+over the workers of each pool and the ranks of each worker; no queueing below a pool's saturation except
+the synchronised group's (the asymptotic-bounds view of a closed network, Lazowska et al. 1984,
+"Quantitative System Performance", §5.2); the decode engine only decodes (the transferred KV cache needs
+no compute); prompts batched in one prefill pass cost their summed attention and the linear work of all
+their tokens.
 
 :func:`disagg_loop` evaluates one deployment (arrays over worker counts, clients and lengths);
 :func:`disagg_pairs` many (prefill engine, decode engine) pairs at once for a deployment search, timing
@@ -348,23 +361,27 @@ class PrefillSide:
 
 
 def prefill_side(prefill: Engine, *, isl: npt.ArrayLike) -> PrefillSide:
-    """k prompts per pass, each in ``chunks`` iterations of isl / chunks tokens (the module docstring)."""
+    """k prompts per pass, each in ``chunks`` iterations of isl / chunks tokens (the module docstring);
+    with r attention-DP ranks, k per rank from the rank's budget and batch, r k per pass."""
     from costmodel.memory import kv_cache_bytes
 
     N_in = checks.counts("isl", isl, minimum=1)
-    budget = float(prefill.max_batched_tokens)
+    r = float(prefill.deployment.attention_dp)
+    budget = float(prefill.rank_batched_tokens)
     if np.any(prefill.max_concurrency(N_in).max_sequences < 1):
         raise CostmodelError(
             "not even one prompt of isl tokens fits in the prefill engine's KV cache; "
             "use more GPUs per prefill worker, a smaller kv_dtype, or shorter prompts"
         )
-    k = np.clip(np.floor(budget / N_in), 1.0, float(prefill.max_batch_size))
+    k = np.clip(np.floor(budget / N_in), 1.0, max(float(prefill.max_batch_size) / r, 1.0))  # per rank
     chunks = np.ceil(N_in / budget)
     chunk = N_in / chunks
     past = (N_in - chunk) / 2.0
     pieces = prefill.parts
-    alone = pieces.linear_s(chunk) + pieces.prefill_attention_s(chunk, past)
-    batched = pieces.linear_s(k * chunk) + k * pieces.prefill_attention_s(chunk, past)
+    # prefill_attention_s(r x chunk): one chunk on every rank, the ranks in lockstep
+    alone = busy_rank_linear_s(prefill, chunk) + pieces.prefill_attention_s(r * chunk, past)
+    batched = pieces.linear_s(r * k * chunk) + k * pieces.prefill_attention_s(r * chunk, past)
+    k = r * k
     kv_bytes = kv_cache_bytes(
         prefill.model, batch_size=1, context_len=N_in.astype(np.int64), kv_dtype=prefill.workload.kv_dtype
     )
@@ -375,6 +392,46 @@ def prefill_side(prefill: Engine, *, isl: npt.ArrayLike) -> PrefillSide:
         pass_s=np.asarray(batched, dtype=np.float64),
         kv_bytes=np.asarray(kv_bytes, dtype=np.float64),
     )
+
+
+MOE_LAYER_OPS = ("allgather_moe", "experts_up", "experts_act", "experts_down", "reducescatter_moe")
+"""Operators of :func:`costmodel.ops.forward_ops` that serve every attention-DP rank's tokens together (the
+routed experts and the gather / scatter around them); the others run on one rank's tokens."""
+
+
+def busy_rank_linear_s(engine: Engine, tokens: npt.ArrayLike) -> FloatArray:
+    """Every token's linear work, S(T, 1, 0) of :func:`costmodel.serving.step_time`, when one
+    attention-DP rank holds all ``tokens`` and the others none [s] (a lone prompt on a prefill worker).
+
+    The ranks step in lockstep, so the pass lasts as long as the busy rank: its own operators (attention
+    projections, dense and shared-expert MLPs, router, head; split ``tp`` ways) take what they take in a
+    balanced pass of r x T tokens (T on every rank), while the MoE layer (:data:`MOE_LAYER_OPS`, spread
+    over all tp x r GPUs) serves only the T tokens that exist, as in a balanced pass of T tokens. Without
+    attention DP it is ``engine.parts.linear_s(tokens)``.
+    """
+    from costmodel.estimate import _Setup, _tp_link
+
+    T = np.asarray(tokens, dtype=np.float64)
+    dep = engine.deployment
+    r = dep.attention_dp
+    if r == 1:
+        return engine.parts.linear_s(T)
+    hw = engine.hardware
+    setup = _Setup(
+        engine.model, hw, engine.workload, dep, engine.efficiency or hw.efficiency, "flash", _tp_link(dep, hw)
+    )
+
+    def through(batch: npt.ArrayLike) -> FloatArray:
+        # batch = the replica's single-token sequences: r x T, of which the MoE layer serves T
+        b = np.asarray(batch, dtype=np.float64)
+        rank = setup.times(setup.ops(b, 1, 0, "all"))
+        moe = setup.times(setup.ops(b / r, 1, 0, "all"))
+        total: FloatArray = np.zeros(b.shape)
+        for i, (name, layers) in enumerate(zip(rank.names, rank.layers, strict=True)):
+            total = total + layers * (moe.time_s(i) if name in MOE_LAYER_OPS else rank.time_s(i))
+        return np.asarray(total)
+
+    return np.asarray(np.where(T > 0, setup.pipelined_steps(through, r * np.maximum(T, 1.0), 1), 0.0))
 
 
 @dataclass(frozen=True)
@@ -434,9 +491,19 @@ def _combine(
         checks.choice("link", link, LINKS)
     X, Y, C, N_in, N_out = np.broadcast_arrays(X, Y, C, isl, osl)
 
-    # KV transfer: one request's cache over min(prefill GPUs, decode GPUs) links in parallel
+    r_d = decode.deployment.attention_dp
+    if r_d > 1 and np.any(r_d > C / Y):
+        raise CostmodelError(
+            f"concurrency / decode_workers ({float(np.min(C / Y)):g}) is below the decode engine's "
+            f"attention_dp ({r_d}): the model spreads each decode worker's sequences evenly over its ranks "
+            "and does not model idle ranks; use at least one client per decode rank"
+        )
+
+    # KV transfer: one request's cache lives on one attention-DP rank of each pool (tp x pp GPUs), and
+    # crosses min(prefill rank GPUs, decode rank GPUs) links in parallel
     g_p, g_d = prefill.gpus, decode.gpus
     gpus = X * g_p + Y * g_d
+    rank_p, rank_d = (e.gpus // e.deployment.attention_dp for e in (prefill, decode))
     if link is None:
         domain = scale_up_domain_size(prefill.hardware, prefill.deployment)
         intra = (prefill.hardware.name == decode.hardware.name) & (gpus <= domain)
@@ -454,7 +521,7 @@ def _combine(
             except ValueError as error:
                 raise CostmodelError(f"link: {error}") from None
             per_link = np.where(where, bandwidth, per_link)
-    transfer = p.kv_bytes / (min(g_p, g_d) * per_link)
+    transfer = p.kv_bytes / (min(rank_p, rank_d) * per_link)
 
     return DisaggParts(
         prefill_workers=X,

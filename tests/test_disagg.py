@@ -248,3 +248,92 @@ def test_a_pair_without_the_formats_peak_is_a_reason_not_an_exception() -> None:
     assert isinstance(out[0], str)
     assert "fp8" in out[0]
     assert not isinstance(out[1], str)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Attention data parallelism in a pool: each rank holds its own requests, the MoE layer is shared
+# ----------------------------------------------------------------------------------------------------
+
+QWEN3_30B_A3B_KV_BYTES_PER_TOKEN = 2 * 48 * 4 * 128 * 2
+"""K and V x 48 layers x 4 KV heads x head_dim 128 x 2 bytes (bf16), from Qwen3-30B-A3B's config.json
+(num_hidden_layers 48, num_key_value_heads 4, head_dim 128)."""
+
+
+def _moe_engine(*, tp: int = 1, attention_dp: int = 1, rank_batch: int = 16) -> Engine:
+    """A Qwen3-30B-A3B worker on H100: attention_dp ranks of tp GPUs, the experts split over all of them by
+    EP; ``rank_batch`` sequences and 8192 tokens per rank and iteration."""
+    from costmodel.specs import Deployment
+
+    base = Engine.build("qwen3-30b-a3b", "h100-sxm", max_batch_size=1)
+    return base.replace(
+        deployment=Deployment(tp=tp, attention_dp=attention_dp, moe_ep=tp * attention_dp),
+        max_batch_size=rank_batch * attention_dp,
+        max_batched_tokens=8192 * attention_dp,
+    )
+
+
+def test_a_decode_rank_holds_and_attends_to_its_own_share_of_the_clients() -> None:
+    """C clients on one decode worker of r = 4 ranks: each rank holds C / r sequences' KV cache, so the
+    decodes' attention of the worker's D sequences costs what one GPU's attention over D / r sequences
+    costs (one rank is one GPU here), and TPOT is the worker's iteration at D."""
+    ranks, clients, isl, osl = 4, 64, 2000, 400
+    decode = _moe_engine(attention_dp=ranks, rank_batch=32)
+    one_gpu = _moe_engine()  # the same model on one GPU, no attention DP
+    r = disagg_loop(
+        _moe_engine(tp=2), decode, prefill_workers=1, decode_workers=1, concurrency=clients, isl=isl,
+        osl=osl, params=PARAMS,
+    )  # fmt: skip
+    D, context = float(r.decode_batch), isl + osl / 2
+    assert 0.8 * clients < D <= clients  # clients bound: most of them decoding at any time
+    np.testing.assert_allclose(
+        decode.parts.decode_attention_s(D, context), one_gpu.parts.decode_attention_s(D / ranks, context),
+        rtol=1e-9,
+    )  # fmt: skip
+    iteration = float(decode.step_time(decode_batch=D, decode_context=context)) + PARAMS.step_overhead_s
+    # the loop interpolates the iteration linearly between the points of its geometric batch grid
+    assert float(r.tpot_s) == pytest.approx(iteration, rel=0.01)
+    # its KV limit is r times one rank's: a rank of 32 slots, 4 of them
+    parts = disagg_parts(
+        _moe_engine(tp=2), decode, prefill_workers=1, decode_workers=1, concurrency=clients, isl=isl, osl=osl
+    )
+    assert float(np.max(parts.decode_slots)) == ranks * 32
+
+
+def test_ttft_is_a_lone_prompt_on_one_rank_plus_its_transfer() -> None:
+    """One client, a prefill worker of 4 attention-DP ranks (1 GPU each) and a decode worker at tp 2:
+    TTFT = request overhead + the prompt's prefill + its KV transfer. The prompt's cache lives on one
+    GPU, so it leaves over one NVLink link, not four; its prefill runs on one rank while the other three
+    idle: slower than on a 4-GPU tensor-parallel worker, faster than a pass with a prompt on every rank."""
+    isl, osl = 4000, 200
+    prefill, decode = _moe_engine(attention_dp=4, rank_batch=1), _moe_engine(tp=2)
+    r = disagg_loop(
+        prefill, decode, prefill_workers=1, decode_workers=1, concurrency=2, isl=isl, osl=osl, params=PARAMS
+    )
+    nvlink = prefill.hardware.datasheet.intra_node_bandwidth_gb_per_s
+    assert nvlink is not None
+    transfer = (
+        isl * QWEN3_30B_A3B_KV_BYTES_PER_TOKEN / (1 * nvlink.value * 1e9) + PARAMS.kv_transfer_overhead_s
+    )
+    assert float(r.transfer_s) == pytest.approx(transfer, rel=1e-12)
+    assert float(r.ttft_s) == pytest.approx(
+        PARAMS.request_overhead_s + float(r.prefill_s) + transfer, rel=1e-9
+    )
+    lone = float(r.prefill_s) - PARAMS.step_overhead_s
+    tensor_parallel = float(_moe_engine(tp=4).step_time(prefill_tokens=isl))
+    every_rank = float(prefill.step_time(prefill_tokens=4 * isl))  # one prompt of isl on each rank
+    assert tensor_parallel < lone < every_rank
+
+
+def test_fewer_clients_per_decode_worker_than_ranks_is_refused() -> None:
+    decode = _moe_engine(attention_dp=4)
+    with pytest.raises(
+        CostmodelError, match=r"^concurrency / decode_workers \(3\) is below .*attention_dp \(4\)"
+    ):
+        disagg_loop(
+            _moe_engine(), decode, prefill_workers=1, decode_workers=2, concurrency=6, isl=100, osl=10
+        )
+    [reason] = disagg_pairs(
+        [(_moe_engine(), decode)], prefill_workers=1, decode_workers=2, concurrency=6, isl=100, osl=10
+    )
+    assert isinstance(reason, str)
+    assert "attention_dp (4)" in reason

@@ -30,9 +30,9 @@ DATA = Path(__file__).resolve().parents[1] / "validation" / "data" / "public-gpu
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Llama-3.1-70B rows of the vendored sample (aggregated), disaggregated rows (two with attention data
-    parallelism, one without worker counts, one Qwen3-32B row that states its pools), one row of an
-    unknown model and one with attention data parallelism."""
+    """Llama-3.1-70B rows of the vendored sample (aggregated), disaggregated rows (two DeepSeek-V3 ones with
+    attention data parallelism in both pools, one without worker counts, one Qwen3-32B row that states its
+    pools), one row of an unknown model and one aggregated row with attention data parallelism."""
     table = pd.read_csv(DATA / "silicon_sample.csv")
     llama = table[table["model_path"] == "meta-llama/Llama-3.1-70B"]
     disagg = table[table["mode"] == "disagg"]
@@ -49,7 +49,11 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("silicon")
     rows.to_csv(root / "silicon_sample.csv", index=False)
     (root / "model_configs").mkdir()
-    for name in ("meta-llama--Meta-Llama-3.1-70B_config.json", "Qwen--Qwen3-32B_config.json"):
+    for name in (
+        "meta-llama--Meta-Llama-3.1-70B_config.json",
+        "Qwen--Qwen3-32B_config.json",
+        "deepseek-ai--DeepSeek-V3_config.json",
+    ):
         shutil.copy(DATA / "model_configs" / name, root / "model_configs" / name)
     return root
 
@@ -58,13 +62,14 @@ def test_every_row_is_predicted_or_counted_with_its_reason(sample: Path) -> None
     rows = predict_silicon(sample, {})
     assert len(rows) == 36
     covered = rows[rows["covered"]]
-    assert len(covered) == 31
-    assert (covered["mode"] == "disagg").sum() == 1
+    assert len(covered) == 33
+    # the Qwen3-32B row, and the two DeepSeek-V3 rows whose pools run attention DP 8 (prefill experts TP 8,
+    # decode experts EP 8)
+    assert (covered["mode"] == "disagg").sum() == 3
     assert np.all(np.isfinite(covered[["predicted_ttft_ms", "predicted_tpot_ms"]].to_numpy()))
     assert np.all(covered[["predicted_ttft_ms", "predicted_tpot_ms"]].to_numpy() > 0)
     reasons = set(rows.loc[~rows["covered"], "reason"])
     assert "disagg row without prefill/decode worker counts and batch sizes" in reasons
-    assert "attention data parallelism is not modelled yet" in reasons
     assert "no config.json for nobody/unknown-model" in reasons
     summary = silicon_summary(rows)
     assert sum(e["total"] for e in summary if e["metric"] == "ttft") == 36
@@ -131,14 +136,17 @@ def test_a_disaggregated_row_is_its_two_pools(sample: Path) -> None:
     from costmodel.specs import Deployment, ModelProfile, Workload
 
     rows = predict_silicon(sample, {})
-    row = rows[(rows["mode"] == "disagg") & rows["covered"]].iloc[0]
+    row = rows[(rows["model_path"] == "nvidia/Qwen3-32B-NVFP4") & rows["covered"]].iloc[0]
     model = ModelProfile.from_hf_config(sample / "model_configs" / "Qwen--Qwen3-32B_config.json")
     workload = Workload(1, 1, 1, weight_dtype="nvfp4", activation_dtype="nvfp4")  # NVFP4 is W4A4
 
+    hardware = load_hardware("b200")
+    efficiency = hardware.efficiency.model_copy(update={"kernel_engine": "trtllm"})  # the row's backend
+
     def engine(tp: int, batch: int) -> Engine:
         return Engine(
-            model, load_hardware("b200"), workload, Deployment(tp=tp), max_batch_size=batch,
-            max_batched_tokens=8192,
+            model, hardware, workload, Deployment(tp=tp), max_batch_size=batch, max_batched_tokens=8192,
+            efficiency=efficiency,
         )  # fmt: skip
 
     expected = disagg_loop(
@@ -206,3 +214,43 @@ def test_a_quantized_checkpoint_of_the_labels_kind_is_served_in_its_own_formats(
         "weight_dtype": "bf16", "activation_dtype": "bf16", "expert_dtype": "int4_sym_g32",
         "expert_activation_dtype": None,
     }  # fmt: skip
+
+
+def test_a_disaggregated_row_with_attention_dp_is_its_two_pools(sample: Path) -> None:
+    """A DeepSeek-V3 fp8 row on B200 (TensorRT-LLM): one prefill worker of 8 attention-DP ranks, batch 1
+    per rank, experts TP 8; one decode worker of 8 ranks, batch 16 per rank, experts EP 8; 128 clients =
+    16 x 1 x 8, each decode rank holding 16 of them. Per-rank batch and token budget, as the aggregated
+    rows."""
+    from costmodel.disagg import disagg_loop
+    from costmodel.registry import load_hardware
+    from costmodel.serving import Engine
+    from costmodel.specs import Deployment, ModelProfile, Workload
+
+    table = pd.read_csv(sample / "silicon_sample.csv").set_index("id")
+    rows = predict_silicon(sample, {}).set_index("id")
+    chosen = rows[(rows["model_path"] == "deepseek-ai/DeepSeek-V3") & rows["covered"]]
+    assert len(chosen) == 2
+    row_id = chosen.index[0]
+    stated = table.loc[row_id]
+    assert (stated["prefill_attention_dp_size"], stated["decode_attention_dp_size"]) == (8, 8)
+    assert stated["decode_batch_size"] * stated["decode_num_workers"] * 8 == rows.loc[row_id, "concurrency"]
+    model = ModelProfile.from_hf_config(sample / "model_configs" / "deepseek-ai--DeepSeek-V3_config.json")
+    hardware = load_hardware("b200")
+    # the fp8 label on DeepSeek-V3 serves its checkpoint as stored: 128 x 128 fp8 blocks
+    workload = Workload(1, 1, 1, weight_dtype="fp8_block", activation_dtype="fp8")
+    efficiency = hardware.efficiency.model_copy(update={"kernel_engine": str(stated["backend"])})
+
+    def engine(moe_tp: int, moe_ep: int, rank_batch: int) -> Engine:
+        return Engine(
+            model, hardware, workload, Deployment(tp=1, attention_dp=8, moe_tp=moe_tp, moe_ep=moe_ep),
+            max_batch_size=8 * rank_batch, max_batched_tokens=8 * 8192, efficiency=efficiency,
+        )  # fmt: skip
+
+    expected = disagg_loop(
+        engine(int(stated["prefill_moe_tp_size"]), int(stated["prefill_moe_ep_size"]), 1),
+        engine(int(stated["decode_moe_tp_size"]), int(stated["decode_moe_ep_size"]), int(stated["decode_batch_size"])),
+        prefill_workers=1, decode_workers=1, concurrency=rows.loc[row_id, "concurrency"], isl=stated["isl"],
+        osl=stated["osl"],
+    )  # fmt: skip
+    assert rows.loc[row_id, "predicted_ttft_ms"] == pytest.approx(float(expected.ttft_s) * 1e3, rel=1e-12)
+    assert rows.loc[row_id, "predicted_tpot_ms"] == pytest.approx(float(expected.tpot_s) * 1e3, rel=1e-12)

@@ -13,8 +13,9 @@ of the row's model, device, formats and parallelism: ``tp_size`` (attention TP w
 ``attention_dp_size``, ``moe_tp_size`` x ``moe_ep_size`` (= tp x attention_dp: the GPUs of the MoE
 layer) and ``pp_size`` as :class:`costmodel.Deployment` fields; ``batch_size`` is per attention-DP rank
 (the client concurrency is batch_size x attention_dp_size in the sample), so the engine's limits are
-attention_dp times a rank's. Disaggregated rows (``mode == "disagg"``) are not modelled yet and are
-counted as not covered.
+attention_dp times a rank's. Disaggregated rows (``mode == "disagg"``) that state both pools' worker
+counts, batch sizes and layouts are predicted by :func:`costmodel.disagg.disagg_loop` (each pool's
+attention DP and MoE split as above); the others are counted with the reason.
 
 Formats: :func:`row_formats` maps the row's labels (and the checkpoint where the engine serves it as stored)
 to the formats the engine's kernels run (docs/serving.md, "Formats: what each row's engine runs").
@@ -459,7 +460,7 @@ DISAGG_STATED = (
     "decode_num_workers", "decode_batch_size", "decode_tp_size", "decode_pp_size",
 )  # fmt: skip
 """Columns a disaggregated row must state to be predicted: each pool's worker count, batch and layout."""
-POOL_FIELDS = ("tp_size", "pp_size", "moe_tp_size", "moe_ep_size", "batch_size")
+POOL_FIELDS = ("tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size", "batch_size")
 
 
 def _refuse_disagg(table: pd.DataFrame, refuse: Any) -> None:
@@ -467,29 +468,50 @@ def _refuse_disagg(table: pd.DataFrame, refuse: Any) -> None:
 
     The sample's disaggregated benchmarks fill the decode pool: on every row that states both, the client
     concurrency equals decode_batch_size x decode_num_workers x decode_attention_dp_size (65 of 65 rows).
-    The rows without ``silicon_concurrency`` come from another source (the gap-analysis CSVs), where
-    nothing shows that rule holds, so they are not given a concurrency and stay not covered, as the
-    aggregated rows of that source are.
+    The 15 rows without ``silicon_concurrency`` (8 aggregated, 7 disaggregated) all come from the five
+    gap-analysis files of one campaign (``gtl_job_id=23364591``, Dynamo 0.8.0), none of whose rows states
+    a concurrency: their ids leave the ``c`` slot empty, and the rest of ``silicon_data_source`` (job and
+    task ids, date, image, Dynamo version) says nothing of it. No rule fills it in: on the gap-analysis
+    files that do state a concurrency, the aggregated rule (batch_size x attention_dp_size) fails on 13 of
+    the 14 rows of the later campaigns (there it is batch_size x tp_size). So they stay not covered, with
+    the reason. (aiconfigurator's own regression tool predicts every row at its batch_size, without a
+    concurrency.)
+
+    The 393 rows without worker counts and batch sizes (DeepSeek-R1, the 2026-03-25 and 2026-04-06 files)
+    state each pool's layout and the concurrency, but neither pool's worker count nor batch: concurrency =
+    decode_batch_size x decode_num_workers x decode_attention_dp_size leaves two unknowns in one equation,
+    and nothing states the prefill pool's size (no GPU total either), so they are not covered.
     """
     disagg = table["mode"] == "disagg"
     unstated = table[list(DISAGG_STATED)].isna().any(axis=1)
     refuse(disagg & unstated, "disagg row without prefill/decode worker counts and batch sizes")
-    for pool in ("prefill", "decode"):
-        adp = table[f"{pool}_attention_dp_size"].fillna(1) > 1
-        refuse(disagg & adp, "attention data parallelism is not modelled yet")
 
 
 def _pool_engine(
-    model: ModelProfile, formats: dict[str, str | None], system: str, tp: int, pp: int, ep: int, batch: int
+    model: ModelProfile,
+    formats: dict[str, str | None],
+    system: str,
+    backend: str,
+    tp: int,
+    pp: int,
+    dp: int,
+    moe: dict[str, int],
+    batch: int,
 ) -> Engine:
-    """One worker of a pool: the row's model, device and formats, the pool's layout and batch."""
+    """One worker of a pool: the row's model, device and formats, the pool's layout and batch. As in the
+    aggregated rows, ``batch_size`` and the token budget are per attention-DP rank (on every stated
+    disaggregated row the client concurrency is decode_batch_size x decode_num_workers x
+    decode_attention_dp_size)."""
+    hardware = load_hardware(SYSTEM_PROFILES[system])
     return Engine(
         model,
-        load_hardware(SYSTEM_PROFILES[system]),
+        hardware,
         Workload(1, 1, 1, **formats),
-        Deployment(tp=tp, pp=pp, ep=ep if model.moe is not None else 1),
-        max_batch_size=batch,
-        max_batched_tokens=max(TOKEN_BUDGET, batch),
+        Deployment(tp=tp, pp=pp, attention_dp=dp, **moe),
+        max_batch_size=batch * dp,
+        max_batched_tokens=max(TOKEN_BUDGET, batch) * dp,
+        # the kernel models read the calibrated kernels of the row's engine, as in the aggregated rows
+        efficiency=hardware.efficiency.model_copy(update={"kernel_engine": backend}),
     )
 
 
@@ -514,11 +536,18 @@ def _disagg_groups(
         try:
             formats = row_formats(model, backend, system, quant, moe_quant)
             for pool in ("prefill", "decode"):
-                tp, pp, moe_tp, moe_ep, batch = (layout[f"{pool}_{field}"] for field in POOL_FIELDS)
-                if model.moe is not None and not (moe_tp * moe_ep == tp):
-                    raise CostmodelError(f"moe_tp x moe_ep differs from tp in the {pool} pool")
+                tp, pp, dp, moe_tp, moe_ep, batch = (layout[f"{pool}_{field}"] for field in POOL_FIELDS)
+                dp = 1 if pd.isna(dp) else int(dp)
+                moe: dict[str, int] = {}
+                # an empty or 0 MoE degree is unstated: the engine's default (experts TP over the layer)
+                if model.moe is not None and moe_tp > 0 and moe_ep > 0:
+                    if moe_tp * moe_ep != tp * dp:
+                        raise CostmodelError(
+                            f"moe_tp x moe_ep differs from tp x attention_dp in the {pool} pool"
+                        )
+                    moe = {"moe_tp": int(moe_tp), "moe_ep": int(moe_ep)}
                 engines[pool] = _pool_engine(
-                    model, formats, system, int(tp), int(pp), int(moe_ep), int(batch)
+                    model, formats, system, backend, int(tp), int(pp), dp, moe, int(batch)
                 )
             parts = disagg_parts(
                 engines["prefill"],
