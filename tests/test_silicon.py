@@ -88,6 +88,18 @@ def test_the_split_ignores_the_measurements(sample: Path) -> None:
     assert (table["split"] == again["split"]).all()
 
 
+def test_the_split_ignores_why_a_row_is_not_covered(sample: Path) -> None:
+    """Removing a model's config.json turns its rows from covered to refused; no row changes split."""
+    table, _ = silicon_parts(sample)
+    changed = sample.parent / "silicon-no-config"
+    shutil.copytree(sample, changed, dirs_exist_ok=True)
+    removed = sorted((changed / "model_configs").glob("*.json"))[0]
+    removed.unlink()
+    again, _ = silicon_parts(changed)
+    assert (again["reason"] != table["reason"]).any()
+    assert (table["split"] == again["split"]).all()
+
+
 def test_the_fit_stays_in_bounds_and_the_committed_parameters_load(sample: Path) -> None:
     table, groups = silicon_parts(sample)
     table["split"] = "calibration"  # every covered row, so the tiny sample has something to fit

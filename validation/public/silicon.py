@@ -285,7 +285,9 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
         groups.append((rows.index, parts))
     groups.extend(_disagg_groups(table, models, reason))
     table["reason"] = reason
-    identity = table.drop(columns=[c for c in MEASURED if c in table.columns])
+    # the row as the sample states it: not the measurements, nor why costmodel cannot predict it (a
+    # reworded or newly lifted refusal must not move rows between calibration and held-out)
+    identity = table.drop(columns=[c for c in (*MEASURED, "reason") if c in table.columns])
     table["split"] = np.where(calibration_mask(identity), "calibration", "held-out")
     return table, groups
 
