@@ -388,6 +388,50 @@ def write_overlays(calibrations: Mapping[str, KernelCalibration], out_dir: str |
     return list(files)
 
 
+def transfer_overlays(
+    out_dir: str | Path,
+    *,
+    transfer: Mapping[str, str] = TRANSFER_RULE,
+    known_hardware: Sequence[str] | None = None,
+) -> tuple[list[Path], dict[str, KernelCalibration]]:
+    """Rewrite the transferred overlays in ``out_dir`` from the measured overlays already there, no refit.
+
+    For each ``target: source`` of ``transfer`` whose source has a fitted overlay (``transferred_from`` is
+    null) in ``out_dir`` and whose target has none of its own, ``<target>.yaml`` gets
+    :func:`transferable` of the source's parameters and the source's record with ``transferred_from`` set,
+    as :func:`calibrate_measurements` writes it. The measured overlays are read only, never rewritten.
+    """
+    from costmodel.registry import list_hardware, load_hardware
+
+    out = _out_folder(out_dir)
+    known = set(list_hardware() if known_hardware is None else known_hardware)
+
+    def fitted_overlay(name: str) -> HardwareProfile | None:
+        path = out / f"{name}.yaml"
+        profile = load_hardware(str(path)) if path.is_file() else None
+        calibration = None if profile is None else profile.kernel_calibration
+        return profile if calibration is not None and calibration.record.transferred_from is None else None
+
+    calibrations: dict[str, KernelCalibration] = {}
+    for target, source_name in sorted(transfer.items()):
+        source = fitted_overlay(source_name)
+        if target not in known or source is None or fitted_overlay(target) is not None:
+            continue
+        calibration = source.kernel_calibration
+        assert calibration is not None  # fitted_overlay returns only calibrated profiles
+        calibrations[target] = KernelCalibration(
+            params=transferable(calibration.params, source),
+            record=calibration.record.model_copy(update={"transferred_from": source_name}),
+        )
+    if not calibrations:
+        sources = ", ".join(sorted(set(transfer.values())))
+        raise CostmodelError(
+            f"--out {out}: no fitted overlay of a transfer source ({sources}) to transfer from; "
+            "run `costmodel calibrate --from DIR --out OUT` first"
+        )
+    return write_overlays(calibrations, out), calibrations
+
+
 def find_reader(name: str = "public") -> Callable[[Path], Measurements]:
     """The installed measurement reader ``name`` (entry point group ``costmodel.measurements``).
 

@@ -885,12 +885,13 @@ def _installed_app(name: str) -> Callable[..., int]:
 @app.command()
 @friendly
 def calibrate(
-    source: Annotated[
-        Path, typer.Option("--from", help="Measurement folder (DIR/kernels/<system>/<family>/...).")
-    ],
     out_dir: Annotated[
         Path, typer.Option("--out", help="Folder for the calibrated profiles (one overlay YAML each).")
     ],
+    source: Annotated[
+        Path | None,
+        typer.Option("--from", help="Measurement folder (DIR/kernels/<system>/<family>/...)."),
+    ] = None,
     family: Annotated[
         list[str] | None,
         typer.Option(help="Fit only this kernel family (repeatable); the others in OUT are kept."),
@@ -899,17 +900,33 @@ def calibrate(
         list[str] | None,
         typer.Option(help="Fit only this measured device (repeatable); other devices' overlays are kept."),
     ] = None,
+    transfer_only: Annotated[
+        bool,
+        typer.Option(
+            "--transfer-only",
+            help="Fit nothing: rewrite OUT's transferred overlays from the measured overlays in OUT.",
+        ),
+    ] = False,
 ) -> None:
     """Fit the kernel models' parameters to measured kernel times and write calibrated hardware profiles.
 
     Fits each (device, family, dtype) on the calibration rows (a rule on row identity; the rest is held out)
     and writes OUT/<hardware>.yaml, loadable with --hardware OUT/<hardware>.yaml. Devices without
     measurements get the parameters of the nearest measured device (costmodel.calibrate.TRANSFER_RULE).
-    The torch micro-benchmarks are `python -m validation calibrate`.
+    The torch micro-benchmarks are `python -m validation calibrate`. --transfer-only (no --from) only
+    rewrites those transferred overlays from the measured overlays already in OUT.
     """
-    from costmodel.calibrate import calibrate_from
+    from costmodel.calibrate import CalibrationOutcome, calibrate_from, transfer_overlays
 
-    paths, outcome = calibrate_from(source, out_dir, families=family, hardware=hardware)
+    if transfer_only:
+        if source is not None or family or hardware:
+            raise CostmodelError("--transfer-only fits nothing: drop --from, --family and --hardware")
+        paths, moved = transfer_overlays(out_dir)
+        outcome = CalibrationOutcome(moved)
+    elif source is None:
+        raise CostmodelError("--from: missing; give the measurement folder, or --transfer-only")
+    else:
+        paths, outcome = calibrate_from(source, out_dir, families=family, hardware=hardware)
     for name, calibration in outcome.calibrations.items():
         record = calibration.record
         how = f"from {record.transferred_from}" if record.transferred_from else f"rows {record.rows}"

@@ -1,0 +1,107 @@
+"""Transferred overlays (``costmodel.calibrate.TRANSFER_RULE``): a device without measurements reuses its
+source's fitted parameters and keeps its own datasheet (peak, bandwidth, SM count, L2 size)."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from costmodel import load_hardware
+from costmodel.calibrate import TRANSFER_RULE, transfer_overlays
+from costmodel.errors import CostmodelError
+from costmodel.kernels import numeric_fields, params_for
+from costmodel.registry import calibrated_dir
+from costmodel.specs import HardwareProfile
+
+
+def _assert_transferred(target: HardwareProfile, source: HardwareProfile) -> None:
+    """Every fitted parameter (a family's ``BOUNDS``) is the source's; every field whose datasheet default
+    differs between the two devices (peak, bandwidth, SM count, L2 size, ...) resolves to the target's."""
+    moved, fitted = target.kernel_calibration, source.kernel_calibration
+    assert moved is not None
+    assert fitted is not None
+    assert moved.record.transferred_from == source.name
+    assert moved.params.keys() == fitted.params.keys()
+    for family_name, keys in fitted.params.items():
+        family = importlib.import_module(f"costmodel.kernels.{family_name}")
+        assert moved.params[family_name].keys() == keys.keys()
+        for key, values in keys.items():
+            stored = moved.params[family_name][key]
+            for name in values.keys() & family.BOUNDS.keys():
+                assert stored[name] == values[name], (target.name, family_name, key, name)
+            try:
+                own = numeric_fields(family.default_params(target, key))
+            except CostmodelError:  # a datasheet without an SM count: the family cannot run on it at all
+                continue
+            got = numeric_fields(params_for(target, family, key))
+            theirs = numeric_fields(family.default_params(source, key))
+            for name, value in values.items():
+                if name not in family.BOUNDS and name in own and own[name] != theirs[name] == value:
+                    assert got[name] == own[name], (target.name, family_name, key, name)
+
+
+@pytest.mark.parametrize("target", sorted(TRANSFER_RULE))
+def test_committed_transferred_overlays_keep_their_own_datasheet(target: str) -> None:
+    """An H200 given the H100's fit streams at its own 4.8 TB/s in every family, not the H100's 3.35."""
+    if not (calibrated_dir() / f"{target}.yaml").is_file():
+        pytest.skip(f"no committed overlay of {target}")
+    hardware = load_hardware(target)
+    assert hardware.kernel_calibration is not None
+    if hardware.kernel_calibration.record.transferred_from is None:
+        pytest.skip(f"{target} has measurements of its own")
+    _assert_transferred(hardware, load_hardware(TRANSFER_RULE[target]))
+
+
+def test_transfer_only_rewrites_the_targets_and_leaves_the_measured_overlay(tmp_path: Path) -> None:
+    """A stale H200 overlay (the H100's file, datasheet fields and all) is rewritten from the H100's
+    overlay; the H100's file is read, never written."""
+    source = calibrated_dir() / "h100-sxm.yaml"
+    shutil.copy(source, tmp_path / "h100-sxm.yaml")
+    stale = source.read_text().replace("name: h100-sxm", "name: h200", 1)
+    (tmp_path / "h200.yaml").write_text(stale.replace("transferred_from: null", "transferred_from: h100-sxm"))
+    h200_stale = load_hardware(str(tmp_path / "h200.yaml"))
+    assert h200_stale.kernel_calibration is not None
+    mla = h200_stale.kernel_calibration.params["mla"]
+    assert any(v.get("bandwidth_bytes_per_s") == 3.35e12 for v in mla.values())  # the bug being fixed
+
+    paths, moved = transfer_overlays(tmp_path, transfer={"h200": "h100-sxm", "b300": "b200"})
+
+    assert paths == [tmp_path / "h200.yaml"]
+    assert list(moved) == ["h200"]
+    assert (tmp_path / "h100-sxm.yaml").read_bytes() == source.read_bytes()
+    h200 = load_hardware(str(tmp_path / "h200.yaml"))
+    _assert_transferred(h200, load_hardware(str(tmp_path / "h100-sxm.yaml")))
+    assert h200.kernel_calibration is not None
+    assert h200_stale.kernel_calibration is not None
+    assert h200.kernel_calibration.record == h200_stale.kernel_calibration.record  # provenance kept
+    assert (tmp_path / "h200.yaml").read_text().splitlines()[0] == stale.splitlines()[0]  # header kept
+
+
+def test_transfer_only_never_overwrites_a_measured_device(tmp_path: Path) -> None:
+    """A target with a fit of its own is left alone; with nothing to transfer, one clear error."""
+    for name in ("h100-sxm", "b200"):
+        shutil.copy(calibrated_dir() / f"{name}.yaml", tmp_path / f"{name}.yaml")
+    before = (tmp_path / "b200.yaml").read_bytes()
+    with pytest.raises(CostmodelError, match="no fitted overlay of a transfer source"):
+        transfer_overlays(tmp_path, transfer={"b200": "h100-sxm"})
+    assert (tmp_path / "b200.yaml").read_bytes() == before
+
+
+def test_cli_transfer_only(tmp_path: Path) -> None:
+    """`costmodel calibrate --transfer-only --out OUT` fits nothing; without --from or it, one clear line."""
+    from typer.testing import CliRunner
+
+    from costmodel.cli import app
+
+    shutil.copy(calibrated_dir() / "h100-sxm.yaml", tmp_path / "h100-sxm.yaml")
+    result = CliRunner().invoke(app, ["calibrate", "--transfer-only", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.glob("*.yaml")) == ["h100-pcie.yaml", "h100-sxm.yaml", "h200.yaml"]
+    result = CliRunner().invoke(app, ["calibrate", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: --from: missing; give the measurement folder, or --transfer-only"
+    ]
