@@ -18,7 +18,8 @@ the length distribution beyond its mean: Kelly 1979, *Reversibility and Stochast
 arrival waits iff it finds n >= B (PASTA), for an exponential time corrected for the length variability
 by the Allen-Cunneen factor (1 + scv) / 2 (Whitt 1993). Latencies follow per request: TTFT = wait for
 a slot + the rest of the iteration in progress (length-biased) + its own prefill iteration(s); TPOT = t_d
-at the batch a running request sees (size-biased) + the prompt work that lands during its decoding
+at the batch the request runs in (itself and the others overlapping its decoding, an M/G/infinity shot
+noise of their contexts) + the prompt work that lands during its decoding
 (Poisson arrivals and their M/G/1 busy-period offspring, gamma-distributed), spread over its N - 1 gaps.
 Quantiles come from a deterministic quadrature over the request's random variables (Latin hypercube,
 fixed seed; not a simulation of the engine) with the slot wait integrated exactly. Every quadrature point
@@ -851,8 +852,10 @@ def _tpot_s(
     nodes: _Nodes,
     sums: _Sums,
 ) -> FloatArray:
-    """Per-request mean time per output token [..., S] [s] (S10): t_d at the batch it sees, corrected for
-    the request's own context, plus the prompt work X landing in its N - 1 iterations, spread over them.
+    """Per-request mean time per output token [..., S] [s] (S10): t_d at the batch it runs in (itself and
+    its companions, S10b: :func:`_companion_tokens`, in sequences at the mean context, at most B),
+    corrected for the request's own context, plus the prompt work X landing in its N - 1 iterations,
+    spread over them.
 
     t_d is taken with every sequence at the mean context c, but the request is in every iteration it
     times, with its own mean context P + (N - 2) / 2: its decode attention differs from a sequence at c
