@@ -18,7 +18,8 @@ the length distribution beyond its mean: Kelly 1979, *Reversibility and Stochast
 arrival waits iff it finds n >= B (PASTA), for an exponential time corrected for the length variability
 by the Allen-Cunneen factor (1 + scv) / 2 (Whitt 1993). Latencies follow per request: TTFT = wait for
 a slot + the rest of the iteration in progress (length-biased) + its own prefill iteration(s); TPOT = t_d
-at the batch a running request sees (size-biased) + the prompt work that lands during its decoding
+at the batch the request runs in (itself and the others overlapping its decoding, an M/G/infinity shot
+noise of their contexts) + the prompt work that lands during its decoding
 (Poisson arrivals and their M/G/1 busy-period offspring, gamma-distributed), spread over its N - 1 gaps.
 Quantiles come from a deterministic quadrature over the request's random variables (Latin hypercube,
 fixed seed; not a simulation of the engine) with the slot wait integrated exactly. Every quadrature point
@@ -214,6 +215,48 @@ class _Prepared:
     # at the rate they leave [1/s], and E[m] at that rate [s]
     max_rate_per_s: FloatArray
     saturated_prompt_s: FloatArray
+    companions: _Companions  # the other sequences decoding beside a request (S10b)
+
+
+@dataclass(frozen=True)
+class _Companions:
+    """The other requests decoding beside a request (S10b), per candidate: they depend on the traffic,
+    not on the engine or the load. Windows and lengths in decode iterations."""
+
+    context_tokens: float  # c, the mean past context of a decoding sequence (S1) [tokens]
+    mean_context_tokens: float  # E[x L]: a request's mean context x its decode iterations [tokens]
+    mean_iterations: float  # E[L], L = N - 1 decode iterations of a request [-]
+    window_grid: FloatArray  # windows w at which the second moment is tabulated [iterations] [33]
+    square_tokens2: FloatArray  # E[x^2 (m^2 M - m^3 / 3)] / w^2, m = min(w, L), M = max(w, L) [tokens^2]
+
+
+def _companions(traffic: Traffic, max_len: int, context: float) -> _Companions:
+    """(S10b) The other requests in a request's batch, as a shot noise in context tokens.
+
+    Other requests arrive at lambda and each decodes for L = N - 1 iterations holding x = P + L / 2 past
+    tokens on average (capped at the context window). One that arrives s iterations before a window of
+    w iterations starts, s in (-L, w), shares min(w, L, s + L, w - s) of them. Below the batch limit the
+    running requests form an M/G/infinity system, so by Campbell's theorem the others' context per
+    iteration of the window, X = sum_j x_j overlap_j / w, has mean lambda E[I] E[x L] (Little: the mean
+    batch times the mean context) and variance lambda E[I] E[x^2 int overlap^2 ds] / w^2, where
+    int overlap^2 ds = m^2 M - m^3 / 3 (m = min(w, L), M = max(w, L)): a snapshot's Poisson variance for
+    a short window, falling as 1 / w once the window outlasts the others (Daley & Vere-Jones 2003,
+    *An Introduction to the Theory of Point Processes* I, §6.2, Campbell's theorem)."""
+    N = traffic.output
+    L = N.values.astype(np.float64) - 1.0  # [l]
+    P = traffic.prompt.quantile(_STRATUM_MIDS).astype(np.float64)  # [q]
+    x = np.minimum(P[:, None] + L[None, :] / 2.0, max_len - 1.0)  # [q, l]
+    x1, x2 = _STRATUM_WEIGHTS @ x, _STRATUM_WEIGHTS @ x**2  # E[x | L], E[x^2 | L] [l]
+    w = np.geomspace(1.0, max(float(max_len), 2.0), 33)[:, None]  # [w, 1]
+    m, M = np.minimum(w, L[None, :]), np.maximum(w, L[None, :])
+    square = ((m**2 * M - m**3 / 3.0) * x2[None, :]) @ N.probs / w[:, 0] ** 2
+    return _Companions(
+        context_tokens=max(context, 1.0),
+        mean_context_tokens=float(N.probs @ (x1 * L)),
+        mean_iterations=float(N.probs @ L),
+        window_grid=w[:, 0],
+        square_tokens2=np.asarray(square),
+    )
 
 
 def _context_moments(traffic: Traffic, max_len: int) -> tuple[float, float]:
@@ -327,6 +370,7 @@ def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
         chunks_mean=chunks_mean,
         max_rate_per_s=max_rate,
         saturated_prompt_s=prompt_s,
+        companions=_companions(traffic, engine.max_len, context),
     )
 
 
@@ -408,12 +452,14 @@ class _Nodes:
     output_len: FloatArray  # its output length N [tokens] [samples]
     draws: IntArray  # other prompts' strata: its first two iterations, its decoding [3, samples, _DRAWS]
     biased: IntArray  # stratum of the prompt in the iteration it arrives during, token-biased [samples]
-    normal: FloatArray  # the standard normal quantile of uniform[2] (spare) [samples]
+    normal_companions: FloatArray  # of uniform[2], for the count of others sharing its decoding [samples]
+    normal_attention: FloatArray  # of uniform[7], for their attention given the count [samples]
     normal_count: FloatArray  # of uniform[5], for the count of prompts in the decode window [samples]
     normal_others: FloatArray  # of uniform[9], for the count of prompts joining its own iteration [samples]
     normal_offspring: FloatArray  # of uniform[11], for the work of prompts arriving meanwhile [samples]
     poisson_count: FloatArray  # _poisson_thresholds of uniform[5] [samples, _POISSON_COUNTS]
     poisson_others: FloatArray  # and of uniform[9]
+    poisson_companions: FloatArray  # and of uniform[2]
 
 
 def _nodes(traffic: Traffic, samples: int, seed: int) -> _Nodes:
@@ -433,10 +479,10 @@ def _nodes(traffic: Traffic, samples: int, seed: int) -> _Nodes:
     biased = np.minimum(np.searchsorted(np.cumsum(tokens) / tokens.sum(), U[10], side="right"), last)
     own = np.clip(np.searchsorted(_STRATUM_MIDS, U[0]) - 1, 0, _STRATUM_MIDS.size - 2)
     fraction = np.clip((U[0] - _STRATUM_MIDS[own]) / (_STRATUM_MIDS[own + 1] - _STRATUM_MIDS[own]), 0.0, 1.0)
-    normal = ndtri(np.clip(U[[2, 5, 9, 11]], 1e-12, 1 - 1e-12))
+    normal = ndtri(np.clip(U[[2, 7, 5, 9, 11]], 1e-12, 1 - 1e-12))
     output = traffic.output.quantile(U[1]).astype(np.float64)
-    walks = (_poisson_thresholds(samples, seed, 5), _poisson_thresholds(samples, seed, 9))
-    return _Nodes(U, own, fraction, output, draws, biased, normal[0], normal[1], normal[2], normal[3], *walks)
+    walks = [_poisson_thresholds(samples, seed, row) for row in (5, 9, 2)]
+    return _Nodes(U, own, fraction, output, draws, biased, *normal, *walks)
 
 
 @functools.lru_cache(maxsize=8)
@@ -480,12 +526,31 @@ def _poisson_ppf(mean: FloatArray, thresholds: FloatArray, z: FloatArray) -> Flo
     mean + z sqrt(mean) + (z^2 - 1) / 6 at the uniform's normal score z [S] (Johnson, Kemp & Kotz 2005,
     *Univariate Discrete Distributions* §4.5), increasing in the mean for z^2 < 4 x 10: continuous
     there, not integral."""
-    small = np.minimum(mean, _EXACT_POISSON)
-    count = (thresholds < small[..., None]).sum(axis=-1).astype(np.float64)
+    mean, z = np.broadcast_arrays(np.asarray(mean, dtype=np.float64), z)
+    # at and beyond the exact range's end the count there is a property of the uniform alone; below it,
+    # the comparison runs only over the means there and, as m_k(u) grows with k at every u, only over
+    # the counts whose smallest threshold some of those means exceed
+    count = np.broadcast_to(_count_at_end(thresholds), mean.shape).copy()
+    below = mean < _EXACT_POISSON
+    if below.any():
+        small = mean[below]
+        reachable = int(np.searchsorted(_column_minima(thresholds), float(small.max())))
+        rows = thresholds[np.nonzero(below)[-1], :reachable]  # each point's own sample row
+        count[below] = np.count_nonzero(rows < small[:, None], axis=-1)
     growth = (
         mean - _EXACT_POISSON + z * (np.sqrt(np.maximum(mean, _EXACT_POISSON)) - math.sqrt(_EXACT_POISSON))
     )
     return np.asarray(count + np.where(mean > _EXACT_POISSON, np.maximum(growth, 0.0), 0.0))
+
+
+def _count_at_end(thresholds: FloatArray) -> FloatArray:
+    """The exact count at the mean :data:`_EXACT_POISSON`, per sample [S]."""
+    return np.asarray(np.count_nonzero(thresholds < _EXACT_POISSON, axis=-1), dtype=np.float64)
+
+
+def _column_minima(thresholds: FloatArray) -> FloatArray:
+    """min over the samples of m_k(u), for each k [k]: non-decreasing in k (m_k(u) is)."""
+    return np.asarray(np.maximum.accumulate(thresholds.min(axis=0)))
 
 
 @functools.lru_cache(maxsize=8)
@@ -638,6 +703,7 @@ class _Iteration:
     """Iteration lengths at the mean batch (S8), per grid point [...]."""
 
     decode_s: FloatArray  # t_d at the batch a running request sees [s]
+    batch_limit: FloatArray  # B, the batch limit in force [-]
     mean_s: FloatArray  # E[I] = t_d / (1 - u) [s]
     first_mean_s: FloatArray  # E[m1] [s]
     extra_mean_s: FloatArray  # E[m2] [s]
@@ -647,7 +713,7 @@ class _Iteration:
     grid_fraction: FloatArray
 
 
-def _iteration(prep: _Prepared, chain: _Chain) -> _Iteration:
+def _iteration(prep: _Prepared, chain: _Chain, B: IntArray) -> _Iteration:
     states = np.arange(1.0, prep.decode_s.size + 1.0)
     t_seen = np.interp(chain.seen_batch, states, prep.decode_s)
     m1 = _interp_rows(chain.mean_batch, prep.n_grid, prep.first_s)
@@ -657,6 +723,7 @@ def _iteration(prep: _Prepared, chain: _Chain) -> _Iteration:
     span = np.where(upper > i, g[upper] - g[i], 1.0)
     return _Iteration(
         decode_s=t_seen,
+        batch_limit=B.astype(np.float64),
         mean_s=t_seen / (1.0 - chain.prefill_fraction),
         first_mean_s=np.interp(chain.mean_batch, g, prep.first_mean_s),
         extra_mean_s=np.interp(chain.mean_batch, g, prep.extra_mean_s),
@@ -678,10 +745,19 @@ class _Sums:
     own_chunks: FloatArray  # [g, S]: iterations its prefill spans [-]
     own_attention_s: FloatArray  # [S]: its decode attention less that of a sequence at the mean context [s]
     during: FloatArray  # [g, S, _DRAWS + 1]: k prompts prefilled while it decodes, m1 each [s]
+    # (S10b) others sharing its N - 1 decode iterations: they arrive in a span of N - 1 + E[L] iterations,
+    # and each adds a gamma-distributed context per iteration of its window, of this shape and scale
+    companion_span: FloatArray  # [S]: N - 1 + E[L] [iterations]
+    companion_shape: FloatArray  # [S]: E[Z]^2 / Var(Z) of one of them [-]
+    companion_scale_tokens: FloatArray  # [S]: Var(Z) / E[Z] [tokens]
 
 
-def _sums(prep: _Prepared, nodes: _Nodes) -> _Sums:
-    T1, T2 = prep.first_s, prep.extra_s  # [g, strata]
+def _sums(prep: _Prepared, nodes: _Nodes, max_batch_size: int | None = None) -> _Sums:
+    """The prompt-cost sums on the rows of the batch grid up to the first at or above ``max_batch_size``
+    (the largest batch limit to be evaluated; default the engine's): a mean batch never lies above it."""
+    g = prep.n_grid
+    rows = g.size if max_batch_size is None else int(np.searchsorted(g, max_batch_size)) + 1
+    T1, T2, chunks = prep.first_s[:rows], prep.extra_s[:rows], prep.chunks[:rows]  # [g, strata]
     zero = np.zeros((T1.shape[0], nodes.biased.size, 1))
     first = T1[:, nodes.biased][..., None]  # the first prompt is alone in its iteration (m1)
     now = np.concatenate([zero, first, first + np.cumsum(T2[:, nodes.draws[0][:, 1:]], axis=-1)], axis=-1)
@@ -692,13 +768,24 @@ def _sums(prep: _Prepared, nodes: _Nodes) -> _Sums:
     own_context = np.minimum(own_prompt + (nodes.output_len - 2.0) / 2.0, prep.engine.max_len - 1.0)
     contexts = np.append(np.maximum(own_context, 0.0), prep.context)
     attention = np.interp(contexts, prep.context_grid, prep.attention_s)  # a(x), tabulated in _prepare
+    # (S10b) one companion's context per iteration of a window of w = N - 1 iterations, Z: its moments
+    # over the span w + E[L] of arrival times that overlap the window (Campbell's theorem per companion)
+    comp = prep.companions
+    w = np.maximum(nodes.output_len - 1.0, 1.0)
+    span = w + comp.mean_iterations
+    mean_z = comp.mean_context_tokens / span
+    square_z = np.interp(np.log(w), np.log(comp.window_grid), comp.square_tokens2) / span
+    var_z = np.maximum(square_z - mean_z**2, 1e-6 * mean_z**2)
     return _Sums(
         now=now,
         others=others,
         own=T1[:, i] * (1.0 - f) + T1[:, i + 1] * f,
-        own_chunks=prep.chunks[:, i] * (1.0 - f) + prep.chunks[:, i + 1] * f,
+        own_chunks=chunks[:, i] * (1.0 - f) + chunks[:, i + 1] * f,
         own_attention_s=np.asarray(attention[:-1] - attention[-1]),
         during=np.concatenate([zero, np.cumsum(T1[:, nodes.draws[2]], axis=-1)], axis=-1),
+        companion_span=span,
+        companion_shape=mean_z**2 / np.maximum(var_z, 1e-300),
+        companion_scale_tokens=var_z / np.maximum(mean_z, 1e-300),
     )
 
 
@@ -707,11 +794,16 @@ def _at_batch(it: _Iteration, table: FloatArray, count: FloatArray | None = None
     batch -> [..., S]. Beyond _DRAWS prompts (near saturation) the sum of _DRAWS is scaled."""
     i, f = _ex(it.grid_index).astype(np.int64), _ex(it.grid_fraction)
     upper = np.minimum(i + 1, table.shape[0] - 1)
-    cols = np.arange(table.shape[1])
+    # flat indices into the table (one take is several times faster than a three-array fancy index)
+    row = table[0].size
+    at = np.arange(table.shape[1]) * (row // table.shape[1])  # sample s starts here within a row
+    if count is not None:
+        c = np.minimum(count, _DRAWS).astype(np.int64)
+        at = at + c
+    flat = table.reshape(-1)
+    value = flat.take(i * row + at) * (1.0 - f) + flat.take(upper * row + at) * f
     if count is None:
-        return np.asarray(table[i, cols] * (1.0 - f) + table[upper, cols] * f)
-    c = np.minimum(count, _DRAWS).astype(np.int64)
-    value = table[i, cols, c] * (1.0 - f) + table[upper, cols, c] * f
+        return np.asarray(value)
     return np.asarray(value * np.maximum(count / _DRAWS, 1.0))
 
 
@@ -752,6 +844,7 @@ def _ttft_before_slot_s(
 
 
 def _tpot_s(
+    prep: _Prepared,
     it: _Iteration,
     chain: _Chain,
     lam: FloatArray,
@@ -759,8 +852,10 @@ def _tpot_s(
     nodes: _Nodes,
     sums: _Sums,
 ) -> FloatArray:
-    """Per-request mean time per output token [..., S] [s] (S10): t_d at the batch it sees, corrected for
-    the request's own context, plus the prompt work X landing in its N - 1 iterations, spread over them.
+    """Per-request mean time per output token [..., S] [s] (S10): t_d at the batch it runs in (itself and
+    its companions, S10b: :func:`_companion_tokens`, in sequences at the mean context, at most B),
+    corrected for the request's own context, plus the prompt work X landing in its N - 1 iterations,
+    spread over them.
 
     t_d is taken with every sequence at the mean context c, but the request is in every iteration it
     times, with its own mean context P + (N - 2) / 2: its decode attention differs from a sequence at c
@@ -789,7 +884,28 @@ def _tpot_s(
     shape_o = offspring_mean / np.maximum(scale_o, 1e-300)
     offspring = np.where(shape_o > 1e-9, _gamma_ppf(shape_o, nodes.normal_offspring) * scale_o, 0.0)
     stall = work + offspring
-    return np.asarray(np.where(n_out > 1, np.maximum(t_d + sums.own_attention_s, 0.0) + stall / gaps, np.nan))
+    # the batch this request runs in: itself and its companions, counted in sequences at the mean context
+    # c (decode attention is affine in the batch's total context: a companion with 2c counts twice), at
+    # most the batch limit
+    others = _companion_tokens(it, lam, nodes, sums) / prep.companions.context_tokens
+    batch = np.minimum(1.0 + others, _ex(it.batch_limit))
+    step = np.interp(batch, np.arange(1.0, prep.decode_s.size + 1.0), prep.decode_s)
+    return np.asarray(
+        np.where(n_out > 1, np.maximum(step + sums.own_attention_s, 0.0) + stall / gaps, np.nan)
+    )
+
+
+def _companion_tokens(it: _Iteration, lam: FloatArray, nodes: _Nodes, sums: _Sums) -> FloatArray:
+    """The others' past context per iteration of a request's decoding, X [..., S] [tokens] (S10b): K
+    companions ~ Poisson(lambda E[I] (N - 1 + E[L])), drawn by the inverse CDF, and given K their context
+    a gamma with K times one companion's mean and variance (``sums.companion_*``). Each sample is
+    non-decreasing in the load: K grows with lambda E[I] at its fixed uniform, the gamma quantile with
+    its shape at a fixed normal score, and the scale does not depend on the load."""
+    count = _poisson_ppf(
+        _ex(lam * it.mean_s) * sums.companion_span, nodes.poisson_companions, nodes.normal_companions
+    )
+    value = _gamma_ppf(count * sums.companion_shape, nodes.normal_attention) * sums.companion_scale_tokens
+    return np.asarray(np.where(count > 0, value, 0.0))
 
 
 def _evaluate(
@@ -810,10 +926,10 @@ def _evaluate(
     output = prep.traffic.output
     chain = _chain(prep, lam, B)
     wait_s = _slot_wait_mean_s(chain, lam, output)
-    it = _iteration(prep, chain)
+    it = _iteration(prep, chain, B)
     sums = sums or _sums(prep, nodes)
     ttft_base, own_s = _ttft_before_slot_s(it, chain, lam, nodes, sums)
-    tpot_all = _tpot_s(it, chain, lam, own_s, nodes, sums)
+    tpot_all = _tpot_s(prep, it, chain, lam, own_s, nodes, sums)
     n_out = nodes.output_len
     # e2e: the slot wait sampled by its inverse CDF, P(W > s) = P(queued) exp(-s / w)
     slot = _ex(wait_s) * np.log(np.maximum(_ex(chain.prob_queued) / (1.0 - nodes.uniform[6]), 1.0))
@@ -907,14 +1023,29 @@ _FIRST_RUNGS = np.array([0.0, 1.0, 3.0])  # replica counts above the utilisation
 _PROBES = 7  # counts tried inside each bracket per refinement round: one round narrows it 8-fold
 
 
-def _meets(m: ServingMetrics, slo: SLO) -> BoolArray:
-    """Every objective holds with the quadrature's sampling error: the upper end of each p-quantile's
-    one-standard-error band is within it (monotone in the load, as the quantiles are)."""
+SAMPLING_MARGIN = 1.0
+"""The planner's default ``sampling_margin`` [-]: the share of each p-quantile's one-standard-error band
+above it (``ttft_upper_s``) that must lie within the objective. ``docs/serving.md`` (the planner, "Pass
+rule") gives the scan's figures for 0 and 1 and why this value."""
+
+
+def _held(m: ServingMetrics, metric: str, q: float, margin: float) -> FloatArray:
+    """The value of ``metric``'s q-quantile held to the objective: ``margin`` of the way from the
+    quantile to the upper end of its one-standard-error band [s] (inf where unstable)."""
+    with np.errstate(invalid="ignore"):  # inf - inf where unstable
+        value = m.quantile(metric, q) + margin * (m.quantile_upper(metric, q) - m.quantile(metric, q))
+    return np.asarray(np.where(m.stable, value, np.inf))
+
+
+def _meets(m: ServingMetrics, slo: SLO, margin: float) -> BoolArray:
+    """Every objective holds with ``margin`` of the quadrature's sampling error: the p-quantile moved
+    ``margin`` of the way to the upper end of its one-standard-error band is within it. A convex
+    combination of two quantities non-decreasing in the load, so monotone in it."""
     ok = m.stable.copy()
     for metric in ("ttft", "tpot", "e2e"):
         target = getattr(slo, f"{metric}_s")
         if target is not None:
-            ok &= m.quantile_upper(metric, slo.quantile) <= target
+            ok &= _held(m, metric, slo.quantile, margin) <= target
     return np.asarray(ok)
 
 
@@ -935,20 +1066,23 @@ class _Candidate:
     limits: IntArray  # [b]
     max_utilization: float
     sums: _Sums
+    margin: float  # sampling_margin of plan()
 
-    def metrics(self, replicas: FloatArray) -> ServingMetrics:
-        """:func:`analyze` at ``replicas`` [..., b] (one column per batch limit), in one call."""
+    def metrics(self, replicas: FloatArray, columns: IntArray | None = None) -> ServingMetrics:
+        """:func:`analyze` at ``replicas`` [..., b] (one column per batch limit, or per limit in
+        ``columns``, indices into ``limits``), in one call."""
         lam = self.prep.traffic.rate_per_s / replicas
         q = tuple(sorted({0.5, self.slo.quantile}))
-        return _evaluate(self.prep, self.nodes, lam, np.broadcast_to(self.limits, lam.shape), q, self.sums)
+        limits = self.limits if columns is None else self.limits[columns]
+        return _evaluate(self.prep, self.nodes, lam, np.broadcast_to(limits, lam.shape), q, self.sums)
 
-    def meets(self, replicas: FloatArray) -> BoolArray:
-        """The SLOs and the utilisation cap at ``replicas`` [..., b]."""
-        return self.passes(self.metrics(replicas))
+    def meets(self, replicas: FloatArray, columns: IntArray | None = None) -> BoolArray:
+        """The SLOs and the utilisation cap at ``replicas`` [..., b] (as :meth:`metrics`)."""
+        return self.passes(self.metrics(replicas, columns))
 
     def passes(self, m: ServingMetrics) -> BoolArray:
         """The SLOs and the utilisation cap in ``m``."""
-        return np.asarray(_meets(m, self.slo) & (m.utilization <= self.max_utilization + 1e-12))
+        return np.asarray(_meets(m, self.slo, self.margin) & (m.utilization <= self.max_utilization + 1e-12))
 
 
 def meets_slo(
@@ -960,6 +1094,7 @@ def meets_slo(
     batch_limits: Sequence[int] = BATCH_LIMITS,
     max_utilization: float = VALIDATED_UTILIZATION,
     samples: int = PLAN_SAMPLES,
+    sampling_margin: float = SAMPLING_MARGIN,
 ) -> BoolArray:
     """The planner's criterion: whether ``replicas`` [...] replicas of ``engine``, sharing ``traffic``,
     meet ``slo`` with each replica at most ``max_utilization`` of its saturation rate, at each of the
@@ -967,7 +1102,9 @@ def meets_slo(
     [..., limits]. :func:`plan` returns the fewest replicas for which some limit passes."""
     prep = _prepare(engine, traffic)
     nodes = _nodes(traffic, samples, 0)
-    cand = _Candidate(prep, nodes, slo, _limits(prep, batch_limits), max_utilization, _sums(prep, nodes))
+    limits = _limits(prep, batch_limits)
+    sums = _sums(prep, nodes, int(limits.max()))
+    cand = _Candidate(prep, nodes, slo, limits, max_utilization, sums, sampling_margin)
     r = np.asarray(replicas, dtype=np.float64)[..., None]
     return cand.meets(np.broadcast_to(r, (*r.shape[:-1], cand.limits.size)).astype(np.float64))
 
@@ -998,14 +1135,17 @@ def _fewest_replicas(cand: _Candidate, max_replicas: int) -> tuple[FloatArray, S
         live = np.isfinite(hi) & (hi - lo > 1) & (lo + 1 < hi.min())
         if not live.any():
             return hi, first
-        width = np.where(live, hi - lo, 0.0)
-        probes = np.round(lo + width * (np.arange(1, _PROBES + 1)[:, None] / (_PROBES + 1)))  # [k, b]
-        # columns with nothing to settle repeat a count already decided (hi passes; max_replicas failed)
-        pad = np.where(np.isfinite(hi), hi, float(max_replicas))
-        probes = np.where(live & (probes > lo) & (probes < hi), probes, pad)
-        passed = cand.meets(probes)
-        hi = np.minimum(hi, np.where(passed, probes, np.inf).min(axis=0))
-        lo = np.maximum(lo, np.where(~passed & (probes < hi), probes, -np.inf).max(axis=0))
+        # only the limits still in play are evaluated; a probe that rounds onto a bracket end repeats
+        # the count already decided there (hi passes)
+        cols = np.flatnonzero(live)
+        c_lo, c_hi = lo[cols], hi[cols]
+        k = int(min(_PROBES, (c_hi - c_lo).max() - 1.0))  # a bracket of w counts needs w - 1 probes
+        probes = np.round(c_lo + (c_hi - c_lo) * (np.arange(1, k + 1)[:, None] / (k + 1)))
+        probes = np.where((probes > c_lo) & (probes < c_hi), probes, c_hi)  # [k, live]
+        passed = cand.meets(probes, cols)
+        c_hi = np.minimum(c_hi, np.where(passed, probes, np.inf).min(axis=0))
+        hi[cols] = c_hi
+        lo[cols] = np.maximum(c_lo, np.where(~passed & (probes < c_hi), probes, -np.inf).max(axis=0))
 
 
 def _infeasible_reason(cand: _Candidate, max_replicas: int, m: ServingMetrics) -> str:
@@ -1020,7 +1160,7 @@ def _infeasible_reason(cand: _Candidate, max_replicas: int, m: ServingMetrics) -
     for metric in ("ttft", "tpot", "e2e"):
         target = getattr(cand.slo, f"{metric}_s")
         if target is not None:
-            best = float(np.min(m.quantile_upper(metric, q)[-1]))
+            best = float(np.min(_held(m, metric, q, cand.margin)[-1]))
             if best > target:
                 misses.append(f"p{pct} {metric.upper()} {best:.3g} s (+ sampling error) > {target:.3g} s")
     detail = "; ".join(misses) or "no single batch limit meets every objective"
@@ -1073,6 +1213,7 @@ def plan(
     max_utilization: float = VALIDATED_UTILIZATION,
     samples: int = PLAN_SAMPLES,
     confirm: bool = False,
+    sampling_margin: float = SAMPLING_MARGIN,
 ) -> pd.DataFrame:
     """The fewest replicas, and the batch limit, that meet ``slo`` at ``traffic.rate_per_s`` on each
     candidate (device x tensor-parallel degree), ranked by $ per hour.
@@ -1102,6 +1243,10 @@ def plan(
     confirm : bool
         Confirm every feasible row with :func:`costmodel.simulate.serve` (seconds per row), adding
         replicas until the simulation meets the SLOs.
+    sampling_margin : float
+        Share, in [0, 1], of each p-quantile's one-standard-error band above it (the quadrature's
+        sampling error, ``ttft_upper_s``) that must also lie within the objective [-]: 0 holds the
+        p-quantile itself to it (:data:`SAMPLING_MARGIN` by default).
 
     Returns one row per candidate: ``feasible`` (and ``reason`` when not), replicas, GPUs, the chosen
     batch limit, per-replica load, the predicted latencies and the sampling error of each p-quantile
@@ -1119,6 +1264,8 @@ def plan(
 
     if not 0 < max_utilization < 1:
         raise CostmodelError(f"max_utilization must lie in (0, 1), got {max_utilization}")
+    if not 0 <= sampling_margin <= 1:
+        raise CostmodelError(f"sampling_margin must lie in [0, 1], got {sampling_margin}")
     if not (isinstance(max_replicas, int | np.integer) and max_replicas >= 1):
         raise CostmodelError(f"max_replicas must be an integer >= 1, got {max_replicas!r}")
     m = load_model(model)
@@ -1157,6 +1304,7 @@ def plan(
                         price,
                         max_utilization,
                         confirm,
+                        sampling_margin,
                     )
                 )
             except (CostmodelError, ValueError) as e:
@@ -1213,6 +1361,7 @@ def _plan_one(
     price: float | None,
     max_utilization: float,
     confirm: bool,
+    margin: float,
 ) -> dict[str, Any]:
     """One candidate of :func:`plan`; ``nodes``: the quadrature nodes (shared by the candidates: they
     depend on the traffic alone)."""
@@ -1226,7 +1375,10 @@ def _plan_one(
             "reason": f"the KV cache ({prep.kv_sequences} sequences at the mean context) cannot hold one "
             "sequence with room for the spread of lengths: KV-bound at any batch limit",
         }
-    cand = _Candidate(prep, nodes, slo, _limits(prep, batch_limits), max_utilization, _sums(prep, nodes))
+    limits = _limits(prep, batch_limits)
+    cand = _Candidate(
+        prep, nodes, slo, limits, max_utilization, _sums(prep, nodes, int(limits.max())), margin
+    )
     hi, first = _fewest_replicas(cand, max_replicas)
     if not np.isfinite(hi).any():
         return {"feasible": False, "reason": _infeasible_reason(cand, max_replicas, first)}
@@ -1234,11 +1386,13 @@ def _plan_one(
     lam = traffic.rate_per_s
     simulated: dict[str, Any] = {}
     while True:
-        final = cand.metrics(np.full((1, cand.limits.size), float(r)))
-        passing = _meets(final, slo)[0] & (final.utilization[0] <= max_utilization + 1e-12)
-        ttft = np.where(passing, final.quantile("ttft", q)[0], np.inf)
-        pick_i = int(np.argmin(ttft))
-        outside = float(final.utilization[0, pick_i]) > VALIDATED_UTILIZATION + 1e-12
+        # pass/fail is monotone in the count: the limits passing at r are those whose fewest is <= r
+        cols = np.flatnonzero(hi <= r)
+        final = cand.metrics(np.full((1, cols.size), float(r)), cols)
+        ttft = np.where(cand.passes(final)[0], final.quantile("ttft", q)[0], np.inf)
+        at = int(np.argmin(ttft))
+        pick_i = int(cols[at])
+        outside = float(final.utilization[0, at]) > VALIDATED_UTILIZATION + 1e-12
         if not (confirm or outside):
             break
         simulated = _simulated(engine, traffic, int(cand.limits[pick_i]), lam / r, slo)
@@ -1253,7 +1407,7 @@ def _plan_one(
     all_per_h = lam * (traffic.output.mean + traffic.prompt.mean) * 3600.0
 
     def pick(x: npt.ArrayLike) -> float:
-        return float(np.asarray(x)[0, pick_i])
+        return float(np.asarray(x)[0, at])
 
     return {
         "feasible": True,
@@ -1261,7 +1415,7 @@ def _plan_one(
         "replicas": r,
         "gpus": r * engine.gpus,
         "max_batch_size": int(cand.limits[pick_i]),
-        "batch_limit_in_force": int(final.max_batch_size[0, pick_i]),
+        "batch_limit_in_force": int(final.max_batch_size[0, at]),
         "kv_safe_batch_size": prep.kv_safe_sequences,
         "rate_per_replica_per_s": pick(final.rate_per_s),
         "utilization": pick(final.utilization),
