@@ -361,11 +361,23 @@ def step_time(
     first term is every token's linear work (and the output head), the second the decodes' attention
     over their caches, the third the chunk's causal attention over itself and its past (with logits for
     its last token only). Each bracket is a difference of two passes with the same tokens, in which
-    everything but attention cancels. It reduces exactly to S(b, 1, c) for a decode-only iteration and
-    to S_last(1, k, p) for a prefill-only one. Approximations: the mixed pass's attention time is the sum
-    of the two parts' (each max(compute, memory)) rather than one max over their sum, and the decodes'
-    attention is affine in the context, so the mean context gives the batch's total exactly (except where
-    a sliding window fills up). Chunked prefill mixing both is Agrawal et al. 2024 (Sarathi-Serve, §4).
+    everything but attention cancels. It reduces exactly to S(b, 1, c) for a decode-only iteration and,
+    with pp = 1, to S_last(1, k, p) for a prefill-only one. Approximations: the mixed pass's attention
+    time is the sum of the two parts' (each max(compute, memory)) rather than one max over their sum, and
+    the decodes' attention is affine in the context, so the mean context gives the batch's total exactly
+    (except where a sliding window fills up). Chunked prefill mixing both is Agrawal et al. 2024
+    (Sarathi-Serve, §4).
+
+    With pipeline parallelism (pp > 1) S is the pipelined step of min(pp, B) micro-batches that
+    :func:`costmodel.estimate.step_time_s` returns. The first term splits the b + k tokens evenly over
+    the micro-batches (every scheduler of the pipeline carrying its share of decodes and prompt chunks);
+    the decodes' bracket is that of one micro-batch's b / pp decodes; the chunk's bracket evaluates both
+    passes as one micro-batch: the same schedule, so the linear work and stage sends cancel and what is
+    left is the chunk's attention through all layers, equal to its pp = 1 value (each stage runs 1/pp of
+    the layers, the chunk visits every stage). Splitting S(k, 1, 0) into pp micro-batches instead would
+    leave the difference of two GEMM passes at k and k / pp tokens in the bracket, whose tile
+    quantisation saws with k. A lone prompt chunk (b = 0) is thereby charged as if its linear work were
+    split like any other iteration's: below S_last(1, k, p) when pp > 1.
 
     With attention data parallelism (``deployment.attention_dp`` = r ranks) ``decode_batch`` and
     ``prefill_tokens`` are the replica's totals, spread evenly: each rank decodes b / r sequences and
@@ -402,15 +414,27 @@ class _Parts:
     deployment: Deployment | None
     efficiency: Efficiency | None
 
-    def _pass(self, batch: Any, new: Any, past: Any, logits: Literal["all", "last"] = "all") -> FloatArray:
+    def _pass(
+        self,
+        batch: Any,
+        new: Any,
+        past: Any,
+        logits: Literal["all", "last"] = "all",
+        *,
+        one_microbatch: bool = False,
+    ) -> FloatArray:
+        """S(batch, new, past); ``one_microbatch``: as one pipeline micro-batch (no split when pp > 1)."""
         from costmodel.estimate import step_time_s
         from costmodel.specs import Workload as _Workload
 
+        deployment = self.deployment
+        if one_microbatch and deployment is not None and deployment.pp > 1:
+            deployment = deployment.model_copy(update={"microbatches": 1})
         return step_time_s(
             self.model,
             self.hardware,
             self.workload or _Workload(),
-            self.deployment,
+            deployment,
             batch_size=batch,
             new_tokens=new,
             past_tokens=past,
@@ -436,13 +460,22 @@ class _Parts:
     def prefill_attention_s(self, tokens: npt.ArrayLike, past: npt.ArrayLike) -> FloatArray:
         """S_last(1, k, p) - S(k, 1, 0): a k-token chunk's attention over itself and p past tokens [s].
         With r attention-DP ranks the k tokens are r chunks of k / r, one per rank:
-        S_last(r, k / r, p) - S(k, 1, 0)."""
+        S_last(r, k / r, p) - S(k, 1, 0). With pp > 1 both passes run as one pipeline micro-batch (the
+        same schedule, so the k tokens' linear work and stage sends cancel): the chunk's attention through
+        all layers, which one sequence's chunk spends in whichever micro-batch carries it."""
         k, p = np.broadcast_arrays(np.asarray(tokens, dtype=np.float64), np.asarray(past, dtype=np.float64))
         if not np.any(k > 0):
             return np.zeros(k.shape)
         k1 = np.maximum(k, 1.0)
         r = self.deployment.attention_dp if self.deployment is not None else 1
-        return np.asarray(np.where(k > 0, self._pass(r, k1 / r, p, "last") - self._pass(k1, 1, 0), 0.0))
+        return np.asarray(
+            np.where(
+                k > 0,
+                self._pass(r, k1 / r, p, "last", one_microbatch=True)
+                - self._pass(k1, 1, 0, one_microbatch=True),
+                0.0,
+            )
+        )
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -121,16 +121,7 @@ def test_a_device_without_a_price_has_no_cost_and_is_never_chosen() -> None:
     [
         ("llama-3-8b", "h100-sxm", 1, 1, "bf16", "bf16"),
         ("llama-3-70b", "h100-sxm", 4, 1, "fp8", "fp8"),
-        pytest.param(
-            "llama-3-70b", "a100-80gb", 4, 2, "bf16", "bf16",
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="known defect: with pp > 1 step_time's prefill bracket S_last(1, k, p) - S(k, 1, 0) "
-                "carries the pipeline's micro-batching (k sequences split into pp micro-batches, one prompt "
-                "not), so the wave iteration's time saws with k's parity; SGLang's wave share of 0.64 makes "
-                "the TTFT fall 2.1 % from 12 to 13 clients at isl 128",
-            ),
-        ),
+        ("llama-3-70b", "a100-80gb", 4, 2, "bf16", "bf16"),
         ("qwen3-30b-a3b", "b200", 2, 1, "fp8", "fp8"),
     ],
 )  # fmt: skip
