@@ -361,23 +361,24 @@ def step_time(
     first term is every token's linear work (and the output head), the second the decodes' attention
     over their caches, the third the chunk's causal attention over itself and its past (with logits for
     its last token only). Each bracket is a difference of two passes with the same tokens, in which
-    everything but attention cancels. It reduces exactly to S(b, 1, c) for a decode-only iteration and,
-    with pp = 1, to S_last(1, k, p) for a prefill-only one. Approximations: the mixed pass's attention
-    time is the sum of the two parts' (each max(compute, memory)) rather than one max over their sum, and
-    the decodes' attention is affine in the context, so the mean context gives the batch's total exactly
+    everything but attention cancels. It reduces exactly to S(b, 1, c) for a decode-only iteration and
+    to S_last(1, k, p) for a prefill-only one. Approximations: the mixed pass's attention time is the
+    sum of the two parts' (each max(compute, memory)) rather than one max over their sum, and the
+    decodes' attention is affine in the context, so the mean context gives the batch's total exactly
     (except where a sliding window fills up). Chunked prefill mixing both is Agrawal et al. 2024
     (Sarathi-Serve, §4).
 
     With pipeline parallelism (pp > 1) S is the pipelined step of min(pp, B) micro-batches that
     :func:`costmodel.estimate.step_time_s` returns. The first term splits the b + k tokens evenly over
-    the micro-batches (every scheduler of the pipeline carrying its share of decodes and prompt chunks);
-    the decodes' bracket is that of one micro-batch's b / pp decodes; the chunk's bracket evaluates both
-    passes as one micro-batch: the same schedule, so the linear work and stage sends cancel and what is
-    left is the chunk's attention through all layers, equal to its pp = 1 value (each stage runs 1/pp of
-    the layers, the chunk visits every stage). Splitting S(k, 1, 0) into pp micro-batches instead would
-    leave the difference of two GEMM passes at k and k / pp tokens in the bracket, whose tile
-    quantisation saws with k. A lone prompt chunk (b = 0) is thereby charged as if its linear work were
-    split like any other iteration's: below S_last(1, k, p) when pp > 1.
+    the m micro-batches, except that the chunk, one sequence's, stays in one micro-batch: it is
+    S(max(b + k, m k), 1, 0), the pacing micro-batch holding max((b + k) / m, k) tokens
+    (:meth:`_Parts.paced_tokens`). The decodes' bracket is that of one micro-batch's b / pp decodes.
+    The chunk's bracket evaluates both passes as one micro-batch: the same schedule, so the linear work
+    and stage sends cancel and what is left is the chunk's attention through all layers, equal to its
+    pp = 1 value (each stage runs 1/pp of the layers, the chunk visits every stage). Splitting S(k, 1, 0)
+    into pp micro-batches instead would leave the difference of two GEMM passes at k and k / pp tokens in
+    the bracket, whose tile quantisation saws with k. A prefill-only iteration is then S_last(1, k, p)
+    at every pp.
 
     With attention data parallelism (``deployment.attention_dp`` = r ranks) ``decode_batch`` and
     ``prefill_tokens`` are the replica's totals, spread evenly: each rank decodes b / r sequences and
@@ -399,7 +400,9 @@ def step_time(
         if np.any(bad):
             raise CostmodelError(f"{name} must be finite and >= 0, got {x[bad].flat[0]!r}")
     return np.asarray(
-        parts.linear_s(b + k) + parts.decode_attention_s(b, c) + parts.prefill_attention_s(k, p)
+        parts.linear_s(parts.paced_tokens(b + k, k))
+        + parts.decode_attention_s(b, c)
+        + parts.prefill_attention_s(k, p)
     )
 
 
@@ -448,6 +451,19 @@ class _Parts:
         if not np.any(T > 0):
             return np.zeros(T.shape)
         return np.asarray(np.where(T > 0, self._pass(np.maximum(T, 1.0), 1, 0), 0.0))
+
+    def paced_tokens(self, tokens: npt.ArrayLike, chunk: npt.ArrayLike) -> FloatArray:
+        """The token count T whose S(T, 1, 0) paces an iteration of ``tokens`` tokens whose largest prompt
+        chunk has ``chunk`` tokens [tokens]. With pp > 1 the m micro-batches split the tokens evenly, but
+        a chunk is one sequence's and stays in one micro-batch, so the pacing micro-batch holds
+        max(T / m, chunk) tokens: T' = max(T, m chunk) (a lone chunk walks the stages as one
+        micro-batch). With pp = 1: ``tokens`` unchanged."""
+        T = np.asarray(tokens, dtype=np.float64)
+        dep = self.deployment
+        if dep is None or dep.pp == 1:
+            return T
+        m = float(dep.microbatches or dep.pp)
+        return np.asarray(np.maximum(T, m * np.asarray(chunk, dtype=np.float64)))
 
     def decode_attention_s(self, batch: npt.ArrayLike, context: npt.ArrayLike) -> FloatArray:
         """S(b, 1, c) - S(b, 1, 0): b decodes' attention over c cached tokens each [s]."""
@@ -819,7 +835,8 @@ class StepTable:
     def __init__(self, engine: Engine, *, context_points: int = 33, chunk_points: int = 64) -> None:
         B, C, L = engine.max_batch_size, engine.max_batched_tokens, engine.max_len
         parts = engine.parts
-        self.max_tokens = B + C
+        self._parts = parts
+        self.max_tokens = int(max(B + C, float(parts.paced_tokens(0.0, C))))
         self._linear = parts.linear_s(np.arange(self.max_tokens + 1, dtype=np.float64))  # [T]
         self._ctx = np.linspace(0.0, float(L), context_points)  # [c]
         b = np.arange(B + 1, dtype=np.float64)[:, None]
@@ -845,6 +862,8 @@ class StepTable:
         """One iteration [s]: ``decodes`` sequences with ``context_sum`` past tokens between them, and
         prompt chunks given as (tokens, past) pairs."""
         tokens = decodes + sum(k for k, _ in chunks)
+        if chunks:
+            tokens = int(self._parts.paced_tokens(tokens, max(k for k, _ in chunks)))
         t = float(self._linear[min(tokens, self.max_tokens)])
         if decodes:
             t += self.decode_attention_s(decodes, context_sum / decodes)

@@ -6,6 +6,9 @@ What is asserted, and why:
   it skips). Each of the pp stages runs 1/pp of the layers and the chunk visits every stage, so the
   bracket is the same at every pp, equal to pp = 1's (both passes run as one micro-batch, so their
   linear work and stage sends cancel exactly).
+- A prompt chunk is one sequence's and stays in one micro-batch: a prefill-only iteration is exactly
+  S_last(1, k, p), the pipelined pass of that one sequence, at every pp (the linear term paces on
+  max((b + k) / pp, k) tokens); the simulator's StepTable agrees with step_time at pp > 1 too.
 - One more decode never makes an iteration faster: step_time is non-decreasing in decode_batch.
 - One more prompt token never makes an iteration faster through the pipeline: the linear term and the
   decodes' bracket are non-decreasing in k, and the only drop left is the one pp = 1 has in the chunk's
@@ -18,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from costmodel.serving import Engine
+from costmodel.estimate import step_time_s
+from costmodel.serving import Engine, StepTable
 
 CASES = [("llama-3-70b", "a100-80gb", 4), ("llama-3-8b", "h100-sxm", 1)]
 
@@ -69,3 +73,35 @@ def test_one_more_client_one_more_chunk_costs_more_through_a_pipeline() -> None:
     larger = engine.step_time(decode_batch=13, decode_context=640, prefill_tokens=1664, prefill_past=64)
     assert larger > smaller
     assert abs(float(engine.parts.prefill_attention_s(1536, 64))) < 0.01
+
+
+@pytest.mark.parametrize(("model", "hardware", "tp"), CASES)
+@pytest.mark.parametrize("pp", [2, 4])
+def test_a_lone_chunk_is_one_micro_batch(model: str, hardware: str, tp: int, pp: int) -> None:
+    engine = _engine(model, hardware, tp, pp)
+    k = np.array([1.0, 17.0, 768.0, 2048.0, 8192.0])[:, None]
+    past = np.array([0.0, 3000.0])[None, :]
+    alone = step_time_s(
+        engine.model, engine.hardware, engine.workload, engine.deployment,
+        batch_size=1, new_tokens=k, past_tokens=past, efficiency=engine.efficiency, logits="last",
+    )  # fmt: skip
+    np.testing.assert_allclose(engine.step_time(prefill_tokens=k, prefill_past=past), alone, rtol=1e-9)
+    # with enough decodes to fill the other micro-batches the tokens split evenly again
+    even = engine.parts.linear_s(4096.0 + 512.0)
+    assert float(engine.parts.linear_s(engine.parts.paced_tokens(4096.0 + 512.0, 512.0))) == float(even)
+
+
+def test_step_table_matches_step_time_through_a_pipeline() -> None:
+    engine = Engine.build("llama-3-8b", "h100-sxm", pp=2, max_batch_size=64, max_batched_tokens=2048)
+    table = StepTable(engine)
+    for b, ctx, k, past in (
+        (0, 0.0, 2000, 0),
+        (3, 900.0, 1500, 600),
+        (40, 2500.0, 300, 0),
+        (64, 100.0, 0, 0),
+    ):
+        chunks = [(k, past)] if k else []
+        exact = float(
+            engine.step_time(decode_batch=b, decode_context=ctx, prefill_tokens=k, prefill_past=past)
+        )
+        assert table.iteration_s(b, ctx * b, chunks) == pytest.approx(exact, rel=5e-3)
