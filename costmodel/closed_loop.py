@@ -198,15 +198,16 @@ def loop_parts(
     carrying = np.minimum(prefill_tokens / chunk, 1.0)
     tokens = np.minimum(np.maximum(chunk, prefill_tokens), free)
     context = N_in + N_out / 2.0
-    with_prompt = engine.step_time(
+    parts = engine.parts  # the three iterations share their decodes' passes, evaluated once
+    with_prompt = parts.step_time(
         decode_batch=D * ranks,
         decode_context=context,
         prefill_tokens=tokens * ranks,
         prefill_past=(N_in - chunk) / 2.0,
     )
-    decode_only = engine.step_time(decode_batch=D * ranks, decode_context=context)
+    decode_only = parts.step_time(decode_batch=D * ranks, decode_context=context)
     # an iteration of a wave of R prompts: as many prompt tokens as are waiting, up to the budget
-    wave = engine.step_time(
+    wave = parts.step_time(
         decode_batch=D * ranks,
         decode_context=context,
         prefill_tokens=np.minimum(R * N_in, free) * ranks,

@@ -81,7 +81,7 @@ from costmodel.errors import CostmodelError
 
 if TYPE_CHECKING:
     from costmodel.roofline import Link
-    from costmodel.serving import Engine
+    from costmodel.serving import Engine, _Parts
 
 FloatArray = npt.NDArray[np.float64]
 _T = TypeVar("_T")
@@ -382,7 +382,7 @@ def prefill_side(prefill: Engine, *, isl: npt.ArrayLike) -> PrefillSide:
     past = (N_in - chunk) / 2.0
     pieces = prefill.parts
     # prefill_attention_s(r x chunk): one chunk on every rank, the ranks in lockstep
-    alone = busy_rank_linear_s(prefill, chunk) + pieces.prefill_attention_s(r * chunk, past)
+    alone = busy_rank_linear_s(prefill, chunk, parts=pieces) + pieces.prefill_attention_s(r * chunk, past)
     batched = pieces.linear_s(r * k * chunk) + k * pieces.prefill_attention_s(r * chunk, past)
     k = r * k
     kv_bytes = kv_cache_bytes(
@@ -402,7 +402,7 @@ MOE_LAYER_OPS = ("allgather_moe", "experts_up", "experts_act", "experts_down", "
 routed experts and the gather / scatter around them); the others run on one rank's tokens."""
 
 
-def busy_rank_linear_s(engine: Engine, tokens: npt.ArrayLike) -> FloatArray:
+def busy_rank_linear_s(engine: Engine, tokens: npt.ArrayLike, *, parts: _Parts | None = None) -> FloatArray:
     """Every token's linear work, S(T, 1, 0) of :func:`costmodel.serving.step_time`, when one
     attention-DP rank holds all ``tokens`` and the others none [s] (a lone prompt on a prefill worker).
 
@@ -410,7 +410,8 @@ def busy_rank_linear_s(engine: Engine, tokens: npt.ArrayLike) -> FloatArray:
     projections, dense and shared-expert MLPs, router, head; split ``tp`` ways) take what they take in a
     balanced pass of r x T tokens (T on every rank), while the MoE layer (:data:`MOE_LAYER_OPS`, spread
     over all tp x r GPUs) serves only the T tokens that exist, as in a balanced pass of T tokens. Without
-    attention DP it is ``engine.parts.linear_s(tokens)``.
+    attention DP it is ``engine.parts.linear_s(tokens)`` (on ``parts`` where given: ``engine.parts`` with
+    the passes it has evaluated already).
     """
     from costmodel.estimate import _Setup, _tp_link
 
@@ -418,7 +419,7 @@ def busy_rank_linear_s(engine: Engine, tokens: npt.ArrayLike) -> FloatArray:
     dep = engine.deployment
     r = dep.attention_dp
     if r == 1:
-        return engine.parts.linear_s(T)
+        return (parts or engine.parts).linear_s(T)
     hw = engine.hardware
     setup = _Setup(
         engine.model, hw, engine.workload, dep, engine.efficiency or hw.efficiency, "flash", _tp_link(dep, hw)

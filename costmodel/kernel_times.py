@@ -243,8 +243,7 @@ def op_times(
             compute[i], memory[i] = compute[i] + overhead, memory[i] + overhead
             continue
         # keep the roofline's split between compute and memory, scaled to the kernel model's time
-        t = kernel_s[i]
-        c, m = np.broadcast_arrays(compute[i], memory[i])
+        t, c, m = kernel_s[i], compute[i], memory[i]  # the arithmetic broadcasts them
         top = np.maximum(c, m)
         scale = np.where(top > 0, t / np.where(top > 0, top, 1.0), 0.0)
         compute[i] = np.asarray(np.where(top > 0, c * scale, t))

@@ -27,7 +27,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -389,33 +389,59 @@ def step_time(
     from costmodel.registry import load_hardware, load_model
 
     parts = _Parts(load_model(model), load_hardware(hardware), workload, deployment, efficiency)
-    b, c, k, p = np.broadcast_arrays(
-        *(
-            np.asarray(x, dtype=np.float64)
-            for x in (decode_batch, decode_context, prefill_tokens, prefill_past)
-        )
+    return parts.step_time(
+        decode_batch=decode_batch,
+        decode_context=decode_context,
+        prefill_tokens=prefill_tokens,
+        prefill_past=prefill_past,
     )
-    for name, x in (("decode_batch", b), ("decode_context", c), ("prefill_tokens", k), ("prefill_past", p)):
-        bad = ~((x >= 0) & np.isfinite(x))
-        if np.any(bad):
-            raise CostmodelError(f"{name} must be finite and >= 0, got {x[bad].flat[0]!r}")
-    return np.asarray(
-        parts.linear_s(parts.paced_tokens(b + k, k))
-        + parts.decode_attention_s(b, c)
-        + parts.prefill_attention_s(k, p)
-    )
+
+
+def _exact_key(x: npt.ArrayLike) -> tuple[tuple[int, ...], bytes]:
+    """A hashable key equal for two inputs exactly when their float64 values and shapes are."""
+    a = np.asarray(x, dtype=np.float64)
+    return a.shape, a.tobytes()
 
 
 @dataclass(frozen=True)
 class _Parts:
     """The three terms of :func:`step_time`, each from :func:`costmodel.estimate.step_time_s`; a term
-    whose inputs are all zero costs no roofline evaluation."""
+    whose inputs are all zero costs no roofline evaluation. Each distinct pass is evaluated once per
+    instance: the terms share passes (S(b, 1, 0) is in the first two brackets), and so do the iterations
+    a closed loop times for the same decodes (:func:`costmodel.closed_loop.loop_parts`)."""
 
     model: ModelProfile
     hardware: HardwareProfile
     workload: Workload | None
     deployment: Deployment | None
     efficiency: Efficiency | None
+    _passes: dict[tuple[Any, ...], FloatArray] = field(default_factory=dict, repr=False, compare=False)
+
+    def step_time(
+        self,
+        *,
+        decode_batch: npt.ArrayLike = 0,
+        decode_context: npt.ArrayLike = 0,
+        prefill_tokens: npt.ArrayLike = 0,
+        prefill_past: npt.ArrayLike = 0,
+    ) -> FloatArray:
+        """:func:`step_time` of this engine (same arguments)."""
+        b, c, k, p = np.broadcast_arrays(
+            *(
+                np.asarray(x, dtype=np.float64)
+                for x in (decode_batch, decode_context, prefill_tokens, prefill_past)
+            )
+        )
+        names = ("decode_batch", "decode_context", "prefill_tokens", "prefill_past")
+        for name, x in zip(names, (b, c, k, p), strict=True):
+            bad = ~((x >= 0) & np.isfinite(x))
+            if np.any(bad):
+                raise CostmodelError(f"{name} must be finite and >= 0, got {x[bad].flat[0]!r}")
+        return np.asarray(
+            self.linear_s(self.paced_tokens(b + k, k))
+            + self.decode_attention_s(b, c)
+            + self.prefill_attention_s(k, p)
+        )
 
     def _pass(
         self,
@@ -426,7 +452,16 @@ class _Parts:
         *,
         one_microbatch: bool = False,
     ) -> FloatArray:
-        """S(batch, new, past); ``one_microbatch``: as one pipeline micro-batch (no split when pp > 1)."""
+        """S(batch, new, past), each distinct pass computed once per engine; ``one_microbatch``: as one
+        pipeline micro-batch (no split when pp > 1)."""
+        key = (*(_exact_key(x) for x in (batch, new, past)), logits, one_microbatch)
+        if key not in self._passes:
+            self._passes[key] = self._evaluate(batch, new, past, logits, one_microbatch)
+        return self._passes[key]
+
+    def _evaluate(
+        self, batch: Any, new: Any, past: Any, logits: Literal["all", "last"], one_microbatch: bool
+    ) -> FloatArray:
         from costmodel.estimate import step_time_s
         from costmodel.specs import Workload as _Workload
 
