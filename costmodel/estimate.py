@@ -490,6 +490,7 @@ class Report:
     input_tokens_per_s: FloatArray
     memory_bytes_per_gpu: FloatArray
     capacity_bytes_per_gpu: float
+    weight_bytes_per_gpu: float
     fits: npt.NDArray[np.bool_]
     max_batch_size: npt.NDArray[np.int64]
     prefill_mfu: FloatArray
@@ -667,6 +668,7 @@ def estimate(
         input_tokens_per_s=np.asarray(B * P / ttft),
         memory_bytes_per_gpu=memory.memory_bytes_per_gpu,
         capacity_bytes_per_gpu=memory.capacity_bytes_per_gpu,
+        weight_bytes_per_gpu=memory.weight_bytes_per_gpu,
         fits=memory.fits,
         max_batch_size=memory.max_batch_size,
         prefill_mfu=np.asarray(mfu),
