@@ -118,14 +118,10 @@ def dashboard(page: str, model_name: str, checkpoint: str) -> object:
     from streamlit.testing.v1 import AppTest
 
     model = cm.load_model(model_name)
-    # the dashboard has one weight format: the checkpoint's largest part (the routed experts' where they
-    # have their own), the minority components in it (its Memory page lists the exact checkpoint sizes)
     formats = _common_formats(model, checkpoint)
-    weight_dtype = formats["expert_dtype"] or formats["weight_dtype"]
-    activation_dtype = formats["expert_activation_dtype"] or formats["activation_dtype"]
     tp = max(t for t in (1, 2, 4, 8) if t == 1 or _splits(model, t))
     at = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=120)
-    query = {"model": model_name, "weight_dtype": weight_dtype, "activation_dtype": activation_dtype}
+    query = {"model": model_name} | {k: v for k, v in formats.items() if v is not None}
     for key, value in (query | {"tp": str(tp)}).items():
         at.query_params[key] = value
     at.query_params["hardware"] = list(NEW_SYSTEMS)
@@ -140,6 +136,8 @@ def dashboard(page: str, model_name: str, checkpoint: str) -> object:
     caption = " ".join(str(c.value) for c in at.caption).replace("\\", "")  # markdown escapes
     assert model_name in caption
     assert "rtx-pro-6000-server" in caption
+    if formats["expert_dtype"]:  # the experts run in their own format (gpt-oss: bf16 x MXFP4 experts)
+        assert f"routed experts {formats['expert_dtype']}" in caption
     return at
 
 
