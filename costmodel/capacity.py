@@ -1205,6 +1205,8 @@ def plan(
     weight_dtype: str = "bf16",
     kv_dtype: str = "bf16",
     activation_dtype: str = "bf16",
+    expert_dtype: str | None = None,
+    expert_activation_dtype: str | None = None,
     batch_limits: Sequence[int] = BATCH_LIMITS,
     max_batched_tokens: int = 8192,
     allocation: str = "paged",
@@ -1229,6 +1231,9 @@ def plan(
         Latency objectives at ``slo.quantile``.
     tp : sequence of int
         Tensor-parallel degrees to try on every device (degrees the model cannot split are skipped).
+    weight_dtype, kv_dtype, activation_dtype, expert_dtype, expert_activation_dtype : str
+        Formats, as :class:`costmodel.specs.Workload`'s (a published checkpoint's:
+        ``**costmodel.memory.workload_formats(model, checkpoint, hardware)``).
     batch_limits : sequence of int
         Scheduler batch limits (``max_num_seqs``) to try [-]; a limit above the largest that is not
         KV-bound (``analyze(...).kv_safe_sequences``) is lowered to it.
@@ -1283,6 +1288,8 @@ def plan(
                     weight_dtype=weight_dtype,
                     kv_dtype=kv_dtype,
                     activation_dtype=activation_dtype,
+                    expert_dtype=expert_dtype,
+                    expert_activation_dtype=expert_activation_dtype,
                     tp=degree,
                     max_batch_size=max(batch_limits),
                     max_batched_tokens=max_batched_tokens,

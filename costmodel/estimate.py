@@ -490,6 +490,7 @@ class Report:
     input_tokens_per_s: FloatArray
     memory_bytes_per_gpu: FloatArray
     capacity_bytes_per_gpu: float
+    weight_bytes_per_gpu: float
     fits: npt.NDArray[np.bool_]
     max_batch_size: npt.NDArray[np.int64]
     prefill_mfu: FloatArray
@@ -667,6 +668,7 @@ def estimate(
         input_tokens_per_s=np.asarray(B * P / ttft),
         memory_bytes_per_gpu=memory.memory_bytes_per_gpu,
         capacity_bytes_per_gpu=memory.capacity_bytes_per_gpu,
+        weight_bytes_per_gpu=memory.weight_bytes_per_gpu,
         fits=memory.fits,
         max_batch_size=memory.max_batch_size,
         prefill_mfu=np.asarray(mfu),
@@ -697,11 +699,14 @@ def sweep(
     activation_dtype: str = "bf16",
     deployments: Any = None,
     efficiency: Efficiency | None = None,
+    expert_dtype: str | None = None,
+    expert_activation_dtype: str | None = None,
 ) -> pd.DataFrame:
     """A tidy table over the grid models x hardware x dtypes x deployments x batch x prompt x output.
 
     Each argument takes one value or a list (batch, prompt and output lengths: any array-like); the inner
     batch x prompt x output grid is one vectorised :func:`estimate` call per outer combination.
+    ``expert_dtype`` / ``expert_activation_dtype``: the routed experts' formats, as :class:`Workload`'s.
     """
     import pandas as pd
 
@@ -715,7 +720,16 @@ def sweep(
             for wd in _as_list(weight_dtype):
                 for kd in _as_list(kv_dtype):
                     for dep in _as_list(deployments) if deployments is not None else [Deployment()]:
-                        w = Workload(b, p, o, weight_dtype=wd, activation_dtype=activation_dtype, kv_dtype=kd)
+                        w = Workload(
+                            b,
+                            p,
+                            o,
+                            weight_dtype=wd,
+                            activation_dtype=activation_dtype,
+                            kv_dtype=kd,
+                            expert_dtype=expert_dtype,
+                            expert_activation_dtype=expert_activation_dtype,
+                        )
                         r = estimate(model, hw, w, dep, efficiency=efficiency)
                         frames.append(
                             pd.DataFrame(

@@ -168,6 +168,65 @@ def checkpoint_formats(model: ModelProfile, name: str = RELEASE) -> tuple[str, d
     return formats[name].weight_dtype, formats[name].component_dtypes
 
 
+CHECKPOINT_COMPONENTS: tuple[Component, ...] = ("attention", "mlp", "shared_experts")
+"""The components other than the routed experts whose formats a published checkpoint may set; a
+:class:`costmodel.specs.Workload` runs them all in its one ``weight_dtype``."""
+
+
+def workload_formats(
+    model: ModelProfile, name: str = RELEASE, hardware: HardwareProfile | None = None
+) -> dict[str, str | None]:
+    """The :class:`costmodel.specs.Workload` formats that run ``model``'s published checkpoint ``name``
+    (:func:`shipped_checkpoints`) as stored: ``weight_dtype``, ``activation_dtype``, ``expert_dtype`` and
+    ``expert_activation_dtype`` (the expert ones None where the routed experts run as the rest), e.g.
+    ``Workload(4, 1024, 128, **workload_formats(model, "nvfp4", hardware))``.
+
+    - Routed experts: exactly in their stored format (``expert_dtype``; gpt-oss: bf16 everything, MXFP4
+      experts).
+    - The rest (attention, dense MLPs, shared experts, with their biases and norms in the checkpoint's
+      ``weight_dtype``): one ``weight_dtype``, the format that stores most of these components' matmul
+      parameters. Exact where they share one format (every built-in checkpoint but the NVFP4 ones of
+      DeepSeek-V3/V3.2, GLM-5, Kimi-K2.5 and Gemma-4-31B, which keep attention's projections or all of
+      attention in bf16 and quantize the MLPs, shared experts or o_proj: there the minority runs, and is
+      sized, in the majority's format; :func:`checkpoint_bytes` and ``size(checkpoint=...)`` size them
+      exactly).
+    - Inputs (``activation_dtype``): the checkpoint's intended kernels where ``hardware`` (None: any) has
+      the tensor cores for them: fp8 inputs for fp8 weights (W8A8), NVFP4 inputs for NVFP4 weights (W4A4,
+      the fp4 peak). On a GPU without them the weights run weight-only with bf16 inputs, as vLLM serves
+      such checkpoints there (Marlin: ``is_fp4_marlin_supported`` needs only sm80,
+      https://github.com/vllm-project/vllm/blob/main/vllm/model_executor/layers/quantization/utils/marlin_utils_fp4.py;
+      FP8 likewise, .../utils/marlin_utils_fp8.py); TensorRT-LLM would refuse NVFP4 there. Weight-only
+      formats (int4, MXFP4) take bf16 inputs: gpt-oss's MXFP4 experts run MXFP4 x bf16 in vLLM's default
+      kernels on every GPU (TensorRT-LLM on Blackwell feeds them MXFP8: pass
+      ``expert_activation_dtype="mxfp8"`` for that engine; docs/serving.md, "Formats").
+    """
+    checkpoint_formats(model, name)  # an unknown name lists the known ones
+    fmt = shipped_checkpoints(model)[name]
+    parts = fmt.component_dtypes
+    present: dict[str, int] = {}
+    for t in tensors(model):
+        if t.kind != "matmul" or t.component not in CHECKPOINT_COMPONENTS:
+            continue
+        stored = parts.get(f"{t.component}.{t.name.split('.')[0]}", parts.get(t.component, fmt.weight_dtype))
+        present[stored] = present.get(stored, 0) + t.numel
+    weight = max(present, key=lambda d: present[d]) if present else fmt.weight_dtype
+    expert = parts.get("experts", weight)
+
+    def inputs(stored: str) -> str:
+        compute = get_dtype(stored).compute_dtype
+        intended = {"fp8": "fp8", "fp4": "nvfp4"}.get(str(compute)) if stored != "mxfp4" else None
+        if intended is None or (hardware is not None and compute not in hardware.compute_dtypes):
+            return "bf16"
+        return intended
+
+    return {
+        "weight_dtype": weight,
+        "activation_dtype": inputs(weight),
+        "expert_dtype": expert if expert != weight else None,
+        "expert_activation_dtype": inputs(expert) if inputs(expert) != inputs(weight) else None,
+    }
+
+
 def checkpoint_bytes(model: ModelProfile, name: str = RELEASE) -> int:
     """Bytes of the weights as the published checkpoint ``name`` stores them [bytes]: every tensor the
     profile counts, each component's matmul weights in the checkpoint's format with every scale, the rest

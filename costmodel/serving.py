@@ -777,15 +777,25 @@ class Engine:
         activation_dtype: str = "bf16",
         tp: int = 1,
         pp: int = 1,
+        expert_dtype: str | None = None,
+        expert_activation_dtype: str | None = None,
         **limits: Any,
     ) -> Engine:
-        """An engine from names or profiles; ``limits`` are the other fields (``max_batch_size``, ...)."""
+        """An engine from names or profiles; ``limits`` are the other fields (``max_batch_size``, ...);
+        the formats as :class:`costmodel.specs.Workload`'s."""
         from costmodel.registry import load_hardware, load_model
         from costmodel.specs import Deployment as _Deployment
         from costmodel.specs import Workload as _Workload
 
         w = _Workload(
-            1, 1, 1, weight_dtype=weight_dtype, activation_dtype=activation_dtype, kv_dtype=kv_dtype
+            1,
+            1,
+            1,
+            weight_dtype=weight_dtype,
+            activation_dtype=activation_dtype,
+            kv_dtype=kv_dtype,
+            expert_dtype=expert_dtype,
+            expert_activation_dtype=expert_activation_dtype,
         )
         return cls(load_model(model), load_hardware(hardware), w, _Deployment(tp=tp, pp=pp), **limits)
 

@@ -216,7 +216,8 @@ AttentionSpan = Literal["full", "sliding", "chunked"]
 class CheckpointFormat(Spec):
     """How a published checkpoint stores its weights, when it is not one dtype throughout
     (gpt-oss: MXFP4 routed experts, bf16 everything else). A component's format applies to its matmul
-    weights; its biases and norms stay in ``weight_dtype``."""
+    weights; its biases and norms stay in ``weight_dtype``. The :class:`Workload` that runs it:
+    :func:`costmodel.memory.workload_formats`."""
 
     name: str | None = Field(
         None,
@@ -245,23 +246,6 @@ class CheckpointFormat(Spec):
         names = {"attention": "attention", "attention.o_proj": "attention_out", "mlp": "mlp"}
         names |= {"experts": "experts", "shared_experts": "shared_experts"}
         return {c: getattr(self, f) for c, f in names.items() if getattr(self, f) is not None}
-
-    @property
-    def workload_dtypes(self) -> tuple[str, str]:
-        """(weight_dtype, activation_dtype) of a :class:`Workload` that runs this checkpoint: the format of
-        its largest quantized component (the routed experts, else the dense MLPs, else attention), with
-        fp8 activations where that format's kernels take fp8 (fp8 scales; nvfp4 runs as the public
-        measurements map it until fp4 activations are modelled) and the 16-bit ones where it is
-        weight-only (int4, mxfp4 on devices without fp4 tensor cores). A Workload has one weight format:
-        a checkpoint that mixes formats (gpt-oss: bf16 attention) runs its minority components in the
-        majority's; :func:`costmodel.memory.checkpoint_bytes` sizes them exactly."""
-        from costmodel.dtypes import get_dtype
-
-        parts = self.component_dtypes
-        order = ("experts", "mlp", "attention", "shared_experts")
-        weight = next((parts[c] for c in order if c in parts), self.weight_dtype)
-        compute = get_dtype(weight).compute_dtype
-        return weight, "fp8" if compute == "fp8" or weight == "nvfp4" else "bf16"
 
     @model_validator(mode="after")
     def _known_dtypes(self) -> Self:

@@ -142,6 +142,14 @@ def deployment(sc: Scenario, model: cm.ModelProfile) -> cm.Deployment:
     return dep
 
 
+def experts_caption(sc: Scenario) -> str:
+    """ ", routed experts W x A" where the scenario gives them their own formats, else ""."""
+    if not (sc.expert_dtype or sc.expert_activation_dtype):
+        return ""
+    weights = sc.expert_dtype or sc.weight_dtype
+    return f", routed experts {weights} x {sc.expert_activation_dtype or sc.activation_dtype}"
+
+
 def _moe_hint(sc: Scenario, model: cm.ModelProfile) -> str:
     """The expert-parallel degrees that split ``model``'s experts over the scenario's MoE GPUs."""
     gpus = sc.tp * sc.attention_dp
@@ -360,6 +368,20 @@ def scenario_sidebar() -> None:
         )
         select("Weight format", "weight_dtype", weight_dtypes())
         select("Activation / compute format", "activation_dtype", activation_dtypes())
+        if _sidebar_model_is_moe():  # a published MoE checkpoint may store its experts apart (gpt-oss: mxfp4)
+            as_rest = {"": "as the weights"}
+            select(
+                "Routed-expert weight format",
+                "expert_dtype",
+                ["", *weight_dtypes()],
+                format_func=lambda v: as_rest.get(v, v),
+            )
+            select(
+                "Routed-expert activation format",
+                "expert_activation_dtype",
+                ["", *activation_dtypes()],
+                format_func=lambda v: {"": "as the activations"}.get(v, v),
+            )
         select("KV-cache format", "kv_dtype", list(cm.DTYPES))
         integer("Batch size", "batch_size", help="Concurrent sequences.")
         prompt, output = st.columns(2)
@@ -442,7 +464,8 @@ def describe(sc: Scenario, model_name: str) -> str:
     dep = f"{sc.n_gpus:,} GPU{plural} (TP {sc.tp}{adp} × PP {sc.pp} × {sc.replicas:,} replica(s){moe})"
     return (
         f"**{plain(model_name)}** on {', '.join(sc.hardware)} · {dep} · weights {sc.weight_dtype}, "
-        f"activations {sc.activation_dtype}, KV {sc.kv_dtype} · batch {sc.batch_size:,}, "
+        f"activations {sc.activation_dtype}{experts_caption(sc)}, KV {sc.kv_dtype} · "
+        f"batch {sc.batch_size:,}, "
         f"{sc.prompt_len:,} prompt + {sc.output_len:,} output tokens"
     )
 

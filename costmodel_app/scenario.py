@@ -55,8 +55,9 @@ def weight_dtypes() -> list[str]:
 
 
 def activation_dtypes() -> list[str]:
-    """Compute dtypes a Workload accepts for activations (8 bits or wider)."""
-    return [name for name, d in cm.DTYPES.items() if d.bits >= 8]
+    """Compute dtypes a Workload accepts for activations: 8 bits or wider, or an fp4 format of fp4 tensor
+    cores (``nvfp4``: NVFP4 W4A4)."""
+    return [name for name, d in cm.DTYPES.items() if d.bits >= 8 or d.compute_dtype == "fp4"]
 
 
 class Scenario(BaseModel):
@@ -100,6 +101,12 @@ class Scenario(BaseModel):
     weight_dtype: str = Field("bf16", description="Weight storage format.")
     activation_dtype: str = Field("bf16", description="Activation / compute format.")
     kv_dtype: str = Field("bf16", description="KV-cache storage format.")
+    expert_dtype: str = Field(
+        "", description="Routed experts' weight format (MoE models; gpt-oss ships mxfp4); '': the weights'."
+    )
+    expert_activation_dtype: str = Field(
+        "", description="Format the routed experts' matmuls take their inputs in; '': the activations'."
+    )
     batch_size: int = Field(8, ge=1, le=1_000_000, description="Concurrent sequences [-].")
     prompt_len: int = Field(2048, ge=1, le=10_000_000, description="Prompt tokens per sequence [tokens].")
     output_len: int = Field(256, ge=1, le=10_000_000, description="Generated tokens per sequence [tokens].")
@@ -195,6 +202,28 @@ class Scenario(BaseModel):
             raise UnknownNameError("activation dtype", v, activation_dtypes())
         return v
 
+    @field_validator("expert_dtype")
+    @classmethod
+    def _known_expert_dtype(cls, v: str) -> str:
+        if v and v not in weight_dtypes():
+            raise UnknownNameError("expert dtype", v, weight_dtypes())
+        return v
+
+    @field_validator("expert_activation_dtype")
+    @classmethod
+    def _known_expert_activation_dtype(cls, v: str) -> str:
+        if v and v not in activation_dtypes():
+            raise UnknownNameError("expert activation dtype", v, activation_dtypes())
+        return v
+
+    @property
+    def expert_formats(self) -> dict[str, str | None]:
+        """The routed experts' formats as :class:`costmodel.Workload` keywords (None: as the rest)."""
+        return {
+            "expert_dtype": self.expert_dtype or None,
+            "expert_activation_dtype": self.expert_activation_dtype or None,
+        }
+
     @field_validator("draft")
     @classmethod
     def _known_draft(cls, v: str) -> str:
@@ -243,6 +272,7 @@ class Scenario(BaseModel):
             weight_dtype=self.weight_dtype,
             activation_dtype=self.activation_dtype,
             kv_dtype=self.kv_dtype,
+            **self.expert_formats,
         )
 
     # --- files ---

@@ -9,7 +9,7 @@ import pytest
 import costmodel
 from costmodel.dtypes import get_dtype, matrix_bytes
 from costmodel.errors import UnknownNameError
-from costmodel.memory import RELEASE, checkpoint_bytes, shipped_checkpoints, weight_bytes
+from costmodel.memory import RELEASE, checkpoint_bytes, shipped_checkpoints, weight_bytes, workload_formats
 from costmodel.params import tensors
 
 # name -> (published total_size [bytes], source). These checkpoints store exactly the tensors the profile
@@ -106,14 +106,18 @@ def test_every_shipped_checkpoint_is_sized_and_uniform_ones_run_as_one_workload_
     for label, fmt in shipped_checkpoints(model).items():
         size = checkpoint_bytes(model, label)
         assert 0 < size <= weight_bytes(model, weight_dtype="fp32")
-        weight, activation = fmt.workload_dtypes
-        assert get_dtype(activation).bits >= 8
-        formats = set(fmt.component_dtypes.values())
+        formats = workload_formats(model, label)
+        weight = str(formats["weight_dtype"])
+        assert get_dtype(str(formats["activation_dtype"])).bits >= 4
         present = {t.component for t in tensors(model) if t.kind == "matmul"}
         covers_all = {c for c in fmt.component_dtypes if c != "attention.o_proj"} >= (
             present & {"attention", "mlp", "experts", "shared_experts"}
         )
-        if len(formats) == 1 and covers_all and not present & {"linear_attention", "ssm"}:
+        if (
+            len(set(fmt.component_dtypes.values())) == 1
+            and covers_all
+            and not present & {"linear_attention", "ssm"}
+        ):
             assert size == weight_bytes(model, weight_dtype=weight), label
 
 

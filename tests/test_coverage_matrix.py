@@ -17,7 +17,7 @@ import pytest
 import costmodel as cm
 from costmodel.capacity import SLO, plan
 from costmodel.estimate import scale_up_domain_size
-from costmodel.memory import checkpoint_bytes, shipped_checkpoints
+from costmodel.memory import checkpoint_bytes, shipped_checkpoints, workload_formats
 from costmodel.serving import Lengths, Traffic
 
 NEW_MODELS = (
@@ -57,8 +57,7 @@ def test_the_matrix_covers_every_new_model_and_system() -> None:
 @pytest.mark.parametrize(("model_name", "checkpoint"), SHIPPED)
 def test_size_and_estimate_run_in_every_shipped_format(model_name: str, checkpoint: str, system: str) -> None:
     model, hw = cm.load_model(model_name), cm.load_hardware(system)
-    fmt = shipped_checkpoints(model)[checkpoint]
-    weight_dtype, activation_dtype = fmt.workload_dtypes
+    formats = workload_formats(model, checkpoint, hw)
     dep = deployment(model_name, checkpoint, system)
     multi_node = dep.gpus_per_replica > scale_up_domain_size(hw, dep)
     sized = cm.size(
@@ -68,7 +67,7 @@ def test_size_and_estimate_run_in_every_shipped_format(model_name: str, checkpoi
     assert sized.weight_bytes == checkpoint_bytes(model, checkpoint)
     assert 0 < sized.weight_bytes_per_gpu <= 0.8 * hw.memory_bytes
     assert sized.weight_bytes_per_gpu * dep.tp * dep.pp == pytest.approx(sized.weight_bytes, rel=1e-9)
-    workload = cm.Workload(4, 1024, 128, weight_dtype=weight_dtype, activation_dtype=activation_dtype)
+    workload = cm.Workload(4, 1024, 128, **formats)
     if multi_node and hw.datasheet.inter_node_bandwidth_gb_per_s is None:
         with pytest.raises(ValueError, match=NO_SCALE_OUT):
             cm.estimate(model, hw, workload, dep)
@@ -84,7 +83,9 @@ def test_the_planner_runs_in_every_shipped_format(model_name: str, checkpoint: s
     """One plan over every new system and the TP degrees within a node: each row is a plan or says why
     not."""
     model = cm.load_model(model_name)
-    weight_dtype, activation_dtype = shipped_checkpoints(model)[checkpoint].workload_dtypes
+    # formats any of the systems runs: NVFP4 / fp8 inputs where each has the tensor cores is per system,
+    # so one plan over all of them takes the checkpoint's weight-only inputs (bf16) where they differ
+    formats = _common_formats(model, checkpoint)
     traffic = Traffic(2.0, Lengths.fixed(1024), Lengths.fixed(128))
     table = plan(
         model,
@@ -92,8 +93,7 @@ def test_the_planner_runs_in_every_shipped_format(model_name: str, checkpoint: s
         traffic,
         SLO(ttft_s=10.0, tpot_s=0.5),
         tp=(1, 2, 4, 8),
-        weight_dtype=weight_dtype,
-        activation_dtype=activation_dtype,
+        **formats,
         samples=200,
     )
     assert set(table["hardware"]) == set(NEW_SYSTEMS)
@@ -107,15 +107,21 @@ def test_the_planner_runs_in_every_shipped_format(model_name: str, checkpoint: s
 APP = Path(__file__).resolve().parents[1] / "costmodel_app"
 
 
+def _common_formats(model: cm.ModelProfile, checkpoint: str) -> dict[str, str | None]:
+    """The checkpoint's formats (:func:`workload_formats`) that every new system runs."""
+    per_system = [workload_formats(model, checkpoint, cm.load_hardware(s)) for s in NEW_SYSTEMS]
+    return {k: v if all(f[k] == v for f in per_system) else "bf16" for k, v in per_system[0].items()}
+
+
 def dashboard(page: str, model_name: str, checkpoint: str) -> object:
     pytest.importorskip("streamlit", reason="the dashboard needs the app extra: pip install 'costmodel[app]'")
     from streamlit.testing.v1 import AppTest
 
     model = cm.load_model(model_name)
-    weight_dtype, activation_dtype = shipped_checkpoints(model)[checkpoint].workload_dtypes
+    formats = _common_formats(model, checkpoint)
     tp = max(t for t in (1, 2, 4, 8) if t == 1 or _splits(model, t))
     at = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=120)
-    query = {"model": model_name, "weight_dtype": weight_dtype, "activation_dtype": activation_dtype}
+    query = {"model": model_name} | {k: v for k, v in formats.items() if v is not None}
     for key, value in (query | {"tp": str(tp)}).items():
         at.query_params[key] = value
     at.query_params["hardware"] = list(NEW_SYSTEMS)
@@ -130,6 +136,8 @@ def dashboard(page: str, model_name: str, checkpoint: str) -> object:
     caption = " ".join(str(c.value) for c in at.caption).replace("\\", "")  # markdown escapes
     assert model_name in caption
     assert "rtx-pro-6000-server" in caption
+    if formats["expert_dtype"]:  # the experts run in their own format (gpt-oss: bf16 x MXFP4 experts)
+        assert f"routed experts {formats['expert_dtype']}" in caption
     return at
 
 

@@ -106,6 +106,7 @@ prompts = sorted(
     {*(2**i for i in range(7, int(np.log2(longest_prompt)) + 1)), min(sc.prompt_len, longest_prompt)}
 )
 dtypes = dict(weight_dtype=sc.weight_dtype, kv_dtype=sc.kv_dtype, activation_dtype=sc.activation_dtype)
+dtypes |= sc.expert_formats
 by_batch, by_prompt = [], []
 for hw in devices:  # a device that cannot run the scenario says why, once, and the others go on
     with ui.friendly_errors():
