@@ -551,6 +551,48 @@ def forward_ops(
         matmul("o_proj", "attention", "o_proj", La, T, H * v_dim / tp, d)
         allreduce("allreduce_attn", La, tp)
 
+        def recurrent_scan(
+            names: tuple[str, str],
+            component: str,
+            layers: int,
+            conv: tuple[float, int],
+            split: int,
+            scan_flop: FloatArray,
+            scan_reads: FloatArray,
+            scan_writes: FloatArray,
+            state: float,
+        ) -> None:
+            """A recurrent block's causal depthwise conv over ``conv`` = (channels, kernel) and its state
+            scan (``scan_flop`` already split; reads / writes in token-elements before the split), each
+            carrying the B sequences' per-layer ``state`` bytes and its own small weights."""
+            channels, kernel = conv
+            conv_w = w.get((component, "conv"), (0.0, 0))[0] / split
+            ops.append(
+                Op(
+                    names[0],
+                    "elementwise",
+                    layers,
+                    zero + 2.0 * T * channels * kernel / split,
+                    zero + T * channels * a / split + conv_w,
+                    zero + T * channels * a / split,
+                    weight_bytes=conv_w,
+                    counted=True,
+                )
+            )
+            scan_w = w.get((component, "scan"), (0.0, 0))[0] / split
+            ops.append(
+                Op(
+                    names[1],
+                    "elementwise",
+                    layers,
+                    zero + scan_flop,
+                    zero + scan_reads * a / split + B * state + scan_w,
+                    zero + scan_writes * a / split + B * state,
+                    weight_bytes=scan_w,
+                    counted=True,
+                )
+            )
+
         Ll = model.n_linear_attention_layers
         if model.linear_attention is not None and Ll:
             # gated DeltaNet: value heads (and their states) split over TP like attention heads
@@ -559,32 +601,16 @@ def forward_ops(
             split = min(tp, heads)
             in_w = la.conv_dim + value + 2 * heads  # q, k, v; output gate z; beta, decay a
             matmul("linear_in_proj", "linear_attention", "linear_in_proj", Ll, T, d, in_w / tp)
-            conv_w = w.get(("linear_attention", "conv"), (0.0, 0))[0] / split
-            ops.append(
-                Op(
-                    "linear_conv",
-                    "elementwise",
-                    Ll,
-                    zero + 2.0 * T * la.conv_dim * la.conv_kernel / split,
-                    zero + T * la.conv_dim * a / split + conv_w,
-                    zero + T * la.conv_dim * a / split,
-                    weight_bytes=conv_w,
-                    counted=True,
-                )
-            )
-            state = linear_attention_state_bytes(model, kv_dtype=kv_dtype) / Ll / split  # per sequence
-            scan_w = w.get(("linear_attention", "scan"), (0.0, 0))[0] / split
-            ops.append(
-                Op(
-                    "delta_rule",
-                    "elementwise",
-                    Ll,
-                    zero + 6.0 * T * heads * la.key_head_dim * la.value_head_dim / split,
-                    zero + T * (la.conv_dim + 2 * heads) * a / split + B * state + scan_w,
-                    zero + T * value * a / split + B * state,
-                    weight_bytes=scan_w,
-                    counted=True,
-                )
+            recurrent_scan(
+                ("linear_conv", "delta_rule"),
+                "linear_attention",
+                Ll,
+                (la.conv_dim, la.conv_kernel),
+                split,
+                6.0 * T * heads * la.key_head_dim * la.value_head_dim / split,
+                T * (la.conv_dim + 2 * heads),
+                T * value,
+                linear_attention_state_bytes(model, kv_dtype=kv_dtype) / Ll / split,  # per sequence
             )
             matmul("linear_out_proj", "linear_attention", "out_proj", Ll, T, value / tp, d)
             allreduce("allreduce_linear_attn", Ll, tp)
@@ -596,33 +622,17 @@ def forward_ops(
             split = min(tp, m2.n_heads)
             in_w = m2.inner + m2.conv_dim + m2.n_heads  # z, x, B, C, dt
             matmul("mamba_in_proj", "ssm", "in_proj", Lm, T, d, in_w / tp)
-            conv_w = w.get(("ssm", "conv"), (0.0, 0))[0] / split
-            ops.append(
-                Op(
-                    "mamba_conv",
-                    "elementwise",
-                    Lm,
-                    zero + 2.0 * T * m2.conv_dim * m2.conv_kernel / split,
-                    zero + T * m2.conv_dim * a / split + conv_w,
-                    zero + T * m2.conv_dim * a / split,
-                    weight_bytes=conv_w,
-                    counted=True,
-                )
-            )
-            state = mamba2_state_bytes(model, kv_dtype=kv_dtype) / Lm / split  # per sequence
-            scan_w = w.get(("ssm", "scan"), (0.0, 0))[0] / split
-            ops.append(
-                Op(
-                    "mamba_scan",
-                    "elementwise",
-                    Lm,
-                    # the state update x B^T and the read-out C h: 2 head_dim x d_state products per head
-                    zero + 4.0 * T * m2.inner * m2.d_state / split,
-                    zero + T * (m2.conv_dim + m2.n_heads + m2.inner) * a / split + B * state + scan_w,
-                    zero + T * m2.inner * a / split + B * state,
-                    weight_bytes=scan_w,
-                    counted=True,
-                )
+            recurrent_scan(
+                ("mamba_conv", "mamba_scan"),
+                "ssm",
+                Lm,
+                (m2.conv_dim, m2.conv_kernel),
+                split,
+                # the state update x B^T and the read-out C h: 2 head_dim x d_state products per head
+                4.0 * T * m2.inner * m2.d_state / split,
+                T * (m2.conv_dim + m2.n_heads + m2.inner),
+                T * m2.inner,
+                mamba2_state_bytes(model, kv_dtype=kv_dtype) / Lm / split,  # per sequence
             )
             matmul("mamba_out_proj", "ssm", "out_proj", Lm, T, m2.inner / tp, d)
             allreduce("allreduce_mamba", Lm, tp)
