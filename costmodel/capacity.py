@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -1207,6 +1207,7 @@ def plan(
     activation_dtype: str = "bf16",
     expert_dtype: str | None = None,
     expert_activation_dtype: str | None = None,
+    component_dtypes: Mapping[str, str] | None = None,
     batch_limits: Sequence[int] = BATCH_LIMITS,
     max_batched_tokens: int = 8192,
     allocation: str = "paged",
@@ -1231,7 +1232,7 @@ def plan(
         Latency objectives at ``slo.quantile``.
     tp : sequence of int
         Tensor-parallel degrees to try on every device (degrees the model cannot split are skipped).
-    weight_dtype, kv_dtype, activation_dtype, expert_dtype, expert_activation_dtype : str
+    weight_dtype, kv_dtype, activation_dtype, expert_dtype, expert_activation_dtype, component_dtypes
         Formats, as :class:`costmodel.specs.Workload`'s (a published checkpoint's:
         ``**costmodel.memory.workload_formats(model, checkpoint, hardware)``).
     batch_limits : sequence of int
@@ -1290,6 +1291,7 @@ def plan(
                     activation_dtype=activation_dtype,
                     expert_dtype=expert_dtype,
                     expert_activation_dtype=expert_activation_dtype,
+                    component_dtypes=component_dtypes,
                     tp=degree,
                     max_batch_size=max(batch_limits),
                     max_batched_tokens=max_batched_tokens,

@@ -229,6 +229,7 @@ class _Setup:
             moe_tp=dep.moe_tp_size,
             expert_dtype=w.expert_dtype,
             expert_activation_dtype=w.expert_activation_dtype,
+            component_dtypes=w.component_formats or None,
         )
 
     @property
@@ -640,6 +641,7 @@ def estimate(
         usable_fraction=usable_fraction,
         attention_dp=dep.attention_dp,
         expert_dtype=w.expert_dtype,
+        component_dtypes=w.component_formats or None,
     )
 
     # MFU against the peak the matmuls can reach: with 2:4 sparse weights, the sparse peak (a dense-

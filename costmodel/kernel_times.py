@@ -210,7 +210,8 @@ def op_times(
         elif isinstance(shape, AttentionShape):
             t = _attention_s(hardware, chooser, shape)
         elif isinstance(shape, MlaUpShape):
-            t = _mla_up_s(hardware, chooser, shape, weight_dtype, activation_dtype)
+            stored, inputs = op.weight_dtype or weight_dtype, op.compute_dtype or activation_dtype
+            t = _mla_up_s(hardware, chooser, shape, stored, inputs)
         elif isinstance(shape, MoEShape):
             t = _moe_s(
                 hardware,
@@ -370,7 +371,9 @@ def _gemms_s(
     groups: dict[str, list[int]] = {}
     for i, op in enumerate(ops):
         if isinstance(op.kernel, GemmShape) and not op.sparse:
-            key = _gemm_key(hardware, op.kernel, weight_dtype, activation_dtype)
+            key = _gemm_key(
+                hardware, op.kernel, op.weight_dtype or weight_dtype, op.compute_dtype or activation_dtype
+            )
             if key is not None:
                 groups.setdefault(key, []).append(i)
     out: dict[int, FloatArray] = {}

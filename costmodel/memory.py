@@ -169,31 +169,30 @@ def checkpoint_formats(model: ModelProfile, name: str = RELEASE) -> tuple[str, d
 
 
 CHECKPOINT_COMPONENTS: tuple[Component, ...] = ("attention", "mlp", "shared_experts")
-"""The components other than the routed experts whose formats a published checkpoint may set; a
-:class:`costmodel.specs.Workload` runs them all in its one ``weight_dtype``."""
+"""The components other than the routed experts whose formats a published checkpoint may set (and a
+:class:`costmodel.specs.Workload` with them, ``component_dtypes``)."""
 
 
 def workload_formats(
     model: ModelProfile, name: str = RELEASE, hardware: HardwareProfile | None = None
-) -> dict[str, str | None]:
+) -> dict[str, Any]:
     """The :class:`costmodel.specs.Workload` formats that run ``model``'s published checkpoint ``name``
-    (:func:`shipped_checkpoints`) as stored: ``weight_dtype``, ``activation_dtype``, ``expert_dtype`` and
-    ``expert_activation_dtype`` (the expert ones None where the routed experts run as the rest), e.g.
-    ``Workload(4, 1024, 128, **workload_formats(model, "nvfp4", hardware))``.
+    (:func:`shipped_checkpoints`) as stored: ``weight_dtype``, ``activation_dtype``, ``expert_dtype``,
+    ``expert_activation_dtype`` and ``component_dtypes`` (None where nothing is stored apart), e.g.
+    ``Workload(4, 1024, 128, **workload_formats(model, "nvfp4", hardware))``. The weights come out as the
+    checkpoint stores them, to the byte (:func:`checkpoint_bytes`).
 
+    - ``weight_dtype``: the quantized format that stores most of the attention, dense-MLP and
+      shared-expert matmul parameters (their majority format where none is quantized); those components
+      stored otherwise are ``component_dtypes`` (NVIDIA's NVFP4 Gemma-4-31B: NVFP4 with
+      ``{"attention": "bf16"}``; its NVFP4 DeepSeek-V3: NVFP4 with bf16 attention but an NVFP4 o_proj).
     - Routed experts: exactly in their stored format (``expert_dtype``; gpt-oss: bf16 everything, MXFP4
       experts).
-    - The rest (attention, dense MLPs, shared experts, with their biases and norms in the checkpoint's
-      ``weight_dtype``): one ``weight_dtype``, the format that stores most of these components' matmul
-      parameters. Exact where they share one format (every built-in checkpoint but the NVFP4 ones of
-      DeepSeek-V3/V3.2, GLM-5, Kimi-K2.5 and Gemma-4-31B, which keep attention's projections or all of
-      attention in bf16 and quantize the MLPs, shared experts or o_proj: there the minority runs, and is
-      sized, in the majority's format; :func:`checkpoint_bytes` and ``size(checkpoint=...)`` size them
-      exactly).
     - Inputs (``activation_dtype``): the checkpoint's intended kernels where ``hardware`` (None: any) has
       the tensor cores for them: fp8 inputs for fp8 weights (W8A8), NVFP4 inputs for NVFP4 weights (W4A4,
-      the fp4 peak). On a GPU without them the weights run weight-only with bf16 inputs, as vLLM serves
-      such checkpoints there (Marlin: ``is_fp4_marlin_supported`` needs only sm80,
+      the fp4 peak); a component kept in bf16 runs bf16 x bf16. On a GPU without them the weights run
+      weight-only with bf16 inputs, as vLLM serves such checkpoints there (Marlin:
+      ``is_fp4_marlin_supported`` needs only sm80,
       https://github.com/vllm-project/vllm/blob/main/vllm/model_executor/layers/quantization/utils/marlin_utils_fp4.py;
       FP8 likewise, .../utils/marlin_utils_fp8.py); TensorRT-LLM would refuse NVFP4 there. Weight-only
       formats (int4, MXFP4) take bf16 inputs: gpt-oss's MXFP4 experts run MXFP4 x bf16 in vLLM's default
@@ -204,13 +203,23 @@ def workload_formats(
     fmt = shipped_checkpoints(model)[name]
     parts = fmt.component_dtypes
     present: dict[str, int] = {}
+    stored_by: dict[str, str] = {}  # component (and attention.o_proj) -> its stored format
     for t in tensors(model):
         if t.kind != "matmul" or t.component not in CHECKPOINT_COMPONENTS:
             continue
-        stored = parts.get(f"{t.component}.{t.name.split('.')[0]}", parts.get(t.component, fmt.weight_dtype))
+        where = f"{t.component}.{t.name.split('.')[0]}"
+        stored = parts.get(where, parts.get(t.component, fmt.weight_dtype))
         present[stored] = present.get(stored, 0) + t.numel
-    weight = max(present, key=lambda d: present[d]) if present else fmt.weight_dtype
+        stored_by.setdefault(t.component, parts.get(t.component, fmt.weight_dtype))
+        if where == "attention.o_proj":
+            stored_by[where] = stored
+    quantized = {d: n for d, n in present.items() if get_dtype(d).quantized}
+    pool = quantized or present
+    weight = max(pool, key=lambda d: pool[d]) if pool else fmt.weight_dtype
     expert = parts.get("experts", weight)
+    apart: dict[str, str] = {c: d for c, d in stored_by.items() if c in CHECKPOINT_COMPONENTS and d != weight}
+    if "attention.o_proj" in stored_by and stored_by["attention.o_proj"] != apart.get("attention", weight):
+        apart["attention.o_proj"] = stored_by["attention.o_proj"]
 
     def inputs(stored: str) -> str:
         compute = get_dtype(stored).compute_dtype
@@ -224,6 +233,7 @@ def workload_formats(
         "activation_dtype": inputs(weight),
         "expert_dtype": expert if expert != weight else None,
         "expert_activation_dtype": inputs(expert) if inputs(expert) != inputs(weight) else None,
+        "component_dtypes": apart or None,
     }
 
 

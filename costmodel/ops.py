@@ -46,6 +46,7 @@ Assumptions, stated once:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal
@@ -158,6 +159,9 @@ class Op:
     """The kernel that runs this operator and its shape (:mod:`costmodel.kernel_shapes`), for the kernel
     time models; None: timed by the roofline."""
     compute_dtype: str | None = field(default=None, repr=False)
+    weight_dtype: str | None = field(default=None, repr=False)
+    """Format of this matmul's weights where it differs from the pass's ``weight_dtype`` (a component a
+    checkpoint stores apart: ``Workload.component_dtypes``), for the kernel models' GEMM parameters."""
     """Format of this matmul's inputs where it differs from the pass's ``activation_dtype`` (the routed
     experts' ``expert_activation_dtype``); its peak is that format's (:mod:`costmodel.roofline`)."""
     launches: FloatArray | float = field(default=1.0, repr=False, compare=False)
@@ -182,10 +186,12 @@ def _weights_by_op(
     keep_dtype: str,
     sparsity: Sparsity = "none",
     expert_dtype: str | None = None,
+    component_dtypes: tuple[tuple[str, str], ...] | None = None,
 ) -> dict[tuple[str, str], tuple[float, float]]:
     """(component, op) -> (weight bytes per layer, matmul weight elements per layer). Remembered per model
     and formats (a search asks for the same model's operators thousands of times); callers only read it."""
     out: dict[tuple[str, str], tuple[float, float]] = {}
+    parts = dict(component_dtypes or ()) | ({"experts": expert_dtype} if expert_dtype else {})
     for t in tensors(model):
         prefix = t.name.split(".")[0]
         op = _OP_OF_TENSOR.get(prefix)
@@ -198,7 +204,7 @@ def _weights_by_op(
             weight_dtype=weight_dtype,
             keep_dtype=keep_dtype,
             sparsity=sparsity,
-            component_dtypes={"experts": expert_dtype} if expert_dtype else None,
+            component_dtypes=parts or None,
         )
         elements = (t.numel // t.count) * copies if t.kind == "matmul" else 0  # biases/norms: bytes, no FLOPs
         out[(t.component, op)] = (b + size * copies, n + elements)
@@ -238,6 +244,7 @@ def forward_ops(
     moe_tp: int | None = None,
     expert_dtype: str | None = None,
     expert_activation_dtype: str | None = None,
+    component_dtypes: Mapping[str, str] | None = None,
 ) -> tuple[Op, ...]:
     """The operators of one forward pass over ``new_tokens`` per sequence after ``past_tokens``.
 
@@ -253,6 +260,10 @@ def forward_ops(
     expert_dtype, expert_activation_dtype : str, optional
         The routed experts' weight and input formats where they differ from the rest (gpt-oss: MXFP4
         experts, bf16 attention); None: ``weight_dtype`` / ``activation_dtype``.
+    component_dtypes : mapping, optional
+        Weight formats of other components stored apart from ``weight_dtype``
+        (``Workload.component_dtypes``: ``attention``, ``attention.o_proj``, ``mlp``, ``shared_experts``);
+        a 16-bit one runs with inputs in its own format, a quantized one with ``activation_dtype``.
     attention_impl : {"flash", "eager"}
         Fused (FlashAttention) or unfused attention (see the module docstring).
     logits : {"all", "last"}
@@ -277,8 +288,14 @@ def forward_ops(
     a = max(get_dtype(activation_dtype).bits, 8.0) / 8
     quantized = get_dtype(weight_dtype).quantized
     keep = activation_dtype if not get_dtype(activation_dtype).quantized else "bf16"
+    own = dict(component_dtypes or {})
     w = _weights_by_op(
-        model, weight_dtype, keep if quantized else weight_dtype, sparsity, expert_dtype or None
+        model,
+        weight_dtype,
+        keep if quantized else weight_dtype,
+        sparsity,
+        expert_dtype or None,
+        tuple(sorted(own.items())) or None,
     )
     # a quantized weight is dequantized where its kernel cannot multiply it as stored: weight-only formats
     # (int4, MXFP4 or fp8 weights with bf16 inputs), not fp8 x fp8 or fp4 x fp4 (dtypes.runs_natively)
@@ -312,6 +329,15 @@ def forward_ops(
         wb, we = w.get((component, op), (0.0, 0))
         if not layers or not we:
             return
+        # a component stored apart (Workload.component_dtypes): its own weights, inputs and dequantization
+        stored = own.get(f"{component}.{op}", own.get(component)) if component != "experts" else None
+        inputs = expert_activation_dtype if component == "experts" else None
+        dequant = dequantized["experts" if component == "experts" else ""]
+        if stored is not None:
+            quantized_here = get_dtype(stored).quantized
+            inputs = (activation_dtype if quantized_here else stored) if stored != weight_dtype else None
+            dequant = quantized_here and not runs_natively(stored, activation_dtype)
+            inputs = None if inputs == activation_dtype else inputs
         flop = 2.0 * tokens * (we / copies) / split
         weights = wb * weight_fraction / (weight_split or split)
         # one GEMM per GPU: k = the input width, n such that 2 m n k is the operator's FLOPs
@@ -330,12 +356,13 @@ def forward_ops(
                 # what is read in the quantized format is dequantized: the touched experts' share of the
                 # quantizable weights (routers and the head stay in keep_dtype and need no dequantization)
                 dequant_flop=zero + DEQUANT_FLOP_PER_WEIGHT * we * weight_fraction / (weight_split or split)
-                if component in QUANTIZABLE and dequantized["experts" if component == "experts" else ""]
+                if component in QUANTIZABLE and dequant
                 else 0.0,
                 counted=True,
                 sparse=sparsity == "2:4" and component in QUANTIZABLE,
                 kernel=kernel or gemm,
-                compute_dtype=expert_activation_dtype if component == "experts" else None,
+                compute_dtype=inputs,
+                weight_dtype=stored if stored != weight_dtype else None,
             )
         )
 

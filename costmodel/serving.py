@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -560,6 +561,7 @@ def kv_capacity_tokens(
     prefill_chunk_tokens: int = 8192,
     sparsity: Sparsity = "none",
     expert_dtype: str | None = None,
+    component_dtypes: Mapping[str, str] | None = None,
 ) -> int:
     """KV-cache tokens one replica can hold next to its weights and activations [tokens].
 
@@ -589,6 +591,7 @@ def kv_capacity_tokens(
         sparsity=sparsity,
         prefill_tokens=min(prefill_chunk_tokens, model.max_context),
         expert_dtype=expert_dtype,
+        component_dtypes=component_dtypes,
     )
     room = float(device.free_bytes(usable_fraction * hardware.memory_bytes))
     per = device.state_bytes_per_sequence if model.ssm is not None else device.kv_bytes_per_token
@@ -611,6 +614,7 @@ def max_concurrency(
     prefill_chunk_tokens: int = 8192,
     sparsity: Sparsity = "none",
     expert_dtype: str | None = None,
+    component_dtypes: Mapping[str, str] | None = None,
 ) -> Concurrency:
     """The most sequences whose KV cache fits at once on one replica, and the memory each one holds.
 
@@ -656,6 +660,7 @@ def max_concurrency(
         prefill_chunk_tokens=prefill_chunk_tokens,
         sparsity=sparsity,
         expert_dtype=expert_dtype,
+        component_dtypes=component_dtypes,
     )
     ranks = deployment.attention_dp if deployment is not None else 1
     rank_capacity = capacity // ranks  # capacity is ranks x one rank's
@@ -779,6 +784,7 @@ class Engine:
         pp: int = 1,
         expert_dtype: str | None = None,
         expert_activation_dtype: str | None = None,
+        component_dtypes: Mapping[str, str] | None = None,
         **limits: Any,
     ) -> Engine:
         """An engine from names or profiles; ``limits`` are the other fields (``max_batch_size``, ...);
@@ -796,6 +802,7 @@ class Engine:
             kv_dtype=kv_dtype,
             expert_dtype=expert_dtype,
             expert_activation_dtype=expert_activation_dtype,
+            component_dtypes=component_dtypes,
         )
         return cls(load_model(model), load_hardware(hardware), w, _Deployment(tp=tp, pp=pp), **limits)
 
@@ -835,6 +842,7 @@ class Engine:
             prefill_chunk_tokens=self.rank_batched_tokens,
             sparsity=w.sparsity,
             expert_dtype=w.expert_dtype,
+            component_dtypes=w.component_formats or None,
         )
 
     def max_concurrency(self, context_len: npt.ArrayLike | Lengths) -> Concurrency:
@@ -855,6 +863,7 @@ class Engine:
             prefill_chunk_tokens=self.rank_batched_tokens,
             sparsity=w.sparsity,
             expert_dtype=w.expert_dtype,
+            component_dtypes=w.component_formats or None,
         )
 
     def step_time(self, **kwargs: Any) -> FloatArray:

@@ -964,6 +964,35 @@ def _positive_int_array(name: str, value: Any, *, minimum: int = 1) -> Any:
     return arr.astype(np.int64) if arr.ndim else int(arr)
 
 
+WORKLOAD_COMPONENTS: tuple[str, ...] = ("attention", "attention.o_proj", "mlp", "shared_experts")
+"""Components whose weight format a :class:`Workload` may set apart from ``weight_dtype`` (the routed
+experts have ``expert_dtype``; ``attention.o_proj``: the attention output projection alone)."""
+
+
+def _component_dtypes(value: Any) -> tuple[tuple[str, str], ...] | None:
+    """``Workload.component_dtypes`` as sorted (component, format) pairs (hashable: the operator graph
+    remembers its weights per format), each checked; None or empty: none."""
+    from costmodel.dtypes import get_dtype
+
+    if not value:
+        return None
+    try:
+        pairs = sorted(dict(value).items())
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"component_dtypes must map components to formats, e.g. {{'attention': 'bf16'}}, got {value!r}"
+        ) from None
+    for component, fmt in pairs:
+        if component == "experts":
+            raise ValueError("component_dtypes: give the routed experts' format as expert_dtype")
+        if component not in WORKLOAD_COMPONENTS:
+            raise ValueError(
+                f"component_dtypes: unknown component {component!r}; one of {', '.join(WORKLOAD_COMPONENTS)}"
+            )
+        get_dtype(fmt)
+    return tuple((str(c), str(f)) for c, f in pairs)
+
+
 def check_context(model: ModelProfile, prompt_len: Any, output_len: Any) -> None:
     """The one context rule: each sequence's prompt + output tokens fit the model's ``max_context``.
 
@@ -997,7 +1026,12 @@ class Workload:
     (:func:`costmodel.dtypes.matmul_compute_dtype`: ``fp8`` -> the fp8 peak, ``nvfp4`` -> the fp4 peak,
     i.e. NVFP4 weights and activations, W4A4); ``expert_dtype`` / ``expert_activation_dtype`` the same
     for the routed experts of a MoE model where they differ (gpt-oss ships MXFP4 experts and bf16
-    attention: ``weight_dtype="bf16"``, ``expert_dtype="mxfp4"``); None: as the rest."""
+    attention: ``weight_dtype="bf16"``, ``expert_dtype="mxfp4"``); None: as the rest.
+    ``component_dtypes``: the weight format of some other components where a checkpoint stores them
+    apart (:data:`WORKLOAD_COMPONENTS`; NVIDIA's NVFP4 Gemma-4-31B keeps attention in bf16:
+    ``weight_dtype="nvfp4"``, ``component_dtypes={"attention": "bf16"}``); a component kept in a 16-bit
+    format runs with inputs in its own format, a quantized one takes ``activation_dtype``'s
+    (:func:`costmodel.memory.workload_formats` gives all of these for a published checkpoint)."""
 
     batch_size: Any = 1
     prompt_len: Any = 2048
@@ -1008,6 +1042,12 @@ class Workload:
     sparsity: Literal["none", "2:4"] = "none"
     expert_dtype: str | None = None
     expert_activation_dtype: str | None = None
+    component_dtypes: Any = None
+
+    @property
+    def component_formats(self) -> dict[str, str]:
+        """Component -> weight format, for the components stored apart from ``weight_dtype`` [-]."""
+        return dict(self.component_dtypes or ())
 
     @property
     def experts_weight_dtype(self) -> str:
@@ -1030,6 +1070,7 @@ class Workload:
                 get_dtype(getattr(self, name))
         if self.sparsity not in ("none", "2:4"):
             raise ValueError(f"sparsity must be 'none' or '2:4', got {self.sparsity!r}")
+        object.__setattr__(self, "component_dtypes", _component_dtypes(self.component_dtypes))
         for name in ("activation_dtype", "expert_activation_dtype"):
             fmt = get_dtype(getattr(self, name) or "bf16")
             # 4-bit inputs exist only as the block-scaled fp4 formats of fp4 tensor cores (NVFP4, MXFP4)

@@ -27,6 +27,7 @@ def test_gpt_oss_runs_its_shipped_checkpoint_bf16_attention_and_mxfp4_experts() 
         "activation_dtype": "bf16",
         "expert_dtype": "mxfp4",
         "expert_activation_dtype": None,
+        "component_dtypes": None,
     }
     report = cm.estimate(model, hw, cm.Workload(4, 1024, 128, **formats))
     # the weights one GPU holds are the checkpoint's tensors as stored, to the byte (checkpoint_bytes
@@ -87,17 +88,69 @@ def test_nvfp4_runs_w4a4_where_the_gpu_has_fp4_and_weight_only_where_not(system:
 
 
 @pytest.mark.parametrize("name", cm.list_models())
-def test_the_workload_is_the_checkpoint_where_it_can_express_it(name: str) -> None:
-    """Exact bytes wherever every component other than the routed experts shares one format; the others
-    (listed) run their minority components in the majority's format."""
+def test_the_workload_is_the_checkpoint_to_the_byte(name: str) -> None:
+    """Every published checkpoint, each component in its stored format (Workload.component_dtypes): the
+    weights estimate() and the planner's engine hold are checkpoint_bytes exactly."""
     model = cm.load_model(name)
-    approximate = {("deepseek-v3", "nvfp4"), ("deepseek-v3.2", "nvfp4"), ("glm-5", "nvfp4")}
-    approximate |= {("kimi-k2.5", "nvfp4"), ("gemma-4-31b", "nvfp4")}
-    for label, fmt in shipped_checkpoints(model).items():
+    for label in shipped_checkpoints(model):
         formats = workload_formats(model, label)
-        own = {"experts": str(formats["expert_dtype"])} if formats["expert_dtype"] else None
-        sized = weight_bytes(model, weight_dtype=str(formats["weight_dtype"]), component_dtypes=own)
-        present = {t.component for t in tensors(model) if t.kind == "matmul"}
-        if present & {"linear_attention", "ssm"} and formats["weight_dtype"] != fmt.weight_dtype:
-            continue  # a quantized Workload quantizes these too; the checkpoints keep them bf16
-        assert (sized == checkpoint_bytes(model, label)) == ((name, label) not in approximate), label
+        own = dict(formats["component_dtypes"] or {})
+        if formats["expert_dtype"]:
+            own["experts"] = formats["expert_dtype"]
+        sized = weight_bytes(model, weight_dtype=str(formats["weight_dtype"]), component_dtypes=own or None)
+        assert sized == checkpoint_bytes(model, label), label
+        workload = cm.Workload(1, 16, 1, **formats)
+        assert workload.component_formats == (formats["component_dtypes"] or {})
+
+
+def test_gemma4_31b_nvfp4_runs_bf16_attention_and_nvfp4_mlps() -> None:
+    """NVIDIA's NVFP4 Gemma-4-31B keeps every attention projection in bf16 (hf_quant_config.json
+    exclude_modules: each layer's self_attn): attention reads 2 bytes a parameter and multiplies bf16 x bf16
+    at the bf16 peak, the MLPs read NVFP4 and run W4A4 on a GPU with fp4 tensor cores."""
+    model, hw = cm.load_model("gemma-4-31b"), cm.load_hardware("b200")
+    formats = workload_formats(model, "nvfp4", hw)
+    assert formats["weight_dtype"] == "nvfp4"
+    assert formats["activation_dtype"] == "nvfp4"
+    assert formats["component_dtypes"] == {"attention": "bf16"}
+    report = cm.estimate(model, hw, cm.Workload(4, 1024, 128, **formats))
+    assert report.weight_bytes_per_gpu == checkpoint_bytes(model, "nvfp4")
+    ops = _decode_ops(report)
+    bf16 = _decode_ops(cm.estimate(model, hw, cm.Workload(4, 1024, 128)))
+    nvfp4 = _decode_ops(cm.estimate(model, hw, cm.Workload(4, 1024, 128, "nvfp4", "nvfp4")))
+    for name in ("qkv_proj", "o_proj"):
+        assert ops[name].weight_bytes == bf16[name].weight_bytes > nvfp4[name].weight_bytes, name
+        assert ops[name].compute_dtype == "bf16"
+        assert ops[name].weight_dtype == "bf16"
+        assert ops[name].dequant_flop == 0
+    for name in ("mlp_up", "mlp_down"):
+        assert ops[name].weight_bytes == nvfp4[name].weight_bytes < bf16[name].weight_bytes, name
+        assert ops[name].compute_dtype is None
+        assert ops[name].weight_dtype is None
+    # more bytes to read than all-NVFP4, fewer than all-bf16: the decode step's time lies between
+    tpot = {
+        f: float(cm.estimate(model, hw, cm.Workload(4, 1024, 128, f, f)).tpot_s) for f in ("nvfp4", "bf16")
+    }
+    assert tpot["nvfp4"] < float(report.tpot_s) < tpot["bf16"]
+
+
+def test_deepseek_nvfp4_keeps_its_nvfp4_o_proj_inside_bf16_attention() -> None:
+    model = cm.load_model("deepseek-v3")
+    formats = workload_formats(model, "nvfp4")
+    assert formats["component_dtypes"] == {"attention": "bf16", "attention.o_proj": "nvfp4"}
+    ops = _decode_ops(cm.estimate(model, "b200", cm.Workload(4, 1024, 128, **formats), cm.Deployment(tp=8)))
+    assert ops["qkv_proj"].weight_dtype == "bf16"
+    assert ops["o_proj"].weight_dtype is None
+
+
+@pytest.mark.parametrize(
+    ("component_dtypes", "message"),
+    [
+        ({"experts": "nvfp4"}, "expert_dtype"),
+        ({"attn": "bf16"}, "unknown component 'attn'"),
+        ({"attention": "bf17"}, "bf17"),
+        ("attention", "must map components to formats"),
+    ],
+)
+def test_a_workload_refuses_component_formats_it_cannot_run(component_dtypes: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        cm.Workload(weight_dtype="nvfp4", component_dtypes=component_dtypes)
