@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -73,6 +74,8 @@ def test_size_and_estimate_run_in_every_shipped_format(model_name: str, checkpoi
             cm.estimate(model, hw, workload, dep)
         return
     report = cm.estimate(model, hw, workload, dep)
+    # estimate() holds the checkpoint as stored too, each component in its own format
+    assert report.weight_bytes_per_gpu == pytest.approx(sized.weight_bytes_per_gpu, rel=1e-12)
     for value in (report.ttft_s, report.tpot_s):
         assert np.all(np.isfinite(value))
         assert np.all(np.asarray(value) > 0)
@@ -107,7 +110,7 @@ def test_the_planner_runs_in_every_shipped_format(model_name: str, checkpoint: s
 APP = Path(__file__).resolve().parents[1] / "costmodel_app"
 
 
-def _common_formats(model: cm.ModelProfile, checkpoint: str) -> dict[str, str | None]:
+def _common_formats(model: cm.ModelProfile, checkpoint: str) -> dict[str, Any]:
     """The checkpoint's formats (:func:`workload_formats`) that every new system runs."""
     per_system = [workload_formats(model, checkpoint, cm.load_hardware(s)) for s in NEW_SYSTEMS]
     return {k: v if all(f[k] == v for f in per_system) else "bf16" for k, v in per_system[0].items()}
@@ -115,13 +118,18 @@ def _common_formats(model: cm.ModelProfile, checkpoint: str) -> dict[str, str | 
 
 def dashboard(page: str, model_name: str, checkpoint: str) -> object:
     pytest.importorskip("streamlit", reason="the dashboard needs the app extra: pip install 'costmodel[app]'")
+    from components import _splits  # the dashboard's own rule for the TP degrees a model splits into
     from streamlit.testing.v1 import AppTest
 
     model = cm.load_model(model_name)
     formats = _common_formats(model, checkpoint)
     tp = max(t for t in (1, 2, 4, 8) if t == 1 or _splits(model, t))
     at = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=120)
-    query = {"model": model_name} | {k: v for k, v in formats.items() if v is not None}
+    # the sidebar sets the weight, input and routed-expert formats; components a checkpoint stores apart
+    # (component_dtypes) are the library's, sized exactly on the Memory page's checkpoint table
+    query = {"model": model_name} | {
+        k: v for k, v in formats.items() if v is not None and k != "component_dtypes"
+    }
     for key, value in (query | {"tp": str(tp)}).items():
         at.query_params[key] = value
     at.query_params["hardware"] = list(NEW_SYSTEMS)
@@ -139,14 +147,6 @@ def dashboard(page: str, model_name: str, checkpoint: str) -> object:
     if formats["expert_dtype"]:  # the experts run in their own format (gpt-oss: bf16 x MXFP4 experts)
         assert f"routed experts {formats['expert_dtype']}" in caption
     return at
-
-
-def _splits(model: cm.ModelProfile, tp: int) -> bool:
-    try:
-        cm.Deployment(tp=tp).check(model)
-    except ValueError:
-        return False
-    return True
 
 
 sys.path.insert(0, str(APP))  # the app's own modules, as `streamlit run` puts them on the path
