@@ -251,6 +251,17 @@ def _money(value: float | None, digits: int = 2) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:,.{digits}f}"
 
 
+def _no_price_note(rows: list[dict[str, Any]]) -> str | None:
+    """One line naming the devices without a price (their $ columns show '-') and how to give one."""
+    names = sorted({str(r["hardware"]) for r in rows if _money(r.get("usd_per_hour")) == "-"})
+    if not names:
+        return None
+    return (
+        f"No price for {', '.join(names)}: the profile has no provider's dated on-demand price, so the $ "
+        f"figures are '-'; give one with --usd-per-hour (e.g. --usd-per-hour {names[0]}=5.0)."
+    )
+
+
 @app.command()
 @friendly
 def models(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
@@ -508,6 +519,8 @@ def estimate(
         table.add_row(key, value)
     out.print(table)
     out.print("[dim]Default (uncalibrated) efficiencies: see the README's validation section.[/]")
+    if note := _no_price_note([{"hardware": report.hardware, "usd_per_hour": r["usd_per_hour"]}]):
+        out.print(f"[dim]{note}[/]")
 
 
 @app.command()
@@ -587,6 +600,8 @@ def compare(
             price_label(row),
         )
     out.print(table)
+    if note := _no_price_note(rows):
+        out.print(f"[dim]{note}[/]")
     if len({row["price_provider"] for row in rows if row["price_provider"]}) > 1:
         out.print(
             "[dim]Prices come from different providers (column 'price from'), so the ranking compares "
@@ -835,8 +850,11 @@ def plan(
         )
     best = feasible[0]
     replicas = int(best["replicas"])
+    if note := _no_price_note(rows):
+        err.print(note, highlight=False, markup=False, soft_wrap=True)
     err.print(
-        f"cheapest: {int(best['gpus'])} x {best['hardware']} (tp={best['tp']}, {replicas} "
+        f"{'cheapest' if _money(best['usd_per_hour']) != '-' else 'first (no price to rank by)'}: "
+        f"{int(best['gpus'])} x {best['hardware']} (tp={best['tp']}, {replicas} "
         f"replica{'s' if replicas > 1 else ''}) at {_money(best['usd_per_hour'])} $/h, meeting {objectives}",
         highlight=False,
         markup=False,
