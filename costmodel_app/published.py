@@ -17,6 +17,7 @@ import pandas as pd
 
 import costmodel as cm
 from costmodel.memory import checkpoint_bytes, checkpoint_formats, replica_memory, shipped_checkpoints
+from costmodel.params import tensors
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,53 @@ class PublishedDeployment:
     published_bytes_per_gpu: float
     source: str
     note: str = ""
+    engine_layout: str = ""
+    """A known engine weight layout (:data:`ENGINE_LAYOUTS`) whose bytes beyond the checkpoint's tensors
+    are added in the table's ``with_engine_layout`` column; empty: none is modelled."""
 
 
 GIB = 2**30
+
+
+def _round_up(x: int, multiple: int) -> int:
+    return -(-x // multiple) * multiple
+
+
+def vllm_triton_hopper_mxfp4_bytes(model: cm.ModelProfile, tp: int = 1) -> int:
+    """Bytes per GPU that vLLM's Triton MXFP4 MoE backend on Hopper holds beyond the checkpoint's expert
+    tensors [bytes] (none beyond the routed experts).
+
+    vLLM (``Mxfp4MoEMethod``, https://github.com/vllm-project/vllm/blob/main/vllm/model_executor/layers/quantization/mxfp4.py,
+    and ``_swizzle_mxfp4`` in .../quantization/utils/mxfp4_utils.py) converts each expert's bf16 biases
+    to fp32 and stores its MXFP4 weights in triton_kernels' Hopper layouts, which pad: the values' packed
+    reduction axis to 64 bytes and the other to 256 (``HopperMXValueLayoutTransformation._padded_shape``,
+    https://github.com/triton-lang/triton/blob/main/python/triton_kernels/triton_kernels/tensor_details/layout_details/hopper_value.py),
+    the scales' rows to 2 x num_warps x 2 x 8 = 256 with vLLM's 8 warps and their count to 2
+    (``HopperMXScaleLayoutTransformation``, .../layout_details/hopper_scale.py). Each expert's w13 is
+    [2 I, H] and w2 [H, I], with H = d_model and I the expert's intermediate width on this GPU."""
+    moe = model.moe
+    if moe is None:
+        return 0
+    h, i = model.d_model, moe.expert_d_ff // tp
+    values = (
+        _round_up(h // 2, 64) * _round_up(2 * i, 256)
+        - (h // 2) * (2 * i)
+        + _round_up(i // 2, 64) * _round_up(h, 256)
+        - (i // 2) * h
+    )
+    scales = (
+        _round_up(2 * i, 256) * _round_up(h // 32, 2)
+        - (2 * i) * (h // 32)
+        + _round_up(h, 256) * _round_up(i // 32, 2)
+        - h * (i // 32)
+    )
+    has_biases = any(t.component == "experts" and t.kind == "bias" for t in tensors(model))
+    biases = (2 * i + h) * (4 - 2) if has_biases else 0  # fp32 in place of bf16
+    return (values + scales + biases) * moe.n_experts * model.n_moe_layers
+
+
+ENGINE_LAYOUTS = {"vllm-triton-hopper-mxfp4": vllm_triton_hopper_mxfp4_bytes}
+"""Engine weight layouts with a model of their bytes beyond the checkpoint's tensors, by name."""
 
 CHECKPOINTS: tuple[PublishedCheckpoint, ...] = (
     PublishedCheckpoint(
@@ -137,8 +182,11 @@ DEPLOYMENTS: tuple[PublishedDeployment, ...] = (
         "GiB memory'",
         64.38 * GIB,
         "https://github.com/vllm-project/vllm/issues/33155",
-        note="what the engine allocates beyond the checkpoint's tensors (its MXFP4 kernels' weight "
-        "layout, buffers) is not modelled",
+        note="vLLM's Triton MXFP4 backend on Hopper stores the experts in triton_kernels' Hopper layouts, "
+        "which pad each expert's weights and scales (packed rows of 1,440 -> 1,472 bytes, 5,760 -> 5,888 "
+        "and 2,880 -> 3,072 columns), and keeps the expert biases in fp32: +3.41 GiB "
+        "(vllm_triton_hopper_mxfp4_bytes, with the sources)",
+        engine_layout="vllm-triton-hopper-mxfp4",
     ),
 )
 
@@ -185,6 +233,8 @@ def deployment_table() -> pd.DataFrame:
         model = cm.load_model(d.model)
         weight_dtype, component_dtypes = checkpoint_formats(model, d.checkpoint)
         replica = replica_memory(model, tp=d.tp, weight_dtype=weight_dtype, component_dtypes=component_dtypes)
+        layout = ENGINE_LAYOUTS[d.engine_layout](model, d.tp) if d.engine_layout else 0
+        with_layout = replica.weight_bytes + layout
         rows.append(
             {
                 "setup": d.setup,
@@ -195,6 +245,10 @@ def deployment_table() -> pd.DataFrame:
                 "published_weight_bytes_per_gpu": d.published_bytes_per_gpu,
                 "costmodel_weight_bytes_per_gpu": replica.weight_bytes,
                 "difference_fraction": (replica.weight_bytes - d.published_bytes_per_gpu)
+                / d.published_bytes_per_gpu,
+                "engine_layout": d.engine_layout or "none modelled",
+                "with_engine_layout_bytes_per_gpu": with_layout,
+                "with_engine_layout_difference_fraction": (with_layout - d.published_bytes_per_gpu)
                 / d.published_bytes_per_gpu,
                 "fits": replica.weight_bytes < cm.load_hardware(d.hardware).memory_bytes,
                 "note": d.note,

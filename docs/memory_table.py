@@ -45,15 +45,21 @@ def render() -> str:
     lines += [
         "",
         "| deployment | costmodel for the same split | published weights per GPU | costmodel | difference "
-        "| why | source |",
-        "|---|---|---|---|---|---|---|",
+        "| with the engine's weight layout | why | source |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for d in published.deployment_table().itertuples():
+        layout = (
+            f"{d.with_engine_layout_bytes_per_gpu / GIB:.2f} GiB, "
+            f"{_difference(d.with_engine_layout_difference_fraction)} ({d.engine_layout})"
+            if d.engine_layout != "none modelled"
+            else "none modelled"
+        )
         lines.append(
             f"| {d.setup} | {d.model} ({d.checkpoint}) on {d.hardware}, TP {d.tp} | "
             f"{d.published_weight_bytes_per_gpu / GIB:.2f} GiB | "
             f"{d.costmodel_weight_bytes_per_gpu / GIB:.2f} GiB | {_difference(d.difference_fraction)} "
-            f"| {d.note} | {d.source} |"
+            f"| {layout} | {d.note} | {d.source} |"
         )
     lines += [
         "",

@@ -90,3 +90,25 @@ def test_the_memory_page_shows_the_published_figures() -> None:
     values = published.deployment_table()["costmodel_weight_bytes_per_gpu"] * factor
     assert deployments[title].tolist() == pytest.approx(values.tolist(), rel=5e-4)
     assert isinstance(deployments, pd.DataFrame)
+
+
+def test_an_engine_weight_layout_adds_what_the_engine_holds_beyond_the_checkpoint() -> None:
+    """With the engine's own weight layout added (vLLM's Triton MXFP4 backend on Hopper: padded expert
+    weights and scales, fp32 expert biases) costmodel still holds no more than the engine logged."""
+    table = published.deployment_table()
+    modelled = table[table["engine_layout"] != "none modelled"]
+    assert len(modelled) >= 1
+    assert (modelled["with_engine_layout_bytes_per_gpu"] > modelled["costmodel_weight_bytes_per_gpu"]).all()
+    assert (modelled["with_engine_layout_bytes_per_gpu"] <= modelled["published_weight_bytes_per_gpu"]).all()
+
+
+def test_the_triton_hopper_layout_pads_only_what_is_not_aligned() -> None:
+    """Expert widths already multiples of the layouts' alignments (Mixtral: d_model 4096, d_ff 14336 =
+    56 x 256) take no padding, and Mixtral's experts have no biases: nothing beyond the checkpoint. gpt-oss's
+    2880-wide experts (2880 = 11.25 x 256) are padded, and their biases held in fp32."""
+    assert published.vllm_triton_hopper_mxfp4_bytes(cm.load_model("mixtral-8x7b")) == 0
+    assert published.vllm_triton_hopper_mxfp4_bytes(cm.load_model("llama-3-8b")) == 0  # dense: no experts
+    model = cm.load_model("gpt-oss-120b")
+    experts = model.moe.n_experts * model.n_moe_layers if model.moe else 0
+    fp32_biases = experts * (2 * 2880 + 2880) * 2
+    assert published.vllm_triton_hopper_mxfp4_bytes(model) > fp32_biases
