@@ -1097,6 +1097,10 @@ def pareto(
                 "yes" if r["meets_slo"] else "no",
             )
         out.print(table)
+        if note := _no_price_note(
+            [{"hardware": r["system"], "usd_per_hour": r["usd_per_hour"]} for r in rows]
+        ):
+            out.print(f"[dim]{note}[/]")
         if result.skipped:
             out.print(
                 f"[dim]{len(result.skipped)} candidates skipped (--json lists each with its reason), e.g. "

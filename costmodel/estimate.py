@@ -6,6 +6,7 @@ throughput and cost from the per-operator roofline; :func:`sweep` runs a grid in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -703,12 +704,14 @@ def sweep(
     efficiency: Efficiency | None = None,
     expert_dtype: str | None = None,
     expert_activation_dtype: str | None = None,
+    component_dtypes: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """A tidy table over the grid models x hardware x dtypes x deployments x batch x prompt x output.
 
     Each argument takes one value or a list (batch, prompt and output lengths: any array-like); the inner
     batch x prompt x output grid is one vectorised :func:`estimate` call per outer combination.
-    ``expert_dtype`` / ``expert_activation_dtype``: the routed experts' formats, as :class:`Workload`'s.
+    ``expert_dtype`` / ``expert_activation_dtype`` / ``component_dtypes``: the routed experts' and the
+    other components' own formats, as :class:`Workload`'s.
     """
     import pandas as pd
 
@@ -731,6 +734,7 @@ def sweep(
                             kv_dtype=kd,
                             expert_dtype=expert_dtype,
                             expert_activation_dtype=expert_activation_dtype,
+                            component_dtypes=component_dtypes,
                         )
                         r = estimate(model, hw, w, dep, efficiency=efficiency)
                         frames.append(

@@ -143,11 +143,12 @@ def deployment(sc: Scenario, model: cm.ModelProfile) -> cm.Deployment:
 
 
 def experts_caption(sc: Scenario) -> str:
-    """ ", routed experts W x A" where the scenario gives them their own formats, else ""."""
+    """ ", attention bf16, routed experts W x A" where the scenario gives them their own formats, else ""."""
+    attention = f", attention {sc.attention_dtype}" if sc.attention_dtype else ""
     if not (sc.expert_dtype or sc.expert_activation_dtype):
-        return ""
+        return attention
     weights = sc.expert_dtype or sc.weight_dtype
-    return f", routed experts {weights} x {sc.expert_activation_dtype or sc.activation_dtype}"
+    return f"{attention}, routed experts {weights} x {sc.expert_activation_dtype or sc.activation_dtype}"
 
 
 def _moe_hint(sc: Scenario, model: cm.ModelProfile) -> str:
@@ -367,6 +368,14 @@ def scenario_sidebar() -> None:
             f"{gpus:,} GPU{'s' if gpus > 1 else ''}: TP {tp_degree}{dp} × PP {stages} × {copies:,} replica(s)"
         )
         select("Weight format", "weight_dtype", weight_dtypes())
+        select(
+            "Attention weight format",
+            "attention_dtype",
+            ["", *weight_dtypes()],
+            format_func=lambda v: {"": "as the weights"}.get(v, v),
+            help="Where a published checkpoint keeps the attention projections apart (NVIDIA's NVFP4 "
+            "Gemma-4-31B, GLM-5 and Kimi-K2.5 keep them in bf16): they are sized and run in it.",
+        )
         select("Activation / compute format", "activation_dtype", activation_dtypes())
         if _sidebar_model_is_moe():  # a published MoE checkpoint may store its experts apart (gpt-oss: mxfp4)
             as_rest = {"": "as the weights"}

@@ -107,6 +107,11 @@ class Scenario(BaseModel):
     expert_activation_dtype: str = Field(
         "", description="Format the routed experts' matmuls take their inputs in; '': the activations'."
     )
+    attention_dtype: str = Field(
+        "",
+        description="Attention projections' weight format where a checkpoint keeps them apart (NVIDIA's "
+        "NVFP4 Gemma-4-31B, GLM-5, Kimi-K2.5: bf16); '': the weights'.",
+    )
     batch_size: int = Field(8, ge=1, le=1_000_000, description="Concurrent sequences [-].")
     prompt_len: int = Field(2048, ge=1, le=10_000_000, description="Prompt tokens per sequence [tokens].")
     output_len: int = Field(256, ge=1, le=10_000_000, description="Generated tokens per sequence [tokens].")
@@ -208,6 +213,19 @@ class Scenario(BaseModel):
         if v and v not in weight_dtypes():
             raise UnknownNameError("expert dtype", v, weight_dtypes())
         return v
+
+    @field_validator("attention_dtype")
+    @classmethod
+    def _known_attention_dtype(cls, v: str) -> str:
+        if v and v not in weight_dtypes():
+            raise UnknownNameError("attention dtype", v, weight_dtypes())
+        return v
+
+    @property
+    def component_dtypes(self) -> dict[str, str] | None:
+        """The components stored apart from the weights, as :class:`costmodel.Workload`'s
+        ``component_dtypes`` (None: none)."""
+        return {"attention": self.attention_dtype} if self.attention_dtype else None
 
     @field_validator("expert_activation_dtype")
     @classmethod

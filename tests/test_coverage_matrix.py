@@ -125,11 +125,14 @@ def dashboard(page: str, model_name: str, checkpoint: str) -> object:
     formats = _common_formats(model, checkpoint)
     tp = max(t for t in (1, 2, 4, 8) if t == 1 or _splits(model, t))
     at = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=120)
-    # the sidebar sets the weight, input and routed-expert formats; components a checkpoint stores apart
-    # (component_dtypes) are the library's, sized exactly on the Memory page's checkpoint table
+    # the sidebar sets the weight, input, attention and routed-expert formats (DeepSeek's NVFP4 o_proj
+    # inside bf16 attention is the library's alone: its checkpoint table on the Memory page sizes it)
     query = {"model": model_name} | {
         k: v for k, v in formats.items() if v is not None and k != "component_dtypes"
     }
+    apart = formats["component_dtypes"] or {}
+    if set(apart) == {"attention"}:
+        query["attention_dtype"] = apart["attention"]
     for key, value in (query | {"tp": str(tp)}).items():
         at.query_params[key] = value
     at.query_params["hardware"] = list(NEW_SYSTEMS)
@@ -146,6 +149,8 @@ def dashboard(page: str, model_name: str, checkpoint: str) -> object:
     assert "rtx-pro-6000-server" in caption
     if formats["expert_dtype"]:  # the experts run in their own format (gpt-oss: bf16 x MXFP4 experts)
         assert f"routed experts {formats['expert_dtype']}" in caption
+    if "attention_dtype" in query:  # attention kept apart (NVFP4 Gemma-4-31B, GLM-5, Kimi-K2.5: bf16)
+        assert f"attention {query['attention_dtype']}" in caption
     return at
 
 

@@ -79,14 +79,14 @@ def plan_candidate(
     tps: tuple[int, ...],
     spec: TrafficSpec,
     slo: tuple[float, float],
-    dtypes: tuple[str, str, str, str, str],
+    dtypes: tuple[str, str, str, str, str, str],
 ) -> list[dict[str, object]]:
     """capacity.plan for one device at the TP degrees ``tps``, in one call (the quadrature is built once
     for all of them); cached by its inputs (``_model`` is identified by ``model_key``). A device the
     planner cannot evaluate gives infeasible rows with costmodel's message as the reason, so one device
     without (say) a price does not take the others down (plan() itself turns a TP degree it cannot run
     into such a row)."""
-    weight_dtype, kv_dtype, activation_dtype, expert_dtype, expert_activation_dtype = dtypes
+    weight_dtype, kv_dtype, activation_dtype, expert_dtype, expert_activation_dtype, attention_dtype = dtypes
     try:
         frame = capacity.plan(
             _model,
@@ -99,6 +99,7 @@ def plan_candidate(
             activation_dtype=activation_dtype,
             expert_dtype=expert_dtype or None,
             expert_activation_dtype=expert_activation_dtype or None,
+            component_dtypes={"attention": attention_dtype} if attention_dtype else None,
         )
     except ui.BAD_INPUT as e:
         name = hardware.partition("@")[0]  # the key may carry the user's price (Scenario.priced)
@@ -118,13 +119,13 @@ def load_curve(
     batch_limit: int,
     rate_per_replica: float,
     spec: TrafficSpec,
-    dtypes: tuple[str, str, str, str, str],
+    dtypes: tuple[str, str, str, str, str, str],
     saturation: float | None = None,
 ) -> tuple[pd.DataFrame, float]:
     """capacity.analyze of one replica, built as plan() builds it, from 2 % to 125 % of its saturation
     rate (and at ``rate_per_replica``); and that saturation rate (``saturation``: already known from the
     plan's row, else computed). Unstable rates have no latency."""
-    weight_dtype, kv_dtype, activation_dtype, expert_dtype, expert_activation_dtype = dtypes
+    weight_dtype, kv_dtype, activation_dtype, expert_dtype, expert_activation_dtype, attention_dtype = dtypes
     engine = Engine.build(
         _model,
         ui.hardware_profile(hardware),
@@ -133,6 +134,7 @@ def load_curve(
         activation_dtype=activation_dtype,
         expert_dtype=expert_dtype or None,
         expert_activation_dtype=expert_activation_dtype or None,
+        component_dtypes={"attention": attention_dtype} if attention_dtype else None,
         tp=tp,
         max_batch_size=max(capacity.BATCH_LIMITS),
     )
@@ -278,7 +280,14 @@ if not tps:
     st.info("Choose at least one tensor-parallel degree to plan with.")
     st.stop()
 model_key = sc.model if sc.model_source == "built-in" else json.dumps(sc.hf_config, sort_keys=True)
-dtypes = (sc.weight_dtype, sc.kv_dtype, sc.activation_dtype, sc.expert_dtype, sc.expert_activation_dtype)
+dtypes = (
+    sc.weight_dtype,
+    sc.kv_dtype,
+    sc.activation_dtype,
+    sc.expert_dtype,
+    sc.expert_activation_dtype,
+    sc.attention_dtype,
+)
 slo = (ttft_slo_ms / 1e3, tpot_slo_ms / 1e3)
 objective = f"p99 TTFT ≤ {ttft_slo_ms:,.4g} ms and p99 TPOT ≤ {tpot_slo_ms:,.4g} ms at {rate:,.4g} requests/s"
 st.caption(

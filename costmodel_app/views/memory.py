@@ -43,6 +43,7 @@ def device_fit(hw: cm.HardwareProfile, batch_size: int, context_len: object) -> 
         kv_dtype=sc.kv_dtype,
         activation_dtype=sc.activation_dtype,
         expert_dtype=sc.expert_formats["expert_dtype"],
+        component_dtypes=sc.component_dtypes,
     )
 
 

@@ -107,6 +107,7 @@ prompts = sorted(
 )
 dtypes = dict(weight_dtype=sc.weight_dtype, kv_dtype=sc.kv_dtype, activation_dtype=sc.activation_dtype)
 dtypes |= sc.expert_formats
+dtypes |= {"component_dtypes": sc.component_dtypes}
 by_batch, by_prompt = [], []
 for hw in devices:  # a device that cannot run the scenario says why, once, and the others go on
     with ui.friendly_errors():
