@@ -131,3 +131,20 @@ def test_hf_config_path_loads_by_name(tmp_path: Path) -> None:
     model = costmodel.load_model(str(folder / "config.json"))
     assert model.name == "my-llama"
     assert costmodel.param_count(model).total == 8_030_261_248
+
+
+def test_the_readme_lists_every_built_in_profile() -> None:
+    """The README's Profiles section names every built-in model (a shared prefix may be written once:
+    llama-2-7b/13b/70b) and every hardware profile."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Profiles") :]
+    section = section[: section.index("\n## ", 1)]
+
+    def listed(name: str) -> bool:
+        base, _, last = name.rpartition("-")
+        return name in section or bool(re.search(re.escape(base) + r"-[\w./]*/" + re.escape(last), section))
+
+    assert [m for m in costmodel.list_models() if not listed(m)] == []
+    assert [h for h in costmodel.list_hardware() if h not in section] == []
