@@ -277,7 +277,9 @@ def disagg_pairs(
     """:func:`disagg_loop` for many (prefill engine, decode engine) pairs, each engine's kernel times
     computed once however many pairs it is in (a deployment search pairs every layout with every other).
     Returns per pair its :class:`DisaggLoop`, or the one-line reason it cannot run (a prompt or a sequence
-    that does not fit, a missing link bandwidth, different models)."""
+    that does not fit, a missing link bandwidth, different models, fewer clients per decode worker than its
+    attention-DP ranks everywhere). Where only some rows have fewer clients per decode worker than its
+    attention-DP ranks, those rows' figures are NaN (a search over client counts keeps the others)."""
     N_in = checks.counts("isl", isl, minimum=1)
     N_out = checks.counts("osl", osl, minimum=2)
     chosen = _params(params)
@@ -300,7 +302,7 @@ def disagg_pairs(
         try:
             parts = _combine(
                 prefill, decode, p, d, prefill_workers=prefill_workers, decode_workers=decode_workers,
-                concurrency=concurrency, isl=N_in, osl=N_out, link=link,
+                concurrency=concurrency, isl=N_in, osl=N_out, link=link, refuse_idle_ranks=False,
             )  # fmt: skip
         except CostmodelError as error:
             out.append(str(error).splitlines()[0])
@@ -501,8 +503,11 @@ def _combine(
     isl: FloatArray,
     osl: FloatArray,
     link: Link | None,
+    refuse_idle_ranks: bool = True,
 ) -> DisaggParts:
-    """The two sides joined by the KV transfer, at every worker count and concurrency."""
+    """The two sides joined by the KV transfer, at every worker count and concurrency. Fewer clients per
+    decode worker than its attention-DP ranks are refused (``refuse_idle_ranks``), else refused only where
+    every row has them (the others get NaN from :meth:`DisaggParts.result`)."""
     from costmodel.estimate import scale_up_domain_size
     from costmodel.roofline import link_bandwidth_bytes_per_s
 
@@ -512,9 +517,9 @@ def _combine(
     if link is not None:
         checks.choice("link", link, LINKS)
     X, Y, C, N_in, N_out = np.broadcast_arrays(X, Y, C, isl, osl)
-
     r_d = decode.deployment.attention_dp
-    if r_d > 1 and np.any(r_d > C / Y):
+    idle = (r_d > 1) & (r_d > C / Y)
+    if np.any(idle) and (refuse_idle_ranks or np.all(idle)):
         raise CostmodelError(
             f"concurrency / decode_workers ({float(np.min(C / Y)):g}) is below the decode engine's "
             f"attention_dp ({r_d}): the model spreads each decode worker's sequences evenly over its ranks "
@@ -558,6 +563,7 @@ def _combine(
         kv_bytes=np.asarray(np.broadcast_to(p.kv_bytes, gpus.shape)),
         transfer_s=np.asarray(transfer, dtype=np.float64),
         intra=np.asarray(intra, dtype=bool),
+        idle_ranks=np.asarray(idle, dtype=bool),
         gpus=np.asarray(gpus, dtype=np.float64),
         decode_slots=d.slots,
         batch_grid=d.batch_grid,
@@ -675,6 +681,8 @@ class DisaggParts:
     """kv_bytes / (links x per-link bandwidth) [s]."""
     intra: npt.NDArray[np.bool_]
     """Whether the transfer runs on the scale-up link."""
+    idle_ranks: npt.NDArray[np.bool_]
+    """Rows with fewer clients per decode worker than its attention-DP ranks: not modelled, NaN figures."""
     gpus: FloatArray
     decode_slots: FloatArray
     """Most sequences one decode worker runs at once [-]."""
@@ -737,19 +745,19 @@ class DisaggParts:
         full = slots * (1.0 - 1e-9) <= D
         bottleneck = np.where(full, "decode", np.where(wait.wait_s > wait.pass_s, "prefill", "clients"))
         tokens = lam * self.osl
-        zero = np.zeros(lam.shape)
+        zero = np.where(self.idle_ranks, np.nan, np.zeros(lam.shape))  # rows not modelled: NaN
         return DisaggLoop(
             ttft_s=np.asarray(ttft + zero),
             tpot_s=np.asarray(tpot + zero),
-            requests_per_s=np.asarray(lam),
-            output_tokens_per_s=np.asarray(tokens),
-            output_tokens_per_s_per_gpu=np.asarray(tokens / self.gpus),
+            requests_per_s=np.asarray(lam + zero),
+            output_tokens_per_s=np.asarray(tokens + zero),
+            output_tokens_per_s_per_gpu=np.asarray(tokens / self.gpus + zero),
             gpus=np.asarray(self.gpus + zero),
             prefill_s=np.asarray(alone + zero),
             prefill_wait_s=np.asarray(wait.wait_s + zero),
             prefill_batch=np.asarray(wait.batch + zero),
             transfer_s=np.asarray(transfer + zero),
             decode_batch=np.asarray(D + zero),
-            prefill_utilisation=np.asarray(lam / prefill_rate),
+            prefill_utilisation=np.asarray(lam / prefill_rate + zero),
             bottleneck=np.asarray(np.broadcast_to(bottleneck, lam.shape)),
         )

@@ -349,6 +349,23 @@ def test_fewer_clients_per_decode_worker_than_ranks_is_refused() -> None:
         [(_moe_engine(), decode)], prefill_workers=1, decode_workers=2, concurrency=6, isl=100, osl=10
     )
     assert isinstance(reason, str)
+    # a search over client counts keeps the counts that feed every rank, the others are NaN
+    [loop] = disagg_pairs(
+        [(_moe_engine(), decode)],
+        prefill_workers=1,
+        decode_workers=2,
+        concurrency=[6, 8, 64],
+        isl=100,
+        osl=10,
+    )
+    assert not isinstance(loop, str)
+    assert np.isnan(loop.ttft_s[0])
+    assert np.isnan(loop.tpot_s[0])
+    alone = disagg_loop(
+        _moe_engine(), decode, prefill_workers=1, decode_workers=2, concurrency=[8, 64], isl=100, osl=10
+    )
+    np.testing.assert_allclose(loop.ttft_s[1:], alone.ttft_s, rtol=1e-12)
+    np.testing.assert_allclose(loop.tpot_s[1:], alone.tpot_s, rtol=1e-12)
     assert "attention_dp (4)" in reason
 
 
