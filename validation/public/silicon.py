@@ -13,7 +13,9 @@ of the row's model, device, formats and parallelism: ``tp_size`` (attention TP w
 ``attention_dp_size``, ``moe_tp_size`` x ``moe_ep_size`` (= tp x attention_dp: the GPUs of the MoE
 layer) and ``pp_size`` as :class:`costmodel.Deployment` fields; ``batch_size`` is per attention-DP rank
 (the client concurrency is batch_size x attention_dp_size in the sample), so the engine's limits are
-attention_dp times a rank's. Disaggregated rows (``mode == "disagg"``) that state both pools' worker
+attention_dp times a rank's; a TensorRT-LLM row that leaves ``attention_dp_size`` empty while its
+concurrency is batch_size x tp_size is attention DP over its tp_size GPUs (:func:`tp_as_attention_dp`).
+Disaggregated rows (``mode == "disagg"``) that state both pools' worker
 counts, batch sizes and layouts are predicted by :func:`costmodel.disagg.disagg_loop` (each pool's
 attention DP and MoE split as above); the others are counted with the reason.
 
@@ -249,6 +251,9 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
         **{column: table[column].fillna(1) for column in degrees},
         moe_quant_mode=table["moe_quant_mode"].fillna(table["gemm_quant_mode"]),
     )
+    ranks = tp_as_attention_dp(table, models)
+    filled.loc[ranks, "attention_dp_size"] = filled.loc[ranks, "tp_size"]
+    filled.loc[ranks, "tp_size"] = 1
 
     groups: list[tuple[pd.Index, Parts]] = []
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *degrees, "batch_size"]
@@ -290,6 +295,37 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     identity = table.drop(columns=[c for c in (*MEASURED, "reason") if c in table.columns])
     table["split"] = np.where(calibration_mask(identity), "calibration", "held-out")
     return table, groups
+
+
+def tp_as_attention_dp(table: pd.DataFrame, models: dict[str, ModelProfile | str]) -> pd.Series:
+    """Aggregated TensorRT-LLM rows of a MoE model that state ``tp_size`` but leave ``attention_dp_size``
+    empty, and whose client concurrency is batch_size x tp_size: TensorRT-LLM attention DP over the
+    ``tp_size`` GPUs (one attention-DP rank per GPU, each with ``batch_size`` sequences), expressed as
+    tp = 1 and attention_dp = tp_size.
+
+    TensorRT-LLM's ``tensor_parallel_size`` is the worker's world size, and ``enable_attention_dp`` makes
+    each of its GPUs an attention-DP rank ("The --enable-attention-dp flag sets attention_dp_size =
+    tensor_parallel_size", https://docs.nvidia.com/dynamo/additional-resources/tensor-rt-llm-details/dp-rank-routing).
+    The 12 rows this selects (nvidia/DeepSeek-R1-NVFP4 and DeepSeek-V3.1-NVFP4 on B200, openai/gpt-oss-120b
+    on H100; the gap-analysis campaign of Dynamo 0.9.0 / 0.8.1) read as that: (1) their concurrency is
+    batch_size x tp_size on every one of them (224 = 56 x 4, ..., 448 = 56 x 8), the rule of the sample's
+    attention-DP rows (batch_size per rank x ranks), where every other aggregated row with tp > 1 and an
+    empty attention_dp_size has concurrency = batch_size (563 of the other 569; 6 state none); (2) their
+    moe_tp_size x moe_ep_size is tp_size, the MoE layer over all the worker's GPUs; (3) their measured mean
+    TTFT (0.4-2.3 s against 47-91 ms per output token, osl 1000) rules out the 2-8 clients per sequence
+    slot a worker of batch_size sequences would make wait: read as tensor parallelism, the loop predicts
+    28-136 s."""
+    moe = table["model_path"].map(
+        lambda m: isinstance(models.get(m), ModelProfile) and models[m].moe is not None
+    )
+    return (
+        (table["backend"] == "trtllm")
+        & (table["mode"] == "agg")
+        & table["attention_dp_size"].isna()
+        & (table["tp_size"] > 1)
+        & (table["concurrency"] == table["batch_size"] * table["tp_size"])
+        & moe.astype(bool)
+    )
 
 
 def fit_loop_params(table: pd.DataFrame, groups: list[tuple[pd.Index, Parts]]) -> dict[str, LoopParams]:
