@@ -411,3 +411,25 @@ def test_a_busier_prefill_pool_adds_wait_to_ttft(prefill: Engine, decode: Engine
     np.testing.assert_allclose(
         r.ttft_s, PARAMS.request_overhead_s + r.prefill_wait_s + r.prefill_s + r.transfer_s, rtol=1e-9
     )
+
+
+def test_one_client_is_served_alike_by_any_worker_counts_and_batches(prefill: Engine) -> None:
+    """A single client keeps one request in flight: one worker of each pool serves it, alone in its batch,
+    so neither pool's worker count nor its batch limit changes TTFT or TPOT (the link held fixed)."""
+    results = [
+        disagg_loop(
+            prefill.replace(max_batch_size=k),
+            Engine.build("llama-3-8b", "h100-sxm", max_batch_size=batch),
+            prefill_workers=x,
+            decode_workers=y,
+            concurrency=1,
+            isl=2048,
+            osl=256,
+            params=PARAMS,
+            link="inter",
+        )
+        for k, batch, x, y in ((1, 1, 1, 1), (1, 64, 3, 5), (4, 256, 8, 2))
+    ]
+    for r in results[1:]:
+        assert float(r.ttft_s) == pytest.approx(float(results[0].ttft_s), rel=1e-9)
+        assert float(r.tpot_s) == pytest.approx(float(results[0].tpot_s), rel=1e-9)

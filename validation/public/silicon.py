@@ -499,6 +499,16 @@ DISAGG_STATED = (
 )  # fmt: skip
 """Columns a disaggregated row must state to be predicted: each pool's worker count, batch and layout."""
 POOL_FIELDS = ("tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size", "batch_size")
+POOL_LAYOUT = ("prefill_tp_size", "prefill_pp_size", "decode_tp_size", "decode_pp_size")
+"""Columns of a disaggregated row's layouts, which a single-client row must state to be predicted."""
+SINGLE_CLIENT = {
+    "prefill_num_workers": 1,
+    "prefill_batch_size": 1,
+    "decode_num_workers": 1,
+    "decode_batch_size": 1,
+}
+"""What a single-client disaggregated row that states no worker counts nor batches is predicted with: one
+client's request is alone on one worker of each pool, whatever their counts and batch limits."""
 
 
 def _refuse_disagg(table: pd.DataFrame, refuse: Any) -> None:
@@ -518,11 +528,17 @@ def _refuse_disagg(table: pd.DataFrame, refuse: Any) -> None:
     The 393 rows without worker counts and batch sizes (DeepSeek-R1, the 2026-03-25 and 2026-04-06 files)
     state each pool's layout and the concurrency, but neither pool's worker count nor batch: concurrency =
     decode_batch_size x decode_num_workers x decode_attention_dp_size leaves two unknowns in one equation,
-    and nothing states the prefill pool's size (no GPU total either), so they are not covered.
+    and nothing states the prefill pool's size (no GPU total either), so they are not covered, except the
+    10 with a single client: one client keeps one request in flight, so one worker of each pool serves it,
+    alone in its batch, and the others idle; the loop's figures are the same for any worker counts and
+    batch sizes (:func:`costmodel.disagg.disagg_loop` at concurrency 1), and the link is the NIC for any of
+    them (each pool's worker has 8 or 16 GPUs: both exceed one 8-GPU NVLink domain). They are predicted at
+    one worker of batch 1 per pool (:data:`SINGLE_CLIENT`).
     """
     disagg = table["mode"] == "disagg"
     unstated = table[list(DISAGG_STATED)].isna().any(axis=1)
-    refuse(disagg & unstated, "disagg row without prefill/decode worker counts and batch sizes")
+    single = (table["concurrency"] == 1) & table[list(POOL_LAYOUT)].notna().all(axis=1)
+    refuse(disagg & unstated & ~single, "disagg row without prefill/decode worker counts and batch sizes")
 
 
 def _pool_engine(
@@ -564,7 +580,12 @@ def _disagg_groups(
     pool_keys = [f"{pool}_{field}" for pool in ("prefill", "decode") for field in POOL_FIELDS]
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *pool_keys]
     chosen = table[(table["mode"] == "disagg") & (reason == "")]
-    chosen = chosen.assign(moe_quant_mode=chosen["moe_quant_mode"].fillna(chosen["gemm_quant_mode"]))
+    single = chosen["concurrency"] == 1
+    chosen = chosen.assign(
+        moe_quant_mode=chosen["moe_quant_mode"].fillna(chosen["gemm_quant_mode"]),
+        # filled in a copy: the row identity (the split) unchanged
+        **{c: chosen[c].where(~single | chosen[c].notna(), n) for c, n in SINGLE_CLIENT.items()},
+    )
     for key, rows in chosen.groupby(keys, sort=True, dropna=False):
         backend, model_path, system, quant, moe_quant = (str(k) for k in key[:5])
         model = models[model_path]
