@@ -161,8 +161,7 @@ class DisaggLoop:
     prefill_s: FloatArray
     """A lone prompt's prefill, s_1 [s]."""
     prefill_wait_s: FloatArray
-    """Mean wait of a prompt for the prefill pass under way to end, below saturation [s]
-    (:func:`prefill_wait`); the queue of a saturated pool is in ``ttft_s`` beyond it."""
+    """Mean wait of a prompt for a prefill pass to take it [s] (:func:`prefill_wait`)."""
     prefill_batch: FloatArray
     """Mean prompts per prefill pass, n in [1, k] [-] (:func:`prefill_wait`)."""
     transfer_s: FloatArray
