@@ -3,7 +3,8 @@
 Run: ``python -m benchmarks.bench_pareto [--repeats 7]``. For each model, :func:`costmodel.pareto.frontier`
 over H100 SXM, H200, B200, GB200, MI300X and A100 80GB at isl 1024 / osl 256 with the default search
 (formats bf16 and fp8, TP 1-8, PP 1-2, EP 1 and TP for a MoE model, 10 client counts from 1 to 512, both
-modes with the default prefill : decode worker ratios) and TTFT <= 1 s, TPOT <= 50 ms. Prints the first
+modes with the default prefill : decode worker ratios; ``--attention-dp 1,2,4,8`` adds attention-DP ranks
+in aggregated workers and either disaggregated pool) and TTFT <= 1 s, TPOT <= 50 ms. Prints the first
 call (profiles loaded and parsed) and the median of the repeats after it, wall time and the process's CPU
 time (what the wall time is on an otherwise idle core: the search is one thread, so the figure holds on
 two cores), with the points evaluated and the candidates skipped. Target (issue 16): under 2 s on two
@@ -25,13 +26,19 @@ TARGET_S = 2.0
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--attention-dp", default="1", help="attention-DP ranks to search for the MoE model, e.g. 1,2,4,8"
+    )
     args = parser.parse_args(argv)
     from costmodel import pareto
 
-    def run(model: str) -> pareto.Frontier:
-        return pareto.frontier(model, SYSTEMS, isl=1024, osl=256, ttft_s=1.0, tpot_s=0.05)
+    ranks = tuple(int(r) for r in args.attention_dp.split(","))
 
-    print(f"Pareto frontier, 6 systems ({', '.join(SYSTEMS)}), isl 1024 / osl 256, agg + disagg")
+    def run(model: str) -> pareto.Frontier:
+        return pareto.frontier(model, SYSTEMS, isl=1024, osl=256, ttft_s=1.0, tpot_s=0.05, attention_dp=ranks)
+
+    print(f"Pareto frontier, 6 systems ({', '.join(SYSTEMS)}), isl 1024 / osl 256, agg + disagg, "
+          f"attention DP {args.attention_dp}")  # fmt: skip
     print(f"{'model':<16}{'first call wall, CPU':>22}{'median wall':>13}{'median CPU':>12}{'points':>8}"
           f"{'frontier':>10}{'skipped':>9}  modes")  # fmt: skip
     worst = 0.0

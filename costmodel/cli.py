@@ -981,7 +981,10 @@ def pareto(
         str | None, typer.Option(help="Comma-separated expert-parallel degrees (MoE); default 1 and tp.")
     ] = None,
     attention_dp: Annotated[
-        str, typer.Option(help="Comma-separated attention data-parallel ranks to try (MoE models, agg).")
+        str,
+        typer.Option(
+            help="Comma-separated attention data-parallel ranks to try (MoE models; either pool too)."
+        ),
     ] = "1",
     concurrency: Annotated[
         str, typer.Option(help="Comma-separated client counts per worker (per decode worker) to try.")

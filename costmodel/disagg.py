@@ -29,17 +29,24 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
   t(D) = step_time(decode_batch=max(D, 1), decode_context=isl + osl / 2) + ``step_overhead_s``: that is
   TPOT (a sequence decodes in a batch of at least itself, however few share the pool). The iteration is
   timed at a geometric grid of batch sizes and interpolated linearly between them.
-- **Rates.** With A = ``request_overhead_s`` + s_1 + transfer the time a request spends before decoding
-  when nothing queues, the loop completes lambda = min(C / (A + (osl - 1) t(D)), mu_p,
-  decode_workers max_batch / ((osl - 1) t(max_batch))) requests per second: the clients' own cycle, the
-  prefill pool's capacity, or the decode slots'. Little's law on the decoding sequences gives
-  D = lambda (osl - 1) t(D) / decode_workers, solved by a damped fixed point.
+- **Prefill wait.** The router sends each prompt to one prefill worker as it arrives, where it waits for a
+  pass to take it and rides a pass of the prompts that arrived during the one before
+  (:func:`prefill_wait`: an M/D/k queue per worker in the Allen-Cunneen approximation, seen by the other
+  C - 1 clients only, the arrival theorem of a closed network). Below saturation the wait is a fraction of
+  a pass; it grows without bound as the pool's load lambda / mu_p nears 1.
+- **Rates.** With D sequences decoding per decode worker, Little's law on them gives the rate
+  lambda = decode_workers D / ((osl - 1) t(D)); prompts reach the prefill pool at that rate. The clients
+  close the loop: C = lambda (``request_overhead_s`` + prefill wait + the prompt's pass + transfer +
+  (osl - 1) t(D)), whose right side grows with D, solved for D by bisection. Where even full decode slots
+  (D = the decode workers' ``max_batch_size``, or their KV limit) leave clients over, the decode pool is
+  saturated and the rest queue for a slot. The prefill pool never reaches saturation: its wait slows the
+  clients' cycle down first, so its rate tends to mu_p as clients are added.
 - **TTFT.** Little's law on the whole loop: a client's cycle is C / lambda, of which (osl - 1) t(D)
-  decoding, so TTFT = C / lambda - (osl - 1) t(D). It is A while nothing saturates and includes the
-  queueing at the saturated pool (prompts waiting for a prefill worker, or prefilled requests waiting for a
-  decode slot) beyond. As in :mod:`costmodel.closed_loop`, a share ``burst_fraction`` of the clients send
-  together, and such a group of G = burst_fraction C prompts is prefilled k per worker pass, so its members
-  wait (G / (workers k) - 1) / 2 passes more on average.
+  decoding, so TTFT = C / lambda - (osl - 1) t(D). It is ``request_overhead_s`` + prefill wait + pass +
+  transfer while the decode slots have room, and includes the wait for a decode slot beyond. As in
+  :mod:`costmodel.closed_loop`, a share ``burst_fraction`` of the clients send together, and such a group
+  of G = burst_fraction C prompts is prefilled k per worker pass, so its members wait
+  (G / (workers k) - 1) / 2 passes more on average.
 
 - **Attention data parallelism** (``attention_dp`` = r ranks in a pool's :class:`costmodel.specs.Deployment`,
   as SGLang's DP attention and TensorRT-LLM's ``enable_attention_dp`` run it in either pool): each rank of a
@@ -53,9 +60,10 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
   worker, each rank attending to its own); fewer clients per decode worker than ranks is refused.
 
 Assumptions: all clients alike (fixed isl, osl; outputs run to osl); steady state; requests spread evenly
-over the workers of each pool and the ranks of each worker; no queueing below a pool's saturation except
-the synchronised group's (the asymptotic-bounds view of a closed network, Lazowska et al. 1984,
-"Quantitative System Performance", §5.2); the decode engine only decodes (the transferred KV cache needs
+over the workers of each pool and the ranks of each worker; prompts reach the prefill pool as from many
+independent clients (Poisson in the limit), the decode slots are shared without a queue until they are
+full (the asymptotic-bounds view of a closed network, Lazowska et al. 1984, "Quantitative System
+Performance", §5.2); the decode engine only decodes (the transferred KV cache needs
 no compute); prompts batched in one prefill pass cost their summed attention and the linear work of all
 their tokens.
 
@@ -76,7 +84,7 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel import checks
-from costmodel.closed_loop import FIXED_POINT_ITERATIONS, LoopParams
+from costmodel.closed_loop import LoopParams
 from costmodel.errors import CostmodelError
 
 if TYPE_CHECKING:
@@ -152,6 +160,10 @@ class DisaggLoop:
     """GPUs of both pools: prefill_workers x prefill GPUs + decode_workers x decode GPUs [-]."""
     prefill_s: FloatArray
     """A lone prompt's prefill, s_1 [s]."""
+    prefill_wait_s: FloatArray
+    """Mean wait of a prompt for a prefill pass to take it [s] (:func:`prefill_wait`)."""
+    prefill_batch: FloatArray
+    """Mean prompts per prefill pass, n in [1, k] [-] (:func:`prefill_wait`)."""
     transfer_s: FloatArray
     """One request's KV transfer, bytes / bandwidth + ``kv_transfer_overhead_s`` [s]."""
     decode_batch: FloatArray
@@ -159,7 +171,8 @@ class DisaggLoop:
     prefill_utilisation: FloatArray
     """Busy share of the prefill pool, lambda / mu_p [-]."""
     bottleneck: npt.NDArray[np.str_]
-    """What limits the rate: "clients", "prefill" (the prefill pool) or "decode" (the decode slots)."""
+    """What limits the rate: "decode" (the decode slots are full), "prefill" (a prompt waits longer for the
+    prefill pool than its own pass takes) or "clients" (neither)."""
 
 
 def disagg_loop(
@@ -205,6 +218,10 @@ def disagg_loop(
     )
     return parts.result(_params(params))
 
+
+BISECTION_STEPS = 48
+"""Halvings of the decode batch's range in :meth:`DisaggParts.result` (from at most a few thousand
+sequences to well below 1e-9 of one)."""
 
 DECODE_GRID_POINTS = 24
 """Decode batch sizes at which the decode iteration is timed (geometric in [1, max batch], plus 0);
@@ -259,7 +276,9 @@ def disagg_pairs(
     """:func:`disagg_loop` for many (prefill engine, decode engine) pairs, each engine's kernel times
     computed once however many pairs it is in (a deployment search pairs every layout with every other).
     Returns per pair its :class:`DisaggLoop`, or the one-line reason it cannot run (a prompt or a sequence
-    that does not fit, a missing link bandwidth, different models)."""
+    that does not fit, a missing link bandwidth, different models, fewer clients per decode worker than its
+    attention-DP ranks everywhere). Where only some rows have fewer clients per decode worker than its
+    attention-DP ranks, those rows' figures are NaN (a search over client counts keeps the others)."""
     N_in = checks.counts("isl", isl, minimum=1)
     N_out = checks.counts("osl", osl, minimum=2)
     chosen = _params(params)
@@ -282,7 +301,7 @@ def disagg_pairs(
         try:
             parts = _combine(
                 prefill, decode, p, d, prefill_workers=prefill_workers, decode_workers=decode_workers,
-                concurrency=concurrency, isl=N_in, osl=N_out, link=link,
+                concurrency=concurrency, isl=N_in, osl=N_out, link=link, refuse_idle_ranks=False,
             )  # fmt: skip
         except CostmodelError as error:
             out.append(str(error).splitlines()[0])
@@ -483,8 +502,11 @@ def _combine(
     isl: FloatArray,
     osl: FloatArray,
     link: Link | None,
+    refuse_idle_ranks: bool = True,
 ) -> DisaggParts:
-    """The two sides joined by the KV transfer, at every worker count and concurrency."""
+    """The two sides joined by the KV transfer, at every worker count and concurrency. Fewer clients per
+    decode worker than its attention-DP ranks are refused (``refuse_idle_ranks``), else refused only where
+    every row has them (the others get NaN from :meth:`DisaggParts.result`)."""
     from costmodel.estimate import scale_up_domain_size
     from costmodel.roofline import link_bandwidth_bytes_per_s
 
@@ -494,9 +516,9 @@ def _combine(
     if link is not None:
         checks.choice("link", link, LINKS)
     X, Y, C, N_in, N_out = np.broadcast_arrays(X, Y, C, isl, osl)
-
     r_d = decode.deployment.attention_dp
-    if r_d > 1 and np.any(r_d > C / Y):
+    idle = (r_d > 1) & (r_d > C / Y)
+    if np.any(idle) and (refuse_idle_ranks or np.all(idle)):
         raise CostmodelError(
             f"concurrency / decode_workers ({float(np.min(C / Y)):g}) is below the decode engine's "
             f"attention_dp ({r_d}): the model spreads each decode worker's sequences evenly over its ranks "
@@ -540,11 +562,98 @@ def _combine(
         kv_bytes=np.asarray(np.broadcast_to(p.kv_bytes, gpus.shape)),
         transfer_s=np.asarray(transfer, dtype=np.float64),
         intra=np.asarray(intra, dtype=bool),
+        idle_ranks=np.asarray(idle, dtype=bool),
         gpus=np.asarray(gpus, dtype=np.float64),
         decode_slots=d.slots,
         batch_grid=d.batch_grid,
         decode_grid_s=d.grid_s,
     )
+
+
+@dataclass(frozen=True)
+class PrefillWait:
+    """A prompt's time at the prefill pool (:func:`prefill_wait`); arrays broadcast."""
+
+    batch: FloatArray
+    """Mean prompts per pass, n in [1, k] [-]."""
+    pass_s: FloatArray
+    """The pass a prompt rides, s(n) [s]."""
+    utilisation: FloatArray
+    """The pool's load, rho = arrival rate / capacity (full passes) [-]."""
+    wait_s: FloatArray
+    """Mean wait for a pass to take the prompt [s]."""
+
+    @property
+    def total_s(self) -> FloatArray:
+        """Wait plus the prompt's own pass [s]."""
+        return np.asarray(self.wait_s + self.pass_s)
+
+
+def prefill_wait(
+    alone_s: npt.ArrayLike,
+    pass_s: npt.ArrayLike,
+    prompts_per_pass: npt.ArrayLike,
+    *,
+    workers: npt.ArrayLike,
+    requests_per_s: npt.ArrayLike,
+    concurrency: npt.ArrayLike,
+) -> PrefillWait:
+    """Mean time a prompt of a closed loop spends at the prefill pool: the wait for a pass to take it, then
+    its own pass.
+
+    A worker runs passes back to back while prompts wait, each taking up to k of them (k per attention-DP
+    rank x ranks), a full pass lasting s_k; the pool's capacity is mu = workers k / s_k, and at an arrival
+    rate lambda its load is rho = lambda / mu. The router sends each request to one worker as it arrives
+    (round robin or at random, as NVIDIA Dynamo's ``--router-mode round-robin | random`` and SGLang's
+    router do, https://docs.nvidia.com/dynamo/additional-resources/tensor-rt-llm-details/dp-rank-routing),
+    so each worker is its own queue at lambda / workers: the wait is a worker's, not a shared queue's.
+
+    - **Wait**: the M/G/c queue of c = k servers of deterministic service s_k, in the Allen-Cunneen
+      approximation with Sakasegawa's probability of waiting (Sakasegawa 1977, "An approximation formula
+      L_q ~ alpha rho^beta / (1 - rho)", Ann. Inst. Statist. Math. 29; Allen 1990, "Probability,
+      Statistics, and Queueing Theory", §6.4): W = rho^(sqrt(2 (c + 1)) - 1) / (c (1 - rho)) s_k
+      (c_a^2 + c_s^2) / 2, with c_s^2 = 0 (a pass takes as long every time) and c_a^2 = 1 (prompts from
+      many independent clients: Poisson in the limit, Palm-Khintchine). With one slot it is the
+      Pollaczek-Khinchine mean wait of M/D/1, rho s / (2 (1 - rho)). In a closed loop an arriving prompt
+      sees the other C - 1 clients only (the arrival theorem; Schweitzer's 1979 approximation scales the
+      wait by (C - 1) / C: a lone client never waits). The wait grows without bound as rho nears 1; in the
+      closed loop (:meth:`DisaggParts.result`) it slows the clients' cycle down, so the rate settles below
+      mu and a pool near saturation holds the clients that are not decoding.
+    - **Its pass**: below saturation a pass takes the prompts that arrived during the one before, n = a s(n)
+      with a = lambda / workers, s(n) = s_1 + (n - 1) (s_k - s_1) / (k - 1) (linear between a lone prompt
+      and a full pass: the linear work grows with the tokens, each prompt adds its own attention), so
+      n = a (s_1 - g) / (1 - a g), g the slope, clipped to [1, k]; the prompt rides a pass of s(n).
+
+    Parameters
+    ----------
+    alone_s : a lone prompt's pass, s_1 [s].
+    pass_s : a full pass of k prompts, s_k [s].
+    prompts_per_pass : k [-], >= 1.
+    workers : prefill workers [-], >= 1.
+    requests_per_s : prompts arriving at the pool, lambda [1/s].
+    concurrency : clients of the loop, C [-], >= 1.
+    """
+    s1, sk = np.asarray(alone_s, dtype=np.float64), np.asarray(pass_s, dtype=np.float64)
+    k = np.asarray(prompts_per_pass, dtype=np.float64)
+    X = np.asarray(workers, dtype=np.float64)
+    lam = np.asarray(requests_per_s, dtype=np.float64)
+    C = np.asarray(concurrency, dtype=np.float64)
+    servers = k  # of one worker: a request is routed to a worker on arrival and waits there
+    capacity = X * k / sk
+    rho = np.clip(lam / capacity, 0.0, 1.0)
+    waiting = rho ** (np.sqrt(2.0 * (servers + 1.0)) - 1.0)  # Sakasegawa's P(wait) of M/M/c
+    with np.errstate(divide="ignore"):  # a full load waits forever: the closed loop never reaches it
+        open_wait = waiting / (servers * (1.0 - rho)) * sk / 2.0
+    others = np.maximum(C - 1.0, 0.0)
+    wait = np.where(others > 0.0, open_wait, 0.0) * (others / C)  # a lone client never waits
+    a = lam / X
+    g = np.where(k > 1.0, (sk - s1) / np.maximum(k - 1.0, 1.0), 0.0)
+    room = 1.0 - a * g
+    n = np.clip(np.where(room > 0.0, a * (s1 - g) / np.where(room > 0.0, room, 1.0), k), 1.0, k)
+    return PrefillWait(
+        batch=np.asarray(n), pass_s=np.asarray(s1 + (n - 1.0) * g), utilisation=np.asarray(rho),
+        wait_s=np.asarray(wait),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -571,6 +680,8 @@ class DisaggParts:
     """kv_bytes / (links x per-link bandwidth) [s]."""
     intra: npt.NDArray[np.bool_]
     """Whether the transfer runs on the scale-up link."""
+    idle_ranks: npt.NDArray[np.bool_]
+    """Rows with fewer clients per decode worker than its attention-DP ranks: not modelled, NaN figures."""
     gpus: FloatArray
     decode_slots: FloatArray
     """Most sequences one decode worker runs at once [-]."""
@@ -600,42 +711,52 @@ class DisaggParts:
         per_pass = self.chunks * (self.prefill_pass_s + overhead)
         prefill_rate = X * k / per_pass
         transfer = self.transfer_s + params.kv_transfer_overhead_s
-        before = params.request_overhead_s + alone + transfer
+        fixed = params.request_overhead_s + transfer
         slots = self.decode_slots
-        decode_rate = Y * slots / (steps * (self.decode_s(slots) + overhead))
-        capacity = np.minimum(prefill_rate, decode_rate)
 
-        def rate(batch: FloatArray) -> tuple[FloatArray, FloatArray]:
-            # a decoding sequence shares its worker's iteration with batch - 1 others, at least itself
+        sizes = (C, X, Y, alone, per_pass, k, fixed, slots, steps)
+        shape = np.broadcast_shapes(*(np.shape(v) for v in sizes))
+
+        def state(batch: FloatArray) -> tuple[FloatArray, FloatArray, PrefillWait, FloatArray]:
+            # D sequences decoding per decode worker: Little's law on them sets the rate, lambda =
+            # Y D / ((osl - 1) TPOT), a sequence decoding in a batch of at least itself; prompts reach the
+            # prefill pool at that rate and wait for it; what is left over of the C clients is too many
             tpot = self.decode_s(np.maximum(batch, 1.0)) + overhead
-            return np.minimum(C / (before + steps * tpot), capacity), tpot
+            lam = Y * batch / (steps * tpot)
+            wait = prefill_wait(alone, per_pass, k, workers=X, requests_per_s=lam, concurrency=C)
+            return lam, tpot, wait, lam * (fixed + wait.total_s + steps * tpot) - C
 
-        D = np.minimum(slots, np.maximum(C / Y, 1.0))
-        for _ in range(FIXED_POINT_ITERATIONS):
-            lam, tpot = rate(D)
-            D = 0.5 * D + 0.5 * np.minimum(lam * steps * tpot / Y, slots)
-        lam, tpot = rate(D)
+        # the clients' cycle, C = lambda (before decoding + decoding), grows with D: bisect for it; where
+        # even full decode slots leave clients over, the decode pool is saturated (D = its slots)
+        low, high = np.zeros(shape), np.broadcast_to(slots, shape).astype(np.float64)
+        for _ in range(BISECTION_STEPS):
+            mid = 0.5 * (low + high)
+            over = state(mid)[3] > 0.0
+            high = np.where(over, mid, high)
+            low = np.where(over, low, mid)
+        D = np.where(state(high)[3] > 0.0, 0.5 * (low + high), high)
+        lam, tpot, wait, _ = state(D)
+        before = fixed + wait.total_s
         queued_ttft = np.maximum(C / lam - steps * tpot, before)
         group = params.burst_fraction * C
         burst = np.maximum(group / (X * k) - 1.0, 0.0) / 2.0 * per_pass
         ttft = queued_ttft + burst
-        bottleneck = np.where(
-            C / (before + steps * tpot) <= capacity,
-            "clients",
-            np.where(prefill_rate <= decode_rate, "prefill", "decode"),
-        )
+        full = slots * (1.0 - 1e-9) <= D
+        bottleneck = np.where(full, "decode", np.where(wait.wait_s > wait.pass_s, "prefill", "clients"))
         tokens = lam * self.osl
-        zero = np.zeros(lam.shape)
+        zero = np.where(self.idle_ranks, np.nan, np.zeros(lam.shape))  # rows not modelled: NaN
         return DisaggLoop(
             ttft_s=np.asarray(ttft + zero),
             tpot_s=np.asarray(tpot + zero),
-            requests_per_s=np.asarray(lam),
-            output_tokens_per_s=np.asarray(tokens),
-            output_tokens_per_s_per_gpu=np.asarray(tokens / self.gpus),
+            requests_per_s=np.asarray(lam + zero),
+            output_tokens_per_s=np.asarray(tokens + zero),
+            output_tokens_per_s_per_gpu=np.asarray(tokens / self.gpus + zero),
             gpus=np.asarray(self.gpus + zero),
             prefill_s=np.asarray(alone + zero),
+            prefill_wait_s=np.asarray(wait.wait_s + zero),
+            prefill_batch=np.asarray(wait.batch + zero),
             transfer_s=np.asarray(transfer + zero),
             decode_batch=np.asarray(D + zero),
-            prefill_utilisation=np.asarray(lam / prefill_rate),
+            prefill_utilisation=np.asarray(lam / prefill_rate + zero),
             bottleneck=np.asarray(np.broadcast_to(bottleneck, lam.shape)),
         )

@@ -32,8 +32,8 @@ figures: the frontier is that of one replica.
 Assumptions: those of :mod:`costmodel.closed_loop` and :mod:`costmodel.disagg` (fixed isl / osl,
 steady state, no preemption); a worker's scheduler admits up to the largest concurrency searched
 (``max_batch_size``) within a token budget of :data:`TOKEN_BUDGET` tokens per iteration; the KV cache is
-stored in ``kv_dtype``. Attention data parallelism is searched (``attention_dp``) for MoE models in the
-aggregated mode only.
+stored in ``kv_dtype``. Attention data parallelism is searched (``attention_dp``) for MoE models, in
+aggregated workers and in either pool of a disaggregated deployment.
 """
 
 from __future__ import annotations
@@ -195,6 +195,8 @@ class Points:
     prefill_tp: IntArray
     prefill_pp: IntArray
     prefill_ep: IntArray
+    prefill_attention_dp: IntArray
+    """Attention data-parallel ranks of a prefill worker [-] (0: aggregated)."""
     prefill_workers: IntArray
     """Prefill workers [-] (0: aggregated)."""
     decode_workers: IntArray
@@ -244,7 +246,10 @@ class Points:
         decode = layout(int(self.tp[i]), int(self.pp[i]), int(self.ep[i]), int(self.attention_dp[i]))
         if self.mode[i] == "agg":
             return f"{self.system[i]} agg {decode} {fmt}"
-        prefill = layout(int(self.prefill_tp[i]), int(self.prefill_pp[i]), int(self.prefill_ep[i]))
+        prefill = layout(
+            int(self.prefill_tp[i]), int(self.prefill_pp[i]), int(self.prefill_ep[i]),
+            int(self.prefill_attention_dp[i]),
+        )  # fmt: skip
         return (
             f"{self.system[i]} disagg {int(self.prefill_workers[i])}x({prefill}) : "
             f"{int(self.decode_workers[i])}x({decode}) {fmt}"
@@ -436,8 +441,8 @@ def frontier(
     ep : expert-parallel degrees for a MoE model [-]; default 1 and all the MoE layer's devices
         (tp x attention_dp) per layout
     attention_dp : attention data-parallel ranks to try for a MoE model [-] (each rank tp devices with
-        its own scheduler, :class:`costmodel.specs.Deployment`); aggregated workers only, and only client
-        counts of at least one per rank
+        its own scheduler, :class:`costmodel.specs.Deployment`); aggregated workers and either pool of a
+        disaggregated deployment, and only client counts of at least one per (decode) rank
     concurrency : clients of the closed loop per aggregated worker, or per decode worker of a
         disaggregated deployment [-] (the ``concurrency`` column counts the deployment's clients)
     modes : ``"agg"`` and / or ``"disagg"``
@@ -509,9 +514,9 @@ def frontier(
         """One candidate's points: ``served`` arrays over (worker ratios,) concurrency."""
         shape = np.shape(served.ttft_s)
         price = (usd_per_hour or {}).get(hw.name, hw.price.usd_per_hour if hw.price else math.nan)
-        first = prefill or _Layout(0, 0, 0, layout.format)
+        first = prefill or _Layout(0, 0, 0, layout.format, 0)
         per_candidate = (hw.name, mode, layout.format, layout.tp, layout.pp, layout.ep, layout.attention_dp,
-                         first.tp, first.pp, first.ep, price)  # fmt: skip
+                         first.tp, first.pp, first.ep, first.attention_dp, price)  # fmt: skip
         candidates.append((per_candidate, int(np.prod(shape))))
         values = (x, y, served.gpus, loop_clients, served.batch_size, served.ttft_s, served.tpot_s,
                   served.output_tokens_per_s)  # fmt: skip
@@ -569,24 +574,22 @@ def _search_disagg(
     skipped: list[tuple[str, str]],
 ) -> None:
     """Disaggregated candidates: prefill and decode workers of the same format and one pipeline stage
-    each, every pair of layouts that run, every worker ratio, through :func:`disagg_points`. A reason
-    shared by several pairs is recorded once, with the first pair it stopped."""
-    ready = [
-        (layout, e)
-        for layout, e in engines.items()
-        if isinstance(e, Engine) and layout.pp == 1 and layout.attention_dp == 1
-    ]
+    each (attention-DP ranks in either, for a MoE model), every pair of layouts that run, every worker
+    ratio, through :func:`disagg_points`; client counts of at least one per decode rank (the agg search's
+    rule). A reason shared by several pairs is recorded once, with the first pair it stopped."""
+    ready = [(layout, e) for layout, e in engines.items() if isinstance(e, Engine) and layout.pp == 1]
     pairs = [(p, d) for p in ready for d in ready if p[0].format == d[0].format]
     if not pairs:
         return
     X = np.array([w[0] for w in workers], dtype=np.int64)
     Y = np.array([w[1] for w in workers], dtype=np.int64)
+    loop_clients = clients[None, :] * Y[:, None]  # the same clients per decode worker as per agg worker
     try:
         served = disagg_points(
             [(p[1], d[1]) for p, d in pairs],
             prefill_workers=X,
             decode_workers=Y,
-            concurrency=clients[None, :] * Y[:, None],  # the same clients per decode worker as per agg worker
+            concurrency=loop_clients,
             isl=isl,
             osl=osl,
             params=loop,
@@ -599,7 +602,12 @@ def _search_disagg(
         if isinstance(result, str):
             reasons.setdefault(result, f"{hw.name} disagg {_describe(p_layout)} : {_describe(d_layout)}")
             continue
-        add(hw, "disagg", d_layout, p_layout, X[:, None], Y[:, None], result, clients[None, :] * Y[:, None])
+        keep = clients >= d_layout.attention_dp  # the plug-in's NaN columns: fewer clients than ranks
+        if not keep.all():
+            result = Served(
+                **{f.name: np.asarray(getattr(result, f.name))[:, keep] for f in fields(Served)},
+            )
+        add(hw, "disagg", d_layout, p_layout, X[:, None], Y[:, None], result, loop_clients[:, keep])
     skipped.extend((what, why) for why, what in reasons.items())
 
 
@@ -609,7 +617,7 @@ def _describe(layout: _Layout) -> str:
 
 
 _CANDIDATE_COLUMNS = ("system", "mode", "format", "tp", "pp", "ep", "attention_dp", "prefill_tp",
-                      "prefill_pp", "prefill_ep", "usd_per_gpu_hour")  # fmt: skip
+                      "prefill_pp", "prefill_ep", "prefill_attention_dp", "usd_per_gpu_hour")  # fmt: skip
 _POINT_COLUMNS = ("prefill_workers", "decode_workers", "gpus", "concurrency", "batch_size", "ttft_s",
                   "tpot_s", "output_tokens_per_s")  # fmt: skip
 
@@ -642,6 +650,7 @@ def _points(
         prefill_tp=c["prefill_tp"].astype(np.int64),
         prefill_pp=c["prefill_pp"].astype(np.int64),
         prefill_ep=c["prefill_ep"].astype(np.int64),
+        prefill_attention_dp=c["prefill_attention_dp"].astype(np.int64),
         prefill_workers=c["prefill_workers"].astype(np.int64),
         decode_workers=c["decode_workers"].astype(np.int64),
         concurrency=c["concurrency"].astype(np.int64),

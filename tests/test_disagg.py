@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from costmodel.disagg import DisaggParams, disagg_loop, disagg_pairs, disagg_parts
+from costmodel.disagg import DisaggParams, disagg_loop, disagg_pairs, disagg_parts, prefill_wait
 from costmodel.errors import CostmodelError
 from costmodel.serving import Engine
 
@@ -75,13 +75,20 @@ def test_the_link_follows_the_scale_up_domain_unless_named(prefill: Engine, deco
         prefill, decode, prefill_workers=1, decode_workers=workers, concurrency=4, isl=512, osl=8
     )
     np.testing.assert_array_equal(parts.intra, workers + 1 <= 8)
-    kwargs = {"prefill_workers": 1, "decode_workers": 1, "concurrency": 4, "isl": 4096, "osl": 64}
+    # one client: nothing waits, TTFT moves by the transfer alone
+    kwargs = {"prefill_workers": 1, "decode_workers": 1, "concurrency": 1, "isl": 4096, "osl": 64}
     inter = disagg_loop(prefill, decode, link="inter", **kwargs)
     intra = disagg_loop(prefill, decode, link="intra", **kwargs)
     assert float(inter.transfer_s) > float(intra.transfer_s)
     assert float(inter.ttft_s) - float(intra.ttft_s) == pytest.approx(
         float(inter.transfer_s) - float(intra.transfer_s), rel=1e-9
     )
+    # four clients: the slower loop sends prompts less often, so they wait less for the prefill worker
+    kwargs["concurrency"] = 4
+    inter = disagg_loop(prefill, decode, link="inter", **kwargs)
+    intra = disagg_loop(prefill, decode, link="intra", **kwargs)
+    assert 0 < float(inter.ttft_s - intra.ttft_s) < float(inter.transfer_s - intra.transfer_s)
+    assert float(inter.prefill_wait_s) < float(intra.prefill_wait_s)
 
 
 def test_ttft_grows_with_prefill_load(prefill: Engine, decode: Engine) -> None:
@@ -118,7 +125,7 @@ def test_more_decode_workers_never_raise_tpot(prefill: Engine, decode: Engine) -
 def test_a_saturated_pool_fixes_the_rate_and_the_rest_queues(prefill: Engine, decode: Engine) -> None:
     """Decode-bound (one decode worker, clients far beyond its 64 slots): the rate is slots / (decode time
     of a full batch) and each extra client adds 1 / rate to TTFT (Little's law on the loop). Prefill-bound
-    (long prompts, one prefill worker): the rate is the prefill pool's, one prompt per pass."""
+    (long prompts, one prefill worker): the rate tends to the prefill pool's, one prompt per pass."""
     r = disagg_loop(
         prefill, decode, prefill_workers=8, decode_workers=1, concurrency=[200, 300, 400], isl=256, osl=512,
         params=PARAMS,
@@ -134,8 +141,14 @@ def test_a_saturated_pool_fixes_the_rate_and_the_rest_queues(prefill: Engine, de
         params=PARAMS,
     )  # fmt: skip
     assert set(r.bottleneck.tolist()) == {"prefill"}
-    np.testing.assert_allclose(r.requests_per_s, 1.0 / r.prefill_s, rtol=1e-9)
-    np.testing.assert_allclose(r.prefill_utilisation, 1.0, rtol=1e-9)
+    # the prompts queue at the prefill worker: the rate approaches its capacity (one prompt per pass)
+    # from below as clients are added, and each client's cycle is C / rate (Little's law on the loop)
+    capacity = 1.0 / r.prefill_s
+    assert np.all(r.requests_per_s < capacity)
+    assert np.all(r.requests_per_s > 0.99 * capacity)
+    assert r.requests_per_s[1] > r.requests_per_s[0]
+    np.testing.assert_allclose(r.ttft_s, np.array([64, 128]) / r.requests_per_s - 63 * r.tpot_s, rtol=1e-9)
+    assert np.all(r.prefill_wait_s > 10 * r.prefill_s)
 
 
 def test_short_prompts_share_a_prefill_pass(decode: Engine) -> None:
@@ -307,7 +320,7 @@ def test_ttft_is_a_lone_prompt_on_one_rank_plus_its_transfer() -> None:
     isl, osl = 4000, 200
     prefill, decode = _moe_engine(attention_dp=4, rank_batch=1), _moe_engine(tp=2)
     r = disagg_loop(
-        prefill, decode, prefill_workers=1, decode_workers=1, concurrency=2, isl=isl, osl=osl, params=PARAMS
+        prefill, decode, prefill_workers=1, decode_workers=1, concurrency=1, isl=isl, osl=osl, params=PARAMS
     )
     nvlink = prefill.hardware.datasheet.intra_node_bandwidth_gb_per_s
     assert nvlink is not None
@@ -336,4 +349,87 @@ def test_fewer_clients_per_decode_worker_than_ranks_is_refused() -> None:
         [(_moe_engine(), decode)], prefill_workers=1, decode_workers=2, concurrency=6, isl=100, osl=10
     )
     assert isinstance(reason, str)
+    # a search over client counts keeps the counts that feed every rank, the others are NaN
+    [loop] = disagg_pairs(
+        [(_moe_engine(), decode)],
+        prefill_workers=1,
+        decode_workers=2,
+        concurrency=[6, 8, 64],
+        isl=100,
+        osl=10,
+    )
+    assert not isinstance(loop, str)
+    assert np.isnan(loop.ttft_s[0])
+    assert np.isnan(loop.tpot_s[0])
+    alone = disagg_loop(
+        _moe_engine(), decode, prefill_workers=1, decode_workers=2, concurrency=[8, 64], isl=100, osl=10
+    )
+    np.testing.assert_allclose(loop.ttft_s[1:], alone.ttft_s, rtol=1e-12)
+    np.testing.assert_allclose(loop.tpot_s[1:], alone.tpot_s, rtol=1e-12)
     assert "attention_dp (4)" in reason
+
+
+def test_one_slot_prefill_wait_is_pollaczek_khinchine() -> None:
+    """One prefill worker taking one prompt per pass of s seconds is an M/D/1 queue: its mean wait is
+    rho s / (2 (1 - rho)) (Pollaczek-Khinchine, deterministic service), seen by C - 1 of C clients; a lone
+    client never waits and rides a pass of its own."""
+    s, rho, clients = 0.2, np.array([0.1, 0.5, 0.9]), 50.0
+    w = prefill_wait(s, s, 1, workers=1, requests_per_s=rho / s, concurrency=clients)
+    np.testing.assert_allclose(w.wait_s, rho * s / (2 * (1 - rho)) * (clients - 1) / clients, rtol=1e-12)
+    np.testing.assert_allclose(w.pass_s, s)
+    np.testing.assert_allclose(w.utilisation, rho, rtol=1e-12)
+    lone = prefill_wait(s, s, 1, workers=1, requests_per_s=0.9 / s, concurrency=1)
+    assert float(lone.wait_s) == 0.0
+
+
+def test_prefill_passes_fill_with_load_and_workers_share_it() -> None:
+    """A worker that can take k = 8 prompts per pass rides passes of one prompt when idle and fuller ones
+    as prompts arrive faster (never more than k); the wait grows with the load, and the same load over more
+    workers waits less."""
+    alone, full, k = 0.05, 0.2, 8
+    rate = np.array([0.1, 5.0, 20.0, 35.0, 39.0])  # capacity k / full = 40 prompts/s
+    w = prefill_wait(alone, full, k, workers=1, requests_per_s=rate, concurrency=64)
+    assert float(w.batch[0]) == pytest.approx(1.0, abs=0.01)
+    assert float(w.pass_s[0]) < 1.01 * alone
+    assert np.all(np.diff(w.batch) >= 0)
+    assert float(w.batch[-1]) > 4
+    assert np.all(w.batch <= k)
+    assert np.all(np.diff(w.wait_s) > 0)
+    spread = prefill_wait(alone, full, k, workers=2, requests_per_s=rate, concurrency=64)
+    assert np.all(spread.wait_s < w.wait_s)
+
+
+def test_a_busier_prefill_pool_adds_wait_to_ttft(prefill: Engine, decode: Engine) -> None:
+    """Below saturation the loop's TTFT is the request overhead, the wait at the prefill pool, the pass a
+    prompt rides and its transfer; the wait grows with the clients."""
+    r = disagg_loop(
+        prefill, decode, prefill_workers=1, decode_workers=4, concurrency=[2, 16, 64], isl=4096, osl=256,
+        params=PARAMS,
+    )  # fmt: skip
+    assert np.all(np.diff(r.prefill_wait_s) > 0)
+    # one prompt per pass here (max_batch_size 1): the pass is a lone prompt's
+    np.testing.assert_allclose(
+        r.ttft_s, PARAMS.request_overhead_s + r.prefill_wait_s + r.prefill_s + r.transfer_s, rtol=1e-9
+    )
+
+
+def test_one_client_is_served_alike_by_any_worker_counts_and_batches(prefill: Engine) -> None:
+    """A single client keeps one request in flight: one worker of each pool serves it, alone in its batch,
+    so neither pool's worker count nor its batch limit changes TTFT or TPOT (the link held fixed)."""
+    results = [
+        disagg_loop(
+            prefill.replace(max_batch_size=k),
+            Engine.build("llama-3-8b", "h100-sxm", max_batch_size=batch),
+            prefill_workers=x,
+            decode_workers=y,
+            concurrency=1,
+            isl=2048,
+            osl=256,
+            params=PARAMS,
+            link="inter",
+        )
+        for k, batch, x, y in ((1, 1, 1, 1), (1, 64, 3, 5), (4, 256, 8, 2))
+    ]
+    for r in results[1:]:
+        assert float(r.ttft_s) == pytest.approx(float(results[0].ttft_s), rel=1e-9)
+        assert float(r.tpot_s) == pytest.approx(float(results[0].tpot_s), rel=1e-9)

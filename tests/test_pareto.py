@@ -282,6 +282,46 @@ def test_attention_data_parallelism_is_searched_for_moe_models() -> None:
     assert set(dense.points.attention_dp) == {1}  # a dense model has no MoE layer to tie ranks together
 
 
+def test_attention_data_parallelism_is_searched_in_either_disaggregated_pool() -> None:
+    """A MoE model's disaggregated search pairs attention-DP workers in either pool; a decode worker of r
+    ranks gets at least r clients (one client cannot feed two ranks); each point is the disaggregated loop
+    on its two engines."""
+    from costmodel.disagg import DisaggParams, disagg_loop
+
+    found = pareto.frontier(
+        "qwen3-30b-a3b", ["h100-sxm"], attention_dp=(1, 2), modes=("disagg",), formats=("bf16",),
+        disagg_workers=[(1, 1), (1, 2)], **(SMALL | {"tp": (1, 2), "concurrency": (1, 4, 64)}),
+    )  # fmt: skip
+    p = found.points
+    layouts = set(zip(p.prefill_attention_dp.tolist(), p.attention_dp.tolist(), strict=True))
+    assert layouts == {(1, 1), (1, 2), (2, 1), (2, 2)}
+    ranked = p.attention_dp == 2
+    assert (p.concurrency[ranked] // p.decode_workers[ranked]).min() == 4
+    assert (p.concurrency[~ranked] // p.decode_workers[~ranked]).min() == 1
+    np.testing.assert_array_equal(
+        p.gpus,
+        p.prefill_workers * p.prefill_tp * p.prefill_attention_dp + p.decode_workers * p.tp * p.attention_dp,
+    )
+    assert np.isfinite(p.ttft_s).all()
+    chosen = (p.prefill_attention_dp == 2) & (p.prefill_tp == 1) & (p.prefill_ep == 2) & ranked & (p.tp == 2)
+    i = int(np.flatnonzero(chosen & (p.ep == 4) & (p.decode_workers == 2) & (p.concurrency == 128))[0])
+    assert "1x(TP1 ADP2 EP2) : 2x(TP2 ADP2 EP4)" in p.label(i)
+    model, hardware = load_model("qwen3-30b-a3b"), load_hardware("h100-sxm")
+
+    def engine(deployment: Deployment) -> Engine:
+        return Engine(
+            model, hardware, Workload(1, 1, 1), deployment, max_batch_size=64, max_batched_tokens=8192
+        )
+
+    loop = disagg_loop(
+        engine(Deployment(tp=1, attention_dp=2, moe_ep=2)), engine(Deployment(tp=2, attention_dp=2, moe_ep=4)),
+        prefill_workers=1, decode_workers=2, concurrency=128, isl=1024, osl=128,
+        params=DisaggParams.from_loop(engine_params("vllm"), kv_transfer_overhead_s=transfer_overhead_s("vllm")),
+    )  # fmt: skip
+    assert p.ttft_s[i] == pytest.approx(float(loop.ttft_s), rel=1e-12)
+    assert p.tpot_s[i] == pytest.approx(float(loop.tpot_s), rel=1e-12)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

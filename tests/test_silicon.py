@@ -265,3 +265,96 @@ def test_a_disaggregated_row_with_attention_dp_is_its_two_pools(sample: Path) ->
     )  # fmt: skip
     assert rows.loc[row_id, "predicted_ttft_ms"] == pytest.approx(float(expected.ttft_s) * 1e3, rel=1e-12)
     assert rows.loc[row_id, "predicted_tpot_ms"] == pytest.approx(float(expected.tpot_s) * 1e3, rel=1e-12)
+
+
+def test_trtllm_rows_whose_clients_fill_tp_ranks_are_attention_dp() -> None:
+    """A TensorRT-LLM MoE row with an empty attention_dp_size whose concurrency is batch_size x tp_size is
+    attention DP over tp_size GPUs; a row whose concurrency is batch_size, a stated attention_dp_size, a
+    dense model or another engine is not."""
+    from costmodel.registry import load_model
+    from validation.public.silicon import tp_as_attention_dp
+
+    models = {"moe": load_model("qwen3-30b-a3b"), "dense": load_model("llama-3-8b"), "gone": "no config"}
+    table = pd.DataFrame(
+        {
+            "backend": ["trtllm", "trtllm", "trtllm", "trtllm", "sglang", "trtllm", "trtllm"],
+            "mode": ["agg", "agg", "agg", "agg", "agg", "disagg", "agg"],
+            "model_path": ["moe", "moe", "moe", "dense", "moe", "moe", "gone"],
+            "tp_size": [4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0],
+            "attention_dp_size": [np.nan, np.nan, 4.0, np.nan, np.nan, np.nan, np.nan],
+            "batch_size": [56.0, 56.0, 56.0, 56.0, 56.0, 56.0, 56.0],
+            "concurrency": [224.0, 56.0, 224.0, 224.0, 224.0, 224.0, 224.0],
+        }
+    )
+    assert tp_as_attention_dp(table, models).tolist() == [True, False, False, False, False, False, False]
+
+
+def test_a_tp_row_read_as_attention_dp_is_the_closed_loop_of_its_ranks(tmp_path: Path) -> None:
+    """gpt-oss-120b on H100 with TensorRT-LLM at tp_size 4 (MoE TP 4), batch_size 48 and 192 clients is
+    predicted as four attention-DP ranks of one GPU with 48 sequences each."""
+    from costmodel.closed_loop import closed_loop
+    from costmodel.registry import load_hardware
+    from costmodel.serving import Engine
+    from costmodel.specs import Deployment, ModelProfile, Workload
+
+    table = pd.read_csv(DATA / "silicon_sample.csv")
+    row = table[table["id"].str.endswith("h100_sxm_trtllm_agg_4000x1000_c192_tp4_epnone_1")]
+    assert len(row) == 1
+    row.to_csv(tmp_path / "silicon_sample.csv", index=False)
+    (tmp_path / "model_configs").mkdir()
+    name = "openai--gpt-oss-120b_config.json"
+    shutil.copy(DATA / "model_configs" / name, tmp_path / "model_configs" / name)
+    [predicted] = predict_silicon(tmp_path, {}).itertuples()
+
+    model = ModelProfile.from_hf_config(tmp_path / "model_configs" / name)
+    hardware = load_hardware("h100-sxm")
+    formats = row_formats(model, "trtllm", "h100_sxm", str(row["gemm_quant_mode"].iloc[0]),
+                          str(row["moe_quant_mode"].fillna(row["gemm_quant_mode"]).iloc[0]))  # fmt: skip
+    engine = Engine(
+        model, hardware, Workload(1, 1, 1, **formats), Deployment(tp=1, attention_dp=4, moe_tp=4, moe_ep=1),
+        max_batch_size=48 * 4, max_batched_tokens=8192 * 4,
+        efficiency=hardware.efficiency.model_copy(update={"kernel_engine": "trtllm"}),
+    )  # fmt: skip
+    expected = closed_loop(engine, concurrency=192, isl=4000, osl=1000)
+    assert predicted.predicted_ttft_ms == pytest.approx(float(expected.ttft_s) * 1e3, rel=1e-12)
+    assert predicted.predicted_tpot_ms == pytest.approx(float(expected.tpot_s) * 1e3, rel=1e-12)
+
+
+def test_a_single_client_disaggregated_row_without_worker_counts_is_covered(tmp_path: Path) -> None:
+    """A disaggregated row that states its pools' layouts but neither worker counts nor batches is covered
+    when one client drives it (one request alone on one worker of each pool): it is disagg_loop at one
+    worker of batch 1 per pool; with more clients it is counted with the reason."""
+    from costmodel.disagg import disagg_loop
+    from costmodel.registry import load_hardware
+    from costmodel.serving import Engine
+    from costmodel.specs import Deployment, ModelProfile, Workload
+
+    table = pd.read_csv(DATA / "silicon_sample.csv")
+    unstated = table[(table["mode"] == "disagg") & table["prefill_num_workers"].isna()]
+    one = unstated[unstated["id"].str.contains("b200_sxm_trtllm_fp8_disagg_8192x1024_c1_tp8_0_ep1_0")].head(1)
+    many = unstated[~unstated["silicon_data_source"].str.contains("silicon_concurrency=1;")].head(1)
+    assert (len(one), len(many)) == (1, 1)
+    pd.concat([one, many]).to_csv(tmp_path / "silicon_sample.csv", index=False)
+    (tmp_path / "model_configs").mkdir()
+    name = "deepseek-ai--DeepSeek-R1_config.json"
+    shutil.copy(DATA / "model_configs" / name, tmp_path / "model_configs" / name)
+    rows = predict_silicon(tmp_path, {})
+    assert rows["covered"].tolist() == [True, False]
+    assert rows["reason"].iloc[1] == "disagg row without prefill/decode worker counts and batch sizes"
+
+    model = ModelProfile.from_hf_config(tmp_path / "model_configs" / name)
+    hardware = load_hardware("b200")
+    formats = row_formats(model, "trtllm", "b200_sxm", "fp8", str(one["moe_quant_mode"].iloc[0]))
+
+    def engine() -> Engine:
+        return Engine(
+            model, hardware, Workload(1, 1, 1, **formats), Deployment(tp=8, moe_tp=8, moe_ep=1),
+            max_batch_size=1, max_batched_tokens=8192,
+            efficiency=hardware.efficiency.model_copy(update={"kernel_engine": "trtllm"}),
+        )  # fmt: skip
+
+    expected = disagg_loop(
+        engine(), engine(), prefill_workers=1, decode_workers=1, concurrency=1, isl=8192, osl=1024
+    )
+    assert rows["predicted_ttft_ms"].iloc[0] == pytest.approx(float(expected.ttft_s) * 1e3, rel=1e-12)
+    assert rows["predicted_tpot_ms"].iloc[0] == pytest.approx(float(expected.tpot_s) * 1e3, rel=1e-12)

@@ -13,7 +13,9 @@ of the row's model, device, formats and parallelism: ``tp_size`` (attention TP w
 ``attention_dp_size``, ``moe_tp_size`` x ``moe_ep_size`` (= tp x attention_dp: the GPUs of the MoE
 layer) and ``pp_size`` as :class:`costmodel.Deployment` fields; ``batch_size`` is per attention-DP rank
 (the client concurrency is batch_size x attention_dp_size in the sample), so the engine's limits are
-attention_dp times a rank's. Disaggregated rows (``mode == "disagg"``) that state both pools' worker
+attention_dp times a rank's; a TensorRT-LLM row that leaves ``attention_dp_size`` empty while its
+concurrency is batch_size x tp_size is attention DP over its tp_size GPUs (:func:`tp_as_attention_dp`).
+Disaggregated rows (``mode == "disagg"``) that state both pools' worker
 counts, batch sizes and layouts are predicted by :func:`costmodel.disagg.disagg_loop` (each pool's
 attention DP and MoE split as above); the others are counted with the reason.
 
@@ -249,6 +251,9 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
         **{column: table[column].fillna(1) for column in degrees},
         moe_quant_mode=table["moe_quant_mode"].fillna(table["gemm_quant_mode"]),
     )
+    ranks = tp_as_attention_dp(table, models)
+    filled.loc[ranks, "attention_dp_size"] = filled.loc[ranks, "tp_size"]
+    filled.loc[ranks, "tp_size"] = 1
 
     groups: list[tuple[pd.Index, Parts]] = []
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *degrees, "batch_size"]
@@ -290,6 +295,37 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     identity = table.drop(columns=[c for c in (*MEASURED, "reason") if c in table.columns])
     table["split"] = np.where(calibration_mask(identity), "calibration", "held-out")
     return table, groups
+
+
+def tp_as_attention_dp(table: pd.DataFrame, models: dict[str, ModelProfile | str]) -> pd.Series:
+    """Aggregated TensorRT-LLM rows of a MoE model that state ``tp_size`` but leave ``attention_dp_size``
+    empty, and whose client concurrency is batch_size x tp_size: TensorRT-LLM attention DP over the
+    ``tp_size`` GPUs (one attention-DP rank per GPU, each with ``batch_size`` sequences), expressed as
+    tp = 1 and attention_dp = tp_size.
+
+    TensorRT-LLM's ``tensor_parallel_size`` is the worker's world size, and ``enable_attention_dp`` makes
+    each of its GPUs an attention-DP rank ("The --enable-attention-dp flag sets attention_dp_size =
+    tensor_parallel_size", https://docs.nvidia.com/dynamo/additional-resources/tensor-rt-llm-details/dp-rank-routing).
+    The 12 rows this selects (nvidia/DeepSeek-R1-NVFP4 and DeepSeek-V3.1-NVFP4 on B200, openai/gpt-oss-120b
+    on H100; the gap-analysis campaign of Dynamo 0.9.0 / 0.8.1) read as that: (1) their concurrency is
+    batch_size x tp_size on every one of them (224 = 56 x 4, ..., 448 = 56 x 8), the rule of the sample's
+    attention-DP rows (batch_size per rank x ranks), where every other aggregated row with tp > 1 and an
+    empty attention_dp_size has concurrency = batch_size (563 of the other 569; 6 state none); (2) their
+    moe_tp_size x moe_ep_size is tp_size, the MoE layer over all the worker's GPUs; (3) their measured mean
+    TTFT (0.4-2.3 s against 47-91 ms per output token, osl 1000) rules out the 2-8 clients per sequence
+    slot a worker of batch_size sequences would make wait: read as tensor parallelism, the loop predicts
+    28-136 s."""
+    moe = table["model_path"].map(
+        lambda m: isinstance(models.get(m), ModelProfile) and models[m].moe is not None
+    )
+    return (
+        (table["backend"] == "trtllm")
+        & (table["mode"] == "agg")
+        & table["attention_dp_size"].isna()
+        & (table["tp_size"] > 1)
+        & (table["concurrency"] == table["batch_size"] * table["tp_size"])
+        & moe.astype(bool)
+    )
 
 
 def fit_loop_params(table: pd.DataFrame, groups: list[tuple[pd.Index, Parts]]) -> dict[str, LoopParams]:
@@ -463,6 +499,16 @@ DISAGG_STATED = (
 )  # fmt: skip
 """Columns a disaggregated row must state to be predicted: each pool's worker count, batch and layout."""
 POOL_FIELDS = ("tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size", "batch_size")
+POOL_LAYOUT = ("prefill_tp_size", "prefill_pp_size", "decode_tp_size", "decode_pp_size")
+"""Columns of a disaggregated row's layouts, which a single-client row must state to be predicted."""
+SINGLE_CLIENT = {
+    "prefill_num_workers": 1,
+    "prefill_batch_size": 1,
+    "decode_num_workers": 1,
+    "decode_batch_size": 1,
+}
+"""What a single-client disaggregated row that states no worker counts nor batches is predicted with: one
+client's request is alone on one worker of each pool, whatever their counts and batch limits."""
 
 
 def _refuse_disagg(table: pd.DataFrame, refuse: Any) -> None:
@@ -482,11 +528,17 @@ def _refuse_disagg(table: pd.DataFrame, refuse: Any) -> None:
     The 393 rows without worker counts and batch sizes (DeepSeek-R1, the 2026-03-25 and 2026-04-06 files)
     state each pool's layout and the concurrency, but neither pool's worker count nor batch: concurrency =
     decode_batch_size x decode_num_workers x decode_attention_dp_size leaves two unknowns in one equation,
-    and nothing states the prefill pool's size (no GPU total either), so they are not covered.
+    and nothing states the prefill pool's size (no GPU total either), so they are not covered, except the
+    10 with a single client: one client keeps one request in flight, so one worker of each pool serves it,
+    alone in its batch, and the others idle; the loop's figures are the same for any worker counts and
+    batch sizes (:func:`costmodel.disagg.disagg_loop` at concurrency 1), and the link is the NIC for any of
+    them (each pool's worker has 8 or 16 GPUs: both exceed one 8-GPU NVLink domain). They are predicted at
+    one worker of batch 1 per pool (:data:`SINGLE_CLIENT`).
     """
     disagg = table["mode"] == "disagg"
     unstated = table[list(DISAGG_STATED)].isna().any(axis=1)
-    refuse(disagg & unstated, "disagg row without prefill/decode worker counts and batch sizes")
+    single = (table["concurrency"] == 1) & table[list(POOL_LAYOUT)].notna().all(axis=1)
+    refuse(disagg & unstated & ~single, "disagg row without prefill/decode worker counts and batch sizes")
 
 
 def _pool_engine(
@@ -528,7 +580,12 @@ def _disagg_groups(
     pool_keys = [f"{pool}_{field}" for pool in ("prefill", "decode") for field in POOL_FIELDS]
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *pool_keys]
     chosen = table[(table["mode"] == "disagg") & (reason == "")]
-    chosen = chosen.assign(moe_quant_mode=chosen["moe_quant_mode"].fillna(chosen["gemm_quant_mode"]))
+    single = chosen["concurrency"] == 1
+    chosen = chosen.assign(
+        moe_quant_mode=chosen["moe_quant_mode"].fillna(chosen["gemm_quant_mode"]),
+        # filled in a copy: the row identity (the split) unchanged
+        **{c: chosen[c].where(~single | chosen[c].notna(), n) for c, n in SINGLE_CLIENT.items()},
+    )
     for key, rows in chosen.groupby(keys, sort=True, dropna=False):
         backend, model_path, system, quant, moe_quant = (str(k) for k in key[:5])
         model = models[model_path]
