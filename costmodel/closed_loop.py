@@ -53,7 +53,9 @@ rank; each iteration's time is :func:`costmodel.serving.step_time` with every ra
 Assumptions: all clients' requests are alike (fixed isl, osl; outputs run to osl, as with ``ignore_eos``);
 the benchmark is its steady state plus waves of all clients (``burst_fraction``), nothing in between; no
 preemption: the engine admits sequences while the KV cache of their mean length
-isl + osl / 2 fits (paged allocation with blocks taken on demand, :func:`Engine.max_concurrency`);
+isl + osl / 2 fits (paged allocation with blocks taken on demand, :func:`Engine.max_concurrency`), or of
+what it reserves for each (``reserved_tokens``: isl + osl for an engine that reserves a request's whole
+footprint on admission);
 decodes see the mean context isl + osl / 2 and prompt chunks the mean past isl / 2.
 """
 
@@ -156,9 +158,19 @@ def closed_loop(
 
 
 def loop_parts(
-    engine: Engine, *, concurrency: npt.ArrayLike, isl: npt.ArrayLike, osl: npt.ArrayLike
+    engine: Engine,
+    *,
+    concurrency: npt.ArrayLike,
+    isl: npt.ArrayLike,
+    osl: npt.ArrayLike,
+    reserved_tokens: npt.ArrayLike | None = None,
 ) -> LoopParts:
-    """The rates and kernel times of :func:`closed_loop` before its named parameters are applied."""
+    """The rates and kernel times of :func:`closed_loop` before its named parameters are applied.
+
+    ``reserved_tokens`` [tokens]: the KV cache each admitted sequence holds against the engine's pool for
+    admission; default isl + osl / 2, the mean of a paged cache that takes blocks on demand (vLLM, SGLang).
+    An engine that reserves a request's whole footprint when it admits it (TensorRT-LLM's default
+    ``GUARANTEED_NO_EVICT``) holds isl + osl."""
     C, N_in, N_out = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (concurrency, isl, osl)))
     for name, x, low in (("concurrency", C, 1.0), ("isl", N_in, 1.0), ("osl", N_out, 2.0)):
         bad = ~(np.isfinite(x) & (x >= low))
@@ -173,7 +185,10 @@ def loop_parts(
             "clients evenly over the ranks and does not model idle ranks; use at least one client per rank"
         )
     budget = float(engine.max_batched_tokens) / ranks
-    fits = engine.max_concurrency(np.ceil(N_in + N_out / 2.0)).max_sequences / ranks
+    held = N_in + N_out / 2.0 if reserved_tokens is None else np.asarray(reserved_tokens, dtype=np.float64)
+    if np.any(~np.isfinite(held) | (held < 1)):
+        raise CostmodelError("reserved_tokens must be finite and >= 1 [tokens]")
+    fits = engine.max_concurrency(np.ceil(np.broadcast_to(held, C.shape))).max_sequences / ranks
     R = np.minimum(C / ranks, np.minimum(engine.max_batch_size / ranks, np.asarray(fits, dtype=np.float64)))
     if np.any(R < 1):
         raise CostmodelError(

@@ -147,3 +147,23 @@ def test_ttft_grows_with_clients_and_prompt_and_is_at_least_one_prefill(engine: 
     assert np.all(np.diff(r.ttft_s, axis=0) >= -1e-12)
     alone = engine.step_time(prefill_tokens=isl)
     assert np.all(r.ttft_s >= alone)
+
+
+def test_an_engine_that_reserves_whole_requests_runs_fewer_at_once() -> None:
+    """An engine that holds each admitted request's whole isl + osl (TensorRT-LLM's GUARANTEED_NO_EVICT)
+    fits as many sequences as its pool holds of that footprint, not of the mean isl + osl / 2; the clients
+    it cannot run queue, so the TTFT is never smaller. Reserving the mean is the default."""
+    small = Engine.build("llama-3-8b", "l4", max_batch_size=512, max_batched_tokens=8192)
+    isl, osl, clients = 2000, 2000, 256
+    pool = small.kv_capacity_tokens()
+    default = loop_parts(small, concurrency=clients, isl=isl, osl=osl)
+    mean = loop_parts(small, concurrency=clients, isl=isl, osl=osl, reserved_tokens=isl + osl / 2)
+    whole = loop_parts(small, concurrency=clients, isl=isl, osl=osl, reserved_tokens=isl + osl)
+    assert float(default.running) == float(mean.running)
+    # paged blocks of 16 tokens: the pool's whole blocks over each sequence's blocks
+    assert float(whole.running) == (pool // 16) // ((isl + osl) // 16)
+    assert float(whole.running) < float(default.running) < clients
+    params = LoopParams(burst_fraction=0.2)
+    assert float(whole.result(params).ttft_s) > float(default.result(params).ttft_s)
+    with pytest.raises(CostmodelError, match="reserved_tokens"):
+        loop_parts(small, concurrency=4, isl=isl, osl=osl, reserved_tokens=0)
