@@ -265,3 +265,31 @@ def test_a_disaggregated_row_with_attention_dp_is_its_two_pools(sample: Path) ->
     )  # fmt: skip
     assert rows.loc[row_id, "predicted_ttft_ms"] == pytest.approx(float(expected.ttft_s) * 1e3, rel=1e-12)
     assert rows.loc[row_id, "predicted_tpot_ms"] == pytest.approx(float(expected.tpot_s) * 1e3, rel=1e-12)
+
+
+def test_unstated_attention_dp_is_read_from_the_concurrency(tmp_path: Path) -> None:
+    """gpt-oss-120b on H100 (TensorRT-LLM 1.3.0rc1) at tp_size 4 with attention_dp_size unstated, batch 48
+    and 192 clients = 48 x 4: attention data parallel over the four GPUs (TensorRT-LLM's
+    enable_attention_dp), each rank running its own 48; not four GPUs of attention TP queueing 144 clients
+    behind a batch of 48."""
+    from costmodel.closed_loop import LoopParts
+
+    table = pd.read_csv(DATA / "silicon_sample.csv")
+    rows = table[
+        (table["model_path"] == "openai/gpt-oss-120b")
+        & table["attention_dp_size"].isna()
+        & (table["backend_version"] == "1.3.0rc1")
+    ]
+    assert len(rows) > 0
+    (tmp_path / "model_configs").mkdir()
+    name = "openai--gpt-oss-120b_config.json"
+    shutil.copy(DATA / "model_configs" / name, tmp_path / "model_configs" / name)
+    rows.to_csv(tmp_path / "silicon_sample.csv", index=False)
+    parsed, groups = silicon_parts(tmp_path)
+    assert set(parsed["reason"]) == {""}
+    for index, parts in groups:
+        assert isinstance(parts, LoopParts)
+        stated = parsed.loc[index]
+        np.testing.assert_array_equal(parts.ranks, stated["tp_size"].to_numpy())
+        np.testing.assert_array_equal(parts.running * parts.ranks, stated["concurrency"].to_numpy())
+        assert np.all(stated["concurrency"] == stated["batch_size"] * stated["tp_size"])

@@ -20,9 +20,12 @@ attention DP and MoE split as above); the others are counted with the reason.
 Formats: :func:`row_formats` maps the row's labels (and the checkpoint where the engine serves it as stored)
 to the formats the engine's kernels run (docs/serving.md, "Formats: what each row's engine runs").
 
-Assumptions, stated once: the KV cache is stored in bf16 (the engines' default ``auto`` for bf16 and most
-fp8 checkpoints); the engine's token budget per iteration is its default (:func:`token_budget`), and its
-sequence limit the row's ``batch_size``.
+Assumptions, stated once: the KV cache's format, the share of device memory it gets and what an admitted
+request holds of it follow each engine's defaults (:mod:`validation.public.engine_memory`: bf16 on vLLM
+and SGLang, fp8 on TensorRT-LLM with quantized weights; TensorRT-LLM reserves a request's whole isl + osl);
+the engine's token budget per iteration is its default (:func:`token_budget`), and its sequence limit the
+row's ``batch_size``. A row that leaves attention_dp_size unstated while its concurrency is batch_size x
+tp_size runs attention data parallel over its tp_size GPUs (:func:`_implied_attention_dp`).
 
 Calibration: the closed-loop model's three named parameters (:class:`costmodel.closed_loop.LoopParams`)
 are fitted per engine (the ``backend`` column) on the calibration rows, chosen by the same rule as the
@@ -50,6 +53,7 @@ from costmodel.loop_params import engine_params_file, read_engine_params
 from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
+from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens
 from validation.public.reader import SYSTEM_PROFILES
 from validation.public.split import calibration_mask
 
@@ -249,6 +253,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
         **{column: table[column].fillna(1) for column in degrees},
         moe_quant_mode=table["moe_quant_mode"].fillna(table["gemm_quant_mode"]),
     )
+    _implied_attention_dp(table, filled)
 
     groups: list[tuple[pd.Index, Parts]] = []
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *degrees, "batch_size"]
@@ -264,7 +269,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
             engine = Engine(
                 model,
                 hardware,
-                Workload(1, 1, 1, **formats),
+                Workload(1, 1, 1, kv_dtype=kv_dtype(str(backend), str(quant)), **formats),
                 Deployment(tp=int(tp), pp=int(pp), attention_dp=int(dp), **moe),
                 # batch_size and the token budget are per attention-DP rank
                 max_batch_size=int(batch) * int(dp),
@@ -272,11 +277,16 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                 # the kernel models read the calibrated kernels of the row's engine
                 efficiency=hardware.efficiency.model_copy(update={"kernel_engine": str(backend)}),
             )
+            # the engine's own memory rule and admission (validation/public/engine_memory.py)
+            engine = engine_memory(str(backend), engine)
             parts = loop_parts(
                 engine,
                 concurrency=rows["concurrency"].to_numpy(float),
                 isl=rows["isl"].to_numpy(float),
                 osl=np.maximum(rows["osl"].to_numpy(float), 2.0),
+                reserved_tokens=reserved_tokens(
+                    str(backend), rows["isl"].to_numpy(float), np.maximum(rows["osl"].to_numpy(float), 2.0)
+                ),
             )
         except (CostmodelError, ValueError) as error:
             why = re.sub(r"^invalid Deployment: \(profile\): ", "", str(error).splitlines()[0])
@@ -290,6 +300,26 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     identity = table.drop(columns=[c for c in (*MEASURED, "reason") if c in table.columns])
     table["split"] = np.where(calibration_mask(identity), "calibration", "held-out")
     return table, groups
+
+
+def _implied_attention_dp(table: pd.DataFrame, filled: pd.DataFrame) -> None:
+    """Read attention data parallelism where a row leaves it unstated but its client concurrency says so.
+
+    The aggregated rows' concurrency is batch_size x attention_dp_size (the batch is per attention-DP rank).
+    Twelve TensorRT-LLM rows of the gap-analysis campaigns (1.3.0rc1, 1.3.0rc5) leave attention_dp_size
+    empty while their concurrency is batch_size x tp_size, with tp_size > 1: that is TensorRT-LLM's
+    ``enable_attention_dp``, which runs attention data parallel over the tp_size GPUs (each rank its own
+    batch_size requests, attention TP 1) and the MoE layer over moe_tp x moe_ep = tp_size of them. In
+    ``filled`` (the identity, and so the split, unchanged) those rows get attention_dp_size = tp_size and
+    tp_size = 1. The rule reads the row's stated configuration, never its measurements.
+    """
+    implied = (
+        table["attention_dp_size"].isna()
+        & (table["tp_size"] > 1)
+        & (table["concurrency"] == table["batch_size"] * table["tp_size"])
+    )
+    filled.loc[implied, "attention_dp_size"] = filled.loc[implied, "tp_size"]
+    filled.loc[implied, "tp_size"] = 1
 
 
 def fit_loop_params(table: pd.DataFrame, groups: list[tuple[pd.Index, Parts]]) -> dict[str, LoopParams]:
