@@ -167,3 +167,28 @@ def test_an_engine_that_reserves_whole_requests_runs_fewer_at_once() -> None:
     assert float(whole.result(params).ttft_s) > float(default.result(params).ttft_s)
     with pytest.raises(CostmodelError, match="reserved_tokens"):
         loop_parts(small, concurrency=4, isl=isl, osl=osl, reserved_tokens=0)
+
+
+def test_a_host_cost_per_layer_is_paid_by_iterations_that_carry_prompts(engine: Engine) -> None:
+    """``prefill_layer_overhead_s`` adds c x layers to every iteration with prompt tokens and nothing to a
+    decode-only one: the TPOT grows by the share of iterations that carry a chunk times it, the steady
+    TTFT by it for each of the prompt's chunks and for the half iteration and queue at the mean iteration;
+    a wave pays it on every wave iteration."""
+    parts = loop_parts(engine, concurrency=np.array([1, 16, 200]), isl=3000, osl=300)
+    assert parts.layers == engine.model.n_layers == 32
+    c = 1e-4
+    base, more = LoopParams(), LoopParams(prefill_layer_overhead_s=c)
+    extra = c * 32
+    np.testing.assert_allclose(
+        parts.iteration_s(more) - parts.iteration_s(base), parts.carrying_fraction * extra, rtol=1e-9
+    )
+    clients = parts.concurrency / parts.ranks
+    queued = np.maximum(clients / parts.requests_per_iteration - (parts.osl - 1) - 0.5 - parts.chunks, 0)
+    np.testing.assert_allclose(
+        parts.steady_ttft_s(more) - parts.steady_ttft_s(base),
+        parts.chunks * extra + (0.5 + queued) * parts.carrying_fraction * extra,
+        rtol=1e-9,
+    )
+    assert np.all(parts.wave_ttft_s(more) > parts.wave_ttft_s(base))
+    with pytest.raises(CostmodelError, match="prefill_layer_overhead_s"):
+        LoopParams(prefill_layer_overhead_s=-1e-3)
