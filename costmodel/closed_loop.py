@@ -25,10 +25,13 @@ counted in engine iterations:
   the bottleneck.
 - **Times.** TPOT is the mean iteration time; TTFT is its iteration count times the mean iteration time.
 
-Three named parameters (:class:`LoopParams`), calibrated per engine from measurements, carry what the
+Four named parameters (:class:`LoopParams`), calibrated per engine from measurements, carry what the
 kernels do not: ``step_overhead_s`` per iteration (scheduling, sampling, launches; small with CUDA graphs),
-``request_overhead_s`` per request on its first token (HTTP, tokenisation, admission, detokenisation), and
-``burst_fraction``, the share of the requests that arrive in a wave with every other client.
+``request_overhead_s`` per request on its first token (HTTP, tokenisation, admission, detokenisation),
+``burst_fraction``, the share of the requests that arrive in a wave with every other client, and
+``prefill_layer_overhead_s``, the host's cost per model layer of an iteration that carries prompt tokens
+(engines replay CUDA graphs for decode-only batches; an iteration with a prompt runs eagerly, or, in
+vLLM's piecewise graphs, with its attention outside them, so it pays launches and Python per layer).
 
 **Waves.** A benchmark starts all C clients at once: its first C prompts arrive together and are
 prefilled first come first served at the prompt budget. With a prompt budget of P
@@ -53,7 +56,9 @@ rank; each iteration's time is :func:`costmodel.serving.step_time` with every ra
 Assumptions: all clients' requests are alike (fixed isl, osl; outputs run to osl, as with ``ignore_eos``);
 the benchmark is its steady state plus waves of all clients (``burst_fraction``), nothing in between; no
 preemption: the engine admits sequences while the KV cache of their mean length
-isl + osl / 2 fits (paged allocation with blocks taken on demand, :func:`Engine.max_concurrency`);
+isl + osl / 2 fits (paged allocation with blocks taken on demand, :func:`Engine.max_concurrency`), or of
+what it reserves for each (``reserved_tokens``: isl + osl for an engine that reserves a request's whole
+footprint on admission);
 decodes see the mean context isl + osl / 2 and prompt chunks the mean past isl / 2.
 """
 
@@ -88,9 +93,12 @@ class LoopParams:
     burst_fraction: float = 0.0
     """Share of the requests that arrive in a wave with every other client [-], in [0, 1]: the benchmark's
     first cycle (1 / requests per client) and the waves an engine keeps after it."""
+    prefill_layer_overhead_s: float = 0.0
+    """Host cost per model layer of an iteration that carries prompt tokens [s]: the launches and Python of
+    a pass run outside CUDA graphs (engines capture decode-only batches)."""
 
     def __post_init__(self) -> None:
-        for name in ("step_overhead_s", "request_overhead_s", "burst_fraction"):
+        for name in ("step_overhead_s", "request_overhead_s", "burst_fraction", "prefill_layer_overhead_s"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):
                 raise CostmodelError(f"{name} must be finite and >= 0, got {value!r}")
@@ -102,6 +110,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "step_overhead_s": (0.0, 0.05),
     "request_overhead_s": (0.0, 1.0),
     "burst_fraction": (0.0, 1.0),
+    "prefill_layer_overhead_s": (0.0, 0.005),
 }
 """Ranges a calibration may move each :class:`LoopParams` field within."""
 
@@ -138,6 +147,7 @@ def closed_loop(
     isl: npt.ArrayLike,
     osl: npt.ArrayLike,
     params: LoopParams | None = None,
+    reserved_tokens: npt.ArrayLike | None = None,
 ) -> ClosedLoop:
     """Mean TTFT and TPOT of ``concurrency`` clients sending ``isl``/``osl`` requests back to back.
 
@@ -149,16 +159,29 @@ def closed_loop(
     isl : prompt tokens per request [tokens], >= 1.
     osl : output tokens per request [tokens], >= 2 (TPOT needs a second token).
     params : the named overheads and wave share (default: none, the kernels' time alone).
+    reserved_tokens : the KV cache each admitted request holds against the pool [tokens] (default
+        isl + osl / 2; see :func:`loop_parts`).
 
     Arrays broadcast. See the module docstring for the model and its assumptions.
     """
-    return loop_parts(engine, concurrency=concurrency, isl=isl, osl=osl).result(params or LoopParams())
+    parts = loop_parts(engine, concurrency=concurrency, isl=isl, osl=osl, reserved_tokens=reserved_tokens)
+    return parts.result(params or LoopParams())
 
 
 def loop_parts(
-    engine: Engine, *, concurrency: npt.ArrayLike, isl: npt.ArrayLike, osl: npt.ArrayLike
+    engine: Engine,
+    *,
+    concurrency: npt.ArrayLike,
+    isl: npt.ArrayLike,
+    osl: npt.ArrayLike,
+    reserved_tokens: npt.ArrayLike | None = None,
 ) -> LoopParts:
-    """The rates and kernel times of :func:`closed_loop` before its named parameters are applied."""
+    """The rates and kernel times of :func:`closed_loop` before its named parameters are applied.
+
+    ``reserved_tokens`` [tokens]: the KV cache each admitted sequence holds against the engine's pool for
+    admission; default isl + osl / 2, the mean of a paged cache that takes blocks on demand (vLLM, SGLang).
+    An engine that reserves a request's whole footprint when it admits it (TensorRT-LLM's default
+    ``GUARANTEED_NO_EVICT``) holds isl + osl."""
     C, N_in, N_out = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (concurrency, isl, osl)))
     for name, x, low in (("concurrency", C, 1.0), ("isl", N_in, 1.0), ("osl", N_out, 2.0)):
         bad = ~(np.isfinite(x) & (x >= low))
@@ -173,7 +196,10 @@ def loop_parts(
             "clients evenly over the ranks and does not model idle ranks; use at least one client per rank"
         )
     budget = float(engine.max_batched_tokens) / ranks
-    fits = engine.max_concurrency(np.ceil(N_in + N_out / 2.0)).max_sequences / ranks
+    held = N_in + N_out / 2.0 if reserved_tokens is None else np.asarray(reserved_tokens, dtype=np.float64)
+    if np.any(~np.isfinite(held) | (held < 1)):
+        raise CostmodelError("reserved_tokens must be finite and >= 1 [tokens]")
+    fits = engine.max_concurrency(np.ceil(np.broadcast_to(held, C.shape))).max_sequences / ranks
     R = np.minimum(C / ranks, np.minimum(engine.max_batch_size / ranks, np.asarray(fits, dtype=np.float64)))
     if np.any(R < 1):
         raise CostmodelError(
@@ -228,6 +254,7 @@ def loop_parts(
         wave_s=np.asarray(wave),
         prefill_bound=np.asarray(prefill_bound),
         ranks=ranks,
+        layers=float(engine.model.n_layers),
     )
 
 
@@ -254,6 +281,8 @@ class LoopParts:
     wave_s: FloatArray
     prefill_bound: npt.NDArray[np.bool_]
     ranks: float = 1.0
+    layers: float = 0.0
+    """The model's layers, each paying ``prefill_layer_overhead_s`` in an iteration with prompt tokens."""
 
     def result(self, params: LoopParams) -> ClosedLoop:
         """TTFT, TPOT and rates with ``params`` applied."""
@@ -275,8 +304,16 @@ class LoopParts:
     def iteration_s(self, params: LoopParams) -> FloatArray:
         """Mean engine iteration time [s]: the share carrying a prompt chunk, the rest decode only."""
         carrying = self.carrying_fraction
-        mean = carrying * self.with_prompt_s + (1.0 - carrying) * self.decode_only_s
+        mean = carrying * self._with_prompt_s(params) + (1.0 - carrying) * self.decode_only_s
         return np.asarray(mean + params.step_overhead_s)
+
+    def _with_prompt_s(self, params: LoopParams) -> FloatArray:
+        """An iteration carrying one prompt's chunk, its host cost per layer included [s]."""
+        return np.asarray(self.with_prompt_s + params.prefill_layer_overhead_s * self.layers)
+
+    def _wave_s(self, params: LoopParams) -> FloatArray:
+        """An iteration of a wave, its host cost per layer included [s]."""
+        return np.asarray(self.wave_s + params.prefill_layer_overhead_s * self.layers)
 
     def steady_ttft_s(self, params: LoopParams) -> FloatArray:
         """Mean TTFT of the steady state [s]: half an iteration of wait, the queue, the prompt's chunks."""
@@ -285,7 +322,7 @@ class LoopParts:
         clients = self.concurrency / self.ranks  # one rank's
         chunks = self.chunks
         queued = np.maximum(clients / self.requests_per_iteration - (self.osl - 1.0) - 0.5 - chunks, 0.0)
-        prompt = chunks * (self.with_prompt_s + params.step_overhead_s)
+        prompt = chunks * (self._with_prompt_s(params) + params.step_overhead_s)
         return np.asarray(params.request_overhead_s + (0.5 + queued) * self.iteration_s(params) + prompt)
 
     def wave_ttft_s(self, params: LoopParams) -> FloatArray:
@@ -294,7 +331,7 @@ class LoopParts:
         wave iterations on average, P the prompt budget; clients past R pay the steady state's TTFT."""
         running, clients = self.running, self.concurrency / self.ranks
         iterations = (running - 1.0) * self.isl / (2.0 * self.prompt_budget) + self.chunks
-        admitted = params.request_overhead_s + iterations * (self.wave_s + params.step_overhead_s)
+        admitted = params.request_overhead_s + iterations * (self._wave_s(params) + params.step_overhead_s)
         rest = (clients - running) * self.steady_ttft_s(params)
         return np.asarray((running * admitted + rest) / clients)
 

@@ -147,3 +147,48 @@ def test_ttft_grows_with_clients_and_prompt_and_is_at_least_one_prefill(engine: 
     assert np.all(np.diff(r.ttft_s, axis=0) >= -1e-12)
     alone = engine.step_time(prefill_tokens=isl)
     assert np.all(r.ttft_s >= alone)
+
+
+def test_an_engine_that_reserves_whole_requests_runs_fewer_at_once() -> None:
+    """An engine that holds each admitted request's whole isl + osl (TensorRT-LLM's GUARANTEED_NO_EVICT)
+    fits as many sequences as its pool holds of that footprint, not of the mean isl + osl / 2; the clients
+    it cannot run queue, so the TTFT is never smaller. Reserving the mean is the default."""
+    small = Engine.build("llama-3-8b", "l4", max_batch_size=512, max_batched_tokens=8192)
+    isl, osl, clients = 2000, 2000, 256
+    pool = small.kv_capacity_tokens()
+    default = loop_parts(small, concurrency=clients, isl=isl, osl=osl)
+    mean = loop_parts(small, concurrency=clients, isl=isl, osl=osl, reserved_tokens=isl + osl / 2)
+    whole = loop_parts(small, concurrency=clients, isl=isl, osl=osl, reserved_tokens=isl + osl)
+    assert float(default.running) == float(mean.running)
+    # paged blocks of 16 tokens: the pool's whole blocks over each sequence's blocks
+    assert float(whole.running) == (pool // 16) // ((isl + osl) // 16)
+    assert float(whole.running) < float(default.running) < clients
+    params = LoopParams(burst_fraction=0.2)
+    assert float(whole.result(params).ttft_s) > float(default.result(params).ttft_s)
+    with pytest.raises(CostmodelError, match="reserved_tokens"):
+        loop_parts(small, concurrency=4, isl=isl, osl=osl, reserved_tokens=0)
+
+
+def test_a_host_cost_per_layer_is_paid_by_iterations_that_carry_prompts(engine: Engine) -> None:
+    """``prefill_layer_overhead_s`` adds c x layers to every iteration with prompt tokens and nothing to a
+    decode-only one: the TPOT grows by the share of iterations that carry a chunk times it, the steady
+    TTFT by it for each of the prompt's chunks and for the half iteration and queue at the mean iteration;
+    a wave pays it on every wave iteration."""
+    parts = loop_parts(engine, concurrency=np.array([1, 16, 200]), isl=3000, osl=300)
+    assert parts.layers == engine.model.n_layers == 32
+    c = 1e-4
+    base, more = LoopParams(), LoopParams(prefill_layer_overhead_s=c)
+    extra = c * 32
+    np.testing.assert_allclose(
+        parts.iteration_s(more) - parts.iteration_s(base), parts.carrying_fraction * extra, rtol=1e-9
+    )
+    clients = parts.concurrency / parts.ranks
+    queued = np.maximum(clients / parts.requests_per_iteration - (parts.osl - 1) - 0.5 - parts.chunks, 0)
+    np.testing.assert_allclose(
+        parts.steady_ttft_s(more) - parts.steady_ttft_s(base),
+        parts.chunks * extra + (0.5 + queued) * parts.carrying_fraction * extra,
+        rtol=1e-9,
+    )
+    assert np.all(parts.wave_ttft_s(more) > parts.wave_ttft_s(base))
+    with pytest.raises(CostmodelError, match="prefill_layer_overhead_s"):
+        LoopParams(prefill_layer_overhead_s=-1e-3)

@@ -296,6 +296,7 @@ def test_a_tp_row_read_as_attention_dp_is_the_closed_loop_of_its_ranks(tmp_path:
     from costmodel.registry import load_hardware
     from costmodel.serving import Engine
     from costmodel.specs import Deployment, ModelProfile, Workload
+    from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens
 
     table = pd.read_csv(DATA / "silicon_sample.csv")
     row = table[table["id"].str.endswith("h100_sxm_trtllm_agg_4000x1000_c192_tp4_epnone_1")]
@@ -310,12 +311,17 @@ def test_a_tp_row_read_as_attention_dp_is_the_closed_loop_of_its_ranks(tmp_path:
     hardware = load_hardware("h100-sxm")
     formats = row_formats(model, "trtllm", "h100_sxm", str(row["gemm_quant_mode"].iloc[0]),
                           str(row["moe_quant_mode"].fillna(row["gemm_quant_mode"]).iloc[0]))  # fmt: skip
+    kv = kv_dtype("trtllm", str(row["gemm_quant_mode"].iloc[0]))
     engine = Engine(
-        model, hardware, Workload(1, 1, 1, **formats), Deployment(tp=1, attention_dp=4, moe_tp=4, moe_ep=1),
+        model, hardware, Workload(1, 1, 1, kv_dtype=kv, **formats),
+        Deployment(tp=1, attention_dp=4, moe_tp=4, moe_ep=1),
         max_batch_size=48 * 4, max_batched_tokens=8192 * 4,
         efficiency=hardware.efficiency.model_copy(update={"kernel_engine": "trtllm"}),
     )  # fmt: skip
-    expected = closed_loop(engine, concurrency=192, isl=4000, osl=1000)
+    engine = engine_memory("trtllm", engine)
+    expected = closed_loop(
+        engine, concurrency=192, isl=4000, osl=1000, reserved_tokens=reserved_tokens("trtllm", 4000.0, 1000.0)
+    )
     assert predicted.predicted_ttft_ms == pytest.approx(float(expected.ttft_s) * 1e3, rel=1e-12)
     assert predicted.predicted_tpot_ms == pytest.approx(float(expected.tpot_s) * 1e3, rel=1e-12)
 
@@ -358,3 +364,31 @@ def test_a_single_client_disaggregated_row_without_worker_counts_is_covered(tmp_
     )
     assert rows["predicted_ttft_ms"].iloc[0] == pytest.approx(float(expected.ttft_s) * 1e3, rel=1e-12)
     assert rows["predicted_tpot_ms"].iloc[0] == pytest.approx(float(expected.tpot_s) * 1e3, rel=1e-12)
+
+
+def test_unstated_attention_dp_is_read_from_the_concurrency(tmp_path: Path) -> None:
+    """gpt-oss-120b on H100 (TensorRT-LLM 1.3.0rc1) at tp_size 4 with attention_dp_size unstated, batch 48
+    and 192 clients = 48 x 4: attention data parallel over the four GPUs (TensorRT-LLM's
+    enable_attention_dp), each rank running its own 48; not four GPUs of attention TP queueing 144 clients
+    behind a batch of 48."""
+    from costmodel.closed_loop import LoopParts
+
+    table = pd.read_csv(DATA / "silicon_sample.csv")
+    rows = table[
+        (table["model_path"] == "openai/gpt-oss-120b")
+        & table["attention_dp_size"].isna()
+        & (table["backend_version"] == "1.3.0rc1")
+    ]
+    assert len(rows) > 0
+    (tmp_path / "model_configs").mkdir()
+    name = "openai--gpt-oss-120b_config.json"
+    shutil.copy(DATA / "model_configs" / name, tmp_path / "model_configs" / name)
+    rows.to_csv(tmp_path / "silicon_sample.csv", index=False)
+    parsed, groups = silicon_parts(tmp_path)
+    assert set(parsed["reason"]) == {""}
+    for index, parts in groups:
+        assert isinstance(parts, LoopParts)
+        stated = parsed.loc[index]
+        np.testing.assert_array_equal(parts.ranks, stated["tp_size"].to_numpy())
+        np.testing.assert_array_equal(parts.running * parts.ranks, stated["concurrency"].to_numpy())
+        assert np.all(stated["concurrency"] == stated["batch_size"] * stated["tp_size"])

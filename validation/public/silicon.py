@@ -22,11 +22,14 @@ attention DP and MoE split as above); the others are counted with the reason.
 Formats: :func:`row_formats` maps the row's labels (and the checkpoint where the engine serves it as stored)
 to the formats the engine's kernels run (docs/serving.md, "Formats: what each row's engine runs").
 
-Assumptions, stated once: the KV cache is stored in bf16 (the engines' default ``auto`` for bf16 and most
-fp8 checkpoints); the engine's token budget per iteration is its default (:func:`token_budget`), and its
-sequence limit the row's ``batch_size``.
+Assumptions, stated once: the KV cache's format, the share of device memory it gets and what an admitted
+request holds of it follow each engine's defaults (:mod:`validation.public.engine_memory`: bf16 on vLLM
+and SGLang, fp8 on TensorRT-LLM with quantized weights; TensorRT-LLM reserves a request's whole isl + osl);
+the engine's token budget per iteration is its default (:func:`token_budget`), and its sequence limit the
+row's ``batch_size``. A row that leaves attention_dp_size unstated while its concurrency is batch_size x
+tp_size runs attention data parallel over its tp_size GPUs (:func:`tp_as_attention_dp`).
 
-Calibration: the closed-loop model's three named parameters (:class:`costmodel.closed_loop.LoopParams`)
+Calibration: the closed-loop model's four named parameters (:class:`costmodel.closed_loop.LoopParams`)
 are fitted per engine (the ``backend`` column) on the calibration rows, chosen by the same rule as the
 kernel tables (:func:`validation.public.split.calibration_mask` over the row's identity, never its
 measurements), by :func:`fit_loop_params`; ``python -m validation silicon-calibrate`` writes them to
@@ -52,6 +55,7 @@ from costmodel.loop_params import engine_params_file, read_engine_params
 from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
+from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens
 from validation.public.reader import SYSTEM_PROFILES
 from validation.public.split import calibration_mask
 
@@ -269,7 +273,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
             engine = Engine(
                 model,
                 hardware,
-                Workload(1, 1, 1, **formats),
+                Workload(1, 1, 1, kv_dtype=kv_dtype(str(backend), str(quant)), **formats),
                 Deployment(tp=int(tp), pp=int(pp), attention_dp=int(dp), **moe),
                 # batch_size and the token budget are per attention-DP rank
                 max_batch_size=int(batch) * int(dp),
@@ -277,11 +281,16 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                 # the kernel models read the calibrated kernels of the row's engine
                 efficiency=hardware.efficiency.model_copy(update={"kernel_engine": str(backend)}),
             )
+            # the engine's own memory rule and admission (validation/public/engine_memory.py)
+            engine = engine_memory(str(backend), engine)
             parts = loop_parts(
                 engine,
                 concurrency=rows["concurrency"].to_numpy(float),
                 isl=rows["isl"].to_numpy(float),
                 osl=np.maximum(rows["osl"].to_numpy(float), 2.0),
+                reserved_tokens=reserved_tokens(
+                    str(backend), rows["isl"].to_numpy(float), np.maximum(rows["osl"].to_numpy(float), 2.0)
+                ),
             )
         except (CostmodelError, ValueError) as error:
             why = re.sub(r"^invalid Deployment: \(profile\): ", "", str(error).splitlines()[0])
@@ -364,7 +373,7 @@ def fit_loop_params(table: pd.DataFrame, groups: list[tuple[pd.Index, Parts]]) -
             p_tpot = np.concatenate([r.tpot_s[m] for r, (_, _, m) in zip(results, chosen, strict=True)]) * 1e3
             return np.concatenate([np.log(p_ttft / ttft), np.log(p_tpot / tpot)])
 
-        start = np.array([0.002, 0.02, 0.1])
+        start = np.array([0.002, 0.02, 0.1, 0.0005])
         result = least_squares(residual, start, bounds=(low, high), loss="soft_l1", f_scale=0.1)
         fitted[str(backend)] = LoopParams(**dict(zip(names, result.x.tolist(), strict=True)))
     return fitted
