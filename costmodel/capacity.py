@@ -315,8 +315,15 @@ def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
     joins = (J == 1) & (points[None, :] + other <= budget)
     parts = engine.parts
     n = np.arange(1, B_max + 1, dtype=np.float64)
-    # one roofline evaluation per term, the token counts of every case side by side
-    sets = [n, nn[..., None] + size, nn + other + points[None, :], nn + other]
+    # one roofline evaluation per term, the token counts of every case side by side; with pp > 1 a chunk
+    # stays in one micro-batch, so each mixed iteration is paced as step_time paces it
+    paced = parts.paced_tokens
+    sets = [
+        n,
+        paced(nn[..., None] + size, size),
+        paced(nn + other + points[None, :], np.maximum(other, points[None, :])),
+        paced(nn + other, other),
+    ]
     linear = parts.linear_s(np.concatenate([x.ravel() for x in sets]))
     lin_n, lin_chunk, lin_join, lin_base = np.split(linear, np.cumsum([x.size for x in sets])[:-1])
     attn = parts.prefill_attention_s(
@@ -745,9 +752,8 @@ class _Sums:
     own_chunks: FloatArray  # [g, S]: iterations its prefill spans [-]
     own_attention_s: FloatArray  # [S]: its decode attention less that of a sequence at the mean context [s]
     during: FloatArray  # [g, S, _DRAWS + 1]: k prompts prefilled while it decodes, m1 each [s]
-    # (S10b) others sharing its N - 1 decode iterations: they arrive in a span of N - 1 + E[L] iterations,
-    # and each adds a gamma-distributed context per iteration of its window, of this shape and scale
-    companion_span: FloatArray  # [S]: N - 1 + E[L] [iterations]
+    # (S10b) others sharing its N - 1 decode iterations: each, arriving in the span of N - 1 + E[L]
+    # iterations that overlap them, adds a gamma-distributed context per iteration, of this shape and scale
     companion_shape: FloatArray  # [S]: E[Z]^2 / Var(Z) of one of them [-]
     companion_scale_tokens: FloatArray  # [S]: Var(Z) / E[Z] [tokens]
 
@@ -783,7 +789,6 @@ def _sums(prep: _Prepared, nodes: _Nodes, max_batch_size: int | None = None) -> 
         own_chunks=chunks[:, i] * (1.0 - f) + chunks[:, i + 1] * f,
         own_attention_s=np.asarray(attention[:-1] - attention[-1]),
         during=np.concatenate([zero, np.cumsum(T1[:, nodes.draws[2]], axis=-1)], axis=-1),
-        companion_span=span,
         companion_shape=mean_z**2 / np.maximum(var_z, 1e-300),
         companion_scale_tokens=var_z / np.maximum(mean_z, 1e-300),
     )
@@ -886,8 +891,8 @@ def _tpot_s(
     stall = work + offspring
     # the batch this request runs in: itself and its companions, counted in sequences at the mean context
     # c (decode attention is affine in the batch's total context: a companion with 2c counts twice), at
-    # most the batch limit
-    others = _companion_tokens(it, lam, nodes, sums) / prep.companions.context_tokens
+    # most the batch limit; the K prompts whose prefill stalls it are companions too (S10b)
+    others = _companion_tokens(prep, it, lam, nodes, sums, count) / prep.companions.context_tokens
     batch = np.minimum(1.0 + others, _ex(it.batch_limit))
     step = np.interp(batch, np.arange(1.0, prep.decode_s.size + 1.0), prep.decode_s)
     return np.asarray(
@@ -895,15 +900,25 @@ def _tpot_s(
     )
 
 
-def _companion_tokens(it: _Iteration, lam: FloatArray, nodes: _Nodes, sums: _Sums) -> FloatArray:
-    """The others' past context per iteration of a request's decoding, X [..., S] [tokens] (S10b): K
-    companions ~ Poisson(lambda E[I] (N - 1 + E[L])), drawn by the inverse CDF, and given K their context
-    a gamma with K times one companion's mean and variance (``sums.companion_*``). Each sample is
-    non-decreasing in the load: K grows with lambda E[I] at its fixed uniform, the gamma quantile with
-    its shape at a fixed normal score, and the scale does not depend on the load."""
-    count = _poisson_ppf(
-        _ex(lam * it.mean_s) * sums.companion_span, nodes.poisson_companions, nodes.normal_companions
+def _companion_tokens(
+    prep: _Prepared, it: _Iteration, lam: FloatArray, nodes: _Nodes, sums: _Sums, arrived: FloatArray
+) -> FloatArray:
+    """The others' past context per iteration of a request's decoding, X [..., S] [tokens] (S10b).
+
+    Its companions are the ``arrived`` requests [..., S] that arrive during its decoding, the very
+    prompts whose prefill work S10 adds to its iterations (one Poisson count drives both: a request that
+    lands in a long decode stalls it, then decodes beside it), and those that arrived before it started
+    and are still decoding, an independent Poisson count of mean lambda E[I] E[L] (arrivals in a disjoint
+    interval), drawn by its inverse CDF. Given K companions in all, their context is a gamma with K
+    times one companion's mean and variance (``sums.companion_*``). Each sample is non-decreasing in the
+    load: both counts grow with their means at fixed uniforms, the gamma quantile with its shape at a
+    fixed normal score, and the scale does not depend on the load."""
+    before = _poisson_ppf(
+        _ex(lam * it.mean_s) * prep.companions.mean_iterations,
+        nodes.poisson_companions,
+        nodes.normal_companions,
     )
+    count = before + arrived
     value = _gamma_ppf(count * sums.companion_shape, nodes.normal_attention) * sums.companion_scale_tokens
     return np.asarray(np.where(count > 0, value, 0.0))
 
