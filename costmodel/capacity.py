@@ -33,6 +33,7 @@ outside the validated range are confirmed with :func:`costmodel.simulate.serve`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -294,7 +295,10 @@ def _kv_limits(engine: Engine, context: float, context_var: float) -> tuple[int,
     return int(capacity // held), int(root**2)
 
 
-def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
+def _prepare(engine: Engine, traffic: Traffic, companions: dict[int, _Companions] | None = None) -> _Prepared:
+    """What :func:`analyze` needs of one engine and traffic, independent of the load. ``companions``: S10b's
+    tables by context window, shared by the candidates of one plan (they depend on the traffic and the
+    window alone)."""
     P, N = traffic.prompt, traffic.output
     en = N.mean
     context, context_var = _context_moments(traffic, engine.max_len)
@@ -357,6 +361,9 @@ def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
     for _ in range(4):
         prompt_s = _mean_prompt_s(np.maximum(max_rate, 1e-9), decode_s, E1, E2)
         max_rate = n / (decode_s * occupancy + n * prompt_s)
+    cache = {} if companions is None else companions
+    shared = cache.get(engine.max_len) or _companions(traffic, engine.max_len, context)
+    cache[engine.max_len] = shared
     return _Prepared(
         engine,
         traffic,
@@ -377,7 +384,7 @@ def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
         chunks_mean=chunks_mean,
         max_rate_per_s=max_rate,
         saturated_prompt_s=prompt_s,
-        companions=_companions(traffic, engine.max_len, context),
+        companions=shared,
     )
 
 
@@ -464,9 +471,9 @@ class _Nodes:
     normal_count: FloatArray  # of uniform[5], for the count of prompts in the decode window [samples]
     normal_others: FloatArray  # of uniform[9], for the count of prompts joining its own iteration [samples]
     normal_offspring: FloatArray  # of uniform[11], for the work of prompts arriving meanwhile [samples]
-    poisson_count: FloatArray  # _poisson_thresholds of uniform[5] [samples, _POISSON_COUNTS]
-    poisson_others: FloatArray  # and of uniform[9]
-    poisson_companions: FloatArray  # and of uniform[2]
+    poisson_count: _PoissonTable  # _poisson_thresholds of uniform[5]
+    poisson_others: _PoissonTable  # and of uniform[9]
+    poisson_companions: _PoissonTable  # and of uniform[2]
 
 
 def _nodes(traffic: Traffic, samples: int, seed: int) -> _Nodes:
@@ -523,7 +530,17 @@ _EXACT_POISSON = 10.0  # means up to which _poisson_ppf is the exact inverse CDF
 _POISSON_COUNTS = 40  # counts it tabulates: P(N > 40) < 1e-11 at a mean of 10
 
 
-def _poisson_ppf(mean: FloatArray, thresholds: FloatArray, z: FloatArray) -> FloatArray:
+@dataclass(frozen=True)
+class _PoissonTable:
+    """:func:`_poisson_thresholds` of one row of the quadrature's uniforms, with what every inverse CDF
+    at those uniforms reuses (read-only)."""
+
+    thresholds: FloatArray  # m_k(u), k = 1.._POISSON_COUNTS [S, k], increasing in k
+    at_end: FloatArray  # the exact count at the mean _EXACT_POISSON [S]
+    minima: FloatArray  # min over the samples of m_k(u), for each k [k]: non-decreasing in k
+
+
+def _poisson_ppf(mean: FloatArray, table: _PoissonTable, z: FloatArray) -> FloatArray:
     """Inverse CDF of Poisson(mean) [..., S] at the quadrature's uniforms -> counts [..., S],
     non-decreasing in the mean at a fixed uniform (common random numbers).
 
@@ -535,33 +552,29 @@ def _poisson_ppf(mean: FloatArray, thresholds: FloatArray, z: FloatArray) -> Flo
     there, not integral."""
     mean, z = np.broadcast_arrays(np.asarray(mean, dtype=np.float64), z)
     # at and beyond the exact range's end the count there is a property of the uniform alone; below it,
-    # the comparison runs only over the means there and, as m_k(u) grows with k at every u, only over
-    # the counts whose smallest threshold some of those means exceed
-    count = np.broadcast_to(_count_at_end(thresholds), mean.shape).copy()
+    # the thresholds of each point's own sample increase with k, so the count is a binary search over
+    # them, and only over the counts whose smallest threshold some of those means exceed
+    count = np.broadcast_to(table.at_end, mean.shape).copy()
     below = mean < _EXACT_POISSON
     if below.any():
         small = mean[below]
-        reachable = int(np.searchsorted(_column_minima(thresholds), float(small.max())))
-        rows = thresholds[np.nonzero(below)[-1], :reachable]  # each point's own sample row
-        count[below] = np.count_nonzero(rows < small[:, None], axis=-1)
+        reachable = int(np.searchsorted(table.minima, float(small.max())))
+        row = np.nonzero(below)[-1] * table.thresholds.shape[1]  # each point's own sample row, flat
+        flat = table.thresholds.reshape(-1)
+        lo, hi = np.zeros(small.shape, dtype=np.int64), np.full(small.shape, reachable, dtype=np.int64)
+        for _ in range(reachable.bit_length()):  # invariant: thresholds[:lo] < mean <= thresholds[hi:]
+            mid = (lo + hi) // 2
+            under = (mid < hi) & (flat.take(row + np.minimum(mid, reachable - 1)) < small)
+            lo, hi = np.where(under, mid + 1, lo), np.where(under | (mid >= hi), hi, mid)
+        count[below] = lo
     growth = (
         mean - _EXACT_POISSON + z * (np.sqrt(np.maximum(mean, _EXACT_POISSON)) - math.sqrt(_EXACT_POISSON))
     )
     return np.asarray(count + np.where(mean > _EXACT_POISSON, np.maximum(growth, 0.0), 0.0))
 
 
-def _count_at_end(thresholds: FloatArray) -> FloatArray:
-    """The exact count at the mean :data:`_EXACT_POISSON`, per sample [S]."""
-    return np.asarray(np.count_nonzero(thresholds < _EXACT_POISSON, axis=-1), dtype=np.float64)
-
-
-def _column_minima(thresholds: FloatArray) -> FloatArray:
-    """min over the samples of m_k(u), for each k [k]: non-decreasing in k (m_k(u) is)."""
-    return np.asarray(np.maximum.accumulate(thresholds.min(axis=0)))
-
-
 @functools.lru_cache(maxsize=8)
-def _poisson_thresholds(samples: int, seed: int, row: int) -> FloatArray:
+def _poisson_thresholds(samples: int, seed: int, row: int) -> _PoissonTable:
     """m_k(u) = Q^-1(k, u), k = 1.._POISSON_COUNTS, for the uniforms of row ``row`` of the quadrature
     with ``samples`` points and ``seed`` [S, k]: Poisson(m) has P(N <= k - 1) = Q(k, m), the regularised
     upper incomplete gamma, so P(N <= k - 1) < u iff m > m_k(u). Cached: it depends on the uniforms alone
@@ -571,8 +584,11 @@ def _poisson_thresholds(samples: int, seed: int, row: int) -> FloatArray:
     u = _uniforms(samples, seed)[row]
     k = np.arange(1, _POISSON_COUNTS + 1, dtype=np.float64)[:, None]
     table = np.ascontiguousarray(gammainccinv(k, u[None, :]).T)
-    table.setflags(write=False)
-    return table
+    at_end = np.count_nonzero(table < _EXACT_POISSON, axis=-1).astype(np.float64)
+    minima = np.maximum.accumulate(table.min(axis=0))
+    for a in (table, at_end, minima):
+        a.setflags(write=False)
+    return _PoissonTable(table, at_end, minima)
 
 
 def _gamma_ppf(shape: FloatArray, z: FloatArray) -> FloatArray:
@@ -1124,7 +1140,38 @@ def meets_slo(
     return cand.meets(np.broadcast_to(r, (*r.shape[:-1], cand.limits.size)).astype(np.float64))
 
 
-def _fewest_replicas(cand: _Candidate, max_replicas: int) -> tuple[FloatArray, ServingMetrics]:
+@dataclass(frozen=True)
+class _Evaluated:
+    """One evaluation of the search: ``metrics`` at ``replicas`` [k, c] for the batch limits ``columns``
+    [c] (indices into the candidate's ``limits``)."""
+
+    replicas: FloatArray
+    columns: IntArray
+    metrics: ServingMetrics
+
+    def at(self, replicas: float, columns: IntArray) -> ServingMetrics | None:
+        """The metrics at ``replicas`` for each of ``columns`` [1, len(columns)], if this evaluation holds
+        all of them, else None."""
+        rows, cols = [], []
+        for c in columns:
+            j = np.flatnonzero(self.columns == c)
+            hit = np.flatnonzero(self.replicas[:, j[0]] == replicas) if j.size else j
+            if not hit.size:
+                return None
+            rows.append(int(hit[0]))
+            cols.append(int(j[0]))
+        r, c = np.array(rows), np.array(cols)
+        fields = {
+            name: value[r, c][None, ...]
+            for name, value in vars(self.metrics).items()
+            if isinstance(value, np.ndarray) and value.ndim >= 2
+        }
+        return dataclasses.replace(self.metrics, **fields)
+
+
+def _fewest_replicas(
+    cand: _Candidate, max_replicas: int, evaluated: list[_Evaluated] | None = None
+) -> tuple[FloatArray, ServingMetrics]:
     """Per batch limit, the fewest replicas that pass (inf: none up to ``max_replicas``) [b], and the
     metrics of the first call, whose last row is ``max_replicas``.
 
@@ -1143,6 +1190,8 @@ def _fewest_replicas(cand: _Candidate, max_replicas: int) -> tuple[FloatArray, S
     R = np.minimum(r_lo[None, :] + _FIRST_RUNGS[:, None], top)  # [k, b]
     R = np.vstack([R, np.full((1, limits.size), top)])
     first = cand.metrics(R)
+    record = evaluated if evaluated is not None else []
+    record.append(_Evaluated(R, np.arange(limits.size), first))
     ok = cand.passes(first)
     hi = np.where(ok, R, np.inf).min(axis=0)  # passes
     lo = np.maximum(r_lo - 1.0, np.where(~ok & (hi > R), R, -np.inf).max(axis=0))  # fails
@@ -1157,7 +1206,9 @@ def _fewest_replicas(cand: _Candidate, max_replicas: int) -> tuple[FloatArray, S
         k = int(min(_PROBES, (c_hi - c_lo).max() - 1.0))  # a bracket of w counts needs w - 1 probes
         probes = np.round(c_lo + (c_hi - c_lo) * (np.arange(1, k + 1)[:, None] / (k + 1)))
         probes = np.where((probes > c_lo) & (probes < c_hi), probes, c_hi)  # [k, live]
-        passed = cand.meets(probes, cols)
+        probed = cand.metrics(probes, cols)
+        record.append(_Evaluated(probes, cols, probed))
+        passed = cand.passes(probed)
         c_hi = np.minimum(c_hi, np.where(passed, probes, np.inf).min(axis=0))
         hi[cols] = c_hi
         lo[cols] = np.maximum(c_lo, np.where(~passed & (probes < c_hi), probes, -np.inf).max(axis=0))
@@ -1290,6 +1341,7 @@ def plan(
         raise CostmodelError(f"max_replicas must be an integer >= 1, got {max_replicas!r}")
     m = load_model(model)
     nodes = _nodes(traffic, samples, 0)
+    companions: dict[int, _Companions] = {}  # S10b's tables, the same for every candidate
     rows: list[dict[str, Any]] = []
     for hw_in in hardware_list:
         hw = load_hardware(hw_in)
@@ -1327,6 +1379,7 @@ def plan(
                         max_utilization,
                         confirm,
                         sampling_margin,
+                        companions,
                     )
                 )
             except (CostmodelError, ValueError) as e:
@@ -1384,11 +1437,12 @@ def _plan_one(
     max_utilization: float,
     confirm: bool,
     margin: float,
+    companions: dict[int, _Companions] | None = None,
 ) -> dict[str, Any]:
-    """One candidate of :func:`plan`; ``nodes``: the quadrature nodes (shared by the candidates: they
-    depend on the traffic alone)."""
+    """One candidate of :func:`plan`; ``nodes``: the quadrature nodes, and ``companions``: S10b's tables
+    (shared by the candidates: they depend on the traffic alone)."""
     q, pct = slo.quantile, _pct(slo.quantile)
-    prep = _prepare(engine, traffic)
+    prep = _prepare(engine, traffic, companions)
     if prep.kv_sequences < 1:
         return {"feasible": False, "reason": "the weights leave no room for a KV cache"}
     if prep.kv_safe_sequences < 1:
@@ -1401,7 +1455,8 @@ def _plan_one(
     cand = _Candidate(
         prep, nodes, slo, limits, max_utilization, _sums(prep, nodes, int(limits.max())), margin
     )
-    hi, first = _fewest_replicas(cand, max_replicas)
+    evaluated: list[_Evaluated] = []
+    hi, first = _fewest_replicas(cand, max_replicas, evaluated)
     if not np.isfinite(hi).any():
         return {"feasible": False, "reason": _infeasible_reason(cand, max_replicas, first)}
     r = int(hi.min())
@@ -1410,7 +1465,11 @@ def _plan_one(
     while True:
         # pass/fail is monotone in the count: the limits passing at r are those whose fewest is <= r
         cols = np.flatnonzero(hi <= r)
-        final = cand.metrics(np.full((1, cols.size), float(r)), cols)
+        # the search evaluated every limit at its fewest count: those metrics, unless simulation added one
+        found = (e.at(float(r), cols) for e in evaluated)
+        final = next((m for m in found if m is not None), None) or cand.metrics(
+            np.full((1, cols.size), float(r)), cols
+        )
         ttft = np.where(cand.passes(final)[0], final.quantile("ttft", q)[0], np.inf)
         at = int(np.argmin(ttft))
         pick_i = int(cols[at])
