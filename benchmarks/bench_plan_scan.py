@@ -29,10 +29,11 @@ import argparse
 import functools
 import json
 import math
+import re
 import sys
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,7 @@ import numpy as np
 MODELS = ("llama-3-8b", "mistral-7b", "qwen2.5-7b", "llama-2-13b", "llama-3-70b")
 DEVICES = ("h100-sxm", "h200", "a100-80gb", "l40s", "mi300x", "a10g", "l4")
 SEED = 2026
+_MARGIN_KEY = re.compile(r"_m(\d+(?:\.\d+)?)$")  # the columns of an alternative margin
 
 
 def cases(n: int) -> list[dict[str, Any]]:
@@ -260,6 +262,10 @@ def main() -> None:
     parser.add_argument("--csv", default=None, help="write one row per case here")
     parser.add_argument("--jsonl", default=None, help="append each case's row here as it finishes")
     parser.add_argument("--summarise", default=None, help="only print the figures of a --jsonl file")
+    parser.add_argument("--first", default="", help="comma-separated cases to run before the others")
+    parser.add_argument(
+        "--resume", action="store_true", help="skip the cases already in --jsonl; summarise them all"
+    )
     parser.add_argument("--sampling-margin", type=float, default=None, help="the plans' (default: plan()'s)")
     parser.add_argument(
         "--alternatives", default="0", help="comma-separated margins each case is also planned with"
@@ -270,14 +276,28 @@ def main() -> None:
             summarise([json.loads(line) for line in f if line.strip()])
         return
     todo = cases(args.cases)
-    t0 = time.perf_counter()
-    rows = []
     alternatives = tuple(float(x) for x in args.alternatives.split(",") if x.strip())
+    rows = []
+    if args.resume and args.jsonl:
+        wanted = {f"{a:g}" for a in alternatives}
+        with open(args.jsonl) as f:
+            for line in filter(str.strip, f):
+                row = json.loads(line)  # without the columns of margins not asked for this time
+                rows.append(
+                    {k: v for k, v in row.items() if (m := _MARGIN_KEY.search(k)) is None or m[1] in wanted}
+                )
+        done = {row["case"] for row in rows}
+        todo = [c for c in todo if c["case"] not in done]
+    t0 = time.perf_counter()
     job = functools.partial(run_case, margin=args.sampling_margin, alternatives=alternatives)
+    first = {int(x) for x in args.first.split(",") if x.strip()}
+    todo = [c for c in todo if c["case"] in first] + [c for c in todo if c["case"] not in first]
     with ProcessPoolExecutor(args.jobs) as pool:
-        for row in pool.map(job, todo):
+        for future in as_completed([pool.submit(job, c) for c in todo]):
+            row = future.result()
             rows.append(row)
-            print(f"case {row['case']}: {row['kind']} ({len(rows)}/{len(todo)})", file=sys.stderr, flush=True)
+            progress = f"case {row['case']}: {row['kind']} ({len(rows)}/{args.cases})"
+            print(progress, file=sys.stderr, flush=True)
             if args.jsonl:
                 with open(args.jsonl, "a") as f:
                     f.write(json.dumps(row, default=float) + "\n")
