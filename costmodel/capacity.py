@@ -577,8 +577,9 @@ def _poisson_ppf(mean: FloatArray, table: _PoissonTable, z: FloatArray) -> Float
 def _poisson_thresholds(samples: int, seed: int, row: int) -> _PoissonTable:
     """m_k(u) = Q^-1(k, u), k = 1.._POISSON_COUNTS, for the uniforms of row ``row`` of the quadrature
     with ``samples`` points and ``seed`` [S, k]: Poisson(m) has P(N <= k - 1) = Q(k, m), the regularised
-    upper incomplete gamma, so P(N <= k - 1) < u iff m > m_k(u). Cached: it depends on the uniforms alone
-    (a deterministic function of its arguments)."""
+    upper incomplete gamma, so P(N <= k - 1) < u iff m > m_k(u). Returned with the count at
+    :data:`_EXACT_POISSON` of each sample and the minimum of each column (:class:`_PoissonTable`). Cached:
+    it depends on the uniforms alone (a deterministic function of its arguments)."""
     from scipy.special import gammainccinv
 
     u = _uniforms(samples, seed)[row]
