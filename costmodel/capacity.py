@@ -33,6 +33,7 @@ outside the validated range are confirmed with :func:`costmodel.simulate.serve`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Mapping, Sequence
@@ -294,7 +295,10 @@ def _kv_limits(engine: Engine, context: float, context_var: float) -> tuple[int,
     return int(capacity // held), int(root**2)
 
 
-def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
+def _prepare(engine: Engine, traffic: Traffic, companions: dict[int, _Companions] | None = None) -> _Prepared:
+    """What :func:`analyze` needs of one engine and traffic, independent of the load. ``companions``: S10b's
+    tables by context window, shared by the candidates of one plan (they depend on the traffic and the
+    window alone)."""
     P, N = traffic.prompt, traffic.output
     en = N.mean
     context, context_var = _context_moments(traffic, engine.max_len)
@@ -315,8 +319,15 @@ def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
     joins = (J == 1) & (points[None, :] + other <= budget)
     parts = engine.parts
     n = np.arange(1, B_max + 1, dtype=np.float64)
-    # one roofline evaluation per term, the token counts of every case side by side
-    sets = [n, nn[..., None] + size, nn + other + points[None, :], nn + other]
+    # one roofline evaluation per term, the token counts of every case side by side; with pp > 1 a chunk
+    # stays in one micro-batch, so each mixed iteration is paced as step_time paces it
+    paced = parts.paced_tokens
+    sets = [
+        n,
+        paced(nn[..., None] + size, size),
+        paced(nn + other + points[None, :], np.maximum(other, points[None, :])),
+        paced(nn + other, other),
+    ]
     linear = parts.linear_s(np.concatenate([x.ravel() for x in sets]))
     lin_n, lin_chunk, lin_join, lin_base = np.split(linear, np.cumsum([x.size for x in sets])[:-1])
     attn = parts.prefill_attention_s(
@@ -350,6 +361,9 @@ def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
     for _ in range(4):
         prompt_s = _mean_prompt_s(np.maximum(max_rate, 1e-9), decode_s, E1, E2)
         max_rate = n / (decode_s * occupancy + n * prompt_s)
+    cache = {} if companions is None else companions
+    shared = cache.get(engine.max_len) or _companions(traffic, engine.max_len, context)
+    cache[engine.max_len] = shared
     return _Prepared(
         engine,
         traffic,
@@ -370,7 +384,7 @@ def _prepare(engine: Engine, traffic: Traffic) -> _Prepared:
         chunks_mean=chunks_mean,
         max_rate_per_s=max_rate,
         saturated_prompt_s=prompt_s,
-        companions=_companions(traffic, engine.max_len, context),
+        companions=shared,
     )
 
 
@@ -457,9 +471,9 @@ class _Nodes:
     normal_count: FloatArray  # of uniform[5], for the count of prompts in the decode window [samples]
     normal_others: FloatArray  # of uniform[9], for the count of prompts joining its own iteration [samples]
     normal_offspring: FloatArray  # of uniform[11], for the work of prompts arriving meanwhile [samples]
-    poisson_count: FloatArray  # _poisson_thresholds of uniform[5] [samples, _POISSON_COUNTS]
-    poisson_others: FloatArray  # and of uniform[9]
-    poisson_companions: FloatArray  # and of uniform[2]
+    poisson_count: _PoissonTable  # _poisson_thresholds of uniform[5]
+    poisson_others: _PoissonTable  # and of uniform[9]
+    poisson_companions: _PoissonTable  # and of uniform[2]
 
 
 def _nodes(traffic: Traffic, samples: int, seed: int) -> _Nodes:
@@ -516,7 +530,17 @@ _EXACT_POISSON = 10.0  # means up to which _poisson_ppf is the exact inverse CDF
 _POISSON_COUNTS = 40  # counts it tabulates: P(N > 40) < 1e-11 at a mean of 10
 
 
-def _poisson_ppf(mean: FloatArray, thresholds: FloatArray, z: FloatArray) -> FloatArray:
+@dataclass(frozen=True)
+class _PoissonTable:
+    """:func:`_poisson_thresholds` of one row of the quadrature's uniforms, with what every inverse CDF
+    at those uniforms reuses (read-only)."""
+
+    thresholds: FloatArray  # m_k(u), k = 1.._POISSON_COUNTS [S, k], increasing in k
+    at_end: FloatArray  # the exact count at the mean _EXACT_POISSON [S]
+    minima: FloatArray  # min over the samples of m_k(u), for each k [k]: non-decreasing in k
+
+
+def _poisson_ppf(mean: FloatArray, table: _PoissonTable, z: FloatArray) -> FloatArray:
     """Inverse CDF of Poisson(mean) [..., S] at the quadrature's uniforms -> counts [..., S],
     non-decreasing in the mean at a fixed uniform (common random numbers).
 
@@ -528,44 +552,44 @@ def _poisson_ppf(mean: FloatArray, thresholds: FloatArray, z: FloatArray) -> Flo
     there, not integral."""
     mean, z = np.broadcast_arrays(np.asarray(mean, dtype=np.float64), z)
     # at and beyond the exact range's end the count there is a property of the uniform alone; below it,
-    # the comparison runs only over the means there and, as m_k(u) grows with k at every u, only over
-    # the counts whose smallest threshold some of those means exceed
-    count = np.broadcast_to(_count_at_end(thresholds), mean.shape).copy()
+    # the thresholds of each point's own sample increase with k, so the count is a binary search over
+    # them, and only over the counts whose smallest threshold some of those means exceed
+    count = np.broadcast_to(table.at_end, mean.shape).copy()
     below = mean < _EXACT_POISSON
     if below.any():
         small = mean[below]
-        reachable = int(np.searchsorted(_column_minima(thresholds), float(small.max())))
-        rows = thresholds[np.nonzero(below)[-1], :reachable]  # each point's own sample row
-        count[below] = np.count_nonzero(rows < small[:, None], axis=-1)
+        reachable = int(np.searchsorted(table.minima, float(small.max())))
+        row = np.nonzero(below)[-1] * table.thresholds.shape[1]  # each point's own sample row, flat
+        flat = table.thresholds.reshape(-1)
+        lo, hi = np.zeros(small.shape, dtype=np.int64), np.full(small.shape, reachable, dtype=np.int64)
+        for _ in range(reachable.bit_length()):  # invariant: thresholds[:lo] < mean <= thresholds[hi:]
+            mid = (lo + hi) // 2
+            under = (mid < hi) & (flat.take(row + np.minimum(mid, reachable - 1)) < small)
+            lo, hi = np.where(under, mid + 1, lo), np.where(under | (mid >= hi), hi, mid)
+        count[below] = lo
     growth = (
         mean - _EXACT_POISSON + z * (np.sqrt(np.maximum(mean, _EXACT_POISSON)) - math.sqrt(_EXACT_POISSON))
     )
     return np.asarray(count + np.where(mean > _EXACT_POISSON, np.maximum(growth, 0.0), 0.0))
 
 
-def _count_at_end(thresholds: FloatArray) -> FloatArray:
-    """The exact count at the mean :data:`_EXACT_POISSON`, per sample [S]."""
-    return np.asarray(np.count_nonzero(thresholds < _EXACT_POISSON, axis=-1), dtype=np.float64)
-
-
-def _column_minima(thresholds: FloatArray) -> FloatArray:
-    """min over the samples of m_k(u), for each k [k]: non-decreasing in k (m_k(u) is)."""
-    return np.asarray(np.maximum.accumulate(thresholds.min(axis=0)))
-
-
 @functools.lru_cache(maxsize=8)
-def _poisson_thresholds(samples: int, seed: int, row: int) -> FloatArray:
+def _poisson_thresholds(samples: int, seed: int, row: int) -> _PoissonTable:
     """m_k(u) = Q^-1(k, u), k = 1.._POISSON_COUNTS, for the uniforms of row ``row`` of the quadrature
     with ``samples`` points and ``seed`` [S, k]: Poisson(m) has P(N <= k - 1) = Q(k, m), the regularised
-    upper incomplete gamma, so P(N <= k - 1) < u iff m > m_k(u). Cached: it depends on the uniforms alone
-    (a deterministic function of its arguments)."""
+    upper incomplete gamma, so P(N <= k - 1) < u iff m > m_k(u). Returned with the count at
+    :data:`_EXACT_POISSON` of each sample and the minimum of each column (:class:`_PoissonTable`). Cached:
+    it depends on the uniforms alone (a deterministic function of its arguments)."""
     from scipy.special import gammainccinv
 
     u = _uniforms(samples, seed)[row]
     k = np.arange(1, _POISSON_COUNTS + 1, dtype=np.float64)[:, None]
     table = np.ascontiguousarray(gammainccinv(k, u[None, :]).T)
-    table.setflags(write=False)
-    return table
+    at_end = np.count_nonzero(table < _EXACT_POISSON, axis=-1).astype(np.float64)
+    minima = np.maximum.accumulate(table.min(axis=0))
+    for a in (table, at_end, minima):
+        a.setflags(write=False)
+    return _PoissonTable(table, at_end, minima)
 
 
 def _gamma_ppf(shape: FloatArray, z: FloatArray) -> FloatArray:
@@ -745,9 +769,8 @@ class _Sums:
     own_chunks: FloatArray  # [g, S]: iterations its prefill spans [-]
     own_attention_s: FloatArray  # [S]: its decode attention less that of a sequence at the mean context [s]
     during: FloatArray  # [g, S, _DRAWS + 1]: k prompts prefilled while it decodes, m1 each [s]
-    # (S10b) others sharing its N - 1 decode iterations: they arrive in a span of N - 1 + E[L] iterations,
-    # and each adds a gamma-distributed context per iteration of its window, of this shape and scale
-    companion_span: FloatArray  # [S]: N - 1 + E[L] [iterations]
+    # (S10b) others sharing its N - 1 decode iterations: each, arriving in the span of N - 1 + E[L]
+    # iterations that overlap them, adds a gamma-distributed context per iteration, of this shape and scale
     companion_shape: FloatArray  # [S]: E[Z]^2 / Var(Z) of one of them [-]
     companion_scale_tokens: FloatArray  # [S]: Var(Z) / E[Z] [tokens]
 
@@ -783,7 +806,6 @@ def _sums(prep: _Prepared, nodes: _Nodes, max_batch_size: int | None = None) -> 
         own_chunks=chunks[:, i] * (1.0 - f) + chunks[:, i + 1] * f,
         own_attention_s=np.asarray(attention[:-1] - attention[-1]),
         during=np.concatenate([zero, np.cumsum(T1[:, nodes.draws[2]], axis=-1)], axis=-1),
-        companion_span=span,
         companion_shape=mean_z**2 / np.maximum(var_z, 1e-300),
         companion_scale_tokens=var_z / np.maximum(mean_z, 1e-300),
     )
@@ -886,8 +908,8 @@ def _tpot_s(
     stall = work + offspring
     # the batch this request runs in: itself and its companions, counted in sequences at the mean context
     # c (decode attention is affine in the batch's total context: a companion with 2c counts twice), at
-    # most the batch limit
-    others = _companion_tokens(it, lam, nodes, sums) / prep.companions.context_tokens
+    # most the batch limit; the K prompts whose prefill stalls it are companions too (S10b)
+    others = _companion_tokens(prep, it, lam, nodes, sums, count) / prep.companions.context_tokens
     batch = np.minimum(1.0 + others, _ex(it.batch_limit))
     step = np.interp(batch, np.arange(1.0, prep.decode_s.size + 1.0), prep.decode_s)
     return np.asarray(
@@ -895,15 +917,25 @@ def _tpot_s(
     )
 
 
-def _companion_tokens(it: _Iteration, lam: FloatArray, nodes: _Nodes, sums: _Sums) -> FloatArray:
-    """The others' past context per iteration of a request's decoding, X [..., S] [tokens] (S10b): K
-    companions ~ Poisson(lambda E[I] (N - 1 + E[L])), drawn by the inverse CDF, and given K their context
-    a gamma with K times one companion's mean and variance (``sums.companion_*``). Each sample is
-    non-decreasing in the load: K grows with lambda E[I] at its fixed uniform, the gamma quantile with
-    its shape at a fixed normal score, and the scale does not depend on the load."""
-    count = _poisson_ppf(
-        _ex(lam * it.mean_s) * sums.companion_span, nodes.poisson_companions, nodes.normal_companions
+def _companion_tokens(
+    prep: _Prepared, it: _Iteration, lam: FloatArray, nodes: _Nodes, sums: _Sums, arrived: FloatArray
+) -> FloatArray:
+    """The others' past context per iteration of a request's decoding, X [..., S] [tokens] (S10b).
+
+    Its companions are the ``arrived`` requests [..., S] that arrive during its decoding, the very
+    prompts whose prefill work S10 adds to its iterations (one Poisson count drives both: a request that
+    lands in a long decode stalls it, then decodes beside it), and those that arrived before it started
+    and are still decoding, an independent Poisson count of mean lambda E[I] E[L] (arrivals in a disjoint
+    interval), drawn by its inverse CDF. Given K companions in all, their context is a gamma with K
+    times one companion's mean and variance (``sums.companion_*``). Each sample is non-decreasing in the
+    load: both counts grow with their means at fixed uniforms, the gamma quantile with its shape at a
+    fixed normal score, and the scale does not depend on the load."""
+    before = _poisson_ppf(
+        _ex(lam * it.mean_s) * prep.companions.mean_iterations,
+        nodes.poisson_companions,
+        nodes.normal_companions,
     )
+    count = before + arrived
     value = _gamma_ppf(count * sums.companion_shape, nodes.normal_attention) * sums.companion_scale_tokens
     return np.asarray(np.where(count > 0, value, 0.0))
 
@@ -1109,7 +1141,38 @@ def meets_slo(
     return cand.meets(np.broadcast_to(r, (*r.shape[:-1], cand.limits.size)).astype(np.float64))
 
 
-def _fewest_replicas(cand: _Candidate, max_replicas: int) -> tuple[FloatArray, ServingMetrics]:
+@dataclass(frozen=True)
+class _Evaluated:
+    """One evaluation of the search: ``metrics`` at ``replicas`` [k, c] for the batch limits ``columns``
+    [c] (indices into the candidate's ``limits``)."""
+
+    replicas: FloatArray
+    columns: IntArray
+    metrics: ServingMetrics
+
+    def at(self, replicas: float, columns: IntArray) -> ServingMetrics | None:
+        """The metrics at ``replicas`` for each of ``columns`` [1, len(columns)], if this evaluation holds
+        all of them, else None."""
+        rows, cols = [], []
+        for c in columns:
+            j = np.flatnonzero(self.columns == c)
+            hit = np.flatnonzero(self.replicas[:, j[0]] == replicas) if j.size else j
+            if not hit.size:
+                return None
+            rows.append(int(hit[0]))
+            cols.append(int(j[0]))
+        r, c = np.array(rows), np.array(cols)
+        fields = {
+            name: value[r, c][None, ...]
+            for name, value in vars(self.metrics).items()
+            if isinstance(value, np.ndarray) and value.ndim >= 2
+        }
+        return dataclasses.replace(self.metrics, **fields)
+
+
+def _fewest_replicas(
+    cand: _Candidate, max_replicas: int, evaluated: list[_Evaluated] | None = None
+) -> tuple[FloatArray, ServingMetrics]:
     """Per batch limit, the fewest replicas that pass (inf: none up to ``max_replicas``) [b], and the
     metrics of the first call, whose last row is ``max_replicas``.
 
@@ -1128,6 +1191,8 @@ def _fewest_replicas(cand: _Candidate, max_replicas: int) -> tuple[FloatArray, S
     R = np.minimum(r_lo[None, :] + _FIRST_RUNGS[:, None], top)  # [k, b]
     R = np.vstack([R, np.full((1, limits.size), top)])
     first = cand.metrics(R)
+    record = evaluated if evaluated is not None else []
+    record.append(_Evaluated(R, np.arange(limits.size), first))
     ok = cand.passes(first)
     hi = np.where(ok, R, np.inf).min(axis=0)  # passes
     lo = np.maximum(r_lo - 1.0, np.where(~ok & (hi > R), R, -np.inf).max(axis=0))  # fails
@@ -1142,7 +1207,9 @@ def _fewest_replicas(cand: _Candidate, max_replicas: int) -> tuple[FloatArray, S
         k = int(min(_PROBES, (c_hi - c_lo).max() - 1.0))  # a bracket of w counts needs w - 1 probes
         probes = np.round(c_lo + (c_hi - c_lo) * (np.arange(1, k + 1)[:, None] / (k + 1)))
         probes = np.where((probes > c_lo) & (probes < c_hi), probes, c_hi)  # [k, live]
-        passed = cand.meets(probes, cols)
+        probed = cand.metrics(probes, cols)
+        record.append(_Evaluated(probes, cols, probed))
+        passed = cand.passes(probed)
         c_hi = np.minimum(c_hi, np.where(passed, probes, np.inf).min(axis=0))
         hi[cols] = c_hi
         lo[cols] = np.maximum(c_lo, np.where(~passed & (probes < c_hi), probes, -np.inf).max(axis=0))
@@ -1276,6 +1343,7 @@ def plan(
         raise CostmodelError(f"max_replicas must be an integer >= 1, got {max_replicas!r}")
     m = load_model(model)
     nodes = _nodes(traffic, samples, 0)
+    companions: dict[int, _Companions] = {}  # S10b's tables, the same for every candidate
     rows: list[dict[str, Any]] = []
     for hw_in in hardware_list:
         hw = load_hardware(hw_in)
@@ -1314,6 +1382,7 @@ def plan(
                         max_utilization,
                         confirm,
                         sampling_margin,
+                        companions,
                     )
                 )
             except (CostmodelError, ValueError) as e:
@@ -1371,11 +1440,12 @@ def _plan_one(
     max_utilization: float,
     confirm: bool,
     margin: float,
+    companions: dict[int, _Companions] | None = None,
 ) -> dict[str, Any]:
-    """One candidate of :func:`plan`; ``nodes``: the quadrature nodes (shared by the candidates: they
-    depend on the traffic alone)."""
+    """One candidate of :func:`plan`; ``nodes``: the quadrature nodes, and ``companions``: S10b's tables
+    (shared by the candidates: they depend on the traffic alone)."""
     q, pct = slo.quantile, _pct(slo.quantile)
-    prep = _prepare(engine, traffic)
+    prep = _prepare(engine, traffic, companions)
     if prep.kv_sequences < 1:
         return {"feasible": False, "reason": "the weights leave no room for a KV cache"}
     if prep.kv_safe_sequences < 1:
@@ -1388,7 +1458,8 @@ def _plan_one(
     cand = _Candidate(
         prep, nodes, slo, limits, max_utilization, _sums(prep, nodes, int(limits.max())), margin
     )
-    hi, first = _fewest_replicas(cand, max_replicas)
+    evaluated: list[_Evaluated] = []
+    hi, first = _fewest_replicas(cand, max_replicas, evaluated)
     if not np.isfinite(hi).any():
         return {"feasible": False, "reason": _infeasible_reason(cand, max_replicas, first)}
     r = int(hi.min())
@@ -1397,7 +1468,11 @@ def _plan_one(
     while True:
         # pass/fail is monotone in the count: the limits passing at r are those whose fewest is <= r
         cols = np.flatnonzero(hi <= r)
-        final = cand.metrics(np.full((1, cols.size), float(r)), cols)
+        # the search evaluated every limit at its fewest count: those metrics, unless simulation added one
+        found = (e.at(float(r), cols) for e in evaluated)
+        final = next((m for m in found if m is not None), None) or cand.metrics(
+            np.full((1, cols.size), float(r)), cols
+        )
         ttft = np.where(cand.passes(final)[0], final.quantile("ttft", q)[0], np.inf)
         at = int(np.argmin(ttft))
         pick_i = int(cols[at])

@@ -721,6 +721,14 @@ def plan(
             "candidate), adding replicas until its simulated p99 meets the objectives.",
         ),
     ] = False,
+    sampling_margin: Annotated[
+        float | None,
+        typer.Option(
+            help="Share [0-1] of each p99's sampling-error band above it that must also meet the "
+            "objective: 0 holds the p99 itself, 1 its upper end (default: the planner's, see "
+            "docs/serving.md, 'Pass rule')."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
 ) -> None:
@@ -728,7 +736,7 @@ def plan(
 
     Exits 1 (with the reasons on stderr) when no candidate meets them.
     """
-    from costmodel.capacity import SLO, VALIDATED_UTILIZATION
+    from costmodel.capacity import SAMPLING_MARGIN, SLO, VALIDATED_UTILIZATION
     from costmodel.capacity import plan as run_plan
     from costmodel.serving import Lengths, Traffic
 
@@ -745,6 +753,12 @@ def plan(
         raise CostmodelError(
             f"--max-utilization must be a fraction of the saturation rate between 0 and 1, e.g. "
             f"{VALIDATED_UTILIZATION:g} (got {max_utilization:g})"
+        )
+    margin = SAMPLING_MARGIN if sampling_margin is None else sampling_margin
+    if not (math.isfinite(margin) and 0 <= margin <= 1):
+        raise CostmodelError(
+            f"--sampling-margin must be a share of the p99's sampling-error band between 0 and 1, e.g. "
+            f"{SAMPLING_MARGIN:g} (got {margin:g})"
         )
     profile = load_model(model)
     if trace is None:  # the means asked for, before the tails are lumped at the context
@@ -771,6 +785,7 @@ def plan(
         usd_per_hour=prices or None,
         max_utilization=max_utilization,
         confirm=confirm,
+        sampling_margin=margin,
     )
     rows = [row | price_source(str(row["hardware"]), prices) for row in _finite(frame.to_dict("records"))]
     objectives = (

@@ -421,3 +421,24 @@ def test_tpot_counts_the_requests_already_decoding_when_a_request_starts() -> No
     m = analyze(engine, Traffic(rate, prompt, output), samples=8192, quantiles=(0.6, 0.8))
     assert float(m.quantile("tpot", 0.6)) == pytest.approx(alone, rel=1e-3)
     assert float(m.quantile("tpot", 0.8)) > (1.0 + 1e-3) * alone
+
+
+def test_a_prompt_that_stalls_a_request_then_decodes_beside_it() -> None:
+    # Issue 13's cases 118 and 191 (S10b): the prompts whose prefill lands in a request's decoding are
+    # the same arrivals that then decode beside it. Fixed lengths make it countable: with no arrival in
+    # the window a request's TPOT is its lone value; with one, that plus the arrival's prefill m1 spread
+    # over its N - 1 iterations, plus what the arrival adds while it decodes beside it (> 0). So no
+    # request sits at "lone + m1 / (N - 1)" (the simulator is the oracle), and the model must not put the
+    # arrivals' prefill and their decoding in independent counts (which left 11 % of requests there).
+    engine = Engine.build(MODEL, HW, max_batch_size=64)
+    prompt, output = Lengths.fixed(2048), Lengths.fixed(101)
+    alone = float(analyze(engine, Traffic(1e-6, prompt, output), quantiles=(0.5,)).quantile("tpot", 0.5))
+    m1 = float(engine.step_time(decode_batch=1, prefill_tokens=2048) - engine.step_time(decode_batch=1))
+    stalled_alone = alone + m1 / 100.0 * (1.0 + 1e-3)
+    rate = -np.log(0.6) / (100.0 * alone + m1)  # P(no arrival during its decoding) about 0.6
+    sim = serve(engine, Traffic(rate, prompt, output), n_requests=1500, seed=5)
+    share = float(np.mean(sim.tpot_s <= stalled_alone))
+    assert share == pytest.approx(0.6, abs=0.06)
+    m = analyze(engine, Traffic(rate, prompt, output), samples=8192, quantiles=(0.5, 0.68))
+    assert float(m.quantile("tpot", 0.5)) <= stalled_alone
+    assert float(m.quantile("tpot", 0.68)) > stalled_alone

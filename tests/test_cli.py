@@ -188,6 +188,23 @@ def test_plan_max_utilization_and_confirm() -> None:
     assert "--confirm" in text
 
 
+def test_plan_sampling_margin_is_the_planners() -> None:
+    """--sampling-margin reaches plan(): the default is the planner's, and holding the p99 itself (0)
+    never needs more replicas than holding the upper end of its sampling-error band (1)."""
+    from costmodel import capacity
+
+    common = ["plan", "--model", "llama-3-8b", "--rate", "20", "--hardware", "h100-sxm", "--tp", "1"]
+    common += ["--ttft-p99", "2s", "--tpot-p99", "12ms", "--json"]  # margin 0: 3 replicas, 1: 4
+    default = json.loads(runner.invoke(app, common).stdout)[0]
+    margins = ("0", "1", f"{capacity.SAMPLING_MARGIN:g}")
+    rows = {m: json.loads(runner.invoke(app, [*common, "--sampling-margin", m]).stdout)[0] for m in margins}
+    assert rows["0"]["replicas"] < rows["1"]["replicas"]
+    assert default["replicas"] == rows[margins[-1]]["replicas"]
+    assert default["tpot_p99_s"] == rows[margins[-1]]["tpot_p99_s"]
+    text = " ".join(runner.invoke(app, ["plan", "--help"], env={"COLUMNS": "200"}).stdout.split())
+    assert "--sampling-margin" in text
+
+
 def _strict_json(text: str) -> object:
     def refuse(constant: str) -> object:
         raise AssertionError(f"invalid JSON constant {constant}")
@@ -304,6 +321,8 @@ def test_bad_options_give_one_line_naming_the_option() -> None:
         (["plan", "--model", "gpt2", "--rate", "1", "--max-utilization", "70"], "--max-utilization"),
         (["plan", "--model", "gpt2", "--rate", "1", "--max-utilization", "0"], "--max-utilization"),
         (["plan", "--model", "gpt2", "--rate", "1", "--max-utilization", "nan"], "--max-utilization"),
+        (["plan", "--model", "gpt2", "--rate", "1", "--sampling-margin", "2"], "--sampling-margin"),
+        (["plan", "--model", "gpt2", "--rate", "1", "--sampling-margin", "-0.5"], "--sampling-margin"),
         (["compare", "--model", "gpt2", "--usd-per-hour", "2"], "one price each"),
         (["compare", "--model", "gpt2", "--usd-per-hour", "h100-sxm=-1"], "--usd-per-hour"),
         (["estimate", "--model", "gpt2", "--usd-per-hour", "l40s=2"], "not in --hardware"),

@@ -105,3 +105,30 @@ def test_step_table_matches_step_time_through_a_pipeline() -> None:
             engine.step_time(decode_batch=b, decode_context=ctx, prefill_tokens=k, prefill_past=past)
         )
         assert table.iteration_s(b, ctx * b, chunks) == pytest.approx(exact, rel=5e-3)
+
+
+def test_the_planner_and_the_prefill_pool_price_a_chunk_as_step_time_does_at_pp_2() -> None:
+    # the queueing model's prompt costs (capacity._prepare) and a disaggregated prefill worker's pass
+    # (disagg.prefill_side) are differences of the iterations step_time times: at pp > 1 the chunk stays
+    # in one micro-batch there too (once they split its tokens evenly over the micro-batches)
+    from costmodel.capacity import _prepare
+    from costmodel.disagg import prefill_side
+    from costmodel.serving import Lengths, Traffic
+
+    engine = Engine.build("llama-3-8b", "h100-sxm", pp=2, max_batch_size=64, max_batched_tokens=8192)
+    prep = _prepare(engine, Traffic(1.0, Lengths.fixed(1500), Lengths.fixed(64)))
+    # one prompt of 1,500 tokens alone in an iteration of n decodes, n on the batch grid (the running
+    # maximum over n, as _prepare takes it: the kernel models' cost may dip where a GEMM fills a tile)
+    n = prep.n_grid
+    marginal = engine.step_time(decode_batch=n, prefill_tokens=1500) - engine.step_time(decode_batch=n)
+    np.testing.assert_allclose(prep.first_s[:, 0], np.maximum.accumulate(marginal), rtol=1e-9)
+    side = prefill_side(engine, isl=np.array([1500, 6000]))
+    for isl, alone in zip((1500, 6000), side.alone_s, strict=True):
+        assert float(alone) == pytest.approx(float(engine.step_time(prefill_tokens=isl)), rel=1e-9)
+    # k = 5 prompts of 1,500 tokens in one pass: their tokens split evenly over the two micro-batches
+    # (the largest chunk is under half of them), with each prompt's own attention
+    k = float(side.prompts_per_pass[0])
+    linear = engine.parts.linear_s(k * 1500.0)
+    assert float(side.pass_s[0]) == pytest.approx(
+        float(linear + k * engine.parts.prefill_attention_s(1500.0, 0.0)), rel=1e-9
+    )
