@@ -21,6 +21,7 @@ from validation.public.silicon import (
     read_disagg_overheads,
     read_loop_params,
     row_formats,
+    row_speculation,
     silicon_parts,
     silicon_summary,
 )
@@ -265,3 +266,22 @@ def test_a_disaggregated_row_with_attention_dp_is_its_two_pools(sample: Path) ->
     )  # fmt: skip
     assert rows.loc[row_id, "predicted_ttft_ms"] == pytest.approx(float(expected.ttft_s) * 1e3, rel=1e-12)
     assert rows.loc[row_id, "predicted_tpot_ms"] == pytest.approx(float(expected.tpot_s) * 1e3, rel=1e-12)
+
+
+def test_only_the_rows_of_an_mtp_image_speculate() -> None:
+    """TensorRT-LLM 1.2.0rc6.post3 DeepSeek rows run MTP as their benchmark configuration says: three
+    drafts, one with attention DP; the same model on another release, or a model without an MTP layer,
+    decodes one token per iteration."""
+    from costmodel.specs import ModelProfile
+
+    deepseek = ModelProfile.from_hf_config(_config_path(DATA / "model_configs", "deepseek-ai/DeepSeek-R1"))
+    qwen = ModelProfile.from_hf_config(_config_path(DATA / "model_configs", "Qwen/Qwen3-32B"))
+    three = row_speculation(deepseek, "trtllm", "1.2.0rc6.post3", 1)
+    assert three is not None
+    assert three.draft_tokens == 3
+    assert three.draft_cost_ratio == pytest.approx(1 / deepseek.n_layers)
+    one = row_speculation(deepseek, "trtllm", "1.2.0rc6.post3", 8)
+    assert one is not None
+    assert one.draft_tokens == 1
+    assert row_speculation(deepseek, "trtllm", "1.2.0rc6.post2", 1) is None
+    assert row_speculation(qwen, "trtllm", "1.2.0rc6.post3", 1) is None
