@@ -46,6 +46,22 @@ run of n requests per client whose later requests stagger f = 1 / n (measured: f
 TensorRT-LLM); an engine that keeps the waves (prefill-first scheduling sends a wave's requests to decode
 together, so they finish and return together) has f near 1.
 
+A wave also sets its requests' TPOT: its R sequences decode together, with no prompt between their
+decodes, once the wave's prompts are in, so each iteration is a decode-only one of all R. A wave's prompt
+that is done waits for the rest of the wave's prompts before its next token (a prefill-first engine runs
+the wave's prompt iterations before any decode; a mixed one decodes in them, each a wave iteration): on
+average (R + 1) isl / (2 P) - ceil(isl / P) wave iterations, spread over its osl - 1 tokens. The mean TPOT
+is TPOT = (1 - f) iteration + f TPOT_wave; clients past R, admitted R at a time as a wave ends, decode in
+waves alike.
+
+**Speculative decoding** (``speculation``, :class:`Speculation`: k drafted tokens, acceptance rate alpha,
+a draft step costing c target decoding steps): each decode iteration verifies k + 1 tokens per sequence
+in one pass (:meth:`costmodel.serving._Parts.step_time` with ``decode_new_tokens`` = k + 1) after k draft
+steps, and yields E = (1 - alpha^(k+1)) / (1 - alpha) tokens per sequence
+(:func:`costmodel.speculative.expected_tokens`, Leviathan et al. 2023, Eq. 1), so a request decodes in
+(osl - 1) / E iterations and the TPOT is the iteration time over E. The verification's k + 1 tokens per
+sequence count against the token budget.
+
 With attention data parallelism (``attention_dp`` = r ranks, :class:`costmodel.specs.Deployment`) each
 rank runs its own scheduler over its own share of the clients, sequences, token budget and KV cache
 (concurrency / r, max_batch_size / r, max_batched_tokens / r: balanced, as a round-robin router makes
@@ -106,6 +122,34 @@ class LoopParams:
             raise CostmodelError(f"burst_fraction must be at most 1, got {self.burst_fraction!r}")
 
 
+@dataclass(frozen=True)
+class Speculation:
+    """Speculative decoding in every decode iteration (notation of :mod:`costmodel.speculative`)."""
+
+    draft_tokens: int
+    """Drafted tokens per verification, k [tokens], >= 1."""
+    acceptance_rate: float
+    """Probability that a draft token is kept, alpha [-], in [0, 1] (i.i.d. over positions)."""
+    draft_cost_ratio: float
+    """One draft step's time over one plain decoding step of the target, c [-], >= 0 (a one-layer MTP
+    module of an L-layer model: about 1 / L)."""
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.draft_tokens, int) and self.draft_tokens >= 1):
+            raise CostmodelError(f"draft_tokens must be a whole number >= 1, got {self.draft_tokens!r}")
+        if not (np.isfinite(self.acceptance_rate) and 0 <= self.acceptance_rate <= 1):
+            raise CostmodelError(f"acceptance_rate must be in [0, 1], got {self.acceptance_rate!r}")
+        if not (np.isfinite(self.draft_cost_ratio) and self.draft_cost_ratio >= 0):
+            raise CostmodelError(f"draft_cost_ratio must be finite and >= 0, got {self.draft_cost_ratio!r}")
+
+    @property
+    def tokens_per_iteration(self) -> float:
+        """E = (1 - alpha^(k+1)) / (1 - alpha): tokens a sequence gains per verification [tokens]."""
+        from costmodel.speculative import expected_tokens
+
+        return float(expected_tokens(self.acceptance_rate, self.draft_tokens))
+
+
 BOUNDS: dict[str, tuple[float, float]] = {
     "step_overhead_s": (0.0, 0.05),
     "request_overhead_s": (0.0, 1.0),
@@ -148,6 +192,7 @@ def closed_loop(
     osl: npt.ArrayLike,
     params: LoopParams | None = None,
     reserved_tokens: npt.ArrayLike | None = None,
+    speculation: Speculation | None = None,
 ) -> ClosedLoop:
     """Mean TTFT and TPOT of ``concurrency`` clients sending ``isl``/``osl`` requests back to back.
 
@@ -161,10 +206,18 @@ def closed_loop(
     params : the named overheads and wave share (default: none, the kernels' time alone).
     reserved_tokens : the KV cache each admitted request holds against the pool [tokens] (default
         isl + osl / 2; see :func:`loop_parts`).
+    speculation : speculative decoding in the decode iterations (default: none).
 
     Arrays broadcast. See the module docstring for the model and its assumptions.
     """
-    parts = loop_parts(engine, concurrency=concurrency, isl=isl, osl=osl, reserved_tokens=reserved_tokens)
+    parts = loop_parts(
+        engine,
+        concurrency=concurrency,
+        isl=isl,
+        osl=osl,
+        reserved_tokens=reserved_tokens,
+        speculation=speculation,
+    )
     return parts.result(params or LoopParams())
 
 
@@ -175,6 +228,7 @@ def loop_parts(
     isl: npt.ArrayLike,
     osl: npt.ArrayLike,
     reserved_tokens: npt.ArrayLike | None = None,
+    speculation: Speculation | None = None,
 ) -> LoopParts:
     """The rates and kernel times of :func:`closed_loop` before its named parameters are applied.
 
@@ -206,15 +260,17 @@ def loop_parts(
             "not even one sequence of isl + osl / 2 tokens fits in the engine's KV cache; "
             "use more GPUs, a smaller kv_dtype, or shorter requests"
         )
-    # a running sequence decodes one token per iteration, so at most budget - 1 can decode
-    R = np.minimum(R, budget - 1.0)
-    steps = N_out - 1.0
+    # a running sequence runs n tokens per iteration (1, or k + 1 when verifying k drafts) and gains E
+    n = 1.0 if speculation is None else speculation.draft_tokens + 1.0
+    gained = 1.0 if speculation is None else speculation.tokens_per_iteration
+    R = np.minimum(R, (budget - 1.0) / n)
+    steps = (N_out - 1.0) / gained
 
     D = R.copy()
     for _ in range(FIXED_POINT_ITERATIONS):
-        D = 0.5 * D + 0.5 * _request_rate(D, R, N_in, steps, budget)[0] * steps
-    rate, chunks = _request_rate(D, R, N_in, steps, budget)
-    free = np.maximum(budget - D, 1.0)
+        D = 0.5 * D + 0.5 * _request_rate(D * n, R, N_in, steps, budget)[0] * steps
+    rate, chunks = _request_rate(D * n, R, N_in, steps, budget)
+    free = np.maximum(budget - D * n, 1.0)
     prefill_bound = free / N_in < R / (steps + 0.5 + chunks)
 
     # iterations that carry prompt work: a chunk of isl / chunks tokens, or more when several prompts
@@ -225,20 +281,36 @@ def loop_parts(
     tokens = np.minimum(np.maximum(chunk, prefill_tokens), free)
     context = N_in + N_out / 2.0
     parts = engine.parts  # the three iterations share their decodes' passes, evaluated once
+
+    def draft_s(decodes: FloatArray) -> FloatArray:
+        """k draft steps of c plain decoding steps each, for ``decodes`` sequences [s]."""
+        if speculation is None:
+            return np.zeros(np.shape(decodes))
+        plain = parts.step_time(decode_batch=decodes * ranks, decode_context=context)
+        return np.asarray(speculation.draft_tokens * speculation.draft_cost_ratio * plain)
+
     with_prompt = parts.step_time(
         decode_batch=D * ranks,
         decode_context=context,
         prefill_tokens=tokens * ranks,
         prefill_past=(N_in - chunk) / 2.0,
-    )
-    decode_only = parts.step_time(decode_batch=D * ranks, decode_context=context)
+        decode_new_tokens=n,
+    ) + draft_s(D)
+    decode_only = parts.step_time(
+        decode_batch=D * ranks, decode_context=context, decode_new_tokens=n
+    ) + draft_s(D)
     # an iteration of a wave of R prompts: as many prompt tokens as are waiting, up to the budget
     wave = parts.step_time(
         decode_batch=D * ranks,
         decode_context=context,
         prefill_tokens=np.minimum(R * N_in, free) * ranks,
         prefill_past=N_in / 2.0,
-    )
+        decode_new_tokens=n,
+    ) + draft_s(D)
+    # after a wave's prompts its R sequences decode together, no prompt between them
+    wave_decode = parts.step_time(
+        decode_batch=R * ranks, decode_context=context, decode_new_tokens=n
+    ) + draft_s(R)
     return LoopParts(
         concurrency=C,
         isl=N_in,
@@ -255,6 +327,8 @@ def loop_parts(
         prefill_bound=np.asarray(prefill_bound),
         ranks=ranks,
         layers=float(engine.model.n_layers),
+        wave_decode_s=np.asarray(wave_decode),
+        tokens_per_iteration=gained,
     )
 
 
@@ -283,6 +357,10 @@ class LoopParts:
     ranks: float = 1.0
     layers: float = 0.0
     """The model's layers, each paying ``prefill_layer_overhead_s`` in an iteration with prompt tokens."""
+    wave_decode_s: FloatArray | None = None
+    """A decode-only iteration of all ``running`` sequences, a wave's decodes [s]; None: ``decode_only_s``."""
+    tokens_per_iteration: float = 1.0
+    """Tokens a decoding sequence gains per iteration, E [tokens]: 1, or more with speculative decoding."""
 
     def result(self, params: LoopParams) -> ClosedLoop:
         """TTFT, TPOT and rates with ``params`` applied."""
@@ -291,7 +369,9 @@ class LoopParts:
         ttft = (1.0 - share) * self.steady_ttft_s(params) + share * self.wave_ttft_s(params)
         return ClosedLoop(
             ttft_s=np.asarray(ttft),
-            tpot_s=np.asarray(iteration),
+            tpot_s=np.asarray(
+                ((1.0 - share) * iteration + share * self.wave_tpot_s(params)) / self.tokens_per_iteration
+            ),
             iteration_s=np.asarray(iteration),
             decodes_per_iteration=np.asarray(self.decodes * self.ranks),
             prefill_tokens_per_iteration=np.asarray(rate * self.isl * self.ranks),
@@ -321,9 +401,25 @@ class LoopParts:
         # the half-iteration wait or the prompt's own chunks is queueing, at the mean iteration time
         clients = self.concurrency / self.ranks  # one rank's
         chunks = self.chunks
-        queued = np.maximum(clients / self.requests_per_iteration - (self.osl - 1.0) - 0.5 - chunks, 0.0)
+        steps = (self.osl - 1.0) / self.tokens_per_iteration
+        queued = np.maximum(clients / self.requests_per_iteration - steps - 0.5 - chunks, 0.0)
         prompt = chunks * (self._with_prompt_s(params) + params.step_overhead_s)
         return np.asarray(params.request_overhead_s + (0.5 + queued) * self.iteration_s(params) + prompt)
+
+    def wave_tpot_s(self, params: LoopParams) -> FloatArray:
+        """Mean time per decode iteration of a wave's requests, its wait spread over them [s] (per token
+        without speculative decoding): the R admitted ones decode together in decode-only iterations of R
+        after waiting (R + 1) isl / (2 P) - ceil(isl / P) wave iterations on average for the rest of the
+        wave's prompts, spread over their (osl - 1) / E iterations. Clients past R are admitted as a wave
+        ends, R at a time, so their waves are alike."""
+        decode = self.decode_only_s if self.wave_decode_s is None else self.wave_decode_s
+        wait = np.maximum((self.running + 1.0) * self.isl / (2.0 * self.prompt_budget) - self.chunks, 0.0)
+        iterations = (self.osl - 1.0) / self.tokens_per_iteration
+        return np.asarray(
+            decode
+            + params.step_overhead_s
+            + wait * (self._wave_s(params) + params.step_overhead_s) / iterations
+        )
 
     def wave_ttft_s(self, params: LoopParams) -> FloatArray:
         """Mean TTFT of a wave of every client's prompt arriving at once [s] (the benchmark's first cycle):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from costmodel.closed_loop import LoopParams, LoopParts, closed_loop, loop_parts
+from costmodel.closed_loop import LoopParams, LoopParts, Speculation, closed_loop, loop_parts
 from costmodel.errors import CostmodelError
 from costmodel.serving import Engine
 
@@ -78,7 +78,8 @@ def test_overheads_add_where_they_are_paid(engine: Engine) -> None:
 
 def _hand_parts(concurrency: float, running: float) -> LoopParts:
     """A closed loop written down by hand: prompts of exactly one budget (isl = P = 8192 tokens, one chunk
-    each), an iteration of a wave taking 0.2 s, one carrying a chunk 0.1 s, a decode-only one 0.01 s."""
+    each), an iteration of a wave taking 0.2 s, one carrying a chunk 0.1 s, a decode-only one 0.01 s, a
+    decode-only one of all the running sequences 0.02 s."""
     one = np.array(1.0)
     return LoopParts(
         concurrency=concurrency * one,
@@ -94,6 +95,7 @@ def _hand_parts(concurrency: float, running: float) -> LoopParts:
         with_prompt_s=0.1 * one,
         wave_s=0.2 * one,
         prefill_bound=np.array(False),
+        wave_decode_s=0.02 * one,
     )
 
 
@@ -192,3 +194,45 @@ def test_a_host_cost_per_layer_is_paid_by_iterations_that_carry_prompts(engine: 
     assert np.all(parts.wave_ttft_s(more) > parts.wave_ttft_s(base))
     with pytest.raises(CostmodelError, match="prefill_layer_overhead_s"):
         LoopParams(prefill_layer_overhead_s=-1e-3)
+
+
+def test_a_wave_finishes_together() -> None:
+    """Four clients start together; their prompts take one 0.2 s wave iteration each, then the four decode
+    their 100 further tokens together in decode-only iterations of 0.02 s (no prompt between them). Each
+    request ends when the wave does, 4 x 0.2 + 100 x 0.02 = 2.8 s after the start, so the wave's mean TTFT
+    plus 100 mean TPOTs is 2.8 s: the prompts finishing early wait for the rest of the wave (1.5
+    iterations on average) before their next token."""
+    parts = _hand_parts(concurrency=4, running=4)
+    params = LoopParams(burst_fraction=1.0)
+    r = parts.result(params)
+    assert float(r.ttft_s) + 100 * float(r.tpot_s) == pytest.approx(4 * 0.2 + 100 * 0.02, rel=1e-12)
+    assert float(r.tpot_s) == pytest.approx(0.02 + 1.5 * 0.2 / 100, rel=1e-12)
+    mixed = parts.result(LoopParams(burst_fraction=1 / 8)).tpot_s  # the steady state decodes at 0.01 s
+    assert float(mixed) == pytest.approx(7 / 8 * 0.01 + 1 / 8 * float(r.tpot_s), rel=1e-12)
+
+
+def test_verifying_one_token_is_plain_decoding(engine: Engine) -> None:
+    plain = engine.step_time(decode_batch=12, decode_context=900, prefill_tokens=300, prefill_past=100)
+    one = engine.parts.step_time(
+        decode_batch=12, decode_context=900, prefill_tokens=300, prefill_past=100, decode_new_tokens=1
+    )
+    assert float(one) == float(plain)
+    more = engine.parts.step_time(decode_batch=12, decode_context=900, decode_new_tokens=4)
+    assert float(more) >= float(engine.step_time(decode_batch=12, decode_context=900))
+
+
+def test_speculation_pays_only_when_drafts_are_kept(engine: Engine) -> None:
+    """Every draft kept and drafting free: k + 1 tokens per verification, faster than plain decoding while
+    the pass is memory bound, but never more than k + 1 times. No draft kept: one token per (dearer)
+    verification, never faster than plain decoding."""
+    clients = np.array([1, 8, 32])
+    plain = closed_loop(engine, concurrency=clients, isl=500, osl=400)
+    kept = closed_loop(engine, concurrency=clients, isl=500, osl=400, speculation=Speculation(3, 1.0, 0.0))
+    assert np.all(kept.tpot_s < plain.tpot_s)
+    assert np.all(4 * kept.tpot_s >= plain.tpot_s)
+    lost = closed_loop(engine, concurrency=clients, isl=500, osl=400, speculation=Speculation(3, 0.0, 0.05))
+    assert np.all(lost.tpot_s >= plain.tpot_s)
+    assert Speculation(3, 0.5, 0.0).tokens_per_iteration == pytest.approx(1 + 0.5 + 0.25 + 0.125)
+    for bad in ((0, 0.5, 0.1), (3, 1.5, 0.1), (3, 0.5, -1.0)):
+        with pytest.raises(CostmodelError):
+            Speculation(*bad)  # type: ignore[arg-type]

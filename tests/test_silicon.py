@@ -21,6 +21,7 @@ from validation.public.silicon import (
     read_disagg_overheads,
     read_loop_params,
     row_formats,
+    row_speculation,
     silicon_parts,
     silicon_summary,
 )
@@ -392,3 +393,22 @@ def test_unstated_attention_dp_is_read_from_the_concurrency(tmp_path: Path) -> N
         np.testing.assert_array_equal(parts.ranks, stated["tp_size"].to_numpy())
         np.testing.assert_array_equal(parts.running * parts.ranks, stated["concurrency"].to_numpy())
         assert np.all(stated["concurrency"] == stated["batch_size"] * stated["tp_size"])
+
+
+def test_only_the_rows_of_an_mtp_image_speculate() -> None:
+    """TensorRT-LLM 1.2.0rc6.post3 DeepSeek rows run MTP as their benchmark configuration says: three
+    drafts, one with attention DP; the same model on another release, or a model without an MTP layer,
+    decodes one token per iteration."""
+    from costmodel.specs import ModelProfile
+
+    deepseek = ModelProfile.from_hf_config(_config_path(DATA / "model_configs", "deepseek-ai/DeepSeek-R1"))
+    qwen = ModelProfile.from_hf_config(_config_path(DATA / "model_configs", "Qwen/Qwen3-32B"))
+    three = row_speculation(deepseek, "trtllm", "1.2.0rc6.post3", 1)
+    assert three is not None
+    assert three.draft_tokens == 3
+    assert three.draft_cost_ratio == pytest.approx(1 / deepseek.n_layers)
+    one = row_speculation(deepseek, "trtllm", "1.2.0rc6.post3", 8)
+    assert one is not None
+    assert one.draft_tokens == 1
+    assert row_speculation(deepseek, "trtllm", "1.2.0rc6.post2", 1) is None
+    assert row_speculation(qwen, "trtllm", "1.2.0rc6.post3", 1) is None

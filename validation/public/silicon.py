@@ -26,8 +26,10 @@ Assumptions, stated once: the KV cache's format, the share of device memory it g
 request holds of it follow each engine's defaults (:mod:`validation.public.engine_memory`: bf16 on vLLM
 and SGLang, fp8 on TensorRT-LLM with quantized weights; TensorRT-LLM reserves a request's whole isl + osl);
 the engine's token budget per iteration is its default (:func:`token_budget`), and its sequence limit the
-row's ``batch_size``. A row that leaves attention_dp_size unstated while its concurrency is batch_size x
-tp_size runs attention data parallel over its tp_size GPUs (:func:`tp_as_attention_dp`).
+row's ``batch_size``; the rows whose engine image is that of a benchmark configuration with multi-token
+prediction run it (:data:`MTP_IMAGES`, :func:`row_speculation`), the others decode one token per
+iteration. A row that leaves attention_dp_size unstated while its concurrency is batch_size x tp_size runs
+attention data parallel over its tp_size GPUs (:func:`tp_as_attention_dp`).
 
 Calibration: the closed-loop model's four named parameters (:class:`costmodel.closed_loop.LoopParams`)
 are fitted per engine (the ``backend`` column) on the calibration rows, chosen by the same rule as the
@@ -48,7 +50,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from costmodel.closed_loop import BOUNDS, LoopParams, LoopParts, loop_parts
+from costmodel.closed_loop import BOUNDS, LoopParams, LoopParts, Speculation, loop_parts
 from costmodel.disagg import DisaggParams, DisaggParts
 from costmodel.errors import CostmodelError
 from costmodel.loop_params import engine_params_file, read_engine_params
@@ -141,6 +143,41 @@ def row_formats(model: ModelProfile, backend: str, system: str, gemm: str, moe: 
         "expert_dtype": expert if expert != weight else None,
         "expert_activation_dtype": expert_activation if expert_activation != activation else None,
     }
+
+
+INFERENCEX_CONFIG = (
+    "https://github.com/SemiAnalysisAI/InferenceX/blob/0004cf5f2577a1c1007a9bed7cc7d55656519507/"
+    ".github/configs/nvidia-master.yaml"
+)
+"""SemiAnalysis InferenceX's benchmark configurations (engine images, parallelism, speculative decoding)."""
+MTP_IMAGES: dict[tuple[str, str], str] = {("trtllm", "1.2.0rc6.post3"): INFERENCEX_CONFIG}
+"""(backend, backend_version) of the rows that run multi-token prediction (MTP) speculative decoding,
+with the source that says so. The sample has no speculative-decoding column; these rows come from
+SemiAnalysis' InferenceX runs (``source_file=2026-03-25.csv`` / ``2026-04-06.csv``, image
+``nvcr.io#nvidia/tensorrt-llm/release:1.2.0rc6.post3``), and in InferenceX's benchmark configuration
+that image is the one of ``dsr1-fp8-b200-trt-mtp`` and ``dsr1-fp4-b200-trt-mtp`` (``spec-decoding: mtp``,
+"MTP=3 (or MTP=1 when DP_ATTN=true)"), while the plain ``dsr1-*-b200-trt`` configurations run
+``1.2.0rc6.post2``. aiconfigurator's own regression tool predicts these rows without MTP (``nextn`` 0,
+tools/accuracy_regression_testing/predict_silicon_sample.py)."""
+MTP_ACCEPTANCE_RATE = 0.85
+"""Acceptance rate alpha of a DeepSeek MTP draft token [-]: DeepSeek-V3's technical report measures
+85-90 % for its second-token prediction (https://arxiv.org/abs/2412.19437, section 5.4.3); the lower end,
+taken for every draft position (i.i.d., :func:`costmodel.speculative.expected_tokens`)."""
+
+
+def row_speculation(model: ModelProfile, backend: str, version: str, attention_dp: int) -> Speculation | None:
+    """The MTP speculative decoding a row runs (:data:`MTP_IMAGES`), else None: 3 draft tokens, 1 with
+    attention DP (InferenceX's configuration), each drafted by the model's one MTP layer, a decoder layer
+    like the others (TensorRT-LLM, https://nvidia.github.io/TensorRT-LLM/blogs/tech_blog/blog1_Pushing_Latency_Boundaries_Optimizing_DeepSeek-R1_Performance_on_NVIDIA_B200_GPUs.html:
+    "1x Multi-Tokens Prediction (MTP) layer (MoE-architecture equivalent)"), so a draft step costs
+    1 / n_layers of a decoding step (the output head's share understated)."""
+    if (backend, version) not in MTP_IMAGES or model.mla is None:  # DeepSeek-V3-architecture models
+        return None
+    return Speculation(
+        draft_tokens=1 if attention_dp > 1 else 3,
+        acceptance_rate=MTP_ACCEPTANCE_RATE,
+        draft_cost_ratio=1.0 / model.n_layers,
+    )
 
 
 ROW_COLUMNS = ("id", "system", "backend", "mode", "model_path", "isl", "osl", "concurrency", "covered",
@@ -254,6 +291,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     filled = table.assign(
         **{column: table[column].fillna(1) for column in degrees},
         moe_quant_mode=table["moe_quant_mode"].fillna(table["gemm_quant_mode"]),
+        backend_version=table["backend_version"].fillna("").astype(str),
     )
     ranks = tp_as_attention_dp(table, models)
     filled.loc[ranks, "attention_dp_size"] = filled.loc[ranks, "tp_size"]
@@ -261,8 +299,9 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
 
     groups: list[tuple[pd.Index, Parts]] = []
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *degrees, "batch_size"]
+    keys.append("backend_version")
     for key, rows in filled[(reason == "") & (table["mode"] == "agg")].groupby(keys, sort=True):
-        backend, model_path, system, quant, moe_quant, tp, pp, dp, moe_tp, moe_ep, batch = key
+        backend, model_path, system, quant, moe_quant, tp, pp, dp, moe_tp, moe_ep, batch, version = key
         model = models[str(model_path)]
         assert isinstance(model, ModelProfile)
         hardware = load_hardware(SYSTEM_PROFILES[str(system)])
@@ -291,6 +330,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                 reserved_tokens=reserved_tokens(
                     str(backend), rows["isl"].to_numpy(float), np.maximum(rows["osl"].to_numpy(float), 2.0)
                 ),
+                speculation=row_speculation(model, str(backend), str(version), int(dp)),
             )
         except (CostmodelError, ValueError) as error:
             why = re.sub(r"^invalid Deployment: \(profile\): ", "", str(error).splitlines()[0])
