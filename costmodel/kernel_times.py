@@ -75,8 +75,8 @@ TIME_MODELS: tuple[TimeModel, ...] = ("auto", "roofline", "kernels")
 ENGINE_PREFIX = {"vllm": "vllm", "trtllm": "trtllm", "sglang": "vllm"}
 """Engine -> the prefix of its kernels' keys in the calibrated profiles. SGLang runs FlashInfer /
 FlashAttention kernels and a custom all-reduce derived from vLLM's, so it reads vLLM's."""
-ALL_REDUCE_KEYS = {"vllm": "vLLM_custom_graph", "trtllm": "TRTLLM"}
-"""Engine prefix -> its custom all-reduce's key (CUDA-graph mode, as engines serve)."""
+ALL_REDUCE_KEYS = {"vllm": "vLLM_custom", "trtllm": "TRTLLM"}
+"""Engine prefix -> its custom all-reduce's key (called in CUDA-graph mode, as engines serve)."""
 GEMM_FORMATS = {"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "nvfp4"}
 """Weight dtype -> GEMM model key (the formats the GEMM model has; others keep the roofline)."""
 MOE_FORMATS = {
@@ -677,6 +677,11 @@ def _collective_s(hardware: HardwareProfile, keys: _Keys, shape: CollectiveShape
         key = f"nccl:{shape.op}"
     message = np.asarray(shape.message_bytes, dtype=np.float64)
     t = collective.time_s(
-        hardware, keys.params(collective, key), message_bytes=message, num_gpus=shape.group, op=shape.op
+        hardware,
+        keys.params(collective, key),
+        message_bytes=message,
+        num_gpus=shape.group,
+        op=shape.op,
+        eager=False,
     )
     return np.asarray(np.where(message > 0, t, 0.0))

@@ -159,10 +159,12 @@ def test_tensor_parallel_all_reduce_is_the_engines_custom_all_reduce() -> None:
     i = [op.name for op in ops].index("allreduce_attn")
     shape = ops[i].kernel
     assert isinstance(shape, CollectiveShape)
-    for engine, key in (("vllm", "vLLM_custom_graph"), ("trtllm", "TRTLLM")):
+    for engine, key in (("vllm", "vLLM_custom"), ("trtllm", "TRTLLM")):
         eff = KERNELS.model_copy(update={"kernel_engine": engine})
         t = kernel_times.op_times(ops, H100, efficiency=eff).time_s(i)
-        expected = collective.time_s(H100, _step(collective, key), message_bytes=8 * 4096 * 2, num_gpus=4)
+        expected = collective.time_s(  # engines serve from CUDA graphs: no eager host floor
+            H100, _step(collective, key), message_bytes=8 * 4096 * 2, num_gpus=4, eager=False
+        )
         assert float(t) == pytest.approx(float(expected), rel=1e-12)
     assert float(times.time_s(i)) > 0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,7 @@ from costmodel.kernels import collective
 from costmodel.registry import load_hardware
 
 SIZES = np.logspace(7, 30, 24, base=2.0)  # 128 B .. 1 GiB
-KEYS = ("nccl", "TRTLLM", "vLLM_custom_graph", "vLLM_custom_eager")
+KEYS = ("nccl", "TRTLLM", "vLLM_custom", "vLLM_custom_graph", "vLLM_custom_eager")
 
 
 @pytest.mark.parametrize("hardware_name", ["h100-sxm", "b200", "a100-80gb", "l40s"])
@@ -63,15 +65,55 @@ def test_pcie_shares_the_fabric() -> None:
     assert per_byte[1] / ring[1] > per_byte[0] / ring[0]  # slower per bus byte with more GPUs
 
 
+@pytest.mark.parametrize("hardware_name", ["l40s", "rtx-pro-6000-server"])
+def test_pcie_gpus_beyond_two_share_one_host_path(hardware_name: str) -> None:
+    # n GPUs share the host path's bandwidth: each GPU's ring traffic 2 (n - 1) / n x bytes at 1 / n of it,
+    # so a large all-reduce's time grows as 2 (n - 1): 6 : 14 from 4 to 8 GPUs, whatever the parameters
+    hardware = load_hardware(hardware_name)
+    params = collective.default_params(hardware, "nccl")
+    params = dataclasses.replace(params, small_latency_s=0.0, large_extra_latency_s=0.0, hop_latency_s=0.0)
+    t = collective.time_s(hardware, params, message_bytes=2.0**34, num_gpus=np.array([4, 8]))
+    assert t[1] / t[0] == pytest.approx(14 / 6, rel=1e-3)
+
+
+@pytest.mark.parametrize("n", [4, 8])
+def test_pcie_has_no_custom_all_reduce_beyond_two_gpus(n: int) -> None:
+    # vLLM disables its custom all-reduce on more than two PCIe-only GPUs (custom_all_reduce.py): NCCL's ring
+    pcie, nvlink = load_hardware("l40s"), load_hardware("h100-sxm")
+    for hardware, same in ((pcie, True), (nvlink, False)):
+        custom = collective.default_params(hardware, "vLLM_custom")
+        ring = dataclasses.replace(custom, one_shot=False)
+        a, b = (
+            collective.time_s(hardware, p, message_bytes=SIZES, num_gpus=n, eager=False)
+            for p in (custom, ring)
+        )
+        assert np.array_equal(a, b) == same
+
+
 def test_eager_mode_pays_a_host_floor() -> None:
     hardware = load_hardware("h100-sxm")
     eager = collective.time_s(
         hardware, collective.default_params(hardware, "vLLM_custom_eager"), message_bytes=128, num_gpus=2
     )
     graph = collective.time_s(
-        hardware, collective.default_params(hardware, "vLLM_custom_graph"), message_bytes=128, num_gpus=2
+        hardware, collective.default_params(hardware, "nccl"), message_bytes=128, num_gpus=2
     )
     assert eager > graph
+
+
+def test_one_set_of_parameters_serves_both_execution_modes() -> None:
+    # the same kernels, called in eager mode (paying the host floor) or replayed from a CUDA graph (not)
+    hardware = load_hardware("h100-sxm")
+    params = collective.default_params(hardware, "vLLM_custom")
+    assert params.host_floor_s > 0
+    eager, graph = (
+        collective.time_s(hardware, params, message_bytes=SIZES, num_gpus=4, eager=mode)
+        for mode in (True, False)
+    )
+    assert np.all(eager >= params.host_floor_s)
+    assert np.all(eager >= graph)
+    assert eager[0] > graph[0]  # a small message waits for the host
+    assert eager[-1] == graph[-1]  # a large one hides it
 
 
 def test_bad_input_is_a_clear_error() -> None:

@@ -29,15 +29,19 @@ receives the whole key and may ignore the qualifier.
 
 Calibrated values are stored per device in its hardware profile (``HardwareProfile.kernel_calibration``:
 family -> key -> {parameter: value}, with a record of the data they were fitted on) and found by
-:func:`params_for`, which falls back to the dtype alone and then to ``default_params``. Fitting itself lives
-in ``costmodel.calibrate``.
+:func:`params_for`, which falls back to the dtype alone, then to the same engine's nearest other kernel of the
+same format and operation, then to ``default_params`` (:func:`fallback_keys`). Fitting itself lives in
+``costmodel.calibrate``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
+
+import numpy as np
 
 from costmodel.errors import CostmodelError
 from costmodel.specs import HardwareProfile
@@ -48,22 +52,80 @@ def family_name(family: ModuleType) -> str:
     return family.__name__.rsplit(".", 1)[-1]
 
 
+def fallback_keys(key: str, stored: Iterable[str]) -> list[list[str]]:
+    """The stored keys ``key`` is looked up as, level by level; the first level with a stored key wins, and
+    a level of several keys gives each parameter's median over them (:func:`params_for`).
+
+    1. ``key`` itself.
+    2. The dtype part (before the first ``":"``): the parameters pooled over every kernel of that format
+       (``costmodel.calibrate`` fits them for the GEMM and MoE keys, ``"<format>:<kernel>"``).
+    3. The same engine's other kernels for the same format and operation: stored keys that differ from
+       ``key`` in exactly one ``":"``-separated part, that part naming a kernel of the same engine
+       (``"<engine>.<kernel>"``, as the attention and MLA keys do; ``"<format>:<engine>:<kernel>"``, as
+       the MoE keys do, differ in the kernel after an equal engine part): those whose kernel name shares the
+       longest prefix with the asked one (``vllm_flash_attn_fa2`` for ``vllm_flash_attn_fa3``). A kernel of
+       another engine, or of an engine the key does not name, is no sibling: engines' fixed costs (host
+       dispatch, activation quantization) differ by multiples. The sibling's fixed times are taken too:
+       the same engine launches its kernels the same way (the leave-one-device-out check, docs/validation.md,
+       is further off with the datasheet's fixed times and the sibling's fractions alone).
+
+    Nothing found: the datasheet defaults (``default_params``).
+    """
+    table = set(stored)
+    parts = key.split(":")
+    siblings: dict[int, list[str]] = {}
+    for other in sorted(table):
+        theirs = other.split(":")
+        if other == key or len(theirs) != len(parts):
+            continue
+        differ = [i for i, (a, b) in enumerate(zip(parts, theirs, strict=True)) if a != b]
+        if len(differ) != 1:
+            continue
+        i = differ[0]
+        if "." in parts[i] and "." in theirs[i]:  # "<engine>.<kernel>"
+            engine, kernel = parts[i].split(".", 1)
+            their_engine, their_kernel = theirs[i].split(".", 1)
+        elif 0 < i == len(parts) - 1 and len(parts) >= 3:  # "<format>:<engine>:<kernel>"
+            engine, kernel, their_engine, their_kernel = parts[i - 1], parts[i], parts[i - 1], theirs[i]
+        else:
+            continue
+        if engine == their_engine:
+            shared = next(
+                (j for j, (a, b) in enumerate(zip(kernel, their_kernel, strict=False)) if a != b), None
+            )
+            common = min(len(kernel), len(their_kernel)) if shared is None else shared
+            siblings.setdefault(common, []).append(other)
+    levels = [[key]]
+    if len(parts) > 1 and parts[0] in table:
+        levels.append([parts[0]])
+    if siblings:
+        levels.append(siblings[max(siblings)])
+    return levels
+
+
 def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
     """The parameters of ``family`` for ``key`` on ``hardware``: calibrated where the profile has them.
 
-    Lookup order: the exact key, then its dtype part (before ``":"``), then ``default_params``. Stored
-    values replace the defaults field by field, so a parameter that was never fitted keeps its default.
+    Lookup order: :func:`fallback_keys` (the exact key, the format's pooled parameters, the same engine's
+    nearest other kernel of the same format and operation), then ``default_params``. Stored values replace
+    the defaults field by field, so a parameter that was never fitted keeps its default.
     """
     start = family.default_params(hardware, key)
     calibration = hardware.kernel_calibration
     if calibration is None:
         return start
     table = calibration.params.get(family_name(family), {})
-    stored = table.get(key, table.get(key.split(":", 1)[0]))
-    if not stored:
+    levels = fallback_keys(key, table)
+    found = next((level for level in levels if level[0] in table), [])
+    if not found:
         return start
     names = {f.name for f in dataclasses.fields(start)}
-    return dataclasses.replace(start, **{k: v for k, v in stored.items() if k in names})
+    values = {
+        k: float(np.median([table[f][k] for f in found if k in table[f]]))
+        for k in set().union(*(table[f] for f in found))
+        if k in names
+    }
+    return dataclasses.replace(start, **values)
 
 
 def numeric_fields(params: Any) -> dict[str, float]:

@@ -26,10 +26,22 @@ custom all-reduce choose by message size:
   ``customAllReduceKernels.cu``), or, for NCCL, the ring with the LL protocol (8-byte stores carrying a
   4-byte flag, so about half the link bandwidth; NCCL's tuning model,
   https://github.com/NVIDIA/nccl/blob/master/src/graph/tuning.cc) with the ring factors.
-- ``c(n) = (n - 1) ^ contention_exponent``: GPUs behind a shared PCIe fabric (L40S servers: PCIe
-  switches and the CPU root complex, no NVLink) share its bandwidth, so the per-GPU rate falls as more GPUs
-  take part; about 0 on an NVSwitch node, where every GPU has its own full-rate port (slightly negative
-  in the data: two GPUs reach a lower bus bandwidth than eight).
+- ``c(n) = (n - 1) ^ contention_exponent`` on switched links (NVLink / NVSwitch): every GPU has its own
+  full-rate port, so the exponent is about 0 (slightly negative in the data: two GPUs reach a lower bus
+  bandwidth than eight).
+
+Devices whose GPUs meet only over PCIe (``datasheet.intra_node_link == "pcie"``; L40S servers) differ in
+two ways, each from a documented rule rather than a fitted curve:
+
+- vLLM runs its custom all-reduce there only between two GPUs ("Custom allreduce is disabled because it's
+  not supported on more than two PCIe-only GPUs", ``CustomAllreduce.__init__`` in
+  https://github.com/vllm-project/vllm/blob/main/vllm/distributed/device_communicators/custom_all_reduce.py);
+  with more GPUs the same call is NCCL's ring (LL protocol for small messages), whatever the key.
+- NCCL's ring among more than two PCIe GPUs crosses the host (the CPU root complex, or host memory where
+  the GPUs sit under different root ports and peer-to-peer is off), a path all ``n`` GPUs share: each GPU
+  gets ``host_bandwidth_ratio x link_bandwidth / n``, not its own link's rate. The measured L40S tables
+  show it: the bus bandwidth of a large all-reduce falls from 19 GB/s on 2 GPUs to 3.7 on 4 and 2.0 on 8,
+  i.e. n x per-GPU rate stays near 15 GB/s on 4 and 8 GPUs.
 
 ``link_bandwidth`` is the datasheet's per-direction intra-node bandwidth (NVLink or PCIe).
 """
@@ -80,18 +92,24 @@ class Params:
     large_bandwidth_fraction: float
     """Achieved fraction of link bandwidth by the bandwidth-optimal algorithm (bus bandwidth) [-]."""
     contention_exponent: float
-    """Scaling of the per-GPU rate with the GPU count: divided by (n - 1) ^ this [-]. Positive where GPUs
-    share a fabric (PCIe); slightly negative where more GPUs keep more links and channels busy (NCCL's
-    bus bandwidth on an NVSwitch node grows from 2 to 8 GPUs: H100 all-reduce of 2^28 half elements,
-    318 / 350 / 445 GB/s on 2 / 4 / 8 GPUs)."""
+    """Scaling of the per-GPU rate with the GPU count on switched links: divided by (n - 1) ^ this [-];
+    slightly negative where more GPUs keep more links and channels busy (NCCL's bus bandwidth on an
+    NVSwitch node grows from 2 to 8 GPUs: H100 all-reduce of 2^28 half elements, 318 / 350 / 445 GB/s on
+    2 / 4 / 8 GPUs). Not used on PCIe, where ``host_bandwidth_ratio`` is the contention."""
+    host_bandwidth_ratio: float
+    """PCIe only: bandwidth of the host path that NCCL's traffic among more than two GPUs shares, over the
+    datasheet link bandwidth [-] (each of ``n`` GPUs gets this x link / n)."""
     host_floor_s: float
-    """Host-side time per call that the GPU work hides behind (eager mode: Python and launch work, a
-    buffer registration check); the call takes at least this long [s]."""
+    """Host-side time per eager-mode call that the GPU work hides behind (Python and launch work, a buffer
+    registration check); an eager call takes at least this long, a CUDA-graph replay pays none [s]."""
     link_bandwidth_bytes_per_s: float
     """Datasheet per-direction link bandwidth between GPUs of a node [bytes/s] (not fitted)."""
     one_shot: bool
     """True for a custom all-reduce whose small-message path is one-shot (each GPU reads all peers'
     buffers); False for NCCL, whose small-message path is the ring with the LL protocol (not fitted)."""
+    pcie: bool = False
+    """The GPUs meet over PCIe only (``datasheet.intra_node_link == "pcie"``): no custom all-reduce beyond two
+    GPUs, and a shared host path beyond two (see the module docstring; not fitted)."""
 
 
 BOUNDS: Final[dict[str, tuple[float, float]]] = {
@@ -101,6 +119,7 @@ BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "small_bandwidth_ratio": (0.05, 1.5),
     "large_bandwidth_fraction": (0.005, 1.5),
     "contention_exponent": (-1.0, 3.0),  # negative: see the field
+    "host_bandwidth_ratio": (0.01, 4.0),
     "host_floor_s": (0.0, 2e-4),
 }
 """Bandwidth fractions may exceed 1: NVLS reduces in the switch, so an all-reduce's bus bandwidth can
@@ -123,8 +142,9 @@ def default_params(hardware: HardwareProfile, dtype: str = "nccl") -> Params:
 
     Defaults: the profile's ``interconnect_fraction`` for the ring, half of it for NCCL's latency-optimal
     path (LL protocol) and all of it for a one-shot all-reduce, 2 x ``kernel_overhead_s`` fixed, 1 µs per
-    hop, a contention exponent of 1 on PCIe (GPUs share the fabric), 0 on switched links, and
-    ``EAGER_HOST_FLOOR_S`` for keys naming eager mode (``vLLM_custom_eager``), none otherwise.
+    hop, no contention on switched links, a host path of one link's bandwidth x ``interconnect_fraction``
+    on PCIe, and ``EAGER_HOST_FLOOR_S`` for the custom all-reduce keys (paid by eager calls only) and keys
+    naming eager mode (``vLLM_custom_eager``), none for NCCL.
     """
     eff = hardware.efficiency
     shared = hardware.datasheet.intra_node_link == "pcie"
@@ -134,10 +154,12 @@ def default_params(hardware: HardwareProfile, dtype: str = "nccl") -> Params:
         hop_latency_s=1e-6,
         small_bandwidth_ratio=0.5 if dtype.lower().startswith("nccl") else 1.0,
         large_bandwidth_fraction=eff.interconnect_fraction,
-        contention_exponent=1.0 if shared else 0.0,
-        host_floor_s=EAGER_HOST_FLOOR_S if "eager" in dtype.lower() else 0.0,
+        contention_exponent=0.0,
+        host_bandwidth_ratio=eff.interconnect_fraction,
+        host_floor_s=0.0 if dtype.lower().startswith(("nccl", "trtllm")) else EAGER_HOST_FLOOR_S,
         link_bandwidth_bytes_per_s=link_bandwidth_bytes_per_s(hardware),
         one_shot=not dtype.lower().startswith("nccl"),
+        pcie=shared,
     )
 
 
@@ -164,7 +186,7 @@ class CollectiveBreakdown:
 
     small_s: FloatArray
     large_s: FloatArray
-    host_floor_s: float
+    host_floor_s: FloatArray
 
     @property
     def total(self) -> FloatArray:
@@ -184,6 +206,7 @@ def breakdown(
     message_bytes: npt.ArrayLike,
     num_gpus: npt.ArrayLike,
     op: npt.ArrayLike = "all_reduce",
+    eager: npt.ArrayLike | None = None,
 ) -> CollectiveBreakdown:
     """The two algorithms' times (same arguments as ``time_s``)."""
     size, n = (np.asarray(v, dtype=np.float64) for v in np.broadcast_arrays(message_bytes, num_gpus))
@@ -194,9 +217,16 @@ def breakdown(
     ops = np.broadcast_to(np.asarray(op, dtype=str), n.shape)
     ring = bus_factor(ops, n)
     is_all_reduce = ops == "all_reduce"
-    one_shot = np.where(is_all_reduce & params.one_shot, n - 1.0, ring)
+    # vLLM's custom all-reduce runs on PCIe-only GPUs between two of them only; NCCL's ring otherwise
+    custom = is_all_reduce & params.one_shot & ((n <= 2.0) | (not params.pcie))
+    one_shot = np.where(custom, n - 1.0, ring)
     steps = np.where(is_all_reduce, 2.0, 1.0) * (n - 1.0)
-    rate = params.link_bandwidth_bytes_per_s / (n - 1.0) ** params.contention_exponent
+    link = params.link_bandwidth_bytes_per_s
+    if params.pcie:  # beyond two GPUs, n GPUs share the host path (module docstring)
+        host = params.host_bandwidth_ratio * link / params.large_bandwidth_fraction / n
+        rate = np.where(n <= 2.0, link, np.minimum(link, host))
+    else:
+        rate = link / (n - 1.0) ** params.contention_exponent
     small = (
         params.small_latency_s
         + params.hop_latency_s * (n - 1.0)
@@ -208,8 +238,11 @@ def breakdown(
         + params.hop_latency_s * steps
         + size * ring / (rate * params.large_bandwidth_fraction)
     )
+    floor = params.host_floor_s * (np.ones_like(n) if eager is None else np.asarray(eager, dtype=np.float64))
     return CollectiveBreakdown(
-        np.asarray(small, dtype=np.float64), np.asarray(large, dtype=np.float64), params.host_floor_s
+        np.asarray(small, dtype=np.float64),
+        np.asarray(large, dtype=np.float64),
+        np.asarray(np.broadcast_to(floor, n.shape), dtype=np.float64),
     )
 
 
@@ -220,6 +253,7 @@ def time_s(
     message_bytes: npt.ArrayLike,
     num_gpus: npt.ArrayLike,
     op: npt.ArrayLike = "all_reduce",
+    eager: npt.ArrayLike | None = None,
 ) -> FloatArray:
     """Time of one collective [s].
 
@@ -228,5 +262,10 @@ def time_s(
     message_bytes : the collective's buffer (nccl-tests' size) [bytes].
     num_gpus : GPUs taking part, all in one node [-].
     op : ``"all_reduce"``, ``"all_gather"``, ``"reduce_scatter"`` or ``"alltoall"``, per row.
+    eager : per row, whether the call is made in eager mode (pays ``host_floor_s``) or replayed from a CUDA
+        graph (does not); ``None``: every call pays the parameters' floor. The two modes run the same
+        kernels, so one set of parameters serves both.
     """
-    return breakdown(hardware, params, message_bytes=message_bytes, num_gpus=num_gpus, op=op).total
+    return breakdown(
+        hardware, params, message_bytes=message_bytes, num_gpus=num_gpus, op=op, eager=eager
+    ).total

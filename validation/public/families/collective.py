@@ -4,8 +4,9 @@
 ``message_size`` counts elements of the table's dtype (``half`` / ``bfloat16``: 2 bytes, ``int8``: 1):
 at 2^28 half elements an 8-GPU H100 NCCL all-gather takes 1.40 ms, 537 MB x 7/8 / 1.40 ms = 335 GB/s of
 bus bandwidth, under the 450 GB/s NVLink port, while reading it as bytes would give half that. Parameters
-are looked up per ``nccl:<op>`` for NCCL and per ``<kernel_source>`` (``TRTLLM``, ``vLLM_custom_graph``,
-``vLLM_custom_eager``) for the engines' custom all-reduce.
+are looked up per ``nccl:<op>`` for NCCL and per implementation for the engines' custom all-reduce
+(``TRTLLM``; ``vLLM_custom`` for both of vLLM's rows, ``vLLM_custom_graph`` and ``vLLM_custom_eager``: the
+same kernels, called from a CUDA graph or in eager mode, which only the ``eager`` shape tells apart).
 """
 
 from __future__ import annotations
@@ -54,11 +55,26 @@ def _is_nccl(table: pd.DataFrame) -> npt.NDArray[np.bool_]:
     return np.asarray(table["kernel_source"].astype(str).str.upper().eq("NCCL").to_numpy(dtype=bool))
 
 
+MODE_SUFFIXES = ("_graph", "_eager")
+"""Suffixes of a kernel source naming the execution mode of the same custom all-reduce."""
+
+
+def _implementation(table: pd.DataFrame) -> npt.NDArray[np.str_]:
+    kernel = table["kernel_source"].astype(str)
+    for suffix in MODE_SUFFIXES:
+        kernel = kernel.str.removesuffix(suffix)
+    return np.asarray(kernel.to_numpy(dtype=str), dtype=str)
+
+
+def _is_eager(table: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    return np.asarray(table["kernel_source"].astype(str).str.endswith("_eager").to_numpy(dtype=bool))
+
+
 def params_key(table: pd.DataFrame) -> npt.NDArray[np.str_]:
-    """``nccl:<op>`` for NCCL rows, the kernel source (custom all-reduce implementation) otherwise."""
+    """``nccl:<op>`` for NCCL rows, the custom all-reduce implementation (the kernel source without its
+    execution mode) otherwise."""
     op = table["op_name"].astype(str).to_numpy(dtype=str)
-    kernel = table["kernel_source"].astype(str).to_numpy(dtype=str)
-    return np.asarray(np.where(_is_nccl(table), np.char.add("nccl:", op), kernel), dtype=str)
+    return np.asarray(np.where(_is_nccl(table), np.char.add("nccl:", op), _implementation(table)), dtype=str)
 
 
 def dtype(table: pd.DataFrame) -> npt.NDArray[np.str_]:
@@ -67,7 +83,7 @@ def dtype(table: pd.DataFrame) -> npt.NDArray[np.str_]:
 
 
 def shapes(table: pd.DataFrame) -> dict[str, Any]:
-    """``message_bytes`` (elements x element size), ``num_gpus`` and ``op`` per row."""
+    """``message_bytes`` (elements x element size), ``num_gpus``, ``op`` and ``eager`` per row."""
     dtype = _dtype(table)
     unknown = sorted(set(dtype) - set(ELEMENT_BYTES))
     if unknown:
@@ -77,4 +93,5 @@ def shapes(table: pd.DataFrame) -> dict[str, Any]:
         "message_bytes": table["message_size"].to_numpy(dtype=np.float64) * element,
         "num_gpus": table["num_gpus"].to_numpy(dtype=np.float64),
         "op": table["op_name"].astype(str).to_numpy(dtype=str),
+        "eager": _is_eager(table),
     }
