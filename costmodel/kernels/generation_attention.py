@@ -38,7 +38,9 @@ output and partial results are small next to the cache.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -78,6 +80,21 @@ class Params:
     """Split-K reduction pass, when a call splits [s]."""
     cta_overhead_s: float = 1e-6
     """Time one SM spends per CTA outside the streaming loop (load the query, write the output) [s]."""
+    cta_overhead_per_dim_s: float = 0.0
+    """Further per-CTA time per head-dimension element of K plus V [s]: the prologue fills the load
+    pipeline with the first key/value tiles and the epilogue writes O, both as wide as the head (in
+    the tables, a CTA's fixed time at head_dim 256 is 1.3-1.5 times that at 128)."""
+    sequence_overhead_s: float = 0.0
+    """SM time per sequence outside any CTA's streaming loop [s]: its page table and split metadata,
+    read whatever the number of KV heads."""
+    cta_overlap_fraction: float = 0.0
+    """Fraction of the shorter of (streaming, per-CTA overhead) hidden under the longer [-]: with several
+    CTAs resident on an SM, one CTA's prologue and epilogue run while the others' loads are in flight
+    (0: one after the other, the earlier model; 1: fully overlapped)."""
+    resident_ctas_per_sm: float = 64.0
+    """CTAs one SM holds at once [-] (its shared memory and registers over one CTA's): CTAs beyond
+    ``sm_count x resident_ctas_per_sm`` wait for a free slot, so a grid that cannot saturate the bandwidth
+    runs in waves (a large value, the default, is the fluid limit)."""
     cache_bandwidth_ratio: float = 1.0
     """Streaming rate from L2 over the rate from HBM [-], for a KV cache that stays in L2 between calls
     (1 by default: datasheets give no L2 bandwidth; calibration finds it)."""
@@ -95,6 +112,10 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "launch_s": (1e-7, 5e-4),
     "combine_s": (0.0, 1e-4),
     "cta_overhead_s": (0.0, 1e-4),
+    "cta_overhead_per_dim_s": (0.0, 1e-7),
+    "sequence_overhead_s": (0.0, 1e-4),
+    "cta_overlap_fraction": (0.0, 1.0),
+    "resident_ctas_per_sm": (1.0, 64.0),
     "cache_bandwidth_ratio": (1.0, 10.0),
     "heads_per_cta": (1.0, 256.0),
     "max_splits": (1.0, 256.0),
@@ -115,6 +136,17 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         launch_s=hardware.efficiency.kernel_overhead_s,
         combine_s=hardware.efficiency.kernel_overhead_s,
     )
+
+
+def initial_guesses(hardware: HardwareProfile, dtype: str) -> list[Params]:
+    """Starting points of a fit: the defaults with the per-CTA overhead in series with the streaming or
+    mostly hidden, and two or many resident CTAs per SM (the model is piecewise in both)."""
+    start = default_params(hardware, dtype)
+    return [
+        dataclasses.replace(start, cta_overlap_fraction=overlap, resident_ctas_per_sm=resident)
+        for overlap in (0.0, 0.9)
+        for resident in (2.0, 64.0)
+    ]
 
 
 def kv_cache_bytes(
@@ -190,6 +222,8 @@ def time_s(
         ctas_unsplit=b * hkv * passes,
         kv_len=length,
         best_split=True,
+        cta_overhead_s=params.cta_overhead_s + params.cta_overhead_per_dim_s * (d + dv),
+        fixed_sm_s=b * params.sequence_overhead_s,
     )
 
 
@@ -201,6 +235,9 @@ def stream_time_s(
     ctas_unsplit: npt.ArrayLike,
     kv_len: npt.ArrayLike,
     best_split: bool = False,
+    fixed_splits: bool = False,
+    cta_overhead_s: npt.ArrayLike | None = None,
+    fixed_sm_s: npt.ArrayLike = 0.0,
 ) -> FloatArray:
     """Time of a decode kernel that streams ``total_bytes`` of cache and does ``flop`` of work [s].
 
@@ -208,21 +245,44 @@ def stream_time_s(
     group); each may be split into chunks of at least ``split_min_tokens`` of the ``kv_len`` tokens, at
     most ``max_splits``. With ``best_split`` the split count is the allowed one that takes the least time
     (:func:`best_splits`), as a kernel's split heuristic aims to; without it, the count that fills the SMs
-    (the MLA decode model, which shares this function, still uses that rule).
+    (the MLA decode model, which shares this function, still uses that rule); with ``fixed_splits``,
+    always ``max_splits``. ``cta_overhead_s`` is each CTA's fixed time (default ``params.cta_overhead_s``),
+    ``fixed_sm_s`` SM time that does not depend on the split count (per-sequence work); both overlap
+    with the streaming as ``cta_overlap_fraction`` says.
     """
+    overhead = Overhead(
+        np.asarray(params.cta_overhead_s if cta_overhead_s is None else cta_overhead_s, dtype=np.float64),
+        np.asarray(fixed_sm_s, dtype=np.float64),
+    )
     groups = np.asarray(ctas_unsplit, dtype=np.float64)
     length = np.asarray(kv_len, dtype=np.float64)
     moved = np.asarray(total_bytes, dtype=np.float64)
     allowed = np.maximum(1.0, np.minimum(np.floor(length / params.split_min_tokens), params.max_splits))
     if best_split:
-        splits = best_splits(params, total_bytes=moved, flop=flop, ctas_unsplit=groups, max_allowed=allowed)
+        splits = best_splits(
+            params, total_bytes=moved, flop=flop, ctas_unsplit=groups, max_allowed=allowed, overhead=overhead
+        )
+    elif fixed_splits:  # a fixed grid of max_splits chunks, however short the sequence
+        splits = np.broadcast_to(np.asarray(params.max_splits, dtype=np.float64), allowed.shape)
     else:
         splits = np.minimum(np.ceil(params.sm_count / groups), allowed)
-    return _time_at_splits(params, moved, np.asarray(flop, dtype=np.float64), groups, splits)
+    return _time_at_splits(params, moved, np.asarray(flop, dtype=np.float64), groups, splits, overhead)
+
+
+class Overhead(NamedTuple):
+    """SM time outside the streaming loops: ``per_cta_s`` per CTA, ``fixed_sm_s`` in all [s]."""
+
+    per_cta_s: FloatArray
+    fixed_sm_s: FloatArray
 
 
 def _time_at_splits(
-    params: Params, moved: FloatArray, flop: FloatArray, groups: FloatArray, splits: FloatArray
+    params: Params,
+    moved: FloatArray,
+    flop: FloatArray,
+    groups: FloatArray,
+    splits: FloatArray,
+    overhead: Overhead | None = None,
 ) -> FloatArray:
     """Kernel time with ``splits`` chunks per unsplit CTA [s]."""
     ctas = groups * splits
@@ -230,11 +290,34 @@ def _time_at_splits(
     from_cache = np.where(moved <= params.cache_bytes, params.cache_bandwidth_ratio, 1.0)
     device_bw = params.bandwidth_bytes_per_s * params.bandwidth_fraction * from_cache
     cta_bw = params.bandwidth_bytes_per_s * params.per_cta_bandwidth_fraction * from_cache
-    stream_s = moved / np.minimum(device_bw, ctas * cta_bw)
-    stream_s = stream_s + ctas * params.cta_overhead_s / params.sm_count
+    load_s = wave_load_s(moved, ctas, params.sm_count * params.resident_ctas_per_sm, device_bw, cta_bw)
+    if overhead is None:
+        overhead = Overhead(np.asarray(params.cta_overhead_s), np.asarray(0.0))
+    overhead_s = (ctas * overhead.per_cta_s + overhead.fixed_sm_s) / params.sm_count
+    stream_s = load_s + overhead_s - params.cta_overlap_fraction * np.minimum(load_s, overhead_s)
     compute_s = flop / (params.peak_flop_per_s * params.compute_fraction)
     combine_s = np.where(splits > 1.0, params.combine_s, 0.0)
     return np.asarray(params.launch_s + np.maximum(stream_s, compute_s) + combine_s, dtype=np.float64)
+
+
+def wave_load_s(
+    moved: FloatArray, ctas: FloatArray, slots: npt.ArrayLike, device_bw: FloatArray, cta_bw: FloatArray
+) -> FloatArray:
+    """Time to stream ``moved`` bytes split evenly over ``ctas`` CTAs, ``slots`` of which run at once [s].
+
+    Each full wave of ``slots`` CTAs streams at ``min(device_bw, slots x cta_bw)``, the last partial wave
+    of ``r`` CTAs at ``min(device_bw, r x cta_bw)``: when the CTAs in flight cannot saturate the device, a
+    grid just over a whole number of waves pays a whole extra wave (wave quantization). With ``ctas <=
+    slots`` this is ``moved / min(device_bw, ctas x cta_bw)``.
+    """
+    slots_ = np.asarray(slots, dtype=np.float64)
+    per_cta = moved / np.maximum(ctas, 1e-30)
+    full = np.floor(ctas / slots_)
+    last = ctas - full * slots_
+    full_s = full * slots_ * per_cta / np.minimum(device_bw, slots_ * cta_bw)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        last_s = np.where(last > 0, last * per_cta / np.minimum(device_bw, last * cta_bw), 0.0)
+    return np.asarray(full_s + last_s, dtype=np.float64)
 
 
 def best_splits(
@@ -244,6 +327,7 @@ def best_splits(
     flop: npt.ArrayLike = 0.0,
     ctas_unsplit: npt.ArrayLike,
     max_allowed: npt.ArrayLike,
+    overhead: Overhead | None = None,
 ) -> FloatArray:
     """The split count in ``1 .. max_allowed`` that minimises the streaming time [-].
 
@@ -256,19 +340,21 @@ def best_splits(
     moved = np.asarray(total_bytes, dtype=np.float64)
     groups = np.asarray(ctas_unsplit, dtype=np.float64)
     top = np.asarray(max_allowed, dtype=np.float64)
+    if overhead is None:
+        overhead = Overhead(np.asarray(params.cta_overhead_s), np.asarray(0.0))
     from_cache = np.where(moved <= params.cache_bytes, params.cache_bandwidth_ratio, 1.0)
     device_bw = params.bandwidth_bytes_per_s * params.bandwidth_fraction * from_cache
     cta_bw = params.bandwidth_bytes_per_s * params.per_cta_bandwidth_fraction * from_cache
     saturate = device_bw / (groups * cta_bw)
     with np.errstate(divide="ignore"):
-        balance = np.sqrt(moved * params.sm_count / (groups**2 * cta_bw * params.cta_overhead_s))
+        balance = np.sqrt(moved * params.sm_count / (groups**2 * cta_bw * overhead.per_cta_s))
     ideal = np.clip(np.minimum(saturate, balance), 1.0, top)
     work = np.asarray(flop, dtype=np.float64)
     best = np.ones(np.broadcast(moved, groups, top).shape)
-    best_s = _time_at_splits(params, moved, work, groups, best)
+    best_s = _time_at_splits(params, moved, work, groups, best, overhead)
     for candidate in (np.floor(ideal), np.ceil(ideal)):
         candidate = np.clip(candidate, 1.0, top)
-        t = _time_at_splits(params, moved, work, groups, candidate)
+        t = _time_at_splits(params, moved, work, groups, candidate, overhead)
         best = np.where(t < best_s, candidate, best)
         best_s = np.minimum(t, best_s)
     return np.asarray(best, dtype=np.float64)
