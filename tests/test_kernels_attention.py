@@ -283,3 +283,25 @@ def test_decode_with_waves_and_hidden_overhead_stays_monotone(device: str, resid
     lengths = np.array([1.0, 64.0, 256.0, 4096.0, 65536.0])
     t = gen.time_s(hw, p, batch_size=64.0, kv_len=lengths, n_heads=32, n_kv_heads=8, head_dim=128)
     assert np.all(np.diff(t) >= 0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_window_grid_over_the_whole_sequence_grows_until_it_fills_the_gpu(device: str) -> None:
+    """A kernel that sizes its split grid by the whole cached sequence pays each chunk's fixed time even
+    where the window skips its tokens: at batch 1 the time grows with the cache length, stays above the
+    window's own bytes, and once the grid fills the resident slots it stops growing. Within the window
+    both grids are the same kernel."""
+    hw = load_hardware(device)
+    by_window = dataclasses.replace(
+        gen.default_params(hw, "bf16"), cta_overhead_s=4e-6, resident_ctas_per_sm=8.0
+    )
+    by_sequence = dataclasses.replace(by_window, window_grid_full_length=1.0)
+    lengths = np.array([64.0, 128.0, 1024.0, 16384.0, 1048576.0, 4194304.0])
+    shape = dict(batch_size=1.0, n_heads=32, n_kv_heads=8, head_dim=64, window=128)
+    t = gen.time_s(hw, by_sequence, kv_len=lengths, **shape)
+    assert np.all(np.diff(t) >= 0)
+    assert t[-1] == pytest.approx(t[-2])  # the grid is full
+    assert t[3] > gen.time_s(hw, by_window, kv_len=lengths[3], **shape)
+    np.testing.assert_allclose(t[:2], gen.time_s(hw, by_window, kv_len=lengths[:2], **shape))
+    window_bytes = gen.kv_cache_bytes(batch_size=1, kv_len=128, n_kv_heads=8, head_dim=64)
+    assert np.all(t >= window_bytes / hw.memory_bandwidth_bytes_per_s)

@@ -4,6 +4,7 @@ Decode attention does about one multiply-add per byte of KV cache it reads, so i
 from HBM. The model:
 
     time = launch_s + max(stream_s, compute_s) + combine_s
+    stream_s = load_s + fixed_s - cta_overlap_fraction x min(load_s, fixed_s)
 
 - **KV bytes**: ``batch_size x kv_len x n_kv_heads x (head_dim + v_head_dim) x kv_bytes`` (a sliding
   window caps ``kv_len``); fp8 KV halves them.
@@ -27,8 +28,21 @@ from HBM. The model:
 - **L2 residency.** A KV cache no larger than the L2 cache stays there when the same call repeats (as
   in a kernel benchmark), and streams ``cache_bandwidth_ratio`` times faster. In serving, each layer
   reads its own cache, so a step streams from HBM: pass ``cache_bytes=0`` in the parameters there.
-- **cta_overhead_s**: each CTA's fixed time outside the streaming loop (load the query, write the
-  output), spread over the SMs; it is what thousands of short sequences cost beyond their bytes.
+- **Fixed time outside the streaming loop**: each CTA pays ``cta_overhead_s + cta_overhead_per_dim_s x
+  (head_dim + v_head_dim)`` of SM time (load Q and fill the load pipeline with the first K/V tiles, write
+  O: wider heads cost more), each sequence ``sequence_overhead_s`` (its page table and split metadata),
+  spread over the SMs; it is what thousands of short sequences cost beyond their bytes. With several CTAs
+  resident on an SM, one CTA's prologue runs while another's loads are in flight:
+  ``cta_overlap_fraction`` of the shorter of (streaming, fixed time) is hidden under the longer. In the
+  tables a batch of 2048 one-token caches and the same batch at 128 tokens take the same time.
+- **Waves.** An SM holds ``resident_ctas_per_sm`` CTAs at once (shared memory and registers); when those
+  in flight cannot saturate the bandwidth, a grid a little over a whole number of waves pays a whole
+  extra wave (:func:`wave_load_s`). A large value is the fluid limit.
+- **Sliding windows**: the bytes are the window's. A kernel sizes its split grid by the window, or by the
+  whole cached sequence up to the CTAs that fill the resident slots, the chunks outside the window
+  ending after their fixed time (``window_grid_full_length``; in the tables TensorRT-LLM's window-128
+  decode at batch 1-8 grows with the cache length up to 65k tokens, then stays flat once the grid fills
+  the GPU). Which one is a property of the kernel, chosen by the fit's starting points.
 - **combine_s**: the split-K reduction kernel, charged when a row splits.
 - **launch_s**: the fixed cost of the call [s].
 
@@ -95,6 +109,12 @@ class Params:
     """CTAs one SM holds at once [-] (its shared memory and registers over one CTA's): CTAs beyond
     ``sm_count x resident_ctas_per_sm`` wait for a free slot, so a grid that cannot saturate the bandwidth
     runs in waves (a large value, the default, is the fluid limit)."""
+    window_grid_full_length: float = 0.0
+    """How a sliding-window kernel sizes its split-K grid [-]: 0, over the tokens the window keeps
+    (the least-time split count); 1, over the whole cached sequence, up to the CTAs that fill the SMs'
+    resident slots, the chunks outside the window ending after their fixed time (TensorRT-LLM's
+    window-128 decode grows with the cache length until the grid fills the GPU). A property of the
+    kernel, chosen by the fit's starting points, not moved by it."""
     cache_bandwidth_ratio: float = 1.0
     """Streaming rate from L2 over the rate from HBM [-], for a KV cache that stays in L2 between calls
     (1 by default: datasheets give no L2 bandwidth; calibration finds it)."""
@@ -140,12 +160,18 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
 
 def initial_guesses(hardware: HardwareProfile, dtype: str) -> list[Params]:
     """Starting points of a fit: the defaults with the per-CTA overhead in series with the streaming or
-    mostly hidden, and two or many resident CTAs per SM (the model is piecewise in both)."""
+    mostly hidden, and two or many resident CTAs per SM (the model is piecewise in both); for
+    sliding-window keys (``+swa``) also the grid over the whole sequence (``window_grid_full_length``)."""
     start = default_params(hardware, dtype)
-    return [
+    starts = [
         dataclasses.replace(start, cta_overlap_fraction=overlap, resident_ctas_per_sm=resident)
         for overlap in (0.0, 0.9)
         for resident in (2.0, 64.0)
+    ]
+    if "+swa" not in dtype:
+        return starts
+    return starts + [
+        dataclasses.replace(s, window_grid_full_length=1.0, resident_ctas_per_sm=8.0) for s in starts[:2]
     ]
 
 
@@ -215,16 +241,19 @@ def time_s(
     flop = 2.0 * b * h * length * (d + dv)
     # continuous in heads_per_cta so that a fit can find it; a kernel splits whole groups
     passes = np.maximum(1.0, h / hkv / params.heads_per_cta)
-    return stream_time_s(
-        params,
+    shared = dict(
         total_bytes=total_bytes * passes,
         flop=flop,
         ctas_unsplit=b * hkv * passes,
-        kv_len=length,
-        best_split=True,
         cta_overhead_s=params.cta_overhead_s + params.cta_overhead_per_dim_s * (d + dv),
         fixed_sm_s=b * params.sequence_overhead_s,
     )
+    t = stream_time_s(params, kv_len=length, best_split=True, **shared)  # type: ignore[arg-type]
+    if params.window_grid_full_length < 0.5:
+        return t
+    full = np.asarray(kv_len, dtype=np.float64)
+    grid_s = stream_time_s(params, kv_len=full, fill_slots=True, **shared)  # type: ignore[arg-type]
+    return np.asarray(np.where(full > length, grid_s, t), dtype=np.float64)
 
 
 def stream_time_s(
@@ -236,6 +265,7 @@ def stream_time_s(
     kv_len: npt.ArrayLike,
     best_split: bool = False,
     fixed_splits: bool = False,
+    fill_slots: bool = False,
     cta_overhead_s: npt.ArrayLike | None = None,
     fixed_sm_s: npt.ArrayLike = 0.0,
 ) -> FloatArray:
@@ -246,7 +276,8 @@ def stream_time_s(
     most ``max_splits``. With ``best_split`` the split count is the allowed one that takes the least time
     (:func:`best_splits`), as a kernel's split heuristic aims to; without it, the count that fills the SMs
     (the MLA decode model, which shares this function, still uses that rule); with ``fixed_splits``,
-    always ``max_splits``. ``cta_overhead_s`` is each CTA's fixed time (default ``params.cta_overhead_s``),
+    always ``max_splits``; with ``fill_slots``, as many as fill every SM's resident slots.
+    ``cta_overhead_s`` is each CTA's fixed time (default ``params.cta_overhead_s``),
     ``fixed_sm_s`` SM time that does not depend on the split count (per-sequence work); both overlap
     with the streaming as ``cta_overlap_fraction`` says.
     """
@@ -264,6 +295,8 @@ def stream_time_s(
         )
     elif fixed_splits:  # a fixed grid of max_splits chunks, however short the sequence
         splits = np.broadcast_to(np.asarray(params.max_splits, dtype=np.float64), allowed.shape)
+    elif fill_slots:
+        splits = np.minimum(np.ceil(params.sm_count * params.resident_ctas_per_sm / groups), allowed)
     else:
         splits = np.minimum(np.ceil(params.sm_count / groups), allowed)
     return _time_at_splits(params, moved, np.asarray(flop, dtype=np.float64), groups, splits, overhead)

@@ -12,15 +12,24 @@ https://arxiv.org/abs/2405.04434). Engines run it in two forms:
   output (the two "absorb" batched matmuls, ``mla_gen_pre`` / ``mla_gen_post``), so every head attends
   in the 576-dim latent space directly against the cache: an MQA with one 576-dim key head whose first
   512 dims are also the value (FlashMLA, https://github.com/deepseek-ai/FlashMLA; FlashInfer MLA,
-  https://docs.flashinfer.ai/api/mla.html). Bytes: ``kv_len x 576 x kv_bytes`` per sequence, FLOP:
-  ``2 x n_heads x kv_len x (576 + 512)``. The naive form (``absorbed=False``) caches full per-head K and V
-  instead.
+  https://docs.flashinfer.ai/api/mla.html). Bytes: ``kv_len x 576 x kv_bytes`` per sequence for each
+  group of ``heads_per_cta`` heads (one CTA serves that many heads and streams the latent itself: FlashMLA
+  64, vLLM's Triton MLA decode 16, its ``BLOCK_H``,
+  https://github.com/vllm-project/vllm/blob/main/vllm/attention/ops/triton_decode_attention.py), FLOP:
+  ``2 x n_heads x kv_len x (576 + 512)``; the generation-attention streaming model with its waves and
+  overlap. Split count: enough chunks to fill the SMs (``fill_splits=1``: FlashMLA's metadata), or always
+  ``max_splits`` (``fill_splits=0``: vLLM's Triton MLA launches ``num_kv_splits = 4`` whatever the batch,
+  https://github.com/vllm-project/vllm/blob/main/vllm/v1/attention/backends/mla/triton_mla.py). The naive
+  form (``absorbed=False``) caches full per-head K and V instead.
 - **Absorb matmuls**: per head, ``[tokens, 128] x [128, 512]`` (pre) and ``[tokens, 512] x [512, 128]``
   (post); roofline of their FLOP and bytes (weights once, activations in and out).
 - **Module**: everything the attention block of one layer runs: the fused ``q_a``/``kv_a``
   down-projection, ``q_b``, (prefill) ``kv_b``, the attention, (decode) the absorb matmuls, ``o_proj``,
   and a fixed number of small kernels (norms, RoPE, cache write, activation quantization), each paying
   ``module_kernel_s``. GEMMs are rooflines at ``gemm_compute_fraction`` of the GEMM dtype's peak.
+
+Every op takes at least ``host_floor_s``: an eager-mode call whose kernels finish before the host has
+issued them waits for the host (vLLM 0.14's Triton MLA tables on the A100: ~0.3 ms on every short row).
 
 The op each row is is an integer code (``OP_*`` below), so one vectorised call serves a mixed table.
 """
