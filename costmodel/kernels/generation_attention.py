@@ -97,7 +97,7 @@ class Params:
     cta_overhead_per_dim_s: float = 0.0
     """Further per-CTA time per head-dimension element of K plus V [s]: the prologue fills the load
     pipeline with the first key/value tiles and the epilogue writes O, both as wide as the head (in
-    the tables, a CTA's fixed time at head_dim 256 is 1.3-1.5 times that at 128)."""
+    the H100 tables, a CTA's fixed time at head_dim 256 is 1.2-1.4 times that at 128)."""
     sequence_overhead_s: float = 0.0
     """SM time per sequence outside any CTA's streaming loop [s]: its page table and split metadata,
     read whatever the number of KV heads."""
