@@ -331,6 +331,10 @@ def step_params(hardware: HardwareProfile, family: ModuleType, key: str, *, laun
     params = dataclasses.replace(
         params, **{n: min(getattr(params, n), c * launch_s) for n, c in caps.items()}
     )
+    if hasattr(params, "cta_overlap_fraction"):
+        # the serving step prices decode attention as a difference of passes, S(b, 1, c) - S(b, 1, 0),
+        # which stays non-decreasing in the batch only for the additive (unhidden) fixed time
+        params = dataclasses.replace(params, cta_overlap_fraction=0.0)
     if hasattr(params, "cache_bytes"):
         params = dataclasses.replace(params, cache_bytes=0.0)
     elif hasattr(params, "cache_bandwidth_ratio"):

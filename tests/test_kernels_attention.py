@@ -203,7 +203,7 @@ def test_split_k_takes_the_allowed_count_with_the_least_time(overhead_s: float, 
     p = dataclasses.replace(
         gen.default_params(hw, "bf16"), cta_overhead_s=overhead_s, combine_s=3e-6, split_min_tokens=64.0
     )
-    top = 32.0  # <= ceil(132 / groups) for every case, so the SM-filling rule below runs exactly s splits
+    top = 16.0  # <= ceil(132 / groups) for every case, so the SM-filling rule below runs exactly s splits
     for length in (128.0, 2048.0, 65536.0):
         moved = gen.kv_cache_bytes(batch_size=groups, kv_len=length, n_kv_heads=1, head_dim=128)
         shape = dict(total_bytes=moved, flop=0.0, ctas_unsplit=groups, kv_len=length)

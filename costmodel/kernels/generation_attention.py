@@ -353,6 +353,11 @@ def wave_load_s(
     return np.asarray(full_s + last_s, dtype=np.float64)
 
 
+EXHAUSTIVE_SPLITS = 16
+"""Split counts up to this many are all tried by :func:`best_splits`; above it, the powers of two and the
+cap."""
+
+
 def best_splits(
     params: Params,
     *,
@@ -362,31 +367,30 @@ def best_splits(
     max_allowed: npt.ArrayLike,
     overhead: Overhead | None = None,
 ) -> FloatArray:
-    """The split count in ``1 .. max_allowed`` that minimises the streaming time [-].
+    """The split count that minimises the kernel time [-], among every count from 1 to
+    ``EXHAUSTIVE_SPLITS`` and the powers of two up to ``max_allowed`` (and ``max_allowed`` itself).
 
-    With ``g`` unsplit CTAs and ``s`` splits, streaming takes ``bytes / min(D, g s c) + g s o / SMs``
-    (``D`` the device's achieved bandwidth, ``c`` one CTA's, ``o`` the per-CTA overhead): a convex
-    decrease while the CTAs cannot saturate the device, then a linear increase. The best real ``s`` is
-    ``min(D / (g c), sqrt(bytes SMs / (g^2 c o)))``; the best whole count is its floor or ceiling, or 1,
-    which also saves the reduction pass. The three candidates are compared on the whole kernel time.
+    With waves, the overlap's min and the reduction pass the time is not convex in the count, so counts
+    are compared, not solved for. The candidates depend on the length and the parameters only, never on
+    the batch, so the chosen time never falls as the batch grows (each candidate's time rises with it).
     """
     moved = np.asarray(total_bytes, dtype=np.float64)
     groups = np.asarray(ctas_unsplit, dtype=np.float64)
     top = np.asarray(max_allowed, dtype=np.float64)
     if overhead is None:
         overhead = Overhead(np.asarray(params.cta_overhead_s), np.asarray(0.0))
-    from_cache = np.where(moved <= params.cache_bytes, params.cache_bandwidth_ratio, 1.0)
-    device_bw = params.bandwidth_bytes_per_s * params.bandwidth_fraction * from_cache
-    cta_bw = params.bandwidth_bytes_per_s * params.per_cta_bandwidth_fraction * from_cache
-    saturate = device_bw / (groups * cta_bw)
-    with np.errstate(divide="ignore"):
-        balance = np.sqrt(moved * params.sm_count / (groups**2 * cta_bw * overhead.per_cta_s))
-    ideal = np.clip(np.minimum(saturate, balance), 1.0, top)
     work = np.asarray(flop, dtype=np.float64)
-    best = np.ones(np.broadcast(moved, groups, top).shape)
+    shape = np.broadcast(moved, groups, top).shape
+    best = np.ones(shape)
     best_s = _time_at_splits(params, moved, work, groups, best, overhead)
-    for candidate in (np.floor(ideal), np.ceil(ideal)):
-        candidate = np.clip(candidate, 1.0, top)
+    limit = float(np.max(top)) if top.size else 1.0
+    counts = sorted(
+        {float(c) for c in range(2, EXHAUSTIVE_SPLITS + 1)}
+        | {2.0**k for k in range(1, int(np.log2(max(limit, 1.0))) + 1)}
+    )
+    for count in [*counts, None]:
+        candidate = top if count is None else np.minimum(count, top)
+        candidate = np.broadcast_to(candidate, shape)
         t = _time_at_splits(params, moved, work, groups, candidate, overhead)
         best = np.where(t < best_s, candidate, best)
         best_s = np.minimum(t, best_s)
