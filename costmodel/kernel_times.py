@@ -104,7 +104,7 @@ GRAPH_LAUNCHES = {
     "gemm": {"launch_s": 1.0},
     "context_attention": {"launch_s": 2.0},
     "generation_attention": {"launch_s": 2.0, "combine_s": 1.0},
-    "mla": {"launch_s": 2.0, "module_kernel_s": 1.0},
+    "mla": {"launch_s": 2.0, "module_kernel_s": 1.0, "host_floor_s": 0.0},
     "moe": {"launch_s": 4.0},
 }
 """Family -> fixed-cost parameter -> the GPU kernel launches it stands for. The public kernel tables time
@@ -114,7 +114,8 @@ pay it per kernel: decode runs as a CUDA graph replay, which removes per-kernel 
 (https://pytorch.org/blog/accelerating-pytorch-with-cuda-graphs/), and in eager prefill the host launches
 ahead of long kernels. So each fixed cost is capped at that many launches (:func:`launch_s`; the
 attention kernels also write the cache; decode's split-K reduction is one more kernel; the fused MoE runs
-routing, alignment and two GEMMs; fp8 / fp4 GEMMs first quantize their activations, one more launch).
+routing, alignment and two GEMMs; fp8 / fp4 GEMMs first quantize their activations, one more launch;
+the MLA tables' eager host floor, ``host_floor_s``, is no GPU launch at all).
 What the host adds per step is the closed-loop model's ``step_overhead_s``."""
 DEDUPE_MAX_ELEMENTS = 200_000
 """Largest workload array :func:`_on_unique` sorts to find its distinct shapes [-]."""
@@ -331,6 +332,10 @@ def step_params(hardware: HardwareProfile, family: ModuleType, key: str, *, laun
     params = dataclasses.replace(
         params, **{n: min(getattr(params, n), c * launch_s) for n, c in caps.items()}
     )
+    if hasattr(params, "cta_overlap_fraction"):
+        # the serving step prices decode attention as a difference of passes, S(b, 1, c) - S(b, 1, 0),
+        # which stays non-decreasing in the batch only for the additive (unhidden) fixed time
+        params = dataclasses.replace(params, cta_overlap_fraction=0.0)
     if hasattr(params, "cache_bytes"):
         params = dataclasses.replace(params, cache_bytes=0.0)
     elif hasattr(params, "cache_bandwidth_ratio"):

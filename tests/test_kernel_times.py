@@ -319,3 +319,16 @@ def test_top_k_sparse_mla_decode_is_the_mla_kernel_over_the_selected_keys() -> N
     # a prefill chunk's top-k attention has no kernel model and keeps the roofline
     ops = forward_ops(sparse, batch_size=1, new_tokens=512, past_tokens=0, tp=8)
     assert ops[[op.name for op in ops].index("attention")].kernel is None
+
+
+def test_a_serving_step_pays_no_eager_host_floor_in_mla() -> None:
+    """The A100 MLA tables' ~0.3 ms floor is the eager host issuing each benchmark call; under CUDA graphs a
+    serving step does not wait for it, so the step's MLA parameters carry none."""
+    from costmodel.kernels import mla
+
+    a100 = costmodel.load_hardware("a100-80gb")
+    for key in ("vllm.vllm_triton_mla:gen:bf16", "vllm.vllm_triton_mla:ctx:bf16"):
+        stored = params_for(a100, mla, key)
+        step = kernel_times.step_params(a100, mla, key, launch_s=kernel_times.launch_s(a100))
+        assert step.host_floor_s == 0.0
+        assert stored.host_floor_s >= 0.0

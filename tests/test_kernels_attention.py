@@ -203,7 +203,7 @@ def test_split_k_takes_the_allowed_count_with_the_least_time(overhead_s: float, 
     p = dataclasses.replace(
         gen.default_params(hw, "bf16"), cta_overhead_s=overhead_s, combine_s=3e-6, split_min_tokens=64.0
     )
-    top = 32.0  # <= ceil(132 / groups) for every case, so the SM-filling rule below runs exactly s splits
+    top = 16.0  # <= ceil(132 / groups) for every case, so the SM-filling rule below runs exactly s splits
     for length in (128.0, 2048.0, 65536.0):
         moved = gen.kv_cache_bytes(batch_size=groups, kv_len=length, n_kv_heads=1, head_dim=128)
         shape = dict(total_bytes=moved, flop=0.0, ctas_unsplit=groups, kv_len=length)
@@ -232,3 +232,76 @@ def test_a_transferred_calibration_keeps_the_targets_own_datasheet() -> None:
     assert (
         target.bandwidth_bytes_per_s == h200.memory_bandwidth_bytes_per_s > h100.memory_bandwidth_bytes_per_s
     )
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_hidden_cta_overhead_lies_between_the_larger_part_and_the_sum(device: str) -> None:
+    """Overlapping the per-CTA overhead with the streaming never makes decode slower than running them one
+    after the other, nor faster than the longer of the two."""
+    hw = load_hardware(device)
+    serial = dataclasses.replace(gen.default_params(hw, "bf16"), cta_overhead_s=4e-6, launch_s=0.0)
+    b, length = np.meshgrid([1.0, 16.0, 256.0, 2048.0], [2.0, 128.0, 1024.0, 32768.0])
+    shape = dict(batch_size=b, kv_len=length, n_heads=32, n_kv_heads=8, head_dim=128)
+    t_serial = gen.time_s(hw, serial, **shape)
+    hidden = gen.time_s(hw, dataclasses.replace(serial, cta_overlap_fraction=1.0), **shape)
+    half = gen.time_s(hw, dataclasses.replace(serial, cta_overlap_fraction=0.5), **shape)
+    no_overhead = gen.time_s(hw, dataclasses.replace(serial, cta_overhead_s=0.0), **shape)
+    assert np.all(hidden <= half)
+    assert np.all(half <= t_serial)
+    assert np.all(hidden >= no_overhead * (1 - 1e-12))
+
+
+def test_waves_are_never_faster_than_the_fluid_limit_and_equal_it_in_one_wave() -> None:
+    """Streaming over ctas CTAs, slots at a time: a single wave is the fluid formula; more CTAs than slots
+    take at least bytes / min(device, slots x per-CTA) and pay a whole wave for a partial one when the
+    CTAs in flight cannot saturate the device."""
+    moved = np.full(6, 1e9)
+    ctas = np.array([10.0, 100.0, 132.0, 133.0, 264.0, 265.0])
+    device_bw, cta_bw, slots = np.array(3e12), np.array(1e10), 132.0
+    t = gen.wave_load_s(moved, ctas, slots, device_bw, cta_bw)
+    fluid = moved / np.minimum(device_bw, np.minimum(ctas, slots) * cta_bw)
+    assert np.all(t >= fluid * (1 - 1e-12))
+    np.testing.assert_allclose(t[:3], moved[:3] / np.minimum(device_bw, ctas[:3] * cta_bw))
+    per_cta_s = moved / ctas / cta_bw
+    np.testing.assert_allclose(t[3:], np.ceil(ctas[3:] / slots) * per_cta_s[3:])  # 2, 2, 3 waves
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("resident", [1.0, 2.0, 64.0])
+def test_decode_with_waves_and_hidden_overhead_stays_monotone(device: str, resident: float) -> None:
+    hw = load_hardware(device)
+    p = dataclasses.replace(
+        gen.default_params(hw, "bf16"),
+        resident_ctas_per_sm=resident,
+        cta_overlap_fraction=0.8,
+        cta_overhead_s=3e-6,
+    )
+    batches = np.array([1.0, 2.0, 16.0, 100.0, 128.0, 129.0, 1000.0, 2048.0])
+    for length in (2.0, 4096.0, 131072.0):
+        t = gen.time_s(hw, p, batch_size=batches, kv_len=length, n_heads=32, n_kv_heads=8, head_dim=128)
+        assert np.all(np.diff(t) >= 0)
+    lengths = np.array([1.0, 64.0, 256.0, 4096.0, 65536.0])
+    t = gen.time_s(hw, p, batch_size=64.0, kv_len=lengths, n_heads=32, n_kv_heads=8, head_dim=128)
+    assert np.all(np.diff(t) >= 0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_window_grid_over_the_whole_sequence_grows_until_it_fills_the_gpu(device: str) -> None:
+    """A kernel that sizes its split grid by the whole cached sequence pays each chunk's fixed time even
+    where the window skips its tokens: at batch 1 the time grows with the cache length, stays above the
+    window's own bytes, and once the grid fills the resident slots it stops growing. Within the window
+    both grids are the same kernel."""
+    hw = load_hardware(device)
+    by_window = dataclasses.replace(
+        gen.default_params(hw, "bf16"), cta_overhead_s=4e-6, resident_ctas_per_sm=8.0
+    )
+    by_sequence = dataclasses.replace(by_window, window_grid_full_length=1.0)
+    lengths = np.array([64.0, 128.0, 1024.0, 16384.0, 1048576.0, 4194304.0])
+    shape = dict(batch_size=1.0, n_heads=32, n_kv_heads=8, head_dim=64, window=128)
+    t = gen.time_s(hw, by_sequence, kv_len=lengths, **shape)
+    assert np.all(np.diff(t) >= 0)
+    assert t[-1] == pytest.approx(t[-2])  # the grid is full
+    assert t[3] > gen.time_s(hw, by_window, kv_len=lengths[3], **shape)
+    np.testing.assert_allclose(t[:2], gen.time_s(hw, by_window, kv_len=lengths[:2], **shape))
+    window_bytes = gen.kv_cache_bytes(batch_size=1, kv_len=128, n_kv_heads=8, head_dim=64)
+    assert np.all(t >= window_bytes / hw.memory_bandwidth_bytes_per_s)

@@ -120,10 +120,71 @@ def test_fit_recovers_decode_parameters_the_defaults_leave_insensitive() -> None
         launch_s=1.2e-5,
         per_cta_bandwidth_fraction=0.2,
     )
-    b, length = (a.ravel() for a in np.meshgrid([1.0, 8.0, 64.0, 512.0], [2.0, 256.0, 4096.0, 65536.0]))
-    shapes = dict(
-        op=np.full(b.shape, mla.OP_GENERATION), batch_size=b, seq_len=length, n_heads=np.full(b.shape, 128.0)
+    # several head counts, so that the heads one CTA serves (which also scales the bytes) is identifiable
+    b, length, heads = (
+        a.ravel() for a in np.meshgrid([1.0, 8.0, 64.0, 512.0], [2.0, 256.0, 4096.0, 65536.0], [16.0, 128.0])
     )
+    shapes = dict(op=np.full(b.shape, mla.OP_GENERATION), batch_size=b, seq_len=length, n_heads=heads)
     fitted = fit_params(mla, hw, "bf16", mla.time_s(hw, truth, **shapes), shapes)
     assert fitted.bandwidth_fraction == pytest.approx(0.9, rel=0.02)
     assert fitted.launch_s == pytest.approx(1.2e-5, rel=0.05)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_an_eager_host_floor_bounds_every_op_from_below_and_nothing_else(device: str) -> None:
+    hw = load_hardware(device)
+    p = mla.default_params(hw, "bf16")
+    floor = dataclasses.replace(p, host_floor_s=3e-4)
+    for op in mla.OPS.values():
+        shape = dict(batch_size=np.array([1.0, 64.0, 1024.0]), seq_len=np.array([2.0, 4096.0, 131072.0]))
+        t, t_floor = (
+            _t(hw, p, op, n_heads=16.0 + 0 * shape["batch_size"], **shape),
+            _t(hw, floor, op, n_heads=16.0 + 0 * shape["batch_size"], **shape),
+        )
+        np.testing.assert_allclose(t_floor, np.maximum(t, 3e-4))
+
+
+def test_each_head_group_streams_the_latent_cache_again() -> None:
+    """A CTA serves heads_per_cta heads; 128 heads at 16 per CTA read the cache 8 times, so a long,
+    bandwidth-bound decode takes about 8 times one group's time (vLLM's Triton MLA, BLOCK_H = 16)."""
+    hw = load_hardware("a100-80gb")
+    p = dataclasses.replace(
+        mla.default_params(hw, "bf16"), heads_per_cta=16.0, launch_s=0.0, cta_overhead_s=0.0
+    )
+    shape = dict(batch_size=64.0, seq_len=65536.0)
+    one = _t(hw, p, mla.OP_GENERATION, n_heads=16.0, **shape)
+    eight = _t(hw, p, mla.OP_GENERATION, n_heads=128.0, **shape)
+    assert eight == pytest.approx(8 * one, rel=0.02)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_fixed_split_grid_runs_in_waves_and_stays_monotone(device: str) -> None:
+    """vLLM's Triton MLA decode always launches 4 splits per sequence and head group, one CTA per SM:
+    time is flat in batch while the grid fits in one wave and steps up a wave at a time after it."""
+    hw = load_hardware(device)
+    p = dataclasses.replace(
+        mla.default_params(hw, "bf16"),
+        fill_splits=0.0,
+        max_splits=4.0,
+        resident_ctas_per_sm=1.0,
+        heads_per_cta=16.0,
+        per_cta_bandwidth_fraction=0.005,
+        launch_s=0.0,
+        cta_overhead_s=0.0,
+    )
+    sms = p.sm_count
+    batches = np.arange(1.0, 3 * sms / 4 + 1)
+    t = _t(
+        hw,
+        p,
+        mla.OP_GENERATION,
+        batch_size=batches,
+        seq_len=65536.0 + 0 * batches,
+        n_heads=16.0 + 0 * batches,
+    )
+    assert np.all(np.diff(t) >= -1e-12 * t[0])  # flat within a wave, up to rounding
+    waves = np.ceil(4 * batches / sms)
+    steps = np.diff(t) > 1e-9 * t[0]
+    np.testing.assert_array_equal(steps, np.diff(waves) > 0)  # a step exactly where a wave is added
+    one_wave = t[-1] - t[-2] if steps[-1] else np.diff(t)[steps][-1]
+    np.testing.assert_allclose(t[-1] - t[0], (waves[-1] - 1) * one_wave, rtol=1e-9)

@@ -4,6 +4,7 @@ Decode attention does about one multiply-add per byte of KV cache it reads, so i
 from HBM. The model:
 
     time = launch_s + max(stream_s, compute_s) + combine_s
+    stream_s = load_s + fixed_s - cta_overlap_fraction x min(load_s, fixed_s)
 
 - **KV bytes**: ``batch_size x kv_len x n_kv_heads x (head_dim + v_head_dim) x kv_bytes`` (a sliding
   window caps ``kv_len``); fp8 KV halves them.
@@ -27,8 +28,21 @@ from HBM. The model:
 - **L2 residency.** A KV cache no larger than the L2 cache stays there when the same call repeats (as
   in a kernel benchmark), and streams ``cache_bandwidth_ratio`` times faster. In serving, each layer
   reads its own cache, so a step streams from HBM: pass ``cache_bytes=0`` in the parameters there.
-- **cta_overhead_s**: each CTA's fixed time outside the streaming loop (load the query, write the
-  output), spread over the SMs; it is what thousands of short sequences cost beyond their bytes.
+- **Fixed time outside the streaming loop**: each CTA pays ``cta_overhead_s + cta_overhead_per_dim_s x
+  (head_dim + v_head_dim)`` of SM time (load Q and fill the load pipeline with the first K/V tiles, write
+  O: wider heads cost more), each sequence ``sequence_overhead_s`` (its page table and split metadata),
+  spread over the SMs; it is what thousands of short sequences cost beyond their bytes. With several CTAs
+  resident on an SM, one CTA's prologue runs while another's loads are in flight:
+  ``cta_overlap_fraction`` of the shorter of (streaming, fixed time) is hidden under the longer. In the
+  tables a batch of 2048 one-token caches and the same batch at 128 tokens take the same time.
+- **Waves.** An SM holds ``resident_ctas_per_sm`` CTAs at once (shared memory and registers); when those
+  in flight cannot saturate the bandwidth, a grid a little over a whole number of waves pays a whole
+  extra wave (:func:`wave_load_s`). A large value is the fluid limit.
+- **Sliding windows**: the bytes are the window's. A kernel sizes its split grid by the window, or by the
+  whole cached sequence up to the CTAs that fill the resident slots, the chunks outside the window
+  ending after their fixed time (``window_grid_full_length``; in the tables TensorRT-LLM's window-128
+  decode at batch 1-8 grows with the cache length up to 65k tokens, then stays flat once the grid fills
+  the GPU). Which one is a property of the kernel, chosen by the fit's starting points.
 - **combine_s**: the split-K reduction kernel, charged when a row splits.
 - **launch_s**: the fixed cost of the call [s].
 
@@ -38,7 +52,9 @@ output and partial results are small next to the cache.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -78,6 +94,27 @@ class Params:
     """Split-K reduction pass, when a call splits [s]."""
     cta_overhead_s: float = 1e-6
     """Time one SM spends per CTA outside the streaming loop (load the query, write the output) [s]."""
+    cta_overhead_per_dim_s: float = 0.0
+    """Further per-CTA time per head-dimension element of K plus V [s]: the prologue fills the load
+    pipeline with the first key/value tiles and the epilogue writes O, both as wide as the head (in
+    the H100 tables, a CTA's fixed time at head_dim 256 is 1.2-1.4 times that at 128)."""
+    sequence_overhead_s: float = 0.0
+    """SM time per sequence outside any CTA's streaming loop [s]: its page table and split metadata,
+    read whatever the number of KV heads."""
+    cta_overlap_fraction: float = 0.0
+    """Fraction of the shorter of (streaming, per-CTA overhead) hidden under the longer [-]: with several
+    CTAs resident on an SM, one CTA's prologue and epilogue run while the others' loads are in flight
+    (0: one after the other, the earlier model; 1: fully overlapped)."""
+    resident_ctas_per_sm: float = 64.0
+    """CTAs one SM holds at once [-] (its shared memory and registers over one CTA's): CTAs beyond
+    ``sm_count x resident_ctas_per_sm`` wait for a free slot, so a grid that cannot saturate the bandwidth
+    runs in waves (a large value, the default, is the fluid limit)."""
+    window_grid_full_length: float = 0.0
+    """How a sliding-window kernel sizes its split-K grid [-]: 0, over the tokens the window keeps
+    (the least-time split count); 1, over the whole cached sequence, up to the CTAs that fill the SMs'
+    resident slots, the chunks outside the window ending after their fixed time (TensorRT-LLM's
+    window-128 decode grows with the cache length until the grid fills the GPU). A property of the
+    kernel, chosen by the fit's starting points, not moved by it."""
     cache_bandwidth_ratio: float = 1.0
     """Streaming rate from L2 over the rate from HBM [-], for a KV cache that stays in L2 between calls
     (1 by default: datasheets give no L2 bandwidth; calibration finds it)."""
@@ -95,6 +132,10 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "launch_s": (1e-7, 5e-4),
     "combine_s": (0.0, 1e-4),
     "cta_overhead_s": (0.0, 1e-4),
+    "cta_overhead_per_dim_s": (0.0, 1e-7),
+    "sequence_overhead_s": (0.0, 1e-4),
+    "cta_overlap_fraction": (0.0, 1.0),
+    "resident_ctas_per_sm": (1.0, 64.0),
     "cache_bandwidth_ratio": (1.0, 10.0),
     "heads_per_cta": (1.0, 256.0),
     "max_splits": (1.0, 256.0),
@@ -115,6 +156,23 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         launch_s=hardware.efficiency.kernel_overhead_s,
         combine_s=hardware.efficiency.kernel_overhead_s,
     )
+
+
+def initial_guesses(hardware: HardwareProfile, dtype: str) -> list[Params]:
+    """Starting points of a fit: the defaults with the per-CTA overhead in series with the streaming or
+    mostly hidden, and two or many resident CTAs per SM (the model is piecewise in both); for
+    sliding-window keys (``+swa``) also the grid over the whole sequence (``window_grid_full_length``)."""
+    start = default_params(hardware, dtype)
+    starts = [
+        dataclasses.replace(start, cta_overlap_fraction=overlap, resident_ctas_per_sm=resident)
+        for overlap in (0.0, 0.9)
+        for resident in (2.0, 64.0)
+    ]
+    if "+swa" not in dtype:
+        return starts
+    return starts + [
+        dataclasses.replace(s, window_grid_full_length=1.0, resident_ctas_per_sm=8.0) for s in starts[:2]
+    ]
 
 
 def kv_cache_bytes(
@@ -183,14 +241,19 @@ def time_s(
     flop = 2.0 * b * h * length * (d + dv)
     # continuous in heads_per_cta so that a fit can find it; a kernel splits whole groups
     passes = np.maximum(1.0, h / hkv / params.heads_per_cta)
-    return stream_time_s(
-        params,
+    shared = dict(
         total_bytes=total_bytes * passes,
         flop=flop,
         ctas_unsplit=b * hkv * passes,
-        kv_len=length,
-        best_split=True,
+        cta_overhead_s=params.cta_overhead_s + params.cta_overhead_per_dim_s * (d + dv),
+        fixed_sm_s=b * params.sequence_overhead_s,
     )
+    t = stream_time_s(params, kv_len=length, best_split=True, **shared)  # type: ignore[arg-type]
+    if params.window_grid_full_length < 0.5:
+        return t
+    full = np.asarray(kv_len, dtype=np.float64)
+    grid_s = stream_time_s(params, kv_len=full, fill_slots=True, **shared)  # type: ignore[arg-type]
+    return np.asarray(np.where(full > length, grid_s, t), dtype=np.float64)
 
 
 def stream_time_s(
@@ -201,6 +264,10 @@ def stream_time_s(
     ctas_unsplit: npt.ArrayLike,
     kv_len: npt.ArrayLike,
     best_split: bool = False,
+    fixed_splits: bool = False,
+    fill_slots: bool = False,
+    cta_overhead_s: npt.ArrayLike | None = None,
+    fixed_sm_s: npt.ArrayLike = 0.0,
 ) -> FloatArray:
     """Time of a decode kernel that streams ``total_bytes`` of cache and does ``flop`` of work [s].
 
@@ -208,21 +275,47 @@ def stream_time_s(
     group); each may be split into chunks of at least ``split_min_tokens`` of the ``kv_len`` tokens, at
     most ``max_splits``. With ``best_split`` the split count is the allowed one that takes the least time
     (:func:`best_splits`), as a kernel's split heuristic aims to; without it, the count that fills the SMs
-    (the MLA decode model, which shares this function, still uses that rule).
+    (the MLA decode model, which shares this function, still uses that rule); with ``fixed_splits``,
+    always ``max_splits``; with ``fill_slots``, as many as fill every SM's resident slots.
+    ``cta_overhead_s`` is each CTA's fixed time (default ``params.cta_overhead_s``),
+    ``fixed_sm_s`` SM time that does not depend on the split count (per-sequence work); both overlap
+    with the streaming as ``cta_overlap_fraction`` says.
     """
+    overhead = Overhead(
+        np.asarray(params.cta_overhead_s if cta_overhead_s is None else cta_overhead_s, dtype=np.float64),
+        np.asarray(fixed_sm_s, dtype=np.float64),
+    )
     groups = np.asarray(ctas_unsplit, dtype=np.float64)
     length = np.asarray(kv_len, dtype=np.float64)
     moved = np.asarray(total_bytes, dtype=np.float64)
     allowed = np.maximum(1.0, np.minimum(np.floor(length / params.split_min_tokens), params.max_splits))
     if best_split:
-        splits = best_splits(params, total_bytes=moved, flop=flop, ctas_unsplit=groups, max_allowed=allowed)
+        splits = best_splits(
+            params, total_bytes=moved, flop=flop, ctas_unsplit=groups, max_allowed=allowed, overhead=overhead
+        )
+    elif fixed_splits:  # a fixed grid of max_splits chunks, however short the sequence
+        splits = np.broadcast_to(np.asarray(params.max_splits, dtype=np.float64), allowed.shape)
+    elif fill_slots:
+        splits = np.minimum(np.ceil(params.sm_count * params.resident_ctas_per_sm / groups), allowed)
     else:
         splits = np.minimum(np.ceil(params.sm_count / groups), allowed)
-    return _time_at_splits(params, moved, np.asarray(flop, dtype=np.float64), groups, splits)
+    return _time_at_splits(params, moved, np.asarray(flop, dtype=np.float64), groups, splits, overhead)
+
+
+class Overhead(NamedTuple):
+    """SM time outside the streaming loops: ``per_cta_s`` per CTA, ``fixed_sm_s`` in all [s]."""
+
+    per_cta_s: FloatArray
+    fixed_sm_s: FloatArray
 
 
 def _time_at_splits(
-    params: Params, moved: FloatArray, flop: FloatArray, groups: FloatArray, splits: FloatArray
+    params: Params,
+    moved: FloatArray,
+    flop: FloatArray,
+    groups: FloatArray,
+    splits: FloatArray,
+    overhead: Overhead | None = None,
 ) -> FloatArray:
     """Kernel time with ``splits`` chunks per unsplit CTA [s]."""
     ctas = groups * splits
@@ -230,11 +323,39 @@ def _time_at_splits(
     from_cache = np.where(moved <= params.cache_bytes, params.cache_bandwidth_ratio, 1.0)
     device_bw = params.bandwidth_bytes_per_s * params.bandwidth_fraction * from_cache
     cta_bw = params.bandwidth_bytes_per_s * params.per_cta_bandwidth_fraction * from_cache
-    stream_s = moved / np.minimum(device_bw, ctas * cta_bw)
-    stream_s = stream_s + ctas * params.cta_overhead_s / params.sm_count
+    load_s = wave_load_s(moved, ctas, params.sm_count * params.resident_ctas_per_sm, device_bw, cta_bw)
+    if overhead is None:
+        overhead = Overhead(np.asarray(params.cta_overhead_s), np.asarray(0.0))
+    overhead_s = (ctas * overhead.per_cta_s + overhead.fixed_sm_s) / params.sm_count
+    stream_s = load_s + overhead_s - params.cta_overlap_fraction * np.minimum(load_s, overhead_s)
     compute_s = flop / (params.peak_flop_per_s * params.compute_fraction)
     combine_s = np.where(splits > 1.0, params.combine_s, 0.0)
     return np.asarray(params.launch_s + np.maximum(stream_s, compute_s) + combine_s, dtype=np.float64)
+
+
+def wave_load_s(
+    moved: FloatArray, ctas: FloatArray, slots: npt.ArrayLike, device_bw: FloatArray, cta_bw: FloatArray
+) -> FloatArray:
+    """Time to stream ``moved`` bytes split evenly over ``ctas`` CTAs, ``slots`` of which run at once [s].
+
+    Each full wave of ``slots`` CTAs streams at ``min(device_bw, slots x cta_bw)``, the last partial wave
+    of ``r`` CTAs at ``min(device_bw, r x cta_bw)``: when the CTAs in flight cannot saturate the device, a
+    grid just over a whole number of waves pays a whole extra wave (wave quantization). With ``ctas <=
+    slots`` this is ``moved / min(device_bw, ctas x cta_bw)``.
+    """
+    slots_ = np.asarray(slots, dtype=np.float64)
+    per_cta = moved / np.maximum(ctas, 1e-30)
+    full = np.floor(ctas / slots_)
+    last = ctas - full * slots_
+    full_s = full * slots_ * per_cta / np.minimum(device_bw, slots_ * cta_bw)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        last_s = np.where(last > 0, last * per_cta / np.minimum(device_bw, last * cta_bw), 0.0)
+    return np.asarray(full_s + last_s, dtype=np.float64)
+
+
+EXHAUSTIVE_SPLITS = 16
+"""Split counts up to this many are all tried by :func:`best_splits`; above it, the powers of two and the
+cap."""
 
 
 def best_splits(
@@ -244,31 +365,33 @@ def best_splits(
     flop: npt.ArrayLike = 0.0,
     ctas_unsplit: npt.ArrayLike,
     max_allowed: npt.ArrayLike,
+    overhead: Overhead | None = None,
 ) -> FloatArray:
-    """The split count in ``1 .. max_allowed`` that minimises the streaming time [-].
+    """The split count that minimises the kernel time [-], among every count from 1 to
+    ``EXHAUSTIVE_SPLITS`` and the powers of two up to ``max_allowed`` (and ``max_allowed`` itself).
 
-    With ``g`` unsplit CTAs and ``s`` splits, streaming takes ``bytes / min(D, g s c) + g s o / SMs``
-    (``D`` the device's achieved bandwidth, ``c`` one CTA's, ``o`` the per-CTA overhead): a convex
-    decrease while the CTAs cannot saturate the device, then a linear increase. The best real ``s`` is
-    ``min(D / (g c), sqrt(bytes SMs / (g^2 c o)))``; the best whole count is its floor or ceiling, or 1,
-    which also saves the reduction pass. The three candidates are compared on the whole kernel time.
+    With waves, the overlap's min and the reduction pass the time is not convex in the count, so counts
+    are compared, not solved for. The candidates depend on the length and the parameters only, never on
+    the batch, so the chosen time never falls as the batch grows (each candidate's time rises with it).
     """
     moved = np.asarray(total_bytes, dtype=np.float64)
     groups = np.asarray(ctas_unsplit, dtype=np.float64)
     top = np.asarray(max_allowed, dtype=np.float64)
-    from_cache = np.where(moved <= params.cache_bytes, params.cache_bandwidth_ratio, 1.0)
-    device_bw = params.bandwidth_bytes_per_s * params.bandwidth_fraction * from_cache
-    cta_bw = params.bandwidth_bytes_per_s * params.per_cta_bandwidth_fraction * from_cache
-    saturate = device_bw / (groups * cta_bw)
-    with np.errstate(divide="ignore"):
-        balance = np.sqrt(moved * params.sm_count / (groups**2 * cta_bw * params.cta_overhead_s))
-    ideal = np.clip(np.minimum(saturate, balance), 1.0, top)
+    if overhead is None:
+        overhead = Overhead(np.asarray(params.cta_overhead_s), np.asarray(0.0))
     work = np.asarray(flop, dtype=np.float64)
-    best = np.ones(np.broadcast(moved, groups, top).shape)
-    best_s = _time_at_splits(params, moved, work, groups, best)
-    for candidate in (np.floor(ideal), np.ceil(ideal)):
-        candidate = np.clip(candidate, 1.0, top)
-        t = _time_at_splits(params, moved, work, groups, candidate)
+    shape = np.broadcast(moved, groups, top).shape
+    best = np.ones(shape)
+    best_s = _time_at_splits(params, moved, work, groups, best, overhead)
+    limit = float(np.max(top)) if top.size else 1.0
+    counts = sorted(
+        {float(c) for c in range(2, EXHAUSTIVE_SPLITS + 1)}
+        | {2.0**k for k in range(1, int(np.log2(max(limit, 1.0))) + 1)}
+    )
+    for count in [*counts, None]:
+        candidate = top if count is None else np.minimum(count, top)
+        candidate = np.broadcast_to(candidate, shape)
+        t = _time_at_splits(params, moved, work, groups, candidate, overhead)
         best = np.where(t < best_s, candidate, best)
         best_s = np.minimum(t, best_s)
     return np.asarray(best, dtype=np.float64)

@@ -12,9 +12,15 @@ https://arxiv.org/abs/2405.04434). Engines run it in two forms:
   output (the two "absorb" batched matmuls, ``mla_gen_pre`` / ``mla_gen_post``), so every head attends
   in the 576-dim latent space directly against the cache: an MQA with one 576-dim key head whose first
   512 dims are also the value (FlashMLA, https://github.com/deepseek-ai/FlashMLA; FlashInfer MLA,
-  https://docs.flashinfer.ai/api/mla.html). Bytes: ``kv_len x 576 x kv_bytes`` per sequence, FLOP:
-  ``2 x n_heads x kv_len x (576 + 512)``. The naive form (``absorbed=False``) caches full per-head K and V
-  instead.
+  https://docs.flashinfer.ai/api/mla.html). Bytes: ``kv_len x 576 x kv_bytes`` per sequence for each
+  group of ``heads_per_cta`` heads (one CTA serves that many heads and streams the latent itself: FlashMLA
+  64, vLLM's Triton MLA decode 16, its ``BLOCK_H``,
+  https://github.com/vllm-project/vllm/blob/main/vllm/attention/ops/triton_decode_attention.py), FLOP:
+  ``2 x n_heads x kv_len x (576 + 512)``; the generation-attention streaming model with its waves and
+  overlap. Split count: enough chunks to fill the SMs (``fill_splits=1``: FlashMLA's metadata), or always
+  ``max_splits`` (``fill_splits=0``: vLLM's Triton MLA launches ``num_kv_splits = 4`` whatever the batch,
+  https://github.com/vllm-project/vllm/blob/main/vllm/v1/attention/backends/mla/triton_mla.py). The naive
+  form (``absorbed=False``) caches full per-head K and V instead.
 - **Absorb matmuls**: per head, ``[tokens, 128] x [128, 512]`` (pre) and ``[tokens, 512] x [512, 128]``
   (post); roofline of their FLOP and bytes (weights once, activations in and out).
 - **Module**: everything the attention block of one layer runs: the fused ``q_a``/``kv_a``
@@ -22,11 +28,15 @@ https://arxiv.org/abs/2405.04434). Engines run it in two forms:
   and a fixed number of small kernels (norms, RoPE, cache write, activation quantization), each paying
   ``module_kernel_s``. GEMMs are rooflines at ``gemm_compute_fraction`` of the GEMM dtype's peak.
 
+Every op takes at least ``host_floor_s``: an eager-mode call whose kernels finish before the host has
+issued them waits for the host (vLLM 0.14's Triton MLA tables on the A100: ~0.3 ms on every short row).
+
 The op each row is is an integer code (``OP_*`` below), so one vectorised call serves a mixed table.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,9 +103,25 @@ class Params:
     cache_bandwidth_ratio: float = 1.0
     """Decode streaming rate from L2 over the rate from HBM for an L2-resident cache [-]."""
     heads_per_cta: float = 64.0
-    """Query heads one absorbed decode CTA serves (FlashMLA: 64) [-]."""
+    """Query heads one absorbed decode CTA serves [-] (FlashMLA: 64, the rows of a Hopper wgmma tile;
+    vLLM's Triton MLA decode: 16, its ``BLOCK_H``); each group of that many heads streams the latent
+    cache again."""
+    cta_overlap_fraction: float = 0.0
+    """Fraction of the shorter of (streaming, per-CTA overhead) hidden under the longer in decode [-]
+    (see ``generation_attention.Params``)."""
     max_splits: float = 64.0
     """Most split-K chunks of one sequence in decode [-]."""
+    resident_ctas_per_sm: float = 64.0
+    """Decode CTAs one SM holds at once [-] (see ``generation_attention.Params``)."""
+    host_floor_s: float = 0.0
+    """Host time to issue one call [s]: an eager-mode call whose kernels finish sooner waits for the
+    host, so the call takes ``max(host_floor_s, device time)`` (0: the host keeps ahead, as under CUDA
+    graphs). vLLM 0.14's Triton MLA on the A100 measures a ~0.3 ms floor on every row."""
+    fill_splits: float = 1.0
+    """How the decode kernel picks its split count [-]: 1, enough chunks to fill the SMs (FlashMLA's
+    ``get_mla_metadata``, FlashInfer), at most ``max_splits``; 0, always ``max_splits`` whatever the
+    batch (vLLM's Triton MLA decode, ``num_kv_splits = 4``). A property of the kernel, chosen by the fit's
+    starting points, not moved by it."""
 
 
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -108,7 +134,11 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "cta_overhead_s": (0.0, 1e-4),
     "module_kernel_s": (0.0, 1e-4),
     "cache_bandwidth_ratio": (1.0, 10.0),
+    "heads_per_cta": (1.0, 128.0),
+    "cta_overlap_fraction": (0.0, 1.0),
     "max_splits": (1.0, 256.0),
+    "resident_ctas_per_sm": (1.0, 64.0),
+    "host_floor_s": (0.0, 1e-3),
 }
 
 
@@ -144,6 +174,28 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
     )
 
 
+def initial_guesses(hardware: HardwareProfile, dtype: str) -> list[Params]:
+    """Starting points of a fit: the defaults, and for decode keys each split rule (``fill_splits``, which
+    the fit does not move) with one or many resident CTAs per SM, 16 or 64 heads per CTA and the
+    per-CTA overhead hidden or not (the model is piecewise in all four)."""
+    start = default_params(hardware, dtype)
+    floors = [dataclasses.replace(start, host_floor_s=floor) for floor in (0.0, 1e-4)]
+    if ":gen:" not in f":{dtype}":
+        return floors
+    return [
+        dataclasses.replace(
+            floor,
+            fill_splits=fill,
+            max_splits=64.0 if fill else 4.0,
+            resident_ctas_per_sm=1.0,
+            heads_per_cta=16.0 if fill == 0.0 else 64.0,
+            cta_overlap_fraction=0.5,
+        )
+        for fill in (0.0, 1.0)
+        for floor in floors
+    ]
+
+
 def _context_params(params: Params) -> context_attention.Params:
     return context_attention.Params(
         peak_flop_per_s=params.peak_flop_per_s,
@@ -170,6 +222,8 @@ def _generation_params(params: Params) -> generation_attention.Params:
         compute_fraction=params.compute_fraction,
         launch_s=params.launch_s,
         cta_overhead_s=params.cta_overhead_s,
+        cta_overlap_fraction=params.cta_overlap_fraction,
+        resident_ctas_per_sm=params.resident_ctas_per_sm,
     )
 
 
@@ -240,12 +294,15 @@ def time_s(
         kv_bytes=kv_bytes,
     )
     gen = _generation_params(params)
+    # each group of heads_per_cta heads streams the latent cache once (continuous so a fit can find it)
+    passes = np.maximum(1.0, h / params.heads_per_cta)
     absorbed_s = generation_attention.stream_time_s(
         gen,
-        total_bytes=b * s * latent * np.asarray(kv_bytes, dtype=np.float64),
+        total_bytes=b * s * latent * np.asarray(kv_bytes, dtype=np.float64) * passes,
         flop=2.0 * b * h * s * (latent + kv_lora_rank),
-        ctas_unsplit=b * np.ceil(h / params.heads_per_cta),
+        ctas_unsplit=b * passes,
         kv_len=s,
+        fixed_splits=params.fill_splits < 0.5,
     )
     naive_s = generation_attention.time_s(
         hardware,
@@ -275,7 +332,7 @@ def time_s(
     generation_module_s = (
         projections_s + bmm_pre_s + bmm_post_s + generation_s + (4 + SMALL_KERNELS) * params.module_kernel_s
     )
-    return np.asarray(
+    device_s = np.asarray(
         np.select(
             [
                 code == OP_CONTEXT,
@@ -295,3 +352,4 @@ def time_s(
         ),
         dtype=np.float64,
     )
+    return np.asarray(np.maximum(device_s, params.host_floor_s), dtype=np.float64)
