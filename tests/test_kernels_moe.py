@@ -249,6 +249,62 @@ def test_one_expert_top1_streams_and_computes_one_dense_ffn(routing: str) -> Non
     flop = parts.compute_s * params.peak_flop_per_s * params.compute_fraction
     assert np.allclose(flop, 2.0 * 3.0 * H * I * T, rtol=1e-12)
     weight_bytes = 3.0 * H * I * 2.0  # bf16
-    activation_bytes = 2.0 * (2.0 * T * H + T * (2.0 * I + H))
+    # tokens in and out, and per token each intermediate written once and read once: the gate/up output
+    # (2 I), the activation (I) and the down-projection output (H)
+    activation_bytes = 2.0 * (2.0 * T * H + 2.0 * T * (2.0 * I + I + H))
     streamed = parts.memory_s * params.memory_bandwidth_bytes_per_s * params.bandwidth_fraction
     assert np.allclose(streamed, weight_bytes + activation_bytes, rtol=1e-12)
+
+
+L40S = load_hardware("l40s")
+SMALL = {"hidden_size": 2048, "inter_size": 768, "topk": 8, "num_experts": 128}  # fp8 expert: 4.7 MB
+
+
+def _per_byte_s(params: moe.Params, topk: int) -> float:
+    """Memory time per streamed byte of a one-token call on SMALL experts with ``topk`` of them: the
+    touched experts' weights, the token in and out, and its ``topk`` rows of intermediates."""
+    H, I = SMALL["hidden_size"], SMALL["inter_size"]  # noqa: E741
+    parts = moe.breakdown(L40S, params, num_tokens=1.0, **{**SMALL, "topk": topk})
+    weights = float(parts.load.touched_experts) * 3 * H * I * params.weight_bits / 8
+    traffic = weights + 2.0 * (2 * H + 2 * topk * (3 * I + H))
+    return float(parts.memory_s) / traffic
+
+
+def test_cache_hit_rate_falls_off_a_cliff_past_the_capacity() -> None:
+    """LRU over a cyclic sweep: a working set well inside the cache streams at the cache's rate, one twice
+    its size at (nearly) the memory's rate, never faster than one that fits."""
+    params = dataclasses.replace(
+        moe.default_params(L40S, "fp8"), cache_fraction=0.5, cache_sharpness=12.0, cache_speedup=4.0
+    )
+    cold = 1.0 / (params.memory_bandwidth_bytes_per_s * params.bandwidth_fraction)
+    capacity = params.cache_fraction * params.cache_bytes  # 48 MiB
+    rates = [_per_byte_s(params, k) for k in (2, 4, 8, 16, 32)]  # 9 MB ... 151 MB of weights
+    assert rates[0] == pytest.approx(cold / params.cache_speedup, rel=0.02)  # 9 MB << 48 MiB
+    assert rates[-1] == pytest.approx(cold, rel=0.02)  # 151 MB ~ 3 x 48 MiB
+    assert np.all(np.diff(rates) >= 0)
+    assert 2 * capacity < 32 * 3 * 2048 * 768
+
+
+def test_rows_kept_for_other_gpus_experts_cost_traffic_only_under_expert_parallelism() -> None:
+    base = moe.default_params(L40S, "fp8")
+    keep = dataclasses.replace(base, routed_pair_fraction=1.0)
+    T = np.array([1.0, 64.0, 4096.0, 16384.0])
+    for ep in (2, 8, 128):
+        compact = moe.time_s(L40S, base, num_tokens=T, ep_size=ep, **SMALL)
+        kept = moe.time_s(L40S, keep, num_tokens=T, ep_size=ep, **SMALL)
+        assert np.all(kept >= compact)
+        assert kept[-1] > compact[-1]
+    np.testing.assert_allclose(
+        moe.time_s(L40S, keep, num_tokens=T, **SMALL), moe.time_s(L40S, base, num_tokens=T, **SMALL)
+    )
+
+
+@pytest.mark.parametrize("routing", ["power_law_1.01", "power_law_1.2"])
+@pytest.mark.parametrize("ep", [1, 8, 32])
+def test_imbalanced_routing_is_never_faster_once_every_expert_is_touched(routing: str, ep: int) -> None:
+    """With every expert of the busiest GPU touched, skew only adds rows to it (and to its busiest expert)."""
+    params = moe.default_params(H100, "fp8")
+    T = np.array([4096.0, 16384.0, 65536.0])
+    balanced = moe.time_s(H100, params, num_tokens=T, ep_size=ep, **SHAPE)
+    skewed = moe.time_s(H100, params, num_tokens=T, ep_size=ep, routing=routing, **SHAPE)
+    assert np.all(skewed >= balanced * (1 - 1e-12))
