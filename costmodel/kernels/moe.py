@@ -213,7 +213,8 @@ class Params:
     ``tile_overhead_k``)."""
     stream_tile_n: float
     """Output columns one CTA streams weights for in the few-row regime [elements]: a GEMM whose touched
-    experts give fewer such tiles than the GPU has SMs streams its weights on only that many SMs."""
+    experts give fewer such tiles than the GPU has SMs streams its weights on only that many SMs. Bounded
+    by the N widths of the CTA tiles grouped-GEMM kernels use (up to 256)."""
     tile_m_tokens: float
     """Rows of an expert's M tile: an expert with fewer tokens still pays a full tile [tokens]."""
     dequant_s_per_element: float
@@ -251,7 +252,7 @@ BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "bandwidth_fraction": (0.02, 1.0),
     "compute_fraction": (0.02, 1.0),
     "tile_m_tokens": (1.0, 256.0),
-    "stream_tile_n": (8.0, 1024.0),
+    "stream_tile_n": (8.0, 256.0),
     "tile_overhead_k": (0.0, 1024.0),
     "cache_fraction": (0.0, 1.0),
     "cache_speedup": (1.0, 10.0),
