@@ -129,7 +129,9 @@ def main() -> None:
             # a parameter with no effect on this key's rows stays at its default
             inert: tuple[str, ...] = () if getattr(start, "weight_only", True) else ("dequant_s_per_element",)
             if getattr(start, "cache_bytes", 1.0) == 0.0:  # no cache in the profile (B200)
-                inert += ("cache_fraction", "cache_speedup")
+                inert += ("cache_fraction", "cache_speedup", "cache_sharpness")
+            if getattr(start, "compute_units", 1.0) == 0.0:  # no SM count: no streaming limit
+                inert += ("stream_tile_n",)
             if family == "comm":  # 10-30 calibration rows per key: keep the best of several starts
                 params = best_fit(module, hardware, str(key), start, cal_rows, adapter, inert)
             else:

@@ -25,8 +25,8 @@ device's calibrated parameters (``hardware_profiles/calibrated/<device>.yaml``, 
 Parameter keys. The public tables calibrate several kernels per family and device (one per engine and
 kernel source). The rule: GEMM uses the format's own key (fitted on all of that format's rows, the
 engines' kernels pooled: GEMM keys do not name their engine); MoE the fastest, at each token count, of
-the engine's own kernels of the format (its autotuner picks the fastest runner, :func:`moe_keys`), else
-the format's pooled key; attention, MLA and the all-reduce use the sorted-first
+the engine's own kernels of the format (its autotuner picks the fastest runner), else
+the format's pooled key (one rule, :func:`moe_keys`); attention, MLA and the all-reduce use the sorted-first
 stored key of the engine named by ``Efficiency.kernel_engine`` (``vllm`` by default; ``sglang`` runs
 vLLM's kernels) for the compute dtype (``bf16``; ``+fp8kv`` with an fp8 cache, and the decode classes
 ``+mha`` / ``+wide`` / ``+swa`` the tables distinguish), then of any engine, then the datasheet defaults.
@@ -601,23 +601,6 @@ def moe_format(weight_dtype: str, activation_dtype: str) -> str | None:
     return MOE_FORMATS.get((base, matmul_compute_dtype(activation_dtype)))
 
 
-def _moe_key(keys: _Keys, name: str) -> str:
-    """The format's pooled parameters where stored, else the sorted-first key of the engine's own kernels
-    of that format (then of any engine's), leaving out :data:`MOE_CHECKPOINT_KERNELS_EXCLUDED`."""
-    from costmodel.kernels import moe
-
-    stored = keys.stored(moe)
-    if name in stored:
-        return name
-    own = [
-        k
-        for k in stored
-        if k.startswith(name + ":") and not any(x in k for x in MOE_CHECKPOINT_KERNELS_EXCLUDED)
-    ]
-    mine = [k for k in own if k.split(":")[1:2] == [keys.engine]]
-    return (mine or own or [name])[0]
-
-
 def _moe_s(
     hardware: HardwareProfile, keys: _Keys, shape: MoEShape, weight_dtype: str, activation_dtype: str
 ) -> FloatArray | None:
@@ -655,21 +638,37 @@ def _moe_s(
 
 
 def moe_keys(keys: _Keys, fmt: str, *, gated: bool = True) -> list[str]:
-    """The MoE kernels an engine chooses among for ``fmt``: its own stored ``<fmt>:<engine>:<kernel>``
-    keys (the non-gated kernels only for non-gated experts, and the reverse), else the format's pooled
-    key. The engine runs the fastest of them at each token count: its MoE autotuner profiles every runner
-    and tactic per shape and keeps the fastest (FlashInfer, run by vLLM and SGLang at warm-up,
-    https://docs.flashinfer.ai/autotuning.html; TensorRT-LLM's ``AutoTuner`` and ``MoeConfig.backend``
-    ``AUTO``, https://nvidia.github.io/TensorRT-LLM/1.4.0rc4/llm-api/reference/MoeConfig.html), so a
-    step is timed with the engine's fastest kernel, not an average of every engine's."""
+    """The MoE kernels an engine chooses among for ``fmt``, each a stored parameter key.
+
+    1. The engine's own ``<fmt>:<engine>:<kernel>`` keys (the non-gated kernels only for non-gated experts,
+       and the reverse). The engine runs the fastest of them at each token count: its MoE autotuner
+       profiles every runner and tactic per shape and keeps the fastest (FlashInfer, run by vLLM and SGLang
+       at warm-up, https://docs.flashinfer.ai/autotuning.html; TensorRT-LLM's ``AutoTuner`` and
+       ``MoeConfig.backend`` ``AUTO``, https://nvidia.github.io/TensorRT-LLM/1.4.0rc4/llm-api/reference/MoeConfig.html),
+       so a step is timed with the engine's fastest kernel, not an average of every engine's.
+    2. Else the format's pooled key, where stored.
+    3. Else one kernel of the format: the sorted-first of the engine's, then of any engine's; else the bare
+       format (its datasheet defaults).
+
+    Where the format has no pooled key (a checkpoint layout: ``mxfp4``) the kernels named in
+    :data:`MOE_CHECKPOINT_KERNELS_EXCLUDED` are passed over at every step.
+    """
     from costmodel.kernels import moe
 
     stored = keys.stored(moe)
-    prefix = f"{fmt}:{keys.engine}:"
-    own = [k for k in stored if k.startswith(prefix) and ("nongated" in k) != gated]
-    if fmt not in stored:  # a checkpoint layout (mxfp4): MOE_CHECKPOINT_KERNELS_EXCLUDED
-        own = [k for k in own if not any(x in k for x in MOE_CHECKPOINT_KERNELS_EXCLUDED)]
-    return own or [_moe_key(keys, fmt)]
+    usable = [
+        k
+        for k in stored
+        if k.startswith(fmt + ":")
+        and (fmt in stored or not any(x in k for x in MOE_CHECKPOINT_KERNELS_EXCLUDED))
+    ]
+    engines = [k for k in usable if k.split(":")[1:2] == [keys.engine]]
+    own = [k for k in engines if ("nongated" in k) != gated]
+    if own:
+        return own
+    if fmt in stored:
+        return [fmt]
+    return (engines or usable or [fmt])[:1]
 
 
 def _collective_s(hardware: HardwareProfile, keys: _Keys, shape: CollectiveShape) -> FloatArray:

@@ -240,8 +240,9 @@ def test_legacy_fix_up_puts_a_small_batch_on_rank_0() -> None:
 
 @pytest.mark.parametrize("routing", ROUTINGS)
 def test_one_expert_top1_streams_and_computes_one_dense_ffn(routing: str) -> None:
-    """E = k = 1 is a dense gated FFN: 2 x 3 H I FLOPs per token, the three weight matrices streamed once."""
-    params = dataclasses.replace(moe.default_params(H100, "bf16"), cache_fraction=0.0)
+    """E = k = 1 is a dense gated FFN: 2 x 3 H I FLOPs per token, the three weight matrices streamed once
+    (at the full rate: no SM limit here, see the next test)."""
+    params = dataclasses.replace(moe.default_params(H100, "bf16"), cache_fraction=0.0, compute_units=0.0)
     H, I, T = 4096.0, 14336.0, np.array([64.0, 512.0, 4096.0])  # noqa: E741
     parts = moe.breakdown(
         H100, params, num_tokens=T, hidden_size=H, inter_size=I, topk=1, num_experts=1, routing=routing
@@ -249,6 +250,102 @@ def test_one_expert_top1_streams_and_computes_one_dense_ffn(routing: str) -> Non
     flop = parts.compute_s * params.peak_flop_per_s * params.compute_fraction
     assert np.allclose(flop, 2.0 * 3.0 * H * I * T, rtol=1e-12)
     weight_bytes = 3.0 * H * I * 2.0  # bf16
-    activation_bytes = 2.0 * (2.0 * T * H + T * (2.0 * I + H))
+    # tokens in and out, and per token each intermediate written once and read once: the gate/up output
+    # (2 I), the activation (I) and the down-projection output (H)
+    activation_bytes = 2.0 * (2.0 * T * H + 2.0 * T * (2.0 * I + I + H))
     streamed = parts.memory_s * params.memory_bandwidth_bytes_per_s * params.bandwidth_fraction
     assert np.allclose(streamed, weight_bytes + activation_bytes, rtol=1e-12)
+
+
+L40S = load_hardware("l40s")
+SMALL = {"hidden_size": 2048, "inter_size": 768, "topk": 8, "num_experts": 128}  # fp8 expert: 4.7 MB
+
+
+def _per_byte_s(params: moe.Params, topk: int) -> float:
+    """Memory time per streamed byte of a one-token call on SMALL experts with ``topk`` of them: the
+    touched experts' weights, the token in and out, and its ``topk`` rows of intermediates."""
+    H, I = SMALL["hidden_size"], SMALL["inter_size"]  # noqa: E741
+    parts = moe.breakdown(L40S, params, num_tokens=1.0, **{**SMALL, "topk": topk})
+    weights = float(parts.load.touched_experts) * 3 * H * I * params.weight_bits / 8
+    traffic = weights + 2.0 * (2 * H + 2 * topk * (3 * I + H))
+    return float(parts.memory_s) / traffic
+
+
+def test_cache_hit_rate_falls_off_a_cliff_past_the_capacity() -> None:
+    """LRU over a cyclic sweep: a working set well inside the cache streams at the cache's rate, one twice
+    its size at (nearly) the memory's rate, never faster than one that fits."""
+    params = dataclasses.replace(
+        moe.default_params(L40S, "fp8"),
+        cache_fraction=0.5,
+        cache_sharpness=12.0,
+        cache_speedup=4.0,
+        compute_units=0.0,  # every byte at the full rate: the cache alone
+    )
+    cold = 1.0 / (params.memory_bandwidth_bytes_per_s * params.bandwidth_fraction)
+    capacity = params.cache_fraction * params.cache_bytes  # 48 MiB
+    rates = [_per_byte_s(params, k) for k in (2, 4, 8, 16, 32)]  # 9 MB ... 151 MB of weights
+    assert rates[0] == pytest.approx(cold / params.cache_speedup, rel=0.02)  # 9 MB << 48 MiB
+    assert rates[-1] == pytest.approx(cold, rel=0.02)  # 151 MB ~ 3 x 48 MiB
+    assert np.all(np.diff(rates) >= 0)
+    assert 2 * capacity < 32 * 3 * 2048 * 768
+
+
+def test_rows_kept_for_other_gpus_experts_cost_traffic_only_under_expert_parallelism() -> None:
+    base = moe.default_params(L40S, "fp8")
+    keep = dataclasses.replace(base, routed_pair_fraction=1.0)
+    T = np.array([1.0, 64.0, 4096.0, 16384.0])
+    for ep in (2, 8, 128):
+        compact = moe.time_s(L40S, base, num_tokens=T, ep_size=ep, **SMALL)
+        kept = moe.time_s(L40S, keep, num_tokens=T, ep_size=ep, **SMALL)
+        assert np.all(kept >= compact)
+        assert kept[-1] > compact[-1]
+    np.testing.assert_allclose(
+        moe.time_s(L40S, keep, num_tokens=T, **SMALL), moe.time_s(L40S, base, num_tokens=T, **SMALL)
+    )
+
+
+@pytest.mark.parametrize("routing", ["power_law_1.01", "power_law_1.2"])
+@pytest.mark.parametrize("ep", [1, 8, 32])
+def test_imbalanced_routing_is_never_faster_once_every_expert_is_touched(routing: str, ep: int) -> None:
+    """With every expert of the busiest GPU touched, skew only adds rows to it (and to its busiest expert)."""
+    params = moe.default_params(H100, "fp8")
+    T = np.array([4096.0, 16384.0, 65536.0])
+    balanced = moe.time_s(H100, params, num_tokens=T, ep_size=ep, **SHAPE)
+    skewed = moe.time_s(H100, params, num_tokens=T, ep_size=ep, routing=routing, **SHAPE)
+    assert np.all(skewed >= balanced * (1 - 1e-12))
+
+
+def test_few_narrow_experts_stream_on_fewer_sms_never_faster_than_the_full_rate() -> None:
+    """One token, top-8: the up GEMM has 8 x (2 I/tp) / stream_tile_n column tiles; below one per SM the
+    weights stream at that share of the rate, so time per weight byte rises with TP, and an SM limit never
+    makes a call faster than the same call without it."""
+    base = dataclasses.replace(moe.default_params(H100, "bf16"), cache_fraction=0.0, stream_tile_n=128.0)
+    unlimited = dataclasses.replace(base, compute_units=0.0)
+    shape = {"hidden_size": 4096, "inter_size": 2048, "topk": 8, "num_experts": 256}
+    per_byte = []
+    for tp in (1, 2, 4, 8, 16, 32):
+        limited = moe.breakdown(H100, base, num_tokens=1.0, tp_size=tp, **shape).memory_s
+        full = moe.breakdown(H100, unlimited, num_tokens=1.0, tp_size=tp, **shape).memory_s
+        assert limited >= full
+        per_byte.append(float(limited) / (8 * 3 * 4096 * 2048 / tp * 2))
+    assert np.all(np.diff(per_byte) >= 0)
+    # TP 1: 8 x 4096 / 128 = 256 up tiles and 8 x 32 down tiles fill the 132 SMs: the full rate
+    assert moe.breakdown(H100, base, num_tokens=1.0, **shape).memory_s == pytest.approx(
+        moe.breakdown(H100, unlimited, num_tokens=1.0, **shape).memory_s
+    )
+
+
+def test_tile_overhead_costs_most_where_the_reduction_loop_is_short() -> None:
+    """With a per-tile pipeline fill of k0 loop elements the large-batch time per FLOP grows as the down
+    GEMM's reduction I/tp shrinks (high TP); with k0 = 0 it is FLOP / achieved peak at every TP."""
+    flat = dataclasses.replace(moe.default_params(H100, "bf16"), tile_overhead_k=0.0)
+    filled = dataclasses.replace(flat, tile_overhead_k=64.0)
+    T, shape = 65536.0, {"hidden_size": 4096, "inter_size": 14336, "topk": 2, "num_experts": 8}
+    ratios = []
+    for tp in (1, 2, 4, 8, 16, 32):
+        base = moe.breakdown(H100, flat, num_tokens=T, tp_size=tp, **shape).compute_s
+        flop = 2 * 3 * 4096 * 14336 / tp * T * 2
+        assert float(base) == pytest.approx(flop / (flat.peak_flop_per_s * flat.compute_fraction), rel=1e-9)
+        ratios.append(float(moe.breakdown(H100, filled, num_tokens=T, tp_size=tp, **shape).compute_s / base))
+    assert ratios[0] > 1.0
+    assert np.all(np.diff(ratios) > 0)

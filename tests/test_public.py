@@ -352,6 +352,34 @@ def test_moe_adapter_reads_the_a100_vllm_014_table_with_the_earlier_routing_fix_
     assert moe_adapter.routing(table).tolist() == ["power_law_legacy_1.2", "balanced", "power_law_1.01"]
 
 
+def test_moe_adapter_reads_nemotron_h_experts_as_non_gated_where_the_collector_runs_them_so() -> None:
+    """Relu^2 experts (NemotronH: up and down only) in the vLLM 0.24 tables, whose kernel names do not say
+    so; the vLLM 0.14 collector always built gate and up, and TensorRT-LLM names its non-gated kernel."""
+    from validation.public.families import moe as moe_adapter
+
+    rows = [  # framework, version, kernel, hidden, inter, topk, experts, non-gated?
+        ("VLLM", "0.24.0", "vllm_unquantizedfusedmoe_triton_tritonexperts", 2048, 5120, 22, 512, True),
+        ("VLLM", "0.24.0", "vllm_unquantizedfusedmoe_triton_tritonexperts", 2688, 1856, 6, 128, True),
+        ("VLLM", "0.24.0", "vllm_unquantizedfusedmoe_triton_tritonexperts", 4096, 1536, 8, 128, False),
+        ("VLLM", "0.24.0", "vllm_unquantizedfusedmoe_triton_tritonexperts", 4096, 1856, 6, 128, False),
+        ("VLLM", "0.14.0", "vllm_fused_moe", 4096, 2688, 22, 512, False),
+        ("TRTLLM", "1.3.0rc20", "moe_torch_flow_cutlass", 4096, 1024, 10, 512, False),
+        ("TRTLLM", "1.3.0rc20", "moe_torch_flow_nongated", 8192, 5120, 22, 512, True),
+    ]
+    columns = [
+        "framework",
+        "engine_version",
+        "kernel_source",
+        "hidden_size",
+        "inter_size",
+        "topk",
+        "num_experts",
+    ]
+    table = pd.DataFrame([r[:-1] for r in rows], columns=columns)
+    table["engine"] = table["framework"].str.lower()
+    assert moe_adapter.non_gated(table).tolist() == [r[-1] for r in rows]
+
+
 def test_transfer_command_predicts_each_device_with_its_partners_parameters(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -6,10 +6,14 @@ The layer is modelled as the grouped GEMMs of the experts its tokens touch on th
         + per_pair_s x pairs
         + (t_memory^p + t_compute^p)^(1/p)
         + dequant_elements x dequant_s_per_element               (weight-only formats only)
-    t_memory = (weight_bytes - cached + cached / cache_speedup + activation_bytes)
-               / (bandwidth x bandwidth_fraction)
-    cached = min(weight_bytes, cache_fraction x on-chip cache)
-    t_compute = FLOP / (peak x compute_fraction)
+    t_memory = (up_bytes / fill_up + down_bytes / fill_down + activation_bytes)
+               x (1 - hit + hit / cache_speedup) / (bandwidth x bandwidth_fraction)
+    fill = min(1, n_touched x max(1, columns / stream_tile_n) / SMs)   (up: (m - 1) I/tp columns, down: H)
+    activation_bytes = 2 bytes x (2 T H + 2 x rows x (m I/tp + H))
+    rows = pairs + routed_pair_fraction x (T k - pairs)
+    hit = 1 / (1 + (working_set / (cache_fraction x on-chip cache))^cache_sharpness)
+    working_set = weight_bytes + activation_bytes / 2
+    t_compute = FLOP x (1 + tile_overhead_k x ((m - 1) / H + 1 / (I/tp)) / m) / (peak x compute_fraction)
     FLOP = 2 m H I/tp x max(pairs + imbalance_fraction (n_touched x busiest - pairs),
                             n_touched x tile_m_tokens)
 
@@ -34,10 +38,34 @@ this GPU's token-expert pairs into expert order and their weighted combine back.
 ``overlap_exponent``) says how well weight streaming hides under compute: ``p = 1`` adds them, a large
 ``p`` is the roofline's max.
 
-``cached``: a benchmark (and a decode loop) runs the same layer again and again, so touched weights that
-fit in the on-chip L2 cache stay there and stream at ``cache_speedup`` times the HBM rate (L40S, 96 MiB of
-L2: 22 fp8 experts of 3 x 2048 x 640, 86.5 MB, take 35 µs, 2.5 TB/s against 0.86 TB/s of GDDR6).
-``cache_fraction`` is the part of the datasheet's cache the weights keep.
+SM fill, ``fill``: with few rows per expert a grouped GEMM streams weights, one CTA per output tile of
+``stream_tile_n`` columns walking the whole reduction dimension; the up GEMM of a few narrow experts (high
+TP: ``I/tp`` of 24-64 columns) has fewer such tiles than the GPU has SMs, so only that many SMs pull weights
+and the stream runs at that share of the full rate (the GEMM model's tiles over the SMs,
+:mod:`costmodel.kernels.gemm`, without split-K: the grouped MoE GEMMs do not split the reduction). B200
+TRT-LLM bf16, 3072 x 1024 experts, top-8, TP 32, one token: 44 µs where the full-rate stream of 3 MB of
+weights and the launch give 29 µs.
+
+Intermediates: each routed row's gate/up output (``(m - 1) I/tp`` wide), its activation (``I/tp``) and
+its down-projection output (``H``) are written once and read once by the next kernel (the combine reads
+the last). ``rows`` are the token-expert pairs whose intermediates this GPU holds: its own ``pairs``, plus
+the share ``routed_pair_fraction`` of the batch's other pairs that a kernel keeps a row for even though
+their expert lives on another GPU. vLLM's ``fused_experts`` with an ``expert_map`` does exactly that: its
+intermediate caches are ``T x k`` rows, and the Triton kernel writes zeros for every block whose expert is
+not local (``write_zeros_to_output`` in vLLM's ``fused_moe.py``, above); so at large batches its time no
+longer falls with EP (L40S fp8, 128 experts, top-8, 16,384 tokens: 5.9 ms at EP 1, 4.5 ms at EP 128 where
+the local work is 1/128). Kernels that compact the routed rows first (TensorRT-LLM's permute) have a
+fraction near 0.
+
+Cache (L2) residency, ``hit``: a benchmark (and a decode loop) runs the same layer again and again, so a
+call's working set (the touched experts' weights and the distinct intermediate bytes) that fits in the
+on-chip L2 cache stays there and streams at ``cache_speedup`` times the HBM rate. A cyclic sweep over more
+bytes than a least-recently-used cache holds evicts every line before its reuse, so the hit rate falls
+from ~1 to ~0 around the capacity rather than in proportion (Mattson et al. 1970, "Evaluation techniques
+for storage hierarchies", https://doi.org/10.1147/sj.92.0078: LRU hit ratio as a function of reuse
+distance). The logistic step of exponent ``cache_sharpness`` around ``cache_fraction`` of the datasheet's
+L2 is that cliff, smoothed (L40S, 96 MiB of L2, fp8 experts of 3 x 2048 x 768: 16 experts, 75 MB, stream
+in 33 µs, 32 experts, 151 MB, in 242 µs, HBM speed). ``cache_fraction`` is the part of the L2 a call keeps.
 
 Small batches stream weights (memory bound: time grows with the touched experts, not the tokens); large
 batches are compute bound at the achieved fraction of the format's peak (Williams, Waterman & Patterson
@@ -63,6 +91,7 @@ Routing. ``routing`` names how tokens pick experts:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -170,9 +199,22 @@ class Params:
     imbalance_fraction: float
     """Share of the grouped GEMM's work paced by the busiest expert rather than the total [-]."""
     cache_fraction: float
-    """Part of the on-chip cache that holds expert weights between calls [-]."""
+    """Part of the on-chip cache a call's working set can keep between calls [-]."""
+    cache_sharpness: float
+    """Exponent of the hit rate's fall past that capacity: large = LRU's cliff, 1 = gradual [-]."""
+    routed_pair_fraction: float
+    """Share of the batch's token-expert pairs routed to other GPUs' experts whose intermediate rows this
+    GPU still writes and reads (1 = vLLM's expert_map path, 0 = kernels that compact to local rows) [-]."""
     cache_speedup: float
     """Cache bandwidth over memory bandwidth for weights found in the cache [-]."""
+    tile_overhead_k: float
+    """Pipeline fill and epilogue of one output tile, as elements of its reduction loop [elements]: the
+    down GEMM reduces over only I/tp, so at high TP this share of its time grows (the GEMM model's
+    ``tile_overhead_k``)."""
+    stream_tile_n: float
+    """Output columns one CTA streams weights for in the few-row regime [elements]: a GEMM whose touched
+    experts give fewer such tiles than the GPU has SMs streams its weights on only that many SMs. Bounded
+    by the N widths of the CTA tiles grouped-GEMM kernels use (up to 256)."""
     tile_m_tokens: float
     """Rows of an expert's M tile: an expert with fewer tokens still pays a full tile [tokens]."""
     dequant_s_per_element: float
@@ -182,6 +224,8 @@ class Params:
     """Datasheet memory bandwidth [bytes/s] (not fitted)."""
     cache_bytes: float
     """Datasheet on-chip (L2) cache [bytes]; 0 where the profile has none (not fitted)."""
+    compute_units: float
+    """Datasheet streaming multiprocessors [-]; 0 where the profile has none (no SM limit; not fitted)."""
     peak_flop_per_s: float
     """Datasheet dense tensor peak of the format's compute dtype [FLOP/s] (not fitted)."""
     weight_bits: float
@@ -208,8 +252,12 @@ BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "bandwidth_fraction": (0.02, 1.0),
     "compute_fraction": (0.02, 1.0),
     "tile_m_tokens": (1.0, 256.0),
+    "stream_tile_n": (8.0, 256.0),
+    "tile_overhead_k": (0.0, 1024.0),
     "cache_fraction": (0.0, 1.0),
     "cache_speedup": (1.0, 10.0),
+    "cache_sharpness": (1.0, 16.0),
+    "routed_pair_fraction": (0.0, 1.0),
     "imbalance_fraction": (0.0, 1.0),
     "dequant_s_per_element": (0.0, 1e-11),
 }
@@ -260,8 +308,15 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         bandwidth_fraction=eff.memory_bandwidth_fraction,
         compute_fraction=eff.matmul(fmt.compute_dtype),
         tile_m_tokens=16.0,
+        stream_tile_n=128.0,
+        tile_overhead_k=0.0,
+        compute_units=float(hardware.datasheet.compute_units.value)
+        if hardware.datasheet.compute_units
+        else 0.0,
         cache_fraction=0.5,
         cache_speedup=2.0,
+        cache_sharpness=4.0,
+        routed_pair_fraction=0.0,
         cache_bytes=cache_bytes(hardware),
         imbalance_fraction=0.05,
         dequant_s_per_element=VECTOR_OPS_PER_DEQUANT_ELEMENT / vector,
@@ -453,6 +508,29 @@ def routing_load(
     kinds = np.broadcast_to(np.asarray(routing, dtype=str), T.shape)
     if np.any(T < 1) or np.any(k < 1) or np.any(E < 1) or np.any(ep < 1):
         raise CostmodelError("routing_load: tokens, topk, num_experts and ep_size must be >= 1")
+    memo = (
+        hashlib.blake2b(b"".join(np.ascontiguousarray(a).tobytes() for a in (T, k, E, ep, kinds))).digest(),
+        T.shape,
+    )
+    known = _ROUTING_MEMO.get(memo)
+    if known is None:
+        known = _routing_load(kinds, T, k, E, ep)
+        if len(_ROUTING_MEMO) >= ROUTING_MEMO_SIZE:
+            _ROUTING_MEMO.pop(next(iter(_ROUTING_MEMO)))
+        _ROUTING_MEMO[memo] = known
+    return known
+
+
+ROUTING_MEMO_SIZE: Final = 64
+"""Routing outcomes :func:`routing_load` keeps (by the content of its inputs): a fit evaluates the same rows'
+routing thousands of times, and the power-law expectation is most of a call's cost."""
+_ROUTING_MEMO: dict[tuple[bytes, tuple[int, ...]], RoutingLoad] = {}
+
+
+def _routing_load(
+    kinds: npt.NDArray[np.str_], T: FloatArray, k: FloatArray, E: FloatArray, ep: FloatArray
+) -> RoutingLoad:
+    """:func:`routing_load` on checked, broadcast arrays; its arrays are read-only (they are memoized)."""
     group = E / ep
     total = T * k
     even = np.ceil(total / ep)
@@ -512,7 +590,10 @@ def routing_load(
             dtype=np.float64,
         )
 
-    return RoutingLoad(pick("pairs"), pick("touched_experts"), pick("busiest_expert_tokens"))
+    out = RoutingLoad(pick("pairs"), pick("touched_experts"), pick("busiest_expert_tokens"))
+    for array in (out.pairs, out.touched_experts, out.busiest_expert_tokens):
+        array.setflags(write=False)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -566,9 +647,23 @@ def breakdown(
     matrices = np.where(np.asarray(gated, dtype=bool), 3.0, 2.0)
     expert_weights = matrices * H * I / tp  # elements of one expert's slice on this GPU
     weight_bytes = load.touched_experts * expert_weights * params.weight_bits / 8.0
-    cached = np.minimum(weight_bytes, params.cache_fraction * params.cache_bytes)
-    # tokens in, the gate/up output and its activation, the down output, and the combined tokens out
-    activation_bytes = params.activation_bytes * (2.0 * T * H + load.pairs * ((matrices - 1.0) * I / tp + H))
+    # The up (gate/up) and down GEMMs stream their weights one after the other, each over as many SMs as
+    # it has column tiles (at least one per touched expert): few narrow experts leave SMs idle.
+    up_columns = (matrices - 1.0) * I / tp
+    up_bytes = load.touched_experts * up_columns * H * params.weight_bits / 8.0
+    streamed = up_bytes / _sm_fill(params, load.touched_experts, up_columns) + (
+        weight_bytes - up_bytes
+    ) / _sm_fill(params, load.touched_experts, H)
+    # rows whose intermediates this GPU writes and reads once each: gate/up output, activation, down output
+    rows = load.pairs + params.routed_pair_fraction * np.maximum(T * k - load.pairs, 0.0)
+    activation_bytes = params.activation_bytes * (2.0 * T * H + 2.0 * rows * (matrices * I / tp + H))
+    capacity = params.cache_fraction * params.cache_bytes
+    working_set = weight_bytes + 0.5 * activation_bytes
+    # logistic step of the LRU hit rate around the capacity, as exp(-n log(W / C)) to stay finite
+    ratio_log = np.log(np.maximum(working_set, 1.0)) - np.log(max(capacity, 1.0))
+    hit = np.where(
+        capacity > 0, 1.0 / (1.0 + np.exp(np.minimum(params.cache_sharpness * ratio_log, 700.0))), 0.0
+    )
     # a grouped GEMM cannot spread the busiest expert's rows over the whole GPU as evenly as the total:
     # a fraction of the work scales with (touched experts x busiest expert's rows) instead of the pairs
     busiest = np.minimum(load.busiest_expert_tokens, load.pairs)
@@ -576,7 +671,11 @@ def breakdown(
         load.touched_experts * busiest - load.pairs, 0.0
     )
     padded_pairs = np.maximum(skewed_pairs, load.touched_experts * params.tile_m_tokens)
-    flop = 2.0 * expert_weights * padded_pairs
+    # each output tile's pipeline fill and epilogue cost as much as tile_overhead_k more elements of its
+    # reduction loop: the up GEMM reduces over H, the down GEMM over I/tp (short at high TP)
+    width = I / tp
+    k0 = params.tile_overhead_k
+    flop = 2.0 * padded_pairs * ((matrices - 1.0) * width * (H + k0) + H * (width + k0))
     dequant = (
         load.touched_experts * expert_weights * params.dequant_s_per_element
         if params.weight_only
@@ -588,13 +687,23 @@ def breakdown(
         + params.per_token_s * T
         + params.per_routed_pair_s * T * k
         + params.per_pair_s * load.pairs,
-        memory_s=(weight_bytes - cached + cached / params.cache_speedup + activation_bytes)
+        memory_s=(streamed + activation_bytes)
+        * (1.0 - hit + hit / params.cache_speedup)
         / (params.memory_bandwidth_bytes_per_s * params.bandwidth_fraction),
         compute_s=flop / (params.peak_flop_per_s * params.compute_fraction),
         dequant_s=np.asarray(dequant, dtype=np.float64),
         load=load,
         overlap_exponent=params.overlap_exponent,
     )
+
+
+def _sm_fill(params: Params, experts: FloatArray, columns: FloatArray) -> FloatArray:
+    """Share of the SMs a weight-streaming GEMM keeps busy: its column tiles (``columns / stream_tile_n``
+    per touched expert, at least one) over the SM count, at most 1 (1 where the profile has no SM count)."""
+    if params.compute_units <= 0:
+        return np.ones_like(experts)
+    tiles = experts * np.maximum(columns / params.stream_tile_n, 1.0)
+    return np.asarray(np.minimum(tiles / params.compute_units, 1.0), dtype=np.float64)
 
 
 def time_s(

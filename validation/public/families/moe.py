@@ -29,6 +29,42 @@ the largest counts, equal counts in expert order) produces; the 0.24 / TRT-LLM 1
 balanced rows equally fast at T k << E, which only the current one (empty experts filled first) produces."""
 
 
+NON_GATED_MODEL_SHAPES = (
+    ("Nemotron-H (Nemotron 3 Super / Ultra): 512 experts, top-22", {"num_experts": 512, "topk": 22}),
+    (
+        "Nemotron 3 Nano: 128 experts of 2688 x 1856, top-6",
+        {"num_experts": 128, "topk": 6, "hidden_size": 2688, "inter_size": 1856},
+    ),
+)
+"""MoE configurations of models whose experts are non-gated (up, relu^2, down: NemotronH's
+``mlp_hidden_act: relu2``, as costmodel's ``nemotron-3-*`` model files say) and that no other model in the
+tables shares (NVIDIA aiconfigurator's collector cases,
+``collector/cases/models/NemotronHForCausalLM_cases.yaml``, https://github.com/ai-dynamo/aiconfigurator).
+The vLLM 0.24 tables' collector builds these experts with the model's activation, under kernel names that do
+not say so (their gated time would need 1.02 TB/s of weight streaming on the 0.86 TB/s L40S); the vLLM 0.14
+collector (:data:`LEGACY_ROUTING_TABLES`) always built
+gate and up (``w1`` of ``2 x inter_size`` rows), and TensorRT-LLM names its ``nongated`` kernels."""
+
+
+def non_gated(table: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """True per row for non-gated experts: a ``nongated`` kernel, or a :data:`NON_GATED_MODEL_SHAPES`
+    configuration in a table whose collector runs the model's own activation (vLLM, not the 0.14 tables)."""
+    named = table["kernel_source"].astype(str).str.contains("nongated").to_numpy(dtype=bool)
+    model = np.zeros(len(table), dtype=bool)
+    for _, columns in NON_GATED_MODEL_SHAPES:
+        match = np.ones(len(table), dtype=bool)
+        for column, value in columns.items():
+            match &= table[column].to_numpy() == value
+        model |= match
+    engine = table["framework"].astype(str).str.lower().to_numpy(dtype=str)
+    if "engine" in table and "engine_version" in table:
+        pairs = zip(table["engine"].astype(str), table["engine_version"].astype(str), strict=True)
+        legacy = np.array([pair in LEGACY_ROUTING_TABLES for pair in pairs], dtype=bool)
+    else:
+        legacy = np.zeros(len(table), dtype=bool)
+    return np.asarray(named | (model & (engine == "vllm") & ~legacy), dtype=bool)
+
+
 def formats(table: pd.DataFrame) -> npt.NDArray[np.str_]:
     """The costmodel format name of each row (``bfloat16`` -> ``bf16``; others as the table spells them)."""
     raw = table["moe_dtype"].astype(str).str.lower()
@@ -58,8 +94,7 @@ def routing(table: pd.DataFrame) -> npt.NDArray[np.str_]:
 
 
 def shapes(table: pd.DataFrame) -> dict[str, Any]:
-    """Keyword arrays for ``moe.time_s``; ``gated`` is False for the kernels named ``nongated``."""
-    kernel = table["kernel_source"].astype(str)
+    """Keyword arrays for ``moe.time_s``; ``gated`` is False for non-gated experts (:func:`non_gated`)."""
     return {
         "num_tokens": table["num_tokens"].to_numpy(dtype=np.float64),
         "hidden_size": table["hidden_size"].to_numpy(dtype=np.float64),
@@ -69,5 +104,5 @@ def shapes(table: pd.DataFrame) -> dict[str, Any]:
         "tp_size": table["moe_tp_size"].to_numpy(dtype=np.float64),
         "ep_size": table["moe_ep_size"].to_numpy(dtype=np.float64),
         "routing": routing(table),
-        "gated": ~kernel.str.contains("nongated").to_numpy(dtype=bool),
+        "gated": ~non_gated(table),
     }
