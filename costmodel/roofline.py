@@ -14,7 +14,8 @@ reduce-scatter (bytes: its input), plus one latency each.
 
 Efficiencies come from the hardware profile (defaults, later calibrated) and can be replaced per call.
 In the 'eager' execution mode each operator also pays the host's dispatch of every kernel it launches, and
-each pass a fixed host cost (:mod:`costmodel.execution`).
+each pass a fixed host cost (:mod:`costmodel.execution`). On a CPU a GEMM of more than a few rows also pays
+its BLAS's weight-packing pass (:mod:`costmodel.cpu_gemm`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from costmodel.cpu_gemm import gemm_pack_s
 from costmodel.errors import CostmodelError
 from costmodel.execution import host_terms
 from costmodel.ops import COLLECTIVES, Op
@@ -179,6 +181,8 @@ def op_times(
     vector = vector_peak_flop_per_s(hardware) * eff.matmul("fp32")
     bandwidth = hardware.memory_bandwidth_bytes_per_s * eff.memory_bandwidth_fraction
     compute, memory, comm = [], [], []
+    cpu = hardware.device_kind == "cpu"
+    kernels = {op.name: op.kernel for op in ops} if cpu else {}
     for op in ops:
         if op.kind in COLLECTIVES:
             op_link: Link = link
@@ -201,7 +205,9 @@ def op_times(
             peak = peak * sparsity_speedup(hardware)
         c, m = np.asarray(op.flop / peak + op.dequant_flop / vector), np.asarray(op.bytes / bandwidth)
         dispatch, step = host_s(op, eff)
-        c, m = host_terms(c, m, dispatch, same_core=hardware.device_kind == "cpu")
+        if cpu:  # the BLAS's weight-packing pass, serialized with the compute on the same core
+            dispatch = dispatch + gemm_pack_s(op, eff, kernels, bandwidth)
+        c, m = host_terms(c, m, dispatch, same_core=cpu)
         c, m = c + step, m + step
         compute.append(c)
         memory.append(m)

@@ -690,6 +690,20 @@ class Efficiency(Spec):
         ge=0,
         description="Fixed host time per forward pass (graph launch, Python around the layers) [s].",
     )
+    gemm_pack_fraction: float = Field(
+        0.0,
+        ge=0,
+        description="CPU only: bandwidth of the BLAS GEMM's weight-packing pass (one more pass over the "
+        "weights before the compute, for GEMMs of more than gemv_max_rows rows; costmodel.cpu_gemm) as a "
+        "fraction of the weight-streaming bandwidth (datasheet bandwidth x memory_bandwidth_fraction); 0: no "
+        "packing term [-].",
+    )
+    gemv_max_rows: float = Field(
+        3.0,
+        ge=0,
+        description="CPU only: the most rows a matmul runs as a matrix-vector product, without a pack "
+        "[rows].",
+    )
     source: str = Field("assumption", description="Where these fractions come from.")
     time_model: Literal["auto", "roofline", "kernels"] = Field(
         "auto",

@@ -7,6 +7,11 @@
 - ``kernel_overhead_s``: time of the smallest matmul ([1, 64] x [64, 64]): the fixed cost of one
   modelled operator (launch and framework dispatch) when it has no work. On a CPU it is 0: a CPU kernel's
   fixed cost is its dispatch, which ``dispatch_s`` counts for every kernel;
+- ``gemm_pack_fraction`` (a CPU only): a 16-row GEMM over the streaming GEMV's weight, its time less its
+  model time without the pack (with the bandwidth above; it is memory-bound): the BLAS's weight-packing
+  pass (:mod:`costmodel.cpu_gemm`), the weight bytes over that time, as a fraction of the GEMV's
+  streaming bandwidth measured in the same run. The large GEMMs' times held their own
+  pack, so their FLOP rate is then taken net of it (``fraction_without_pack``);
 - ``dispatch_s`` (and, on a CPU, ``execution_mode: eager``): one token through a decoder layer with almost
   no work (d_model 64), its time less the roofline time of that work, divided by the kernels it launches
   in eager PyTorch (:mod:`costmodel.execution`): the host's cost per kernel, with the Python module calls
@@ -38,7 +43,7 @@ from costmodel.roofline import op_times
 from costmodel.specs import Efficiency, HardwareProfile
 from validation.measure import environment, time_call
 from validation.run import default_hardware, failure_reason
-from validation.suite import Point, _model_ops, build, calibration_points
+from validation.suite import Point, _model_ops, build, calibration_points, predict
 
 
 def base_bytes(dtype: str) -> float:
@@ -65,6 +70,7 @@ def calibrate(
     bandwidth_fraction = base.efficiency.memory_bandwidth_fraction
     overhead = base.efficiency.kernel_overhead_s
     dispatch = base.efficiency.dispatch_s
+    packs: list[tuple[Point, float]] = []
     for point in calibration_points(device):
         try:
             timing = time_call(build(point, device), device, repeats=repeats)
@@ -75,6 +81,9 @@ def calibrate(
                 torch.cuda.empty_cache()
             continue
         rec: dict[str, Any] = {"kernel": point.kernel, "shape": point.params, "measured_s": timing.median_s}
+        if point.kernel == "gemm" and point.family == "pack":  # after the fractions it is measured against
+            packs.append((point, timing.median_s))
+            continue
         if point.kernel == "gemm" and point.family == "memory":  # streaming matrix-vector product
             p = point.params
             moved = p["N"] * p["K"] * base_bytes(point.dtype)
@@ -117,6 +126,28 @@ def calibrate(
             "not measured (kept from the base profile)"
         ),
     )
+    for point, measured in packs:  # the 16-row GEMM's time beyond its model time without the pack
+        p = point.params
+        moved = p["N"] * p["K"] * base_bytes(point.dtype)
+        roof = predict(point, base, efficiency).time_s
+        pack = moved / max(measured - roof, 1e-12)  # [bytes/s]
+        streaming = base.memory_bandwidth_bytes_per_s * bandwidth_fraction
+        efficiency = efficiency.model_copy(update={"gemm_pack_fraction": pack / streaming})
+        records.append(
+            {"kernel": point.kernel, "shape": p, "measured_s": measured, "model_without_pack_s": roof}
+        )
+        records[-1] |= {"pack_bytes_per_s": pack, "gemm_pack_fraction": pack / streaming}
+        # the large GEMMs' times held their pack too: their FLOP rate is the time without it
+        for rec in records:
+            if rec.get("kernel") == "gemm" and "achieved_flop_per_s" in rec:
+                g = rec["shape"]
+                net = rec["measured_s"] - g["N"] * g["K"] * base_bytes(g["dtype"]) / pack
+                by_dtype[g["dtype"]] = min(rec["fraction"] * rec["measured_s"] / max(net, 1e-12), 1.0)
+                rec["fraction_without_pack"] = by_dtype[g["dtype"]]
+        matmul = by_dtype.get("bf16", by_dtype.get("fp32", matmul))
+        efficiency = efficiency.model_copy(
+            update={"matmul_fraction": matmul, "matmul_fraction_by_dtype": dict(by_dtype)}
+        )
     profile = base.model_copy(
         update={
             "name": f"{base.name}-calibrated",

@@ -30,6 +30,7 @@ import costmodel
 from costmodel.dtypes import get_dtype
 from costmodel.execution import activation_kernels, norm_kernels
 from costmodel.flops import attended_keys
+from costmodel.kernel_shapes import GemmShape
 from costmodel.memory import inference_activation_bytes, kv_cache_bytes, tensor_bytes, weight_bytes
 from costmodel.ops import DEQUANT_FLOP_PER_WEIGHT, ELEMENTWISE_FLOP, Op, forward_ops
 from costmodel.params import tensors
@@ -256,6 +257,8 @@ def _kernel_ops(point: Point) -> list[Op]:
                 weight_bytes=w_bytes,
                 dequant_flop=deq,
                 counted=True,
+                # a plain GEMM's shape: on a CPU its BLAS packs the weights (costmodel.cpu_gemm)
+                kernel=GemmShape(zero + M, float(N), float(K)) if k == "gemm" else None,
             )
         ]
     if k == "copy":
@@ -296,6 +299,7 @@ def _kernel_ops(point: Point) -> list[Op]:
                 zero + T * up * s,
                 weight_bytes=d * up * s,
                 counted=True,
+                kernel=GemmShape(zero + T, float(up), float(d)),
                 launches=2.0 if gated else 1.0,
             ),
             Op(
@@ -316,6 +320,7 @@ def _kernel_ops(point: Point) -> list[Op]:
                 zero + T * d * s,
                 weight_bytes=d * f * s,
                 counted=True,
+                kernel=GemmShape(zero + T, float(d), float(f)),
             ),
         ]
     raise KeyError(k)
@@ -430,8 +435,9 @@ def _peak_memory(point: Point, model: ModelProfile) -> float:
 def calibration_points(device: str) -> list[Point]:
     """Micro-benchmarks only: large GEMMs per dtype (compute), a matrix-vector product over a weight much
     larger than the caches (the bandwidth at which weights stream through a matmul, decode's dominant
-    traffic), a large copy (for information), the smallest matmul (the fixed cost of one operator), and one
-    token through a decoder layer with almost no work (``TINY``: the host's dispatch per eager kernel)."""
+    traffic), on a CPU a 16-row GEMM over the same weight (the BLAS's weight-packing pass), a large copy (for
+    information), the smallest matmul (the fixed cost of one operator), and one token through a decoder layer
+    with almost no work (``TINY``: the host's dispatch per eager kernel)."""
     if device.startswith("cuda"):
         dtypes, size, stream, copy_bytes = ("bf16", "fp16", "fp32"), 8192, 32768, 2**32
     else:
@@ -440,6 +446,8 @@ def calibration_points(device: str) -> list[Point]:
     pts.append(Point("gemm", "memory", {"M": 1, "N": stream, "K": stream, "dtype": dtypes[0]}, True))
     pts.append(Point("copy", "memory", {"bytes": copy_bytes, "dtype": "fp32"}, True))
     pts.append(Point("launch", "overhead", {"dtype": dtypes[0]}, True))
+    if not device.startswith("cuda"):  # the BLAS's weight-packing pass: 16 rows over the streaming weight
+        pts.append(Point("gemm", "pack", {"M": 16, "N": stream, "K": stream, "dtype": dtypes[0]}, True))
     tiny = {"model": "llama-tiny", "B": 1, "new": 1, "dtype": dtypes[0]}
     pts.append(Point("layer", "overhead", tiny, True))
     if device.startswith("cuda"):  # last: the newest kernel (torch._scaled_mm), unsupported on older GPUs
