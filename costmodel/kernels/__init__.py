@@ -120,11 +120,14 @@ def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
     if not found:
         return start
     names = {f.name for f in dataclasses.fields(start)}
-    values = {
-        k: float(np.median([table[f][k] for f in found if k in table[f]]))
-        for k in set().union(*(table[f] for f in found))
-        if k in names
-    }
+    if len(found) == 1:  # the usual case: one stored key, its values as they are (no median to take)
+        values = {k: float(v) for k, v in table[found[0]].items() if k in names}
+    else:
+        values = {
+            k: float(np.median([table[f][k] for f in found if k in table[f]]))
+            for k in set().union(*(table[f] for f in found))
+            if k in names
+        }
     return dataclasses.replace(start, **values)
 
 

@@ -76,6 +76,7 @@ def engine_memory(backend: str, engine: Engine) -> Engine:
             sparsity=w.sparsity,
             prefill_tokens=min(engine.rank_batched_tokens, engine.model.max_context),
             expert_dtype=w.expert_dtype,
+            component_dtypes=w.component_formats or None,
         )
         taken = float(device.weight_bytes + np.max(device.activation_bytes))
         free = max(memory - taken, 0.0)
