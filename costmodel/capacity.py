@@ -1055,10 +1055,10 @@ _FIRST_RUNGS = np.array([0.0, 1.0, 3.0])  # replica counts above the utilisation
 _PROBES = 7  # counts tried inside each bracket per refinement round: one round narrows it 8-fold
 
 
-SAMPLING_MARGIN = 1.0
+SAMPLING_MARGIN = 0.25
 """The planner's default ``sampling_margin`` [-]: the share of each p-quantile's one-standard-error band
 above it (``ttft_upper_s``) that must lie within the objective. ``docs/serving.md`` (the planner, "Pass
-rule") gives the scan's figures for 0 and 1 and why this value."""
+rule, decided") gives the rule and the 200-case scan that chose this value (1 until session 7)."""
 
 
 def _held(m: ServingMetrics, metric: str, q: float, margin: float) -> FloatArray:
