@@ -442,3 +442,65 @@ def test_a_prompt_that_stalls_a_request_then_decodes_beside_it() -> None:
     m = analyze(engine, Traffic(rate, prompt, output), samples=8192, quantiles=(0.5, 0.68))
     assert float(m.quantile("tpot", 0.5)) <= stalled_alone
     assert float(m.quantile("tpot", 0.68)) > stalled_alone
+
+
+@pytest.mark.parametrize("samples", [16, 1024, 4096])
+def test_poisson_inverse_cdf_at_the_quadrature_uniforms_is_scipys(samples: int) -> None:
+    """Below the exact range's end, the planner's Poisson counts at the quadrature's uniforms are the
+    inverse CDF (scipy.stats.poisson.ppf): over random means, the lookup cells' edges, and means just
+    below each count's threshold."""
+    from scipy.stats import poisson
+
+    from costmodel.capacity import (
+        _EXACT_POISSON,
+        _POISSON_COUNTS,
+        _poisson_ppf,
+        _poisson_thresholds,
+        _uniforms,
+    )
+
+    rng = np.random.default_rng(3)
+    for row in (2, 5, 9):
+        u, table = _uniforms(samples, 0)[row], _poisson_thresholds(samples, 0, row)
+        edges = np.arange(0.0, _EXACT_POISSON, 1 / 8)[:, None] + np.zeros(samples)
+        mean = np.vstack(
+            [rng.uniform(0, _EXACT_POISSON, (6, samples)), rng.exponential(0.5, (3, samples)), edges]
+        )
+        mean = np.vstack([mean, np.nextafter(table.thresholds[:, :12].T, 0.0)])  # just below a threshold
+        z = rng.normal(size=samples)
+        got = _poisson_ppf(mean, table, z)
+        # scipy's inverse CDF, away from the thresholds' own rounding (a relative 1e-12 band around them)
+        near = np.abs(mean[..., None] / table.thresholds[:, :_POISSON_COUNTS] - 1.0) < 1e-12
+        clear = ~near.any(axis=-1)
+        assert clear.mean() > 0.5
+        assert np.array_equal(got[clear], poisson.ppf(u, mean)[clear])
+        # non-decreasing in the mean at each uniform
+        ordered = np.sort(mean, axis=0)
+        assert np.all(np.diff(_poisson_ppf(ordered, table, z), axis=0) >= 0)
+        # beyond the exact range: the count at its end plus the growth, never below it
+        far = _poisson_ppf(np.full((1, samples), 2 * _EXACT_POISSON), table, z)
+        assert np.all(far >= table.at_end)
+
+
+def test_prompt_sums_are_the_running_sums_of_the_drawn_costs() -> None:
+    """The quadrature's sums of k drawn prompts' costs (laid out count-major) are the cumulative sums
+    over the draws, bit for bit, and ``now`` starts with the token-biased prompt alone (m1)."""
+    from costmodel.capacity import _DRAWS, _nodes, _prepare, _sums
+
+    prep = _prepare(ENGINE, TRAFFIC)
+    nodes = _nodes(TRAFFIC, 64, 0)
+    sums = _sums(prep, nodes)
+    draws = nodes.draws_by_count  # [3, _DRAWS, S]
+    T1, T2 = prep.first_s, prep.extra_s
+    others = np.cumsum(T2[:, draws[1]], axis=1)  # [g, _DRAWS, S]
+    during = np.cumsum(T1[:, draws[2]], axis=1)
+    first = T1[:, nodes.biased]
+    now = first[:, None, :] + np.cumsum(T2[:, draws[0, 1:]], axis=1)
+    assert sums.others.shape == (T1.shape[0], _DRAWS + 1, 64)
+    assert np.all(sums.others[:, 0] == 0)
+    assert np.all(sums.during[:, 0] == 0)
+    assert np.all(sums.now[:, 0] == 0)
+    assert np.array_equal(sums.others[:, 1:], others)
+    assert np.array_equal(sums.during[:, 1:], during)
+    assert np.array_equal(sums.now[:, 1], first)
+    assert np.array_equal(sums.now[:, 2:], now)
