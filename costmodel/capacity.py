@@ -328,18 +328,18 @@ def _prepare(engine: Engine, traffic: Traffic, companions: dict[int, _Companions
         paced(nn + other + points[None, :], np.maximum(other, points[None, :])),
         paced(nn + other, other),
     ]
-    linear = parts.linear_s(np.concatenate([x.ravel() for x in sets]))
-    lin_n, lin_chunk, lin_join, lin_base = np.split(linear, np.cumsum([x.size for x in sets])[:-1])
-    attn = parts.prefill_attention_s(
-        np.concatenate([size.ravel(), points]), np.concatenate([past.ravel(), np.zeros(points.size)])
-    )
-    attn_chunk, attn_whole = attn[: size.size].reshape(size.shape), attn[size.size :]
-    # t_d(n) at the mean context, and a(x) for one sequence on a grid of contexts, in one pass
+    # t_d(n) at the mean context, and a(x) for one sequence on a grid of contexts, in one pass; the three
+    # terms' S(T, 1, 0) passes evaluated together
     context_grid = np.linspace(0.0, max(engine.max_len - 1.0, 1.0), 65)
-    attention = parts.decode_attention_s(
+    linear, attention, attn = parts.terms_s(
+        np.concatenate([x.ravel() for x in sets]),
         np.concatenate([n, np.ones(context_grid.size)]),
         np.concatenate([np.full(n.size, context), context_grid]),
+        np.concatenate([size.ravel(), points]),
+        np.concatenate([past.ravel(), np.zeros(points.size)]),
     )
+    lin_n, lin_chunk, lin_join, lin_base = np.split(linear, np.cumsum([x.size for x in sets])[:-1])
+    attn_chunk, attn_whole = attn[: size.size].reshape(size.shape), attn[size.size :]
     # running maximum over the batch: the kernel models' decode time can dip where a larger batch stops
     # splitting its attention (split-K) or fills a tile; the queueing model needs t_d non-decreasing in n
     decode_s = np.maximum.accumulate(lin_n + attention[: n.size])

@@ -539,6 +539,43 @@ class _Parts:
             )
         )
 
+    def terms_s(
+        self,
+        tokens: npt.ArrayLike,
+        decode_batch: npt.ArrayLike,
+        decode_context: npt.ArrayLike,
+        prefill_tokens: npt.ArrayLike,
+        prefill_past: npt.ArrayLike,
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(:meth:`linear_s` of ``tokens``, :meth:`decode_attention_s` of the decodes,
+        :meth:`prefill_attention_s` of the chunks), each the same as alone, with the S(T, 1, 0) passes of
+        the three brackets evaluated as one (with pp > 1 the chunks' bracket keeps its own one-micro-batch
+        pass): two roofline evaluations fewer for a caller that tabulates every term, as the capacity
+        planner does."""
+        T = np.asarray(tokens, dtype=np.float64)
+        b, c = np.broadcast_arrays(
+            np.asarray(decode_batch, dtype=np.float64), np.asarray(decode_context, dtype=np.float64)
+        )
+        k, p = np.broadcast_arrays(
+            np.asarray(prefill_tokens, dtype=np.float64), np.asarray(prefill_past, dtype=np.float64)
+        )
+        b1, k1 = np.maximum(b, 1.0), np.maximum(k, 1.0)
+        decodes, chunks = bool(np.any((b > 0) & (c > 0))), bool(np.any(k > 0))
+        shared = self.deployment is None or self.deployment.pp == 1  # one micro-batch either way
+        none = np.empty(0)
+        parts = [T.ravel(), b1.ravel() if decodes else none, k1.ravel() if chunks and shared else none]
+        base = self.linear_s(np.concatenate(parts))  # S(x, 1, 0) wherever x >= 1
+        linear, base_b, base_k = np.split(base, np.cumsum([x.size for x in parts])[:-1])
+        decode = np.zeros(b.shape)
+        if decodes:
+            decode = np.where(b > 0, self._pass(b1, 1, c) - base_b.reshape(b.shape), 0.0)
+        prefill = np.zeros(k.shape)
+        if chunks:
+            r = self.deployment.attention_dp if self.deployment is not None else 1
+            alone = base_k.reshape(k.shape) if shared else self._pass(k1, 1, 0, one_microbatch=True)
+            prefill = np.where(k > 0, self._pass(r, k1 / r, p, "last", one_microbatch=True) - alone, 0.0)
+        return np.asarray(linear.reshape(T.shape)), np.asarray(decode), np.asarray(prefill)
+
 
 # ----------------------------------------------------------------------------------------------------
 # KV memory and concurrency
