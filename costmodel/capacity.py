@@ -1202,29 +1202,41 @@ class _Evaluated:
 def _fewest_replicas(
     cand: _Candidate, max_replicas: int, evaluated: list[_Evaluated] | None = None
 ) -> tuple[FloatArray, ServingMetrics]:
-    """Per batch limit, the fewest replicas that pass (inf: none up to ``max_replicas``) [b], and the
-    metrics of the first call, whose last row is ``max_replicas``.
+    """Per batch limit, the fewest replicas that pass (inf: none up to ``max_replicas``) [b], and
+    metrics whose last row is ``max_replicas`` for every limit where none passes (for the reason).
 
     Pass/fail is monotone in the replica count: fewer requests per replica never raise a latency
     quantile (:func:`analyze` is monotone in the rate, property-tested) nor the utilisation. So one
-    call tries r_lo + 0, 1, 3 (r_lo the utilisation bound) and max_replicas, and each bracket (last
-    fail, first pass] is then cut 8-ways in one call per round, only for limits that can still beat the
-    best so far. Every count is evaluated with the full quadrature: a failure is
-    never taken from a cheaper pass."""
+    call tries r_lo + 0, 1, 3 (r_lo the utilisation bound); max_replicas (monotone: failing there, a
+    limit fails everywhere) then bounds the limits that failed all three, where it matters: for every
+    limit when none passed, else only for those that could still beat the best so far. Each bracket
+    (last fail, first pass] is then cut 8-ways in one call per round, only for limits that can still
+    beat the best so far. Every count is evaluated with the full quadrature: a failure is never taken
+    from a cheaper pass."""
     lam, limits = cand.prep.traffic.rate_per_s, cand.limits
     saturation = cand.prep.max_rate_per_s[np.maximum(np.minimum(limits, cand.prep.kv_sequences), 1) - 1]
     r_lo = np.clip(np.ceil(lam / (cand.max_utilization * saturation) - 1e-9), 1.0, float(max_replicas))
-    # one call brackets the answer: r_lo + 0, 1, 3 settle most plans, and max_replicas (monotone: failing
-    # there, a limit fails everywhere) bounds the rest
+    # one call brackets most answers: r_lo + 0, 1, 3 settle most plans
     top = float(max_replicas)
     R = np.minimum(r_lo[None, :] + _FIRST_RUNGS[:, None], top)  # [k, b]
-    R = np.vstack([R, np.full((1, limits.size), top)])
     first = cand.metrics(R)
     record = evaluated if evaluated is not None else []
     record.append(_Evaluated(R, np.arange(limits.size), first))
     ok = cand.passes(first)
     hi = np.where(ok, R, np.inf).min(axis=0)  # passes
     lo = np.maximum(r_lo - 1.0, np.where(~ok & (hi > R), R, -np.inf).max(axis=0))  # fails
+    # max_replicas bounds the limits that failed every rung (those that reached it already know), where
+    # the answer can still be theirs (a count below the best so far, or the best is max_replicas itself)
+    best = hi.min()
+    bound = ~np.isfinite(hi) & (lo < top) & ((lo + 1 < best) | (best >= top))
+    if bound.any():
+        cols = np.flatnonzero(bound) if np.isfinite(best) else np.arange(limits.size)
+        at_top = np.full((1, cols.size), top)
+        first = cand.metrics(at_top, cols)
+        record.append(_Evaluated(at_top, cols, first))
+        passed = cand.passes(first)[0]
+        hi[cols] = np.where(passed, top, hi[cols])
+        lo[cols] = np.where(passed, lo[cols], top)
     while True:
         live = np.isfinite(hi) & (hi - lo > 1) & (lo + 1 < hi.min())
         if not live.any():
