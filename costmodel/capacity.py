@@ -771,7 +771,8 @@ def _iteration(prep: _Prepared, chain: _Chain, B: IntArray) -> _Iteration:
 class _Sums:
     """The quadrature's prompt costs, one row per batch of the grid: at any mean batch they are the
     linear interpolation of two rows, as the cost tables are. They depend on the engine, the traffic and
-    the nodes, not on the load: built once per candidate."""
+    the nodes, not on the load: built once per candidate, the sums of k prompts row by row as the
+    evaluations reach them (:meth:`fill`; a plan's mean batches touch a few of the rows)."""
 
     now: FloatArray  # [g, _DRAWS + 1, S]: k prompts in the iteration an arrival lands in [s]
     others: FloatArray  # [g, _DRAWS + 1, S]: k prompts joining the request's own iteration [s]
@@ -783,6 +784,24 @@ class _Sums:
     # iterations that overlap them, adds a gamma-distributed context per iteration, of this shape and scale
     companion_shape: FloatArray  # [S]: E[Z]^2 / Var(Z) of one of them [-]
     companion_scale_tokens: FloatArray  # [S]: Var(Z) / E[Z] [tokens]
+    # what fill() computes now / others / during from: m1 and m2 per stratum [g, strata], the nodes
+    first_s: FloatArray
+    extra_s: FloatArray
+    nodes: _Nodes
+    filled: BoolArray  # [g]: the rows of now / others / during computed so far
+
+    def fill(self, rows: IntArray) -> None:
+        """Compute the rows ``rows`` of ``now``, ``others`` and ``during`` not computed yet."""
+        todo = np.unique(np.clip(rows, 0, self.filled.size - 1))
+        todo = todo[~self.filled[todo]]
+        if not todo.size:
+            return
+        T1, T2, draws = self.first_s[todo], self.extra_s[todo], self.nodes.draws_by_count
+        # the first prompt of "now" is alone in its iteration (m1), the others join it (m2 each)
+        self.now[todo] = _running_sums(T2, draws[0, 1:], T1.take(self.nodes.biased, axis=1))
+        self.others[todo] = _running_sums(T2, draws[1])
+        self.during[todo] = _running_sums(T1, draws[2])
+        self.filled[todo] = True
 
 
 def _sums(prep: _Prepared, nodes: _Nodes, max_batch_size: int | None = None) -> _Sums:
@@ -791,10 +810,7 @@ def _sums(prep: _Prepared, nodes: _Nodes, max_batch_size: int | None = None) -> 
     g = prep.n_grid
     rows = g.size if max_batch_size is None else int(np.searchsorted(g, max_batch_size)) + 1
     T1, T2, chunks = prep.first_s[:rows], prep.extra_s[:rows], prep.chunks[:rows]  # [g, strata]
-    # the first prompt of "now" is alone in its iteration (m1), the others join it (m2 each)
-    first = T1.take(nodes.biased, axis=1)  # [g, S]
-    now = _running_sums(T2, nodes.draws_by_count[0, 1:], first)
-    others = _running_sums(T2, nodes.draws_by_count[1])
+    S = nodes.biased.size
     i, f = nodes.own_index, nodes.own_fraction
     # (S10) the request's own mean past context while it decodes: its prompt plus (N - 2) / 2 generated
     own_prompt = prep.prompt_tokens[i] * (1.0 - f) + prep.prompt_tokens[i + 1] * f
@@ -810,14 +826,18 @@ def _sums(prep: _Prepared, nodes: _Nodes, max_batch_size: int | None = None) -> 
     square_z = np.interp(np.log(w), np.log(comp.window_grid), comp.square_tokens2) / span
     var_z = np.maximum(square_z - mean_z**2, 1e-6 * mean_z**2)
     return _Sums(
-        now=now,
-        others=others,
+        now=np.empty((rows, _DRAWS + 1, S)),  # filled row by row (fill): untouched rows cost nothing
+        others=np.empty((rows, _DRAWS + 1, S)),
         own=T1[:, i] * (1.0 - f) + T1[:, i + 1] * f,
         own_chunks=chunks[:, i] * (1.0 - f) + chunks[:, i + 1] * f,
         own_attention_s=np.asarray(attention[:-1] - attention[-1]),
-        during=_running_sums(T1, nodes.draws_by_count[2]),
+        during=np.empty((rows, _DRAWS + 1, S)),
         companion_shape=mean_z**2 / np.maximum(var_z, 1e-300),
         companion_scale_tokens=var_z / np.maximum(mean_z, 1e-300),
+        first_s=T1,
+        extra_s=T2,
+        nodes=nodes,
+        filled=np.zeros(rows, dtype=bool),
     )
 
 
@@ -989,6 +1009,7 @@ def _evaluate(
     wait_s = _slot_wait_mean_s(chain, lam, output)
     it = _iteration(prep, chain, B)
     sums = sums or _sums(prep, nodes)
+    sums.fill(np.concatenate([it.grid_index.ravel(), it.grid_index.ravel() + 1]))  # the rows read below
     ttft_base, own_s = _ttft_before_slot_s(it, chain, lam, nodes, sums)
     tpot_all = _tpot_s(prep, it, chain, lam, own_s, nodes, sums)
     n_out = nodes.output_len
