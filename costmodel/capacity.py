@@ -248,14 +248,30 @@ def _companions(traffic: Traffic, max_len: int, context: float) -> _Companions:
     P = traffic.prompt.quantile(_STRATUM_MIDS).astype(np.float64)  # [q]
     x = np.minimum(P[:, None] + L[None, :] / 2.0, max_len - 1.0)  # [q, l]
     x1, x2 = _STRATUM_WEIGHTS @ x, _STRATUM_WEIGHTS @ x**2  # E[x | L], E[x^2 | L] [l]
-    w = np.geomspace(1.0, max(float(max_len), 2.0), 33)[:, None]  # [w, 1]
-    m, M = np.minimum(w, L[None, :]), np.maximum(w, L[None, :])
-    square = ((m**2 * M - m**3 / 3.0) * x2[None, :]) @ N.probs / w[:, 0] ** 2
+    w = np.geomspace(1.0, max(float(max_len), 2.0), 33)  # [w]
+    # E[x^2 (m^2 M - m^3 / 3)] = E[x^2 (L^2 w - L^3 / 3); L <= w] + E[x^2 (w^2 L - w^3 / 3); L > w]: the
+    # moments of L below and above each window, from cumulative sums over the sorted lengths
+    order = np.argsort(L, kind="stable")
+    Ls, weight = L[order], (N.probs * x2)[order]
+    below = np.searchsorted(Ls, w, side="right")  # lengths L <= w
+
+    def up_to(v: FloatArray) -> FloatArray:  # sum of v over the lengths L <= w, for each window
+        return np.concatenate([[0.0], np.cumsum(v)])[below]
+
+    def above(v: FloatArray) -> FloatArray:  # sum of v over the lengths L > w, for each window
+        return np.concatenate([np.cumsum(v[::-1])[::-1], [0.0]])[below]
+
+    square = (
+        w * up_to(weight * Ls**2)
+        - up_to(weight * Ls**2 * Ls) / 3.0
+        + w**2 * above(weight * Ls)
+        - w**2 * w * above(weight) / 3.0
+    ) / w**2
     return _Companions(
         context_tokens=max(context, 1.0),
         mean_context_tokens=float(N.probs @ (x1 * L)),
         mean_iterations=float(N.probs @ L),
-        window_grid=w[:, 0],
+        window_grid=w,
         square_tokens2=np.asarray(square),
     )
 

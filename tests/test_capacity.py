@@ -505,3 +505,24 @@ def test_prompt_sums_are_the_running_sums_of_the_drawn_costs() -> None:
     assert np.array_equal(sums.during[:, 1:], during)
     assert np.array_equal(sums.now[:, 1], first)
     assert np.array_equal(sums.now[:, 2:], now)
+
+
+@pytest.mark.parametrize(
+    "output",
+    [Lengths.geometric(256, max_tokens=8192), Lengths.lognormal(64, 1.0, max_tokens=1024), Lengths.fixed(40)],
+)
+def test_companion_second_moment_is_its_definition(output: Lengths) -> None:
+    """S10b's tabulated second moment, E[x^2 (m^2 M - m^3 / 3)] / w^2 with m = min(w, L), M = max(w, L),
+    summed from cumulative moments of L, equals the expectation taken term by term over every length
+    and window."""
+    from costmodel.capacity import _STRATUM_MIDS, _STRATUM_WEIGHTS, _companions
+
+    traffic = Traffic(1.0, Lengths.lognormal(700, 0.9, max_tokens=4096), output)
+    table = _companions(traffic, 4096, 500.0)
+    L = output.values.astype(float) - 1.0
+    P = traffic.prompt.quantile(_STRATUM_MIDS).astype(float)
+    x2 = _STRATUM_WEIGHTS @ np.minimum(P[:, None] + L[None, :] / 2.0, 4095.0) ** 2
+    w = table.window_grid[:, None]
+    m, M = np.minimum(w, L), np.maximum(w, L)
+    direct = ((m * m * M - m * m * m / 3.0) * x2) @ output.probs / w[:, 0] ** 2
+    np.testing.assert_allclose(table.square_tokens2, direct, rtol=1e-12)
