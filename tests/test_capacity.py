@@ -526,3 +526,26 @@ def test_companion_second_moment_is_its_definition(output: Lengths) -> None:
     m, M = np.minimum(w, L), np.maximum(w, L)
     direct = ((m * m * M - m * m * m / 3.0) * x2) @ output.probs / w[:, 0] ** 2
     np.testing.assert_allclose(table.square_tokens2, direct, rtol=1e-12)
+
+
+def test_the_search_caps_at_max_replicas_exactly_as_the_criterion_does() -> None:
+    """Whatever max_replicas (1, a count inside the first rungs, or far above), plan() returns the first
+    count at which meets_slo (the criterion evaluated count by count, no search) passes for some batch
+    limit, or "infeasible" naming max_replicas when none up to it does."""
+    traffic = Traffic(
+        12.0, Lengths.lognormal(1024, 0.8, max_tokens=6000), Lengths.geometric(256, max_tokens=2048)
+    )
+    slo = SLO(ttft_s=0.5, tpot_s=0.05)  # fewest 4 replicas here
+    engine = Engine.build("llama-3-8b", "a100-80gb", max_batch_size=256)
+    passing = meets_slo(engine, traffic, slo, replicas=np.arange(1, 13)).any(axis=-1)
+    fewest = int(np.argmax(passing)) + 1
+    assert passing.any()
+    assert fewest > 2  # the small caps below are infeasible, the larger ones not
+    for cap in (1, 2, fewest, fewest + 1, 10_000):
+        row = plan("llama-3-8b", ["a100-80gb"], traffic, slo, tp=(1,), max_replicas=cap).iloc[0]
+        if cap < fewest:
+            assert not row.feasible
+            assert f" {cap} " in row.reason  # "more than 1 replicas ...", "no replica count up to 2 ..."
+        else:
+            assert row.feasible
+            assert row.replicas == fewest
