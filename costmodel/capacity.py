@@ -248,14 +248,30 @@ def _companions(traffic: Traffic, max_len: int, context: float) -> _Companions:
     P = traffic.prompt.quantile(_STRATUM_MIDS).astype(np.float64)  # [q]
     x = np.minimum(P[:, None] + L[None, :] / 2.0, max_len - 1.0)  # [q, l]
     x1, x2 = _STRATUM_WEIGHTS @ x, _STRATUM_WEIGHTS @ x**2  # E[x | L], E[x^2 | L] [l]
-    w = np.geomspace(1.0, max(float(max_len), 2.0), 33)[:, None]  # [w, 1]
-    m, M = np.minimum(w, L[None, :]), np.maximum(w, L[None, :])
-    square = ((m**2 * M - m**3 / 3.0) * x2[None, :]) @ N.probs / w[:, 0] ** 2
+    w = np.geomspace(1.0, max(float(max_len), 2.0), 33)  # [w]
+    # E[x^2 (m^2 M - m^3 / 3)] = E[x^2 (L^2 w - L^3 / 3); L <= w] + E[x^2 (w^2 L - w^3 / 3); L > w]: the
+    # moments of L below and above each window, from cumulative sums over the sorted lengths
+    order = np.argsort(L, kind="stable")
+    Ls, weight = L[order], (N.probs * x2)[order]
+    below = np.searchsorted(Ls, w, side="right")  # lengths L <= w
+
+    def up_to(v: FloatArray) -> FloatArray:  # sum of v over the lengths L <= w, for each window
+        return np.concatenate([[0.0], np.cumsum(v)])[below]
+
+    def above(v: FloatArray) -> FloatArray:  # sum of v over the lengths L > w, for each window
+        return np.concatenate([np.cumsum(v[::-1])[::-1], [0.0]])[below]
+
+    square = (
+        w * up_to(weight * Ls**2)
+        - up_to(weight * Ls**2 * Ls) / 3.0
+        + w**2 * above(weight * Ls)
+        - w**2 * w * above(weight) / 3.0
+    ) / w**2
     return _Companions(
         context_tokens=max(context, 1.0),
         mean_context_tokens=float(N.probs @ (x1 * L)),
         mean_iterations=float(N.probs @ L),
-        window_grid=w[:, 0],
+        window_grid=w,
         square_tokens2=np.asarray(square),
     )
 
@@ -328,18 +344,18 @@ def _prepare(engine: Engine, traffic: Traffic, companions: dict[int, _Companions
         paced(nn + other + points[None, :], np.maximum(other, points[None, :])),
         paced(nn + other, other),
     ]
-    linear = parts.linear_s(np.concatenate([x.ravel() for x in sets]))
-    lin_n, lin_chunk, lin_join, lin_base = np.split(linear, np.cumsum([x.size for x in sets])[:-1])
-    attn = parts.prefill_attention_s(
-        np.concatenate([size.ravel(), points]), np.concatenate([past.ravel(), np.zeros(points.size)])
-    )
-    attn_chunk, attn_whole = attn[: size.size].reshape(size.shape), attn[size.size :]
-    # t_d(n) at the mean context, and a(x) for one sequence on a grid of contexts, in one pass
+    # t_d(n) at the mean context, and a(x) for one sequence on a grid of contexts, in one pass; the three
+    # terms' S(T, 1, 0) passes evaluated together
     context_grid = np.linspace(0.0, max(engine.max_len - 1.0, 1.0), 65)
-    attention = parts.decode_attention_s(
+    linear, attention, attn = parts.terms_s(
+        np.concatenate([x.ravel() for x in sets]),
         np.concatenate([n, np.ones(context_grid.size)]),
         np.concatenate([np.full(n.size, context), context_grid]),
+        np.concatenate([size.ravel(), points]),
+        np.concatenate([past.ravel(), np.zeros(points.size)]),
     )
+    lin_n, lin_chunk, lin_join, lin_base = np.split(linear, np.cumsum([x.size for x in sets])[:-1])
+    attn_chunk, attn_whole = attn[: size.size].reshape(size.shape), attn[size.size :]
     # running maximum over the batch: the kernel models' decode time can dip where a larger batch stops
     # splitting its attention (split-K) or fills a tile; the queueing model needs t_d non-decreasing in n
     decode_s = np.maximum.accumulate(lin_n + attention[: n.size])
@@ -464,7 +480,8 @@ class _Nodes:
     own_index: IntArray  # the request's own prompt: lower stratum of the interpolation [samples]
     own_fraction: FloatArray  # and the fraction towards the next stratum [samples]
     output_len: FloatArray  # its output length N [tokens] [samples]
-    draws: IntArray  # other prompts' strata: its first two iterations, its decoding [3, samples, _DRAWS]
+    # other prompts' strata: its first two iterations, its decoding [3, _DRAWS, samples] (count-major)
+    draws_by_count: IntArray
     biased: IntArray  # stratum of the prompt in the iteration it arrives during, token-biased [samples]
     normal_companions: FloatArray  # of uniform[2], for the count of others sharing its decoding [samples]
     normal_attention: FloatArray  # of uniform[7], for their attention given the count [samples]
@@ -496,7 +513,8 @@ def _nodes(traffic: Traffic, samples: int, seed: int) -> _Nodes:
     normal = ndtri(np.clip(U[[2, 7, 5, 9, 11]], 1e-12, 1 - 1e-12))
     output = traffic.output.quantile(U[1]).astype(np.float64)
     walks = [_poisson_thresholds(samples, seed, row) for row in (5, 9, 2)]
-    return _Nodes(U, own, fraction, output, draws, biased, *normal, *walks)
+    draws_by_count = np.ascontiguousarray(draws.transpose(0, 2, 1))
+    return _Nodes(U, own, fraction, output, draws_by_count, biased, *normal, *walks)
 
 
 @functools.lru_cache(maxsize=8)
@@ -528,6 +546,7 @@ def _ex(a: npt.ArrayLike) -> FloatArray:
 
 _EXACT_POISSON = 10.0  # means up to which _poisson_ppf is the exact inverse CDF [-]
 _POISSON_COUNTS = 40  # counts it tabulates: P(N > 40) < 1e-11 at a mean of 10
+_POISSON_CELLS_PER_UNIT = 8  # cells of its lookup per unit of mean: a power of two, so mean x 8 is exact
 
 
 @dataclass(frozen=True)
@@ -535,9 +554,10 @@ class _PoissonTable:
     """:func:`_poisson_thresholds` of one row of the quadrature's uniforms, with what every inverse CDF
     at those uniforms reuses (read-only)."""
 
-    thresholds: FloatArray  # m_k(u), k = 1.._POISSON_COUNTS [S, k], increasing in k
+    thresholds: FloatArray  # m_k(u), k = 1.._POISSON_COUNTS, then per_cell x inf [S, k + per_cell]
     at_end: FloatArray  # the exact count at the mean _EXACT_POISSON [S]
-    minima: FloatArray  # min over the samples of m_k(u), for each k [k]: non-decreasing in k
+    below_cell: IntArray  # #{k: m_k(u) < c / 8} for the cells c = 0..79 of [0, _EXACT_POISSON) [S, c]
+    per_cell: int  # the most thresholds of one sample inside one cell [-]
 
 
 def _poisson_ppf(mean: FloatArray, table: _PoissonTable, z: FloatArray) -> FloatArray:
@@ -551,26 +571,24 @@ def _poisson_ppf(mean: FloatArray, table: _PoissonTable, z: FloatArray) -> Float
     *Univariate Discrete Distributions* §4.5), increasing in the mean for z^2 < 4 x 10: continuous
     there, not integral."""
     mean, z = np.broadcast_arrays(np.asarray(mean, dtype=np.float64), z)
-    # at and beyond the exact range's end the count there is a property of the uniform alone; below it,
-    # the thresholds of each point's own sample increase with k, so the count is a binary search over
-    # them, and only over the counts whose smallest threshold some of those means exceed
-    count = np.broadcast_to(table.at_end, mean.shape).copy()
+    # below the exact range's end: the thresholds under the mean's cell [c / 8, (c + 1) / 8) are counted
+    # in the table, and those inside it (at most per_cell, compared one by one: exact); at and beyond
+    # it, the count there is a property of the uniform alone
     below = mean < _EXACT_POISSON
-    if below.any():
-        small = mean[below]
-        reachable = int(np.searchsorted(table.minima, float(small.max())))
-        row = np.nonzero(below)[-1] * table.thresholds.shape[1]  # each point's own sample row, flat
-        flat = table.thresholds.reshape(-1)
-        lo, hi = np.zeros(small.shape, dtype=np.int64), np.full(small.shape, reachable, dtype=np.int64)
-        for _ in range(reachable.bit_length()):  # invariant: thresholds[:lo] < mean <= thresholds[hi:]
-            mid = (lo + hi) // 2
-            under = (mid < hi) & (flat.take(row + np.minimum(mid, reachable - 1)) < small)
-            lo, hi = np.where(under, mid + 1, lo), np.where(under | (mid >= hi), hi, mid)
-        count[below] = lo
+    S, cells = table.below_cell.shape
+    cell = (np.where(below, mean, 0.0) * _POISSON_CELLS_PER_UNIT).astype(np.int64)  # floor: mean >= 0
+    start = table.below_cell.reshape(-1).take(np.clip(cell, 0, cells - 1) + np.arange(S) * cells)
+    at = start + np.arange(S) * table.thresholds.shape[1]  # the first threshold in the cell, flat
+    flat = table.thresholds.reshape(-1)
+    count = start.astype(np.float64)
+    for j in range(table.per_cell):
+        count += flat.take(at + j) < mean
     growth = (
         mean - _EXACT_POISSON + z * (np.sqrt(np.maximum(mean, _EXACT_POISSON)) - math.sqrt(_EXACT_POISSON))
     )
-    return np.asarray(count + np.where(mean > _EXACT_POISSON, np.maximum(growth, 0.0), 0.0))
+    return np.asarray(
+        np.where(below, count, table.at_end) + np.where(mean > _EXACT_POISSON, np.maximum(growth, 0.0), 0.0)
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -578,18 +596,26 @@ def _poisson_thresholds(samples: int, seed: int, row: int) -> _PoissonTable:
     """m_k(u) = Q^-1(k, u), k = 1.._POISSON_COUNTS, for the uniforms of row ``row`` of the quadrature
     with ``samples`` points and ``seed`` [S, k]: Poisson(m) has P(N <= k - 1) = Q(k, m), the regularised
     upper incomplete gamma, so P(N <= k - 1) < u iff m > m_k(u). Returned with the count at
-    :data:`_EXACT_POISSON` of each sample and the minimum of each column (:class:`_PoissonTable`). Cached:
-    it depends on the uniforms alone (a deterministic function of its arguments)."""
+    :data:`_EXACT_POISSON` of each sample and the counts below each cell of :func:`_poisson_ppf`'s lookup
+    (:class:`_PoissonTable`). Cached: it depends on the uniforms alone (a deterministic function of its
+    arguments)."""
     from scipy.special import gammainccinv
 
     u = _uniforms(samples, seed)[row]
     k = np.arange(1, _POISSON_COUNTS + 1, dtype=np.float64)[:, None]
-    table = np.ascontiguousarray(gammainccinv(k, u[None, :]).T)
+    table = np.ascontiguousarray(gammainccinv(k, u[None, :]).T)  # [S, k]
     at_end = np.count_nonzero(table < _EXACT_POISSON, axis=-1).astype(np.float64)
-    minima = np.maximum.accumulate(table.min(axis=0))
-    for a in (table, at_end, minima):
+    cells = int(_EXACT_POISSON) * _POISSON_CELLS_PER_UNIT
+    edges = np.arange(cells + 1) / _POISSON_CELLS_PER_UNIT  # [c + 1]: the cells' edges, 0..10
+    below = np.zeros((samples, cells + 1), dtype=np.int64)
+    for column in table.T:  # sorted along k: count column by column
+        below += column[:, None] < edges
+    per_cell = int(np.diff(below, axis=-1).max())
+    padded = np.hstack([table, np.full((samples, per_cell), np.inf)])
+    below_cell = np.ascontiguousarray(below[:, :-1])
+    for a in (padded, at_end, below_cell):
         a.setflags(write=False)
-    return _PoissonTable(table, at_end, minima)
+    return _PoissonTable(padded, at_end, below_cell, per_cell)
 
 
 def _gamma_ppf(shape: FloatArray, z: FloatArray) -> FloatArray:
@@ -761,18 +787,37 @@ def _iteration(prep: _Prepared, chain: _Chain, B: IntArray) -> _Iteration:
 class _Sums:
     """The quadrature's prompt costs, one row per batch of the grid: at any mean batch they are the
     linear interpolation of two rows, as the cost tables are. They depend on the engine, the traffic and
-    the nodes, not on the load: built once per candidate."""
+    the nodes, not on the load: built once per candidate, the sums of k prompts row by row as the
+    evaluations reach them (:meth:`fill`; a plan's mean batches touch a few of the rows)."""
 
-    now: FloatArray  # [g, S, _DRAWS + 1]: k prompts in the iteration an arrival lands in [s]
-    others: FloatArray  # [g, S, _DRAWS + 1]: k prompts joining the request's own iteration [s]
+    now: FloatArray  # [g, _DRAWS + 1, S]: k prompts in the iteration an arrival lands in [s]
+    others: FloatArray  # [g, _DRAWS + 1, S]: k prompts joining the request's own iteration [s]
     own: FloatArray  # [g, S]: m1 of the request's own prompt [s]
     own_chunks: FloatArray  # [g, S]: iterations its prefill spans [-]
     own_attention_s: FloatArray  # [S]: its decode attention less that of a sequence at the mean context [s]
-    during: FloatArray  # [g, S, _DRAWS + 1]: k prompts prefilled while it decodes, m1 each [s]
+    during: FloatArray  # [g, _DRAWS + 1, S]: k prompts prefilled while it decodes, m1 each [s]
     # (S10b) others sharing its N - 1 decode iterations: each, arriving in the span of N - 1 + E[L]
     # iterations that overlap them, adds a gamma-distributed context per iteration, of this shape and scale
     companion_shape: FloatArray  # [S]: E[Z]^2 / Var(Z) of one of them [-]
     companion_scale_tokens: FloatArray  # [S]: Var(Z) / E[Z] [tokens]
+    # what fill() computes now / others / during from: m1 and m2 per stratum [g, strata], the nodes
+    first_s: FloatArray
+    extra_s: FloatArray
+    nodes: _Nodes
+    filled: BoolArray  # [g]: the rows of now / others / during computed so far
+
+    def fill(self, rows: IntArray) -> None:
+        """Compute the rows ``rows`` of ``now``, ``others`` and ``during`` not computed yet."""
+        todo = np.unique(np.clip(rows, 0, self.filled.size - 1))
+        todo = todo[~self.filled[todo]]
+        if not todo.size:
+            return
+        T1, T2, draws = self.first_s[todo], self.extra_s[todo], self.nodes.draws_by_count
+        # the first prompt of "now" is alone in its iteration (m1), the others join it (m2 each)
+        self.now[todo] = _running_sums(T2, draws[0, 1:], T1.take(self.nodes.biased, axis=1))
+        self.others[todo] = _running_sums(T2, draws[1])
+        self.during[todo] = _running_sums(T1, draws[2])
+        self.filled[todo] = True
 
 
 def _sums(prep: _Prepared, nodes: _Nodes, max_batch_size: int | None = None) -> _Sums:
@@ -781,10 +826,7 @@ def _sums(prep: _Prepared, nodes: _Nodes, max_batch_size: int | None = None) -> 
     g = prep.n_grid
     rows = g.size if max_batch_size is None else int(np.searchsorted(g, max_batch_size)) + 1
     T1, T2, chunks = prep.first_s[:rows], prep.extra_s[:rows], prep.chunks[:rows]  # [g, strata]
-    zero = np.zeros((T1.shape[0], nodes.biased.size, 1))
-    first = T1[:, nodes.biased][..., None]  # the first prompt is alone in its iteration (m1)
-    now = np.concatenate([zero, first, first + np.cumsum(T2[:, nodes.draws[0][:, 1:]], axis=-1)], axis=-1)
-    others = np.concatenate([zero, np.cumsum(T2[:, nodes.draws[1]], axis=-1)], axis=-1)
+    S = nodes.biased.size
     i, f = nodes.own_index, nodes.own_fraction
     # (S10) the request's own mean past context while it decodes: its prompt plus (N - 2) / 2 generated
     own_prompt = prep.prompt_tokens[i] * (1.0 - f) + prep.prompt_tokens[i + 1] * f
@@ -800,28 +842,51 @@ def _sums(prep: _Prepared, nodes: _Nodes, max_batch_size: int | None = None) -> 
     square_z = np.interp(np.log(w), np.log(comp.window_grid), comp.square_tokens2) / span
     var_z = np.maximum(square_z - mean_z**2, 1e-6 * mean_z**2)
     return _Sums(
-        now=now,
-        others=others,
+        now=np.empty((rows, _DRAWS + 1, S)),  # filled row by row (fill): untouched rows cost nothing
+        others=np.empty((rows, _DRAWS + 1, S)),
         own=T1[:, i] * (1.0 - f) + T1[:, i + 1] * f,
         own_chunks=chunks[:, i] * (1.0 - f) + chunks[:, i + 1] * f,
         own_attention_s=np.asarray(attention[:-1] - attention[-1]),
-        during=np.concatenate([zero, np.cumsum(T1[:, nodes.draws[2]], axis=-1)], axis=-1),
+        during=np.empty((rows, _DRAWS + 1, S)),
         companion_shape=mean_z**2 / np.maximum(var_z, 1e-300),
         companion_scale_tokens=var_z / np.maximum(mean_z, 1e-300),
+        first_s=T1,
+        extra_s=T2,
+        nodes=nodes,
+        filled=np.zeros(rows, dtype=bool),
     )
 
 
+def _running_sums(table: FloatArray, draws: IntArray, first: FloatArray | None = None) -> FloatArray:
+    """Sums of the first k drawn strata's costs, k = 0..K, on each row of ``table`` [g, strata]:
+    ``draws`` [K, S] -> [g, K + 1, S] (k = 0: nothing). With ``first`` [g, S], k >= 1 counts it as the
+    first term and k - 1 draws after it (then ``draws`` holds K - 1 rows). Laid out count-major, each
+    step is one contiguous add (a cumulative sum along a short last axis is several times slower)."""
+    g, S = table.shape[0], draws.shape[1]
+    lead = 0 if first is None else 1
+    out = np.empty((g, draws.shape[0] + 1 + lead, S))
+    out[:, 0] = 0.0
+    total = out[:, 1 + lead]
+    total[...] = table.take(draws[0], axis=1)
+    for k in range(1, draws.shape[0]):
+        np.add(total, table.take(draws[k], axis=1), out=out[:, 1 + lead + k])
+        total = out[:, 1 + lead + k]
+    if first is not None:
+        out[:, 1] = first
+        out[:, 2:] += first[:, None, :]
+    return out
+
+
 def _at_batch(it: _Iteration, table: FloatArray, count: FloatArray | None = None) -> FloatArray:
-    """A [g, S] table, or a [g, S, k] one at the counts ``count`` [..., S], at each grid point's mean
+    """A [g, S] table, or a [g, k, S] one at the counts ``count`` [..., S], at each grid point's mean
     batch -> [..., S]. Beyond _DRAWS prompts (near saturation) the sum of _DRAWS is scaled."""
     i, f = _ex(it.grid_index).astype(np.int64), _ex(it.grid_fraction)
     upper = np.minimum(i + 1, table.shape[0] - 1)
     # flat indices into the table (one take is several times faster than a three-array fancy index)
-    row = table[0].size
-    at = np.arange(table.shape[1]) * (row // table.shape[1])  # sample s starts here within a row
+    row, S = table[0].size, table.shape[-1]
+    at = np.arange(S)  # sample s of count 0 (or of a [g, S] table) within a row
     if count is not None:
-        c = np.minimum(count, _DRAWS).astype(np.int64)
-        at = at + c
+        at = at + np.minimum(count, _DRAWS).astype(np.int64) * S
     flat = table.reshape(-1)
     value = flat.take(i * row + at) * (1.0 - f) + flat.take(upper * row + at) * f
     if count is None:
@@ -960,6 +1025,7 @@ def _evaluate(
     wait_s = _slot_wait_mean_s(chain, lam, output)
     it = _iteration(prep, chain, B)
     sums = sums or _sums(prep, nodes)
+    sums.fill(np.concatenate([it.grid_index.ravel(), it.grid_index.ravel() + 1]))  # the rows read below
     ttft_base, own_s = _ttft_before_slot_s(it, chain, lam, nodes, sums)
     tpot_all = _tpot_s(prep, it, chain, lam, own_s, nodes, sums)
     n_out = nodes.output_len
@@ -1173,29 +1239,41 @@ class _Evaluated:
 def _fewest_replicas(
     cand: _Candidate, max_replicas: int, evaluated: list[_Evaluated] | None = None
 ) -> tuple[FloatArray, ServingMetrics]:
-    """Per batch limit, the fewest replicas that pass (inf: none up to ``max_replicas``) [b], and the
-    metrics of the first call, whose last row is ``max_replicas``.
+    """Per batch limit, the fewest replicas that pass (inf: none up to ``max_replicas``) [b], and
+    metrics whose last row is ``max_replicas`` for every limit where none passes (for the reason).
 
     Pass/fail is monotone in the replica count: fewer requests per replica never raise a latency
     quantile (:func:`analyze` is monotone in the rate, property-tested) nor the utilisation. So one
-    call tries r_lo + 0, 1, 3 (r_lo the utilisation bound) and max_replicas, and each bracket (last
-    fail, first pass] is then cut 8-ways in one call per round, only for limits that can still beat the
-    best so far. Every count is evaluated with the full quadrature: a failure is
-    never taken from a cheaper pass."""
+    call tries r_lo + 0, 1, 3 (r_lo the utilisation bound); max_replicas (monotone: failing there, a
+    limit fails everywhere) then bounds the limits that failed all three, where it matters: for every
+    limit when none passed, else only for those that could still beat the best so far. Each bracket
+    (last fail, first pass] is then cut 8-ways in one call per round, only for limits that can still
+    beat the best so far. Every count is evaluated with the full quadrature: a failure is never taken
+    from a cheaper pass."""
     lam, limits = cand.prep.traffic.rate_per_s, cand.limits
     saturation = cand.prep.max_rate_per_s[np.maximum(np.minimum(limits, cand.prep.kv_sequences), 1) - 1]
     r_lo = np.clip(np.ceil(lam / (cand.max_utilization * saturation) - 1e-9), 1.0, float(max_replicas))
-    # one call brackets the answer: r_lo + 0, 1, 3 settle most plans, and max_replicas (monotone: failing
-    # there, a limit fails everywhere) bounds the rest
+    # one call brackets most answers: r_lo + 0, 1, 3 settle most plans
     top = float(max_replicas)
     R = np.minimum(r_lo[None, :] + _FIRST_RUNGS[:, None], top)  # [k, b]
-    R = np.vstack([R, np.full((1, limits.size), top)])
     first = cand.metrics(R)
     record = evaluated if evaluated is not None else []
     record.append(_Evaluated(R, np.arange(limits.size), first))
     ok = cand.passes(first)
     hi = np.where(ok, R, np.inf).min(axis=0)  # passes
     lo = np.maximum(r_lo - 1.0, np.where(~ok & (hi > R), R, -np.inf).max(axis=0))  # fails
+    # max_replicas bounds the limits that failed every rung (those that reached it already know), where
+    # the answer can still be theirs (a count below the best so far, or the best is max_replicas itself)
+    best = hi.min()
+    bound = ~np.isfinite(hi) & (lo < top) & ((lo + 1 < best) | (best >= top))
+    if bound.any():
+        cols = np.flatnonzero(bound) if np.isfinite(best) else np.arange(limits.size)
+        at_top = np.full((1, cols.size), top)
+        first = cand.metrics(at_top, cols)
+        record.append(_Evaluated(at_top, cols, first))
+        passed = cand.passes(first)[0]
+        hi[cols] = np.where(passed, top, hi[cols])
+        lo[cols] = np.where(passed, lo[cols], top)
     while True:
         live = np.isfinite(hi) & (hi - lo > 1) & (lo + 1 < hi.min())
         if not live.any():

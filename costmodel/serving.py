@@ -38,7 +38,7 @@ import numpy.typing as npt
 from costmodel.errors import CostmodelError
 
 if TYPE_CHECKING:
-    from costmodel.memory import Sparsity
+    from costmodel.memory import ReplicaMemory, Sparsity
     from costmodel.specs import Deployment, Efficiency, HardwareProfile, ModelProfile, Workload
 
 FloatArray = npt.NDArray[np.float64]
@@ -539,6 +539,43 @@ class _Parts:
             )
         )
 
+    def terms_s(
+        self,
+        tokens: npt.ArrayLike,
+        decode_batch: npt.ArrayLike,
+        decode_context: npt.ArrayLike,
+        prefill_tokens: npt.ArrayLike,
+        prefill_past: npt.ArrayLike,
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(:meth:`linear_s` of ``tokens``, :meth:`decode_attention_s` of the decodes,
+        :meth:`prefill_attention_s` of the chunks), each the same as alone, with the S(T, 1, 0) passes of
+        the three brackets evaluated as one (with pp > 1 the chunks' bracket keeps its own one-micro-batch
+        pass): two roofline evaluations fewer for a caller that tabulates every term, as the capacity
+        planner does."""
+        T = np.asarray(tokens, dtype=np.float64)
+        b, c = np.broadcast_arrays(
+            np.asarray(decode_batch, dtype=np.float64), np.asarray(decode_context, dtype=np.float64)
+        )
+        k, p = np.broadcast_arrays(
+            np.asarray(prefill_tokens, dtype=np.float64), np.asarray(prefill_past, dtype=np.float64)
+        )
+        b1, k1 = np.maximum(b, 1.0), np.maximum(k, 1.0)
+        decodes, chunks = bool(np.any((b > 0) & (c > 0))), bool(np.any(k > 0))
+        shared = self.deployment is None or self.deployment.pp == 1  # one micro-batch either way
+        none = np.empty(0)
+        parts = [T.ravel(), b1.ravel() if decodes else none, k1.ravel() if chunks and shared else none]
+        base = self.linear_s(np.concatenate(parts))  # S(x, 1, 0) wherever x >= 1
+        linear, base_b, base_k = np.split(base, np.cumsum([x.size for x in parts])[:-1])
+        decode = np.zeros(b.shape)
+        if decodes:
+            decode = np.where(b > 0, self._pass(b1, 1, c) - base_b.reshape(b.shape), 0.0)
+        prefill = np.zeros(k.shape)
+        if chunks:
+            r = self.deployment.attention_dp if self.deployment is not None else 1
+            alone = base_k.reshape(k.shape) if shared else self._pass(k1, 1, 0, one_microbatch=True)
+            prefill = np.where(k > 0, self._pass(r, k1 / r, p, "last", one_microbatch=True) - alone, 0.0)
+        return np.asarray(linear.reshape(T.shape)), np.asarray(decode), np.asarray(prefill)
+
 
 # ----------------------------------------------------------------------------------------------------
 # KV memory and concurrency
@@ -586,8 +623,6 @@ def kv_capacity_tokens(
     from costmodel.memory import replica_memory
     from costmodel.specs import Deployment as _Deployment
 
-    if not 0 < usable_fraction <= 1:
-        raise CostmodelError(f"usable_fraction must be in (0, 1], got {usable_fraction}")
     dep = deployment or _Deployment()
     dep.check(model)
     device = replica_memory(
@@ -603,9 +638,19 @@ def kv_capacity_tokens(
         expert_dtype=expert_dtype,
         component_dtypes=component_dtypes,
     )
+    return _kv_tokens(model, hardware, device, usable_fraction, dep.attention_dp)
+
+
+def _kv_tokens(
+    model: ModelProfile, hardware: HardwareProfile, device: ReplicaMemory, usable_fraction: float, ranks: int
+) -> int:
+    """:func:`kv_capacity_tokens` of one device's memory ``device`` [tokens]; ``ranks``: attention-DP
+    ranks, each holding its own sequences' cache."""
+    if not 0 < usable_fraction <= 1:
+        raise CostmodelError(f"usable_fraction must be in (0, 1], got {usable_fraction}")
     room = float(device.free_bytes(usable_fraction * hardware.memory_bytes))
     per = device.state_bytes_per_sequence if model.ssm is not None else device.kv_bytes_per_token
-    return max(int(room // per), 0) * dep.attention_dp
+    return max(int(room // per), 0) * ranks
 
 
 def max_concurrency(
@@ -838,21 +883,38 @@ class Engine:
         """One attention-DP rank's token budget, the longest prompt chunk its devices prefill [tokens]."""
         return max(self.max_batched_tokens // self.deployment.attention_dp, 1)
 
-    def kv_capacity_tokens(self) -> int:
-        """KV-cache tokens that fit on the replica [tokens] (:func:`kv_capacity_tokens`)."""
-        w = self.workload
-        return kv_capacity_tokens(
+    def replica_memory(self) -> ReplicaMemory:
+        """What one device of this replica holds [bytes] (:func:`costmodel.memory.replica_memory`): its
+        layout, the workload's formats (the experts' and each component's own included) and the
+        activations of one prefill chunk of a rank's token budget. The one place an engine's memory is
+        sized: :meth:`kv_capacity_tokens` and an engine's own memory rule (the public evaluation's
+        TensorRT-LLM free-memory fraction) both read it."""
+        from costmodel.memory import replica_memory
+
+        dep, w = self.deployment, self.workload
+        return replica_memory(
             self.model,
-            self.hardware,
+            tp=dep.tp,
+            pp=dep.pp,
+            attention_dp=dep.attention_dp,
             weight_dtype=w.weight_dtype,
             kv_dtype=w.kv_dtype,
             activation_dtype=w.activation_dtype,
-            deployment=self.deployment,
-            usable_fraction=self.usable_fraction,
-            prefill_chunk_tokens=self.rank_batched_tokens,
             sparsity=w.sparsity,
+            prefill_tokens=min(self.rank_batched_tokens, self.model.max_context),
             expert_dtype=w.expert_dtype,
             component_dtypes=w.component_formats or None,
+        )
+
+    def kv_capacity_tokens(self) -> int:
+        """KV-cache tokens that fit on the replica [tokens] (:func:`kv_capacity_tokens`), from
+        :meth:`replica_memory`."""
+        return _kv_tokens(
+            self.model,
+            self.hardware,
+            self.replica_memory(),
+            self.usable_fraction,
+            self.deployment.attention_dp,
         )
 
     def max_concurrency(self, context_len: npt.ArrayLike | Lengths) -> Concurrency:

@@ -442,3 +442,110 @@ def test_a_prompt_that_stalls_a_request_then_decodes_beside_it() -> None:
     m = analyze(engine, Traffic(rate, prompt, output), samples=8192, quantiles=(0.5, 0.68))
     assert float(m.quantile("tpot", 0.5)) <= stalled_alone
     assert float(m.quantile("tpot", 0.68)) > stalled_alone
+
+
+@pytest.mark.parametrize("samples", [16, 1024, 4096])
+def test_poisson_inverse_cdf_at_the_quadrature_uniforms_is_scipys(samples: int) -> None:
+    """Below the exact range's end, the planner's Poisson counts at the quadrature's uniforms are the
+    inverse CDF (scipy.stats.poisson.ppf): over random means, the lookup cells' edges, and means just
+    below each count's threshold."""
+    from scipy.stats import poisson
+
+    from costmodel.capacity import (
+        _EXACT_POISSON,
+        _POISSON_COUNTS,
+        _poisson_ppf,
+        _poisson_thresholds,
+        _uniforms,
+    )
+
+    rng = np.random.default_rng(3)
+    for row in (2, 5, 9):
+        u, table = _uniforms(samples, 0)[row], _poisson_thresholds(samples, 0, row)
+        edges = np.arange(0.0, _EXACT_POISSON, 1 / 8)[:, None] + np.zeros(samples)
+        mean = np.vstack(
+            [rng.uniform(0, _EXACT_POISSON, (6, samples)), rng.exponential(0.5, (3, samples)), edges]
+        )
+        mean = np.vstack([mean, np.nextafter(table.thresholds[:, :12].T, 0.0)])  # just below a threshold
+        z = rng.normal(size=samples)
+        got = _poisson_ppf(mean, table, z)
+        # scipy's inverse CDF, away from the thresholds' own rounding (a relative 1e-12 band around them)
+        near = np.abs(mean[..., None] / table.thresholds[:, :_POISSON_COUNTS] - 1.0) < 1e-12
+        clear = ~near.any(axis=-1)
+        assert clear.mean() > 0.5
+        assert np.array_equal(got[clear], poisson.ppf(u, mean)[clear])
+        # non-decreasing in the mean at each uniform
+        ordered = np.sort(mean, axis=0)
+        assert np.all(np.diff(_poisson_ppf(ordered, table, z), axis=0) >= 0)
+        # beyond the exact range: the count at its end plus the growth, never below it
+        far = _poisson_ppf(np.full((1, samples), 2 * _EXACT_POISSON), table, z)
+        assert np.all(far >= table.at_end)
+
+
+def test_prompt_sums_are_the_running_sums_of_the_drawn_costs() -> None:
+    """The quadrature's sums of k drawn prompts' costs (laid out count-major) are the cumulative sums
+    over the draws, bit for bit, and ``now`` starts with the token-biased prompt alone (m1)."""
+    from costmodel.capacity import _DRAWS, _nodes, _prepare, _sums
+
+    prep = _prepare(ENGINE, TRAFFIC)
+    nodes = _nodes(TRAFFIC, 64, 0)
+    sums = _sums(prep, nodes)
+    sums.fill(np.arange(prep.n_grid.size))  # the planner fills the rows its mean batches reach
+    draws = nodes.draws_by_count  # [3, _DRAWS, S]
+    T1, T2 = prep.first_s, prep.extra_s
+    others = np.cumsum(T2[:, draws[1]], axis=1)  # [g, _DRAWS, S]
+    during = np.cumsum(T1[:, draws[2]], axis=1)
+    first = T1[:, nodes.biased]
+    now = first[:, None, :] + np.cumsum(T2[:, draws[0, 1:]], axis=1)
+    assert sums.others.shape == (T1.shape[0], _DRAWS + 1, 64)
+    assert np.all(sums.others[:, 0] == 0)
+    assert np.all(sums.during[:, 0] == 0)
+    assert np.all(sums.now[:, 0] == 0)
+    assert np.array_equal(sums.others[:, 1:], others)
+    assert np.array_equal(sums.during[:, 1:], during)
+    assert np.array_equal(sums.now[:, 1], first)
+    assert np.array_equal(sums.now[:, 2:], now)
+
+
+@pytest.mark.parametrize(
+    "output",
+    [Lengths.geometric(256, max_tokens=8192), Lengths.lognormal(64, 1.0, max_tokens=1024), Lengths.fixed(40)],
+)
+def test_companion_second_moment_is_its_definition(output: Lengths) -> None:
+    """S10b's tabulated second moment, E[x^2 (m^2 M - m^3 / 3)] / w^2 with m = min(w, L), M = max(w, L),
+    summed from cumulative moments of L, equals the expectation taken term by term over every length
+    and window."""
+    from costmodel.capacity import _STRATUM_MIDS, _STRATUM_WEIGHTS, _companions
+
+    traffic = Traffic(1.0, Lengths.lognormal(700, 0.9, max_tokens=4096), output)
+    table = _companions(traffic, 4096, 500.0)
+    L = output.values.astype(float) - 1.0
+    P = traffic.prompt.quantile(_STRATUM_MIDS).astype(float)
+    x2 = _STRATUM_WEIGHTS @ np.minimum(P[:, None] + L[None, :] / 2.0, 4095.0) ** 2
+    w = table.window_grid[:, None]
+    m, M = np.minimum(w, L), np.maximum(w, L)
+    direct = ((m * m * M - m * m * m / 3.0) * x2) @ output.probs / w[:, 0] ** 2
+    np.testing.assert_allclose(table.square_tokens2, direct, rtol=1e-12)
+
+
+def test_the_search_caps_at_max_replicas_exactly_as_the_criterion_does() -> None:
+    """Whatever max_replicas (1, a count inside the first rungs, or far above), plan() returns the first
+    count at which meets_slo (the criterion evaluated count by count, no search) passes for some batch
+    limit, or "infeasible" naming max_replicas when none up to it does."""
+    traffic = Traffic(
+        12.0, Lengths.lognormal(1024, 0.8, max_tokens=6000), Lengths.geometric(256, max_tokens=2048)
+    )
+    slo = SLO(ttft_s=0.5, tpot_s=0.05)  # fewest 4 replicas here
+    engine = Engine.build("llama-3-8b", "a100-80gb", max_batch_size=256)
+    passing = meets_slo(engine, traffic, slo, replicas=np.arange(1, 13)).any(axis=-1)
+    fewest = int(np.argmax(passing)) + 1
+    assert passing.any()
+    assert fewest > 2  # the small caps below are infeasible, the larger ones not
+    for cap in (1, 2, fewest, fewest + 1, 10_000):
+        row = plan("llama-3-8b", ["a100-80gb"], traffic, slo, tp=(1,), max_replicas=cap).iloc[0]
+        if cap < fewest:
+            assert not row.feasible
+            assert f" {cap} " in row.reason  # "more than 1 replicas ...", "no replica count up to 2 ..."
+        else:
+            assert row.feasible
+            assert row.replicas == fewest

@@ -48,3 +48,32 @@ def test_only_tensorrt_llm_reserves_whole_requests_and_stores_quantized_models_k
     assert kv_dtype("trtllm", "bf16") == "bf16"
     assert kv_dtype("vllm", "fp8") == "bf16"
     assert kv_dtype("sglang", "nvfp4") == "bf16"
+
+
+def test_the_free_memory_rule_and_the_cache_read_one_replica_memory() -> None:
+    """TensorRT-LLM's free-memory rule and the KV capacity are both sized from Engine.replica_memory,
+    formats included (a checkpoint that keeps attention in bf16 beside nvfp4 weights): the cache holds
+    floor(0.9 x (device - weights - activations) / KV bytes per token) tokens of that one layout."""
+    engine = Engine.build(
+        "llama-3-8b",
+        "b200",
+        weight_dtype="nvfp4",
+        component_dtypes={"attention": "bf16"},
+        tp=2,
+        max_batched_tokens=8192,
+    )
+    device = replica_memory(
+        engine.model, tp=2, weight_dtype="nvfp4", component_dtypes={"attention": "bf16"}, prefill_tokens=8192
+    )
+    plain = replica_memory(engine.model, tp=2, weight_dtype="nvfp4", prefill_tokens=8192)
+    assert device.weight_bytes > plain.weight_bytes  # the bf16 attention weights are counted
+    mine = engine.replica_memory()
+    assert mine.weight_bytes == device.weight_bytes
+    assert mine.kv_bytes_per_token == device.kv_bytes_per_token
+    memory = float(engine.hardware.memory_bytes)
+    taken = float(device.weight_bytes + np.max(device.activation_bytes))
+    trt = engine_memory("trtllm", engine)
+    room = trt.usable_fraction * memory - taken
+    assert room == pytest.approx(0.9 * (memory - taken), rel=1e-9)
+    expected = (0.9 * (memory - taken)) // device.kv_bytes_per_token
+    assert abs(trt.kv_capacity_tokens() - expected) <= 1  # the fraction's rounding

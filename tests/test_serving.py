@@ -280,3 +280,28 @@ def test_kv_capacity_follows_the_sparse_weights() -> None:
     freed = replica_memory(model).weight_bytes - replica_memory(model, sparsity="2:4").weight_bytes
     per_token = costmodel.kv_bytes_per_token(model)
     assert sparse - dense == pytest.approx(freed / per_token, abs=1)
+
+
+@pytest.mark.parametrize(
+    ("model", "deployment"),
+    [
+        ("llama-3-8b", Deployment(tp=1)),
+        ("llama-3-8b", Deployment(tp=2, pp=2)),
+        ("qwen3-30b-a3b", Deployment(tp=1, attention_dp=2, moe_ep=2)),
+    ],
+)
+def test_terms_sharing_their_passes_equal_each_term_alone(model: str, deployment: Deployment) -> None:
+    """Engine.parts.terms_s evaluates the three brackets' S(T, 1, 0) passes together; each term is the
+    same, bit for bit, as linear_s, decode_attention_s and prefill_attention_s called alone."""
+    engine = Engine(load_model(model), load_hardware("h100-sxm"), Workload(), deployment)
+    tokens = np.array([0.0, 1.0, 7.0, 300.0, 4096.0])
+    batch, context = np.array([1.0, 3.0, 64.0, 0.0]), np.array([0.0, 900.0, 2000.0, 10.0])
+    chunk, past = np.array([[512.0, 0.0], [37.0, 2048.0]]), np.array([[0.0, 0.0], [100.0, 5.0]])
+    linear, decode, prefill = engine.parts.terms_s(tokens, batch, context, chunk, past)
+    assert np.array_equal(linear, engine.parts.linear_s(tokens))
+    assert np.array_equal(decode, engine.parts.decode_attention_s(batch, context))
+    assert np.array_equal(prefill, engine.parts.prefill_attention_s(chunk, past))
+    assert np.all(decode[1:3] > 0)
+    assert np.all(prefill[:, 0] != 0)
+    none = engine.parts.terms_s(np.zeros(2), np.zeros(3), np.ones(3), np.zeros(1), np.zeros(1))
+    assert all(np.array_equal(x, np.zeros_like(x)) for x in none)

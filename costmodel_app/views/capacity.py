@@ -145,7 +145,14 @@ def load_curve(
         if probe.kv_max_sequences < 1 or not saturation > 0:
             raise CostmodelError("the weights leave no room for a KV cache")
     rates = np.unique(np.r_[np.linspace(0.02, 1.25, 50) * saturation, rate_per_replica])
-    m = capacity.analyze(engine, load, rate_per_s=rates, max_batch_size=batch_limit, samples=PLAN_SAMPLES)
+    m = capacity.analyze(
+        engine,
+        load,
+        rate_per_s=rates,
+        max_batch_size=batch_limit,
+        quantiles=(0.5, QUANTILE),  # the two the curves draw
+        samples=PLAN_SAMPLES,
+    )
     stable = np.asarray(m.stable)
 
     def latency(metric: str, q: float) -> np.ndarray:  # inf where unstable: no number to show

@@ -38,7 +38,6 @@ import dataclasses
 import numpy as np
 import numpy.typing as npt
 
-from costmodel.memory import replica_memory
 from costmodel.serving import Engine
 
 VLLM_GPU_MEMORY_UTILIZATION = 0.9
@@ -61,23 +60,10 @@ def engine_memory(backend: str, engine: Engine) -> Engine:
     """``engine`` with the share of device memory its ``backend`` keeps for weights, activations and the
     KV cache at its defaults (:class:`costmodel.serving.Engine`'s ``usable_fraction``)."""
     memory = float(engine.hardware.memory_bytes)
-    dep, w = engine.deployment, engine.workload
     if backend in ("vllm", "sglang"):
         return dataclasses.replace(engine, usable_fraction=VLLM_GPU_MEMORY_UTILIZATION)
     if backend == "trtllm":
-        device = replica_memory(
-            engine.model,
-            tp=dep.tp,
-            pp=dep.pp,
-            attention_dp=dep.attention_dp,
-            weight_dtype=w.weight_dtype,
-            kv_dtype=w.kv_dtype,
-            activation_dtype=w.activation_dtype,
-            sparsity=w.sparsity,
-            prefill_tokens=min(engine.rank_batched_tokens, engine.model.max_context),
-            expert_dtype=w.expert_dtype,
-            component_dtypes=w.component_formats or None,
-        )
+        device = engine.replica_memory()  # what kv_capacity_tokens sizes the cache from
         taken = float(device.weight_bytes + np.max(device.activation_bytes))
         free = max(memory - taken, 0.0)
         usable = (taken + TRTLLM_FREE_GPU_MEMORY_FRACTION * free) / memory
