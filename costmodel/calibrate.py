@@ -249,22 +249,30 @@ class CalibrationOutcome:
 
 
 def _pooled(groups: Sequence[MeasuredGroup]) -> list[MeasuredGroup]:
-    """One more group per (device, family, dtype) pooling every ``dtype:qualifier`` key of that dtype, so a
-    caller that knows only the dtype finds parameters too."""
+    """More groups, pooling keys so that a caller that knows less than the whole key finds parameters too:
+    one per (device, family, dtype) over every ``dtype:qualifier`` key of that dtype, and, for a family that
+    sets ``POOL_BY_ENGINE`` (its keys ``"<dtype>:<engine>:<kernel>"``), one per (device, family, dtype,
+    engine) over that engine's kernels (``"<dtype>:<engine>"``; :func:`costmodel.kernels.fallback_keys`)."""
     buckets: dict[tuple[str, str, str], list[MeasuredGroup]] = {}
     for g in groups:
-        buckets.setdefault((g.hardware, family_name(g.family), g.key.split(":", 1)[0]), []).append(g)
+        parts = g.key.split(":")
+        buckets.setdefault((g.hardware, family_name(g.family), parts[0]), []).append(g)
+        if getattr(g.family, "POOL_BY_ENGINE", False) and len(parts) >= 3:
+            buckets.setdefault((g.hardware, family_name(g.family), ":".join(parts[:2])), []).append(g)
     pooled = []
-    for (hardware, _, dtype), members in buckets.items():
-        if any(m.key == dtype for m in members) or dtype not in DTYPES:
-            continue  # already a plain dtype key, or keys whose first part names a kernel, not a format
+    for (hardware, _, pool), members in buckets.items():
+        if any(m.key == pool for m in members) or pool.split(":", 1)[0] not in DTYPES:
+            continue  # already a pooled key, or keys whose first part names a kernel, not a format
+        if len(members) == 1:  # the same rows: the same arrays, which calibrate_measurements fits once
+            pooled.append(dataclasses.replace(members[0], key=pool))
+            continue
         names = set(members[0].shapes)
         measured = np.concatenate([m.measured_s for m in members])
         shapes = {
             n: np.concatenate([np.broadcast_to(m.shapes[n], m.measured_s.shape) for m in members])
             for n in names
         }
-        pooled.append(MeasuredGroup(hardware, members[0].family, dtype, measured, shapes))
+        pooled.append(MeasuredGroup(hardware, members[0].family, pool, measured, shapes))
     return pooled
 
 
@@ -288,15 +296,19 @@ def calibrate_measurements(
     rows: dict[str, dict[str, int]] = {}
     skipped: list[str] = []
     own = len(measurements.groups)
+    by_rows: dict[int, dict[str, float]] = {}  # id(measured_s) -> fitted: a one-key pool is not refit
     for i, group in enumerate([*measurements.groups, *_pooled(measurements.groups)]):
         family = family_name(group.family)
-        try:
-            hardware = load_hardware(group.hardware)
-            params = fit_params(group.family, hardware, group.key, group.measured_s, group.shapes)
-        except CostmodelError as e:
-            skipped.append(f"{group.hardware} {family} {group.key}: {e}")
-            continue
-        fitted.setdefault(group.hardware, {}).setdefault(family, {})[group.key] = numeric_fields(params)
+        values = by_rows.get(id(group.measured_s)) if i >= own else None
+        if values is None:
+            try:
+                hardware = load_hardware(group.hardware)
+                params = fit_params(group.family, hardware, group.key, group.measured_s, group.shapes)
+            except CostmodelError as e:
+                skipped.append(f"{group.hardware} {family} {group.key}: {e}")
+                continue
+            values = by_rows[id(group.measured_s)] = numeric_fields(params)
+        fitted.setdefault(group.hardware, {}).setdefault(family, {})[group.key] = values
         if i < own:  # pooled groups repeat rows already counted
             device_rows = rows.setdefault(group.hardware, {})
             device_rows[family] = device_rows.get(family, 0) + int(np.asarray(group.measured_s).size)

@@ -23,8 +23,9 @@ device's calibrated parameters (``hardware_profiles/calibrated/<device>.yaml``, 
   top-k sparse attention): the roofline with the profile's efficiencies (:mod:`costmodel.roofline`).
 
 Parameter keys. The public tables calibrate several kernels per family and device (one per engine and
-kernel source). The rule: GEMM uses the format's own key (fitted on all of that format's rows, the
-engines' kernels pooled: GEMM keys do not name their engine); MoE the fastest, at each token count, of
+kernel source). The rule: GEMM uses the format's own key (fitted on all of that format's rows, every
+engine's kernels pooled; the fitted keys also name their engine, ``"<format>:<engine>:<kernel>"``, with
+each engine's own pool ``"<format>:<engine>"``); MoE the fastest, at each token count, of
 the engine's own kernels of the format (its autotuner picks the fastest runner), else
 the format's pooled key (one rule, :func:`moe_keys`); attention, MLA and the all-reduce use the sorted-first
 stored key of the engine named by ``Efficiency.kernel_engine`` (``vllm`` by default; ``sglang`` runs

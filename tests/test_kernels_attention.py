@@ -305,3 +305,56 @@ def test_a_window_grid_over_the_whole_sequence_grows_until_it_fills_the_gpu(devi
     np.testing.assert_allclose(t[:2], gen.time_s(hw, by_window, kv_len=lengths[:2], **shape))
     window_bytes = gen.kv_cache_bytes(batch_size=1, kv_len=128, n_kv_heads=8, head_dim=64)
     assert np.all(t >= window_bytes / hw.memory_bandwidth_bytes_per_s)
+
+
+def test_flashinfer_tile_height_follows_the_packed_length() -> None:
+    """FlashInfer's FA2DetermineCtaTileQ (include/flashinfer/utils.cuh): 128 rows above 64 packed rows
+    below head_dim 256, 64 above 16 rows, else 16."""
+    rows = np.array([1, 16, 17, 64, 65, 65, 4096])
+    head_dim = np.array([128, 128, 128, 128, 128, 256, 256])
+    assert ctx.packed_tile_rows(rows, head_dim).tolist() == [16, 16, 64, 64, 128, 64, 64]
+
+
+def test_a_packed_gqa_prefill_launches_one_cta_per_kv_head_and_packed_tile() -> None:
+    """With every rate made instant, the time is the CTAs' fixed cost spread over the SMs plus the last
+    CTA's: the CTA count of FlashInfer's grid, batch x KV heads x ceil(tokens x group / tile rows)."""
+    hw = load_hardware("l40s")
+    p = ctx.default_params(hw, "vllm.vllm_flashinfer_fiprefill:bf16+fp8kv")
+    assert p.gqa_packed == 1.0
+    assert ctx.default_params(hw, "vllm.vllm_flash_attn_fa2:bf16").gqa_packed == 0.0
+    overhead = 1e-6
+    instant = dataclasses.replace(
+        p,
+        peak_flop_per_s=1e30,
+        softmax_pairs_per_s=1e30,
+        bandwidth_bytes_per_s=1e30,
+        launch_s=0.0,
+        cta_overhead_s=overhead,
+    )
+    batch, seq_len, heads, kv_heads = 4.0, 16.0, 32.0, 8.0  # group 4: 64 packed rows, one 64-row tile
+    t = ctx.time_s(hw, instant, batch_size=batch, seq_len=seq_len, n_heads=heads, n_kv_heads=kv_heads,
+                   head_dim=128.0)  # fmt: skip
+    ctas = batch * kv_heads * np.ceil(seq_len * 4 / 64)
+    assert float(t) == pytest.approx(overhead * (ctas / p.sm_count + 1.0), rel=1e-9)
+    unpacked = dataclasses.replace(instant, gqa_packed=0.0)
+    t0 = ctx.time_s(hw, unpacked, batch_size=batch, seq_len=seq_len, n_heads=heads, n_kv_heads=kv_heads,
+                    head_dim=128.0)  # fmt: skip
+    assert float(t0) == pytest.approx(overhead * (batch * heads / p.sm_count + 1.0), rel=1e-9)
+
+
+def test_a_short_packed_tile_runs_at_its_rows_share_of_the_pair_rate() -> None:
+    """``feed_rows``: a 64-row FlashInfer tile does half the MMAs per K / V tile of a 128-row one; with
+    ``feed_rows`` 128 its key loop takes twice as long as with no slowdown (16), a 128-row tile's the same."""
+    hw = load_hardware("l40s")
+    p = dataclasses.replace(
+        ctx.default_params(hw, "vllm.vllm_flashinfer_fiprefill:bf16+fp8kv"),
+        launch_s=0.0,
+        cta_overhead_s=0.0,
+        bandwidth_bytes_per_s=1e30,
+    )
+    shape = {"batch_size": 256.0, "n_heads": 32.0, "n_kv_heads": 8.0, "head_dim": 128.0}
+    slow, fast = (dataclasses.replace(p, feed_rows=rows) for rows in (128.0, 16.0))
+    few = ctx.time_s(hw, slow, seq_len=8.0, **shape) / ctx.time_s(hw, fast, seq_len=8.0, **shape)  # 32 rows
+    assert float(few) == pytest.approx(2.0, rel=1e-9)  # 32 packed rows run in a 64-row tile
+    many = ctx.time_s(hw, slow, seq_len=512.0, **shape) / ctx.time_s(hw, fast, seq_len=512.0, **shape)
+    assert float(many) == pytest.approx(1.0, rel=1e-12)

@@ -210,3 +210,33 @@ def test_calibrated_profile_round_trip_and_transfer(tmp_path: Path) -> None:
     assert params_for(h200, gemm, "bf16:cublas").compute_fraction == exact.compute_fraction
     assert h200.datasheet.memory_bandwidth_tb_per_s.value > H100.datasheet.memory_bandwidth_tb_per_s.value
     assert len(paths) == len(outcome.calibrations)
+
+
+def test_every_copy_a_benchmark_cycles_through_must_fit_the_l2() -> None:
+    """A harness that runs c layers of one shape in turn keeps them all in L2 only when c copies of the
+    weights fit: the same GEMM is cache-fast alone and streams from DRAM among six copies."""
+    l40s = load_hardware("l40s")
+    params = dataclasses.replace(gemm.default_params(l40s, "bf16"), launch_s=0.0, cache_bandwidth_ratio=2.0)
+    plain = dataclasses.replace(params, cache_bandwidth_ratio=1.0)
+    k = 4096.0
+    n = np.floor(0.5 * gemm.cache_bytes(l40s) / (2 * k))  # weights: half the L2
+    alone = gemm.time_s(l40s, params, m=1.0, n=n, k=k)
+    assert alone == pytest.approx(gemm.time_s(l40s, plain, m=1.0, n=n, k=k) / 2.0, rel=1e-9)
+    six = gemm.time_s(l40s, params, m=1.0, n=n, k=k, weight_copies=6.0)
+    assert six == gemm.time_s(l40s, plain, m=1.0, n=n, k=k)
+    assert gemm.time_s(l40s, params, m=1.0, n=n, k=k, weight_copies=1.0) == alone  # 1: the default
+
+
+def test_a_kernel_that_never_splits_k_runs_a_lone_tile_on_one_sm() -> None:
+    """``max_splits`` 1 (vLLM's CUTLASS 2.x kernels, launched without split-K or stream-K): a one-tile GEMM
+    with a long k takes the whole k loop on one SM, as long as the same GEMM's k loop over all the SMs
+    would take times the splits it loses."""
+    l40s = load_hardware("l40s")
+    split = dataclasses.replace(gemm.default_params(l40s, "bf16"), launch_s=0.0, k_step_s=1e-6)
+    lone = dataclasses.replace(split, max_splits=1.0)
+    shape = {"m": 16.0, "n": 64.0, "k": 65536.0}  # one 64 x 64 tile
+    steps = shape["k"] / gemm.K_STEP
+    assert gemm.time_s(l40s, lone, **shape) == pytest.approx(steps * lone.k_step_s, rel=1e-9)
+    assert gemm.time_s(l40s, split, **shape) == pytest.approx(
+        steps / split.max_splits * split.k_step_s, rel=1e-9
+    )

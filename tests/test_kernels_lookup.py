@@ -37,9 +37,35 @@ def test_another_engine_format_or_operation_is_no_sibling() -> None:
     assert fallback_keys("fp8:vllm:marlin", moe)[-1] == ["fp8:vllm:triton"]
 
 
-def test_gemm_keys_name_no_engine_so_they_fall_back_to_the_pooled_format() -> None:
-    stored = ["fp8_block", "fp8_block:deepgemm", "fp8_block:DeepGemmFp8BlockScaledMMKernel"]
-    assert fallback_keys("fp8_block:torch_flow", stored) == [["fp8_block:torch_flow"], ["fp8_block"]]
+def test_gemm_keys_fall_back_to_their_engines_kernels_before_another_engines() -> None:
+    """A TensorRT-LLM fp8_block GEMM a device never ran takes that engine's fp8_block parameters, not the
+    format's pool, which vLLM's block-fp8 paths (with their host-side dispatch) dominate."""
+    stored = [
+        "fp8_block",
+        "fp8_block:trtllm",
+        "fp8_block:trtllm:deepgemm",
+        "fp8_block:vllm",
+        "fp8_block:vllm:DeepGemmFp8BlockScaledMMKernel",
+    ]
+    levels = fallback_keys("fp8_block:trtllm:torch_flow", stored)
+    assert levels[:3] == [["fp8_block:trtllm:torch_flow"], ["fp8_block:trtllm"], ["fp8_block"]]
+    assert levels[-1] == ["fp8_block:trtllm:deepgemm"]  # the same engine's kernel, never vLLM's
+    # without the engine's pool: the format's pool first (as before), then the engine's own kernel
+    assert fallback_keys("fp8_block:trtllm:torch_flow", [k for k in stored if k != "fp8_block:trtllm"]) == [
+        ["fp8_block:trtllm:torch_flow"],
+        ["fp8_block"],
+        ["fp8_block:trtllm:deepgemm"],
+    ]
+
+
+def test_a_dotted_kernel_name_is_no_engine_prefix_past_the_first_part() -> None:
+    """``torch.nn.functional.linear`` names a kernel, not ``<engine>.<kernel>``: siblings are matched on the
+    engine part before it."""
+    stored = ["bf16:vllm:torch.nn.functional.linear", "bf16:trtllm:cublas.lt"]
+    assert fallback_keys("bf16:trtllm:torch.nn.functional.linear", stored) == [
+        ["bf16:trtllm:torch.nn.functional.linear"],
+        ["bf16:trtllm:cublas.lt"],
+    ]
 
 
 def _with(hardware: HardwareProfile, family: str, table: dict[str, dict[str, float]]) -> HardwareProfile:

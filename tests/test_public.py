@@ -131,7 +131,7 @@ def test_adapters_follow_the_contract() -> None:
     assert adapter_for("no_such_op") is None
     keys = adapter.params_key(table)
     assert keys.shape == (10,)
-    assert set(keys) == {"bf16:torch.nn.functional.linear"}
+    assert set(keys) == {"bf16:vllm:torch.nn.functional.linear"}  # format, engine, kernel
     shapes = adapter.shapes(table)
     assert all(np.asarray(v).shape == (10,) for v in shapes.values())
 
@@ -193,7 +193,7 @@ def test_costmodel_calibrate_from_a_folder_writes_loadable_profiles(
     assert record.row_rule.startswith("rows whose hash")
     assert record.data_revision == "unknown"
     assert record.rows["gemm"] == int(calibration_mask(gemm_table(400, seed=3)).sum())
-    fitted = params_for(profile, gemm, "bf16:torch.nn.functional.linear")
+    fitted = params_for(profile, gemm, "bf16:vllm:torch.nn.functional.linear")
     truth = gemm.default_params(load_hardware("h100-sxm"), "bf16")
     assert fitted.compute_fraction == pytest.approx(truth.compute_fraction, rel=0.1)
     assert (out / "h200.yaml").is_file()  # transferred

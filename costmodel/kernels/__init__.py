@@ -24,14 +24,14 @@ The contract every family module follows (``costmodel.calibrate`` and ``validati
 key); ``default_params`` sets them, and only numeric fields are stored and fitted.
 
 Parameter keys are the dtype (``"bf16"``, ``"fp8"``, ...), optionally followed by ``":<qualifier>"``
-naming an engine or kernel class (``"fp8_block:DeepGemmFp8BlockScaledMMKernel"``); ``default_params``
+naming an engine and kernel class (``"fp8_block:vllm:DeepGemmFp8BlockScaledMMKernel"``); ``default_params``
 receives the whole key and may ignore the qualifier.
 
 Calibrated values are stored per device in its hardware profile (``HardwareProfile.kernel_calibration``:
 family -> key -> {parameter: value}, with a record of the data they were fitted on) and found by
-:func:`params_for`, which falls back to the dtype alone, then to the same engine's nearest other kernel of the
-same format and operation, then to ``default_params`` (:func:`fallback_keys`). Fitting itself lives in
-``costmodel.calibrate``.
+:func:`params_for`, which falls back to the engine's pooled parameters for the format, then to the dtype
+alone, then to the same engine's nearest other kernel of the same format and operation, then to
+``default_params`` (:func:`fallback_keys`). Fitting itself lives in ``costmodel.calibrate``.
 """
 
 from __future__ import annotations
@@ -57,15 +57,20 @@ def fallback_keys(key: str, stored: Iterable[str]) -> list[list[str]]:
     a level of several keys gives each parameter's median over them (:func:`params_for`).
 
     1. ``key`` itself.
-    2. The dtype part (before the first ``":"``): the parameters pooled over every kernel of that format
+    2. For a ``"<format>:<engine>:<kernel>"`` key, ``"<format>:<engine>"``: that engine's parameters for the
+       format, pooled over its kernels (``costmodel.calibrate`` fits them for the families that set
+       ``POOL_BY_ENGINE``: GEMM). An engine's fixed costs (host-side dispatch, activation quantization)
+       come with it; another engine's differ by multiples.
+    3. The dtype part (before the first ``":"``): the parameters pooled over every kernel of that format
        (``costmodel.calibrate`` fits them for the GEMM and MoE keys, ``"<format>:<kernel>"``).
-    3. The same engine's other kernels for the same format and operation: stored keys that differ from
+    4. The same engine's other kernels for the same format and operation: stored keys that differ from
        ``key`` in exactly one ``":"``-separated part, that part naming a kernel of the same engine
        (``"<engine>.<kernel>"``, as the attention and MLA keys do; ``"<format>:<engine>:<kernel>"``, as
-       the MoE keys do, differ in the kernel after an equal engine part): those whose kernel name shares the
-       longest prefix with the asked one (``vllm_flash_attn_fa2`` for ``vllm_flash_attn_fa3``). A kernel of
-       another engine, or of an engine the key does not name, is no sibling: engines' fixed costs (host
-       dispatch, activation quantization) differ by multiples. The sibling's fixed times are taken too:
+       the GEMM and MoE keys do, differ in the kernel after an equal engine part): those whose kernel name
+       shares the longest prefix with the asked one (``vllm_flash_attn_fa2`` for ``vllm_flash_attn_fa3``).
+       A kernel of another engine, or of an engine the key does not name, is no sibling: engines' fixed
+       costs (host dispatch, activation quantization) differ by multiples. The sibling's fixed times are
+       taken too:
        the same engine launches its kernels the same way (the leave-one-device-out check, docs/validation.md,
        is further off with the datasheet's fixed times and the sibling's fractions alone).
 
@@ -82,7 +87,7 @@ def fallback_keys(key: str, stored: Iterable[str]) -> list[list[str]]:
         if len(differ) != 1:
             continue
         i = differ[0]
-        if "." in parts[i] and "." in theirs[i]:  # "<engine>.<kernel>"
+        if i == 0 and "." in parts[i] and "." in theirs[i]:  # "<engine>.<kernel>"
             engine, kernel = parts[i].split(".", 1)
             their_engine, their_kernel = theirs[i].split(".", 1)
         elif 0 < i == len(parts) - 1 and len(parts) >= 3:  # "<format>:<engine>:<kernel>"
@@ -96,6 +101,8 @@ def fallback_keys(key: str, stored: Iterable[str]) -> list[list[str]]:
             common = min(len(kernel), len(their_kernel)) if shared is None else shared
             siblings.setdefault(common, []).append(other)
     levels = [[key]]
+    if len(parts) >= 3 and ":".join(parts[:2]) in table:
+        levels.append([":".join(parts[:2])])
     if len(parts) > 1 and parts[0] in table:
         levels.append([parts[0]])
     if siblings:
@@ -106,8 +113,9 @@ def fallback_keys(key: str, stored: Iterable[str]) -> list[list[str]]:
 def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
     """The parameters of ``family`` for ``key`` on ``hardware``: calibrated where the profile has them.
 
-    Lookup order: :func:`fallback_keys` (the exact key, the format's pooled parameters, the same engine's
-    nearest other kernel of the same format and operation), then ``default_params``. Stored values replace
+    Lookup order: :func:`fallback_keys` (the exact key, the engine's pooled parameters for the format, the
+    format's pooled parameters, the same engine's nearest other kernel of the same format and operation),
+    then ``default_params``. Stored values replace
     the defaults field by field, so a parameter that was never fitted keeps its default.
     """
     start = family.default_params(hardware, key)

@@ -98,6 +98,16 @@ class Params:
     device's rate [-] (boost-clock headroom, no contention for L2 and HBM); sets the critical path."""
     tile_tokens: float = 128.0
     """Query and key tile size [tokens] (FlashAttention-2/3 use 128 on Ampere/Hopper for head_dim <= 128)."""
+    feed_rows: float = 128.0
+    """Query-tile height [rows] below which a ``gqa_packed`` kernel's CTA cannot feed its tensor cores at
+    the full pair rate: a tile of ``r`` rows runs at ``min(1, r / feed_rows)`` of it (FlashInfer's 16- and
+    64-row tiles load the same K / V tiles for fewer rows than its 128-row one; default: the rate scales
+    with the rows up to the 128-row tile). 16: no slowdown."""
+    gqa_packed: float = 0.0
+    """1 for a kernel that packs the query heads sharing a KV head into one query tile, with a tile height
+    chosen from the packed length (FlashInfer's FA2 prefill: one CTA per KV head and ``cta_tile_q`` packed
+    rows, :func:`packed_tile_rows`); 0 for one CTA per query head and ``tile_tokens`` tokens
+    (FlashAttention-2/3). Set from the key (:data:`GQA_PACKED_KERNELS`), not fitted [-]."""
 
 
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -110,7 +120,26 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "cta_overhead_s": (1e-8, 1e-4),
     "lone_cta_speedup": (0.5, 4.0),
     "cache_bandwidth_ratio": (1.0, 10.0),
+    "feed_rows": (16.0, 128.0),
 }
+
+
+GQA_PACKED_KERNELS = ("flashinfer_fiprefill",)
+"""Kernel names (in the key) of FlashInfer's own FA2 prefill template, which packs GQA groups into its query
+tiles (``gqa_packed``): FlashInfer's ``PrefillPlan`` sizes tiles by ``qo_len x group_size``
+(https://github.com/flashinfer-ai/flashinfer/blob/main/include/flashinfer/attention/scheduler.cuh) and
+launches one CTA per (tile, KV head). vLLM's FlashInfer backend runs it for prefill on GPUs without
+TensorRT-LLM's kernels (the L40S table's ``vllm_flashinfer_fiprefill``)."""
+
+
+def packed_tile_rows(packed_rows: npt.ArrayLike, head_dim: npt.ArrayLike) -> FloatArray:
+    """FlashInfer's FA2 query-tile height for a packed length (query tokens x group size) [rows]:
+    128 above 64 rows with head_dim below 256, else 64 above 16 rows, else 16 (``FA2DetermineCtaTileQ``,
+    https://github.com/flashinfer-ai/flashinfer/blob/main/include/flashinfer/utils.cuh, Ampere and newer):
+    a few-token prefill runs 16- or 64-row tiles, and head_dim 256 never the 128-row one."""
+    rows = np.asarray(packed_rows, dtype=np.float64)
+    d = np.asarray(head_dim, dtype=np.float64)
+    return np.asarray(np.where((rows > 64) & (d < 256), 128.0, np.where(rows > 16, 64.0, 16.0)))
 
 
 def compute_dtype(key: str) -> str:
@@ -141,6 +170,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         softmax_pairs_per_s=bf16_peak / 256.0,
         bandwidth_fraction=hardware.efficiency.memory_bandwidth_fraction,
         launch_s=hardware.efficiency.kernel_overhead_s,
+        gqa_packed=float(any(name in dtype for name in GQA_PACKED_KERNELS)),
     )
 
 
@@ -162,7 +192,7 @@ def computed_pairs(
     seq_len: npt.ArrayLike,
     window: npt.ArrayLike,
     causal: npt.ArrayLike,
-    tile_tokens: float,
+    tile_tokens: npt.ArrayLike,
     past_len: npt.ArrayLike = 0,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Per head and sequence: query tiles, pairs in unmasked tiles, pairs in masked tiles, and the pairs
@@ -176,8 +206,9 @@ def computed_pairs(
     s = np.asarray(seq_len, dtype=np.float64)
     w = np.asarray(window, dtype=np.float64)
     p = np.asarray(past_len, dtype=np.float64)
-    rows = np.minimum(s, tile_tokens)
-    q_tiles = np.ceil(np.maximum(s, 1.0) / tile_tokens)
+    tile = np.asarray(tile_tokens, dtype=np.float64)
+    rows = np.minimum(s, tile)
+    q_tiles = np.ceil(np.maximum(s, 1.0) / tile)
     edges = np.where((w > 0) & (p + s > w), 2.0, 1.0)
     masked = q_tiles * edges * rows * rows
     unmasked = np.maximum(causal_pairs(p + s, w) - causal_pairs(p, w) - masked / 2.0, 0.0)
@@ -240,6 +271,18 @@ def time_s(
     pairs = unmasked + masked * (1.0 + params.masked_tile_extra_fraction)
     second_per_pair = pair_time_s(params, d, dv)
     ctas = b * h * q_tiles
+    if params.gqa_packed:
+        # one CTA per KV head and tile of packed (token, query head) rows: fewer, longer CTAs than one per
+        # query head; the longest holds tile_rows / group tokens of every head of the group
+        group = h / np.maximum(hkv, 1.0)
+        tile_rows = packed_tile_rows(s * group, d)
+        tile_q = np.maximum(tile_rows / group, 1.0)  # query tokens per CTA (whole tokens)
+        longest = computed_pairs(seq_len, window, causal, tile_q, past_len)[3]
+        longest = longest * np.minimum(group, tile_rows)
+        ctas = b * hkv * np.ceil(np.maximum(s, 1.0) * group / tile_rows)
+        # a shorter query tile does fewer MMAs per K / V tile it loads: below feed_rows it cannot keep
+        # the tensor cores fed (operand bytes per FLOP grow as the tile shrinks)
+        second_per_pair = second_per_pair / np.minimum(1.0, tile_rows / params.feed_rows)
     # SM-seconds: every CTA's key loop plus its fixed prologue / epilogue
     sm_s = b * h * pairs * second_per_pair * params.sm_count + ctas * params.cta_overhead_s
     bulk_s = sm_s / params.sm_count

@@ -27,13 +27,20 @@ pipeline fill and epilogue (``tile_overhead_k``; persistent warp-specialised ker
 warp-level instruction is 16 rows, so few-row GEMMs are tiled by 16 or 32 rather than padded to 64
 (``min_tile_m``). ``cache_resident_fraction`` says how much of the L2 a repeated GEMM's operands stay in.
 
+**Repeated calls and the L2.** A benchmark that times one GEMM over and over finds its operands in the L2
+cache when they fit, and streams them ``cache_bandwidth_ratio`` times faster; a model's forward pass reads
+each layer's weights once per step, so serving switches this off (``costmodel.kernel_times.step_params``).
+What must fit is what the caller cycles through between two calls of the same GEMM: a harness that runs
+``weight_copies`` layers of the same shape in turn (to defeat the cache) needs that many copies of the
+weights resident, beside the shared activations and the output.
+
 ``compute_fraction`` is the achieved fraction of the *format's own* dense peak (fp8 peak for fp8 GEMMs,
 fp4 for nvfp4): the scaling work of fp8 (per-tensor) and block-scaled fp8 / fp4 (one scale per 128 or 16
 elements, applied in the main loop) shows up as a lower fraction, not as a separate term.
 
 Dtype keys: ``bf16``, ``fp16``, ``fp8`` (per-tensor / per-token scales), ``fp8_block`` (DeepSeek-style
 1x128 activation and 128x128 weight blocks), ``nvfp4`` (16-element blocks with an fp8 scale), optionally
-followed by ``:<qualifier>`` naming the kernel (the qualifier does not change the default parameters).
+followed by ``:<engine>`` or ``:<engine>:<kernel>`` (the qualifier does not change the default parameters).
 """
 
 from __future__ import annotations
@@ -58,6 +65,11 @@ _FORMATS: dict[str, tuple[str, float, bool]] = {
     "nvfp4": ("fp4", 0.5 + 1.0 / 16, True),  # one fp8 scale per 16 elements
 }
 DTYPES = tuple(_FORMATS)
+POOL_BY_ENGINE = True
+"""Keys name the engine (``"fp8_block:trtllm:torch_flow"``): ``costmodel.calibrate`` also fits each engine's
+kernels of a format pooled (``"fp8_block:trtllm"``), which a kernel the device never ran falls back to
+before other engines' (``costmodel.kernels.fallback_keys``): an engine's host-side dispatch, timed in its
+fixed cost, comes with its own kernels."""
 OUTPUT_BYTES = 2.0
 """Bytes per output element: every table's GEMMs write bf16 [bytes]."""
 
@@ -111,7 +123,8 @@ class Params:
     padding it to 64 [elements]."""
     cache_resident_fraction: float = 1.0
     """Share of the L2 cache a repeatedly read working set stays resident in: ``cache_bandwidth_ratio``
-    applies to GEMMs moving at most this share of ``datasheet.on_chip_cache_mib``. 1: the whole L2 [-]."""
+    applies to GEMMs whose working set (``weight_copies`` x the weights, the activations and the output) is
+    at most this share of ``datasheet.on_chip_cache_mib``. 1: the whole L2 [-]."""
 
 
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -133,8 +146,14 @@ BOUNDS: dict[str, tuple[float, float]] = {
 def initial_guesses(hardware: HardwareProfile, key: str) -> list[Params]:
     """Starting points for a fit: the model is piecewise (tiles, waves, splits, the L2 step), so a local
     optimizer is started from a few physically plausible corners and the best fit is kept: Hopper-style
-    corners (64-row tiles, the whole L2) and Ampere / Ada-style ones (16-row ``mma.sync`` tiles, a quarter
-    of the L2, with or without split-K)."""
+    corners (64-row tiles, the whole L2) and Ampere / Ada-style ones (16-row ``mma.sync`` tiles, a
+    per-tile pipeline cost, the whole or half the L2), with split-K, or without it at all
+    (``max_splits`` 1): vLLM's CUTLASS 2.x kernels for Ampere / Ada run data-parallel, one CTA per output
+    tile over the whole k (``scaled_mm_c2x.cuh`` launches them in ``kGemmSplitKParallel`` mode with one
+    slice, and CUTLASS's stream-K swizzle balances only ``kGemm`` launches:
+    https://github.com/vllm-project/vllm/blob/main/csrc/quantization/cutlass_w8a8/scaled_mm_c2x.cuh,
+    https://github.com/NVIDIA/cutlass/blob/main/include/cutlass/gemm/threadblock/threadblock_swizzle_streamk.h),
+    so a GEMM of one or two output tiles with a long k runs on one or two SMs."""
     start = default_params(hardware, key)
     hopper = [
         replace(start, min_k_per_split=min_k, k_step_s=step, cache_bandwidth_ratio=1.5)
@@ -144,15 +163,16 @@ def initial_guesses(hardware: HardwareProfile, key: str) -> list[Params]:
     ampere = [
         replace(
             start,
-            min_k_per_split=min_k,
+            min_k_per_split=256.0,
+            max_splits=splits,
             k_step_s=2e-8,
             cache_bandwidth_ratio=1.5,
             cache_resident_fraction=resident,
             min_tile_m=16.0,
             tile_overhead_k=128.0,
         )
-        for min_k in (256.0, 8192.0)
-        for resident in (1.0, 0.25)
+        for splits in (start.max_splits, 1.0)
+        for resident in (1.0, 0.5)
     ]
     return hopper + ampere
 
@@ -214,6 +234,7 @@ def time_s(
     m: npt.ArrayLike,
     n: npt.ArrayLike,
     k: npt.ArrayLike,
+    weight_copies: npt.ArrayLike = 1.0,
 ) -> FloatArray:
     """Time of one GEMM ``[m, k] @ [k, n]`` [s] (see the module docstring).
 
@@ -222,6 +243,9 @@ def time_s(
     hardware : the device (datasheet peak of the format, bandwidth, SM count).
     params : the model's named parameters for this device and dtype.
     m, n, k : GEMM sizes [elements]; arrays broadcast together.
+    weight_copies : distinct ``[k, n]`` weight matrices the caller cycles through between two calls of this
+        GEMM, all of which must stay in L2 for ``cache_bandwidth_ratio`` to apply [-]; 1: the same weights
+        every call. Only the L2 term reads it.
     """
     M, N, K = (np.asarray(x, dtype=np.float64) for x in (m, n, k))
     _, in_bytes, quantizes = _format(params.dtype)
@@ -248,7 +272,9 @@ def time_s(
     memory = moved / bandwidth
     cache = cache_bytes(hardware)
     if cache > 0 and params.cache_bandwidth_ratio != 1.0:
-        resident = moved <= cache * params.cache_resident_fraction
+        copies = np.maximum(np.asarray(weight_copies, dtype=np.float64), 1.0)
+        working_set = moved + (copies - 1.0) * K * N * in_bytes
+        resident = working_set <= cache * params.cache_resident_fraction
         memory = np.where(resident, memory / params.cache_bandwidth_ratio, memory)
     total = params.launch_s + np.maximum(kernel, memory)
     if quantizes:  # a separate kernel first reads the bf16 activations and writes them quantized

@@ -11,9 +11,10 @@ tensor cores, CUTLASS 2.x, FlashAttention-2; Hopper / Blackwell: TMA, warp-speci
 kernels, FlashAttention-3 / FlashInfer), which is also the nearest product class among those measured.
 
 Keys are looked up as always (:func:`costmodel.kernels.params_for`, :func:`costmodel.kernels.fallback_keys`):
-the exact key, else the format's pooled parameters, else the same engine's nearest other kernel of the same
-format and operation (FlashAttention-2's parameters for FlashAttention-3 on an A100), else the datasheet
-defaults: that is what the rule gives for a kernel the source device never ran.
+the exact key, else (GEMM) the engine's pooled parameters for the format, else the format's pooled
+parameters, else the same engine's nearest other kernel of the same format and operation
+(FlashAttention-2's parameters for FlashAttention-3 on an A100), else the datasheet defaults: that is what
+the rule gives for a kernel the source device never ran.
 
     python -m validation transfer --data validation/data/public-gpu --out OUT    # OUT/transfer.json
 """
