@@ -16,8 +16,8 @@ device's calibrated parameters (``hardware_profiles/calibrated/<device>.yaml``, 
   naive form (the ``kv_b_proj`` GEMM over the attended tokens, then attention with 192/128-dim heads);
   the absorbed decode replaces that GEMM by the two per-head ``bmm`` of the absorb form.
 - **MoE** routed experts: one fused block, :mod:`costmodel.kernels.moe`, its tokens routed independently
-  (:data:`STEP_ROUTING`; :mod:`costmodel.ops`' roofline bytes keep the balanced split's count); the
-  block's activation and down-projection ride in it.
+  (:data:`STEP_ROUTING`, the touched experts :mod:`costmodel.ops` reads); the block's activation and
+  down-projection ride in it.
 - **Collectives** inside a node: :mod:`costmodel.kernels.collective` (tensor-parallel all-reduce with the
   engine's custom all-reduce, expert-parallel all-to-all with NCCL); across nodes, the roofline's ring.
 - Everything else (norms, activations, the embedding gather, SSM and linear-attention scans, eager or
@@ -104,8 +104,9 @@ path (Marlin) serves other checkpoints."""
 STEP_ROUTING = "uniform"
 """How a step's tokens pick their experts (:func:`costmodel.kernels.moe.routing_load`): each token draws its
 top-k independently of the others, so T tokens touch E (1 - (1 - k / E)^T) of E experts on average
-(occupancy, Feller 1968, vol. 1, ch. IV), not the min(E, T k) of a round-robin ("balanced") split, the
-public tables' worst case. gpt-oss-120b (128 experts, top-4) at 32 decodes: 81 experts' weights stream,
+(occupancy, Feller 1968, vol. 1, ch. IV), the fraction :func:`costmodel.ops.forward_ops` reads the
+experts' weights by, not the min(E, T k) of a round-robin ("balanced") split, the public tables' worst
+case. gpt-oss-120b (128 experts, top-4) at 32 decodes: 81 experts' weights stream,
 not all 128; the B200 vLLM serving rows' TPOT at 32 clients, tp 1-8, is where the balanced split
 over-predicted most (+50-74 % against +0-20 % at 4 and 128 clients)."""
 GRAPH_LAUNCHES = {
