@@ -106,9 +106,9 @@ STEP_ROUTING = "uniform"
 top-k independently of the others, so T tokens touch E (1 - (1 - k / E)^T) of E experts on average
 (occupancy, Feller 1968, vol. 1, ch. IV), the fraction :func:`costmodel.ops.forward_ops` reads the
 experts' weights by, not the min(E, T k) of a round-robin ("balanced") split, the public tables' worst
-case. gpt-oss-120b (128 experts, top-4) at 32 decodes: 81 experts' weights stream,
-not all 128; the B200 vLLM serving rows' TPOT at 32 clients, tp 1-8, is where the balanced split
-over-predicted most (+50-74 % against +0-20 % at 4 and 128 clients)."""
+case. gpt-oss-120b (128 experts, top-4) at 32 decodes: 81 experts' weights stream, not all 128; with the
+balanced split the B200 vLLM serving rows' TPOT at 32 clients (tp 1-8) was 18-74 % over (median 50 %),
+within 9 % at 4 clients."""
 GRAPH_LAUNCHES = {
     "gemm": {"launch_s": 1.0},
     "context_attention": {"launch_s": 2.0},
