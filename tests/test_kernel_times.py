@@ -147,10 +147,23 @@ def test_the_moe_block_is_one_fused_kernel_shared_by_its_operators() -> None:
             num_experts=8,
             tp_size=2,
             ep_size=1,
+            routing="uniform",  # a step's tokens route independently (kernel_times.STEP_ROUTING)
         )
         for key in kernel_times.moe_keys(chooser, "bf16")
     )
     assert sum(float(times.time_s(i)) for i in block) == pytest.approx(float(expected), rel=1e-12)
+
+
+def test_a_step_touches_the_experts_independent_tokens_draw() -> None:
+    # gpt-oss-120b's layer shape (128 experts, top-4): 32 tokens cover all 128 experts in a round-robin
+    # split but 128 (1 - (1 - 4/128)^32) ~ 81 of them when each token draws its own (occupancy)
+    load = moe.routing_load(kernel_times.STEP_ROUTING, tokens=32, topk=4, num_experts=128, ep_size=1)
+    assert float(load.touched_experts) == pytest.approx(128 * (1 - (1 - 4 / 128) ** 32), rel=1e-9)
+    # so the step's MoE streams fewer experts' weights than the balanced split's, never more
+    key = kernel_times.moe_keys(kernel_times._Keys(H100, "vllm", kernel_times.launch_s(H100)), "bf16")[0]
+    args = dict(num_tokens=32, hidden_size=2880, inter_size=2880, topk=4, num_experts=128)
+    uniform = moe.time_s(H100, _step(moe, key), routing="uniform", **args)
+    assert float(uniform) < float(moe.time_s(H100, _step(moe, key), routing="balanced", **args))
 
 
 def test_tensor_parallel_all_reduce_is_the_engines_custom_all_reduce() -> None:
@@ -264,6 +277,7 @@ def test_an_engines_moe_layer_runs_the_fastest_of_its_own_kernels(engine: str, f
                 num_experts=256,
                 tp_size=8,
                 ep_size=1,
+                routing=kernel_times.STEP_ROUTING,
             )
             for key in own
         ]

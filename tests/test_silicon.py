@@ -20,6 +20,7 @@ from validation.public.silicon import (
     predict_silicon,
     read_disagg_overheads,
     read_loop_params,
+    read_silicon,
     row_formats,
     row_speculation,
     silicon_parts,
@@ -412,3 +413,59 @@ def test_only_the_rows_of_an_mtp_image_speculate() -> None:
     assert one.draft_tokens == 1
     assert row_speculation(deepseek, "trtllm", "1.2.0rc6.post2", 1) is None
     assert row_speculation(qwen, "trtllm", "1.2.0rc6.post3", 1) is None
+
+
+def test_an_inferencex_row_runs_its_scripts_kv_and_expert_formats(tmp_path: Path) -> None:
+    """gpt-oss-120b on B200 with vLLM from InferenceX: its script sets ``kv-cache-dtype: fp8`` and
+    ``VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1``, so the row is the closed loop of an engine with an fp8 cache
+    and MXFP8 expert inputs, not vLLM's defaults (bf16 cache, bf16 expert inputs)."""
+    from costmodel.closed_loop import closed_loop
+    from costmodel.registry import load_hardware
+    from costmodel.serving import Engine
+    from costmodel.specs import Deployment, ModelProfile, Workload
+    from validation.public.engine_memory import engine_memory
+    from validation.public.inferencex import FLAGS, is_inferencex
+
+    table = read_silicon(DATA)
+    chosen = (table["model_path"] == "openai/gpt-oss-120b") & (table["system"] == "b200_sxm")
+    chosen &= (table["backend"] == "vllm") & (table["tp_size"] == 1) & (table["isl"] == 1024)
+    row = table[chosen & is_inferencex(table)].head(1)
+    assert len(row) == 1
+    assert FLAGS[("vllm", "openai/gpt-oss-120b", "b200_sxm")].expert_activation_dtype == "mxfp8"
+    row.drop(columns="concurrency").to_csv(tmp_path / "silicon_sample.csv", index=False)
+    (tmp_path / "model_configs").mkdir()
+    name = "openai--gpt-oss-120b_config.json"
+    shutil.copy(DATA / "model_configs" / name, tmp_path / "model_configs" / name)
+    [predicted] = predict_silicon(tmp_path, {}).itertuples()
+
+    model = ModelProfile.from_hf_config(tmp_path / "model_configs" / name)
+    hardware = load_hardware("b200")
+    batch, clients = int(row["batch_size"].iloc[0]), float(row["concurrency"].iloc[0])
+    isl, osl = float(row["isl"].iloc[0]), float(row["osl"].iloc[0])
+    formats = {"weight_dtype": "bf16", "activation_dtype": "bf16", "expert_dtype": "mxfp4",
+               "expert_activation_dtype": "mxfp8"}  # fmt: skip
+    engine = Engine(
+        model, hardware, Workload(1, 1, 1, kv_dtype="fp8", **formats),
+        Deployment(tp=1, moe_tp=1, moe_ep=1), max_batch_size=batch, max_batched_tokens=max(8192, batch),
+        efficiency=hardware.efficiency.model_copy(update={"kernel_engine": "vllm"}),
+    )  # fmt: skip
+    expected = closed_loop(engine_memory("vllm", engine), concurrency=clients, isl=isl, osl=osl)
+    assert predicted.predicted_tpot_ms == pytest.approx(float(expected.tpot_s) * 1e3, rel=1e-12)
+    assert predicted.predicted_ttft_ms == pytest.approx(float(expected.ttft_s) * 1e3, rel=1e-12)
+
+
+def test_only_inferencex_sources_are_inferencex_rows() -> None:
+    from validation.public.inferencex import is_inferencex, row_flags
+
+    sources = pd.DataFrame(
+        {
+            "silicon_data_source": [
+                "source_file=2026-03-25.csv; silicon_concurrency=4",
+                "source_file=/x/a.csv",
+                None,
+            ]
+        }
+    )
+    assert is_inferencex(sources).tolist() == [True, False, False]
+    assert row_flags(False, "vllm", "openai/gpt-oss-120b", "b200_sxm") is None
+    assert row_flags(True, "vllm", "openai/gpt-oss-120b", "h100_sxm") is None

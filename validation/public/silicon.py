@@ -24,7 +24,9 @@ to the formats the engine's kernels run (docs/serving.md, "Formats: what each ro
 
 Assumptions, stated once: the KV cache's format, the share of device memory it gets and what an admitted
 request holds of it follow each engine's defaults (:mod:`validation.public.engine_memory`: bf16 on vLLM
-and SGLang, fp8 on TensorRT-LLM with quantized weights; TensorRT-LLM reserves a request's whole isl + osl);
+and SGLang, fp8 on TensorRT-LLM with quantized weights; TensorRT-LLM reserves a request's whole isl + osl),
+except where the row is an InferenceX run whose script sets the KV format or the experts' input format
+(:mod:`validation.public.inferencex`);
 the engine's token budget per iteration is its default (:func:`token_budget`), and its sequence limit the
 row's ``batch_size``; the rows whose engine image is that of a benchmark configuration with multi-token
 prediction run it (:data:`MTP_IMAGES`, :func:`row_speculation`), the others decode one token per
@@ -58,6 +60,7 @@ from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
 from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens
+from validation.public.inferencex import is_inferencex, row_flags
 from validation.public.reader import SYSTEM_PROFILES
 from validation.public.split import calibration_mask
 
@@ -292,6 +295,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
         **{column: table[column].fillna(1) for column in degrees},
         moe_quant_mode=table["moe_quant_mode"].fillna(table["gemm_quant_mode"]),
         backend_version=table["backend_version"].fillna("").astype(str),
+        inferencex=is_inferencex(table),
     )
     ranks = tp_as_attention_dp(table, models)
     filled.loc[ranks, "attention_dp_size"] = filled.loc[ranks, "tp_size"]
@@ -299,9 +303,9 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
 
     groups: list[tuple[pd.Index, Parts]] = []
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *degrees, "batch_size"]
-    keys.append("backend_version")
+    keys.extend(["backend_version", "inferencex"])
     for key, rows in filled[(reason == "") & (table["mode"] == "agg")].groupby(keys, sort=True):
-        backend, model_path, system, quant, moe_quant, tp, pp, dp, moe_tp, moe_ep, batch, version = key
+        backend, model_path, system, quant, moe_quant, tp, pp, dp, moe_tp, moe_ep, batch, version, ix = key
         model = models[str(model_path)]
         assert isinstance(model, ModelProfile)
         hardware = load_hardware(SYSTEM_PROFILES[str(system)])
@@ -309,10 +313,17 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
         moe = {"moe_tp": int(moe_tp), "moe_ep": int(moe_ep)} if model.moe is not None else {}
         try:
             formats = row_formats(model, str(backend), str(system), str(quant), str(moe_quant))
+            kv = kv_dtype(str(backend), str(quant))
+            # the launch flags of the benchmark's script where the row's source states them
+            flags = row_flags(bool(ix), str(backend), str(model_path), str(system))
+            if flags is not None:
+                kv = flags.kv_dtype or kv
+                if flags.expert_activation_dtype is not None:
+                    formats["expert_activation_dtype"] = flags.expert_activation_dtype
             engine = Engine(
                 model,
                 hardware,
-                Workload(1, 1, 1, kv_dtype=kv_dtype(str(backend), str(quant)), **formats),
+                Workload(1, 1, 1, kv_dtype=kv, **formats),
                 Deployment(tp=int(tp), pp=int(pp), attention_dp=int(dp), **moe),
                 # batch_size and the token budget are per attention-DP rank
                 max_batch_size=int(batch) * int(dp),

@@ -1,0 +1,81 @@
+"""The launch flags of the silicon sample's SemiAnalysis InferenceX runs that change what the engine runs.
+
+Part of the silicon sample comes from SemiAnalysis' InferenceX benchmark (``source_file=2026-03-25.csv``
+and ``2026-04-06.csv`` in ``silicon_data_source``; images such as ``vllm/vllm-openai:v0.15.1`` or
+``lmsysorg/sglang:v0.5.9-cu130``). Its rows carry the engine and version but not the flags its per-model
+scripts launch the engine with, and some of those flags change the kernels a step runs. Each entry of
+:data:`FLAGS` is one (backend, model, system) script, read at the commit cited, with the flags that
+differ from what :func:`validation.public.silicon.row_formats` and
+:func:`validation.public.engine_memory.kv_dtype` take for an engine at its defaults:
+
+- ``kv_dtype``: the KV cache format (vLLM ``kv-cache-dtype: fp8``, SGLang ``--kv-cache-dtype fp8_e4m3``),
+  which halves the bytes a decode step's attention reads and doubles the sequences that fit;
+- ``expert_activation_dtype``: the routed experts' input format (vLLM's
+  ``VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1`` runs gpt-oss's MXFP4 experts on MXFP8 inputs, FlashInfer's
+  TRT-LLM-gen MXFP4 x MXFP8 MoE at the fp8 peak, instead of its default ``SM100_FI_MXFP4_BF16``:
+  ``get_mxfp4_backend`` in https://github.com/vllm-project/vllm/blob/main/vllm/model_executor/layers/quantization/mxfp4.py).
+
+Flags the model does not express are listed in :data:`NOT_MODELLED` (speculative decoding whose draft
+acceptance on the benchmark's random prompts is not known), so a reader sees what the prediction leaves
+out. Rows of other sources keep the engines' defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+SOURCE_FILES = ("2026-03-25.csv", "2026-04-06.csv")
+"""``source_file`` values of the InferenceX runs in ``silicon_data_source``."""
+REPOSITORY = "https://github.com/SemiAnalysisAI/InferenceX/blob"
+
+
+@dataclass(frozen=True)
+class Flags:
+    """The launch flags of one InferenceX script that change the kernels (None: the engine's default)."""
+
+    source: str
+    """The script, at the commit read [URL]."""
+    kv_dtype: str | None = None
+    expert_activation_dtype: str | None = None
+
+
+FLAGS: dict[tuple[str, str, str], Flags] = {
+    ("vllm", "openai/gpt-oss-120b", "b200_sxm"): Flags(
+        f"{REPOSITORY}/ffdb196ef8e7e73d003da2d1ec717242f4a98454/benchmarks/gptoss_fp4_b200.sh",
+        kv_dtype="fp8",
+        expert_activation_dtype="mxfp8",
+    ),
+    ("sglang", "deepseek-ai/DeepSeek-R1", "b200_sxm"): Flags(
+        # dsr1_fp8_b200.sh and dsr1_fp4_b200.sh both launch with --kv-cache-dtype fp8_e4m3
+        f"{REPOSITORY}/1fc5d73cdd31c7fbdd657f3c7e5ec2180f4b0598/benchmarks/dsr1_fp8_b200.sh",
+        kv_dtype="fp8",
+    ),
+    ("sglang", "zhipuai/GLM-5", "b200_sxm"): Flags(
+        f"{REPOSITORY}/87af9d65f138afa34bd30825eb73dc879492850b/benchmarks/glm5_fp8_b200.sh",
+        kv_dtype="fp8",
+    ),
+}
+"""(backend, model_path, system) -> the flags its InferenceX script sets."""
+
+NOT_MODELLED: dict[tuple[str, str, str], str] = {
+    ("sglang", "zhipuai/GLM-5", "b200_sxm"): "EAGLE speculative decoding, 3 steps, 4 draft tokens",
+    ("sglang", "Qwen/Qwen3.5-397B-A17B", "b200_sxm"): (
+        "NEXTN (MTP) speculative decoding, 3 steps, 4 draft tokens "
+        f"({REPOSITORY}/10c3d8d58652373eb44ed354ada3743fa11685ae/benchmarks/qwen3.5_fp8_b200.sh)"
+    ),
+}
+"""Flags of InferenceX scripts that change a step but are not modelled, with what they are."""
+
+
+def is_inferencex(table: pd.DataFrame) -> pd.Series:
+    """Rows of ``table`` (the silicon sample) that come from an InferenceX run."""
+    source = table["silicon_data_source"].astype(str).str.extract(r"source_file=([^;]+)")[0]
+    return source.isin(SOURCE_FILES)
+
+
+def row_flags(inferencex: bool, backend: str, model_path: str, system: str) -> Flags | None:
+    """The flags a row's engine was launched with where they are known (an InferenceX row of a script in
+    :data:`FLAGS`), else None (the engine's defaults)."""
+    return FLAGS.get((backend, model_path, system)) if inferencex else None
