@@ -385,8 +385,7 @@ def test_default_launch_configuration_slows_only_the_large_batch_tiles() -> None
 
 
 def test_rows_that_cannot_identify_a_ratio_keep_it_fixed() -> None:
-    """A ratio between two kinds of rows is fitted only when both kinds are present; weight-only keys keep
-    the L2 and tile-shape terms at their defaults (too few rows for all of BOUNDS)."""
+    """A ratio between two kinds of rows is fitted only when both kinds are present."""
     rows = {"num_tokens": np.array([1.0, 64.0]), "num_experts": 8.0, "ep_size": 1.0, "inter_size": 14336.0}
     assert "default_config_ratio" in moe.fixed_for_rows("bf16:vllm:k", {**rows, "tuned_config": True})
     assert "default_config_ratio" in moe.fixed_for_rows("bf16:vllm:k", {**rows, "tuned_config": False})
@@ -400,9 +399,3 @@ def test_rows_that_cannot_identify_a_ratio_keep_it_fixed() -> None:
     assert "misaligned_memory_ratio" in moe.fixed_for_rows("bf16:vllm:k", mixed)  # 14336, 7168: aligned
     odd = {**mixed, "inter_size": 1856.0, "tp_size": np.array([16.0, 32.0])}  # 116, 58 columns
     assert "misaligned_memory_ratio" not in moe.fixed_for_rows("bf16:vllm:k", odd)
-    marlin = moe.fixed_for_rows(
-        "int4_wo:vllm:vllm_compressedtensorswna16marlinmoe_marlin_marlinexperts", mixed
-    )
-    assert set(moe.MARLIN_FIXED) <= set(marlin)
-    for key in ("bf16:vllm:k", "w4a16_mxfp4:trtllm:moe_torch_flow", "int4_wo"):
-        assert not set(moe.MARLIN_FIXED) & set(moe.fixed_for_rows(key, mixed))

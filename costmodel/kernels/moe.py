@@ -368,36 +368,12 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
     )
 
 
-MARLIN_FIXED: Final = (
-    "per_pair_s",
-    "imbalance_fraction",
-    "cache_fraction",
-    "cache_sharpness",
-    "cache_speedup",
-    "routed_pair_fraction",
-    "stream_tile_n",
-    "tile_overhead_k",
-)
-"""Parameters kept at their datasheet defaults for Marlin kernels' keys (a ``marlin`` kernel name). Their
-tables hold ~200 calibration rows per key, too few for all of ``BOUNDS``: a full fit ran the L2 terms to
-their corners (cache speedup 10 x, the whole L2 kept, 9-column stream tiles) and got worse held out. What is
-kept fitted is what the Marlin kernel's time is made of: the fixed and routing times, the weight stream,
-the tensor-core fraction, the M tile and the dequantization rate (Frantar et al. 2024,
-https://arxiv.org/abs/2408.11743)."""
-
-
-def is_marlin(key: str) -> bool:
-    """True for a key whose kernel (the part after the format) is a Marlin kernel."""
-    return "marlin" in key.partition(":")[2].lower()
-
-
 def fixed_for_rows(dtype: str, shapes: dict[str, Any]) -> tuple[str, ...]:
     """Parameters ``costmodel.calibrate.fit_params`` keeps at their start for these rows of key ``dtype``:
-    :data:`MARLIN_FIXED` for Marlin kernels; ``default_config_ratio`` unless the rows hold calls of
-    more tokens than experts per GPU both on tuned and on default tiles (otherwise it only trades against
-    the fractions); the
-    misalignment ratios unless some rows have a misaligned width."""
-    fixed: list[str] = list(MARLIN_FIXED) if is_marlin(dtype) else []
+    ``default_config_ratio`` unless the rows hold calls of more tokens than experts per GPU both on tuned
+    and on default tiles (otherwise it only trades against the fractions); the misalignment ratios unless
+    some rows have a misaligned width."""
+    fixed: list[str] = []
     tokens, experts, ep = (
         np.asarray(shapes.get(n, 1.0), dtype=np.float64) for n in ("num_tokens", "num_experts", "ep_size")
     )
@@ -426,8 +402,6 @@ def initial_guesses(hardware: HardwareProfile, dtype: str) -> list[Params]:
     for time_factor, fraction_factor in ((3.0, 1.0), (1.0, 0.5), (3.0, 0.5)):
         changes: dict[str, Any] = {}
         for name, (low, high) in BOUNDS.items():
-            if is_marlin(dtype) and name in MARLIN_FIXED:
-                continue
             value = float(getattr(start, name))
             factor = time_factor if name.endswith("_s") else fraction_factor if "fraction" in name else 1.0
             changes[name] = min(max(value * factor, low), high)
