@@ -13,9 +13,10 @@ https://github.com/vllm-project/vllm/blob/main/vllm/model_executor/layers/fused_
 
 The model (:mod:`costmodel.kernels.moe`) charges such a call ``default_config_ratio`` times the grouped GEMM
 time of a tuned one. This module holds only *which* files exist: the file names of the configs folder for
-the GPUs whose vLLM Triton MoE kernel costmodel has measurements of (vLLM's repository listing, read from
-the tree at https://github.com/vllm-project/vllm/tree/main/vllm/model_executor/layers/fused_moe/configs;
-the files of these devices date from 2024-2025 and are in vLLM 0.14 and later). No timing is stored here.
+the GPUs whose vLLM Triton MoE kernel costmodel has measurements of (one snapshot of vLLM's repository
+listing, https://github.com/vllm-project/vllm/tree/main/vllm/model_executor/layers/fused_moe/configs, read in
+2026; a release the public tables were measured with may ship a few files more or fewer, which the fitted
+ratio then absorbs). No timing is stored here.
 """
 
 from __future__ import annotations
