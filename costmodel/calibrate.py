@@ -60,7 +60,9 @@ def fit_params(
         ``family.initial_guesses(hardware, dtype)`` where the family defines it, else
         ``family.default_params(hardware, dtype)``.
     fixed : names in ``BOUNDS`` to keep at their starting value; default ``family.fixed_for(dtype)`` where
-        the family defines it (parameters the key's kernels do not have).
+        the family defines it (parameters the key's kernels do not have), plus, always,
+        ``family.fixed_for_rows(dtype, shapes)`` where the family defines it (parameters these rows cannot
+        identify, e.g. a ratio between two kinds of rows when only one kind is present).
     loss : ``"soft_l1"`` or ``"cauchy"`` (scipy's robust losses, both with ``f_scale=F_SCALE``); default
         ``family.FIT_LOSS`` where the family defines it, else ``"soft_l1"``. Cauchy's pull fades for residuals
         far past ``F_SCALE``, for families whose tables hold whole series measured several times slower
@@ -79,6 +81,8 @@ def fit_params(
         initial = guesses(hardware, dtype) if guesses else family.default_params(hardware, dtype)
     if not fixed and hasattr(family, "fixed_for"):
         fixed = tuple(family.fixed_for(dtype))
+    if hasattr(family, "fixed_for_rows"):  # parameters the fitted rows cannot tell apart from the others
+        fixed = (*fixed, *family.fixed_for_rows(dtype, {k: _rows(v, keep) for k, v in shapes.items()}))
     loss = loss or getattr(family, "FIT_LOSS", "soft_l1")
     if loss not in ROBUST_LOSSES:
         raise CostmodelError(f"fit loss {loss!r} is not known: use one of {', '.join(ROBUST_LOSSES)}")

@@ -614,7 +614,7 @@ def moe_format(weight_dtype: str, activation_dtype: str) -> str | None:
 def _moe_s(
     hardware: HardwareProfile, keys: _Keys, shape: MoEShape, weight_dtype: str, activation_dtype: str
 ) -> FloatArray | None:
-    from costmodel.kernels import moe
+    from costmodel.kernels import moe, moe_configs
 
     name = moe_format(weight_dtype, activation_dtype)
     if name is None:
@@ -638,6 +638,9 @@ def _moe_s(
                     ep_size=shape.ep,
                     gated=shape.gated,
                     routing=STEP_ROUTING,
+                    tuned_config=moe_configs.tuned_config(
+                        hardware.name, key, shape.experts / shape.ep, shape.inter / shape.tp
+                    ),
                 )
                 for key in moe_keys(keys, name, gated=shape.gated)
             ],

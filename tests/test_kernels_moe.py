@@ -349,3 +349,53 @@ def test_tile_overhead_costs_most_where_the_reduction_loop_is_short() -> None:
         ratios.append(float(moe.breakdown(H100, filled, num_tokens=T, tp_size=tp, **shape).compute_s / base))
     assert ratios[0] > 1.0
     assert np.all(np.diff(ratios) > 0)
+
+
+def test_misaligned_widths_pay_their_ratios_and_aligned_ones_never_do() -> None:
+    """I/tp not a multiple of 16 elements (Triton's alignment specialization): the streaming and compute
+    terms scale by their ratios; an aligned width of the same call is unchanged, and ratios of 1 are the
+    plain model."""
+    base = moe.default_params(H100, "bf16")
+    slow = dataclasses.replace(base, misaligned_memory_ratio=2.0, misaligned_compute_ratio=3.0)
+    T = np.array([1.0, 64.0, 16384.0])
+    shape = {"hidden_size": 2048, "topk": 8, "num_experts": 128, "num_tokens": T}
+    for tp, misaligned in ((16, False), (32, True), (8, False)):  # 768 / tp = 48, 24, 96 columns
+        plain = moe.breakdown(H100, base, inter_size=768, tp_size=tp, **shape)
+        penalised = moe.breakdown(H100, slow, inter_size=768, tp_size=tp, **shape)
+        np.testing.assert_allclose(penalised.memory_s, plain.memory_s * (2.0 if misaligned else 1.0))
+        np.testing.assert_allclose(penalised.compute_s, plain.compute_s * (3.0 if misaligned else 1.0))
+        np.testing.assert_allclose(penalised.fixed_s, plain.fixed_s)
+
+
+def test_default_launch_configuration_slows_only_the_large_batch_tiles() -> None:
+    """vLLM's get_default_config: 64 x 64 x 32 tiles when the tokens exceed the GPU's experts, a small-M
+    16 x 32 x 64 tile otherwise; only the former is charged default_config_ratio, and a tuned call never."""
+    params = dataclasses.replace(moe.default_params(H100, "bf16"), default_config_ratio=1.5)
+    T = np.array([1.0, 4.0, 8.0, 9.0, 64.0, 4096.0])  # 8 experts on the GPU
+    shape = {"hidden_size": 4096, "inter_size": 14336, "topk": 2, "num_experts": 8, "num_tokens": T}
+    tuned = moe.breakdown(H100, params, tp_size=2, tuned_config=True, **shape)
+    default = moe.breakdown(H100, params, tp_size=2, tuned_config=False, **shape)
+    gemm = np.where(T > 8, 1.5, 1.0)
+    np.testing.assert_allclose(default.memory_s, tuned.memory_s * gemm)
+    np.testing.assert_allclose(default.compute_s, tuned.compute_s * gemm)
+    np.testing.assert_allclose(
+        moe.time_s(H100, moe.default_params(H100, "bf16"), tp_size=2, tuned_config=False, **shape),
+        moe.time_s(H100, moe.default_params(H100, "bf16"), tp_size=2, **shape),
+    )
+
+
+def test_rows_that_cannot_identify_a_ratio_keep_it_fixed() -> None:
+    """A ratio between two kinds of rows is fitted only when both kinds are present."""
+    rows = {"num_tokens": np.array([1.0, 64.0]), "num_experts": 8.0, "ep_size": 1.0, "inter_size": 14336.0}
+    assert "default_config_ratio" in moe.fixed_for_rows("bf16:vllm:k", {**rows, "tuned_config": True})
+    assert "default_config_ratio" in moe.fixed_for_rows("bf16:vllm:k", {**rows, "tuned_config": False})
+    mixed = {
+        **rows,
+        "num_tokens": 64.0,
+        "tuned_config": np.array([True, False]),
+        "tp_size": np.array([1.0, 2.0]),
+    }
+    assert "default_config_ratio" not in moe.fixed_for_rows("bf16:vllm:k", mixed)
+    assert "misaligned_memory_ratio" in moe.fixed_for_rows("bf16:vllm:k", mixed)  # 14336, 7168: aligned
+    odd = {**mixed, "inter_size": 1856.0, "tp_size": np.array([16.0, 32.0])}  # 116, 58 columns
+    assert "misaligned_memory_ratio" not in moe.fixed_for_rows("bf16:vllm:k", odd)

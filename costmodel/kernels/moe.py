@@ -6,14 +6,18 @@ The layer is modelled as the grouped GEMMs of the experts its tokens touch on th
         + per_pair_s x pairs
         + (t_memory^p + t_compute^p)^(1/p)
         + dequant_elements x dequant_s_per_element               (weight-only formats only)
-    t_memory = (up_bytes / fill_up + down_bytes / fill_down + activation_bytes)
+    t_memory = config x misaligned_memory x (up_bytes / fill_up + down_bytes / fill_down + activation_bytes)
                x (1 - hit + hit / cache_speedup) / (bandwidth x bandwidth_fraction)
     fill = min(1, n_touched x max(1, columns / stream_tile_n) / SMs)   (up: (m - 1) I/tp columns, down: H)
     activation_bytes = 2 bytes x (2 T H + 2 x rows x (m I/tp + H))
     rows = pairs + routed_pair_fraction x (T k - pairs)
     hit = 1 / (1 + (working_set / (cache_fraction x on-chip cache))^cache_sharpness)
     working_set = weight_bytes + activation_bytes / 2
-    t_compute = FLOP x (1 + tile_overhead_k x ((m - 1) / H + 1 / (I/tp)) / m) / (peak x compute_fraction)
+    t_compute = config x misaligned_compute x FLOP x (1 + tile_overhead_k x ((m - 1) / H + 1 / (I/tp)) / m)
+                / (peak x compute_fraction)
+    config = default_config_ratio where the call runs a default launch configuration's large-batch tiles
+             (not tuned_config and T > E/ep), else 1
+    misaligned_* = misaligned_*_ratio where I/tp is not a multiple of ALIGNMENT_ELEMENTS (16), else 1
     FLOP = 2 m H I/tp x max(pairs + imbalance_fraction (n_touched x busiest - pairs),
                             n_touched x tile_m_tokens)
 
@@ -66,6 +70,17 @@ for storage hierarchies", https://doi.org/10.1147/sj.92.0078: LRU hit ratio as a
 distance). The logistic step of exponent ``cache_sharpness`` around ``cache_fraction`` of the datasheet's
 L2 is that cliff, smoothed (L40S, 96 MiB of L2, fp8 experts of 3 x 2048 x 768: 16 experts, 75 MB, stream
 in 33 µs, 32 experts, 151 MB, in 242 µs, HBM speed). ``cache_fraction`` is the part of the L2 a call keeps.
+
+Launch configuration and alignment. vLLM's Triton fused_moe takes its tiles from a tuned file per
+(experts per GPU, width per GPU, device, format) where vLLM ships one, else from ``get_default_config``:
+64 x 64 x 32 tiles when the call has more tokens than the GPU has experts (16 x 32 x 64 otherwise, the
+small-M tile tuning also picks), which runs the grouped GEMM ``default_config_ratio`` times slower
+(:mod:`costmodel.kernels.moe_configs` says which files exist; A100, Mixtral 8x7B experts: TP 2-8, which
+have files, ran 40-60 % faster than the single-ratio model fitted to the others predicted; TP 1 and 16-32,
+which have none, within 5 %). An expert width ``I/tp`` that is not a multiple of 16 elements loses the
+compiler's alignment specialization (see ``ALIGNMENT_ELEMENTS``) and streams and computes
+``misaligned_memory_ratio`` / ``misaligned_compute_ratio`` times slower (H100 bf16, 128 experts of
+2048 x 768 at TP 32, 24 columns: 2.2 x its aligned neighbours at TP 16).
 
 Small batches stream weights (memory bound: time grows with the touched experts, not the tokens); large
 batches are compute bound at the achieved fraction of the format's peak (Williams, Waterman & Patterson
@@ -171,6 +186,16 @@ FP4_OVER_FP8_PEAK_RATIO: Final = 2.0
 """Dense fp4 tensor peak over fp8 on Blackwell, used where a profile has no fp4 entry: B200 9 PFLOPS FP4
 vs 4.5 PFLOPS FP8 dense (NVIDIA DGX B200 datasheet, https://www.nvidia.com/en-us/data-center/dgx-b200/)."""
 
+ALIGNMENT_ELEMENTS: Final = 16
+"""Expert widths ``I/tp`` that are a multiple of this many elements take the kernels' aligned path. Triton
+compiles a kernel once per alignment class of its arguments: an integer argument (a row stride such as the
+intermediate's ``N``) divisible by 16 is marked so, which lets the compiler issue 16-byte vector loads and
+asynchronous copies; any other value gets a specialization without that hint (``triton.jit``,
+``do_not_specialize_on_alignment``, https://triton-lang.org/main/python-api/generated/triton.jit.html).
+CUTLASS kernels likewise take their 128-bit access paths only for aligned leading dimensions. vLLM's
+Triton fused_moe at ``I/tp`` = 22-232 columns not divisible by 16 runs 1.3-2 x slower than its aligned
+neighbours (H100, A100, L40S tables), and up to ~50 x with fp8 on L40S."""
+
 VECTOR_OPS_PER_DEQUANT_ELEMENT: Final = 4.0
 """Default dequantization cost: about 4 fp32 vector operations per weight (unpack, convert, scale, and
 a zero-point or exponent fix-up), run on the non-tensor units. An assumption the fit replaces."""
@@ -217,6 +242,15 @@ class Params:
     by the N widths of the CTA tiles grouped-GEMM kernels use (up to 256)."""
     tile_m_tokens: float
     """Rows of an expert's M tile: an expert with fewer tokens still pays a full tile [tokens]."""
+    misaligned_memory_ratio: float
+    """Weight / activation streaming time of an expert width ``I/tp`` that is not a multiple of
+    ``ALIGNMENT_ELEMENTS``, over that of an aligned one [-] (1 = no penalty)."""
+    misaligned_compute_ratio: float
+    """Tile-loop (compute) time of such a misaligned width over an aligned one [-] (1 = no penalty)."""
+    default_config_ratio: float
+    """Grouped-GEMM time of a call that falls back to the kernel's default launch configuration over that
+    of a tuned one (vLLM's Triton fused_moe without a config file: :mod:`costmodel.kernels.moe_configs`)
+    [-]."""
     dequant_s_per_element: float
     """Time to dequantize one weight element, weight-only formats only [s] (the inverse of a rate, so
     that every fitted value stays small: a least-squares step is judged against the norm of them all)."""
@@ -259,6 +293,9 @@ BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "cache_sharpness": (1.0, 16.0),
     "routed_pair_fraction": (0.0, 1.0),
     "imbalance_fraction": (0.0, 1.0),
+    "misaligned_memory_ratio": (1.0, 100.0),
+    "misaligned_compute_ratio": (1.0, 100.0),
+    "default_config_ratio": (0.5, 4.0),
     "dequant_s_per_element": (0.0, 1e-11),
 }
 
@@ -319,6 +356,9 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         routed_pair_fraction=0.0,
         cache_bytes=cache_bytes(hardware),
         imbalance_fraction=0.05,
+        misaligned_memory_ratio=1.0,
+        misaligned_compute_ratio=1.0,
+        default_config_ratio=1.0,
         dequant_s_per_element=VECTOR_OPS_PER_DEQUANT_ELEMENT / vector,
         memory_bandwidth_bytes_per_s=hardware.memory_bandwidth_bytes_per_s,
         peak_flop_per_s=format_peak_flop_per_s(hardware, fmt.compute_dtype),
@@ -326,6 +366,28 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         activation_bytes=2.0,
         weight_only=fmt.weight_only,
     )
+
+
+def fixed_for_rows(dtype: str, shapes: dict[str, Any]) -> tuple[str, ...]:
+    """Parameters ``costmodel.calibrate.fit_params`` keeps at their start for these rows of key ``dtype``:
+    ``default_config_ratio`` unless the rows hold calls of more tokens than experts per GPU both on tuned
+    and on default tiles (otherwise it only trades against the fractions); the misalignment ratios unless
+    some rows have a misaligned width."""
+    fixed: list[str] = []
+    tokens, experts, ep = (
+        np.asarray(shapes.get(n, 1.0), dtype=np.float64) for n in ("num_tokens", "num_experts", "ep_size")
+    )
+    tuned, large = np.broadcast_arrays(
+        np.asarray(shapes.get("tuned_config", True), dtype=bool), np.asarray(tokens > experts / ep)
+    )
+    if not (np.any(large & tuned) and np.any(large & ~tuned)):  # tuned and default large-batch tiles both
+        fixed.append("default_config_ratio")
+    width = np.asarray(shapes.get("inter_size", 1.0), dtype=np.float64) / np.asarray(
+        shapes.get("tp_size", 1.0), dtype=np.float64
+    )
+    if not np.any(np.mod(width, ALIGNMENT_ELEMENTS) != 0):
+        fixed += ["misaligned_memory_ratio", "misaligned_compute_ratio"]
+    return tuple(fixed)
 
 
 def initial_guesses(hardware: HardwareProfile, dtype: str) -> list[Params]:
@@ -634,6 +696,7 @@ def breakdown(
     ep_size: npt.ArrayLike = 1,
     routing: npt.ArrayLike = "balanced",
     gated: npt.ArrayLike = True,
+    tuned_config: npt.ArrayLike = True,
 ) -> MoEBreakdown:
     """The terms of ``time_s`` (same arguments)."""
     T, H, I, k, E, tp, ep = (  # noqa: E741 (I: the paper's symbol for the intermediate width)
@@ -681,16 +744,26 @@ def breakdown(
         if params.weight_only
         else np.zeros_like(T)
     )
+    # a width that is not a multiple of ALIGNMENT_ELEMENTS takes the kernels' unvectorized path; a default
+    # launch configuration (no tuned file) runs the whole grouped GEMM slower, but only vLLM's large-batch
+    # default (64 x 64 x 32 tiles, tokens > experts on the GPU): with no more tokens than experts it takes a
+    # 16 x 32 x 64 tile, the kind tuning also picks for few rows (get_default_config, moe_configs)
+    misaligned = np.mod(width, ALIGNMENT_ELEMENTS) != 0
+    default_tiles = ~np.asarray(tuned_config, dtype=bool) & (E / ep < T)
+    untuned = np.where(default_tiles, params.default_config_ratio, 1.0)
+    memory_ratio = untuned * np.where(misaligned, params.misaligned_memory_ratio, 1.0)
+    compute_ratio = untuned * np.where(misaligned, params.misaligned_compute_ratio, 1.0)
     return MoEBreakdown(
         fixed_s=params.launch_s
         + params.per_expert_s * load.touched_experts
         + params.per_token_s * T
         + params.per_routed_pair_s * T * k
         + params.per_pair_s * load.pairs,
-        memory_s=(streamed + activation_bytes)
+        memory_s=memory_ratio
+        * (streamed + activation_bytes)
         * (1.0 - hit + hit / params.cache_speedup)
         / (params.memory_bandwidth_bytes_per_s * params.bandwidth_fraction),
-        compute_s=flop / (params.peak_flop_per_s * params.compute_fraction),
+        compute_s=compute_ratio * flop / (params.peak_flop_per_s * params.compute_fraction),
         dequant_s=np.asarray(dequant, dtype=np.float64),
         load=load,
         overlap_exponent=params.overlap_exponent,
@@ -719,6 +792,7 @@ def time_s(
     ep_size: npt.ArrayLike = 1,
     routing: npt.ArrayLike = "balanced",
     gated: npt.ArrayLike = True,
+    tuned_config: npt.ArrayLike = True,
 ) -> FloatArray:
     """Time of one MoE layer on the GPU that finishes last [s].
 
@@ -731,6 +805,8 @@ def time_s(
     ep_size : expert parallelism (E split) [-].
     routing : ``"balanced"``, ``"uniform"`` or ``"power_law_<alpha>"``.
     gated : True for gate/up/down experts (SwiGLU), False for up/down only.
+    tuned_config : False where the kernel falls back to its default launch configuration (vLLM's Triton
+        fused_moe without a tuned file: :func:`costmodel.kernels.moe_configs.tuned_config`).
     """
     return breakdown(
         hardware,
@@ -744,4 +820,5 @@ def time_s(
         ep_size=ep_size,
         routing=routing,
         gated=gated,
+        tuned_config=tuned_config,
     ).total

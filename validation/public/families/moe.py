@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from costmodel.kernels import moe
+from costmodel.kernels import moe, moe_configs
 
 KERNEL_MODULE = moe
 OP_NAMES = ("moe",)
@@ -94,7 +94,8 @@ def routing(table: pd.DataFrame) -> npt.NDArray[np.str_]:
 
 
 def shapes(table: pd.DataFrame) -> dict[str, Any]:
-    """Keyword arrays for ``moe.time_s``; ``gated`` is False for non-gated experts (:func:`non_gated`)."""
+    """Keyword arrays for ``moe.time_s``; ``gated`` is False for non-gated experts (:func:`non_gated`),
+    ``tuned_config`` False for calls on a default launch configuration (:func:`tuned`)."""
     return {
         "num_tokens": table["num_tokens"].to_numpy(dtype=np.float64),
         "hidden_size": table["hidden_size"].to_numpy(dtype=np.float64),
@@ -105,4 +106,22 @@ def shapes(table: pd.DataFrame) -> dict[str, Any]:
         "ep_size": table["moe_ep_size"].to_numpy(dtype=np.float64),
         "routing": routing(table),
         "gated": ~non_gated(table),
+        "tuned_config": tuned(table),
     }
+
+
+def tuned(table: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """Per row: does the kernel run a tuned launch configuration (False: vLLM's Triton fused_moe with no
+    config file for the row's experts per GPU, width per GPU, device and format;
+    :func:`costmodel.kernels.moe_configs.tuned_config`)."""
+    out = np.ones(len(table), dtype=bool)
+    if "hardware" not in table:
+        return out
+    keys = params_key(table)
+    hardware = table["hardware"].astype(str).to_numpy(dtype=str)
+    experts = (table["num_experts"] / table["moe_ep_size"]).to_numpy(dtype=np.float64)
+    width = (table["inter_size"] / table["moe_tp_size"]).to_numpy(dtype=np.float64)
+    for hw, key in set(zip(hardware, keys, strict=True)):
+        rows = (hardware == hw) & (keys == key)
+        out[rows] = moe_configs.tuned_config(hw, key, experts[rows], width[rows])
+    return out
