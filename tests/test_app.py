@@ -178,6 +178,23 @@ def test_scenario_json_round_trip() -> None:
     assert Scenario.from_json("{}") == DEFAULT  # missing fields take their defaults
 
 
+def test_the_attention_format_gives_the_workloads_component_formats() -> None:
+    """'' keeps attention as the weights; a format stores it apart; bf16_except_o_proj keeps the output
+    projection in the weights' format, as costmodel.memory.workload_formats gives NVIDIA's NVFP4 DeepSeek."""
+    assert Scenario().component_dtypes is None
+    assert Scenario(attention_dtype="bf16", weight_dtype="nvfp4").component_dtypes == {"attention": "bf16"}
+    sc = Scenario(model="deepseek-v3", attention_dtype=ATTENTION_EXCEPT_O_PROJ, weight_dtype="nvfp4")
+    formats = cm.memory.workload_formats(cm.load_model("deepseek-v3"), "nvfp4")
+    assert (
+        sc.component_dtypes
+        == formats["component_dtypes"]
+        == {"attention": "bf16", "attention.o_proj": "nvfp4"}
+    )
+    assert Scenario.from_json(sc.to_json()) == sc
+    with pytest.raises(CostmodelError, match="attention_dtype"):
+        Scenario.from_json('{"attention_dtype": "fp8_except_q_proj"}')
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
