@@ -25,6 +25,8 @@ from scenario import (
     WIDGET_FIELDS,
     Scenario,
     activation_dtypes,
+    attention_dtypes,
+    attention_label,
     weight_dtypes,
 )
 
@@ -144,7 +146,7 @@ def deployment(sc: Scenario, model: cm.ModelProfile) -> cm.Deployment:
 
 def experts_caption(sc: Scenario) -> str:
     """ ", attention bf16, routed experts W x A" where the scenario gives them their own formats, else ""."""
-    attention = f", attention {sc.attention_dtype}" if sc.attention_dtype else ""
+    attention = f", attention {attention_label(sc.attention_dtype)}" if sc.attention_dtype else ""
     if not (sc.expert_dtype or sc.expert_activation_dtype):
         return attention
     weights = sc.expert_dtype or sc.weight_dtype
@@ -371,10 +373,11 @@ def scenario_sidebar() -> None:
         select(
             "Attention weight format",
             "attention_dtype",
-            ["", *weight_dtypes()],
-            format_func=lambda v: {"": "as the weights"}.get(v, v),
+            attention_dtypes(),
+            format_func=lambda v: {"": "as the weights"}.get(v, v),  # the URL holds the label: keep it
             help="Where a published checkpoint keeps the attention projections apart (NVIDIA's NVFP4 "
-            "Gemma-4-31B, GLM-5 and Kimi-K2.5 keep them in bf16): they are sized and run in it.",
+            "Gemma-4-31B, GLM-5 and Kimi-K2.5 keep them in bf16; its NVFP4 DeepSeek too, all but the output "
+            "projection, stored as the weights: bf16_except_o_proj): they are sized and run in it.",
         )
         select("Activation / compute format", "activation_dtype", activation_dtypes())
         if _sidebar_model_is_moe():  # a published MoE checkpoint may store its experts apart (gpt-oss: mxfp4)

@@ -44,6 +44,34 @@ GROUP_SIZES: tuple[int, ...] = (32, 64, 128)
 """Group sizes offered for the formats whose group size is a parameter (``int4_g32``, ...)."""
 
 
+ATTENTION_EXCEPT_O_PROJ = "bf16_except_o_proj"
+"""The attention weight format that keeps the attention projections in bf16 but the output projection
+in the weights' format, as NVIDIA's NVFP4 DeepSeek-V3 / -R1 / -V3.2 checkpoints store them
+(:func:`costmodel.memory.workload_formats`: ``{"attention": "bf16", "attention.o_proj": "nvfp4"}``)."""
+
+
+def attention_dtypes() -> list[str]:
+    """The attention weight formats: '' (as the weights), each weight format, and
+    :data:`ATTENTION_EXCEPT_O_PROJ`."""
+    return ["", *weight_dtypes(), ATTENTION_EXCEPT_O_PROJ]
+
+
+def attention_label(attention_dtype: str) -> str:
+    """How the dashboard's captions name an attention weight format."""
+    return {"": "as the weights", ATTENTION_EXCEPT_O_PROJ: "bf16, o_proj as the weights"}.get(
+        attention_dtype, attention_dtype
+    )
+
+
+def attention_component_dtypes(attention_dtype: str, weight_dtype: str) -> dict[str, str] | None:
+    """:class:`costmodel.Workload`'s ``component_dtypes`` for an attention weight format (None: none)."""
+    if not attention_dtype:
+        return None
+    if attention_dtype == ATTENTION_EXCEPT_O_PROJ:
+        return {"attention": "bf16", "attention.o_proj": weight_dtype}
+    return {"attention": attention_dtype}
+
+
 def weight_dtypes() -> list[str]:
     """Weight formats: the table's, then each variable-group format at the group sizes of
     :data:`GROUP_SIZES` other than its default (``int4_sym_g32``: Kimi-K2.5's experts as shipped)."""
@@ -110,7 +138,8 @@ class Scenario(BaseModel):
     attention_dtype: str = Field(
         "",
         description="Attention projections' weight format where a checkpoint keeps them apart (NVIDIA's "
-        "NVFP4 Gemma-4-31B, GLM-5, Kimi-K2.5: bf16); '': the weights'.",
+        f"NVFP4 Gemma-4-31B, GLM-5, Kimi-K2.5: bf16; its NVFP4 DeepSeek: {ATTENTION_EXCEPT_O_PROJ}, bf16 "
+        "with the output projection in the weights' format); '': the weights'.",
     )
     batch_size: int = Field(8, ge=1, le=1_000_000, description="Concurrent sequences [-].")
     prompt_len: int = Field(2048, ge=1, le=10_000_000, description="Prompt tokens per sequence [tokens].")
@@ -217,15 +246,15 @@ class Scenario(BaseModel):
     @field_validator("attention_dtype")
     @classmethod
     def _known_attention_dtype(cls, v: str) -> str:
-        if v and v not in weight_dtypes():
-            raise UnknownNameError("attention dtype", v, weight_dtypes())
+        if v not in attention_dtypes():
+            raise UnknownNameError("attention dtype", v, attention_dtypes()[1:])
         return v
 
     @property
     def component_dtypes(self) -> dict[str, str] | None:
         """The components stored apart from the weights, as :class:`costmodel.Workload`'s
         ``component_dtypes`` (None: none)."""
-        return {"attention": self.attention_dtype} if self.attention_dtype else None
+        return attention_component_dtypes(self.attention_dtype, self.weight_dtype)
 
     @field_validator("expert_activation_dtype")
     @classmethod

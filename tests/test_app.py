@@ -22,6 +22,7 @@ from hypothesis import strategies as st_
 import costmodel as cm
 from costmodel import capacity, compression, speculative
 from costmodel.errors import CostmodelError
+from costmodel.memory import checkpoint_bytes
 from costmodel.roofline import attainable_flop_per_s
 from costmodel.serving import Engine, Lengths, Traffic
 
@@ -33,7 +34,7 @@ APP = Path(__file__).resolve().parents[1] / "costmodel_app"
 sys.path.insert(0, str(APP))  # the app's own modules, as `streamlit run` puts them on the path
 from components import header, human, log_ticks, tick_text  # noqa: E402
 from components import plain as ui_plain  # noqa: E402
-from scenario import DEFAULT, Scenario  # noqa: E402
+from scenario import ATTENTION_EXCEPT_O_PROJ, DEFAULT, Scenario  # noqa: E402
 
 PAGES = ("memory", "performance", "speculative", "capacity", "compression", "validation")
 
@@ -175,6 +176,23 @@ def test_scenario_json_round_trip() -> None:
     sc = Scenario(model_source="config.json", hf_config=config, hardware=["l40s", "a10g"], batch_size=3)
     assert Scenario.from_json(sc.to_json()) == sc
     assert Scenario.from_json("{}") == DEFAULT  # missing fields take their defaults
+
+
+def test_the_attention_format_gives_the_workloads_component_formats() -> None:
+    """'' keeps attention as the weights; a format stores it apart; bf16_except_o_proj keeps the output
+    projection in the weights' format, as costmodel.memory.workload_formats gives NVIDIA's NVFP4 DeepSeek."""
+    assert Scenario().component_dtypes is None
+    assert Scenario(attention_dtype="bf16", weight_dtype="nvfp4").component_dtypes == {"attention": "bf16"}
+    sc = Scenario(model="deepseek-v3", attention_dtype=ATTENTION_EXCEPT_O_PROJ, weight_dtype="nvfp4")
+    formats = cm.memory.workload_formats(cm.load_model("deepseek-v3"), "nvfp4")
+    assert (
+        sc.component_dtypes
+        == formats["component_dtypes"]
+        == {"attention": "bf16", "attention.o_proj": "nvfp4"}
+    )
+    assert Scenario.from_json(sc.to_json()) == sc
+    with pytest.raises(CostmodelError, match="attention_dtype"):
+        Scenario.from_json('{"attention_dtype": "fp8_except_q_proj"}')
 
 
 @pytest.mark.parametrize(
@@ -1157,3 +1175,23 @@ def test_an_uploaded_model_name_is_text_not_markdown() -> None:
     assert rendered
     assert "\\[click\\]\\(http" in rendered[0]  # escaped: Markdown shows the brackets as text
     assert re.sub(r"\\(.)", r"\1", rendered[0]) == f"Uploaded: {name}"
+
+
+def test_deepseek_nvfp4_weights_are_the_checkpoints_with_the_o_proj_as_the_weights() -> None:
+    """NVIDIA's NVFP4 DeepSeek-V3 keeps attention in bf16 but its output projection in NVFP4: the sidebar's
+    'bf16_except_o_proj' attention format sizes the weights as the checkpoint stores them, to the byte
+    (plain bf16 attention stores the o_proj in bf16 too: 397 GB instead of 386 GB, 2.7 % more)."""
+    stored = checkpoint_bytes(cm.load_model("deepseek-v3"), "nvfp4")
+    shown, captions = {}, {}
+    for attention in (ATTENTION_EXCEPT_O_PROJ, "bf16"):
+        at = open_page(
+            "memory", model="deepseek-v3", hardware="b200", tp=8, weight_dtype="nvfp4",
+            activation_dtype="nvfp4", attention_dtype=attention,
+        )  # fmt: skip
+        assert not errors(at)
+        assert not at.warning  # the link's value is the widget's
+        shown[attention] = float(values(trace(charts(at)[0], "weights")["y"])[0]) * 1e9 * 8  # 8 GPUs
+        captions[attention] = " ".join(str(c.value) for c in at.caption).replace("\\", "")
+    assert shown[ATTENTION_EXCEPT_O_PROJ] == pytest.approx(stored, rel=1e-9)
+    assert shown["bf16"] > stored  # the o_proj in bf16: 2 bytes per weight against NVFP4's 9/16
+    assert "attention bf16, o_proj as the weights" in captions[ATTENTION_EXCEPT_O_PROJ]

@@ -301,3 +301,32 @@ def test_the_attention_dp_and_moe_split_inputs_reach_the_url_and_the_page(server
     wait_for_time(page, "Time per output token", float(expected.tpot_s))
     caption = page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first.inner_text()
     assert "TP 1 × attention DP 8 × PP 1 × 1 replica(s), MoE TP 1 × EP 8" in caption
+
+
+def test_the_pareto_attention_dp_option_reaches_the_url_and_the_search(server: str, page: Any) -> None:
+    """The opt-in checkbox lands in the URL and the page then shows `costmodel pareto --attention-dp
+    1,2,4,8`'s choice (a small MoE search: one device, one format, aggregated workers)."""
+    from costmodel import pareto
+
+    page.goto(
+        f"{server}/pareto?model=qwen3-30b-a3b&hardware=h100-sxm&pareto_formats=fp8&pareto_tp=1&pareto_tp=2"
+        "&pareto_pp=1&pareto_modes=agg"
+    )
+    settle(page, 1)
+    assert_no_error(page)
+    box = page.get_by_role("checkbox", name="Search attention data parallelism")
+    assert not box.is_checked()
+    box.check(force=True)  # streamlit draws its own box over the input
+    page.wait_for_url(re.compile(r"pareto_attention_dp=true"))
+    found = pareto.frontier(
+        "qwen3-30b-a3b", ["h100-sxm"], isl=2048, osl=256, ttft_s=1.0, tpot_s=0.05, formats=("fp8",),
+        tp=(1, 2), pp=(1,), modes=("agg",), attention_dp=(1, 2, 4, 8),
+    )  # fmt: skip
+    assert found.best is not None
+    chosen = found.points.label(found.best)
+    assert " ADP" in chosen  # the choice changes with the option (checked against the API below)
+    page.locator('[data-testid="stMarkdownContainer"]').filter(has_text=chosen).first.wait_for()
+    settle(page, 1)
+    assert_no_error(page)
+    caption = page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first.inner_text()
+    assert "EP, attention DP and the concurrency" in caption

@@ -115,3 +115,48 @@ def test_a_model_that_fits_nowhere_is_a_message() -> None:
     at = open_pareto(model="llama-3.1-405b", hardware=["l4"], pareto_tp=[1], pareto_pp=[1])
     assert not at.exception
     assert any("could be evaluated" in e.value for e in at.error)
+
+
+MOE = dict(  # a small MoE search: one device, one format, aggregated workers
+    model="qwen3-30b-a3b", hardware=["h100-sxm"], pareto_formats=["fp8"], pareto_tp=[1, 2], pareto_pp=[1],
+    pareto_modes=["agg"],
+)  # fmt: skip
+
+
+def moe_api(attention_dp: tuple[int, ...]) -> pareto.Frontier:
+    return pareto.frontier(
+        "qwen3-30b-a3b", ["h100-sxm"], isl=DEFAULT.prompt_len, osl=DEFAULT.output_len, ttft_s=1.0,
+        tpot_s=0.05, formats=("fp8",), tp=(1, 2), pp=(1,), modes=("agg",), engine="vllm",
+        kv_dtype=DEFAULT.kv_dtype, attention_dp=attention_dp,
+    )  # fmt: skip
+
+
+def test_attention_dp_is_opt_in_and_searches_what_the_cli_does() -> None:
+    """Off: the default search (attention_dp=(1,)); on: `costmodel pareto --attention-dp 1,2,4,8`'s
+    frontier and choice, attention-DP layouts among them."""
+    at = open_pareto(**MOE)
+    box = at.checkbox(key="pareto_attention_dp")
+    assert not box.value
+    assert not box.disabled
+    plain = moe_api((1,))
+    assert at.dataframe[0].value["Label"].tolist() == [plain.points.label(i) for i in plain.frontier_index]
+    box.check().run()
+    assert not at.exception
+    assert not at.error
+    found = moe_api((1, 2, 4, 8))
+    p = found.points
+    labels = at.dataframe[0].value["Label"].tolist()
+    assert labels == [p.label(i) for i in found.frontier_index]
+    assert any(" ADP" in label for label in labels)  # attention-DP layouts reach the frontier
+    assert found.best is not None
+    assert any(f"**{p.label(found.best)}**" in m.value.replace("\\", "") for m in at.markdown)
+    assert any("EP, attention DP and the concurrency" in str(c.value) for c in at.caption)
+
+
+def test_attention_dp_is_disabled_for_a_dense_model() -> None:
+    at = open_pareto(hardware=HARDWARE, pareto_attention_dp="true")
+    box = at.checkbox(key="pareto_attention_dp")
+    assert box.value  # the link's value, kept
+    assert box.disabled
+    assert not any("attention DP" in str(c.value) for c in at.caption)  # the dense search is unchanged
+    assert len(at.dataframe[0].value) == len(api().frontier_index)

@@ -398,20 +398,20 @@ def test_prices_show_their_source_and_can_be_overridden() -> None:
 
 
 def test_a_device_without_a_price_says_so_and_how_to_give_one() -> None:
-    """b300 has no provider's dated on-demand price (hardware_profiles/b300.yaml says why): its $ figures
+    """gb300 has no provider's dated on-demand price (hardware_profiles/gb300.yaml says why): its $ figures
     are '-', one line names it and --usd-per-hour; with a price given the line goes away."""
     for args in (
-        ["estimate", "--model", "qwen3-8b", "--hardware", "b300"],
-        ["compare", "--model", "qwen3-8b", "--hardware", "b300,h100-sxm"],
+        ["estimate", "--model", "qwen3-8b", "--hardware", "gb300"],
+        ["compare", "--model", "qwen3-8b", "--hardware", "gb300,h100-sxm"],
     ):
         result = runner.invoke(app, args, env={"COLUMNS": "300"})
         assert result.exit_code == 0, result.output
         text = " ".join(result.output.split())
-        assert "No price for b300:" in text  # b300 alone: h100-sxm has its price
+        assert "No price for gb300:" in text  # gb300 alone: h100-sxm has its price
         assert "--usd-per-hour" in text
     priced = runner.invoke(
         app,
-        ["estimate", "--model", "qwen3-8b", "--hardware", "b300", "--usd-per-hour", "5"],
+        ["estimate", "--model", "qwen3-8b", "--hardware", "gb300", "--usd-per-hour", "5"],
         env={"COLUMNS": "300"},
     )
     assert priced.exit_code == 0

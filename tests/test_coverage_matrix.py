@@ -119,6 +119,7 @@ def _common_formats(model: cm.ModelProfile, checkpoint: str) -> dict[str, Any]:
 def dashboard(page: str, model_name: str, checkpoint: str) -> object:
     pytest.importorskip("streamlit", reason="the dashboard needs the app extra: pip install 'costmodel[app]'")
     from components import _splits  # the dashboard's own rule for the TP degrees a model splits into
+    from scenario import ATTENTION_EXCEPT_O_PROJ, attention_label
     from streamlit.testing.v1 import AppTest
 
     model = cm.load_model(model_name)
@@ -126,13 +127,16 @@ def dashboard(page: str, model_name: str, checkpoint: str) -> object:
     tp = max(t for t in (1, 2, 4, 8) if t == 1 or _splits(model, t))
     at = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=120)
     # the sidebar sets the weight, input, attention and routed-expert formats (DeepSeek's NVFP4 o_proj
-    # inside bf16 attention is the library's alone: its checkpoint table on the Memory page sizes it)
+    # inside bf16 attention: the attention format that keeps the output projection as the weights)
     query = {"model": model_name} | {
         k: v for k, v in formats.items() if v is not None and k != "component_dtypes"
     }
     apart = formats["component_dtypes"] or {}
     if set(apart) == {"attention"}:
         query["attention_dtype"] = apart["attention"]
+    elif apart:
+        assert apart == {"attention": "bf16", "attention.o_proj": formats["weight_dtype"]}, apart
+        query["attention_dtype"] = ATTENTION_EXCEPT_O_PROJ
     for key, value in (query | {"tp": str(tp)}).items():
         at.query_params[key] = value
     at.query_params["hardware"] = list(NEW_SYSTEMS)
@@ -150,7 +154,7 @@ def dashboard(page: str, model_name: str, checkpoint: str) -> object:
     if formats["expert_dtype"]:  # the experts run in their own format (gpt-oss: bf16 x MXFP4 experts)
         assert f"routed experts {formats['expert_dtype']}" in caption
     if "attention_dtype" in query:  # attention kept apart (NVFP4 Gemma-4-31B, GLM-5, Kimi-K2.5: bf16)
-        assert f"attention {query['attention_dtype']}" in caption
+        assert f"attention {attention_label(query['attention_dtype'])}" in caption
     return at
 
 

@@ -79,6 +79,36 @@ def test_issue_15_profiles_are_built_in(name: str) -> None:
         assert sheet.sparsity_speedup.value == 2.0
 
 
+@pytest.mark.parametrize("name", ISSUE_15_PROFILES)
+def test_issue_15_profiles_scale_out_through_a_nic_slower_than_their_scale_up_link(name: str) -> None:
+    """Every new profile has a cited per-GPU NIC bandwidth (a multi-node deployment needs one), per
+    direction and below the scale-up link's: a 400 Gb/s NIC is 50 GB/s, an 800 Gb/s one 100 GB/s."""
+    sheet = costmodel.load_hardware(name).datasheet
+    inter, intra = sheet.inter_node_bandwidth_gb_per_s, sheet.intra_node_bandwidth_gb_per_s
+    assert inter is not None
+    assert intra is not None
+    assert "http" in inter.source
+    assert inter.value in (400 / 8, 800 / 8, 200 / 8)  # one 200, 400 or 800 Gb/s port per GPU [GB/s]
+    assert inter.value < intra.value
+
+
+def test_mi325x_nodes_have_one_400g_nic_per_gpu_and_b300_a_dated_provider_price() -> None:
+    mi325x = costmodel.load_hardware("mi325x").datasheet.inter_node_bandwidth_gb_per_s
+    assert mi325x is not None
+    assert mi325x.value == 400 / 8  # ConnectX-7, 400 Gb/s, one per MI325X (AMD's ROCm MoRI guide)
+    price = costmodel.load_hardware("b300").price
+    assert price is not None
+    assert "RunPod" in price.source
+    assert "https://www.runpod.io/pricing" in price.source
+    assert price.date == "2026-10"
+    # an on-demand B300 GPU-hour costs more than a B200's at the same provider and date (b200.yaml)
+    b200 = costmodel.load_hardware("b200").price
+    assert b200 is not None
+    assert "RunPod" in b200.source
+    assert b200.date == price.date
+    assert price.usd_per_hour > b200.usd_per_hour
+
+
 def test_fp4_and_fp6_peaks() -> None:
     """FP4 / FP6 tensor peaks where the datasheets give them, dense: the per-GPU share of NVIDIA's rack
     figures (GB200 NVL72 FP4 1,440 PFLOPS with sparsity / 72 / 2; GB300 NVL72 FP4 1,080 PFLOPS dense / 72)

@@ -110,8 +110,8 @@ def test_a_price_given_replaces_the_profiles() -> None:
 
 
 def test_a_device_without_a_price_has_no_cost_and_is_never_chosen() -> None:
-    assert load_hardware("b300").price is None
-    found = pareto.frontier("llama-3-8b", ["b300"], modes=("agg",), **SMALL)
+    assert load_hardware("gb300").price is None
+    found = pareto.frontier("llama-3-8b", ["gb300"], modes=("agg",), **SMALL)
     assert np.isnan(found.points.usd_per_million_output_tokens).all()
     assert found.best is None
 
@@ -369,7 +369,7 @@ def test_the_table_marks_the_frontier_and_the_best(result: pareto.Frontier) -> N
 # the command
 # ----------------------------------------------------------------------------------------------------
 
-CLI = ["pareto", "--model", "llama-3-8b", "--hardware", "h100-sxm,b300", "--tp", "1,2", "--pp", "1",
+CLI = ["pareto", "--model", "llama-3-8b", "--hardware", "h100-sxm,gb300", "--tp", "1,2", "--pp", "1",
        "--concurrency", "1,8,64", "--osl", "128"]  # fmt: skip
 
 
@@ -386,7 +386,7 @@ def test_cli_json_is_strict_and_matches_the_api() -> None:
     document = strict(result.stdout)
     assert isinstance(document, dict)
     api = pareto.frontier(
-        "llama-3-8b", ["h100-sxm", "b300"], isl=1024, osl=128, ttft_s=0.5, tpot_s=0.03,
+        "llama-3-8b", ["h100-sxm", "gb300"], isl=1024, osl=128, ttft_s=0.5, tpot_s=0.03,
         tp=(1, 2), pp=(1,), concurrency=(1, 8, 64),
     )  # fmt: skip
     assert len(document["frontier"]) == int(api.points.on_frontier.sum())
@@ -394,9 +394,9 @@ def test_cli_json_is_strict_and_matches_the_api() -> None:
     assert document["best"]["usd_per_million_output_tokens"] == pytest.approx(
         api.points.usd_per_million_output_tokens[api.best], rel=1e-12
     )
-    b300 = [row for row in document["frontier"] if row["system"] == "b300"]
-    assert b300
-    assert all(row["usd_per_million_output_tokens"] is None for row in b300)
+    unpriced = [row for row in document["frontier"] if row["system"] == "gb300"]
+    assert unpriced
+    assert all(row["usd_per_million_output_tokens"] is None for row in unpriced)
     assert {row["mode"] for row in document["frontier"]} <= {"agg", "disagg"}
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
+from scenario import attention_component_dtypes
 
 import costmodel as cm
 from costmodel import capacity
@@ -99,7 +100,7 @@ def plan_candidate(
             activation_dtype=activation_dtype,
             expert_dtype=expert_dtype or None,
             expert_activation_dtype=expert_activation_dtype or None,
-            component_dtypes={"attention": attention_dtype} if attention_dtype else None,
+            component_dtypes=attention_component_dtypes(attention_dtype, weight_dtype),
         )
     except ui.BAD_INPUT as e:
         name = hardware.partition("@")[0]  # the key may carry the user's price (Scenario.priced)
@@ -134,7 +135,7 @@ def load_curve(
         activation_dtype=activation_dtype,
         expert_dtype=expert_dtype or None,
         expert_activation_dtype=expert_activation_dtype or None,
-        component_dtypes={"attention": attention_dtype} if attention_dtype else None,
+        component_dtypes=attention_component_dtypes(attention_dtype, weight_dtype),
         tp=tp,
         max_batch_size=max(capacity.BATCH_LIMITS),
     )

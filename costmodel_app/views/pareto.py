@@ -16,6 +16,7 @@ from costmodel.loop_params import read_engine_params
 
 TP_DEGREES = pareto.TP
 PP_STAGES = pareto.PP
+ATTENTION_DP = (1, 2, 4, 8)  # ranks the opt-in search tries, as `costmodel pareto --attention-dp 1,2,4,8`
 ENGINES = tuple(sorted(read_engine_params())) or ("vllm",)
 FIGURES = (  # the table's columns, what to compare first
     "label",
@@ -58,6 +59,7 @@ def search(
     modes: tuple[str, ...],
     engine: str,
     kv_dtype: str,
+    attention_dp: tuple[int, ...] = (1,),
 ) -> pareto.Frontier:
     """pareto.frontier for these inputs (cached; ``_model`` is identified by ``model_key``, a device by
     its key with the user's price, :meth:`Scenario.priced`)."""
@@ -74,6 +76,7 @@ def search(
         modes=modes,
         engine=engine,
         kv_dtype=kv_dtype,
+        attention_dp=attention_dp,
     )
 
 
@@ -149,6 +152,15 @@ try:
 except ui.BAD_INPUT as e:
     ui.show_error(e)
     st.stop()
+search_attention_dp = st.checkbox(
+    "Search attention data parallelism",
+    key="pareto_attention_dp",
+    bind="query-params",
+    disabled=model.moe is None,
+    help="MoE models: also try 2, 4 and 8 attention-DP ranks per worker, as costmodel pareto "
+    "--attention-dp 1,2,4,8 (a slower search).",
+)
+attention_dp = ATTENTION_DP if search_attention_dp and model.moe is not None else (1,)
 missing = [name for name, chosen in (("mode", modes), ("format", formats), ("TP degree", tps),
                                      ("PP stage", pps)) if not chosen]  # fmt: skip
 if missing:
@@ -160,8 +172,8 @@ st.caption(
     f"**{ui.plain(model.name)}** on {', '.join(sc.hardware)} · {sc.prompt_len:,} prompt and "
     f"{sc.output_len:,} output tokens per request · KV {sc.kv_dtype} · {engine} loop parameters · "
     f"{objective}. A closed loop of clients sending one request after another (costmodel.closed_loop); the "
-    "search chooses formats, TP, PP, EP and the concurrency: the sidebar's formats, GPUs, TP, PP and batch "
-    "size are not used here."
+    f"search chooses formats, TP, PP, EP{', attention DP' if len(attention_dp) > 1 else ''} and the "
+    "concurrency: the sidebar's formats, GPUs, TP, PP and batch size are not used here."
 )
 
 # ---------------------------------------------------------------------------- compute
@@ -179,6 +191,7 @@ try:
         tuple(m for m in pareto.MODES if m in modes),
         engine,
         sc.kv_dtype,
+        attention_dp,
     )
 except ui.BAD_INPUT as e:
     ui.show_error(e)
