@@ -32,7 +32,8 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
 - **Prefill wait.** The router sends each prompt to one prefill worker as it arrives, where it waits for a
   pass to take it and rides a pass of the prompts that arrived during the one before
   (:func:`prefill_wait`: an M/D/k queue per worker in the Allen-Cunneen approximation, seen by the other
-  C - 1 clients only, the arrival theorem of a closed network). Below saturation the wait is a fraction of
+  C - 1 clients only, the arrival theorem of a closed network; with k > 1, plus the rest of the pass in
+  progress, which takes its prompts only when it starts). Below saturation the wait is a fraction of
   a pass; it grows without bound as the pool's load lambda / mu_p nears 1.
 - **Rates.** With D sequences decoding per decode worker, Little's law on them gives the rate
   lambda = decode_workers D / ((osl - 1) t(D)); prompts reach the prefill pool at that rate. The clients
@@ -627,6 +628,11 @@ def prefill_wait(
       wait by (C - 1) / C: a lone client never waits). The wait grows without bound as rho nears 1; in the
       closed loop (:meth:`DisaggParts.result`) it slows the clients' cycle down, so the rate settles below
       mu and a pool near saturation holds the clients that are not decoding.
+    - **The pass in progress** (k > 1): a worker takes new prompts when a pass starts (the engines schedule
+      per iteration), so a prompt that arrives while a pass runs waits for its end however many slots are
+      free, s(n) / 2 on average, with the probability that the worker is in a pass, min(a s(n) / n, 1)
+      (passes of n prompts at a per second), as the aggregated loop's half iteration; seen by C - 1 of
+      C clients as above. M/D/1's wait (k = 1) already holds it.
     - **Its pass**: below saturation a pass takes the prompts that arrived during the one before, n = a s(n)
       with a = lambda / workers, s(n) = s_1 + (n - 1) (s_k - s_1) / (k - 1) (linear between a lone prompt
       and a full pass: the linear work grows with the tokens, each prompt adds its own attention), so
@@ -658,9 +664,14 @@ def prefill_wait(
     g = np.where(k > 1.0, (sk - s1) / np.maximum(k - 1.0, 1.0), 0.0)
     room = 1.0 - a * g
     n = np.clip(np.where(room > 0.0, a * (s1 - g) / np.where(room > 0.0, room, 1.0), k), 1.0, k)
+    pass_n = s1 + (n - 1.0) * g
+    # a pass takes its prompts when it starts: one arriving while the worker is in a pass waits for its
+    # end, s(n) / 2 on average, however many of the pass's slots are free (M/D/1's wait already holds it)
+    busy = np.minimum(a * pass_n / n, 1.0)
+    residual = np.where(k > 1.0, busy * pass_n / 2.0, 0.0) * (others / C)
     return PrefillWait(
-        batch=np.asarray(n), pass_s=np.asarray(s1 + (n - 1.0) * g), utilisation=np.asarray(rho),
-        wait_s=np.asarray(wait),
+        batch=np.asarray(n), pass_s=np.asarray(pass_n), utilisation=np.asarray(rho),
+        wait_s=np.asarray(wait + residual),
     )  # fmt: skip
 
 

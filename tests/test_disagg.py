@@ -405,6 +405,20 @@ def test_one_slot_prefill_wait_is_pollaczek_khinchine() -> None:
     assert float(lone.wait_s) == 0.0
 
 
+def test_a_prompt_waits_for_the_pass_in_progress_however_many_slots_are_free() -> None:
+    """A worker of k = 4 slots (lone prompt 0.1 s, full pass 0.4 s) at 2 prompts/s rides passes of one
+    prompt and is in a pass 2 x 0.1 = 20 % of the time; a prompt arriving then waits for its end, half a
+    pass on average: 0.2 x 0.1 / 2 = 10 ms, on top of the Allen-Cunneen wait of M/D/4 at rho = 2 / (4 /
+    0.4) = 0.2, both seen by 99 of 100 clients."""
+    w = prefill_wait(0.1, 0.4, 4, workers=1, requests_per_s=2.0, concurrency=100)
+    rho = 0.2
+    queue = rho ** (np.sqrt(2 * (4 + 1)) - 1) / (4 * (1 - rho)) * 0.4 / 2
+    assert float(w.batch) == 1.0
+    assert float(w.wait_s) == pytest.approx((queue + 0.2 * 0.1 / 2) * 99 / 100, rel=1e-12)
+    lone = prefill_wait(0.1, 0.4, 4, workers=1, requests_per_s=2.0, concurrency=1)
+    assert float(lone.wait_s) == 0.0
+
+
 def test_prefill_passes_fill_with_load_and_workers_share_it() -> None:
     """A worker that can take k = 8 prompts per pass rides passes of one prompt when idle and fuller ones
     as prompts arrive faster (never more than k); the wait grows with the load, and the same load over more
