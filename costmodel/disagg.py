@@ -32,7 +32,8 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
 - **Prefill wait.** The router sends each prompt to one prefill worker as it arrives, where it waits for a
   pass to take it and rides a pass of the prompts that arrived during the one before
   (:func:`prefill_wait`: an M/D/k queue per worker in the Allen-Cunneen approximation, seen by the other
-  C - 1 clients only, the arrival theorem of a closed network). Below saturation the wait is a fraction of
+  C - 1 clients only, the arrival theorem of a closed network; with k > 1, plus the rest of the pass in
+  progress, which takes its prompts only when it starts). Below saturation the wait is a fraction of
   a pass; it grows without bound as the pool's load lambda / mu_p nears 1.
 - **Rates.** With D sequences decoding per decode worker, Little's law on them gives the rate
   lambda = decode_workers D / ((osl - 1) t(D)); prompts reach the prefill pool at that rate. The clients
@@ -43,10 +44,15 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
   clients' cycle down first, so its rate tends to mu_p as clients are added.
 - **TTFT.** Little's law on the whole loop: a client's cycle is C / lambda, of which (osl - 1) t(D)
   decoding, so TTFT = C / lambda - (osl - 1) t(D). It is ``request_overhead_s`` + prefill wait + pass +
-  transfer while the decode slots have room, and includes the wait for a decode slot beyond. As in
-  :mod:`costmodel.closed_loop`, a share ``burst_fraction`` of the clients send together, and such a group
-  of G = burst_fraction C prompts is prefilled k per worker pass, so its members wait
-  (G / (workers k) - 1) / 2 passes more on average.
+  transfer while the decode slots have room, and includes the wait for a decode slot beyond.
+- **Waves.** As in :mod:`costmodel.closed_loop`, a share f = ``burst_fraction`` of the requests arrive in
+  a wave with every other client (the benchmark's first cycle, 1 / requests per client, and the waves an
+  engine keeps after it). A wave brings G = C / workers prompts to each prefill worker at once, which it
+  prefills first come first served k per pass: with G <= k they share one pass of G prompts, s(G);
+  beyond, the i-th waits for ceil(i / k) full passes, (G / k + 1) / 2 of them on average (k, s_k as in
+  :func:`prefill_wait`). That replaces the steady state's wait and pass for those requests, so
+  TTFT = TTFT_steady + f max(wave prefill - (wait + s(n)), 0): the same mix of steady state and wave as
+  the aggregated loop's (its wave: (R - 1) isl / (2 P) + ceil(isl / P) iterations), with the same f.
 
 - **Attention data parallelism** (``attention_dp`` = r ranks in a pool's :class:`costmodel.specs.Deployment`,
   as SGLang's DP attention and TensorRT-LLM's ``enable_attention_dp`` run it in either pool): each rank of a
@@ -109,7 +115,7 @@ class DisaggParams:
     request_overhead_s: float = 0.0
     """Fixed cost on each request's first token outside the engines' iterations [s]."""
     burst_fraction: float = 0.0
-    """Share of the clients whose requests arrive at the same time [-], in [0, 1]."""
+    """Share of the requests that arrive in a wave with every other client [-], in [0, 1]."""
     kv_transfer_overhead_s: float = 0.0
     """Fixed cost of one request's KV transfer beyond bytes / bandwidth [s] (connection, metadata and
     completion handshakes)."""
@@ -622,6 +628,11 @@ def prefill_wait(
       wait by (C - 1) / C: a lone client never waits). The wait grows without bound as rho nears 1; in the
       closed loop (:meth:`DisaggParts.result`) it slows the clients' cycle down, so the rate settles below
       mu and a pool near saturation holds the clients that are not decoding.
+    - **The pass in progress** (k > 1): a worker takes new prompts when a pass starts (the engines schedule
+      per iteration), so a prompt that arrives while a pass runs waits for its end however many slots are
+      free, s(n) / 2 on average, with the probability that the worker is in a pass, min(a s(n) / n, 1)
+      (passes of n prompts at a per second), as the aggregated loop's half iteration; seen by C - 1 of
+      C clients as above. M/D/1's wait (k = 1) already holds it.
     - **Its pass**: below saturation a pass takes the prompts that arrived during the one before, n = a s(n)
       with a = lambda / workers, s(n) = s_1 + (n - 1) (s_k - s_1) / (k - 1) (linear between a lone prompt
       and a full pass: the linear work grows with the tokens, each prompt adds its own attention), so
@@ -653,9 +664,14 @@ def prefill_wait(
     g = np.where(k > 1.0, (sk - s1) / np.maximum(k - 1.0, 1.0), 0.0)
     room = 1.0 - a * g
     n = np.clip(np.where(room > 0.0, a * (s1 - g) / np.where(room > 0.0, room, 1.0), k), 1.0, k)
+    pass_n = s1 + (n - 1.0) * g
+    # a pass takes its prompts when it starts: one arriving while the worker is in a pass waits for its
+    # end, s(n) / 2 on average, however many of the pass's slots are free (M/D/1's wait already holds it)
+    busy = np.minimum(a * pass_n / n, 1.0)
+    residual = np.where(k > 1.0, busy * pass_n / 2.0, 0.0) * (others / C)
     return PrefillWait(
-        batch=np.asarray(n), pass_s=np.asarray(s1 + (n - 1.0) * g), utilisation=np.asarray(rho),
-        wait_s=np.asarray(wait),
+        batch=np.asarray(n), pass_s=np.asarray(pass_n), utilisation=np.asarray(rho),
+        wait_s=np.asarray(wait + residual),
     )  # fmt: skip
 
 
@@ -704,6 +720,18 @@ class DisaggParts:
         t_high = np.take_along_axis(table, i[..., None] + 1, axis=-1)[..., 0]
         return np.asarray(t_low + f * (t_high - t_low))
 
+    def wave_prefill_s(self, alone_s: npt.ArrayLike, pass_s: npt.ArrayLike) -> FloatArray:
+        """Mean time a prompt of a wave of every client spends at the prefill pool [s]: G = C / workers
+        prompts reach each worker at once; with G <= k they share one pass, s(G) (linear between a lone
+        prompt's ``alone_s`` and a full pass's ``pass_s``, as :func:`prefill_wait`), else the i-th is done
+        after ceil(i / k) full passes, (G / k + 1) / 2 on average (continuous in G at G = k)."""
+        s1, sk = np.asarray(alone_s, dtype=np.float64), np.asarray(pass_s, dtype=np.float64)
+        k = self.prompts_per_pass
+        per_worker = self.concurrency / self.prefill_workers
+        g = np.where(k > 1.0, (sk - s1) / np.maximum(k - 1.0, 1.0), 0.0)
+        one_pass = s1 + (np.clip(per_worker, 1.0, k) - 1.0) * g
+        return np.asarray(np.where(per_worker <= k, one_pass, (per_worker / k + 1.0) / 2.0 * sk))
+
     def result(self, params: DisaggParams | LoopParams) -> DisaggLoop:
         """TTFT, TPOT and rates with ``params`` applied (a :class:`LoopParams`: no transfer overhead)."""
         params = _params(params)
@@ -741,9 +769,9 @@ class DisaggParts:
         lam, tpot, wait, _ = state(D)
         before = fixed + wait.total_s
         queued_ttft = np.maximum(C / lam - steps * tpot, before)
-        group = params.burst_fraction * C
-        burst = np.maximum(group / (X * k) - 1.0, 0.0) / 2.0 * per_pass
-        ttft = queued_ttft + burst
+        ttft = queued_ttft + params.burst_fraction * np.maximum(
+            self.wave_prefill_s(alone, per_pass) - wait.total_s, 0.0
+        )
         full = slots * (1.0 - 1e-9) <= D
         bottleneck = np.where(full, "decode", np.where(wait.wait_s > wait.pass_s, "prefill", "clients"))
         tokens = lam * self.osl

@@ -3,6 +3,8 @@ and link against independent figures."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -184,9 +186,30 @@ def test_bursts_wait_for_prefill_passes(prefill: Engine, decode: Engine) -> None
     burst = disagg_loop(
         prefill, decode, params=DisaggParams(**{**PARAMS.__dict__, "burst_fraction": 0.5}), **kwargs
     )
-    # 32 prompts together on 2 one-prompt workers: the mean member waits (16 - 1) / 2 passes more
-    assert float(burst.ttft_s - calm.ttft_s) == pytest.approx(7.5 * float(calm.prefill_s), rel=1e-9)
+    # a wave of all 64 prompts, 32 on each one-prompt worker: the i-th is done after i passes, the mean
+    # after (1 + ... + 32) / 32 = 16.5, in place of the steady state's wait and pass, for half the requests
+    s1, wait = float(calm.prefill_s), float(calm.prefill_wait_s)
+    assert float(burst.ttft_s - calm.ttft_s) == pytest.approx(0.5 * (16.5 * s1 - (wait + s1)), rel=1e-9)
     assert float(burst.tpot_s) == float(calm.tpot_s)
+
+
+def test_a_wave_that_fits_one_pass_rides_it(prefill: Engine, decode: Engine) -> None:
+    # 8 clients on 2 workers of 8 prompts per pass: a wave is 4 prompts per worker in one pass, s(4),
+    # between a lone prompt's pass and a full one; with every request in a wave, TTFT is that pass plus
+    # the request overhead and the transfer
+    engine = dataclasses.replace(prefill, max_batch_size=8, max_batched_tokens=8 * 1024)
+    kwargs = {"prefill_workers": 2, "decode_workers": 4, "concurrency": 8, "isl": 1024, "osl": 256}
+    wave = disagg_loop(
+        engine, decode, params=DisaggParams(**{**PARAMS.__dict__, "burst_fraction": 1.0}), **kwargs
+    )
+    parts = disagg_parts(engine, decode, **kwargs)
+    assert float(parts.prompts_per_pass) == 8
+    alone = float(parts.chunks * (parts.prefill_alone_s + PARAMS.step_overhead_s))
+    full = float(parts.chunks * (parts.prefill_pass_s + PARAMS.step_overhead_s))
+    four = alone + 3 * (full - alone) / 7
+    assert alone < four < full
+    fixed = PARAMS.request_overhead_s + float(wave.transfer_s)
+    assert float(wave.ttft_s) == pytest.approx(fixed + four, rel=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -379,6 +402,20 @@ def test_one_slot_prefill_wait_is_pollaczek_khinchine() -> None:
     np.testing.assert_allclose(w.pass_s, s)
     np.testing.assert_allclose(w.utilisation, rho, rtol=1e-12)
     lone = prefill_wait(s, s, 1, workers=1, requests_per_s=0.9 / s, concurrency=1)
+    assert float(lone.wait_s) == 0.0
+
+
+def test_a_prompt_waits_for_the_pass_in_progress_however_many_slots_are_free() -> None:
+    """A worker of k = 4 slots (lone prompt 0.1 s, full pass 0.4 s) at 2 prompts/s rides passes of one
+    prompt and is in a pass 2 x 0.1 = 20 % of the time; a prompt arriving then waits for its end, half a
+    pass on average: 0.2 x 0.1 / 2 = 10 ms, on top of the Allen-Cunneen wait of M/D/4 at rho = 2 / (4 /
+    0.4) = 0.2, both seen by 99 of 100 clients."""
+    w = prefill_wait(0.1, 0.4, 4, workers=1, requests_per_s=2.0, concurrency=100)
+    rho = 0.2
+    queue = rho ** (np.sqrt(2 * (4 + 1)) - 1) / (4 * (1 - rho)) * 0.4 / 2
+    assert float(w.batch) == 1.0
+    assert float(w.wait_s) == pytest.approx((queue + 0.2 * 0.1 / 2) * 99 / 100, rel=1e-12)
+    lone = prefill_wait(0.1, 0.4, 4, workers=1, requests_per_s=2.0, concurrency=1)
     assert float(lone.wait_s) == 0.0
 
 

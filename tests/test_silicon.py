@@ -142,25 +142,28 @@ def test_the_evaluation_writes_the_silicon_summary(sample: Path, tmp_path: Path)
 
 def test_a_disaggregated_row_is_its_two_pools(sample: Path) -> None:
     """The Qwen3-32B nvfp4 row (40 prefill workers at tp 1 and batch 1, 6 decode workers at tp 4 and batch
-    80, 480 clients, 15,000 / 500 tokens on B200) is disagg_loop on engines built from those columns."""
+    80, 480 clients, 15,000 / 500 tokens on B200) is disagg_loop on engines built from those columns, with
+    TensorRT-LLM's defaults as in its aggregated rows (fp8 KV cache with quantized weights, its memory
+    rule)."""
     from costmodel.disagg import disagg_loop
     from costmodel.registry import load_hardware
     from costmodel.serving import Engine
     from costmodel.specs import Deployment, ModelProfile, Workload
+    from validation.public.engine_memory import engine_memory
 
     rows = predict_silicon(sample, {})
     row = rows[(rows["model_path"] == "nvidia/Qwen3-32B-NVFP4") & rows["covered"]].iloc[0]
     model = ModelProfile.from_hf_config(sample / "model_configs" / "Qwen--Qwen3-32B_config.json")
-    workload = Workload(1, 1, 1, weight_dtype="nvfp4", activation_dtype="nvfp4")  # NVFP4 is W4A4
+    workload = Workload(1, 1, 1, weight_dtype="nvfp4", activation_dtype="nvfp4", kv_dtype="fp8")  # W4A4
 
     hardware = load_hardware("b200")
     efficiency = hardware.efficiency.model_copy(update={"kernel_engine": "trtllm"})  # the row's backend
 
     def engine(tp: int, batch: int) -> Engine:
-        return Engine(
+        return engine_memory("trtllm", Engine(
             model, hardware, workload, Deployment(tp=tp), max_batch_size=batch, max_batched_tokens=8192,
             efficiency=efficiency,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     expected = disagg_loop(
         engine(1, 1), engine(4, 80), prefill_workers=40, decode_workers=6, concurrency=480, isl=15000, osl=500
@@ -233,11 +236,12 @@ def test_a_disaggregated_row_with_attention_dp_is_its_two_pools(sample: Path) ->
     """A DeepSeek-V3 fp8 row on B200 (TensorRT-LLM): one prefill worker of 8 attention-DP ranks, batch 1
     per rank, experts TP 8; one decode worker of 8 ranks, batch 16 per rank, experts EP 8; 128 clients =
     16 x 1 x 8, each decode rank holding 16 of them. Per-rank batch and token budget, as the aggregated
-    rows."""
+    rows, and TensorRT-LLM's defaults (fp8 KV cache with quantized weights, its memory rule)."""
     from costmodel.disagg import disagg_loop
     from costmodel.registry import load_hardware
     from costmodel.serving import Engine
     from costmodel.specs import Deployment, ModelProfile, Workload
+    from validation.public.engine_memory import engine_memory
 
     table = pd.read_csv(sample / "silicon_sample.csv").set_index("id")
     rows = predict_silicon(sample, {}).set_index("id")
@@ -250,14 +254,14 @@ def test_a_disaggregated_row_with_attention_dp_is_its_two_pools(sample: Path) ->
     model = ModelProfile.from_hf_config(sample / "model_configs" / "deepseek-ai--DeepSeek-V3_config.json")
     hardware = load_hardware("b200")
     # the fp8 label on DeepSeek-V3 serves its checkpoint as stored: 128 x 128 fp8 blocks
-    workload = Workload(1, 1, 1, weight_dtype="fp8_block", activation_dtype="fp8")
+    workload = Workload(1, 1, 1, weight_dtype="fp8_block", activation_dtype="fp8", kv_dtype="fp8")
     efficiency = hardware.efficiency.model_copy(update={"kernel_engine": str(stated["backend"])})
 
     def engine(moe_tp: int, moe_ep: int, rank_batch: int) -> Engine:
-        return Engine(
+        return engine_memory("trtllm", Engine(
             model, hardware, workload, Deployment(tp=1, attention_dp=8, moe_tp=moe_tp, moe_ep=moe_ep),
             max_batch_size=8 * rank_batch, max_batched_tokens=8 * 8192, efficiency=efficiency,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     expected = disagg_loop(
         engine(int(stated["prefill_moe_tp_size"]), int(stated["prefill_moe_ep_size"]), 1),
@@ -336,6 +340,7 @@ def test_a_single_client_disaggregated_row_without_worker_counts_is_covered(tmp_
     from costmodel.registry import load_hardware
     from costmodel.serving import Engine
     from costmodel.specs import Deployment, ModelProfile, Workload
+    from validation.public.engine_memory import engine_memory
 
     table = pd.read_csv(DATA / "silicon_sample.csv")
     unstated = table[(table["mode"] == "disagg") & table["prefill_num_workers"].isna()]
@@ -354,12 +359,12 @@ def test_a_single_client_disaggregated_row_without_worker_counts_is_covered(tmp_
     hardware = load_hardware("b200")
     formats = row_formats(model, "trtllm", "b200_sxm", "fp8", str(one["moe_quant_mode"].iloc[0]))
 
-    def engine() -> Engine:
-        return Engine(
-            model, hardware, Workload(1, 1, 1, **formats), Deployment(tp=8, moe_tp=8, moe_ep=1),
+    def engine() -> Engine:  # TensorRT-LLM's defaults: fp8 KV cache with quantized weights, its memory rule
+        return engine_memory("trtllm", Engine(
+            model, hardware, Workload(1, 1, 1, kv_dtype="fp8", **formats), Deployment(tp=8, moe_tp=8, moe_ep=1),
             max_batch_size=1, max_batched_tokens=8192,
             efficiency=hardware.efficiency.model_copy(update={"kernel_engine": "trtllm"}),
-        )  # fmt: skip
+        ))  # fmt: skip
 
     expected = disagg_loop(
         engine(), engine(), prefill_workers=1, decode_workers=1, concurrency=1, isl=8192, osl=1024
@@ -469,3 +474,41 @@ def test_only_inferencex_sources_are_inferencex_rows() -> None:
     assert is_inferencex(sources).tolist() == [True, False, False]
     assert row_flags(False, "vllm", "openai/gpt-oss-120b", "b200_sxm") is None
     assert row_flags(True, "vllm", "openai/gpt-oss-120b", "h100_sxm") is None
+
+
+def test_an_aggregated_row_of_several_workers_is_the_loop_of_one() -> None:
+    """Concurrency a whole multiple W > 1 of batch_size x attention_dp_size: W workers, each with C / W
+    clients; a row whose concurrency is its ranks' batches, or not a whole multiple of them, is one."""
+    from validation.public.silicon import agg_workers
+
+    filled = pd.DataFrame(
+        {
+            "batch_size": [13.0, 13.0, 16.0, 16.0, 10.0, np.nan],
+            "attention_dp_size": [1.0, 1.0, 8.0, 1.0, 1.0, 1.0],
+            "concurrency": [416.0, 13.0, 128.0, 24.0, 4.0, 480.0],
+        }
+    )
+    assert agg_workers(filled).tolist() == [32.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+
+
+def test_the_qwen3_32b_row_of_32_workers_is_predicted_as_one_worker_of_13_clients(tmp_path: Path) -> None:
+    """The Qwen3-32B-NVFP4 row with 416 clients at batch_size 13 (32 tp-2 workers, the 64 GPUs of its
+    disaggregated sibling) predicts what the same deployment predicts with 13 clients on one worker."""
+    table = pd.read_csv(DATA / "silicon_sample.csv")
+    row = table[table["id"].str.endswith("b200_sxm_trtllm_agg_15000x500_c416_tp2_0_epnone_2")]
+    assert len(row) == 1
+    one = row.assign(
+        id="one-worker",
+        silicon_data_source=row["silicon_data_source"].str.replace(
+            "silicon_concurrency=416", "silicon_concurrency=13"
+        ),
+    )
+    pd.concat([row, one]).to_csv(tmp_path / "silicon_sample.csv", index=False)
+    (tmp_path / "model_configs").mkdir()
+    name = "Qwen--Qwen3-32B_config.json"
+    shutil.copy(DATA / "model_configs" / name, tmp_path / "model_configs" / name)
+    rows = predict_silicon(tmp_path, {}).set_index("id")
+    assert rows["covered"].all()
+    assert rows.loc["one-worker", "concurrency"] == 13
+    both = rows[["predicted_ttft_ms", "predicted_tpot_ms"]].to_numpy()
+    np.testing.assert_allclose(both[0], both[1], rtol=1e-12)

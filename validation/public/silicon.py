@@ -300,6 +300,8 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     ranks = tp_as_attention_dp(table, models)
     filled.loc[ranks, "attention_dp_size"] = filled.loc[ranks, "tp_size"]
     filled.loc[ranks, "tp_size"] = 1
+    # each worker's share of the clients (all of them but on the rows of several workers)
+    filled["concurrency"] = filled["concurrency"] / agg_workers(filled)
 
     groups: list[tuple[pd.Index, Parts]] = []
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *degrees, "batch_size"]
@@ -355,6 +357,27 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     identity = table.drop(columns=[c for c in (*MEASURED, "reason") if c in table.columns])
     table["split"] = np.where(calibration_mask(identity), "calibration", "held-out")
     return table, groups
+
+
+def agg_workers(filled: pd.DataFrame) -> pd.Series:
+    """Workers of an aggregated row: W when its client concurrency is a whole multiple W > 1 of
+    ``batch_size`` x ``attention_dp_size`` (after :func:`tp_as_attention_dp`), else 1. Such a row runs W
+    identical workers behind the router, each with C / W clients (Dynamo's router spreads requests over
+    the workers, round robin or at random:
+    https://docs.nvidia.com/dynamo/additional-resources/tensor-rt-llm-details/dp-rank-routing), so each
+    is the closed loop of C / W clients.
+
+    One row of the sample reads so, nvidia/Qwen3-32B-NVFP4 on B200 with TensorRT-LLM 1.3.0rc5 (isl 15000,
+    osl 500, tp 2, batch_size 13, concurrency 416 = 32 x 13): (1) its disaggregated sibling of the same
+    job (``gtl_job_id=23803065``, same model, lengths and day) runs 40 one-GPU prefill and 6 four-GPU
+    decode workers, 64 GPUs, which are 32 workers of tp 2; (2) its measured mean TTFT of 0.72 s with a
+    TPOT of 13.7 ms rules out 403 clients queueing for one worker's 13 slots, each freed every
+    500 x 13.7 ms = 6.8 s (read as one worker, the loop predicts 227 s). Every other aggregated row's
+    concurrency is batch_size x attention_dp_size (or batch_size x tp_size, :func:`tp_as_attention_dp`)."""
+    ranks = filled["batch_size"] * filled["attention_dp_size"]
+    workers = filled["concurrency"] / ranks
+    whole = (workers > 1) & np.isclose(workers, np.round(workers))
+    return pd.Series(np.where(whole, np.round(workers), 1.0), index=filled.index)
 
 
 def tp_as_attention_dp(table: pd.DataFrame, models: dict[str, ModelProfile | str]) -> pd.Series:
@@ -606,6 +629,7 @@ def _pool_engine(
     formats: dict[str, str | None],
     system: str,
     backend: str,
+    quant: str,
     tp: int,
     pp: int,
     dp: int,
@@ -615,18 +639,21 @@ def _pool_engine(
     """One worker of a pool: the row's model, device and formats, the pool's layout and batch. As in the
     aggregated rows, ``batch_size`` and the token budget are per attention-DP rank (on every stated
     disaggregated row the client concurrency is decode_batch_size x decode_num_workers x
-    decode_attention_dp_size)."""
+    decode_attention_dp_size), and the engine's KV format, token budget and memory rule are its defaults
+    (:func:`kv_dtype`, :func:`token_budget`, :func:`engine_memory`): the same software as its aggregated
+    rows."""
     hardware = load_hardware(SYSTEM_PROFILES[system])
-    return Engine(
+    engine = Engine(
         model,
         hardware,
-        Workload(1, 1, 1, **formats),
+        Workload(1, 1, 1, kv_dtype=kv_dtype(backend, quant), **formats),
         Deployment(tp=tp, pp=pp, attention_dp=dp, **moe),
         max_batch_size=batch * dp,
-        max_batched_tokens=max(TOKEN_BUDGET, batch) * dp,
+        max_batched_tokens=max(token_budget(backend, hardware), batch) * dp,
         # the kernel models read the calibrated kernels of the row's engine, as in the aggregated rows
         efficiency=hardware.efficiency.model_copy(update={"kernel_engine": backend}),
     )
+    return engine_memory(backend, engine)
 
 
 def _disagg_groups(
@@ -666,7 +693,7 @@ def _disagg_groups(
                         )
                     moe = {"moe_tp": int(moe_tp), "moe_ep": int(moe_ep)}
                 engines[pool] = _pool_engine(
-                    model, formats, system, backend, int(tp), int(pp), dp, moe, int(batch)
+                    model, formats, system, backend, quant, int(tp), int(pp), dp, moe, int(batch)
                 )
             parts = disagg_parts(
                 engines["prefill"],
