@@ -63,6 +63,7 @@ from costmodel.kernel_shapes import (
     MlaUpShape,
     MoEShape,
 )
+from costmodel.kernels.collective import HIERARCHICAL_OPS, multi_node_s, node_split
 from costmodel.ops import COLLECTIVES, Op
 from costmodel.roofline import Link, OpTimes, host_s
 from costmodel.roofline import op_times as roofline_op_times
@@ -199,13 +200,25 @@ def op_times(
         if isinstance(shape, FusedInto):
             fused.setdefault(shape.op, []).append(i)
         elif isinstance(shape, CollectiveShape):
-            # the collective model is of GPUs inside one node; across nodes the roofline's ring stays, its
-            # launch carried as the operator's compute time
+            # inside one node the collective model; across nodes its hierarchical form (NCCL inside each
+            # node, every GPU's own NIC between them), else the roofline's ring with its launch as compute
             inside = link == "intra"
             if scale_up_domain is not None:
                 inside = (op.span or op.group) <= scale_up_domain
             if inside:
                 comm[i] = _collective_s(hardware, chooser, shape)
+            elif scale_up_domain is not None and shape.op in HIERARCHICAL_OPS:
+                nodes, per_node = node_split(shape.group, op.span or op.group, scale_up_domain)
+                local = dataclasses.replace(shape, group=per_node)
+                comm[i] = multi_node_s(
+                    hardware,
+                    _collective_s(hardware, chooser, local, nccl=True) if per_node > 1 else 0.0,
+                    message_bytes=shape.message_bytes,
+                    nodes=nodes,
+                    gpus_per_node=per_node,
+                    op=shape.op,
+                    interconnect_fraction=device.interconnect_fraction,
+                )
             else:
                 compute[i] = compute[i] + overhead
         elif isinstance(shape, AttentionShape):
@@ -671,10 +684,14 @@ def moe_keys(keys: _Keys, fmt: str, *, gated: bool = True) -> list[str]:
     return (engines or usable or [fmt])[:1]
 
 
-def _collective_s(hardware: HardwareProfile, keys: _Keys, shape: CollectiveShape) -> FloatArray:
+def _collective_s(
+    hardware: HardwareProfile, keys: _Keys, shape: CollectiveShape, *, nccl: bool = False
+) -> FloatArray:
+    """One collective inside a node: the engine's custom all-reduce where stored (unless ``nccl``), else
+    NCCL's."""
     from costmodel.kernels import collective
 
-    if shape.op == "all_reduce":
+    if shape.op == "all_reduce" and not nccl:
         custom = ALL_REDUCE_KEYS.get(keys.engine, "")
         key = custom if custom in keys.stored(collective) else "nccl:all_reduce"
     else:

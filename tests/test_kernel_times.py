@@ -169,6 +169,33 @@ def test_tensor_parallel_all_reduce_is_the_engines_custom_all_reduce() -> None:
     assert float(times.time_s(i)) > 0
 
 
+def test_an_all_reduce_across_two_nodes_runs_nccl_inside_each_and_every_nic_between() -> None:
+    # tp = 16 on 8-GPU nodes: NCCL's all-reduce among each node's 8 GPUs (the engines' custom all-reduce
+    # is for one node only), then each GPU's eighth of the buffer over its own NIC
+    ops = forward_ops(
+        costmodel.load_model("llama-3-70b"), batch_size=1, new_tokens=8192, past_tokens=0, tp=16
+    )
+    i = [op.name for op in ops].index("allreduce_attn")
+    message = float(ops[i].bytes_read)
+    assert message == 8192 * 8192 * 2
+    for engine in ("vllm", "trtllm"):
+        eff = KERNELS.model_copy(update={"kernel_engine": engine})
+        across = float(kernel_times.op_times(ops, H100, efficiency=eff, scale_up_domain=8).time_s(i))
+        node = float(
+            collective.time_s(H100, _step(collective, "nccl:all_reduce"), message_bytes=message, num_gpus=8)
+        )
+        nic = H100.datasheet.inter_node_bandwidth_gb_per_s
+        assert nic is not None
+        rail = message / 8 / (nic.value * 1e9)  # 2 (2 - 1) / 2 x S / 8 on each GPU's NIC at line rate
+        # both stages, each no faster than its own bound; far below a flat ring over 16 GPUs on one NIC
+        assert across > node + rail
+        flat = 2 * 15 / 16 * message / (nic.value * 1e9)
+        assert across < flat / 4
+    # the same 16 GPUs inside one scale-up domain (an NVL72 rack): the intra-node model alone
+    inside = float(kernel_times.op_times(ops, H100, efficiency=KERNELS, scale_up_domain=72).time_s(i))
+    assert inside < float(kernel_times.op_times(ops, H100, efficiency=KERNELS, scale_up_domain=8).time_s(i))
+
+
 @pytest.mark.parametrize("name", ["llama-3-8b", "mixtral-8x7b", "deepseek-v3", "gpt-oss-20b"])
 def test_step_time_grows_with_context_and_prompt(name: str) -> None:
     model = costmodel.load_model(name)

@@ -133,3 +133,102 @@ def test_bad_input_is_a_clear_error() -> None:
                 }
             )
         )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Across nodes: the hierarchical algorithm on rail-optimized nodes
+# ----------------------------------------------------------------------------------------------------
+
+B200 = load_hardware("b200")
+NIC = 50e9  # DGX B200: one 400 Gb/s ConnectX-7 per GPU, per direction (the profile's cited datasheet figure)
+
+
+def _network_s(size: float, nodes: int, per_node: int, op: str = "all_reduce") -> float:
+    """The inter-node stage alone (no intra-node stage, no latency, line rate)."""
+    return float(
+        collective.multi_node_s(
+            B200,
+            0.0,
+            message_bytes=size,
+            nodes=nodes,
+            gpus_per_node=per_node,
+            op=op,
+            interconnect_fraction=1.0,
+            latency_s=0.0,
+        )
+    )
+
+
+def test_the_network_stage_sees_every_nic_of_the_node() -> None:
+    size = 2.0**30
+    # each of the 8 GPUs all-reduces its eighth of the buffer with its peers on its own rail: the ring
+    # among 2 nodes moves 2 (2 - 1) / 2 x S / 8 per NIC
+    assert _network_s(size, 2, 8) == pytest.approx(size / 8 / NIC)
+    # one GPU per node: the plain ring among the nodes on one NIC
+    assert _network_s(size, 4, 1) == pytest.approx(2 * 3 / 4 * size / NIC)
+    # against a flat ring over all 16 GPUs at one NIC's rate: g x 2 (Ng - 1) / Ng / (2 (N - 1) / N) = 15 x
+    flat = 2 * 15 / 16 * size / NIC
+    assert flat / _network_s(size, 2, 8) == pytest.approx(15.0)
+    # the node's aggregate NIC rate bounds the stage from below: no faster than S x 2 (N-1)/N / (g x NIC)
+    for nodes in (2, 4, 8):
+        for g in (1, 2, 4, 8):
+            assert _network_s(size, nodes, g) >= 2 * (nodes - 1) / nodes * size / (g * NIC) * (1 - 1e-12)
+
+
+def test_doubling_the_nodes_at_a_fixed_message_costs_at_most_twice_the_network_stage() -> None:
+    size = 2.0**27
+    times = [_network_s(size, nodes, 8) for nodes in (2, 4, 8, 16, 32)]
+    ratios = np.array(times[1:]) / np.array(times[:-1])
+    # 2 (N - 1) / N: x1.5 from 2 to 4 nodes, then towards 1; always more, never doubled
+    assert ratios[0] == pytest.approx(1.5)
+    assert np.all(ratios > 1.0)
+    assert np.all(ratios < 2.0)
+    assert np.all(np.diff(ratios) < 0)
+    # the stage tends to 2 S / (g x NIC): the bandwidth-optimal all-reduce's limit
+    assert times[-1] < 2 * size / (8 * NIC)
+
+
+def test_all_gather_and_reduce_scatter_move_half_an_all_reduce_across_nodes() -> None:
+    size = 2.0**28
+    for op in ("all_gather", "reduce_scatter"):
+        assert _network_s(size, 4, 8, op) == pytest.approx(_network_s(size, 4, 8) / 2)
+
+
+def test_multi_node_time_adds_the_stages_and_its_latency() -> None:
+    size = np.array([0.0, 2.0**20, 2.0**30])
+    intra = np.array([1e-5, 2e-5, 3e-3])
+    t = collective.multi_node_s(
+        B200, intra, message_bytes=size, nodes=2, gpus_per_node=8, interconnect_fraction=0.5, latency_s=7e-6
+    )
+    np.testing.assert_allclose(t, intra + 7e-6 + size / 8 / (0.5 * NIC))
+    # one node: no network stage at all
+    one = collective.multi_node_s(
+        B200, intra, message_bytes=size, nodes=1, gpus_per_node=8, interconnect_fraction=0.5
+    )
+    np.testing.assert_allclose(one, intra)
+
+
+def test_node_split_fills_scale_up_domains() -> None:
+    assert collective.node_split(16, 16, 8) == (2, 8)
+    assert collective.node_split(64, 64, 8) == (8, 8)
+    assert collective.node_split(8, 8, 8) == (1, 8)
+    assert collective.node_split(2, 16, 8) == (2, 1)  # two ranks of a 16-GPU layout, one in each node
+    assert collective.node_split(16, 16, 72) == (1, 16)  # one NVL72 rack
+
+
+def test_multi_node_bad_input_is_a_clear_error() -> None:
+    with pytest.raises(CostmodelError, match="alltoall"):
+        collective.multi_node_s(
+            B200, 0.0, message_bytes=1.0, nodes=2, gpus_per_node=8, op="alltoall", interconnect_fraction=1.0
+        )
+    with pytest.raises(CostmodelError, match="gpus_per_node"):
+        collective.multi_node_s(
+            B200, 0.0, message_bytes=1.0, nodes=2, gpus_per_node=0, interconnect_fraction=1.0
+        )
+    lone = B200.model_copy(
+        update={"datasheet": B200.datasheet.model_copy(update={"inter_node_bandwidth_gb_per_s": None})}
+    )
+    with pytest.raises(CostmodelError, match="inter_node_bandwidth_gb_per_s"):
+        collective.multi_node_s(
+            lone, 0.0, message_bytes=1.0, nodes=2, gpus_per_node=8, interconnect_fraction=1.0
+        )

@@ -44,6 +44,32 @@ two ways, each from a documented rule rather than a fitted curve:
   i.e. n x per-GPU rate stays near 15 GB/s on 4 and 8 GPUs.
 
 ``link_bandwidth`` is the datasheet's per-direction intra-node bandwidth (NVLink or PCIe).
+
+Across nodes (:func:`multi_node_s`): a group spread over ``N`` nodes of ``g`` GPUs each runs the hierarchical
+algorithm of rail-optimized clusters, where every GPU of a node has its own NIC (its "rail") on a network
+plane shared with the same GPU of every other node (DGX H100 / B200: eight single-port 400 Gb/s
+ConnectX-7, one per GPU; NVIDIA DGX SuperPOD reference architecture, "rail-optimized" compute fabric,
+https://docs.nvidia.com/dgx-superpod/reference-architecture-scalable-infrastructure-h100/latest/network-fabrics.html):
+
+    all-reduce of S bytes = intra-node reduce-scatter (S over g GPUs, NVLink)
+                          + inter-node all-reduce of S / g bytes among N nodes per rail, g rails at once
+                          + intra-node all-gather (S over g GPUs, NVLink)
+    t = t_intra(all_reduce, S, g) + latency + 2 (N - 1) / N x (S / g) / (nic_bandwidth x fraction)
+
+(the two intra-node stages are the intra-node all-reduce's reduce-scatter and all-gather halves, timed
+together by the intra-node model; the same split holds for an all-gather and a reduce-scatter, with the
+(N - 1) / N factor). The node's g NICs carry the inter-node traffic together, so the network stage sees g x
+one GPU's NIC bandwidth; a flat ring over all N g GPUs at one NIC's rate (what the roofline's ring assumed)
+is g x 2 (N g - 1) / (N g) / (2 (N - 1) / N) times slower in that stage (15 x for N = 2, g = 8). NCCL's
+multi-node algorithms reach this split (its tree and NVLS-tree algorithms reduce inside the node before the
+network, https://github.com/NVIDIA/nccl/blob/master/src/graph/tuning.cc); the engines' custom all-reduce
+is for GPUs of one node only (vLLM: "Custom allreduce is disabled because this process group spans across
+nodes", ``CustomAllreduce.__init__`` in vLLM's ``custom_all_reduce.py``), so both intra-node stages run on
+NCCL's parameters. Assumptions: the stages run one after another (no pipelining of chunks across stages,
+an upper bound on a pipelined implementation by at most 2 x); the network's per-GPU rate is the datasheet's
+``inter_node_bandwidth_gb_per_s`` (each GPU's own NIC, or its share of the node's NICs) x the profile's
+``interconnect_fraction``; one fixed ``INTER_NODE_LATENCY_S`` per call (no multi-node measurements are
+public to fit it).
 """
 
 from __future__ import annotations
@@ -61,6 +87,14 @@ FloatArray = npt.NDArray[np.float64]
 
 OPS: Final = ("all_reduce", "all_gather", "reduce_scatter", "alltoall")
 """Collectives by the names NCCL and the public tables use."""
+
+HIERARCHICAL_OPS: Final = ("all_reduce", "all_gather", "reduce_scatter")
+"""Collectives that split into an intra-node and a per-rail inter-node stage (:func:`multi_node_s`)."""
+
+INTER_NODE_LATENCY_S: Final = 10e-6
+"""Fixed time of the inter-node stage of a collective [s]: a few microseconds of InfiniBand / RoCE
+round trip per step plus NCCL's proxy (the roofline's ``collective_latency_s`` default; no multi-node
+measurements are public to fit it)."""
 
 
 SWITCH_SHARPNESS: Final = 4.0
@@ -269,3 +303,58 @@ def time_s(
     return breakdown(
         hardware, params, message_bytes=message_bytes, num_gpus=num_gpus, op=op, eager=eager
     ).total
+
+
+def node_split(group: int, span: int, scale_up_domain: int) -> tuple[int, int]:
+    """(nodes, GPUs per node) of a collective of ``group`` GPUs spread over ``span`` devices, filled into
+    scale-up domains (nodes) of ``scale_up_domain`` devices [-]: ``ceil(span / domain)`` nodes, and the
+    group's GPUs evenly over them (the fullest node's count)."""
+    if group < 1 or span < 1 or scale_up_domain < 1:
+        raise CostmodelError("collective group, span and scale_up_domain must be >= 1")
+    nodes = max(1, -(-max(span, group) // scale_up_domain))
+    return nodes, max(1, -(-group // nodes))
+
+
+def inter_node_bandwidth_bytes_per_s(hardware: HardwareProfile) -> float:
+    """Per-GPU, per-direction network bandwidth from the datasheet [bytes/s]; a clear error if absent."""
+    link = hardware.datasheet.inter_node_bandwidth_gb_per_s
+    if link is None:
+        raise CostmodelError(
+            f"hardware {hardware.name!r} has no datasheet.inter_node_bandwidth_gb_per_s: add it to the "
+            "profile to time collectives across nodes"
+        )
+    return float(link.value) * 1e9
+
+
+def multi_node_s(
+    hardware: HardwareProfile,
+    intra_s: npt.ArrayLike,
+    *,
+    message_bytes: npt.ArrayLike,
+    nodes: int,
+    gpus_per_node: int,
+    op: str = "all_reduce",
+    interconnect_fraction: float,
+    latency_s: float = INTER_NODE_LATENCY_S,
+) -> FloatArray:
+    """Time of one hierarchical collective across ``nodes`` nodes of ``gpus_per_node`` GPUs [s] (module
+    docstring): ``intra_s`` (the intra-node stages: the same collective of the whole buffer among the node's
+    GPUs, 0 for one GPU per node) + ``latency_s`` + the per-rail stage, ``bus_factor(op, nodes)`` x
+    ``message_bytes / gpus_per_node`` over one GPU's network bandwidth x ``interconnect_fraction``.
+
+    Parameters
+    ----------
+    intra_s : time of the intra-node stages [s].
+    message_bytes : the collective's buffer (nccl-tests' size) [bytes].
+    nodes, gpus_per_node : the group's layout (:func:`node_split`) [-].
+    op : one of :data:`HIERARCHICAL_OPS`.
+    interconnect_fraction : achieved fraction of the network bandwidth [-].
+    """
+    if op not in HIERARCHICAL_OPS:
+        raise CostmodelError(f"collective op {op!r} has no hierarchical form: use one of {HIERARCHICAL_OPS}")
+    if nodes < 1 or gpus_per_node < 1:
+        raise CostmodelError("collective nodes and gpus_per_node must be >= 1")
+    size = np.asarray(message_bytes, dtype=np.float64)
+    rail = inter_node_bandwidth_bytes_per_s(hardware) * interconnect_fraction
+    network = np.where(nodes > 1, latency_s + bus_factor(op, nodes) * size / gpus_per_node / rail, 0.0)
+    return np.asarray(np.asarray(intra_s, dtype=np.float64) + network, dtype=np.float64)
