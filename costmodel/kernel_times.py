@@ -687,22 +687,30 @@ def moe_keys(keys: _Keys, fmt: str, *, gated: bool = True) -> list[str]:
 def _collective_s(
     hardware: HardwareProfile, keys: _Keys, shape: CollectiveShape, *, nccl: bool = False
 ) -> FloatArray:
-    """One collective inside a node: the engine's custom all-reduce where stored (unless ``nccl``), else
-    NCCL's."""
+    """One collective inside a node: the engine's custom all-reduce where stored (unless ``nccl``), handing
+    over to NCCL's where the engine does at its published size limit
+    (:func:`costmodel.kernels.collective.runs_on_nccl`, where NCCL's all-reduce is stored); else NCCL's."""
     from costmodel.kernels import collective
 
-    if shape.op == "all_reduce" and not nccl:
-        custom = ALL_REDUCE_KEYS.get(keys.engine, "")
-        key = custom if custom in keys.stored(collective) else "nccl:all_reduce"
-    else:
-        key = f"nccl:{shape.op}"
     message = np.asarray(shape.message_bytes, dtype=np.float64)
-    t = collective.time_s(
-        hardware,
-        keys.params(collective, key),
-        message_bytes=message,
-        num_gpus=shape.group,
-        op=shape.op,
-        eager=False,
-    )
+
+    def timed(key: str) -> FloatArray:
+        return collective.time_s(
+            hardware,
+            keys.params(collective, key),
+            message_bytes=message,
+            num_gpus=shape.group,
+            op=shape.op,
+            eager=False,
+        )
+
+    stored = keys.stored(collective)
+    custom = ALL_REDUCE_KEYS.get(keys.engine, "")
+    if shape.op == "all_reduce" and not nccl and custom in stored:
+        t = timed(custom)
+        handed = collective.runs_on_nccl(hardware, custom, message_bytes=message, num_gpus=shape.group)
+        if "nccl:all_reduce" in stored and np.any(handed):
+            t = np.where(handed, timed("nccl:all_reduce"), t)
+    else:
+        t = timed(f"nccl:{shape.op}")
     return np.asarray(np.where(message > 0, t, 0.0))

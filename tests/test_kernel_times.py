@@ -169,6 +169,24 @@ def test_tensor_parallel_all_reduce_is_the_engines_custom_all_reduce() -> None:
     assert float(times.time_s(i)) > 0
 
 
+def test_a_tensor_parallel_all_reduce_beyond_the_engines_limit_is_nccls() -> None:
+    # an 8192-token prefill of Llama-3-70B at tp = 8: 8192 x 8192 x 2 bytes = 128 MiB, beyond vLLM's 64 MiB
+    # (H100, 8 GPUs) and TensorRT-LLM's 8 MB: both run NCCL; one decode token stays on the custom kernels
+    model = costmodel.load_model("llama-3-70b")
+    for new, handed in ((8192, True), (1, False)):
+        ops = forward_ops(model, batch_size=1, new_tokens=new, past_tokens=0, tp=8)
+        i = [op.name for op in ops].index("allreduce_attn")
+        message = float(ops[i].bytes_read)
+        for engine, custom in (("vllm", "vLLM_custom"), ("trtllm", "TRTLLM")):
+            eff = KERNELS.model_copy(update={"kernel_engine": engine})
+            t = float(kernel_times.op_times(ops, H100, efficiency=eff).time_s(i))
+            key = "nccl:all_reduce" if handed else custom
+            expected = collective.time_s(
+                H100, _step(collective, key), message_bytes=message, num_gpus=8, eager=False
+            )
+            assert t == pytest.approx(float(expected), rel=1e-12)
+
+
 def test_an_all_reduce_across_two_nodes_runs_nccl_inside_each_and_every_nic_between() -> None:
     # tp = 16 on 8-GPU nodes: NCCL's all-reduce among each node's 8 GPUs (the engines' custom all-reduce
     # is for one node only), then each GPU's eighth of the buffer over its own NIC

@@ -232,3 +232,40 @@ def test_multi_node_bad_input_is_a_clear_error() -> None:
         collective.multi_node_s(
             lone, 0.0, message_bytes=1.0, nodes=2, gpus_per_node=8, interconnect_fraction=1.0
         )
+
+
+# ----------------------------------------------------------------------------------------------------
+# The engines hand large all-reduces over to NCCL at their published sizes
+# ----------------------------------------------------------------------------------------------------
+
+MIB = 2**20
+
+
+def _handed(name: str, key: str, size: float, n: int) -> bool:
+    return bool(collective.runs_on_nccl(load_hardware(name), key, message_bytes=size, num_gpus=n))
+
+
+def test_vllm_hands_over_beyond_its_symmetric_memory_limit() -> None:
+    # vLLM's SYMM_MEM_ALL_REDUCE_MAX_SIZES (inclusive) on compute capability 10.0 (B200) and 9.0 (H100)
+    for name, n, limit in (("b200", 8, 128), ("b200", 2, 8), ("b200", 4, 32), ("h100-sxm", 2, 64),
+                           ("h100-sxm", 8, 64), ("h200", 4, 32)):  # fmt: skip
+        assert not _handed(name, "vLLM_custom", limit * MIB, n)
+        assert _handed(name, "vLLM_custom", limit * MIB + 16, n)
+    # other GPUs (A100: no symmetric-memory table): the custom all-reduce's 8 MiB buffer, exclusive
+    assert not _handed("a100-80gb", "vLLM_custom", 8 * MIB - 16, 8)
+    assert _handed("a100-80gb", "vLLM_custom", 8 * MIB, 8)
+
+
+def test_trtllm_hands_over_beyond_its_workspace() -> None:
+    for n, workspace in ((2, 16_000_000), (4, 8_000_000), (8, 8_000_000)):
+        assert not _handed("h100-sxm", "TRTLLM", workspace, n)
+        assert _handed("h100-sxm", "TRTLLM", workspace + 16, n)
+
+
+def test_nccl_keys_and_pcie_gpus_never_hand_over() -> None:
+    assert not _handed("b200", "nccl:all_reduce", 2.0**30, 8)
+    # PCIe: the custom key's parameters already are NCCL's ring beyond two GPUs
+    assert not _handed("l40s", "vLLM_custom", 2.0**30, 4)
+    sizes = np.array([1.0, 2.0**30])
+    handed = collective.runs_on_nccl(B200, "vLLM_custom", message_bytes=sizes, num_gpus=np.array([8, 8]))
+    assert handed.tolist() == [False, True]

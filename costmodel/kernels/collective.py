@@ -97,6 +97,45 @@ round trip per step plus NCCL's proxy (the roofline's ``collective_latency_s`` d
 measurements are public to fit it)."""
 
 
+MIB: Final = 2**20
+
+COMPUTE_CAPABILITY: Final[dict[str, str]] = {
+    "h100-sxm": "9.0",
+    "h100-pcie": "9.0",
+    "h200": "9.0",
+    "h20": "9.0",
+    "b200": "10.0",
+    "gb200": "10.0",
+    "b300": "10.3",
+    "gb300": "10.3",
+}
+"""Hardware profile -> CUDA compute capability, which the engines key their all-reduce dispatch on (NVIDIA,
+"CUDA GPU Compute Capability", https://developer.nvidia.com/cuda-gpus: H100 / H200 / H20 9.0, B200 / GB200
+10.0, B300 / GB300 10.3). A profile not listed gets the engines' defaults for other GPUs."""
+
+VLLM_SYMM_MEM_MAX_BYTES: Final[dict[str, dict[int, int]]] = {
+    "9.0": {2: 64 * MIB, 4: 32 * MIB, 6: 64 * MIB, 8: 64 * MIB},
+    "10.0": {2: 8 * MIB, 4: 32 * MIB, 6: 128 * MIB, 8: 128 * MIB},
+    "10.3": {2: 4 * MIB, 4: 32 * MIB, 6: 32 * MIB, 8: 64 * MIB},
+}
+"""vLLM's largest all-reduce it runs itself, by compute capability and GPU count [bytes]: up to this size
+(inclusive) its custom all-reduce or its symmetric-memory all-reduce, beyond it NCCL (``pynccl``)
+(``SYMM_MEM_ALL_REDUCE_MAX_SIZES`` in vLLM's ``all_reduce_utils.py``,
+https://github.com/vllm-project/vllm/blob/main/vllm/distributed/device_communicators/all_reduce_utils.py;
+``SymmMemCommunicator.should_use_symm_mem``: ``inp_size <= self.max_size``; ``CudaCommunicator.all_reduce``
+tries the custom all-reduce, then symmetric memory, then ``pynccl``)."""
+
+VLLM_CUSTOM_MAX_BYTES: Final = 8 * MIB
+"""vLLM's custom all-reduce buffer where symmetric memory does not apply (other compute capabilities, e.g.
+A100): all-reduces of at least this size run on NCCL (``CustomAllreduce(max_size=8192 * 1024)`` and
+``should_custom_ar``: ``inp_size < self.max_size``, vLLM's ``custom_all_reduce.py``,
+https://github.com/vllm-project/vllm/blob/main/vllm/distributed/device_communicators/custom_all_reduce.py)."""
+
+TRTLLM_WORKSPACE_BYTES: Final[tuple[int, int]] = (16_000_000, 8_000_000)
+"""TensorRT-LLM's custom all-reduce workspace per rank for 2 GPUs and for more [bytes]; larger messages run
+on NCCL (``getMaxRequiredWorkspaceSize`` in ``cpp/tensorrt_llm/common/customAllReduceUtils.h``,
+https://github.com/NVIDIA/TensorRT-LLM/blob/main/cpp/tensorrt_llm/common/customAllReduceUtils.h)."""
+
 SWITCH_SHARPNESS: Final = 4.0
 """q of the smooth minimum between the two algorithms: within 19 % of the faster path where both are equal,
 within 1 % once one is 2.2 x faster."""
@@ -358,3 +397,29 @@ def multi_node_s(
     rail = inter_node_bandwidth_bytes_per_s(hardware) * interconnect_fraction
     network = np.where(nodes > 1, latency_s + bus_factor(op, nodes) * size / gpus_per_node / rail, 0.0)
     return np.asarray(np.asarray(intra_s, dtype=np.float64) + network, dtype=np.float64)
+
+
+def runs_on_nccl(
+    hardware: HardwareProfile, key: str, *, message_bytes: npt.ArrayLike, num_gpus: npt.ArrayLike
+) -> npt.NDArray[np.bool_]:
+    """Whether an engine's all-reduce (parameter ``key``: ``vLLM_custom...`` or ``TRTLLM``) of this size among
+    this many GPUs hands over to NCCL, at the engine's published size limits (:data:`VLLM_SYMM_MEM_MAX_BYTES`,
+    :data:`VLLM_CUSTOM_MAX_BYTES`, :data:`TRTLLM_WORKSPACE_BYTES`); NCCL's own keys never switch, nor do
+    devices whose GPUs meet over PCIe only, whose custom-all-reduce parameters already are NCCL's ring beyond
+    two GPUs and the same PCIe link for two (module docstring)."""
+    size, n = (np.asarray(v, dtype=np.float64) for v in np.broadcast_arrays(message_bytes, num_gpus))
+    if hardware.datasheet.intra_node_link == "pcie":
+        return np.zeros(size.shape, dtype=bool)
+    if key.startswith("vLLM"):
+        limits = VLLM_SYMM_MEM_MAX_BYTES.get(COMPUTE_CAPABILITY.get(hardware.name, ""))
+        if limits is None:
+            return np.asarray(size >= VLLM_CUSTOM_MAX_BYTES)
+        # a GPU count the table lacks has no symmetric-memory all-reduce: the custom all-reduce's limit
+        limit = np.full(size.shape, VLLM_CUSTOM_MAX_BYTES - 1.0)
+        for gpus, largest in limits.items():
+            limit = np.where(n == gpus, float(largest), limit)
+        return np.asarray(size > limit)
+    if key.startswith("TRTLLM"):
+        two, more = TRTLLM_WORKSPACE_BYTES
+        return np.asarray(size > np.where(n <= 2.0, two, more))
+    return np.zeros(size.shape, dtype=bool)
