@@ -21,11 +21,18 @@ KEYS = ("nccl", "TRTLLM", "vLLM_custom", "vLLM_custom_graph", "vLLM_custom_eager
 @pytest.mark.parametrize("n", [2, 4, 8])
 def test_monotone_in_size_and_positive(hardware_name: str, key: str, op: str, n: int) -> None:
     hardware = load_hardware(hardware_name)
-    t = collective.time_s(
-        hardware, collective.default_params(hardware, key), message_bytes=SIZES, num_gpus=n, op=op
-    )
+    params = collective.default_params(hardware, key)
+    t = collective.time_s(hardware, params, message_bytes=SIZES, num_gpus=n, op=op)
     assert np.all(t > 0)
-    assert np.all(np.diff(t) >= 0)
+    grows = np.diff(t) >= 0
+    if params.vllm_paths and op == "all_reduce":
+        # vLLM switches kernels at fixed sizes, and a switch may be to a faster one (B200, 8 GPUs, CUDA graphs:
+        # 26.1 us at 512 KiB on its two-shot kernel, 17.2 us at 1 MiB on symmetric memory, in the public
+        # table): monotone within each path
+        one, two, symm = collective.vllm_paths(hardware, message_bytes=SIZES, num_gpus=n)
+        path = np.select([one, two, symm], [1, 2, 3], 0)
+        grows |= path[1:] != path[:-1]
+    assert np.all(grows)
 
 
 @pytest.mark.parametrize("hardware_name", ["h100-sxm", "b200", "a100-80gb", "l40s"])
@@ -269,3 +276,56 @@ def test_nccl_keys_and_pcie_gpus_never_hand_over() -> None:
     sizes = np.array([1.0, 2.0**30])
     handed = collective.runs_on_nccl(B200, "vLLM_custom", message_bytes=sizes, num_gpus=np.array([8, 8]))
     assert handed.tolist() == [False, True]
+
+
+def test_vllm_switches_paths_at_its_published_sizes() -> None:
+    # csrc/custom_all_reduce.cuh (one-shot below 512 / 256 KiB on 4 / 8 GPUs, always on 2), then
+    # CUSTOM_ALL_REDUCE_MAX_SIZES capped at the 8 MiB buffer, then SYMM_MEM_ALL_REDUCE_MAX_SIZES (inclusive)
+    def path(name: str, size: float, n: int) -> str:
+        one, two, symm = collective.vllm_paths(load_hardware(name), message_bytes=size, num_gpus=n)
+        return "one" if one else "two" if two else "symm" if symm else "nccl"
+
+    assert [path("b200", size, 8) for size in (128 * 1024, 256 * 1024, MIB, 128 * MIB, 129 * MIB)] == [
+        "one",
+        "two",
+        "symm",
+        "symm",
+        "nccl",
+    ]
+    assert [path("b200", size, 2) for size in (MIB, 2 * MIB, 8 * MIB, 9 * MIB)] == [
+        "one",
+        "symm",
+        "symm",
+        "nccl",
+    ]
+    assert [path("h100-sxm", size, 2) for size in (4 * MIB, 8 * MIB, 64 * MIB)] == ["one", "symm", "symm"]
+    assert [path("h100-sxm", size, 4) for size in (256 * 1024, MIB, 8 * MIB)] == ["one", "two", "symm"]
+    assert [path("a100-80gb", size, 8) for size in (128 * 1024, MIB, 8 * MIB)] == ["one", "two", "nccl"]
+    # the paths and NCCL's hand-over tile the sizes
+    sizes = np.logspace(10, 30, 41, base=2.0)
+    for name in ("b200", "h100-sxm", "a100-80gb"):
+        for n in (2, 4, 8):
+            one, two, symm = collective.vllm_paths(load_hardware(name), message_bytes=sizes, num_gpus=n)
+            nccl = collective.runs_on_nccl(
+                load_hardware(name), "vLLM_custom", message_bytes=sizes, num_gpus=n
+            )
+            assert np.all(one.astype(int) + two + symm + nccl == 1)
+
+
+def test_vllm_times_the_path_it_runs_not_the_faster_one() -> None:
+    params = collective.default_params(B200, "vLLM_custom")
+    size = np.array([128 * 1024.0, 512 * 1024.0, 4 * MIB])
+    parts = collective.breakdown(B200, params, message_bytes=size, num_gpus=8, eager=False)
+    t = parts.total
+    assert t[0] == pytest.approx(parts.small_s[0])  # one-shot
+    assert t[1] == pytest.approx(parts.large_s[1])  # two-shot, whichever is faster
+    # 8 GPUs of SM 10.0 run symmetric memory's multimem all-reduce: the switch reduces, at its own rate
+    symm = params.symm_latency_s + 2 * 7 / 8 * size[2] / (900e9 * params.symm_bandwidth_fraction)
+    assert t[2] == pytest.approx(symm)
+    # 2 GPUs of SM 10.0 run its two-shot: the custom two-shot plus a copy in and out of the symmetric buffer
+    two = collective.breakdown(B200, params, message_bytes=4 * MIB, num_gpus=2, eager=False)
+    copies = 4 * 4 * MIB / B200.memory_bandwidth_bytes_per_s
+    assert float(two.total) == pytest.approx(float(two.large_s) + copies)
+    # TensorRT-LLM and NCCL keep the faster of their two paths
+    assert not collective.default_params(B200, "TRTLLM").vllm_paths
+    assert not collective.default_params(B200, "nccl:all_reduce").vllm_paths

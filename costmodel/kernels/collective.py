@@ -45,6 +45,12 @@ two ways, each from a documented rule rather than a fitted curve:
 
 ``link_bandwidth`` is the datasheet's per-direction intra-node bandwidth (NVLink or PCIe).
 
+The engines switch implementation at fixed sizes rather than taking the faster path, and the model follows
+them where they publish the sizes: beyond its largest own all-reduce an engine calls NCCL
+(:func:`runs_on_nccl`: the rows and serving calls take the device's NCCL parameters), and vLLM's keys time
+the path vLLM runs at each size (:func:`vllm_paths`: one-shot, two-shot, torch symmetric memory's two-shot
+or multimem) instead of the smooth minimum.
+
 Across nodes (:func:`multi_node_s`): a group spread over ``N`` nodes of ``g`` GPUs each runs the hierarchical
 algorithm of rail-optimized clusters, where every GPU of a node has its own NIC (its "rail") on a network
 plane shared with the same GPU of every other node (DGX H100 / B200: eight single-port 400 Gb/s
@@ -125,6 +131,28 @@ https://github.com/vllm-project/vllm/blob/main/vllm/distributed/device_communica
 ``SymmMemCommunicator.should_use_symm_mem``: ``inp_size <= self.max_size``; ``CudaCommunicator.all_reduce``
 tries the custom all-reduce, then symmetric memory, then ``pynccl``)."""
 
+VLLM_CUSTOM_KERNEL_MAX_BYTES: Final[dict[str, dict[int, int]]] = {
+    "9.0": {2: 64 * MIB, 4: 32 * MIB, 6: MIB // 2, 8: MIB // 4},
+    "10.0": {2: 2 * MIB, 4: 2 * MIB, 6: 1 * MIB, 8: 1 * MIB},
+    "10.3": {2: 4 * MIB, 4: 4 * MIB, 6: 8 * MIB, 8: 4 * MIB},
+}
+"""vLLM's custom all-reduce kernel's size limit where symmetric memory follows it, by compute capability and
+GPU count (exclusive; capped at the 8 MiB buffer, :data:`VLLM_CUSTOM_MAX_BYTES`) [bytes]
+(``CUSTOM_ALL_REDUCE_MAX_SIZES`` in ``all_reduce_utils.py``; ``CustomAllreduce.__init__``:
+``max_size = min(CUSTOM_ALL_REDUCE_MAX_SIZES[capability][world_size], max_size)``)."""
+
+VLLM_ONE_SHOT_BELOW_BYTES: Final[tuple[tuple[int, int], ...]] = ((4, 512 * 1024), (8, 256 * 1024))
+"""vLLM's custom kernel runs one-shot (each GPU reads every peer's whole buffer) on 2 GPUs at every size,
+and on up to 4 / 8 fully connected GPUs below 512 / 256 KiB; two-shot (reduce-scatter then all-gather) above
+(``AllReduce`` dispatch in ``csrc/custom_all_reduce.cuh``,
+https://github.com/vllm-project/vllm/blob/main/csrc/custom_all_reduce.cuh)."""
+
+VLLM_MULTIMEM_GPUS: Final[dict[str, tuple[int, ...]]] = {"9.0": (4, 6, 8), "10.0": (6, 8), "10.3": (6, 8)}
+"""GPU counts on which vLLM's symmetric-memory all-reduce is torch's ``multimem_all_reduce_`` (NVLink SHARP),
+by compute capability; two-shot (``two_shot_all_reduce_``) on the others (``SymmMemCommunicator
+._WORLD_SIZES_MULTIMEM`` in vLLM's ``symm_mem.py``,
+https://github.com/vllm-project/vllm/blob/main/vllm/distributed/device_communicators/symm_mem.py)."""
+
 VLLM_CUSTOM_MAX_BYTES: Final = 8 * MIB
 """vLLM's custom all-reduce buffer where symmetric memory does not apply (other compute capabilities, e.g.
 A100): all-reduces of at least this size run on NCCL (``CustomAllreduce(max_size=8192 * 1024)`` and
@@ -183,6 +211,16 @@ class Params:
     pcie: bool = False
     """The GPUs meet over PCIe only (``datasheet.intra_node_link == "pcie"``): no custom all-reduce beyond two
     GPUs, and a shared host path beyond two (see the module docstring; not fitted)."""
+    symm_latency_s: float = 1e-5
+    """vLLM only: fixed time of its torch symmetric-memory multimem all-reduce (NVLink SHARP: the switch
+    reduces), the path between its custom kernel's and NCCL's sizes on the GPU counts that use it
+    (:func:`vllm_paths`) [s]."""
+    symm_bandwidth_fraction: float = 0.5
+    """vLLM only: achieved fraction of link bandwidth of the multimem all-reduce (ring traffic; may exceed 1,
+    the reduction happens in the switch) [-]."""
+    vllm_paths: bool = False
+    """The key is vLLM's (``vLLM_custom...``): its paths switch at vLLM's published sizes (:func:`vllm_paths`)
+    instead of the faster of the two (not fitted)."""
 
 
 BOUNDS: Final[dict[str, tuple[float, float]]] = {
@@ -194,6 +232,8 @@ BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "contention_exponent": (-1.0, 3.0),  # negative: see the field
     "host_bandwidth_ratio": (0.01, 4.0),
     "host_floor_s": (0.0, 2e-4),
+    "symm_latency_s": (5e-7, 2e-4),
+    "symm_bandwidth_fraction": (0.005, 1.5),
 }
 """Bandwidth fractions may exceed 1: NVLS reduces in the switch, so an all-reduce's bus bandwidth can
 exceed the per-direction link rate (NCCL 2.17+, NVLink SHARP)."""
@@ -233,6 +273,8 @@ def default_params(hardware: HardwareProfile, dtype: str = "nccl") -> Params:
         link_bandwidth_bytes_per_s=link_bandwidth_bytes_per_s(hardware),
         one_shot=not dtype.lower().startswith("nccl"),
         pcie=shared,
+        symm_bandwidth_fraction=eff.interconnect_fraction,
+        vllm_paths=dtype.startswith("vLLM") and not shared,
     )
 
 
@@ -260,9 +302,13 @@ class CollectiveBreakdown:
     small_s: FloatArray
     large_s: FloatArray
     host_floor_s: FloatArray
+    chosen_s: FloatArray | None = None
+    """The path the implementation runs at each size where it switches at fixed sizes (vLLM), else None."""
 
     @property
     def total(self) -> FloatArray:
+        if self.chosen_s is not None:
+            return np.asarray(np.maximum(self.host_floor_s, self.chosen_s), dtype=np.float64)
         faster = np.minimum(self.small_s, self.large_s)
         ratio = faster / np.maximum(self.small_s, self.large_s)
         # a smooth minimum: the tuner's choice is sharp per size, but measurements blur the switch (each
@@ -312,10 +358,32 @@ def breakdown(
         + size * ring / (rate * params.large_bandwidth_fraction)
     )
     floor = params.host_floor_s * (np.ones_like(n) if eager is None else np.asarray(eager, dtype=np.float64))
+    chosen = None
+    if params.vllm_paths:
+        one, two, symm = vllm_paths(hardware, message_bytes=size, num_gpus=n)
+        multimem = symm & np.isin(n, VLLM_MULTIMEM_GPUS.get(COMPUTE_CAPABILITY.get(hardware.name, ""), ()))
+        # multimem: the switch reduces (no per-peer contention); the other GPU counts run symmetric memory's
+        # two-shot, the custom kernel's two-shot algorithm on peer memory plus a copy in and out of the
+        # symmetric buffer (two passes over the message in device memory)
+        copies = 2.0 * 2.0 * size / hardware.memory_bandwidth_bytes_per_s
+        symm_s = np.where(
+            multimem,
+            params.symm_latency_s + size * ring / (link * params.symm_bandwidth_fraction),
+            large + copies,
+        )
+        # beyond its symmetric memory vLLM calls NCCL (runs_on_nccl: those sizes take NCCL's key); the
+        # faster path stands in where a caller still times them with this key
+        beyond = np.minimum(small, large)
+        chosen = np.where(
+            is_all_reduce,
+            np.where(one, small, np.where(two, large, np.where(symm, symm_s, beyond))),
+            np.minimum(small, large),
+        )
     return CollectiveBreakdown(
         np.asarray(small, dtype=np.float64),
         np.asarray(large, dtype=np.float64),
         np.asarray(np.broadcast_to(floor, n.shape), dtype=np.float64),
+        None if chosen is None else np.asarray(chosen, dtype=np.float64),
     )
 
 
@@ -423,3 +491,29 @@ def runs_on_nccl(
         two, more = TRTLLM_WORKSPACE_BYTES
         return np.asarray(size > np.where(n <= 2.0, two, more))
     return np.zeros(size.shape, dtype=bool)
+
+
+def vllm_paths(
+    hardware: HardwareProfile, *, message_bytes: npt.ArrayLike, num_gpus: npt.ArrayLike
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Which of vLLM's own all-reduce paths runs at each size (one-shot custom kernel, two-shot custom kernel,
+    torch symmetric memory), at vLLM's published sizes (:data:`VLLM_ONE_SHOT_BELOW_BYTES`,
+    :data:`VLLM_CUSTOM_KERNEL_MAX_BYTES`, :data:`VLLM_SYMM_MEM_MAX_BYTES`); none of the three: NCCL
+    (:func:`runs_on_nccl`). Devices without vLLM's symmetric-memory tables: the custom kernel below 8 MiB."""
+    size, n = (np.asarray(v, dtype=np.float64) for v in np.broadcast_arrays(message_bytes, num_gpus))
+    capability = COMPUTE_CAPABILITY.get(hardware.name, "")
+    custom_max = np.full(size.shape, float(VLLM_CUSTOM_MAX_BYTES))
+    symm_max = np.zeros(size.shape)  # inclusive; 0: no symmetric-memory path
+    for gpus, largest in VLLM_CUSTOM_KERNEL_MAX_BYTES.get(capability, {}).items():
+        custom_max = np.where(n == gpus, min(float(largest), VLLM_CUSTOM_MAX_BYTES), custom_max)
+    for gpus, largest in VLLM_SYMM_MEM_MAX_BYTES.get(capability, {}).items():
+        symm_max = np.where(n == gpus, float(largest), symm_max)
+    custom = size < custom_max
+    one_shot_below = np.where(n <= 2.0, np.inf, 0.0)
+    for gpus, below in VLLM_ONE_SHOT_BELOW_BYTES:
+        unset = (n > 2.0) & (n <= gpus) & (one_shot_below == 0.0)
+        one_shot_below = np.where(unset, float(below), one_shot_below)
+    one = custom & (size < one_shot_below)
+    two = custom & ~one
+    symm = ~custom & (size <= symm_max)
+    return np.asarray(one), np.asarray(two), np.asarray(symm)
