@@ -81,7 +81,7 @@ public to fit it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -360,8 +360,10 @@ def breakdown(
     floor = params.host_floor_s * (np.ones_like(n) if eager is None else np.asarray(eager, dtype=np.float64))
     chosen = None
     if params.vllm_paths:
-        one, two, symm = vllm_paths(hardware, message_bytes=size, num_gpus=n)
-        multimem = symm & np.isin(n, VLLM_MULTIMEM_GPUS.get(COMPUTE_CAPABILITY.get(hardware.name, ""), ()))
+        one, two, symm = vllm_paths(hardware, message_bytes=size, num_gpus=num_gpus)
+        multimem = np.zeros(n.shape, dtype=bool)
+        for gpus in VLLM_MULTIMEM_GPUS.get(COMPUTE_CAPABILITY.get(hardware.name, ""), ()):
+            multimem |= symm & (n == gpus)
         # multimem: the switch reduces (no per-peer contention); the other GPU counts run symmetric memory's
         # two-shot, the custom kernel's two-shot algorithm on peer memory plus a copy in and out of the
         # symmetric buffer (two passes over the message in device memory)
@@ -475,22 +477,14 @@ def runs_on_nccl(
     :data:`VLLM_CUSTOM_MAX_BYTES`, :data:`TRTLLM_WORKSPACE_BYTES`); NCCL's own keys never switch, nor do
     devices whose GPUs meet over PCIe only, whose custom-all-reduce parameters already are NCCL's ring beyond
     two GPUs and the same PCIe link for two (module docstring)."""
-    size, n = (np.asarray(v, dtype=np.float64) for v in np.broadcast_arrays(message_bytes, num_gpus))
-    if hardware.datasheet.intra_node_link == "pcie":
-        return np.zeros(size.shape, dtype=bool)
-    if key.startswith("vLLM"):
-        limits = VLLM_SYMM_MEM_MAX_BYTES.get(COMPUTE_CAPABILITY.get(hardware.name, ""))
-        if limits is None:
-            return np.asarray(size >= VLLM_CUSTOM_MAX_BYTES)
-        # a GPU count the table lacks has no symmetric-memory all-reduce: the custom all-reduce's limit
-        limit = np.full(size.shape, VLLM_CUSTOM_MAX_BYTES - 1.0)
-        for gpus, largest in limits.items():
-            limit = np.where(n == gpus, float(largest), limit)
-        return np.asarray(size > limit)
+    size = np.asarray(message_bytes, dtype=np.float64)
+    if hardware.datasheet.intra_node_link == "pcie" or not key.startswith(("vLLM", "TRTLLM")):
+        return np.zeros(np.broadcast_shapes(size.shape, np.shape(num_gpus)), dtype=bool)
     if key.startswith("TRTLLM"):
         two, more = TRTLLM_WORKSPACE_BYTES
-        return np.asarray(size > np.where(n <= 2.0, two, more))
-    return np.zeros(size.shape, dtype=bool)
+        return np.asarray(size > np.where(np.asarray(num_gpus) <= 2, two, more))
+    custom_max, _, symm_max = _vllm_limits(hardware, num_gpus)
+    return np.asarray((size >= custom_max) & (size > symm_max))
 
 
 def vllm_paths(
@@ -500,20 +494,33 @@ def vllm_paths(
     torch symmetric memory), at vLLM's published sizes (:data:`VLLM_ONE_SHOT_BELOW_BYTES`,
     :data:`VLLM_CUSTOM_KERNEL_MAX_BYTES`, :data:`VLLM_SYMM_MEM_MAX_BYTES`); none of the three: NCCL
     (:func:`runs_on_nccl`). Devices without vLLM's symmetric-memory tables: the custom kernel below 8 MiB."""
-    size, n = (np.asarray(v, dtype=np.float64) for v in np.broadcast_arrays(message_bytes, num_gpus))
-    capability = COMPUTE_CAPABILITY.get(hardware.name, "")
-    custom_max = np.full(size.shape, float(VLLM_CUSTOM_MAX_BYTES))
-    symm_max = np.zeros(size.shape)  # inclusive; 0: no symmetric-memory path
-    for gpus, largest in VLLM_CUSTOM_KERNEL_MAX_BYTES.get(capability, {}).items():
-        custom_max = np.where(n == gpus, min(float(largest), VLLM_CUSTOM_MAX_BYTES), custom_max)
-    for gpus, largest in VLLM_SYMM_MEM_MAX_BYTES.get(capability, {}).items():
-        symm_max = np.where(n == gpus, float(largest), symm_max)
+    size = np.asarray(message_bytes, dtype=np.float64)
+    custom_max, one_shot_below, symm_max = _vllm_limits(hardware, num_gpus)
     custom = size < custom_max
-    one_shot_below = np.where(n <= 2.0, np.inf, 0.0)
-    for gpus, below in VLLM_ONE_SHOT_BELOW_BYTES:
-        unset = (n > 2.0) & (n <= gpus) & (one_shot_below == 0.0)
-        one_shot_below = np.where(unset, float(below), one_shot_below)
     one = custom & (size < one_shot_below)
-    two = custom & ~one
     symm = ~custom & (size <= symm_max)
-    return np.asarray(one), np.asarray(two), np.asarray(symm)
+    return np.asarray(one), np.asarray(custom & ~one), np.asarray(symm)
+
+
+def _vllm_limits(hardware: HardwareProfile, num_gpus: npt.ArrayLike) -> tuple[Any, Any, Any]:
+    """vLLM's (custom kernel's exclusive limit, one-shot's exclusive limit, symmetric memory's inclusive
+    limit; 0: none) [bytes] on ``hardware`` for ``num_gpus``: floats for one GPU count, else arrays."""
+    capability = COMPUTE_CAPABILITY.get(hardware.name, "")
+
+    def limits(gpus: float) -> tuple[float, float, float]:
+        custom = VLLM_CUSTOM_KERNEL_MAX_BYTES.get(capability, {}).get(int(gpus), VLLM_CUSTOM_MAX_BYTES)
+        below = next((float(b) for g, b in VLLM_ONE_SHOT_BELOW_BYTES if gpus <= g), 0.0)
+        return (
+            float(min(custom, VLLM_CUSTOM_MAX_BYTES)),
+            np.inf if gpus <= 2 else below,
+            float(VLLM_SYMM_MEM_MAX_BYTES.get(capability, {}).get(int(gpus), 0)),
+        )
+
+    if np.ndim(num_gpus) == 0:  # the serving path: one group size per call
+        return limits(float(np.asarray(num_gpus)))
+    n = np.asarray(num_gpus, dtype=np.float64)
+    out = [np.zeros(n.shape) for _ in range(3)]
+    for gpus in np.unique(n).tolist():
+        for array, value in zip(out, limits(gpus), strict=True):
+            array[n == gpus] = value
+    return out[0], out[1], out[2]
