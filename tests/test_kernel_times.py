@@ -377,3 +377,22 @@ def test_a_serving_step_pays_no_eager_host_floor_in_mla() -> None:
         step = kernel_times.step_params(a100, mla, key, launch_s=kernel_times.launch_s(a100))
         assert step.host_floor_s == 0.0
         assert stored.host_floor_s >= 0.0
+
+
+def test_a_step_all_reduce_never_shrinks_with_the_batch_across_the_engines_switches() -> None:
+    # B200, vLLM, 8 GPUs: the kernel table's time drops from the two-shot kernel (512 KiB) to symmetric
+    # memory (1 MiB); a serving step keeps the slower path's time until the faster one catches up
+    b200 = costmodel.load_hardware("b200")
+    eff = b200.efficiency.model_copy(update={"kernel_engine": "vllm", "time_model": "kernels"})
+    batch = np.arange(1.0, 2049.0)
+    ops = forward_ops(
+        costmodel.load_model("llama-3-70b"), batch_size=batch, new_tokens=1, past_tokens=512, tp=8
+    )
+    i = [op.name for op in ops].index("allreduce_attn")
+    t = kernel_times.op_times(ops, b200, efficiency=eff).time_s(i)
+    assert np.all(np.diff(t) >= 0)
+    message = batch * 8192 * 2
+    key = kernel_times.step_params(b200, collective, "vLLM_custom", launch_s=kernel_times.launch_s(b200))
+    kernel = collective.time_s(b200, key, message_bytes=message, num_gpus=8, eager=False)
+    one_shot = message < 256 * 1024
+    np.testing.assert_allclose(t[one_shot], kernel[one_shot], rtol=1e-12)  # below any switch: the kernel's

@@ -524,3 +524,19 @@ def _vllm_limits(hardware: HardwareProfile, num_gpus: npt.ArrayLike) -> tuple[An
         for array, value in zip(out, limits(gpus), strict=True):
             array[n == gpus] = value
     return out[0], out[1], out[2]
+
+
+def switch_bytes(hardware: HardwareProfile, key: str, num_gpus: int) -> list[float]:
+    """The message sizes at which an engine's all-reduce (``key``) changes path among ``num_gpus`` GPUs
+    [bytes]: vLLM's one-shot / two-shot / symmetric-memory / NCCL switches (:func:`vllm_paths`,
+    :func:`runs_on_nccl`), TensorRT-LLM's NCCL hand-over; none for NCCL or PCIe devices."""
+    if hardware.datasheet.intra_node_link == "pcie":
+        return []
+    if key.startswith("TRTLLM"):
+        two, more = TRTLLM_WORKSPACE_BYTES
+        return [float(two if num_gpus <= 2 else more) + 1.0]
+    if not key.startswith("vLLM"):
+        return []
+    custom_max, one_shot_below, symm_max = _vllm_limits(hardware, num_gpus)
+    found = [float(one_shot_below), float(custom_max)] + ([float(symm_max) + 1.0] if symm_max > 0 else [])
+    return sorted({v for v in found if np.isfinite(v) and v > 0})
