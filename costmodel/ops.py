@@ -686,11 +686,8 @@ def forward_ops(
             if moe.latent_dim:  # Nemotron-3: into the experts' latent space and back, every token
                 matmul("experts_latent_proj", "router", "latent_proj", nm, T, d, moe.latent_dim)
             gathered = zero + T_moe * d * a
-            sent = zero + routed * d * a / ep
             if dp > 1:
                 collective("allgather_moe", "allgather", nm, gathered, dp, moe_gpus, "all_gather")
-            elif ep > 1:
-                collective("alltoall_dispatch", "alltoall", nm, sent, ep, tp, "alltoall")
             per_gpu = routed / ep  # token-expert pairs each expert group serves, balanced
             up_w = (2 if gated else 1) * moe.expert_d_ff / etp
             matmul(
@@ -734,15 +731,13 @@ def forward_ops(
             )
             if dp > 1:
                 collective("reducescatter_moe", "reducescatter", nm, gathered, dp, moe_gpus, "reduce_scatter")
-            elif ep > 1:
-                collective("alltoall_combine", "alltoall", nm, sent, ep, tp, "alltoall")
             if moe.n_shared_experts:
                 sf = moe.shared_d_ff
                 shared = sf * moe.n_shared_experts / tp
                 matmul("shared_up", "shared_experts", "up", nm, T, d, (2 if gated else 1) * shared)
                 elementwise("shared_act", nm, T * shared, act, reads=2 if gated else 1)
                 matmul("shared_down", "shared_experts", "down", nm, T, shared, d)
-            allreduce("allreduce_moe", nm, tp if dp > 1 else etp)
+            allreduce("allreduce_moe", nm, tp)
 
     # output head: a tied head reads the embedding matrix
     head_tokens = T if logits == "all" else B * np.minimum(n, 1.0)

@@ -10,7 +10,9 @@ peak times the datasheet's sparsity speedup, on devices that have sparse tensor 
 weight dequantization at the fp32 (vector) peak. Collectives cost the ring algorithm's
 2 (n - 1) / n x bytes / link bandwidth for an all-reduce (Patarasuk & Yuan 2009; NCCL's "bus
 bandwidth") and (n - 1) / n x bytes / bandwidth for an all-to-all, an all-gather (bytes: its output) and a
-reduce-scatter (bytes: its input), plus one latency each.
+reduce-scatter (bytes: its input), plus one latency each; an all-reduce, all-gather or reduce-scatter spread
+over several nodes runs hierarchically, the ring inside each node and every GPU's share on its own NIC
+between them (:func:`costmodel.kernels.collective.multi_node_s`).
 
 Efficiencies come from the hardware profile (defaults, later calibrated) and can be replaced per call.
 In the 'eager' execution mode each operator also pays the host's dispatch of every kernel it launches, and
@@ -193,6 +195,9 @@ def op_times(
             factor = 2.0 * (n - 1) / n if op.kind == "allreduce" else (n - 1) / n
             compute.append(np.zeros(()))
             memory.append(np.zeros(()))
+            if op_link == "inter" and scale_up_domain is not None and op.kind in HIERARCHICAL_KINDS:
+                comm.append(_multi_node_ring_s(op, hardware, eff, scale_up_domain, collective_latency_s))
+                continue
             comm.append(np.asarray(factor * op.bytes_read / link_bw + collective_latency_s))
             continue
         if op.kind == "matmul":
@@ -219,6 +224,33 @@ def op_times(
         memory_s=tuple(memory),
         communication_s=tuple(comm),
         overhead_s=eff.kernel_overhead_s,
+    )
+
+
+HIERARCHICAL_KINDS = {"allreduce": "all_reduce", "allgather": "all_gather", "reducescatter": "reduce_scatter"}
+"""Collective kinds timed across nodes by the hierarchical algorithm (:mod:`costmodel.kernels.collective`)."""
+
+
+def _multi_node_ring_s(
+    op: Op, hardware: HardwareProfile, eff: Efficiency, scale_up_domain: int, latency_s: float
+) -> FloatArray:
+    """A collective spread beyond one scale-up domain: the ring inside each node on the intra-node link,
+    then each GPU's share on its own NIC (:func:`costmodel.kernels.collective.multi_node_s`)."""
+    from costmodel.kernels.collective import multi_node_s, node_split
+
+    nodes, g = node_split(op.group, op.span or op.group, scale_up_domain)
+    factor = 2.0 * (g - 1) / g if op.kind == "allreduce" else (g - 1) / g
+    intra_bw = link_bandwidth_bytes_per_s(hardware, "intra") * eff.interconnect_fraction
+    intra = factor * op.bytes_read / intra_bw + latency_s if g > 1 else 0.0
+    return multi_node_s(
+        hardware,
+        intra,
+        message_bytes=op.bytes_read,
+        nodes=nodes,
+        gpus_per_node=g,
+        op=HIERARCHICAL_KINDS[op.kind],
+        interconnect_fraction=eff.interconnect_fraction,
+        latency_s=latency_s,
     )
 
 

@@ -149,31 +149,45 @@ def test_nvl72_domain_spans_the_rack() -> None:
 
 def test_tp16_all_reduce_runs_on_nvlink_in_an_nvl72_rack_and_crosses_nodes_on_h100() -> None:
     """Llama-3-70B, TP 16, one decode step of one sequence: each all-reduce moves the hidden state,
-    d_model 8192 x 2 bytes (bf16), with the ring cost 2 (n - 1) / n x bytes / (link x 0.8) + 10 us. On a
-    GB200 NVL72 rack the 16 GPUs share NVLink (900 GB/s per direction); on H100 SXM the group spans two
-    8-GPU nodes and the ring runs at the 400 Gb/s NIC rate (50 GB/s)."""
+    d_model 8192 x 2 bytes (bf16). On a GB200 NVL72 rack the 16 GPUs share NVLink (900 GB/s per direction):
+    the ring, 2 (n - 1) / n x bytes / (link x 0.8) + 10 us. On H100 SXM the group spans two 8-GPU nodes:
+    NCCL's all-reduce inside each node, then each GPU's eighth of the buffer all-reduced between the two
+    nodes over its own 400 Gb/s NIC (50 GB/s), 2 (2 - 1) / 2 x bytes / 8 / (50 GB/s x 0.8) + 10 us."""
+    from costmodel import kernel_times
+    from costmodel.kernels import collective
+
     w, dep = costmodel.Workload(1, 512, 2), costmodel.Deployment(tp=16)
     message = 8192 * 2
-    ring = 2 * 15 / 16 * message
-    for hardware, link_bytes_per_s in (("gb200", 900e9), ("h100-sxm", 50e9)):
-        report = costmodel.estimate("llama-3-70b", hardware, w, dep)
-        expected = ring / (link_bytes_per_s * 0.8) + 10e-6
-        assert collective_s(report, "allreduce_attn") == pytest.approx(expected, rel=1e-12)
+    gb200 = costmodel.estimate("llama-3-70b", "gb200", w, dep)
+    ring = 2 * 15 / 16 * message / (900e9 * 0.8) + 10e-6
+    assert collective_s(gb200, "allreduce_attn") == pytest.approx(ring, rel=1e-12)
+    h100 = costmodel.load_hardware("h100-sxm")
+    nccl = kernel_times.step_params(h100, collective, "nccl:all_reduce", launch_s=kernel_times.launch_s(h100))
+    node = collective.time_s(h100, nccl, message_bytes=message, num_gpus=8, eager=False)
+    rails = message / 8 / (50e9 * 0.8) + 10e-6
+    report = costmodel.estimate("llama-3-70b", h100, w, dep)
+    assert collective_s(report, "allreduce_attn") == pytest.approx(float(node) + rails, rel=1e-12)
 
 
-def test_ep16_all_to_all_runs_on_nvlink_in_an_nvl72_rack() -> None:
-    """DeepSeek-V3 with 16-way expert parallelism: the token all-to-all stays on NVLink on GB200 (domain
-    72) and goes over the network on H100 SXM (domain 8): the same bytes, at 900 vs 50 GB/s."""
-    w, dep = costmodel.Workload(8, 512, 2), costmodel.Deployment(tp=16, ep=16)
+def test_ep16_under_attention_dp_gathers_on_nvlink_in_an_nvl72_rack() -> None:
+    """DeepSeek-V3 with 16 attention-DP ranks and 16-way expert parallelism: the tokens' all-gather before
+    the experts stays on NVLink on GB200 (domain 72) and crosses the two 8-GPU nodes on H100 SXM, there
+    each GPU's share over its own NIC after the gather inside the node. Under tensor-parallel attention
+    (attention_dp = 1) every GPU holds every token: no all-to-all, the experts' sum is the all-reduce."""
+    w = costmodel.Workload(8, 512, 2)
     model = costmodel.load_model("deepseek-v3")
+    tp_attention = costmodel.estimate(model, "gb200", w, costmodel.Deployment(tp=16, ep=16))
+    kinds = [op.kind for op in tp_attention._ops[1]]
+    assert "alltoall" not in kinds
+    assert next(op for op in tp_attention._ops[1] if op.name == "allreduce_moe").group == 16
+    dep = costmodel.Deployment(tp=1, attention_dp=16, ep=16)
     gb200 = costmodel.estimate(model, "gb200", w, dep)
     h100 = costmodel.estimate(model, "h100-sxm", w, dep)
-    assert "alltoall" in [op.kind for op in gb200._ops[1]]
-    for i, op in enumerate(gb200._ops[1]):
-        if op.kind != "alltoall":
-            continue
-        moved = (op.group - 1) / op.group * float(np.max(op.bytes_read))
-        nvlink = float(np.max(gb200.decode_ops.communication_s[i])) - 10e-6
-        network = float(np.max(h100.decode_ops.communication_s[i])) - 10e-6
-        assert nvlink == pytest.approx(moved / (900e9 * 0.8), rel=1e-12)
-        assert network == pytest.approx(moved / (50e9 * 0.8), rel=1e-12)
+    i = [op.name for op in gb200._ops[1]].index("allgather_moe")
+    op = gb200._ops[1][i]
+    moved = 15 / 16 * float(np.max(op.bytes_read))
+    nvlink = float(np.max(gb200.decode_ops.communication_s[i])) - 10e-6
+    assert nvlink == pytest.approx(moved / (900e9 * 0.8), rel=1e-12)
+    # the network stage alone carries each GPU's eighth among the two nodes: (2 - 1) / 2 x bytes / 8
+    rails = 1 / 2 * float(np.max(op.bytes_read)) / 8 / (50e9 * 0.8)
+    assert float(np.max(h100.decode_ops.communication_s[i])) > rails

@@ -182,6 +182,51 @@ def test_tensor_parallel_all_reduce_is_the_engines_custom_all_reduce() -> None:
     assert float(times.time_s(i)) > 0
 
 
+def test_a_tensor_parallel_all_reduce_beyond_the_engines_limit_is_nccls() -> None:
+    # an 8192-token prefill of Llama-3-70B at tp = 8: 8192 x 8192 x 2 bytes = 128 MiB, beyond vLLM's 64 MiB
+    # (H100, 8 GPUs) and TensorRT-LLM's 8 MB: both run NCCL; one decode token stays on the custom kernels
+    model = costmodel.load_model("llama-3-70b")
+    for new, handed in ((8192, True), (1, False)):
+        ops = forward_ops(model, batch_size=1, new_tokens=new, past_tokens=0, tp=8)
+        i = [op.name for op in ops].index("allreduce_attn")
+        message = float(ops[i].bytes_read)
+        for engine, custom in (("vllm", "vLLM_custom"), ("trtllm", "TRTLLM")):
+            eff = KERNELS.model_copy(update={"kernel_engine": engine})
+            t = float(kernel_times.op_times(ops, H100, efficiency=eff).time_s(i))
+            key = "nccl:all_reduce" if handed else custom
+            expected = collective.time_s(
+                H100, _step(collective, key), message_bytes=message, num_gpus=8, eager=False
+            )
+            assert t == pytest.approx(float(expected), rel=1e-12)
+
+
+def test_an_all_reduce_across_two_nodes_runs_nccl_inside_each_and_every_nic_between() -> None:
+    # tp = 16 on 8-GPU nodes: NCCL's all-reduce among each node's 8 GPUs (the engines' custom all-reduce
+    # is for one node only), then each GPU's eighth of the buffer over its own NIC
+    ops = forward_ops(
+        costmodel.load_model("llama-3-70b"), batch_size=1, new_tokens=8192, past_tokens=0, tp=16
+    )
+    i = [op.name for op in ops].index("allreduce_attn")
+    message = float(ops[i].bytes_read)
+    assert message == 8192 * 8192 * 2
+    for engine in ("vllm", "trtllm"):
+        eff = KERNELS.model_copy(update={"kernel_engine": engine})
+        across = float(kernel_times.op_times(ops, H100, efficiency=eff, scale_up_domain=8).time_s(i))
+        node = float(
+            collective.time_s(H100, _step(collective, "nccl:all_reduce"), message_bytes=message, num_gpus=8)
+        )
+        nic = H100.datasheet.inter_node_bandwidth_gb_per_s
+        assert nic is not None
+        rail = message / 8 / (nic.value * 1e9)  # 2 (2 - 1) / 2 x S / 8 on each GPU's NIC at line rate
+        # both stages, each no faster than its own bound; far below a flat ring over 16 GPUs on one NIC
+        assert across > node + rail
+        flat = 2 * 15 / 16 * message / (nic.value * 1e9)
+        assert across < flat / 4
+    # the same 16 GPUs inside one scale-up domain (an NVL72 rack): the intra-node model alone
+    inside = float(kernel_times.op_times(ops, H100, efficiency=KERNELS, scale_up_domain=72).time_s(i))
+    assert inside < float(kernel_times.op_times(ops, H100, efficiency=KERNELS, scale_up_domain=8).time_s(i))
+
+
 @pytest.mark.parametrize("name", ["llama-3-8b", "mixtral-8x7b", "deepseek-v3", "gpt-oss-20b"])
 def test_step_time_grows_with_context_and_prompt(name: str) -> None:
     model = costmodel.load_model(name)
@@ -346,3 +391,22 @@ def test_a_serving_step_pays_no_eager_host_floor_in_mla() -> None:
         step = kernel_times.step_params(a100, mla, key, launch_s=kernel_times.launch_s(a100))
         assert step.host_floor_s == 0.0
         assert stored.host_floor_s >= 0.0
+
+
+def test_a_step_all_reduce_never_shrinks_with_the_batch_across_the_engines_switches() -> None:
+    # B200, vLLM, 8 GPUs: the kernel table's time drops from the two-shot kernel (512 KiB) to symmetric
+    # memory (1 MiB); a serving step keeps the slower path's time until the faster one catches up
+    b200 = costmodel.load_hardware("b200")
+    eff = b200.efficiency.model_copy(update={"kernel_engine": "vllm", "time_model": "kernels"})
+    batch = np.arange(1.0, 2049.0)
+    ops = forward_ops(
+        costmodel.load_model("llama-3-70b"), batch_size=batch, new_tokens=1, past_tokens=512, tp=8
+    )
+    i = [op.name for op in ops].index("allreduce_attn")
+    t = kernel_times.op_times(ops, b200, efficiency=eff).time_s(i)
+    assert np.all(np.diff(t) >= 0)
+    message = batch * 8192 * 2
+    key = kernel_times.step_params(b200, collective, "vLLM_custom", launch_s=kernel_times.launch_s(b200))
+    kernel = collective.time_s(b200, key, message_bytes=message, num_gpus=8, eager=False)
+    one_shot = message < 256 * 1024
+    np.testing.assert_allclose(t[one_shot], kernel[one_shot], rtol=1e-12)  # below any switch: the kernel's

@@ -21,11 +21,18 @@ KEYS = ("nccl", "TRTLLM", "vLLM_custom", "vLLM_custom_graph", "vLLM_custom_eager
 @pytest.mark.parametrize("n", [2, 4, 8])
 def test_monotone_in_size_and_positive(hardware_name: str, key: str, op: str, n: int) -> None:
     hardware = load_hardware(hardware_name)
-    t = collective.time_s(
-        hardware, collective.default_params(hardware, key), message_bytes=SIZES, num_gpus=n, op=op
-    )
+    params = collective.default_params(hardware, key)
+    t = collective.time_s(hardware, params, message_bytes=SIZES, num_gpus=n, op=op)
     assert np.all(t > 0)
-    assert np.all(np.diff(t) >= 0)
+    grows = np.diff(t) >= 0
+    if params.vllm_paths and op == "all_reduce":
+        # vLLM switches kernels at fixed sizes, and a switch may be to a faster one (B200, 8 GPUs, CUDA graphs:
+        # 26.1 us at 512 KiB on its two-shot kernel, 17.2 us at 1 MiB on symmetric memory, in the public
+        # table): monotone within each path
+        one, two, symm = collective.vllm_paths(hardware, message_bytes=SIZES, num_gpus=n)
+        path = np.select([one, two, symm], [1, 2, 3], 0)
+        grows |= path[1:] != path[:-1]
+    assert np.all(grows)
 
 
 @pytest.mark.parametrize("hardware_name", ["h100-sxm", "b200", "a100-80gb", "l40s"])
@@ -133,3 +140,192 @@ def test_bad_input_is_a_clear_error() -> None:
                 }
             )
         )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Across nodes: the hierarchical algorithm on rail-optimized nodes
+# ----------------------------------------------------------------------------------------------------
+
+B200 = load_hardware("b200")
+NIC = 50e9  # DGX B200: one 400 Gb/s ConnectX-7 per GPU, per direction (the profile's cited datasheet figure)
+
+
+def _network_s(size: float, nodes: int, per_node: int, op: str = "all_reduce") -> float:
+    """The inter-node stage alone (no intra-node stage, no latency, line rate)."""
+    return float(
+        collective.multi_node_s(
+            B200,
+            0.0,
+            message_bytes=size,
+            nodes=nodes,
+            gpus_per_node=per_node,
+            op=op,
+            interconnect_fraction=1.0,
+            latency_s=0.0,
+        )
+    )
+
+
+def test_the_network_stage_sees_every_nic_of_the_node() -> None:
+    size = 2.0**30
+    # each of the 8 GPUs all-reduces its eighth of the buffer with its peers on its own rail: the ring
+    # among 2 nodes moves 2 (2 - 1) / 2 x S / 8 per NIC
+    assert _network_s(size, 2, 8) == pytest.approx(size / 8 / NIC)
+    # one GPU per node: the plain ring among the nodes on one NIC
+    assert _network_s(size, 4, 1) == pytest.approx(2 * 3 / 4 * size / NIC)
+    # against a flat ring over all 16 GPUs at one NIC's rate: g x 2 (Ng - 1) / Ng / (2 (N - 1) / N) = 15 x
+    flat = 2 * 15 / 16 * size / NIC
+    assert flat / _network_s(size, 2, 8) == pytest.approx(15.0)
+    # the node's aggregate NIC rate bounds the stage from below: no faster than S x 2 (N-1)/N / (g x NIC)
+    for nodes in (2, 4, 8):
+        for g in (1, 2, 4, 8):
+            assert _network_s(size, nodes, g) >= 2 * (nodes - 1) / nodes * size / (g * NIC) * (1 - 1e-12)
+
+
+def test_doubling_the_nodes_at_a_fixed_message_costs_at_most_twice_the_network_stage() -> None:
+    size = 2.0**27
+    times = [_network_s(size, nodes, 8) for nodes in (2, 4, 8, 16, 32)]
+    ratios = np.array(times[1:]) / np.array(times[:-1])
+    # 2 (N - 1) / N: x1.5 from 2 to 4 nodes, then towards 1; always more, never doubled
+    assert ratios[0] == pytest.approx(1.5)
+    assert np.all(ratios > 1.0)
+    assert np.all(ratios < 2.0)
+    assert np.all(np.diff(ratios) < 0)
+    # the stage tends to 2 S / (g x NIC): the bandwidth-optimal all-reduce's limit
+    assert times[-1] < 2 * size / (8 * NIC)
+
+
+def test_all_gather_and_reduce_scatter_move_half_an_all_reduce_across_nodes() -> None:
+    size = 2.0**28
+    for op in ("all_gather", "reduce_scatter"):
+        assert _network_s(size, 4, 8, op) == pytest.approx(_network_s(size, 4, 8) / 2)
+
+
+def test_multi_node_time_adds_the_stages_and_its_latency() -> None:
+    size = np.array([0.0, 2.0**20, 2.0**30])
+    intra = np.array([1e-5, 2e-5, 3e-3])
+    t = collective.multi_node_s(
+        B200, intra, message_bytes=size, nodes=2, gpus_per_node=8, interconnect_fraction=0.5, latency_s=7e-6
+    )
+    np.testing.assert_allclose(t, intra + 7e-6 + size / 8 / (0.5 * NIC))
+    # one node: no network stage at all
+    one = collective.multi_node_s(
+        B200, intra, message_bytes=size, nodes=1, gpus_per_node=8, interconnect_fraction=0.5
+    )
+    np.testing.assert_allclose(one, intra)
+
+
+def test_node_split_fills_scale_up_domains() -> None:
+    assert collective.node_split(16, 16, 8) == (2, 8)
+    assert collective.node_split(64, 64, 8) == (8, 8)
+    assert collective.node_split(8, 8, 8) == (1, 8)
+    assert collective.node_split(2, 16, 8) == (2, 1)  # two ranks of a 16-GPU layout, one in each node
+    assert collective.node_split(16, 16, 72) == (1, 16)  # one NVL72 rack
+
+
+def test_multi_node_bad_input_is_a_clear_error() -> None:
+    with pytest.raises(CostmodelError, match="alltoall"):
+        collective.multi_node_s(
+            B200, 0.0, message_bytes=1.0, nodes=2, gpus_per_node=8, op="alltoall", interconnect_fraction=1.0
+        )
+    with pytest.raises(CostmodelError, match="gpus_per_node"):
+        collective.multi_node_s(
+            B200, 0.0, message_bytes=1.0, nodes=2, gpus_per_node=0, interconnect_fraction=1.0
+        )
+    lone = B200.model_copy(
+        update={"datasheet": B200.datasheet.model_copy(update={"inter_node_bandwidth_gb_per_s": None})}
+    )
+    with pytest.raises(CostmodelError, match="inter_node_bandwidth_gb_per_s"):
+        collective.multi_node_s(
+            lone, 0.0, message_bytes=1.0, nodes=2, gpus_per_node=8, interconnect_fraction=1.0
+        )
+
+
+# ----------------------------------------------------------------------------------------------------
+# The engines hand large all-reduces over to NCCL at their published sizes
+# ----------------------------------------------------------------------------------------------------
+
+MIB = 2**20
+
+
+def _handed(name: str, key: str, size: float, n: int) -> bool:
+    return bool(collective.runs_on_nccl(load_hardware(name), key, message_bytes=size, num_gpus=n))
+
+
+def test_vllm_hands_over_beyond_its_symmetric_memory_limit() -> None:
+    # vLLM's SYMM_MEM_ALL_REDUCE_MAX_SIZES (inclusive) on compute capability 10.0 (B200) and 9.0 (H100)
+    for name, n, limit in (("b200", 8, 128), ("b200", 2, 8), ("b200", 4, 32), ("h100-sxm", 2, 64),
+                           ("h100-sxm", 8, 64), ("h200", 4, 32)):  # fmt: skip
+        assert not _handed(name, "vLLM_custom", limit * MIB, n)
+        assert _handed(name, "vLLM_custom", limit * MIB + 16, n)
+    # other GPUs (A100: no symmetric-memory table): the custom all-reduce's 8 MiB buffer, exclusive
+    assert not _handed("a100-80gb", "vLLM_custom", 8 * MIB - 16, 8)
+    assert _handed("a100-80gb", "vLLM_custom", 8 * MIB, 8)
+
+
+def test_trtllm_hands_over_beyond_its_workspace() -> None:
+    for n, workspace in ((2, 16_000_000), (4, 8_000_000), (8, 8_000_000)):
+        assert not _handed("h100-sxm", "TRTLLM", workspace, n)
+        assert _handed("h100-sxm", "TRTLLM", workspace + 16, n)
+
+
+def test_nccl_keys_and_pcie_gpus_never_hand_over() -> None:
+    assert not _handed("b200", "nccl:all_reduce", 2.0**30, 8)
+    # PCIe: the custom key's parameters already are NCCL's ring beyond two GPUs
+    assert not _handed("l40s", "vLLM_custom", 2.0**30, 4)
+    sizes = np.array([1.0, 2.0**30])
+    handed = collective.runs_on_nccl(B200, "vLLM_custom", message_bytes=sizes, num_gpus=np.array([8, 8]))
+    assert handed.tolist() == [False, True]
+
+
+def test_vllm_switches_paths_at_its_published_sizes() -> None:
+    # csrc/custom_all_reduce.cuh (one-shot below 512 / 256 KiB on 4 / 8 GPUs, always on 2), then
+    # CUSTOM_ALL_REDUCE_MAX_SIZES capped at the 8 MiB buffer, then SYMM_MEM_ALL_REDUCE_MAX_SIZES (inclusive)
+    def path(name: str, size: float, n: int) -> str:
+        one, two, symm = collective.vllm_paths(load_hardware(name), message_bytes=size, num_gpus=n)
+        return "one" if one else "two" if two else "symm" if symm else "nccl"
+
+    assert [path("b200", size, 8) for size in (128 * 1024, 256 * 1024, MIB, 128 * MIB, 129 * MIB)] == [
+        "one",
+        "two",
+        "symm",
+        "symm",
+        "nccl",
+    ]
+    assert [path("b200", size, 2) for size in (MIB, 2 * MIB, 8 * MIB, 9 * MIB)] == [
+        "one",
+        "symm",
+        "symm",
+        "nccl",
+    ]
+    assert [path("h100-sxm", size, 2) for size in (4 * MIB, 8 * MIB, 64 * MIB)] == ["one", "symm", "symm"]
+    assert [path("h100-sxm", size, 4) for size in (256 * 1024, MIB, 8 * MIB)] == ["one", "two", "symm"]
+    assert [path("a100-80gb", size, 8) for size in (128 * 1024, MIB, 8 * MIB)] == ["one", "two", "nccl"]
+    # the paths and NCCL's hand-over tile the sizes
+    sizes = np.logspace(10, 30, 41, base=2.0)
+    for name in ("b200", "h100-sxm", "a100-80gb"):
+        for n in (2, 4, 8):
+            one, two, symm = collective.vllm_paths(load_hardware(name), message_bytes=sizes, num_gpus=n)
+            nccl = collective.runs_on_nccl(
+                load_hardware(name), "vLLM_custom", message_bytes=sizes, num_gpus=n
+            )
+            assert np.all(one.astype(int) + two + symm + nccl == 1)
+
+
+def test_vllm_times_the_path_it_runs_not_the_faster_one() -> None:
+    params = collective.default_params(B200, "vLLM_custom")
+    size = np.array([128 * 1024.0, 512 * 1024.0, 4 * MIB])
+    parts = collective.breakdown(B200, params, message_bytes=size, num_gpus=8, eager=False)
+    t = parts.total
+    assert t[0] == pytest.approx(parts.small_s[0])  # one-shot
+    assert t[1] == pytest.approx(parts.large_s[1])  # two-shot, whichever is faster
+    # 8 GPUs of SM 10.0 run symmetric memory's multimem all-reduce: the switch reduces, at its own rate
+    symm = params.symm_latency_s + 2 * 7 / 8 * size[2] / (900e9 * params.symm_bandwidth_fraction)
+    assert t[2] == pytest.approx(symm)
+    # 2 GPUs of SM 10.0 run its two-shot: the custom two-shot plus a copy in and out of the symmetric buffer
+    two = collective.breakdown(B200, params, message_bytes=4 * MIB, num_gpus=2, eager=False)
+    copies = 4 * 4 * MIB / B200.memory_bandwidth_bytes_per_s
+    assert float(two.total) == pytest.approx(float(two.large_s) + copies)
+    # TensorRT-LLM and NCCL keep the faster of their two paths
+    assert not collective.default_params(B200, "TRTLLM").vllm_paths
+    assert not collective.default_params(B200, "nccl:all_reduce").vllm_paths

@@ -44,12 +44,44 @@ two ways, each from a documented rule rather than a fitted curve:
   i.e. n x per-GPU rate stays near 15 GB/s on 4 and 8 GPUs.
 
 ``link_bandwidth`` is the datasheet's per-direction intra-node bandwidth (NVLink or PCIe).
+
+The engines switch implementation at fixed sizes rather than taking the faster path, and the model follows
+them where they publish the sizes: beyond its largest own all-reduce an engine calls NCCL
+(:func:`runs_on_nccl`: the rows and serving calls take the device's NCCL parameters), and vLLM's keys time
+the path vLLM runs at each size (:func:`vllm_paths`: one-shot, two-shot, torch symmetric memory's two-shot
+or multimem) instead of the smooth minimum.
+
+Across nodes (:func:`multi_node_s`): a group spread over ``N`` nodes of ``g`` GPUs each runs the hierarchical
+algorithm of rail-optimized clusters, where every GPU of a node has its own NIC (its "rail") on a network
+plane shared with the same GPU of every other node (DGX H100 / B200: eight single-port 400 Gb/s
+ConnectX-7, one per GPU; NVIDIA DGX SuperPOD reference architecture, "rail-optimized" compute fabric,
+https://docs.nvidia.com/dgx-superpod/reference-architecture-scalable-infrastructure-h100/latest/network-fabrics.html):
+
+    all-reduce of S bytes = intra-node reduce-scatter (S over g GPUs, NVLink)
+                          + inter-node all-reduce of S / g bytes among N nodes per rail, g rails at once
+                          + intra-node all-gather (S over g GPUs, NVLink)
+    t = t_intra(all_reduce, S, g) + latency + 2 (N - 1) / N x (S / g) / (nic_bandwidth x fraction)
+
+(the two intra-node stages are the intra-node all-reduce's reduce-scatter and all-gather halves, timed
+together by the intra-node model; the same split holds for an all-gather and a reduce-scatter, with the
+(N - 1) / N factor). The node's g NICs carry the inter-node traffic together, so the network stage sees g x
+one GPU's NIC bandwidth; a flat ring over all N g GPUs at one NIC's rate (what the roofline's ring assumed)
+is g x 2 (N g - 1) / (N g) / (2 (N - 1) / N) times slower in that stage (15 x for N = 2, g = 8). NCCL's
+multi-node algorithms reach this split (its tree and NVLS-tree algorithms reduce inside the node before the
+network, https://github.com/NVIDIA/nccl/blob/master/src/graph/tuning.cc); the engines' custom all-reduce
+is for GPUs of one node only (vLLM: "Custom allreduce is disabled because this process group spans across
+nodes", ``CustomAllreduce.__init__`` in vLLM's ``custom_all_reduce.py``), so both intra-node stages run on
+NCCL's parameters. Assumptions: the stages run one after another (no pipelining of chunks across stages,
+an upper bound on a pipelined implementation by at most 2 x); the network's per-GPU rate is the datasheet's
+``inter_node_bandwidth_gb_per_s`` (each GPU's own NIC, or its share of the node's NICs) x the profile's
+``interconnect_fraction``; one fixed ``INTER_NODE_LATENCY_S`` per call (no multi-node measurements are
+public to fit it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +94,75 @@ FloatArray = npt.NDArray[np.float64]
 OPS: Final = ("all_reduce", "all_gather", "reduce_scatter", "alltoall")
 """Collectives by the names NCCL and the public tables use."""
 
+HIERARCHICAL_OPS: Final = ("all_reduce", "all_gather", "reduce_scatter")
+"""Collectives that split into an intra-node and a per-rail inter-node stage (:func:`multi_node_s`)."""
+
+INTER_NODE_LATENCY_S: Final = 10e-6
+"""Fixed time of the inter-node stage of a collective [s]: a few microseconds of InfiniBand / RoCE
+round trip per step plus NCCL's proxy (the roofline's ``collective_latency_s`` default; no multi-node
+measurements are public to fit it)."""
+
+
+MIB: Final = 2**20
+
+COMPUTE_CAPABILITY: Final[dict[str, str]] = {
+    "h100-sxm": "9.0",
+    "h100-pcie": "9.0",
+    "h200": "9.0",
+    "h20": "9.0",
+    "b200": "10.0",
+    "gb200": "10.0",
+    "b300": "10.3",
+    "gb300": "10.3",
+}
+"""Hardware profile -> CUDA compute capability, which the engines key their all-reduce dispatch on (NVIDIA,
+"CUDA GPU Compute Capability", https://developer.nvidia.com/cuda-gpus: H100 / H200 / H20 9.0, B200 / GB200
+10.0, B300 / GB300 10.3). A profile not listed gets the engines' defaults for other GPUs."""
+
+VLLM_SYMM_MEM_MAX_BYTES: Final[dict[str, dict[int, int]]] = {
+    "9.0": {2: 64 * MIB, 4: 32 * MIB, 6: 64 * MIB, 8: 64 * MIB},
+    "10.0": {2: 8 * MIB, 4: 32 * MIB, 6: 128 * MIB, 8: 128 * MIB},
+    "10.3": {2: 4 * MIB, 4: 32 * MIB, 6: 32 * MIB, 8: 64 * MIB},
+}
+"""vLLM's largest all-reduce it runs itself, by compute capability and GPU count [bytes]: up to this size
+(inclusive) its custom all-reduce or its symmetric-memory all-reduce, beyond it NCCL (``pynccl``)
+(``SYMM_MEM_ALL_REDUCE_MAX_SIZES`` in vLLM's ``all_reduce_utils.py``,
+https://github.com/vllm-project/vllm/blob/main/vllm/distributed/device_communicators/all_reduce_utils.py;
+``SymmMemCommunicator.should_use_symm_mem``: ``inp_size <= self.max_size``; ``CudaCommunicator.all_reduce``
+tries the custom all-reduce, then symmetric memory, then ``pynccl``)."""
+
+VLLM_CUSTOM_KERNEL_MAX_BYTES: Final[dict[str, dict[int, int]]] = {
+    "9.0": {2: 64 * MIB, 4: 32 * MIB, 6: MIB // 2, 8: MIB // 4},
+    "10.0": {2: 2 * MIB, 4: 2 * MIB, 6: 1 * MIB, 8: 1 * MIB},
+    "10.3": {2: 4 * MIB, 4: 4 * MIB, 6: 8 * MIB, 8: 4 * MIB},
+}
+"""vLLM's custom all-reduce kernel's size limit where symmetric memory follows it, by compute capability and
+GPU count (exclusive; capped at the 8 MiB buffer, :data:`VLLM_CUSTOM_MAX_BYTES`) [bytes]
+(``CUSTOM_ALL_REDUCE_MAX_SIZES`` in ``all_reduce_utils.py``; ``CustomAllreduce.__init__``:
+``max_size = min(CUSTOM_ALL_REDUCE_MAX_SIZES[capability][world_size], max_size)``)."""
+
+VLLM_ONE_SHOT_BELOW_BYTES: Final[tuple[tuple[int, int], ...]] = ((4, 512 * 1024), (8, 256 * 1024))
+"""vLLM's custom kernel runs one-shot (each GPU reads every peer's whole buffer) on 2 GPUs at every size,
+and on up to 4 / 8 fully connected GPUs below 512 / 256 KiB; two-shot (reduce-scatter then all-gather) above
+(``AllReduce`` dispatch in ``csrc/custom_all_reduce.cuh``,
+https://github.com/vllm-project/vllm/blob/main/csrc/custom_all_reduce.cuh)."""
+
+VLLM_MULTIMEM_GPUS: Final[dict[str, tuple[int, ...]]] = {"9.0": (4, 6, 8), "10.0": (6, 8), "10.3": (6, 8)}
+"""GPU counts on which vLLM's symmetric-memory all-reduce is torch's ``multimem_all_reduce_`` (NVLink SHARP),
+by compute capability; two-shot (``two_shot_all_reduce_``) on the others (``SymmMemCommunicator
+._WORLD_SIZES_MULTIMEM`` in vLLM's ``symm_mem.py``,
+https://github.com/vllm-project/vllm/blob/main/vllm/distributed/device_communicators/symm_mem.py)."""
+
+VLLM_CUSTOM_MAX_BYTES: Final = 8 * MIB
+"""vLLM's custom all-reduce buffer where symmetric memory does not apply (other compute capabilities, e.g.
+A100): all-reduces of at least this size run on NCCL (``CustomAllreduce(max_size=8192 * 1024)`` and
+``should_custom_ar``: ``inp_size < self.max_size``, vLLM's ``custom_all_reduce.py``,
+https://github.com/vllm-project/vllm/blob/main/vllm/distributed/device_communicators/custom_all_reduce.py)."""
+
+TRTLLM_WORKSPACE_BYTES: Final[tuple[int, int]] = (16_000_000, 8_000_000)
+"""TensorRT-LLM's custom all-reduce workspace per rank for 2 GPUs and for more [bytes]; larger messages run
+on NCCL (``getMaxRequiredWorkspaceSize`` in ``cpp/tensorrt_llm/common/customAllReduceUtils.h``,
+https://github.com/NVIDIA/TensorRT-LLM/blob/main/cpp/tensorrt_llm/common/customAllReduceUtils.h)."""
 
 SWITCH_SHARPNESS: Final = 4.0
 """q of the smooth minimum between the two algorithms: within 19 % of the faster path where both are equal,
@@ -110,6 +211,16 @@ class Params:
     pcie: bool = False
     """The GPUs meet over PCIe only (``datasheet.intra_node_link == "pcie"``): no custom all-reduce beyond two
     GPUs, and a shared host path beyond two (see the module docstring; not fitted)."""
+    symm_latency_s: float = 1e-5
+    """vLLM only: fixed time of its torch symmetric-memory multimem all-reduce (NVLink SHARP: the switch
+    reduces), the path between its custom kernel's and NCCL's sizes on the GPU counts that use it
+    (:func:`vllm_paths`) [s]."""
+    symm_bandwidth_fraction: float = 0.5
+    """vLLM only: achieved fraction of link bandwidth of the multimem all-reduce (ring traffic; may exceed 1,
+    the reduction happens in the switch) [-]."""
+    vllm_paths: bool = False
+    """The key is vLLM's (``vLLM_custom...``): its paths switch at vLLM's published sizes (:func:`vllm_paths`)
+    instead of the faster of the two (not fitted)."""
 
 
 BOUNDS: Final[dict[str, tuple[float, float]]] = {
@@ -121,6 +232,8 @@ BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "contention_exponent": (-1.0, 3.0),  # negative: see the field
     "host_bandwidth_ratio": (0.01, 4.0),
     "host_floor_s": (0.0, 2e-4),
+    "symm_latency_s": (5e-7, 2e-4),
+    "symm_bandwidth_fraction": (0.005, 1.5),
 }
 """Bandwidth fractions may exceed 1: NVLS reduces in the switch, so an all-reduce's bus bandwidth can
 exceed the per-direction link rate (NCCL 2.17+, NVLink SHARP)."""
@@ -160,6 +273,8 @@ def default_params(hardware: HardwareProfile, dtype: str = "nccl") -> Params:
         link_bandwidth_bytes_per_s=link_bandwidth_bytes_per_s(hardware),
         one_shot=not dtype.lower().startswith("nccl"),
         pcie=shared,
+        symm_bandwidth_fraction=eff.interconnect_fraction,
+        vllm_paths=dtype.startswith("vLLM") and not shared,
     )
 
 
@@ -187,9 +302,13 @@ class CollectiveBreakdown:
     small_s: FloatArray
     large_s: FloatArray
     host_floor_s: FloatArray
+    chosen_s: FloatArray | None = None
+    """The path the implementation runs at each size where it switches at fixed sizes (vLLM), else None."""
 
     @property
     def total(self) -> FloatArray:
+        if self.chosen_s is not None:
+            return np.asarray(np.maximum(self.host_floor_s, self.chosen_s), dtype=np.float64)
         faster = np.minimum(self.small_s, self.large_s)
         ratio = faster / np.maximum(self.small_s, self.large_s)
         # a smooth minimum: the tuner's choice is sharp per size, but measurements blur the switch (each
@@ -239,10 +358,34 @@ def breakdown(
         + size * ring / (rate * params.large_bandwidth_fraction)
     )
     floor = params.host_floor_s * (np.ones_like(n) if eager is None else np.asarray(eager, dtype=np.float64))
+    chosen = None
+    if params.vllm_paths:
+        one, two, symm = vllm_paths(hardware, message_bytes=size, num_gpus=num_gpus)
+        multimem = np.zeros(n.shape, dtype=bool)
+        for gpus in VLLM_MULTIMEM_GPUS.get(COMPUTE_CAPABILITY.get(hardware.name, ""), ()):
+            multimem |= symm & (n == gpus)
+        # multimem: the switch reduces (no per-peer contention); the other GPU counts run symmetric memory's
+        # two-shot, the custom kernel's two-shot algorithm on peer memory plus a copy in and out of the
+        # symmetric buffer (two passes over the message in device memory)
+        copies = 2.0 * 2.0 * size / hardware.memory_bandwidth_bytes_per_s
+        symm_s = np.where(
+            multimem,
+            params.symm_latency_s + size * ring / (link * params.symm_bandwidth_fraction),
+            large + copies,
+        )
+        # beyond its symmetric memory vLLM calls NCCL (runs_on_nccl: those sizes take NCCL's key); the
+        # faster path stands in where a caller still times them with this key
+        beyond = np.minimum(small, large)
+        chosen = np.where(
+            is_all_reduce,
+            np.where(one, small, np.where(two, large, np.where(symm, symm_s, beyond))),
+            np.minimum(small, large),
+        )
     return CollectiveBreakdown(
         np.asarray(small, dtype=np.float64),
         np.asarray(large, dtype=np.float64),
         np.asarray(np.broadcast_to(floor, n.shape), dtype=np.float64),
+        None if chosen is None else np.asarray(chosen, dtype=np.float64),
     )
 
 
@@ -269,3 +412,131 @@ def time_s(
     return breakdown(
         hardware, params, message_bytes=message_bytes, num_gpus=num_gpus, op=op, eager=eager
     ).total
+
+
+def node_split(group: int, span: int, scale_up_domain: int) -> tuple[int, int]:
+    """(nodes, GPUs per node) of a collective of ``group`` GPUs spread over ``span`` devices, filled into
+    scale-up domains (nodes) of ``scale_up_domain`` devices [-]: ``ceil(span / domain)`` nodes, and the
+    group's GPUs evenly over them (the fullest node's count)."""
+    if group < 1 or span < 1 or scale_up_domain < 1:
+        raise CostmodelError("collective group, span and scale_up_domain must be >= 1")
+    nodes = max(1, -(-max(span, group) // scale_up_domain))
+    return nodes, max(1, -(-group // nodes))
+
+
+def inter_node_bandwidth_bytes_per_s(hardware: HardwareProfile) -> float:
+    """Per-GPU, per-direction network bandwidth from the datasheet [bytes/s]; a clear error if absent."""
+    link = hardware.datasheet.inter_node_bandwidth_gb_per_s
+    if link is None:
+        raise CostmodelError(
+            f"hardware {hardware.name!r} has no datasheet.inter_node_bandwidth_gb_per_s: add it to the "
+            "profile to time collectives across nodes"
+        )
+    return float(link.value) * 1e9
+
+
+def multi_node_s(
+    hardware: HardwareProfile,
+    intra_s: npt.ArrayLike,
+    *,
+    message_bytes: npt.ArrayLike,
+    nodes: int,
+    gpus_per_node: int,
+    op: str = "all_reduce",
+    interconnect_fraction: float,
+    latency_s: float = INTER_NODE_LATENCY_S,
+) -> FloatArray:
+    """Time of one hierarchical collective across ``nodes`` nodes of ``gpus_per_node`` GPUs [s] (module
+    docstring): ``intra_s`` (the intra-node stages: the same collective of the whole buffer among the node's
+    GPUs, 0 for one GPU per node) + ``latency_s`` + the per-rail stage, ``bus_factor(op, nodes)`` x
+    ``message_bytes / gpus_per_node`` over one GPU's network bandwidth x ``interconnect_fraction``.
+
+    Parameters
+    ----------
+    intra_s : time of the intra-node stages [s].
+    message_bytes : the collective's buffer (nccl-tests' size) [bytes].
+    nodes, gpus_per_node : the group's layout (:func:`node_split`) [-].
+    op : one of :data:`HIERARCHICAL_OPS`.
+    interconnect_fraction : achieved fraction of the network bandwidth [-].
+    """
+    if op not in HIERARCHICAL_OPS:
+        raise CostmodelError(f"collective op {op!r} has no hierarchical form: use one of {HIERARCHICAL_OPS}")
+    if nodes < 1 or gpus_per_node < 1:
+        raise CostmodelError("collective nodes and gpus_per_node must be >= 1")
+    size = np.asarray(message_bytes, dtype=np.float64)
+    rail = inter_node_bandwidth_bytes_per_s(hardware) * interconnect_fraction
+    network = np.where(nodes > 1, latency_s + bus_factor(op, nodes) * size / gpus_per_node / rail, 0.0)
+    return np.asarray(np.asarray(intra_s, dtype=np.float64) + network, dtype=np.float64)
+
+
+def runs_on_nccl(
+    hardware: HardwareProfile, key: str, *, message_bytes: npt.ArrayLike, num_gpus: npt.ArrayLike
+) -> npt.NDArray[np.bool_]:
+    """Whether an engine's all-reduce (parameter ``key``: ``vLLM_custom...`` or ``TRTLLM``) of this size among
+    this many GPUs hands over to NCCL, at the engine's published size limits (:data:`VLLM_SYMM_MEM_MAX_BYTES`,
+    :data:`VLLM_CUSTOM_MAX_BYTES`, :data:`TRTLLM_WORKSPACE_BYTES`); NCCL's own keys never switch, nor do
+    devices whose GPUs meet over PCIe only, whose custom-all-reduce parameters already are NCCL's ring beyond
+    two GPUs and the same PCIe link for two (module docstring)."""
+    size = np.asarray(message_bytes, dtype=np.float64)
+    if hardware.datasheet.intra_node_link == "pcie" or not key.startswith(("vLLM", "TRTLLM")):
+        return np.zeros(np.broadcast_shapes(size.shape, np.shape(num_gpus)), dtype=bool)
+    if key.startswith("TRTLLM"):
+        two, more = TRTLLM_WORKSPACE_BYTES
+        return np.asarray(size > np.where(np.asarray(num_gpus) <= 2, two, more))
+    custom_max, _, symm_max = _vllm_limits(hardware, num_gpus)
+    return np.asarray((size >= custom_max) & (size > symm_max))
+
+
+def vllm_paths(
+    hardware: HardwareProfile, *, message_bytes: npt.ArrayLike, num_gpus: npt.ArrayLike
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Which of vLLM's own all-reduce paths runs at each size (one-shot custom kernel, two-shot custom kernel,
+    torch symmetric memory), at vLLM's published sizes (:data:`VLLM_ONE_SHOT_BELOW_BYTES`,
+    :data:`VLLM_CUSTOM_KERNEL_MAX_BYTES`, :data:`VLLM_SYMM_MEM_MAX_BYTES`); none of the three: NCCL
+    (:func:`runs_on_nccl`). Devices without vLLM's symmetric-memory tables: the custom kernel below 8 MiB."""
+    size = np.asarray(message_bytes, dtype=np.float64)
+    custom_max, one_shot_below, symm_max = _vllm_limits(hardware, num_gpus)
+    custom = size < custom_max
+    one = custom & (size < one_shot_below)
+    symm = ~custom & (size <= symm_max)
+    return np.asarray(one), np.asarray(custom & ~one), np.asarray(symm)
+
+
+def _vllm_limits(hardware: HardwareProfile, num_gpus: npt.ArrayLike) -> tuple[Any, Any, Any]:
+    """vLLM's (custom kernel's exclusive limit, one-shot's exclusive limit, symmetric memory's inclusive
+    limit; 0: none) [bytes] on ``hardware`` for ``num_gpus``: floats for one GPU count, else arrays."""
+    capability = COMPUTE_CAPABILITY.get(hardware.name, "")
+
+    def limits(gpus: float) -> tuple[float, float, float]:
+        custom = VLLM_CUSTOM_KERNEL_MAX_BYTES.get(capability, {}).get(int(gpus), VLLM_CUSTOM_MAX_BYTES)
+        below = next((float(b) for g, b in VLLM_ONE_SHOT_BELOW_BYTES if gpus <= g), 0.0)
+        return (
+            float(min(custom, VLLM_CUSTOM_MAX_BYTES)),
+            np.inf if gpus <= 2 else below,
+            float(VLLM_SYMM_MEM_MAX_BYTES.get(capability, {}).get(int(gpus), 0)),
+        )
+
+    if np.ndim(num_gpus) == 0:  # the serving path: one group size per call
+        return limits(float(np.asarray(num_gpus)))
+    n = np.asarray(num_gpus, dtype=np.float64)
+    out = [np.zeros(n.shape) for _ in range(3)]
+    for gpus in np.unique(n).tolist():
+        for array, value in zip(out, limits(gpus), strict=True):
+            array[n == gpus] = value
+    return out[0], out[1], out[2]
+
+
+def switch_bytes(hardware: HardwareProfile, key: str, num_gpus: int) -> list[float]:
+    """The message sizes at which an engine's all-reduce (``key``) changes path among ``num_gpus`` GPUs
+    [bytes]: vLLM's one-shot / two-shot / symmetric-memory / NCCL switches (:func:`vllm_paths`,
+    :func:`runs_on_nccl`), TensorRT-LLM's NCCL hand-over; none for NCCL or PCIe devices."""
+    if hardware.datasheet.intra_node_link == "pcie":
+        return []
+    if key.startswith("TRTLLM"):
+        two, more = TRTLLM_WORKSPACE_BYTES
+        return [float(two if num_gpus <= 2 else more) + 1.0]
+    if not key.startswith("vLLM"):
+        return []
+    custom_max, one_shot_below, symm_max = _vllm_limits(hardware, num_gpus)
+    found = [float(one_shot_below), float(custom_max)] + ([float(symm_max) + 1.0] if symm_max > 0 else [])
+    return sorted({v for v in found if np.isfinite(v) and v > 0})

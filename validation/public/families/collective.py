@@ -19,6 +19,7 @@ import pandas as pd
 
 from costmodel.errors import CostmodelError
 from costmodel.kernels import collective
+from costmodel.registry import load_hardware
 
 KERNEL_MODULE = collective
 OP_NAMES = ("all_reduce", "all_gather", "reduce_scatter", "alltoall")
@@ -72,9 +73,26 @@ def _is_eager(table: pd.DataFrame) -> npt.NDArray[np.bool_]:
 
 def params_key(table: pd.DataFrame) -> npt.NDArray[np.str_]:
     """``nccl:<op>`` for NCCL rows, the custom all-reduce implementation (the kernel source without its
-    execution mode) otherwise."""
+    execution mode) otherwise, except where the engine hands the all-reduce over to NCCL at its published
+    size limit (:func:`costmodel.kernels.collective.runs_on_nccl`, by the ``hardware`` column's profile):
+    those rows are NCCL's all-reduce."""
     op = table["op_name"].astype(str).to_numpy(dtype=str)
-    return np.asarray(np.where(_is_nccl(table), np.char.add("nccl:", op), _implementation(table)), dtype=str)
+    keys = np.asarray(np.where(_is_nccl(table), np.char.add("nccl:", op), _implementation(table)), dtype=str)
+    if "hardware" not in table:
+        return keys
+    sizes = shapes(table)
+    handed = np.zeros(len(table), dtype=bool)
+    hardware_names = table["hardware"].to_numpy(dtype=str)
+    for name in np.unique(hardware_names):
+        for key in np.unique(keys[hardware_names == name]):
+            mask = (hardware_names == name) & (keys == key)
+            handed[mask] = collective.runs_on_nccl(
+                load_hardware(str(name)),
+                str(key),
+                message_bytes=sizes["message_bytes"][mask],
+                num_gpus=sizes["num_gpus"][mask],
+            )
+    return np.asarray(np.where(handed, "nccl:all_reduce", keys), dtype=str)
 
 
 def dtype(table: pd.DataFrame) -> npt.NDArray[np.str_]:
