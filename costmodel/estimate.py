@@ -231,6 +231,7 @@ class _Setup:
             expert_dtype=w.expert_dtype,
             expert_activation_dtype=w.expert_activation_dtype,
             component_dtypes=w.component_formats or None,
+            count_launches=self.efficiency.execution_mode == "eager",  # read only by eager timing
         )
 
     @property

@@ -49,9 +49,9 @@ every layer on its own data, so the cache terms are switched off.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -72,6 +72,7 @@ from costmodel.roofline import op_times as roofline_op_times
 from costmodel.specs import Efficiency, HardwareProfile
 
 FloatArray = npt.NDArray[np.float64]
+T = TypeVar("T")
 TimeModel = Literal["auto", "roofline", "kernels"]
 TIME_MODELS: tuple[TimeModel, ...] = ("auto", "roofline", "kernels")
 
@@ -143,12 +144,14 @@ def launch_s(hardware: HardwareProfile, efficiency: Efficiency | None = None) ->
     call the public tables time, 2-3 us on H100 / B200) where it has one, else the profile's
     ``kernel_overhead_s`` (an assumption, 5 us by default)."""
     from costmodel.kernels import gemm, params_for
+    from costmodel.memo import remember
 
     eff = efficiency or hardware.efficiency
     calibration = hardware.kernel_calibration
     if calibration is None or "bf16" not in calibration.params.get("gemm", {}):
         return eff.kernel_overhead_s
-    return float(params_for(hardware, gemm, "bf16").launch_s)
+    # the parameter lookup costs more than a small pass's kernels: kept per device
+    return remember(hardware, (launch_s,), lambda: float(params_for(hardware, gemm, "bf16").launch_s))
 
 
 def uses_kernels(hardware: HardwareProfile, efficiency: Efficiency) -> bool:
@@ -216,7 +219,7 @@ def op_times(
             if scale_up_domain is not None:
                 inside = (op.span or op.group) <= scale_up_domain
             if inside:
-                comm[i] = _collective_s(hardware, chooser, shape)
+                comm[i] = chooser.remember(_collective_s, shape)
             elif scale_up_domain is not None and shape.op in HIERARCHICAL_OPS:
                 nodes, per_node = node_split(shape.group, op.span or op.group, scale_up_domain)
                 local = dataclasses.replace(shape, group=per_node)
@@ -232,17 +235,13 @@ def op_times(
             else:
                 compute[i] = compute[i] + overhead
         elif isinstance(shape, AttentionShape):
-            t = _attention_s(hardware, chooser, shape)
+            t = chooser.remember(_attention_s, shape)
         elif isinstance(shape, MlaUpShape):
             stored, inputs = op.weight_dtype or weight_dtype, op.compute_dtype or activation_dtype
             t = _mla_up_s(hardware, chooser, shape, stored, inputs)
         elif isinstance(shape, MoEShape):
-            t = _moe_s(
-                hardware,
-                chooser,
-                shape,
-                expert_dtype or weight_dtype,
-                expert_activation_dtype or activation_dtype,
+            t = chooser.remember(
+                _moe_s, shape, expert_dtype or weight_dtype, expert_activation_dtype or activation_dtype
             )
         if t is not None:
             kernel_s[i] = t
@@ -273,9 +272,12 @@ def op_times(
         scale = np.where(top > 0, t / np.where(top > 0, top, 1.0), 0.0)
         compute[i] = np.asarray(np.where(top > 0, c * scale, t))
         memory[i] = np.asarray(m * scale)
+    dispatching = eff.execution_mode == "eager" or hardware.device_kind == "cpu"
     for i, op in enumerate(ops):  # the eager host's dispatch and the pass's fixed cost (costmodel.execution)
         if host and op.kind not in COLLECTIVES:
             dispatch, step = host_s(op, eff)
+            if not (dispatching or step):
+                continue  # a GPU in graphs mode: no dispatch, and this operator carries no fixed cost
             c, m = host_terms(compute[i], memory[i], dispatch, same_core=hardware.device_kind == "cpu")
             compute[i], memory[i] = c + step, m + step
     return dataclasses.replace(
@@ -325,6 +327,15 @@ class _Keys:
             if mine or anyone:
                 return (mine or anyone)[0]
         return default
+
+    def remember(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(self.hardware, self, *args)``, computed once per distinct device, engine, launch cost,
+        ``fn`` and argument values (:func:`costmodel.memo.remember`): a planner's passes repeat the same
+        kernels on a device many times."""
+        from costmodel.memo import remember
+
+        key = (self.engine, self.launch_s, fn, *args)
+        return remember(self.hardware, key, lambda: fn(self.hardware, self, *args))
 
     def params(self, family: ModuleType, key: str) -> Any:
         # kept across calls: a planner times thousands of passes on a handful of devices
@@ -394,8 +405,6 @@ def _gemms_s(
 ) -> dict[int, FloatArray]:
     """Every GEMM operator's time, one :func:`costmodel.kernels.gemm.time_s` call per parameter key (the
     operators' token counts side by side), by operator index; operators that keep the roofline are absent."""
-    from costmodel.kernels import gemm
-
     groups: dict[str, list[int]] = {}
     for i, op in enumerate(ops):
         if isinstance(op.kernel, GemmShape) and not op.sparse:
@@ -411,19 +420,34 @@ def _gemms_s(
         which = np.concatenate([np.full(m.size, j, dtype=np.float64) for j, m in enumerate(ms)])
         n_of = np.array([s.n for s in shapes if isinstance(s, GemmShape)])
         k_of = np.array([s.k for s in shapes if isinstance(s, GemmShape)])
-        params = keys.params(gemm, key)
-        flat = _on_unique(
-            lambda m, w, p=params, n_of=n_of, k_of=k_of: gemm.time_s(
-                hardware, p, m=np.maximum(m, 1.0), n=n_of[w.astype(np.int64)], k=k_of[w.astype(np.int64)]
-            ),
-            np.concatenate([m.ravel() for m in ms]),
-            which,
-        )
+        flat = keys.remember(_gemm_group_s, key, np.concatenate([m.ravel() for m in ms]), which, n_of, k_of)
         start = 0
         for i, m in zip(members, ms, strict=True):
             out[i] = np.asarray(np.where(m > 0, flat[start : start + m.size].reshape(m.shape), 0.0))
             start += m.size
     return out
+
+
+def _gemm_group_s(
+    hardware: HardwareProfile,
+    keys: _Keys,
+    key: str,
+    m: FloatArray,
+    which: FloatArray,
+    n_of: FloatArray,
+    k_of: FloatArray,
+) -> FloatArray:
+    """GEMM times of ``m`` rows through the ``which``-th of the (``n_of``, ``k_of``) weights [s]."""
+    from costmodel.kernels import gemm
+
+    params = keys.params(gemm, key)
+    return _on_unique(
+        lambda mm, w: gemm.time_s(
+            hardware, params, m=np.maximum(mm, 1.0), n=n_of[w.astype(np.int64)], k=k_of[w.astype(np.int64)]
+        ),
+        m,
+        which,
+    )
 
 
 def _gemm_s(

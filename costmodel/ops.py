@@ -77,7 +77,7 @@ from costmodel.memory import (
     tensor_bytes,
 )
 from costmodel.params import Tensor, tensors
-from costmodel.specs import ModelProfile
+from costmodel.specs import AttentionSpan, ModelProfile
 
 FloatArray = npt.NDArray[np.float64]
 OpKind = Literal["matmul", "attention", "elementwise", "allreduce", "alltoall", "allgather", "reducescatter"]
@@ -211,6 +211,13 @@ def _weights_by_op(
     return out
 
 
+@lru_cache(maxsize=256)
+def _kv_token_bytes(model: ModelProfile, kv_dtype: str, span: AttentionSpan = "sliding") -> float:
+    """Bytes of one token's cached K and V in one layer of ``span``'s geometry [bytes]. Remembered per
+    model and format: the exact count costs more than a small pass's arithmetic."""
+    return float(storage_bytes(kv_elements_per_token(model, span), kv_dtype))
+
+
 def _copies_per_layer(model: ModelProfile, t: Tensor) -> float:
     layers = {
         "attention": model.n_attention_layers,
@@ -245,6 +252,7 @@ def forward_ops(
     expert_dtype: str | None = None,
     expert_activation_dtype: str | None = None,
     component_dtypes: Mapping[str, str] | None = None,
+    count_launches: bool = True,
 ) -> tuple[Op, ...]:
     """The operators of one forward pass over ``new_tokens`` per sequence after ``past_tokens``.
 
@@ -279,6 +287,9 @@ def forward_ops(
     sparsity : {"none", "2:4"}
         2:4 structured sparsity of the compressible matmul weights (as :func:`costmodel.memory.weight_bytes`):
         their bytes shrink and their operators are marked ``sparse`` (sparse tensor cores).
+    count_launches : bool
+        Set each operator's eager kernel count (``Op.launches``, :func:`costmodel.execution.eager_launches`);
+        False leaves the default 1, for a caller timing in the 'graphs' execution mode, which never reads it.
     """
     B = np.asarray(batch_size, dtype=np.float64)
     n = np.asarray(new_tokens, dtype=np.float64)
@@ -497,7 +508,7 @@ def forward_ops(
                 kernel=MlaUpShape(zero + T, zero + context, zero + n, H / tp, mla_dims),
             )
         # attention core, one operator per window (gpt-oss: full and 128-token local layers)
-        kv_token = float(storage_bytes(kv_elements_per_token(model), kv_dtype))  # per layer
+        kv_token = _kv_token_bytes(model, kv_dtype)  # per layer
         # KV heads split over TP, replicated once tp exceeds them; the MLA latent is replicated
         kv_split = 1 if mla else min(tp, model.kv_heads)
         groups = model.attention_groups
@@ -526,7 +537,7 @@ def forward_ops(
                 hd, hkv = model.attention_geometry(kind)
                 n_kv = hkv
                 qk_dim = v_dim = hd
-                kv_token = float(storage_bytes(kv_elements_per_token(model, kind), kv_dtype))
+                kv_token = _kv_token_bytes(model, kv_dtype, kind)
                 kv_split = min(tp, hkv)
             flop = 2.0 * B * keys * H * (qk_dim + v_dim) / tp
             cached = past + n if window is None else np.minimum(past + n, window)
@@ -759,4 +770,6 @@ def forward_ops(
         )
     else:
         matmul("lm_head", "output_head", "lm_head", 1, head_tokens, d, model.vocab_size)
+    if not count_launches:
+        return tuple(ops)
     return eager_launches(model, ops, tokens=T, ep=ep, attention_impl=attention_impl)

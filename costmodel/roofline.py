@@ -184,6 +184,7 @@ def op_times(
     bandwidth = hardware.memory_bandwidth_bytes_per_s * eff.memory_bandwidth_fraction
     compute, memory, comm = [], [], []
     cpu = hardware.device_kind == "cpu"
+    eager = eff.execution_mode == "eager"
     kernels = {op.name: op.kernel for op in ops} if cpu else {}
     for op in ops:
         if op.kind in COLLECTIVES:
@@ -212,8 +213,10 @@ def op_times(
         dispatch, step = host_s(op, eff)
         if cpu:  # the BLAS's weight-packing pass, serialized with the compute on the same core
             dispatch = dispatch + gemm_pack_s(op, eff, kernels, bandwidth)
-        c, m = host_terms(c, m, dispatch, same_core=cpu)
-        c, m = c + step, m + step
+        if cpu or eager:  # (in graphs mode a GPU operator has no dispatch: its times stay as they are)
+            c, m = host_terms(c, m, dispatch, same_core=cpu)
+        if step:
+            c, m = c + step, m + step
         compute.append(c)
         memory.append(m)
         comm.append(np.zeros(()))

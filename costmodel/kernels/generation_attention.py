@@ -357,6 +357,26 @@ EXHAUSTIVE_SPLITS = 16
 """Split counts up to this many are all tried by :func:`best_splits`; above it, the powers of two and the
 cap."""
 
+BEST_SPLITS_CHUNK_ELEMENTS = 1 << 16
+"""Most (candidate, point) pairs :func:`best_splits` times in one array pass: bounds its temporaries on
+large grids while small calls (a serving step: tens of points) take a single pass."""
+
+
+def split_candidates(max_allowed: npt.ArrayLike) -> FloatArray:
+    """The split counts :func:`best_splits` compares, in its order of preference on a tie [-]: 1, then
+    every count from 2 to ``EXHAUSTIVE_SPLITS`` and the powers of two up to the largest ``max_allowed``,
+    each capped at the point's ``max_allowed``, then ``max_allowed`` itself. Shape ``(candidates,
+    *max_allowed.shape)``."""
+    top = np.asarray(max_allowed, dtype=np.float64)
+    limit = float(np.max(top)) if top.size else 1.0
+    counts = sorted(
+        {float(c) for c in range(2, EXHAUSTIVE_SPLITS + 1)}
+        | {2.0**k for k in range(1, int(np.log2(max(limit, 1.0))) + 1)}
+    )
+    column = (slice(None),) + (None,) * top.ndim
+    capped = np.minimum(np.asarray(counts)[column], top)
+    return np.concatenate([np.ones((1, *top.shape)), capped, top[None]])
+
 
 def best_splits(
     params: Params,
@@ -368,11 +388,15 @@ def best_splits(
     overhead: Overhead | None = None,
 ) -> FloatArray:
     """The split count that minimises the kernel time [-], among every count from 1 to
-    ``EXHAUSTIVE_SPLITS`` and the powers of two up to ``max_allowed`` (and ``max_allowed`` itself).
+    ``EXHAUSTIVE_SPLITS`` and the powers of two up to ``max_allowed`` (and ``max_allowed`` itself)
+    (:func:`split_candidates`); on a tie, the earlier candidate.
 
     With waves, the overlap's min and the reduction pass the time is not convex in the count, so counts
     are compared, not solved for. The candidates depend on the length and the parameters only, never on
     the batch, so the chosen time never falls as the batch grows (each candidate's time rises with it).
+    Every candidate at every point is timed in one array pass (in chunks of
+    ``BEST_SPLITS_CHUNK_ELEMENTS``): a serving step asks for tens of points, where per-call overhead,
+    not arithmetic, is the cost.
     """
     moved = np.asarray(total_bytes, dtype=np.float64)
     groups = np.asarray(ctas_unsplit, dtype=np.float64)
@@ -380,18 +404,25 @@ def best_splits(
     if overhead is None:
         overhead = Overhead(np.asarray(params.cta_overhead_s), np.asarray(0.0))
     work = np.asarray(flop, dtype=np.float64)
-    shape = np.broadcast(moved, groups, top).shape
-    best = np.ones(shape)
-    best_s = _time_at_splits(params, moved, work, groups, best, overhead)
-    limit = float(np.max(top)) if top.size else 1.0
-    counts = sorted(
-        {float(c) for c in range(2, EXHAUSTIVE_SPLITS + 1)}
-        | {2.0**k for k in range(1, int(np.log2(max(limit, 1.0))) + 1)}
-    )
-    for count in [*counts, None]:
-        candidate = top if count is None else np.minimum(count, top)
-        candidate = np.broadcast_to(candidate, shape)
-        t = _time_at_splits(params, moved, work, groups, candidate, overhead)
-        best = np.where(t < best_s, candidate, best)
-        best_s = np.minimum(t, best_s)
-    return np.asarray(best, dtype=np.float64)
+    per_cta, fixed = (np.asarray(x, dtype=np.float64) for x in overhead)
+    columns = np.broadcast_arrays(moved, work, groups, top, per_cta, fixed)
+    shape = columns[0].shape
+    moved, work, groups, top, per_cta, fixed = (np.ravel(c) for c in columns)
+    candidates = split_candidates(top)  # (candidates, points)
+    step = max(1, BEST_SPLITS_CHUNK_ELEMENTS // len(candidates))
+    best = np.ones(top.size)
+    for lo in range(0, top.size, step):
+        part = slice(lo, lo + step)
+        t = _time_at_splits(
+            params,
+            moved[None, part],
+            work[None, part],
+            groups[None, part],
+            candidates[:, part],
+            Overhead(per_cta[None, part], fixed[None, part]),
+        )
+        undefined = np.isnan(t)
+        if undefined.any():  # a NaN time ends the comparison there, as a scan's ``<`` would
+            t = np.where(np.logical_or.accumulate(undefined, axis=0), np.inf, t)
+        best[part] = np.take_along_axis(candidates[:, part], np.argmin(t, axis=0)[None], axis=0)[0]
+    return best.reshape(shape)
