@@ -726,6 +726,9 @@ def _chain(prep: _Prepared, lam: FloatArray, B: IntArray) -> _Chain:
         phi = running * _ex(1.0 - u) / (step_s * _ex(occupancy))
         pi, tail = birth_death(lam, phi)  # tail: P(n > K), every slot busy
         mean_batch = np.maximum((pi * running0).sum(axis=-1) + tail * B, 1e-9)
+        # a transient round (lambda >= phi(K): pi NaN, tail inf) has every slot busy; without this its
+        # NaN batch made the next round's departure rates NaN and the whole call fail near saturation
+        mean_batch = np.where(np.isfinite(mean_batch), mean_batch, B.astype(np.float64))
     second = (pi * running0**2).sum(axis=-1) + tail * B.astype(np.float64) ** 2
     waiting = np.arange(prep.decode_s.size + 1) >= _ex(B)  # n >= B
     prompt_s, _ = _prompt_load(prep, mean_batch, lam)

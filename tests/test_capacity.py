@@ -549,3 +549,21 @@ def test_the_search_caps_at_max_replicas_exactly_as_the_criterion_does() -> None
         else:
             assert row.feasible
             assert row.replicas == fewest
+
+
+def test_rates_past_saturation_are_unstable_not_an_error() -> None:
+    """A rate sweep across saturation (the Capacity page's curve) marks the rates past it unstable. Where
+    the chain's first fixed-point round was transient (DeepSeek-V3 on 8 B200s, batch limit 64), its NaN
+    batch used to make the next round's departure rates NaN and the whole call raise."""
+    engine = Engine.build("deepseek-v3", "b200", tp=8, max_batch_size=256)
+    traffic = Traffic(
+        1.0, Lengths.lognormal(512, 0.8, max_tokens=8192), Lengths.geometric(128, max_tokens=8192)
+    )
+    saturation = float(analyze(engine, traffic, rate_per_s=1.0, max_batch_size=64, samples=64).max_rate_per_s)
+    rates = np.linspace(0.9, 1.3, 41) * saturation
+    m = analyze(engine, traffic, rate_per_s=rates, max_batch_size=64, samples=256)
+    stable = np.asarray(m.stable)
+    assert stable[0]
+    assert not stable[-1]
+    assert not np.any(stable[1:] & ~stable[:-1])  # stable below a rate, unstable above it
+    assert np.all(np.isfinite(np.asarray(m.quantile("ttft", 0.99))[stable]))
