@@ -424,11 +424,13 @@ class LoopParts:
     def wave_ttft_s(self, params: LoopParams) -> FloatArray:
         """Mean TTFT of a wave of every client's prompt arriving at once [s] (the benchmark's first cycle):
         the R admitted prompts prefilled first come first served, (R - 1) isl / (2 P) + ceil(isl / P)
-        wave iterations on average, P the prompt budget; clients past R pay the steady state's TTFT."""
+        wave iterations on average, P the prompt budget; clients past R pay the steady state's TTFT, and at
+        least the admitted prompts' mean: they arrived with the wave and wait for its slots to free, so more
+        clients than slots never lower a wave's mean TTFT."""
         running, clients = self.running, self.concurrency / self.ranks
         iterations = (running - 1.0) * self.isl / (2.0 * self.prompt_budget) + self.chunks
         admitted = params.request_overhead_s + iterations * (self._wave_s(params) + params.step_overhead_s)
-        rest = (clients - running) * self.steady_ttft_s(params)
+        rest = (clients - running) * np.maximum(self.steady_ttft_s(params), admitted)
         return np.asarray((running * admitted + rest) / clients)
 
 
