@@ -512,3 +512,38 @@ def test_the_qwen3_32b_row_of_32_workers_is_predicted_as_one_worker_of_13_client
     assert rows.loc["one-worker", "concurrency"] == 13
     both = rows[["predicted_ttft_ms", "predicted_tpot_ms"]].to_numpy()
     np.testing.assert_allclose(both[0], both[1], rtol=1e-12)
+
+
+def test_vllm_rows_stating_attention_dp_are_one_tp_engine() -> None:
+    """Only aggregated vLLM rows with attention_dp_size > 1 are read as one engine of tp_size GPUs: InferenceX's
+    vLLM scripts launch no data parallelism."""
+    from validation.public.inferencex import vllm_single_engine
+
+    table = pd.DataFrame(
+        {
+            "backend": ["vllm", "vllm", "vllm", "trtllm", "sglang", "vllm"],
+            "mode": ["agg", "agg", "agg", "agg", "agg", "disagg"],
+            "attention_dp_size": [2.0, 1.0, np.nan, 8.0, 8.0, 2.0],
+        }
+    )
+    assert vllm_single_engine(table).tolist() == [True, False, False, False, False, False]
+
+
+def test_a_vllm_attention_dp_row_predicts_its_tp_twin(tmp_path: Path) -> None:
+    """MiniMax-M2.5 on B200 with vLLM, stated as tp 2 / attention DP 2 / EP 4 with 32 sequences per rank and 64
+    clients, is predicted as the tp 2 / EP 2 engine with all 64 clients and 64 sequences: the same TTFT and
+    TPOT as that twin row."""
+    table = pd.read_csv(DATA / "silicon_sample.csv")
+    row = table[table["id"] == "2026_04_06_minimax_m2_5_b200_sxm_vllm_fp8_agg_1024x1024_c64_tp2_ep2_1395"]
+    assert len(row) == 1
+    assert (row["attention_dp_size"].iloc[0], row["moe_ep_size"].iloc[0]) == (2, 4)
+    twin = row.assign(id="twin", attention_dp_size=1.0, moe_ep_size=2.0, moe_tp_size=1.0, batch_size=64.0)
+    pd.concat([row, twin]).to_csv(tmp_path / "silicon_sample.csv", index=False)
+    (tmp_path / "model_configs").mkdir()
+    name = "MiniMaxAI--MiniMax-M2.5_config.json"
+    shutil.copy(DATA / "model_configs" / name, tmp_path / "model_configs" / name)
+    rows = predict_silicon(tmp_path, {"vllm": LoopParams(step_overhead_s=1e-3)}).set_index("id")
+    assert rows["covered"].all()
+    dp, tp = rows.loc[row["id"].iloc[0]], rows.loc["twin"]
+    assert dp["predicted_ttft_ms"] == pytest.approx(tp["predicted_ttft_ms"], rel=1e-12)
+    assert dp["predicted_tpot_ms"] == pytest.approx(tp["predicted_tpot_ms"], rel=1e-12)

@@ -75,6 +75,40 @@ def is_inferencex(table: pd.DataFrame) -> pd.Series:
     return source.isin(SOURCE_FILES)
 
 
+VLLM_SCRIPTS_WITHOUT_DATA_PARALLEL = (
+    f"{REPOSITORY}/80fd934be9928172e011dea86d117daaa59dc51a/benchmarks/minimaxm2.5_fp8_b200.sh",
+    f"{REPOSITORY}/8eec0d4ed58b1a7ab659bc8b4038ffddf3452ea2/benchmarks/single_node/fixed_seq_len/minimaxm2.5_fp8_b200.sh",
+    f"{REPOSITORY}/8eec0d4ed58b1a7ab659bc8b4038ffddf3452ea2/benchmarks/single_node/fixed_seq_len/minimaxm2.5_fp8_h100.sh",
+    f"{REPOSITORY}/380b685df7cd81917d3ac25d326fef0e4a1793cb/benchmarks/single_node/fixed_seq_len/kimik2.5_fp4_b200.sh",
+)
+"""InferenceX's vLLM launch scripts of the models whose sample rows state an attention-DP size (MiniMax-M2.5
+on B200 and H100, Kimi-K2.5 on B200), at the commits read: each runs one ``vllm serve
+--tensor-parallel-size $TP`` (with ``--enable-expert-parallel`` when its EP size is above 1, the later
+ones) and never ``--data-parallel-size``."""
+
+
+def vllm_single_engine(table: pd.DataFrame) -> pd.Series:
+    """Aggregated vLLM rows of the silicon sample that state ``attention_dp_size`` > 1, which ran as one
+    engine of ``tp_size`` GPUs serving every client, the MoE layer expert-parallel over those GPUs.
+
+    The sample writes such a row as tp_size T, attention_dp_size A, moe_ep_size T x A (T x A GPUs) and
+    ``batch_size`` per rank (concurrency = batch_size x A). But (1) InferenceX's vLLM scripts of these
+    models (:data:`VLLM_SCRIPTS_WITHOUT_DATA_PARALLEL`) launch no data parallelism: one ``vllm serve`` of
+    T-way tensor parallelism, whose ``--enable-expert-parallel`` spreads the experts over its TP x DP = T
+    GPUs (https://docs.vllm.ai/en/latest/serving/expert_parallel_deployment.html); InferenceX's own
+    configurations count a ``dp-attn`` point's GPUs as its ``tp``
+    (https://github.com/SemiAnalysisAI/InferenceX/blob/0004cf5f2577a1c1007a9bed7cc7d55656519507/.github/configs/nvidia-master.yaml:
+    ``tp: 8, ep: 8, dp-attn: true`` is DEP8 on 8 GPUs); (2) the measurements say so: every Kimi-K2.5 nvfp4
+    row at tp 4 / attention DP 4 / EP 16 repeats, to the hundredth of a millisecond, the TTFT and TPOT of a
+    row of the same lengths and concurrency at tp 4 / EP 4 (``kimi-k2.5-gap-analysis.csv``), and the
+    MiniMax-M2.5 rows at tp 2 / attention DP 2 measure the TPOT of tp 2 (docs/serving.md). Every such row of
+    the sample is an InferenceX run (its source file, or InferenceX's database dump ``db-dump/...`` with a
+    ``workflow_run_id``)."""
+    return (
+        (table["backend"] == "vllm") & (table["mode"] == "agg") & (table["attention_dp_size"].fillna(1) > 1)
+    )
+
+
 def row_flags(inferencex: bool, backend: str, model_path: str, system: str) -> Flags | None:
     """The flags a row's engine was launched with where they are known (an InferenceX row of a script in
     :data:`FLAGS`), else None (the engine's defaults)."""

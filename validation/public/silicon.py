@@ -14,7 +14,9 @@ of the row's model, device, formats and parallelism: ``tp_size`` (attention TP w
 layer) and ``pp_size`` as :class:`costmodel.Deployment` fields; ``batch_size`` is per attention-DP rank
 (the client concurrency is batch_size x attention_dp_size in the sample), so the engine's limits are
 attention_dp times a rank's; a TensorRT-LLM row that leaves ``attention_dp_size`` empty while its
-concurrency is batch_size x tp_size is attention DP over its tp_size GPUs (:func:`tp_as_attention_dp`).
+concurrency is batch_size x tp_size is attention DP over its tp_size GPUs (:func:`tp_as_attention_dp`); a
+vLLM row that states attention DP ran one engine of tp_size GPUs, expert parallel over them
+(:func:`validation.public.inferencex.vllm_single_engine`).
 Disaggregated rows (``mode == "disagg"``) that state both pools' worker
 counts, batch sizes and layouts are predicted by :func:`costmodel.disagg.disagg_loop` (each pool's
 attention DP and MoE split as above); the others are counted with the reason.
@@ -60,7 +62,7 @@ from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
 from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens
-from validation.public.inferencex import is_inferencex, row_flags
+from validation.public.inferencex import is_inferencex, row_flags, vllm_single_engine
 from validation.public.reader import SYSTEM_PROFILES
 from validation.public.split import calibration_mask
 
@@ -300,6 +302,11 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     ranks = tp_as_attention_dp(table, models)
     filled.loc[ranks, "attention_dp_size"] = filled.loc[ranks, "tp_size"]
     filled.loc[ranks, "tp_size"] = 1
+    # vLLM rows whose script ran one TP engine with EP over its GPUs, all the clients on it
+    single = vllm_single_engine(table)
+    filled.loc[single, "batch_size"] *= filled.loc[single, "attention_dp_size"]
+    filled.loc[single, "moe_ep_size"] = filled.loc[single, "tp_size"]
+    filled.loc[single, ["attention_dp_size", "moe_tp_size"]] = 1
     # each worker's share of the clients (all of them but on the rows of several workers)
     filled["concurrency"] = filled["concurrency"] / agg_workers(filled)
 
