@@ -468,12 +468,29 @@ def test_only_inferencex_sources_are_inferencex_rows() -> None:
                 "source_file=2026-03-25.csv; silicon_concurrency=4",
                 "source_file=/x/a.csv",
                 None,
+                "db-dump/2026-04-27; config_id=690; silicon_concurrency=4; workflow_run_id=786",
+                "db-dump/2026-04-27; silicon_concurrency=4",
             ]
         }
     )
-    assert is_inferencex(sources).tolist() == [True, False, False]
+    assert is_inferencex(sources).tolist() == [True, False, False, True, False]
     assert row_flags(False, "vllm", "openai/gpt-oss-120b", "b200_sxm") is None
     assert row_flags(True, "vllm", "openai/gpt-oss-120b", "h100_sxm") is None
+
+
+def test_a_scripts_memory_share_is_its_formats_own() -> None:
+    """MiniMax-M2.5 on B200 vLLM: the fp8 script launches with --gpu-memory-utilization 0.95, the nvfp4 one
+    with vLLM's 0.90; a flag keyed by format never reaches another format's rows."""
+    from validation.public.engine_memory import VLLM_GPU_MEMORY_UTILIZATION
+    from validation.public.inferencex import row_flags
+
+    fp8 = row_flags(True, "vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "fp8")
+    assert fp8 is not None
+    assert fp8.gpu_memory_utilization == 0.95 > VLLM_GPU_MEMORY_UTILIZATION
+    assert row_flags(True, "vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "nvfp4") is None
+    gpt = row_flags(True, "vllm", "openai/gpt-oss-120b", "b200_sxm", "nvfp4")
+    assert gpt is not None
+    assert gpt.kv_dtype == "fp8"
 
 
 def test_an_aggregated_row_of_several_workers_is_the_loop_of_one() -> None:

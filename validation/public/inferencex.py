@@ -39,9 +39,12 @@ class Flags:
     """The script, at the commit read [URL]."""
     kv_dtype: str | None = None
     expert_activation_dtype: str | None = None
+    gpu_memory_utilization: float | None = None
+    """vLLM's ``--gpu-memory-utilization``: the share of device memory for weights, activations and the KV
+    cache (default :data:`validation.public.engine_memory.VLLM_GPU_MEMORY_UTILIZATION`)."""
 
 
-FLAGS: dict[tuple[str, str, str], Flags] = {
+FLAGS: dict[tuple[str, ...], Flags] = {
     ("vllm", "openai/gpt-oss-120b", "b200_sxm"): Flags(
         f"{REPOSITORY}/ffdb196ef8e7e73d003da2d1ec717242f4a98454/benchmarks/gptoss_fp4_b200.sh",
         kv_dtype="fp8",
@@ -56,8 +59,14 @@ FLAGS: dict[tuple[str, str, str], Flags] = {
         f"{REPOSITORY}/87af9d65f138afa34bd30825eb73dc879492850b/benchmarks/glm5_fp8_b200.sh",
         kv_dtype="fp8",
     ),
+    # the fp8 script's --gpu-memory-utilization 0.95 (its nvfp4 sibling, minimaxm2.5_fp4_b200.sh, keeps 0.90)
+    ("vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "fp8"): Flags(
+        f"{REPOSITORY}/80fd934be9928172e011dea86d117daaa59dc51a/benchmarks/minimaxm2.5_fp8_b200.sh",
+        gpu_memory_utilization=0.95,
+    ),
 }
-"""(backend, model_path, system) -> the flags its InferenceX script sets."""
+"""(backend, model_path, system) -> the flags its InferenceX script sets; a key that adds the row's
+``gemm_quant_mode`` is that format's script alone."""
 
 NOT_MODELLED: dict[tuple[str, str, str], str] = {
     ("sglang", "zhipuai/GLM-5", "b200_sxm"): "EAGLE speculative decoding, 3 steps, 4 draft tokens",
@@ -70,9 +79,14 @@ NOT_MODELLED: dict[tuple[str, str, str], str] = {
 
 
 def is_inferencex(table: pd.DataFrame) -> pd.Series:
-    """Rows of ``table`` (the silicon sample) that come from an InferenceX run."""
-    source = table["silicon_data_source"].astype(str).str.extract(r"source_file=([^;]+)")[0]
-    return source.isin(SOURCE_FILES)
+    """Rows of ``table`` (the silicon sample) that come from an InferenceX run: those of its two result files,
+    and those of InferenceX's database dump (``db-dump/...`` with the ``workflow_run_id`` of the GitHub
+    Actions run that measured it), which repeat the result files' measurements (e.g. MiniMax-M2.5 fp8 on
+    B200 vLLM 0.19.0, tp 2, 128 clients, 1024 / 1024: 297.2 ms TTFT and 28.0 ms TPOT in both)."""
+    text = table["silicon_data_source"].astype(str)
+    source = text.str.extract(r"source_file=([^;]+)")[0]
+    dump = text.str.startswith("db-dump/") & text.str.contains("workflow_run_id=", regex=False)
+    return source.isin(SOURCE_FILES) | dump
 
 
 VLLM_SCRIPTS_WITHOUT_DATA_PARALLEL = (
@@ -109,7 +123,13 @@ def vllm_single_engine(table: pd.DataFrame) -> pd.Series:
     )
 
 
-def row_flags(inferencex: bool, backend: str, model_path: str, system: str) -> Flags | None:
+def row_flags(
+    inferencex: bool, backend: str, model_path: str, system: str, gemm_quant_mode: str = ""
+) -> Flags | None:
     """The flags a row's engine was launched with where they are known (an InferenceX row of a script in
-    :data:`FLAGS`), else None (the engine's defaults)."""
-    return FLAGS.get((backend, model_path, system)) if inferencex else None
+    :data:`FLAGS`, the format's own script first), else None (the engine's defaults)."""
+    if not inferencex:
+        return None
+    return FLAGS.get((backend, model_path, system, gemm_quant_mode)) or FLAGS.get(
+        (backend, model_path, system)
+    )

@@ -44,6 +44,7 @@ measurements), by :func:`fit_loop_params`; ``python -m validation silicon-calibr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import asdict
@@ -324,7 +325,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
             formats = row_formats(model, str(backend), str(system), str(quant), str(moe_quant))
             kv = kv_dtype(str(backend), str(quant))
             # the launch flags of the benchmark's script where the row's source states them
-            flags = row_flags(bool(ix), str(backend), str(model_path), str(system))
+            flags = row_flags(bool(ix), str(backend), str(model_path), str(system), str(quant))
             if flags is not None:
                 kv = flags.kv_dtype or kv
                 if flags.expert_activation_dtype is not None:
@@ -342,6 +343,8 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
             )
             # the engine's own memory rule and admission (validation/public/engine_memory.py)
             engine = engine_memory(str(backend), engine)
+            if flags is not None and flags.gpu_memory_utilization is not None:
+                engine = dataclasses.replace(engine, usable_fraction=flags.gpu_memory_utilization)
             parts = loop_parts(
                 engine,
                 concurrency=rows["concurrency"].to_numpy(float),
