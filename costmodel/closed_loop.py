@@ -193,6 +193,7 @@ def closed_loop(
     params: LoopParams | None = None,
     reserved_tokens: npt.ArrayLike | None = None,
     speculation: Speculation | None = None,
+    graph_tokens: float = 0.0,
 ) -> ClosedLoop:
     """Mean TTFT and TPOT of ``concurrency`` clients sending ``isl``/``osl`` requests back to back.
 
@@ -207,6 +208,8 @@ def closed_loop(
     reserved_tokens : the KV cache each admitted request holds against the pool [tokens] (default
         isl + osl / 2; see :func:`loop_parts`).
     speculation : speculative decoding in the decode iterations (default: none).
+    graph_tokens : the largest iteration carrying prompt tokens that the engine replays as CUDA graphs
+        [tokens] (default 0: every such iteration runs eagerly; see :func:`loop_parts`).
 
     Arrays broadcast. See the module docstring for the model and its assumptions.
     """
@@ -217,6 +220,7 @@ def closed_loop(
         osl=osl,
         reserved_tokens=reserved_tokens,
         speculation=speculation,
+        graph_tokens=graph_tokens,
     )
     return parts.result(params or LoopParams())
 
@@ -229,13 +233,22 @@ def loop_parts(
     osl: npt.ArrayLike,
     reserved_tokens: npt.ArrayLike | None = None,
     speculation: Speculation | None = None,
+    graph_tokens: float = 0.0,
 ) -> LoopParts:
     """The rates and kernel times of :func:`closed_loop` before its named parameters are applied.
 
     ``reserved_tokens`` [tokens]: the KV cache each admitted sequence holds against the engine's pool for
     admission; default isl + osl / 2, the mean of a paged cache that takes blocks on demand (vLLM, SGLang).
     An engine that reserves a request's whole footprint when it admits it (TensorRT-LLM's default
-    ``GUARANTEED_NO_EVICT``) holds isl + osl."""
+    ``GUARANTEED_NO_EVICT``) holds isl + osl.
+
+    ``graph_tokens`` [tokens]: the largest iteration with prompt tokens (prompt and decode tokens of one
+    rank together) that the engine replays as CUDA graphs. vLLM captures its piecewise graphs for mixed
+    prefill-decode batches up to ``max_cudagraph_capture_size`` tokens (default min(2 max_num_seqs, 512),
+    ``VllmConfig._set_cudagraph_sizes``, https://github.com/vllm-project/vllm/blob/main/vllm/config/vllm.py)
+    and runs a larger batch with no graph at all; such an iteration pays ``prefill_layer_overhead_s`` per
+    layer, one within the graphs does not. Default 0: every iteration carrying prompt tokens is eager (the
+    TensorRT-LLM and SGLang defaults, which graph decode-only batches alone)."""
     C, N_in, N_out = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (concurrency, isl, osl)))
     for name, x, low in (("concurrency", C, 1.0), ("isl", N_in, 1.0), ("osl", N_out, 2.0)):
         bad = ~(np.isfinite(x) & (x >= low))
@@ -311,6 +324,10 @@ def loop_parts(
     wave_decode = parts.step_time(
         decode_batch=R * ranks, decode_context=context, decode_new_tokens=n
     ) + draft_s(R)
+    # the layers of an iteration run outside CUDA graphs: all of them above the largest captured batch
+    steady_tokens = tokens + D * n
+    wave_tokens = np.minimum(R * N_in, free) + D * n
+    n_layers = float(engine.model.n_layers)
     return LoopParts(
         concurrency=C,
         isl=N_in,
@@ -326,9 +343,10 @@ def loop_parts(
         wave_s=np.asarray(wave),
         prefill_bound=np.asarray(prefill_bound),
         ranks=ranks,
-        layers=float(engine.model.n_layers),
+        layers=np.where(steady_tokens > graph_tokens, n_layers, 0.0),
         wave_decode_s=np.asarray(wave_decode),
         tokens_per_iteration=gained,
+        wave_layers=np.where(wave_tokens > graph_tokens, n_layers, 0.0),
     )
 
 
@@ -355,12 +373,15 @@ class LoopParts:
     wave_s: FloatArray
     prefill_bound: npt.NDArray[np.bool_]
     ranks: float = 1.0
-    layers: float = 0.0
-    """The model's layers, each paying ``prefill_layer_overhead_s`` in an iteration with prompt tokens."""
+    layers: FloatArray | float = 0.0
+    """Layers of an iteration with a prompt's chunk that run outside CUDA graphs, each paying
+    ``prefill_layer_overhead_s``: the model's layers, or none where the iteration fits a captured graph."""
     wave_decode_s: FloatArray | None = None
     """A decode-only iteration of all ``running`` sequences, a wave's decodes [s]; None: ``decode_only_s``."""
     tokens_per_iteration: float = 1.0
     """Tokens a decoding sequence gains per iteration, E [tokens]: 1, or more with speculative decoding."""
+    wave_layers: FloatArray | float | None = None
+    """As ``layers``, for an iteration of a wave (more prompt tokens); None: ``layers``."""
 
     def result(self, params: LoopParams) -> ClosedLoop:
         """TTFT, TPOT and rates with ``params`` applied."""
@@ -393,7 +414,8 @@ class LoopParts:
 
     def _wave_s(self, params: LoopParams) -> FloatArray:
         """An iteration of a wave, its host cost per layer included [s]."""
-        return np.asarray(self.wave_s + params.prefill_layer_overhead_s * self.layers)
+        layers = self.layers if self.wave_layers is None else self.wave_layers
+        return np.asarray(self.wave_s + params.prefill_layer_overhead_s * layers)
 
     def steady_ttft_s(self, params: LoopParams) -> FloatArray:
         """Mean TTFT of the steady state [s]: half an iteration of wait, the queue, the prompt's chunks."""

@@ -177,7 +177,8 @@ def test_a_host_cost_per_layer_is_paid_by_iterations_that_carry_prompts(engine: 
     TTFT by it for each of the prompt's chunks and for the half iteration and queue at the mean iteration;
     a wave pays it on every wave iteration."""
     parts = loop_parts(engine, concurrency=np.array([1, 16, 200]), isl=3000, osl=300)
-    assert parts.layers == engine.model.n_layers == 32
+    np.testing.assert_array_equal(parts.layers, 32.0)  # no captured graphs: every such iteration is eager
+    assert engine.model.n_layers == 32
     c = 1e-4
     base, more = LoopParams(), LoopParams(prefill_layer_overhead_s=c)
     extra = c * 32
@@ -194,6 +195,24 @@ def test_a_host_cost_per_layer_is_paid_by_iterations_that_carry_prompts(engine: 
     assert np.all(parts.wave_ttft_s(more) > parts.wave_ttft_s(base))
     with pytest.raises(CostmodelError, match="prefill_layer_overhead_s"):
         LoopParams(prefill_layer_overhead_s=-1e-3)
+
+
+def test_iterations_within_the_captured_graphs_pay_no_host_cost_per_layer(engine: Engine) -> None:
+    """vLLM replays mixed prefill-decode batches of up to ``graph_tokens`` tokens as CUDA graphs and runs a
+    larger one eagerly: a 1000-token prompt's iterations (its chunk plus the decodes) fit a 2048-token capture
+    and pay no ``prefill_layer_overhead_s``, a 3000-token prompt's do not fit and pay it on every layer; a
+    wave of 16 such prompts (16000 tokens) is eager either way. A larger capture never slows anything."""
+    c = LoopParams(prefill_layer_overhead_s=1e-4)
+    clients = np.array([1, 16])
+    for isl, fits in ((1000, True), (3000, False)):
+        graphed = loop_parts(engine, concurrency=clients, isl=isl, osl=300, graph_tokens=2048)
+        eager = loop_parts(engine, concurrency=clients, isl=isl, osl=300)
+        np.testing.assert_array_equal(graphed.layers, 0.0 if fits else 32.0)
+        np.testing.assert_array_equal(graphed.wave_layers, [0.0 if fits else 32.0, 32.0])
+        assert np.all(graphed.result(c).ttft_s <= eager.result(c).ttft_s)
+        assert np.all(graphed.result(c).tpot_s <= eager.result(c).tpot_s)
+        if fits:  # no host cost per layer in the steady state: the parameter leaves its iteration alone
+            np.testing.assert_allclose(graphed.iteration_s(c), graphed.iteration_s(LoopParams()), rtol=1e-12)
 
 
 def test_a_wave_finishes_together() -> None:

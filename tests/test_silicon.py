@@ -421,9 +421,10 @@ def test_only_the_rows_of_an_mtp_image_speculate() -> None:
 
 
 def test_an_inferencex_row_runs_its_scripts_kv_and_expert_formats(tmp_path: Path) -> None:
-    """gpt-oss-120b on B200 with vLLM from InferenceX: its script sets ``kv-cache-dtype: fp8`` and
-    ``VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1``, so the row is the closed loop of an engine with an fp8 cache
-    and MXFP8 expert inputs, not vLLM's defaults (bf16 cache, bf16 expert inputs)."""
+    """gpt-oss-120b on B200 with vLLM from InferenceX: its script sets ``kv-cache-dtype: fp8``,
+    ``VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1`` and ``max-cudagraph-capture-size: 2048``, so the row is the
+    closed loop of an engine with an fp8 cache and MXFP8 expert inputs whose mixed batches of up to 2048
+    tokens replay CUDA graphs, not vLLM's defaults (bf16 cache, bf16 expert inputs, 512-token graphs)."""
     from costmodel.closed_loop import closed_loop
     from costmodel.registry import load_hardware
     from costmodel.serving import Engine
@@ -454,7 +455,9 @@ def test_an_inferencex_row_runs_its_scripts_kv_and_expert_formats(tmp_path: Path
         Deployment(tp=1, moe_tp=1, moe_ep=1), max_batch_size=batch, max_batched_tokens=max(8192, batch),
         efficiency=hardware.efficiency.model_copy(update={"kernel_engine": "vllm"}),
     )  # fmt: skip
-    expected = closed_loop(engine_memory("vllm", engine), concurrency=clients, isl=isl, osl=osl)
+    expected = closed_loop(
+        engine_memory("vllm", engine), concurrency=clients, isl=isl, osl=osl, graph_tokens=2048
+    )
     assert predicted.predicted_tpot_ms == pytest.approx(float(expected.tpot_s) * 1e3, rel=1e-12)
     assert predicted.predicted_ttft_ms == pytest.approx(float(expected.ttft_s) * 1e3, rel=1e-12)
 
@@ -475,7 +478,7 @@ def test_only_inferencex_sources_are_inferencex_rows() -> None:
     )
     assert is_inferencex(sources).tolist() == [True, False, False, True, False]
     assert row_flags(False, "vllm", "openai/gpt-oss-120b", "b200_sxm") is None
-    assert row_flags(True, "vllm", "openai/gpt-oss-120b", "h100_sxm") is None
+    assert row_flags(True, "vllm", "Qwen/Qwen3-32B", "h100_sxm") is None
 
 
 def test_a_scripts_memory_share_is_its_formats_own() -> None:

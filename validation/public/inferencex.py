@@ -39,6 +39,9 @@ class Flags:
     """The script, at the commit read [URL]."""
     kv_dtype: str | None = None
     expert_activation_dtype: str | None = None
+    cuda_graph_max_tokens: int | None = None
+    """vLLM's ``max-cudagraph-capture-size``: the largest batch [tokens] replayed as CUDA graphs, mixed
+    prefill-decode batches included (default :func:`cuda_graph_tokens`)."""
     gpu_memory_utilization: float | None = None
     """vLLM's ``--gpu-memory-utilization``: the share of device memory for weights, activations and the KV
     cache (default :data:`validation.public.engine_memory.VLLM_GPU_MEMORY_UTILIZATION`)."""
@@ -49,6 +52,11 @@ FLAGS: dict[tuple[str, ...], Flags] = {
         f"{REPOSITORY}/ffdb196ef8e7e73d003da2d1ec717242f4a98454/benchmarks/gptoss_fp4_b200.sh",
         kv_dtype="fp8",
         expert_activation_dtype="mxfp8",
+        cuda_graph_max_tokens=2048,
+    ),
+    ("vllm", "openai/gpt-oss-120b", "h100_sxm"): Flags(
+        f"{REPOSITORY}/c6b96dd0f880da4e11f68d2085e9ababa8d1ba63/benchmarks/gptoss_fp4_h100.sh",
+        cuda_graph_max_tokens=2048,
     ),
     ("sglang", "deepseek-ai/DeepSeek-R1", "b200_sxm"): Flags(
         # dsr1_fp8_b200.sh and dsr1_fp4_b200.sh both launch with --kv-cache-dtype fp8_e4m3
@@ -76,6 +84,24 @@ NOT_MODELLED: dict[tuple[str, str, str], str] = {
     ),
 }
 """Flags of InferenceX scripts that change a step but are not modelled, with what they are."""
+
+
+VLLM_MAX_CUDAGRAPH_TOKENS = 512
+"""vLLM's default ceiling of ``max_cudagraph_capture_size`` [tokens]: min(2 max_num_seqs, 512), and at
+most ``max_num_batched_tokens`` (``VllmConfig._set_cudagraph_sizes``,
+https://github.com/vllm-project/vllm/blob/main/vllm/config/vllm.py)."""
+
+
+def cuda_graph_tokens(backend: str, flags: Flags | None, max_num_seqs: int, budget: int) -> int:
+    """The largest iteration [tokens] that ``backend`` replays as CUDA graphs when it carries prompt tokens
+    (:func:`costmodel.closed_loop.loop_parts`, ``graph_tokens``): vLLM's piecewise graphs reach the script's
+    ``max-cudagraph-capture-size`` or the default min(2 ``max_num_seqs``, 512, ``budget``); TensorRT-LLM and
+    SGLang capture decode-only batches alone (0)."""
+    if backend != "vllm":
+        return 0
+    if flags is not None and flags.cuda_graph_max_tokens is not None:
+        return min(flags.cuda_graph_max_tokens, budget)
+    return min(2 * max_num_seqs, VLLM_MAX_CUDAGRAPH_TOKENS, budget)
 
 
 def is_inferencex(table: pd.DataFrame) -> pd.Series:

@@ -63,7 +63,7 @@ from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
 from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens
-from validation.public.inferencex import is_inferencex, row_flags, vllm_single_engine
+from validation.public.inferencex import cuda_graph_tokens, is_inferencex, row_flags, vllm_single_engine
 from validation.public.reader import SYSTEM_PROFILES
 from validation.public.split import calibration_mask
 
@@ -354,6 +354,10 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                     str(backend), rows["isl"].to_numpy(float), np.maximum(rows["osl"].to_numpy(float), 2.0)
                 ),
                 speculation=row_speculation(model, str(backend), str(version), int(dp)),
+                # per rank, as the budget: the piecewise CUDA graphs a mixed batch can replay
+                graph_tokens=cuda_graph_tokens(
+                    str(backend), flags, int(batch), max(token_budget(str(backend), hardware), int(batch))
+                ),
             )
         except (CostmodelError, ValueError) as error:
             why = re.sub(r"^invalid Deployment: \(profile\): ", "", str(error).splitlines()[0])
