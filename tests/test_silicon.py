@@ -567,3 +567,19 @@ def test_a_vllm_attention_dp_row_predicts_its_tp_twin(tmp_path: Path) -> None:
     dp, tp = rows.loc[row["id"].iloc[0]], rows.loc["twin"]
     assert dp["predicted_ttft_ms"] == pytest.approx(tp["predicted_ttft_ms"], rel=1e-12)
     assert dp["predicted_tpot_ms"] == pytest.approx(tp["predicted_tpot_ms"], rel=1e-12)
+
+
+def test_the_cuda_graphs_a_batch_with_prompt_tokens_replays() -> None:
+    """vLLM replays mixed batches up to min(2 max_num_seqs, 512, budget) tokens by default, up to a script's
+    max-cudagraph-capture-size (gpt-oss: 2048), none under cudagraph_mode FULL_DECODE_ONLY (Llama-3.1-70B
+    on B200); TensorRT-LLM and SGLang graph decode-only batches alone."""
+    from validation.public.inferencex import cuda_graph_tokens, row_flags
+
+    gpt = row_flags(True, "vllm", "openai/gpt-oss-120b", "b200_sxm", "nvfp4")
+    llama = row_flags(True, "vllm", "meta-llama/Llama-3.1-70B", "b200_sxm", "fp8")
+    assert cuda_graph_tokens("vllm", None, 4, 8192) == 8
+    assert cuda_graph_tokens("vllm", None, 1024, 8192) == 512
+    assert cuda_graph_tokens("vllm", None, 1024, 256) == 256
+    assert cuda_graph_tokens("vllm", gpt, 512, 8192) == 2048
+    assert cuda_graph_tokens("vllm", llama, 512, 8192) == 0
+    assert cuda_graph_tokens("trtllm", None, 512, 8192) == cuda_graph_tokens("sglang", gpt, 512, 8192) == 0
