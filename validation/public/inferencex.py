@@ -42,9 +42,6 @@ class Flags:
     cuda_graph_max_tokens: int | None = None
     """vLLM's ``max-cudagraph-capture-size``: the largest batch [tokens] replayed as CUDA graphs, mixed
     prefill-decode batches included (default :func:`cuda_graph_tokens`)."""
-    gpu_memory_utilization: float | None = None
-    """vLLM's ``--gpu-memory-utilization``: the share of device memory for weights, activations and the KV
-    cache (default :data:`validation.public.engine_memory.VLLM_GPU_MEMORY_UTILIZATION`)."""
 
 
 FLAGS: dict[tuple[str, ...], Flags] = {
@@ -77,10 +74,16 @@ FLAGS: dict[tuple[str, ...], Flags] = {
         kv_dtype="fp8",
         cuda_graph_max_tokens=0,
     ),
-    # the fp8 script's --gpu-memory-utilization 0.95 (its nvfp4 sibling, minimaxm2.5_fp4_b200.sh, keeps 0.90)
+    # MiniMax-M2.5 fp8 on B200: its script's three eras launch bf16 KV at --gpu-memory-utilization 0.95
+    # (80fd934, 13453b4) or fp8 KV at 0.90 with 2048-token graphs (8eec0d4, below), undated. The calibration
+    # rows that queue say which ran: at tp 2, isl 8192, 128 clients (11.5 s TTFT, 46.6 ms TPOT) about 103
+    # sequences ran at once and at 512 clients of isl 1024 about 500: a bf16 cache at 0.95 holds 61 and 350,
+    # an fp8 one at 0.90 holds 106 and 602. Its nvfp4 sibling (minimaxm2.5_fp4_b200.sh) keeps the defaults.
+    # Not modelled: the same script's --max-num-batched-tokens 2 x isl and --stream-interval 20.
     ("vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "fp8"): Flags(
-        f"{REPOSITORY}/80fd934be9928172e011dea86d117daaa59dc51a/benchmarks/minimaxm2.5_fp8_b200.sh",
-        gpu_memory_utilization=0.95,
+        f"{REPOSITORY}/8eec0d4ed58b1a7ab659bc8b4038ffddf3452ea2/benchmarks/single_node/fixed_seq_len/minimaxm2.5_fp8_b200.sh",
+        kv_dtype="fp8",
+        cuda_graph_max_tokens=2048,
     ),
 }
 """(backend, model_path, system) -> the flags its InferenceX script sets; a key that adds the row's

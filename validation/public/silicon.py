@@ -44,7 +44,6 @@ measurements), by :func:`fit_loop_params`; ``python -m validation silicon-calibr
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from dataclasses import asdict
@@ -343,8 +342,6 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
             )
             # the engine's own memory rule and admission (validation/public/engine_memory.py)
             engine = engine_memory(str(backend), engine)
-            if flags is not None and flags.gpu_memory_utilization is not None:
-                engine = dataclasses.replace(engine, usable_fraction=flags.gpu_memory_utilization)
             parts = loop_parts(
                 engine,
                 concurrency=rows["concurrency"].to_numpy(float),
