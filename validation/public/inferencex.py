@@ -85,6 +85,15 @@ FLAGS: dict[tuple[str, ...], Flags] = {
         kv_dtype="fp8",
         cuda_graph_max_tokens=2048,
     ),
+    # Kimi-K2.5 nvfp4 on B200 likewise: its earlier script (04107b3) runs vLLM's defaults, the later one
+    # (below) an fp8 KV cache with 2048-token graphs; the calibration row that would queue (tp 4, isl 8192,
+    # 64 clients: 1.28 s TTFT, 33.5 ms TPOT) ran about 62 sequences at once, which an fp8 cache holds (93) and
+    # a bf16 one does not (46). Not modelled: its --max-num-batched-tokens 2 x isl and --stream-interval 20.
+    ("vllm", "moonshotai/Kimi-K2.5", "b200_sxm", "nvfp4"): Flags(
+        f"{REPOSITORY}/380b685df7cd81917d3ac25d326fef0e4a1793cb/benchmarks/single_node/fixed_seq_len/kimik2.5_fp4_b200.sh",
+        kv_dtype="fp8",
+        cuda_graph_max_tokens=2048,
+    ),
 }
 """(backend, model_path, system) -> the flags its InferenceX script sets; a key that adds the row's
 ``gemm_quant_mode`` is that format's script alone."""
