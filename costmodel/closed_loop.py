@@ -30,8 +30,9 @@ kernels do not: ``step_overhead_s`` per iteration (scheduling, sampling, launche
 ``request_overhead_s`` per request on its first token (HTTP, tokenisation, admission, detokenisation),
 ``burst_fraction``, the share of the requests that arrive in a wave with every other client, and
 ``prefill_layer_overhead_s``, the host's cost per model layer of an iteration that carries prompt tokens
-(engines replay CUDA graphs for decode-only batches; an iteration with a prompt runs eagerly, or, in
-vLLM's piecewise graphs, with its attention outside them, so it pays launches and Python per layer).
+(engines replay CUDA graphs for decode-only batches; an iteration with a prompt runs eagerly and pays
+launches and Python per layer, unless it fits the piecewise graphs vLLM captures for mixed batches up to
+``graph_tokens`` tokens, :func:`loop_parts`).
 
 **Waves.** A benchmark starts all C clients at once: its first C prompts arrive together and are
 prefilled first come first served at the prompt budget. With a prompt budget of P
@@ -111,7 +112,8 @@ class LoopParams:
     first cycle (1 / requests per client) and the waves an engine keeps after it."""
     prefill_layer_overhead_s: float = 0.0
     """Host cost per model layer of an iteration that carries prompt tokens [s]: the launches and Python of
-    a pass run outside CUDA graphs (engines capture decode-only batches)."""
+    a pass run outside CUDA graphs (engines capture decode-only batches; vLLM also mixed batches of up to
+    ``graph_tokens``, :func:`loop_parts`)."""
 
     def __post_init__(self) -> None:
         for name in ("step_overhead_s", "request_overhead_s", "burst_fraction", "prefill_layer_overhead_s"):
