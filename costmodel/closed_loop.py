@@ -193,6 +193,7 @@ def closed_loop(
     params: LoopParams | None = None,
     reserved_tokens: npt.ArrayLike | None = None,
     speculation: Speculation | None = None,
+    poll_iterations: npt.ArrayLike = 1.0,
 ) -> ClosedLoop:
     """Mean TTFT and TPOT of ``concurrency`` clients sending ``isl``/``osl`` requests back to back.
 
@@ -207,6 +208,8 @@ def closed_loop(
     reserved_tokens : the KV cache each admitted request holds against the pool [tokens] (default
         isl + osl / 2; see :func:`loop_parts`).
     speculation : speculative decoding in the decode iterations (default: none).
+    poll_iterations : iterations between the scheduler's reads of new requests [-], >= 1 (default 1: every
+        iteration; see :func:`loop_parts`).
 
     Arrays broadcast. See the module docstring for the model and its assumptions.
     """
@@ -217,6 +220,7 @@ def closed_loop(
         osl=osl,
         reserved_tokens=reserved_tokens,
         speculation=speculation,
+        poll_iterations=poll_iterations,
     )
     return parts.result(params or LoopParams())
 
@@ -229,15 +233,31 @@ def loop_parts(
     osl: npt.ArrayLike,
     reserved_tokens: npt.ArrayLike | None = None,
     speculation: Speculation | None = None,
+    poll_iterations: npt.ArrayLike = 1.0,
 ) -> LoopParts:
     """The rates and kernel times of :func:`closed_loop` before its named parameters are applied.
 
     ``reserved_tokens`` [tokens]: the KV cache each admitted sequence holds against the engine's pool for
     admission; default isl + osl / 2, the mean of a paged cache that takes blocks on demand (vLLM, SGLang).
     An engine that reserves a request's whole footprint when it admits it (TensorRT-LLM's default
-    ``GUARANTEED_NO_EVICT``) holds isl + osl."""
-    C, N_in, N_out = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (concurrency, isl, osl)))
-    for name, x, low in (("concurrency", C, 1.0), ("isl", N_in, 1.0), ("osl", N_out, 2.0)):
+    ``GUARANTEED_NO_EVICT``) holds isl + osl.
+
+    ``poll_iterations`` I [-]: the decode iterations between two reads of the scheduler's request queue.
+    An engine that reads it before every iteration (I = 1, every engine's default) makes a prompt arriving
+    at a random point of an iteration wait half an iteration; SGLang's ``--scheduler-recv-interval I``
+    reads it only once I decode iterations have passed (an iteration that carried prompts counts 1000, so
+    the queue is read right after it: ``SchedulerRecvSkipper`` in
+    https://github.com/sgl-project/sglang/blob/main/python/sglang/srt/managers/scheduler_recv_skipper.py),
+    so an arrival waits I / 2 iterations on average, and its cycle is as much longer."""
+    C, N_in, N_out, poll = np.broadcast_arrays(
+        *(np.asarray(x, dtype=np.float64) for x in (concurrency, isl, osl, poll_iterations))
+    )
+    for name, x, low in (
+        ("concurrency", C, 1.0),
+        ("isl", N_in, 1.0),
+        ("osl", N_out, 2.0),
+        ("poll_iterations", poll, 1.0),
+    ):
         bad = ~(np.isfinite(x) & (x >= low))
         if np.any(bad):
             raise CostmodelError(f"{name} must be finite and >= {low:g}, got {x[bad].flat[0]!r}")
@@ -268,10 +288,10 @@ def loop_parts(
 
     D = R.copy()
     for _ in range(FIXED_POINT_ITERATIONS):
-        D = 0.5 * D + 0.5 * _request_rate(D * n, R, N_in, steps, budget)[0] * steps
-    rate, chunks = _request_rate(D * n, R, N_in, steps, budget)
+        D = 0.5 * D + 0.5 * _request_rate(D * n, R, N_in, steps, budget, poll / 2.0)[0] * steps
+    rate, chunks = _request_rate(D * n, R, N_in, steps, budget, poll / 2.0)
     free = np.maximum(budget - D * n, 1.0)
-    prefill_bound = free / N_in < R / (steps + 0.5 + chunks)
+    prefill_bound = free / N_in < R / (steps + poll / 2.0 + chunks)
 
     # iterations that carry prompt work: a chunk of isl / chunks tokens, or more when several prompts
     # share an iteration; the others decode only
@@ -329,6 +349,7 @@ def loop_parts(
         layers=float(engine.model.n_layers),
         wave_decode_s=np.asarray(wave_decode),
         tokens_per_iteration=gained,
+        arrival_wait=np.asarray(poll / 2.0),
     )
 
 
@@ -361,6 +382,9 @@ class LoopParts:
     """A decode-only iteration of all ``running`` sequences, a wave's decodes [s]; None: ``decode_only_s``."""
     tokens_per_iteration: float = 1.0
     """Tokens a decoding sequence gains per iteration, E [tokens]: 1, or more with speculative decoding."""
+    arrival_wait: FloatArray | float = 0.5
+    """Iterations a staggered arrival waits for the scheduler to read it, I / 2 [-] (``poll_iterations``
+    I of :func:`loop_parts`; 0.5 for an engine that reads its queue before every iteration)."""
 
     def result(self, params: LoopParams) -> ClosedLoop:
         """TTFT, TPOT and rates with ``params`` applied."""
@@ -402,9 +426,10 @@ class LoopParts:
         clients = self.concurrency / self.ranks  # one rank's
         chunks = self.chunks
         steps = (self.osl - 1.0) / self.tokens_per_iteration
-        queued = np.maximum(clients / self.requests_per_iteration - steps - 0.5 - chunks, 0.0)
+        wait = self.arrival_wait
+        queued = np.maximum(clients / self.requests_per_iteration - steps - wait - chunks, 0.0)
         prompt = chunks * (self._with_prompt_s(params) + params.step_overhead_s)
-        return np.asarray(params.request_overhead_s + (0.5 + queued) * self.iteration_s(params) + prompt)
+        return np.asarray(params.request_overhead_s + (wait + queued) * self.iteration_s(params) + prompt)
 
     def wave_tpot_s(self, params: LoopParams) -> FloatArray:
         """Mean time per decode iteration of a wave's requests, its wait spread over them [s] (per token
@@ -435,15 +460,20 @@ class LoopParts:
 
 
 def _request_rate(
-    decodes: FloatArray, running: FloatArray, isl: FloatArray, steps: FloatArray, budget: float
+    decodes: FloatArray,
+    running: FloatArray,
+    isl: FloatArray,
+    steps: FloatArray,
+    budget: float,
+    wait: FloatArray | float = 0.5,
 ) -> tuple[FloatArray, FloatArray]:
     """Requests completed per iteration, and the chunks a prompt is prefilled in, given D decodes.
 
-    A prompt waits half an iteration, then takes ceil(isl / (budget - D)) iterations; Little's law on the
-    R admitted sequences gives R / (osl - 1 + those iterations); the prompt budget caps the rate at
-    (budget - D) / isl.
+    A prompt waits ``wait`` iterations (half of one when the scheduler reads its queue every iteration),
+    then takes ceil(isl / (budget - D)) iterations; Little's law on the R admitted sequences gives
+    R / (osl - 1 + those iterations); the prompt budget caps the rate at (budget - D) / isl.
     """
     free = np.maximum(budget - decodes, 1.0)
     chunks = np.ceil(isl / free)
-    rate = np.minimum(running / (steps + 0.5 + chunks), free / isl)
+    rate = np.minimum(running / (steps + wait + chunks), free / isl)
     return np.asarray(rate), np.asarray(chunks)
