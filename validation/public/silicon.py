@@ -446,11 +446,13 @@ def squared_expert_layout(filled: pd.DataFrame, gpus_per_node: int = 8) -> pd.Se
     and concurrency measures exactly (to the last digit) the TTFT and TPOT of that twin, and the twin is
     always the E-GPU deployment with ``moe_tp_size`` 1 and ``moe_ep_size`` E: 30 of the 124 SGLang rows at
     tp_size 16 / 64 (DeepSeek-R1 nvfp4 tp 16 = tp 4 x EP 4, tp 64 = tp 8 x EP 8; Qwen3.5-397B fp8 tp 16 =
-    tp 4 x EP 4) and 17 of the TensorRT-LLM rows at tp_size or attention_dp_size 16 / 64 (an attention-DP
-    row's batch_size is then per recorded rank: its E ranks hold E x batch_size each, the concurrency
-    being batch_size x the recorded attention_dp_size). The InferenceX
-    scripts these SGLang rows come from launch one 8-GPU node, ``--tensor-parallel-size`` 4 or 8 with
-    ``--ep-size`` (https://github.com/SemiAnalysisAI/InferenceX/blob/1fc5d73cdd31c7fbdd657f3c7e5ec2180f4b0598/benchmarks/dsr1_fp4_b200.sh),
+    tp 4 x EP 4) and 15 of the 79 TensorRT-LLM rows at tp_size or attention_dp_size 16 / 64 (an
+    attention-DP row's batch_size is then per recorded rank: its E ranks hold E x batch_size each, the
+    concurrency being batch_size x the recorded attention_dp_size). The InferenceX scripts these SGLang
+    rows come from launch one 8-GPU node, ``--tensor-parallel-size`` 4 or 8 with ``--ep-size``
+    (https://github.com/SemiAnalysisAI/InferenceX/blob/1fc5d73cdd31c7fbdd657f3c7e5ec2180f4b0598/benchmarks/dsr1_fp4_b200.sh),
+    its workflow counts ``GPU_COUNT = TP * PP * PCP``, EP adding none
+    (https://github.com/SemiAnalysisAI/InferenceX/blob/00983c3e22a0489aa5f3219f4b8765f2258099fe/.github/workflows/benchmark-tmpl.yml),
     and SGLang's expert parallelism divides the tensor-parallel group (moe_tp = tp / ep), so ``tp_size``
     = E x E is the record multiplying the two degrees. Rows within a node (4 = 2 x 2) are read as
     stated: none of them has such a twin."""
