@@ -196,6 +196,7 @@ def closed_loop(
     reserved_tokens: npt.ArrayLike | None = None,
     speculation: Speculation | None = None,
     graph_tokens: float = 0.0,
+    poll_iterations: npt.ArrayLike = 1.0,
 ) -> ClosedLoop:
     """Mean TTFT and TPOT of ``concurrency`` clients sending ``isl``/``osl`` requests back to back.
 
@@ -212,6 +213,8 @@ def closed_loop(
     speculation : speculative decoding in the decode iterations (default: none).
     graph_tokens : the largest iteration carrying prompt tokens that the engine replays as CUDA graphs
         [tokens] (default 0: every such iteration runs eagerly; see :func:`loop_parts`).
+    poll_iterations : iterations between the scheduler's reads of new requests [-], >= 1 (default 1: every
+        iteration; see :func:`loop_parts`).
 
     Arrays broadcast. See the module docstring for the model and its assumptions.
     """
@@ -223,6 +226,7 @@ def closed_loop(
         reserved_tokens=reserved_tokens,
         speculation=speculation,
         graph_tokens=graph_tokens,
+        poll_iterations=poll_iterations,
     )
     return parts.result(params or LoopParams())
 
@@ -236,6 +240,7 @@ def loop_parts(
     reserved_tokens: npt.ArrayLike | None = None,
     speculation: Speculation | None = None,
     graph_tokens: float = 0.0,
+    poll_iterations: npt.ArrayLike = 1.0,
 ) -> LoopParts:
     """The rates and kernel times of :func:`closed_loop` before its named parameters are applied.
 
@@ -250,9 +255,24 @@ def loop_parts(
     ``VllmConfig._set_cudagraph_sizes``, https://github.com/vllm-project/vllm/blob/main/vllm/config/vllm.py)
     and runs a larger batch with no graph at all; such an iteration pays ``prefill_layer_overhead_s`` per
     layer, one within the graphs does not. Default 0: every iteration carrying prompt tokens is eager (the
-    TensorRT-LLM and SGLang defaults, which graph decode-only batches alone)."""
-    C, N_in, N_out = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (concurrency, isl, osl)))
-    for name, x, low in (("concurrency", C, 1.0), ("isl", N_in, 1.0), ("osl", N_out, 2.0)):
+    TensorRT-LLM and SGLang defaults, which graph decode-only batches alone).
+
+    ``poll_iterations`` I [-]: the decode iterations between two reads of the scheduler's request queue.
+    An engine that reads it before every iteration (I = 1, every engine's default) makes a prompt arriving
+    at a random point of an iteration wait half an iteration; SGLang's ``--scheduler-recv-interval I``
+    reads it only once I decode iterations have passed (an iteration that carried prompts counts 1000, so
+    the queue is read right after it: ``SchedulerRecvSkipper`` in
+    https://github.com/sgl-project/sglang/blob/main/python/sglang/srt/managers/scheduler_recv_skipper.py),
+    so an arrival waits I / 2 iterations on average, and its cycle is as much longer."""
+    C, N_in, N_out, poll = np.broadcast_arrays(
+        *(np.asarray(x, dtype=np.float64) for x in (concurrency, isl, osl, poll_iterations))
+    )
+    for name, x, low in (
+        ("concurrency", C, 1.0),
+        ("isl", N_in, 1.0),
+        ("osl", N_out, 2.0),
+        ("poll_iterations", poll, 1.0),
+    ):
         bad = ~(np.isfinite(x) & (x >= low))
         if np.any(bad):
             raise CostmodelError(f"{name} must be finite and >= {low:g}, got {x[bad].flat[0]!r}")
@@ -283,10 +303,10 @@ def loop_parts(
 
     D = R.copy()
     for _ in range(FIXED_POINT_ITERATIONS):
-        D = 0.5 * D + 0.5 * _request_rate(D * n, R, N_in, steps, budget)[0] * steps
-    rate, chunks = _request_rate(D * n, R, N_in, steps, budget)
+        D = 0.5 * D + 0.5 * _request_rate(D * n, R, N_in, steps, budget, poll / 2.0)[0] * steps
+    rate, chunks = _request_rate(D * n, R, N_in, steps, budget, poll / 2.0)
     free = np.maximum(budget - D * n, 1.0)
-    prefill_bound = free / N_in < R / (steps + 0.5 + chunks)
+    prefill_bound = free / N_in < R / (steps + poll / 2.0 + chunks)
 
     # iterations that carry prompt work: a chunk of isl / chunks tokens, or more when several prompts
     # share an iteration; the others decode only
@@ -349,6 +369,7 @@ def loop_parts(
         wave_decode_s=np.asarray(wave_decode),
         tokens_per_iteration=gained,
         wave_layers=np.where(wave_tokens > graph_tokens, n_layers, 0.0),
+        arrival_wait=np.asarray(poll / 2.0),
     )
 
 
@@ -384,6 +405,9 @@ class LoopParts:
     """Tokens a decoding sequence gains per iteration, E [tokens]: 1, or more with speculative decoding."""
     wave_layers: FloatArray | float | None = None
     """As ``layers``, for an iteration of a wave (more prompt tokens); None: ``layers``."""
+    arrival_wait: FloatArray | float = 0.5
+    """Iterations a staggered arrival waits for the scheduler to read it, I / 2 [-] (``poll_iterations``
+    I of :func:`loop_parts`; 0.5 for an engine that reads its queue before every iteration)."""
 
     def result(self, params: LoopParams) -> ClosedLoop:
         """TTFT, TPOT and rates with ``params`` applied."""
@@ -426,9 +450,10 @@ class LoopParts:
         clients = self.concurrency / self.ranks  # one rank's
         chunks = self.chunks
         steps = (self.osl - 1.0) / self.tokens_per_iteration
-        queued = np.maximum(clients / self.requests_per_iteration - steps - 0.5 - chunks, 0.0)
+        wait = self.arrival_wait
+        queued = np.maximum(clients / self.requests_per_iteration - steps - wait - chunks, 0.0)
         prompt = chunks * (self._with_prompt_s(params) + params.step_overhead_s)
-        return np.asarray(params.request_overhead_s + (0.5 + queued) * self.iteration_s(params) + prompt)
+        return np.asarray(params.request_overhead_s + (wait + queued) * self.iteration_s(params) + prompt)
 
     def wave_tpot_s(self, params: LoopParams) -> FloatArray:
         """Mean time per decode iteration of a wave's requests, its wait spread over them [s] (per token
@@ -459,15 +484,20 @@ class LoopParts:
 
 
 def _request_rate(
-    decodes: FloatArray, running: FloatArray, isl: FloatArray, steps: FloatArray, budget: float
+    decodes: FloatArray,
+    running: FloatArray,
+    isl: FloatArray,
+    steps: FloatArray,
+    budget: float,
+    wait: FloatArray | float = 0.5,
 ) -> tuple[FloatArray, FloatArray]:
     """Requests completed per iteration, and the chunks a prompt is prefilled in, given D decodes.
 
-    A prompt waits half an iteration, then takes ceil(isl / (budget - D)) iterations; Little's law on the
-    R admitted sequences gives R / (osl - 1 + those iterations); the prompt budget caps the rate at
-    (budget - D) / isl.
+    A prompt waits ``wait`` iterations (half of one when the scheduler reads its queue every iteration),
+    then takes ceil(isl / (budget - D)) iterations; Little's law on the R admitted sequences gives
+    R / (osl - 1 + those iterations); the prompt budget caps the rate at (budget - D) / isl.
     """
     free = np.maximum(budget - decodes, 1.0)
     chunks = np.ceil(isl / free)
-    rate = np.minimum(running / (steps + 0.5 + chunks), free / isl)
+    rate = np.minimum(running / (steps + wait + chunks), free / isl)
     return np.asarray(rate), np.asarray(chunks)

@@ -255,3 +255,28 @@ def test_speculation_pays_only_when_drafts_are_kept(engine: Engine) -> None:
     for bad in ((0, 0.5, 0.1), (3, 1.5, 0.1), (3, 0.5, -1.0)):
         with pytest.raises(CostmodelError):
             Speculation(*bad)  # type: ignore[arg-type]
+
+
+def test_a_scheduler_that_reads_its_queue_every_i_iterations_adds_half_of_them_to_the_ttft(
+    engine: Engine,
+) -> None:
+    """One client and a scheduler reading new requests every I decode iterations (SGLang's
+    ``--scheduler-recv-interval``): the prompt waits I / 2 iterations instead of 1 / 2, so the TTFT grows
+    by (I - 1) / 2 mean iterations and the cycle by as many, at the same iteration time (Little's law on
+    one client: rate = 1 / (osl - 1 + I / 2 + chunks) iterations)."""
+    every = loop_parts(engine, concurrency=1, isl=1000, osl=500)
+    tenth = loop_parts(engine, concurrency=1, isl=1000, osl=500, poll_iterations=10)
+    params = LoopParams(step_overhead_s=0.002, request_overhead_s=0.05)
+    a, b = every.result(params), tenth.result(params)
+    assert float(b.ttft_s) - float(a.ttft_s) == pytest.approx(4.5 * float(b.iteration_s), rel=1e-3)
+    iterations = 499 + 5.0 + float(tenth.chunks)
+    assert float(tenth.requests_per_iteration) == pytest.approx(1 / iterations, rel=1e-9)
+    # the same with every client waiting its turn: never faster, whatever the load
+    clients = np.array([1, 4, 16, 64, 256])
+    ttft = [
+        closed_loop(engine, concurrency=clients, isl=1000, osl=500, poll_iterations=i).ttft_s
+        for i in (1, 10, 30)
+    ]
+    assert np.all(np.diff(np.stack(ttft), axis=0) >= -1e-12)
+    with pytest.raises(CostmodelError, match="poll_iterations"):
+        closed_loop(engine, concurrency=1, isl=10, osl=10, poll_iterations=0.5)

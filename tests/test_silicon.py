@@ -477,6 +477,9 @@ def test_only_inferencex_sources_are_inferencex_rows() -> None:
         }
     )
     assert is_inferencex(sources).tolist() == [True, False, False, True, False]
+    # InferenceX's results database: a workflow run and its image
+    database = pd.DataFrame({"silicon_data_source": ["db-dump/2026-04-27; config_id=1; workflow_run_id=3"]})
+    assert is_inferencex(database).tolist() == [True]
     assert row_flags(False, "vllm", "openai/gpt-oss-120b", "b200_sxm") is None
     assert row_flags(True, "vllm", "Qwen/Qwen3-32B", "h100_sxm") is None
 
@@ -582,3 +585,106 @@ def test_the_cuda_graphs_a_batch_with_prompt_tokens_replays() -> None:
     assert cuda_graph_tokens("vllm", gpt, 512, 8192) == 2048
     assert cuda_graph_tokens("vllm", llama, 512, 8192) == 0
     assert cuda_graph_tokens("trtllm", None, 512, 8192) == cuda_graph_tokens("sglang", gpt, 512, 8192) == 0
+
+
+def test_an_expert_parallel_row_recorded_as_e_by_e_gpus_runs_on_e() -> None:
+    """tp_size (or attention_dp_size) = moe_tp_size x moe_ep_size with moe_tp = moe_ep = E, wider than a
+    node: E GPUs with E-way expert parallelism. Within a node, or with unequal degrees, rows are read as
+    stated; disaggregated rows are not aggregated ones."""
+    from validation.public.silicon import squared_expert_layout
+
+    filled = pd.DataFrame(
+        {
+            "mode": ["agg", "agg", "agg", "agg", "agg", "disagg"],
+            "tp_size": [16.0, 64.0, 4.0, 8.0, 1.0, 16.0],
+            "attention_dp_size": [1.0, 1.0, 1.0, 1.0, 16.0, 1.0],
+            "moe_tp_size": [4.0, 8.0, 2.0, 2.0, 4.0, 4.0],
+            "moe_ep_size": [4.0, 8.0, 2.0, 4.0, 4.0, 4.0],
+        }
+    )
+    assert squared_expert_layout(filled).tolist() == [True, True, False, False, True, False]
+
+
+@pytest.mark.parametrize(
+    ("backend", "wide", "narrow"),
+    [
+        # SGLang tp_size 16 = moe_tp 4 x moe_ep 4: tp 4 x EP 4 (moe_tp 1)
+        ("sglang", {"tp_size": 16, "moe_ep_size": 4}, {"tp_size": 4, "moe_ep_size": 4, "moe_tp_size": 1}),
+        # TensorRT-LLM attention_dp_size 64 = 8 x 8, batch_size per recorded rank: 8 ranks of 8 x as many
+        ("trtllm", {"attention_dp_size": 64}, {"attention_dp_size": 8, "moe_ep_size": 8, "moe_tp_size": 1}),
+    ],
+)
+def test_a_row_recorded_as_e_by_e_gpus_is_predicted_as_its_measured_twin_on_e(
+    tmp_path: Path, backend: str, wide: dict[str, int], narrow: dict[str, int]
+) -> None:
+    """The sample's own evidence: a DeepSeek-R1 row recorded on E x E GPUs measures to the last digit what
+    its twin on E GPUs (moe_tp 1, EP E) measures, the same run; both are predicted as that deployment."""
+    table = read_silicon(DATA)
+    r1 = table[(table["model_path"] == "deepseek-ai/DeepSeek-R1") & (table["backend"] == backend)]
+    r1 = r1[r1["mode"] == "agg"]
+    pick = [r1[np.logical_and.reduce([r1[k] == v for k, v in where.items()])] for where in (wide, narrow)]
+    same = ["isl", "osl", "concurrency", "gemm_quant_mode", "silicon_ttft_ms", "silicon_tpot_ms"]
+    twins = pick[0].merge(pick[1], on=same, suffixes=("", "_twin"))
+    assert len(twins) > 0
+    first = twins.iloc[0]
+    rows = pd.concat([pick[0][pick[0]["id"] == first["id"]], pick[1][pick[1]["id"] == first["id_twin"]]])
+    rows.drop(columns="concurrency").to_csv(tmp_path / "silicon_sample.csv", index=False)
+    (tmp_path / "model_configs").mkdir()
+    name = "deepseek-ai--DeepSeek-R1_config.json"
+    shutil.copy(DATA / "model_configs" / name, tmp_path / "model_configs" / name)
+    predicted = predict_silicon(tmp_path, {backend: LoopParams(0.002, 0.1, 0.5, 0.0)})
+    assert predicted["covered"].all()
+    for column in ("predicted_ttft_ms", "predicted_tpot_ms"):
+        assert predicted[column].iloc[0] == pytest.approx(predicted[column].iloc[1], rel=1e-12)
+
+
+def test_the_inferencex_client_draws_lengths_below_the_nominal() -> None:
+    """Uniform integers in [int(0.8 x), x]: the mean of a run of whole numbers is its ends' mean."""
+    from validation.public.inferencex import mean_length
+
+    np.testing.assert_array_equal(mean_length([1024, 8192, 2]), [(819 + 1024) / 2, (6553 + 8192) / 2, 1.5])
+
+
+def test_the_deepseek_scripts_relax_the_recv_interval_from_16_clients() -> None:
+    """dsr1_fp8_b200.sh / dsr1_fp4_b200.sh: 10, 30 from 16 clients, 10 at tp 4 in fp8; 1 elsewhere."""
+    from validation.public.inferencex import scheduler_recv_interval
+
+    clients = [4, 15, 16, 512]
+    model, system = "deepseek-ai/DeepSeek-R1", "b200_sxm"
+    assert scheduler_recv_interval("sglang", model, system, 8, "fp8", clients).tolist() == [10, 10, 30, 30]
+    assert scheduler_recv_interval("sglang", model, system, 4, "nvfp4", clients).tolist() == [10, 10, 30, 30]
+    assert scheduler_recv_interval("sglang", model, system, 4, "fp8", clients).tolist() == [10] * 4
+    assert scheduler_recv_interval("sglang", "zhipuai/GLM-5", system, 8, "fp8", clients).tolist() == [1] * 4
+    assert scheduler_recv_interval("vllm", model, system, 8, "fp8", clients).tolist() == [1] * 4
+
+
+def test_an_inferencex_sglang_row_is_the_loop_of_its_clients_mean_lengths_and_recv_interval(
+    tmp_path: Path,
+) -> None:
+    """A DeepSeek-R1 fp8 tp 8 SGLang row of InferenceX at 1024 / 1024 and 64 clients is the closed loop at
+    the client's mean lengths (921.5 tokens each) with the scheduler reading its queue every 30 decode
+    iterations: all 64 clients run at once, so its TTFT is the request overhead, 15 mean iterations of
+    wait for the read and its prompt's chunk."""
+    from costmodel.closed_loop import LoopParts
+
+    table = read_silicon(DATA)
+    chosen = (table["model_path"] == "deepseek-ai/DeepSeek-R1") & (table["backend"] == "sglang")
+    chosen &= (table["tp_size"] == 8) & (table["moe_ep_size"] == 1) & (table["gemm_quant_mode"] == "fp8")
+    chosen &= (table["isl"] == 1024) & (table["osl"] == 1024) & (table["concurrency"] == 64)
+    chosen &= table["silicon_data_source"].str.startswith("source_file=2026-03-25.csv")
+    row = table[chosen].head(1)
+    assert len(row) == 1
+    (tmp_path / "model_configs").mkdir()
+    name = "deepseek-ai--DeepSeek-R1_config.json"
+    shutil.copy(DATA / "model_configs" / name, tmp_path / "model_configs" / name)
+    row.drop(columns="concurrency").to_csv(tmp_path / "silicon_sample.csv", index=False)
+    _, [(_, parts)] = silicon_parts(tmp_path)
+    assert isinstance(parts, LoopParts)
+    np.testing.assert_array_equal(parts.isl, [921.5])
+    np.testing.assert_array_equal(parts.osl, [921.5])
+    np.testing.assert_array_equal(parts.arrival_wait, [15.0])
+    assert float(parts.running[0]) == 64
+    params = LoopParams(0.002, 0.1, 0.0, 0.0)
+    prompt = float(parts.chunks[0]) * (float(parts.with_prompt_s[0]) + params.step_overhead_s)
+    waited = float(parts.steady_ttft_s(params)[0]) - params.request_overhead_s - prompt
+    assert waited == pytest.approx(15.0 * float(parts.iteration_s(params)[0]), rel=1e-6)

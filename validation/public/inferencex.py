@@ -18,17 +18,41 @@ differ from what :func:`validation.public.silicon.row_formats` and
 Flags the model does not express are listed in :data:`NOT_MODELLED` (speculative decoding whose draft
 acceptance on the benchmark's random prompts is not known), so a reader sees what the prediction leaves
 out. Rows of other sources keep the engines' defaults.
+
+Two more settings change the closed loop rather than the kernels:
+
+- the benchmark client (every InferenceX run, whatever the engine) draws each request's lengths
+  uniformly from ``[int(ratio x), x]`` for the nominal ``isl`` / ``osl`` x with ``RANDOM_RANGE_RATIO``
+  0.8 (``sample_random_requests``,
+  https://github.com/SemiAnalysisAI/InferenceX/blob/086eabbe8611b283b2bbec13ea527b99adec369f/utils/bench_serving/benchmark_serving.py;
+  ``RANDOM_RANGE_RATIO: 0.8`` in
+  https://github.com/SemiAnalysisAI/InferenceX/blob/00983c3e22a0489aa5f3219f4b8765f2258099fe/.github/workflows/benchmark-tmpl.yml),
+  a mean of 0.9 x (:func:`mean_length`);
+- SGLang's ``--scheduler-recv-interval`` in the DeepSeek-R1 scripts (:func:`scheduler_recv_interval`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 SOURCE_FILES = ("2026-03-25.csv", "2026-04-06.csv")
 """``source_file`` values of the InferenceX runs in ``silicon_data_source``."""
+DB_DUMP = "db-dump/"
+"""Prefix of ``silicon_data_source`` for rows read from InferenceX's results database (a
+``workflow_run_id`` and the run's image; 85 of its 345 aggregated rows measure exactly what a row of the
+two files above measures: the same runs)."""
 REPOSITORY = "https://github.com/SemiAnalysisAI/InferenceX/blob"
+RANGE_RATIO = 0.8
+"""InferenceX's ``RANDOM_RANGE_RATIO``: each request's isl and osl are uniform integers in
+[int(0.8 x), x] for the nominal x (module docstring)."""
+CLIENT_ENGINES = ("sglang",)
+"""Engines whose InferenceX rows are predicted at the client's mean lengths (:func:`mean_length`). The
+client is the same for every engine; vLLM's and TensorRT-LLM's rows keep the nominal lengths until their
+loop parameters are refitted with them by their owners (docs/serving.md, "SGLang's aggregated rows")."""
 
 
 @dataclass(frozen=True)
@@ -133,8 +157,33 @@ def is_inferencex(table: pd.DataFrame) -> pd.Series:
     B200 vLLM 0.19.0, tp 2, 128 clients, 1024 / 1024: 297.2 ms TTFT and 28.0 ms TPOT in both)."""
     text = table["silicon_data_source"].astype(str)
     source = text.str.extract(r"source_file=([^;]+)")[0]
-    dump = text.str.startswith("db-dump/") & text.str.contains("workflow_run_id=", regex=False)
+    dump = text.str.startswith(DB_DUMP) & text.str.contains("workflow_run_id=", regex=False)
     return source.isin(SOURCE_FILES) | dump
+
+
+def mean_length(nominal: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Mean of InferenceX's request lengths for a nominal isl or osl x [tokens]: uniform integers in
+    [int(0.8 x), x], so (int(0.8 x) + x) / 2 (:data:`RANGE_RATIO`)."""
+    x = np.asarray(nominal, dtype=np.float64)
+    return (np.floor(RANGE_RATIO * x) + x) / 2.0
+
+
+def scheduler_recv_interval(
+    backend: str, model_path: str, system: str, tp: int, gemm: str, concurrency: npt.ArrayLike
+) -> npt.NDArray[np.float64]:
+    """SGLang's ``--scheduler-recv-interval`` I of an InferenceX row, by its script's rule, else 1 (the
+    engine's default: the scheduler reads new requests before every iteration).
+
+    DeepSeek-R1 on B200 sets it in both its scripts: 10, relaxed to 30 from 16 clients ("recv every ~10
+    requests; if CONC >= 16, relax to ~30"), except at tp 4 in fp8, always 10
+    (https://github.com/SemiAnalysisAI/InferenceX/blob/1fc5d73cdd31c7fbdd657f3c7e5ec2180f4b0598/benchmarks/dsr1_fp8_b200.sh,
+    https://github.com/SemiAnalysisAI/InferenceX/blob/1fc5d73cdd31c7fbdd657f3c7e5ec2180f4b0598/benchmarks/dsr1_fp4_b200.sh)."""
+    clients = np.asarray(concurrency, dtype=np.float64)
+    if (backend, model_path, system) != ("sglang", "deepseek-ai/DeepSeek-R1", "b200_sxm"):
+        return np.ones_like(clients)
+    if gemm == "fp8" and tp == 4:
+        return np.full_like(clients, 10.0)
+    return np.where(clients >= 16, 30.0, 10.0)
 
 
 VLLM_SCRIPTS_WITHOUT_DATA_PARALLEL = (

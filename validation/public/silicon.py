@@ -62,7 +62,15 @@ from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
 from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens
-from validation.public.inferencex import cuda_graph_tokens, is_inferencex, row_flags, vllm_single_engine
+from validation.public.inferencex import (
+    CLIENT_ENGINES,
+    cuda_graph_tokens,
+    is_inferencex,
+    mean_length,
+    row_flags,
+    scheduler_recv_interval,
+    vllm_single_engine,
+)
 from validation.public.reader import SYSTEM_PROFILES
 from validation.public.split import calibration_mask
 
@@ -307,6 +315,16 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     filled.loc[single, "batch_size"] *= filled.loc[single, "attention_dp_size"]
     filled.loc[single, "moe_ep_size"] = filled.loc[single, "tp_size"]
     filled.loc[single, ["attention_dp_size", "moe_tp_size"]] = 1
+    squared = squared_expert_layout(filled)
+    # E x E ranks of batch_size each are E ranks of E x batch_size (the clients stay where they were)
+    ranks = squared & (filled["attention_dp_size"] > 1)
+    filled.loc[ranks, "batch_size"] *= (
+        filled.loc[ranks, "attention_dp_size"] / filled.loc[ranks, "moe_ep_size"]
+    )
+    for column in ("tp_size", "attention_dp_size"):
+        wide = squared & (filled[column] > 1)
+        filled.loc[wide, column] = filled.loc[wide, "moe_ep_size"]
+    filled.loc[squared, "moe_tp_size"] = 1
     # each worker's share of the clients (all of them but on the rows of several workers)
     filled["concurrency"] = filled["concurrency"] / agg_workers(filled)
 
@@ -329,6 +347,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                 kv = flags.kv_dtype or kv
                 if flags.expert_activation_dtype is not None:
                     formats["expert_activation_dtype"] = flags.expert_activation_dtype
+            budget = token_budget(str(backend), hardware)
             engine = Engine(
                 model,
                 hardware,
@@ -336,25 +355,33 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                 Deployment(tp=int(tp), pp=int(pp), attention_dp=int(dp), **moe),
                 # batch_size and the token budget are per attention-DP rank
                 max_batch_size=int(batch) * int(dp),
-                max_batched_tokens=max(token_budget(str(backend), hardware), int(batch)) * int(dp),
+                max_batched_tokens=max(budget, int(batch)) * int(dp),
                 # the kernel models read the calibrated kernels of the row's engine
                 efficiency=hardware.efficiency.model_copy(update={"kernel_engine": str(backend)}),
             )
             # the engine's own memory rule and admission (validation/public/engine_memory.py)
             engine = engine_memory(str(backend), engine)
+            isl, osl = rows["isl"].to_numpy(float), rows["osl"].to_numpy(float)
+            clients = rows["concurrency"].to_numpy(float)
+            poll = np.ones_like(clients)
+            if ix and backend in CLIENT_ENGINES:  # InferenceX's client and its scripts' recv interval
+                isl, osl = mean_length(isl), mean_length(osl)
+                poll = scheduler_recv_interval(
+                    str(backend), str(model_path), str(system), int(tp), str(quant), clients
+                )
+            osl = np.maximum(osl, 2.0)
             parts = loop_parts(
                 engine,
-                concurrency=rows["concurrency"].to_numpy(float),
-                isl=rows["isl"].to_numpy(float),
-                osl=np.maximum(rows["osl"].to_numpy(float), 2.0),
-                reserved_tokens=reserved_tokens(
-                    str(backend), rows["isl"].to_numpy(float), np.maximum(rows["osl"].to_numpy(float), 2.0)
-                ),
+                concurrency=clients,
+                isl=isl,
+                osl=osl,
+                reserved_tokens=reserved_tokens(str(backend), isl, osl),
                 speculation=row_speculation(model, str(backend), str(version), int(dp)),
                 # per rank, as the budget: the piecewise CUDA graphs a mixed batch can replay
                 graph_tokens=cuda_graph_tokens(
                     str(backend), flags, int(batch), max(token_budget(str(backend), hardware), int(batch))
                 ),
+                poll_iterations=poll,
             )
         except (CostmodelError, ValueError) as error:
             why = re.sub(r"^invalid Deployment: \(profile\): ", "", str(error).splitlines()[0])
@@ -419,6 +446,38 @@ def tp_as_attention_dp(table: pd.DataFrame, models: dict[str, ModelProfile | str
         & (table["tp_size"] > 1)
         & (table["concurrency"] == table["batch_size"] * table["tp_size"])
         & moe.astype(bool)
+    )
+
+
+def squared_expert_layout(filled: pd.DataFrame, gpus_per_node: int = 8) -> pd.Series:
+    """Aggregated rows that record an expert-parallel deployment of E GPUs as E x E: ``tp_size`` (or
+    ``attention_dp_size``) = ``moe_tp_size`` x ``moe_ep_size`` with ``moe_tp_size`` = ``moe_ep_size`` = E,
+    wider than one node of ``gpus_per_node`` GPUs. Such a row ran on E GPUs, its experts split E ways by
+    expert parallelism (``moe_tp`` 1); :func:`silicon_parts` reads it so (tp or attention DP E).
+
+    The evidence is in the sample itself: every such row with a twin of the same model, format, lengths
+    and concurrency measures exactly (to the last digit) the TTFT and TPOT of that twin, and the twin is
+    always the E-GPU deployment with ``moe_tp_size`` 1 and ``moe_ep_size`` E: 30 of the 124 SGLang rows at
+    tp_size 16 / 64 (DeepSeek-R1 nvfp4 tp 16 = tp 4 x EP 4, tp 64 = tp 8 x EP 8; Qwen3.5-397B fp8 tp 16 =
+    tp 4 x EP 4) and 15 of the 79 TensorRT-LLM rows at tp_size or attention_dp_size 16 / 64 (an
+    attention-DP row's batch_size is then per recorded rank: its E ranks hold E x batch_size each, the
+    concurrency being batch_size x the recorded attention_dp_size). The InferenceX scripts these SGLang
+    rows come from launch one 8-GPU node, ``--tensor-parallel-size`` 4 or 8 with ``--ep-size``
+    (https://github.com/SemiAnalysisAI/InferenceX/blob/1fc5d73cdd31c7fbdd657f3c7e5ec2180f4b0598/benchmarks/dsr1_fp4_b200.sh),
+    its workflow counts ``GPU_COUNT = TP * PP * PCP``, EP adding none
+    (https://github.com/SemiAnalysisAI/InferenceX/blob/00983c3e22a0489aa5f3219f4b8765f2258099fe/.github/workflows/benchmark-tmpl.yml),
+    and SGLang's expert parallelism divides the tensor-parallel group (moe_tp = tp / ep), so ``tp_size``
+    = E x E is the record multiplying the two degrees. Rows within a node (4 = 2 x 2) are read as
+    stated: none of them has such a twin."""
+    tp, dp = filled["tp_size"], filled["attention_dp_size"]
+    moe_tp, moe_ep = filled["moe_tp_size"], filled["moe_ep_size"]
+    return (
+        (filled["mode"] == "agg")
+        & (moe_tp > 1)
+        & (moe_tp == moe_ep)
+        & (tp * dp == moe_tp * moe_ep)
+        & (tp * dp > gpus_per_node)
+        & ((tp == 1) | (dp == 1))
     )
 
 
