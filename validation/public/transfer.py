@@ -59,7 +59,7 @@ def transferred_hardware(name: str) -> HardwareProfile:
         raise CostmodelError(f"hardware {source.name!r} has no calibration to transfer to {name!r}")
     moved = calibration.model_copy(
         update={
-            "params": transferable(calibration.params, source),
+            "params": transferable(calibration.params, source, target),
             "record": calibration.record.model_copy(update={"transferred_from": source.name}),
         }
     )
