@@ -136,8 +136,8 @@ def table_text(document: dict[str, Any]) -> str:
 
 FIXED_TIMES, DIMENSIONLESS = "all fixed times", "all dimensionless"
 """Attribution variants that swap a whole class of a family's fitted parameters at once: those in seconds
-(names ending ``_s``: launch, latency, per-row and per-CTA costs) or all the others (fractions, ratios, tile
-and pipeline constants)."""
+(names ending ``_s`` but not ``_per_s``: launch, latency, per-row and per-CTA costs) or all the others
+(fractions, ratios, rates, tile and pipeline constants)."""
 
 ATTRIBUTION_ROWS = 4000
 """Rows per table the attribution predicts: every ``ceil(n / ATTRIBUTION_ROWS)``-th row in the table's own
@@ -191,8 +191,8 @@ def attribute_parameters(root: str | Path, max_rows: int = ATTRIBUTION_ROWS) -> 
                 fitted = [p for p in module.BOUNDS if p in names]
                 variants.update({p: dataclasses.replace(partner, **{p: getattr(own, p)}) for p in fitted})
                 for group, members in (
-                    (FIXED_TIMES, [p for p in fitted if p.endswith("_s")]),
-                    (DIMENSIONLESS, [p for p in fitted if not p.endswith("_s")]),
+                    (FIXED_TIMES, [p for p in fitted if _is_time(p)]),
+                    (DIMENSIONLESS, [p for p in fitted if not _is_time(p)]),
                 ):
                     variants[group] = dataclasses.replace(partner, **{p: getattr(own, p) for p in members})
                 for variant, params in variants.items():
@@ -216,6 +216,11 @@ def attribute_parameters(root: str | Path, max_rows: int = ATTRIBUTION_ROWS) -> 
         for hw, fam, err in zip(out["hardware"], out["family"], out["median_abs_err"], strict=True)
     ]
     return out
+
+
+def _is_time(name: str) -> bool:
+    """A parameter in seconds (``launch_s``, ``cta_overhead_s``), not a rate (``softmax_pairs_per_s``)."""
+    return name.endswith("_s") and not name.endswith("_per_s")
 
 
 def _known(values: dict[str, float], names: set[str]) -> dict[str, float]:
