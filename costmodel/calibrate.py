@@ -188,7 +188,8 @@ TRANSFER_RULE: dict[str, str] = {
 The rule: the nearest measured device of the same architecture (same SM generation and kernel libraries),
 else the same product class. Only dimensionless fractions, tile shapes and fixed times are transferred;
 each device keeps its own datasheet (peak per format, bandwidth, SM count), which the kernel models scale
-by. A device that has measurements of its own is never transferred onto.
+by, and its own defaults for the collective parameters that describe a kind of link its GPUs do not use
+(:func:`transferable`). A device that has measurements of its own is never transferred onto.
 """
 
 
