@@ -188,24 +188,32 @@ TRANSFER_RULE: dict[str, str] = {
 The rule: the nearest measured device of the same architecture (same SM generation and kernel libraries),
 else the same product class. Only dimensionless fractions, tile shapes and fixed times are transferred;
 each device keeps its own datasheet (peak per format, bandwidth, SM count), which the kernel models scale
-by. A device that has measurements of its own is never transferred onto.
+by, and its own defaults for the collective parameters that describe a kind of link its GPUs do not use
+(:func:`transferable`). A device that has measurements of its own is never transferred onto.
 """
 
 
 def transferable(
-    fitted: Mapping[str, Mapping[str, Mapping[str, float]]], source: HardwareProfile
+    fitted: Mapping[str, Mapping[str, Mapping[str, float]]],
+    source: HardwareProfile,
+    target: HardwareProfile | None = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """The part of ``source``'s fitted parameters (family -> key -> {name: value}) another device may reuse.
 
     Parameters a fit moves (a family's ``BOUNDS``) and values a fit's starting corner set are kept; values
     equal to ``source``'s own defaults are dropped, so that the datasheet numbers some families store
     (peak, bandwidth, SM count, L2 size) come from the target's own profile, as :data:`TRANSFER_RULE` says.
+    Where ``target``'s GPUs meet over another kind of link than ``source``'s (``datasheet.intra_node_link``:
+    NVLink / NVSwitch vs PCIe), the parameters a family names in ``LINK_PARAMS`` (the collectives' per-step
+    latency, link bandwidth fractions, host path) are dropped too: the target keeps its own defaults for them.
     """
     import importlib
 
+    other_link = target is not None and target.datasheet.intra_node_link != source.datasheet.intra_node_link
     out: dict[str, dict[str, dict[str, float]]] = {}
     for family, keys in fitted.items():
         module = importlib.import_module(f"costmodel.kernels.{family}")
+        link_only = set(getattr(module, "LINK_PARAMS", ())) if other_link else set()
         for key, values in keys.items():
             try:
                 defaults = numeric_fields(module.default_params(source, key))
@@ -214,7 +222,8 @@ def transferable(
             out.setdefault(family, {})[key] = {
                 name: value
                 for name, value in values.items()
-                if name in module.BOUNDS or name not in defaults or value != defaults[name]
+                if (name in module.BOUNDS or name not in defaults or value != defaults[name])
+                and name not in link_only
             }
     return out
 
@@ -334,7 +343,7 @@ def calibrate_measurements(
     known = set(list_hardware() if known_hardware is None else known_hardware)
     for target, source in sorted(transfer.items()):
         if target in known and target not in fitted and source in fitted:
-            params = transferable(fitted[source], load_hardware(source))
+            params = transferable(fitted[source], load_hardware(source), load_hardware(target))
             calibrations[target] = KernelCalibration(params=params, record=record(source, source))
     return CalibrationOutcome(calibrations, skipped)
 
@@ -436,7 +445,7 @@ def transfer_overlays(
         calibration = source.kernel_calibration
         assert calibration is not None  # fitted_overlay returns only calibrated profiles
         calibrations[target] = KernelCalibration(
-            params=transferable(calibration.params, source),
+            params=transferable(calibration.params, source, load_hardware(target)),
             record=calibration.record.model_copy(update={"transferred_from": source_name}),
         )
     if not calibrations:

@@ -407,3 +407,21 @@ def test_transfer_command_predicts_each_device_with_its_partners_parameters(
         ("h100_sxm", "gemm", "b200", "transfer", 50)
     ]
     assert "h100_sxm" in capsys.readouterr().out
+
+
+def test_transfer_attribution_swaps_the_devices_own_parameters_in_one_at_a_time(tmp_path: Path) -> None:
+    """The diagnostic of what does not carry over: on a key both devices fitted, the partner's set, the
+    device's own set, each fitted parameter swapped in alone and the fixed times / dimensionless ones as two
+    groups, all on the same rows; the partner's own variant recovers nothing."""
+    from costmodel.kernels import gemm
+    from validation.public.transfer import DIMENSIONLESS, FIXED_TIMES, attribute_parameters
+
+    data = tmp_path / "data"
+    write_table(data, "h100_sxm", gemm_table(50))
+    frame = attribute_parameters(data)
+    assert set(frame["hardware"]) == {"h100-sxm"}
+    assert set(frame["source"]) == {"b200"}
+    assert set(frame["family"]) == {"gemm"}
+    assert set(frame["variant"]) == {"partner", "own", FIXED_TIMES, DIMENSIONLESS, *gemm.BOUNDS}
+    assert set(frame["n"]) == {50}
+    assert frame.loc[frame["variant"] == "partner", "recovered"].tolist() == [0.0]

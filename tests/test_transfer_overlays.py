@@ -25,13 +25,18 @@ def _assert_transferred(target: HardwareProfile, source: HardwareProfile) -> Non
     assert fitted is not None
     assert moved.record.transferred_from == source.name
     assert moved.params.keys() == fitted.params.keys()
+    other_link = target.datasheet.intra_node_link != source.datasheet.intra_node_link
     for family_name, keys in fitted.params.items():
         family = importlib.import_module(f"costmodel.kernels.{family_name}")
+        link_only = set(getattr(family, "LINK_PARAMS", ())) if other_link else set()
         assert moved.params[family_name].keys() == keys.keys()
         for key, values in keys.items():
             stored = moved.params[family_name][key]
             for name in values.keys() & family.BOUNDS.keys():
-                assert stored[name] == values[name], (target.name, family_name, key, name)
+                if name in link_only:  # fitted over another kind of link: the target's own default
+                    assert name not in stored, (target.name, family_name, key, name)
+                else:
+                    assert stored[name] == values[name], (target.name, family_name, key, name)
             try:
                 own = numeric_fields(family.default_params(target, key))
             except CostmodelError:  # a datasheet without an SM count: the family cannot run on it at all
@@ -105,3 +110,30 @@ def test_cli_transfer_only(tmp_path: Path) -> None:
     assert result.output.strip().splitlines() == [
         "error: --from: missing; give the measurement folder, or --transfer-only"
     ]
+
+
+def test_link_parameters_transfer_only_over_the_same_kind_of_link() -> None:
+    """NVLink / NVSwitch collectives fitted on an H100 SXM: an H200 (NVLink too) takes all of them; an H100
+    PCIe, whose GPUs meet over PCIe, takes the software's fixed times (launch and handshake, the host's eager
+    floor) but keeps its own defaults for the per-step latency and the link's bandwidth fractions."""
+    from costmodel.calibrate import transferable
+    from costmodel.kernels import collective
+
+    sxm, pcie, h200 = (load_hardware(n) for n in ("h100-sxm", "h100-pcie", "h200"))
+    assert sxm.datasheet.intra_node_link == h200.datasheet.intra_node_link == "nvlink"
+    assert pcie.datasheet.intra_node_link == "pcie"
+    fit = dict(
+        numeric_fields(collective.default_params(sxm, "nccl:all_reduce")),
+        small_latency_s=4.9e-6, hop_latency_s=1.8e-6, large_bandwidth_fraction=0.65, host_floor_s=3e-6,
+    )  # fmt: skip
+    fitted = {"collective": {"nccl:all_reduce": fit}}
+    same = transferable(fitted, sxm, h200)["collective"]["nccl:all_reduce"]
+    other = transferable(fitted, sxm, pcie)["collective"]["nccl:all_reduce"]
+    assert (same["hop_latency_s"], same["large_bandwidth_fraction"]) == (1.8e-6, 0.65)
+    assert (other["small_latency_s"], other["host_floor_s"]) == (4.9e-6, 3e-6)
+    assert not set(collective.LINK_PARAMS) & other.keys()
+    own = collective.default_params(pcie, "nccl:all_reduce")
+    resolved = collective.Params(**{**vars(own), **other})
+    assert resolved.large_bandwidth_fraction == own.large_bandwidth_fraction
+    assert resolved.link_bandwidth_bytes_per_s == pcie.datasheet.intra_node_bandwidth_gb_per_s.value * 1e9
+    assert transferable(fitted, sxm)["collective"]["nccl:all_reduce"] == same  # no target: nothing dropped

@@ -7,7 +7,7 @@
     python -m validation report validation/results/cpu-quick.jsonl
     python -m validation public --data validation/data/public-gpu --out $OUT   # predict the public tables
     python -m validation silicon-calibrate --data validation/data/public-gpu   # fit the serving loop
-    python -m validation transfer --data validation/data/public-gpu --out $OUT  # transfer rule, per device
+    python -m validation transfer --data validation/data/public-gpu --out $OUT [--attribute]  # transfer rule
 """
 
 from __future__ import annotations
@@ -59,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     tra.add_argument("--data", type=Path, required=True, help="folder holding kernels/<system>/...")
     tra.add_argument("--out", type=Path, required=True, help="folder for transfer.json")
+    tra.add_argument(
+        "--attribute",
+        action="store_true",
+        help="also attribute the miss to parameters (the device's own fit swapped in; OUT/attribution.csv)",
+    )
     sil = sub.add_parser(
         "silicon-calibrate",
         help="fit the closed-loop serving model's per-engine parameters on the sample's calibration rows",
@@ -133,6 +138,12 @@ def _command(args: argparse.Namespace) -> int:
 
         print(transfer_text(write_transfer(args.data, args.out)))
         print(f"\nwrote {args.out / 'transfer.json'}")
+        if args.attribute:
+            from validation.public.transfer import attribute_parameters, attribution_text
+
+            attribution = attribute_parameters(args.data)
+            attribution.to_csv(args.out / "attribution.csv", index=False)
+            print(f"\n{attribution_text(attribution)}\n\nwrote {args.out / 'attribution.csv'}")
         return 0
 
     if args.command == "public":

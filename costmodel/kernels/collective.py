@@ -238,6 +238,23 @@ BOUNDS: Final[dict[str, tuple[float, float]]] = {
 """Bandwidth fractions may exceed 1: NVLS reduces in the switch, so an all-reduce's bus bandwidth can
 exceed the per-direction link rate (NCCL 2.17+, NVLink SHARP)."""
 
+LINK_PARAMS: Final = (
+    "hop_latency_s",
+    "large_bandwidth_fraction",
+    "contention_exponent",
+    "host_bandwidth_ratio",
+    "symm_latency_s",
+    "symm_bandwidth_fraction",
+)
+"""Fitted parameters that describe the link between a node's GPUs rather than the collective's software: the
+time per ring step, the achieved fractions of the link's bandwidth, the switch's contention and symmetric
+memory (NVLink / NVSwitch only), the shared host path (PCIe only). NCCL's own tuning model keys its per-step
+latencies by the kind of link (NVLink, PCI, network; ``hwLat`` in
+https://github.com/NVIDIA/nccl/blob/master/src/graph/tuning.cc) and its bandwidths by the path type. A device
+whose GPUs meet over another kind of link (``datasheet.intra_node_link``) than the device it takes its
+parameters from keeps its own defaults for these (:func:`costmodel.calibrate.transferable`); the fixed
+software times (launch, flag handshake, the protocol's rate ratio, the host's eager-mode floor) carry over."""
+
 
 def link_bandwidth_bytes_per_s(hardware: HardwareProfile) -> float:
     """Per-direction intra-node link bandwidth from the datasheet [bytes/s]; a clear error if absent."""

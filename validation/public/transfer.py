@@ -59,7 +59,7 @@ def transferred_hardware(name: str) -> HardwareProfile:
         raise CostmodelError(f"hardware {source.name!r} has no calibration to transfer to {name!r}")
     moved = calibration.model_copy(
         update={
-            "params": transferable(calibration.params, source),
+            "params": transferable(calibration.params, source, target),
             "record": calibration.record.model_copy(update={"transferred_from": source.name}),
         }
     )
@@ -131,4 +131,117 @@ def table_text(document: dict[str, Any]) -> str:
                 f"{100 * r['median_abs_err']:6.1f}% {100 * r['p90_abs_err']:6.1f}% "
                 f"{100 * r['median_signed_err']:+6.1f}%"
             )
+    return "\n".join(lines)
+
+
+FIXED_TIMES, DIMENSIONLESS = "all fixed times", "all dimensionless"
+"""Attribution variants that swap a whole class of a family's fitted parameters at once: those in seconds
+(names ending ``_s`` but not ``_per_s``: launch, latency, per-row and per-CTA costs) or all the others
+(fractions, ratios, rates, tile and pipeline constants)."""
+
+ATTRIBUTION_ROWS = 4000
+"""Rows per table the attribution predicts: every ``ceil(n / ATTRIBUTION_ROWS)``-th row in the table's own
+order (a rule that never looks at the error)."""
+
+
+def attribute_parameters(root: str | Path, max_rows: int = ATTRIBUTION_ROWS) -> pd.DataFrame:
+    """Which fitted parameters do not carry over: a diagnostic, not a prediction (it uses the device's fit).
+
+    On the keys both the device and its partner fitted (so the lookup is exact), each device's rows are
+    predicted with the partner's parameters (:func:`transferred_hardware`), with its own, and with the
+    partner's set in which one parameter of the family's ``BOUNDS`` at a time is replaced by the device's own
+    value, and then with all its fixed times (:data:`FIXED_TIMES`) or all its dimensionless parameters
+    (:data:`DIMENSIONLESS`) replaced at once. One row per (device, family, variant): ``variant`` is
+    ``"partner"``, ``"own"``, one of those two groups or the swapped parameter's name; ``n``,
+    ``median_abs_err``, and ``recovered`` (the partner's median |error| minus this variant's: how much of
+    the transfer's miss that one parameter carries)."""
+    import dataclasses
+
+    from costmodel.kernels import family_name
+    from validation.public.families import adapter_for
+
+    errors: dict[tuple[str, str, str], list[np.ndarray]] = {}
+    for table in iter_tables(root):
+        if table.hardware not in LEAVE_ONE_OUT:
+            continue
+        own_hw, moved_hw = load_hardware(table.hardware), transferred_hardware(table.hardware)
+        assert own_hw.kernel_calibration is not None
+        assert moved_hw.kernel_calibration is not None
+        frame = table.frame.iloc[:: max(1, -(-len(table.frame) // max_rows))]
+        for op_name, rows in frame.groupby("op_name", sort=True):
+            adapter = adapter_for(str(op_name))
+            if adapter is None:
+                continue
+            module = adapter.KERNEL_MODULE
+            family = family_name(module)
+            own_table = own_hw.kernel_calibration.params.get(family, {})
+            moved_table = moved_hw.kernel_calibration.params.get(family, {})
+            keys = np.asarray(adapter.params_key(rows), dtype=str)
+            shapes = adapter.shapes(rows)
+            measured = rows["latency_s"].to_numpy(np.float64)
+            for key in np.unique(keys):
+                if key not in own_table or key not in moved_table:
+                    continue
+                mask = keys == key
+                start = module.default_params(own_hw, str(key))
+                names = {f.name for f in dataclasses.fields(start)}
+                partner = dataclasses.replace(start, **_known(moved_table[key], names))
+                own = dataclasses.replace(start, **_known(own_table[key], names))
+                variants = {"partner": partner, "own": own}
+                fitted = [p for p in module.BOUNDS if p in names]
+                variants.update({p: dataclasses.replace(partner, **{p: getattr(own, p)}) for p in fitted})
+                for group, members in (
+                    (FIXED_TIMES, [p for p in fitted if _is_time(p)]),
+                    (DIMENSIONLESS, [p for p in fitted if not _is_time(p)]),
+                ):
+                    variants[group] = dataclasses.replace(partner, **{p: getattr(own, p) for p in members})
+                for variant, params in variants.items():
+                    try:
+                        predicted = module.time_s(own_hw, params, **{n: v[mask] for n, v in shapes.items()})
+                    except CostmodelError:
+                        continue
+                    signed = np.asarray(predicted, dtype=np.float64) / measured[mask] - 1.0
+                    errors.setdefault((table.hardware, family, variant), []).append(np.abs(signed))
+    records = [
+        {"hardware": hw, "source": LEAVE_ONE_OUT[hw], "family": family, "variant": variant,
+         "n": int(sum(len(a) for a in parts)), "median_abs_err": float(np.median(np.concatenate(parts)))}
+        for (hw, family, variant), parts in sorted(errors.items())
+    ]  # fmt: skip
+    out = pd.DataFrame(records)
+    if out.empty:
+        return out
+    partner_err = out[out["variant"] == "partner"].set_index(["hardware", "family"])["median_abs_err"]
+    out["recovered"] = [
+        partner_err.get((hw, fam), np.nan) - err
+        for hw, fam, err in zip(out["hardware"], out["family"], out["median_abs_err"], strict=True)
+    ]
+    return out
+
+
+def _is_time(name: str) -> bool:
+    """A parameter in seconds (``launch_s``, ``cta_overhead_s``), not a rate (``softmax_pairs_per_s``)."""
+    return name.endswith("_s") and not name.endswith("_per_s")
+
+
+def _known(values: dict[str, float], names: set[str]) -> dict[str, float]:
+    return {k: v for k, v in values.items() if k in names}
+
+
+def attribution_text(frame: pd.DataFrame, top: int = 3) -> str:
+    """Per device and family: rows, |error| with the partner's and the own parameters (%), and the ``top``
+    parameters whose own value recovers the most (percentage points)."""
+    head = f"{'device':10} {'from':10} {'family':22} {'rows':>6} {'partner':>8} {'own':>6} {'times':>6}"
+    lines = [f"{head} {'dimless':>7}  parameters (points recovered)"]
+    groups = ["partner", "own", FIXED_TIMES, DIMENSIONLESS]
+    for (hw, family), part in frame.groupby(["hardware", "family"], sort=True):
+        err = {k: 100 * v for k, v in part.set_index("variant")["median_abs_err"].items()}
+        swaps = part[~part["variant"].isin(groups)].nlargest(top, "recovered")
+        names = ", ".join(
+            f"{v} {100 * r:.0f}" for v, r in zip(swaps["variant"], swaps["recovered"], strict=True)
+        )
+        n = int(part.loc[part["variant"] == "partner", "n"].iloc[0])
+        lines.append(
+            f"{hw:10} {LEAVE_ONE_OUT[hw]:10} {family:22} {n:6d} {err['partner']:7.1f}% {err['own']:5.1f}% "
+            f"{err.get(FIXED_TIMES, np.nan):5.1f}% {err.get(DIMENSIONLESS, np.nan):6.1f}%  {names}"
+        )
     return "\n".join(lines)
