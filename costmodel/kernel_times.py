@@ -115,7 +115,7 @@ within 9 % at 4 clients."""
 GRAPH_LAUNCHES = {
     "gemm": {"launch_s": 1.0},
     "context_attention": {"launch_s": 2.0},
-    "generation_attention": {"launch_s": 2.0, "combine_s": 1.0},
+    "generation_attention": {"launch_s": 2.0, "combine_s": 1.0, "query_copy_s": 1.0},
     "mla": {"launch_s": 2.0, "module_kernel_s": 1.0, "host_floor_s": 0.0},
     "moe": {"launch_s": 4.0},
 }
@@ -125,7 +125,8 @@ quantization helpers, JIT lookups: up to ~200 us for some fp8-block GEMM paths).
 pay it per kernel: decode runs as a CUDA graph replay, which removes per-kernel CPU launch overheads
 (https://pytorch.org/blog/accelerating-pytorch-with-cuda-graphs/), and in eager prefill the host launches
 ahead of long kernels. So each fixed cost is capped at that many launches (:func:`launch_s`; the
-attention kernels also write the cache; decode's split-K reduction is one more kernel; the fused MoE runs
+attention kernels also write the cache; decode's split-K reduction is one more kernel, as is
+FlashAttention-2's query copy; the fused MoE runs
 routing, alignment and two GEMMs; fp8 / fp4 GEMMs first quantize their activations, one more launch;
 the MLA tables' eager host floor, ``host_floor_s``, is no GPU launch at all).
 What the host adds per step is the closed-loop model's ``step_overhead_s``."""

@@ -358,3 +358,60 @@ def test_a_short_packed_tile_runs_at_its_rows_share_of_the_pair_rate() -> None:
     assert float(few) == pytest.approx(2.0, rel=1e-9)  # 32 packed rows run in a 64-row tile
     many = ctx.time_s(hw, slow, seq_len=512.0, **shape) / ctx.time_s(hw, fast, seq_len=512.0, **shape)
     assert float(many) == pytest.approx(1.0, rel=1e-12)
+
+
+def _swapped_query_reshape_is_a_view(batch: int, n_kv_heads: int, group: int, head_dim: int = 8) -> bool:
+    """FlashAttention-2's swap of a decode query, ``q.reshape(b, h_kv, g, d).transpose(1, 2).reshape(b g,
+    h_kv, d)``, redone in numpy: setting ``.shape`` succeeds only where the reshape needs no copy (numpy's
+    rule for strided views is torch's)."""
+    q = np.zeros((batch, 1, n_kv_heads * group, head_dim)).reshape(batch, n_kv_heads, group, head_dim)
+    swapped = q.transpose(0, 2, 1, 3)
+    try:
+        swapped.shape = (batch * group, n_kv_heads, head_dim)
+    except AttributeError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 64])
+@pytest.mark.parametrize("n_kv_heads", [1, 2, 8])
+@pytest.mark.parametrize("group", [1, 2, 8])
+def test_flash_attention_2_copies_the_query_exactly_where_the_swap_is_no_view(
+    batch: int, n_kv_heads: int, group: int
+) -> None:
+    """The copy is charged where the swap happens (more query heads than KV heads) and the reshape is not
+    a view (numpy oracle), and costs its fixed time plus reading and writing the bf16 query once."""
+    hw = load_hardware("a100-80gb")
+    key = "vllm.vllm_flash_attn:bf16"
+    with_copy = dataclasses.replace(gen.default_params(hw, key), query_copy_s=6e-6)
+    without = dataclasses.replace(with_copy, query_copy_s=0.0)
+    shape = dict(
+        batch_size=batch, kv_len=100, n_heads=n_kv_heads * group, n_kv_heads=n_kv_heads, head_dim=128
+    )
+    extra = float(gen.time_s(hw, with_copy, **shape) - gen.time_s(hw, without, **shape))
+    copies = group > 1 and not _swapped_query_reshape_is_a_view(batch, n_kv_heads, group)
+    query_bytes = batch * n_kv_heads * group * 128 * 2.0
+    rate = hw.memory_bandwidth_bytes_per_s * with_copy.bandwidth_fraction
+    assert extra == pytest.approx(6e-6 + 2 * query_bytes / rate if copies else 0.0, rel=1e-9, abs=1e-15)
+    windowed = float(
+        gen.time_s(hw, with_copy, window=64, **shape) - gen.time_s(hw, without, window=64, **shape)
+    )
+    assert windowed == 0.0  # a window turns the swap off
+
+
+def test_only_flash_attention_2_grouped_keys_fit_the_query_copy() -> None:
+    for key in (
+        "vllm.vllm_flash_attn:bf16",
+        "vllm.vllm_flash_attn_fa2:bf16",
+        "vllm.vllm_flash_attn:bf16+wide",
+    ):
+        assert "query_copy_s" not in gen.fixed_for(key)
+    for key in (
+        "vllm.vllm_flash_attn_fa3:bf16",
+        "trtllm.torch_flow:bf16",
+        "vllm.vllm_flashinfer_trtllmdecode:bf16",
+        "vllm.vllm_flash_attn:bf16+mha",
+        "vllm.vllm_flash_attn_fa2:bf16+swa",
+    ):
+        assert "query_copy_s" in gen.fixed_for(key)
+        assert all(p.query_copy_s == 0.0 for p in gen.initial_guesses(load_hardware("h100-sxm"), key))

@@ -240,3 +240,19 @@ def test_a_kernel_that_never_splits_k_runs_a_lone_tile_on_one_sm() -> None:
     assert gemm.time_s(l40s, split, **shape) == pytest.approx(
         steps / split.max_splits * split.k_step_s, rel=1e-9
     )
+
+
+def test_a_library_that_splits_k_only_when_it_is_long_against_n() -> None:
+    """``split_min_k_per_n`` r: below k = r n the k loop is not split (the GEMM runs as with ``max_splits``
+    1), from k = r n on it is split as without the gate; 0 keeps the ungated model."""
+    a100 = load_hardware("a100-80gb")
+    split = dataclasses.replace(gemm.default_params(a100, "bf16"), launch_s=0.0, k_step_s=1e-6)
+    gated = dataclasses.replace(split, split_min_k_per_n=3.0)
+    lone = dataclasses.replace(split, max_splits=1.0)
+    n = 1024.0
+    short = {"m": 16.0, "n": n, "k": 3.0 * n - 256.0}
+    long = {"m": 16.0, "n": n, "k": 3.0 * n}
+    assert gemm.time_s(a100, gated, **short) == gemm.time_s(a100, lone, **short)
+    assert gemm.time_s(a100, gated, **short) > gemm.time_s(a100, split, **short)
+    assert gemm.time_s(a100, gated, **long) == gemm.time_s(a100, split, **long)
+    assert "split_min_k_per_n" not in gemm.BOUNDS  # a corner's property, not moved by the fit

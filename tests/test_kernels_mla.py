@@ -12,7 +12,7 @@ from costmodel import load_hardware
 from costmodel.calibrate import fit_params
 from costmodel.errors import CostmodelError
 from costmodel.kernels import context_attention as ctx
-from costmodel.kernels import mla
+from costmodel.kernels import generation_attention, mla
 
 DEVICES = ("h100-sxm", "b200", "a100-80gb", "l40s")
 # DeepSeek-V3 (DeepSeek-AI 2024, https://arxiv.org/abs/2412.19437, section 2.1.1 and the released
@@ -188,3 +188,26 @@ def test_a_fixed_split_grid_runs_in_waves_and_stays_monotone(device: str) -> Non
     np.testing.assert_array_equal(steps, np.diff(waves) > 0)  # a step exactly where a wave is added
     one_wave = t[-1] - t[-2] if steps[-1] else np.diff(t)[steps][-1]
     np.testing.assert_allclose(t[-1] - t[0], (waves[-1] - 1) * one_wave, rtol=1e-9)
+
+
+def test_one_query_head_streams_at_the_single_head_kernels_rate() -> None:
+    """vLLM's Triton MLA decode runs its kernel without head groups for one query head: a long,
+    bandwidth-bound call streams 1 / ratio as long (launch, per-CTA time and the reduction aside), and two
+    or more heads are untouched."""
+    hw = load_hardware("a100-80gb")
+    key = "vllm.vllm_triton_mla:gen:bf16"
+    grouped = dataclasses.replace(mla.default_params(hw, key), launch_s=0.0, cta_overhead_s=0.0)
+    single = dataclasses.replace(grouped, single_head_rate_ratio=0.25)
+    shape = dict(batch_size=np.array([64.0]), seq_len=np.array([65536.0]))
+    combine_s = generation_attention.Params.combine_s  # the split-K reduction, not streaming
+    one = _t(hw, single, mla.OP_GENERATION, n_heads=np.array([1.0]), **shape) - combine_s
+    streaming = _t(hw, grouped, mla.OP_GENERATION, n_heads=np.array([1.0]), **shape) - combine_s
+    assert one == pytest.approx(4.0 * streaming, rel=1e-12)
+    for heads in (2.0, 16.0, 128.0):
+        h = np.array([heads])
+        assert _t(hw, single, mla.OP_GENERATION, n_heads=h, **shape) == _t(
+            hw, grouped, mla.OP_GENERATION, n_heads=h, **shape
+        )
+    assert "single_head_rate_ratio" not in mla.fixed_for(key)
+    for other in ("vllm.vllm_flashmla:gen:bf16", "trtllm.default:gen:bf16", "vllm.vllm_triton_mla:ctx:bf16"):
+        assert "single_head_rate_ratio" in mla.fixed_for(other)

@@ -125,6 +125,14 @@ class Params:
     """Share of the L2 cache a repeatedly read working set stays resident in: ``cache_bandwidth_ratio``
     applies to GEMMs whose working set (``weight_copies`` x the weights, the activations and the output) is
     at most this share of ``datasheet.on_chip_cache_mib``. 1: the whole L2 [-]."""
+    split_min_k_per_n: float = 0.0
+    """Split-K only when ``k >= split_min_k_per_n x n`` [-]: a library heuristic that splits the k loop of
+    a few-tile GEMM only when k is long against the output's width. In the L40S tables' bf16
+    weight-streaming rows (cuBLAS), the rate implied at 16-row tiles jumps from k = 2,048 at n = 768 and
+    from k = 3,072 at n = 1,024, and never up to k = 4,096 at n = 1,536: k about 3 n (the A100's bf16 fit
+    takes the corner with 3: held-out median 9.9 -> 9.5 %). 0: split whenever tiles are fewer than SMs
+    (``min_k_per_split``, ``max_splits``). Piecewise constant: set by the fit's starting corners
+    (:func:`initial_guesses`), not moved by it [-]."""
 
 
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -153,7 +161,9 @@ def initial_guesses(hardware: HardwareProfile, key: str) -> list[Params]:
     slice, and CUTLASS's stream-K swizzle balances only ``kGemm`` launches:
     https://github.com/vllm-project/vllm/blob/main/csrc/quantization/cutlass_w8a8/scaled_mm_c2x.cuh,
     https://github.com/NVIDIA/cutlass/blob/main/include/cutlass/gemm/threadblock/threadblock_swizzle_streamk.h),
-    so a GEMM of one or two output tiles with a long k runs on one or two SMs."""
+    so a GEMM of one or two output tiles with a long k runs on one or two SMs. Two of the Ampere / Ada
+    corners also start with split-K gated by ``split_min_k_per_n`` 3 (cuBLAS) and a slower operand
+    pipeline (``k_step_s``)."""
     start = default_params(hardware, key)
     hopper = [
         replace(start, min_k_per_split=min_k, k_step_s=step, cache_bandwidth_ratio=1.5)
@@ -174,7 +184,10 @@ def initial_guesses(hardware: HardwareProfile, key: str) -> list[Params]:
         for splits in (start.max_splits, 1.0)
         for resident in (1.0, 0.5)
     ]
-    return hopper + ampere
+    # the same corners with split-K only for k >= 3 n and a slow operand pipeline per CTA (a few-tile
+    # GEMM that does not split k then streams at its CTAs' rate)
+    gated = [replace(s, split_min_k_per_n=3.0, k_step_s=2e-7) for s in ampere[::2]]
+    return hopper + ampere + gated
 
 
 def fixed_for(key: str) -> tuple[str, ...]:
@@ -252,6 +265,8 @@ def time_s(
     sms = sm_count(hardware)
     per_sm = peak_flop_per_s(hardware, params.dtype) * params.compute_fraction / sms
     max_splits = np.clip(K / params.min_k_per_split, 1.0, params.max_splits)
+    if params.split_min_k_per_n > 0.0:
+        max_splits = np.where(params.split_min_k_per_n * N <= K, max_splits, 1.0)
     bandwidth = hardware.memory_bandwidth_bytes_per_s * params.bandwidth_fraction
     moved = (M * K + K * N) * in_bytes + M * N * OUTPUT_BYTES
     kernel = np.full(np.broadcast(M, N, K).shape, np.inf)

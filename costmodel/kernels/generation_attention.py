@@ -45,6 +45,15 @@ from HBM. The model:
   the GPU). Which one is a property of the kernel, chosen by the fit's starting points.
 - **combine_s**: the split-K reduction kernel, charged when a row splits.
 - **launch_s**: the fixed cost of the call [s].
+- **FlashAttention-2's query copy** (``query_copy_s``): for one-token GQA decode FlashAttention-2's
+  varlen interface swaps the query heads of a KV head into the sequence dimension (``q.reshape(b, h_kv,
+  g, d).transpose(1, 2).reshape(b g, h_kv, d)``, ``seqlenq_ngroups_swapped`` in ``mha_varlen_fwd``,
+  https://github.com/vllm-project/flash-attention/blob/main/csrc/flash_attn/flash_api.cpp). That last
+  reshape is a view only when ``batch_size == 1`` or ``n_kv_heads == 1``; otherwise it copies the query,
+  one more kernel: a fixed ``query_copy_s`` plus reading and writing the query at the streaming rate. It
+  applies only where the swap does (``n_heads > n_kv_heads``, no sliding window) and only to the keys of
+  kernels that run this interface (:func:`fixed_for`; 0 elsewhere). In the A100 tables (vLLM 0.14) a
+  2-to-128-token cache takes 12.5 us at batch 1 or one KV head and 18 us otherwise.
 
 Assumptions: pages of the paged cache are read whole only at the sequence end (ignored); the query,
 output and partial results are small next to the cache.
@@ -123,6 +132,9 @@ class Params:
     ``mma.sync.m16n8k16``, NVIDIA PTX ISA, https://docs.nvidia.com/cuda/parallel-thread-execution/;
     64 for Hopper's wgmma in FlashMLA); larger groups are split over more CTAs, each streaming the
     group's KV again."""
+    query_copy_s: float = 0.0
+    """Fixed time of the query copy FlashAttention-2's swapped GQA decode makes when ``batch_size > 1``
+    and ``n_kv_heads > 1`` (its launch and dispatch) [s]; 0 for kernels without it (module docstring)."""
 
 
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -139,7 +151,27 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "cache_bandwidth_ratio": (1.0, 10.0),
     "heads_per_cta": (1.0, 256.0),
     "max_splits": (1.0, 256.0),
+    "query_copy_s": (0.0, 5e-5),
 }
+
+QUERY_COPY_KERNELS = ("vllm.vllm_flash_attn:", "vllm.vllm_flash_attn_fa2:")
+"""Key prefixes of the decode kernels reached through FlashAttention-2's varlen interface, which copies
+the swapped query (``query_copy_s``): vLLM's FlashAttention-2 build (``vllm_flash_attn`` on the A100 in
+vLLM 0.14, ``vllm_flash_attn_fa2`` on the L40S). FlashAttention-3 packs the group inside its kernel
+(``pack_gqa``) and FlashInfer / TensorRT-LLM take the query as it is laid out: no copy."""
+
+
+def copies_query(key: str) -> bool:
+    """Whether the decode kernel of ``key`` can copy the swapped query: a kernel of
+    ``QUERY_COPY_KERNELS`` on grouped KV heads without a window (``+mha`` has one query head per KV head
+    and ``+swa`` rows pass a window: neither swaps)."""
+    return key.startswith(QUERY_COPY_KERNELS) and "+mha" not in key and "+swa" not in key
+
+
+def fixed_for(key: str) -> tuple[str, ...]:
+    """Parameters a fit must not move for ``key``: the query copy, where the key's kernel never makes it
+    (:func:`copies_query`)."""
+    return () if copies_query(key) else ("query_copy_s",)
 
 
 def default_params(hardware: HardwareProfile, dtype: str) -> Params:
@@ -160,9 +192,12 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
 
 def initial_guesses(hardware: HardwareProfile, dtype: str) -> list[Params]:
     """Starting points of a fit: the defaults with the per-CTA overhead in series with the streaming or
-    mostly hidden, and two or many resident CTAs per SM (the model is piecewise in both); for
+    mostly hidden, and two or many resident CTAs per SM (the model is piecewise in both; FlashAttention-2
+    keys start their query copy at one kernel overhead); for
     sliding-window keys (``+swa``) also the grid over the whole sequence (``window_grid_full_length``)."""
     start = default_params(hardware, dtype)
+    if copies_query(dtype):  # one eager launch, as the split-K reduction's default
+        start = dataclasses.replace(start, query_copy_s=hardware.efficiency.kernel_overhead_s)
     starts = [
         dataclasses.replace(start, cta_overlap_fraction=overlap, resident_ctas_per_sm=resident)
         for overlap in (0.0, 0.9)
@@ -249,11 +284,39 @@ def time_s(
         fixed_sm_s=b * params.sequence_overhead_s,
     )
     t = stream_time_s(params, kv_len=length, best_split=True, **shared)  # type: ignore[arg-type]
+    t = t + query_copy_time_s(params, batch_size=b, n_heads=h, n_kv_heads=hkv, head_dim=d, window=window)
     if params.window_grid_full_length < 0.5:
         return t
     full = np.asarray(kv_len, dtype=np.float64)
     grid_s = stream_time_s(params, kv_len=full, fill_slots=True, **shared)  # type: ignore[arg-type]
     return np.asarray(np.where(full > length, grid_s, t), dtype=np.float64)
+
+
+QUERY_BYTES = 2.0
+"""Bytes per query element: decode attention takes its query in bf16 whatever the KV format [bytes]."""
+
+
+def query_copy_time_s(
+    params: Params,
+    *,
+    batch_size: npt.ArrayLike,
+    n_heads: npt.ArrayLike,
+    n_kv_heads: npt.ArrayLike,
+    head_dim: npt.ArrayLike,
+    window: npt.ArrayLike = 0,
+) -> FloatArray:
+    """FlashAttention-2's copy of the swapped query [s] (module docstring): ``query_copy_s`` plus reading
+    and writing ``batch_size x n_heads x head_dim`` bf16 elements at the streaming rate, where the swap
+    happens (``n_heads > n_kv_heads``, no window) and is not a view (``batch_size > 1`` and
+    ``n_kv_heads > 1``); 0 elsewhere and whenever ``query_copy_s`` is 0."""
+    b = np.asarray(batch_size, dtype=np.float64)
+    h = np.asarray(n_heads, dtype=np.float64)
+    hkv = np.asarray(n_kv_heads, dtype=np.float64)
+    copies = (b > 1.0) & (hkv > 1.0) & (h > hkv) & (np.asarray(window, dtype=np.float64) <= 0.0)
+    moved = 2.0 * QUERY_BYTES * b * h * np.asarray(head_dim, dtype=np.float64)
+    rate = params.bandwidth_bytes_per_s * params.bandwidth_fraction
+    copy_s = params.query_copy_s + moved / rate
+    return np.asarray(np.where(copies & (params.query_copy_s > 0.0), copy_s, 0.0), dtype=np.float64)
 
 
 def stream_time_s(

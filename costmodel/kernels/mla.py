@@ -122,6 +122,26 @@ class Params:
     ``get_mla_metadata``, FlashInfer), at most ``max_splits``; 0, always ``max_splits`` whatever the
     batch (vLLM's Triton MLA decode, ``num_kv_splits = 4``). A property of the kernel, chosen by the fit's
     starting points, not moved by it."""
+    single_head_rate_ratio: float = 1.0
+    """Streaming rate of the decode kernel a one-head call runs, over the grouped kernel's, per CTA and
+    in all [-]. vLLM's Triton decode attention takes its grouped kernel (tensor-core ``tl.dot`` over
+    ``BLOCK_H`` heads) only when a KV head has more than one query head; MLA's one latent head with one
+    query head (128 heads over tensor parallelism 128) runs the MHA kernel, whose CUDA-core dot products
+    (``tl.sum`` over a 576-dim key padded to 1024) stream the latent several times slower
+    (``decode_attention_fwd``, https://github.com/vllm-project/vllm/blob/main/vllm/attention/ops/triton_decode_attention.py).
+    Fitted for the keys of ``SINGLE_HEAD_KERNELS`` only (1 elsewhere)."""
+
+
+SINGLE_HEAD_KERNELS = ("vllm.vllm_triton_mla:gen",)
+"""Key prefixes of MLA decode kernels that switch to another kernel for one query head
+(``single_head_rate_ratio``): vLLM's Triton MLA. FlashMLA and FlashInfer's MLA run one kernel for every
+head count."""
+
+
+def fixed_for(key: str) -> tuple[str, ...]:
+    """Parameters a fit must not move for ``key``: ``single_head_rate_ratio`` outside
+    ``SINGLE_HEAD_KERNELS``."""
+    return () if key.startswith(SINGLE_HEAD_KERNELS) else ("single_head_rate_ratio",)
 
 
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -139,6 +159,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "max_splits": (1.0, 256.0),
     "resident_ctas_per_sm": (1.0, 64.0),
     "host_floor_s": (0.0, 1e-3),
+    "single_head_rate_ratio": (0.01, 1.0),
 }
 
 
@@ -296,14 +317,23 @@ def time_s(
     gen = _generation_params(params)
     # each group of heads_per_cta heads streams the latent cache once (continuous so a fit can find it)
     passes = np.maximum(1.0, h / params.heads_per_cta)
-    absorbed_s = generation_attention.stream_time_s(
-        gen,
+    stream = dict(
         total_bytes=b * s * latent * np.asarray(kv_bytes, dtype=np.float64) * passes,
         flop=2.0 * b * h * s * (latent + kv_lora_rank),
         ctas_unsplit=b * passes,
         kv_len=s,
         fixed_splits=params.fill_splits < 0.5,
     )
+    absorbed_s = generation_attention.stream_time_s(gen, **stream)  # type: ignore[arg-type]
+    if params.single_head_rate_ratio != 1.0:  # one query head: the kernel without head groups
+        ratio = params.single_head_rate_ratio
+        single = dataclasses.replace(
+            gen,
+            bandwidth_fraction=gen.bandwidth_fraction * ratio,
+            per_cta_bandwidth_fraction=gen.per_cta_bandwidth_fraction * ratio,
+        )
+        single_s = generation_attention.stream_time_s(single, **stream)  # type: ignore[arg-type]
+        absorbed_s = np.where(h <= 1.0, single_s, absorbed_s)
     naive_s = generation_attention.time_s(
         hardware,
         gen,
