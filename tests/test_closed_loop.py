@@ -236,3 +236,17 @@ def test_speculation_pays_only_when_drafts_are_kept(engine: Engine) -> None:
     for bad in ((0, 0.5, 0.1), (3, 1.5, 0.1), (3, 0.5, -1.0)):
         with pytest.raises(CostmodelError):
             Speculation(*bad)  # type: ignore[arg-type]
+
+
+def test_result_is_its_parts_each_evaluated_alone(engine: Engine) -> None:
+    """result() evaluates the steady TTFT once and hands it to the wave's: the same numbers, bit for bit,
+    as the public methods each called on its own."""
+    parts = loop_parts(
+        engine, concurrency=np.array([1.0, 8.0, 64.0, 300.0]), isl=[[128.0], [3000.0]], osl=200
+    )
+    for params in (LoopParams(), LoopParams(1e-3, 4e-3, 0.4, 2e-5)):
+        out = parts.result(params)
+        share = params.burst_fraction
+        ttft = (1.0 - share) * parts.steady_ttft_s(params) + share * parts.wave_ttft_s(params)
+        np.testing.assert_array_equal(out.ttft_s, ttft)
+        np.testing.assert_array_equal(out.iteration_s, parts.iteration_s(params))
