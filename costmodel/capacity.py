@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from costmodel import memo
 from costmodel.errors import CostmodelError
 from costmodel.queueing import birth_death
 from costmodel.serving import Engine, Lengths, Traffic
@@ -404,6 +405,46 @@ def _prepare(engine: Engine, traffic: Traffic, companions: dict[int, _Companions
     )
 
 
+def _prepared(
+    engine: Engine, traffic: Traffic, companions: dict[int, _Companions] | None = None
+) -> _Prepared:
+    """:func:`_prepare`, computed once per engine and length distributions (:mod:`costmodel.memo`, the
+    device profile its owner): a dashboard's load curve (:func:`analyze`) of the engine its plan
+    (:func:`plan`) has prepared, rebuilt with the same values, reads the plan's tables instead of timing
+    every iteration again. The key holds every field of the engine (the model by identity, the prepared
+    record keeping it alive) and the exact support and probabilities of both length distributions; the
+    rate is not in it (nothing prepared depends on it) and the record returned carries the caller's
+    engine and traffic. Its arrays are read-only."""
+
+    def lengths(d: Lengths) -> tuple[str, str, bytes, bytes]:
+        return d.kind, d.values.dtype.str + d.probs.dtype.str, d.values.tobytes(), d.probs.tobytes()
+
+    def made() -> _Prepared:
+        prep = _prepare(engine, traffic, companions)
+        for f in dataclasses.fields(prep):
+            value = getattr(prep, f.name)
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)
+        return prep
+
+    e, w = engine, engine.workload
+    key = (
+        "capacity._prepare",
+        id(e.model),
+        (w.batch_size, w.prompt_len, w.output_len, w.weight_dtype, w.activation_dtype, w.kv_dtype),
+        (w.sparsity, w.expert_dtype, w.expert_activation_dtype, tuple(sorted(w.component_formats.items()))),
+        e.deployment.model_dump_json(),
+        None if e.efficiency is None else e.efficiency.model_dump_json(),
+        (e.max_batch_size, e.max_batched_tokens, e.allocation, e.block_size, e.max_len, e.usable_fraction),
+        lengths(traffic.prompt),
+        lengths(traffic.output),
+    )
+    prep = memo.remember(e.hardware, key, made)
+    if prep.engine is engine and prep.traffic is traffic:
+        return prep
+    return dataclasses.replace(prep, engine=engine, traffic=traffic)
+
+
 def _mean_prompt_s(
     rate: FloatArray, decode_s: FloatArray, first_s: FloatArray, extra_s: FloatArray
 ) -> FloatArray:
@@ -465,7 +506,7 @@ def analyze(
     rate (each quadrature point is, and the wait's law grows with the load). Above saturation every
     latency is ``inf`` and ``stable`` is False.
     """
-    prep = _prepare(engine, traffic)
+    prep = _prepared(engine, traffic)
     return _evaluate(prep, _nodes(traffic, samples, seed), rate_per_s, max_batch_size, tuple(quantiles))
 
 
@@ -1201,7 +1242,7 @@ def meets_slo(
     meet ``slo`` with each replica at most ``max_utilization`` of its saturation rate, at each of the
     batch limits :func:`plan` tries (``batch_limits`` lowered to the largest that is not KV-bound) ->
     [..., limits]. :func:`plan` returns the fewest replicas for which some limit passes."""
-    prep = _prepare(engine, traffic)
+    prep = _prepared(engine, traffic)
     nodes = _nodes(traffic, samples, 0)
     limits = _limits(prep, batch_limits)
     sums = _sums(prep, nodes, int(limits.max()))
@@ -1526,7 +1567,7 @@ def _plan_one(
     """One candidate of :func:`plan`; ``nodes``: the quadrature nodes, and ``companions``: S10b's tables
     (shared by the candidates: they depend on the traffic alone)."""
     q, pct = slo.quantile, _pct(slo.quantile)
-    prep = _prepare(engine, traffic, companions)
+    prep = _prepared(engine, traffic, companions)
     if prep.kv_sequences < 1:
         return {"feasible": False, "reason": "the weights leave no room for a KV cache"}
     if prep.kv_safe_sequences < 1:

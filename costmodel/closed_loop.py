@@ -413,7 +413,8 @@ class LoopParts:
         """TTFT, TPOT and rates with ``params`` applied."""
         rate, iteration = self.requests_per_iteration, self.iteration_s(params)
         share = params.burst_fraction
-        ttft = (1.0 - share) * self.steady_ttft_s(params) + share * self.wave_ttft_s(params)
+        steady = self.steady_ttft_s(params, iteration)  # once: the wave's TTFT reads it too
+        ttft = (1.0 - share) * steady + share * self.wave_ttft_s(params, steady)
         return ClosedLoop(
             ttft_s=np.asarray(ttft),
             tpot_s=np.asarray(
@@ -443,8 +444,9 @@ class LoopParts:
         layers = self.layers if self.wave_layers is None else self.wave_layers
         return np.asarray(self.wave_s + params.prefill_layer_overhead_s * layers)
 
-    def steady_ttft_s(self, params: LoopParams) -> FloatArray:
-        """Mean TTFT of the steady state [s]: half an iteration of wait, the queue, the prompt's chunks."""
+    def steady_ttft_s(self, params: LoopParams, iteration: FloatArray | None = None) -> FloatArray:
+        """Mean TTFT of the steady state [s]: half an iteration of wait, the queue, the prompt's chunks
+        (``iteration``: :meth:`iteration_s` of ``params`` where the caller has it)."""
         # Little's law on the loop: a cycle is C / rate iterations, osl - 1 of them decoding; what is not
         # the half-iteration wait or the prompt's own chunks is queueing, at the mean iteration time
         clients = self.concurrency / self.ranks  # one rank's
@@ -453,7 +455,8 @@ class LoopParts:
         wait = self.arrival_wait
         queued = np.maximum(clients / self.requests_per_iteration - steps - wait - chunks, 0.0)
         prompt = chunks * (self._with_prompt_s(params) + params.step_overhead_s)
-        return np.asarray(params.request_overhead_s + (wait + queued) * self.iteration_s(params) + prompt)
+        mean = self.iteration_s(params) if iteration is None else iteration
+        return np.asarray(params.request_overhead_s + (wait + queued) * mean + prompt)
 
     def wave_tpot_s(self, params: LoopParams) -> FloatArray:
         """Mean time per decode iteration of a wave's requests, its wait spread over them [s] (per token
@@ -470,16 +473,18 @@ class LoopParts:
             + wait * (self._wave_s(params) + params.step_overhead_s) / iterations
         )
 
-    def wave_ttft_s(self, params: LoopParams) -> FloatArray:
+    def wave_ttft_s(self, params: LoopParams, steady: FloatArray | None = None) -> FloatArray:
         """Mean TTFT of a wave of every client's prompt arriving at once [s] (the benchmark's first cycle):
         the R admitted prompts prefilled first come first served, (R - 1) isl / (2 P) + ceil(isl / P)
         wave iterations on average, P the prompt budget; clients past R pay the steady state's TTFT, and at
         least the admitted prompts' mean: they arrived with the wave and wait for its slots to free, so more
-        clients than slots never lower a wave's mean TTFT."""
+        clients than slots never lower a wave's mean TTFT (``steady``: :meth:`steady_ttft_s` of ``params``
+        where the caller has it)."""
         running, clients = self.running, self.concurrency / self.ranks
         iterations = (running - 1.0) * self.isl / (2.0 * self.prompt_budget) + self.chunks
         admitted = params.request_overhead_s + iterations * (self._wave_s(params) + params.step_overhead_s)
-        rest = (clients - running) * np.maximum(self.steady_ttft_s(params), admitted)
+        steady = self.steady_ttft_s(params) if steady is None else steady
+        rest = (clients - running) * np.maximum(steady, admitted)
         return np.asarray((running * admitted + rest) / clients)
 
 

@@ -406,12 +406,12 @@ def prefill_side(prefill: Engine, *, isl: npt.ArrayLike) -> PrefillSide:
     chunk = N_in / chunks
     past = (N_in - chunk) / 2.0
     pieces = prefill.parts
-    # prefill_attention_s(r x chunk): one chunk on every rank, the ranks in lockstep
+    # prefill_chunk_s(r x chunk): one chunk on every rank, the ranks in lockstep
     # with pp > 1 a chunk stays in one micro-batch (_Parts.paced_tokens, as in step_time)
     alone = busy_rank_linear_s(prefill, pieces.paced_tokens(chunk, chunk), parts=pieces)
-    alone = alone + pieces.prefill_attention_s(r * chunk, past)
+    alone = alone + pieces.prefill_chunk_s(r * chunk, past)
     batched = pieces.linear_s(pieces.paced_tokens(r * k * chunk, r * chunk))
-    batched = batched + k * pieces.prefill_attention_s(r * chunk, past)
+    batched = batched + k * pieces.prefill_chunk_s(r * chunk, past)
     k = r * k
     kv_bytes = kv_cache_bytes(
         prefill.model, batch_size=1, context_len=N_in.astype(np.int64), kv_dtype=prefill.workload.kv_dtype

@@ -677,7 +677,7 @@ def _moe_s(
                     gated=shape.gated,
                     routing=STEP_ROUTING,
                     tuned_config=moe_configs.tuned_config(
-                        hardware.name, key, shape.experts / shape.ep, shape.inter / shape.tp
+                        hardware, key, shape.experts / shape.ep, shape.inter / shape.tp
                     ),
                 )
                 for key in moe_keys(keys, name, gated=shape.gated)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -676,8 +677,9 @@ def replica_memory(
     # the routed experts in their own format where it differs (expert_dtype: gpt-oss's MXFP4 experts),
     # and any other component in a published checkpoint's format (component_dtypes)
     own = {**(component_dtypes or {}), **({"experts": expert_dtype} if expert_dtype else {})} or None
-    total = weight_bytes(model, weight_dtype=weight_dtype, sparsity=sparsity, component_dtypes=own)
-    experts = expert_weight_bytes(model, weight_dtype=weight_dtype, sparsity=sparsity, component_dtypes=own)
+    total, experts = _weight_and_expert_bytes(
+        model, weight_dtype, sparsity, tuple(sorted(own.items())) if own else None
+    )
     weights = (total - experts) / (tp * pp) + experts / (tp * attention_dp * pp)
     acts = (
         inference_activation_bytes(
@@ -701,6 +703,20 @@ def replica_memory(
             / min(tp, model.mamba2.n_heads if model.mamba2 else 1)
         )
         / pp,
+    )
+
+
+@lru_cache(maxsize=512)
+def _weight_and_expert_bytes(
+    model: ModelProfile, weight_dtype: str, sparsity: Sparsity, own: tuple[tuple[str, str], ...] | None
+) -> tuple[int, int]:
+    """(:func:`weight_bytes`, :func:`expert_weight_bytes`) of ``model`` in these formats [bytes], once per
+    model and formats: an engine asks :func:`replica_memory` on every ``max_concurrency`` call, and the
+    byte counts are a sum over every tensor that depends on nothing else."""
+    formats = dict(own) if own else None
+    return (
+        weight_bytes(model, weight_dtype=weight_dtype, sparsity=sparsity, component_dtypes=formats),
+        expert_weight_bytes(model, weight_dtype=weight_dtype, sparsity=sparsity, component_dtypes=formats),
     )
 
 

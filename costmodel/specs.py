@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from costmodel.errors import CostmodelError, describe_validation_error
 
@@ -607,6 +615,13 @@ class Sourced(Spec):
     source: str = Field(min_length=3, description="Document, URL and table it was read from.")
 
 
+class SourcedText(Spec):
+    """A published name or version (not a number) with the document it comes from."""
+
+    value: str = Field(min_length=1, description="The text, exactly as published.")
+    source: str = Field(min_length=3, description="Document, URL and table it was read from.")
+
+
 class Datasheet(Spec):
     """A device's published figures, in the human units their keys name."""
 
@@ -640,6 +655,25 @@ class Datasheet(Spec):
         None, description="Thermal design power [W]; None where unpublished (TPU v5e)."
     )
     compute_units: Sourced | None = Field(None, description="SMs / CUs / TensorCores / cores [-].")
+    cuda_compute_capability: SourcedText | None = Field(
+        None,
+        description="CUDA compute capability 'major.minor' (NVIDIA's table, https://developer.nvidia.com/"
+        "cuda-gpus), which the engines key their all-reduce dispatch on; None (non-NVIDIA devices, or a "
+        "profile that does not state it): the engines' dispatch for other GPUs.",
+    )
+    cuda_device_name: SourcedText | None = Field(
+        None,
+        description="The name CUDA reports for the device (torch.cuda.get_device_name()), by which vLLM "
+        "finds its tuned fused-MoE configs (costmodel.kernels.moe_configs); None: vLLM's default MoE "
+        "launch configuration, as for a device vLLM ships no configs for.",
+    )
+
+    @field_validator("cuda_compute_capability")
+    @classmethod
+    def _capability_is_major_minor(cls, value: SourcedText | None) -> SourcedText | None:
+        if value is not None and not re.fullmatch(r"\d+\.\d+", value.value):
+            raise ValueError(f"{value.value!r} is not 'major.minor' (e.g. '9.0')")
+        return value
 
 
 class Price(Spec):

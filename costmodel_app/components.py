@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -624,25 +625,50 @@ def time_scale(seconds_max: float) -> tuple[float, str]:
     return (1e3, "ms") if not seconds_max >= 10 else (1.0, "s")
 
 
-def chart(fig: go.Figure, data: pd.DataFrame, name: str) -> None:
-    """A plotly chart, then the table behind it (one click) and a CSV download (one click)."""
+@dataclass(frozen=True)
+class ChartParts:
+    """Everything :func:`chart` shows, made by :func:`chart_parts` and shown by :func:`show_chart` (a page
+    may cache it: showing reads it, never changes it)."""
+
+    figure: go.Figure
+    table: pd.DataFrame
+    """The numbers behind the chart for people (:func:`human`)."""
+    column_config: dict[str, Any]
+    csv: str
+    """The same numbers in costmodel's names and SI units."""
+    name: str
+
+
+def chart_parts(fig: go.Figure, data: pd.DataFrame, name: str) -> ChartParts:
+    """The dashboard's layout on ``fig`` (changed in place), the table and the CSV of ``data``."""
     fig.update_layout(**LAYOUT)
     _label_log_axes(fig)
     if fig.layout.height is None:
         fig.update_layout(height=420)
-    st.plotly_chart(fig, key=f"chart-{name}", config={"displaylogo": False})
+    table, config = table_parts(data)
+    return ChartParts(fig, table, config, data.to_csv(index=False), name)
+
+
+def show_chart(parts: ChartParts) -> None:
+    """A plotly chart, then the table behind it (one click) and a CSV download (one click)."""
+    st.plotly_chart(parts.figure, key=f"chart-{parts.name}", config={"displaylogo": False})
     table, download = st.columns([3, 1], vertical_alignment="top")
     with table.expander("Numbers behind this chart", icon=":material/table:"):
-        dataframe(data)
+        st.dataframe(parts.table, hide_index=True, column_config=parts.column_config)
     download.download_button(
         "CSV",
-        data=data.to_csv(index=False),
-        file_name=f"{name}.csv",
+        data=parts.csv,
+        file_name=f"{parts.name}.csv",
         mime="text/csv",
         on_click="ignore",
         icon=":material/download:",
-        key=f"csv-{name}",
+        key=f"csv-{parts.name}",
     )
+
+
+def chart(fig: go.Figure, data: pd.DataFrame, name: str) -> None:
+    """A plotly chart, then the table behind it (one click) and a CSV download (one click)."""
+    show_chart(chart_parts(fig, data, name))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -732,9 +758,8 @@ def _longest_text(values: pd.Series) -> int:
     return max((len(v) for v in values if isinstance(v, str)), default=0)
 
 
-def dataframe(frame: pd.DataFrame, **column_config: Any) -> None:
-    """A table for people (:func:`human`); ``column_config`` keyed by costmodel's column names. Text
-    columns are wide: a reason is the information, never cut to a few words."""
+def table_parts(frame: pd.DataFrame, **column_config: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """What :func:`dataframe` shows: the table for people (:func:`human`) and its column configuration."""
     config: dict[str, Any] = {}
     for column in frame.columns:
         title = header(str(column))[0]
@@ -742,4 +767,11 @@ def dataframe(frame: pd.DataFrame, **column_config: Any) -> None:
             config[title] = column_config[column]
         elif _longest_text(frame[column]) > 30:  # a sentence (a reason, an error): wide enough to read
             config[title] = st.column_config.TextColumn(title, width="large")
-    st.dataframe(human(frame), hide_index=True, column_config=config)
+    return human(frame), config
+
+
+def dataframe(frame: pd.DataFrame, **column_config: Any) -> None:
+    """A table for people (:func:`human`); ``column_config`` keyed by costmodel's column names. Text
+    columns are wide: a reason is the information, never cut to a few words."""
+    table, config = table_parts(frame, **column_config)
+    st.dataframe(table, hide_index=True, column_config=config)

@@ -445,6 +445,32 @@ def test_validation_page_shows_the_public_evaluation_per_device_and_family(
     assert {x for t in bars for x in t["x"]} == {"2", "4", "8"}
 
 
+def test_validation_page_shows_a_selection_the_same_after_visiting_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The page keeps its files, their index and its charts in caches shared by every rerun and session:
+    showing never changes them, so a device and family look the same after others were shown, and the
+    scatter holds exactly the sampled rows of the selection."""
+    monkeypatch.delenv("COSTMODEL_VALIDATION_RESULTS", raising=False)
+    sample = committed_public()[0]
+
+    def shown(at: AppTest) -> tuple[list[dict[str, Any]], list[str]]:
+        return charts(at), [d.value.to_csv() for d in at.dataframe]
+
+    at = open_page("validation", validation_device="h100_sxm", validation_family="GEMM (gemm)")
+    first = shown(at)
+    for system, family in (("b200_sxm", "moe"), ("h100_sxm", "all_reduce"), ("a100_sxm", "gemm")):
+        at.selectbox(key="validation_device").set_value(system).run()
+        at.selectbox(key="validation_family").set_value(family).run()
+        assert not errors(at)
+        points = [t for t in charts(at)[0]["data"] if t.get("mode") == "markers"]
+        rows = sample.query("system == @system and family == @family and metric == 'latency'")
+        assert sum(len(values(t["x"])) for t in points) == len(rows)
+    at.selectbox(key="validation_device").set_value("h100_sxm").run()
+    at.selectbox(key="validation_family").set_value("gemm").run()
+    assert shown(at) == first
+
+
 @pytest.mark.parametrize("present", ["public-gpu-summary.json", "public-gpu-rows-sample.parquet"])
 def test_validation_page_with_one_public_file_names_the_missing_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, present: str

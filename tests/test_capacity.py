@@ -567,3 +567,33 @@ def test_rates_past_saturation_are_unstable_not_an_error() -> None:
     assert not stable[-1]
     assert not np.any(stable[1:] & ~stable[:-1])  # stable below a rate, unstable above it
     assert np.all(np.isfinite(np.asarray(m.quantile("ttft", 0.99))[stable]))
+
+
+def test_a_rebuilt_engine_reads_the_prepared_tables_and_gets_the_same_answer() -> None:
+    """analyze() of an engine rebuilt with the same values (the dashboard's load curve after its plan)
+    reuses what was prepared for the first (costmodel.memo) and answers exactly as a cold call; another
+    length distribution or another engine value is prepared afresh; the kept tables are read-only."""
+    from costmodel import memo
+    from costmodel.capacity import _prepared
+
+    def metrics(engine: Engine, traffic: Traffic) -> list[np.ndarray]:
+        m = analyze(
+            engine, traffic, rate_per_s=np.array([0.5, 2.0, 6.0]), max_batch_size=np.array([16, 64])[:, None]
+        )
+        return [np.asarray(m.ttft_s), np.asarray(m.tpot_s), np.asarray(m.max_rate_per_s)]
+
+    memo.clear()
+    cold = metrics(ENGINE, TRAFFIC)
+    again = Engine.build(MODEL, HW, max_batch_size=64, max_batched_tokens=4096)
+    faster = TRAFFIC.with_rate(3.0)
+    assert _prepared(again, faster).traffic is faster  # the caller's rate, the shared tables
+    assert _prepared(again, faster).engine is again
+    assert _prepared(again, TRAFFIC).first_s is _prepared(ENGINE, TRAFFIC).first_s  # one table, shared
+    for a, b in zip(cold, metrics(again, TRAFFIC), strict=True):
+        np.testing.assert_array_equal(a, b)
+    longer = Traffic(1.0, Lengths.lognormal(600, 0.8, max_tokens=4096), TRAFFIC.output)
+    assert _prepared(ENGINE, longer).first_s is not _prepared(ENGINE, TRAFFIC).first_s
+    tighter = Engine.build(MODEL, HW, max_batch_size=64, max_batched_tokens=2048)
+    assert _prepared(tighter, TRAFFIC).first_s is not _prepared(ENGINE, TRAFFIC).first_s
+    with pytest.raises(ValueError, match="read-only"):
+        _prepared(ENGINE, TRAFFIC).first_s[0, 0] = 0.0

@@ -280,3 +280,17 @@ def test_a_scheduler_that_reads_its_queue_every_i_iterations_adds_half_of_them_t
     assert np.all(np.diff(np.stack(ttft), axis=0) >= -1e-12)
     with pytest.raises(CostmodelError, match="poll_iterations"):
         closed_loop(engine, concurrency=1, isl=10, osl=10, poll_iterations=0.5)
+
+
+def test_result_is_its_parts_each_evaluated_alone(engine: Engine) -> None:
+    """result() evaluates the steady TTFT once and hands it to the wave's: the same numbers, bit for bit,
+    as the public methods each called on its own."""
+    parts = loop_parts(
+        engine, concurrency=np.array([1.0, 8.0, 64.0, 300.0]), isl=[[128.0], [3000.0]], osl=200
+    )
+    for params in (LoopParams(), LoopParams(1e-3, 4e-3, 0.4, 2e-5)):
+        out = parts.result(params)
+        share = params.burst_fraction
+        ttft = (1.0 - share) * parts.steady_ttft_s(params) + share * parts.wave_ttft_s(params)
+        np.testing.assert_array_equal(out.ttft_s, ttft)
+        np.testing.assert_array_equal(out.iteration_s, parts.iteration_s(params))

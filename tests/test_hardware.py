@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,3 +192,48 @@ def test_ep16_under_attention_dp_gathers_on_nvlink_in_an_nvl72_rack() -> None:
     # the network stage alone carries each GPU's eighth among the two nodes: (2 - 1) / 2 x bytes / 8
     rails = 1 / 2 * float(np.max(op.bytes_read)) / 8 / (50e9 * 0.8)
     assert float(np.max(h100.decode_ops.communication_s[i])) > rails
+
+
+# NVIDIA, "CUDA GPU Compute Capability", https://developer.nvidia.com/cuda-gpus (data center: A100 8.0,
+# A10 / A10G 8.6, L4 / L40S 8.9, H100 / H200 / H20 9.0, B200 / GB200 10.0, B300 / GB300 10.3; RTX PRO 6000
+# Blackwell Server Edition 12.0; GeForce RTX 4090 8.9); AMD, Google and CPU devices have none.
+PUBLISHED_COMPUTE_CAPABILITY = {
+    "a100-40gb": "8.0",
+    "a100-80gb": "8.0",
+    "a10g": "8.6",
+    "l4": "8.9",
+    "l40s": "8.9",
+    "rtx-4090": "8.9",
+    "h100-sxm": "9.0",
+    "h100-pcie": "9.0",
+    "h200": "9.0",
+    "h20": "9.0",
+    "b200": "10.0",
+    "gb200": "10.0",
+    "b300": "10.3",
+    "gb300": "10.3",
+    "rtx-pro-6000-server": "12.0",
+}
+
+
+@pytest.mark.parametrize("name", costmodel.list_hardware())
+def test_cuda_identity_is_a_cited_datasheet_fact(name: str) -> None:
+    """The compute capability and CUDA device name engines dispatch on travel with the profile's datasheet
+    (not its name), each with its source; only NVIDIA GPUs have them."""
+    hw = costmodel.load_hardware(name)
+    capability = hw.datasheet.cuda_compute_capability
+    assert (capability.value if capability else None) == PUBLISHED_COMPUTE_CAPABILITY.get(name)
+    for entry in (capability, hw.datasheet.cuda_device_name):
+        if entry is not None:
+            assert hw.vendor == "nvidia"
+            assert "http" in entry.source, f"{name}: the source names no document URL"
+
+
+def test_a_malformed_compute_capability_is_a_clear_error(tmp_path: Path) -> None:
+    text = (costmodel.registry.calibrated_dir().parent / "h100-sxm.yaml").read_text()
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        text.replace('cuda_compute_capability: {value: "9.0"', 'cuda_compute_capability: {value: "sm_90"')
+    )
+    with pytest.raises(costmodel.CostmodelError, match=r"cuda_compute_capability.*'major\.minor'"):
+        costmodel.registry.load_hardware_file(path)

@@ -329,3 +329,24 @@ def test_vllm_times_the_path_it_runs_not_the_faster_one() -> None:
     # TensorRT-LLM and NCCL keep the faster of their two paths
     assert not collective.default_params(B200, "TRTLLM").vllm_paths
     assert not collective.default_params(B200, "nccl:all_reduce").vllm_paths
+
+
+@pytest.mark.parametrize("name", ["h100-sxm", "b200", "b300"])
+def test_a_renamed_profile_keeps_its_engines_dispatch(name: str) -> None:
+    """A profile's name is a label: a user's renamed copy of a profile runs the same all-reduce paths and
+    times (the compute capability vLLM keys its dispatch on is a datasheet field, not a name lookup)."""
+    hardware = load_hardware(name)
+    renamed = hardware.model_copy(update={"name": "my-own-" + name})
+    sizes = np.geomspace(1e3, 3e8, 60)
+    for n in (2, 4, 6, 8):
+        for a, b in zip(
+            collective.vllm_paths(hardware, message_bytes=sizes, num_gpus=n),
+            collective.vllm_paths(renamed, message_bytes=sizes, num_gpus=n),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(a, b)
+        params = collective.default_params(hardware, "vLLM_custom")
+        np.testing.assert_array_equal(
+            collective.time_s(hardware, params, message_bytes=sizes, num_gpus=n, op="all_reduce"),
+            collective.time_s(renamed, params, message_bytes=sizes, num_gpus=n, op="all_reduce"),
+        )

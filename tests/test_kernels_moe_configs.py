@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from costmodel.kernels import moe_configs
+from costmodel.registry import load_hardware
+
+H100, A100, B200 = load_hardware("h100-sxm"), load_hardware("a100-80gb"), load_hardware("b200")
 
 
 def test_vllms_own_example_configs_are_found() -> None:
@@ -12,18 +15,16 @@ def test_vllms_own_example_configs_are_found() -> None:
     and TP4 on A100. Mixtral has intermediate size N = 14336, i.e. for TP2 we have N = 7168 and for TP4 we
     have N = 3584." (https://github.com/vllm-project/vllm/tree/main/vllm/model_executor/layers/fused_moe/configs)"""
     key = "bf16:vllm:vllm_unquantizedfusedmoe_triton_tritonexperts"
-    assert moe_configs.tuned_config("h100-sxm", key, 8, 14336 / 2)
-    assert moe_configs.tuned_config("a100-80gb", "bf16:vllm:vllm_fused_moe", 8, 14336 / 4)
+    assert moe_configs.tuned_config(H100, key, 8, 14336 / 2)
+    assert moe_configs.tuned_config(A100, "bf16:vllm:vllm_fused_moe", 8, 14336 / 4)
 
 
 def test_a_width_or_expert_count_without_a_file_falls_back_to_the_default() -> None:
     key = "bf16:vllm:vllm_fused_moe"
-    found = moe_configs.tuned_config(
-        "a100-80gb", key, np.array([8, 8, 4, 8]), np.array([7168, 14336, 7168, 7.5])
-    )
+    found = moe_configs.tuned_config(A100, key, np.array([8, 8, 4, 8]), np.array([7168, 14336, 7168, 7.5]))
     np.testing.assert_array_equal(found, [True, False, False, False])
-    assert not moe_configs.tuned_config("b200", key, 8, 7168)  # no listing: vLLM finds no file either
-    assert not moe_configs.tuned_config("a100-80gb", "fp8:vllm:vllm_fused_moe", 8, 7168)  # bf16 file only
+    assert not moe_configs.tuned_config(B200, key, 8, 7168)  # no listing: vLLM finds no file either
+    assert not moe_configs.tuned_config(A100, "fp8:vllm:vllm_fused_moe", 8, 7168)  # bf16 file only
 
 
 def test_kernels_that_choose_their_own_tactics_always_count_as_tuned() -> None:
@@ -35,6 +36,26 @@ def test_kernels_that_choose_their_own_tactics_always_count_as_tuned() -> None:
         "bf16",
     ):
         assert not moe_configs.reads_vllm_configs(key)
-        assert np.all(
-            moe_configs.tuned_config("a100-80gb", key, np.array([3.0, 8.0]), np.array([5.0, 7168.0]))
-        )
+        assert np.all(moe_configs.tuned_config(A100, key, np.array([3.0, 8.0]), np.array([5.0, 7168.0])))
+
+
+def test_a_renamed_profile_keeps_its_tuned_configs() -> None:
+    """vLLM finds its config files by the CUDA device name, a datasheet field of the profile: a user's
+    renamed copy of the H100 profile still runs the tuned Mixtral TP2 config (vLLM's configs/README)."""
+    renamed = H100.model_copy(update={"name": "my-h100"})
+    key = "bf16:vllm:vllm_unquantizedfusedmoe_triton_tritonexperts"
+    experts, width = np.array([8, 8, 16, 3]), np.array([7168, 100, 1344, 7168])
+    np.testing.assert_array_equal(
+        moe_configs.tuned_config(renamed, key, experts, width),
+        moe_configs.tuned_config(H100, key, experts, width),
+    )
+    assert moe_configs.tuned_config(renamed, key, 8, 7168)
+
+
+def test_a_profile_without_a_cuda_device_name_gets_vllms_default_config() -> None:
+    """No device name (a user's profile that does not state it): vLLM would find no file, so every call runs
+    the default launch configuration."""
+    anonymous = H100.model_copy(
+        update={"datasheet": H100.datasheet.model_copy(update={"cuda_device_name": None})}
+    )
+    assert not moe_configs.tuned_config(anonymous, "bf16:vllm:vllm_fused_moe", 8, 7168)

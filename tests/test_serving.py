@@ -204,7 +204,7 @@ def test_step_table_matches_step_time() -> None:
             continue
         exact = float(engine.parts.linear_s(b + sum(k for k, _ in chunks)))
         exact += float(engine.parts.decode_attention_s(b, ctx))
-        exact += sum(float(engine.parts.prefill_attention_s(k, p)) for k, p in chunks)
+        exact += sum(float(engine.parts.prefill_chunk_s(k, p)) for k, p in chunks)
         assert table.iteration_s(b, ctx * b, chunks) == pytest.approx(exact, rel=5e-3)
     # one chunk alone is exactly step_time
     assert table.iteration_s(10, 10 * 700.0, [(300, 0)]) == pytest.approx(
@@ -300,8 +300,44 @@ def test_terms_sharing_their_passes_equal_each_term_alone(model: str, deployment
     linear, decode, prefill = engine.parts.terms_s(tokens, batch, context, chunk, past)
     assert np.array_equal(linear, engine.parts.linear_s(tokens))
     assert np.array_equal(decode, engine.parts.decode_attention_s(batch, context))
-    assert np.array_equal(prefill, engine.parts.prefill_attention_s(chunk, past))
+    assert np.array_equal(prefill, engine.parts.prefill_chunk_s(chunk, past))
     assert np.all(decode[1:3] > 0)
     assert np.all(prefill[:, 0] != 0)
     none = engine.parts.terms_s(np.zeros(2), np.zeros(3), np.ones(3), np.zeros(1), np.zeros(1))
     assert all(np.array_equal(x, np.zeros_like(x)) for x in none)
+
+
+@pytest.mark.parametrize(
+    ("model", "hardware", "deployment"),
+    [
+        ("llama-3-8b", "h100-sxm", Deployment(tp=1)),
+        ("llama-3-70b", "h100-sxm", Deployment(tp=4)),
+        ("llama-3-8b", "a100-80gb", Deployment(tp=2, pp=2)),
+        ("qwen3-30b-a3b", "h100-sxm", Deployment(tp=1, attention_dp=2, moe_ep=2)),
+        ("deepseek-v3", "b200", Deployment(tp=8)),
+    ],
+)
+def test_each_part_of_an_iteration_is_a_time(model: str, hardware: str, deployment: Deployment) -> None:
+    """A prompt chunk's attention is a time: positive, growing with the past it attends to, and no faster
+    than its causal attention FLOPs at the device's peak; the decode-priced extras of its tokens are a
+    time; the bracket step_time adds is their difference (it once reported -3.2 ms of "attention" for 512
+    tokens of Llama 3 8B on an H100)."""
+    engine = Engine(load_model(model), load_hardware(hardware), Workload(), deployment)
+    parts = engine.parts
+    k = np.array([1.0, 16.0, 128.0, 512.0, 2048.0, 8192.0])[:, None]
+    past = np.array([0.0, 512.0, 4096.0])[None, :]
+    attention = parts.prefill_attention_s(k, past)
+    extras = parts.prompt_extras_s(k)
+    assert np.all(attention > 0)
+    assert np.all(extras > 0)
+    assert np.all(np.diff(attention, axis=1) >= 0)
+    chunk = parts.prefill_chunk_s(k, past)
+    np.testing.assert_allclose(attention - extras, chunk, rtol=0, atol=1e-12 * float(parts.linear_s(8192.0)))
+    m = engine.model
+    if m.mla is None and m.n_heads is not None and m.head_dim is not None:
+        # QK^T and PV over q p + q (q + 1) / 2 causal pairs of a rank's q = k / r queries, 2 FLOP per
+        # multiply-add, per GPU
+        q = k / deployment.attention_dp
+        pairs = q * past + q * (q + 1) / 2
+        flop = 2 * 2 * pairs * m.n_heads * m.head_dim * m.n_layers / deployment.tp
+        assert np.all(attention >= flop / engine.hardware.peak_flop_per_s("bf16"))

@@ -57,7 +57,7 @@ def test_step_time_non_decreasing_in_decodes_and_prompt_tokens(
         t = engine.step_time(decode_batch=b, decode_context=640, prefill_tokens=k, prefill_past=past)
         assert np.all(np.diff(t) >= -1e-12 * t[1:]), (k, past)
     k = np.arange(0.0, 8193.0)
-    bracket_pp1 = _engine(model, hardware, tp, 1).parts.prefill_attention_s(k, 64.0)
+    bracket_pp1 = _engine(model, hardware, tp, 1).parts.prefill_chunk_s(k, 64.0)
     allowed = np.minimum(np.diff(bracket_pp1), 0.0)
     for decodes in (0.0, 1.0, 12.0, 13.0, 256.0):
         t = engine.step_time(decode_batch=decodes, decode_context=640, prefill_tokens=k, prefill_past=64.0)
@@ -130,5 +130,5 @@ def test_the_planner_and_the_prefill_pool_price_a_chunk_as_step_time_does_at_pp_
     k = float(side.prompts_per_pass[0])
     linear = engine.parts.linear_s(k * 1500.0)
     assert float(side.pass_s[0]) == pytest.approx(
-        float(linear + k * engine.parts.prefill_attention_s(1500.0, 0.0)), rel=1e-9
+        float(linear + k * engine.parts.prefill_chunk_s(1500.0, 0.0)), rel=1e-9
     )

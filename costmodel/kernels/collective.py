@@ -105,19 +105,16 @@ measurements are public to fit it)."""
 
 MIB: Final = 2**20
 
-COMPUTE_CAPABILITY: Final[dict[str, str]] = {
-    "h100-sxm": "9.0",
-    "h100-pcie": "9.0",
-    "h200": "9.0",
-    "h20": "9.0",
-    "b200": "10.0",
-    "gb200": "10.0",
-    "b300": "10.3",
-    "gb300": "10.3",
-}
-"""Hardware profile -> CUDA compute capability, which the engines key their all-reduce dispatch on (NVIDIA,
-"CUDA GPU Compute Capability", https://developer.nvidia.com/cuda-gpus: H100 / H200 / H20 9.0, B200 / GB200
-10.0, B300 / GB300 10.3). A profile not listed gets the engines' defaults for other GPUs."""
+
+def compute_capability(hardware: HardwareProfile) -> str:
+    """The device's CUDA compute capability (``"9.0"``), which the engines key their all-reduce dispatch on:
+    the profile's ``datasheet.cuda_compute_capability`` (NVIDIA's table, https://developer.nvidia.com/cuda-gpus),
+    so a renamed copy of a profile keeps it. ``""`` where the profile states none (non-NVIDIA devices, or a
+    user's profile without it): the engines' dispatch for other GPUs (no symmetric-memory all-reduce, the
+    custom kernel below its 8 MiB buffer)."""
+    entry = hardware.datasheet.cuda_compute_capability
+    return "" if entry is None else entry.value
+
 
 VLLM_SYMM_MEM_MAX_BYTES: Final[dict[str, dict[int, int]]] = {
     "9.0": {2: 64 * MIB, 4: 32 * MIB, 6: 64 * MIB, 8: 64 * MIB},
@@ -379,7 +376,7 @@ def breakdown(
     if params.vllm_paths:
         one, two, symm = vllm_paths(hardware, message_bytes=size, num_gpus=num_gpus)
         multimem = np.zeros(n.shape, dtype=bool)
-        for gpus in VLLM_MULTIMEM_GPUS.get(COMPUTE_CAPABILITY.get(hardware.name, ""), ()):
+        for gpus in VLLM_MULTIMEM_GPUS.get(compute_capability(hardware), ()):
             multimem |= symm & (n == gpus)
         # multimem: the switch reduces (no per-peer contention); the other GPU counts run symmetric memory's
         # two-shot, the custom kernel's two-shot algorithm on peer memory plus a copy in and out of the
@@ -522,7 +519,7 @@ def vllm_paths(
 def _vllm_limits(hardware: HardwareProfile, num_gpus: npt.ArrayLike) -> tuple[Any, Any, Any]:
     """vLLM's (custom kernel's exclusive limit, one-shot's exclusive limit, symmetric memory's inclusive
     limit; 0: none) [bytes] on ``hardware`` for ``num_gpus``: floats for one GPU count, else arrays."""
-    capability = COMPUTE_CAPABILITY.get(hardware.name, "")
+    capability = compute_capability(hardware)
 
     def limits(gpus: float) -> tuple[float, float, float]:
         custom = VLLM_CUSTOM_KERNEL_MAX_BYTES.get(capability, {}).get(int(gpus), VLLM_CUSTOM_MAX_BYTES)

@@ -26,13 +26,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-VLLM_DEVICE_NAMES: Final[dict[str, str]] = {
-    "a100-80gb": "NVIDIA_A100-SXM4-80GB",
-    "h100-sxm": "NVIDIA_H100_80GB_HBM3",
-    "l40s": "NVIDIA_L40S",
-}
-"""costmodel hardware profile -> ``torch.cuda.get_device_name()`` with spaces as underscores (the
-``device_name`` vLLM's config files are named by)."""
+from costmodel.specs import HardwareProfile
 
 VLLM_CONFIG_DTYPES: Final[dict[str, str]] = {
     "bf16": "",
@@ -86,26 +80,34 @@ def reads_vllm_configs(key: str) -> bool:
     return len(parts) >= 3 and parts[1] == "vllm" and parts[-1].endswith(VLLM_TRITON_KERNELS)
 
 
+def vllm_device_name(hardware: HardwareProfile) -> str:
+    """The ``device_name`` vLLM's config files for ``hardware`` are named by: the CUDA device name of the
+    profile's datasheet (``datasheet.cuda_device_name``) with spaces as underscores (``get_config_file_name``
+    in vLLM's ``fused_moe.py``); ``""`` where the profile states none (vLLM's default configuration)."""
+    entry = hardware.datasheet.cuda_device_name
+    return "" if entry is None else entry.value.replace(" ", "_")
+
+
 def tuned_config(
-    hardware_name: str, key: str, experts_per_gpu: npt.ArrayLike, width_per_gpu: npt.ArrayLike
+    hardware: HardwareProfile, key: str, experts_per_gpu: npt.ArrayLike, width_per_gpu: npt.ArrayLike
 ) -> npt.NDArray[np.bool_]:
     """Per shape: does the call run a tuned launch configuration?
 
     True for every kernel other than vLLM's Triton fused_moe (they pick their tactics per shape), and for
     that kernel where vLLM ships ``E=<experts_per_gpu>,N=<width_per_gpu>`` for the device and format;
     False where it falls back to ``get_default_config`` — including every shape of a device or format
-    without a listing here (vLLM then finds no file either, unless the device's name matches one above).
+    without a listing here or a profile without a CUDA device name (:func:`vllm_device_name`).
 
     Parameters
     ----------
-    hardware_name : costmodel hardware profile name (``"a100-80gb"``).
+    hardware : the device's profile (its ``datasheet.cuda_device_name`` picks the listing).
     key : MoE parameter key ``<format>:<engine>:<kernel>``.
     experts_per_gpu : experts on the GPU, ``E / ep`` [-].  width_per_gpu : expert width on it, ``I / tp`` [-].
     """
     e, n = np.broadcast_arrays(np.asarray(experts_per_gpu), np.asarray(width_per_gpu))
     if not reads_vllm_configs(key):
         return np.ones(e.shape, dtype=bool)
-    files = VLLM_TUNED_CONFIGS.get(VLLM_DEVICE_NAMES.get(hardware_name, ""), frozenset())
+    files = VLLM_TUNED_CONFIGS.get(vllm_device_name(hardware), frozenset())
     suffix = VLLM_CONFIG_DTYPES.get(key.split(":", 1)[0])
     if suffix is None or not files:
         return np.zeros(e.shape, dtype=bool)

@@ -12,6 +12,7 @@ checkout, else the copy the wheel ships in ``costmodel_app/_data/results/``.
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +131,7 @@ def first_panel_title_only(fig: go.Figure) -> None:
     fig.for_each_yaxis(lambda axis: axis.update(title=None) if axis.anchor not in (None, "x") else None)
 
 
-def scatter(frame: pd.DataFrame, *, facet: str, color: str, symbol: str | None, name: str) -> None:
+def scatter(frame: pd.DataFrame, *, facet: str, color: str, symbol: str | None, name: str) -> ui.ChartParts:
     """Predicted against measured, log-log, one panel per ``facet`` value, the shape in the hover."""
     shown = frame.assign(error=frame["predicted_s"] / frame["measured_s"] - 1.0)
     orders = {"split": SPLITS, "metric": METRICS}
@@ -163,17 +164,39 @@ def scatter(frame: pd.DataFrame, *, facet: str, color: str, symbol: str | None, 
     fig.update_yaxes(title="predicted [s]")
     first_panel_title_only(fig)
     fig.update_layout(height=480)
-    ui.chart(fig, shown, name)
+    return ui.chart_parts(fig, shown, name)
 
 
 # ---------------------------------------------------------------------------- loading
 
 
-@st.cache_data(show_spinner=False)
-def load_public(
-    summary_key: tuple[str, float, int] | None,
-    sample_key: tuple[str, float, int] | None,
-    regimes_key: tuple[str, float, int] | None,
+FileKey = tuple[str, float, int] | None
+
+
+@dataclass(frozen=True)
+class Public:
+    """The public evaluation's files, read once and indexed by what the page selects (shared by every
+    session and rerun: :func:`public` is a cached resource, so nothing here is ever changed)."""
+
+    summary: dict[str, Any]
+    about: dict[str, Any]
+    regimes: dict[str, Any]
+    sample_empty: bool
+    kernels: pd.DataFrame  # the summary's "kernels" list
+    families: pd.DataFrame  # regimes.json's "families" table
+    regime_table: pd.DataFrame  # regimes.json's "regimes" table
+    kernel_systems: list[str]
+    kernel_families: dict[str, set[str]]  # system -> families with a summary row or sampled row
+    kernel_points: dict[tuple[str, str], pd.DataFrame]  # (system, family) -> sampled latency rows
+    no_points: pd.DataFrame  # the sample's columns, no rows
+    silicon: pd.DataFrame  # the summary's "silicon" list
+    serving_systems: list[str]
+    serving_points: dict[str, pd.DataFrame]  # system -> sampled serving rows
+    serving_sampled: bool  # the sample holds serving rows
+
+
+def read_public(
+    summary_key: FileKey, sample_key: FileKey, regimes_key: FileKey
 ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any], dict[str, Any]]:
     """The summary document, the sample and its provenance, and the regimes document (empty if absent)."""
     summary = json.loads(Path(summary_key[0]).read_text(encoding="utf-8")) if summary_key else {}
@@ -186,6 +209,74 @@ def load_public(
         about = json.loads((table.schema.metadata or {}).get(b"costmodel", b"{}"))
         sample = table.to_pandas()
     return summary, sample, about, regimes
+
+
+def _groups(frame: pd.DataFrame, by: list[str]) -> dict[Any, pd.DataFrame]:
+    """``frame``'s rows per value of ``by``, each group selected by the same row mask the page used to
+    apply at every rerun (so its tables and charts are the same to the byte)."""
+    if frame.empty:
+        return {}
+    out: dict[Any, pd.DataFrame] = {}
+    for key in frame[by].drop_duplicates().itertuples(index=False, name=None):
+        mask = np.ones(len(frame), dtype=bool)
+        for column, value in zip(by, key, strict=True):
+            mask &= (frame[column] == value).to_numpy(dtype=bool, na_value=False)
+        out[key if len(by) > 1 else key[0]] = frame[mask]
+    return out
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def public(summary_key: FileKey, sample_key: FileKey, regimes_key: FileKey) -> Public:
+    """:func:`read_public`, indexed (keyed by each file's path, mtime and size, so an edit reloads)."""
+    summary, sample, about, regimes = read_public(summary_key, sample_key, regimes_key)
+    kernels = pd.DataFrame(summary.get("kernels", []))
+    kernel_sample = sample[sample["metric"] == "latency"] if len(sample) else sample
+    systems = sorted(set(kernels.get("system", [])) | set(kernel_sample.get("system", [])))
+    families: dict[str, set[str]] = {}
+    for system in systems:
+        present = set(kernels.loc[kernels["system"] == system, "family"]) if len(kernels) else set()
+        if len(kernel_sample):
+            present |= set(kernel_sample.loc[kernel_sample["system"] == system, "family"])
+        families[system] = present
+    serving = sample[sample["family"] == "serving"] if len(sample) else sample
+    silicon = pd.DataFrame(summary.get("silicon", []))
+    return Public(
+        summary=summary,
+        about=about,
+        regimes=regimes,
+        sample_empty=sample.empty,
+        kernels=kernels,
+        families=as_table(regimes, "families"),
+        regime_table=as_table(regimes, "regimes"),
+        kernel_systems=systems,
+        kernel_families=families,
+        kernel_points=_groups(kernel_sample, ["system", "family"]),
+        no_points=kernel_sample.iloc[0:0],
+        silicon=silicon,
+        serving_systems=sorted(set(silicon.get("system", [])) | set(serving.get("system", []))),
+        serving_points=_groups(serving, ["system"]),
+        serving_sampled=not serving.empty,
+    )
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def kernel_scatter(keys: tuple[FileKey, FileKey, FileKey], system: str, family: str) -> ui.ChartParts:
+    """The scatter of one device and family's sampled rows, made once per files and selection."""
+    points = public(*keys).kernel_points[(system, family)]
+    return scatter(
+        points,
+        facet="split",
+        color="dtype",
+        symbol="engine" if points["engine"].nunique() > 1 else None,
+        name=f"validation-{system}-{family}",
+    )
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def serving_scatter(keys: tuple[FileKey, FileKey, FileKey], system: str) -> ui.ChartParts:
+    """The scatter of one system's predicted deployments, made once per files and system."""
+    mine = public(*keys).serving_points[system]
+    return scatter(mine, facet="metric", color="engine", symbol="split", name=f"validation-serving-{system}")
 
 
 @st.cache_data(show_spinner=False)
@@ -269,23 +360,16 @@ def provenance_line(summary: dict[str, Any], about: dict[str, Any], system: str 
     return " · ".join(parts)
 
 
-def kernels_view(
-    summary: dict[str, Any], sample: pd.DataFrame, about: dict[str, Any], regimes: dict[str, Any]
-) -> None:
-    kernels = pd.DataFrame(summary.get("kernels", []))
-    families = as_table(regimes, "families")
-    kernel_sample = sample[sample["metric"] == "latency"] if len(sample) else sample
-    systems = sorted(set(kernels.get("system", [])) | set(kernel_sample.get("system", [])))
+def kernels_view(data: Public, keys: tuple[FileKey, FileKey, FileKey]) -> None:
+    summary, about, kernels, families = data.summary, data.about, data.kernels, data.families
+    systems = data.kernel_systems
     if not systems:
         st.info("The public evaluation files hold no kernel rows.")
         return
     cols = st.columns(2)
     with cols[0]:
         system = st.selectbox("Device", systems, key="validation_device", bind="query-params")
-    present = set(kernels.loc[kernels["system"] == system, "family"]) if len(kernels) else set()
-    present |= (
-        set(kernel_sample.loc[kernel_sample["system"] == system, "family"]) if len(kernel_sample) else set()
-    )
+    present = data.kernel_families[system]
     options = [f for f in FAMILY_NAMES if f in present] + sorted(present - set(FAMILY_NAMES))
     with cols[1]:
         family = st.selectbox(
@@ -320,11 +404,7 @@ def kernels_view(
         )
 
     st.subheader("Predicted vs measured")
-    points = (
-        kernel_sample[(kernel_sample["system"] == system) & (kernel_sample["family"] == family)]
-        if len(kernel_sample)
-        else kernel_sample
-    )
+    points = data.kernel_points.get((system, family), data.no_points)
     if points.empty:
         st.info("No sampled rows for this device and family.")
     else:
@@ -333,17 +413,10 @@ def kernels_view(
             f"{len(points):,} of {total:,} rows: {about.get('sample_rule', 'a sample')}. Held-out rows were "
             "never seen by the calibration; calibration rows are shown apart. Hover a point for its shape."
         )
-        scatter(
-            points,
-            facet="split",
-            color="dtype",
-            symbol="engine" if points["engine"].nunique() > 1 else None,
-            name=f"validation-{system}-{family}",
-        )
+        ui.show_chart(kernel_scatter(keys, system, family))
 
     st.subheader("Error by regime")
-    regime_table = as_table(regimes, "regimes")
-    regime_view(regime_table, system, family, key="kernels", color="engine")
+    regime_view(data.regime_table, keys, system, family, key="kernels", color="engine")
 
     st.subheader("Summary by engine, format and kernel")
     if len(kernels):
@@ -357,8 +430,15 @@ def kernels_view(
         st.caption(f"From `{SUMMARY_FILE}` (every row); errors: signed = predicted / measured - 1.")
 
 
+def regime_rows(table: pd.DataFrame, system: str, family: str, split: str | None) -> pd.DataFrame:
+    """The regimes table's rows of one device and family (of one ``split`` only when given)."""
+    mine = table[(table["system"] == system) & (table["family"] == family)]
+    return mine[mine["split"] == split] if split else mine
+
+
 def regime_view(
     table: pd.DataFrame,
+    keys: tuple[FileKey, FileKey, FileKey],
     system: str,
     family: str,
     *,
@@ -373,14 +453,27 @@ def regime_view(
     if table.empty:
         st.info(f"No error-by-regime table (`{REGIMES_FILE}`): regenerate it with `{COMMAND}`.")
         return
-    mine = table[(table["system"] == system) & (table["family"] == family)]
-    if split:
-        mine = mine[mine["split"] == split]
-    axes = list(dict.fromkeys(mine["axis"]))
+    axes = list(dict.fromkeys(regime_rows(table, system, family, split)["axis"]))
     if not axes:
         st.info("No regime axis for this family.")
         return
     axis = st.radio("Regime", axes, horizontal=True, key=f"regime_{key}") if len(axes) > 1 else axes[0]
+    ui.show_chart(regime_chart(keys, system, family, axis, key, color, facet, split))
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def regime_chart(
+    keys: tuple[FileKey, FileKey, FileKey],
+    system: str,
+    family: str,
+    axis: str,
+    key: str,
+    color: str,
+    facet: str,
+    split: str | None,
+) -> ui.ChartParts:
+    """The bars of :func:`regime_view` for one axis, made once per files and selection."""
+    mine = regime_rows(public(*keys).regime_table, system, family, split)
     part = mine[mine["axis"] == axis].sort_values(["order", "regime"])
     fig = px.bar(
         part,
@@ -399,15 +492,12 @@ def regime_view(
         fig.update_yaxes(type="log", tickformat=".0%")
     fig.update_xaxes(title=axis)
     first_panel_title_only(fig)
-    ui.chart(fig, part, f"validation-regimes-{key}-{system}-{family}")
+    return ui.chart_parts(fig, part, f"validation-regimes-{key}-{system}-{family}")
 
 
-def serving_view(
-    summary: dict[str, Any], sample: pd.DataFrame, about: dict[str, Any], regimes: dict[str, Any]
-) -> None:
-    silicon = pd.DataFrame(summary.get("silicon", []))
-    points = sample[sample["family"] == "serving"] if len(sample) else sample
-    if silicon.empty and points.empty:
+def serving_view(data: Public, keys: tuple[FileKey, FileKey, FileKey]) -> None:
+    summary, about, silicon = data.summary, data.about, data.silicon
+    if silicon.empty and not data.serving_sampled:
         st.info(
             "The public evaluation files hold no serving results (`silicon_sample.csv` was not evaluated)."
         )
@@ -417,7 +507,7 @@ def serving_view(
         "sample), predicted by `costmodel.closed_loop` with per-engine parameters fitted on the calibration "
         "rows. " + provenance_line(summary, about)
     )
-    systems = sorted(set(silicon.get("system", [])) | set(points.get("system", [])))
+    systems = data.serving_systems
     system = st.selectbox("Device", systems, key="validation_serving_device", bind="query-params")
     if len(silicon):
         rows = silicon[silicon["system"] == system].copy()
@@ -436,16 +526,18 @@ def serving_view(
         )
         st.dataframe(shown, hide_index=True, column_config=PERCENT_CONFIG)
         st.caption(f"Per engine, TTFT and TPOT, from `{SUMMARY_FILE}`: rows predicted of rows measured.")
-    mine = points[points["system"] == system] if len(points) else points
-    if len(mine):
+    mine = data.serving_points.get(system)
+    if mine is not None and len(mine):
         st.subheader("Predicted vs measured")
         st.caption(
             f"Every predicted deployment of {system} ({len(mine) // 2:,}); hover for the model and lengths."
         )
-        scatter(mine, facet="metric", color="engine", symbol="split", name=f"validation-serving-{system}")
+        ui.show_chart(serving_scatter(keys, system))
     st.subheader("Error by client concurrency, held-out deployments")
-    table = as_table(regimes, "regimes")
-    regime_view(table, system, "serving", key="serving", color="engine", facet="metric", split="held-out")
+    regime_view(
+        data.regime_table, keys, system, "serving", key="serving", color="engine", facet="metric",
+        split="held-out",
+    )  # fmt: skip
 
 
 def reference_view(folder: Path | None) -> None:
@@ -580,10 +672,11 @@ keys = {name: stamp(path) if path and path.is_file() else None for name, path in
 missing = [name for name, key in keys.items() if key is None]
 if missing:
     missing_public(folder, missing)
-summary, sample, about, regimes = load_public(keys[SUMMARY_FILE], keys[SAMPLE_FILE], keys[REGIMES_FILE])
-if not summary and sample.empty:
+file_keys = (keys[SUMMARY_FILE], keys[SAMPLE_FILE], keys[REGIMES_FILE])
+data = public(*file_keys)
+if not data.summary and data.sample_empty:
     st.stop()
 if view == "Serving":
-    serving_view(summary, sample, about, regimes)
+    serving_view(data, file_keys)
 else:
-    kernels_view(summary, sample, about, regimes)
+    kernels_view(data, file_keys)

@@ -15,6 +15,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from costmodel.kernels import moe, moe_configs
+from costmodel.registry import load_hardware
 
 KERNEL_MODULE = moe
 OP_NAMES = ("moe",)
@@ -123,5 +124,5 @@ def tuned(table: pd.DataFrame) -> npt.NDArray[np.bool_]:
     width = (table["inter_size"] / table["moe_tp_size"]).to_numpy(dtype=np.float64)
     for hw, key in set(zip(hardware, keys, strict=True)):
         rows = (hardware == hw) & (keys == key)
-        out[rows] = moe_configs.tuned_config(hw, key, experts[rows], width[rows])
+        out[rows] = moe_configs.tuned_config(load_hardware(str(hw)), key, experts[rows], width[rows])
     return out
