@@ -15,14 +15,17 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
   attention) plus ``step_overhead_s`` per iteration. A lone prompt takes s_1, one pass of k = 1; the pool
   completes at most mu_p = workers k / s_k prompts per second.
 - **KV transfer.** The prompt's KV cache (:func:`costmodel.memory.kv_cache_bytes` of isl tokens in the
-  prefill engine's ``kv_dtype``) crosses ``min(prefill GPUs, decode GPUs)`` links in parallel, counting
+  prefill engine's ``kv_dtype``), once per copy the decode rank holds (:func:`kv_copies`: one where its
+  GPUs split the KV heads, tp where they replicate it, as the MLA latent), crosses
+  ``min(prefill GPUs, decode GPUs)`` links in parallel, counting
   the GPUs of one attention-DP rank (each GPU of the narrower side sends or receives its share over its
   own link): the scale-up link (NVLink) when
   the whole deployment fits one scale-up domain (:func:`costmodel.estimate.scale_up_domain_size`), else
   the scale-out NIC (RDMA), at the profile's per-device bandwidth
   (:func:`costmodel.roofline.link_bandwidth_bytes_per_s`); plus ``kv_transfer_overhead_s`` per request
   (connection, block lookup and completion handshakes). The transfer follows the prefill (no layer-by-
-  layer overlap).
+  layer overlap). A decode rank receives one request's cache at a time (:func:`kv_receive_wait`): the
+  transfers queue there, an M/D/1 queue per rank, whose wait joins the prompt's time before decoding.
 - **Decode pool.** ``decode_workers`` engines share the decoding sequences evenly; each runs at most
   ``max_batch_size`` of them, and no more than fit in its KV cache at the mean length isl + osl / 2
   (:meth:`Engine.max_concurrency`). With D sequences per worker an iteration takes
@@ -172,6 +175,8 @@ class DisaggLoop:
     """Mean prompts per prefill pass, n in [1, k] [-] (:func:`prefill_wait`)."""
     transfer_s: FloatArray
     """One request's KV transfer, bytes / bandwidth + ``kv_transfer_overhead_s`` [s]."""
+    kv_receive_wait_s: FloatArray
+    """Mean wait of the transfer for those ahead of it at its decode rank [s] (:func:`kv_receive_wait`)."""
     decode_batch: FloatArray
     """Sequences decoding per decode worker, D [-]."""
     prefill_utilisation: FloatArray
@@ -556,7 +561,10 @@ def _combine(
             except ValueError as error:
                 raise CostmodelError(f"link: {error}") from None
             per_link = np.where(where, bandwidth, per_link)
-    transfer = p.kv_bytes / (min(rank_p, rank_d) * per_link)
+    # the copies of it the decode rank holds: one where its GPUs split the KV heads, tp where they
+    # replicate it (the MLA latent, KV heads fewer than tp): every copy crosses a link
+    copies = kv_copies(decode)
+    transfer = p.kv_bytes * copies / (min(rank_p, rank_d) * per_link)
 
     return DisaggParts(
         prefill_workers=X,
@@ -570,6 +578,7 @@ def _combine(
         prefill_pass_s=p.pass_s,
         kv_bytes=np.asarray(np.broadcast_to(p.kv_bytes, gpus.shape)),
         transfer_s=np.asarray(transfer, dtype=np.float64),
+        kv_receivers=np.asarray(Y * r_d, dtype=np.float64),
         intra=np.asarray(intra, dtype=bool),
         idle_ranks=np.asarray(idle, dtype=bool),
         gpus=np.asarray(gpus, dtype=np.float64),
@@ -675,6 +684,50 @@ def prefill_wait(
     )  # fmt: skip
 
 
+def kv_copies(decode: Engine) -> float:
+    """Copies of one request's KV cache the GPUs of one decode attention-DP rank hold together [-]: 1
+    where tensor parallelism splits the KV heads, tp / min(tp, KV heads) where it replicates them (tp for
+    the MLA latent, which every rank holds whole), as :func:`costmodel.memory.replica_memory` sizes a
+    device. Each copy is received over a link: a prefill worker of one GPU per rank (attention DP)
+    sending to a decode rank of tp GPUs sends the latent tp times."""
+    from costmodel.memory import kv_bytes_per_token
+
+    per_gpu = float(decode.replica_memory().kv_bytes_per_token)
+    whole = float(kv_bytes_per_token(decode.model, kv_dtype=decode.workload.kv_dtype))
+    rank_gpus = decode.gpus // decode.deployment.attention_dp
+    return per_gpu * rank_gpus / whole if whole > 0 else 1.0
+
+
+def kv_receive_wait(
+    transfer_s: npt.ArrayLike, requests_per_s: npt.ArrayLike, *, concurrency: npt.ArrayLike
+) -> FloatArray:
+    """Mean wait of a request's KV transfer for the transfers ahead of it at its decode rank [s].
+
+    A decode rank receives one request's KV cache at a time: TensorRT-LLM's generation executor "will
+    reuse the same resource to process KV cache transfer for each request sequentially" unless
+    ``TRTLLM_REQUEST_KV_CACHE_CONCURRENT=1`` (default 0), and a context executor sends one at a time
+    (``TRTLLM_KVCACHE_SEND_MAX_CONCURRENCY_NUM``, default 1)
+    (https://nvidia.github.io/TensorRT-LLM/features/disagg-serving.html, "Environment Variables"). Each
+    rank is then an M/D/1 queue of service ``transfer_s`` (bytes / bandwidth plus the fixed handshakes)
+    at ``requests_per_s`` arrivals: the Pollaczek-Khinchine wait rho s / (2 (1 - rho)), rho = arrivals x
+    s, seen by C - 1 of C clients (as :func:`prefill_wait`). The same one-at-a-time receiver is assumed
+    of the other engines' KV connectors (SGLang's, vLLM's), whose concurrency is not documented here.
+
+    Parameters
+    ----------
+    transfer_s : one request's transfer, s [s].
+    requests_per_s : transfers arriving at one decode rank [1/s].
+    concurrency : clients of the loop, C [-], >= 1.
+    """
+    s = np.asarray(transfer_s, dtype=np.float64)
+    rho = np.clip(np.asarray(requests_per_s, dtype=np.float64) * s, 0.0, 1.0)
+    C = np.asarray(concurrency, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a full receiver waits forever
+        open_wait = np.where(rho > 0.0, rho * s / (2.0 * (1.0 - rho)), 0.0)
+    others = np.maximum(C - 1.0, 0.0)
+    return np.asarray(np.where(others > 0.0, open_wait, 0.0) * (others / C))  # a lone client never waits
+
+
 @dataclass(frozen=True)
 class DisaggParts:
     """What :func:`disagg_loop` derives from the engines before its named parameters are applied. A
@@ -696,7 +749,9 @@ class DisaggParts:
     kv_bytes: FloatArray
     """One request's KV cache after its prompt [bytes]."""
     transfer_s: FloatArray
-    """kv_bytes / (links x per-link bandwidth) [s]."""
+    """kv_bytes x the decode rank's copies (:func:`kv_copies`) / (links x per-link bandwidth) [s]."""
+    kv_receivers: FloatArray
+    """Decode attention-DP ranks of the pool, each receiving one request's KV cache at a time [-]."""
     intra: npt.NDArray[np.bool_]
     """Whether the transfer runs on the scale-up link."""
     idle_ranks: npt.NDArray[np.bool_]
@@ -755,7 +810,8 @@ class DisaggParts:
             tpot = self.decode_s(np.maximum(batch, 1.0)) + overhead
             lam = Y * batch / (steps * tpot)
             wait = prefill_wait(alone, per_pass, k, workers=X, requests_per_s=lam, concurrency=C)
-            return lam, tpot, wait, lam * (fixed + wait.total_s + steps * tpot) - C
+            receive = kv_receive_wait(transfer, lam / self.kv_receivers, concurrency=C)
+            return lam, tpot, wait, lam * (fixed + wait.total_s + receive + steps * tpot) - C
 
         # the clients' cycle, C = lambda (before decoding + decoding), grows with D: bisect for it; where
         # even full decode slots leave clients over, the decode pool is saturated (D = its slots)
@@ -767,7 +823,8 @@ class DisaggParts:
             low = np.where(over, low, mid)
         D = np.where(state(high)[3] > 0.0, 0.5 * (low + high), high)
         lam, tpot, wait, _ = state(D)
-        before = fixed + wait.total_s
+        receive_wait = kv_receive_wait(transfer, lam / self.kv_receivers, concurrency=C)
+        before = fixed + wait.total_s + receive_wait
         queued_ttft = np.maximum(C / lam - steps * tpot, before)
         ttft = queued_ttft + params.burst_fraction * np.maximum(
             self.wave_prefill_s(alone, per_pass) - wait.total_s, 0.0
@@ -787,6 +844,7 @@ class DisaggParts:
             prefill_wait_s=np.asarray(wait.wait_s + zero),
             prefill_batch=np.asarray(wait.batch + zero),
             transfer_s=np.asarray(transfer + zero),
+            kv_receive_wait_s=np.asarray(receive_wait + zero),
             decode_batch=np.asarray(D + zero),
             prefill_utilisation=np.asarray(lam / prefill_rate + zero),
             bottleneck=np.asarray(np.broadcast_to(bottleneck, lam.shape)),

@@ -196,7 +196,7 @@ def test_bursts_wait_for_prefill_passes(prefill: Engine, decode: Engine) -> None
 def test_a_wave_that_fits_one_pass_rides_it(prefill: Engine, decode: Engine) -> None:
     # 8 clients on 2 workers of 8 prompts per pass: a wave is 4 prompts per worker in one pass, s(4),
     # between a lone prompt's pass and a full one; with every request in a wave, TTFT is that pass plus
-    # the request overhead and the transfer
+    # the request overhead, the transfer and its wait at the decode rank
     engine = dataclasses.replace(prefill, max_batch_size=8, max_batched_tokens=8 * 1024)
     kwargs = {"prefill_workers": 2, "decode_workers": 4, "concurrency": 8, "isl": 1024, "osl": 256}
     wave = disagg_loop(
@@ -209,7 +209,7 @@ def test_a_wave_that_fits_one_pass_rides_it(prefill: Engine, decode: Engine) -> 
     four = alone + 3 * (full - alone) / 7
     assert alone < four < full
     fixed = PARAMS.request_overhead_s + float(wave.transfer_s)
-    assert float(wave.ttft_s) == pytest.approx(fixed + four, rel=1e-9)
+    assert float(wave.ttft_s) == pytest.approx(fixed + four + float(wave.kv_receive_wait_s), rel=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -438,15 +438,19 @@ def test_prefill_passes_fill_with_load_and_workers_share_it() -> None:
 
 def test_a_busier_prefill_pool_adds_wait_to_ttft(prefill: Engine, decode: Engine) -> None:
     """Below saturation the loop's TTFT is the request overhead, the wait at the prefill pool, the pass a
-    prompt rides and its transfer; the wait grows with the clients."""
+    prompt rides, its transfer and the transfer's wait at its decode rank; the waits grow with the
+    clients."""
     r = disagg_loop(
         prefill, decode, prefill_workers=1, decode_workers=4, concurrency=[2, 16, 64], isl=4096, osl=256,
         params=PARAMS,
     )  # fmt: skip
     assert np.all(np.diff(r.prefill_wait_s) > 0)
+    assert np.all(np.diff(r.kv_receive_wait_s) > 0)
     # one prompt per pass here (max_batch_size 1): the pass is a lone prompt's
     np.testing.assert_allclose(
-        r.ttft_s, PARAMS.request_overhead_s + r.prefill_wait_s + r.prefill_s + r.transfer_s, rtol=1e-9
+        r.ttft_s,
+        PARAMS.request_overhead_s + r.prefill_wait_s + r.prefill_s + r.transfer_s + r.kv_receive_wait_s,
+        rtol=1e-9,
     )
 
 
@@ -470,3 +474,71 @@ def test_one_client_is_served_alike_by_any_worker_counts_and_batches(prefill: En
     for r in results[1:]:
         assert float(r.ttft_s) == pytest.approx(float(results[0].ttft_s), rel=1e-9)
         assert float(r.tpot_s) == pytest.approx(float(results[0].tpot_s), rel=1e-9)
+
+
+def test_a_decode_rank_receives_one_copy_of_the_kv_per_replica() -> None:
+    """Tensor parallelism splits GQA KV heads over a decode rank's GPUs (one copy in all, Llama-3-8B's 8 KV
+    heads over tp 4) and replicates them beyond (tp 16: 2 copies); the MLA latent (DeepSeek-V3's
+    kv_lora_rank 512 + qk_rope_head_dim 64 per token and layer, config.json) is whole on every GPU of the
+    rank, so a tp 8 rank holds 8 copies, and a one-GPU attention-DP rank one."""
+    from costmodel.disagg import kv_copies
+    from costmodel.specs import Deployment
+
+    assert kv_copies(Engine.build("llama-3-8b", "h100-sxm", tp=4)) == pytest.approx(1.0)
+    assert kv_copies(Engine.build("llama-3-8b", "h100-sxm", tp=16)) == pytest.approx(2.0)
+    deepseek = Engine.build("deepseek-v3", "b200", tp=8)
+    assert kv_copies(deepseek) == pytest.approx(8.0)
+    ranks = deepseek.replace(deployment=Deployment(tp=1, attention_dp=8, moe_ep=8))
+    assert kv_copies(ranks) == pytest.approx(1.0)
+
+
+def test_an_mla_transfer_moves_every_copy_over_the_narrower_side() -> None:
+    """From a prefill worker of one-GPU attention-DP ranks to a tp 8 decode worker the latent leaves the one
+    GPU that holds it 8 times, over that GPU's NIC: 8 x kv bytes / NIC bandwidth; to a decode worker of
+    one-GPU ranks, once."""
+    from costmodel.memory import kv_cache_bytes
+    from costmodel.specs import Deployment
+
+    ranks = Engine.build(
+        "deepseek-v3", "b200", weight_dtype="fp8", activation_dtype="fp8", max_batch_size=8,
+        max_batched_tokens=8192,
+    )  # fmt: skip
+    ranks = ranks.replace(deployment=Deployment(tp=1, attention_dp=8, moe_ep=8))
+    wide = ranks.replace(deployment=Deployment(tp=8, moe_ep=8))
+    isl = 4096
+    nic = ranks.hardware.datasheet.inter_node_bandwidth_gb_per_s
+    assert nic is not None
+    kv = float(kv_cache_bytes(ranks.model, batch_size=1, context_len=isl, kv_dtype=ranks.workload.kv_dtype))
+    common = {"prefill_workers": 1, "decode_workers": 1, "concurrency": 8, "isl": isl, "osl": 64}
+    to_wide = disagg_parts(ranks, wide, **common)
+    to_ranks = disagg_parts(ranks, ranks, **common)
+    assert not to_wide.intra.any()  # 16 GPUs: two 8-GPU domains
+    assert not to_ranks.intra.any()
+    assert float(to_wide.transfer_s) == pytest.approx(8 * kv / (nic.value * 1e9), rel=1e-9)
+    assert float(to_ranks.transfer_s) == pytest.approx(kv / (nic.value * 1e9), rel=1e-9)
+
+
+def test_the_receive_wait_is_the_md1_wait_of_a_simulated_queue() -> None:
+    """One decode rank receiving one transfer at a time is an M/D/1 queue: the wait matches a simulation
+    of it (Lindley's recursion, W' = max(0, W + s - a), Poisson arrivals) within its sampling error, seen by
+    C - 1 of C clients; a lone client and an idle rank never wait, and a full one waits without bound."""
+    from costmodel.disagg import kv_receive_wait
+
+    rng = np.random.default_rng(7)
+    s = 0.05
+    for rho in (0.3, 0.6, 0.85):
+        gaps = rng.exponential(s / rho, 400_000)
+        wait, total = 0.0, 0.0
+        for gap in gaps:
+            total += wait
+            wait = max(0.0, wait + s - gap)
+        simulated = total / gaps.size
+        modelled = float(kv_receive_wait(s, rho / s, concurrency=1e9))
+        assert modelled == pytest.approx(simulated, rel=0.05)
+    assert float(kv_receive_wait(s, 10.0, concurrency=4)) == pytest.approx(
+        0.75 * float(kv_receive_wait(s, 10.0, concurrency=1e12)), rel=1e-9
+    )
+    assert float(kv_receive_wait(s, 10.0, concurrency=1)) == 0.0
+    assert float(kv_receive_wait(s, 0.0, concurrency=8)) == 0.0
+    assert np.all(np.diff(kv_receive_wait(s, [1.0, 5.0, 10.0, 19.0], concurrency=8)) > 0)
+    assert np.isinf(kv_receive_wait(s, 1 / s, concurrency=8))
