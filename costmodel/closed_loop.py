@@ -86,6 +86,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from costmodel.batch_wait import BatchWait, held_iterations
 from costmodel.errors import CostmodelError
 
 if TYPE_CHECKING:
@@ -193,6 +194,7 @@ def closed_loop(
     params: LoopParams | None = None,
     reserved_tokens: npt.ArrayLike | None = None,
     speculation: Speculation | None = None,
+    batch_wait: BatchWait | None = None,
 ) -> ClosedLoop:
     """Mean TTFT and TPOT of ``concurrency`` clients sending ``isl``/``osl`` requests back to back.
 
@@ -207,6 +209,8 @@ def closed_loop(
     reserved_tokens : the KV cache each admitted request holds against the pool [tokens] (default
         isl + osl / 2; see :func:`loop_parts`).
     speculation : speculative decoding in the decode iterations (default: none).
+    batch_wait : the engine holds new prompts to prefill them together (default: never;
+        :mod:`costmodel.batch_wait`).
 
     Arrays broadcast. See the module docstring for the model and its assumptions.
     """
@@ -217,6 +221,7 @@ def closed_loop(
         osl=osl,
         reserved_tokens=reserved_tokens,
         speculation=speculation,
+        batch_wait=batch_wait,
     )
     return parts.result(params or LoopParams())
 
@@ -229,13 +234,15 @@ def loop_parts(
     osl: npt.ArrayLike,
     reserved_tokens: npt.ArrayLike | None = None,
     speculation: Speculation | None = None,
+    batch_wait: BatchWait | None = None,
 ) -> LoopParts:
     """The rates and kernel times of :func:`closed_loop` before its named parameters are applied.
 
     ``reserved_tokens`` [tokens]: the KV cache each admitted sequence holds against the engine's pool for
     admission; default isl + osl / 2, the mean of a paged cache that takes blocks on demand (vLLM, SGLang).
     An engine that reserves a request's whole footprint when it admits it (TensorRT-LLM's default
-    ``GUARANTEED_NO_EVICT``) holds isl + osl."""
+    ``GUARANTEED_NO_EVICT``) holds isl + osl. ``batch_wait``: prompts held in decode-only iterations
+    before their prefill (:func:`costmodel.batch_wait.held_iterations`), added to the steady TTFT."""
     C, N_in, N_out = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (concurrency, isl, osl)))
     for name, x, low in (("concurrency", C, 1.0), ("isl", N_in, 1.0), ("osl", N_out, 2.0)):
         bad = ~(np.isfinite(x) & (x >= low))
@@ -329,6 +336,9 @@ def loop_parts(
         layers=float(engine.model.n_layers),
         wave_decode_s=np.asarray(wave_decode),
         tokens_per_iteration=gained,
+        held_iterations=None
+        if batch_wait is None
+        else held_iterations(batch_wait, arrivals=rate, isl=N_in, decodes=D * n),
     )
 
 
@@ -361,6 +371,9 @@ class LoopParts:
     """A decode-only iteration of all ``running`` sequences, a wave's decodes [s]; None: ``decode_only_s``."""
     tokens_per_iteration: float = 1.0
     """Tokens a decoding sequence gains per iteration, E [tokens]: 1, or more with speculative decoding."""
+    held_iterations: FloatArray | None = None
+    """Decode-only iterations a prompt of the steady state is held before its prefill
+    (:mod:`costmodel.batch_wait`); None: none."""
 
     def result(self, params: LoopParams) -> ClosedLoop:
         """TTFT, TPOT and rates with ``params`` applied."""
@@ -404,6 +417,8 @@ class LoopParts:
         steps = (self.osl - 1.0) / self.tokens_per_iteration
         queued = np.maximum(clients / self.requests_per_iteration - steps - 0.5 - chunks, 0.0)
         prompt = chunks * (self._with_prompt_s(params) + params.step_overhead_s)
+        if self.held_iterations is not None:  # held in decode-only iterations before its prefill
+            prompt = prompt + self.held_iterations * (self.decode_only_s + params.step_overhead_s)
         return np.asarray(params.request_overhead_s + (0.5 + queued) * self.iteration_s(params) + prompt)
 
     def wave_tpot_s(self, params: LoopParams) -> FloatArray:

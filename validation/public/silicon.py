@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from costmodel.batch_wait import BatchWait
 from costmodel.closed_loop import BOUNDS, LoopParams, LoopParts, Speculation, loop_parts
 from costmodel.disagg import DisaggParams, DisaggParts
 from costmodel.errors import CostmodelError
@@ -61,6 +62,7 @@ from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
 from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens
 from validation.public.inferencex import is_inferencex, row_flags
+from validation.public.inferencex_trt import script_flags
 from validation.public.reader import SYSTEM_PROFILES
 from validation.public.split import calibration_mask
 
@@ -302,12 +304,16 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     filled.loc[ranks, "tp_size"] = 1
     # each worker's share of the clients (all of them but on the rows of several workers)
     filled["concurrency"] = filled["concurrency"] / agg_workers(filled)
+    # the token budget and batch waiting of the row's InferenceX TensorRT-LLM script (0: the defaults)
+    filled[["script_budget", "hold_iterations", "hold_tokens"]] = _script_columns(filled)
 
     groups: list[tuple[pd.Index, Parts]] = []
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *degrees, "batch_size"]
-    keys.extend(["backend_version", "inferencex"])
+    keys.extend(["backend_version", "inferencex", "script_budget"])
     for key, rows in filled[(reason == "") & (table["mode"] == "agg")].groupby(keys, sort=True):
-        backend, model_path, system, quant, moe_quant, tp, pp, dp, moe_tp, moe_ep, batch, version, ix = key
+        backend, model_path, system, quant, moe_quant, tp, pp, dp, moe_tp, moe_ep, batch, version, ix, sb = (
+            key
+        )
         model = models[str(model_path)]
         assert isinstance(model, ModelProfile)
         hardware = load_hardware(SYSTEM_PROFILES[str(system)])
@@ -329,7 +335,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                 Deployment(tp=int(tp), pp=int(pp), attention_dp=int(dp), **moe),
                 # batch_size and the token budget are per attention-DP rank
                 max_batch_size=int(batch) * int(dp),
-                max_batched_tokens=max(token_budget(str(backend), hardware), int(batch)) * int(dp),
+                max_batched_tokens=max(int(sb) or token_budget(str(backend), hardware), int(batch)) * int(dp),
                 # the kernel models read the calibrated kernels of the row's engine
                 efficiency=hardware.efficiency.model_copy(update={"kernel_engine": str(backend)}),
             )
@@ -344,6 +350,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                     str(backend), rows["isl"].to_numpy(float), np.maximum(rows["osl"].to_numpy(float), 2.0)
                 ),
                 speculation=row_speculation(model, str(backend), str(version), int(dp)),
+                batch_wait=_row_batch_wait(rows),
             )
         except (CostmodelError, ValueError) as error:
             why = re.sub(r"^invalid Deployment: \(profile\): ", "", str(error).splitlines()[0])
@@ -357,6 +364,28 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     identity = table.drop(columns=[c for c in (*MEASURED, "reason") if c in table.columns])
     table["split"] = np.where(calibration_mask(identity), "calibration", "held-out")
     return table, groups
+
+
+def _script_columns(filled: pd.DataFrame) -> pd.DataFrame:
+    """Per row: the token budget of its InferenceX TensorRT-LLM script (0: the engine's default), and the
+    iterations and tokens of its batch waiting (0: none)
+    (:func:`validation.public.inferencex_trt.script_flags`)."""
+    out = np.zeros((len(filled), 3))
+    for i, row in enumerate(filled.itertuples(index=False)):
+        budget, hold, tokens = script_flags(
+            bool(row.inferencex), str(row.backend), str(row.model_path), str(row.system), str(row.precision),
+            isl=int(row.isl), osl=int(row.osl), tp=int(row.tp_size), attention_dp=int(row.attention_dp_size),
+            concurrency=float(row.concurrency),
+        )  # fmt: skip
+        out[i] = (budget or 0, hold, tokens)
+    return pd.DataFrame(out, index=filled.index, columns=["script_budget", "hold_iterations", "hold_tokens"])
+
+
+def _row_batch_wait(rows: pd.DataFrame) -> BatchWait | None:
+    """The batch waiting of a group's rows (:func:`_script_columns`), None where none holds."""
+    if not (rows["hold_iterations"] > 0).any():
+        return None
+    return BatchWait(rows["hold_iterations"].to_numpy(float), rows["hold_tokens"].to_numpy(float))
 
 
 def agg_workers(filled: pd.DataFrame) -> pd.Series:
