@@ -5,8 +5,8 @@ generation requests are running, until either ``batch_wait_timeout_iters`` itera
 it last let prompts through, or the iteration's scheduled tokens (the waiting prompts' tokens plus one per
 decoding sequence) reach ``batch_wait_max_tokens_ratio`` x ``max_num_tokens``
 (``PyExecutor._waiting_requests`` / ``_schedule`` in
-https://github.com/NVIDIA/TensorRT-LLM/blob/main/tensorrt_llm/_torch/pyexecutor/py_executor.py; the
-options in https://nvidia.github.io/TensorRT-LLM/llm-api/reference.html, both 0 = off by default). It
+https://github.com/NVIDIA/TensorRT-LLM/blob/main/tensorrt_llm/_torch/pyexecutor/py_executor.py; both
+options are 0, off, by default). It
 never holds when nothing decodes (an idle engine), nor with attention data parallelism. While a prompt is
 held the engine keeps running decode-only iterations, so the prompt's first token comes that many
 iterations later; the batch of prompts then shares one prefill.

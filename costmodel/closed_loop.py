@@ -25,13 +25,18 @@ counted in engine iterations:
   the bottleneck.
 - **Times.** TPOT is the mean iteration time; TTFT is its iteration count times the mean iteration time.
 
-Four named parameters (:class:`LoopParams`), calibrated per engine from measurements, carry what the
+Six named parameters (:class:`LoopParams`), calibrated per engine from measurements, carry what the
 kernels do not: ``step_overhead_s`` per iteration (scheduling, sampling, launches; small with CUDA graphs),
 ``request_overhead_s`` per request on its first token (HTTP, tokenisation, admission, detokenisation),
-``burst_fraction``, the share of the requests that arrive in a wave with every other client, and
+``burst_fraction``, the share of the requests that arrive in a wave with every other client,
 ``prefill_layer_overhead_s``, the host's cost per model layer of an iteration that carries prompt tokens
 (engines replay CUDA graphs for decode-only batches; an iteration with a prompt runs eagerly, or, in
-vLLM's piecewise graphs, with its attention outside them, so it pays launches and Python per layer).
+vLLM's piecewise graphs, with its attention outside them, so it pays launches and Python per layer),
+``mla_prefill_layer_overhead_s``, the further cost per multi-head latent attention layer of such an
+iteration (MLA's prefill expands the latent KV and runs per-head attention outside CUDA graphs), and
+``first_token_lag_iterations``, the iterations an overlapped scheduler adds before a first token is
+returned (it launches the next iteration before reading the last one's tokens): mean iterations in the
+steady state, a wave's decode iterations in a wave.
 
 **Waves.** A benchmark starts all C clients at once: its first C prompts arrive together and are
 prefilled first come first served at the prompt budget. With a prompt budget of P
@@ -113,9 +118,26 @@ class LoopParams:
     prefill_layer_overhead_s: float = 0.0
     """Host cost per model layer of an iteration that carries prompt tokens [s]: the launches and Python of
     a pass run outside CUDA graphs (engines capture decode-only batches)."""
+    mla_prefill_layer_overhead_s: float = 0.0
+    """Further fixed cost per multi-head latent attention layer of an iteration that carries prompt tokens
+    [s]: MLA's prefill form, which expands the latent KV into per-head keys and values and runs outside
+    CUDA graphs, launches several more kernels per layer than its decode form or than grouped-query
+    attention (docs/serving.md, "MLA prefill")."""
+    first_token_lag_iterations: float = 0.0
+    """Iterations by which an engine's overlapped scheduling delays a request's first token [-], in
+    [0, 3]: the host schedules and launches iteration i + 1 before it reads iteration i's tokens, so a
+    prompt arriving during i waits for i + 1 as well, and its first token is returned with the outputs of
+    the iteration after its prefill (docs/serving.md, "Overlapped scheduling")."""
 
     def __post_init__(self) -> None:
-        for name in ("step_overhead_s", "request_overhead_s", "burst_fraction", "prefill_layer_overhead_s"):
+        for name in (
+            "step_overhead_s",
+            "request_overhead_s",
+            "burst_fraction",
+            "prefill_layer_overhead_s",
+            "mla_prefill_layer_overhead_s",
+            "first_token_lag_iterations",
+        ):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):
                 raise CostmodelError(f"{name} must be finite and >= 0, got {value!r}")
@@ -156,6 +178,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "request_overhead_s": (0.0, 1.0),
     "burst_fraction": (0.0, 1.0),
     "prefill_layer_overhead_s": (0.0, 0.005),
+    "mla_prefill_layer_overhead_s": (0.0, 0.005),
+    "first_token_lag_iterations": (0.0, 3.0),
 }
 """Ranges a calibration may move each :class:`LoopParams` field within."""
 
@@ -334,6 +358,7 @@ def loop_parts(
         prefill_bound=np.asarray(prefill_bound),
         ranks=ranks,
         layers=float(engine.model.n_layers),
+        mla_layers=float(engine.model.n_layers if engine.model.mla is not None else 0),
         wave_decode_s=np.asarray(wave_decode),
         tokens_per_iteration=gained,
         held_iterations=None
@@ -374,6 +399,9 @@ class LoopParts:
     held_iterations: FloatArray | None = None
     """Decode-only iterations a prompt of the steady state is held before its prefill
     (:mod:`costmodel.batch_wait`); None: none."""
+    mla_layers: float = 0.0
+    """The model's multi-head latent attention layers, each paying ``mla_prefill_layer_overhead_s`` in an
+    iteration with prompt tokens."""
 
     def result(self, params: LoopParams) -> ClosedLoop:
         """TTFT, TPOT and rates with ``params`` applied."""
@@ -402,11 +430,18 @@ class LoopParts:
 
     def _with_prompt_s(self, params: LoopParams) -> FloatArray:
         """An iteration carrying one prompt's chunk, its host cost per layer included [s]."""
-        return np.asarray(self.with_prompt_s + params.prefill_layer_overhead_s * self.layers)
+        return np.asarray(self.with_prompt_s + self._prefill_host_s(params))
+
+    def _prefill_host_s(self, params: LoopParams) -> float:
+        """Fixed cost of a pass with prompt tokens beyond its kernels: per layer and per MLA layer [s]."""
+        return (
+            params.prefill_layer_overhead_s * self.layers
+            + params.mla_prefill_layer_overhead_s * self.mla_layers
+        )
 
     def _wave_s(self, params: LoopParams) -> FloatArray:
         """An iteration of a wave, its host cost per layer included [s]."""
-        return np.asarray(self.wave_s + params.prefill_layer_overhead_s * self.layers)
+        return np.asarray(self.wave_s + self._prefill_host_s(params))
 
     def steady_ttft_s(self, params: LoopParams) -> FloatArray:
         """Mean TTFT of the steady state [s]: half an iteration of wait, the queue, the prompt's chunks."""
@@ -419,7 +454,8 @@ class LoopParts:
         prompt = chunks * (self._with_prompt_s(params) + params.step_overhead_s)
         if self.held_iterations is not None:  # held in decode-only iterations before its prefill
             prompt = prompt + self.held_iterations * (self.decode_only_s + params.step_overhead_s)
-        return np.asarray(params.request_overhead_s + (0.5 + queued) * self.iteration_s(params) + prompt)
+        lag = (0.5 + queued + params.first_token_lag_iterations) * self.iteration_s(params)
+        return np.asarray(params.request_overhead_s + lag + prompt)
 
     def wave_tpot_s(self, params: LoopParams) -> FloatArray:
         """Mean time per decode iteration of a wave's requests, its wait spread over them [s] (per token
@@ -445,6 +481,9 @@ class LoopParts:
         running, clients = self.running, self.concurrency / self.ranks
         iterations = (running - 1.0) * self.isl / (2.0 * self.prompt_budget) + self.chunks
         admitted = params.request_overhead_s + iterations * (self._wave_s(params) + params.step_overhead_s)
+        # the lagging first token comes with the next iterations' outputs: the wave's decodes
+        decode = self.decode_only_s if self.wave_decode_s is None else self.wave_decode_s
+        admitted = admitted + params.first_token_lag_iterations * (decode + params.step_overhead_s)
         rest = (clients - running) * np.maximum(self.steady_ttft_s(params), admitted)
         return np.asarray((running * admitted + rest) / clients)
 

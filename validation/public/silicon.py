@@ -33,7 +33,7 @@ prediction run it (:data:`MTP_IMAGES`, :func:`row_speculation`), the others deco
 iteration. A row that leaves attention_dp_size unstated while its concurrency is batch_size x tp_size runs
 attention data parallel over its tp_size GPUs (:func:`tp_as_attention_dp`).
 
-Calibration: the closed-loop model's four named parameters (:class:`costmodel.closed_loop.LoopParams`)
+Calibration: the closed-loop model's six named parameters (:class:`costmodel.closed_loop.LoopParams`)
 are fitted per engine (the ``backend`` column) on the calibration rows, chosen by the same rule as the
 kernel tables (:func:`validation.public.split.calibration_mask` over the row's identity, never its
 measurements), by :func:`fit_loop_params`; ``python -m validation silicon-calibrate`` writes them to
@@ -476,7 +476,7 @@ def fit_loop_params(table: pd.DataFrame, groups: list[tuple[pd.Index, Parts]]) -
             p_tpot = np.concatenate([r.tpot_s[m] for r, (_, _, m) in zip(results, chosen, strict=True)]) * 1e3
             return np.concatenate([np.log(p_ttft / ttft), np.log(p_tpot / tpot)])
 
-        start = np.array([0.002, 0.02, 0.1, 0.0005])
+        start = np.array([0.002, 0.02, 0.1, 0.0005, 0.0005, 1.0])
         result = least_squares(residual, start, bounds=(low, high), loss="soft_l1", f_scale=0.1)
         fitted[str(backend)] = LoopParams(**dict(zip(names, result.x.tolist(), strict=True)))
     return fitted
