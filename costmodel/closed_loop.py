@@ -25,14 +25,19 @@ counted in engine iterations:
   the bottleneck.
 - **Times.** TPOT is the mean iteration time; TTFT is its iteration count times the mean iteration time.
 
-Four named parameters (:class:`LoopParams`), calibrated per engine from measurements, carry what the
+Six named parameters (:class:`LoopParams`), calibrated per engine from measurements, carry what the
 kernels do not: ``step_overhead_s`` per iteration (scheduling, sampling, launches; small with CUDA graphs),
 ``request_overhead_s`` per request on its first token (HTTP, tokenisation, admission, detokenisation),
-``burst_fraction``, the share of the requests that arrive in a wave with every other client, and
+``burst_fraction``, the share of the requests that arrive in a wave with every other client,
 ``prefill_layer_overhead_s``, the host's cost per model layer of an iteration that carries prompt tokens
 (engines replay CUDA graphs for decode-only batches; an iteration with a prompt runs eagerly and pays
 launches and Python per layer, unless it fits the piecewise graphs vLLM captures for mixed batches up to
-``graph_tokens`` tokens, :func:`loop_parts`).
+``graph_tokens`` tokens, :func:`loop_parts`),
+``mla_prefill_layer_overhead_s``, the further cost per multi-head latent attention layer of such an
+iteration (MLA's prefill expands the latent KV and runs per-head attention outside CUDA graphs), and
+``first_token_lag_iterations``, the iterations an overlapped scheduler adds before a first token is
+returned (it launches the next iteration before reading the last one's tokens): mean iterations in the
+steady state, a wave's decode iterations in a wave.
 
 **Waves.** A benchmark starts all C clients at once: its first C prompts arrive together and are
 prefilled first come first served at the prompt budget. With a prompt budget of P
@@ -87,6 +92,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from costmodel.batch_wait import BatchWait, held_iterations
 from costmodel.errors import CostmodelError
 
 if TYPE_CHECKING:
@@ -114,9 +120,26 @@ class LoopParams:
     """Host cost per model layer of an iteration that carries prompt tokens [s]: the launches and Python of
     a pass run outside CUDA graphs (engines capture decode-only batches; vLLM also mixed batches of up to
     ``graph_tokens``, :func:`loop_parts`)."""
+    mla_prefill_layer_overhead_s: float = 0.0
+    """Further fixed cost per multi-head latent attention layer of an iteration that carries prompt tokens
+    [s]: MLA's prefill form, which expands the latent KV into per-head keys and values and runs outside
+    CUDA graphs, launches several more kernels per layer than its decode form or than grouped-query
+    attention (docs/serving.md, "MLA prefill")."""
+    first_token_lag_iterations: float = 0.0
+    """Iterations by which an engine's overlapped scheduling delays a request's first token [-], in
+    [0, 3]: the host schedules and launches iteration i + 1 before it reads iteration i's tokens, so a
+    prompt arriving during i waits for i + 1 as well, and its first token is returned with the outputs of
+    the iteration after its prefill (docs/serving.md, "Overlapped scheduling")."""
 
     def __post_init__(self) -> None:
-        for name in ("step_overhead_s", "request_overhead_s", "burst_fraction", "prefill_layer_overhead_s"):
+        for name in (
+            "step_overhead_s",
+            "request_overhead_s",
+            "burst_fraction",
+            "prefill_layer_overhead_s",
+            "mla_prefill_layer_overhead_s",
+            "first_token_lag_iterations",
+        ):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):
                 raise CostmodelError(f"{name} must be finite and >= 0, got {value!r}")
@@ -157,6 +180,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "request_overhead_s": (0.0, 1.0),
     "burst_fraction": (0.0, 1.0),
     "prefill_layer_overhead_s": (0.0, 0.005),
+    "mla_prefill_layer_overhead_s": (0.0, 0.005),
+    "first_token_lag_iterations": (0.0, 3.0),
 }
 """Ranges a calibration may move each :class:`LoopParams` field within."""
 
@@ -197,6 +222,7 @@ def closed_loop(
     speculation: Speculation | None = None,
     graph_tokens: float = 0.0,
     poll_iterations: npt.ArrayLike = 1.0,
+    batch_wait: BatchWait | None = None,
 ) -> ClosedLoop:
     """Mean TTFT and TPOT of ``concurrency`` clients sending ``isl``/``osl`` requests back to back.
 
@@ -215,6 +241,8 @@ def closed_loop(
         [tokens] (default 0: every such iteration runs eagerly; see :func:`loop_parts`).
     poll_iterations : iterations between the scheduler's reads of new requests [-], >= 1 (default 1: every
         iteration; see :func:`loop_parts`).
+    batch_wait : the engine holds new prompts to prefill them together (default: never;
+        :mod:`costmodel.batch_wait`).
 
     Arrays broadcast. See the module docstring for the model and its assumptions.
     """
@@ -227,6 +255,7 @@ def closed_loop(
         speculation=speculation,
         graph_tokens=graph_tokens,
         poll_iterations=poll_iterations,
+        batch_wait=batch_wait,
     )
     return parts.result(params or LoopParams())
 
@@ -241,13 +270,16 @@ def loop_parts(
     speculation: Speculation | None = None,
     graph_tokens: float = 0.0,
     poll_iterations: npt.ArrayLike = 1.0,
+    batch_wait: BatchWait | None = None,
 ) -> LoopParts:
     """The rates and kernel times of :func:`closed_loop` before its named parameters are applied.
 
     ``reserved_tokens`` [tokens]: the KV cache each admitted sequence holds against the engine's pool for
     admission; default isl + osl / 2, the mean of a paged cache that takes blocks on demand (vLLM, SGLang).
     An engine that reserves a request's whole footprint when it admits it (TensorRT-LLM's default
-    ``GUARANTEED_NO_EVICT``) holds isl + osl.
+    ``GUARANTEED_NO_EVICT``) holds isl + osl. ``batch_wait``: prompts held in decode-only iterations
+    before their prefill (:func:`costmodel.batch_wait.held_iterations`), added to the steady TTFT.
+
 
     ``graph_tokens`` [tokens]: the largest iteration with prompt tokens (prompt and decode tokens of one
     rank together) that the engine replays as CUDA graphs. vLLM captures its piecewise graphs for mixed
@@ -366,10 +398,14 @@ def loop_parts(
         prefill_bound=np.asarray(prefill_bound),
         ranks=ranks,
         layers=np.where(steady_tokens > graph_tokens, n_layers, 0.0),
+        mla_layers=float(engine.model.n_layers if engine.model.mla is not None else 0),
         wave_decode_s=np.asarray(wave_decode),
         tokens_per_iteration=gained,
         wave_layers=np.where(wave_tokens > graph_tokens, n_layers, 0.0),
         arrival_wait=np.asarray(poll / 2.0),
+        held_iterations=None
+        if batch_wait is None
+        else held_iterations(batch_wait, arrivals=rate, isl=N_in, decodes=D * n),
     )
 
 
@@ -408,6 +444,12 @@ class LoopParts:
     arrival_wait: FloatArray | float = 0.5
     """Iterations a staggered arrival waits for the scheduler to read it, I / 2 [-] (``poll_iterations``
     I of :func:`loop_parts`; 0.5 for an engine that reads its queue before every iteration)."""
+    held_iterations: FloatArray | None = None
+    """Decode-only iterations a prompt of the steady state is held before its prefill
+    (:mod:`costmodel.batch_wait`); None: none."""
+    mla_layers: float = 0.0
+    """The model's multi-head latent attention layers, each paying ``mla_prefill_layer_overhead_s`` in an
+    iteration with prompt tokens."""
 
     def result(self, params: LoopParams) -> ClosedLoop:
         """TTFT, TPOT and rates with ``params`` applied."""
@@ -437,12 +479,20 @@ class LoopParts:
 
     def _with_prompt_s(self, params: LoopParams) -> FloatArray:
         """An iteration carrying one prompt's chunk, its host cost per layer included [s]."""
-        return np.asarray(self.with_prompt_s + params.prefill_layer_overhead_s * self.layers)
+        return np.asarray(self.with_prompt_s + self._prefill_host_s(params))
+
+    def _prefill_host_s(self, params: LoopParams, layers: FloatArray | float | None = None) -> FloatArray:
+        """Fixed cost of a pass with prompt tokens beyond its kernels: per layer outside CUDA graphs
+        (``layers``, default :attr:`layers`) and per MLA layer [s]."""
+        return np.asarray(
+            params.prefill_layer_overhead_s * (self.layers if layers is None else layers)
+            + params.mla_prefill_layer_overhead_s * self.mla_layers
+        )
 
     def _wave_s(self, params: LoopParams) -> FloatArray:
         """An iteration of a wave, its host cost per layer included [s]."""
         layers = self.layers if self.wave_layers is None else self.wave_layers
-        return np.asarray(self.wave_s + params.prefill_layer_overhead_s * layers)
+        return np.asarray(self.wave_s + self._prefill_host_s(params, layers))
 
     def steady_ttft_s(self, params: LoopParams, iteration: FloatArray | None = None) -> FloatArray:
         """Mean TTFT of the steady state [s]: half an iteration of wait, the queue, the prompt's chunks
@@ -455,8 +505,11 @@ class LoopParts:
         wait = self.arrival_wait
         queued = np.maximum(clients / self.requests_per_iteration - steps - wait - chunks, 0.0)
         prompt = chunks * (self._with_prompt_s(params) + params.step_overhead_s)
+        if self.held_iterations is not None:  # held in decode-only iterations before its prefill
+            prompt = prompt + self.held_iterations * (self.decode_only_s + params.step_overhead_s)
         mean = self.iteration_s(params) if iteration is None else iteration
-        return np.asarray(params.request_overhead_s + (wait + queued) * mean + prompt)
+        lag = (wait + queued + params.first_token_lag_iterations) * mean
+        return np.asarray(params.request_overhead_s + lag + prompt)
 
     def wave_tpot_s(self, params: LoopParams) -> FloatArray:
         """Mean time per decode iteration of a wave's requests, its wait spread over them [s] (per token
@@ -483,6 +536,9 @@ class LoopParts:
         running, clients = self.running, self.concurrency / self.ranks
         iterations = (running - 1.0) * self.isl / (2.0 * self.prompt_budget) + self.chunks
         admitted = params.request_overhead_s + iterations * (self._wave_s(params) + params.step_overhead_s)
+        # the lagging first token comes with the next iterations' outputs: the wave's decodes
+        decode = self.decode_only_s if self.wave_decode_s is None else self.wave_decode_s
+        admitted = admitted + params.first_token_lag_iterations * (decode + params.step_overhead_s)
         steady = self.steady_ttft_s(params) if steady is None else steady
         rest = (clients - running) * np.maximum(steady, admitted)
         return np.asarray((running * admitted + rest) / clients)

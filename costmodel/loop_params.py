@@ -1,11 +1,12 @@
 """The per-engine parameters of the closed-loop benchmark model, as shipped with costmodel.
 
-:class:`costmodel.closed_loop.LoopParams` carries four named, calibrated parameters per serving engine
+:class:`costmodel.closed_loop.LoopParams` carries six named, calibrated parameters per serving engine
 (vLLM, SGLang, TensorRT-LLM): the per-iteration and per-request overheads, the share of requests that
-arrive in a wave of all clients, and the host's cost per layer of an iteration that carries prompt
-tokens. They are fitted by ``python -m validation silicon-calibrate`` on the rule-chosen calibration
-rows of NVIDIA aiconfigurator's public serving measurements (Apache-2.0; how they were fitted is written
-in the file's ``fitted_on``) and written to :data:`ENGINE_PARAMS_FILE`, a library data file next to the
+arrive in a wave of all clients, the host's cost per layer (and per MLA layer) of an iteration that
+carries prompt tokens, and the iterations by which overlapped scheduling delays a first token. They
+are fitted by ``python -m validation silicon-calibrate`` on the rule-chosen calibration rows of NVIDIA
+aiconfigurator's public serving measurements (Apache-2.0; how they were fitted is written in the
+file's ``fitted_on``) and written to :data:`ENGINE_PARAMS_FILE`, a library data file next to the
 calibrated kernel overlays, so that an installed costmodel (the Pareto planner, the CLI) finds them
 without ``validation/``.
 The same file holds ``disagg_kv_transfer_overhead_s``, the fitted fixed cost of a KV transfer per engine in a

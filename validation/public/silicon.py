@@ -35,7 +35,7 @@ prediction run it (:data:`MTP_IMAGES`, :func:`row_speculation`), the others deco
 iteration. A row that leaves attention_dp_size unstated while its concurrency is batch_size x tp_size runs
 attention data parallel over its tp_size GPUs (:func:`tp_as_attention_dp`).
 
-Calibration: the closed-loop model's four named parameters (:class:`costmodel.closed_loop.LoopParams`)
+Calibration: the closed-loop model's six named parameters (:class:`costmodel.closed_loop.LoopParams`)
 are fitted per engine (the ``backend`` column) on the calibration rows, chosen by the same rule as the
 kernel tables (:func:`validation.public.split.calibration_mask` over the row's identity, never its
 measurements), by :func:`fit_loop_params`; ``python -m validation silicon-calibrate`` writes them to
@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from costmodel.batch_wait import BatchWait
 from costmodel.closed_loop import BOUNDS, LoopParams, LoopParts, Speculation, loop_parts
 from costmodel.disagg import DisaggParams, DisaggParts
 from costmodel.errors import CostmodelError
@@ -71,6 +72,7 @@ from validation.public.inferencex import (
     scheduler_recv_interval,
     vllm_single_engine,
 )
+from validation.public.inferencex_trt import script_flags
 from validation.public.reader import SYSTEM_PROFILES
 from validation.public.split import calibration_mask
 
@@ -327,12 +329,16 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     filled.loc[squared, "moe_tp_size"] = 1
     # each worker's share of the clients (all of them but on the rows of several workers)
     filled["concurrency"] = filled["concurrency"] / agg_workers(filled)
+    # the token budget and batch waiting of the row's InferenceX TensorRT-LLM script (0: the defaults)
+    filled[["script_budget", "hold_iterations", "hold_tokens"]] = _script_columns(filled)
 
     groups: list[tuple[pd.Index, Parts]] = []
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *degrees, "batch_size"]
-    keys.extend(["backend_version", "inferencex"])
+    keys.extend(["backend_version", "inferencex", "script_budget"])
     for key, rows in filled[(reason == "") & (table["mode"] == "agg")].groupby(keys, sort=True):
-        backend, model_path, system, quant, moe_quant, tp, pp, dp, moe_tp, moe_ep, batch, version, ix = key
+        backend, model_path, system, quant, moe_quant, tp, pp, dp, moe_tp, moe_ep, batch, version, ix, sb = (
+            key
+        )
         model = models[str(model_path)]
         assert isinstance(model, ModelProfile)
         hardware = load_hardware(SYSTEM_PROFILES[str(system)])
@@ -347,7 +353,8 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                 kv = flags.kv_dtype or kv
                 if flags.expert_activation_dtype is not None:
                     formats["expert_activation_dtype"] = flags.expert_activation_dtype
-            budget = token_budget(str(backend), hardware)
+            # the script's token budget where it sets one (InferenceX TensorRT-LLM), else the engine's default
+            budget = int(sb) or token_budget(str(backend), hardware)
             engine = Engine(
                 model,
                 hardware,
@@ -378,10 +385,9 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                 reserved_tokens=reserved_tokens(str(backend), isl, osl),
                 speculation=row_speculation(model, str(backend), str(version), int(dp)),
                 # per rank, as the budget: the piecewise CUDA graphs a mixed batch can replay
-                graph_tokens=cuda_graph_tokens(
-                    str(backend), flags, int(batch), max(token_budget(str(backend), hardware), int(batch))
-                ),
+                graph_tokens=cuda_graph_tokens(str(backend), flags, int(batch), max(budget, int(batch))),
                 poll_iterations=poll,
+                batch_wait=_row_batch_wait(rows),
             )
         except (CostmodelError, ValueError) as error:
             why = re.sub(r"^invalid Deployment: \(profile\): ", "", str(error).splitlines()[0])
@@ -395,6 +401,28 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     identity = table.drop(columns=[c for c in (*MEASURED, "reason") if c in table.columns])
     table["split"] = np.where(calibration_mask(identity), "calibration", "held-out")
     return table, groups
+
+
+def _script_columns(filled: pd.DataFrame) -> pd.DataFrame:
+    """Per row: the token budget of its InferenceX TensorRT-LLM script (0: the engine's default), and the
+    iterations and tokens of its batch waiting (0: none)
+    (:func:`validation.public.inferencex_trt.script_flags`)."""
+    out = np.zeros((len(filled), 3))
+    for i, row in enumerate(filled.itertuples(index=False)):
+        budget, hold, tokens = script_flags(
+            bool(row.inferencex), str(row.backend), str(row.model_path), str(row.system), str(row.precision),
+            isl=int(row.isl), osl=int(row.osl), tp=int(row.tp_size), attention_dp=int(row.attention_dp_size),
+            concurrency=float(row.concurrency),
+        )  # fmt: skip
+        out[i] = (budget or 0, hold, tokens)
+    return pd.DataFrame(out, index=filled.index, columns=["script_budget", "hold_iterations", "hold_tokens"])
+
+
+def _row_batch_wait(rows: pd.DataFrame) -> BatchWait | None:
+    """The batch waiting of a group's rows (:func:`_script_columns`), None where none holds."""
+    if not (rows["hold_iterations"] > 0).any():
+        return None
+    return BatchWait(rows["hold_iterations"].to_numpy(float), rows["hold_tokens"].to_numpy(float))
 
 
 def agg_workers(filled: pd.DataFrame) -> pd.Series:
@@ -517,7 +545,7 @@ def fit_loop_params(table: pd.DataFrame, groups: list[tuple[pd.Index, Parts]]) -
             p_tpot = np.concatenate([r.tpot_s[m] for r, (_, _, m) in zip(results, chosen, strict=True)]) * 1e3
             return np.concatenate([np.log(p_ttft / ttft), np.log(p_tpot / tpot)])
 
-        start = np.array([0.002, 0.02, 0.1, 0.0005])
+        start = np.array([0.002, 0.02, 0.1, 0.0005, 0.0005, 1.0])
         result = least_squares(residual, start, bounds=(low, high), loss="soft_l1", f_scale=0.1)
         fitted[str(backend)] = LoopParams(**dict(zip(names, result.x.tolist(), strict=True)))
     return fitted
