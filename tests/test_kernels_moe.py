@@ -399,3 +399,82 @@ def test_rows_that_cannot_identify_a_ratio_keep_it_fixed() -> None:
     assert "misaligned_memory_ratio" in moe.fixed_for_rows("bf16:vllm:k", mixed)  # 14336, 7168: aligned
     odd = {**mixed, "inter_size": 1856.0, "tp_size": np.array([16.0, 32.0])}  # 116, 58 columns
     assert "misaligned_memory_ratio" not in moe.fixed_for_rows("bf16:vllm:k", odd)
+
+
+def test_intermediates_stay_in_the_cache_within_a_call_even_when_the_weights_do_not() -> None:
+    """Each intermediate is written by one kernel of the call and read by the next, so it stays in the L2
+    if the intermediates alone fit, whatever the weights swept between calls: Mixtral-sized fp8 experts
+    (8 x 176 MB, far past the L40S's 96 MiB) stream at the memory's rate while a small batch's
+    intermediates move at the cache's; a batch whose intermediates overflow the cache pays the memory's
+    rate for them too."""
+    params = dataclasses.replace(
+        moe.default_params(L40S, "fp8"),
+        cache_fraction=1.0,
+        cache_sharpness=50.0,
+        cache_speedup=4.0,
+        intermediate_weight_share=0.0,
+        compute_units=0.0,  # every weight at the full rate: the cache alone
+        routed_pair_fraction=0.0,
+    )
+    H, I, E, k = 4096.0, 14336.0, 8.0, 2.0  # noqa: E741
+    T = np.array([128.0, 16384.0])
+    parts = moe.breakdown(L40S, params, num_tokens=T, hidden_size=H, inter_size=I, topk=k, num_experts=E)
+    weights = E * 3.0 * H * I * 1.0  # fp8, every expert touched
+    activations = 2.0 * (2.0 * T * H + 2.0 * T * k * (3.0 * I + H))
+    assert weights > 10 * params.cache_bytes
+    assert activations[0] / 2 < 0.5 * params.cache_bytes < params.cache_bytes < activations[1] / 2
+    rate = params.memory_bandwidth_bytes_per_s * params.bandwidth_fraction
+    expected = np.array([weights + activations[0] / params.cache_speedup, weights + activations[1]]) / rate
+    np.testing.assert_allclose(parts.memory_s, expected, rtol=1e-3)
+    # with no cache the same call streams everything from memory
+    cold = moe.breakdown(
+        L40S,
+        dataclasses.replace(params, cache_fraction=0.0),
+        num_tokens=T,
+        hidden_size=H,
+        inter_size=I,
+        topk=k,
+        num_experts=E,
+    )
+    np.testing.assert_allclose(cold.memory_s, (weights + activations) / rate, rtol=1e-12)
+    assert np.all(parts.memory_s <= cold.memory_s)
+
+
+def test_a_refit_also_starts_from_the_keys_stored_parameters() -> None:
+    """The calibrated profile's own parameters for exactly the fitted key are one more start (the lower
+    calibration cost wins); a key it does not store starts from the datasheet alone."""
+    from costmodel.kernels import params_for
+
+    key = "bf16:vllm:vllm_unquantizedfusedmoe_triton_tritonexperts"
+    stored = params_for(H100, moe, key)
+    starts = moe.initial_guesses(H100, key)
+    assert len(starts) == 2
+    assert starts[0] == moe.default_params(H100, key)
+    assert starts[1] == stored
+    assert len(moe.initial_guesses(H100, "bf16:vllm:no_such_kernel")) == 1
+    weight_only = "int4_wo:vllm:vllm_compressedtensorswna16marlinmoe_marlin_marlinexperts"
+    assert moe.initial_guesses(H100, weight_only)[-1] == params_for(H100, moe, weight_only)
+
+
+def test_intermediates_share_the_weights_hit_rate_when_the_weights_stream_between_write_and_read() -> None:
+    """``intermediate_weight_share`` = 1 counts every weight byte in the intermediates' reuse distance: one
+    hit rate for the whole call; a smaller share never makes a call slower (a shorter reuse distance)."""
+    base = dataclasses.replace(moe.default_params(L40S, "fp8"), cache_fraction=1.0, cache_sharpness=12.0)
+    T = np.array([1.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0])
+    shape = {"hidden_size": 4096, "inter_size": 14336, "topk": 2, "num_experts": 8, "tp_size": 8}
+    times = [
+        moe.time_s(L40S, dataclasses.replace(base, intermediate_weight_share=share), num_tokens=T, **shape)
+        for share in (0.0, 0.5, 1.0)
+    ]
+    assert np.all(times[0] <= times[1])
+    assert np.all(times[1] <= times[2])
+    assert times[0][3] < times[2][3]  # 1,024 tokens: intermediates fit, the weights (176 MB) do not
+    one = dataclasses.replace(base, intermediate_weight_share=1.0, compute_units=0.0)  # no SM limit
+    parts = moe.breakdown(L40S, one, num_tokens=T, **shape)
+    weights = parts.load.touched_experts * 3 * 4096 * 14336 / 8
+    rows = parts.load.pairs
+    activations = 2.0 * (2.0 * T * 4096 + 2.0 * rows * (3 * 14336 / 8 + 4096))
+    hit = 1.0 / (1.0 + ((weights + activations / 2) / one.cache_bytes) ** 12.0)
+    rate = one.memory_bandwidth_bytes_per_s * one.bandwidth_fraction
+    streamed = parts.memory_s * rate / (1.0 - hit + hit / one.cache_speedup)
+    np.testing.assert_allclose(streamed, weights + activations, rtol=1e-9)
