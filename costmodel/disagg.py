@@ -110,8 +110,9 @@ a scale-up domain, the scale-out network (RDMA NIC) across domains."""
 
 @dataclass(frozen=True)
 class DisaggParams:
-    """Named parameters of the disaggregated loop: the closed loop's three (:class:`LoopParams`, same
-    meaning, applied to both pools) and the fixed cost of a KV transfer. Defaults add nothing."""
+    """Named parameters of the disaggregated loop: the closed loop's (:class:`LoopParams`, same meaning;
+    the per-layer host costs apply to the prefill workers' passes, which carry prompt tokens) and the fixed
+    cost of a KV transfer. Defaults add nothing."""
 
     step_overhead_s: float = 0.0
     """Fixed cost of one engine iteration outside its kernels, prefill and decode workers alike [s]."""
@@ -122,9 +123,21 @@ class DisaggParams:
     kv_transfer_overhead_s: float = 0.0
     """Fixed cost of one request's KV transfer beyond bytes / bandwidth [s] (connection, metadata and
     completion handshakes)."""
+    prefill_layer_overhead_s: float = 0.0
+    """Host cost per model layer of a prefill worker's pass [s] (:class:`LoopParams`)."""
+    mla_prefill_layer_overhead_s: float = 0.0
+    """Further host cost per multi-head latent attention layer of a prefill worker's pass [s]
+    (:class:`LoopParams`)."""
 
     def __post_init__(self) -> None:
-        for name in ("step_overhead_s", "request_overhead_s", "burst_fraction", "kv_transfer_overhead_s"):
+        for name in (
+            "step_overhead_s",
+            "request_overhead_s",
+            "burst_fraction",
+            "kv_transfer_overhead_s",
+            "prefill_layer_overhead_s",
+            "mla_prefill_layer_overhead_s",
+        ):
             value = getattr(self, name)
             if not (isinstance(value, int | float | np.floating) and math.isfinite(value) and value >= 0):
                 raise CostmodelError(f"{name} must be finite and >= 0, got {value!r}")
@@ -139,6 +152,8 @@ class DisaggParams:
             request_overhead_s=loop.request_overhead_s,
             burst_fraction=loop.burst_fraction,
             kv_transfer_overhead_s=kv_transfer_overhead_s,
+            prefill_layer_overhead_s=loop.prefill_layer_overhead_s,
+            mla_prefill_layer_overhead_s=loop.mla_prefill_layer_overhead_s,
         )
 
 
@@ -585,6 +600,8 @@ def _combine(
         decode_slots=d.slots,
         batch_grid=d.batch_grid,
         decode_grid_s=d.grid_s,
+        prefill_layers=float(prefill.model.n_layers),
+        prefill_mla_layers=float(prefill.model.n_layers if prefill.model.mla is not None else 0),
     )
 
 
@@ -763,6 +780,11 @@ class DisaggParts:
     """Decode batch sizes the decode iteration was timed at [-]."""
     decode_grid_s: FloatArray
     """Kernel time of a decode iteration at each ``batch_grid`` size, per row [s], shape (..., grid)."""
+    prefill_layers: FloatArray | float = 0.0
+    """The model's layers, each paying ``prefill_layer_overhead_s`` in a prefill pass [-]."""
+    prefill_mla_layers: FloatArray | float = 0.0
+    """The model's multi-head latent attention layers, each paying ``mla_prefill_layer_overhead_s`` in a
+    prefill pass [-] (0 without MLA)."""
 
     def decode_s(self, batch: FloatArray) -> FloatArray:
         """Kernel time of a decode iteration of ``batch`` sequences per row, interpolated [s]."""
@@ -793,8 +815,16 @@ class DisaggParts:
         overhead = params.step_overhead_s
         X, Y, C, steps = self.prefill_workers, self.decode_workers, self.concurrency, self.osl - 1.0
         k = self.prompts_per_pass
-        alone = self.chunks * (self.prefill_alone_s + overhead)
-        per_pass = self.chunks * (self.prefill_pass_s + overhead)
+        # a prefill pass carries prompt tokens, so the host runs it outside CUDA graphs (closed_loop's
+        # per-layer costs): a prompt waits for the host's work and the GPU's, one after the other; the
+        # engine prepares the next pass while the GPU runs this one (overlapped scheduling), so passes
+        # follow each other every max(GPU, host)
+        host = (
+            params.prefill_layer_overhead_s * self.prefill_layers
+            + params.mla_prefill_layer_overhead_s * self.prefill_mla_layers
+        )
+        alone = self.chunks * (self.prefill_alone_s + host + overhead)
+        per_pass = self.chunks * (np.maximum(self.prefill_pass_s, host) + overhead)
         prefill_rate = X * k / per_pass
         transfer = self.transfer_s + params.kv_transfer_overhead_s
         fixed = params.request_overhead_s + transfer

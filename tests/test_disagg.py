@@ -542,3 +542,67 @@ def test_the_receive_wait_is_the_md1_wait_of_a_simulated_queue() -> None:
     assert float(kv_receive_wait(s, 0.0, concurrency=8)) == 0.0
     assert np.all(np.diff(kv_receive_wait(s, [1.0, 5.0, 10.0, 19.0], concurrency=8)) > 0)
     assert np.isinf(kv_receive_wait(s, 1 / s, concurrency=8))
+
+
+def test_a_prefill_pass_pays_the_hosts_per_layer_costs_and_decodes_do_not(
+    prefill: Engine, decode: Engine
+) -> None:
+    """A prefill worker's pass carries prompt tokens, so the host runs it outside CUDA graphs and pays the
+    closed loop's per-layer cost: one client's TTFT grows by exactly layers x that cost (32 layers of
+    Llama 3 8B, its config.json num_hidden_layers) per chunk and its TPOT not at all; the MLA cost is per
+    MLA layer, so a model without MLA pays none of it. ``from_loop`` carries both from the loop's."""
+    from costmodel.closed_loop import LoopParams
+
+    common = {"prefill_workers": 1, "decode_workers": 1, "concurrency": 1, "isl": 1000, "osl": 200}
+    parts = disagg_parts(prefill, decode, **common)
+    base = parts.result(PARAMS)
+    hosted = parts.result(dataclasses.replace(PARAMS, prefill_layer_overhead_s=1e-4))
+    mla = parts.result(dataclasses.replace(PARAMS, mla_prefill_layer_overhead_s=1e-3))
+    assert float(parts.chunks) == 1.0
+    assert float(hosted.ttft_s) - float(base.ttft_s) == pytest.approx(32 * 1e-4, rel=1e-9)
+    assert float(hosted.tpot_s) == float(base.tpot_s)
+    assert float(mla.ttft_s) == float(base.ttft_s)
+    loop = LoopParams(prefill_layer_overhead_s=2e-4, mla_prefill_layer_overhead_s=3e-4)
+    carried = DisaggParams.from_loop(loop, kv_transfer_overhead_s=0.01)
+    assert (carried.prefill_layer_overhead_s, carried.mla_prefill_layer_overhead_s) == (2e-4, 3e-4)
+    with pytest.raises(CostmodelError, match="mla_prefill_layer_overhead_s"):
+        DisaggParams(mla_prefill_layer_overhead_s=-1.0)
+
+
+def test_the_host_prepares_the_next_prefill_pass_while_the_gpu_runs_this_one(
+    prefill: Engine, decode: Engine
+) -> None:
+    """Overlapped scheduling: passes follow each other every max(GPU pass, host work), so a host cost
+    shorter than the GPU's pass leaves the prefill pool's capacity (utilisation per request rate) as it
+    was, and a longer one sets it: chunks x (host + step overhead) per pass of k prompts."""
+    common = {"prefill_workers": 2, "decode_workers": 2, "concurrency": 64, "isl": 2000, "osl": 200}
+    parts = disagg_parts(prefill, decode, **common)
+    gpu = float(parts.prefill_pass_s)
+
+    def seconds_per_prompt(params: DisaggParams) -> float:
+        r = parts.result(params)
+        return float(r.prefill_utilisation) / float(r.requests_per_s)  # per_pass / (workers x k)
+
+    short = dataclasses.replace(PARAMS, prefill_layer_overhead_s=0.5 * gpu / 32)
+    long = dataclasses.replace(PARAMS, prefill_layer_overhead_s=3.0 * gpu / 32)
+    assert seconds_per_prompt(short) == pytest.approx(seconds_per_prompt(PARAMS), rel=1e-9)
+    k, chunks = float(parts.prompts_per_pass), float(parts.chunks)
+    expected = chunks * (3.0 * gpu + PARAMS.step_overhead_s) / (2 * k)
+    assert seconds_per_prompt(long) == pytest.approx(expected, rel=1e-9)
+
+
+def test_an_mla_models_prefill_pass_pays_the_mla_cost_on_every_layer() -> None:
+    """DeepSeek-V3 (61 layers, every one multi-head latent attention; its config.json num_hidden_layers):
+    a lone prompt's TTFT grows by 61 x the MLA cost per chunk."""
+    from costmodel.specs import Deployment
+
+    engine = Engine.build(
+        "deepseek-v3", "b200", weight_dtype="fp8", activation_dtype="fp8", max_batch_size=8,
+        max_batched_tokens=8192,
+    )  # fmt: skip
+    engine = engine.replace(deployment=Deployment(tp=8, moe_ep=8))
+    common = {"prefill_workers": 1, "decode_workers": 1, "concurrency": 1, "isl": 1024, "osl": 64}
+    parts = disagg_parts(engine, engine, **common)
+    base = parts.result(PARAMS)
+    mla = parts.result(dataclasses.replace(PARAMS, mla_prefill_layer_overhead_s=1e-3))
+    assert float(mla.ttft_s) - float(base.ttft_s) == pytest.approx(61 * 1e-3 * float(parts.chunks), rel=1e-9)
