@@ -540,15 +540,13 @@ class _Parts:
         b1 = np.maximum(b, 1.0)
         return np.asarray(np.where(b > 0, self._pass(b1, 1, c) - self._pass(b1, 1, 0), 0.0))
 
-    def prefill_attention_s(self, tokens: npt.ArrayLike, past: npt.ArrayLike) -> FloatArray:
-        """S_last(1, k, p) - S_bare(k, 1, 0): a k-token chunk's attention over itself and p past tokens,
-        and the output head of the token it samples [s] (S_bare: the pass without its attention operators
-        and output head). Both passes run the same k tokens through the same linear layers, so only the
-        chunk's attention and its head row remain: never negative. With r attention-DP ranks the k tokens
-        are r chunks of k / r, one per rank: S_last(r, k / r, p) - S_bare(k, 1, 0). With pp > 1 both passes
-        run as one pipeline micro-batch (the same schedule, so the k tokens' linear work and stage sends
-        cancel): the chunk's attention through all layers, which one sequence's chunk spends in whichever
-        micro-batch carries it."""
+    def _chunk_less(
+        self, tokens: npt.ArrayLike, past: npt.ArrayLike, kind: Literal["all", "bare"]
+    ) -> FloatArray:
+        """S_last(r, k / r, p) - S_kind(k, 1, 0) [s]: a k-token chunk after p past tokens, one per
+        attention-DP rank, less k one-token sequences priced as ``kind`` (both in one micro-batch); 0
+        where k = 0. :meth:`prefill_attention_s` subtracts the bare pass, :meth:`prefill_chunk_s` the
+        full one."""
         k, p = np.broadcast_arrays(np.asarray(tokens, dtype=np.float64), np.asarray(past, dtype=np.float64))
         if not np.any(k > 0):
             return np.zeros(k.shape)
@@ -558,10 +556,21 @@ class _Parts:
             np.where(
                 k > 0,
                 self._pass(r, k1 / r, p, "last", one_microbatch=True)
-                - self._pass(k1, 1, 0, "bare", one_microbatch=True),
+                - self._pass(k1, 1, 0, kind, one_microbatch=True),
                 0.0,
             )
         )
+
+    def prefill_attention_s(self, tokens: npt.ArrayLike, past: npt.ArrayLike) -> FloatArray:
+        """S_last(1, k, p) - S_bare(k, 1, 0): a k-token chunk's attention over itself and p past tokens,
+        and the output head of the token it samples [s] (S_bare: the pass without its attention operators
+        and output head). Both passes run the same k tokens through the same linear layers, so only the
+        chunk's attention and its head row remain: never negative. With r attention-DP ranks the k tokens
+        are r chunks of k / r, one per rank: S_last(r, k / r, p) - S_bare(k, 1, 0). With pp > 1 both passes
+        run as one pipeline micro-batch (the same schedule, so the k tokens' linear work and stage sends
+        cancel): the chunk's attention through all layers, which one sequence's chunk spends in whichever
+        micro-batch carries it."""
+        return self._chunk_less(tokens, past, "bare")
 
     def prompt_extras_s(self, tokens: npt.ArrayLike) -> FloatArray:
         """S(k, 1, 0) - S_bare(k, 1, 0): what :meth:`linear_s` charges k tokens beyond their linear work
@@ -586,19 +595,7 @@ class _Parts:
         (S_last(r, k / r, p) with r attention-DP ranks). A difference of two times, not a time: negative
         where what :meth:`linear_s` charged the chunk's tokens as decodes outweighs the chunk's attention
         (-3.2 ms for 512 tokens of Llama 3 8B on an H100)."""
-        k, p = np.broadcast_arrays(np.asarray(tokens, dtype=np.float64), np.asarray(past, dtype=np.float64))
-        if not np.any(k > 0):
-            return np.zeros(k.shape)
-        k1 = np.maximum(k, 1.0)
-        r = self.deployment.attention_dp if self.deployment is not None else 1
-        return np.asarray(
-            np.where(
-                k > 0,
-                self._pass(r, k1 / r, p, "last", one_microbatch=True)
-                - self._pass(k1, 1, 0, one_microbatch=True),
-                0.0,
-            )
-        )
+        return self._chunk_less(tokens, past, "all")
 
     def terms_s(
         self,
