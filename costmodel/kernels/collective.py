@@ -255,11 +255,15 @@ software times (launch, flag handshake, the protocol's rate ratio, the host's ea
 
 def link_bandwidth_bytes_per_s(hardware: HardwareProfile) -> float:
     """Per-direction intra-node link bandwidth from the datasheet [bytes/s]; a clear error if absent."""
-    link = hardware.datasheet.intra_node_bandwidth_gb_per_s
+    return _datasheet_bytes_per_s(hardware, "intra_node_bandwidth_gb_per_s", "collectives")
+
+
+def _datasheet_bytes_per_s(hardware: HardwareProfile, field: str, timing: str) -> float:
+    """The datasheet's ``field`` [GB/s] in bytes/s; a clear error naming it and what needs it if absent."""
+    link = getattr(hardware.datasheet, field)
     if link is None:
         raise CostmodelError(
-            f"hardware {hardware.name!r} has no datasheet.intra_node_bandwidth_gb_per_s: add it to the "
-            "profile to time collectives"
+            f"hardware {hardware.name!r} has no datasheet.{field}: add it to the profile to time {timing}"
         )
     return float(link.value) * 1e9
 
@@ -440,13 +444,7 @@ def node_split(group: int, span: int, scale_up_domain: int) -> tuple[int, int]:
 
 def inter_node_bandwidth_bytes_per_s(hardware: HardwareProfile) -> float:
     """Per-GPU, per-direction network bandwidth from the datasheet [bytes/s]; a clear error if absent."""
-    link = hardware.datasheet.inter_node_bandwidth_gb_per_s
-    if link is None:
-        raise CostmodelError(
-            f"hardware {hardware.name!r} has no datasheet.inter_node_bandwidth_gb_per_s: add it to the "
-            "profile to time collectives across nodes"
-        )
-    return float(link.value) * 1e9
+    return _datasheet_bytes_per_s(hardware, "inter_node_bandwidth_gb_per_s", "collectives across nodes")
 
 
 def multi_node_s(
