@@ -50,7 +50,8 @@ engine was idle); clients past R wait for a slot as in the steady state. The ben
 that wave with the steady state: TTFT = (1 - f) TTFT_steady + f TTFT_wave, f = ``burst_fraction``. For a
 run of n requests per client whose later requests stagger f = 1 / n (measured: f ~ 0.12-0.17 on vLLM and
 TensorRT-LLM); an engine that keeps the waves (prefill-first scheduling sends a wave's requests to decode
-together, so they finish and return together) has f near 1.
+together, so they finish and return together) has f near 1. A benchmark that states its n gives
+f = 1 / n itself (``wave_share``), and the fitted ``burst_fraction`` is left to those that do not.
 
 A wave also sets its requests' TPOT: its R sequences decode together, with no prompt between their
 decodes, once the wave's prompts are in, so each iteration is a decode-only one of all R. A wave's prompt
@@ -73,7 +74,9 @@ rank runs its own scheduler over its own share of the clients, sequences, token 
 (concurrency / r, max_batch_size / r, max_batched_tokens / r: balanced, as a round-robin router makes
 them), and the ranks step together (the MoE layers synchronise them). The analysis above is that of one
 rank; each iteration's time is :func:`costmodel.serving.step_time` with every rank's decodes and chunks
-(r times one rank's); the engine's rates are r times one rank's.
+(r times one rank's); the engine's rates are r times one rank's. An engine that balances its ranks
+holds each rank's prompts until every rank has one (``adp_balance``, :mod:`costmodel.adp_balance`), so
+that they prefill in the same iteration, as this analysis assumes.
 
 Assumptions: all clients' requests are alike (fixed isl, osl; outputs run to osl, as with ``ignore_eos``);
 the benchmark is its steady state plus waves of all clients (``burst_fraction``), nothing in between; no
@@ -92,6 +95,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from costmodel.adp_balance import AdpBalance
+from costmodel.adp_balance import held_iterations as balance_held_iterations
 from costmodel.batch_wait import BatchWait, held_iterations
 from costmodel.errors import CostmodelError
 
@@ -223,6 +228,8 @@ def closed_loop(
     graph_tokens: float = 0.0,
     poll_iterations: npt.ArrayLike = 1.0,
     batch_wait: BatchWait | None = None,
+    adp_balance: AdpBalance | None = None,
+    wave_share: npt.ArrayLike | None = None,
 ) -> ClosedLoop:
     """Mean TTFT and TPOT of ``concurrency`` clients sending ``isl``/``osl`` requests back to back.
 
@@ -243,6 +250,10 @@ def closed_loop(
         iteration; see :func:`loop_parts`).
     batch_wait : the engine holds new prompts to prefill them together (default: never;
         :mod:`costmodel.batch_wait`).
+    adp_balance : the engine holds new prompts until every attention-DP rank has one (default: never;
+        :mod:`costmodel.adp_balance`).
+    wave_share : the share of the requests that arrive in a wave, where the benchmark states it [-]
+        (default: the engine's fitted ``burst_fraction``; see :func:`loop_parts`).
 
     Arrays broadcast. See the module docstring for the model and its assumptions.
     """
@@ -256,6 +267,8 @@ def closed_loop(
         graph_tokens=graph_tokens,
         poll_iterations=poll_iterations,
         batch_wait=batch_wait,
+        adp_balance=adp_balance,
+        wave_share=wave_share,
     )
     return parts.result(params or LoopParams())
 
@@ -271,6 +284,8 @@ def loop_parts(
     graph_tokens: float = 0.0,
     poll_iterations: npt.ArrayLike = 1.0,
     batch_wait: BatchWait | None = None,
+    adp_balance: AdpBalance | None = None,
+    wave_share: npt.ArrayLike | None = None,
 ) -> LoopParts:
     """The rates and kernel times of :func:`closed_loop` before its named parameters are applied.
 
@@ -278,7 +293,14 @@ def loop_parts(
     admission; default isl + osl / 2, the mean of a paged cache that takes blocks on demand (vLLM, SGLang).
     An engine that reserves a request's whole footprint when it admits it (TensorRT-LLM's default
     ``GUARANTEED_NO_EVICT``) holds isl + osl. ``batch_wait``: prompts held in decode-only iterations
-    before their prefill (:func:`costmodel.batch_wait.held_iterations`), added to the steady TTFT.
+    before their prefill (:func:`costmodel.batch_wait.held_iterations`), added to the steady TTFT;
+    ``adp_balance``: prompts held until every attention-DP rank has one
+    (:func:`costmodel.adp_balance.held_iterations`), added likewise.
+
+    ``wave_share`` f [-], in [0, 1]: the share of the requests that arrive in a wave of all clients, where
+    the benchmark fixes it: a run of n requests per client whose later requests stagger has its first
+    cycle, f = 1 / n, in a wave (default None: the engine's fitted ``burst_fraction``, for benchmarks that
+    do not state n, and engines that keep their waves).
 
 
     ``graph_tokens`` [tokens]: the largest iteration with prompt tokens (prompt and decode tokens of one
@@ -403,10 +425,30 @@ def loop_parts(
         tokens_per_iteration=gained,
         wave_layers=np.where(wave_tokens > graph_tokens, n_layers, 0.0),
         arrival_wait=np.asarray(poll / 2.0),
-        held_iterations=None
-        if batch_wait is None
-        else held_iterations(batch_wait, arrivals=rate, isl=N_in, decodes=D * n),
+        wave_share=None if wave_share is None else _share(wave_share),
+        held_iterations=_held(batch_wait, adp_balance, rate=rate, isl=N_in, decodes=D * n, ranks=ranks),
     )
+
+
+def _held(
+    batch_wait: BatchWait | None,
+    adp_balance: AdpBalance | None,
+    *,
+    rate: FloatArray,
+    isl: FloatArray,
+    decodes: FloatArray,
+    ranks: float,
+) -> FloatArray | None:
+    """Decode-only iterations a steady-state prompt is held before its prefill: batch waiting and
+    attention-DP balancing (each rank's arrivals ``rate``), None where the engine does neither."""
+    if batch_wait is None and adp_balance is None:
+        return None
+    held = np.zeros_like(rate)
+    if batch_wait is not None:
+        held = held + held_iterations(batch_wait, arrivals=rate, isl=isl, decodes=decodes)
+    if adp_balance is not None:
+        held = held + balance_held_iterations(adp_balance, arrivals=rate, ranks=ranks)
+    return np.asarray(held)
 
 
 @dataclass(frozen=True)
@@ -446,15 +488,18 @@ class LoopParts:
     I of :func:`loop_parts`; 0.5 for an engine that reads its queue before every iteration)."""
     held_iterations: FloatArray | None = None
     """Decode-only iterations a prompt of the steady state is held before its prefill
-    (:mod:`costmodel.batch_wait`); None: none."""
+    (:mod:`costmodel.batch_wait`, :mod:`costmodel.adp_balance`); None: none."""
     mla_layers: float = 0.0
     """The model's multi-head latent attention layers, each paying ``mla_prefill_layer_overhead_s`` in an
     iteration with prompt tokens."""
+    wave_share: FloatArray | None = None
+    """The share of the requests that arrive in a wave where the benchmark fixes it, f [-]; None: the
+    engine's ``burst_fraction``."""
 
     def result(self, params: LoopParams) -> ClosedLoop:
         """TTFT, TPOT and rates with ``params`` applied."""
         rate, iteration = self.requests_per_iteration, self.iteration_s(params)
-        share = params.burst_fraction
+        share = params.burst_fraction if self.wave_share is None else self.wave_share
         steady = self.steady_ttft_s(params, iteration)  # once: the wave's TTFT reads it too
         ttft = (1.0 - share) * steady + share * self.wave_ttft_s(params, steady)
         return ClosedLoop(
@@ -542,6 +587,14 @@ class LoopParts:
         steady = self.steady_ttft_s(params) if steady is None else steady
         rest = (clients - running) * np.maximum(steady, admitted)
         return np.asarray((running * admitted + rest) / clients)
+
+
+def _share(wave_share: npt.ArrayLike) -> FloatArray:
+    """``wave_share`` checked: finite, in [0, 1]."""
+    share = np.asarray(wave_share, dtype=np.float64)
+    if np.any(~np.isfinite(share) | (share < 0) | (share > 1)):
+        raise CostmodelError("wave_share must be in [0, 1]")
+    return share
 
 
 def _request_rate(

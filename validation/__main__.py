@@ -116,17 +116,20 @@ def _command(args: argparse.Namespace) -> int:
         from validation.public.silicon import (
             SERVING_PARAMS,
             fit_disagg_params,
-            fit_loop_params,
+            fit_serving_params,
             silicon_parts,
             write_loop_params,
         )
 
         table, groups = silicon_parts(args.data)
-        fitted = fit_loop_params(table, groups)
+        fitted, harness = fit_serving_params(table, groups)
         disagg = fit_disagg_params(table, groups, fitted)
-        write_loop_params(fitted, args.data, disagg=disagg)
+        write_loop_params(fitted, args.data, disagg=disagg, harness=harness)
         for engine, params in fitted.items():
             print(f"{engine}: {params}")
+        for engine, by_harness in harness.items():
+            for name, overhead in by_harness.items():
+                print(f"{engine} ({name} harness): request_overhead_s={overhead:.4g}")
         for engine, overhead in disagg.items():
             print(f"{engine} (disagg): kv_transfer_overhead_s={overhead:.4g}")
         print(f"wrote {SERVING_PARAMS}")

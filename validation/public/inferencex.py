@@ -49,10 +49,11 @@ REPOSITORY = "https://github.com/SemiAnalysisAI/InferenceX/blob"
 RANGE_RATIO = 0.8
 """InferenceX's ``RANDOM_RANGE_RATIO``: each request's isl and osl are uniform integers in
 [int(0.8 x), x] for the nominal x (module docstring)."""
-CLIENT_ENGINES = ("sglang",)
+CLIENT_ENGINES = ("sglang", "trtllm")
 """Engines whose InferenceX rows are predicted at the client's mean lengths (:func:`mean_length`). The
-client is the same for every engine; vLLM's and TensorRT-LLM's rows keep the nominal lengths until their
-loop parameters are refitted with them by their owners (docs/serving.md, "SGLang's aggregated rows")."""
+client is the same for every engine; vLLM's rows keep the nominal lengths until its loop parameters are
+refitted with them by their owners (docs/serving.md, "SGLang's aggregated rows", "TensorRT-LLM's
+harnesses")."""
 
 
 @dataclass(frozen=True)

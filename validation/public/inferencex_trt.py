@@ -41,7 +41,19 @@ class Script:
     batch_wait: Callable[[int, int, int, int], tuple[int, float] | None] = lambda isl, osl, tp, conc: None
     """(``batch_wait_timeout_iters``, ``batch_wait_max_tokens_ratio``) for (isl, osl, tp, concurrency), or
     None where the script leaves them at 0."""
+    attention_dp_balance: tuple[int, int] | None = None
+    """(``timeout_iters``, ``batching_wait_iters``) of the script's ``attention_dp_config`` with
+    ``enable_balance: true`` on its attention-DP runs (:mod:`costmodel.adp_balance`), or None where it
+    does not balance."""
 
+
+REQUESTS_PER_CLIENT = 10
+"""Requests per client of an InferenceX TensorRT-LLM run: its scripts send ``--num-prompts $(( $CONC * 10 ))``
+with ``--max-concurrency $CONC`` (each script cited in :data:`SCRIPTS`; the gpt-oss one passes the
+workflow's ``NUM_PROMPTS``, taken alike). The first C requests leave together, a wave; the client draws
+each request's lengths at random (:func:`validation.public.inferencex.mean_length`), so TensorRT-LLM's
+decode-first batches finish them at different iterations and the later cycles stagger: a share
+1 / 10 of the requests arrives in a wave (:func:`costmodel.closed_loop.loop_parts`, ``wave_share``)."""
 
 MAX_MODEL_LEN_MARGIN = 200
 """InferenceX's default ``MAX_MODEL_LEN`` is isl + osl + 200 tokens (its benchmark workflow's
@@ -77,18 +89,30 @@ SCRIPTS: dict[tuple[str, str, str, str], Script] = {
     ("trtllm", "openai/gpt-oss-120b", "b200_sxm", "fp4"): Script(
         f"{REPOSITORY}/1825e7f0676d9adf7a3dbffcf50708907b7b25db/benchmarks/gptoss_fp4_b200_trt.sh",
         max_num_tokens=lambda isl, osl, conc: 20000,
+        # enable_balance alone: TensorRT-LLM's AttentionDpConfig defaults, 50 and 10 iterations
+        attention_dp_balance=(50, 10),
     ),
     ("trtllm", "deepseek-ai/DeepSeek-R1", "b200_sxm", "fp8"): Script(
         f"{REPOSITORY}/0a919c5f81cec20c030d748c813de41c8c415db1/benchmarks/dsr1_fp8_b200_trt.sh",
         max_num_tokens=_dsr1_max_num_tokens,
         batch_wait=_dsr1_fp8_wait,
+        attention_dp_balance=(60, 0),
     ),
     ("trtllm", "deepseek-ai/DeepSeek-R1", "b200_sxm", "fp4"): Script(
         f"{REPOSITORY}/111f0312c13b4c3cca0dd365f6db4c017048f0d3/benchmarks/dsr1_fp4_b200_trt.sh",
         max_num_tokens=_dsr1_max_num_tokens,
+        # as the MTP script of the 1.2.0rc6.post3 rows (dsr1_fp4_b200_trt_mtp.sh, 13dd0c2)
+        attention_dp_balance=(60, 0),
     ),
 }
 """(backend, model_path, system, precision) -> the script's scheduler flags."""
+
+SCRIPT_MODELS = {"deepseek-ai/DeepSeek-V3": "deepseek-ai/DeepSeek-R1"}
+"""InferenceX rows whose ``model_path`` names another model of the same architecture than the script they
+ran: the 82 TensorRT-LLM DeepSeek-V3 rows of InferenceX's database dump (``db-dump/...``) are its DeepSeek-R1
+runs (``dsr1_*_b200_trt*.sh``): 61 of them measure, to the last digit, the TTFT and TPOT of a DeepSeek-R1
+row of the same format, parallelism, lengths and concurrency, and InferenceX benchmarks no DeepSeek-V3
+configuration on TensorRT-LLM."""
 
 
 def script_flags(
@@ -107,7 +131,11 @@ def script_flags(
     """A row's (token budget or None for the engine default, hold timeout [iterations], hold threshold
     [tokens]); (None, 0, 0) for a row of no script in :data:`SCRIPTS`. Attention DP never holds
     (TensorRT-LLM skips batch waiting with ``enable_attention_dp``)."""
-    script = SCRIPTS.get((backend, model_path, system, precision)) if inferencex else None
+    script = (
+        SCRIPTS.get((backend, SCRIPT_MODELS.get(model_path, model_path), system, precision))
+        if inferencex
+        else None
+    )
     if script is None or not math.isfinite(concurrency):
         return None, 0.0, 0.0
     conc = int(concurrency)
@@ -116,3 +144,19 @@ def script_flags(
     if wait is None:
         return budget, 0.0, 0.0
     return budget, float(wait[0]), wait[1] * budget
+
+
+def attention_dp_balance(
+    inferencex: bool, backend: str, model_path: str, system: str, precision: str, *, attention_dp: int
+) -> tuple[int, int] | None:
+    """A row's attention-DP balancing, (``timeout_iters``, ``batching_wait_iters``), or None: rows of a
+    script in :data:`SCRIPTS` that balances, run with attention DP (``enable_attention_dp`` true, which
+    is when those scripts write their ``attention_dp_config``)."""
+    script = (
+        SCRIPTS.get((backend, SCRIPT_MODELS.get(model_path, model_path), system, precision))
+        if inferencex
+        else None
+    )
+    if script is None or attention_dp <= 1:
+        return None
+    return script.attention_dp_balance

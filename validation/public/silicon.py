@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from costmodel.adp_balance import AdpBalance
 from costmodel.batch_wait import BatchWait
 from costmodel.closed_loop import BOUNDS, LoopParams, LoopParts, Speculation, loop_parts
 from costmodel.disagg import DisaggParams, DisaggParts
@@ -63,6 +64,9 @@ from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
 from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens
+from validation.public.harness import HARNESS_ENGINES, row_harness
+from validation.public.harness import MIN_CALIBRATION_ROWS as HARNESS_MIN_ROWS
+from validation.public.harness import REFERENCE as HARNESS_REFERENCE
 from validation.public.inferencex import (
     CLIENT_ENGINES,
     cuda_graph_tokens,
@@ -72,7 +76,7 @@ from validation.public.inferencex import (
     scheduler_recv_interval,
     vllm_single_engine,
 )
-from validation.public.inferencex_trt import script_flags
+from validation.public.inferencex_trt import REQUESTS_PER_CLIENT, attention_dp_balance, script_flags
 from validation.public.reader import SYSTEM_PROFILES
 from validation.public.split import calibration_mask
 
@@ -331,6 +335,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     filled["concurrency"] = filled["concurrency"] / agg_workers(filled)
     # the token budget and batch waiting of the row's InferenceX TensorRT-LLM script (0: the defaults)
     filled[["script_budget", "hold_iterations", "hold_tokens"]] = _script_columns(filled)
+    filled[["balance_timeout", "balance_wait"]] = _balance_columns(filled)
 
     groups: list[tuple[pd.Index, Parts]] = []
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *degrees, "batch_size"]
@@ -388,6 +393,9 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                 graph_tokens=cuda_graph_tokens(str(backend), flags, int(batch), max(budget, int(batch))),
                 poll_iterations=poll,
                 batch_wait=_row_batch_wait(rows),
+                adp_balance=_row_balance(rows),
+                # InferenceX's TensorRT-LLM runs: the first of ten cycles per client is a wave
+                wave_share=1.0 / REQUESTS_PER_CLIENT if ix and backend == "trtllm" else None,
             )
         except (CostmodelError, ValueError) as error:
             why = re.sub(r"^invalid Deployment: \(profile\): ", "", str(error).splitlines()[0])
@@ -416,6 +424,29 @@ def _script_columns(filled: pd.DataFrame) -> pd.DataFrame:
         )  # fmt: skip
         out[i] = (budget or 0, hold, tokens)
     return pd.DataFrame(out, index=filled.index, columns=["script_budget", "hold_iterations", "hold_tokens"])
+
+
+def _balance_columns(filled: pd.DataFrame) -> pd.DataFrame:
+    """Per row: the attention-DP balancing of its InferenceX TensorRT-LLM script, timeout and batching
+    wait [iterations] (NaN: none; :func:`validation.public.inferencex_trt.attention_dp_balance`)."""
+    out = np.full((len(filled), 2), np.nan)
+    for i, row in enumerate(filled.itertuples(index=False)):
+        balance = attention_dp_balance(
+            bool(row.inferencex), str(row.backend), str(row.model_path), str(row.system), str(row.precision),
+            attention_dp=int(row.attention_dp_size),
+        )  # fmt: skip
+        if balance is not None:
+            out[i] = balance
+    return pd.DataFrame(out, index=filled.index, columns=["balance_timeout", "balance_wait"])
+
+
+def _row_balance(rows: pd.DataFrame) -> AdpBalance | None:
+    """The attention-DP balancing of a group's rows (:func:`_balance_columns`), None where none holds."""
+    if rows["balance_timeout"].isna().all():
+        return None
+    return AdpBalance(
+        rows["balance_timeout"].fillna(0.0).to_numpy(float), rows["balance_wait"].fillna(0.0).to_numpy(float)
+    )
 
 
 def _row_batch_wait(rows: pd.DataFrame) -> BatchWait | None:
@@ -511,19 +542,30 @@ def squared_expert_layout(filled: pd.DataFrame, gpus_per_node: int = 8) -> pd.Se
 
 def fit_loop_params(table: pd.DataFrame, groups: list[tuple[pd.Index, Parts]]) -> dict[str, LoopParams]:
     """Per engine (``backend``): the :class:`LoopParams` that best fit the calibration rows' TTFT and TPOT
+    together (:func:`fit_serving_params`, without the harnesses' request overheads)."""
+    return fit_serving_params(table, groups)[0]
+
+
+def fit_serving_params(
+    table: pd.DataFrame, groups: list[tuple[pd.Index, Parts]]
+) -> tuple[dict[str, LoopParams], dict[str, dict[str, float]]]:
+    """Per engine (``backend``): the :class:`LoopParams` that best fit the calibration rows' TTFT and TPOT
     together (soft-L1 least squares on log(predicted / measured), as :mod:`costmodel.calibrate`), on the
-    aggregated rows (the disaggregated ones: :func:`fit_disagg_params`)."""
+    aggregated rows (the disaggregated ones: :func:`fit_disagg_params`); and, for an engine of
+    :data:`validation.public.harness.HARNESS_ENGINES`, the ``request_overhead_s`` of each other benchmark
+    harness with enough calibration rows, fitted in the same least squares (engine -> harness -> seconds;
+    :mod:`validation.public.harness`)."""
     from scipy.optimize import least_squares
 
     agg = [(index, parts) for index, parts in groups if isinstance(parts, LoopParts)]
+    harness = row_harness(table)
 
     names = list(BOUNDS)
-    low = np.array([BOUNDS[n][0] for n in names])
-    high = np.array([BOUNDS[n][1] for n in names])
     fitted: dict[str, LoopParams] = {}
+    overheads: dict[str, dict[str, float]] = {}
     for backend in sorted(table["backend"].unique()):
         chosen = [
-            (index[mask], parts, mask)
+            (index[mask], parts, mask, str(harness[index[0]]))
             for index, parts in agg
             if (
                 mask := (
@@ -533,22 +575,56 @@ def fit_loop_params(table: pd.DataFrame, groups: list[tuple[pd.Index, Parts]]) -
         ]
         if not chosen:
             continue
-        measured_ttft = np.concatenate([table.loc[i, MEASURED[0]].to_numpy(float) for i, _, _ in chosen])
-        measured_tpot = np.concatenate([table.loc[i, MEASURED[1]].to_numpy(float) for i, _, _ in chosen])
+        counts = pd.Series([int(m.sum()) for _, _, m, _ in chosen]).groupby([h for *_, h in chosen]).sum()
+        others = sorted(
+            h
+            for h, n in counts.items()
+            if backend in HARNESS_ENGINES and h != HARNESS_REFERENCE and n >= HARNESS_MIN_ROWS
+        )
+        chosen = [(i, p, m, h if h in others else HARNESS_REFERENCE) for i, p, m, h in chosen]
+        low = np.array([BOUNDS[n][0] for n in names] + [BOUNDS["request_overhead_s"][0]] * len(others))
+        high = np.array([BOUNDS[n][1] for n in names] + [BOUNDS["request_overhead_s"][1]] * len(others))
+        measured_ttft = np.concatenate([table.loc[i, MEASURED[0]].to_numpy(float) for i, *_ in chosen])
+        measured_tpot = np.concatenate([table.loc[i, MEASURED[1]].to_numpy(float) for i, *_ in chosen])
 
         def residual(
-            x: Any, chosen: Any = chosen, ttft: Any = measured_ttft, tpot: Any = measured_tpot
+            x: Any,
+            chosen: Any = chosen,
+            ttft: Any = measured_ttft,
+            tpot: Any = measured_tpot,
+            others: list[str] = others,
+            low: Any = low,
+            high: Any = high,
         ) -> Any:
-            params = LoopParams(**dict(zip(names, np.clip(x, low, high).tolist(), strict=True)))
-            results = [parts.result(params) for _, parts, _ in chosen]
-            p_ttft = np.concatenate([r.ttft_s[m] for r, (_, _, m) in zip(results, chosen, strict=True)]) * 1e3
-            p_tpot = np.concatenate([r.tpot_s[m] for r, (_, _, m) in zip(results, chosen, strict=True)]) * 1e3
+            params = _harness_params(x, others, low, high)
+            results = [parts.result(params[h]) for _, parts, _, h in chosen]
+            p_ttft = (
+                np.concatenate([r.ttft_s[m] for r, (_, _, m, _) in zip(results, chosen, strict=True)]) * 1e3
+            )
+            p_tpot = (
+                np.concatenate([r.tpot_s[m] for r, (_, _, m, _) in zip(results, chosen, strict=True)]) * 1e3
+            )
             return np.concatenate([np.log(p_ttft / ttft), np.log(p_tpot / tpot)])
 
-        start = np.array([0.002, 0.02, 0.1, 0.0005, 0.0005, 1.0])
+        start = np.array([0.002, 0.02, 0.1, 0.0005, 0.0005, 1.0] + [0.02] * len(others))
         result = least_squares(residual, start, bounds=(low, high), loss="soft_l1", f_scale=0.1)
-        fitted[str(backend)] = LoopParams(**dict(zip(names, result.x.tolist(), strict=True)))
-    return fitted
+        params = _harness_params(result.x, others, low, high)
+        fitted[str(backend)] = params[HARNESS_REFERENCE]
+        if others:
+            overheads[str(backend)] = {h: params[h].request_overhead_s for h in others}
+    return fitted, overheads
+
+
+def _harness_params(x: Any, others: list[str], low: Any, high: Any) -> dict[str, LoopParams]:
+    """The fit's vector ``x`` as parameters per harness: the engine's :class:`LoopParams` (the first
+    entries, in :data:`BOUNDS` order) for the reference harness, and each of ``others`` with its own
+    ``request_overhead_s`` (one entry each, after them), every entry clipped to ``low`` / ``high``."""
+    x = np.clip(np.asarray(x, dtype=float), low, high)
+    base = LoopParams(**dict(zip(BOUNDS, x[: len(BOUNDS)].tolist(), strict=True)))
+    out = {HARNESS_REFERENCE: base}
+    for k, harness in enumerate(others):
+        out[harness] = replace(base, request_overhead_s=float(x[len(BOUNDS) + k]))
+    return out
 
 
 def write_loop_params(
@@ -556,9 +632,10 @@ def write_loop_params(
     data_dir: Path,
     path: Path = SERVING_PARAMS,
     disagg: dict[str, float] | None = None,
+    harness: dict[str, dict[str, float]] | None = None,
 ) -> None:
-    """Write the fitted parameters (and the disaggregated rows' KV-transfer overheads) with what they were
-    fitted on."""
+    """Write the fitted parameters (and the disaggregated rows' KV-transfer overheads, and the benchmark
+    harnesses' request overheads, :func:`fit_serving_params`) with what they were fitted on."""
     import datetime as dt
 
     from costmodel.calibrate import git_revision, write_files
@@ -580,7 +657,27 @@ def write_loop_params(
             "covered disagg rows of the same rule; only kv_transfer_overhead_s, the engine's others held"
         )
         document["disagg_kv_transfer_overhead_s"] = dict(sorted(disagg.items()))
+    if harness:
+        document["fitted_on"]["harness_rows"] = (
+            "request_overhead_s of the rows of each other benchmark harness (validation/public/harness.py), "
+            "fitted with the engine's own"
+        )
+        document["harness_request_overhead_s"] = {
+            k: dict(sorted(v.items())) for k, v in sorted(harness.items())
+        }
     write_files({path: yaml.safe_dump(document, sort_keys=False)}, str(path))  # never an empty file
+
+
+def read_harness_overheads(path: Path = SERVING_PARAMS) -> dict[str, dict[str, float]]:
+    """The committed request overheads of the other benchmark harnesses [s], engine -> harness -> seconds;
+    none when the file or its entry is absent (:mod:`validation.public.harness`)."""
+    if not path.is_file():
+        return {}
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    entry = document.get("harness_request_overhead_s") if isinstance(document, dict) else None
+    if not isinstance(entry, dict):
+        return {}
+    return {str(k): {str(h): float(v) for h, v in m.items()} for k, m in entry.items() if isinstance(m, dict)}
 
 
 def read_loop_params(path: Path = SERVING_PARAMS) -> dict[str, LoopParams]:
@@ -595,12 +692,18 @@ def predict_silicon(data_dir: Path, params: dict[str, LoopParams] | None = None)
     table, groups = silicon_parts(data_dir)
     chosen = read_loop_params() if params is None else params
     overheads = read_disagg_overheads() if params is None else {}
+    harness_overheads = read_harness_overheads() if params is None else {}
+    harness = row_harness(table)
     predicted_ttft = np.full(len(table), np.nan)
     predicted_tpot = np.full(len(table), np.nan)
     for index, parts in groups:
         where = table.index.get_indexer(index)
         backend = str(table.loc[index[0], "backend"])
         loop = chosen.get(backend, LoopParams())
+        # the rows' benchmark harness's own request overhead, where one was fitted
+        own = harness_overheads.get(backend, {}).get(str(harness[index[0]]))
+        if own is not None and isinstance(parts, LoopParts):
+            loop = replace(loop, request_overhead_s=own)
         result = (
             parts.result(loop)
             if isinstance(parts, LoopParts)

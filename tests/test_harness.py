@@ -1,0 +1,95 @@
+"""Benchmark harnesses of the silicon sample: which harness a row is from, and the fit of each harness's
+own request overhead beside the engine's parameters."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from costmodel.closed_loop import LoopParams, LoopParts
+from validation.public.harness import AICONFIGURATOR, MIN_CALIBRATION_ROWS, REFERENCE, row_harness
+from validation.public.silicon import (
+    MEASURED,
+    fit_serving_params,
+    read_harness_overheads,
+    silicon_parts,
+    write_loop_params,
+)
+
+DATA = Path(__file__).resolve().parents[1] / "validation" / "data" / "public-gpu"
+
+
+def test_rows_are_labelled_by_their_source() -> None:
+    sources = [
+        "source_file=2026-04-06.csv; model=Llama-3.1-70B; silicon_concurrency=4",
+        "db-dump/2026-04-27; config_id=91; silicon_concurrency=32",
+        "source_file=/Users/x/aic-auto-gap-analysis/data/h100_sxm/trtllm/1.0.0rc3/Qwen.csv; silicon_concurrency=4",
+        "source_file=kimi-k2.5-gap-analysis.csv; silicon_concurrency=8",
+    ]
+    labels = row_harness(pd.DataFrame({"silicon_data_source": sources}))
+    assert labels.tolist() == [REFERENCE, REFERENCE, AICONFIGURATOR, REFERENCE]
+
+
+@pytest.fixture(scope="module")
+def two_harnesses(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """TensorRT-LLM rows of both harnesses: H100 Qwen3-32B (aiconfigurator's collection) and B200
+    Llama-3.1-70B (InferenceX), enough of each for its own request overhead."""
+    table = pd.read_csv(DATA / "silicon_sample.csv")
+    trt = table[(table["backend"] == "trtllm") & (table["mode"] == "agg")]
+    rows = pd.concat(
+        [
+            trt[trt["model_path"] == "Qwen/Qwen3-32B"].head(MIN_CALIBRATION_ROWS + 4),
+            trt[trt["model_path"] == "meta-llama/Llama-3.1-70B"].head(MIN_CALIBRATION_ROWS + 4),
+        ]
+    )
+    root = tmp_path_factory.mktemp("harness")
+    rows.to_csv(root / "silicon_sample.csv", index=False)
+    (root / "model_configs").mkdir()
+    for name in ("meta-llama--Meta-Llama-3.1-70B_config.json", "Qwen--Qwen3-32B_config.json"):
+        shutil.copy(DATA / "model_configs" / name, root / "model_configs" / name)
+    for name in ("README.md", "REVISION", "LICENSE"):
+        shutil.copy(DATA / name, root / name)
+    return root
+
+
+def test_the_fit_recovers_each_harness_request_overhead(two_harnesses: Path, tmp_path: Path) -> None:
+    """Measurements made by the model itself with a known engine and a known second harness overhead are
+    fitted back to them: the harness overhead is identified beside the engine's own parameters."""
+    table, groups = silicon_parts(two_harnesses)
+    table["split"] = "calibration"
+    truth = LoopParams(
+        step_overhead_s=0.001,
+        request_overhead_s=0.015,
+        burst_fraction=0.15,
+        prefill_layer_overhead_s=0.0002,
+        mla_prefill_layer_overhead_s=0.0,
+        first_token_lag_iterations=1.5,
+    )
+    harness = row_harness(table)
+    for index, parts in groups:
+        assert isinstance(parts, LoopParts)
+        own = truth if harness[index[0]] == REFERENCE else replace(truth, request_overhead_s=0.11)
+        result = parts.result(own)
+        table.loc[index, MEASURED[0]] = result.ttft_s * 1e3
+        table.loc[index, MEASURED[1]] = result.tpot_s * 1e3
+    fitted, overheads = fit_serving_params(table, groups)
+    assert fitted["trtllm"].request_overhead_s == pytest.approx(0.015, abs=2e-3)
+    assert overheads["trtllm"][AICONFIGURATOR] == pytest.approx(0.11, abs=2e-3)
+    path = tmp_path / "serving-engines.yaml"
+    write_loop_params(fitted, two_harnesses, path=path, harness=overheads)
+    assert read_harness_overheads(path) == overheads
+
+
+def test_other_engines_and_small_harnesses_keep_one_overhead(two_harnesses: Path) -> None:
+    """Too few calibration rows of a harness: no figure of its own."""
+    table, groups = silicon_parts(two_harnesses)
+    harness = row_harness(table)
+    table["split"] = np.where(harness == REFERENCE, "calibration", "held-out")
+    table.loc[table.index[harness == AICONFIGURATOR][:3], "split"] = "calibration"
+    _, overheads = fit_serving_params(table, groups)
+    assert overheads == {}

@@ -1,0 +1,47 @@
+"""Which benchmark harness measured a silicon row, and its own fixed cost per request.
+
+The silicon sample's rows come from different benchmark harnesses (``silicon_data_source``): SemiAnalysis
+InferenceX's runs (its per-model launch scripts and its ``benchmark_serving.py`` client,
+:func:`validation.public.inferencex.is_inferencex`) and NVIDIA aiconfigurator's own collection
+(``source_file=.../aic-auto-gap-analysis/...``: every H100 TensorRT-LLM aggregated row, 489, and 8 of the
+B200 ones). A request's first token pays, beside the engine's iterations, the client's and the HTTP
+front end's fixed work on it (:class:`costmodel.closed_loop.LoopParams`' ``request_overhead_s``), and that
+work is the harness's, not the engine's: with every other parameter shared, the TensorRT-LLM rows want
+about 13 ms per request from InferenceX's client and about 90 ms from aiconfigurator's collection (at
+<= 8 clients, Qwen3-235B-FP8 on H100 measures 170-250 ms against a predicted 30-60 ms of kernels at any
+prompt length, where InferenceX's gpt-oss-120b on B200 leaves 15-30 ms). What that collection's client
+does differently is not stated by the rows; its cost is fitted, one figure per harness.
+
+So the engine's fitted ``request_overhead_s`` is that of the reference harness (InferenceX's client, the
+one every engine of the sample has rows from), and an engine of :data:`HARNESS_ENGINES` gets one more
+fitted figure per other harness with calibration rows, ``harness_request_overhead_s`` in the serving
+parameters file, which replaces it on that harness's rows. The library's planners use the engine's own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from validation.public.inferencex import is_inferencex
+
+REFERENCE = "inferencex"
+"""The harness whose request overhead is the engine's own."""
+AICONFIGURATOR = "aiconfigurator"
+"""NVIDIA aiconfigurator's gap-analysis collection."""
+AICONFIGURATOR_MARK = "aic-auto-gap-analysis"
+"""The path component of ``silicon_data_source`` that marks aiconfigurator's collection."""
+HARNESS_ENGINES = ("trtllm",)
+"""Engines whose rows of another harness get that harness's fitted request overhead. The harness is the
+same for every engine; vLLM's and SGLang's rows keep one figure until their owners refit them with it
+(docs/serving.md, "TensorRT-LLM's harnesses")."""
+MIN_CALIBRATION_ROWS = 20
+"""Calibration rows a harness needs for its own request overhead to be fitted; fewer: the reference's."""
+
+
+def row_harness(table: pd.DataFrame) -> pd.Series:
+    """Per row: :data:`AICONFIGURATOR` for aiconfigurator's collection, else :data:`REFERENCE`
+    (InferenceX's runs, and any other source, are predicted with the engine's own request overhead)."""
+    source = table["silicon_data_source"].astype(str)
+    aic = source.str.contains(AICONFIGURATOR_MARK, regex=False) & ~is_inferencex(table)
+    return pd.Series(np.where(aic.to_numpy(bool), AICONFIGURATOR, REFERENCE), index=table.index, dtype=object)
