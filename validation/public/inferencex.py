@@ -39,6 +39,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from costmodel.closed_loop import cuda_graph_tokens as closed_loop_graph_tokens
+
 SOURCE_FILES = ("2026-03-25.csv", "2026-04-06.csv")
 """``source_file`` values of the InferenceX runs in ``silicon_data_source``."""
 DB_DUMP = "db-dump/"
@@ -132,22 +134,13 @@ NOT_MODELLED: dict[tuple[str, str, str], str] = {
 """Flags of InferenceX scripts that change a step but are not modelled, with what they are."""
 
 
-VLLM_MAX_CUDAGRAPH_TOKENS = 512
-"""vLLM's default ceiling of ``max_cudagraph_capture_size`` [tokens]: min(2 max_num_seqs, 512), and at
-most ``max_num_batched_tokens`` (``VllmConfig._set_cudagraph_sizes``,
-https://github.com/vllm-project/vllm/blob/main/vllm/config/vllm.py)."""
-
-
 def cuda_graph_tokens(backend: str, flags: Flags | None, max_num_seqs: int, budget: int) -> int:
-    """The largest iteration [tokens] that ``backend`` replays as CUDA graphs when it carries prompt tokens
-    (:func:`costmodel.closed_loop.loop_parts`, ``graph_tokens``): vLLM's piecewise graphs reach the script's
-    ``max-cudagraph-capture-size`` or the default min(2 ``max_num_seqs``, 512, ``budget``); TensorRT-LLM and
-    SGLang capture decode-only batches alone (0)."""
-    if backend != "vllm":
-        return 0
-    if flags is not None and flags.cuda_graph_max_tokens is not None:
-        return min(flags.cuda_graph_max_tokens, budget)
-    return min(2 * max_num_seqs, VLLM_MAX_CUDAGRAPH_TOKENS, budget)
+    """The largest iteration [tokens] that ``backend`` replays as CUDA graphs when it carries prompt tokens,
+    with the script's ``max-cudagraph-capture-size`` where it sets one
+    (:func:`costmodel.closed_loop.cuda_graph_tokens`: vLLM's default min(2 ``max_num_seqs``, 512,
+    ``budget``); 0 for TensorRT-LLM and SGLang, which capture decode-only batches alone)."""
+    capture = flags.cuda_graph_max_tokens if flags is not None else None
+    return closed_loop_graph_tokens(backend, max_num_seqs, budget, capture)
 
 
 def is_inferencex(table: pd.DataFrame) -> pd.Series:
