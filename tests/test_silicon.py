@@ -688,3 +688,31 @@ def test_an_inferencex_sglang_row_is_the_loop_of_its_clients_mean_lengths_and_re
     prompt = float(parts.chunks[0]) * (float(parts.with_prompt_s[0]) + params.step_overhead_s)
     waited = float(parts.steady_ttft_s(params)[0]) - params.request_overhead_s - prompt
     assert waited == pytest.approx(15.0 * float(parts.iteration_s(params)[0]), rel=1e-6)
+
+
+def test_the_vllm_scripts_that_set_the_budget_from_the_prompt() -> None:
+    """minimaxm2.5_fp8_b200.sh (8eec0d4) and kimik2.5_fp4_b200.sh (380b685) launch with
+    --max-num-batched-tokens $((ISL * 2)); the other vLLM scripts keep the engine's budget."""
+    from validation.public.inferencex import row_flags
+    from validation.public.silicon import _vllm_script_budget
+
+    filled = pd.DataFrame(
+        {
+            "backend": ["vllm", "vllm", "vllm", "vllm", "sglang"],
+            "inferencex": [True, True, False, True, True],
+            "model_path": [
+                "MiniMaxAI/MiniMax-M2.5",
+                "moonshotai/Kimi-K2.5",
+                "MiniMaxAI/MiniMax-M2.5",
+                "openai/gpt-oss-120b",
+                "MiniMaxAI/MiniMax-M2.5",
+            ],
+            "system": ["b200_sxm"] * 5,
+            "gemm_quant_mode": ["fp8", "nvfp4", "fp8", "nvfp4", "fp8"],
+            "isl": [1024.0, 8192.0, 1024.0, 1024.0, 1024.0],
+        }
+    )
+    budget = _vllm_script_budget(filled)
+    assert budget.iloc[:2].tolist() == [2048.0, 16384.0]
+    assert budget.iloc[2:].isna().all()
+    assert row_flags(True, "vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "nvfp4") is None

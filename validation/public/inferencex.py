@@ -68,6 +68,9 @@ class Flags:
     cuda_graph_max_tokens: int | None = None
     """vLLM's ``max-cudagraph-capture-size``: the largest batch [tokens] replayed as CUDA graphs, mixed
     prefill-decode batches included (default :func:`cuda_graph_tokens`)."""
+    budget_isl_multiple: int | None = None
+    """vLLM's ``max-num-batched-tokens`` as a multiple of the nominal isl (``$((ISL * 2))``: 2), the token
+    budget of every iteration (default: the engine's, :func:`validation.public.silicon.token_budget`)."""
 
 
 FLAGS: dict[tuple[str, ...], Flags] = {
@@ -105,20 +108,23 @@ FLAGS: dict[tuple[str, ...], Flags] = {
     # rows that queue say which ran: at tp 2, isl 8192, 128 clients (11.5 s TTFT, 46.6 ms TPOT) about 103
     # sequences ran at once and at 512 clients of isl 1024 about 500: a bf16 cache at 0.95 holds 61 and 350,
     # an fp8 one at 0.90 holds 106 and 602. Its nvfp4 sibling (minimaxm2.5_fp4_b200.sh) keeps the defaults.
-    # Not modelled: the same script's --max-num-batched-tokens 2 x isl and --stream-interval 20.
+    # Its --max-num-batched-tokens $((ISL * 2)) sets the budget (budget_isl_multiple); not modelled: its
+    # --stream-interval 20.
     ("vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "fp8"): Flags(
         f"{REPOSITORY}/8eec0d4ed58b1a7ab659bc8b4038ffddf3452ea2/benchmarks/single_node/fixed_seq_len/minimaxm2.5_fp8_b200.sh",
         kv_dtype="fp8",
         cuda_graph_max_tokens=2048,
+        budget_isl_multiple=2,
     ),
     # Kimi-K2.5 nvfp4 on B200 likewise: its earlier script (04107b3) runs vLLM's defaults, the later one
     # (below) an fp8 KV cache with 2048-token graphs; the calibration row that would queue (tp 4, isl 8192,
     # 64 clients: 1.28 s TTFT, 33.5 ms TPOT) ran about 62 sequences at once, which an fp8 cache holds (93) and
-    # a bf16 one does not (46). Not modelled: its --max-num-batched-tokens 2 x isl and --stream-interval 20.
+    # a bf16 one does not (46). Its budget is 2 x isl as MiniMax-M2.5's; --stream-interval 20 not modelled.
     ("vllm", "moonshotai/Kimi-K2.5", "b200_sxm", "nvfp4"): Flags(
         f"{REPOSITORY}/380b685df7cd81917d3ac25d326fef0e4a1793cb/benchmarks/single_node/fixed_seq_len/kimik2.5_fp4_b200.sh",
         kv_dtype="fp8",
         cuda_graph_max_tokens=2048,
+        budget_isl_multiple=2,
     ),
 }
 """(backend, model_path, system) -> the flags its InferenceX script sets; a key that adds the row's

@@ -331,6 +331,8 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     filled["concurrency"] = filled["concurrency"] / agg_workers(filled)
     # the token budget and batch waiting of the row's InferenceX TensorRT-LLM script (0: the defaults)
     filled[["script_budget", "hold_iterations", "hold_tokens"]] = _script_columns(filled)
+    # the token budget of the row's InferenceX vLLM script where it sets one (a multiple of the nominal isl)
+    filled["script_budget"] = _vllm_script_budget(filled).fillna(filled["script_budget"])
 
     groups: list[tuple[pd.Index, Parts]] = []
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *degrees, "batch_size"]
@@ -416,6 +418,18 @@ def _script_columns(filled: pd.DataFrame) -> pd.DataFrame:
         )  # fmt: skip
         out[i] = (budget or 0, hold, tokens)
     return pd.DataFrame(out, index=filled.index, columns=["script_budget", "hold_iterations", "hold_tokens"])
+
+
+def _vllm_script_budget(filled: pd.DataFrame) -> pd.Series:
+    """Per row: the token budget its InferenceX vLLM script sets, ``budget_isl_multiple`` x the nominal isl
+    (:class:`validation.public.inferencex.Flags`), NaN where it sets none."""
+    out = pd.Series(np.nan, index=filled.index)
+    for index, row in filled[filled["backend"] == "vllm"].iterrows():
+        flags = row_flags(bool(row["inferencex"]), "vllm", str(row["model_path"]), str(row["system"]),
+                          str(row["gemm_quant_mode"]))  # fmt: skip
+        if flags is not None and flags.budget_isl_multiple is not None:
+            out[index] = flags.budget_isl_multiple * float(row["isl"])
+    return out
 
 
 def _row_batch_wait(rows: pd.DataFrame) -> BatchWait | None:
