@@ -424,13 +424,14 @@ def test_an_inferencex_row_runs_its_scripts_kv_and_expert_formats(tmp_path: Path
     """gpt-oss-120b on B200 with vLLM from InferenceX: its script sets ``kv-cache-dtype: fp8``,
     ``VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1`` and ``max-cudagraph-capture-size: 2048``, so the row is the
     closed loop of an engine with an fp8 cache and MXFP8 expert inputs whose mixed batches of up to 2048
-    tokens replay CUDA graphs, not vLLM's defaults (bf16 cache, bf16 expert inputs, 512-token graphs)."""
+    tokens replay CUDA graphs, not vLLM's defaults (bf16 cache, bf16 expert inputs, 512-token graphs); its
+    client draws the lengths whose means the loop runs at (:func:`validation.public.inferencex.mean_length`)."""
     from costmodel.closed_loop import closed_loop
     from costmodel.registry import load_hardware
     from costmodel.serving import Engine
     from costmodel.specs import Deployment, ModelProfile, Workload
     from validation.public.engine_memory import engine_memory
-    from validation.public.inferencex import FLAGS, is_inferencex
+    from validation.public.inferencex import FLAGS, is_inferencex, mean_length
 
     table = read_silicon(DATA)
     chosen = (table["model_path"] == "openai/gpt-oss-120b") & (table["system"] == "b200_sxm")
@@ -447,7 +448,7 @@ def test_an_inferencex_row_runs_its_scripts_kv_and_expert_formats(tmp_path: Path
     model = ModelProfile.from_hf_config(tmp_path / "model_configs" / name)
     hardware = load_hardware("b200")
     batch, clients = int(row["batch_size"].iloc[0]), float(row["concurrency"].iloc[0])
-    isl, osl = float(row["isl"].iloc[0]), float(row["osl"].iloc[0])
+    isl, osl = (float(mean_length(row[column].iloc[0])) for column in ("isl", "osl"))
     formats = {"weight_dtype": "bf16", "activation_dtype": "bf16", "expert_dtype": "mxfp4",
                "expert_activation_dtype": "mxfp8"}  # fmt: skip
     engine = Engine(
@@ -716,3 +717,39 @@ def test_the_vllm_scripts_that_set_the_budget_from_the_prompt() -> None:
     assert budget.iloc[:2].tolist() == [2048.0, 16384.0]
     assert budget.iloc[2:].isna().all()
     assert row_flags(True, "vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "nvfp4") is None
+
+
+def test_an_inferencex_vllm_row_is_the_loop_of_its_clients_mean_lengths_and_its_scripts_budget(
+    tmp_path: Path,
+) -> None:
+    """InferenceX's client draws vLLM's lengths as SGLang's (uniform in [int(0.8 x), x]: 921.5 tokens for
+    1024), and the MiniMax-M2.5 fp8 B200 script sets --max-num-batched-tokens $((ISL * 2)): 2048 tokens per
+    iteration, all of them inside its 2048-token CUDA graphs (no eager layer). A vLLM row of another source
+    (aiconfigurator's own H100 Qwen3-32B collection) keeps the nominal lengths and vLLM's 8192 budget."""
+    from costmodel.closed_loop import LoopParts
+
+    table = read_silicon(DATA)
+    minimax = (table["model_path"] == "MiniMaxAI/MiniMax-M2.5") & (table["backend"] == "vllm")
+    minimax &= (table["system"] == "b200_sxm") & (table["gemm_quant_mode"] == "fp8")
+    minimax &= (table["isl"] == 1024) & (table["osl"] == 1024) & (table["concurrency"] == 4)
+    minimax &= (table["tp_size"] == 2) & (table["attention_dp_size"].fillna(1) == 1)
+    minimax &= (table["moe_ep_size"].fillna(1) == 1) & (table["backend_version"] == "0.19.0")
+    qwen = (table["model_path"] == "Qwen/Qwen3-32B") & (table["backend"] == "vllm") & (table["mode"] == "agg")
+    qwen &= (table["isl"] == 1024) & (table["concurrency"] == 8)
+    rows = pd.concat([table[minimax].head(1), table[qwen].head(1)])
+    assert len(rows) == 2
+    (tmp_path / "model_configs").mkdir()
+    for name in ("MiniMaxAI--MiniMax-M2.5_config.json", "Qwen--Qwen3-32B_config.json"):
+        shutil.copy(DATA / "model_configs" / name, tmp_path / "model_configs" / name)
+    rows.drop(columns="concurrency").to_csv(tmp_path / "silicon_sample.csv", index=False)
+    _, groups = silicon_parts(tmp_path)
+    parts = {int(p.isl[0] != 1024): p for _, p in groups}
+    assert all(isinstance(p, LoopParts) for p in parts.values())
+    inferencex, other = parts[1], parts[0]
+    np.testing.assert_array_equal(inferencex.isl, [921.5])
+    np.testing.assert_array_equal(inferencex.osl, [921.5])
+    # the prompt budget is what the decodes leave of the script's 2048 tokens
+    assert float(inferencex.prompt_budget[0] + inferencex.decodes[0]) == pytest.approx(2048.0)
+    assert float(np.max(inferencex.layers)) == 0.0
+    np.testing.assert_array_equal(other.isl, [1024.0])
+    assert float(other.prompt_budget[0] + other.decodes[0]) == pytest.approx(8192.0)

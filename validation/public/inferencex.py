@@ -51,10 +51,14 @@ REPOSITORY = "https://github.com/SemiAnalysisAI/InferenceX/blob"
 RANGE_RATIO = 0.8
 """InferenceX's ``RANDOM_RANGE_RATIO``: each request's isl and osl are uniform integers in
 [int(0.8 x), x] for the nominal x (module docstring)."""
-CLIENT_ENGINES = ("sglang",)
+CLIENT_ENGINES = ("sglang", "vllm")
 """Engines whose InferenceX rows are predicted at the client's mean lengths (:func:`mean_length`). The
-client is the same for every engine; vLLM's and TensorRT-LLM's rows keep the nominal lengths until their
-loop parameters are refitted with them by their owners (docs/serving.md, "SGLang's aggregated rows")."""
+client is the same for every engine: each InferenceX script, SGLang's and vLLM's alike, passes
+``--random-range-ratio "$RANDOM_RANGE_RATIO"`` to ``run_benchmark_serving`` (e.g.
+https://github.com/SemiAnalysisAI/InferenceX/blob/c6b96dd0f880da4e11f68d2085e9ababa8d1ba63/benchmarks/gptoss_fp4_h100.sh,
+https://github.com/SemiAnalysisAI/InferenceX/blob/2a205bb3c2af74ada9a341f3e415f16e00f356fa/benchmarks/70b_fp8_h100_slurm.sh).
+TensorRT-LLM's rows keep the nominal lengths until their loop parameters are refitted with them by
+their owners (docs/serving.md, "SGLang's aggregated rows")."""
 
 
 @dataclass(frozen=True)
