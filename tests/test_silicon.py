@@ -711,12 +711,42 @@ def test_the_vllm_scripts_that_set_the_budget_from_the_prompt() -> None:
             "system": ["b200_sxm"] * 5,
             "gemm_quant_mode": ["fp8", "nvfp4", "fp8", "nvfp4", "fp8"],
             "isl": [1024.0, 8192.0, 1024.0, 1024.0, 1024.0],
+            "backend_version": ["0.19.0", "0.17.0", "0.19.0", "0.15.1", "0.5.9"],
         }
     )
     budget = _vllm_script_budget(filled)
     assert budget.iloc[:2].tolist() == [2048.0, 16384.0]
     assert budget.iloc[2:].isna().all()
     assert row_flags(True, "vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "nvfp4") is None
+    # MiniMax-M2.5 fp8's first era (vLLM 0.17.0) ran the script before it set a budget
+    first = _vllm_script_budget(filled.assign(backend_version="0.17.0"))
+    assert pd.isna(first.iloc[0])
+
+
+def test_the_minimax_fp8_b200_rows_of_vllm_0_17_ran_the_first_script() -> None:
+    """minimaxm2.5_fp8_b200.sh at 80fd934: --gpu-memory-utilization 0.95 and vLLM's defaults otherwise (bf16
+    KV, default graphs and budget); the 0.19.0 rows ran the later script (fp8 KV, 2048-token graphs, the
+    2 x isl budget). The sample's 0.17.0 rows are that sweep's: 4-64 clients, none with expert
+    parallelism, where the 0.19.0 rows reach 512 clients and state EP."""
+    from validation.public.inferencex import row_flags
+
+    model, system = "MiniMaxAI/MiniMax-M2.5", "b200_sxm"
+    first = row_flags(True, "vllm", model, system, "fp8", "0.17.0")
+    later = row_flags(True, "vllm", model, system, "fp8", "0.19.0")
+    assert first is not None
+    assert later is not None
+    assert "80fd934" in first.source
+    assert (first.kv_dtype, first.cuda_graph_max_tokens, first.budget_isl_multiple) == (None, None, None)
+    assert first.gpu_memory_utilization == 0.95
+    assert (later.kv_dtype, later.cuda_graph_max_tokens, later.budget_isl_multiple) == ("fp8", 2048, 2)
+    table = read_silicon(DATA)
+    rows = table[(table["model_path"] == model) & (table["system"] == system) & (table["backend"] == "vllm")]
+    rows = rows[rows["gemm_quant_mode"] == "fp8"]
+    early = rows[rows["backend_version"] == "0.17.0"]
+    assert len(early) > 0
+    assert early["concurrency"].max() <= 64
+    assert (early["moe_ep_size"].fillna(1) == 1).all()
+    assert (rows.loc[rows["backend_version"] == "0.19.0", "moe_ep_size"] > 1).any()
 
 
 def test_an_inferencex_vllm_row_is_the_loop_of_its_clients_mean_lengths_and_its_scripts_budget(

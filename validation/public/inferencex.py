@@ -75,6 +75,9 @@ class Flags:
     budget_isl_multiple: int | None = None
     """vLLM's ``max-num-batched-tokens`` as a multiple of the nominal isl (``$((ISL * 2))``: 2), the token
     budget of every iteration (default: the engine's, :func:`validation.public.silicon.token_budget`)."""
+    gpu_memory_utilization: float | None = None
+    """vLLM's ``--gpu-memory-utilization``: the share of device memory for weights, activations and the
+    KV cache (default :data:`validation.public.engine_memory.VLLM_GPU_MEMORY_UTILIZATION`)."""
 
 
 FLAGS: dict[tuple[str, ...], Flags] = {
@@ -114,6 +117,14 @@ FLAGS: dict[tuple[str, ...], Flags] = {
     # an fp8 one at 0.90 holds 106 and 602. Its nvfp4 sibling (minimaxm2.5_fp4_b200.sh) keeps the defaults.
     # Its --max-num-batched-tokens $((ISL * 2)) sets the budget (budget_isl_multiple); not modelled: its
     # --stream-interval 20.
+    # Its first era, vLLM 0.17.0 (measured 2026-03-11 and 03-28): the script before EP_SIZE, launched
+    # at --gpu-memory-utilization 0.95 with vLLM's defaults otherwise (bf16 KV, no expert parallelism,
+    # graphs and budget at the defaults). The 0.17.0 rows are that sweep's: 4-64 clients and no EP, where
+    # the 0.19.0 rows (2026-04-03 on) reach 512 clients and state EP 2-16, the later script's EP_SIZE.
+    ("vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "fp8", "0.17.0"): Flags(
+        f"{REPOSITORY}/80fd934be9928172e011dea86d117daaa59dc51a/benchmarks/minimaxm2.5_fp8_b200.sh",
+        gpu_memory_utilization=0.95,
+    ),
     ("vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "fp8"): Flags(
         f"{REPOSITORY}/8eec0d4ed58b1a7ab659bc8b4038ffddf3452ea2/benchmarks/single_node/fixed_seq_len/minimaxm2.5_fp8_b200.sh",
         kv_dtype="fp8",
@@ -132,7 +143,8 @@ FLAGS: dict[tuple[str, ...], Flags] = {
     ),
 }
 """(backend, model_path, system) -> the flags its InferenceX script sets; a key that adds the row's
-``gemm_quant_mode`` is that format's script alone."""
+``gemm_quant_mode`` is that format's script alone, one that also adds its ``backend_version`` that
+engine version's script."""
 
 NOT_MODELLED: dict[tuple[str, str, str], str] = {
     ("sglang", "zhipuai/GLM-5", "b200_sxm"): "EAGLE speculative decoding, 3 steps, 4 draft tokens",
@@ -224,12 +236,20 @@ def vllm_single_engine(table: pd.DataFrame) -> pd.Series:
 
 
 def row_flags(
-    inferencex: bool, backend: str, model_path: str, system: str, gemm_quant_mode: str = ""
+    inferencex: bool,
+    backend: str,
+    model_path: str,
+    system: str,
+    gemm_quant_mode: str = "",
+    version: str = "",
 ) -> Flags | None:
     """The flags a row's engine was launched with where they are known (an InferenceX row of a script in
-    :data:`FLAGS`, the format's own script first), else None (the engine's defaults)."""
+    :data:`FLAGS`: the script of the format and engine version first, then the format's, then the
+    model's), else None (the engine's defaults)."""
     if not inferencex:
         return None
-    return FLAGS.get((backend, model_path, system, gemm_quant_mode)) or FLAGS.get(
-        (backend, model_path, system)
+    return (
+        FLAGS.get((backend, model_path, system, gemm_quant_mode, version))
+        or FLAGS.get((backend, model_path, system, gemm_quant_mode))
+        or FLAGS.get((backend, model_path, system))
     )

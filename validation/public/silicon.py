@@ -44,6 +44,7 @@ measurements), by :func:`fit_loop_params`; ``python -m validation silicon-calibr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import asdict
@@ -350,7 +351,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
             formats = row_formats(model, str(backend), str(system), str(quant), str(moe_quant))
             kv = kv_dtype(str(backend), str(quant))
             # the launch flags of the benchmark's script where the row's source states them
-            flags = row_flags(bool(ix), str(backend), str(model_path), str(system), str(quant))
+            flags = row_flags(bool(ix), str(backend), str(model_path), str(system), str(quant), str(version))
             if flags is not None:
                 kv = flags.kv_dtype or kv
                 if flags.expert_activation_dtype is not None:
@@ -370,6 +371,8 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
             )
             # the engine's own memory rule and admission (validation/public/engine_memory.py)
             engine = engine_memory(str(backend), engine)
+            if flags is not None and flags.gpu_memory_utilization is not None:
+                engine = dataclasses.replace(engine, usable_fraction=flags.gpu_memory_utilization)
             isl, osl = rows["isl"].to_numpy(float), rows["osl"].to_numpy(float)
             clients = rows["concurrency"].to_numpy(float)
             poll = np.ones_like(clients)
@@ -426,7 +429,7 @@ def _vllm_script_budget(filled: pd.DataFrame) -> pd.Series:
     out = pd.Series(np.nan, index=filled.index)
     for index, row in filled[filled["backend"] == "vllm"].iterrows():
         flags = row_flags(bool(row["inferencex"]), "vllm", str(row["model_path"]), str(row["system"]),
-                          str(row["gemm_quant_mode"]))  # fmt: skip
+                          str(row["gemm_quant_mode"]), str(row["backend_version"]))  # fmt: skip
         if flags is not None and flags.budget_isl_multiple is not None:
             out[index] = flags.budget_isl_multiple * float(row["isl"])
     return out
