@@ -112,11 +112,11 @@ FLAGS: dict[tuple[str, ...], Flags] = {
     ),
     # MiniMax-M2.5 fp8 on B200: its script's three eras launch bf16 KV at --gpu-memory-utilization 0.95
     # (80fd934, 13453b4) or fp8 KV at 0.90 with 2048-token graphs (8eec0d4, below), undated. The calibration
-    # rows that queue say which ran: at tp 2, isl 8192, 128 clients (11.5 s TTFT, 46.6 ms TPOT) about 103
-    # sequences ran at once and at 512 clients of isl 1024 about 500: a bf16 cache at 0.95 holds 61 and 350,
-    # an fp8 one at 0.90 holds 106 and 602. Its nvfp4 sibling (minimaxm2.5_fp4_b200.sh) keeps the defaults.
-    # Its --max-num-batched-tokens $((ISL * 2)) sets the budget (budget_isl_multiple); not modelled: its
-    # --stream-interval 20.
+    # rows that queue (vLLM 0.19.0) say which ran: at tp 2, isl 8192, 128 clients (11.5 s TTFT, 46.6 ms
+    # TPOT) about 103 sequences ran at once and at 512 clients of isl 1024 about 500: a bf16 cache at 0.95
+    # holds 61 and 350, an fp8 one at 0.90 holds 106 and 602. Its nvfp4 sibling (minimaxm2.5_fp4_b200.sh)
+    # keeps the defaults. Its --max-num-batched-tokens $((ISL * 2)) sets the budget (budget_isl_multiple);
+    # not modelled: its --stream-interval 20.
     # Its first era, vLLM 0.17.0 (measured 2026-03-11 and 03-28): the script before EP_SIZE, launched
     # at --gpu-memory-utilization 0.95 with vLLM's defaults otherwise (bf16 KV, no expert parallelism,
     # graphs and budget at the defaults). The 0.17.0 rows are that sweep's: 4-64 clients and no EP, where
