@@ -191,6 +191,24 @@ BOUNDS: dict[str, tuple[float, float]] = {
 """Ranges a calibration may move each :class:`LoopParams` field within."""
 
 
+VLLM_MAX_CUDAGRAPH_TOKENS = 512
+"""vLLM's default ceiling of ``max_cudagraph_capture_size`` [tokens]: min(2 max_num_seqs, 512), and at
+most ``max_num_batched_tokens`` (``VllmConfig._set_cudagraph_sizes``,
+https://github.com/vllm-project/vllm/blob/main/vllm/config/vllm.py)."""
+
+
+def cuda_graph_tokens(engine: str, max_num_seqs: int, budget: int, capture_size: int | None = None) -> int:
+    """The largest iteration [tokens] carrying prompt tokens that ``engine`` replays as CUDA graphs
+    (:func:`loop_parts`' ``graph_tokens``): vLLM's piecewise graphs reach ``capture_size`` (its
+    ``max-cudagraph-capture-size``) or by default min(2 ``max_num_seqs``, 512), and never more than the
+    token ``budget``; TensorRT-LLM and SGLang capture decode-only batches alone (0)."""
+    if engine != "vllm":
+        return 0
+    if capture_size is not None:
+        return min(int(capture_size), int(budget))
+    return min(2 * int(max_num_seqs), VLLM_MAX_CUDAGRAPH_TOKENS, int(budget))
+
+
 @dataclass(frozen=True)
 class ClosedLoop:
     """Steady state of a closed-loop benchmark; arrays follow broadcast(concurrency, isl, osl)."""

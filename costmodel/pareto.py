@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from costmodel.closed_loop import LoopParams, loop_parts
+from costmodel.closed_loop import LoopParams, cuda_graph_tokens, loop_parts
 from costmodel.errors import CostmodelError, UnknownNameError
 from costmodel.serving import Engine
 
@@ -108,10 +108,18 @@ class Served:
 
 
 def agg_point(
-    engine: Engine, *, concurrency: npt.ArrayLike, isl: float, osl: float, params: LoopParams
+    engine: Engine,
+    *,
+    concurrency: npt.ArrayLike,
+    isl: float,
+    osl: float,
+    params: LoopParams,
+    graph_tokens: float = 0.0,
 ) -> Served:
-    """One aggregated worker (:func:`costmodel.closed_loop.closed_loop`) at each client count."""
-    parts = loop_parts(engine, concurrency=concurrency, isl=isl, osl=osl)
+    """One aggregated worker (:func:`costmodel.closed_loop.closed_loop`) at each client count;
+    ``graph_tokens``: the largest iteration with prompt tokens its engine replays as CUDA graphs
+    (:func:`costmodel.closed_loop.cuda_graph_tokens`, as the public evaluation predicts its rows)."""
+    parts = loop_parts(engine, concurrency=concurrency, isl=isl, osl=osl, graph_tokens=graph_tokens)
     result = parts.result(params)
     return Served(
         ttft_s=result.ttft_s,
@@ -505,6 +513,8 @@ def frontier(
     )
     batch = int(clients.max())
     budget = max(TOKEN_BUDGET, batch)
+    # the engine's CUDA graphs for iterations with prompt tokens at its defaults (vLLM's piecewise graphs)
+    graphs = cuda_graph_tokens(engine, batch, budget)
     columns: dict[str, list[Any]] = {name: [] for name in _POINT_COLUMNS}
     candidates: list[tuple[tuple[Any, ...], int]] = []  # (the columns of _CANDIDATE_COLUMNS, points)
     skipped: list[tuple[str, str]] = []
@@ -540,7 +550,9 @@ def frontier(
                 skipped.append((describe, f"fewer clients than its {layout.attention_dp} attention-DP ranks"))
                 continue
             try:
-                served = agg_point(built, concurrency=mine, isl=isl, osl=osl, params=loop)
+                served = agg_point(
+                    built, concurrency=mine, isl=isl, osl=osl, params=loop, graph_tokens=graphs
+                )
             except (CostmodelError, ValueError) as e:
                 skipped.append((describe, _first_line(e)))
                 continue

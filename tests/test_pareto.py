@@ -436,3 +436,33 @@ def test_cli_exits_1_when_nothing_meets_the_objectives() -> None:
     result = runner.invoke(app, [*CLI, "--tpot", "0.1ms"])
     assert result.exit_code == 1
     assert "no deployment meets" in " ".join(result.output.split())
+
+
+def test_a_vllm_point_whose_prompt_fits_its_cuda_graphs_pays_no_eager_host_cost() -> None:
+    """The planner's engine model is the evaluation's: vLLM replays iterations with prompt tokens of up to
+    min(2 max_num_seqs, 512) tokens as CUDA graphs, so a 128-token prompt beside 4 decodes pays no per-layer
+    host cost, and a 2048-token one (beyond the graphs) pays one per layer of its prefill iteration."""
+    from costmodel.closed_loop import cuda_graph_tokens
+
+    engine = Engine(
+        load_model("llama-3-8b"), load_hardware("h100-sxm"), Workload(1, 1, 1), Deployment(),
+        max_batch_size=512, max_batched_tokens=8192,
+    )  # fmt: skip
+    graphs = cuda_graph_tokens("vllm", 512, 8192)
+    assert graphs == 512
+    assert cuda_graph_tokens("sglang", 512, 8192) == cuda_graph_tokens("trtllm", 512, 8192) == 0
+    assert cuda_graph_tokens("vllm", 4, 8192) == 8
+    assert cuda_graph_tokens("vllm", 512, 256) == 256
+    assert cuda_graph_tokens("vllm", 4, 8192, capture_size=2048) == 2048
+    host = LoopParams(prefill_layer_overhead_s=1e-3)
+    for isl, eager in ((128, False), (2048, True)):
+        point = {"concurrency": [4], "isl": isl, "osl": 64}
+        bare = pareto.agg_point(engine, params=LoopParams(), graph_tokens=graphs, **point)
+        graphed = pareto.agg_point(engine, params=host, graph_tokens=graphs, **point)
+        ungraphed = pareto.agg_point(engine, params=host, graph_tokens=0, **point)
+        layers = engine.model.n_layers * host.prefill_layer_overhead_s
+        assert float(ungraphed.ttft_s[0]) >= float(bare.ttft_s[0]) + layers
+        if eager:
+            assert float(graphed.ttft_s[0]) == pytest.approx(float(ungraphed.ttft_s[0]), rel=1e-12)
+        else:
+            assert float(graphed.ttft_s[0]) == pytest.approx(float(bare.ttft_s[0]), rel=1e-12)

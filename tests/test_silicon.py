@@ -424,13 +424,14 @@ def test_an_inferencex_row_runs_its_scripts_kv_and_expert_formats(tmp_path: Path
     """gpt-oss-120b on B200 with vLLM from InferenceX: its script sets ``kv-cache-dtype: fp8``,
     ``VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1`` and ``max-cudagraph-capture-size: 2048``, so the row is the
     closed loop of an engine with an fp8 cache and MXFP8 expert inputs whose mixed batches of up to 2048
-    tokens replay CUDA graphs, not vLLM's defaults (bf16 cache, bf16 expert inputs, 512-token graphs)."""
+    tokens replay CUDA graphs, not vLLM's defaults (bf16 cache, bf16 expert inputs, 512-token graphs); its
+    client draws the lengths whose means the loop runs at (:func:`validation.public.inferencex.mean_length`)."""
     from costmodel.closed_loop import closed_loop
     from costmodel.registry import load_hardware
     from costmodel.serving import Engine
     from costmodel.specs import Deployment, ModelProfile, Workload
     from validation.public.engine_memory import engine_memory
-    from validation.public.inferencex import FLAGS, is_inferencex
+    from validation.public.inferencex import FLAGS, is_inferencex, mean_length
 
     table = read_silicon(DATA)
     chosen = (table["model_path"] == "openai/gpt-oss-120b") & (table["system"] == "b200_sxm")
@@ -447,7 +448,7 @@ def test_an_inferencex_row_runs_its_scripts_kv_and_expert_formats(tmp_path: Path
     model = ModelProfile.from_hf_config(tmp_path / "model_configs" / name)
     hardware = load_hardware("b200")
     batch, clients = int(row["batch_size"].iloc[0]), float(row["concurrency"].iloc[0])
-    isl, osl = float(row["isl"].iloc[0]), float(row["osl"].iloc[0])
+    isl, osl = (float(mean_length(row[column].iloc[0])) for column in ("isl", "osl"))
     formats = {"weight_dtype": "bf16", "activation_dtype": "bf16", "expert_dtype": "mxfp4",
                "expert_activation_dtype": "mxfp8"}  # fmt: skip
     engine = Engine(
@@ -688,3 +689,97 @@ def test_an_inferencex_sglang_row_is_the_loop_of_its_clients_mean_lengths_and_re
     prompt = float(parts.chunks[0]) * (float(parts.with_prompt_s[0]) + params.step_overhead_s)
     waited = float(parts.steady_ttft_s(params)[0]) - params.request_overhead_s - prompt
     assert waited == pytest.approx(15.0 * float(parts.iteration_s(params)[0]), rel=1e-6)
+
+
+def test_the_vllm_scripts_that_set_the_budget_from_the_prompt() -> None:
+    """minimaxm2.5_fp8_b200.sh (8eec0d4) and kimik2.5_fp4_b200.sh (380b685) launch with
+    --max-num-batched-tokens $((ISL * 2)); the other vLLM scripts keep the engine's budget."""
+    from validation.public.inferencex import row_flags
+    from validation.public.silicon import _vllm_script_budget
+
+    filled = pd.DataFrame(
+        {
+            "backend": ["vllm", "vllm", "vllm", "vllm", "sglang"],
+            "inferencex": [True, True, False, True, True],
+            "model_path": [
+                "MiniMaxAI/MiniMax-M2.5",
+                "moonshotai/Kimi-K2.5",
+                "MiniMaxAI/MiniMax-M2.5",
+                "openai/gpt-oss-120b",
+                "MiniMaxAI/MiniMax-M2.5",
+            ],
+            "system": ["b200_sxm"] * 5,
+            "gemm_quant_mode": ["fp8", "nvfp4", "fp8", "nvfp4", "fp8"],
+            "isl": [1024.0, 8192.0, 1024.0, 1024.0, 1024.0],
+            "backend_version": ["0.19.0", "0.17.0", "0.19.0", "0.15.1", "0.5.9"],
+        }
+    )
+    budget = _vllm_script_budget(filled)
+    assert budget.iloc[:2].tolist() == [2048.0, 16384.0]
+    assert budget.iloc[2:].isna().all()
+    assert row_flags(True, "vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "nvfp4") is None
+    # MiniMax-M2.5 fp8's first era (vLLM 0.17.0) ran the script before it set a budget
+    first = _vllm_script_budget(filled.assign(backend_version="0.17.0"))
+    assert pd.isna(first.iloc[0])
+
+
+def test_the_minimax_fp8_b200_rows_of_vllm_0_17_ran_the_first_script() -> None:
+    """minimaxm2.5_fp8_b200.sh at 80fd934: --gpu-memory-utilization 0.95 and vLLM's defaults otherwise (bf16
+    KV, default graphs and budget); the 0.19.0 rows ran the later script (fp8 KV, 2048-token graphs, the
+    2 x isl budget). The sample's 0.17.0 rows are that sweep's: 4-64 clients, none with expert
+    parallelism, where the 0.19.0 rows reach 512 clients and state EP."""
+    from validation.public.inferencex import row_flags
+
+    model, system = "MiniMaxAI/MiniMax-M2.5", "b200_sxm"
+    first = row_flags(True, "vllm", model, system, "fp8", "0.17.0")
+    later = row_flags(True, "vllm", model, system, "fp8", "0.19.0")
+    assert first is not None
+    assert later is not None
+    assert "80fd934" in first.source
+    assert (first.kv_dtype, first.cuda_graph_max_tokens, first.budget_isl_multiple) == (None, None, None)
+    assert first.gpu_memory_utilization == 0.95
+    assert (later.kv_dtype, later.cuda_graph_max_tokens, later.budget_isl_multiple) == ("fp8", 2048, 2)
+    table = read_silicon(DATA)
+    rows = table[(table["model_path"] == model) & (table["system"] == system) & (table["backend"] == "vllm")]
+    rows = rows[rows["gemm_quant_mode"] == "fp8"]
+    early = rows[rows["backend_version"] == "0.17.0"]
+    assert len(early) > 0
+    assert early["concurrency"].max() <= 64
+    assert (early["moe_ep_size"].fillna(1) == 1).all()
+    assert (rows.loc[rows["backend_version"] == "0.19.0", "moe_ep_size"] > 1).any()
+
+
+def test_an_inferencex_vllm_row_is_the_loop_of_its_clients_mean_lengths_and_its_scripts_budget(
+    tmp_path: Path,
+) -> None:
+    """InferenceX's client draws vLLM's lengths as SGLang's (uniform in [int(0.8 x), x]: 921.5 tokens for
+    1024), and the MiniMax-M2.5 fp8 B200 script sets --max-num-batched-tokens $((ISL * 2)): 2048 tokens per
+    iteration, all of them inside its 2048-token CUDA graphs (no eager layer). A vLLM row of another source
+    (aiconfigurator's own H100 Qwen3-32B collection) keeps the nominal lengths and vLLM's 8192 budget."""
+    from costmodel.closed_loop import LoopParts
+
+    table = read_silicon(DATA)
+    minimax = (table["model_path"] == "MiniMaxAI/MiniMax-M2.5") & (table["backend"] == "vllm")
+    minimax &= (table["system"] == "b200_sxm") & (table["gemm_quant_mode"] == "fp8")
+    minimax &= (table["isl"] == 1024) & (table["osl"] == 1024) & (table["concurrency"] == 4)
+    minimax &= (table["tp_size"] == 2) & (table["attention_dp_size"].fillna(1) == 1)
+    minimax &= (table["moe_ep_size"].fillna(1) == 1) & (table["backend_version"] == "0.19.0")
+    qwen = (table["model_path"] == "Qwen/Qwen3-32B") & (table["backend"] == "vllm") & (table["mode"] == "agg")
+    qwen &= (table["isl"] == 1024) & (table["concurrency"] == 8)
+    rows = pd.concat([table[minimax].head(1), table[qwen].head(1)])
+    assert len(rows) == 2
+    (tmp_path / "model_configs").mkdir()
+    for name in ("MiniMaxAI--MiniMax-M2.5_config.json", "Qwen--Qwen3-32B_config.json"):
+        shutil.copy(DATA / "model_configs" / name, tmp_path / "model_configs" / name)
+    rows.drop(columns="concurrency").to_csv(tmp_path / "silicon_sample.csv", index=False)
+    _, groups = silicon_parts(tmp_path)
+    parts = {int(p.isl[0] != 1024): p for _, p in groups}
+    assert all(isinstance(p, LoopParts) for p in parts.values())
+    inferencex, other = parts[1], parts[0]
+    np.testing.assert_array_equal(inferencex.isl, [921.5])
+    np.testing.assert_array_equal(inferencex.osl, [921.5])
+    # the prompt budget is what the decodes leave of the script's 2048 tokens
+    assert float(inferencex.prompt_budget[0] + inferencex.decodes[0]) == pytest.approx(2048.0)
+    assert float(np.max(inferencex.layers)) == 0.0
+    np.testing.assert_array_equal(other.isl, [1024.0])
+    assert float(other.prompt_budget[0] + other.decodes[0]) == pytest.approx(8192.0)

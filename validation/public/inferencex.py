@@ -39,6 +39,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from costmodel.closed_loop import cuda_graph_tokens as closed_loop_graph_tokens
+
 SOURCE_FILES = ("2026-03-25.csv", "2026-04-06.csv")
 """``source_file`` values of the InferenceX runs in ``silicon_data_source``."""
 DB_DUMP = "db-dump/"
@@ -49,11 +51,13 @@ REPOSITORY = "https://github.com/SemiAnalysisAI/InferenceX/blob"
 RANGE_RATIO = 0.8
 """InferenceX's ``RANDOM_RANGE_RATIO``: each request's isl and osl are uniform integers in
 [int(0.8 x), x] for the nominal x (module docstring)."""
-CLIENT_ENGINES = ("sglang", "trtllm")
+CLIENT_ENGINES = ("sglang", "trtllm", "vllm")
 """Engines whose InferenceX rows are predicted at the client's mean lengths (:func:`mean_length`). The
-client is the same for every engine; vLLM's rows keep the nominal lengths until its loop parameters are
-refitted with them by their owners (docs/serving.md, "SGLang's aggregated rows", "TensorRT-LLM's
-harnesses")."""
+client is the same for every engine: each InferenceX script passes
+``--random-range-ratio "$RANDOM_RANGE_RATIO"`` to ``run_benchmark_serving`` (e.g.
+https://github.com/SemiAnalysisAI/InferenceX/blob/c6b96dd0f880da4e11f68d2085e9ababa8d1ba63/benchmarks/gptoss_fp4_h100.sh,
+https://github.com/SemiAnalysisAI/InferenceX/blob/2a205bb3c2af74ada9a341f3e415f16e00f356fa/benchmarks/70b_fp8_h100_slurm.sh;
+docs/serving.md, "SGLang's aggregated rows", "TensorRT-LLM's harnesses", "vLLM, session 9")."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,12 @@ class Flags:
     cuda_graph_max_tokens: int | None = None
     """vLLM's ``max-cudagraph-capture-size``: the largest batch [tokens] replayed as CUDA graphs, mixed
     prefill-decode batches included (default :func:`cuda_graph_tokens`)."""
+    budget_isl_multiple: int | None = None
+    """vLLM's ``max-num-batched-tokens`` as a multiple of the nominal isl (``$((ISL * 2))``: 2), the token
+    budget of every iteration (default: the engine's, :func:`validation.public.silicon.token_budget`)."""
+    gpu_memory_utilization: float | None = None
+    """vLLM's ``--gpu-memory-utilization``: the share of device memory for weights, activations and the
+    KV cache (default :data:`validation.public.engine_memory.VLLM_GPU_MEMORY_UTILIZATION`)."""
 
 
 FLAGS: dict[tuple[str, ...], Flags] = {
@@ -101,27 +111,39 @@ FLAGS: dict[tuple[str, ...], Flags] = {
     ),
     # MiniMax-M2.5 fp8 on B200: its script's three eras launch bf16 KV at --gpu-memory-utilization 0.95
     # (80fd934, 13453b4) or fp8 KV at 0.90 with 2048-token graphs (8eec0d4, below), undated. The calibration
-    # rows that queue say which ran: at tp 2, isl 8192, 128 clients (11.5 s TTFT, 46.6 ms TPOT) about 103
-    # sequences ran at once and at 512 clients of isl 1024 about 500: a bf16 cache at 0.95 holds 61 and 350,
-    # an fp8 one at 0.90 holds 106 and 602. Its nvfp4 sibling (minimaxm2.5_fp4_b200.sh) keeps the defaults.
-    # Not modelled: the same script's --max-num-batched-tokens 2 x isl and --stream-interval 20.
+    # rows that queue (vLLM 0.19.0) say which ran: at tp 2, isl 8192, 128 clients (11.5 s TTFT, 46.6 ms
+    # TPOT) about 103 sequences ran at once and at 512 clients of isl 1024 about 500: a bf16 cache at 0.95
+    # holds 61 and 350, an fp8 one at 0.90 holds 106 and 602. Its nvfp4 sibling (minimaxm2.5_fp4_b200.sh)
+    # keeps the defaults. Its --max-num-batched-tokens $((ISL * 2)) sets the budget (budget_isl_multiple);
+    # not modelled: its --stream-interval 20.
+    # Its first era, vLLM 0.17.0 (measured 2026-03-11 and 03-28): the script before EP_SIZE, launched
+    # at --gpu-memory-utilization 0.95 with vLLM's defaults otherwise (bf16 KV, no expert parallelism,
+    # graphs and budget at the defaults). The 0.17.0 rows are that sweep's: 4-64 clients and no EP, where
+    # the 0.19.0 rows (2026-04-03 on) reach 512 clients and state EP 2-16, the later script's EP_SIZE.
+    ("vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "fp8", "0.17.0"): Flags(
+        f"{REPOSITORY}/80fd934be9928172e011dea86d117daaa59dc51a/benchmarks/minimaxm2.5_fp8_b200.sh",
+        gpu_memory_utilization=0.95,
+    ),
     ("vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "fp8"): Flags(
         f"{REPOSITORY}/8eec0d4ed58b1a7ab659bc8b4038ffddf3452ea2/benchmarks/single_node/fixed_seq_len/minimaxm2.5_fp8_b200.sh",
         kv_dtype="fp8",
         cuda_graph_max_tokens=2048,
+        budget_isl_multiple=2,
     ),
     # Kimi-K2.5 nvfp4 on B200 likewise: its earlier script (04107b3) runs vLLM's defaults, the later one
     # (below) an fp8 KV cache with 2048-token graphs; the calibration row that would queue (tp 4, isl 8192,
     # 64 clients: 1.28 s TTFT, 33.5 ms TPOT) ran about 62 sequences at once, which an fp8 cache holds (93) and
-    # a bf16 one does not (46). Not modelled: its --max-num-batched-tokens 2 x isl and --stream-interval 20.
+    # a bf16 one does not (46). Its budget is 2 x isl as MiniMax-M2.5's; --stream-interval 20 not modelled.
     ("vllm", "moonshotai/Kimi-K2.5", "b200_sxm", "nvfp4"): Flags(
         f"{REPOSITORY}/380b685df7cd81917d3ac25d326fef0e4a1793cb/benchmarks/single_node/fixed_seq_len/kimik2.5_fp4_b200.sh",
         kv_dtype="fp8",
         cuda_graph_max_tokens=2048,
+        budget_isl_multiple=2,
     ),
 }
 """(backend, model_path, system) -> the flags its InferenceX script sets; a key that adds the row's
-``gemm_quant_mode`` is that format's script alone."""
+``gemm_quant_mode`` is that format's script alone, one that also adds its ``backend_version`` that
+engine version's script."""
 
 NOT_MODELLED: dict[tuple[str, str, str], str] = {
     ("sglang", "zhipuai/GLM-5", "b200_sxm"): "EAGLE speculative decoding, 3 steps, 4 draft tokens",
@@ -133,22 +155,13 @@ NOT_MODELLED: dict[tuple[str, str, str], str] = {
 """Flags of InferenceX scripts that change a step but are not modelled, with what they are."""
 
 
-VLLM_MAX_CUDAGRAPH_TOKENS = 512
-"""vLLM's default ceiling of ``max_cudagraph_capture_size`` [tokens]: min(2 max_num_seqs, 512), and at
-most ``max_num_batched_tokens`` (``VllmConfig._set_cudagraph_sizes``,
-https://github.com/vllm-project/vllm/blob/main/vllm/config/vllm.py)."""
-
-
 def cuda_graph_tokens(backend: str, flags: Flags | None, max_num_seqs: int, budget: int) -> int:
-    """The largest iteration [tokens] that ``backend`` replays as CUDA graphs when it carries prompt tokens
-    (:func:`costmodel.closed_loop.loop_parts`, ``graph_tokens``): vLLM's piecewise graphs reach the script's
-    ``max-cudagraph-capture-size`` or the default min(2 ``max_num_seqs``, 512, ``budget``); TensorRT-LLM and
-    SGLang capture decode-only batches alone (0)."""
-    if backend != "vllm":
-        return 0
-    if flags is not None and flags.cuda_graph_max_tokens is not None:
-        return min(flags.cuda_graph_max_tokens, budget)
-    return min(2 * max_num_seqs, VLLM_MAX_CUDAGRAPH_TOKENS, budget)
+    """The largest iteration [tokens] that ``backend`` replays as CUDA graphs when it carries prompt tokens,
+    with the script's ``max-cudagraph-capture-size`` where it sets one
+    (:func:`costmodel.closed_loop.cuda_graph_tokens`: vLLM's default min(2 ``max_num_seqs``, 512,
+    ``budget``); 0 for TensorRT-LLM and SGLang, which capture decode-only batches alone)."""
+    capture = flags.cuda_graph_max_tokens if flags is not None else None
+    return closed_loop_graph_tokens(backend, max_num_seqs, budget, capture)
 
 
 def is_inferencex(table: pd.DataFrame) -> pd.Series:
@@ -222,12 +235,20 @@ def vllm_single_engine(table: pd.DataFrame) -> pd.Series:
 
 
 def row_flags(
-    inferencex: bool, backend: str, model_path: str, system: str, gemm_quant_mode: str = ""
+    inferencex: bool,
+    backend: str,
+    model_path: str,
+    system: str,
+    gemm_quant_mode: str = "",
+    version: str = "",
 ) -> Flags | None:
     """The flags a row's engine was launched with where they are known (an InferenceX row of a script in
-    :data:`FLAGS`, the format's own script first), else None (the engine's defaults)."""
+    :data:`FLAGS`: the script of the format and engine version first, then the format's, then the
+    model's), else None (the engine's defaults)."""
     if not inferencex:
         return None
-    return FLAGS.get((backend, model_path, system, gemm_quant_mode)) or FLAGS.get(
-        (backend, model_path, system)
+    return (
+        FLAGS.get((backend, model_path, system, gemm_quant_mode, version))
+        or FLAGS.get((backend, model_path, system, gemm_quant_mode))
+        or FLAGS.get((backend, model_path, system))
     )

@@ -44,6 +44,7 @@ measurements), by :func:`fit_loop_params`; ``python -m validation silicon-calibr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import asdict, replace
@@ -336,6 +337,8 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     # the token budget and batch waiting of the row's InferenceX TensorRT-LLM script (0: the defaults)
     filled[["script_budget", "hold_iterations", "hold_tokens"]] = _script_columns(filled)
     filled[["balance_timeout", "balance_wait"]] = _balance_columns(filled)
+    # the token budget of the row's InferenceX vLLM script where it sets one (a multiple of the nominal isl)
+    filled["script_budget"] = _vllm_script_budget(filled).fillna(filled["script_budget"])
 
     groups: list[tuple[pd.Index, Parts]] = []
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *degrees, "batch_size"]
@@ -353,7 +356,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
             formats = row_formats(model, str(backend), str(system), str(quant), str(moe_quant))
             kv = kv_dtype(str(backend), str(quant))
             # the launch flags of the benchmark's script where the row's source states them
-            flags = row_flags(bool(ix), str(backend), str(model_path), str(system), str(quant))
+            flags = row_flags(bool(ix), str(backend), str(model_path), str(system), str(quant), str(version))
             if flags is not None:
                 kv = flags.kv_dtype or kv
                 if flags.expert_activation_dtype is not None:
@@ -373,6 +376,8 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
             )
             # the engine's own memory rule and admission (validation/public/engine_memory.py)
             engine = engine_memory(str(backend), engine)
+            if flags is not None and flags.gpu_memory_utilization is not None:
+                engine = dataclasses.replace(engine, usable_fraction=flags.gpu_memory_utilization)
             isl, osl = rows["isl"].to_numpy(float), rows["osl"].to_numpy(float)
             clients = rows["concurrency"].to_numpy(float)
             poll = np.ones_like(clients)
@@ -447,6 +452,18 @@ def _row_balance(rows: pd.DataFrame) -> AdpBalance | None:
     return AdpBalance(
         rows["balance_timeout"].fillna(0.0).to_numpy(float), rows["balance_wait"].fillna(0.0).to_numpy(float)
     )
+
+
+def _vllm_script_budget(filled: pd.DataFrame) -> pd.Series:
+    """Per row: the token budget its InferenceX vLLM script sets, ``budget_isl_multiple`` x the nominal isl
+    (:class:`validation.public.inferencex.Flags`), NaN where it sets none."""
+    out = pd.Series(np.nan, index=filled.index)
+    for index, row in filled[filled["backend"] == "vllm"].iterrows():
+        flags = row_flags(bool(row["inferencex"]), "vllm", str(row["model_path"]), str(row["system"]),
+                          str(row["gemm_quant_mode"]), str(row["backend_version"]))  # fmt: skip
+        if flags is not None and flags.budget_isl_multiple is not None:
+            out[index] = flags.budget_isl_multiple * float(row["isl"])
+    return out
 
 
 def _row_batch_wait(rows: pd.DataFrame) -> BatchWait | None:
