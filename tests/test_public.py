@@ -403,8 +403,9 @@ def test_transfer_command_predicts_each_device_with_its_partners_parameters(
     assert validation_main(["transfer", "--data", str(data), "--out", str(out)]) == 0
     document = json.loads((out / "transfer.json").read_text())
     pooled = [r for r in document["transfer"] if r["engine"] == "all"]
-    assert [(r["system"], r["family"], r["source"], r["split"], r["n"]) for r in pooled] == [
-        ("h100_sxm", "gemm", "b200", "transfer", 50)
+    assert [(r["system"], r["family"], r["lookup"], r["source"], r["split"], r["n"]) for r in pooled] == [
+        ("h100_sxm", "gemm", "all", "b200", "transfer", 50),
+        ("h100_sxm", "gemm", "exact", "b200", "transfer", 50),  # the B200 fitted the table's GEMM key
     ]
     assert "h100_sxm" in capsys.readouterr().out
 
