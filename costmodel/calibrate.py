@@ -186,11 +186,73 @@ TRANSFER_RULE: dict[str, str] = {
 """Device without measurements -> the measured device whose fitted parameters it reuses.
 
 The rule: the nearest measured device of the same architecture (same SM generation and kernel libraries),
-else the same product class. Only dimensionless fractions, tile shapes and fixed times are transferred;
-each device keeps its own datasheet (peak per format, bandwidth, SM count), which the kernel models scale
-by, and its own defaults for the collective parameters that describe a kind of link its GPUs do not use
-(:func:`transferable`). A device that has measurements of its own is never transferred onto.
+else the same product class (:func:`nearest_measured`; this table states its result for the devices measured
+today, and tests/test_transfer_overlays.py checks they agree). Only dimensionless fractions, tile shapes and
+fixed times are transferred; each device keeps its own datasheet (peak per format, bandwidth, SM count),
+which the kernel models scale by; the L2's rate is carried as an on-die rate per SM, not as a multiple of
+the source's memory bandwidth (:data:`ON_CHIP_CACHE_PARAMS`); and a device keeps its own defaults for the
+collective parameters that describe a link its GPUs do not use (:func:`transferable`). A device that has
+measurements of its own is never transferred onto.
 """
+
+
+def nearest_measured(target: HardwareProfile, measured: Sequence[HardwareProfile]) -> str | None:
+    """The device of ``measured`` whose fit ``target`` takes by :data:`TRANSFER_RULE`'s rule, or ``None``.
+
+    Level by level, the first level with any candidate decides: the same CUDA compute capability (the same
+    SM, and the kernels the engines build and pick for it: H200 and H100 PCIe 9.0 <- H100 SXM 9.0), else the
+    same major version (the same architecture: B300 10.3 <- B200 10.0), else GPUs that meet over the same kind
+    of link (the product class: PCIe server cards). ``None`` where no level has one, or where the deciding
+    level has several (the rule then names no single device)."""
+
+    def capability(hw: HardwareProfile) -> str | None:
+        entry = hw.datasheet.cuda_compute_capability
+        return None if entry is None else entry.value
+
+    levels: list[Callable[[HardwareProfile], bool]] = [
+        lambda m: capability(target) is not None and capability(m) == capability(target),
+        lambda m: (
+            capability(target) is not None
+            and capability(m) is not None
+            and str(capability(m)).split(".")[0] == str(capability(target)).split(".")[0]
+        ),
+        lambda m: m.datasheet.intra_node_link == target.datasheet.intra_node_link,
+    ]
+    for matches in levels:
+        found = sorted({m.name for m in measured if m.name != target.name and matches(m)})
+        if found:
+            return found[0] if len(found) == 1 else None
+    return None
+
+
+ON_CHIP_CACHE_PARAMS: dict[str, str] = {
+    "gemm": "cache_bandwidth_ratio",
+    "context_attention": "cache_bandwidth_ratio",
+    "generation_attention": "cache_bandwidth_ratio",
+    "mla": "cache_bandwidth_ratio",
+    "moe": "cache_speedup",
+}
+"""Family -> its fitted rate of L2-resident data over the device's memory bandwidth [-].
+
+The L2 is on the die, the memory beside it: an H200 has the H100's die, SMs and L2 with 1.43 x the HBM
+bandwidth, so its L2 streams at the H100's rate, not at 1.43 x it. :func:`carried_cache_ratio` carries the
+fitted ratio as the source's L2 rate per SM (``ratio x bandwidth / SMs``; L2 slices and crossbar ports grow
+with the SMs at about equal clocks) to the target's SMs, over the target's own bandwidth."""
+
+
+def carried_cache_ratio(ratio: float, source: HardwareProfile, target: HardwareProfile) -> float | None:
+    """The target's L2-over-memory rate ratio [-] for ``source``'s fitted ``ratio``: the source's L2 rate
+    per SM (``ratio x source bandwidth / source SMs``) times the target's SMs, over the target's bandwidth,
+    and never below 1 (data the L2 holds never streams slower than from memory). ``None`` where either
+    datasheet lacks the L2 size (the source's fit never saw its L2, or the target's models ignore it) or the
+    SM count: the target keeps its own default."""
+    from costmodel.kernels import cache_bytes
+
+    counts = [hw.datasheet.compute_units for hw in (source, target)]
+    if cache_bytes(source) <= 0 or cache_bytes(target) <= 0 or counts[0] is None or counts[1] is None:
+        return None
+    rate_per_sm = ratio * source.memory_bandwidth_bytes_per_s / counts[0].value
+    return max(1.0, rate_per_sm * counts[1].value / target.memory_bandwidth_bytes_per_s)
 
 
 def transferable(
@@ -203,9 +265,13 @@ def transferable(
     Parameters a fit moves (a family's ``BOUNDS``) and values a fit's starting corner set are kept; values
     equal to ``source``'s own defaults are dropped, so that the datasheet numbers some families store
     (peak, bandwidth, SM count, L2 size) come from the target's own profile, as :data:`TRANSFER_RULE` says.
-    Where ``target``'s GPUs meet over another kind of link than ``source``'s (``datasheet.intra_node_link``:
-    NVLink / NVSwitch vs PCIe), the parameters a family names in ``LINK_PARAMS`` (the collectives' per-step
-    latency, link bandwidth fractions, host path) are dropped too: the target keeps its own defaults for them.
+    With a ``target``:
+
+    - the L2's rate (:data:`ON_CHIP_CACHE_PARAMS`) is carried per SM to the target's SMs and bandwidth
+      (:func:`carried_cache_ratio`), or dropped where either datasheet lacks the L2 size or SM count;
+    - where ``target``'s GPUs meet over another kind of link than ``source``'s (``datasheet.intra_node_link``:
+      NVLink / NVSwitch vs PCIe), the parameters a family names in ``LINK_PARAMS`` (the collectives' per-step
+      latency, link bandwidth fractions, host path) are dropped: the target keeps its own defaults for them.
     """
     import importlib
 
@@ -213,18 +279,26 @@ def transferable(
     out: dict[str, dict[str, dict[str, float]]] = {}
     for family, keys in fitted.items():
         module = importlib.import_module(f"costmodel.kernels.{family}")
-        link_only = set(getattr(module, "LINK_PARAMS", ())) if other_link else set()
+        dropped = set(getattr(module, "LINK_PARAMS", ())) if other_link else set()
+        cache = ON_CHIP_CACHE_PARAMS.get(family)
         for key, values in keys.items():
             try:
                 defaults = numeric_fields(module.default_params(source, key))
             except CostmodelError:
                 defaults = {}
-            out.setdefault(family, {})[key] = {
+            kept = {
                 name: value
                 for name, value in values.items()
                 if (name in module.BOUNDS or name not in defaults or value != defaults[name])
-                and name not in link_only
+                and name not in dropped
             }
+            if target is not None and cache is not None and cache in kept:
+                carried = carried_cache_ratio(kept[cache], source, target)
+                if carried is None:
+                    del kept[cache]
+                else:
+                    kept[cache] = carried  # in place: the overlay keeps the source's order
+            out.setdefault(family, {})[key] = kept
     return out
 
 

@@ -403,10 +403,35 @@ def test_transfer_command_predicts_each_device_with_its_partners_parameters(
     assert validation_main(["transfer", "--data", str(data), "--out", str(out)]) == 0
     document = json.loads((out / "transfer.json").read_text())
     pooled = [r for r in document["transfer"] if r["engine"] == "all"]
-    assert [(r["system"], r["family"], r["source"], r["split"], r["n"]) for r in pooled] == [
-        ("h100_sxm", "gemm", "b200", "transfer", 50)
+    assert [(r["system"], r["family"], r["lookup"], r["source"], r["split"], r["n"]) for r in pooled] == [
+        ("h100_sxm", "gemm", "all", "b200", "transfer", 50),
+        ("h100_sxm", "gemm", "exact", "b200", "transfer", 50),  # the B200 fitted the table's GEMM key
     ]
     assert "h100_sxm" in capsys.readouterr().out
+
+
+def test_transfer_summary_tells_exact_keys_from_fallbacks() -> None:
+    """A row whose key the partner fitted counts as ``exact``; one the rule looks up through the fallback (a
+    kernel the partner never ran) as ``fallback``; the ``all`` row pools both."""
+    from validation.public.transfer import exact_keys, summarize_transfer
+
+    rows = pd.DataFrame(
+        {
+            "system": "h100_sxm",
+            "hardware": "h100-sxm",
+            "family": "gemm",
+            "engine": "vllm",
+            "dtype": "bf16",
+            "key": ["bf16:vllm:torch.nn.functional.linear", "bf16:vllm:a_kernel_the_b200_never_ran"],
+            "latency_s": [1.0, 1.0],
+            "predicted_s": [1.1, 0.5],
+        }
+    )
+    assert exact_keys(rows).tolist() == [True, False]
+    pooled = summarize_transfer(rows).query("engine == 'all'").set_index("lookup")
+    assert pooled["n"].to_dict() == {"all": 2, "exact": 1, "fallback": 1}
+    assert pooled.loc["exact", "median_abs_err"] == pytest.approx(0.1)
+    assert pooled.loc["fallback", "median_signed_err"] == pytest.approx(-0.5)
 
 
 def test_transfer_attribution_swaps_the_devices_own_parameters_in_one_at_a_time(tmp_path: Path) -> None:

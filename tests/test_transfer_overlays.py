@@ -1,16 +1,24 @@
 """Transferred overlays (``costmodel.calibrate.TRANSFER_RULE``): a device without measurements reuses its
-source's fitted parameters and keeps its own datasheet (peak, bandwidth, SM count, L2 size)."""
+source's fitted parameters and keeps its own datasheet (peak, bandwidth, SM count, L2 size); the L2's rate
+is carried as an on-die rate per SM (``costmodel.calibrate.ON_CHIP_CACHE_PARAMS``)."""
 
 from __future__ import annotations
 
 import importlib
+import itertools
 import shutil
 from pathlib import Path
 
 import pytest
 
 from costmodel import load_hardware
-from costmodel.calibrate import TRANSFER_RULE, transfer_overlays
+from costmodel.calibrate import (
+    ON_CHIP_CACHE_PARAMS,
+    TRANSFER_RULE,
+    carried_cache_ratio,
+    nearest_measured,
+    transfer_overlays,
+)
 from costmodel.errors import CostmodelError
 from costmodel.kernels import numeric_fields, params_for
 from costmodel.registry import calibrated_dir
@@ -18,8 +26,9 @@ from costmodel.specs import HardwareProfile
 
 
 def _assert_transferred(target: HardwareProfile, source: HardwareProfile) -> None:
-    """Every fitted parameter (a family's ``BOUNDS``) is the source's; every field whose datasheet default
-    differs between the two devices (peak, bandwidth, SM count, L2 size, ...) resolves to the target's."""
+    """Every fitted parameter (a family's ``BOUNDS``) is the source's, but the L2's rate, which keeps the
+    source's rate per SM; every field whose datasheet default differs between the two devices (peak,
+    bandwidth, SM count, L2 size, ...) resolves to the target's."""
     moved, fitted = target.kernel_calibration, source.kernel_calibration
     assert moved is not None
     assert fitted is not None
@@ -35,6 +44,8 @@ def _assert_transferred(target: HardwareProfile, source: HardwareProfile) -> Non
             for name in values.keys() & family.BOUNDS.keys():
                 if name in link_only:  # fitted over another kind of link: the target's own default
                     assert name not in stored, (target.name, family_name, key, name)
+                elif name == ON_CHIP_CACHE_PARAMS.get(family_name):
+                    assert stored.get(name) == carried_cache_ratio(values[name], source, target)
                 else:
                     assert stored[name] == values[name], (target.name, family_name, key, name)
             try:
@@ -137,3 +148,67 @@ def test_link_parameters_transfer_only_over_the_same_kind_of_link() -> None:
     assert resolved.large_bandwidth_fraction == own.large_bandwidth_fraction
     assert resolved.link_bandwidth_bytes_per_s == pcie.datasheet.intra_node_bandwidth_gb_per_s.value * 1e9
     assert transferable(fitted, sxm)["collective"]["nccl:all_reduce"] == same  # no target: nothing dropped
+
+
+MEASURED = ("a100-80gb", "b200", "h100-sxm", "l40s")
+"""The devices with measurements of their own (the public tables), which the rule takes fits from."""
+
+
+@pytest.mark.parametrize("target", sorted(TRANSFER_RULE))
+def test_transfer_rule_names_the_nearest_measured_device(target: str) -> None:
+    """Each target's source is the measured device of the same compute capability, else of the same
+    architecture (major version), else of the same kind of link: H200 and H100 PCIe (9.0) <- H100 SXM, A100
+    40GB (8.0) <- A100 80GB, not the L40S (8.9); GB200 (10.0), B300 and GB300 (10.3) <- B200; the RTX PRO
+    6000 (12.0, no measured Blackwell workstation part) <- the PCIe L40S."""
+    measured = [load_hardware(name) for name in MEASURED]
+    assert nearest_measured(load_hardware(target), measured) == TRANSFER_RULE[target]
+
+
+def test_committed_transferred_overlays_are_what_transfer_only_writes(tmp_path: Path) -> None:
+    """`costmodel calibrate --transfer-only` on the committed measured overlays rewrites every committed
+    transferred overlay byte for byte: none was edited by hand or left behind by an older rule."""
+    committed = {
+        path.name: path.read_bytes()
+        for path in calibrated_dir().glob("*.yaml")
+        if path.stem in TRANSFER_RULE or path.stem in MEASURED
+    }
+    for name in MEASURED:
+        shutil.copy(calibrated_dir() / f"{name}.yaml", tmp_path / f"{name}.yaml")
+    paths, _ = transfer_overlays(tmp_path)
+    assert {p.name for p in paths} == {n for n in committed if Path(n).stem in TRANSFER_RULE}
+    for path in paths:
+        assert path.read_bytes() == committed[path.name], path.name
+
+
+def test_l2_rate_is_carried_per_sm() -> None:
+    """The L2 is on the die: an H200 (the H100's die, SMs and L2; 4.8 vs 3.35 TB/s of HBM) streams L2-resident
+    data at the H100's rate, so its ratio over its own memory is 3.35 / 4.8 of the H100's, never below 1; a
+    device with more SMs (same bandwidth) gets a higher ratio, one with more bandwidth (same SMs) a lower or
+    equal one; a datasheet without the L2 size leaves the target's default."""
+    h100, h200, b200 = (load_hardware(n) for n in ("h100-sxm", "h200", "b200"))
+    gb200 = load_hardware("gb200")
+    for ratio in (1.0, 1.5, 3.0):
+        carried = carried_cache_ratio(ratio, h100, h200)
+        assert carried is not None
+        h100_rate, h200_rate = ratio * 3.35e12, carried * 4.8e12
+        assert h200_rate == pytest.approx(h100_rate) or (carried == 1.0 and h100_rate <= 4.8e12)
+    assert carried_cache_ratio(1.5, h100, h100) == pytest.approx(1.5)
+
+    def variant(bandwidth_tb_per_s: float, sms: float) -> HardwareProfile:
+        sheet = h200.datasheet.model_copy(
+            update={
+                "memory_bandwidth_tb_per_s": h200.datasheet.memory_bandwidth_tb_per_s.model_copy(
+                    update={"value": bandwidth_tb_per_s}
+                ),
+                "compute_units": h200.datasheet.compute_units.model_copy(update={"value": sms})
+                if h200.datasheet.compute_units is not None
+                else None,
+            }
+        )
+        return h200.model_copy(update={"datasheet": sheet})
+
+    by_bandwidth = [carried_cache_ratio(3.0, h100, variant(bw, 132)) for bw in (2.0, 3.35, 4.8, 8.0)]
+    assert all(a is not None and b is not None and a >= b for a, b in itertools.pairwise(by_bandwidth))
+    by_sms = [carried_cache_ratio(3.0, h100, variant(3.35, n)) for n in (66, 132, 264)]
+    assert all(a is not None and b is not None and a < b for a, b in itertools.pairwise(by_sms))
+    assert carried_cache_ratio(1.5, b200, gb200) is None  # neither datasheet states the B200's L2

@@ -75,13 +75,42 @@ def evaluate_transfer(root: str | Path) -> pd.DataFrame:
     return evaluation.frame()
 
 
+def exact_keys(rows: pd.DataFrame) -> np.ndarray:
+    """Per row, whether the partner fitted the row's own key (``True``) or the rule looked it up through
+    :func:`costmodel.kernels.fallback_keys` or the datasheet defaults (``False``): a kernel, format or
+    variant the partner never ran. The rule's own use (H200 from H100: the same software on the same die)
+    looks up exact keys only."""
+    from costmodel.kernels import family_name
+    from validation.public.families import adapter_for
+
+    exact = np.zeros(len(rows), dtype=bool)
+    positions = pd.RangeIndex(len(rows))
+    for (hardware, op_name), where in pd.Series(positions).groupby(
+        [rows["hardware"].to_numpy(), rows["family"].to_numpy()], sort=True
+    ):
+        adapter = adapter_for(str(op_name))
+        calibration = transferred_hardware(str(hardware)).kernel_calibration
+        if adapter is None or calibration is None:
+            continue
+        fitted = calibration.params.get(family_name(adapter.KERNEL_MODULE), {})
+        exact[where.to_numpy()] = rows["key"].iloc[where.to_numpy()].isin(list(fitted)).to_numpy()
+    return exact
+
+
 def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per system and family (all rows), and per system, family, engine and dtype: n, median and p90
-    |error|, median signed error (fractions, signed = predicted / measured - 1), and the source device."""
+    """Per system and family (all rows, and the rows whose key the partner fitted or not: ``lookup``
+    ``"exact"`` / ``"fallback"``, :func:`exact_keys`), and per system, family, engine and dtype: n, median
+    and p90 |error|, median signed error (fractions, signed = predicted / measured - 1), and the source."""
     signed = rows["predicted_s"] / rows["latency_s"] - 1.0
-    work = rows[["system", "hardware", "family", "engine", "dtype"]].assign(signed=signed, abs=signed.abs())
+    work = rows[["system", "hardware", "family", "engine", "dtype"]].assign(
+        signed=signed, abs=signed.abs(), lookup=np.where(exact_keys(rows), "exact", "fallback")
+    )
     parts = []
-    for keys in (["system", "hardware", "family"], ["system", "hardware", "family", "engine", "dtype"]):
+    for keys in (
+        ["system", "hardware", "family"],
+        ["system", "hardware", "family", "lookup"],
+        ["system", "hardware", "family", "engine", "dtype"],
+    ):
         part = (
             work.groupby(keys, sort=True)
             .agg(
@@ -92,11 +121,12 @@ def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
             )
             .reset_index()
         )
-        parts.append(part.assign(engine=part.get("engine", "all"), dtype=part.get("dtype", "all")))
+        defaults = {name: part.get(name, "all") for name in ("engine", "dtype", "lookup")}
+        parts.append(part.assign(**defaults))
     out = pd.concat(parts, ignore_index=True)
     out["split"] = SPLIT
     out["source"] = out["hardware"].map(LEAVE_ONE_OUT)
-    columns = ["system", "family", "engine", "dtype", "split", "source", "n"]
+    columns = ["system", "family", "engine", "dtype", "lookup", "split", "source", "n"]
     return out[[*columns, "median_abs_err", "p90_abs_err", "median_signed_err"]]
 
 
@@ -122,14 +152,22 @@ def write_transfer(root: str | Path, out_dir: str | Path) -> dict[str, Any]:
 
 
 def table_text(document: dict[str, Any]) -> str:
-    """Per system and family: source, rows, median / p90 |error| (%), median signed (%)."""
-    lines = [f"{'system':10} {'family':28} {'from':10} {'rows':>8} {'median':>7} {'p90':>7} {'signed':>7}"]
-    for r in document["transfer"]:
-        if r["engine"] == "all":
+    """Per system and family: source, rows, median / p90 |error| (%), median signed (%), and the rows whose
+    key the partner fitted (``exact``: rows, median |error|)."""
+    records = document["transfer"]
+    exact = {
+        (r["system"], r["family"]): r for r in records if r["engine"] == "all" and r.get("lookup") == "exact"
+    }
+    head = f"{'system':10} {'family':28} {'from':10} {'rows':>8} {'median':>7} {'p90':>7} {'signed':>7}"
+    lines = [f"{head}  {'exact':>8} {'median':>7}"]
+    for r in records:
+        if r["engine"] == "all" and r.get("lookup", "all") == "all":
+            same = exact.get((r["system"], r["family"]))
+            tail = "" if same is None else f"  {same['n']:8d} {100 * same['median_abs_err']:6.1f}%"
             lines.append(
                 f"{r['system']:10} {r['family']:28} {r['source']:10} {r['n']:8d} "
                 f"{100 * r['median_abs_err']:6.1f}% {100 * r['p90_abs_err']:6.1f}% "
-                f"{100 * r['median_signed_err']:+6.1f}%"
+                f"{100 * r['median_signed_err']:+6.1f}%{tail}"
             )
     return "\n".join(lines)
 
