@@ -35,7 +35,7 @@ prediction run it (:data:`MTP_IMAGES`, :func:`row_speculation`), the others deco
 iteration. A row that leaves attention_dp_size unstated while its concurrency is batch_size x tp_size runs
 attention data parallel over its tp_size GPUs (:func:`tp_as_attention_dp`).
 
-Calibration: the closed-loop model's six named parameters (:class:`costmodel.closed_loop.LoopParams`)
+Calibration: the closed-loop model's seven named parameters (:class:`costmodel.closed_loop.LoopParams`)
 are fitted per engine (the ``backend`` column) on the calibration rows, chosen by the same rule as the
 kernel tables (:func:`validation.public.split.calibration_mask` over the row's identity, never its
 measurements), by :func:`fit_loop_params`; ``python -m validation silicon-calibrate`` writes them to
@@ -74,6 +74,7 @@ from validation.public.inferencex import (
 )
 from validation.public.inferencex_trt import script_flags
 from validation.public.reader import SYSTEM_PROFILES
+from validation.public.sglang import overlap_host, overlaps_by_default
 from validation.public.split import calibration_mask
 
 SILICON_FILE = "silicon_sample.csv"
@@ -347,6 +348,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
         try:
             formats = row_formats(model, str(backend), str(system), str(quant), str(moe_quant))
             kv = kv_dtype(str(backend), str(quant))
+            where = (str(backend), str(model_path), str(system))
             # the launch flags of the benchmark's script where the row's source states them
             flags = row_flags(bool(ix), str(backend), str(model_path), str(system), str(quant))
             if flags is not None:
@@ -388,6 +390,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                 graph_tokens=cuda_graph_tokens(str(backend), flags, int(batch), max(budget, int(batch))),
                 poll_iterations=poll,
                 batch_wait=_row_batch_wait(rows),
+                overlap_host=overlap_host(bool(ix), *where),
             )
         except (CostmodelError, ValueError) as error:
             why = re.sub(r"^invalid Deployment: \(profile\): ", "", str(error).splitlines()[0])
@@ -545,7 +548,7 @@ def fit_loop_params(table: pd.DataFrame, groups: list[tuple[pd.Index, Parts]]) -
             p_tpot = np.concatenate([r.tpot_s[m] for r, (_, _, m) in zip(results, chosen, strict=True)]) * 1e3
             return np.concatenate([np.log(p_ttft / ttft), np.log(p_tpot / tpot)])
 
-        start = np.array([0.002, 0.02, 0.1, 0.0005, 0.0005, 1.0])
+        start = np.array([0.002, 0.02, 0.1, 0.0005, 0.0005, 1.0, 0.006])
         result = least_squares(residual, start, bounds=(low, high), loss="soft_l1", f_scale=0.1)
         fitted[str(backend)] = LoopParams(**dict(zip(names, result.x.tolist(), strict=True)))
     return fitted
@@ -605,7 +608,11 @@ def predict_silicon(data_dir: Path, params: dict[str, LoopParams] | None = None)
             parts.result(loop)
             if isinstance(parts, LoopParts)
             else parts.result(
-                DisaggParams.from_loop(loop, kv_transfer_overhead_s=overheads.get(backend, 0.0))
+                DisaggParams.from_loop(
+                    loop,
+                    kv_transfer_overhead_s=overheads.get(backend, 0.0),
+                    overlap_host=overlaps_by_default(backend),
+                )
             )
         )
         predicted_ttft[where] = result.ttft_s * 1e3
@@ -836,9 +843,14 @@ def fit_disagg_params(
         if not chosen:
             continue
         base = loop.get(str(backend), LoopParams())
+        overlapped = overlaps_by_default(str(backend))
 
-        def residual(x: Any, chosen: Any = chosen, base: LoopParams = base) -> Any:
-            params = DisaggParams.from_loop(base, kv_transfer_overhead_s=float(np.clip(x[0], low, high)))
+        def residual(
+            x: Any, chosen: Any = chosen, base: LoopParams = base, overlapped: bool = overlapped
+        ) -> Any:
+            params = DisaggParams.from_loop(
+                base, kv_transfer_overhead_s=float(np.clip(x[0], low, high)), overlap_host=overlapped
+            )
             return np.concatenate(
                 [np.log(parts.result(params).ttft_s[mask] * 1e3 / ttft) for parts, mask, ttft in chosen]
             )
