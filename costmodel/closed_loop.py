@@ -25,7 +25,7 @@ counted in engine iterations:
   the bottleneck.
 - **Times.** TPOT is the mean iteration time; TTFT is its iteration count times the mean iteration time.
 
-Six named parameters (:class:`LoopParams`), calibrated per engine from measurements, carry what the
+Seven named parameters (:class:`LoopParams`), calibrated per engine from measurements, carry what the
 kernels do not: ``step_overhead_s`` per iteration (scheduling, sampling, launches; small with CUDA graphs),
 ``request_overhead_s`` per request on its first token (HTTP, tokenisation, admission, detokenisation),
 ``burst_fraction``, the share of the requests that arrive in a wave with every other client,
@@ -37,7 +37,11 @@ launches and Python per layer, unless it fits the piecewise graphs vLLM captures
 iteration (MLA's prefill expands the latent KV and runs per-head attention outside CUDA graphs), and
 ``first_token_lag_iterations``, the iterations an overlapped scheduler adds before a first token is
 returned (it launches the next iteration before reading the last one's tokens): mean iterations in the
-steady state, a wave's decode iterations in a wave.
+steady state, a wave's decode iterations in a wave, and ``overlapped_host_s``, the host's work per
+iteration that an overlapped scheduler runs while the GPU runs the previous iteration (``overlap_host``:
+an iteration then lasts max(kernels, ``overlapped_host_s``) + ``step_overhead_s``; without it, the sum of
+the three, so that only ``step_overhead_s`` + ``overlapped_host_s`` is then determined,
+:meth:`LoopParts.step_s`).
 
 **Waves.** A benchmark starts all C clients at once: its first C prompts arrive together and are
 prefilled first come first served at the prompt budget. With a prompt budget of P
@@ -136,6 +140,12 @@ class LoopParams:
     prompt arriving during i waits for i + 1 as well, and its first token is returned with the outputs of
     the iteration after its prefill (docs/serving.md, "Overlapped scheduling")."""
 
+    overlapped_host_s: float = 0.0
+    """The host's work per iteration that an overlapped scheduler runs while the GPU runs the previous
+    iteration [s] (preparing the next batch: scheduling, allocating its KV cache, building its inputs):
+    hidden behind kernels that take longer, added to them where the engine does not overlap
+    (:meth:`LoopParts.step_s`)."""
+
     def __post_init__(self) -> None:
         for name in (
             "step_overhead_s",
@@ -144,6 +154,7 @@ class LoopParams:
             "prefill_layer_overhead_s",
             "mla_prefill_layer_overhead_s",
             "first_token_lag_iterations",
+            "overlapped_host_s",
         ):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):
@@ -187,6 +198,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "prefill_layer_overhead_s": (0.0, 0.005),
     "mla_prefill_layer_overhead_s": (0.0, 0.005),
     "first_token_lag_iterations": (0.0, 3.0),
+    "overlapped_host_s": (0.0, 0.02),
 }
 """Ranges a calibration may move each :class:`LoopParams` field within."""
 
@@ -248,6 +260,7 @@ def closed_loop(
     batch_wait: BatchWait | None = None,
     adp_balance: AdpBalance | None = None,
     wave_share: npt.ArrayLike | None = None,
+    overlap_host: bool = False,
 ) -> ClosedLoop:
     """Mean TTFT and TPOT of ``concurrency`` clients sending ``isl``/``osl`` requests back to back.
 
@@ -272,6 +285,9 @@ def closed_loop(
         :mod:`costmodel.adp_balance`).
     wave_share : the share of the requests that arrive in a wave, where the benchmark states it [-]
         (default: the engine's fitted ``burst_fraction``; see :func:`loop_parts`).
+    overlap_host : the engine's host work of an iteration runs while the GPU runs the previous one, so an
+        iteration lasts max(kernels, ``step_overhead_s``) instead of their sum (default False; see
+        :func:`loop_parts`).
 
     Arrays broadcast. See the module docstring for the model and its assumptions.
     """
@@ -287,6 +303,7 @@ def closed_loop(
         batch_wait=batch_wait,
         adp_balance=adp_balance,
         wave_share=wave_share,
+        overlap_host=overlap_host,
     )
     return parts.result(params or LoopParams())
 
@@ -304,6 +321,7 @@ def loop_parts(
     batch_wait: BatchWait | None = None,
     adp_balance: AdpBalance | None = None,
     wave_share: npt.ArrayLike | None = None,
+    overlap_host: bool = False,
 ) -> LoopParts:
     """The rates and kernel times of :func:`closed_loop` before its named parameters are applied.
 
@@ -445,6 +463,7 @@ def loop_parts(
         arrival_wait=np.asarray(poll / 2.0),
         wave_share=None if wave_share is None else _share(wave_share),
         held_iterations=_held(batch_wait, adp_balance, rate=rate, isl=N_in, decodes=D * n, ranks=ranks),
+        overlap_host=overlap_host,
     )
 
 
@@ -513,6 +532,18 @@ class LoopParts:
     wave_share: FloatArray | None = None
     """The share of the requests that arrive in a wave where the benchmark fixes it, f [-]; None: the
     engine's ``burst_fraction``."""
+    overlap_host: bool = False
+    """Whether the host's work of an iteration (``step_overhead_s``) overlaps the GPU's work of the previous
+    one, so an iteration lasts max(kernels, host) rather than their sum (:meth:`step_s`)."""
+
+    def step_s(self, kernels_s: npt.ArrayLike, params: LoopParams) -> FloatArray:
+        """One iteration whose kernels take ``kernels_s`` [s], with the host's work: ``step_overhead_s`` on
+        the critical path, and ``overlapped_host_s`` after the kernels, or, with :attr:`overlap_host`,
+        beside them (the longer of the two counts)."""
+        kernels = np.asarray(kernels_s, dtype=np.float64)
+        if self.overlap_host:
+            return np.asarray(np.maximum(kernels, params.overlapped_host_s) + params.step_overhead_s)
+        return np.asarray(kernels + params.overlapped_host_s + params.step_overhead_s)
 
     def result(self, params: LoopParams) -> ClosedLoop:
         """TTFT, TPOT and rates with ``params`` applied."""
@@ -537,8 +568,8 @@ class LoopParts:
     def iteration_s(self, params: LoopParams) -> FloatArray:
         """Mean engine iteration time [s]: the share carrying a prompt chunk, the rest decode only."""
         carrying = self.carrying_fraction
-        mean = carrying * self._with_prompt_s(params) + (1.0 - carrying) * self.decode_only_s
-        return np.asarray(mean + params.step_overhead_s)
+        with_prompt = self.step_s(self._with_prompt_s(params), params)
+        return np.asarray(carrying * with_prompt + (1.0 - carrying) * self.step_s(self.decode_only_s, params))
 
     def _with_prompt_s(self, params: LoopParams) -> FloatArray:
         """An iteration carrying one prompt's chunk, its host cost per layer included [s]."""
@@ -567,9 +598,9 @@ class LoopParts:
         steps = (self.osl - 1.0) / self.tokens_per_iteration
         wait = self.arrival_wait
         queued = np.maximum(clients / self.requests_per_iteration - steps - wait - chunks, 0.0)
-        prompt = chunks * (self._with_prompt_s(params) + params.step_overhead_s)
+        prompt = chunks * self.step_s(self._with_prompt_s(params), params)
         if self.held_iterations is not None:  # held in decode-only iterations before its prefill
-            prompt = prompt + self.held_iterations * (self.decode_only_s + params.step_overhead_s)
+            prompt = prompt + self.held_iterations * self.step_s(self.decode_only_s, params)
         mean = self.iteration_s(params) if iteration is None else iteration
         lag = (wait + queued + params.first_token_lag_iterations) * mean
         return np.asarray(params.request_overhead_s + lag + prompt)
@@ -584,9 +615,7 @@ class LoopParts:
         wait = np.maximum((self.running + 1.0) * self.isl / (2.0 * self.prompt_budget) - self.chunks, 0.0)
         iterations = (self.osl - 1.0) / self.tokens_per_iteration
         return np.asarray(
-            decode
-            + params.step_overhead_s
-            + wait * (self._wave_s(params) + params.step_overhead_s) / iterations
+            self.step_s(decode, params) + wait * self.step_s(self._wave_s(params), params) / iterations
         )
 
     def wave_ttft_s(self, params: LoopParams, steady: FloatArray | None = None) -> FloatArray:
@@ -598,10 +627,10 @@ class LoopParts:
         where the caller has it)."""
         running, clients = self.running, self.concurrency / self.ranks
         iterations = (running - 1.0) * self.isl / (2.0 * self.prompt_budget) + self.chunks
-        admitted = params.request_overhead_s + iterations * (self._wave_s(params) + params.step_overhead_s)
+        admitted = params.request_overhead_s + iterations * self.step_s(self._wave_s(params), params)
         # the lagging first token comes with the next iterations' outputs: the wave's decodes
         decode = self.decode_only_s if self.wave_decode_s is None else self.wave_decode_s
-        admitted = admitted + params.first_token_lag_iterations * (decode + params.step_overhead_s)
+        admitted = admitted + params.first_token_lag_iterations * self.step_s(decode, params)
         steady = self.steady_ttft_s(params) if steady is None else steady
         rest = (clients - running) * np.maximum(steady, admitted)
         return np.asarray((running * admitted + rest) / clients)

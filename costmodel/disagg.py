@@ -145,10 +145,15 @@ class DisaggParams:
             raise CostmodelError(f"burst_fraction must be at most 1, got {self.burst_fraction!r}")
 
     @classmethod
-    def from_loop(cls, loop: LoopParams, *, kv_transfer_overhead_s: float = 0.0) -> DisaggParams:
-        """The closed loop's parameters of an engine, with a KV-transfer overhead."""
+    def from_loop(
+        cls, loop: LoopParams, *, kv_transfer_overhead_s: float = 0.0, overlap_host: bool = False
+    ) -> DisaggParams:
+        """The closed loop's parameters of an engine, with a KV-transfer overhead. The host's work per
+        iteration that an overlapped scheduler can hide (``overlapped_host_s``) is added to the fixed step
+        cost, unless the engine overlaps it (``overlap_host``, as :class:`costmodel.closed_loop.LoopParts`),
+        where it is taken as hidden behind each iteration's kernels."""
         return cls(
-            step_overhead_s=loop.step_overhead_s,
+            step_overhead_s=loop.step_overhead_s + (0.0 if overlap_host else loop.overlapped_host_s),
             request_overhead_s=loop.request_overhead_s,
             burst_fraction=loop.burst_fraction,
             kv_transfer_overhead_s=kv_transfer_overhead_s,

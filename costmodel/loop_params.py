@@ -1,17 +1,16 @@
 """The per-engine parameters of the closed-loop benchmark model, as shipped with costmodel.
 
-:class:`costmodel.closed_loop.LoopParams` carries six named, calibrated parameters per serving engine
-(vLLM, SGLang, TensorRT-LLM): the per-iteration and per-request overheads, the share of requests that
-arrive in a wave of all clients, the host's cost per layer (and per MLA layer) of an iteration that
-carries prompt tokens, and the iterations by which overlapped scheduling delays a first token. They
-are fitted by ``python -m validation silicon-calibrate`` on the rule-chosen calibration rows of NVIDIA
-aiconfigurator's public serving measurements (Apache-2.0; how they were fitted is written in the
-file's ``fitted_on``) and written to :data:`ENGINE_PARAMS_FILE`, a library data file next to the
+:class:`costmodel.closed_loop.LoopParams` carries seven named, calibrated parameters per serving engine
+(vLLM, SGLang, TensorRT-LLM): the per-iteration (serial and overlappable) and per-request overheads, the
+share of requests that arrive in a wave of all clients, the host's cost per layer (and per MLA layer) of
+an iteration that carries prompt tokens, and the iterations by which overlapped scheduling delays a first
+token. They are fitted by ``python -m validation silicon-calibrate`` on the rule-chosen calibration rows
+of NVIDIA aiconfigurator's public serving measurements (Apache-2.0; how they were fitted is written in
+the file's ``fitted_on``) and written to :data:`ENGINE_PARAMS_FILE`, a library data file next to the
 calibrated kernel overlays, so that an installed costmodel (the Pareto planner, the CLI) finds them
-without ``validation/``.
-The same file holds ``disagg_kv_transfer_overhead_s``, the fitted fixed cost of a KV transfer per engine in a
-disaggregated deployment, when the disaggregated calibration rows have been fitted. The library only
-reads the file; validation is the only writer.
+without ``validation/``. The same file holds ``disagg_kv_transfer_overhead_s``, the fitted fixed cost of
+a KV transfer per engine in a disaggregated deployment, when the disaggregated calibration rows have been
+fitted. The library only reads the file; validation is the only writer.
 """
 
 from __future__ import annotations
@@ -21,6 +20,13 @@ from pathlib import Path
 
 from costmodel.closed_loop import LoopParams
 from costmodel.errors import CostmodelError, UnknownNameError
+
+OVERLAPPED_HOST_ENGINES = ("sglang",)
+"""Engines whose scheduler, at its defaults, prepares iteration i + 1 on the host while the GPU runs
+iteration i, so that the fitted ``overlapped_host_s`` hides behind longer kernels
+(:attr:`costmodel.closed_loop.LoopParts.overlap_host`): SGLang's overlap scheduler
+(https://lmsys.org/blog/2024-12-04-sglang-v0-4/). For the others the whole host cost adds to each
+iteration."""
 
 ENGINE_PARAMS_NAME = "serving-engines.yaml"
 """File name of the fitted per-engine parameters in the calibrated profiles folder."""
@@ -71,6 +77,12 @@ def engine_params(engine: str) -> LoopParams:
     if engine not in shipped:
         raise UnknownNameError("engine", engine, shipped)
     return shipped[engine]
+
+
+def overlaps_host(engine: str) -> bool:
+    """Whether ``engine`` overlaps an iteration's host work with the previous iteration's kernels at its
+    defaults (:data:`OVERLAPPED_HOST_ENGINES`)."""
+    return engine in OVERLAPPED_HOST_ENGINES
 
 
 @cache

@@ -115,11 +115,20 @@ def agg_point(
     osl: float,
     params: LoopParams,
     graph_tokens: float = 0.0,
+    overlap_host: bool = False,
 ) -> Served:
     """One aggregated worker (:func:`costmodel.closed_loop.closed_loop`) at each client count;
     ``graph_tokens``: the largest iteration with prompt tokens its engine replays as CUDA graphs
-    (:func:`costmodel.closed_loop.cuda_graph_tokens`, as the public evaluation predicts its rows)."""
-    parts = loop_parts(engine, concurrency=concurrency, isl=isl, osl=osl, graph_tokens=graph_tokens)
+    (:func:`costmodel.closed_loop.cuda_graph_tokens`, as the public evaluation predicts its rows);
+    ``overlap_host``: the engine overlaps its host work with the kernels (:func:`loop_parts`)."""
+    parts = loop_parts(
+        engine,
+        concurrency=concurrency,
+        isl=isl,
+        osl=osl,
+        graph_tokens=graph_tokens,
+        overlap_host=overlap_host,
+    )
     result = parts.result(params)
     return Served(
         ttft_s=result.ttft_s,
@@ -140,6 +149,7 @@ def disagg_points(
     osl: int,
     params: LoopParams,
     kv_transfer_overhead_s: float = 0.0,
+    overlap_host: bool = False,
 ) -> list[Served | str]:
     """Disaggregated deployments: for each (prefill engine, decode engine) pair, ``prefill_workers[w]``
     prefill workers and ``decode_workers[w]`` decode workers serving ``concurrency[w, c]`` clients together,
@@ -160,7 +170,9 @@ def disagg_points(
         concurrency=concurrency,
         isl=isl,
         osl=osl,
-        params=DisaggParams.from_loop(params, kv_transfer_overhead_s=kv_transfer_overhead_s),
+        params=DisaggParams.from_loop(
+            params, kv_transfer_overhead_s=kv_transfer_overhead_s, overlap_host=overlap_host
+        ),
     )
     return [
         r
@@ -468,7 +480,7 @@ def frontier(
     not divide the heads, a format without a peak) are listed in ``skipped`` with the reason, never
     dropped silently.
     """
-    from costmodel.loop_params import engine_params, transfer_overhead_s
+    from costmodel.loop_params import engine_params, overlaps_host, transfer_overhead_s
     from costmodel.registry import load_hardware, load_model
 
     m = load_model(model)
@@ -551,14 +563,22 @@ def frontier(
                 continue
             try:
                 served = agg_point(
-                    built, concurrency=mine, isl=isl, osl=osl, params=loop, graph_tokens=graphs
+                    built,
+                    concurrency=mine,
+                    isl=isl,
+                    osl=osl,
+                    params=loop,
+                    graph_tokens=graphs,
+                    overlap_host=overlaps_host(engine),
                 )
             except (CostmodelError, ValueError) as e:
                 skipped.append((describe, _first_line(e)))
                 continue
             add(hw, "agg", layout, None, 0, 1, served, mine)
         if "disagg" in modes:
-            _search_disagg(hw, engines, workers, clients, isl, osl, loop, transfer, add, skipped)
+            _search_disagg(
+                hw, engines, workers, clients, isl, osl, loop, transfer, add, skipped, overlaps_host(engine)
+            )
 
     if not candidates:
         reasons = "; ".join(f"{d}: {r}" for d, r in skipped[:3])
@@ -584,6 +604,7 @@ def _search_disagg(
     transfer_overhead_s: float,
     add: Callable[..., None],
     skipped: list[tuple[str, str]],
+    overlap_host: bool = False,
 ) -> None:
     """Disaggregated candidates: prefill and decode workers of the same format and one pipeline stage
     each (attention-DP ranks in either, for a MoE model), every pair of layouts that run, every worker
@@ -606,6 +627,7 @@ def _search_disagg(
             osl=osl,
             params=loop,
             kv_transfer_overhead_s=transfer_overhead_s,
+            overlap_host=overlap_host,
         )
     except (CostmodelError, ValueError) as e:  # a failure the plug-in did not attribute to one pair
         served = [_first_line(e)] * len(pairs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -294,3 +296,56 @@ def test_result_is_its_parts_each_evaluated_alone(engine: Engine) -> None:
         ttft = (1.0 - share) * parts.steady_ttft_s(params) + share * parts.wave_ttft_s(params)
         np.testing.assert_array_equal(out.ttft_s, ttft)
         np.testing.assert_array_equal(out.iteration_s, parts.iteration_s(params))
+
+
+def test_an_overlapped_host_hides_behind_longer_kernels(engine: Engine) -> None:
+    """With overlapped scheduling an iteration lasts max(kernels, overlapped host) plus the host's serial
+    part: a host cost below every iteration's kernels changes nothing, and one above them sets the pace
+    (the CPU-bound limit, one decode-only iteration every overlapped_host_s + step_overhead_s)."""
+    overlapped = loop_parts(engine, concurrency=np.array([1, 16]), isl=1000, osl=200, overlap_host=True)
+    serial = 2e-4
+    kernels_min = float(np.min(overlapped.decode_only_s))
+    hidden = overlapped.result(LoopParams(step_overhead_s=serial, overlapped_host_s=0.5 * kernels_min))
+    bare = overlapped.result(LoopParams(step_overhead_s=serial))
+    np.testing.assert_allclose(hidden.tpot_s, bare.tpot_s, rtol=1e-12)
+    np.testing.assert_allclose(hidden.ttft_s, bare.ttft_s, rtol=1e-12)
+    slow_host = 10.0 * float(np.max(overlapped.wave_s))  # longer than any iteration's kernels
+    bound = overlapped.result(LoopParams(step_overhead_s=serial, overlapped_host_s=slow_host))
+    np.testing.assert_allclose(bound.iteration_s, slow_host + serial, rtol=1e-12)
+
+
+def test_overlapping_the_host_never_slows_an_iteration_and_grows_with_the_host_cost(engine: Engine) -> None:
+    """max(k, h) <= k + h: the overlapped loop is never slower than the serial one, both are monotone in
+    the host's cost, and without overlap only the sum of the two host costs counts."""
+    kwargs = {"concurrency": np.array([1, 8, 64, 256]), "isl": 2000, "osl": 300}
+    overlapped = loop_parts(engine, **kwargs, overlap_host=True)
+    serial = loop_parts(engine, **kwargs)
+    previous = None
+    for host in (0.0, 1e-3, 5e-3, 2e-2, 5e-2):
+        params = LoopParams(step_overhead_s=3e-4, overlapped_host_s=host, burst_fraction=0.3)
+        fast, slow = overlapped.result(params), serial.result(params)
+        assert np.all(fast.tpot_s <= slow.tpot_s * (1 + 1e-12))
+        assert np.all(fast.ttft_s <= slow.ttft_s * (1 + 1e-12))
+        if previous is not None:
+            assert np.all(fast.tpot_s >= previous.tpot_s - 1e-15)
+            assert np.all(fast.ttft_s >= previous.ttft_s - 1e-15)
+        previous = fast
+        moved = serial.result(LoopParams(step_overhead_s=3e-4 + host, burst_fraction=0.3))
+        np.testing.assert_allclose(slow.tpot_s, moved.tpot_s, rtol=1e-12)
+        np.testing.assert_allclose(slow.ttft_s, moved.ttft_s, rtol=1e-12)
+    with pytest.raises(CostmodelError, match="overlapped_host_s"):
+        LoopParams(overlapped_host_s=-1e-3)
+
+
+def test_an_overlapped_wave_by_hand() -> None:
+    """The hand-written loop of _hand_parts with overlap: each iteration is max(kernels, h) + s. With h =
+    0.05 s (above the 0.01 s and 0.02 s decode iterations, below the 0.1 s and 0.2 s prompt ones) and
+    s = 0.001 s, the wave's decodes take 0.051 s each and its prompt iterations 0.201 s."""
+    parts = dataclasses.replace(_hand_parts(concurrency=4, running=4), overlap_host=True)
+    params = LoopParams(step_overhead_s=0.001, overlapped_host_s=0.05)
+    np.testing.assert_allclose(parts.step_s(np.array([0.01, 0.02, 0.1, 0.2]), params),
+                               [0.051, 0.051, 0.101, 0.201], rtol=1e-12)  # fmt: skip
+    # four prompts of one budget each, first come first served: 1, 2, 3, 4 wave iterations, 2.5 on average
+    np.testing.assert_allclose(parts.wave_ttft_s(params), 2.5 * 0.201, rtol=1e-12)
+    # (R + 1) isl / (2 P) - 1 = 1.5 wave iterations of wait spread over 100 decodes of 0.051 s
+    np.testing.assert_allclose(parts.wave_tpot_s(params), 0.051 + 1.5 * 0.201 / 100, rtol=1e-12)

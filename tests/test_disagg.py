@@ -606,3 +606,14 @@ def test_an_mla_models_prefill_pass_pays_the_mla_cost_on_every_layer() -> None:
     base = parts.result(PARAMS)
     mla = parts.result(dataclasses.replace(PARAMS, mla_prefill_layer_overhead_s=1e-3))
     assert float(mla.ttft_s) - float(base.ttft_s) == pytest.approx(61 * 1e-3 * float(parts.chunks), rel=1e-9)
+
+
+def test_the_overlappable_host_cost_adds_to_a_step_unless_the_engine_overlaps_it() -> None:
+    """``from_loop`` folds the closed loop's ``overlapped_host_s`` into the disaggregated loop's step cost
+    for an engine that runs host and kernels in turn (its sum is all the closed loop determines), and
+    leaves it out for one that overlaps them (hidden behind each iteration's kernels)."""
+    from costmodel.closed_loop import LoopParams
+
+    loop = LoopParams(step_overhead_s=1e-3, overlapped_host_s=2e-3)
+    assert DisaggParams.from_loop(loop).step_overhead_s == pytest.approx(3e-3, rel=1e-12)
+    assert DisaggParams.from_loop(loop, overlap_host=True).step_overhead_s == 1e-3

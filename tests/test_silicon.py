@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from costmodel.closed_loop import BOUNDS, LoopParams
+from costmodel.closed_loop import BOUNDS, LoopParams, LoopParts
 from costmodel.disagg import BOUNDS as DISAGG_BOUNDS
 from validation.public.evaluate import Evaluation, write_outputs
 from validation.public.silicon import (
@@ -783,3 +783,49 @@ def test_an_inferencex_vllm_row_is_the_loop_of_its_clients_mean_lengths_and_its_
     assert float(np.max(inferencex.layers)) == 0.0
     np.testing.assert_array_equal(other.isl, [1024.0])
     assert float(other.prompt_budget[0] + other.decodes[0]) == pytest.approx(8192.0)
+
+
+def test_sglang_overlaps_its_host_work_except_while_drafting() -> None:
+    """SGLang's overlap scheduler is on by default and off with EAGLE / NEXTN speculative decoding
+    (ServerArgs._handle_speculative_decoding): the InferenceX GLM-5 and Qwen3.5-397B scripts draft, the
+    DeepSeek-R1 ones do not; a row of another source keeps the defaults; other engines never overlap."""
+    from validation.public.sglang import overlap_host, speculative
+
+    b200 = "b200_sxm"
+    assert overlap_host(True, "sglang", "deepseek-ai/DeepSeek-R1", b200)
+    assert not overlap_host(True, "sglang", "zhipuai/GLM-5", b200)
+    assert not overlap_host(True, "sglang", "Qwen/Qwen3.5-397B-A17B", b200)
+    assert speculative(True, "sglang", "Qwen/Qwen3.5-397B-A17B", b200)
+    assert overlap_host(False, "sglang", "Qwen/Qwen3.5-397B-A17B", b200)  # not an InferenceX run
+    assert not overlap_host(True, "vllm", "deepseek-ai/DeepSeek-R1", b200)
+    assert not overlap_host(True, "trtllm", "deepseek-ai/DeepSeek-R1", b200)
+
+
+def test_an_sglang_row_hides_its_overlapped_host_work_behind_its_kernels(tmp_path: Path) -> None:
+    """The DeepSeek-R1 fp8 InferenceX row (no drafting) is predicted with the host overlapped: a host cost
+    below its decode step's kernels leaves its TPOT as it was; the GLM-5 row of the same source (EAGLE)
+    pays it in full on every iteration."""
+    table = read_silicon(DATA)
+    source = table["silicon_data_source"].str.startswith("source_file=2026-03-25.csv")
+    common = (table["backend"] == "sglang") & source & (table["isl"] == 1024) & (table["osl"] == 1024)
+    common &= (table["concurrency"] == 4) & (table["gemm_quant_mode"] == "fp8")
+    deepseek = table[common & (table["model_path"] == "deepseek-ai/DeepSeek-R1") & (table["tp_size"] == 8)]
+    glm = table[common & (table["model_path"] == "zhipuai/GLM-5")]
+    rows = pd.concat([deepseek.head(1), glm.head(1)])
+    assert len(rows) == 2
+    (tmp_path / "model_configs").mkdir()
+    for name in ("deepseek-ai--DeepSeek-R1_config.json", "zai-org--GLM-5_config.json"):
+        shutil.copy(DATA / "model_configs" / name, tmp_path / "model_configs" / name)
+    rows.drop(columns="concurrency").to_csv(tmp_path / "silicon_sample.csv", index=False)
+    out, groups = silicon_parts(tmp_path)
+    by_model = {str(out.loc[index[0], "model_path"]): parts for index, parts in groups}
+    r1, glm5 = by_model["deepseek-ai/DeepSeek-R1"], by_model["zhipuai/GLM-5"]
+    assert isinstance(r1, LoopParts)
+    assert isinstance(glm5, LoopParts)
+    assert r1.overlap_host
+    assert not glm5.overlap_host
+    host = 0.5 * float(np.min(r1.decode_only_s))
+    for parts, added in ((r1, 0.0), (glm5, host)):
+        bare = parts.result(LoopParams(step_overhead_s=1e-3))
+        hosted = parts.result(LoopParams(step_overhead_s=1e-3, overlapped_host_s=host))
+        np.testing.assert_allclose(hosted.tpot_s - bare.tpot_s, added, rtol=1e-9, atol=1e-15)

@@ -35,7 +35,7 @@ prediction run it (:data:`MTP_IMAGES`, :func:`row_speculation`), the others deco
 iteration. A row that leaves attention_dp_size unstated while its concurrency is batch_size x tp_size runs
 attention data parallel over its tp_size GPUs (:func:`tp_as_attention_dp`).
 
-Calibration: the closed-loop model's six named parameters (:class:`costmodel.closed_loop.LoopParams`)
+Calibration: the closed-loop model's seven named parameters (:class:`costmodel.closed_loop.LoopParams`)
 are fitted per engine (the ``backend`` column) on the calibration rows, chosen by the same rule as the
 kernel tables (:func:`validation.public.split.calibration_mask` over the row's identity, never its
 measurements), by :func:`fit_loop_params`; ``python -m validation silicon-calibrate`` writes them to
@@ -79,6 +79,7 @@ from validation.public.inferencex import (
 )
 from validation.public.inferencex_trt import REQUESTS_PER_CLIENT, attention_dp_balance, script_flags
 from validation.public.reader import SYSTEM_PROFILES
+from validation.public.sglang import overlap_host, overlaps_by_default
 from validation.public.split import calibration_mask
 
 SILICON_FILE = "silicon_sample.csv"
@@ -355,6 +356,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
         try:
             formats = row_formats(model, str(backend), str(system), str(quant), str(moe_quant))
             kv = kv_dtype(str(backend), str(quant))
+            where = (str(backend), str(model_path), str(system))
             # the launch flags of the benchmark's script where the row's source states them
             flags = row_flags(bool(ix), str(backend), str(model_path), str(system), str(quant), str(version))
             if flags is not None:
@@ -401,6 +403,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                 adp_balance=_row_balance(rows),
                 # InferenceX's TensorRT-LLM runs: the first of ten cycles per client is a wave
                 wave_share=1.0 / REQUESTS_PER_CLIENT if ix and backend == "trtllm" else None,
+                overlap_host=overlap_host(bool(ix), *where),
             )
         except (CostmodelError, ValueError) as error:
             why = re.sub(r"^invalid Deployment: \(profile\): ", "", str(error).splitlines()[0])
@@ -623,7 +626,7 @@ def fit_serving_params(
             )
             return np.concatenate([np.log(p_ttft / ttft), np.log(p_tpot / tpot)])
 
-        start = np.array([0.002, 0.02, 0.1, 0.0005, 0.0005, 1.0] + [0.02] * len(others))
+        start = np.array([0.002, 0.02, 0.1, 0.0005, 0.0005, 1.0, 0.006] + [0.02] * len(others))
         result = least_squares(residual, start, bounds=(low, high), loss="soft_l1", f_scale=0.1)
         params = _harness_params(result.x, others, low, high)
         fitted[str(backend)] = params[HARNESS_REFERENCE]
@@ -725,7 +728,11 @@ def predict_silicon(data_dir: Path, params: dict[str, LoopParams] | None = None)
             parts.result(loop)
             if isinstance(parts, LoopParts)
             else parts.result(
-                DisaggParams.from_loop(loop, kv_transfer_overhead_s=overheads.get(backend, 0.0))
+                DisaggParams.from_loop(
+                    loop,
+                    kv_transfer_overhead_s=overheads.get(backend, 0.0),
+                    overlap_host=overlaps_by_default(backend),
+                )
             )
         )
         predicted_ttft[where] = result.ttft_s * 1e3
@@ -956,9 +963,14 @@ def fit_disagg_params(
         if not chosen:
             continue
         base = loop.get(str(backend), LoopParams())
+        overlapped = overlaps_by_default(str(backend))
 
-        def residual(x: Any, chosen: Any = chosen, base: LoopParams = base) -> Any:
-            params = DisaggParams.from_loop(base, kv_transfer_overhead_s=float(np.clip(x[0], low, high)))
+        def residual(
+            x: Any, chosen: Any = chosen, base: LoopParams = base, overlapped: bool = overlapped
+        ) -> Any:
+            params = DisaggParams.from_loop(
+                base, kv_transfer_overhead_s=float(np.clip(x[0], low, high)), overlap_host=overlapped
+            )
             return np.concatenate(
                 [np.log(parts.result(params).ttft_s[mask] * 1e3 / ttft) for parts, mask, ttft in chosen]
             )
