@@ -87,6 +87,28 @@ def test_weights_that_fit_in_the_cache_stream_faster() -> None:
     assert moe.breakdown(l40s, no_cache, num_tokens=1.0, **small).memory_s == pytest.approx(cold)
 
 
+def test_each_intermediate_keeps_its_own_producer_consumer_pair_in_the_cache() -> None:
+    # L40S (96 MiB L2), 128 experts of 2048 x 768, top-8, EP 128 (one local expert, whose 4.7 MB of fp8
+    # weights always fit) with the vLLM layout that keeps all T k rows: at 2,048 tokens the intermediates
+    # (50 + 25 + 67 MB) overflow the L2 together but each write -> read pair (<= 92 MB) fits; at 8,192 none
+    l40s = load_hardware("l40s")
+    params = dataclasses.replace(
+        moe.default_params(l40s, "fp8"),
+        routed_pair_fraction=1.0,
+        intermediate_weight_share=0.0,
+        cache_fraction=1.0,
+        cache_sharpness=16.0,
+        cache_speedup=3.0,
+    )
+    shape = {"hidden_size": 2048, "inter_size": 768, "topk": 8, "num_experts": 128, "ep_size": 128}
+    T = np.array([2048.0, 8192.0])
+    warm = moe.breakdown(l40s, params, num_tokens=T, **shape).memory_s
+    cold = moe.breakdown(l40s, dataclasses.replace(params, cache_bytes=0.0), num_tokens=T, **shape).memory_s
+    assert warm[0] < 0.6 * cold[0]  # the pairs hit: most intermediate traffic at the cache's rate
+    assert warm[1] > 0.9 * cold[1]  # four times the rows: every pair overflows, the memory's rate
+    assert warm[1] / warm[0] > 4.0 * 1.5  # the cliff: more than proportional to the rows
+
+
 def test_dequantization_counts_touched_experts_only() -> None:
     params = moe.default_params(H100, "int4_wo")
     one = moe.breakdown(H100, params, num_tokens=1.0, **SHAPE)
@@ -420,11 +442,14 @@ def test_intermediates_stay_in_the_cache_within_a_call_even_when_the_weights_do_
     T = np.array([128.0, 16384.0])
     parts = moe.breakdown(L40S, params, num_tokens=T, hidden_size=H, inter_size=I, topk=k, num_experts=E)
     weights = E * 3.0 * H * I * 1.0  # fp8, every expert touched
-    activations = 2.0 * (2.0 * T * H + 2.0 * T * k * (3.0 * I + H))
+    # the layer's input and output are reused from call to call (behind the weights: a miss); the
+    # intermediates within the call
+    io = 2.0 * 2.0 * T * H
+    activations = 2.0 * 2.0 * T * k * (3.0 * I + H)
     assert weights > 10 * params.cache_bytes
     assert activations[0] / 2 < 0.5 * params.cache_bytes < params.cache_bytes < activations[1] / 2
     rate = params.memory_bandwidth_bytes_per_s * params.bandwidth_fraction
-    expected = np.array([weights + activations[0] / params.cache_speedup, weights + activations[1]]) / rate
+    expected = (weights + io + np.array([activations[0] / params.cache_speedup, activations[1]])) / rate
     np.testing.assert_allclose(parts.memory_s, expected, rtol=1e-3)
     # with no cache the same call streams everything from memory
     cold = moe.breakdown(
@@ -436,7 +461,7 @@ def test_intermediates_stay_in_the_cache_within_a_call_even_when_the_weights_do_
         topk=k,
         num_experts=E,
     )
-    np.testing.assert_allclose(cold.memory_s, (weights + activations) / rate, rtol=1e-12)
+    np.testing.assert_allclose(cold.memory_s, (weights + io + activations) / rate, rtol=1e-12)
     assert np.all(parts.memory_s <= cold.memory_s)
 
 
@@ -457,8 +482,8 @@ def test_a_refit_also_starts_from_the_keys_stored_parameters() -> None:
 
 
 def test_intermediates_share_the_weights_hit_rate_when_the_weights_stream_between_write_and_read() -> None:
-    """``intermediate_weight_share`` = 1 counts every weight byte in the intermediates' reuse distance: one
-    hit rate for the whole call; a smaller share never makes a call slower (a shorter reuse distance)."""
+    """``intermediate_weight_share`` = 1 counts every weight byte in each intermediate's reuse distance; a
+    smaller share never makes a call slower (a shorter reuse distance)."""
     base = dataclasses.replace(moe.default_params(L40S, "fp8"), cache_fraction=1.0, cache_sharpness=12.0)
     T = np.array([1.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0])
     shape = {"hidden_size": 4096, "inter_size": 14336, "topk": 2, "num_experts": 8, "tp_size": 8}
@@ -469,12 +494,10 @@ def test_intermediates_share_the_weights_hit_rate_when_the_weights_stream_betwee
     assert np.all(times[0] <= times[1])
     assert np.all(times[1] <= times[2])
     assert times[0][3] < times[2][3]  # 1,024 tokens: intermediates fit, the weights (176 MB) do not
-    one = dataclasses.replace(base, intermediate_weight_share=1.0, compute_units=0.0)  # no SM limit
-    parts = moe.breakdown(L40S, one, num_tokens=T, **shape)
-    weights = parts.load.touched_experts * 3 * 4096 * 14336 / 8
-    rows = parts.load.pairs
-    activations = 2.0 * (2.0 * T * 4096 + 2.0 * rows * (3 * 14336 / 8 + 4096))
-    hit = 1.0 / (1.0 + ((weights + activations / 2) / one.cache_bytes) ** 12.0)
-    rate = one.memory_bandwidth_bytes_per_s * one.bandwidth_fraction
-    streamed = parts.memory_s * rate / (1.0 - hit + hit / one.cache_speedup)
-    np.testing.assert_allclose(streamed, weights + activations, rtol=1e-9)
+    # share 1: every intermediate's reuse distance holds all the touched weights; from 64 tokens on that is
+    # all 8 experts (176 MB, past the 96 MiB L2), so nothing hits: the memory's rate for every byte
+    one = dataclasses.replace(base, intermediate_weight_share=1.0)
+    warm = moe.breakdown(L40S, one, num_tokens=T, **shape).memory_s
+    cold = moe.breakdown(L40S, dataclasses.replace(one, cache_fraction=0.0), num_tokens=T, **shape).memory_s
+    np.testing.assert_allclose(warm[1:], cold[1:], rtol=0.01)
+    assert warm[0] < 0.6 * cold[0]  # one token: two experts (44 MB) and their intermediates fit
