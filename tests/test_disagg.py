@@ -606,3 +606,20 @@ def test_an_mla_models_prefill_pass_pays_the_mla_cost_on_every_layer() -> None:
     base = parts.result(PARAMS)
     mla = parts.result(dataclasses.replace(PARAMS, mla_prefill_layer_overhead_s=1e-3))
     assert float(mla.ttft_s) - float(base.ttft_s) == pytest.approx(61 * 1e-3 * float(parts.chunks), rel=1e-9)
+
+
+def test_same_device_is_judged_by_the_datasheet_not_the_profile_name(prefill: Engine, decode: Engine) -> None:
+    """The KV transfer stays on NVLink only between GPUs of one kind: a renamed copy of the H100 profile is
+    the same device (its datasheet), an H200 (another memory size and bandwidth) is not, however few GPUs."""
+    from costmodel.disagg import same_device
+    from costmodel.registry import load_hardware
+
+    h100 = prefill.hardware
+    renamed = h100.model_copy(update={"name": "my-h100", "display_name": "Our H100 SXM"})
+    copy = decode.replace(hardware=renamed)
+    h200 = decode.replace(hardware=load_hardware("h200"))
+    assert same_device(prefill, copy)
+    assert not same_device(prefill, h200)
+    kwargs = {"prefill_workers": 1, "decode_workers": 1, "concurrency": 1, "isl": 512, "osl": 8}
+    assert disagg_parts(prefill, copy, **kwargs).intra.all()  # 2 GPUs, one HGX domain, one device kind
+    assert not disagg_parts(prefill, h200, **kwargs).intra.any()  # 2 GPUs, but two kinds: the NIC
