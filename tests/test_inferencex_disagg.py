@@ -40,18 +40,16 @@ def test_no_two_recipes_run_the_same_deployment_at_the_same_concurrency() -> Non
         assert min(r.prefill_max_batch_size, r.prefill_max_num_tokens, r.decode_max_batch_size) >= 1
 
 
-def test_the_h100_rows_at_6_and_9_clients_run_1_and_2_decode_slots_per_worker(table: pd.DataFrame) -> None:
-    """Each 3-worker H100 deployment states 2 and 3 clients per decode worker; its recipes set the decode
-    workers' max_batch_size to 1 and 2. At 30 clients no recipe was read, so the row keeps its columns."""
+def test_the_h100_rows_run_fewer_decode_slots_than_clients(table: pd.DataFrame) -> None:
+    """Each 3-worker H100 deployment states 2, 3 and 10 clients per decode worker; its recipes set the decode
+    workers' max_batch_size to 1, 2 and 8 (3, 6 and 24 slots for 6, 9 and 30 clients)."""
     ids = [H100.format(isl=isl, clients=c) for isl in (1024, 8192) for c in (6, 9, 30)]
     limits = recipe_limits(table.loc[ids])
     assert table.loc[ids, "decode_batch_size"].tolist() == [2, 3, 10, 2, 3, 10]
-    assert limits["decode_batch_size"].tolist()[:2] == [1, 2]
-    assert limits["decode_batch_size"].tolist()[3:5] == [1, 2]
-    assert limits.iloc[[2, 5]].isna().all(axis=None)
+    assert limits["decode_batch_size"].tolist() == [1, 2, 8, 1, 2, 8]
     # a prefill rank takes 2 prompts of 1,024 tokens in a 2,048-token budget, 1 of 8,192 in 8,224
-    assert limits["prefill_batch_size"].tolist()[:2] == [2, 2]
-    assert limits["prefill_max_num_tokens"].tolist()[3:5] == [8224, 8224]
+    assert limits["prefill_batch_size"].tolist() == [2, 2, 2, 1, 1, 1]
+    assert limits["prefill_max_num_tokens"].tolist() == [2048] * 3 + [8224] * 3
 
 
 def test_only_dynamo_trtllm_disaggregated_rows_match(table: pd.DataFrame) -> None:

@@ -66,6 +66,14 @@ def _h100(path: str) -> str:
     return f"{SRT_SLURM}/51962c0f0fb116045e1250edff7dd8dffdc63ac1/recipes/trtllm/h100-fp8/{path}"
 
 
+def _h100_fork(path: str) -> str:
+    # a fork of the same repository holds the H100 recipes of more clients than the upstream's index does
+    return (
+        "https://github.com/qiching/srt-slurm/blob/5063eb432640574bd93410ae2697591a7d15f57c/"
+        f"recipes/trtllm/h100-fp8/{path}"
+    )
+
+
 def _b200_fp4(path: str) -> str:
     # the "recipies" folder of that commit; InferenceX cites the same names under recipes/trtllm/b200-fp4
     return f"{SRT_SLURM}/04fd98c3e43729db46bc11536a498358265e7bfc/recipies/trtllm/b200-fp4/{path}"
@@ -79,15 +87,23 @@ _FP8_8K = "e71238b30d6858f7d4cae5677aade2e0aaa1c18c"
 _FP8_1K = "fe2cd90552d38cee128edc32f26fc0003c22f21d"
 
 RECIPES: tuple[Recipe, ...] = (
-    # H100 fp8: 1 prefill worker of 16 attention-DP ranks, 3 tp-16 decode workers
+    # H100 fp8: 1 prefill worker of 16 attention-DP ranks, 3 (or 2) tp-16 decode workers
     Recipe(_h100("1k1k/stp/ctx1_gen3_tep16_batch1_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 1024, 1024,
            1, 16, True, 3, 16, False, (6,), 2, 2048, 1),
     Recipe(_h100("1k1k/stp/ctx1_gen3_tep16_batch2_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 1024, 1024,
            1, 16, True, 3, 16, False, (9,), 2, 2048, 2),
+    Recipe(_h100_fork("1k1k/stp/ctx1_gen3_tep16_batch8_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 1024, 1024,
+           1, 16, True, 3, 16, False, (30,), 2, 2048, 8),
+    Recipe(_h100_fork("1k1k/stp/ctx1_gen3_tep16_batch16_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 1024, 1024,
+           1, 16, True, 3, 16, False, (60,), 2, 2048, 16),
     Recipe(_h100("8k1k/stp/ctx1_gen3_tep16_batch1_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 8192, 1024,
            1, 16, True, 3, 16, False, (6,), 1, 8224, 1),
     Recipe(_h100("8k1k/stp/ctx1_gen3_tep16_batch2_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 8192, 1024,
            1, 16, True, 3, 16, False, (9,), 1, 8224, 2),
+    Recipe(_h100_fork("8k1k/stp/ctx1_gen3_tep16_batch8_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 8192, 1024,
+           1, 16, True, 3, 16, False, (30,), 1, 8224, 8),
+    Recipe(_h100_fork("8k1k/stp/ctx1_gen2_tep16_batch64_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 8192, 1024,
+           1, 16, True, 2, 16, False, (154,), 1, 8224, 64),
     # B200 fp4: prefill workers of 4 attention-DP ranks
     Recipe(_b200_fp4("1k1k/stp/ctx1_gen5_tep8_batch32_eplb0_mtp0.yaml"), "b200_sxm", "fp4", 1024, 1024,
            1, 4, True, 5, 8, False, (10, 15, 25, 45, 90, 180), 8, 10240, 32),
