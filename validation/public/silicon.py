@@ -30,10 +30,11 @@ and SGLang, fp8 on TensorRT-LLM with quantized weights; TensorRT-LLM reserves a 
 except where the row is an InferenceX run whose script sets the KV format or the experts' input format
 (:mod:`validation.public.inferencex`);
 the engine's token budget per iteration is its default (:func:`token_budget`), and its sequence limit the
-row's ``batch_size``; the rows whose engine image is that of a benchmark configuration with multi-token
-prediction run it (:data:`MTP_IMAGES`, :func:`row_speculation`), the others decode one token per
-iteration. A row that leaves attention_dp_size unstated while its concurrency is batch_size x tp_size runs
-attention data parallel over its tp_size GPUs (:func:`tp_as_attention_dp`).
+row's ``batch_size``, except on a disaggregated TensorRT-LLM row run from a recipe that states both (the
+recipe's, :mod:`validation.public.inferencex_disagg`); the rows whose engine image is that of a benchmark
+configuration with multi-token prediction run it (:data:`MTP_IMAGES`, :func:`row_speculation`), the
+others decode one token per iteration. A row that leaves attention_dp_size unstated while its concurrency
+is batch_size x tp_size runs attention data parallel over its tp_size GPUs (:func:`tp_as_attention_dp`).
 
 Calibration: the closed-loop model's six named parameters (:class:`costmodel.closed_loop.LoopParams`)
 are fitted per engine (the ``backend`` column) on the calibration rows, chosen by the same rule as the
