@@ -124,6 +124,11 @@ RECIPES: tuple[Recipe, ...] = (
            1024, 1024, 1, 8, True, 1, 8, True, (4096,), 16, 16384, 512),
     Recipe(_b200_fp8(_FP8_8K, "8k1k/stp/ctx1_gen4_tp8_batch32_eplb0_mtp0_128.yaml"), "b200_sxm", "fp8",
            8192, 1024, 1, 8, True, 4, 8, False, (128,), 1, 8320, 32),
+    Recipe(
+        "https://github.com/qiching/srt-slurm/blob/5063eb432640574bd93410ae2697591a7d15f57c/"
+        "recipes/trtllm/b200-fp8/8k1k/stp/ctx1_gen4_tp8_batch32_eplb0_mtp0_32.yaml", "b200_sxm", "fp8",
+        8192, 1024, 1, 8, True, 4, 8, False, (32,), 1, 8320, 8,
+    ),
     Recipe(_b200_fp8(_FP8_8K, "8k1k/stp/ctx1_gen6_tp8_batch16_eplb0_mtp0_96.yaml"), "b200_sxm", "fp8",
            8192, 1024, 1, 8, True, 6, 8, False, (96,), 1, 8320, 16),
     Recipe(_b200_fp8(_FP8_8K, "8k1k/stp/ctx1_gen1_dep8_batch128_eplb0_mtp0_128.yaml"), "b200_sxm", "fp8",
