@@ -233,7 +233,8 @@ def disagg_loop(
     params : the named overheads and burst share (default: none, the kernels' time alone); a
         :class:`LoopParams` (an engine's closed-loop parameters) adds no transfer overhead.
     link : "intra" (scale-up, NVLink) or "inter" (scale-out NIC) for the KV transfer; default: "intra"
-        when every GPU of both pools fits one scale-up domain of the same device, else "inter".
+        when every GPU of both pools fits one scale-up domain of the same device (:func:`same_device`),
+        else "inter".
 
     Arrays broadcast. See the module docstring for the model and its assumptions.
     """
@@ -524,6 +525,14 @@ def decode_side(decode: Engine, *, isl: npt.ArrayLike, osl: npt.ArrayLike) -> De
     return DecodeSide(slots=slots, batch_grid=grid, grid_s=np.asarray(times, dtype=np.float64))
 
 
+def same_device(prefill: Engine, decode: Engine) -> bool:
+    """Whether both pools run on the same device, judged by its facts: the same datasheet (figures and their
+    sources), whatever the profiles are called. Only then can the KV transfer stay on the scale-up link
+    (NVLink joins GPUs of one kind); a renamed or recalibrated copy of a profile is the same device, a
+    different datasheet (another model, memory size or link) is not."""
+    return prefill.hardware.datasheet == decode.hardware.datasheet
+
+
 def _combine(
     prefill: Engine,
     decode: Engine,
@@ -566,7 +575,7 @@ def _combine(
     rank_p, rank_d = (e.gpus // e.deployment.attention_dp for e in (prefill, decode))
     if link is None:
         domain = scale_up_domain_size(prefill.hardware, prefill.deployment)
-        intra = (prefill.hardware.name == decode.hardware.name) & (gpus <= domain)
+        intra = same_device(prefill, decode) & (gpus <= domain)
     else:
         intra = np.full(gpus.shape, link == "intra")
     per_link = np.zeros(gpus.shape)

@@ -617,3 +617,20 @@ def test_the_overlappable_host_cost_adds_to_a_step_unless_the_engine_overlaps_it
     loop = LoopParams(step_overhead_s=1e-3, overlapped_host_s=2e-3)
     assert DisaggParams.from_loop(loop).step_overhead_s == pytest.approx(3e-3, rel=1e-12)
     assert DisaggParams.from_loop(loop, overlap_host=True).step_overhead_s == 1e-3
+
+
+def test_same_device_is_judged_by_the_datasheet_not_the_profile_name(prefill: Engine, decode: Engine) -> None:
+    """The KV transfer stays on NVLink only between GPUs of one kind: a renamed copy of the H100 profile is
+    the same device (its datasheet), an H200 (another memory size and bandwidth) is not, however few GPUs."""
+    from costmodel.disagg import same_device
+    from costmodel.registry import load_hardware
+
+    h100 = prefill.hardware
+    renamed = h100.model_copy(update={"name": "my-h100", "display_name": "Our H100 SXM"})
+    copy = decode.replace(hardware=renamed)
+    h200 = decode.replace(hardware=load_hardware("h200"))
+    assert same_device(prefill, copy)
+    assert not same_device(prefill, h200)
+    kwargs = {"prefill_workers": 1, "decode_workers": 1, "concurrency": 1, "isl": 512, "osl": 8}
+    assert disagg_parts(prefill, copy, **kwargs).intra.all()  # 2 GPUs, one HGX domain, one device kind
+    assert not disagg_parts(prefill, h200, **kwargs).intra.any()  # 2 GPUs, but two kinds: the NIC

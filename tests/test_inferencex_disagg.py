@@ -1,0 +1,83 @@
+"""The disaggregated TensorRT-LLM rows run the engine limits of their InferenceX recipe: which rows get them,
+and what a recipe with fewer decode slots than clients does to the prediction."""
+
+from __future__ import annotations
+
+import shutil
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from validation.public.inferencex_disagg import LIMIT_COLUMNS, RECIPES, recipe_limits
+from validation.public.silicon import predict_silicon, read_silicon
+
+DATA = Path(__file__).resolve().parents[1] / "validation" / "data" / "public-gpu"
+H100 = "dsr1_h100_trtllm_fp8_disagg_{isl}x1024_c{clients}_cfg494"
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    return read_silicon(DATA).set_index("id", drop=False)
+
+
+def test_no_two_recipes_run_the_same_deployment_at_the_same_concurrency() -> None:
+    """A row is matched to one recipe: recipes of one deployment and lengths run disjoint client counts."""
+
+    def deployment(r: object) -> tuple[object, ...]:
+        fields = ("system", "precision", "isl", "osl", "prefill_workers", "prefill_gpus",
+                  "prefill_attention_dp", "decode_workers", "decode_gpus", "decode_attention_dp")  # fmt: skip
+        return tuple(getattr(r, f) for f in fields)
+
+    for a, b in combinations(RECIPES, 2):
+        if deployment(a) == deployment(b):
+            assert not set(a.concurrencies) & set(b.concurrencies), (a.source, b.source)
+    for r in RECIPES:
+        assert r.source.startswith("https://github.com/")
+        assert "/blob/" in r.source
+        assert min(r.prefill_max_batch_size, r.prefill_max_num_tokens, r.decode_max_batch_size) >= 1
+
+
+def test_the_h100_rows_run_fewer_decode_slots_than_clients(table: pd.DataFrame) -> None:
+    """Each 3-worker H100 deployment states 2, 3 and 10 clients per decode worker; its recipes set the decode
+    workers' max_batch_size to 1, 2 and 8 (3, 6 and 24 slots for 6, 9 and 30 clients)."""
+    ids = [H100.format(isl=isl, clients=c) for isl in (1024, 8192) for c in (6, 9, 30)]
+    limits = recipe_limits(table.loc[ids])
+    assert table.loc[ids, "decode_batch_size"].tolist() == [2, 3, 10, 2, 3, 10]
+    assert limits["decode_batch_size"].tolist() == [1, 2, 8, 1, 2, 8]
+    # a prefill rank takes 2 prompts of 1,024 tokens in a 2,048-token budget, 1 of 8,192 in 8,224
+    assert limits["prefill_batch_size"].tolist() == [2, 2, 2, 1, 1, 1]
+    assert limits["prefill_max_num_tokens"].tolist() == [2048] * 3 + [8224] * 3
+
+
+def test_only_dynamo_trtllm_disaggregated_rows_match(table: pd.DataFrame) -> None:
+    """Rows of another engine, image or mode, or without worker counts, never get a recipe's limits."""
+    limits = recipe_limits(table)
+    matched = limits.notna().all(axis=1)
+    assert matched.sum() >= 20
+    hit = table[matched]
+    assert (hit["mode"] == "disagg").all()
+    assert (hit["backend"] == "trtllm").all()
+    assert hit["silicon_data_source"].str.contains("ai-dynamo/tensorrtllm-runtime").all()
+    assert hit["prefill_num_workers"].notna().all()
+    assert limits[~matched].isna().all(axis=None)
+    assert list(limits.columns) == list(LIMIT_COLUMNS)
+
+
+def test_clients_beyond_the_decode_slots_wait_for_one(tmp_path: Path, table: pd.DataFrame) -> None:
+    """6 clients on 3 decode slots (the H100 recipe's max_batch_size 1 x 3 workers): the slots are always
+    full, so the loop completes slots / ((osl - 1) TPOT) requests per second and, by Little's law, a
+    request's TTFT is C / rate - (osl - 1) TPOT = (C / slots - 1) whole decodes: one at 6 clients, half of
+    one at 9 on 6 slots (its prefill and transfer inside that wait). With the stated 2 and 3 slots per
+    worker nothing waited for a slot."""
+    ids = [H100.format(isl=1024, clients=c) for c in (6, 9)]
+    table.loc[ids].to_csv(tmp_path / "silicon_sample.csv", index=False)
+    (tmp_path / "model_configs").mkdir()
+    name = "deepseek-ai--DeepSeek-V3_config.json"
+    shutil.copy(DATA / "model_configs" / name, tmp_path / "model_configs" / name)
+    rows = predict_silicon(tmp_path, {}).set_index("id")
+    decode_s = (1024 - 1) * rows["predicted_tpot_ms"] / 1e3
+    waits = (rows["predicted_ttft_ms"] / 1e3 / decode_s).loc[ids].to_numpy()
+    np.testing.assert_allclose(waits, [6 / 3 - 1, 9 / 6 - 1], rtol=1e-6)

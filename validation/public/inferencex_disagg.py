@@ -1,0 +1,185 @@
+"""The engine limits of the silicon sample's disaggregated TensorRT-LLM rows, from the recipes that ran them.
+
+The sample's disaggregated Dynamo + TensorRT-LLM rows (``nvcr.io/nvidia/ai-dynamo/tensorrtllm-runtime``
+images, DeepSeek-R1 / V3 on H100 and B200) are SemiAnalysis InferenceX runs: its NVIDIA master configuration
+launches each (system, format, isl / osl, prefill and decode workers and layouts, client concurrencies) from
+one recipe of the srt-slurm repository (``CONFIG_FILE=recipes/trtllm/...`` in
+https://github.com/SemiAnalysisAI/InferenceX/blob/0004cf5f2577a1c1007a9bed7cc7d55656519507/.github/configs/nvidia-master.yaml),
+and a recipe states each engine's ``max_batch_size`` and ``max_num_tokens`` (per attention-DP rank, as
+TensorRT-LLM applies them). The sample's ``prefill_batch_size`` / ``decode_batch_size`` are not those limits:
+on every disaggregated row the concurrency is ``decode_batch_size`` x ``decode_num_workers`` x
+``decode_attention_dp_size`` (clients per decode rank), and the prefill batch is 1 everywhere. Where a
+recipe is found the engines run its limits, and the difference shows:
+
+- more clients than decode slots. The H100 recipes of 1 prefill and 3 tp-16 decode workers run 6 clients
+  on decode workers of ``max_batch_size`` 1 and 9 on workers of 2 (3 and 6 slots), so a third to a half of
+  the clients wait for a slot for a whole decode: measured TTFT 0.86-0.91 and 0.46-0.47 of one request's
+  decode, (C / slots - 1) = 1 and 0.5 in a closed loop (docs/serving.md, "Session 9");
+- more prompts per prefill pass: a B200 fp4 prefill rank takes up to 8 prompts of 1,024 tokens in a
+  10,240-token budget, not 1.
+
+Each :class:`Recipe` is one recipe file, read at the commit cited; a row gets a recipe's limits only when its
+backend, image, system, format, lengths, worker counts, layouts and concurrency all match exactly one
+recipe (:func:`recipe_limits`). Other rows keep the sample's batch columns and the engine's default budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+SRT_SLURM = "https://github.com/ishandhanani/srt-slurm/blob"
+IMAGE = "ai-dynamo/tensorrtllm-runtime"
+"""What ``silicon_data_source`` names for a Dynamo + TensorRT-LLM run."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One srt-slurm recipe of a disaggregated Dynamo + TensorRT-LLM benchmark: what it deploys, the client
+    concurrencies it runs, and the engine limits it sets (per attention-DP rank)."""
+
+    source: str
+    """The recipe, at the commit read [URL]."""
+    system: str
+    precision: str
+    """The sample's ``precision`` of the rows it ran."""
+    isl: int
+    osl: int
+    prefill_workers: int
+    prefill_gpus: int
+    prefill_attention_dp: bool
+    decode_workers: int
+    decode_gpus: int
+    decode_attention_dp: bool
+    concurrencies: tuple[int, ...]
+    prefill_max_batch_size: int
+    """A prefill rank's ``max_batch_size`` [prompts]."""
+    prefill_max_num_tokens: int
+    """A prefill rank's ``max_num_tokens`` [tokens per iteration]."""
+    decode_max_batch_size: int
+    """A decode rank's ``max_batch_size`` [sequences]."""
+
+
+def _h100(path: str) -> str:
+    return f"{SRT_SLURM}/51962c0f0fb116045e1250edff7dd8dffdc63ac1/recipes/trtllm/h100-fp8/{path}"
+
+
+def _h100_fork(path: str) -> str:
+    # a fork of the same repository holds the H100 recipes of more clients than the upstream's index does
+    return (
+        "https://github.com/qiching/srt-slurm/blob/5063eb432640574bd93410ae2697591a7d15f57c/"
+        f"recipes/trtllm/h100-fp8/{path}"
+    )
+
+
+def _b200_fp4(path: str) -> str:
+    # the "recipies" folder of that commit; InferenceX cites the same names under recipes/trtllm/b200-fp4
+    return f"{SRT_SLURM}/04fd98c3e43729db46bc11536a498358265e7bfc/recipies/trtllm/b200-fp4/{path}"
+
+
+def _b200_fp8(commit: str, path: str) -> str:
+    return f"{SRT_SLURM}/{commit}/recipes/trtllm/b200-fp8/{path}"
+
+
+_FP8_8K = "e71238b30d6858f7d4cae5677aade2e0aaa1c18c"
+_FP8_1K = "fe2cd90552d38cee128edc32f26fc0003c22f21d"
+
+RECIPES: tuple[Recipe, ...] = (
+    # H100 fp8: 1 prefill worker of 16 attention-DP ranks, 3 (or 2) tp-16 decode workers
+    Recipe(_h100("1k1k/stp/ctx1_gen3_tep16_batch1_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 1024, 1024,
+           1, 16, True, 3, 16, False, (6,), 2, 2048, 1),
+    Recipe(_h100("1k1k/stp/ctx1_gen3_tep16_batch2_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 1024, 1024,
+           1, 16, True, 3, 16, False, (9,), 2, 2048, 2),
+    Recipe(_h100_fork("1k1k/stp/ctx1_gen3_tep16_batch8_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 1024, 1024,
+           1, 16, True, 3, 16, False, (30,), 2, 2048, 8),
+    Recipe(_h100_fork("1k1k/stp/ctx1_gen3_tep16_batch16_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 1024, 1024,
+           1, 16, True, 3, 16, False, (60,), 2, 2048, 16),
+    Recipe(_h100("8k1k/stp/ctx1_gen3_tep16_batch1_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 8192, 1024,
+           1, 16, True, 3, 16, False, (6,), 1, 8224, 1),
+    Recipe(_h100("8k1k/stp/ctx1_gen3_tep16_batch2_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 8192, 1024,
+           1, 16, True, 3, 16, False, (9,), 1, 8224, 2),
+    Recipe(_h100_fork("8k1k/stp/ctx1_gen3_tep16_batch8_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 8192, 1024,
+           1, 16, True, 3, 16, False, (30,), 1, 8224, 8),
+    Recipe(_h100_fork("8k1k/stp/ctx1_gen2_tep16_batch64_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 8192, 1024,
+           1, 16, True, 2, 16, False, (154,), 1, 8224, 64),
+    # B200 fp4: prefill workers of 4 attention-DP ranks
+    Recipe(_b200_fp4("1k1k/stp/ctx1_gen5_tep8_batch32_eplb0_mtp0.yaml"), "b200_sxm", "fp4", 1024, 1024,
+           1, 4, True, 5, 8, False, (10, 15, 25, 45, 90, 180), 8, 10240, 32),
+    Recipe(_b200_fp4("1k1k/stp/ctx1_gen6_tep8_batch64_eplb0_mtp0.yaml"), "b200_sxm", "fp4", 1024, 1024,
+           1, 4, True, 6, 8, False, (450,), 8, 10240, 64),
+    Recipe(_b200_fp4("1k1k/stp/ctx1_gen2_dep8_batch128_eplb0_mtp0.yaml"), "b200_sxm", "fp4", 1024, 1024,
+           1, 4, True, 2, 8, True, (2192,), 8, 10240, 128),
+    Recipe(_b200_fp4("1k1k/stp/ctx1_gen1_dep8_batch512_eplb0_mtp0.yaml"), "b200_sxm", "fp4", 1024, 1024,
+           1, 4, True, 1, 8, True, (4096,), 8, 10240, 512),
+    Recipe(_b200_fp4("8k1k/stp/ctx1_gen5_tep8_batch8_eplb0_mtp0.yaml"), "b200_sxm", "fp4", 8192, 1024,
+           1, 4, True, 5, 8, False, (10, 15, 25, 50, 100), 2, 16896, 16),
+    Recipe(_b200_fp4("8k1k/stp/ctx2_gen5_tep8_batch64_eplb0_mtp0.yaml"), "b200_sxm", "fp4", 8192, 1024,
+           2, 4, True, 5, 8, False, (370,), 2, 16896, 64),
+    # B200 fp8: prefill workers of 8 attention-DP ranks
+    Recipe(_b200_fp8(_FP8_1K, "1k1k/stp/ctx1_gen5_dep8_batch48_eplb0_mtp0_1920.yaml"), "b200_sxm", "fp8",
+           1024, 1024, 1, 8, True, 5, 8, True, (1920,), 16, 16384, 48),
+    Recipe(_b200_fp8(_FP8_1K, "1k1k/stp/ctx1_gen1_dep8_batch512_eplb0_mtp0_4096.yaml"), "b200_sxm", "fp8",
+           1024, 1024, 1, 8, True, 1, 8, True, (4096,), 16, 16384, 512),
+    Recipe(_b200_fp8(_FP8_8K, "8k1k/stp/ctx1_gen4_tp8_batch32_eplb0_mtp0_128.yaml"), "b200_sxm", "fp8",
+           8192, 1024, 1, 8, True, 4, 8, False, (128,), 1, 8320, 32),
+    Recipe(
+        "https://github.com/qiching/srt-slurm/blob/5063eb432640574bd93410ae2697591a7d15f57c/"
+        "recipes/trtllm/b200-fp8/8k1k/stp/ctx1_gen4_tp8_batch32_eplb0_mtp0_32.yaml", "b200_sxm", "fp8",
+        8192, 1024, 1, 8, True, 4, 8, False, (32,), 1, 8320, 8,
+    ),
+    Recipe(_b200_fp8(_FP8_8K, "8k1k/stp/ctx1_gen6_tp8_batch16_eplb0_mtp0_96.yaml"), "b200_sxm", "fp8",
+           8192, 1024, 1, 8, True, 6, 8, False, (96,), 1, 8320, 16),
+    Recipe(_b200_fp8(_FP8_8K, "8k1k/stp/ctx1_gen1_dep8_batch128_eplb0_mtp0_128.yaml"), "b200_sxm", "fp8",
+           8192, 1024, 1, 8, True, 1, 8, True, (128,), 1, 8320, 16),
+    Recipe(_b200_fp8(_FP8_8K, "8k1k/stp/ctx1_gen2_dep8_batch64_eplb0_mtp0_128.yaml"), "b200_sxm", "fp8",
+           8192, 1024, 1, 8, True, 2, 8, True, (128,), 1, 8320, 8),
+)  # fmt: skip
+"""The recipes read, each with the deployment and concurrencies it runs and its engines' limits."""
+
+LIMIT_COLUMNS = ("prefill_batch_size", "prefill_max_num_tokens", "decode_batch_size")
+"""Columns :func:`recipe_limits` fills: a prefill rank's batch and token budget, a decode rank's batch."""
+
+
+def _layout(rows: pd.DataFrame, pool: str) -> tuple[pd.Series, pd.Series]:
+    """A pool's GPUs per worker and whether it runs attention DP, as the sample states them."""
+    tp = rows[f"{pool}_tp_size"].fillna(1.0)
+    dp = rows[f"{pool}_attention_dp_size"].fillna(1.0)
+    return tp * dp, dp > 1
+
+
+def recipe_limits(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per disaggregated row, the engine limits of the one recipe that ran it (:data:`LIMIT_COLUMNS`),
+    NaN where no recipe (or more than one) matches. A TensorRT-LLM worker's ``tensor_parallel_size`` is its
+    world size under attention DP (the sample writes either tp 16 / attention DP 1 or tp 1 / attention DP 16
+    for the same 16 ranks), so a pool is matched by its GPUs per worker and whether it runs attention DP."""
+    out = pd.DataFrame(np.nan, index=rows.index, columns=list(LIMIT_COLUMNS))
+    matches = pd.Series(0, index=rows.index)
+    dynamo = rows["silicon_data_source"].astype(str).str.contains(IMAGE, regex=False)
+    p_gpus, p_dp = _layout(rows, "prefill")
+    d_gpus, d_dp = _layout(rows, "decode")
+    for recipe in RECIPES:
+        hit = (
+            dynamo
+            & (rows["mode"] == "disagg")
+            & (rows["backend"] == "trtllm")
+            & (rows["system"] == recipe.system)
+            & (rows["precision"] == recipe.precision)
+            & (rows["isl"] == recipe.isl)
+            & (rows["osl"] == recipe.osl)
+            & (rows["prefill_num_workers"] == recipe.prefill_workers)
+            & (p_gpus == recipe.prefill_gpus)
+            & (p_dp == recipe.prefill_attention_dp)
+            & (rows["decode_num_workers"] == recipe.decode_workers)
+            & (d_gpus == recipe.decode_gpus)
+            & (d_dp == recipe.decode_attention_dp)
+            & rows["concurrency"].isin(recipe.concurrencies)
+        )
+        matches += hit.astype(int)
+        out.loc[hit, list(LIMIT_COLUMNS)] = (
+            recipe.prefill_max_batch_size,
+            recipe.prefill_max_num_tokens,
+            recipe.decode_max_batch_size,
+        )
+    return out.where(matches == 1)
