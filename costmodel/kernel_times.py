@@ -355,8 +355,9 @@ _PARAMS: dict[tuple[int, str, str, float], tuple[HardwareProfile, Any]] = {}
 
 def step_params(hardware: HardwareProfile, family: ModuleType, key: str, *, launch_s: float) -> Any:
     """The parameters a serving step times ``family`` with: :func:`costmodel.kernels.params_for`, with each
-    fixed cost capped at its launches of ``launch_s`` each (:data:`GRAPH_LAUNCHES`) and the L2 reuse
-    of repeated benchmark calls switched off (each layer streams its own data from HBM)."""
+    fixed cost capped at its launches of ``launch_s`` each (:data:`GRAPH_LAUNCHES`), no GEMM host floor
+    (``gemm.Params.host_floor_s``: the graph replays without the eager dispatch) and the L2 reuse of
+    repeated benchmark calls switched off (each layer streams its own data from HBM)."""
     from costmodel.kernels import family_name, params_for
 
     params = params_for(hardware, family, key)
@@ -367,6 +368,8 @@ def step_params(hardware: HardwareProfile, family: ModuleType, key: str, *, laun
     params = dataclasses.replace(
         params, **{n: min(getattr(params, n), c * launch_s) for n, c in caps.items()}
     )
+    if name == "gemm":  # a CUDA-graph replay has no per-call host dispatch for the GEMM to hide behind
+        params = dataclasses.replace(params, host_floor_s=0.0)
     if hasattr(params, "cta_overlap_fraction"):
         # the serving step prices decode attention as a difference of passes, S(b, 1, c) - S(b, 1, 0),
         # which stays non-decreasing in the batch only for the additive (unhidden) fixed time

@@ -415,3 +415,44 @@ def test_only_flash_attention_2_grouped_keys_fit_the_query_copy() -> None:
     ):
         assert "query_copy_s" in gen.fixed_for(key)
         assert all(p.query_copy_s == 0.0 for p in gen.initial_guesses(load_hardware("h100-sxm"), key))
+
+
+FA2 = "vllm.vllm_flash_attn_fa2:bf16"
+
+
+@pytest.mark.parametrize("device", ["a100-80gb", "l40s"])
+def test_a_swapped_one_token_call_runs_one_cta_per_kv_head(device: str) -> None:
+    # FlashAttention-2's varlen interface swaps a one-token GQA call's query heads into the sequence
+    # dimension (seqlenq_ngroups_swapped): one CTA per (sequence, KV head), so with no copy (batch 1) the
+    # call costs what an MHA call with n_kv_heads heads costs, whatever the query heads
+    hw = load_hardware(device)
+    p = dataclasses.replace(ctx.default_params(hw, FA2), launch_s=0.0)
+    one = dict(batch_size=1.0, seq_len=1.0, head_dim=128.0)
+    grouped = ctx.time_s(hw, p, **one, n_heads=np.array([16.0, 32.0, 64.0]), n_kv_heads=8.0)
+    mha = ctx.time_s(hw, p, **one, n_heads=8.0, n_kv_heads=8.0)
+    assert grouped == pytest.approx(np.full(3, mha), rel=0.02)
+    # a kernel that never swaps (FlashInfer) runs one CTA per query head: more heads, more time
+    flashinfer = ctx.default_params(hw, "vllm.vllm_flashinfer_fidecode:bf16+fp8kv")
+    assert np.all(
+        np.diff(ctx.time_s(hw, flashinfer, **one, n_heads=np.array([16.0, 64.0]), n_kv_heads=8.0)) > 0
+    )
+
+
+@pytest.mark.parametrize("device", ["a100-80gb", "l40s"])
+def test_the_swapped_query_is_copied_only_where_the_swap_is_not_a_view(device: str) -> None:
+    # q.reshape(b, h_kv, g, d).transpose(1, 2).reshape(b g, h_kv, d) is a view for one sequence or one KV
+    # head; a window or a longer query turns the swap off
+    hw = load_hardware(device)
+    p = ctx.default_params(hw, FA2)
+    shape = dict(seq_len=1.0, n_heads=32.0, head_dim=128.0)
+    copy = ctx.swapped_query_copy_s
+    assert copy(p, batch_size=8.0, n_kv_heads=8.0, **shape) >= p.query_copy_s > 0.0
+    assert copy(p, batch_size=1.0, n_kv_heads=8.0, **shape) == 0.0
+    assert copy(p, batch_size=8.0, n_kv_heads=1.0, **shape) == 0.0
+    assert copy(p, batch_size=8.0, n_kv_heads=8.0, **shape, window=128.0) == 0.0
+    assert copy(p, batch_size=8.0, n_kv_heads=8.0, **{**shape, "seq_len": 2.0}) == 0.0
+    assert copy(p, batch_size=8.0, n_kv_heads=32.0, **shape) == 0.0  # MHA: nothing to swap
+    other = ctx.default_params(hw, "vllm.vllm_flashinfer_fiprefill:bf16+fp8kv")
+    assert copy(other, batch_size=8.0, n_kv_heads=8.0, **shape) == 0.0
+    assert "query_copy_s" in ctx.fixed_for("vllm.vllm_flashinfer_fiprefill:bf16+fp8kv")
+    assert "query_copy_s" not in ctx.fixed_for(FA2)

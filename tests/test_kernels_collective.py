@@ -84,6 +84,34 @@ def test_pcie_gpus_beyond_two_share_one_host_path(hardware_name: str) -> None:
 
 
 @pytest.mark.parametrize("n", [4, 8])
+def test_pcie_nccl_switches_protocol_at_its_tuners_size_not_the_faster_one(n: int) -> None:
+    # NCCL's tuner picks LL or Simple from its own tables: below ll_max_bytes the LL path runs, above it
+    # Simple, even where LL streams faster (small_bandwidth_ratio > 1), so the time per byte jumps at the
+    # switch; 0 restores the faster of the two
+    hardware = load_hardware("l40s")
+    params = dataclasses.replace(
+        collective.default_params(hardware, "nccl"), small_bandwidth_ratio=1.5, ll_max_bytes=2.0**20
+    )
+    sizes = np.array([2.0**18, 2.0**22])
+    parts = collective.breakdown(hardware, params, message_bytes=sizes, num_gpus=n, eager=False)
+    assert parts.total[0] == pytest.approx(parts.small_s[0], rel=1e-3)
+    assert parts.total[1] == pytest.approx(parts.large_s[1], rel=1e-3)
+    assert parts.large_s[1] > parts.small_s[1]  # Simple runs although LL would be faster
+    faster = dataclasses.replace(params, ll_max_bytes=0.0)
+    assert np.all(
+        collective.time_s(hardware, faster, message_bytes=sizes, num_gpus=n) <= parts.total * (1 + 1e-9)
+    )
+    # two GPUs run vLLM's custom all-reduce, not NCCL: the switch does not apply
+    custom = dataclasses.replace(collective.default_params(hardware, "vLLM_custom"), ll_max_bytes=2.0**20)
+    assert np.array_equal(
+        collective.time_s(hardware, custom, message_bytes=sizes, num_gpus=2),
+        collective.time_s(
+            hardware, dataclasses.replace(custom, ll_max_bytes=0.0), message_bytes=sizes, num_gpus=2
+        ),
+    )
+
+
+@pytest.mark.parametrize("n", [4, 8])
 def test_pcie_has_no_custom_all_reduce_beyond_two_gpus(n: int) -> None:
     # vLLM disables its custom all-reduce on more than two PCIe-only GPUs (custom_all_reduce.py): NCCL's ring
     pcie, nvlink = load_hardware("l40s"), load_hardware("h100-sxm")

@@ -256,3 +256,45 @@ def test_a_library_that_splits_k_only_when_it_is_long_against_n() -> None:
     assert gemm.time_s(a100, gated, **short) > gemm.time_s(a100, split, **short)
     assert gemm.time_s(a100, gated, **long) == gemm.time_s(a100, split, **long)
     assert "split_min_k_per_n" not in gemm.BOUNDS  # a corner's property, not moved by the fit
+
+
+def test_a_host_floor_is_hidden_behind_longer_gpu_work_not_added_to_it() -> None:
+    """``host_floor_s``: back-to-back eager calls take max(host dispatch, GPU time): a GEMM shorter than the
+    floor takes the floor whatever its size, a longer one its own time; a CUDA-graph replay (serving) pays
+    no floor."""
+    from costmodel import kernel_times
+
+    l40s = load_hardware("l40s")
+    bare = dataclasses.replace(gemm.default_params(l40s, "fp8_block"), launch_s=1e-5)
+    floored = dataclasses.replace(bare, host_floor_s=3e-4)
+    small = {"m": np.array([1.0, 64.0, 512.0]), "n": 1024.0, "k": 1024.0}
+    assert np.all(gemm.time_s(l40s, bare, **small) < floored.host_floor_s)
+    assert gemm.time_s(l40s, floored, **small) == pytest.approx(np.full(3, floored.host_floor_s))
+    large = {"m": 16384.0, "n": 16384.0, "k": 16384.0}
+    assert gemm.time_s(l40s, bare, **large) > floored.host_floor_s
+    assert gemm.time_s(l40s, floored, **large) == gemm.time_s(l40s, bare, **large)
+    serving = kernel_times.step_params(
+        l40s, gemm, "fp8_block:vllm:TritonFp8BlockScaledMMKernel", launch_s=5e-6
+    )
+    assert serving.host_floor_s == 0.0
+
+
+def test_vllm_sm89_fp8_runs_the_tile_its_dispatch_names() -> None:
+    """vLLM's CUTLASS 2.x fp8 on sm89 takes its tile from a table by m and n (``VLLM_SM89_FP8_TILES``), one
+    CTA per tile over the whole k: m = 512 runs 128 x 128 tiles, so n = 32 (4 tiles) and n = 1,024 (32
+    tiles) both fill less than one wave and take the same compute time; the best-tile rule (other keys,
+    other devices) would run the narrow one on smaller tiles, faster."""
+    l40s = load_hardware("l40s")
+    key = gemm.VLLM_SM89_FP8_KERNEL
+    params = dataclasses.replace(gemm.default_params(l40s, key), launch_s=0.0, max_splits=1.0)
+    params = dataclasses.replace(params, quantize_bandwidth_fraction=1.0)
+    shape = {"m": 512.0, "k": 12288.0}
+    narrow, wide = (gemm.time_s(l40s, params, **shape, n=n) for n in (32.0, 1024.0))
+    assert narrow == pytest.approx(wide, rel=1e-9)
+    best = dataclasses.replace(params, dtype="fp8:trtllm")  # a kernel whose dispatch the model does not know
+    assert gemm.time_s(l40s, best, **shape, n=32.0) < narrow
+    tiles = gemm.dispatched_tiles(l40s, key, m=np.array([1.0, 33.0, 100.0, 200.0, 512.0]), n=32.0)
+    assert tiles is not None
+    assert tiles[0].tolist() == [32.0, 64.0, 64.0, 64.0, 128.0]  # m <= 32 never takes the 16-row config
+    assert gemm.dispatched_tiles(H100, key, m=1.0, n=1.0) is None
+    assert gemm.dispatched_tiles(l40s, "fp8_block:vllm", m=1.0, n=1.0) is None

@@ -211,3 +211,25 @@ def test_one_query_head_streams_at_the_single_head_kernels_rate() -> None:
     assert "single_head_rate_ratio" not in mla.fixed_for(key)
     for other in ("vllm.vllm_flashmla:gen:bf16", "trtllm.default:gen:bf16", "vllm.vllm_triton_mla:ctx:bf16"):
         assert "single_head_rate_ratio" in mla.fixed_for(other)
+
+
+def test_the_triton_decode_grid_is_the_kernels_and_the_fit_keeps_it() -> None:
+    """vLLM's Triton MLA decode runs 4 KV splits of 16-head programs, one per SM (its source): 32 sequences
+    x 4 splits = 128 programs on the A100's 108 SMs take two waves, so where each program streams at its own
+    rate batch 32 costs what batch 54 does (the same two waves) and more than batch 27 (one wave); a fit
+    starts there and does not move the grid."""
+    hw = load_hardware("a100-80gb")
+    key = "vllm.vllm_triton_mla:gen:bf16"
+    grid = mla.TRITON_MLA_DECODE_GRID
+    assert set(grid) <= set(mla.fixed_for(key))
+    starts = [p for p in mla.initial_guesses(hw, key) if p.fill_splits == 0.0]
+    assert starts
+    assert all(all(getattr(p, name) == value for name, value in grid.items()) for p in starts)
+    # each program streams at its own rate (the A100 fit: 0.005 of the device's bandwidth), not the device's
+    params = dataclasses.replace(
+        starts[0], launch_s=0.0, cta_overhead_s=0.0, host_floor_s=0.0, per_cta_bandwidth_fraction=0.005
+    )
+    t = _t(hw, params, mla.OP_GENERATION, n_heads=np.full(3, 16.0), batch_size=np.array([27.0, 32.0, 54.0]),
+           seq_len=np.full(3, 65536.0))  # fmt: skip
+    assert t[1] > 1.5 * t[0]
+    assert t[2] == pytest.approx(t[1], rel=0.05)

@@ -165,6 +165,17 @@ SWITCH_SHARPNESS: Final = 4.0
 """q of the smooth minimum between the two algorithms: within 19 % of the faster path where both are equal,
 within 1 % once one is 2.2 x faster."""
 
+LL_SWITCH_SHARPNESS: Final = 8.0
+"""p of NCCL's LL -> Simple switch on PCIe beyond two GPUs: the LL share of a message of size S is
+1 / (1 + (S / ll_max_bytes) ^ p), under 0.4 % from twice the switch size on (one power-of-two step of the
+tables); smooth so that a least-squares fit can move the switch."""
+
+NCCL_LL_MAX_BYTES: Final = 1 * MIB
+"""Default switch size of NCCL's LL protocol on PCIe beyond two GPUs (``Params.ll_max_bytes``) [bytes]: the
+order of NCCL's LL crossover for an 8-rank ring (its LL bandwidth is capped near 0.5 of Simple's, its
+latency a few microseconds lower per step; ``llMaxBws`` and ``baseLat`` / ``hwLat`` in tuning.cc). An
+assumption the fit replaces."""
+
 EAGER_HOST_FLOOR_S: Final = 20e-6
 """Default host time per eager-mode call (Python dispatch of a custom op, its launch and checks): tens of
 microseconds, as PyTorch eager-mode overheads are (https://pytorch.org/blog/accelerating-pytorch-with-cuda-graphs/:
@@ -218,6 +229,12 @@ class Params:
     vllm_paths: bool = False
     """The key is vLLM's (``vLLM_custom...``): its paths switch at vLLM's published sizes (:func:`vllm_paths`)
     instead of the faster of the two (not fitted)."""
+    ll_max_bytes: float = 0.0
+    """PCIe only: the message size up to which NCCL's ring beyond two GPUs runs its LL protocol and above
+    which it runs Simple [bytes]; 0: the faster of the two. NCCL's tuner picks the protocol from its own
+    latency / bandwidth tables (``ncclTopoGetAlgoTime``, https://github.com/NVIDIA/nccl/blob/master/src/graph/
+    tuning.cc), not from the time a protocol achieves, so on a host path where LL streams faster than Simple
+    it still switches at its tables' crossover (:data:`LL_SWITCH_SHARPNESS`)."""
 
 
 BOUNDS: Final[dict[str, tuple[float, float]]] = {
@@ -231,6 +248,7 @@ BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "host_floor_s": (0.0, 2e-4),
     "symm_latency_s": (5e-7, 2e-4),
     "symm_bandwidth_fraction": (0.005, 1.5),
+    "ll_max_bytes": (16 * 1024, 256 * MIB),
 }
 """Bandwidth fractions may exceed 1: NVLS reduces in the switch, so an all-reduce's bus bandwidth can
 exceed the per-direction link rate (NCCL 2.17+, NVLink SHARP)."""
@@ -293,6 +311,7 @@ def default_params(hardware: HardwareProfile, dtype: str = "nccl") -> Params:
         pcie=shared,
         symm_bandwidth_fraction=eff.interconnect_fraction,
         vllm_paths=dtype.startswith("vLLM") and not shared,
+        ll_max_bytes=NCCL_LL_MAX_BYTES if shared else 0.0,
     )
 
 
@@ -327,13 +346,19 @@ class CollectiveBreakdown:
     def total(self) -> FloatArray:
         if self.chosen_s is not None:
             return np.asarray(np.maximum(self.host_floor_s, self.chosen_s), dtype=np.float64)
-        faster = np.minimum(self.small_s, self.large_s)
-        ratio = faster / np.maximum(self.small_s, self.large_s)
-        # a smooth minimum: the tuner's choice is sharp per size, but measurements blur the switch (each
-        # size is a median over runs; NCCL splits work over channels that switch protocol at different
-        # sizes), and a smooth switch keeps both paths visible to a least-squares fit
-        smooth = faster * (1.0 + ratio**SWITCH_SHARPNESS) ** (-1.0 / SWITCH_SHARPNESS)
-        return np.asarray(np.maximum(self.host_floor_s, smooth), dtype=np.float64)
+        return np.asarray(
+            np.maximum(self.host_floor_s, smooth_min(self.small_s, self.large_s)), dtype=np.float64
+        )
+
+
+def smooth_min(a: FloatArray, b: FloatArray) -> FloatArray:
+    """The faster of two paths, smoothed (:data:`SWITCH_SHARPNESS`): the tuner's choice is sharp per size,
+    but measurements blur the switch (each size is a median over runs; NCCL splits work over channels that
+    switch protocol at different sizes), and a smooth switch keeps both paths visible to a least-squares
+    fit."""
+    faster = np.minimum(a, b)
+    ratio = faster / np.maximum(a, b)
+    return np.asarray(faster * (1.0 + ratio**SWITCH_SHARPNESS) ** (-1.0 / SWITCH_SHARPNESS), dtype=np.float64)
 
 
 def breakdown(
@@ -398,6 +423,13 @@ def breakdown(
             is_all_reduce,
             np.where(one, small, np.where(two, large, np.where(symm, symm_s, beyond))),
             np.minimum(small, large),
+        )
+    elif params.pcie and params.ll_max_bytes > 0.0:
+        # NCCL's ring beyond two PCIe GPUs: LL up to its tuner's switch size, Simple above (ll_max_bytes)
+        ll_share = 1.0 / (1.0 + (size / params.ll_max_bytes) ** LL_SWITCH_SHARPNESS)
+        small_a, large_a = np.asarray(small, dtype=np.float64), np.asarray(large, dtype=np.float64)
+        chosen = np.where(
+            custom, smooth_min(small_a, large_a), ll_share * small_a + (1.0 - ll_share) * large_a
         )
     return CollectiveBreakdown(
         np.asarray(small, dtype=np.float64),

@@ -108,6 +108,17 @@ class Params:
     chosen from the packed length (FlashInfer's FA2 prefill: one CTA per KV head and ``cta_tile_q`` packed
     rows, :func:`packed_tile_rows`); 0 for one CTA per query head and ``tile_tokens`` tokens
     (FlashAttention-2/3). Set from the key (:data:`GQA_PACKED_KERNELS`), not fitted [-]."""
+    swaps_single_query: float = 0.0
+    """1 for a kernel reached through FlashAttention-2's varlen interface, which runs a one-token GQA call
+    (``seq_len`` 1, ``n_heads > n_kv_heads``, no window) with the query heads of a KV head swapped into
+    the sequence dimension: one CTA per (sequence, KV head) over the group's rows instead of one per query
+    head, and, unless the swap is a view, copies of the query and the output (``query_copy_s``;
+    ``seqlenq_ngroups_swapped`` in ``mha_varlen_fwd``,
+    https://github.com/vllm-project/flash-attention/blob/main/csrc/flash_attn/flash_api.cpp). Set from the
+    key (:data:`SWAPPED_QUERY_KERNELS`), not fitted [-]."""
+    query_copy_s: float = 0.0
+    """Fixed time of the copies a swapped one-token GQA call makes of its query and output when the swap is
+    not a view (``batch_size > 1`` and ``n_kv_heads > 1``; :func:`swapped_query_copy_s`); 0 elsewhere [s]."""
 
 
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -121,7 +132,57 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "lone_cta_speedup": (0.5, 4.0),
     "cache_bandwidth_ratio": (1.0, 10.0),
     "feed_rows": (16.0, 128.0),
+    "query_copy_s": (0.0, 5e-5),
 }
+
+SWAPPED_QUERY_KERNELS = ("vllm.vllm_flash_attn:", "vllm.vllm_flash_attn_fa2:")
+"""Key prefixes of the kernels reached through FlashAttention-2's varlen interface (``swaps_single_query``):
+vLLM's FlashAttention-2 build (``vllm_flash_attn`` on the A100 in vLLM 0.14, ``vllm_flash_attn_fa2`` on the
+L40S). FlashAttention-3 packs the group inside its kernel (``pack_gqa``); FlashInfer and TensorRT-LLM take
+the query as it is laid out. In the L40S tables a one-token call with the swap takes time in proportion to
+``batch_size x n_kv_heads`` whatever ``n_heads`` (batch 256: 14-16 / 27-33 / 42-48 / 70-77 µs at 1 / 2 / 4 / 8
+KV heads for 2 to 96 query heads), without it in proportion to ``batch_size x n_heads`` (Llama-style 32
+heads: 212 µs)."""
+
+
+def fixed_for(key: str) -> tuple[str, ...]:
+    """Parameters a fit must not move for ``key``: the swapped query's copies, where the key's kernel never
+    swaps (:data:`SWAPPED_QUERY_KERNELS`)."""
+    return () if key.startswith(SWAPPED_QUERY_KERNELS) else ("query_copy_s",)
+
+
+def swapped_query(
+    seq_len: npt.ArrayLike, n_heads: npt.ArrayLike, n_kv_heads: npt.ArrayLike, window: npt.ArrayLike
+) -> npt.NDArray[np.bool_]:
+    """Where FlashAttention-2's varlen interface swaps the query heads of a KV head into the sequence
+    dimension: one query token, grouped heads, no window (``seqlenq_ngroups_swapped``) [-]."""
+    s, h, hkv, w = (np.asarray(x, dtype=np.float64) for x in (seq_len, n_heads, n_kv_heads, window))
+    return np.asarray((s == 1.0) & (h > hkv) & (w <= 0.0))
+
+
+def swapped_query_copy_s(
+    params: Params,
+    *,
+    batch_size: npt.ArrayLike,
+    seq_len: npt.ArrayLike,
+    n_heads: npt.ArrayLike,
+    n_kv_heads: npt.ArrayLike,
+    head_dim: npt.ArrayLike,
+    window: npt.ArrayLike = 0,
+    act_bytes: npt.ArrayLike = 2.0,
+) -> FloatArray:
+    """The swapped call's copies of its query and output [s]: ``query_copy_s`` plus reading and writing
+    both (``batch_size x n_heads x head_dim`` elements each) at the streaming rate, where the swap
+    happens and is not a view (``q.reshape(b, h_kv, g, d).transpose(1, 2).reshape(b g, h_kv, d)`` is one
+    only for ``batch_size == 1`` or ``n_kv_heads == 1``); 0 for kernels that never swap."""
+    b = np.asarray(batch_size, dtype=np.float64)
+    hkv = np.asarray(n_kv_heads, dtype=np.float64)
+    copies = swapped_query(seq_len, n_heads, n_kv_heads, window) & (b > 1.0) & (hkv > 1.0)
+    moved = 2.0 * 2.0 * b * np.asarray(n_heads, dtype=np.float64) * np.asarray(head_dim, dtype=np.float64)
+    copy_s = params.query_copy_s + moved * np.asarray(act_bytes, dtype=np.float64) / (
+        params.bandwidth_bytes_per_s * params.bandwidth_fraction
+    )
+    return np.asarray(np.where(copies & (params.swaps_single_query > 0.0), copy_s, 0.0), dtype=np.float64)
 
 
 GQA_PACKED_KERNELS = ("flashinfer_fiprefill",)
@@ -161,6 +222,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
     """
     compute = compute_dtype(dtype)
     bf16_peak = hardware.peak_flop_per_s("bf16" if "bf16" in hardware.compute_dtypes else "fp16")
+    swaps = dtype.startswith(SWAPPED_QUERY_KERNELS)
     return Params(
         peak_flop_per_s=hardware.peak_flop_per_s(compute),
         bandwidth_bytes_per_s=hardware.memory_bandwidth_bytes_per_s,
@@ -171,6 +233,8 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         bandwidth_fraction=hardware.efficiency.memory_bandwidth_fraction,
         launch_s=hardware.efficiency.kernel_overhead_s,
         gqa_packed=float(any(name in dtype for name in GQA_PACKED_KERNELS)),
+        swaps_single_query=float(swaps),
+        query_copy_s=hardware.efficiency.kernel_overhead_s if swaps else 0.0,  # one more eager launch
     )
 
 
@@ -283,6 +347,12 @@ def time_s(
         # a shorter query tile does fewer MMAs per K / V tile it loads: below feed_rows it cannot keep
         # the tensor cores fed (operand bytes per FLOP grow as the tile shrinks)
         second_per_pair = second_per_pair / np.minimum(1.0, tile_rows / params.feed_rows)
+    if params.swaps_single_query:
+        # a swapped one-token call: one CTA per (sequence, KV head) over the group's query heads as rows
+        swapped = swapped_query(s, h, hkv, window)
+        group = h / np.maximum(hkv, 1.0)
+        ctas = np.where(swapped, b * hkv * np.ceil(group / params.tile_tokens), ctas)
+        longest = np.where(swapped, longest * np.minimum(group, params.tile_tokens), longest)
     # SM-seconds: every CTA's key loop plus its fixed prologue / epilogue
     sm_s = b * h * pairs * second_per_pair * params.sm_count + ctas * params.cta_overhead_s
     bulk_s = sm_s / params.sm_count
@@ -309,4 +379,16 @@ def time_s(
     attention_s = attention_bytes / bandwidth
     # the engine's cache-write kernel before it reads the new K, V and writes them into the paged cache
     cache_write_s = cache_write_bytes / bandwidth
-    return np.asarray(params.launch_s + np.maximum(compute_s, attention_s) + cache_write_s, dtype=np.float64)
+    copy_s = swapped_query_copy_s(
+        params,
+        batch_size=b,
+        seq_len=s,
+        n_heads=h,
+        n_kv_heads=hkv,
+        head_dim=d,
+        window=window,
+        act_bytes=act,
+    )
+    return np.asarray(
+        params.launch_s + np.maximum(compute_s, attention_s) + cache_write_s + copy_s, dtype=np.float64
+    )

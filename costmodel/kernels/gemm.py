@@ -18,8 +18,9 @@ kernel differs from it in three ways this model keeps, each with one named param
 3. **Fixed cost.** ``launch_s``: launch, prologue and epilogue of the kernel, plus, for fp8 / fp4 inputs,
    the separate kernel that quantizes the bf16 activations (its bytes are counted in 2.).
 
-    time = launch_s + max(waves x tile_time, bytes / (bandwidth x bandwidth_fraction))
+    time = max(host_floor_s, launch_s + max(waves x tile_time x clock, bytes / (bandwidth x bw_fraction)))
     tile_time = 2 tile_m tile_n (k / splits + tile_overhead_k) / (peak / SMs x compute_fraction)
+    clock = max(1, busy SM share / power_limited_sm_fraction), per wave (the board's power limit)
 
 Ampere and Ada kernels (cuBLAS, CUTLASS 2.x: ``mma.sync`` and ``cp.async``, no TMA) differ from Hopper and
 Blackwell ones in two ways with a parameter each: a CTA computes one tile and exits, so every tile pays its
@@ -79,6 +80,32 @@ K_STEP = 64.0
 TILE_SIZES = (64.0, 128.0, 256.0)
 """Output tile edges the kernel libraries choose from (CUTLASS / cuBLAS tile shapes) [elements]."""
 
+VLLM_SM89_FP8_KERNEL = "fp8:vllm:CutlassFP8ScaledMMLinearKernel"
+"""The parameter key of vLLM's CUTLASS 2.x fp8 GEMM, which on compute capability 8.9 (Ada: L40S) runs the
+tile its dispatch names for the shape (:data:`VLLM_SM89_FP8_TILES`) rather than the best one."""
+
+SM89_FP8_DISPATCH_KEYS = (VLLM_SM89_FP8_KERNEL, "fp8:vllm", "fp8")
+"""Keys timed with :data:`VLLM_SM89_FP8_TILES` on compute capability 8.9: the kernel's own and its pools
+(``costmodel.calibrate`` copies a one-kernel pool's fit: on the L40S the tables time no other fp8 GEMM, and
+vLLM's fp8 linear layers run this kernel there)."""
+
+VLLM_SM89_FP8_TILES: tuple[tuple[float, tuple[tuple[float, float, float], ...]], ...] = (
+    (32.0, ((8192.0, 32.0, 64.0), (16384.0, 32.0, 128.0), (np.inf, 32.0, 64.0))),
+    (64.0, ((8192.0, 64.0, 64.0), (16384.0, 64.0, 128.0), (np.inf, 64.0, 64.0))),
+    (128.0, ((8192.0, 64.0, 128.0), (16384.0, 128.0, 128.0), (np.inf, 128.0, 64.0))),
+    (256.0, ((4096.0, 64.0, 128.0), (np.inf, 128.0, 128.0))),
+    (np.inf, ((4096.0, 128.0, 128.0), (8192.0, 256.0, 128.0), (np.inf, 128.0, 128.0))),
+)
+"""vLLM's CUTLASS 2.x fp8 tile (``tile_m``, ``tile_n``) on sm89, by m and by n rounded up to a power of two:
+``(m up to, ((n_pow2 up to, tile_m, tile_n), ...))``. ``cutlass_gemm_sm89_fp8_dispatch`` buckets m by
+``max(32, next_pow_2(m))`` (so its 16-row configuration never runs) into ``sm89_fp8_config_M32`` /
+``M64`` / ``M128`` / ``M256`` / ``default``, each of which picks its ``TileShape`` by ``next_pow_2(n)``
+(https://github.com/vllm-project/vllm/blob/main/csrc/quantization/cutlass_w8a8/scaled_mm_c2x_sm89_fp8_dispatch.cuh;
+``M64``'s first bound is written 8196 there, the same for powers of two). One CTA per tile over the whole k
+(no split-K, see :func:`initial_guesses`): a 512 x 32 GEMM runs four 128 x 128 tiles, so in the L40S tables
+its time does not change from n = 32 to n = 1,024 (101 µs at k = 12,288), where the best tile of the
+model's other kernels would spread it over 32 SMs."""
+
 
 @dataclass(frozen=True)
 class Params:
@@ -133,6 +160,20 @@ class Params:
     takes the corner with 3: held-out median 9.9 -> 9.5 %). 0: split whenever tiles are fewer than SMs
     (``min_k_per_split``, ``max_splits``). Piecewise constant: set by the fit's starting corners
     (:func:`initial_guesses`), not moved by it [-]."""
+    power_limited_sm_fraction: float = 1.0
+    """Share of the SMs that can run this kernel's main loop at the boost clock within the board's power
+    limit: with ``a`` of the SMs busy beyond it the clock, and every tile's rate, falls as
+    ``power_limited_sm_fraction / a`` (GPU Boost lowers the clock to hold the power cap; the power drawn
+    grows with the SMs switching). A partial last wave runs faster than a full one. In the L40S tables (a
+    350 W card boosting to 2,520 MHz) vLLM's fp8 GEMM of m = 512, k = 12,288 runs one 128 x 128 tile per SM
+    in 101-104 µs with 4 to 64 SMs busy, 112 µs with 96 and 134 µs with 128. 1: no limit [-]."""
+    host_floor_s: float = 0.0
+    """Host-side time per call that the GPU work hides behind: the engine's Python dispatch of the op
+    (argument checks, scale layout, the quantization and GEMM launches) runs ahead of the GPU, so a call
+    repeated back to back takes ``max(host_floor_s, GPU time)``, not their sum (``launch_s`` is the GPU's
+    own fixed time, which adds). In the L40S tables vLLM's Triton block-fp8 path takes 290-380 µs for every
+    shape whose GEMM is shorter than that (m = 1-4,096 at n, k <= 4,096) and the GEMM's time beyond it. A
+    CUDA-graph replay (serving) pays none (:func:`costmodel.kernel_times.step_params`). 0: none [s]."""
 
 
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -148,6 +189,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "tile_overhead_k": (0.0, 2048.0),
     "min_tile_m": (16.0, 64.0),
     "cache_resident_fraction": (0.05, 1.0),
+    "host_floor_s": (0.0, 1e-3),
+    "power_limited_sm_fraction": (0.2, 1.0),
 }
 
 
@@ -187,7 +230,10 @@ def initial_guesses(hardware: HardwareProfile, key: str) -> list[Params]:
     # the same corners with split-K only for k >= 3 n and a slow operand pipeline per CTA (a few-tile
     # GEMM that does not split k then streams at its CTAs' rate)
     gated = [replace(s, split_min_k_per_n=3.0, k_step_s=2e-7) for s in ampere[::2]]
-    return hopper + ampere + gated
+    # host-bound dispatch (vLLM's block-scaled fp8 paths: 50-350 µs per call): the fixed time as a floor the
+    # GEMM hides behind rather than added to it; a fit started at 0 cannot find it (no row is sensitive)
+    floored = [replace(s, host_floor_s=1e-4, launch_s=5e-6) for s in (hopper[0], ampere[0], ampere[2])]
+    return hopper + ampere + gated + floored
 
 
 def fixed_for(key: str) -> tuple[str, ...]:
@@ -269,21 +315,33 @@ def time_s(
         max_splits = np.where(params.split_min_k_per_n * N <= K, max_splits, 1.0)
     bandwidth = hardware.memory_bandwidth_bytes_per_s * params.bandwidth_fraction
     moved = (M * K + K * N) * in_bytes + M * N * OUTPUT_BYTES
-    kernel = np.full(np.broadcast(M, N, K).shape, np.inf)
-    tiles_m = sorted({min(params.min_tile_m, TILE_SIZES[0]), *TILE_SIZES})
-    for tile_m in tiles_m:
-        for tile_n in TILE_SIZES:
-            feed = min(1.0, tile_m * tile_n / (tile_m + tile_n) / params.tile_intensity)
-            tiles = np.ceil(M / tile_m) * np.ceil(N / tile_n)
-            splits = np.clip(sms / tiles, 1.0, max_splits)
-            waves = np.ceil(tiles * splits / sms)
-            k_split = K / splits
-            tile_s = np.maximum(
-                2.0 * tile_m * tile_n * (k_split + params.tile_overhead_k) / (per_sm * feed),
-                (k_split + params.tile_overhead_k) / K_STEP * params.k_step_s,
-            )
-            compute = waves * tile_s
-            kernel = np.minimum(kernel, compute)
+
+    def tiled_s(tile_m: npt.ArrayLike, tile_n: npt.ArrayLike) -> FloatArray:
+        """Waves x one tile's time, for output tiles of tile_m x tile_n (scalars or per-row arrays)."""
+        tm, tn = np.asarray(tile_m, dtype=np.float64), np.asarray(tile_n, dtype=np.float64)
+        feed = np.minimum(1.0, tm * tn / (tm + tn) / params.tile_intensity)
+        tiles = np.ceil(M / tm) * np.ceil(N / tn)
+        splits = np.clip(sms / tiles, 1.0, max_splits)
+        waves = np.ceil(tiles * splits / sms)
+        k_split = K / splits
+        tile_s = np.maximum(
+            2.0 * tm * tn * (k_split + params.tile_overhead_k) / (per_sm * feed),
+            (k_split + params.tile_overhead_k) / K_STEP * params.k_step_s,
+        )
+        # full waves, then the last one's busy SMs, at the clock the power limit allows
+        last = (tiles * splits - (waves - 1.0) * sms) / sms
+        limit = params.power_limited_sm_fraction
+        slow_full, slow_last = max(1.0, 1.0 / limit), np.maximum(1.0, last / limit)
+        return np.asarray(tile_s * ((waves - 1.0) * slow_full + slow_last), dtype=np.float64)
+
+    dispatched = dispatched_tiles(hardware, params.dtype, m=M, n=N)
+    if dispatched is not None:
+        kernel = tiled_s(*dispatched)
+    else:
+        kernel = np.full(np.broadcast(M, N, K).shape, np.inf)
+        for tile_m in sorted({min(params.min_tile_m, TILE_SIZES[0]), *TILE_SIZES}):
+            for tile_n in TILE_SIZES:
+                kernel = np.minimum(kernel, tiled_s(tile_m, tile_n))
     memory = moved / bandwidth
     cache = cache_bytes(hardware)
     if cache > 0 and params.cache_bandwidth_ratio != 1.0:
@@ -295,7 +353,28 @@ def time_s(
     if quantizes:  # a separate kernel first reads the bf16 activations and writes them quantized
         quantize_bw = hardware.memory_bandwidth_bytes_per_s * params.quantize_bandwidth_fraction
         total = total + np.maximum(M * K * (2.0 + in_bytes) / quantize_bw, M * params.quantize_row_s)
-    return np.asarray(total)
+    return np.asarray(np.maximum(total, params.host_floor_s))
+
+
+def dispatched_tiles(
+    hardware: HardwareProfile, key: str, *, m: npt.ArrayLike, n: npt.ArrayLike
+) -> tuple[FloatArray, FloatArray] | None:
+    """The (tile_m, tile_n) a kernel's own dispatch runs for each shape [elements], where the model knows
+    it (:data:`VLLM_SM89_FP8_TILES`: vLLM's CUTLASS 2.x fp8 on compute capability 8.9); ``None`` where the
+    model takes the best tile (cuBLAS, Triton and the other kernels choose by heuristics or autotuning)."""
+    capability = hardware.datasheet.cuda_compute_capability
+    if key not in SM89_FP8_DISPATCH_KEYS or capability is None or capability.value != "8.9":
+        return None
+    rows, cols = np.broadcast_arrays(np.asarray(m, dtype=np.float64), np.asarray(n, dtype=np.float64))
+    n_pow2 = 2.0 ** np.ceil(np.log2(np.maximum(cols, 1.0)))
+    tile_m, tile_n = np.zeros(rows.shape), np.zeros(rows.shape)
+    chosen = np.zeros(rows.shape, dtype=bool)
+    for m_max, by_n in VLLM_SM89_FP8_TILES:
+        for n_max, tm, tn in by_n:
+            here = ~chosen & (rows <= m_max) & (n_pow2 <= n_max)
+            tile_m[here], tile_n[here] = tm, tn
+            chosen |= here
+    return tile_m, tile_n
 
 
 def roofline_bound_s(

@@ -69,7 +69,7 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel.kernels import cache_bytes, sm_count
-from costmodel.kernels.context_attention import compute_dtype
+from costmodel.kernels.context_attention import SWAPPED_QUERY_KERNELS, compute_dtype
 from costmodel.specs import HardwareProfile
 
 FloatArray = npt.NDArray[np.float64]
@@ -154,7 +154,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "query_copy_s": (0.0, 5e-5),
 }
 
-QUERY_COPY_KERNELS = ("vllm.vllm_flash_attn:", "vllm.vllm_flash_attn_fa2:")
+QUERY_COPY_KERNELS = SWAPPED_QUERY_KERNELS
 """Key prefixes of the decode kernels reached through FlashAttention-2's varlen interface, which copies
 the swapped query (``query_copy_s``): vLLM's FlashAttention-2 build (``vllm_flash_attn`` on the A100 in
 vLLM 0.14, ``vllm_flash_attn_fa2`` on the L40S). FlashAttention-3 packs the group inside its kernel

@@ -138,10 +138,28 @@ SINGLE_HEAD_KERNELS = ("vllm.vllm_triton_mla:gen",)
 head count."""
 
 
+TRITON_MLA_DECODE_GRID: dict[str, float] = {
+    "max_splits": 4.0,
+    "heads_per_cta": 16.0,
+    "resident_ctas_per_sm": 1.0,
+}
+"""vLLM's Triton MLA decode grid, fixed by its source rather than fitted: ``num_kv_splits = 4`` whatever the
+batch (``triton_mla.py``), ``BLOCK_H = 16`` heads per program (``_decode_grouped_att_m_fwd`` in
+https://github.com/vllm-project/vllm/blob/main/vllm/attention/ops/triton_decode_attention.py), and one
+program per SM: its 32-token tile of the 576-wide latent (``BLOCK = 32``, ``BLOCK_DMODEL`` 512 +
+``BLOCK_DPE`` 64, bf16) over ``num_stages = 2`` plus the 16-head query tile take about 90 KB of shared
+memory, more than half of an A100 SM's 164 KB. Fitted freely they settled at 2.5 splits, 12.8 heads and
+9.7 resident programs, which put the second wave of batch 32 (4 splits x 32 sequences = 128 programs on 108
+SMs) a batch later than the kernel does."""
+
+
 def fixed_for(key: str) -> tuple[str, ...]:
     """Parameters a fit must not move for ``key``: ``single_head_rate_ratio`` outside
-    ``SINGLE_HEAD_KERNELS``."""
-    return () if key.startswith(SINGLE_HEAD_KERNELS) else ("single_head_rate_ratio",)
+    ``SINGLE_HEAD_KERNELS``; vLLM's Triton MLA decode grid (:data:`TRITON_MLA_DECODE_GRID`, the values of
+    :func:`initial_guesses`' fixed-split corners) for its keys."""
+    if key.startswith(SINGLE_HEAD_KERNELS):
+        return tuple(TRITON_MLA_DECODE_GRID)
+    return ("single_head_rate_ratio",)
 
 
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -207,9 +225,9 @@ def initial_guesses(hardware: HardwareProfile, dtype: str) -> list[Params]:
         dataclasses.replace(
             floor,
             fill_splits=fill,
-            max_splits=64.0 if fill else 4.0,
-            resident_ctas_per_sm=1.0,
-            heads_per_cta=16.0 if fill == 0.0 else 64.0,
+            max_splits=64.0 if fill else TRITON_MLA_DECODE_GRID["max_splits"],
+            resident_ctas_per_sm=TRITON_MLA_DECODE_GRID["resident_ctas_per_sm"],
+            heads_per_cta=64.0 if fill else TRITON_MLA_DECODE_GRID["heads_per_cta"],
             cta_overlap_fraction=0.5,
         )
         for fill in (0.0, 1.0)
