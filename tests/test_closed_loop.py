@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from loops import assert_paid_where_prompts_are, llama_3_8b_h100
 
 from costmodel.closed_loop import LoopParams, LoopParts, Speculation, closed_loop, loop_parts
 from costmodel.errors import CostmodelError
@@ -14,7 +15,7 @@ from costmodel.serving import Engine
 
 @pytest.fixture(scope="module")
 def engine() -> Engine:
-    return Engine.build("llama-3-8b", "h100-sxm", max_batch_size=64, max_batched_tokens=8192)
+    return llama_3_8b_h100()
 
 
 def test_one_client_pays_its_own_prefill_and_decodes_alone(engine: Engine) -> None:
@@ -183,17 +184,7 @@ def test_a_host_cost_per_layer_is_paid_by_iterations_that_carry_prompts(engine: 
     assert engine.model.n_layers == 32
     c = 1e-4
     base, more = LoopParams(), LoopParams(prefill_layer_overhead_s=c)
-    extra = c * 32
-    np.testing.assert_allclose(
-        parts.iteration_s(more) - parts.iteration_s(base), parts.carrying_fraction * extra, rtol=1e-9
-    )
-    clients = parts.concurrency / parts.ranks
-    queued = np.maximum(clients / parts.requests_per_iteration - (parts.osl - 1) - 0.5 - parts.chunks, 0)
-    np.testing.assert_allclose(
-        parts.steady_ttft_s(more) - parts.steady_ttft_s(base),
-        parts.chunks * extra + (0.5 + queued) * parts.carrying_fraction * extra,
-        rtol=1e-9,
-    )
+    assert_paid_where_prompts_are(parts, base, more, extra=c * 32)
     assert np.all(parts.wave_ttft_s(more) > parts.wave_ttft_s(base))
     with pytest.raises(CostmodelError, match="prefill_layer_overhead_s"):
         LoopParams(prefill_layer_overhead_s=-1e-3)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from loops import assert_paid_where_prompts_are, llama_3_8b_h100
 
 from costmodel.closed_loop import BOUNDS, LoopParams, closed_loop, loop_parts
 from costmodel.errors import CostmodelError
@@ -14,7 +15,7 @@ from costmodel.serving import Engine
 
 @pytest.fixture(scope="module")
 def gqa() -> Engine:
-    return Engine.build("llama-3-8b", "h100-sxm", max_batch_size=64, max_batched_tokens=8192)
+    return llama_3_8b_h100()
 
 
 @pytest.fixture(scope="module")
@@ -31,17 +32,7 @@ def test_only_mla_layers_pay_the_mla_prefill_cost(gqa: Engine, mla: Engine) -> N
     assert parts.mla_layers == mla.model.n_layers == 61
     c = 1e-3
     base, more = LoopParams(), LoopParams(mla_prefill_layer_overhead_s=c)
-    extra = c * 61
-    np.testing.assert_allclose(
-        parts.iteration_s(more) - parts.iteration_s(base), parts.carrying_fraction * extra, rtol=1e-9
-    )
-    clients = parts.concurrency / parts.ranks
-    queued = np.maximum(clients / parts.requests_per_iteration - (parts.osl - 1) - 0.5 - parts.chunks, 0)
-    np.testing.assert_allclose(
-        parts.steady_ttft_s(more) - parts.steady_ttft_s(base),
-        parts.chunks * extra + (0.5 + queued) * parts.carrying_fraction * extra,
-        rtol=1e-9,
-    )
+    assert_paid_where_prompts_are(parts, base, more, extra=c * 61)
     # a grouped-query model is untouched by it
     g = loop_parts(gqa, **kwargs)
     np.testing.assert_array_equal(g.steady_ttft_s(more), g.steady_ttft_s(base))
