@@ -367,28 +367,10 @@ def loop_parts(
         if np.any(bad):
             raise CostmodelError(f"{name} must be finite and >= {low:g}, got {x[bad].flat[0]!r}")
 
-    # one attention-DP rank's share of the clients, limits and cache (all of them without attention DP)
-    ranks = float(engine.deployment.attention_dp)
-    if np.any(ranks > C):
-        raise CostmodelError(
-            f"concurrency ({float(np.min(C)):g}) is below attention_dp ({ranks:g}): the model spreads the "
-            "clients evenly over the ranks and does not model idle ranks; use at least one client per rank"
-        )
-    budget = float(engine.max_batched_tokens) / ranks
-    held = N_in + N_out / 2.0 if reserved_tokens is None else np.asarray(reserved_tokens, dtype=np.float64)
-    if np.any(~np.isfinite(held) | (held < 1)):
-        raise CostmodelError("reserved_tokens must be finite and >= 1 [tokens]")
-    fits = engine.max_concurrency(np.ceil(np.broadcast_to(held, C.shape))).max_sequences / ranks
-    R = np.minimum(C / ranks, np.minimum(engine.max_batch_size / ranks, np.asarray(fits, dtype=np.float64)))
-    if np.any(R < 1):
-        raise CostmodelError(
-            "not even one sequence of isl + osl / 2 tokens fits in the engine's KV cache; "
-            "use more GPUs, a smaller kv_dtype, or shorter requests"
-        )
     # a running sequence runs n tokens per iteration (1, or k + 1 when verifying k drafts) and gains E
     n = 1.0 if speculation is None else speculation.draft_tokens + 1.0
     gained = 1.0 if speculation is None else speculation.tokens_per_iteration
-    R = np.minimum(R, (budget - 1.0) / n)
+    ranks, budget, R = _admitted(engine, C, N_in, N_out, reserved_tokens, n)
     steps = (N_out - 1.0) / gained
 
     D = R.copy()
@@ -404,38 +386,10 @@ def loop_parts(
     chunk = N_in / chunks
     carrying = np.minimum(prefill_tokens / chunk, 1.0)
     tokens = np.minimum(np.maximum(chunk, prefill_tokens), free)
-    context = N_in + N_out / 2.0
-    parts = engine.parts  # the three iterations share their decodes' passes, evaluated once
-
-    def draft_s(decodes: FloatArray) -> FloatArray:
-        """k draft steps of c plain decoding steps each, for ``decodes`` sequences [s]."""
-        if speculation is None:
-            return np.zeros(np.shape(decodes))
-        plain = parts.step_time(decode_batch=decodes * ranks, decode_context=context)
-        return np.asarray(speculation.draft_tokens * speculation.draft_cost_ratio * plain)
-
-    with_prompt = parts.step_time(
-        decode_batch=D * ranks,
-        decode_context=context,
-        prefill_tokens=tokens * ranks,
-        prefill_past=(N_in - chunk) / 2.0,
-        decode_new_tokens=n,
-    ) + draft_s(D)
-    decode_only = parts.step_time(
-        decode_batch=D * ranks, decode_context=context, decode_new_tokens=n
-    ) + draft_s(D)
-    # an iteration of a wave of R prompts: as many prompt tokens as are waiting, up to the budget
-    wave = parts.step_time(
-        decode_batch=D * ranks,
-        decode_context=context,
-        prefill_tokens=np.minimum(R * N_in, free) * ranks,
-        prefill_past=N_in / 2.0,
-        decode_new_tokens=n,
-    ) + draft_s(D)
-    # after a wave's prompts its R sequences decode together, no prompt between them
-    wave_decode = parts.step_time(
-        decode_batch=R * ranks, decode_context=context, decode_new_tokens=n
-    ) + draft_s(R)
+    with_prompt, decode_only, wave, wave_decode = _iteration_times(
+        engine, speculation, ranks=ranks, running=R, decodes=D, n=n, isl=N_in, osl=N_out,
+        chunk=chunk, tokens=tokens, free=free,
+    )  # fmt: skip
     # the layers of an iteration run outside CUDA graphs: all of them above the largest captured batch
     steady_tokens = tokens + D * n
     wave_tokens = np.minimum(R * N_in, free) + D * n
@@ -662,3 +616,90 @@ def _request_rate(
     chunks = np.ceil(isl / free)
     rate = np.minimum(running / (steps + wait + chunks), free / isl)
     return np.asarray(rate), np.asarray(chunks)
+
+
+def _admitted(
+    engine: Engine,
+    concurrency: FloatArray,
+    isl: FloatArray,
+    osl: FloatArray,
+    reserved_tokens: npt.ArrayLike | None,
+    n: float,
+) -> tuple[float, float, FloatArray]:
+    """One attention-DP rank's share of the clients, limits and cache (all of them without attention DP):
+    (ranks, the rank's token budget per iteration [tokens], the sequences R it runs at once), R limited by
+    the clients, ``max_batch_size``, the KV cache (each sequence holding ``reserved_tokens``, default
+    isl + osl / 2) and the budget at ``n`` tokens per sequence and iteration (:func:`loop_parts`)."""
+    C, N_in, N_out = concurrency, isl, osl
+    ranks = float(engine.deployment.attention_dp)
+    if np.any(ranks > C):
+        raise CostmodelError(
+            f"concurrency ({float(np.min(C)):g}) is below attention_dp ({ranks:g}): the model spreads the "
+            "clients evenly over the ranks and does not model idle ranks; use at least one client per rank"
+        )
+    budget = float(engine.max_batched_tokens) / ranks
+    held = N_in + N_out / 2.0 if reserved_tokens is None else np.asarray(reserved_tokens, dtype=np.float64)
+    if np.any(~np.isfinite(held) | (held < 1)):
+        raise CostmodelError("reserved_tokens must be finite and >= 1 [tokens]")
+    fits = engine.max_concurrency(np.ceil(np.broadcast_to(held, C.shape))).max_sequences / ranks
+    R = np.minimum(C / ranks, np.minimum(engine.max_batch_size / ranks, np.asarray(fits, dtype=np.float64)))
+    if np.any(R < 1):
+        raise CostmodelError(
+            "not even one sequence of isl + osl / 2 tokens fits in the engine's KV cache; "
+            "use more GPUs, a smaller kv_dtype, or shorter requests"
+        )
+    return ranks, budget, np.minimum(R, (budget - 1.0) / n)
+
+
+def _iteration_times(
+    engine: Engine,
+    speculation: Speculation | None,
+    *,
+    ranks: float,
+    running: FloatArray,
+    decodes: FloatArray,
+    n: float,
+    isl: FloatArray,
+    osl: FloatArray,
+    chunk: FloatArray,
+    tokens: FloatArray,
+    free: FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """The four iterations of :func:`loop_parts` [s], each with its speculative drafts: one carrying a
+    prompt's chunk (``tokens`` prompt tokens beside the ``decodes``), a decode-only one, one of a wave
+    (every waiting prompt token up to the ``free`` budget) and a wave's decode-only one (all ``running``
+    sequences); per rank, at the mean context isl + osl / 2."""
+    R, D, N_in = running, decodes, isl
+    context = N_in + osl / 2.0
+    parts = engine.parts  # the iterations share their decodes' passes, evaluated once
+
+    def draft_s(decodes: FloatArray) -> FloatArray:
+        """k draft steps of c plain decoding steps each, for ``decodes`` sequences [s]."""
+        if speculation is None:
+            return np.zeros(np.shape(decodes))
+        plain = parts.step_time(decode_batch=decodes * ranks, decode_context=context)
+        return np.asarray(speculation.draft_tokens * speculation.draft_cost_ratio * plain)
+
+    with_prompt = parts.step_time(
+        decode_batch=D * ranks,
+        decode_context=context,
+        prefill_tokens=tokens * ranks,
+        prefill_past=(N_in - chunk) / 2.0,
+        decode_new_tokens=n,
+    ) + draft_s(D)
+    decode_only = parts.step_time(
+        decode_batch=D * ranks, decode_context=context, decode_new_tokens=n
+    ) + draft_s(D)
+    # an iteration of a wave of R prompts: as many prompt tokens as are waiting, up to the budget
+    wave = parts.step_time(
+        decode_batch=D * ranks,
+        decode_context=context,
+        prefill_tokens=np.minimum(R * N_in, free) * ranks,
+        prefill_past=N_in / 2.0,
+        decode_new_tokens=n,
+    ) + draft_s(D)
+    # after a wave's prompts its R sequences decode together, no prompt between them
+    wave_decode = parts.step_time(
+        decode_batch=R * ranks, decode_context=context, decode_new_tokens=n
+    ) + draft_s(R)
+    return with_prompt, decode_only, wave, wave_decode
