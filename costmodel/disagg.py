@@ -526,11 +526,11 @@ def decode_side(decode: Engine, *, isl: npt.ArrayLike, osl: npt.ArrayLike) -> De
 
 
 def same_device(prefill: Engine, decode: Engine) -> bool:
-    """Whether both pools run on the same device, judged by its facts: the same datasheet (figures and their
-    sources), whatever the profiles are called. Only then can the KV transfer stay on the scale-up link
-    (NVLink joins GPUs of one kind); a renamed or recalibrated copy of a profile is the same device, a
-    different datasheet (another model, memory size or link) is not."""
-    return prefill.hardware.datasheet == decode.hardware.datasheet
+    """Whether both pools run on the same device, judged by its facts (:meth:`HardwareProfile.same_device`:
+    vendor, kind and datasheet figures), whatever the profiles are called. Only then can the KV transfer stay
+    on the scale-up link (NVLink joins GPUs of one kind); a renamed or recalibrated copy of a profile is the
+    same device, a different datasheet (another model, memory size or link) is not."""
+    return prefill.hardware.same_device(decode.hardware)
 
 
 def _combine(

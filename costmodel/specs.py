@@ -668,6 +668,16 @@ class Datasheet(Spec):
         "launch configuration, as for a device vLLM ships no configs for.",
     )
 
+    def figures(self) -> dict[str, object]:
+        """Every published figure by key, without its source: what identifies the device."""
+        out: dict[str, object] = {}
+        for key, field in self:
+            if isinstance(field, dict):
+                out[key] = {k: v.value for k, v in field.items()}
+            else:
+                out[key] = field.value if isinstance(field, Sourced | SourcedText) else field
+        return out
+
     @field_validator("cuda_compute_capability")
     @classmethod
     def _capability_is_major_minor(cls, value: SourcedText | None) -> SourcedText | None:
@@ -810,6 +820,17 @@ class HardwareProfile(Spec):
                 f"hardware {self.name!r} has no {dtype!r} peak in its datasheet (it has: {have})"
             )
         return float(entry.value) * 1e12
+
+    def same_device(self, other: HardwareProfile) -> bool:
+        """Whether two profiles describe the same device: the same vendor, kind and datasheet figures
+        (values, not the documents they cite), whatever the profiles are named. A renamed or user copy
+        of a shipped profile is the same device; its efficiencies, price and calibration do not make
+        another one."""
+        return (self.vendor, self.device_kind, self.datasheet.figures()) == (
+            other.vendor,
+            other.device_kind,
+            other.datasheet.figures(),
+        )
 
     @property
     def memory_bytes(self) -> int:

@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+import costmodel
 from costmodel.disagg import DisaggParams, disagg_loop, disagg_pairs, disagg_parts, prefill_wait
 from costmodel.errors import CostmodelError
 from costmodel.serving import Engine
@@ -634,3 +635,19 @@ def test_same_device_is_judged_by_the_datasheet_not_the_profile_name(prefill: En
     kwargs = {"prefill_workers": 1, "decode_workers": 1, "concurrency": 1, "isl": 512, "osl": 8}
     assert disagg_parts(prefill, copy, **kwargs).intra.all()  # 2 GPUs, one HGX domain, one device kind
     assert not disagg_parts(prefill, h200, **kwargs).intra.any()  # 2 GPUs, but two kinds: the NIC
+
+
+def test_a_renamed_copy_of_the_device_shares_its_scale_up_domain(prefill: Engine, decode: Engine) -> None:
+    """Whether both pools can sit in one NVLink domain follows the device, not the profile's name: a
+    decode pool on a renamed copy of the H100 profile moves the KV cache over NVLink as before; one on
+    another device (H200) crosses the NIC."""
+    renamed = decode.replace(hardware=decode.hardware.model_copy(update={"name": "my-h100"}))
+    h200 = decode.replace(hardware=costmodel.load_hardware("h200"))
+    workers = np.array([1, 3, 7, 8])
+    common = {"prefill_workers": 1, "decode_workers": workers, "concurrency": 8, "isl": 512, "osl": 8}
+    same = disagg_parts(prefill, decode, **common)
+    np.testing.assert_array_equal(same.intra, workers + 1 <= 8)
+    copy = disagg_parts(prefill, renamed, **common)
+    np.testing.assert_array_equal(copy.intra, same.intra)
+    np.testing.assert_array_equal(copy.transfer_s, same.transfer_s)
+    assert not disagg_parts(prefill, h200, **common).intra.any()

@@ -237,3 +237,28 @@ def test_a_malformed_compute_capability_is_a_clear_error(tmp_path: Path) -> None
     )
     with pytest.raises(costmodel.CostmodelError, match=r"cuda_compute_capability.*'major\.minor'"):
         costmodel.registry.load_hardware_file(path)
+
+
+def test_a_renamed_copy_is_the_same_device_and_shipped_profiles_are_distinct(tmp_path: Path) -> None:
+    """Same device means the same datasheet figures, not the same profile name: a user's renamed copy of a
+    shipped profile, citing its figures differently and with other efficiencies, is the same device; no
+    two shipped profiles are."""
+    h100 = costmodel.load_hardware("h100-sxm")
+    text = (costmodel.registry.calibrated_dir().parent / "h100-sxm.yaml").read_text()
+    assert text.count("name: h100-sxm") == 1
+    path = tmp_path / "my-h100.yaml"
+    path.write_text(
+        text.replace("name: h100-sxm", "name: my-h100").replace('source: "', 'source: "my copy of ')
+    )
+    mine = costmodel.registry.load_hardware_file(path)
+    assert mine.name != h100.name
+    assert mine.datasheet.memory_capacity_gib.source != h100.datasheet.memory_capacity_gib.source
+    assert mine.same_device(h100)
+    assert h100.same_device(mine)
+    tuned = mine.model_copy(
+        update={"efficiency": mine.efficiency.model_copy(update={"matmul_fraction": 0.5})}
+    )
+    assert tuned.same_device(h100)
+    shipped = [costmodel.load_hardware(n) for n in costmodel.list_hardware()]
+    for a, b in itertools.combinations(shipped, 2):
+        assert not a.same_device(b), (a.name, b.name)
