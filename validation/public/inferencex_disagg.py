@@ -21,6 +21,14 @@ recipe is found the engines run its limits, and the difference shows:
 Each :class:`Recipe` is one recipe file, read at the commit cited; a row gets a recipe's limits only when its
 backend, image, system, format, lengths, worker counts, layouts and concurrency all match exactly one
 recipe (:func:`recipe_limits`). Other rows keep the sample's batch columns and the engine's default budget.
+
+The disaggregated Dynamo + SGLang rows (``lmsysorg/sglang`` images, B200 fp8 and fp4) have recipes of their
+own (:data:`SGLANG_RECIPES`, :func:`sglang_recipe_limits`): ``sglang_config`` sets each pool's
+``chunked-prefill-size``, ``max-prefill-tokens`` and ``max-running-requests`` per worker, which SGLang shares
+among a worker's attention-DP ranks, and an fp8 KV cache (``kv-cache-dtype: fp8_e4m3``) where the sample's
+rows otherwise run SGLang's default, the model's bf16. None of the recipes read runs speculative decoding
+(the ``stp`` folders); ``cuda-graph-max-bs`` equals ``max-running-requests`` in each, so every decode batch
+runs in a CUDA graph, as the model assumes.
 """
 
 from __future__ import annotations
@@ -183,3 +191,150 @@ def recipe_limits(rows: pd.DataFrame) -> pd.DataFrame:
             recipe.decode_max_batch_size,
         )
     return out.where(matches == 1)
+
+
+# --- SGLang -------------------------------------------------------------------------------------------------
+
+SGLANG_IMAGE = "lmsysorg/sglang"
+"""What ``silicon_data_source`` names for a Dynamo + SGLang run (InferenceX's ``dynamo-sglang`` framework)."""
+
+SGLANG_SERVER_ARGS = "https://github.com/sgl-project/sglang/blob/main/python/sglang/srt/server_args.py"
+"""Under ``enable-dp-attention`` SGLang divides ``chunked-prefill-size`` by ``data-parallel-size``
+(``ServerArgs``: "DP attention is enabled. The chunked prefill size is adjusted to ..."), so a recipe's value
+is a worker's total and each attention-DP rank chunks at its share."""
+
+
+@dataclass(frozen=True)
+class SglangRecipe:
+    """One srt-slurm recipe of a disaggregated Dynamo + SGLang benchmark: what it deploys, the client
+    concurrencies its ``benchmark`` section runs, and the engine limits its ``sglang_config`` sets, as
+    written (a worker's totals; :func:`sglang_recipe_limits` turns them into a rank's)."""
+
+    source: str
+    """The recipe, at the commit read [URL]."""
+    system: str
+    precision: str
+    isl: int
+    osl: int
+    prefill_workers: int
+    prefill_gpus: int
+    prefill_attention_dp: bool
+    decode_workers: int
+    decode_gpus: int
+    decode_attention_dp: bool
+    concurrencies: tuple[int, ...]
+    prefill_chunked_prefill_size: int
+    """The prefill worker's ``chunked-prefill-size`` [tokens per iteration, the worker's total]."""
+    prefill_max_prefill_tokens: int
+    """The prefill worker's ``max-prefill-tokens`` [tokens of new prompts per batch, per rank]."""
+    prefill_max_running_requests: int
+    """The prefill worker's ``max-running-requests`` [requests, the worker's total]."""
+    decode_max_running_requests: int
+    """The decode worker's ``max-running-requests`` [sequences, the worker's total]."""
+    kv_dtype: str = "fp8"
+    """``kv-cache-dtype`` (``fp8_e4m3`` in every recipe read), on both pools."""
+
+
+def _sgl_fp8(path: str) -> str:
+    return f"https://github.com/qiching/srt-slurm/blob/5063eb432640574bd93410ae2697591a7d15f57c/recipes/b200-fp8/{path}"
+
+
+def _sgl_fp8_late(path: str) -> str:
+    return f"https://github.com/qiching/srt-slurm/blob/4a22a1816f8e1ca6bc41dfca0fbf709782a45fee/recipes/b200-fp8/{path}"
+
+
+_SGL_FP4_1K = f"{SRT_SLURM}/1e312702b54e978d38fab2098fbdf098b212878b/recipes/b200-fp4/1k1k-stp.yaml"
+
+
+def _sgl_fp4(path: str) -> str:
+    return f"{SRT_SLURM}/6951981c0cc33f257704f1677fda8206607f4864/recipes/b200-fp4/{path}"
+
+
+SGLANG_RECIPES: tuple[SglangRecipe, ...] = (
+    # B200 fp8 (DeepSeek-R1 fp8 block weights): tp-8 / dp-8 workers of 8 GPUs
+    SglangRecipe(_sgl_fp8("8k1k/stp/low-latency-tep8-1p1d.yaml"), "b200_sxm", "fp8", 8192, 1024,
+                 1, 8, False, 1, 8, False, (4, 32, 64), 32768, 32768, 512, 512),
+    SglangRecipe(_sgl_fp8("1k1k/stp/low-latency-tep8-1p1d.yaml"), "b200_sxm", "fp8", 1024, 1024,
+                 1, 8, False, 1, 8, False, (4,), 32768, 32768, 512, 512),
+    SglangRecipe(_sgl_fp8("8k1k/stp/low-latency-tep8-1p4d.yaml"), "b200_sxm", "fp8", 8192, 1024,
+                 1, 8, False, 4, 8, False, (64,), 32768, 32768, 512, 512),
+    SglangRecipe(_sgl_fp8("8k1k/stp/max-tpt-dep8-1p1d.yaml"), "b200_sxm", "fp8", 8192, 1024,
+                 1, 8, True, 1, 8, True, (128,), 32768, 32768, 1024, 1024),
+    SglangRecipe(_sgl_fp8("8k1k/stp/max-tpt-dep8-2p1d.yaml"), "b200_sxm", "fp8", 8192, 1024,
+                 2, 8, True, 1, 8, True, (256,), 32768, 32768, 1024, 1024),
+    # the later fp8 runs: dp-8 prefill workers of expert parallel 1 taking one 8,192-token prompt per rank
+    SglangRecipe(_sgl_fp8_late("8k1k_stp_lowlat_1.yaml"), "b200_sxm", "fp8", 8192, 1024,
+                 1, 8, True, 4, 8, False, (128,), 65536, 8192, 8, 32),
+    SglangRecipe(_sgl_fp8_late("8k1k_stp_maxtpt_0.yaml"), "b200_sxm", "fp8", 8192, 1024,
+                 1, 8, True, 2, 8, True, (288,), 65536, 8192, 8, 128),
+    SglangRecipe(_sgl_fp8_late("8k1k_stp_maxtpt_1.yaml"), "b200_sxm", "fp8", 8192, 1024,
+                 1, 8, True, 1, 8, True, (160, 288), 65536, 8192, 8, 256),
+    SglangRecipe(_sgl_fp8_late("8k1k_stp_maxtpt_2.yaml"), "b200_sxm", "fp8", 8192, 1024,
+                 2, 8, True, 1, 8, True, (512,), 65536, 8192, 8, 512),
+    SglangRecipe(_sgl_fp8_late("8k1k_stp_maxtpt_3.yaml"), "b200_sxm", "fp8", 8192, 1024,
+                 3, 8, True, 1, 8, True, (1024,), 65536, 8192, 8, 1024),
+    # B200 fp4 (NVFP4 weights): prefill workers of 4 GPUs, decode workers of 8
+    # 1k1k-stp.yaml's zip_override_maxtpt (1d and 2d): one file of all its scale variants
+    SglangRecipe(_SGL_FP4_1K, "b200_sxm", "fp4", 1024, 1024,
+                 1, 4, True, 1, 8, True, (512,), 32768, 32768, 1024, 1024),
+    SglangRecipe(_SGL_FP4_1K, "b200_sxm", "fp4", 1024, 1024,
+                 1, 4, True, 2, 8, True, (512,), 32768, 32768, 512, 512),
+    SglangRecipe(_sgl_fp4("8k1k/stp/low-latency-tp4-1p-tp8-1d.yaml"), "b200_sxm", "fp4", 8192, 1024,
+                 1, 4, False, 1, 8, False, (4, 8, 16, 64), 32768, 32768, 512, 512),
+    SglangRecipe(_sgl_fp4("8k1k/stp/low-latency-dep4-1p-tep8-1d.yaml"), "b200_sxm", "fp4", 8192, 1024,
+                 1, 4, True, 1, 8, False, (64, 128), 32768, 32768, 512, 512),
+    SglangRecipe(_sgl_fp4("8k1k/stp/max-tpt-dep4-7p-dep8-2d.yaml"), "b200_sxm", "fp4", 8192, 1024,
+                 7, 4, True, 2, 8, True, (1024, 2048), 65536, 65536, 1024, 2048),
+)  # fmt: skip
+"""The SGLang recipes read, each with the deployment and concurrencies it runs and its engines' limits."""
+
+SGLANG_LIMIT_COLUMNS = (*LIMIT_COLUMNS, "kv_dtype")
+"""Columns :func:`sglang_recipe_limits` fills: :data:`LIMIT_COLUMNS` (per attention-DP rank), KV format."""
+
+
+def sglang_rank_limits(recipe: SglangRecipe, decode_clients_per_rank: float) -> tuple[int, int, float]:
+    """A recipe's limits per attention-DP rank: the prefill rank's batch (its share of
+    ``max-running-requests``) and token budget (its share of ``chunked-prefill-size``, at most
+    ``max-prefill-tokens``), and the decode rank's batch (its share of ``max-running-requests``, at most the
+    clients it serves: a slot no client fills changes nothing)."""
+    p_dp = recipe.prefill_gpus if recipe.prefill_attention_dp else 1
+    d_dp = recipe.decode_gpus if recipe.decode_attention_dp else 1
+    budget = min(recipe.prefill_chunked_prefill_size // p_dp, recipe.prefill_max_prefill_tokens)
+    prefill_batch = max(recipe.prefill_max_running_requests // p_dp, 1)
+    decode_slots = max(recipe.decode_max_running_requests // d_dp, 1)
+    return prefill_batch, budget, min(float(decode_slots), decode_clients_per_rank)
+
+
+def sglang_recipe_limits(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per disaggregated SGLang row, the engine limits of the one recipe that ran it
+    (:data:`SGLANG_LIMIT_COLUMNS`, per attention-DP rank), NaN where no recipe (or more than one) matches.
+    A pool is matched by its GPUs per worker and whether it runs attention DP, as :func:`recipe_limits`."""
+    out = pd.DataFrame(np.nan, index=rows.index, columns=list(SGLANG_LIMIT_COLUMNS), dtype=object)
+    matches = pd.Series(0, index=rows.index)
+    dynamo = rows["silicon_data_source"].astype(str).str.contains(SGLANG_IMAGE, regex=False)
+    p_gpus, p_dp = _layout(rows, "prefill")
+    d_gpus, d_dp = _layout(rows, "decode")
+    for recipe in SGLANG_RECIPES:
+        hit = (
+            dynamo
+            & (rows["mode"] == "disagg")
+            & (rows["backend"] == "sglang")
+            & (rows["system"] == recipe.system)
+            & (rows["precision"] == recipe.precision)
+            & (rows["isl"] == recipe.isl)
+            & (rows["osl"] == recipe.osl)
+            & (rows["prefill_num_workers"] == recipe.prefill_workers)
+            & (p_gpus == recipe.prefill_gpus)
+            & (p_dp == recipe.prefill_attention_dp)
+            & (rows["decode_num_workers"] == recipe.decode_workers)
+            & (d_gpus == recipe.decode_gpus)
+            & (d_dp == recipe.decode_attention_dp)
+            & rows["concurrency"].isin(recipe.concurrencies)
+        )
+        matches += hit.astype(int)
+        d_ranks = recipe.decode_workers * (recipe.decode_gpus if recipe.decode_attention_dp else 1)
+        for index in rows.index[hit]:
+            clients = float(rows.at[index, "concurrency"]) / d_ranks
+            out.loc[index] = (*sglang_rank_limits(recipe, clients), recipe.kv_dtype)
+    out = out.where(matches == 1)
+    return out.astype(dict.fromkeys(LIMIT_COLUMNS, float))

@@ -30,11 +30,12 @@ and SGLang, fp8 on TensorRT-LLM with quantized weights; TensorRT-LLM reserves a 
 except where the row is an InferenceX run whose script sets the KV format or the experts' input format
 (:mod:`validation.public.inferencex`);
 the engine's token budget per iteration is its default (:func:`token_budget`), and its sequence limit the
-row's ``batch_size``, except on a disaggregated TensorRT-LLM row run from a recipe that states both (the
-recipe's, :mod:`validation.public.inferencex_disagg`); the rows whose engine image is that of a benchmark
-configuration with multi-token prediction run it (:data:`MTP_IMAGES`, :func:`row_speculation`), the
-others decode one token per iteration. A row that leaves attention_dp_size unstated while its concurrency
-is batch_size x tp_size runs attention data parallel over its tp_size GPUs (:func:`tp_as_attention_dp`).
+row's ``batch_size``, except on a disaggregated TensorRT-LLM or SGLang row run from a recipe that states
+both (the recipe's, and an SGLang recipe's KV format, :mod:`validation.public.inferencex_disagg`); the
+rows whose engine image is that of a benchmark configuration with multi-token prediction run it
+(:data:`MTP_IMAGES`, :func:`row_speculation`), the others decode one token per iteration. A row that
+leaves attention_dp_size unstated while its concurrency is batch_size x tp_size runs attention data
+parallel over its tp_size GPUs (:func:`tp_as_attention_dp`).
 
 Calibration: the closed-loop model's seven named parameters (:class:`costmodel.closed_loop.LoopParams`)
 are fitted per engine (the ``backend`` column) on the calibration rows, chosen by the same rule as the
@@ -78,7 +79,7 @@ from validation.public.inferencex import (
     scheduler_recv_interval,
     vllm_single_engine,
 )
-from validation.public.inferencex_disagg import recipe_limits
+from validation.public.inferencex_disagg import recipe_limits, sglang_recipe_limits
 from validation.public.inferencex_trt import REQUESTS_PER_CLIENT, attention_dp_balance, script_flags
 from validation.public.reader import SYSTEM_PROFILES
 from validation.public.sglang import overlap_host, overlaps_by_default
@@ -863,19 +864,20 @@ def _pool_engine(
     moe: dict[str, int],
     batch: int,
     budget: int | None = None,
+    kv: str | None = None,
 ) -> Engine:
     """One worker of a pool: the row's model, device and formats, the pool's layout and batch. As in the
     aggregated rows, ``batch_size`` and the token budget are per attention-DP rank (on every stated
     disaggregated row the client concurrency is decode_batch_size x decode_num_workers x
     decode_attention_dp_size), and the engine's KV format, token budget and memory rule are its defaults
     (:func:`kv_dtype`, :func:`token_budget`, :func:`engine_memory`): the same software as its aggregated
-    rows, except a rank's token ``budget`` where the row's recipe states it
+    rows, except a rank's token ``budget`` and the KV format ``kv`` where the row's recipe states them
     (:mod:`validation.public.inferencex_disagg`)."""
     hardware = load_hardware(SYSTEM_PROFILES[system])
     engine = Engine(
         model,
         hardware,
-        Workload(1, 1, 1, kv_dtype=kv_dtype(backend, quant), **formats),
+        Workload(1, 1, 1, kv_dtype=kv or kv_dtype(backend, quant), **formats),
         Deployment(tp=tp, pp=pp, attention_dp=dp, **moe),
         max_batch_size=batch * dp,
         max_batched_tokens=(budget or max(token_budget(backend, hardware), batch)) * dp,
@@ -895,7 +897,7 @@ def _disagg_groups(
     groups: list[tuple[pd.Index, DisaggParts]] = []
     pool_keys = [f"{pool}_{field}" for pool in ("prefill", "decode") for field in POOL_FIELDS]
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *pool_keys]
-    keys.append("prefill_budget")
+    keys.extend(("prefill_budget", "recipe_kv"))
     chosen = table[(table["mode"] == "disagg") & (reason == "")]
     single = chosen["concurrency"] == 1
     chosen = chosen.assign(
@@ -905,17 +907,21 @@ def _disagg_groups(
     )
     # the engines' limits where the recipe that ran the row states them, else the row's batch columns
     limits = recipe_limits(chosen)
+    sgl = sglang_recipe_limits(chosen)  # the SGLang recipes' limits, and their KV format
+    limits = limits.fillna(sgl[limits.columns])
     chosen = chosen.assign(
         prefill_batch_size=limits["prefill_batch_size"].fillna(chosen["prefill_batch_size"]),
         decode_batch_size=limits["decode_batch_size"].fillna(chosen["decode_batch_size"]),
         prefill_budget=limits["prefill_max_num_tokens"],
+        recipe_kv=sgl["kv_dtype"],
     )
     for key, rows in chosen.groupby(keys, sort=True, dropna=False):
         backend, model_path, system, quant, moe_quant = (str(k) for k in key[:5])
         model = models[model_path]
         assert isinstance(model, ModelProfile)
-        layout = dict(zip(pool_keys, key[5:-1], strict=True))
-        budget = None if pd.isna(key[-1]) else int(key[-1])
+        layout = dict(zip(pool_keys, key[5:-2], strict=True))
+        budget = None if pd.isna(key[-2]) else int(key[-2])
+        kv = None if pd.isna(key[-1]) else str(key[-1])
         engines: dict[str, Engine] = {}
         try:
             formats = row_formats(model, backend, system, quant, moe_quant)
@@ -932,7 +938,7 @@ def _disagg_groups(
                     moe = {"moe_tp": int(moe_tp), "moe_ep": int(moe_ep)}
                 engines[pool] = _pool_engine(
                     model, formats, system, backend, quant, int(tp), int(pp), dp, moe, int(batch),
-                    budget if pool == "prefill" else None,
+                    budget if pool == "prefill" else None, kv,
                 )  # fmt: skip
             parts = disagg_parts(
                 engines["prefill"],
