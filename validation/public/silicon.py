@@ -79,6 +79,7 @@ from validation.public.inferencex import (
     vllm_single_engine,
 )
 from validation.public.inferencex_disagg import recipe_limits
+from validation.public.inferencex_disagg_workers import master_workers
 from validation.public.inferencex_trt import REQUESTS_PER_CLIENT, attention_dp_balance, script_flags
 from validation.public.reader import SYSTEM_PROFILES
 from validation.public.sglang import overlap_host, overlaps_by_default
@@ -848,7 +849,16 @@ def _refuse_disagg(table: pd.DataFrame, refuse: Any) -> None:
     disagg = table["mode"] == "disagg"
     unstated = table[list(DISAGG_STATED)].isna().any(axis=1)
     single = (table["concurrency"] == 1) & table[list(POOL_LAYOUT)].notna().all(axis=1)
-    refuse(disagg & unstated & ~single, "disagg row without prefill/decode worker counts and batch sizes")
+    # the InferenceX rows whose master configuration names one deployment run it, the others say why not
+    # (validation.public.inferencex_disagg_workers)
+    workers, why = master_workers(table)
+    for text in sorted(set(why) - {""}):
+        refuse(why == text, text)
+    filled = workers.notna().all(axis=1)
+    refuse(
+        disagg & unstated & ~single & ~filled,
+        "disagg row without prefill/decode worker counts and batch sizes",
+    )
 
 
 def _pool_engine(
@@ -897,6 +907,9 @@ def _disagg_groups(
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *pool_keys]
     keys.append("prefill_budget")
     chosen = table[(table["mode"] == "disagg") & (reason == "")]
+    # the deployment of the master configuration that ran a row stating none (filled in a copy: the split)
+    workers = master_workers(chosen)[0]
+    chosen = chosen.assign(**{c: workers[c].fillna(chosen[c]) for c in workers.columns})
     single = chosen["concurrency"] == 1
     chosen = chosen.assign(
         moe_quant_mode=chosen["moe_quant_mode"].fillna(chosen["gemm_quant_mode"]),
