@@ -158,3 +158,24 @@ def test_covered_rows_do_not_move(
     )
     assert after.loc[new, "covered"].sum() >= 0.9 * len(new)
     assert (before["split"] == after["split"]).all()
+
+
+def test_filled_rows_agree_with_their_twins_that_state_a_deployment(table: pd.DataFrame) -> None:
+    """An independent check of the rule (not an input to it): some rows repeat the measured TTFT and TPOT
+    of a db-dump row that states its deployment (the same run in two files). Every filled row with such a
+    twin gets the twin's worker counts, layouts and decode batch."""
+    workers = master_workers(table)[0]
+    filled = workers.notna().all(axis=1)
+    stated = table[(table["mode"] == "disagg") & table["decode_num_workers"].notna()]
+    twins = stated.drop_duplicates(["silicon_ttft_ms", "silicon_tpot_ms"]).set_index(
+        ["silicon_ttft_ms", "silicon_tpot_ms"]
+    )
+    columns = [c for c in WORKER_COLUMNS if "moe" not in c and "pp" not in c]
+    checked = 0
+    for i in table.index[filled]:
+        key = (table.at[i, "silicon_ttft_ms"], table.at[i, "silicon_tpot_ms"])
+        if key in twins.index:
+            twin = twins.loc[key]
+            assert workers.loc[i, columns].tolist() == twin[columns].tolist(), i
+            checked += 1
+    assert checked >= 30

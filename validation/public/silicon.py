@@ -844,7 +844,9 @@ def _refuse_disagg(table: pd.DataFrame, refuse: Any) -> None:
     alone in its batch, and the others idle; the loop's figures are the same for any worker counts and
     batch sizes (:func:`costmodel.disagg.disagg_loop` at concurrency 1), and the link is the NIC for any of
     them (each pool's worker has 8 or 16 GPUs: both exceed one 8-GPU NVLink domain). They are predicted at
-    one worker of batch 1 per pool (:data:`SINGLE_CLIENT`).
+    one worker of batch 1 per pool (:data:`SINGLE_CLIENT`). They are InferenceX runs: the 79 whose
+    master configuration names one deployment without speculation run it, the others are refused with
+    why (several deployments, MTP only, none; :mod:`validation.public.inferencex_disagg_workers`).
     """
     disagg = table["mode"] == "disagg"
     unstated = table[list(DISAGG_STATED)].isna().any(axis=1)
