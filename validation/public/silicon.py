@@ -80,6 +80,7 @@ from validation.public.inferencex import (
     vllm_single_engine,
 )
 from validation.public.inferencex_disagg import recipe_limits, sglang_recipe_limits
+from validation.public.inferencex_disagg_workers import master_workers
 from validation.public.inferencex_trt import REQUESTS_PER_CLIENT, attention_dp_balance, script_flags
 from validation.public.reader import SYSTEM_PROFILES
 from validation.public.sglang import overlap_host, overlaps_by_default
@@ -844,12 +845,23 @@ def _refuse_disagg(table: pd.DataFrame, refuse: Any) -> None:
     alone in its batch, and the others idle; the loop's figures are the same for any worker counts and
     batch sizes (:func:`costmodel.disagg.disagg_loop` at concurrency 1), and the link is the NIC for any of
     them (each pool's worker has 8 or 16 GPUs: both exceed one 8-GPU NVLink domain). They are predicted at
-    one worker of batch 1 per pool (:data:`SINGLE_CLIENT`).
+    one worker of batch 1 per pool (:data:`SINGLE_CLIENT`). They are InferenceX runs: the 79 whose
+    master configuration names one deployment without speculation run it, the others are refused with
+    why (several deployments, MTP only, none; :mod:`validation.public.inferencex_disagg_workers`).
     """
     disagg = table["mode"] == "disagg"
     unstated = table[list(DISAGG_STATED)].isna().any(axis=1)
     single = (table["concurrency"] == 1) & table[list(POOL_LAYOUT)].notna().all(axis=1)
-    refuse(disagg & unstated & ~single, "disagg row without prefill/decode worker counts and batch sizes")
+    # the InferenceX rows whose master configuration names one deployment run it, the others say why not
+    # (validation.public.inferencex_disagg_workers)
+    workers, why = master_workers(table)
+    for text in sorted(set(why) - {""}):
+        refuse(why == text, text)
+    filled = workers.notna().all(axis=1)
+    refuse(
+        disagg & unstated & ~single & ~filled,
+        "disagg row without prefill/decode worker counts and batch sizes",
+    )
 
 
 def _pool_engine(
@@ -899,6 +911,9 @@ def _disagg_groups(
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *pool_keys]
     keys.extend(("prefill_budget", "recipe_kv"))
     chosen = table[(table["mode"] == "disagg") & (reason == "")]
+    # the deployment of the master configuration that ran a row stating none (filled in a copy: the split)
+    workers = master_workers(chosen)[0]
+    chosen = chosen.assign(**{c: workers[c].fillna(chosen[c]) for c in workers.columns})
     single = chosen["concurrency"] == 1
     chosen = chosen.assign(
         moe_quant_mode=chosen["moe_quant_mode"].fillna(chosen["gemm_quant_mode"]),
