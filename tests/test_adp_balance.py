@@ -13,7 +13,8 @@ from costmodel.errors import CostmodelError
 from costmodel.registry import load_hardware, load_model
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, Workload
-from validation.public.inferencex_trt import SCRIPT_MODELS, attention_dp_balance
+from validation.public.inferencex import SCRIPT_MODELS, launch_script
+from validation.public.inferencex import attention_dp_balance as script_balance
 
 
 def _min_moments_two_ranks(rate: float, timeout: float) -> tuple[float, float]:
@@ -130,6 +131,11 @@ def test_inferencex_scripts_balance_only_their_attention_dp_runs() -> None:
     TensorRT-LLM's defaults (50, 10); only with attention DP, only on InferenceX rows; the database dump's
     DeepSeek-V3 rows are those DeepSeek-R1 runs."""
     dsr1 = ("trtllm", "deepseek-ai/DeepSeek-R1", "b200_sxm", "fp4")
+
+    def attention_dp_balance(inferencex: bool, *key: str, attention_dp: int) -> tuple[int, int] | None:
+        timeout, wait = script_balance(launch_script(inferencex, *key), attention_dp)
+        return None if np.isnan(timeout) else (int(timeout), int(wait))
+
     assert attention_dp_balance(True, *dsr1, attention_dp=8) == (60, 0)
     assert attention_dp_balance(True, *dsr1, attention_dp=1) is None
     assert attention_dp_balance(False, *dsr1, attention_dp=8) is None
@@ -137,7 +143,7 @@ def test_inferencex_scripts_balance_only_their_attention_dp_runs() -> None:
         50,
         10,
     )
-    assert SCRIPT_MODELS["deepseek-ai/DeepSeek-V3"] == dsr1[1]
+    assert SCRIPT_MODELS[("trtllm", "deepseek-ai/DeepSeek-V3")] == dsr1[1]
     assert attention_dp_balance(
         True, "trtllm", "deepseek-ai/DeepSeek-V3", "b200_sxm", "fp8", attention_dp=8
     ) == (

@@ -10,7 +10,7 @@ from costmodel.batch_wait import BatchWait, held_iterations
 from costmodel.closed_loop import LoopParams, closed_loop, loop_parts
 from costmodel.errors import CostmodelError
 from costmodel.serving import Engine
-from validation.public.inferencex_trt import script_flags
+from validation.public.inferencex import launch_script, scheduler_flags
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +94,16 @@ def test_inferencex_scripts_hold_only_where_they_set_the_flags() -> None:
     other lengths, attention DP and rows of other sources keep TensorRT-LLM's defaults (no hold)."""
     row = {"isl": 1024, "osl": 1024, "tp": 4, "attention_dp": 1, "concurrency": 4.0}
     llama = ("trtllm", "meta-llama/Llama-3.1-70B", "b200_sxm", "fp8")
+
+    def script_flags(inferencex: bool, *key: str, **run: float) -> tuple[float, float, float]:
+        flags = scheduler_flags(launch_script(inferencex, *key), **run)
+        return float(flags[0]), float(flags[1]), float(flags[2])
+
     assert script_flags(True, *llama, **row) == (16384, 20.0, 0.9 * 16384)
     assert script_flags(True, *llama, **{**row, "tp": 8}) == (16384, 0.0, 0.0)
     assert script_flags(True, *llama, **{**row, "osl": 8192}) == (16384, 0.0, 0.0)
     assert script_flags(True, *llama, **{**row, "attention_dp": 4}) == (16384, 0.0, 0.0)
-    assert script_flags(False, *llama, **row) == (None, 0.0, 0.0)
+    assert script_flags(False, *llama, **row) == (0.0, 0.0, 0.0)
     dsr1 = ("trtllm", "deepseek-ai/DeepSeek-R1", "b200_sxm", "fp8")
     assert script_flags(True, *dsr1, **{**row, "isl": 8192, "osl": 1024, "concurrency": 4.0})[0] == 8320
     assert script_flags(True, *dsr1, **{**row, "tp": 8, "concurrency": 64.0}) == (8192, 40.0, 0.8 * 8192)

@@ -435,14 +435,14 @@ def test_an_inferencex_row_runs_its_scripts_kv_and_expert_formats(tmp_path: Path
     from costmodel.serving import Engine
     from costmodel.specs import Deployment, ModelProfile, Workload
     from validation.public.engine_memory import engine_memory
-    from validation.public.inferencex import FLAGS, is_inferencex, mean_length
+    from validation.public.inferencex import SCRIPTS, is_inferencex, mean_length
 
     table = read_silicon(DATA)
     chosen = (table["model_path"] == "openai/gpt-oss-120b") & (table["system"] == "b200_sxm")
     chosen &= (table["backend"] == "vllm") & (table["tp_size"] == 1) & (table["isl"] == 1024)
     row = table[chosen & is_inferencex(table)].head(1)
     assert len(row) == 1
-    assert FLAGS[("vllm", "openai/gpt-oss-120b", "b200_sxm")].expert_activation_dtype == "mxfp8"
+    assert SCRIPTS[("vllm", "openai/gpt-oss-120b", "b200_sxm")].expert_activation_dtype == "mxfp8"
     row.drop(columns="concurrency").to_csv(tmp_path / "silicon_sample.csv", index=False)
     (tmp_path / "model_configs").mkdir()
     name = "openai--gpt-oss-120b_config.json"
@@ -468,7 +468,7 @@ def test_an_inferencex_row_runs_its_scripts_kv_and_expert_formats(tmp_path: Path
 
 
 def test_only_inferencex_sources_are_inferencex_rows() -> None:
-    from validation.public.inferencex import is_inferencex, row_flags
+    from validation.public.inferencex import is_inferencex, launch_script
 
     sources = pd.DataFrame(
         {
@@ -485,20 +485,20 @@ def test_only_inferencex_sources_are_inferencex_rows() -> None:
     # InferenceX's results database: a workflow run and its image
     database = pd.DataFrame({"silicon_data_source": ["db-dump/2026-04-27; config_id=1; workflow_run_id=3"]})
     assert is_inferencex(database).tolist() == [True]
-    assert row_flags(False, "vllm", "openai/gpt-oss-120b", "b200_sxm") is None
-    assert row_flags(True, "vllm", "Qwen/Qwen3-32B", "h100_sxm") is None
+    assert launch_script(False, "vllm", "openai/gpt-oss-120b", "b200_sxm") is None
+    assert launch_script(True, "vllm", "Qwen/Qwen3-32B", "h100_sxm") is None
 
 
 def test_a_flag_keyed_by_format_reaches_that_formats_rows_alone() -> None:
     """MiniMax-M2.5 on B200 vLLM: the fp8 script's fp8 KV cache and 2048-token graphs are not the nvfp4
     script's (vLLM's defaults); a script keyed without a format serves every format of its model."""
-    from validation.public.inferencex import row_flags
+    from validation.public.inferencex import launch_script
 
-    fp8 = row_flags(True, "vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "fp8")
+    fp8 = launch_script(True, "vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "fp8")
     assert fp8 is not None
     assert (fp8.kv_dtype, fp8.cuda_graph_max_tokens) == ("fp8", 2048)
-    assert row_flags(True, "vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "nvfp4") is None
-    gpt = row_flags(True, "vllm", "openai/gpt-oss-120b", "b200_sxm", "nvfp4")
+    assert launch_script(True, "vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "fp4") is None
+    gpt = launch_script(True, "vllm", "openai/gpt-oss-120b", "b200_sxm", "fp4")
     assert gpt is not None
     assert gpt.kv_dtype == "fp8"
 
@@ -580,10 +580,10 @@ def test_the_cuda_graphs_a_batch_with_prompt_tokens_replays() -> None:
     """vLLM replays mixed batches up to min(2 max_num_seqs, 512, budget) tokens by default, up to a script's
     max-cudagraph-capture-size (gpt-oss: 2048), none under cudagraph_mode FULL_DECODE_ONLY (Llama-3.1-70B
     on B200); TensorRT-LLM and SGLang graph decode-only batches alone."""
-    from validation.public.inferencex import cuda_graph_tokens, row_flags
+    from validation.public.inferencex import cuda_graph_tokens, launch_script
 
-    gpt = row_flags(True, "vllm", "openai/gpt-oss-120b", "b200_sxm", "nvfp4")
-    llama = row_flags(True, "vllm", "meta-llama/Llama-3.1-70B", "b200_sxm", "fp8")
+    gpt = launch_script(True, "vllm", "openai/gpt-oss-120b", "b200_sxm", "fp4")
+    llama = launch_script(True, "vllm", "meta-llama/Llama-3.1-70B", "b200_sxm", "fp8")
     assert cuda_graph_tokens("vllm", None, 4, 8192) == 8
     assert cuda_graph_tokens("vllm", None, 1024, 8192) == 512
     assert cuda_graph_tokens("vllm", None, 1024, 256) == 256
@@ -652,12 +652,18 @@ def test_the_inferencex_client_draws_lengths_below_the_nominal() -> None:
 
 def test_the_deepseek_scripts_relax_the_recv_interval_from_16_clients() -> None:
     """dsr1_fp8_b200.sh / dsr1_fp4_b200.sh: 10, 30 from 16 clients, 10 at tp 4 in fp8; 1 elsewhere."""
-    from validation.public.inferencex import scheduler_recv_interval
+    from validation.public.inferencex import launch_script, recv_interval
+
+    def scheduler_recv_interval(
+        backend: str, model: str, system: str, tp: int, precision: str, clients: list[int]
+    ) -> np.ndarray:
+        script = launch_script(True, backend, model, system, precision)
+        return recv_interval(script, tp=tp, concurrency=clients, precision=precision)
 
     clients = [4, 15, 16, 512]
     model, system = "deepseek-ai/DeepSeek-R1", "b200_sxm"
     assert scheduler_recv_interval("sglang", model, system, 8, "fp8", clients).tolist() == [10, 10, 30, 30]
-    assert scheduler_recv_interval("sglang", model, system, 4, "nvfp4", clients).tolist() == [10, 10, 30, 30]
+    assert scheduler_recv_interval("sglang", model, system, 4, "fp4", clients).tolist() == [10, 10, 30, 30]
     assert scheduler_recv_interval("sglang", model, system, 4, "fp8", clients).tolist() == [10] * 4
     assert scheduler_recv_interval("sglang", "zhipuai/GLM-5", system, 8, "fp8", clients).tolist() == [1] * 4
     assert scheduler_recv_interval("vllm", model, system, 8, "fp8", clients).tolist() == [1] * 4
@@ -698,7 +704,7 @@ def test_an_inferencex_sglang_row_is_the_loop_of_its_clients_mean_lengths_and_re
 def test_the_vllm_scripts_that_set_the_budget_from_the_prompt() -> None:
     """minimaxm2.5_fp8_b200.sh (8eec0d4) and kimik2.5_fp4_b200.sh (380b685) launch with
     --max-num-batched-tokens $((ISL * 2)); the other vLLM scripts keep the engine's budget."""
-    from validation.public.inferencex import row_flags
+    from validation.public.inferencex import launch_script
     from validation.public.silicon import _vllm_script_budget
 
     filled = pd.DataFrame(
@@ -713,7 +719,7 @@ def test_the_vllm_scripts_that_set_the_budget_from_the_prompt() -> None:
                 "MiniMaxAI/MiniMax-M2.5",
             ],
             "system": ["b200_sxm"] * 5,
-            "gemm_quant_mode": ["fp8", "nvfp4", "fp8", "nvfp4", "fp8"],
+            "precision": ["fp8", "fp4", "fp8", "fp4", "fp8"],
             "isl": [1024.0, 8192.0, 1024.0, 1024.0, 1024.0],
             "backend_version": ["0.19.0", "0.17.0", "0.19.0", "0.15.1", "0.5.9"],
         }
@@ -721,7 +727,7 @@ def test_the_vllm_scripts_that_set_the_budget_from_the_prompt() -> None:
     budget = _vllm_script_budget(filled)
     assert budget.iloc[:2].tolist() == [2048.0, 16384.0]
     assert budget.iloc[2:].isna().all()
-    assert row_flags(True, "vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "nvfp4") is None
+    assert launch_script(True, "vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "fp4") is None
     # MiniMax-M2.5 fp8's first era (vLLM 0.17.0) ran the script before it set a budget
     first = _vllm_script_budget(filled.assign(backend_version="0.17.0"))
     assert pd.isna(first.iloc[0])
@@ -732,11 +738,11 @@ def test_the_minimax_fp8_b200_rows_of_vllm_0_17_ran_the_first_script() -> None:
     KV, default graphs and budget); the 0.19.0 rows ran the later script (fp8 KV, 2048-token graphs, the
     2 x isl budget). The sample's 0.17.0 rows are that sweep's: 4-64 clients, none with expert
     parallelism, where the 0.19.0 rows reach 512 clients and state EP."""
-    from validation.public.inferencex import row_flags
+    from validation.public.inferencex import launch_script
 
     model, system = "MiniMaxAI/MiniMax-M2.5", "b200_sxm"
-    first = row_flags(True, "vllm", model, system, "fp8", "0.17.0")
-    later = row_flags(True, "vllm", model, system, "fp8", "0.19.0")
+    first = launch_script(True, "vllm", model, system, "fp8", "0.17.0")
+    later = launch_script(True, "vllm", model, system, "fp8", "0.19.0")
     assert first is not None
     assert later is not None
     assert "80fd934" in first.source

@@ -1,39 +1,68 @@
-"""The launch flags of the silicon sample's SemiAnalysis InferenceX runs that change what the engine runs.
+"""The launch flags of the silicon sample's SemiAnalysis InferenceX runs: one :class:`Script` record per
+script in one table (:data:`SCRIPTS`), found by one lookup (:func:`launch_script`, :func:`scripts_of` for
+a whole table).
 
 Part of the silicon sample comes from SemiAnalysis' InferenceX benchmark (``source_file=2026-03-25.csv``
 and ``2026-04-06.csv`` in ``silicon_data_source``; images such as ``vllm/vllm-openai:v0.15.1`` or
-``lmsysorg/sglang:v0.5.9-cu130``). Its rows carry the engine and version but not the flags its per-model
-scripts launch the engine with, and some of those flags change the kernels a step runs. Each entry of
-:data:`FLAGS` is one (backend, model, system) script, read at the commit cited, with the flags that
-differ from what :func:`validation.public.silicon.row_formats` and
-:func:`validation.public.engine_memory.kv_dtype` take for an engine at its defaults:
+``lmsysorg/sglang:v0.5.9-cu130``). Its rows carry the engine and version but not the flags its
+per-model scripts launch the engine with, and some of those flags change what a step runs or when a
+prompt is scheduled. Each entry of :data:`SCRIPTS` is one (backend, model, system[, precision[, engine
+version]]) script, read at the commit cited, with the flags that differ from the engine's defaults
+(None: the default). Only rows of an InferenceX run of that backend, model, system (and precision and
+version where the key states them) get them; other rows keep the engines' defaults.
+
+Flags that change the kernels or the engine's memory (beside what
+:func:`validation.public.silicon.row_formats` and :func:`validation.public.engine_memory.kv_dtype` take
+for an engine at its defaults):
 
 - ``kv_dtype``: the KV cache format (vLLM ``kv-cache-dtype: fp8``, SGLang ``--kv-cache-dtype fp8_e4m3``),
   which halves the bytes a decode step's attention reads and doubles the sequences that fit;
 - ``expert_activation_dtype``: the routed experts' input format (vLLM's
   ``VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1`` runs gpt-oss's MXFP4 experts on MXFP8 inputs, FlashInfer's
   TRT-LLM-gen MXFP4 x MXFP8 MoE at the fp8 peak, instead of its default ``SM100_FI_MXFP4_BF16``:
-  ``get_mxfp4_backend`` in https://github.com/vllm-project/vllm/blob/main/vllm/model_executor/layers/quantization/mxfp4.py).
+  ``get_mxfp4_backend`` in https://github.com/vllm-project/vllm/blob/main/vllm/model_executor/layers/quantization/mxfp4.py);
+- ``cuda_graph_max_tokens``: vLLM's ``max-cudagraph-capture-size`` (:func:`cuda_graph_tokens`);
+- ``gpu_memory_utilization``: vLLM's ``--gpu-memory-utilization``.
 
-Flags the model does not express are listed in :data:`NOT_MODELLED` (speculative decoding whose draft
+Flags that change when a prompt is prefilled, which differ by model, format, lengths and parallelism
+within one engine (:func:`scheduler_flags`, :func:`isl_budget`, :func:`recv_interval`,
+:func:`attention_dp_balance`):
+
+- TensorRT-LLM's ``--max_num_tokens``, the token budget per iteration (its default 8192): a prompt longer
+  than what is left of it beside the decodes is prefilled in more than one iteration, and a wave of
+  prompts is prefilled budget by budget; vLLM's ``--max-num-batched-tokens $((ISL * 2))`` likewise;
+- TensorRT-LLM's ``batch_wait_timeout_iters`` / ``batch_wait_max_tokens_ratio`` (0 by default): the
+  executor holds new prompts while sequences decode until the timeout or the token threshold
+  (:mod:`costmodel.batch_wait`);
+- TensorRT-LLM's ``attention_dp_config`` with ``enable_balance`` on attention-DP runs
+  (:mod:`costmodel.adp_balance`);
+- SGLang's ``--scheduler-recv-interval`` in the DeepSeek-R1 scripts: the scheduler reads new requests
+  every I iterations instead of before each.
+
+Evidence in the sample that the TensorRT-LLM rows ran so, beside the scripts: B200 TensorRT-LLM
+Llama-3.1-70B at 4 clients and isl 1024 measures a TTFT of 178-383 ms at osl 1024 and tp 1-4, but
+58-104 ms at osl 8192 (and 62-67 ms at osl 1024 with tp 8), the same prompts: the scripts hold prompts
+only for 1k/1k below tp 8, 20 iterations (18-19 TPOTs measured). DeepSeek-R1 fp8 (not fp4) at 64-128
+clients, 1k/1k, tp 8 measures 466-738 ms against 137 ms for fp4 at 64 clients.
+
+Flags the model does not express are a script's ``not_modelled`` (speculative decoding whose draft
 acceptance on the benchmark's random prompts is not known), so a reader sees what the prediction leaves
-out. Rows of other sources keep the engines' defaults.
+out; a script that drafts says so in ``speculative`` (:mod:`validation.public.sglang` reads it).
 
-Two more settings change the closed loop rather than the kernels:
-
-- the benchmark client (every InferenceX run, whatever the engine) draws each request's lengths
-  uniformly from ``[int(ratio x), x]`` for the nominal ``isl`` / ``osl`` x with ``RANDOM_RANGE_RATIO``
-  0.8 (``sample_random_requests``,
-  https://github.com/SemiAnalysisAI/InferenceX/blob/086eabbe8611b283b2bbec13ea527b99adec369f/utils/bench_serving/benchmark_serving.py;
-  ``RANDOM_RANGE_RATIO: 0.8`` in
-  https://github.com/SemiAnalysisAI/InferenceX/blob/00983c3e22a0489aa5f3219f4b8765f2258099fe/.github/workflows/benchmark-tmpl.yml),
-  a mean of 0.9 x (:func:`mean_length`);
-- SGLang's ``--scheduler-recv-interval`` in the DeepSeek-R1 scripts (:func:`scheduler_recv_interval`).
+The benchmark client (every InferenceX run, whatever the engine) draws each request's lengths uniformly
+from ``[int(ratio x), x]`` for the nominal ``isl`` / ``osl`` x with ``RANDOM_RANGE_RATIO`` 0.8
+(``sample_random_requests``,
+https://github.com/SemiAnalysisAI/InferenceX/blob/086eabbe8611b283b2bbec13ea527b99adec369f/utils/bench_serving/benchmark_serving.py;
+``RANDOM_RANGE_RATIO: 0.8`` in
+https://github.com/SemiAnalysisAI/InferenceX/blob/00983c3e22a0489aa5f3219f4b8765f2258099fe/.github/workflows/benchmark-tmpl.yml),
+a mean of 0.9 x (:func:`mean_length`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -60,51 +89,155 @@ https://github.com/SemiAnalysisAI/InferenceX/blob/2a205bb3c2af74ada9a341f3e415f1
 docs/serving.md, "SGLang's aggregated rows", "TensorRT-LLM's harnesses", "vLLM, session 9")."""
 
 
+REQUESTS_PER_CLIENT = 10
+"""Requests per client of an InferenceX TensorRT-LLM run: its scripts send ``--num-prompts $(( $CONC * 10 ))``
+with ``--max-concurrency $CONC`` (each TensorRT-LLM script cited in :data:`SCRIPTS`; the gpt-oss one passes
+the workflow's ``NUM_PROMPTS``, taken alike). The first C requests leave together, a wave; the client draws
+each request's lengths at random (:func:`mean_length`), so TensorRT-LLM's decode-first batches finish them
+at different iterations and the later cycles stagger: a share 1 / 10 of the requests arrives in a wave
+(:func:`costmodel.closed_loop.loop_parts`, ``wave_share``). Every InferenceX TensorRT-LLM row's, with a
+script in :data:`SCRIPTS` or not (the client is the workflow's)."""
+
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class Run(NamedTuple):
+    """The rows a script's rules read, each field an array over the rows: whole numbers (truncated toward
+    zero, as the scripts' shell arithmetic takes them; NaN where the row states none), and the format."""
+
+    isl: FloatArray
+    """Nominal prompt tokens (``$ISL``) [tokens]."""
+    osl: FloatArray
+    """Nominal output tokens (``$OSL``) [tokens]."""
+    tp: FloatArray
+    """Tensor-parallel GPUs of the engine (``$TP``) [-]."""
+    concurrency: FloatArray
+    """Clients of the worker (``$CONC``) [-]."""
+    precision: npt.NDArray[np.object_]
+    """The row's ``precision`` (``fp8``, ``fp4``, ...: the format the script's file is named by)."""
+
+
 @dataclass(frozen=True)
-class Flags:
-    """The launch flags of one InferenceX script that change the kernels (None: the engine's default)."""
+class BatchWaitFlags:
+    """TensorRT-LLM's batch waiting as a script sets it, on the rows where it does."""
+
+    timeout_iters: int
+    """``batch_wait_timeout_iters`` [iterations]."""
+    max_tokens_ratio: float
+    """``batch_wait_max_tokens_ratio``: the threshold as a fraction of ``--max_num_tokens`` [-]."""
+    where: Callable[[Run], npt.NDArray[np.bool_]]
+    """The rows the script sets them on (elsewhere 0: no hold)."""
+
+
+@dataclass(frozen=True)
+class Script:
+    """One InferenceX launch script: the flags it sets that change what the engine runs or when it
+    schedules a prompt (None: the engine's default)."""
 
     source: str
     """The script, at the commit read [URL]."""
     kv_dtype: str | None = None
+    """The KV cache format."""
     expert_activation_dtype: str | None = None
+    """The routed experts' input format."""
     cuda_graph_max_tokens: int | None = None
     """vLLM's ``max-cudagraph-capture-size``: the largest batch [tokens] replayed as CUDA graphs, mixed
     prefill-decode batches included (default :func:`cuda_graph_tokens`)."""
     budget_isl_multiple: int | None = None
     """vLLM's ``max-num-batched-tokens`` as a multiple of the nominal isl (``$((ISL * 2))``: 2), the token
-    budget of every iteration (default: the engine's, :func:`validation.public.silicon.token_budget`)."""
+    budget of every iteration (default: the engine's, :func:`validation.public.silicon.token_budget`;
+    :func:`isl_budget`)."""
     gpu_memory_utilization: float | None = None
     """vLLM's ``--gpu-memory-utilization``: the share of device memory for weights, activations and the
     KV cache (default :data:`validation.public.engine_memory.VLLM_GPU_MEMORY_UTILIZATION`)."""
+    max_num_tokens: int | Callable[[Run], FloatArray] | None = None
+    """TensorRT-LLM's ``--max_num_tokens`` [tokens], a number or a rule of the row
+    (:func:`scheduler_flags`)."""
+    batch_wait: BatchWaitFlags | None = None
+    """TensorRT-LLM's batch waiting (never with attention DP, :func:`scheduler_flags`)."""
+    attention_dp_balance: tuple[int, int] | None = None
+    """(``timeout_iters``, ``batching_wait_iters``) of TensorRT-LLM's ``attention_dp_config`` with
+    ``enable_balance: true`` on the script's attention-DP runs (:mod:`costmodel.adp_balance`,
+    :func:`attention_dp_balance`)."""
+    scheduler_recv_interval: Callable[[Run], FloatArray] | None = None
+    """SGLang's ``--scheduler-recv-interval`` [iterations], a rule of the row (:func:`recv_interval`)."""
+    speculative: str | None = None
+    """The speculative decoding algorithm the script runs (SGLang's ``--speculative-algorithm``), which
+    changes the engine's scheduler (:mod:`validation.public.sglang`); its drafting is in
+    ``not_modelled``."""
+    not_modelled: str | None = None
+    """What the script sets that changes a step but is not modelled."""
 
 
-FLAGS: dict[tuple[str, ...], Flags] = {
-    ("vllm", "openai/gpt-oss-120b", "b200_sxm"): Flags(
+MAX_MODEL_LEN_MARGIN = 200
+"""InferenceX's default ``MAX_MODEL_LEN`` is isl + osl + 200 tokens (its benchmark workflow's
+``MAX_MODEL_LEN=$(( ISL + OSL + 200 ))``); the fp4 Llama script passes it as ``--max_num_tokens``."""
+
+
+def _max_model_len(run: Run) -> FloatArray:
+    """``MAX_MODEL_LEN``: isl + osl + 200 tokens."""
+    return run.isl + run.osl + MAX_MODEL_LEN_MARGIN
+
+
+def _dsr1_max_num_tokens(run: Run) -> FloatArray:
+    """``MAX_NUM_TOKENS=$(( ($CONC+$ISL+64+63)/64*64 ))``, at least 8192."""
+    return np.maximum((run.concurrency + run.isl + 64 + 63) // 64 * 64, 8192)
+
+
+def _llama_1k1k_below_tp8(run: Run) -> npt.NDArray[np.bool_]:
+    """The Llama scripts' batch waiting: 1k/1k below tp 8."""
+    return np.asarray((run.isl == 1024) & (run.osl == 1024) & (run.tp < 8), dtype=bool)
+
+
+def _dsr1_fp8_delay_batching(run: Run) -> npt.NDArray[np.bool_]:
+    """``DELAY_BATCHING``: 1k/1k at 64 <= concurrency < 256."""
+    lengths = (run.isl == 1024) & (run.osl == 1024)
+    return np.asarray(lengths & (run.concurrency >= 64) & (run.concurrency < 256), dtype=bool)
+
+
+def _dsr1_recv_interval(run: Run) -> FloatArray:
+    """The DeepSeek-R1 SGLang scripts' interval: 10, relaxed to 30 from 16 clients ("recv every ~10
+    requests; if CONC >= 16, relax to ~30"), except at tp 4 in fp8 (``dsr1_fp8_b200.sh``), always 10."""
+    fp8_tp4 = (run.precision == "fp8") & (run.tp == 4)
+    return np.where(fp8_tp4, 10.0, np.where(run.concurrency >= 16, 30.0, 10.0))
+
+
+SCRIPTS: dict[tuple[str, ...], Script] = {
+    ("vllm", "openai/gpt-oss-120b", "b200_sxm"): Script(
         f"{REPOSITORY}/ffdb196ef8e7e73d003da2d1ec717242f4a98454/benchmarks/gptoss_fp4_b200.sh",
         kv_dtype="fp8",
         expert_activation_dtype="mxfp8",
         cuda_graph_max_tokens=2048,
     ),
-    ("vllm", "openai/gpt-oss-120b", "h100_sxm"): Flags(
+    ("vllm", "openai/gpt-oss-120b", "h100_sxm"): Script(
         f"{REPOSITORY}/c6b96dd0f880da4e11f68d2085e9ababa8d1ba63/benchmarks/gptoss_fp4_h100.sh",
         cuda_graph_max_tokens=2048,
     ),
-    ("sglang", "deepseek-ai/DeepSeek-R1", "b200_sxm"): Flags(
-        # dsr1_fp8_b200.sh and dsr1_fp4_b200.sh both launch with --kv-cache-dtype fp8_e4m3
+    ("sglang", "deepseek-ai/DeepSeek-R1", "b200_sxm"): Script(
+        # dsr1_fp8_b200.sh and dsr1_fp4_b200.sh both launch with --kv-cache-dtype fp8_e4m3 and the same
+        # --scheduler-recv-interval rule (but at tp 4 in fp8); dsr1_fp4_b200.sh at the same commit
         f"{REPOSITORY}/1fc5d73cdd31c7fbdd657f3c7e5ec2180f4b0598/benchmarks/dsr1_fp8_b200.sh",
         kv_dtype="fp8",
+        scheduler_recv_interval=_dsr1_recv_interval,
     ),
-    ("sglang", "zhipuai/GLM-5", "b200_sxm"): Flags(
+    ("sglang", "zhipuai/GLM-5", "b200_sxm"): Script(
         f"{REPOSITORY}/87af9d65f138afa34bd30825eb73dc879492850b/benchmarks/glm5_fp8_b200.sh",
         kv_dtype="fp8",
+        speculative="EAGLE",  # --speculative-algorithm EAGLE
+        not_modelled="EAGLE speculative decoding, 3 steps, 4 draft tokens",
+    ),
+    ("sglang", "Qwen/Qwen3.5-397B-A17B", "b200_sxm"): Script(
+        f"{REPOSITORY}/10c3d8d58652373eb44ed354ada3743fa11685ae/benchmarks/qwen3.5_fp8_b200.sh",
+        speculative="NEXTN",  # --speculative-algo NEXTN, which SGLang runs as EAGLE
+        not_modelled="NEXTN (MTP) speculative decoding, 3 steps, 4 draft tokens",
     ),
     # Llama-3.1-70B on B200 (fp8 and nvfp4 scripts alike): fp8 KV cache and cudagraph_mode FULL_DECODE_ONLY,
     # so no batch carrying prompt tokens replays a graph. Not on H100: the one script read there
     # (2a205bb, 70b_fp8_h100_slurm.sh, kv-cache-dtype fp8) is undated, and the H100 calibration row that
     # queues (tp 2, isl 8192, 32 clients: 6.5 s TTFT, 52.4 ms TPOT) ran about 29 sequences at once, what a
     # bf16 cache holds (28), not an fp8 one (56)
-    ("vllm", "meta-llama/Llama-3.1-70B", "b200_sxm"): Flags(
+    ("vllm", "meta-llama/Llama-3.1-70B", "b200_sxm"): Script(
         f"{REPOSITORY}/bb4c7f9389a89b399fb0bd0090944713baea59e5/benchmarks/70b_fp8_b200_docker.sh",
         kv_dtype="fp8",
         cuda_graph_max_tokens=0,
@@ -120,11 +253,11 @@ FLAGS: dict[tuple[str, ...], Flags] = {
     # at --gpu-memory-utilization 0.95 with vLLM's defaults otherwise (bf16 KV, no expert parallelism,
     # graphs and budget at the defaults). The 0.17.0 rows are that sweep's: 4-64 clients and no EP, where
     # the 0.19.0 rows (2026-04-03 on) reach 512 clients and state EP 2-16, the later script's EP_SIZE.
-    ("vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "fp8", "0.17.0"): Flags(
+    ("vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "fp8", "0.17.0"): Script(
         f"{REPOSITORY}/80fd934be9928172e011dea86d117daaa59dc51a/benchmarks/minimaxm2.5_fp8_b200.sh",
         gpu_memory_utilization=0.95,
     ),
-    ("vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "fp8"): Flags(
+    ("vllm", "MiniMaxAI/MiniMax-M2.5", "b200_sxm", "fp8"): Script(
         f"{REPOSITORY}/8eec0d4ed58b1a7ab659bc8b4038ffddf3452ea2/benchmarks/single_node/fixed_seq_len/minimaxm2.5_fp8_b200.sh",
         kv_dtype="fp8",
         cuda_graph_max_tokens=2048,
@@ -134,33 +267,168 @@ FLAGS: dict[tuple[str, ...], Flags] = {
     # (below) an fp8 KV cache with 2048-token graphs; the calibration row that would queue (tp 4, isl 8192,
     # 64 clients: 1.28 s TTFT, 33.5 ms TPOT) ran about 62 sequences at once, which an fp8 cache holds (93) and
     # a bf16 one does not (46). Its budget is 2 x isl as MiniMax-M2.5's; --stream-interval 20 not modelled.
-    ("vllm", "moonshotai/Kimi-K2.5", "b200_sxm", "nvfp4"): Flags(
+    ("vllm", "moonshotai/Kimi-K2.5", "b200_sxm", "fp4"): Script(
         f"{REPOSITORY}/380b685df7cd81917d3ac25d326fef0e4a1793cb/benchmarks/single_node/fixed_seq_len/kimik2.5_fp4_b200.sh",
         kv_dtype="fp8",
         cuda_graph_max_tokens=2048,
         budget_isl_multiple=2,
     ),
-}
-"""(backend, model_path, system) -> the flags its InferenceX script sets; a key that adds the row's
-``gemm_quant_mode`` is that format's script alone, one that also adds its ``backend_version`` that
-engine version's script."""
-
-NOT_MODELLED: dict[tuple[str, str, str], str] = {
-    ("sglang", "zhipuai/GLM-5", "b200_sxm"): "EAGLE speculative decoding, 3 steps, 4 draft tokens",
-    ("sglang", "Qwen/Qwen3.5-397B-A17B", "b200_sxm"): (
-        "NEXTN (MTP) speculative decoding, 3 steps, 4 draft tokens "
-        f"({REPOSITORY}/10c3d8d58652373eb44ed354ada3743fa11685ae/benchmarks/qwen3.5_fp8_b200.sh)"
+    # TensorRT-LLM
+    ("trtllm", "meta-llama/Llama-3.1-70B", "b200_sxm", "fp8"): Script(
+        f"{REPOSITORY}/a267b4bd52f1cd162813fedfdcffb73936128dab/benchmarks/70b_fp8_b200_trt_slurm.sh",
+        max_num_tokens=16384,
+        batch_wait=BatchWaitFlags(20, 0.9, where=_llama_1k1k_below_tp8),
+    ),
+    ("trtllm", "meta-llama/Llama-3.1-70B", "b200_sxm", "fp4"): Script(
+        f"{REPOSITORY}/73ef9225128eaf270ef655ff689247dde656ad6c/benchmarks/70b_fp4_b200_trt_slurm.sh",
+        max_num_tokens=_max_model_len,
+        batch_wait=BatchWaitFlags(20, 0.9, where=_llama_1k1k_below_tp8),
+    ),
+    ("trtllm", "openai/gpt-oss-120b", "b200_sxm", "fp4"): Script(
+        f"{REPOSITORY}/1825e7f0676d9adf7a3dbffcf50708907b7b25db/benchmarks/gptoss_fp4_b200_trt.sh",
+        max_num_tokens=20000,
+        # enable_balance alone: TensorRT-LLM's AttentionDpConfig defaults, 50 and 10 iterations
+        attention_dp_balance=(50, 10),
+    ),
+    ("trtllm", "deepseek-ai/DeepSeek-R1", "b200_sxm", "fp8"): Script(
+        f"{REPOSITORY}/0a919c5f81cec20c030d748c813de41c8c415db1/benchmarks/dsr1_fp8_b200_trt.sh",
+        max_num_tokens=_dsr1_max_num_tokens,
+        batch_wait=BatchWaitFlags(40, 0.8, where=_dsr1_fp8_delay_batching),
+        attention_dp_balance=(60, 0),
+    ),
+    ("trtllm", "deepseek-ai/DeepSeek-R1", "b200_sxm", "fp4"): Script(
+        f"{REPOSITORY}/111f0312c13b4c3cca0dd365f6db4c017048f0d3/benchmarks/dsr1_fp4_b200_trt.sh",
+        max_num_tokens=_dsr1_max_num_tokens,
+        # as the MTP script of the 1.2.0rc6.post3 rows (dsr1_fp4_b200_trt_mtp.sh, 13dd0c2)
+        attention_dp_balance=(60, 0),
     ),
 }
-"""Flags of InferenceX scripts that change a step but are not modelled, with what they are."""
+"""(backend, model_path, system) -> the flags its InferenceX script sets, for every precision of that model;
+a key that adds the row's ``precision`` (``fp8``, ``fp4``, ...: the format the script's file is named by)
+is that format's script alone, one that also adds its ``backend_version`` that engine version's script;
+the most specific key comes first (:func:`launch_script`)."""
+
+SCRIPT_MODELS: dict[tuple[str, str], str] = {("trtllm", "deepseek-ai/DeepSeek-V3"): "deepseek-ai/DeepSeek-R1"}
+"""(backend, ``model_path``) of InferenceX rows that name another model of the same architecture than the
+script they ran -> the script's model: the 82 TensorRT-LLM DeepSeek-V3 rows of InferenceX's database dump
+(``db-dump/...``) are its DeepSeek-R1 runs (``dsr1_*_b200_trt*.sh``): 61 of them measure, to the last
+digit, the TTFT and TPOT of a DeepSeek-R1 row of the same format, parallelism, lengths and concurrency, and
+InferenceX benchmarks no DeepSeek-V3 configuration on TensorRT-LLM."""
 
 
-def cuda_graph_tokens(backend: str, flags: Flags | None, max_num_seqs: int, budget: int) -> int:
+def launch_script(
+    inferencex: bool, backend: str, model_path: str, system: str, precision: str = "", version: str = ""
+) -> Script | None:
+    """The script a row's engine was launched with where it is known (an InferenceX row of a script in
+    :data:`SCRIPTS`, under its :data:`SCRIPT_MODELS` name: the script of the precision and engine version
+    first, then the precision's, then the model's), else None (the engine's defaults)."""
+    if not inferencex:
+        return None
+    model = SCRIPT_MODELS.get((backend, model_path), model_path)
+    return (
+        SCRIPTS.get((backend, model, system, precision, version))
+        or SCRIPTS.get((backend, model, system, precision))
+        or SCRIPTS.get((backend, model, system))
+    )
+
+
+def scripts_of(table: pd.DataFrame) -> list[tuple[Script, npt.NDArray[np.bool_]]]:
+    """The scripts the rows of ``table`` ran (its ``inferencex``, ``backend``, ``model_path``, ``system``,
+    ``precision`` and, where it has one, ``backend_version`` columns), each with the rows it serves:
+    :func:`launch_script` once per distinct key."""
+    columns = ["backend", "model_path", "system", "precision", "backend_version"]
+    inferencex = np.flatnonzero(table["inferencex"].to_numpy(bool))
+    keys = table.iloc[inferencex].reindex(columns=columns).fillna("").astype(str)
+    served: dict[int, tuple[Script, npt.NDArray[np.bool_]]] = {}
+    for key, positions in keys.groupby(columns, sort=False).indices.items():
+        assert isinstance(key, tuple)
+        script = launch_script(True, *(str(k) for k in key))
+        if script is not None:
+            rows = served.setdefault(id(script), (script, np.zeros(len(table), dtype=bool)))[1]
+            rows[inferencex[positions]] = True
+    return list(served.values())
+
+
+def _run(
+    isl: npt.ArrayLike, osl: npt.ArrayLike, tp: npt.ArrayLike, concurrency: npt.ArrayLike, precision: object
+) -> Run:
+    """The rows as a script's shell arithmetic reads them: whole numbers, truncated toward zero."""
+    arrays = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (isl, osl, tp, concurrency)))
+    formats = np.broadcast_to(np.asarray(precision, dtype=object), arrays[0].shape)
+    return Run(*(np.trunc(x) for x in arrays), precision=formats)
+
+
+def scheduler_flags(
+    script: Script | None,
+    *,
+    isl: npt.ArrayLike,
+    osl: npt.ArrayLike,
+    tp: npt.ArrayLike,
+    attention_dp: npt.ArrayLike,
+    concurrency: npt.ArrayLike,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per row: the script's TensorRT-LLM token budget [tokens] (0: the engine's default), its hold timeout
+    [iterations] and hold threshold [tokens] (0, 0: no hold). A row of no concurrency keeps the defaults;
+    attention DP never holds (TensorRT-LLM skips batch waiting with ``enable_attention_dp``)."""
+    run = _run(isl, osl, tp, concurrency, "")
+    none = np.zeros(run.isl.shape)
+    if script is None or script.max_num_tokens is None:
+        return none, none.copy(), none.copy()
+    known = np.isfinite(run.concurrency)
+    rule = script.max_num_tokens
+    budget = np.where(known, rule(run) if callable(rule) else rule, 0.0)
+    wait = script.batch_wait
+    if wait is None:
+        return budget, none, none.copy()
+    single = np.trunc(np.broadcast_to(np.asarray(attention_dp, dtype=np.float64), known.shape)) == 1
+    on = known & wait.where(run) & single
+    return (
+        budget,
+        np.where(on, float(wait.timeout_iters), 0.0),
+        np.where(on, wait.max_tokens_ratio, 0.0) * budget,
+    )
+
+
+def isl_budget(script: Script | None, isl: npt.ArrayLike) -> FloatArray:
+    """Per row: the token budget [tokens] a vLLM script sets from the nominal isl, ``budget_isl_multiple``
+    x isl, NaN where it sets none."""
+    prompt = np.asarray(isl, dtype=np.float64)
+    if script is None or script.budget_isl_multiple is None:
+        return np.full(prompt.shape, np.nan)
+    return script.budget_isl_multiple * prompt
+
+
+def recv_interval(
+    script: Script | None, *, tp: npt.ArrayLike, concurrency: npt.ArrayLike, precision: object = ""
+) -> FloatArray:
+    """Per row: SGLang's ``--scheduler-recv-interval`` I of the script, else 1 (the engine's default: the
+    scheduler reads new requests before every iteration)."""
+    clients = np.asarray(concurrency, dtype=np.float64)
+    run = _run(np.zeros_like(clients), np.zeros_like(clients), tp, clients, precision)
+    if script is None or script.scheduler_recv_interval is None:
+        return np.ones(run.concurrency.shape)
+    return np.asarray(script.scheduler_recv_interval(run), dtype=np.float64)
+
+
+def attention_dp_balance(script: Script | None, attention_dp: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """Per row: the script's attention-DP balancing, (``timeout_iters``, ``batching_wait_iters``), NaN
+    where none: rows run with attention DP (``enable_attention_dp`` true, which is when the scripts write
+    their ``attention_dp_config``) of a script that balances."""
+    ranks = np.trunc(np.asarray(attention_dp, dtype=np.float64))
+    nan = np.full(ranks.shape, np.nan)
+    if script is None or script.attention_dp_balance is None:
+        return nan, nan.copy()
+    timeout, wait = script.attention_dp_balance
+    on = ranks > 1
+    return np.where(on, float(timeout), np.nan), np.where(on, float(wait), np.nan)
+
+
+def cuda_graph_tokens(backend: str, script: Script | None, max_num_seqs: int, budget: int) -> int:
     """The largest iteration [tokens] that ``backend`` replays as CUDA graphs when it carries prompt tokens,
     with the script's ``max-cudagraph-capture-size`` where it sets one
     (:func:`costmodel.closed_loop.cuda_graph_tokens`: vLLM's default min(2 ``max_num_seqs``, 512,
     ``budget``); 0 for TensorRT-LLM and SGLang, which capture decode-only batches alone)."""
-    capture = flags.cuda_graph_max_tokens if flags is not None else None
+    capture = script.cuda_graph_max_tokens if script is not None else None
     return closed_loop_graph_tokens(backend, max_num_seqs, budget, capture)
 
 
@@ -180,24 +448,6 @@ def mean_length(nominal: npt.ArrayLike) -> npt.NDArray[np.float64]:
     [int(0.8 x), x], so (int(0.8 x) + x) / 2 (:data:`RANGE_RATIO`)."""
     x = np.asarray(nominal, dtype=np.float64)
     return (np.floor(RANGE_RATIO * x) + x) / 2.0
-
-
-def scheduler_recv_interval(
-    backend: str, model_path: str, system: str, tp: int, gemm: str, concurrency: npt.ArrayLike
-) -> npt.NDArray[np.float64]:
-    """SGLang's ``--scheduler-recv-interval`` I of an InferenceX row, by its script's rule, else 1 (the
-    engine's default: the scheduler reads new requests before every iteration).
-
-    DeepSeek-R1 on B200 sets it in both its scripts: 10, relaxed to 30 from 16 clients ("recv every ~10
-    requests; if CONC >= 16, relax to ~30"), except at tp 4 in fp8, always 10
-    (https://github.com/SemiAnalysisAI/InferenceX/blob/1fc5d73cdd31c7fbdd657f3c7e5ec2180f4b0598/benchmarks/dsr1_fp8_b200.sh,
-    https://github.com/SemiAnalysisAI/InferenceX/blob/1fc5d73cdd31c7fbdd657f3c7e5ec2180f4b0598/benchmarks/dsr1_fp4_b200.sh)."""
-    clients = np.asarray(concurrency, dtype=np.float64)
-    if (backend, model_path, system) != ("sglang", "deepseek-ai/DeepSeek-R1", "b200_sxm"):
-        return np.ones_like(clients)
-    if gemm == "fp8" and tp == 4:
-        return np.full_like(clients, 10.0)
-    return np.where(clients >= 16, 30.0, 10.0)
 
 
 VLLM_SCRIPTS_WITHOUT_DATA_PARALLEL = (
@@ -231,24 +481,4 @@ def vllm_single_engine(table: pd.DataFrame) -> pd.Series:
     ``workflow_run_id``)."""
     return (
         (table["backend"] == "vllm") & (table["mode"] == "agg") & (table["attention_dp_size"].fillna(1) > 1)
-    )
-
-
-def row_flags(
-    inferencex: bool,
-    backend: str,
-    model_path: str,
-    system: str,
-    gemm_quant_mode: str = "",
-    version: str = "",
-) -> Flags | None:
-    """The flags a row's engine was launched with where they are known (an InferenceX row of a script in
-    :data:`FLAGS`: the script of the format and engine version first, then the format's, then the
-    model's), else None (the engine's defaults)."""
-    if not inferencex:
-        return None
-    return (
-        FLAGS.get((backend, model_path, system, gemm_quant_mode, version))
-        or FLAGS.get((backend, model_path, system, gemm_quant_mode))
-        or FLAGS.get((backend, model_path, system))
     )

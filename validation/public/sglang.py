@@ -16,34 +16,23 @@ does not give; the rows contradict it (with the cap their TTFT at 64-256 clients
 several times what was measured), so the script version measured is taken to have set it, and no cap is
 applied.
 
-Which rows run speculative decoding: the InferenceX scripts of
-:data:`validation.public.inferencex.NOT_MODELLED` (GLM-5 with EAGLE, and Qwen3.5-397B with NEXTN), read at
-the commits cited there. Their drafting itself (the tokens gained per iteration) stays unmodelled: its
-acceptance on the benchmark's random prompts is not known.
+Which rows run speculative decoding: those of the InferenceX scripts whose record says so
+(:attr:`validation.public.inferencex.Script.speculative`: GLM-5 with EAGLE, and Qwen3.5-397B with NEXTN),
+read at the commits cited there. Their drafting itself (the tokens gained per iteration) stays unmodelled
+(the scripts' ``not_modelled``): its acceptance on the benchmark's random prompts is not known.
 """
 
 from __future__ import annotations
 
 from costmodel.loop_params import overlaps_host
-from validation.public.inferencex import NOT_MODELLED, REPOSITORY
-
-SPECULATIVE_SCRIPTS = (
-    ("sglang", "zhipuai/GLM-5", "b200_sxm"),  # glm5_fp8_b200.sh: --speculative-algorithm EAGLE
-    ("sglang", "Qwen/Qwen3.5-397B-A17B", "b200_sxm"),  # qwen3.5_fp8_b200.sh: --speculative-algo NEXTN
-)
-"""(backend, model_path, system) of the InferenceX scripts that run speculative decoding on SGLang."""
-SOURCES = (
-    f"{REPOSITORY}/87af9d65f138afa34bd30825eb73dc879492850b/benchmarks/glm5_fp8_b200.sh",
-    f"{REPOSITORY}/10c3d8d58652373eb44ed354ada3743fa11685ae/benchmarks/qwen3.5_fp8_b200.sh",
-)
-"""The scripts :data:`SPECULATIVE_SCRIPTS` was read from."""
-assert set(SPECULATIVE_SCRIPTS) <= set(NOT_MODELLED)
+from validation.public.inferencex import launch_script
 
 
 def speculative(inferencex: bool, backend: str, model_path: str, system: str) -> bool:
-    """Whether the row's SGLang server runs speculative decoding (an InferenceX row of a script in
-    :data:`SPECULATIVE_SCRIPTS`)."""
-    return inferencex and (backend, model_path, system) in SPECULATIVE_SCRIPTS
+    """Whether the row's SGLang server runs speculative decoding (an InferenceX row of a script of the
+    model in :data:`validation.public.inferencex.SCRIPTS` whose ``speculative`` is set)."""
+    script = launch_script(inferencex, backend, model_path, system)
+    return script is not None and script.speculative is not None
 
 
 def overlaps_by_default(backend: str) -> bool:

@@ -72,16 +72,20 @@ from validation.public.harness import MIN_CALIBRATION_ROWS as HARNESS_MIN_ROWS
 from validation.public.harness import REFERENCE as HARNESS_REFERENCE
 from validation.public.inferencex import (
     CLIENT_ENGINES,
+    REQUESTS_PER_CLIENT,
+    attention_dp_balance,
     cuda_graph_tokens,
     is_inferencex,
+    isl_budget,
+    launch_script,
     mean_length,
-    row_flags,
-    scheduler_recv_interval,
+    recv_interval,
+    scheduler_flags,
+    scripts_of,
     vllm_single_engine,
 )
 from validation.public.inferencex_disagg import recipe_limits, sglang_recipe_limits
 from validation.public.inferencex_disagg_workers import master_workers
-from validation.public.inferencex_trt import REQUESTS_PER_CLIENT, attention_dp_balance, script_flags
 from validation.public.reader import SYSTEM_PROFILES
 from validation.public.sglang import overlap_host, overlaps_by_default
 from validation.public.split import calibration_mask
@@ -347,11 +351,10 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
 
     groups: list[tuple[pd.Index, Parts]] = []
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *degrees, "batch_size"]
-    keys.extend(["backend_version", "inferencex", "script_budget"])
+    keys.extend(["backend_version", "inferencex", "script_budget", "precision"])
     for key, rows in filled[(reason == "") & (table["mode"] == "agg")].groupby(keys, sort=True):
-        backend, model_path, system, quant, moe_quant, tp, pp, dp, moe_tp, moe_ep, batch, version, ix, sb = (
-            key
-        )
+        backend, model_path, system, quant, moe_quant, tp, pp, dp, moe_tp, moe_ep, batch = key[:11]
+        version, ix, sb, precision = key[11:]
         model = models[str(model_path)]
         assert isinstance(model, ModelProfile)
         hardware = load_hardware(SYSTEM_PROFILES[str(system)])
@@ -362,11 +365,11 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
             kv = kv_dtype(str(backend), str(quant))
             where = (str(backend), str(model_path), str(system))
             # the launch flags of the benchmark's script where the row's source states them
-            flags = row_flags(bool(ix), str(backend), str(model_path), str(system), str(quant), str(version))
-            if flags is not None:
-                kv = flags.kv_dtype or kv
-                if flags.expert_activation_dtype is not None:
-                    formats["expert_activation_dtype"] = flags.expert_activation_dtype
+            script = launch_script(bool(ix), *where, str(precision), str(version))
+            if script is not None:
+                kv = script.kv_dtype or kv
+                if script.expert_activation_dtype is not None:
+                    formats["expert_activation_dtype"] = script.expert_activation_dtype
             # the script's token budget where it sets one (InferenceX TensorRT-LLM), else the engine's default
             budget = int(sb) or token_budget(str(backend), hardware)
             engine = Engine(
@@ -382,16 +385,14 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
             )
             # the engine's own memory rule and admission (validation/public/engine_memory.py)
             engine = engine_memory(str(backend), engine)
-            if flags is not None and flags.gpu_memory_utilization is not None:
-                engine = dataclasses.replace(engine, usable_fraction=flags.gpu_memory_utilization)
+            if script is not None and script.gpu_memory_utilization is not None:
+                engine = dataclasses.replace(engine, usable_fraction=script.gpu_memory_utilization)
             isl, osl = rows["isl"].to_numpy(float), rows["osl"].to_numpy(float)
             clients = rows["concurrency"].to_numpy(float)
             poll = np.ones_like(clients)
             if ix and backend in CLIENT_ENGINES:  # InferenceX's client and its scripts' recv interval
                 isl, osl = mean_length(isl), mean_length(osl)
-                poll = scheduler_recv_interval(
-                    str(backend), str(model_path), str(system), int(tp), str(quant), clients
-                )
+                poll = recv_interval(script, tp=int(tp), concurrency=clients, precision=str(precision))
             osl = np.maximum(osl, 2.0)
             parts = loop_parts(
                 engine,
@@ -401,7 +402,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                 reserved_tokens=reserved_tokens(str(backend), isl, osl),
                 speculation=row_speculation(model, str(backend), str(version), int(dp)),
                 # per rank, as the budget: the piecewise CUDA graphs a mixed batch can replay
-                graph_tokens=cuda_graph_tokens(str(backend), flags, int(batch), max(budget, int(batch))),
+                graph_tokens=cuda_graph_tokens(str(backend), script, int(batch), max(budget, int(batch))),
                 poll_iterations=poll,
                 batch_wait=_row_batch_wait(rows),
                 adp_balance=_row_balance(rows),
@@ -426,29 +427,31 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
 def _script_columns(filled: pd.DataFrame) -> pd.DataFrame:
     """Per row: the token budget of its InferenceX TensorRT-LLM script (0: the engine's default), and the
     iterations and tokens of its batch waiting (0: none)
-    (:func:`validation.public.inferencex_trt.script_flags`)."""
+    (:func:`validation.public.inferencex.scheduler_flags`), one pass over the rows of each script."""
     out = np.zeros((len(filled), 3))
-    for i, row in enumerate(filled.itertuples(index=False)):
-        budget, hold, tokens = script_flags(
-            bool(row.inferencex), str(row.backend), str(row.model_path), str(row.system), str(row.precision),
-            isl=int(row.isl), osl=int(row.osl), tp=int(row.tp_size), attention_dp=int(row.attention_dp_size),
-            concurrency=float(row.concurrency),
-        )  # fmt: skip
-        out[i] = (budget or 0, hold, tokens)
+    columns = ("isl", "osl", "tp_size", "attention_dp_size", "concurrency")
+    isl, osl, tp, dp, clients = (filled[column].to_numpy(float) for column in columns)
+    for script, rows in scripts_of(filled):
+        flags = scheduler_flags(
+            script,
+            isl=isl[rows],
+            osl=osl[rows],
+            tp=tp[rows],
+            attention_dp=dp[rows],
+            concurrency=clients[rows],
+        )
+        out[rows] = np.column_stack(flags)
     return pd.DataFrame(out, index=filled.index, columns=["script_budget", "hold_iterations", "hold_tokens"])
 
 
 def _balance_columns(filled: pd.DataFrame) -> pd.DataFrame:
     """Per row: the attention-DP balancing of its InferenceX TensorRT-LLM script, timeout and batching
-    wait [iterations] (NaN: none; :func:`validation.public.inferencex_trt.attention_dp_balance`)."""
+    wait [iterations] (NaN: none; :func:`validation.public.inferencex.attention_dp_balance`), one pass over
+    the rows of each script."""
     out = np.full((len(filled), 2), np.nan)
-    for i, row in enumerate(filled.itertuples(index=False)):
-        balance = attention_dp_balance(
-            bool(row.inferencex), str(row.backend), str(row.model_path), str(row.system), str(row.precision),
-            attention_dp=int(row.attention_dp_size),
-        )  # fmt: skip
-        if balance is not None:
-            out[i] = balance
+    dp = filled["attention_dp_size"].to_numpy(float)
+    for script, rows in scripts_of(filled):
+        out[rows] = np.column_stack(attention_dp_balance(script, dp[rows]))
     return pd.DataFrame(out, index=filled.index, columns=["balance_timeout", "balance_wait"])
 
 
@@ -463,14 +466,13 @@ def _row_balance(rows: pd.DataFrame) -> AdpBalance | None:
 
 def _vllm_script_budget(filled: pd.DataFrame) -> pd.Series:
     """Per row: the token budget its InferenceX vLLM script sets, ``budget_isl_multiple`` x the nominal isl
-    (:class:`validation.public.inferencex.Flags`), NaN where it sets none."""
-    out = pd.Series(np.nan, index=filled.index)
-    for index, row in filled[filled["backend"] == "vllm"].iterrows():
-        flags = row_flags(bool(row["inferencex"]), "vllm", str(row["model_path"]), str(row["system"]),
-                          str(row["gemm_quant_mode"]), str(row["backend_version"]))  # fmt: skip
-        if flags is not None and flags.budget_isl_multiple is not None:
-            out[index] = flags.budget_isl_multiple * float(row["isl"])
-    return out
+    (:func:`validation.public.inferencex.isl_budget`), NaN where it sets none; one pass over the rows of
+    each script."""
+    out = np.full(len(filled), np.nan)
+    isl = filled["isl"].to_numpy(float)
+    for script, rows in scripts_of(filled):
+        out[rows] = isl_budget(script, isl[rows])
+    return pd.Series(out, index=filled.index)
 
 
 def _row_batch_wait(rows: pd.DataFrame) -> BatchWait | None:

@@ -1,0 +1,124 @@
+"""The InferenceX launch scripts (validation/public/inferencex.py): every entry a cited script with its own
+engine's flags, and the table-wide lookup and the vectorised rules the same as the one-row lookup and
+each row alone."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from validation.public.inferencex import (
+    SCRIPT_MODELS,
+    SCRIPTS,
+    attention_dp_balance,
+    is_inferencex,
+    isl_budget,
+    launch_script,
+    recv_interval,
+    scheduler_flags,
+    scripts_of,
+)
+from validation.public.reader import SYSTEM_PROFILES
+from validation.public.silicon import read_silicon
+
+DATA = Path(__file__).resolve().parents[1] / "validation" / "data" / "public-gpu"
+
+
+@pytest.mark.parametrize("key", list(SCRIPTS), ids=lambda key: "/".join(key))
+def test_every_script_is_one_engine_model_and_system_read_at_a_commit(key: tuple[str, ...]) -> None:
+    assert len(key) in (3, 4, 5)
+    assert key[0] in ("vllm", "sglang", "trtllm")
+    assert key[2] in SYSTEM_PROFILES
+    script = SCRIPTS[key]
+    assert re.fullmatch(
+        r"https://github\.com/SemiAnalysisAI/InferenceX/blob/[0-9a-f]{40}/\S+\.sh", script.source
+    )
+    # each engine's own flags only
+    if key[0] != "vllm":
+        assert script.cuda_graph_max_tokens is None
+        assert script.expert_activation_dtype is None
+        assert script.budget_isl_multiple is None
+        assert script.gpu_memory_utilization is None
+    if key[0] != "trtllm":
+        assert script.max_num_tokens is None
+        assert script.batch_wait is None
+        assert script.attention_dp_balance is None
+    if key[0] != "sglang":
+        assert script.scheduler_recv_interval is None
+        assert script.speculative is None
+    # a script that drafts says what of it is not modelled
+    assert script.speculative is None or script.not_modelled is not None
+
+
+def test_a_script_model_alias_is_its_engines_alone() -> None:
+    """The database dump's TensorRT-LLM DeepSeek-V3 rows ran the DeepSeek-R1 scripts; its SGLang
+    DeepSeek-V3 rows keep SGLang's defaults (no script read for them)."""
+    assert set(SCRIPT_MODELS) == {("trtllm", "deepseek-ai/DeepSeek-V3")}
+    v3, r1 = "deepseek-ai/DeepSeek-V3", "deepseek-ai/DeepSeek-R1"
+    assert launch_script(True, "trtllm", v3, "b200_sxm", "fp8") is SCRIPTS[("trtllm", r1, "b200_sxm", "fp8")]
+    assert launch_script(True, "sglang", v3, "b200_sxm", "fp8") is None
+
+
+def test_the_scripts_of_a_table_are_each_rows_own() -> None:
+    """:func:`scripts_of` (one lookup per distinct key) gives every row of the sample the script
+    :func:`launch_script` gives it alone, and no row two."""
+    table = read_silicon(DATA).assign(inferencex=lambda t: is_inferencex(t))
+    served = scripts_of(table)
+    assert len(served) == len(SCRIPTS)  # every script serves some row of the sample
+    chosen = np.full(len(table), None, dtype=object)
+    for script, rows in served:
+        assert np.all(chosen[rows] == None)  # noqa: E711 (elementwise)
+        chosen[rows] = script
+    columns = ("backend", "model_path", "system", "precision", "backend_version")
+    for i, row in enumerate(table[["inferencex", *columns]].fillna("").itertuples(index=False)):
+        key = tuple(str(value) for value in row[1:])
+        assert chosen[i] is launch_script(bool(row[0]), *key), key
+
+
+def test_the_rules_over_rows_are_each_rows_alone() -> None:
+    """Arrays of rows give what each row gives alone; a row without a concurrency keeps the engine's
+    defaults (no budget, no hold), attention DP never holds and alone balances."""
+    script = SCRIPTS[("trtllm", "deepseek-ai/DeepSeek-R1", "b200_sxm", "fp8")]
+    isl = np.array([1024, 1024, 8192, 1024, 1024])
+    osl = np.array([1024, 1024, 1024, 1024, 1024])
+    tp = np.array([8, 8, 4, 8, 8])
+    dp = np.array([1, 1, 1, 4, 1])
+    clients = np.array([64.0, 300.0, 4.0, 64.0, np.nan])
+    run = {"isl": isl, "osl": osl, "tp": tp, "attention_dp": dp, "concurrency": clients}
+    together = np.stack(scheduler_flags(script, **run))
+    balance = np.stack(attention_dp_balance(script, dp))
+    for i in range(len(isl)):
+        alone = scheduler_flags(script, **{name: values[i] for name, values in run.items()})
+        np.testing.assert_array_equal(together[:, i], np.array(alone, dtype=float))
+        np.testing.assert_array_equal(balance[:, i], np.array(attention_dp_balance(script, dp[i])))
+    np.testing.assert_array_equal(together[:, 0], [8192, 40, 0.8 * 8192])
+    np.testing.assert_array_equal(together[:, 2], [8320, 0, 0])
+    np.testing.assert_array_equal(together[:, 3], [8192, 0, 0])  # attention DP never holds
+    np.testing.assert_array_equal(together[:, 4], [0, 0, 0])
+    np.testing.assert_array_equal(balance[:, 3], [60, 0])
+    assert np.isnan(balance[:, [0, 1, 2, 4]]).all()
+    # a script that sets none of these flags, and no script at all: the defaults
+    glm = SCRIPTS[("sglang", "zhipuai/GLM-5", "b200_sxm")]
+    for none in (glm, None):
+        np.testing.assert_array_equal(np.stack(scheduler_flags(none, **run)), 0.0)
+        assert np.isnan(np.stack(attention_dp_balance(none, dp))).all()
+        assert np.isnan(isl_budget(none, isl)).all()
+        np.testing.assert_array_equal(recv_interval(none, tp=tp, concurrency=clients), 1.0)
+    kimi = SCRIPTS[("vllm", "moonshotai/Kimi-K2.5", "b200_sxm", "fp4")]
+    np.testing.assert_array_equal(isl_budget(kimi, isl), 2 * isl)
+
+
+def test_speculative_scripts_are_the_ones_that_leave_their_drafting_out() -> None:
+    from validation.public.sglang import speculative
+
+    drafting = {key for key, script in SCRIPTS.items() if script.speculative is not None}
+    assert drafting == {
+        ("sglang", "zhipuai/GLM-5", "b200_sxm"),
+        ("sglang", "Qwen/Qwen3.5-397B-A17B", "b200_sxm"),
+    }
+    for key in drafting:
+        assert speculative(True, *key)
+        assert not speculative(False, *key)
