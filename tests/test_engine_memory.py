@@ -25,8 +25,8 @@ def engine() -> Engine:
 
 
 def test_vllm_and_sglang_keep_nine_tenths_of_the_device(engine: Engine) -> None:
-    """vLLM's gpu_memory_utilization default 0.9 of the whole device (SGLang's own setting, unknown in the
-    sample, taken as the same)."""
+    """vLLM's gpu_memory_utilization default 0.9 of the whole device (SGLang's rows whose script's own
+    setting is not known, InferenceX's, take the same; its own rule applies with ``defaults``)."""
     for backend in ("vllm", "sglang"):
         assert engine_memory(backend, engine).usable_fraction == 0.9
 
