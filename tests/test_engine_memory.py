@@ -3,12 +3,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from costmodel.memory import replica_memory
 from costmodel.serving import Engine
-from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens
+from validation.public.engine_memory import (
+    engine_memory,
+    kv_dtype,
+    reserved_tokens,
+    sglang_cuda_graph_max_bs,
+    sglang_mem_fraction_static,
+)
 
 
 @pytest.fixture(scope="module")
@@ -17,8 +25,8 @@ def engine() -> Engine:
 
 
 def test_vllm_and_sglang_keep_nine_tenths_of_the_device(engine: Engine) -> None:
-    """vLLM's gpu_memory_utilization default 0.9 of the whole device (SGLang's own setting, unknown in the
-    sample, taken as the same)."""
+    """vLLM's gpu_memory_utilization default 0.9 of the whole device (SGLang's rows whose script's own
+    setting is not known, InferenceX's, take the same; its own rule applies with ``defaults``)."""
     for backend in ("vllm", "sglang"):
         assert engine_memory(backend, engine).usable_fraction == 0.9
 
@@ -77,3 +85,91 @@ def test_the_free_memory_rule_and_the_cache_read_one_replica_memory() -> None:
     assert room == pytest.approx(0.9 * (memory - taken), rel=1e-9)
     expected = (0.9 * (memory - taken)) // device.kv_bytes_per_token
     assert abs(trt.kv_capacity_tokens() - expected) <= 1  # the fraction's rounding
+
+
+# SGLang's default mem_fraction_static (validation/public/engine_memory.py, ServerArgs at sglang 469c63e),
+# by hand: reserved MiB = max(512 + 1.5 max(chunk, 2048) + 2 graph_bs + 1024 tp pp / 8, 10240 above 60 GiB)
+@pytest.mark.parametrize(
+    ("memory_mib", "tp", "chunk", "graph_bs", "expected"),
+    [
+        # H100 80 GiB, tp 1: 512 + 12288 + 512 + 128 = 13440; 68480 / 81920 = 0.83594
+        (81920, 1, 8192, 256, 0.836),
+        # B200 180 GiB, tp 4: 512 + 24576 + 1024 + 512 = 26624; 157696 / 184320 = 0.85556
+        (184320, 4, 16384, 512, 0.856),
+        # H100, tp 1, a 2048-token chunk: 512 + 3072 + 16 + 128 = 3728, floored at 10240; 71680 / 81920
+        (81920, 1, 2048, 8, 0.875),
+        # a 40 GiB device has no floor: 512 + 6144 + 64 + 128 = 6848; 34112 / 40960 = 0.83281
+        (40960, 1, 4096, 32, 0.833),
+    ],
+)
+def test_sglang_mem_fraction_static_is_sglangs_formula(
+    memory_mib: int, tp: int, chunk: int, graph_bs: int, expected: float
+) -> None:
+    got = sglang_mem_fraction_static(
+        memory_mib, tp=tp, chunked_prefill_size=chunk, cuda_graph_max_bs=graph_bs
+    )
+    assert got == expected
+
+
+def test_sglang_graph_batch_default_by_device_and_tp() -> None:
+    assert sglang_cuda_graph_max_bs(81920, 1) == 256
+    assert sglang_cuda_graph_max_bs(81920, 4) == 512
+    assert sglang_cuda_graph_max_bs(184320, 1) == 512
+
+
+def test_more_memory_never_fewer_sglang_bytes_or_slots() -> None:
+    """Within each of SGLang's device bands (up to 60 GiB, to 160 GiB, beyond) and at a fixed chunk and tp,
+    the static share x memory, and so the cache beside fixed weights, never falls as the device grows.
+    SGLang's own steps are at the band edges only: its 10 GiB floor from 60 GiB, and graphs to batch 512
+    below tp 4 from 160 GiB (where its default chunk also doubles)."""
+    memory = np.linspace(20 * 1024, 300 * 1024, 2000)
+    for tp, chunk in ((1, 8192), (4, 16384), (8, 2048)):
+        static = np.array(
+            [
+                sglang_mem_fraction_static(
+                    m, tp=tp, chunked_prefill_size=chunk, cuda_graph_max_bs=sglang_cuda_graph_max_bs(m, tp)
+                )
+                * m
+                for m in memory
+            ]
+        )
+        band = np.digitize(memory, [60 * 1024, 160 * 1024])
+        same_band = band[1:] == band[:-1]
+        assert (np.diff(static)[same_band] >= 0).all()
+    # and more device memory at one layout never fewer cache tokens on a real model
+    engine = Engine.build("qwen3-32b", "h100-sxm", tp=1, max_batched_tokens=8192, max_batch_size=16)
+    tokens = []
+    for gib in (70, 80, 94, 120, 150):
+        sheet = engine.hardware.datasheet
+        size = sheet.memory_capacity_gib.model_copy(update={"value": gib})
+        hardware = engine.hardware.model_copy(
+            update={"datasheet": sheet.model_copy(update={"memory_capacity_gib": size})}
+        )
+        tokens.append(
+            engine_memory(
+                "sglang", dataclasses.replace(engine, hardware=hardware), defaults=True
+            ).kv_capacity_tokens()
+        )
+    assert tokens == sorted(tokens)
+    assert tokens[0] < tokens[-1]
+
+
+def test_sglang_at_defaults_keeps_static_share_less_weights_for_qwen3_32b_on_h100() -> None:
+    """The aiconfigurator H100 rows of Qwen3-32B in bf16 at tp 1: SGLang's 0.836 of 80 GiB less the
+    weights, by hand from the model's config (64 layers, hidden 5120, 64 query and 8 KV heads of 128,
+    MLP 25600, vocabulary 151936 untied): 32,762,123,264 parameters, 262,144 KV bytes a token."""
+    hidden, layers, q, kv, head, mlp, vocab = 5120, 64, 64, 8, 128, 25600, 151936
+    per_layer = hidden * head * (q + 2 * kv) + q * head * hidden + 3 * hidden * mlp + 2 * hidden + 2 * head
+    params = layers * per_layer + 2 * vocab * hidden + hidden
+    assert params == 32_762_123_264
+    kv_bytes = layers * kv * head * 2 * 2
+    pool = int((0.836 * 80 * 2**30 - 2 * params) // kv_bytes)
+    assert pool == 23985
+    engine = Engine.build("qwen3-32b", "h100-sxm", tp=1, max_batched_tokens=8192, max_batch_size=16)
+    sglang = engine_memory("sglang", engine, defaults=True)
+    assert abs(sglang.kv_capacity_tokens() - pool) <= 1  # the share's float rounding
+    assert sglang.kv_capacity_tokens() < engine_memory("sglang", engine).kv_capacity_tokens()
+    # sequences at once in the closed loop (isl + osl / 2 each): all 16 clients at isl 1024 / osl 128,
+    # 10 at isl 2048 / osl 512
+    assert pool // (1024 + 64) == 22
+    assert pool // (2048 + 256) == 10

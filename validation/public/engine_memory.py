@@ -10,12 +10,18 @@ is each engine's own memory rule at its defaults, applied here to the row's engi
   grows (admitted while its prompt's blocks are free, the newest preempted when blocks run out), so a
   running sequence holds isl + osl / 2 tokens on average.
 - **SGLang**: its default ``mem_fraction_static`` is (memory - reserved) / memory for weights and cache,
-  reserved [MB] = max(512 + 1.5 max(chunked_prefill_size, 2048) + 2 cuda_graph_max_bs + 1024 tp pp / 8,
-  10240) on devices of more than 60 GiB (``ServerArgs._handle_gpu_memory_settings``,
-  https://github.com/sgl-project/sglang/blob/main/python/sglang/srt/server_args.py): 0.85 on a B200 at its
-  16384-token chunk. The sample's SGLang deployments cannot have run at it: DeepSeek-V3/R1 in fp8 at tp 4
-  on B200 (measured rows) needs 168 GB of weights per GPU, more than 0.85 of the device, so they set their
-  own. Unknown, it is taken as vLLM's 0.9; tokens on demand as vLLM's.
+  reserved [MiB] = max(512 + 1.5 max(chunked_prefill_size, 2048) + 2 cuda_graph_max_bs + 1024 tp pp / 8,
+  10240) on devices of more than 60 GiB, with ``cuda_graph_max_bs`` 256 below tp 4 and 512 from it below
+  160 GiB, 512 above (``ServerArgs._handle_gpu_memory_settings`` and ``_handle_gpu_memory_settings``'s
+  device table,
+  https://github.com/sgl-project/sglang/blob/469c63e54e7d94591617ef9590c6aa26d54dc1bb/python/sglang/srt/server_args.py;
+  :func:`sglang_mem_fraction_static`): 0.836 of an H100 at tp 1 and its 8192-token chunk, 0.856 of a B200
+  at tp 4 and its 16384-token chunk. The activations are inside the reserve, so the cache is that share
+  less the weights. It applies where the row ran SGLang's defaults: aiconfigurator's collection
+  (:func:`validation.public.harness.row_harness`). InferenceX's SGLang scripts set their own (e.g.
+  ``--mem-fraction-static`` 0.82 at tp 8 and 0.95 at tp 4 in
+  https://github.com/SemiAnalysisAI/InferenceX/blob/1fc5d73cdd31c7fbdd657f3c7e5ec2180f4b0598/benchmarks/dsr1_fp8_b200.sh):
+  their scripts' eras are not all known, so those rows keep vLLM's 0.9; tokens on demand as vLLM's.
 - **TensorRT-LLM**: ``KvCacheConfig.free_gpu_memory_fraction`` 0.9 of the memory left *free* after the
   weights and activations (https://nvidia.github.io/TensorRT-LLM/examples/kvcacheconfig.html); its default
   capacity scheduler ``GUARANTEED_NO_EVICT`` admits a request only when the blocks of its whole prompt and
@@ -40,6 +46,7 @@ import numpy.typing as npt
 
 from costmodel.serving import Engine
 
+MIB = 2**20
 VLLM_GPU_MEMORY_UTILIZATION = 0.9
 """vLLM's default share of device memory for weights, activations and the KV cache."""
 TRTLLM_FREE_GPU_MEMORY_FRACTION = 0.9
@@ -50,16 +57,71 @@ QUANTIZED_LABELS = frozenset({"fp8", "fp8_block", "nvfp4"})
 """``gemm_quant_mode`` labels of 8-bit or narrower weights and activations."""
 
 
+SGLANG_RESERVE_FLOOR_MIB = 10 * 1024
+"""SGLang's least reserve on devices of more than :data:`SGLANG_FLOOR_DEVICE_MIB` [MiB]."""
+SGLANG_FLOOR_DEVICE_MIB = 60 * 1024
+SGLANG_LARGE_DEVICE_MIB = 160 * 1024
+"""From this device memory [MiB] SGLang captures CUDA graphs up to batch 512 at every tp."""
+
+
+def sglang_cuda_graph_max_bs(memory_mib: float, tp: int) -> int:
+    """SGLang's default ``cuda_graph_max_bs`` on a device of 60 GiB or more (module docstring): 256 below
+    tp 4 and 512 from it below 160 GiB, 512 above."""
+    if memory_mib < SGLANG_LARGE_DEVICE_MIB and tp < 4:
+        return 256
+    return 512
+
+
+def sglang_mem_fraction_static(
+    memory_mib: float,
+    *,
+    tp: int,
+    pp: int = 1,
+    chunked_prefill_size: int,
+    cuda_graph_max_bs: int,
+    dp_attention: int = 1,
+) -> float:
+    """SGLang's default ``mem_fraction_static``: the share of a device of ``memory_mib`` [MiB] for weights
+    and the KV cache, what is left after its reserve for metadata, one chunk's activations, CUDA graphs
+    and parallelism (module docstring); ``dp_attention``: the attention-DP size when DP attention is on
+    (1: off), which pads by 3 MiB per graph batch and rank and 1.5 more above batch 300. Rounded to three
+    decimals as SGLang does. Without speculative decoding or piecewise CUDA graphs."""
+    reserved = 512 + 1.5 * max(chunked_prefill_size, 2048) + 2 * cuda_graph_max_bs + tp * pp / 8 * 1024
+    if dp_attention > 1:
+        reserved += cuda_graph_max_bs * dp_attention * (3 + (1.5 if cuda_graph_max_bs > 300 else 0.0))
+    if memory_mib > SGLANG_FLOOR_DEVICE_MIB:
+        reserved = max(reserved, SGLANG_RESERVE_FLOOR_MIB)
+    return max(round((memory_mib - reserved) / memory_mib, 3), 0.0)
+
+
 def kv_dtype(backend: str, gemm_quant_mode: str) -> str:
     """The KV cache format of a row's deployment: fp8 on :data:`KV_FP8_ENGINES` with quantized weights,
     else bf16 (the engines' ``auto``, the model's dtype)."""
     return "fp8" if backend in KV_FP8_ENGINES and gemm_quant_mode in QUANTIZED_LABELS else "bf16"
 
 
-def engine_memory(backend: str, engine: Engine) -> Engine:
+def engine_memory(backend: str, engine: Engine, *, defaults: bool = False) -> Engine:
     """``engine`` with the share of device memory its ``backend`` keeps for weights, activations and the
-    KV cache at its defaults (:class:`costmodel.serving.Engine`'s ``usable_fraction``)."""
+    KV cache (:class:`costmodel.serving.Engine`'s ``usable_fraction``). ``defaults``: the row ran the
+    engine at its defaults (aiconfigurator's collection), so SGLang's own ``mem_fraction_static`` rule
+    applies; else SGLang takes vLLM's 0.9 (module docstring)."""
     memory = float(engine.hardware.memory_bytes)
+    if backend == "sglang" and defaults:
+        dep = engine.deployment
+        dp = int(dep.attention_dp)
+        static = sglang_mem_fraction_static(
+            memory / MIB,
+            # SGLang's tp_size counts every GPU of the replica, its attention-DP ranks included
+            tp=int(dep.tp) * dp,
+            pp=int(dep.pp),
+            chunked_prefill_size=int(engine.max_batched_tokens) // dp,
+            cuda_graph_max_bs=sglang_cuda_graph_max_bs(memory / MIB, int(dep.tp) * dp),
+            dp_attention=dp,
+        )
+        # the activations are inside SGLang's reserve: give them back, so the cache is static - weights
+        device = engine.replica_memory()
+        usable = static + float(np.max(device.activation_bytes)) / memory
+        return dataclasses.replace(engine, usable_fraction=min(max(usable, 1e-6), 1.0))
     if backend in ("vllm", "sglang"):
         return dataclasses.replace(engine, usable_fraction=VLLM_GPU_MEMORY_UTILIZATION)
     if backend == "trtllm":

@@ -67,7 +67,7 @@ from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
 from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens
-from validation.public.harness import HARNESS_ENGINES, row_harness
+from validation.public.harness import AICONFIGURATOR, HARNESS_ENGINES, row_harness
 from validation.public.harness import MIN_CALIBRATION_ROWS as HARNESS_MIN_ROWS
 from validation.public.harness import REFERENCE as HARNESS_REFERENCE
 from validation.public.inferencex import (
@@ -384,7 +384,10 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                 efficiency=hardware.efficiency.model_copy(update={"kernel_engine": str(backend)}),
             )
             # the engine's own memory rule and admission (validation/public/engine_memory.py)
-            engine = engine_memory(str(backend), engine)
+            # (SGLang's own rule where the row ran its defaults: aiconfigurator's collection)
+            engine = engine_memory(
+                str(backend), engine, defaults=bool((row_harness(rows) == AICONFIGURATOR).all())
+            )
             if script is not None and script.gpu_memory_utilization is not None:
                 engine = dataclasses.replace(engine, usable_fraction=script.gpu_memory_utilization)
             isl, osl = rows["isl"].to_numpy(float), rows["osl"].to_numpy(float)
@@ -879,6 +882,8 @@ def _pool_engine(
     batch: int,
     budget: int | None = None,
     kv: str | None = None,
+    *,
+    defaults: bool = False,
 ) -> Engine:
     """One worker of a pool: the row's model, device and formats, the pool's layout and batch. As in the
     aggregated rows, ``batch_size`` and the token budget are per attention-DP rank (on every stated
@@ -886,7 +891,8 @@ def _pool_engine(
     decode_attention_dp_size), and the engine's KV format, token budget and memory rule are its defaults
     (:func:`kv_dtype`, :func:`token_budget`, :func:`engine_memory`): the same software as its aggregated
     rows, except a rank's token ``budget`` and the KV format ``kv`` where the row's recipe states them
-    (:mod:`validation.public.inferencex_disagg`)."""
+    (:mod:`validation.public.inferencex_disagg`); ``defaults``: the row ran the engine's own memory rule
+    (:func:`engine_memory`)."""
     hardware = load_hardware(SYSTEM_PROFILES[system])
     engine = Engine(
         model,
@@ -898,7 +904,7 @@ def _pool_engine(
         # the kernel models read the calibrated kernels of the row's engine, as in the aggregated rows
         efficiency=hardware.efficiency.model_copy(update={"kernel_engine": backend}),
     )
-    return engine_memory(backend, engine)
+    return engine_memory(backend, engine, defaults=defaults)
 
 
 def _disagg_groups(
@@ -956,6 +962,7 @@ def _disagg_groups(
                 engines[pool] = _pool_engine(
                     model, formats, system, backend, quant, int(tp), int(pp), dp, moe, int(batch),
                     budget if pool == "prefill" else None, kv,
+                    defaults=bool((row_harness(rows) == AICONFIGURATOR).all()),
                 )  # fmt: skip
             parts = disagg_parts(
                 engines["prefill"],
