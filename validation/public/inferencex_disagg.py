@@ -157,6 +157,36 @@ def _layout(rows: pd.DataFrame, pool: str) -> tuple[pd.Series, pd.Series]:
     return tp * dp, dp > 1
 
 
+def _runs(
+    rows: pd.DataFrame,
+    recipe: Recipe | SglangRecipe,
+    backend: str,
+    launched: pd.Series,
+    pools: tuple[pd.Series, pd.Series, pd.Series, pd.Series],
+) -> pd.Series:
+    """Per row: whether ``recipe`` ran it: a disaggregated row of ``backend`` that the recipe's framework
+    ``launched`` (its image in ``silicon_data_source``), on the recipe's system, format and lengths, with its
+    worker counts and each pool's GPUs per worker and attention DP (``pools``: :func:`_layout` of the prefill
+    then the decode pool), at one of its client concurrencies."""
+    p_gpus, p_dp, d_gpus, d_dp = pools
+    return (
+        launched
+        & (rows["mode"] == "disagg")
+        & (rows["backend"] == backend)
+        & (rows["system"] == recipe.system)
+        & (rows["precision"] == recipe.precision)
+        & (rows["isl"] == recipe.isl)
+        & (rows["osl"] == recipe.osl)
+        & (rows["prefill_num_workers"] == recipe.prefill_workers)
+        & (p_gpus == recipe.prefill_gpus)
+        & (p_dp == recipe.prefill_attention_dp)
+        & (rows["decode_num_workers"] == recipe.decode_workers)
+        & (d_gpus == recipe.decode_gpus)
+        & (d_dp == recipe.decode_attention_dp)
+        & rows["concurrency"].isin(recipe.concurrencies)
+    )
+
+
 def recipe_limits(rows: pd.DataFrame) -> pd.DataFrame:
     """Per disaggregated row, the engine limits of the one recipe that ran it (:data:`LIMIT_COLUMNS`),
     NaN where no recipe (or more than one) matches. A TensorRT-LLM worker's ``tensor_parallel_size`` is its
@@ -165,25 +195,9 @@ def recipe_limits(rows: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(np.nan, index=rows.index, columns=list(LIMIT_COLUMNS))
     matches = pd.Series(0, index=rows.index)
     dynamo = rows["silicon_data_source"].astype(str).str.contains(IMAGE, regex=False)
-    p_gpus, p_dp = _layout(rows, "prefill")
-    d_gpus, d_dp = _layout(rows, "decode")
+    pools = (*_layout(rows, "prefill"), *_layout(rows, "decode"))
     for recipe in RECIPES:
-        hit = (
-            dynamo
-            & (rows["mode"] == "disagg")
-            & (rows["backend"] == "trtllm")
-            & (rows["system"] == recipe.system)
-            & (rows["precision"] == recipe.precision)
-            & (rows["isl"] == recipe.isl)
-            & (rows["osl"] == recipe.osl)
-            & (rows["prefill_num_workers"] == recipe.prefill_workers)
-            & (p_gpus == recipe.prefill_gpus)
-            & (p_dp == recipe.prefill_attention_dp)
-            & (rows["decode_num_workers"] == recipe.decode_workers)
-            & (d_gpus == recipe.decode_gpus)
-            & (d_dp == recipe.decode_attention_dp)
-            & rows["concurrency"].isin(recipe.concurrencies)
-        )
+        hit = _runs(rows, recipe, "trtllm", dynamo, pools)
         matches += hit.astype(int)
         out.loc[hit, list(LIMIT_COLUMNS)] = (
             recipe.prefill_max_batch_size,
@@ -312,25 +326,9 @@ def sglang_recipe_limits(rows: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(np.nan, index=rows.index, columns=list(SGLANG_LIMIT_COLUMNS), dtype=object)
     matches = pd.Series(0, index=rows.index)
     dynamo = rows["silicon_data_source"].astype(str).str.contains(SGLANG_IMAGE, regex=False)
-    p_gpus, p_dp = _layout(rows, "prefill")
-    d_gpus, d_dp = _layout(rows, "decode")
+    pools = (*_layout(rows, "prefill"), *_layout(rows, "decode"))
     for recipe in SGLANG_RECIPES:
-        hit = (
-            dynamo
-            & (rows["mode"] == "disagg")
-            & (rows["backend"] == "sglang")
-            & (rows["system"] == recipe.system)
-            & (rows["precision"] == recipe.precision)
-            & (rows["isl"] == recipe.isl)
-            & (rows["osl"] == recipe.osl)
-            & (rows["prefill_num_workers"] == recipe.prefill_workers)
-            & (p_gpus == recipe.prefill_gpus)
-            & (p_dp == recipe.prefill_attention_dp)
-            & (rows["decode_num_workers"] == recipe.decode_workers)
-            & (d_gpus == recipe.decode_gpus)
-            & (d_dp == recipe.decode_attention_dp)
-            & rows["concurrency"].isin(recipe.concurrencies)
-        )
+        hit = _runs(rows, recipe, "sglang", dynamo, pools)
         matches += hit.astype(int)
         d_ranks = recipe.decode_workers * (recipe.decode_gpus if recipe.decode_attention_dp else 1)
         for index in rows.index[hit]:
