@@ -91,6 +91,22 @@ def _b200_fp8(commit: str, path: str) -> str:
     return f"{SRT_SLURM}/{commit}/recipes/trtllm/b200-fp8/{path}"
 
 
+def _b200_fp8_fork(path: str) -> str:
+    # the fork of :func:`_h100_fork`, which holds the low-concurrency B200 fp8 recipes too
+    return (
+        "https://github.com/qiching/srt-slurm/blob/5063eb432640574bd93410ae2697591a7d15f57c/"
+        f"recipes/trtllm/b200-fp8/{path}"
+    )
+
+
+def _b200_fp8_fork2(path: str) -> str:
+    # another fork of the same repository, the only one that holds the high-concurrency B200 fp8 8k1k recipes
+    return (
+        "https://github.com/connorcarpenter15/srt-slurm/blob/5a156f6b57af830b1912129283dc9e8294324d28/"
+        f"recipes/trtllm/b200-fp8/{path}"
+    )
+
+
 _FP8_8K = "e71238b30d6858f7d4cae5677aade2e0aaa1c18c"
 _FP8_1K = "fe2cd90552d38cee128edc32f26fc0003c22f21d"
 
@@ -112,6 +128,19 @@ RECIPES: tuple[Recipe, ...] = (
            1, 16, True, 3, 16, False, (30,), 1, 8224, 8),
     Recipe(_h100_fork("8k1k/stp/ctx1_gen2_tep16_batch64_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 8192, 1024,
            1, 16, True, 2, 16, False, (154,), 1, 8224, 64),
+    # H100 fp8, more clients: decode workers of 16 attention-DP ranks (1 prefill worker, or 2 for gen1)
+    Recipe(_h100_fork("1k1k/stp/ctx1_gen3_dep16_batch4_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 1024, 1024,
+           1, 16, True, 3, 16, True, (231,), 2, 2048, 4),
+    Recipe(_h100_fork("1k1k/stp/ctx1_gen3_dep16_batch8_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 1024, 1024,
+           1, 16, True, 3, 16, True, (462,), 2, 2048, 8),
+    Recipe(_h100_fork("1k1k/stp/ctx1_gen3_dep16_batch16_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 1024, 1024,
+           1, 16, True, 3, 16, True, (924,), 2, 2048, 16),
+    Recipe(_h100_fork("1k1k/stp/ctx1_gen3_dep16_batch32_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 1024, 1024,
+           1, 16, True, 3, 16, True, (1845,), 2, 2048, 32),
+    Recipe(_h100_fork("1k1k/stp/ctx2_gen1_dep16_batch256_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 1024, 1024,
+           2, 16, True, 1, 16, True, (4916,), 2, 2048, 256),
+    Recipe(_h100_fork("8k1k/stp/ctx2_gen1_dep16_batch16_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 8192, 1024,
+           2, 16, True, 1, 16, True, (308,), 1, 8224, 16),
     # B200 fp4: prefill workers of 4 attention-DP ranks
     Recipe(_b200_fp4("1k1k/stp/ctx1_gen5_tep8_batch32_eplb0_mtp0.yaml"), "b200_sxm", "fp4", 1024, 1024,
            1, 4, True, 5, 8, False, (10, 15, 25, 45, 90, 180), 8, 10240, 32),
@@ -125,11 +154,31 @@ RECIPES: tuple[Recipe, ...] = (
            1, 4, True, 5, 8, False, (10, 15, 25, 50, 100), 2, 16896, 16),
     Recipe(_b200_fp4("8k1k/stp/ctx2_gen5_tep8_batch64_eplb0_mtp0.yaml"), "b200_sxm", "fp4", 8192, 1024,
            2, 4, True, 5, 8, False, (370,), 2, 16896, 64),
+    Recipe(_b200_fp4("1k1k/stp/ctx1_gen5_tep8_batch1_eplb0_mtp0.yaml"), "b200_sxm", "fp4", 1024, 1024,
+           1, 4, True, 5, 8, False, (6,), 8, 10240, 1),
+    Recipe(_b200_fp4("1k1k/stp/ctx1_gen5_dep8_batch32_eplb0_mtp0.yaml"), "b200_sxm", "fp4", 1024, 1024,
+           1, 4, True, 5, 8, True, (1365,), 8, 10240, 32),
+    Recipe(_b200_fp4("8k1k/stp/ctx1_gen5_tep8_batch1_eplb0_mtp0.yaml"), "b200_sxm", "fp4", 8192, 1024,
+           1, 4, True, 5, 8, False, (6,), 2, 16896, 1),
+    Recipe(_b200_fp4("8k1k/stp/ctx4_gen1_dep8_batch192_eplb0_mtp0.yaml"), "b200_sxm", "fp4", 8192, 1024,
+           4, 4, True, 1, 8, True, (1606,), 2, 16896, 192),
+    Recipe(_b200_fp4("8k1k/stp/ctx4_gen3_dep8_batch32_eplb0_mtp0.yaml"), "b200_sxm", "fp4", 8192, 1024,
+           4, 4, True, 3, 8, True, (837,), 2, 16896, 32),
+    Recipe(_b200_fp4("8k1k/stp/ctx7_gen2_dep8_batch128_eplb0_mtp0.yaml"), "b200_sxm", "fp4", 8192, 1024,
+           7, 4, True, 2, 8, True, (2222,), 2, 16896, 128),
     # B200 fp8: prefill workers of 8 attention-DP ranks
     Recipe(_b200_fp8(_FP8_1K, "1k1k/stp/ctx1_gen5_dep8_batch48_eplb0_mtp0_1920.yaml"), "b200_sxm", "fp8",
            1024, 1024, 1, 8, True, 5, 8, True, (1920,), 16, 16384, 48),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/stp/ctx1_gen1_dep8_batch512_eplb0_mtp0_4096.yaml"), "b200_sxm", "fp8",
            1024, 1024, 1, 8, True, 1, 8, True, (4096,), 16, 16384, 512),
+    Recipe(_b200_fp8_fork("1k1k/stp/ctx1_gen3_tp8_batch1024_eplb0_mtp0_4.yaml"), "b200_sxm", "fp8",
+           1024, 1024, 1, 8, True, 3, 8, False, (4,), 16, 16384, 1),
+    Recipe(_b200_fp8_fork("1k1k/stp/ctx1_gen3_tp8_batch1024_eplb0_mtp0_32.yaml"), "b200_sxm", "fp8",
+           1024, 1024, 1, 8, True, 3, 8, False, (32,), 16, 16384, 12),
+    Recipe(_b200_fp8(_FP8_1K, "1k1k/stp/ctx1_gen3_tp8_batch1024_eplb0_mtp0_128.yaml"), "b200_sxm", "fp8",
+           1024, 1024, 1, 8, True, 3, 8, False, (128,), 16, 16384, 48),
+    Recipe(_b200_fp8(_FP8_1K, "1k1k/stp/ctx2_gen5_dep8_batch128_eplb0_mtp0_5152.yaml"), "b200_sxm", "fp8",
+           1024, 1024, 2, 8, True, 5, 8, True, (5152,), 16, 16384, 128),
     Recipe(_b200_fp8(_FP8_8K, "8k1k/stp/ctx1_gen4_tp8_batch32_eplb0_mtp0_128.yaml"), "b200_sxm", "fp8",
            8192, 1024, 1, 8, True, 4, 8, False, (128,), 1, 8320, 32),
     Recipe(
@@ -143,6 +192,11 @@ RECIPES: tuple[Recipe, ...] = (
            8192, 1024, 1, 8, True, 1, 8, True, (128,), 1, 8320, 16),
     Recipe(_b200_fp8(_FP8_8K, "8k1k/stp/ctx1_gen2_dep8_batch64_eplb0_mtp0_128.yaml"), "b200_sxm", "fp8",
            8192, 1024, 1, 8, True, 2, 8, True, (128,), 1, 8320, 8),
+    Recipe(_b200_fp8_fork2("8k1k/stp/ctx1_gen1_dep8_batch256_eplb0_mtp0_256.yaml"), "b200_sxm", "fp8",
+           8192, 1024, 1, 8, True, 1, 8, True, (256,), 1, 8320, 256),
+    Recipe(_b200_fp8_fork2("8k1k/stp/ctx2_gen1_dep8_batch640_eplb0_mtp0_640.yaml"), "b200_sxm", "fp8",
+           8192, 1024, 2, 8, True, 1, 8, True, (640,), 1, 8320, 640),  # 80 clients a rank: neither its
+    # max_batch_size 640 nor its decode max_num_tokens 512 binds
 )  # fmt: skip
 """The recipes read, each with the deployment and concurrencies it runs and its engines' limits."""
 
