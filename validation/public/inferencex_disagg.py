@@ -44,9 +44,10 @@ IMAGE = "ai-dynamo/tensorrtllm-runtime"
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """One srt-slurm recipe of a disaggregated Dynamo + TensorRT-LLM benchmark: what it deploys, the client
-    concurrencies it runs, and the engine limits it sets (per attention-DP rank)."""
+class Deployed:
+    """What an srt-slurm recipe of a disaggregated Dynamo benchmark deploys and the client concurrencies it
+    runs: the part every recipe shares, which :func:`_runs` matches a row against (pools as GPUs per worker
+    and whether they run attention DP)."""
 
     source: str
     """The recipe, at the commit read [URL]."""
@@ -62,6 +63,13 @@ class Recipe:
     decode_gpus: int
     decode_attention_dp: bool
     concurrencies: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Recipe(Deployed):
+    """One srt-slurm recipe of a disaggregated Dynamo + TensorRT-LLM benchmark: its deployment and the
+    engine limits it sets (per attention-DP rank)."""
+
     prefill_max_batch_size: int
     """A prefill rank's ``max_batch_size`` [prompts]."""
     prefill_max_num_tokens: int
@@ -213,7 +221,7 @@ def _layout(rows: pd.DataFrame, pool: str) -> tuple[pd.Series, pd.Series]:
 
 def _runs(
     rows: pd.DataFrame,
-    recipe: Recipe | SglangRecipe,
+    recipe: Deployed,
     backend: str,
     launched: pd.Series,
     pools: tuple[pd.Series, pd.Series, pd.Series, pd.Series],
@@ -273,24 +281,11 @@ is a worker's total and each attention-DP rank chunks at its share."""
 
 
 @dataclass(frozen=True)
-class SglangRecipe:
-    """One srt-slurm recipe of a disaggregated Dynamo + SGLang benchmark: what it deploys, the client
-    concurrencies its ``benchmark`` section runs, and the engine limits its ``sglang_config`` sets, as
-    written (a worker's totals; :func:`sglang_recipe_limits` turns them into a rank's)."""
+class SglangRecipe(Deployed):
+    """One srt-slurm recipe of a disaggregated Dynamo + SGLang benchmark: its deployment (the concurrencies
+    its ``benchmark`` section runs) and the engine limits its ``sglang_config`` sets, as written (a
+    worker's totals; :func:`sglang_recipe_limits` turns them into a rank's)."""
 
-    source: str
-    """The recipe, at the commit read [URL]."""
-    system: str
-    precision: str
-    isl: int
-    osl: int
-    prefill_workers: int
-    prefill_gpus: int
-    prefill_attention_dp: bool
-    decode_workers: int
-    decode_gpus: int
-    decode_attention_dp: bool
-    concurrencies: tuple[int, ...]
     prefill_chunked_prefill_size: int
     """The prefill worker's ``chunked-prefill-size`` [tokens per iteration, the worker's total]."""
     prefill_max_prefill_tokens: int
