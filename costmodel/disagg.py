@@ -273,7 +273,7 @@ def disagg_parts(
     link: Link | None = None,
 ) -> DisaggParts:
     """The kernel times and limits of :func:`disagg_loop` before its named parameters are applied."""
-    if prefill.model.name != decode.model.name:
+    if not same_model(prefill, decode):
         raise CostmodelError(
             f"decode serves {decode.model.name!r} but prefill {prefill.model.name!r}: "
             "both pools must run the same model"
@@ -327,7 +327,7 @@ def disagg_pairs(
         if isinstance(p, str) or isinstance(d, str):
             out.append(p if isinstance(p, str) else str(d))
             continue
-        if prefill.model.name != decode.model.name:
+        if not same_model(prefill, decode):
             out.append("prefill and decode engines serve different models")
             continue
         try:
@@ -523,6 +523,20 @@ def decode_side(decode: Engine, *, isl: npt.ArrayLike, osl: npt.ArrayLike) -> De
     )
     times = decode.step_time(decode_batch=grid, decode_context=np.asarray(context)[..., None])
     return DecodeSide(slots=slots, batch_grid=grid, grid_s=np.asarray(times, dtype=np.float64))
+
+
+MODEL_IDENTITY = frozenset({"name", "source", "description"})
+""":class:`~costmodel.specs.ModelProfile` fields that name and cite a model rather than describe it."""
+
+
+def same_model(prefill: Engine, decode: Engine) -> bool:
+    """Whether both pools serve the same model, judged by its architecture (every
+    :class:`~costmodel.specs.ModelProfile` field but :data:`MODEL_IDENTITY`), whatever the profiles are
+    called: a renamed copy or one read from the model's config.json is the same model, another size is not."""
+    if prefill.model is decode.model:
+        return True
+    a, b = (e.model.model_dump(exclude=set(MODEL_IDENTITY)) for e in (prefill, decode))
+    return bool(a == b)
 
 
 def same_device(prefill: Engine, decode: Engine) -> bool:

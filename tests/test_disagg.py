@@ -651,3 +651,23 @@ def test_a_renamed_copy_of_the_device_shares_its_scale_up_domain(prefill: Engine
     np.testing.assert_array_equal(copy.intra, same.intra)
     np.testing.assert_array_equal(copy.transfer_s, same.transfer_s)
     assert not disagg_parts(prefill, h200, **common).intra.any()
+
+
+def test_a_renamed_copy_of_the_model_is_the_same_model(prefill: Engine, decode: Engine) -> None:
+    """Both pools must serve one model, judged by its architecture, not its profile's name: a decode pool
+    whose model is a renamed, re-cited copy predicts exactly as before; another model (Qwen3-8B) is
+    refused, with the same message under either name."""
+    from costmodel.disagg import same_model
+
+    model = decode.model.model_copy(update={"name": "our-llama", "source": "our copy", "description": "x"})
+    renamed = dataclasses.replace(decode, model=model)
+    other = Engine.build("qwen3-8b", "h100-sxm")
+    assert same_model(prefill, renamed)
+    assert not same_model(prefill, other)
+    kwargs = {"prefill_workers": 1, "decode_workers": 2, "concurrency": 16, "isl": 512, "osl": 64}
+    base = disagg_loop(prefill, decode, params=PARAMS, **kwargs)
+    copy = disagg_loop(prefill, renamed, params=PARAMS, **kwargs)
+    np.testing.assert_array_equal(copy.ttft_s, base.ttft_s)
+    np.testing.assert_array_equal(copy.tpot_s, base.tpot_s)
+    with pytest.raises(CostmodelError, match="both pools must run the same model"):
+        disagg_loop(prefill, other, params=PARAMS, **kwargs)
