@@ -190,9 +190,11 @@ else the same product class (:func:`nearest_measured`; this table states its res
 today, and tests/test_transfer_overlays.py checks they agree). Only dimensionless fractions, tile shapes and
 fixed times are transferred; each device keeps its own datasheet (peak per format, bandwidth, SM count),
 which the kernel models scale by; the L2's rate is carried as an on-die rate per SM, not as a multiple of
-the source's memory bandwidth (:data:`ON_CHIP_CACHE_PARAMS`); and a device keeps its own defaults for the
-collective parameters that describe a link its GPUs do not use (:func:`transferable`). A device that has
-measurements of its own is never transferred onto.
+the source's memory bandwidth (:data:`ON_CHIP_CACHE_PARAMS`); a device keeps its own defaults for the
+collective parameters that describe a link its GPUs do not use, and takes the collectives' link round-trip
+times in proportion to its published small-message latency where both devices state one
+(:func:`carried_latency_scale`; :func:`transferable`). A device that has measurements of its own is never
+transferred onto.
 """
 
 
@@ -255,6 +257,19 @@ def carried_cache_ratio(ratio: float, source: HardwareProfile, target: HardwareP
     return max(1.0, rate_per_sm * counts[1].value / target.memory_bandwidth_bytes_per_s)
 
 
+def carried_latency_scale(source: HardwareProfile, target: HardwareProfile) -> float | None:
+    """The factor [-] by which a transferred collective's link round-trip times (``LATENCY_PARAMS`` of
+    :mod:`costmodel.kernels.collective`) are carried from ``source`` to ``target``: the target's published
+    small-message all-reduce latency over the source's (``datasheet.intra_node_latency_us``). A collective's
+    fixed time is flag writes and polls across the link and its switch, so it scales with that round trip,
+    which no datasheet states (NCCL's own tuning prices every NVLink generation alike). ``None`` where either
+    profile does not state it: the source's fitted latencies carry as they are."""
+    figures = [hw.datasheet.intra_node_latency_us for hw in (source, target)]
+    if figures[0] is None or figures[1] is None:
+        return None
+    return figures[1].value / figures[0].value
+
+
 def transferable(
     fitted: Mapping[str, Mapping[str, Mapping[str, float]]],
     source: HardwareProfile,
@@ -271,16 +286,22 @@ def transferable(
       (:func:`carried_cache_ratio`), or dropped where either datasheet lacks the L2 size or SM count;
     - where ``target``'s GPUs meet over another kind of link than ``source``'s (``datasheet.intra_node_link``:
       NVLink / NVSwitch vs PCIe), the parameters a family names in ``LINK_PARAMS`` (the collectives' per-step
-      latency, link bandwidth fractions, host path) are dropped: the target keeps its own defaults for them.
+      latency, link bandwidth fractions, host path) are dropped: the target keeps its own defaults for them;
+    - the link round-trip times a family names in ``LATENCY_PARAMS`` (the collectives' fixed latencies) are
+      scaled by the target's published small-message latency over the source's
+      (:func:`carried_latency_scale`), where both profiles state it.
     """
     import importlib
 
     other_link = target is not None and target.datasheet.intra_node_link != source.datasheet.intra_node_link
+    latency_scale = None if target is None else carried_latency_scale(source, target)
+    scale = 1.0 if latency_scale is None else latency_scale
     out: dict[str, dict[str, dict[str, float]]] = {}
     for family, keys in fitted.items():
         module = importlib.import_module(f"costmodel.kernels.{family}")
         dropped = set(getattr(module, "LINK_PARAMS", ())) if other_link else set()
         cache = ON_CHIP_CACHE_PARAMS.get(family)
+        round_trips = set(getattr(module, "LATENCY_PARAMS", ())) if latency_scale is not None else set()
         for key, values in keys.items():
             try:
                 defaults = numeric_fields(module.default_params(source, key))
@@ -298,6 +319,8 @@ def transferable(
                     del kept[cache]
                 else:
                     kept[cache] = carried  # in place: the overlay keeps the source's order
+            for name in round_trips & kept.keys():
+                kept[name] = kept[name] * scale
             out.setdefault(family, {})[key] = kept
     return out
 

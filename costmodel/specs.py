@@ -642,6 +642,14 @@ class Datasheet(Spec):
     intra_node_bandwidth_gb_per_s: Sourced | None = Field(
         None, description="Per device, per direction, inside a node [GB/s, 1e9 bytes/s]."
     )
+    intra_node_latency_us: Sourced | None = Field(
+        None,
+        description="Smallest time of an 8-byte all-reduce among the node's GPUs over the intra-node link, "
+        "as published from nccl-tests [µs]: the link's round trips as a collective sees them (its switch, "
+        "ports and, on a two-die GPU, the die crossing), which no NVIDIA datasheet states. The transfer rule "
+        "carries a collective's fixed latencies in proportion to it (costmodel.calibrate.carried_latency_"
+        "scale); None: unpublished, the source's latencies carry as fitted.",
+    )
     inter_node_bandwidth_gb_per_s: Sourced | None = Field(
         None, description="Per device, per direction, across nodes [GB/s, 1e9 bytes/s]."
     )

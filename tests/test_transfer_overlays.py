@@ -16,8 +16,10 @@ from costmodel.calibrate import (
     ON_CHIP_CACHE_PARAMS,
     TRANSFER_RULE,
     carried_cache_ratio,
+    carried_latency_scale,
     nearest_measured,
     transfer_overlays,
+    transferable,
 )
 from costmodel.errors import CostmodelError
 from costmodel.kernels import numeric_fields, params_for
@@ -35,9 +37,11 @@ def _assert_transferred(target: HardwareProfile, source: HardwareProfile) -> Non
     assert moved.record.transferred_from == source.name
     assert moved.params.keys() == fitted.params.keys()
     other_link = target.datasheet.intra_node_link != source.datasheet.intra_node_link
+    scale = carried_latency_scale(source, target)
     for family_name, keys in fitted.params.items():
         family = importlib.import_module(f"costmodel.kernels.{family_name}")
         link_only = set(getattr(family, "LINK_PARAMS", ())) if other_link else set()
+        round_trips = set(getattr(family, "LATENCY_PARAMS", ())) if scale is not None else set()
         assert moved.params[family_name].keys() == keys.keys()
         for key, values in keys.items():
             stored = moved.params[family_name][key]
@@ -46,6 +50,9 @@ def _assert_transferred(target: HardwareProfile, source: HardwareProfile) -> Non
                     assert name not in stored, (target.name, family_name, key, name)
                 elif name == ON_CHIP_CACHE_PARAMS.get(family_name):
                     assert stored.get(name) == carried_cache_ratio(values[name], source, target)
+                elif name in round_trips:  # a link round trip: in proportion to the published latency
+                    assert scale is not None
+                    assert stored[name] == values[name] * scale, (target.name, family_name, key, name)
                 else:
                     assert stored[name] == values[name], (target.name, family_name, key, name)
             try:
@@ -127,7 +134,6 @@ def test_link_parameters_transfer_only_over_the_same_kind_of_link() -> None:
     """NVLink / NVSwitch collectives fitted on an H100 SXM: an H200 (NVLink too) takes all of them; an H100
     PCIe, whose GPUs meet over PCIe, takes the software's fixed times (launch and handshake, the host's eager
     floor) but keeps its own defaults for the per-step latency and the link's bandwidth fractions."""
-    from costmodel.calibrate import transferable
     from costmodel.kernels import collective
 
     sxm, pcie, h200 = (load_hardware(n) for n in ("h100-sxm", "h100-pcie", "h200"))
@@ -148,6 +154,56 @@ def test_link_parameters_transfer_only_over_the_same_kind_of_link() -> None:
     assert resolved.large_bandwidth_fraction == own.large_bandwidth_fraction
     assert resolved.link_bandwidth_bytes_per_s == pcie.datasheet.intra_node_bandwidth_gb_per_s.value * 1e9
     assert transferable(fitted, sxm)["collective"]["nccl:all_reduce"] == same  # no target: nothing dropped
+
+
+def test_collective_round_trips_carry_by_the_published_latency() -> None:
+    """A collective's fixed latencies are flag round trips over the link: a B200 given an H100's fit takes
+    them x 3.0 / 2.3 µs (the two nodes' published 8-byte all-reduce latencies), and an H100 given that back
+    gets the H100's own values; the host's eager floor and every fraction carry as fitted. An H200 (the
+    H100's NVLink 4 and NVSwitch, the same published latency) takes them as they are, and so does a GB200,
+    whose profile publishes none."""
+    from costmodel.kernels import collective
+
+    h100, h200, b200, gb200 = (load_hardware(n) for n in ("h100-sxm", "h200", "b200", "gb200"))
+    fit = dict(
+        numeric_fields(collective.default_params(h100, "nccl:all_reduce")),
+        small_latency_s=4.9e-6, large_extra_latency_s=1.9e-5, hop_latency_s=1.8e-6, symm_latency_s=9e-6,
+        host_floor_s=2.1e-5, large_bandwidth_fraction=0.65, small_bandwidth_ratio=0.5,
+    )  # fmt: skip
+    fitted = {"collective": {"nccl:all_reduce": fit}}
+    assert set(collective.LATENCY_PARAMS) <= set(collective.BOUNDS)
+    assert "host_floor_s" not in collective.LATENCY_PARAMS  # host time, which no link sets
+    assert carried_latency_scale(h100, b200) == pytest.approx(3.0 / 2.3)
+    moved = transferable(fitted, h100, b200)["collective"]["nccl:all_reduce"]
+    for name in collective.LATENCY_PARAMS:
+        assert moved[name] == pytest.approx(fit[name] * 3.0 / 2.3), name
+    for name in ("host_floor_s", "large_bandwidth_fraction", "small_bandwidth_ratio"):
+        assert moved[name] == fit[name], name
+    back = transferable({"collective": {"nccl:all_reduce": moved}}, b200, h100)["collective"]
+    for name in collective.LATENCY_PARAMS:
+        assert back["nccl:all_reduce"][name] == pytest.approx(fit[name]), name
+    assert carried_latency_scale(h100, h200) == 1.0
+    assert carried_latency_scale(b200, gb200) is None
+    for target in (h200, gb200):
+        kept = transferable(fitted, h100 if target is h200 else b200, target)["collective"]["nccl:all_reduce"]
+        assert all(kept[name] == fit[name] for name in collective.LATENCY_PARAMS), target.name
+    gemm = {"gemm": {"bf16": {"launch_s": 6e-6, "compute_fraction": 0.7}}}
+    assert transferable(gemm, h100, b200)["gemm"]["bf16"]["launch_s"] == 6e-6  # a kernel launch: not a link
+
+
+def test_leave_one_out_transfer_scales_the_collective_latencies() -> None:
+    """The transfer check's B200 takes the H100's fitted collective latencies x 3.0 / 2.3 and records where
+    they came from; its host floor is the H100's."""
+    from validation.public.transfer import transferred_hardware
+
+    b200, h100 = transferred_hardware("b200").kernel_calibration, load_hardware("h100-sxm").kernel_calibration
+    assert b200 is not None
+    assert h100 is not None
+    assert b200.record.transferred_from == "h100-sxm"
+    for key, own in h100.params["collective"].items():
+        got = b200.params["collective"][key]
+        assert got["small_latency_s"] == pytest.approx(own["small_latency_s"] * 3.0 / 2.3), key
+        assert got.get("host_floor_s") == own.get("host_floor_s"), key
 
 
 MEASURED = ("a100-80gb", "b200", "h100-sxm", "l40s")

@@ -270,6 +270,21 @@ whose GPUs meet over another kind of link (``datasheet.intra_node_link``) than t
 parameters from keeps its own defaults for these (:func:`costmodel.calibrate.transferable`); the fixed
 software times (launch, flag handshake, the protocol's rate ratio, the host's eager-mode floor) carry over."""
 
+LATENCY_PARAMS: Final = (
+    "small_latency_s",
+    "large_extra_latency_s",
+    "hop_latency_s",
+    "symm_latency_s",
+)
+"""Fitted fixed times that are round trips among the node's GPUs (flag writes and polls over the link and its
+switch: the small-message path's handshake, the bandwidth path's extra set-up, each ring step, the multimem
+path's), not host time (``host_floor_s``). A transferred device takes them in proportion to its published
+small-message all-reduce latency over the source's (``datasheet.intra_node_latency_us``,
+:func:`costmodel.calibrate.carried_latency_scale`). With the same NCCL 2.29.2, vLLM 0.24.0 and TensorRT-LLM
+1.3.0rc20, the B200 tables' fitted ``small_latency_s`` is 1.6-1.8 x the H100's for all three, while the
+median fitted ``launch_s`` of GEMM, context attention, MLA and MoE keys both fitted differs by 3 % or less:
+the difference is the link's round trip, not the GPU's launch."""
+
 
 def link_bandwidth_bytes_per_s(hardware: HardwareProfile) -> float:
     """Per-direction intra-node link bandwidth from the datasheet [bytes/s]; a clear error if absent."""
