@@ -8,11 +8,14 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from validation.public.inferencex import (
+    REEXPORTED_FILES,
     SCRIPT_MODELS,
     SCRIPTS,
+    SOURCE_FILES,
     attention_dp_balance,
     is_inferencex,
     isl_budget,
@@ -122,3 +125,30 @@ def test_speculative_scripts_are_the_ones_that_leave_their_drafting_out() -> Non
     for key in drafting:
         assert speculative(True, *key)
         assert not speculative(False, *key)
+
+
+@pytest.mark.parametrize("name", REEXPORTED_FILES)
+def test_a_reexported_file_repeats_inferencex_runs(name: str) -> None:
+    """Every row of a re-exported gap-analysis file measures, to the hundredth of a millisecond, the TTFT
+    and TPOT of an InferenceX row (its result files or database dump) of the same engine, model, lengths
+    and concurrency, so it is an InferenceX run (the client's lengths, the scripts' flags); the rows of the
+    other gap-analysis files (aiconfigurator's collection) are not."""
+    table = read_silicon(DATA)
+    source = table["silicon_data_source"].astype(str).str.extract(r"source_file=([^;]+)")[0]
+    copies = table[source == name]
+    assert len(copies) > 0
+    assert is_inferencex(copies).all()
+    runs = table[
+        source.isin(SOURCE_FILES) | table["silicon_data_source"].astype(str).str.startswith("db-dump/")
+    ]
+    keys = ["backend", "model_path", "isl", "osl", "concurrency", "ttft", "tpot"]
+    rounded = {"ttft": "silicon_ttft_ms", "tpot": "silicon_tpot_ms"}
+
+    def identity(rows: pd.DataFrame) -> set[tuple[object, ...]]:
+        frame = rows.assign(**{k: rows[v].round(2) for k, v in rounded.items()})
+        return set(frame[keys].itertuples(index=False, name=None))
+
+    assert identity(copies) <= identity(runs)
+    # the collection's own files are not InferenceX runs
+    others = source.str.contains("gap-analysis", na=False) & ~source.isin(REEXPORTED_FILES)
+    assert not is_inferencex(table[others]).any()

@@ -72,6 +72,12 @@ from costmodel.closed_loop import cuda_graph_tokens as closed_loop_graph_tokens
 
 SOURCE_FILES = ("2026-03-25.csv", "2026-04-06.csv")
 """``source_file`` values of the InferenceX runs in ``silicon_data_source``."""
+REEXPORTED_FILES = ("qwen3.5-397b-gap-analysis.csv", "kimi-k2.5-gap-analysis.csv")
+"""``source_file`` values of per-model gap-analysis files whose every row repeats an InferenceX run: each of
+their rows (61 SGLang Qwen3.5-397B-A17B, 32 vLLM Kimi-K2.5 on B200) measures, to the hundredth of a
+millisecond, the TTFT and TPOT of a row of the two files above or of the database dump at the same model,
+lengths and concurrency (the same run, rounded and re-labelled), so they ran InferenceX's client and
+scripts."""
 DB_DUMP = "db-dump/"
 """Prefix of ``silicon_data_source`` for rows read from InferenceX's results database (a
 ``workflow_run_id`` and the run's image; 85 of its 345 aggregated rows measure exactly what a row of the
@@ -440,7 +446,7 @@ def is_inferencex(table: pd.DataFrame) -> pd.Series:
     text = table["silicon_data_source"].astype(str)
     source = text.str.extract(r"source_file=([^;]+)")[0]
     dump = text.str.startswith(DB_DUMP) & text.str.contains("workflow_run_id=", regex=False)
-    return source.isin(SOURCE_FILES) | dump
+    return source.isin(SOURCE_FILES + REEXPORTED_FILES) | dump
 
 
 def mean_length(nominal: npt.ArrayLike) -> npt.NDArray[np.float64]:
