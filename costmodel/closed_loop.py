@@ -101,7 +101,7 @@ import numpy.typing as npt
 
 from costmodel.adp_balance import AdpBalance
 from costmodel.adp_balance import held_iterations as balance_held_iterations
-from costmodel.batch_wait import BatchWait, held_iterations
+from costmodel.batch_wait import BatchWait, held_iterations, prompts_per_release
 from costmodel.errors import CostmodelError
 
 if TYPE_CHECKING:
@@ -329,7 +329,10 @@ def loop_parts(
     admission; default isl + osl / 2, the mean of a paged cache that takes blocks on demand (vLLM, SGLang).
     An engine that reserves a request's whole footprint when it admits it (TensorRT-LLM's default
     ``GUARANTEED_NO_EVICT``) holds isl + osl. ``batch_wait``: prompts held in decode-only iterations
-    before their prefill (:func:`costmodel.batch_wait.held_iterations`), added to the steady TTFT;
+    before their prefill (:func:`costmodel.batch_wait.held_iterations`), added to the steady TTFT, and
+    released together, 1 + lambda W of them sharing one iteration
+    (:func:`costmodel.batch_wait.prompts_per_release`), so that iterations carrying prompts are that many
+    times fewer and each carries that many prompts' tokens (within the prompt budget);
     ``adp_balance``: prompts held until every attention-DP rank has one
     (:func:`costmodel.adp_balance.held_iterations`), added likewise.
 
@@ -381,11 +384,15 @@ def loop_parts(
     prefill_bound = free / N_in < R / (steps + poll / 2.0 + chunks)
 
     # iterations that carry prompt work: a chunk of isl / chunks tokens, or more when several prompts
-    # share an iteration; the others decode only
+    # share an iteration (more arrive per iteration than one, or batch waiting releases its held prompts
+    # together), up to the prompt budget; the others decode only
     prefill_tokens = rate * N_in
     chunk = N_in / chunks
-    carrying = np.minimum(prefill_tokens / chunk, 1.0)
-    tokens = np.minimum(np.maximum(chunk, prefill_tokens), free)
+    together = (
+        1.0 if batch_wait is None else prompts_per_release(batch_wait, arrivals=rate, isl=N_in, decodes=D * n)
+    )
+    tokens = np.minimum(np.maximum(chunk * together, prefill_tokens), free)
+    carrying = np.minimum(prefill_tokens / tokens, 1.0)
     with_prompt, decode_only, wave, wave_decode = _iteration_times(
         engine, speculation, ranks=ranks, running=R, decodes=D, n=n, isl=N_in, osl=N_out,
         chunk=chunk, tokens=tokens, free=free,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from costmodel.batch_wait import BatchWait, held_iterations
+from costmodel.batch_wait import BatchWait, held_iterations, prompts_per_release
 from costmodel.closed_loop import LoopParams, closed_loop, loop_parts
 from costmodel.errors import CostmodelError
 from costmodel.serving import Engine
@@ -69,23 +69,51 @@ def test_bad_input_is_one_clear_error() -> None:
         BatchWait(timeout_iterations=1, max_tokens=float("nan"))
 
 
-def test_held_prompts_wait_in_decode_only_iterations(engine: Engine) -> None:
-    """The hold adds its iterations, each a decode-only one plus the step overhead, to the steady TTFT
-    alone: the TPOT and the wave of the first cycle (nothing decodes yet, so nothing is held) keep theirs."""
+def test_a_window_releases_its_opener_and_its_arrivals_together() -> None:
+    """Hand computation: T = 20, no threshold met, 0.05 prompts per iteration: the window lasts 20
+    iterations and releases 1 + 0.05 x 20 = 2 prompts; a threshold met by one prompt releases 1; rare
+    prompts are released alone."""
+    wait = BatchWait(timeout_iterations=20, max_tokens=0.9 * 16384)
+    assert float(prompts_per_release(wait, arrivals=0.05, isl=1024, decodes=4)) == pytest.approx(
+        2.0, rel=1e-12
+    )
+    assert float(prompts_per_release(BatchWait(20, 2000), arrivals=0.05, isl=2048, decodes=8)) == 1.0
+    assert float(prompts_per_release(wait, arrivals=1e-9, isl=1024, decodes=4)) == pytest.approx(
+        1.0, abs=1e-7
+    )
+
+
+def test_held_prompts_wait_in_decode_only_iterations_then_prefill_together(engine: Engine) -> None:
+    """The hold adds its iterations, each a decode-only one plus the step overhead, to the steady TTFT; the
+    released prompts share one iteration, so iterations carrying prompts are 1 + lambda W times fewer and
+    each carries that many times the tokens (the prompt work per iteration is unchanged), and a fixed cost
+    per prompt-carrying iteration is paid that many times less often. The first cycle's wave (nothing
+    decodes yet, so nothing is held) keeps its TTFT."""
     params = LoopParams(step_overhead_s=0.002, request_overhead_s=0.01, burst_fraction=0.3)
     kwargs = {"concurrency": np.array([4, 16, 64]), "isl": 1024, "osl": 512}
     wait = BatchWait(timeout_iterations=20, max_tokens=0.9 * 8192)
     plain = loop_parts(engine, **kwargs)
     held = loop_parts(engine, **kwargs, batch_wait=wait)
     assert held.held_iterations is not None
-    extra = held.held_iterations * (plain.decode_only_s + params.step_overhead_s)
-    np.testing.assert_allclose(held.steady_ttft_s(params) - plain.steady_ttft_s(params), extra, rtol=1e-12)
+    together = prompts_per_release(wait, arrivals=held.requests_per_iteration, isl=1024, decodes=held.decodes)
+    assert np.all(together > 1.0)
+    np.testing.assert_allclose(held.carrying_fraction * together, plain.carrying_fraction, rtol=1e-9)
+    # a fixed cost per prompt-carrying iteration (host launches per layer) is paid 1 + lambda W times less
+    layer = LoopParams(prefill_layer_overhead_s=0.001)
+    for parts, share in ((plain, 1.0), (held, together)):
+        paid = parts.iteration_s(layer) - parts.iteration_s(LoopParams())
+        np.testing.assert_allclose(
+            paid, plain.carrying_fraction / share * 0.001 * engine.model.n_layers, rtol=1e-9
+        )
+    # each held prompt's own prefill iteration is the release's, longer than a lone prompt's
+    assert np.all(held.with_prompt_s > plain.with_prompt_s)
+    waited = held.held_iterations * (held.decode_only_s + params.step_overhead_s)
+    assert np.all(held.steady_ttft_s(params) - plain.steady_ttft_s(params) >= waited * (1 - 1e-9))
     np.testing.assert_allclose(held.wave_ttft_s(params), plain.wave_ttft_s(params), rtol=1e-12)
     a, b = (
         closed_loop(engine, **kwargs, params=params),
         closed_loop(engine, **kwargs, params=params, batch_wait=wait),
     )
-    np.testing.assert_allclose(a.tpot_s, b.tpot_s, rtol=1e-12)
     assert np.all(b.ttft_s > a.ttft_s)
 
 
