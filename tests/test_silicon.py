@@ -21,11 +21,13 @@ from validation.public.silicon import (
     read_disagg_overheads,
     read_loop_params,
     read_silicon,
+    repeated_measurement,
     row_formats,
     row_speculation,
     silicon_parts,
     silicon_summary,
 )
+from validation.public.split import calibration_mask
 
 DATA = Path(__file__).resolve().parents[1] / "validation" / "data" / "public-gpu"
 
@@ -90,6 +92,33 @@ def test_the_split_ignores_the_measurements(sample: Path) -> None:
     raw.to_csv(changed / "silicon_sample.csv", index=False)
     again, _ = silicon_parts(changed)
     assert (table["split"] == again["split"]).all()
+
+
+def test_copies_of_one_measurement_share_a_split(sample: Path) -> None:
+    """A row exported again under another source (the sample's result files and database dump hold the same
+    runs) is the same measurement: both copies land in one split, whichever the copy's own hash says."""
+    raw = pd.read_csv(sample / "silicon_sample.csv")
+    original = raw.iloc[0]
+    copies = pd.DataFrame(
+        [original.to_dict() | {"id": f"copy-{n}", "silicon_data_source": f"db-dump/run-{n};{original['silicon_data_source']}"}
+         for n in range(12)]
+    )  # fmt: skip
+    changed = sample.parent / "silicon-copies"
+    shutil.copytree(sample, changed, dirs_exist_ok=True)
+    pd.concat([raw, copies]).to_csv(changed / "silicon_sample.csv", index=False)
+    table, _ = silicon_parts(changed)
+    twins = table[table["id"].astype(str).str.startswith("copy-") | (table["id"] == original["id"])]
+    assert len(twins) == 13
+    assert twins["split"].nunique() == 1
+    # the rule by itself (a hash of each row's identity) would have put some copies in the other split
+    identity = twins.drop(columns=["silicon_ttft_ms", "silicon_tpot_ms", "reason", "split"])
+    assert len(set(calibration_mask(identity))) == 2
+    assert twins["split"].iloc[0] == table.loc[table["id"] == original["id"], "split"].iloc[0]
+    # a different measurement of the same deployment is not a copy: its split is its own hash's
+    labels = repeated_measurement(
+        table.assign(silicon_ttft_ms=table["silicon_ttft_ms"] + np.arange(len(table)))
+    )
+    assert len(set(labels)) == len(table)
 
 
 def test_the_split_ignores_why_a_row_is_not_covered(sample: Path) -> None:
