@@ -26,9 +26,14 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
   (connection, block lookup and completion handshakes). The transfer follows the prefill (no layer-by-
   layer overlap). A decode rank receives one request's cache at a time (:func:`kv_receive_wait`): the
   transfers queue there, an M/D/1 queue per rank, whose wait joins the prompt's time before decoding.
-- **Decode pool.** ``decode_workers`` engines share the decoding sequences evenly; each runs at most
-  ``max_batch_size`` of them, and no more than fit in its KV cache at the mean length isl + osl / 2
-  (:meth:`Engine.max_concurrency`). With D sequences per worker an iteration takes
+- **Decode pool.** ``decode_workers`` engines, each running at most ``max_batch_size`` sequences, and no
+  more than fit in its KV cache at the mean length isl + osl / 2 (:meth:`Engine.max_concurrency`). The
+  router sends each request to one decode worker, where it waits for one of that worker's slots however
+  many are free on the others (:func:`decode_slot_share`): of the M clients past the prefill pool a worker
+  holds M / decode_workers on average, spread about it by the router's ``routing_dispersion`` (0: evenly,
+  the pool as one queue; 1: at random); a worker decodes E[min(share, slots)] and the rest of its share
+  waits. Where the benchmark runs exactly as many clients as slots (the sample's disaggregated rows do),
+  an even share never waits, a dispersed one does, with fewer sequences per iteration (a lower TPOT). With D sequences per worker an iteration takes
   t(D) = step_time(decode_batch=max(D, 1), decode_context=isl + osl / 2) + ``step_overhead_s``: that is
   TPOT (a sequence decodes in a batch of at least itself, however few share the pool). The iteration is
   timed at a geometric grid of batch sizes and interpolated linearly between them.
@@ -38,16 +43,15 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
   C - 1 clients only, the arrival theorem of a closed network; with k > 1, plus the rest of the pass in
   progress, which takes its prompts only when it starts). Below saturation the wait is a fraction of
   a pass; it grows without bound as the pool's load lambda / mu_p nears 1.
-- **Rates.** With D sequences decoding per decode worker, Little's law on them gives the rate
-  lambda = decode_workers D / ((osl - 1) t(D)); prompts reach the prefill pool at that rate. The clients
-  close the loop: C = lambda (``request_overhead_s`` + prefill wait + the prompt's pass + transfer +
-  (osl - 1) t(D)), whose right side grows with D, solved for D by bisection. Where even full decode slots
-  (D = the decode workers' ``max_batch_size``, or their KV limit) leave clients over, the decode pool is
-  saturated and the rest queue for a slot. The prefill pool never reaches saturation: its wait slows the
+- **Rates.** With M clients past the prefill pool, D(M) of them decoding per decode worker, Little's law
+  on those gives the rate lambda = decode_workers D / ((osl - 1) t(D)); prompts reach the prefill pool at
+  that rate. The clients close the loop: C = lambda (``request_overhead_s`` + prefill wait + the prompt's
+  pass + transfer) + M, whose right side grows with M, solved for M by bisection. Where the decode slots
+  (the decode workers' ``max_batch_size``, or their KV limit) cannot hold the M clients, the rest queue
+  for a slot. The prefill pool never reaches saturation: its wait slows the
   clients' cycle down first, so its rate tends to mu_p as clients are added.
-- **TTFT.** Little's law on the whole loop: a client's cycle is C / lambda, of which (osl - 1) t(D)
-  decoding, so TTFT = C / lambda - (osl - 1) t(D). It is ``request_overhead_s`` + prefill wait + pass +
-  transfer while the decode slots have room, and includes the wait for a decode slot beyond.
+- **TTFT.** ``request_overhead_s`` + prefill wait + pass + transfer + the wait for a decode slot, the
+  clients waiting for one over lambda (Little's law); equal to C / lambda - (osl - 1) t(D).
 - **Waves.** As in :mod:`costmodel.closed_loop`, a share f = ``burst_fraction`` of the requests arrive in
   a wave with every other client (the benchmark's first cycle, 1 / requests per client, and the waves an
   engine keeps after it). A wave brings G = C / workers prompts to each prefill worker at once, which it
@@ -128,6 +132,9 @@ class DisaggParams:
     mla_prefill_layer_overhead_s: float = 0.0
     """Further host cost per multi-head latent attention layer of a prefill worker's pass [s]
     (:class:`LoopParams`)."""
+    routing_dispersion: float = 0.0
+    """How unevenly the router shares the clients among the decode workers, as a share of random routing's
+    variance [-], in [0, 1] (:func:`decode_slot_share`; 0: an even share, the pool as one queue)."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -137,16 +144,23 @@ class DisaggParams:
             "kv_transfer_overhead_s",
             "prefill_layer_overhead_s",
             "mla_prefill_layer_overhead_s",
+            "routing_dispersion",
         ):
             value = getattr(self, name)
             if not (isinstance(value, int | float | np.floating) and math.isfinite(value) and value >= 0):
                 raise CostmodelError(f"{name} must be finite and >= 0, got {value!r}")
-        if self.burst_fraction > 1:
-            raise CostmodelError(f"burst_fraction must be at most 1, got {self.burst_fraction!r}")
+        for name in ("burst_fraction", "routing_dispersion"):
+            if getattr(self, name) > 1:
+                raise CostmodelError(f"{name} must be at most 1, got {getattr(self, name)!r}")
 
     @classmethod
     def from_loop(
-        cls, loop: LoopParams, *, kv_transfer_overhead_s: float = 0.0, overlap_host: bool = False
+        cls,
+        loop: LoopParams,
+        *,
+        kv_transfer_overhead_s: float = 0.0,
+        overlap_host: bool = False,
+        routing_dispersion: float = 0.0,
     ) -> DisaggParams:
         """The closed loop's parameters of an engine, with a KV-transfer overhead. The host's work per
         iteration that an overlapped scheduler can hide (``overlapped_host_s``) is added to the fixed step
@@ -159,15 +173,19 @@ class DisaggParams:
             kv_transfer_overhead_s=kv_transfer_overhead_s,
             prefill_layer_overhead_s=loop.prefill_layer_overhead_s,
             mla_prefill_layer_overhead_s=loop.mla_prefill_layer_overhead_s,
+            routing_dispersion=routing_dispersion,
         )
 
 
-BOUNDS: dict[str, tuple[float, float]] = {"kv_transfer_overhead_s": (0.0, 0.05)}
-"""Ranges a calibration may move the disaggregated loop's own parameter within (the others: those of
+BOUNDS: dict[str, tuple[float, float]] = {
+    "kv_transfer_overhead_s": (0.0, 0.05),
+    "routing_dispersion": (0.0, 1.0),
+}
+"""Ranges a calibration may move the disaggregated loop's own parameters within (the others: those of
 :data:`costmodel.closed_loop.BOUNDS`). A transfer's handshakes (connection, block lookup, completion
 notice) cost milliseconds; 50 ms is ten times that, so a fit that stops at the bound is standing in for
-something the model lacks (queueing at the prefill pool below saturation, docs/serving.md), not a transfer
-cost, and is reported as such rather than absorbed (an unbounded fit put 1-2 s here)."""
+something the model lacks, not a transfer cost, and is reported as such rather than absorbed (an unbounded
+fit put 1-2 s here). The router's dispersion runs from an even share (0) to random routing (1)."""
 
 
 @dataclass(frozen=True)
@@ -202,7 +220,8 @@ class DisaggLoop:
     prefill_utilisation: FloatArray
     """Busy share of the prefill pool, lambda / mu_p [-]."""
     bottleneck: npt.NDArray[np.str_]
-    """What limits the rate: "decode" (the decode slots are full), "prefill" (a prompt waits longer for the
+    """What limits the rate: "decode" (the decode slots are full, or a request waits longer for one than it
+    takes to reach the decode pool), "prefill" (a prompt waits longer for the
     prefill pool than its own pass takes) or "clients" (neither)."""
 
 
@@ -773,6 +792,38 @@ def kv_receive_wait(
     return np.asarray(np.where(others > 0.0, open_wait, 0.0) * (others / C))  # a lone client never waits
 
 
+def decode_slot_share(
+    staged: npt.ArrayLike, workers: npt.ArrayLike, slots: npt.ArrayLike, *, dispersion: float = 0.0
+) -> tuple[FloatArray, FloatArray]:
+    """How ``staged`` clients past the prefill pool share ``workers`` decode workers of ``slots`` each:
+    (sequences decoding per worker, clients of the pool waiting for a slot) [-].
+
+    The router sends each request to one decode worker as it arrives, where it waits for one of that
+    worker's slots, however many are free on the others: the pool is ``workers`` separate queues, not one.
+    A worker's share N of the M clients has mean m = M / Y and, routed at random (each request to any
+    worker alike), the binomial variance M (1 / Y)(1 - 1 / Y); a router that balances them keeps less,
+    ``dispersion`` x that (0: an even share, the pool as one queue; 1: at random, as Dynamo's
+    ``--router-mode random``; its default round robin balances the arrivals, not the sequences present,
+    whose counts still drift apart over a decode, https://docs.nvidia.com/dynamo/latest/user-guides/kv-cache-aware-routing).
+    With N normal (mean m, standard deviation sigma), a worker decodes E[min(N, S)] = m - E[(N - S)+]
+    and E[(N - S)+] = sigma phi(z) + (m - S)(1 - Phi(z)), z = (S - m) / sigma, wait for a slot. With one
+    worker, or ``dispersion`` 0, it is min(m, S) and (M - Y S)+: the pooled limit.
+    """
+    from scipy.special import ndtr  # here, not at the top: keeps `import costmodel` light
+
+    M = np.asarray(staged, dtype=np.float64)
+    Y = np.asarray(workers, dtype=np.float64)
+    S = np.asarray(slots, dtype=np.float64)
+    m = M / Y
+    pooled = np.maximum(m - S, 0.0)
+    sd = np.sqrt(np.maximum(dispersion * M * (1.0 / Y) * (1.0 - 1.0 / Y), 0.0))
+    safe = np.where(sd > 0.0, sd, 1.0)
+    z = (S - m) / safe
+    spread = safe * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi) + (m - S) * (1.0 - ndtr(z))
+    excess = np.where(sd > 0.0, np.maximum(spread, pooled), pooled)
+    return np.asarray(m - excess), np.asarray(Y * excess)
+
+
 @dataclass(frozen=True)
 class DisaggParts:
     """What :func:`disagg_loop` derives from the engines before its named parameters are applied. A
@@ -861,33 +912,34 @@ class DisaggParts:
         sizes = (C, X, Y, alone, per_pass, k, fixed, slots, steps)
         shape = np.broadcast_shapes(*(np.shape(v) for v in sizes))
 
-        def state(batch: FloatArray) -> tuple[FloatArray, FloatArray, PrefillWait, FloatArray]:
-            # D sequences decoding per decode worker: Little's law on them sets the rate, lambda =
-            # Y D / ((osl - 1) TPOT), a sequence decoding in a batch of at least itself; prompts reach the
-            # prefill pool at that rate and wait for it; what is left over of the C clients is too many
+        def state(staged: FloatArray) -> tuple[FloatArray, FloatArray, PrefillWait, FloatArray, FloatArray]:
+            # M clients past the prefill pool (decoding or waiting for a decode slot), routed over the Y
+            # decode workers (decode_slot_share): D decode per worker, the rest wait; Little's law on the
+            # D sets the rate, lambda = Y D / ((osl - 1) TPOT); the other clients are before decoding
+            batch, waiting = decode_slot_share(staged, Y, slots, dispersion=params.routing_dispersion)
             tpot = self.decode_s(np.maximum(batch, 1.0)) + overhead
             lam = Y * batch / (steps * tpot)
             wait = prefill_wait(alone, per_pass, k, workers=X, requests_per_s=lam, concurrency=C)
             receive = kv_receive_wait(transfer, lam / self.kv_receivers, concurrency=C)
-            return lam, tpot, wait, lam * (fixed + wait.total_s + receive + steps * tpot) - C
+            return lam, tpot, wait, lam * (fixed + wait.total_s + receive) + staged - C, waiting
 
-        # the clients' cycle, C = lambda (before decoding + decoding), grows with D: bisect for it; where
-        # even full decode slots leave clients over, the decode pool is saturated (D = its slots)
-        low, high = np.zeros(shape), np.broadcast_to(slots, shape).astype(np.float64)
+        # the clients' cycle, C = lambda x before decoding + M, grows with M: bisect for it
+        low, high = np.zeros(shape), np.broadcast_to(C, shape).astype(np.float64)
         for _ in range(BISECTION_STEPS):
             mid = 0.5 * (low + high)
             over = state(mid)[3] > 0.0
             high = np.where(over, mid, high)
             low = np.where(over, low, mid)
-        D = np.where(state(high)[3] > 0.0, 0.5 * (low + high), high)
-        lam, tpot, wait, _ = state(D)
+        M = 0.5 * (low + high)
+        lam, tpot, wait, _, waiting = state(M)
+        D = decode_slot_share(M, Y, slots, dispersion=params.routing_dispersion)[0]
         receive_wait = kv_receive_wait(transfer, lam / self.kv_receivers, concurrency=C)
         before = fixed + wait.total_s + receive_wait
-        queued_ttft = np.maximum(C / lam - steps * tpot, before)
+        queued_ttft = before + waiting / lam
         ttft = queued_ttft + params.burst_fraction * np.maximum(
             self.wave_prefill_s(alone, per_pass) - wait.total_s, 0.0
         )
-        full = slots * (1.0 - 1e-9) <= D
+        full = (slots * (1.0 - 1e-9) <= D) | (waiting / lam > before)  # most of TTFT: a slot's wait
         bottleneck = np.where(full, "decode", np.where(wait.wait_s > wait.pass_s, "prefill", "clients"))
         tokens = lam * self.osl
         zero = np.where(self.idle_ranks, np.nan, np.zeros(lam.shape))  # rows not modelled: NaN

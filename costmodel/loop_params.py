@@ -9,7 +9,8 @@ of NVIDIA aiconfigurator's public serving measurements (Apache-2.0; how they wer
 the file's ``fitted_on``) and written to :data:`ENGINE_PARAMS_FILE`, a library data file next to the
 calibrated kernel overlays, so that an installed costmodel (the Pareto planner, the CLI) finds them
 without ``validation/``. The same file holds ``disagg_kv_transfer_overhead_s``, the fitted fixed cost of
-a KV transfer per engine in a disaggregated deployment, when the disaggregated calibration rows have been
+a KV transfer per engine in a disaggregated deployment, and ``disagg_routing_dispersion``, how unevenly its
+router shares the clients among the decode workers, when the disaggregated calibration rows have been
 fitted. The library only reads the file; validation is the only writer.
 """
 
@@ -86,22 +87,29 @@ def overlaps_host(engine: str) -> bool:
 
 
 @cache
-def _shipped_transfer() -> dict[str, float]:
+def _shipped_disagg(key: str) -> dict[str, float]:
     import yaml
 
     file = engine_params_file()
     if not file.is_file():
         return {}
     document = yaml.safe_load(file.read_text(encoding="utf-8"))
-    entry = document.get("disagg_kv_transfer_overhead_s") if isinstance(document, dict) else None
+    entry = document.get(key) if isinstance(document, dict) else None
     if entry is None:
         return {}
     if not isinstance(entry, dict):
-        raise CostmodelError(f"{file}: disagg_kv_transfer_overhead_s must be a mapping of engine: seconds")
+        raise CostmodelError(f"{file}: {key} must be a mapping of engine: value")
     return {str(k): float(v) for k, v in entry.items()}
 
 
 def transfer_overhead_s(engine: str) -> float:
     """The shipped fixed cost of one request's KV transfer in a disaggregated deployment of ``engine``
     (:class:`costmodel.disagg.DisaggParams`) [s]; 0 where none was fitted."""
-    return _shipped_transfer().get(engine, 0.0)
+    return _shipped_disagg("disagg_kv_transfer_overhead_s").get(engine, 0.0)
+
+
+def routing_dispersion(engine: str) -> float:
+    """The shipped dispersion of ``engine``'s decode router in a disaggregated deployment, as a share of
+    random routing's variance (:func:`costmodel.disagg.decode_slot_share`) [-]; 0 (an even share) where
+    none was fitted."""
+    return _shipped_disagg("disagg_routing_dispersion").get(engine, 0.0)

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 import costmodel
-from costmodel.disagg import DisaggParams, disagg_loop, disagg_pairs, disagg_parts, prefill_wait
+from costmodel.disagg import (
+    DisaggParams,
+    decode_slot_share,
+    disagg_loop,
+    disagg_pairs,
+    disagg_parts,
+    prefill_wait,
+)
 from costmodel.errors import CostmodelError
 from costmodel.serving import Engine
 
@@ -240,6 +247,9 @@ def test_bad_parameters_and_mismatched_models_are_refused(prefill: Engine) -> No
         DisaggParams(kv_transfer_overhead_s=-1.0)
     with pytest.raises(CostmodelError, match="burst_fraction"):
         DisaggParams(burst_fraction=1.5)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(CostmodelError, match="routing_dispersion"):
+            DisaggParams(routing_dispersion=bad)
     other = Engine.build("qwen3-8b", "h100-sxm")
     with pytest.raises(CostmodelError, match="same model"):
         disagg_loop(prefill, other, prefill_workers=1, decode_workers=1, concurrency=1, isl=8, osl=8)
@@ -671,3 +681,61 @@ def test_a_renamed_copy_of_the_model_is_the_same_model(prefill: Engine, decode: 
     np.testing.assert_array_equal(copy.tpot_s, base.tpot_s)
     with pytest.raises(CostmodelError, match="both pools must run the same model"):
         disagg_loop(prefill, other, params=PARAMS, **kwargs)
+
+
+def test_an_even_share_or_one_decode_worker_is_the_pooled_limit() -> None:
+    """Dispersion 0 (an even share) or a single decode worker: each worker decodes min(M / Y, S) and the
+    pool's excess (M - Y S)+ waits, whatever the other parameter."""
+    staged = np.array([0.0, 10.0, 31.9, 32.0, 40.0, 100.0])
+    batch, waiting = decode_slot_share(staged, 4, 8, dispersion=0.0)
+    np.testing.assert_allclose(batch, np.minimum(staged / 4, 8))
+    np.testing.assert_allclose(waiting, np.maximum(staged - 32, 0))
+    for dispersion in (0.0, 0.4, 1.0):
+        batch, waiting = decode_slot_share(staged, 1, 32, dispersion=dispersion)
+        np.testing.assert_allclose(batch, np.minimum(staged, 32))
+        np.testing.assert_allclose(waiting, np.maximum(staged - 32, 0))
+
+
+def test_random_routing_waits_as_the_binomial_share_does() -> None:
+    """At dispersion 1 a worker's share is binomial(M, 1 / Y): the expected excess over its slots, and the
+    sequences it decodes, agree with the exact binomial sums (an independent oracle) to a few percent once
+    the share is a few tens of clients (the normal approximation's regime); every client is either decoding
+    or waiting."""
+    from scipy.stats import binom
+
+    for staged, workers, slots in ((400, 4, 100), (96, 6, 16), (640, 8, 90)):
+        n = np.arange(staged + 1)
+        pmf = binom.pmf(n, staged, 1.0 / workers)
+        excess = float(np.sum(np.maximum(n - slots, 0) * pmf))
+        batch, waiting = decode_slot_share(float(staged), workers, slots, dispersion=1.0)
+        assert float(waiting) == pytest.approx(workers * excess, rel=0.08)
+        assert float(batch) == pytest.approx(float(np.sum(np.minimum(n, slots) * pmf)), rel=0.01)
+        assert float(batch) * workers + float(waiting) == pytest.approx(staged, rel=1e-12)
+
+
+def test_a_dispersed_router_makes_a_full_pool_wait_for_slots(prefill: Engine, decode: Engine) -> None:
+    """With exactly as many clients as decode slots (4 workers x 64), an even share never waits for a slot,
+    a dispersed one does: TTFT grows with the dispersion, TPOT falls (fewer sequences per iteration) and so
+    does the rate; far below the slots the dispersion changes next to nothing."""
+    common = dict(prefill_workers=4, decode_workers=4, isl=256, osl=512)
+    ttft, tpot, rate = [], [], []
+    for dispersion in (0.0, 0.3, 1.0):
+        params = dataclasses.replace(PARAMS, routing_dispersion=dispersion)
+        r = disagg_loop(prefill, decode, concurrency=256, params=params, **common)
+        ttft.append(float(r.ttft_s))
+        tpot.append(float(r.tpot_s))
+        rate.append(float(r.requests_per_s))
+    assert ttft[0] < ttft[1] < ttft[2]
+    assert tpot[0] > tpot[1] > tpot[2]
+    assert rate[0] > rate[1] > rate[2]
+    # TTFT is still C / rate - decoding (Little's law on the loop)
+    r = disagg_loop(
+        prefill, decode, concurrency=256, params=dataclasses.replace(PARAMS, routing_dispersion=1.0), **common
+    )
+    np.testing.assert_allclose(r.ttft_s, 256 / r.requests_per_s - 511 * r.tpot_s, rtol=1e-6)
+    low = [
+        float(disagg_loop(prefill, decode, concurrency=16, params=dataclasses.replace(PARAMS, routing_dispersion=d),
+                          **common).ttft_s)
+        for d in (0.0, 1.0)
+    ]  # fmt: skip
+    assert low[1] == pytest.approx(low[0], rel=1e-6)

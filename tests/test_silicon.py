@@ -18,6 +18,7 @@ from validation.public.silicon import (
     fit_disagg_params,
     fit_loop_params,
     predict_silicon,
+    read_disagg_dispersion,
     read_disagg_overheads,
     read_loop_params,
     read_silicon,
@@ -142,11 +143,14 @@ def test_the_fit_stays_in_bounds_and_the_committed_parameters_load(sample: Path)
             assert low <= getattr(params, name) <= high
     committed = read_loop_params()
     assert all(isinstance(p, LoopParams) for p in committed.values())
-    overheads = fit_disagg_params(table, groups, fitted)
-    assert set(overheads) == {"trtllm"}  # the one disaggregated row that states its pools
-    low, high = DISAGG_BOUNDS["kv_transfer_overhead_s"]
-    assert all(low <= v <= high for v in overheads.values())
+    disagg = fit_disagg_params(table, groups, fitted)
+    assert set(disagg) == {"trtllm"}  # the one disaggregated row that states its pools
+    for values in disagg.values():
+        assert set(values) == set(DISAGG_BOUNDS)
+        for name, (low, high) in DISAGG_BOUNDS.items():
+            assert low <= values[name] <= high
     assert all(v >= 0 for v in read_disagg_overheads().values())
+    assert all(0 <= v <= 1 for v in read_disagg_dispersion().values())
 
 
 @pytest.mark.parametrize("content", ["", "{}\n", "fitted_on: {}\n"])

@@ -130,8 +130,8 @@ def _command(args: argparse.Namespace) -> int:
         for engine, by_harness in harness.items():
             for name, overhead in by_harness.items():
                 print(f"{engine} ({name} harness): request_overhead_s={overhead:.4g}")
-        for engine, overhead in disagg.items():
-            print(f"{engine} (disagg): kv_transfer_overhead_s={overhead:.4g}")
+        for engine, values in disagg.items():
+            print(f"{engine} (disagg): " + ", ".join(f"{k}={v:.4g}" for k, v in values.items()))
         print(f"wrote {SERVING_PARAMS}")
         return 0
 

@@ -684,7 +684,7 @@ def write_loop_params(
     fitted: dict[str, LoopParams],
     data_dir: Path,
     path: Path = SERVING_PARAMS,
-    disagg: dict[str, float] | None = None,
+    disagg: dict[str, dict[str, float]] | None = None,
     harness: dict[str, dict[str, float]] | None = None,
 ) -> None:
     """Write the fitted parameters (and the disaggregated rows' KV-transfer overheads, and the benchmark
@@ -707,9 +707,11 @@ def write_loop_params(
     }
     if disagg:
         document["fitted_on"]["disagg_rows"] = (
-            "covered disagg rows of the same rule; only kv_transfer_overhead_s, the engine's others held"
+            "covered disagg rows of the same rule, TTFT and TPOT; only kv_transfer_overhead_s and "
+            "routing_dispersion, the engine's others held"
         )
-        document["disagg_kv_transfer_overhead_s"] = dict(sorted(disagg.items()))
+        for name in DISAGG_FITTED:
+            document[f"disagg_{name}"] = {k: v[name] for k, v in sorted(disagg.items())}
     if harness:
         document["fitted_on"]["harness_rows"] = (
             "request_overhead_s of the rows of each other benchmark harness (validation/public/harness.py), "
@@ -745,6 +747,7 @@ def predict_silicon(data_dir: Path, params: dict[str, LoopParams] | None = None)
     table, groups = silicon_parts(data_dir)
     chosen = read_loop_params() if params is None else params
     overheads = read_disagg_overheads() if params is None else {}
+    dispersion = read_disagg_dispersion() if params is None else {}
     harness_overheads = read_harness_overheads() if params is None else {}
     harness = row_harness(table)
     predicted_ttft = np.full(len(table), np.nan)
@@ -765,6 +768,7 @@ def predict_silicon(data_dir: Path, params: dict[str, LoopParams] | None = None)
                     loop,
                     kv_transfer_overhead_s=overheads.get(backend, 0.0),
                     overlap_host=overlaps_by_default(backend),
+                    routing_dispersion=dispersion.get(backend, 0.0),
                 )
             )
         )
@@ -1005,19 +1009,25 @@ def _disagg_groups(
     return groups
 
 
+DISAGG_FITTED = ("kv_transfer_overhead_s", "routing_dispersion")
+""":class:`DisaggParams` fields fitted on the disaggregated rows (the others: the engine's closed loop's)."""
+
+
 def fit_disagg_params(
     table: pd.DataFrame, groups: list[tuple[pd.Index, Parts]], loop: dict[str, LoopParams]
-) -> dict[str, float]:
-    """Per engine (``backend``): the ``kv_transfer_overhead_s`` that best fits the TTFT of its
-    disaggregated calibration rows, the engine's closed-loop parameters ``loop`` (fitted on its aggregated
-    rows) held fixed (soft-L1 least squares on log(predicted / measured), as :func:`fit_loop_params`). An
-    engine without disaggregated calibration rows gets none (0)."""
+) -> dict[str, dict[str, float]]:
+    """Per engine (``backend``): the :data:`DISAGG_FITTED` parameters (the KV transfer's fixed cost and the
+    decode router's dispersion) that best fit the TTFT and TPOT of its disaggregated calibration rows, the
+    engine's closed-loop parameters ``loop`` (fitted on its aggregated rows) held fixed (soft-L1 least
+    squares on log(predicted / measured), as :func:`fit_loop_params`). An engine without disaggregated
+    calibration rows gets none (its defaults, 0)."""
     from scipy.optimize import least_squares
 
     from costmodel.disagg import BOUNDS as DISAGG_BOUNDS
 
-    low, high = DISAGG_BOUNDS["kv_transfer_overhead_s"]
-    fitted: dict[str, float] = {}
+    low = np.array([DISAGG_BOUNDS[n][0] for n in DISAGG_FITTED])
+    high = np.array([DISAGG_BOUNDS[n][1] for n in DISAGG_FITTED])
+    fitted: dict[str, dict[str, float]] = {}
     for backend in sorted(table["backend"].unique()):
         chosen = []
         for index, parts in groups:
@@ -1027,7 +1037,8 @@ def fit_disagg_params(
                 (table.loc[index, "backend"] == backend) & (table.loc[index, "split"] == "calibration")
             ).to_numpy()
             if mask.any():
-                chosen.append((parts, mask, table.loc[index[mask], MEASURED[0]].to_numpy(float)))
+                rows = index[mask]
+                chosen.append((parts, mask, *(table.loc[rows, m].to_numpy(float) for m in MEASURED)))
         if not chosen:
             continue
         base = loop.get(str(backend), LoopParams())
@@ -1036,24 +1047,35 @@ def fit_disagg_params(
         def residual(
             x: Any, chosen: Any = chosen, base: LoopParams = base, overlapped: bool = overlapped
         ) -> Any:
-            params = DisaggParams.from_loop(
-                base, kv_transfer_overhead_s=float(np.clip(x[0], low, high)), overlap_host=overlapped
-            )
-            return np.concatenate(
-                [np.log(parts.result(params).ttft_s[mask] * 1e3 / ttft) for parts, mask, ttft in chosen]
-            )
+            values = dict(zip(DISAGG_FITTED, np.clip(x, low, high).tolist(), strict=True))
+            params = DisaggParams.from_loop(base, overlap_host=overlapped, **values)
+            out = []
+            for parts, mask, ttft, tpot in chosen:
+                result = parts.result(params)
+                out.append(np.log(result.ttft_s[mask] * 1e3 / ttft))
+                out.append(np.log(result.tpot_s[mask] * 1e3 / tpot))
+            return np.concatenate(out)
 
         result = least_squares(
-            residual, np.array([0.01]), bounds=([low], [high]), loss="soft_l1", f_scale=0.1
+            residual, np.array([0.01, 0.5]), bounds=(low, high), loss="soft_l1", f_scale=0.1
         )
-        fitted[str(backend)] = float(result.x[0])
+        fitted[str(backend)] = dict(zip(DISAGG_FITTED, np.clip(result.x, low, high).tolist(), strict=True))
     return fitted
 
 
 def read_disagg_overheads(path: Path = SERVING_PARAMS) -> dict[str, float]:
     """The committed per-engine KV-transfer overheads [s]; none when the file or its entry is absent."""
+    return _read_disagg_entry(path, "disagg_kv_transfer_overhead_s")
+
+
+def read_disagg_dispersion(path: Path = SERVING_PARAMS) -> dict[str, float]:
+    """The committed per-engine decode routers' dispersion [-]; none when the file or its entry is absent."""
+    return _read_disagg_entry(path, "disagg_routing_dispersion")
+
+
+def _read_disagg_entry(path: Path, key: str) -> dict[str, float]:
     if not path.is_file():
         return {}
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    entry = document.get("disagg_kv_transfer_overhead_s") if isinstance(document, dict) else None
+    entry = document.get(key) if isinstance(document, dict) else None
     return {str(k): float(v) for k, v in entry.items()} if isinstance(entry, dict) else {}
