@@ -263,9 +263,13 @@ def carried_latency_scale(source: HardwareProfile, target: HardwareProfile) -> f
     small-message all-reduce latency over the source's (``datasheet.intra_node_latency_us``). A collective's
     fixed time is flag writes and polls across the link and its switch, so it scales with that round trip,
     which no datasheet states (NCCL's own tuning prices every NVLink generation alike). ``None`` where either
-    profile does not state it: the source's fitted latencies carry as they are."""
+    profile does not state it, or where their GPUs meet over different kinds of link (a PCIe figure over an
+    NVLink one is no ratio of round trips; the link parameters stay the target's own there anyway): the
+    source's fitted latencies carry as they are."""
     figures = [hw.datasheet.intra_node_latency_us for hw in (source, target)]
     if figures[0] is None or figures[1] is None:
+        return None
+    if source.datasheet.intra_node_link != target.datasheet.intra_node_link:
         return None
     return figures[1].value / figures[0].value
 

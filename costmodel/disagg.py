@@ -33,7 +33,8 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
   holds M / decode_workers on average, spread about it by the router's ``routing_dispersion`` (0: evenly,
   the pool as one queue; 1: at random); a worker decodes E[min(share, slots)] and the rest of its share
   waits. Where the benchmark runs exactly as many clients as slots (the sample's disaggregated rows do),
-  an even share never waits, a dispersed one does, with fewer sequences per iteration (a lower TPOT). With D sequences per worker an iteration takes
+  an even share never waits, a dispersed one does, with fewer sequences per iteration (a lower TPOT).
+  With D sequences per worker an iteration takes
   t(D) = step_time(decode_batch=max(D, 1), decode_context=isl + osl / 2) + ``step_overhead_s``: that is
   TPOT (a sequence decodes in a batch of at least itself, however few share the pool). The iteration is
   timed at a geometric grid of batch sizes and interpolated linearly between them.

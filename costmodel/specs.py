@@ -644,8 +644,10 @@ class Datasheet(Spec):
     )
     intra_node_latency_us: Sourced | None = Field(
         None,
-        description="Smallest time of an 8-byte all-reduce among the node's GPUs over the intra-node link, "
-        "as published from nccl-tests [µs]: the link's round trips as a collective sees them (its switch, "
+        description="Smallest time of an 8-byte all-reduce among the node's 8 GPUs over the intra-node link "
+        "[µs], as measured by nccl-tests (a third-party measurement, not a datasheet figure: state where it "
+        "comes from in source; compare only figures taken alike: NCCL >= 2.27 with symmetric memory, without "
+        "CUDA graphs, the same tuning): the link's round trips as a collective sees them (its switch, "
         "ports and, on a two-die GPU, the die crossing), which no NVIDIA datasheet states. The transfer rule "
         "carries a collective's fixed latencies in proportion to it (costmodel.calibrate.carried_latency_"
         "scale); None: unpublished, the source's latencies carry as fitted.",

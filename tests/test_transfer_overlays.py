@@ -23,7 +23,7 @@ from costmodel.calibrate import (
 )
 from costmodel.errors import CostmodelError
 from costmodel.kernels import numeric_fields, params_for
-from costmodel.registry import calibrated_dir
+from costmodel.registry import calibrated_dir, load_hardware_file
 from costmodel.specs import HardwareProfile
 
 
@@ -268,3 +268,24 @@ def test_l2_rate_is_carried_per_sm() -> None:
     by_sms = [carried_cache_ratio(3.0, h100, variant(3.35, n)) for n in (66, 132, 264)]
     assert all(a is not None and b is not None and a < b for a, b in itertools.pairwise(by_sms))
     assert carried_cache_ratio(1.5, b200, gb200) is None  # neither datasheet states the B200's L2
+
+
+def test_latency_ratio_needs_the_same_kind_of_link() -> None:
+    """A PCIe node's published latency over an NVLink node's is no ratio of round trips: nothing is scaled."""
+    h100, pcie = load_hardware("h100-sxm"), load_hardware("h100-pcie")
+    stated = pcie.datasheet.model_copy(update={"intra_node_latency_us": h100.datasheet.intra_node_latency_us})
+    pcie = pcie.model_copy(update={"datasheet": stated})
+    assert pcie.datasheet.intra_node_link != h100.datasheet.intra_node_link
+    assert carried_latency_scale(h100, pcie) is None
+
+
+@pytest.mark.parametrize("value", [-3.0, 0.0])
+def test_a_bad_published_latency_is_refused_naming_the_field(tmp_path: Path, value: float) -> None:
+    text = (calibrated_dir().parent / "h100-sxm.yaml").read_text(encoding="utf-8")
+    assert "intra_node_latency_us: {value: 2.3," in text
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        text.replace("intra_node_latency_us: {value: 2.3,", f"intra_node_latency_us: {{value: {value},")
+    )
+    with pytest.raises(CostmodelError, match="intra_node_latency_us"):
+        load_hardware_file(path)
