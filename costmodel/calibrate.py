@@ -191,10 +191,11 @@ today, and tests/test_transfer_overlays.py checks they agree). Only dimensionles
 fixed times are transferred; each device keeps its own datasheet (peak per format, bandwidth, SM count),
 which the kernel models scale by; the L2's rate is carried as an on-die rate per SM, not as a multiple of
 the source's memory bandwidth (:data:`ON_CHIP_CACHE_PARAMS`); a device keeps its own defaults for the
-collective parameters that describe a link its GPUs do not use, and takes the collectives' link round-trip
+collective parameters that describe a link its GPUs do not use, takes the collectives' link round-trip
 times in proportion to its published small-message latency where both devices state one
-(:func:`carried_latency_scale`; :func:`transferable`). A device that has measurements of its own is never
-transferred onto.
+(:func:`carried_latency_scale`), and a kernel's fixed launch times in proportion to the source's clock over
+its own where both state one (:func:`carried_clock_scale`; :func:`transferable`). A device that has
+measurements of its own is never transferred onto.
 """
 
 
@@ -274,6 +275,33 @@ def carried_latency_scale(source: HardwareProfile, target: HardwareProfile) -> f
     return figures[1].value / figures[0].value
 
 
+KERNEL_LAUNCH_PARAMS: dict[str, tuple[str, ...]] = {
+    "gemm": ("launch_s",),
+    "context_attention": ("launch_s", "query_copy_s"),
+    "generation_attention": ("launch_s", "combine_s", "query_copy_s"),
+    "mla": ("launch_s", "module_kernel_s"),
+    "moe": ("launch_s",),
+}
+"""Family -> its fitted fixed times per kernel launch [s]: the call's launch (the front end's work, the
+grid's set-up, the prologue before the first tile and the drain after the last), and the further kernels a
+call launches (decode's split-K combine, FlashAttention-2's query copy, an MLA module's small kernels).
+Not the per-CTA, per-row, per-k-step or per-expert costs, whose time is the memory's latency as much as
+the SMs' cycles (carried by the clock ratio they move the A100 <-> L40S check the wrong way, docs/
+validation.md), nor a host-side floor (``host_floor_s``) or a collective's link round trips."""
+
+
+def carried_clock_scale(source: HardwareProfile, target: HardwareProfile) -> float | None:
+    """The factor [-] by which a transferred kernel's fixed launch times (:data:`KERNEL_LAUNCH_PARAMS`) are
+    carried from ``source`` to ``target``: the source's boost clock over the target's
+    (``datasheet.boost_clock_mhz``). A launch and a kernel's prologue and drain are GPU cycles; the same
+    cycles take 1.79 x longer on an A100 (1,410 MHz) than on an L40S (2,520 MHz). ``None`` where either
+    profile does not state its clock: the source's launch times carry as fitted."""
+    clocks = [hw.datasheet.boost_clock_mhz for hw in (source, target)]
+    if clocks[0] is None or clocks[1] is None:
+        return None
+    return clocks[0].value / clocks[1].value
+
+
 def transferable(
     fitted: Mapping[str, Mapping[str, Mapping[str, float]]],
     source: HardwareProfile,
@@ -293,13 +321,16 @@ def transferable(
       latency, link bandwidth fractions, host path) are dropped: the target keeps its own defaults for them;
     - the link round-trip times a family names in ``LATENCY_PARAMS`` (the collectives' fixed latencies) are
       scaled by the target's published small-message latency over the source's
-      (:func:`carried_latency_scale`), where both profiles state it.
+      (:func:`carried_latency_scale`), where both profiles state it;
+    - a kernel's fixed launch times (:data:`KERNEL_LAUNCH_PARAMS`) are scaled by the source's boost clock
+      over the target's (:func:`carried_clock_scale`), where both profiles state it.
     """
     import importlib
 
     other_link = target is not None and target.datasheet.intra_node_link != source.datasheet.intra_node_link
     latency_scale = None if target is None else carried_latency_scale(source, target)
     scale = 1.0 if latency_scale is None else latency_scale
+    clock_scale = None if target is None else carried_clock_scale(source, target)
     out: dict[str, dict[str, dict[str, float]]] = {}
     for family, keys in fitted.items():
         module = importlib.import_module(f"costmodel.kernels.{family}")
@@ -325,6 +356,9 @@ def transferable(
                     kept[cache] = carried  # in place: the overlay keeps the source's order
             for name in round_trips & kept.keys():
                 kept[name] = kept[name] * scale
+            if clock_scale is not None:
+                for name in set(KERNEL_LAUNCH_PARAMS.get(family, ())) & kept.keys():
+                    kept[name] = kept[name] * clock_scale
             out.setdefault(family, {})[key] = kept
     return out
 

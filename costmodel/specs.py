@@ -652,6 +652,13 @@ class Datasheet(Spec):
         "carries a collective's fixed latencies in proportion to it (costmodel.calibrate.carried_latency_"
         "scale); None: unpublished, the source's latencies carry as fitted.",
     )
+    boost_clock_mhz: Sourced | None = Field(
+        None,
+        description="The GPU's boost clock [MHz], the clock its dense tensor peak is quoted at. The transfer "
+        "rule carries a kernel's fixed launch times (a launch's front-end work, a kernel's prologue and "
+        "drain: GPU cycles) in proportion to the source's clock over the target's (costmodel.calibrate."
+        "carried_clock_scale); None: the source's launch times carry as fitted.",
+    )
     inter_node_bandwidth_gb_per_s: Sourced | None = Field(
         None, description="Per device, per direction, across nodes [GB/s, 1e9 bytes/s]."
     )

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from costmodel.kernels import context_attention, fallback_keys, gemm, params_for
+from costmodel.kernels import context_attention, fallback_keys, gemm, params_for, same_kernel_keys
 from costmodel.registry import load_hardware
 from costmodel.specs import CalibrationRecord, HardwareProfile, KernelCalibration
 
@@ -102,3 +102,65 @@ def test_nothing_stored_is_the_datasheet() -> None:
     assert dataclasses.replace(params_for(hardware, gemm, "bf16:x"), dtype="bf16") == dataclasses.replace(
         gemm.default_params(h100, "bf16"), compute_fraction=0.5
     )
+
+
+def test_the_same_kernel_under_another_engine_versions_name() -> None:
+    """vLLM 0.14 names its FlashAttention backend ``vllm_flash_attn``, 0.24 the version it runs
+    (``vllm_flash_attn_fa2`` / ``_fa3``): which one depends on the device (FlashAttention-3 on compute
+    capability 9.x only), and the name maps both ways."""
+    assert same_kernel_keys("vllm.vllm_flash_attn:bf16+wide", "8.0") == ["vllm.vllm_flash_attn_fa2:bf16+wide"]
+    assert same_kernel_keys("vllm.vllm_flash_attn:bf16", "9.0") == ["vllm.vllm_flash_attn_fa3:bf16"]
+    assert same_kernel_keys("vllm.vllm_flash_attn_fa2:bf16+fp8kv", "8.9") == [
+        "vllm.vllm_flash_attn:bf16+fp8kv"
+    ]
+    assert same_kernel_keys("vllm.vllm_flash_attn_fa3:bf16", "8.0") == []  # no FlashAttention-3 on sm80
+    assert same_kernel_keys("vllm.vllm_flash_attn:bf16", None) == []  # capability unknown: no guess
+    # the unquantized linear layer, any device; the alias is bf16's only
+    assert same_kernel_keys("bf16:vllm:vllm_default") == ["bf16:vllm:torch.nn.functional.linear"]
+    assert same_kernel_keys("bf16:vllm:torch.nn.functional.linear") == ["bf16:vllm:vllm_default"]
+    assert same_kernel_keys("fp8:vllm:vllm_default", "8.9") == []
+    assert same_kernel_keys("vllm.vllm_flashinfer_fidecode:bf16", "8.9") == []
+
+
+def test_a_renamed_kernel_takes_its_exact_parameters_before_any_pool_or_sibling() -> None:
+    """The exact fitted parameters of the same kernel, not the pool's or the median of tied siblings; the
+    device's compute capability says which FlashAttention the old name is."""
+    stored = {
+        "vllm.vllm_flash_attn_fa2:bf16": {"compute_fraction": 0.4, "launch_s": 1e-6},
+        "vllm.vllm_flash_attn_fa3:bf16": {"compute_fraction": 0.6, "launch_s": 3e-6},
+    }
+    a100, h100 = load_hardware("a100-80gb"), load_hardware("h100-sxm")
+    on_a100 = params_for(
+        _with(a100, "context_attention", stored), context_attention, "vllm.vllm_flash_attn:bf16"
+    )
+    on_h100 = params_for(
+        _with(h100, "context_attention", stored), context_attention, "vllm.vllm_flash_attn:bf16"
+    )
+    assert (on_a100.compute_fraction, on_a100.launch_s) == (0.4, 1e-6)
+    assert (on_h100.compute_fraction, on_h100.launch_s) == (0.6, 3e-6)
+    # without the map the two would tie as siblings (the same 15-character prefix): their median
+    levels = fallback_keys("vllm.vllm_flash_attn:bf16", stored)
+    assert levels[-1] == sorted(stored)
+
+    gemms = {
+        "bf16:vllm": {"compute_fraction": 0.5},
+        "bf16:vllm:torch.nn.functional.linear": {"compute_fraction": 0.7},
+    }
+    hardware = _with(a100, "gemm", gemms)
+    assert params_for(hardware, gemm, "bf16:vllm:vllm_default").compute_fraction == 0.7  # not the pool's 0.5
+    assert (
+        params_for(hardware, gemm, "bf16:vllm:cutlass").compute_fraction == 0.5
+    )  # an unknown name: the pool
+
+
+def test_an_unknown_name_still_falls_back() -> None:
+    stored = ["vllm.vllm_flash_attn_fa2:bf16"]
+    same = same_kernel_keys("vllm.vllm_flashinfer_fidecode:bf16", "8.9")
+    assert fallback_keys("vllm.vllm_flashinfer_fidecode:bf16", stored, same) == [
+        ["vllm.vllm_flashinfer_fidecode:bf16"],
+        ["vllm.vllm_flash_attn_fa2:bf16"],  # the same engine's sibling, as before
+    ]
+    # a renamed key the table does not hold adds no level
+    assert fallback_keys("vllm.vllm_flash_attn:bf16+swa", stored, ["vllm.vllm_flash_attn_fa2:bf16+swa"]) == [
+        ["vllm.vllm_flash_attn:bf16+swa"]
+    ]

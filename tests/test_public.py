@@ -434,6 +434,37 @@ def test_transfer_summary_tells_exact_keys_from_fallbacks() -> None:
     assert pooled.loc["fallback", "median_signed_err"] == pytest.approx(-0.5)
 
 
+def test_a_kernel_the_partner_ran_under_another_vllm_name_counts_as_exact() -> None:
+    """The A100's vLLM 0.14 rows name FlashAttention-2 ``vllm_flash_attn`` and the unquantized linear
+    ``vllm_default``; the L40S's 0.24 fit names the same kernels ``vllm_flash_attn_fa2`` and
+    ``torch.nn.functional.linear`` (``costmodel.kernels.SAME_KERNEL``): the partner's own key, and the
+    prediction uses exactly its parameters."""
+    from costmodel.kernels import context_attention, params_for
+    from validation.public.transfer import exact_keys, partner_key, transferred_hardware
+
+    a100 = transferred_hardware("a100-80gb")
+    assert a100.kernel_calibration is not None
+    fitted = a100.kernel_calibration.params
+    assert partner_key("vllm.vllm_flash_attn:bf16", fitted["context_attention"], a100) == (
+        "vllm.vllm_flash_attn_fa2:bf16"
+    )
+    assert (
+        partner_key("bf16:vllm:vllm_default", fitted["gemm"], a100) == "bf16:vllm:torch.nn.functional.linear"
+    )
+    assert partner_key("vllm.vllm_triton_mla:ctx:bf16", fitted.get("mla", {}), a100) is None
+    moved = params_for(a100, context_attention, "vllm.vllm_flash_attn:bf16")
+    theirs = fitted["context_attention"]["vllm.vllm_flash_attn_fa2:bf16"]
+    assert all(getattr(moved, name) == value for name, value in theirs.items())
+    rows = pd.DataFrame(
+        {
+            "hardware": "a100-80gb",
+            "family": ["context_attention", "gemm", "gemm"],
+            "key": ["vllm.vllm_flash_attn:bf16", "bf16:vllm:vllm_default", "bf16:vllm:an_unknown_kernel"],
+        }
+    )
+    assert exact_keys(rows).tolist() == [True, True, False]
+
+
 def test_transfer_attribution_swaps_the_devices_own_parameters_in_one_at_a_time(tmp_path: Path) -> None:
     """The diagnostic of what does not carry over: on a key both devices fitted, the partner's set, the
     device's own set, each fitted parameter swapped in alone and the fixed times / dimensionless ones as two

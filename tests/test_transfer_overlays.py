@@ -13,9 +13,11 @@ import pytest
 
 from costmodel import load_hardware
 from costmodel.calibrate import (
+    KERNEL_LAUNCH_PARAMS,
     ON_CHIP_CACHE_PARAMS,
     TRANSFER_RULE,
     carried_cache_ratio,
+    carried_clock_scale,
     carried_latency_scale,
     nearest_measured,
     transfer_overlays,
@@ -204,6 +206,42 @@ def test_leave_one_out_transfer_scales_the_collective_latencies() -> None:
         got = b200.params["collective"][key]
         assert got["small_latency_s"] == pytest.approx(own["small_latency_s"] * 3.0 / 2.3), key
         assert got.get("host_floor_s") == own.get("host_floor_s"), key
+
+
+def test_kernel_launch_times_carry_by_the_clock() -> None:
+    """A kernel's fixed launch times are GPU cycles: an A100 (1,410 MHz) given an L40S's (2,520 MHz) fit
+    takes them x 2520 / 1410 in every family that has them, and gives them back x 1410 / 2520; per-CTA
+    costs, the host floor and the fractions carry as fitted. The A100 40GB from the A100 80GB (the same
+    clock) takes them as they are, and a device whose profile states no clock (the RTX PRO 6000 from the
+    L40S) too."""
+    import importlib
+
+    a100, a100_40, l40s, rtx = (
+        load_hardware(n) for n in ("a100-80gb", "a100-40gb", "l40s", "rtx-pro-6000-server")
+    )
+    assert carried_clock_scale(l40s, a100) == pytest.approx(2520 / 1410)
+    assert carried_clock_scale(a100, a100_40) == 1.0
+    assert carried_clock_scale(l40s, rtx) is None
+    fitted = {}
+    for family, names in KERNEL_LAUNCH_PARAMS.items():
+        module = importlib.import_module(f"costmodel.kernels.{family}")
+        assert set(names) <= set(module.BOUNDS), family
+        extra = {n: 3e-6 for n in ("cta_overhead_s", "host_floor_s") if n in module.BOUNDS}
+        fitted[family] = {"bf16": {**dict.fromkeys(names, 1e-05), **extra, "bandwidth_fraction": 0.7}}
+    moved = transferable(fitted, l40s, a100)
+    back = transferable(moved, a100, l40s)
+    for family, names in KERNEL_LAUNCH_PARAMS.items():
+        for name in names:
+            assert moved[family]["bf16"][name] == pytest.approx(1e-5 * 2520 / 1410), (family, name)
+            assert back[family]["bf16"][name] == pytest.approx(1e-5), (family, name)
+        for name, value in fitted[family]["bf16"].items():
+            if name not in names:
+                assert moved[family]["bf16"][name] == value, (family, name)
+    for source, target in ((a100, a100_40), (l40s, rtx)):
+        kept = transferable(fitted, source, target)
+        assert all(kept[f]["bf16"]["launch_s"] == 1e-5 for f in KERNEL_LAUNCH_PARAMS), target.name
+    collective = {"collective": {"vLLM_custom": {"small_latency_s": 5e-6, "host_floor_s": 4e-5}}}
+    assert transferable(collective, l40s, a100)["collective"]["vLLM_custom"]["host_floor_s"] == 4e-5
 
 
 MEASURED = ("a100-80gb", "b200", "h100-sxm", "l40s")

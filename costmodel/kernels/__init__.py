@@ -29,8 +29,9 @@ receives the whole key and may ignore the qualifier.
 
 Calibrated values are stored per device in its hardware profile (``HardwareProfile.kernel_calibration``:
 family -> key -> {parameter: value}, with a record of the data they were fitted on) and found by
-:func:`params_for`, which falls back to the engine's pooled parameters for the format, then to the dtype
-alone, then to the same engine's nearest other kernel of the same format and operation, then to
+:func:`params_for`, which takes the exact key, else the same kernel under the name another version of its
+engine gives it (:data:`SAME_KERNEL`), else falls back to the engine's pooled parameters for the format, then
+to the dtype alone, then to the same engine's nearest other kernel of the same format and operation, then to
 ``default_params`` (:func:`fallback_keys`). Fitting itself lives in ``costmodel.calibrate``.
 """
 
@@ -52,11 +53,64 @@ def family_name(family: ModuleType) -> str:
     return family.__name__.rsplit(".", 1)[-1]
 
 
-def fallback_keys(key: str, stored: Iterable[str]) -> list[list[str]]:
+SAME_KERNEL: tuple[tuple[str, str, str], ...] = (
+    # vLLM <= 0.14 (the aiconfigurator collector's name) and vLLM 0.24 for its FlashAttention backend:
+    # vLLM runs FlashAttention-3 where the compute capability's major version is 9 and FlashAttention-2
+    # elsewhere (get_flash_attn_version, "3 if device_capability.major == 9 ... else 2",
+    # https://github.com/vllm-project/vllm/blob/main/vllm/v1/attention/backends/fa_utils.py); 0.24's
+    # collector names the version it ran (vllm_flash_attn_fa{version}).
+    ("vllm.vllm_flash_attn:", "vllm.vllm_flash_attn_fa3:", "9"),
+    ("vllm.vllm_flash_attn:", "vllm.vllm_flash_attn_fa2:", "not 9"),
+    # an unquantized vLLM linear layer: the 0.14 collector's RowParallelLinear without a quantization
+    # config, logged as "vllm_default" (compatible_versions 0.11-0.14,
+    # https://github.com/ai-dynamo/aiconfigurator/blob/main/collector/vllm/collect_gemm.py), runs
+    # UnquantizedLinearMethod -> dispatch_unquantized_gemm -> torch.nn.functional.linear on CUDA
+    # (https://github.com/vllm-project/vllm/blob/main/vllm/model_executor/layers/utils.py), the name 0.24's
+    # collector logs; bf16 only (the 0.14 name covers every format it ran).
+    ("bf16:vllm:vllm_default", "bf16:vllm:torch.nn.functional.linear", ""),
+    # vLLM's Triton fused_moe for unquantized experts (costmodel.kernels.moe_configs.VLLM_TRITON_KERNELS):
+    # the 0.14 collector calls vllm's fused_experts and logs "vllm_fused_moe"
+    # (https://github.com/ai-dynamo/aiconfigurator/blob/main/collector/vllm/collect_moe.py), 0.24's names
+    # the method and experts class it ran (UnquantizedFusedMoEMethod, TritonExperts).
+    ("bf16:vllm:vllm_fused_moe", "bf16:vllm:vllm_unquantizedfusedmoe_triton_tritonexperts", ""),
+)
+"""One kernel under two engine versions' names: ``(prefix, prefix, compute capabilities)``. A key that starts
+with one prefix names the same kernel as the key with the other prefix in its place, on devices whose CUDA
+compute capability's major version is the third field (``"9"``), is not (``"not 9"``), or on any (``""``).
+A fact about software, each entry cited, never a per-shape or per-device choice; :func:`same_kernel_keys`
+reads it and :func:`fallback_keys` looks the result up right after the exact key."""
+
+
+def same_kernel_keys(key: str, capability: str | None = None) -> list[str]:
+    """The keys that name ``key``'s kernel under another engine version's name (:data:`SAME_KERNEL`), on a
+    device of CUDA compute capability ``capability`` (``"8.0"``; ``None``: unknown, so only the entries that
+    hold on any device)."""
+    major = None if capability is None else capability.split(".", 1)[0]
+
+    def holds(where: str) -> bool:
+        if not where:
+            return True
+        if major is None:
+            return False
+        return major != where.removeprefix("not ") if where.startswith("not ") else major == where
+
+    out: list[str] = []
+    for a, b, where in SAME_KERNEL:
+        if not holds(where):
+            continue
+        for mine, theirs in ((a, b), (b, a)):
+            if key.startswith(mine) and theirs + key[len(mine) :] not in out:
+                out.append(theirs + key[len(mine) :])
+    return out
+
+
+def fallback_keys(key: str, stored: Iterable[str], same: Iterable[str] = ()) -> list[list[str]]:
     """The stored keys ``key`` is looked up as, level by level; the first level with a stored key wins, and
     a level of several keys gives each parameter's median over them (:func:`params_for`).
 
     1. ``key`` itself.
+    1b. ``same``: the keys that name the same kernel under another version of its engine
+       (:func:`same_kernel_keys`, which :func:`params_for` passes), those that are stored.
     2. For a ``"<format>:<engine>:<kernel>"`` key, ``"<format>:<engine>"``: that engine's parameters for the
        format, pooled over its kernels (``costmodel.calibrate`` fits them for the families that set
        ``POOL_BY_ENGINE``: GEMM). An engine's fixed costs (host-side dispatch, activation quantization)
@@ -101,6 +155,9 @@ def fallback_keys(key: str, stored: Iterable[str]) -> list[list[str]]:
             common = min(len(kernel), len(their_kernel)) if shared is None else shared
             siblings.setdefault(common, []).append(other)
     levels = [[key]]
+    renamed = [k for k in same if k in table and k != key]
+    if renamed:
+        levels.append(renamed)
     if len(parts) >= 3 and ":".join(parts[:2]) in table:
         levels.append([":".join(parts[:2])])
     if len(parts) > 1 and parts[0] in table:
@@ -113,7 +170,8 @@ def fallback_keys(key: str, stored: Iterable[str]) -> list[list[str]]:
 def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
     """The parameters of ``family`` for ``key`` on ``hardware``: calibrated where the profile has them.
 
-    Lookup order: :func:`fallback_keys` (the exact key, the engine's pooled parameters for the format, the
+    Lookup order: :func:`fallback_keys` (the exact key, the same kernel under another version's name on a
+    device of ``hardware``'s compute capability, the engine's pooled parameters for the format, the
     format's pooled parameters, the same engine's nearest other kernel of the same format and operation),
     then ``default_params``. Stored values replace
     the defaults field by field, so a parameter that was never fitted keeps its default.
@@ -123,7 +181,7 @@ def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
     if calibration is None:
         return start
     table = calibration.params.get(family_name(family), {})
-    levels = fallback_keys(key, table)
+    levels = fallback_keys(key, table, same_kernel_keys(key, compute_capability(hardware)))
     found = next((level for level in levels if level[0] in table), [])
     if not found:
         return start
@@ -137,6 +195,13 @@ def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
             if k in names
         }
     return dataclasses.replace(start, **values)
+
+
+def compute_capability(hardware: HardwareProfile) -> str | None:
+    """The profile's CUDA compute capability (``datasheet.cuda_compute_capability``: ``"8.0"``) or ``None``
+    where it states none."""
+    entry = hardware.datasheet.cuda_compute_capability
+    return None if entry is None else str(entry.value)
 
 
 def numeric_fields(params: Any) -> dict[str, float]:

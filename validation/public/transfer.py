@@ -11,8 +11,10 @@ tensor cores, CUTLASS 2.x, FlashAttention-2; Hopper / Blackwell: TMA, warp-speci
 kernels, FlashAttention-3 / FlashInfer), which is also the nearest product class among those measured.
 
 Keys are looked up as always (:func:`costmodel.kernels.params_for`, :func:`costmodel.kernels.fallback_keys`):
-the exact key, else (GEMM) the engine's pooled parameters for the format, else the format's pooled
-parameters, else the same engine's nearest other kernel of the same format and operation
+the exact key, else the same kernel under the name another version of its engine gives it (vLLM 0.14's
+``vllm_flash_attn`` is 0.24's ``vllm_flash_attn_fa2`` on an sm80 / sm89 device;
+:data:`costmodel.kernels.SAME_KERNEL`), else (GEMM) the engine's pooled parameters for the format, else the
+format's pooled parameters, else the same engine's nearest other kernel of the same format and operation
 (FlashAttention-2's parameters for FlashAttention-3 on an A100), else the datasheet defaults: that is what
 the rule gives for a kernel the source device never ran.
 
@@ -75,8 +77,21 @@ def evaluate_transfer(root: str | Path) -> pd.DataFrame:
     return evaluation.frame()
 
 
+def partner_key(key: str, fitted: Any, hardware: HardwareProfile) -> str | None:
+    """The key of ``fitted`` (the partner's keys of a family) that holds ``key``'s own kernel: ``key`` itself,
+    else the same kernel under the name another version of its engine gives it on ``hardware``'s compute
+    capability (:func:`costmodel.kernels.same_kernel_keys`; vLLM 0.14's ``vllm_flash_attn`` on the A100 is
+    vLLM 0.24's ``vllm_flash_attn_fa2`` on the L40S); ``None`` where the partner never ran that kernel."""
+    from costmodel.kernels import compute_capability, same_kernel_keys
+
+    if key in fitted:
+        return key
+    return next((k for k in same_kernel_keys(key, compute_capability(hardware)) if k in fitted), None)
+
+
 def exact_keys(rows: pd.DataFrame) -> np.ndarray:
-    """Per row, whether the partner fitted the row's own key (``True``) or the rule looked it up through
+    """Per row, whether the partner fitted the row's own kernel and format (``True``: its key, or the same
+    kernel under another engine version's name, :func:`partner_key`) or the rule looked it up through
     :func:`costmodel.kernels.fallback_keys` or the datasheet defaults (``False``): a kernel, format or
     variant the partner never ran. The rule's own use (H200 from H100: the same software on the same die)
     looks up exact keys only."""
@@ -93,7 +108,10 @@ def exact_keys(rows: pd.DataFrame) -> np.ndarray:
         if adapter is None or calibration is None:
             continue
         fitted = calibration.params.get(family_name(adapter.KERNEL_MODULE), {})
-        exact[where.to_numpy()] = rows["key"].iloc[where.to_numpy()].isin(list(fitted)).to_numpy()
+        target = transferred_hardware(str(hardware))
+        keys = rows["key"].iloc[where.to_numpy()]
+        found = {k: partner_key(str(k), fitted, target) is not None for k in keys.unique()}
+        exact[where.to_numpy()] = keys.map(found).to_numpy(bool)
     return exact
 
 
@@ -185,7 +203,8 @@ order (a rule that never looks at the error)."""
 def attribute_parameters(root: str | Path, max_rows: int = ATTRIBUTION_ROWS) -> pd.DataFrame:
     """Which fitted parameters do not carry over: a diagnostic, not a prediction (it uses the device's fit).
 
-    On the keys both the device and its partner fitted (so the lookup is exact), each device's rows are
+    On the keys both the device and its partner fitted (so the lookup is exact; the partner's key may name
+    the same kernel under another engine version's name, :func:`partner_key`), each device's rows are
     predicted with the partner's parameters (:func:`transferred_hardware`), with its own, and with the
     partner's set in which one parameter of the family's ``BOUNDS`` at a time is replaced by the device's own
     value, and then with all its fixed times (:data:`FIXED_TIMES`) or all its dimensionless parameters
@@ -218,12 +237,13 @@ def attribute_parameters(root: str | Path, max_rows: int = ATTRIBUTION_ROWS) -> 
             shapes = adapter.shapes(rows)
             measured = rows["latency_s"].to_numpy(np.float64)
             for key in np.unique(keys):
-                if key not in own_table or key not in moved_table:
+                theirs = partner_key(str(key), moved_table, own_hw)
+                if key not in own_table or theirs is None:
                     continue
                 mask = keys == key
                 start = module.default_params(own_hw, str(key))
                 names = {f.name for f in dataclasses.fields(start)}
-                partner = dataclasses.replace(start, **_known(moved_table[key], names))
+                partner = dataclasses.replace(start, **_known(moved_table[theirs], names))
                 own = dataclasses.replace(start, **_known(own_table[key], names))
                 variants = {"partner": partner, "own": own}
                 fitted = [p for p in module.BOUNDS if p in names]
