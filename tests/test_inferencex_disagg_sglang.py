@@ -32,7 +32,7 @@ def table() -> pd.DataFrame:
 
 def test_no_two_recipes_run_the_same_deployment_at_the_same_concurrency() -> None:
     fields = ("system", "precision", "isl", "osl", "prefill_workers", "prefill_gpus", "prefill_attention_dp",
-              "decode_workers", "decode_gpus", "decode_attention_dp")  # fmt: skip
+              "decode_workers", "decode_gpus", "decode_attention_dp", "draft_tokens")  # fmt: skip
     for a, b in combinations(SGLANG_RECIPES, 2):
         if all(getattr(a, f) == getattr(b, f) for f in fields):
             assert not set(a.concurrencies) & set(b.concurrencies), (a.source, b.source)
