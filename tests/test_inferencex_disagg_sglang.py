@@ -39,7 +39,7 @@ def test_no_two_recipes_run_the_same_deployment_at_the_same_concurrency() -> Non
     for r in SGLANG_RECIPES:
         assert r.source.startswith("https://github.com/")
         assert "/blob/" in r.source
-        assert r.kv_dtype == "fp8"
+        assert r.kv_dtype == ("bf16" if r.system == "h100_sxm" else "fp8")
 
 
 def test_a_workers_limits_are_shared_by_its_attention_dp_ranks(table: pd.DataFrame) -> None:

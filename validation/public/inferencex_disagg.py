@@ -371,7 +371,9 @@ class SglangRecipe(Deployed):
     decode_max_running_requests: int
     """The decode worker's ``max-running-requests`` [sequences, the worker's total]."""
     kv_dtype: str = "fp8"
-    """``kv-cache-dtype`` (``fp8_e4m3`` in every recipe read), on both pools."""
+    """``kv-cache-dtype`` on both pools: ``fp8_e4m3`` in every B200 recipe read; the H100 ones set none,
+    SGLang's default for an fp8 checkpoint, the model's bf16
+    (:func:`validation.public.engine_memory.kv_dtype`)."""
     draft_tokens: int = 0
     """EAGLE (MTP) draft tokens per verification of its decode workers (``speculative-num-steps`` at
     ``speculative-eagle-topk`` 1; 0: none, the ``stp`` recipes) [tokens]."""
@@ -387,6 +389,10 @@ def _sgl_fp8_late(path: str) -> str:
 
 _SGL_FP4_1K = f"{SRT_SLURM}/1e312702b54e978d38fab2098fbdf098b212878b/recipes/b200-fp4/1k1k-stp.yaml"
 _SGL_FP4_1K_MTP = f"{SRT_SLURM}/893b9b9a4877cae5edc8c3b812eb759c60e28323/recipes/b200-fp4/1k1k-mtp.yaml"
+
+
+def _sgl_h100(path: str) -> str:
+    return f"https://github.com/qiching/srt-slurm/blob/5063eb432640574bd93410ae2697591a7d15f57c/recipes/h100/{path}"
 
 
 def _sgl_fp4(path: str) -> str:
@@ -436,6 +442,11 @@ SGLANG_RECIPES: tuple[SglangRecipe, ...] = (
                  1, 4, True, 5, 8, False, (16, 512), 32768, 32768, 512, 512, "fp8", 2),
     SglangRecipe(_SGL_FP4_1K_MTP, "b200_sxm", "fp4", 1024, 1024,
                  1, 4, True, 6, 8, False, (32, 64, 256, 512), 32768, 32768, 512, 512, "fp8", 2),
+    # H100 fp8 (tp-16 workers of two nodes, no expert parallelism): no kv-cache-dtype, SGLang's default
+    SglangRecipe(_sgl_h100("1k1k/mtp/h100-fp8-1p2d-max-tp-mtp.yaml"), "h100_sxm", "fp8", 1024, 1024,
+                 1, 16, False, 2, 16, False, (1, 2, 4, 8, 16, 32, 64, 128), 2048, 2048, 2, 128, "bf16", 2),
+    SglangRecipe(_sgl_h100("8k1k/mtp/h100-fp8-1p1d-max-tp-mtp.yaml"), "h100_sxm", "fp8", 8192, 1024,
+                 1, 16, False, 1, 16, False, (1, 2, 4, 8, 16, 32, 64, 128), 2048, 2048, 2, 128, "bf16", 2),
 )  # fmt: skip
 """The SGLang recipes read, each with the deployment and concurrencies it runs and its engines' limits."""
 
