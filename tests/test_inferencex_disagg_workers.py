@@ -141,13 +141,30 @@ def test_rows_that_state_their_deployment_or_one_client_are_left_alone(table: pd
     for rows in (stated, single, agg):
         workers, why = master_workers(rows)
         assert len(rows)
-        assert workers.isna().all(axis=None)
+        assert workers[list(WORKER_COLUMNS)].isna().all(axis=None)
         assert (why == "").all()
+        if rows is not single:
+            assert workers[DRAFT_TOKENS].isna().all()
     assert list(workers.columns) == [*WORKER_COLUMNS, DRAFT_TOKENS]
 
 
+def test_a_single_client_drafts_where_every_candidate_deployment_does(table: pd.DataFrame) -> None:
+    """The H100 SGLang entry runs MTP deployments only (EAGLE, 2 drafts), so its single-client rows get 2
+    draft tokens whichever ran them; the B200 TensorRT-LLM single-client rows' one candidate runs none."""
+    single = table[table["id"].str.startswith("2026_03_25_deepseek_r1_") & (table["concurrency"] == 1)]
+    drafts = master_workers(single)[0][DRAFT_TOKENS]
+    h100 = (single["system"] == "h100_sxm") & (single["backend"] == "sglang")
+    assert h100.sum() >= 3
+    assert (drafts[h100] == SGLANG_MTP_DRAFT_TOKENS).all()
+    assert (drafts[~h100].fillna(0) == 0).all()
+
+
 def _none(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """No deployment filled, but the drafts of the single-client rows kept (the fill is what is tested)."""
     empty = pd.DataFrame(np.nan, index=rows.index, columns=[*WORKER_COLUMNS, DRAFT_TOKENS])
+    workers = master_workers(rows)[0]
+    single = workers[list(WORKER_COLUMNS)].isna().all(axis=1)
+    empty.loc[single, DRAFT_TOKENS] = workers.loc[single, DRAFT_TOKENS]
     return empty, pd.Series("", index=rows.index, dtype=object)
 
 

@@ -30,6 +30,10 @@ client (a single-client row is predicted without them: :data:`validation.public.
 4. none, or several (the sample does not say whether a row ran MTP, so an STP and an MTP deployment at the
    same concurrency are two candidates): the row stays refused, with that reason.
 
+A single-client row keeps no workers (it is predicted at one worker of each pool, whatever the deployment),
+but gets the :data:`DRAFT_TOKENS` its candidates (steps 1-2) agree on: the H100 SGLang entry runs only MTP
+deployments at that commit, so its single-client rows drafted, whichever ran them.
+
 Nothing is taken from the measurements. The sample's MoE columns (``moe_tp`` / ``moe_ep``) do not enter
 the match: on the B200 fp8 TensorRT-LLM 8k1k rows they state two layouts for every concurrency, where the
 master configuration runs one deployment (prefill ``ep`` 8 at every one of them).
@@ -341,17 +345,18 @@ def master_workers(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     out = pd.DataFrame(np.nan, index=rows.index, columns=[*WORKER_COLUMNS, DRAFT_TOKENS])
     why = pd.Series("", index=rows.index, dtype=object)
     image = _image(rows)
-    applies = (
+    unstated = (
         (rows["mode"] == "disagg")
         & rows[list(UNSTATED)].isna().any(axis=1)
-        & (rows["concurrency"] > 1)
         & image.isin({e[1] for e in ENTRIES.values()})
     )
+    applies = unstated & (rows["concurrency"] > 1)
     gpus = {pool: _gpus(rows, pool) for pool in ("prefill", "decode")}
-    for i in rows.index[applies]:
+
+    def candidates(i: object) -> list[Deployment]:
         row = rows.loc[i]
         key = (row["system"], image[i], row["precision"])
-        found = [
+        return [
             d
             for d in DEPLOYMENTS
             if ENTRIES[d.entry] == key
@@ -359,6 +364,16 @@ def master_workers(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
             and int(row["concurrency"]) in d.concurrencies
             and (d.prefill.tp, d.decode.tp) == (gpus["prefill"][i], gpus["decode"][i])
         ]
+
+    # a single client is predicted without workers (validation.public.silicon.SINGLE_CLIENT), but its decode
+    # pool drafts where every deployment that could have run it drafts as many tokens
+    for i in rows.index[unstated & (rows["concurrency"] == 1)]:
+        depths = {draft_tokens(d) for d in candidates(i)}
+        if len(depths) == 1:
+            out.loc[i, DRAFT_TOKENS] = depths.pop()
+    for i in rows.index[applies]:
+        row = rows.loc[i]
+        found = candidates(i)
         where = (
             f"{image[i]} {row['precision']} {int(row['isl'])}/{int(row['osl'])} c{int(row['concurrency'])}"
         )

@@ -941,14 +941,17 @@ def _disagg_groups(
         **{DRAFT_TOKENS: workers[DRAFT_TOKENS].fillna(0.0)},  # MTP in its decode pool (0: none)
     )
     single = chosen["concurrency"] == 1
+    # a single client without stated workers: SINGLE_CLIENT's one worker per pool is the model's stand-in,
+    # not the deployment, so no recipe is matched to it (its drafts, where its candidates agree, are kept)
+    guessed = single & chosen[list(SINGLE_CLIENT)].isna().any(axis=1)
     chosen = chosen.assign(
         moe_quant_mode=chosen["moe_quant_mode"].fillna(chosen["gemm_quant_mode"]),
         # filled in a copy: the row identity (the split) unchanged
         **{c: chosen[c].where(~single | chosen[c].notna(), n) for c, n in SINGLE_CLIENT.items()},
     )
     # the engines' limits where the recipe that ran the row states them, else the row's batch columns
-    limits = recipe_limits(chosen)
-    sgl = sglang_recipe_limits(chosen)  # the SGLang recipes' limits, and their KV format
+    limits = recipe_limits(chosen).where(~guessed)
+    sgl = sglang_recipe_limits(chosen).where(~guessed)  # the SGLang recipes' limits, and their KV format
     limits = limits.fillna(sgl[limits.columns])
     chosen = chosen.assign(
         prefill_batch_size=limits["prefill_batch_size"].fillna(chosen["prefill_batch_size"]),
