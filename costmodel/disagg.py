@@ -38,6 +38,15 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
   t(D) = step_time(decode_batch=max(D, 1), decode_context=isl + osl / 2) + ``step_overhead_s``: that is
   TPOT (a sequence decodes in a batch of at least itself, however few share the pool). The iteration is
   timed at a geometric grid of batch sizes and interpolated linearly between them.
+- **Speculative decoding** (``speculation``, :class:`costmodel.closed_loop.Speculation`: k drafted tokens,
+  acceptance rate alpha, a draft step costing c plain decoding steps), in the decode pool only, as the
+  aggregated loop runs it (:mod:`costmodel.closed_loop`): each decode iteration is k draft steps of
+  c t_plain(D) each and one verification pass of k + 1 tokens per sequence
+  (:meth:`costmodel.serving._Parts.step_time` with ``decode_new_tokens`` = k + 1), and yields
+  E = (1 - alpha^(k+1)) / (1 - alpha) tokens per sequence (:func:`costmodel.speculative.expected_tokens`,
+  Leviathan et al. 2023, Eq. 1). A request then decodes in (osl - 1) / E iterations and
+  TPOT = (t(D) + ``step_overhead_s``) / E; the prefill pool runs no draft (its pass produces the first
+  token only).
 - **Prefill wait.** The router sends each prompt to one prefill worker as it arrives, where it waits for a
   pass to take it and rides a pass of the prompts that arrived during the one before
   (:func:`prefill_wait`: an M/D/k queue per worker in the Allen-Cunneen approximation, seen by the other
@@ -98,7 +107,7 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel import checks
-from costmodel.closed_loop import LoopParams
+from costmodel.closed_loop import LoopParams, Speculation
 from costmodel.errors import CostmodelError
 
 if TYPE_CHECKING:
@@ -197,7 +206,8 @@ class DisaggLoop:
     ttft_s: FloatArray
     """Mean time to first token [s]."""
     tpot_s: FloatArray
-    """Mean time per output token after the first, one decode iteration [s]."""
+    """Mean time per output token after the first, one decode iteration over the tokens it yields per
+    sequence (1, or E with speculative decoding) [s]."""
     requests_per_s: FloatArray
     """Completed requests per second of the whole deployment [1/s]."""
     output_tokens_per_s: FloatArray
@@ -237,6 +247,7 @@ def disagg_loop(
     osl: npt.ArrayLike,
     params: DisaggParams | LoopParams | None = None,
     link: Link | None = None,
+    speculation: Speculation | None = None,
 ) -> DisaggLoop:
     """Mean TTFT, TPOT and throughput of ``concurrency`` clients against a disaggregated deployment.
 
@@ -255,6 +266,8 @@ def disagg_loop(
     link : "intra" (scale-up, NVLink) or "inter" (scale-out NIC) for the KV transfer; default: "intra"
         when every GPU of both pools fits one scale-up domain of the same device (:func:`same_device`),
         else "inter".
+    speculation : speculative decoding in the decode pool's iterations (default: none; the module
+        docstring).
 
     Arrays broadcast. See the module docstring for the model and its assumptions.
     """
@@ -267,6 +280,7 @@ def disagg_loop(
         isl=isl,
         osl=osl,
         link=link,
+        speculation=speculation,
     )
     return parts.result(_params(params))
 
@@ -291,6 +305,7 @@ def disagg_parts(
     isl: npt.ArrayLike,
     osl: npt.ArrayLike,
     link: Link | None = None,
+    speculation: Speculation | None = None,
 ) -> DisaggParts:
     """The kernel times and limits of :func:`disagg_loop` before its named parameters are applied."""
     if not same_model(prefill, decode):
@@ -304,7 +319,7 @@ def disagg_parts(
         prefill,
         decode,
         prefill_side(prefill, isl=N_in),
-        decode_side(decode, isl=N_in, osl=N_out),
+        decode_side(decode, isl=N_in, osl=N_out, speculation=speculation),
         prefill_workers=prefill_workers,
         decode_workers=decode_workers,
         concurrency=concurrency,
@@ -324,13 +339,15 @@ def disagg_pairs(
     osl: npt.ArrayLike,
     params: DisaggParams | LoopParams | None = None,
     link: Link | None = None,
+    speculation: Speculation | None = None,
 ) -> list[DisaggLoop | str]:
     """:func:`disagg_loop` for many (prefill engine, decode engine) pairs, each engine's kernel times
     computed once however many pairs it is in (a deployment search pairs every layout with every other).
     Returns per pair its :class:`DisaggLoop`, or the one-line reason it cannot run (a prompt or a sequence
     that does not fit, a missing link bandwidth, different models, fewer clients per decode worker than its
     attention-DP ranks everywhere). Where only some rows have fewer clients per decode worker than its
-    attention-DP ranks, those rows' figures are NaN (a search over client counts keeps the others)."""
+    attention-DP ranks, those rows' figures are NaN (a search over client counts keeps the others).
+    ``speculation``: speculative decoding in every pair's decode pool (:func:`disagg_loop`)."""
     N_in = checks.counts("isl", isl, minimum=1)
     N_out = checks.counts("osl", osl, minimum=2)
     chosen = _params(params)
@@ -342,7 +359,9 @@ def disagg_pairs(
         if id(prefill) not in prefills:
             prefills[id(prefill)] = _or_reason(partial(prefill_side, prefill, isl=N_in))
         if id(decode) not in decodes:
-            decodes[id(decode)] = _or_reason(partial(decode_side, decode, isl=N_in, osl=N_out))
+            decodes[id(decode)] = _or_reason(
+                partial(decode_side, decode, isl=N_in, osl=N_out, speculation=speculation)
+            )
         p, d = prefills[id(prefill)], decodes[id(decode)]
         if isinstance(p, str) or isinstance(d, str):
             out.append(p if isinstance(p, str) else str(d))
@@ -524,10 +543,17 @@ class DecodeSide:
     """Decode batch sizes the decode iteration was timed at [-], shape (grid,)."""
     grid_s: FloatArray
     """Kernel time of a decode iteration at each ``batch_grid`` size [s], shape (..., grid)."""
+    tokens_per_iteration: float = 1.0
+    """Tokens a sequence gains per iteration, E [tokens] (1 without speculative decoding)."""
 
 
-def decode_side(decode: Engine, *, isl: npt.ArrayLike, osl: npt.ArrayLike) -> DecodeSide:
-    """The decode iteration on a grid of batch sizes, and the most sequences one worker runs."""
+def decode_side(
+    decode: Engine, *, isl: npt.ArrayLike, osl: npt.ArrayLike, speculation: Speculation | None = None
+) -> DecodeSide:
+    """The decode iteration on a grid of batch sizes, and the most sequences one worker runs. With
+    ``speculation`` (k drafts, draft cost c) an iteration is k draft steps of c plain decoding steps and one
+    verification pass of k + 1 tokens per sequence, as the aggregated loop's decode-only iteration
+    (:func:`costmodel.closed_loop.loop_parts`), yielding E tokens per sequence."""
     N_in = checks.counts("isl", isl, minimum=1)
     N_out = checks.counts("osl", osl, minimum=2)
     context = N_in + N_out / 2.0
@@ -541,8 +567,21 @@ def decode_side(decode: Engine, *, isl: npt.ArrayLike, osl: npt.ArrayLike) -> De
     grid = np.unique(
         np.concatenate([[0.0], np.geomspace(1.0, float(decode.max_batch_size), DECODE_GRID_POINTS)])
     )
-    times = decode.step_time(decode_batch=grid, decode_context=np.asarray(context)[..., None])
-    return DecodeSide(slots=slots, batch_grid=grid, grid_s=np.asarray(times, dtype=np.float64))
+    at = np.asarray(context)[..., None]
+    if speculation is None:
+        times = decode.step_time(decode_batch=grid, decode_context=at)
+        return DecodeSide(slots=slots, batch_grid=grid, grid_s=np.asarray(times, dtype=np.float64))
+    k = speculation.draft_tokens
+    parts = decode.parts  # the verification and the drafts share their passes, evaluated once
+    plain = parts.step_time(decode_batch=grid, decode_context=at)
+    verify = parts.step_time(decode_batch=grid, decode_context=at, decode_new_tokens=k + 1.0)
+    times = verify + k * speculation.draft_cost_ratio * plain
+    return DecodeSide(
+        slots=slots,
+        batch_grid=grid,
+        grid_s=np.asarray(times, dtype=np.float64),
+        tokens_per_iteration=speculation.tokens_per_iteration,
+    )
 
 
 MODEL_IDENTITY = frozenset({"name", "source", "description"})
@@ -650,6 +689,7 @@ def _combine(
         decode_grid_s=d.grid_s,
         prefill_layers=float(prefill.model.n_layers),
         prefill_mla_layers=float(prefill.model.n_layers if prefill.model.mla is not None else 0),
+        tokens_per_iteration=d.tokens_per_iteration,
     )
 
 
@@ -865,6 +905,9 @@ class DisaggParts:
     prefill_mla_layers: FloatArray | float = 0.0
     """The model's multi-head latent attention layers, each paying ``mla_prefill_layer_overhead_s`` in a
     prefill pass [-] (0 without MLA)."""
+    tokens_per_iteration: FloatArray | float = 1.0
+    """Tokens a decoding sequence gains per decode iteration, E [tokens]: 1, or more with speculative
+    decoding (``decode_grid_s`` then holds the drafts and the verification pass)."""
 
     def decode_s(self, batch: FloatArray) -> FloatArray:
         """Kernel time of a decode iteration of ``batch`` sequences per row, interpolated [s]."""
@@ -916,9 +959,10 @@ class DisaggParts:
         def state(staged: FloatArray) -> tuple[FloatArray, FloatArray, PrefillWait, FloatArray, FloatArray]:
             # M clients past the prefill pool (decoding or waiting for a decode slot), routed over the Y
             # decode workers (decode_slot_share): D decode per worker, the rest wait; Little's law on the
-            # D sets the rate, lambda = Y D / ((osl - 1) TPOT); the other clients are before decoding
+            # D sets the rate, lambda = Y D / ((osl - 1) TPOT); the other clients are before decoding; an
+            # iteration yields E tokens per sequence: (osl - 1) / E iterations of a request's decode
             batch, waiting = decode_slot_share(staged, Y, slots, dispersion=params.routing_dispersion)
-            tpot = self.decode_s(np.maximum(batch, 1.0)) + overhead
+            tpot = (self.decode_s(np.maximum(batch, 1.0)) + overhead) / self.tokens_per_iteration
             lam = Y * batch / (steps * tpot)
             wait = prefill_wait(alone, per_pass, k, workers=X, requests_per_s=lam, concurrency=C)
             receive = kv_receive_wait(transfer, lam / self.kv_receivers, concurrency=C)

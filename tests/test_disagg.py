@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import costmodel
+from costmodel.closed_loop import Speculation
 from costmodel.disagg import (
     DisaggParams,
     decode_slot_share,
@@ -739,3 +740,76 @@ def test_a_dispersed_router_makes_a_full_pool_wait_for_slots(prefill: Engine, de
         for d in (0.0, 1.0)
     ]  # fmt: skip
     assert low[1] == pytest.approx(low[0], rel=1e-6)
+
+
+# --- speculative decoding in the decode pool ---------------------------------------------------------------
+
+
+def _spec(alpha: float, k: int = 3, c: float = 0.05) -> Speculation:
+    return Speculation(draft_tokens=k, acceptance_rate=alpha, draft_cost_ratio=c)
+
+
+def test_speculation_at_zero_acceptance_costs_the_verification_and_the_drafts(
+    prefill: Engine, decode: Engine
+) -> None:
+    """With one client and alpha = 0 every iteration yields one token: TPOT is one verification pass of
+    k + 1 tokens, k draft steps of c plain steps and the step overhead, hand-computed from the engine's
+    own step times; it costs at least the plain decode plus the drafts, and TTFT is untouched (the
+    prefill pool drafts nothing)."""
+    isl, osl, k, c = 1000, 500, 3, 0.05
+    kw = dict(prefill_workers=1, decode_workers=1, concurrency=1, isl=isl, osl=osl, params=PARAMS)
+    plain = disagg_loop(prefill, decode, **kw)  # type: ignore[arg-type]
+    spec = disagg_loop(prefill, decode, speculation=_spec(0.0, k, c), **kw)  # type: ignore[arg-type]
+    context = isl + osl / 2
+    one = float(decode.parts.step_time(decode_batch=1, decode_context=context))
+    verify = float(decode.parts.step_time(decode_batch=1, decode_context=context, decode_new_tokens=k + 1))
+    assert float(spec.tpot_s) == pytest.approx(verify + k * c * one + PARAMS.step_overhead_s, rel=1e-9)
+    assert float(spec.tpot_s) >= float(plain.tpot_s) + k * c * one - 1e-15
+    assert float(spec.ttft_s) == pytest.approx(float(plain.ttft_s), rel=1e-12)
+
+
+def test_tpot_falls_with_acceptance_and_beats_plain_decoding_when_memory_bound(
+    prefill: Engine, decode: Engine
+) -> None:
+    """At a few sequences a decode pass is memory bound (verifying 4 tokens costs about one step), so TPOT
+    falls as alpha rises and, at alpha = 0.9 (E = 3.44 tokens per pass), is well below plain decoding;
+    throughput rises alike."""
+    kw = dict(prefill_workers=1, decode_workers=1, concurrency=4, isl=1024, osl=512, params=PARAMS)
+    plain = disagg_loop(prefill, decode, **kw)  # type: ignore[arg-type]
+    tpots, rates = [], []
+    for alpha in (0.0, 0.3, 0.6, 0.9, 1.0):
+        r = disagg_loop(prefill, decode, speculation=_spec(alpha), **kw)  # type: ignore[arg-type]
+        tpots.append(float(r.tpot_s))
+        rates.append(float(r.requests_per_s))
+    assert np.all(np.diff(tpots) < 0)
+    assert np.all(np.diff(rates) > 0)
+    assert tpots[3] < 0.5 * float(plain.tpot_s)
+
+
+def test_the_disaggregated_decode_iteration_is_the_aggregated_one(decode: Engine) -> None:
+    """For the same engine, speculation and batch, the decode pool's iteration (drafts plus verification)
+    is the aggregated loop's decode-only iteration (:func:`costmodel.closed_loop.loop_parts`), so the same
+    pool alone gives the same TPOT in both models."""
+    from costmodel.closed_loop import _iteration_times
+    from costmodel.disagg import decode_side
+
+    spec = _spec(0.8, k=2, c=1 / 32)
+    isl, osl = np.asarray(2048.0), np.asarray(256.0)
+    side = decode_side(decode, isl=isl, osl=osl, speculation=spec)
+    batch = side.batch_grid[1:]
+    agg = _iteration_times(
+        decode, spec, ranks=1.0, running=batch, decodes=batch, n=3.0, isl=isl, osl=osl,
+        chunk=isl, tokens=np.zeros_like(batch), free=np.full_like(batch, 8192.0),
+    )[1]  # fmt: skip
+    np.testing.assert_allclose(side.grid_s[1:], agg, rtol=1e-12)
+    assert side.tokens_per_iteration == pytest.approx(1 + 0.8 + 0.64)
+
+
+def test_pairs_with_speculation_agree_with_one_loop(prefill: Engine, decode: Engine) -> None:
+    spec = _spec(0.7)
+    kw = dict(prefill_workers=2, decode_workers=3, concurrency=[6, 60], isl=1024, osl=256, params=PARAMS)
+    one = disagg_loop(prefill, decode, speculation=spec, **kw)  # type: ignore[arg-type]
+    (pair,) = disagg_pairs([(prefill, decode)], speculation=spec, **kw)  # type: ignore[arg-type]
+    assert not isinstance(pair, str)
+    np.testing.assert_allclose(pair.tpot_s, one.tpot_s, rtol=1e-12)
+    np.testing.assert_allclose(pair.ttft_s, one.ttft_s, rtol=1e-12)

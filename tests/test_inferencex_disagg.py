@@ -28,7 +28,8 @@ def test_no_two_recipes_run_the_same_deployment_at_the_same_concurrency() -> Non
 
     def deployment(r: object) -> tuple[object, ...]:
         fields = ("system", "precision", "isl", "osl", "prefill_workers", "prefill_gpus",
-                  "prefill_attention_dp", "decode_workers", "decode_gpus", "decode_attention_dp")  # fmt: skip
+                  "prefill_attention_dp", "decode_workers", "decode_gpus", "decode_attention_dp",
+                  "draft_tokens")  # fmt: skip
         return tuple(getattr(r, f) for f in fields)
 
     for a, b in combinations(RECIPES, 2):
@@ -38,6 +39,25 @@ def test_no_two_recipes_run_the_same_deployment_at_the_same_concurrency() -> Non
         assert r.source.startswith("https://github.com/")
         assert "/blob/" in r.source
         assert min(r.prefill_max_batch_size, r.prefill_max_num_tokens, r.decode_max_batch_size) >= 1
+
+
+def test_an_mtp_recipe_runs_only_rows_that_draft_its_depth(table: pd.DataFrame) -> None:
+    """The H100 row of 117 clients states no workers; its one deployment (ctx1_gen3_tep16_batch32_eplb0_mtp3)
+    drafts 3 tokens, and its recipe caps each decode worker at 32 sequences (96 slots for 117 clients). The
+    same row said to draft nothing, or 1 token, matches no recipe."""
+    from validation.public.inferencex_disagg_workers import DRAFT_TOKENS, master_workers
+
+    rows = table[
+        table["id"].str.startswith("2026_03_25_deepseek_r1_h100_sxm_trtllm_fp8_disagg_1024x1024_c117_")
+    ]
+    assert len(rows) == 1
+    workers = master_workers(rows)[0]
+    filled = rows.assign(**{c: workers[c] for c in workers.columns})
+    assert filled[DRAFT_TOKENS].tolist() == [3]
+    limits = recipe_limits(filled)
+    assert limits.iloc[0].tolist() == [2, 2048, 32]
+    for other in (0, 1):
+        assert recipe_limits(filled.assign(**{DRAFT_TOKENS: other})).isna().all(axis=None)
 
 
 def test_the_h100_rows_run_fewer_decode_slots_than_clients(table: pd.DataFrame) -> None:

@@ -32,14 +32,14 @@ def table() -> pd.DataFrame:
 
 def test_no_two_recipes_run_the_same_deployment_at_the_same_concurrency() -> None:
     fields = ("system", "precision", "isl", "osl", "prefill_workers", "prefill_gpus", "prefill_attention_dp",
-              "decode_workers", "decode_gpus", "decode_attention_dp")  # fmt: skip
+              "decode_workers", "decode_gpus", "decode_attention_dp", "draft_tokens")  # fmt: skip
     for a, b in combinations(SGLANG_RECIPES, 2):
         if all(getattr(a, f) == getattr(b, f) for f in fields):
             assert not set(a.concurrencies) & set(b.concurrencies), (a.source, b.source)
     for r in SGLANG_RECIPES:
         assert r.source.startswith("https://github.com/")
         assert "/blob/" in r.source
-        assert r.kv_dtype == "fp8"
+        assert r.kv_dtype == ("bf16" if r.system == "h100_sxm" else "fp8")
 
 
 def test_a_workers_limits_are_shared_by_its_attention_dp_ranks(table: pd.DataFrame) -> None:

@@ -13,9 +13,12 @@ import pytest
 import validation.public.silicon as silicon
 from validation.public.inferencex_disagg_workers import (
     DEPLOYMENTS,
+    DRAFT_TOKENS,
     ENTRIES,
     MASTER,
+    SGLANG_MTP_DRAFT_TOKENS,
     WORKER_COLUMNS,
+    draft_tokens,
     master_workers,
 )
 
@@ -63,6 +66,7 @@ def test_a_row_gets_its_one_deployment(table: pd.DataFrame) -> None:
         "prefill_attention_dp_size": 4, "prefill_moe_tp_size": 1, "prefill_moe_ep_size": 4,
         "decode_num_workers": 1, "decode_batch_size": 512, "decode_tp_size": 1, "decode_pp_size": 1,
         "decode_attention_dp_size": 8, "decode_moe_tp_size": 1, "decode_moe_ep_size": 8,
+        DRAFT_TOKENS: 0,
     }  # fmt: skip
 
 
@@ -87,20 +91,38 @@ def test_layouts_and_the_busiest_rank(table: pd.DataFrame) -> None:
     assert (workers["decode_batch_size"] == 16).all()
 
 
-def test_ambiguous_mtp_and_unknown_rows_stay_refused(table: pd.DataFrame) -> None:
+def test_ambiguous_and_unknown_rows_stay_refused(table: pd.DataFrame) -> None:
     """10 clients: an STP and an MTP deployment of the same workers both run it (which one a row is, the
-    sample does not say); 875 clients: only an MTP deployment; 160 clients: no deployment runs it."""
+    sample does not say); 160 clients: no deployment runs it."""
     ids = [
         R1.format("b200_sxm_trtllm_fp4_disagg_1024x1024_c10_tp4_0_ep4_0_1152"),
-        R1.format("b200_sxm_trtllm_fp4_disagg_1024x1024_c875_tp4_0_ep4_0_1138"),
         R1.format("b200_sxm_sglang_fp8_disagg_8192x1024_c160_tp8_0_ep1_0_540"),
     ]
     workers, why = master_workers(table.loc[ids])
     assert workers.isna().all(axis=None)
     assert why.iloc[0].startswith("2 deployments of the InferenceX master config run")
     assert "(1 with MTP)" in why.iloc[0]
-    assert why.iloc[1].endswith("decodes with MTP (not modelled)")
-    assert why.iloc[2].startswith("no deployment of the InferenceX master config runs")
+    assert why.iloc[1].startswith("no deployment of the InferenceX master config runs")
+
+
+def test_a_row_of_one_mtp_deployment_runs_it_with_its_recipes_drafts(table: pd.DataFrame) -> None:
+    """875 clients: only ctx1_gen5_dep8_batch16_eplb0_mtp3 runs it, so the row gets its workers and its
+    decode pool drafts 3 tokens (the recipe's mtp3); an SGLang MTP deployment drafts 2 (its recipes'
+    speculative-num-steps)."""
+    rows = table.loc[[R1.format("b200_sxm_trtllm_fp4_disagg_1024x1024_c875_tp4_0_ep4_0_1138")]]
+    workers, why = master_workers(rows)
+    assert why.iloc[0] == ""
+    assert workers.iloc[0][["decode_num_workers", "decode_attention_dp_size", DRAFT_TOKENS]].tolist() == [
+        5, 8, 3,
+    ]  # fmt: skip
+    assert workers.iloc[0]["decode_batch_size"] == np.ceil(875 / 40)
+    for d in DEPLOYMENTS:
+        k = draft_tokens(d)
+        assert (k > 0) == d.mtp
+        if d.mtp and d.entry.endswith("-trt"):
+            assert f"_mtp{k}" in d.recipe
+        elif d.mtp:
+            assert k == SGLANG_MTP_DRAFT_TOKENS
 
 
 def test_a_row_whose_gpus_differ_matches_nothing(table: pd.DataFrame) -> None:
@@ -119,13 +141,30 @@ def test_rows_that_state_their_deployment_or_one_client_are_left_alone(table: pd
     for rows in (stated, single, agg):
         workers, why = master_workers(rows)
         assert len(rows)
-        assert workers.isna().all(axis=None)
+        assert workers[list(WORKER_COLUMNS)].isna().all(axis=None)
         assert (why == "").all()
-    assert list(workers.columns) == list(WORKER_COLUMNS)
+        if rows is not single:
+            assert workers[DRAFT_TOKENS].isna().all()
+    assert list(workers.columns) == [*WORKER_COLUMNS, DRAFT_TOKENS]
+
+
+def test_a_single_client_drafts_where_every_candidate_deployment_does(table: pd.DataFrame) -> None:
+    """The H100 SGLang entry runs MTP deployments only (EAGLE, 2 drafts), so its single-client rows get 2
+    draft tokens whichever ran them; the B200 TensorRT-LLM single-client rows' one candidate runs none."""
+    single = table[table["id"].str.startswith("2026_03_25_deepseek_r1_") & (table["concurrency"] == 1)]
+    drafts = master_workers(single)[0][DRAFT_TOKENS]
+    h100 = (single["system"] == "h100_sxm") & (single["backend"] == "sglang")
+    assert h100.sum() >= 3
+    assert (drafts[h100] == SGLANG_MTP_DRAFT_TOKENS).all()
+    assert (drafts[~h100].fillna(0) == 0).all()
 
 
 def _none(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    empty = pd.DataFrame(np.nan, index=rows.index, columns=list(WORKER_COLUMNS))
+    """No deployment filled, but the drafts of the single-client rows kept (the fill is what is tested)."""
+    empty = pd.DataFrame(np.nan, index=rows.index, columns=[*WORKER_COLUMNS, DRAFT_TOKENS])
+    workers = master_workers(rows)[0]
+    single = workers[list(WORKER_COLUMNS)].isna().all(axis=1)
+    empty.loc[single, DRAFT_TOKENS] = workers.loc[single, DRAFT_TOKENS]
     return empty, pd.Series("", index=rows.index, dtype=object)
 
 

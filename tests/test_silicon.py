@@ -33,6 +33,11 @@ from validation.public.split import calibration_mask
 DATA = Path(__file__).resolve().parents[1] / "validation" / "data" / "public-gpu"
 
 
+AMBIGUOUS = "2026_03_25_deepseek_r1_b200_sxm_trtllm_fp4_disagg_1024x1024_c10_tp4_0_ep4_0_1152"
+"""A disaggregated row without worker counts that two deployments of InferenceX's master configuration run
+(an STP and an MTP one of the same workers): refused with that reason."""
+
+
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Llama-3.1-70B rows of the vendored sample (aggregated), disaggregated rows (two DeepSeek-V3 ones with
@@ -45,7 +50,8 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [
             llama[llama["mode"] == "agg"].head(30),
             disagg.head(2),
-            disagg[disagg["prefill_num_workers"].isna()].head(1),
+            # without worker counts, and of two deployments of InferenceX's master configuration (STP, MTP)
+            disagg[disagg["id"] == AMBIGUOUS],
             disagg[disagg["model_path"] == "nvidia/Qwen3-32B-NVFP4"].head(1),
             table[table["attention_dp_size"].fillna(1) > 1].head(1),
             table.head(1).assign(model_path="nobody/unknown-model"),
@@ -380,7 +386,7 @@ def test_a_single_client_disaggregated_row_without_worker_counts_is_covered(tmp_
     table = pd.read_csv(DATA / "silicon_sample.csv")
     unstated = table[(table["mode"] == "disagg") & table["prefill_num_workers"].isna()]
     one = unstated[unstated["id"].str.contains("b200_sxm_trtllm_fp8_disagg_8192x1024_c1_tp8_0_ep1_0")].head(1)
-    many = unstated[~unstated["silicon_data_source"].str.contains("silicon_concurrency=1;")].head(1)
+    many = unstated[unstated["id"] == AMBIGUOUS]
     assert (len(one), len(many)) == (1, 1)
     pd.concat([one, many]).to_csv(tmp_path / "silicon_sample.csv", index=False)
     (tmp_path / "model_configs").mkdir()
@@ -388,9 +394,9 @@ def test_a_single_client_disaggregated_row_without_worker_counts_is_covered(tmp_
     shutil.copy(DATA / "model_configs" / name, tmp_path / "model_configs" / name)
     rows = predict_silicon(tmp_path, {})
     assert rows["covered"].tolist() == [True, False]
-    # 1,600 clients: InferenceX's master configuration runs only an MTP deployment at that count
-    # (validation.public.inferencex_disagg_workers)
-    assert rows["reason"].iloc[1].endswith("c1600 decodes with MTP (not modelled)")
+    # 10 clients: InferenceX's master configuration runs an STP and an MTP deployment of those workers at that
+    # count (validation.public.inferencex_disagg_workers)
+    assert rows["reason"].iloc[1].endswith("c10 (1 with MTP): which one ran is not stated")
 
     model = ModelProfile.from_hf_config(tmp_path / "model_configs" / name)
     hardware = load_hardware("b200")

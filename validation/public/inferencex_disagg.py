@@ -26,17 +26,24 @@ The disaggregated Dynamo + SGLang rows (``lmsysorg/sglang`` images, B200 fp8 and
 own (:data:`SGLANG_RECIPES`, :func:`sglang_recipe_limits`): ``sglang_config`` sets each pool's
 ``chunked-prefill-size``, ``max-prefill-tokens`` and ``max-running-requests`` per worker, which SGLang shares
 among a worker's attention-DP ranks, and an fp8 KV cache (``kv-cache-dtype: fp8_e4m3``) where the sample's
-rows otherwise run SGLang's default, the model's bf16. None of the recipes read runs speculative decoding
-(the ``stp`` folders); ``cuda-graph-max-bs`` equals ``max-running-requests`` in each, so every decode batch
-runs in a CUDA graph, as the model assumes.
+rows otherwise run SGLang's default, the model's bf16. ``cuda-graph-max-bs`` equals ``max-running-requests``
+in each, so every decode batch runs in a CUDA graph, as the model assumes.
+
+The recipes of the ``mtp`` folders (and SGLang's ``*-mtp.yaml``) decode with MTP speculation: a recipe
+matches only rows whose deployment drafts as many tokens (``draft_tokens``; the ``stp`` recipes 0), the
+column :func:`validation.public.inferencex_disagg_workers.master_workers` fills from the master
+configuration's deployment.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from validation.public.inferencex_disagg_workers import DRAFT_TOKENS
 
 SRT_SLURM = "https://github.com/ishandhanani/srt-slurm/blob"
 IMAGE = "ai-dynamo/tensorrtllm-runtime"
@@ -76,6 +83,9 @@ class Recipe(Deployed):
     """A prefill rank's ``max_num_tokens`` [tokens per iteration]."""
     decode_max_batch_size: int
     """A decode rank's ``max_batch_size`` [sequences]."""
+    draft_tokens: int = 0
+    """MTP draft tokens per verification of its decode workers (``speculative_config``'s
+    ``num_nextn_predict_layers``; 0: none, the ``stp`` recipes) [tokens]."""
 
 
 def _h100(path: str) -> str:
@@ -205,6 +215,62 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe(_b200_fp8_fork2("8k1k/stp/ctx2_gen1_dep8_batch640_eplb0_mtp0_640.yaml"), "b200_sxm", "fp8",
            8192, 1024, 2, 8, True, 1, 8, True, (640,), 1, 8320, 640),  # 80 clients a rank: neither its
     # max_batch_size 640 nor its decode max_num_tokens 512 binds
+    # MTP recipes (the "mtp" folders), the last field their num_nextn_predict_layers; each decode rank's
+    # max_num_tokens is its max_batch_size x (1 + drafts), so the verification never meets the budget
+    Recipe(_b200_fp4("1k1k/mtp/ctx1_gen2_dep8_batch64_eplb0_mtp2.yaml"), "b200_sxm", "fp4", 1024, 1024,
+           1, 4, True, 2, 8, True, (1214,), 8, 10240, 64, 2),
+    Recipe(_b200_fp4("1k1k/mtp/ctx1_gen5_dep8_batch16_eplb0_mtp3.yaml"), "b200_sxm", "fp4", 1024, 1024,
+           1, 4, True, 5, 8, True, (875,), 8, 10240, 16, 3),
+    Recipe(_b200_fp4("1k1k/mtp/ctx3_gen4_dep8_batch128_eplb0_mtp1.yaml"), "b200_sxm", "fp4", 1024, 1024,
+           3, 4, True, 4, 8, True, (4968,), 8, 10240, 128, 1),
+    Recipe(_b200_fp4("1k1k/mtp/ctx3_gen5_dep4_batch512_eplb0_mtp1.yaml"), "b200_sxm", "fp4", 1024, 1024,
+           3, 4, True, 5, 4, True, (10860,), 8, 10240, 512, 1),
+    Recipe(_b200_fp4("8k1k/mtp/ctx1_gen1_dep8_batch8_eplb0_mtp3.yaml"), "b200_sxm", "fp4", 8192, 1024,
+           1, 4, True, 1, 8, True, (90,), 2, 16896, 8, 3),
+    Recipe(_b200_fp4("8k1k/mtp/ctx1_gen3_tep8_batch16_eplb0_mtp3.yaml"), "b200_sxm", "fp4", 8192, 1024,
+           1, 4, True, 3, 8, False, (66,), 2, 16896, 16, 3),
+    Recipe(_b200_fp4("8k1k/mtp/ctx1_gen5_tep8_batch8_eplb0_mtp3.yaml"), "b200_sxm", "fp4", 8192, 1024,
+           1, 4, True, 5, 8, False, (10, 15, 30, 60), 2, 16896, 8, 3),
+    Recipe(_b200_fp4("8k1k/mtp/ctx3_gen1_dep8_batch64_eplb0_mtp3.yaml"), "b200_sxm", "fp4", 8192, 1024,
+           3, 4, True, 1, 8, True, (548,), 2, 16896, 64, 3),
+    Recipe(_b200_fp4("8k1k/mtp/ctx5_gen1_dep8_batch192_eplb0_mtp1.yaml"), "b200_sxm", "fp4", 8192, 1024,
+           5, 4, True, 1, 8, True, (1096, 1691), 2, 16896, 192, 1),
+    Recipe(_b200_fp4("8k1k/mtp/ctx5_gen2_dep8_batch32_eplb0_mtp3.yaml"), "b200_sxm", "fp4", 8192, 1024,
+           5, 4, True, 2, 8, True, (658,), 2, 16896, 32, 3),
+    Recipe(_b200_fp8_fork("1k1k/mtp/ctx1_gen8_tp8_batch1_eplb0_mtp3_8.yaml"), "b200_sxm", "fp8",
+           1024, 1024, 1, 8, True, 8, 8, False, (8,), 16, 16384, 1, 3),
+    Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen8_tp8_batch4_eplb0_mtp3_32.yaml"), "b200_sxm", "fp8",
+           1024, 1024, 1, 8, True, 8, 8, False, (32,), 16, 16384, 4, 3),
+    Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen8_tp8_batch8_eplb0_mtp3_64.yaml"), "b200_sxm", "fp8",
+           1024, 1024, 1, 8, True, 8, 8, False, (64,), 16, 16384, 8, 3),
+    Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen8_tp8_batch32_eplb0_mtp3_256.yaml"), "b200_sxm", "fp8",
+           1024, 1024, 1, 8, True, 8, 8, False, (256,), 16, 16384, 32, 3),
+    Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen7_dep8_batch128_eplb0_mtp3_896.yaml"), "b200_sxm", "fp8",
+           1024, 1024, 1, 8, True, 7, 8, True, (896,), 16, 16384, 16, 3),
+    Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen4_dep8_batch256_eplb0_mtp3_1024.yaml"), "b200_sxm", "fp8",
+           1024, 1024, 1, 8, True, 4, 8, True, (1024,), 16, 16384, 32, 3),
+    Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen3_dep8_batch384_eplb0_mtp3_1184.yaml"), "b200_sxm", "fp8",
+           1024, 1024, 1, 8, True, 3, 8, True, (1184,), 16, 16384, 48, 3),
+    Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen2_dep8_batch768_eplb0_mtp2_1600.yaml"), "b200_sxm", "fp8",
+           1024, 1024, 1, 8, True, 2, 8, True, (1600,), 16, 16384, 96, 2),
+    Recipe(_b200_fp8_fork2("8k1k/mtp/ctx1_gen6_tp8_batch8_eplb0_mtp3_48.yaml"), "b200_sxm", "fp8",
+           8192, 1024, 1, 8, True, 6, 8, False, (48,), 1, 8320, 8, 3),
+    Recipe(_b200_fp8_fork2("8k1k/mtp/ctx1_gen4_tp8_batch16_eplb0_mtp3_64.yaml"), "b200_sxm", "fp8",
+           8192, 1024, 1, 8, True, 4, 8, False, (64,), 1, 8320, 16, 3),
+    Recipe(_b200_fp8(_FP8_8K, "8k1k/mtp/ctx2_gen3_dep8_batch8_eplb0_mtp3_224.yaml"), "b200_sxm", "fp8",
+           8192, 1024, 2, 8, True, 3, 8, True, (224,), 1, 8320, 8, 3),
+    Recipe(_b200_fp8_fork2("8k1k/mtp/ctx2_gen1_dep8_batch32_eplb0_mtp3_288.yaml"), "b200_sxm", "fp8",
+           8192, 1024, 2, 8, True, 1, 8, True, (288,), 1, 8320, 32, 3),
+    Recipe(_b200_fp8_fork2("8k1k/mtp/ctx4_gen1_dep8_batch128_eplb0_mtp2_1088.yaml"), "b200_sxm", "fp8",
+           8192, 1024, 4, 8, True, 1, 8, True, (1088,), 1, 8320, 128, 2),
+    Recipe(_h100_fork("1k1k/mtp/ctx1_gen3_tep16_batch32_eplb0_mtp3.yaml"), "h100_sxm", "fp8", 1024, 1024,
+           1, 16, True, 3, 16, False, (117,), 2, 2048, 32, 3),
+    Recipe(_h100_fork("1k1k/mtp/ctx1_gen1_dep16_batch32_eplb0_mtp2.yaml"), "h100_sxm", "fp8", 1024, 1024,
+           1, 16, True, 1, 16, True, (615,), 2, 2048, 32, 2),
+    Recipe(_h100_fork("1k1k/mtp/ctx1_gen1_dep16_batch64_eplb0_mtp1.yaml"), "h100_sxm", "fp8", 1024, 1024,
+           1, 16, True, 1, 16, True, (1229,), 2, 2048, 64, 1),
+    Recipe(_h100_fork("8k1k/mtp/ctx1_gen1_dep16_batch4_eplb0_mtp3.yaml"), "h100_sxm", "fp8", 8192, 1024,
+           1, 16, True, 1, 16, True, (77,), 1, 8224, 4, 3),
 )  # fmt: skip
 """The recipes read, each with the deployment and concurrencies it runs and its engines' limits."""
 
@@ -249,6 +315,15 @@ def _runs(
     )
 
 
+def _drafts(rows: pd.DataFrame) -> pd.Series:
+    """Per row, the draft tokens its decode pool runs (the ``decode_draft_tokens`` column of
+    :func:`validation.public.inferencex_disagg_workers.master_workers`; 0 where absent): an STP recipe runs
+    only rows without drafts, an MTP recipe only rows of its depth."""
+    if DRAFT_TOKENS not in rows:
+        return pd.Series(0.0, index=rows.index)
+    return rows[DRAFT_TOKENS].fillna(0.0).astype(float)
+
+
 def recipe_limits(rows: pd.DataFrame) -> pd.DataFrame:
     """Per disaggregated row, the engine limits of the one recipe that ran it (:data:`LIMIT_COLUMNS`),
     NaN where no recipe (or more than one) matches. A TensorRT-LLM worker's ``tensor_parallel_size`` is its
@@ -258,8 +333,9 @@ def recipe_limits(rows: pd.DataFrame) -> pd.DataFrame:
     matches = pd.Series(0, index=rows.index)
     dynamo = rows["silicon_data_source"].astype(str).str.contains(IMAGE, regex=False)
     pools = (*_layout(rows, "prefill"), *_layout(rows, "decode"))
+    drafts = _drafts(rows)
     for recipe in RECIPES:
-        hit = _runs(rows, recipe, "trtllm", dynamo, pools)
+        hit = _runs(rows, recipe, "trtllm", dynamo, pools) & (drafts == recipe.draft_tokens)
         matches += hit.astype(int)
         out.loc[hit, list(LIMIT_COLUMNS)] = (
             recipe.prefill_max_batch_size,
@@ -295,7 +371,12 @@ class SglangRecipe(Deployed):
     decode_max_running_requests: int
     """The decode worker's ``max-running-requests`` [sequences, the worker's total]."""
     kv_dtype: str = "fp8"
-    """``kv-cache-dtype`` (``fp8_e4m3`` in every recipe read), on both pools."""
+    """``kv-cache-dtype`` on both pools: ``fp8_e4m3`` in every B200 recipe read; the H100 ones set none,
+    SGLang's default for an fp8 checkpoint, the model's bf16
+    (:func:`validation.public.engine_memory.kv_dtype`)."""
+    draft_tokens: int = 0
+    """EAGLE (MTP) draft tokens per verification of its decode workers (``speculative-num-steps`` at
+    ``speculative-eagle-topk`` 1; 0: none, the ``stp`` recipes) [tokens]."""
 
 
 def _sgl_fp8(path: str) -> str:
@@ -307,6 +388,11 @@ def _sgl_fp8_late(path: str) -> str:
 
 
 _SGL_FP4_1K = f"{SRT_SLURM}/1e312702b54e978d38fab2098fbdf098b212878b/recipes/b200-fp4/1k1k-stp.yaml"
+_SGL_FP4_1K_MTP = f"{SRT_SLURM}/893b9b9a4877cae5edc8c3b812eb759c60e28323/recipes/b200-fp4/1k1k-mtp.yaml"
+
+
+def _sgl_h100(path: str) -> str:
+    return f"https://github.com/qiching/srt-slurm/blob/5063eb432640574bd93410ae2697591a7d15f57c/recipes/h100/{path}"
 
 
 def _sgl_fp4(path: str) -> str:
@@ -348,6 +434,19 @@ SGLANG_RECIPES: tuple[SglangRecipe, ...] = (
                  1, 4, True, 1, 8, False, (64, 128), 32768, 32768, 512, 512),
     SglangRecipe(_sgl_fp4("8k1k/stp/max-tpt-dep4-7p-dep8-2d.yaml"), "b200_sxm", "fp4", 8192, 1024,
                  7, 4, True, 2, 8, True, (1024, 2048), 65536, 65536, 1024, 2048),
+    # MTP recipes: decode workers drafting with EAGLE, speculative-num-steps 2, top-k 1 (the last field)
+    SglangRecipe(_sgl_fp8("1k1k/mtp/low-latency-tep8-1p3d.yaml"), "b200_sxm", "fp8", 1024, 1024,
+                 1, 8, False, 3, 8, False, (4, 8, 16, 32, 128), 32768, 32768, 512, 512, "fp8", 2),
+    # 1k1k-mtp.yaml's zip_override_scale: its low-latency variants (5 and 6 tp-8 decode workers)
+    SglangRecipe(_SGL_FP4_1K_MTP, "b200_sxm", "fp4", 1024, 1024,
+                 1, 4, True, 5, 8, False, (16, 512), 32768, 32768, 512, 512, "fp8", 2),
+    SglangRecipe(_SGL_FP4_1K_MTP, "b200_sxm", "fp4", 1024, 1024,
+                 1, 4, True, 6, 8, False, (32, 64, 256, 512), 32768, 32768, 512, 512, "fp8", 2),
+    # H100 fp8 (tp-16 workers of two nodes, no expert parallelism): no kv-cache-dtype, SGLang's default
+    SglangRecipe(_sgl_h100("1k1k/mtp/h100-fp8-1p2d-max-tp-mtp.yaml"), "h100_sxm", "fp8", 1024, 1024,
+                 1, 16, False, 2, 16, False, (1, 2, 4, 8, 16, 32, 64, 128), 2048, 2048, 2, 128, "bf16", 2),
+    SglangRecipe(_sgl_h100("8k1k/mtp/h100-fp8-1p1d-max-tp-mtp.yaml"), "h100_sxm", "fp8", 8192, 1024,
+                 1, 16, False, 1, 16, False, (1, 2, 4, 8, 16, 32, 64, 128), 2048, 2048, 2, 128, "bf16", 2),
 )  # fmt: skip
 """The SGLang recipes read, each with the deployment and concurrencies it runs and its engines' limits."""
 
@@ -365,7 +464,9 @@ def sglang_rank_limits(recipe: SglangRecipe, decode_clients_per_rank: float) -> 
     budget = min(recipe.prefill_chunked_prefill_size // p_dp, recipe.prefill_max_prefill_tokens)
     prefill_batch = max(recipe.prefill_max_running_requests // p_dp, 1)
     decode_slots = max(recipe.decode_max_running_requests // d_dp, 1)
-    return prefill_batch, budget, min(float(decode_slots), decode_clients_per_rank)
+    # the busiest rank: ceil(clients / ranks), as the rows that state their batch (a fraction of a slot
+    # would drop one when the engine takes whole sequences)
+    return prefill_batch, budget, min(float(decode_slots), float(math.ceil(decode_clients_per_rank)))
 
 
 def sglang_recipe_limits(rows: pd.DataFrame) -> pd.DataFrame:
@@ -376,8 +477,9 @@ def sglang_recipe_limits(rows: pd.DataFrame) -> pd.DataFrame:
     matches = pd.Series(0, index=rows.index)
     dynamo = rows["silicon_data_source"].astype(str).str.contains(SGLANG_IMAGE, regex=False)
     pools = (*_layout(rows, "prefill"), *_layout(rows, "decode"))
+    drafts = _drafts(rows)
     for recipe in SGLANG_RECIPES:
-        hit = _runs(rows, recipe, "sglang", dynamo, pools)
+        hit = _runs(rows, recipe, "sglang", dynamo, pools) & (drafts == recipe.draft_tokens)
         matches += hit.astype(int)
         d_ranks = recipe.decode_workers * (recipe.decode_gpus if recipe.decode_attention_dp else 1)
         for index in rows.index[hit]:

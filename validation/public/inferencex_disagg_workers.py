@@ -18,15 +18,21 @@ client (a single-client row is predicted without them: :data:`validation.public.
    format (``precision``), isl and osl are the row's, and whose ``conc-list`` holds the row's concurrency;
 2. of those, the ones whose GPUs per worker (``tp``) equal what the row states for each pool (tp x attention
    DP): the row's own layout columns must agree with the deployment, or it is not that run;
-3. exactly one left, run without speculation: the row runs it. Its worker counts and layouts are filled
+3. exactly one left: the row runs it. Its worker counts and layouts are filled
    from it (a ``dp-attn`` worker of ``tp`` GPUs is ``tp`` attention-DP ranks of tp 1, as the sample writes
    its stated rows; experts ``ep`` ways, each expert ``tp / ep`` ways), the prefill batch is 1 and the
    decode batch the clients per decode rank, ceil(concurrency / (decode workers x attention-DP ranks))
    (the sample's stated rows satisfy concurrency = decode_batch_size x decode_num_workers x
    decode_attention_dp_size exactly; where the division is not exact, the busiest rank's clients);
-4. none, several (the sample does not say whether a row ran MTP, so an STP and an MTP deployment at the
-   same concurrency are two candidates), or one MTP deployment (the disaggregated loop models no
-   speculative decoding): the row stays refused, with that reason.
+   an MTP deployment's decode pool drafts :func:`draft_tokens` tokens per verification
+   (``decode_draft_tokens``, 0 without MTP; :func:`validation.public.silicon.disagg_speculation` prices
+   them);
+4. none, or several (the sample does not say whether a row ran MTP, so an STP and an MTP deployment at the
+   same concurrency are two candidates): the row stays refused, with that reason.
+
+A single-client row keeps no workers (it is predicted at one worker of each pool, whatever the deployment),
+but gets the :data:`DRAFT_TOKENS` its candidates (steps 1-2) agree on: the H100 SGLang entry runs only MTP
+deployments at that commit, so its single-client rows drafted, whichever ran them.
 
 Nothing is taken from the measurements. The sample's MoE columns (``moe_tp`` / ``moe_ep``) do not enter
 the match: on the B200 fp8 TensorRT-LLM 8k1k rows they state two layouts for every concurrency, where the
@@ -36,6 +42,7 @@ master configuration runs one deployment (prefill ``ep`` 8 at every one of them)
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,7 +57,10 @@ MASTER = (
 POOL_COLUMNS = ("num_workers", "batch_size", "tp_size", "pp_size", "attention_dp_size", "moe_tp_size",
                 "moe_ep_size")  # fmt: skip
 WORKER_COLUMNS = tuple(f"{pool}_{field}" for pool in ("prefill", "decode") for field in POOL_COLUMNS)
-"""Columns :func:`master_workers` fills."""
+"""The sample's pool columns :func:`master_workers` fills."""
+DRAFT_TOKENS = "decode_draft_tokens"
+"""The column of :func:`master_workers` beside :data:`WORKER_COLUMNS`: tokens the decode pool drafts per
+verification (:func:`draft_tokens`; 0: no speculative decoding)."""
 UNSTATED = ("prefill_num_workers", "prefill_batch_size", "decode_num_workers", "decode_batch_size")
 """A row missing any of these states no deployment (the rows this module is for)."""
 
@@ -273,6 +283,44 @@ DEPLOYMENTS: tuple[Deployment, ...] = (
 """Every deployment of the :data:`ENTRIES` of :data:`MASTER`, in the file's order."""
 
 
+TRTLLM_MTP_RECIPE = (
+    "https://github.com/ishandhanani/srt-slurm/blob/fe2cd90552d38cee128edc32f26fc0003c22f21d/"
+    "recipes/trtllm/b200-fp8/1k1k/mtp/ctx1_gen8_tp8_batch4_eplb0_mtp3_32.yaml"
+)
+"""A TensorRT-LLM MTP recipe read: its name's ``mtp3`` is the decode worker's ``speculative_config``
+(``decoding_type: MTP``, ``num_nextn_predict_layers: 3``), as every recipe name of the master configuration
+spells its depth (``mtp0``: none)."""
+
+SGLANG_MTP_RECIPES = (
+    "https://github.com/qiching/srt-slurm/blob/5063eb432640574bd93410ae2697591a7d15f57c/recipes/b200-fp8/1k1k/mtp/low-latency-tep8-1p3d.yaml",
+    "https://github.com/qiching/srt-slurm/blob/5063eb432640574bd93410ae2697591a7d15f57c/recipes/b200-fp8/1k1k/mtp/max-tpt-dep8-1p5d.yaml",
+    "https://github.com/qiching/srt-slurm/blob/5063eb432640574bd93410ae2697591a7d15f57c/recipes/b200-fp8/8k1k/mtp/low-latency-tep8-1p6d.yaml",
+    "https://github.com/ishandhanani/srt-slurm/blob/893b9b9a4877cae5edc8c3b812eb759c60e28323/recipes/b200-fp4/1k1k-mtp.yaml",
+    "https://github.com/ishandhanani/srt-slurm/blob/6a30b5ddbc5c0eb33b256d7b0f6cc69c2d656ab9/recipes/h100/1k1k/mtp/h100-fp8-2p4d-max-dep-mtp.yaml",
+)  # fmt: skip
+"""SGLang MTP recipes read (B200 fp8 and fp4, H100): every one decodes with ``speculative-algorithm: EAGLE``
+(SGLang's MTP for DeepSeek), ``speculative-num-steps: 2``, ``speculative-eagle-topk: 1``,
+``speculative-num-draft-tokens: 3`` (the verified token and 2 drafts, one chain), with
+``SGLANG_ENABLE_SPEC_V2=1`` (the overlap scheduler stays on under speculation)."""
+SGLANG_MTP_DRAFT_TOKENS = 2
+"""Draft tokens per verification of the SGLang MTP recipes (:data:`SGLANG_MTP_RECIPES`): num-steps 2,
+top-k 1."""
+
+
+def draft_tokens(deployment: Deployment) -> int:
+    """Tokens the deployment's decode pool drafts per verification, k [tokens]: 0 without MTP; a
+    TensorRT-LLM recipe's ``mtpN`` (``num_nextn_predict_layers``, :data:`TRTLLM_MTP_RECIPE`); an SGLang
+    recipe's speculative-num-steps (:data:`SGLANG_MTP_DRAFT_TOKENS`)."""
+    if not deployment.mtp:
+        return 0
+    if deployment.entry.endswith("-trt"):  # Dynamo + TensorRT-LLM
+        found = re.search(r"_mtp(\d+)", deployment.recipe)
+        if found is None:
+            raise ValueError(f"recipe {deployment.recipe!r} names no MTP depth")
+        return int(found.group(1))
+    return SGLANG_MTP_DRAFT_TOKENS
+
+
 def _pool_columns(pool: Pool, clients: int | None) -> tuple[float, ...]:
     """A pool's :data:`POOL_COLUMNS` as the sample writes a stated row (``clients``: the decode pool's)."""
     ranks = pool.tp if pool.dp_attn else 1
@@ -290,24 +338,25 @@ def _gpus(rows: pd.DataFrame, pool: str) -> pd.Series:
 
 
 def master_workers(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """Per row, the :data:`WORKER_COLUMNS` of the one deployment of :data:`MASTER` that ran it (NaN
-    elsewhere), and why a row the rule applies to is not filled ("" where filled, and for rows the rule
-    does not apply to: they state their deployment, run one client, or name no image of :data:`ENTRIES`).
-    The rule is the module's docstring."""
-    out = pd.DataFrame(np.nan, index=rows.index, columns=list(WORKER_COLUMNS))
+    """Per row, the :data:`WORKER_COLUMNS` and :data:`DRAFT_TOKENS` of the one deployment of :data:`MASTER`
+    that ran it (NaN elsewhere), and why a row the rule applies to is not filled ("" where filled, and for
+    rows the rule does not apply to: they state their deployment, run one client, or name no image of
+    :data:`ENTRIES`). The rule is the module's docstring."""
+    out = pd.DataFrame(np.nan, index=rows.index, columns=[*WORKER_COLUMNS, DRAFT_TOKENS])
     why = pd.Series("", index=rows.index, dtype=object)
     image = _image(rows)
-    applies = (
+    unstated = (
         (rows["mode"] == "disagg")
         & rows[list(UNSTATED)].isna().any(axis=1)
-        & (rows["concurrency"] > 1)
         & image.isin({e[1] for e in ENTRIES.values()})
     )
+    applies = unstated & (rows["concurrency"] > 1)
     gpus = {pool: _gpus(rows, pool) for pool in ("prefill", "decode")}
-    for i in rows.index[applies]:
+
+    def candidates(i: object) -> list[Deployment]:
         row = rows.loc[i]
         key = (row["system"], image[i], row["precision"])
-        found = [
+        return [
             d
             for d in DEPLOYMENTS
             if ENTRIES[d.entry] == key
@@ -315,6 +364,16 @@ def master_workers(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
             and int(row["concurrency"]) in d.concurrencies
             and (d.prefill.tp, d.decode.tp) == (gpus["prefill"][i], gpus["decode"][i])
         ]
+
+    # a single client is predicted without workers (validation.public.silicon.SINGLE_CLIENT), but its decode
+    # pool drafts where every deployment that could have run it drafts as many tokens
+    for i in rows.index[unstated & (rows["concurrency"] == 1)]:
+        depths = {draft_tokens(d) for d in candidates(i)}
+        if len(depths) == 1:
+            out.loc[i, DRAFT_TOKENS] = depths.pop()
+    for i in rows.index[applies]:
+        row = rows.loc[i]
+        found = candidates(i)
         where = (
             f"{image[i]} {row['precision']} {int(row['isl'])}/{int(row['osl'])} c{int(row['concurrency'])}"
         )
@@ -326,9 +385,11 @@ def master_workers(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
                 f"{len(found)} deployments of the InferenceX master config run {where} "
                 f"({mtp} with MTP): which one ran is not stated"
             )
-        elif found[0].mtp:
-            why[i] = f"the one InferenceX deployment of {where} decodes with MTP (not modelled)"
         else:
             d = found[0]
-            out.loc[i] = _pool_columns(d.prefill, None) + _pool_columns(d.decode, int(row["concurrency"]))
+            out.loc[i] = (
+                *_pool_columns(d.prefill, None),
+                *_pool_columns(d.decode, int(row["concurrency"])),
+                draft_tokens(d),
+            )
     return out, why

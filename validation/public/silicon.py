@@ -86,7 +86,7 @@ from validation.public.inferencex import (
     vllm_single_engine,
 )
 from validation.public.inferencex_disagg import recipe_limits, sglang_recipe_limits
-from validation.public.inferencex_disagg_workers import master_workers
+from validation.public.inferencex_disagg_workers import DRAFT_TOKENS, WORKER_COLUMNS, master_workers
 from validation.public.reader import SYSTEM_PROFILES
 from validation.public.sglang import overlap_host, overlaps_by_default
 from validation.public.split import calibration_mask
@@ -205,6 +205,21 @@ def row_speculation(model: ModelProfile, backend: str, version: str, attention_d
         return None
     return Speculation(
         draft_tokens=1 if attention_dp > 1 else 3,
+        acceptance_rate=MTP_ACCEPTANCE_RATE,
+        draft_cost_ratio=1.0 / model.n_layers,
+    )
+
+
+def disagg_speculation(model: ModelProfile, draft_tokens: int) -> Speculation | None:
+    """The MTP speculative decoding of a disaggregated row's decode pool, else None: ``draft_tokens`` k
+    from the deployment's recipe (:func:`validation.public.inferencex_disagg_workers.draft_tokens`), each
+    drafted by the model's one MTP layer at 1 / n_layers of a decoding step, accepted at
+    :data:`MTP_ACCEPTANCE_RATE`: the aggregated rows' rule (:func:`row_speculation`), the same draft model
+    and source, so neither pool's acceptance is fitted to its rows."""
+    if draft_tokens < 1 or model.mla is None:  # DeepSeek-V3-architecture models
+        return None
+    return Speculation(
+        draft_tokens=int(draft_tokens),
         acceptance_rate=MTP_ACCEPTANCE_RATE,
         draft_cost_ratio=1.0 / model.n_layers,
     )
@@ -945,20 +960,26 @@ def _disagg_groups(
     groups: list[tuple[pd.Index, DisaggParts]] = []
     pool_keys = [f"{pool}_{field}" for pool in ("prefill", "decode") for field in POOL_FIELDS]
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *pool_keys]
-    keys.extend(("prefill_budget", "recipe_kv"))
+    keys.extend(("prefill_budget", "recipe_kv", DRAFT_TOKENS))
     chosen = table[(table["mode"] == "disagg") & (reason == "")]
     # the deployment of the master configuration that ran a row stating none (filled in a copy: the split)
     workers = master_workers(chosen)[0]
-    chosen = chosen.assign(**{c: workers[c].fillna(chosen[c]) for c in workers.columns})
+    chosen = chosen.assign(
+        **{c: workers[c].fillna(chosen[c]) for c in WORKER_COLUMNS},
+        **{DRAFT_TOKENS: workers[DRAFT_TOKENS].fillna(0.0)},  # MTP in its decode pool (0: none)
+    )
     single = chosen["concurrency"] == 1
+    # a single client without stated workers: SINGLE_CLIENT's one worker per pool is the model's stand-in,
+    # not the deployment, so no recipe is matched to it (its drafts, where its candidates agree, are kept)
+    guessed = single & chosen[list(SINGLE_CLIENT)].isna().any(axis=1)
     chosen = chosen.assign(
         moe_quant_mode=chosen["moe_quant_mode"].fillna(chosen["gemm_quant_mode"]),
         # filled in a copy: the row identity (the split) unchanged
         **{c: chosen[c].where(~single | chosen[c].notna(), n) for c, n in SINGLE_CLIENT.items()},
     )
     # the engines' limits where the recipe that ran the row states them, else the row's batch columns
-    limits = recipe_limits(chosen)
-    sgl = sglang_recipe_limits(chosen)  # the SGLang recipes' limits, and their KV format
+    limits = recipe_limits(chosen).where(~guessed)
+    sgl = sglang_recipe_limits(chosen).where(~guessed)  # the SGLang recipes' limits, and their KV format
     limits = limits.fillna(sgl[limits.columns])
     chosen = chosen.assign(
         prefill_batch_size=limits["prefill_batch_size"].fillna(chosen["prefill_batch_size"]),
@@ -970,9 +991,10 @@ def _disagg_groups(
         backend, model_path, system, quant, moe_quant = (str(k) for k in key[:5])
         model = models[model_path]
         assert isinstance(model, ModelProfile)
-        layout = dict(zip(pool_keys, key[5:-2], strict=True))
-        budget = None if pd.isna(key[-2]) else int(key[-2])
-        kv = None if pd.isna(key[-1]) else str(key[-1])
+        layout = dict(zip(pool_keys, key[5:-3], strict=True))
+        budget = None if pd.isna(key[-3]) else int(key[-3])
+        kv = None if pd.isna(key[-2]) else str(key[-2])
+        speculation = disagg_speculation(model, int(key[-1]))
         engines: dict[str, Engine] = {}
         try:
             formats = row_formats(model, backend, system, quant, moe_quant)
@@ -1000,6 +1022,7 @@ def _disagg_groups(
                 concurrency=rows["concurrency"].to_numpy(float),
                 isl=rows["isl"].to_numpy(float),
                 osl=np.maximum(rows["osl"].to_numpy(float), 2.0),
+                speculation=speculation,
             )
         except (CostmodelError, ValueError) as error:
             first = str(error).splitlines()[0][:120]
