@@ -115,6 +115,9 @@ def test_the_same_kernel_under_another_engine_versions_name() -> None:
     ]
     assert same_kernel_keys("vllm.vllm_flash_attn_fa3:bf16", "8.0") == []  # no FlashAttention-3 on sm80
     assert same_kernel_keys("vllm.vllm_flash_attn:bf16", None) == []  # capability unknown: no guess
+    # Blackwell: later vLLM versions pick FlashAttention-4 on major 10, so no identity is stated there
+    assert same_kernel_keys("vllm.vllm_flash_attn:bf16", "10.0") == []
+    assert same_kernel_keys("vllm.vllm_flash_attn:bf16", "12.0") == []
     # the unquantized linear layer, any device; the alias is bf16's only
     assert same_kernel_keys("bf16:vllm:vllm_default") == ["bf16:vllm:torch.nn.functional.linear"]
     assert same_kernel_keys("bf16:vllm:torch.nn.functional.linear") == ["bf16:vllm:vllm_default"]

@@ -90,7 +90,8 @@ def test_every_row_is_predicted_or_counted_with_its_reason(sample: Path) -> None
 
 
 def test_the_split_ignores_the_measurements(sample: Path) -> None:
-    """The calibration rows are the same whatever was measured (a rule on row identity)."""
+    """The calibration rows are the same whatever was measured (a rule on row identity; measurements enter
+    only through which rows repeat one measurement, which scaling them all keeps)."""
     table, _ = silicon_parts(sample)
     changed = sample.parent / "silicon-changed"
     shutil.copytree(sample, changed, dirs_exist_ok=True)
@@ -121,6 +122,13 @@ def test_copies_of_one_measurement_share_a_split(sample: Path) -> None:
     identity = twins.drop(columns=["silicon_ttft_ms", "silicon_tpot_ms", "reason", "split"])
     assert len(set(calibration_mask(identity))) == 2
     assert twins["split"].iloc[0] == table.loc[table["id"] == original["id"], "split"].iloc[0]
+    # whatever the order of the sample's rows
+    shuffled = sample.parent / "silicon-copies-reversed"
+    shutil.copytree(changed, shuffled, dirs_exist_ok=True)
+    pd.concat([raw, copies]).iloc[::-1].to_csv(shuffled / "silicon_sample.csv", index=False)
+    again, _ = silicon_parts(shuffled)
+    by_id = again.set_index(again["id"].astype(str))["split"]
+    assert (by_id.loc[table["id"].astype(str)].to_numpy() == table["split"].to_numpy()).all()
     # a different measurement of the same deployment is not a copy: its split is its own hash's
     labels = repeated_measurement(
         table.assign(silicon_ttft_ms=table["silicon_ttft_ms"] + np.arange(len(table)))

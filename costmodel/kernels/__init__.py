@@ -55,12 +55,15 @@ def family_name(family: ModuleType) -> str:
 
 SAME_KERNEL: tuple[tuple[str, str, str], ...] = (
     # vLLM <= 0.14 (the aiconfigurator collector's name) and vLLM 0.24 for its FlashAttention backend:
-    # vLLM runs FlashAttention-3 where the compute capability's major version is 9 and FlashAttention-2
-    # elsewhere (get_flash_attn_version, "3 if device_capability.major == 9 ... else 2",
-    # https://github.com/vllm-project/vllm/blob/main/vllm/v1/attention/backends/fa_utils.py); 0.24's
+    # the 0.1x line runs FlashAttention-3 where the compute capability's major version is 9 and
+    # FlashAttention-2 elsewhere (get_flash_attn_version, "3 if (device_capability.major == 9 and
+    # is_fa_version_supported(3)) else 2", vllm/attention/utils/fa_utils.py at
+    # https://github.com/vllm-project/vllm/blob/4d5ee6c6807136942c22100aa35a97e1390a42c5/vllm/attention/utils/fa_utils.py);
+    # later versions pick FlashAttention-4 on major 10 (vllm/v1/attention/backends/fa_utils.py), so the
+    # FlashAttention-2 identity is kept to Ampere and Ada (major 8), where both versions run it; 0.24's
     # collector names the version it ran (vllm_flash_attn_fa{version}).
     ("vllm.vllm_flash_attn:", "vllm.vllm_flash_attn_fa3:", "9"),
-    ("vllm.vllm_flash_attn:", "vllm.vllm_flash_attn_fa2:", "not 9"),
+    ("vllm.vllm_flash_attn:", "vllm.vllm_flash_attn_fa2:", "8"),
     # an unquantized vLLM linear layer: the 0.14 collector's RowParallelLinear without a quantization
     # config, logged as "vllm_default" (compatible_versions 0.11-0.14,
     # https://github.com/ai-dynamo/aiconfigurator/blob/main/collector/vllm/collect_gemm.py), runs
@@ -76,7 +79,8 @@ SAME_KERNEL: tuple[tuple[str, str, str], ...] = (
 )
 """One kernel under two engine versions' names: ``(prefix, prefix, compute capabilities)``. A key that starts
 with one prefix names the same kernel as the key with the other prefix in its place, on devices whose CUDA
-compute capability's major version is the third field (``"9"``), is not (``"not 9"``), or on any (``""``).
+compute capability's major version is the third field (``"9"``), is not (``"not 9"``, a form no entry uses
+today), or on any (``""``).
 A fact about software, each entry cited, never a per-shape or per-device choice; :func:`same_kernel_keys`
 reads it and :func:`fallback_keys` looks the result up right after the exact key."""
 

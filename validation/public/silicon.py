@@ -441,8 +441,13 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     identity = table.drop(columns=[c for c in (*MEASURED, "reason") if c in table.columns])
     split = pd.Series(np.where(calibration_mask(identity), "calibration", "held-out"), index=table.index)
     # one measurement exported twice (a result file and the database dump, or a re-exported file) is one
-    # measurement: every copy takes its first row's split, so no copy of a held-out row calibrates
-    table["split"] = split.groupby(repeated_measurement(table), sort=False).transform("first")
+    # measurement: every copy takes the split of the copy with the smallest id (whatever the rows' order),
+    # so no copy of a held-out row calibrates
+    copies = pd.DataFrame(
+        {"label": repeated_measurement(table), "id": table["id"].astype(str), "split": split}
+    )
+    chosen = copies.sort_values(["label", "id"], kind="stable").groupby("label")["split"].first()
+    table["split"] = chosen.reindex(copies["label"]).to_numpy()
     return table, groups
 
 
@@ -713,7 +718,8 @@ def write_loop_params(
         "fitted_on": {
             "data": f"{SILICON_FILE} of {Path(data_dir).name}",
             "data_revision": read_revision(data_dir),
-            "rows": "covered agg rows whose identity hashes to 0 mod 5 (validation/public/split.py)",
+            "rows": "covered agg rows whose identity hashes to 0 mod 5 (validation/public/split.py); "
+            "copies of one measurement share the split of the copy with the smallest id",
             "objective": "soft-L1 least squares of log(predicted / measured) TTFT and TPOT",
             "date": dt.date.today().isoformat(),
             "costmodel_revision": git_revision(),
