@@ -293,8 +293,13 @@ def test_vllm_sm89_fp8_runs_the_tile_its_dispatch_names() -> None:
     assert narrow == pytest.approx(wide, rel=1e-9)
     best = dataclasses.replace(params, dtype="fp8:trtllm")  # a kernel whose dispatch the model does not know
     assert gemm.time_s(l40s, best, **shape, n=32.0) < narrow
-    tiles = gemm.dispatched_tiles(l40s, key, m=np.array([1.0, 33.0, 100.0, 200.0, 512.0]), n=32.0)
+    tiles = gemm.dispatched_tiles(l40s, key, m=np.array([1.0, 16.0, 17.0, 33.0, 100.0, 200.0, 512.0]), n=32.0)
     assert tiles is not None
-    assert tiles[0].tolist() == [32.0, 64.0, 64.0, 64.0, 128.0]  # m <= 32 never takes the 16-row config
+    # m buckets by max(16, next_pow_2(m)): m <= 16 takes the 16-row config, m = 17 the 32-row one
+    assert tiles[0].tolist() == [16.0, 16.0, 32.0, 64.0, 64.0, 64.0, 128.0]
+    wide = gemm.dispatched_tiles(l40s, key, m=np.array([8.0, 8.0]), n=np.array([16384.0, 32768.0]))
+    assert wide is not None
+    assert wide[0].tolist() == [16.0, 32.0]  # M16's tiles by n
+    assert wide[1].tolist() == [128.0, 64.0]
     assert gemm.dispatched_tiles(H100, key, m=1.0, n=1.0) is None
     assert gemm.dispatched_tiles(l40s, "fp8_block:vllm", m=1.0, n=1.0) is None
