@@ -173,7 +173,13 @@ class Speculation:
     """Probability that a draft token is kept, alpha [-], in [0, 1] (i.i.d. over positions)."""
     draft_cost_ratio: float
     """One draft step's time over one plain decoding step of the target, c [-], >= 0 (a one-layer MTP
-    module of an L-layer model: about 1 / L)."""
+    module of an L-layer model: about 1 / L); with ``draft_head``, of that step less its output head."""
+    draft_head: bool = False
+    """Whether each draft step also runs the target's output head over its batch (priced by the kernel
+    model, :meth:`costmodel.serving._Parts.output_head_s`): a draft step of an MTP module or EAGLE head
+    samples its token from the target's vocabulary through the shared head, whose GEMM at a large
+    vocabulary is a sizeable share of a one-layer step. Then the draft step is
+    c (T_plain - T_head) + T_head; without it, c T_plain (the head's share understated)."""
 
     def __post_init__(self) -> None:
         if not (isinstance(self.draft_tokens, int) and self.draft_tokens >= 1):
@@ -681,11 +687,16 @@ def _iteration_times(
     parts = engine.parts  # the iterations share their decodes' passes, evaluated once
 
     def draft_s(decodes: FloatArray) -> FloatArray:
-        """k draft steps of c plain decoding steps each, for ``decodes`` sequences [s]."""
+        """k draft steps of c plain decoding steps each (with ``draft_head``: c of the step less its
+        output head, plus the head), for ``decodes`` sequences [s]."""
         if speculation is None:
             return np.zeros(np.shape(decodes))
         plain = parts.step_time(decode_batch=decodes * ranks, decode_context=context)
-        return np.asarray(speculation.draft_tokens * speculation.draft_cost_ratio * plain)
+        if not speculation.draft_head:
+            return np.asarray(speculation.draft_tokens * speculation.draft_cost_ratio * plain)
+        head = parts.output_head_s(decodes * ranks)
+        step = speculation.draft_cost_ratio * (plain - head) + head
+        return np.asarray(speculation.draft_tokens * step)
 
     with_prompt = parts.step_time(
         decode_batch=D * ranks,

@@ -464,21 +464,26 @@ class _Parts:
         batch: Any,
         new: Any,
         past: Any,
-        logits: Literal["all", "last", "bare"] = "all",
+        logits: Literal["all", "last", "bare", "head"] = "all",
         *,
         one_microbatch: bool = False,
     ) -> FloatArray:
         """S(batch, new, past), each distinct pass computed once per engine; ``one_microbatch``: as one
         pipeline micro-batch (no split when pp > 1); ``logits="bare"``: S_bare, the pass without its
         attention operators and its output head (with the final norm and sampling), i.e. the tokens'
-        linear work alone."""
+        linear work alone; ``logits="head"``: the output head's GEMM alone (every token's logits)."""
         key = (*(_exact_key(x) for x in (batch, new, past)), logits, one_microbatch)
         if key not in self._passes:
             self._passes[key] = self._evaluate(batch, new, past, logits, one_microbatch)
         return self._passes[key]
 
     def _evaluate(
-        self, batch: Any, new: Any, past: Any, logits: Literal["all", "last", "bare"], one_microbatch: bool
+        self,
+        batch: Any,
+        new: Any,
+        past: Any,
+        logits: Literal["all", "last", "bare", "head"],
+        one_microbatch: bool,
     ) -> FloatArray:
         from costmodel.estimate import _Setup, _tp_link, step_time_s
         from costmodel.specs import Deployment as _Deployment
@@ -487,7 +492,7 @@ class _Parts:
         deployment = self.deployment
         if one_microbatch and deployment is not None and deployment.pp > 1:
             deployment = deployment.model_copy(update={"microbatches": 1})
-        if logits == "bare":  # step_time_s's pass, less the attention operators and the head
+        if logits == "bare" or logits == "head":  # step_time_s's pass less attention and head, or the head
             dep, hw = deployment or _Deployment(), self.hardware
             setup = _Setup(
                 self.model, hw, self.workload or _Workload(), dep, self.efficiency or hw.efficiency, "flash",
@@ -499,6 +504,9 @@ class _Parts:
                 kept = tuple(o for o in ops if o.kind != "attention" and o.name != "lm_head")
                 return setup.times(kept).total_s
 
+            if logits == "head":  # on the last stage alone: no stage sends
+                ops = setup.ops(batch, new, past, "all")
+                return np.asarray(setup.times(tuple(o for o in ops if o.name == "lm_head")).total_s)
             return setup.pipelined_steps(bare, batch, new)
         return step_time_s(
             self.model,
@@ -518,6 +526,15 @@ class _Parts:
         if not np.any(T > 0):
             return np.zeros(T.shape)
         return np.asarray(np.where(T > 0, self._pass(np.maximum(T, 1.0), 1, 0), 0.0))
+
+    def output_head_s(self, tokens: npt.ArrayLike) -> FloatArray:
+        """The output head's GEMM over T tokens' hidden states [s] (T rows of logits; 0 where T = 0): what
+        a draft step of speculative decoding runs besides its draft layer(s) (the MTP module shares the
+        target's head). With pp > 1, the whole T on the last stage."""
+        T = np.asarray(tokens, dtype=np.float64)
+        if not np.any(T > 0):
+            return np.zeros(T.shape)
+        return np.asarray(np.where(T > 0, self._pass(np.maximum(T, 1.0), 1, 0, "head"), 0.0))
 
     def paced_tokens(self, tokens: npt.ArrayLike, chunk: npt.ArrayLike) -> FloatArray:
         """The token count T whose S(T, 1, 0) paces an iteration of ``tokens`` tokens whose largest prompt

@@ -250,6 +250,63 @@ def test_speculation_pays_only_when_drafts_are_kept(engine: Engine) -> None:
             Speculation(*bad)  # type: ignore[arg-type]
 
 
+def test_the_verification_grows_with_drafts_times_batch_and_turns_compute_bound(engine: Engine) -> None:
+    """A decode-only speculative iteration verifies B (k + 1) tokens: its time never falls with k or B, and
+    at a large batch (compute bound) verifying 4 tokens a sequence costs well over one plain step, while
+    at batch 1 (memory bound) it costs about one."""
+    batches = np.array([1.0, 8.0, 64.0, 256.0])
+    times = np.array(
+        [[engine.parts.step_time(decode_batch=b, decode_context=1000, decode_new_tokens=k + 1) for b in batches]
+         for k in range(4)]
+    )  # fmt: skip
+    assert np.all(np.diff(times, axis=0) >= 0)
+    assert np.all(np.diff(times, axis=1) >= 0)
+    plain = times[0]
+    assert times[3, 0] < 1.3 * plain[0]
+    assert times[3, -1] > 1.5 * plain[-1]
+
+
+def test_a_draft_step_with_the_output_head_costs_its_layer_share_plus_the_head(engine: Engine) -> None:
+    """``draft_head``: each of the k draft steps is c (plain step - head) + head; with c = 0 drafting costs
+    k heads, so at acceptance 0 the TPOT is the verification's plus k heads (per token, E = 1)."""
+    parts = loop_parts(engine, concurrency=[8], isl=500, osl=400, speculation=Speculation(3, 0.0, 0.0))
+    headed = loop_parts(
+        engine, concurrency=[8], isl=500, osl=400, speculation=Speculation(3, 0.0, 0.0, draft_head=True)
+    )
+    head = engine.parts.output_head_s(parts.decodes * parts.ranks)
+    assert np.all(head > 0)
+    np.testing.assert_allclose(headed.decode_only_s - parts.decode_only_s, 3 * head, rtol=1e-9)
+    c = 1 / engine.model.n_layers
+    scaled = loop_parts(engine, concurrency=[8], isl=500, osl=400, speculation=Speculation(3, 0.0, c))
+    both = loop_parts(
+        engine, concurrency=[8], isl=500, osl=400, speculation=Speculation(3, 0.0, c, draft_head=True)
+    )
+    plain = engine.parts.step_time(decode_batch=parts.decodes * parts.ranks, decode_context=700)
+    np.testing.assert_allclose(
+        both.decode_only_s - parts.decode_only_s, 3 * (c * (plain - head) + head), rtol=1e-9
+    )
+    assert np.all(both.decode_only_s > scaled.decode_only_s)  # the head is more than 1 / L of a step
+
+
+def test_tpot_falls_with_acceptance_and_no_acceptance_is_slower_than_plain(engine: Engine) -> None:
+    """With the same drafts and draft cost, a higher acceptance rate gains more tokens per iteration, so
+    the TPOT falls monotonically; at acceptance 0 every iteration yields one token for a dearer pass and
+    k draft steps, slower than plain decoding at every concurrency."""
+    clients = np.array([1.0, 16.0, 128.0])
+    plain = closed_loop(engine, concurrency=clients, isl=1000, osl=1000).tpot_s
+    tpot = np.array(
+        [
+            closed_loop(
+                engine, concurrency=clients, isl=1000, osl=1000,
+                speculation=Speculation(3, alpha, 1 / engine.model.n_layers, draft_head=True),
+            ).tpot_s
+            for alpha in (0.0, 0.3, 0.6, 0.9, 1.0)
+        ]
+    )  # fmt: skip
+    assert np.all(np.diff(tpot, axis=0) < 0)
+    assert np.all(tpot[0] > plain)
+
+
 def test_a_scheduler_that_reads_its_queue_every_i_iterations_adds_half_of_them_to_the_ttft(
     engine: Engine,
 ) -> None:

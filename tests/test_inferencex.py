@@ -52,7 +52,9 @@ def test_every_script_is_one_engine_model_and_system_read_at_a_commit(key: tuple
     if key[0] != "sglang":
         assert script.scheduler_recv_interval is None
         assert script.speculative is None
-    # a script that drafts says what of it is not modelled
+    # a script that drafts states its drafting flags (steps, top-k, draft tokens), and only such a one,
+    # and says what of it is not modelled
+    assert (script.speculative is None) == (script.speculative_flags is None)
     assert script.speculative is None or script.not_modelled is not None
 
 

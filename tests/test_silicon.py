@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from costmodel.closed_loop import BOUNDS, LoopParams, LoopParts
 from costmodel.disagg import BOUNDS as DISAGG_BOUNDS
+from costmodel.errors import CostmodelError
 from validation.public.evaluate import Evaluation, write_outputs
 from validation.public.silicon import (
     _config_path,
@@ -469,6 +471,35 @@ def test_only_the_rows_of_an_mtp_image_speculate() -> None:
     assert one.draft_tokens == 1
     assert row_speculation(deepseek, "trtllm", "1.2.0rc6.post2", 1) is None
     assert row_speculation(qwen, "trtllm", "1.2.0rc6.post3", 1) is None
+
+
+def test_the_sglang_rows_of_a_drafting_script_run_its_eagle_chain() -> None:
+    """The InferenceX GLM-5 (EAGLE) and Qwen3.5-397B (NEXTN) scripts run --speculative-num-steps 3,
+    --speculative-eagle-topk 1, --speculative-num-draft-tokens 4: three drafts of the model's one MTP layer
+    and the shared head, then four tokens verified per request, at the cited MTP acceptance; other SGLang
+    scripts decode plainly, and a tree (top-k > 1) is refused by name."""
+    from costmodel.specs import ModelProfile
+    from validation.public.inferencex import launch_script
+    from validation.public.silicon import MTP_ACCEPTANCE_RATE
+
+    b200 = "b200_sxm"
+    for path in ("zhipuai/GLM-5", "Qwen/Qwen3.5-397B-A17B"):
+        model = ModelProfile.from_hf_config(_config_path(DATA / "model_configs", path))
+        script = launch_script(True, "sglang", path, b200)
+        assert script is not None
+        assert script.speculative_flags == (3, 1, 4)
+        spec = row_speculation(model, "sglang", "any", 1, script)
+        assert spec is not None
+        assert (spec.draft_tokens, spec.acceptance_rate, spec.draft_head) == (3, MTP_ACCEPTANCE_RATE, True)
+        assert spec.draft_cost_ratio == pytest.approx(1 / model.n_layers)
+        tree = dataclasses.replace(script, speculative_flags=(3, 4, 8))
+        with pytest.raises(CostmodelError, match="tree"):
+            row_speculation(model, "sglang", "any", 1, tree)
+    deepseek = ModelProfile.from_hf_config(_config_path(DATA / "model_configs", "deepseek-ai/DeepSeek-R1"))
+    plain = launch_script(True, "sglang", "deepseek-ai/DeepSeek-R1", b200, "fp8")
+    assert plain is not None
+    assert plain.speculative is None
+    assert row_speculation(deepseek, "sglang", "any", 1, plain) is None
 
 
 def test_an_inferencex_row_runs_its_scripts_kv_and_expert_formats(tmp_path: Path) -> None:

@@ -45,9 +45,12 @@ Llama-3.1-70B at 4 clients and isl 1024 measures a TTFT of 178-383 ms at osl 102
 only for 1k/1k below tp 8, 20 iterations (18-19 TPOTs measured). DeepSeek-R1 fp8 (not fp4) at 64-128
 clients, 1k/1k, tp 8 measures 466-738 ms against 137 ms for fp4 at 64 clients.
 
-Flags the model does not express are a script's ``not_modelled`` (speculative decoding whose draft
-acceptance on the benchmark's random prompts is not known), so a reader sees what the prediction leaves
-out; a script that drafts says so in ``speculative`` (:mod:`validation.public.sglang` reads it).
+Flags the model does not express are a script's ``not_modelled`` (speculative decoding's gain, whose
+draft acceptance on the benchmark's random prompts is not known: the drafting is modelled,
+:func:`validation.public.silicon.row_speculation`, but off in the evaluation,
+:data:`validation.public.silicon.SGLANG_DRAFTING`), so a reader sees what the prediction leaves out; a
+script that drafts says so in ``speculative`` and ``speculative_flags`` (:mod:`validation.public.sglang`
+reads the first).
 
 The benchmark client (every InferenceX run, whatever the engine) draws each request's lengths uniformly
 from ``[int(ratio x), x]`` for the nominal ``isl`` / ``osl`` x with ``RANDOM_RANGE_RATIO`` 0.8
@@ -170,8 +173,12 @@ class Script:
     """SGLang's ``--scheduler-recv-interval`` [iterations], a rule of the row (:func:`recv_interval`)."""
     speculative: str | None = None
     """The speculative decoding algorithm the script runs (SGLang's ``--speculative-algorithm``), which
-    changes the engine's scheduler (:mod:`validation.public.sglang`); its drafting is in
-    ``not_modelled``."""
+    changes the engine's scheduler (:mod:`validation.public.sglang`) and each decode iteration
+    (:func:`validation.public.silicon.row_speculation`, off in the evaluation: ``not_modelled``)."""
+    speculative_flags: tuple[int, int, int] | None = None
+    """SGLang's (``--speculative-num-steps``, ``--speculative-eagle-topk``,
+    ``--speculative-num-draft-tokens``) where ``speculative`` is set: draft steps, candidates per step,
+    tokens each request verifies (with top-k 1 a chain: steps + 1)."""
     not_modelled: str | None = None
     """What the script sets that changes a step but is not modelled."""
 
@@ -230,13 +237,15 @@ SCRIPTS: dict[tuple[str, ...], Script] = {
     ("sglang", "zhipuai/GLM-5", "b200_sxm"): Script(
         f"{REPOSITORY}/87af9d65f138afa34bd30825eb73dc879492850b/benchmarks/glm5_fp8_b200.sh",
         kv_dtype="fp8",
-        speculative="EAGLE",  # --speculative-algorithm EAGLE
-        not_modelled="EAGLE speculative decoding, 3 steps, 4 draft tokens",
+        speculative="EAGLE",  # --speculative-algorithm EAGLE, drafted by GLM-5's own MTP (NextN) layer
+        speculative_flags=(3, 1, 4),  # --speculative-num-steps 3 --speculative-eagle-topk 1 (draft tokens 4)
+        not_modelled="EAGLE drafting's tokens per iteration (silicon.SGLANG_DRAFTING off)",
     ),
     ("sglang", "Qwen/Qwen3.5-397B-A17B", "b200_sxm"): Script(
         f"{REPOSITORY}/10c3d8d58652373eb44ed354ada3743fa11685ae/benchmarks/qwen3.5_fp8_b200.sh",
-        speculative="NEXTN",  # --speculative-algo NEXTN, which SGLang runs as EAGLE
-        not_modelled="NEXTN (MTP) speculative decoding, 3 steps, 4 draft tokens",
+        speculative="NEXTN",  # --speculative-algo NEXTN, which SGLang runs as EAGLE with the MTP layer
+        speculative_flags=(3, 1, 4),  # --speculative-num-steps 3 --speculative-eagle-topk 1 (draft tokens 4)
+        not_modelled="NEXTN (MTP) drafting's tokens per iteration (silicon.SGLANG_DRAFTING off)",
     ),
     # Llama-3.1-70B on B200 (fp8 and nvfp4 scripts alike): fp8 KV cache and cudagraph_mode FULL_DECODE_ONLY,
     # so no batch carrying prompt tokens replays a graph. Not on H100: the one script read there

@@ -18,8 +18,11 @@ applied.
 
 Which rows run speculative decoding: those of the InferenceX scripts whose record says so
 (:attr:`validation.public.inferencex.Script.speculative`: GLM-5 with EAGLE, and Qwen3.5-397B with NEXTN),
-read at the commits cited there. Their drafting itself (the tokens gained per iteration) stays unmodelled
-(the scripts' ``not_modelled``): its acceptance on the benchmark's random prompts is not known.
+read at the commits cited there. Their drafting itself (three draft steps of the MTP layer, four tokens
+verified per request, the tokens gained per iteration) is modelled
+(:func:`validation.public.silicon.row_speculation` with the script) but off in the evaluation
+(:data:`validation.public.silicon.SGLANG_DRAFTING`, the scripts' ``not_modelled``): its acceptance on the
+benchmark's random prompts is not known, and no single acceptance improves the held-out rows.
 """
 
 from __future__ import annotations

@@ -74,6 +74,7 @@ from validation.public.harness import REFERENCE as HARNESS_REFERENCE
 from validation.public.inferencex import (
     CLIENT_ENGINES,
     REQUESTS_PER_CLIENT,
+    Script,
     attention_dp_balance,
     cuda_graph_tokens,
     is_inferencex,
@@ -194,13 +195,52 @@ MTP_ACCEPTANCE_RATE = 0.85
 85-90 % for its second-token prediction (https://arxiv.org/abs/2412.19437, section 5.4.3); the lower end,
 taken for every draft position (i.i.d., :func:`costmodel.speculative.expected_tokens`)."""
 
+SGLANG_DRAFTING = False
+"""Whether the evaluation runs SGLang's speculative decoding on the rows of a drafting InferenceX script
+(:func:`row_speculation` with the script). Off: with the cited acceptance (:data:`MTP_ACCEPTANCE_RATE`)
+the B200 SGLang aggregated held-out TPOT goes from 11.4 / 36.3 % (median / p90) to 22.7 / 53.4 % after a
+refit, and no single acceptance improves it (docs/serving.md, "SGLang's speculative decoding"); the
+rows keep plain decoding and the scheduler changes alone (:mod:`validation.public.sglang`)."""
 
-def row_speculation(model: ModelProfile, backend: str, version: str, attention_dp: int) -> Speculation | None:
-    """The MTP speculative decoding a row runs (:data:`MTP_IMAGES`), else None: 3 draft tokens, 1 with
-    attention DP (InferenceX's configuration), each drafted by the model's one MTP layer, a decoder layer
-    like the others (TensorRT-LLM, https://nvidia.github.io/TensorRT-LLM/blogs/tech_blog/blog1_Pushing_Latency_Boundaries_Optimizing_DeepSeek-R1_Performance_on_NVIDIA_B200_GPUs.html:
+
+def row_speculation(
+    model: ModelProfile, backend: str, version: str, attention_dp: int, script: Script | None = None
+) -> Speculation | None:
+    """The speculative decoding a row runs, else None.
+
+    TensorRT-LLM (:data:`MTP_IMAGES`): MTP with 3 draft tokens, 1 with attention DP (InferenceX's
+    configuration), each drafted by the model's one MTP layer, a decoder layer like the others
+    (TensorRT-LLM, https://nvidia.github.io/TensorRT-LLM/blogs/tech_blog/blog1_Pushing_Latency_Boundaries_Optimizing_DeepSeek-R1_Performance_on_NVIDIA_B200_GPUs.html:
     "1x Multi-Tokens Prediction (MTP) layer (MoE-architecture equivalent)"), so a draft step costs
-    1 / n_layers of a decoding step (the output head's share understated)."""
+    1 / n_layers of a decoding step (the output head's share understated).
+
+    SGLang (an InferenceX script whose ``speculative`` is set, :attr:`Script.speculative_flags`): EAGLE,
+    or NEXTN, which SGLang runs as EAGLE with the model's own MTP (NextN) layer as the draft model
+    (``ServerArgs._handle_speculative_decoding``; GLM-5's and Qwen3.5's scripts give no draft model, so
+    EAGLE loads the checkpoint's MTP layer too). ``EAGLEWorker``
+    (https://github.com/sgl-project/sglang/blob/main/python/sglang/srt/speculative/eagle_worker.py) runs,
+    per decode iteration, ``--speculative-num-steps`` draft forwards of that one layer and the shared
+    output head at the batch (the draft extend over the accepted tokens and num_steps - 1 draft decodes;
+    the extend's tokens taken as the batch's), then one target forward verifying
+    ``--speculative-num-draft-tokens`` tokens per request (top-k 1: a chain of num_steps drafts and the
+    last verified token), each in its CUDA graph. So k = num_draft_tokens - 1 drafts, a draft step of
+    1 / n_layers of a decode step less its head plus the head (``draft_head``), and the verification
+    over B (k + 1) tokens (:func:`costmodel.closed_loop.loop_parts`). The acceptance is
+    :data:`MTP_ACCEPTANCE_RATE` for every position, the one cited figure for a one-layer MTP draft (an
+    assumption: neither model's acceptance on the benchmark's random prompts is published); a tree
+    (top-k > 1) is refused."""
+    if script is not None and script.speculative is not None:
+        if script.speculative_flags is None:
+            raise CostmodelError(f"the script {script.source} drafts but states no speculative_flags")
+        steps, topk, verified = script.speculative_flags
+        if topk != 1 or verified != steps + 1:
+            raise CostmodelError(f"a speculative tree (top-k {topk}, {verified} draft tokens): not modelled")
+        return Speculation(
+            draft_tokens=steps,
+            acceptance_rate=MTP_ACCEPTANCE_RATE,
+            draft_cost_ratio=1.0 / model.n_layers,
+            draft_head=True,
+        )
     if (backend, version) not in MTP_IMAGES or model.mla is None:  # DeepSeek-V3-architecture models
         return None
     return Speculation(
@@ -419,7 +459,9 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                 isl=isl,
                 osl=osl,
                 reserved_tokens=reserved_tokens(str(backend), isl, osl),
-                speculation=row_speculation(model, str(backend), str(version), int(dp)),
+                speculation=row_speculation(
+                    model, str(backend), str(version), int(dp), script if SGLANG_DRAFTING else None
+                ),
                 # per rank, as the budget: the piecewise CUDA graphs a mixed batch can replay
                 graph_tokens=cuda_graph_tokens(str(backend), script, int(batch), max(budget, int(batch))),
                 poll_iterations=poll,
