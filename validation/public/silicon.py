@@ -46,7 +46,6 @@ measurements), by :func:`fit_loop_params`; ``python -m validation silicon-calibr
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from dataclasses import asdict, replace
@@ -73,6 +72,7 @@ from validation.public.harness import REFERENCE as HARNESS_REFERENCE
 from validation.public.inferencex import (
     CLIENT_ENGINES,
     REQUESTS_PER_CLIENT,
+    Script,
     attention_dp_balance,
     cuda_graph_tokens,
     is_inferencex,
@@ -386,10 +386,12 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
             # the engine's own memory rule and admission (validation/public/engine_memory.py)
             # (SGLang's own rule where the row ran its defaults: aiconfigurator's collection)
             engine = engine_memory(
-                str(backend), engine, defaults=bool((row_harness(rows) == AICONFIGURATOR).all())
+                str(backend),
+                engine,
+                defaults=bool((row_harness(rows) == AICONFIGURATOR).all()),
+                gpu_memory_utilization=None if script is None else script.gpu_memory_utilization,
+                max_num_seqs=_script_max_num_seqs(script, engine.max_batch_size),
             )
-            if script is not None and script.gpu_memory_utilization is not None:
-                engine = dataclasses.replace(engine, usable_fraction=script.gpu_memory_utilization)
             isl, osl = rows["isl"].to_numpy(float), rows["osl"].to_numpy(float)
             clients = rows["concurrency"].to_numpy(float)
             poll = np.ones_like(clients)
@@ -425,6 +427,14 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     identity = table.drop(columns=[c for c in (*MEASURED, "reason") if c in table.columns])
     table["split"] = np.where(calibration_mask(identity), "calibration", "held-out")
     return table, groups
+
+
+def _script_max_num_seqs(script: Script | None, clients: int) -> int | None:
+    """vLLM's ``--max-num-seqs`` of the row's script (its ``clients`` where the script passes ``$CONC``),
+    None where it sets none (the engine's default)."""
+    if script is None or script.max_num_seqs is None:
+        return None
+    return int(clients) if script.max_num_seqs == "clients" else int(script.max_num_seqs)
 
 
 def _script_columns(filled: pd.DataFrame) -> pd.DataFrame:
