@@ -45,10 +45,13 @@ the three, so that only ``step_overhead_s`` + ``overlapped_host_s`` is then dete
 
 **Waves.** A benchmark starts all C clients at once: its first C prompts arrive together and are
 prefilled first come first served at the prompt budget. With a prompt budget of P
-tokens per iteration, the i-th of the R admitted prompts is done after the (i - 1) prompts ahead of it
-and its own ceil(isl / P) chunks, (i - 1) isl / P + ceil(isl / P) iterations; the wave's mean is
-(R - 1) isl / (2 P) + ceil(isl / P) iterations (exact when isl is a whole number of budgets, within one
-iteration otherwise), each carrying min(R isl, P) prompt tokens beside the steady state's decodes (more
+tokens per iteration, the prompts are packed into iterations in order (a chunk of the next prompt fills
+what is left of an iteration), and a prompt's first token comes with the end of the iteration that holds
+its last token: the i-th of the R admitted prompts after ceil(i isl / P) iterations, the wave's mean over
+i = 1..R (:func:`wave_prefill_iterations`; a wave that fits one iteration waits exactly one, where the
+continuous (R - 1) isl / (2 P) + ceil(isl / P) of sessions before 10 adds (R - 1) isl / (2 P), half the
+wave's prompt work, to every prompt; the two agree when isl is a whole number of budgets), each carrying
+min(R isl, P) prompt tokens beside the steady state's decodes (more
 than the first cycle has: its decodes start as its prompts finish), with no half iteration of wait (the
 engine was idle); clients past R wait for a slot as in the steady state. The benchmark's mean TTFT mixes
 that wave with the steady state: TTFT = (1 - f) TTFT_steady + f TTFT_wave, f = ``burst_fraction``. For a
@@ -61,7 +64,9 @@ A wave also sets its requests' TPOT: its R sequences decode together, with no pr
 decodes, once the wave's prompts are in, so each iteration is a decode-only one of all R. A wave's prompt
 that is done waits for the rest of the wave's prompts before its next token (a prefill-first engine runs
 the wave's prompt iterations before any decode; a mixed one decodes in them, each a wave iteration): on
-average (R + 1) isl / (2 P) - ceil(isl / P) wave iterations, spread over its osl - 1 tokens. The mean TPOT
+average the wave's prompt work R isl / P less the mean iterations to a first token above, in wave
+iterations (the last, partial iteration counted by its share of the budget), spread over its osl - 1
+tokens. The mean TPOT
 is TPOT = (1 - f) iteration + f TPOT_wave; clients past R, admitted R at a time as a wave ends, decode in
 waves alike.
 
@@ -431,7 +436,26 @@ def loop_parts(
         wave_share=None if wave_share is None else _share(wave_share),
         held_iterations=_held(batch_wait, adp_balance, rate=rate, isl=N_in, decodes=D * n, ranks=ranks),
         overlap_host=overlap_host,
+        wave_iterations=wave_prefill_iterations(R, N_in, free),
     )
+
+
+def wave_prefill_iterations(running: npt.ArrayLike, isl: npt.ArrayLike, budget: npt.ArrayLike) -> FloatArray:
+    """Mean iterations until a prompt of a wave of R prompts of ``isl`` tokens has its first token, their
+    prefill packed first come first served at ``budget`` prompt tokens per iteration [iterations]: the
+    i-th prompt is done with the iteration that holds its last token, ceil(i isl / P), and the mean is
+    over i = 1..R (R the whole prompts, at least one). A prompt's first token comes at the end of an
+    iteration, so a wave that fits one iteration waits exactly one, where the continuous form
+    (R - 1) isl / (2 P) + ceil(isl / P) adds (R - 1) isl / (2 P); for isl a whole number of budgets the
+    two agree."""
+    R, N_in, P = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (running, isl, budget)))
+    whole = np.maximum(np.floor(R), 1.0)
+    if whole.size == 0:
+        return np.zeros(whole.shape)
+    i = np.arange(1.0, float(np.max(whole)) + 1.0)
+    done = np.ceil(i * (N_in / P)[..., None] - 1e-9)  # the iteration holding prompt i's last token
+    counted = i <= whole[..., None]
+    return np.asarray(np.sum(np.where(counted, done, 0.0), axis=-1) / whole)
 
 
 def _held(
@@ -502,6 +526,10 @@ class LoopParts:
     overlap_host: bool = False
     """Whether the host's work of an iteration (``step_overhead_s``) overlaps the GPU's work of the previous
     one, so an iteration lasts max(kernels, host) rather than their sum (:meth:`step_s`)."""
+    wave_iterations: FloatArray | None = None
+    """Mean wave iterations until an admitted prompt of a wave has its first token, the mean over i = 1..R
+    of ceil(i isl / P) (:func:`wave_prefill_iterations`); None: the continuous (R - 1) isl / (2 P) +
+    ceil(isl / P)."""
 
     def step_s(self, kernels_s: npt.ArrayLike, params: LoopParams) -> FloatArray:
         """One iteration whose kernels take ``kernels_s`` [s], with the host's work: ``step_overhead_s`` on
@@ -575,11 +603,14 @@ class LoopParts:
     def wave_tpot_s(self, params: LoopParams) -> FloatArray:
         """Mean time per decode iteration of a wave's requests, its wait spread over them [s] (per token
         without speculative decoding): the R admitted ones decode together in decode-only iterations of R
-        after waiting (R + 1) isl / (2 P) - ceil(isl / P) wave iterations on average for the rest of the
-        wave's prompts, spread over their (osl - 1) / E iterations. Clients past R are admitted as a wave
-        ends, R at a time, so their waves are alike."""
+        after waiting R isl / P less their mean :attr:`wave_iterations` wave iterations on average for the
+        rest of the wave's prompts, spread over their (osl - 1) / E iterations. Clients past R are
+        admitted as a wave ends, R at a time, so their waves are alike."""
         decode = self.decode_only_s if self.wave_decode_s is None else self.wave_decode_s
-        wait = np.maximum((self.running + 1.0) * self.isl / (2.0 * self.prompt_budget) - self.chunks, 0.0)
+        if self.wave_iterations is None:
+            wait = np.maximum((self.running + 1.0) * self.isl / (2.0 * self.prompt_budget) - self.chunks, 0.0)
+        else:  # the wave's prompt work left once a prompt is done, R isl / P less its own iterations
+            wait = np.maximum(self.running * self.isl / self.prompt_budget - self.wave_iterations, 0.0)
         iterations = (self.osl - 1.0) / self.tokens_per_iteration
         return np.asarray(
             self.step_s(decode, params) + wait * self.step_s(self._wave_s(params), params) / iterations
@@ -587,13 +618,17 @@ class LoopParts:
 
     def wave_ttft_s(self, params: LoopParams, steady: FloatArray | None = None) -> FloatArray:
         """Mean TTFT of a wave of every client's prompt arriving at once [s] (the benchmark's first cycle):
-        the R admitted prompts prefilled first come first served, (R - 1) isl / (2 P) + ceil(isl / P)
-        wave iterations on average, P the prompt budget; clients past R pay the steady state's TTFT, and at
-        least the admitted prompts' mean: they arrived with the wave and wait for its slots to free, so more
-        clients than slots never lower a wave's mean TTFT (``steady``: :meth:`steady_ttft_s` of ``params``
-        where the caller has it)."""
+        the R admitted prompts prefilled first come first served, the mean over i = 1..R of ceil(i isl / P)
+        wave iterations (:attr:`wave_iterations`), P the prompt budget; clients past R pay the steady
+        state's TTFT, and at least the admitted prompts' mean: they arrived with the wave and wait for its
+        slots to free, so more clients than slots never lower a wave's mean TTFT (``steady``:
+        :meth:`steady_ttft_s` of ``params`` where the caller has it)."""
         running, clients = self.running, self.concurrency / self.ranks
-        iterations = (running - 1.0) * self.isl / (2.0 * self.prompt_budget) + self.chunks
+        iterations = (
+            (running - 1.0) * self.isl / (2.0 * self.prompt_budget) + self.chunks
+            if self.wave_iterations is None
+            else self.wave_iterations
+        )
         admitted = params.request_overhead_s + iterations * self.step_s(self._wave_s(params), params)
         # the lagging first token comes with the next iterations' outputs: the wave's decodes
         decode = self.decode_only_s if self.wave_decode_s is None else self.wave_decode_s

@@ -69,7 +69,7 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
   beyond, the i-th waits for ceil(i / k) full passes, (G / k + 1) / 2 of them on average (k, s_k as in
   :func:`prefill_wait`). That replaces the steady state's wait and pass for those requests, so
   TTFT = TTFT_steady + f max(wave prefill - (wait + s(n)), 0): the same mix of steady state and wave as
-  the aggregated loop's (its wave: (R - 1) isl / (2 P) + ceil(isl / P) iterations), with the same f.
+  the aggregated loop's (its wave: the mean over i = 1..R of ceil(i isl / P) iterations), with the same f.
 
 - **Attention data parallelism** (``attention_dp`` = r ranks in a pool's :class:`costmodel.specs.Deployment`,
   as SGLang's DP attention and TensorRT-LLM's ``enable_attention_dp`` run it in either pool): each rank of a

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from loops import assert_paid_where_prompts_are, llama_3_8b_h100
 
-from costmodel.closed_loop import LoopParams, LoopParts, Speculation, closed_loop, loop_parts
+from costmodel.closed_loop import (
+    LoopParams,
+    LoopParts,
+    Speculation,
+    closed_loop,
+    loop_parts,
+    wave_prefill_iterations,
+)
 from costmodel.errors import CostmodelError
 from costmodel.serving import Engine
 
@@ -127,18 +134,60 @@ def test_clients_past_the_running_limit_wait_for_a_slot_in_a_wave_too() -> None:
     assert float(parts.wave_ttft_s(params)) == pytest.approx((4 * 2.5 * 0.2 + 2 * steady) / 6, rel=1e-12)
 
 
-def test_a_wave_is_within_one_iteration_of_exact_packing(engine: Engine) -> None:
-    """Prompts packed first come first served at P prompt tokens per iteration: the i-th is done after
-    ceil(i isl / P) iterations. The model's mean, (R - 1) isl / 2P + ceil(isl / P), lies within one
-    iteration of the exact mean either way."""
+def _packed_first_tokens(prompts: int, isl: int, budget: int) -> list[int]:
+    """An engine's chunked prefill, token by token: each iteration takes up to ``budget`` prompt tokens
+    from the prompts in order; a prompt's first token comes with the iteration that took its last token.
+    The iteration of each prompt's first token (an oracle for wave_prefill_iterations)."""
+    left, done, iteration = [isl] * prompts, [0] * prompts, 0
+    while not all(done):
+        iteration, room = iteration + 1, budget
+        for k in range(prompts):
+            if left[k] and room:
+                take = min(left[k], room)
+                left[k], room = left[k] - take, room - take
+                if not left[k]:
+                    done[k] = iteration
+    return done
+
+
+def test_a_wave_is_exact_packing(engine: Engine) -> None:
+    """Prompts packed first come first served at P prompt tokens per iteration: the wave's mean TTFT in
+    wave iterations is the mean iteration of a first token in a token-by-token packing (an independent
+    oracle), whatever the prompt's length against the budget."""
     clients = np.array([1, 3, 8, 17, 40])
     for isl in (100, 3000, 8000, 20000):
         parts = loop_parts(engine, concurrency=clients, isl=isl, osl=64)
         assert np.all(parts.running == clients)  # every client admitted: the wave is all of them
         wave = parts.wave_ttft_s(LoopParams()) / parts.wave_s
         for n, model, budget in zip(clients, wave, parts.prompt_budget, strict=True):
-            exact = np.mean(np.ceil(np.arange(1, n + 1) * isl / budget))
-            assert exact - 1.0 < model < exact + 1.0
+            oracle = np.mean(_packed_first_tokens(int(n), isl, int(budget)))
+            assert float(model) == pytest.approx(oracle, rel=1e-12)
+
+
+def test_wave_prefill_iterations_by_hand() -> None:
+    """Eight prompts of 1024 tokens fill one 8192-token iteration: every first token after exactly one
+    (the continuous form said 1.44); sixteen take two, 1.5 on average; prompts of two whole budgets agree
+    with the continuous form, (R - 1) isl / (2 P) + ceil(isl / P) = R + 1; a fractional R counts its whole
+    prompts, and at least one."""
+    assert float(wave_prefill_iterations(8, 1024, 8192)) == 1.0
+    assert float(wave_prefill_iterations(16, 1024, 8192)) == 1.5
+    for prompts in (1, 2, 5, 9):
+        assert float(wave_prefill_iterations(prompts, 16384, 8192)) == prompts + 1
+    np.testing.assert_array_equal(wave_prefill_iterations([2.9, 0.5], 8192, 8192), [1.5, 1.0])
+
+
+def test_a_wave_ends_with_its_prompt_work(engine: Engine) -> None:
+    """A wave's requests finish together: the mean TTFT plus the osl - 1 TPOTs of a wave is the wave's
+    prompt work, R isl / P wave iterations (the last, partial one by its share), then osl - 1 decode-only
+    iterations of all R, whatever the packing, once the wave spans more than one iteration."""
+    clients, osl = np.array([8, 17, 40]), 64
+    for isl in (3000, 8000, 20000):
+        parts = loop_parts(engine, concurrency=clients, isl=isl, osl=osl)
+        params = LoopParams()
+        whole = parts.wave_ttft_s(params) + (osl - 1) * parts.wave_tpot_s(params)
+        work = parts.running * isl / parts.prompt_budget
+        assert np.all(work >= parts.wave_iterations)
+        np.testing.assert_allclose(whole, work * parts.wave_s + (osl - 1) * parts.wave_decode_s, rtol=1e-12)
 
 
 def test_ttft_grows_with_clients_and_prompt_and_is_at_least_one_prefill(engine: Engine) -> None:

@@ -11,11 +11,13 @@ import pytest
 from costmodel.memory import replica_memory
 from costmodel.serving import Engine
 from validation.public.engine_memory import (
+    VLLM_MAX_NUM_SEQS,
     engine_memory,
     kv_dtype,
     reserved_tokens,
     sglang_cuda_graph_max_bs,
     sglang_mem_fraction_static,
+    vllm_sampler_peak_bytes,
 )
 
 
@@ -24,11 +26,48 @@ def engine() -> Engine:
     return Engine.build("llama-3-70b", "h100-sxm", weight_dtype="fp8", tp=2, max_batched_tokens=8192)
 
 
-def test_vllm_and_sglang_keep_nine_tenths_of_the_device(engine: Engine) -> None:
-    """vLLM's gpu_memory_utilization default 0.9 of the whole device (SGLang's rows whose script's own
-    setting is not known, InferenceX's, take the same; its own rule applies with ``defaults``)."""
-    for backend in ("vllm", "sglang"):
-        assert engine_memory(backend, engine).usable_fraction == 0.9
+def test_sglang_without_its_own_rule_keeps_nine_tenths_of_the_device(engine: Engine) -> None:
+    """SGLang's rows whose script's own setting is not known (InferenceX's) take vLLM's
+    gpu_memory_utilization default, 0.9 of the whole device; its own rule applies with ``defaults``."""
+    assert engine_memory("sglang", engine).usable_fraction == 0.9
+    assert engine_memory("sglang", engine, gpu_memory_utilization=0.95).usable_fraction == 0.95
+
+
+def test_vllm_sampler_peak_is_the_measured_profile_peak() -> None:
+    """The sampler pass of vLLM's profile run at its defaults (1024 dummy requests): Llama-3's 128,256-token
+    vocabulary gives 4.77 GiB, Qwen3's 151,936 5.65 GiB, gpt-oss's 201,088 7.47 GiB, within 2 % of the torch
+    peaks vLLM 0.11 logs on an H100 (4.76-4.84, 5.56-5.64, 7.38 GiB; engine_memory's docstring); fewer
+    sequences, or a token budget below them, shrink it in proportion."""
+    gib = 2.0**30
+    for vocab, measured in ((128_256, 4.80), (151_936, 5.60), (201_088, 7.38)):
+        assert vllm_sampler_peak_bytes(vocab, 1024, 8192) / gib == pytest.approx(measured, rel=0.02)
+    assert vllm_sampler_peak_bytes(128_256, 256, 8192) == pytest.approx(
+        vllm_sampler_peak_bytes(128_256, 1024, 8192) / 4
+    )
+    assert vllm_sampler_peak_bytes(128_256, 1024, 512) == vllm_sampler_peak_bytes(128_256, 512, 8192)
+
+
+def test_vllm_cache_is_its_share_less_weights_and_the_profile_peak(engine: Engine) -> None:
+    """vLLM's cache = gpu_memory_utilization x device - weights - the profile run's peak, the larger of
+    the forward pass's activations and the sampler's; the peak does not shrink with TP (every rank holds
+    the gathered logits), so a wider engine loses the same bytes per GPU."""
+    memory = float(engine.hardware.memory_bytes)
+    device = engine.replica_memory()
+    sampler = vllm_sampler_peak_bytes(engine.model.vocab_size, VLLM_MAX_NUM_SEQS, 8192)
+    assert sampler > float(device.activation_bytes)  # the sampler sets the peak at the defaults
+    vllm = engine_memory("vllm", engine)
+    room = vllm.usable_fraction * memory - float(device.weight_bytes + device.activation_bytes)
+    assert room == pytest.approx(0.9 * memory - float(device.weight_bytes) - sampler, rel=1e-9)
+    # the script's own share and max_num_seqs: more sequences, a smaller cache; more share, a larger one
+    fewer = engine_memory("vllm", engine, max_num_seqs=64).kv_capacity_tokens()
+    assert fewer > vllm.kv_capacity_tokens()
+    assert engine_memory("vllm", engine, gpu_memory_utilization=0.95).kv_capacity_tokens() > fewer
+    wide = dataclasses.replace(engine, deployment=engine.deployment.model_copy(update={"tp": 4}))
+    wide_device = wide.replica_memory()
+    wide_room = engine_memory("vllm", wide).usable_fraction * memory - float(
+        wide_device.weight_bytes + wide_device.activation_bytes
+    )
+    assert wide_room == pytest.approx(0.9 * memory - float(wide_device.weight_bytes) - sampler, rel=1e-9)
 
 
 def test_tensorrt_llm_keeps_nine_tenths_of_what_is_free(engine: Engine) -> None:

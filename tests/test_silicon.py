@@ -539,7 +539,11 @@ def test_an_inferencex_row_runs_its_scripts_kv_and_expert_formats(tmp_path: Path
         efficiency=hardware.efficiency.model_copy(update={"kernel_engine": "vllm"}),
     )  # fmt: skip
     expected = closed_loop(
-        engine_memory("vllm", engine), concurrency=clients, isl=isl, osl=osl, graph_tokens=2048
+        engine_memory("vllm", engine, max_num_seqs=512),
+        concurrency=clients,
+        isl=isl,
+        osl=osl,
+        graph_tokens=2048,
     )
     assert predicted.predicted_tpot_ms == pytest.approx(float(expected.tpot_s) * 1e3, rel=1e-12)
     assert predicted.predicted_ttft_ms == pytest.approx(float(expected.ttft_s) * 1e3, rel=1e-12)

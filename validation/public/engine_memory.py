@@ -8,7 +8,18 @@ is each engine's own memory rule at its defaults, applied here to the row's engi
 - **vLLM**: ``gpu_memory_utilization`` 0.9 of the device's memory for weights, activations and the cache
   (https://docs.vllm.ai/en/latest/configuration/engine_args.html); a request takes blocks as its context
   grows (admitted while its prompt's blocks are free, the newest preempted when blocks run out), so a
-  running sequence holds isl + osl / 2 tokens on average.
+  running sequence holds isl + osl / 2 tokens on average. The activations are what vLLM's profile run
+  peaked at, and the cache is what is left (``Worker.determine_available_memory``: requested memory less
+  weights, the torch peak and non-torch memory). The profile run is a forward pass of
+  ``max_num_batched_tokens`` tokens and then a sampler pass over ``min(max_num_seqs,
+  max_num_batched_tokens)`` dummy requests (``GPUModelRunner.profile_run`` / ``_dummy_sampler_run``,
+  https://github.com/vllm-project/vllm/blob/main/vllm/v1/worker/gpu_model_runner.py), whose full-vocabulary
+  logits every TP rank holds (gathered) in fp32, with the sampler's sort, softmax and cumulative sums over
+  them: :func:`vllm_sampler_peak_bytes`, :data:`VLLM_SAMPLER_BYTES_PER_LOGIT` per logit, with
+  ``max_num_seqs`` 1024 by default on GPUs of 70 GiB or more (``EngineArgs.get_batch_defaults``,
+  https://github.com/vllm-project/vllm/blob/main/vllm/engine/arg_utils.py). At those defaults the sampler,
+  not the forward pass, sets the peak: 4.8-7.4 GiB per GPU at any TP, against the forward pass's
+  0.16-0.8 GiB (:func:`engine_memory` takes the larger).
 - **SGLang**: its default ``mem_fraction_static`` is (memory - reserved) / memory for weights and cache,
   reserved [MiB] = max(512 + 1.5 max(chunked_prefill_size, 2048) + 2 cuda_graph_max_bs + 1024 tp pp / 8,
   10240) on devices of more than 60 GiB, with ``cuda_graph_max_bs`` 256 below tp 4 and 512 from it below
@@ -49,6 +60,18 @@ from costmodel.serving import Engine
 MIB = 2**20
 VLLM_GPU_MEMORY_UTILIZATION = 0.9
 """vLLM's default share of device memory for weights, activations and the KV cache."""
+VLLM_MAX_NUM_SEQS = 1024
+"""vLLM's default ``max_num_seqs`` on GPUs of 70 GiB or more other than the A100 (the API server's and the
+``LLM`` class's, ``EngineArgs.get_batch_defaults``): the dummy requests of its profile run's sampler pass."""
+VLLM_SAMPLER_BYTES_PER_LOGIT = 39.0
+"""Device bytes per (request, vocabulary entry) at the peak of vLLM's profile-run sampler pass [B]: the
+logits in the model's dtype and in fp32, the sort's values (fp32) and indices (int64) of top-k / top-p, the
+softmax and its cumulative sum (fp32), masks and the random draw: 2 + 4 + 4 + 8 + 4 + 4 + ... ~ 30-40 B.
+Measured: vLLM 0.11's torch peak of the profile run on an H100 at its defaults (max_num_seqs 1024,
+8192-token budget) is 4.76 GiB for Llama-3.1-8B and 4.84 GiB for Llama-3.3-70B fp8 at tp 2 (vocabulary
+128,256), 5.56 GiB for Qwen3-0.6B and 5.64 GiB for Qwen3-32B at tp 1 and tp 2 alike (151,936), 7.38 GiB for
+gpt-oss-20b and -120b (201,088): 38.5-39.6 B per logit, whatever the model's size or TP
+(https://github.com/llm-d/llm-d-benchmark/blob/main/config_explorer/empirical-vllm-memory-results.md)."""
 TRTLLM_FREE_GPU_MEMORY_FRACTION = 0.9
 """TensorRT-LLM's default share of the memory left free after weights and activations for the cache."""
 KV_FP8_ENGINES: frozenset[str] = frozenset({"trtllm"})
@@ -94,18 +117,46 @@ def sglang_mem_fraction_static(
     return max(round((memory_mib - reserved) / memory_mib, 3), 0.0)
 
 
+def vllm_sampler_peak_bytes(vocab_size: int, max_num_seqs: int, max_num_batched_tokens: int) -> float:
+    """Device bytes at the peak of vLLM's profile-run sampler pass [B]: min(``max_num_seqs``,
+    ``max_num_batched_tokens``) dummy requests x ``vocab_size`` logits x
+    :data:`VLLM_SAMPLER_BYTES_PER_LOGIT`, on every TP rank (module docstring)."""
+    requests = min(int(max_num_seqs), int(max_num_batched_tokens))
+    return float(requests) * float(vocab_size) * VLLM_SAMPLER_BYTES_PER_LOGIT
+
+
 def kv_dtype(backend: str, gemm_quant_mode: str) -> str:
     """The KV cache format of a row's deployment: fp8 on :data:`KV_FP8_ENGINES` with quantized weights,
     else bf16 (the engines' ``auto``, the model's dtype)."""
     return "fp8" if backend in KV_FP8_ENGINES and gemm_quant_mode in QUANTIZED_LABELS else "bf16"
 
 
-def engine_memory(backend: str, engine: Engine, *, defaults: bool = False) -> Engine:
+def engine_memory(
+    backend: str,
+    engine: Engine,
+    *,
+    defaults: bool = False,
+    gpu_memory_utilization: float | None = None,
+    max_num_seqs: int | None = None,
+) -> Engine:
     """``engine`` with the share of device memory its ``backend`` keeps for weights, activations and the
     KV cache (:class:`costmodel.serving.Engine`'s ``usable_fraction``). ``defaults``: the row ran the
     engine at its defaults (aiconfigurator's collection), so SGLang's own ``mem_fraction_static`` rule
-    applies; else SGLang takes vLLM's 0.9 (module docstring)."""
+    applies; else SGLang takes vLLM's 0.9 (module docstring). vLLM: its ``gpu_memory_utilization``
+    (default :data:`VLLM_GPU_MEMORY_UTILIZATION`) less what its profile run's sampler pass peaks at above
+    the forward pass's activations (:func:`vllm_sampler_peak_bytes`, ``max_num_seqs`` default
+    :data:`VLLM_MAX_NUM_SEQS`), which the engine's own sizing does not count."""
     memory = float(engine.hardware.memory_bytes)
+    if backend == "vllm":
+        share = VLLM_GPU_MEMORY_UTILIZATION if gpu_memory_utilization is None else gpu_memory_utilization
+        forward = float(np.max(engine.replica_memory().activation_bytes))
+        sampler = vllm_sampler_peak_bytes(
+            engine.model.vocab_size,
+            VLLM_MAX_NUM_SEQS if max_num_seqs is None else max_num_seqs,
+            engine.rank_batched_tokens,
+        )
+        usable = share - max(sampler - forward, 0.0) / memory
+        return dataclasses.replace(engine, usable_fraction=min(max(usable, 1e-6), 1.0))
     if backend == "sglang" and defaults:
         dep = engine.deployment
         dp = int(dep.attention_dp)
@@ -122,8 +173,9 @@ def engine_memory(backend: str, engine: Engine, *, defaults: bool = False) -> En
         device = engine.replica_memory()
         usable = static + float(np.max(device.activation_bytes)) / memory
         return dataclasses.replace(engine, usable_fraction=min(max(usable, 1e-6), 1.0))
-    if backend in ("vllm", "sglang"):
-        return dataclasses.replace(engine, usable_fraction=VLLM_GPU_MEMORY_UTILIZATION)
+    if backend == "sglang":
+        share = VLLM_GPU_MEMORY_UTILIZATION if gpu_memory_utilization is None else gpu_memory_utilization
+        return dataclasses.replace(engine, usable_fraction=share)
     if backend == "trtllm":
         device = engine.replica_memory()  # what kv_capacity_tokens sizes the cache from
         taken = float(device.weight_bytes + np.max(device.activation_bytes))

@@ -65,7 +65,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -160,6 +160,11 @@ class Script:
     gpu_memory_utilization: float | None = None
     """vLLM's ``--gpu-memory-utilization``: the share of device memory for weights, activations and the
     KV cache (default :data:`validation.public.engine_memory.VLLM_GPU_MEMORY_UTILIZATION`)."""
+    max_num_seqs: int | Literal["clients"] | None = None
+    """vLLM's ``--max-num-seqs`` (``"clients"``: ``$CONC``, the row's clients): the dummy requests of its
+    profile run's sampler pass, which sizes the activations its KV cache is left after
+    (:func:`validation.public.engine_memory.vllm_sampler_peak_bytes`; default
+    :data:`validation.public.engine_memory.VLLM_MAX_NUM_SEQS`)."""
     max_num_tokens: int | Callable[[Run], FloatArray] | None = None
     """TensorRT-LLM's ``--max_num_tokens`` [tokens], a number or a rule of the row
     (:func:`scheduler_flags`)."""
@@ -222,10 +227,12 @@ SCRIPTS: dict[tuple[str, ...], Script] = {
         kv_dtype="fp8",
         expert_activation_dtype="mxfp8",
         cuda_graph_max_tokens=2048,
+        max_num_seqs=512,
     ),
     ("vllm", "openai/gpt-oss-120b", "h100_sxm"): Script(
         f"{REPOSITORY}/c6b96dd0f880da4e11f68d2085e9ababa8d1ba63/benchmarks/gptoss_fp4_h100.sh",
         cuda_graph_max_tokens=2048,
+        max_num_seqs="clients",
     ),
     ("sglang", "deepseek-ai/DeepSeek-R1", "b200_sxm"): Script(
         # dsr1_fp8_b200.sh and dsr1_fp4_b200.sh both launch with --kv-cache-dtype fp8_e4m3 and the same
@@ -256,6 +263,7 @@ SCRIPTS: dict[tuple[str, ...], Script] = {
         f"{REPOSITORY}/bb4c7f9389a89b399fb0bd0090944713baea59e5/benchmarks/70b_fp8_b200_docker.sh",
         kv_dtype="fp8",
         cuda_graph_max_tokens=0,
+        max_num_seqs=512,
     ),
     # MiniMax-M2.5 fp8 on B200: its script's three eras launch bf16 KV at --gpu-memory-utilization 0.95
     # (80fd934, 13453b4) or fp8 KV at 0.90 with 2048-token graphs (8eec0d4, below), undated. The calibration
@@ -287,6 +295,13 @@ SCRIPTS: dict[tuple[str, ...], Script] = {
         kv_dtype="fp8",
         cuda_graph_max_tokens=2048,
         budget_isl_multiple=2,
+        max_num_seqs="clients",
+    ),
+    # MiniMax-M2.5 fp8 on H100: vLLM's defaults where they matter here (0.90, bf16 KV, PIECEWISE graphs,
+    # the default budget) but --max-num-seqs 256, which sizes its profile run's sampler pass
+    ("vllm", "MiniMaxAI/MiniMax-M2.5", "h100_sxm"): Script(
+        f"{REPOSITORY}/8eec0d4ed58b1a7ab659bc8b4038ffddf3452ea2/benchmarks/single_node/fixed_seq_len/minimaxm2.5_fp8_h100.sh",
+        max_num_seqs=256,
     ),
     # TensorRT-LLM
     ("trtllm", "meta-llama/Llama-3.1-70B", "b200_sxm", "fp8"): Script(

@@ -46,7 +46,6 @@ measurements), by :func:`fit_loop_params`; ``python -m validation silicon-calibr
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from dataclasses import asdict, replace
@@ -442,10 +441,12 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
             # the engine's own memory rule and admission (validation/public/engine_memory.py)
             # (SGLang's own rule where the row ran its defaults: aiconfigurator's collection)
             engine = engine_memory(
-                str(backend), engine, defaults=bool((row_harness(rows) == AICONFIGURATOR).all())
+                str(backend),
+                engine,
+                defaults=bool((row_harness(rows) == AICONFIGURATOR).all()),
+                gpu_memory_utilization=None if script is None else script.gpu_memory_utilization,
+                max_num_seqs=_script_max_num_seqs(script, engine.max_batch_size),
             )
-            if script is not None and script.gpu_memory_utilization is not None:
-                engine = dataclasses.replace(engine, usable_fraction=script.gpu_memory_utilization)
             isl, osl = rows["isl"].to_numpy(float), rows["osl"].to_numpy(float)
             clients = rows["concurrency"].to_numpy(float)
             poll = np.ones_like(clients)
@@ -503,14 +504,22 @@ def repeated_measurement(table: pd.DataFrame) -> npt.NDArray[np.intp]:
     precision). The sample holds one benchmark run more than once: its result file and the database dump
     of the same run, and files that re-export other runs
     (:data:`validation.public.inferencex.REEXPORTED_FILES`); 1,091 of its 2,969 rows repeat another's
-    measurement. Equality of two measurements is all this looks
-    at, never their size or any prediction."""
+    measurement. Equality of two measurements is all this looks at, never their size or any
+    prediction."""
     keys = table[list(REPEAT_KEYS)].astype(str)
     keys = keys.assign(
         ttft=table["silicon_ttft_ms"].round(2).astype(str),
         tpot=table["silicon_tpot_ms"].round(2).astype(str),
     )
     return np.asarray(keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup().to_numpy())
+
+
+def _script_max_num_seqs(script: Script | None, clients: int) -> int | None:
+    """vLLM's ``--max-num-seqs`` of the row's script (its ``clients`` where the script passes ``$CONC``),
+    None where it sets none (the engine's default)."""
+    if script is None or script.max_num_seqs is None:
+        return None
+    return int(clients) if script.max_num_seqs == "clients" else int(script.max_num_seqs)
 
 
 def _script_columns(filled: pd.DataFrame) -> pd.DataFrame:
