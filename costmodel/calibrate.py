@@ -431,6 +431,7 @@ def calibrate_measurements(
     costmodel_revision: str,
     transfer: Mapping[str, str] = TRANSFER_RULE,
     known_hardware: Sequence[str] | None = None,
+    pool: bool = True,
 ) -> CalibrationOutcome:
     """Fit every group of ``measurements`` and build one :class:`KernelCalibration` per device.
 
@@ -445,7 +446,8 @@ def calibrate_measurements(
     skipped: list[str] = []
     own = len(measurements.groups)
     by_rows: dict[int, dict[str, float]] = {}  # id(measured_s) -> fitted: a one-key pool is not refit
-    for i, group in enumerate([*measurements.groups, *_pooled(measurements.groups)]):
+    pooled = _pooled(measurements.groups) if pool else []
+    for i, group in enumerate([*measurements.groups, *pooled]):
         family = family_name(group.family)
         values = by_rows.get(id(group.measured_s)) if i >= own else None
         if values is None:
@@ -631,6 +633,7 @@ def calibrate_from(
     reader: Callable[[Path], Measurements] | None = None,
     families: Sequence[str] | None = None,
     hardware: Sequence[str] | None = None,
+    keys: Sequence[str] | None = None,
 ) -> tuple[list[Path], CalibrationOutcome]:
     """Read a measurement folder, fit every group on its calibration rows, write overlays to ``out_dir``.
 
@@ -638,7 +641,9 @@ def calibrate_from(
     of the other families already in an overlay of ``out_dir`` are kept, and the record then describes the
     latest fit (its ``rows`` name every family's row count). ``hardware`` (profile names) limits the fit to
     those measured devices (and the devices the transfer rule feeds from them); other overlays stay as they
-    are.
+    are. ``keys`` (parameter-key prefixes, e.g. ``"fp8_block:"``) limits the fit to the keys that start with
+    one of them: every other key of the family in an overlay of ``out_dir`` is kept as it is, and the pooled
+    keys (per dtype, per engine) are not refit, since their rows are the union of keys not all refit.
     """
     import dataclasses
     import datetime as dt
@@ -662,12 +667,17 @@ def calibrate_from(
         measurements = dataclasses.replace(
             measurements, groups=[g for g in measurements.groups if g.hardware in hardware]
         )
+    if keys is not None:
+        wanted = tuple(keys)
+        measurements = dataclasses.replace(
+            measurements, groups=[g for g in measurements.groups if g.key.startswith(wanted)]
+        )
     if not measurements.groups:
         raise CostmodelError(f"no calibration rows with a kernel model under {root}")
     outcome = calibrate_measurements(
-        measurements, date=dt.date.today().isoformat(), costmodel_revision=git_revision()
+        measurements, date=dt.date.today().isoformat(), costmodel_revision=git_revision(), pool=keys is None
     )
-    if families is not None or hardware is not None:
+    if families is not None or hardware is not None or keys is not None:
         refitted = families if families is not None else [family_name(g.family) for g in measurements.groups]
         for name, calibration in list(outcome.calibrations.items()):
             path = Path(out_dir) / f"{name}.yaml"
@@ -676,6 +686,13 @@ def calibrate_from(
                 continue
             kept = {f: p for f, p in old.params.items() if f not in refitted}
             rows = {f: n for f, n in old.record.rows.items() if f not in refitted} | calibration.record.rows
+            if keys is not None:  # the refitted families keep their other keys, and their row counts
+                kept |= {
+                    f: {**old.params.get(f, {}), **calibration.params.get(f, {})}
+                    for f in set(refitted) & (set(old.params) | set(calibration.params))
+                }
+                calibration = calibration.model_copy(update={"params": {}})
+                rows = dict(old.record.rows)
             outcome.calibrations[name] = KernelCalibration(
                 params=kept | calibration.params,
                 record=calibration.record.model_copy(update={"rows": rows}),

@@ -933,6 +933,13 @@ def calibrate(
         list[str] | None,
         typer.Option(help="Fit only this measured device (repeatable); other devices' overlays are kept."),
     ] = None,
+    key: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Fit only the parameter keys starting with this prefix (repeatable, e.g. fp8_block:); the "
+            "family's other keys in OUT are kept and its pooled keys are not refit."
+        ),
+    ] = None,
     transfer_only: Annotated[
         bool,
         typer.Option(
@@ -952,14 +959,14 @@ def calibrate(
     from costmodel.calibrate import CalibrationOutcome, calibrate_from, transfer_overlays
 
     if transfer_only:
-        if source is not None or family or hardware:
-            raise CostmodelError("--transfer-only fits nothing: drop --from, --family and --hardware")
+        if source is not None or family or hardware or key:
+            raise CostmodelError("--transfer-only fits nothing: drop --from, --family, --hardware and --key")
         paths, moved = transfer_overlays(out_dir)
         outcome = CalibrationOutcome(moved)
     elif source is None:
         raise CostmodelError("--from: missing; give the measurement folder, or --transfer-only")
     else:
-        paths, outcome = calibrate_from(source, out_dir, families=family, hardware=hardware)
+        paths, outcome = calibrate_from(source, out_dir, families=family, hardware=hardware, keys=key)
     for name, calibration in outcome.calibrations.items():
         record = calibration.record
         how = f"from {record.transferred_from}" if record.transferred_from else f"rows {record.rows}"

@@ -501,3 +501,110 @@ def test_intermediates_share_the_weights_hit_rate_when_the_weights_stream_betwee
     cold = moe.breakdown(L40S, dataclasses.replace(one, cache_fraction=0.0), num_tokens=T, **shape).memory_s
     np.testing.assert_allclose(warm[1:], cold[1:], rtol=0.01)
     assert warm[0] < 0.6 * cold[0]  # one token: two experts (44 MB) and their intermediates fit
+
+
+def _gate_oracle(tokens: int, topk: int, experts: int, ep: int, groups: int, kept: int) -> tuple[float, ...]:
+    """Independent oracle: the collector's balanced logits (softmax of each token's one-hot picks) through
+    DeepSeek-V3's noaux_tc gate in plain floats, token by token: sigmoid scores (zero bias), a group scores its
+    two best, the ``kept`` best groups (ties to the lower index), then the top-k of their experts."""
+    stride = -(-experts // topk)
+    counts = [0] * experts
+    size = experts // groups
+    for t in range(tokens):
+        hot = [0] * experts
+        for i in range(topk):
+            position = t + i * stride if tokens >= stride else t * stride / tokens + i * stride
+            hot[int(position) % experts] += 1
+        norm = sum(np.exp(h) for h in hot)
+        score = [1.0 / (1.0 + np.exp(-np.exp(h) / norm)) for h in hot]
+        group_score = [sum(sorted(score[g * size : (g + 1) * size])[-2:]) for g in range(groups)]
+        chosen = sorted(range(groups), key=lambda g: (-group_score[g], g))[:kept]
+        allowed = [e for g in chosen for e in range(g * size, (g + 1) * size)]
+        for e in sorted(allowed, key=lambda e: (-score[e], e))[:topk]:
+            counts[e] += 1
+    local = counts[: experts // ep]
+    return float(sum(local)), float(max(sum(c > 0 for c in local), 1)), float(max(local))
+
+
+@pytest.mark.parametrize(
+    ("tokens", "topk", "experts", "ep"),
+    [(1, 8, 256, 1), (3, 8, 256, 64), (40, 8, 256, 2), (300, 8, 256, 8), (100, 8, 160, 4), (50, 4, 128, 2),
+     (33, 1, 16, 2), (7, 6, 256, 16)],
+)  # fmt: skip
+def test_group_limited_gate_matches_a_token_by_token_oracle(
+    tokens: int, topk: int, experts: int, ep: int
+) -> None:
+    assert moe.group_limited_balanced_load(tokens, topk, experts, ep, 8, 4) == _gate_oracle(
+        tokens, topk, experts, ep, 8, 4
+    )
+
+
+def test_group_limited_gate_packs_top8_of_256_onto_the_lower_half() -> None:
+    """Top-8 of 256 experts puts one pick in each of the 8 groups of 32: every group scores alike, the tie
+    keeps groups 0-3 (experts 0-127), and the four missing picks go to their lowest experts (1-4 at one
+    token). EP 2 rank 0 then holds all the pairs, as the TensorRT-LLM min-latency tables measure (EP 1 and
+    EP 2 take the same time), and one token touches 8, 8, 6, 5, 5, 5, 4, 2, 1 experts at EP 1-256."""
+    touched = [
+        moe.group_limited_balanced_load(1, 8, 256, ep, 8, 4)[1] for ep in (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    ]
+    assert touched == [8, 8, 6, 5, 5, 5, 4, 2, 1]
+    for tokens in (32, 1024, 16384):
+        ep1 = moe.group_limited_balanced_load(tokens, 8, 256, 1, 8, 4)
+        ep2 = moe.group_limited_balanced_load(tokens, 8, 256, 2, 8, 4)
+        assert ep1[0] == ep2[0] == tokens * 8  # every pair is kept, all of them on the lower half
+        assert ep1[2] == tokens  # the tie's filler experts take every token
+
+
+def test_group_limited_gate_leaves_routing_alone_where_the_picks_fit_in_the_kept_groups() -> None:
+    """Top-1 (one group holds the pick) and top-4 of 128 (picks in 4 groups): the gate keeps every pick, so
+    the outcome is the balanced routing's."""
+    for topk, experts in ((1, 16), (4, 128)):
+        for ep in (1, 2, 4):
+            tokens = np.array([4.0, 64.0, 1024.0])
+            gated = moe.routing_load(
+                "balanced+group_limited_8_4", tokens=tokens, topk=topk, num_experts=experts, ep_size=ep
+            )
+            plain = moe.routing_load("balanced", tokens=tokens, topk=topk, num_experts=experts, ep_size=ep)
+            np.testing.assert_allclose(gated.pairs, plain.pairs)
+            np.testing.assert_allclose(gated.touched_experts, plain.touched_experts)
+
+
+def test_group_limited_gate_bad_split_is_a_clear_error() -> None:
+    with pytest.raises(CostmodelError, match="equal groups"):
+        moe.routing_load("balanced+group_limited_8_4", tokens=4, topk=2, num_experts=12)
+    with pytest.raises(CostmodelError, match="group_limited"):
+        moe.routing_load("balanced+group_limited_x", tokens=4, topk=2, num_experts=16)
+
+
+def test_min_latency_balanced_rows_route_through_the_gate() -> None:
+    import pandas as pd
+
+    from validation.public.families import moe as adapter
+
+    table = pd.DataFrame(
+        {
+            "kernel_source": [
+                "moe_torch_flow_min_latency",
+                "moe_torch_flow_min_latency",
+                "moe_torch_flow_cutlass",
+            ],
+            "distribution": ["balanced", "power_law_1.2", "balanced"],
+        }
+    )
+    assert list(adapter.routing(table)) == ["balanced+group_limited_8_4", "power_law_1.2", "balanced"]
+
+
+def test_every_expert_held_costs_its_scheduling_step_touched_or_not() -> None:
+    """One token, top-1: one expert touched whatever the experts per GPU; only ``per_local_expert_s`` makes
+    the layer slower with more (untouched) experts held, by exactly that much per expert."""
+    base = dataclasses.replace(moe.default_params(H100, "fp8_block"), cache_bytes=0.0)
+    step = 2e-7
+    held = np.array([8.0, 64.0, 256.0, 512.0])
+    kwargs = {"num_tokens": 1, "hidden_size": 4096, "inter_size": 1024, "topk": 1, "num_experts": held}
+    without = moe.time_s(H100, base, **kwargs)
+    with_walk = moe.time_s(H100, dataclasses.replace(base, per_local_expert_s=step), **kwargs)
+    np.testing.assert_allclose(without, without[0], rtol=1e-12)  # the touched expert's work only
+    np.testing.assert_allclose(with_walk - without, step * held, rtol=1e-9)
+    # expert parallelism divides the held experts, and with them the walk
+    split = moe.time_s(H100, dataclasses.replace(base, per_local_expert_s=step), **{**kwargs, "ep_size": 8})
+    np.testing.assert_allclose(split - without, step * held / 8, rtol=1e-9)

@@ -231,6 +231,41 @@ def test_a_partial_refit_keeps_the_other_families_and_devices(
         calibrate.calibrate_from(data, out, hardware=["a100-80gb"])
 
 
+def test_a_key_refit_keeps_the_familys_other_keys_and_its_pools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--key PREFIX` refits only the keys that start with it: the family's other keys and its pooled keys
+    (whose rows are the union of keys not all refit) stay as they were, and so do the row counts."""
+    import yaml
+
+    import costmodel.calibrate as calibrate
+    from validation.public.calibrate import measurements
+
+    monkeypatch.setattr(calibrate, "find_reader", lambda name="public": measurements)
+    data, out = tmp_path / "data", tmp_path / "profiles"
+    write_table(data, "h100_sxm", gemm_table(200, seed=6))
+    calibrate.calibrate_from(data, out)
+    path = out / "h100-sxm.yaml"
+    document = yaml.safe_load(path.read_text())
+    params = document["kernel_calibration"]["params"]["gemm"]
+    refit_key = next(k for k in params if k.count(":") >= 2)
+    pools = {k: dict(v) for k, v in params.items() if k.count(":") < 2}
+    assert pools, "the full fit wrote pooled keys"
+    params["fp8:other:kernel"] = {"compute_fraction": 0.25}
+    params[refit_key] = {**params[refit_key], "compute_fraction": 0.123}
+    rows = dict(document["kernel_calibration"]["record"]["rows"])
+    path.write_text(yaml.safe_dump(document))
+    calibrate.calibrate_from(data, out, keys=[refit_key.rsplit(":", 1)[0]])
+    after = load_hardware(str(path)).kernel_calibration
+    assert after is not None
+    gemm_params = after.params["gemm"]
+    assert gemm_params["fp8:other:kernel"] == {"compute_fraction": 0.25}  # another key: kept
+    assert gemm_params[refit_key]["compute_fraction"] != pytest.approx(0.123)  # refit
+    for key, values in pools.items():
+        assert gemm_params[key] == pytest.approx(values)  # pooled keys: not refit
+    assert dict(after.record.rows) == rows
+
+
 def test_library_never_imports_validation_or_app() -> None:
     import subprocess
     import sys

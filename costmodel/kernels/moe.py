@@ -2,7 +2,8 @@
 
 The layer is modelled as the grouped GEMMs of the experts its tokens touch on the measured GPU:
 
-    t = launch_s + per_expert_s x n_touched + per_token_s x T + per_routed_pair_s x T k
+    t = launch_s + per_expert_s x n_touched + per_local_expert_s x E/ep + per_token_s x T
+        + per_routed_pair_s x T k
         + per_pair_s x pairs
         + (t_memory^p + t_compute^p)^(1/p)
         + dequant_elements x dequant_s_per_element               (weight-only formats only)
@@ -40,6 +41,17 @@ where, for the GPU that holds ``E / ep`` experts, each of ``I / tp`` intermediat
   weight-only formats, fp8 for fp8 / fp8_block / mxfp8 activations, fp4 for nvfp4);
 - weight-only formats (int4 / mxfp4 weights with bf16 activations, e.g. Marlin) also dequantize the touched
   experts' weights: the cost counts touched experts only, never all of them.
+
+Every expert the GPU holds, touched or not: ``per_local_expert_s`` per expert of ``E / ep``. A grouped GEMM
+whose persistent CTAs find their tiles by walking the group list pays for every group in it, empty ones
+included: the block-scaled grouped GEMM of TensorRT-LLM's fp8 block-scale MoE (DeepGEMM's schedulers,
+ported into TensorRT-LLM; e.g. ``GroupedWithOffsetScheduler::get_next_block`` in the copy vendored by ONNX
+Runtime, ``onnxruntime/contrib_ops/cuda/llm/deep_gemm/scheduler.cuh``,
+https://github.com/microsoft/onnxruntime) loops over the groups until the last one, two dependent
+``__ldg`` loads of the group's row offsets per group, and every CTA runs that loop to its end before it
+stops. H100 TensorRT-LLM fp8_block, one or two tokens: measured 0.20-0.24 µs more than the model without
+this term per expert held, from 64 to 512 experts per GPU and whatever the expert's size (hidden 2048-7168,
+width 128-8192); B200 DeepGEMM the same; bf16 / fp8 CUTLASS under 0.02 µs.
 
 ``per_token_s`` and ``per_routed_pair_s`` charge the routing, which runs on every GPU over the whole
 batch whatever the expert split (a top-k over the router logits of every token, then sorting all ``T k``
@@ -224,6 +236,9 @@ class Params:
     """Fixed time per layer call: routing top-k, token sort / align, the kernels' launches [s]."""
     per_expert_s: float
     """Scheduling cost per touched expert (its group's setup in the grouped GEMM) [s]."""
+    per_local_expert_s: float
+    """Cost per expert the GPU holds (``E / ep``), touched or not: a grouped GEMM's scheduler walking its
+    whole group list [s]."""
     per_token_s: float
     """Routing time per token of the batch (top-k of its router logits) [s]."""
     per_routed_pair_s: float
@@ -298,6 +313,7 @@ separately); soft-L1 lets them pull every parameter, Cauchy's pull fades past ~1
 BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "launch_s": (1e-6, 2e-3),
     "per_expert_s": (0.0, 5e-5),
+    "per_local_expert_s": (0.0, 2e-6),
     "per_token_s": (0.0, 1e-7),
     "per_routed_pair_s": (0.0, 1e-7),
     "per_pair_s": (0.0, 1e-7),
@@ -358,6 +374,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
     return Params(
         launch_s=4 * eff.kernel_overhead_s,  # routing, align, two GEMMs (one fused with the activation)
         per_expert_s=0.0,
+        per_local_expert_s=0.0,
         per_token_s=0.0,
         per_routed_pair_s=0.0,
         per_pair_s=0.0,
@@ -466,6 +483,72 @@ class RoutingLoad:
 
 
 _POWER_LAW = re.compile(r"^power_law_(legacy_)?([0-9.]+)$")
+_GROUP_LIMITED = re.compile(r"^balanced\+group_limited_([0-9]+)_([0-9]+)$")
+
+
+@lru_cache(maxsize=4096)
+def _group_limited_counts(tokens: int, topk: int, num_experts: int, n_group: int, kept_groups: int) -> bytes:
+    """Pairs per expert (int64 bytes, ``num_experts`` of them) of :func:`group_limited_balanced_load`."""
+    T, k, E = tokens, topk, num_experts
+    stride = -(-E // k)
+    t = np.arange(T, dtype=np.float64)[:, None]
+    i = np.arange(k, dtype=np.float64)[None, :]
+    # aiconfigurator's balanced_logits: token t's i-th expert (t + i stride) mod E, spread as t stride / T
+    # below one stride of tokens; the float index is truncated by the one-hot encoding
+    chosen = np.where(stride <= T, t + i * stride, t * stride / T + i * stride)
+    chosen = np.mod(np.floor(chosen), E).astype(np.int64)
+    level = np.zeros((T, E), dtype=np.int64)
+    np.add.at(level, (np.repeat(np.arange(T), k), chosen.ravel()), 1)
+    # the gate's scores are sigmoid(softmax(level)) + a zero bias: monotone in the level, so only the
+    # levels' order matters; a group scores the sum of its two best experts
+    size = E // n_group
+    grouped = np.sort(level[:, : size * n_group].reshape(T, n_group, size), axis=2)
+    group_score = grouped[:, :, -min(2, size) :].sum(axis=2)
+    # top kept_groups groups, ties to the lower group index (a stable sort of the negated score)
+    kept = np.argsort(-group_score, axis=1, kind="stable")[:, :kept_groups]
+    allowed = np.zeros((T, n_group), dtype=bool)
+    np.put_along_axis(allowed, kept, True, axis=1)
+    allowed_expert = np.repeat(allowed, size, axis=1)
+    masked = np.where(allowed_expert, level[:, : size * n_group], -1)
+    top = np.argsort(-masked, axis=1, kind="stable")[:, :k]  # ties to the lower expert index
+    counts = np.bincount(top.ravel(), minlength=E).astype(np.int64)
+    return counts.tobytes()
+
+
+def group_limited_balanced_load(
+    tokens: int, topk: int, num_experts: int, ep_size: int, n_group: int, kept_groups: int
+) -> tuple[float, float, float]:
+    """(pairs, touched experts, busiest expert's tokens) on EP rank 0 when the collector's balanced logits
+    pass through a group-limited gate (DeepSeek-V3's ``noaux_tc``: ``n_group`` groups of consecutive
+    experts, each scored by the sum of its two best expert scores; only the ``kept_groups`` best groups'
+    experts may be picked; then the top ``topk`` of those).
+
+    TensorRT-LLM's ``min_latency`` MoE as NVIDIA aiconfigurator collects it routes through
+    ``DeepseekV3Gate(n_group=8, topk_group=4)`` whatever the table's ``distribution`` says
+    (``collector/trtllm/collect_moe.py``, https://github.com/ai-dynamo/aiconfigurator), over logits drawn
+    for a plain top-k: ``balanced_logits`` gives each token's ``k`` experts one stride ``ceil(E / k)``
+    apart, softmax-ed, so its chosen experts score high and every other expert the same low score. The
+    gate (``Deepseekv3RoutingImpl.noaux_tc`` in TensorRT-LLM's ``modeling_deepseekv3.py``,
+    https://github.com/NVIDIA/TensorRT-LLM) adds its ``e_score_correction_bias``, which the collector
+    never loads (read here as zero). Where ``k`` chosen experts fall one per group (``k = n_group``: the
+    stride is the group size) every group scores alike and the tie keeps the lowest groups; the picks the
+    kept groups lack are filled, again by a tie, with their lowest-index experts. So at 256 experts, top-8,
+    all of a token's pairs land on experts 0-127 (EP 2 rank 0 times as much work as EP 1) and four of them
+    on experts 0-4 (EP 64-256: 4, 2 and 1 touched experts at one token). Ties go to the lower index
+    (assumed: the measured EP series step exactly so; a stable sort here).
+
+    EP rank 0 (experts ``0 .. E/ep - 1``), the one the collector times, is also the busiest here.
+    """
+    if num_experts % n_group or kept_groups > n_group or kept_groups * (num_experts // n_group) < topk:
+        raise CostmodelError(
+            f"routing balanced+group_limited_{n_group}_{kept_groups}: {num_experts} experts must split into "
+            f"{n_group} equal groups and the {kept_groups} kept groups must hold at least top-k = {topk}"
+        )
+    counts = np.frombuffer(
+        _group_limited_counts(tokens, topk, num_experts, n_group, kept_groups), dtype=np.int64
+    )
+    local = counts[: num_experts // ep_size]
+    return float(local.sum()), float(max(int((local > 0).sum()), 1)), float(local.max())
 
 
 def expected_touched_experts_uniform(
@@ -655,15 +738,31 @@ def _routing_load(
 
     alpha = np.full(T.shape, np.nan)
     legacy = np.zeros(T.shape)
+    gated = np.zeros(T.shape, dtype=bool)
+    gate_load = np.ones((3, *T.shape))
     for value in np.unique(kinds):
         match = _POWER_LAW.match(value)
+        gate = _GROUP_LIMITED.match(value)
+        rows = kinds == value
         if match:
-            alpha[kinds == value] = float(match.group(2))
-            legacy[kinds == value] = float(match.group(1) is not None)
+            alpha[rows] = float(match.group(2))
+            legacy[rows] = float(match.group(1) is not None)
+        elif gate:
+            gated |= rows
+            n_group, kept = int(gate.group(1)), int(gate.group(2))
+            combos = np.stack([T, k, E, ep], axis=-1)[rows]
+            unique, inverse = np.unique(combos, axis=0, return_inverse=True)
+            loads = np.array(
+                [
+                    group_limited_balanced_load(round(t), round(kk), round(e), round(p), n_group, kept)
+                    for t, kk, e, p in unique
+                ]
+            )
+            gate_load[:, rows] = loads[inverse.ravel()].T
         elif value not in ("balanced", "uniform"):
             raise CostmodelError(
-                f"routing {value!r} is not known: use 'balanced', 'uniform', 'power_law_<alpha>' or "
-                "'power_law_legacy_<alpha>' (alpha > 1)"
+                f"routing {value!r} is not known: use 'balanced', 'uniform', 'power_law_<alpha>', "
+                "'power_law_legacy_<alpha>' (alpha > 1) or 'balanced+group_limited_<groups>_<kept>'"
             )
     is_power = np.isfinite(alpha)
     if np.any(alpha[is_power] <= 1.0):
@@ -681,12 +780,20 @@ def _routing_load(
         power_pairs[is_power], power_touched[is_power], top[is_power] = loads[inverse.ravel()].T
     power = RoutingLoad(pairs=power_pairs, touched_experts=power_touched, busiest_expert_tokens=top)
 
+    grouped = RoutingLoad(
+        pairs=gate_load[0], touched_experts=gate_load[1], busiest_expert_tokens=gate_load[2]
+    )
+
     def pick(field: str) -> FloatArray:
         return np.asarray(
             np.where(
                 is_power,
                 getattr(power, field),
-                np.where(kinds == "uniform", getattr(uniform, field), getattr(balanced, field)),
+                np.where(
+                    gated,
+                    getattr(grouped, field),
+                    np.where(kinds == "uniform", getattr(uniform, field), getattr(balanced, field)),
+                ),
             ),
             dtype=np.float64,
         )
@@ -794,6 +901,7 @@ def breakdown(
     return MoEBreakdown(
         fixed_s=params.launch_s
         + params.per_expert_s * load.touched_experts
+        + params.per_local_expert_s * E / ep
         + params.per_token_s * T
         + params.per_routed_pair_s * T * k
         + params.per_pair_s * load.pairs,

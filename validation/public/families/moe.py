@@ -81,10 +81,25 @@ def params_key(table: pd.DataFrame) -> npt.NDArray[np.str_]:
     )
 
 
+GROUP_LIMITED_GATE_KERNELS = {"moe_torch_flow_min_latency": (8, 4)}
+"""Kernels (``kernel_source``) the collector routes through a group-limited gate, with its (groups, kept
+groups): TensorRT-LLM's ``min_latency`` MoE is built with ``DeepseekV3Gate(n_group=8, topk_group=4)`` over
+logits drawn for a plain top-k (``collector/trtllm/collect_moe.py``, https://github.com/ai-dynamo/aiconfigurator;
+:func:`costmodel.kernels.moe.group_limited_balanced_load`). Its balanced rows are read as
+``balanced+group_limited_8_4``; its power-law rows keep the table's routing (their logits through the gate
+are not modelled)."""
+
+
 def routing(table: pd.DataFrame) -> npt.NDArray[np.str_]:
     """The table's ``distribution`` per row, ``power_law_<a>`` read as ``power_law_legacy_<a>`` in the
-    tables of ``LEGACY_ROUTING_TABLES``."""
+    tables of ``LEGACY_ROUTING_TABLES``, ``balanced`` as ``balanced+group_limited_<n>_<m>`` for the kernels
+    of ``GROUP_LIMITED_GATE_KERNELS``."""
     distribution = table["distribution"].astype(str)
+    if "kernel_source" in table:
+        kernel = table["kernel_source"].astype(str)
+        for name, (groups, kept) in GROUP_LIMITED_GATE_KERNELS.items():
+            gated = (kernel == name) & (distribution == "balanced")
+            distribution = distribution.where(~gated, f"balanced+group_limited_{groups}_{kept}")
     if "engine" in table and "engine_version" in table:
         pairs = zip(table["engine"].astype(str), table["engine_version"].astype(str), strict=True)
         legacy = np.array([pair in LEGACY_ROUTING_TABLES for pair in pairs], dtype=bool)
