@@ -9,9 +9,10 @@ of NVIDIA aiconfigurator's public serving measurements (Apache-2.0; how they wer
 the file's ``fitted_on``) and written to :data:`ENGINE_PARAMS_FILE`, a library data file next to the
 calibrated kernel overlays, so that an installed costmodel (the Pareto planner, the CLI) finds them
 without ``validation/``. The same file holds ``disagg_kv_transfer_overhead_s``, the fitted fixed cost of
-a KV transfer per engine in a disaggregated deployment, and ``disagg_routing_dispersion``, how unevenly its
-router shares the clients among the decode workers, when the disaggregated calibration rows have been
-fitted. The library only reads the file; validation is the only writer.
+a KV transfer per engine in a disaggregated deployment, and ``disagg_decode_share_dispersion``, the
+effective spread of the clients' share over the decode workers beyond an even share that those rows imply
+(:func:`costmodel.disagg.decode_slot_share`), when the disaggregated calibration rows have been fitted.
+The library only reads the file; validation is the only writer.
 """
 
 from __future__ import annotations
@@ -108,8 +109,8 @@ def transfer_overhead_s(engine: str) -> float:
     return _shipped_disagg("disagg_kv_transfer_overhead_s").get(engine, 0.0)
 
 
-def routing_dispersion(engine: str) -> float:
-    """The shipped dispersion of ``engine``'s decode router in a disaggregated deployment, as a share of
-    random routing's variance (:func:`costmodel.disagg.decode_slot_share`) [-]; 0 (an even share) where
-    none was fitted."""
-    return _shipped_disagg("disagg_routing_dispersion").get(engine, 0.0)
+def decode_share_dispersion(engine: str) -> float:
+    """The shipped effective dispersion of the clients' share over ``engine``'s decode workers in a
+    disaggregated deployment, as a share of the binomial variance of uniform random routing
+    (:func:`costmodel.disagg.decode_slot_share`) [-]; 0 (an even share) where none was fitted."""
+    return _shipped_disagg("disagg_decode_share_dispersion").get(engine, 0.0)

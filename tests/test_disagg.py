@@ -249,8 +249,8 @@ def test_bad_parameters_and_mismatched_models_are_refused(prefill: Engine) -> No
     with pytest.raises(CostmodelError, match="burst_fraction"):
         DisaggParams(burst_fraction=1.5)
     for bad in (-0.1, 1.5, float("nan")):
-        with pytest.raises(CostmodelError, match="routing_dispersion"):
-            DisaggParams(routing_dispersion=bad)
+        with pytest.raises(CostmodelError, match="decode_share_dispersion"):
+            DisaggParams(decode_share_dispersion=bad)
     other = Engine.build("qwen3-8b", "h100-sxm")
     with pytest.raises(CostmodelError, match="same model"):
         disagg_loop(prefill, other, prefill_workers=1, decode_workers=1, concurrency=1, isl=8, osl=8)
@@ -760,7 +760,7 @@ def test_a_dispersed_router_makes_a_full_pool_wait_for_slots(prefill: Engine, de
     common = dict(prefill_workers=4, decode_workers=4, isl=256, osl=512)
     ttft, tpot, rate = [], [], []
     for dispersion in (0.0, 0.3, 1.0):
-        params = dataclasses.replace(PARAMS, routing_dispersion=dispersion)
+        params = dataclasses.replace(PARAMS, decode_share_dispersion=dispersion)
         r = disagg_loop(prefill, decode, concurrency=256, params=params, **common)
         ttft.append(float(r.ttft_s))
         tpot.append(float(r.tpot_s))
@@ -770,11 +770,15 @@ def test_a_dispersed_router_makes_a_full_pool_wait_for_slots(prefill: Engine, de
     assert rate[0] > rate[1] > rate[2]
     # TTFT is still C / rate - decoding (Little's law on the loop)
     r = disagg_loop(
-        prefill, decode, concurrency=256, params=dataclasses.replace(PARAMS, routing_dispersion=1.0), **common
+        prefill,
+        decode,
+        concurrency=256,
+        params=dataclasses.replace(PARAMS, decode_share_dispersion=1.0),
+        **common,
     )
     np.testing.assert_allclose(r.ttft_s, 256 / r.requests_per_s - 511 * r.tpot_s, rtol=1e-6)
     low = [
-        float(disagg_loop(prefill, decode, concurrency=16, params=dataclasses.replace(PARAMS, routing_dispersion=d),
+        float(disagg_loop(prefill, decode, concurrency=16, params=dataclasses.replace(PARAMS, decode_share_dispersion=d),
                           **common).ttft_s)
         for d in (0.0, 1.0)
     ]  # fmt: skip
