@@ -526,6 +526,8 @@ def frontier(
     transfer = kv_transfer_overhead_s if kv_transfer_overhead_s is not None else transfer_overhead_s(engine)
     if not (math.isfinite(transfer) and transfer >= 0):
         raise CostmodelError(f"kv_transfer_overhead_s must be a time >= 0 [s], got {transfer!r}")
+    # read (and checked) here, so a bad shipped value is an error, not every disaggregated pair skipped
+    dispersion = decode_share_dispersion(engine)
     from costmodel.specs import check_context
 
     check_context(m, isl, osl)
@@ -587,9 +589,19 @@ def frontier(
             add(hw, "agg", layout, None, 0, 1, served, mine)
         if "disagg" in modes:
             _search_disagg(
-                hw, engines, workers, clients, isl, osl, loop, transfer, add, skipped, overlaps_host(engine),
-                decode_share_dispersion(engine),
-            )  # fmt: skip
+                hw=hw,
+                engines=engines,
+                workers=workers,
+                clients=clients,
+                isl=isl,
+                osl=osl,
+                loop=loop,
+                add=add,
+                skipped=skipped,
+                transfer_overhead_s=transfer,
+                overlap_host=overlaps_host(engine),
+                decode_share_dispersion=dispersion,
+            )
 
     if not candidates:
         reasons = "; ".join(f"{d}: {r}" for d, r in skipped[:3])
@@ -605,6 +617,7 @@ def frontier(
 
 
 def _search_disagg(
+    *,
     hw: HardwareProfile,
     engines: dict[_Layout, Engine | str],
     workers: list[tuple[Any, ...]],
@@ -612,9 +625,9 @@ def _search_disagg(
     isl: int,
     osl: int,
     loop: LoopParams,
-    transfer_overhead_s: float,
     add: Callable[..., None],
     skipped: list[tuple[str, str]],
+    transfer_overhead_s: float = 0.0,
     overlap_host: bool = False,
     decode_share_dispersion: float = 0.0,
 ) -> None:

@@ -63,7 +63,7 @@ from costmodel.batch_wait import BatchWait
 from costmodel.closed_loop import BOUNDS, LoopParams, LoopParts, Speculation, loop_parts
 from costmodel.disagg import DisaggParams, DisaggParts
 from costmodel.errors import CostmodelError
-from costmodel.loop_params import engine_params_file, read_engine_params
+from costmodel.loop_params import engine_params_file, read_disagg_entry, read_engine_params
 from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
@@ -1099,8 +1099,4 @@ def read_disagg_share_dispersion(path: Path = SERVING_PARAMS) -> dict[str, float
 
 
 def _read_disagg_entry(path: Path, key: str) -> dict[str, float]:
-    if not path.is_file():
-        return {}
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    entry = document.get(key) if isinstance(document, dict) else None
-    return {str(k): float(v) for k, v in entry.items()} if isinstance(entry, dict) else {}
+    return read_disagg_entry(key, path)  # the library's reader: each value checked against its bounds
