@@ -37,7 +37,10 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
   iteration (a lower TPOT). The dispersion is an effective parameter, fitted: Dynamo's default router is
   round robin (https://docs.nvidia.com/dynamo/v1.2.0/user-guides/kv-cache-aware-routing), which keeps the
   shares even, so a fitted value above 0 stands in for a decode-side loss at C = decode_workers x slots
-  that the model does not otherwise explain (docs/serving.md, "Decode routing").
+  that the model does not otherwise explain (docs/serving.md, "Decode routing"). TPOT and the rate are
+  those of the mean decoding batch D = E[min(share, slots)] (a mean-value approximation): D / t(D) is
+  concave, so the workers' mean E[D_i / t(D_i)] is at most D / t(D) (Jensen), and the rate an upper
+  bound on that account.
   With D sequences per worker an iteration takes
   t(D) = step_time(decode_batch=max(D, 1), decode_context=isl + osl / 2) + ``step_overhead_s``: that is
   TPOT (a sequence decodes in a batch of at least itself, however few share the pool). The iteration is

@@ -514,3 +514,32 @@ def test_good_shipped_disaggregated_values_are_read(tmp_path: Path) -> None:
     file.write_text("disagg_kv_transfer_overhead_s:\n  trtllm: 0.2\n", encoding="utf-8")  # above 50 ms
     with pytest.raises(CostmodelError, match=r"disagg_kv_transfer_overhead_s\.trtllm"):
         read_disagg_entry("disagg_kv_transfer_overhead_s", file)
+
+
+def test_the_decode_share_dispersion_in_the_planner() -> None:
+    """Through the planner's plug-in: a deployment of one decode worker is the same under any dispersion
+    (one worker is one queue); with several, the output rate never rises with the dispersion (a spread
+    share decodes fewer sequences per iteration), and falls where the clients fill the slots."""
+    engine = Engine.build("llama-3-8b", "h100-sxm", max_batch_size=64, max_batched_tokens=8192)
+    clients = np.array([4, 16, 64])
+    X, Y = np.array([1, 3]), np.array([1, 3])  # as many prefill as decode workers: the decode slots bind
+    runs = []
+    for dispersion in (0.0, 0.5, 1.0):
+        (served,) = pareto.disagg_points(
+            [(engine, engine)],
+            prefill_workers=X,
+            decode_workers=Y,
+            concurrency=clients[None, :] * Y[:, None],
+            isl=256,
+            osl=128,
+            params=engine_params("vllm"),
+            decode_share_dispersion=dispersion,
+        )
+        assert isinstance(served, pareto.Served)
+        runs.append(served)
+    for served in runs[1:]:
+        for name in ("ttft_s", "tpot_s", "output_tokens_per_s"):
+            np.testing.assert_array_equal(getattr(served, name)[0], getattr(runs[0], name)[0])
+    rates = np.stack([np.asarray(s.output_tokens_per_s)[1] for s in runs])
+    assert np.all(np.diff(rates, axis=0) <= 1e-9 * rates[:-1])
+    assert rates[-1, -1] < rates[0, -1]  # 192 clients on 3 x 64 slots
