@@ -9,13 +9,15 @@ of NVIDIA aiconfigurator's public serving measurements (Apache-2.0; how they wer
 the file's ``fitted_on``) and written to :data:`ENGINE_PARAMS_FILE`, a library data file next to the
 calibrated kernel overlays, so that an installed costmodel (the Pareto planner, the CLI) finds them
 without ``validation/``. The same file holds ``disagg_kv_transfer_overhead_s``, the fitted fixed cost of
-a KV transfer per engine in a disaggregated deployment, and ``disagg_routing_dispersion``, how unevenly its
-router shares the clients among the decode workers, when the disaggregated calibration rows have been
-fitted. The library only reads the file; validation is the only writer.
+a KV transfer per engine in a disaggregated deployment, and ``disagg_decode_share_dispersion``, the
+effective spread of the clients' share over the decode workers beyond an even share that those rows imply
+(:func:`costmodel.disagg.decode_slot_share`), when the disaggregated calibration rows have been fitted.
+The library only reads the file; validation is the only writer.
 """
 
 from __future__ import annotations
 
+import math
 from functools import cache
 from pathlib import Path
 
@@ -86,20 +88,47 @@ def overlaps_host(engine: str) -> bool:
     return engine in OVERLAPPED_HOST_ENGINES
 
 
-@cache
-def _shipped_disagg(key: str) -> dict[str, float]:
+def read_disagg_entry(key: str, path: Path | None = None) -> dict[str, float]:
+    """The per-engine values of ``key`` (``disagg_<field>``, a fitted field of
+    :class:`costmodel.disagg.DisaggParams` named in :data:`costmodel.disagg.BOUNDS`) from ``path`` (default
+    :func:`engine_params_file`); none when the file or the entry is absent. Each value must be a finite
+    number within the field's calibration bounds: anything else is refused in one message naming the
+    file, the key and the engine, rather than failing later where the planner would turn it into a
+    skipped candidate."""
     import yaml
 
-    file = engine_params_file()
+    from costmodel.disagg import BOUNDS
+
+    file = engine_params_file() if path is None else Path(path)
     if not file.is_file():
         return {}
     document = yaml.safe_load(file.read_text(encoding="utf-8"))
     entry = document.get(key) if isinstance(document, dict) else None
     if entry is None:
         return {}
+    field = key.removeprefix("disagg_")
+    if field not in BOUNDS:
+        raise CostmodelError(
+            f"{file}: {key} is not a fitted disaggregated parameter (disagg_ + one of {sorted(BOUNDS)})"
+        )
     if not isinstance(entry, dict):
         raise CostmodelError(f"{file}: {key} must be a mapping of engine: value")
-    return {str(k): float(v) for k, v in entry.items()}
+    low, high = BOUNDS[field]
+    out: dict[str, float] = {}
+    for engine, value in entry.items():
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (number and math.isfinite(value) and low <= value <= high):
+            raise CostmodelError(
+                f"{file}: {key}.{engine} must be a finite number in [{low}, {high}], got {value!r}: "
+                "run python -m validation silicon-calibrate again"
+            )
+        out[str(engine)] = float(value)
+    return out
+
+
+@cache
+def _shipped_disagg(key: str) -> dict[str, float]:
+    return read_disagg_entry(key)
 
 
 def transfer_overhead_s(engine: str) -> float:
@@ -108,8 +137,8 @@ def transfer_overhead_s(engine: str) -> float:
     return _shipped_disagg("disagg_kv_transfer_overhead_s").get(engine, 0.0)
 
 
-def routing_dispersion(engine: str) -> float:
-    """The shipped dispersion of ``engine``'s decode router in a disaggregated deployment, as a share of
-    random routing's variance (:func:`costmodel.disagg.decode_slot_share`) [-]; 0 (an even share) where
-    none was fitted."""
-    return _shipped_disagg("disagg_routing_dispersion").get(engine, 0.0)
+def decode_share_dispersion(engine: str) -> float:
+    """The shipped effective dispersion of the clients' share over ``engine``'s decode workers in a
+    disaggregated deployment, as a share of the binomial variance of uniform random routing
+    (:func:`costmodel.disagg.decode_slot_share`) [-]; 0 (an even share) where none was fitted."""
+    return _shipped_disagg("disagg_decode_share_dispersion").get(engine, 0.0)

@@ -150,7 +150,7 @@ def disagg_points(
     params: LoopParams,
     kv_transfer_overhead_s: float = 0.0,
     overlap_host: bool = False,
-    routing_dispersion: float = 0.0,
+    decode_share_dispersion: float = 0.0,
 ) -> list[Served | str]:
     """Disaggregated deployments: for each (prefill engine, decode engine) pair, ``prefill_workers[w]``
     prefill workers and ``decode_workers[w]`` decode workers serving ``concurrency[w, c]`` clients together,
@@ -160,8 +160,8 @@ def disagg_points(
 
     The plug-in point of the disaggregated mode: the one function the search calls for it, once per
     system with every pair. ``params`` are the engine's closed-loop parameters, applied to both pools, with
-    ``kv_transfer_overhead_s`` per request's transfer and the decode router's ``routing_dispersion``
-    (:func:`costmodel.disagg.decode_slot_share`).
+    ``kv_transfer_overhead_s`` per request's transfer and the effective ``decode_share_dispersion`` of the
+    clients over the decode workers (:func:`costmodel.disagg.decode_slot_share`).
     """
     from costmodel.disagg import DisaggParams, disagg_pairs
 
@@ -176,7 +176,7 @@ def disagg_points(
             params,
             kv_transfer_overhead_s=kv_transfer_overhead_s,
             overlap_host=overlap_host,
-            routing_dispersion=routing_dispersion,
+            decode_share_dispersion=decode_share_dispersion,
         ),
     )
     return [
@@ -485,7 +485,12 @@ def frontier(
     not divide the heads, a format without a peak) are listed in ``skipped`` with the reason, never
     dropped silently.
     """
-    from costmodel.loop_params import engine_params, overlaps_host, routing_dispersion, transfer_overhead_s
+    from costmodel.loop_params import (
+        decode_share_dispersion,
+        engine_params,
+        overlaps_host,
+        transfer_overhead_s,
+    )
     from costmodel.registry import load_hardware, load_model
 
     m = load_model(model)
@@ -521,6 +526,8 @@ def frontier(
     transfer = kv_transfer_overhead_s if kv_transfer_overhead_s is not None else transfer_overhead_s(engine)
     if not (math.isfinite(transfer) and transfer >= 0):
         raise CostmodelError(f"kv_transfer_overhead_s must be a time >= 0 [s], got {transfer!r}")
+    # read (and checked) here, so a bad shipped value is an error, not every disaggregated pair skipped
+    dispersion = decode_share_dispersion(engine)
     from costmodel.specs import check_context
 
     check_context(m, isl, osl)
@@ -582,9 +589,19 @@ def frontier(
             add(hw, "agg", layout, None, 0, 1, served, mine)
         if "disagg" in modes:
             _search_disagg(
-                hw, engines, workers, clients, isl, osl, loop, transfer, add, skipped, overlaps_host(engine),
-                routing_dispersion(engine),
-            )  # fmt: skip
+                hw=hw,
+                engines=engines,
+                workers=workers,
+                clients=clients,
+                isl=isl,
+                osl=osl,
+                loop=loop,
+                add=add,
+                skipped=skipped,
+                transfer_overhead_s=transfer,
+                overlap_host=overlaps_host(engine),
+                decode_share_dispersion=dispersion,
+            )
 
     if not candidates:
         reasons = "; ".join(f"{d}: {r}" for d, r in skipped[:3])
@@ -600,6 +617,7 @@ def frontier(
 
 
 def _search_disagg(
+    *,
     hw: HardwareProfile,
     engines: dict[_Layout, Engine | str],
     workers: list[tuple[Any, ...]],
@@ -607,11 +625,11 @@ def _search_disagg(
     isl: int,
     osl: int,
     loop: LoopParams,
-    transfer_overhead_s: float,
     add: Callable[..., None],
     skipped: list[tuple[str, str]],
+    transfer_overhead_s: float = 0.0,
     overlap_host: bool = False,
-    routing_dispersion: float = 0.0,
+    decode_share_dispersion: float = 0.0,
 ) -> None:
     """Disaggregated candidates: prefill and decode workers of the same format and one pipeline stage
     each (attention-DP ranks in either, for a MoE model), every pair of layouts that run, every worker
@@ -635,7 +653,7 @@ def _search_disagg(
             params=loop,
             kv_transfer_overhead_s=transfer_overhead_s,
             overlap_host=overlap_host,
-            routing_dispersion=routing_dispersion,
+            decode_share_dispersion=decode_share_dispersion,
         )
     except (CostmodelError, ValueError) as e:  # a failure the plug-in did not attribute to one pair
         served = [_first_line(e)] * len(pairs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,13 @@ from costmodel import pareto
 from costmodel.cli import app
 from costmodel.closed_loop import LoopParams, closed_loop
 from costmodel.errors import CostmodelError
-from costmodel.loop_params import engine_params, engine_params_file, read_engine_params, transfer_overhead_s
+from costmodel.loop_params import (
+    decode_share_dispersion,
+    engine_params,
+    engine_params_file,
+    read_engine_params,
+    transfer_overhead_s,
+)
 from costmodel.registry import load_hardware, load_model
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, Workload
@@ -226,7 +233,8 @@ def test_disaggregated_points_are_disagg_loop_on_their_pools(both: pareto.Fronti
             engine(int(p.prefill_tp[i])), engine(int(p.tp[i])),
             prefill_workers=int(p.prefill_workers[i]), decode_workers=int(p.decode_workers[i]),
             concurrency=int(p.concurrency[i]), isl=1024, osl=128,
-            params=DisaggParams.from_loop(engine_params("vllm"), kv_transfer_overhead_s=transfer_overhead_s("vllm")),
+            params=DisaggParams.from_loop(engine_params("vllm"), kv_transfer_overhead_s=transfer_overhead_s("vllm"),
+                                          decode_share_dispersion=decode_share_dispersion("vllm")),
         )  # fmt: skip
         assert p.ttft_s[i] == pytest.approx(float(loop.ttft_s), rel=1e-12)
         assert p.tpot_s[i] == pytest.approx(float(loop.tpot_s), rel=1e-12)
@@ -466,3 +474,72 @@ def test_a_vllm_point_whose_prompt_fits_its_cuda_graphs_pays_no_eager_host_cost(
             assert float(graphed.ttft_s[0]) == pytest.approx(float(ungraphed.ttft_s[0]), rel=1e-12)
         else:
             assert float(graphed.ttft_s[0]) == pytest.approx(float(bare.ttft_s[0]), rel=1e-12)
+
+
+@pytest.mark.parametrize("bad", ["1.5", "high", ".nan", "true"])
+def test_a_bad_shipped_disaggregated_value_is_refused_naming_file_key_and_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    """A value outside its calibration bounds (1.5 for a dispersion in [0, 1]), not a number, not finite or
+    a boolean: one error naming the file, the key and the engine, when the file is read; and the planner
+    raises it rather than recording every disaggregated pair as skipped."""
+    from costmodel import loop_params
+
+    file = tmp_path / "serving-engines.yaml"
+    file.write_text(
+        engine_params_file().read_text(encoding="utf-8")
+        + f"disagg_decode_share_dispersion:\n  vllm: {bad}\n",
+        encoding="utf-8",
+    )
+    pattern = rf"{file}.*disagg_decode_share_dispersion\.vllm.*\[0\.0, 1\.0\]"
+    with pytest.raises(CostmodelError, match=pattern):
+        loop_params.read_disagg_entry("disagg_decode_share_dispersion", file)
+    monkeypatch.setattr(loop_params, "engine_params_file", lambda: file)
+    loop_params._shipped_disagg.cache_clear()
+    try:
+        with pytest.raises(CostmodelError, match=pattern):
+            pareto.frontier("llama-3-8b", ["h100-sxm"], formats=("bf16",), **SMALL)
+    finally:
+        loop_params._shipped_disagg.cache_clear()
+
+
+def test_good_shipped_disaggregated_values_are_read(tmp_path: Path) -> None:
+    from costmodel.loop_params import read_disagg_entry
+
+    file = tmp_path / "serving-engines.yaml"
+    file.write_text("disagg_decode_share_dispersion:\n  trtllm: 0.9\n  sglang: 1\n", encoding="utf-8")
+    assert read_disagg_entry("disagg_decode_share_dispersion", file) == {"trtllm": 0.9, "sglang": 1.0}
+    assert read_disagg_entry("disagg_kv_transfer_overhead_s", file) == {}
+    assert read_disagg_entry("disagg_kv_transfer_overhead_s", tmp_path / "absent.yaml") == {}
+    file.write_text("disagg_kv_transfer_overhead_s:\n  trtllm: 0.2\n", encoding="utf-8")  # above 50 ms
+    with pytest.raises(CostmodelError, match=r"disagg_kv_transfer_overhead_s\.trtllm"):
+        read_disagg_entry("disagg_kv_transfer_overhead_s", file)
+
+
+def test_the_decode_share_dispersion_in_the_planner() -> None:
+    """Through the planner's plug-in: a deployment of one decode worker is the same under any dispersion
+    (one worker is one queue); with several, the output rate never rises with the dispersion (a spread
+    share decodes fewer sequences per iteration), and falls where the clients fill the slots."""
+    engine = Engine.build("llama-3-8b", "h100-sxm", max_batch_size=64, max_batched_tokens=8192)
+    clients = np.array([4, 16, 64])
+    X, Y = np.array([1, 3]), np.array([1, 3])  # as many prefill as decode workers: the decode slots bind
+    runs = []
+    for dispersion in (0.0, 0.5, 1.0):
+        (served,) = pareto.disagg_points(
+            [(engine, engine)],
+            prefill_workers=X,
+            decode_workers=Y,
+            concurrency=clients[None, :] * Y[:, None],
+            isl=256,
+            osl=128,
+            params=engine_params("vllm"),
+            decode_share_dispersion=dispersion,
+        )
+        assert isinstance(served, pareto.Served)
+        runs.append(served)
+    for served in runs[1:]:
+        for name in ("ttft_s", "tpot_s", "output_tokens_per_s"):
+            np.testing.assert_array_equal(getattr(served, name)[0], getattr(runs[0], name)[0])
+    rates = np.stack([np.asarray(s.output_tokens_per_s)[1] for s in runs])
+    assert np.all(np.diff(rates, axis=0) <= 1e-9 * rates[:-1])
+    assert rates[-1, -1] < rates[0, -1]  # 192 clients on 3 x 64 slots

@@ -20,8 +20,8 @@ from validation.public.silicon import (
     fit_disagg_params,
     fit_loop_params,
     predict_silicon,
-    read_disagg_dispersion,
     read_disagg_overheads,
+    read_disagg_share_dispersion,
     read_loop_params,
     read_silicon,
     repeated_measurement,
@@ -166,7 +166,7 @@ def test_the_fit_stays_in_bounds_and_the_committed_parameters_load(sample: Path)
         for name, (low, high) in DISAGG_BOUNDS.items():
             assert low <= values[name] <= high
     assert all(v >= 0 for v in read_disagg_overheads().values())
-    assert all(0 <= v <= 1 for v in read_disagg_dispersion().values())
+    assert all(0 <= v <= 1 for v in read_disagg_share_dispersion().values())
 
 
 @pytest.mark.parametrize("content", ["", "{}\n", "fitted_on: {}\n"])

@@ -62,7 +62,7 @@ from costmodel.batch_wait import BatchWait
 from costmodel.closed_loop import BOUNDS, LoopParams, LoopParts, Speculation, loop_parts
 from costmodel.disagg import DisaggParams, DisaggParts
 from costmodel.errors import CostmodelError
-from costmodel.loop_params import engine_params_file, read_engine_params
+from costmodel.loop_params import engine_params_file, read_disagg_entry, read_engine_params
 from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
@@ -780,7 +780,7 @@ def write_loop_params(
     if disagg:
         document["fitted_on"]["disagg_rows"] = (
             "covered disagg rows of the same rule, TTFT and TPOT; only kv_transfer_overhead_s and "
-            "routing_dispersion, the engine's others held"
+            "decode_share_dispersion (effective), the engine's others held"
         )
         for name in DISAGG_FITTED:
             document[f"disagg_{name}"] = {k: v[name] for k, v in sorted(disagg.items())}
@@ -819,7 +819,7 @@ def predict_silicon(data_dir: Path, params: dict[str, LoopParams] | None = None)
     table, groups = silicon_parts(data_dir)
     chosen = read_loop_params() if params is None else params
     overheads = read_disagg_overheads() if params is None else {}
-    dispersion = read_disagg_dispersion() if params is None else {}
+    dispersion = read_disagg_share_dispersion() if params is None else {}
     harness_overheads = read_harness_overheads() if params is None else {}
     harness = row_harness(table)
     predicted_ttft = np.full(len(table), np.nan)
@@ -840,7 +840,7 @@ def predict_silicon(data_dir: Path, params: dict[str, LoopParams] | None = None)
                     loop,
                     kv_transfer_overhead_s=overheads.get(backend, 0.0),
                     overlap_host=overlaps_by_default(backend),
-                    routing_dispersion=dispersion.get(backend, 0.0),
+                    decode_share_dispersion=dispersion.get(backend, 0.0),
                 )
             )
         )
@@ -1089,7 +1089,7 @@ def _disagg_groups(
     return groups
 
 
-DISAGG_FITTED = ("kv_transfer_overhead_s", "routing_dispersion")
+DISAGG_FITTED = ("kv_transfer_overhead_s", "decode_share_dispersion")
 """:class:`DisaggParams` fields fitted on the disaggregated rows (the others: the engine's closed loop's)."""
 
 
@@ -1097,10 +1097,11 @@ def fit_disagg_params(
     table: pd.DataFrame, groups: list[tuple[pd.Index, Parts]], loop: dict[str, LoopParams]
 ) -> dict[str, dict[str, float]]:
     """Per engine (``backend``): the :data:`DISAGG_FITTED` parameters (the KV transfer's fixed cost and the
-    decode router's dispersion) that best fit the TTFT and TPOT of its disaggregated calibration rows, the
-    engine's closed-loop parameters ``loop`` (fitted on its aggregated rows) held fixed (soft-L1 least
-    squares on log(predicted / measured), as :func:`fit_loop_params`). An engine without disaggregated
-    calibration rows gets none (its defaults, 0)."""
+    effective dispersion of the clients' share over the decode workers) that best fit the TTFT and TPOT
+    of its disaggregated calibration rows, the engine's closed-loop parameters ``loop`` (fitted on its
+    aggregated rows) held fixed (soft-L1 least squares on log(predicted / measured), as
+    :func:`fit_loop_params`). An engine without disaggregated calibration rows gets none (its defaults,
+    0)."""
     from scipy.optimize import least_squares
 
     from costmodel.disagg import BOUNDS as DISAGG_BOUNDS
@@ -1148,14 +1149,11 @@ def read_disagg_overheads(path: Path = SERVING_PARAMS) -> dict[str, float]:
     return _read_disagg_entry(path, "disagg_kv_transfer_overhead_s")
 
 
-def read_disagg_dispersion(path: Path = SERVING_PARAMS) -> dict[str, float]:
-    """The committed per-engine decode routers' dispersion [-]; none when the file or its entry is absent."""
-    return _read_disagg_entry(path, "disagg_routing_dispersion")
+def read_disagg_share_dispersion(path: Path = SERVING_PARAMS) -> dict[str, float]:
+    """The committed per-engine effective dispersion of the decode share [-]; none when the file or its
+    entry is absent."""
+    return _read_disagg_entry(path, "disagg_decode_share_dispersion")
 
 
 def _read_disagg_entry(path: Path, key: str) -> dict[str, float]:
-    if not path.is_file():
-        return {}
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    entry = document.get(key) if isinstance(document, dict) else None
-    return {str(k): float(v) for k, v in entry.items()} if isinstance(entry, dict) else {}
+    return read_disagg_entry(key, path)  # the library's reader: each value checked against its bounds
