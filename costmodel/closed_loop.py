@@ -110,7 +110,7 @@ from costmodel.batch_wait import BatchWait, held_iterations, prompts_per_release
 from costmodel.errors import CostmodelError
 
 if TYPE_CHECKING:
-    from costmodel.serving import Engine
+    from costmodel.serving import Engine, _Parts
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -699,6 +699,23 @@ def _admitted(
     return ranks, budget, np.minimum(R, (budget - 1.0) / n)
 
 
+def draft_time(
+    parts: _Parts, speculation: Speculation | None, batch: FloatArray, context: FloatArray
+) -> FloatArray:
+    """The drafts of one speculative decoding iteration of ``batch`` sequences at ``context`` tokens [s]:
+    k draft steps of c plain decoding steps each (with ``draft_head``: c of the step less its output
+    head, plus the head); 0 without ``speculation``. One function for the aggregated loop and the
+    disaggregated decode pool (:func:`costmodel.disagg.decode_side`), so both price a draft alike."""
+    if speculation is None:
+        return np.zeros(np.shape(batch))
+    plain = parts.step_time(decode_batch=batch, decode_context=context)
+    if not speculation.draft_head:
+        return np.asarray(speculation.draft_tokens * speculation.draft_cost_ratio * plain)
+    head = parts.output_head_s(batch)
+    step = speculation.draft_cost_ratio * (plain - head) + head
+    return np.asarray(speculation.draft_tokens * step)
+
+
 def _iteration_times(
     engine: Engine,
     speculation: Speculation | None,
@@ -722,16 +739,7 @@ def _iteration_times(
     parts = engine.parts  # the iterations share their decodes' passes, evaluated once
 
     def draft_s(decodes: FloatArray) -> FloatArray:
-        """k draft steps of c plain decoding steps each (with ``draft_head``: c of the step less its
-        output head, plus the head), for ``decodes`` sequences [s]."""
-        if speculation is None:
-            return np.zeros(np.shape(decodes))
-        plain = parts.step_time(decode_batch=decodes * ranks, decode_context=context)
-        if not speculation.draft_head:
-            return np.asarray(speculation.draft_tokens * speculation.draft_cost_ratio * plain)
-        head = parts.output_head_s(decodes * ranks)
-        step = speculation.draft_cost_ratio * (plain - head) + head
-        return np.asarray(speculation.draft_tokens * step)
+        return draft_time(parts, speculation, decodes * ranks, context)
 
     with_prompt = parts.step_time(
         decode_batch=D * ranks,

@@ -114,7 +114,7 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel import checks
-from costmodel.closed_loop import LoopParams, Speculation
+from costmodel.closed_loop import LoopParams, Speculation, draft_time
 from costmodel.errors import CostmodelError
 
 if TYPE_CHECKING:
@@ -582,9 +582,8 @@ def decode_side(
         return DecodeSide(slots=slots, batch_grid=grid, grid_s=np.asarray(times, dtype=np.float64))
     k = speculation.draft_tokens
     parts = decode.parts  # the verification and the drafts share their passes, evaluated once
-    plain = parts.step_time(decode_batch=grid, decode_context=at)
     verify = parts.step_time(decode_batch=grid, decode_context=at, decode_new_tokens=k + 1.0)
-    times = verify + k * speculation.draft_cost_ratio * plain
+    times = verify + draft_time(parts, speculation, grid, at)
     return DecodeSide(
         slots=slots,
         batch_grid=grid,

@@ -829,14 +829,15 @@ def test_tpot_falls_with_acceptance_and_beats_plain_decoding_when_memory_bound(
     assert tpots[3] < 0.5 * float(plain.tpot_s)
 
 
-def test_the_disaggregated_decode_iteration_is_the_aggregated_one(decode: Engine) -> None:
+@pytest.mark.parametrize("draft_head", [False, True])
+def test_the_disaggregated_decode_iteration_is_the_aggregated_one(decode: Engine, draft_head: bool) -> None:
     """For the same engine, speculation and batch, the decode pool's iteration (drafts plus verification)
     is the aggregated loop's decode-only iteration (:func:`costmodel.closed_loop.loop_parts`), so the same
-    pool alone gives the same TPOT in both models."""
+    pool alone gives the same TPOT in both models, with the drafts' output head priced apart or not."""
     from costmodel.closed_loop import _iteration_times
     from costmodel.disagg import decode_side
 
-    spec = _spec(0.8, k=2, c=1 / 32)
+    spec = dataclasses.replace(_spec(0.8, k=2, c=1 / 32), draft_head=draft_head)
     isl, osl = np.asarray(2048.0), np.asarray(256.0)
     side = decode_side(decode, isl=isl, osl=osl, speculation=spec)
     batch = side.batch_grid[1:]
