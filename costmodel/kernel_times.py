@@ -99,6 +99,20 @@ tables time. NVFP4 experts are W4A4 (fp4 x fp4 at the fp4 peak); MXFP4 experts r
 (dequantized in the kernel: vLLM's default, TensorRT-LLM on Hopper) or with MXFP8 inputs on Blackwell's
 mixed fp8 x fp4 MMA at the fp8 peak (TensorRT-LLM's default there; docs/serving.md, "Formats"). Other
 pairs (fp8 inputs with NVFP4 weights, ...) keep the roofline."""
+MOE_BACKEND_KERNELS: dict[str, tuple[str, ...]] = {
+    "CUTLASS": ("_cutlass",),
+    "DEEPGEMM": ("deepgemm",),
+    "TRTLLM": ("min_latency", "flashinfer_trtllm"),
+}
+"""TensorRT-LLM ``moe_config.backend`` -> the kernel names (the key's last part, a substring) of the tables'
+kernels that backend runs. aiconfigurator's collector (``collector/trtllm/collect_moe.py``,
+https://github.com/ai-dynamo/aiconfigurator) times TensorRT-LLM's ``DEEPGEMM`` backend as ``deepgemm`` (its
+fp8 block-scale experts on Blackwell), ``CUTLASS`` as ``moe_torch_flow_cutlass`` and ``TRTLLM``
+(``TRTLLMGenFusedMoE``, the trtllm-gen kernels) as ``moe_torch_flow_min_latency`` (its nvfp4 experts
+only). FlashInfer ships the same trtllm-gen MoE kernels (``trtllm_fp8_block_scale_moe``,
+``trtllm_fp4_block_scale_moe``: https://docs.flashinfer.ai/api/fused_moe.html), which vLLM runs and the
+tables time as ``..._flashinfer_trtllm_...``: a backend the engine's own tables lack is timed with that
+kernel as another engine's tables measure it (:func:`moe_keys`)."""
 MOE_CHECKPOINT_KERNELS_EXCLUDED = ("compressedtensors",)
 """Kernel names the MoE key choice passes over for a format without pooled parameters: costmodel's
 ``mxfp4`` is the checkpoint layout of ``quant_method: mxfp4`` (gpt-oss), which vLLM serves with its
@@ -204,7 +218,7 @@ def op_times(
         scale_up_domain=scale_up_domain,
     )
     overhead = launch_s(hardware, eff)
-    chooser = _Keys(hardware, ENGINE_PREFIX[eff.kernel_engine], overhead)
+    chooser = _Keys(hardware, ENGINE_PREFIX[eff.kernel_engine], overhead, eff.moe_backend)
     compute, memory, comm = list(roof.compute_s), list(roof.memory_s), list(roof.communication_s)
     kernel_s: dict[int, FloatArray] = _gemms_s(hardware, chooser, ops, weight_dtype, activation_dtype)
     fused: dict[str, list[int]] = {}
@@ -293,7 +307,9 @@ def attention_s(
     of :func:`costmodel.estimate.estimate` evaluates only attention at many contexts)."""
     eff = efficiency or hardware.efficiency
     return _attention_s(
-        hardware, _Keys(hardware, ENGINE_PREFIX[eff.kernel_engine], launch_s(hardware, eff)), shape
+        hardware,
+        _Keys(hardware, ENGINE_PREFIX[eff.kernel_engine], launch_s(hardware, eff), eff.moe_backend),
+        shape,
     )
 
 
@@ -305,10 +321,13 @@ def attention_s(
 class _Keys:
     """Chooses and caches each family's parameters for one device and engine (see the module docstring)."""
 
-    def __init__(self, hardware: HardwareProfile, engine: str, launch_s: float) -> None:
+    def __init__(
+        self, hardware: HardwareProfile, engine: str, launch_s: float, moe_backend: str | None = None
+    ) -> None:
         self.hardware = hardware
         self.engine = engine
         self.launch_s = launch_s
+        self.moe_backend = moe_backend
 
     def stored(self, family: ModuleType) -> list[str]:
         from costmodel.kernels import family_name
@@ -335,7 +354,7 @@ class _Keys:
         kernels on a device many times."""
         from costmodel.memo import remember
 
-        key = (self.engine, self.launch_s, fn, *args)
+        key = (self.engine, self.moe_backend, self.launch_s, fn, *args)
         return remember(self.hardware, key, lambda: fn(self.hardware, self, *args))
 
     def params(self, family: ModuleType, key: str) -> Any:
@@ -705,6 +724,11 @@ def moe_keys(keys: _Keys, fmt: str, *, gated: bool = True) -> list[str]:
     3. Else one kernel of the format: the sorted-first of the engine's, then of any engine's; else the bare
        format (its datasheet defaults).
 
+    Where the engine's launch states its MoE backend (``keys.moe_backend``, TensorRT-LLM's
+    ``moe_config.backend``), the engine runs that backend's kernels and no other: the engine's own keys of
+    that backend (:data:`MOE_BACKEND_KERNELS`), else any engine's keys of the same kernel; only where the
+    tables time neither does the rule above apply.
+
     Where the format has no pooled key (a checkpoint layout: ``mxfp4``) the kernels named in
     :data:`MOE_CHECKPOINT_KERNELS_EXCLUDED` are passed over at every step.
     """
@@ -719,6 +743,11 @@ def moe_keys(keys: _Keys, fmt: str, *, gated: bool = True) -> list[str]:
     ]
     engines = [k for k in usable if k.split(":")[1:2] == [keys.engine]]
     own = [k for k in engines if ("nongated" in k) != gated]
+    if keys.moe_backend is not None:
+        names = MOE_BACKEND_KERNELS[keys.moe_backend]
+        runs = [k for k in usable if ("nongated" in k) != gated and any(n in k.split(":")[-1] for n in names)]
+        if runs:
+            return [k for k in runs if k in own] or runs
     if own:
         return own
     if fmt in stored:

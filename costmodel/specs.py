@@ -778,6 +778,12 @@ class Efficiency(Spec):
         description="Whose kernels the kernel models' calibrated parameters are taken from where a device "
         "has several (attention, custom all-reduce); sglang runs vLLM's (costmodel.kernel_times).",
     )
+    moe_backend: Literal["CUTLASS", "TRTLLM", "DEEPGEMM"] | None = Field(
+        None,
+        description="The MoE backend the engine's launch states (TensorRT-LLM's moe_config.backend): the "
+        "routed experts are timed with that backend's kernels (costmodel.kernel_times.moe_keys); None: the "
+        "engine's autotuner runs the fastest of its own MoE kernels.",
+    )
 
     def matmul(self, dtype: str) -> float:
         """Achievable fraction of the dense peak for matmuls in ``dtype`` [-]."""

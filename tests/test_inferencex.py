@@ -154,3 +154,17 @@ def test_a_reexported_file_repeats_inferencex_runs(name: str) -> None:
     # the collection's own files are not InferenceX runs
     others = source.str.contains("gap-analysis", na=False) & ~source.isin(REEXPORTED_FILES)
     assert not is_inferencex(table[others]).any()
+
+
+def test_the_dsr1_fp8_script_runs_deepgemm_only_at_its_high_concurrency_sweeps() -> None:
+    # dsr1_fp8_b200_trt.sh: MOE_BACKEND="TRTLLM", "DEEPGEMM" from 256 clients at 1k/1k and 1k/8k
+    from validation.public.inferencex import moe_backends
+
+    script = launch_script(True, "trtllm", "deepseek-ai/DeepSeek-R1", "b200_sxm", "fp8")
+    isl = np.array([1024, 1024, 1024, 8192, 1024, 1024])
+    osl = np.array([1024, 1024, 8192, 1024, 1024, 1024])
+    conc = np.array([255, 256, 512, 512, np.nan, 4])
+    got = moe_backends(script, isl=isl, osl=osl, tp=np.full(6, 8.0), concurrency=conc)
+    assert got.tolist() == ["TRTLLM", "DEEPGEMM", "DEEPGEMM", "TRTLLM", "", "TRTLLM"]
+    other = launch_script(True, "trtllm", "deepseek-ai/DeepSeek-R1", "b200_sxm", "fp4")
+    assert moe_backends(other, isl=isl, osl=osl, tp=np.full(6, 8.0), concurrency=conc).tolist() == [""] * 6

@@ -410,3 +410,51 @@ def test_a_step_all_reduce_never_shrinks_with_the_batch_across_the_engines_switc
     kernel = collective.time_s(b200, key, message_bytes=message, num_gpus=8, eager=False)
     one_shot = message < 256 * 1024
     np.testing.assert_allclose(t[one_shot], kernel[one_shot], rtol=1e-12)  # below any switch: the kernel's
+
+
+def test_a_stated_moe_backend_runs_its_own_kernels_else_the_same_kernel_of_another_engine() -> None:
+    # TensorRT-LLM's moe_config.backend picks the kernels: DEEPGEMM its own DeepGEMM rows; TRTLLM (the
+    # trtllm-gen kernels) has no fp8_block rows of TensorRT-LLM's own on B200, so FlashInfer's trtllm-gen
+    # kernels as vLLM's rows time them; CUTLASS its own CUTLASS rows
+    launch = kernel_times.launch_s(B200)
+
+    def keys(backend: str | None, fmt: str) -> list[str]:
+        return kernel_times.moe_keys(kernel_times._Keys(B200, "trtllm", launch, backend), fmt)
+
+    assert keys("DEEPGEMM", "fp8_block") == keys(None, "fp8_block") == ["fp8_block:trtllm:deepgemm"]
+    gen = keys("TRTLLM", "fp8_block")
+    assert gen
+    assert all(k.startswith("fp8_block:vllm:") and "flashinfer_trtllm" in k for k in gen)
+    assert keys("CUTLASS", "nvfp4") == ["nvfp4:trtllm:moe_torch_flow_cutlass"]
+    assert keys("TRTLLM", "nvfp4") == ["nvfp4:trtllm:moe_torch_flow_min_latency"]
+
+
+def test_a_stated_moe_backend_times_the_layer_with_the_fastest_of_that_backends_kernels() -> None:
+    tokens = np.array([1.0, 64.0, 4096.0])
+    shape = MoEShape(tokens, **DEEPSEEK_MOE, tp=1.0, ep=8.0)
+    launch = kernel_times.launch_s(B200)
+
+    def layer(backend: str | None) -> object:
+        chooser = kernel_times._Keys(B200, "trtllm", launch, backend)
+        return kernel_times._moe_s(B200, chooser, shape, "fp8_block", "fp8")
+
+    np.testing.assert_allclose(layer("DEEPGEMM"), layer(None), rtol=1e-12)
+    gen = kernel_times.moe_keys(kernel_times._Keys(B200, "trtllm", launch, "TRTLLM"), "fp8_block")
+    each = np.array(
+        [
+            moe.time_s(
+                B200,
+                kernel_times.step_params(B200, moe, key, launch_s=launch),
+                num_tokens=tokens,
+                hidden_size=7168,
+                inter_size=2048,
+                topk=8,
+                num_experts=256,
+                tp_size=1,
+                ep_size=8,
+                routing=kernel_times.STEP_ROUTING,
+            )
+            for key in gen
+        ]
+    )
+    np.testing.assert_allclose(layer("TRTLLM"), each.min(axis=0), rtol=1e-12)

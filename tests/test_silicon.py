@@ -287,7 +287,8 @@ def test_a_disaggregated_row_with_attention_dp_is_its_two_pools(sample: Path) ->
     """A DeepSeek-V3 fp8 row on B200 (TensorRT-LLM): one prefill worker of 8 attention-DP ranks, batch 1
     per rank, experts TP 8; one decode worker of 8 ranks, batch 16 per rank, experts EP 8; 128 clients =
     16 x 1 x 8, each decode rank holding 16 of them. Per-rank batch and token budget, as the aggregated
-    rows, and TensorRT-LLM's defaults (fp8 KV cache with quantized weights, its memory rule)."""
+    rows, and TensorRT-LLM's defaults (fp8 KV cache with quantized weights, its memory rule); its recipe
+    (``8k1k/stp/ctx1_gen1_dep8_batch128_eplb0_mtp0_128.yaml``) decodes with ``moe_config.backend: TRTLLM``."""
     from costmodel.disagg import disagg_loop
     from costmodel.registry import load_hardware
     from costmodel.serving import Engine
@@ -308,15 +309,17 @@ def test_a_disaggregated_row_with_attention_dp_is_its_two_pools(sample: Path) ->
     workload = Workload(1, 1, 1, weight_dtype="fp8_block", activation_dtype="fp8", kv_dtype="fp8")
     efficiency = hardware.efficiency.model_copy(update={"kernel_engine": str(stated["backend"])})
 
-    def engine(moe_tp: int, moe_ep: int, rank_batch: int) -> Engine:
+    def engine(moe_tp: int, moe_ep: int, rank_batch: int, moe_backend: str | None = None) -> Engine:
         return engine_memory("trtllm", Engine(
             model, hardware, workload, Deployment(tp=1, attention_dp=8, moe_tp=moe_tp, moe_ep=moe_ep),
-            max_batch_size=8 * rank_batch, max_batched_tokens=8 * 8192, efficiency=efficiency,
+            max_batch_size=8 * rank_batch, max_batched_tokens=8 * 8192,
+            efficiency=efficiency.model_copy(update={"moe_backend": moe_backend}),
         ))  # fmt: skip
 
     expected = disagg_loop(
         engine(int(stated["prefill_moe_tp_size"]), int(stated["prefill_moe_ep_size"]), 1),
-        engine(int(stated["decode_moe_tp_size"]), int(stated["decode_moe_ep_size"]), int(stated["decode_batch_size"])),
+        engine(int(stated["decode_moe_tp_size"]), int(stated["decode_moe_ep_size"]), int(stated["decode_batch_size"]),
+               "TRTLLM"),
         prefill_workers=1, decode_workers=1, concurrency=rows.loc[row_id, "concurrency"], isl=stated["isl"],
         osl=stated["osl"],
     )  # fmt: skip

@@ -186,6 +186,10 @@ class Script:
     tokens each request verifies (with top-k 1 a chain: steps + 1)."""
     not_modelled: str | None = None
     """What the script sets that changes a step but is not modelled."""
+    moe_backend: Callable[[Run], npt.NDArray[np.object_]] | None = None
+    """TensorRT-LLM's ``moe_config.backend`` (``CUTLASS``, ``TRTLLM``, ``DEEPGEMM``), a rule of the row
+    (:func:`moe_backends`): the kernels the engine runs its routed experts with
+    (``costmodel.specs.Efficiency.moe_backend``)."""
 
 
 MAX_MODEL_LEN_MARGIN = 200
@@ -212,6 +216,13 @@ def _dsr1_fp8_delay_batching(run: Run) -> npt.NDArray[np.bool_]:
     """``DELAY_BATCHING``: 1k/1k at 64 <= concurrency < 256."""
     lengths = (run.isl == 1024) & (run.osl == 1024)
     return np.asarray(lengths & (run.concurrency >= 64) & (run.concurrency < 256), dtype=bool)
+
+
+def _dsr1_fp8_moe_backend(run: Run) -> npt.NDArray[np.object_]:
+    """``MOE_BACKEND``: ``TRTLLM`` (trtllm-gen), ``DEEPGEMM`` at 256 clients and more with isl 1024 and
+    osl 1024 or 8192."""
+    deepgemm = (run.isl == 1024) & ((run.osl == 1024) | (run.osl == 8192)) & (run.concurrency >= 256)
+    return np.where(deepgemm, "DEEPGEMM", "TRTLLM").astype(object)
 
 
 def _dsr1_recv_interval(run: Run) -> FloatArray:
@@ -325,6 +336,7 @@ SCRIPTS: dict[tuple[str, ...], Script] = {
         max_num_tokens=_dsr1_max_num_tokens,
         batch_wait=BatchWaitFlags(40, 0.8, where=_dsr1_fp8_delay_batching),
         attention_dp_balance=(60, 0),
+        moe_backend=_dsr1_fp8_moe_backend,
     ),
     ("trtllm", "deepseek-ai/DeepSeek-R1", "b200_sxm", "fp4"): Script(
         f"{REPOSITORY}/111f0312c13b4c3cca0dd365f6db4c017048f0d3/benchmarks/dsr1_fp4_b200_trt.sh",
@@ -417,6 +429,25 @@ def scheduler_flags(
         np.where(on, float(wait.timeout_iters), 0.0),
         np.where(on, wait.max_tokens_ratio, 0.0) * budget,
     )
+
+
+def moe_backends(
+    script: Script | None,
+    *,
+    isl: npt.ArrayLike,
+    osl: npt.ArrayLike,
+    tp: npt.ArrayLike,
+    concurrency: npt.ArrayLike,
+) -> npt.NDArray[np.object_]:
+    """Per row: the MoE backend the script states (``Script.moe_backend``), "" where it states none or the
+    row has no concurrency (the engine's default: its autotuner's fastest kernel)."""
+    run = _run(isl, osl, tp, concurrency, "")
+    out = np.full(run.isl.shape, "", dtype=object)
+    if script is None or script.moe_backend is None:
+        return out
+    known = np.isfinite(run.concurrency)
+    out[known] = script.moe_backend(run)[known]
+    return out
 
 
 def isl_budget(script: Script | None, isl: npt.ArrayLike) -> FloatArray:

@@ -86,6 +86,9 @@ class Recipe(Deployed):
     draft_tokens: int = 0
     """MTP draft tokens per verification of its decode workers (``speculative_config``'s
     ``num_nextn_predict_layers``; 0: none, the ``stp`` recipes) [tokens]."""
+    decode_moe_backend: str | None = None
+    """A decode worker's ``moe_config.backend`` (``TRTLLM``, ``DEEPGEMM``, ``CUTLASS``; None: not read), the
+    kernels it runs its routed experts with (``costmodel.specs.Efficiency.moe_backend``)."""
 
 
 def _h100(path: str) -> str:
@@ -184,37 +187,39 @@ RECIPES: tuple[Recipe, ...] = (
            4, 4, True, 3, 8, True, (837,), 2, 16896, 32),
     Recipe(_b200_fp4("8k1k/stp/ctx7_gen2_dep8_batch128_eplb0_mtp0.yaml"), "b200_sxm", "fp4", 8192, 1024,
            7, 4, True, 2, 8, True, (2222,), 2, 16896, 128),
-    # B200 fp8: prefill workers of 8 attention-DP ranks
+    # B200 fp8: prefill workers of 8 attention-DP ranks. Their decode workers' moe_config.backend as each
+    # recipe states it: TRTLLM (trtllm-gen) on every tensor-parallel decode pool (expert parallelism 1, all
+    # 256 experts on each GPU) and every 8k1k stp one, DEEPGEMM on the 1k1k and 8k1k-mtp attention-DP pools
     Recipe(_b200_fp8(_FP8_1K, "1k1k/stp/ctx1_gen5_dep8_batch48_eplb0_mtp0_1920.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 5, 8, True, (1920,), 16, 16384, 48),
+           1024, 1024, 1, 8, True, 5, 8, True, (1920,), 16, 16384, 48, decode_moe_backend="DEEPGEMM"),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/stp/ctx1_gen1_dep8_batch512_eplb0_mtp0_4096.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 1, 8, True, (4096,), 16, 16384, 512),
+           1024, 1024, 1, 8, True, 1, 8, True, (4096,), 16, 16384, 512, decode_moe_backend="DEEPGEMM"),
     Recipe(_b200_fp8_fork("1k1k/stp/ctx1_gen3_tp8_batch1024_eplb0_mtp0_4.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 3, 8, False, (4,), 16, 16384, 1),
+           1024, 1024, 1, 8, True, 3, 8, False, (4,), 16, 16384, 1, decode_moe_backend="TRTLLM"),
     Recipe(_b200_fp8_fork("1k1k/stp/ctx1_gen3_tp8_batch1024_eplb0_mtp0_32.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 3, 8, False, (32,), 16, 16384, 12),
+           1024, 1024, 1, 8, True, 3, 8, False, (32,), 16, 16384, 12, decode_moe_backend="TRTLLM"),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/stp/ctx1_gen3_tp8_batch1024_eplb0_mtp0_128.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 3, 8, False, (128,), 16, 16384, 48),
+           1024, 1024, 1, 8, True, 3, 8, False, (128,), 16, 16384, 48, decode_moe_backend="TRTLLM"),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/stp/ctx2_gen5_dep8_batch128_eplb0_mtp0_5152.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 2, 8, True, 5, 8, True, (5152,), 16, 16384, 128),
+           1024, 1024, 2, 8, True, 5, 8, True, (5152,), 16, 16384, 128, decode_moe_backend="DEEPGEMM"),
     Recipe(_b200_fp8(_FP8_8K, "8k1k/stp/ctx1_gen4_tp8_batch32_eplb0_mtp0_128.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 1, 8, True, 4, 8, False, (128,), 1, 8320, 32),
+           8192, 1024, 1, 8, True, 4, 8, False, (128,), 1, 8320, 32, decode_moe_backend="TRTLLM"),
     Recipe(
         "https://github.com/qiching/srt-slurm/blob/5063eb432640574bd93410ae2697591a7d15f57c/"
         "recipes/trtllm/b200-fp8/8k1k/stp/ctx1_gen4_tp8_batch32_eplb0_mtp0_32.yaml", "b200_sxm", "fp8",
-        8192, 1024, 1, 8, True, 4, 8, False, (32,), 1, 8320, 8,
+        8192, 1024, 1, 8, True, 4, 8, False, (32,), 1, 8320, 8, decode_moe_backend="TRTLLM",
     ),
     Recipe(_b200_fp8(_FP8_8K, "8k1k/stp/ctx1_gen6_tp8_batch16_eplb0_mtp0_96.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 1, 8, True, 6, 8, False, (96,), 1, 8320, 16),
+           8192, 1024, 1, 8, True, 6, 8, False, (96,), 1, 8320, 16, decode_moe_backend="TRTLLM"),
     Recipe(_b200_fp8(_FP8_8K, "8k1k/stp/ctx1_gen1_dep8_batch128_eplb0_mtp0_128.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 1, 8, True, 1, 8, True, (128,), 1, 8320, 16),
+           8192, 1024, 1, 8, True, 1, 8, True, (128,), 1, 8320, 16, decode_moe_backend="TRTLLM"),
     Recipe(_b200_fp8(_FP8_8K, "8k1k/stp/ctx1_gen2_dep8_batch64_eplb0_mtp0_128.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 1, 8, True, 2, 8, True, (128,), 1, 8320, 8),
+           8192, 1024, 1, 8, True, 2, 8, True, (128,), 1, 8320, 8, decode_moe_backend="TRTLLM"),
     Recipe(_b200_fp8_fork2("8k1k/stp/ctx1_gen1_dep8_batch256_eplb0_mtp0_256.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 1, 8, True, 1, 8, True, (256,), 1, 8320, 256),
+           8192, 1024, 1, 8, True, 1, 8, True, (256,), 1, 8320, 256, decode_moe_backend="TRTLLM"),
     Recipe(_b200_fp8_fork2("8k1k/stp/ctx2_gen1_dep8_batch640_eplb0_mtp0_640.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 2, 8, True, 1, 8, True, (640,), 1, 8320, 640),  # 80 clients a rank: neither its
-    # max_batch_size 640 nor its decode max_num_tokens 512 binds
+           8192, 1024, 2, 8, True, 1, 8, True, (640,), 1, 8320, 640, decode_moe_backend="TRTLLM"),
+    # (80 clients a rank: neither its max_batch_size 640 nor its decode max_num_tokens 512 binds)
     # MTP recipes (the "mtp" folders), the last field their num_nextn_predict_layers; each decode rank's
     # max_num_tokens is its max_batch_size x (1 + drafts), so the verification never meets the budget
     Recipe(_b200_fp4("1k1k/mtp/ctx1_gen2_dep8_batch64_eplb0_mtp2.yaml"), "b200_sxm", "fp4", 1024, 1024,
@@ -238,31 +243,31 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe(_b200_fp4("8k1k/mtp/ctx5_gen2_dep8_batch32_eplb0_mtp3.yaml"), "b200_sxm", "fp4", 8192, 1024,
            5, 4, True, 2, 8, True, (658,), 2, 16896, 32, 3),
     Recipe(_b200_fp8_fork("1k1k/mtp/ctx1_gen8_tp8_batch1_eplb0_mtp3_8.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 8, 8, False, (8,), 16, 16384, 1, 3),
+           1024, 1024, 1, 8, True, 8, 8, False, (8,), 16, 16384, 1, 3, decode_moe_backend="TRTLLM"),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen8_tp8_batch4_eplb0_mtp3_32.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 8, 8, False, (32,), 16, 16384, 4, 3),
+           1024, 1024, 1, 8, True, 8, 8, False, (32,), 16, 16384, 4, 3, decode_moe_backend="TRTLLM"),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen8_tp8_batch8_eplb0_mtp3_64.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 8, 8, False, (64,), 16, 16384, 8, 3),
+           1024, 1024, 1, 8, True, 8, 8, False, (64,), 16, 16384, 8, 3, decode_moe_backend="TRTLLM"),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen8_tp8_batch32_eplb0_mtp3_256.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 8, 8, False, (256,), 16, 16384, 32, 3),
+           1024, 1024, 1, 8, True, 8, 8, False, (256,), 16, 16384, 32, 3, decode_moe_backend="TRTLLM"),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen7_dep8_batch128_eplb0_mtp3_896.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 7, 8, True, (896,), 16, 16384, 16, 3),
+           1024, 1024, 1, 8, True, 7, 8, True, (896,), 16, 16384, 16, 3, decode_moe_backend="DEEPGEMM"),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen4_dep8_batch256_eplb0_mtp3_1024.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 4, 8, True, (1024,), 16, 16384, 32, 3),
+           1024, 1024, 1, 8, True, 4, 8, True, (1024,), 16, 16384, 32, 3, decode_moe_backend="DEEPGEMM"),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen3_dep8_batch384_eplb0_mtp3_1184.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 3, 8, True, (1184,), 16, 16384, 48, 3),
+           1024, 1024, 1, 8, True, 3, 8, True, (1184,), 16, 16384, 48, 3, decode_moe_backend="DEEPGEMM"),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen2_dep8_batch768_eplb0_mtp2_1600.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 2, 8, True, (1600,), 16, 16384, 96, 2),
+           1024, 1024, 1, 8, True, 2, 8, True, (1600,), 16, 16384, 96, 2, decode_moe_backend="DEEPGEMM"),
     Recipe(_b200_fp8_fork2("8k1k/mtp/ctx1_gen6_tp8_batch8_eplb0_mtp3_48.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 1, 8, True, 6, 8, False, (48,), 1, 8320, 8, 3),
+           8192, 1024, 1, 8, True, 6, 8, False, (48,), 1, 8320, 8, 3, decode_moe_backend="TRTLLM"),
     Recipe(_b200_fp8_fork2("8k1k/mtp/ctx1_gen4_tp8_batch16_eplb0_mtp3_64.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 1, 8, True, 4, 8, False, (64,), 1, 8320, 16, 3),
+           8192, 1024, 1, 8, True, 4, 8, False, (64,), 1, 8320, 16, 3, decode_moe_backend="TRTLLM"),
     Recipe(_b200_fp8(_FP8_8K, "8k1k/mtp/ctx2_gen3_dep8_batch8_eplb0_mtp3_224.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 2, 8, True, 3, 8, True, (224,), 1, 8320, 8, 3),
+           8192, 1024, 2, 8, True, 3, 8, True, (224,), 1, 8320, 8, 3, decode_moe_backend="DEEPGEMM"),
     Recipe(_b200_fp8_fork2("8k1k/mtp/ctx2_gen1_dep8_batch32_eplb0_mtp3_288.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 2, 8, True, 1, 8, True, (288,), 1, 8320, 32, 3),
+           8192, 1024, 2, 8, True, 1, 8, True, (288,), 1, 8320, 32, 3, decode_moe_backend="DEEPGEMM"),
     Recipe(_b200_fp8_fork2("8k1k/mtp/ctx4_gen1_dep8_batch128_eplb0_mtp2_1088.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 4, 8, True, 1, 8, True, (1088,), 1, 8320, 128, 2),
+           8192, 1024, 4, 8, True, 1, 8, True, (1088,), 1, 8320, 128, 2, decode_moe_backend="DEEPGEMM"),
     Recipe(_h100_fork("1k1k/mtp/ctx1_gen3_tep16_batch32_eplb0_mtp3.yaml"), "h100_sxm", "fp8", 1024, 1024,
            1, 16, True, 3, 16, False, (117,), 2, 2048, 32, 3),
     Recipe(_h100_fork("1k1k/mtp/ctx1_gen1_dep16_batch32_eplb0_mtp2.yaml"), "h100_sxm", "fp8", 1024, 1024,
@@ -322,6 +327,21 @@ def _drafts(rows: pd.DataFrame) -> pd.Series:
     if DRAFT_TOKENS not in rows:
         return pd.Series(0.0, index=rows.index)
     return rows[DRAFT_TOKENS].fillna(0.0).astype(float)
+
+
+def recipe_moe_backends(rows: pd.DataFrame) -> pd.Series:
+    """Per disaggregated row, the decode workers' ``moe_config.backend`` of the one recipe that ran it
+    (:attr:`Recipe.decode_moe_backend`), "" where no recipe (or more than one) matches or it was not read."""
+    out = pd.Series("", index=rows.index, dtype=object)
+    matches = pd.Series(0, index=rows.index)
+    dynamo = rows["silicon_data_source"].astype(str).str.contains(IMAGE, regex=False)
+    pools = (*_layout(rows, "prefill"), *_layout(rows, "decode"))
+    drafts = _drafts(rows)
+    for recipe in RECIPES:
+        hit = _runs(rows, recipe, "trtllm", dynamo, pools) & (drafts == recipe.draft_tokens)
+        matches += hit.astype(int)
+        out[hit] = recipe.decode_moe_backend or ""
+    return out.where(matches == 1, "")
 
 
 def recipe_limits(rows: pd.DataFrame) -> pd.DataFrame:

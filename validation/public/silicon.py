@@ -80,12 +80,13 @@ from validation.public.inferencex import (
     isl_budget,
     launch_script,
     mean_length,
+    moe_backends,
     recv_interval,
     scheduler_flags,
     scripts_of,
     vllm_single_engine,
 )
-from validation.public.inferencex_disagg import recipe_limits, sglang_recipe_limits
+from validation.public.inferencex_disagg import recipe_limits, recipe_moe_backends, sglang_recipe_limits
 from validation.public.inferencex_disagg_workers import DRAFT_TOKENS, WORKER_COLUMNS, master_workers
 from validation.public.reader import SYSTEM_PROFILES
 from validation.public.sglang import overlap_host, overlaps_by_default
@@ -401,15 +402,16 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     # the token budget and batch waiting of the row's InferenceX TensorRT-LLM script (0: the defaults)
     filled[["script_budget", "hold_iterations", "hold_tokens"]] = _script_columns(filled)
     filled[["balance_timeout", "balance_wait"]] = _balance_columns(filled)
+    filled["moe_backend"] = _moe_backend_column(filled)
     # the token budget of the row's InferenceX vLLM script where it sets one (a multiple of the nominal isl)
     filled["script_budget"] = _vllm_script_budget(filled).fillna(filled["script_budget"])
 
     groups: list[tuple[pd.Index, Parts]] = []
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *degrees, "batch_size"]
-    keys.extend(["backend_version", "inferencex", "script_budget", "precision"])
+    keys.extend(["backend_version", "inferencex", "script_budget", "precision", "moe_backend"])
     for key, rows in filled[(reason == "") & (table["mode"] == "agg")].groupby(keys, sort=True):
         backend, model_path, system, quant, moe_quant, tp, pp, dp, moe_tp, moe_ep, batch = key[:11]
-        version, ix, sb, precision = key[11:]
+        version, ix, sb, precision, moe_backend = key[11:]
         model = models[str(model_path)]
         assert isinstance(model, ModelProfile)
         hardware = load_hardware(SYSTEM_PROFILES[str(system)])
@@ -435,8 +437,11 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                 # batch_size and the token budget are per attention-DP rank
                 max_batch_size=int(batch) * int(dp),
                 max_batched_tokens=max(budget, int(batch)) * int(dp),
-                # the kernel models read the calibrated kernels of the row's engine
-                efficiency=hardware.efficiency.model_copy(update={"kernel_engine": str(backend)}),
+                # the kernel models read the calibrated kernels of the row's engine (and the MoE backend
+                # its script states)
+                efficiency=hardware.efficiency.model_copy(
+                    update={"kernel_engine": str(backend), "moe_backend": str(moe_backend) or None}
+                ),
             )
             # the engine's own memory rule and admission (validation/public/engine_memory.py)
             # (SGLang's own rule where the row ran its defaults: aiconfigurator's collection)
@@ -540,6 +545,17 @@ def _script_columns(filled: pd.DataFrame) -> pd.DataFrame:
         )
         out[rows] = np.column_stack(flags)
     return pd.DataFrame(out, index=filled.index, columns=["script_budget", "hold_iterations", "hold_tokens"])
+
+
+def _moe_backend_column(filled: pd.DataFrame) -> pd.Series:
+    """Per row: the MoE backend its InferenceX script states ("": none, the engine's fastest kernel;
+    :func:`validation.public.inferencex.moe_backends`), one pass over the rows of each script."""
+    out = np.full(len(filled), "", dtype=object)
+    columns = ("isl", "osl", "tp_size", "concurrency")
+    isl, osl, tp, clients = (filled[column].to_numpy(float) for column in columns)
+    for script, rows in scripts_of(filled):
+        out[rows] = moe_backends(script, isl=isl[rows], osl=osl[rows], tp=tp[rows], concurrency=clients[rows])
+    return pd.Series(out, index=filled.index)
 
 
 def _balance_columns(filled: pd.DataFrame) -> pd.DataFrame:
@@ -984,6 +1000,7 @@ def _pool_engine(
     kv: str | None = None,
     *,
     defaults: bool = False,
+    moe_backend: str | None = None,
 ) -> Engine:
     """One worker of a pool: the row's model, device and formats, the pool's layout and batch. As in the
     aggregated rows, ``batch_size`` and the token budget are per attention-DP rank (on every stated
@@ -992,7 +1009,8 @@ def _pool_engine(
     (:func:`kv_dtype`, :func:`token_budget`, :func:`engine_memory`): the same software as its aggregated
     rows, except a rank's token ``budget`` and the KV format ``kv`` where the row's recipe states them
     (:mod:`validation.public.inferencex_disagg`); ``defaults``: the row ran the engine's own memory rule
-    (:func:`engine_memory`)."""
+    (:func:`engine_memory`); ``moe_backend``: the MoE backend the recipe states for the pool (None: the
+    engine's fastest kernel)."""
     hardware = load_hardware(SYSTEM_PROFILES[system])
     engine = Engine(
         model,
@@ -1002,7 +1020,9 @@ def _pool_engine(
         max_batch_size=batch * dp,
         max_batched_tokens=(budget or max(token_budget(backend, hardware), batch)) * dp,
         # the kernel models read the calibrated kernels of the row's engine, as in the aggregated rows
-        efficiency=hardware.efficiency.model_copy(update={"kernel_engine": backend}),
+        efficiency=hardware.efficiency.model_copy(
+            update={"kernel_engine": backend, "moe_backend": moe_backend}
+        ),
     )
     return engine_memory(backend, engine, defaults=defaults)
 
@@ -1017,7 +1037,7 @@ def _disagg_groups(
     groups: list[tuple[pd.Index, DisaggParts]] = []
     pool_keys = [f"{pool}_{field}" for pool in ("prefill", "decode") for field in POOL_FIELDS]
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *pool_keys]
-    keys.extend(("prefill_budget", "recipe_kv", DRAFT_TOKENS))
+    keys.extend(("decode_moe_backend", "prefill_budget", "recipe_kv", DRAFT_TOKENS))
     chosen = table[(table["mode"] == "disagg") & (reason == "")]
     # the deployment of the master configuration that ran a row stating none (filled in a copy: the split)
     workers = master_workers(chosen)[0]
@@ -1043,12 +1063,14 @@ def _disagg_groups(
         decode_batch_size=limits["decode_batch_size"].fillna(chosen["decode_batch_size"]),
         prefill_budget=limits["prefill_max_num_tokens"],
         recipe_kv=sgl["kv_dtype"],
+        decode_moe_backend=recipe_moe_backends(chosen).where(~guessed, ""),
     )
     for key, rows in chosen.groupby(keys, sort=True, dropna=False):
         backend, model_path, system, quant, moe_quant = (str(k) for k in key[:5])
         model = models[model_path]
         assert isinstance(model, ModelProfile)
-        layout = dict(zip(pool_keys, key[5:-3], strict=True))
+        layout = dict(zip(pool_keys, key[5:-4], strict=True))
+        decode_moe_backend = str(key[-4]) or None
         budget = None if pd.isna(key[-3]) else int(key[-3])
         kv = None if pd.isna(key[-2]) else str(key[-2])
         speculation = disagg_speculation(model, int(key[-1]))
@@ -1070,6 +1092,7 @@ def _disagg_groups(
                     model, formats, system, backend, quant, int(tp), int(pp), dp, moe, int(batch),
                     budget if pool == "prefill" else None, kv,
                     defaults=bool((row_harness(rows) == AICONFIGURATOR).all()),
+                    moe_backend=decode_moe_backend if pool == "decode" else None,
                 )  # fmt: skip
             parts = disagg_parts(
                 engines["prefill"],
