@@ -20,7 +20,8 @@ is each engine's own memory rule at its defaults, applied here to the row's engi
   (``EngineArgs.get_batch_defaults``,
   https://github.com/vllm-project/vllm/blob/main/vllm/engine/arg_utils.py; :func:`vllm_max_num_seqs`).
   At the large GPUs' defaults the sampler, not the forward pass, sets the peak: 4.8-7.4 GiB per GPU at
-  any TP, against the forward pass's 0.16-0.8 GiB (:func:`engine_memory` takes the larger).
+  tp 1 and 2 alike in the measurements below, against the forward pass's 0.16-0.8 GiB
+  (:func:`engine_memory` takes the larger).
 - **SGLang**: its default ``mem_fraction_static`` is (memory - reserved) / memory for weights and cache,
   reserved [MiB] = max(512 + 1.5 max(chunked_prefill_size, 2048) + 2 cuda_graph_max_bs + 1024 tp pp / 8,
   10240) on devices of more than 60 GiB, with ``cuda_graph_max_bs`` 256 below tp 4 and 512 from it below
@@ -82,10 +83,10 @@ the profile run's torch peak is 4.76 GiB for Llama-3.1-8B and 4.84 GiB for Llama
 models of 0.6B to 120B parameters at tp 1 and 2 on that one device. Those rows ran the ``latest`` container
 image with ``max_num_seqs`` and the token budget unset: their vLLM version (taken as the 0.11.0 of the
 one row that states it), and so the 1024 requests and 8192-token budget (its defaults on an H100), are
-inferred, not stated there. One row of that file
-does not fit: Mistral-Small-3.2-24B (multimodal, vocabulary 131,072), stated as vLLM 0.11.0 with an
-8192-token budget, peaks at 2.12 GiB where 39 B per logit at 1024 requests predicts 4.87 GiB (17 B per
-logit); the file gives no measured cause, and its max_num_seqs is not stated either."""
+inferred, not stated there. One row of that file does not fit: Mistral-Small-3.2-24B (multimodal, vocabulary
+131,072), stated as vLLM 0.11.0 with an 8192-token budget, peaks at 2.12 GiB where 39 B per logit at 1024
+requests predicts 4.87 GiB (17 B per logit if it too ran 1024, which is not stated either); the file gives no
+measured cause."""
 TRTLLM_FREE_GPU_MEMORY_FRACTION = 0.9
 """TensorRT-LLM's default share of the memory left free after weights and activations for the cache."""
 KV_FP8_ENGINES: frozenset[str] = frozenset({"trtllm"})
