@@ -38,8 +38,8 @@ def test_sglang_without_its_own_rule_keeps_nine_tenths_of_the_device(engine: Eng
 def test_vllm_sampler_peak_is_the_measured_profile_peak() -> None:
     """The sampler pass of vLLM's profile run at its defaults (1024 dummy requests): Llama-3's 128,256-token
     vocabulary gives 4.77 GiB, Qwen3's 151,936 5.65 GiB, gpt-oss's 201,088 7.47 GiB, within 2 % of the torch
-    peaks vLLM (0.11, inferred) logs on an H100 (4.76-4.84, 5.56-5.64, 7.38 GiB; engine_memory's docstring); fewer
-    sequences, or a token budget below them, shrink it in proportion."""
+    peaks vLLM (0.11, inferred) logs on an H100 (4.76-4.84, 5.56-5.64, 7.38 GiB; engine_memory's
+    docstring); fewer sequences, or a token budget below them, shrink it in proportion."""
     gib = 2.0**30
     for vocab, measured in ((128_256, 4.80), (151_936, 5.60), (201_088, 7.38)):
         assert vllm_sampler_peak_bytes(vocab, 1024, 8192) / gib == pytest.approx(measured, rel=0.02)
