@@ -441,21 +441,65 @@ def loop_parts(
 
 
 def wave_prefill_iterations(running: npt.ArrayLike, isl: npt.ArrayLike, budget: npt.ArrayLike) -> FloatArray:
-    """Mean iterations until a prompt of a wave of R prompts of ``isl`` tokens has its first token, their
-    prefill packed first come first served at ``budget`` prompt tokens per iteration [iterations]: the
-    i-th prompt is done with the iteration that holds its last token, ceil(i isl / P), and the mean is
-    over i = 1..R (R the whole prompts, at least one). A prompt's first token comes at the end of an
-    iteration, so a wave that fits one iteration waits exactly one, where the continuous form
+    """Mean iterations until a prompt of a wave of R prompts of ``isl`` tokens per rank has its first
+    token, their prefill packed first come first served at ``budget`` prompt tokens per iteration
+    [iterations]: on a rank of n prompts the i-th is done with the iteration that holds its last token,
+    ceil(i isl / P), and the mean is over its clients. A fractional R (the clients spread over attention-DP
+    ranks, or a KV-limited capacity) is an uneven split: a share f = R - floor(R) of the ranks runs
+    ceil(R) prompts and the rest floor(R), so the mean over all the clients is
+    ((1 - f) S(floor R) + f S(ceil R)) / R, S(n) the sum of ceil(i isl / P) over i = 1..n: continuous in R,
+    and exact for C clients over ranks that differ by at most one. A prompt's first token comes at the end
+    of an iteration, so a wave that fits one iteration waits exactly one, where the continuous form
     (R - 1) isl / (2 P) + ceil(isl / P) adds (R - 1) isl / (2 P); for isl a whole number of budgets the
-    two agree."""
+    two agree. S(n) is a floor sum, summed in O(log P) integer steps (:func:`_ceil_sums`), so memory and
+    time grow with the rows, not with R."""
     R, N_in, P = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (running, isl, budget)))
-    whole = np.maximum(np.floor(R), 1.0)
-    if whole.size == 0:
-        return np.zeros(whole.shape)
-    i = np.arange(1.0, float(np.max(whole)) + 1.0)
-    done = np.ceil(i * (N_in / P)[..., None] - 1e-9)  # the iteration holding prompt i's last token
-    counted = i <= whole[..., None]
-    return np.asarray(np.sum(np.where(counted, done, 0.0), axis=-1) / whole)
+    for name, x in (("running", R), ("isl", N_in), ("budget", P)):
+        if np.any(~np.isfinite(x) | (x <= 0)):
+            raise CostmodelError(
+                f"{name} must be finite and > 0, got {x[~np.isfinite(x) | (x <= 0)].flat[0]!r}"
+            )
+    whole = np.floor(R)
+    share = R - whole  # of the ranks that run one prompt more
+    # isl / P as a ratio of integers a / m: both scaled by 2^e, e <= 20 and small enough that the floor
+    # sum's terms, below m (n + 1), stay inside int64 (a whole number of tokens, or of 2^-20 of one, exact)
+    most = np.maximum(N_in, P) * (whole + 3.0)
+    scale = np.ldexp(1.0, np.clip(np.floor(np.log2(2.0**60 / most)), -1000.0, 20.0).astype(np.int64))
+    a = np.maximum(np.rint(N_in * scale), 1.0).astype(np.int64)  # at least one iteration per prompt
+    m = np.maximum(np.rint(P * scale), 1.0).astype(np.int64)
+    n = whole.astype(np.int64)
+    low = _ceil_sums(n, a, m).astype(np.float64)
+    high = low + (-((-(n + 1) * a) // m)).astype(np.float64)  # S(n + 1): prompt n + 1's own ceiling
+    return np.asarray(((1.0 - share) * low + share * high) / R)
+
+
+def wave_prompts_per_rank(running: npt.ArrayLike) -> FloatArray:
+    """Mean prompts on a client's own rank in a wave of R prompts per rank [prompts]: R where the split is
+    even; for a fractional R (:func:`wave_prefill_iterations`' uneven split, a share f = R - floor(R) of the
+    ranks running ceil(R)) the mean over the clients, ((1 - f) floor(R)^2 + f ceil(R)^2) / R =
+    R + f (1 - f) / R, more than R since the fuller ranks hold more of the clients."""
+    R = np.asarray(running, dtype=np.float64)
+    share = R - np.floor(R)
+    return np.asarray(R + share * (1.0 - share) / R)
+
+
+def _ceil_sums(n: npt.NDArray[np.int64], a: npt.NDArray[np.int64], m: npt.NDArray[np.int64]) -> FloatArray:
+    """The sum of ceil(i a / m) over i = 1..n, elementwise for integers n >= 0, a >= 1, m >= 1: the floor
+    sum of (a j + a + m - 1) / m over j = 0..n-1, reduced Euclid-like (a, m) -> (m mod a, a) in O(log m)
+    steps (the standard floor_sum, e.g. AtCoder Library's ``floor_sum``,
+    https://github.com/atcoder/ac-library/blob/master/atcoder/math.hpp), vectorised over the rows."""
+    n, a, m = (np.array(x, dtype=np.int64) for x in np.broadcast_arrays(n, a, m))
+    b = a + m - 1
+    total = np.zeros(n.shape, dtype=np.int64)
+    active = n > 0
+    while np.any(active):
+        total += np.where(active, (n * (n - 1) // 2) * (a // m) + n * (b // m), 0)
+        a, b = np.where(active, a % m, a), np.where(active, b % m, b)
+        top = a * n + b  # below m (n + 1)
+        active &= top >= m
+        n, b = np.where(active, top // m, n), np.where(active, top % m, b)
+        a, m = np.where(active, m, a), np.where(active, a, m)
+    return np.asarray(total, dtype=np.float64)
 
 
 def _held(
@@ -604,13 +648,16 @@ class LoopParts:
         """Mean time per decode iteration of a wave's requests, its wait spread over them [s] (per token
         without speculative decoding): the R admitted ones decode together in decode-only iterations of R
         after waiting R isl / P less their mean :attr:`wave_iterations` wave iterations on average for the
-        rest of the wave's prompts, spread over their (osl - 1) / E iterations. Clients past R are
+        rest of the wave's prompts (for a fractional R, the clients' mean of their own rank's prompt work,
+        :func:`wave_prompts_per_rank`), spread over their (osl - 1) / E iterations. Clients past R are
         admitted as a wave ends, R at a time, so their waves are alike."""
         decode = self.decode_only_s if self.wave_decode_s is None else self.wave_decode_s
         if self.wave_iterations is None:
             wait = np.maximum((self.running + 1.0) * self.isl / (2.0 * self.prompt_budget) - self.chunks, 0.0)
-        else:  # the wave's prompt work left once a prompt is done, R isl / P less its own iterations
-            wait = np.maximum(self.running * self.isl / self.prompt_budget - self.wave_iterations, 0.0)
+        else:  # the prompt work of a client's rank left once its prompt is done: n isl / P, n that rank's
+            # prompts (a client's mean, the same uneven split as the wave's TTFT), less its own iterations
+            work = wave_prompts_per_rank(self.running) * self.isl / self.prompt_budget
+            wait = np.maximum(work - self.wave_iterations, 0.0)
         iterations = (self.osl - 1.0) / self.tokens_per_iteration
         return np.asarray(
             self.step_s(decode, params) + wait * self.step_s(self._wave_s(params), params) / iterations

@@ -15,6 +15,7 @@ from costmodel.closed_loop import (
     closed_loop,
     loop_parts,
     wave_prefill_iterations,
+    wave_prompts_per_rank,
 )
 from costmodel.errors import CostmodelError
 from costmodel.serving import Engine
@@ -167,13 +168,79 @@ def test_a_wave_is_exact_packing(engine: Engine) -> None:
 def test_wave_prefill_iterations_by_hand() -> None:
     """Eight prompts of 1024 tokens fill one 8192-token iteration: every first token after exactly one
     (the continuous form said 1.44); sixteen take two, 1.5 on average; prompts of two whole budgets agree
-    with the continuous form, (R - 1) isl / (2 P) + ceil(isl / P) = R + 1; a fractional R counts its whole
-    prompts, and at least one."""
+    with the continuous form, (R - 1) isl / (2 P) + ceil(isl / P) = R + 1; three clients over two ranks
+    of one-budget prompts wait 1 and 1, 2 on the fuller rank: 4 / 3; half a prompt per rank is one
+    prompt on half the ranks, one iteration."""
     assert float(wave_prefill_iterations(8, 1024, 8192)) == 1.0
     assert float(wave_prefill_iterations(16, 1024, 8192)) == 1.5
     for prompts in (1, 2, 5, 9):
         assert float(wave_prefill_iterations(prompts, 16384, 8192)) == prompts + 1
-    np.testing.assert_array_equal(wave_prefill_iterations([2.9, 0.5], 8192, 8192), [1.5, 1.0])
+    np.testing.assert_allclose(wave_prefill_iterations([1.5, 0.5], 8192, 8192), [4 / 3, 1.0], rtol=1e-15)
+
+
+def _split_first_tokens(clients: int, ranks: int, isl: int, budget: int) -> list[int]:
+    """Every client's first-token iteration in a wave of ``clients`` prompts spread over ``ranks`` as
+    evenly as they go (ranks differ by one prompt at most), each rank packing its own token by token."""
+    fuller = clients % ranks
+    return [
+        t for r in range(ranks) for t in _packed_first_tokens(clients // ranks + (r < fuller), isl, budget)
+    ]
+
+
+def test_a_wave_split_unevenly_over_ranks_is_exact_packing() -> None:
+    """C clients over k ranks (R = C / k per rank, fractional where k does not divide C): the wave's mean
+    first-token iteration over all the clients is the token-by-token packing on each rank (an independent
+    oracle), and the clients' mean of their own rank's prompts is (1 / C) sum of n_r^2."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        ranks = int(rng.integers(1, 9))
+        clients = int(rng.integers(ranks, 6 * ranks + 1))
+        isl, budget = int(rng.integers(1, 5000)), int(rng.integers(1, 5000))
+        oracle = np.mean(_split_first_tokens(clients, ranks, isl, budget))
+        R = clients / ranks
+        assert float(wave_prefill_iterations(R, isl, budget)) == pytest.approx(oracle, rel=1e-12)
+        fuller = clients % ranks
+        sizes = [clients // ranks + (r < fuller) for r in range(ranks)]
+        assert float(wave_prompts_per_rank(R)) == pytest.approx(
+            sum(n * n for n in sizes) / clients, rel=1e-12
+        )
+
+
+def test_wave_prefill_iterations_is_the_floor_sum_on_random_cases() -> None:
+    """Whole and fractional prompts per rank, prompts and budgets (whole tokens and quarter tokens) across
+    five orders of magnitude, many rows at once: the mix of floor(R) and ceil(R) prompts of the brute-force
+    sum of ceil(i isl / P) in exact rationals."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(11)
+    R = np.concatenate([rng.integers(1, 3000, 150).astype(float), rng.uniform(0.05, 3000.0, 150)])
+    isl = np.round(10.0 ** rng.uniform(0, 5, R.size))
+    budget = np.round(10.0 ** rng.uniform(0, 5, R.size) * 4.0) / 4.0 + 0.25
+    model = wave_prefill_iterations(R, isl, budget)
+
+    def brute(n: int, a: float, p: float) -> Fraction:
+        x = Fraction(a) / Fraction(p)
+        return Fraction(sum(-((-i * x.numerator) // x.denominator) for i in range(1, n + 1)))
+
+    for r, a, p, got in zip(R, isl, budget, model, strict=True):
+        low, f = int(np.floor(r)), r - np.floor(r)
+        oracle = float(((1 - f) * brute(low, a, p) + f * brute(low + 1, a, p)) / r)
+        assert float(got) == pytest.approx(oracle, rel=1e-12)
+
+
+def test_wave_prefill_iterations_is_continuous_and_at_least_one() -> None:
+    """No step where R crosses a whole number (1.999999 against 2) and never less as R grows; never less
+    than one iteration however large the budget against the prompt (an absolute tolerance once sent
+    P > 1e9 isl to 0), and a bad argument is named."""
+    for isl, budget in ((8192, 8192), (3000, 8000), (20000, 8192)):
+        below, at = wave_prefill_iterations([1.999999, 2.0], isl, budget)
+        assert below == pytest.approx(at, rel=1e-5)
+        assert np.all(np.diff(wave_prefill_iterations(np.linspace(0.1, 40, 400), isl, budget)) >= -1e-12)
+    np.testing.assert_array_equal(
+        wave_prefill_iterations([0.5, 1, 7, 1000.5], 1, [1e12, 1e15, 1e300, 3e9]), 1.0
+    )
+    with pytest.raises(CostmodelError, match="budget"):
+        wave_prefill_iterations(4, 100, 0.0)
 
 
 def test_a_wave_ends_with_its_prompt_work(engine: Engine) -> None:
@@ -188,6 +255,22 @@ def test_a_wave_ends_with_its_prompt_work(engine: Engine) -> None:
         work = parts.running * isl / parts.prompt_budget
         assert np.all(work >= parts.wave_iterations)
         np.testing.assert_allclose(whole, work * parts.wave_s + (osl - 1) * parts.wave_decode_s, rtol=1e-12)
+
+
+def test_a_wave_split_over_ranks_ends_with_each_ranks_prompt_work() -> None:
+    """Three clients over two ranks, one-budget prompts: one rank's wave is one iteration, the other's
+    two; its clients' first tokens after 1 | 1, 2 iterations and their decodes start when their own rank's
+    wave ends, after 1 | 2, 2, so TTFT + (osl - 1) TPOT is (1 + 2 + 2) / 3 wave iterations then osl - 1
+    decode-only ones."""
+    parts = dataclasses.replace(
+        _hand_parts(concurrency=3, running=1.5),
+        ranks=2.0,
+        wave_iterations=wave_prefill_iterations(1.5, 8192, 8192),
+    )
+    params = LoopParams()
+    assert float(parts.wave_ttft_s(params)) == pytest.approx(4 / 3 * 0.2, rel=1e-12)
+    whole = parts.wave_ttft_s(params) + 100 * parts.wave_tpot_s(params)
+    assert float(whole) == pytest.approx(5 / 3 * 0.2 + 100 * 0.02, rel=1e-12)
 
 
 def test_ttft_grows_with_clients_and_prompt_and_is_at_least_one_prefill(engine: Engine) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from costmodel.memory import replica_memory
+from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 from validation.public.engine_memory import (
     VLLM_MAX_NUM_SEQS,
@@ -17,6 +18,7 @@ from validation.public.engine_memory import (
     reserved_tokens,
     sglang_cuda_graph_max_bs,
     sglang_mem_fraction_static,
+    vllm_max_num_seqs,
     vllm_sampler_peak_bytes,
 )
 
@@ -36,8 +38,8 @@ def test_sglang_without_its_own_rule_keeps_nine_tenths_of_the_device(engine: Eng
 def test_vllm_sampler_peak_is_the_measured_profile_peak() -> None:
     """The sampler pass of vLLM's profile run at its defaults (1024 dummy requests): Llama-3's 128,256-token
     vocabulary gives 4.77 GiB, Qwen3's 151,936 5.65 GiB, gpt-oss's 201,088 7.47 GiB, within 2 % of the torch
-    peaks vLLM 0.11 logs on an H100 (4.76-4.84, 5.56-5.64, 7.38 GiB; engine_memory's docstring); fewer
-    sequences, or a token budget below them, shrink it in proportion."""
+    peaks vLLM (0.11, inferred) logs on an H100 (4.76-4.84, 5.56-5.64, 7.38 GiB; engine_memory's
+    docstring); fewer sequences, or a token budget below them, shrink it in proportion."""
     gib = 2.0**30
     for vocab, measured in ((128_256, 4.80), (151_936, 5.60), (201_088, 7.38)):
         assert vllm_sampler_peak_bytes(vocab, 1024, 8192) / gib == pytest.approx(measured, rel=0.02)
@@ -45,6 +47,38 @@ def test_vllm_sampler_peak_is_the_measured_profile_peak() -> None:
         vllm_sampler_peak_bytes(128_256, 1024, 8192) / 4
     )
     assert vllm_sampler_peak_bytes(128_256, 1024, 512) == vllm_sampler_peak_bytes(128_256, 512, 8192)
+
+
+def test_vllm_default_sequences_follow_the_device() -> None:
+    """vLLM's batch defaults by device (``get_batch_defaults``): 1024 sequences on GPUs of 70 GiB or more
+    other than the A100 (H100, H200, B200, MI300X), 256 on a 48 GB L40S and on an 80 GB A100; an L40S
+    engine's profile-run sampler pass then holds a quarter of an H100 engine's bytes, and each cache is
+    0.9 of its device less the weights and that device's own sampler peak."""
+    for name, sequences in (("h100-sxm", 1024), ("h200", 1024), ("b200", 1024), ("mi300x", 1024),
+                            ("l40s", 256), ("a100-80gb", 256), ("a100-40gb", 256), ("l4", 256)):  # fmt: skip
+        assert vllm_max_num_seqs(load_hardware(name)) == sequences, name
+    build = dict(weight_dtype="fp8", tp=1, max_batched_tokens=8192)
+    h100 = Engine.build("llama-3-8b", "h100-sxm", **build)
+    l40s = Engine.build("llama-3-8b", "l40s", **build)
+    vocab = h100.model.vocab_size
+    peak = {
+        e.hardware.name: vllm_sampler_peak_bytes(vocab, vllm_max_num_seqs(e.hardware), 8192)
+        for e in (h100, l40s)
+    }
+    assert peak["l40s"] == pytest.approx(peak["h100-sxm"] / 4, rel=1e-12)
+    for e in (h100, l40s):  # the cache: 0.9 of the device less the weights and the device's own sampler peak
+        memory = float(e.hardware.memory_bytes)
+        device = e.replica_memory()
+        assert peak[e.hardware.name] > float(device.activation_bytes)  # the sampler sets the peak
+        room = engine_memory("vllm", e).usable_fraction * memory - float(
+            device.weight_bytes + device.activation_bytes
+        )
+        assert room == pytest.approx(
+            0.9 * memory - float(device.weight_bytes) - peak[e.hardware.name], rel=1e-9
+        )
+    assert engine_memory("vllm", l40s).usable_fraction == pytest.approx(
+        engine_memory("vllm", l40s, max_num_seqs=256).usable_fraction, rel=1e-15
+    )
 
 
 def test_vllm_cache_is_its_share_less_weights_and_the_profile_peak(engine: Engine) -> None:

@@ -16,10 +16,12 @@ is each engine's own memory rule at its defaults, applied here to the row's engi
   https://github.com/vllm-project/vllm/blob/main/vllm/v1/worker/gpu_model_runner.py), whose full-vocabulary
   logits every TP rank holds (gathered) in fp32, with the sampler's sort, softmax and cumulative sums over
   them: :func:`vllm_sampler_peak_bytes`, :data:`VLLM_SAMPLER_BYTES_PER_LOGIT` per logit, with
-  ``max_num_seqs`` 1024 by default on GPUs of 70 GiB or more (``EngineArgs.get_batch_defaults``,
-  https://github.com/vllm-project/vllm/blob/main/vllm/engine/arg_utils.py). At those defaults the sampler,
-  not the forward pass, sets the peak: 4.8-7.4 GiB per GPU at any TP, against the forward pass's
-  0.16-0.8 GiB (:func:`engine_memory` takes the larger).
+  ``max_num_seqs`` by default 1024 on GPUs of 70 GiB or more other than the A100 and 256 on the others
+  (``EngineArgs.get_batch_defaults``,
+  https://github.com/vllm-project/vllm/blob/main/vllm/engine/arg_utils.py; :func:`vllm_max_num_seqs`).
+  At the large GPUs' defaults the sampler, not the forward pass, sets the peak: 4.8-7.4 GiB per GPU at
+  tp 1 and 2 alike in the measurements below, against the forward pass's 0.16-0.8 GiB
+  (:func:`engine_memory` takes the larger).
 - **SGLang**: its default ``mem_fraction_static`` is (memory - reserved) / memory for weights and cache,
   reserved [MiB] = max(512 + 1.5 max(chunked_prefill_size, 2048) + 2 cuda_graph_max_bs + 1024 tp pp / 8,
   10240) on devices of more than 60 GiB, with ``cuda_graph_max_bs`` 256 below tp 4 and 512 from it below
@@ -56,22 +58,35 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel.serving import Engine
+from costmodel.specs import HardwareProfile
 
 MIB = 2**20
 VLLM_GPU_MEMORY_UTILIZATION = 0.9
 """vLLM's default share of device memory for weights, activations and the KV cache."""
 VLLM_MAX_NUM_SEQS = 1024
-"""vLLM's default ``max_num_seqs`` on GPUs of 70 GiB or more other than the A100 (the API server's and the
-``LLM`` class's, ``EngineArgs.get_batch_defaults``): the dummy requests of its profile run's sampler pass."""
+"""vLLM's default ``max_num_seqs`` on GPUs of :data:`VLLM_LARGE_GPU_GIB` or more other than the A100 (the
+API server's and the ``LLM`` class's, ``EngineArgs.get_batch_defaults``): the dummy requests of its profile
+run's sampler pass (:func:`vllm_max_num_seqs`)."""
+VLLM_SMALL_GPU_MAX_NUM_SEQS = 256
+"""vLLM's default ``max_num_seqs`` on the other GPUs (smaller ones, and every A100)."""
+VLLM_LARGE_GPU_GIB = 70.0
+"""The device memory [GiB] from which vLLM takes its large-GPU batch defaults (A100s excepted)."""
 VLLM_SAMPLER_BYTES_PER_LOGIT = 39.0
 """Device bytes per (request, vocabulary entry) at the peak of vLLM's profile-run sampler pass [B]: the
 logits in the model's dtype and in fp32, the sort's values (fp32) and indices (int64) of top-k / top-p, the
 softmax and its cumulative sum (fp32), masks and the random draw: 2 + 4 + 4 + 8 + 4 + 4 + ... ~ 30-40 B.
-Measured: vLLM 0.11's torch peak of the profile run on an H100 at its defaults (max_num_seqs 1024,
-8192-token budget) is 4.76 GiB for Llama-3.1-8B and 4.84 GiB for Llama-3.3-70B fp8 at tp 2 (vocabulary
-128,256), 5.56 GiB for Qwen3-0.6B and 5.64 GiB for Qwen3-32B at tp 1 and tp 2 alike (151,936), 7.38 GiB for
-gpt-oss-20b and -120b (201,088): 38.5-39.6 B per logit, whatever the model's size or TP
-(https://github.com/llm-d/llm-d-benchmark/blob/main/config_explorer/empirical-vllm-memory-results.md)."""
+Measured (llm-d-benchmark's logs of vLLM on one H100 of 79.18 GiB,
+https://github.com/llm-d/llm-d-benchmark/blob/4f4d449/config_explorer/empirical-vllm-memory-results.md):
+the profile run's torch peak is 4.76 GiB for Llama-3.1-8B and 4.84 GiB for Llama-3.3-70B fp8 at tp 2
+(vocabulary 128,256), 5.56 GiB for Qwen3-0.6B and 5.64 GiB for Qwen3-32B at tp 1 and tp 2 alike (151,936),
+7.38 GiB for gpt-oss-20b and -120b (201,088): 38.5-39.6 B per logit at 1024 requests, across text-only
+models of 0.6B to 120B parameters at tp 1 and 2 on that one device. Those rows ran the ``latest`` container
+image with ``max_num_seqs`` and the token budget unset: their vLLM version (taken as the 0.11.0 of the
+one row that states it), and so the 1024 requests and 8192-token budget (its defaults on an H100), are
+inferred, not stated there. One row of that file does not fit: Mistral-Small-3.2-24B (multimodal, vocabulary
+131,072), stated as vLLM 0.11.0 with an 8192-token budget, peaks at 2.12 GiB where 39 B per logit at 1024
+requests predicts 4.87 GiB (17 B per logit if it too ran 1024, which is not stated either); the file gives no
+measured cause."""
 TRTLLM_FREE_GPU_MEMORY_FRACTION = 0.9
 """TensorRT-LLM's default share of the memory left free after weights and activations for the cache."""
 KV_FP8_ENGINES: frozenset[str] = frozenset({"trtllm"})
@@ -125,6 +140,17 @@ def vllm_sampler_peak_bytes(vocab_size: int, max_num_seqs: int, max_num_batched_
     return float(requests) * float(vocab_size) * VLLM_SAMPLER_BYTES_PER_LOGIT
 
 
+def vllm_max_num_seqs(hardware: HardwareProfile) -> int:
+    """vLLM's default ``max_num_seqs`` on ``hardware`` (``EngineArgs.get_batch_defaults``,
+    https://github.com/vllm-project/vllm/blob/main/vllm/engine/arg_utils.py): :data:`VLLM_MAX_NUM_SEQS`
+    on a device of :data:`VLLM_LARGE_GPU_GIB` or more whose name does not name an A100 (vLLM reads the
+    device's name), :data:`VLLM_SMALL_GPU_MAX_NUM_SEQS` else."""
+    named = f"{hardware.name} {hardware.display_name}".lower()
+    if hardware.memory_bytes >= VLLM_LARGE_GPU_GIB * 2**30 and "a100" not in named:
+        return VLLM_MAX_NUM_SEQS
+    return VLLM_SMALL_GPU_MAX_NUM_SEQS
+
+
 def kv_dtype(backend: str, gemm_quant_mode: str) -> str:
     """The KV cache format of a row's deployment: fp8 on :data:`KV_FP8_ENGINES` with quantized weights,
     else bf16 (the engines' ``auto``, the model's dtype)."""
@@ -145,14 +171,14 @@ def engine_memory(
     applies; else SGLang takes vLLM's 0.9 (module docstring). vLLM: its ``gpu_memory_utilization``
     (default :data:`VLLM_GPU_MEMORY_UTILIZATION`) less what its profile run's sampler pass peaks at above
     the forward pass's activations (:func:`vllm_sampler_peak_bytes`, ``max_num_seqs`` default
-    :data:`VLLM_MAX_NUM_SEQS`), which the engine's own sizing does not count."""
+    :func:`vllm_max_num_seqs` of the engine's hardware), which the engine's own sizing does not count."""
     memory = float(engine.hardware.memory_bytes)
     if backend == "vllm":
         share = VLLM_GPU_MEMORY_UTILIZATION if gpu_memory_utilization is None else gpu_memory_utilization
         forward = float(np.max(engine.replica_memory().activation_bytes))
         sampler = vllm_sampler_peak_bytes(
             engine.model.vocab_size,
-            VLLM_MAX_NUM_SEQS if max_num_seqs is None else max_num_seqs,
+            vllm_max_num_seqs(engine.hardware) if max_num_seqs is None else max_num_seqs,
             engine.rank_batched_tokens,
         )
         usable = share - max(sampler - forward, 0.0) / memory

@@ -164,7 +164,7 @@ class Script:
     """vLLM's ``--max-num-seqs`` (``"clients"``: ``$CONC``, the row's clients): the dummy requests of its
     profile run's sampler pass, which sizes the activations its KV cache is left after
     (:func:`validation.public.engine_memory.vllm_sampler_peak_bytes`; default
-    :data:`validation.public.engine_memory.VLLM_MAX_NUM_SEQS`)."""
+    :func:`validation.public.engine_memory.vllm_max_num_seqs`)."""
     max_num_tokens: int | Callable[[Run], FloatArray] | None = None
     """TensorRT-LLM's ``--max_num_tokens`` [tokens], a number or a rule of the row
     (:func:`scheduler_flags`)."""
