@@ -26,7 +26,8 @@ The layer is modelled as the grouped GEMMs of the experts its tokens touch on th
              (not tuned_config and T > E/ep), else 1
     misaligned_* = misaligned_*_ratio where I/tp is not a multiple of ALIGNMENT_ELEMENTS (16), else 1
     FLOP = 2 m H I/tp x max(pairs + imbalance_fraction (n_touched x busiest - pairs),
-                            n_touched x tile_m_tokens)
+                            n_touched x tile)
+    tile = max(tile_m_tokens, local_tile_share x local_share_tile(T, k, E, ep))
 
 where, for the GPU that holds ``E / ep`` experts, each of ``I / tp`` intermediate width:
 
@@ -34,9 +35,11 @@ where, for the GPU that holds ``E / ep`` experts, each of ``I / tp`` intermediat
   stream from memory, ``n_touched x m x H x I/tp`` elements with ``m = 3`` matrices for a gated (SwiGLU)
   expert (gate, up, down) and ``m = 2`` for a non-gated one (up, down);
 - ``pairs`` token-expert pairs land on that GPU; a grouped GEMM pads each expert's rows up to its M tile,
-  so each touched expert costs at least ``tile_m_tokens`` rows; and it does not spread the busiest
-  expert's rows over the GPU as evenly as the total, so a share ``imbalance_fraction`` of the work scales
-  with ``n_touched x busiest`` (the time of every expert as loaded as the busiest) instead of ``pairs``;
+  so each touched expert costs at least ``tile_m_tokens`` rows, or the per-call tile a trtllm-gen runner
+  picks from the rows per *held* expert (``local_tile_share``, :func:`local_share_tile`); and it does not
+  spread the busiest expert's rows over the GPU as evenly as the total, so a share ``imbalance_fraction``
+  of the work scales with ``n_touched x busiest`` (every expert as loaded as the busiest) instead of
+  ``pairs``;
 - the compute peak is the datasheet's dense tensor peak of the format's compute dtype (bf16 for bf16 and
   weight-only formats, fp8 for fp8 / fp8_block / mxfp8 activations, fp4 for nvfp4);
 - weight-only formats (int4 / mxfp4 weights with bf16 activations, e.g. Marlin) also dequantize the touched
