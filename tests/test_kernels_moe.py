@@ -12,6 +12,7 @@ from costmodel.kernels import moe
 from costmodel.registry import load_hardware
 
 H100 = load_hardware("h100-sxm")
+B200 = load_hardware("b200")
 TOKENS = np.array([1, 2, 4, 8, 16, 64, 256, 1024, 4096, 16384], dtype=float)
 ROUTINGS = ("balanced", "uniform", "power_law_1.01", "power_law_1.2")
 
@@ -473,10 +474,11 @@ def test_a_refit_also_starts_from_the_keys_stored_parameters() -> None:
     key = "bf16:vllm:vllm_unquantizedfusedmoe_triton_tritonexperts"
     stored = params_for(H100, moe, key)
     starts = moe.initial_guesses(H100, key)
-    assert len(starts) == 2
+    assert len(starts) == 3
     assert starts[0] == moe.default_params(H100, key)
-    assert starts[1] == stored
-    assert len(moe.initial_guesses(H100, "bf16:vllm:no_such_kernel")) == 1
+    assert starts[1] == dataclasses.replace(starts[0], local_tile_share=1.0)  # the tile's gradient-free 0
+    assert starts[2] == stored
+    assert len(moe.initial_guesses(H100, "bf16:vllm:no_such_kernel")) == 2
     weight_only = "int4_wo:vllm:vllm_compressedtensorswna16marlinmoe_marlin_marlinexperts"
     assert moe.initial_guesses(H100, weight_only)[-1] == params_for(H100, moe, weight_only)
 
@@ -608,3 +610,41 @@ def test_every_expert_held_costs_its_scheduling_step_touched_or_not() -> None:
     # expert parallelism divides the held experts, and with them the walk
     split = moe.time_s(H100, dataclasses.replace(base, per_local_expert_s=step), **{**kwargs, "ep_size": 8})
     np.testing.assert_allclose(split - without, step * held / 8, rtol=1e-9)
+
+
+def test_local_share_tile_follows_the_rows_per_held_expert_to_the_next_power_of_two() -> None:
+    """Hand-computed: 384 experts, top-6, EP 8 (48 held): T k / (E / ep) = T / 8 rows per held expert, to
+    the next power of two within [8, 256]; EP 128 (3 held) picks the same tile at 1/16 of the tokens."""
+    tokens = np.array([1.0, 64.0, 512.0, 520.0, 1024.0, 1536.0, 16384.0])
+    np.testing.assert_array_equal(
+        moe.local_share_tile(tokens, 6, 384, 8), [8.0, 8.0, 64.0, 128.0, 128.0, 256.0, 256.0]
+    )
+    np.testing.assert_array_equal(
+        moe.local_share_tile(tokens / 16, 6, 384, 128)[2:], [64, 128, 128, 256, 256]
+    )
+
+
+def test_local_share_tile_pads_every_touched_expert_and_is_off_at_zero() -> None:
+    """Balanced routing, 384 experts of 7168 x 3072, top-6, EP 8: with the share at 0 the time is the
+    fixed tile's; with share s the compute is that of touched x s x tile rows wherever that exceeds the
+    routed pairs, and the time steps up where the tile doubles (512 -> 520 tokens) though the pairs grow
+    by 1.6 %. EP 1 (tile of the real rows per expert) pads nothing once the pairs fill the tile."""
+    base = dataclasses.replace(
+        moe.default_params(B200, "w4a8_mxfp4_mxfp8"), tile_m_tokens=1.0, imbalance_fraction=0.0
+    )
+    kwargs = {"hidden_size": 7168, "inter_size": 3072, "topk": 6, "num_experts": 384, "ep_size": 8}
+    tokens = np.array([512.0, 520.0])
+    off = moe.breakdown(B200, base, num_tokens=tokens, **kwargs)
+    on = moe.breakdown(B200, dataclasses.replace(base, local_tile_share=1.0), num_tokens=tokens, **kwargs)
+    np.testing.assert_allclose(off.compute_s, off.compute_s[0] * tokens / tokens[0], rtol=1e-9)
+    tile = moe.local_share_tile(tokens, 6, 384, 8)  # 64, 128
+    flop_row = 2.0 * (2 * 3072 * 7168 + 7168 * 3072)
+    expected = on.load.touched_experts * tile * flop_row / (base.peak_flop_per_s * base.compute_fraction)
+    np.testing.assert_allclose(on.compute_s, expected, rtol=1e-9)
+    assert on.compute_s[1] / on.compute_s[0] == pytest.approx(2.0, rel=1e-9)
+    # EP 1: 16,384 tokens x 6 / 384 = 256 rows per expert, tile 256: nothing padded
+    full = {**kwargs, "ep_size": 1, "num_tokens": 16384}
+    same = [
+        moe.breakdown(B200, dataclasses.replace(base, local_tile_share=s), **full).compute_s for s in (0, 1)
+    ]
+    np.testing.assert_allclose(same[0], same[1], rtol=1e-12)

@@ -26,7 +26,8 @@ The layer is modelled as the grouped GEMMs of the experts its tokens touch on th
              (not tuned_config and T > E/ep), else 1
     misaligned_* = misaligned_*_ratio where I/tp is not a multiple of ALIGNMENT_ELEMENTS (16), else 1
     FLOP = 2 m H I/tp x max(pairs + imbalance_fraction (n_touched x busiest - pairs),
-                            n_touched x tile_m_tokens)
+                            n_touched x tile)
+    tile = max(tile_m_tokens, local_tile_share x local_share_tile(T, k, E, ep))
 
 where, for the GPU that holds ``E / ep`` experts, each of ``I / tp`` intermediate width:
 
@@ -34,9 +35,11 @@ where, for the GPU that holds ``E / ep`` experts, each of ``I / tp`` intermediat
   stream from memory, ``n_touched x m x H x I/tp`` elements with ``m = 3`` matrices for a gated (SwiGLU)
   expert (gate, up, down) and ``m = 2`` for a non-gated one (up, down);
 - ``pairs`` token-expert pairs land on that GPU; a grouped GEMM pads each expert's rows up to its M tile,
-  so each touched expert costs at least ``tile_m_tokens`` rows; and it does not spread the busiest
-  expert's rows over the GPU as evenly as the total, so a share ``imbalance_fraction`` of the work scales
-  with ``n_touched x busiest`` (the time of every expert as loaded as the busiest) instead of ``pairs``;
+  so each touched expert costs at least ``tile_m_tokens`` rows, or the per-call tile a trtllm-gen runner
+  picks from the rows per *held* expert (``local_tile_share``, :func:`local_share_tile`); and it does not
+  spread the busiest expert's rows over the GPU as evenly as the total, so a share ``imbalance_fraction``
+  of the work scales with ``n_touched x busiest`` (every expert as loaded as the busiest) instead of
+  ``pairs``;
 - the compute peak is the datasheet's dense tensor peak of the format's compute dtype (bf16 for bf16 and
   weight-only formats, fp8 for fp8 / fp8_block / mxfp8 activations, fp4 for nvfp4);
 - weight-only formats (int4 / mxfp4 weights with bf16 activations, e.g. Marlin) also dequantize the touched
@@ -276,6 +279,11 @@ class Params:
     by the N widths of the CTA tiles grouped-GEMM kernels use (up to 256)."""
     tile_m_tokens: float
     """Rows of an expert's M tile: an expert with fewer tokens still pays a full tile [tokens]."""
+    local_tile_share: float
+    """M tile of the kernel's per-call tile heuristic, as a share of the tile it picks from the batch's
+    rows per *local* expert (``T k / (E/ep)`` to the next power of two, ``LOCAL_TILE_TOKENS`` bounds) [-]:
+    TensorRT-LLM's trtllm-gen MoE runners pick their token tile from that estimate, so every touched
+    expert computes a tile that steps with ``T x ep`` (0 = off: a fixed ``tile_m_tokens``)."""
     misaligned_memory_ratio: float
     """Weight / activation streaming time of an expert width ``I/tp`` that is not a multiple of
     ``ALIGNMENT_ELEMENTS``, over that of an aligned one [-] (1 = no penalty)."""
@@ -304,6 +312,32 @@ class Params:
     """True when weights are dequantized to the activation dtype in the kernel (not fitted)."""
 
 
+LOCAL_TILE_TOKENS: Final = (8.0, 256.0)
+"""Smallest and largest token tile of the local-share heuristic (``Params.local_tile_share``) [tokens]:
+TensorRT-LLM's ``calculate_tile_tokens_dim`` clamps its power of two to at least 8 tokens; B200
+MXFP4 x MXFP8 rows step at 64 and at 128 rows per local expert and are flat beyond (2-CTA M of 256)."""
+
+
+def local_share_tile(
+    num_tokens: npt.ArrayLike, topk: npt.ArrayLike, num_experts: npt.ArrayLike, ep_size: npt.ArrayLike
+) -> FloatArray:
+    """The token tile a trtllm-gen MoE runner picks for a call [tokens]: the batch's rows per expert the
+    GPU holds, ``T k / (E / ep)``, rounded up to a power of two within ``LOCAL_TILE_TOKENS``.
+
+    TensorRT-LLM's block-scale MoE runners take their valid tile configurations from the token count and
+    the *local* expert count (``MxE4m3MxE2m1BlockScaleMoeRunner::getValidConfigs(topK, hidden,
+    intermediate, numLocalExperts, numTokens)``; the Python side's ``calculate_tile_tokens_dim``: tokens
+    per expert assuming a perfect spread, padded to the next power of two, clamped), in
+    ``tensorrt_llm/_torch/custom_ops/trtllm_gen_custom_ops.py`` and ``cpp/tensorrt_llm/thop/
+    mxFp4BlockScaleMoe.cpp``, https://github.com/NVIDIA/TensorRT-LLM. The routed rows are spread over all
+    ``E`` experts, not the ``E / ep`` held here, so the tile is ``ep`` x too large for them and every
+    touched expert computes (pads to) that tile."""
+    T, k, E, ep = (np.asarray(v, dtype=np.float64) for v in (num_tokens, topk, num_experts, ep_size))
+    rows = np.maximum(T * k * ep / E, 1.0)
+    low, high = LOCAL_TILE_TOKENS
+    return np.asarray(np.clip(2.0 ** np.ceil(np.log2(rows) - 1e-9), low, high), dtype=np.float64)
+
+
 FIT_LOSS: Final = "cauchy"
 """Robust loss ``costmodel.calibrate.fit_params`` uses for this family. The public MoE tables hold whole
 series (one engine, dtype and shape, every token count) measured 2-5 x slower than the same per-GPU work
@@ -321,6 +355,7 @@ BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "bandwidth_fraction": (0.02, 1.0),
     "compute_fraction": (0.02, 1.0),
     "tile_m_tokens": (1.0, 256.0),
+    "local_tile_share": (0.0, 4.0),
     "stream_tile_n": (8.0, 256.0),
     "tile_overhead_k": (0.0, 1024.0),
     "cache_fraction": (0.0, 1.0),
@@ -382,6 +417,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         bandwidth_fraction=eff.memory_bandwidth_fraction,
         compute_fraction=eff.matmul(fmt.compute_dtype),
         tile_m_tokens=16.0,
+        local_tile_share=0.0,
         stream_tile_n=128.0,
         tile_overhead_k=0.0,
         compute_units=float(hardware.datasheet.compute_units.value)
@@ -443,7 +479,8 @@ def initial_guesses(hardware: HardwareProfile, dtype: str) -> list[Params]:
     start = default_params(hardware, dtype)
     previous = _stored_params(hardware, dtype, start)
     if not start.weight_only:
-        return [start, *previous]
+        # the local-share tile has no gradient at 0 (the fixed tile is larger), so it also starts at 1
+        return [start, dataclasses.replace(start, local_tile_share=1.0), *previous]
     out = [start]
     for time_factor, fraction_factor in ((3.0, 1.0), (1.0, 0.5), (3.0, 0.5)):
         changes: dict[str, Any] = {}
@@ -879,7 +916,10 @@ def breakdown(
     skewed_pairs = load.pairs + params.imbalance_fraction * np.maximum(
         load.touched_experts * busiest - load.pairs, 0.0
     )
-    padded_pairs = np.maximum(skewed_pairs, load.touched_experts * params.tile_m_tokens)
+    # each touched expert computes at least one M tile: a fixed one, or the per-call tile a trtllm-gen
+    # runner picks from the rows per local expert (local_share_tile), whichever is larger
+    tile = np.maximum(params.tile_m_tokens, params.local_tile_share * local_share_tile(T, k, E, ep))
+    padded_pairs = np.maximum(skewed_pairs, load.touched_experts * tile)
     # each output tile's pipeline fill and epilogue cost as much as tile_overhead_k more elements of its
     # reduction loop: the up GEMM reduces over H, the down GEMM over I/tp (short at high TP)
     k0 = params.tile_overhead_k
