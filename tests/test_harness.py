@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import PUBLIC_GPU as DATA
 
 from costmodel.closed_loop import LoopParams, LoopParts
 from validation.public.harness import AICONFIGURATOR, MIN_CALIBRATION_ROWS, REFERENCE, row_harness
@@ -20,8 +21,6 @@ from validation.public.silicon import (
     silicon_parts,
     write_loop_params,
 )
-
-DATA = Path(__file__).resolve().parents[1] / "validation" / "data" / "public-gpu"
 
 
 def test_rows_are_labelled_by_their_source() -> None:

@@ -5,11 +5,11 @@ each row alone."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import PUBLIC_GPU as DATA
 
 from validation.public.inferencex import (
     REEXPORTED_FILES,
@@ -26,8 +26,6 @@ from validation.public.inferencex import (
 )
 from validation.public.reader import SYSTEM_PROFILES
 from validation.public.silicon import read_silicon
-
-DATA = Path(__file__).resolve().parents[1] / "validation" / "data" / "public-gpu"
 
 
 @pytest.mark.parametrize("key", list(SCRIPTS), ids=lambda key: "/".join(key))

@@ -9,18 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
+from conftest import PUBLIC_GPU as DATA
 
 from validation.public.inferencex_disagg import LIMIT_COLUMNS, RECIPES, recipe_limits
-from validation.public.silicon import predict_silicon, read_silicon
+from validation.public.silicon import predict_silicon
 
-DATA = Path(__file__).resolve().parents[1] / "validation" / "data" / "public-gpu"
 H100 = "dsr1_h100_trtllm_fp8_disagg_{isl}x1024_c{clients}_cfg494"
-
-
-@pytest.fixture(scope="module")
-def table() -> pd.DataFrame:
-    return read_silicon(DATA).set_index("id", drop=False)
 
 
 def test_no_two_recipes_run_the_same_deployment_at_the_same_concurrency() -> None:
@@ -41,14 +35,16 @@ def test_no_two_recipes_run_the_same_deployment_at_the_same_concurrency() -> Non
         assert min(r.prefill_max_batch_size, r.prefill_max_num_tokens, r.decode_max_batch_size) >= 1
 
 
-def test_an_mtp_recipe_runs_only_rows_that_draft_its_depth(table: pd.DataFrame) -> None:
+def test_an_mtp_recipe_runs_only_rows_that_draft_its_depth(silicon_table: pd.DataFrame) -> None:
     """The H100 row of 117 clients states no workers; its one deployment (ctx1_gen3_tep16_batch32_eplb0_mtp3)
     drafts 3 tokens, and its recipe caps each decode worker at 32 sequences (96 slots for 117 clients). The
     same row said to draft nothing, or 1 token, matches no recipe."""
     from validation.public.inferencex_disagg_workers import DRAFT_TOKENS, master_workers
 
-    rows = table[
-        table["id"].str.startswith("2026_03_25_deepseek_r1_h100_sxm_trtllm_fp8_disagg_1024x1024_c117_")
+    rows = silicon_table[
+        silicon_table["id"].str.startswith(
+            "2026_03_25_deepseek_r1_h100_sxm_trtllm_fp8_disagg_1024x1024_c117_"
+        )
     ]
     assert len(rows) == 1
     workers = master_workers(rows)[0]
@@ -60,24 +56,24 @@ def test_an_mtp_recipe_runs_only_rows_that_draft_its_depth(table: pd.DataFrame) 
         assert recipe_limits(filled.assign(**{DRAFT_TOKENS: other})).isna().all(axis=None)
 
 
-def test_the_h100_rows_run_fewer_decode_slots_than_clients(table: pd.DataFrame) -> None:
+def test_the_h100_rows_run_fewer_decode_slots_than_clients(silicon_table: pd.DataFrame) -> None:
     """Each 3-worker H100 deployment states 2, 3 and 10 clients per decode worker; its recipes set the decode
     workers' max_batch_size to 1, 2 and 8 (3, 6 and 24 slots for 6, 9 and 30 clients)."""
     ids = [H100.format(isl=isl, clients=c) for isl in (1024, 8192) for c in (6, 9, 30)]
-    limits = recipe_limits(table.loc[ids])
-    assert table.loc[ids, "decode_batch_size"].tolist() == [2, 3, 10, 2, 3, 10]
+    limits = recipe_limits(silicon_table.loc[ids])
+    assert silicon_table.loc[ids, "decode_batch_size"].tolist() == [2, 3, 10, 2, 3, 10]
     assert limits["decode_batch_size"].tolist() == [1, 2, 8, 1, 2, 8]
     # a prefill rank takes 2 prompts of 1,024 tokens in a 2,048-token budget, 1 of 8,192 in 8,224
     assert limits["prefill_batch_size"].tolist() == [2, 2, 2, 1, 1, 1]
     assert limits["prefill_max_num_tokens"].tolist() == [2048] * 3 + [8224] * 3
 
 
-def test_only_dynamo_trtllm_disaggregated_rows_match(table: pd.DataFrame) -> None:
+def test_only_dynamo_trtllm_disaggregated_rows_match(silicon_table: pd.DataFrame) -> None:
     """Rows of another engine, image or mode, or without worker counts, never get a recipe's limits."""
-    limits = recipe_limits(table)
+    limits = recipe_limits(silicon_table)
     matched = limits.notna().all(axis=1)
     assert matched.sum() >= 20
-    hit = table[matched]
+    hit = silicon_table[matched]
     assert (hit["mode"] == "disagg").all()
     assert (hit["backend"] == "trtllm").all()
     assert hit["silicon_data_source"].str.contains("ai-dynamo/tensorrtllm-runtime").all()
@@ -86,14 +82,14 @@ def test_only_dynamo_trtllm_disaggregated_rows_match(table: pd.DataFrame) -> Non
     assert list(limits.columns) == list(LIMIT_COLUMNS)
 
 
-def test_clients_beyond_the_decode_slots_wait_for_one(tmp_path: Path, table: pd.DataFrame) -> None:
+def test_clients_beyond_the_decode_slots_wait_for_one(tmp_path: Path, silicon_table: pd.DataFrame) -> None:
     """6 clients on 3 decode slots (the H100 recipe's max_batch_size 1 x 3 workers): the slots are always
     full, so the loop completes slots / ((osl - 1) TPOT) requests per second and, by Little's law, a
     request's TTFT is C / rate - (osl - 1) TPOT = (C / slots - 1) whole decodes: one at 6 clients, half of
     one at 9 on 6 slots (its prefill and transfer inside that wait). With the stated 2 and 3 slots per
     worker nothing waited for a slot."""
     ids = [H100.format(isl=1024, clients=c) for c in (6, 9)]
-    table.loc[ids].to_csv(tmp_path / "silicon_sample.csv", index=False)
+    silicon_table.loc[ids].to_csv(tmp_path / "silicon_sample.csv", index=False)
     (tmp_path / "model_configs").mkdir()
     name = "deepseek-ai--DeepSeek-V3_config.json"
     shutil.copy(DATA / "model_configs" / name, tmp_path / "model_configs" / name)

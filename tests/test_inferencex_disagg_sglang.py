@@ -4,11 +4,10 @@ worker's limits become a rank's, and what a larger prefill budget does at one cl
 from __future__ import annotations
 
 from itertools import combinations, pairwise
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
+from conftest import PUBLIC_GPU as DATA
 
 from costmodel.disagg import DisaggParams, disagg_parts
 from costmodel.specs import ModelProfile
@@ -19,15 +18,9 @@ from validation.public.inferencex_disagg import (
     sglang_rank_limits,
     sglang_recipe_limits,
 )
-from validation.public.silicon import _load_models, _pool_engine, read_silicon, row_formats
+from validation.public.silicon import _load_models, _pool_engine, row_formats
 
-DATA = Path(__file__).resolve().parents[1] / "validation" / "data" / "public-gpu"
 FP8 = "dsr1_b200_sglang_fp8_disagg_{isl}x1024_c{clients}_cfg{cfg}"
-
-
-@pytest.fixture(scope="module")
-def table() -> pd.DataFrame:
-    return read_silicon(DATA).set_index("id", drop=False)
 
 
 def test_no_two_recipes_run_the_same_deployment_at_the_same_concurrency() -> None:
@@ -42,7 +35,7 @@ def test_no_two_recipes_run_the_same_deployment_at_the_same_concurrency() -> Non
         assert r.kv_dtype == ("bf16" if r.system == "h100_sxm" else "fp8")
 
 
-def test_a_workers_limits_are_shared_by_its_attention_dp_ranks(table: pd.DataFrame) -> None:
+def test_a_workers_limits_are_shared_by_its_attention_dp_ranks(silicon_table: pd.DataFrame) -> None:
     """SGLang divides chunked-prefill-size and max-running-requests among a worker's attention-DP ranks:
     max-tpt-dep8-1p1d's 32,768-token budget is 4,096 per rank (an 8,192-token prompt in two chunks), the
     tp-8 low-latency worker's stays whole; the later recipes cap a rank at one prompt of max-prefill-tokens
@@ -50,27 +43,35 @@ def test_a_workers_limits_are_shared_by_its_attention_dp_ranks(table: pd.DataFra
     36 clients per rank it ran at 288 clients, so 4 of them wait for a slot."""
     ids = [FP8.format(isl=8192, clients=128, cfg=457), FP8.format(isl=8192, clients=64, cfg=455),
            FP8.format(isl=8192, clients=288, cfg=641), FP8.format(isl=8192, clients=160, cfg=641)]  # fmt: skip
-    limits = sglang_recipe_limits(table.loc[ids])
+    limits = sglang_recipe_limits(silicon_table.loc[ids])
     assert limits["prefill_max_num_tokens"].tolist() == [4096, 32768, 8192, 8192]
     assert limits["prefill_batch_size"].tolist() == [128, 512, 1, 1]
-    assert table.loc[ids, "decode_batch_size"].tolist() == [16, 64, 36, 20]
+    assert silicon_table.loc[ids, "decode_batch_size"].tolist() == [16, 64, 36, 20]
     assert limits["decode_batch_size"].tolist() == [16, 64, 32, 20]
     assert (limits["kv_dtype"] == "fp8").all()
 
 
-def test_every_stated_b200_sglang_row_has_one_recipe_and_no_other_row_does(table: pd.DataFrame) -> None:
+def test_every_stated_b200_sglang_row_has_one_recipe_and_no_other_row_does(
+    silicon_table: pd.DataFrame,
+) -> None:
     """The B200 SGLang disaggregated rows that state their workers all match a recipe; rows of another
     engine, mode or system, and the H100 single-client rows (no recipe of their layout read), match none.
     The TensorRT-LLM table never matches an SGLang row."""
-    limits = sglang_recipe_limits(table)
+    limits = sglang_recipe_limits(silicon_table)
     matched = limits["kv_dtype"].notna()
-    sglang = (table["backend"] == "sglang") & (table["mode"] == "disagg") & (table["system"] == "b200_sxm")
-    stated = sglang & table["prefill_num_workers"].notna() & table["decode_batch_size"].notna()
+    sglang = (
+        (silicon_table["backend"] == "sglang")
+        & (silicon_table["mode"] == "disagg")
+        & (silicon_table["system"] == "b200_sxm")
+    )
+    stated = (
+        sglang & silicon_table["prefill_num_workers"].notna() & silicon_table["decode_batch_size"].notna()
+    )
     assert stated.sum() >= 20
     assert (matched == stated).all()
     assert limits[~matched].isna().all(axis=None)
     assert list(limits.columns) == list(SGLANG_LIMIT_COLUMNS)
-    assert recipe_limits(table[sglang]).isna().all(axis=None)
+    assert recipe_limits(silicon_table[sglang]).isna().all(axis=None)
 
 
 def test_unfilled_slots_change_nothing() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import PUBLIC_GPU as DATA
 
 import validation.public.silicon as silicon
 from validation.public.inferencex_disagg_workers import (
@@ -22,17 +23,11 @@ from validation.public.inferencex_disagg_workers import (
     master_workers,
 )
 
-DATA = Path(__file__).resolve().parents[1] / "validation" / "data" / "public-gpu"
 R1 = "2026_03_25_deepseek_r1_{}"
 
 
-@pytest.fixture(scope="module")
-def table() -> pd.DataFrame:
-    return silicon.read_silicon(DATA).set_index("id", drop=False)
-
-
-def _row(table: pd.DataFrame, name: str) -> pd.DataFrame:
-    return table.loc[[R1.format(name)]]
+def _row(silicon_table: pd.DataFrame, name: str) -> pd.DataFrame:
+    return silicon_table.loc[[R1.format(name)]]
 
 
 def test_the_table_is_the_master_configuration_as_written() -> None:
@@ -54,10 +49,10 @@ def test_the_table_is_the_master_configuration_as_written() -> None:
             assert d.mtp == (d.entry.endswith("-mtp") or "h100" in d.entry)
 
 
-def test_a_row_gets_its_one_deployment(table: pd.DataFrame) -> None:
+def test_a_row_gets_its_one_deployment(silicon_table: pd.DataFrame) -> None:
     """B200 fp4 TensorRT-LLM at 4,096 clients: ctx1_gen1_dep8_batch512, one prefill worker of 4
     attention-DP ranks, one decode worker of 8, 4,096 / 8 = 512 clients per decode rank."""
-    rows = _row(table, "b200_sxm_trtllm_fp4_disagg_1024x1024_c4096_tp4_0_ep4_0_1166")
+    rows = _row(silicon_table, "b200_sxm_trtllm_fp4_disagg_1024x1024_c4096_tp4_0_ep4_0_1166")
     workers, why = master_workers(rows)
     got = workers.iloc[0].to_dict()
     assert why.iloc[0] == ""
@@ -70,18 +65,24 @@ def test_a_row_gets_its_one_deployment(table: pd.DataFrame) -> None:
     }  # fmt: skip
 
 
-def test_layouts_and_the_busiest_rank(table: pd.DataFrame) -> None:
+def test_layouts_and_the_busiest_rank(silicon_table: pd.DataFrame) -> None:
     """H100 at 4,916 clients: 2 prefill workers, one decode worker of 16 attention-DP ranks, ceil(4,916 / 16)
     = 308 clients on the busiest rank; SGLang fp4 8k1k at 16 clients: a tp-4 prefill worker and one tp-8
     decode worker without expert parallelism (ep 1: each expert over 8 GPUs), all 16 clients on it."""
-    h100 = master_workers(_row(table, "h100_sxm_trtllm_fp8_disagg_1024x1024_c4916_tp16_0_ep16_0_873"))[0]
+    h100 = master_workers(
+        _row(silicon_table, "h100_sxm_trtllm_fp8_disagg_1024x1024_c4916_tp16_0_ep16_0_873")
+    )[0]
     assert h100.iloc[0][["prefill_num_workers", "decode_num_workers", "decode_attention_dp_size"]].tolist() == [
         2, 1, 16,
     ]  # fmt: skip
     assert h100.iloc[0]["decode_batch_size"] == 308
-    c16 = table["id"].str.startswith("2026_03_25_deepseek_r1_b200_sxm_sglang_fp4_disagg_8192x1024_c16_")
+    c16 = silicon_table["id"].str.startswith(
+        "2026_03_25_deepseek_r1_b200_sxm_sglang_fp4_disagg_8192x1024_c16_"
+    )
     # the STP entry's image (the MTP entry's, without "-runtime", runs the same deployment with MTP)
-    sglang = table[c16 & table["silicon_data_source"].str.endswith("sglang:v0.5.8.post1-cu130-runtime")]
+    sglang = silicon_table[
+        c16 & silicon_table["silicon_data_source"].str.endswith("sglang:v0.5.8.post1-cu130-runtime")
+    ]
     workers, why = master_workers(sglang)
     assert len(sglang) >= 1
     assert (why == "").all()
@@ -91,25 +92,25 @@ def test_layouts_and_the_busiest_rank(table: pd.DataFrame) -> None:
     assert (workers["decode_batch_size"] == 16).all()
 
 
-def test_ambiguous_and_unknown_rows_stay_refused(table: pd.DataFrame) -> None:
+def test_ambiguous_and_unknown_rows_stay_refused(silicon_table: pd.DataFrame) -> None:
     """10 clients: an STP and an MTP deployment of the same workers both run it (which one a row is, the
     sample does not say); 160 clients: no deployment runs it."""
     ids = [
         R1.format("b200_sxm_trtllm_fp4_disagg_1024x1024_c10_tp4_0_ep4_0_1152"),
         R1.format("b200_sxm_sglang_fp8_disagg_8192x1024_c160_tp8_0_ep1_0_540"),
     ]
-    workers, why = master_workers(table.loc[ids])
+    workers, why = master_workers(silicon_table.loc[ids])
     assert workers.isna().all(axis=None)
     assert why.iloc[0].startswith("2 deployments of the InferenceX master config run")
     assert "(1 with MTP)" in why.iloc[0]
     assert why.iloc[1].startswith("no deployment of the InferenceX master config runs")
 
 
-def test_a_row_of_one_mtp_deployment_runs_it_with_its_recipes_drafts(table: pd.DataFrame) -> None:
+def test_a_row_of_one_mtp_deployment_runs_it_with_its_recipes_drafts(silicon_table: pd.DataFrame) -> None:
     """875 clients: only ctx1_gen5_dep8_batch16_eplb0_mtp3 runs it, so the row gets its workers and its
     decode pool drafts 3 tokens (the recipe's mtp3); an SGLang MTP deployment drafts 2 (its recipes'
     speculative-num-steps)."""
-    rows = table.loc[[R1.format("b200_sxm_trtllm_fp4_disagg_1024x1024_c875_tp4_0_ep4_0_1138")]]
+    rows = silicon_table.loc[[R1.format("b200_sxm_trtllm_fp4_disagg_1024x1024_c875_tp4_0_ep4_0_1138")]]
     workers, why = master_workers(rows)
     assert why.iloc[0] == ""
     assert workers.iloc[0][["decode_num_workers", "decode_attention_dp_size", DRAFT_TOKENS]].tolist() == [
@@ -125,19 +126,21 @@ def test_a_row_of_one_mtp_deployment_runs_it_with_its_recipes_drafts(table: pd.D
             assert k == SGLANG_MTP_DRAFT_TOKENS
 
 
-def test_a_row_whose_gpus_differ_matches_nothing(table: pd.DataFrame) -> None:
+def test_a_row_whose_gpus_differ_matches_nothing(silicon_table: pd.DataFrame) -> None:
     """The row's own layout must be the deployment's: a decode worker of 4 GPUs is not a dep8 worker."""
-    rows = _row(table, "b200_sxm_trtllm_fp4_disagg_1024x1024_c4096_tp4_0_ep4_0_1166").copy()
+    rows = _row(silicon_table, "b200_sxm_trtllm_fp4_disagg_1024x1024_c4096_tp4_0_ep4_0_1166").copy()
     rows["decode_tp_size"] = 4.0
     workers, why = master_workers(rows)
     assert workers.isna().all(axis=None)
     assert why.iloc[0].startswith("no deployment")
 
 
-def test_rows_that_state_their_deployment_or_one_client_are_left_alone(table: pd.DataFrame) -> None:
-    stated = table[(table["mode"] == "disagg") & table["decode_num_workers"].notna()]
-    single = table[table["id"].str.startswith("2026_03_25_deepseek_r1_") & (table["concurrency"] == 1)]
-    agg = table[table["mode"] == "agg"].head(200)
+def test_rows_that_state_their_deployment_or_one_client_are_left_alone(silicon_table: pd.DataFrame) -> None:
+    stated = silicon_table[(silicon_table["mode"] == "disagg") & silicon_table["decode_num_workers"].notna()]
+    single = silicon_table[
+        silicon_table["id"].str.startswith("2026_03_25_deepseek_r1_") & (silicon_table["concurrency"] == 1)
+    ]
+    agg = silicon_table[silicon_table["mode"] == "agg"].head(200)
     for rows in (stated, single, agg):
         workers, why = master_workers(rows)
         assert len(rows)
@@ -148,10 +151,12 @@ def test_rows_that_state_their_deployment_or_one_client_are_left_alone(table: pd
     assert list(workers.columns) == [*WORKER_COLUMNS, DRAFT_TOKENS]
 
 
-def test_a_single_client_drafts_where_every_candidate_deployment_does(table: pd.DataFrame) -> None:
+def test_a_single_client_drafts_where_every_candidate_deployment_does(silicon_table: pd.DataFrame) -> None:
     """The H100 SGLang entry runs MTP deployments only (EAGLE, 2 drafts), so its single-client rows get 2
     draft tokens whichever ran them; the B200 TensorRT-LLM single-client rows' one candidate runs none."""
-    single = table[table["id"].str.startswith("2026_03_25_deepseek_r1_") & (table["concurrency"] == 1)]
+    single = silicon_table[
+        silicon_table["id"].str.startswith("2026_03_25_deepseek_r1_") & (silicon_table["concurrency"] == 1)
+    ]
     drafts = master_workers(single)[0][DRAFT_TOKENS]
     h100 = (single["system"] == "h100_sxm") & (single["backend"] == "sglang")
     assert h100.sum() >= 3
@@ -169,16 +174,18 @@ def _none(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
 
 
 def test_covered_rows_do_not_move(
-    tmp_path: Path, table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, silicon_table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On the stated disaggregated DeepSeek rows, the single-client ones and rows the fill covers: the rows
     covered without the fill are predicted identically with it, the filled rows are covered with it and
     refused without it."""
-    filled = master_workers(table)[0].notna().all(axis=1)
-    stated = (table["mode"] == "disagg") & table["decode_num_workers"].notna()
-    single = table["id"].str.startswith("2026_03_25_deepseek_r1_") & (table["concurrency"] == 1)
-    deepseek = table["model_path"].str.startswith("deepseek-ai/")
-    rows = table[(filled | stated | single) & deepseek]
+    filled = master_workers(silicon_table)[0].notna().all(axis=1)
+    stated = (silicon_table["mode"] == "disagg") & silicon_table["decode_num_workers"].notna()
+    single = silicon_table["id"].str.startswith("2026_03_25_deepseek_r1_") & (
+        silicon_table["concurrency"] == 1
+    )
+    deepseek = silicon_table["model_path"].str.startswith("deepseek-ai/")
+    rows = silicon_table[(filled | stated | single) & deepseek]
     rows.to_csv(tmp_path / "silicon_sample.csv", index=False)
     (tmp_path / "model_configs").mkdir()
     for name in ("deepseek-ai--DeepSeek-V3_config.json", "deepseek-ai--DeepSeek-R1_config.json"):
@@ -199,20 +206,20 @@ def test_covered_rows_do_not_move(
     assert (before["split"] == after["split"]).all()
 
 
-def test_filled_rows_agree_with_their_twins_that_state_a_deployment(table: pd.DataFrame) -> None:
+def test_filled_rows_agree_with_their_twins_that_state_a_deployment(silicon_table: pd.DataFrame) -> None:
     """An independent check of the rule (not an input to it): some rows repeat the measured TTFT and TPOT
     of a db-dump row that states its deployment (the same run in two files). Every filled row with such a
     twin gets the twin's worker counts, layouts and decode batch."""
-    workers = master_workers(table)[0]
+    workers = master_workers(silicon_table)[0]
     filled = workers.notna().all(axis=1)
-    stated = table[(table["mode"] == "disagg") & table["decode_num_workers"].notna()]
+    stated = silicon_table[(silicon_table["mode"] == "disagg") & silicon_table["decode_num_workers"].notna()]
     twins = stated.drop_duplicates(["silicon_ttft_ms", "silicon_tpot_ms"]).set_index(
         ["silicon_ttft_ms", "silicon_tpot_ms"]
     )
     columns = [c for c in WORKER_COLUMNS if "moe" not in c and "pp" not in c]
     checked = 0
-    for i in table.index[filled]:
-        key = (table.at[i, "silicon_ttft_ms"], table.at[i, "silicon_tpot_ms"])
+    for i in silicon_table.index[filled]:
+        key = (silicon_table.at[i, "silicon_ttft_ms"], silicon_table.at[i, "silicon_tpot_ms"])
         if key in twins.index:
             twin = twins.loc[key]
             assert workers.loc[i, columns].tolist() == twin[columns].tolist(), i

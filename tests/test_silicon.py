@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import PUBLIC_GPU as DATA
 
 from costmodel.closed_loop import BOUNDS, LoopParams, LoopParts
 from costmodel.disagg import BOUNDS as DISAGG_BOUNDS
@@ -31,9 +32,6 @@ from validation.public.silicon import (
     silicon_summary,
 )
 from validation.public.split import calibration_mask
-
-DATA = Path(__file__).resolve().parents[1] / "validation" / "data" / "public-gpu"
-
 
 AMBIGUOUS = "2026_03_25_deepseek_r1_b200_sxm_trtllm_fp4_disagg_1024x1024_c10_tp4_0_ep4_0_1152"
 """A disaggregated row without worker counts that two deployments of InferenceX's master configuration run
