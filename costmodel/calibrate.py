@@ -194,8 +194,10 @@ the source's memory bandwidth (:data:`ON_CHIP_CACHE_PARAMS`); a device keeps its
 collective parameters that describe a link its GPUs do not use, takes the collectives' link round-trip
 times in proportion to its published small-message latency where both devices state one
 (:func:`carried_latency_scale`), and a kernel's fixed launch times in proportion to the source's clock over
-its own where both state one (:func:`carried_clock_scale`; :func:`transferable`). A device that has
-measurements of its own is never transferred onto.
+its own where both state one (:func:`carried_clock_scale`), and no key of a kernel the source's engine runs
+only where its default kernel cannot, unless it shares the source's compute capability major version
+(:data:`costmodel.kernels.SHAPE_FALLBACK_KERNELS`; :func:`transferable`). A device that has measurements of
+its own is never transferred onto.
 """
 
 
