@@ -194,8 +194,10 @@ the source's memory bandwidth (:data:`ON_CHIP_CACHE_PARAMS`); a device keeps its
 collective parameters that describe a link its GPUs do not use, takes the collectives' link round-trip
 times in proportion to its published small-message latency where both devices state one
 (:func:`carried_latency_scale`), and a kernel's fixed launch times in proportion to the source's clock over
-its own where both state one (:func:`carried_clock_scale`; :func:`transferable`). A device that has
-measurements of its own is never transferred onto.
+its own where both state one (:func:`carried_clock_scale`), and no key of a kernel the source's engine runs
+only where its default kernel cannot, unless it shares the source's compute capability major version
+(:data:`costmodel.kernels.SHAPE_FALLBACK_KERNELS`; :func:`transferable`). A device that has measurements of
+its own is never transferred onto.
 """
 
 
@@ -323,14 +325,28 @@ def transferable(
       scaled by the target's published small-message latency over the source's
       (:func:`carried_latency_scale`), where both profiles state it;
     - a kernel's fixed launch times (:data:`KERNEL_LAUNCH_PARAMS`) are scaled by the source's boost clock
-      over the target's (:func:`carried_clock_scale`), where both profiles state it.
+      over the target's (:func:`carried_clock_scale`), where both profiles state it;
+    - keys of kernels the source's engine runs only for the shapes its default kernel cannot
+      (:data:`costmodel.kernels.SHAPE_FALLBACK_KERNELS`, e.g. vLLM's FlashAttention-4 at head_dim 512 on
+      an sm90 device) are dropped where the target's compute capability has another (or no stated) major
+      version: fitted on those shapes only, they would enter every shape's parameters through the
+      fallback's sibling step.
     """
     import importlib
+
+    from costmodel.kernels import compute_capability, shape_fallback_key
 
     other_link = target is not None and target.datasheet.intra_node_link != source.datasheet.intra_node_link
     latency_scale = None if target is None else carried_latency_scale(source, target)
     scale = 1.0 if latency_scale is None else latency_scale
     clock_scale = None if target is None else carried_clock_scale(source, target)
+    source_capability = compute_capability(source)
+    target_capability = None if target is None else compute_capability(target)
+    other_major = target is not None and (
+        target_capability is None
+        or source_capability is None
+        or target_capability.split(".", 1)[0] != source_capability.split(".", 1)[0]
+    )
     out: dict[str, dict[str, dict[str, float]]] = {}
     for family, keys in fitted.items():
         module = importlib.import_module(f"costmodel.kernels.{family}")
@@ -338,6 +354,8 @@ def transferable(
         cache = ON_CHIP_CACHE_PARAMS.get(family)
         round_trips = set(getattr(module, "LATENCY_PARAMS", ())) if latency_scale is not None else set()
         for key, values in keys.items():
+            if other_major and shape_fallback_key(key, source_capability):
+                continue
             try:
                 defaults = numeric_fields(module.default_params(source, key))
             except CostmodelError:

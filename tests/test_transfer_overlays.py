@@ -327,3 +327,34 @@ def test_a_bad_published_latency_is_refused_naming_the_field(tmp_path: Path, val
     )
     with pytest.raises(CostmodelError, match="intra_node_latency_us"):
         load_hardware_file(path)
+
+
+def test_shape_fallback_kernels_stay_within_their_major_version() -> None:
+    """vLLM runs FlashAttention-4 on an sm90 device only where FlashAttention-3 cannot (head_dim > 256):
+    the H100's ``vllm_flash_attn_fa4`` keys reach an H200 (the same major version) as fitted, but not a
+    B200 (major 10), whose vLLM decode kernel then takes the H100's FlashAttention-3 fit alone through the
+    sibling step instead of the median of FlashAttention-3 and the head_dim-512 kernel."""
+    from costmodel.kernels import generation_attention, shape_fallback_key
+    from validation.public.transfer import transferred_hardware
+
+    assert shape_fallback_key("vllm.vllm_flash_attn_fa4:bf16", "9.0")
+    assert not shape_fallback_key("vllm.vllm_flash_attn_fa4:bf16", "10.0")
+    assert not shape_fallback_key("vllm.vllm_flash_attn_fa4:bf16", None)
+    assert not shape_fallback_key("vllm.vllm_flash_attn_fa3:bf16", "9.0")
+    h100, h200, b200 = (load_hardware(n) for n in ("h100-sxm", "h200", "b200"))
+    fa3, fa4 = "vllm.vllm_flash_attn_fa3:bf16", "vllm.vllm_flash_attn_fa4:bf16"
+    fitted = {
+        family: {fa3: {"launch_s": 1e-5, "combine_s": 1e-6}, fa4: {"launch_s": 1e-5, "combine_s": 1e-4}}
+        for family in ("generation_attention", "context_attention")
+    }
+    assert all(fa4 in v for v in transferable(fitted, h100, h200).values())
+    moved = transferable(fitted, h100, b200)
+    assert all(fa4 not in v and fa3 in v for v in moved.values())
+    assert transferable(moved, b200, h100) == moved  # nothing of the kind on major 10
+    source = h100.kernel_calibration
+    assert source is not None
+    assert fa4 in source.params["generation_attention"]
+    got = params_for(
+        transferred_hardware("b200"), generation_attention, "vllm.vllm_flashinfer_trtllmdecode:bf16"
+    )
+    assert got.combine_s == source.params["generation_attention"][fa3]["combine_s"]

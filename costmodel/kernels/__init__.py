@@ -108,6 +108,35 @@ def same_kernel_keys(key: str, capability: str | None = None) -> list[str]:
     return out
 
 
+SHAPE_FALLBACK_KERNELS: tuple[tuple[str, str], ...] = (
+    # vLLM's FlashAttention backend on Hopper runs FlashAttention-3 and upgrades a layer to
+    # FlashAttention-4 only where FlashAttention-3 cannot run it: "Some FA3 unsupported SM90 cases can
+    # use FA4 when available", head_size > 256 ("FA3 does not support head_size=... on SM90"), or
+    # different K and V head sizes with attention sinks (get_flash_attn_version,
+    # vllm/v1/attention/backends/fa_utils.py, https://github.com/vllm-project/vllm/blob/main/vllm/v1/attention/backends/fa_utils.py).
+    # The H100 tables bear it out: every vllm_flash_attn_fa4 row has head_dim 512, every fa3 row 64-256.
+    # On Blackwell (major 10) FlashAttention-4 is the default version, another kernel for every head size.
+    ("vllm.vllm_flash_attn_fa4:", "9"),
+)
+"""Kernels an engine runs only for the shapes its default kernel cannot, on devices of one CUDA compute
+capability major version: ``(key prefix, major version)``. Fitted there, such a key describes those shapes
+only (FlashAttention-4 at head_dim 512 on an H100), so it is no model of the engine's kernel for a device of
+another major version, where the same name is the default kernel or not run at all:
+``costmodel.calibrate.transferable`` drops these keys when it carries a fit to a device of another (or an
+unstated) major version, so that the fallback's sibling step (:func:`fallback_keys`) does not mix them into
+every shape's parameters. Within one major version (H200 <- H100) they carry as the exact key. A fact about
+software, each entry cited, never a per-shape or per-device choice."""
+
+
+def shape_fallback_key(key: str, capability: str | None) -> bool:
+    """Whether ``key`` names a kernel of :data:`SHAPE_FALLBACK_KERNELS` on a device of CUDA compute
+    capability ``capability`` (``"9.0"``; ``None``: unknown, so none)."""
+    if capability is None:
+        return False
+    major = capability.split(".", 1)[0]
+    return any(key.startswith(prefix) and major == where for prefix, where in SHAPE_FALLBACK_KERNELS)
+
+
 def fallback_keys(key: str, stored: Iterable[str], same: Iterable[str] = ()) -> list[list[str]]:
     """The stored keys ``key`` is looked up as, level by level; the first level with a stored key wins, and
     a level of several keys gives each parameter's median over them (:func:`params_for`).
