@@ -175,7 +175,8 @@ class Speculation:
     draft_tokens: int
     """Drafted tokens per verification, k [tokens], >= 1."""
     acceptance_rate: float
-    """Probability that a draft token is kept, alpha [-], in [0, 1] (i.i.d. over positions)."""
+    """Probability that a draft token is kept, alpha [-], in [0, 1]: the first draft's, and every
+    draft's where ``later_acceptance_rate`` is None (i.i.d. over positions)."""
     draft_cost_ratio: float
     """One draft step's time over one plain decoding step of the target, c [-], >= 0 (a one-layer MTP
     module of an L-layer model: about 1 / L); with ``draft_head``, of that step less its output head."""
