@@ -175,7 +175,8 @@ class Speculation:
     draft_tokens: int
     """Drafted tokens per verification, k [tokens], >= 1."""
     acceptance_rate: float
-    """Probability that a draft token is kept, alpha [-], in [0, 1] (i.i.d. over positions)."""
+    """Probability that a draft token is kept, alpha [-], in [0, 1]: the first draft's, and every
+    draft's where ``later_acceptance_rate`` is None (i.i.d. over positions)."""
     draft_cost_ratio: float
     """One draft step's time over one plain decoding step of the target, c [-], >= 0 (a one-layer MTP
     module of an L-layer model: about 1 / L); with ``draft_head``, of that step less its output head."""
@@ -185,6 +186,11 @@ class Speculation:
     samples its token from the target's vocabulary through the shared head, whose GEMM at a large
     vocabulary is a sizeable share of a one-layer step. Then the draft step is
     c (T_plain - T_head) + T_head; without it, c T_plain (the head's share understated)."""
+    later_acceptance_rate: float | None = None
+    """Probability that draft i >= 2 is kept given that drafts 1 .. i-1 were, alpha_later [-], in
+    [0, 1]; None: ``acceptance_rate`` at every position (i.i.d.). A draft module trained to predict one
+    token ahead and run on its own drafts for the later ones (DeepSeek-V3's MTP module) keeps them less
+    often than the first (:func:`costmodel.speculative.expected_tokens_positional`)."""
 
     def __post_init__(self) -> None:
         if not (isinstance(self.draft_tokens, int) and self.draft_tokens >= 1):
@@ -193,13 +199,21 @@ class Speculation:
             raise CostmodelError(f"acceptance_rate must be in [0, 1], got {self.acceptance_rate!r}")
         if not (np.isfinite(self.draft_cost_ratio) and self.draft_cost_ratio >= 0):
             raise CostmodelError(f"draft_cost_ratio must be finite and >= 0, got {self.draft_cost_ratio!r}")
+        later = self.later_acceptance_rate
+        if later is not None and not (np.isfinite(later) and 0 <= later <= 1):
+            raise CostmodelError(f"later_acceptance_rate must be in [0, 1] or None, got {later!r}")
 
     @property
     def tokens_per_iteration(self) -> float:
-        """E = (1 - alpha^(k+1)) / (1 - alpha): tokens a sequence gains per verification [tokens]."""
-        from costmodel.speculative import expected_tokens
+        """E: tokens a sequence gains per verification [tokens]. i.i.d. acceptance alpha:
+        (1 - alpha^(k+1)) / (1 - alpha); with ``later_acceptance_rate`` a_l, the acceptances
+        (alpha, a_l, ..., a_l) along the draft: 1 + alpha (1 - a_l^k) / (1 - a_l)."""
+        from costmodel.speculative import expected_tokens, expected_tokens_positional
 
-        return float(expected_tokens(self.acceptance_rate, self.draft_tokens))
+        if self.later_acceptance_rate is None:
+            return float(expected_tokens(self.acceptance_rate, self.draft_tokens))
+        alphas = [self.acceptance_rate] + [self.later_acceptance_rate] * (self.draft_tokens - 1)
+        return float(expected_tokens_positional(alphas))
 
 
 BOUNDS: dict[str, tuple[float, float]] = {

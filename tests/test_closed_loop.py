@@ -382,6 +382,24 @@ def test_speculation_pays_only_when_drafts_are_kept(engine: Engine) -> None:
             Speculation(*bad)  # type: ignore[arg-type]
 
 
+def test_later_draft_positions_accept_at_their_own_rate() -> None:
+    """With the first draft kept at a and each later one, given the ones before, at b, a verification
+    yields 1 + a + a b + a b^2 tokens for three drafts (the survival sum, written out); b = a is the
+    i.i.d. chain, b = 0 leaves the first draft alone, and a rate outside [0, 1] is refused by name."""
+    a, b = 0.8, 0.5
+    assert Speculation(3, a, 0.0, later_acceptance_rate=b).tokens_per_iteration == pytest.approx(
+        1 + a + a * b + a * b * b
+    )
+    assert Speculation(3, a, 0.0, later_acceptance_rate=a).tokens_per_iteration == pytest.approx(
+        Speculation(3, a, 0.0).tokens_per_iteration
+    )
+    assert Speculation(3, a, 0.0, later_acceptance_rate=0.0).tokens_per_iteration == pytest.approx(1 + a)
+    assert Speculation(1, a, 0.0, later_acceptance_rate=0.1).tokens_per_iteration == pytest.approx(1 + a)
+    for bad in (-0.1, 1.1, float("nan")):
+        with pytest.raises(CostmodelError, match="later_acceptance_rate"):
+            Speculation(3, a, 0.0, later_acceptance_rate=bad)
+
+
 def test_the_verification_grows_with_drafts_times_batch_and_turns_compute_bound(engine: Engine) -> None:
     """A decode-only speculative iteration verifies B (k + 1) tokens: its time never falls with k or B, and
     at a large batch (compute bound) verifying 4 tokens a sequence costs well over one plain step, while

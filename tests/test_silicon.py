@@ -474,6 +474,32 @@ def test_only_the_rows_of_an_mtp_image_speculate() -> None:
     assert row_speculation(qwen, "trtllm", "1.2.0rc6.post3", 1) is None
 
 
+def test_deepseek_mtp_later_drafts_reproduce_the_published_acceptance_length() -> None:
+    """The MTP module's later-draft acceptance is the one that, after a first draft at DeepSeek-V3's
+    85 %, gives the original module's published mean acceptance length, 3.20 tokens per verification
+    at K = 7 drafts (temperature 0, nebius/MTP-DeepSeek-V3-0324's model card); both pools' DeepSeek
+    rows draft with it, so 3 drafts yield fewer tokens than the i.i.d. chain and 1 draft as many."""
+    from costmodel.closed_loop import Speculation
+    from costmodel.specs import ModelProfile
+    from costmodel.speculative import expected_tokens
+    from validation.public.silicon import (
+        MTP_ACCEPTANCE_RATE,
+        MTP_LATER_ACCEPTANCE_RATE,
+        disagg_speculation,
+    )
+
+    seven = Speculation(7, MTP_ACCEPTANCE_RATE, 0.0, later_acceptance_rate=MTP_LATER_ACCEPTANCE_RATE)
+    assert seven.tokens_per_iteration == pytest.approx(3.20, abs=0.01)
+    deepseek = ModelProfile.from_hf_config(_config_path(DATA / "model_configs", "deepseek-ai/DeepSeek-R1"))
+    for spec in (row_speculation(deepseek, "trtllm", "1.2.0rc6.post3", 1), disagg_speculation(deepseek, 3)):
+        assert spec is not None
+        assert spec.later_acceptance_rate == MTP_LATER_ACCEPTANCE_RATE
+        assert spec.tokens_per_iteration < float(expected_tokens(MTP_ACCEPTANCE_RATE, 3))
+    one = disagg_speculation(deepseek, 1)
+    assert one is not None
+    assert one.tokens_per_iteration == pytest.approx(1 + MTP_ACCEPTANCE_RATE)
+
+
 def test_the_sglang_rows_of_a_drafting_script_run_its_eagle_chain() -> None:
     """The InferenceX GLM-5 (EAGLE) and Qwen3.5-397B (NEXTN) scripts run --speculative-num-steps 3,
     --speculative-eagle-topk 1, --speculative-num-draft-tokens 4: three drafts of the model's one MTP layer
