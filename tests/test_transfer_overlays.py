@@ -19,7 +19,9 @@ from costmodel.calibrate import (
     carried_cache_ratio,
     carried_clock_scale,
     carried_latency_scale,
+    carried_untuned_ratio,
     nearest_measured,
+    tensor_flop_per_clock_per_sm,
     transfer_overlays,
     transferable,
 )
@@ -242,6 +244,39 @@ def test_kernel_launch_times_carry_by_the_clock() -> None:
         assert all(kept[f]["bf16"]["launch_s"] == 1e-5 for f in KERNEL_LAUNCH_PARAMS), target.name
     collective = {"collective": {"vLLM_custom": {"small_latency_s": 5e-6, "host_floor_s": 4e-5}}}
     assert transferable(collective, l40s, a100)["collective"]["vLLM_custom"]["host_floor_s"] == 4e-5
+
+
+def test_default_configuration_slowdown_carries_by_the_tensor_rate_per_clock() -> None:
+    """vLLM's default MoE tile's extra operand feed, in units of its tensor time, scales with the tensor rate
+    per SM per clock: with p = 1 (feed and compute add) an A100's ratio 1.5 is 1 + 0.5 x the L40S's rate over
+    the A100's on the L40S, from the datasheets' peaks, SM counts and clocks; the ratio goes back as it came;
+    with a large p (the roofline's max) an L40S, at half the A100's rate per clock, is under its feed and runs
+    at 1; a ratio of 1, and devices of one rate or without a stated clock (A100 40GB, H100 / B200), take the
+    ratio as fitted; the other parameters carry as fitted."""
+    a100, a100_40, l40s, h100, b200 = (
+        load_hardware(n) for n in ("a100-80gb", "a100-40gb", "l40s", "h100-sxm", "b200")
+    )
+    rate_a100, rate_l40s = 312e12 / (108 * 1410e6), 362.05e12 / (142 * 2520e6)
+    assert tensor_flop_per_clock_per_sm(a100, "bf16") == pytest.approx(rate_a100)
+    assert tensor_flop_per_clock_per_sm(l40s, "bf16") == pytest.approx(rate_l40s)
+    assert tensor_flop_per_clock_per_sm(h100, "bf16") is None  # no clock stated
+    assert carried_untuned_ratio(1.5, 1.0, "bf16", a100, l40s) == pytest.approx(
+        1 + 0.5 * rate_l40s / rate_a100
+    )
+    assert carried_untuned_ratio(1.5, 60.0, "bf16", a100, l40s) == pytest.approx(1.0, abs=0.02)
+    for source, target in ((a100, a100_40), (h100, b200), (b200, h100)):
+        assert carried_untuned_ratio(1.5, 2.0, "bf16", source, target) is None
+    assert carried_untuned_ratio(1.0, 2.0, "bf16", a100, l40s) is None
+    fitted = {
+        "moe": {"bf16": {"default_config_ratio": 1.44, "overlap_exponent": 1.9, "compute_fraction": 0.5}}
+    }
+    moved = transferable(fitted, a100, l40s)["moe"]["bf16"]
+    assert 1.0 < moved["default_config_ratio"] < 1.44
+    assert (moved["overlap_exponent"], moved["compute_fraction"]) == (1.9, 0.5)
+    assert transferable({"moe": {"bf16": moved}}, l40s, a100)["moe"]["bf16"][
+        "default_config_ratio"
+    ] == pytest.approx(1.44)
+    assert transferable(fitted, a100, a100_40)["moe"]["bf16"] == fitted["moe"]["bf16"]
 
 
 MEASURED = ("a100-80gb", "b200", "h100-sxm", "l40s")
