@@ -362,3 +362,37 @@ def test_a_bad_published_latency_is_refused_naming_the_field(tmp_path: Path, val
     )
     with pytest.raises(CostmodelError, match="intra_node_latency_us"):
         load_hardware_file(path)
+
+
+def test_pcie_collectives_default_to_nccls_pcie_rate() -> None:
+    """A PCIe device's unfitted link fractions are NCCL's own PCIe rate (``width x speed / 80`` GB/s, speed
+    120 for 16 GT/s and 240 for 32 GT/s per lane: 24 of the L40S's 32 GB/s Gen4 x16, 48 of the H100 PCIe's
+    64 GB/s Gen5 x16); an NVLink device keeps its profile's interconnect fraction."""
+    from costmodel.kernels import collective
+
+    for name, lanes, speed in (("l40s", 16, 120), ("h100-pcie", 16, 240)):
+        hw = load_hardware(name)
+        params = collective.default_params(hw, "vLLM_custom")
+        nccl_gb_per_s = lanes * speed / 80
+        link = hw.datasheet.intra_node_bandwidth_gb_per_s
+        assert link is not None
+        assert params.large_bandwidth_fraction == pytest.approx(nccl_gb_per_s / link.value)
+        assert params.host_bandwidth_ratio == params.large_bandwidth_fraction
+    a100 = load_hardware("a100-80gb")
+    assert collective.default_params(a100).large_bandwidth_fraction == a100.efficiency.interconnect_fraction
+
+
+def test_a_one_shot_rate_ratio_stays_with_its_link() -> None:
+    """The small-message path's rate is a ratio to the ring's fraction on the same link: an L40S (PCIe) given
+    an A100's (NVLink) custom all-reduce fit keeps its own ratio (1 for a one-shot), so its two-GPU one-shot
+    runs at NCCL's PCIe rate, not 1.48 x it (above the link's); the handshake and host floor carry."""
+    from costmodel.kernels import collective
+
+    a100, l40s = load_hardware("a100-80gb"), load_hardware("l40s")
+    fitted = {"collective": {"vLLM_custom": {"small_bandwidth_ratio": 1.48, "small_latency_s": 5e-6}}}
+    moved = transferable(fitted, a100, l40s)["collective"]["vLLM_custom"]
+    assert moved == {"small_latency_s": 5e-6}
+    params = collective.Params(**{**vars(collective.default_params(l40s, "vLLM_custom")), **moved})
+    size = 2.0**30
+    time = collective.time_s(l40s, params, message_bytes=size, num_gpus=2)
+    assert size / time < l40s.datasheet.intra_node_bandwidth_gb_per_s.value * 1e9  # type: ignore[union-attr]
