@@ -193,9 +193,10 @@ which the kernel models scale by; the L2's rate is carried as an on-die rate per
 the source's memory bandwidth (:data:`ON_CHIP_CACHE_PARAMS`); a device keeps its own defaults for the
 collective parameters that describe a link its GPUs do not use, takes the collectives' link round-trip
 times in proportion to its published small-message latency where both devices state one
-(:func:`carried_latency_scale`), and a kernel's fixed launch times in proportion to the source's clock over
-its own where both state one (:func:`carried_clock_scale`; :func:`transferable`). A device that has
-measurements of its own is never transferred onto.
+(:func:`carried_latency_scale`), a kernel's fixed launch times in proportion to the source's clock over its
+own where both state one (:func:`carried_clock_scale`), and an engine's default-tile slowdown by the two
+devices' tensor rates per SM per clock (:func:`carried_untuned_ratio`; :func:`transferable`). A device that
+has measurements of its own is never transferred onto.
 """
 
 
