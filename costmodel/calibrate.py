@@ -193,11 +193,12 @@ which the kernel models scale by; the L2's rate is carried as an on-die rate per
 the source's memory bandwidth (:data:`ON_CHIP_CACHE_PARAMS`); a device keeps its own defaults for the
 collective parameters that describe a link its GPUs do not use, takes the collectives' link round-trip
 times in proportion to its published small-message latency where both devices state one
-(:func:`carried_latency_scale`), and a kernel's fixed launch times in proportion to the source's clock over
-its own where both state one (:func:`carried_clock_scale`), and no key of a kernel the source's engine runs
-only where its default kernel cannot, unless it shares the source's compute capability major version
-(:data:`costmodel.kernels.SHAPE_FALLBACK_KERNELS`; :func:`transferable`). A device that has measurements of
-its own is never transferred onto.
+(:func:`carried_latency_scale`), a kernel's fixed launch times in proportion to the source's clock over its
+own where both state one (:func:`carried_clock_scale`), an engine's default-tile slowdown by the two
+devices' tensor rates per SM per clock (:func:`carried_untuned_ratio`), and no key of a kernel the source's
+engine runs only where its default kernel cannot, unless it shares the source's compute capability major
+version (:data:`costmodel.kernels.SHAPE_FALLBACK_KERNELS`; :func:`transferable`). A device that has
+measurements of its own is never transferred onto.
 """
 
 
@@ -304,6 +305,49 @@ def carried_clock_scale(source: HardwareProfile, target: HardwareProfile) -> flo
     return clocks[0].value / clocks[1].value
 
 
+UNTUNED_TILE_PARAMS: dict[str, tuple[str, str]] = {"moe": ("default_config_ratio", "overlap_exponent")}
+"""Family -> (its fitted slowdown of an engine's default launch configuration over a tuned one [-], the
+exponent [-] by which the family overlaps operand traffic with tensor work).
+
+vLLM's Triton fused_moe runs a 64 x 64 x 32 tile for large batches where it ships no tuned file
+(``get_default_config``, :mod:`costmodel.kernels.moe`), smaller than the tuned ones, so it moves more operand
+bytes per flop through the SM's shared memory and L1. That feed is bytes per clock per SM (128 on the A100:
+23.1 TB/s over 128 SMs at 1.41 GHz, https://pmc.ncbi.nlm.nih.gov/articles/PMC10448217/table/t0015; taken
+as the same on Ada, whose SM keeps the GA10x 128 KB L1 / shared memory), while the tensor cores it must
+keep busy run a format's dense rate per SM per clock that differs by device (A100 2,048 bf16 flop: 1,024
+FMA per clock per SM, NVIDIA's Ampere whitepaper; L40S 1,012: 362 TFLOPS over 142 SMs at 2.52 GHz). So the
+tile's extra feed time, in units of its tensor time, grows with that rate: the same tile that stalls an
+A100's tensor cores hardly stalls an L40S's. :func:`carried_untuned_ratio` reads the source's ratio through
+the family's own overlap law (the p-norm of :class:`costmodel.kernels.moe.MoEBreakdown`):
+``ratio = (1 + e^p)^(1/p)``, tensor time 1 and extra feed time ``e``; it carries ``e`` by the two devices'
+tensor rates per SM per clock and recombines. The rate needs the boost clock, which the profiles state for
+the A100s and the L40S only; elsewhere the ratio carries as fitted."""
+
+
+def tensor_flop_per_clock_per_sm(hardware: HardwareProfile, dtype: str) -> float | None:
+    """The format's dense tensor rate per SM per clock [FLOP]: peak / (SMs x boost clock); ``None`` where
+    the profile lacks the format's peak, the SM count or the clock."""
+    units, clock = hardware.datasheet.compute_units, hardware.datasheet.boost_clock_mhz
+    if units is None or clock is None or dtype not in hardware.datasheet.peak_dense_tflop_per_s:
+        return None
+    return hardware.peak_flop_per_s(dtype) / (units.value * clock.value * 1e6)
+
+
+def carried_untuned_ratio(
+    ratio: float, exponent: float, dtype: str, source: HardwareProfile, target: HardwareProfile
+) -> float | None:
+    """The target's default-configuration slowdown [-] for the source's fitted ``ratio`` of a key of format
+    ``dtype`` (:data:`UNTUNED_TILE_PARAMS`): ``e = (ratio^p - 1)^(1/p)``, ``e x`` the target's tensor rate
+    per SM per clock over the source's (:func:`tensor_flop_per_clock_per_sm`), then ``(1 + e^p)^(1/p)``.
+    ``None`` where either profile lacks what the rate needs, or the rates are equal: the source's ratio
+    carries as fitted."""
+    rates = [tensor_flop_per_clock_per_sm(hw, dtype) for hw in (source, target)]
+    if rates[0] is None or rates[1] is None or rates[0] == rates[1] or ratio <= 1.0:
+        return None
+    extra = (ratio**exponent - 1.0) ** (1.0 / exponent) * rates[1] / rates[0]
+    return float((1.0 + extra**exponent) ** (1.0 / exponent))
+
+
 def transferable(
     fitted: Mapping[str, Mapping[str, Mapping[str, float]]],
     source: HardwareProfile,
@@ -331,6 +375,8 @@ def transferable(
       an sm90 device) are dropped where the target's compute capability has another (or no stated) major
       version: fitted on those shapes only, they would enter every shape's parameters through the
       fallback's sibling step.
+    - an engine's default-configuration slowdown (:data:`UNTUNED_TILE_PARAMS`) is carried by the two
+      devices' tensor rates per SM per clock (:func:`carried_untuned_ratio`), where both profiles state them.
     """
     import importlib
 
@@ -377,6 +423,12 @@ def transferable(
             if clock_scale is not None:
                 for name in set(KERNEL_LAUNCH_PARAMS.get(family, ())) & kept.keys():
                     kept[name] = kept[name] * clock_scale
+            untuned = UNTUNED_TILE_PARAMS.get(family)
+            exponent = None if untuned is None else kept.get(untuned[1], defaults.get(untuned[1]))
+            if target is not None and untuned is not None and untuned[0] in kept and exponent is not None:
+                carried = carried_untuned_ratio(kept[untuned[0]], exponent, key.split(":")[0], source, target)
+                if carried is not None:
+                    kept[untuned[0]] = carried
             out.setdefault(family, {})[key] = kept
     return out
 

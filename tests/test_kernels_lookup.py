@@ -37,6 +37,21 @@ def test_another_engine_format_or_operation_is_no_sibling() -> None:
     assert fallback_keys("fp8:vllm:marlin", moe)[-1] == ["fp8:vllm:triton"]
 
 
+def test_a_context_kernel_takes_no_decode_kernel_as_its_sibling() -> None:
+    """In context attention an engine's decode kernel (vLLM's FlashInfer backend runs it for one-token
+    prompts) is another operation: FlashAttention-3 takes FlashInfer's prefill kernel alone, not the median of
+    it and the decode kernel, which would tie on the shared name prefix, and the decode kernel takes no
+    prefill kernel either; without the family's phases (decode attention) they tie as before."""
+    stored = ["vllm.vllm_flashinfer_trtllmdecode:bf16", "vllm.vllm_flashinfer_trtllmprefill:bf16"]
+    phases = context_attention.SIBLING_PHASES
+    assert fallback_keys("vllm.vllm_flash_attn_fa3:bf16", stored, phases=phases)[-1] == [stored[1]]
+    assert fallback_keys("vllm.vllm_flash_attn_fa3:bf16", stored)[-1] == stored
+    only_prefill = ["vllm.vllm_flash_attn_fa3:bf16"]
+    asked = "vllm.vllm_flashinfer_trtllmdecode:bf16"
+    assert fallback_keys(asked, only_prefill, phases=phases) == [[asked]]
+    assert fallback_keys(asked, only_prefill) == [[asked], only_prefill]
+
+
 def test_gemm_keys_fall_back_to_their_engines_kernels_before_another_engines() -> None:
     """A TensorRT-LLM fp8_block GEMM a device never ran takes that engine's fp8_block parameters, not the
     format's pool, which vLLM's block-fp8 paths (with their host-side dispatch) dominate."""
@@ -93,6 +108,21 @@ def test_tied_siblings_give_each_parameters_median() -> None:
     # a parameter no sibling stores keeps its datasheet default
     default = context_attention.default_params(h100, "vllm.flash_c:bf16")
     assert params.bandwidth_fraction == default.bandwidth_fraction
+
+
+def test_context_attention_lookup_skips_the_decode_kernel() -> None:
+    """params_for passes the family's phases: an H100 FlashAttention-3 context key on a table of FlashInfer's
+    prefill and decode kernels takes the prefill kernel's values, not the two's median."""
+    hardware = _with(
+        load_hardware("h100-sxm"),
+        "context_attention",
+        {
+            "vllm.vllm_flashinfer_trtllmdecode:bf16": {"compute_fraction": 1.0, "launch_s": 9e-6},
+            "vllm.vllm_flashinfer_trtllmprefill:bf16": {"compute_fraction": 0.7, "launch_s": 7e-6},
+        },
+    )
+    params = params_for(hardware, context_attention, "vllm.vllm_flash_attn_fa3:bf16")
+    assert (params.compute_fraction, params.launch_s) == (0.7, 7e-6)
 
 
 def test_nothing_stored_is_the_datasheet() -> None:

@@ -19,7 +19,9 @@ from costmodel.calibrate import (
     carried_cache_ratio,
     carried_clock_scale,
     carried_latency_scale,
+    carried_untuned_ratio,
     nearest_measured,
+    tensor_flop_per_clock_per_sm,
     transfer_overlays,
     transferable,
 )
@@ -244,6 +246,39 @@ def test_kernel_launch_times_carry_by_the_clock() -> None:
     assert transferable(collective, l40s, a100)["collective"]["vLLM_custom"]["host_floor_s"] == 4e-5
 
 
+def test_default_configuration_slowdown_carries_by_the_tensor_rate_per_clock() -> None:
+    """vLLM's default MoE tile's extra operand feed, in units of its tensor time, scales with the tensor rate
+    per SM per clock: with p = 1 (feed and compute add) an A100's ratio 1.5 is 1 + 0.5 x the L40S's rate over
+    the A100's on the L40S, from the datasheets' peaks, SM counts and clocks; the ratio goes back as it came;
+    with a large p (the roofline's max) an L40S, at half the A100's rate per clock, is under its feed and runs
+    at 1; a ratio of 1, and devices of one rate or without a stated clock (A100 40GB, H100 / B200), take the
+    ratio as fitted; the other parameters carry as fitted."""
+    a100, a100_40, l40s, h100, b200 = (
+        load_hardware(n) for n in ("a100-80gb", "a100-40gb", "l40s", "h100-sxm", "b200")
+    )
+    rate_a100, rate_l40s = 312e12 / (108 * 1410e6), 362.05e12 / (142 * 2520e6)
+    assert tensor_flop_per_clock_per_sm(a100, "bf16") == pytest.approx(rate_a100)
+    assert tensor_flop_per_clock_per_sm(l40s, "bf16") == pytest.approx(rate_l40s)
+    assert tensor_flop_per_clock_per_sm(h100, "bf16") is None  # no clock stated
+    assert carried_untuned_ratio(1.5, 1.0, "bf16", a100, l40s) == pytest.approx(
+        1 + 0.5 * rate_l40s / rate_a100
+    )
+    assert carried_untuned_ratio(1.5, 60.0, "bf16", a100, l40s) == pytest.approx(1.0, abs=0.02)
+    for source, target in ((a100, a100_40), (h100, b200), (b200, h100)):
+        assert carried_untuned_ratio(1.5, 2.0, "bf16", source, target) is None
+    assert carried_untuned_ratio(1.0, 2.0, "bf16", a100, l40s) is None
+    fitted = {
+        "moe": {"bf16": {"default_config_ratio": 1.44, "overlap_exponent": 1.9, "compute_fraction": 0.5}}
+    }
+    moved = transferable(fitted, a100, l40s)["moe"]["bf16"]
+    assert 1.0 < moved["default_config_ratio"] < 1.44
+    assert (moved["overlap_exponent"], moved["compute_fraction"]) == (1.9, 0.5)
+    assert transferable({"moe": {"bf16": moved}}, l40s, a100)["moe"]["bf16"][
+        "default_config_ratio"
+    ] == pytest.approx(1.44)
+    assert transferable(fitted, a100, a100_40)["moe"]["bf16"] == fitted["moe"]["bf16"]
+
+
 MEASURED = ("a100-80gb", "b200", "h100-sxm", "l40s")
 """The devices with measurements of their own (the public tables), which the rule takes fits from."""
 
@@ -358,3 +393,37 @@ def test_shape_fallback_kernels_stay_within_their_major_version() -> None:
         transferred_hardware("b200"), generation_attention, "vllm.vllm_flashinfer_trtllmdecode:bf16"
     )
     assert got.combine_s == source.params["generation_attention"][fa3]["combine_s"]
+
+
+def test_pcie_collectives_default_to_nccls_pcie_rate() -> None:
+    """A PCIe device's unfitted link fractions are NCCL's own PCIe rate (``width x speed / 80`` GB/s, speed
+    120 for 16 GT/s and 240 for 32 GT/s per lane: 24 of the L40S's 32 GB/s Gen4 x16, 48 of the H100 PCIe's
+    64 GB/s Gen5 x16); an NVLink device keeps its profile's interconnect fraction."""
+    from costmodel.kernels import collective
+
+    for name, lanes, speed in (("l40s", 16, 120), ("h100-pcie", 16, 240)):
+        hw = load_hardware(name)
+        params = collective.default_params(hw, "vLLM_custom")
+        nccl_gb_per_s = lanes * speed / 80
+        link = hw.datasheet.intra_node_bandwidth_gb_per_s
+        assert link is not None
+        assert params.large_bandwidth_fraction == pytest.approx(nccl_gb_per_s / link.value)
+        assert params.host_bandwidth_ratio == params.large_bandwidth_fraction
+    a100 = load_hardware("a100-80gb")
+    assert collective.default_params(a100).large_bandwidth_fraction == a100.efficiency.interconnect_fraction
+
+
+def test_a_one_shot_rate_ratio_stays_with_its_link() -> None:
+    """The small-message path's rate is a ratio to the ring's fraction on the same link: an L40S (PCIe) given
+    an A100's (NVLink) custom all-reduce fit keeps its own ratio (1 for a one-shot), so its two-GPU one-shot
+    runs at NCCL's PCIe rate, not 1.48 x it (above the link's); the handshake and host floor carry."""
+    from costmodel.kernels import collective
+
+    a100, l40s = load_hardware("a100-80gb"), load_hardware("l40s")
+    fitted = {"collective": {"vLLM_custom": {"small_bandwidth_ratio": 1.48, "small_latency_s": 5e-6}}}
+    moved = transferable(fitted, a100, l40s)["collective"]["vLLM_custom"]
+    assert moved == {"small_latency_s": 5e-6}
+    params = collective.Params(**{**vars(collective.default_params(l40s, "vLLM_custom")), **moved})
+    size = 2.0**30
+    time = collective.time_s(l40s, params, message_bytes=size, num_gpus=2)
+    assert size / time < l40s.datasheet.intra_node_bandwidth_gb_per_s.value * 1e9  # type: ignore[union-attr]

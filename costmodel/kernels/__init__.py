@@ -137,7 +137,9 @@ def shape_fallback_key(key: str, capability: str | None) -> bool:
     return any(key.startswith(prefix) and major == where for prefix, where in SHAPE_FALLBACK_KERNELS)
 
 
-def fallback_keys(key: str, stored: Iterable[str], same: Iterable[str] = ()) -> list[list[str]]:
+def fallback_keys(
+    key: str, stored: Iterable[str], same: Iterable[str] = (), phases: Iterable[str] = ()
+) -> list[list[str]]:
     """The stored keys ``key`` is looked up as, level by level; the first level with a stored key wins, and
     a level of several keys gives each parameter's median over them (:func:`params_for`).
 
@@ -159,12 +161,20 @@ def fallback_keys(key: str, stored: Iterable[str], same: Iterable[str] = ()) -> 
        costs (host dispatch, activation quantization) differ by multiples. The sibling's fixed times are
        taken too:
        the same engine launches its kernels the same way (the leave-one-device-out check, docs/validation.md,
-       is further off with the datasheet's fixed times and the sibling's fractions alone).
+       is further off with the datasheet's fixed times and the sibling's fractions alone). ``phases``
+       (a family's ``SIBLING_PHASES``): name parts that mark a kernel of another operation within the
+       family's table; a kernel whose name holds one is no sibling of a kernel whose name does not, nor
+       the reverse (context attention: the engine's decode kernel, which it runs for a one-token prompt).
 
     Nothing found: the datasheet defaults (``default_params``).
     """
     table = set(stored)
     parts = key.split(":")
+    markers = tuple(phases)
+
+    def phase(kernel: str) -> tuple[bool, ...]:
+        return tuple(marker in kernel for marker in markers)
+
     siblings: dict[int, list[str]] = {}
     for other in sorted(table):
         theirs = other.split(":")
@@ -181,7 +191,7 @@ def fallback_keys(key: str, stored: Iterable[str], same: Iterable[str] = ()) -> 
             engine, kernel, their_engine, their_kernel = parts[i - 1], parts[i], parts[i - 1], theirs[i]
         else:
             continue
-        if engine == their_engine:
+        if engine == their_engine and phase(kernel) == phase(their_kernel):
             shared = next(
                 (j for j, (a, b) in enumerate(zip(kernel, their_kernel, strict=False)) if a != b), None
             )
@@ -214,7 +224,12 @@ def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
     if calibration is None:
         return start
     table = calibration.params.get(family_name(family), {})
-    levels = fallback_keys(key, table, same_kernel_keys(key, compute_capability(hardware)))
+    levels = fallback_keys(
+        key,
+        table,
+        same_kernel_keys(key, compute_capability(hardware)),
+        getattr(family, "SIBLING_PHASES", ()),
+    )
     found = next((level for level in levels if level[0] in table), [])
     if not found:
         return start

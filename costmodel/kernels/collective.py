@@ -176,6 +176,15 @@ order of NCCL's LL crossover for an 8-rank ring (its LL bandwidth is capped near
 latency a few microseconds lower per step; ``llMaxBws`` and ``baseLat`` / ``hwLat`` in tuning.cc). An
 assumption the fit replaces."""
 
+NCCL_PCIE_FRACTION: Final = 0.75
+"""Default achieved fraction of a PCIe link's per-direction rate (``Params.large_bandwidth_fraction`` and the
+shared host path's ``host_bandwidth_ratio``, PCIe devices only): NCCL's own topology model, which prices a
+PCIe link at ``width x speed / 80`` GB/s with the speed in 100 Mbit/s per lane (``kvDictPciGen``: 120 for
+16 GT/s, 240 for 32 GT/s; ``ncclTopoAddPci`` in src/graph/topo.cc, https://github.com/NVIDIA/nccl/blob/
+master/src/graph/topo.cc): 24 GB/s for a Gen4 x16 link of 32 GB/s, 48 for a Gen5 x16 link of 64, 0.75 of
+the link for every generation, and the rate its ring search and tuner plan PCIe rings with. An assumption
+the fit replaces; NVLink devices keep the profile's ``interconnect_fraction``."""
+
 EAGER_HOST_FLOOR_S: Final = 20e-6
 """Default host time per eager-mode call (Python dispatch of a custom op, its launch and checks): tens of
 microseconds, as PyTorch eager-mode overheads are (https://pytorch.org/blog/accelerating-pytorch-with-cuda-graphs/:
@@ -256,6 +265,7 @@ exceed the per-direction link rate (NCCL 2.17+, NVLink SHARP)."""
 LINK_PARAMS: Final = (
     "hop_latency_s",
     "large_bandwidth_fraction",
+    "small_bandwidth_ratio",
     "contention_exponent",
     "host_bandwidth_ratio",
     "symm_latency_s",
@@ -263,12 +273,15 @@ LINK_PARAMS: Final = (
 )
 """Fitted parameters that describe the link between a node's GPUs rather than the collective's software: the
 time per ring step, the achieved fractions of the link's bandwidth, the switch's contention and symmetric
-memory (NVLink / NVSwitch only), the shared host path (PCIe only). NCCL's own tuning model keys its per-step
-latencies by the kind of link (NVLink, PCI, network; ``hwLat`` in
+memory (NVLink / NVSwitch only), the shared host path (PCIe only), and the small-message path's rate, a
+ratio to ``large_bandwidth_fraction`` on the same link (an A100's one-shot custom all-reduce reads over
+NVLink at 1.48 x its ring's fraction; applied to a PCIe link's own fraction it put a two-GPU L40S one-shot at
+1.2 x the link's rate; a target keeps its default, NCCL LL's half or a one-shot's 1). NCCL's own tuning
+model keys its per-step latencies by the kind of link (NVLink, PCI, network; ``hwLat`` in
 https://github.com/NVIDIA/nccl/blob/master/src/graph/tuning.cc) and its bandwidths by the path type. A device
 whose GPUs meet over another kind of link (``datasheet.intra_node_link``) than the device it takes its
 parameters from keeps its own defaults for these (:func:`costmodel.calibrate.transferable`); the fixed
-software times (launch, flag handshake, the protocol's rate ratio, the host's eager-mode floor) carry over."""
+software times (launch, flag handshake, the host's eager-mode floor) carry over."""
 
 LATENCY_PARAMS: Final = (
     "small_latency_s",
@@ -304,22 +317,24 @@ def _datasheet_bytes_per_s(hardware: HardwareProfile, field: str, timing: str) -
 def default_params(hardware: HardwareProfile, dtype: str = "nccl") -> Params:
     """Datasheet-only parameters for a key: ``"nccl..."`` is NCCL, anything else a custom all-reduce.
 
-    Defaults: the profile's ``interconnect_fraction`` for the ring, half of it for NCCL's latency-optimal
-    path (LL protocol) and all of it for a one-shot all-reduce, 2 x ``kernel_overhead_s`` fixed, 1 µs per
-    hop, no contention on switched links, a host path of one link's bandwidth x ``interconnect_fraction``
-    on PCIe, and ``EAGER_HOST_FLOOR_S`` for the custom all-reduce keys (paid by eager calls only) and keys
-    naming eager mode (``vLLM_custom_eager``), none for NCCL.
+    Defaults: the profile's ``interconnect_fraction`` for the ring on NVLink, NCCL's own PCIe rate
+    (:data:`NCCL_PCIE_FRACTION`) on PCIe, half of it for NCCL's latency-optimal path (LL protocol) and all of
+    it for a one-shot all-reduce, 2 x ``kernel_overhead_s`` fixed, 1 µs per hop, no contention on switched
+    links, a host path of one link's bandwidth x :data:`NCCL_PCIE_FRACTION` on PCIe, and
+    ``EAGER_HOST_FLOOR_S`` for the custom all-reduce keys (paid by eager calls only) and keys naming eager
+    mode (``vLLM_custom_eager``), none for NCCL.
     """
     eff = hardware.efficiency
     shared = hardware.datasheet.intra_node_link == "pcie"
+    link_fraction = NCCL_PCIE_FRACTION if shared else eff.interconnect_fraction
     return Params(
         small_latency_s=2 * eff.kernel_overhead_s,
         large_extra_latency_s=2 * eff.kernel_overhead_s,
         hop_latency_s=1e-6,
         small_bandwidth_ratio=0.5 if dtype.lower().startswith("nccl") else 1.0,
-        large_bandwidth_fraction=eff.interconnect_fraction,
+        large_bandwidth_fraction=link_fraction,
         contention_exponent=0.0,
-        host_bandwidth_ratio=eff.interconnect_fraction,
+        host_bandwidth_ratio=link_fraction,
         host_floor_s=0.0 if dtype.lower().startswith(("nccl", "trtllm")) else EAGER_HOST_FLOOR_S,
         link_bandwidth_bytes_per_s=link_bandwidth_bytes_per_s(hardware),
         one_shot=not dtype.lower().startswith("nccl"),

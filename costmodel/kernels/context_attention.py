@@ -192,6 +192,16 @@ tiles (``gqa_packed``): FlashInfer's ``PrefillPlan`` sizes tiles by ``qo_len x g
 launches one CTA per (tile, KV head). vLLM's FlashInfer backend runs it for prefill on GPUs without
 TensorRT-LLM's kernels (the L40S table's ``vllm_flashinfer_fiprefill``)."""
 
+SIBLING_PHASES = ("decode",)
+"""Kernel-name parts that mark another operation inside this family's tables (:func:`costmodel.kernels.
+fallback_keys`): vLLM's FlashInfer backend sends a request whose query is one token through its decode
+kernel (``FlashInferMetadataBuilder.build``: ``split_decodes_and_prefills(..., decode_threshold=self.
+reorder_batch_threshold)``, https://github.com/vllm-project/vllm/blob/main/vllm/v1/attention/backends/
+flashinfer.py), so the B200 table's one-token prompts are keyed ``vllm_flashinfer_trtllmdecode``. That
+kernel's fit saw one-token queries only (memory-bound rows: no compute fraction to identify), so it is no
+sibling of a prefill kernel (FlashAttention-3 on the H100 taking the median of it and FlashInfer's prefill),
+nor a prefill kernel its sibling."""
+
 
 def packed_tile_rows(packed_rows: npt.ArrayLike, head_dim: npt.ArrayLike) -> FloatArray:
     """FlashInfer's FA2 query-tile height for a packed length (query tokens x group size) [rows]:
