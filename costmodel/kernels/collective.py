@@ -74,8 +74,8 @@ nodes", ``CustomAllreduce.__init__`` in vLLM's ``custom_all_reduce.py``), so bot
 NCCL's parameters. Assumptions: the stages run one after another (no pipelining of chunks across stages,
 an upper bound on a pipelined implementation by at most 2 x); the network's per-GPU rate is the datasheet's
 ``inter_node_bandwidth_gb_per_s`` (each GPU's own NIC, or its share of the node's NICs) x the profile's
-``interconnect_fraction``; one fixed ``INTER_NODE_LATENCY_S`` per call (no multi-node measurements are
-public to fit it).
+``interconnect_fraction``; one fixed ``INTER_NODE_LATENCY_S`` per call (NCCL's tuning model's figure for two
+nodes; no multi-node measurements are public to fit it).
 """
 
 from __future__ import annotations
@@ -98,9 +98,12 @@ HIERARCHICAL_OPS: Final = ("all_reduce", "all_gather", "reduce_scatter")
 """Collectives that split into an intra-node and a per-rail inter-node stage (:func:`multi_node_s`)."""
 
 INTER_NODE_LATENCY_S: Final = 10e-6
-"""Fixed time of the inter-node stage of a collective [s]: a few microseconds of InfiniBand / RoCE
-round trip per step plus NCCL's proxy (the roofline's ``collective_latency_s`` default; no multi-node
-measurements are public to fit it)."""
+"""Fixed time of the inter-node stage of a collective [s]: NCCL's own tuning model for a two-node tree
+all-reduce, 2 log2(nodes) network steps of 5.0 us each (``hwLat[NCCL_HW_NET][NCCL_ALGO_TREE][NCCL_PROTO_LL]``
+and the tree latency formula in ``ncclTopoTuneModel``, src/graph/tuning.cc,
+https://github.com/NVIDIA/nccl/blob/b6475625fbcaa2c3c0e50eed2fa1255d7514d4a2/src/graph/tuning.cc), the
+same as the roofline's ``collective_latency_s`` default. One figure per call, not grown with the node count:
+the public rows span at most two nodes, and no multi-node measurements are public to fit it."""
 
 
 MIB: Final = 2**20
