@@ -16,6 +16,7 @@ from costmodel.closed_loop import BOUNDS, LoopParams, LoopParts
 from costmodel.disagg import BOUNDS as DISAGG_BOUNDS
 from costmodel.errors import CostmodelError
 from validation.public.evaluate import Evaluation, write_outputs
+from validation.public.sglang import cold_start_rows
 from validation.public.silicon import (
     _config_path,
     fit_disagg_params,
@@ -948,3 +949,54 @@ def test_an_sglang_row_hides_its_overlapped_host_work_behind_its_kernels(tmp_pat
         bare = parts.result(LoopParams(step_overhead_s=1e-3))
         hosted = parts.result(LoopParams(step_overhead_s=1e-3, overlapped_host_s=host))
         np.testing.assert_allclose(hosted.tpot_s - bare.tpot_s, added, rtol=1e-9, atol=1e-15)
+
+
+def test_the_cold_start_rule_takes_the_first_waves_beyond_the_chunk_of_that_campaign_alone() -> None:
+    """A row of the 2025-11-10 SGLang campaign is refused exactly when its first wave (clients x nominal
+    isl) cannot be prefilled in one 16384-token chunk; another date, or another engine, is untouched."""
+    source = "db-dump/x; silicon_concurrency={c}; measured={d}T00:00:00.000Z; workflow_run_id=1"
+    rows = [
+        ("sglang", "2025-11-10", 1024, 16),  # 16384 tokens: one chunk
+        ("sglang", "2025-11-10", 1024, 32),
+        ("sglang", "2025-11-10", 8192, 2),  # 16384 tokens: one chunk
+        ("sglang", "2025-11-10", 8192, 4),
+        ("sglang", "2026-03-25", 1024, 128),
+        ("trtllm", "2025-11-10", 1024, 128),
+    ]
+    table = pd.DataFrame(
+        {
+            "backend": [r[0] for r in rows],
+            "silicon_data_source": [source.format(c=r[3], d=r[1]) for r in rows],
+            "isl": [r[2] for r in rows],
+            "concurrency": [float(r[3]) for r in rows],
+        }
+    )
+    assert cold_start_rows(table).tolist() == [False, True, False, True, False, False]
+
+
+def test_the_cold_start_rows_carry_a_step_in_ttft_that_their_tpot_does_not(
+    silicon_table: pd.DataFrame,
+) -> None:
+    """The data's own signature, no model involved: in the campaign, at each parallelism and osl of isl 1024,
+    the mean TTFT jumps by more than 5 s between 16 and 32 clients (the chunk's edge), over ten times, while
+    the TPOT rises by less than the clients double, and the TTFT is near-constant beyond (a cost paid once
+    per run, not per request)."""
+    table = silicon_table
+    campaign = table[
+        (table["backend"] == "sglang")
+        & table["silicon_data_source"].str.contains("measured=2025-11-10", regex=False)
+        & (table["model_path"] == "deepseek-ai/DeepSeek-R1")
+        & (table["isl"] == 1024)
+    ]
+    refused = cold_start_rows(campaign)
+    groups = 0
+    for _, group in campaign.groupby(["tp_size", "osl"]):
+        by_clients = group.set_index("concurrency")
+        below, above = by_clients.loc[16.0], by_clients.loc[32.0]
+        assert above["silicon_ttft_ms"] - below["silicon_ttft_ms"] > 5000.0
+        assert above["silicon_tpot_ms"] < 2.0 * below["silicon_tpot_ms"]
+        beyond = by_clients.loc[by_clients.index >= 32, "silicon_ttft_ms"]
+        assert beyond.max() < 1.5 * beyond.min()
+        assert refused[group.index].tolist() == (group["concurrency"] >= 32).tolist()
+        groups += 1
+    assert groups == 4

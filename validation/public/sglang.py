@@ -27,6 +27,8 @@ benchmark's random prompts is not known, and no single acceptance improves the h
 
 from __future__ import annotations
 
+import pandas as pd
+
 from costmodel.loop_params import overlaps_host
 from validation.public.inferencex import launch_script
 
@@ -50,3 +52,40 @@ def overlap_host(inferencex: bool, backend: str, model_path: str, system: str) -
     """Whether the row's engine overlaps its host work with the previous iteration's kernels: SGLang's
     default (:func:`overlaps_by_default`), off with speculative decoding (:func:`speculative`)."""
     return overlaps_by_default(backend) and not speculative(inferencex, backend, model_path, system)
+
+
+COLD_START_CAMPAIGNS: dict[str, int] = {"2025-11-10": 16384}
+"""SGLang InferenceX campaigns (the ``measured=`` date of ``silicon_data_source``) whose reported mean TTFT
+holds a one-off start-up stall of the server, with the ``--chunked-prefill-size`` [tokens] of the script
+they ran (``dsr1_fp4_b200.sh``, every version read: ``--chunked-prefill-size 16384``,
+https://github.com/SemiAnalysisAI/InferenceX/blob/2e46dba0393537668d37d83b532fff2cdbbad231/benchmarks/dsr1_fp4_b200_docker.sh,
+https://github.com/SemiAnalysisAI/InferenceX/blob/1fc5d73cdd31c7fbdd657f3c7e5ec2180f4b0598/benchmarks/dsr1_fp4_b200.sh).
+
+The evidence (docs/serving.md, "SGLang's 2025-11-10 nvfp4 campaign: a cold start in the measured run"): on
+that campaign's DeepSeek-R1 nvfp4 rows (tp 4 and 8, and their DeepSeek-V3 copies in InferenceX's database
+dump) the TTFT exceeds the steady-state prediction by a near-constant 5-8 s at every concurrency from 4 to
+128 clients exactly where the client's first wave, C prompts of up to isl tokens, cannot be prefilled in
+one chunk (C x isl > 16384: isl 1024 from 32 clients, isl 8192 from 4), and by 0.1-0.4 s elsewhere (isl
+1024 at 4-16 clients), while the TPOT is smooth across that threshold. A cost paid once per run by the
+first wave alone, S, raises the mean TTFT over the run's 10 C requests (``--num-prompts $((CONC * 10))``)
+by S / 10 whatever C is: S of 50-80 s, the time of a kernel built or loaded on first use, not a steady
+state of the engine. The same signature, mean TTFT 5.7 s and p99 73 s at 64 clients against 0.39 s and
+0.94 s at 32, was reported for this script on B200 (SGLang 0.5.6, tp 8, 1k / 1k) in
+https://github.com/SemiAnalysisAI/InferenceX/issues/870. The later campaigns of the same scripts (0.5.9
+images, 2026-03 and 04) show no such step. What was built is not stated, so the stall is not modelled:
+these rows are not covered, with the reason (:func:`cold_start_rows`)."""
+
+COLD_START_REASON = (
+    "start-up stall in the measured run: the client's first wave exceeds the script's chunked prefill "
+    "(SGLang InferenceX campaign of COLD_START_CAMPAIGNS; docs/serving.md)"
+)
+
+
+def cold_start_rows(table: pd.DataFrame) -> pd.Series:
+    """Rows of ``table`` (the silicon sample, with its ``concurrency``) measured in a campaign of
+    :data:`COLD_START_CAMPAIGNS` whose first wave of prompts, concurrency x nominal isl tokens, exceeds that
+    campaign's chunked-prefill size (SGLang rows alone)."""
+    measured = table["silicon_data_source"].astype(str).str.extract(r"measured=(\d{4}-\d{2}-\d{2})")[0]
+    chunk = measured.map(COLD_START_CAMPAIGNS)
+    wave = table["concurrency"].astype(float) * table["isl"].astype(float)
+    return (table["backend"] == "sglang") & chunk.notna() & (wave > chunk.astype(float))

@@ -89,7 +89,7 @@ from validation.public.inferencex import (
 from validation.public.inferencex_disagg import recipe_limits, recipe_moe_backends, sglang_recipe_limits
 from validation.public.inferencex_disagg_workers import DRAFT_TOKENS, WORKER_COLUMNS, master_workers
 from validation.public.reader import SYSTEM_PROFILES
-from validation.public.sglang import overlap_host, overlaps_by_default
+from validation.public.sglang import COLD_START_REASON, cold_start_rows, overlap_host, overlaps_by_default
 from validation.public.split import calibration_mask
 
 SILICON_FILE = "silicon_sample.csv"
@@ -367,6 +367,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     _refuse_disagg(table, refuse)
     refuse(~table["system"].isin(list(SYSTEM_PROFILES)), "system without a hardware profile")
     refuse(table["concurrency"].isna(), "no silicon_concurrency in silicon_data_source")
+    refuse(cold_start_rows(table), COLD_START_REASON)
     # bf16 rows carry no gemm_quant_mode; a row that states no precision runs the checkpoint as shipped,
     # which for a config.json without quantization_config and with bf16 / fp16 weights is bf16
     shipped = {m: _shipped_format(Path(data_dir) / "model_configs", m) for m in models}
