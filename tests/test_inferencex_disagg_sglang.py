@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from conftest import PUBLIC_GPU as DATA
 
-from costmodel.disagg import DisaggParams, disagg_parts
+from costmodel.disagg import DisaggParams, decode_slot_share, disagg_parts
 from costmodel.specs import ModelProfile
 from validation.public.inferencex_disagg import (
     SGLANG_LIMIT_COLUMNS,
@@ -40,14 +40,16 @@ def test_a_workers_limits_are_shared_by_its_attention_dp_ranks(silicon_table: pd
     max-tpt-dep8-1p1d's 32,768-token budget is 4,096 per rank (an 8,192-token prompt in two chunks), the
     tp-8 low-latency worker's stays whole; the later recipes cap a rank at one prompt of max-prefill-tokens
     8,192. Their dp-8 decode worker of max-running-requests 256 holds 32 sequences per rank, fewer than the
-    36 clients per rank it ran at 288 clients, so 4 of them wait for a slot."""
+    36 clients per rank it ran at 288 clients, so 4 of them wait for a slot; at 160 clients (20 a rank) it
+    still has 32 slots a rank, and the others their whole share of max-running-requests (1,024 over 8
+    ranks, 512 on one tp-8 rank), however few clients they serve."""
     ids = [FP8.format(isl=8192, clients=128, cfg=457), FP8.format(isl=8192, clients=64, cfg=455),
            FP8.format(isl=8192, clients=288, cfg=641), FP8.format(isl=8192, clients=160, cfg=641)]  # fmt: skip
     limits = sglang_recipe_limits(silicon_table.loc[ids])
     assert limits["prefill_max_num_tokens"].tolist() == [4096, 32768, 8192, 8192]
     assert limits["prefill_batch_size"].tolist() == [128, 512, 1, 1]
     assert silicon_table.loc[ids, "decode_batch_size"].tolist() == [16, 64, 36, 20]
-    assert limits["decode_batch_size"].tolist() == [16, 64, 32, 20]
+    assert limits["decode_batch_size"].tolist() == [128, 512, 32, 32]
     assert (limits["kv_dtype"] == "fp8").all()
 
 
@@ -74,11 +76,19 @@ def test_every_stated_b200_sglang_row_has_one_recipe_and_no_other_row_does(
     assert recipe_limits(silicon_table[sglang]).isna().all(axis=None)
 
 
-def test_unfilled_slots_change_nothing() -> None:
-    """A decode rank's batch is its share of max-running-requests, at most the clients it serves."""
+def test_a_decode_worker_below_its_slots_queues_no_client() -> None:
+    """A decode rank's batch is its share of max-running-requests whatever the clients (SGLang's decode
+    scheduler admits a request while fewer run), so where a worker's slots exceed every client of the pool
+    no client waits for one, at any dispersion of the routing (a worker's share never exceeds the pool's
+    clients); capped at the clients per worker, as before session 11, the same 16 clients on 5 workers
+    left 1.6 of them waiting for a slot at the binomial dispersion."""
     recipe = SGLANG_RECIPES[0]
-    assert sglang_rank_limits(recipe, 4.0)[2] == 4.0
-    assert sglang_rank_limits(recipe, 1e6)[2] == recipe.decode_max_running_requests
+    assert sglang_rank_limits(recipe)[2] == recipe.decode_max_running_requests
+    for dispersion in (0.0, 0.5, 1.0):
+        batch, waiting = decode_slot_share(16.0, 5.0, sglang_rank_limits(recipe)[2], dispersion=dispersion)
+        assert waiting == 0.0
+        assert np.isclose(batch, 16.0 / 5.0)
+    assert decode_slot_share(16.0, 5.0, 4.0, dispersion=1.0)[1] > 1.0
 
 
 def test_a_larger_prefill_budget_never_makes_one_clients_ttft_larger() -> None:

@@ -14,6 +14,7 @@ from conftest import PUBLIC_GPU as DATA
 
 from costmodel.closed_loop import BOUNDS, LoopParams, LoopParts
 from costmodel.disagg import BOUNDS as DISAGG_BOUNDS
+from costmodel.disagg import DisaggParts
 from costmodel.errors import CostmodelError
 from validation.public.evaluate import Evaluation, write_outputs
 from validation.public.sglang import cold_start_rows
@@ -1000,3 +1001,27 @@ def test_the_cold_start_rows_carry_a_step_in_ttft_that_their_tpot_does_not(
         assert refused[group.index].tolist() == (group["concurrency"] >= 32).tolist()
         groups += 1
     assert groups == 4
+
+
+def test_a_dispersion_no_calibration_row_can_feel_is_not_fitted(sample: Path) -> None:
+    """A decode worker's share of the clients can wait for its slots only where the clients outnumber one
+    worker's slots; where no calibration row does, the dispersion moves no residual and is held at 0 (the
+    even share of round-robin routing), not left where the optimiser started. One of the sample's rows (480
+    clients on 6 decode workers of 80 slots) can queue, and the dispersion is fitted within its bounds; given
+    as many slots per worker as clients, it is 0."""
+    table, groups = silicon_parts(sample)
+    table["split"] = "calibration"
+    fitted = fit_loop_params(table, groups)
+    disagg = [parts for _, parts in groups if isinstance(parts, DisaggParts)]
+    assert disagg
+    assert any(np.any(parts.concurrency > parts.decode_slots) for parts in disagg)
+    dispersion = fit_disagg_params(table, groups, fitted)["trtllm"]["decode_share_dispersion"]
+    low, high = DISAGG_BOUNDS["decode_share_dispersion"]
+    assert low <= dispersion <= high
+    roomy = [
+        (index, dataclasses.replace(parts, decode_slots=np.maximum(parts.decode_slots, parts.concurrency)))
+        if isinstance(parts, DisaggParts)
+        else (index, parts)
+        for index, parts in groups
+    ]
+    assert fit_disagg_params(table, roomy, fitted)["trtllm"]["decode_share_dispersion"] == 0.0

@@ -37,7 +37,6 @@ configuration's deployment.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -425,6 +424,8 @@ SGLANG_RECIPES: tuple[SglangRecipe, ...] = (
                  1, 8, False, 1, 8, False, (4, 32, 64), 32768, 32768, 512, 512),
     SglangRecipe(_sgl_fp8("1k1k/stp/low-latency-tep8-1p1d.yaml"), "b200_sxm", "fp8", 1024, 1024,
                  1, 8, False, 1, 8, False, (4,), 32768, 32768, 512, 512),
+    SglangRecipe(_sgl_fp8("1k1k/stp/low-latency-tep8-1p3d.yaml"), "b200_sxm", "fp8", 1024, 1024,
+                 1, 8, False, 3, 8, False, (16, 32, 64, 128, 256), 32768, 32768, 512, 512),
     SglangRecipe(_sgl_fp8("8k1k/stp/low-latency-tep8-1p4d.yaml"), "b200_sxm", "fp8", 8192, 1024,
                  1, 8, False, 4, 8, False, (64,), 32768, 32768, 512, 512),
     SglangRecipe(_sgl_fp8("8k1k/stp/max-tpt-dep8-1p1d.yaml"), "b200_sxm", "fp8", 8192, 1024,
@@ -448,6 +449,12 @@ SGLANG_RECIPES: tuple[SglangRecipe, ...] = (
                  1, 4, True, 1, 8, True, (512,), 32768, 32768, 1024, 1024),
     SglangRecipe(_SGL_FP4_1K, "b200_sxm", "fp4", 1024, 1024,
                  1, 4, True, 2, 8, True, (512,), 32768, 32768, 512, 512),
+    # its base (tep8 decode workers) in zip_override_lowlat: 5 decode workers at 16 and 128 clients, 6 at
+    # 32, 64 and 256
+    SglangRecipe(_SGL_FP4_1K, "b200_sxm", "fp4", 1024, 1024,
+                 1, 4, True, 5, 8, False, (16, 128), 32768, 32768, 512, 512),
+    SglangRecipe(_SGL_FP4_1K, "b200_sxm", "fp4", 1024, 1024,
+                 1, 4, True, 6, 8, False, (32, 64, 256), 32768, 32768, 512, 512),
     SglangRecipe(_sgl_fp4("8k1k/stp/low-latency-tp4-1p-tp8-1d.yaml"), "b200_sxm", "fp4", 8192, 1024,
                  1, 4, False, 1, 8, False, (4, 8, 16, 64), 32768, 32768, 512, 512),
     SglangRecipe(_sgl_fp4("8k1k/stp/low-latency-dep4-1p-tep8-1d.yaml"), "b200_sxm", "fp4", 8192, 1024,
@@ -474,19 +481,22 @@ SGLANG_LIMIT_COLUMNS = (*LIMIT_COLUMNS, "kv_dtype")
 """Columns :func:`sglang_recipe_limits` fills: :data:`LIMIT_COLUMNS` (per attention-DP rank), KV format."""
 
 
-def sglang_rank_limits(recipe: SglangRecipe, decode_clients_per_rank: float) -> tuple[int, int, float]:
+def sglang_rank_limits(recipe: SglangRecipe) -> tuple[int, int, float]:
     """A recipe's limits per attention-DP rank: the prefill rank's batch (its share of
     ``max-running-requests``) and token budget (its share of ``chunked-prefill-size``, at most
-    ``max-prefill-tokens``), and the decode rank's batch (its share of ``max-running-requests``, at most the
-    clients it serves: a slot no client fills changes nothing)."""
+    ``max-prefill-tokens``), and the decode rank's batch: its share of ``max-running-requests``, however
+    few clients it serves. A decode worker admits a request whenever fewer than that many run
+    (``get_new_prebuilt_batch`` in SGLang's ``disaggregation/decode.py`` takes
+    ``max_running_requests`` less the running batch from its waiting queue), so slots its share of the
+    clients leaves empty are no limit; capping them at the clients per rank (before session 11) made a
+    worker of the per-worker routing model (:func:`costmodel.disagg.decode_slot_share`) queue clients a
+    512-slot engine never queues."""
     p_dp = recipe.prefill_gpus if recipe.prefill_attention_dp else 1
     d_dp = recipe.decode_gpus if recipe.decode_attention_dp else 1
     budget = min(recipe.prefill_chunked_prefill_size // p_dp, recipe.prefill_max_prefill_tokens)
     prefill_batch = max(recipe.prefill_max_running_requests // p_dp, 1)
     decode_slots = max(recipe.decode_max_running_requests // d_dp, 1)
-    # the busiest rank: ceil(clients / ranks), as the rows that state their batch (a fraction of a slot
-    # would drop one when the engine takes whole sequences)
-    return prefill_batch, budget, min(float(decode_slots), float(math.ceil(decode_clients_per_rank)))
+    return prefill_batch, budget, float(decode_slots)
 
 
 def sglang_recipe_limits(rows: pd.DataFrame) -> pd.DataFrame:
@@ -501,9 +511,7 @@ def sglang_recipe_limits(rows: pd.DataFrame) -> pd.DataFrame:
     for recipe in SGLANG_RECIPES:
         hit = _runs(rows, recipe, "sglang", dynamo, pools) & (drafts == recipe.draft_tokens)
         matches += hit.astype(int)
-        d_ranks = recipe.decode_workers * (recipe.decode_gpus if recipe.decode_attention_dp else 1)
         for index in rows.index[hit]:
-            clients = float(rows.at[index, "concurrency"]) / d_ranks
-            out.loc[index] = (*sglang_rank_limits(recipe, clients), recipe.kv_dtype)
+            out.loc[index] = (*sglang_rank_limits(recipe), recipe.kv_dtype)
     out = out.where(matches == 1)
     return out.astype(dict.fromkeys(LIMIT_COLUMNS, float))

@@ -1139,16 +1139,19 @@ def fit_disagg_params(
     of its disaggregated calibration rows, the engine's closed-loop parameters ``loop`` (fitted on its
     aggregated rows) held fixed (soft-L1 least squares on log(predicted / measured), as
     :func:`fit_loop_params`). An engine without disaggregated calibration rows gets none (its defaults,
-    0)."""
+    0). Where none of an engine's calibration rows runs more clients than one decode worker has slots, the
+    dispersion moves none of them and is not fitted: it is 0, the even share of round-robin routing
+    (Dynamo's default router), not wherever the optimiser started (since session 11 SGLang's rows keep
+    their recipes' whole ``max-running-requests``, 512 or more a worker)."""
     from scipy.optimize import least_squares
 
     from costmodel.disagg import BOUNDS as DISAGG_BOUNDS
 
-    low = np.array([DISAGG_BOUNDS[n][0] for n in DISAGG_FITTED])
-    high = np.array([DISAGG_BOUNDS[n][1] for n in DISAGG_FITTED])
+    start = {"kv_transfer_overhead_s": 0.01, "decode_share_dispersion": 0.5}
     fitted: dict[str, dict[str, float]] = {}
     for backend in sorted(table["backend"].unique()):
         chosen = []
+        queues = False  # whether a calibration row runs more clients than one decode worker's slots
         for index, parts in groups:
             if not isinstance(parts, DisaggParts):
                 continue
@@ -1158,15 +1161,22 @@ def fit_disagg_params(
             if mask.any():
                 rows = index[mask]
                 chosen.append((parts, mask, *(table.loc[rows, m].to_numpy(float) for m in MEASURED)))
+                over = np.broadcast_to(parts.concurrency > parts.decode_slots, mask.shape)
+                queues = queues or bool(over[mask].any())
         if not chosen:
             continue
         base = loop.get(str(backend), LoopParams())
         overlapped = overlaps_by_default(str(backend))
+        names = DISAGG_FITTED if queues else ("kv_transfer_overhead_s",)
+        held = {} if queues else {"decode_share_dispersion": 0.0}
+        low = np.array([DISAGG_BOUNDS[n][0] for n in names])
+        high = np.array([DISAGG_BOUNDS[n][1] for n in names])
 
         def residual(
-            x: Any, chosen: Any = chosen, base: LoopParams = base, overlapped: bool = overlapped
-        ) -> Any:
-            values = dict(zip(DISAGG_FITTED, np.clip(x, low, high).tolist(), strict=True))
+            x: Any, chosen: Any = chosen, base: LoopParams = base, overlapped: bool = overlapped,
+            names: tuple[str, ...] = names, held: dict[str, float] = held, low: Any = low, high: Any = high,
+        ) -> Any:  # fmt: skip
+            values = dict(zip(names, np.clip(x, low, high).tolist(), strict=True)) | held
             params = DisaggParams.from_loop(base, overlap_host=overlapped, **values)
             out = []
             for parts, mask, ttft, tpot in chosen:
@@ -1176,9 +1186,10 @@ def fit_disagg_params(
             return np.concatenate(out)
 
         result = least_squares(
-            residual, np.array([0.01, 0.5]), bounds=(low, high), loss="soft_l1", f_scale=0.1
+            residual, np.array([start[n] for n in names]), bounds=(low, high), loss="soft_l1", f_scale=0.1
         )
-        fitted[str(backend)] = dict(zip(DISAGG_FITTED, np.clip(result.x, low, high).tolist(), strict=True))
+        values = dict(zip(names, np.clip(result.x, low, high).tolist(), strict=True)) | held
+        fitted[str(backend)] = {n: values[n] for n in DISAGG_FITTED}
     return fitted
 
 
