@@ -196,7 +196,8 @@ MTP_ACCEPTANCE_RATE = 0.85
 taken for every draft position (i.i.d., :func:`costmodel.speculative.expected_tokens`)."""
 
 SGLANG_DRAFTING = False
-"""Whether the evaluation runs SGLang's speculative decoding on the rows of a drafting InferenceX script
+"""The default of :func:`silicon_parts`' and :func:`predict_silicon`'s ``sglang_drafting``: whether the
+evaluation runs SGLang's speculative decoding on the rows of a drafting InferenceX script
 (:func:`row_speculation` with the script). Off: with the cited acceptance (:data:`MTP_ACCEPTANCE_RATE`)
 the B200 SGLang aggregated held-out TPOT goes from 11.4 / 36.3 % (median / p90) to 22.7 / 53.4 % after a
 refit, and no single acceptance improves it (docs/serving.md, "SGLang's speculative decoding"); the
@@ -339,9 +340,13 @@ def _shipped_format(configs: Path, model_path: str) -> str | None:
     return "bf16" if dtype in ("bfloat16", "float16") else None
 
 
-def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Parts]]]:
+def silicon_parts(
+    data_dir: Path, *, sglang_drafting: bool = SGLANG_DRAFTING
+) -> tuple[pd.DataFrame, list[tuple[pd.Index, Parts]]]:
     """The sample with ``reason`` (empty where covered) and ``split``, and the closed-loop parts of every
-    covered group of rows (one engine each; :class:`DisaggParts` for a group of disaggregated rows)."""
+    covered group of rows (one engine each; :class:`DisaggParts` for a group of disaggregated rows).
+    ``sglang_drafting``: SGLang rows of a drafting InferenceX script run its speculative decoding
+    (:data:`SGLANG_DRAFTING`, off by default)."""
     table = read_silicon(data_dir)
     models = _load_models(Path(data_dir) / "model_configs", sorted(table["model_path"].unique()))
     reason = pd.Series("", index=table.index, dtype=object)
@@ -466,7 +471,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                 osl=osl,
                 reserved_tokens=reserved_tokens(str(backend), isl, osl),
                 speculation=row_speculation(
-                    model, str(backend), str(version), int(dp), script if SGLANG_DRAFTING else None
+                    model, str(backend), str(version), int(dp), script if sglang_drafting else None
                 ),
                 # per rank, as the budget: the piecewise CUDA graphs a mixed batch can replay
                 graph_tokens=cuda_graph_tokens(str(backend), script, int(batch), max(budget, int(batch))),
@@ -829,10 +834,12 @@ def read_loop_params(path: Path = SERVING_PARAMS) -> dict[str, LoopParams]:
     return read_engine_params(path)
 
 
-def predict_silicon(data_dir: Path, params: dict[str, LoopParams] | None = None) -> pd.DataFrame:
+def predict_silicon(
+    data_dir: Path, params: dict[str, LoopParams] | None = None, *, sglang_drafting: bool = SGLANG_DRAFTING
+) -> pd.DataFrame:
     """Every row of the silicon sample with its prediction or the reason it is not covered, with the
-    committed per-engine parameters (or ``params``)."""
-    table, groups = silicon_parts(data_dir)
+    committed per-engine parameters (or ``params``); ``sglang_drafting`` as :func:`silicon_parts`'."""
+    table, groups = silicon_parts(data_dir, sglang_drafting=sglang_drafting)
     chosen = read_loop_params() if params is None else params
     overheads = read_disagg_overheads() if params is None else {}
     dispersion = read_disagg_share_dispersion() if params is None else {}
