@@ -92,6 +92,9 @@ from validation.public.reader import SYSTEM_PROFILES
 from validation.public.sglang import overlap_host, overlaps_by_default
 from validation.public.split import calibration_mask
 
+Served = list[tuple[Script, npt.NDArray[np.bool_]]]
+"""The scripts some rows ran, each with the rows it serves (:func:`scripts_of`)."""
+
 SILICON_FILE = "silicon_sample.csv"
 SERVING_PARAMS = engine_params_file()
 """The committed per-engine closed-loop parameters, fitted on the calibration rows: a library data file
@@ -405,11 +408,13 @@ def silicon_parts(
     # each worker's share of the clients (all of them but on the rows of several workers)
     filled["concurrency"] = filled["concurrency"] / agg_workers(filled)
     # the token budget and batch waiting of the row's InferenceX TensorRT-LLM script (0: the defaults)
-    filled[["script_budget", "hold_iterations", "hold_tokens"]] = _script_columns(filled)
-    filled[["balance_timeout", "balance_wait"]] = _balance_columns(filled)
-    filled["moe_backend"] = _moe_backend_column(filled)
+    # the rows' scripts, looked up once (the columns that find them stay as they are below)
+    scripts = scripts_of(filled)
+    filled[["script_budget", "hold_iterations", "hold_tokens"]] = _script_columns(filled, scripts)
+    filled[["balance_timeout", "balance_wait"]] = _balance_columns(filled, scripts)
+    filled["moe_backend"] = _moe_backend_column(filled, scripts)
     # the token budget of the row's InferenceX vLLM script where it sets one (a multiple of the nominal isl)
-    filled["script_budget"] = _vllm_script_budget(filled).fillna(filled["script_budget"])
+    filled["script_budget"] = _vllm_script_budget(filled, scripts).fillna(filled["script_budget"])
 
     groups: list[tuple[pd.Index, Parts]] = []
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *degrees, "batch_size"]
@@ -532,14 +537,15 @@ def _script_max_num_seqs(script: Script | None, clients: int) -> int | None:
     return int(clients) if script.max_num_seqs == "clients" else int(script.max_num_seqs)
 
 
-def _script_columns(filled: pd.DataFrame) -> pd.DataFrame:
+def _script_columns(filled: pd.DataFrame, scripts: Served | None = None) -> pd.DataFrame:
     """Per row: the token budget of its InferenceX TensorRT-LLM script (0: the engine's default), and the
     iterations and tokens of its batch waiting (0: none)
-    (:func:`validation.public.inferencex.scheduler_flags`), one pass over the rows of each script."""
+    (:func:`validation.public.inferencex.scheduler_flags`), one pass over the rows of each script
+    (``scripts``: :func:`scripts_of` of ``filled``, where the caller has it)."""
     out = np.zeros((len(filled), 3))
     columns = ("isl", "osl", "tp_size", "attention_dp_size", "concurrency")
     isl, osl, tp, dp, clients = (filled[column].to_numpy(float) for column in columns)
-    for script, rows in scripts_of(filled):
+    for script, rows in scripts_of(filled) if scripts is None else scripts:
         flags = scheduler_flags(
             script,
             isl=isl[rows],
@@ -552,24 +558,25 @@ def _script_columns(filled: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=filled.index, columns=["script_budget", "hold_iterations", "hold_tokens"])
 
 
-def _moe_backend_column(filled: pd.DataFrame) -> pd.Series:
+def _moe_backend_column(filled: pd.DataFrame, scripts: Served | None = None) -> pd.Series:
     """Per row: the MoE backend its InferenceX script states ("": none, the engine's fastest kernel;
-    :func:`validation.public.inferencex.moe_backends`), one pass over the rows of each script."""
+    :func:`validation.public.inferencex.moe_backends`), one pass over the rows of each script
+    (``scripts``: :func:`scripts_of` of ``filled``, where the caller has it)."""
     out = np.full(len(filled), "", dtype=object)
     columns = ("isl", "osl", "tp_size", "concurrency")
     isl, osl, tp, clients = (filled[column].to_numpy(float) for column in columns)
-    for script, rows in scripts_of(filled):
+    for script, rows in scripts_of(filled) if scripts is None else scripts:
         out[rows] = moe_backends(script, isl=isl[rows], osl=osl[rows], tp=tp[rows], concurrency=clients[rows])
     return pd.Series(out, index=filled.index)
 
 
-def _balance_columns(filled: pd.DataFrame) -> pd.DataFrame:
+def _balance_columns(filled: pd.DataFrame, scripts: Served | None = None) -> pd.DataFrame:
     """Per row: the attention-DP balancing of its InferenceX TensorRT-LLM script, timeout and batching
     wait [iterations] (NaN: none; :func:`validation.public.inferencex.attention_dp_balance`), one pass over
-    the rows of each script."""
+    the rows of each script (``scripts``: :func:`scripts_of` of ``filled``, where the caller has it)."""
     out = np.full((len(filled), 2), np.nan)
     dp = filled["attention_dp_size"].to_numpy(float)
-    for script, rows in scripts_of(filled):
+    for script, rows in scripts_of(filled) if scripts is None else scripts:
         out[rows] = np.column_stack(attention_dp_balance(script, dp[rows]))
     return pd.DataFrame(out, index=filled.index, columns=["balance_timeout", "balance_wait"])
 
@@ -583,13 +590,13 @@ def _row_balance(rows: pd.DataFrame) -> AdpBalance | None:
     )
 
 
-def _vllm_script_budget(filled: pd.DataFrame) -> pd.Series:
+def _vllm_script_budget(filled: pd.DataFrame, scripts: Served | None = None) -> pd.Series:
     """Per row: the token budget its InferenceX vLLM script sets, ``budget_isl_multiple`` x the nominal isl
     (:func:`validation.public.inferencex.isl_budget`), NaN where it sets none; one pass over the rows of
-    each script."""
+    each script (``scripts``: :func:`scripts_of` of ``filled``, where the caller has it)."""
     out = np.full(len(filled), np.nan)
     isl = filled["isl"].to_numpy(float)
-    for script, rows in scripts_of(filled):
+    for script, rows in scripts_of(filled) if scripts is None else scripts:
         out[rows] = isl_budget(script, isl[rows])
     return pd.Series(out, index=filled.index)
 
