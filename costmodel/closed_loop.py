@@ -110,6 +110,8 @@ from costmodel.batch_wait import BatchWait, held_iterations, prompts_per_release
 from costmodel.errors import CostmodelError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from costmodel.serving import Engine, _Parts
 
 FloatArray = npt.NDArray[np.float64]
@@ -802,6 +804,24 @@ def _iteration_times(
     def draft_s(decodes: FloatArray) -> FloatArray:
         return draft_time(parts, speculation, decodes * ranks, context)
 
+    # their ten or so distinct passes evaluated as three or four (:meth:`costmodel.serving._Parts.together`)
+    return parts.together(lambda: _four(parts, draft_s, ranks, R, D, n, N_in, context, chunk, tokens, free))
+
+
+def _four(
+    parts: _Parts,
+    draft_s: Callable[[FloatArray], FloatArray],
+    ranks: float,
+    R: FloatArray,
+    D: FloatArray,
+    n: float,
+    N_in: FloatArray,
+    context: FloatArray,
+    chunk: FloatArray,
+    tokens: FloatArray,
+    free: FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """:func:`_iteration_times`' four iterations."""
     with_prompt = parts.step_time(
         decode_batch=D * ranks,
         decode_context=context,

@@ -480,12 +480,20 @@ def prefill_side(prefill: Engine, *, isl: npt.ArrayLike) -> PrefillSide:
     chunk = N_in / chunks
     past = (N_in - chunk) / 2.0
     pieces = prefill.parts
-    # prefill_chunk_s(r x chunk): one chunk on every rank, the ranks in lockstep
     # with pp > 1 a chunk stays in one micro-batch (_Parts.paced_tokens, as in step_time)
-    alone = busy_rank_linear_s(prefill, pieces.paced_tokens(chunk, chunk), parts=pieces)
-    alone = alone + pieces.prefill_chunk_s(r * chunk, past)
-    batched = pieces.linear_s(pieces.paced_tokens(r * k * chunk, r * chunk))
-    batched = batched + k * pieces.prefill_chunk_s(r * chunk, past)
+    lone = pieces.paced_tokens(chunk, chunk)
+
+    def both() -> tuple[FloatArray, FloatArray]:
+        # prefill_chunk_s(r x chunk): one chunk on every rank, the ranks in lockstep
+        alone = pieces.prefill_chunk_s(r * chunk, past)
+        if r == 1:  # busy_rank_linear_s without attention DP, a pass of the engine's
+            alone = pieces.linear_s(lone) + alone
+        batched = pieces.linear_s(pieces.paced_tokens(r * k * chunk, r * chunk))
+        return alone, batched + k * pieces.prefill_chunk_s(r * chunk, past)
+
+    alone, batched = pieces.together(both)  # the passes of one kind evaluated as one
+    if r > 1:
+        alone = busy_rank_linear_s(prefill, lone, parts=pieces) + alone
     k = r * k
     kv_bytes = kv_cache_bytes(
         prefill.model, batch_size=1, context_len=N_in.astype(np.int64), kv_dtype=prefill.workload.kv_dtype
@@ -577,13 +585,17 @@ def decode_side(
         np.concatenate([[0.0], np.geomspace(1.0, float(decode.max_batch_size), DECODE_GRID_POINTS)])
     )
     at = np.asarray(context)[..., None]
+    parts = decode.parts  # the verification and the drafts share their passes, evaluated once
     if speculation is None:
-        times = decode.step_time(decode_batch=grid, decode_context=at)
+        times = parts.together(lambda: parts.step_time(decode_batch=grid, decode_context=at))
         return DecodeSide(slots=slots, batch_grid=grid, grid_s=np.asarray(times, dtype=np.float64))
     k = speculation.draft_tokens
-    parts = decode.parts  # the verification and the drafts share their passes, evaluated once
-    verify = parts.step_time(decode_batch=grid, decode_context=at, decode_new_tokens=k + 1.0)
-    times = verify + draft_time(parts, speculation, grid, at)
+    times = parts.together(
+        lambda: (
+            parts.step_time(decode_batch=grid, decode_context=at, decode_new_tokens=k + 1.0)
+            + draft_time(parts, speculation, grid, at)
+        )
+    )
     return DecodeSide(
         slots=slots,
         batch_grid=grid,

@@ -27,10 +27,10 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -403,6 +403,9 @@ def step_time(
     )
 
 
+_T = TypeVar("_T")
+
+
 def _exact_key(x: npt.ArrayLike) -> tuple[tuple[int, ...], bytes]:
     """A hashable key equal for two inputs exactly when their float64 values and shapes are."""
     a = np.asarray(x, dtype=np.float64)
@@ -422,6 +425,7 @@ class _Parts:
     deployment: Deployment | None
     efficiency: Efficiency | None
     _passes: dict[tuple[Any, ...], FloatArray] = field(default_factory=dict, repr=False, compare=False)
+    _wanted: list[list[tuple[Any, ...]]] = field(default_factory=list, repr=False, compare=False)
 
     def step_time(
         self,
@@ -472,10 +476,60 @@ class _Parts:
         pipeline micro-batch (no split when pp > 1); ``logits="bare"``: S_bare, the pass without its
         attention operators and its output head (with the final norm and sampling), i.e. the tokens'
         linear work alone; ``logits="head"``: the output head's GEMM alone (every token's logits)."""
+        # one micro-batch is every pass's schedule when pp = 1: such passes share their key
+        one_microbatch = one_microbatch and self.deployment is not None and self.deployment.pp > 1
         key = (*(_exact_key(x) for x in (batch, new, past)), logits, one_microbatch)
         if key not in self._passes:
+            if self._wanted:  # inside :meth:`together`'s first call: note the pass, a placeholder for now
+                self._wanted[-1].append((key, batch, new, past, logits, one_microbatch))
+                return np.zeros(np.broadcast_shapes(np.shape(batch), np.shape(new), np.shape(past)))
             self._passes[key] = self._evaluate(batch, new, past, logits, one_microbatch)
         return self._passes[key]
+
+    def together(self, fn: Callable[[], _T]) -> _T:
+        """``fn()``, a function of this engine's terms, with the passes it needs evaluated together:
+        ``fn`` runs once to note them (every pass a placeholder, the result discarded), the passes of one
+        kind (the same ``logits``, micro-batching and single-token ``new``) are evaluated as one
+        concatenated pass, and ``fn`` runs again on them. Every element of a pass is evaluated on its own
+        (the roofline and kernel models are elementwise), so the result is that of ``fn()`` to the bit,
+        in a few evaluations instead of one per distinct pass: a closed loop's four iterations need ten
+        (:func:`costmodel.closed_loop.loop_parts`), of two kinds. ``fn`` must not branch on a term's value.
+        Nested: the outer call notes the inner one's passes."""
+        if self._wanted:
+            return fn()
+        self._wanted.append([])
+        try:
+            fn()
+        finally:
+            wanted = self._wanted.pop()
+        kinds: dict[tuple[Any, ...], dict[tuple[Any, ...], tuple[Any, ...]]] = {}
+        for key, batch, new, past, logits, one_microbatch in wanted:
+            # a pass of scalars stays one: numpy's scalar arithmetic (x ** p on a float64 scalar: the C
+            # library's pow) and its array loops (SIMD) may differ in the last bit
+            alone = not any(np.ndim(x) for x in (batch, new, past)) and key
+            kind = (logits, one_microbatch, bool(np.all(np.asarray(new) <= 1.0)), alone)
+            kinds.setdefault(kind, {})[key] = (batch, new, past)
+        for (logits, one_microbatch, _, _), passes in kinds.items():
+            if len(passes) == 1:
+                for key, (batch, new, past) in passes.items():
+                    self._passes[key] = self._evaluate(batch, new, past, logits, one_microbatch)
+                continue
+            shapes = [np.broadcast_shapes(*(np.shape(x) for x in args)) for args in passes.values()]
+            columns = [
+                np.concatenate(
+                    [
+                        np.broadcast_to(np.asarray(args[i], dtype=np.float64), shape).ravel()
+                        for args, shape in zip(passes.values(), shapes, strict=True)
+                    ]
+                )
+                for i in range(3)
+            ]
+            batch, new, past = columns
+            out = np.broadcast_to(self._evaluate(batch, new, past, logits, one_microbatch), batch.shape)
+            ends = np.cumsum([math.prod(shape) for shape in shapes])
+            for key, shape, part in zip(passes, shapes, np.split(out, ends[:-1]), strict=True):
+                self._passes[key] = np.array(part.reshape(shape))
+        return fn()
 
     def _evaluate(
         self,

@@ -246,3 +246,16 @@ def test_sglang_at_defaults_keeps_static_share_less_weights_for_qwen3_32b_on_h10
     # 10 at isl 2048 / osl 512
     assert pool // (1024 + 64) == 22
     assert pool // (2048 + 256) == 10
+
+
+def test_vllm_default_token_budget_follows_the_device() -> None:
+    """vLLM's API server defaults ``max_num_batched_tokens`` by device as it does ``max_num_seqs``
+    (``get_batch_defaults``, ``OPENAI_API_SERVER``): 8192 on GPUs of 70 GiB or more other than the A100,
+    2048 on an L40S, an L4 and either A100; SGLang and TensorRT-LLM keep theirs."""
+    from validation.public.silicon import token_budget
+
+    for name, tokens in (("h100-sxm", 8192), ("b200", 8192), ("mi300x", 8192), ("l40s", 2048),
+                         ("l4", 2048), ("a100-80gb", 2048), ("a100-40gb", 2048)):  # fmt: skip
+        assert token_budget("vllm", load_hardware(name)) == tokens, name
+    assert token_budget("trtllm", load_hardware("a100-80gb")) == 8192
+    assert token_budget("sglang", load_hardware("b200")) == 16384

@@ -19,6 +19,7 @@ from costmodel.ops import forward_ops
 from costmodel.roofline import link_bandwidth_bytes_per_s, op_times
 from costmodel.serving import Engine, kv_capacity_tokens, step_time
 from costmodel.specs import Deployment, Efficiency, Workload
+from tests.conftest import PUBLIC_GPU
 
 DSV3 = costmodel.load_model("deepseek-v3")
 B200 = costmodel.load_hardware("b200")
@@ -242,19 +243,17 @@ def test_the_closed_loop_runs_each_rank_on_its_share() -> None:
 # The public serving sample
 # ----------------------------------------------------------------------------------------------------
 
-DATA = Path(__file__).resolve().parents[1] / "validation" / "data" / "public-gpu"
 
-
-def test_attention_dp_rows_of_the_sample_are_predicted(tmp_path: Path) -> None:
+def test_attention_dp_rows_of_the_sample_are_predicted(tmp_path: Path, silicon_table: pd.DataFrame) -> None:
     from validation.public.silicon import predict_silicon
 
-    table = pd.read_csv(DATA / "silicon_sample.csv")
+    table = silicon_table
     rows = table[(table["model_path"] == "openai/gpt-oss-120b") & (table["attention_dp_size"] > 1)]
     assert len(rows) >= 10
-    rows.to_csv(tmp_path / "silicon_sample.csv", index=False)
+    rows.drop(columns="concurrency").to_csv(tmp_path / "silicon_sample.csv", index=False)
     (tmp_path / "model_configs").mkdir()
     name = "openai--gpt-oss-120b_config.json"
-    shutil.copy(DATA / "model_configs" / name, tmp_path / "model_configs" / name)
+    shutil.copy(PUBLIC_GPU / "model_configs" / name, tmp_path / "model_configs" / name)
     predicted = predict_silicon(tmp_path, {})
     assert predicted["covered"].all(), predicted["reason"].value_counts()
     assert np.all(predicted[["predicted_ttft_ms", "predicted_tpot_ms"]].to_numpy() > 0)

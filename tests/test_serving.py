@@ -308,6 +308,35 @@ def test_terms_sharing_their_passes_equal_each_term_alone(model: str, deployment
 
 
 @pytest.mark.parametrize(
+    ("model", "deployment"),
+    [
+        ("llama-3-8b", Deployment(tp=1)),
+        ("llama-3-8b", Deployment(tp=2, pp=2)),
+        ("qwen3-30b-a3b", Deployment(tp=1, attention_dp=2, moe_ep=2)),
+    ],
+)
+def test_passes_evaluated_together_equal_each_alone(model: str, deployment: Deployment) -> None:
+    """Engine.parts.together evaluates the passes of several iterations as one concatenated pass of each
+    kind (arrays only); every iteration is the same, bit for bit, as on a fresh engine's parts alone."""
+    engine = Engine(load_model(model), load_hardware("h100-sxm"), Workload(), deployment)
+    batch, context = np.array([1.0, 3.0, 64.0, 0.0]), np.array([0.0, 900.0, 2000.0, 10.0])
+    chunk, past = np.array([512.0, 0.0, 37.0, 8192.0]), np.array([0.0, 0.0, 100.0, 5.0])
+    iterations = (
+        {"decode_batch": batch, "decode_context": context, "prefill_tokens": chunk, "prefill_past": past},
+        {"decode_batch": batch, "decode_context": context},
+        {"decode_batch": 2.0 * batch, "decode_context": context, "decode_new_tokens": 3.0},
+        {"prefill_tokens": 300.0, "prefill_past": 40.0},  # scalars: a pass of its own
+        {"prefill_tokens": chunk[:, None], "prefill_past": past},
+    )
+    parts = engine.parts
+    together = parts.together(lambda: [parts.step_time(**kwargs) for kwargs in iterations])
+    for kwargs, got in zip(iterations, together, strict=True):
+        alone = engine.parts.step_time(**kwargs)
+        assert got.shape == alone.shape
+        assert np.array_equal(got, alone)
+
+
+@pytest.mark.parametrize(
     ("model", "hardware", "deployment"),
     [
         ("llama-3-8b", "h100-sxm", Deployment(tp=1)),

@@ -1025,3 +1025,26 @@ def test_a_dispersion_no_calibration_row_can_feel_is_not_fitted(sample: Path) ->
         for index, parts in groups
     ]
     assert fit_disagg_params(table, roomy, fitted)["trtllm"]["decode_share_dispersion"] == 0.0
+
+
+def test_sglang_drafting_is_an_argument_off_by_default(tmp_path: Path) -> None:
+    """The GLM-5 InferenceX row (an EAGLE script) decodes plainly by default, one token per iteration;
+    with ``sglang_drafting`` it runs the script's chain, E = 1 + a + a^2 + a^3 tokens per iteration at the
+    cited acceptance a (three drafts, Leviathan et al.'s expectation)."""
+    from validation.public.silicon import MTP_ACCEPTANCE_RATE
+
+    table = read_silicon(DATA)
+    source = table["silicon_data_source"].str.startswith("source_file=2026-03-25.csv")
+    glm = (table["backend"] == "sglang") & source & (table["model_path"] == "zhipuai/GLM-5")
+    rows = table[glm & (table["isl"] == 1024) & (table["osl"] == 1024)].head(1)
+    assert len(rows) == 1
+    (tmp_path / "model_configs").mkdir()
+    shutil.copy(DATA / "model_configs" / "zai-org--GLM-5_config.json", tmp_path / "model_configs")
+    rows.drop(columns="concurrency").to_csv(tmp_path / "silicon_sample.csv", index=False)
+    [(_, plain)] = silicon_parts(tmp_path)[1]
+    [(_, drafting)] = silicon_parts(tmp_path, sglang_drafting=True)[1]
+    assert isinstance(plain, LoopParts)
+    assert isinstance(drafting, LoopParts)
+    a = MTP_ACCEPTANCE_RATE
+    assert plain.tokens_per_iteration == 1.0
+    assert drafting.tokens_per_iteration == pytest.approx(1 + a + a**2 + a**3)

@@ -145,10 +145,15 @@ def vllm_max_num_seqs(hardware: HardwareProfile) -> int:
     https://github.com/vllm-project/vllm/blob/main/vllm/engine/arg_utils.py): :data:`VLLM_MAX_NUM_SEQS`
     on a device of :data:`VLLM_LARGE_GPU_GIB` or more whose name does not name an A100 (vLLM reads the
     device's name), :data:`VLLM_SMALL_GPU_MAX_NUM_SEQS` else."""
+    return VLLM_MAX_NUM_SEQS if vllm_large_gpu(hardware) else VLLM_SMALL_GPU_MAX_NUM_SEQS
+
+
+def vllm_large_gpu(hardware: HardwareProfile) -> bool:
+    """Whether vLLM takes its large-GPU batch defaults on ``hardware`` (``EngineArgs.get_batch_defaults``):
+    a device of :data:`VLLM_LARGE_GPU_GIB` or more whose name does not name an A100 (vLLM reads the
+    device's name: a larger token budget lowered the A100's throughput, vLLM PR #17885)."""
     named = f"{hardware.name} {hardware.display_name}".lower()
-    if hardware.memory_bytes >= VLLM_LARGE_GPU_GIB * 2**30 and "a100" not in named:
-        return VLLM_MAX_NUM_SEQS
-    return VLLM_SMALL_GPU_MAX_NUM_SEQS
+    return bool(hardware.memory_bytes >= VLLM_LARGE_GPU_GIB * 2**30 and "a100" not in named)
 
 
 def kv_dtype(backend: str, gemm_quant_mode: str) -> str:

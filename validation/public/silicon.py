@@ -66,7 +66,7 @@ from costmodel.loop_params import engine_params_file, read_disagg_entry, read_en
 from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
-from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens
+from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens, vllm_large_gpu
 from validation.public.harness import AICONFIGURATOR, HARNESS_ENGINES, row_harness
 from validation.public.harness import MIN_CALIBRATION_ROWS as HARNESS_MIN_ROWS
 from validation.public.harness import REFERENCE as HARNESS_REFERENCE
@@ -92,6 +92,9 @@ from validation.public.reader import SYSTEM_PROFILES
 from validation.public.sglang import COLD_START_REASON, cold_start_rows, overlap_host, overlaps_by_default
 from validation.public.split import calibration_mask
 
+Served = list[tuple[Script, npt.NDArray[np.bool_]]]
+"""The scripts some rows ran, each with the rows it serves (:func:`scripts_of`)."""
+
 SILICON_FILE = "silicon_sample.csv"
 SERVING_PARAMS = engine_params_file()
 """The committed per-engine closed-loop parameters, fitted on the calibration rows: a library data file
@@ -99,6 +102,8 @@ SERVING_PARAMS = engine_params_file()
 MEASURED = ("silicon_ttft_ms", "silicon_tpot_ms")
 TOKEN_BUDGET = 8192
 """The engines' default token budget per iteration on a GPU of 70 GiB or more (:func:`token_budget`)."""
+VLLM_SMALL_GPU_TOKEN_BUDGET = 2048
+"""vLLM's API server's default token budget on GPUs below 70 GiB and on every A100 (:func:`token_budget`)."""
 SGLANG_LARGE_GPU_GIB = 160.0
 """From this much device memory up, SGLang's default ``chunked_prefill_size`` doubles to 16384."""
 Parts = LoopParts | DisaggParts
@@ -208,7 +213,8 @@ temperature 0; 3.09 at temperature 1), with the first draft at :data:`MTP_ACCEPT
 tokens per verification at k = 1, 2, 3 where the i.i.d. 0.85 gives 1.85, 2.57 and 3.19."""
 
 SGLANG_DRAFTING = False
-"""Whether the evaluation runs SGLang's speculative decoding on the rows of a drafting InferenceX script
+"""The default of :func:`silicon_parts`' and :func:`predict_silicon`'s ``sglang_drafting``: whether the
+evaluation runs SGLang's speculative decoding on the rows of a drafting InferenceX script
 (:func:`row_speculation` with the script). Off: with the cited acceptance (:data:`MTP_ACCEPTANCE_RATE`)
 the B200 SGLang aggregated held-out TPOT goes from 11.4 / 36.3 % (median / p90) to 22.7 / 53.4 % after a
 refit, and no single acceptance improves it (docs/serving.md, "SGLang's speculative decoding"); the
@@ -285,11 +291,17 @@ ROW_COLUMNS = ("id", "system", "backend", "mode", "model_path", "isl", "osl", "c
 
 def token_budget(backend: str, hardware: HardwareProfile) -> int:
     """The engine's default token budget per iteration (prompt chunks and decodes together) on
-    ``hardware``, for the GPUs of the sample (70 GiB or more; smaller ones have smaller defaults):
+    ``hardware``:
 
-    - vLLM's API server: ``max_num_batched_tokens`` 8192 on GPUs of 70 GiB or more other than the A100
-      (``EngineArgs.get_batch_defaults``,
-      https://github.com/vllm-project/vllm/blob/main/vllm/engine/arg_utils.py);
+    - vLLM's API server (``vllm serve``, usage context ``OPENAI_API_SERVER``): ``max_num_batched_tokens``
+      8192 on GPUs of 70 GiB or more other than the A100, 2048 on the others
+      (:func:`~validation.public.engine_memory.vllm_large_gpu`; the ``LLM`` class's 16384 / 8192 are
+      not a server's), when the launch sets none (``EngineArgs.get_batch_defaults`` and
+      ``_set_default_max_num_seqs_and_batched_tokens_args``,
+      https://github.com/vllm-project/vllm/blob/99d7eb5d6a512cfcc5a2b104f24ebf2d6cda772b/vllm/engine/arg_utils.py);
+      with chunked prefill on (the default) it is then capped at max_num_seqs x max_model_len only,
+      above 8192 for the InferenceX launches that set no budget (MiniMax-M2.5: 1024 and 256 sequences of
+      at least 1224 tokens); the sample's vLLM rows all ran on H100 / B200;
     - SGLang: ``chunked_prefill_size`` 8192 below 160 GiB, 16384 from 160 GiB (B200)
       (``ServerArgs._handle_gpu_memory_settings``,
       https://github.com/sgl-project/sglang/blob/main/python/sglang/srt/server_args.py);
@@ -299,6 +311,8 @@ def token_budget(backend: str, hardware: HardwareProfile) -> int:
     """
     if backend == "sglang" and hardware.memory_bytes >= SGLANG_LARGE_GPU_GIB * 2**30:
         return 2 * TOKEN_BUDGET
+    if backend == "vllm" and not vllm_large_gpu(hardware):
+        return VLLM_SMALL_GPU_TOKEN_BUDGET
     return TOKEN_BUDGET
 
 
@@ -353,9 +367,13 @@ def _shipped_format(configs: Path, model_path: str) -> str | None:
     return "bf16" if dtype in ("bfloat16", "float16") else None
 
 
-def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Parts]]]:
+def silicon_parts(
+    data_dir: Path, *, sglang_drafting: bool = SGLANG_DRAFTING
+) -> tuple[pd.DataFrame, list[tuple[pd.Index, Parts]]]:
     """The sample with ``reason`` (empty where covered) and ``split``, and the closed-loop parts of every
-    covered group of rows (one engine each; :class:`DisaggParts` for a group of disaggregated rows)."""
+    covered group of rows (one engine each; :class:`DisaggParts` for a group of disaggregated rows).
+    ``sglang_drafting``: SGLang rows of a drafting InferenceX script run its speculative decoding
+    (:data:`SGLANG_DRAFTING`, off by default)."""
     table = read_silicon(data_dir)
     models = _load_models(Path(data_dir) / "model_configs", sorted(table["model_path"].unique()))
     reason = pd.Series("", index=table.index, dtype=object)
@@ -415,11 +433,13 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
     # each worker's share of the clients (all of them but on the rows of several workers)
     filled["concurrency"] = filled["concurrency"] / agg_workers(filled)
     # the token budget and batch waiting of the row's InferenceX TensorRT-LLM script (0: the defaults)
-    filled[["script_budget", "hold_iterations", "hold_tokens"]] = _script_columns(filled)
-    filled[["balance_timeout", "balance_wait"]] = _balance_columns(filled)
-    filled["moe_backend"] = _moe_backend_column(filled)
+    # the rows' scripts, looked up once (the columns that find them stay as they are below)
+    scripts = scripts_of(filled)
+    filled[["script_budget", "hold_iterations", "hold_tokens"]] = _script_columns(filled, scripts)
+    filled[["balance_timeout", "balance_wait"]] = _balance_columns(filled, scripts)
+    filled["moe_backend"] = _moe_backend_column(filled, scripts)
     # the token budget of the row's InferenceX vLLM script where it sets one (a multiple of the nominal isl)
-    filled["script_budget"] = _vllm_script_budget(filled).fillna(filled["script_budget"])
+    filled["script_budget"] = _vllm_script_budget(filled, scripts).fillna(filled["script_budget"])
 
     groups: list[tuple[pd.Index, Parts]] = []
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *degrees, "batch_size"]
@@ -481,7 +501,7 @@ def silicon_parts(data_dir: Path) -> tuple[pd.DataFrame, list[tuple[pd.Index, Pa
                 osl=osl,
                 reserved_tokens=reserved_tokens(str(backend), isl, osl),
                 speculation=row_speculation(
-                    model, str(backend), str(version), int(dp), script if SGLANG_DRAFTING else None
+                    model, str(backend), str(version), int(dp), script if sglang_drafting else None
                 ),
                 # per rank, as the budget: the piecewise CUDA graphs a mixed batch can replay
                 graph_tokens=cuda_graph_tokens(str(backend), script, int(batch), max(budget, int(batch))),
@@ -542,14 +562,15 @@ def _script_max_num_seqs(script: Script | None, clients: int) -> int | None:
     return int(clients) if script.max_num_seqs == "clients" else int(script.max_num_seqs)
 
 
-def _script_columns(filled: pd.DataFrame) -> pd.DataFrame:
+def _script_columns(filled: pd.DataFrame, scripts: Served | None = None) -> pd.DataFrame:
     """Per row: the token budget of its InferenceX TensorRT-LLM script (0: the engine's default), and the
     iterations and tokens of its batch waiting (0: none)
-    (:func:`validation.public.inferencex.scheduler_flags`), one pass over the rows of each script."""
+    (:func:`validation.public.inferencex.scheduler_flags`), one pass over the rows of each script
+    (``scripts``: :func:`scripts_of` of ``filled``, where the caller has it)."""
     out = np.zeros((len(filled), 3))
     columns = ("isl", "osl", "tp_size", "attention_dp_size", "concurrency")
     isl, osl, tp, dp, clients = (filled[column].to_numpy(float) for column in columns)
-    for script, rows in scripts_of(filled):
+    for script, rows in scripts_of(filled) if scripts is None else scripts:
         flags = scheduler_flags(
             script,
             isl=isl[rows],
@@ -562,24 +583,25 @@ def _script_columns(filled: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=filled.index, columns=["script_budget", "hold_iterations", "hold_tokens"])
 
 
-def _moe_backend_column(filled: pd.DataFrame) -> pd.Series:
+def _moe_backend_column(filled: pd.DataFrame, scripts: Served | None = None) -> pd.Series:
     """Per row: the MoE backend its InferenceX script states ("": none, the engine's fastest kernel;
-    :func:`validation.public.inferencex.moe_backends`), one pass over the rows of each script."""
+    :func:`validation.public.inferencex.moe_backends`), one pass over the rows of each script
+    (``scripts``: :func:`scripts_of` of ``filled``, where the caller has it)."""
     out = np.full(len(filled), "", dtype=object)
     columns = ("isl", "osl", "tp_size", "concurrency")
     isl, osl, tp, clients = (filled[column].to_numpy(float) for column in columns)
-    for script, rows in scripts_of(filled):
+    for script, rows in scripts_of(filled) if scripts is None else scripts:
         out[rows] = moe_backends(script, isl=isl[rows], osl=osl[rows], tp=tp[rows], concurrency=clients[rows])
     return pd.Series(out, index=filled.index)
 
 
-def _balance_columns(filled: pd.DataFrame) -> pd.DataFrame:
+def _balance_columns(filled: pd.DataFrame, scripts: Served | None = None) -> pd.DataFrame:
     """Per row: the attention-DP balancing of its InferenceX TensorRT-LLM script, timeout and batching
     wait [iterations] (NaN: none; :func:`validation.public.inferencex.attention_dp_balance`), one pass over
-    the rows of each script."""
+    the rows of each script (``scripts``: :func:`scripts_of` of ``filled``, where the caller has it)."""
     out = np.full((len(filled), 2), np.nan)
     dp = filled["attention_dp_size"].to_numpy(float)
-    for script, rows in scripts_of(filled):
+    for script, rows in scripts_of(filled) if scripts is None else scripts:
         out[rows] = np.column_stack(attention_dp_balance(script, dp[rows]))
     return pd.DataFrame(out, index=filled.index, columns=["balance_timeout", "balance_wait"])
 
@@ -593,13 +615,13 @@ def _row_balance(rows: pd.DataFrame) -> AdpBalance | None:
     )
 
 
-def _vllm_script_budget(filled: pd.DataFrame) -> pd.Series:
+def _vllm_script_budget(filled: pd.DataFrame, scripts: Served | None = None) -> pd.Series:
     """Per row: the token budget its InferenceX vLLM script sets, ``budget_isl_multiple`` x the nominal isl
     (:func:`validation.public.inferencex.isl_budget`), NaN where it sets none; one pass over the rows of
-    each script."""
+    each script (``scripts``: :func:`scripts_of` of ``filled``, where the caller has it)."""
     out = np.full(len(filled), np.nan)
     isl = filled["isl"].to_numpy(float)
-    for script, rows in scripts_of(filled):
+    for script, rows in scripts_of(filled) if scripts is None else scripts:
         out[rows] = isl_budget(script, isl[rows])
     return pd.Series(out, index=filled.index)
 
@@ -844,10 +866,12 @@ def read_loop_params(path: Path = SERVING_PARAMS) -> dict[str, LoopParams]:
     return read_engine_params(path)
 
 
-def predict_silicon(data_dir: Path, params: dict[str, LoopParams] | None = None) -> pd.DataFrame:
+def predict_silicon(
+    data_dir: Path, params: dict[str, LoopParams] | None = None, *, sglang_drafting: bool = SGLANG_DRAFTING
+) -> pd.DataFrame:
     """Every row of the silicon sample with its prediction or the reason it is not covered, with the
-    committed per-engine parameters (or ``params``)."""
-    table, groups = silicon_parts(data_dir)
+    committed per-engine parameters (or ``params``); ``sglang_drafting`` as :func:`silicon_parts`'."""
+    table, groups = silicon_parts(data_dir, sglang_drafting=sglang_drafting)
     chosen = read_loop_params() if params is None else params
     overheads = read_disagg_overheads() if params is None else {}
     dispersion = read_disagg_share_dispersion() if params is None else {}
