@@ -648,3 +648,25 @@ def test_local_share_tile_pads_every_touched_expert_and_is_off_at_zero() -> None
         moe.breakdown(B200, dataclasses.replace(base, local_tile_share=s), **full).compute_s for s in (0, 1)
     ]
     np.testing.assert_allclose(same[0], same[1], rtol=1e-12)
+
+
+def test_local_share_tile_stops_at_the_top_of_the_formats_tile_ladder() -> None:
+    """FlashInfer's trtllm-gen launchers pick from {8..128} for bf16, fp8 and DeepSeek fp8 block scales,
+    {8..64} for MXFP4 weights with bf16 activations and {8..256} for nvfp4 / MXFP8 activations
+    (``csrc/trtllm_fused_moe_kernel_launcher.cu``): 16,384 tokens x top-8 over 32 local experts is 4,096
+    rows per expert, far above every ladder, so each key's tile is its ladder's top; 4 rows stay at 8."""
+    top = {
+        "bf16": 128,
+        "fp8": 128,
+        "fp8_block": 128,
+        "nvfp4": 256,
+        "w4a16_mxfp4": 64,
+        "w4a8_mxfp4_mxfp8": 256,
+    }
+    for name, expected in top.items():
+        params = moe.default_params(B200, f"{name}:vllm:some_kernel")
+        assert params.local_tile_max_tokens == expected
+        tiles = moe.local_share_tile(np.array([16.0, 16384.0]), 8, 256, 8, params.local_tile_max_tokens)
+        np.testing.assert_array_equal(tiles, [8.0, expected])
+    with pytest.raises(CostmodelError):
+        moe.local_share_tile(16.0, 8, 256, 8, 4.0)

@@ -161,13 +161,19 @@ class MoEFormat:
     compute_dtype: str
     weight_only: bool
     source: str
+    local_tile_max_tokens: float = 256.0
+    """Largest token (M) tile of the trtllm-gen MoE runners for this format's activations [tokens]: the
+    top of the power-of-two ladder FlashInfer's launchers pick from (``mSupportedTileNums`` /
+    ``getSupportedTileNums`` in ``csrc/trtllm_fused_moe_kernel_launcher.cu``,
+    https://github.com/flashinfer-ai/flashinfer): 128 for bf16, fp8 per-tensor and DeepSeek fp8 block
+    scales, 64 for MXFP4 weights with bf16 activations, 256 for nvfp4 and MXFP8 activations."""
 
 
 FORMATS: Final[dict[str, MoEFormat]] = {
     f.name: f
     for f in (
-        MoEFormat("bf16", 16.0, "bf16", False, "plain bfloat16"),
-        MoEFormat("fp8", 8.0, "fp8", False, "E4M3 weights and activations, per-tensor scales"),
+        MoEFormat("bf16", 16.0, "bf16", False, "plain bfloat16", 128.0),
+        MoEFormat("fp8", 8.0, "fp8", False, "E4M3 weights and activations, per-tensor scales", 128.0),
         MoEFormat(
             "fp8_block",
             8.0 + 32.0 / (128 * 128),
@@ -175,6 +181,7 @@ FORMATS: Final[dict[str, MoEFormat]] = {
             False,
             "DeepSeek-V3 block scaling: one fp32 scale per 128x128 weight block "
             "(https://arxiv.org/abs/2412.19437, sec. 3.3.2)",
+            128.0,
         ),
         MoEFormat(
             "nvfp4",
@@ -199,6 +206,7 @@ FORMATS: Final[dict[str, MoEFormat]] = {
             "MXFP4 weights (E8M0 scale per 32, OCP Microscaling Formats spec v1.0, "
             "https://www.opencompute.org/documents/ocp-microscaling-formats-mx-v1-0-spec-final-pdf), "
             "bf16 activations: dequantized in the kernel",
+            64.0,
         ),
         MoEFormat(
             "int4_wo",
@@ -207,6 +215,7 @@ FORMATS: Final[dict[str, MoEFormat]] = {
             True,
             "GPTQ-style int4 weights, one 16-bit scale per 128 (https://arxiv.org/abs/2210.17323), "
             "bf16 activations: dequantized in the kernel (Marlin, https://arxiv.org/abs/2408.11743)",
+            128.0,
         ),
     )
 }
@@ -284,6 +293,9 @@ class Params:
     rows per *local* expert (``T k / (E/ep)`` to the next power of two, ``LOCAL_TILE_TOKENS`` bounds) [-]:
     TensorRT-LLM's trtllm-gen MoE runners pick their token tile from that estimate, so every touched
     expert computes a tile that steps with ``T x ep`` (0 = off: a fixed ``tile_m_tokens``)."""
+    local_tile_max_tokens: float
+    """Largest tile of that heuristic [tokens]: the top of the runner's tile ladder for the format's
+    activations (``MoEFormat.local_tile_max_tokens``; not fitted)."""
     misaligned_memory_ratio: float
     """Weight / activation streaming time of an expert width ``I/tp`` that is not a multiple of
     ``ALIGNMENT_ELEMENTS``, over that of an aligned one [-] (1 = no penalty)."""
@@ -319,7 +331,11 @@ MXFP4 x MXFP8 rows step at 64 and at 128 rows per local expert and are flat beyo
 
 
 def local_share_tile(
-    num_tokens: npt.ArrayLike, topk: npt.ArrayLike, num_experts: npt.ArrayLike, ep_size: npt.ArrayLike
+    num_tokens: npt.ArrayLike,
+    topk: npt.ArrayLike,
+    num_experts: npt.ArrayLike,
+    ep_size: npt.ArrayLike,
+    max_tokens: float = LOCAL_TILE_TOKENS[1],
 ) -> FloatArray:
     """The token tile a trtllm-gen MoE runner picks for a call [tokens]: the batch's rows per expert the
     GPU holds, ``T k / (E / ep)``, rounded up to a power of two within ``LOCAL_TILE_TOKENS``.
@@ -331,10 +347,18 @@ def local_share_tile(
     ``tensorrt_llm/_torch/custom_ops/trtllm_gen_custom_ops.py`` and ``cpp/tensorrt_llm/thop/
     mxFp4BlockScaleMoe.cpp``, https://github.com/NVIDIA/TensorRT-LLM. The routed rows are spread over all
     ``E`` experts, not the ``E / ep`` held here, so the tile is ``ep`` x too large for them and every
-    touched expert computes (pads to) that tile."""
+    touched expert computes (pads to) that tile. FlashInfer's copy of those runners, which vLLM's
+    FlashInfer trtllm-gen MoE backends call, does the same: ``computeSelectedTileN(supported_tile_nums,
+    num_tokens, top_k, num_local_experts)`` centres its candidate tiles (the power of two above
+    ``T k / num_local_experts`` clamped to the launcher's ladder, with its -1, +1 and +2 neighbours, among
+    which the autotuner picks) in ``csrc/trtllm_fused_moe_kernel_launcher.cu``,
+    https://github.com/flashinfer-ai/flashinfer. ``max_tokens`` is the top of that ladder
+    (``MoEFormat.local_tile_max_tokens``)."""
     T, k, E, ep = (np.asarray(v, dtype=np.float64) for v in (num_tokens, topk, num_experts, ep_size))
     rows = np.maximum(T * k * ep / E, 1.0)
-    low, high = LOCAL_TILE_TOKENS
+    low, high = LOCAL_TILE_TOKENS[0], min(float(max_tokens), LOCAL_TILE_TOKENS[1])
+    if high < low:
+        raise CostmodelError(f"moe.local_share_tile: max_tokens must be >= {low:g}, got {max_tokens!r}")
     return np.asarray(np.clip(2.0 ** np.ceil(np.log2(rows) - 1e-9), low, high), dtype=np.float64)
 
 
@@ -418,6 +442,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         compute_fraction=eff.matmul(fmt.compute_dtype),
         tile_m_tokens=16.0,
         local_tile_share=0.0,
+        local_tile_max_tokens=fmt.local_tile_max_tokens,
         stream_tile_n=128.0,
         tile_overhead_k=0.0,
         compute_units=float(hardware.datasheet.compute_units.value)
@@ -918,7 +943,10 @@ def breakdown(
     )
     # each touched expert computes at least one M tile: a fixed one, or the per-call tile a trtllm-gen
     # runner picks from the rows per local expert (local_share_tile), whichever is larger
-    tile = np.maximum(params.tile_m_tokens, params.local_tile_share * local_share_tile(T, k, E, ep))
+    tile = np.maximum(
+        params.tile_m_tokens,
+        params.local_tile_share * local_share_tile(T, k, E, ep, params.local_tile_max_tokens),
+    )
     padded_pairs = np.maximum(skewed_pairs, load.touched_experts * tile)
     # each output tile's pipeline fill and epilogue cost as much as tile_overhead_k more elements of its
     # reduction loop: the up GEMM reduces over H, the down GEMM over I/tp (short at high TP)
