@@ -3,6 +3,7 @@
 The layer is modelled as the grouped GEMMs of the experts its tokens touch on the measured GPU:
 
     t = launch_s + per_expert_s x n_touched + per_local_expert_s x E/ep + per_token_s x T
+        + fallback_routing_s x [k or E beyond the engine's fused routing kernel, ROUTING_KERNEL_LIMITS]
         + per_routed_pair_s x T k
         + per_pair_s x pairs
         + (t_memory^p + t_compute^p)^(1/p)
@@ -253,6 +254,14 @@ class Params:
     whole group list [s]."""
     per_token_s: float
     """Routing time per token of the batch (top-k of its router logits) [s]."""
+    fallback_routing_s: float
+    """Fixed time of the engine's unfused routing path, taken where its fused routing kernel does not
+    support the layer (``topk > routing_kernel_max_topk`` or ``num_experts > routing_kernel_max_experts``):
+    separate top-k, softmax and cast kernels instead of one [s]."""
+    routing_kernel_max_topk: float
+    """Largest top-k the engine's fused routing kernel takes (0 = no limit; not fitted) [-]."""
+    routing_kernel_max_experts: float
+    """Largest expert count the engine's fused routing kernel takes (0 = no limit; not fitted) [-]."""
     per_routed_pair_s: float
     """Routing / sorting time per token-expert pair of the whole batch, paid on every GPU [s]."""
     per_pair_s: float
@@ -362,6 +371,31 @@ def local_share_tile(
     return np.asarray(np.clip(2.0 ** np.ceil(np.log2(rows) - 1e-9), low, high), dtype=np.float64)
 
 
+ROUTING_KERNEL_LIMITS: Final[dict[str, tuple[float, float]]] = {"trtllm": (16.0, 512.0)}
+"""(largest top-k, largest expert count) of an engine's fused routing kernel, by the engine part of a
+parameter key. TensorRT-LLM's ``RenormalizeMoeRoutingMethod.apply`` (the routing NVIDIA aiconfigurator's
+collector gives its non-``min_latency`` MoE layers) runs ``torch.ops.trtllm.renorm_moe_routing_op`` unless
+``num_experts > 512 or top_k > 16``, where it falls back to ``torch.topk`` and a softmax in PyTorch
+(``tensorrt_llm/_torch/modules/fused_moe/routing.py``, https://github.com/NVIDIA/TensorRT-LLM; earlier
+releases had 128 and 8, which the B200 rows contradict: 256 experts, top-8 layers take no longer at one
+token than 128-expert ones). Engines not listed: no limit."""
+
+
+def _engine_of(key: str) -> str:
+    """The engine part of a parameter key (``"bf16:trtllm:moe_torch_flow"`` -> ``"trtllm"``; "" if none)."""
+    parts = key.split(":")
+    return parts[1].strip().lower() if len(parts) > 1 else ""
+
+
+def unfused_routing(params: Params, topk: npt.ArrayLike, num_experts: npt.ArrayLike) -> FloatArray:
+    """1 where the layer's routing takes the engine's unfused path (``Params.routing_kernel_max_topk`` /
+    ``routing_kernel_max_experts`` exceeded), else 0."""
+    k, experts = (np.asarray(v, dtype=np.float64) for v in (topk, num_experts))
+    over_k = (params.routing_kernel_max_topk > 0) & (k > params.routing_kernel_max_topk)
+    over_e = (params.routing_kernel_max_experts > 0) & (experts > params.routing_kernel_max_experts)
+    return np.asarray(over_k | over_e, dtype=np.float64)
+
+
 FIT_LOSS: Final = "cauchy"
 """Robust loss ``costmodel.calibrate.fit_params`` uses for this family. The public MoE tables hold whole
 series (one engine, dtype and shape, every token count) measured 2-5 x slower than the same per-GPU work
@@ -373,6 +407,7 @@ BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "per_expert_s": (0.0, 5e-5),
     "per_local_expert_s": (0.0, 2e-6),
     "per_token_s": (0.0, 1e-7),
+    "fallback_routing_s": (0.0, 5e-5),
     "per_routed_pair_s": (0.0, 1e-7),
     "per_pair_s": (0.0, 1e-7),
     "overlap_exponent": (1.0, 8.0),
@@ -425,6 +460,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
     """Datasheet-only parameters for a format key (``"bf16"``, ``"fp8_block:<engine>:<kernel>"``, ...)."""
     fmt = format_of(dtype)
     eff = hardware.efficiency
+    limits = ROUTING_KERNEL_LIMITS.get(_engine_of(dtype), (0.0, 0.0))
     vector = (
         hardware.peak_flop_per_s("fp32")
         if "fp32" in hardware.compute_dtypes
@@ -435,6 +471,9 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         per_expert_s=0.0,
         per_local_expert_s=0.0,
         per_token_s=0.0,
+        fallback_routing_s=0.0,
+        routing_kernel_max_topk=limits[0],
+        routing_kernel_max_experts=limits[1],
         per_routed_pair_s=0.0,
         per_pair_s=0.0,
         overlap_exponent=4.0,
@@ -471,7 +510,8 @@ def fixed_for_rows(dtype: str, shapes: dict[str, Any]) -> tuple[str, ...]:
     """Parameters ``costmodel.calibrate.fit_params`` keeps at their start for these rows of key ``dtype``:
     ``default_config_ratio`` unless the rows hold calls of more tokens than experts per GPU both on tuned
     and on default tiles (otherwise it only trades against the fractions); the misalignment ratios unless
-    some rows have a misaligned width."""
+    some rows have a misaligned width; ``fallback_routing_s`` unless the rows hold layers on both sides of
+    the engine's fused routing kernel's limits (``ROUTING_KERNEL_LIMITS``)."""
     fixed: list[str] = []
     tokens, experts, ep = (
         np.asarray(shapes.get(n, 1.0), dtype=np.float64) for n in ("num_tokens", "num_experts", "ep_size")
@@ -486,6 +526,11 @@ def fixed_for_rows(dtype: str, shapes: dict[str, Any]) -> tuple[str, ...]:
     )
     if not np.any(np.mod(width, ALIGNMENT_ELEMENTS) != 0):
         fixed += ["misaligned_memory_ratio", "misaligned_compute_ratio"]
+    limit_k, limit_e = ROUTING_KERNEL_LIMITS.get(_engine_of(dtype), (0.0, 0.0))
+    k, held = np.broadcast_arrays(np.asarray(shapes.get("topk", 1.0), dtype=np.float64), experts)
+    unfused = ((limit_k > 0) & (k > limit_k)) | ((limit_e > 0) & (held > limit_e))
+    if not (np.any(unfused) and np.any(~unfused)):  # otherwise the fallback only trades against launch_s
+        fixed.append("fallback_routing_s")
     return tuple(fixed)
 
 
@@ -971,6 +1016,7 @@ def breakdown(
         + params.per_expert_s * load.touched_experts
         + params.per_local_expert_s * E / ep
         + params.per_token_s * T
+        + params.fallback_routing_s * unfused_routing(params, k, E)
         + params.per_routed_pair_s * T * k
         + params.per_pair_s * load.pairs,
         memory_s=memory_ratio
