@@ -648,3 +648,51 @@ def test_local_share_tile_pads_every_touched_expert_and_is_off_at_zero() -> None
         moe.breakdown(B200, dataclasses.replace(base, local_tile_share=s), **full).compute_s for s in (0, 1)
     ]
     np.testing.assert_allclose(same[0], same[1], rtol=1e-12)
+
+
+def test_local_share_tile_stops_at_the_top_of_the_formats_tile_ladder() -> None:
+    """FlashInfer's trtllm-gen launchers pick from {8..128} for bf16, fp8 and DeepSeek fp8 block scales,
+    {8..64} for MXFP4 weights with bf16 activations and {8..256} for nvfp4 / MXFP8 activations
+    (``csrc/trtllm_fused_moe_kernel_launcher.cu``): 16,384 tokens x top-8 over 32 local experts is 4,096
+    rows per expert, far above every ladder, so each key's tile is its ladder's top; 4 rows stay at 8."""
+    top = {
+        "bf16": 128,
+        "fp8": 128,
+        "fp8_block": 128,
+        "nvfp4": 256,
+        "w4a16_mxfp4": 64,
+        "w4a8_mxfp4_mxfp8": 256,
+    }
+    for name, expected in top.items():
+        params = moe.default_params(B200, f"{name}:vllm:some_kernel")
+        assert params.local_tile_max_tokens == expected
+        tiles = moe.local_share_tile(np.array([16.0, 16384.0]), 8, 256, 8, params.local_tile_max_tokens)
+        np.testing.assert_array_equal(tiles, [8.0, expected])
+    with pytest.raises(CostmodelError):
+        moe.local_share_tile(16.0, 8, 256, 8, 4.0)
+
+
+def test_fallback_routing_is_charged_only_beyond_the_engines_fused_routing_kernel() -> None:
+    """TensorRT-LLM's renormalizing top-k runs its fused routing op up to top-16 and 512 experts and falls
+    back to PyTorch beyond (``routing.py``): a TensorRT-LLM key adds ``fallback_routing_s`` exactly once for
+    top-22 or 1024 experts and never for top-16 / 512 experts; a vLLM key (no limit listed) never."""
+    step = 2e-5
+    trt = dataclasses.replace(moe.default_params(B200, "bf16:trtllm:moe_torch_flow"), fallback_routing_s=0.0)
+    assert (trt.routing_kernel_max_topk, trt.routing_kernel_max_experts) == (16.0, 512.0)
+    vllm = moe.default_params(B200, "bf16:vllm:some_kernel")
+    assert (vllm.routing_kernel_max_topk, vllm.routing_kernel_max_experts) == (0.0, 0.0)
+    layers = {
+        "topk": np.array([16.0, 22.0, 8.0, 8.0]),
+        "num_experts": np.array([512.0, 512.0, 512.0, 1024.0]),
+    }
+    kwargs = {"num_tokens": 4, "hidden_size": 2048, "inter_size": 1024, "ep_size": 8, **layers}
+    for params, charged in ((trt, [0, 1, 0, 1]), (vllm, [0, 0, 0, 0])):
+        without = moe.time_s(B200, params, **kwargs)
+        with_term = moe.time_s(B200, dataclasses.replace(params, fallback_routing_s=step), **kwargs)
+        np.testing.assert_allclose(with_term - without, step * np.array(charged), rtol=1e-9, atol=1e-15)
+    # fitted only where the rows hold layers on both sides of the limit
+    both = {"num_tokens": np.ones(2), "num_experts": np.array([128.0, 512.0]), "topk": np.array([6.0, 22.0])}
+    assert "fallback_routing_s" not in moe.fixed_for_rows("bf16:trtllm:moe_torch_flow_nongated", both)
+    only_over = {**both, "num_experts": np.array([512.0, 512.0]), "topk": np.array([22.0, 22.0])}
+    assert "fallback_routing_s" in moe.fixed_for_rows("bf16:trtllm:moe_torch_flow_nongated", only_over)
+    assert "fallback_routing_s" in moe.fixed_for_rows("bf16:vllm:some_kernel", both)

@@ -3,6 +3,7 @@
 The layer is modelled as the grouped GEMMs of the experts its tokens touch on the measured GPU:
 
     t = launch_s + per_expert_s x n_touched + per_local_expert_s x E/ep + per_token_s x T
+        + fallback_routing_s x [k or E beyond the engine's fused routing kernel, ROUTING_KERNEL_LIMITS]
         + per_routed_pair_s x T k
         + per_pair_s x pairs
         + (t_memory^p + t_compute^p)^(1/p)
@@ -161,13 +162,19 @@ class MoEFormat:
     compute_dtype: str
     weight_only: bool
     source: str
+    local_tile_max_tokens: float = 256.0
+    """Largest token (M) tile of the trtllm-gen MoE runners for this format's activations [tokens]: the
+    top of the power-of-two ladder FlashInfer's launchers pick from (``mSupportedTileNums`` /
+    ``getSupportedTileNums`` in ``csrc/trtllm_fused_moe_kernel_launcher.cu``,
+    https://github.com/flashinfer-ai/flashinfer): 128 for bf16, fp8 per-tensor and DeepSeek fp8 block
+    scales, 64 for MXFP4 weights with bf16 activations, 256 for nvfp4 and MXFP8 activations."""
 
 
 FORMATS: Final[dict[str, MoEFormat]] = {
     f.name: f
     for f in (
-        MoEFormat("bf16", 16.0, "bf16", False, "plain bfloat16"),
-        MoEFormat("fp8", 8.0, "fp8", False, "E4M3 weights and activations, per-tensor scales"),
+        MoEFormat("bf16", 16.0, "bf16", False, "plain bfloat16", 128.0),
+        MoEFormat("fp8", 8.0, "fp8", False, "E4M3 weights and activations, per-tensor scales", 128.0),
         MoEFormat(
             "fp8_block",
             8.0 + 32.0 / (128 * 128),
@@ -175,6 +182,7 @@ FORMATS: Final[dict[str, MoEFormat]] = {
             False,
             "DeepSeek-V3 block scaling: one fp32 scale per 128x128 weight block "
             "(https://arxiv.org/abs/2412.19437, sec. 3.3.2)",
+            128.0,
         ),
         MoEFormat(
             "nvfp4",
@@ -199,6 +207,7 @@ FORMATS: Final[dict[str, MoEFormat]] = {
             "MXFP4 weights (E8M0 scale per 32, OCP Microscaling Formats spec v1.0, "
             "https://www.opencompute.org/documents/ocp-microscaling-formats-mx-v1-0-spec-final-pdf), "
             "bf16 activations: dequantized in the kernel",
+            64.0,
         ),
         MoEFormat(
             "int4_wo",
@@ -207,6 +216,7 @@ FORMATS: Final[dict[str, MoEFormat]] = {
             True,
             "GPTQ-style int4 weights, one 16-bit scale per 128 (https://arxiv.org/abs/2210.17323), "
             "bf16 activations: dequantized in the kernel (Marlin, https://arxiv.org/abs/2408.11743)",
+            128.0,
         ),
     )
 }
@@ -244,6 +254,14 @@ class Params:
     whole group list [s]."""
     per_token_s: float
     """Routing time per token of the batch (top-k of its router logits) [s]."""
+    fallback_routing_s: float
+    """Fixed time of the engine's unfused routing path, taken where its fused routing kernel does not
+    support the layer (``topk > routing_kernel_max_topk`` or ``num_experts > routing_kernel_max_experts``):
+    separate top-k, softmax and cast kernels instead of one [s]."""
+    routing_kernel_max_topk: float
+    """Largest top-k the engine's fused routing kernel takes (0 = no limit; not fitted) [-]."""
+    routing_kernel_max_experts: float
+    """Largest expert count the engine's fused routing kernel takes (0 = no limit; not fitted) [-]."""
     per_routed_pair_s: float
     """Routing / sorting time per token-expert pair of the whole batch, paid on every GPU [s]."""
     per_pair_s: float
@@ -284,6 +302,9 @@ class Params:
     rows per *local* expert (``T k / (E/ep)`` to the next power of two, ``LOCAL_TILE_TOKENS`` bounds) [-]:
     TensorRT-LLM's trtllm-gen MoE runners pick their token tile from that estimate, so every touched
     expert computes a tile that steps with ``T x ep`` (0 = off: a fixed ``tile_m_tokens``)."""
+    local_tile_max_tokens: float
+    """Largest tile of that heuristic [tokens]: the top of the runner's tile ladder for the format's
+    activations (``MoEFormat.local_tile_max_tokens``; not fitted)."""
     misaligned_memory_ratio: float
     """Weight / activation streaming time of an expert width ``I/tp`` that is not a multiple of
     ``ALIGNMENT_ELEMENTS``, over that of an aligned one [-] (1 = no penalty)."""
@@ -319,7 +340,11 @@ MXFP4 x MXFP8 rows step at 64 and at 128 rows per local expert and are flat beyo
 
 
 def local_share_tile(
-    num_tokens: npt.ArrayLike, topk: npt.ArrayLike, num_experts: npt.ArrayLike, ep_size: npt.ArrayLike
+    num_tokens: npt.ArrayLike,
+    topk: npt.ArrayLike,
+    num_experts: npt.ArrayLike,
+    ep_size: npt.ArrayLike,
+    max_tokens: float = LOCAL_TILE_TOKENS[1],
 ) -> FloatArray:
     """The token tile a trtllm-gen MoE runner picks for a call [tokens]: the batch's rows per expert the
     GPU holds, ``T k / (E / ep)``, rounded up to a power of two within ``LOCAL_TILE_TOKENS``.
@@ -331,11 +356,44 @@ def local_share_tile(
     ``tensorrt_llm/_torch/custom_ops/trtllm_gen_custom_ops.py`` and ``cpp/tensorrt_llm/thop/
     mxFp4BlockScaleMoe.cpp``, https://github.com/NVIDIA/TensorRT-LLM. The routed rows are spread over all
     ``E`` experts, not the ``E / ep`` held here, so the tile is ``ep`` x too large for them and every
-    touched expert computes (pads to) that tile."""
+    touched expert computes (pads to) that tile. FlashInfer's copy of those runners, which vLLM's
+    FlashInfer trtllm-gen MoE backends call, does the same: ``computeSelectedTileN(supported_tile_nums,
+    num_tokens, top_k, num_local_experts)`` centres its candidate tiles (the power of two above
+    ``T k / num_local_experts`` clamped to the launcher's ladder, with its -1, +1 and +2 neighbours, among
+    which the autotuner picks) in ``csrc/trtllm_fused_moe_kernel_launcher.cu``,
+    https://github.com/flashinfer-ai/flashinfer. ``max_tokens`` is the top of that ladder
+    (``MoEFormat.local_tile_max_tokens``)."""
     T, k, E, ep = (np.asarray(v, dtype=np.float64) for v in (num_tokens, topk, num_experts, ep_size))
     rows = np.maximum(T * k * ep / E, 1.0)
-    low, high = LOCAL_TILE_TOKENS
+    low, high = LOCAL_TILE_TOKENS[0], min(float(max_tokens), LOCAL_TILE_TOKENS[1])
+    if high < low:
+        raise CostmodelError(f"moe.local_share_tile: max_tokens must be >= {low:g}, got {max_tokens!r}")
     return np.asarray(np.clip(2.0 ** np.ceil(np.log2(rows) - 1e-9), low, high), dtype=np.float64)
+
+
+ROUTING_KERNEL_LIMITS: Final[dict[str, tuple[float, float]]] = {"trtllm": (16.0, 512.0)}
+"""(largest top-k, largest expert count) of an engine's fused routing kernel, by the engine part of a
+parameter key. TensorRT-LLM's ``RenormalizeMoeRoutingMethod.apply`` (the routing NVIDIA aiconfigurator's
+collector gives its non-``min_latency`` MoE layers) runs ``torch.ops.trtllm.renorm_moe_routing_op`` unless
+``num_experts > 512 or top_k > 16``, where it falls back to ``torch.topk`` and a softmax in PyTorch
+(``tensorrt_llm/_torch/modules/fused_moe/routing.py``, https://github.com/NVIDIA/TensorRT-LLM; earlier
+releases had 128 and 8, which the B200 rows contradict: 256 experts, top-8 layers take no longer at one
+token than 128-expert ones). Engines not listed: no limit."""
+
+
+def _engine_of(key: str) -> str:
+    """The engine part of a parameter key (``"bf16:trtllm:moe_torch_flow"`` -> ``"trtllm"``; "" if none)."""
+    parts = key.split(":")
+    return parts[1].strip().lower() if len(parts) > 1 else ""
+
+
+def unfused_routing(params: Params, topk: npt.ArrayLike, num_experts: npt.ArrayLike) -> FloatArray:
+    """1 where the layer's routing takes the engine's unfused path (``Params.routing_kernel_max_topk`` /
+    ``routing_kernel_max_experts`` exceeded), else 0."""
+    k, experts = (np.asarray(v, dtype=np.float64) for v in (topk, num_experts))
+    over_k = (params.routing_kernel_max_topk > 0) & (k > params.routing_kernel_max_topk)
+    over_e = (params.routing_kernel_max_experts > 0) & (experts > params.routing_kernel_max_experts)
+    return np.asarray(over_k | over_e, dtype=np.float64)
 
 
 FIT_LOSS: Final = "cauchy"
@@ -349,6 +407,7 @@ BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "per_expert_s": (0.0, 5e-5),
     "per_local_expert_s": (0.0, 2e-6),
     "per_token_s": (0.0, 1e-7),
+    "fallback_routing_s": (0.0, 5e-5),
     "per_routed_pair_s": (0.0, 1e-7),
     "per_pair_s": (0.0, 1e-7),
     "overlap_exponent": (1.0, 8.0),
@@ -401,6 +460,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
     """Datasheet-only parameters for a format key (``"bf16"``, ``"fp8_block:<engine>:<kernel>"``, ...)."""
     fmt = format_of(dtype)
     eff = hardware.efficiency
+    limits = ROUTING_KERNEL_LIMITS.get(_engine_of(dtype), (0.0, 0.0))
     vector = (
         hardware.peak_flop_per_s("fp32")
         if "fp32" in hardware.compute_dtypes
@@ -411,6 +471,9 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         per_expert_s=0.0,
         per_local_expert_s=0.0,
         per_token_s=0.0,
+        fallback_routing_s=0.0,
+        routing_kernel_max_topk=limits[0],
+        routing_kernel_max_experts=limits[1],
         per_routed_pair_s=0.0,
         per_pair_s=0.0,
         overlap_exponent=4.0,
@@ -418,6 +481,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         compute_fraction=eff.matmul(fmt.compute_dtype),
         tile_m_tokens=16.0,
         local_tile_share=0.0,
+        local_tile_max_tokens=fmt.local_tile_max_tokens,
         stream_tile_n=128.0,
         tile_overhead_k=0.0,
         compute_units=float(hardware.datasheet.compute_units.value)
@@ -446,7 +510,8 @@ def fixed_for_rows(dtype: str, shapes: dict[str, Any]) -> tuple[str, ...]:
     """Parameters ``costmodel.calibrate.fit_params`` keeps at their start for these rows of key ``dtype``:
     ``default_config_ratio`` unless the rows hold calls of more tokens than experts per GPU both on tuned
     and on default tiles (otherwise it only trades against the fractions); the misalignment ratios unless
-    some rows have a misaligned width."""
+    some rows have a misaligned width; ``fallback_routing_s`` unless the rows hold layers on both sides of
+    the engine's fused routing kernel's limits (``ROUTING_KERNEL_LIMITS``)."""
     fixed: list[str] = []
     tokens, experts, ep = (
         np.asarray(shapes.get(n, 1.0), dtype=np.float64) for n in ("num_tokens", "num_experts", "ep_size")
@@ -461,6 +526,11 @@ def fixed_for_rows(dtype: str, shapes: dict[str, Any]) -> tuple[str, ...]:
     )
     if not np.any(np.mod(width, ALIGNMENT_ELEMENTS) != 0):
         fixed += ["misaligned_memory_ratio", "misaligned_compute_ratio"]
+    limit_k, limit_e = ROUTING_KERNEL_LIMITS.get(_engine_of(dtype), (0.0, 0.0))
+    k, held = np.broadcast_arrays(np.asarray(shapes.get("topk", 1.0), dtype=np.float64), experts)
+    unfused = ((limit_k > 0) & (k > limit_k)) | ((limit_e > 0) & (held > limit_e))
+    if not (np.any(unfused) and np.any(~unfused)):  # otherwise the fallback only trades against launch_s
+        fixed.append("fallback_routing_s")
     return tuple(fixed)
 
 
@@ -918,7 +988,10 @@ def breakdown(
     )
     # each touched expert computes at least one M tile: a fixed one, or the per-call tile a trtllm-gen
     # runner picks from the rows per local expert (local_share_tile), whichever is larger
-    tile = np.maximum(params.tile_m_tokens, params.local_tile_share * local_share_tile(T, k, E, ep))
+    tile = np.maximum(
+        params.tile_m_tokens,
+        params.local_tile_share * local_share_tile(T, k, E, ep, params.local_tile_max_tokens),
+    )
     padded_pairs = np.maximum(skewed_pairs, load.touched_experts * tile)
     # each output tile's pipeline fill and epilogue cost as much as tile_overhead_k more elements of its
     # reduction loop: the up GEMM reduces over H, the down GEMM over I/tp (short at high TP)
@@ -943,6 +1016,7 @@ def breakdown(
         + params.per_expert_s * load.touched_experts
         + params.per_local_expert_s * E / ep
         + params.per_token_s * T
+        + params.fallback_routing_s * unfused_routing(params, k, E)
         + params.per_routed_pair_s * T * k
         + params.per_pair_s * load.pairs,
         memory_s=memory_ratio
