@@ -70,6 +70,18 @@ tokens. The mean TPOT
 is TPOT = (1 - f) iteration + f TPOT_wave; clients past R, admitted R at a time as a wave ends, decode in
 waves alike.
 
+**Trains.** A benchmark of fixed lengths (every prompt isl tokens, every output osl) against an engine
+that mixes one prompt into the decodes' iteration keeps its clients in a train: the first cycle's prompts
+are prefilled one iteration after another, every client then needs the same number of iterations per
+cycle, so its next prompt arrives one iteration after the one before. With an overlapped scheduler
+(TensorRT-LLM's default) a prompt arriving while iteration i runs waits for i + 1, already scheduled, and
+its first token is returned with the iteration after its own; in a train both are the neighbouring
+clients' prompt iterations, so a prompt's first token takes :data:`TRAIN_ITERATIONS` + 1 iterations that
+carry a prompt (aiconfigurator models its own collection's TTFT as three mixed steps), not its own plus
+lag iterations at the mean (``train`` of :func:`loop_parts`). The train's first clients have decode-only
+iterations ahead of them: of the C clients, the i-th has min(i - 1, T) of the T iterations ahead of it
+carrying prompts, (T + 1) / (2 C) of them short on average.
+
 **Speculative decoding** (``speculation``, :class:`Speculation`: k drafted tokens, acceptance rate alpha,
 a draft step costing c target decoding steps): each decode iteration verifies k + 1 tokens per sequence
 in one pass (:meth:`costmodel.serving._Parts.step_time` with ``decode_new_tokens`` = k + 1) after k draft
@@ -115,6 +127,13 @@ if TYPE_CHECKING:
     from costmodel.serving import Engine, _Parts
 
 FloatArray = npt.NDArray[np.float64]
+
+TRAIN_ITERATIONS = 2.0
+"""Prompt iterations between a train's prompt arriving and its first token besides its own (the module's
+"Trains"): the iteration an overlapped scheduler already scheduled when the prompt arrived, and the one
+after its prefill that returns its first token (TensorRT-LLM's ``PyExecutor`` overlap loop:
+``_handle_responses`` keeps a request whose ``py_decoding_iter <= 1`` for the next pass,
+https://github.com/NVIDIA/TensorRT-LLM/blob/main/tensorrt_llm/_torch/pyexecutor/py_executor.py)."""
 
 FIXED_POINT_ITERATIONS = 60
 """Damped fixed-point iterations for the decodes per iteration; the map is a contraction in practice and
@@ -349,6 +368,7 @@ def loop_parts(
     adp_balance: AdpBalance | None = None,
     wave_share: npt.ArrayLike | None = None,
     overlap_host: bool = False,
+    train: bool = False,
 ) -> LoopParts:
     """The rates and kernel times of :func:`closed_loop` before its named parameters are applied.
 
@@ -383,7 +403,12 @@ def loop_parts(
     reads it only once I decode iterations have passed (an iteration that carried prompts counts 1000, so
     the queue is read right after it: ``SchedulerRecvSkipper`` in
     https://github.com/sgl-project/sglang/blob/main/python/sglang/srt/managers/scheduler_recv_skipper.py),
-    so an arrival waits I / 2 iterations on average, and its cycle is as much longer."""
+    so an arrival waits I / 2 iterations on average, and its cycle is as much longer.
+
+    ``train``: the clients' prompts arrive one iteration apart in a train (fixed lengths against an engine
+    with an overlapped scheduler, the module's "Trains"): the :data:`TRAIN_ITERATIONS` iterations ahead of a
+    prompt's first token besides its own carry the neighbouring clients' prompts, in place of the arrival's
+    wait and ``first_token_lag_iterations`` at the mean iteration. Default False: staggered arrivals."""
     C, N_in, N_out, poll = np.broadcast_arrays(
         *(np.asarray(x, dtype=np.float64) for x in (concurrency, isl, osl, poll_iterations))
     )
@@ -453,6 +478,7 @@ def loop_parts(
         held_iterations=_held(batch_wait, adp_balance, rate=rate, isl=N_in, decodes=D * n, ranks=ranks),
         overlap_host=overlap_host,
         wave_iterations=wave_prefill_iterations(R, N_in, free),
+        train=train,
     )
 
 
@@ -591,6 +617,10 @@ class LoopParts:
     of ceil(i isl / P) (:func:`wave_prefill_iterations`); None: the continuous (R - 1) isl / (2 P) +
     ceil(isl / P)."""
 
+    train: bool = False
+    """Whether the clients' prompts arrive in a train, one iteration apart, so that the iterations ahead of
+    a prompt's first token carry the neighbouring clients' prompts (:func:`loop_parts`)."""
+
     def step_s(self, kernels_s: npt.ArrayLike, params: LoopParams) -> FloatArray:
         """One iteration whose kernels take ``kernels_s`` [s], with the host's work: ``step_overhead_s`` on
         the critical path, and ``overlapped_host_s`` after the kernels, or, with :attr:`overlap_host`,
@@ -657,6 +687,11 @@ class LoopParts:
         if self.held_iterations is not None:  # held in decode-only iterations before its prefill
             prompt = prompt + self.held_iterations * self.step_s(self.decode_only_s, params)
         mean = self.iteration_s(params) if iteration is None else iteration
+        if self.train:  # the iterations ahead carry the train's neighbouring prompts, but at its head
+            share = np.clip(1.0 - (TRAIN_ITERATIONS + 1.0) / (2.0 * clients), 0.0, 1.0)
+            with_prompt = self.step_s(self._with_prompt_s(params), params)
+            ahead = TRAIN_ITERATIONS * (share * with_prompt + (1.0 - share) * mean)
+            return np.asarray(params.request_overhead_s + queued * mean + ahead + prompt)
         lag = (wait + queued + params.first_token_lag_iterations) * mean
         return np.asarray(params.request_overhead_s + lag + prompt)
 

@@ -547,3 +547,20 @@ def test_an_overlapped_wave_by_hand() -> None:
     np.testing.assert_allclose(parts.wave_ttft_s(params), 2.5 * 0.201, rtol=1e-12)
     # (R + 1) isl / (2 P) - 1 = 1.5 wave iterations of wait spread over 100 decodes of 0.051 s
     np.testing.assert_allclose(parts.wave_tpot_s(params), 0.051 + 1.5 * 0.201 / 100, rtol=1e-12)
+
+
+def test_a_train_of_clients_waits_through_its_neighbours_prompts_counted_by_hand() -> None:
+    """Fixed lengths keep C clients in a train, one prompt per iteration: besides its own 0.1 s prompt
+    iteration, the i-th client's first token waits through two more, of which min(i - 1, 2) carry the
+    clients ahead of it (0.1 s) and the rest decode only (0.01 s, the mean here: no iteration of the
+    hand-written steady state carries a prompt). Counted client by client, against the model's mean."""
+    params = LoopParams(request_overhead_s=0.05, first_token_lag_iterations=1.7)
+    for clients in (1, 2, 3, 4, 9):
+        parts = dataclasses.replace(_hand_parts(concurrency=clients, running=clients), train=True)
+        by_hand = [
+            0.05 + min(i - 1, 2) * 0.1 + (2 - min(i - 1, 2)) * 0.01 + 0.1 for i in range(1, clients + 1)
+        ]
+        assert float(parts.steady_ttft_s(params)) == pytest.approx(np.mean(by_hand), rel=1e-12)
+    # staggered arrivals (the default) keep half an iteration of wait and the lag at the mean iteration
+    parts = _hand_parts(concurrency=4, running=4)
+    assert float(parts.steady_ttft_s(params)) == pytest.approx(0.05 + (0.5 + 1.7) * 0.01 + 0.1, rel=1e-12)

@@ -13,7 +13,13 @@ import pytest
 from conftest import PUBLIC_GPU as DATA
 
 from costmodel.closed_loop import LoopParams, LoopParts
-from validation.public.harness import AICONFIGURATOR, MIN_CALIBRATION_ROWS, REFERENCE, row_harness
+from validation.public.harness import (
+    AICONFIGURATOR,
+    MIN_CALIBRATION_ROWS,
+    REFERENCE,
+    row_harness,
+    runs_as_train,
+)
 from validation.public.silicon import (
     MEASURED,
     fit_serving_params,
@@ -92,3 +98,18 @@ def test_other_engines_and_small_harnesses_keep_one_overhead(two_harnesses: Path
     table.loc[table.index[harness == AICONFIGURATOR][:3], "split"] = "calibration"
     _, overheads = fit_serving_params(table, groups)
     assert overheads == {}
+
+
+def test_only_fixed_lengths_against_an_overlapped_scheduler_run_as_a_train(two_harnesses: Path) -> None:
+    """aiconfigurator's collection asks for fixed lengths; InferenceX draws them from a range. Of the
+    engines, TensorRT-LLM's overlapped scheduler makes a train of them (harness.TRAIN_ENGINES)."""
+    aic, ref = pd.Series([AICONFIGURATOR] * 2), pd.Series([REFERENCE] * 2)
+    assert runs_as_train("trtllm", aic)
+    assert not runs_as_train("trtllm", ref)
+    assert not runs_as_train("vllm", aic)
+    assert not runs_as_train("trtllm", pd.Series([AICONFIGURATOR, REFERENCE]))
+    table, groups = silicon_parts(two_harnesses)
+    harness = row_harness(table)
+    for index, parts in groups:
+        assert isinstance(parts, LoopParts)
+        assert parts.train == (harness[index[0]] == AICONFIGURATOR)

@@ -35,8 +35,30 @@ HARNESS_ENGINES = ("trtllm",)
 """Engines whose rows of another harness get that harness's fitted request overhead. The harness is the
 same for every engine; vLLM's and SGLang's rows keep one figure until their owners refit them with it
 (docs/serving.md, "TensorRT-LLM's harnesses")."""
+FIXED_LENGTHS = (AICONFIGURATOR,)
+"""Harnesses whose every request has the same prompt and output lengths. aiconfigurator's benchmark
+runner asks genai-perf for ``--synthetic-input-tokens-stddev 0`` and ``--output-tokens-stddev 0`` with
+``min_tokens`` = ``max_tokens`` = osl and ``ignore_eos`` (``genai_perf_runner.run``,
+https://github.com/ai-dynamo/aiconfigurator/blob/5e1618757742e5d185063dbcaa7de7325413f1db/src/aiconfigurator/eval/benchmarks/genai_perf_runner.py);
+InferenceX draws its lengths from [0.8 L, L] (``validation.public.inferencex.RANGE_RATIO``)."""
+TRAIN_ENGINES = ("trtllm",)
+"""Engines whose rows of a fixed-length harness run as a train (``train`` of
+:func:`costmodel.closed_loop.loop_parts`): TensorRT-LLM, whose overlapped scheduler is on by default and
+which aiconfigurator's generator launches with ``disable_overlap_scheduler: false`` for an aggregated
+worker, without chunked prefill and with ``max_num_tokens`` = batch + isl + 1500, one prompt per
+iteration (``TRTLLMGenerator.generate``,
+https://github.com/ai-dynamo/aiconfigurator/blob/77cd2507e57a88b09ad8e9d896113cdf3b5c634e/src/aiconfigurator/generator/backends/trtllm.py;
+``extra_engine_args.1.0.0rc3.yaml.j2`` beside it). vLLM's scheduler does not overlap by default; its
+rows of the harness were tried as a train and did not gain (docs/serving.md, session 11, h11-aich)."""
 MIN_CALIBRATION_ROWS = 20
 """Calibration rows a harness needs for its own request overhead to be fitted; fewer: the reference's."""
+
+
+def runs_as_train(backend: str, harness: pd.Series) -> bool:
+    """Whether rows of ``backend`` measured by ``harness`` (:func:`row_harness` of one group's rows, all
+    of them one harness) run as a train: an engine of :data:`TRAIN_ENGINES` under a harness of
+    :data:`FIXED_LENGTHS`."""
+    return backend in TRAIN_ENGINES and bool(harness.isin(FIXED_LENGTHS).all())
 
 
 def row_harness(table: pd.DataFrame) -> pd.Series:

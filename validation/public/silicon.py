@@ -67,7 +67,7 @@ from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
 from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens, vllm_large_gpu
-from validation.public.harness import AICONFIGURATOR, HARNESS_ENGINES, row_harness
+from validation.public.harness import AICONFIGURATOR, HARNESS_ENGINES, row_harness, runs_as_train
 from validation.public.harness import MIN_CALIBRATION_ROWS as HARNESS_MIN_ROWS
 from validation.public.harness import REFERENCE as HARNESS_REFERENCE
 from validation.public.inferencex import (
@@ -511,6 +511,8 @@ def silicon_parts(
                 # InferenceX's TensorRT-LLM runs: the first of ten cycles per client is a wave
                 wave_share=1.0 / REQUESTS_PER_CLIENT if ix and backend == "trtllm" else None,
                 overlap_host=overlap_host(bool(ix), *where),
+                # fixed lengths against an overlapped scheduler: the clients' prompts come in a train
+                train=runs_as_train(str(backend), row_harness(rows)),
             )
         except (CostmodelError, ValueError) as error:
             why = re.sub(r"^invalid Deployment: \(profile\): ", "", str(error).splitlines()[0])
