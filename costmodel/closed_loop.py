@@ -307,6 +307,7 @@ def closed_loop(
     adp_balance: AdpBalance | None = None,
     wave_share: npt.ArrayLike | None = None,
     overlap_host: bool = False,
+    train: bool = False,
 ) -> ClosedLoop:
     """Mean TTFT and TPOT of ``concurrency`` clients sending ``isl``/``osl`` requests back to back.
 
@@ -334,6 +335,9 @@ def closed_loop(
     overlap_host : the engine's host work of an iteration runs while the GPU runs the previous one, so an
         iteration lasts max(kernels, ``step_overhead_s``) instead of their sum (default False; see
         :func:`loop_parts`).
+    train : the clients' prompts arrive one iteration apart in a train (fixed lengths against an engine
+        that prefills one prompt per iteration with overlapped scheduling; default False; see
+        :func:`loop_parts`).
 
     Arrays broadcast. See the module docstring for the model and its assumptions.
     """
@@ -350,6 +354,7 @@ def closed_loop(
         adp_balance=adp_balance,
         wave_share=wave_share,
         overlap_host=overlap_host,
+        train=train,
     )
     return parts.result(params or LoopParams())
 

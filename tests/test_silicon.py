@@ -351,7 +351,8 @@ def test_trtllm_rows_whose_clients_fill_tp_ranks_are_attention_dp() -> None:
 
 def test_a_tp_row_read_as_attention_dp_is_the_closed_loop_of_its_ranks(tmp_path: Path) -> None:
     """gpt-oss-120b on H100 with TensorRT-LLM at tp_size 4 (MoE TP 4), batch_size 48 and 192 clients is
-    predicted as four attention-DP ranks of one GPU with 48 sequences each."""
+    predicted as four attention-DP ranks of one GPU with 48 sequences each (aiconfigurator's collection: a
+    train of prompts)."""
     from costmodel.closed_loop import closed_loop
     from costmodel.registry import load_hardware
     from costmodel.serving import Engine
@@ -380,7 +381,12 @@ def test_a_tp_row_read_as_attention_dp_is_the_closed_loop_of_its_ranks(tmp_path:
     )  # fmt: skip
     engine = engine_memory("trtllm", engine)
     expected = closed_loop(
-        engine, concurrency=192, isl=4000, osl=1000, reserved_tokens=reserved_tokens("trtllm", 4000.0, 1000.0)
+        engine,
+        concurrency=192,
+        isl=4000,
+        osl=1000,
+        reserved_tokens=reserved_tokens("trtllm", 4000.0, 1000.0),
+        train=True,  # aiconfigurator's fixed-length collection against TensorRT-LLM (harness.runs_as_train)
     )
     assert predicted.predicted_ttft_ms == pytest.approx(float(expected.ttft_s) * 1e3, rel=1e-12)
     assert predicted.predicted_tpot_ms == pytest.approx(float(expected.tpot_s) * 1e3, rel=1e-12)
