@@ -1054,3 +1054,23 @@ def test_sglang_drafting_is_an_argument_off_by_default(tmp_path: Path) -> None:
     a = MTP_ACCEPTANCE_RATE
     assert plain.tokens_per_iteration == 1.0
     assert drafting.tokens_per_iteration == pytest.approx(1 + a + a**2 + a**3)
+
+
+def test_the_dumps_deepseek_v3_rows_are_copies_of_deepseek_r1_measurements(
+    silicon_table: pd.DataFrame,
+) -> None:
+    """InferenceX's database dump names DeepSeek-R1 runs (ids ``dsr1_*``) DeepSeek-V3; each repeats an R1
+    row's TTFT and TPOT to the hundredth of a millisecond at the same system, engine, lengths and
+    concurrency, so the two are one measurement and share a label (and so a split), whatever the model
+    column says."""
+    table = silicon_table.reset_index(drop=True)
+    labels = pd.Series(repeated_measurement(table), index=table.index)
+    v3_r1 = (table["model_path"] == "deepseek-ai/DeepSeek-V3") & table["id"].str.startswith("dsr1_")
+    assert v3_r1.sum() > 100
+    r1_labels = set(labels[table["model_path"] == "deepseek-ai/DeepSeek-R1"])
+    assert labels[v3_r1].isin(r1_labels).mean() > 0.5  # most have their R1 result-file row in the sample
+    # and no label joins two models other than this pair
+    models = table.groupby(labels)["model_path"].agg(lambda names: frozenset(names))
+    assert {m for m in models if len(m) > 1} <= {
+        frozenset({"deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3"})
+    }

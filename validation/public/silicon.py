@@ -536,17 +536,20 @@ def silicon_parts(
     return table, groups
 
 
-REPEAT_KEYS = ("system", "backend", "mode", "model_path", "isl", "osl", "concurrency")
-"""What rows repeating one measurement share besides its TTFT and TPOT (:func:`repeated_measurement`)."""
+REPEAT_KEYS = ("system", "backend", "mode", "isl", "osl", "concurrency")
+"""What rows repeating one measurement share besides its TTFT and TPOT (:func:`repeated_measurement`). Not
+the model: InferenceX's database dump labels DeepSeek-R1 runs (ids ``dsr1_*``) as DeepSeek-V3, the same
+measurement as the R1 result file's row to the hundredth of a millisecond, so a model key gave the two copies
+separate splits."""
 
 
 def repeated_measurement(table: pd.DataFrame) -> npt.NDArray[np.intp]:
     """Per row, a label shared by the rows that repeat one measurement: the same system, engine, mode,
-    model, lengths and concurrency, and the same measured TTFT and TPOT to 0.01 ms (the sample's
+    lengths and concurrency, and the same measured TTFT and TPOT to 0.01 ms (the sample's
     precision). The sample holds one benchmark run more than once: its result file and the database dump
-    of the same run, and files that re-export other runs
-    (:data:`validation.public.inferencex.REEXPORTED_FILES`); 1,091 of its 2,969 rows repeat another's
-    measurement. Equality of two measurements is all this looks at, never their size or any
+    of the same run (which names DeepSeek-R1 runs DeepSeek-V3, :data:`REPEAT_KEYS`), and files that
+    re-export other runs (:data:`validation.public.inferencex.REEXPORTED_FILES`); 1,449 of its 2,969 rows
+    repeat another's measurement. Equality of two measurements is all this looks at, never their size or any
     prediction."""
     keys = table[list(REPEAT_KEYS)].astype(str)
     keys = keys.assign(
