@@ -1074,3 +1074,30 @@ def test_the_dumps_deepseek_v3_rows_are_copies_of_deepseek_r1_measurements(
     assert {m for m in models if len(m) > 1} <= {
         frozenset({"deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3"})
     }
+
+
+def test_the_2025_11_18_fp8_campaign_lacks_the_flat_stall_the_rule_asks_for(
+    silicon_table: pd.DataFrame,
+) -> None:
+    """The audit's rule (docs/serving.md, "The cold-start signature across engines") refuses a campaign
+    beyond its chunk only where the TTFT beyond the line is flat over at least two concurrencies. The
+    2025-11-18 SGLang fp8 campaign (tp 8, ``--chunked-prefill-size 32768``, ``dsr1_fp8_b200.sh``) steps at
+    that line but shows no such plateau: at isl 1024 a single concurrency (64 clients) lies beyond it, and
+    at isl 8192 the TTFT beyond it grows by more than half from 8 to 64 clients. Its rows stay covered."""
+    table = silicon_table
+    campaign = table[
+        (table["backend"] == "sglang")
+        & table["silicon_data_source"].str.contains("measured=2025-11-18", regex=False)
+        & (table["model_path"] == "deepseek-ai/DeepSeek-R1")
+    ]
+    chunk = 32768.0
+    beyond = campaign[campaign["concurrency"] * campaign["isl"] > chunk]
+    for isl, rows in beyond.groupby("isl"):
+        if isl == 1024:
+            assert rows["concurrency"].nunique() == 1
+        else:
+            ttft = rows["silicon_ttft_ms"]
+            assert rows["concurrency"].nunique() >= 2
+            assert ttft.max() > 1.5 * ttft.min()
+    assert set(beyond["isl"]) == {1024, 8192}
+    assert not cold_start_rows(campaign).any()

@@ -73,7 +73,9 @@ state of the engine. The same signature, mean TTFT 5.7 s and p99 73 s at 64 clie
 0.94 s at 32, was reported for this script on B200 (SGLang 0.5.6, tp 8, 1k / 1k) in
 https://github.com/SemiAnalysisAI/InferenceX/issues/870. The later campaigns of the same scripts (0.5.9
 images, 2026-03 and 04) show no such step. What was built is not stated, so the stall is not modelled:
-these rows are not covered, with the reason (:func:`cold_start_rows`)."""
+these rows are not covered, with the reason (:func:`cold_start_rows`). An audit of every engine's
+InferenceX and aiconfigurator campaigns by one rule (docs/serving.md, "The cold-start signature across
+engines") finds the flat excess at a stated line in this campaign alone."""
 
 COLD_START_REASON = (
     "start-up stall in the measured run: the client's first wave exceeds the script's chunked prefill "
