@@ -232,6 +232,8 @@ class _Setup:
             expert_activation_dtype=w.expert_activation_dtype,
             component_dtypes=w.component_formats or None,
             count_launches=self.efficiency.execution_mode == "eager",  # read only by eager timing
+            # an engine's eager pass launches that engine's kernels: TensorRT-LLM's are counted apart
+            launch_counts="trtllm" if self.efficiency.kernel_engine == "trtllm" else "reference",
         )
 
     @property
