@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from costmodel import checks
 from costmodel.errors import CostmodelError
+from costmodel.execution import has_trtllm_launches
 from costmodel.flops import Recompute, forward_flop
 from costmodel.memory import (
     Sparsity,
@@ -232,6 +233,11 @@ class _Setup:
             expert_activation_dtype=w.expert_activation_dtype,
             component_dtypes=w.component_formats or None,
             count_launches=self.efficiency.execution_mode == "eager",  # read only by eager timing
+            # an engine's eager pass launches that engine's kernels: TensorRT-LLM's are counted apart for the
+            # layer they were counted from (DeepSeek-V3's); another model keeps the reference decoder's count
+            launch_counts="trtllm"
+            if self.efficiency.kernel_engine == "trtllm" and has_trtllm_launches(self.model)
+            else "reference",
         )
 
     @property

@@ -31,6 +31,11 @@ cache, routed experts looped over in Python as Hugging Face's Mixtral does), che
 them out; Hugging Face's ``apply_rotary_pos_emb`` adds about 7 kernels per layer for q and k), an explicit
 attention mask (3 kernels per pass, 3 more with a sliding window), and operators the reference does not run
 (SSM scans, linear attention, MLA's absorbed form, the sparse-attention indexer: one kernel each).
+
+TensorRT-LLM's PyTorch backend run without CUDA graphs is counted apart (``launch_counts="trtllm"`` of
+:func:`costmodel.ops.forward_ops`, chosen by ``Efficiency.kernel_engine``): its DeepSeek-V3 layer issues
+fused custom operators, not the reference decoder's per-expert loop, so each operator pays ``dispatch_s``
+for every host call of :data:`TRTLLM_DEEPSEEK_V3_HOST_CALLS` (:func:`trtllm_launches`).
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from costmodel.ops import AttentionImpl, Op
     from costmodel.specs import ModelProfile
+
+LaunchCounts = Literal["reference", "trtllm"]
+"""Whose kernel sequence an eager pass launches: the reference decoder's (:func:`eager_launches`) or
+TensorRT-LLM's PyTorch backend's (:func:`trtllm_launches`)."""
 
 FloatArray = npt.NDArray[np.float64]
 ExecutionMode = Literal["graphs", "eager"]
@@ -177,3 +186,87 @@ def host_terms(
     if same_core:
         return np.asarray(compute_s + host_s), np.asarray(memory_s + host_s)
     return np.asarray(np.maximum(compute_s, host_s)), np.asarray(memory_s)
+
+
+TRTLLM_DEEPSEEK_V3_HOST_CALLS: dict[str, float] = {
+    "embedding": 1.0,
+    "norm": 1.0,
+    "qkv_proj": 7.0,
+    "kv_up_proj": 6.0,
+    "attention": 2.0,
+    "o_proj": 2.0,
+    "mlp_up": 2.0,
+    "mlp_act": 1.0,
+    "mlp_down": 2.0,
+    "router": 11.0,
+    "experts_up": 1.0,
+    "experts_act": 0.0,
+    "experts_down": 1.0,
+    "shared_up": 2.0,
+    "shared_act": 1.0,
+    "shared_down": 3.0,
+    "lm_head": 3.0,
+}
+"""Host calls (PyTorch operators issued from Python, each one dispatch and at least one kernel) per
+occurrence of each operator of a DeepSeek-V3 decode pass in TensorRT-LLM's PyTorch backend on Hopper, with
+fp8 block-scaled weights, attention DP (no tensor-parallel all-reduce, ``enable_fusion`` off) and the
+``WIDEEP`` MoE with DeepEP's normal all-to-all, counted from the source
+(https://github.com/NVIDIA/TensorRT-LLM, ``tensorrt_llm/_torch``):
+
+- ``norm`` 1: ``RMSNorm`` with the residual is one fused add + norm kernel; a layer has two
+  (``post_attention_layernorm``, ``next_layer_layernorm``: ``DeepseekV3DecoderLayer.forward_MoE``).
+- ``qkv_proj`` 7 (``MLA.forward_impl``, ``modules/attention.py``): ``kv_a_proj_with_mqa`` (an fp8
+  block-scaled ``Linear``: the 1 x 128 activation quantization, then the GEMM: 2), ``q_a_layernorm`` and
+  ``kv_a_layernorm`` (2), ``q_b_proj`` (2), the ``torch.concat`` of the latent cache entry (1).
+- ``kv_up_proj`` 6 (``MLA.forward_absorption_generation``): the absorbed ``k_b_proj`` and ``v_b_proj``
+  products, each ``fp8_block_scaling_bmm_out`` on SM 90: ``fp8_batched_quantize_1x128_permute102``, the
+  bmm, the ``copy_`` into the output (3 each).
+- ``attention`` 2: ``mla_rope_generation``, then the attention op (``_attn_forward_gen``).
+- ``o_proj``, ``mlp_up``, ``mlp_down``, ``shared_up`` 2 each (quantization and GEMM); ``mlp_act`` and
+  ``shared_act`` 1 (the fused SwiGLU); ``shared_down`` 3 (its 2, and ``shared_output + routed_output`` in
+  ``Deepseekv3MoE.forward``).
+- ``router`` 11: ``dsv3_router_gemm_op`` (``DeepseekV3Gate.forward``), the compiled ``get_scores`` and
+  ``noaux_tc_op`` and the indices' ``.to(torch.int32)`` (``Deepseekv3RoutingImpl``: 3), the slots'
+  ``.to(torch.int64)`` for DeepEP, DeepEP's ``get_dispatch_layout`` and ``dispatch`` (2), and the adapter
+  after it (``recv_topk_idx.to(torch.int32)``, ``== -1``, ``+=``, the masked assignment: 4)
+  (``WideEPMoE.forward_chunk``, ``modules/fused_moe/fused_moe_wide_ep.py``). The all-to-all is the
+  ``allgather_moe`` operator of :mod:`costmodel.ops`, a collective, which pays no host time in
+  :func:`costmodel.kernel_times.op_times`, so its host calls ride on the router before it.
+- ``experts_up`` 1: ``torch.ops.trtllm.fused_moe``, one call for the routed experts' permutation, both
+  grouped GEMMs, the activation and the finalize (``experts_act`` 0); ``experts_down`` 1: DeepEP's
+  ``combine`` (the ``reducescatter_moe`` collective's host call).
+- ``embedding`` 1; ``lm_head`` 3: the final norm, the head GEMM and the sampler's pick.
+
+The kernels a C++ operator launches inside one call (``fused_moe``'s routing, the attention op's
+scheduling, DeepEP's notify kernels) ride on that call's one dispatch, so the count is a lower bound of the
+kernels and the count of what the Python host issues: 38 per MoE layer, 24 per dense layer."""
+
+
+def has_trtllm_launches(model: ModelProfile) -> bool:
+    """Whether :data:`TRTLLM_DEEPSEEK_V3_HOST_CALLS` counts ``model``'s layer: multi-head latent attention,
+    routed experts and one shared expert (DeepSeek-V3's)."""
+    return model.mla is not None and model.moe is not None and model.moe.n_shared_experts == 1
+
+
+def trtllm_launches(model: ModelProfile, ops: Sequence[Op]) -> tuple[Op, ...]:
+    """``ops`` with ``launches`` set to the host calls TensorRT-LLM's PyTorch backend issues for each
+    occurrence (:data:`TRTLLM_DEEPSEEK_V3_HOST_CALLS`), for a pass it runs without CUDA graphs.
+
+    The counts are DeepSeek-V3's layer (MLA, routed and shared experts); another architecture raises
+    :class:`costmodel.errors.CostmodelError` rather than borrow them."""
+    from costmodel.errors import CostmodelError
+
+    if not has_trtllm_launches(model):
+        raise CostmodelError(
+            f"{model.name}: TensorRT-LLM's eager launch counts are counted for DeepSeek-V3's layer only "
+            "(multi-head latent attention, routed experts and one shared expert)"
+        )
+    from costmodel.ops import COLLECTIVES
+
+    unknown = sorted(
+        {op.name for op in ops if op.kind not in COLLECTIVES} - set(TRTLLM_DEEPSEEK_V3_HOST_CALLS)
+    )
+    if unknown:
+        raise CostmodelError(f"{model.name}: no TensorRT-LLM launch count for operators {unknown}")
+    # a collective pays no host time of its own in the eager timing: its host calls are counted around it
+    return tuple(_with_launches(op, TRTLLM_DEEPSEEK_V3_HOST_CALLS.get(op.name, 0.0)) for op in ops)

@@ -55,7 +55,7 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel.dtypes import get_dtype, runs_natively, storage_bytes
-from costmodel.execution import eager_launches
+from costmodel.execution import LaunchCounts, eager_launches, trtllm_launches
 from costmodel.flops import AttentionMask, attended_keys, group_attended_keys
 from costmodel.kernel_shapes import (
     AttentionShape,
@@ -253,6 +253,7 @@ def forward_ops(
     expert_activation_dtype: str | None = None,
     component_dtypes: Mapping[str, str] | None = None,
     count_launches: bool = True,
+    launch_counts: LaunchCounts = "reference",
 ) -> tuple[Op, ...]:
     """The operators of one forward pass over ``new_tokens`` per sequence after ``past_tokens``.
 
@@ -290,6 +291,10 @@ def forward_ops(
     count_launches : bool
         Set each operator's eager kernel count (``Op.launches``, :func:`costmodel.execution.eager_launches`);
         False leaves the default 1, for a caller timing in the 'graphs' execution mode, which never reads it.
+    launch_counts : {"reference", "trtllm"}
+        Whose kernel sequence the counts are: the reference decoder's
+        (:func:`costmodel.execution.eager_launches`) or TensorRT-LLM's PyTorch backend's
+        (:func:`costmodel.execution.trtllm_launches`).
     """
     B = np.asarray(batch_size, dtype=np.float64)
     n = np.asarray(new_tokens, dtype=np.float64)
@@ -772,4 +777,6 @@ def forward_ops(
         matmul("lm_head", "output_head", "lm_head", 1, head_tokens, d, model.vocab_size)
     if not count_launches:
         return tuple(ops)
+    if launch_counts == "trtllm":
+        return trtllm_launches(model, ops)
     return eager_launches(model, ops, tokens=T, ep=ep, attention_impl=attention_impl)

@@ -231,3 +231,150 @@ def test_estimate_decode_steps_pay_the_eager_dispatch(hardware: Any) -> None:
     else:
         eager = costmodel.estimate(model, hardware, work, efficiency=_eager(hardware, 1e-3))
         assert float(eager.tpot_s) >= _launches(ops) * 1e-3 > float(graphs.tpot_s)
+
+
+# TensorRT-LLM's DeepSeek-V3 decode layer without CUDA graphs (attention DP, fp8 block scales, Hopper,
+# WIDEEP MoE with DeepEP's normal all-to-all), written out call by call from its source
+# (https://github.com/NVIDIA/TensorRT-LLM, tensorrt_llm/_torch): the oracle of the per-operator counts.
+_MLA_GENERATION_CALLS = (  # modules/attention.py, MLA.forward_impl + forward_absorption_generation
+    "kv_a_proj_with_mqa: fp8 1x128 quantize",
+    "kv_a_proj_with_mqa: fp8 block-scaled GEMM",
+    "q_a_layernorm",
+    "kv_a_layernorm",
+    "q_b_proj: quantize",
+    "q_b_proj: GEMM",
+    "torch.concat([compressed_kv, k_pe])",
+    "k_b_proj_trans: fp8_batched_quantize_1x128_permute102",
+    "k_b_proj_trans: fp8_block_scaling_bmm_out",
+    "k_b_proj_trans: out.copy_",
+    "mla_rope_generation",
+    "attention op (_attn_forward_gen)",
+    "v_b_proj: fp8_batched_quantize_1x128_permute102",
+    "v_b_proj: fp8_block_scaling_bmm_out",
+    "v_b_proj: out.copy_",
+    "o_proj: quantize",
+    "o_proj: GEMM",
+)
+_MOE_CALLS = (  # models/modeling_deepseekv3.py Deepseekv3MoE.forward; fused_moe_wide_ep.py forward_chunk
+    "dsv3_router_gemm_op",
+    "get_scores (torch.compile'd)",
+    "noaux_tc_op",
+    "topk_indices.to(torch.int32)",
+    "token_selected_slots.to(torch.int64)",
+    "DeepEP get_dispatch_layout",
+    "DeepEP dispatch",
+    "recv_topk_idx.to(torch.int32)",
+    "token_selected_slots == -1",
+    "token_selected_slots += offset",
+    "token_selected_slots[mask] = num_slots",
+    "torch.ops.trtllm.fused_moe",
+    "DeepEP combine",
+    "shared gate_up_proj: quantize",
+    "shared gate_up_proj: GEMM",
+    "shared SwiGLU",
+    "shared down_proj: quantize",
+    "shared down_proj: GEMM",
+    "shared_output + routed_output",
+)
+_DENSE_MLP_CALLS = (
+    "gate_up_proj: quantize",
+    "gate_up_proj: GEMM",
+    "SwiGLU",
+    "down_proj: quantize",
+    "down_proj: GEMM",
+)
+_LAYER_NORMS = ("post_attention_layernorm", "next_layer_layernorm")  # fused residual add + RMSNorm each
+
+
+def _trtllm_decode_ops(model: Any, **kwargs: Any) -> Any:
+    return forward_ops(
+        model, batch_size=32, new_tokens=1, past_tokens=1024, weight_dtype="fp8", activation_dtype="fp8",
+        kv_dtype="fp8", ep=16, attention_dp=16, launch_counts="trtllm", **kwargs,
+    )  # fmt: skip
+
+
+def test_trtllm_host_calls_follow_the_deepseek_v3_source() -> None:
+    """Per layer, the host calls of the operators add up to the calls written out from TensorRT-LLM's
+    source: 38 per MoE layer, 24 per dense one, and the pass's embedding and head (1 + 3)."""
+    model = costmodel.load_model("deepseek-v3")
+    assert model.moe is not None
+    ops = _trtllm_decode_ops(model)
+    per_layer: dict[str, float] = collections.defaultdict(float)
+    for op in ops:
+        per_layer[op.name] += float(op.launches) * op.layers
+    moe_layers = model.n_layers - model.moe.first_dense_layers
+    moe_call_count = len(_LAYER_NORMS) + len(_MLA_GENERATION_CALLS) + len(_MOE_CALLS)
+    dense_call_count = len(_LAYER_NORMS) + len(_MLA_GENERATION_CALLS) + len(_DENSE_MLP_CALLS)
+    assert (moe_call_count, dense_call_count) == (38, 24)
+    assert _launches(ops) == moe_layers * moe_call_count + model.moe.first_dense_layers * dense_call_count + 4
+    attention = sum(per_layer[n] for n in ("qkv_proj", "kv_up_proj", "attention", "o_proj"))
+    assert attention == model.n_layers * len(_MLA_GENERATION_CALLS)
+    routed = sum(per_layer[n] for n in ("router", "experts_up", "experts_act", "experts_down"))
+    shared = sum(per_layer[n] for n in ("shared_up", "shared_act", "shared_down"))
+    assert routed + shared == moe_layers * len(_MOE_CALLS)
+    assert per_layer["norm"] == model.n_layers * len(_LAYER_NORMS)
+    # the collectives carry no host time of their own: DeepEP's calls are on the router and experts_down
+    assert all(float(op.launches) == 0.0 for op in ops if op.kind in ("allgather", "reducescatter"))
+
+
+def test_trtllm_counts_do_not_depend_on_the_batch() -> None:
+    """Fused operators: the host calls of a pass are the same at 1 and 256 sequences per rank (the reference
+    decoder's per-expert loop launches more as more experts are touched)."""
+    model = costmodel.load_model("deepseek-v3")
+    small, large = (
+        forward_ops(model, batch_size=b, new_tokens=1, past_tokens=1024, ep=16, attention_dp=16,
+                    launch_counts="trtllm")
+        for b in (1, 256)
+    )  # fmt: skip
+    assert _launches(small) == _launches(large)
+
+
+def test_trtllm_counts_refuse_another_architecture() -> None:
+    with pytest.raises(CostmodelError, match="DeepSeek-V3"):
+        forward_ops(costmodel.load_model("llama-3-8b"), batch_size=1, new_tokens=1, launch_counts="trtllm")
+
+
+def test_graphed_trtllm_passes_are_untouched_and_eager_ones_pay_the_calls() -> None:
+    """A TensorRT-LLM engine in the default 'graphs' mode: the same step as before, whatever the counts; in
+    'eager' mode each operator takes the longer of its device time and its calls x dispatch_s, so the step
+    grows by at most the pass's calls x dispatch_s."""
+    from costmodel.specs import Deployment, Workload
+
+    model = costmodel.load_model("deepseek-v3")
+    work = Workload(batch_size=32, prompt_len=1024, output_len=64, weight_dtype="fp8",
+                    activation_dtype="fp8", kv_dtype="fp8")  # fmt: skip
+    dep = Deployment(tp=1, attention_dp=16, moe_ep=16)
+    trt = H100.efficiency.model_copy(update={"kernel_engine": "trtllm"})
+    graphs = costmodel.estimate(model, H100, work, dep, efficiency=trt)
+    kernels_only = trt.model_copy(update={"execution_mode": "eager", "dispatch_s": 0.0})
+    assert float(costmodel.estimate(model, H100, work, dep, efficiency=kernels_only).tpot_s) == pytest.approx(
+        float(graphs.tpot_s)
+    )
+    eager = costmodel.estimate(
+        model, H100, work, dep, efficiency=trt.model_copy(update={"execution_mode": "eager"})
+    )
+    calls = _launches(_trtllm_decode_ops(model, logits="last"))
+    assert (
+        float(graphs.tpot_s) < float(eager.tpot_s) <= float(graphs.tpot_s) + calls * trt.dispatch_s * 1.0001
+    )
+
+
+def test_an_eager_trtllm_engine_of_another_model_keeps_the_reference_count() -> None:
+    """TensorRT-LLM's host calls are counted for DeepSeek-V3's layer only: an eager TensorRT-LLM estimate of
+    a dense model takes the reference decoder's launches, as before those counts existed, not an error."""
+    from costmodel.execution import has_trtllm_launches
+
+    llama = costmodel.load_model("llama-3-8b")
+    assert not has_trtllm_launches(llama)
+    assert has_trtllm_launches(costmodel.load_model("deepseek-v3"))
+    hardware = costmodel.load_hardware("h100-sxm")
+    efficiency = hardware.efficiency.model_copy(update={"kernel_engine": "trtllm", "execution_mode": "eager"})
+    reference = hardware.efficiency.model_copy(update={"execution_mode": "eager"})
+    from costmodel.specs import Workload
+
+    work = Workload(batch_size=4, prompt_len=256, output_len=16)
+    trt = costmodel.estimate(llama, hardware, work, efficiency=efficiency)
+    ref = costmodel.estimate(llama, hardware, work, efficiency=reference)
+    # the same launches (the reference decoder's); only the kernel keys differ between the two engines
+    assert float(trt.tpot_s) > 0
+    assert float(ref.tpot_s) > 0

@@ -111,3 +111,36 @@ def test_every_b200_fp8_recipe_states_its_decode_moe_backend_by_its_decode_layou
                 assert recipe.decode_moe_backend == "TRTLLM", recipe.source
         else:
             assert recipe.decode_moe_backend is None, recipe.source
+
+
+def test_only_the_h100_attention_dp_decode_recipes_force_deepep() -> None:
+    """As read: every H100 recipe whose decode workers run 16 attention-DP ranks (two 8-GPU nodes) forces
+    DeepEP's normal all-to-all in its decode environment; no tensor-parallel decode recipe and no B200 one
+    forces any."""
+    for recipe in RECIPES:
+        two_node_adp = recipe.system == "h100_sxm" and recipe.decode_attention_dp and recipe.decode_gpus == 16
+        assert recipe.decode_alltoall == ("DeepEP" if two_node_adp else None), recipe.source
+
+
+def test_only_rows_of_a_deepep_recipe_decode_without_graphs(silicon_table: pd.DataFrame) -> None:
+    """recipe_decode_graphs is False exactly on the rows its DeepEP recipes run; every other row (the graphed
+    recipes, B200, other engines, rows no recipe matches) keeps its CUDA graphs."""
+    from validation.public.inferencex_disagg import recipe_decode_graphs
+    from validation.public.inferencex_disagg_workers import DRAFT_TOKENS, WORKER_COLUMNS, master_workers
+
+    # the deployment of the master configuration that ran a row stating none, as the prediction fills it
+    workers = master_workers(silicon_table)[0]
+    silicon_table = silicon_table.assign(
+        **{c: workers[c].fillna(silicon_table[c]) for c in WORKER_COLUMNS},
+        **{DRAFT_TOKENS: workers[DRAFT_TOKENS].fillna(0.0)},
+    )
+    graphs = recipe_decode_graphs(silicon_table)
+    eager = silicon_table[~graphs]
+    assert len(eager) >= 6
+    assert (eager["system"] == "h100_sxm").all()
+    assert (eager["backend"] == "trtllm").all()
+    assert (eager["mode"] == "disagg").all()
+    assert graphs[silicon_table["system"] == "b200_sxm"].all()
+    limits = recipe_limits(silicon_table)
+    matched = limits.notna().all(axis=1)
+    assert (matched[~graphs]).all()  # a row without a recipe is never taken off its graphs

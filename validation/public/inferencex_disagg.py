@@ -88,6 +88,10 @@ class Recipe(Deployed):
     decode_moe_backend: str | None = None
     """A decode worker's ``moe_config.backend`` (``TRTLLM``, ``DEEPGEMM``, ``CUTLASS``; None: not read), the
     kernels it runs its routed experts with (``costmodel.specs.Efficiency.moe_backend``)."""
+    decode_alltoall: str | None = None
+    """The all-to-all a decode worker's environment forces (``TRTLLM_FORCE_ALLTOALL_METHOD``; None: none
+    forced). ``DeepEP`` is DeepEP's normal kernels, which TensorRT-LLM runs without CUDA graphs
+    (:data:`NO_GRAPH_ALLTOALL`)."""
 
 
 def _h100(path: str) -> str:
@@ -150,17 +154,17 @@ RECIPES: tuple[Recipe, ...] = (
            1, 16, True, 2, 16, False, (154,), 1, 8224, 64),
     # H100 fp8, more clients: decode workers of 16 attention-DP ranks (1 prefill worker, or 2 for gen1)
     Recipe(_h100_fork("1k1k/stp/ctx1_gen3_dep16_batch4_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 1024, 1024,
-           1, 16, True, 3, 16, True, (231,), 2, 2048, 4),
+           1, 16, True, 3, 16, True, (231,), 2, 2048, 4, decode_alltoall="DeepEP"),
     Recipe(_h100_fork("1k1k/stp/ctx1_gen3_dep16_batch8_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 1024, 1024,
-           1, 16, True, 3, 16, True, (462,), 2, 2048, 8),
+           1, 16, True, 3, 16, True, (462,), 2, 2048, 8, decode_alltoall="DeepEP"),
     Recipe(_h100_fork("1k1k/stp/ctx1_gen3_dep16_batch16_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 1024, 1024,
-           1, 16, True, 3, 16, True, (924,), 2, 2048, 16),
+           1, 16, True, 3, 16, True, (924,), 2, 2048, 16, decode_alltoall="DeepEP"),
     Recipe(_h100_fork("1k1k/stp/ctx1_gen3_dep16_batch32_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 1024, 1024,
-           1, 16, True, 3, 16, True, (1845,), 2, 2048, 32),
+           1, 16, True, 3, 16, True, (1845,), 2, 2048, 32, decode_alltoall="DeepEP"),
     Recipe(_h100_fork("1k1k/stp/ctx2_gen1_dep16_batch256_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 1024, 1024,
-           2, 16, True, 1, 16, True, (4916,), 2, 2048, 256),
+           2, 16, True, 1, 16, True, (4916,), 2, 2048, 256, decode_alltoall="DeepEP"),
     Recipe(_h100_fork("8k1k/stp/ctx2_gen1_dep16_batch16_eplb0_mtp0.yaml"), "h100_sxm", "fp8", 8192, 1024,
-           2, 16, True, 1, 16, True, (308,), 1, 8224, 16),
+           2, 16, True, 1, 16, True, (308,), 1, 8224, 16, decode_alltoall="DeepEP"),
     # B200 fp4: prefill workers of 4 attention-DP ranks
     Recipe(_b200_fp4("1k1k/stp/ctx1_gen5_tep8_batch32_eplb0_mtp0.yaml"), "b200_sxm", "fp4", 1024, 1024,
            1, 4, True, 5, 8, False, (10, 15, 25, 45, 90, 180), 8, 10240, 32),
@@ -270,11 +274,11 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe(_h100_fork("1k1k/mtp/ctx1_gen3_tep16_batch32_eplb0_mtp3.yaml"), "h100_sxm", "fp8", 1024, 1024,
            1, 16, True, 3, 16, False, (117,), 2, 2048, 32, 3),
     Recipe(_h100_fork("1k1k/mtp/ctx1_gen1_dep16_batch32_eplb0_mtp2.yaml"), "h100_sxm", "fp8", 1024, 1024,
-           1, 16, True, 1, 16, True, (615,), 2, 2048, 32, 2),
+           1, 16, True, 1, 16, True, (615,), 2, 2048, 32, 2, decode_alltoall="DeepEP"),
     Recipe(_h100_fork("1k1k/mtp/ctx1_gen1_dep16_batch64_eplb0_mtp1.yaml"), "h100_sxm", "fp8", 1024, 1024,
-           1, 16, True, 1, 16, True, (1229,), 2, 2048, 64, 1),
+           1, 16, True, 1, 16, True, (1229,), 2, 2048, 64, 1, decode_alltoall="DeepEP"),
     Recipe(_h100_fork("8k1k/mtp/ctx1_gen1_dep16_batch4_eplb0_mtp3.yaml"), "h100_sxm", "fp8", 8192, 1024,
-           1, 16, True, 1, 16, True, (77,), 1, 8224, 4, 3),
+           1, 16, True, 1, 16, True, (77,), 1, 8224, 4, 3, decode_alltoall="DeepEP"),
 )  # fmt: skip
 """The recipes read, each with the deployment and concurrencies it runs and its engines' limits."""
 
@@ -326,6 +330,31 @@ def _drafts(rows: pd.DataFrame) -> pd.Series:
     if DRAFT_TOKENS not in rows:
         return pd.Series(0.0, index=rows.index)
     return rows[DRAFT_TOKENS].fillna(0.0).astype(float)
+
+
+NO_GRAPH_ALLTOALL = frozenset({"DeepEP"})
+"""Forced all-to-all methods under which TensorRT-LLM decodes without CUDA graphs: ``DeepEP``,
+"DeepEP intranode or internode: no CUDA Graphs support" (``AlltoallMethodType`` in
+``tensorrt_llm/_torch/modules/fused_moe/fused_moe_wide_ep.py``, https://github.com/NVIDIA/TensorRT-LLM,
+which picks it by itself only with ``TRTLLM_ALLOW_NO_CUDA_GRAPHS=1``); DeepEP's normal ``dispatch`` waits on
+the host for the received counts, and its graph-compatible form (``num_worst_tokens``) is intranode only
+(``Buffer.dispatch``, https://github.com/deepseek-ai/DeepEP)."""
+
+
+def recipe_decode_graphs(rows: pd.DataFrame) -> pd.Series:
+    """Per disaggregated row, whether the decode workers of the one recipe that ran it can replay CUDA graphs:
+    False where the recipe forces an all-to-all of :data:`NO_GRAPH_ALLTOALL`, True elsewhere (no recipe
+    matched, or none forced)."""
+    out = pd.Series(True, index=rows.index, dtype=bool)
+    matches = pd.Series(0, index=rows.index)
+    dynamo = rows["silicon_data_source"].astype(str).str.contains(IMAGE, regex=False)
+    pools = (*_layout(rows, "prefill"), *_layout(rows, "decode"))
+    drafts = _drafts(rows)
+    for recipe in RECIPES:
+        hit = _runs(rows, recipe, "trtllm", dynamo, pools) & (drafts == recipe.draft_tokens)
+        matches += hit.astype(int)
+        out[hit] = recipe.decode_alltoall not in NO_GRAPH_ALLTOALL
+    return out.where(matches == 1, True).astype(bool)
 
 
 def recipe_moe_backends(rows: pd.DataFrame) -> pd.Series:

@@ -86,7 +86,12 @@ from validation.public.inferencex import (
     scripts_of,
     vllm_single_engine,
 )
-from validation.public.inferencex_disagg import recipe_limits, recipe_moe_backends, sglang_recipe_limits
+from validation.public.inferencex_disagg import (
+    recipe_decode_graphs,
+    recipe_limits,
+    recipe_moe_backends,
+    sglang_recipe_limits,
+)
 from validation.public.inferencex_disagg_workers import DRAFT_TOKENS, WORKER_COLUMNS, master_workers
 from validation.public.reader import SYSTEM_PROFILES
 from validation.public.sglang import COLD_START_REASON, cold_start_rows, overlap_host, overlaps_by_default
@@ -1045,6 +1050,7 @@ def _pool_engine(
     *,
     defaults: bool = False,
     moe_backend: str | None = None,
+    graphs: bool = True,
 ) -> Engine:
     """One worker of a pool: the row's model, device and formats, the pool's layout and batch. As in the
     aggregated rows, ``batch_size`` and the token budget are per attention-DP rank (on every stated
@@ -1054,7 +1060,9 @@ def _pool_engine(
     rows, except a rank's token ``budget`` and the KV format ``kv`` where the row's recipe states them
     (:mod:`validation.public.inferencex_disagg`); ``defaults``: the row ran the engine's own memory rule
     (:func:`engine_memory`); ``moe_backend``: the MoE backend the recipe states for the pool (None: the
-    engine's fastest kernel)."""
+    engine's fastest kernel); ``graphs``: False where the recipe forces the pool to run without CUDA graphs
+    (:func:`validation.public.inferencex_disagg.recipe_decode_graphs`), whose passes then pay the host's
+    dispatch of each of the engine's kernels (the 'eager' execution mode, :mod:`costmodel.execution`)."""
     hardware = load_hardware(SYSTEM_PROFILES[system])
     engine = Engine(
         model,
@@ -1065,7 +1073,11 @@ def _pool_engine(
         max_batched_tokens=(budget or max(token_budget(backend, hardware), batch)) * dp,
         # the kernel models read the calibrated kernels of the row's engine, as in the aggregated rows
         efficiency=hardware.efficiency.model_copy(
-            update={"kernel_engine": backend, "moe_backend": moe_backend}
+            update={
+                "kernel_engine": backend,
+                "moe_backend": moe_backend,
+                "execution_mode": "graphs" if graphs else "eager",
+            }
         ),
     )
     return engine_memory(backend, engine, defaults=defaults)
@@ -1081,7 +1093,7 @@ def _disagg_groups(
     groups: list[tuple[pd.Index, DisaggParts]] = []
     pool_keys = [f"{pool}_{field}" for pool in ("prefill", "decode") for field in POOL_FIELDS]
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *pool_keys]
-    keys.extend(("decode_moe_backend", "prefill_budget", "recipe_kv", DRAFT_TOKENS))
+    keys.extend(("decode_graphs", "decode_moe_backend", "prefill_budget", "recipe_kv", DRAFT_TOKENS))
     chosen = table[(table["mode"] == "disagg") & (reason == "")]
     # the deployment of the master configuration that ran a row stating none (filled in a copy: the split)
     workers = master_workers(chosen)[0]
@@ -1108,12 +1120,14 @@ def _disagg_groups(
         prefill_budget=limits["prefill_max_num_tokens"],
         recipe_kv=sgl["kv_dtype"],
         decode_moe_backend=recipe_moe_backends(chosen).where(~guessed, ""),
+        decode_graphs=recipe_decode_graphs(chosen) | guessed,
     )
     for key, rows in chosen.groupby(keys, sort=True, dropna=False):
         backend, model_path, system, quant, moe_quant = (str(k) for k in key[:5])
         model = models[model_path]
         assert isinstance(model, ModelProfile)
-        layout = dict(zip(pool_keys, key[5:-4], strict=True))
+        layout = dict(zip(pool_keys, key[5:-5], strict=True))
+        decode_graphs = bool(key[-5])
         decode_moe_backend = str(key[-4]) or None
         budget = None if pd.isna(key[-3]) else int(key[-3])
         kv = None if pd.isna(key[-2]) else str(key[-2])
@@ -1137,6 +1151,7 @@ def _disagg_groups(
                     budget if pool == "prefill" else None, kv,
                     defaults=bool((row_harness(rows) == AICONFIGURATOR).all()),
                     moe_backend=decode_moe_backend if pool == "decode" else None,
+                    graphs=decode_graphs or pool == "prefill",
                 )  # fmt: skip
             parts = disagg_parts(
                 engines["prefill"],
