@@ -68,11 +68,13 @@ dump) the TTFT exceeds the steady-state prediction by a near-constant 5-8 s at e
 one chunk (C x isl > 16384: isl 1024 from 32 clients, isl 8192 from 4), and by 0.1-0.4 s elsewhere (isl
 1024 at 4-16 clients), while the TPOT is smooth across that threshold. A cost paid once per run by the
 first wave alone, S, raises the mean TTFT over the run's 10 C requests (``--num-prompts $((CONC * 10))``)
-by S / 10 whatever C is: S of 50-80 s, the time of a kernel built or loaded on first use, not a steady
-state of the engine. The same signature, mean TTFT 5.7 s and p99 73 s at 64 clients against 0.39 s and
-0.94 s at 32, was reported for this script on B200 (SGLang 0.5.6, tp 8, 1k / 1k) in
-https://github.com/SemiAnalysisAI/InferenceX/issues/870. The later campaigns of the same scripts (0.5.9
-images, 2026-03 and 04) show no such step. What was built is not stated, so the stall is not modelled:
+by S / 10 whatever C is: S of 50-80 s, a one-off stall whose cause is not identified, not a steady state
+of the engine. A stall of the same kind, mean TTFT 5.7 s and p99 73 s at 64 clients against 0.39 s and
+0.94 s at 32, was reported for this script on B200 (SGLang 0.5.6, tp 8, 1k / 1k, the same 16384 chunk) in
+https://github.com/SemiAnalysisAI/InferenceX/issues/870, but its step falls between 32 and 64 clients: the
+line C x isl > 16384 is placed by this campaign's own step (any cut between 16 and 32 clients at isl 1024
+fits these rows equally well), not derived from the chunk. The later campaigns of the same scripts (0.5.9
+images, 2026-03 and 04) show no such step. What stalls is not stated, so the stall is not modelled:
 these rows are not covered, with the reason (:func:`cold_start_rows`). An audit of every engine's
 InferenceX and aiconfigurator campaigns by one rule (docs/serving.md, "The cold-start signature across
 engines") finds the flat excess at a stated line in this campaign alone."""
