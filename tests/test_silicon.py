@@ -1009,6 +1009,34 @@ def test_the_cold_start_rows_carry_a_step_in_ttft_that_their_tpot_does_not(
     assert groups == 4
 
 
+def test_the_refused_isl_8192_rows_stall_against_the_later_campaign_of_the_same_script(
+    silicon_table: pd.DataFrame,
+) -> None:
+    """The isl-8192 rows of the campaign all lie beyond the line (4 x 8192 > 16384), so none below it can
+    show their step; the script's 2026-03-25 campaign (SGLang 0.5.9, the same model, GPU, nvfp4, tp and
+    clients; its MoE runs expert-parallel where this one ran tensor-parallel) can, model-free: each refused
+    row with a later twin measures a TTFT over 3 s above it (a stall S / 10 of 5-8 s) while the TPOT, the
+    engine's steady state, differs by less than 2x."""
+    table = silicon_table
+    deepseek = (
+        (table["backend"] == "sglang")
+        & (table["model_path"] == "deepseek-ai/DeepSeek-R1")
+        & (table["system"] == "b200_sxm")
+        & (table["gemm_quant_mode"] == "nvfp4")
+        & (table["isl"] == 8192)
+    )
+    refused = table[deepseek & cold_start_rows(table)]
+    later = table[deepseek & table["silicon_data_source"].str.startswith("source_file=2026-03-25.csv")]
+    key = ["tp_size", "osl", "concurrency"]
+    pairs = refused.merge(later, on=key, suffixes=("", "_later"))
+    assert len(refused) == 9
+    assert len(pairs) == 6
+    assert set(pairs["tp_size"]) == {4.0, 8.0}
+    assert (pairs["silicon_ttft_ms"] - pairs["silicon_ttft_ms_later"] > 3000.0).all()
+    ratio = pairs["silicon_tpot_ms"] / pairs["silicon_tpot_ms_later"]
+    assert ((ratio > 0.5) & (ratio < 2.0)).all()
+
+
 def test_a_dispersion_no_calibration_row_can_feel_is_not_fitted(sample: Path) -> None:
     """A decode worker's share of the clients can wait for its slots only where the clients outnumber one
     worker's slots; where no calibration row does, the dispersion moves no residual and is held at 0 (the
