@@ -339,18 +339,30 @@ def tensor_flop_per_clock_per_sm(hardware: HardwareProfile, dtype: str) -> float
 
 
 def carried_untuned_ratio(
-    ratio: float, exponent: float, dtype: str, source: HardwareProfile, target: HardwareProfile
+    ratio: float,
+    exponent: float,
+    dtype: str,
+    source: HardwareProfile,
+    target: HardwareProfile,
+    *,
+    bounds: tuple[float, float],
 ) -> float | None:
     """The target's default-configuration slowdown [-] for the source's fitted ``ratio`` of a key of format
     ``dtype`` (:data:`UNTUNED_TILE_PARAMS`): ``e = (ratio^p - 1)^(1/p)``, ``e x`` the target's tensor rate
-    per SM per clock over the source's (:func:`tensor_flop_per_clock_per_sm`), then ``(1 + e^p)^(1/p)``.
-    ``None`` where either profile lacks what the rate needs, or the rates are equal: the source's ratio
-    carries as fitted."""
+    per SM per clock over the source's (:func:`tensor_flop_per_clock_per_sm`), then ``(1 + e^p)^(1/p)``,
+    clamped to ``bounds`` (the parameter's entry in the family's ``BOUNDS``, e.g. ``(0.5, 4.0)`` for
+    :attr:`costmodel.kernels.moe.Params.default_config_ratio`), the range a fit on the target could reach.
+
+    ``None``, so that the source's ratio carries as fitted, where: ``ratio <= 1`` (no extra feed time to
+    carry, ``e`` is not real below 1); either profile lacks the SM count, the boost clock or the format's
+    entry in ``peak_dense_tflop_per_s`` (a format absent there, e.g. one a device runs on another format's
+    tensor cores, carries as fitted); or the two rates are equal."""
     rates = [tensor_flop_per_clock_per_sm(hw, dtype) for hw in (source, target)]
     if rates[0] is None or rates[1] is None or rates[0] == rates[1] or ratio <= 1.0:
         return None
     extra = (ratio**exponent - 1.0) ** (1.0 / exponent) * rates[1] / rates[0]
-    return float((1.0 + extra**exponent) ** (1.0 / exponent))
+    carried = float((1.0 + extra**exponent) ** (1.0 / exponent))
+    return min(max(carried, bounds[0]), bounds[1])
 
 
 def transferable(
@@ -431,7 +443,14 @@ def transferable(
             untuned = UNTUNED_TILE_PARAMS.get(family)
             exponent = None if untuned is None else kept.get(untuned[1], defaults.get(untuned[1]))
             if target is not None and untuned is not None and untuned[0] in kept and exponent is not None:
-                carried = carried_untuned_ratio(kept[untuned[0]], exponent, key.split(":")[0], source, target)
+                carried = carried_untuned_ratio(
+                    kept[untuned[0]],
+                    exponent,
+                    key.split(":")[0],
+                    source,
+                    target,
+                    bounds=module.BOUNDS[untuned[0]],
+                )
                 if carried is not None:
                     kept[untuned[0]] = carried
             out.setdefault(family, {})[key] = kept
