@@ -311,14 +311,19 @@ exponent [-] by which the family overlaps operand traffic with tensor work).
 
 vLLM's Triton fused_moe runs a 64 x 64 x 32 tile for large batches where it ships no tuned file
 (``get_default_config``, :mod:`costmodel.kernels.moe`), smaller than the tuned ones, so it moves more operand
-bytes per flop through the SM's shared memory and L1. That feed is bytes per clock per SM (128 on the A100:
-23.1 TB/s over 128 SMs at 1.41 GHz, https://pmc.ncbi.nlm.nih.gov/articles/PMC10448217/table/t0015; taken
-as the same on Ada, whose SM keeps the GA10x 128 KB L1 / shared memory), while the tensor cores it must
-keep busy run a format's dense rate per SM per clock that differs by device (A100 2,048 bf16 flop: 1,024
-FMA per clock per SM, NVIDIA's Ampere whitepaper; L40S 1,012: 362 TFLOPS over 142 SMs at 2.52 GHz). So the
-tile's extra feed time, in units of its tensor time, grows with that rate: the same tile that stalls an
-A100's tensor cores hardly stalls an L40S's. :func:`carried_untuned_ratio` reads the source's ratio through
-the family's own overlap law (the p-norm of :class:`costmodel.kernels.moe.MoEBreakdown`):
+bytes per flop through the SM's shared memory and L1. That feed is bytes per clock per SM: 128 on the A100
+(the cited 23.1 TB/s, https://pmc.ncbi.nlm.nih.gov/articles/PMC10448217/table/t0015, is the full GA100 die's
+128 SMs at 1.41 GHz; the A100 product has 108 SMs, the count its 2,048 flop per clock per SM and its profile
+use, and the 128 B per clock per SM holds for them, 19.5 TB/s in all). On Ada it is *assumed* the same, not
+confirmed: its SM keeps the GA10x 128 KB L1 / shared memory, which says nothing of that memory's bandwidth.
+The tensor cores the feed must keep busy run a format's dense rate per SM per clock that differs by device
+(A100 2,048 bf16 flop: 1,024 FMA per clock per SM, NVIDIA's Ampere whitepaper; L40S 1,012: 362 TFLOPS over
+142 SMs at 2.52 GHz). So the tile's extra feed time, in units of its tensor time, grows with that rate: the
+same tile that stalls an A100's tensor cores hardly stalls an L40S's. Only the ratio of the two tensor rates
+enters, so what the carry needs is equal operand-feed bytes per clock per SM on both devices, not the 128
+itself. :func:`carried_untuned_ratio` reads the source's ratio through the family's own overlap law (the
+p-norm of :class:`costmodel.kernels.moe.MoEBreakdown`, whose fitted exponent p is that of weight streaming
+from HBM against compute, borrowed here for shared-memory feed against compute):
 ``ratio = (1 + e^p)^(1/p)``, tensor time 1 and extra feed time ``e``; it carries ``e`` by the two devices'
 tensor rates per SM per clock and recombines. The rate needs the boost clock, which the profiles state for
 the A100s and the L40S only; elsewhere the ratio carries as fitted."""
@@ -334,18 +339,30 @@ def tensor_flop_per_clock_per_sm(hardware: HardwareProfile, dtype: str) -> float
 
 
 def carried_untuned_ratio(
-    ratio: float, exponent: float, dtype: str, source: HardwareProfile, target: HardwareProfile
+    ratio: float,
+    exponent: float,
+    dtype: str,
+    source: HardwareProfile,
+    target: HardwareProfile,
+    *,
+    bounds: tuple[float, float],
 ) -> float | None:
     """The target's default-configuration slowdown [-] for the source's fitted ``ratio`` of a key of format
     ``dtype`` (:data:`UNTUNED_TILE_PARAMS`): ``e = (ratio^p - 1)^(1/p)``, ``e x`` the target's tensor rate
-    per SM per clock over the source's (:func:`tensor_flop_per_clock_per_sm`), then ``(1 + e^p)^(1/p)``.
-    ``None`` where either profile lacks what the rate needs, or the rates are equal: the source's ratio
-    carries as fitted."""
+    per SM per clock over the source's (:func:`tensor_flop_per_clock_per_sm`), then ``(1 + e^p)^(1/p)``,
+    clamped to ``bounds`` (the parameter's entry in the family's ``BOUNDS``, e.g. ``(0.5, 4.0)`` for
+    :attr:`costmodel.kernels.moe.Params.default_config_ratio`), the range a fit on the target could reach.
+
+    ``None``, so that the source's ratio carries as fitted, where: ``ratio <= 1`` (no extra feed time to
+    carry, ``e`` is not real below 1); either profile lacks the SM count, the boost clock or the format's
+    entry in ``peak_dense_tflop_per_s`` (a format absent there, e.g. one a device runs on another format's
+    tensor cores, carries as fitted); or the two rates are equal."""
     rates = [tensor_flop_per_clock_per_sm(hw, dtype) for hw in (source, target)]
     if rates[0] is None or rates[1] is None or rates[0] == rates[1] or ratio <= 1.0:
         return None
     extra = (ratio**exponent - 1.0) ** (1.0 / exponent) * rates[1] / rates[0]
-    return float((1.0 + extra**exponent) ** (1.0 / exponent))
+    carried = float((1.0 + extra**exponent) ** (1.0 / exponent))
+    return min(max(carried, bounds[0]), bounds[1])
 
 
 def transferable(
@@ -426,7 +443,14 @@ def transferable(
             untuned = UNTUNED_TILE_PARAMS.get(family)
             exponent = None if untuned is None else kept.get(untuned[1], defaults.get(untuned[1]))
             if target is not None and untuned is not None and untuned[0] in kept and exponent is not None:
-                carried = carried_untuned_ratio(kept[untuned[0]], exponent, key.split(":")[0], source, target)
+                carried = carried_untuned_ratio(
+                    kept[untuned[0]],
+                    exponent,
+                    key.split(":")[0],
+                    source,
+                    target,
+                    bounds=module.BOUNDS[untuned[0]],
+                )
                 if carried is not None:
                     kept[untuned[0]] = carried
             out.setdefault(family, {})[key] = kept

@@ -959,16 +959,22 @@ def test_an_sglang_row_hides_its_overlapped_host_work_behind_its_kernels(tmp_pat
 
 
 def test_the_cold_start_rule_takes_the_first_waves_beyond_the_chunk_of_that_campaign_alone() -> None:
-    """A row of the 2025-11-10 SGLang campaign is refused exactly when its first wave (clients x nominal
-    isl) cannot be prefilled in one 16384-token chunk; another date, or another engine, is untouched."""
+    """A row of the 2025-11-10 SGLang campaign's script (DeepSeek-R1 or its V3 copy, nvfp4, B200) is refused
+    exactly when its first wave (clients x nominal isl) cannot be prefilled in one 16384-token chunk;
+    another date, another engine, or another script measured that day (another model, format or GPU) is
+    untouched."""
     source = "db-dump/x; silicon_concurrency={c}; measured={d}T00:00:00.000Z; workflow_run_id=1"
+    r1, v3, glm = "deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3", "zhipuai/GLM-5"
     rows = [
-        ("sglang", "2025-11-10", 1024, 16),  # 16384 tokens: one chunk
-        ("sglang", "2025-11-10", 1024, 32),
-        ("sglang", "2025-11-10", 8192, 2),  # 16384 tokens: one chunk
-        ("sglang", "2025-11-10", 8192, 4),
-        ("sglang", "2026-03-25", 1024, 128),
-        ("trtllm", "2025-11-10", 1024, 128),
+        ("sglang", "2025-11-10", 1024, 16, r1, "nvfp4", "b200_sxm"),  # 16384 tokens: one chunk
+        ("sglang", "2025-11-10", 1024, 32, r1, "nvfp4", "b200_sxm"),
+        ("sglang", "2025-11-10", 8192, 2, v3, "nvfp4", "b200_sxm"),  # 16384 tokens: one chunk
+        ("sglang", "2025-11-10", 8192, 4, v3, "nvfp4", "b200_sxm"),
+        ("sglang", "2026-03-25", 1024, 128, r1, "nvfp4", "b200_sxm"),
+        ("trtllm", "2025-11-10", 1024, 128, r1, "nvfp4", "b200_sxm"),
+        ("sglang", "2025-11-10", 1024, 128, glm, "nvfp4", "b200_sxm"),
+        ("sglang", "2025-11-10", 1024, 128, r1, "fp8", "b200_sxm"),
+        ("sglang", "2025-11-10", 1024, 128, r1, "nvfp4", "h100_sxm"),
     ]
     table = pd.DataFrame(
         {
@@ -976,9 +982,36 @@ def test_the_cold_start_rule_takes_the_first_waves_beyond_the_chunk_of_that_camp
             "silicon_data_source": [source.format(c=r[3], d=r[1]) for r in rows],
             "isl": [r[2] for r in rows],
             "concurrency": [float(r[3]) for r in rows],
+            "model_path": [r[4] for r in rows],
+            "gemm_quant_mode": [r[5] for r in rows],
+            "system": [r[6] for r in rows],
         }
     )
-    assert cold_start_rows(table).tolist() == [False, True, False, True, False, False]
+    expected = [False, True, False, True, False, False, False, False, False]
+    assert cold_start_rows(table).tolist() == expected
+
+
+def test_every_sglang_row_of_the_cold_start_date_is_that_campaigns_script(
+    silicon_table: pd.DataFrame,
+) -> None:
+    """The sample's SGLang rows measured on 2025-11-10 are all the script's (``dsr1_fp4_b200.sh``: 33
+    DeepSeek-R1 nvfp4 B200 rows and their 33 DeepSeek-V3 copies in InferenceX's dump), so tying the campaign
+    to its script refuses the same 42 rows that the date alone would."""
+    table = silicon_table
+    day = (table["backend"] == "sglang") & table["silicon_data_source"].str.contains(
+        "measured=2025-11-10", regex=False
+    )
+    rows = table[day]
+    assert len(rows) == 66
+    assert set(rows["system"]) == {"b200_sxm"}
+    assert set(rows["gemm_quant_mode"]) == {"nvfp4"}
+    assert rows["model_path"].value_counts().to_dict() == {
+        "deepseek-ai/DeepSeek-R1": 33,
+        "deepseek-ai/DeepSeek-V3": 33,
+    }
+    refused = cold_start_rows(table)
+    assert int(refused.sum()) == 42
+    assert (refused == day & (table["concurrency"] * table["isl"] > 16384)).all()
 
 
 def test_the_cold_start_rows_carry_a_step_in_ttft_that_their_tpot_does_not(
@@ -1007,6 +1040,34 @@ def test_the_cold_start_rows_carry_a_step_in_ttft_that_their_tpot_does_not(
         assert refused[group.index].tolist() == (group["concurrency"] >= 32).tolist()
         groups += 1
     assert groups == 4
+
+
+def test_the_refused_isl_8192_rows_stall_against_the_later_campaign_of_the_same_script(
+    silicon_table: pd.DataFrame,
+) -> None:
+    """The isl-8192 rows of the campaign all lie beyond the line (4 x 8192 > 16384), so none below it can
+    show their step; the script's 2026-03-25 campaign (SGLang 0.5.9, the same model, GPU, nvfp4, tp and
+    clients; its MoE runs expert-parallel where this one ran tensor-parallel) can, model-free: each refused
+    row with a later twin measures a TTFT over 3 s above it (a stall S / 10 of 5-8 s) while the TPOT, the
+    engine's steady state, differs by less than 2x."""
+    table = silicon_table
+    deepseek = (
+        (table["backend"] == "sglang")
+        & (table["model_path"] == "deepseek-ai/DeepSeek-R1")
+        & (table["system"] == "b200_sxm")
+        & (table["gemm_quant_mode"] == "nvfp4")
+        & (table["isl"] == 8192)
+    )
+    refused = table[deepseek & cold_start_rows(table)]
+    later = table[deepseek & table["silicon_data_source"].str.startswith("source_file=2026-03-25.csv")]
+    key = ["tp_size", "osl", "concurrency"]
+    pairs = refused.merge(later, on=key, suffixes=("", "_later"))
+    assert len(refused) == 9
+    assert len(pairs) == 6
+    assert set(pairs["tp_size"]) == {4.0, 8.0}
+    assert (pairs["silicon_ttft_ms"] - pairs["silicon_ttft_ms_later"] > 3000.0).all()
+    ratio = pairs["silicon_tpot_ms"] / pairs["silicon_tpot_ms_later"]
+    assert ((ratio > 0.5) & (ratio < 2.0)).all()
 
 
 def test_a_dispersion_no_calibration_row_can_feel_is_not_fitted(sample: Path) -> None:

@@ -26,7 +26,7 @@ from costmodel.calibrate import (
     transferable,
 )
 from costmodel.errors import CostmodelError
-from costmodel.kernels import numeric_fields, params_for
+from costmodel.kernels import moe, numeric_fields, params_for
 from costmodel.registry import calibrated_dir, load_hardware_file
 from costmodel.specs import HardwareProfile
 
@@ -257,16 +257,17 @@ def test_default_configuration_slowdown_carries_by_the_tensor_rate_per_clock() -
         load_hardware(n) for n in ("a100-80gb", "a100-40gb", "l40s", "h100-sxm", "b200")
     )
     rate_a100, rate_l40s = 312e12 / (108 * 1410e6), 362.05e12 / (142 * 2520e6)
+    bounds = moe.BOUNDS["default_config_ratio"]
     assert tensor_flop_per_clock_per_sm(a100, "bf16") == pytest.approx(rate_a100)
     assert tensor_flop_per_clock_per_sm(l40s, "bf16") == pytest.approx(rate_l40s)
     assert tensor_flop_per_clock_per_sm(h100, "bf16") is None  # no clock stated
-    assert carried_untuned_ratio(1.5, 1.0, "bf16", a100, l40s) == pytest.approx(
+    assert carried_untuned_ratio(1.5, 1.0, "bf16", a100, l40s, bounds=bounds) == pytest.approx(
         1 + 0.5 * rate_l40s / rate_a100
     )
-    assert carried_untuned_ratio(1.5, 60.0, "bf16", a100, l40s) == pytest.approx(1.0, abs=0.02)
+    assert carried_untuned_ratio(1.5, 60.0, "bf16", a100, l40s, bounds=bounds) == pytest.approx(1.0, abs=0.02)
     for source, target in ((a100, a100_40), (h100, b200), (b200, h100)):
-        assert carried_untuned_ratio(1.5, 2.0, "bf16", source, target) is None
-    assert carried_untuned_ratio(1.0, 2.0, "bf16", a100, l40s) is None
+        assert carried_untuned_ratio(1.5, 2.0, "bf16", source, target, bounds=bounds) is None
+    assert carried_untuned_ratio(1.0, 2.0, "bf16", a100, l40s, bounds=bounds) is None
     fitted = {
         "moe": {"bf16": {"default_config_ratio": 1.44, "overlap_exponent": 1.9, "compute_fraction": 0.5}}
     }
@@ -277,6 +278,27 @@ def test_default_configuration_slowdown_carries_by_the_tensor_rate_per_clock() -
         "default_config_ratio"
     ] == pytest.approx(1.44)
     assert transferable(fitted, a100, a100_40)["moe"]["bf16"] == fitted["moe"]["bf16"]
+
+
+def test_a_carried_default_configuration_slowdown_stays_within_the_fits_bounds() -> None:
+    """Carried to a device of twice the tensor rate per SM per clock (L40S -> A100), a large ratio's extra
+    feed doubles past what a fit on the target could reach: with p = 1, 3.5 on the L40S is
+    1 + 2.5 x the A100's rate over the L40S's, about 6 on the A100, above the family's bound 4, and the
+    carry returns the bound, directly and through :func:`transferable`; the lower bound (0.5) is below any
+    carried ratio (never under 1), so a ratio carried within the bounds is unchanged by them."""
+    a100, l40s = load_hardware("a100-80gb"), load_hardware("l40s")
+    low, high = moe.BOUNDS["default_config_ratio"]
+    assert (low, high) == (0.5, 4.0)
+    rate_a100, rate_l40s = 312e12 / (108 * 1410e6), 362.05e12 / (142 * 2520e6)
+    unclamped = carried_untuned_ratio(3.5, 1.0, "bf16", l40s, a100, bounds=(0.0, float("inf")))
+    assert unclamped == pytest.approx(1 + 2.5 * rate_a100 / rate_l40s)
+    assert unclamped is not None
+    assert unclamped > high
+    assert carried_untuned_ratio(3.5, 1.0, "bf16", l40s, a100, bounds=(low, high)) == high
+    within = carried_untuned_ratio(1.2, 1.0, "bf16", l40s, a100, bounds=(low, high))
+    assert within == pytest.approx(1 + 0.2 * rate_a100 / rate_l40s)
+    fitted = {"moe": {"bf16": {"default_config_ratio": 3.5, "overlap_exponent": 1.0}}}
+    assert transferable(fitted, l40s, a100)["moe"]["bf16"]["default_config_ratio"] == high
 
 
 MEASURED = ("a100-80gb", "b200", "h100-sxm", "l40s")

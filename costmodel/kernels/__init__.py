@@ -115,7 +115,9 @@ SHAPE_FALLBACK_KERNELS: tuple[tuple[str, str], ...] = (
     # different K and V head sizes with attention sinks (get_flash_attn_version,
     # vllm/v1/attention/backends/fa_utils.py, https://github.com/vllm-project/vllm/blob/main/vllm/v1/attention/backends/fa_utils.py).
     # The H100 tables bear it out: every vllm_flash_attn_fa4 row has head_dim 512, every fa3 row 64-256.
-    # On Blackwell (major 10) FlashAttention-4 is the default version, another kernel for every head size.
+    # On Blackwell the name is another kernel for other shapes: vLLM prefers FlashAttention-4 on major 10
+    # (SM100; major >= 10 at commit 7283494) but drops to FlashAttention-2 on major >= 10 for head_size > 128
+    # (TMEM capacity; 192 exempted at 7283494 for MLA's 192 / 128 heads; fa_utils.py at 00bd149 and 7283494).
     ("vllm.vllm_flash_attn_fa4:", "9"),
 )
 """Kernels an engine runs only for the shapes its default kernel cannot, on devices of one CUDA compute

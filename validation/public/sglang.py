@@ -27,6 +27,8 @@ benchmark's random prompts is not known, and no single acceptance improves the h
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 from costmodel.loop_params import overlaps_host
@@ -54,10 +56,29 @@ def overlap_host(inferencex: bool, backend: str, model_path: str, system: str) -
     return overlaps_by_default(backend) and not speculative(inferencex, backend, model_path, system)
 
 
-COLD_START_CAMPAIGNS: dict[str, int] = {"2025-11-10": 16384}
+@dataclass(frozen=True)
+class ColdStartCampaign:
+    """The script a campaign of :data:`COLD_START_CAMPAIGNS` ran, as the rows name it, and its chunk."""
+
+    chunk: int
+    """The script's ``--chunked-prefill-size`` [tokens]."""
+    system: str
+    """The rows' ``system``."""
+    gemm_quant_mode: str
+    """The rows' ``gemm_quant_mode`` (the script's checkpoint format)."""
+    models: tuple[str, ...]
+    """The rows' ``model_path`` values (InferenceX's database dump names DeepSeek-R1 runs DeepSeek-V3)."""
+
+
+COLD_START_CAMPAIGNS: dict[str, ColdStartCampaign] = {
+    "2025-11-10": ColdStartCampaign(
+        16384, "b200_sxm", "nvfp4", ("deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3")
+    )
+}
 """SGLang InferenceX campaigns (the ``measured=`` date of ``silicon_data_source``) whose reported mean TTFT
-holds a one-off start-up stall of the server, with the ``--chunked-prefill-size`` [tokens] of the script
-they ran (``dsr1_fp4_b200.sh``, every version read: ``--chunked-prefill-size 16384``,
+holds a one-off start-up stall of the server, each tied to the script it ran (its rows' system, format
+and models: another script measured on the same date is not refused) with that script's chunk
+(``dsr1_fp4_b200.sh``, every version read: ``--chunked-prefill-size 16384``,
 https://github.com/SemiAnalysisAI/InferenceX/blob/2e46dba0393537668d37d83b532fff2cdbbad231/benchmarks/dsr1_fp4_b200_docker.sh,
 https://github.com/SemiAnalysisAI/InferenceX/blob/1fc5d73cdd31c7fbdd657f3c7e5ec2180f4b0598/benchmarks/dsr1_fp4_b200.sh).
 
@@ -68,11 +89,13 @@ dump) the TTFT exceeds the steady-state prediction by a near-constant 5-8 s at e
 one chunk (C x isl > 16384: isl 1024 from 32 clients, isl 8192 from 4), and by 0.1-0.4 s elsewhere (isl
 1024 at 4-16 clients), while the TPOT is smooth across that threshold. A cost paid once per run by the
 first wave alone, S, raises the mean TTFT over the run's 10 C requests (``--num-prompts $((CONC * 10))``)
-by S / 10 whatever C is: S of 50-80 s, the time of a kernel built or loaded on first use, not a steady
-state of the engine. The same signature, mean TTFT 5.7 s and p99 73 s at 64 clients against 0.39 s and
-0.94 s at 32, was reported for this script on B200 (SGLang 0.5.6, tp 8, 1k / 1k) in
-https://github.com/SemiAnalysisAI/InferenceX/issues/870. The later campaigns of the same scripts (0.5.9
-images, 2026-03 and 04) show no such step. What was built is not stated, so the stall is not modelled:
+by S / 10 whatever C is: S of 50-80 s, a one-off stall whose cause is not identified, not a steady state
+of the engine. A stall of the same kind, mean TTFT 5.7 s and p99 73 s at 64 clients against 0.39 s and
+0.94 s at 32, was reported for this script on B200 (SGLang 0.5.6, tp 8, 1k / 1k, the same 16384 chunk) in
+https://github.com/SemiAnalysisAI/InferenceX/issues/870, but its step falls between 32 and 64 clients: the
+line C x isl > 16384 is placed by this campaign's own step (any cut between 16 and 32 clients at isl 1024
+fits these rows equally well), not derived from the chunk. The later campaigns of the same scripts (0.5.9
+images, 2026-03 and 04) show no such step. What stalls is not stated, so the stall is not modelled:
 these rows are not covered, with the reason (:func:`cold_start_rows`). An audit of every engine's
 InferenceX and aiconfigurator campaigns by one rule (docs/serving.md, "The cold-start signature across
 engines") finds the flat excess at a stated line in this campaign alone."""
@@ -85,9 +108,19 @@ COLD_START_REASON = (
 
 def cold_start_rows(table: pd.DataFrame) -> pd.Series:
     """Rows of ``table`` (the silicon sample, with its ``concurrency``) measured in a campaign of
-    :data:`COLD_START_CAMPAIGNS` whose first wave of prompts, concurrency x nominal isl tokens, exceeds that
-    campaign's chunked-prefill size (SGLang rows alone)."""
+    :data:`COLD_START_CAMPAIGNS` by that campaign's script (its system, GEMM format and models) whose first
+    wave of prompts, concurrency x nominal isl tokens, exceeds that script's chunked-prefill size (SGLang
+    rows alone)."""
     measured = table["silicon_data_source"].astype(str).str.extract(r"measured=(\d{4}-\d{2}-\d{2})")[0]
-    chunk = measured.map(COLD_START_CAMPAIGNS)
     wave = table["concurrency"].astype(float) * table["isl"].astype(float)
-    return (table["backend"] == "sglang") & chunk.notna() & (wave > chunk.astype(float))
+    refused = pd.Series(False, index=table.index)
+    for date, campaign in COLD_START_CAMPAIGNS.items():
+        script = (
+            (table["backend"] == "sglang")
+            & (measured == date)
+            & (table["system"] == campaign.system)
+            & (table["gemm_quant_mode"] == campaign.gemm_quant_mode)
+            & table["model_path"].isin(campaign.models)
+        )
+        refused |= script & (wave > float(campaign.chunk))
+    return refused

@@ -214,16 +214,25 @@ was trained primarily for first-token prediction and reused autoregressively for
 causing degraded acceptance rates at later draft positions"). Its measured average acceptance length of
 the original module, tau = 3.20 tokens per verification at K = 7 drafts (MT-Bench, HumanEval and GSM8K,
 temperature 0; 3.09 at temperature 1), with the first draft at :data:`MTP_ACCEPTANCE_RATE`, solves
-1 + 0.85 (1 - a^7) / (1 - a) = 3.20 for a = 0.629 (0.605 at temperature 1): E = 1.85, 2.38 and 2.72
-tokens per verification at k = 1, 2, 3 where the i.i.d. 0.85 gives 1.85, 2.57 and 3.19."""
+1 + 0.85 (1 - a^7) / (1 - a) = 3.20 for a = 0.629: E = 1.85, 2.39 and 2.72 tokens per verification at
+k = 1, 2, 3 (at a = 0.63) where the i.i.d. 0.85 gives 1.85, 2.57 and 3.19.
+
+Assumptions, each with what it moves: (1) the card's tau counts the verifier's bonus token (EAGLE's
+convention, hence the leading 1; if it does not, 1 + 3.20 = E gives a ~ 0.78); (2) the card's table is
+at K = 7 drafts (the fine-tuned module was trained at K = 6; K = 6 gives a = 0.64); (3) the first draft
+is the V3 report's lower 0.85 (its upper 0.90 gives a = 0.60); (4) tau was measured on V3-0324's module
+with MT-Bench, HumanEval and GSM8K at temperature 0 (3.09 at temperature 1 gives a = 0.61), not on the
+rows' random prompts."""
 
 SGLANG_DRAFTING = False
 """The default of :func:`silicon_parts`' and :func:`predict_silicon`'s ``sglang_drafting``: whether the
 evaluation runs SGLang's speculative decoding on the rows of a drafting InferenceX script
 (:func:`row_speculation` with the script). Off: with the cited acceptance (:data:`MTP_ACCEPTANCE_RATE`)
 the B200 SGLang aggregated held-out TPOT goes from 11.4 / 36.3 % (median / p90) to 22.7 / 53.4 % after a
-refit, and no single acceptance improves it (docs/serving.md, "SGLang's speculative decoding"); the
-rows keep plain decoding and the scheduler changes alone (:mod:`validation.public.sglang`)."""
+refit, and no single acceptance improves it (docs/serving.md, "SGLang's speculative decoding"). Those
+figures are session 10's, measured with every draft kept i.i.d. at 0.85, before the later drafts' lower
+rate (:data:`MTP_LATER_ACCEPTANCE_RATE`) existed; they were not re-measured with it. The rows keep plain
+decoding and the scheduler changes alone (:mod:`validation.public.sglang`)."""
 
 
 def row_speculation(
