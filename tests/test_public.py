@@ -440,6 +440,11 @@ def test_moe_rows_sharing_a_tensorrt_llm_tactic_cache_file_across_top_k_are_not_
     table = pd.DataFrame([r[:-1] for r in rows], columns=[*columns, "topk"])
     assert moe_adapter.undetermined_tactic(table).tolist() == [r[-1] for r in rows]
     assert moe_adapter.undetermined_tactic(table.iloc[:0]).tolist() == []
+    # the collector loads the first file matching "<name>*": 16 experts per GPU may load the file of 160
+    glob = pd.DataFrame(
+        [("TRTLLM", "bfloat16", 4096, 1024, 1, e, 1, 8) for e in (16, 160, 32)], columns=[*columns, "topk"]
+    )
+    assert moe_adapter.undetermined_tactic(glob).tolist() == [True, False, False]
 
 
 def test_transfer_command_predicts_each_device_with_its_partners_parameters(

@@ -156,7 +156,9 @@ def undetermined_tactic(table: pd.DataFrame) -> npt.NDArray[np.bool_]:
     tuning with its fallback tactic (``AutoTuner.choose_one``, ``tensorrt_llm/_torch/autotuner.py``,
     https://github.com/NVIDIA/TensorRT-LLM). Of such layers one ran tuned tactics and one the fallback, and
     the table does not say which (``validation.public.moe_consistency.shared_cache_ratios`` shows it in the
-    measurements). A rule on the rows' identity only, never their latency."""
+    measurements). The collector loads the first file matching ``<name>*``, so a file whose local expert count
+    starts with the same digits (16 and 160 experts per GPU) may serve the shorter name instead: its rows are
+    undetermined too. A rule on the rows' identity only, never their latency."""
     if table.empty or "framework" not in table:
         return np.zeros(len(table), dtype=bool)
     trt = table["framework"].astype(str).str.lower().to_numpy(dtype=str) == "trtllm"
@@ -171,4 +173,16 @@ def undetermined_tactic(table: pd.DataFrame) -> npt.NDArray[np.bool_]:
         }
     )
     shared = files.groupby(["trtllm", *TUNING_CACHE_COLUMNS])["topk"].transform("nunique").to_numpy() > 1
-    return np.asarray(trt & shared, dtype=bool)
+    # the collector loads the first file matching ``<name>*``: a file of more local experts whose count
+    # starts with the same digits (16 -> 160) matches as well
+    head = ["trtllm", *TUNING_CACHE_COLUMNS[:-1]]
+    counts = files.groupby(head)["local_experts"].agg(lambda v: sorted({str(int(x)) for x in v}))
+    keys = list(zip(*(files[c] for c in head), strict=True))
+    prefix = np.array(
+        [
+            any(o != str(int(e)) and o.startswith(str(int(e))) for o in counts[key])
+            for key, e in zip(keys, files["local_experts"], strict=True)
+        ],
+        dtype=bool,
+    )
+    return np.asarray(trt & (shared | prefix), dtype=bool)
