@@ -415,6 +415,38 @@ def test_moe_adapter_reads_nemotron_h_experts_as_non_gated_where_the_collector_r
     assert moe_adapter.non_gated(table).tolist() == [r[-1] for r in rows]
 
 
+def test_moe_rows_sharing_a_tensorrt_llm_tactic_cache_file_across_top_k_are_not_fitted() -> None:
+    """The collector names its tactic-cache file by format, hidden, inter/tp and experts/ep only: two top-k
+    values in one such file leave one of them on the autotuner's fallback tactic, whichever came second."""
+    from validation.public.families import moe as moe_adapter
+
+    rows = [  # framework, format, hidden, inter, tp, experts, ep, topk, undetermined?
+        ("TRTLLM", "bfloat16", 4096, 1024, 1, 256, 8, 8, True),  # 32 experts of 1024 per GPU, top-8 ...
+        ("TRTLLM", "bfloat16", 4096, 2048, 2, 128, 4, 10, True),  # ... and top-10: the same file
+        ("TRTLLM", "bfloat16", 4096, 1024, 1, 256, 4, 8, False),  # 64 per GPU: its own file, one top-k
+        ("TRTLLM", "fp8", 4096, 1024, 1, 128, 4, 10, False),  # another format: another file
+        ("VLLM", "bfloat16", 4096, 1024, 1, 128, 4, 10, False),  # vLLM's collector has no such cache
+        ("VLLM", "bfloat16", 4096, 1024, 1, 256, 4, 10, False),  # beside TensorRT-LLM's 64-per-GPU file
+    ]
+    columns = [
+        "framework",
+        "moe_dtype",
+        "hidden_size",
+        "inter_size",
+        "moe_tp_size",
+        "num_experts",
+        "moe_ep_size",
+    ]
+    table = pd.DataFrame([r[:-1] for r in rows], columns=[*columns, "topk"])
+    assert moe_adapter.undetermined_tactic(table).tolist() == [r[-1] for r in rows]
+    assert moe_adapter.undetermined_tactic(table.iloc[:0]).tolist() == []
+    # the collector loads the first file matching "<name>*": 16 experts per GPU may load the file of 160
+    glob = pd.DataFrame(
+        [("TRTLLM", "bfloat16", 4096, 1024, 1, e, 1, 8) for e in (16, 160, 32)], columns=[*columns, "topk"]
+    )
+    assert moe_adapter.undetermined_tactic(glob).tolist() == [True, False, False]
+
+
 def test_transfer_command_predicts_each_device_with_its_partners_parameters(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

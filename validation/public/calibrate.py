@@ -15,6 +15,7 @@ import pandas as pd
 
 from costmodel.calibrate import MeasuredGroup, Measurements
 from validation.public.families import adapter_for
+from validation.public.families import moe as moe_adapter
 from validation.public.reader import iter_tables, read_revision
 from validation.public.split import CALIBRATION_MODULUS
 
@@ -29,7 +30,10 @@ def measurements(root: Path) -> Measurements:
     """Calibration rows of every covered table under ``root``, one group per (device, family, key)."""
     parts: dict[tuple[str, str, str], list[pd.DataFrame]] = {}
     for table in iter_tables(root):
-        frame = table.frame[table.frame["calibration"].to_numpy(dtype=bool)]
+        keep = table.frame["calibration"].to_numpy(dtype=bool)
+        if table.family == "moe":  # rows whose kernel tactic the collector left undetermined are not fitted
+            keep = keep & ~moe_adapter.undetermined_tactic(table.frame)
+        frame = table.frame[keep]
         for op_name, rows in frame.groupby("op_name", sort=True):
             adapter = adapter_for(str(op_name))
             if adapter is not None:

@@ -141,3 +141,48 @@ def tuned(table: pd.DataFrame) -> npt.NDArray[np.bool_]:
         rows = (hardware == hw) & (keys == key)
         out[rows] = moe_configs.tuned_config(load_hardware(str(hw)), key, experts[rows], width[rows])
     return out
+
+
+TUNING_CACHE_COLUMNS = ("moe_dtype", "hidden_size", "local_inter_size", "local_experts")
+"""What NVIDIA aiconfigurator's TensorRT-LLM collector names a tactic-cache file by
+(``<format>_<hidden>_<inter/tp>_<experts/ep>``, ``collector/trtllm/collect_moe.py``, ``run_moe_torch``,
+https://github.com/ai-dynamo/aiconfigurator)."""
+
+
+def undetermined_tactic(table: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """True per TensorRT-LLM row whose collector tactic-cache file (:data:`TUNING_CACHE_COLUMNS`) the table's
+    layers of more than one top-k share: the collector tunes a series only when no such file exists yet, and
+    TensorRT-LLM's autotuner keys a tactic by the op's input shapes, top-k included, answering a miss outside
+    tuning with its fallback tactic (``AutoTuner.choose_one``, ``tensorrt_llm/_torch/autotuner.py``,
+    https://github.com/NVIDIA/TensorRT-LLM). Of such layers one ran tuned tactics and one the fallback, and
+    the table does not say which (``validation.public.moe_consistency.shared_cache_ratios`` shows it in the
+    measurements). The collector loads the first file matching ``<name>*``, so a file whose local expert count
+    starts with the same digits (16 and 160 experts per GPU) may serve the shorter name instead: its rows are
+    undetermined too. A rule on the rows' identity only, never their latency."""
+    if table.empty or "framework" not in table:
+        return np.zeros(len(table), dtype=bool)
+    trt = table["framework"].astype(str).str.lower().to_numpy(dtype=str) == "trtllm"
+    files = pd.DataFrame(
+        {
+            "trtllm": trt,
+            "moe_dtype": table["moe_dtype"].astype(str).to_numpy(),
+            "hidden_size": table["hidden_size"].to_numpy(),
+            "local_inter_size": (table["inter_size"] // table["moe_tp_size"]).to_numpy(),
+            "local_experts": (table["num_experts"] // table["moe_ep_size"]).to_numpy(),
+            "topk": table["topk"].to_numpy(),
+        }
+    )
+    shared = files.groupby(["trtllm", *TUNING_CACHE_COLUMNS])["topk"].transform("nunique").to_numpy() > 1
+    # the collector loads the first file matching ``<name>*``: a file of more local experts whose count
+    # starts with the same digits (16 -> 160) matches as well
+    head = ["trtllm", *TUNING_CACHE_COLUMNS[:-1]]
+    counts = files.groupby(head)["local_experts"].agg(lambda v: sorted({str(int(x)) for x in v}))
+    keys = list(zip(*(files[c] for c in head), strict=True))
+    prefix = np.array(
+        [
+            any(o != str(int(e)) and o.startswith(str(int(e))) for o in counts[key])
+            for key, e in zip(keys, files["local_experts"], strict=True)
+        ],
+        dtype=bool,
+    )
+    return np.asarray(trt & (shared | prefix), dtype=bool)
