@@ -341,18 +341,29 @@ the host for the received counts, and its graph-compatible form (``num_worst_tok
 (``Buffer.dispatch``, https://github.com/deepseek-ai/DeepEP)."""
 
 
+def _recipe_hits(rows: pd.DataFrame) -> tuple[list[tuple[Recipe, pd.Series]], pd.Series]:
+    """Per TensorRT-LLM recipe, the disaggregated rows it ran (its deployment and draft tokens), and per row
+    the number of recipes that match it (a row's recipe is known where exactly one does)."""
+    dynamo = rows["silicon_data_source"].astype(str).str.contains(IMAGE, regex=False)
+    pools = (*_layout(rows, "prefill"), *_layout(rows, "decode"))
+    drafts = _drafts(rows)
+    hits = [
+        (recipe, _runs(rows, recipe, "trtllm", dynamo, pools) & (drafts == recipe.draft_tokens))
+        for recipe in RECIPES
+    ]
+    matches = pd.Series(0, index=rows.index)
+    for _, hit in hits:
+        matches += hit.astype(int)
+    return hits, matches
+
+
 def recipe_decode_graphs(rows: pd.DataFrame) -> pd.Series:
     """Per disaggregated row, whether the decode workers of the one recipe that ran it can replay CUDA graphs:
     False where the recipe forces an all-to-all of :data:`NO_GRAPH_ALLTOALL`, True elsewhere (no recipe
     matched, or none forced)."""
     out = pd.Series(True, index=rows.index, dtype=bool)
-    matches = pd.Series(0, index=rows.index)
-    dynamo = rows["silicon_data_source"].astype(str).str.contains(IMAGE, regex=False)
-    pools = (*_layout(rows, "prefill"), *_layout(rows, "decode"))
-    drafts = _drafts(rows)
-    for recipe in RECIPES:
-        hit = _runs(rows, recipe, "trtllm", dynamo, pools) & (drafts == recipe.draft_tokens)
-        matches += hit.astype(int)
+    hits, matches = _recipe_hits(rows)
+    for recipe, hit in hits:
         out[hit] = recipe.decode_alltoall not in NO_GRAPH_ALLTOALL
     return out.where(matches == 1, True).astype(bool)
 
@@ -361,13 +372,8 @@ def recipe_moe_backends(rows: pd.DataFrame) -> pd.Series:
     """Per disaggregated row, the decode workers' ``moe_config.backend`` of the one recipe that ran it
     (:attr:`Recipe.decode_moe_backend`), "" where no recipe (or more than one) matches or it was not read."""
     out = pd.Series("", index=rows.index, dtype=object)
-    matches = pd.Series(0, index=rows.index)
-    dynamo = rows["silicon_data_source"].astype(str).str.contains(IMAGE, regex=False)
-    pools = (*_layout(rows, "prefill"), *_layout(rows, "decode"))
-    drafts = _drafts(rows)
-    for recipe in RECIPES:
-        hit = _runs(rows, recipe, "trtllm", dynamo, pools) & (drafts == recipe.draft_tokens)
-        matches += hit.astype(int)
+    hits, matches = _recipe_hits(rows)
+    for recipe, hit in hits:
         out[hit] = recipe.decode_moe_backend or ""
     return out.where(matches == 1, "")
 
@@ -378,13 +384,8 @@ def recipe_limits(rows: pd.DataFrame) -> pd.DataFrame:
     world size under attention DP (the sample writes either tp 16 / attention DP 1 or tp 1 / attention DP 16
     for the same 16 ranks), so a pool is matched by its GPUs per worker and whether it runs attention DP."""
     out = pd.DataFrame(np.nan, index=rows.index, columns=list(LIMIT_COLUMNS))
-    matches = pd.Series(0, index=rows.index)
-    dynamo = rows["silicon_data_source"].astype(str).str.contains(IMAGE, regex=False)
-    pools = (*_layout(rows, "prefill"), *_layout(rows, "decode"))
-    drafts = _drafts(rows)
-    for recipe in RECIPES:
-        hit = _runs(rows, recipe, "trtllm", dynamo, pools) & (drafts == recipe.draft_tokens)
-        matches += hit.astype(int)
+    hits, matches = _recipe_hits(rows)
+    for recipe, hit in hits:
         out.loc[hit, list(LIMIT_COLUMNS)] = (
             recipe.prefill_max_batch_size,
             recipe.prefill_max_num_tokens,
