@@ -11,12 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from costmodel.calibrate import MeasuredGroup, Measurements
 from validation.public.families import adapter_for
 from validation.public.families import moe as moe_adapter
-from validation.public.reader import iter_tables, read_revision
+from validation.public.reader import Table, iter_tables, read_revision
 from validation.public.split import CALIBRATION_MODULUS
 
 DATA_SOURCE = "NVIDIA aiconfigurator per-kernel latency tables (https://github.com/ai-dynamo/aiconfigurator)"
@@ -26,14 +27,22 @@ ROW_RULE = (
 )
 
 
+def fitted_rows(table: Table) -> npt.NDArray[np.bool_]:
+    """Per row of ``table``, whether the calibration fits it: the calibration split's rows, less the MoE rows
+    whose kernel tactic the collector left undetermined
+    (:func:`validation.public.families.moe.undetermined_tactic`). The evaluation labels exactly these rows
+    "calibration" and every other row "held-out"."""
+    keep = table.frame["calibration"].to_numpy(dtype=bool)
+    if table.family == "moe":
+        keep = keep & ~moe_adapter.undetermined_tactic(table.frame)
+    return np.asarray(keep, dtype=bool)
+
+
 def measurements(root: Path) -> Measurements:
     """Calibration rows of every covered table under ``root``, one group per (device, family, key)."""
     parts: dict[tuple[str, str, str], list[pd.DataFrame]] = {}
     for table in iter_tables(root):
-        keep = table.frame["calibration"].to_numpy(dtype=bool)
-        if table.family == "moe":  # rows whose kernel tactic the collector left undetermined are not fitted
-            keep = keep & ~moe_adapter.undetermined_tactic(table.frame)
-        frame = table.frame[keep]
+        frame = table.frame[fitted_rows(table)]
         for op_name, rows in frame.groupby("op_name", sort=True):
             adapter = adapter_for(str(op_name))
             if adapter is not None:

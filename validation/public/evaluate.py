@@ -28,6 +28,7 @@ from costmodel.errors import CostmodelError
 from costmodel.kernels import params_for
 from costmodel.registry import load_hardware
 from costmodel.specs import HardwareProfile
+from validation.public.calibrate import fitted_rows
 from validation.public.families import adapter_for
 from validation.public.reader import iter_tables, read_revision
 from validation.public.sample import provenance, write_page_files
@@ -107,7 +108,8 @@ def evaluate(root: str | Path) -> Evaluation:
     """Predict every table under ``root`` (see the module docstring)."""
     evaluation = Evaluation()
     for table in iter_tables(root):
-        predict_table(table.frame, evaluation)
+        # "calibration": the rows the committed calibration fitted (validation.public.calibrate.fitted_rows)
+        predict_table(table.frame.assign(calibration=fitted_rows(table)), evaluation)
     return evaluation
 
 
