@@ -686,7 +686,8 @@ class LoopParts:
         clients = self.concurrency / self.ranks  # one rank's
         chunks = self.chunks
         steps = (self.osl - 1.0) / self.tokens_per_iteration
-        wait = self.arrival_wait
+        # a train's prompt waits TRAIN_ITERATIONS iterations ahead of it in place of the arrival wait
+        wait = np.where(self.train, TRAIN_ITERATIONS, self.arrival_wait)
         queued = np.maximum(clients / self.requests_per_iteration - steps - wait - chunks, 0.0)
         prompt = chunks * self.step_s(self._with_prompt_s(params), params)
         if self.held_iterations is not None:  # held in decode-only iterations before its prefill

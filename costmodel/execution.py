@@ -243,9 +243,15 @@ kernels and the count of what the Python host issues: 38 per MoE layer, 24 per d
 
 
 def has_trtllm_launches(model: ModelProfile) -> bool:
-    """Whether :data:`TRTLLM_DEEPSEEK_V3_HOST_CALLS` counts ``model``'s layer: multi-head latent attention,
-    routed experts and one shared expert (DeepSeek-V3's)."""
-    return model.mla is not None and model.moe is not None and model.moe.n_shared_experts == 1
+    """Whether :data:`TRTLLM_DEEPSEEK_V3_HOST_CALLS` counts ``model``'s layer: multi-head latent attention
+    without a sparse-attention indexer, routed experts and one shared expert (DeepSeek-V3's; not
+    DeepSeek-V3.2's or GLM-5's, whose indexer's calls are not counted)."""
+    return (
+        model.mla is not None
+        and model.sparse_attention is None
+        and model.moe is not None
+        and model.moe.n_shared_experts == 1
+    )
 
 
 def trtllm_launches(model: ModelProfile, ops: Sequence[Op]) -> tuple[Op, ...]:

@@ -367,10 +367,12 @@ def test_an_eager_trtllm_engine_of_another_model_keeps_the_reference_count() -> 
     llama = costmodel.load_model("llama-3-8b")
     assert not has_trtllm_launches(llama)
     assert has_trtllm_launches(costmodel.load_model("deepseek-v3"))
+    sparse = costmodel.load_model("deepseek-v3.2")  # MLA with an indexer, whose calls are not counted
+    assert not has_trtllm_launches(sparse)
     hardware = costmodel.load_hardware("h100-sxm")
     efficiency = hardware.efficiency.model_copy(update={"kernel_engine": "trtllm", "execution_mode": "eager"})
     reference = hardware.efficiency.model_copy(update={"execution_mode": "eager"})
-    from costmodel.specs import Workload
+    from costmodel.specs import Deployment, Workload
 
     work = Workload(batch_size=4, prompt_len=256, output_len=16)
     trt = costmodel.estimate(llama, hardware, work, efficiency=efficiency)
@@ -378,3 +380,7 @@ def test_an_eager_trtllm_engine_of_another_model_keeps_the_reference_count() -> 
     # the same launches (the reference decoder's); only the kernel keys differ between the two engines
     assert float(trt.tpot_s) > 0
     assert float(ref.tpot_s) > 0
+    eight = costmodel.load_hardware("h200")
+    eager = eight.efficiency.model_copy(update={"kernel_engine": "trtllm", "execution_mode": "eager"})
+    report = costmodel.estimate(sparse, eight, work, Deployment(tp=8), efficiency=eager)
+    assert float(report.tpot_s) > 0
