@@ -131,9 +131,13 @@ FloatArray = npt.NDArray[np.float64]
 TRAIN_ITERATIONS = 2.0
 """Prompt iterations between a train's prompt arriving and its first token besides its own (the module's
 "Trains"): the iteration an overlapped scheduler already scheduled when the prompt arrived, and the one
-after its prefill that returns its first token (TensorRT-LLM's ``PyExecutor`` overlap loop:
-``_handle_responses`` keeps a request whose ``py_decoding_iter <= 1`` for the next pass,
-https://github.com/NVIDIA/TensorRT-LLM/blob/main/tensorrt_llm/_torch/pyexecutor/py_executor.py)."""
+after its prefill that returns its first token (TensorRT-LLM's ``PyExecutor._executor_loop_overlap``
+launches the forward of the next scheduled batch before ``_process_previous_batch`` runs
+``_handle_responses`` on the previous one, so a prefill's first token reaches the client only once the
+following iteration is launched,
+https://github.com/NVIDIA/TensorRT-LLM/blob/main/tensorrt_llm/_torch/pyexecutor/py_executor.py; the
+``py_decoding_iter <= 1`` skip in ``_handle_responses`` applies only to generation-only, i.e.
+disaggregated decode, requests, not to the aggregated rows a train models)."""
 
 FIXED_POINT_ITERATIONS = 60
 """Damped fixed-point iterations for the decodes per iteration; the map is a contraction in practice and

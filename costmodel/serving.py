@@ -506,7 +506,7 @@ class _Parts:
         for key, batch, new, past, logits, one_microbatch in wanted:
             # a pass of scalars stays one: numpy's scalar arithmetic (x ** p on a float64 scalar: the C
             # library's pow) and its array loops (SIMD) may differ in the last bit
-            alone = not any(np.ndim(x) for x in (batch, new, past)) and key
+            alone = None if any(np.ndim(x) for x in (batch, new, past)) else key
             kind = (logits, one_microbatch, bool(np.all(np.asarray(new) <= 1.0)), alone)
             kinds.setdefault(kind, {})[key] = (batch, new, past)
         for (logits, one_microbatch, _, _), passes in kinds.items():

@@ -308,9 +308,11 @@ def token_budget(backend: str, hardware: HardwareProfile) -> int:
     ``hardware``:
 
     - vLLM's API server (``vllm serve``, usage context ``OPENAI_API_SERVER``): ``max_num_batched_tokens``
-      8192 on GPUs of 70 GiB or more other than the A100, 2048 on the others
+      8192 on GPUs of 70 GiB or more other than the A100, 2048 on the other GPUs
       (:func:`~validation.public.engine_memory.vllm_large_gpu`; the ``LLM`` class's 16384 / 8192 are
-      not a server's), when the launch sets none (``EngineArgs.get_batch_defaults`` and
+      not a server's; vLLM sets its own, different defaults on TPUs, by chip, and on CPUs, scaled with
+      the world size, both out of scope here since the sample holds GPUs only), when the launch sets none
+      (``EngineArgs.get_batch_defaults`` and
       ``_set_default_max_num_seqs_and_batched_tokens_args``,
       https://github.com/vllm-project/vllm/blob/99d7eb5d6a512cfcc5a2b104f24ebf2d6cda772b/vllm/engine/arg_utils.py);
       with chunked prefill on (the default) it is then capped at max_num_seqs x max_model_len only,
