@@ -416,36 +416,52 @@ def test_moe_adapter_reads_nemotron_h_experts_as_non_gated_where_the_collector_r
     assert moe_adapter.non_gated(table).tolist() == [r[-1] for r in rows]
 
 
-def test_moe_rows_sharing_a_tensorrt_llm_tactic_cache_file_across_top_k_are_not_fitted() -> None:
+def test_moe_rows_sharing_a_tensorrt_llm_tactic_cache_file_have_an_undetermined_tactic() -> None:
     """The collector names its tactic-cache file by format, hidden, inter/tp and experts/ep only: two top-k
-    values in one such file leave one of them on the autotuner's fallback tactic, whichever came second."""
+    values, or two kernel sources (ops the autotuner keys apart), in one such file leave one series on the
+    autotuner's fallback tactic, whichever came second. Kernels that consult no cache are exempt."""
     from validation.public.families import moe as moe_adapter
 
-    rows = [  # framework, format, hidden, inter, tp, experts, ep, topk, undetermined?
-        ("TRTLLM", "bfloat16", 4096, 1024, 1, 256, 8, 8, True),  # 32 experts of 1024 per GPU, top-8 ...
-        ("TRTLLM", "bfloat16", 4096, 2048, 2, 128, 4, 10, True),  # ... and top-10: the same file
-        ("TRTLLM", "bfloat16", 4096, 1024, 1, 256, 4, 8, False),  # 64 per GPU: its own file, one top-k
-        ("TRTLLM", "fp8", 4096, 1024, 1, 128, 4, 10, False),  # another format: another file
-        ("VLLM", "bfloat16", 4096, 1024, 1, 128, 4, 10, False),  # vLLM's collector has no such cache
-        ("VLLM", "bfloat16", 4096, 1024, 1, 256, 4, 10, False),  # beside TensorRT-LLM's 64-per-GPU file
+    cutlass, min_latency = "moe_torch_flow_cutlass", "moe_torch_flow_min_latency"
+    rows = [  # framework, format, kernel source, hidden, inter, tp, experts, ep, topk, undetermined?
+        ("TRTLLM", "bfloat16", cutlass, 4096, 1024, 1, 256, 8, 8, True),  # 32 experts of 1024 per GPU, top-8
+        ("TRTLLM", "bfloat16", cutlass, 4096, 2048, 2, 128, 4, 10, True),  # ... and top-10: the same file
+        ("TRTLLM", "bfloat16", cutlass, 4096, 1024, 1, 256, 4, 8, False),  # 64 per GPU: own file, one top-k
+        ("TRTLLM", "fp8", cutlass, 4096, 1024, 1, 128, 4, 10, False),  # another format: another file
+        ("VLLM", "bfloat16", "vllm_fused_moe", 4096, 1024, 1, 128, 4, 10, False),  # vLLM: no such cache
+        ("VLLM", "bfloat16", "vllm_fused_moe", 4096, 1024, 1, 256, 4, 10, False),  # beside TRT-LLM's file
+        # one top-k, two ops (CUTLASS's fused_moe::gemm1/2, TRT-LLM-Gen's fp4_block_scale_moe_runner)
+        ("TRTLLM", "nvfp4", cutlass, 7168, 2048, 1, 256, 8, 8, True),
+        ("TRTLLM", "nvfp4", min_latency, 7168, 2048, 1, 256, 8, 8, True),
+        ("TRTLLM", "nvfp4", cutlass, 7168, 2048, 1, 256, 4, 8, False),  # 64 per GPU: CUTLASS alone
+        # DeepGEMM calls no autotuner; the collector skips the cache for w4a16_mxfp4: both top-k determined
+        ("TRTLLM", "fp8_block", "deepgemm", 4096, 1024, 1, 256, 8, 8, False),
+        ("TRTLLM", "fp8_block", "deepgemm", 4096, 2048, 2, 128, 4, 10, False),
+        ("TRTLLM", "w4a16_mxfp4", "moe_torch_flow", 4096, 1024, 1, 256, 8, 8, False),
+        ("TRTLLM", "w4a16_mxfp4", "moe_torch_flow", 4096, 2048, 2, 128, 4, 10, False),
     ]
     columns = [
         "framework",
         "moe_dtype",
+        "kernel_source",
         "hidden_size",
         "inter_size",
         "moe_tp_size",
         "num_experts",
         "moe_ep_size",
+        "topk",
     ]
-    table = pd.DataFrame([r[:-1] for r in rows], columns=[*columns, "topk"])
+    table = pd.DataFrame([r[:-1] for r in rows], columns=columns)
     assert moe_adapter.undetermined_tactic(table).tolist() == [r[-1] for r in rows]
     assert moe_adapter.undetermined_tactic(table.iloc[:0]).tolist() == []
     # the collector loads the first file matching "<name>*": 16 experts per GPU may load the file of 160
     glob = pd.DataFrame(
-        [("TRTLLM", "bfloat16", 4096, 1024, 1, e, 1, 8) for e in (16, 160, 32)], columns=[*columns, "topk"]
+        [("TRTLLM", "bfloat16", cutlass, 4096, 1024, 1, e, 1, 8) for e in (16, 160, 32)], columns=columns
     )
     assert moe_adapter.undetermined_tactic(glob).tolist() == [True, False, False]
+    # a DeepGEMM series looks up no tactic, whichever file it loads: no prefix rule among its rows either
+    deepgemm = glob.assign(moe_dtype="fp8_block", kernel_source="deepgemm")
+    assert not moe_adapter.undetermined_tactic(deepgemm).any()
 
 
 def test_transfer_command_predicts_each_device_with_its_partners_parameters(
@@ -552,19 +568,16 @@ def test_transfer_attribution_swaps_the_devices_own_parameters_in_one_at_a_time(
 
 
 def test_the_evaluation_labels_calibration_exactly_the_rows_the_calibration_fits() -> None:
-    """A MoE row of the calibration split whose tactic the collector left undetermined is not fitted, so the
-    evaluation reports it as held-out (issue 14's contract: "calibration" = rows the committed calibration
-    used); every other row keeps its split."""
+    """The fitter takes the calibration split's rows of every family, the MoE rows of an undetermined tactic
+    included, and the evaluation labels exactly those rows "calibration" (issue 14's contract)."""
     from validation.public.calibrate import fitted_rows
     from validation.public.families import moe as moe_adapter
 
     tables = [t for t in iter_tables(PUBLIC_GPU, systems=["b200_sxm"]) if t.family == "moe"]
     assert tables
-    moved = 0
+    undetermined_fitted = 0
     for table in tables:
-        fitted = fitted_rows(table)
         split = table.frame["calibration"].to_numpy(dtype=bool)
-        undetermined = moe_adapter.undetermined_tactic(table.frame)
-        assert (fitted == (split & ~undetermined)).all()
-        moved += int((split & undetermined).sum())
-    assert moved > 0  # the B200's TensorRT-LLM tables do share tactic-cache files across top-k
+        assert (fitted_rows(table) == split).all()
+        undetermined_fitted += int((split & moe_adapter.undetermined_tactic(table.frame)).sum())
+    assert undetermined_fitted > 0  # the B200's TensorRT-LLM tables do share tactic-cache files

@@ -149,33 +149,58 @@ TUNING_CACHE_COLUMNS = ("moe_dtype", "hidden_size", "local_inter_size", "local_e
 https://github.com/ai-dynamo/aiconfigurator)."""
 
 
+UNTUNED_KERNEL_SOURCES = ("deepgemm",)
+"""TensorRT-LLM MoE kernel sources that call no autotuner: ``DeepGemmFusedMoE.forward_chunk`` runs
+``moe_permute_op``, Triton quantisation and ``deep_gemm.fp8_m_grouped_gemm_nt_masked`` (DeepGEMM's own
+heuristic), no ``AutoTuner.choose_one`` (``tensorrt_llm/_torch/modules/fused_moe/fused_moe_deepgemm.py``,
+https://github.com/NVIDIA/TensorRT-LLM)."""
+
+UNCACHED_FORMATS = ("w4a16_mxfp4",)
+"""Formats whose series the collector runs without a tactic-cache file: ``run_moe_torch`` neither loads nor
+tunes one when ``moe_type == "w4a16_mxfp4"`` (``collector/trtllm/collect_moe.py``,
+https://github.com/ai-dynamo/aiconfigurator)."""
+
+
 def undetermined_tactic(table: pd.DataFrame) -> npt.NDArray[np.bool_]:
     """True per TensorRT-LLM row whose collector tactic-cache file (:data:`TUNING_CACHE_COLUMNS`) the table's
-    layers of more than one top-k share: the collector tunes a series only when no such file exists yet, and
-    TensorRT-LLM's autotuner keys a tactic by the op's input shapes, top-k included, answering a miss outside
-    tuning with its fallback tactic (``AutoTuner.choose_one``, ``tensorrt_llm/_torch/autotuner.py``,
-    https://github.com/NVIDIA/TensorRT-LLM). Of such layers one ran tuned tactics and one the fallback, and
+    series of more than one (top-k, kernel source) share: the collector tunes a series only when no such
+    file exists yet, and TensorRT-LLM's autotuner keys a tactic by the custom op, the runner and the op's
+    input shapes, top-k included, answering a miss outside tuning with its fallback tactic
+    (``AutoTuner.choose_one``, ``AutoTuner._get_cache_key``, ``tensorrt_llm/_torch/autotuner.py``,
+    https://github.com/NVIDIA/TensorRT-LLM). The file name holds no backend, so nvfp4's ``min_latency``
+    series (TRT-LLM-Gen, op ``trtllm::fp4_block_scale_moe_runner``) and its CUTLASS series (ops
+    ``trtllm::fused_moe::gemm1`` / ``gemm2``) of one local shape and top-k share a file whose entries serve
+    one of them only; the collector runs a CUTLASS series beside every ``min_latency`` one, so no
+    ``min_latency`` row is determined. Of such series one ran tuned tactics and the other the fallback, and
     the table does not say which (``validation.public.moe_consistency.shared_cache_ratios`` shows it in the
-    measurements). The collector loads the first file matching ``<name>*``, so a file whose local expert count
-    starts with the same digits (16 and 160 experts per GPU) may serve the shorter name instead: its rows are
-    undetermined too. A rule on the rows' identity only, never their latency."""
+    measurements). The collector loads the first file matching ``<name>*``, so a file whose local expert
+    count starts with the same digits (16 and 160 experts per GPU) may serve the shorter name instead: its
+    rows are undetermined too. Kernels that consult no cache are exempt (:data:`UNTUNED_KERNEL_SOURCES`,
+    :data:`UNCACHED_FORMATS`). A rule on the rows' identity only, never their latency."""
     if table.empty or "framework" not in table:
         return np.zeros(len(table), dtype=bool)
     trt = table["framework"].astype(str).str.lower().to_numpy(dtype=str) == "trtllm"
+    source = (
+        table["kernel_source"].astype(str).to_numpy(dtype=str)
+        if "kernel_source" in table
+        else np.full(len(table), "", dtype=str)
+    )
+    dtype = table["moe_dtype"].astype(str).to_numpy(dtype=str)
+    cached = trt & ~np.isin(source, UNTUNED_KERNEL_SOURCES) & ~np.isin(dtype, UNCACHED_FORMATS)
     files = pd.DataFrame(
         {
-            "trtllm": trt,
-            "moe_dtype": table["moe_dtype"].astype(str).to_numpy(),
+            "cached": cached,
+            "moe_dtype": dtype,
             "hidden_size": table["hidden_size"].to_numpy(),
             "local_inter_size": (table["inter_size"] // table["moe_tp_size"]).to_numpy(),
             "local_experts": (table["num_experts"] // table["moe_ep_size"]).to_numpy(),
-            "topk": table["topk"].to_numpy(),
+            "series": [f"{k}|{s}" for k, s in zip(table["topk"].to_numpy(), source, strict=True)],
         }
     )
-    shared = files.groupby(["trtllm", *TUNING_CACHE_COLUMNS])["topk"].transform("nunique").to_numpy() > 1
+    shared = files.groupby(["cached", *TUNING_CACHE_COLUMNS])["series"].transform("nunique").to_numpy() > 1
     # the collector loads the first file matching ``<name>*``: a file of more local experts whose count
     # starts with the same digits (16 -> 160) matches as well
-    head = ["trtllm", *TUNING_CACHE_COLUMNS[:-1]]
+    head = ["cached", *TUNING_CACHE_COLUMNS[:-1]]
     counts = files.groupby(head)["local_experts"].agg(lambda v: sorted({str(int(x)) for x in v}))
     keys = list(zip(*(files[c] for c in head), strict=True))
     prefix = np.array(
@@ -185,4 +210,4 @@ def undetermined_tactic(table: pd.DataFrame) -> npt.NDArray[np.bool_]:
         ],
         dtype=bool,
     )
-    return np.asarray(trt & (shared | prefix), dtype=bool)
+    return np.asarray(cached & (shared | prefix), dtype=bool)
