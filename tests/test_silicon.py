@@ -349,6 +349,50 @@ def test_trtllm_rows_whose_clients_fill_tp_ranks_are_attention_dp() -> None:
     assert tp_as_attention_dp(table, models).tolist() == [True, False, False, False, False, False, False]
 
 
+def test_a_job_holds_the_gpus_its_disaggregated_rows_state() -> None:
+    """The GPUs of a job of aiconfigurator's collection are its disaggregated rows' pools, workers x tp x pp
+    x attention DP of each (the rows' own columns): 16 for each of the six H100 rows of job 23364591, 40 x 1
+    + 6 x 4 = 64 for job 23803065 on B200; a job without such a row is unknown."""
+    from validation.public.silicon import job_gpus
+
+    table = read_silicon(DATA)
+    job = table["silicon_data_source"].astype(str).str.extract(r"gtl_job_id=(\d+)")[0]
+    gpus = job_gpus(table)
+    assert (job == "23364591").sum() == 15
+    assert (gpus[job == "23364591"] == 16).all()
+    assert (job == "23803065").sum() == 3
+    assert (gpus[job == "23803065"] == 64).all()
+    assert (job == "23879486").sum() == 11
+    assert gpus[job == "23879486"].isna().all()
+    assert gpus[job.isna()].isna().all()
+    # pools that disagree leave the job unknown
+    two = table[job == "23364591"].copy()
+    two.loc[two["mode"] == "disagg", "decode_num_workers"] += np.arange((two["mode"] == "disagg").sum())
+    assert job_gpus(two).isna().all()
+
+
+def test_a_row_whose_workers_fill_its_job_is_not_read_as_attention_dp(tmp_path: Path) -> None:
+    """nvidia/DeepSeek-V3.1-NVFP4 on B200 (job 23803065, tp 8, batch_size 56, 448 clients) ran 448 / 56 = 8
+    tensor-parallel workers of 8 GPUs, the job's 64 (its Qwen3-32B-NVFP4 rows: 40 + 6 x 4 GPUs
+    disaggregated, 32 aggregated workers of tp 2), each with 56 clients, not one attention-DP worker of 8
+    ranks; nvidia/DeepSeek-R1-NVFP4 of job 23879486 (no disaggregated row: its GPUs unknown) stays attention
+    DP over its 4 GPUs, 224 clients on one worker."""
+    table = pd.read_csv(DATA / "silicon_sample.csv")
+    source = table["silicon_data_source"].astype(str)
+    r1 = table["id"].str.endswith("b200_sxm_trtllm_agg_4000x1000_c224_tp4_epnone_1")
+    rows = table[source.str.contains("gtl_job_id=23803065") | r1]
+    assert len(rows) == 4
+    rows.to_csv(tmp_path / "silicon_sample.csv", index=False)
+    (tmp_path / "model_configs").mkdir()
+    for model_path in rows["model_path"].unique():
+        shutil.copy(_config_path(DATA / "model_configs", model_path), tmp_path / "model_configs")
+    read, groups = silicon_parts(tmp_path)
+    parts = {str(read.loc[index[0], "model_path"]): p for index, p in groups if isinstance(p, LoopParts)}
+    v31, dsr1 = parts["nvidia/DeepSeek-V3.1-NVFP4"], parts["nvidia/DeepSeek-R1-NVFP4"]
+    assert (v31.ranks, v31.concurrency.tolist()) == (1.0, [56.0])
+    assert (dsr1.ranks, dsr1.concurrency.tolist()) == (4.0, [224.0])
+
+
 def test_a_tp_row_read_as_attention_dp_is_the_closed_loop_of_its_ranks(tmp_path: Path) -> None:
     """gpt-oss-120b on H100 with TensorRT-LLM at tp_size 4 (MoE TP 4), batch_size 48 and 192 clients is
     predicted as four attention-DP ranks of one GPU with 48 sequences each (aiconfigurator's collection: a

@@ -14,7 +14,8 @@ of the row's model, device, formats and parallelism: ``tp_size`` (attention TP w
 layer) and ``pp_size`` as :class:`costmodel.Deployment` fields; ``batch_size`` is per attention-DP rank
 (the client concurrency is batch_size x attention_dp_size in the sample), so the engine's limits are
 attention_dp times a rank's; a TensorRT-LLM row that leaves ``attention_dp_size`` empty while its
-concurrency is batch_size x tp_size is attention DP over its tp_size GPUs (:func:`tp_as_attention_dp`); a
+concurrency is batch_size x tp_size is attention DP over its tp_size GPUs (:func:`tp_as_attention_dp`),
+unless that many workers of tp_size GPUs fill its job's GPUs (:func:`job_gpus`); a
 vLLM row that states attention DP ran one engine of tp_size GPUs, expert parallel over them
 (:func:`validation.public.inferencex.vllm_single_engine`).
 Disaggregated rows (``mode == "disagg"``) that state both pools' worker
@@ -668,7 +669,9 @@ def agg_workers(filled: pd.DataFrame) -> pd.Series:
     decode workers, 64 GPUs, which are 32 workers of tp 2; (2) its measured mean TTFT of 0.72 s with a
     TPOT of 13.7 ms rules out 403 clients queueing for one worker's 13 slots, each freed every
     500 x 13.7 ms = 6.8 s (read as one worker, the loop predicts 227 s). Every other aggregated row's
-    concurrency is batch_size x attention_dp_size (or batch_size x tp_size, :func:`tp_as_attention_dp`)."""
+    concurrency is batch_size x attention_dp_size (or batch_size x tp_size, :func:`tp_as_attention_dp`),
+    except nvidia/DeepSeek-V3.1-NVFP4 of the same job: 448 = 8 x 56 clients, 8 workers of tp 8
+    (:func:`tp_as_attention_dp`)."""
     ranks = filled["batch_size"] * filled["attention_dp_size"]
     workers = filled["concurrency"] / ranks
     whole = (workers > 1) & np.isclose(workers, np.round(workers))
@@ -684,18 +687,30 @@ def tp_as_attention_dp(table: pd.DataFrame, models: dict[str, ModelProfile | str
     TensorRT-LLM's ``tensor_parallel_size`` is the worker's world size, and ``enable_attention_dp`` makes
     each of its GPUs an attention-DP rank ("The --enable-attention-dp flag sets attention_dp_size =
     tensor_parallel_size", https://docs.nvidia.com/dynamo/additional-resources/tensor-rt-llm-details/dp-rank-routing).
-    The 12 rows this selects (nvidia/DeepSeek-R1-NVFP4 and DeepSeek-V3.1-NVFP4 on B200, openai/gpt-oss-120b
-    on H100; the gap-analysis campaign of Dynamo 0.9.0 / 0.8.1) read as that: (1) their concurrency is
-    batch_size x tp_size on every one of them (224 = 56 x 4, ..., 448 = 56 x 8), the rule of the sample's
+    The 11 rows this selects (nvidia/DeepSeek-R1-NVFP4 on B200, openai/gpt-oss-120b on H100; the
+    gap-analysis campaign of Dynamo 0.9.0) read as that: (1) their concurrency is
+    batch_size x tp_size on every one of them (224 = 56 x 4, ..., 40 = 5 x 8), the rule of the sample's
     attention-DP rows (batch_size per rank x ranks), where every other aggregated row with tp > 1 and an
     empty attention_dp_size has concurrency = batch_size (563 of the other 569; 6 state none); (2) their
     moe_tp_size x moe_ep_size is tp_size, the MoE layer over all the worker's GPUs; (3) their measured mean
     TTFT (0.4-2.3 s against 47-91 ms per output token, osl 1000) rules out the 2-8 clients per sequence
     slot a worker of batch_size sequences would make wait: read as tensor parallelism, the loop predicts
-    28-136 s."""
+    28-136 s.
+
+    Except a row whose concurrency / batch_size workers of tp_size GPUs fill its job's GPUs
+    (:func:`job_gpus`): it ran that many tensor-parallel workers behind the router, batch_size clients each
+    (:func:`agg_workers`). One row reads so, nvidia/DeepSeek-V3.1-NVFP4 on B200 (job 23803065, 448 = 56 x 8
+    clients at tp 8): 8 workers of 8 GPUs are the job's 64, as its Qwen3-32B-NVFP4 rows' 32 aggregated
+    workers of tp 2 and 40 + 6 x 4 disaggregated GPUs are, where one attention-DP worker would hold 8. The
+    other 11 rows' jobs state no GPUs (job 23879486 has no disaggregated row), and read as workers, its
+    DeepSeek-R1-NVFP4 rows would hold 16 GPUs at tp 4 and 64 at tp 8 in one job."""
     moe = table["model_path"].map(
         lambda m: isinstance(models.get(m), ModelProfile) and models[m].moe is not None
     )
+    # read as W = concurrency / batch_size workers of tp_size GPUs, the row fills its job's GPUs
+    stages = table["pp_size"].fillna(1) if "pp_size" in table.columns else 1
+    workers_gpus = table["concurrency"] / table["batch_size"] * table["tp_size"] * stages
+    fills_job = np.isclose(workers_gpus, job_gpus(table))
     return (
         (table["backend"] == "trtllm")
         & (table["mode"] == "agg")
@@ -703,7 +718,40 @@ def tp_as_attention_dp(table: pd.DataFrame, models: dict[str, ModelProfile | str
         & (table["tp_size"] > 1)
         & (table["concurrency"] == table["batch_size"] * table["tp_size"])
         & moe.astype(bool)
+        & ~fills_job
     )
+
+
+JOB_ID = r"gtl_job_id=(\d+)"
+"""The benchmark job of a row of aiconfigurator's collection in ``silicon_data_source``
+(:func:`job_gpus`)."""
+
+
+def job_gpus(table: pd.DataFrame) -> pd.Series:
+    """Per row: the GPUs its benchmark job (``gtl_job_id`` in ``silicon_data_source``) holds, where the
+    job's disaggregated rows state it, else NaN.
+
+    A disaggregated row states its pools whole: ``prefill_num_workers`` workers of ``prefill_tp_size`` x
+    ``prefill_pp_size`` x ``prefill_attention_dp_size`` GPUs, and the same for decode (aiconfigurator's
+    generator counts a worker's GPUs as tp x pp x dp: ``gpus_per_worker`` in
+    ``src/aiconfigurator/generator/rule_plugin/trtllm.rule``, https://github.com/ai-dynamo/aiconfigurator).
+    A job holds one allocation: the job's disaggregated rows that state their pools all count the same
+    GPUs (job 23364591: 16 on each of its six H100 rows, 5 + 11 to 8 + 8 workers; job 23803065: 40 x 1 +
+    6 x 4 = 64 on B200), and its aggregated rows fill it with as many workers as fit (the Qwen3-32B-NVFP4
+    row of job 23803065: 32 workers of tp 2, :func:`agg_workers`). A job whose disaggregated rows disagree,
+    or that has none, is NaN (unknown)."""
+    if "silicon_data_source" not in table.columns:
+        return pd.Series(np.nan, index=table.index)
+    job = table["silicon_data_source"].astype(str).str.extract(JOB_ID)[0]
+    gpus = pd.Series(0.0, index=table.index)
+    for pool in ("prefill", "decode"):
+        columns = [f"{pool}_{name}" for name in ("tp_size", "pp_size", "attention_dp_size")]
+        width = table.reindex(columns=columns).fillna(1.0).prod(axis=1)
+        gpus = gpus + table.reindex(columns=[f"{pool}_num_workers"]).iloc[:, 0] * width
+    stated = (table["mode"] == "disagg") & job.notna() & gpus.notna()
+    counts = gpus[stated].groupby(job[stated]).agg(["min", "max"])
+    single = counts.loc[counts["min"] == counts["max"], "min"]
+    return job.map(single).astype(float)
 
 
 def squared_expert_layout(filled: pd.DataFrame, gpus_per_node: int = 8) -> pd.Series:
