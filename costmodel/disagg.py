@@ -34,10 +34,11 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
   as one queue; 1: as binomial as uniform random routing); a worker decodes E[min(share, slots)] and the
   rest of its share waits. Where the benchmark runs exactly as many clients as slots (the sample's
   disaggregated rows do), an even share never waits, a dispersed one does, with fewer sequences per
-  iteration (a lower TPOT). The dispersion is an effective parameter, fitted: Dynamo's default router is
-  round robin (https://docs.nvidia.com/dynamo/v1.2.0/user-guides/kv-cache-aware-routing), which keeps the
-  shares even, so a fitted value above 0 stands in for a decode-side loss at C = decode_workers x slots
-  that the model does not otherwise explain (docs/serving.md, "Decode routing"). TPOT and the rate are
+  iteration (a lower TPOT). Dynamo's default router is round robin
+  (https://docs.nvidia.com/dynamo/v1.2.0/user-guides/kv-cache-aware-routing), which keeps the shares even:
+  a value above 0 stands in for a decode-side loss at C = decode_workers x slots that the model does not
+  otherwise explain (docs/serving.md, "Decode routing"); the public calibration holds it at 0 since
+  session 12 ("A disaggregated wave share"). TPOT and the rate are
   those of the mean decoding batch D = E[min(share, slots)] (a mean-value approximation): D / t(D) is
   concave, so the workers' mean E[D_i / t(D_i)] is at most D / t(D) (Jensen), and the rate an upper
   bound on that account.
@@ -75,8 +76,15 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
   prefills first come first served k per pass: with G <= k they share one pass of G prompts, s(G);
   beyond, the i-th waits for ceil(i / k) full passes, (G / k + 1) / 2 of them on average (k, s_k as in
   :func:`prefill_wait`). That replaces the steady state's wait and pass for those requests, so
-  TTFT = TTFT_steady + f max(wave prefill - (wait + s(n)), 0): the same mix of steady state and wave as
-  the aggregated loop's (its wave: the mean over i = 1..R of ceil(i isl / P) iterations), with the same f.
+  TTFT = TTFT_steady + f max(wave prefill - (wait + s(n) + slot wait), 0): the same mix of steady state
+  and wave as the aggregated loop's (its wave: the mean over i = 1..R of ceil(i isl / P) iterations). A
+  request whose decode slot is not free waits for it whatever its prefill (the wave's passes run during
+  that wait), so the wave adds only what its prefill exceeds the steady wait before decoding by, the
+  wait for a slot included (nothing where the slots bind for longer than the wave's passes). f is the
+  engine's aggregated ``burst_fraction`` unless a share of the disaggregated loop's own is given
+  (:meth:`DisaggParams.from_loop`): the decode pool does not prefill, so the clients of a wave decode
+  alike and come back spaced as they left the prefill pool, and the wave is not the aggregated engine's
+  (docs/serving.md, "A disaggregated wave share").
 
 - **Attention data parallelism** (``attention_dp`` = r ranks in a pool's :class:`costmodel.specs.Deployment`,
   as SGLang's DP attention and TensorRT-LLM's ``enable_attention_dp`` run it in either pool): each rank of a
@@ -179,15 +187,17 @@ class DisaggParams:
         kv_transfer_overhead_s: float = 0.0,
         overlap_host: bool = False,
         decode_share_dispersion: float = 0.0,
+        burst_fraction: float | None = None,
     ) -> DisaggParams:
         """The closed loop's parameters of an engine, with a KV-transfer overhead. The host's work per
         iteration that an overlapped scheduler can hide (``overlapped_host_s``) is added to the fixed step
         cost, unless the engine overlaps it (``overlap_host``, as :class:`costmodel.closed_loop.LoopParts`),
-        where it is taken as hidden behind each iteration's kernels."""
+        where it is taken as hidden behind each iteration's kernels. ``burst_fraction``: the disaggregated
+        loop's own wave share where one was fitted (None: the closed loop's)."""
         return cls(
             step_overhead_s=loop.step_overhead_s + (0.0 if overlap_host else loop.overlapped_host_s),
             request_overhead_s=loop.request_overhead_s,
-            burst_fraction=loop.burst_fraction,
+            burst_fraction=loop.burst_fraction if burst_fraction is None else burst_fraction,
             kv_transfer_overhead_s=kv_transfer_overhead_s,
             prefill_layer_overhead_s=loop.prefill_layer_overhead_s,
             mla_prefill_layer_overhead_s=loop.mla_prefill_layer_overhead_s,
@@ -198,13 +208,15 @@ class DisaggParams:
 BOUNDS: dict[str, tuple[float, float]] = {
     "kv_transfer_overhead_s": (0.0, 0.05),
     "decode_share_dispersion": (0.0, 1.0),
+    "burst_fraction": (0.0, 1.0),
 }
 """Ranges a calibration may move the disaggregated loop's own parameters within (the others: those of
 :data:`costmodel.closed_loop.BOUNDS`). A transfer's handshakes (connection, block lookup, completion
 notice) cost milliseconds; 50 ms is ten times that, so a fit that stops at the bound is standing in for
 something the model lacks, not a transfer cost, and is reported as such rather than absorbed (an unbounded
 fit put 1-2 s here). The decode share's dispersion runs from an even share (0) to the binomial share of
-uniform random routing (1); a fit at either end of either range is a bound hit, reported as one."""
+uniform random routing (1); a fit at either end of either range is a bound hit, reported as one. The
+disaggregated loop's own wave share (``burst_fraction``) runs over the same [0, 1] as the closed loop's."""
 
 
 @dataclass(frozen=True)
@@ -1010,9 +1022,12 @@ class DisaggParts:
         D = decode_slot_share(M, Y, slots, dispersion=params.decode_share_dispersion)[0]
         receive_wait = kv_receive_wait(transfer, lam / self.kv_receivers, concurrency=C)
         before = fixed + wait.total_s + receive_wait
-        queued_ttft = before + waiting / lam
+        slot_wait = waiting / lam
+        queued_ttft = before + slot_wait
+        # a request of the wave waits for its decode slot whatever its prefill: the wave adds what its
+        # prefill exceeds the steady wait before decoding by, the wait for a slot included
         ttft = queued_ttft + params.burst_fraction * np.maximum(
-            self.wave_prefill_s(alone, per_pass) - wait.total_s, 0.0
+            self.wave_prefill_s(alone, per_pass) - wait.total_s - slot_wait, 0.0
         )
         full = (slots * (1.0 - 1e-9) <= D) | (waiting / lam > before)  # most of TTFT: a slot's wait
         bottleneck = np.where(full, "decode", np.where(wait.wait_s > wait.pass_s, "prefill", "clients"))

@@ -11,7 +11,8 @@ calibrated kernel overlays, so that an installed costmodel (the Pareto planner, 
 without ``validation/``. The same file holds ``disagg_kv_transfer_overhead_s``, the fitted fixed cost of
 a KV transfer per engine in a disaggregated deployment, and ``disagg_decode_share_dispersion``, the
 effective spread of the clients' share over the decode workers beyond an even share that those rows imply
-(:func:`costmodel.disagg.decode_slot_share`), when the disaggregated calibration rows have been fitted.
+(:func:`costmodel.disagg.decode_slot_share`), and ``disagg_burst_fraction``, the disaggregated loop's own
+wave share, when the disaggregated calibration rows have been fitted.
 The library only reads the file; validation is the only writer.
 """
 
@@ -135,6 +136,13 @@ def transfer_overhead_s(engine: str) -> float:
     """The shipped fixed cost of one request's KV transfer in a disaggregated deployment of ``engine``
     (:class:`costmodel.disagg.DisaggParams`) [s]; 0 where none was fitted."""
     return _shipped_disagg("disagg_kv_transfer_overhead_s").get(engine, 0.0)
+
+
+def disagg_burst_fraction(engine: str) -> float | None:
+    """The shipped wave share of ``engine``'s disaggregated loop
+    (:meth:`costmodel.disagg.DisaggParams.from_loop`) [-]; None where none was fitted (the closed loop's
+    ``burst_fraction`` then applies)."""
+    return _shipped_disagg("disagg_burst_fraction").get(engine)
 
 
 def decode_share_dispersion(engine: str) -> float:

@@ -151,6 +151,7 @@ def disagg_points(
     kv_transfer_overhead_s: float = 0.0,
     overlap_host: bool = False,
     decode_share_dispersion: float = 0.0,
+    burst_fraction: float | None = None,
 ) -> list[Served | str]:
     """Disaggregated deployments: for each (prefill engine, decode engine) pair, ``prefill_workers[w]``
     prefill workers and ``decode_workers[w]`` decode workers serving ``concurrency[w, c]`` clients together,
@@ -161,7 +162,8 @@ def disagg_points(
     The plug-in point of the disaggregated mode: the one function the search calls for it, once per
     system with every pair. ``params`` are the engine's closed-loop parameters, applied to both pools, with
     ``kv_transfer_overhead_s`` per request's transfer and the effective ``decode_share_dispersion`` of the
-    clients over the decode workers (:func:`costmodel.disagg.decode_slot_share`).
+    clients over the decode workers (:func:`costmodel.disagg.decode_slot_share`), and the disaggregated
+    loop's own wave share ``burst_fraction`` where one was fitted (None: ``params``').
     """
     from costmodel.disagg import DisaggParams, disagg_pairs
 
@@ -177,6 +179,7 @@ def disagg_points(
             kv_transfer_overhead_s=kv_transfer_overhead_s,
             overlap_host=overlap_host,
             decode_share_dispersion=decode_share_dispersion,
+            burst_fraction=burst_fraction,
         ),
     )
     return [
@@ -487,6 +490,7 @@ def frontier(
     """
     from costmodel.loop_params import (
         decode_share_dispersion,
+        disagg_burst_fraction,
         engine_params,
         overlaps_host,
         transfer_overhead_s,
@@ -528,6 +532,8 @@ def frontier(
         raise CostmodelError(f"kv_transfer_overhead_s must be a time >= 0 [s], got {transfer!r}")
     # read (and checked) here, so a bad shipped value is an error, not every disaggregated pair skipped
     dispersion = decode_share_dispersion(engine)
+    # the disaggregated loop's own wave share where one was fitted, unless the caller gives the parameters
+    wave = disagg_burst_fraction(engine) if params is None else None
     from costmodel.specs import check_context
 
     check_context(m, isl, osl)
@@ -601,6 +607,7 @@ def frontier(
                 transfer_overhead_s=transfer,
                 overlap_host=overlaps_host(engine),
                 decode_share_dispersion=dispersion,
+                burst_fraction=wave,
             )
 
     if not candidates:
@@ -630,6 +637,7 @@ def _search_disagg(
     transfer_overhead_s: float = 0.0,
     overlap_host: bool = False,
     decode_share_dispersion: float = 0.0,
+    burst_fraction: float | None = None,
 ) -> None:
     """Disaggregated candidates: prefill and decode workers of the same format and one pipeline stage
     each (attention-DP ranks in either, for a MoE model), every pair of layouts that run, every worker
@@ -654,6 +662,7 @@ def _search_disagg(
             kv_transfer_overhead_s=transfer_overhead_s,
             overlap_host=overlap_host,
             decode_share_dispersion=decode_share_dispersion,
+            burst_fraction=burst_fraction,
         )
     except (CostmodelError, ValueError) as e:  # a failure the plug-in did not attribute to one pair
         served = [_first_line(e)] * len(pairs)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import costmodel
-from costmodel.closed_loop import Speculation
+from costmodel.closed_loop import LoopParams, Speculation
 from costmodel.disagg import (
     DisaggParams,
     decode_slot_share,
@@ -219,6 +219,35 @@ def test_a_wave_that_fits_one_pass_rides_it(prefill: Engine, decode: Engine) -> 
     assert alone < four < full
     fixed = PARAMS.request_overhead_s + float(wave.transfer_s)
     assert float(wave.ttft_s) == pytest.approx(fixed + four + float(wave.kv_receive_wait_s), rel=1e-9)
+
+
+def test_a_wave_waiting_for_a_decode_slot_prefills_inside_that_wait(prefill: Engine, decode: Engine) -> None:
+    """Clients far beyond the decode slots (200 on one worker of 64): a request of the wave waits for a slot
+    however fast the prefill pool takes its prompt (25 one-prompt passes a worker, well under a second,
+    against seconds for a slot), so the wave adds nothing and TTFT stays Little's law on the loop,
+    C / rate - (osl - 1) TPOT, the steady state's, with every request in a wave. With room in the slots the
+    wave adds its passes (test_bursts_wait_for_prefill_passes)."""
+    kwargs = {"prefill_workers": 8, "decode_workers": 1, "concurrency": 200, "isl": 256, "osl": 512}
+    calm = disagg_loop(prefill, decode, params=PARAMS, **kwargs)
+    wave = disagg_loop(prefill, decode, params=dataclasses.replace(PARAMS, burst_fraction=1.0), **kwargs)
+    assert str(calm.bottleneck) == "decode"
+    passes = (200 / 8 + 1) / 2 * float(calm.prefill_s)  # the wave's mean time at its prefill worker
+    assert passes < 0.1 * float(calm.ttft_s)
+    assert float(wave.ttft_s) == pytest.approx(
+        200 / float(wave.requests_per_s) - 511 * float(wave.tpot_s), rel=1e-9
+    )
+    assert float(wave.ttft_s) == pytest.approx(float(calm.ttft_s), rel=1e-12)
+
+
+def test_the_disaggregated_wave_share_is_its_own_where_given() -> None:
+    """``DisaggParams.from_loop`` takes the closed loop's wave share unless the disaggregated loop's own is
+    given (a fitted one), and checks it as any share: in [0, 1]."""
+    loop = LoopParams(burst_fraction=0.11)
+    assert DisaggParams.from_loop(loop).burst_fraction == 0.11
+    assert DisaggParams.from_loop(loop, burst_fraction=None).burst_fraction == 0.11
+    assert DisaggParams.from_loop(loop, burst_fraction=0.35).burst_fraction == 0.35
+    with pytest.raises(CostmodelError, match="burst_fraction"):
+        DisaggParams.from_loop(loop, burst_fraction=1.2)
 
 
 @pytest.mark.parametrize(

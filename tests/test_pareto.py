@@ -514,6 +514,12 @@ def test_good_shipped_disaggregated_values_are_read(tmp_path: Path) -> None:
     file.write_text("disagg_kv_transfer_overhead_s:\n  trtllm: 0.2\n", encoding="utf-8")  # above 50 ms
     with pytest.raises(CostmodelError, match=r"disagg_kv_transfer_overhead_s\.trtllm"):
         read_disagg_entry("disagg_kv_transfer_overhead_s", file)
+    # the disaggregated loop's own wave share: a share, in [0, 1]
+    file.write_text("disagg_burst_fraction:\n  trtllm: 0.36\n", encoding="utf-8")
+    assert read_disagg_entry("disagg_burst_fraction", file) == {"trtllm": 0.36}
+    file.write_text("disagg_burst_fraction:\n  trtllm: 1.5\n", encoding="utf-8")
+    with pytest.raises(CostmodelError, match=r"disagg_burst_fraction\.trtllm"):
+        read_disagg_entry("disagg_burst_fraction", file)
 
 
 def test_the_decode_share_dispersion_in_the_planner() -> None:

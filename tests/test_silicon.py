@@ -23,6 +23,7 @@ from validation.public.silicon import (
     fit_disagg_params,
     fit_loop_params,
     predict_silicon,
+    read_disagg_burst_fraction,
     read_disagg_overheads,
     read_disagg_share_dispersion,
     read_loop_params,
@@ -167,6 +168,7 @@ def test_the_fit_stays_in_bounds_and_the_committed_parameters_load(sample: Path)
             assert low <= values[name] <= high
     assert all(v >= 0 for v in read_disagg_overheads().values())
     assert all(0 <= v <= 1 for v in read_disagg_share_dispersion().values())
+    assert all(0 <= v <= 1 for v in read_disagg_burst_fraction().values())
 
 
 @pytest.mark.parametrize("content", ["", "{}\n", "fitted_on: {}\n"])
@@ -1114,28 +1116,30 @@ def test_the_refused_isl_8192_rows_stall_against_the_later_campaign_of_the_same_
     assert ((ratio > 0.5) & (ratio < 2.0)).all()
 
 
-def test_a_dispersion_no_calibration_row_can_feel_is_not_fitted(sample: Path) -> None:
-    """A decode worker's share of the clients can wait for its slots only where the clients outnumber one
-    worker's slots; where no calibration row does, the dispersion moves no residual and is held at 0 (the
-    even share of round-robin routing), not left where the optimiser started. One of the sample's rows (480
-    clients on 6 decode workers of 80 slots) can queue, and the dispersion is fitted within its bounds; given
-    as many slots per worker as clients, it is 0."""
+def test_the_decode_share_is_held_even_and_the_wave_share_is_fitted(sample: Path) -> None:
+    """The disaggregated fit holds the decode share's dispersion at 0 (an even share, as round-robin
+    routing keeps it: Dynamo's default router) whether or not a calibration row could feel it, and fits the
+    KV transfer's fixed cost and the disaggregated loop's own wave share within their bounds. One of the
+    sample's rows (480 clients on 6 decode workers of 80 slots) can queue for a slot; given as many slots
+    per worker as clients, none can, and the dispersion is 0 all the same."""
     table, groups = silicon_parts(sample)
     table["split"] = "calibration"
     fitted = fit_loop_params(table, groups)
     disagg = [parts for _, parts in groups if isinstance(parts, DisaggParts)]
     assert disagg
     assert any(np.any(parts.concurrency > parts.decode_slots) for parts in disagg)
-    dispersion = fit_disagg_params(table, groups, fitted)["trtllm"]["decode_share_dispersion"]
-    low, high = DISAGG_BOUNDS["decode_share_dispersion"]
-    assert low <= dispersion <= high
     roomy = [
         (index, dataclasses.replace(parts, decode_slots=np.maximum(parts.decode_slots, parts.concurrency)))
         if isinstance(parts, DisaggParts)
         else (index, parts)
         for index, parts in groups
     ]
-    assert fit_disagg_params(table, roomy, fitted)["trtllm"]["decode_share_dispersion"] == 0.0
+    for chosen in (groups, roomy):
+        values = fit_disagg_params(table, chosen, fitted)["trtllm"]
+        assert values["decode_share_dispersion"] == 0.0
+        for name in ("kv_transfer_overhead_s", "burst_fraction"):
+            low, high = DISAGG_BOUNDS[name]
+            assert low <= values[name] <= high
 
 
 def test_sglang_drafting_is_an_argument_off_by_default(tmp_path: Path) -> None:

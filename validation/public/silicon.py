@@ -901,10 +901,11 @@ def write_loop_params(
     }
     if disagg:
         document["fitted_on"]["disagg_rows"] = (
-            "covered disagg rows of the same rule, TTFT and TPOT; only kv_transfer_overhead_s and "
-            "decode_share_dispersion (effective), the engine's others held"
+            "covered disagg rows of the same rule, TTFT and TPOT; only kv_transfer_overhead_s and the "
+            "disaggregated loop's own burst_fraction (effective), decode_share_dispersion held at 0 (round "
+            "robin), the engine's others held"
         )
-        for name in DISAGG_FITTED:
+        for name in DISAGG_BOUNDS_WRITTEN:
             document[f"disagg_{name}"] = {k: v[name] for k, v in sorted(disagg.items())}
     if harness:
         document["fitted_on"]["harness_rows"] = (
@@ -944,6 +945,7 @@ def predict_silicon(
     chosen = read_loop_params() if params is None else params
     overheads = read_disagg_overheads() if params is None else {}
     dispersion = read_disagg_share_dispersion() if params is None else {}
+    waves = read_disagg_burst_fraction() if params is None else {}
     harness_overheads = read_harness_overheads() if params is None else {}
     harness = row_harness(table)
     predicted_ttft = np.full(len(table), np.nan)
@@ -965,6 +967,7 @@ def predict_silicon(
                     kv_transfer_overhead_s=overheads.get(backend, 0.0),
                     overlap_host=overlaps_by_default(backend),
                     decode_share_dispersion=dispersion.get(backend, 0.0),
+                    burst_fraction=waves.get(backend),
                 )
             )
         )
@@ -1230,31 +1233,42 @@ def _disagg_groups(
     return groups
 
 
-DISAGG_FITTED = ("kv_transfer_overhead_s", "decode_share_dispersion")
-""":class:`DisaggParams` fields fitted on the disaggregated rows (the others: the engine's closed loop's)."""
+DISAGG_FITTED = ("kv_transfer_overhead_s", "burst_fraction")
+""":class:`DisaggParams` fields fitted on the disaggregated rows (the others: the engine's closed loop's, and
+``decode_share_dispersion``, held at :data:`DISAGG_HELD`)."""
+
+DISAGG_HELD = {"decode_share_dispersion": 0.0}
+"""The disaggregated parameters held, not fitted: an even share of the clients over the decode workers (0),
+as round-robin routing, Dynamo's default router
+(https://docs.nvidia.com/dynamo/v1.2.0/user-guides/kv-cache-aware-routing), keeps it (docs/serving.md,
+"A disaggregated wave share")."""
+
+DISAGG_BOUNDS_WRITTEN = (*DISAGG_FITTED, *DISAGG_HELD)
+"""The ``disagg_<field>`` entries the serving file holds: the fitted and the held."""
 
 
 def fit_disagg_params(
     table: pd.DataFrame, groups: list[tuple[pd.Index, Parts]], loop: dict[str, LoopParams]
 ) -> dict[str, dict[str, float]]:
     """Per engine (``backend``): the :data:`DISAGG_FITTED` parameters (the KV transfer's fixed cost and the
-    effective dispersion of the clients' share over the decode workers) that best fit the TTFT and TPOT
-    of its disaggregated calibration rows, the engine's closed-loop parameters ``loop`` (fitted on its
-    aggregated rows) held fixed (soft-L1 least squares on log(predicted / measured), as
-    :func:`fit_loop_params`). An engine without disaggregated calibration rows gets none (its defaults,
-    0). Where none of an engine's calibration rows runs more clients than one decode worker has slots, the
-    dispersion moves none of them and is not fitted: it is 0, the even share of round-robin routing
-    (Dynamo's default router), not wherever the optimiser started (since session 11 SGLang's rows keep
-    their recipes' whole ``max-running-requests``, 512 or more a worker)."""
+    disaggregated loop's own wave share, an effective one) that best fit the TTFT and TPOT of its
+    disaggregated calibration rows, the engine's closed-loop parameters ``loop`` (fitted on its aggregated
+    rows) held fixed, and :data:`DISAGG_HELD` (an even decode share) (soft-L1 least squares on
+    log(predicted / measured), as :func:`fit_loop_params`). An engine without disaggregated calibration
+    rows gets none (its defaults: no transfer overhead, the closed loop's wave share). Until session 12 the
+    wave share was the closed loop's and the decode share's dispersion was fitted instead (effective, at or
+    next to its bound of 1 for both engines): docs/serving.md, "A disaggregated wave share"."""
     from scipy.optimize import least_squares
 
     from costmodel.disagg import BOUNDS as DISAGG_BOUNDS
 
-    start = {"kv_transfer_overhead_s": 0.01, "decode_share_dispersion": 0.5}
+    start = {"kv_transfer_overhead_s": 0.01, "burst_fraction": 0.2}
     fitted: dict[str, dict[str, float]] = {}
+    names = DISAGG_FITTED
+    low = np.array([DISAGG_BOUNDS[n][0] for n in names])
+    high = np.array([DISAGG_BOUNDS[n][1] for n in names])
     for backend in sorted(table["backend"].unique()):
         chosen = []
-        queues = False  # whether a calibration row runs more clients than one decode worker's slots
         for index, parts in groups:
             if not isinstance(parts, DisaggParts):
                 continue
@@ -1264,22 +1278,15 @@ def fit_disagg_params(
             if mask.any():
                 rows = index[mask]
                 chosen.append((parts, mask, *(table.loc[rows, m].to_numpy(float) for m in MEASURED)))
-                over = np.broadcast_to(parts.concurrency > parts.decode_slots, mask.shape)
-                queues = queues or bool(over[mask].any())
         if not chosen:
             continue
         base = loop.get(str(backend), LoopParams())
         overlapped = overlaps_by_default(str(backend))
-        names = DISAGG_FITTED if queues else ("kv_transfer_overhead_s",)
-        held = {} if queues else {"decode_share_dispersion": 0.0}
-        low = np.array([DISAGG_BOUNDS[n][0] for n in names])
-        high = np.array([DISAGG_BOUNDS[n][1] for n in names])
 
         def residual(
-            x: Any, chosen: Any = chosen, base: LoopParams = base, overlapped: bool = overlapped,
-            names: tuple[str, ...] = names, held: dict[str, float] = held, low: Any = low, high: Any = high,
-        ) -> Any:  # fmt: skip
-            values = dict(zip(names, np.clip(x, low, high).tolist(), strict=True)) | held
+            x: Any, chosen: Any = chosen, base: LoopParams = base, overlapped: bool = overlapped
+        ) -> Any:
+            values = dict(zip(names, np.clip(x, low, high).tolist(), strict=True)) | DISAGG_HELD
             params = DisaggParams.from_loop(base, overlap_host=overlapped, **values)
             out = []
             for parts, mask, ttft, tpot in chosen:
@@ -1291,14 +1298,20 @@ def fit_disagg_params(
         result = least_squares(
             residual, np.array([start[n] for n in names]), bounds=(low, high), loss="soft_l1", f_scale=0.1
         )
-        values = dict(zip(names, np.clip(result.x, low, high).tolist(), strict=True)) | held
-        fitted[str(backend)] = {n: values[n] for n in DISAGG_FITTED}
+        values = dict(zip(names, np.clip(result.x, low, high).tolist(), strict=True)) | DISAGG_HELD
+        fitted[str(backend)] = {n: values[n] for n in DISAGG_BOUNDS_WRITTEN}
     return fitted
 
 
 def read_disagg_overheads(path: Path = SERVING_PARAMS) -> dict[str, float]:
     """The committed per-engine KV-transfer overheads [s]; none when the file or its entry is absent."""
     return _read_disagg_entry(path, "disagg_kv_transfer_overhead_s")
+
+
+def read_disagg_burst_fraction(path: Path = SERVING_PARAMS) -> dict[str, float]:
+    """The committed per-engine wave share of the disaggregated loop [-]; none when the file or its entry is
+    absent (the closed loop's ``burst_fraction`` then applies)."""
+    return _read_disagg_entry(path, "disagg_burst_fraction")
 
 
 def read_disagg_share_dispersion(path: Path = SERVING_PARAMS) -> dict[str, float]:
