@@ -218,7 +218,8 @@ def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
     Lookup order: :func:`fallback_keys` (the exact key, the same kernel under another version's name on a
     device of ``hardware``'s compute capability, the engine's pooled parameters for the format, the
     format's pooled parameters, the same engine's nearest other kernel of the same format and operation),
-    then ``default_params``. Stored values replace
+    then ``default_params`` (with a family's ``DIE_PARAMS``, parameters of the device rather than the
+    kernel, at their median over the family's stored keys). Stored values replace
     the defaults field by field, so a parameter that was never fitted keeps its default.
     """
     start = family.default_params(hardware, key)
@@ -234,7 +235,7 @@ def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
     )
     found = next((level for level in levels if level[0] in table), [])
     if not found:
-        return start
+        return _with_die_params(family, start, table)
     names = {f.name for f in dataclasses.fields(start)}
     if len(found) == 1:  # the usual case: one stored key, its values as they are (no median to take)
         values = {k: float(v) for k, v in table[found[0]].items() if k in names}
@@ -245,6 +246,19 @@ def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
             if k in names
         }
     return dataclasses.replace(start, **values)
+
+
+def _with_die_params(family: ModuleType, start: Any, table: Any) -> Any:
+    """``start`` (the datasheet defaults) with each of the family's ``DIE_PARAMS`` (parameters of the
+    device, not the kernel: decode attention's L2 rate) set to its median over the family's stored keys on
+    the device, where any stores it."""
+    names = [name for name in getattr(family, "DIE_PARAMS", ()) if hasattr(start, name)]
+    values = {
+        name: float(np.median(found))
+        for name in names
+        if (found := [float(v[name]) for v in table.values() if name in v])
+    }
+    return dataclasses.replace(start, **values) if values else start
 
 
 def compute_capability(hardware: HardwareProfile) -> str | None:
