@@ -230,3 +230,33 @@ def test_a_decode_key_nothing_fits_takes_the_devices_l2_rate() -> None:
                       generation_attention, "trtllm.k:bf16+fp8kv").cache_bandwidth_ratio == 1.0  # fmt: skip
     context = _with(l40s, "context_attention", {"vllm.a:bf16": {"cache_bandwidth_ratio": 3.0}})
     assert params_for(context, context_attention, "trtllm.k:fp8").cache_bandwidth_ratio == 1.0
+
+
+def test_a_decode_variant_nothing_fits_takes_its_kernels_per_cta_parameters() -> None:
+    """A window changes FlashAttention-2's grid, not its CTA's code: the L40S's windowed FlashAttention-2 key,
+    with only the A100's (vLLM 0.14's name for the same kernel) unwindowed keys stored, takes their per-CTA
+    parameters' median (``generation_attention.CTA_PARAMS``) and keeps its own default launch and grid; a
+    kernel of which nothing is stored keeps the per-CTA defaults."""
+    l40s = load_hardware("l40s")
+    hardware = _with(
+        l40s,
+        "generation_attention",
+        {
+            "vllm.vllm_flash_attn:bf16": {
+                "cta_overhead_s": 4e-6,
+                "resident_ctas_per_sm": 1.0,
+                "launch_s": 7e-6,
+            },
+            "vllm.vllm_flash_attn:bf16+mha": {"cta_overhead_s": 2e-6, "resident_ctas_per_sm": 3.0},
+        },
+    )
+    key = "vllm.vllm_flash_attn_fa2:bf16+swa"
+    got = params_for(hardware, generation_attention, key)
+    default = generation_attention.default_params(l40s, key)
+    assert (got.cta_overhead_s, got.resident_ctas_per_sm) == (pytest.approx(3e-6), 2.0)
+    assert (got.launch_s, got.max_splits, got.heads_per_cta) == (default.launch_s, 1.0, 1.0)
+    other = params_for(hardware, generation_attention, "vllm.vllm_triton_attn:bf16+fp8kv")
+    assert (
+        other.cta_overhead_s
+        == generation_attention.default_params(l40s, "vllm.vllm_triton_attn:bf16").cta_overhead_s
+    )

@@ -192,6 +192,22 @@ family's stored keys on the device (:func:`costmodel.kernels.params_for`), not t
 would time a KV cache the L2 holds at the DRAM's rate."""
 
 
+CTA_PARAMS: tuple[str, ...] = (
+    "per_cta_bandwidth_fraction",
+    "cta_overhead_s",
+    "cta_overhead_per_dim_s",
+    "cta_overlap_fraction",
+    "resident_ctas_per_sm",
+)
+"""Parameters of what one CTA of a kernel's code does [-, s]: the loads it keeps in flight, its prologue and
+epilogue (the dependent loads of the block table, the first K / V tiles and the output store), and how many
+of it an SM holds (its shared memory and registers). A window or a head grouping changes the grid, not that
+code: a key with no stored fit at any fallback level takes their median over the device's stored keys of the
+same kernel (another format or variant; :func:`costmodel.kernels.params_for`), as FlashAttention-2 with a
+window does from FlashAttention-2 without one. Not the call's launch, the grid (``max_splits``,
+``heads_per_cta``: :func:`unswapped_structure`) or the device-wide fractions."""
+
+
 def default_params(hardware: HardwareProfile, dtype: str) -> Params:
     """Datasheet-only parameters: profile efficiencies; one CTA streams 4 / sm_count of the device
     bandwidth (a few SMs' share), the call costs ``CALL_LAUNCHES`` kernel launches (cache write and
