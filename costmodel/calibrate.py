@@ -197,8 +197,13 @@ times in proportion to its published small-message latency where both devices st
 own where both state one (:func:`carried_clock_scale`), an engine's default-tile slowdown by the two
 devices' tensor rates per SM per clock (:func:`carried_untuned_ratio`), and no key of a kernel the source's
 engine runs only where its default kernel cannot, unless it shares the source's compute capability major
-version (:data:`costmodel.kernels.SHAPE_FALLBACK_KERNELS`; :func:`transferable`). A device that has
-measurements of its own is never transferred onto.
+version (:data:`costmodel.kernels.SHAPE_FALLBACK_KERNELS`; :func:`transferable`). A kernel the source never
+ran (no key at any level of :func:`costmodel.kernels.fallback_keys`) takes the target's datasheet defaults,
+but for the parameters of the die a family names (``DIE_PARAMS``: decode attention's L2 rate), which take
+their median over the source's carried keys of the family, and those of one CTA of the kernel's code
+(``CTA_PARAMS``), which take their median over the source's keys of the same kernel under another format or
+variant (:func:`costmodel.kernels.params_for`). A device that has measurements of its own is never
+transferred onto.
 """
 
 

@@ -456,3 +456,46 @@ def test_the_swapped_query_is_copied_only_where_the_swap_is_not_a_view(device: s
     assert copy(other, batch_size=8.0, n_kv_heads=8.0, **shape) == 0.0
     assert "query_copy_s" in ctx.fixed_for("vllm.vllm_flashinfer_fiprefill:bf16+fp8kv")
     assert "query_copy_s" not in ctx.fixed_for(FA2)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_decode_calls_default_fixed_cost_is_its_kernel_launches(device: str) -> None:
+    """A decode-attention call launches the cache write and the attention kernel: its default ``launch_s`` is
+    two of the profile's kernel launches, the count the serving step caps a fitted ``launch_s`` at
+    (``kernel_times.GRAPH_LAUNCHES``), and the split-K reduction one more."""
+    from costmodel.kernel_times import GRAPH_LAUNCHES
+
+    hw = load_hardware(device)
+    p = gen.default_params(hw, "vllm.vllm_flashinfer_fidecode:bf16+fp8kv")
+    launches = GRAPH_LAUNCHES["generation_attention"]
+    assert p.launch_s == pytest.approx(launches["launch_s"] * hw.efficiency.kernel_overhead_s)
+    assert p.combine_s == pytest.approx(launches["combine_s"] * hw.efficiency.kernel_overhead_s)
+    assert launches["launch_s"] == gen.CALL_LAUNCHES
+
+
+@pytest.mark.parametrize(
+    ("key", "structure"),
+    [
+        ("vllm.vllm_flash_attn_fa2:bf16+swa", {"max_splits": 1.0, "heads_per_cta": 1.0}),
+        ("vllm.vllm_flash_attn:bf16+wide+swa", {"max_splits": 1.0, "heads_per_cta": 1.0}),
+        ("vllm.vllm_flash_attn_fa2:bf16+mha", {"max_splits": 1.0}),
+        ("vllm.vllm_flash_attn_fa2:bf16", {}),  # the swapped path splits and packs the group
+        ("vllm.vllm_flash_attn_fa2:bf16+wide", {}),
+        ("vllm.vllm_flash_attn_fa3:bf16+swa", {}),  # FlashAttention-3 packs the group itself
+        ("vllm.vllm_flashinfer_fidecode:bf16+fp8kv+swa", {}),
+    ],
+)
+def test_flashattention2s_unswapped_decode_defaults_to_one_chunk_and_one_head_per_cta(
+    key: str, structure: dict[str, float]
+) -> None:
+    """FlashAttention-2's varlen decode splits the KV only where it swaps the query heads (grouped heads, no
+    window) and packs no group into a CTA with a window: the defaults of such keys say so, and then the
+    reduction is never charged and every query head streams its KV head once."""
+    hw = load_hardware("l40s")
+    p = gen.default_params(hw, key)
+    assert {name: getattr(p, name) for name in structure} == structure
+    assert gen.unswapped_structure(key) == structure
+    if structure:
+        shapes = dict(batch_size=1, kv_len=65536, n_heads=32, n_kv_heads=8, head_dim=128)
+        slow_combine = dataclasses.replace(p, combine_s=1e-3)
+        assert gen.time_s(hw, slow_combine, **shapes) == pytest.approx(gen.time_s(hw, p, **shapes))

@@ -7,7 +7,14 @@ import dataclasses
 
 import pytest
 
-from costmodel.kernels import context_attention, fallback_keys, gemm, params_for, same_kernel_keys
+from costmodel.kernels import (
+    context_attention,
+    fallback_keys,
+    gemm,
+    generation_attention,
+    params_for,
+    same_kernel_keys,
+)
 from costmodel.registry import load_hardware
 from costmodel.specs import CalibrationRecord, HardwareProfile, KernelCalibration
 
@@ -197,3 +204,59 @@ def test_an_unknown_name_still_falls_back() -> None:
     assert fallback_keys("vllm.vllm_flash_attn:bf16+swa", stored, ["vllm.vllm_flash_attn_fa2:bf16+swa"]) == [
         ["vllm.vllm_flash_attn:bf16+swa"]
     ]
+
+
+def test_a_decode_key_nothing_fits_takes_the_devices_l2_rate() -> None:
+    """The L2's rate over the memory's is the die's (``generation_attention.DIE_PARAMS``): a decode key with
+    no stored fit at any level takes the median of the device's stored rates, its other defaults from the
+    datasheet; a key with a sibling keeps the sibling's rate, and a family without die parameters (context
+    attention) or a device with no stored rate keeps the datasheet's 1."""
+    l40s = load_hardware("l40s")
+    hardware = _with(
+        l40s,
+        "generation_attention",
+        {
+            "vllm.vllm_flash_attn_fa2:bf16": {"cache_bandwidth_ratio": 3.0, "launch_s": 8e-6},
+            "vllm.vllm_flash_attn_fa2:bf16+mha": {"cache_bandwidth_ratio": 4.0},
+            "vllm.vllm_flash_attn_fa2:bf16+wide": {"cache_bandwidth_ratio": 2.0},
+        },
+    )
+    lone = params_for(hardware, generation_attention, "trtllm.torch_flow:bf16+fp8kv")
+    default = generation_attention.default_params(l40s, "trtllm.torch_flow:bf16+fp8kv")
+    assert lone == dataclasses.replace(default, cache_bandwidth_ratio=3.0)
+    sibling = params_for(hardware, generation_attention, "vllm.vllm_flashinfer_fidecode:bf16")
+    assert (sibling.cache_bandwidth_ratio, sibling.launch_s) == (3.0, 8e-6)  # FlashAttention-2's bf16 key
+    assert params_for(_with(l40s, "generation_attention", {"x.y:bf16": {"launch_s": 1e-5}}),
+                      generation_attention, "trtllm.k:bf16+fp8kv").cache_bandwidth_ratio == 1.0  # fmt: skip
+    context = _with(l40s, "context_attention", {"vllm.a:bf16": {"cache_bandwidth_ratio": 3.0}})
+    assert params_for(context, context_attention, "trtllm.k:fp8").cache_bandwidth_ratio == 1.0
+
+
+def test_a_decode_variant_nothing_fits_takes_its_kernels_per_cta_parameters() -> None:
+    """A window changes FlashAttention-2's grid, not its CTA's code: the L40S's windowed FlashAttention-2 key,
+    with only the A100's (vLLM 0.14's name for the same kernel) unwindowed keys stored, takes their per-CTA
+    parameters' median (``generation_attention.CTA_PARAMS``) and keeps its own default launch and grid; a
+    kernel of which nothing is stored keeps the per-CTA defaults."""
+    l40s = load_hardware("l40s")
+    hardware = _with(
+        l40s,
+        "generation_attention",
+        {
+            "vllm.vllm_flash_attn:bf16": {
+                "cta_overhead_s": 4e-6,
+                "resident_ctas_per_sm": 1.0,
+                "launch_s": 7e-6,
+            },
+            "vllm.vllm_flash_attn:bf16+mha": {"cta_overhead_s": 2e-6, "resident_ctas_per_sm": 3.0},
+        },
+    )
+    key = "vllm.vllm_flash_attn_fa2:bf16+swa"
+    got = params_for(hardware, generation_attention, key)
+    default = generation_attention.default_params(l40s, key)
+    assert (got.cta_overhead_s, got.resident_ctas_per_sm) == (pytest.approx(3e-6), 2.0)
+    assert (got.launch_s, got.max_splits, got.heads_per_cta) == (default.launch_s, 1.0, 1.0)
+    other = params_for(hardware, generation_attention, "vllm.vllm_triton_attn:bf16+fp8kv")
+    assert (
+        other.cta_overhead_s
+        == generation_attention.default_params(l40s, "vllm.vllm_triton_attn:bf16").cta_overhead_s
+    )

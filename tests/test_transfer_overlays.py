@@ -4,6 +4,7 @@ is carried as an on-die rate per SM (``costmodel.calibrate.ON_CHIP_CACHE_PARAMS`
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import itertools
 import shutil
@@ -449,3 +450,27 @@ def test_a_one_shot_rate_ratio_stays_with_its_link() -> None:
     size = 2.0**30
     time = collective.time_s(l40s, params, message_bytes=size, num_gpus=2)
     assert size / time < l40s.datasheet.intra_node_bandwidth_gb_per_s.value * 1e9  # type: ignore[union-attr]
+
+
+def test_a_decode_kernel_the_source_never_ran_takes_its_l2_rate() -> None:
+    """The leave-one-out L40S, given the A100's fit, predicts FlashInfer's fp8-KV decode (which vLLM 0.14
+    on the A100 never ran: no key at any fallback level) with the datasheet defaults but the L2's rate of
+    the die, the A100's fitted rates carried per SM (``carried_cache_ratio``): their median x the A100's
+    2,039 GB/s over its 108 SMs x the L40S's 142 SMs over its 864 GB/s, not the datasheet's 1."""
+    from costmodel.kernels import generation_attention
+    from validation.public.transfer import transferred_hardware
+
+    a100, l40s = load_hardware("a100-80gb"), load_hardware("l40s")
+    assert a100.kernel_calibration is not None
+    fitted = [
+        v["cache_bandwidth_ratio"] for v in a100.kernel_calibration.params["generation_attention"].values()
+    ]
+    per_sm = sorted(fitted)[len(fitted) // 2] * a100.memory_bandwidth_bytes_per_s / 108
+    expected = per_sm * 142 / l40s.memory_bandwidth_bytes_per_s
+    key = "vllm.vllm_flashinfer_fidecode:bf16+fp8kv"
+    got = params_for(transferred_hardware("l40s"), generation_attention, key)
+    assert len(fitted) % 2 == 1
+    assert expected > 3.0
+    assert got.cache_bandwidth_ratio == pytest.approx(expected)
+    default = generation_attention.default_params(l40s, key)
+    assert dataclasses.replace(got, cache_bandwidth_ratio=1.0) == default

@@ -218,7 +218,9 @@ def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
     Lookup order: :func:`fallback_keys` (the exact key, the same kernel under another version's name on a
     device of ``hardware``'s compute capability, the engine's pooled parameters for the format, the
     format's pooled parameters, the same engine's nearest other kernel of the same format and operation),
-    then ``default_params``. Stored values replace
+    then ``default_params`` (with a family's ``DIE_PARAMS``, parameters of the device rather than the
+    kernel, at their median over the family's stored keys, and its ``CTA_PARAMS`` at their median over the
+    same kernel's stored keys of other formats or variants: :func:`_unfitted`). Stored values replace
     the defaults field by field, so a parameter that was never fitted keeps its default.
     """
     start = family.default_params(hardware, key)
@@ -226,15 +228,17 @@ def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
     if calibration is None:
         return start
     table = calibration.params.get(family_name(family), {})
+    capability = compute_capability(hardware)
     levels = fallback_keys(
         key,
         table,
-        same_kernel_keys(key, compute_capability(hardware)),
+        same_kernel_keys(key, capability),
         getattr(family, "SIBLING_PHASES", ()),
     )
     found = next((level for level in levels if level[0] in table), [])
     if not found:
-        return start
+        kernels = {key.split(":", 1)[0]} | {k.split(":", 1)[0] for k in same_kernel_keys(key, capability)}
+        return _unfitted(family, start, table, kernels)
     names = {f.name for f in dataclasses.fields(start)}
     if len(found) == 1:  # the usual case: one stored key, its values as they are (no median to take)
         values = {k: float(v) for k, v in table[found[0]].items() if k in names}
@@ -245,6 +249,27 @@ def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
             if k in names
         }
     return dataclasses.replace(start, **values)
+
+
+def _unfitted(family: ModuleType, start: Any, table: Any, kernels: set[str]) -> Any:
+    """``start`` (the datasheet defaults of a key no fallback level holds) with the family's ``DIE_PARAMS``
+    (parameters of the device, not the kernel: decode attention's L2 rate) at their median over the family's
+    stored keys on the device, and its ``CTA_PARAMS`` (what one CTA of the kernel's code does: decode
+    attention's per-CTA streaming, prologue and residency) at their median over the stored keys of the same
+    kernel (``kernels``: the key's ``"<engine>.<kernel>"`` part and its other engine versions' names) under
+    another format or variant, where any stores them."""
+
+    def medians(names: Iterable[str], rows: list[Any]) -> dict[str, float]:
+        return {
+            name: float(np.median(found))
+            for name in names
+            if hasattr(start, name) and (found := [float(v[name]) for v in rows if name in v])
+        }
+
+    same = [v for k, v in table.items() if k.split(":", 1)[0] in kernels]
+    values = medians(getattr(family, "DIE_PARAMS", ()), list(table.values()))
+    values |= medians(getattr(family, "CTA_PARAMS", ()), same)
+    return dataclasses.replace(start, **values) if values else start
 
 
 def compute_capability(hardware: HardwareProfile) -> str | None:

@@ -174,9 +174,44 @@ def fixed_for(key: str) -> tuple[str, ...]:
     return () if copies_query(key) else ("query_copy_s",)
 
 
+CALL_LAUNCHES = 2.0
+"""GPU kernels one decode-attention call launches before any split-K reduction [-]: the engine's cache
+write of the new token's K and V, then the attention kernel. vLLM's ``FlashAttentionImpl.forward`` runs
+``reshape_and_cache_flash`` and then ``flash_attn_varlen_func``
+(``vllm/v1/attention/backends/flash_attn.py``, https://github.com/vllm-project/vllm/blob/0084b783bcda6d7ee15c337b1062cbee9985c954/vllm/v1/attention/backends/flash_attn.py),
+and the public tables time that whole ``forward`` as one CUDA-graph replay (``run_attention_torch``,
+https://github.com/ai-dynamo/aiconfigurator/blob/main/collector/vllm/collect_attn.py). The default
+``launch_s`` is that many ``kernel_overhead_s``; ``costmodel.kernel_times.GRAPH_LAUNCHES`` caps a serving
+step's ``launch_s`` at the same count."""
+
+DIE_PARAMS: tuple[str, ...] = ("cache_bandwidth_ratio",)
+"""Parameters that describe the device, not the kernel [-]: the rate of L2-resident KV over the memory's
+is the die's (its L2 slices and crossbar against its DRAM), whichever decode kernel streams it. A key
+with no stored fit at any level of :func:`costmodel.kernels.fallback_keys` takes their median over the
+family's stored keys on the device (:func:`costmodel.kernels.params_for`), not the datasheet's 1, which
+would time a KV cache the L2 holds at the DRAM's rate."""
+
+
+CTA_PARAMS: tuple[str, ...] = (
+    "per_cta_bandwidth_fraction",
+    "cta_overhead_s",
+    "cta_overhead_per_dim_s",
+    "cta_overlap_fraction",
+    "resident_ctas_per_sm",
+)
+"""Parameters of what one CTA of a kernel's code does [-, s]: the loads it keeps in flight, its prologue and
+epilogue (the dependent loads of the block table, the first K / V tiles and the output store), and how many
+of it an SM holds (its shared memory and registers). A window or a head grouping changes the grid, not that
+code: a key with no stored fit at any fallback level takes their median over the device's stored keys of the
+same kernel (another format or variant; :func:`costmodel.kernels.params_for`), as FlashAttention-2 with a
+window does from FlashAttention-2 without one. Not the call's launch, the grid (``max_splits``,
+``heads_per_cta``: :func:`unswapped_structure`) or the device-wide fractions."""
+
+
 def default_params(hardware: HardwareProfile, dtype: str) -> Params:
     """Datasheet-only parameters: profile efficiencies; one CTA streams 4 / sm_count of the device
-    bandwidth (a few SMs' share), the split-K reduction costs one more kernel launch."""
+    bandwidth (a few SMs' share), the call costs ``CALL_LAUNCHES`` kernel launches (cache write and
+    attention) and the split-K reduction one more."""
     units = sm_count(hardware)
     return Params(
         peak_flop_per_s=hardware.peak_flop_per_s(compute_dtype(dtype)),
@@ -185,17 +220,43 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         cache_bytes=cache_bytes(hardware),
         bandwidth_fraction=hardware.efficiency.memory_bandwidth_fraction,
         per_cta_bandwidth_fraction=min(1.0, 4.0 / units),
-        launch_s=hardware.efficiency.kernel_overhead_s,
+        launch_s=CALL_LAUNCHES * hardware.efficiency.kernel_overhead_s,
         combine_s=hardware.efficiency.kernel_overhead_s,
+        **unswapped_structure(dtype),
     )
+
+
+def unswapped_structure(key: str) -> dict[str, float]:
+    """Default grid of a FlashAttention-2 varlen decode that does not swap its query heads (a key of
+    ``QUERY_COPY_KERNELS`` with ``+mha`` or ``+swa``, :func:`copies_query` false): FlashAttention-2 splits
+    the KV only on the swapped path (``set_params_splitkv`` under ``if (seqlenq_ngroups_swapped)``,
+    ``mha_varlen_fwd``, https://github.com/vllm-project/flash-attention/blob/main/csrc/flash_attn/flash_api.cpp),
+    so ``max_splits`` 1; with a window the query heads of a KV head are not packed into one CTA's rows, so
+    ``heads_per_cta`` 1. Defaults only, for a key nobody fitted: a fit moves both freely (it finds about
+    two heads per CTA on the L40S, whose CTAs of one group re-read a KV head from the L2). Empty for any
+    other key."""
+    if not key.startswith(QUERY_COPY_KERNELS) or copies_query(key):
+        return {}
+    return {"max_splits": 1.0, **({"heads_per_cta": 1.0} if "+swa" in key else {})}
 
 
 def initial_guesses(hardware: HardwareProfile, dtype: str) -> list[Params]:
     """Starting points of a fit: the defaults with the per-CTA overhead in series with the streaming or
     mostly hidden, and two or many resident CTAs per SM (the model is piecewise in both; FlashAttention-2
     keys start their query copy at one kernel overhead); for
-    sliding-window keys (``+swa``) also the grid over the whole sequence (``window_grid_full_length``)."""
-    start = default_params(hardware, dtype)
+    sliding-window keys (``+swa``) also the grid over the whole sequence (``window_grid_full_length``).
+
+    The starts keep one launch and the generic grid (``max_splits`` 64, ``heads_per_cta`` 16), not the
+    defaults' ``CALL_LAUNCHES`` and :func:`unswapped_structure`: those state what a key nobody fitted is
+    predicted with, and every committed fit began here (a refit from them moves every key by its
+    piecewise optimum, unmeasured; docs/validation.md, session 12)."""
+    generic = Params(peak_flop_per_s=1.0, bandwidth_bytes_per_s=1.0, sm_count=1.0)
+    start = dataclasses.replace(
+        default_params(hardware, dtype),
+        launch_s=hardware.efficiency.kernel_overhead_s,
+        max_splits=generic.max_splits,
+        heads_per_cta=generic.heads_per_cta,
+    )
     if copies_query(dtype):  # one eager launch, as the split-K reduction's default
         start = dataclasses.replace(start, query_copy_s=hardware.efficiency.kernel_overhead_s)
     starts = [
