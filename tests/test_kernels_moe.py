@@ -528,6 +528,47 @@ def _gate_oracle(tokens: int, topk: int, experts: int, ep: int, groups: int, kep
     return float(sum(local)), float(max(sum(c > 0 for c in local), 1)), float(max(local))
 
 
+def _warp_top_k(values: list[float], k: int) -> list[int]:
+    """The routing kernel's warp top-k, lane by lane: each pick is the largest (value, -lane), and the picked
+    lane is then rewritten with the invalid value (-inf) under its own index, as ``reduceTopK`` does."""
+    values = list(values)
+    picks = []
+    for _ in range(k):
+        lane = max(range(len(values)), key=lambda i: (values[i], -i))
+        picks.append(lane)
+        values[lane] = -np.inf
+    return picks
+
+
+def test_one_expert_per_group_puts_every_pick_on_expert_zero() -> None:
+    """8 experts in 8 groups (Mixtral under the collector's DeepSeek-V3 gate): a group's score is its best
+    lane plus its empty second lane (-inf), so all groups tie at -inf, the warp top-k returns group 0 at
+    every pick (rewriting -inf over -inf changes nothing), and both picks of every token are expert 0:
+    rank 0 runs all T k pairs on one expert at every EP, balanced or power law."""
+    scores = [0.6, 0.7, 0.55, 0.8, 0.5, 0.65, 0.52, 0.58]  # any finite sigmoid scores
+    groups = [s + -np.inf for s in scores]  # best lane + the empty second lane
+    kept = _warp_top_k(groups, 4)
+    assert kept == [0, 0, 0, 0]
+    candidates = [scores[g] for g in kept]  # lane 0 of each kept group: expert g, the only one
+    assert [kept[i] for i in _warp_top_k(candidates, 2)] == [0, 0]
+    for tokens in (1, 8, 4096):
+        everything_on_one_expert = (2.0 * tokens, 1.0, 2.0 * tokens)  # pairs, touched, busiest
+        for ep in (1, 2, 4, 8):
+            assert moe.group_limited_balanced_load(tokens, 2, 8, ep, 8, 4) == everything_on_one_expert
+    import pandas as pd
+
+    from validation.public.families import moe as adapter
+
+    table = pd.DataFrame(
+        {
+            "kernel_source": ["moe_torch_flow_min_latency"] * 2 + ["moe_torch_flow_cutlass"],
+            "distribution": ["power_law_1.2"] * 3,
+            "num_experts": [8, 256, 8],
+        }
+    )
+    assert list(adapter.routing(table)) == ["balanced+group_limited_8_4", "power_law_1.2", "power_law_1.2"]
+
+
 @pytest.mark.parametrize(
     ("tokens", "topk", "experts", "ep"),
     [(1, 8, 256, 1), (3, 8, 256, 64), (40, 8, 256, 2), (300, 8, 256, 8), (100, 8, 160, 4), (50, 4, 128, 2),

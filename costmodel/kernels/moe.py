@@ -609,6 +609,14 @@ def _group_limited_counts(tokens: int, topk: int, num_experts: int, n_group: int
     # the gate's scores are sigmoid(softmax(level)) + a zero bias: monotone in the level, so only the
     # levels' order matters; a group scores the sum of its two best experts
     size = E // n_group
+    if size == 1:
+        # one expert per group: the kernel scores a group by its best lane plus its second best, and the
+        # empty second lane holds the invalid score, -inf, so every group scores -inf whatever the logits;
+        # its warp top-k takes the tie's lowest lane (group 0) and writes the same -inf back, so group 0
+        # wins all kept_groups picks and its one expert all k picks (see group_limited_balanced_load)
+        counts = np.zeros(E, dtype=np.int64)
+        counts[0] = T * k
+        return counts.tobytes()
     grouped = np.sort(level[:, : size * n_group].reshape(T, n_group, size), axis=2)
     group_score = grouped[:, :, -min(2, size) :].sum(axis=2)
     # top kept_groups groups, ties to the lower group index (a stable sort of the negated score)
@@ -643,6 +651,18 @@ def group_limited_balanced_load(
     all of a token's pairs land on experts 0-127 (EP 2 rank 0 times as much work as EP 1) and four of them
     on experts 0-4 (EP 64-256: 4, 2 and 1 touched experts at one token). Ties go to the lower index
     (assumed: the measured EP series step exactly so; a stable sort here).
+
+    A group of one expert (``E = n_group``: Mixtral's 8 experts in 8 groups) collapses. TensorRT-LLM's
+    routing kernel (``routingMainKernel`` in
+    ``cpp/tensorrt_llm/kernels/trtllmGenKernels/blockScaleMoe/routing/RoutingDeepSeek.cu``) scores a group
+    as the sum of its warp's two best lanes, and an empty lane holds the invalid score ``-inf``, so each
+    group scores ``-inf``. Its warp top-k (``reduceTopK`` in ``RoutingKernelTopK.cuh``) packs value and
+    ``65535 - index``, so ties go to the lowest lane, and it retires a pick by writing ``(-inf, index)``
+    back, the value that lane already holds: group 0 is picked ``kept_groups`` times, its one expert fills
+    every candidate slot, and all ``k`` picks of every token are expert 0. Rank 0 holds expert 0 at every
+    EP, so it runs all ``T k`` pairs on one expert whatever the EP and the logits (the tables: TP 1, 16,384
+    tokens of 6144 x 16384, 3.61-3.82 ms at EP 1, 2, 4, 8, balanced and power law alike; one token 44-47 µs,
+    one expert's 151 MB of fp4 weights).
 
     EP rank 0 (experts ``0 .. E/ep - 1``), the one the collector times, is also the busiest here.
     """

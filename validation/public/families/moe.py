@@ -87,7 +87,8 @@ groups): TensorRT-LLM's ``min_latency`` MoE is built with ``DeepseekV3Gate(n_gro
 logits drawn for a plain top-k (``collector/trtllm/collect_moe.py``, https://github.com/ai-dynamo/aiconfigurator;
 :func:`costmodel.kernels.moe.group_limited_balanced_load`). Its balanced rows are read as
 ``balanced+group_limited_8_4``; its power-law rows keep the table's routing (their logits through the gate
-are not modelled)."""
+are not modelled), except where every group holds one expert (``num_experts`` = groups): the gate then puts
+every pick on expert 0 whatever the logits, so those rows route as the balanced ones."""
 
 
 def routing(table: pd.DataFrame) -> npt.NDArray[np.str_]:
@@ -98,7 +99,11 @@ def routing(table: pd.DataFrame) -> npt.NDArray[np.str_]:
     if "kernel_source" in table:
         kernel = table["kernel_source"].astype(str)
         for name, (groups, kept) in GROUP_LIMITED_GATE_KERNELS.items():
-            gated = (kernel == name) & (distribution == "balanced")
+            gated = distribution == "balanced"
+            if "num_experts" in table:
+                # one expert per group: the logits do not matter (see group_limited_balanced_load)
+                gated |= pd.to_numeric(table["num_experts"], errors="coerce").to_numpy() == groups
+            gated &= kernel == name
             distribution = distribution.where(~gated, f"balanced+group_limited_{groups}_{kept}")
     if "engine" in table and "engine_version" in table:
         pairs = zip(table["engine"].astype(str), table["engine_version"].astype(str), strict=True)
