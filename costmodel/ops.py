@@ -87,6 +87,15 @@ AttentionImpl = Literal["flash", "eager"]
 
 DEQUANT_FLOP_PER_WEIGHT = 2.0
 """Vector operations to dequantize one stored weight (scale multiply + convert); an assumption."""
+QK_NORM_ALLREDUCE_BYTES_PER_TOKEN = 8.0
+"""Bytes per token of the all-reduce a ``qk_norm: per_layer`` model runs in each attention layer under
+tensor parallelism [bytes]: the RMSNorm over all heads of q (and of k) needs the mean square over every
+rank's heads, so each rank all-reduces its two partial mean squares, one fp32 each for q and k, before
+normalising (``MiniMaxText01RMSNormTP.forward_qk`` concatenates them and calls
+``tensor_model_parallel_all_reduce``,
+https://github.com/vllm-project/vllm/blob/main/vllm/model_executor/layers/mamba/linear_attn.py; used by
+``MiniMaxM2Attention``, vllm/model_executor/models/minimax_m2.py). A message of a few kB at most: its time
+is the collective's latency."""
 ELEMENTWISE_FLOP = {"norm": 5.0, "act_gated": 6.0, "act": 4.0, "softmax": 5.0}
 """Rough vector FLOPs per element for non-matmul work; these ops are memory bound on every device here,
 so the numbers only need the right order of magnitude."""
@@ -487,6 +496,25 @@ def forward_ops(
         matmul(
             "qkv_proj", "attention", "qkv_proj", La, T, d, (q_width + gate + kv_width + indexer_width) / tp
         )
+        if model.qk_norm == "per_layer" and tp > 1 and La:
+            # an RMSNorm over all heads of q and of k needs their mean squares over every TP rank's heads:
+            # one all-reduce per attention layer of the two fp32 partial sums per token
+            # (QK_NORM_ALLREDUCE_BYTES_PER_TOKEN; MiniMaxText01RMSNormTP.forward_qk in vLLM)
+            message = zero + T * QK_NORM_ALLREDUCE_BYTES_PER_TOKEN
+            kernel = CollectiveShape("all_reduce", message, tp)
+            ops.append(
+                Op(
+                    "allreduce_qk_norm",
+                    "allreduce",
+                    La,
+                    zero,
+                    message,
+                    zero,
+                    group=tp,
+                    span=tp,
+                    kernel=kernel,
+                )
+            )
         context = B * (past + n)
         mla_dims = (
             MlaDims(

@@ -178,6 +178,22 @@ def test_attention_dp_gathers_and_scatters_tokens_around_the_moe_layer() -> None
     assert read == pytest.approx(2 * DSV3_EXPERT_PARAMS, rel=1e-12)
 
 
+def test_an_rmsnorm_over_all_heads_all_reduces_its_mean_squares_under_tp() -> None:
+    """MiniMax-M2's q and k norms span every head (``qk_norm: per_layer``): under TP each rank holds some
+    heads, so each attention layer all-reduces the two partial mean squares per token, fp32 (vLLM's
+    ``MiniMaxText01RMSNormTP.forward_qk``: ``torch.cat([q_var, k_var], -1)`` of two [T, 1] fp32 tensors).
+    A per-head norm (Qwen3) and a single GPU need none."""
+    minimax, qwen = costmodel.load_model("minimax-m2.5"), costmodel.load_model("qwen3-32b")
+    B, n, tp = 8, 3, 4
+    ops = {op.name: op for op in forward_ops(minimax, batch_size=B, new_tokens=n, tp=tp)}
+    op = ops["allreduce_qk_norm"]
+    per_token = 2 * np.dtype(np.float32).itemsize  # q's and k's mean square
+    assert (op.kind, op.group, op.layers) == ("allreduce", tp, minimax.n_attention_layers)
+    assert float(op.bytes_read) == B * n * per_token
+    assert "allreduce_qk_norm" not in {op.name for op in forward_ops(minimax, batch_size=B, new_tokens=n)}
+    assert "allreduce_qk_norm" not in {op.name for op in forward_ops(qwen, batch_size=B, new_tokens=n, tp=tp)}
+
+
 def test_a_collective_beyond_the_scale_up_domain_runs_on_the_network() -> None:
     ops = [op for op in forward_ops(DSV3, batch_size=4, new_tokens=1, tp=1, ep=64, attention_dp=64)
            if op.name == "allgather_moe"]  # fmt: skip
