@@ -82,9 +82,11 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
   that wait), so the wave adds only what its prefill exceeds the steady wait before decoding by, the
   wait for a slot included (nothing where the slots bind for longer than the wave's passes). f is the
   engine's aggregated ``burst_fraction`` unless a share of the disaggregated loop's own is given
-  (:meth:`DisaggParams.from_loop`): the decode pool does not prefill, so the clients of a wave decode
-  alike and come back spaced as they left the prefill pool, and the wave is not the aggregated engine's
-  (docs/serving.md, "A disaggregated wave share").
+  (:meth:`DisaggParams.from_loop`; the Pareto planner and the public evaluation pass the shipped
+  ``disagg_burst_fraction``, a direct :func:`disagg_loop` call with a :class:`LoopParams` does not): the
+  decode pool does not prefill, so the clients of a wave decode alike and come back spaced as they left
+  the prefill pool, and the wave is not the aggregated engine's (docs/serving.md, "A disaggregated wave
+  share").
 
 - **Attention data parallelism** (``attention_dp`` = r ranks in a pool's :class:`costmodel.specs.Deployment`,
   as SGLang's DP attention and TensorRT-LLM's ``enable_attention_dp`` run it in either pool): each rank of a
@@ -160,7 +162,8 @@ class DisaggParams:
     decode_share_dispersion: float = 0.0
     """Effective spread of the clients' share over the decode workers beyond an even share, as a share of
     the binomial variance of uniform random routing [-], in [0, 1] (:func:`decode_slot_share`; 0: an even
-    share, the pool as one queue). Fitted, not a property of a router shown to spread them."""
+    share, the pool as one queue). The shipped value is held at 0 (round robin, Dynamo's default router;
+    docs/serving.md, "A disaggregated wave share"); a fit may move it within its bounds."""
 
     def __post_init__(self) -> None:
         for name in (

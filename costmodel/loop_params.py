@@ -9,10 +9,10 @@ of NVIDIA aiconfigurator's public serving measurements (Apache-2.0; how they wer
 the file's ``fitted_on``) and written to :data:`ENGINE_PARAMS_FILE`, a library data file next to the
 calibrated kernel overlays, so that an installed costmodel (the Pareto planner, the CLI) finds them
 without ``validation/``. The same file holds ``disagg_kv_transfer_overhead_s``, the fitted fixed cost of
-a KV transfer per engine in a disaggregated deployment, and ``disagg_decode_share_dispersion``, the
-effective spread of the clients' share over the decode workers beyond an even share that those rows imply
-(:func:`costmodel.disagg.decode_slot_share`), and ``disagg_burst_fraction``, the disaggregated loop's own
-wave share, when the disaggregated calibration rows have been fitted.
+a KV transfer per engine in a disaggregated deployment, ``disagg_burst_fraction``, the disaggregated
+loop's own wave share (both fitted on the disaggregated calibration rows), and
+``disagg_decode_share_dispersion``, the spread of the clients' share over the decode workers beyond an even
+share (:func:`costmodel.disagg.decode_slot_share`; written held at 0, round robin).
 The library only reads the file; validation is the only writer.
 """
 
@@ -58,6 +58,7 @@ def read_engine_params(path: Path | None = None) -> dict[str, LoopParams]:
             f"{file} is empty or has no 'engines' mapping (an interrupted write?): "
             "run python -m validation silicon-calibrate again"
         )
+    _check_top_level(document, file)
     out: dict[str, LoopParams] = {}
     for name, values in document["engines"].items():
         if not isinstance(values, dict):
@@ -67,6 +68,24 @@ def read_engine_params(path: Path | None = None) -> dict[str, LoopParams]:
         except TypeError as e:
             raise CostmodelError(f"{file}: engines.{name}: {e}") from None
     return out
+
+
+TOP_LEVEL_KEYS = ("fitted_on", "engines", "harness_request_overhead_s")
+"""The file's entries besides the ``disagg_<field>`` ones (:data:`costmodel.disagg.BOUNDS`)."""
+
+
+def _check_top_level(document: dict[object, object], file: Path) -> None:
+    """Refuse an entry the file format does not have (a misspelt ``disagg_burstfraction`` would otherwise
+    be ignored and its engine fall back to another value without a word)."""
+    from costmodel.disagg import BOUNDS
+
+    known = {*TOP_LEVEL_KEYS, *(f"disagg_{field}" for field in BOUNDS)}
+    unknown = sorted(str(key) for key in document if key not in known)
+    if unknown:
+        raise CostmodelError(
+            f"{file}: unknown entry {unknown[0]!r} (known: {sorted(known)}): "
+            "run python -m validation silicon-calibrate again"
+        )
 
 
 @cache
@@ -92,7 +111,9 @@ def overlaps_host(engine: str) -> bool:
 def read_disagg_entry(key: str, path: Path | None = None) -> dict[str, float]:
     """The per-engine values of ``key`` (``disagg_<field>``, a fitted field of
     :class:`costmodel.disagg.DisaggParams` named in :data:`costmodel.disagg.BOUNDS`) from ``path`` (default
-    :func:`engine_params_file`); none when the file or the entry is absent. Each value must be a finite
+    :func:`engine_params_file`); none when the file or the entry is absent, unless the file fitted an
+    engine's transfer overhead (``disagg_kv_transfer_overhead_s``): silicon-calibrate writes every field of
+    such an engine, so a missing one is an older or partial file and refused. Each value must be a finite
     number within the field's calibration bounds: anything else is refused in one message naming the
     file, the key and the engine, rather than failing later where the planner would turn it into a
     skipped candidate."""
@@ -104,10 +125,15 @@ def read_disagg_entry(key: str, path: Path | None = None) -> dict[str, float]:
     if not file.is_file():
         return {}
     document = yaml.safe_load(file.read_text(encoding="utf-8"))
-    entry = document.get(key) if isinstance(document, dict) else None
+    if not isinstance(document, dict):
+        return {}
+    _check_top_level(document, file)
+    entry = document.get(key)
+    field = key.removeprefix("disagg_")
+    if entry is None and field in BOUNDS and isinstance(document.get("disagg_kv_transfer_overhead_s"), dict):
+        entry = {}  # absent altogether: checked below like an entry that lacks an engine
     if entry is None:
         return {}
-    field = key.removeprefix("disagg_")
     if field not in BOUNDS:
         raise CostmodelError(
             f"{file}: {key} is not a fitted disaggregated parameter (disagg_ + one of {sorted(BOUNDS)})"
@@ -124,6 +150,15 @@ def read_disagg_entry(key: str, path: Path | None = None) -> dict[str, float]:
                 "run python -m validation silicon-calibrate again"
             )
         out[str(engine)] = float(value)
+    # silicon-calibrate writes every field of an engine whose disaggregated rows it fitted: an engine with
+    # a fitted transfer overhead but no value here is an old or partial file, not "none fitted"
+    fitted = document.get("disagg_kv_transfer_overhead_s")
+    missing = sorted(set(fitted) - set(entry)) if isinstance(fitted, dict) else []
+    if missing:
+        raise CostmodelError(
+            f"{file}: {key} has no value for {missing[0]!r}, whose disagg_kv_transfer_overhead_s was fitted "
+            "(an older or partial file): run python -m validation silicon-calibrate again"
+        )
     return out
 
 

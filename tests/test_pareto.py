@@ -522,6 +522,57 @@ def test_good_shipped_disaggregated_values_are_read(tmp_path: Path) -> None:
         read_disagg_entry("disagg_burst_fraction", file)
 
 
+def test_an_older_or_misspelt_serving_file_is_refused_not_read_as_none_fitted(tmp_path: Path) -> None:
+    """silicon-calibrate writes every disaggregated field of an engine whose rows it fitted, so an engine with
+    a transfer overhead but no wave share is an older or partial file (its disaggregated TTFT would silently
+    fall back to the aggregated wave share); an entry the format does not have is a misspelling."""
+    from costmodel.loop_params import read_disagg_entry, read_engine_params
+
+    file = tmp_path / "serving-engines.yaml"
+    file.write_text("disagg_kv_transfer_overhead_s:\n  trtllm: 0.01\n", encoding="utf-8")
+    with pytest.raises(CostmodelError, match=rf"^{file}: disagg_burst_fraction has no value for 'trtllm'"):
+        read_disagg_entry("disagg_burst_fraction", file)
+    assert read_disagg_entry("disagg_kv_transfer_overhead_s", file) == {"trtllm": 0.01}
+    shipped = engine_params_file().read_text(encoding="utf-8")
+    file.write_text(shipped.replace("disagg_burst_fraction:", "disagg_burstfraction:"), encoding="utf-8")
+    for read in (lambda: read_disagg_entry("disagg_burst_fraction", file), lambda: read_engine_params(file)):
+        with pytest.raises(CostmodelError, match=rf"^{file}: unknown entry 'disagg_burstfraction'"):
+            read()
+
+
+def test_the_planner_takes_the_shipped_disaggregated_wave_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shipped ``disagg_burst_fraction`` reaches the planner's disaggregated points: a wave of all the
+    clients (1) never gives a shorter TTFT than none (0) and a longer one where several clients share a
+    prefill pool, while the aggregated points, which do not read it, are the same."""
+    import yaml
+
+    from costmodel import loop_params
+
+    shipped = yaml.safe_load(engine_params_file().read_text(encoding="utf-8"))
+    tables = {}
+    for share in (0.0, 1.0):
+        document = shipped | {"disagg_burst_fraction": dict.fromkeys(shipped["disagg_burst_fraction"], share)}
+        file = tmp_path / f"serving-engines-{share}.yaml"
+        file.write_text(yaml.safe_dump(document), encoding="utf-8")
+        monkeypatch.setattr(loop_params, "engine_params_file", lambda file=file: file)
+        loop_params._shipped_disagg.cache_clear()
+        try:
+            found = pareto.frontier("llama-3-8b", ["h100-sxm"], formats=("bf16",), engine="trtllm", **SMALL)
+        finally:
+            loop_params._shipped_disagg.cache_clear()
+        tables[share] = found.table()
+    none, wave = tables[0.0], tables[1.0]
+    assert list(none["label"]) == list(wave["label"])
+    disagg = (none["mode"] == "disagg").to_numpy()
+    assert disagg.any()
+    assert (~disagg).any()
+    assert np.array_equal(none["ttft_s"][~disagg], wave["ttft_s"][~disagg])
+    assert (wave["ttft_s"][disagg] >= none["ttft_s"][disagg] * (1 - 1e-12)).all()
+    assert (wave["ttft_s"][disagg] > none["ttft_s"][disagg] * 1.01).any()
+
+
 def test_the_decode_share_dispersion_in_the_planner() -> None:
     """Through the planner's plug-in: a deployment of one decode worker is the same under any dispersion
     (one worker is one queue); with several, the output rate never rises with the dispersion (a spread

@@ -168,6 +168,9 @@ def test_the_fit_stays_in_bounds_and_the_committed_parameters_load(sample: Path)
             assert low <= values[name] <= high
     assert all(v >= 0 for v in read_disagg_overheads().values())
     assert all(0 <= v <= 1 for v in read_disagg_share_dispersion().values())
+    # every engine whose disaggregated rows were fitted has its own wave share (none falls back silently)
+    assert read_disagg_overheads()
+    assert set(read_disagg_burst_fraction()) == set(read_disagg_overheads())
     assert all(0 <= v <= 1 for v in read_disagg_burst_fraction().values())
 
 
