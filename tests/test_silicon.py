@@ -20,6 +20,7 @@ from validation.public.evaluate import Evaluation, write_outputs
 from validation.public.sglang import cold_start_rows
 from validation.public.silicon import (
     _config_path,
+    acceptance_rate_of,
     fit_disagg_params,
     fit_loop_params,
     predict_silicon,
@@ -508,6 +509,26 @@ def test_deepseek_mtp_later_drafts_reproduce_the_published_acceptance_length() -
     assert one.tokens_per_iteration == pytest.approx(1 + MTP_ACCEPTANCE_RATE)
 
 
+@pytest.mark.parametrize("draft_tokens", [1, 2, 3, 7])
+def test_an_acceptance_length_inverts_to_the_rate_that_gives_it(draft_tokens: int) -> None:
+    """acceptance_rate_of inverts Leviathan et al.'s E(alpha, k) (the independent oracle:
+    costmodel.speculative.expected_tokens): E at the returned rate is the cited length; 1 token is rate 0,
+    k + 1 tokens rate 1, and a longer cited length rises to a higher rate; a length outside [1, k + 1] is
+    refused by name."""
+    from costmodel.speculative import expected_tokens
+
+    lengths = np.linspace(1.0, draft_tokens + 1.0, 9)
+    rates = [acceptance_rate_of(float(e), draft_tokens) for e in lengths]
+    for e, alpha in zip(lengths, rates, strict=True):
+        assert float(expected_tokens(alpha, draft_tokens)) == pytest.approx(e, abs=1e-9)
+    assert rates[0] == pytest.approx(0.0, abs=1e-9)
+    assert rates[-1] == pytest.approx(1.0, abs=1e-9)
+    assert np.all(np.diff(rates) > 0)
+    for bad in (0.5, draft_tokens + 1.5, float("nan")):
+        with pytest.raises(CostmodelError, match="acceptance length"):
+            acceptance_rate_of(bad, draft_tokens)
+
+
 def test_the_sglang_rows_of_a_drafting_script_run_its_eagle_chain() -> None:
     """The InferenceX GLM-5 (EAGLE) and Qwen3.5-397B (NEXTN) scripts run --speculative-num-steps 3,
     --speculative-eagle-topk 1, --speculative-num-draft-tokens 4: three drafts of the model's one MTP layer
@@ -520,13 +541,17 @@ def test_the_sglang_rows_of_a_drafting_script_run_its_eagle_chain() -> None:
     b200 = "b200_sxm"
     for path in ("zhipuai/GLM-5", "Qwen/Qwen3.5-397B-A17B"):
         model = ModelProfile.from_hf_config(_config_path(DATA / "model_configs", path))
-        script = launch_script(True, "sglang", path, b200)
+        script = launch_script(True, "sglang", path, b200, "fp8")
         assert script is not None
         assert script.speculative_flags == (3, 1, 4)
         spec = row_speculation(model, "sglang", "any", 1, script)
         assert spec is not None
-        assert (spec.draft_tokens, spec.acceptance_rate, spec.draft_head) == (3, MTP_ACCEPTANCE_RATE, True)
+        assert (spec.draft_tokens, spec.draft_head) == (3, True)
         assert spec.draft_cost_ratio == pytest.approx(1 / model.n_layers)
+        if script.acceptance_length is None:  # GLM-5: no acceptance cited for its drafter
+            assert spec.acceptance_rate == MTP_ACCEPTANCE_RATE
+        else:  # Qwen3.5: the cited tokens per verification, whatever the rate that gives them
+            assert spec.tokens_per_iteration == pytest.approx(script.acceptance_length)
         tree = dataclasses.replace(script, speculative_flags=(3, 4, 8))
         with pytest.raises(CostmodelError, match="tree"):
             row_speculation(model, "sglang", "any", 1, tree)
@@ -914,18 +939,55 @@ def test_an_inferencex_vllm_row_is_the_loop_of_its_clients_mean_lengths_and_its_
 
 def test_sglang_overlaps_its_host_work_except_while_drafting() -> None:
     """SGLang's overlap scheduler is on by default and off with EAGLE / NEXTN speculative decoding
-    (ServerArgs._handle_speculative_decoding): the InferenceX GLM-5 and Qwen3.5-397B scripts draft, the
-    DeepSeek-R1 ones do not; a row of another source keeps the defaults; other engines never overlap."""
+    (ServerArgs._handle_speculative_decoding): the InferenceX GLM-5 script drafts at every layout, the
+    Qwen3.5-397B fp8 recipe only at its MTP sibling's layout (tp 4, EP 1), the plain Qwen3.5 recipes
+    (bf16, nvfp4, fp8 at tp 8 or with EP 4) and the DeepSeek-R1 ones not at all; a row of another source
+    keeps the defaults; other engines never overlap."""
+    from validation.public.inferencex import launch_script
     from validation.public.sglang import overlap_host, speculative
 
-    b200 = "b200_sxm"
-    assert overlap_host(True, "sglang", "deepseek-ai/DeepSeek-R1", b200)
-    assert not overlap_host(True, "sglang", "zhipuai/GLM-5", b200)
-    assert not overlap_host(True, "sglang", "Qwen/Qwen3.5-397B-A17B", b200)
-    assert speculative(True, "sglang", "Qwen/Qwen3.5-397B-A17B", b200)
-    assert overlap_host(False, "sglang", "Qwen/Qwen3.5-397B-A17B", b200)  # not an InferenceX run
-    assert not overlap_host(True, "vllm", "deepseek-ai/DeepSeek-R1", b200)
-    assert not overlap_host(True, "trtllm", "deepseek-ai/DeepSeek-R1", b200)
+    b200, qwen = "b200_sxm", "Qwen/Qwen3.5-397B-A17B"
+    deepseek = launch_script(True, "sglang", "deepseek-ai/DeepSeek-R1", b200, "fp8")
+    glm = launch_script(True, "sglang", "zhipuai/GLM-5", b200, "fp8")
+    fp8 = launch_script(True, "sglang", qwen, b200, "fp8")
+    assert overlap_host("sglang", deepseek, tp=8, moe_ep=1)
+    for tp, ep in ((8, 1), (8, 8), (4, 4)):
+        assert not overlap_host("sglang", glm, tp=tp, moe_ep=ep)
+        assert overlap_host("sglang", fp8, tp=tp, moe_ep=ep)
+    assert not overlap_host("sglang", fp8, tp=4, moe_ep=1)
+    assert speculative(fp8, tp=4, moe_ep=1)
+    for precision in ("bf16", "fp4"):
+        plain = launch_script(True, "sglang", qwen, b200, precision)
+        assert plain is not None
+        assert not speculative(plain, tp=4, moe_ep=1)
+        assert overlap_host("sglang", plain, tp=8, moe_ep=1)
+    assert overlap_host("sglang", launch_script(False, "sglang", qwen, b200, "fp8"), tp=4, moe_ep=1)
+    assert not overlap_host("vllm", None, tp=8, moe_ep=1)
+    assert not overlap_host("trtllm", None, tp=8, moe_ep=1)
+
+
+def test_the_qwen35_mtp_layout_rows_decode_faster_than_the_plain_recipe_can() -> None:
+    """The data's own signature of the drafting layout (no model): at 4 clients, 1k / 1k, the fp8 rows at
+    tp 4 with EP 1 (the MTP recipe's only layout) measure a shorter TPOT than the plain recipe's tp 8 rows,
+    although each of their GPUs reads twice the weights per token; the plain recipe's tp 4 rows with EP 4
+    are the slowest of the three. From 64 clients on, the MTP rows' verification (four tokens per
+    sequence) is no longer faster than the plain tp 4 EP 4 rows' decode."""
+    table = read_silicon(DATA)
+    fp8 = table[
+        (table["model_path"] == "Qwen/Qwen3.5-397B-A17B")
+        & (table["precision"] == "fp8")
+        & (table["isl"] == 1024)
+        & (table["osl"] == 1024)
+    ]
+
+    def tpot(tp: int, ep: int, clients: int) -> float:
+        rows = fp8[(fp8["tp_size"] == tp) & (fp8["moe_ep_size"] == ep) & (fp8["concurrency"] == clients)]
+        assert len(rows), (tp, ep, clients)
+        return float(rows["silicon_tpot_ms"].median())
+
+    # tp 16 / EP 4 is the squared record of tp 4 x EP 4 (silicon.squared_expert_layout)
+    assert tpot(4, 1, 4) < tpot(8, 1, 4) < tpot(16, 4, 4)
+    assert tpot(4, 1, 128) >= 0.95 * tpot(16, 4, 128)
 
 
 def test_an_sglang_row_hides_its_overlapped_host_work_behind_its_kernels(tmp_path: Path) -> None:

@@ -32,14 +32,14 @@ from dataclasses import dataclass
 import pandas as pd
 
 from costmodel.loop_params import overlaps_host
-from validation.public.inferencex import launch_script
+from validation.public.inferencex import Script, drafts
 
 
-def speculative(inferencex: bool, backend: str, model_path: str, system: str) -> bool:
-    """Whether the row's SGLang server runs speculative decoding (an InferenceX row of a script of the
-    model in :data:`validation.public.inferencex.SCRIPTS` whose ``speculative`` is set)."""
-    script = launch_script(inferencex, backend, model_path, system)
-    return script is not None and script.speculative is not None
+def speculative(script: Script | None, *, tp: int, moe_ep: int) -> bool:
+    """Whether the row's SGLang server runs speculative decoding: its InferenceX script drafts at the
+    row's layout (:func:`validation.public.inferencex.drafts`; ``script`` from
+    :func:`validation.public.inferencex.launch_script`, None where the row ran no known script)."""
+    return drafts(script, tp=tp, moe_ep=moe_ep)
 
 
 def overlaps_by_default(backend: str) -> bool:
@@ -50,10 +50,10 @@ def overlaps_by_default(backend: str) -> bool:
     return overlaps_host(backend)
 
 
-def overlap_host(inferencex: bool, backend: str, model_path: str, system: str) -> bool:
+def overlap_host(backend: str, script: Script | None, *, tp: int, moe_ep: int) -> bool:
     """Whether the row's engine overlaps its host work with the previous iteration's kernels: SGLang's
     default (:func:`overlaps_by_default`), off with speculative decoding (:func:`speculative`)."""
-    return overlaps_by_default(backend) and not speculative(inferencex, backend, model_path, system)
+    return overlaps_by_default(backend) and not speculative(script, tp=tp, moe_ep=moe_ep)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ from costmodel.loop_params import engine_params_file, read_disagg_entry, read_en
 from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
+from costmodel.speculative import expected_tokens
 from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens, vllm_large_gpu
 from validation.public.harness import AICONFIGURATOR, HARNESS_ENGINES, row_harness, runs_as_train
 from validation.public.harness import MIN_CALIBRATION_ROWS as HARNESS_MIN_ROWS
@@ -76,6 +77,7 @@ from validation.public.inferencex import (
     Script,
     attention_dp_balance,
     cuda_graph_tokens,
+    drafts,
     is_inferencex,
     isl_budget,
     launch_script,
@@ -235,6 +237,16 @@ rate (:data:`MTP_LATER_ACCEPTANCE_RATE`) existed; they were not re-measured with
 decoding and the scheduler changes alone (:mod:`validation.public.sglang`)."""
 
 
+def priced(script: Script | None, sglang_drafting: bool, *, tp: int, moe_ep: int) -> bool:
+    """Whether a row of ``script`` at its layout runs its SGLang drafting in the prediction: the script
+    drafts there (:func:`validation.public.inferencex.drafts`) and either cites its drafter's acceptance
+    (:attr:`Script.acceptance_length`) or ``sglang_drafting`` is set (:data:`SGLANG_DRAFTING`)."""
+    if not drafts(script, tp=tp, moe_ep=moe_ep):
+        return False
+    assert script is not None
+    return sglang_drafting or script.acceptance_length is not None
+
+
 def row_speculation(
     model: ModelProfile, backend: str, version: str, attention_dp: int, script: Script | None = None
 ) -> Speculation | None:
@@ -267,9 +279,12 @@ def row_speculation(
         steps, topk, verified = script.speculative_flags
         if topk != 1 or verified != steps + 1:
             raise CostmodelError(f"a speculative tree (top-k {topk}, {verified} draft tokens): not modelled")
+        alpha = MTP_ACCEPTANCE_RATE
+        if script.acceptance_length is not None:
+            alpha = acceptance_rate_of(script.acceptance_length, steps)
         return Speculation(
             draft_tokens=steps,
-            acceptance_rate=MTP_ACCEPTANCE_RATE,
+            acceptance_rate=alpha,
             draft_cost_ratio=1.0 / model.n_layers,
             draft_head=True,
         )
@@ -281,6 +296,26 @@ def row_speculation(
         draft_cost_ratio=1.0 / model.n_layers,
         later_acceptance_rate=MTP_LATER_ACCEPTANCE_RATE,
     )
+
+
+def acceptance_rate_of(acceptance_length: float, draft_tokens: int) -> float:
+    """The i.i.d. acceptance alpha [-] whose expected tokens per verification at ``draft_tokens`` k equal
+    ``acceptance_length`` E [tokens]: the root in [0, 1] of (1 - alpha^(k+1)) / (1 - alpha) = E
+    (Leviathan et al. 2023, Eq. 1; :func:`costmodel.speculative.expected_tokens`), which rises
+    monotonically from 1 to k + 1. E outside [1, k + 1] is an error."""
+    if not (np.isfinite(acceptance_length) and 1.0 <= acceptance_length <= draft_tokens + 1):
+        raise CostmodelError(
+            f"an acceptance length must be in [1, {draft_tokens + 1}] at {draft_tokens} drafts, "
+            f"got {acceptance_length!r}"
+        )
+    low, high = 0.0, 1.0
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        if float(expected_tokens(mid, draft_tokens)) < acceptance_length:
+            low = mid
+        else:
+            high = mid
+    return 0.5 * (low + high)
 
 
 def disagg_speculation(model: ModelProfile, draft_tokens: int) -> Speculation | None:
@@ -517,7 +552,11 @@ def silicon_parts(
                 osl=osl,
                 reserved_tokens=reserved_tokens(str(backend), isl, osl),
                 speculation=row_speculation(
-                    model, str(backend), str(version), int(dp), script if sglang_drafting else None
+                    model,
+                    str(backend),
+                    str(version),
+                    int(dp),
+                    script if priced(script, sglang_drafting, tp=int(tp), moe_ep=int(moe_ep)) else None,
                 ),
                 # per rank, as the budget: the piecewise CUDA graphs a mixed batch can replay
                 graph_tokens=cuda_graph_tokens(str(backend), script, int(batch), max(budget, int(batch))),
@@ -526,7 +565,7 @@ def silicon_parts(
                 adp_balance=_row_balance(rows),
                 # InferenceX's TensorRT-LLM runs: the first of ten cycles per client is a wave
                 wave_share=1.0 / REQUESTS_PER_CLIENT if ix and backend == "trtllm" else None,
-                overlap_host=overlap_host(bool(ix), *where),
+                overlap_host=overlap_host(str(backend), script, tp=int(tp), moe_ep=int(moe_ep)),
                 # fixed lengths against an overlapped scheduler: the clients' prompts come in a train
                 train=runs_as_train(str(backend), row_harness(rows)),
             )
