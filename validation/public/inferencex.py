@@ -247,7 +247,8 @@ def drafts(script: Script | None, *, tp: int, moe_ep: int) -> bool:
 
 
 def _qwen35_recv_interval(run: Run) -> FloatArray:
-    """The Qwen3.5 fp8 scripts' interval: 10, relaxed to 30 from 16 clients."""
+    """The Qwen3.5 fp8 scripts' interval (the plain recipe and its MTP sibling alike): 10, relaxed to 30
+    from 16 clients ("if CONC >= 16, relax to ~30")."""
     return np.where(run.concurrency >= 16, 30.0, 10.0)
 
 
@@ -300,6 +301,7 @@ SCRIPTS: dict[tuple[str, ...], Script] = {
         # {REPOSITORY}/2ecc5ce3c6189f4187e1f83df192065efca28f21/benchmarks/single_node/qwen3.5_fp8_b200_mtp.sh
         f"{REPOSITORY}/01fa35cfe5273096451a21fe735b3c5ff8e6e300/benchmarks/single_node/qwen3.5_fp8_b200.sh",
         kv_dtype="fp8",
+        # both fp8 recipes: --scheduler-recv-interval 10, 30 from 16 clients
         scheduler_recv_interval=_qwen35_recv_interval,
         speculative="EAGLE",  # --speculative-algorithm EAGLE, drafted by the checkpoint's MTP layer
         speculative_flags=(3, 1, 4),  # --speculative-num-steps 3 --speculative-eagle-topk 1 (draft tokens 4)
@@ -310,7 +312,7 @@ SCRIPTS: dict[tuple[str, ...], Script] = {
         acceptance_length=3.39,
         not_modelled=(
             "the MTP layer's acceptance on the benchmark's random prompts (the cited length is SPEED-Bench "
-            "coding's); --scheduler-recv-interval 10 / 30 and --stream-interval 30"
+            "coding's); --stream-interval 30"
         ),
     ),
     # Llama-3.1-70B on B200 (fp8 and nvfp4 scripts alike): fp8 KV cache and cudagraph_mode FULL_DECODE_ONLY,

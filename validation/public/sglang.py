@@ -11,18 +11,17 @@ SGLang runs as EAGLE), both set in ``ServerArgs._handle_speculative_decoding``
   off ("Overlap scheduler is disabled because of using eagle speculative decoding"; since 0.5.x unless the
   beta ``SGLANG_ENABLE_SPEC_V2`` is set), so each iteration pays the kernels and the host in turn.
 SGLang also caps the running requests at 48 with speculative decoding when ``--max-running-requests`` is
-not given ("Max running requests is reset to 48 for speculative decoding"), which the Qwen3.5-397B script
-does not give; the rows contradict it (with the cap their TTFT at 64-256 clients would be queueing for slots,
-several times what was measured), so the script version measured is taken to have set it, and no cap is
-applied.
+not given ("Max running requests is reset to 48 for speculative decoding"); the Qwen3.5-397B MTP recipe
+gives 128 (``MAX_RUNNING_REQUESTS=128``), and no cap is applied.
 
 Which rows run speculative decoding: those of the InferenceX scripts whose record says so
-(:attr:`validation.public.inferencex.Script.speculative`: GLM-5 with EAGLE, and Qwen3.5-397B with NEXTN),
-read at the commits cited there. Their drafting itself (three draft steps of the MTP layer, four tokens
-verified per request, the tokens gained per iteration) is modelled
-(:func:`validation.public.silicon.row_speculation` with the script) but off in the evaluation
-(:data:`validation.public.silicon.SGLANG_DRAFTING`, the scripts' ``not_modelled``): its acceptance on the
-benchmark's random prompts is not known, and no single acceptance improves the held-out rows.
+(:attr:`validation.public.inferencex.Script.speculative`), at the layouts the drafting recipe ran
+(:func:`validation.public.inferencex.drafts`): GLM-5 with EAGLE at every layout, and Qwen3.5-397B fp8 at
+tp 4 with EP 1 alone, where InferenceX ran its MTP recipe beside a plain one of the same format (the bf16
+and nvfp4 rows, and fp8 at tp 8 or with EP 4, ran the plain recipe, which overlaps). Their drafting (three
+draft steps of the MTP layer, four tokens verified per request) is priced where the drafter's acceptance
+is cited (:attr:`validation.public.inferencex.Script.acceptance_length`: Qwen3.5's), else only with
+:data:`validation.public.silicon.SGLANG_DRAFTING` (GLM-5's: no acceptance is cited for its drafter).
 """
 
 from __future__ import annotations

@@ -234,7 +234,9 @@ the B200 SGLang aggregated held-out TPOT goes from 11.4 / 36.3 % (median / p90) 
 refit, and no single acceptance improves it (docs/serving.md, "SGLang's speculative decoding"). Those
 figures are session 10's, measured with every draft kept i.i.d. at 0.85, before the later drafts' lower
 rate (:data:`MTP_LATER_ACCEPTANCE_RATE`) existed; they were not re-measured with it. The rows keep plain
-decoding and the scheduler changes alone (:mod:`validation.public.sglang`)."""
+decoding and the scheduler changes alone (:mod:`validation.public.sglang`), but for a script that cites its
+drafter's acceptance (:attr:`Script.acceptance_length`, Qwen3.5-397B's MTP recipe: :func:`priced`), whose
+drafting is priced whatever this flag."""
 
 
 def priced(script: Script | None, sglang_drafting: bool, *, tp: int, moe_ep: int) -> bool:
