@@ -966,6 +966,42 @@ def test_sglang_overlaps_its_host_work_except_while_drafting() -> None:
     assert not overlap_host("trtllm", None, tp=8, moe_ep=1)
 
 
+def test_the_deepseek_mtp_series_is_the_second_series_of_a_dumped_configuration() -> None:
+    """The 2026-03-25 DeepSeek-R1 fp8 tp 8 EP 1 campaign measured each configuration the database dump holds
+    twice (drafting_rows): the rows flagged are result-file rows of a configuration the dump measured, each
+    measuring what no dump row does; every configuration the dump lacks keeps its one series unflagged. The
+    flagged series is the faster one at 4 clients at every length (the drafting signature; the rule itself
+    never compares sizes), and the drafting it runs gains 1 + 0.85 + 0.85 x 0.63 tokens per verification
+    (EAGLE 2 steps, DeepSeek-V3's MTP rates)."""
+    from costmodel.specs import ModelProfile
+    from validation.public.sglang import drafting_rows
+    from validation.public.silicon import MTP_ACCEPTANCE_RATE, MTP_LATER_ACCEPTANCE_RATE, twin_speculation
+
+    table = read_silicon(DATA)
+    flagged = drafting_rows(table)
+    rows = table[flagged]
+    assert len(rows) == 17
+    assert set(rows["model_path"]) <= {"deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3"}
+    assert not rows["silicon_data_source"].astype(str).str.startswith("db-dump/").any()
+    text = table["silicon_data_source"].astype(str)
+    dump = table[text.str.contains("config_id=87;", regex=False)]
+    for _, row in rows.iterrows():
+        twin = dump[
+            (dump["isl"] == row["isl"])
+            & (dump["osl"] == row["osl"])
+            & (dump["concurrency"] == row["concurrency"])
+        ]
+        assert len(twin) == 1
+        assert abs(float(twin["silicon_tpot_ms"].iloc[0]) - float(row["silicon_tpot_ms"])) > 0.01
+        if row["concurrency"] == 4:
+            assert float(row["silicon_tpot_ms"]) < float(twin["silicon_tpot_ms"].iloc[0])
+    model = ModelProfile.from_hf_config(_config_path(DATA / "model_configs", "deepseek-ai/DeepSeek-R1"))
+    spec = twin_speculation(model)
+    assert (spec.draft_tokens, spec.draft_head) == (2, True)
+    expected = 1 + MTP_ACCEPTANCE_RATE + MTP_ACCEPTANCE_RATE * MTP_LATER_ACCEPTANCE_RATE
+    assert spec.tokens_per_iteration == pytest.approx(expected)
+
+
 def test_the_qwen35_mtp_layout_rows_decode_faster_than_the_plain_recipe_can() -> None:
     """The data's own signature of the drafting layout (no model): at 4 clients, 1k / 1k, the fp8 rows at
     tp 4 with EP 1 (the MTP recipe's only layout) measure a shorter TPOT than the plain recipe's tp 8 rows,

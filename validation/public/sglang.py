@@ -123,3 +123,71 @@ def cold_start_rows(table: pd.DataFrame) -> pd.Series:
         )
         refused |= script & (wave > float(campaign.chunk))
     return refused
+
+
+@dataclass(frozen=True)
+class DraftingCampaign:
+    """A campaign whose result files hold, beside the plain recipe's runs, a series of the same layout run
+    by the recipe's MTP sibling (:data:`DRAFTING_CAMPAIGNS`)."""
+
+    system: str
+    """The rows' ``system``."""
+    gemm_quant_mode: str
+    """The rows' ``gemm_quant_mode``."""
+    models: tuple[str, ...]
+    """The rows' ``model_path`` values (the database dump names DeepSeek-R1 runs DeepSeek-V3)."""
+    tp: int
+    """The layout's tensor-parallel GPUs (``tp_size``)."""
+    moe_ep: int
+    """The layout's expert-parallel GPUs (``moe_ep_size``)."""
+    speculative_flags: tuple[int, int, int]
+    """The MTP recipe's (``--speculative-num-steps``, ``--speculative-eagle-topk``,
+    ``--speculative-num-draft-tokens``)."""
+
+
+DRAFTING_CAMPAIGNS: dict[str, DraftingCampaign] = {
+    "2026-03-25": DraftingCampaign(
+        "b200_sxm", "fp8", ("deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3"), 8, 1, (2, 1, 3)
+    )
+}
+"""SGLang InferenceX campaigns (the ``measured=`` date) where the plain recipe and its MTP sibling ran the
+same layout and the sample keeps no speculative-decoding column. DeepSeek-R1 fp8 on B200 at tp 8, EP 1:
+``dsr1-fp8-b200-sglang`` and ``dsr1-fp8-b200-sglang-mtp`` (EAGLE with the checkpoint's MTP layer,
+``--speculative-num-steps 2 --speculative-num-draft-tokens 3 --speculative-eagle-topk 1``, tp 8 EP 1:
+https://github.com/SemiAnalysisAI/InferenceX/pull/626; both on ``lmsysorg/sglang:v0.5.9-cu130`` since
+https://github.com/SemiAnalysisAI/InferenceX/pull/943). Which series is which: InferenceX's database dump
+holds the plain recipe's runs (its Qwen3.5-397B configurations are the plain ones, none at the MTP recipe's
+layout; docs/serving.md, "Qwen3.5-397B on B200"), so a result-file row of the campaign's layout whose
+measurement no dump row of the campaign repeats ran the MTP recipe (:func:`drafting_rows`)."""
+
+
+def drafting_rows(table: pd.DataFrame) -> pd.Series:
+    """Rows of ``table`` (the silicon sample, with its ``concurrency``) that ran the MTP recipe of a
+    campaign of :data:`DRAFTING_CAMPAIGNS`: SGLang result-file rows of the campaign's system, format,
+    models and layout whose (isl, osl, concurrency) a database-dump row of the campaign also measured, and
+    whose TTFT and TPOT (to 0.01 ms) no such dump row repeats: the configuration's second series."""
+    text = table["silicon_data_source"].astype(str)
+    measured = text.str.extract(r"measured=(\d{4}-\d{2}-\d{2})")[0]
+    dump = text.str.startswith("db-dump/")
+    parts = [table[c].astype(float).round(2).astype(str) for c in ("isl", "osl", "concurrency")]
+    parts += [table[c].astype(float).round(2).astype(str) for c in ("silicon_ttft_ms", "silicon_tpot_ms")]
+    shape = parts[0].str.cat(parts[1:3], sep="/")
+    measurement = parts[0].str.cat(parts[1:], sep="/")
+    out = pd.Series(False, index=table.index)
+    for date, campaign in DRAFTING_CAMPAIGNS.items():
+        layout = (
+            (table["backend"] == "sglang")
+            & (table["mode"] == "agg")
+            & (measured == date)
+            & (table["system"] == campaign.system)
+            & (table["gemm_quant_mode"] == campaign.gemm_quant_mode)
+            & table["model_path"].isin(campaign.models)
+            & (table["tp_size"] == campaign.tp)
+            & (table["moe_ep_size"] == campaign.moe_ep)
+        )
+        plain = set(measurement[layout & dump])
+        # only where the dump holds the plain run of the same lengths and clients: elsewhere the one series
+        # the sample keeps is not known to be either recipe's
+        dumped = set(shape[layout & dump])
+        out |= layout & ~dump & ~measurement.isin(plain) & shape.isin(dumped)
+    return out

@@ -96,7 +96,14 @@ from validation.public.inferencex_disagg import (
 )
 from validation.public.inferencex_disagg_workers import DRAFT_TOKENS, WORKER_COLUMNS, master_workers
 from validation.public.reader import SYSTEM_PROFILES
-from validation.public.sglang import COLD_START_REASON, cold_start_rows, overlap_host, overlaps_by_default
+from validation.public.sglang import (
+    COLD_START_REASON,
+    DRAFTING_CAMPAIGNS,
+    cold_start_rows,
+    drafting_rows,
+    overlap_host,
+    overlaps_by_default,
+)
 from validation.public.split import calibration_mask
 
 Served = list[tuple[Script, npt.NDArray[np.bool_]]]
@@ -300,6 +307,21 @@ def row_speculation(
     )
 
 
+def twin_speculation(model: ModelProfile) -> Speculation:
+    """The drafting of a row of a :data:`validation.public.sglang.DRAFTING_CAMPAIGNS` MTP series: SGLang's
+    EAGLE chain with the checkpoint's MTP layer (that campaign's ``speculative_flags``: 2 steps, 3 tokens
+    verified), a draft step of 1 / n_layers of a decode step less its head plus the head, DeepSeek-V3's MTP
+    rates (:data:`MTP_ACCEPTANCE_RATE` for the first draft, :data:`MTP_LATER_ACCEPTANCE_RATE` after)."""
+    ((steps, _, _),) = {c.speculative_flags for c in DRAFTING_CAMPAIGNS.values()}
+    return Speculation(
+        draft_tokens=steps,
+        acceptance_rate=MTP_ACCEPTANCE_RATE,
+        draft_cost_ratio=1.0 / model.n_layers,
+        draft_head=True,
+        later_acceptance_rate=MTP_LATER_ACCEPTANCE_RATE,
+    )
+
+
 def acceptance_rate_of(acceptance_length: float, draft_tokens: int) -> float:
     """The i.i.d. acceptance alpha [-] whose expected tokens per verification at ``draft_tokens`` k equal
     ``acceptance_length`` E [tokens]: the root in [0, 1] of (1 - alpha^(k+1)) / (1 - alpha) = E
@@ -488,6 +510,8 @@ def silicon_parts(
     # the token budget and batch waiting of the row's InferenceX TensorRT-LLM script (0: the defaults)
     # the rows' scripts, looked up once (the columns that find them stay as they are below)
     scripts = scripts_of(filled)
+    # the result-file series of a campaign that ran a plain recipe and its MTP sibling at one layout
+    filled["mtp_twin"] = drafting_rows(table)
     filled[["script_budget", "hold_iterations", "hold_tokens"]] = _script_columns(filled, scripts)
     filled[["balance_timeout", "balance_wait"]] = _balance_columns(filled, scripts)
     filled["moe_backend"] = _moe_backend_column(filled, scripts)
@@ -496,10 +520,10 @@ def silicon_parts(
 
     groups: list[tuple[pd.Index, Parts]] = []
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *degrees, "batch_size"]
-    keys.extend(["backend_version", "inferencex", "script_budget", "precision", "moe_backend"])
+    keys.extend(["backend_version", "inferencex", "script_budget", "precision", "moe_backend", "mtp_twin"])
     for key, rows in filled[(reason == "") & (table["mode"] == "agg")].groupby(keys, sort=True):
         backend, model_path, system, quant, moe_quant, tp, pp, dp, moe_tp, moe_ep, batch = key[:11]
-        version, ix, sb, precision, moe_backend = key[11:]
+        version, ix, sb, precision, moe_backend, twin = key[11:]
         model = models[str(model_path)]
         assert isinstance(model, ModelProfile)
         hardware = load_hardware(SYSTEM_PROFILES[str(system)])
@@ -553,7 +577,9 @@ def silicon_parts(
                 isl=isl,
                 osl=osl,
                 reserved_tokens=reserved_tokens(str(backend), isl, osl),
-                speculation=row_speculation(
+                speculation=twin_speculation(model)
+                if twin
+                else row_speculation(
                     model,
                     str(backend),
                     str(version),
@@ -567,7 +593,7 @@ def silicon_parts(
                 adp_balance=_row_balance(rows),
                 # InferenceX's TensorRT-LLM runs: the first of ten cycles per client is a wave
                 wave_share=1.0 / REQUESTS_PER_CLIENT if ix and backend == "trtllm" else None,
-                overlap_host=overlap_host(str(backend), script, tp=int(tp), moe_ep=int(moe_ep)),
+                overlap_host=not twin and overlap_host(str(backend), script, tp=int(tp), moe_ep=int(moe_ep)),
                 # fixed lengths against an overlapped scheduler: the clients' prompts come in a train
                 train=runs_as_train(str(backend), row_harness(rows)),
             )
