@@ -966,6 +966,41 @@ def test_sglang_overlaps_its_host_work_except_while_drafting() -> None:
     assert not overlap_host("trtllm", None, tp=8, moe_ep=1)
 
 
+def test_a_hybrid_models_radix_cache_decides_sglangs_overlap() -> None:
+    """SGLang switches its overlap scheduler off for a hybrid linear-attention model whose states go to the
+    default ``no_buffer`` MambaRadixCache, i.e. with the radix cache on and no drafting
+    (ServerArgs._handle_mamba_radix_cache: "Disabling overlap schedule since mamba no_buffer is not
+    compatible with overlap schedule, try to use --disable-radix-cache"). Every Qwen3.5-397B script read
+    launches with --disable-radix-cache (bf16 and nvfp4: qwen3.5_bf16_b200.sh at 20edd7f and 29d69fa,
+    qwen3.5_fp4_b200.sh; fp8: qwen3.5_fp8_b200.sh and its MTP sibling), so its plain rows overlap; the same
+    recipe with the radix cache on would not, and a model without linear-attention or Mamba layers keeps
+    the overlap whatever its radix cache."""
+    import dataclasses
+
+    import costmodel
+    from validation.public.inferencex import launch_script
+    from validation.public.sglang import mamba_radix_cache, overlap_host
+
+    model = costmodel.load_model("qwen3.5-397b-a17b")
+    assert model.n_linear_attention_layers > 0  # gated DeltaNet beside full attention: hybrid
+    b200, qwen = "b200_sxm", "Qwen/Qwen3.5-397B-A17B"
+    for precision in ("bf16", "fp4", "fp8"):
+        script = launch_script(True, "sglang", qwen, b200, precision)
+        assert script is not None
+        assert not script.radix_cache
+        assert not mamba_radix_cache(script, hybrid=True)
+        assert overlap_host("sglang", script, tp=8, moe_ep=1, hybrid=True)
+        radix = dataclasses.replace(script, radix_cache=True)
+        assert mamba_radix_cache(radix, hybrid=True)
+        assert not overlap_host("sglang", radix, tp=8, moe_ep=1, hybrid=True)
+        assert overlap_host("sglang", radix, tp=8, moe_ep=1, hybrid=False)
+    # drafting turns it off on its own; a hybrid row of no known script runs the default, the cache on
+    fp8 = launch_script(True, "sglang", qwen, b200, "fp8")
+    assert not overlap_host("sglang", fp8, tp=4, moe_ep=1, hybrid=True)
+    assert not overlap_host("sglang", None, tp=8, moe_ep=1, hybrid=True)
+    assert not overlap_host("vllm", None, tp=8, moe_ep=1, hybrid=False)
+
+
 def test_the_deepseek_mtp_series_is_the_second_series_of_a_dumped_configuration() -> None:
     """The 2026-03-25 DeepSeek-R1 fp8 tp 8 EP 1 campaign measured each configuration the database dump holds
     twice (drafting_rows): the rows flagged are result-file rows of a configuration the dump measured, each

@@ -176,6 +176,10 @@ class Script:
     :func:`attention_dp_balance`)."""
     scheduler_recv_interval: Callable[[Run], FloatArray] | None = None
     """SGLang's ``--scheduler-recv-interval`` [iterations], a rule of the row (:func:`recv_interval`)."""
+    radix_cache: bool = True
+    """SGLang's radix (prefix) cache, on by default; False where the script launches with
+    ``--disable-radix-cache``. On a hybrid linear-attention model it decides the overlap scheduler
+    (:func:`validation.public.sglang.overlap_host`)."""
     speculative: str | None = None
     """The speculative decoding algorithm the script runs (SGLang's ``--speculative-algorithm``), which
     changes the engine's scheduler (:mod:`validation.public.sglang`) and each decode iteration
@@ -295,12 +299,16 @@ SCRIPTS: dict[tuple[str, ...], Script] = {
     # (#804's table; #897's review: "the non-MTP FP8 config has tp:8, ep:1 entries")
     ("sglang", "Qwen/Qwen3.5-397B-A17B", "b200_sxm"): Script(
         f"{REPOSITORY}/29d69fa54d44d7fcdcf1f34e733bd64d2dc611f7/benchmarks/single_node/qwen3.5_bf16_b200.sh",
+        # --disable-radix-cache, as #704's first version (20edd7f, benchmarks/qwen3.5_bf16_b200.sh) and the
+        # nvfp4 script (088fe66, benchmarks/single_node/qwen3.5_fp4_b200.sh) launch too
+        radix_cache=False,
     ),
     ("sglang", "Qwen/Qwen3.5-397B-A17B", "b200_sxm", "fp8"): Script(
         # the plain recipe; its MTP sibling, the same serving flags and EAGLE:
         # {REPOSITORY}/2ecc5ce3c6189f4187e1f83df192065efca28f21/benchmarks/single_node/qwen3.5_fp8_b200_mtp.sh
         f"{REPOSITORY}/01fa35cfe5273096451a21fe735b3c5ff8e6e300/benchmarks/single_node/qwen3.5_fp8_b200.sh",
         kv_dtype="fp8",
+        radix_cache=False,  # both fp8 recipes: --disable-radix-cache
         # both fp8 recipes: --scheduler-recv-interval 10, 30 from 16 clients
         scheduler_recv_interval=_qwen35_recv_interval,
         speculative="EAGLE",  # --speculative-algorithm EAGLE, drafted by the checkpoint's MTP layer

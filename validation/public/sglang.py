@@ -10,6 +10,9 @@ SGLang runs as EAGLE), both set in ``ServerArgs._handle_speculative_decoding``
   (:attr:`costmodel.closed_loop.LoopParts.overlap_host`). With EAGLE speculative decoding it is switched
   off ("Overlap scheduler is disabled because of using eagle speculative decoding"; since 0.5.x unless the
   beta ``SGLANG_ENABLE_SPEC_V2`` is set), so each iteration pays the kernels and the host in turn.
+A third rule switches it off for hybrid linear-attention models (Qwen3.5's gated DeltaNet) whose radix
+cache is on at the default ``no_buffer`` Mamba strategy (``ServerArgs._handle_mamba_radix_cache``,
+:func:`mamba_radix_cache`); the Qwen3.5-397B scripts launch with ``--disable-radix-cache``, which keeps it.
 SGLang also caps the running requests at 48 with speculative decoding when ``--max-running-requests`` is
 not given ("Max running requests is reset to 48 for speculative decoding"); the Qwen3.5-397B MTP recipe
 gives 128 (``MAX_RUNNING_REQUESTS=128``), and no cap is applied.
@@ -49,10 +52,28 @@ def overlaps_by_default(backend: str) -> bool:
     return overlaps_host(backend)
 
 
-def overlap_host(backend: str, script: Script | None, *, tp: int, moe_ep: int) -> bool:
+def mamba_radix_cache(script: Script | None, *, hybrid: bool) -> bool:
+    """Whether the row's SGLang server keeps a hybrid linear-attention model's states in its
+    ``MambaRadixCache`` at the default ``--mamba-scheduler-strategy no_buffer``: a ``hybrid`` model (gated
+    DeltaNet or Mamba-2 layers beside attention) whose script leaves the radix cache on
+    (:attr:`validation.public.inferencex.Script.radix_cache`; no script: the default, on). No script read
+    sets ``--mamba-scheduler-strategy extra_buffer``, the strategy that keeps the overlap."""
+    return hybrid and (script is None or script.radix_cache)
+
+
+def overlap_host(backend: str, script: Script | None, *, tp: int, moe_ep: int, hybrid: bool = False) -> bool:
     """Whether the row's engine overlaps its host work with the previous iteration's kernels: SGLang's
-    default (:func:`overlaps_by_default`), off with speculative decoding (:func:`speculative`)."""
-    return overlaps_by_default(backend) and not speculative(script, tp=tp, moe_ep=moe_ep)
+    default (:func:`overlaps_by_default`), off with speculative decoding (:func:`speculative`), and off
+    without it where a ``hybrid`` model's states go to the ``no_buffer`` Mamba radix cache
+    (:func:`mamba_radix_cache`): ``ServerArgs._handle_mamba_radix_cache`` sets
+    ``disable_overlap_schedule`` there ("Disabling overlap schedule since mamba no_buffer is not compatible
+    with overlap schedule, try to use --disable-radix-cache if overlap schedule is necessary",
+    https://github.com/sgl-project/sglang/blob/main/python/sglang/srt/server_args.py; the ``MambaRadixCache``
+    of sgl-project/sglang#11214, 2025; docs/basic_usage/qwen3.md, "Mamba Radix Cache"). Every
+    Qwen3.5-397B script read launches with ``--disable-radix-cache``, so its plain rows overlap."""
+    if not overlaps_by_default(backend) or speculative(script, tp=tp, moe_ep=moe_ep):
+        return False
+    return not mamba_radix_cache(script, hybrid=hybrid)
 
 
 @dataclass(frozen=True)

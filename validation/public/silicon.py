@@ -593,7 +593,14 @@ def silicon_parts(
                 adp_balance=_row_balance(rows),
                 # InferenceX's TensorRT-LLM runs: the first of ten cycles per client is a wave
                 wave_share=1.0 / REQUESTS_PER_CLIENT if ix and backend == "trtllm" else None,
-                overlap_host=not twin and overlap_host(str(backend), script, tp=int(tp), moe_ep=int(moe_ep)),
+                overlap_host=not twin
+                and overlap_host(
+                    str(backend),
+                    script,
+                    tp=int(tp),
+                    moe_ep=int(moe_ep),
+                    hybrid=model.n_linear_attention_layers + model.n_mamba2_layers > 0,
+                ),
                 # fixed lengths against an overlapped scheduler: the clients' prompts come in a train
                 train=runs_as_train(str(backend), row_harness(rows)),
             )
