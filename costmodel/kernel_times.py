@@ -42,8 +42,9 @@ per-kernel overhead is inside each family's time (``overhead_s`` is 0; roofline 
 From benchmark parameters to step parameters (:func:`step_params`): the tables time one call at a time
 in eager mode, so a fitted fixed cost includes the host's dispatch of the call, which a serving step does
 not pay per kernel; each fixed cost is capped at its GPU launches (:func:`launch_s` each)
-(:data:`GRAPH_LAUNCHES`). And a benchmark repeating one call finds small operands in L2, while a step runs
-every layer on its own data, so the cache terms are switched off.
+(:data:`GRAPH_LAUNCHES`; the MoE tables time CUDA-graph replays, so their fixed cost is kept). And a
+benchmark repeating one call finds small operands in L2, while a step runs every layer on its own data,
+so the cache terms are switched off.
 """
 
 from __future__ import annotations
@@ -131,7 +132,6 @@ GRAPH_LAUNCHES = {
     "context_attention": {"launch_s": 2.0},
     "generation_attention": {"launch_s": 2.0, "combine_s": 1.0, "query_copy_s": 1.0},
     "mla": {"launch_s": 2.0, "module_kernel_s": 1.0, "host_floor_s": 0.0},
-    "moe": {"launch_s": 4.0},
 }
 """Family -> fixed-cost parameter -> the GPU kernel launches it stands for. The public kernel tables time
 one call at a time in eager mode, so a fitted fixed cost includes the host's dispatch of that call (Python,
@@ -140,10 +140,17 @@ pay it per kernel: decode runs as a CUDA graph replay, which removes per-kernel 
 (https://pytorch.org/blog/accelerating-pytorch-with-cuda-graphs/), and in eager prefill the host launches
 ahead of long kernels. So each fixed cost is capped at that many launches (:func:`launch_s`; the
 attention kernels also write the cache; decode's split-K reduction is one more kernel, as is
-FlashAttention-2's query copy; the fused MoE runs
-routing, alignment and two GEMMs; fp8 / fp4 GEMMs first quantize their activations, one more launch;
+FlashAttention-2's query copy; fp8 / fp4 GEMMs first quantize their activations, one more launch;
 the MLA tables' eager host floor, ``host_floor_s``, is no GPU launch at all).
-What the host adds per step is the closed-loop model's ``step_overhead_s``."""
+What the host adds per step is the closed-loop model's ``step_overhead_s``.
+
+The fused MoE (family ``moe``) keeps its fitted fixed cost: aiconfigurator's MoE collectors (vLLM's
+``collector/vllm/collect_moe.py`` and TensorRT-LLM's ``collector/trtllm/collect_moe.py``,
+https://github.com/ai-dynamo/aiconfigurator) time each row through ``collector/helper.py``'s
+``benchmark_with_power``, which captures the call in a CUDA graph and times graph replays (eager only where
+capture fails), so the tables' MoE fixed cost is already the GPU's: routing, permutation, the two grouped
+GEMMs and the finalize kernel, as a decode step's graph replays them (16-50 us per layer on B200, where
+four launches would allow 8 us)."""
 DEDUPE_MAX_ELEMENTS = 200_000
 """Largest workload array :func:`_on_unique` sorts to find its distinct shapes [-]."""
 ATTENTION_ACT_BYTES = 2.0

@@ -115,16 +115,22 @@ def test_the_rules_over_rows_are_each_rows_alone() -> None:
 
 
 def test_speculative_scripts_are_the_ones_that_leave_their_drafting_out() -> None:
+    """The drafting scripts: GLM-5's (EAGLE at every layout) and Qwen3.5-397B's fp8 recipe, whose MTP
+    sibling ran tp 4 with EP 1 alone (InferenceX #897 / #898); the model-wide Qwen3.5 script (bf16, and
+    nvfp4 through it) is the plain one InferenceX merged ("STP only", #704)."""
+    from validation.public.inferencex import drafts
     from validation.public.sglang import speculative
 
     drafting = {key for key, script in SCRIPTS.items() if script.speculative is not None}
-    assert drafting == {
-        ("sglang", "zhipuai/GLM-5", "b200_sxm"),
-        ("sglang", "Qwen/Qwen3.5-397B-A17B", "b200_sxm"),
-    }
-    for key in drafting:
-        assert speculative(True, *key)
-        assert not speculative(False, *key)
+    glm, qwen = ("sglang", "zhipuai/GLM-5", "b200_sxm"), ("sglang", "Qwen/Qwen3.5-397B-A17B", "b200_sxm")
+    assert drafting == {glm, (*qwen, "fp8")}
+    assert SCRIPTS[glm].speculative_layouts is None
+    assert SCRIPTS[(*qwen, "fp8")].speculative_layouts == ((4, 1),)
+    for tp, ep in ((4, 1), (8, 1), (4, 4)):
+        assert speculative(SCRIPTS[glm], tp=tp, moe_ep=ep)
+        assert drafts(SCRIPTS[(*qwen, "fp8")], tp=tp, moe_ep=ep) == ((tp, ep) == (4, 1))
+        assert not drafts(SCRIPTS[qwen], tp=tp, moe_ep=ep)
+        assert not drafts(None, tp=tp, moe_ep=ep)
 
 
 @pytest.mark.parametrize("name", REEXPORTED_FILES)

@@ -279,7 +279,6 @@ def test_fixed_costs_are_device_launches_not_the_eager_benchmarks_host_dispatch(
     for family, key, field, launches in (
         (gemm, "bf16", "launch_s", 1),
         (gemm, "fp8_block", "launch_s", 2),
-        (moe, "fp8", "launch_s", 4),
         (generation_attention, "vllm.vllm_flash_attn_fa3:bf16", "combine_s", 1),
     ):
         fitted = getattr(params_for(H100, family, key), field)
@@ -287,6 +286,59 @@ def test_fixed_costs_are_device_launches_not_the_eager_benchmarks_host_dispatch(
         assert used == min(fitted, launches * launch)
     # the fp8-block GEMM's fitted fixed cost (eager, per call) is tens of microseconds of host dispatch
     assert params_for(H100, gemm, "fp8_block").launch_s > 4 * launch
+    # the MoE tables time CUDA-graph replays: their fixed cost is GPU time and the step keeps it
+    assert _step(moe, "fp8").launch_s == params_for(H100, moe, "fp8").launch_s > 4 * launch
+
+
+def test_a_serving_steps_moe_is_the_kernel_model_of_its_table_row() -> None:
+    # Qwen3.5-397B-A17B on B200 SGLang, fp8 experts in 128 x 128 blocks, tp 8, EP 1 (512 experts of width
+    # 1024, top-10): the step's MoE block (up, activation, down) costs what the kernel model predicts for
+    # the public table's row of that shape (moe_tp_size 8, moe_ep_size 1) with its fitted parameters,
+    # the fastest of the FlashInfer trtllm-gen kernels SGLang runs, at the step's routing
+    model = costmodel.load_model("qwen3.5-397b-a17b")
+    tokens = np.array([4.0, 8.0, 16.0, 32.0, 128.0])
+    ops = forward_ops(
+        model,
+        batch_size=tokens,
+        new_tokens=1,
+        past_tokens=1024,
+        weight_dtype="fp8",
+        activation_dtype="fp8",
+        kv_dtype="fp8",
+        expert_dtype="fp8_block",
+        tp=8,
+        logits="last",
+    )
+    eff = B200.efficiency.model_copy(update={"kernel_engine": "sglang"})
+    times = kernel_times.op_times(
+        ops, B200, weight_dtype="fp8", activation_dtype="fp8", expert_dtype="fp8_block", efficiency=eff
+    )
+    moe_ops = [i for i, op in enumerate(ops) if op.name in ("experts_up", "experts_act", "experts_down")]
+    assert len(moe_ops) == 3
+    step = sum(np.asarray(times.time_s(i)) for i in moe_ops)
+    sglang = kernel_times.ENGINE_PREFIX["sglang"]
+    keys = kernel_times.moe_keys(kernel_times._Keys(B200, sglang, kernel_times.launch_s(B200)), "fp8_block")
+    assert keys
+    assert all("flashinfer_trtllm" in k for k in keys)
+    table = np.min(
+        [
+            moe.time_s(
+                B200,
+                params_for(B200, moe, key),
+                num_tokens=tokens,
+                hidden_size=4096,
+                inter_size=1024,
+                topk=10,
+                num_experts=512,
+                tp_size=8,
+                ep_size=1,
+                routing=kernel_times.STEP_ROUTING,
+            )
+            for key in keys
+        ],
+        axis=0,
+    )
+    np.testing.assert_allclose(step, table, rtol=1e-9)
 
 
 B200 = costmodel.load_hardware("b200")

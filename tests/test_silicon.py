@@ -20,6 +20,7 @@ from validation.public.evaluate import Evaluation, write_outputs
 from validation.public.sglang import cold_start_rows
 from validation.public.silicon import (
     _config_path,
+    acceptance_rate_of,
     fit_disagg_params,
     fit_loop_params,
     predict_silicon,
@@ -557,6 +558,26 @@ def test_deepseek_mtp_later_drafts_reproduce_the_published_acceptance_length() -
     assert one.tokens_per_iteration == pytest.approx(1 + MTP_ACCEPTANCE_RATE)
 
 
+@pytest.mark.parametrize("draft_tokens", [1, 2, 3, 7])
+def test_an_acceptance_length_inverts_to_the_rate_that_gives_it(draft_tokens: int) -> None:
+    """acceptance_rate_of inverts Leviathan et al.'s E(alpha, k) (the independent oracle:
+    costmodel.speculative.expected_tokens): E at the returned rate is the cited length; 1 token is rate 0,
+    k + 1 tokens rate 1, and a longer cited length rises to a higher rate; a length outside [1, k + 1] is
+    refused by name."""
+    from costmodel.speculative import expected_tokens
+
+    lengths = np.linspace(1.0, draft_tokens + 1.0, 9)
+    rates = [acceptance_rate_of(float(e), draft_tokens) for e in lengths]
+    for e, alpha in zip(lengths, rates, strict=True):
+        assert float(expected_tokens(alpha, draft_tokens)) == pytest.approx(e, abs=1e-9)
+    assert rates[0] == pytest.approx(0.0, abs=1e-9)
+    assert rates[-1] == pytest.approx(1.0, abs=1e-9)
+    assert np.all(np.diff(rates) > 0)
+    for bad in (0.5, draft_tokens + 1.5, float("nan")):
+        with pytest.raises(CostmodelError, match="acceptance length"):
+            acceptance_rate_of(bad, draft_tokens)
+
+
 def test_the_sglang_rows_of_a_drafting_script_run_its_eagle_chain() -> None:
     """The InferenceX GLM-5 (EAGLE) and Qwen3.5-397B (NEXTN) scripts run --speculative-num-steps 3,
     --speculative-eagle-topk 1, --speculative-num-draft-tokens 4: three drafts of the model's one MTP layer
@@ -569,13 +590,17 @@ def test_the_sglang_rows_of_a_drafting_script_run_its_eagle_chain() -> None:
     b200 = "b200_sxm"
     for path in ("zhipuai/GLM-5", "Qwen/Qwen3.5-397B-A17B"):
         model = ModelProfile.from_hf_config(_config_path(DATA / "model_configs", path))
-        script = launch_script(True, "sglang", path, b200)
+        script = launch_script(True, "sglang", path, b200, "fp8")
         assert script is not None
         assert script.speculative_flags == (3, 1, 4)
         spec = row_speculation(model, "sglang", "any", 1, script)
         assert spec is not None
-        assert (spec.draft_tokens, spec.acceptance_rate, spec.draft_head) == (3, MTP_ACCEPTANCE_RATE, True)
+        assert (spec.draft_tokens, spec.draft_head) == (3, True)
         assert spec.draft_cost_ratio == pytest.approx(1 / model.n_layers)
+        if script.acceptance_length is None:  # GLM-5: no acceptance cited for its drafter
+            assert spec.acceptance_rate == MTP_ACCEPTANCE_RATE
+        else:  # Qwen3.5: the cited tokens per verification, whatever the rate that gives them
+            assert spec.tokens_per_iteration == pytest.approx(script.acceptance_length)
         tree = dataclasses.replace(script, speculative_flags=(3, 4, 8))
         with pytest.raises(CostmodelError, match="tree"):
             row_speculation(model, "sglang", "any", 1, tree)
@@ -963,18 +988,126 @@ def test_an_inferencex_vllm_row_is_the_loop_of_its_clients_mean_lengths_and_its_
 
 def test_sglang_overlaps_its_host_work_except_while_drafting() -> None:
     """SGLang's overlap scheduler is on by default and off with EAGLE / NEXTN speculative decoding
-    (ServerArgs._handle_speculative_decoding): the InferenceX GLM-5 and Qwen3.5-397B scripts draft, the
-    DeepSeek-R1 ones do not; a row of another source keeps the defaults; other engines never overlap."""
+    (ServerArgs._handle_speculative_decoding): the InferenceX GLM-5 script drafts at every layout, the
+    Qwen3.5-397B fp8 recipe only at its MTP sibling's layout (tp 4, EP 1), the plain Qwen3.5 recipes
+    (bf16, nvfp4, fp8 at tp 8 or with EP 4) and the DeepSeek-R1 ones not at all; a row of another source
+    keeps the defaults; other engines never overlap."""
+    from validation.public.inferencex import launch_script
     from validation.public.sglang import overlap_host, speculative
 
-    b200 = "b200_sxm"
-    assert overlap_host(True, "sglang", "deepseek-ai/DeepSeek-R1", b200)
-    assert not overlap_host(True, "sglang", "zhipuai/GLM-5", b200)
-    assert not overlap_host(True, "sglang", "Qwen/Qwen3.5-397B-A17B", b200)
-    assert speculative(True, "sglang", "Qwen/Qwen3.5-397B-A17B", b200)
-    assert overlap_host(False, "sglang", "Qwen/Qwen3.5-397B-A17B", b200)  # not an InferenceX run
-    assert not overlap_host(True, "vllm", "deepseek-ai/DeepSeek-R1", b200)
-    assert not overlap_host(True, "trtllm", "deepseek-ai/DeepSeek-R1", b200)
+    b200, qwen = "b200_sxm", "Qwen/Qwen3.5-397B-A17B"
+    deepseek = launch_script(True, "sglang", "deepseek-ai/DeepSeek-R1", b200, "fp8")
+    glm = launch_script(True, "sglang", "zhipuai/GLM-5", b200, "fp8")
+    fp8 = launch_script(True, "sglang", qwen, b200, "fp8")
+    assert overlap_host("sglang", deepseek, tp=8, moe_ep=1)
+    for tp, ep in ((8, 1), (8, 8), (4, 4)):
+        assert not overlap_host("sglang", glm, tp=tp, moe_ep=ep)
+        assert overlap_host("sglang", fp8, tp=tp, moe_ep=ep)
+    assert not overlap_host("sglang", fp8, tp=4, moe_ep=1)
+    assert speculative(fp8, tp=4, moe_ep=1)
+    for precision in ("bf16", "fp4"):
+        plain = launch_script(True, "sglang", qwen, b200, precision)
+        assert plain is not None
+        assert not speculative(plain, tp=4, moe_ep=1)
+        assert overlap_host("sglang", plain, tp=8, moe_ep=1)
+    assert overlap_host("sglang", launch_script(False, "sglang", qwen, b200, "fp8"), tp=4, moe_ep=1)
+    assert not overlap_host("vllm", None, tp=8, moe_ep=1)
+    assert not overlap_host("trtllm", None, tp=8, moe_ep=1)
+
+
+def test_a_hybrid_models_radix_cache_decides_sglangs_overlap() -> None:
+    """SGLang switches its overlap scheduler off for a hybrid linear-attention model whose states go to the
+    default ``no_buffer`` MambaRadixCache, i.e. with the radix cache on and no drafting
+    (ServerArgs._handle_mamba_radix_cache: "Disabling overlap schedule since mamba no_buffer is not
+    compatible with overlap schedule, try to use --disable-radix-cache"). Every Qwen3.5-397B script read
+    launches with --disable-radix-cache (bf16 and nvfp4: qwen3.5_bf16_b200.sh at 20edd7f and 29d69fa,
+    qwen3.5_fp4_b200.sh; fp8: qwen3.5_fp8_b200.sh and its MTP sibling), so its plain rows overlap; the same
+    recipe with the radix cache on would not, and a model without linear-attention or Mamba layers keeps
+    the overlap whatever its radix cache."""
+    import dataclasses
+
+    import costmodel
+    from validation.public.inferencex import launch_script
+    from validation.public.sglang import mamba_radix_cache, overlap_host
+
+    model = costmodel.load_model("qwen3.5-397b-a17b")
+    assert model.n_linear_attention_layers > 0  # gated DeltaNet beside full attention: hybrid
+    b200, qwen = "b200_sxm", "Qwen/Qwen3.5-397B-A17B"
+    for precision in ("bf16", "fp4", "fp8"):
+        script = launch_script(True, "sglang", qwen, b200, precision)
+        assert script is not None
+        assert not script.radix_cache
+        assert not mamba_radix_cache(script, hybrid=True)
+        assert overlap_host("sglang", script, tp=8, moe_ep=1, hybrid=True)
+        radix = dataclasses.replace(script, radix_cache=True)
+        assert mamba_radix_cache(radix, hybrid=True)
+        assert not overlap_host("sglang", radix, tp=8, moe_ep=1, hybrid=True)
+        assert overlap_host("sglang", radix, tp=8, moe_ep=1, hybrid=False)
+    # drafting turns it off on its own; a hybrid row of no known script runs the default, the cache on
+    fp8 = launch_script(True, "sglang", qwen, b200, "fp8")
+    assert not overlap_host("sglang", fp8, tp=4, moe_ep=1, hybrid=True)
+    assert not overlap_host("sglang", None, tp=8, moe_ep=1, hybrid=True)
+    assert not overlap_host("vllm", None, tp=8, moe_ep=1, hybrid=False)
+
+
+def test_the_deepseek_mtp_series_is_the_second_series_of_a_dumped_configuration() -> None:
+    """The 2026-03-25 DeepSeek-R1 fp8 tp 8 EP 1 campaign measured each configuration the database dump holds
+    twice (drafting_rows): the rows flagged are result-file rows of a configuration the dump measured, each
+    measuring what no dump row does; every configuration the dump lacks keeps its one series unflagged. The
+    flagged series is the faster one at 4 clients at every length (the drafting signature; the rule itself
+    never compares sizes), and the drafting it runs gains 1 + 0.85 + 0.85 x 0.63 tokens per verification
+    (EAGLE 2 steps, DeepSeek-V3's MTP rates)."""
+    from costmodel.specs import ModelProfile
+    from validation.public.sglang import drafting_rows
+    from validation.public.silicon import MTP_ACCEPTANCE_RATE, MTP_LATER_ACCEPTANCE_RATE, twin_speculation
+
+    table = read_silicon(DATA)
+    flagged = drafting_rows(table)
+    rows = table[flagged]
+    assert len(rows) == 17
+    assert set(rows["model_path"]) <= {"deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3"}
+    assert not rows["silicon_data_source"].astype(str).str.startswith("db-dump/").any()
+    text = table["silicon_data_source"].astype(str)
+    dump = table[text.str.contains("config_id=87;", regex=False)]
+    for _, row in rows.iterrows():
+        twin = dump[
+            (dump["isl"] == row["isl"])
+            & (dump["osl"] == row["osl"])
+            & (dump["concurrency"] == row["concurrency"])
+        ]
+        assert len(twin) == 1
+        assert abs(float(twin["silicon_tpot_ms"].iloc[0]) - float(row["silicon_tpot_ms"])) > 0.01
+        if row["concurrency"] == 4:
+            assert float(row["silicon_tpot_ms"]) < float(twin["silicon_tpot_ms"].iloc[0])
+    model = ModelProfile.from_hf_config(_config_path(DATA / "model_configs", "deepseek-ai/DeepSeek-R1"))
+    spec = twin_speculation(model)
+    assert (spec.draft_tokens, spec.draft_head) == (2, True)
+    expected = 1 + MTP_ACCEPTANCE_RATE + MTP_ACCEPTANCE_RATE * MTP_LATER_ACCEPTANCE_RATE
+    assert spec.tokens_per_iteration == pytest.approx(expected)
+
+
+def test_the_qwen35_mtp_layout_rows_decode_faster_than_the_plain_recipe_can() -> None:
+    """The data's own signature of the drafting layout (no model): at 4 clients, 1k / 1k, the fp8 rows at
+    tp 4 with EP 1 (the MTP recipe's only layout) measure a shorter TPOT than the plain recipe's tp 8 rows,
+    although each of their GPUs reads twice the weights per token; the plain recipe's tp 4 rows with EP 4
+    are the slowest of the three. From 64 clients on, the MTP rows' verification (four tokens per
+    sequence) is no longer faster than the plain tp 4 EP 4 rows' decode."""
+    table = read_silicon(DATA)
+    fp8 = table[
+        (table["model_path"] == "Qwen/Qwen3.5-397B-A17B")
+        & (table["precision"] == "fp8")
+        & (table["isl"] == 1024)
+        & (table["osl"] == 1024)
+    ]
+
+    def tpot(tp: int, ep: int, clients: int) -> float:
+        rows = fp8[(fp8["tp_size"] == tp) & (fp8["moe_ep_size"] == ep) & (fp8["concurrency"] == clients)]
+        assert len(rows), (tp, ep, clients)
+        return float(rows["silicon_tpot_ms"].median())
+
+    # tp 16 / EP 4 is the squared record of tp 4 x EP 4 (silicon.squared_expert_layout)
+    assert tpot(4, 1, 4) < tpot(8, 1, 4) < tpot(16, 4, 4)
+    assert tpot(4, 1, 128) >= 0.95 * tpot(16, 4, 128)
 
 
 def test_an_sglang_row_hides_its_overlapped_host_work_behind_its_kernels(tmp_path: Path) -> None:

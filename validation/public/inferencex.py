@@ -176,6 +176,10 @@ class Script:
     :func:`attention_dp_balance`)."""
     scheduler_recv_interval: Callable[[Run], FloatArray] | None = None
     """SGLang's ``--scheduler-recv-interval`` [iterations], a rule of the row (:func:`recv_interval`)."""
+    radix_cache: bool = True
+    """SGLang's radix (prefix) cache, on by default; False where the script launches with
+    ``--disable-radix-cache``. On a hybrid linear-attention model it decides the overlap scheduler
+    (:func:`validation.public.sglang.overlap_host`)."""
     speculative: str | None = None
     """The speculative decoding algorithm the script runs (SGLang's ``--speculative-algorithm``), which
     changes the engine's scheduler (:mod:`validation.public.sglang`) and each decode iteration
@@ -184,6 +188,17 @@ class Script:
     """SGLang's (``--speculative-num-steps``, ``--speculative-eagle-topk``,
     ``--speculative-num-draft-tokens``) where ``speculative`` is set: draft steps, candidates per step,
     tokens each request verifies (with top-k 1 a chain: steps + 1)."""
+    speculative_layouts: tuple[tuple[int, int], ...] | None = None
+    """The (tensor-parallel GPUs, expert-parallel GPUs) of the rows that ran the drafting recipe, where the
+    same format was also benchmarked without drafting at other layouts (None: every row of the script
+    drafts). InferenceX keeps a plain and an MTP recipe of one model and format side by side under two
+    configuration keys (``qwen3.5-fp8-b200-sglang`` and ``-mtp``) with disjoint search spaces, and the
+    sample has no speculative-decoding column: the layout says which recipe a row ran
+    (:func:`drafts`)."""
+    acceptance_length: float | None = None
+    """Mean tokens per verification, E, of the script's drafter at its draft count, where a measurement for
+    that model's drafter is cited [tokens] (None: none cited; the drafting is then priced only with
+    :data:`validation.public.silicon.SGLANG_DRAFTING`)."""
     not_modelled: str | None = None
     """What the script sets that changes a step but is not modelled."""
     moe_backend: Callable[[Run], npt.NDArray[np.object_]] | None = None
@@ -225,6 +240,22 @@ def _dsr1_fp8_moe_backend(run: Run) -> npt.NDArray[np.object_]:
     return np.where(deepgemm, "DEEPGEMM", "TRTLLM").astype(object)
 
 
+def drafts(script: Script | None, *, tp: int, moe_ep: int) -> bool:
+    """Whether a row of ``script`` at ``tp`` tensor-parallel and ``moe_ep`` expert-parallel GPUs ran its
+    speculative decoding: a drafting script (``speculative`` set) at one of its
+    ``speculative_layouts``, or at any layout where it states none."""
+    if script is None or script.speculative is None:
+        return False
+    layouts = script.speculative_layouts
+    return layouts is None or (int(tp), int(moe_ep)) in layouts
+
+
+def _qwen35_recv_interval(run: Run) -> FloatArray:
+    """The Qwen3.5 fp8 scripts' interval (the plain recipe and its MTP sibling alike): 10, relaxed to 30
+    from 16 clients ("if CONC >= 16, relax to ~30")."""
+    return np.where(run.concurrency >= 16, 30.0, 10.0)
+
+
 def _dsr1_recv_interval(run: Run) -> FloatArray:
     """The DeepSeek-R1 SGLang scripts' interval: 10, relaxed to 30 from 16 clients ("recv every ~10
     requests; if CONC >= 16, relax to ~30"), except at tp 4 in fp8 (``dsr1_fp8_b200.sh``), always 10."""
@@ -259,11 +290,38 @@ SCRIPTS: dict[tuple[str, ...], Script] = {
         speculative_flags=(3, 1, 4),  # --speculative-num-steps 3 --speculative-eagle-topk 1 (draft tokens 4)
         not_modelled="EAGLE drafting's tokens per iteration (silicon.SGLANG_DRAFTING off)",
     ),
+    # Qwen3.5-397B on B200: the benchmark's first script (10c3d8d, --speculative-algo NEXTN) was merged
+    # plain: "Add Qwen3.5-397B-A17B BF16 B200 SGLang benchmark (STP only)", InferenceX #704, whose issue
+    # #702 records the removal of --speculative-algo NEXTN and its flags. The bf16 (and nvfp4, #820) rows
+    # ran that plain recipe; the fp8 recipe (#804, #918) too, but InferenceX added a separate MTP recipe
+    # of fp8 (qwen3.5-fp8-b200-sglang-mtp, #898: EAGLE 3 steps, top-k 1, 4 draft tokens) whose only
+    # search space is tp 4 with EP 1, where the plain fp8 recipe ran tp 4 with EP 4 and tp 8 with EP 1
+    # (#804's table; #897's review: "the non-MTP FP8 config has tp:8, ep:1 entries")
     ("sglang", "Qwen/Qwen3.5-397B-A17B", "b200_sxm"): Script(
-        f"{REPOSITORY}/10c3d8d58652373eb44ed354ada3743fa11685ae/benchmarks/qwen3.5_fp8_b200.sh",
-        speculative="NEXTN",  # --speculative-algo NEXTN, which SGLang runs as EAGLE with the MTP layer
+        f"{REPOSITORY}/29d69fa54d44d7fcdcf1f34e733bd64d2dc611f7/benchmarks/single_node/qwen3.5_bf16_b200.sh",
+        # --disable-radix-cache, as #704's first version (20edd7f, benchmarks/qwen3.5_bf16_b200.sh) and the
+        # nvfp4 script (088fe66, benchmarks/single_node/qwen3.5_fp4_b200.sh) launch too
+        radix_cache=False,
+    ),
+    ("sglang", "Qwen/Qwen3.5-397B-A17B", "b200_sxm", "fp8"): Script(
+        # the plain recipe; its MTP sibling, the same serving flags and EAGLE:
+        # {REPOSITORY}/2ecc5ce3c6189f4187e1f83df192065efca28f21/benchmarks/single_node/qwen3.5_fp8_b200_mtp.sh
+        f"{REPOSITORY}/01fa35cfe5273096451a21fe735b3c5ff8e6e300/benchmarks/single_node/qwen3.5_fp8_b200.sh",
+        kv_dtype="fp8",
+        radix_cache=False,  # both fp8 recipes: --disable-radix-cache
+        # both fp8 recipes: --scheduler-recv-interval 10, 30 from 16 clients
+        scheduler_recv_interval=_qwen35_recv_interval,
+        speculative="EAGLE",  # --speculative-algorithm EAGLE, drafted by the checkpoint's MTP layer
         speculative_flags=(3, 1, 4),  # --speculative-num-steps 3 --speculative-eagle-topk 1 (draft tokens 4)
-        not_modelled="NEXTN (MTP) drafting's tokens per iteration (silicon.SGLANG_DRAFTING off)",
+        speculative_layouts=((4, 1),),
+        # InferenceX's golden acceptance length of Qwen3.5-397B-A17B's MTP layer at 3 drafts, thinking on
+        # (SPEED-Bench coding, real drafting): golden_al_distribution/qwen3.5_mtp.yaml, 3.39, the value its
+        # Qwen3.5 MTP recipes pin (e.g. benchmarks/single_node/agentic/qwen3.5_fp8_b200_sglang_mtp.sh)
+        acceptance_length=3.39,
+        not_modelled=(
+            "the MTP layer's acceptance on the benchmark's random prompts (the cited length is SPEED-Bench "
+            "coding's); --stream-interval 30"
+        ),
     ),
     # Llama-3.1-70B on B200 (fp8 and nvfp4 scripts alike): fp8 KV cache and cudagraph_mode FULL_DECODE_ONLY,
     # so no batch carrying prompt tokens replays a graph. Not on H100: the one script read there

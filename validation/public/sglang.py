@@ -10,19 +10,21 @@ SGLang runs as EAGLE), both set in ``ServerArgs._handle_speculative_decoding``
   (:attr:`costmodel.closed_loop.LoopParts.overlap_host`). With EAGLE speculative decoding it is switched
   off ("Overlap scheduler is disabled because of using eagle speculative decoding"; since 0.5.x unless the
   beta ``SGLANG_ENABLE_SPEC_V2`` is set), so each iteration pays the kernels and the host in turn.
+A third rule switches it off for hybrid linear-attention models (Qwen3.5's gated DeltaNet) whose radix
+cache is on at the default ``no_buffer`` Mamba strategy (``ServerArgs._handle_mamba_radix_cache``,
+:func:`mamba_radix_cache`); the Qwen3.5-397B scripts launch with ``--disable-radix-cache``, which keeps it.
 SGLang also caps the running requests at 48 with speculative decoding when ``--max-running-requests`` is
-not given ("Max running requests is reset to 48 for speculative decoding"), which the Qwen3.5-397B script
-does not give; the rows contradict it (with the cap their TTFT at 64-256 clients would be queueing for slots,
-several times what was measured), so the script version measured is taken to have set it, and no cap is
-applied.
+not given ("Max running requests is reset to 48 for speculative decoding"); the Qwen3.5-397B MTP recipe
+gives 128 (``MAX_RUNNING_REQUESTS=128``), and no cap is applied.
 
 Which rows run speculative decoding: those of the InferenceX scripts whose record says so
-(:attr:`validation.public.inferencex.Script.speculative`: GLM-5 with EAGLE, and Qwen3.5-397B with NEXTN),
-read at the commits cited there. Their drafting itself (three draft steps of the MTP layer, four tokens
-verified per request, the tokens gained per iteration) is modelled
-(:func:`validation.public.silicon.row_speculation` with the script) but off in the evaluation
-(:data:`validation.public.silicon.SGLANG_DRAFTING`, the scripts' ``not_modelled``): its acceptance on the
-benchmark's random prompts is not known, and no single acceptance improves the held-out rows.
+(:attr:`validation.public.inferencex.Script.speculative`), at the layouts the drafting recipe ran
+(:func:`validation.public.inferencex.drafts`): GLM-5 with EAGLE at every layout, and Qwen3.5-397B fp8 at
+tp 4 with EP 1 alone, where InferenceX ran its MTP recipe beside a plain one of the same format (the bf16
+and nvfp4 rows, and fp8 at tp 8 or with EP 4, ran the plain recipe, which overlaps). Their drafting (three
+draft steps of the MTP layer, four tokens verified per request) is priced where the drafter's acceptance
+is cited (:attr:`validation.public.inferencex.Script.acceptance_length`: Qwen3.5's), else only with
+:data:`validation.public.silicon.SGLANG_DRAFTING` (GLM-5's: no acceptance is cited for its drafter).
 """
 
 from __future__ import annotations
@@ -32,14 +34,14 @@ from dataclasses import dataclass
 import pandas as pd
 
 from costmodel.loop_params import overlaps_host
-from validation.public.inferencex import launch_script
+from validation.public.inferencex import Script, drafts
 
 
-def speculative(inferencex: bool, backend: str, model_path: str, system: str) -> bool:
-    """Whether the row's SGLang server runs speculative decoding (an InferenceX row of a script of the
-    model in :data:`validation.public.inferencex.SCRIPTS` whose ``speculative`` is set)."""
-    script = launch_script(inferencex, backend, model_path, system)
-    return script is not None and script.speculative is not None
+def speculative(script: Script | None, *, tp: int, moe_ep: int) -> bool:
+    """Whether the row's SGLang server runs speculative decoding: its InferenceX script drafts at the
+    row's layout (:func:`validation.public.inferencex.drafts`; ``script`` from
+    :func:`validation.public.inferencex.launch_script`, None where the row ran no known script)."""
+    return drafts(script, tp=tp, moe_ep=moe_ep)
 
 
 def overlaps_by_default(backend: str) -> bool:
@@ -50,10 +52,28 @@ def overlaps_by_default(backend: str) -> bool:
     return overlaps_host(backend)
 
 
-def overlap_host(inferencex: bool, backend: str, model_path: str, system: str) -> bool:
+def mamba_radix_cache(script: Script | None, *, hybrid: bool) -> bool:
+    """Whether the row's SGLang server keeps a hybrid linear-attention model's states in its
+    ``MambaRadixCache`` at the default ``--mamba-scheduler-strategy no_buffer``: a ``hybrid`` model (gated
+    DeltaNet or Mamba-2 layers beside attention) whose script leaves the radix cache on
+    (:attr:`validation.public.inferencex.Script.radix_cache`; no script: the default, on). No script read
+    sets ``--mamba-scheduler-strategy extra_buffer``, the strategy that keeps the overlap."""
+    return hybrid and (script is None or script.radix_cache)
+
+
+def overlap_host(backend: str, script: Script | None, *, tp: int, moe_ep: int, hybrid: bool = False) -> bool:
     """Whether the row's engine overlaps its host work with the previous iteration's kernels: SGLang's
-    default (:func:`overlaps_by_default`), off with speculative decoding (:func:`speculative`)."""
-    return overlaps_by_default(backend) and not speculative(inferencex, backend, model_path, system)
+    default (:func:`overlaps_by_default`), off with speculative decoding (:func:`speculative`), and off
+    without it where a ``hybrid`` model's states go to the ``no_buffer`` Mamba radix cache
+    (:func:`mamba_radix_cache`): ``ServerArgs._handle_mamba_radix_cache`` sets
+    ``disable_overlap_schedule`` there ("Disabling overlap schedule since mamba no_buffer is not compatible
+    with overlap schedule, try to use --disable-radix-cache if overlap schedule is necessary",
+    https://github.com/sgl-project/sglang/blob/main/python/sglang/srt/server_args.py; the ``MambaRadixCache``
+    of sgl-project/sglang#11214, 2025; docs/basic_usage/qwen3.md, "Mamba Radix Cache"). Every
+    Qwen3.5-397B script read launches with ``--disable-radix-cache``, so its plain rows overlap."""
+    if not overlaps_by_default(backend) or speculative(script, tp=tp, moe_ep=moe_ep):
+        return False
+    return not mamba_radix_cache(script, hybrid=hybrid)
 
 
 @dataclass(frozen=True)
@@ -124,3 +144,71 @@ def cold_start_rows(table: pd.DataFrame) -> pd.Series:
         )
         refused |= script & (wave > float(campaign.chunk))
     return refused
+
+
+@dataclass(frozen=True)
+class DraftingCampaign:
+    """A campaign whose result files hold, beside the plain recipe's runs, a series of the same layout run
+    by the recipe's MTP sibling (:data:`DRAFTING_CAMPAIGNS`)."""
+
+    system: str
+    """The rows' ``system``."""
+    gemm_quant_mode: str
+    """The rows' ``gemm_quant_mode``."""
+    models: tuple[str, ...]
+    """The rows' ``model_path`` values (the database dump names DeepSeek-R1 runs DeepSeek-V3)."""
+    tp: int
+    """The layout's tensor-parallel GPUs (``tp_size``)."""
+    moe_ep: int
+    """The layout's expert-parallel GPUs (``moe_ep_size``)."""
+    speculative_flags: tuple[int, int, int]
+    """The MTP recipe's (``--speculative-num-steps``, ``--speculative-eagle-topk``,
+    ``--speculative-num-draft-tokens``)."""
+
+
+DRAFTING_CAMPAIGNS: dict[str, DraftingCampaign] = {
+    "2026-03-25": DraftingCampaign(
+        "b200_sxm", "fp8", ("deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3"), 8, 1, (2, 1, 3)
+    )
+}
+"""SGLang InferenceX campaigns (the ``measured=`` date) where the plain recipe and its MTP sibling ran the
+same layout and the sample keeps no speculative-decoding column. DeepSeek-R1 fp8 on B200 at tp 8, EP 1:
+``dsr1-fp8-b200-sglang`` and ``dsr1-fp8-b200-sglang-mtp`` (EAGLE with the checkpoint's MTP layer,
+``--speculative-num-steps 2 --speculative-num-draft-tokens 3 --speculative-eagle-topk 1``, tp 8 EP 1:
+https://github.com/SemiAnalysisAI/InferenceX/pull/626; both on ``lmsysorg/sglang:v0.5.9-cu130`` since
+https://github.com/SemiAnalysisAI/InferenceX/pull/943). Which series is which: InferenceX's database dump
+holds the plain recipe's runs (its Qwen3.5-397B configurations are the plain ones, none at the MTP recipe's
+layout; docs/serving.md, "Qwen3.5-397B on B200"), so a result-file row of the campaign's layout whose
+measurement no dump row of the campaign repeats ran the MTP recipe (:func:`drafting_rows`)."""
+
+
+def drafting_rows(table: pd.DataFrame) -> pd.Series:
+    """Rows of ``table`` (the silicon sample, with its ``concurrency``) that ran the MTP recipe of a
+    campaign of :data:`DRAFTING_CAMPAIGNS`: SGLang result-file rows of the campaign's system, format,
+    models and layout whose (isl, osl, concurrency) a database-dump row of the campaign also measured, and
+    whose TTFT and TPOT (to 0.01 ms) no such dump row repeats: the configuration's second series."""
+    text = table["silicon_data_source"].astype(str)
+    measured = text.str.extract(r"measured=(\d{4}-\d{2}-\d{2})")[0]
+    dump = text.str.startswith("db-dump/")
+    parts = [table[c].astype(float).round(2).astype(str) for c in ("isl", "osl", "concurrency")]
+    parts += [table[c].astype(float).round(2).astype(str) for c in ("silicon_ttft_ms", "silicon_tpot_ms")]
+    shape = parts[0].str.cat(parts[1:3], sep="/")
+    measurement = parts[0].str.cat(parts[1:], sep="/")
+    out = pd.Series(False, index=table.index)
+    for date, campaign in DRAFTING_CAMPAIGNS.items():
+        layout = (
+            (table["backend"] == "sglang")
+            & (table["mode"] == "agg")
+            & (measured == date)
+            & (table["system"] == campaign.system)
+            & (table["gemm_quant_mode"] == campaign.gemm_quant_mode)
+            & table["model_path"].isin(campaign.models)
+            & (table["tp_size"] == campaign.tp)
+            & (table["moe_ep_size"] == campaign.moe_ep)
+        )
+        plain = set(measurement[layout & dump])
+        # only where the dump holds the plain run of the same lengths and clients: elsewhere the one series
+        # the sample keeps is not known to be either recipe's
+        dumped = set(shape[layout & dump])
+        out |= layout & ~dump & ~measurement.isin(plain) & shape.isin(dumped)
+    return out

@@ -67,6 +67,7 @@ from costmodel.loop_params import engine_params_file, read_disagg_entry, read_en
 from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
+from costmodel.speculative import expected_tokens
 from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens, vllm_large_gpu
 from validation.public.harness import AICONFIGURATOR, HARNESS_ENGINES, row_harness, runs_as_train
 from validation.public.harness import MIN_CALIBRATION_ROWS as HARNESS_MIN_ROWS
@@ -77,6 +78,7 @@ from validation.public.inferencex import (
     Script,
     attention_dp_balance,
     cuda_graph_tokens,
+    drafts,
     is_inferencex,
     isl_budget,
     launch_script,
@@ -95,7 +97,14 @@ from validation.public.inferencex_disagg import (
 )
 from validation.public.inferencex_disagg_workers import DRAFT_TOKENS, WORKER_COLUMNS, master_workers
 from validation.public.reader import SYSTEM_PROFILES
-from validation.public.sglang import COLD_START_REASON, cold_start_rows, overlap_host, overlaps_by_default
+from validation.public.sglang import (
+    COLD_START_REASON,
+    DRAFTING_CAMPAIGNS,
+    cold_start_rows,
+    drafting_rows,
+    overlap_host,
+    overlaps_by_default,
+)
 from validation.public.split import calibration_mask
 
 Served = list[tuple[Script, npt.NDArray[np.bool_]]]
@@ -233,7 +242,19 @@ the B200 SGLang aggregated held-out TPOT goes from 11.4 / 36.3 % (median / p90) 
 refit, and no single acceptance improves it (docs/serving.md, "SGLang's speculative decoding"). Those
 figures are session 10's, measured with every draft kept i.i.d. at 0.85, before the later drafts' lower
 rate (:data:`MTP_LATER_ACCEPTANCE_RATE`) existed; they were not re-measured with it. The rows keep plain
-decoding and the scheduler changes alone (:mod:`validation.public.sglang`)."""
+decoding and the scheduler changes alone (:mod:`validation.public.sglang`), but for a script that cites its
+drafter's acceptance (:attr:`Script.acceptance_length`, Qwen3.5-397B's MTP recipe: :func:`priced`), whose
+drafting is priced whatever this flag."""
+
+
+def priced(script: Script | None, sglang_drafting: bool, *, tp: int, moe_ep: int) -> bool:
+    """Whether a row of ``script`` at its layout runs its SGLang drafting in the prediction: the script
+    drafts there (:func:`validation.public.inferencex.drafts`) and either cites its drafter's acceptance
+    (:attr:`Script.acceptance_length`) or ``sglang_drafting`` is set (:data:`SGLANG_DRAFTING`)."""
+    if not drafts(script, tp=tp, moe_ep=moe_ep):
+        return False
+    assert script is not None
+    return sglang_drafting or script.acceptance_length is not None
 
 
 def row_speculation(
@@ -268,9 +289,12 @@ def row_speculation(
         steps, topk, verified = script.speculative_flags
         if topk != 1 or verified != steps + 1:
             raise CostmodelError(f"a speculative tree (top-k {topk}, {verified} draft tokens): not modelled")
+        alpha = MTP_ACCEPTANCE_RATE
+        if script.acceptance_length is not None:
+            alpha = acceptance_rate_of(script.acceptance_length, steps)
         return Speculation(
             draft_tokens=steps,
-            acceptance_rate=MTP_ACCEPTANCE_RATE,
+            acceptance_rate=alpha,
             draft_cost_ratio=1.0 / model.n_layers,
             draft_head=True,
         )
@@ -282,6 +306,41 @@ def row_speculation(
         draft_cost_ratio=1.0 / model.n_layers,
         later_acceptance_rate=MTP_LATER_ACCEPTANCE_RATE,
     )
+
+
+def twin_speculation(model: ModelProfile) -> Speculation:
+    """The drafting of a row of a :data:`validation.public.sglang.DRAFTING_CAMPAIGNS` MTP series: SGLang's
+    EAGLE chain with the checkpoint's MTP layer (that campaign's ``speculative_flags``: 2 steps, 3 tokens
+    verified), a draft step of 1 / n_layers of a decode step less its head plus the head, DeepSeek-V3's MTP
+    rates (:data:`MTP_ACCEPTANCE_RATE` for the first draft, :data:`MTP_LATER_ACCEPTANCE_RATE` after)."""
+    ((steps, _, _),) = {c.speculative_flags for c in DRAFTING_CAMPAIGNS.values()}
+    return Speculation(
+        draft_tokens=steps,
+        acceptance_rate=MTP_ACCEPTANCE_RATE,
+        draft_cost_ratio=1.0 / model.n_layers,
+        draft_head=True,
+        later_acceptance_rate=MTP_LATER_ACCEPTANCE_RATE,
+    )
+
+
+def acceptance_rate_of(acceptance_length: float, draft_tokens: int) -> float:
+    """The i.i.d. acceptance alpha [-] whose expected tokens per verification at ``draft_tokens`` k equal
+    ``acceptance_length`` E [tokens]: the root in [0, 1] of (1 - alpha^(k+1)) / (1 - alpha) = E
+    (Leviathan et al. 2023, Eq. 1; :func:`costmodel.speculative.expected_tokens`), which rises
+    monotonically from 1 to k + 1. E outside [1, k + 1] is an error."""
+    if not (np.isfinite(acceptance_length) and 1.0 <= acceptance_length <= draft_tokens + 1):
+        raise CostmodelError(
+            f"an acceptance length must be in [1, {draft_tokens + 1}] at {draft_tokens} drafts, "
+            f"got {acceptance_length!r}"
+        )
+    low, high = 0.0, 1.0
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        if float(expected_tokens(mid, draft_tokens)) < acceptance_length:
+            low = mid
+        else:
+            high = mid
+    return 0.5 * (low + high)
 
 
 def disagg_speculation(model: ModelProfile, draft_tokens: int) -> Speculation | None:
@@ -452,6 +511,8 @@ def silicon_parts(
     # the token budget and batch waiting of the row's InferenceX TensorRT-LLM script (0: the defaults)
     # the rows' scripts, looked up once (the columns that find them stay as they are below)
     scripts = scripts_of(filled)
+    # the result-file series of a campaign that ran a plain recipe and its MTP sibling at one layout
+    filled["mtp_twin"] = drafting_rows(table)
     filled[["script_budget", "hold_iterations", "hold_tokens"]] = _script_columns(filled, scripts)
     filled[["balance_timeout", "balance_wait"]] = _balance_columns(filled, scripts)
     filled["moe_backend"] = _moe_backend_column(filled, scripts)
@@ -460,10 +521,10 @@ def silicon_parts(
 
     groups: list[tuple[pd.Index, Parts]] = []
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *degrees, "batch_size"]
-    keys.extend(["backend_version", "inferencex", "script_budget", "precision", "moe_backend"])
+    keys.extend(["backend_version", "inferencex", "script_budget", "precision", "moe_backend", "mtp_twin"])
     for key, rows in filled[(reason == "") & (table["mode"] == "agg")].groupby(keys, sort=True):
         backend, model_path, system, quant, moe_quant, tp, pp, dp, moe_tp, moe_ep, batch = key[:11]
-        version, ix, sb, precision, moe_backend = key[11:]
+        version, ix, sb, precision, moe_backend, twin = key[11:]
         model = models[str(model_path)]
         assert isinstance(model, ModelProfile)
         hardware = load_hardware(SYSTEM_PROFILES[str(system)])
@@ -517,8 +578,14 @@ def silicon_parts(
                 isl=isl,
                 osl=osl,
                 reserved_tokens=reserved_tokens(str(backend), isl, osl),
-                speculation=row_speculation(
-                    model, str(backend), str(version), int(dp), script if sglang_drafting else None
+                speculation=twin_speculation(model)
+                if twin
+                else row_speculation(
+                    model,
+                    str(backend),
+                    str(version),
+                    int(dp),
+                    script if priced(script, sglang_drafting, tp=int(tp), moe_ep=int(moe_ep)) else None,
                 ),
                 # per rank, as the budget: the piecewise CUDA graphs a mixed batch can replay
                 graph_tokens=cuda_graph_tokens(str(backend), script, int(batch), max(budget, int(batch))),
@@ -527,7 +594,14 @@ def silicon_parts(
                 adp_balance=_row_balance(rows),
                 # InferenceX's TensorRT-LLM runs: the first of ten cycles per client is a wave
                 wave_share=1.0 / REQUESTS_PER_CLIENT if ix and backend == "trtllm" else None,
-                overlap_host=overlap_host(bool(ix), *where),
+                overlap_host=not twin
+                and overlap_host(
+                    str(backend),
+                    script,
+                    tp=int(tp),
+                    moe_ep=int(moe_ep),
+                    hybrid=model.n_linear_attention_layers + model.n_mamba2_layers > 0,
+                ),
                 # fixed lengths against an overlapped scheduler: the clients' prompts come in a train
                 train=runs_as_train(str(backend), row_harness(rows)),
             )
