@@ -132,6 +132,7 @@ GRAPH_LAUNCHES = {
     "context_attention": {"launch_s": 2.0},
     "generation_attention": {"launch_s": 2.0, "combine_s": 1.0, "query_copy_s": 1.0},
     "mla": {"launch_s": 2.0, "module_kernel_s": 1.0, "host_floor_s": 0.0},
+    "moe": {"expert_map_s": 1.0},
 }
 """Family -> fixed-cost parameter -> the GPU kernel launches it stands for. The public kernel tables time
 one call at a time in eager mode, so a fitted fixed cost includes the host's dispatch of that call (Python,
@@ -150,7 +151,10 @@ https://github.com/ai-dynamo/aiconfigurator) time each row through ``collector/h
 ``benchmark_with_power``, which captures the call in a CUDA graph and times graph replays (eager only where
 capture fails), so the tables' MoE fixed cost is already the GPU's: routing, permutation, the two grouped
 GEMMs and the finalize kernel, as a decode step's graph replays them (16-50 us per layer on B200, where
-four launches would allow 8 us)."""
+four launches would allow 8 us). Its one capped part is the expert-parallel path's extra
+(``moe.Params.expert_map_s``): the expert-map gather, one launch; the tables' EP rows of vLLM's MXFP4
+Triton MoE carry a flat per-call host cost besides (H100: 67-69 us at one token for any EP, 38-48 us at
+TP 2-32), which the graph replay does not pay."""
 DEDUPE_MAX_ELEMENTS = 200_000
 """Largest workload array :func:`_on_unique` sorts to find its distinct shapes [-]."""
 ATTENTION_ACT_BYTES = 2.0

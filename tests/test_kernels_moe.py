@@ -737,3 +737,37 @@ def test_fallback_routing_is_charged_only_beyond_the_engines_fused_routing_kerne
     only_over = {**both, "num_experts": np.array([512.0, 512.0]), "topk": np.array([22.0, 22.0])}
     assert "fallback_routing_s" in moe.fixed_for_rows("bf16:trtllm:moe_torch_flow_nongated", only_over)
     assert "fallback_routing_s" in moe.fixed_for_rows("bf16:vllm:some_kernel", both)
+
+
+def test_the_expert_map_cost_is_paid_once_per_expert_parallel_call_and_one_launch_in_a_step() -> None:
+    """An EP call maps global expert ids to local ones before routing (vLLM's ``triton_kernel_moe_forward``
+    gathers ``expert_map[topk_ids]``): ``expert_map_s`` adds exactly once where ``ep > 1``, whatever the
+    experts per GPU or the tokens, and never at ``ep = 1`` (TP or a single GPU); fitted only on rows that
+    hold both; a serving step (graph replay) pays at most one launch of it."""
+    from costmodel.kernel_times import step_params
+
+    step = 3e-5
+    params = dataclasses.replace(moe.default_params(H100, "w4a16_mxfp4:vllm:k"), expert_map_s=0.0)
+    kwargs = {
+        "num_tokens": np.array([1.0, 8.0, 1.0, 1.0, 64.0]),
+        "hidden_size": 2880,
+        "inter_size": 2880,
+        "topk": 4,
+        "num_experts": 128,
+        "tp_size": np.array([1.0, 8.0, 1.0, 1.0, 1.0]),
+        "ep_size": np.array([1.0, 1.0, 4.0, 128.0, 8.0]),
+    }
+    without = moe.time_s(H100, params, **kwargs)
+    with_term = moe.time_s(H100, dataclasses.replace(params, expert_map_s=step), **kwargs)
+    np.testing.assert_allclose(with_term - without, step * np.array([0, 0, 1, 1, 1]), rtol=1e-9, atol=1e-15)
+    mixed = {"ep_size": np.array([1.0, 8.0]), "num_tokens": np.ones(2), "num_experts": np.full(2, 128.0)}
+    assert "expert_map_s" not in moe.fixed_for_rows("w4a16_mxfp4:vllm:k", mixed)
+    for only in (np.ones(2), np.full(2, 8.0)):
+        assert "expert_map_s" in moe.fixed_for_rows("w4a16_mxfp4:vllm:k", {**mixed, "ep_size": only})
+    from costmodel.kernels import params_for
+
+    key = "w4a16_mxfp4:vllm:vllm_gptossmxfp4moe_triton_oaitritonmxfp4expertsmonolithic"
+    launch = 1e-6
+    stored, stepped = params_for(H100, moe, key), step_params(H100, moe, key, launch_s=launch)
+    assert stepped.expert_map_s == min(stored.expert_map_s, launch)
+    assert stepped.launch_s == stored.launch_s  # the MoE's own fixed cost is kept (graph-timed rows)

@@ -2,7 +2,8 @@
 
 The layer is modelled as the grouped GEMMs of the experts its tokens touch on the measured GPU:
 
-    t = launch_s + per_expert_s x n_touched + per_local_expert_s x E/ep + per_token_s x T
+    t = launch_s + expert_map_s x [ep > 1]
+        + per_expert_s x n_touched + per_local_expert_s x E/ep + per_token_s x T
         + fallback_routing_s x [k or E beyond the engine's fused routing kernel, ROUTING_KERNEL_LIMITS]
         + per_routed_pair_s x T k
         + per_pair_s x pairs
@@ -247,6 +248,20 @@ class Params:
 
     launch_s: float
     """Fixed time per layer call: routing top-k, token sort / align, the kernels' launches [s]."""
+    expert_map_s: float
+    """Fixed time a call pays only under expert parallelism (``ep > 1``) [s]; 0 for a kernel whose EP and
+    non-EP calls cost the same. An EP call first maps the router's global expert ids to the GPU's local
+    ones (-1 for experts held elsewhere): vLLM's MXFP4 Triton path, ``triton_kernel_moe_forward`` in
+    ``vllm/model_executor/layers/fused_moe/experts/gpt_oss_triton_kernels_moe.py``
+    (https://github.com/vllm-project/vllm), gathers ``expert_map[topk_ids]`` before building its routing
+    bitmatrix over the local experts (``make_routing_data``), one more kernel; with the older
+    ``triton_kernels`` API the non-EP call instead runs the single fused ``routing()`` launch. The public
+    tables charge more than that launch: H100 vLLM Triton MXFP4, gpt-oss-120b's experts at one token,
+    67-69 us at every EP from 4 to 128 (one local expert at 128) against 38-48 us at TP 2-32, a per-call
+    cost independent of the local work, as a host-timed (eager) call pays it; aiconfigurator's collector
+    falls back to eager timing where a call's graph capture fails (``collector/helper.py``,
+    ``benchmark_with_power``, ``allow_graph_fail``). A serving step's graph replay pays one launch of
+    it (``costmodel.kernel_times.GRAPH_LAUNCHES``)."""
     per_expert_s: float
     """Scheduling cost per touched expert (its group's setup in the grouped GEMM) [s]."""
     per_local_expert_s: float
@@ -404,6 +419,7 @@ separately); soft-L1 lets them pull every parameter, Cauchy's pull fades past ~1
 
 BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "launch_s": (1e-6, 2e-3),
+    "expert_map_s": (0.0, 2e-4),
     "per_expert_s": (0.0, 5e-5),
     "per_local_expert_s": (0.0, 2e-6),
     "per_token_s": (0.0, 1e-7),
@@ -468,6 +484,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
     )
     return Params(
         launch_s=4 * eff.kernel_overhead_s,  # routing, align, two GEMMs (one fused with the activation)
+        expert_map_s=0.0,
         per_expert_s=0.0,
         per_local_expert_s=0.0,
         per_token_s=0.0,
@@ -511,7 +528,8 @@ def fixed_for_rows(dtype: str, shapes: dict[str, Any]) -> tuple[str, ...]:
     ``default_config_ratio`` unless the rows hold calls of more tokens than experts per GPU both on tuned
     and on default tiles (otherwise it only trades against the fractions); the misalignment ratios unless
     some rows have a misaligned width; ``fallback_routing_s`` unless the rows hold layers on both sides of
-    the engine's fused routing kernel's limits (``ROUTING_KERNEL_LIMITS``)."""
+    the engine's fused routing kernel's limits (``ROUTING_KERNEL_LIMITS``); ``expert_map_s`` unless they
+    hold calls both with and without expert parallelism."""
     fixed: list[str] = []
     tokens, experts, ep = (
         np.asarray(shapes.get(n, 1.0), dtype=np.float64) for n in ("num_tokens", "num_experts", "ep_size")
@@ -531,6 +549,8 @@ def fixed_for_rows(dtype: str, shapes: dict[str, Any]) -> tuple[str, ...]:
     unfused = ((limit_k > 0) & (k > limit_k)) | ((limit_e > 0) & (held > limit_e))
     if not (np.any(unfused) and np.any(~unfused)):  # otherwise the fallback only trades against launch_s
         fixed.append("fallback_routing_s")
+    if not (np.any(ep > 1) and np.any(ep <= 1)):  # likewise the expert-map path's extra
+        fixed.append("expert_map_s")
     return tuple(fixed)
 
 
@@ -1033,6 +1053,7 @@ def breakdown(
     compute_ratio = untuned * np.where(misaligned, params.misaligned_compute_ratio, 1.0)
     return MoEBreakdown(
         fixed_s=params.launch_s
+        + params.expert_map_s * (ep > 1)
         + params.per_expert_s * load.touched_experts
         + params.per_local_expert_s * E / ep
         + params.per_token_s * T
