@@ -134,17 +134,19 @@ GRAPH_LAUNCHES = {
     "mla": {"launch_s": 2.0, "module_kernel_s": 1.0, "host_floor_s": 0.0},
     "moe": {"expert_map_s": 1.0},
 }
-"""Family -> fixed-cost parameter -> the GPU kernel launches it stands for. The public kernel tables time
-one call at a time in eager mode, so a fitted fixed cost includes the host's dispatch of that call (Python,
-quantization helpers, JIT lookups: up to ~200 us for some fp8-block GEMM paths). A serving step does not
-pay it per kernel: decode runs as a CUDA graph replay, which removes per-kernel CPU launch overheads
+"""Family -> fixed-cost parameter -> the GPU kernel launches it stands for. Where a public table's rows were
+timed one eager call at a time, a fitted fixed cost includes the host's dispatch of that call (Python,
+quantization helpers, JIT lookups: up to ~200 us for some fp8-block GEMM paths). A serving step does not pay
+it per kernel: decode runs as a CUDA graph replay, which removes per-kernel CPU launch overheads
 (https://pytorch.org/blog/accelerating-pytorch-with-cuda-graphs/), and in eager prefill the host launches
-ahead of long kernels. So each fixed cost is capped at that many launches (:func:`launch_s`; the
-attention kernels also write the cache; decode's split-K reduction is one more kernel, as is
-FlashAttention-2's query copy; fp8 / fp4 GEMMs first quantize their activations, one more launch;
-the MLA tables' eager host floor, ``host_floor_s``, is no GPU launch at all).
+ahead of long kernels. So each fixed cost is capped at that many launches (:func:`launch_s`; the attention
+kernels also write the cache; decode's split-K reduction is one more kernel, as is FlashAttention-2's query
+copy; fp8 / fp4 GEMMs first quantize their activations, one more launch; the MLA tables' eager host floor,
+``host_floor_s``, is no GPU launch at all).
 What the host adds per step is the closed-loop model's ``step_overhead_s``.
 
+(Which tables are eager is per collector and version: aiconfigurator's shared helper captures a CUDA graph by
+default, and where capture may fail, ``allow_graph_fail=True``, a row can be eager-timed without saying so.)
 The fused MoE (family ``moe``) keeps its fitted fixed cost: aiconfigurator's MoE collectors (vLLM's
 ``collector/vllm/collect_moe.py`` and TensorRT-LLM's ``collector/trtllm/collect_moe.py``,
 https://github.com/ai-dynamo/aiconfigurator) time each row through ``collector/helper.py``'s

@@ -338,7 +338,9 @@ class ModelProfile(Spec):
         "none",
         description="RMSNorm on queries and keys: 'per_head' over head_dim, one weight shared by the heads "
         "(Qwen3, Gemma-3); 'per_layer' over all heads at once, n_heads x head_dim and n_kv_heads x "
-        "head_dim weights (MiniMax-M2).",
+        "head_dim weights (MiniMax-M2). Under tensor parallelism 'per_layer' is priced as MiniMax-M2's vLLM "
+        "norm, an all-reduce of each token's partial mean squares (costmodel.ops), not an all-gather of q "
+        "and k as some other models' engines run it.",
     )
     attention_output_gate: bool = Field(
         False,

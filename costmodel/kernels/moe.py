@@ -631,7 +631,9 @@ def _group_limited_counts(tokens: int, topk: int, num_experts: int, n_group: int
     size = E // n_group
     if size == 1:
         # one expert per group: the kernel scores a group by its best lane plus its second best, and the
-        # empty second lane holds the invalid score, -inf, so every group scores -inf whatever the logits;
+        # empty second lane holds the invalid score, -inf, so every group scores -inf whatever the logits
+        # (the routing/ kernels of TensorRT-LLM 1.3.0rc20, every B200 min_latency row's version; the older
+        # blockScaleMoe/RoutingDeepSeek.cu used -1, a finite score under which the logits would matter);
         # its warp top-k takes the tie's lowest lane (group 0) and writes the same -inf back, so group 0
         # wins all kept_groups picks and its one expert all k picks (see group_limited_balanced_load)
         counts = np.zeros(E, dtype=np.int64)

@@ -57,7 +57,9 @@ def mamba_radix_cache(script: Script | None, *, hybrid: bool) -> bool:
     ``MambaRadixCache`` at the default ``--mamba-scheduler-strategy no_buffer``: a ``hybrid`` model (gated
     DeltaNet or Mamba-2 layers beside attention) whose script leaves the radix cache on
     (:attr:`validation.public.inferencex.Script.radix_cache`; no script: the default, on). No script read
-    sets ``--mamba-scheduler-strategy extra_buffer``, the strategy that keeps the overlap."""
+    sets ``--mamba-scheduler-strategy extra_buffer``, the strategy that keeps the overlap. Not gated by the
+    SGLang version: the rule (sgl-project/sglang#11214, before #13584 of 2025-11-19) predates every hybrid
+    row of the sample (Qwen3.5-397B, nightly-20260216 on); an older hybrid row would need the gate."""
     return hybrid and (script is None or script.radix_cache)
 
 
