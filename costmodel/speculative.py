@@ -414,27 +414,46 @@ def break_even_alpha(c: npt.ArrayLike, k: npt.ArrayLike, verify_ratio: npt.Array
     "speculation pays". For k = 1 the root is c + verify_ratio - 1, Leviathan et al. 2023,
     Corollary 3.9 (alpha > c); otherwise scipy's brentq finds it (one call per element).
     """
-    from scipy.optimize import brentq  # scipy.optimize is slow to import; only this function needs it
-
     cc = _in_range("c", c, 0.0, np.inf)
     kk = _draft_len(k, minimum=1)
     ratio = _in_range("verify_ratio", verify_ratio, 0.0, np.inf)
     cost = kk * cc + ratio  # [target steps] per verification
 
     def root(cost: float, k: float) -> float:
-        if cost <= 1.0:
-            return 0.0
-        if cost > k + 1.0:
-            return float(np.inf)
-        if cost == k + 1.0:
-            return 1.0
-        if k == 1.0:
-            return cost - 1.0
-        n = np.asarray(k + 1.0)
-        return float(brentq(lambda a: float(_geometric_sum(np.asarray(a), n)) - cost, 0.0, 1.0, xtol=1e-15))
+        return float(np.inf) if cost > k + 1.0 else _tokens_root(cost, k)
 
     solve = np.vectorize(root, otypes=[np.float64])
     return np.asarray(solve(cost, np.broadcast_to(kk, cost.shape)), dtype=np.float64)
+
+
+def acceptance_for_tokens(tokens: npt.ArrayLike, k: npt.ArrayLike) -> FloatArray:
+    """The i.i.d. acceptance rate alpha [-] whose :func:`expected_tokens` at k drafts is ``tokens``: the root
+    on [0, 1] of sum_{n=0}^{k} alpha^n = tokens, which rises from 1 to k + 1 (Leviathan et al. 2023,
+    Eq. 1), so a published mean acceptance length converts to the rate this module takes. ``tokens``
+    outside [1, k + 1] is an error."""
+    kk = _draft_len(k, minimum=1)
+    tt, kk = np.broadcast_arrays(np.asarray(tokens, dtype=np.float64), kk)
+    bad = ~((tt >= 1.0) & (tt <= kk + 1.0))  # also catches NaN
+    if np.any(bad):
+        raise CostmodelError(
+            f"tokens per verification must lie in [1, k + 1], got {tt[bad].flat[0]!r} "
+            f"at k = {kk[bad].flat[0]:g}"
+        )
+    return np.asarray(np.vectorize(_tokens_root, otypes=[np.float64])(tt, kk), dtype=np.float64)
+
+
+def _tokens_root(tokens: float, k: float) -> float:
+    """alpha in [0, 1] with sum_{n=0}^{k} alpha^n = tokens; 0 at or below 1 token, 1 at or above k + 1."""
+    if tokens <= 1.0:
+        return 0.0
+    if tokens >= k + 1.0:
+        return 1.0
+    if k == 1.0:
+        return tokens - 1.0
+    from scipy.optimize import brentq  # scipy.optimize is slow to import; only the root needs it
+
+    n = np.asarray(k + 1.0)
+    return float(brentq(lambda a: float(_geometric_sum(np.asarray(a), n)) - tokens, 0.0, 1.0, xtol=1e-15))
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -19,7 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binomtest
 
+from costmodel.errors import CostmodelError
 from costmodel.speculative import (
+    acceptance_for_tokens,
     acceptance_probability,
     acceptance_rate,
     break_even_alpha,
@@ -225,6 +227,20 @@ def test_break_even_alpha_closed_forms() -> None:
     np.testing.assert_array_equal(break_even_alpha(0.1, 3, verify_ratio=0.5), 0.0)
     np.testing.assert_array_equal(break_even_alpha([1.01, 2.0], 4), [np.inf, np.inf])
     assert break_even_alpha(1.0, 4) == 1.0  # 4 c + 1 = 5 = k + 1: only alpha = 1 breaks even
+
+
+def test_acceptance_for_tokens_inverts_expected_tokens() -> None:
+    # k = 2: 1 + a + a^2 = E  ->  a = (-1 + sqrt(4E - 3)) / 2; k = 1: a = E - 1; the ends are 0 and 1
+    tokens = np.array([1.0, 1.5, 2.2, 3.0])
+    np.testing.assert_allclose(
+        acceptance_for_tokens(tokens, 2), (-1 + np.sqrt(4 * tokens - 3)) / 2, atol=1e-14
+    )
+    np.testing.assert_allclose(acceptance_for_tokens([1.0, 1.25, 2.0], 1), [0.0, 0.25, 1.0], atol=1e-15)
+    alpha = acceptance_for_tokens(3.39, 3)
+    assert float(expected_tokens(alpha, 3)) == pytest.approx(3.39, rel=1e-13)
+    for bad in (0.5, 4.5, np.nan):
+        with pytest.raises(CostmodelError, match=r"tokens per verification must lie in \[1, k \+ 1\]"):
+            acceptance_for_tokens(bad, 3)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ from costmodel.loop_params import engine_params_file, read_disagg_entry, read_en
 from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
-from costmodel.speculative import expected_tokens
+from costmodel.speculative import acceptance_for_tokens
 from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens, vllm_large_gpu
 from validation.public.harness import AICONFIGURATOR, HARNESS_ENGINES, row_harness, runs_as_train
 from validation.public.harness import MIN_CALIBRATION_ROWS as HARNESS_MIN_ROWS
@@ -325,22 +325,15 @@ def twin_speculation(model: ModelProfile) -> Speculation:
 
 def acceptance_rate_of(acceptance_length: float, draft_tokens: int) -> float:
     """The i.i.d. acceptance alpha [-] whose expected tokens per verification at ``draft_tokens`` k equal
-    ``acceptance_length`` E [tokens]: the root in [0, 1] of (1 - alpha^(k+1)) / (1 - alpha) = E
-    (Leviathan et al. 2023, Eq. 1; :func:`costmodel.speculative.expected_tokens`), which rises
-    monotonically from 1 to k + 1. E outside [1, k + 1] is an error."""
+    ``acceptance_length`` E [tokens] (:func:`costmodel.speculative.acceptance_for_tokens`, the inverse of
+    :func:`costmodel.speculative.expected_tokens`). E outside [1, k + 1] is an error naming the acceptance
+    length."""
     if not (np.isfinite(acceptance_length) and 1.0 <= acceptance_length <= draft_tokens + 1):
         raise CostmodelError(
             f"an acceptance length must be in [1, {draft_tokens + 1}] at {draft_tokens} drafts, "
             f"got {acceptance_length!r}"
         )
-    low, high = 0.0, 1.0
-    for _ in range(60):
-        mid = 0.5 * (low + high)
-        if float(expected_tokens(mid, draft_tokens)) < acceptance_length:
-            low = mid
-        else:
-            high = mid
-    return 0.5 * (low + high)
+    return float(acceptance_for_tokens(acceptance_length, draft_tokens))
 
 
 def disagg_speculation(model: ModelProfile, draft_tokens: int) -> Speculation | None:
