@@ -1059,10 +1059,15 @@ def test_the_deepseek_mtp_series_is_the_second_series_of_a_dumped_configuration(
     (EAGLE 2 steps, DeepSeek-V3's MTP rates)."""
     from costmodel.specs import ModelProfile
     from validation.public.sglang import drafting_rows
-    from validation.public.silicon import MTP_ACCEPTANCE_RATE, MTP_LATER_ACCEPTANCE_RATE, twin_speculation
+    from validation.public.silicon import (
+        MTP_ACCEPTANCE_RATE,
+        MTP_LATER_ACCEPTANCE_RATE,
+        repeated_measurement,
+        twin_speculation,
+    )
 
     table = read_silicon(DATA)
-    flagged = drafting_rows(table)
+    flagged = drafting_rows(table, repeated_measurement(table))
     rows = table[flagged]
     assert len(rows) == 17
     assert set(rows["model_path"]) <= {"deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3"}

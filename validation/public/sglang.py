@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from costmodel.loop_params import overlaps_host
@@ -184,18 +186,19 @@ layout; docs/serving.md, "Qwen3.5-397B on B200"), so a result-file row of the ca
 measurement no dump row of the campaign repeats ran the MTP recipe (:func:`drafting_rows`)."""
 
 
-def drafting_rows(table: pd.DataFrame) -> pd.Series:
+def drafting_rows(table: pd.DataFrame, repeats: npt.ArrayLike) -> pd.Series:
     """Rows of ``table`` (the silicon sample, with its ``concurrency``) that ran the MTP recipe of a
     campaign of :data:`DRAFTING_CAMPAIGNS`: SGLang result-file rows of the campaign's system, format,
     models and layout whose (isl, osl, concurrency) a database-dump row of the campaign also measured, and
-    whose TTFT and TPOT (to 0.01 ms) no such dump row repeats: the configuration's second series."""
+    whose measurement no such dump row repeats (``repeats``: per row, the label
+    :func:`validation.public.silicon.repeated_measurement` gives the rows that repeat one measurement):
+    the configuration's second series."""
     text = table["silicon_data_source"].astype(str)
     measured = text.str.extract(r"measured=(\d{4}-\d{2}-\d{2})")[0]
     dump = text.str.startswith("db-dump/")
     parts = [table[c].astype(float).round(2).astype(str) for c in ("isl", "osl", "concurrency")]
-    parts += [table[c].astype(float).round(2).astype(str) for c in ("silicon_ttft_ms", "silicon_tpot_ms")]
-    shape = parts[0].str.cat(parts[1:3], sep="/")
-    measurement = parts[0].str.cat(parts[1:], sep="/")
+    shape = parts[0].str.cat(parts[1:], sep="/")
+    measurement = pd.Series(np.asarray(repeats), index=table.index)
     out = pd.Series(False, index=table.index)
     for date, campaign in DRAFTING_CAMPAIGNS.items():
         layout = (

@@ -505,7 +505,7 @@ def silicon_parts(
     # the rows' scripts, looked up once (the columns that find them stay as they are below)
     scripts = scripts_of(filled)
     # the result-file series of a campaign that ran a plain recipe and its MTP sibling at one layout
-    filled["mtp_twin"] = drafting_rows(table)
+    filled["mtp_twin"] = drafting_rows(table, repeated_measurement(table))
     filled[["script_budget", "hold_iterations", "hold_tokens"]] = _script_columns(filled, scripts)
     filled[["balance_timeout", "balance_wait"]] = _balance_columns(filled, scripts)
     filled["moe_backend"] = _moe_backend_column(filled, scripts)
