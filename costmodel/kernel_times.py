@@ -150,13 +150,17 @@ default, and where capture may fail, ``allow_graph_fail=True``, a row can be eag
 The fused MoE (family ``moe``) keeps its fitted fixed cost: aiconfigurator's MoE collectors (vLLM's
 ``collector/vllm/collect_moe.py`` and TensorRT-LLM's ``collector/trtllm/collect_moe.py``,
 https://github.com/ai-dynamo/aiconfigurator) time each row through ``collector/helper.py``'s
-``benchmark_with_power``, which captures the call in a CUDA graph and times graph replays (eager only where
-capture fails), so the tables' MoE fixed cost is already the GPU's: routing, permutation, the two grouped
-GEMMs and the finalize kernel, as a decode step's graph replays them (16-50 us per layer on B200, where
-four launches would allow 8 us). Its one capped part is the expert-parallel path's extra
-(``moe.Params.expert_map_s``): the expert-map gather, one launch; the tables' EP rows of vLLM's MXFP4
-Triton MoE carry a flat per-call host cost besides (H100: 67-69 us at one token for any EP, 38-48 us at
-TP 2-32), which the graph replay does not pay."""
+``benchmark_with_power``, which captures the call in a CUDA graph and times graph replays, so the tables' MoE
+fixed cost is already the GPU's: routing, permutation, the two grouped GEMMs and the finalize kernel, as a
+decode step's graph replays them (16-50 us per layer on B200, where four launches would allow 8 us). Per
+collector (docs/serving.md, "Which MoE tables were timed eagerly"): vLLM 0.24.0's production-path collector
+(the ``vllm_<method>_<backend>_<experts>`` kernel sources) passes no ``allow_graph_fail``, so a failed capture
+raises and leaves no row: every vLLM MoE row is a graph replay. TensorRT-LLM 1.3.0rc20's passes
+``allow_graph_fail=True``, but the ops it times hold no per-call host synchronisation (the trtllm-gen MXFP4
+runners; ``TritonFusedMoE`` turns its swiglu tensors into floats once, at construction), so they capture too.
+Its one capped part is the expert-parallel path's extra (``moe.Params.expert_map_s``), at one launch, on an
+eager premise the vLLM collector's code does not bear out; no serving row reaches it (the one key that
+fits it, vLLM's MXFP4 Triton MoE on H100, runs without EP in every serving row), so it is left as it was."""
 DEDUPE_MAX_ELEMENTS = 200_000
 """Largest workload array :func:`_on_unique` sorts to find its distinct shapes [-]."""
 ATTENTION_ACT_BYTES = 2.0

@@ -258,10 +258,10 @@ class Params:
     ``triton_kernels`` API the non-EP call instead runs the single fused ``routing()`` launch. The public
     tables charge more than that launch: H100 vLLM Triton MXFP4, gpt-oss-120b's experts at one token,
     67-69 us at every EP from 4 to 128 (one local expert at 128) against 38-48 us at TP 2-32, a per-call
-    cost independent of the local work, as a host-timed (eager) call pays it; aiconfigurator's collector
-    falls back to eager timing where a call's graph capture fails (``collector/helper.py``,
-    ``benchmark_with_power``, ``allow_graph_fail``). A serving step's graph replay pays one launch of
-    it (``costmodel.kernel_times.GRAPH_LAUNCHES``)."""
+    cost independent of the local work. It is GPU time: vLLM 0.24.0's MoE collector requires the CUDA-graph
+    capture (``benchmark_with_power`` without ``allow_graph_fail``, aiconfigurator ``collector/helper.py``),
+    so these rows are graph replays. A serving step still pays one launch of it
+    (``costmodel.kernel_times.GRAPH_LAUNCHES``; no serving row runs this kernel with EP)."""
     per_expert_s: float
     """Scheduling cost per touched expert (its group's setup in the grouped GEMM) [s]."""
     per_local_expert_s: float
