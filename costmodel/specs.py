@@ -654,6 +654,17 @@ class Datasheet(Spec):
         "carries a collective's fixed latencies in proportion to it (costmodel.calibrate.carried_latency_"
         "scale); None: unpublished, the source's latencies carry as fitted.",
     )
+    intra_node_allreduce_busbw_gb_per_s: Sourced | None = Field(
+        None,
+        description="Largest NCCL all-reduce bus bandwidth among the node's GPUs over the intra-node link "
+        "[GB/s, 1e9 bytes/s], as nccl-tests reports it (busbw = size / time x 2 (n - 1) / n) at its largest "
+        "messages: the ring's achieved share of the link, which no datasheet states (a published "
+        "measurement: state where it comes from in source). NVLink devices take it over "
+        "intra_node_bandwidth_gb_per_s as the default large-message fraction of their collectives "
+        "(costmodel.kernels.collective.published_link_fraction), which a device without a collective fit "
+        "of its own, or a transferred device whose source meets over another kind of link, uses; None: "
+        "the profile's efficiency.interconnect_fraction.",
+    )
     boost_clock_mhz: Sourced | None = Field(
         None,
         description="The GPU's boost clock [MHz], the clock its dense tensor peak is quoted at. The transfer "

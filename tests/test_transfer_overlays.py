@@ -421,7 +421,8 @@ def test_shape_fallback_kernels_stay_within_their_major_version() -> None:
 def test_pcie_collectives_default_to_nccls_pcie_rate() -> None:
     """A PCIe device's unfitted link fractions are NCCL's own PCIe rate (``width x speed / 80`` GB/s, speed
     120 for 16 GT/s and 240 for 32 GT/s per lane: 24 of the L40S's 32 GB/s Gen4 x16, 48 of the H100 PCIe's
-    64 GB/s Gen5 x16); an NVLink device keeps its profile's interconnect fraction."""
+    64 GB/s Gen5 x16); an NVLink device that publishes no all-reduce bus bandwidth keeps its profile's
+    interconnect fraction."""
     from costmodel.kernels import collective
 
     for name, lanes, speed in (("l40s", 16, 120), ("h100-pcie", 16, 240)):
@@ -432,8 +433,34 @@ def test_pcie_collectives_default_to_nccls_pcie_rate() -> None:
         assert link is not None
         assert params.large_bandwidth_fraction == pytest.approx(nccl_gb_per_s / link.value)
         assert params.host_bandwidth_ratio == params.large_bandwidth_fraction
+    h100 = load_hardware("h100-sxm")
+    assert h100.datasheet.intra_node_allreduce_busbw_gb_per_s is None
+    assert collective.default_params(h100).large_bandwidth_fraction == h100.efficiency.interconnect_fraction
+
+
+def test_an_nvlink_ring_defaults_to_its_published_bus_bandwidth() -> None:
+    """An A100's unfitted ring runs at the all-reduce bus bandwidth Azure measured on 8 A100 SXM4 80GB with
+    nccl-tests (231.58 GB/s at 8 GB, ND A100 v4), not the profile's assumed 0.8 of its 300 GB/s NVLink: the
+    model's ring (the bandwidth-optimal path) for an 8-GPU all-reduce of 8 GiB, timed with the defaults,
+    reports that bus bandwidth back (nccl-tests' busbw = size / time x 2 (n - 1) / n) to within its fixed
+    latency, under NCCL's own tuning cap for an sm80 ring (235 GB/s). The leave-one-out A100, whose partner
+    (the L40S) meets over PCIe, keeps it."""
+    from costmodel.kernels import collective
+    from validation.public.transfer import transferred_hardware
+
     a100 = load_hardware("a100-80gb")
-    assert collective.default_params(a100).large_bandwidth_fraction == a100.efficiency.interconnect_fraction
+    published = a100.datasheet.intra_node_allreduce_busbw_gb_per_s
+    assert published is not None
+    assert published.value == 231.58
+    params = collective.default_params(a100, "nccl:all_reduce")
+    assert params.large_bandwidth_fraction == pytest.approx(231.58 / 300)
+    size, n = 8 * 2.0**30, 8
+    ring_s = float(collective.breakdown(a100, params, message_bytes=size, num_gpus=n).large_s)
+    busbw_gb_per_s = size / ring_s * 2 * (n - 1) / n / 1e9
+    assert 231.58 * (1 - 1e-3) < busbw_gb_per_s < 231.58 < 235.0
+    moved = transferred_hardware("a100-80gb")
+    resolved = params_for(moved, collective, "nccl:all_reduce")
+    assert resolved.large_bandwidth_fraction == pytest.approx(231.58 / 300)
 
 
 def test_a_one_shot_rate_ratio_stays_with_its_link() -> None:

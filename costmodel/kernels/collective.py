@@ -317,10 +317,29 @@ def _datasheet_bytes_per_s(hardware: HardwareProfile, field: str, timing: str) -
     return float(link.value) * 1e9
 
 
+def published_link_fraction(hardware: HardwareProfile) -> float:
+    """Default achieved fraction of the link's per-direction rate by a large ring collective [-].
+
+    The datasheet's published all-reduce bus bandwidth over its link bandwidth
+    (``datasheet.intra_node_allreduce_busbw_gb_per_s``, a measurement of nccl-tests at its largest messages,
+    whose bus bandwidth is the per-GPU link traffic a ring moves: the same quantity as
+    ``Params.large_bandwidth_fraction`` x link), else the profile's assumed
+    ``efficiency.interconnect_fraction``. A100 80GB: 231.6 GB/s on 8 GPUs (Azure ND A100 v4) of 300, 0.77,
+    where the profile assumes 0.8; NCCL's own tuning model caps an sm80 ring at 235 GB/s of bus bandwidth
+    (``ncclTopoTuneModel`` in src/graph/tuning.cc, https://github.com/NVIDIA/nccl, the 2.1x releases:
+    ``if (compCapIndex == AMPERE_COMPCAP_IDX) busBw = std::min(busBw, 235.0f)``; not at master b6475625).
+    """
+    busbw = hardware.datasheet.intra_node_allreduce_busbw_gb_per_s
+    if busbw is None:
+        return hardware.efficiency.interconnect_fraction
+    return float(busbw.value) * 1e9 / link_bandwidth_bytes_per_s(hardware)
+
+
 def default_params(hardware: HardwareProfile, dtype: str = "nccl") -> Params:
     """Datasheet-only parameters for a key: ``"nccl..."`` is NCCL, anything else a custom all-reduce.
 
-    Defaults: the profile's ``interconnect_fraction`` for the ring on NVLink, NCCL's own PCIe rate
+    Defaults: the ring's published achieved share of an NVLink link (:func:`published_link_fraction`: a
+    stated nccl-tests bus bandwidth, else the profile's ``interconnect_fraction``), NCCL's own PCIe rate
     (:data:`NCCL_PCIE_FRACTION`) on PCIe, half of it for NCCL's latency-optimal path (LL protocol) and all of
     it for a one-shot all-reduce, 2 x ``kernel_overhead_s`` fixed, 1 µs per hop, no contention on switched
     links, a host path of one link's bandwidth x :data:`NCCL_PCIE_FRACTION` on PCIe, and
@@ -329,7 +348,7 @@ def default_params(hardware: HardwareProfile, dtype: str = "nccl") -> Params:
     """
     eff = hardware.efficiency
     shared = hardware.datasheet.intra_node_link == "pcie"
-    link_fraction = NCCL_PCIE_FRACTION if shared else eff.interconnect_fraction
+    link_fraction = NCCL_PCIE_FRACTION if shared else published_link_fraction(hardware)
     return Params(
         small_latency_s=2 * eff.kernel_overhead_s,
         large_extra_latency_s=2 * eff.kernel_overhead_s,
