@@ -132,7 +132,6 @@ GRAPH_LAUNCHES = {
     "context_attention": {"launch_s": 2.0},
     "generation_attention": {"launch_s": 2.0, "combine_s": 1.0, "query_copy_s": 1.0},
     "mla": {"launch_s": 2.0, "module_kernel_s": 1.0, "host_floor_s": 0.0},
-    "moe": {"expert_map_s": 1.0},
 }
 """Family -> fixed-cost parameter -> the GPU kernel launches it stands for. Where a public table's rows were
 timed one eager call at a time, a fitted fixed cost includes the host's dispatch of that call (Python,
@@ -158,9 +157,8 @@ collector (docs/serving.md, "Which MoE tables were timed eagerly"): vLLM 0.24.0'
 raises and leaves no row: every vLLM MoE row is a graph replay. TensorRT-LLM 1.3.0rc20's passes
 ``allow_graph_fail=True``, but the ops it times hold no per-call host synchronisation (the trtllm-gen MXFP4
 runners; ``TritonFusedMoE`` turns its swiglu tensors into floats once, at construction), so they capture too.
-Its one capped part is the expert-parallel path's extra (``moe.Params.expert_map_s``), at one launch, on an
-eager premise the vLLM collector's code does not bear out; no serving row reaches it (the one key that
-fits it, vLLM's MXFP4 Triton MoE on H100, runs without EP in every serving row), so it is left as it was."""
+The expert-parallel path's extra (``moe.Params.expert_map_s``) is the same GPU time and is kept in full too
+(it was capped at one launch on an eager premise the collector's code does not bear out)."""
 DEDUPE_MAX_ELEMENTS = 200_000
 """Largest workload array :func:`_on_unique` sorts to find its distinct shapes [-]."""
 ATTENTION_ACT_BYTES = 2.0

@@ -260,8 +260,7 @@ class Params:
     67-69 us at every EP from 4 to 128 (one local expert at 128) against 38-48 us at TP 2-32, a per-call
     cost independent of the local work. It is GPU time: vLLM 0.24.0's MoE collector requires the CUDA-graph
     capture (``benchmark_with_power`` without ``allow_graph_fail``, aiconfigurator ``collector/helper.py``),
-    so these rows are graph replays. A serving step still pays one launch of it
-    (``costmodel.kernel_times.GRAPH_LAUNCHES``; no serving row runs this kernel with EP)."""
+    so these rows are graph replays, and a serving step's graph replay pays it in full."""
     per_expert_s: float
     """Scheduling cost per touched expert (its group's setup in the grouped GEMM) [s]."""
     per_local_expert_s: float
