@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from costmodel.errors import CostmodelError
-from costmodel.kernels import collective
+from costmodel.kernels import collective, params_for
 from costmodel.registry import load_hardware
 
 SIZES = np.logspace(7, 30, 24, base=2.0)  # 128 B .. 1 GiB
@@ -241,6 +241,39 @@ def test_multi_node_time_adds_the_stages_and_its_latency() -> None:
         B200, intra, message_bytes=size, nodes=1, gpus_per_node=8, interconnect_fraction=0.5
     )
     np.testing.assert_allclose(one, intra)
+
+
+# Two-node nccl-tests all_reduce_perf tables, 16 B .. 1 KiB, out-of-place then in-place [us]: 2 x 8 H100 on
+# Nebius InfiniBand (dstack examples/clusters/nebius/README.md) and 2 x 8 B200 on a Lambda 1-Click Cluster,
+# NCCL 2.26.2 (dstack examples/clusters/lambda/README.md); the sources INTER_NODE_LATENCY_S cites
+TWO_NODE_SMALL_ALL_REDUCE_US = {
+    "h100-sxm": (
+        [29.92, 30.10, 34.48, 30.38, 30.48, 30.45, 31.36],
+        [29.42, 29.75, 29.36, 29.67, 29.97, 30.85, 31.29],
+    ),
+    "b200": (
+        [35.55, 35.49, 35.85, 37.36, 37.38, 51.05, 45.33],
+        [35.49, 36.28, 35.54, 36.82, 37.80, 37.17, 37.98],
+    ),
+}
+
+
+def test_inter_node_latency_is_the_public_two_node_tables_less_the_intra_node_stage() -> None:
+    """The default latency is what the public two-node tables add to the model's own intra-node stage:
+    the median over both devices and both buffers of measured - (intra-node NCCL all-reduce among 8 GPUs),
+    to the microsecond it is stated in, and the two-node call is that stage plus it."""
+    sizes = np.tile(2.0 ** np.arange(4, 11), 2)
+    differences = []
+    for name, measured_us in TWO_NODE_SMALL_ALL_REDUCE_US.items():
+        hardware = load_hardware(name)
+        params = params_for(hardware, collective, "nccl:all_reduce")
+        intra = collective.time_s(hardware, params, message_bytes=sizes, num_gpus=8, eager=False)
+        differences.extend(np.concatenate(measured_us) * 1e-6 - intra)
+        total = collective.multi_node_s(
+            hardware, intra, message_bytes=sizes, nodes=2, gpus_per_node=8, interconnect_fraction=1.0
+        )
+        np.testing.assert_allclose(total, intra + collective.INTER_NODE_LATENCY_S, rtol=1e-3)
+    assert float(np.median(differences)) == pytest.approx(collective.INTER_NODE_LATENCY_S, abs=0.5e-6)
 
 
 def test_node_split_fills_scale_up_domains() -> None:

@@ -74,8 +74,8 @@ nodes", ``CustomAllreduce.__init__`` in vLLM's ``custom_all_reduce.py``), so bot
 NCCL's parameters. Assumptions: the stages run one after another (no pipelining of chunks across stages,
 an upper bound on a pipelined implementation by at most 2 x); the network's per-GPU rate is the datasheet's
 ``inter_node_bandwidth_gb_per_s`` (each GPU's own NIC, or its share of the node's NICs) x the profile's
-``interconnect_fraction``; one fixed ``INTER_NODE_LATENCY_S`` per call (NCCL's tuning model's figure for two
-nodes; no multi-node measurements are public to fit it).
+``interconnect_fraction``; one fixed ``INTER_NODE_LATENCY_S`` per call (read off public two-node nccl-tests
+tables less this module's intra-node stage; see the constant).
 """
 
 from __future__ import annotations
@@ -97,13 +97,25 @@ OPS: Final = ("all_reduce", "all_gather", "reduce_scatter", "alltoall")
 HIERARCHICAL_OPS: Final = ("all_reduce", "all_gather", "reduce_scatter")
 """Collectives that split into an intra-node and a per-rail inter-node stage (:func:`multi_node_s`)."""
 
-INTER_NODE_LATENCY_S: Final = 10e-6
-"""Fixed time of the inter-node stage of a collective [s]: NCCL's own tuning model for a two-node tree
-all-reduce, 2 log2(nodes) network steps of 5.0 us each (``hwLat[NCCL_HW_NET][NCCL_ALGO_TREE][NCCL_PROTO_LL]``
-and the tree latency formula in ``ncclTopoTuneModel``, src/graph/tuning.cc,
-https://github.com/NVIDIA/nccl/blob/b6475625fbcaa2c3c0e50eed2fa1255d7514d4a2/src/graph/tuning.cc), the
-same as the roofline's ``collective_latency_s`` default. One figure per call, not grown with the node count:
-the public rows span at most two nodes, and no multi-node measurements are public to fit it."""
+INTER_NODE_LATENCY_S: Final = 12e-6
+"""Fixed time of the inter-node stage of a collective [s], from public two-node measurements: a small
+all-reduce (16 B - 1 KiB, where the per-rail bandwidth term is nil) among 2 x 8 GPUs on InfiniBand,
+nccl-tests' ``all_reduce_perf`` (NCCL's own algorithm choice), less this module's intra-node stage for the
+same size on the same device (:func:`multi_node_s` is ``t_intra + latency + bandwidth term``):
+
+- 2 x 8 H100 (Nebius InfiniBand cluster): 29.4-31.4 us (one 34.5 us outlier) against the 17.2 us intra-node
+  stage: 12.2-14.2 us, median 13.3 (out-of-place) and 12.6 (in-place); dstack's Nebius example,
+  https://github.com/dstackai/dstack/blob/107fefef52821c544abe1755d9379fe9ed54a96c/examples/clusters/nebius/README.md
+- 2 x 8 B200 (Lambda 1-Click Cluster, NCCL 2.26.2 over its IB transport): 35.5-38.0 us (two outliers, 45.3
+  and 51.1 us) against 26.6 us: 8.9-11.3 us, median 10.7 and 10.2; dstack's Lambda example,
+  https://github.com/dstackai/dstack/blob/35a4914417bcd76b57a60e39ddcbc74530fd62a5/examples/clusters/lambda/README.md
+
+12 us is the median of the 28 differences (12.4), one figure for both devices as the code has one. NCCL's own
+tuning model puts the same stage at 10 us: its tree latency for 2 nodes adds 2 log2(nodes) network steps of
+``hwLat[NCCL_HW_NET][NCCL_ALGO_TREE][NCCL_PROTO_LL]`` = 5.0 us to the intra-node chain (``ncclTopoTuneModel``,
+src/graph/tuning.cc, https://github.com/NVIDIA/nccl/blob/b6475625fbcaa2c3c0e50eed2fa1255d7514d4a2/src/graph/tuning.cc;
+25.2 us for the whole 16-rank call), within the measured spread. One figure per call, not grown with the node
+count: the public rows span at most two nodes. The roofline keeps its own ``collective_latency_s``."""
 
 
 MIB: Final = 2**20
