@@ -65,9 +65,11 @@ https://github.com/triton-inference-server/perf_analyzer/blob/069e403433e72d1f2f
 the engine is idle and the C clients send their first measured requests together."""
 WAVE_SHARE_ENGINES = ("vllm",)
 """Engines whose rows of a harness of :data:`MEASURED_REQUESTS_PER_CLIENT` take its stated wave share
-instead of the engine's fitted ``burst_fraction``. TensorRT-LLM's rows of aiconfigurator's collection run
-as a train (:data:`TRAIN_ENGINES`) beside the fitted share and SGLang's keep its fitted share; their owners
-decide (docs/serving.md, "vLLM, session 13")."""
+instead of the engine's fitted ``burst_fraction``: the first measured cycle is a wave and the later ones
+stagger. Not SGLang: its prefill-first batches return a wave's requests together, so every cycle stays a
+wave (its fitted share, 0.72). TensorRT-LLM's rows of the collection (a train, :data:`TRAIN_ENGINES`) gain
+a little from it but leave its fitted share to B200's 8 rows; its owner decides (docs/serving.md, "vLLM,
+session 13")."""
 MIN_CALIBRATION_ROWS = 20
 """Calibration rows a harness needs for its own request overhead to be fitted; fewer: the reference's."""
 
