@@ -19,6 +19,7 @@ from validation.public.harness import (
     REFERENCE,
     row_harness,
     runs_as_train,
+    stated_wave_share,
 )
 from validation.public.silicon import (
     MEASURED,
@@ -113,3 +114,55 @@ def test_only_fixed_lengths_against_an_overlapped_scheduler_run_as_a_train(two_h
     for index, parts in groups:
         assert isinstance(parts, LoopParts)
         assert parts.train == (harness[index[0]] == AICONFIGURATOR)
+
+
+@pytest.fixture(scope="module")
+def vllm_two_harnesses(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """H100 vLLM rows of both harnesses: Qwen3-32B (aiconfigurator's collection) and Llama-3.1-70B
+    (InferenceX)."""
+    table = pd.read_csv(DATA / "silicon_sample.csv")
+    vllm = table[(table["backend"] == "vllm") & (table["mode"] == "agg") & (table["system"] == "h100_sxm")]
+    rows = pd.concat(
+        [
+            vllm[vllm["model_path"] == "Qwen/Qwen3-32B"].head(6),
+            vllm[vllm["model_path"] == "meta-llama/Llama-3.1-70B"].head(6),
+        ]
+    )
+    root = tmp_path_factory.mktemp("vllm_harness")
+    rows.to_csv(root / "silicon_sample.csv", index=False)
+    (root / "model_configs").mkdir()
+    for name in ("meta-llama--Meta-Llama-3.1-70B_config.json", "Qwen--Qwen3-32B_config.json"):
+        shutil.copy(DATA / "model_configs" / name, root / "model_configs" / name)
+    for name in ("README.md", "REVISION", "LICENSE"):
+        shutil.copy(DATA / name, root / name)
+    return root
+
+
+def test_a_harness_that_starts_its_measured_requests_together_states_the_wave_share(
+    vllm_two_harnesses: Path, two_harnesses: Path
+) -> None:
+    """aiconfigurator's runner measures ``--request-count`` 10 C requests at ``--concurrency`` C after a
+    drained warm-up, so the first of each client's ten measured requests leave together: f = 1 / 10 on
+    vLLM's rows of that harness. InferenceX's vLLM rows, and TensorRT-LLM's rows of either harness, keep
+    what they had (the fitted share, or InferenceX TensorRT-LLM's own 1 / 10)."""
+    runner_requests, runner_clients = 10 * 8, 8  # genai_perf_runner.run at --concurrency 8
+    assert stated_wave_share("vllm", pd.Series([AICONFIGURATOR] * 3)) == pytest.approx(
+        runner_clients / runner_requests
+    )
+    assert stated_wave_share("vllm", pd.Series([REFERENCE] * 3)) is None
+    assert stated_wave_share("trtllm", pd.Series([AICONFIGURATOR] * 3)) is None
+    assert stated_wave_share("vllm", pd.Series([AICONFIGURATOR, REFERENCE])) is None
+    kinds = []
+    for data in (vllm_two_harnesses, two_harnesses):
+        table, groups = silicon_parts(data)
+        harness = row_harness(table)
+        for index, parts in groups:
+            assert isinstance(parts, LoopParts)
+            kind = (str(table.loc[index[0], "backend"]), str(harness[index[0]]))
+            kinds.append(kind)
+            if kind == ("vllm", AICONFIGURATOR):
+                assert parts.wave_share is not None
+                assert np.allclose(parts.wave_share, runner_clients / runner_requests)
+            elif kind[0] == "vllm" or kind == ("trtllm", AICONFIGURATOR):
+                assert parts.wave_share is None
+    assert set(kinds) == {(b, h) for b in ("vllm", "trtllm") for h in (AICONFIGURATOR, REFERENCE)}

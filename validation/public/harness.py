@@ -50,6 +50,26 @@ iteration (``TRTLLMGenerator.generate``,
 https://github.com/ai-dynamo/aiconfigurator/blob/77cd2507e57a88b09ad8e9d896113cdf3b5c634e/src/aiconfigurator/generator/backends/trtllm.py;
 ``extra_engine_args.1.0.0rc3.yaml.j2`` beside it). vLLM's scheduler does not overlap by default; its
 rows of the harness were tried as a train and did not gain (docs/serving.md, session 11, h11-aich)."""
+MEASURED_REQUESTS_PER_CLIENT = {AICONFIGURATOR: 10}
+"""Measured requests per client of a harness whose measured phase starts with every client at once, n:
+a share f = 1 / n of its requests then arrive in a wave of all clients (``wave_share`` of
+:func:`costmodel.closed_loop.loop_parts`; docs/serving.md, "vLLM, session 13"). aiconfigurator's benchmark
+runner asks genai-perf for ``--request-count`` 10 C and ``--warmup-request-count`` 2 C at ``--concurrency``
+C (``genai_perf_runner.run``,
+https://github.com/ai-dynamo/aiconfigurator/blob/5e1618757742e5d185063dbcaa7de7325413f1db/src/aiconfigurator/eval/benchmarks/genai_perf_runner.py),
+and perf_analyzer, which genai-perf drives, runs the warm-up at the same concurrency, waits until every
+warm-up request is done (``ConcurrencyManager::PerformWarmup`` calls ``WaitForWarmupAndCleanup``,
+https://github.com/triton-inference-server/perf_analyzer/blob/11583244e37541e6401c3fca147cdd909f4a8051/src/concurrency_manager.cc),
+then sets the measured concurrency and request count in one step (``InferenceProfiler::Profile``,
+https://github.com/triton-inference-server/perf_analyzer/blob/069e403433e72d1f2fc9cc70d66bb0dd31ed40a1/src/inference_profiler.cc):
+the engine is idle and the C clients send their first measured requests together."""
+WAVE_SHARE_ENGINES = ("vllm",)
+"""Engines whose rows of a harness of :data:`MEASURED_REQUESTS_PER_CLIENT` take its stated wave share
+instead of the engine's fitted ``burst_fraction``: the first measured cycle is a wave and the later ones
+stagger. Not SGLang: its prefill-first batches return a wave's requests together, so every cycle stays a
+wave (its fitted share, 0.72). TensorRT-LLM's rows of the collection (a train, :data:`TRAIN_ENGINES`) gain
+a little from it but leave its fitted share to B200's 8 rows; its owner decides (docs/serving.md, "vLLM,
+session 13")."""
 MIN_CALIBRATION_ROWS = 20
 """Calibration rows a harness needs for its own request overhead to be fitted; fewer: the reference's."""
 
@@ -59,6 +79,18 @@ def runs_as_train(backend: str, harness: pd.Series) -> bool:
     of them one harness) run as a train: an engine of :data:`TRAIN_ENGINES` under a harness of
     :data:`FIXED_LENGTHS`."""
     return backend in TRAIN_ENGINES and bool(harness.isin(FIXED_LENGTHS).all())
+
+
+def stated_wave_share(backend: str, harness: pd.Series) -> float | None:
+    """The share of the requests that arrive in a wave of all clients, f = 1 / n, for rows of ``backend``
+    measured by ``harness`` (:func:`row_harness` of one group's rows, all of them one harness) where the
+    harness states n (:data:`MEASURED_REQUESTS_PER_CLIENT`) and the engine takes it
+    (:data:`WAVE_SHARE_ENGINES`); None otherwise (the engine's fitted ``burst_fraction`` applies)."""
+    labels = harness.unique()
+    if backend not in WAVE_SHARE_ENGINES or len(labels) != 1:
+        return None
+    n = MEASURED_REQUESTS_PER_CLIENT.get(str(labels[0]))
+    return None if n is None else 1.0 / n
 
 
 def row_harness(table: pd.DataFrame) -> pd.Series:

@@ -69,7 +69,13 @@ from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
 from costmodel.speculative import acceptance_for_tokens
 from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens, vllm_large_gpu
-from validation.public.harness import AICONFIGURATOR, HARNESS_ENGINES, row_harness, runs_as_train
+from validation.public.harness import (
+    AICONFIGURATOR,
+    HARNESS_ENGINES,
+    row_harness,
+    runs_as_train,
+    stated_wave_share,
+)
 from validation.public.harness import MIN_CALIBRATION_ROWS as HARNESS_MIN_ROWS
 from validation.public.harness import REFERENCE as HARNESS_REFERENCE
 from validation.public.inferencex import (
@@ -585,8 +591,11 @@ def silicon_parts(
                 poll_iterations=poll,
                 batch_wait=_row_batch_wait(rows),
                 adp_balance=_row_balance(rows),
-                # InferenceX's TensorRT-LLM runs: the first of ten cycles per client is a wave
-                wave_share=1.0 / REQUESTS_PER_CLIENT if ix and backend == "trtllm" else None,
+                # InferenceX's TensorRT-LLM runs: the first of ten cycles per client is a wave; a harness
+                # whose measured phase starts with every client at once states its own (vLLM's rows)
+                wave_share=1.0 / REQUESTS_PER_CLIENT
+                if ix and backend == "trtllm"
+                else stated_wave_share(str(backend), row_harness(rows)),
                 overlap_host=not twin
                 and overlap_host(
                     str(backend),
