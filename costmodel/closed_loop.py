@@ -105,7 +105,10 @@ preemption: the engine admits sequences while the KV cache of their mean length
 isl + osl / 2 fits (paged allocation with blocks taken on demand, :func:`Engine.max_concurrency`), or of
 what it reserves for each (``reserved_tokens``: isl + osl for an engine that reserves a request's whole
 footprint on admission);
-decodes see the mean context isl + osl / 2 and prompt chunks the mean past isl / 2.
+decodes see the mean context isl + osl / 2. An iteration's prompt tokens (a chunk, several prompts, or
+a wave's budget) are separate prompts, each attending only to itself: floor(tokens / isl) whole prompts and
+one piece of the rest after its mean past (:func:`costmodel.serving.prompt_pieces`; a chunk of a prompt
+that takes several iterations after (isl - chunk) / 2), not one sequence of all of them.
 """
 
 from __future__ import annotations
@@ -867,11 +870,14 @@ def _four(
     free: FloatArray,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """:func:`_iteration_times`' four iterations."""
+    # an iteration's prompt tokens are separate prompts, each attending to itself alone: whole prompts
+    # and one piece of one at its mean past (:func:`costmodel.serving.prompt_pieces`), a chunk of isl /
+    # chunks after (isl - chunk) / 2 when a prompt takes several iterations
     with_prompt = parts.step_time(
         decode_batch=D * ranks,
         decode_context=context,
         prefill_tokens=tokens * ranks,
-        prefill_past=(N_in - chunk) / 2.0,
+        prompt_len=N_in,
         decode_new_tokens=n,
     ) + draft_s(D)
     decode_only = parts.step_time(
@@ -882,7 +888,7 @@ def _four(
         decode_batch=D * ranks,
         decode_context=context,
         prefill_tokens=np.minimum(R * N_in, free) * ranks,
-        prefill_past=N_in / 2.0,
+        prompt_len=N_in,
         decode_new_tokens=n,
     ) + draft_s(D)
     # after a wave's prompts its R sequences decode together, no prompt between them

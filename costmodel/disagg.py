@@ -12,8 +12,9 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
   floor(``max_batched_tokens`` / isl)) prompts per pass (at least one; a prompt longer than the budget is
   prefilled in ceil(isl / budget) chunks). A pass of k prompts costs the chunks' iterations of
   :func:`costmodel.serving.step_time`'s decomposition (every token's linear work, each chunk's own
-  attention) plus ``step_overhead_s`` per iteration. A lone prompt takes s_1, one pass of k = 1; the pool
-  completes at most mu_p = workers k / s_k prompts per second.
+  attention, the k prompts' in one packed call: :meth:`costmodel.serving._Parts.prompts_chunk_s`) plus
+  ``step_overhead_s`` per iteration. A lone prompt takes s_1, one pass of k = 1; the pool completes
+  at most mu_p = workers k / s_k prompts per second.
 - **KV transfer.** The prompt's KV cache (:func:`costmodel.memory.kv_cache_bytes` of isl tokens in the
   prefill engine's ``kv_dtype``), once per copy the decode rank holds (:func:`kv_copies`: one where its
   GPUs split the KV heads, tp where they replicate it, as the MLA latent), crosses
@@ -504,7 +505,9 @@ def prefill_side(prefill: Engine, *, isl: npt.ArrayLike) -> PrefillSide:
         if r == 1:  # busy_rank_linear_s without attention DP, a pass of the engine's
             alone = pieces.linear_s(lone) + alone
         batched = pieces.linear_s(pieces.paced_tokens(r * k * chunk, r * chunk))
-        return alone, batched + k * pieces.prefill_chunk_s(r * chunk, past)
+        # the pass's k prompts as the separate sequences of one packed attention call (whole prompts, or
+        # one chunk after its mean past: serving.prompt_pieces)
+        return alone, batched + pieces.prompts_chunk_s(r * k * chunk, N_in)
 
     alone, batched = pieces.together(both)  # the passes of one kind evaluated as one
     if r > 1:

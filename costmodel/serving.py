@@ -337,6 +337,7 @@ def step_time(
     decode_context: npt.ArrayLike = 0,
     prefill_tokens: npt.ArrayLike = 0,
     prefill_past: npt.ArrayLike = 0,
+    prompt_len: npt.ArrayLike | None = None,
     efficiency: Efficiency | None = None,
 ) -> FloatArray:
     """Time of one engine iteration [s]: ``decode_batch`` sequences decode one token each and one prompt
@@ -353,6 +354,11 @@ def step_time(
         Prompt tokens k prefilled in this iteration [tokens] (0: a decode-only iteration).
     prefill_past : int or array
         Prompt tokens of that sequence prefilled in earlier chunks, p [tokens].
+    prompt_len : int or array, optional
+        The length L of the prompts the ``prefill_tokens`` come from [tokens]: given, the k prompt tokens
+        are not one chunk but separate sequences, :func:`prompt_pieces` (floor(k / L) whole prompts and
+        one piece of the rest at its mean past), each attending only to its own prompt; ``prefill_past``
+        must then be 0 (the pieces' pasts follow from L). Default: one chunk after ``prefill_past``.
 
     With S(B, n, past) = :func:`costmodel.estimate.step_time_s` (B sequences of n new tokens),
 
@@ -391,6 +397,10 @@ def step_time(
     prefills one chunk of k / r tokens, while the MoE layers serve all ranks' tokens together. The ranks
     step in lockstep (the MoE layers synchronise them), so an iteration takes the slowest rank's time;
     balanced, that is any rank's.
+
+    With ``prompt_len`` the third bracket is :meth:`_Parts.prompts_chunk_s`: the brackets of the whole
+    prompts (one pass of w sequences of L tokens) and of the remaining piece, summed; the linear term
+    still counts all b + k tokens together (the GEMMs see every token of the iteration at once).
     """
     from costmodel.registry import load_hardware, load_model
 
@@ -400,7 +410,47 @@ def step_time(
         decode_context=decode_context,
         prefill_tokens=prefill_tokens,
         prefill_past=prefill_past,
+        prompt_len=prompt_len,
     )
+
+
+def prompt_pieces(
+    tokens: npt.ArrayLike, prompt_len: npt.ArrayLike
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The sequences an iteration's ``tokens`` prompt tokens k are, drawn from prompts of ``prompt_len``
+    tokens L packed first come first served: (w, q, p) = floor(k / L) whole prompts [-] (each after no
+    past), and one piece of the remaining q = k - w L tokens [tokens] after p = (L - q) / 2 past tokens of
+    its prompt [tokens]. Arrays broadcast.
+
+    A context-attention kernel takes the iteration's prompts as separate sequences of one packed
+    (variable-length) call, each query attending only to its own prompt's keys: vLLM's FlashAttention
+    backend calls ``flash_attn_varlen_func`` once for the whole batch with ``cu_seqlens_q`` the requests'
+    query offsets (``FlashAttentionImpl.forward``,
+    https://github.com/vllm-project/vllm/blob/main/vllm/v1/attention/backends/flash_attn.py); FlashInfer's
+    ``BatchPrefillWithRaggedKVCacheWrapper`` takes the ragged batch by ``qo_indptr`` / ``kv_indptr``
+    (https://github.com/flashinfer-ai/flashinfer/blob/main/flashinfer/prefill.py); TensorRT-LLM's
+    attention runs its context phase on packed (``remove_input_padding``) sequences
+    (https://nvidia.github.io/TensorRT-LLM/advanced/gpt-attention.html, "Padded and Packed Tensors"). So
+    k tokens of w whole prompts have w L (L + 1) / 2 causal pairs, not the k (k + 1) / 2 of one k-token
+    sequence. The iteration's remaining q tokens are in
+    general the tail of one prompt and the head of the next, which differ from iteration to iteration; one
+    piece after p = (L - q) / 2 has their mean causal pairs: every prompt's pieces together have
+    L (L + 1) / 2 pairs however the iterations cut it, so an iteration of k tokens has k / L of those on
+    average, and the whole prompts leave q (L + 1) / 2 = q p + q (q + 1) / 2 for the piece. For k < L
+    (a prompt chunked over L / k iterations, pieces after 0, k, 2k, ... tokens) that is the chunks' mean
+    past (L - k) / 2; for k = L one whole prompt."""
+    k, L = np.broadcast_arrays(np.asarray(tokens, dtype=np.float64), np.asarray(prompt_len, dtype=np.float64))
+    if np.any(~np.isfinite(k) | (k < 0)):
+        raise CostmodelError(
+            f"prompt tokens must be finite and >= 0, got {k[~np.isfinite(k) | (k < 0)].flat[0]!r}"
+        )
+    if np.any(~np.isfinite(L) | (L < 1)):
+        raise CostmodelError(
+            f"prompt_len must be finite and >= 1, got {L[~np.isfinite(L) | (L < 1)].flat[0]!r}"
+        )
+    whole = np.floor(k / L)
+    rest = k - whole * L
+    return np.asarray(whole), np.asarray(rest), np.asarray((L - rest) / 2.0)
 
 
 _T = TypeVar("_T")
@@ -435,6 +485,7 @@ class _Parts:
         prefill_tokens: npt.ArrayLike = 0,
         prefill_past: npt.ArrayLike = 0,
         decode_new_tokens: float = 1.0,
+        prompt_len: npt.ArrayLike | None = None,
     ) -> FloatArray:
         """:func:`step_time` of this engine (same arguments); ``decode_new_tokens`` n: each decoding
         sequence runs n new tokens over its cache (a speculative verification of n - 1 drafts, logits for
@@ -442,7 +493,7 @@ class _Parts:
         S(b, 1, 0): a decode attention kernel takes a sequence's n queries together, like n times the
         heads, and reads its cache once, which holds while decoding attention is memory bound (MLA at 16
         heads per GPU: 4 queries reach ~120 FLOP per cache byte, under the ridge of the GPUs modelled).
-        n = 1 is :func:`step_time`."""
+        n = 1 is :func:`step_time`; ``prompt_len`` as there."""
         b, c, k, p = np.broadcast_arrays(
             *(
                 np.asarray(x, dtype=np.float64)
@@ -457,10 +508,19 @@ class _Parts:
         n = float(decode_new_tokens)
         if not (np.isfinite(n) and n >= 1):
             raise CostmodelError(f"decode_new_tokens must be finite and >= 1, got {decode_new_tokens!r}")
+        if prompt_len is None:
+            largest, prefill = k, self.prefill_chunk_s(k, p)
+        else:
+            if np.any(p != 0):
+                raise CostmodelError(
+                    "prefill_past must be 0 with prompt_len: the pieces' pasts follow from it"
+                )
+            r = self.deployment.attention_dp if self.deployment is not None else 1
+            # a prompt stays in one pipeline micro-batch: the largest piece is a whole prompt per rank
+            largest = np.minimum(k, r * np.asarray(prompt_len, dtype=np.float64))
+            prefill = self.prompts_chunk_s(k, prompt_len)
         return np.asarray(
-            self.linear_s(self.paced_tokens(b * n + k, k))
-            + self.decode_attention_s(b, c)
-            + self.prefill_chunk_s(k, p)
+            self.linear_s(self.paced_tokens(b * n + k, largest)) + self.decode_attention_s(b, c) + prefill
         )
 
     def _pass(
@@ -612,25 +672,62 @@ class _Parts:
         return np.asarray(np.where(b > 0, self._pass(b1, 1, c) - self._pass(b1, 1, 0), 0.0))
 
     def _chunk_less(
-        self, tokens: npt.ArrayLike, past: npt.ArrayLike, kind: Literal["all", "bare"]
+        self,
+        tokens: npt.ArrayLike,
+        past: npt.ArrayLike,
+        kind: Literal["all", "bare"],
+        sequences: npt.ArrayLike | None = None,
     ) -> FloatArray:
-        """S_last(r, k / r, p) - S_kind(k, 1, 0) [s]: a k-token chunk after p past tokens, one per
-        attention-DP rank, less k one-token sequences priced as ``kind`` (both in one micro-batch); 0
-        where k = 0. :meth:`prefill_attention_s` subtracts the bare pass, :meth:`prefill_chunk_s` the
-        full one."""
+        """S_last(r s, k / (r s), p) - S_kind(k, 1, 0) [s]: k tokens as s equal sequences (default one, a
+        chunk) after p past tokens each, on every attention-DP rank, less k one-token sequences priced as
+        ``kind`` (both in one micro-batch); 0 where k = 0. :meth:`prefill_attention_s` subtracts the bare
+        pass, :meth:`prefill_chunk_s` the full one."""
         k, p = np.broadcast_arrays(np.asarray(tokens, dtype=np.float64), np.asarray(past, dtype=np.float64))
         if not np.any(k > 0):
             return np.zeros(k.shape)
         k1 = np.maximum(k, 1.0)
         r = self.deployment.attention_dp if self.deployment is not None else 1
+        batch: Any = r if sequences is None else r * np.maximum(np.asarray(sequences, dtype=np.float64), 1.0)
         return np.asarray(
             np.where(
                 k > 0,
-                self._pass(r, k1 / r, p, "last", one_microbatch=True)
+                self._pass(batch, k1 / batch, p, "last", one_microbatch=True)
                 - self._pass(k1, 1, 0, kind, one_microbatch=True),
                 0.0,
             )
         )
+
+    def _prompts_less(
+        self, tokens: npt.ArrayLike, prompt_len: npt.ArrayLike, kind: Literal["all", "bare"]
+    ) -> FloatArray:
+        """:meth:`_chunk_less` of an iteration's k prompt tokens from prompts of L tokens, as the separate
+        sequences :func:`prompt_pieces` makes of each rank's k / r: the r w whole prompts as one pass of
+        sequences of L tokens, plus the r remaining pieces after their mean past [s]."""
+        k, L = np.broadcast_arrays(
+            np.asarray(tokens, dtype=np.float64), np.asarray(prompt_len, dtype=np.float64)
+        )
+        r = self.deployment.attention_dp if self.deployment is not None else 1
+        whole, _, _ = prompt_pieces(k / r, L)
+        whole_tokens = r * whole * L
+        rest = np.maximum(k - whole_tokens, 0.0)  # the replica's remaining tokens, exactly k where w = 0
+        past = (L - rest / r) / 2.0
+        return np.asarray(
+            self._chunk_less(whole_tokens, 0.0, kind, sequences=whole) + self._chunk_less(rest, past, kind)
+        )
+
+    def prompts_attention_s(self, tokens: npt.ArrayLike, prompt_len: npt.ArrayLike) -> FloatArray:
+        """:meth:`prefill_attention_s` of an iteration's k prompt tokens drawn from prompts of L tokens
+        (:func:`prompt_pieces`): the whole prompts' attention, each over itself, and the remaining piece's
+        over itself and its mean past, with the output-head row each samples [s]. Equal to
+        :meth:`prefill_attention_s` (k, 0) for k = L (one whole prompt) and (k, (L - k) / 2) for k < L."""
+        return self._prompts_less(tokens, prompt_len, "bare")
+
+    def prompts_chunk_s(self, tokens: npt.ArrayLike, prompt_len: npt.ArrayLike) -> FloatArray:
+        """What an iteration's k prompt tokens drawn from prompts of L tokens add to an iteration whose
+        :meth:`linear_s` counts them [s]: the bracket of :meth:`prefill_chunk_s` for the whole prompts (w
+        sequences of L in one pass) plus that of the remaining piece, each less its own tokens as decodes.
+        Like it, a difference of two times."""
+        return self._prompts_less(tokens, prompt_len, "all")
 
     def prefill_attention_s(self, tokens: npt.ArrayLike, past: npt.ArrayLike) -> FloatArray:
         """S_last(1, k, p) - S_bare(k, 1, 0): a k-token chunk's attention over itself and p past tokens,

@@ -13,8 +13,10 @@ import math
 import numpy as np
 import pytest
 
+from costmodel import kernel_times
 from costmodel.errors import CostmodelError
 from costmodel.estimate import step_time_s
+from costmodel.kernels import context_attention
 from costmodel.memory import inference_activation_bytes
 from costmodel.registry import load_hardware, load_model
 from costmodel.serving import (
@@ -24,6 +26,7 @@ from costmodel.serving import (
     Traffic,
     load_trace,
     max_concurrency,
+    prompt_pieces,
     static_batching_gain,
     step_time,
 )
@@ -370,3 +373,105 @@ def test_each_part_of_an_iteration_is_a_time(model: str, hardware: str, deployme
         pairs = q * past + q * (q + 1) / 2
         flop = 2 * 2 * pairs * m.n_heads * m.head_dim * m.n_layers / deployment.tp
         assert np.all(attention >= flop / engine.hardware.peak_flop_per_s("bf16"))
+
+
+# ----------------------------------------------------------------------------------------------------
+# An iteration's prompt tokens as the separate prompts they are
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_prompt_pieces_keep_every_prompts_causal_pairs() -> None:
+    """Oracle: a stream of prompts of L tokens packed first come first served into iterations of k tokens,
+    walked token by token over a whole period (L iterations), each token attending to itself and the
+    tokens of its prompt before it: the mean causal pairs per iteration are those of :func:`prompt_pieces`
+    (w whole prompts, one piece of the rest after its past), for k below, at and above L."""
+    for L in (7, 16):
+        for k in (3, 5, 7, 10, 16, 23):
+            pairs = sum(token % L + 1 for token in range(L * k))  # L iterations of k tokens
+            whole, rest, past = prompt_pieces(k, L)
+            model = whole * L * (L + 1) / 2 + rest * past + rest * (rest + 1) / 2
+            assert float(model) == pytest.approx(pairs / L, rel=1e-12), (L, k)
+            assert 0 <= float(rest) < L
+            assert float(past) >= 0
+            assert float(past + rest) <= L
+    with pytest.raises(CostmodelError, match="prompt_len"):
+        prompt_pieces(10, 0)
+    with pytest.raises(CostmodelError, match="prompt tokens"):
+        prompt_pieces(-1, 10)
+
+
+def test_an_iterations_prompts_attend_as_separate_kernel_sequences() -> None:
+    """Oracle: the attention of an iteration's prompt tokens, drawn from 1000-token prompts, is the
+    context-attention kernel (:mod:`costmodel.kernels.context_attention`, called here directly with the
+    parameters a serving step uses) over the whole prompts as one packed call of w sequences, plus the
+    remaining piece over itself and its past, through every layer, plus the output-head row each sequence
+    samples. One call of w prompts costs no more than w calls of one; and all of it is far below one
+    sequence of all k tokens (8192 tokens: 8 prompts' 4.1 M causal pairs per head, not 33.6 M)."""
+    engine = Engine.build(MODEL, HW, max_batch_size=64, max_batched_tokens=16384)
+    parts, m, hw = engine.parts, engine.model, engine.hardware
+    key = "vllm.vllm_flash_attn_fa3:bf16"  # the sorted-first vLLM key on H100 (tests/test_kernel_times.py)
+    ctx = kernel_times.step_params(hw, context_attention, key, launch_s=kernel_times.launch_s(hw))
+
+    def kernel_s(batch: object, tokens: object, past: object) -> object:
+        b, s = np.asarray(batch, dtype=float), np.asarray(tokens, dtype=float)
+        t = context_attention.time_s(
+            hw,
+            ctx,
+            batch_size=np.maximum(b, 1.0),
+            seq_len=np.maximum(s, 1.0),
+            n_heads=m.n_heads,
+            n_kv_heads=m.kv_heads,
+            head_dim=m.head_size,
+            past_len=past,
+        )
+        return np.where((b > 0) & (s > 0), m.n_layers * t, 0.0)
+
+    L = 1000.0
+    k = np.array([1000.0, 3000.0, 3500.0, 600.0, 8192.0])
+    whole = np.array([1.0, 3.0, 3.0, 0.0, 8.0])
+    rest, past = np.array([0.0, 0.0, 500.0, 600.0, 192.0]), np.array([500.0, 500.0, 250.0, 200.0, 404.0])
+    pieces = (rest > 0).astype(float)
+    oracle = (
+        kernel_s(whole, L, 0.0)
+        + kernel_s(pieces, rest, past)
+        + parts.output_head_s(whole)
+        + parts.output_head_s(pieces)
+    )
+    got = parts.prompts_attention_s(k, L)
+    np.testing.assert_allclose(got, oracle, rtol=1e-12)
+    assert np.all(kernel_s(whole, L, 0.0) <= whole * kernel_s(1.0, L, 0.0))
+    one_sequence = parts.prefill_attention_s(k, np.where(k < L, (L - k) / 2, 0.0))
+    np.testing.assert_array_equal(got[[0, 3]], one_sequence[[0, 3]])  # one whole prompt; one chunk
+    assert got[-1] < 0.3 * one_sequence[-1]
+    # the iteration: every token's linear work together, each prompt's attention apart
+    np.testing.assert_allclose(
+        engine.step_time(decode_batch=32, decode_context=2000, prefill_tokens=k, prompt_len=L),
+        parts.linear_s(32 + k) + parts.decode_attention_s(32, 2000) + parts.prompts_chunk_s(k, L),
+        rtol=1e-12,
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "deployment"),
+    [
+        ("llama-3-8b", Deployment(tp=1)),
+        ("llama-3-8b", Deployment(tp=2, pp=2)),
+        ("qwen3-30b-a3b", Deployment(tp=1, attention_dp=2, moe_ep=2)),
+    ],
+)
+def test_one_prompt_or_one_chunk_of_one_is_the_single_chunk_iteration(
+    model: str, deployment: Deployment
+) -> None:
+    """With ``prompt_len`` an iteration holding one whole prompt (k = L per rank) or one chunk of one
+    (k < L, after the chunks' mean past (L - k) / 2) is, to the bit, the one-chunk iteration of before."""
+    engine = Engine(load_model(model), load_hardware("h100-sxm"), Workload(), deployment)
+    parts, r = engine.parts, deployment.attention_dp
+    L = np.array([1024.0, 8192.0])
+    chunk = np.array([1024.0, 2048.0])
+    got = parts.step_time(decode_batch=16, decode_context=1500, prefill_tokens=r * chunk, prompt_len=L)
+    before = parts.step_time(
+        decode_batch=16, decode_context=1500, prefill_tokens=r * chunk, prefill_past=(L - chunk) / 2
+    )
+    np.testing.assert_array_equal(got, before)
+    with pytest.raises(CostmodelError, match="prefill_past must be 0"):
+        parts.step_time(prefill_tokens=1024, prefill_past=10, prompt_len=1024)

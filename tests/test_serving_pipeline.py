@@ -126,9 +126,12 @@ def test_the_planner_and_the_prefill_pool_price_a_chunk_as_step_time_does_at_pp_
     for isl, alone in zip((1500, 6000), side.alone_s, strict=True):
         assert float(alone) == pytest.approx(float(engine.step_time(prefill_tokens=isl)), rel=1e-9)
     # k = 5 prompts of 1,500 tokens in one pass: their tokens split evenly over the two micro-batches
-    # (the largest chunk is under half of them), with each prompt's own attention
+    # (the largest chunk is under half of them), with each prompt's own attention, the k prompts one packed
+    # attention call: step_time's iteration of k x 1,500 prompt tokens from prompts of 1,500, cheaper than
+    # k separate chunks (one launch per layer instead of k)
     k = float(side.prompts_per_pass[0])
     linear = engine.parts.linear_s(k * 1500.0)
-    assert float(side.pass_s[0]) == pytest.approx(
-        float(linear + k * engine.parts.prefill_chunk_s(1500.0, 0.0)), rel=1e-9
-    )
+    packed = engine.step_time(prefill_tokens=k * 1500.0, prompt_len=1500.0)
+    assert float(side.pass_s[0]) == pytest.approx(float(packed), rel=1e-9)
+    separate = linear + k * engine.parts.prefill_chunk_s(1500.0, 0.0)
+    assert float(side.pass_s[0]) < float(separate)
