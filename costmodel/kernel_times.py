@@ -114,6 +114,23 @@ only). FlashInfer ships the same trtllm-gen MoE kernels (``trtllm_fp8_block_scal
 ``trtllm_fp4_block_scale_moe``: https://docs.flashinfer.ai/api/fused_moe.html), which vLLM runs and the
 tables time as ``..._flashinfer_trtllm_...``: a backend the engine's own tables lack is timed with that
 kernel as another engine's tables measure it (:func:`moe_keys`)."""
+SHARED_TRTLLM_GEN_MOE_KEYS: dict[str, tuple[str, ...]] = {
+    "w4a8_mxfp4_mxfp8": ("w4a8_mxfp4_mxfp8:trtllm:moe_torch_flow",),
+}
+"""Format -> TensorRT-LLM table keys that time a trtllm-gen MoE kernel FlashInfer also ships, which the other
+engines' steps choose among beside their own keys (:func:`moe_keys`). TensorRT-LLM's MXFP4 x MXFP8 rows
+are ``TRTLLMGenFusedMoE`` (aiconfigurator's ``collector/trtllm/collect_moe.py`` sets
+``moe_backend = "trtllm"`` for the MXFP4 formats on SM100: "Blackwell MXFP4 MoE is implemented by
+TRTLLMGenFusedMoE"; the format is collected on SM100 only), the MxE4m3 x MxE2m1 block-scale runner with its
+routing inside the kernel. vLLM's gpt-oss method with ``VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1``
+(``Mxfp4Backend.SM100_FI_MXFP4_MXFP8_TRTLLM``,
+``get_mxfp4_backend`` and ``Mxfp4MoEMethod.apply_monolithic`` in
+https://github.com/vllm-project/vllm/blob/main/vllm/model_executor/layers/quantization/mxfp4.py) runs that
+kernel as FlashInfer's ``trtllm_fp4_block_scale_moe`` (https://docs.flashinfer.ai/api/fused_moe.html). vLLM's
+own table times this format only in another method's modular form (``vllm_mxfp4moe_..._expertsmodular``:
+routing outside the kernel), at other models' expert shapes (4096 x 2048 of 256 experts and 7168 x 3072 of
+384, top-6), while TensorRT-LLM's table times the kernel at gpt-oss-120b's (2880 x 2880, 128 experts,
+top-4)."""
 MOE_CHECKPOINT_KERNELS_EXCLUDED = ("compressedtensors",)
 """Kernel names the MoE key choice passes over for a format without pooled parameters: costmodel's
 ``mxfp4`` is the checkpoint layout of ``quant_method: mxfp4`` (gpt-oss), which vLLM serves with its
@@ -730,9 +747,11 @@ def moe_keys(keys: _Keys, fmt: str, *, gated: bool = True) -> list[str]:
     """The MoE kernels an engine chooses among for ``fmt``, each a stored parameter key.
 
     1. The engine's own ``<fmt>:<engine>:<kernel>`` keys (the non-gated kernels only for non-gated experts,
-       and the reverse). The engine runs the fastest of them at each token count: its MoE autotuner
-       profiles every runner and tactic per shape and keeps the fastest (FlashInfer, run by vLLM and SGLang
-       at warm-up, https://docs.flashinfer.ai/autotuning.html; TensorRT-LLM's ``AutoTuner`` and
+       and the reverse), and for an engine other than TensorRT-LLM the TensorRT-LLM keys of the trtllm-gen
+       kernels FlashInfer ships (:data:`SHARED_TRTLLM_GEN_MOE_KEYS`). The engine runs the fastest of them at
+       each token count: its MoE autotuner profiles every runner and tactic per shape and keeps the fastest
+       (FlashInfer, run by vLLM and SGLang at warm-up, https://docs.flashinfer.ai/autotuning.html;
+       TensorRT-LLM's ``AutoTuner`` and
        ``MoeConfig.backend`` ``AUTO``, https://nvidia.github.io/TensorRT-LLM/1.4.0rc4/llm-api/reference/MoeConfig.html),
        so a step is timed with the engine's fastest kernel, not an average of every engine's.
     2. Else the format's pooled key, where stored.
@@ -758,6 +777,9 @@ def moe_keys(keys: _Keys, fmt: str, *, gated: bool = True) -> list[str]:
     ]
     engines = [k for k in usable if k.split(":")[1:2] == [keys.engine]]
     own = [k for k in engines if ("nongated" in k) != gated]
+    # FlashInfer's trtllm-gen kernels, as TensorRT-LLM's tables time them, beside the engine's own
+    if own and keys.engine != "trtllm":
+        own += [k for k in SHARED_TRTLLM_GEN_MOE_KEYS.get(fmt, ()) if k in usable and k not in own]
     if keys.moe_backend is not None:
         names = MOE_BACKEND_KERNELS[keys.moe_backend]
         runs = [k for k in usable if ("nongated" in k) != gated and any(n in k.split(":")[-1] for n in names)]

@@ -579,3 +579,47 @@ def test_a_stated_moe_backend_times_the_layer_with_the_fastest_of_that_backends_
         ]
     )
     np.testing.assert_allclose(layer("TRTLLM"), each.min(axis=0), rtol=1e-12)
+
+
+GPT_OSS_MOE = {"hidden": 2880.0, "inter": 2880.0, "topk": 4.0, "experts": 128.0}
+
+
+def test_vllms_mxfp8_gpt_oss_moe_chooses_among_its_own_kernels_and_tensorrt_llms_trtllm_gen_table() -> None:
+    """vLLM's gpt-oss MoE with MXFP8 inputs runs FlashInfer's trtllm-gen MXFP4 x MXFP8 kernel
+    (``SM100_FI_MXFP4_MXFP8_TRTLLM``), which TensorRT-LLM's table times at gpt-oss-120b's shape
+    (``TRTLLMGenFusedMoE`` on SM100): the step's layer is the fastest of vLLM's own keys and that one. Other
+    formats, and TensorRT-LLM's own steps, keep their keys."""
+    fmt, shared = "w4a8_mxfp4_mxfp8", "w4a8_mxfp4_mxfp8:trtllm:moe_torch_flow"
+    launch = kernel_times.launch_s(B200)
+    vllm_keys = kernel_times.moe_keys(kernel_times._Keys(B200, "vllm", launch), fmt)
+    own = [k for k in vllm_keys if k.startswith(f"{fmt}:vllm:")]
+    assert own
+    assert set(vllm_keys) == {*own, shared}
+    assert kernel_times.moe_keys(kernel_times._Keys(B200, "trtllm", launch), fmt) == [shared]
+    assert all(
+        ":vllm:" in k for k in kernel_times.moe_keys(kernel_times._Keys(B200, "vllm", launch), "w4a16_mxfp4")
+    )
+
+    tokens = np.array([1.0, 4.0, 16.0, 64.0, 256.0])
+    for tp in (1.0, 4.0):
+        shape = MoEShape(tokens, **GPT_OSS_MOE, tp=tp, ep=1.0)
+        chooser = kernel_times._Keys(B200, "vllm", launch)
+        layer = kernel_times._moe_s(B200, chooser, shape, "mxfp4", "mxfp8")
+        each = np.array(
+            [
+                moe.time_s(
+                    B200,
+                    kernel_times.step_params(B200, moe, key, launch_s=launch),
+                    num_tokens=tokens,
+                    hidden_size=2880,
+                    inter_size=2880,
+                    topk=4,
+                    num_experts=128,
+                    tp_size=tp,
+                    ep_size=1,
+                    routing=kernel_times.STEP_ROUTING,
+                )
+                for key in vllm_keys
+            ]
+        )
+        np.testing.assert_allclose(layer, each.min(axis=0), rtol=1e-12)
