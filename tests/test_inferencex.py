@@ -160,6 +160,29 @@ def test_a_reexported_file_repeats_inferencex_runs(name: str) -> None:
     assert not is_inferencex(table[others]).any()
 
 
+def test_the_1_1_dsr1_fp8_image_runs_deepgemm_and_an_unfloored_budget_everywhere() -> None:
+    # dsr1_fp8_b200_trt_slurm.sh before InferenceX #594 (1.1.0rc2.post2): MOE_BACKEND="DEEPGEMM" for every
+    # row, MAX_NUM_TOKENS=$(( ($CONC+$ISL+64+63)/64*64 )) with no floor; the later image keeps its own
+    from validation.public.inferencex import moe_backends
+
+    r1 = "deepseek-ai/DeepSeek-R1"
+    early = launch_script(True, "trtllm", r1, "b200_sxm", "fp8", "1.1.0rc2.post2")
+    late = launch_script(True, "trtllm", r1, "b200_sxm", "fp8", "1.2.0rc6.post2")
+    assert early is not None
+    assert late is not None
+    assert early is not late
+    isl = np.array([1024, 1024, 8192])
+    osl = np.array([1024, 1024, 1024])
+    conc = np.array([4.0, 256.0, 64.0])
+    tp = np.full(3, 8.0)
+    assert moe_backends(early, isl=isl, osl=osl, tp=tp, concurrency=conc).tolist() == ["DEEPGEMM"] * 3
+    assert moe_backends(late, isl=isl, osl=osl, tp=tp, concurrency=conc).tolist()[0] == "TRTLLM"
+    run = {"isl": isl, "osl": osl, "tp": tp, "attention_dp": np.ones(3), "concurrency": conc}
+    # (4 + 1024 + 127) // 64 * 64 = 1152; (256 + 1024 + 127) // 64 * 64 = 1344; (64 + 8192 + 127) // 64 * 64
+    assert scheduler_flags(early, **run)[0].tolist() == [1152.0, 1344.0, 8320.0]
+    assert scheduler_flags(late, **run)[0].tolist() == [8192.0, 8192.0, 8320.0]
+
+
 def test_the_dsr1_fp8_script_runs_deepgemm_only_at_its_high_concurrency_sweeps() -> None:
     # dsr1_fp8_b200_trt.sh: MOE_BACKEND="TRTLLM", "DEEPGEMM" from 256 clients at 1k/1k and 1k/8k
     from validation.public.inferencex import moe_backends

@@ -23,6 +23,7 @@ from validation.public.silicon import (
     acceptance_rate_of,
     fit_disagg_params,
     fit_loop_params,
+    mtp_run_dates,
     predict_silicon,
     read_disagg_burst_fraction,
     read_disagg_overheads,
@@ -530,6 +531,69 @@ def test_only_the_rows_of_an_mtp_image_speculate() -> None:
     assert one.draft_tokens == 1
     assert row_speculation(deepseek, "trtllm", "1.2.0rc6.post2", 1) is None
     assert row_speculation(qwen, "trtllm", "1.2.0rc6.post3", 1) is None
+
+
+def test_a_shared_images_mtp_run_drafts_and_its_plain_run_does_not() -> None:
+    """TensorRT-LLM 1.1.0rc2.post2 served InferenceX's plain DeepSeek-R1 configurations and, from
+    InferenceX #392 (2026-01), their MTP siblings: the sample's 2026-01-14 run of that image drafts (three
+    drafts, one with attention DP), its 2025-12-15 run, before the MTP configurations existed, does not, nor
+    does any row of another engine or image."""
+    from costmodel.specs import ModelProfile
+
+    table = read_silicon(DATA)
+    dates = mtp_run_dates(table)
+    image = (table["backend"] == "trtllm") & (table["backend_version"] == "1.1.0rc2.post2")
+    measured = table["silicon_data_source"].str.extract(r"measured=(\d{4}-\d{2}-\d{2})")[0]
+    assert (dates[image & (measured == "2026-01-14")] == "2026-01-14").all()
+    assert (image & (measured == "2026-01-14")).sum() > 0
+    assert (image & (measured == "2025-12-15")).sum() > 0
+    assert (dates[~(image & (measured == "2026-01-14"))] == "").all()
+    deepseek = ModelProfile.from_hf_config(_config_path(DATA / "model_configs", "deepseek-ai/DeepSeek-R1"))
+    three = row_speculation(deepseek, "trtllm", "1.1.0rc2.post2", 1, measured="2026-01-14")
+    assert three is not None
+    assert three.draft_tokens == 3
+    one = row_speculation(deepseek, "trtllm", "1.1.0rc2.post2", 8, measured="2026-01-14")
+    assert one is not None
+    assert one.draft_tokens == 1
+    assert row_speculation(deepseek, "trtllm", "1.1.0rc2.post2", 1, measured="2025-12-15") is None
+    assert row_speculation(deepseek, "trtllm", "1.1.0rc2.post2", 1) is None
+
+
+def test_the_shared_images_later_run_gains_what_the_mtp_image_gains() -> None:
+    """The data's own signature of the 2026-01-14 run (no model): at 4 clients, DeepSeek-R1 fp8, its TPOT
+    over the 2025-12-15 run of the same image and stated deployment (tp 8 x EP 8) is, at every length, the
+    ratio of the MTP image's TPOT (1.2.0rc6.post3) over the plain image's (1.2.0rc6.post2) at tp 8, about
+    one half: a gain drafting gives, and no scheduler setting can give a decode of 4 sequences."""
+    table = read_silicon(DATA)
+    deepseek = table[
+        (table["backend"] == "trtllm")
+        & (table["system"] == "b200_sxm")
+        & table["model_path"].isin(["deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3"])
+        & (table["precision"] == "fp8")
+        & (table["concurrency"] == 4)
+    ]
+    measured = deepseek["silicon_data_source"].str.extract(r"measured=(\d{4}-\d{2}-\d{2})")[0]
+
+    def tpot(isl: int, osl: int, version: str, tp: int, date: str | None = None) -> float:
+        rows = deepseek[
+            (deepseek["isl"] == isl)
+            & (deepseek["osl"] == osl)
+            & (deepseek["backend_version"] == version)
+            & (deepseek["tp_size"] == tp)
+            & ((measured == date) if date else True)
+        ]
+        assert len(rows), (isl, osl, version, date)
+        return float(rows["silicon_tpot_ms"].median())
+
+    for isl, osl in ((1024, 1024), (1024, 8192), (8192, 1024)):
+        # tp_size 64 is the dump's record of tp 8 x EP 8 (silicon.squared_expert_layout)
+        shared = tpot(isl, osl, "1.1.0rc2.post2", 64, "2026-01-14") / tpot(
+            isl, osl, "1.1.0rc2.post2", 64, "2025-12-15"
+        )
+        images = tpot(isl, osl, "1.2.0rc6.post3", 8) / tpot(isl, osl, "1.2.0rc6.post2", 8)
+        assert shared < 0.6
+        assert images < 0.6
+        assert shared == pytest.approx(images, abs=0.1)
 
 
 def test_deepseek_mtp_later_drafts_reproduce_the_published_acceptance_length() -> None:

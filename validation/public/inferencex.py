@@ -222,6 +222,16 @@ def _dsr1_max_num_tokens(run: Run) -> FloatArray:
     return np.maximum((run.concurrency + run.isl + 64 + 63) // 64 * 64, 8192)
 
 
+def _dsr1_unfloored_max_num_tokens(run: Run) -> FloatArray:
+    """``MAX_NUM_TOKENS=$(( ($CONC+$ISL+64+63)/64*64 ))`` without the later scripts' 8192 floor."""
+    return np.asarray((run.concurrency + run.isl + 64 + 63) // 64 * 64, dtype=np.float64)
+
+
+def _deepgemm(run: Run) -> npt.NDArray[np.object_]:
+    """``MOE_BACKEND="DEEPGEMM"`` at every row."""
+    return np.full(np.shape(run.isl), "DEEPGEMM", dtype=object)
+
+
 def _llama_1k1k_below_tp8(run: Run) -> npt.NDArray[np.bool_]:
     """The Llama scripts' batch waiting: 1k/1k below tp 8."""
     return np.asarray((run.isl == 1024) & (run.osl == 1024) & (run.tp < 8), dtype=bool)
@@ -388,6 +398,14 @@ SCRIPTS: dict[tuple[str, ...], Script] = {
         max_num_tokens=20000,
         # enable_balance alone: TensorRT-LLM's AttentionDpConfig defaults, 50 and 10 iterations
         attention_dp_balance=(50, 10),
+    ),
+    # the image's plain script before InferenceX #594 (its MTP sibling of #392, dsr1_fp8_b200_trt_mtp_slurm.sh
+    # at 40be3a4, sets the same backend, stream interval and balancing)
+    ("trtllm", "deepseek-ai/DeepSeek-R1", "b200_sxm", "fp8", "1.1.0rc2.post2"): Script(
+        f"{REPOSITORY}/2e46dba0393537668d37d83b532fff2cdbbad231/benchmarks/dsr1_fp8_b200_trt_slurm.sh",
+        max_num_tokens=_dsr1_unfloored_max_num_tokens,
+        attention_dp_balance=(60, 0),
+        moe_backend=_deepgemm,
     ),
     ("trtllm", "deepseek-ai/DeepSeek-R1", "b200_sxm", "fp8"): Script(
         f"{REPOSITORY}/0a919c5f81cec20c030d748c813de41c8c415db1/benchmarks/dsr1_fp8_b200_trt.sh",

@@ -34,9 +34,9 @@ the engine's token budget per iteration is its default (:func:`token_budget`), a
 row's ``batch_size``, except on a disaggregated TensorRT-LLM or SGLang row run from a recipe that states
 both (the recipe's, and an SGLang recipe's KV format, :mod:`validation.public.inferencex_disagg`); the
 rows whose engine image is that of a benchmark configuration with multi-token prediction run it
-(:data:`MTP_IMAGES`, :func:`row_speculation`), the others decode one token per iteration. A row that
-leaves attention_dp_size unstated while its concurrency is batch_size x tp_size runs attention data
-parallel over its tp_size GPUs (:func:`tp_as_attention_dp`).
+(:data:`MTP_IMAGES`, :data:`MTP_RUNS`, :func:`row_speculation`), the others decode one token per
+iteration. A row that leaves attention_dp_size unstated while its concurrency is batch_size x tp_size
+runs attention data parallel over its tp_size GPUs (:func:`tp_as_attention_dp`).
 
 Calibration: the closed-loop model's seven named parameters (:class:`costmodel.closed_loop.LoopParams`)
 are fitted per engine (the ``backend`` column) on the calibration rows, chosen by the same rule as the
@@ -216,6 +216,21 @@ that image is the one of ``dsr1-fp8-b200-trt-mtp`` and ``dsr1-fp4-b200-trt-mtp``
 "MTP=3 (or MTP=1 when DP_ATTN=true)"), while the plain ``dsr1-*-b200-trt`` configurations run
 ``1.2.0rc6.post2``. aiconfigurator's own regression tool predicts these rows without MTP (``nextn`` 0,
 tools/accuracy_regression_testing/predict_silicon_sample.py)."""
+MTP_RUNS: dict[tuple[str, str, str], str] = {
+    ("trtllm", "1.1.0rc2.post2", "2026-01-14"): "https://github.com/SemiAnalysisAI/InferenceX/pull/642"
+}
+"""(backend, backend_version, ``measured=`` date) of runs of an image that InferenceX's plain and MTP
+configurations shared, run by the MTP configuration, with the source of the image's MTP use
+(:func:`mtp_run_dates`). ``dsr1-fp4-b200-trt-mtp`` and ``dsr1-fp8-b200-trt-mtp`` came with
+https://github.com/SemiAnalysisAI/InferenceX/pull/392 (opened 2026-01-07: ``MTP=1`` with attention DP,
+``MTP=3`` otherwise, as on 1.2.0rc6.post3) on ``release:1.1.0rc2.post2``, the image of the plain
+``dsr1-*-b200-trt`` configurations until #594 / #620; #642 moved the fp4 MTP configuration "from
+release:1.1.0rc2.post2 to release:1.2.0rc6.post3" (``perf-changelog.yaml``). The sample's 1.1.0rc2.post2
+rows are two campaigns: 2025-12-15, before #392, plain; and 2026-01-14, after it, whose TPOT is half that of
+the 2025-12-15 run of the same stated deployment (fp8, tp 8 x EP 8, 1k / 1k, 4 clients: 7.8 against 14.6 ms;
+8k / 1k: 7.6 against 15.6 ms), a gain MTP gives and no scheduler setting can on one image. InferenceX's
+database dump, which holds plain runs (:data:`validation.public.sglang.DRAFTING_CAMPAIGNS`), has no
+TensorRT-LLM run of 2026-01-14, as it has none of the 1.2.0rc6.post3 MTP image."""
 MTP_ACCEPTANCE_RATE = 0.85
 """Acceptance rate alpha of a DeepSeek MTP draft token [-]: DeepSeek-V3's technical report measures
 85-90 % for its second-token prediction (https://arxiv.org/abs/2412.19437, section 5.4.3); the lower end,
@@ -263,14 +278,30 @@ def priced(script: Script | None, sglang_drafting: bool, *, tp: int, moe_ep: int
     return sglang_drafting or script.acceptance_length is not None
 
 
+def mtp_run_dates(table: pd.DataFrame) -> pd.Series:
+    """Per row of ``table`` (the silicon sample), its ``measured=`` date where its (backend,
+    backend_version, date) names a run of :data:`MTP_RUNS`, else "" (every other row, so that a row's date
+    splits no group of rows it does not concern)."""
+    measured = table["silicon_data_source"].astype(str).str.extract(r"measured=(\d{4}-\d{2}-\d{2})")[0]
+    backend = table["backend"].astype(str)
+    keys = zip(backend, table["backend_version"].fillna("").astype(str), measured.fillna(""), strict=True)
+    return pd.Series([k[2] if k in MTP_RUNS else "" for k in keys], index=table.index, dtype=object)
+
+
 def row_speculation(
-    model: ModelProfile, backend: str, version: str, attention_dp: int, script: Script | None = None
+    model: ModelProfile,
+    backend: str,
+    version: str,
+    attention_dp: int,
+    script: Script | None = None,
+    measured: str = "",
 ) -> Speculation | None:
     """The speculative decoding a row runs, else None.
 
-    TensorRT-LLM (:data:`MTP_IMAGES`): MTP with 3 draft tokens, 1 with attention DP (InferenceX's
-    configuration), each drafted by the model's one MTP layer, a decoder layer like the others
-    (TensorRT-LLM, https://nvidia.github.io/TensorRT-LLM/blogs/tech_blog/blog1_Pushing_Latency_Boundaries_Optimizing_DeepSeek-R1_Performance_on_NVIDIA_B200_GPUs.html:
+    TensorRT-LLM (:data:`MTP_IMAGES`, or a run of :data:`MTP_RUNS`, named by the row's ``measured``
+    date): MTP with 3 draft tokens, 1 with attention DP (InferenceX's configuration), each drafted by
+    the model's one MTP layer, a decoder layer like the others (TensorRT-LLM,
+    https://nvidia.github.io/TensorRT-LLM/blogs/tech_blog/blog1_Pushing_Latency_Boundaries_Optimizing_DeepSeek-R1_Performance_on_NVIDIA_B200_GPUs.html:
     "1x Multi-Tokens Prediction (MTP) layer (MoE-architecture equivalent)"), so a draft step costs
     1 / n_layers of a decoding step (the output head's share understated).
 
@@ -304,7 +335,8 @@ def row_speculation(
             draft_cost_ratio=1.0 / model.n_layers,
             draft_head=True,
         )
-    if (backend, version) not in MTP_IMAGES or model.mla is None:  # DeepSeek-V3-architecture models
+    drafting = (backend, version) in MTP_IMAGES or (backend, version, measured) in MTP_RUNS
+    if not drafting or model.mla is None:  # DeepSeek-V3-architecture models
         return None
     return Speculation(
         draft_tokens=1 if attention_dp > 1 else 3,
@@ -512,6 +544,8 @@ def silicon_parts(
     scripts = scripts_of(filled)
     # the result-file series of a campaign that ran a plain recipe and its MTP sibling at one layout
     filled["mtp_twin"] = drafting_rows(table, repeated_measurement(table))
+    # the date of a run an image's MTP configuration made, where the plain one shared that image
+    filled["mtp_run"] = mtp_run_dates(table)
     filled[["script_budget", "hold_iterations", "hold_tokens"]] = _script_columns(filled, scripts)
     filled[["balance_timeout", "balance_wait"]] = _balance_columns(filled, scripts)
     filled["moe_backend"] = _moe_backend_column(filled, scripts)
@@ -520,10 +554,12 @@ def silicon_parts(
 
     groups: list[tuple[pd.Index, Parts]] = []
     keys = ["backend", "model_path", "system", "gemm_quant_mode", "moe_quant_mode", *degrees, "batch_size"]
-    keys.extend(["backend_version", "inferencex", "script_budget", "precision", "moe_backend", "mtp_twin"])
+    keys.extend(
+        ["backend_version", "inferencex", "script_budget", "precision", "moe_backend", "mtp_twin", "mtp_run"]
+    )
     for key, rows in filled[(reason == "") & (table["mode"] == "agg")].groupby(keys, sort=True):
         backend, model_path, system, quant, moe_quant, tp, pp, dp, moe_tp, moe_ep, batch = key[:11]
-        version, ix, sb, precision, moe_backend, twin = key[11:]
+        version, ix, sb, precision, moe_backend, twin, mtp_run = key[11:]
         model = models[str(model_path)]
         assert isinstance(model, ModelProfile)
         hardware = load_hardware(SYSTEM_PROFILES[str(system)])
@@ -585,6 +621,7 @@ def silicon_parts(
                     str(version),
                     int(dp),
                     script if priced(script, sglang_drafting, tp=int(tp), moe_ep=int(moe_ep)) else None,
+                    measured=str(mtp_run),
                 ),
                 # per rank, as the budget: the piecewise CUDA graphs a mixed batch can replay
                 graph_tokens=cuda_graph_tokens(str(backend), script, int(batch), max(budget, int(batch))),
