@@ -144,3 +144,33 @@ def test_only_rows_of_a_deepep_recipe_decode_without_graphs(silicon_table: pd.Da
     limits = recipe_limits(silicon_table)
     matched = limits.notna().all(axis=1)
     assert (matched[~graphs]).all()  # a row without a recipe is never taken off its graphs
+
+
+def test_every_b200_fp8_8k1k_recipe_splits_its_prefill_experts_over_the_worker() -> None:
+    """As read: every B200 fp8 8k1k recipe runs its 8-GPU prefill workers with ``moe_expert_parallel_size: 1``
+    (each expert split 8 ways); no other recipe's prefill expert split is read (the rows' MoE columns stand)."""
+    for recipe in RECIPES:
+        eight_k = recipe.system == "b200_sxm" and recipe.precision == "fp8" and recipe.isl == 8192
+        assert recipe.prefill_moe_ep == (1 if eight_k else None), recipe.source
+
+
+def test_two_campaigns_of_one_recipe_run_its_prefill_expert_split(
+    tmp_path: Path, silicon_table: pd.DataFrame
+) -> None:
+    """The 96-client B200 fp8 8k1k rows of the 2026-02-12 campaign (cfg554: prefill experts ep 8, as the
+    master configuration writes them) and of 2026-03-23 (cfg669: moe_tp 8, as the recipe runs them) match one
+    recipe, ctx1_gen6_tp8_batch16_eplb0_mtp0_96: both run its split, so both are predicted alike."""
+    from validation.public.inferencex_disagg import recipe_prefill_moe_ep
+
+    ids = [f"dsr1_b200_trtllm_fp8_disagg_8192x1024_c96_cfg{c}" for c in (554, 669)]
+    rows = silicon_table.loc[ids]
+    assert rows["prefill_moe_ep_size"].tolist() == [8, 1]
+    assert recipe_prefill_moe_ep(rows).tolist() == [1.0, 1.0]
+    rows.to_csv(tmp_path / "silicon_sample.csv", index=False)
+    (tmp_path / "model_configs").mkdir()
+    name = "deepseek-ai--DeepSeek-V3_config.json"
+    shutil.copy(DATA / "model_configs" / name, tmp_path / "model_configs" / name)
+    predicted = predict_silicon(tmp_path, {}).set_index("id").loc[ids]
+    assert predicted["covered"].all()
+    for column in ("predicted_ttft_ms", "predicted_tpot_ms"):
+        assert predicted[column].iloc[0] == predicted[column].iloc[1]

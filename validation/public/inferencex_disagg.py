@@ -92,6 +92,9 @@ class Recipe(Deployed):
     """The all-to-all a decode worker's environment forces (``TRTLLM_FORCE_ALLTOALL_METHOD``; None: none
     forced). ``DeepEP`` is DeepEP's normal kernels, which TensorRT-LLM runs without CUDA graphs
     (:data:`NO_GRAPH_ALLTOALL`)."""
+    prefill_moe_ep: int | None = None
+    """A prefill worker's ``moe_expert_parallel_size`` (None: not read; the row's MoE columns stand). With
+    ``tensor_parallel_size`` t, TensorRT-LLM splits each expert t / ep ways (``moe_tp_size``)."""
 
 
 def _h100(path: str) -> str:
@@ -193,6 +196,7 @@ RECIPES: tuple[Recipe, ...] = (
     # B200 fp8: prefill workers of 8 attention-DP ranks. Their decode workers' moe_config.backend as each
     # recipe states it: TRTLLM (trtllm-gen) on every tensor-parallel decode pool (expert parallelism 1, all
     # 256 experts on each GPU) and every 8k1k stp one, DEEPGEMM on the 1k1k and 8k1k-mtp attention-DP pools
+    # (the 8k1k ones' prefill workers: moe_expert_parallel_size 1, each expert split over the 8 GPUs)
     Recipe(_b200_fp8(_FP8_1K, "1k1k/stp/ctx1_gen5_dep8_batch48_eplb0_mtp0_1920.yaml"), "b200_sxm", "fp8",
            1024, 1024, 1, 8, True, 5, 8, True, (1920,), 16, 16384, 48, decode_moe_backend="DEEPGEMM"),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/stp/ctx1_gen1_dep8_batch512_eplb0_mtp0_4096.yaml"), "b200_sxm", "fp8",
@@ -206,22 +210,29 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe(_b200_fp8(_FP8_1K, "1k1k/stp/ctx2_gen5_dep8_batch128_eplb0_mtp0_5152.yaml"), "b200_sxm", "fp8",
            1024, 1024, 2, 8, True, 5, 8, True, (5152,), 16, 16384, 128, decode_moe_backend="DEEPGEMM"),
     Recipe(_b200_fp8(_FP8_8K, "8k1k/stp/ctx1_gen4_tp8_batch32_eplb0_mtp0_128.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 1, 8, True, 4, 8, False, (128,), 1, 8320, 32, decode_moe_backend="TRTLLM"),
+           8192, 1024, 1, 8, True, 4, 8, False, (128,), 1, 8320, 32, decode_moe_backend="TRTLLM",
+           prefill_moe_ep=1),
     Recipe(
         "https://github.com/qiching/srt-slurm/blob/5063eb432640574bd93410ae2697591a7d15f57c/"
         "recipes/trtllm/b200-fp8/8k1k/stp/ctx1_gen4_tp8_batch32_eplb0_mtp0_32.yaml", "b200_sxm", "fp8",
         8192, 1024, 1, 8, True, 4, 8, False, (32,), 1, 8320, 8, decode_moe_backend="TRTLLM",
+        prefill_moe_ep=1,
     ),
     Recipe(_b200_fp8(_FP8_8K, "8k1k/stp/ctx1_gen6_tp8_batch16_eplb0_mtp0_96.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 1, 8, True, 6, 8, False, (96,), 1, 8320, 16, decode_moe_backend="TRTLLM"),
+           8192, 1024, 1, 8, True, 6, 8, False, (96,), 1, 8320, 16, decode_moe_backend="TRTLLM",
+           prefill_moe_ep=1),
     Recipe(_b200_fp8(_FP8_8K, "8k1k/stp/ctx1_gen1_dep8_batch128_eplb0_mtp0_128.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 1, 8, True, 1, 8, True, (128,), 1, 8320, 16, decode_moe_backend="TRTLLM"),
+           8192, 1024, 1, 8, True, 1, 8, True, (128,), 1, 8320, 16, decode_moe_backend="TRTLLM",
+           prefill_moe_ep=1),
     Recipe(_b200_fp8(_FP8_8K, "8k1k/stp/ctx1_gen2_dep8_batch64_eplb0_mtp0_128.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 1, 8, True, 2, 8, True, (128,), 1, 8320, 8, decode_moe_backend="TRTLLM"),
+           8192, 1024, 1, 8, True, 2, 8, True, (128,), 1, 8320, 8, decode_moe_backend="TRTLLM",
+           prefill_moe_ep=1),
     Recipe(_b200_fp8_fork2("8k1k/stp/ctx1_gen1_dep8_batch256_eplb0_mtp0_256.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 1, 8, True, 1, 8, True, (256,), 1, 8320, 256, decode_moe_backend="TRTLLM"),
+           8192, 1024, 1, 8, True, 1, 8, True, (256,), 1, 8320, 256, decode_moe_backend="TRTLLM",
+           prefill_moe_ep=1),
     Recipe(_b200_fp8_fork2("8k1k/stp/ctx2_gen1_dep8_batch640_eplb0_mtp0_640.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 2, 8, True, 1, 8, True, (640,), 1, 8320, 640, decode_moe_backend="TRTLLM"),
+           8192, 1024, 2, 8, True, 1, 8, True, (640,), 1, 8320, 640, decode_moe_backend="TRTLLM",
+           prefill_moe_ep=1),
     # (80 clients a rank: neither its max_batch_size 640 nor its decode max_num_tokens 512 binds)
     # MTP recipes (the "mtp" folders), the last field their num_nextn_predict_layers; each decode rank's
     # max_num_tokens is its max_batch_size x (1 + drafts), so the verification never meets the budget
@@ -262,15 +273,20 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen2_dep8_batch768_eplb0_mtp2_1600.yaml"), "b200_sxm", "fp8",
            1024, 1024, 1, 8, True, 2, 8, True, (1600,), 16, 16384, 96, 2, decode_moe_backend="DEEPGEMM"),
     Recipe(_b200_fp8_fork2("8k1k/mtp/ctx1_gen6_tp8_batch8_eplb0_mtp3_48.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 1, 8, True, 6, 8, False, (48,), 1, 8320, 8, 3, decode_moe_backend="TRTLLM"),
+           8192, 1024, 1, 8, True, 6, 8, False, (48,), 1, 8320, 8, 3, decode_moe_backend="TRTLLM",
+           prefill_moe_ep=1),
     Recipe(_b200_fp8_fork2("8k1k/mtp/ctx1_gen4_tp8_batch16_eplb0_mtp3_64.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 1, 8, True, 4, 8, False, (64,), 1, 8320, 16, 3, decode_moe_backend="TRTLLM"),
+           8192, 1024, 1, 8, True, 4, 8, False, (64,), 1, 8320, 16, 3, decode_moe_backend="TRTLLM",
+           prefill_moe_ep=1),
     Recipe(_b200_fp8(_FP8_8K, "8k1k/mtp/ctx2_gen3_dep8_batch8_eplb0_mtp3_224.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 2, 8, True, 3, 8, True, (224,), 1, 8320, 8, 3, decode_moe_backend="DEEPGEMM"),
+           8192, 1024, 2, 8, True, 3, 8, True, (224,), 1, 8320, 8, 3, decode_moe_backend="DEEPGEMM",
+           prefill_moe_ep=1),
     Recipe(_b200_fp8_fork2("8k1k/mtp/ctx2_gen1_dep8_batch32_eplb0_mtp3_288.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 2, 8, True, 1, 8, True, (288,), 1, 8320, 32, 3, decode_moe_backend="DEEPGEMM"),
+           8192, 1024, 2, 8, True, 1, 8, True, (288,), 1, 8320, 32, 3, decode_moe_backend="DEEPGEMM",
+           prefill_moe_ep=1),
     Recipe(_b200_fp8_fork2("8k1k/mtp/ctx4_gen1_dep8_batch128_eplb0_mtp2_1088.yaml"), "b200_sxm", "fp8",
-           8192, 1024, 4, 8, True, 1, 8, True, (1088,), 1, 8320, 128, 2, decode_moe_backend="DEEPGEMM"),
+           8192, 1024, 4, 8, True, 1, 8, True, (1088,), 1, 8320, 128, 2, decode_moe_backend="DEEPGEMM",
+           prefill_moe_ep=1),
     Recipe(_h100_fork("1k1k/mtp/ctx1_gen3_tep16_batch32_eplb0_mtp3.yaml"), "h100_sxm", "fp8", 1024, 1024,
            1, 16, True, 3, 16, False, (117,), 2, 2048, 32, 3),
     Recipe(_h100_fork("1k1k/mtp/ctx1_gen1_dep16_batch32_eplb0_mtp2.yaml"), "h100_sxm", "fp8", 1024, 1024,
@@ -376,6 +392,23 @@ def recipe_moe_backends(rows: pd.DataFrame) -> pd.Series:
     for recipe, hit in hits:
         out[hit] = recipe.decode_moe_backend or ""
     return out.where(matches == 1, "")
+
+
+def recipe_prefill_moe_ep(rows: pd.DataFrame) -> pd.Series:
+    """Per disaggregated row, the prefill workers' ``moe_expert_parallel_size`` of the one recipe that ran it
+    (:attr:`Recipe.prefill_moe_ep`), NaN where no recipe (or more than one) matches or it was not read.
+
+    Every B200 fp8 8k1k recipe read runs its 8-GPU attention-DP prefill workers with
+    ``moe_expert_parallel_size: 1`` (each expert split 8 ways), where InferenceX's master configuration writes
+    ``ep: 8`` for the same deployments; the engine runs the recipe's ``trtllm_config``. The sample's own MoE
+    columns agree with the recipe on the 2026-03-23 campaign (``moe_tp`` 8) and with the master
+    configuration on the 2026-02-12 one (``moe_ep`` 8), at the same measured TTFT."""
+    out = pd.Series(np.nan, index=rows.index, dtype=float)
+    hits, matches = _recipe_hits(rows)
+    for recipe, hit in hits:
+        if recipe.prefill_moe_ep is not None:
+            out[hit] = float(recipe.prefill_moe_ep)
+    return out.where(matches == 1)
 
 
 def recipe_limits(rows: pd.DataFrame) -> pd.DataFrame:
