@@ -7,6 +7,7 @@ The layer is modelled as the grouped GEMMs of the experts its tokens touch on th
         + fallback_routing_s x [k or E beyond the engine's fused routing kernel, ROUTING_KERNEL_LIMITS]
         + per_routed_pair_s x T k
         + per_pair_s x pairs
+        + group_switch_s x switches            (CUTLASS grouped GEMMs' TMA descriptor updates: group_switches)
         + (t_memory^p + t_compute^p)^(1/p)
         + dequant_elements x dequant_s_per_element               (weight-only formats only)
     t_memory = config x misaligned_memory x ((up_bytes / fill_up + down_bytes / fill_down + 2 bytes x 2 T H)
