@@ -773,3 +773,56 @@ def test_the_expert_map_cost_is_paid_once_per_expert_parallel_call_and_in_full_i
     assert stored.expert_map_s > launch  # the fitted cost is more than one launch, so a cap would show
     assert stepped.expert_map_s == stored.expert_map_s
     assert stepped.launch_s == stored.launch_s  # the MoE's own fixed cost is kept (graph-timed rows)
+
+
+def _simulated_switches_per_cta(tiles_per_group: list[int], sms: int) -> float:
+    """Independent oracle: lay the groups' tiles end to end, hand CTA c the tiles c, c + sms, c + 2 sms, ...
+    (a persistent grouped-GEMM scheduler) and count, per CTA, the tiles whose group differs from that CTA's
+    previous tile (its first tile included); the mean over the CTAs."""
+    owner = np.repeat(np.arange(len(tiles_per_group)), tiles_per_group)
+    switches = 0
+    for cta in range(sms):
+        mine = owner[cta::sms]
+        switches += int(len(mine) > 0) + int(np.count_nonzero(np.diff(mine)))
+    return switches / sms
+
+
+@pytest.mark.parametrize(
+    ("tokens", "hidden", "inter", "topk", "experts", "ep"),
+    [(1, 7168, 2048, 8, 384, 1), (64, 7168, 2048, 8, 384, 1), (64, 2048, 512, 8, 256, 1),
+     (16384, 4096, 1536, 8, 128, 1), (16384, 5120, 8192, 1, 16, 4), (3, 6144, 16384, 2, 8, 1)],
+)  # fmt: skip
+def test_group_switches_match_a_persistent_scheduler_walking_the_groups_tiles(
+    tokens: int, hidden: int, inter: int, topk: int, experts: int, ep: int
+) -> None:
+    """Balanced routing (every touched expert holds its mean rows): the switches per SM of both GEMMs equal
+    the simulated scheduler's, each expert ceil(rows / 128) x ceil(N / 128) tiles, including experts with
+    more tiles than SMs (16,384 tokens of 16 experts at EP 4: 2,048 rows x 8192 / 64 columns)."""
+    params = moe.default_params(B200, "nvfp4")
+    sms = int(params.compute_units)
+    load = moe.routing_load("balanced", tokens=tokens, topk=topk, num_experts=experts, ep_size=ep)
+    touched, rows = int(load.touched_experts), float(load.pairs / load.touched_experts)
+    m_tiles = int(np.ceil(rows / 128))  # each expert's M tiles of its mean rows
+    expected = sum(
+        _simulated_switches_per_cta([m_tiles * -(-columns // 128)] * touched, sms)
+        for columns in (2 * inter, hidden)
+    )
+    got = moe.group_switches(params, load, np.asarray(2.0 * inter), np.asarray(float(hidden)))
+    assert float(got) == pytest.approx(expected, rel=1e-12)
+
+
+def test_group_switch_cost_grows_with_the_tiles_not_the_bytes() -> None:
+    """Same weight bytes per call, many narrow experts vs few wide ones: the streamed bytes are equal, but
+    the narrow experts' GEMMs have more group changes (tiles per expert round up), so only
+    ``group_switch_s`` makes them slower; at 0 the term is gone."""
+    base = dataclasses.replace(moe.default_params(B200, "nvfp4"), cache_bytes=0.0)
+    step = 1e-6
+    kwargs = {"num_tokens": 64, "hidden_size": 4096, "topk": 8, "tp_size": 1}
+    wide = {"inter_size": 2048, "num_experts": 64}  # 64 experts touched (512 pairs)
+    narrow = {"inter_size": 64, "num_experts": 2048}  # 512 of 2048 touched, 1/32 the width each
+    switched = dataclasses.replace(base, group_switch_s=step)
+    extra_wide = moe.time_s(B200, switched, **kwargs, **wide) - moe.time_s(B200, base, **kwargs, **wide)
+    extra_narrow = moe.time_s(B200, switched, **kwargs, **narrow) - moe.time_s(B200, base, **kwargs, **narrow)
+    # hand count per SM: wide 64 x (32 + 32) tiles; narrow 512 x (1 + 32) tiles
+    assert float(extra_wide) == pytest.approx(step * 64 * 64 / 148, rel=1e-9)
+    assert float(extra_narrow) == pytest.approx(step * 512 * 33 / 148, rel=1e-9)

@@ -7,6 +7,7 @@ The layer is modelled as the grouped GEMMs of the experts its tokens touch on th
         + fallback_routing_s x [k or E beyond the engine's fused routing kernel, ROUTING_KERNEL_LIMITS]
         + per_routed_pair_s x T k
         + per_pair_s x pairs
+        + group_switch_s x switches            (CUTLASS grouped GEMMs' TMA descriptor updates: group_switches)
         + (t_memory^p + t_compute^p)^(1/p)
         + dequant_elements x dequant_s_per_element               (weight-only formats only)
     t_memory = config x misaligned_memory x ((up_bytes / fill_up + down_bytes / fill_down + 2 bytes x 2 T H)
@@ -266,6 +267,12 @@ class Params:
     per_local_expert_s: float
     """Cost per expert the GPU holds (``E / ep``), touched or not: a grouped GEMM's scheduler walking its
     whole group list [s]."""
+    group_switch_s: float
+    """Time a grouped GEMM's CTA spends each time its next output tile belongs to another expert [s]:
+    CUTLASS's persistent grouped (``GroupProblemShape``) kernels rewrite the CTA's TMA descriptors for the
+    new group and fence them before the tile's first load (``tensormaps_perform_update``,
+    ``tensormaps_cp_fence_release`` / ``tensormaps_fence_acquire`` on ``did_batch_change``; see
+    :func:`group_switches`). 0 for kernels without that path."""
     per_token_s: float
     """Routing time per token of the batch (top-k of its router logits) [s]."""
     fallback_routing_s: float
@@ -421,6 +428,7 @@ BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "expert_map_s": (0.0, 2e-4),
     "per_expert_s": (0.0, 5e-5),
     "per_local_expert_s": (0.0, 2e-6),
+    "group_switch_s": (0.0, 1e-5),
     "per_token_s": (0.0, 1e-7),
     "fallback_routing_s": (0.0, 5e-5),
     "per_routed_pair_s": (0.0, 1e-7),
@@ -486,6 +494,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         expert_map_s=0.0,
         per_expert_s=0.0,
         per_local_expert_s=0.0,
+        group_switch_s=0.0,
         per_token_s=0.0,
         fallback_routing_s=0.0,
         routing_kernel_max_topk=limits[0],
@@ -1057,6 +1066,7 @@ def breakdown(
         + params.expert_map_s * (ep > 1)
         + params.per_expert_s * load.touched_experts
         + params.per_local_expert_s * E / ep
+        + params.group_switch_s * group_switches(params, load, up_columns, H)
         + params.per_token_s * T
         + params.fallback_routing_s * unfused_routing(params, k, E)
         + params.per_routed_pair_s * T * k
@@ -1073,6 +1083,44 @@ def breakdown(
         load=load,
         overlap_exponent=params.overlap_exponent,
     )
+
+
+GROUPED_TILE_TOKENS: Final = 128.0
+"""Rows (M) of one output tile of the CUTLASS grouped GEMMs :func:`group_switches` counts [tokens]: the
+128-row UMMA tile of one Blackwell CTA (and Hopper's 128-row warp-group tiles), TensorRT-LLM's most common
+MoE CTA shape (``CtaShape128x128x..`` in ``cpp/tensorrt_llm/kernels/cutlass_kernels/moe_gemm``,
+https://github.com/NVIDIA/TensorRT-LLM). Not fitted."""
+
+GROUPED_TILE_COLUMNS: Final = 128.0
+"""Columns (N) of that tile [elements]. Not fitted."""
+
+
+def group_switches(params: Params, load: RoutingLoad, up_columns: FloatArray, H: FloatArray) -> FloatArray:
+    """Group changes the busiest CTA of a call's two grouped GEMMs makes, per SM [-].
+
+    CUTLASS's persistent grouped GEMM (``PersistentTileSchedulerSm90Group`` and its SM100 counterpart)
+    hands CTA ``c`` the tiles ``c, c + SMs, c + 2 SMs, ...`` of the groups' tiles laid end to end. A CTA
+    whose next tile lies in another group (``did_batch_change`` in ``sm90_gemm_array_tma_warpspecialized_
+    cooperative.hpp`` / ``sm100_gemm_array_tma_warpspecialized.hpp``, https://github.com/NVIDIA/cutlass)
+    rewrites its TMA descriptors for that group in shared memory, copies them out and fences them
+    (``tensormaps_perform_update``, ``tensormaps_cp_fence_release``) and its producer waits on that fence
+    before the first load (``tensormaps_fence_acquire``). An expert with fewer tiles than the GPU has SMs
+    (every MoE expert at small and medium batches) gives each CTA at most one of its tiles, so each CTA
+    changes group on nearly every tile: the switches per CTA are the tiles over the SMs, each expert's
+    ``ceil(rows / 128)`` x ``ceil(N / 128)`` tiles (:data:`GROUPED_TILE_TOKENS`,
+    :data:`GROUPED_TILE_COLUMNS`) with its tiles capped at one per SM, summed over the up and down GEMMs.
+    Unlike the streamed bytes this grows with the experts' column count, not their size: B200
+    TensorRT-LLM nvfp4 CUTLASS, 64 tokens x top-8, 384 experts of 7168 x 2048 (9.5 GB, 12,288 + 21,504
+    tiles) run in 1.53 ms, 6.2 TB/s, where 256 experts of 2048 x 512 at TP 2 (226 MB, 1,024 + 4,096
+    tiles) take 137 us, 1.7 TB/s."""
+    sms = max(params.compute_units, 1.0)
+    rows = load.pairs / np.maximum(load.touched_experts, 1.0)
+    m_tiles = np.maximum(np.ceil(rows / GROUPED_TILE_TOKENS - 1e-9), 1.0)
+    total = np.zeros_like(rows)
+    for columns in (up_columns, H):
+        per_expert = m_tiles * np.ceil(columns / GROUPED_TILE_COLUMNS - 1e-9)
+        total = total + load.touched_experts * np.minimum(per_expert, sms)
+    return np.asarray(total / sms, dtype=np.float64)
 
 
 def _intermediate_traffic(
