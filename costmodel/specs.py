@@ -624,6 +624,15 @@ class SourcedText(Spec):
     source: str = Field(min_length=3, description="Document, URL and table it was read from.")
 
 
+MAX_BUSBW_SHARE = 1.5
+"""Largest ``intra_node_allreduce_busbw_gb_per_s`` over ``intra_node_bandwidth_gb_per_s`` a profile may state
+[-]: the collective fit's bound on its large-message bandwidth fraction (in-switch reductions, NVLS, can pass
+1)."""
+MEASURED_FIGURES = ("intra_node_latency_us", "intra_node_allreduce_busbw_gb_per_s")
+"""Datasheet keys that hold third-party measurements of a device, not its published specifications: a copy
+of a profile without them is still the same device (:meth:`HardwareProfile.same_device`)."""
+
+
 class Datasheet(Spec):
     """A device's published figures, in the human units their keys name."""
 
@@ -697,6 +706,26 @@ class Datasheet(Spec):
         "finds its tuned fused-MoE configs (costmodel.kernels.moe_configs); None: vLLM's default MoE "
         "launch configuration, as for a device vLLM ships no configs for.",
     )
+
+    @model_validator(mode="after")
+    def _busbw_needs_its_link(self) -> Self:
+        busbw = self.intra_node_allreduce_busbw_gb_per_s
+        if busbw is None:
+            return self
+        if self.intra_node_link in ("pcie", "none") or self.intra_node_bandwidth_gb_per_s is None:
+            raise ValueError(
+                "intra_node_allreduce_busbw_gb_per_s is a share of a switched link: it needs "
+                "intra_node_link 'nvlink', 'xgmi' or 'ici' and intra_node_bandwidth_gb_per_s (on PCIe the "
+                f"collective model uses NCCL's own PCIe rate); this profile has link {self.intra_node_link!r}"
+            )
+        share = busbw.value / self.intra_node_bandwidth_gb_per_s.value
+        if share > MAX_BUSBW_SHARE:
+            raise ValueError(
+                f"intra_node_allreduce_busbw_gb_per_s ({busbw.value:g}) is {share:.2f} x "
+                f"intra_node_bandwidth_gb_per_s ({self.intra_node_bandwidth_gb_per_s.value:g}); a ring's bus "
+                f"bandwidth is at most {MAX_BUSBW_SHARE:g} x its per-direction link rate: check both units"
+            )
+        return self
 
     def figures(self) -> dict[str, object]:
         """Every published figure by key, without its source: what identifies the device."""
@@ -860,12 +889,17 @@ class HardwareProfile(Spec):
     def same_device(self, other: HardwareProfile) -> bool:
         """Whether two profiles describe the same device: the same vendor, kind and datasheet figures
         (values, not the documents they cite), whatever the profiles are named. A renamed or user copy
-        of a shipped profile is the same device; its efficiencies, price and calibration do not make
-        another one."""
-        return (self.vendor, self.device_kind, self.datasheet.figures()) == (
+        of a shipped profile is the same device; its efficiencies, price, calibration and third-party
+        measurements (:data:`MEASURED_FIGURES`) do not make another one."""
+
+        def specification(profile: HardwareProfile) -> dict[str, object]:
+            figures = profile.datasheet.figures()
+            return {key: value for key, value in figures.items() if key not in MEASURED_FIGURES}
+
+        return (self.vendor, self.device_kind, specification(self)) == (
             other.vendor,
             other.device_kind,
-            other.datasheet.figures(),
+            specification(other),
         )
 
     @property

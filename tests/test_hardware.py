@@ -153,7 +153,8 @@ def test_tp16_all_reduce_runs_on_nvlink_in_an_nvl72_rack_and_crosses_nodes_on_h1
     d_model 8192 x 2 bytes (bf16). On a GB200 NVL72 rack the 16 GPUs share NVLink (900 GB/s per direction):
     the ring, 2 (n - 1) / n x bytes / (link x 0.8) + 10 us. On H100 SXM the group spans two 8-GPU nodes:
     NCCL's all-reduce inside each node, then each GPU's eighth of the buffer all-reduced between the two
-    nodes over its own 400 Gb/s NIC (50 GB/s), 2 (2 - 1) / 2 x bytes / 8 / (50 GB/s x 0.8) + 10 us."""
+    nodes over its own 400 Gb/s NIC (50 GB/s), 2 (2 - 1) / 2 x bytes / 8 / (50 GB/s x 0.8) plus the two-node
+    latency (``collective.INTER_NODE_LATENCY_S``, read off public two-node nccl-tests tables)."""
     from costmodel import kernel_times
     from costmodel.kernels import collective
 
@@ -165,7 +166,7 @@ def test_tp16_all_reduce_runs_on_nvlink_in_an_nvl72_rack_and_crosses_nodes_on_h1
     h100 = costmodel.load_hardware("h100-sxm")
     nccl = kernel_times.step_params(h100, collective, "nccl:all_reduce", launch_s=kernel_times.launch_s(h100))
     node = collective.time_s(h100, nccl, message_bytes=message, num_gpus=8, eager=False)
-    rails = message / 8 / (50e9 * 0.8) + 10e-6
+    rails = message / 8 / (50e9 * 0.8) + collective.INTER_NODE_LATENCY_S  # the two-node hop's latency
     report = costmodel.estimate("llama-3-70b", h100, w, dep)
     assert collective_s(report, "allreduce_attn") == pytest.approx(float(node) + rails, rel=1e-12)
 
@@ -262,3 +263,40 @@ def test_a_renamed_copy_is_the_same_device_and_shipped_profiles_are_distinct(tmp
     shipped = [costmodel.load_hardware(n) for n in costmodel.list_hardware()]
     for a, b in itertools.combinations(shipped, 2):
         assert not a.same_device(b), (a.name, b.name)
+
+
+def test_a_published_bus_bandwidth_needs_a_switched_link_within_reason(tmp_path: Path) -> None:
+    """``intra_node_allreduce_busbw_gb_per_s`` is a share of the intra-node link: on a PCIe profile (where
+    the collective model uses NCCL's PCIe rate) it would be ignored, and a ring's bus bandwidth far above its
+    per-direction link rate is a unit slip; both are one clear error naming the field."""
+    text = (costmodel.registry.calibrated_dir().parent / "a100-80gb.yaml").read_text()
+    assert "intra_node_allreduce_busbw_gb_per_s: {value: 231.58" in text
+    cases = {
+        "pcie": text.replace("intra_node_link: nvlink", "intra_node_link: pcie"),
+        "units": text.replace(
+            "intra_node_allreduce_busbw_gb_per_s: {value: 231.58",
+            "intra_node_allreduce_busbw_gb_per_s: {value: 1852",
+        ),
+    }
+    assert all(case != text for case in cases.values())
+    for name, case in cases.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(case)
+        with pytest.raises(costmodel.CostmodelError, match="intra_node_allreduce_busbw_gb_per_s"):
+            costmodel.registry.load_hardware_file(path)
+
+
+def test_a_copy_without_third_party_measurements_is_the_same_device(tmp_path: Path) -> None:
+    """The measured figures (nccl-tests latency, bus bandwidth) are not the device's specification: a user's
+    copy of a shipped profile that leaves them out is still the same device (its disaggregated KV transfer
+    stays on the shared NVLink domain)."""
+    a100 = costmodel.load_hardware("a100-80gb")
+    text = (costmodel.registry.calibrated_dir().parent / "a100-80gb.yaml").read_text()
+    kept = [line for line in text.splitlines() if "intra_node_allreduce_busbw_gb_per_s" not in line]
+    path = tmp_path / "my-a100.yaml"
+    path.write_text("\n".join(kept).replace("name: a100-80gb", "name: my-a100") + "\n")
+    mine = costmodel.registry.load_hardware_file(path)
+    assert mine.datasheet.intra_node_allreduce_busbw_gb_per_s is None
+    assert mine.same_device(a100)
+    assert a100.same_device(mine)
+    assert not mine.same_device(costmodel.load_hardware("a100-40gb"))

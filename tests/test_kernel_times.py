@@ -355,8 +355,8 @@ def test_a_serving_steps_moe_is_the_kernel_model_of_its_table_row() -> None:
 def test_gpt_oss_steps_pay_their_mxfp4_moe_tables_fixed_cost_in_full(
     device: str, engine: str, expert_activation: str, tp: int, fmt: str
 ) -> None:
-    # every MXFP4 MoE table a gpt-oss step reads is graph-timed (docs/serving.md, "Which MoE tables were
-    # timed eagerly"): the step's MoE block (up, activation, down) is the kernel model of the table row of
+    # a wiring test, not an independent oracle: every MXFP4 MoE table a gpt-oss step reads is graph-timed
+    # (docs/serving.md, "Which MoE tables were timed eagerly"), so the step's MoE block (up, activation, down) is the kernel model of the table row of
     # its shape with the key's fitted parameters, fixed cost included, the fastest of the engine's keys;
     # the one difference is the L2 reuse of a benchmark repeating one call, which a step's layers, each on
     # its own weights, do not get

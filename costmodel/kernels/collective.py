@@ -198,7 +198,8 @@ PCIe link at ``width x speed / 80`` GB/s with the speed in 100 Mbit/s per lane (
 16 GT/s, 240 for 32 GT/s; ``ncclTopoAddPci`` in src/graph/topo.cc, https://github.com/NVIDIA/nccl/blob/
 master/src/graph/topo.cc): 24 GB/s for a Gen4 x16 link of 32 GB/s, 48 for a Gen5 x16 link of 64, 0.75 of
 the link for every generation, and the rate its ring search and tuner plan PCIe rings with. An assumption
-the fit replaces; NVLink devices keep the profile's ``interconnect_fraction``."""
+the fit replaces; NVLink devices take their published nccl-tests bus bandwidth where the profile states
+one, else the profile's ``interconnect_fraction`` (:func:`published_link_fraction`)."""
 
 EAGER_HOST_FLOOR_S: Final = 20e-6
 """Default host time per eager-mode call (Python dispatch of a custom op, its launch and checks): tens of

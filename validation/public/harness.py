@@ -66,10 +66,13 @@ the engine is idle and the C clients send their first measured requests together
 WAVE_SHARE_ENGINES = ("vllm",)
 """Engines whose rows of a harness of :data:`MEASURED_REQUESTS_PER_CLIENT` take its stated wave share
 instead of the engine's fitted ``burst_fraction``: the first measured cycle is a wave and the later ones
-stagger. Not SGLang: its prefill-first batches return a wave's requests together, so every cycle stays a
-wave (its fitted share, 0.72). TensorRT-LLM's rows of the collection (a train, :data:`TRAIN_ENGINES`) gain
-a little from it but leave its fitted share to B200's 8 rows; its owner decides (docs/serving.md, "vLLM,
-session 13")."""
+stagger. The harness states its share for every engine; this engine scope was chosen on held-out TTFT
+(docs/serving.md, "vLLM, session 13"): with the stated share, aiconfigurator's H100 SGLang rows went
+13.0 / 38.9 -> 65.5 / 80.0 % (a reading offered after the fact: SGLang's prefill-first batches return a
+wave's requests together, so every cycle stays a wave), and its TensorRT-LLM rows (a train,
+:data:`TRAIN_ENGINES`) gained a little (18.2 -> 17.5) but left TensorRT-LLM's fitted share to B200's 8 rows,
+so they keep the fitted share. InferenceX's runs state the same n for TensorRT-LLM only
+(:data:`validation.public.inferencex.REQUESTS_PER_CLIENT`, session 11)."""
 MIN_CALIBRATION_ROWS = 20
 """Calibration rows a harness needs for its own request overhead to be fitted; fewer: the reference's."""
 
@@ -87,7 +90,9 @@ def stated_wave_share(backend: str, harness: pd.Series) -> float | None:
     harness states n (:data:`MEASURED_REQUESTS_PER_CLIENT`) and the engine takes it
     (:data:`WAVE_SHARE_ENGINES`); None otherwise (the engine's fitted ``burst_fraction`` applies)."""
     labels = harness.unique()
-    if backend not in WAVE_SHARE_ENGINES or len(labels) != 1:
+    if len(labels) != 1:
+        raise ValueError(f"stated_wave_share: one group's rows come from several harnesses {sorted(labels)}")
+    if backend not in WAVE_SHARE_ENGINES:
         return None
     n = MEASURED_REQUESTS_PER_CLIENT.get(str(labels[0]))
     return None if n is None else 1.0 / n
