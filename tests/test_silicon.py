@@ -613,13 +613,36 @@ def test_deepseek_mtp_later_drafts_reproduce_the_published_acceptance_length() -
     seven = Speculation(7, MTP_ACCEPTANCE_RATE, 0.0, later_acceptance_rate=MTP_LATER_ACCEPTANCE_RATE)
     assert seven.tokens_per_iteration == pytest.approx(3.20, abs=0.01)
     deepseek = ModelProfile.from_hf_config(_config_path(DATA / "model_configs", "deepseek-ai/DeepSeek-R1"))
-    for spec in (row_speculation(deepseek, "trtllm", "1.2.0rc6.post3", 1), disagg_speculation(deepseek, 3)):
+    for spec in (
+        row_speculation(deepseek, "trtllm", "1.2.0rc6.post3", 1),
+        disagg_speculation(deepseek, 3, "trtllm"),
+    ):
         assert spec is not None
         assert spec.later_acceptance_rate == MTP_LATER_ACCEPTANCE_RATE
         assert spec.tokens_per_iteration < float(expected_tokens(MTP_ACCEPTANCE_RATE, 3))
-    one = disagg_speculation(deepseek, 1)
+    one = disagg_speculation(deepseek, 1, "trtllm")
     assert one is not None
     assert one.tokens_per_iteration == pytest.approx(1 + MTP_ACCEPTANCE_RATE)
+
+
+def test_an_sglang_decode_pool_drafts_as_sglangs_aggregated_eagle_chain() -> None:
+    """Every SGLang MTP recipe's decode worker runs EAGLE (2 steps, top-k 1, 3 tokens verified), as the
+    aggregated SGLang MTP rows do: its decode pool's drafting is the aggregated rows' (the independent
+    oracle: :func:`twin_speculation`, read from those campaigns' flags), each draft step paying the shared
+    output head; TensorRT-LLM's MTP keeps its own rule, without the head."""
+    from costmodel.specs import ModelProfile
+    from validation.public.inferencex_disagg_workers import SGLANG_MTP_DRAFT_TOKENS
+    from validation.public.silicon import disagg_speculation, twin_speculation
+
+    deepseek = ModelProfile.from_hf_config(_config_path(DATA / "model_configs", "deepseek-ai/DeepSeek-R1"))
+    sglang = disagg_speculation(deepseek, SGLANG_MTP_DRAFT_TOKENS, "sglang")
+    assert sglang == twin_speculation(deepseek)
+    assert sglang is not None
+    assert sglang.draft_head
+    trtllm = disagg_speculation(deepseek, SGLANG_MTP_DRAFT_TOKENS, "trtllm")
+    assert trtllm is not None
+    assert not trtllm.draft_head
+    assert dataclasses.replace(trtllm, draft_head=True) == sglang
 
 
 @pytest.mark.parametrize("draft_tokens", [1, 2, 3, 7])

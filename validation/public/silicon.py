@@ -375,18 +375,23 @@ def acceptance_rate_of(acceptance_length: float, draft_tokens: int) -> float:
     return float(acceptance_for_tokens(acceptance_length, draft_tokens))
 
 
-def disagg_speculation(model: ModelProfile, draft_tokens: int) -> Speculation | None:
+def disagg_speculation(model: ModelProfile, draft_tokens: int, backend: str) -> Speculation | None:
     """The MTP speculative decoding of a disaggregated row's decode pool, else None: ``draft_tokens`` k
     from the deployment's recipe (:func:`validation.public.inferencex_disagg_workers.draft_tokens`), each
     drafted by the model's one MTP layer at 1 / n_layers of a decoding step, accepted at
     :data:`MTP_ACCEPTANCE_RATE`: the aggregated rows' rule (:func:`row_speculation`), the same draft model
-    and source, so neither pool's acceptance is fitted to its rows."""
+    and source, so neither pool's acceptance is fitted to its rows. ``backend`` "sglang": the decode
+    worker runs SGLang's EAGLE (every SGLang MTP recipe, ``speculative-algorithm: EAGLE``), whose draft
+    steps each run the shared output head at the batch (``EAGLEWorker``), priced as the aggregated SGLang
+    rows' drafts (``draft_head``, :func:`row_speculation`, :func:`twin_speculation`); TensorRT-LLM's MTP
+    keeps its aggregated rule (1 / n_layers of a step, the head's share understated)."""
     if draft_tokens < 1 or model.mla is None:  # DeepSeek-V3-architecture models
         return None
     return Speculation(
         draft_tokens=int(draft_tokens),
         acceptance_rate=MTP_ACCEPTANCE_RATE,
         draft_cost_ratio=1.0 / model.n_layers,
+        draft_head=backend == "sglang",
         later_acceptance_rate=MTP_LATER_ACCEPTANCE_RATE,
     )
 
@@ -1315,7 +1320,7 @@ def _disagg_groups(
         decode_moe_backend = str(key[-4]) or None
         budget = None if pd.isna(key[-3]) else int(key[-3])
         kv = None if pd.isna(key[-2]) else str(key[-2])
-        speculation = disagg_speculation(model, int(key[-1]))
+        speculation = disagg_speculation(model, int(key[-1]), backend)
         engines: dict[str, Engine] = {}
         try:
             formats = row_formats(model, backend, system, quant, moe_quant)
