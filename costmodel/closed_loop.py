@@ -106,9 +106,9 @@ isl + osl / 2 fits (paged allocation with blocks taken on demand, :func:`Engine.
 what it reserves for each (``reserved_tokens``: isl + osl for an engine that reserves a request's whole
 footprint on admission);
 decodes see the mean context isl + osl / 2. An iteration's prompt tokens (a chunk, several prompts, or
-a wave's budget) are separate prompts, each attending only to itself: floor(tokens / isl) whole prompts and
-one piece of the rest after its mean past (:func:`costmodel.serving.prompt_pieces`; a chunk of a prompt
-that takes several iterations after (isl - chunk) / 2), not one sequence of all of them.
+a wave's budget) are separate prompts of one packed attention call, each attending only to itself: tokens
+/ isl whole prompts (:func:`costmodel.serving.prompt_pieces`; a chunk of a prompt that takes several
+iterations after (isl - chunk) / 2), not one sequence of all of them.
 """
 
 from __future__ import annotations
@@ -870,8 +870,8 @@ def _four(
     free: FloatArray,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """:func:`_iteration_times`' four iterations."""
-    # an iteration's prompt tokens are separate prompts, each attending to itself alone: whole prompts
-    # and one piece of one at its mean past (:func:`costmodel.serving.prompt_pieces`), a chunk of isl /
+    # an iteration's prompt tokens are separate prompts of one packed call, each attending to itself
+    # alone: tokens / isl whole prompts (:func:`costmodel.serving.prompt_pieces`), a chunk of isl /
     # chunks after (isl - chunk) / 2 when a prompt takes several iterations
     with_prompt = parts.step_time(
         decode_batch=D * ranks,

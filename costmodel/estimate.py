@@ -295,10 +295,12 @@ class _Setup:
     def microbatches(self, batch: Any) -> tuple[FloatArray, FloatArray]:
         """Pipeline micro-batches of whole sequences for ``batch`` sequences at inference: m = min(pp (or
         ``deployment.microbatches``), batch) of ceil(batch / m) sequences each (the largest one sets the
-        pace). Returns (m, sequences per micro-batch)."""
+        pace). One micro-batch (``microbatches=1``) holds the whole batch unsplit: a mean (fractional)
+        batch of at least one stays as it is, as at pp = 1. Returns (m, sequences per micro-batch)."""
         B = np.asarray(batch, dtype=np.float64)
-        m = np.minimum(float(self.deployment.microbatches or self.deployment.pp), B)
-        return m, np.ceil(B / m)
+        M = float(self.deployment.microbatches or self.deployment.pp)
+        m = np.minimum(M, B)
+        return m, np.ceil(B / m) if M > 1 else np.maximum(B, 1.0)
 
     def pipelined_pass(self, time_fn: Any, batch: Any, tokens_per_seq: Any) -> FloatArray:
         """Time until the last of ``batch`` sequences leaves a one-off pass (a prefill) [s].

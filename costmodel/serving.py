@@ -356,9 +356,10 @@ def step_time(
         Prompt tokens of that sequence prefilled in earlier chunks, p [tokens].
     prompt_len : int or array, optional
         The length L of the prompts the ``prefill_tokens`` come from [tokens]: given, the k prompt tokens
-        are not one chunk but separate sequences, :func:`prompt_pieces` (floor(k / L) whole prompts and
-        one piece of the rest at its mean past), each attending only to its own prompt; ``prefill_past``
-        must then be 0 (the pieces' pasts follow from L). Default: one chunk after ``prefill_past``.
+        are not one chunk but separate sequences of one packed call, :func:`prompt_pieces` (k / L whole
+        prompts for k >= L, else one chunk after the mean past (L - k) / 2), each attending only to its
+        own prompt; ``prefill_past`` must then be 0 (the pasts follow from L). Default: one chunk after
+        ``prefill_past``.
 
     With S(B, n, past) = :func:`costmodel.estimate.step_time_s` (B sequences of n new tokens),
 
@@ -398,9 +399,11 @@ def step_time(
     step in lockstep (the MoE layers synchronise them), so an iteration takes the slowest rank's time;
     balanced, that is any rank's.
 
-    With ``prompt_len`` the third bracket is :meth:`_Parts.prompts_chunk_s`: the brackets of the whole
-    prompts (one pass of w sequences of L tokens) and of the remaining piece, summed; the linear term
-    still counts all b + k tokens together (the GEMMs see every token of the iteration at once).
+    With ``prompt_len`` the third bracket is :meth:`_Parts.prompts_chunk_s`: that of one packed pass of
+    :func:`prompt_pieces`' sequences; the linear term still counts all b + k tokens together (the GEMMs
+    see every token of the iteration at once). With pp > 1 its pacing chunk is the largest prompt piece,
+    min(k, r L) (a prompt stays in one micro-batch; r attention-DP ranks), so the linear term is
+    S(T', 1, 0) with T' = max(b + k, m min(k, r L)), m the micro-batches (:meth:`_Parts.paced_tokens`).
     """
     from costmodel.registry import load_hardware, load_model
 
@@ -417,10 +420,10 @@ def step_time(
 def prompt_pieces(
     tokens: npt.ArrayLike, prompt_len: npt.ArrayLike
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """The sequences an iteration's ``tokens`` prompt tokens k are, drawn from prompts of ``prompt_len``
-    tokens L packed first come first served: (w, q, p) = floor(k / L) whole prompts [-] (each after no
-    past), and one piece of the remaining q = k - w L tokens [tokens] after p = (L - q) / 2 past tokens of
-    its prompt [tokens]. Arrays broadcast.
+    """The sequences of one packed attention call that an iteration's ``tokens`` prompt tokens k are, drawn
+    from prompts of ``prompt_len`` tokens L packed first come first served: (n, m, p) = n = max(k / L, 1)
+    sequences [-] of m = min(k, L) tokens [tokens] each after p = (L - m) / 2 past tokens of its prompt
+    [tokens]. Arrays broadcast.
 
     A context-attention kernel takes the iteration's prompts as separate sequences of one packed
     (variable-length) call, each query attending only to its own prompt's keys: vLLM's FlashAttention
@@ -431,26 +434,35 @@ def prompt_pieces(
     (https://github.com/flashinfer-ai/flashinfer/blob/main/flashinfer/prefill.py); TensorRT-LLM's
     attention runs its context phase on packed (``remove_input_padding``) sequences
     (https://nvidia.github.io/TensorRT-LLM/advanced/gpt-attention.html, "Padded and Packed Tensors"). So
-    k tokens of w whole prompts have w L (L + 1) / 2 causal pairs, not the k (k + 1) / 2 of one k-token
-    sequence. The iteration's remaining q tokens are in
-    general the tail of one prompt and the head of the next, which differ from iteration to iteration; one
-    piece after p = (L - q) / 2 has their mean causal pairs: every prompt's pieces together have
-    L (L + 1) / 2 pairs however the iterations cut it, so an iteration of k tokens has k / L of those on
-    average, and the whole prompts leave q (L + 1) / 2 = q p + q (q + 1) / 2 for the piece. For k < L
-    (a prompt chunked over L / k iterations, pieces after 0, k, 2k, ... tokens) that is the chunks' mean
-    past (L - k) / 2; for k = L one whole prompt."""
-    k, L = np.broadcast_arrays(np.asarray(tokens, dtype=np.float64), np.asarray(prompt_len, dtype=np.float64))
+    k tokens of k / L whole prompts have k (L + 1) / 2 causal pairs, not the k (k + 1) / 2 of one
+    k-token sequence. Every prompt's pieces together have L (L + 1) / 2 pairs however the iterations cut
+    it, so an iteration of k tokens has k (L + 1) / 2 on average, and so has (n, m, p): n (m p + m (m + 1)
+    / 2) = k (L + 1) / 2. For k < L (a prompt chunked over L / k iterations after 0, k, 2k, ... tokens)
+    that is one chunk after the chunks' mean past (L - k) / 2; for k >= L the mean count of whole prompts,
+    fractional between multiples of L: it is continuous in k, and its longest sequence is L long, as an
+    iteration of k >= L tokens always holds a query at a prompt's last position (the tail of a prompt
+    begun before, or a whole one). n rounded up to whole sequences of k / n tokens would shorten that
+    longest sequence just past each multiple of L (to 3 L / 4 past L), and the kernel's longest query
+    tile with it, so that more tokens would cost less."""
+    try:
+        k, L = np.broadcast_arrays(
+            np.asarray(tokens, dtype=np.float64), np.asarray(prompt_len, dtype=np.float64)
+        )
+    except (TypeError, ValueError) as error:
+        raise CostmodelError(
+            f"tokens and prompt_len must be numbers broadcasting together, got {tokens!r}, {prompt_len!r}"
+        ) from error
     if np.any(~np.isfinite(k) | (k < 0)):
         raise CostmodelError(
-            f"prompt tokens must be finite and >= 0, got {k[~np.isfinite(k) | (k < 0)].flat[0]!r}"
+            f"tokens (an iteration's prompt tokens) must be finite and >= 0, got "
+            f"{k[~np.isfinite(k) | (k < 0)].flat[0]!r}"
         )
     if np.any(~np.isfinite(L) | (L < 1)):
         raise CostmodelError(
             f"prompt_len must be finite and >= 1, got {L[~np.isfinite(L) | (L < 1)].flat[0]!r}"
         )
-    whole = np.floor(k / L)
-    rest = k - whole * L
-    return np.asarray(whole), np.asarray(rest), np.asarray((L - rest) / 2.0)
+    m = np.minimum(k, L)
+    return np.asarray(np.maximum(k / L, 1.0)), np.asarray(m), np.asarray((L - m) / 2.0)
 
 
 _T = TypeVar("_T")
@@ -511,6 +523,7 @@ class _Parts:
         if prompt_len is None:
             largest, prefill = k, self.prefill_chunk_s(k, p)
         else:
+            prompt_pieces(k, prompt_len)  # checks prompt_len
             if np.any(p != 0):
                 raise CostmodelError(
                     "prefill_past must be 0 with prompt_len: the pieces' pasts follow from it"
@@ -700,33 +713,27 @@ class _Parts:
     def _prompts_less(
         self, tokens: npt.ArrayLike, prompt_len: npt.ArrayLike, kind: Literal["all", "bare"]
     ) -> FloatArray:
-        """:meth:`_chunk_less` of an iteration's k prompt tokens from prompts of L tokens, as the separate
-        sequences :func:`prompt_pieces` makes of each rank's k / r: the r w whole prompts as one pass of
-        sequences of L tokens, plus the r remaining pieces after their mean past [s]."""
-        k, L = np.broadcast_arrays(
-            np.asarray(tokens, dtype=np.float64), np.asarray(prompt_len, dtype=np.float64)
-        )
+        """:meth:`_chunk_less` of an iteration's k prompt tokens from prompts of L tokens: one packed pass of
+        the n sequences of m tokens after p past that :func:`prompt_pieces` makes of each rank's k / r, on
+        each of the r attention-DP ranks [s]. With pp > 1 the pass is one pipeline micro-batch of r n
+        sequences (a prompt is not split between micro-batches), n kept fractional."""
         r = self.deployment.attention_dp if self.deployment is not None else 1
-        whole, _, _ = prompt_pieces(k / r, L)
-        whole_tokens = r * whole * L
-        rest = np.maximum(k - whole_tokens, 0.0)  # the replica's remaining tokens, exactly k where w = 0
-        past = (L - rest / r) / 2.0
-        return np.asarray(
-            self._chunk_less(whole_tokens, 0.0, kind, sequences=whole) + self._chunk_less(rest, past, kind)
-        )
+        k = np.asarray(tokens, dtype=np.float64)
+        n, _, past = prompt_pieces(k / r, prompt_len)
+        return self._chunk_less(k, past, kind, sequences=n)
 
     def prompts_attention_s(self, tokens: npt.ArrayLike, prompt_len: npt.ArrayLike) -> FloatArray:
-        """:meth:`prefill_attention_s` of an iteration's k prompt tokens drawn from prompts of L tokens
-        (:func:`prompt_pieces`): the whole prompts' attention, each over itself, and the remaining piece's
-        over itself and its mean past, with the output-head row each samples [s]. Equal to
-        :meth:`prefill_attention_s` (k, 0) for k = L (one whole prompt) and (k, (L - k) / 2) for k < L."""
+        """:meth:`prefill_attention_s` of an iteration's k prompt tokens drawn from prompts of L tokens: the
+        attention of :func:`prompt_pieces`' n sequences (per attention-DP rank, of its k / r tokens) in one
+        packed call, each over itself and its past, with the output-head row each samples: the head's
+        weights are read once [s]. Equal to :meth:`prefill_attention_s` (k, 0) for k = r L (one whole
+        prompt per rank) and (k, (L - k / r) / 2) for k < r L."""
         return self._prompts_less(tokens, prompt_len, "bare")
 
     def prompts_chunk_s(self, tokens: npt.ArrayLike, prompt_len: npt.ArrayLike) -> FloatArray:
         """What an iteration's k prompt tokens drawn from prompts of L tokens add to an iteration whose
-        :meth:`linear_s` counts them [s]: the bracket of :meth:`prefill_chunk_s` for the whole prompts (w
-        sequences of L in one pass) plus that of the remaining piece, each less its own tokens as decodes.
-        Like it, a difference of two times."""
+        :meth:`linear_s` counts them [s]: the bracket of :meth:`prefill_chunk_s` for :func:`prompt_pieces`'
+        n sequences in one packed pass, less the k tokens as decodes. Like it, a difference of two times."""
         return self._prompts_less(tokens, prompt_len, "all")
 
     def prefill_attention_s(self, tokens: npt.ArrayLike, past: npt.ArrayLike) -> FloatArray:
@@ -1212,7 +1219,10 @@ class StepTable:
 
     def iteration_s(self, decodes: int, context_sum: float, chunks: list[tuple[int, int]]) -> float:
         """One iteration [s]: ``decodes`` sequences with ``context_sum`` past tokens between them, and
-        prompt chunks given as (tokens, past) pairs."""
+        prompt chunks given as (tokens, past) pairs. Each chunk is priced as its own attention call (its
+        :meth:`prefill_chunk_s` bracket, launch and head row included), not as one sequence of a packed
+        call as :meth:`_Parts.prompts_chunk_s` prices an iteration's prompts: an upper bound by one kernel
+        launch and under-filled GPU per chunk beyond the first."""
         tokens = decodes + sum(k for k, _ in chunks)
         if chunks:
             tokens = int(self._parts.paced_tokens(tokens, max(k for k, _ in chunks)))

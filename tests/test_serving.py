@@ -384,62 +384,60 @@ def test_prompt_pieces_keep_every_prompts_causal_pairs() -> None:
     """Oracle: a stream of prompts of L tokens packed first come first served into iterations of k tokens,
     walked token by token over a whole period (L iterations), each token attending to itself and the
     tokens of its prompt before it: the mean causal pairs per iteration are those of :func:`prompt_pieces`
-    (w whole prompts, one piece of the rest after its past), for k below, at and above L."""
+    (n sequences of m tokens after p past each), for k below, at and above L; and every sequence fits in
+    its prompt, the longest one whole from k = L on."""
     for L in (7, 16):
         for k in (3, 5, 7, 10, 16, 23):
             pairs = sum(token % L + 1 for token in range(L * k))  # L iterations of k tokens
-            whole, rest, past = prompt_pieces(k, L)
-            model = whole * L * (L + 1) / 2 + rest * past + rest * (rest + 1) / 2
+            n, m, past = prompt_pieces(k, L)
+            model = n * (m * past + m * (m + 1) / 2)
             assert float(model) == pytest.approx(pairs / L, rel=1e-12), (L, k)
-            assert 0 <= float(rest) < L
+            assert float(n * m) == pytest.approx(k, rel=1e-15)
+            assert float(n) >= 1
             assert float(past) >= 0
-            assert float(past + rest) <= L
+            assert float(past + m) == pytest.approx((L + min(k, L)) / 2, rel=1e-15)
+            if k >= L:
+                assert (float(m), float(past)) == (L, 0.0)
     with pytest.raises(CostmodelError, match="prompt_len"):
         prompt_pieces(10, 0)
-    with pytest.raises(CostmodelError, match="prompt tokens"):
+    with pytest.raises(CostmodelError, match="tokens"):
         prompt_pieces(-1, 10)
 
 
 def test_an_iterations_prompts_attend_as_separate_kernel_sequences() -> None:
-    """Oracle: the attention of an iteration's prompt tokens, drawn from 1000-token prompts, is the
-    context-attention kernel (:mod:`costmodel.kernels.context_attention`, called here directly with the
-    parameters a serving step uses) over the whole prompts as one packed call of w sequences, plus the
-    remaining piece over itself and its past, through every layer, plus the output-head row each sequence
-    samples. One call of w prompts costs no more than w calls of one; and all of it is far below one
-    sequence of all k tokens (8192 tokens: 8 prompts' 4.1 M causal pairs per head, not 33.6 M)."""
+    """Oracle: the attention of an iteration's prompt tokens, drawn from 1000-token prompts, is ONE call of
+    the context-attention kernel (:mod:`costmodel.kernels.context_attention`, called here directly with
+    the parameters a serving step uses) over n = k / L whole prompts (k >= L; one chunk after the mean
+    past (L - k) / 2 below), through every layer, plus the output head over the n rows they sample (its
+    weights read once). One call of w prompts costs no more than w calls of one; and all of it is far
+    below one sequence of all k tokens (8192 tokens: 8.2 prompts' 4.1 M causal pairs per head, not 33.6 M)."""
     engine = Engine.build(MODEL, HW, max_batch_size=64, max_batched_tokens=16384)
     parts, m, hw = engine.parts, engine.model, engine.hardware
     key = "vllm.vllm_flash_attn_fa3:bf16"  # the sorted-first vLLM key on H100 (tests/test_kernel_times.py)
     ctx = kernel_times.step_params(hw, context_attention, key, launch_s=kernel_times.launch_s(hw))
 
     def kernel_s(batch: object, tokens: object, past: object) -> object:
-        b, s = np.asarray(batch, dtype=float), np.asarray(tokens, dtype=float)
         t = context_attention.time_s(
             hw,
             ctx,
-            batch_size=np.maximum(b, 1.0),
-            seq_len=np.maximum(s, 1.0),
+            batch_size=batch,
+            seq_len=tokens,
             n_heads=m.n_heads,
             n_kv_heads=m.kv_heads,
             head_dim=m.head_size,
             past_len=past,
         )
-        return np.where((b > 0) & (s > 0), m.n_layers * t, 0.0)
+        return m.n_layers * t
 
     L = 1000.0
     k = np.array([1000.0, 3000.0, 3500.0, 600.0, 8192.0])
-    whole = np.array([1.0, 3.0, 3.0, 0.0, 8.0])
-    rest, past = np.array([0.0, 0.0, 500.0, 600.0, 192.0]), np.array([500.0, 500.0, 250.0, 200.0, 404.0])
-    pieces = (rest > 0).astype(float)
-    oracle = (
-        kernel_s(whole, L, 0.0)
-        + kernel_s(pieces, rest, past)
-        + parts.output_head_s(whole)
-        + parts.output_head_s(pieces)
-    )
+    n = np.array([1.0, 3.0, 3.5, 1.0, 8.192])
+    tokens = np.array([1000.0, 1000.0, 1000.0, 600.0, 1000.0])
+    past = np.array([0.0, 0.0, 0.0, 200.0, 0.0])
+    oracle = kernel_s(n, tokens, past) + parts.output_head_s(n)
     got = parts.prompts_attention_s(k, L)
     np.testing.assert_allclose(got, oracle, rtol=1e-12)
-    assert np.all(kernel_s(whole, L, 0.0) <= whole * kernel_s(1.0, L, 0.0))
+    assert np.all(kernel_s(n, L, 0.0) <= n * kernel_s(1.0, L, 0.0))
     one_sequence = parts.prefill_attention_s(k, np.where(k < L, (L - k) / 2, 0.0))
     np.testing.assert_array_equal(got[[0, 3]], one_sequence[[0, 3]])  # one whole prompt; one chunk
     assert got[-1] < 0.3 * one_sequence[-1]
@@ -449,6 +447,50 @@ def test_an_iterations_prompts_attend_as_separate_kernel_sequences() -> None:
         parts.linear_s(32 + k) + parts.decode_attention_s(32, 2000) + parts.prompts_chunk_s(k, L),
         rtol=1e-12,
     )
+    with pytest.raises(CostmodelError, match="prompt_len"):
+        engine.step_time(prefill_tokens=1000, prompt_len="long")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("model", "deployment"),
+    [
+        ("llama-3-8b", Deployment(tp=1)),
+        ("llama-3-8b", Deployment(tp=2, pp=2)),
+        ("qwen3-30b-a3b", Deployment(tp=1, attention_dp=2, moe_ep=2)),
+    ],
+)
+def test_more_prompt_tokens_never_make_an_iteration_cheaper(model: str, deployment: Deployment) -> None:
+    """Physics: an iteration of more prompt tokens (drawn from 1000-token prompts) does more work, so the
+    prompts' attention (:meth:`_Parts.prompts_attention_s`) never falls as k grows over [2 r, 8 r L], r
+    the attention-DP ranks, across the multiples of r L too, where whole prompts start to share the
+    call; nor does an iteration's time, with or without 16 decodes, across those multiples, nor a
+    prefill-only iteration's anywhere without pipeline stages (it is one packed pass). Not asserted: with
+    pp > 1 an iteration paced by a whole prompt (:meth:`_Parts.paced_tokens`, T' = m L > b + k) falls by
+    about one output-head row per prompt token as k grows towards m r L, as :meth:`_Parts.linear_s` charges
+    the pacing's T' - b - k padding tokens a head row and one-token attention each, and unpaced it saws
+    by a few microseconds with a period of pp tokens (:meth:`_Parts.linear_s` splits b + k into
+    micro-batches of whole tokens, :meth:`_Parts.prompt_extras_s` keeps k in one); nor, with decodes,
+    the output head's row-tile saw between :meth:`_Parts.linear_s` at b + k rows and
+    :meth:`_Parts.prompt_extras_s` at k (up to 0.17 ms on Llama 3 8B / H100 at b = 16)."""
+    engine = Engine(load_model(model), load_hardware("h100-sxm"), Workload(), deployment)
+    parts, r, L = engine.parts, deployment.attention_dp, 1000.0
+    multiples = r * L * np.arange(1.0, 9.0)
+    k = np.unique(
+        np.concatenate(
+            [np.linspace(2.0 * r, 8 * r * L, 2001), multiples, multiples * (1 + 1e-9), multiples * 0.999]
+        )
+    )
+    attention = parts.prompts_attention_s(k, L)
+    assert np.all(np.diff(attention) >= -1e-12 * attention[1:])
+    for b in (0.0, 16.0):
+        around = np.stack([multiples * (1 - 1e-9), multiples, multiples * (1 + 1e-9)])
+        t = parts.step_time(decode_batch=b, decode_context=1500, prefill_tokens=around, prompt_len=L)
+        if deployment.pp > 1:  # the step up across each multiple alone, and unpaced: see the docstring
+            t = t[1:, multiples >= deployment.pp * r * L]
+        assert np.all(np.diff(t, axis=0) >= -1e-12 * t[1:]), (b, np.diff(t, axis=0))
+    if deployment.pp == 1:
+        t = parts.step_time(prefill_tokens=k, prompt_len=L)
+        assert np.all(np.diff(t) >= -1e-12 * t[1:])
 
 
 @pytest.mark.parametrize(
