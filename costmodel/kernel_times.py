@@ -779,7 +779,8 @@ def moe_keys(keys: _Keys, fmt: str, *, gated: bool = True) -> list[str]:
     own = [k for k in engines if ("nongated" in k) != gated]
     # FlashInfer's trtllm-gen kernels, as TensorRT-LLM's tables time them, beside the engine's own
     if own and keys.engine != "trtllm":
-        own += [k for k in SHARED_TRTLLM_GEN_MOE_KEYS.get(fmt, ()) if k in usable and k not in own]
+        shared = SHARED_TRTLLM_GEN_MOE_KEYS.get(fmt, ())
+        own += [k for k in shared if k in usable and k not in own and ("nongated" in k) != gated]
     if keys.moe_backend is not None:
         names = MOE_BACKEND_KERNELS[keys.moe_backend]
         runs = [k for k in usable if ("nongated" in k) != gated and any(n in k.split(":")[-1] for n in names)]

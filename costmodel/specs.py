@@ -626,8 +626,9 @@ class SourcedText(Spec):
 
 MAX_BUSBW_SHARE = 1.5
 """Largest ``intra_node_allreduce_busbw_gb_per_s`` over ``intra_node_bandwidth_gb_per_s`` a profile may state
-[-]: the collective fit's bound on its large-message bandwidth fraction (in-switch reductions, NVLS, can pass
-1)."""
+[-]: the collective fit's upper bound on its large-message bandwidth fraction
+(``costmodel.kernels.collective.BOUNDS["large_bandwidth_fraction"]``, which a test holds equal; in-switch
+reductions, NVLS, can pass 1)."""
 MEASURED_FIGURES = ("intra_node_latency_us", "intra_node_allreduce_busbw_gb_per_s")
 """Datasheet keys that hold third-party measurements of a device, not its published specifications: a copy
 of a profile without them is still the same device (:meth:`HardwareProfile.same_device`)."""

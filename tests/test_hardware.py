@@ -271,6 +271,10 @@ def test_a_published_bus_bandwidth_needs_a_switched_link_within_reason(tmp_path:
     per-direction link rate is a unit slip; both are one clear error naming the field."""
     text = (costmodel.registry.calibrated_dir().parent / "a100-80gb.yaml").read_text()
     assert "intra_node_allreduce_busbw_gb_per_s: {value: 231.58" in text
+    from costmodel.kernels import collective
+    from costmodel.specs import MAX_BUSBW_SHARE
+
+    assert collective.BOUNDS["large_bandwidth_fraction"][1] == MAX_BUSBW_SHARE  # one bound, two places
     cases = {
         "pcie": text.replace("intra_node_link: nvlink", "intra_node_link: pcie"),
         "units": text.replace(

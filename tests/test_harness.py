@@ -151,7 +151,7 @@ def test_a_harness_that_starts_its_measured_requests_together_states_the_wave_sh
     )
     assert stated_wave_share("vllm", pd.Series([REFERENCE] * 3)) is None
     assert stated_wave_share("trtllm", pd.Series([AICONFIGURATOR] * 3)) is None
-    with pytest.raises(ValueError, match="several harnesses"):  # one group is one harness, never a mix
+    with pytest.raises(RuntimeError, match="mix the harnesses"):  # one group is one harness, never a mix
         stated_wave_share("vllm", pd.Series([AICONFIGURATOR, REFERENCE]))
     kinds = []
     for data in (vllm_two_harnesses, two_harnesses):

@@ -189,3 +189,19 @@ def test_2_4_sparsity_halves_compute_bound_matmul_time_and_shrinks_weights() -> 
 def test_2_4_sparsity_needs_sparse_tensor_cores() -> None:
     with pytest.raises(costmodel.CostmodelError, match="no 2:4 sparse tensor cores"):
         estimate("llama-3-8b", "tpu-v5e", Workload(1, 128, 8, sparsity="2:4"))
+
+
+def test_pipeline_microbatches_split_whole_sequences_and_one_microbatch_keeps_a_mean_batch() -> None:
+    """GPipe micro-batches hold whole sequences: pp = 2 splits 5 sequences into 2 of ceil(5 / 2) = 3 (the
+    larger sets the pace) and 0.5 sequences into 0.5 micro-batches of 1; one micro-batch holds the batch as
+    it is, a fractional mean batch included (at least one sequence), as at pp = 1."""
+    model = costmodel.load_model("llama-3-8b")
+    batches = np.array([0.5, 1.0, 2.5, 5.0])
+    split = Deployment(pp=2)
+    m, per = _Setup(model, H100, Workload(), split, ROOFLINE, "flash", _tp_link(split)).microbatches(batches)
+    np.testing.assert_array_equal(m, [0.5, 1.0, 2.0, 2.0])
+    np.testing.assert_array_equal(per, [1.0, 1.0, 2.0, 3.0])
+    whole = Deployment(pp=2, microbatches=1)
+    m, per = _Setup(model, H100, Workload(), whole, ROOFLINE, "flash", _tp_link(whole)).microbatches(batches)
+    np.testing.assert_array_equal(m, [0.5, 1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(per, [1.0, 1.0, 2.5, 5.0])

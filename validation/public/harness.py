@@ -91,7 +91,9 @@ def stated_wave_share(backend: str, harness: pd.Series) -> float | None:
     (:data:`WAVE_SHARE_ENGINES`); None otherwise (the engine's fitted ``burst_fraction`` applies)."""
     labels = harness.unique()
     if len(labels) != 1:
-        raise ValueError(f"stated_wave_share: one group's rows come from several harnesses {sorted(labels)}")
+        # a grouping bug, not a row costmodel cannot express: not a ValueError, which the evaluation turns
+        # into a row's "not expressible" reason
+        raise RuntimeError(f"stated_wave_share: one group's rows mix the harnesses {sorted(labels)}")
     if backend not in WAVE_SHARE_ENGINES:
         return None
     n = MEASURED_REQUESTS_PER_CLIENT.get(str(labels[0]))
