@@ -20,6 +20,8 @@ from validation.public.inferencex import (
     is_inferencex,
     isl_budget,
     launch_script,
+    measured_dates,
+    moe_backends,
     recv_interval,
     scheduler_flags,
     scripts_of,
@@ -30,7 +32,7 @@ from validation.public.silicon import read_silicon
 
 @pytest.mark.parametrize("key", list(SCRIPTS), ids=lambda key: "/".join(key))
 def test_every_script_is_one_engine_model_and_system_read_at_a_commit(key: tuple[str, ...]) -> None:
-    assert len(key) in (3, 4, 5)
+    assert len(key) in (3, 4, 5, 6)
     assert key[0] in ("vllm", "sglang", "trtllm")
     assert key[2] in SYSTEM_PROFILES
     script = SCRIPTS[key]
@@ -76,7 +78,8 @@ def test_the_scripts_of_a_table_are_each_rows_own() -> None:
         assert np.all(chosen[rows] == None)  # noqa: E711 (elementwise)
         chosen[rows] = script
     columns = ("backend", "model_path", "system", "precision", "backend_version")
-    for i, row in enumerate(table[["inferencex", *columns]].fillna("").itertuples(index=False)):
+    table = table.assign(measured=measured_dates(table))
+    for i, row in enumerate(table[["inferencex", *columns, "measured"]].fillna("").itertuples(index=False)):
         key = tuple(str(value) for value in row[1:])
         assert chosen[i] is launch_script(bool(row[0]), *key), key
 
@@ -195,3 +198,57 @@ def test_the_dsr1_fp8_script_runs_deepgemm_only_at_its_high_concurrency_sweeps()
     assert got.tolist() == ["TRTLLM", "DEEPGEMM", "DEEPGEMM", "TRTLLM", "", "TRTLLM"]
     other = launch_script(True, "trtllm", "deepseek-ai/DeepSeek-R1", "b200_sxm", "fp4")
     assert moe_backends(other, isl=isl, osl=osl, tp=np.full(6, 8.0), concurrency=conc).tolist() == [""] * 6
+
+
+def test_the_1_1_mtp_run_reads_its_mtp_scripts_budget_and_the_plain_run_its_own() -> None:
+    """dsr1_fp8_b200_trt_mtp_slurm.sh at 40be3a4: MTP=3 (1 with attention DP); MAX_BATCH_SIZE=$CONC
+    ($CONC/$TP with attention DP); MAX_ISL = ISL x (1 + RANDOM_RANGE_RATIO) rounded by awk's "%.0f";
+    MAX_NUM_TOKENS=$(( ((MTP+1)*MAX_BATCH_SIZE+MAX_ISL+64+63)/64*64 )). The 2026-01-14 run of the shared
+    1.1.0rc2.post2 image is that script's; the 2025-12-15 run keeps the plain script's budget."""
+    from validation.public.silicon import MTP_RUNS
+
+    r1 = "deepseek-ai/DeepSeek-R1"
+    mtp = launch_script(True, "trtllm", r1, "b200_sxm", "fp8", "1.1.0rc2.post2", "2026-01-14")
+    plain = launch_script(True, "trtllm", r1, "b200_sxm", "fp8", "1.1.0rc2.post2", "2025-12-15")
+    assert mtp is not None
+    assert plain is not None
+    assert mtp.source.endswith(
+        "/40be3a4b73230a9b029bdc275f832547eb68df49/benchmarks/dsr1_fp8_b200_trt_mtp_slurm.sh"
+    )
+    assert plain is launch_script(True, "trtllm", r1, "b200_sxm", "fp8", "1.1.0rc2.post2")
+    # 8k/1k, 16 clients, tp 8, no attention DP: MAX_ISL = 14745.6 -> 14746;
+    # (4 x 16 + 14746 + 127) // 64 x 64 = 14937 // 64 x 64 = 233 x 64 = 14912 (the plain script's 8320)
+    # 1k/1k, 128 clients, 8 attention-DP ranks of tp 8: MTP 1, MAX_BATCH_SIZE 128 / 8 = 16, MAX_ISL 1843;
+    # (2 x 16 + 1843 + 127) // 64 x 64 = 2002 // 64 x 64 = 31 x 64 = 1984
+    # 1k/1k, 4 clients: (4 x 4 + 1843 + 127) // 64 x 64 = 1986 // 64 x 64 = 1984 (plain: 1152)
+    # 1k/1k, 2 clients, 8 ranks: MAX_BATCH_SIZE 2 / 8 = 0, raised to 1: (2 + 1843 + 127) // 64 x 64 = 1920
+    run = {
+        "isl": np.array([8192, 1024, 1024, 1024]),
+        "osl": np.full(4, 1024),
+        "tp": np.full(4, 8.0),
+        "attention_dp": np.array([1.0, 8.0, 1.0, 8.0]),
+        "concurrency": np.array([16.0, 128.0, 4.0, 2.0]),
+    }
+    assert scheduler_flags(mtp, **run)[0].tolist() == [14912.0, 1984.0, 1984.0, 1920.0]
+    assert scheduler_flags(plain, **run)[0].tolist() == [8320.0, 1216.0, 1152.0, 1152.0]
+    # its fp4 sibling at the same commit: the same budget; MOE_BACKEND CUTLASS with attention DP, else TRTLLM
+    fp4 = launch_script(True, "trtllm", r1, "b200_sxm", "fp4", "1.1.0rc2.post2", "2026-01-14")
+    assert fp4 is not None
+    assert fp4.source.endswith(
+        "/40be3a4b73230a9b029bdc275f832547eb68df49/benchmarks/dsr1_fp4_b200_trt_mtp_slurm.sh"
+    )
+    assert scheduler_flags(fp4, **run)[0].tolist() == [14912.0, 1984.0, 1984.0, 1920.0]
+    assert moe_backends(fp4, **run).tolist() == ["TRTLLM", "CUTLASS", "TRTLLM", "CUTLASS"]
+    assert moe_backends(mtp, **run).tolist() == ["DEEPGEMM"] * 4
+    # a run's own script is keyed by the date of an MTP run alone
+    dated = [key for key in SCRIPTS if len(key) == 6]
+    assert dated
+    assert all((key[0], key[4], key[5]) in MTP_RUNS for key in dated)
+
+
+def test_a_rows_measured_date_is_its_sources_and_none_where_it_states_none() -> None:
+    table = pd.DataFrame(
+        {"silicon_data_source": ["source_file=2026-03-25.csv;measured=2026-01-14", "db-dump/run=7", None]}
+    )
+    assert measured_dates(table).fillna("").tolist() == ["2026-01-14", "", ""]
+    assert measured_dates(pd.DataFrame({"x": [1]})).isna().all()

@@ -125,6 +125,8 @@ class Run(NamedTuple):
     """Clients of the worker (``$CONC``) [-]."""
     precision: npt.NDArray[np.object_]
     """The row's ``precision`` (``fp8``, ``fp4``, ...: the format the script's file is named by)."""
+    attention_dp: FloatArray
+    """Attention-DP ranks of the engine (``$DP_ATTENTION`` true where above 1) [-]."""
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,25 @@ def _dsr1_max_num_tokens(run: Run) -> FloatArray:
 def _dsr1_unfloored_max_num_tokens(run: Run) -> FloatArray:
     """``MAX_NUM_TOKENS=$(( ($CONC+$ISL+64+63)/64*64 ))`` without the later scripts' 8192 floor."""
     return np.asarray((run.concurrency + run.isl + 64 + 63) // 64 * 64, dtype=np.float64)
+
+
+def _dsr1_mtp_max_num_tokens(run: Run) -> FloatArray:
+    """The 1.1.0rc2.post2 MTP scripts' budget (``dsr1_fp8_b200_trt_mtp_slurm.sh`` and
+    ``dsr1_fp4_b200_trt_mtp_slurm.sh`` at 40be3a4): ``MTP`` 1 with attention DP, else 3;
+    ``MAX_BATCH_SIZE`` ``$CONC / $TP`` with attention DP, else ``$CONC``, at least 1;
+    ``MAX_ISL`` ``isl x (1 + RANDOM_RANGE_RATIO)`` rounded (awk ``%.0f``); and
+    ``MAX_NUM_TOKENS=$(( ((MTP+1)*MAX_BATCH_SIZE+MAX_ISL+64+63)/64*64 ))``."""
+    adp = run.attention_dp > 1
+    drafts = np.where(adp, 1.0, 3.0)
+    batch = np.maximum(np.where(adp, run.concurrency // run.tp, run.concurrency), 1.0)
+    longest = np.round(run.isl * (1.0 + RANGE_RATIO))
+    return np.asarray(((drafts + 1.0) * batch + longest + 64 + 63) // 64 * 64, dtype=np.float64)
+
+
+def _dsr1_fp4_mtp_moe_backend(run: Run) -> npt.NDArray[np.object_]:
+    """``dsr1_fp4_b200_trt_mtp_slurm.sh`` (40be3a4): ``MOE_BACKEND`` ``CUTLASS`` with attention DP, else
+    ``TRTLLM``."""
+    return np.where(run.attention_dp > 1, "CUTLASS", "TRTLLM").astype(object)
 
 
 def _deepgemm(run: Run) -> npt.NDArray[np.object_]:
@@ -399,8 +420,26 @@ SCRIPTS: dict[tuple[str, ...], Script] = {
         # enable_balance alone: TensorRT-LLM's AttentionDpConfig defaults, 50 and 10 iterations
         attention_dp_balance=(50, 10),
     ),
-    # the image's plain script before InferenceX #594 (its MTP sibling of #392, dsr1_fp8_b200_trt_mtp_slurm.sh
-    # at 40be3a4, sets the same backend, stream interval and balancing)
+    # 1.1.0rc2.post2 served the plain scripts and, from InferenceX #392, their MTP siblings: the MTP run of
+    # 2026-01-14 (silicon.MTP_RUNS) ran the MTP scripts (at 40be3a4), keyed by its date. The fp8 one keeps
+    # the plain script's MoE backend (DEEPGEMM) and balancing but sizes its budget for the drafts and the
+    # longest prompt (_dsr1_mtp_max_num_tokens); not modelled: stream_interval 10, drafting's CUDA graphs
+    ("trtllm", "deepseek-ai/DeepSeek-R1", "b200_sxm", "fp8", "1.1.0rc2.post2", "2026-01-14"): Script(
+        f"{REPOSITORY}/40be3a4b73230a9b029bdc275f832547eb68df49/benchmarks/dsr1_fp8_b200_trt_mtp_slurm.sh",
+        max_num_tokens=_dsr1_mtp_max_num_tokens,
+        attention_dp_balance=(60, 0),
+        moe_backend=_deepgemm,
+        not_modelled="stream_interval 10",
+    ),
+    # its fp4 sibling: the same budget and balancing, MOE_BACKEND CUTLASS with attention DP, else TRTLLM
+    ("trtllm", "deepseek-ai/DeepSeek-R1", "b200_sxm", "fp4", "1.1.0rc2.post2", "2026-01-14"): Script(
+        f"{REPOSITORY}/40be3a4b73230a9b029bdc275f832547eb68df49/benchmarks/dsr1_fp4_b200_trt_mtp_slurm.sh",
+        max_num_tokens=_dsr1_mtp_max_num_tokens,
+        attention_dp_balance=(60, 0),
+        moe_backend=_dsr1_fp4_mtp_moe_backend,
+        not_modelled="stream_interval 10",
+    ),
+    # the image's plain script before InferenceX #594 (the 2025-12-15 run; its budget has no 8192 floor)
     ("trtllm", "deepseek-ai/DeepSeek-R1", "b200_sxm", "fp8", "1.1.0rc2.post2"): Script(
         f"{REPOSITORY}/2e46dba0393537668d37d83b532fff2cdbbad231/benchmarks/dsr1_fp8_b200_trt_slurm.sh",
         max_num_tokens=_dsr1_unfloored_max_num_tokens,
@@ -423,7 +462,8 @@ SCRIPTS: dict[tuple[str, ...], Script] = {
 }
 """(backend, model_path, system) -> the flags its InferenceX script sets, for every precision of that model;
 a key that adds the row's ``precision`` (``fp8``, ``fp4``, ...: the format the script's file is named by)
-is that format's script alone, one that also adds its ``backend_version`` that engine version's script;
+is that format's script alone, one that also adds its ``backend_version`` that engine version's script,
+one that also adds a ``measured=`` date (:func:`measured_dates`) the script of that one run;
 the most specific key comes first (:func:`launch_script`)."""
 
 SCRIPT_MODELS: dict[tuple[str, str], str] = {("trtllm", "deepseek-ai/DeepSeek-V3"): "deepseek-ai/DeepSeek-R1"}
@@ -435,16 +475,24 @@ InferenceX benchmarks no DeepSeek-V3 configuration on TensorRT-LLM."""
 
 
 def launch_script(
-    inferencex: bool, backend: str, model_path: str, system: str, precision: str = "", version: str = ""
+    inferencex: bool,
+    backend: str,
+    model_path: str,
+    system: str,
+    precision: str = "",
+    version: str = "",
+    measured: str = "",
 ) -> Script | None:
     """The script a row's engine was launched with where it is known (an InferenceX row of a script in
-    :data:`SCRIPTS`, under its :data:`SCRIPT_MODELS` name: the script of the precision and engine version
-    first, then the precision's, then the model's), else None (the engine's defaults)."""
+    :data:`SCRIPTS`, under its :data:`SCRIPT_MODELS` name: the script of the run measured that day first,
+    then that of the precision and engine version, then the precision's, then the model's), else None
+    (the engine's defaults)."""
     if not inferencex:
         return None
     model = SCRIPT_MODELS.get((backend, model_path), model_path)
     return (
-        SCRIPTS.get((backend, model, system, precision, version))
+        SCRIPTS.get((backend, model, system, precision, version, measured))
+        or SCRIPTS.get((backend, model, system, precision, version))
         or SCRIPTS.get((backend, model, system, precision))
         or SCRIPTS.get((backend, model, system))
     )
@@ -452,11 +500,13 @@ def launch_script(
 
 def scripts_of(table: pd.DataFrame) -> list[tuple[Script, npt.NDArray[np.bool_]]]:
     """The scripts the rows of ``table`` ran (its ``inferencex``, ``backend``, ``model_path``, ``system``,
-    ``precision`` and, where it has one, ``backend_version`` columns), each with the rows it serves:
-    :func:`launch_script` once per distinct key."""
-    columns = ["backend", "model_path", "system", "precision", "backend_version"]
+    ``precision`` and, where it has them, ``backend_version`` and ``silicon_data_source`` columns: the
+    latter's ``measured=`` date), each with the rows it serves: :func:`launch_script` once per distinct
+    key."""
+    columns = ["backend", "model_path", "system", "precision", "backend_version", "measured"]
     inferencex = np.flatnonzero(table["inferencex"].to_numpy(bool))
-    keys = table.iloc[inferencex].reindex(columns=columns).fillna("").astype(str)
+    keys = table.iloc[inferencex].reindex(columns=columns[:-1]).fillna("").astype(str)
+    keys["measured"] = measured_dates(table.iloc[inferencex]).fillna("").astype(str)
     served: dict[int, tuple[Script, npt.NDArray[np.bool_]]] = {}
     for key, positions in keys.groupby(columns, sort=False).indices.items():
         assert isinstance(key, tuple)
@@ -467,13 +517,28 @@ def scripts_of(table: pd.DataFrame) -> list[tuple[Script, npt.NDArray[np.bool_]]
     return list(served.values())
 
 
+def measured_dates(table: pd.DataFrame) -> pd.Series:
+    """Per row of ``table`` (the silicon sample), the ``measured=`` date its ``silicon_data_source`` states
+    (``YYYY-MM-DD``), NaN where it states none or the table has no such column."""
+    if "silicon_data_source" not in table:
+        return pd.Series(np.nan, index=table.index, dtype=object)
+    return table["silicon_data_source"].astype(str).str.extract(r"measured=(\d{4}-\d{2}-\d{2})")[0]
+
+
 def _run(
-    isl: npt.ArrayLike, osl: npt.ArrayLike, tp: npt.ArrayLike, concurrency: npt.ArrayLike, precision: object
+    isl: npt.ArrayLike,
+    osl: npt.ArrayLike,
+    tp: npt.ArrayLike,
+    concurrency: npt.ArrayLike,
+    precision: object,
+    attention_dp: npt.ArrayLike = 1.0,
 ) -> Run:
     """The rows as a script's shell arithmetic reads them: whole numbers, truncated toward zero."""
-    arrays = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (isl, osl, tp, concurrency)))
+    numbers = (isl, osl, tp, concurrency, attention_dp)
+    arrays = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in numbers))
     formats = np.broadcast_to(np.asarray(precision, dtype=object), arrays[0].shape)
-    return Run(*(np.trunc(x) for x in arrays), precision=formats)
+    isl_, osl_, tp_, clients, ranks = (np.trunc(x) for x in arrays)
+    return Run(isl_, osl_, tp_, clients, precision=formats, attention_dp=ranks)
 
 
 def scheduler_flags(
@@ -488,7 +553,7 @@ def scheduler_flags(
     """Per row: the script's TensorRT-LLM token budget [tokens] (0: the engine's default), its hold timeout
     [iterations] and hold threshold [tokens] (0, 0: no hold). A row of no concurrency keeps the defaults;
     attention DP never holds (TensorRT-LLM skips batch waiting with ``enable_attention_dp``)."""
-    run = _run(isl, osl, tp, concurrency, "")
+    run = _run(isl, osl, tp, concurrency, "", attention_dp)
     none = np.zeros(run.isl.shape)
     if script is None or script.max_num_tokens is None:
         return none, none.copy(), none.copy()
@@ -498,7 +563,7 @@ def scheduler_flags(
     wait = script.batch_wait
     if wait is None:
         return budget, none, none.copy()
-    single = np.trunc(np.broadcast_to(np.asarray(attention_dp, dtype=np.float64), known.shape)) == 1
+    single = run.attention_dp == 1
     on = known & wait.where(run) & single
     return (
         budget,
@@ -514,10 +579,11 @@ def moe_backends(
     osl: npt.ArrayLike,
     tp: npt.ArrayLike,
     concurrency: npt.ArrayLike,
+    attention_dp: npt.ArrayLike = 1.0,
 ) -> npt.NDArray[np.object_]:
     """Per row: the MoE backend the script states (``Script.moe_backend``), "" where it states none or the
     row has no concurrency (the engine's default: its autotuner's fastest kernel)."""
-    run = _run(isl, osl, tp, concurrency, "")
+    run = _run(isl, osl, tp, concurrency, "", attention_dp)
     out = np.full(run.isl.shape, "", dtype=object)
     if script is None or script.moe_backend is None:
         return out

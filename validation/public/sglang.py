@@ -36,7 +36,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from costmodel.loop_params import overlaps_host
-from validation.public.inferencex import Script, drafts
+from validation.public.inferencex import Script, drafts, measured_dates
 
 
 def speculative(script: Script | None, *, tp: int, moe_ep: int) -> bool:
@@ -135,7 +135,7 @@ def cold_start_rows(table: pd.DataFrame) -> pd.Series:
     :data:`COLD_START_CAMPAIGNS` by that campaign's script (its system, GEMM format and models) whose first
     wave of prompts, concurrency x nominal isl tokens, exceeds that script's chunked-prefill size (SGLang
     rows alone)."""
-    measured = table["silicon_data_source"].astype(str).str.extract(r"measured=(\d{4}-\d{2}-\d{2})")[0]
+    measured = measured_dates(table)
     wave = table["concurrency"].astype(float) * table["isl"].astype(float)
     refused = pd.Series(False, index=table.index)
     for date, campaign in COLD_START_CAMPAIGNS.items():
@@ -194,7 +194,7 @@ def drafting_rows(table: pd.DataFrame, repeats: npt.ArrayLike) -> pd.Series:
     :func:`validation.public.silicon.repeated_measurement` gives the rows that repeat one measurement):
     the configuration's second series."""
     text = table["silicon_data_source"].astype(str)
-    measured = text.str.extract(r"measured=(\d{4}-\d{2}-\d{2})")[0]
+    measured = measured_dates(table)
     dump = text.str.startswith("db-dump/")
     parts = [table[c].astype(float).round(2).astype(str) for c in ("isl", "osl", "concurrency")]
     shape = parts[0].str.cat(parts[1:], sep="/")

@@ -89,6 +89,7 @@ from validation.public.inferencex import (
     isl_budget,
     launch_script,
     mean_length,
+    measured_dates,
     moe_backends,
     recv_interval,
     scheduler_flags,
@@ -283,7 +284,7 @@ def mtp_run_dates(table: pd.DataFrame) -> pd.Series:
     """Per row of ``table`` (the silicon sample), its ``measured=`` date where its (backend,
     backend_version, date) names a run of :data:`MTP_RUNS`, else "" (every other row, so that a row's date
     splits no group of rows it does not concern)."""
-    measured = table["silicon_data_source"].astype(str).str.extract(r"measured=(\d{4}-\d{2}-\d{2})")[0]
+    measured = measured_dates(table)
     backend = table["backend"].astype(str)
     keys = zip(backend, table["backend_version"].fillna("").astype(str), measured.fillna(""), strict=True)
     return pd.Series([k[2] if k in MTP_RUNS else "" for k in keys], index=table.index, dtype=object)
@@ -576,7 +577,7 @@ def silicon_parts(
             kv = kv_dtype(str(backend), str(quant))
             where = (str(backend), str(model_path), str(system))
             # the launch flags of the benchmark's script where the row's source states them
-            script = launch_script(bool(ix), *where, str(precision), str(version))
+            script = launch_script(bool(ix), *where, str(precision), str(version), str(mtp_run))
             if script is not None:
                 kv = script.kv_dtype or kv
                 if script.expert_activation_dtype is not None:
@@ -729,10 +730,11 @@ def _moe_backend_column(filled: pd.DataFrame, scripts: Served | None = None) -> 
     :func:`validation.public.inferencex.moe_backends`), one pass over the rows of each script
     (``scripts``: :func:`scripts_of` of ``filled``, where the caller has it)."""
     out = np.full(len(filled), "", dtype=object)
-    columns = ("isl", "osl", "tp_size", "concurrency")
-    isl, osl, tp, clients = (filled[column].to_numpy(float) for column in columns)
+    columns = ("isl", "osl", "tp_size", "concurrency", "attention_dp_size")
+    isl, osl, tp, clients, dp = (filled[column].to_numpy(float) for column in columns)
     for script, rows in scripts_of(filled) if scripts is None else scripts:
-        out[rows] = moe_backends(script, isl=isl[rows], osl=osl[rows], tp=tp[rows], concurrency=clients[rows])
+        run = {"isl": isl[rows], "osl": osl[rows], "tp": tp[rows], "attention_dp": dp[rows]}
+        out[rows] = moe_backends(script, concurrency=clients[rows], **run)
     return pd.Series(out, index=filled.index)
 
 
