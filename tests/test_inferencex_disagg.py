@@ -146,12 +146,54 @@ def test_only_rows_of_a_deepep_recipe_decode_without_graphs(silicon_table: pd.Da
     assert (matched[~graphs]).all()  # a row without a recipe is never taken off its graphs
 
 
-def test_every_b200_fp8_8k1k_recipe_splits_its_prefill_experts_over_the_worker() -> None:
+def test_every_b200_fp8_recipe_states_its_prefill_expert_split() -> None:
     """As read: every B200 fp8 8k1k recipe runs its 8-GPU prefill workers with ``moe_expert_parallel_size: 1``
-    (each expert split 8 ways); no other recipe's prefill expert split is read (the rows' MoE columns stand)."""
+    (each expert split 8 ways), every 1k1k one with 8 (one expert set per GPU); the H100 and B200 fp4
+    recipes' split was not read (None, and only there: the rows' MoE columns stand)."""
     for recipe in RECIPES:
-        eight_k = recipe.system == "b200_sxm" and recipe.precision == "fp8" and recipe.isl == 8192
-        assert recipe.prefill_moe_ep == (1 if eight_k else None), recipe.source
+        fp8 = recipe.system == "b200_sxm" and recipe.precision == "fp8"
+        expected = (1 if recipe.isl == 8192 else 8) if fp8 else None
+        assert recipe.prefill_moe_ep == expected, recipe.source
+
+
+def test_a_folder_split_stands_only_where_every_recipe_read_states_one() -> None:
+    """The stand-in for rows no one recipe matches: B200 fp8 8-GPU prefill workers, 1k1k ep 8 and 8k1k ep 1;
+    no key with an unread recipe (the H100 and fp4 folders) has one."""
+    from validation.public.inferencex_disagg import folder_prefill_moe_ep
+
+    assert folder_prefill_moe_ep() == {
+        ("b200_sxm", "fp8", 1024, 1024, 8): 8,
+        ("b200_sxm", "fp8", 8192, 1024, 8): 1,
+    }
+
+
+def test_an_unmatched_b200_fp8_8k1k_row_runs_its_folder_split_on_the_pool_gpus(
+    silicon_table: pd.DataFrame,
+) -> None:
+    """A single-client B200 fp8 8k1k row (its workers unstated, so no recipe is matched) stating the master
+    configuration's ep 8 runs every read 8k1k recipe's ep 1, each expert split over the worker's GPUs, counted
+    as :class:`costmodel.specs.Deployment` counts a pool (``tp`` devices in each of ``attention_dp`` ranks):
+    8 whether the row writes tp 8 / attention DP 1 or tp 1 / attention DP 8. A pool stating tp 8 and
+    attention DP 8 is 64 GPUs, no 8k1k recipe's, so no split is read for it (its columns stand)."""
+    from costmodel.specs import Deployment
+    from validation.public.inferencex_disagg import recipe_prefill_split
+
+    row = silicon_table.loc["2026_04_06_deepseek_r1_b200_sxm_trtllm_fp8_disagg_8192x1024_c1_tp8_ep8_1795"]
+    assert row["prefill_moe_ep_size"] == 8
+    assert pd.isna(row["prefill_num_workers"])
+    layouts = [(8, 1), (1, 8), (8, 8)]
+    rows = pd.DataFrame([row] * len(layouts)).reset_index(drop=True)
+    rows["prefill_tp_size"] = [tp for tp, _ in layouts]
+    rows["prefill_attention_dp_size"] = [dp for _, dp in layouts]
+    split = recipe_prefill_split(rows, matched=pd.Series(False, index=rows.index))
+    for (tp, dp), (moe_tp, moe_ep) in zip(layouts, split.to_numpy(), strict=True):
+        gpus = Deployment(tp=tp, attention_dp=dp).moe_gpus
+        if gpus == 8:
+            assert (moe_tp, moe_ep) == (8.0, 1.0)
+            assert moe_tp * moe_ep == gpus
+        else:
+            assert np.isnan(moe_tp)
+            assert np.isnan(moe_ep)
 
 
 def test_two_campaigns_of_one_recipe_run_its_prefill_expert_split(

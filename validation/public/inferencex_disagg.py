@@ -93,8 +93,9 @@ class Recipe(Deployed):
     forced). ``DeepEP`` is DeepEP's normal kernels, which TensorRT-LLM runs without CUDA graphs
     (:data:`NO_GRAPH_ALLTOALL`)."""
     prefill_moe_ep: int | None = None
-    """A prefill worker's ``moe_expert_parallel_size`` (None: not read; the row's MoE columns stand). With
-    ``tensor_parallel_size`` t, TensorRT-LLM splits each expert t / ep ways (``moe_tp_size``)."""
+    """A prefill worker's ``moe_expert_parallel_size`` as the recipe states it, None exactly where it was not
+    read (the H100 and B200 fp4 recipes: the row's MoE columns stand). With ``tensor_parallel_size`` t (the
+    worker's GPUs under attention DP), TensorRT-LLM splits each expert t / ep ways (``moe_tp_size``)."""
 
 
 def _h100(path: str) -> str:
@@ -198,17 +199,23 @@ RECIPES: tuple[Recipe, ...] = (
     # 256 experts on each GPU) and every 8k1k stp one, DEEPGEMM on the 1k1k and 8k1k-mtp attention-DP pools
     # (the 8k1k ones' prefill workers: moe_expert_parallel_size 1, each expert split over the 8 GPUs)
     Recipe(_b200_fp8(_FP8_1K, "1k1k/stp/ctx1_gen5_dep8_batch48_eplb0_mtp0_1920.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 5, 8, True, (1920,), 16, 16384, 48, decode_moe_backend="DEEPGEMM"),
+           1024, 1024, 1, 8, True, 5, 8, True, (1920,), 16, 16384, 48, decode_moe_backend="DEEPGEMM",
+           prefill_moe_ep=8),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/stp/ctx1_gen1_dep8_batch512_eplb0_mtp0_4096.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 1, 8, True, (4096,), 16, 16384, 512, decode_moe_backend="DEEPGEMM"),
+           1024, 1024, 1, 8, True, 1, 8, True, (4096,), 16, 16384, 512, decode_moe_backend="DEEPGEMM",
+           prefill_moe_ep=8),
     Recipe(_b200_fp8_fork("1k1k/stp/ctx1_gen3_tp8_batch1024_eplb0_mtp0_4.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 3, 8, False, (4,), 16, 16384, 1, decode_moe_backend="TRTLLM"),
+           1024, 1024, 1, 8, True, 3, 8, False, (4,), 16, 16384, 1, decode_moe_backend="TRTLLM",
+           prefill_moe_ep=8),
     Recipe(_b200_fp8_fork("1k1k/stp/ctx1_gen3_tp8_batch1024_eplb0_mtp0_32.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 3, 8, False, (32,), 16, 16384, 12, decode_moe_backend="TRTLLM"),
+           1024, 1024, 1, 8, True, 3, 8, False, (32,), 16, 16384, 12, decode_moe_backend="TRTLLM",
+           prefill_moe_ep=8),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/stp/ctx1_gen3_tp8_batch1024_eplb0_mtp0_128.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 3, 8, False, (128,), 16, 16384, 48, decode_moe_backend="TRTLLM"),
+           1024, 1024, 1, 8, True, 3, 8, False, (128,), 16, 16384, 48, decode_moe_backend="TRTLLM",
+           prefill_moe_ep=8),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/stp/ctx2_gen5_dep8_batch128_eplb0_mtp0_5152.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 2, 8, True, 5, 8, True, (5152,), 16, 16384, 128, decode_moe_backend="DEEPGEMM"),
+           1024, 1024, 2, 8, True, 5, 8, True, (5152,), 16, 16384, 128, decode_moe_backend="DEEPGEMM",
+           prefill_moe_ep=8),
     Recipe(_b200_fp8(_FP8_8K, "8k1k/stp/ctx1_gen4_tp8_batch32_eplb0_mtp0_128.yaml"), "b200_sxm", "fp8",
            8192, 1024, 1, 8, True, 4, 8, False, (128,), 1, 8320, 32, decode_moe_backend="TRTLLM",
            prefill_moe_ep=1),
@@ -257,21 +264,29 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe(_b200_fp4("8k1k/mtp/ctx5_gen2_dep8_batch32_eplb0_mtp3.yaml"), "b200_sxm", "fp4", 8192, 1024,
            5, 4, True, 2, 8, True, (658,), 2, 16896, 32, 3),
     Recipe(_b200_fp8_fork("1k1k/mtp/ctx1_gen8_tp8_batch1_eplb0_mtp3_8.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 8, 8, False, (8,), 16, 16384, 1, 3, decode_moe_backend="TRTLLM"),
+           1024, 1024, 1, 8, True, 8, 8, False, (8,), 16, 16384, 1, 3, decode_moe_backend="TRTLLM",
+           prefill_moe_ep=8),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen8_tp8_batch4_eplb0_mtp3_32.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 8, 8, False, (32,), 16, 16384, 4, 3, decode_moe_backend="TRTLLM"),
+           1024, 1024, 1, 8, True, 8, 8, False, (32,), 16, 16384, 4, 3, decode_moe_backend="TRTLLM",
+           prefill_moe_ep=8),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen8_tp8_batch8_eplb0_mtp3_64.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 8, 8, False, (64,), 16, 16384, 8, 3, decode_moe_backend="TRTLLM"),
+           1024, 1024, 1, 8, True, 8, 8, False, (64,), 16, 16384, 8, 3, decode_moe_backend="TRTLLM",
+           prefill_moe_ep=8),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen8_tp8_batch32_eplb0_mtp3_256.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 8, 8, False, (256,), 16, 16384, 32, 3, decode_moe_backend="TRTLLM"),
+           1024, 1024, 1, 8, True, 8, 8, False, (256,), 16, 16384, 32, 3, decode_moe_backend="TRTLLM",
+           prefill_moe_ep=8),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen7_dep8_batch128_eplb0_mtp3_896.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 7, 8, True, (896,), 16, 16384, 16, 3, decode_moe_backend="DEEPGEMM"),
+           1024, 1024, 1, 8, True, 7, 8, True, (896,), 16, 16384, 16, 3, decode_moe_backend="DEEPGEMM",
+           prefill_moe_ep=8),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen4_dep8_batch256_eplb0_mtp3_1024.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 4, 8, True, (1024,), 16, 16384, 32, 3, decode_moe_backend="DEEPGEMM"),
+           1024, 1024, 1, 8, True, 4, 8, True, (1024,), 16, 16384, 32, 3, decode_moe_backend="DEEPGEMM",
+           prefill_moe_ep=8),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen3_dep8_batch384_eplb0_mtp3_1184.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 3, 8, True, (1184,), 16, 16384, 48, 3, decode_moe_backend="DEEPGEMM"),
+           1024, 1024, 1, 8, True, 3, 8, True, (1184,), 16, 16384, 48, 3, decode_moe_backend="DEEPGEMM",
+           prefill_moe_ep=8),
     Recipe(_b200_fp8(_FP8_1K, "1k1k/mtp/ctx1_gen2_dep8_batch768_eplb0_mtp2_1600.yaml"), "b200_sxm", "fp8",
-           1024, 1024, 1, 8, True, 2, 8, True, (1600,), 16, 16384, 96, 2, decode_moe_backend="DEEPGEMM"),
+           1024, 1024, 1, 8, True, 2, 8, True, (1600,), 16, 16384, 96, 2, decode_moe_backend="DEEPGEMM",
+           prefill_moe_ep=8),
     Recipe(_b200_fp8_fork2("8k1k/mtp/ctx1_gen6_tp8_batch8_eplb0_mtp3_48.yaml"), "b200_sxm", "fp8",
            8192, 1024, 1, 8, True, 6, 8, False, (48,), 1, 8320, 8, 3, decode_moe_backend="TRTLLM",
            prefill_moe_ep=1),
@@ -394,21 +409,65 @@ def recipe_moe_backends(rows: pd.DataFrame) -> pd.Series:
     return out.where(matches == 1, "")
 
 
-def recipe_prefill_moe_ep(rows: pd.DataFrame) -> pd.Series:
-    """Per disaggregated row, the prefill workers' ``moe_expert_parallel_size`` of the one recipe that ran it
-    (:attr:`Recipe.prefill_moe_ep`), NaN where no recipe (or more than one) matches or it was not read.
+def _prefill_split_key(recipe: Deployed) -> tuple[str, str, int, int, int]:
+    return recipe.system, recipe.precision, recipe.isl, recipe.osl, recipe.prefill_gpus
+
+
+def folder_prefill_moe_ep() -> dict[tuple[str, str, int, int, int], int]:
+    """Per (system, format, isl, osl, prefill GPUs per worker): the prefill ``moe_expert_parallel_size`` that
+    every TensorRT-LLM recipe read of that key states, where all of them state it (none unread) and agree:
+    B200 fp8 1k1k 8, 8k1k 1 (8-GPU workers). The stand-in for a row of that key that no one recipe matches."""
+    values: dict[tuple[str, str, int, int, int], set[int | None]] = {}
+    for recipe in RECIPES:
+        values.setdefault(_prefill_split_key(recipe), set()).add(recipe.prefill_moe_ep)
+    return {key: ep.pop() for key, ep in values.items() if len(ep) == 1 and None not in ep}
+
+
+def recipe_prefill_split(rows: pd.DataFrame, *, matched: pd.Series | None = None) -> pd.DataFrame:
+    """Per disaggregated TensorRT-LLM row, its prefill workers' expert split (``prefill_moe_tp_size``,
+    ``prefill_moe_ep_size``), NaN where not known from a recipe. The ``moe_expert_parallel_size`` ep is
+    that of the one recipe that ran the row (:attr:`Recipe.prefill_moe_ep`); a row that no one recipe matches
+    (or that ``matched`` marks False: its worker counts a stand-in) gets :func:`folder_prefill_moe_ep`'s
+    value for its system, format, lengths and prefill GPUs per worker, if there is one. Each expert is split
+    over the worker's GPUs (``tensor_parallel_size``) / ep: the GPUs as :func:`_layout` reads the pool's
+    columns (``prefill_tp_size`` devices in each of ``prefill_attention_dp_size`` ranks, as
+    :class:`costmodel.specs.Deployment` and the decode pool read them), equal to the recipe's own count.
 
     Every B200 fp8 8k1k recipe read runs its 8-GPU attention-DP prefill workers with
     ``moe_expert_parallel_size: 1`` (each expert split 8 ways), where InferenceX's master configuration writes
     ``ep: 8`` for the same deployments; the engine runs the recipe's ``trtllm_config``. The sample's own MoE
     columns agree with the recipe on the 2026-03-23 campaign (``moe_tp`` 8) and with the master
-    configuration on the 2026-02-12 one (``moe_ep`` 8), at the same measured TTFT."""
-    out = pd.Series(np.nan, index=rows.index, dtype=float)
+    configuration on the 2026-02-12 one (``moe_ep`` 8), at the same measured TTFT; every 1k1k one states 8."""
+    out = pd.DataFrame(np.nan, index=rows.index, columns=["prefill_moe_tp_size", "prefill_moe_ep_size"])
     hits, matches = _recipe_hits(rows)
+    one = matches == 1
+    if matched is not None:
+        one &= matched
+    ep = pd.Series(np.nan, index=rows.index, dtype=float)
     for recipe, hit in hits:
         if recipe.prefill_moe_ep is not None:
-            out[hit] = float(recipe.prefill_moe_ep)
-    return out.where(matches == 1)
+            ep[hit & one] = float(recipe.prefill_moe_ep)
+    gpus, _ = _layout(rows, "prefill")
+    dynamo = rows["silicon_data_source"].astype(str).str.contains(IMAGE, regex=False)
+    others = ~one & dynamo & (rows["mode"] == "disagg") & (rows["backend"] == "trtllm")
+    for (system, precision, isl, osl, n_gpus), value in folder_prefill_moe_ep().items():
+        key = (
+            (rows["system"] == system)
+            & (rows["precision"] == precision)
+            & (rows["isl"] == isl)
+            & (rows["osl"] == osl)
+            & (gpus == n_gpus)
+        )
+        ep[others & key] = float(value)
+    out["prefill_moe_ep_size"] = ep
+    out["prefill_moe_tp_size"] = gpus / ep
+    return out
+
+
+def recipe_prefill_moe_ep(rows: pd.DataFrame) -> pd.Series:
+    """Per disaggregated row, the prefill workers' ``moe_expert_parallel_size`` of
+    :func:`recipe_prefill_split` (the one recipe that ran it, else its recipe folder's), NaN where unknown."""
+    return recipe_prefill_split(rows)["prefill_moe_ep_size"]
 
 
 def recipe_limits(rows: pd.DataFrame) -> pd.DataFrame:

@@ -100,7 +100,7 @@ from validation.public.inferencex_disagg import (
     recipe_decode_graphs,
     recipe_limits,
     recipe_moe_backends,
-    recipe_prefill_moe_ep,
+    recipe_prefill_split,
     sglang_recipe_limits,
 )
 from validation.public.inferencex_disagg_workers import DRAFT_TOKENS, WORKER_COLUMNS, master_workers
@@ -1297,14 +1297,11 @@ def _disagg_groups(
     limits = recipe_limits(chosen).where(~guessed)
     sgl = sglang_recipe_limits(chosen).where(~guessed)  # the SGLang recipes' limits, and their KV format
     limits = limits.fillna(sgl[limits.columns])
-    # a prefill worker's expert split as its recipe states it (inferencex_disagg.recipe_prefill_moe_ep), else
-    # the row's MoE columns (stated, or the master configuration's ep)
-    ep = recipe_prefill_moe_ep(chosen).where(~guessed)
-    prefill_gpus = chosen["prefill_tp_size"] * chosen["prefill_attention_dp_size"].fillna(1.0)
-    chosen = chosen.assign(
-        prefill_moe_ep_size=ep.fillna(chosen["prefill_moe_ep_size"]),
-        prefill_moe_tp_size=(prefill_gpus / ep).fillna(chosen["prefill_moe_tp_size"]),
-    )
+    # a prefill worker's expert split as its recipe (else every read recipe of its folder) states it
+    # (inferencex_disagg.recipe_prefill_split), else the row's MoE columns (stated, or the master
+    # configuration's ep)
+    split = recipe_prefill_split(chosen, matched=~guessed)
+    chosen = chosen.assign(**{c: split[c].fillna(chosen[c]) for c in split.columns})
     chosen = chosen.assign(
         prefill_batch_size=limits["prefill_batch_size"].fillna(chosen["prefill_batch_size"]),
         decode_batch_size=limits["decode_batch_size"].fillna(chosen["decode_batch_size"]),
