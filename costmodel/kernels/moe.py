@@ -272,7 +272,8 @@ class Params:
     CUTLASS's persistent grouped (``GroupProblemShape``) kernels rewrite the CTA's TMA descriptors for the
     new group and fence them before the tile's first load (``tensormaps_perform_update``,
     ``tensormaps_cp_fence_release`` / ``tensormaps_fence_acquire`` on ``did_batch_change``; see
-    :func:`group_switches`). 0 for kernels without that path."""
+    :func:`group_switches`). Held at 0 (not fitted) for kernels without that path
+(:func:`runs_cutlass_grouped_gemm`)."""
     per_token_s: float
     """Routing time per token of the batch (top-k of its router logits) [s]."""
     fallback_routing_s: float
