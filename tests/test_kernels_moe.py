@@ -826,3 +826,43 @@ def test_group_switch_cost_grows_with_the_tiles_not_the_bytes() -> None:
     # hand count per SM: wide 64 x (32 + 32) tiles; narrow 512 x (1 + 32) tiles
     assert float(extra_wide) == pytest.approx(step * 64 * 64 / 148, rel=1e-9)
     assert float(extra_narrow) == pytest.approx(step * 512 * 33 / 148, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("key", "cutlass"),
+    [("nvfp4:trtllm:moe_torch_flow_cutlass", True), ("bf16:trtllm:moe_torch_flow_nongated", True),
+     ("fp8:vllm:vllm_modeloptfp8moe_flashinfer_cutlass_flashinferexperts", True),
+     ("fp8_block:trtllm:moe_torch_flow_cutlass", False),  # DeepSeek block scales: not the array-TMA GEMM
+     ("nvfp4:vllm:vllm_compressedtensorsw4a4nvfp4moe_flashinfer_trtllm_trtllmnvfp4expertsmonolithic", False),
+     ("bf16:vllm:vllm_unquantizedfusedmoe_triton_tritonexperts", False), ("fp8_block:trtllm:deepgemm", False),
+     ("int4_wo:vllm:vllm_compressedtensorswna16marlinmoe_marlin_marlinexperts", False),
+     ("nvfp4:trtllm:moe_torch_flow_min_latency", False), ("bf16", False)],
+)  # fmt: skip
+def test_only_cutlass_grouped_gemm_keys_fit_the_group_switch_term(key: str, cutlass: bool) -> None:
+    """Rows made with ``group_switch_s`` = 1 us (launch 20 us, the rest the datasheet defaults), fitted for
+    ``launch_s`` and ``group_switch_s`` alone: a key whose kernel runs CUTLASS's array-TMA grouped GEMM
+    recovers the 1 us; any other key keeps the term at 0 (its launch then absorbs what it can)."""
+    from costmodel.calibrate import fit_params
+
+    assert moe.runs_cutlass_grouped_gemm(key) is cutlass
+    start = moe.default_params(B200, key)
+    truth = dataclasses.replace(start, launch_s=2e-5, group_switch_s=1e-6)
+    grid = np.meshgrid([1.0, 16.0, 256.0, 4096.0], [64.0, 256.0, 2048.0], [128.0, 384.0], indexing="ij")
+    shapes = {"num_tokens": grid[0].ravel(), "inter_size": grid[1].ravel(), "num_experts": grid[2].ravel()}
+    shapes |= {"hidden_size": 7168.0, "topk": 8.0, "tp_size": 1.0}
+    measured = moe.time_s(B200, truth, **shapes)
+    others = tuple(name for name in moe.BOUNDS if name not in ("launch_s", "group_switch_s"))
+    fitted = fit_params(moe, B200, key, measured, shapes, initial=start, fixed=others)
+    if cutlass:
+        assert fitted.group_switch_s == pytest.approx(1e-6, rel=1e-3)
+    else:
+        assert fitted.group_switch_s == 0.0
+    assert ("group_switch_s" in moe.fixed_for_rows(key, shapes)) is not cutlass
+
+
+def test_group_switches_are_zero_without_an_sm_count() -> None:
+    """A profile without an SM count (``compute_units`` 0) has no switch term, not ~34,000 switches of a
+    one-SM GPU."""
+    params = dataclasses.replace(moe.default_params(B200, "nvfp4"), compute_units=0.0, group_switch_s=1e-6)
+    load = moe.routing_load("balanced", tokens=64, topk=8, num_experts=384, ep_size=1)
+    assert float(moe.group_switches(params, load, np.asarray(4096.0), np.asarray(7168.0))) == 0.0

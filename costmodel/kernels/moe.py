@@ -272,7 +272,8 @@ class Params:
     CUTLASS's persistent grouped (``GroupProblemShape``) kernels rewrite the CTA's TMA descriptors for the
     new group and fence them before the tile's first load (``tensormaps_perform_update``,
     ``tensormaps_cp_fence_release`` / ``tensormaps_fence_acquire`` on ``did_batch_change``; see
-    :func:`group_switches`). 0 for kernels without that path."""
+    :func:`group_switches`). Held at 0 (not fitted) for kernels without that path
+(:func:`runs_cutlass_grouped_gemm`)."""
     per_token_s: float
     """Routing time per token of the batch (top-k of its router logits) [s]."""
     fallback_routing_s: float
@@ -559,7 +560,28 @@ def fixed_for_rows(dtype: str, shapes: dict[str, Any]) -> tuple[str, ...]:
         fixed.append("fallback_routing_s")
     if not (np.any(ep > 1) and np.any(ep <= 1)):  # likewise the expert-map path's extra
         fixed.append("expert_map_s")
+    if not runs_cutlass_grouped_gemm(dtype):  # the kernel has no per-group TMA descriptor update
+        fixed.append("group_switch_s")
     return tuple(fixed)
+
+
+def runs_cutlass_grouped_gemm(key: str) -> bool:
+    """Whether the key's kernel runs CUTLASS's persistent array-TMA grouped GEMMs, the only path
+    ``group_switch_s`` describes (:func:`group_switches`); a rule on the key's name, never on its error.
+
+    True where the kernel name (the key's part after ``<format>:<engine>:``) names ``cutlass`` (TensorRT-LLM's
+    ``CutlassFusedMoE``, FlashInfer's ``cutlass_fused_moe``, vLLM's FlashInfer CUTLASS experts, which all run
+    ``CutlassMoeFCRunner`` of ``cpp/tensorrt_llm/kernels/cutlass_kernels/moe_gemm``,
+    https://github.com/NVIDIA/TensorRT-LLM) or ``nongated`` (that runner with a non-gated activation), except
+    the ``fp8_block`` format: with DeepSeek block scales the runner's ``BlockScaleFC1`` / ``BlockScaleFC2``
+    run ``DeepSeekBlockScaleGemmRunner`` (``cutlass_kernels/include/moe_kernels.h``, the DeepGEMM-derived
+    ``fp8_blockscale_gemm``), not the array-TMA grouped GEMM. False for Triton, Marlin, DeepGEMM,
+    trtllm-gen (``trtllm``) and TensorRT-LLM's min-latency kernels, and for pooled keys (no kernel name)."""
+    parts = [part.strip().lower() for part in key.split(":")]
+    if len(parts) < 3 or format_of(key) is FORMATS["fp8_block"]:
+        return False
+    kernel = ":".join(parts[2:])
+    return "cutlass" in kernel or "nongated" in kernel
 
 
 def initial_guesses(hardware: HardwareProfile, dtype: str) -> list[Params]:
@@ -576,6 +598,8 @@ def initial_guesses(hardware: HardwareProfile, dtype: str) -> list[Params]:
     8.8 for the previous fit; A100's key went on from its previous fit to 4.6 (was 5.9)."""
     start = default_params(hardware, dtype)
     previous = _stored_params(hardware, dtype, start)
+    if not runs_cutlass_grouped_gemm(dtype):  # held at 0 by fixed_for_rows, whatever an older fit stored
+        previous = [dataclasses.replace(p, group_switch_s=0.0) for p in previous]
     if not start.weight_only:
         # the local-share tile has no gradient at 0 (the fixed tile is larger), so it also starts at 1
         return [start, dataclasses.replace(start, local_tile_share=1.0), *previous]
@@ -1096,7 +1120,7 @@ GROUPED_TILE_COLUMNS: Final = 128.0
 
 
 def group_switches(params: Params, load: RoutingLoad, up_columns: FloatArray, H: FloatArray) -> FloatArray:
-    """Group changes the busiest CTA of a call's two grouped GEMMs makes, per SM [-].
+    """Group changes one CTA of a call's two grouped GEMMs makes, the mean over the GPU's SMs [-].
 
     CUTLASS's persistent grouped GEMM (``PersistentTileSchedulerSm90Group`` and its SM100 counterpart)
     hands CTA ``c`` the tiles ``c, c + SMs, c + 2 SMs, ...`` of the groups' tiles laid end to end. A CTA
@@ -1112,8 +1136,15 @@ def group_switches(params: Params, load: RoutingLoad, up_columns: FloatArray, H:
     Unlike the streamed bytes this grows with the experts' column count, not their size: B200
     TensorRT-LLM nvfp4 CUTLASS, 64 tokens x top-8, 384 experts of 7168 x 2048 (9.5 GB, 12,288 + 21,504
     tiles) run in 1.53 ms, 6.2 TB/s, where 256 experts of 2048 x 512 at TP 2 (226 MB, 1,024 + 4,096
-    tiles) take 137 us, 1.7 TB/s."""
-    sms = max(params.compute_units, 1.0)
+    tiles) take 137 us, 1.7 TB/s.
+
+    The mean, not the busiest CTA: the tiles are dealt round-robin, so every CTA gets the same number of
+    tiles to within one per GEMM. Assumption: every touched expert holds the mean rows per expert
+    (``pairs / touched_experts``), so skewed routing, where a busy expert has more M tiles, is under-counted.
+    0 where the profile has no SM count (``compute_units`` 0): no term rather than a guessed SM count."""
+    if params.compute_units <= 0:
+        return np.zeros_like(np.asarray(load.pairs, dtype=np.float64))
+    sms = params.compute_units
     rows = load.pairs / np.maximum(load.touched_experts, 1.0)
     m_tiles = np.maximum(np.ceil(rows / GROUPED_TILE_TOKENS - 1e-9), 1.0)
     total = np.zeros_like(rows)
