@@ -41,6 +41,19 @@ def test_rows_are_labelled_by_their_source() -> None:
     assert labels.tolist() == [REFERENCE, REFERENCE, AICONFIGURATOR, REFERENCE]
 
 
+def _sample_dir(factory: pytest.TempPathFactory, name: str, rows: pd.DataFrame) -> Path:
+    """A data directory of ``rows`` as the evaluation reads one: the sample, the two models' configs, and the
+    source's README, REVISION and LICENSE."""
+    root = factory.mktemp(name)
+    rows.to_csv(root / "silicon_sample.csv", index=False)
+    (root / "model_configs").mkdir()
+    for config in ("meta-llama--Meta-Llama-3.1-70B_config.json", "Qwen--Qwen3-32B_config.json"):
+        shutil.copy(DATA / "model_configs" / config, root / "model_configs" / config)
+    for source in ("README.md", "REVISION", "LICENSE"):
+        shutil.copy(DATA / source, root / source)
+    return root
+
+
 @pytest.fixture(scope="module")
 def two_harnesses(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """TensorRT-LLM rows of both harnesses: H100 Qwen3-32B (aiconfigurator's collection) and B200
@@ -53,14 +66,7 @@ def two_harnesses(tmp_path_factory: pytest.TempPathFactory) -> Path:
             trt[trt["model_path"] == "meta-llama/Llama-3.1-70B"].head(MIN_CALIBRATION_ROWS + 4),
         ]
     )
-    root = tmp_path_factory.mktemp("harness")
-    rows.to_csv(root / "silicon_sample.csv", index=False)
-    (root / "model_configs").mkdir()
-    for name in ("meta-llama--Meta-Llama-3.1-70B_config.json", "Qwen--Qwen3-32B_config.json"):
-        shutil.copy(DATA / "model_configs" / name, root / "model_configs" / name)
-    for name in ("README.md", "REVISION", "LICENSE"):
-        shutil.copy(DATA / name, root / name)
-    return root
+    return _sample_dir(tmp_path_factory, "harness", rows)
 
 
 def test_the_fit_recovers_each_harness_request_overhead(two_harnesses: Path, tmp_path: Path) -> None:
@@ -128,14 +134,7 @@ def vllm_two_harnesses(tmp_path_factory: pytest.TempPathFactory) -> Path:
             vllm[vllm["model_path"] == "meta-llama/Llama-3.1-70B"].head(6),
         ]
     )
-    root = tmp_path_factory.mktemp("vllm_harness")
-    rows.to_csv(root / "silicon_sample.csv", index=False)
-    (root / "model_configs").mkdir()
-    for name in ("meta-llama--Meta-Llama-3.1-70B_config.json", "Qwen--Qwen3-32B_config.json"):
-        shutil.copy(DATA / "model_configs" / name, root / "model_configs" / name)
-    for name in ("README.md", "REVISION", "LICENSE"):
-        shutil.copy(DATA / name, root / name)
-    return root
+    return _sample_dir(tmp_path_factory, "vllm_harness", rows)
 
 
 def test_a_harness_that_starts_its_measured_requests_together_states_the_wave_share(

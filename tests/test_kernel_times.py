@@ -4,6 +4,7 @@ attention pass runs in, the families' own times, and the physics a step time mus
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from costmodel.kernel_shapes import AttentionShape, CollectiveShape, FusedInto, 
 from costmodel.kernels import collective, context_attention, gemm, generation_attention, moe, params_for
 from costmodel.ops import forward_ops
 from costmodel.roofline import op_times
-from costmodel.specs import Deployment, Workload
+from costmodel.specs import Deployment, HardwareProfile, Workload
 
 H100 = costmodel.load_hardware("h100-sxm")
 KERNELS = H100.efficiency.model_copy(update={"time_model": "kernels"})
@@ -343,6 +344,28 @@ def test_a_serving_steps_moe_is_the_kernel_model_of_its_table_row() -> None:
     np.testing.assert_allclose(step, table, rtol=1e-9)
 
 
+def _gpt_oss_moe_s(hardware: HardwareProfile, params: list[Any], tokens: np.ndarray, tp: float) -> np.ndarray:
+    """gpt-oss-120b's fused MoE (2880 x 2880 experts, 128 of them, top-4, no EP) under each of ``params``, as
+    a step routes its tokens: one row per parameter set."""
+    return np.array(
+        [
+            moe.time_s(
+                hardware,
+                each,
+                num_tokens=tokens,
+                hidden_size=2880,
+                inter_size=2880,
+                topk=4,
+                num_experts=128,
+                tp_size=tp,
+                ep_size=1,
+                routing=kernel_times.STEP_ROUTING,
+            )
+            for each in params
+        ]
+    )
+
+
 @pytest.mark.parametrize(
     ("device", "engine", "expert_activation", "tp", "fmt"),
     [
@@ -387,24 +410,7 @@ def test_gpt_oss_steps_pay_their_mxfp4_moe_tables_fixed_cost_in_full(
     assert keys
     assert all(k.startswith(f"{fmt}:{engine}:") and "compressedtensors" not in k for k in keys)
     fitted = [dataclasses.replace(params_for(hardware, moe, key), cache_bytes=0.0) for key in keys]
-    table = np.min(
-        [
-            moe.time_s(
-                hardware,
-                params,
-                num_tokens=tokens,
-                hidden_size=2880,
-                inter_size=2880,
-                topk=4,
-                num_experts=128,
-                tp_size=tp,
-                ep_size=1,
-                routing=kernel_times.STEP_ROUTING,
-            )
-            for params in fitted
-        ],
-        axis=0,
-    )
+    table = _gpt_oss_moe_s(hardware, fitted, tokens, tp).min(axis=0)
     np.testing.assert_allclose(step, table, rtol=1e-9)
     # the fixed cost is more than a graph's few launches: the step did not cap it
     assert min(p.launch_s for p in fitted) > 4 * kernel_times.launch_s(hardware)
@@ -605,21 +611,6 @@ def test_vllms_mxfp8_gpt_oss_moe_chooses_among_its_own_kernels_and_tensorrt_llms
         shape = MoEShape(tokens, **GPT_OSS_MOE, tp=tp, ep=1.0)
         chooser = kernel_times._Keys(B200, "vllm", launch)
         layer = kernel_times._moe_s(B200, chooser, shape, "mxfp4", "mxfp8")
-        each = np.array(
-            [
-                moe.time_s(
-                    B200,
-                    kernel_times.step_params(B200, moe, key, launch_s=launch),
-                    num_tokens=tokens,
-                    hidden_size=2880,
-                    inter_size=2880,
-                    topk=4,
-                    num_experts=128,
-                    tp_size=tp,
-                    ep_size=1,
-                    routing=kernel_times.STEP_ROUTING,
-                )
-                for key in vllm_keys
-            ]
-        )
+        stepped = [kernel_times.step_params(B200, moe, key, launch_s=launch) for key in vllm_keys]
+        each = _gpt_oss_moe_s(B200, stepped, tokens, tp)
         np.testing.assert_allclose(layer, each.min(axis=0), rtol=1e-12)
