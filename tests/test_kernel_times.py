@@ -323,47 +323,9 @@ def test_a_serving_steps_moe_is_the_kernel_model_of_its_table_row() -> None:
     keys = kernel_times.moe_keys(kernel_times._Keys(B200, sglang, kernel_times.launch_s(B200)), "fp8_block")
     assert keys
     assert all("flashinfer_trtllm" in k for k in keys)
-    table = np.min(
-        [
-            moe.time_s(
-                B200,
-                params_for(B200, moe, key),
-                num_tokens=tokens,
-                hidden_size=4096,
-                inter_size=1024,
-                topk=10,
-                num_experts=512,
-                tp_size=8,
-                ep_size=1,
-                routing=kernel_times.STEP_ROUTING,
-            )
-            for key in keys
-        ],
-        axis=0,
-    )
+    shape = MoEShape(tokens, hidden=4096.0, inter=1024.0, topk=10.0, experts=512.0, tp=8.0, ep=1.0)
+    table = _moe_under_each(B200, [params_for(B200, moe, key) for key in keys], shape).min(axis=0)
     np.testing.assert_allclose(step, table, rtol=1e-9)
-
-
-def _gpt_oss_moe_s(hardware: HardwareProfile, params: list[Any], tokens: np.ndarray, tp: float) -> np.ndarray:
-    """gpt-oss-120b's fused MoE (2880 x 2880 experts, 128 of them, top-4, no EP) under each of ``params``, as
-    a step routes its tokens: one row per parameter set."""
-    return np.array(
-        [
-            moe.time_s(
-                hardware,
-                each,
-                num_tokens=tokens,
-                hidden_size=2880,
-                inter_size=2880,
-                topk=4,
-                num_experts=128,
-                tp_size=tp,
-                ep_size=1,
-                routing=kernel_times.STEP_ROUTING,
-            )
-            for each in params
-        ]
-    )
 
 
 @pytest.mark.parametrize(
@@ -410,7 +372,7 @@ def test_gpt_oss_steps_pay_their_mxfp4_moe_tables_fixed_cost_in_full(
     assert keys
     assert all(k.startswith(f"{fmt}:{engine}:") and "compressedtensors" not in k for k in keys)
     fitted = [dataclasses.replace(params_for(hardware, moe, key), cache_bytes=0.0) for key in keys]
-    table = _gpt_oss_moe_s(hardware, fitted, tokens, tp).min(axis=0)
+    table = _moe_under_each(hardware, fitted, MoEShape(tokens, **GPT_OSS_MOE, tp=tp, ep=1.0)).min(axis=0)
     np.testing.assert_allclose(step, table, rtol=1e-9)
     # the fixed cost is more than a graph's few launches: the step did not cap it
     assert min(p.launch_s for p in fitted) > 4 * kernel_times.launch_s(hardware)
@@ -418,6 +380,29 @@ def test_gpt_oss_steps_pay_their_mxfp4_moe_tables_fixed_cost_in_full(
 
 B200 = costmodel.load_hardware("b200")
 DEEPSEEK_MOE = {"hidden": 7168.0, "inter": 2048.0, "topk": 8.0, "experts": 256.0}
+GPT_OSS_MOE = {"hidden": 2880.0, "inter": 2880.0, "topk": 4.0, "experts": 128.0}
+
+
+def _moe_under_each(hardware: HardwareProfile, params: list[Any], shape: MoEShape) -> np.ndarray:
+    """The kernel model of ``shape``'s fused MoE under each of ``params``, its tokens routed as a step
+    routes them (:data:`kernel_times.STEP_ROUTING`): one row per parameter set [s]."""
+    return np.array(
+        [
+            moe.time_s(
+                hardware,
+                each,
+                num_tokens=shape.tokens,
+                hidden_size=shape.hidden,
+                inter_size=shape.inter,
+                topk=shape.topk,
+                num_experts=shape.experts,
+                tp_size=shape.tp,
+                ep_size=shape.ep,
+                routing=kernel_times.STEP_ROUTING,
+            )
+            for each in params
+        ]
+    )
 
 
 def _moe_layer_s(hardware: object, engine: str, fmt: str, tokens: object, tp: float, ep: float) -> object:
@@ -437,23 +422,8 @@ def test_an_engines_moe_layer_runs_the_fastest_of_its_own_kernels(engine: str, f
     own = kernel_times.moe_keys(chooser, fmt)
     assert own
     assert all(k.startswith(f"{fmt}:{engine}:") and "nongated" not in k for k in own)
-    each = np.array(
-        [
-            moe.time_s(
-                B200,
-                kernel_times.step_params(B200, moe, key, launch_s=kernel_times.launch_s(B200)),
-                num_tokens=tokens,
-                hidden_size=7168,
-                inter_size=2048,
-                topk=8,
-                num_experts=256,
-                tp_size=8,
-                ep_size=1,
-                routing=kernel_times.STEP_ROUTING,
-            )
-            for key in own
-        ]
-    )
+    stepped = [kernel_times.step_params(B200, moe, key, launch_s=kernel_times.launch_s(B200)) for key in own]
+    each = _moe_under_each(B200, stepped, MoEShape(tokens, **DEEPSEEK_MOE, tp=8.0, ep=1.0))
     layer = _moe_layer_s(B200, engine, fmt, tokens, 8.0, 1.0)
     np.testing.assert_allclose(layer, each.min(axis=0), rtol=1e-12)
 
@@ -567,27 +537,10 @@ def test_a_stated_moe_backend_times_the_layer_with_the_fastest_of_that_backends_
 
     np.testing.assert_allclose(layer("DEEPGEMM"), layer(None), rtol=1e-12)
     gen = kernel_times.moe_keys(kernel_times._Keys(B200, "trtllm", launch, "TRTLLM"), "fp8_block")
-    each = np.array(
-        [
-            moe.time_s(
-                B200,
-                kernel_times.step_params(B200, moe, key, launch_s=launch),
-                num_tokens=tokens,
-                hidden_size=7168,
-                inter_size=2048,
-                topk=8,
-                num_experts=256,
-                tp_size=1,
-                ep_size=8,
-                routing=kernel_times.STEP_ROUTING,
-            )
-            for key in gen
-        ]
+    each = _moe_under_each(
+        B200, [kernel_times.step_params(B200, moe, key, launch_s=launch) for key in gen], shape
     )
     np.testing.assert_allclose(layer("TRTLLM"), each.min(axis=0), rtol=1e-12)
-
-
-GPT_OSS_MOE = {"hidden": 2880.0, "inter": 2880.0, "topk": 4.0, "experts": 128.0}
 
 
 def test_vllms_mxfp8_gpt_oss_moe_chooses_among_its_own_kernels_and_tensorrt_llms_trtllm_gen_table() -> None:
@@ -612,5 +565,5 @@ def test_vllms_mxfp8_gpt_oss_moe_chooses_among_its_own_kernels_and_tensorrt_llms
         chooser = kernel_times._Keys(B200, "vllm", launch)
         layer = kernel_times._moe_s(B200, chooser, shape, "mxfp4", "mxfp8")
         stepped = [kernel_times.step_params(B200, moe, key, launch_s=launch) for key in vllm_keys]
-        each = _gpt_oss_moe_s(B200, stepped, tokens, tp)
+        each = _moe_under_each(B200, stepped, shape)
         np.testing.assert_allclose(layer, each.min(axis=0), rtol=1e-12)
