@@ -355,10 +355,13 @@ SCRIPTS: dict[tuple[str, ...], Script] = {
         ),
     ),
     # Llama-3.1-70B on B200 (fp8 and nvfp4 scripts alike): fp8 KV cache and cudagraph_mode FULL_DECODE_ONLY,
-    # so no batch carrying prompt tokens replays a graph. Not on H100: the one script read there
+    # so no batch carrying prompt tokens replays a graph. Not on H100: the script read there
     # (2a205bb, 70b_fp8_h100_slurm.sh, kv-cache-dtype fp8) is undated, and the H100 calibration row that
     # queues (tp 2, isl 8192, 32 clients: 6.5 s TTFT, 52.4 ms TPOT) ran about 29 sequences at once, what a
-    # bf16 cache holds (28), not an fp8 one (56)
+    # bf16 cache holds (28), not an fp8 one (56); the benchmark's earlier H100 script, from when it was
+    # InferenceMAX, launches no fp8 cache (a fork's copy: https://github.com/jyothisambolu/InferenceMAX/blob/
+    # b67d36f7ecff6bb58f12ba1f78a602997cb3f69f/benchmarks/70b_h100_slurm.sh; docs/serving.md, session 14).
+    # Neither sets a CUDA graph capture size, so the defaults' eager prompt iterations hold there
     ("vllm", "meta-llama/Llama-3.1-70B", "b200_sxm"): Script(
         f"{REPOSITORY}/bb4c7f9389a89b399fb0bd0090944713baea59e5/benchmarks/70b_fp8_b200_docker.sh",
         kv_dtype="fp8",
