@@ -23,10 +23,12 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
   own link): the scale-up link (NVLink) when
   the whole deployment fits one scale-up domain (:func:`costmodel.estimate.scale_up_domain_size`), else
   the scale-out NIC (RDMA), at the profile's per-device bandwidth
-  (:func:`costmodel.roofline.link_bandwidth_bytes_per_s`); plus ``kv_transfer_overhead_s`` per request
-  (connection, block lookup and completion handshakes). The transfer follows the prefill (no layer-by-
-  layer overlap). A decode rank receives one request's cache at a time (:func:`kv_receive_wait`): the
-  transfers queue there, an M/D/1 queue per rank, whose wait joins the prompt's time before decoding.
+  (:func:`costmodel.roofline.link_bandwidth_bytes_per_s`); plus ``kv_transfer_overhead_s`` per request, the
+  hand-off's fixed latency (the prefill's result going back through the router, which then sends the
+  request to a decode worker; connection set-up). The transfer follows the prefill (no layer-by-layer
+  overlap). A decode rank receives one request's cache at a time (:func:`kv_receive_wait`): the copies
+  queue there, an M/D/1 queue per rank whose service is the copy's bytes over its links (the fixed
+  latency holds no receive resource), and its wait joins the prompt's time before decoding.
 - **Decode pool.** ``decode_workers`` engines, each running at most ``max_batch_size`` sequences, and no
   more than fit in its KV cache at the mean length isl + osl / 2 (:meth:`Engine.max_concurrency`). The
   router sends each request to one decode worker, where it waits for one of that worker's slots however
@@ -153,8 +155,9 @@ class DisaggParams:
     burst_fraction: float = 0.0
     """Share of the requests that arrive in a wave with every other client [-], in [0, 1]."""
     kv_transfer_overhead_s: float = 0.0
-    """Fixed cost of one request's KV transfer beyond bytes / bandwidth [s] (connection, metadata and
-    completion handshakes)."""
+    """Fixed latency of one request's hand-off from the prefill to the decode pool beyond bytes / bandwidth
+    [s]: the prefill's result back through the router, the request's dispatch to a decode worker, connection
+    set-up. It delays the request but holds no decode rank's receive resource (:func:`kv_receive_wait`)."""
     prefill_layer_overhead_s: float = 0.0
     """Host cost per model layer of a prefill worker's pass [s] (:class:`LoopParams`)."""
     mla_prefill_layer_overhead_s: float = 0.0
@@ -851,10 +854,16 @@ def kv_receive_wait(
     ``TRTLLM_REQUEST_KV_CACHE_CONCURRENT=1`` (default 0), and a context executor sends one at a time
     (``TRTLLM_KVCACHE_SEND_MAX_CONCURRENCY_NUM``, default 1)
     (https://nvidia.github.io/TensorRT-LLM/features/disagg-serving.html, "Environment Variables"). Each
-    rank is then an M/D/1 queue of service ``transfer_s`` (bytes / bandwidth plus the fixed handshakes)
-    at ``requests_per_s`` arrivals: the Pollaczek-Khinchine wait rho s / (2 (1 - rho)), rho = arrivals x
-    s, seen by C - 1 of C clients (as :func:`prefill_wait`). The same one-at-a-time receiver is assumed
-    of the other engines' KV connectors (SGLang's, vLLM's), whose concurrency is not documented here.
+    rank is then an M/D/1 queue of service ``transfer_s`` at ``requests_per_s`` arrivals: the
+    Pollaczek-Khinchine wait rho s / (2 (1 - rho)), rho = arrivals x s, seen by C - 1 of C clients (as
+    :func:`prefill_wait`). The service is the copy's bytes over its links only: of TensorRT-LLM's
+    per-request workflow the receiver runs the request for the blocks and their copy (steps 4-5), while
+    the context's handle goes back to the user, who picks the generation executor (step 2), before it, and
+    a connection is set up once per pair (step 3) (https://github.com/NVIDIA/TensorRT-LLM/blob/main/docs/source/developer-guide/kv-transfer.md,
+    "Workflow"); the disaggregated loop's fixed ``kv_transfer_overhead_s`` is that latency, which holds no
+    receive resource and does not enter the queue (:meth:`DisaggParts.result`). The same one-at-a-time
+    receiver is assumed of the other engines' KV connectors (SGLang's, vLLM's), whose concurrency is not
+    documented here.
 
     Parameters
     ----------
@@ -1013,7 +1022,8 @@ class DisaggParts:
             tpot = (self.decode_s(np.maximum(batch, 1.0)) + overhead) / self.tokens_per_iteration
             lam = Y * batch / (steps * tpot)
             wait = prefill_wait(alone, per_pass, k, workers=X, requests_per_s=lam, concurrency=C)
-            receive = kv_receive_wait(transfer, lam / self.kv_receivers, concurrency=C)
+            # the receive resource is held for the copy's bytes, not the hand-off's fixed latency
+            receive = kv_receive_wait(self.transfer_s, lam / self.kv_receivers, concurrency=C)
             return lam, tpot, wait, lam * (fixed + wait.total_s + receive) + staged - C, waiting
 
         # the clients' cycle, C = lambda x before decoding + M, grows with M: bisect for it
@@ -1026,7 +1036,7 @@ class DisaggParts:
         M = 0.5 * (low + high)
         lam, tpot, wait, _, waiting = state(M)
         D = decode_slot_share(M, Y, slots, dispersion=params.decode_share_dispersion)[0]
-        receive_wait = kv_receive_wait(transfer, lam / self.kv_receivers, concurrency=C)
+        receive_wait = kv_receive_wait(self.transfer_s, lam / self.kv_receivers, concurrency=C)
         before = fixed + wait.total_s + receive_wait
         slot_wait = waiting / lam
         queued_ttft = before + slot_wait

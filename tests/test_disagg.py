@@ -592,6 +592,32 @@ def test_the_receive_wait_is_the_md1_wait_of_a_simulated_queue() -> None:
     assert np.isinf(kv_receive_wait(s, 1 / s, concurrency=8))
 
 
+def test_the_receive_queue_is_held_for_the_copy_not_the_hand_offs_fixed_latency(
+    prefill: Engine, decode: Engine
+) -> None:
+    """A decode rank's receive resource is busy for the copy's bytes over its links (TensorRT-LLM's workflow:
+    the receiver requests and takes the blocks, steps 4-5 of docs/source/developer-guide/kv-transfer.md),
+    not for the hand-off's fixed latency through the router (step 2). At any fixed cost per request the
+    receive wait is the Pollaczek-Khinchine wait of an M/D/1 queue served in bytes / bandwidth, at the
+    loop's own arrivals per rank, seen by C - 1 of C clients; the fixed cost joins TTFT once, as latency."""
+    parts = disagg_parts(
+        prefill, decode, prefill_workers=2, decode_workers=2, concurrency=64, isl=4096, osl=256
+    )  # fmt: skip
+    s = float(parts.transfer_s)
+    for overhead in (0.0, 0.02, 0.2):
+        params = dataclasses.replace(PARAMS, kv_transfer_overhead_s=overhead)
+        r = parts.result(params)
+        rho = float(r.requests_per_s) / float(parts.kv_receivers) * s
+        assert 0.0 < rho < 1.0
+        expected = rho * s / (2.0 * (1.0 - rho)) * 63.0 / 64.0
+        assert float(r.kv_receive_wait_s) == pytest.approx(expected, rel=1e-9)
+        assert float(r.transfer_s) == pytest.approx(s + overhead, rel=1e-12)
+        assert float(r.ttft_s) > overhead
+    # served at the rank, the 0.2 s fixed cost would have saturated it (load above 1), its wait unbounded
+    assert float(r.requests_per_s) / float(parts.kv_receivers) * (s + 0.2) > 1.0
+    assert np.isfinite(float(r.kv_receive_wait_s))
+
+
 def test_a_prefill_pass_pays_the_hosts_per_layer_costs_and_decodes_do_not(
     prefill: Engine, decode: Engine
 ) -> None:

@@ -202,7 +202,8 @@ def test_a_disaggregated_row_is_its_two_pools(sample: Path) -> None:
     """The Qwen3-32B nvfp4 row (40 prefill workers at tp 1 and batch 1, 6 decode workers at tp 4 and batch
     80, 480 clients, 15,000 / 500 tokens on B200) is disagg_loop on engines built from those columns, with
     TensorRT-LLM's defaults as in its aggregated rows (fp8 KV cache with quantized weights, its memory
-    rule)."""
+    rule), but for the prefill workers' token budget, isl + 1500, which aiconfigurator's generator writes for
+    its collection (:func:`validation.public.silicon.generator_prefill_budget`)."""
     from costmodel.disagg import disagg_loop
     from costmodel.registry import load_hardware
     from costmodel.serving import Engine
@@ -217,14 +218,20 @@ def test_a_disaggregated_row_is_its_two_pools(sample: Path) -> None:
     hardware = load_hardware("b200")
     efficiency = hardware.efficiency.model_copy(update={"kernel_engine": "trtllm"})  # the row's backend
 
-    def engine(tp: int, batch: int) -> Engine:
+    def engine(tp: int, batch: int, budget: int = 8192) -> Engine:
         return engine_memory("trtllm", Engine(
-            model, hardware, workload, Deployment(tp=tp), max_batch_size=batch, max_batched_tokens=8192,
+            model, hardware, workload, Deployment(tp=tp), max_batch_size=batch, max_batched_tokens=budget,
             efficiency=efficiency,
         ))  # fmt: skip
 
     expected = disagg_loop(
-        engine(1, 1), engine(4, 80), prefill_workers=40, decode_workers=6, concurrency=480, isl=15000, osl=500
+        engine(1, 1, 15000 + 1500),
+        engine(4, 80),
+        prefill_workers=40,
+        decode_workers=6,
+        concurrency=480,
+        isl=15000,
+        osl=500,
     )
     assert (row["isl"], row["osl"], row["concurrency"]) == (15000, 500, 480)
     assert row["predicted_ttft_ms"] == pytest.approx(float(expected.ttft_s) * 1e3, rel=1e-12)
@@ -376,6 +383,28 @@ def test_a_job_holds_the_gpus_its_disaggregated_rows_state() -> None:
     two = table[job == "23364591"].copy()
     two.loc[two["mode"] == "disagg", "decode_num_workers"] += np.arange((two["mode"] == "disagg").sum())
     assert job_gpus(two).isna().all()
+
+
+def test_aiconfigurators_tensorrt_llm_prefill_workers_take_the_generators_budget() -> None:
+    """aiconfigurator's generator gives a TensorRT-LLM prefill worker max_num_tokens = isl + 1500 with
+    chunked prefill off (``rule_plugin/benchmark/trtllm.rule``, ``extra_engine_args.1.3.0rc1.yaml.j2``): its
+    one covered disaggregated row, nvidia/Qwen3-32B-NVFP4 at isl 15000, gets 16500 tokens, a prompt per
+    pass where TensorRT-LLM's default 8192 could not hold the prompt unchunked; every other row (another
+    harness, or engine) keeps the engine's default (NaN here)."""
+    from validation.public.harness import AICONFIGURATOR, row_harness
+    from validation.public.silicon import TOKEN_BUDGET, generator_prefill_budget
+
+    table = read_silicon(DATA)
+    budget = generator_prefill_budget(table)
+    qwen = (table["model_path"] == "nvidia/Qwen3-32B-NVFP4") & (table["mode"] == "disagg")
+    assert qwen.sum() == 1
+    assert float(budget[qwen].iloc[0]) == 15000 + 1500
+    assert float(table.loc[qwen, "isl"].iloc[0]) > TOKEN_BUDGET
+    stated = budget.notna()
+    assert (table.loc[stated, "backend"] == "trtllm").all()
+    assert (row_harness(table)[stated] == AICONFIGURATOR).all()
+    np.testing.assert_array_equal(budget[stated], table.loc[stated, "isl"] + 1500)
+    assert budget[table["backend"] != "trtllm"].isna().all()
 
 
 def test_a_row_whose_workers_fill_its_job_is_not_read_as_attention_dp(tmp_path: Path) -> None:

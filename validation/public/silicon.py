@@ -1266,6 +1266,28 @@ def _pool_engine(
     return engine_memory(backend, engine, defaults=defaults)
 
 
+GENERATOR_PREFILL_MARGIN = 1500
+"""Tokens above the prompt in the ``max_num_tokens`` aiconfigurator's generator gives a TensorRT-LLM
+prefill worker (:func:`generator_prefill_budget`)."""
+
+
+def generator_prefill_budget(rows: pd.DataFrame) -> pd.Series:
+    """Per row, the token budget of the prefill workers (read for the disaggregated rows) that
+    aiconfigurator's generator writes for a TensorRT-LLM row of its own collection
+    (:data:`validation.public.harness.AICONFIGURATOR`): ``max_num_tokens`` = isl + 1500
+    (``prefill max_num_tokens = SlaConfig.isl + 1500`` in
+    ``src/aiconfigurator/generator/rule_plugin/benchmark/trtllm.rule`` at 581e459; the deployment rule,
+    ``rule_plugin/trtllm.rule``, rounds the same sum up to a whole KV block), with chunked prefill off
+    (``enable_chunked_prefill: ... default(false)`` in the templates
+    ``generator/config/backend_templates/trtllm/extra_engine_args.1.3.0rc1.yaml.j2`` and
+    ``extra_engine_args.1.3.0rc3.yaml.j2``, https://github.com/ai-dynamo/aiconfigurator): a prompt is one
+    pass. NaN elsewhere (the engine's default, :func:`token_budget`). The sample's one such covered row,
+    nvidia/Qwen3-32B-NVFP4 at isl 15000, could not have run at TensorRT-LLM's default 8192 without
+    chunking, which the templates leave off."""
+    aic = (rows["backend"] == "trtllm") & (row_harness(rows) == AICONFIGURATOR)
+    return (rows["isl"] + GENERATOR_PREFILL_MARGIN).where(aic)
+
+
 def _disagg_groups(
     table: pd.DataFrame, models: dict[str, ModelProfile | str], reason: pd.Series
 ) -> list[tuple[pd.Index, DisaggParts]]:
@@ -1305,7 +1327,7 @@ def _disagg_groups(
     chosen = chosen.assign(
         prefill_batch_size=limits["prefill_batch_size"].fillna(chosen["prefill_batch_size"]),
         decode_batch_size=limits["decode_batch_size"].fillna(chosen["decode_batch_size"]),
-        prefill_budget=limits["prefill_max_num_tokens"],
+        prefill_budget=limits["prefill_max_num_tokens"].fillna(generator_prefill_budget(chosen)),
         recipe_kv=sgl["kv_dtype"],
         decode_moe_backend=recipe_moe_backends(chosen).where(~guessed, ""),
         decode_graphs=recipe_decode_graphs(chosen) | guessed,
