@@ -595,7 +595,11 @@ def silicon_parts(
                 # the kernel models read the calibrated kernels of the row's engine (and the MoE backend
                 # its script states)
                 efficiency=hardware.efficiency.model_copy(
-                    update={"kernel_engine": str(backend), "moe_backend": str(moe_backend) or None}
+                    update={
+                        "kernel_engine": str(backend),
+                        "moe_backend": str(moe_backend) or None,
+                        "norm_in_allreduce": script is not None and script.norm_in_allreduce,
+                    }
                 ),
             )
             # the engine's own memory rule and admission (validation/public/engine_memory.py)
