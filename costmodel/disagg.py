@@ -155,6 +155,9 @@ class DisaggParams:
     kv_transfer_overhead_s: float = 0.0
     """Fixed cost of one request's KV transfer beyond bytes / bandwidth [s] (connection, metadata and
     completion handshakes)."""
+    layer_step_overhead_s: float = 0.0
+    """Fixed cost per model layer of every iteration, prefill and decode workers alike [s]
+    (:class:`LoopParams`)."""
     prefill_layer_overhead_s: float = 0.0
     """Host cost per model layer of a prefill worker's pass [s] (:class:`LoopParams`)."""
     mla_prefill_layer_overhead_s: float = 0.0
@@ -172,6 +175,7 @@ class DisaggParams:
             "request_overhead_s",
             "burst_fraction",
             "kv_transfer_overhead_s",
+            "layer_step_overhead_s",
             "prefill_layer_overhead_s",
             "mla_prefill_layer_overhead_s",
             "decode_share_dispersion",
@@ -203,6 +207,7 @@ class DisaggParams:
             request_overhead_s=loop.request_overhead_s,
             burst_fraction=loop.burst_fraction if burst_fraction is None else burst_fraction,
             kv_transfer_overhead_s=kv_transfer_overhead_s,
+            layer_step_overhead_s=loop.layer_step_overhead_s,
             prefill_layer_overhead_s=loop.prefill_layer_overhead_s,
             mla_prefill_layer_overhead_s=loop.mla_prefill_layer_overhead_s,
             decode_share_dispersion=decode_share_dispersion,
@@ -983,7 +988,8 @@ class DisaggParts:
     def result(self, params: DisaggParams | LoopParams) -> DisaggLoop:
         """TTFT, TPOT and rates with ``params`` applied (a :class:`LoopParams`: no transfer overhead)."""
         params = _params(params)
-        overhead = params.step_overhead_s
+        # every iteration's fixed cost, per iteration and per layer (prefill_layers: the model's layers)
+        overhead = params.step_overhead_s + params.layer_step_overhead_s * self.prefill_layers
         X, Y, C, steps = self.prefill_workers, self.decode_workers, self.concurrency, self.osl - 1.0
         k = self.prompts_per_pass
         # a prefill pass carries prompt tokens, so the host runs it outside CUDA graphs (closed_loop's

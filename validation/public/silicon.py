@@ -977,7 +977,7 @@ def fit_serving_params(
             )
             return np.concatenate([np.log(p_ttft / ttft), np.log(p_tpot / tpot)])
 
-        start = np.array([0.002, 0.02, 0.1, 0.0005, 0.0005, 1.0, 0.006] + [0.02] * len(others))
+        start = np.array([0.002, 0.02, 0.1, 0.0005, 0.0005, 1.0, 0.006, 1e-5] + [0.02] * len(others))
         result = least_squares(residual, start, bounds=(low, high), loss="soft_l1", f_scale=0.1)
         params = _harness_params(result.x, others, low, high)
         fitted[str(backend)] = params[HARNESS_REFERENCE]
