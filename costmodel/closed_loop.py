@@ -179,7 +179,8 @@ class LoopParams:
     kernels of a layer that the operator list does not time (the rotary embedding and the KV-cache write,
     the activations' quantization before quantized GEMMs, bias and residual adds outside the fused norms),
     each launch-bound at a few microseconds, so that their sum grows with the layers and not with the
-    tokens; per engine, whose kernels these are (docs/serving.md, "A cost per layer of every step")."""
+    tokens; per engine, whose kernels these are (docs/serving.md, "gpt-oss-120b on B200: norms fused into
+    the all-reduce, and a cost per layer of every step")."""
 
     overlapped_host_s: float = 0.0
     """The host's work per iteration that an overlapped scheduler runs while the GPU runs the previous

@@ -38,7 +38,7 @@ rows whose engine image is that of a benchmark configuration with multi-token pr
 iteration. A row that leaves attention_dp_size unstated while its concurrency is batch_size x tp_size
 runs attention data parallel over its tp_size GPUs (:func:`tp_as_attention_dp`).
 
-Calibration: the closed-loop model's seven named parameters (:class:`costmodel.closed_loop.LoopParams`)
+Calibration: the closed-loop model's eight named parameters (:class:`costmodel.closed_loop.LoopParams`)
 are fitted per engine (the ``backend`` column) on the calibration rows, chosen by the same rule as the
 kernel tables (:func:`validation.public.split.calibration_mask` over the row's identity, never its
 measurements), by :func:`fit_loop_params`; ``python -m validation silicon-calibrate`` writes them to
