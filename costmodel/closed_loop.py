@@ -25,8 +25,9 @@ counted in engine iterations:
   the bottleneck.
 - **Times.** TPOT is the mean iteration time; TTFT is its iteration count times the mean iteration time.
 
-Seven named parameters (:class:`LoopParams`), calibrated per engine from measurements, carry what the
+Eight named parameters (:class:`LoopParams`), calibrated per engine from measurements, carry what the
 kernels do not: ``step_overhead_s`` per iteration (scheduling, sampling, launches; small with CUDA graphs),
+``layer_step_overhead_s`` per layer of every iteration (a layer's small kernels outside the operator list),
 ``request_overhead_s`` per request on its first token (HTTP, tokenisation, admission, detokenisation),
 ``burst_fraction``, the share of the requests that arrive in a wave with every other client,
 ``prefill_layer_overhead_s``, the host's cost per model layer of an iteration that carries prompt tokens
@@ -173,6 +174,14 @@ class LoopParams:
     prompt arriving during i waits for i + 1 as well, and its first token is returned with the outputs of
     the iteration after its prefill (docs/serving.md, "Overlapped scheduling")."""
 
+    layer_step_overhead_s: float = 0.0
+    """Fixed cost per model layer of every iteration, decode-only or with prompt tokens [s]: the small
+    kernels of a layer that the operator list does not time (the rotary embedding and the KV-cache write,
+    the activations' quantization before quantized GEMMs, bias and residual adds outside the fused norms),
+    each launch-bound at a few microseconds, so that their sum grows with the layers and not with the
+    tokens; per engine, whose kernels these are (docs/serving.md, "gpt-oss-120b on B200: norms fused into
+    the all-reduce, and a cost per layer of every step")."""
+
     overlapped_host_s: float = 0.0
     """The host's work per iteration that an overlapped scheduler runs while the GPU runs the previous
     iteration [s] (preparing the next batch: scheduling, allocating its KV cache, building its inputs):
@@ -188,6 +197,7 @@ class LoopParams:
             "mla_prefill_layer_overhead_s",
             "first_token_lag_iterations",
             "overlapped_host_s",
+            "layer_step_overhead_s",
         ):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):
@@ -252,6 +262,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "mla_prefill_layer_overhead_s": (0.0, 0.005),
     "first_token_lag_iterations": (0.0, 3.0),
     "overlapped_host_s": (0.0, 0.02),
+    "layer_step_overhead_s": (0.0, 0.0002),
 }
 """Ranges a calibration may move each :class:`LoopParams` field within."""
 
@@ -491,6 +502,7 @@ def loop_parts(
         overlap_host=overlap_host,
         wave_iterations=wave_prefill_iterations(R, N_in, free),
         train=train,
+        step_layers=n_layers,
     )
 
 
@@ -629,15 +641,19 @@ class LoopParts:
     of ceil(i isl / P) (:func:`wave_prefill_iterations`); None: the continuous (R - 1) isl / (2 P) +
     ceil(isl / P)."""
 
+    step_layers: float = 0.0
+    """The model's layers, each paying ``layer_step_overhead_s`` in every iteration [-]."""
+
     train: bool = False
     """Whether the clients' prompts arrive in a train, one iteration apart, so that the iterations ahead of
     a prompt's first token carry the neighbouring clients' prompts (:func:`loop_parts`)."""
 
     def step_s(self, kernels_s: npt.ArrayLike, params: LoopParams) -> FloatArray:
-        """One iteration whose kernels take ``kernels_s`` [s], with the host's work: ``step_overhead_s`` on
-        the critical path, and ``overlapped_host_s`` after the kernels, or, with :attr:`overlap_host`,
-        beside them (the longer of the two counts)."""
-        kernels = np.asarray(kernels_s, dtype=np.float64)
+        """One iteration whose kernels take ``kernels_s`` [s] (and ``layer_step_overhead_s`` per layer of
+        :attr:`step_layers`, GPU work like them), with the host's work: ``step_overhead_s`` on the critical
+        path, and ``overlapped_host_s`` after the kernels, or, with :attr:`overlap_host`, beside them (the
+        longer of the two counts)."""
+        kernels = np.asarray(kernels_s, dtype=np.float64) + params.layer_step_overhead_s * self.step_layers
         if self.overlap_host:
             return np.asarray(np.maximum(kernels, params.overlapped_host_s) + params.step_overhead_s)
         return np.asarray(kernels + params.overlapped_host_s + params.step_overhead_s)

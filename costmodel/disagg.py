@@ -158,6 +158,9 @@ class DisaggParams:
     """Fixed latency of one request's hand-off from the prefill to the decode pool beyond bytes / bandwidth
     [s]: the prefill's result back through the router, the request's dispatch to a decode worker, connection
     set-up. It delays the request but holds no decode rank's receive resource (:func:`kv_receive_wait`)."""
+    layer_step_overhead_s: float = 0.0
+    """Fixed cost per model layer of every iteration, prefill and decode workers alike [s]
+    (:class:`LoopParams`)."""
     prefill_layer_overhead_s: float = 0.0
     """Host cost per model layer of a prefill worker's pass [s] (:class:`LoopParams`)."""
     mla_prefill_layer_overhead_s: float = 0.0
@@ -175,6 +178,7 @@ class DisaggParams:
             "request_overhead_s",
             "burst_fraction",
             "kv_transfer_overhead_s",
+            "layer_step_overhead_s",
             "prefill_layer_overhead_s",
             "mla_prefill_layer_overhead_s",
             "decode_share_dispersion",
@@ -206,6 +210,7 @@ class DisaggParams:
             request_overhead_s=loop.request_overhead_s,
             burst_fraction=loop.burst_fraction if burst_fraction is None else burst_fraction,
             kv_transfer_overhead_s=kv_transfer_overhead_s,
+            layer_step_overhead_s=loop.layer_step_overhead_s,
             prefill_layer_overhead_s=loop.prefill_layer_overhead_s,
             mla_prefill_layer_overhead_s=loop.mla_prefill_layer_overhead_s,
             decode_share_dispersion=decode_share_dispersion,
@@ -992,7 +997,8 @@ class DisaggParts:
     def result(self, params: DisaggParams | LoopParams) -> DisaggLoop:
         """TTFT, TPOT and rates with ``params`` applied (a :class:`LoopParams`: no transfer overhead)."""
         params = _params(params)
-        overhead = params.step_overhead_s
+        # every iteration's fixed cost, per iteration and per layer (prefill_layers: the model's layers)
+        overhead = params.step_overhead_s + params.layer_step_overhead_s * self.prefill_layers
         X, Y, C, steps = self.prefill_workers, self.decode_workers, self.concurrency, self.osl - 1.0
         k = self.prompts_per_pass
         # a prefill pass carries prompt tokens, so the host runs it outside CUDA graphs (closed_loop's

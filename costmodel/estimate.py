@@ -238,6 +238,7 @@ class _Setup:
             launch_counts="trtllm"
             if self.efficiency.kernel_engine == "trtllm" and has_trtllm_launches(self.model)
             else "reference",
+            norm_in_allreduce=self.efficiency.norm_in_allreduce,
         )
 
     @property

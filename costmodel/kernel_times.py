@@ -250,7 +250,9 @@ def op_times(
         scale_up_domain=scale_up_domain,
     )
     overhead = launch_s(hardware, eff)
-    chooser = _Keys(hardware, ENGINE_PREFIX[eff.kernel_engine], overhead, eff.moe_backend)
+    chooser = _Keys(
+        hardware, ENGINE_PREFIX[eff.kernel_engine], overhead, eff.moe_backend, eff.norm_in_allreduce
+    )
     compute, memory, comm = list(roof.compute_s), list(roof.memory_s), list(roof.communication_s)
     kernel_s: dict[int, FloatArray] = _gemms_s(hardware, chooser, ops, weight_dtype, activation_dtype)
     fused: dict[str, list[int]] = {}
@@ -354,12 +356,18 @@ class _Keys:
     """Chooses and caches each family's parameters for one device and engine (see the module docstring)."""
 
     def __init__(
-        self, hardware: HardwareProfile, engine: str, launch_s: float, moe_backend: str | None = None
+        self,
+        hardware: HardwareProfile,
+        engine: str,
+        launch_s: float,
+        moe_backend: str | None = None,
+        norm_in_allreduce: bool = False,
     ) -> None:
         self.hardware = hardware
         self.engine = engine
         self.launch_s = launch_s
         self.moe_backend = moe_backend
+        self.norm_in_allreduce = norm_in_allreduce
 
     def stored(self, family: ModuleType) -> list[str]:
         from costmodel.kernels import family_name
@@ -386,7 +394,7 @@ class _Keys:
         kernels on a device many times."""
         from costmodel.memo import remember
 
-        key = (self.engine, self.moe_backend, self.launch_s, fn, *args)
+        key = (self.engine, self.moe_backend, self.norm_in_allreduce, self.launch_s, fn, *args)
         return remember(self.hardware, key, lambda: fn(self.hardware, self, *args))
 
     def params(self, family: ModuleType, key: str) -> Any:
@@ -839,6 +847,20 @@ def _collective_s(
         # the batch (the serving model's searches rely on it); the kernel evaluation times the path itself
         for switch in collective.switch_bytes(hardware, custom, shape.group):
             t = np.where(message >= switch, np.maximum(t, engine_s(np.asarray(switch - 1.0))), t)
+        fused = ALL_REDUCE_KEYS["trtllm"]
+        if keys.norm_in_allreduce and keys.engine == "vllm" and fused in stored:
+            # vLLM's fuse_allreduce_rms pass: FlashInfer's port of TensorRT-LLM's fused all-reduce up to
+            # its size limit, vLLM's own beyond (not faster than the fused call at the limit, as above)
+            limit = collective.vllm_fused_norm_max_bytes(hardware, shape.group)
+            params = keys.params(collective, fused)
+
+            def fused_s(size: FloatArray) -> FloatArray:
+                return collective.time_s(
+                    hardware, params, message_bytes=size, num_gpus=shape.group, eager=False
+                )
+
+            if limit > 0:
+                t = np.where(message <= limit, fused_s(message), np.maximum(t, fused_s(np.asarray(limit))))
     else:
         t = timed(f"nccl:{shape.op}")
     return np.asarray(np.where(message > 0, t, 0.0))

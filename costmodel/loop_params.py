@@ -1,6 +1,6 @@
 """The per-engine parameters of the closed-loop benchmark model, as shipped with costmodel.
 
-:class:`costmodel.closed_loop.LoopParams` carries seven named, calibrated parameters per serving engine
+:class:`costmodel.closed_loop.LoopParams` carries eight named, calibrated parameters per serving engine
 (vLLM, SGLang, TensorRT-LLM): the per-iteration (serial and overlappable) and per-request overheads, the
 share of requests that arrive in a wave of all clients, the host's cost per layer (and per MLA layer) of
 an iteration that carries prompt tokens, and the iterations by which overlapped scheduling delays a first

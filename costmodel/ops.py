@@ -188,6 +188,30 @@ class Op:
         return np.asarray(self.flop / np.maximum(self.bytes, 1.0))
 
 
+def fused_norms(model: ModelProfile, tp: int, attention_dp: int, norm_in_allreduce: bool) -> int:
+    """Layer norms of one pass that run inside the tensor-parallel all-reduce before them [-].
+
+    An engine that fuses the residual add and RMSNorm into the all-reduce runs a pre-norm decoder's
+    post-attention norm inside the attention's all-reduce and the next layer's input norm (after the last
+    layer, the final norm) inside the MLP's: of its 2 L layer norms only the first layer's input norm keeps
+    its own kernel. TensorRT-LLM's gpt-oss decoder asks for it at tp > 1 (``TransformerBlock.forward_tp``
+    passes ``AllReduceFusionOp.RESIDUAL_RMS_NORM`` with the next norm's weight to both all-reduces,
+    https://github.com/NVIDIA/TensorRT-LLM/blob/main/tensorrt_llm/_torch/models/modeling_gpt_oss.py);
+    vLLM's ``fuse_allreduce_rms`` compilation pass rewrites all-reduce + fused add-RMSNorm into FlashInfer's
+    fused all-reduce (``AllReduceFusionPass``, for inputs up to ``FI_ALLREDUCE_FUSION_MAX_SIZE_MB``,
+    https://github.com/vllm-project/vllm/blob/main/vllm/compilation/passes/fusion/allreduce_rms_fusion.py).
+    None at tp 1 (no all-reduce), with attention DP (TensorRT-LLM's ``forward_normal``, no all-reduce
+    between the norms), or for other layouts (post-, sandwich or parallel norms, SSM or hybrid blocks, a
+    dense MLP beside the experts), whose fused kernels are not read here."""
+    if not norm_in_allreduce or tp <= 1 or attention_dp > 1:
+        return 0
+    if model.ssm is not None or model.blocks is not None or model.norm_placement != "pre":
+        return 0
+    if model.moe is not None and model.moe.with_dense_mlp:
+        return 0
+    return max(model.n_layer_norms - 1, 0)
+
+
 @lru_cache(maxsize=256)
 def _weights_by_op(
     model: ModelProfile,
@@ -263,6 +287,7 @@ def forward_ops(
     component_dtypes: Mapping[str, str] | None = None,
     count_launches: bool = True,
     launch_counts: LaunchCounts = "reference",
+    norm_in_allreduce: bool = False,
 ) -> tuple[Op, ...]:
     """The operators of one forward pass over ``new_tokens`` per sequence after ``past_tokens``.
 
@@ -304,6 +329,9 @@ def forward_ops(
         Whose kernel sequence the counts are: the reference decoder's
         (:func:`costmodel.execution.eager_launches`) or TensorRT-LLM's PyTorch backend's
         (:func:`costmodel.execution.trtllm_launches`).
+    norm_in_allreduce : bool
+        The engine fuses the residual add and RMSNorm that follow each tensor-parallel all-reduce into the
+        all-reduce's kernel (:func:`fused_norms`): those norms run no kernel of their own.
     """
     B = np.asarray(batch_size, dtype=np.float64)
     n = np.asarray(new_tokens, dtype=np.float64)
@@ -443,7 +471,7 @@ def forward_ops(
     emb_row = model.d_model * get_dtype(weight_dtype if not quantized else keep).bits / 8
     ops.append(Op("embedding", "elementwise", 1, zero, zero + T * emb_row, zero + T * d * a))
 
-    norm_layers = model.n_layer_norms
+    norm_layers = model.n_layer_norms - fused_norms(model, tp, attention_dp, norm_in_allreduce)
     elementwise("norm", norm_layers, T * d, ELEMENTWISE_FLOP["norm"], reads=2, writes=2)
 
     if model.ssm is not None:

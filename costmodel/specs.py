@@ -828,6 +828,13 @@ class Efficiency(Spec):
         "engine's autotuner runs the fastest of its own MoE kernels.",
     )
 
+    norm_in_allreduce: bool = Field(
+        False,
+        description="The engine fuses the residual add and RMSNorm after each tensor-parallel all-reduce "
+        "into the all-reduce's kernel (TensorRT-LLM's RESIDUAL_RMS_NORM fusion, vLLM's fuse_allreduce_rms "
+        "pass): at tp > 1 those norms run no kernel of their own (costmodel.ops.fused_norms).",
+    )
+
     def matmul(self, dtype: str) -> float:
         """Achievable fraction of the dense peak for matmuls in ``dtype`` [-]."""
         return float(self.matmul_fraction_by_dtype.get(dtype, self.matmul_fraction))  # type: ignore[call-overload]

@@ -564,3 +564,32 @@ def test_a_train_of_clients_waits_through_its_neighbours_prompts_counted_by_hand
     # staggered arrivals (the default) keep half an iteration of wait and the lag at the mean iteration
     parts = _hand_parts(concurrency=4, running=4)
     assert float(parts.steady_ttft_s(params)) == pytest.approx(0.05 + (0.5 + 1.7) * 0.01 + 0.1, rel=1e-12)
+
+
+def test_a_cost_per_layer_of_every_step_is_a_step_cost_of_the_models_layers(engine: Engine) -> None:
+    """``layer_step_overhead_s`` x the model's layers is paid by every iteration, decode-only or with a
+    prompt: in a serial loop the same figures as that much more ``step_overhead_s``; with an overlapped
+    host it is GPU work beside the kernels, so a host shorter than kernels + layers stays hidden."""
+    kwargs = {"concurrency": np.array([1, 8, 64]), "isl": 1000, "osl": 300}
+    layers = float(engine.model.n_layers)
+    serial = loop_parts(engine, **kwargs)
+    assert serial.step_layers == layers
+    per_layer = 1e-5
+    paid = serial.result(
+        LoopParams(step_overhead_s=2e-4, layer_step_overhead_s=per_layer, burst_fraction=0.2)
+    )
+    moved = serial.result(LoopParams(step_overhead_s=2e-4 + layers * per_layer, burst_fraction=0.2))
+    np.testing.assert_allclose(paid.tpot_s, moved.tpot_s, rtol=1e-12)
+    np.testing.assert_allclose(paid.ttft_s, moved.ttft_s, rtol=1e-12)
+    overlapped = loop_parts(engine, **kwargs, overlap_host=True)
+    host = float(np.min(overlapped.decode_only_s))  # no longer than any iteration's kernels
+    with_host = overlapped.result(
+        LoopParams(step_overhead_s=2e-4, layer_step_overhead_s=per_layer, overlapped_host_s=host)
+    )
+    np.testing.assert_allclose(
+        with_host.iteration_s,
+        overlapped.result(LoopParams(step_overhead_s=2e-4 + layers * per_layer)).iteration_s,
+        rtol=1e-12,
+    )
+    with pytest.raises(CostmodelError, match="layer_step_overhead_s"):
+        LoopParams(layer_step_overhead_s=-1e-6)

@@ -919,3 +919,22 @@ def test_pairs_with_speculation_agree_with_one_loop(prefill: Engine, decode: Eng
     assert not isinstance(pair, str)
     np.testing.assert_allclose(pair.tpot_s, one.tpot_s, rtol=1e-12)
     np.testing.assert_allclose(pair.ttft_s, one.ttft_s, rtol=1e-12)
+
+
+def test_every_disaggregated_iteration_pays_the_loops_cost_per_layer(prefill: Engine, decode: Engine) -> None:
+    """``layer_step_overhead_s`` is a cost of every iteration per model layer, prefill passes and decode
+    iterations alike: the same figures as that many layers' worth (32, Llama 3 8B) more
+    ``step_overhead_s``; ``from_loop`` carries it from the loop's."""
+    common = {"prefill_workers": 1, "decode_workers": 1, "concurrency": 4, "isl": 1000, "osl": 200}
+    parts = disagg_parts(prefill, decode, **common)
+    per_layer = 2e-5
+    paid = parts.result(dataclasses.replace(PARAMS, layer_step_overhead_s=per_layer))
+    moved = parts.result(dataclasses.replace(PARAMS, step_overhead_s=PARAMS.step_overhead_s + 32 * per_layer))
+    assert float(paid.tpot_s) == pytest.approx(float(moved.tpot_s), rel=1e-12)
+    assert float(paid.ttft_s) == pytest.approx(float(moved.ttft_s), rel=1e-12)
+    assert float(paid.tpot_s) > float(parts.result(PARAMS).tpot_s)
+    assert (
+        DisaggParams.from_loop(LoopParams(layer_step_overhead_s=per_layer)).layer_step_overhead_s == per_layer
+    )
+    with pytest.raises(CostmodelError, match="layer_step_overhead_s"):
+        DisaggParams(layer_step_overhead_s=-1.0)

@@ -567,3 +567,59 @@ def test_vllms_mxfp8_gpt_oss_moe_chooses_among_its_own_kernels_and_tensorrt_llms
         stepped = [kernel_times.step_params(B200, moe, key, launch_s=launch) for key in vllm_keys]
         each = _moe_under_each(B200, stepped, shape)
         np.testing.assert_allclose(layer, each.min(axis=0), rtol=1e-12)
+
+
+def test_norms_fused_into_the_tensor_parallel_all_reduce_run_no_kernel_of_their_own() -> None:
+    # a pre-norm decoder has two norms a layer; fused into the all-reduce after attention and after the MLP,
+    # only the first layer's input norm keeps its kernel, and only where an all-reduce precedes the norms
+    model = costmodel.load_model("gpt-oss-20b")
+    L = model.n_layers
+
+    def norm(**kw: Any) -> Any:
+        ops = forward_ops(model, batch_size=4, new_tokens=1, past_tokens=1000, **kw)
+        return next(op for op in ops if op.name == "norm")
+
+    assert norm(tp=1).layers == norm(tp=1, norm_in_allreduce=True).layers == 2 * L
+    assert norm(tp=4).layers == 2 * L
+    assert norm(tp=4, norm_in_allreduce=True).layers == 1
+    # attention DP: the ranks' tokens differ, no all-reduce sits between the norms
+    assert norm(tp=4, ep=4, attention_dp=4, norm_in_allreduce=True).layers == 2 * L
+
+
+def test_vllms_fused_all_reduce_is_tensorrt_llms_kernel_up_to_vllms_size_limit() -> None:
+    # vLLM's fuse_allreduce_rms pass calls FlashInfer's port of TensorRT-LLM's fused all-reduce for inputs
+    # up to 1 MiB on 8 B200 GPUs (FI_ALLREDUCE_FUSION_MAX_SIZE_MB), its own all-reduce beyond
+    b200 = costmodel.load_hardware("b200")
+    plain = b200.efficiency.model_copy(update={"kernel_engine": "vllm", "time_model": "kernels"})
+    fused = plain.model_copy(update={"norm_in_allreduce": True})
+    limit = collective.vllm_fused_norm_max_bytes(b200, 8)
+    assert limit == 2**20
+    batch = np.array([4.0, 64.0, 2048.0])  # 46 KiB, 737 KiB and 23 MiB of gpt-oss's 2880-wide bf16 rows
+    ops = forward_ops(
+        costmodel.load_model("gpt-oss-120b"), batch_size=batch, new_tokens=1, past_tokens=512, tp=8
+    )
+    i = [op.name for op in ops].index("allreduce_attn")
+    message = batch * 2880 * 2
+    launch = kernel_times.launch_s(b200)
+
+    def table(key: str, size: Any) -> Any:
+        params = kernel_times.step_params(b200, collective, key, launch_s=launch)
+        return collective.time_s(b200, params, message_bytes=size, num_gpus=8, eager=False)
+
+    t_fused = kernel_times.op_times(ops, b200, efficiency=fused).time_s(i)
+    t_plain = kernel_times.op_times(ops, b200, efficiency=plain).time_s(i)
+    below = message <= limit
+    np.testing.assert_allclose(t_fused[below], table("TRTLLM", message[below]), rtol=1e-12)
+    # beyond the limit vLLM's own all-reduce, never faster than the fused call at the limit
+    np.testing.assert_allclose(
+        t_fused[~below], np.maximum(t_plain[~below], table("TRTLLM", float(limit))), rtol=1e-12
+    )
+    # TensorRT-LLM's own steps do not change with the flag (its table is already its fused kernel's)
+    trt = plain.model_copy(update={"kernel_engine": "trtllm"})
+    np.testing.assert_allclose(
+        kernel_times.op_times(ops, b200, efficiency=trt).time_s(i),
+        kernel_times.op_times(
+            ops, b200, efficiency=trt.model_copy(update={"norm_in_allreduce": True})
+        ).time_s(i),
+        rtol=1e-12,
+    )

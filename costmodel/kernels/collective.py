@@ -171,6 +171,27 @@ A100): all-reduces of at least this size run on NCCL (``CustomAllreduce(max_size
 ``should_custom_ar``: ``inp_size < self.max_size``, vLLM's ``custom_all_reduce.py``,
 https://github.com/vllm-project/vllm/blob/main/vllm/distributed/device_communicators/custom_all_reduce.py)."""
 
+VLLM_FUSED_NORM_MAX_BYTES: Final[dict[str, dict[int, float]]] = {
+    "9.0": {2: 64 * MIB, 4: 2 * MIB, 8: MIB / 2},
+    "10.0": {2: 64 * MIB, 4: 32 * MIB, 8: MIB},
+    "10.3": {2: 64 * MIB, 4: 64 * MIB, 8: 4 * MIB},
+}
+"""The largest all-reduce input vLLM's ``fuse_allreduce_rms`` pass hands to FlashInfer's fused all-reduce +
+RMSNorm, by compute capability and GPU count (inclusive) [bytes]; larger ones keep vLLM's own all-reduce
+and norm (``FI_ALLREDUCE_FUSION_MAX_SIZE_MB`` in vLLM's ``allreduce_rms_fusion.py``,
+https://github.com/vllm-project/vllm/blob/main/vllm/compilation/passes/fusion/allreduce_rms_fusion.py).
+FlashInfer's kernel is adapted from TensorRT-LLM's ``allReduceFusionKernels.cu``
+(``include/flashinfer/comm/trtllm_allreduce_fusion.cuh``, https://github.com/flashinfer-ai/flashinfer), the
+one-shot / two-shot kernels TensorRT-LLM's own all-reduce runs, so below this size the call is timed with
+TensorRT-LLM's all-reduce (:func:`vllm_fused_norm_max_bytes`)."""
+
+
+def vllm_fused_norm_max_bytes(hardware: HardwareProfile, num_gpus: int) -> float:
+    """:data:`VLLM_FUSED_NORM_MAX_BYTES` of the device's compute capability and ``num_gpus`` [bytes]; 0
+    where vLLM lists none (the pass then leaves the all-reduce as it is)."""
+    return float(VLLM_FUSED_NORM_MAX_BYTES.get(compute_capability(hardware), {}).get(num_gpus, 0.0))
+
+
 TRTLLM_WORKSPACE_BYTES: Final[tuple[int, int]] = (16_000_000, 8_000_000)
 """TensorRT-LLM's custom all-reduce workspace per rank for 2 GPUs and for more [bytes]; larger messages run
 on NCCL (``getMaxRequiredWorkspaceSize`` in ``cpp/tensorrt_llm/common/customAllReduceUtils.h``,

@@ -207,6 +207,11 @@ class Script:
     """TensorRT-LLM's ``moe_config.backend`` (``CUTLASS``, ``TRTLLM``, ``DEEPGEMM``), a rule of the row
     (:func:`moe_backends`): the kernels the engine runs its routed experts with
     (``costmodel.specs.Efficiency.moe_backend``)."""
+    norm_in_allreduce: bool = False
+    """The engine fuses the residual add and RMSNorm after each tensor-parallel all-reduce into it, so at
+    tp > 1 those norms run no kernel of their own (``costmodel.specs.Efficiency.norm_in_allreduce``,
+    ``costmodel.ops.fused_norms``): vLLM's ``fuse_allreduce_rms`` pass where the script sets it; for
+    TensorRT-LLM, a decoder that asks for ``AllReduceFusionOp.RESIDUAL_RMS_NORM`` (gpt-oss's)."""
 
 
 MAX_MODEL_LEN_MARGIN = 200
@@ -301,6 +306,8 @@ SCRIPTS: dict[tuple[str, ...], Script] = {
         expert_activation_dtype="mxfp8",
         cuda_graph_max_tokens=2048,
         max_num_seqs=512,
+        # compilation-config '{"pass_config":{"fuse_allreduce_rms":true,...}}'
+        norm_in_allreduce=True,
     ),
     ("vllm", "openai/gpt-oss-120b", "h100_sxm"): Script(
         f"{REPOSITORY}/c6b96dd0f880da4e11f68d2085e9ababa8d1ba63/benchmarks/gptoss_fp4_h100.sh",
@@ -422,6 +429,9 @@ SCRIPTS: dict[tuple[str, ...], Script] = {
         max_num_tokens=20000,
         # enable_balance alone: TensorRT-LLM's AttentionDpConfig defaults, 50 and 10 iterations
         attention_dp_balance=(50, 10),
+        # not a flag: TensorRT-LLM's gpt-oss decoder fuses both norms into its all-reduces at tp > 1
+        # (TransformerBlock.forward_tp, tensorrt_llm/_torch/models/modeling_gpt_oss.py)
+        norm_in_allreduce=True,
     ),
     # 1.1.0rc2.post2 served the plain scripts and, from InferenceX #392, their MTP siblings: the MTP run of
     # 2026-01-14 (silicon.MTP_RUNS) ran the MTP scripts (at 40be3a4), keyed by its date. The fp8 one keeps

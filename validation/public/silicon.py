@@ -38,7 +38,7 @@ rows whose engine image is that of a benchmark configuration with multi-token pr
 iteration. A row that leaves attention_dp_size unstated while its concurrency is batch_size x tp_size
 runs attention data parallel over its tp_size GPUs (:func:`tp_as_attention_dp`).
 
-Calibration: the closed-loop model's seven named parameters (:class:`costmodel.closed_loop.LoopParams`)
+Calibration: the closed-loop model's eight named parameters (:class:`costmodel.closed_loop.LoopParams`)
 are fitted per engine (the ``backend`` column) on the calibration rows, chosen by the same rule as the
 kernel tables (:func:`validation.public.split.calibration_mask` over the row's identity, never its
 measurements), by :func:`fit_loop_params`; ``python -m validation silicon-calibrate`` writes them to
@@ -595,7 +595,11 @@ def silicon_parts(
                 # the kernel models read the calibrated kernels of the row's engine (and the MoE backend
                 # its script states)
                 efficiency=hardware.efficiency.model_copy(
-                    update={"kernel_engine": str(backend), "moe_backend": str(moe_backend) or None}
+                    update={
+                        "kernel_engine": str(backend),
+                        "moe_backend": str(moe_backend) or None,
+                        "norm_in_allreduce": script is not None and script.norm_in_allreduce,
+                    }
                 ),
             )
             # the engine's own memory rule and admission (validation/public/engine_memory.py)
@@ -973,7 +977,7 @@ def fit_serving_params(
             )
             return np.concatenate([np.log(p_ttft / ttft), np.log(p_tpot / tpot)])
 
-        start = np.array([0.002, 0.02, 0.1, 0.0005, 0.0005, 1.0, 0.006] + [0.02] * len(others))
+        start = np.array([0.002, 0.02, 0.1, 0.0005, 0.0005, 1.0, 0.006, 1e-5] + [0.02] * len(others))
         result = least_squares(residual, start, bounds=(low, high), loss="soft_l1", f_scale=0.1)
         params = _harness_params(result.x, others, low, high)
         fitted[str(backend)] = params[HARNESS_REFERENCE]
