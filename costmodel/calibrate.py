@@ -523,6 +523,25 @@ def _pooled(groups: Sequence[MeasuredGroup]) -> list[MeasuredGroup]:
     return pooled
 
 
+def _tied_start(
+    group: MeasuredGroup, hardware: HardwareProfile, fitted: Mapping[str, Mapping[str, float]]
+) -> tuple[Any, tuple[str, ...]]:
+    """(``initial``, ``fixed``) for :func:`fit_params` of ``group``: where its family ties the group's key to
+    another key's parameters (``TIED_PARAMS``: ``{key: (source key, names)}``) and that key is among the
+    device's ``fitted`` values, the defaults with those values, kept fixed (plus the family's own
+    ``fixed_for``); else ``(None, ())``, the untied fit. A run that refits the key without its source (a
+    ``--key`` prefix that leaves the source out) fits it untied."""
+    tie = getattr(group.family, "TIED_PARAMS", {}).get(group.key)
+    if tie is None or tie[0] not in fitted:
+        return None, ()
+    source, names = tie
+    start = dataclasses.replace(
+        group.family.default_params(hardware, group.key), **{n: fitted[source][n] for n in names}
+    )
+    own_fixed = tuple(group.family.fixed_for(group.key)) if hasattr(group.family, "fixed_for") else ()
+    return start, (*names, *own_fixed)
+
+
 def calibrate_measurements(
     measurements: Measurements,
     *,
@@ -546,13 +565,24 @@ def calibrate_measurements(
     own = len(measurements.groups)
     by_rows: dict[int, dict[str, float]] = {}  # id(measured_s) -> fitted: a one-key pool is not refit
     pooled = _pooled(measurements.groups) if pool else []
-    for i, group in enumerate([*measurements.groups, *pooled]):
+    # a key that takes parameters from another key (a family's TIED_PARAMS) is fitted after it
+    own_groups = sorted(measurements.groups, key=lambda g: g.key in getattr(g.family, "TIED_PARAMS", {}))
+    for i, group in enumerate([*own_groups, *pooled]):
         family = family_name(group.family)
         values = by_rows.get(id(group.measured_s)) if i >= own else None
         if values is None:
             try:
                 hardware = load_hardware(group.hardware)
-                params = fit_params(group.family, hardware, group.key, group.measured_s, group.shapes)
+                initial, fixed = _tied_start(group, hardware, fitted.get(group.hardware, {}).get(family, {}))
+                params = fit_params(
+                    group.family,
+                    hardware,
+                    group.key,
+                    group.measured_s,
+                    group.shapes,
+                    initial=initial,
+                    fixed=fixed,
+                )
             except CostmodelError as e:
                 skipped.append(f"{group.hardware} {family} {group.key}: {e}")
                 continue

@@ -413,3 +413,51 @@ def test_a_renamed_profile_keeps_its_engines_dispatch(name: str) -> None:
             collective.time_s(hardware, params, message_bytes=sizes, num_gpus=n, op="all_reduce"),
             collective.time_s(renamed, params, message_bytes=sizes, num_gpus=n, op="all_reduce"),
         )
+
+
+def _nccl_rows(truth: collective.Params, op: str, sizes: np.ndarray, gpus: tuple[int, ...]) -> object:
+    from costmodel.calibrate import MeasuredGroup
+
+    b200 = load_hardware("b200")
+    size, n = (a.ravel() for a in np.meshgrid(sizes, np.asarray(gpus, dtype=float)))
+    shapes = {"message_bytes": size, "num_gpus": n, "op": np.full(size.shape, op)}
+    measured = collective.time_s(b200, truth, message_bytes=size, num_gpus=n, op=op)
+    return MeasuredGroup("b200", collective, f"nccl:{op}", measured, shapes)
+
+
+def test_reduce_scatter_takes_the_all_gathers_growth_with_gpu_count() -> None:
+    """NCCL runs reduce-scatter as all-gather backwards (TIED_PARAMS): rows that cannot show the growth of bus
+    bandwidth with the GPU count (no large message on 4 or 8 GPUs) take the all-gather's, in either order."""
+    from costmodel.calibrate import Measurements, calibrate_measurements
+
+    b200 = load_hardware("b200")
+    assert collective.TIED_PARAMS["nccl:reduce_scatter"] == ("nccl:all_gather", ("contention_exponent",))
+    truth = dataclasses.replace(collective.default_params(b200, "nccl"), contention_exponent=-0.25)
+    gather = _nccl_rows(truth, "all_gather", np.logspace(10, 29, 12, base=2.0), (2, 4, 8))
+    scatter_large = _nccl_rows(truth, "reduce_scatter", np.logspace(10, 29, 12, base=2.0), (2,))
+    scatter_small = _nccl_rows(truth, "reduce_scatter", np.logspace(10, 16, 4, base=2.0), (4, 8))
+    scatter = dataclasses.replace(
+        scatter_large,
+        measured_s=np.concatenate([scatter_large.measured_s, scatter_small.measured_s]),
+        shapes={
+            k: np.concatenate([scatter_large.shapes[k], scatter_small.shapes[k]])
+            for k in scatter_large.shapes
+        },
+    )
+    for groups in ([scatter, gather], [gather, scatter]):
+        data = Measurements(groups, source="synthetic", revision="r1", row_rule="all rows")
+        fitted = calibrate_measurements(data, date="2026-12-02", costmodel_revision="abc", known_hardware=[])
+        keys = fitted.calibrations["b200"].params["collective"]
+        assert keys["nccl:all_gather"]["contention_exponent"] == pytest.approx(-0.25, abs=0.02)
+        assert (
+            keys["nccl:reduce_scatter"]["contention_exponent"]
+            == keys["nccl:all_gather"]["contention_exponent"]
+        )
+    # without its source in the run, the reduce-scatter fits on its own rows
+    alone = calibrate_measurements(
+        Measurements([scatter], source="synthetic", revision="r1", row_rule="all rows"),
+        date="2026-12-02",
+        costmodel_revision="abc",
+        known_hardware=[],
+    )
+    assert "nccl:reduce_scatter" in alone.calibrations["b200"].params["collective"]

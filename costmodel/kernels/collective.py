@@ -320,6 +320,25 @@ whose GPUs meet over another kind of link (``datasheet.intra_node_link``) than t
 parameters from keeps its own defaults for these (:func:`costmodel.calibrate.transferable`); the fixed
 software times (launch, flag handshake, the host's eager-mode floor) carry over."""
 
+TIED_PARAMS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
+    "nccl:reduce_scatter": ("nccl:all_gather", ("contention_exponent",)),
+}
+"""Parameters a key's fit takes from another key of the same device, fitted first, and keeps
+(:func:`costmodel.calibrate.calibrate_measurements`): ``{key: (source key, parameter names)}``.
+
+NCCL's reduce-scatter is its all-gather run backwards: the same algorithms (ring, PAT, NVLS, CollNet
+direct), the same ``nRanks - 1`` steps and the same per-channel bus bandwidth from the same ring graph in its
+tuning model (``ncclTopoTuneModel``, src/graph/tuning.cc, https://github.com/NVIDIA/nccl/blob/master/src/graph/
+tuning.cc: ``nsteps`` and the algorithm filter treat ``ncclFuncReduceScatter`` and ``ncclFuncAllGather``
+alike). So the growth of the bus bandwidth with the GPU count (``contention_exponent``: the switch and
+channel count, not the reduction) is one figure for both. The public tables show it at 2^28 half elements,
+bus bandwidth on 2 / 4 / 8 GPUs: B200 all-gather 438 / 566 / 617 GB/s, reduce-scatter 388 / 527 / 598;
+H100 258 / 318 / 336 and 241 / 305 / 332; A100 150 / 192 / 205 and 163 / 198 / 207. The rule-chosen
+calibration rows of the B200 and H100 reduce-scatter hold no message above 8 MB on 4 or 8 GPUs, so a fit
+of its own leaves that growth unidentified (it fitted 0 and over-predicted 4 and 8 GPUs' large messages by
+20-40 %); the all-gather's rows do identify it. The reduction's own cost stays in the reduce-scatter's
+``large_bandwidth_fraction`` and latencies."""
+
 LATENCY_PARAMS: Final = (
     "small_latency_s",
     "large_extra_latency_s",
