@@ -474,11 +474,14 @@ def test_a_refit_also_starts_from_the_keys_stored_parameters() -> None:
     key = "bf16:vllm:vllm_unquantizedfusedmoe_triton_tritonexperts"
     stored = params_for(H100, moe, key)
     starts = moe.initial_guesses(H100, key)
-    assert len(starts) == 3
+    assert len(starts) == 5
     assert starts[0] == moe.default_params(H100, key)
     assert starts[1] == dataclasses.replace(starts[0], local_tile_share=1.0)  # the tile's gradient-free 0
     assert starts[2] == stored
-    assert len(moe.initial_guesses(H100, "bf16:vllm:no_such_kernel")) == 2
+    # the SM-fill share's other basin: both starts again with every few-tile call on its tiles' SMs
+    assert starts[3] == dataclasses.replace(starts[1], compute_fill_share=1.0)
+    assert starts[4] == dataclasses.replace(stored, local_tile_share=1.0, compute_fill_share=1.0)
+    assert len(moe.initial_guesses(H100, "bf16:vllm:no_such_kernel")) == 3
     weight_only = "int4_wo:vllm:vllm_compressedtensorswna16marlinmoe_marlin_marlinexperts"
     assert moe.initial_guesses(H100, weight_only)[-1] == params_for(H100, moe, weight_only)
 
@@ -866,3 +869,83 @@ def test_group_switches_are_zero_without_an_sm_count() -> None:
     params = dataclasses.replace(moe.default_params(B200, "nvfp4"), compute_units=0.0, group_switch_s=1e-6)
     load = moe.routing_load("balanced", tokens=64, topk=8, num_experts=384, ep_size=1)
     assert float(moe.group_switches(params, load, np.asarray(4096.0), np.asarray(7168.0))) == 0.0
+
+
+def _tile_schedule_ratio(sms: int, gemms: list[tuple[int, float]]) -> float:
+    """An independent oracle: each GEMM's tiles (count, FLOP each) dealt one per SM in turn, each SM
+    computing its tiles one after another at 1 FLOP/s; the GEMMs run one after the other. Returns that time
+    over the whole GPU's (every FLOP spread over all SMs)."""
+    busy, total = 0.0, 0.0
+    for tiles, flop in gemms:
+        per_sm = [0.0] * sms
+        for t in range(tiles):
+            per_sm[t % sms] += flop
+        busy += max(per_sm)
+        total += tiles * flop
+    return busy / (total / sms)
+
+
+@pytest.mark.parametrize(
+    ("experts", "rows", "tile", "up_columns", "H", "width"),
+    [
+        (1, 256, 256, 4096, 4096, 2048),  # one expert, one M tile: 32 + 32 tiles on 148 SMs
+        (2, 300, 256, 1024, 2048, 512),  # two M tiles each: 2 x 2 x 8 and 2 x 2 x 16 tiles
+        (4, 8, 8, 256, 7168, 128),  # down GEMM of 4 x 56 tiles: more than the SMs, in one wave here
+    ],
+)
+def test_compute_fill_ratio_matches_tiles_dealt_to_the_sms(
+    experts: int, rows: int, tile: int, up_columns: int, H: int, width: int
+) -> None:
+    """Up to one tile per SM (the oracle's waves are whole; the model's ratio is 1 once the tiles cover the
+    SMs), the compute time of few tiles is that of one tile per GEMM, not the GEMM's FLOP over all SMs."""
+    params = moe.default_params(B200, "w4a8_mxfp4_mxfp8")
+    sms = int(params.compute_units)
+    m_tiles = -(-rows // tile)
+    gemms = []
+    for columns, k in ((up_columns, H), (H, width)):
+        tiles = experts * m_tiles * -(-columns // 128)
+        gemms.append((tiles, 2.0 * tile * 128 * k))
+    ratio = moe.compute_fill_ratio(
+        params,
+        np.array([float(experts)]),
+        np.array([float(experts * rows)]),
+        np.array([float(tile)]),
+        np.array([float(up_columns)]),
+        np.array([float(H)]),
+        np.array([float(width)]),
+    )[0]
+    if all(tiles <= sms for tiles, _ in gemms):
+        assert ratio == pytest.approx(_tile_schedule_ratio(sms, gemms), rel=1e-9)
+    else:  # the down GEMM covers the SMs: only the up GEMM's share waits on its tiles
+        (up_tiles, up_flop), (down_tiles, down_flop) = gemms
+        assert down_tiles > sms
+        assert up_tiles <= sms
+        up_work, down_work = up_tiles * up_flop, down_tiles * down_flop
+        expected = (up_work * sms / up_tiles + down_work) / (up_work + down_work)
+        assert ratio == pytest.approx(expected, rel=1e-9)
+    assert ratio > 1.0
+
+
+def test_compute_fill_share_scales_only_the_compute_of_few_tile_calls() -> None:
+    """At a share of 0 the model is what it was; at 1 a call of few tiles computes on its tiles' SMs (the
+    compute term times :func:`moe.compute_fill_ratio`), and a large batch, whose tiles cover the GPU, is
+    unchanged; nothing but the compute term moves. No SM count: no term."""
+    base = dataclasses.replace(moe.default_params(B200, "nvfp4"), local_tile_share=1.0)
+    filled = dataclasses.replace(base, compute_fill_share=1.0)
+    layer = dict(hidden_size=4096, inter_size=2048, topk=6, num_experts=256)
+    # one expert per GPU at 64 tokens (32 + 32 tiles); 32 experts per GPU at 16,384 tokens (thousands)
+    for tokens, ep, few in ((64.0, 256, True), (16384.0, 8, False)):
+        a = moe.breakdown(B200, base, num_tokens=tokens, ep_size=ep, **layer)
+        b = moe.breakdown(B200, filled, num_tokens=tokens, ep_size=ep, **layer)
+        assert b.memory_s == pytest.approx(a.memory_s)
+        assert b.fixed_s == pytest.approx(a.fixed_s)
+        if few:
+            assert float(b.compute_s) > 2.0 * float(a.compute_s)
+        else:
+            assert float(b.compute_s) == pytest.approx(float(a.compute_s))
+    no_sms = dataclasses.replace(filled, compute_units=0.0)
+    a = moe.breakdown(
+        B200, dataclasses.replace(base, compute_units=0.0), num_tokens=64.0, ep_size=256, **layer
+    )
+    b = moe.breakdown(B200, no_sms, num_tokens=64.0, ep_size=256, **layer)
+    assert float(b.compute_s) == pytest.approx(float(a.compute_s))

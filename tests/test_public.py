@@ -418,8 +418,9 @@ def test_moe_adapter_reads_nemotron_h_experts_as_non_gated_where_the_collector_r
 
 def test_moe_rows_sharing_a_tensorrt_llm_tactic_cache_file_have_an_undetermined_tactic() -> None:
     """The collector names its tactic-cache file by format, hidden, inter/tp and experts/ep only: two top-k
-    values, or two kernel sources (ops the autotuner keys apart), in one such file leave one series on the
-    autotuner's fallback tactic, whichever came second. Kernels that consult no cache are exempt."""
+    values, two kernel sources (ops the autotuner keys apart) or two TP / EP layouts (runners it hashes
+    apart) in one such file leave one series on the autotuner's fallback tactic, whichever came second.
+    Kernels that consult no cache are exempt."""
     from validation.public.families import moe as moe_adapter
 
     cutlass, min_latency = "moe_torch_flow_cutlass", "moe_torch_flow_min_latency"
@@ -454,6 +455,19 @@ def test_moe_rows_sharing_a_tensorrt_llm_tactic_cache_file_have_an_undetermined_
     table = pd.DataFrame([r[:-1] for r in rows], columns=columns)
     assert moe_adapter.undetermined_tactic(table).tolist() == [r[-1] for r in rows]
     assert moe_adapter.undetermined_tactic(table.iloc[:0]).tolist() == []
+    # one top-k, two layouts: the runner's hash holds its TP and EP sizes, so Llama 4 Scout (16 experts,
+    # EP 1) and Maverick (128 experts, EP 8), both 16 experts of 5120 x 8192 per GPU, miss each other's
+    # entries; a layout's routings (not held by the runner) share its entries, and so do two rows of it
+    llama = pd.DataFrame(
+        [
+            ("TRTLLM", "bfloat16", cutlass, 5120, 8192, 1, 16, 1, 1),
+            ("TRTLLM", "bfloat16", cutlass, 5120, 8192, 1, 128, 8, 1),
+            ("TRTLLM", "bfloat16", cutlass, 5120, 8192, 2, 16, 2, 1),  # 8 of 4096: its own file
+            ("TRTLLM", "bfloat16", cutlass, 5120, 8192, 2, 16, 2, 1),  # the same layout again
+        ],
+        columns=columns,
+    )
+    assert moe_adapter.undetermined_tactic(llama).tolist() == [True, True, False, False]
     # the collector loads the first file matching "<name>*": 16 experts per GPU may load the file of 160
     glob = pd.DataFrame(
         [("TRTLLM", "bfloat16", cutlass, 4096, 1024, 1, e, 1, 8) for e in (16, 160, 32)], columns=columns

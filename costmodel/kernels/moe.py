@@ -24,7 +24,9 @@ The layer is modelled as the grouped GEMMs of the experts its tokens touch on th
             rows x m I/tp), activation (I/tp; d = 2 bytes x rows x (I/tp + H)), down output (H;
             d = 2 bytes x (rows + T) H)
     t_compute = config x misaligned_compute x FLOP x (1 + tile_overhead_k x ((m - 1) / H + 1 / (I/tp)) / m)
-                / (peak x compute_fraction)
+                x (1 + compute_fill_share x (compute_fill_ratio - 1)) / (peak x compute_fraction)
+    compute_fill_ratio = the FLOP-weighted mean of 1 / min(1, output tiles / SMs) over the up and down GEMMs
+                         (tiles: touched experts x ceil(rows per expert / tile) x ceil(N / 128))
     config = default_config_ratio where the call runs a default launch configuration's large-batch tiles
              (not tuned_config and T > E/ep), else 1
     misaligned_* = misaligned_*_ratio where I/tp is not a multiple of ALIGNMENT_ELEMENTS (16), else 1
@@ -296,6 +298,10 @@ class Params:
     """Achieved fraction of the format's dense tensor peak in the expert GEMMs [-]."""
     imbalance_fraction: float
     """Share of the grouped GEMM's work paced by the busiest expert rather than the total [-]."""
+    compute_fill_share: float
+    """Share of the expert GEMMs' compute that runs only on as many SMs as the call has output tiles [-]
+    (:func:`compute_fill_ratio`; 0 = the whole GPU computes every call, 1 = a call of few tiles leaves the
+    other SMs idle, as a kernel that does not split its reduction does)."""
     cache_fraction: float
     """Part of the on-chip cache a call's working set can keep between calls [-]."""
     cache_sharpness: float
@@ -447,6 +453,7 @@ BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "intermediate_weight_share": (0.0, 1.0),
     "routed_pair_fraction": (0.0, 1.0),
     "imbalance_fraction": (0.0, 1.0),
+    "compute_fill_share": (0.0, 1.0),
     "misaligned_memory_ratio": (1.0, 100.0),
     "misaligned_compute_ratio": (1.0, 100.0),
     "default_config_ratio": (0.5, 4.0),
@@ -520,6 +527,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         routed_pair_fraction=0.0,
         cache_bytes=cache_bytes(hardware),
         imbalance_fraction=0.05,
+        compute_fill_share=0.0,
         misaligned_memory_ratio=1.0,
         misaligned_compute_ratio=1.0,
         default_config_ratio=1.0,
@@ -595,14 +603,22 @@ def initial_guesses(hardware: HardwareProfile, dtype: str) -> list[Params]:
     previous fit's basins reaches the lower cost on the calibration rows, and a refit after a change to the
     model starts from where the last one ended. A single datasheet start is not enough: with the
     intermediates' own hit rate, H100 vLLM Triton bf16 settled at a Cauchy cost of 13.6 from it, against
-    8.8 for the previous fit; A100's key went on from its previous fit to 4.6 (was 5.9)."""
+    8.8 for the previous fit; A100's key went on from its previous fit to 4.6 (was 5.9). Non-weight-only
+    keys also start from each of those with ``compute_fill_share`` at 1 and the local-share tile at 1: from
+    0 a fit keeps a previous fit's larger tile, which stood in for the idle SMs (B200 TensorRT-LLM MXFP4 x
+    MXFP8 stayed at a share of 0.0007 from its stored parameters, 0.87 with these starts, at a lower cost)."""
     start = default_params(hardware, dtype)
     previous = _stored_params(hardware, dtype, start)
     if not runs_cutlass_grouped_gemm(dtype):  # held at 0 by fixed_for_rows, whatever an older fit stored
         previous = [dataclasses.replace(p, group_switch_s=0.0) for p in previous]
     if not start.weight_only:
         # the local-share tile has no gradient at 0 (the fixed tile is larger), so it also starts at 1
-        return [start, dataclasses.replace(start, local_tile_share=1.0), *previous]
+        # the SM-fill share's second basin: every few-tile call on its tiles' SMs, from a local-share tile
+        # at 1 (a previous fit's larger tile stood in for those idle SMs)
+        filled = [
+            dataclasses.replace(p, local_tile_share=1.0, compute_fill_share=1.0) for p in (start, *previous)
+        ]
+        return [start, dataclasses.replace(start, local_tile_share=1.0), *previous, *filled]
     out = [start]
     for time_factor, fraction_factor in ((3.0, 1.0), (1.0, 0.5), (3.0, 0.5)):
         changes: dict[str, Any] = {}
@@ -1081,10 +1097,15 @@ def breakdown(
     # default (64 x 64 x 32 tiles, tokens > experts on the GPU): with no more tokens than experts it takes a
     # 16 x 32 x 64 tile, the kind tuning also picks for few rows (get_default_config, moe_configs)
     misaligned = np.mod(width, ALIGNMENT_ELEMENTS) != 0
+    fill_ratio = compute_fill_ratio(params, load.touched_experts, padded_pairs, tile, up_columns, H, width)
     default_tiles = ~np.asarray(tuned_config, dtype=bool) & (E / ep < T)
     untuned = np.where(default_tiles, params.default_config_ratio, 1.0)
     memory_ratio = untuned * np.where(misaligned, params.misaligned_memory_ratio, 1.0)
-    compute_ratio = untuned * np.where(misaligned, params.misaligned_compute_ratio, 1.0)
+    compute_ratio = (
+        untuned
+        * np.where(misaligned, params.misaligned_compute_ratio, 1.0)
+        * (1.0 + params.compute_fill_share * (fill_ratio - 1.0))
+    )
     return MoEBreakdown(
         fixed_s=params.launch_s
         + params.expert_map_s * (ep > 1)
@@ -1152,6 +1173,46 @@ def group_switches(params: Params, load: RoutingLoad, up_columns: FloatArray, H:
         per_expert = m_tiles * np.ceil(columns / GROUPED_TILE_COLUMNS - 1e-9)
         total = total + load.touched_experts * np.minimum(per_expert, sms)
     return np.asarray(total / sms, dtype=np.float64)
+
+
+def compute_fill_ratio(
+    params: Params,
+    experts: FloatArray,
+    padded_pairs: FloatArray,
+    tile: FloatArray,
+    up_columns: FloatArray,
+    H: FloatArray,
+    width: FloatArray,
+) -> FloatArray:
+    """Compute time of the call's two grouped GEMMs on the SMs their output tiles occupy, over that on the
+    whole GPU [-] (>= 1; 1 where the profile has no SM count).
+
+    A grouped GEMM hands each CTA one output tile of ``tile`` rows (the M tile each touched expert pads to)
+    by :data:`GROUPED_TILE_COLUMNS` columns and runs its whole reduction there, so a GEMM of fewer tiles
+    than the GPU has SMs computes on only that many: per GEMM, ``fill = min(1, experts x ceil(rows per
+    expert / tile) x ceil(N / 128) / SMs)`` (N: the up GEMM's ``(m - 1) I/tp`` columns, the down GEMM's
+    ``H``), and the ratio is the FLOP-weighted mean of ``1 / fill`` (the up GEMM does ``(m - 1) I/tp x H``
+    per row, the down GEMM ``H x I/tp``). TensorRT-LLM's trtllm-gen kernels (which its ``min_latency`` and
+    MXFP4 MoE runners and FlashInfer's ``trtllm_*_moe`` launch) are compiled per tile, the weights' 128 rows
+    against the tokens' tile (``tile128x8x256 ... transposeMmaOutput`` in their kernel names), some with the
+    reduction split over 4 CTAs (``splitK4``; ``cpp/tensorrt_llm/kernels/trtllmGenKernels/gemmGatedAct/
+    trtllmGen_gatedAct_export/KernelMetaInfo.h``, https://github.com/NVIDIA/TensorRT-LLM), so how much of
+    a call's compute waits on its tiles' SMs is fitted (``Params.compute_fill_share``). B200 TensorRT-LLM
+    MXFP4 x MXFP8, one expert of 4096 x 2048 per GPU (EP 256), top-6: from 48 to 1,024 tokens its 256-row
+    tile gives 32 up and 32 down tiles for 148 SMs, and the call takes 54-61 us where the whole-GPU
+    compute put it at 32-42 us."""
+    if params.compute_units <= 0:
+        return np.ones_like(np.asarray(padded_pairs, dtype=np.float64))
+    sms = params.compute_units
+    m_tiles = np.maximum(np.ceil(padded_pairs / np.maximum(experts, 1.0) / np.maximum(tile, 1.0) - 1e-9), 1.0)
+    total = np.zeros_like(np.asarray(padded_pairs, dtype=np.float64))
+    spread = np.zeros_like(total)
+    for columns, work in ((up_columns, up_columns * H), (H, H * width)):
+        ctas = np.maximum(experts, 1.0) * m_tiles * np.ceil(columns / GROUPED_TILE_COLUMNS - 1e-9)
+        fill = np.minimum(ctas / sms, 1.0)
+        total = total + work
+        spread = spread + work / fill
+    return np.asarray(spread / total, dtype=np.float64)
 
 
 def _intermediate_traffic(

@@ -168,8 +168,8 @@ https://github.com/ai-dynamo/aiconfigurator)."""
 
 def undetermined_tactic(table: pd.DataFrame) -> npt.NDArray[np.bool_]:
     """True per TensorRT-LLM row whose collector tactic-cache file (:data:`TUNING_CACHE_COLUMNS`) the table's
-    series of more than one (top-k, kernel source) share: the collector tunes a series only when no such
-    file exists yet, and TensorRT-LLM's autotuner keys a tactic by the custom op, the runner and the op's
+    series of more than one (top-k, kernel source, TP, EP) share: the collector tunes a series only when no
+    such file exists yet, and TensorRT-LLM's autotuner keys a tactic by the custom op, the runner and the op's
     input shapes, top-k included, answering a miss outside tuning with its fallback tactic
     (``AutoTuner.choose_one``, ``AutoTuner._get_cache_key``, ``tensorrt_llm/_torch/autotuner.py``,
     https://github.com/NVIDIA/TensorRT-LLM). The file name holds no backend, so nvfp4's ``min_latency``
@@ -181,7 +181,16 @@ def undetermined_tactic(table: pd.DataFrame) -> npt.NDArray[np.bool_]:
     measurements). The collector loads the first file matching ``<name>*``, so a file whose local expert
     count starts with the same digits (16 and 160 experts per GPU) may serve the shorter name instead: its
     rows are undetermined too. Kernels that consult no cache are exempt (:data:`UNTUNED_KERNEL_SOURCES`,
-    :data:`UNCACHED_FORMATS`). A rule on the rows' identity only, never their latency."""
+    :data:`UNCACHED_FORMATS`). A rule on the rows' identity only, never their latency.
+
+    The layout counts as well: the autotuner's cache key holds ``hash(runner)`` (``AutoTunerProfilingCache.
+    get_cache_key``), a runner hashes the values of its attributes (``TunableRunner.__hash__``), and the
+    CUTLASS ``MoERunner`` keeps its ``top_k``, ``tp_size`` and ``ep_size`` among them
+    (``tensorrt_llm/_torch/custom_ops/torch_custom_ops.py``). Two layers of one local shape and top-k but
+    different TP or EP (Llama 4 Scout's 16 experts at EP e and Maverick's 128 at EP 8e, both 5120 x 8192,
+    top-1) therefore share a file and miss each other's entries too. A series is thus one (top-k, kernel
+    source, TP, EP); its routing is not part of it (the runner does not hold it), so the balanced and
+    power-law series of one layout count once."""
     if table.empty or "framework" not in table:
         return np.zeros(len(table), dtype=bool)
     trt = table["framework"].astype(str).str.lower().to_numpy(dtype=str) == "trtllm"
@@ -199,7 +208,16 @@ def undetermined_tactic(table: pd.DataFrame) -> npt.NDArray[np.bool_]:
             "hidden_size": table["hidden_size"].to_numpy(),
             "local_inter_size": (table["inter_size"] // table["moe_tp_size"]).to_numpy(),
             "local_experts": (table["num_experts"] // table["moe_ep_size"]).to_numpy(),
-            "series": [f"{k}|{s}" for k, s in zip(table["topk"].to_numpy(), source, strict=True)],
+            "series": [
+                f"{k}|{s}|{tp}|{ep}"
+                for k, s, tp, ep in zip(
+                    table["topk"].to_numpy(),
+                    source,
+                    table["moe_tp_size"].to_numpy(),
+                    table["moe_ep_size"].to_numpy(),
+                    strict=True,
+                )
+            ],
         }
     )
     shared = files.groupby(["cached", *TUNING_CACHE_COLUMNS])["series"].transform("nunique").to_numpy() > 1
