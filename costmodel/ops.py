@@ -110,10 +110,10 @@ _OP_OF_TENSOR = {
     "kv_a_proj": "qkv_proj",
     "kv_a_norm": "qkv_proj",
     "q_norm": "qkv_proj",
-    "indexer_wq_b": "qkv_proj",
-    "indexer_wk": "qkv_proj",
-    "indexer_k_norm": "qkv_proj",
-    "indexer_weights_proj": "qkv_proj",
+    "indexer_wq_b": "indexer_wq_b",
+    "indexer_wk": "indexer_wk",
+    "indexer_k_norm": "indexer_wk",
+    "indexer_weights_proj": "indexer_weights_proj",
     "k_norm": "qkv_proj",
     "sinks": "qkv_proj",
     "kv_b_proj": "kv_up_proj",
@@ -142,6 +142,49 @@ _OP_OF_TENSOR = {
     "router_per_expert_scale": "router",
     "lm_head": "lm_head",
 }
+
+
+INDEXER_ACT_BYTES = 2.0
+"""The indexer's queries and keys are bf16 between its projections and their fp8 quantisation
+(``rotate_activation`` asserts bf16) [bytes]."""
+INDEXER_SCALE_BYTES = 4.0
+"""One fp32 scale per 128-wide block of an fp8 indexer query or key (``act_quant``; SGLang's index-K cache
+stores 132 bytes per token for 128 dimensions) [bytes]."""
+
+
+def indexer_elementwise(
+    tokens: FloatArray, heads: float, head_dim: float, rope: float
+) -> tuple[tuple[str, FloatArray, FloatArray], ...]:
+    """The small kernels of DeepSeek sparse attention's lightning indexer between its three projections
+    and its logits, one row each (name, bytes read, bytes written; ``tokens`` queries, ``heads`` indexer
+    heads of ``head_dim``, ``rope`` rotary dimensions), as SGLang's ``Indexer.forward_cuda`` launches them
+    (python/sglang/srt/layers/attention/nsa/nsa_indexer.py, https://github.com/sgl-project/sglang, read at
+    005e8bf):
+    the key's LayerNorm (``k_norm``), one rotary kernel for the query and key parts, the two writes of
+    the rotated parts back into the query and key, a Hadamard transform of each (``rotate_activation``),
+    the fp8 quantisation of each (``act_quant``), the head gates scaled by the query's scales and the
+    softmax scale (two multiplications in the decode branch), and the key written into the index-K cache
+    (``set_index_k_scale_buffer``). Eleven kernels a layer; in a captured decode the gate projection
+    runs on the main stream beside the second stream's chain, which these rows and the two other
+    projections make up (the gate projection's GEMM is still counted on its own)."""
+    x, b = INDEXER_ACT_BYTES, INDEXER_SCALE_BYTES
+    q, k = tokens * heads * head_dim, tokens * head_dim
+    q_rope, k_rope = tokens * heads * rope, tokens * rope
+    gates = tokens * heads * 4.0  # fp32
+    quantised_q, quantised_k = q + tokens * heads * b, k + tokens * b
+    return (
+        ("indexer_k_norm", k * x, k * x),
+        ("indexer_rope", (q_rope + k_rope) * x, (q_rope + k_rope) * x),
+        ("indexer_rope_write_q", q_rope * x, q_rope * x),
+        ("indexer_rope_write_k", k_rope * x, k_rope * x),
+        ("indexer_hadamard_q", q * x, q * x),
+        ("indexer_hadamard_k", k * x, k * x),
+        ("indexer_quant_q", q * x, quantised_q),
+        ("indexer_quant_k", k * x, quantised_k),
+        ("indexer_gate_scale", gates + tokens * heads * b, gates),
+        ("indexer_gate_softmax_scale", gates, gates),
+        ("indexer_cache_write", quantised_k, quantised_k),
+    )
 
 
 @dataclass(frozen=True)
@@ -517,13 +560,7 @@ def forward_ops(
         kv_width = (mla.kv_lora_rank + mla.qk_rope_head_dim) if mla else 2 * model.kv_heads * model.head_size
         La = model.n_attention_layers  # softmax-attention layers (the others: linear attention)
         gate = q_width if model.attention_output_gate else 0  # q_proj also yields the output gate
-        dsa = model.sparse_attention
-        indexer_width = (
-            dsa.index_n_heads * dsa.index_head_dim + dsa.index_head_dim + dsa.index_n_heads if dsa else 0
-        )
-        matmul(
-            "qkv_proj", "attention", "qkv_proj", La, T, d, (q_width + gate + kv_width + indexer_width) / tp
-        )
+        matmul("qkv_proj", "attention", "qkv_proj", La, T, d, (q_width + gate + kv_width) / tp)
         if model.qk_norm == "per_layer" and tp > 1 and La:
             # an RMSNorm over all heads of q and of k needs their mean squares over every TP rank's heads:
             # one all-reduce per attention layer of the two fp32 partial sums per token
@@ -576,17 +613,39 @@ def forward_ops(
         sparse = model.sparse_attention
         mask: AttentionMask = "causal" if attention_impl == "flash" else "full"
         if sparse is not None:
-            # the lightning indexer (replicated over TP, as vLLM runs it) reads every cached indexer key
+            # the lightning indexer, replicated on every TP rank, as its kernels (indexer_elementwise): its
+            # three projections (ReplicatedLinear: each rank computes every indexer head), the small
+            # kernels between them, the logits over every cached indexer key, and the top-k
+            hi, di = sparse.index_n_heads, sparse.index_head_dim
+            q_lora = float(mla.q_lora_rank or d) if mla else float(d)
+            matmul("indexer_wq_b", "attention", "indexer_wq_b", La, T, q_lora, hi * di, split=1)
+            matmul("indexer_wk", "attention", "indexer_wk", La, T, d, di, split=1)
+            matmul("indexer_weights_proj", "attention", "indexer_weights_proj", La, T, d, hi, split=1)
+            rope = float(mla.qk_rope_head_dim) if mla else 0.0
+            for name, read, written in indexer_elementwise(T, float(hi), float(di), rope):
+                ops.append(Op(name, "elementwise", La, zero + read / 2.0, zero + read, zero + written))
             pairs = attended_keys(n, past, attention=mask)
+            logit_bytes = T * (past + n) * 4.0  # fp32, one per query and cached key
             ops.append(
                 Op(
                     "indexer",
                     "attention",
                     La,
-                    zero + 2.0 * B * pairs * sparse.index_n_heads * (sparse.index_head_dim + 1),
-                    zero + B * (past + n) * sparse.index_head_dim * a + T * sparse.index_n_heads * a,
-                    zero + T * sparse.index_topk * 4.0,  # int32 indices of the selected keys
+                    zero + 2.0 * B * pairs * hi * (di + 1),
+                    zero + B * (past + n) * di * a + T * hi * a,
+                    zero + logit_bytes,
                     counted=True,
+                )
+            )
+            topk_indices = T * sparse.index_topk * 4.0  # int32
+            ops.append(
+                Op(
+                    "indexer_topk",
+                    "elementwise",
+                    La,
+                    zero + logit_bytes / 4.0,
+                    zero + logit_bytes,
+                    zero + topk_indices,
                 )
             )
         n_kv = model.kv_heads

@@ -118,19 +118,25 @@ def test_the_rules_over_rows_are_each_rows_alone() -> None:
 
 
 def test_speculative_scripts_are_the_ones_that_leave_their_drafting_out() -> None:
-    """The drafting scripts: GLM-5's (EAGLE at every layout) and Qwen3.5-397B's fp8 recipe, whose MTP
-    sibling ran tp 4 with EP 1 alone (InferenceX #897 / #898); the model-wide Qwen3.5 script (bf16, and
-    nvfp4 through it) is the plain one InferenceX merged ("STP only", #704)."""
+    """The one drafting script is Qwen3.5-397B's fp8 recipe, whose MTP sibling ran tp 4 with EP 1 alone
+    (InferenceX #897 / #898); the model-wide Qwen3.5 script (bf16, and nvfp4 through it) is the plain one
+    InferenceX merged ("STP only", #704). GLM-5's rows ran the script of InferenceX #915
+    (benchmarks/single_node/glm5_fp8_b200.sh at b9551f6), which launches no --speculative-* flag and
+    --disable-radix-cache: they draft at no layout."""
     from validation.public.inferencex import drafts
     from validation.public.sglang import speculative
 
     drafting = {key for key, script in SCRIPTS.items() if script.speculative is not None}
     glm, qwen = ("sglang", "zhipuai/GLM-5", "b200_sxm"), ("sglang", "Qwen/Qwen3.5-397B-A17B", "b200_sxm")
-    assert drafting == {glm, (*qwen, "fp8")}
-    assert SCRIPTS[glm].speculative_layouts is None
+    assert drafting == {(*qwen, "fp8")}
+    assert SCRIPTS[glm].source.endswith(
+        "/b9551f6e5eda1a3d52442b0fde574e547ee908b6/benchmarks/single_node/glm5_fp8_b200.sh"
+    )
+    assert SCRIPTS[glm].speculative_flags is None
+    assert not SCRIPTS[glm].radix_cache
     assert SCRIPTS[(*qwen, "fp8")].speculative_layouts == ((4, 1),)
     for tp, ep in ((4, 1), (8, 1), (4, 4)):
-        assert speculative(SCRIPTS[glm], tp=tp, moe_ep=ep)
+        assert not speculative(SCRIPTS[glm], tp=tp, moe_ep=ep)
         assert drafts(SCRIPTS[(*qwen, "fp8")], tp=tp, moe_ep=ep) == ((tp, ep) == (4, 1))
         assert not drafts(SCRIPTS[qwen], tp=tp, moe_ep=ep)
         assert not drafts(None, tp=tp, moe_ep=ep)

@@ -477,6 +477,46 @@ def test_top_k_sparse_mla_decode_is_the_mla_kernel_over_the_selected_keys() -> N
     assert ops[[op.name for op in ops].index("attention")].kernel is None
 
 
+def test_the_sparse_attention_indexer_runs_replicated_as_its_kernels() -> None:
+    """GLM-5's lightning indexer as SGLang launches it (``Indexer.forward_cuda``): its three projections
+    are ``ReplicatedLinear``, so each GPU reads the checkpoint's whole tensors whatever the tensor
+    parallelism (oracle: the config's shapes), while MLA's own projections split over it; eleven small
+    kernels run between the projections and the logits, each paying at least a launch; the logits are
+    written in fp32, one per query and cached key, and read back by the top-k, which writes the selected
+    keys' int32 indices."""
+    glm = costmodel.load_model("glm-5")
+    dsa, mla = glm.sparse_attention, glm.mla
+    assert dsa is not None
+    assert mla is not None
+    assert mla.q_lora_rank is not None
+    batch, past = 4, 1000.0
+    by_tp = {}
+    for tp in (1, 8):
+        ops = forward_ops(glm, batch_size=batch, new_tokens=1, past_tokens=past, tp=tp)
+        by_tp[tp] = {op.name: op for op in ops}
+    one, eight = by_tp[1], by_tp[8]
+    heads, width = dsa.index_n_heads, dsa.index_head_dim
+    assert eight["indexer_wq_b"].weight_bytes == 2.0 * heads * width * mla.q_lora_rank  # bf16
+    assert eight["indexer_weights_proj"].weight_bytes == 2.0 * heads * glm.d_model
+    assert eight["indexer_wk"].weight_bytes >= 2.0 * width * glm.d_model  # and its LayerNorm
+    for name in ("indexer_wq_b", "indexer_wk", "indexer_weights_proj"):
+        assert eight[name].weight_bytes == one[name].weight_bytes
+    assert eight["qkv_proj"].weight_bytes == pytest.approx(one["qkv_proj"].weight_bytes / 8, rel=1e-12)
+    small = [op for op in by_tp[8].values() if op.kind == "elementwise" and op.name.startswith("indexer_")]
+    assert len(small) == 11 + 1  # the eleven kernels, and the top-k
+    logits = batch * (past + 1) * 4.0
+    assert float(eight["indexer"].bytes_written) == logits
+    assert float(eight["indexer_topk"].bytes_read) == logits
+    assert float(eight["indexer_topk"].bytes_written) == batch * dsa.index_topk * 4.0
+    eff = B200.efficiency.model_copy(update={"time_model": "kernels", "kernel_engine": "sglang"})
+    ops = forward_ops(glm, batch_size=batch, new_tokens=1, past_tokens=past, tp=8)
+    t = kernel_times.op_times(ops, B200, efficiency=eff)
+    launch = kernel_times.launch_s(B200, eff)
+    for i, op in enumerate(ops):
+        if op.kind == "elementwise" and op.name.startswith("indexer_"):
+            assert float(t.time_s(i)) >= launch
+
+
 def test_a_serving_step_pays_no_eager_host_floor_in_mla() -> None:
     """The A100 MLA tables' ~0.3 ms floor is the eager host issuing each benchmark call; under CUDA graphs a
     serving step does not wait for it, so the step's MLA parameters carry none."""

@@ -695,36 +695,39 @@ def test_an_acceptance_length_inverts_to_the_rate_that_gives_it(draft_tokens: in
 
 
 def test_the_sglang_rows_of_a_drafting_script_run_its_eagle_chain() -> None:
-    """The InferenceX GLM-5 (EAGLE) and Qwen3.5-397B (NEXTN) scripts run --speculative-num-steps 3,
+    """The InferenceX Qwen3.5-397B fp8 MTP recipe (EAGLE) runs --speculative-num-steps 3,
     --speculative-eagle-topk 1, --speculative-num-draft-tokens 4: three drafts of the model's one MTP layer
-    and the shared head, then four tokens verified per request, at the cited MTP acceptance; other SGLang
-    scripts decode plainly, and a tree (top-k > 1) is refused by name."""
+    and the shared head, then four tokens verified per request, at the cited acceptance (and, for a script
+    citing none, at the MTP rate); the GLM-5 and DeepSeek-R1 scripts decode plainly, and a tree (top-k > 1)
+    is refused by name."""
     from costmodel.specs import ModelProfile
     from validation.public.inferencex import launch_script
     from validation.public.silicon import MTP_ACCEPTANCE_RATE
 
-    b200 = "b200_sxm"
-    for path in ("zhipuai/GLM-5", "Qwen/Qwen3.5-397B-A17B"):
-        model = ModelProfile.from_hf_config(_config_path(DATA / "model_configs", path))
-        script = launch_script(True, "sglang", path, b200, "fp8")
-        assert script is not None
-        assert script.speculative_flags == (3, 1, 4)
-        spec = row_speculation(model, "sglang", "any", 1, script)
+    b200, path = "b200_sxm", "Qwen/Qwen3.5-397B-A17B"
+    model = ModelProfile.from_hf_config(_config_path(DATA / "model_configs", path))
+    script = launch_script(True, "sglang", path, b200, "fp8")
+    assert script is not None
+    assert script.acceptance_length is not None
+    assert script.speculative_flags == (3, 1, 4)
+    for cited in (script, dataclasses.replace(script, acceptance_length=None)):
+        spec = row_speculation(model, "sglang", "any", 1, cited)
         assert spec is not None
         assert (spec.draft_tokens, spec.draft_head) == (3, True)
         assert spec.draft_cost_ratio == pytest.approx(1 / model.n_layers)
-        if script.acceptance_length is None:  # GLM-5: no acceptance cited for its drafter
+        if cited.acceptance_length is None:  # no acceptance cited for the drafter: the MTP rate
             assert spec.acceptance_rate == MTP_ACCEPTANCE_RATE
-        else:  # Qwen3.5: the cited tokens per verification, whatever the rate that gives them
-            assert spec.tokens_per_iteration == pytest.approx(script.acceptance_length)
-        tree = dataclasses.replace(script, speculative_flags=(3, 4, 8))
-        with pytest.raises(CostmodelError, match="tree"):
-            row_speculation(model, "sglang", "any", 1, tree)
-    deepseek = ModelProfile.from_hf_config(_config_path(DATA / "model_configs", "deepseek-ai/DeepSeek-R1"))
-    plain = launch_script(True, "sglang", "deepseek-ai/DeepSeek-R1", b200, "fp8")
-    assert plain is not None
-    assert plain.speculative is None
-    assert row_speculation(deepseek, "sglang", "any", 1, plain) is None
+        else:  # the cited tokens per verification, whatever the rate that gives them
+            assert spec.tokens_per_iteration == pytest.approx(cited.acceptance_length)
+    tree = dataclasses.replace(script, speculative_flags=(3, 4, 8))
+    with pytest.raises(CostmodelError, match="tree"):
+        row_speculation(model, "sglang", "any", 1, tree)
+    for plain_path in ("deepseek-ai/DeepSeek-R1", "zhipuai/GLM-5"):
+        plain_model = ModelProfile.from_hf_config(_config_path(DATA / "model_configs", plain_path))
+        plain = launch_script(True, "sglang", plain_path, b200, "fp8")
+        assert plain is not None
+        assert plain.speculative is None
+        assert row_speculation(plain_model, "sglang", "any", 1, plain) is None
 
 
 def test_an_inferencex_row_runs_its_scripts_kv_and_expert_formats(tmp_path: Path) -> None:
@@ -1104,9 +1107,9 @@ def test_an_inferencex_vllm_row_is_the_loop_of_its_clients_mean_lengths_and_its_
 
 def test_sglang_overlaps_its_host_work_except_while_drafting() -> None:
     """SGLang's overlap scheduler is on by default and off with EAGLE / NEXTN speculative decoding
-    (ServerArgs._handle_speculative_decoding): the InferenceX GLM-5 script drafts at every layout, the
-    Qwen3.5-397B fp8 recipe only at its MTP sibling's layout (tp 4, EP 1), the plain Qwen3.5 recipes
-    (bf16, nvfp4, fp8 at tp 8 or with EP 4) and the DeepSeek-R1 ones not at all; a row of another source
+    (ServerArgs._handle_speculative_decoding): the InferenceX Qwen3.5-397B fp8 recipe drafts only at its MTP
+    sibling's layout (tp 4, EP 1), the plain Qwen3.5 recipes (bf16, nvfp4, fp8 at tp 8 or with EP 4), the
+    GLM-5 script (InferenceX #915) and the DeepSeek-R1 ones not at all; a row of another source
     keeps the defaults; other engines never overlap."""
     from validation.public.inferencex import launch_script
     from validation.public.sglang import overlap_host, speculative
@@ -1117,7 +1120,7 @@ def test_sglang_overlaps_its_host_work_except_while_drafting() -> None:
     fp8 = launch_script(True, "sglang", qwen, b200, "fp8")
     assert overlap_host("sglang", deepseek, tp=8, moe_ep=1)
     for tp, ep in ((8, 1), (8, 8), (4, 4)):
-        assert not overlap_host("sglang", glm, tp=tp, moe_ep=ep)
+        assert overlap_host("sglang", glm, tp=tp, moe_ep=ep)
         assert overlap_host("sglang", fp8, tp=tp, moe_ep=ep)
     assert not overlap_host("sglang", fp8, tp=4, moe_ep=1)
     assert speculative(fp8, tp=4, moe_ep=1)
@@ -1232,30 +1235,40 @@ def test_the_qwen35_mtp_layout_rows_decode_faster_than_the_plain_recipe_can() ->
 
 
 def test_an_sglang_row_hides_its_overlapped_host_work_behind_its_kernels(tmp_path: Path) -> None:
-    """The DeepSeek-R1 fp8 InferenceX row (no drafting) is predicted with the host overlapped: a host cost
-    below its decode step's kernels leaves its TPOT as it was; the GLM-5 row of the same source (EAGLE)
-    pays it in full on every iteration."""
+    """The DeepSeek-R1 fp8 and GLM-5 InferenceX rows (no drafting) are predicted with the host overlapped:
+    a host cost below their decode step's kernels leaves their TPOT as it was; the Qwen3.5-397B fp8 MTP
+    row of the same source (EAGLE, tp 4 with EP 1) pays it in full on every iteration, that is, per token,
+    the host cost over the tokens an iteration yields."""
     table = read_silicon(DATA)
     source = table["silicon_data_source"].str.startswith("source_file=2026-03-25.csv")
     common = (table["backend"] == "sglang") & source & (table["isl"] == 1024) & (table["osl"] == 1024)
     common &= (table["concurrency"] == 4) & (table["gemm_quant_mode"] == "fp8")
     deepseek = table[common & (table["model_path"] == "deepseek-ai/DeepSeek-R1") & (table["tp_size"] == 8)]
     glm = table[common & (table["model_path"] == "zhipuai/GLM-5")]
-    rows = pd.concat([deepseek.head(1), glm.head(1)])
-    assert len(rows) == 2
+    qwen = table[common & (table["model_path"] == "Qwen/Qwen3.5-397B-A17B") & (table["tp_size"] == 4)]
+    qwen = qwen[qwen["moe_ep_size"] == 1]
+    rows = pd.concat([deepseek.head(1), glm.head(1), qwen.head(1)])
+    assert len(rows) == 3
     (tmp_path / "model_configs").mkdir()
-    for name in ("deepseek-ai--DeepSeek-R1_config.json", "zai-org--GLM-5_config.json"):
+    for name in (
+        "deepseek-ai--DeepSeek-R1_config.json",
+        "zai-org--GLM-5_config.json",
+        "Qwen--Qwen3.5-397B-A17B_config.json",
+    ):
         shutil.copy(DATA / "model_configs" / name, tmp_path / "model_configs" / name)
     rows.drop(columns="concurrency").to_csv(tmp_path / "silicon_sample.csv", index=False)
     out, groups = silicon_parts(tmp_path)
     by_model = {str(out.loc[index[0], "model_path"]): parts for index, parts in groups}
     r1, glm5 = by_model["deepseek-ai/DeepSeek-R1"], by_model["zhipuai/GLM-5"]
-    assert isinstance(r1, LoopParts)
-    assert isinstance(glm5, LoopParts)
+    mtp = by_model["Qwen/Qwen3.5-397B-A17B"]
+    for parts in (r1, glm5, mtp):
+        assert isinstance(parts, LoopParts)
     assert r1.overlap_host
-    assert not glm5.overlap_host
-    host = 0.5 * float(np.min(r1.decode_only_s))
-    for parts, added in ((r1, 0.0), (glm5, host)):
+    assert glm5.overlap_host
+    assert not mtp.overlap_host
+    assert mtp.tokens_per_iteration > 1.0
+    host = 0.5 * min(float(np.min(parts.decode_only_s)) for parts in (r1, glm5, mtp))
+    for parts, added in ((r1, 0.0), (glm5, 0.0), (mtp, host / mtp.tokens_per_iteration)):
         bare = parts.result(LoopParams(step_overhead_s=1e-3))
         hosted = parts.result(LoopParams(step_overhead_s=1e-3, overlapped_host_s=host))
         np.testing.assert_allclose(hosted.tpot_s - bare.tpot_s, added, rtol=1e-9, atol=1e-15)
@@ -1399,27 +1412,41 @@ def test_the_decode_share_is_held_even_and_the_wave_share_is_fitted(sample: Path
             assert low <= values[name] <= high
 
 
-def test_sglang_drafting_is_an_argument_off_by_default(tmp_path: Path) -> None:
-    """The GLM-5 InferenceX row (an EAGLE script) decodes plainly by default, one token per iteration;
-    with ``sglang_drafting`` it runs the script's chain, E = 1 + a + a^2 + a^3 tokens per iteration at the
-    cited acceptance a (three drafts, Leviathan et al.'s expectation)."""
+def test_sglang_drafting_is_an_argument_off_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row of a drafting script that cites no acceptance for its drafter (here the Qwen3.5-397B fp8 MTP
+    recipe with its citation removed) decodes plainly by default, one token per iteration; with
+    ``sglang_drafting`` it runs the script's chain, E = 1 + a + a^2 + a^3 tokens per iteration at the MTP
+    rate a (three drafts, Leviathan et al.'s expectation). A GLM-5 row (a plain script) decodes plainly
+    either way."""
+    from validation.public import inferencex
     from validation.public.silicon import MTP_ACCEPTANCE_RATE
 
+    key = ("sglang", "Qwen/Qwen3.5-397B-A17B", "b200_sxm", "fp8")
+    monkeypatch.setitem(
+        inferencex.SCRIPTS, key, dataclasses.replace(inferencex.SCRIPTS[key], acceptance_length=None)
+    )
     table = read_silicon(DATA)
     source = table["silicon_data_source"].str.startswith("source_file=2026-03-25.csv")
-    glm = (table["backend"] == "sglang") & source & (table["model_path"] == "zhipuai/GLM-5")
-    rows = table[glm & (table["isl"] == 1024) & (table["osl"] == 1024)].head(1)
-    assert len(rows) == 1
-    (tmp_path / "model_configs").mkdir()
-    shutil.copy(DATA / "model_configs" / "zai-org--GLM-5_config.json", tmp_path / "model_configs")
-    rows.drop(columns="concurrency").to_csv(tmp_path / "silicon_sample.csv", index=False)
-    [(_, plain)] = silicon_parts(tmp_path)[1]
-    [(_, drafting)] = silicon_parts(tmp_path, sglang_drafting=True)[1]
-    assert isinstance(plain, LoopParts)
-    assert isinstance(drafting, LoopParts)
+    common = (table["backend"] == "sglang") & source & (table["isl"] == 1024) & (table["osl"] == 1024)
+    qwen = common & (table["model_path"] == "Qwen/Qwen3.5-397B-A17B") & (table["gemm_quant_mode"] == "fp8")
+    qwen &= (table["tp_size"] == 4) & (table["moe_ep_size"] == 1)
+    glm = common & (table["model_path"] == "zhipuai/GLM-5")
     a = MTP_ACCEPTANCE_RATE
-    assert plain.tokens_per_iteration == 1.0
-    assert drafting.tokens_per_iteration == pytest.approx(1 + a + a**2 + a**3)
+    for rows, drafted in ((table[qwen].head(1), 1 + a + a**2 + a**3), (table[glm].head(1), 1.0)):
+        assert len(rows) == 1
+        folder = tmp_path / str(rows["model_path"].iloc[0]).replace("/", "--")
+        (folder / "model_configs").mkdir(parents=True)
+        for name in ("zai-org--GLM-5_config.json", "Qwen--Qwen3.5-397B-A17B_config.json"):
+            shutil.copy(DATA / "model_configs" / name, folder / "model_configs" / name)
+        rows.drop(columns="concurrency").to_csv(folder / "silicon_sample.csv", index=False)
+        [(_, plain)] = silicon_parts(folder)[1]
+        [(_, drafting)] = silicon_parts(folder, sglang_drafting=True)[1]
+        assert isinstance(plain, LoopParts)
+        assert isinstance(drafting, LoopParts)
+        assert plain.tokens_per_iteration == 1.0
+        assert drafting.tokens_per_iteration == pytest.approx(drafted)
 
 
 def test_the_dumps_deepseek_v3_rows_are_copies_of_deepseek_r1_measurements(

@@ -321,12 +321,15 @@ SCRIPTS: dict[tuple[str, ...], Script] = {
         kv_dtype="fp8",
         scheduler_recv_interval=_dsr1_recv_interval,
     ),
+    # GLM-5 on B200: InferenceX #915 (2026-03-17) replaced the first script (87af9d6,
+    # benchmarks/glm5_fp8_b200.sh: --speculative-algorithm EAGLE) with single_node/glm5_fp8_b200.sh, which
+    # launches no speculative decoding (MTP became a separate recipe, glm5-fp8-b200-sglang-mtp, #1567's
+    # list); the fp8 rows ran it (measured 2026-03-20 on nightly-dev-cu13-20260317). The fp4 rows (measured
+    # 2026-03-29) ran glm5_fp4_b200.sh of #972 / #1011, which does not draft either
     ("sglang", "zhipuai/GLM-5", "b200_sxm"): Script(
-        f"{REPOSITORY}/87af9d65f138afa34bd30825eb73dc879492850b/benchmarks/glm5_fp8_b200.sh",
+        f"{REPOSITORY}/b9551f6e5eda1a3d52442b0fde574e547ee908b6/benchmarks/single_node/glm5_fp8_b200.sh",
         kv_dtype="fp8",
-        speculative="EAGLE",  # --speculative-algorithm EAGLE, drafted by GLM-5's own MTP (NextN) layer
-        speculative_flags=(3, 1, 4),  # --speculative-num-steps 3 --speculative-eagle-topk 1 (draft tokens 4)
-        not_modelled="EAGLE drafting's tokens per iteration (silicon.SGLANG_DRAFTING off)",
+        radix_cache=False,
     ),
     # Qwen3.5-397B on B200: the benchmark's first script (10c3d8d, --speculative-algo NEXTN) was merged
     # plain: "Add Qwen3.5-397B-A17B BF16 B200 SGLang benchmark (STP only)", InferenceX #704, whose issue

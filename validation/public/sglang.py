@@ -19,12 +19,12 @@ gives 128 (``MAX_RUNNING_REQUESTS=128``), and no cap is applied.
 
 Which rows run speculative decoding: those of the InferenceX scripts whose record says so
 (:attr:`validation.public.inferencex.Script.speculative`), at the layouts the drafting recipe ran
-(:func:`validation.public.inferencex.drafts`): GLM-5 with EAGLE at every layout, and Qwen3.5-397B fp8 at
-tp 4 with EP 1 alone, where InferenceX ran its MTP recipe beside a plain one of the same format (the bf16
-and nvfp4 rows, and fp8 at tp 8 or with EP 4, ran the plain recipe, which overlaps). Their drafting (three
-draft steps of the MTP layer, four tokens verified per request) is priced where the drafter's acceptance
-is cited (:attr:`validation.public.inferencex.Script.acceptance_length`: Qwen3.5's), else only with
-:data:`validation.public.silicon.SGLANG_DRAFTING` (GLM-5's: no acceptance is cited for its drafter).
+(:func:`validation.public.inferencex.drafts`): Qwen3.5-397B fp8 at tp 4 with EP 1 alone, where InferenceX
+ran its MTP recipe beside a plain one of the same format (the bf16 and nvfp4 rows, and fp8 at tp 8 or with
+EP 4, ran the plain recipe, which overlaps); GLM-5's rows ran a script with no drafting (InferenceX #915).
+Drafting (three draft steps of the MTP layer, four tokens verified per request) is priced where the
+drafter's acceptance is cited (:attr:`validation.public.inferencex.Script.acceptance_length`: Qwen3.5's),
+else only with :data:`validation.public.silicon.SGLANG_DRAFTING`.
 """
 
 from __future__ import annotations

@@ -309,7 +309,7 @@ def row_speculation(
 
     SGLang (an InferenceX script whose ``speculative`` is set, :attr:`Script.speculative_flags`): EAGLE,
     or NEXTN, which SGLang runs as EAGLE with the model's own MTP (NextN) layer as the draft model
-    (``ServerArgs._handle_speculative_decoding``; GLM-5's and Qwen3.5's scripts give no draft model, so
+    (``ServerArgs._handle_speculative_decoding``; Qwen3.5's script gives no draft model, so
     EAGLE loads the checkpoint's MTP layer too). ``EAGLEWorker``
     (https://github.com/sgl-project/sglang/blob/main/python/sglang/srt/speculative/eagle_worker.py) runs,
     per decode iteration, ``--speculative-num-steps`` draft forwards of that one layer and the shared
