@@ -258,11 +258,12 @@ def test_trtllm_gen_low_latency_kernel_is_chosen_as_its_source_does() -> None:
         ((18.0, 1025.0, 128.0), 1.0),  # 1,025 tokens in the one chunk: the 2-CTA pair
     ]
     for (b, kv, h), expected in cases:
-        passes, ctas = mla.low_latency_passes(p, np.array([b]), np.array([kv]), np.array([h]))
+        passes, ctas, low_latency = mla.low_latency_passes(p, np.array([b]), np.array([kv]), np.array([h]))
         assert passes[0] == expected, (b, kv, h)
         assert ctas[0] == expected
+        assert low_latency[0] == (h <= 32.0 or expected > 1.0)
     half = dataclasses.replace(p, sibling_pass_fraction=0.5)
-    passes, ctas = mla.low_latency_passes(half, np.array([1.0]), np.array([64.0]), np.array([128.0]))
+    passes, ctas, _ = mla.low_latency_passes(half, np.array([1.0]), np.array([64.0]), np.array([128.0]))
     assert (passes[0], ctas[0]) == (1.0 + 0.5 * 7, 8.0)
 
 

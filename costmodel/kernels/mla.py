@@ -149,6 +149,11 @@ class Params:
     """Share of each further head tile's pass over the latent that comes from HBM [-]: the low-latency
     kernel's CTAs of one sequence run together and read the same pages, so a sibling's re-read partly
     hits L2 (1: every pass from HBM). Fitted only where ``low_latency_heads_per_cta`` is set."""
+    high_throughput_rate_ratio: float = 1.0
+    """Streaming rate of trtllm-gen's high-throughput MLA decode kernel (``KeepsMmaAbForGeneration``, 64
+    heads per CTA or a 2-CTA pair) over the low-latency kernel's, per CTA and in all [-]. Fitted only where
+    ``low_latency_heads_per_cta`` is set: with an fp8 cache the B200 measures the 64 / 128-head kernel at
+    5.6-5.8 TB/s where the 16-head one streams 6.8 TB/s (bf16: both ~5.9)."""
 
 
 SINGLE_HEAD_KERNELS = ("vllm.vllm_triton_mla:gen",)
@@ -161,6 +166,8 @@ TRTLLM_GEN_MLA_KERNELS = ("trtllm.default:gen", "vllm.FLASHINFER_MLA:gen")
 TensorRT-LLM's default attention backend (``AttentionOp::mlaGeneration``, ``mUseTllmGen``) and vLLM's
 FlashInfer MLA backend (``trtllm_batch_decode_with_kv_cache_mla``). On Hopper TensorRT-LLM runs FlashMLA
 instead (``mUseGenFlashMLA``), which has no low-latency variant."""
+TRTLLM_GEN_ONLY = ("sibling_pass_fraction", "high_throughput_rate_ratio")
+"""Parameters of trtllm-gen's two MLA decode kernels, fitted for ``TRTLLM_GEN_MLA_KERNELS`` keys only."""
 LOW_LATENCY_HEADS_PER_CTA = 16.0
 """``tileSizeQ`` of trtllm-gen's ``SwapsMmaAbForGeneration`` MLA decode kernel for more than 8 heads
 (TensorRT-LLM ``cpp/tensorrt_llm/kernels/trtllmGenKernels/fmha/fmhaKernels.h``, ``selectMlaGenerationKernel``;
@@ -192,13 +199,13 @@ SMs) a batch later than the kernel does."""
 def fixed_for(key: str) -> tuple[str, ...]:
     """Parameters a fit must not move for ``key``: ``single_head_rate_ratio`` outside
     ``SINGLE_HEAD_KERNELS``; vLLM's Triton MLA decode grid (:data:`TRITON_MLA_DECODE_GRID`, the values of
-    :func:`initial_guesses`' fixed-split corners) for its keys; ``sibling_pass_fraction`` outside
+    :func:`initial_guesses`' fixed-split corners) for its keys; :data:`TRTLLM_GEN_ONLY` outside
     ``TRTLLM_GEN_MLA_KERNELS``."""
     if key.startswith(SINGLE_HEAD_KERNELS):
-        return (*TRITON_MLA_DECODE_GRID, "sibling_pass_fraction")
+        return (*TRITON_MLA_DECODE_GRID, *TRTLLM_GEN_ONLY)
     if key.startswith(TRTLLM_GEN_MLA_KERNELS):
         return ("single_head_rate_ratio",)
-    return ("single_head_rate_ratio", "sibling_pass_fraction")
+    return ("single_head_rate_ratio", *TRTLLM_GEN_ONLY)
 
 
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -218,6 +225,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "host_floor_s": (0.0, 1e-3),
     "single_head_rate_ratio": (0.01, 1.0),
     "sibling_pass_fraction": (0.0, 1.0),
+    "high_throughput_rate_ratio": (0.2, 2.0),
 }
 
 
@@ -339,14 +347,14 @@ def gemm_time_s(
 
 def low_latency_passes(
     params: Params, batch: FloatArray, kv_len: FloatArray, heads: FloatArray
-) -> tuple[FloatArray, FloatArray]:
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
     """Passes over the latent cache of trtllm-gen's MLA decode [-]: ``ceil(heads / 16)`` where it takes the
     low-latency kernel (one CTA per 16 heads, each streaming the latent; the passes after the first at
     ``sibling_pass_fraction``), else 1 (the 64-head tile, or the 2-CTA pair at 128 heads). The choice of
     ``selectMlaGenerationKernel`` / ``useSwapsMmaAbMlaGenKernel``: at most 32 heads, or ``batch x
     ceil(heads / 16)`` CTAs within the SMs with each sequence split into ``min(ceil(kv / 256), max(1,
     floor(SMs / CTAs)))`` chunks of at most 1,024 tokens. Also returns the CTAs per sequence before the
-    split: the head tiles, or 1."""
+    split (the head tiles, or 1) and where the low-latency kernel runs."""
     tiles = np.ceil(heads / params.low_latency_heads_per_cta)
     ctas = batch * tiles
     chunks = np.minimum(
@@ -358,7 +366,11 @@ def low_latency_passes(
     tiles = np.maximum(tiles, 1.0)
     passes = np.where(low_latency, 1.0 + params.sibling_pass_fraction * (tiles - 1.0), 1.0)
     ctas_per_sequence = np.where(low_latency, tiles, 1.0)
-    return np.asarray(passes, dtype=np.float64), np.asarray(ctas_per_sequence, dtype=np.float64)
+    return (
+        np.asarray(passes, dtype=np.float64),
+        np.asarray(ctas_per_sequence, dtype=np.float64),
+        np.asarray(low_latency, dtype=bool),
+    )
 
 
 def time_s(
@@ -414,8 +426,10 @@ def time_s(
     # each group of heads_per_cta heads streams the latent cache once (continuous so a fit can find it)
     passes = np.maximum(1.0, h / params.heads_per_cta)
     ctas_per_sequence = passes
+    high_throughput = np.zeros(np.broadcast(b, s, h).shape, dtype=bool)
     if params.low_latency_heads_per_cta > 0.0:
-        passes, ctas_per_sequence = low_latency_passes(params, b, s, h)
+        passes, ctas_per_sequence, low_latency = low_latency_passes(params, b, s, h)
+        high_throughput = ~low_latency
     kvb = np.asarray(kv_bytes, dtype=np.float64)
     # every head's query (576 dims, quantized like the cache) is read and its 512-dim output written in bf16
     # once per sequence: the traffic that grows with heads at short caches
@@ -428,6 +442,15 @@ def time_s(
         fixed_splits=params.fill_splits < 0.5,
     )
     absorbed_s = generation_attention.stream_time_s(gen, **stream)  # type: ignore[arg-type]
+    if params.high_throughput_rate_ratio != 1.0 and np.any(high_throughput):  # trtllm-gen's 64-head kernel
+        ratio = params.high_throughput_rate_ratio
+        tile = dataclasses.replace(
+            gen,
+            bandwidth_fraction=gen.bandwidth_fraction * ratio,
+            per_cta_bandwidth_fraction=gen.per_cta_bandwidth_fraction * ratio,
+        )
+        tile_s = generation_attention.stream_time_s(tile, **stream)  # type: ignore[arg-type]
+        absorbed_s = np.where(high_throughput, tile_s, absorbed_s)
     if params.single_head_rate_ratio != 1.0:  # one query head: the kernel without head groups
         ratio = params.single_head_rate_ratio
         single = dataclasses.replace(
