@@ -233,3 +233,76 @@ def test_the_triton_decode_grid_is_the_kernels_and_the_fit_keeps_it() -> None:
            seq_len=np.full(3, 65536.0))  # fmt: skip
     assert t[1] > 1.5 * t[0]
     assert t[2] == pytest.approx(t[1], rel=0.05)
+
+
+def test_trtllm_gen_low_latency_kernel_is_chosen_as_its_source_does() -> None:
+    """trtllm-gen's ``selectMlaGenerationKernel`` on a B200 (148 SMs): at most 32 heads, or ``batch x
+    ceil(heads / 16)`` CTAs within the SMs with at most 1,024 tokens per CTA after the split, take the
+    16-head low-latency kernel (one latent pass per 16 heads); otherwise one pass (64-head tile, or the
+    2-CTA pair at 128 heads). Cases worked by hand from the source's rule."""
+    b200, h100 = load_hardware("b200"), load_hardware("h100-sxm")
+    assert mla.default_params(b200, "trtllm.default:gen:bf16").low_latency_heads_per_cta == 16.0
+    assert mla.default_params(b200, "vllm.FLASHINFER_MLA:gen_module:bf16").low_latency_heads_per_cta == 16.0
+    # Hopper runs FlashMLA, other keys other kernels: the fitted heads_per_cta stays in charge
+    assert mla.default_params(h100, "trtllm.default:gen:bf16").low_latency_heads_per_cta == 0.0
+    assert mla.default_params(b200, "vllm.vllm_triton_mla:gen:bf16").low_latency_heads_per_cta == 0.0
+    p = dataclasses.replace(mla.default_params(b200, "trtllm.default:gen:bf16"), sibling_pass_fraction=1.0)
+    cases = [  # (batch, kv, heads) -> passes
+        ((512.0, 65536.0, 32.0), 2.0),  # <= 32 heads: always low latency, 2 tiles
+        ((1.0, 64.0, 16.0), 1.0),  # one tile
+        ((1.0, 32767.0, 64.0), 4.0),  # 4 CTAs, min(128, 37) chunks of 886 tokens
+        ((8.0, 32767.0, 64.0), 1.0),  # 32 CTAs, 4 chunks of 8,192 tokens: 64-head tile
+        ((37.0, 256.0, 64.0), 4.0),  # 148 CTAs, one chunk of 256 tokens
+        ((38.0, 256.0, 64.0), 1.0),  # 152 CTAs > 148 SMs
+        ((18.0, 1024.0, 128.0), 8.0),  # 144 CTAs, one chunk of 1,024 tokens
+        ((18.0, 1025.0, 128.0), 1.0),  # 1,025 tokens in the one chunk: the 2-CTA pair
+    ]
+    for (b, kv, h), expected in cases:
+        passes, ctas, low_latency = mla.low_latency_passes(p, np.array([b]), np.array([kv]), np.array([h]))
+        assert passes[0] == expected, (b, kv, h)
+        assert ctas[0] == expected
+        assert low_latency[0] == (h <= 32.0 or expected > 1.0)
+    half = dataclasses.replace(p, sibling_pass_fraction=0.5)
+    passes, ctas, _ = mla.low_latency_passes(half, np.array([1.0]), np.array([64.0]), np.array([128.0]))
+    assert (passes[0], ctas[0]) == (1.0 + 0.5 * 7, 8.0)
+
+
+def test_decode_reads_every_heads_query_and_writes_its_output() -> None:
+    """Bandwidth-bound absorbed decode with no fixed costs moves the latent once per pass plus, per
+    sequence and head, its 576-dim query (in the cache's format) and its 512-dim bf16 output."""
+    hw = load_hardware("h100-sxm")
+    p = dataclasses.replace(
+        mla.default_params(hw, "bf16"),
+        heads_per_cta=128.0,
+        launch_s=0.0,
+        cta_overhead_s=0.0,
+        per_cta_bandwidth_fraction=1.0,
+        bandwidth_fraction=1.0,
+        compute_fraction=1.0,
+        cache_bytes=0.0,
+    )
+    b, s = 4096.0, 2.0
+    for kv_bytes in (2.0, 1.0):
+        for h in (1.0, 128.0):
+            t = _t(hw, p, mla.OP_GENERATION, batch_size=b, seq_len=s, n_heads=h, kv_bytes=kv_bytes)
+            moved = b * s * LATENT * kv_bytes + b * h * (LATENT * kv_bytes + 512 * 2.0)
+            assert t == pytest.approx(moved / hw.memory_bandwidth_bytes_per_s, rel=1e-6)
+
+
+def test_absorb_matmuls_whose_operands_fit_in_l2_stream_at_the_cache_rate() -> None:
+    """Benchmarks repeat one call: a batched matmul whose weights and activations fit in the 50 MiB L2 of
+    an H100 streams ``cache_bandwidth_ratio`` times faster; one that does not, at the HBM rate."""
+    hw = load_hardware("h100-sxm")
+    base = dataclasses.replace(mla.default_params(hw, "bf16"), launch_s=0.0, gemm_compute_fraction=1.0)
+    fast = dataclasses.replace(base, cache_bandwidth_ratio=2.0)
+    tokens = np.array([1.0, 16384.0])
+    for op, (k, n) in ((mla.OP_BMM_PRE, (128, 512)), (mla.OP_BMM_POST, (512, 128))):
+        moved = 128 * (k * n * 2.0 + tokens * (k + n) * 2.0)
+        assert moved[0] <= hw.datasheet.on_chip_cache_mib.value * 2**20 < moved[1]
+        slow_t = _t(hw, base, op, batch_size=tokens, seq_len=1.0 + 0 * tokens, n_heads=128.0 + 0 * tokens)
+        fast_t = _t(hw, fast, op, batch_size=tokens, seq_len=1.0 + 0 * tokens, n_heads=128.0 + 0 * tokens)
+        np.testing.assert_allclose(
+            slow_t, moved / (hw.memory_bandwidth_bytes_per_s * base.bandwidth_fraction)
+        )
+        assert fast_t[0] == pytest.approx(slow_t[0] / 2.0)
+        assert fast_t[1] == pytest.approx(slow_t[1])

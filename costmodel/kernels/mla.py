@@ -43,7 +43,13 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel.errors import CostmodelError
-from costmodel.kernels import cache_bytes, context_attention, generation_attention, sm_count
+from costmodel.kernels import (
+    cache_bytes,
+    compute_capability,
+    context_attention,
+    generation_attention,
+    sm_count,
+)
 from costmodel.specs import HardwareProfile
 
 FloatArray = npt.NDArray[np.float64]
@@ -130,12 +136,49 @@ class Params:
     (``tl.sum`` over a 576-dim key padded to 1024) stream the latent several times slower
     (``decode_attention_fwd``, https://github.com/vllm-project/vllm/blob/main/vllm/attention/ops/triton_decode_attention.py).
     Fitted for the keys of ``SINGLE_HEAD_KERNELS`` only (1 elsewhere)."""
+    low_latency_heads_per_cta: float = 0.0
+    """Query heads per CTA of the decode kernel's low-latency variant [-], 0 where the kernel has none (a
+    property of the kernel, set by :func:`default_params`, never fitted). trtllm-gen's MLA decode on
+    Blackwell (TensorRT-LLM's and FlashInfer's ``selectMlaGenerationKernel``) runs ``SwapsMmaAbForGeneration``
+    with 16 heads per CTA, each CTA streaming the latent itself, when a KV head has at most 32 query heads
+    or when ``batch x ceil(heads / 16)`` CTAs fit on the SMs with at most 1,024 tokens per CTA after the
+    split; otherwise ``KeepsMmaAbForGeneration``, 64 heads per CTA (128 heads: a 2-CTA MMA pair), which
+    streams the latent once. With this set, the decode's passes over the latent follow that rule instead
+    of ``heads_per_cta``."""
+    sibling_pass_fraction: float = 1.0
+    """Share of each further head tile's pass over the latent that comes from HBM [-]: the low-latency
+    kernel's CTAs of one sequence run together and read the same pages, so a sibling's re-read partly
+    hits L2 (1: every pass from HBM). Fitted only where ``low_latency_heads_per_cta`` is set."""
+    high_throughput_rate_ratio: float = 1.0
+    """Streaming rate of trtllm-gen's high-throughput MLA decode kernel (``KeepsMmaAbForGeneration``, 64
+    heads per CTA or a 2-CTA pair) over the low-latency kernel's, per CTA and in all [-]. Fitted only where
+    ``low_latency_heads_per_cta`` is set: with an fp8 cache the B200 measures the 64 / 128-head kernel at
+    5.6-5.8 TB/s where the 16-head one streams 6.8 TB/s (bf16: both ~5.9)."""
 
 
 SINGLE_HEAD_KERNELS = ("vllm.vllm_triton_mla:gen",)
 """Key prefixes of MLA decode kernels that switch to another kernel for one query head
 (``single_head_rate_ratio``): vLLM's Triton MLA. FlashMLA and FlashInfer's MLA run one kernel for every
 head count."""
+
+TRTLLM_GEN_MLA_KERNELS = ("trtllm.default:gen", "vllm.FLASHINFER_MLA:gen")
+"""Key prefixes whose decode kernel is trtllm-gen's MLA kernel on Blackwell (compute capability 10.x):
+TensorRT-LLM's default attention backend (``AttentionOp::mlaGeneration``, ``mUseTllmGen``) and vLLM's
+FlashInfer MLA backend (``trtllm_batch_decode_with_kv_cache_mla``). On Hopper TensorRT-LLM runs FlashMLA
+instead (``mUseGenFlashMLA``), which has no low-latency variant."""
+TRTLLM_GEN_ONLY = ("sibling_pass_fraction", "high_throughput_rate_ratio")
+"""Parameters of trtllm-gen's two MLA decode kernels, fitted for ``TRTLLM_GEN_MLA_KERNELS`` keys only."""
+LOW_LATENCY_HEADS_PER_CTA = 16.0
+"""``tileSizeQ`` of trtllm-gen's ``SwapsMmaAbForGeneration`` MLA decode kernel for more than 8 heads
+(TensorRT-LLM ``cpp/tensorrt_llm/kernels/trtllmGenKernels/fmha/fmhaKernels.h``, ``selectMlaGenerationKernel``;
+8 for at most 8 heads, still one CTA per sequence there)."""
+LOW_LATENCY_MAX_HEADS = 32.0
+"""Heads per KV head up to which trtllm-gen always takes the low-latency MLA decode kernel."""
+LOW_LATENCY_STEP_KV = 256.0
+"""KV tokens per step ``useSwapsMmaAbMlaGenKernel`` assumes when it splits a sequence over CTAs."""
+LOW_LATENCY_MAX_TOKENS_PER_CTA = 1024.0
+"""Most KV tokens per CTA (after the split) with which trtllm-gen takes the low-latency kernel above 32
+heads."""
 
 
 TRITON_MLA_DECODE_GRID: dict[str, float] = {
@@ -156,10 +199,13 @@ SMs) a batch later than the kernel does."""
 def fixed_for(key: str) -> tuple[str, ...]:
     """Parameters a fit must not move for ``key``: ``single_head_rate_ratio`` outside
     ``SINGLE_HEAD_KERNELS``; vLLM's Triton MLA decode grid (:data:`TRITON_MLA_DECODE_GRID`, the values of
-    :func:`initial_guesses`' fixed-split corners) for its keys."""
+    :func:`initial_guesses`' fixed-split corners) for its keys; :data:`TRTLLM_GEN_ONLY` outside
+    ``TRTLLM_GEN_MLA_KERNELS``."""
     if key.startswith(SINGLE_HEAD_KERNELS):
-        return tuple(TRITON_MLA_DECODE_GRID)
-    return ("single_head_rate_ratio",)
+        return (*TRITON_MLA_DECODE_GRID, *TRTLLM_GEN_ONLY)
+    if key.startswith(TRTLLM_GEN_MLA_KERNELS):
+        return ("single_head_rate_ratio",)
+    return ("single_head_rate_ratio", *TRTLLM_GEN_ONLY)
 
 
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -178,6 +224,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "resident_ctas_per_sm": (1.0, 64.0),
     "host_floor_s": (0.0, 1e-3),
     "single_head_rate_ratio": (0.01, 1.0),
+    "sibling_pass_fraction": (0.0, 1.0),
+    "high_throughput_rate_ratio": (0.2, 2.0),
 }
 
 
@@ -210,7 +258,15 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         gemm_compute_fraction=hardware.efficiency.matmul_fraction,
         launch_s=base.launch_s,
         module_kernel_s=base.launch_s,
+        low_latency_heads_per_cta=LOW_LATENCY_HEADS_PER_CTA if _runs_trtllm_gen(hardware, dtype) else 0.0,
     )
+
+
+def _runs_trtllm_gen(hardware: HardwareProfile, key: str) -> bool:
+    """Whether ``key``'s decode kernel is trtllm-gen's MLA kernel on ``hardware`` (a Blackwell datacenter
+    GPU, compute capability 10.x, and a key of :data:`TRTLLM_GEN_MLA_KERNELS`)."""
+    capability = compute_capability(hardware)
+    return capability is not None and capability.startswith("10.") and key.startswith(TRTLLM_GEN_MLA_KERNELS)
 
 
 def initial_guesses(hardware: HardwareProfile, dtype: str) -> list[Params]:
@@ -267,9 +323,15 @@ def _generation_params(params: Params) -> generation_attention.Params:
 
 
 def gemm_time_s(
-    params: Params, m: FloatArray, k: npt.ArrayLike, n: npt.ArrayLike, weight_bytes: npt.ArrayLike
+    params: Params,
+    m: FloatArray,
+    k: npt.ArrayLike,
+    n: npt.ArrayLike,
+    weight_bytes: npt.ArrayLike,
+    bandwidth_ratio: float = 1.0,
 ) -> FloatArray:
-    """Roofline time of ``[m, k] x [k, n]`` with bf16 activations [s], without a launch cost."""
+    """Roofline time of ``[m, k] x [k, n]`` with bf16 activations [s], without a launch cost; operands
+    streamed at ``bandwidth_ratio`` times the achieved HBM rate (L2-resident: ``cache_bandwidth_ratio``)."""
     kk = np.asarray(k, dtype=np.float64)
     nn = np.asarray(n, dtype=np.float64)
     flop = 2.0 * m * kk * nn
@@ -277,9 +339,37 @@ def gemm_time_s(
     return np.asarray(
         np.maximum(
             flop / (params.gemm_peak_flop_per_s * params.gemm_compute_fraction),
-            moved / (params.bandwidth_bytes_per_s * params.bandwidth_fraction),
+            moved / (params.bandwidth_bytes_per_s * params.bandwidth_fraction * bandwidth_ratio),
         ),
         dtype=np.float64,
+    )
+
+
+def low_latency_passes(
+    params: Params, batch: FloatArray, kv_len: FloatArray, heads: FloatArray
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
+    """Passes over the latent cache of trtllm-gen's MLA decode [-]: ``ceil(heads / 16)`` where it takes the
+    low-latency kernel (one CTA per 16 heads, each streaming the latent; the passes after the first at
+    ``sibling_pass_fraction``), else 1 (the 64-head tile, or the 2-CTA pair at 128 heads). The choice of
+    ``selectMlaGenerationKernel`` / ``useSwapsMmaAbMlaGenKernel``: at most 32 heads, or ``batch x
+    ceil(heads / 16)`` CTAs within the SMs with each sequence split into ``min(ceil(kv / 256), max(1,
+    floor(SMs / CTAs)))`` chunks of at most 1,024 tokens. Also returns the CTAs per sequence before the
+    split (the head tiles, or 1) and where the low-latency kernel runs."""
+    tiles = np.ceil(heads / params.low_latency_heads_per_cta)
+    ctas = batch * tiles
+    chunks = np.minimum(
+        np.ceil(kv_len / LOW_LATENCY_STEP_KV),
+        np.maximum(1.0, np.floor(params.sm_count / np.maximum(ctas, 1.0))),
+    )
+    fits = (ctas <= params.sm_count) & (np.ceil(kv_len / chunks) <= LOW_LATENCY_MAX_TOKENS_PER_CTA)
+    low_latency = (heads <= LOW_LATENCY_MAX_HEADS) | fits
+    tiles = np.maximum(tiles, 1.0)
+    passes = np.where(low_latency, 1.0 + params.sibling_pass_fraction * (tiles - 1.0), 1.0)
+    ctas_per_sequence = np.where(low_latency, tiles, 1.0)
+    return (
+        np.asarray(passes, dtype=np.float64),
+        np.asarray(ctas_per_sequence, dtype=np.float64),
+        np.asarray(low_latency, dtype=bool),
     )
 
 
@@ -335,14 +425,32 @@ def time_s(
     gen = _generation_params(params)
     # each group of heads_per_cta heads streams the latent cache once (continuous so a fit can find it)
     passes = np.maximum(1.0, h / params.heads_per_cta)
+    ctas_per_sequence = passes
+    high_throughput = np.zeros(np.broadcast(b, s, h).shape, dtype=bool)
+    if params.low_latency_heads_per_cta > 0.0:
+        passes, ctas_per_sequence, low_latency = low_latency_passes(params, b, s, h)
+        high_throughput = ~low_latency
+    kvb = np.asarray(kv_bytes, dtype=np.float64)
+    # every head's query (576 dims, quantized like the cache) is read and its 512-dim output written in bf16
+    # once per sequence: the traffic that grows with heads at short caches
+    query_output_bytes = b * h * (latent * kvb + kv_lora_rank * 2.0)
     stream = dict(
-        total_bytes=b * s * latent * np.asarray(kv_bytes, dtype=np.float64) * passes,
+        total_bytes=b * s * latent * kvb * passes + query_output_bytes,
         flop=2.0 * b * h * s * (latent + kv_lora_rank),
-        ctas_unsplit=b * passes,
+        ctas_unsplit=b * ctas_per_sequence,
         kv_len=s,
         fixed_splits=params.fill_splits < 0.5,
     )
     absorbed_s = generation_attention.stream_time_s(gen, **stream)  # type: ignore[arg-type]
+    if params.high_throughput_rate_ratio != 1.0 and np.any(high_throughput):  # trtllm-gen's 64-head kernel
+        ratio = params.high_throughput_rate_ratio
+        tile = dataclasses.replace(
+            gen,
+            bandwidth_fraction=gen.bandwidth_fraction * ratio,
+            per_cta_bandwidth_fraction=gen.per_cta_bandwidth_fraction * ratio,
+        )
+        tile_s = generation_attention.stream_time_s(tile, **stream)  # type: ignore[arg-type]
+        absorbed_s = np.where(high_throughput, tile_s, absorbed_s)
     if params.single_head_rate_ratio != 1.0:  # one query head: the kernel without head groups
         ratio = params.single_head_rate_ratio
         single = dataclasses.replace(
@@ -368,6 +476,15 @@ def time_s(
     tokens = np.where(is_context, b * s, b)
     bmm_pre_s = h * gemm_time_s(params, tokens, qk_nope_head_dim, kv_lora_rank, weight_bytes)
     bmm_post_s = h * gemm_time_s(params, tokens, kv_lora_rank, v_head_dim, weight_bytes)
+    if params.cache_bandwidth_ratio != 1.0:  # absorb matmuls whose operands stay in L2 between calls
+        for k, n in ((qk_nope_head_dim, kv_lora_rank), (kv_lora_rank, v_head_dim)):
+            moved = h * (k * n * np.asarray(weight_bytes, dtype=np.float64) + tokens * (k + n) * 2.0)
+            cached = h * gemm_time_s(params, tokens, k, n, weight_bytes, params.cache_bandwidth_ratio)
+            resident = moved <= params.cache_bytes
+            if n == kv_lora_rank:
+                bmm_pre_s = np.where(resident, cached, bmm_pre_s)
+            else:
+                bmm_post_s = np.where(resident, cached, bmm_post_s)
 
     w = weight_bytes
     projections_s = (
