@@ -322,6 +322,16 @@ def _generation_params(params: Params) -> generation_attention.Params:
     )
 
 
+def _streaming_at(gen: generation_attention.Params, ratio: float) -> generation_attention.Params:
+    """``gen`` with both its streaming fractions scaled by ``ratio``: another decode kernel of the same
+    key that streams the latent cache at ``ratio`` times the rate (a head-tile or single-head variant)."""
+    return dataclasses.replace(
+        gen,
+        bandwidth_fraction=gen.bandwidth_fraction * ratio,
+        per_cta_bandwidth_fraction=gen.per_cta_bandwidth_fraction * ratio,
+    )
+
+
 def gemm_time_s(
     params: Params,
     m: FloatArray,
@@ -443,21 +453,11 @@ def time_s(
     )
     absorbed_s = generation_attention.stream_time_s(gen, **stream)  # type: ignore[arg-type]
     if params.high_throughput_rate_ratio != 1.0 and np.any(high_throughput):  # trtllm-gen's 64-head kernel
-        ratio = params.high_throughput_rate_ratio
-        tile = dataclasses.replace(
-            gen,
-            bandwidth_fraction=gen.bandwidth_fraction * ratio,
-            per_cta_bandwidth_fraction=gen.per_cta_bandwidth_fraction * ratio,
-        )
+        tile = _streaming_at(gen, params.high_throughput_rate_ratio)
         tile_s = generation_attention.stream_time_s(tile, **stream)  # type: ignore[arg-type]
         absorbed_s = np.where(high_throughput, tile_s, absorbed_s)
     if params.single_head_rate_ratio != 1.0:  # one query head: the kernel without head groups
-        ratio = params.single_head_rate_ratio
-        single = dataclasses.replace(
-            gen,
-            bandwidth_fraction=gen.bandwidth_fraction * ratio,
-            per_cta_bandwidth_fraction=gen.per_cta_bandwidth_fraction * ratio,
-        )
+        single = _streaming_at(gen, params.single_head_rate_ratio)
         single_s = generation_attention.stream_time_s(single, **stream)  # type: ignore[arg-type]
         absorbed_s = np.where(h <= 1.0, single_s, absorbed_s)
     naive_s = generation_attention.time_s(
