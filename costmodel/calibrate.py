@@ -523,23 +523,44 @@ def _pooled(groups: Sequence[MeasuredGroup]) -> list[MeasuredGroup]:
     return pooled
 
 
+def tied_params(family: ModuleType) -> Mapping[str, tuple[str, tuple[str, ...]]]:
+    """A family's ``TIED_PARAMS`` (``{key: (source key, names)}``; empty where it sets none). A source that is
+    itself tied (a chain ``A <- B <- C``, or a key tied to itself) raises CostmodelError: the fit orders one
+    level only, a tied key after its source."""
+    ties: Mapping[str, tuple[str, tuple[str, ...]]] = getattr(family, "TIED_PARAMS", {})
+    for key, (source, _) in ties.items():
+        if source in ties:
+            raise CostmodelError(
+                f"{family_name(family)}.TIED_PARAMS chains {key!r} <- {source!r} <- {ties[source][0]!r}: tie "
+                f"{key!r} to {ties[source][0]!r} directly (a tied key is fitted after its source, one level)"
+            )
+    return ties
+
+
 def _tied_start(
-    group: MeasuredGroup, hardware: HardwareProfile, fitted: Mapping[str, Mapping[str, float]]
-) -> tuple[Any, tuple[str, ...]]:
-    """(``initial``, ``fixed``) for :func:`fit_params` of ``group``: where its family ties the group's key to
-    another key's parameters (``TIED_PARAMS``: ``{key: (source key, names)}``) and that key is among the
-    device's ``fitted`` values, the defaults with those values, kept fixed (plus the family's own
-    ``fixed_for``); else ``(None, ())``, the untied fit. A run that refits the key without its source (a
-    ``--key`` prefix that leaves the source out) fits it untied."""
-    tie = getattr(group.family, "TIED_PARAMS", {}).get(group.key)
-    if tie is None or tie[0] not in fitted:
-        return None, ()
+    group: MeasuredGroup,
+    hardware: HardwareProfile,
+    fitted: Mapping[str, Mapping[str, float]],
+    stored: Mapping[str, Mapping[str, float]],
+) -> tuple[Any, tuple[str, ...], str | None]:
+    """(``initial``, ``fixed``, ``note``) for :func:`fit_params` of ``group``: where its family ties the
+    group's key to another key's parameters (:func:`tied_params`), the defaults with the source's values,
+    kept fixed (plus the family's own ``fixed_for``), taken from the device's ``fitted`` values of this run,
+    else from its ``stored`` ones (the values already in the overlay a ``--key`` run keeps); else
+    ``(None, (), note)``, the untied fit, with ``note`` saying why the tie was dropped (``None`` for an
+    untied key)."""
+    tie = tied_params(group.family).get(group.key)
+    if tie is None:
+        return None, (), None
     source, names = tie
+    values = next((v for v in (fitted.get(source), stored.get(source)) if v and set(names) <= set(v)), None)
+    if values is None:
+        return None, (), f"{source}'s {', '.join(names)} not fitted nor stored on this device"
     start = dataclasses.replace(
-        group.family.default_params(hardware, group.key), **{n: fitted[source][n] for n in names}
+        group.family.default_params(hardware, group.key), **{n: values[n] for n in names}
     )
     own_fixed = tuple(group.family.fixed_for(group.key)) if hasattr(group.family, "fixed_for") else ()
-    return start, (*names, *own_fixed)
+    return start, (*names, *own_fixed), None
 
 
 def calibrate_measurements(
@@ -550,12 +571,16 @@ def calibrate_measurements(
     transfer: Mapping[str, str] = TRANSFER_RULE,
     known_hardware: Sequence[str] | None = None,
     pool: bool = True,
+    stored: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]] | None = None,
 ) -> CalibrationOutcome:
     """Fit every group of ``measurements`` and build one :class:`KernelCalibration` per device.
 
     Devices named in ``transfer`` (and in ``known_hardware``, default: the built-in profiles) that have no
     measurements of their own receive the fitted parameters of their source device, recorded as
-    ``transferred_from``.
+    ``transferred_from``. A key a family ties to another key (:func:`tied_params`) is fitted after it, with
+    the source's values held: this run's fit of the source, else ``stored`` (``{device: {family: {key:
+    values}}}``, the parameters a ``--key`` run keeps); where neither has them the key is fitted untied and
+    ``skipped`` says so.
     """
     from costmodel.registry import list_hardware, load_hardware
 
@@ -566,14 +591,23 @@ def calibrate_measurements(
     by_rows: dict[int, dict[str, float]] = {}  # id(measured_s) -> fitted: a one-key pool is not refit
     pooled = _pooled(measurements.groups) if pool else []
     # a key that takes parameters from another key (a family's TIED_PARAMS) is fitted after it
-    own_groups = sorted(measurements.groups, key=lambda g: g.key in getattr(g.family, "TIED_PARAMS", {}))
+    own_groups = sorted(measurements.groups, key=lambda g: g.key in tied_params(g.family))
     for i, group in enumerate([*own_groups, *pooled]):
         family = family_name(group.family)
         values = by_rows.get(id(group.measured_s)) if i >= own else None
         if values is None:
             try:
                 hardware = load_hardware(group.hardware)
-                initial, fixed = _tied_start(group, hardware, fitted.get(group.hardware, {}).get(family, {}))
+                initial, fixed, dropped = _tied_start(
+                    group,
+                    hardware,
+                    fitted.get(group.hardware, {}).get(family, {}),
+                    (stored or {}).get(group.hardware, {}).get(family, {}),
+                )
+                if dropped is not None:
+                    skipped.append(
+                        f"{group.hardware} {family} {group.key}: its tie dropped ({dropped}), fitted untied"
+                    )
                 params = fit_params(
                     group.family,
                     hardware,
@@ -772,7 +806,9 @@ def calibrate_from(
     those measured devices (and the devices the transfer rule feeds from them); other overlays stay as they
     are. ``keys`` (parameter-key prefixes, e.g. ``"fp8_block:"``) limits the fit to the keys that start with
     one of them: every other key of the family in an overlay of ``out_dir`` is kept as it is, and the pooled
-    keys (per dtype, per engine) are not refit, since their rows are the union of keys not all refit.
+    keys (per dtype, per engine) are not refit, since their rows are the union of keys not all refit. A key
+    its family ties to a refit key (:func:`tied_params`) is refit too, and a tied key refit without its source
+    takes the source's values from the overlay in ``out_dir``, so the tie holds in what is written.
     """
     import dataclasses
     import datetime as dt
@@ -796,15 +832,34 @@ def calibrate_from(
         measurements = dataclasses.replace(
             measurements, groups=[g for g in measurements.groups if g.hardware in hardware]
         )
+    stored: dict[str, Mapping[str, Mapping[str, Mapping[str, float]]]] = {}
     if keys is not None:
         wanted = tuple(keys)
-        measurements = dataclasses.replace(
-            measurements, groups=[g for g in measurements.groups if g.key.startswith(wanted)]
-        )
+        chosen = [g for g in measurements.groups if g.key.startswith(wanted)]
+        refit = {(g.hardware, family_name(g.family), g.key) for g in chosen}
+        # a key tied to a refit source is refit with it, so that the tie holds in the overlay
+        chosen += [
+            g
+            for g in measurements.groups
+            if not g.key.startswith(wanted)
+            and (tie := tied_params(g.family).get(g.key)) is not None
+            and (g.hardware, family_name(g.family), tie[0]) in refit
+        ]
+        measurements = dataclasses.replace(measurements, groups=chosen)
+        # a tied key refit without its source takes the source's values already in OUT
+        for device in {g.hardware for g in chosen}:
+            path = Path(out_dir) / f"{device}.yaml"
+            overlay = load_hardware(str(path)).kernel_calibration if path.is_file() else None
+            if overlay is not None:
+                stored[device] = overlay.params
     if not measurements.groups:
         raise CostmodelError(f"no calibration rows with a kernel model under {root}")
     outcome = calibrate_measurements(
-        measurements, date=dt.date.today().isoformat(), costmodel_revision=git_revision(), pool=keys is None
+        measurements,
+        date=dt.date.today().isoformat(),
+        costmodel_revision=git_revision(),
+        pool=keys is None,
+        stored=stored,
     )
     if families is not None or hardware is not None or keys is not None:
         refitted = families if families is not None else [family_name(g.family) for g in measurements.groups]

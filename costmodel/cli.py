@@ -937,7 +937,9 @@ def calibrate(
         list[str] | None,
         typer.Option(
             help="Fit only the parameter keys starting with this prefix (repeatable, e.g. fp8_block:); the "
-            "family's other keys in OUT are kept and its pooled keys are not refit."
+            "family's other keys in OUT are kept and its pooled keys are not refit; a key tied to a refit "
+            "key (a family's TIED_PARAMS) is refit with it, and a tied key refit alone takes its source's "
+            "values in OUT."
         ),
     ] = None,
     transfer_only: Annotated[

@@ -461,3 +461,81 @@ def test_reduce_scatter_takes_the_all_gathers_growth_with_gpu_count() -> None:
         known_hardware=[],
     )
     assert "nccl:reduce_scatter" in alone.calibrations["b200"].params["collective"]
+
+
+def _tie_rows() -> tuple[object, object]:
+    """B200 all-gather rows that identify the growth with the GPU count (-0.25) and reduce-scatter rows that
+    do not (large messages on 2 GPUs only)."""
+    truth = dataclasses.replace(
+        collective.default_params(load_hardware("b200"), "nccl"), contention_exponent=-0.25
+    )
+    gather = _nccl_rows(truth, "all_gather", np.logspace(10, 29, 12, base=2.0), (2, 4, 8))
+    scatter = _nccl_rows(truth, "reduce_scatter", np.logspace(10, 29, 12, base=2.0), (2,))
+    return gather, scatter
+
+
+def test_a_key_refit_keeps_the_tie_with_either_key_alone(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--key` names one side of a tie: the reduce-scatter alone takes the all-gather's value stored in OUT;
+    the all-gather alone refits the reduce-scatter too. Either way OUT holds the two equal to the bit."""
+    import yaml
+
+    from costmodel.calibrate import Measurements, calibrate_from
+
+    gather, scatter = _tie_rows()
+
+    def reader(root: object) -> Measurements:
+        return Measurements([gather, scatter], source="synthetic", revision="r1", row_rule="all rows")
+
+    monkeypatch.setattr("costmodel.calibrate.git_revision", lambda: "abc")
+    path = tmp_path / "b200.yaml"
+
+    def stored(changes: dict[str, float] | None = None) -> dict[str, dict[str, float]]:
+        document = yaml.safe_load(path.read_text())
+        keys = document["kernel_calibration"]["params"]["collective"]
+        for key, value in (changes or {}).items():
+            keys[key]["contention_exponent"] = value
+        path.write_text(yaml.safe_dump(document))
+        return {k: v["contention_exponent"] for k, v in keys.items()}
+
+    calibrate_from(tmp_path, tmp_path, reader=reader)
+    fitted = stored()
+    assert fitted["nccl:all_gather"] == pytest.approx(-0.25, abs=0.02)
+    assert fitted["nccl:reduce_scatter"] == fitted["nccl:all_gather"]
+    # the reduce-scatter alone: the all-gather's stored value (not an untied fit's 0), the all-gather kept
+    stored({"nccl:all_gather": -0.4, "nccl:reduce_scatter": 0.0})
+    _, outcome = calibrate_from(tmp_path, tmp_path, reader=reader, keys=["nccl:reduce_scatter"])
+    assert stored() == {"nccl:all_gather": -0.4, "nccl:reduce_scatter": -0.4}
+    assert outcome.skipped == []
+    # the all-gather alone: refit, and the reduce-scatter with it
+    _, outcome = calibrate_from(tmp_path, tmp_path, reader=reader, keys=["nccl:all_gather"])
+    after = stored()
+    assert after["nccl:all_gather"] == pytest.approx(-0.25, abs=0.02)
+    assert after["nccl:reduce_scatter"] == after["nccl:all_gather"]
+    assert outcome.skipped == []
+
+
+def test_a_source_whose_fit_fails_drops_the_tie_and_says_so() -> None:
+    from costmodel.calibrate import Measurements, calibrate_measurements
+
+    gather, scatter = _tie_rows()
+    broken = dataclasses.replace(gather, measured_s=np.full_like(gather.measured_s, np.nan))
+    outcome = calibrate_measurements(
+        Measurements([scatter, broken], source="synthetic", revision="r1", row_rule="all rows"),
+        date="2026-12-02",
+        costmodel_revision="abc",
+        known_hardware=[],
+    )
+    assert "nccl:reduce_scatter" in outcome.calibrations["b200"].params["collective"]  # fitted untied
+    assert any("nccl:all_gather" in line and "no positive" in line for line in outcome.skipped)
+    assert any(
+        line.startswith("b200 collective nccl:reduce_scatter: its tie dropped") for line in outcome.skipped
+    )
+
+
+def test_a_chain_of_ties_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from costmodel.calibrate import tied_params
+
+    chain = {"a": ("b", ("contention_exponent",)), "b": ("c", ("contention_exponent",))}
+    monkeypatch.setattr(collective, "TIED_PARAMS", chain)
+    with pytest.raises(CostmodelError, match="chains 'a' <- 'b' <- 'c'"):
+        tied_params(collective)

@@ -501,3 +501,30 @@ def test_a_decode_kernel_the_source_never_ran_takes_its_l2_rate() -> None:
     assert got.cache_bandwidth_ratio == pytest.approx(expected)
     default = generation_attention.default_params(l40s, key)
     assert dataclasses.replace(got, cache_bandwidth_ratio=1.0) == default
+
+
+def test_committed_overlays_hold_every_tie_exactly() -> None:
+    """Every parameter a family ties to another key (``TIED_PARAMS``, e.g. reduce-scatter's
+    ``contention_exponent`` to the all-gather's) equals its source's value in every committed overlay, to the
+    last bit: a fit holds the source's value fixed, and a transfer carries both alike (or, to a device on
+    another kind of link, drops both, which then resolve to the same default)."""
+    from costmodel.calibrate import tied_params
+
+    checked = 0
+    for path in sorted(calibrated_dir().glob("*.yaml")):
+        if path.stem not in TRANSFER_RULE and path.stem not in MEASURED:
+            continue
+        hardware = load_hardware_file(path)
+        assert hardware.kernel_calibration is not None, path.name
+        for name, keys in hardware.kernel_calibration.params.items():
+            family = importlib.import_module(f"costmodel.kernels.{name}")
+            for key, (source, names) in tied_params(family).items():
+                if key not in keys:
+                    continue
+                assert source in keys, (path.name, key, source)
+                tied, of_source = params_for(hardware, family, key), params_for(hardware, family, source)
+                for n in names:
+                    assert (n in keys[key]) == (n in keys[source]), (path.name, key, n)
+                    assert getattr(tied, n) == getattr(of_source, n), (path.name, key, n)
+                    checked += 1
+    assert checked > 0
