@@ -176,11 +176,14 @@ class LoopParams:
 
     layer_step_overhead_s: float = 0.0
     """Fixed cost per model layer of every iteration, decode-only or with prompt tokens [s]: the small
-    kernels of a layer that the operator list does not time (the rotary embedding and the KV-cache write,
-    the activations' quantization before quantized GEMMs, bias and residual adds outside the fused norms),
-    each launch-bound at a few microseconds, so that their sum grows with the layers and not with the
-    tokens; per engine, whose kernels these are (docs/serving.md, "gpt-oss-120b on B200: norms fused into
-    the all-reduce, and a cost per layer of every step")."""
+    kernels of a layer that neither the operator list nor the kernels' launches time (the rotary embedding
+    where it runs outside the attention kernel, bias and residual adds outside the fused norms, other small
+    elementwise kernels), each launch-bound at a few microseconds, so that their sum grows with the layers
+    and not with the tokens; per engine, whose kernels these are. The KV-cache write and the activations'
+    quantization before fp8 / fp4 GEMMs are not among them: the kernel models pay their launches
+    (:data:`costmodel.kernel_times.GRAPH_LAUNCHES`, :func:`costmodel.kernel_times.step_params`)
+    (docs/serving.md, "gpt-oss-120b on B200: norms fused into the all-reduce, and a cost per layer of every
+    step")."""
 
     overlapped_host_s: float = 0.0
     """The host's work per iteration that an overlapped scheduler runs while the GPU runs the previous
