@@ -276,6 +276,16 @@ most ``max_num_batched_tokens`` (``VllmConfig._set_cudagraph_sizes``,
 https://github.com/vllm-project/vllm/blob/main/vllm/config/vllm.py)."""
 
 
+def gpu_work_s(kernels_s: npt.ArrayLike, layer_step_overhead_s: float, layers: npt.ArrayLike) -> FloatArray:
+    """An iteration's GPU work [s]: its timed kernels ``kernels_s`` and ``layer_step_overhead_s`` per layer of
+    ``layers``, the small kernels of a layer that no operator times
+    (:attr:`LoopParams.layer_step_overhead_s`), which run on the GPU among the others. The host's costs go
+    around this sum: after it or beside it in an aggregated iteration (:meth:`LoopParts.step_s`), beside it
+    from pass to pass in a disaggregated prefill worker (:meth:`costmodel.disagg.DisaggParts.result`), so both
+    loops place the per-layer cost alike."""
+    return np.asarray(np.asarray(kernels_s, dtype=np.float64) + layer_step_overhead_s * np.asarray(layers))
+
+
 def cuda_graph_tokens(engine: str, max_num_seqs: int, budget: int, capture_size: int | None = None) -> int:
     """The largest iteration [tokens] carrying prompt tokens that ``engine`` replays as CUDA graphs
     (:func:`loop_parts`' ``graph_tokens``): vLLM's piecewise graphs reach ``capture_size`` (its
@@ -656,7 +666,7 @@ class LoopParts:
         :attr:`step_layers`, GPU work like them), with the host's work: ``step_overhead_s`` on the critical
         path, and ``overlapped_host_s`` after the kernels, or, with :attr:`overlap_host`, beside them (the
         longer of the two counts)."""
-        kernels = np.asarray(kernels_s, dtype=np.float64) + params.layer_step_overhead_s * self.step_layers
+        kernels = gpu_work_s(kernels_s, params.layer_step_overhead_s, self.step_layers)
         if self.overlap_host:
             return np.asarray(np.maximum(kernels, params.overlapped_host_s) + params.step_overhead_s)
         return np.asarray(kernels + params.overlapped_host_s + params.step_overhead_s)
