@@ -176,11 +176,14 @@ class LoopParams:
 
     layer_step_overhead_s: float = 0.0
     """Fixed cost per model layer of every iteration, decode-only or with prompt tokens [s]: the small
-    kernels of a layer that the operator list does not time (the rotary embedding and the KV-cache write,
-    the activations' quantization before quantized GEMMs, bias and residual adds outside the fused norms),
-    each launch-bound at a few microseconds, so that their sum grows with the layers and not with the
-    tokens; per engine, whose kernels these are (docs/serving.md, "gpt-oss-120b on B200: norms fused into
-    the all-reduce, and a cost per layer of every step")."""
+    kernels of a layer that neither the operator list nor the kernels' launches time (the rotary embedding
+    where it runs outside the attention kernel, bias and residual adds outside the fused norms, other small
+    elementwise kernels), each launch-bound at a few microseconds, so that their sum grows with the layers
+    and not with the tokens; per engine, whose kernels these are. The KV-cache write and the activations'
+    quantization before fp8 / fp4 GEMMs are not among them: the kernel models pay their launches
+    (:data:`costmodel.kernel_times.GRAPH_LAUNCHES`, :func:`costmodel.kernel_times.step_params`)
+    (docs/serving.md, "gpt-oss-120b on B200: norms fused into the all-reduce, and a cost per layer of every
+    step")."""
 
     overlapped_host_s: float = 0.0
     """The host's work per iteration that an overlapped scheduler runs while the GPU runs the previous
@@ -271,6 +274,16 @@ VLLM_MAX_CUDAGRAPH_TOKENS = 512
 """vLLM's default ceiling of ``max_cudagraph_capture_size`` [tokens]: min(2 max_num_seqs, 512), and at
 most ``max_num_batched_tokens`` (``VllmConfig._set_cudagraph_sizes``,
 https://github.com/vllm-project/vllm/blob/main/vllm/config/vllm.py)."""
+
+
+def gpu_work_s(kernels_s: npt.ArrayLike, layer_step_overhead_s: float, layers: npt.ArrayLike) -> FloatArray:
+    """An iteration's GPU work [s]: its timed kernels ``kernels_s`` and ``layer_step_overhead_s`` per layer of
+    ``layers``, the small kernels of a layer that no operator times
+    (:attr:`LoopParams.layer_step_overhead_s`), which run on the GPU among the others. The host's costs go
+    around this sum: after it or beside it in an aggregated iteration (:meth:`LoopParts.step_s`), beside it
+    from pass to pass in a disaggregated prefill worker (:meth:`costmodel.disagg.DisaggParts.result`), so both
+    loops place the per-layer cost alike."""
+    return np.asarray(np.asarray(kernels_s, dtype=np.float64) + layer_step_overhead_s * np.asarray(layers))
 
 
 def cuda_graph_tokens(engine: str, max_num_seqs: int, budget: int, capture_size: int | None = None) -> int:
@@ -653,7 +666,7 @@ class LoopParts:
         :attr:`step_layers`, GPU work like them), with the host's work: ``step_overhead_s`` on the critical
         path, and ``overlapped_host_s`` after the kernels, or, with :attr:`overlap_host`, beside them (the
         longer of the two counts)."""
-        kernels = np.asarray(kernels_s, dtype=np.float64) + params.layer_step_overhead_s * self.step_layers
+        kernels = gpu_work_s(kernels_s, params.layer_step_overhead_s, self.step_layers)
         if self.overlap_host:
             return np.asarray(np.maximum(kernels, params.overlapped_host_s) + params.step_overhead_s)
         return np.asarray(kernels + params.overlapped_host_s + params.step_overhead_s)

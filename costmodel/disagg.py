@@ -127,7 +127,7 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel import checks
-from costmodel.closed_loop import LoopParams, Speculation, draft_time
+from costmodel.closed_loop import LoopParams, Speculation, draft_time, gpu_work_s
 from costmodel.errors import CostmodelError
 
 if TYPE_CHECKING:
@@ -997,8 +997,13 @@ class DisaggParts:
     def result(self, params: DisaggParams | LoopParams) -> DisaggLoop:
         """TTFT, TPOT and rates with ``params`` applied (a :class:`LoopParams`: no transfer overhead)."""
         params = _params(params)
-        # every iteration's fixed cost, per iteration and per layer (prefill_layers: the model's layers)
-        overhead = params.step_overhead_s + params.layer_step_overhead_s * self.prefill_layers
+        # every iteration's fixed cost outside its GPU work; the cost per layer (prefill_layers: the model's
+        # layers) is GPU work, with the kernels (gpu_work_s, as the aggregated loop's step_s)
+        overhead = params.step_overhead_s
+
+        def gpu(kernels_s: npt.ArrayLike) -> FloatArray:
+            return gpu_work_s(kernels_s, params.layer_step_overhead_s, self.prefill_layers)
+
         X, Y, C, steps = self.prefill_workers, self.decode_workers, self.concurrency, self.osl - 1.0
         k = self.prompts_per_pass
         # a prefill pass carries prompt tokens, so the host runs it outside CUDA graphs (closed_loop's
@@ -1009,8 +1014,8 @@ class DisaggParts:
             params.prefill_layer_overhead_s * self.prefill_layers
             + params.mla_prefill_layer_overhead_s * self.prefill_mla_layers
         )
-        alone = self.chunks * (self.prefill_alone_s + host + overhead)
-        per_pass = self.chunks * (np.maximum(self.prefill_pass_s, host) + overhead)
+        alone = self.chunks * (gpu(self.prefill_alone_s) + host + overhead)
+        per_pass = self.chunks * (np.maximum(gpu(self.prefill_pass_s), host) + overhead)
         prefill_rate = X * k / per_pass
         transfer = self.transfer_s + params.kv_transfer_overhead_s
         fixed = params.request_overhead_s + transfer
@@ -1025,7 +1030,7 @@ class DisaggParts:
             # D sets the rate, lambda = Y D / ((osl - 1) TPOT); the other clients are before decoding; an
             # iteration yields E tokens per sequence: (osl - 1) / E iterations of a request's decode
             batch, waiting = decode_slot_share(staged, Y, slots, dispersion=params.decode_share_dispersion)
-            tpot = (self.decode_s(np.maximum(batch, 1.0)) + overhead) / self.tokens_per_iteration
+            tpot = (gpu(self.decode_s(np.maximum(batch, 1.0))) + overhead) / self.tokens_per_iteration
             lam = Y * batch / (steps * tpot)
             wait = prefill_wait(alone, per_pass, k, workers=X, requests_per_s=lam, concurrency=C)
             # the receive resource is held for the copy's bytes, not the hand-off's fixed latency

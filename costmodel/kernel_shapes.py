@@ -140,6 +140,10 @@ class CollectiveShape:
     """The collective's buffer per GPU (nccl-tests' size) [bytes]."""
     group: int
     """GPUs taking part [-]."""
+    fused_norm: bool = False
+    """Whether this all-reduce is a residual all-reduce whose following residual add and RMSNorm the engine
+    runs inside it, as one fused call (:func:`costmodel.ops.fused_norms`: the norms it removes are these
+    all-reduces' norms, so the price of the fused call and the removal follow one rule)."""
 
 
 KernelShape = GemmShape | AttentionShape | MlaUpShape | MoEShape | CollectiveShape | FusedInto

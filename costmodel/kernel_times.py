@@ -250,9 +250,7 @@ def op_times(
         scale_up_domain=scale_up_domain,
     )
     overhead = launch_s(hardware, eff)
-    chooser = _Keys(
-        hardware, ENGINE_PREFIX[eff.kernel_engine], overhead, eff.moe_backend, eff.norm_in_allreduce
-    )
+    chooser = _Keys(hardware, ENGINE_PREFIX[eff.kernel_engine], overhead, eff.moe_backend)
     compute, memory, comm = list(roof.compute_s), list(roof.memory_s), list(roof.communication_s)
     kernel_s: dict[int, FloatArray] = _gemms_s(hardware, chooser, ops, weight_dtype, activation_dtype)
     fused: dict[str, list[int]] = {}
@@ -361,13 +359,11 @@ class _Keys:
         engine: str,
         launch_s: float,
         moe_backend: str | None = None,
-        norm_in_allreduce: bool = False,
     ) -> None:
         self.hardware = hardware
         self.engine = engine
         self.launch_s = launch_s
         self.moe_backend = moe_backend
-        self.norm_in_allreduce = norm_in_allreduce
 
     def stored(self, family: ModuleType) -> list[str]:
         from costmodel.kernels import family_name
@@ -394,7 +390,7 @@ class _Keys:
         kernels on a device many times."""
         from costmodel.memo import remember
 
-        key = (self.engine, self.moe_backend, self.norm_in_allreduce, self.launch_s, fn, *args)
+        key = (self.engine, self.moe_backend, self.launch_s, fn, *args)
         return remember(self.hardware, key, lambda: fn(self.hardware, self, *args))
 
     def params(self, family: ModuleType, key: str) -> Any:
@@ -848,9 +844,13 @@ def _collective_s(
         for switch in collective.switch_bytes(hardware, custom, shape.group):
             t = np.where(message >= switch, np.maximum(t, engine_s(np.asarray(switch - 1.0))), t)
         fused = ALL_REDUCE_KEYS["trtllm"]
-        if keys.norm_in_allreduce and keys.engine == "vllm" and fused in stored:
-            # vLLM's fuse_allreduce_rms pass: FlashInfer's port of TensorRT-LLM's fused all-reduce up to
-            # its size limit, vLLM's own beyond (not faster than the fused call at the limit, as above)
+        if shape.fused_norm and keys.engine == "vllm" and fused in stored:
+            # vLLM's fuse_allreduce_rms pass (on the residual all-reduces whose norms ops.fused_norms
+            # removes): FlashInfer's port of TensorRT-LLM's fused all-reduce up to its size limit, vLLM's
+            # own beyond (not faster than the fused call at the limit, as above). vLLM sizes FlashInfer's
+            # workspace to that limit, so at tp 2 the fused call runs up to 64 MiB, past TensorRT-LLM's own
+            # 16 MB workspace (TRTLLM_WORKSPACE_BYTES), whose larger rows ran NCCL: there the key's kernel
+            # model is extrapolated (docs/serving.md, "The fused all-reduce, one rule")
             limit = collective.vllm_fused_norm_max_bytes(hardware, shape.group)
             params = keys.params(collective, fused)
 

@@ -2,17 +2,20 @@
 
 :class:`costmodel.closed_loop.LoopParams` carries eight named, calibrated parameters per serving engine
 (vLLM, SGLang, TensorRT-LLM): the per-iteration (serial and overlappable) and per-request overheads, the
-share of requests that arrive in a wave of all clients, the host's cost per layer (and per MLA layer) of
-an iteration that carries prompt tokens, and the iterations by which overlapped scheduling delays a first
-token. They are fitted by ``python -m validation silicon-calibrate`` on the rule-chosen calibration rows
-of NVIDIA aiconfigurator's public serving measurements (Apache-2.0; how they were fitted is written in
-the file's ``fitted_on``) and written to :data:`ENGINE_PARAMS_FILE`, a library data file next to the
-calibrated kernel overlays, so that an installed costmodel (the Pareto planner, the CLI) finds them
-without ``validation/``. The same file holds ``disagg_kv_transfer_overhead_s``, the fitted fixed cost of
-a KV transfer per engine in a disaggregated deployment, ``disagg_burst_fraction``, the disaggregated
-loop's own wave share (both fitted on the disaggregated calibration rows), and
-``disagg_decode_share_dispersion``, the spread of the clients' share over the decode workers beyond an even
-share (:func:`costmodel.disagg.decode_slot_share`; written held at 0, round robin).
+share of requests that arrive in a wave of all clients, the fixed cost per model layer of every iteration,
+the host's cost per layer (and per MLA layer) of an iteration that carries prompt tokens, and the iterations
+by which overlapped scheduling delays a first token. They are fitted by ``python -m validation
+silicon-calibrate`` on the rule-chosen calibration rows of NVIDIA aiconfigurator's public serving measurements
+(Apache-2.0; how they were fitted is written in the file's ``fitted_on``) and written to
+:data:`ENGINE_PARAMS_FILE`, a library data file next to the calibrated kernel overlays, so that an installed
+costmodel (the Pareto planner, the CLI) finds them without ``validation/``. The same file holds
+``disagg_kv_transfer_overhead_s``, the fitted fixed latency of a request's hand-off from the prefill to the
+decode pool per engine in a disaggregated deployment
+(:attr:`costmodel.disagg.DisaggParams.kv_transfer_overhead_s`: it delays the request, holding no decode
+rank's receive resource), ``disagg_burst_fraction``, the disaggregated loop's own wave share (both fitted on
+the disaggregated calibration rows), and ``disagg_decode_share_dispersion``, the spread of the clients'
+share over the decode workers beyond an even share (:func:`costmodel.disagg.decode_slot_share`; written held
+at 0, round robin).
 The library only reads the file; validation is the only writer.
 """
 

@@ -502,10 +502,14 @@ def forward_ops(
             )
         )
 
+    # norms the engine runs inside the residual all-reduces before them: those all-reduces are its fused
+    # all-reduce + RMSNorm call (CollectiveShape.fused_norm), one rule for both (fused_norms)
+    fused = fused_norms(model, tp, attention_dp, norm_in_allreduce)
+
     def allreduce(name: str, layers: int, group: int) -> None:
         if group > 1 and layers:
             message = zero + T * d * a
-            kernel = CollectiveShape("all_reduce", message, group)
+            kernel = CollectiveShape("all_reduce", message, group, fused_norm=fused > 0)
             ops.append(
                 Op(name, "allreduce", layers, zero, message, zero, group=group, span=tp, kernel=kernel)
             )
@@ -514,7 +518,7 @@ def forward_ops(
     emb_row = model.d_model * get_dtype(weight_dtype if not quantized else keep).bits / 8
     ops.append(Op("embedding", "elementwise", 1, zero, zero + T * emb_row, zero + T * d * a))
 
-    norm_layers = model.n_layer_norms - fused_norms(model, tp, attention_dp, norm_in_allreduce)
+    norm_layers = model.n_layer_norms - fused
     elementwise("norm", norm_layers, T * d, ELEMENTWISE_FLOP["norm"], reads=2, writes=2)
 
     if model.ssm is not None:

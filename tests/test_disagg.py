@@ -938,3 +938,28 @@ def test_every_disaggregated_iteration_pays_the_loops_cost_per_layer(prefill: En
     )
     with pytest.raises(CostmodelError, match="layer_step_overhead_s"):
         DisaggParams(layer_step_overhead_s=-1.0)
+
+
+def test_the_cost_per_layer_is_gpu_work_hidden_with_the_kernels_behind_a_slower_host(
+    prefill: Engine, decode: Engine
+) -> None:
+    """``layer_step_overhead_s`` is GPU work in both loops (``closed_loop.gpu_work_s``): from pass to pass
+    the prefill worker's host hides it with the kernels, passes following every max(GPU pass + 32 x per
+    layer, host) (Llama 3 8B's 32 layers), while a lone prompt waits for both, as it waits for the kernels."""
+    common = {"prefill_workers": 2, "decode_workers": 2, "concurrency": 64, "isl": 2000, "osl": 200}
+    parts = disagg_parts(prefill, decode, **common)
+    gpu, k, chunks = float(parts.prefill_pass_s), float(parts.prompts_per_pass), float(parts.chunks)
+    per_layer = 0.5 * gpu / 32  # the small kernels add half the pass's GPU time
+
+    def per_pass(params: DisaggParams) -> float:
+        r = parts.result(params)
+        return float(r.prefill_utilisation) / float(r.requests_per_s) * 2 * k  # per_pass, two workers
+
+    for host in (0.5 * gpu, 1.2 * gpu, 3.0 * gpu):  # below the GPU work, between, above GPU + layers
+        params = dataclasses.replace(
+            PARAMS, prefill_layer_overhead_s=host / 32, layer_step_overhead_s=per_layer
+        )
+        expected = chunks * (max(gpu + 32 * per_layer, host) + PARAMS.step_overhead_s)
+        assert per_pass(params) == pytest.approx(expected, rel=1e-9)
+        alone = chunks * (float(parts.prefill_alone_s) + 32 * per_layer + host + PARAMS.step_overhead_s)
+        assert float(parts.result(params).prefill_s) == pytest.approx(alone, rel=1e-12)

@@ -626,40 +626,93 @@ def test_norms_fused_into_the_tensor_parallel_all_reduce_run_no_kernel_of_their_
     assert norm(tp=4, ep=4, attention_dp=4, norm_in_allreduce=True).layers == 2 * L
 
 
+def _allreduce_times(hardware: HardwareProfile, model: str, tp: int, batch: Any, **eff: Any) -> Any:
+    """The attention all-reduce's step time under vLLM's kernels (``eff``: other efficiency fields), its
+    operators and the engine's efficiency built without and with ``norm_in_allreduce``, as a serving step
+    builds them (``costmodel.estimate._Setup.ops``)."""
+    out = []
+    for flag in (False, True):
+        update = {"kernel_engine": "vllm", "time_model": "kernels", "norm_in_allreduce": flag, **eff}
+        efficiency = hardware.efficiency.model_copy(update=update)
+        ops = forward_ops(
+            costmodel.load_model(model),
+            batch_size=batch,
+            new_tokens=1,
+            past_tokens=512,
+            tp=tp,
+            norm_in_allreduce=flag,
+        )
+        i = [op.name for op in ops].index("allreduce_attn")
+        out.append(kernel_times.op_times(ops, hardware, efficiency=efficiency).time_s(i))
+    return out[0], out[1]
+
+
+def _table(hardware: HardwareProfile, key: str, size: Any, gpus: int) -> Any:
+    params = kernel_times.step_params(hardware, collective, key, launch_s=kernel_times.launch_s(hardware))
+    return collective.time_s(hardware, params, message_bytes=size, num_gpus=gpus, eager=False)
+
+
 def test_vllms_fused_all_reduce_is_tensorrt_llms_kernel_up_to_vllms_size_limit() -> None:
     # vLLM's fuse_allreduce_rms pass calls FlashInfer's port of TensorRT-LLM's fused all-reduce for inputs
     # up to 1 MiB on 8 B200 GPUs (FI_ALLREDUCE_FUSION_MAX_SIZE_MB), its own all-reduce beyond
     b200 = costmodel.load_hardware("b200")
-    plain = b200.efficiency.model_copy(update={"kernel_engine": "vllm", "time_model": "kernels"})
-    fused = plain.model_copy(update={"norm_in_allreduce": True})
     limit = collective.vllm_fused_norm_max_bytes(b200, 8)
     assert limit == 2**20
     batch = np.array([4.0, 64.0, 2048.0])  # 46 KiB, 737 KiB and 23 MiB of gpt-oss's 2880-wide bf16 rows
-    ops = forward_ops(
-        costmodel.load_model("gpt-oss-120b"), batch_size=batch, new_tokens=1, past_tokens=512, tp=8
-    )
-    i = [op.name for op in ops].index("allreduce_attn")
     message = batch * 2880 * 2
-    launch = kernel_times.launch_s(b200)
-
-    def table(key: str, size: Any) -> Any:
-        params = kernel_times.step_params(b200, collective, key, launch_s=launch)
-        return collective.time_s(b200, params, message_bytes=size, num_gpus=8, eager=False)
-
-    t_fused = kernel_times.op_times(ops, b200, efficiency=fused).time_s(i)
-    t_plain = kernel_times.op_times(ops, b200, efficiency=plain).time_s(i)
+    t_plain, t_fused = _allreduce_times(b200, "gpt-oss-120b", 8, batch)
     below = message <= limit
-    np.testing.assert_allclose(t_fused[below], table("TRTLLM", message[below]), rtol=1e-12)
+    np.testing.assert_allclose(t_fused[below], _table(b200, "TRTLLM", message[below], 8), rtol=1e-12)
     # beyond the limit vLLM's own all-reduce, never faster than the fused call at the limit
     np.testing.assert_allclose(
-        t_fused[~below], np.maximum(t_plain[~below], table("TRTLLM", float(limit))), rtol=1e-12
+        t_fused[~below], np.maximum(t_plain[~below], _table(b200, "TRTLLM", float(limit), 8)), rtol=1e-12
     )
-    # TensorRT-LLM's own steps do not change with the flag (its table is already its fused kernel's)
-    trt = plain.model_copy(update={"kernel_engine": "trtllm"})
+    # TensorRT-LLM's own steps do not change with the flag: aiconfigurator's collector times its all-reduce
+    # with fusion_op=NONE (benchmark_trtllm_allreduce), a plain all-reduce that stands in for the fused
+    # call, its norm taken as free
     np.testing.assert_allclose(
-        kernel_times.op_times(ops, b200, efficiency=trt).time_s(i),
-        kernel_times.op_times(
-            ops, b200, efficiency=trt.model_copy(update={"norm_in_allreduce": True})
-        ).time_s(i),
-        rtol=1e-12,
+        *_allreduce_times(b200, "gpt-oss-120b", 8, batch, kernel_engine="trtllm"), rtol=1e-12
     )
+
+
+def test_vllms_fused_all_reduce_runs_past_tensorrt_llms_own_workspace_up_to_vllms_limit() -> None:
+    # at tp 2 vLLM sizes FlashInfer's fused all-reduce workspace to its 64 MiB limit, past TensorRT-LLM's
+    # own 16 MB (TRTLLM_WORKSPACE_BYTES, beyond which TensorRT-LLM hands over to NCCL): 23.6 MB is still the
+    # fused call, priced with TensorRT-LLM's kernel model (not its NCCL hand-over)
+    b200 = costmodel.load_hardware("b200")
+    assert collective.vllm_fused_norm_max_bytes(b200, 2) == 64 * 2**20
+    batch = np.array([2048.0, 4096.0])
+    message = batch * 2880 * 2
+    assert message[0] <= 16e6 < message[1] <= 64 * 2**20
+    assert list(collective.runs_on_nccl(b200, "TRTLLM", message_bytes=message, num_gpus=2)) == [False, True]
+    _, t_fused = _allreduce_times(b200, "gpt-oss-120b", 2, batch)
+    np.testing.assert_allclose(t_fused, _table(b200, "TRTLLM", message, 2), rtol=1e-12)
+
+
+def test_a_model_whose_norms_stay_keeps_vllms_plain_all_reduce() -> None:
+    # gemma-4-26b-a4b has sandwich norms and a dense MLP beside its experts: the fused all-reduce + RMSNorm
+    # does not run (ops.fused_norms), so with the engine's flag set it keeps every norm and the plain
+    # all-reduce's price at tp 8 on B200; one rule decides both
+    b200 = costmodel.load_hardware("b200")
+    batch = np.array([4.0, 64.0])
+
+    def marked(name: str, flag: bool) -> tuple[float, list[str]]:
+        ops = forward_ops(
+            costmodel.load_model(name),
+            batch_size=batch,
+            new_tokens=1,
+            past_tokens=512,
+            tp=8,
+            norm_in_allreduce=flag,
+        )
+        norms = next(op for op in ops if op.name == "norm").layers
+        return norms, [
+            op.name for op in ops if isinstance(op.kernel, CollectiveShape) and op.kernel.fused_norm
+        ]
+
+    gemma = costmodel.load_model("gemma-4-26b-a4b")
+    assert marked("gemma-4-26b-a4b", False) == marked("gemma-4-26b-a4b", True) == (gemma.n_layer_norms, [])
+    np.testing.assert_allclose(*_allreduce_times(b200, "gemma-4-26b-a4b", 8, batch), rtol=1e-12)
+    # gpt-oss's residual all-reduces carry the mark, and only with the flag
+    assert marked("gpt-oss-120b", True) == (1, ["allreduce_attn", "allreduce_moe"])
+    assert marked("gpt-oss-120b", False)[1] == []
