@@ -313,6 +313,9 @@ SCRIPTS: dict[tuple[str, ...], Script] = {
         f"{REPOSITORY}/c6b96dd0f880da4e11f68d2085e9ababa8d1ba63/benchmarks/gptoss_fp4_h100.sh",
         cuda_graph_max_tokens=2048,
         max_num_seqs="clients",
+        # export VLLM_MXFP4_USE_MARLIN=1: vLLM's gpt-oss method runs Mxfp4Backend.MARLIN on SM 90
+        # (get_mxfp4_backend, vllm/model_executor/layers/quantization/mxfp4.py); docs/serving.md (h14-oss2)
+        not_modelled="VLLM_MXFP4_USE_MARLIN=1: Marlin MoE, timed as the table's Triton kernel",
     ),
     ("sglang", "deepseek-ai/DeepSeek-R1", "b200_sxm"): Script(
         # dsr1_fp8_b200.sh and dsr1_fp4_b200.sh both launch with --kv-cache-dtype fp8_e4m3 and the same
