@@ -890,14 +890,16 @@ def _tile_schedule_ratio(sms: int, gemms: list[tuple[int, float]]) -> float:
     [
         (1, 256, 256, 4096, 4096, 2048),  # one expert, one M tile: 32 + 32 tiles on 148 SMs
         (2, 300, 256, 1024, 2048, 512),  # two M tiles each: 2 x 2 x 8 and 2 x 2 x 16 tiles
-        (4, 8, 8, 256, 7168, 128),  # down GEMM of 4 x 56 tiles: more than the SMs, in one wave here
+        (37, 8, 8, 512, 256, 128),  # up GEMM of exactly 148 tiles (fills the SMs), down GEMM of 74
     ],
 )
 def test_compute_fill_ratio_matches_tiles_dealt_to_the_sms(
     experts: int, rows: int, tile: int, up_columns: int, H: int, width: int
 ) -> None:
-    """Up to one tile per SM (the oracle's waves are whole; the model's ratio is 1 once the tiles cover the
-    SMs), the compute time of few tiles is that of one tile per GEMM, not the GEMM's FLOP over all SMs."""
+    """Up to one tile per SM, the compute time of few tiles is that of one tile per GEMM, not the GEMM's FLOP
+    over all SMs. Cases only up to one wave per GEMM: past the SMs the model spreads a GEMM's FLOP over the
+    whole GPU and leaves out the last wave's tail (224 tiles on 148 SMs are two waves, the second half full),
+    which the oracle's whole waves would count."""
     params = moe.default_params(B200, "w4a8_mxfp4_mxfp8")
     sms = int(params.compute_units)
     m_tiles = -(-rows // tile)
@@ -914,22 +916,15 @@ def test_compute_fill_ratio_matches_tiles_dealt_to_the_sms(
         np.array([float(H)]),
         np.array([float(width)]),
     )[0]
-    if all(tiles <= sms for tiles, _ in gemms):
-        assert ratio == pytest.approx(_tile_schedule_ratio(sms, gemms), rel=1e-9)
-    else:  # the down GEMM covers the SMs: only the up GEMM's share waits on its tiles
-        (up_tiles, up_flop), (down_tiles, down_flop) = gemms
-        assert down_tiles > sms
-        assert up_tiles <= sms
-        up_work, down_work = up_tiles * up_flop, down_tiles * down_flop
-        expected = (up_work * sms / up_tiles + down_work) / (up_work + down_work)
-        assert ratio == pytest.approx(expected, rel=1e-9)
+    assert all(tiles <= sms for tiles, _ in gemms)  # one wave per GEMM (see the docstring)
+    assert ratio == pytest.approx(_tile_schedule_ratio(sms, gemms), rel=1e-9)
     assert ratio > 1.0
 
 
 def test_compute_fill_share_scales_only_the_compute_of_few_tile_calls() -> None:
     """At a share of 0 the model is what it was; at 1 a call of few tiles computes on its tiles' SMs (the
     compute term times :func:`moe.compute_fill_ratio`), and a large batch, whose tiles cover the GPU, is
-    unchanged; nothing but the compute term moves. No SM count: no term."""
+    unchanged; nothing but the compute term moves. No SM count: no term at a share of 0, an error above."""
     base = dataclasses.replace(moe.default_params(B200, "nvfp4"), local_tile_share=1.0)
     filled = dataclasses.replace(base, compute_fill_share=1.0)
     layer = dict(hidden_size=4096, inter_size=2048, topk=6, num_experts=256)
@@ -943,9 +938,29 @@ def test_compute_fill_share_scales_only_the_compute_of_few_tile_calls() -> None:
             assert float(b.compute_s) > 2.0 * float(a.compute_s)
         else:
             assert float(b.compute_s) == pytest.approx(float(a.compute_s))
-    no_sms = dataclasses.replace(filled, compute_units=0.0)
     a = moe.breakdown(
         B200, dataclasses.replace(base, compute_units=0.0), num_tokens=64.0, ep_size=256, **layer
     )
-    b = moe.breakdown(B200, no_sms, num_tokens=64.0, ep_size=256, **layer)
-    assert float(b.compute_s) == pytest.approx(float(a.compute_s))
+    assert float(a.compute_s) > 0.0
+    with pytest.raises(CostmodelError, match=r"datasheet\.compute_units"):
+        moe.breakdown(
+            B200, dataclasses.replace(filled, compute_units=0.0), num_tokens=64.0, ep_size=256, **layer
+        )
+
+
+@pytest.mark.parametrize("term", ["compute_fill_share", "group_switch_s"])
+def test_sm_terms_without_an_sm_count_are_an_error(term: str) -> None:
+    """A key fitted with an SM term (its other terms lowered to leave that time to it) on a profile with no
+    SM count would run fast without the term: an error naming the datasheet field, not a silent drop."""
+    datasheet = B200.datasheet.model_copy(update={"compute_units": None})
+    no_sms = B200.model_copy(update={"datasheet": datasheet})
+    params = moe.default_params(no_sms, "nvfp4")
+    assert params.compute_units == 0.0
+    layer = dict(num_tokens=64.0, hidden_size=4096, inter_size=2048, topk=6, num_experts=256, ep_size=256)
+    assert float(moe.time_s(no_sms, params, **layer)) > 0.0  # neither term: the SM-free model runs
+    with pytest.raises(CostmodelError, match=r"'b200' has no datasheet\.compute_units .* kernel models need"):
+        moe.time_s(
+            no_sms,
+            dataclasses.replace(params, **{term: 0.5 if term == "compute_fill_share" else 1e-6}),
+            **layer,
+        )

@@ -1049,6 +1049,14 @@ def breakdown(
     for name, value in (("hidden_size", H), ("inter_size", I), ("tp_size", tp)):
         if np.any(value < 1):
             raise CostmodelError(f"moe.time_s: {name} must be >= 1")
+    if params.compute_units <= 0 and (params.compute_fill_share > 0 or params.group_switch_s > 0):
+        # the key's other terms were fitted with these SM terms adding time back: without them it runs fast
+        raise CostmodelError(
+            f"moe.time_s: hardware {hardware.name!r} has no datasheet.compute_units (SM count), which the "
+            "kernel models need: these MoE parameters spread "
+            f"compute_fill_share={params.compute_fill_share:g} and group_switch_s={params.group_switch_s:g} "
+            "over the SMs; add it to the profile with its source"
+        )
     load = routing_load(routing, tokens=T, topk=k, num_experts=E, ep_size=ep)
     matrices = np.where(np.asarray(gated, dtype=bool), 3.0, 2.0)
     expert_weights = matrices * H * I / tp  # elements of one expert's slice on this GPU
@@ -1162,16 +1170,17 @@ def group_switches(params: Params, load: RoutingLoad, up_columns: FloatArray, H:
     The mean, not the busiest CTA: the tiles are dealt round-robin, so every CTA gets the same number of
     tiles to within one per GEMM. Assumption: every touched expert holds the mean rows per expert
     (``pairs / touched_experts``), so skewed routing, where a busy expert has more M tiles, is under-counted.
-    0 where the profile has no SM count (``compute_units`` 0): no term rather than a guessed SM count."""
+    0 where the profile has no SM count (``compute_units`` 0): no term rather than a guessed SM count
+    (:func:`breakdown` raises where a key's ``group_switch_s`` is above 0 on such a profile)."""
     if params.compute_units <= 0:
         return np.zeros_like(np.asarray(load.pairs, dtype=np.float64))
     sms = params.compute_units
     rows = load.pairs / np.maximum(load.touched_experts, 1.0)
-    m_tiles = np.maximum(np.ceil(rows / GROUPED_TILE_TOKENS - 1e-9), 1.0)
     total = np.zeros_like(rows)
     for columns in (up_columns, H):
-        per_expert = m_tiles * np.ceil(columns / GROUPED_TILE_COLUMNS - 1e-9)
-        total = total + load.touched_experts * np.minimum(per_expert, sms)
+        total = total + _output_tiles(
+            load.touched_experts, rows, GROUPED_TILE_TOKENS, columns, GROUPED_TILE_COLUMNS, per_expert_cap=sms
+        )
     return np.asarray(total / sms, dtype=np.float64)
 
 
@@ -1200,15 +1209,17 @@ def compute_fill_ratio(
     a call's compute waits on its tiles' SMs is fitted (``Params.compute_fill_share``). B200 TensorRT-LLM
     MXFP4 x MXFP8, one expert of 4096 x 2048 per GPU (EP 256), top-6: from 48 to 1,024 tokens its 256-row
     tile gives 32 up and 32 down tiles for 148 SMs, and the call takes 54-61 us where the whole-GPU
-    compute put it at 32-42 us."""
+    compute put it at 32-42 us. :func:`breakdown` raises where a key's ``compute_fill_share`` is above 0 on a
+    profile with no SM count."""
     if params.compute_units <= 0:
         return np.ones_like(np.asarray(padded_pairs, dtype=np.float64))
     sms = params.compute_units
-    m_tiles = np.maximum(np.ceil(padded_pairs / np.maximum(experts, 1.0) / np.maximum(tile, 1.0) - 1e-9), 1.0)
+    groups = np.maximum(experts, 1.0)
+    rows = padded_pairs / groups
     total = np.zeros_like(np.asarray(padded_pairs, dtype=np.float64))
     spread = np.zeros_like(total)
     for columns, work in ((up_columns, up_columns * H), (H, H * width)):
-        ctas = np.maximum(experts, 1.0) * m_tiles * np.ceil(columns / GROUPED_TILE_COLUMNS - 1e-9)
+        ctas = _output_tiles(groups, rows, np.maximum(tile, 1.0), columns, GROUPED_TILE_COLUMNS)
         fill = np.minimum(ctas / sms, 1.0)
         total = total + work
         spread = spread + work / fill
@@ -1265,11 +1276,35 @@ def _hit_rate(params: Params, capacity: float, working_set: FloatArray) -> Float
 
 def _sm_fill(params: Params, experts: FloatArray, columns: FloatArray) -> FloatArray:
     """Share of the SMs a weight-streaming GEMM keeps busy: its column tiles (``columns / stream_tile_n``
-    per touched expert, at least one) over the SM count, at most 1 (1 where the profile has no SM count)."""
+    per touched expert, at least one; each expert's few rows one M tile) over the SM count, at most 1 (1
+    where the profile has no SM count). The column count is not rounded up: ``stream_tile_n`` is a fitted
+    width, and a whole-tile count would leave the fit no slope in it between steps."""
     if params.compute_units <= 0:
         return np.ones_like(experts)
-    tiles = experts * np.maximum(columns / params.stream_tile_n, 1.0)
+    tiles = _output_tiles(experts, 1.0, 1.0, columns, params.stream_tile_n, whole_columns=False)
     return np.asarray(np.minimum(tiles / params.compute_units, 1.0), dtype=np.float64)
+
+
+def _output_tiles(
+    experts: FloatArray | float,
+    rows: FloatArray | float,
+    tile_m: FloatArray | float,
+    columns: FloatArray | float,
+    tile_n: FloatArray | float,
+    *,
+    per_expert_cap: float = np.inf,
+    whole_columns: bool = True,
+) -> FloatArray:
+    """Output tiles of one grouped GEMM over ``experts`` experts of ``rows`` rows and ``columns`` columns
+    each [-]: per expert ``ceil(rows / tile_m)`` (at least one) M tiles x ``ceil(columns / tile_n)`` N
+    tiles (``max(columns / tile_n, 1)`` unrounded where ``whole_columns`` is False), at most
+    ``per_expert_cap`` per expert, times the experts. The one count of "tiles over SMs" that
+    :func:`group_switches`, :func:`compute_fill_ratio` and :func:`_sm_fill` each take with their own
+    tile shape."""
+    m_tiles = np.maximum(np.ceil(np.divide(rows, tile_m) - 1e-9), 1.0)
+    ratio = np.divide(columns, tile_n)
+    n_tiles = np.ceil(ratio - 1e-9) if whole_columns else np.maximum(ratio, 1.0)
+    return np.asarray(experts * np.minimum(m_tiles * n_tiles, per_expert_cap), dtype=np.float64)
 
 
 def time_s(
