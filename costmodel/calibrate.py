@@ -59,8 +59,8 @@ def fit_params(
     initial : starting parameters, or a list of them (each is fitted, the lowest cost is kept); default
         ``family.initial_guesses(hardware, dtype)`` where the family defines it, else
         ``family.default_params(hardware, dtype)``.
-    fixed : names in ``BOUNDS`` to keep at their starting value; default ``family.fixed_for(dtype)`` where
-        the family defines it (parameters the key's kernels do not have), plus, always,
+    fixed : names in ``BOUNDS`` to keep at their starting value; default ``family.fixed_for(dtype,
+        hardware)`` where the family defines it (parameters the key's kernels do not have), plus, always,
         ``family.fixed_for_rows(dtype, shapes)`` where the family defines it (parameters these rows cannot
         identify, e.g. a ratio between two kinds of rows when only one kind is present).
     loss : ``"soft_l1"`` or ``"cauchy"`` (scipy's robust losses, both with ``f_scale=F_SCALE``); default
@@ -80,7 +80,7 @@ def fit_params(
         guesses = getattr(family, "initial_guesses", None)
         initial = guesses(hardware, dtype) if guesses else family.default_params(hardware, dtype)
     if not fixed and hasattr(family, "fixed_for"):
-        fixed = tuple(family.fixed_for(dtype))
+        fixed = tuple(family.fixed_for(dtype, hardware))
     if hasattr(family, "fixed_for_rows"):  # parameters the fitted rows cannot tell apart from the others
         fixed = (*fixed, *family.fixed_for_rows(dtype, {k: _rows(v, keep) for k, v in shapes.items()}))
     loss = loss or getattr(family, "FIT_LOSS", "soft_l1")
@@ -559,7 +559,8 @@ def _tied_start(
     start = dataclasses.replace(
         group.family.default_params(hardware, group.key), **{n: values[n] for n in names}
     )
-    own_fixed = tuple(group.family.fixed_for(group.key)) if hasattr(group.family, "fixed_for") else ()
+    has_fixed = hasattr(group.family, "fixed_for")
+    own_fixed = tuple(group.family.fixed_for(group.key, hardware)) if has_fixed else ()
     return start, (*names, *own_fixed), None
 
 
@@ -620,7 +621,10 @@ def calibrate_measurements(
             except CostmodelError as e:
                 skipped.append(f"{group.hardware} {family} {group.key}: {e}")
                 continue
-            values = by_rows[id(group.measured_s)] = numeric_fields(params)
+            properties = set(getattr(group.family, "KERNEL_PROPERTIES", ()))  # default_params's, never stored
+            values = by_rows[id(group.measured_s)] = {
+                name: value for name, value in numeric_fields(params).items() if name not in properties
+            }
         fitted.setdefault(group.hardware, {}).setdefault(family, {})[group.key] = values
         if i < own:  # pooled groups repeat rows already counted
             device_rows = rows.setdefault(group.hardware, {})

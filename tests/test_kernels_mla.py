@@ -260,7 +260,8 @@ def test_trtllm_gen_low_latency_kernel_is_chosen_as_its_source_does() -> None:
     for (b, kv, h), expected in cases:
         passes, ctas, low_latency = mla.low_latency_passes(p, np.array([b]), np.array([kv]), np.array([h]))
         assert passes[0] == expected, (b, kv, h)
-        assert ctas[0] == expected
+        # the low-latency kernel's CTAs are its head tiles; the 64-head tile is one CTA, the 2-CTA pair two
+        assert ctas[0] == (2.0 if (h, expected) == (128.0, 1.0) else expected)
         assert low_latency[0] == (h <= 32.0 or expected > 1.0)
     half = dataclasses.replace(p, sibling_pass_fraction=0.5)
     passes, ctas, _ = mla.low_latency_passes(half, np.array([1.0]), np.array([64.0]), np.array([128.0]))
@@ -306,3 +307,79 @@ def test_absorb_matmuls_whose_operands_fit_in_l2_stream_at_the_cache_rate() -> N
         )
         assert fast_t[0] == pytest.approx(slow_t[0] / 2.0)
         assert fast_t[1] == pytest.approx(slow_t[1])
+
+
+def test_the_128_head_pair_halves_the_kv_split_the_kernel_picks() -> None:
+    """trtllm-gen's high-throughput MLA decode at 128 heads is a 2-CTA MMA pair: ``computeNumCtas`` doubles
+    ``numCtasX`` before ``numCtasPerSeqKv = min(ceil(kv / stepKv), max(1, SMs / (numCtasX x batch)))``, so a
+    sequence takes two CTAs before the split (half the chunks of the 64-head tile's one), while the pair
+    streams the latent once. Worked by hand for a B200 (148 SMs)."""
+    b200 = load_hardware("b200")
+    p = mla.default_params(b200, "trtllm.default:gen:bf16")
+    batch, kv, heads = np.array([8.0, 8.0]), np.array([32768.0, 32768.0]), np.array([64.0, 128.0])
+    passes, ctas, low_latency = mla.low_latency_passes(p, batch, kv, heads)
+    assert not low_latency.any()  # 32 / 64 tiles of 16 heads fit, but 32,768 / 4 tokens per CTA > 1,024
+    np.testing.assert_array_equal(passes, [1.0, 1.0])
+    np.testing.assert_array_equal(ctas, [1.0, 2.0])  # 8 and 16 CTAs before the split share the 148 SMs
+
+
+def test_an_empty_cache_takes_one_chunk_without_a_warning() -> None:
+    """kv_len 0 (a decode step before any token is cached) gives one chunk, not 0 / 0."""
+    p = mla.default_params(load_hardware("b200"), "trtllm.default:gen:bf16")
+    with np.errstate(all="raise"):
+        passes, ctas, low_latency = mla.low_latency_passes(
+            p, np.array([4.0]), np.array([0.0]), np.array([128.0])
+        )
+    # 4 x 8 tiles of 16 heads fit on the SMs, with one chunk of no tokens: the low-latency kernel
+    assert (passes[0], ctas[0], bool(low_latency[0])) == (1.0 + 7.0 * p.sibling_pass_fraction, 8.0, True)
+
+
+def test_the_absorb_matmuls_are_named_not_told_apart_by_size() -> None:
+    """With ``v_head_dim == kv_lora_rank`` the pre matmul ([tokens, 128] x [128, 512]) must not take the
+    post one's shape: its time does not depend on ``v_head_dim``, L2-resident or not."""
+    hw = load_hardware("h100-sxm")
+    p = dataclasses.replace(mla.default_params(hw, "bf16"), cache_bandwidth_ratio=3.0)
+    tokens = np.array([1.0, 64.0, 16384.0])
+    shape = dict(batch_size=tokens, seq_len=1.0 + 0 * tokens, n_heads=128.0 + 0 * tokens)
+    usual = _t(hw, p, mla.OP_BMM_PRE, **shape)
+    wide = mla.time_s(hw, p, op=np.full(3, mla.OP_BMM_PRE), v_head_dim=512.0, **shape)
+    np.testing.assert_array_equal(usual, wide)
+    expected = p.launch_s + mla.gemm_time_s(p, tokens, 128.0, 512.0, 2.0, count=128.0, l2_resident=True)
+    np.testing.assert_allclose(usual, expected)
+
+
+def test_the_low_latency_tile_is_the_kernels_never_a_stored_value() -> None:
+    """``low_latency_heads_per_cta`` says which kernel a key runs on a device: a stored or fallen-back value
+    (another key's 16, a stale 8) never replaces :func:`mla.default_params`'s, and it is no fit parameter.
+    vLLM's CUTLASS MLA on a B200 falls back to its sibling FlashInfer MLA key but keeps 0."""
+    from costmodel.kernels import params_for
+    from costmodel.specs import CalibrationRecord, KernelCalibration
+
+    b200 = load_hardware("b200")
+    record = CalibrationRecord(
+        data_source="test", data_revision="test", row_rule="test", date="2026-01-01", costmodel_revision="x"
+    )
+    table = {
+        "vllm.FLASHINFER_MLA:gen_module:bf16": {"low_latency_heads_per_cta": 16.0, "bandwidth_fraction": 0.5},
+        "trtllm.default:gen:bf16": {"low_latency_heads_per_cta": 8.0},
+    }
+    hw = b200.model_copy(
+        update={"kernel_calibration": KernelCalibration(params={"mla": table}, record=record)}
+    )
+    cutlass = params_for(hw, mla, "vllm.CUTLASS_MLA:gen_module:bf16")
+    assert cutlass.bandwidth_fraction == 0.5  # the sibling's fitted values are taken ...
+    assert cutlass.low_latency_heads_per_cta == 0.0  # ... but not its kernel's head tile
+    assert params_for(hw, mla, "trtllm.default:gen:bf16").low_latency_heads_per_cta == 16.0
+    assert "low_latency_heads_per_cta" in mla.KERNEL_PROPERTIES
+    for name in mla.KERNEL_PROPERTIES:
+        assert name not in mla.BOUNDS
+
+
+def test_trtllm_gen_parameters_are_fitted_only_where_the_key_runs_trtllm_gen() -> None:
+    """TensorRT-LLM's default MLA decode runs trtllm-gen on Blackwell and FlashMLA on Hopper, which has no
+    low-latency variant: its two kernels' parameters are fixed there (and for keys of other kernels)."""
+    b200, h100 = load_hardware("b200"), load_hardware("h100-sxm")
+    for key in ("trtllm.default:gen:bf16", "vllm.FLASHINFER_MLA:gen_module:bf16"):
+        assert not set(mla.TRTLLM_GEN_ONLY) & set(mla.fixed_for(key, b200))
+        assert set(mla.TRTLLM_GEN_ONLY) <= set(mla.fixed_for(key, h100))
+    assert set(mla.TRTLLM_GEN_ONLY) <= set(mla.fixed_for("vllm.FLASHMLA:gen_module:bf16", b200))

@@ -221,7 +221,9 @@ def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
     then ``default_params`` (with a family's ``DIE_PARAMS``, parameters of the device rather than the
     kernel, at their median over the family's stored keys, and its ``CTA_PARAMS`` at their median over the
     same kernel's stored keys of other formats or variants: :func:`_unfitted`). Stored values replace
-    the defaults field by field, so a parameter that was never fitted keeps its default.
+    the defaults field by field, so a parameter that was never fitted keeps its default; a family's
+    ``KERNEL_PROPERTIES`` (what kernel the key runs on this device: MLA's low-latency head tile) always come
+    from ``default_params``, never from a stored or pooled value.
     """
     start = family.default_params(hardware, key)
     calibration = hardware.kernel_calibration
@@ -239,7 +241,7 @@ def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
     if not found:
         kernels = {key.split(":", 1)[0]} | {k.split(":", 1)[0] for k in same_kernel_keys(key, capability)}
         return _unfitted(family, start, table, kernels)
-    names = {f.name for f in dataclasses.fields(start)}
+    names = {f.name for f in dataclasses.fields(start)} - set(getattr(family, "KERNEL_PROPERTIES", ()))
     if len(found) == 1:  # the usual case: one stored key, its values as they are (no median to take)
         values = {k: float(v) for k, v in table[found[0]].items() if k in names}
     else:

@@ -145,8 +145,9 @@ KV heads for 2 to 96 query heads), without it in proportion to ``batch_size x n_
 heads: 212 µs)."""
 
 
-def fixed_for(key: str) -> tuple[str, ...]:
-    """Parameters a fit must not move for ``key``: the swapped query's copies, where the key's kernel never
+def fixed_for(key: str, hardware: HardwareProfile | None = None) -> tuple[str, ...]:
+    """Parameters a fit must not move for ``key`` on any ``hardware``:
+    the swapped query's copies, where the key's kernel never
     swaps (:data:`SWAPPED_QUERY_KERNELS`)."""
     return () if key.startswith(SWAPPED_QUERY_KERNELS) else ("query_copy_s",)
 

@@ -240,8 +240,9 @@ def initial_guesses(hardware: HardwareProfile, key: str) -> list[Params]:
     return hopper + ampere + gated + floored
 
 
-def fixed_for(key: str) -> tuple[str, ...]:
-    """Parameters a fit must not move for ``key``: the quantization pass does not exist for bf16 / fp16."""
+def fixed_for(key: str, hardware: HardwareProfile | None = None) -> tuple[str, ...]:
+    """Parameters a fit must not move for ``key`` on any ``hardware``:
+    the quantization pass does not exist for bf16 / fp16."""
     return () if _format(key)[2] else ("quantize_bandwidth_fraction", "quantize_row_s")
 
 

@@ -168,8 +168,9 @@ def copies_query(key: str) -> bool:
     return key.startswith(QUERY_COPY_KERNELS) and "+mha" not in key and "+swa" not in key
 
 
-def fixed_for(key: str) -> tuple[str, ...]:
-    """Parameters a fit must not move for ``key``: the query copy, where the key's kernel never makes it
+def fixed_for(key: str, hardware: HardwareProfile | None = None) -> tuple[str, ...]:
+    """Parameters a fit must not move for ``key`` on any ``hardware``:
+    the query copy, where the key's kernel never makes it
     (:func:`copies_query`)."""
     return () if copies_query(key) else ("query_copy_s",)
 

@@ -107,7 +107,11 @@ class Params:
     module_kernel_s: float = 5e-6
     """Fixed cost of each further kernel of a module call [s]."""
     cache_bandwidth_ratio: float = 1.0
-    """Decode streaming rate from L2 over the rate from HBM for an L2-resident cache [-]."""
+    """Streaming rate from L2 over the rate from HBM [-], for data that stays in L2 between calls of a
+    repeated benchmark: the decode's latent cache where it fits (``generation_attention``'s rule), and the
+    absorb matmuls' weights and activations where all heads' operands fit (:func:`gemm_time_s` with
+    ``l2_resident``). A serving step runs other layers in between and prices both at 1
+    (``costmodel.kernel_times``)."""
     heads_per_cta: float = 64.0
     """Query heads one absorbed decode CTA serves [-] (FlashMLA: 64, the rows of a Hopper wgmma tile;
     vLLM's Triton MLA decode: 16, its ``BLOCK_H``); each group of that many heads streams the latent
@@ -138,7 +142,8 @@ class Params:
     Fitted for the keys of ``SINGLE_HEAD_KERNELS`` only (1 elsewhere)."""
     low_latency_heads_per_cta: float = 0.0
     """Query heads per CTA of the decode kernel's low-latency variant [-], 0 where the kernel has none (a
-    property of the kernel, set by :func:`default_params`, never fitted). trtllm-gen's MLA decode on
+    property of the kernel on the device, set by :func:`default_params` and never fitted, stored or pooled:
+    :data:`KERNEL_PROPERTIES`). trtllm-gen's MLA decode on
     Blackwell (TensorRT-LLM's and FlashInfer's ``selectMlaGenerationKernel``) runs ``SwapsMmaAbForGeneration``
     with 16 heads per CTA, each CTA streaming the latent itself, when a KV head has at most 32 query heads
     or when ``batch x ceil(heads / 16)`` CTAs fit on the SMs with at most 1,024 tokens per CTA after the
@@ -167,7 +172,13 @@ TensorRT-LLM's default attention backend (``AttentionOp::mlaGeneration``, ``mUse
 FlashInfer MLA backend (``trtllm_batch_decode_with_kv_cache_mla``). On Hopper TensorRT-LLM runs FlashMLA
 instead (``mUseGenFlashMLA``), which has no low-latency variant."""
 TRTLLM_GEN_ONLY = ("sibling_pass_fraction", "high_throughput_rate_ratio")
-"""Parameters of trtllm-gen's two MLA decode kernels, fitted for ``TRTLLM_GEN_MLA_KERNELS`` keys only."""
+"""Parameters of trtllm-gen's two MLA decode kernels, fitted only where a key runs them
+(``TRTLLM_GEN_MLA_KERNELS`` keys on Blackwell: :func:`fixed_for`)."""
+KERNEL_PROPERTIES: tuple[str, ...] = ("low_latency_heads_per_cta",)
+"""Fields that describe the kernel a key runs on a device, not a fit: :func:`costmodel.kernels.params_for`
+always takes them from :func:`default_params` (a stored or pooled value never replaces them: another key's 16
+would give vLLM's CUTLASS MLA or FlashMLA on the B200 trtllm-gen's low-latency variant by fallback), and
+``costmodel.calibrate`` does not store them."""
 LOW_LATENCY_HEADS_PER_CTA = 16.0
 """``tileSizeQ`` of trtllm-gen's ``SwapsMmaAbForGeneration`` MLA decode kernel for more than 8 heads
 (TensorRT-LLM ``cpp/tensorrt_llm/kernels/trtllmGenKernels/fmha/fmhaKernels.h``, ``selectMlaGenerationKernel``;
@@ -179,6 +190,13 @@ LOW_LATENCY_STEP_KV = 256.0
 LOW_LATENCY_MAX_TOKENS_PER_CTA = 1024.0
 """Most KV tokens per CTA (after the split) with which trtllm-gen takes the low-latency kernel above 32
 heads."""
+HIGH_THROUGHPUT_PAIR_HEADS = 128.0
+"""Heads per KV head at which trtllm-gen's high-throughput MLA decode runs as a 2-CTA MMA pair
+(``mUses2CtaMma`` where ``mNumHeadsQPerKv == 128``, each CTA 256 of the 512 value dims; ``fmhaKernels.h``,
+``hashFromRunnerParams``)."""
+HIGH_THROUGHPUT_PAIR_CTAS = 2.0
+"""CTAs of that pair per sequence before the KV split (``numCtasX *= 2`` in ``computeNumCtas``, whose
+``numCtasPerSeqKv = min(ceil(kv / stepKv), max(1, SMs / (numCtasX x numCtasY x batch)))`` follows)."""
 
 
 TRITON_MLA_DECODE_GRID: dict[str, float] = {
@@ -196,14 +214,16 @@ memory, more than half of an A100 SM's 164 KB. Fitted freely they settled at 2.5
 SMs) a batch later than the kernel does."""
 
 
-def fixed_for(key: str) -> tuple[str, ...]:
-    """Parameters a fit must not move for ``key``: ``single_head_rate_ratio`` outside
-    ``SINGLE_HEAD_KERNELS``; vLLM's Triton MLA decode grid (:data:`TRITON_MLA_DECODE_GRID`, the values of
-    :func:`initial_guesses`' fixed-split corners) for its keys; :data:`TRTLLM_GEN_ONLY` outside
-    ``TRTLLM_GEN_MLA_KERNELS``."""
+def fixed_for(key: str, hardware: HardwareProfile | None = None) -> tuple[str, ...]:
+    """Parameters a fit must not move for ``key`` (on ``hardware`` where given): ``single_head_rate_ratio``
+    outside ``SINGLE_HEAD_KERNELS``; vLLM's Triton MLA decode grid (:data:`TRITON_MLA_DECODE_GRID`, the values
+    of :func:`initial_guesses`' fixed-split corners) for its keys; :data:`TRTLLM_GEN_ONLY` where the key does
+    not run trtllm-gen's MLA decode: outside ``TRTLLM_GEN_MLA_KERNELS``, and on a device other than Blackwell
+    (TensorRT-LLM's default backend runs FlashMLA on Hopper)."""
     if key.startswith(SINGLE_HEAD_KERNELS):
         return (*TRITON_MLA_DECODE_GRID, *TRTLLM_GEN_ONLY)
-    if key.startswith(TRTLLM_GEN_MLA_KERNELS):
+    trtllm_gen = _runs_trtllm_gen(hardware, key) if hardware else key.startswith(TRTLLM_GEN_MLA_KERNELS)
+    if trtllm_gen:
         return ("single_head_rate_ratio",)
     return ("single_head_rate_ratio", *TRTLLM_GEN_ONLY)
 
@@ -332,25 +352,37 @@ def _streaming_at(gen: generation_attention.Params, ratio: float) -> generation_
     )
 
 
+def gemm_bytes(m: FloatArray, k: npt.ArrayLike, n: npt.ArrayLike, weight_bytes: npt.ArrayLike) -> FloatArray:
+    """Bytes one ``[m, k] x [k, n]`` GEMM moves [bytes]: its weights once, bf16 activations in and out."""
+    kk = np.asarray(k, dtype=np.float64)
+    nn = np.asarray(n, dtype=np.float64)
+    weights = kk * nn * np.asarray(weight_bytes, dtype=np.float64)
+    return np.asarray(weights + m * (kk + nn) * 2.0, dtype=np.float64)
+
+
 def gemm_time_s(
     params: Params,
     m: FloatArray,
     k: npt.ArrayLike,
     n: npt.ArrayLike,
     weight_bytes: npt.ArrayLike,
-    bandwidth_ratio: float = 1.0,
+    count: npt.ArrayLike = 1.0,
+    l2_resident: bool = False,
 ) -> FloatArray:
-    """Roofline time of ``[m, k] x [k, n]`` with bf16 activations [s], without a launch cost; operands
-    streamed at ``bandwidth_ratio`` times the achieved HBM rate (L2-resident: ``cache_bandwidth_ratio``)."""
+    """Roofline time of ``count`` independent ``[m, k] x [k, n]`` GEMMs with bf16 activations [s] (a
+    batched matmul over ``count`` heads), without a launch cost. With ``l2_resident``, where all ``count``
+    GEMMs' bytes (:func:`gemm_bytes`) fit in L2 (``cache_bytes``) they stay there between calls of a
+    repeated benchmark and stream at ``cache_bandwidth_ratio`` times the achieved HBM rate."""
     kk = np.asarray(k, dtype=np.float64)
     nn = np.asarray(n, dtype=np.float64)
-    flop = 2.0 * m * kk * nn
-    moved = kk * nn * np.asarray(weight_bytes, dtype=np.float64) + m * (kk + nn) * 2.0
+    many = np.asarray(count, dtype=np.float64)
+    flop = many * 2.0 * m * kk * nn
+    moved = many * gemm_bytes(m, kk, nn, weight_bytes)
+    hbm = params.bandwidth_bytes_per_s * params.bandwidth_fraction
+    in_l2 = l2_resident & (moved <= params.cache_bytes)
+    rate = np.where(in_l2, hbm * params.cache_bandwidth_ratio, hbm)
     return np.asarray(
-        np.maximum(
-            flop / (params.gemm_peak_flop_per_s * params.gemm_compute_fraction),
-            moved / (params.bandwidth_bytes_per_s * params.bandwidth_fraction * bandwidth_ratio),
-        ),
+        np.maximum(flop / (params.gemm_peak_flop_per_s * params.gemm_compute_fraction), moved / rate),
         dtype=np.float64,
     )
 
@@ -360,22 +392,27 @@ def low_latency_passes(
 ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
     """Passes over the latent cache of trtllm-gen's MLA decode [-]: ``ceil(heads / 16)`` where it takes the
     low-latency kernel (one CTA per 16 heads, each streaming the latent; the passes after the first at
-    ``sibling_pass_fraction``), else 1 (the 64-head tile, or the 2-CTA pair at 128 heads). The choice of
-    ``selectMlaGenerationKernel`` / ``useSwapsMmaAbMlaGenKernel``: at most 32 heads, or ``batch x
-    ceil(heads / 16)`` CTAs within the SMs with each sequence split into ``min(ceil(kv / 256), max(1,
-    floor(SMs / CTAs)))`` chunks of at most 1,024 tokens. Also returns the CTAs per sequence before the
-    split (the head tiles, or 1) and where the low-latency kernel runs."""
+    ``sibling_pass_fraction``), else 1 (the 64-head tile, or the 2-CTA pair at 128 heads, whose two CTAs
+    share one pass). The choice of ``selectMlaGenerationKernel`` / ``useSwapsMmaAbMlaGenKernel``: at most 32
+    heads, or ``batch x ceil(heads / 16)`` CTAs within the SMs with each sequence split into ``min(ceil(kv /
+    256), max(1, floor(SMs / CTAs)))`` chunks of at most 1,024 tokens (at least one chunk: an empty cache
+    still takes one CTA). Also returns the CTAs per sequence before the split and where the low-latency
+    kernel runs. The CTAs per sequence are the head tiles for the low-latency kernel, 1 for the 64-head
+    tile, and :data:`HIGH_THROUGHPUT_PAIR_CTAS` at :data:`HIGH_THROUGHPUT_PAIR_HEADS` heads: the 2-CTA MMA
+    pair takes two CTAs in the grid's x dimension (``numCtasX *= 2`` in ``computeNumCtas``) before the KV
+    split divides the SMs among them, so the pair halves the split count the kernel picks."""
     tiles = np.ceil(heads / params.low_latency_heads_per_cta)
     ctas = batch * tiles
     chunks = np.minimum(
-        np.ceil(kv_len / LOW_LATENCY_STEP_KV),
+        np.maximum(1.0, np.ceil(kv_len / LOW_LATENCY_STEP_KV)),
         np.maximum(1.0, np.floor(params.sm_count / np.maximum(ctas, 1.0))),
     )
     fits = (ctas <= params.sm_count) & (np.ceil(kv_len / chunks) <= LOW_LATENCY_MAX_TOKENS_PER_CTA)
     low_latency = (heads <= LOW_LATENCY_MAX_HEADS) | fits
     tiles = np.maximum(tiles, 1.0)
     passes = np.where(low_latency, 1.0 + params.sibling_pass_fraction * (tiles - 1.0), 1.0)
-    ctas_per_sequence = np.where(low_latency, tiles, 1.0)
+    high_throughput_ctas = np.where(heads == HIGH_THROUGHPUT_PAIR_HEADS, HIGH_THROUGHPUT_PAIR_CTAS, 1.0)
+    ctas_per_sequence = np.where(low_latency, tiles, high_throughput_ctas)
     return (
         np.asarray(passes, dtype=np.float64),
         np.asarray(ctas_per_sequence, dtype=np.float64),
@@ -474,17 +511,12 @@ def time_s(
     generation_s = np.where(np.asarray(absorbed, dtype=bool), absorbed_s, naive_s)
 
     tokens = np.where(is_context, b * s, b)
-    bmm_pre_s = h * gemm_time_s(params, tokens, qk_nope_head_dim, kv_lora_rank, weight_bytes)
-    bmm_post_s = h * gemm_time_s(params, tokens, kv_lora_rank, v_head_dim, weight_bytes)
-    if params.cache_bandwidth_ratio != 1.0:  # absorb matmuls whose operands stay in L2 between calls
-        for k, n in ((qk_nope_head_dim, kv_lora_rank), (kv_lora_rank, v_head_dim)):
-            moved = h * (k * n * np.asarray(weight_bytes, dtype=np.float64) + tokens * (k + n) * 2.0)
-            cached = h * gemm_time_s(params, tokens, k, n, weight_bytes, params.cache_bandwidth_ratio)
-            resident = moved <= params.cache_bytes
-            if n == kv_lora_rank:
-                bmm_pre_s = np.where(resident, cached, bmm_pre_s)
-            else:
-                bmm_post_s = np.where(resident, cached, bmm_post_s)
+    # the absorb matmuls over h heads, named, not told apart by size (v_head_dim may equal kv_lora_rank)
+    absorb = {
+        name: gemm_time_s(params, tokens, k, n, weight_bytes, count=h, l2_resident=True)
+        for name, (k, n) in (("pre", (qk_nope_head_dim, kv_lora_rank)), ("post", (kv_lora_rank, v_head_dim)))
+    }
+    bmm_pre_s, bmm_post_s = absorb["pre"], absorb["post"]
 
     w = weight_bytes
     projections_s = (
