@@ -647,7 +647,8 @@ def forward_ops(
             # then runs the key side alone (Indexer.forward_cuda: _should_skip_logits_computation, then
             # _forward_cuda_k_only: wk, its norm, rope, Hadamard, quantisation and cache write, and the
             # select-all indices), no query projection, head gates, logits or top-k over them; a decode
-            # (n = 1) runs the whole indexer
+            # (n = 1) runs the whole indexer. Not told apart: a speculative verify (TARGET_VERIFY, the whole
+            # indexer in SGLang) of n > 1 tokens within the top-k is priced as such an extend
             full = zero + np.where((n > 1) & (past + n <= sparse.index_topk), 0.0, 1.0)
             Tq = T * full
             q_lora = float(mla.q_lora_rank or d) if mla else float(d)
