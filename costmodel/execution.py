@@ -115,6 +115,7 @@ def _per_layer_counts(model: ModelProfile, attention_impl: AttentionImpl) -> dic
         "embedding": 1.0 + (3.0 if model.position == "learned" else 0.0),  # + arange, gather, add
         "norm": norm + 1.0,  # fused with the residual add before it (costmodel.ops)
         "qkv_proj": linears.get(("attention", "qkv_proj"), 1.0),
+        "qkv_a_proj": linears.get(("attention", "qkv_a_proj"), 1.0),  # MLA's replicated down projections
         "o_proj": linears.get(("attention", "o_proj"), 1.0),
         "mlp_up": up,
         "mlp_act": act,
@@ -191,7 +192,8 @@ def host_terms(
 TRTLLM_DEEPSEEK_V3_HOST_CALLS: dict[str, float] = {
     "embedding": 1.0,
     "norm": 1.0,
-    "qkv_proj": 7.0,
+    "qkv_a_proj": 5.0,
+    "qkv_proj": 2.0,
     "kv_up_proj": 6.0,
     "attention": 2.0,
     "o_proj": 2.0,
@@ -215,9 +217,10 @@ fp8 block-scaled weights, attention DP (no tensor-parallel all-reduce, ``enable_
 
 - ``norm`` 1: ``RMSNorm`` with the residual is one fused add + norm kernel; a layer has two
   (``post_attention_layernorm``, ``next_layer_layernorm``: ``DeepseekV3DecoderLayer.forward_MoE``).
-- ``qkv_proj`` 7 (``MLA.forward_impl``, ``modules/attention.py``): ``kv_a_proj_with_mqa`` (an fp8
-  block-scaled ``Linear``: the 1 x 128 activation quantization, then the GEMM: 2), ``q_a_layernorm`` and
-  ``kv_a_layernorm`` (2), ``q_b_proj`` (2), the ``torch.concat`` of the latent cache entry (1).
+- ``qkv_a_proj`` 5 and ``qkv_proj`` 2 (``MLA.forward_impl``, ``modules/attention.py``):
+  ``kv_a_proj_with_mqa`` (an fp8 block-scaled ``Linear``: the 1 x 128 activation quantization, then the
+  GEMM: 2), ``q_a_layernorm`` and ``kv_a_layernorm`` (2) and the ``torch.concat`` of the latent cache entry
+  (1) are the replicated down projections' 5; ``q_b_proj`` (2) is the split query projection's.
 - ``kv_up_proj`` 6 (``MLA.forward_absorption_generation``): the absorbed ``k_b_proj`` and ``v_b_proj``
   products, each ``fp8_block_scaling_bmm_out`` on SM 90: ``fp8_batched_quantize_1x128_permute102``, the
   bmm, the ``copy_`` into the output (3 each).

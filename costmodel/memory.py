@@ -46,6 +46,14 @@ QUANTIZABLE: tuple[Component, ...] = (
 """Components whose matmul weights weight-only quantization converts (GPTQ/AWQ/bitsandbytes practice);
 embeddings, the output head, routers, norms and biases stay in ``keep_dtype``."""
 
+UNQUANTIZED_PROJECTIONS: frozenset[str] = frozenset({"indexer_weights_proj"})
+"""Projections of a quantizable component that the engines build without a quantization method, so they
+stay in ``keep_dtype`` whatever the checkpoint: the lightning indexer's head-gate projection
+(``weights_proj``, a ``ReplicatedLinear`` with ``quant_config=None`` in SGLang's ``Indexer.__init__``,
+python/sglang/srt/layers/attention/nsa/nsa_indexer.py, https://github.com/sgl-project/sglang, and in
+vLLM's DeepSeek-V3.2 ``Indexer``, vllm/model_executor/models/deepseek_v2.py; GLM-5-FP8's
+quantization_config leaves it unconverted too)."""
+
 
 Sparsity = Literal["none", "2:4"]
 
@@ -62,7 +70,11 @@ def tensor_bytes(
     """Bytes of one copy of tensor ``t`` stored as :func:`weight_bytes` stores it [bytes]."""
     checks.choice("sparsity", sparsity, get_args(Sparsity))
     n = t.numel // t.count
-    compressible = t.kind == "matmul" and t.component in QUANTIZABLE
+    compressible = (
+        t.kind == "matmul"
+        and t.component in QUANTIZABLE
+        and t.name.split(".")[0] not in UNQUANTIZED_PROJECTIONS
+    )
     dtype = weight_dtype if compressible or not get_dtype(weight_dtype).quantized else keep_dtype
     if compressible and component_dtypes:
         # "attention.o_proj": one projection of a component, before the component's own format
@@ -145,6 +157,49 @@ def expert_weight_bytes(
         * t.count
         for t in tensors(model)
         if t.component == "experts"
+    )
+
+
+REPLICATED_PROJECTIONS: frozenset[str] = frozenset(
+    {
+        "q_a_proj",
+        "q_a_norm",
+        "kv_a_proj",
+        "kv_a_norm",
+        "indexer_wq_b",
+        "indexer_wk",
+        "indexer_k_norm",
+        "indexer_weights_proj",
+    }
+)
+"""Attention weights every tensor-parallel rank holds whole: MLA's down projections and their norms
+(SGLang's ``fused_qkv_a_proj_with_mqa``, a ``ReplicatedLinear``; vLLM's ``fused_qkv_a_proj``,
+``disable_tp=True``; TensorRT-LLM's ``kv_a_proj_with_mqa``, no ``tensor_parallel_mode``) and the lightning
+indexer (``ReplicatedLinear`` projections; :mod:`costmodel.ops` prices both so)."""
+
+
+def replicated_weight_bytes(
+    model: ModelProfile,
+    *,
+    weight_dtype: str = "bf16",
+    sparsity: Sparsity = "none",
+    keep_dtype: str = "bf16",
+    component_dtypes: Mapping[str, str] | None = None,
+) -> int:
+    """Bytes of the attention weights that tensor parallelism does not split
+    (:data:`REPLICATED_PROJECTIONS`), all layers [bytes]: the part of :func:`weight_bytes` each TP rank
+    holds whole."""
+    return sum(
+        tensor_bytes(
+            t,
+            weight_dtype=weight_dtype,
+            keep_dtype=keep_dtype,
+            sparsity=sparsity,
+            component_dtypes=component_dtypes,
+        )
+        * t.count
+        for t in tensors(model)
+        if t.component == "attention" and t.name.split(".")[0] in REPLICATED_PROJECTIONS
     )
 
 
@@ -655,7 +710,8 @@ def replica_memory(
 ) -> ReplicaMemory:
     """Per-device memory of a tensor- (``tp``) and pipeline- (``pp``) parallel replica.
 
-    Layout (Megatron-LM): weights split evenly over tp x pp devices; KV heads split over
+    Layout (Megatron-LM): weights split evenly over tp x pp devices (but the replicated attention weights,
+    :data:`REPLICATED_PROJECTIONS`, whole on every TP rank); KV heads split over
     min(tp, n_kv_heads) devices and replicated beyond; the MLA latent and Mamba state replicated over tp;
     layers (and so the cache) split over pp; activations of one prefill chunk of ``prefill_tokens`` split
     over tp. :func:`fit` (and through it :func:`costmodel.estimate.size`,
@@ -677,10 +733,13 @@ def replica_memory(
     # the routed experts in their own format where it differs (expert_dtype: gpt-oss's MXFP4 experts),
     # and any other component in a published checkpoint's format (component_dtypes)
     own = {**(component_dtypes or {}), **({"experts": expert_dtype} if expert_dtype else {})} or None
-    total, experts = _weight_and_expert_bytes(
+    total, experts, replicated = _weight_and_expert_bytes(
         model, weight_dtype, sparsity, tuple(sorted(own.items())) if own else None
     )
-    weights = (total - experts) / (tp * pp) + experts / (tp * attention_dp * pp)
+    # the replicated attention weights (REPLICATED_PROJECTIONS) whole on every TP rank
+    weights = (
+        (total - experts - replicated) / (tp * pp) + replicated / pp + experts / (tp * attention_dp * pp)
+    )
     acts = (
         inference_activation_bytes(
             model, batch_size=1, new_tokens=prefill_tokens, activation_dtype=activation_dtype
@@ -709,14 +768,18 @@ def replica_memory(
 @lru_cache(maxsize=512)
 def _weight_and_expert_bytes(
     model: ModelProfile, weight_dtype: str, sparsity: Sparsity, own: tuple[tuple[str, str], ...] | None
-) -> tuple[int, int]:
-    """(:func:`weight_bytes`, :func:`expert_weight_bytes`) of ``model`` in these formats [bytes], once per
+) -> tuple[int, int, int]:
+    """(:func:`weight_bytes`, :func:`expert_weight_bytes`, :func:`replicated_weight_bytes`) of ``model`` in
+    these formats [bytes], once per
     model and formats: an engine asks :func:`replica_memory` on every ``max_concurrency`` call, and the
     byte counts are a sum over every tensor that depends on nothing else."""
     formats = dict(own) if own else None
     return (
         weight_bytes(model, weight_dtype=weight_dtype, sparsity=sparsity, component_dtypes=formats),
         expert_weight_bytes(model, weight_dtype=weight_dtype, sparsity=sparsity, component_dtypes=formats),
+        replicated_weight_bytes(
+            model, weight_dtype=weight_dtype, sparsity=sparsity, component_dtypes=formats
+        ),
     )
 
 

@@ -69,6 +69,7 @@ from costmodel.kernel_shapes import (
 )
 from costmodel.memory import (
     QUANTIZABLE,
+    UNQUANTIZED_PROJECTIONS,
     Sparsity,
     kv_elements_per_token,
     linear_attention_state_bytes,
@@ -104,11 +105,11 @@ _OP_OF_TENSOR = {
     "q_proj": "qkv_proj",
     "k_proj": "qkv_proj",
     "v_proj": "qkv_proj",
-    "q_a_proj": "qkv_proj",
-    "q_a_norm": "qkv_proj",
+    "q_a_proj": "qkv_a_proj",
+    "q_a_norm": "qkv_a_proj",
     "q_b_proj": "qkv_proj",
-    "kv_a_proj": "qkv_proj",
-    "kv_a_norm": "qkv_proj",
+    "kv_a_proj": "qkv_a_proj",
+    "kv_a_norm": "qkv_a_proj",
     "q_norm": "qkv_proj",
     "indexer_wq_b": "indexer_wq_b",
     "indexer_wk": "indexer_wk",
@@ -153,7 +154,7 @@ stores 132 bytes per token for 128 dimensions) [bytes]."""
 
 
 def indexer_elementwise(
-    tokens: FloatArray, heads: float, head_dim: float, rope: float
+    tokens: FloatArray, heads: float, head_dim: float, rope: float, query_tokens: FloatArray | None = None
 ) -> tuple[tuple[str, FloatArray, FloatArray], ...]:
     """The small kernels of DeepSeek sparse attention's lightning indexer between its three projections
     and its logits, one row each (name, bytes read, bytes written; ``tokens`` queries, ``heads`` indexer
@@ -166,12 +167,14 @@ def indexer_elementwise(
     softmax scale (two multiplications in the decode branch), and the key written into the index-K cache
     (``set_index_k_scale_buffer``). Eleven kernels a layer; in a captured decode the gate projection
     runs on the main stream beside the second stream's chain, which these rows and the two other
-    projections make up (the gate projection's GEMM is still counted on its own)."""
+    projections make up (the gate projection's GEMM is still counted on its own). ``query_tokens``
+    (default ``tokens``) are the tokens whose query side runs: none where SGLang takes its key-only path."""
     x, b = INDEXER_ACT_BYTES, INDEXER_SCALE_BYTES
-    q, k = tokens * heads * head_dim, tokens * head_dim
-    q_rope, k_rope = tokens * heads * rope, tokens * rope
-    gates = tokens * heads * 4.0  # fp32
-    quantised_q, quantised_k = q + tokens * heads * b, k + tokens * b
+    tq = tokens if query_tokens is None else query_tokens
+    q, k = tq * heads * head_dim, tokens * head_dim
+    q_rope, k_rope = tq * heads * rope, tokens * rope
+    gates = tq * heads * 4.0  # fp32
+    quantised_q, quantised_k = q + tq * heads * b, k + tokens * b
     return (
         ("indexer_k_norm", k * x, k * x),
         ("indexer_rope", (q_rope + k_rope) * x, (q_rope + k_rope) * x),
@@ -181,7 +184,7 @@ def indexer_elementwise(
         ("indexer_hadamard_k", k * x, k * x),
         ("indexer_quant_q", q * x, quantised_q),
         ("indexer_quant_k", k * x, quantised_k),
-        ("indexer_gate_scale", gates + tokens * heads * b, gates),
+        ("indexer_gate_scale", gates + tq * heads * b, gates),
         ("indexer_gate_softmax_scale", gates, gates),
         ("indexer_cache_write", quantised_k, quantised_k),
     )
@@ -385,6 +388,11 @@ def forward_ops(
     quantized = get_dtype(weight_dtype).quantized
     keep = activation_dtype if not get_dtype(activation_dtype).quantized else "bf16"
     own = dict(component_dtypes or {})
+    if model.sparse_attention is not None and (
+        quantized or any(get_dtype(v).quantized for v in own.values())
+    ):
+        # what the engines never quantize runs in keep_dtype (memory.UNQUANTIZED_PROJECTIONS)
+        own |= {f"attention.{p}": keep for p in UNQUANTIZED_PROJECTIONS}
     w = _weights_by_op(
         model,
         weight_dtype,
@@ -564,7 +572,21 @@ def forward_ops(
         kv_width = (mla.kv_lora_rank + mla.qk_rope_head_dim) if mla else 2 * model.kv_heads * model.head_size
         La = model.n_attention_layers  # softmax-attention layers (the others: linear attention)
         gate = q_width if model.attention_output_gate else 0  # q_proj also yields the output gate
-        matmul("qkv_proj", "attention", "qkv_proj", La, T, d, (q_width + gate + kv_width) / tp)
+        if mla:
+            # MLA's down projections (q_a and kv_a, one fused GEMM) and their norms are replicated on every
+            # TP rank in all three engines: SGLang's fused_qkv_a_proj_with_mqa is a ReplicatedLinear
+            # (python/sglang/srt/models/deepseek_v2.py, DeepseekV2AttentionMLA.__init__), vLLM's
+            # fused_qkv_a_proj a MergedColumnParallelLinear with disable_tp=True
+            # (vllm/model_executor/models/deepseek_v2.py, DeepseekV2MLAAttention.__init__), TensorRT-LLM's
+            # kv_a_proj_with_mqa a Linear with no tensor_parallel_mode (tensorrt_llm/_torch/modules/
+            # attention.py, MLA.__init__). Only the query's up projection (q_b_proj, ColumnParallelLinear;
+            # q_proj without a query LoRA) splits its heads over TP
+            a_width = float((mla.q_lora_rank or 0) + mla.kv_lora_rank + mla.qk_rope_head_dim)
+            matmul("qkv_a_proj", "attention", "qkv_a_proj", La, T, d, a_width, split=1)
+            q_in = float(mla.q_lora_rank or d)
+            matmul("qkv_proj", "attention", "qkv_proj", La, T, q_in, q_width / tp)
+        else:
+            matmul("qkv_proj", "attention", "qkv_proj", La, T, d, (q_width + gate + kv_width) / tp)
         if model.qk_norm == "per_layer" and tp > 1 and La:
             # an RMSNorm over all heads of q and of k needs their mean squares over every TP rank's heads:
             # one all-reduce per attention layer of the two fp32 partial sums per token
@@ -621,22 +643,54 @@ def forward_ops(
             # three projections (ReplicatedLinear: each rank computes every indexer head), the small
             # kernels between them, the logits over every cached indexer key, and the top-k
             hi, di = sparse.index_n_heads, sparse.index_head_dim
+            # an extend (a prompt pass, n > 1) whose keys all fit in the top-k selects every key: SGLang
+            # then runs the key side alone (Indexer.forward_cuda: _should_skip_logits_computation, then
+            # _forward_cuda_k_only: wk, its norm, rope, Hadamard, quantisation and cache write, and the
+            # select-all indices), no query projection, head gates, logits or top-k over them; a decode
+            # (n = 1) runs the whole indexer. Not told apart: a speculative verify (TARGET_VERIFY, the whole
+            # indexer in SGLang) of n > 1 tokens within the top-k is priced as such an extend
+            full = zero + np.where((n > 1) & (past + n <= sparse.index_topk), 0.0, 1.0)
+            Tq = T * full
             q_lora = float(mla.q_lora_rank or d) if mla else float(d)
-            matmul("indexer_wq_b", "attention", "indexer_wq_b", La, T, q_lora, hi * di, split=1)
+            matmul(
+                "indexer_wq_b",
+                "attention",
+                "indexer_wq_b",
+                La,
+                Tq,
+                q_lora,
+                hi * di,
+                split=1,
+                weight_fraction=full,
+            )
             matmul("indexer_wk", "attention", "indexer_wk", La, T, d, di, split=1)
-            matmul("indexer_weights_proj", "attention", "indexer_weights_proj", La, T, d, hi, split=1)
+            matmul(
+                "indexer_weights_proj",
+                "attention",
+                "indexer_weights_proj",
+                La,
+                Tq,
+                d,
+                hi,
+                split=1,
+                weight_fraction=full,
+            )
             rope = float(mla.qk_rope_head_dim) if mla else 0.0
-            for name, read, written in indexer_elementwise(T, float(hi), float(di), rope):
+            for name, read, written in indexer_elementwise(T, float(hi), float(di), rope, Tq):
                 ops.append(Op(name, "elementwise", La, zero + read / 2.0, zero + read, zero + written))
-            pairs = attended_keys(n, past, attention=mask)
-            logit_bytes = T * (past + n) * 4.0  # fp32, one per query and cached key
+            pairs = attended_keys(n, past, attention=mask) * full
+            logit_bytes = Tq * (past + n) * 4.0  # fp32, one per query and cached key
+            # the logits kernel reads the index-K cache as SGLang stores it, fp8 keys and one fp32 scale a
+            # token (132 bytes at 128 dimensions, whatever the pass's activation dtype), the fp8 queries and
+            # the fp32 head gates (which carry the queries' scales: indexer_gate_scale)
+            key_bytes = di + INDEXER_SCALE_BYTES
             ops.append(
                 Op(
                     "indexer",
                     "attention",
                     La,
                     zero + 2.0 * B * pairs * hi * (di + 1),
-                    zero + B * (past + n) * di * a + T * hi * a,
+                    (zero + B * (past + n) * key_bytes + T * hi * (di + 4.0)) * full,
                     zero + logit_bytes,
                     counted=True,
                 )

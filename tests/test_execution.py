@@ -307,7 +307,7 @@ def test_trtllm_host_calls_follow_the_deepseek_v3_source() -> None:
     dense_call_count = len(_LAYER_NORMS) + len(_MLA_GENERATION_CALLS) + len(_DENSE_MLP_CALLS)
     assert (moe_call_count, dense_call_count) == (38, 24)
     assert _launches(ops) == moe_layers * moe_call_count + model.moe.first_dense_layers * dense_call_count + 4
-    attention = sum(per_layer[n] for n in ("qkv_proj", "kv_up_proj", "attention", "o_proj"))
+    attention = sum(per_layer[n] for n in ("qkv_a_proj", "qkv_proj", "kv_up_proj", "attention", "o_proj"))
     assert attention == model.n_layers * len(_MLA_GENERATION_CALLS)
     routed = sum(per_layer[n] for n in ("router", "experts_up", "experts_act", "experts_down"))
     shared = sum(per_layer[n] for n in ("shared_up", "shared_act", "shared_down"))

@@ -14,7 +14,7 @@ from costmodel import kernel_times
 from costmodel.estimate import _decode_total_s, _Setup, _tp_link, step_time_s
 from costmodel.kernel_shapes import AttentionShape, CollectiveShape, FusedInto, GemmShape, MoEShape
 from costmodel.kernels import collective, context_attention, gemm, generation_attention, moe, params_for
-from costmodel.ops import forward_ops
+from costmodel.ops import Op, forward_ops
 from costmodel.roofline import op_times
 from costmodel.specs import Deployment, HardwareProfile, Workload
 
@@ -480,7 +480,9 @@ def test_top_k_sparse_mla_decode_is_the_mla_kernel_over_the_selected_keys() -> N
 def test_the_sparse_attention_indexer_runs_replicated_as_its_kernels() -> None:
     """GLM-5's lightning indexer as SGLang launches it (``Indexer.forward_cuda``): its three projections
     are ``ReplicatedLinear``, so each GPU reads the checkpoint's whole tensors whatever the tensor
-    parallelism (oracle: the config's shapes), while MLA's own projections split over it; eleven small
+    parallelism (oracle: the config's shapes), as it does MLA's fused down projections (q_a and kv_a,
+    ``fused_qkv_a_proj_with_mqa``, a ``ReplicatedLinear`` in deepseek_v2.py), while the query's up
+    projection (``q_b_proj``, a ``ColumnParallelLinear``) splits its heads over it; eleven small
     kernels run between the projections and the logits, each paying at least a launch; the logits are
     written in fp32, one per query and cached key, and read back by the top-k, which writes the selected
     keys' int32 indices."""
@@ -502,6 +504,34 @@ def test_the_sparse_attention_indexer_runs_replicated_as_its_kernels() -> None:
     for name in ("indexer_wq_b", "indexer_wk", "indexer_weights_proj"):
         assert eight[name].weight_bytes == one[name].weight_bytes
     assert eight["qkv_proj"].weight_bytes == pytest.approx(one["qkv_proj"].weight_bytes / 8, rel=1e-12)
+    assert eight["qkv_a_proj"].weight_bytes == one["qkv_a_proj"].weight_bytes
+    # the fused down projection's whole GEMM on each GPU: d x (q_lora + kv_lora + rope) (the config's shapes)
+    a_width = mla.q_lora_rank + mla.kv_lora_rank + mla.qk_rope_head_dim
+    assert float(eight["qkv_a_proj"].flop) == 2.0 * batch * glm.d_model * a_width
+    assert float(eight["qkv_proj"].flop) == 2.0 * batch * mla.q_lora_rank * glm.n_heads * mla.qk_head_dim / 8
+    # the head-gate projection is never quantized (quant_config=None): bf16 in an fp8 pass too, where the
+    # query projection is fp8 (one byte a weight, plus block scales)
+    fp8 = {
+        op.name: op
+        for op in forward_ops(
+            glm,
+            batch_size=batch,
+            new_tokens=1,
+            past_tokens=past,
+            tp=8,
+            weight_dtype="fp8",
+            activation_dtype="fp8",
+        )
+    }
+    assert fp8["indexer_weights_proj"].weight_bytes == 2.0 * heads * glm.d_model
+    assert fp8["indexer_weights_proj"].compute_dtype == "bf16"
+    assert fp8["indexer_wq_b"].weight_bytes < 1.1 * heads * width * mla.q_lora_rank
+    # the logits read SGLang's index-K cache, fp8 keys and an fp32 scale (132 bytes a token at 128
+    # dimensions), and the fp8 queries with their fp32 head gates, whatever the pass's activation dtype
+    assert width == 128
+    index_reads = batch * (past + 1) * 132.0 + batch * heads * (width + 4.0)
+    for pass_ops in (eight, fp8):
+        assert float(pass_ops["indexer"].bytes_read) == index_reads
     small = [op for op in by_tp[8].values() if op.kind == "elementwise" and op.name.startswith("indexer_")]
     assert len(small) == 11 + 1  # the eleven kernels, and the top-k
     logits = batch * (past + 1) * 4.0
@@ -716,3 +746,50 @@ def test_a_model_whose_norms_stay_keeps_vllms_plain_all_reduce() -> None:
     # gpt-oss's residual all-reduces carry the mark, and only with the flag
     assert marked("gpt-oss-120b", True) == (1, ["allreduce_attn", "allreduce_moe"])
     assert marked("gpt-oss-120b", False)[1] == []
+
+
+def test_each_tp_rank_holds_the_replicated_attention_weights_whole() -> None:
+    """MLA's fused down projections (q_a, kv_a and their RMSNorms) and the lightning indexer are replicated
+    on every TP rank in the engines (``ReplicatedLinear``), so a rank of a tp-8 replica holds them whole
+    and an eighth of the rest (oracle: GLM-5's config shapes, bf16, no norm biases but the indexer's
+    LayerNorm)."""
+    from costmodel.memory import replica_memory
+
+    glm = costmodel.load_model("glm-5")
+    dsa, mla = glm.sparse_attention, glm.mla
+    assert dsa is not None
+    assert mla is not None
+    assert mla.q_lora_rank is not None
+    d, q, kv, rope = glm.d_model, mla.q_lora_rank, mla.kv_lora_rank, mla.qk_rope_head_dim
+    hi, di = dsa.index_n_heads, dsa.index_head_dim
+    per_layer = d * (q + kv + rope) + q + kv + hi * di * q + d * di + 2 * di + d * hi
+    replicated = 2.0 * per_layer * glm.n_attention_layers
+    one = replica_memory(glm, tp=1).weight_bytes
+    eight = replica_memory(glm, tp=8).weight_bytes
+    assert eight == pytest.approx((one - replicated) / 8 + replicated, rel=1e-12)
+
+
+def test_a_prompt_pass_within_the_top_k_runs_the_indexer_key_side_only() -> None:
+    """SGLang's ``Indexer.forward_cuda`` skips the query projection, head gates, logits and top-k of an
+    extend whose keys all fit in the top-k (``_should_skip_logits_computation``: the top-k selects every
+    key), running the key side alone (``_forward_cuda_k_only``); a decode runs the whole indexer. Oracle:
+    GLM-5's index_topk (2048) and the key side's shapes."""
+    glm = costmodel.load_model("glm-5")
+    dsa = glm.sparse_attention
+    assert dsa is not None
+    top_k = dsa.index_topk
+
+    def indexer(new: float, past: float) -> dict[str, Op]:
+        ops = forward_ops(glm, batch_size=2, new_tokens=new, past_tokens=past, tp=8)
+        return {op.name: op for op in ops if op.name.startswith("indexer")}
+
+    within, beyond, decode = indexer(top_k, 0), indexer(top_k, 1), indexer(1, 100)
+    for name in ("indexer_wq_b", "indexer_weights_proj", "indexer", "indexer_hadamard_q", "indexer_quant_q"):
+        assert float(within[name].flop) == 0.0
+        assert float(within[name].bytes_read) == 0.0
+        assert float(beyond[name].bytes_read) > 0.0
+        assert float(decode[name].bytes_read) > 0.0
+    assert float(within["indexer_topk"].bytes_read) == 0.0
+    assert float(within["indexer_topk"].bytes_written) == 2 * top_k * top_k * 4.0  # the select-all indices
+    assert float(within["indexer_wk"].flop) == 2.0 * 2 * top_k * glm.d_model * dsa.index_head_dim
+    assert float(within["indexer_cache_write"].bytes_written) == 2 * top_k * (dsa.index_head_dim + 4.0)

@@ -79,17 +79,21 @@ def test_the_model_must_fit_the_split() -> None:
 # DeepSeek-V3's routed experts (its config.json: 61 layers, the first 3 dense; 256 experts of
 # moe_intermediate_size 2048 on hidden_size 7168, gate, up and down projections), counted by hand
 DSV3_EXPERT_PARAMS = (61 - 3) * 256 * 3 * 7168 * 2048
+# and its MLA down projections (q_a 7168 -> 1536, kv_a 7168 -> 512 + 64) with their two RMSNorms, which every
+# TP rank holds whole (SGLang's fused_qkv_a_proj_with_mqa is a ReplicatedLinear)
+DSV3_REPLICATED_PARAMS = 61 * (7168 * (1536 + 512 + 64) + 1536 + 512)
 
 
 @pytest.mark.parametrize(("tp", "dp", "pp"), [(1, 8, 1), (2, 4, 1), (1, 4, 2), (8, 1, 1), (4, 16, 2)])
 def test_weights_summed_over_gpus_replicate_all_but_the_routed_experts(tp: int, dp: int, pp: int) -> None:
     """Every GPU of the replica together hold attention_dp copies of everything outside the routed
-    experts and one copy of the experts."""
+    experts, one copy of the experts, and tp x attention_dp copies of the replicated MLA down
+    projections."""
     total = 2 * costmodel.param_count(DSV3).total  # bf16
-    experts = 2 * DSV3_EXPERT_PARAMS
+    experts, replicated = 2 * DSV3_EXPERT_PARAMS, 2 * DSV3_REPLICATED_PARAMS
     device = replica_memory(DSV3, tp=tp, pp=pp, attention_dp=dp)
     summed = device.weight_bytes * tp * dp * pp
-    assert summed == pytest.approx(dp * (total - experts) + experts, rel=1e-14)
+    assert summed == pytest.approx(dp * (total - experts) + experts + (tp - 1) * dp * replicated, rel=1e-14)
 
 
 def test_deepseek_fp8_with_attention_dp_on_eight_gpus() -> None:
@@ -145,7 +149,8 @@ def test_flops_over_every_gpu_are_the_forward_pass_of_every_rank(
     name: str, tp: int, dp: int, ep: int, batch: int, new: int, past: int
 ) -> None:
     """Summed over the tp x attention_dp GPUs, the counted FLOPs are one forward pass of all ranks'
-    sequences, plus the router, which every GPU of a rank runs whole (replicated over tp)."""
+    sequences, plus the router and MLA's down projections (q_a, kv_a), which every GPU of a rank runs
+    whole (replicated over tp)."""
     model = costmodel.load_model(name)
     if model.moe is None or model.moe.n_experts % ep or (model.n_heads or 0) % tp:
         pytest.skip("split does not apply")
@@ -155,6 +160,9 @@ def test_flops_over_every_gpu_are_the_forward_pass_of_every_rank(
     )  # fmt: skip
     per_gpu = sum(op.flop * op.layers for op in ops if op.counted)
     router = 2.0 * batch * new * model.d_model * model.moe.n_experts * model.n_moe_layers
+    if model.mla is not None:
+        a_width = (model.mla.q_lora_rank or 0) + model.mla.kv_lora_rank + model.mla.qk_rope_head_dim
+        router += 2.0 * batch * new * model.d_model * a_width * model.n_layers
     expected = forward_flop(model, batch_size=batch * dp, new_tokens=new, past_tokens=past).total
     assert per_gpu * tp * dp == pytest.approx(expected + (tp - 1) * dp * router, rel=1e-12)
 
