@@ -170,8 +170,8 @@ DEPLOYMENTS: tuple[PublishedDeployment, ...] = (
         79.41 * GIB,
         "https://github.com/HabanaAI/vllm-fork/issues/809",
         note="DeepSeek-R1 has DeepSeek-V3's shapes; the same TP 8 split on 8 x H200. vLLM keeps the "
-        "small q_a and kv_a down-projections of MLA whole on every GPU (costmodel splits every weight "
-        "over TP): 0.75 GiB of the difference",
+        "small q_a and kv_a down-projections of MLA whole on every GPU, and so does costmodel since "
+        "session 14 (memory.REPLICATED_PROJECTIONS): 0.75 GiB of the difference it had",
     ),
     PublishedDeployment(
         "gpt-oss-120b",

@@ -22,7 +22,7 @@ from hypothesis import strategies as st_
 import costmodel as cm
 from costmodel import capacity, compression, speculative
 from costmodel.errors import CostmodelError
-from costmodel.memory import checkpoint_bytes
+from costmodel.memory import checkpoint_bytes, checkpoint_formats, replicated_weight_bytes
 from costmodel.roofline import attainable_flop_per_s
 from costmodel.serving import Engine, Lengths, Traffic
 
@@ -1206,8 +1206,12 @@ def test_an_uploaded_model_name_is_text_not_markdown() -> None:
 def test_deepseek_nvfp4_weights_are_the_checkpoints_with_the_o_proj_as_the_weights() -> None:
     """NVIDIA's NVFP4 DeepSeek-V3 keeps attention in bf16 but its output projection in NVFP4: the sidebar's
     'bf16_except_o_proj' attention format sizes the weights as the checkpoint stores them, to the byte
-    (plain bf16 attention stores the o_proj in bf16 too: 397 GB instead of 386 GB, 2.7 % more)."""
-    stored = checkpoint_bytes(cm.load_model("deepseek-v3"), "nvfp4")
+    (plain bf16 attention stores the o_proj in bf16 too: 397 GB instead of 386 GB, 2.7 % more). Each of
+    the 8 GPUs also holds MLA's replicated down projections whole (``memory.REPLICATED_PROJECTIONS``)."""
+    model = cm.load_model("deepseek-v3")
+    weight_dtype, component_dtypes = checkpoint_formats(model, "nvfp4")
+    replicated = replicated_weight_bytes(model, weight_dtype=weight_dtype, component_dtypes=component_dtypes)
+    stored = checkpoint_bytes(model, "nvfp4")
     shown, captions = {}, {}
     for attention in (ATTENTION_EXCEPT_O_PROJ, "bf16"):
         at = open_page(
@@ -1218,6 +1222,8 @@ def test_deepseek_nvfp4_weights_are_the_checkpoints_with_the_o_proj_as_the_weigh
         assert not at.warning  # the link's value is the widget's
         shown[attention] = float(values(trace(charts(at)[0], "weights")["y"])[0]) * 1e9 * 8  # 8 GPUs
         captions[attention] = " ".join(str(c.value) for c in at.caption).replace("\\", "")
-    assert shown[ATTENTION_EXCEPT_O_PROJ] == pytest.approx(stored, rel=1e-9)
-    assert shown["bf16"] > stored  # the o_proj in bf16: 2 bytes per weight against NVFP4's 9/16
+    assert shown[ATTENTION_EXCEPT_O_PROJ] == pytest.approx(stored + 7 * replicated, rel=1e-9)
+    assert (
+        shown["bf16"] > stored + 7 * replicated
+    )  # the o_proj in bf16: 2 bytes per weight against NVFP4's 9/16
     assert "attention bf16, o_proj as the weights" in captions[ATTENTION_EXCEPT_O_PROJ]

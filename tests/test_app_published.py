@@ -6,11 +6,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 import costmodel as cm
 from costmodel.dtypes import matrix_bytes
+from costmodel.memory import checkpoint_bytes
 from costmodel.params import tensors
 
 pytest.importorskip("streamlit", reason="the dashboard needs the app extra: pip install 'costmodel[app]'")
@@ -52,13 +54,24 @@ def test_an_engine_holds_at_least_the_checkpoint_split_over_its_gpus() -> None:
 def test_deepseek_mla_down_projections_kept_whole_on_every_gpu_explain_part_of_the_gap() -> None:
     """vLLM's DeepseekV2MLAAttention builds q_a_proj and kv_a_proj_with_mqa as ReplicatedLinear
     (https://github.com/vllm-project/vllm/blob/main/vllm/model_executor/models/deepseek_v2.py): each of
-    the 8 GPUs holds them whole. Adding the 7/8 costmodel splits away stays below what vLLM logged."""
+    the 8 GPUs holds them whole, and costmodel counts them so (``memory.REPLICATED_PROJECTIONS``): its
+    figure is an eighth of the checkpoint plus 7/8 of those down projections, and stays below what vLLM
+    logged."""
     row = published.deployment_table().set_index("model").loc["deepseek-v3"]
     model = cm.load_model("deepseek-v3")
     down = [t for t in tensors(model) if t.name.startswith(("q_a_proj", "kv_a_proj"))]
     whole = sum(matrix_bytes(t.shape, "fp8_block") * t.count for t in down)
     assert whole > 0.9e9  # 61 layers x (1536 + 576) x 7168 fp8 values and their block scales
-    assert row.costmodel_weight_bytes_per_gpu + whole * 7 / 8 <= row.published_weight_bytes_per_gpu
+    norms = sum(
+        t.count * int(np.prod(t.shape)) * 2
+        for t in tensors(model)
+        if t.name.split(".")[0] in ("q_a_norm", "kv_a_norm")
+    )
+    stored = checkpoint_bytes(model, str(row.checkpoint))
+    assert row.costmodel_weight_bytes_per_gpu == pytest.approx(
+        stored / 8 + (whole + norms) * 7 / 8, rel=1e-12
+    )
+    assert row.costmodel_weight_bytes_per_gpu <= row.published_weight_bytes_per_gpu
 
 
 def test_every_shipped_checkpoint_is_listed_with_its_source() -> None:

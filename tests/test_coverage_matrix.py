@@ -18,7 +18,13 @@ import pytest
 import costmodel as cm
 from costmodel.capacity import SLO, plan
 from costmodel.estimate import scale_up_domain_size
-from costmodel.memory import checkpoint_bytes, shipped_checkpoints, workload_formats
+from costmodel.memory import (
+    checkpoint_bytes,
+    checkpoint_formats,
+    replicated_weight_bytes,
+    shipped_checkpoints,
+    workload_formats,
+)
 from costmodel.serving import Lengths, Traffic
 
 NEW_MODELS = (
@@ -67,7 +73,13 @@ def test_size_and_estimate_run_in_every_shipped_format(model_name: str, checkpoi
     # the checkpoint's bytes as stored, split over the TP group (routed experts over every GPU of it)
     assert sized.weight_bytes == checkpoint_bytes(model, checkpoint)
     assert 0 < sized.weight_bytes_per_gpu <= 0.8 * hw.memory_bytes
-    assert sized.weight_bytes_per_gpu * dep.tp * dep.pp == pytest.approx(sized.weight_bytes, rel=1e-9)
+    # every GPU holds its share, and each of the TP ranks holds the replicated attention weights whole
+    # (MLA's down projections, the sparse-attention indexer): tp - 1 copies beyond the checkpoint
+    weight_dtype, component_dtypes = checkpoint_formats(model, checkpoint)
+    replicated = replicated_weight_bytes(model, weight_dtype=weight_dtype, component_dtypes=component_dtypes)
+    assert sized.weight_bytes_per_gpu * dep.tp * dep.pp == pytest.approx(
+        sized.weight_bytes + (dep.tp - 1) * replicated, rel=1e-9
+    )
     workload = cm.Workload(4, 1024, 128, **formats)
     if multi_node and hw.datasheet.inter_node_bandwidth_gb_per_s is None:
         with pytest.raises(ValueError, match=NO_SCALE_OUT):
