@@ -17,7 +17,7 @@ Departures from the seed notes (seed 003, "Memory Requirements"):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, get_args
@@ -135,6 +135,31 @@ def weight_bytes(
     )
 
 
+def _bytes_where(
+    model: ModelProfile,
+    keep: Callable[[Tensor], bool],
+    *,
+    weight_dtype: str,
+    sparsity: Sparsity,
+    keep_dtype: str,
+    component_dtypes: Mapping[str, str] | None,
+) -> int:
+    """Bytes of the tensors of ``model`` that ``keep`` selects, all layers, each as :func:`tensor_bytes`
+    stores it [bytes]."""
+    return sum(
+        tensor_bytes(
+            t,
+            weight_dtype=weight_dtype,
+            keep_dtype=keep_dtype,
+            sparsity=sparsity,
+            component_dtypes=component_dtypes,
+        )
+        * t.count
+        for t in tensors(model)
+        if keep(t)
+    )
+
+
 def expert_weight_bytes(
     model: ModelProfile,
     *,
@@ -146,17 +171,13 @@ def expert_weight_bytes(
     """Bytes of the routed experts' weights, all MoE layers [bytes] (0 for a dense model): the part of
     :func:`weight_bytes` that MoE tensor and expert parallelism split over every device of the MoE layer
     (:class:`costmodel.specs.Deployment`); shared experts and the router are not in it."""
-    return sum(
-        tensor_bytes(
-            t,
-            weight_dtype=weight_dtype,
-            keep_dtype=keep_dtype,
-            sparsity=sparsity,
-            component_dtypes=component_dtypes,
-        )
-        * t.count
-        for t in tensors(model)
-        if t.component == "experts"
+    return _bytes_where(
+        model,
+        lambda t: t.component == "experts",
+        weight_dtype=weight_dtype,
+        sparsity=sparsity,
+        keep_dtype=keep_dtype,
+        component_dtypes=component_dtypes,
     )
 
 
@@ -189,17 +210,13 @@ def replicated_weight_bytes(
     """Bytes of the attention weights that tensor parallelism does not split
     (:data:`REPLICATED_PROJECTIONS`), all layers [bytes]: the part of :func:`weight_bytes` each TP rank
     holds whole."""
-    return sum(
-        tensor_bytes(
-            t,
-            weight_dtype=weight_dtype,
-            keep_dtype=keep_dtype,
-            sparsity=sparsity,
-            component_dtypes=component_dtypes,
-        )
-        * t.count
-        for t in tensors(model)
-        if t.component == "attention" and t.name.split(".")[0] in REPLICATED_PROJECTIONS
+    return _bytes_where(
+        model,
+        lambda t: t.component == "attention" and t.name.split(".")[0] in REPLICATED_PROJECTIONS,
+        weight_dtype=weight_dtype,
+        sparsity=sparsity,
+        keep_dtype=keep_dtype,
+        component_dtypes=component_dtypes,
     )
 
 
