@@ -977,7 +977,7 @@ def fit_serving_params(
             )
             return np.concatenate([np.log(p_ttft / ttft), np.log(p_tpot / tpot)])
 
-        start = np.array([0.002, 0.02, 0.1, 0.0005, 0.0005, 1.0, 0.006, 1e-5] + [0.02] * len(others))
+        start = np.array([FIT_START[n] for n in names] + [FIT_START["request_overhead_s"]] * len(others))
         result = least_squares(residual, start, bounds=(low, high), loss="soft_l1", f_scale=0.1)
         params = _harness_params(result.x, others, low, high)
         fitted[str(backend)] = params[HARNESS_REFERENCE]
@@ -1268,6 +1268,20 @@ def _pool_engine(
         ),
     )
     return engine_memory(backend, engine, defaults=defaults)
+
+
+FIT_START = {
+    "step_overhead_s": 0.002,
+    "request_overhead_s": 0.02,
+    "burst_fraction": 0.1,
+    "prefill_layer_overhead_s": 0.0005,
+    "mla_prefill_layer_overhead_s": 0.0005,
+    "first_token_lag_iterations": 1.0,
+    "overlapped_host_s": 0.006,
+    "layer_step_overhead_s": 1e-5,
+}
+"""Where the serving fit starts each :data:`costmodel.closed_loop.BOUNDS` parameter, by name (each other
+harness's ``request_overhead_s`` starts at the engine's)."""
 
 
 GENERATOR_PREFILL_MARGIN = 1500
