@@ -254,6 +254,11 @@ def op_times(
     compute, memory, comm = list(roof.compute_s), list(roof.memory_s), list(roof.communication_s)
     kernel_s: dict[int, FloatArray] = _gemms_s(hardware, chooser, ops, weight_dtype, activation_dtype)
     fused: dict[str, list[int]] = {}
+    names = [op.name for op in ops]
+    # one residual add + RMSNorm kernel as the pass prices its norms (the roofline, one launch), for the
+    # fused all-reduces that run it apart
+    norm = names.index("norm") if "norm" in names else -1
+    norm_s = np.maximum(compute[norm], memory[norm]) + overhead if norm >= 0 else np.zeros(())
     for i, op in enumerate(ops):
         shape = op.kernel
         t = None
@@ -281,6 +286,9 @@ def op_times(
                 )
             else:
                 compute[i] = compute[i] + overhead
+            if shape.fused_norm:  # where no fused call takes the message (NCCL across nodes: none does)
+                apart = chooser.remember(_norm_apart, shape) if inside else True
+                compute[i] = compute[i] + np.where(apart, norm_s, 0.0)
         elif isinstance(shape, AttentionShape):
             t = chooser.remember(_attention_s, shape)
         elif isinstance(shape, MlaUpShape):
@@ -294,7 +302,6 @@ def op_times(
             kernel_s[i] = t
     # a fused kernel's time is shared among its operators in proportion to their roofline times, so the
     # per-operator table stays readable; the block's total is the kernel model's
-    names = [op.name for op in ops]
     for owner, members in fused.items():
         head = names.index(owner) if owner in names else -1
         if head not in kernel_s:
@@ -795,6 +802,36 @@ def moe_keys(keys: _Keys, fmt: str, *, gated: bool = True) -> list[str]:
     if fmt in stored:
         return [fmt]
     return (engines or usable or [fmt])[:1]
+
+
+def _norm_apart(hardware: HardwareProfile, keys: _Keys, shape: CollectiveShape) -> npt.NDArray[np.bool_]:
+    """Where a residual all-reduce marked ``fused_norm`` (:func:`costmodel.ops.fused_norms` removed its
+    norm's kernel) runs its residual add and RMSNorm as a kernel of its own after a plain all-reduce:
+
+    - vLLM: beyond the size its ``fuse_allreduce_rms`` pass hands to the fused call
+      (:func:`costmodel.kernels.collective.vllm_fused_norm_max_bytes`; everywhere where vLLM lists no size
+      for the device, or the device has no fused-call parameters to time it with), the pass leaving the
+      all-reduce and the norm as they were;
+    - TensorRT-LLM: where its all-reduce hands over to NCCL (past its workspace,
+      :func:`costmodel.kernels.collective.runs_on_nccl`; everywhere where its own all-reduce is not
+      stored): ``runNCCLAllReduce`` then runs the fusion's operations apart
+      (``fallbackRunSubsequentOps`` in ``cpp/tensorrt_llm/thop/allreduceOp.cpp``,
+      https://github.com/NVIDIA/TensorRT-LLM/blob/01e2c3612da7adc33cfe208f660d5f6cbbfc0b17/cpp/tensorrt_llm/thop/allreduceOp.cpp);
+    - other engines: never (their fused calls are not read here)."""
+    from costmodel.kernels import collective
+
+    message = np.asarray(shape.message_bytes, dtype=np.float64)
+    stored = keys.stored(collective)
+    fused = ALL_REDUCE_KEYS["trtllm"]
+    if keys.engine == "vllm":
+        timed = fused in stored and ALL_REDUCE_KEYS["vllm"] in stored  # as _collective_s prices the call
+        limit = collective.vllm_fused_norm_max_bytes(hardware, shape.group) if timed else 0.0
+        return np.asarray(message > limit)
+    if keys.engine == "trtllm":
+        if fused not in stored:
+            return np.ones(message.shape, dtype=bool)
+        return collective.runs_on_nccl(hardware, fused, message_bytes=message, num_gpus=shape.group)
+    return np.zeros(message.shape, dtype=bool)
 
 
 def _collective_s(

@@ -656,6 +656,16 @@ def test_norms_fused_into_the_tensor_parallel_all_reduce_run_no_kernel_of_their_
     assert norm(tp=4, ep=4, attention_dp=4, norm_in_allreduce=True).layers == 2 * L
 
 
+def _norm_time(hardware: HardwareProfile, model: str, tp: int, batch: Any, **eff: Any) -> Any:
+    """One norm kernel's step time in the pass built without ``norm_in_allreduce`` (the norm that a fused
+    all-reduce's pass drops), under the same kernels as :func:`_allreduce_times`."""
+    update = {"kernel_engine": "vllm", "time_model": "kernels", **eff}
+    efficiency = hardware.efficiency.model_copy(update=update)
+    ops = forward_ops(costmodel.load_model(model), batch_size=batch, new_tokens=1, past_tokens=512, tp=tp)
+    i = [op.name for op in ops].index("norm")
+    return kernel_times.op_times(ops, hardware, efficiency=efficiency).time_s(i)
+
+
 def _allreduce_times(hardware: HardwareProfile, model: str, tp: int, batch: Any, **eff: Any) -> Any:
     """The attention all-reduce's step time under vLLM's kernels (``eff``: other efficiency fields), its
     operators and the engine's efficiency built without and with ``norm_in_allreduce``, as a serving step
@@ -693,16 +703,37 @@ def test_vllms_fused_all_reduce_is_tensorrt_llms_kernel_up_to_vllms_size_limit()
     t_plain, t_fused = _allreduce_times(b200, "gpt-oss-120b", 8, batch)
     below = message <= limit
     np.testing.assert_allclose(t_fused[below], _table(b200, "TRTLLM", message[below], 8), rtol=1e-12)
-    # beyond the limit vLLM's own all-reduce, never faster than the fused call at the limit
+    # beyond the limit vLLM's own all-reduce, never faster than the fused call at the limit, and then the
+    # residual add + RMSNorm kernel that the pass without the fusion runs
+    norm = _norm_time(b200, "gpt-oss-120b", 8, batch)
     np.testing.assert_allclose(
-        t_fused[~below], np.maximum(t_plain[~below], _table(b200, "TRTLLM", float(limit), 8)), rtol=1e-12
+        t_fused[~below],
+        np.maximum(t_plain[~below], _table(b200, "TRTLLM", float(limit), 8)) + norm[~below],
+        rtol=1e-12,
     )
-    # TensorRT-LLM's own steps do not change with the flag: aiconfigurator's collector times its all-reduce
-    # with fusion_op=NONE (benchmark_trtllm_allreduce), a plain all-reduce that stands in for the fused
-    # call, its norm taken as free
-    np.testing.assert_allclose(
-        *_allreduce_times(b200, "gpt-oss-120b", 8, batch, kernel_engine="trtllm"), rtol=1e-12
-    )
+    # TensorRT-LLM's own steps do not change with the flag inside its workspace (8 MB on 8 GPUs):
+    # aiconfigurator's collector times its all-reduce with fusion_op=NONE (benchmark_trtllm_allreduce), a
+    # plain all-reduce that stands in for the fused call, its norm taken as free; past the workspace it
+    # hands over to NCCL and runs the norm apart (fallbackRunSubsequentOps)
+    trt_plain, trt_fused = _allreduce_times(b200, "gpt-oss-120b", 8, batch, kernel_engine="trtllm")
+    inside = message <= 8e6
+    assert list(inside) == [True, True, False]
+    np.testing.assert_allclose(trt_fused[inside], trt_plain[inside], rtol=1e-12)
+    trt_norm = _norm_time(b200, "gpt-oss-120b", 8, batch, kernel_engine="trtllm")
+    np.testing.assert_allclose(trt_fused[~inside], trt_plain[~inside] + trt_norm[~inside], rtol=1e-12)
+
+
+def test_where_no_fused_call_runs_the_dropped_norm_is_paid_beside_the_all_reduce() -> None:
+    # vLLM lists no fused all-reduce size for the A100 (compute capability 8.0), so its pass leaves every
+    # all-reduce and norm as they were: the flagged pass drops the norms' operator, and each residual
+    # all-reduce carries one norm kernel instead, at any batch
+    a100 = costmodel.load_hardware("a100-80gb")
+    assert collective.vllm_fused_norm_max_bytes(a100, 8) == 0.0
+    batch = np.array([4.0, 2048.0])
+    t_plain, t_fused = _allreduce_times(a100, "gpt-oss-120b", 8, batch)
+    norm = _norm_time(a100, "gpt-oss-120b", 8, batch)
+    np.testing.assert_allclose(t_fused, t_plain + norm, rtol=1e-12)
+    assert np.all(norm > 0)
 
 
 def test_vllms_fused_all_reduce_runs_past_tensorrt_llms_own_workspace_up_to_vllms_limit() -> None:
