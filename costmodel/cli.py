@@ -1019,6 +1019,12 @@ def pareto(
     ] = "vllm",
     kv_dtype: KVOpt = "bf16",
     usd_per_hour: PriceOpt = None,
+    token_budget: Annotated[
+        int,
+        typer.Option(
+            help="Tokens one iteration of a worker may carry (max_num_batched_tokens / max_num_tokens)."
+        ),
+    ] = 8192,
     show_all: Annotated[
         bool, typer.Option("--all", help="Every point searched, not only the frontier.")
     ] = False,
@@ -1042,7 +1048,7 @@ def pareto(
     for name in modes:
         if name not in search.MODES:
             raise CostmodelError(f"--mode {name!r} is not a mode: use agg, disagg or agg,disagg")
-    for flag, value, low in (("--isl", isl, 1), ("--osl", osl, 2)):
+    for flag, value, low in (("--isl", isl, 1), ("--osl", osl, 2), ("--token-budget", token_budget, 1)):
         if value < low:
             raise CostmodelError(f"{flag} must be at least {low} tokens (got {value})")
     result = search.frontier(
@@ -1062,6 +1068,7 @@ def pareto(
         engine=_engine_name(engine),
         kv_dtype=kv_dtype,
         usd_per_hour=prices or None,
+        token_budget=token_budget,
     )
     points = result.points
     shown = np.arange(len(points)) if show_all else result.frontier_index

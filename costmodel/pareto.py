@@ -31,7 +31,8 @@ figures: the frontier is that of one replica.
 
 Assumptions: those of :mod:`costmodel.closed_loop` and :mod:`costmodel.disagg` (fixed isl / osl,
 steady state, no preemption); a worker's scheduler admits up to the largest concurrency searched
-(``max_batch_size``) within a token budget of :data:`TOKEN_BUDGET` tokens per iteration; the KV cache is
+(``max_batch_size``) within a token budget of ``token_budget`` tokens per iteration (default
+:data:`TOKEN_BUDGET`); the KV cache is
 stored in ``kv_dtype``. Attention data parallelism is searched (``attention_dp``) for MoE models, in
 aggregated workers and in either pool of a disaggregated deployment.
 """
@@ -82,8 +83,10 @@ PP = (1, 2)
 DISAGG_WORKERS: tuple[tuple[int, int], ...] = ((1, 1), (1, 2), (1, 3), (2, 1), (2, 3), (3, 2))
 """Prefill : decode worker counts tried in the disaggregated mode."""
 TOKEN_BUDGET = 8192
-"""Token budget per iteration of every worker [tokens] (vLLM ``max_num_batched_tokens``, TensorRT-LLM
-``max_num_tokens``), raised to the largest concurrency when that is larger."""
+"""Default token budget per iteration of every worker [tokens] (vLLM ``max_num_batched_tokens``,
+TensorRT-LLM ``max_num_tokens``, SGLang ``chunked_prefill_size``), raised to the largest concurrency when
+that is larger: vLLM's API server on a GPU of 70 GiB or more, and TensorRT-LLM's default (docs/serving.md,
+"Closed-loop benchmarks")."""
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -453,6 +456,7 @@ def frontier(
     kv_dtype: str = "bf16",
     max_gpus_per_worker: int = 8,
     usd_per_hour: dict[str, float] | None = None,
+    token_budget: int = TOKEN_BUDGET,
 ) -> Frontier:
     """Search deployments of ``model`` on each of ``systems`` for one isl / osl mix; the frontier of
     output tokens/s per GPU against tokens/s per user, and the cheapest point meeting the objectives.
@@ -483,6 +487,8 @@ def frontier(
     kv_dtype : KV-cache storage format
     max_gpus_per_worker : largest tp x pp of one worker [-]
     usd_per_hour : price per GPU-hour by system name [USD/h], replacing the profiles' prices
+    token_budget : tokens one iteration of a worker may carry (the engine's ``max_num_batched_tokens`` /
+        ``max_num_tokens``) [tokens]; raised to the largest concurrency when that is larger
 
     Returns a :class:`Frontier`. Candidates that cannot run (weights that do not fit, a degree that does
     not divide the heads, a format without a peak) are listed in ``skipped`` with the reason, never
@@ -526,6 +532,10 @@ def frontier(
         raise CostmodelError("disagg_workers must be (prefill workers, decode workers) pairs, e.g. [(1, 2)]")
     if not (isinstance(max_gpus_per_worker, int | np.integer) and max_gpus_per_worker >= 1):
         raise CostmodelError(f"max_gpus_per_worker must be an integer >= 1, got {max_gpus_per_worker!r}")
+    if not (isinstance(token_budget, int | np.integer) and not isinstance(token_budget, bool)):
+        raise CostmodelError(f"token_budget must be an integer >= 1 [tokens], got {token_budget!r}")
+    if token_budget < 1:
+        raise CostmodelError(f"token_budget must be an integer >= 1 [tokens], got {token_budget!r}")
     loop = params if params is not None else engine_params(engine)
     transfer = kv_transfer_overhead_s if kv_transfer_overhead_s is not None else transfer_overhead_s(engine)
     if not (math.isfinite(transfer) and transfer >= 0):
@@ -542,7 +552,7 @@ def frontier(
         m, formats, tps, pps, eps, int(max_gpus_per_worker), _check_ints("attention_dp", attention_dp)
     )
     batch = int(clients.max())
-    budget = max(TOKEN_BUDGET, batch)
+    budget = max(int(token_budget), batch)
     # the engine's CUDA graphs for iterations with prompt tokens at its defaults (vLLM's piecewise graphs)
     graphs = cuda_graph_tokens(engine, batch, budget)
     columns: dict[str, list[Any]] = {name: [] for name in _POINT_COLUMNS}

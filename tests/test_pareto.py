@@ -343,6 +343,8 @@ def test_attention_data_parallelism_is_searched_in_either_disaggregated_pool() -
         (dict(engine="tgi"), "unknown engine 'tgi'"),
         (dict(disagg_workers=[(1,)]), "disagg_workers must be"),
         (dict(isl=200_000), "context"),
+        (dict(token_budget=0), "token_budget must be an integer >= 1"),
+        (dict(token_budget=512.5), "token_budget must be an integer >= 1"),
     ],
 )
 def test_bad_input_names_the_field(kwargs: dict[str, object], message: str) -> None:
@@ -432,6 +434,7 @@ def test_cli_table_and_csv() -> None:
         (["--ttft", "500"], "--ttft 500 would mean 500 s"),
         (["--engine", "tgi"], "--engine 'tgi' has no fitted parameters"),
         (["--concurrency", "a,b"], "--concurrency must be"),
+        (["--token-budget", "0"], "--token-budget must be at least 1 tokens"),
     ],
 )
 def test_cli_bad_flags_are_named(extra: list[str], message: str) -> None:
@@ -600,3 +603,27 @@ def test_the_decode_share_dispersion_in_the_planner() -> None:
     rates = np.stack([np.asarray(s.output_tokens_per_s)[1] for s in runs])
     assert np.all(np.diff(rates, axis=0) <= 1e-9 * rates[:-1])
     assert rates[-1, -1] < rates[0, -1]  # 192 clients on 3 x 64 slots
+
+
+def test_a_smaller_token_budget_chunks_a_long_prompt_into_more_iterations() -> None:
+    # chunked prefill: a 4,096-token prompt takes one iteration of an 8,192-token budget and eight of a
+    # 512-token one, each carrying the running decodes and the per-iteration costs, so a lone client's
+    # first token comes later, and every decode iteration it shares with a chunk is no shorter
+    args = dict(isl=4096, osl=64, tp=(1,), pp=(1,), concurrency=(1, 16), modes=("agg",), formats=("bf16",))
+    wide = pareto.frontier("llama-3-8b", ["h100-sxm"], **args).points  # type: ignore[arg-type]
+    narrow = pareto.frontier("llama-3-8b", ["h100-sxm"], token_budget=512, **args).points  # type: ignore[arg-type]
+    assert len(wide) == len(narrow) == 2
+    assert np.all(narrow.ttft_s > wide.ttft_s)
+
+
+def test_the_cli_token_budget_default_is_the_planners() -> None:
+    import inspect
+
+    from costmodel.cli import pareto as command
+
+    default = inspect.signature(command).parameters["token_budget"].default
+    assert (
+        default
+        == pareto.TOKEN_BUDGET
+        == inspect.signature(pareto.frontier).parameters["token_budget"].default
+    )
