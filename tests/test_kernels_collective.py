@@ -622,3 +622,9 @@ def test_a_fit_keeps_lls_rate_where_no_row_sends_more_than_16_kib_per_peer_with_
         collective.fixed_for_rows("nccl:all_reduce", {**newest, "op": np.full(sizes.shape, "all_reduce")})
         == ()
     )
+
+
+def test_a_fit_keeps_the_pcie_ll_switch_off_nvlink_keys() -> None:
+    # ll_max_bytes applies to PCIe rings only: an NVLink key's fit must not store its lower bound
+    assert collective.fixed_for("nccl:alltoall", load_hardware("b200")) == ("ll_max_bytes",)
+    assert collective.fixed_for("nccl:all_reduce", load_hardware("l40s")) == ()

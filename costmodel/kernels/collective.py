@@ -478,6 +478,15 @@ def default_params(hardware: HardwareProfile, dtype: str = "nccl") -> Params:
     )
 
 
+def fixed_for(key: str, hardware: HardwareProfile | None = None) -> tuple[str, ...]:
+    """Parameters a fit must not move for ``key`` on ``hardware``: ``ll_max_bytes`` where the GPUs do not meet
+    over PCIe only, the one place it applies (a fit would otherwise store its lower bound, 16 KiB, on an
+    NVLink key that never reads it)."""
+    if hardware is not None and hardware.datasheet.intra_node_link == "pcie":
+        return ()
+    return ("ll_max_bytes",)
+
+
 def fixed_for_rows(dtype: str, shapes: dict[str, Any]) -> tuple[str, ...]:
     """Parameters ``costmodel.calibrate.fit_params`` keeps at their start for these rows of key ``dtype``:
     ``small_bandwidth_ratio`` for all-to-all rows none of which sends more than
