@@ -539,3 +539,92 @@ def test_a_chain_of_ties_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(collective, "TIED_PARAMS", chain)
     with pytest.raises(CostmodelError, match="chains 'a' <- 'b' <- 'c'"):
         tied_params(collective)
+
+
+def _nccl_p2p_runs_ll(
+    bytes_per_peer: int, release_line: tuple[int, int], channels_per_peer: int, n: int
+) -> bool:
+    """An independent re-reading of ``addP2pToPlan`` / ``scheduleP2pTasksToPlan`` (NVIDIA/nccl
+    src/enqueue.cc) for one peer's message on one NVSwitch node: the per-peer channel bounds, then the LL test
+    of the release line (before 2.29: against ``nChannelsMax`` x 16 KiB; from 2.29: against the channels the
+    message is split over, ``min(nChannelsMin, ceil(bytes / (p2pChunkSize / 8)))``, 512 KiB NVLink chunks)."""
+    n_channels_max = channels_per_peer
+    n_channels_min = n_channels_max
+    while n_channels_min * n > channels_per_peer and n_channels_min > 1:  # p2pnChannels = per-peer here
+        n_channels_min //= 2
+    if release_line < (2, 29):
+        return bytes_per_peer <= n_channels_max * 16384
+    min_part = (512 * 1024) // 8
+    n_channels = min(n_channels_min, -(-bytes_per_peer // min_part))
+    return bytes_per_peer <= n_channels * 16384
+
+
+@pytest.mark.parametrize("release", ["2.27.3", "2.28.9", "2.29.2", "2.30.1"])
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_p2p_ll_limit_follows_each_nccl_releases_rule(release: str, n: int) -> None:
+    line = tuple(int(p) for p in release.split(".")[:2])
+    sizes = np.unique(np.round(np.logspace(4, 24, 400, base=2.0)).astype(int))  # 16 B .. 16 MiB per peer
+    oracle = np.array([_nccl_p2p_runs_ll(int(s), (line[0], line[1]), 32, n) for s in sizes])
+    ll_max = collective.p2p_ll_max_bytes(release)
+    np.testing.assert_array_equal(sizes <= ll_max, oracle)
+    # the 2.29 line's LL ends at NCCL_P2P_LL_THRESHOLD (16 KiB) per peer, the older lines' at 32 x 16 KiB
+    assert ll_max == (16384 if line >= (2, 29) else 32 * 16384)
+
+
+def test_p2p_ll_limit_defaults_and_bad_input() -> None:
+    assert collective.p2p_ll_max_bytes(None) == collective.NCCL_P2P_LL_THRESHOLD_BYTES == 16384
+    assert collective.p2p_ll_max_bytes("2.27.3", link="pcie") == 2 * 16384  # two channels to a PCIe peer
+    with pytest.raises(CostmodelError, match=r"MAJOR\.MINOR"):
+        collective.p2p_ll_max_bytes("latest")
+    with pytest.raises(CostmodelError, match="link"):
+        collective.p2p_ll_max_bytes("2.27.3", link="ethernet")
+    hardware = load_hardware("b200")
+    with pytest.raises(CostmodelError, match="p2p_ll_max_bytes"):
+        collective.time_s(
+            hardware, collective.default_params(hardware), message_bytes=1e6, num_gpus=8, op="alltoall",
+            p2p_ll_max_bytes=-1.0,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("hardware_name", ["h100-sxm", "b200", "a100-80gb"])
+@pytest.mark.parametrize("release", ["2.27.3", "2.29.2"])
+def test_nccl_alltoall_runs_ll_up_to_its_releases_limit_and_simple_above(
+    hardware_name: str, release: str
+) -> None:
+    hardware = load_hardware(hardware_name)
+    params = collective.default_params(hardware, "nccl")
+    ll_max = collective.p2p_ll_max_bytes(release)
+    for n in (2, 4, 8):
+        per_peer = np.array([ll_max / 4, ll_max, ll_max * 1.01, ll_max * 4])
+        parts = collective.breakdown(
+            hardware, params, message_bytes=per_peer * n, num_gpus=n, op="alltoall", p2p_ll_max_bytes=ll_max
+        )
+        ll = per_peer <= ll_max
+        np.testing.assert_allclose(parts.total[ll], parts.small_s[ll])
+        np.testing.assert_allclose(parts.total[~ll], parts.large_s[~ll])
+    # the other collectives keep the faster of the two paths
+    size = np.array([1e3, 1e6, 1e9])
+    ring = collective.breakdown(hardware, params, message_bytes=size, num_gpus=8, op="all_gather")
+    np.testing.assert_allclose(ring.total, collective.smooth_min(ring.small_s, ring.large_s))
+
+
+def test_a_fit_keeps_lls_rate_where_no_row_sends_more_than_16_kib_per_peer_with_it() -> None:
+    sizes = np.logspace(9, 30, 22, base=2.0)
+    newest = {
+        "op": np.full(sizes.shape, "alltoall"),
+        "message_bytes": sizes,
+        "num_gpus": np.full(sizes.shape, 8.0),
+    }
+    assert collective.fixed_for_rows("nccl:alltoall", newest) == ("small_bandwidth_ratio",)
+    older = {**newest, "p2p_ll_max_bytes": np.full(sizes.shape, collective.p2p_ll_max_bytes("2.27.3"))}
+    assert collective.fixed_for_rows("nccl:alltoall", older) == ()
+    assert (
+        collective.fixed_for_rows("nccl:all_reduce", {**newest, "op": np.full(sizes.shape, "all_reduce")})
+        == ()
+    )
+
+
+def test_a_fit_keeps_the_pcie_ll_switch_off_nvlink_keys() -> None:
+    # ll_max_bytes applies to PCIe rings only: an NVLink key's fit must not store its lower bound
+    assert collective.fixed_for("nccl:alltoall", load_hardware("b200")) == ("ll_max_bytes",)
+    assert collective.fixed_for("nccl:all_reduce", load_hardware("l40s")) == ()

@@ -383,3 +383,32 @@ def test_trtllm_gen_parameters_are_fitted_only_where_the_key_runs_trtllm_gen() -
         assert not set(mla.TRTLLM_GEN_ONLY) & set(mla.fixed_for(key, b200))
         assert set(mla.TRTLLM_GEN_ONLY) <= set(mla.fixed_for(key, h100))
     assert set(mla.TRTLLM_GEN_ONLY) <= set(mla.fixed_for("vllm.FLASHMLA:gen_module:bf16", b200))
+
+
+def test_trtllm_gen_splits_each_sequence_into_the_chunks_that_fit_in_one_wave() -> None:
+    """trtllm-gen's ``computeNumCtas`` (TensorRT-LLM ``fmhaKernels.h``, and FlashInfer's copy) takes
+    ``numCtasPerSeqKv = min(maxNumCtasPerSeqKv, max(1, int32_t(SMs / (numCtasX x numCtasY x numCtasZ))))``, an
+    integer division. Worked by hand for a B200 (148 SMs): 3 sequences of 16 heads, one low-latency CTA each,
+    a 64K-token cache: floor(148 / 3) = 49 chunks (147 CTAs, one wave), not ceil's 50 (150 CTAs, two)."""
+    b200 = load_hardware("b200")
+    p = mla.default_params(b200, "trtllm.default:gen:bf16")
+    assert p.sm_count == 148
+    assert p.low_latency_heads_per_cta == 16.0
+    shape = dict(batch_size=np.array([3.0]), seq_len=np.array([65536.0]), n_heads=np.array([16.0]))
+    picked = _t(b200, p, mla.OP_GENERATION, **shape)
+    grid_of_49 = _t(
+        b200, dataclasses.replace(p, fill_splits=0.0, max_splits=49.0), mla.OP_GENERATION, **shape
+    )
+    grid_of_50 = _t(
+        b200, dataclasses.replace(p, fill_splits=0.0, max_splits=50.0), mla.OP_GENERATION, **shape
+    )
+    np.testing.assert_allclose(picked, grid_of_49)
+    assert not np.allclose(picked, grid_of_50)
+    # other decode kernels keep the ceil rule: FlashMLA on the H100 (132 SMs) splits 5 sequences into 27
+    h100 = load_hardware("h100-sxm")
+    q = mla.default_params(h100, "trtllm.default:gen:bf16")
+    assert q.low_latency_heads_per_cta == 0.0
+    five = {**shape, "batch_size": np.array([5.0])}
+    kept = _t(h100, q, mla.OP_GENERATION, **five)
+    grid_of_27 = dataclasses.replace(q, fill_splits=0.0, max_splits=27.0)
+    np.testing.assert_allclose(kept, _t(h100, grid_of_27, mla.OP_GENERATION, **five))

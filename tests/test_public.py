@@ -595,3 +595,31 @@ def test_the_evaluation_labels_calibration_exactly_the_rows_the_calibration_fits
         assert (fitted_rows(table) == split).all()
         undetermined_fitted += int((split & moe_adapter.undetermined_tactic(table.frame)).sum())
     assert undetermined_fitted > 0  # the B200's TensorRT-LLM tables do share tactic-cache files
+
+
+def test_the_collective_adapter_gives_each_nccl_table_its_releases_p2p_ll_limit() -> None:
+    from costmodel.kernels import collective
+    from validation.public.families import collective as collective_adapter
+
+    releases = {}
+    for table in iter_tables(PUBLIC_GPU):
+        if table.engine != "nccl":
+            continue
+        frame = table.frame
+        limit = collective_adapter.shapes(frame)["p2p_ll_max_bytes"]
+        assert np.all(limit == collective.p2p_ll_max_bytes(table.engine_version)), table.path
+        releases[table.system] = (table.engine_version, float(limit[0]))
+    # the A100 tables ran NCCL 2.27.3 (LL up to 32 channels x 16 KiB per peer), the H100 and B200 tables 2.29.2
+    assert releases["a100_sxm"] == ("2.27.3", 32 * 16384.0)
+    assert releases["b200_sxm"] == ("2.29.2", 16384.0) == releases["h100_sxm"]
+    # rows without the reader's columns (a bare table) take the newest rule
+    bare = pd.DataFrame(
+        {
+            "op_name": ["alltoall"],
+            "kernel_source": ["NCCL"],
+            "nccl_dtype": ["half"],
+            "message_size": [1024],
+            "num_gpus": [8],
+        }
+    )
+    assert collective_adapter.shapes(bare)["p2p_ll_max_bytes"].tolist() == [16384.0]

@@ -197,6 +197,61 @@ TRTLLM_WORKSPACE_BYTES: Final[tuple[int, int]] = (16_000_000, 8_000_000)
 on NCCL (``getMaxRequiredWorkspaceSize`` in ``cpp/tensorrt_llm/common/customAllReduceUtils.h``,
 https://github.com/NVIDIA/TensorRT-LLM/blob/main/cpp/tensorrt_llm/common/customAllReduceUtils.h)."""
 
+NCCL_P2P_LL_THRESHOLD_BYTES: Final = 16 * 1024
+"""NCCL's ``NCCL_P2P_LL_THRESHOLD`` default [bytes]: the LL protocol's payload per channel for one
+point-to-point send or receive (``NCCL_PARAM(P2pLLThreshold, "P2P_LL_THRESHOLD", 16384)`` in
+``src/enqueue.cc``, https://github.com/NVIDIA/nccl/blob/master/src/enqueue.cc; the same default in every
+release read, 2.1x to 2.29)."""
+
+NCCL_P2P_PER_PART_RELEASE: Final = (2, 29)
+"""First NCCL release line whose point-to-point protocol choice compares a peer's bytes with the threshold
+times the channels that message is split over, not times the most channels any peer may use
+(:func:`p2p_ll_max_bytes`). In ``addP2pToPlan`` (``src/enqueue.cc``), releases up to the 2.28 line (the ones
+carrying the copy-engine collectives, ``ce_coll.h``, which 2.28 introduced) set ``thresholdLL =
+nChannelsMax * ncclParamP2pLLThreshold()`` before splitting; the 2.29 line (the one whose
+``scheduleP2pTasksToPlan`` bumps ``p2pEpoch`` at the top of its loop, NCCL 2.29.2's form as ROCm's RCCL
+regression test for the 2.29.7 fix describes it, ``test_sparse_send_recv.cpp``) first sets ``nChannels[dir] =
+min(nChannelsMin, divUp(bytes, p2pChunkSize / 8))`` and then keeps LL while ``bytes <= nChannels[dir] *
+ncclParamP2pLLThreshold()`` ("Select protocol (LL vs SIMPLE) used based on payload per channel")."""
+
+NCCL_P2P_CHANNELS_PER_PEER: Final[dict[str, int]] = {"nvlink": 32, "pcie": 2}
+"""``comm->p2pnChannelsPerPeer`` (``nChannelsMax`` of the older rule) by the kind of link between the node's
+GPUs [-]: ``pow2Up(min(p2pnChannels, per-peer channels))`` with ``2 x max(1, path bandwidth / one NVLink's
+bandwidth)`` channels to an NVLink peer and 2 to any other local peer (``ncclTopoGetNchannels`` and
+``ncclTopoComputeP2pChannels``, ``src/graph/paths.cc``, https://github.com/NVIDIA/nccl/blob/master/src/graph/
+paths.cc). An A100 SXM has 12 NVLinks to its NVSwitches (24 channels; H100 / B200: 18, 36), and
+``p2pnChannels`` is its collective channel count rounded up to a power of two (24 on an 8-GPU A100 ring
+graph, so 32): 32."""
+
+
+def p2p_ll_max_bytes(release: str | None, link: str = "nvlink") -> float:
+    """The largest message per peer that NCCL's point-to-point path (all-to-all, send / receive) sends with
+    its LL protocol in release ``release`` (``"2.29.2"``) among GPUs meeting over ``link``; Simple above
+    [bytes]. ``None``: the newest rule.
+
+    From the 2.29 line (:data:`NCCL_P2P_PER_PART_RELEASE`) the threshold counts the channels the message is
+    split over, ``min(nChannelsMin, ceil(bytes / (p2pChunkSize / 8)))``: one channel up to 64 KiB per peer on
+    NVLink (512 KiB chunks) or 16 KiB on PCIe (128 KiB), where LL's 16 KiB per channel ends, and every
+    larger split puts more than 16 KiB on each channel, so LL runs up to :data:`NCCL_P2P_LL_THRESHOLD_BYTES`
+    per peer. Before, it was the threshold times :data:`NCCL_P2P_CHANNELS_PER_PEER` whatever the split: 512
+    KiB per peer on an NVSwitch node.
+    """
+    if release is None:
+        return float(NCCL_P2P_LL_THRESHOLD_BYTES)
+    parts = str(release).split(".")
+    try:
+        line = (int(parts[0]), int(parts[1]))
+    except (IndexError, ValueError):
+        raise CostmodelError(f"NCCL release {release!r} is not of the form MAJOR.MINOR[.PATCH]") from None
+    if link not in NCCL_P2P_CHANNELS_PER_PEER:
+        raise CostmodelError(
+            f"link {link!r} is not known: use one of {', '.join(NCCL_P2P_CHANNELS_PER_PEER)}"
+        )
+    if line >= NCCL_P2P_PER_PART_RELEASE:
+        return float(NCCL_P2P_LL_THRESHOLD_BYTES)
+    return float(NCCL_P2P_CHANNELS_PER_PEER[link] * NCCL_P2P_LL_THRESHOLD_BYTES)
+
+
 SWITCH_SHARPNESS: Final = 4.0
 """q of the smooth minimum between the two algorithms: within 19 % of the faster path where both are equal,
 within 1 % once one is 2.2 x faster."""
@@ -423,6 +478,34 @@ def default_params(hardware: HardwareProfile, dtype: str = "nccl") -> Params:
     )
 
 
+def fixed_for(key: str, hardware: HardwareProfile | None = None) -> tuple[str, ...]:
+    """Parameters a fit must not move for ``key`` on ``hardware``: ``ll_max_bytes`` where the GPUs do not meet
+    over PCIe only, the one place it applies (a fit would otherwise store its lower bound, 16 KiB, on an
+    NVLink key that never reads it)."""
+    if hardware is not None and hardware.datasheet.intra_node_link == "pcie":
+        return ()
+    return ("ll_max_bytes",)
+
+
+def fixed_for_rows(dtype: str, shapes: dict[str, Any]) -> tuple[str, ...]:
+    """Parameters ``costmodel.calibrate.fit_params`` keeps at their start for these rows of key ``dtype``:
+    ``small_bandwidth_ratio`` for all-to-all rows none of which sends more than
+    :data:`NCCL_P2P_LL_THRESHOLD_BYTES` per peer with LL (the 2.29 line's rule, :func:`p2p_ll_max_bytes`):
+    16 KiB over a link of hundreds of GB/s is under 0.1 µs, so the rows cannot tell LL's rate, and a fit
+    would leave it wherever the least-squares noise takes it (it went to its bound of 1.5, LL faster than
+    Simple, which a flag in every 8 bytes rules out)."""
+    ops = np.asarray(shapes.get("op", "all_reduce"), dtype=str)
+    if ops.size == 0 or not np.all(ops == "alltoall"):
+        return ()
+    size, n = np.broadcast_arrays(
+        np.asarray(shapes.get("message_bytes", 0.0), dtype=np.float64),
+        np.asarray(shapes.get("num_gpus", 2.0), dtype=np.float64),
+    )
+    per_peer = size / n
+    ll = per_peer <= _p2p_ll_max(shapes.get("p2p_ll_max_bytes"), per_peer.shape)
+    return () if np.any(per_peer[ll] > NCCL_P2P_LL_THRESHOLD_BYTES) else ("small_bandwidth_ratio",)
+
+
 def bus_factor(op: npt.ArrayLike, num_gpus: npt.ArrayLike) -> FloatArray:
     """Per-GPU link traffic over the buffer size for the ring algorithm [-] (NCCL's bus-bandwidth factor).
 
@@ -477,6 +560,7 @@ def breakdown(
     num_gpus: npt.ArrayLike,
     op: npt.ArrayLike = "all_reduce",
     eager: npt.ArrayLike | None = None,
+    p2p_ll_max_bytes: npt.ArrayLike | None = None,
 ) -> CollectiveBreakdown:
     """The two algorithms' times (same arguments as ``time_s``)."""
     size, n = (np.asarray(v, dtype=np.float64) for v in np.broadcast_arrays(message_bytes, num_gpus))
@@ -539,12 +623,31 @@ def breakdown(
         chosen = np.where(
             custom, smooth_min(small_a, large_a), ll_share * small_a + (1.0 - ll_share) * large_a
         )
+    is_alltoall = ops == "alltoall"
+    if not params.one_shot and np.any(is_alltoall):
+        # NCCL's all-to-all is point-to-point sends: LL up to its release's size per peer, Simple above
+        # (p2p_ll_max_bytes), by size as NCCL's planner picks, not by which path is faster
+        ll_max = _p2p_ll_max(p2p_ll_max_bytes, n.shape)
+        p2p = np.where(size / n <= ll_max, small, large)
+        other = smooth_min(np.asarray(small, dtype=np.float64), np.asarray(large, dtype=np.float64))
+        chosen = np.where(is_alltoall, p2p, other if chosen is None else chosen)
     return CollectiveBreakdown(
         np.asarray(small, dtype=np.float64),
         np.asarray(large, dtype=np.float64),
         np.asarray(np.broadcast_to(floor, n.shape), dtype=np.float64),
         None if chosen is None else np.asarray(chosen, dtype=np.float64),
     )
+
+
+def _p2p_ll_max(value: npt.ArrayLike | None, shape: tuple[int, ...]) -> FloatArray:
+    """``p2p_ll_max_bytes`` broadcast to the rows' shape, the newest release's rule for ``None``; a clear
+    error if negative."""
+    if value is None:
+        return np.full(shape, p2p_ll_max_bytes(None))
+    ll_max = np.broadcast_to(np.asarray(value, dtype=np.float64), shape)
+    if np.any(ll_max < 0):
+        raise CostmodelError("collective p2p_ll_max_bytes must be >= 0")
+    return np.asarray(ll_max, dtype=np.float64)
 
 
 def time_s(
@@ -555,6 +658,7 @@ def time_s(
     num_gpus: npt.ArrayLike,
     op: npt.ArrayLike = "all_reduce",
     eager: npt.ArrayLike | None = None,
+    p2p_ll_max_bytes: npt.ArrayLike | None = None,
 ) -> FloatArray:
     """Time of one collective [s].
 
@@ -566,9 +670,18 @@ def time_s(
     eager : per row, whether the call is made in eager mode (pays ``host_floor_s``) or replayed from a CUDA
         graph (does not); ``None``: every call pays the parameters' floor. The two modes run the same
         kernels, so one set of parameters serves both.
+    p2p_ll_max_bytes : per row, NCCL's all-to-all: the largest message per peer (``message_bytes / num_gpus``)
+        its release sends with the LL protocol (:func:`p2p_ll_max_bytes`) [bytes]; ``None``: the newest
+        release's. Other ops and the engines' own all-reduce ignore it.
     """
     return breakdown(
-        hardware, params, message_bytes=message_bytes, num_gpus=num_gpus, op=op, eager=eager
+        hardware,
+        params,
+        message_bytes=message_bytes,
+        num_gpus=num_gpus,
+        op=op,
+        eager=eager,
+        p2p_ll_max_bytes=p2p_ll_max_bytes,
     ).total
 
 

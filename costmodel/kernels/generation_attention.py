@@ -393,6 +393,7 @@ def stream_time_s(
     fill_slots: bool = False,
     cta_overhead_s: npt.ArrayLike | None = None,
     fixed_sm_s: npt.ArrayLike = 0.0,
+    floor_fill: bool = False,
 ) -> FloatArray:
     """Time of a decode kernel that streams ``total_bytes`` of cache and does ``flop`` of work [s].
 
@@ -401,7 +402,13 @@ def stream_time_s(
     most ``max_splits``. With ``best_split`` the split count is the allowed one that takes the least time
     (:func:`best_splits`), as a kernel's split heuristic aims to; without it, the count that fills the SMs
     (the MLA decode model, which shares this function, still uses that rule); with ``fixed_splits``,
-    always ``max_splits``; with ``fill_slots``, as many as fill every SM's resident slots.
+    always ``max_splits``; with ``fill_slots``, as many as fill every SM's resident slots. The count that
+    fills the SMs is ``ceil(SMs / ctas_unsplit)``, or with ``floor_fill`` ``max(1, floor(SMs /
+    ctas_unsplit))``, the most chunks that still fit in one wave (trtllm-gen's ``computeNumCtas``:
+    ``numCtasPerSeqKv = min(maxNumCtasPerSeqKv, max(1, int32_t(mMultiProcessorCount / (numCtasX * numCtasY *
+    numCtasZ))))``, an integer division; ``fmhaKernels.h`` in TensorRT-LLM's
+    ``cpp/tensorrt_llm/kernels/trtllmGenKernels/fmha/``, https://github.com/NVIDIA/TensorRT-LLM, and
+    FlashInfer's copy).
     ``cta_overhead_s`` is each CTA's fixed time (default ``params.cta_overhead_s``),
     ``fixed_sm_s`` SM time that does not depend on the split count (per-sequence work); both overlap
     with the streaming as ``cta_overlap_fraction`` says.
@@ -422,6 +429,8 @@ def stream_time_s(
         splits = np.broadcast_to(np.asarray(params.max_splits, dtype=np.float64), allowed.shape)
     elif fill_slots:
         splits = np.minimum(np.ceil(params.sm_count * params.resident_ctas_per_sm / groups), allowed)
+    elif floor_fill:
+        splits = np.minimum(np.maximum(1.0, np.floor(params.sm_count / groups)), allowed)
     else:
         splits = np.minimum(np.ceil(params.sm_count / groups), allowed)
     return _time_at_splits(params, moved, np.asarray(flop, dtype=np.float64), groups, splits, overhead)

@@ -17,10 +17,11 @@ https://arxiv.org/abs/2405.04434). Engines run it in two forms:
   64, vLLM's Triton MLA decode 16, its ``BLOCK_H``,
   https://github.com/vllm-project/vllm/blob/main/vllm/attention/ops/triton_decode_attention.py), FLOP:
   ``2 x n_heads x kv_len x (576 + 512)``; the generation-attention streaming model with its waves and
-  overlap. Split count: enough chunks to fill the SMs (``fill_splits=1``: FlashMLA's metadata), or always
-  ``max_splits`` (``fill_splits=0``: vLLM's Triton MLA launches ``num_kv_splits = 4`` whatever the batch,
-  https://github.com/vllm-project/vllm/blob/main/vllm/v1/attention/backends/mla/triton_mla.py). The naive
-  form (``absorbed=False``) caches full per-head K and V instead.
+  overlap. Split count: enough chunks to fill the SMs (``fill_splits=1``: FlashMLA's metadata; trtllm-gen
+  on Blackwell, ``low_latency_heads_per_cta`` set, the most that fit in one wave, ``floor(SMs / CTAs)``),
+  or always ``max_splits`` (``fill_splits=0``: vLLM's Triton MLA launches ``num_kv_splits = 4`` whatever
+  the batch, https://github.com/vllm-project/vllm/blob/main/vllm/v1/attention/backends/mla/triton_mla.py).
+  The naive form (``absorbed=False``) caches full per-head K and V instead.
 - **Absorb matmuls**: per head, ``[tokens, 128] x [128, 512]`` (pre) and ``[tokens, 512] x [512, 128]``
   (post); roofline of their FLOP and bytes (weights once, activations in and out).
 - **Module**: everything the attention block of one layer runs: the fused ``q_a``/``kv_a``
@@ -487,6 +488,8 @@ def time_s(
         ctas_unsplit=b * ctas_per_sequence,
         kv_len=s,
         fixed_splits=params.fill_splits < 0.5,
+        # trtllm-gen splits each sequence into as many chunks as fit in one wave (floor), not ceil
+        floor_fill=params.low_latency_heads_per_cta > 0.0,
     )
     absorbed_s = generation_attention.stream_time_s(gen, **stream)  # type: ignore[arg-type]
     if params.high_throughput_rate_ratio != 1.0 and np.any(high_throughput):  # trtllm-gen's 64-head kernel

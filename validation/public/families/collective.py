@@ -100,8 +100,25 @@ def dtype(table: pd.DataFrame) -> npt.NDArray[np.str_]:
     return np.asarray(_dtype(table).map(lambda v: _SHORT.get(v, v)), dtype=str)
 
 
+def p2p_ll_max_bytes(table: pd.DataFrame) -> npt.NDArray[np.float64]:
+    """Per row, the largest message per peer its NCCL release sends point-to-point with the LL protocol
+    (:func:`costmodel.kernels.collective.p2p_ll_max_bytes`) [bytes]: the release is the folder's version
+    (``engine_version``) for NCCL's own tables (``engine`` ``nccl``), the newest rule for other rows or where
+    the table names none. Every public NCCL table was collected on NVSwitch nodes (NVLink)."""
+    newest = collective.p2p_ll_max_bytes(None)
+    if "engine_version" not in table or "engine" not in table:
+        return np.full(len(table), newest)
+    nccl = table["engine"].astype(str).str.lower().eq("nccl").to_numpy(dtype=bool)
+    releases = table["engine_version"].astype(str).to_numpy(dtype=str)
+    by_release = {r: collective.p2p_ll_max_bytes(r) for r in np.unique(releases[nccl]).tolist()}
+    return np.asarray(
+        [by_release[r] if k else newest for r, k in zip(releases, nccl, strict=True)], dtype=float
+    )
+
+
 def shapes(table: pd.DataFrame) -> dict[str, Any]:
-    """``message_bytes`` (elements x element size), ``num_gpus``, ``op`` and ``eager`` per row."""
+    """``message_bytes`` (elements x element size), ``num_gpus``, ``op``, ``eager`` and the NCCL release's
+    point-to-point LL limit (:func:`p2p_ll_max_bytes`) per row."""
     dtype = _dtype(table)
     unknown = sorted(set(dtype) - set(ELEMENT_BYTES))
     if unknown:
@@ -112,4 +129,5 @@ def shapes(table: pd.DataFrame) -> dict[str, Any]:
         "num_gpus": table["num_gpus"].to_numpy(dtype=np.float64),
         "op": table["op_name"].astype(str).to_numpy(dtype=str),
         "eager": _is_eager(table),
+        "p2p_ll_max_bytes": p2p_ll_max_bytes(table),
     }
