@@ -12,6 +12,7 @@ from costmodel.kernels import (
     fallback_keys,
     gemm,
     generation_attention,
+    moe,
     params_for,
     same_kernel_keys,
 )
@@ -260,3 +261,37 @@ def test_a_decode_variant_nothing_fits_takes_its_kernels_per_cta_parameters() ->
         other.cta_overhead_s
         == generation_attention.default_params(l40s, "vllm.vllm_triton_attn:bf16").cta_overhead_s
     )
+
+
+def test_an_moe_format_nothing_fits_takes_its_calls_fixed_times_from_other_formats() -> None:
+    """TensorRT-LLM's CUTLASS MoE runs one call sequence for every weight format (``moe.SAME_CALL_KERNELS``):
+    an nvfp4 key of it with no stored fit at any level (the leave-one-out B200 from the H100, which has no
+    fp4) takes the median of the call's times (``moe.CALL_PARAMS``) over the stored bf16 and fp8 keys of the
+    same call, and keeps the datasheet's fractions and dequantization; a key of the collector's
+    ``moe_torch_flow`` (Triton on Hopper, TensorRT-LLM-gen on Blackwell) or of a call nothing stores keeps
+    every default."""
+    b200 = load_hardware("b200")
+    hardware = _with(
+        b200,
+        "moe",
+        {
+            "bf16:trtllm:moe_torch_flow_cutlass": {
+                "launch_s": 20e-6,
+                "per_expert_s": 1e-7,
+                "compute_fraction": 0.9,
+            },
+            "fp8:trtllm:moe_torch_flow_cutlass": {
+                "launch_s": 30e-6,
+                "per_expert_s": 3e-7,
+                "bandwidth_fraction": 0.5,
+            },
+            "w4a16_mxfp4:trtllm:moe_torch_flow": {"launch_s": 100e-6},
+        },
+    )
+    key = "nvfp4:trtllm:moe_torch_flow_cutlass"
+    got, default = params_for(hardware, moe, key), moe.default_params(b200, key)
+    assert (got.launch_s, got.per_expert_s) == (pytest.approx(25e-6), pytest.approx(2e-7))
+    assert dataclasses.replace(got, launch_s=default.launch_s, per_expert_s=default.per_expert_s) == default
+    for other in ("w4a8_mxfp4_mxfp8:trtllm:moe_torch_flow", "nvfp4:trtllm:moe_torch_flow_nongated"):
+        assert params_for(hardware, moe, other) == moe.default_params(b200, other)
+    assert params_for(hardware, moe, "fp8:trtllm:moe_torch_flow_cutlass").launch_s == 30e-6  # its own fit

@@ -219,11 +219,12 @@ def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
     device of ``hardware``'s compute capability, the engine's pooled parameters for the format, the
     format's pooled parameters, the same engine's nearest other kernel of the same format and operation),
     then ``default_params`` (with a family's ``DIE_PARAMS``, parameters of the device rather than the
-    kernel, at their median over the family's stored keys, and its ``CTA_PARAMS`` at their median over the
-    same kernel's stored keys of other formats or variants: :func:`_unfitted`). Stored values replace
-    the defaults field by field, so a parameter that was never fitted keeps its default; a family's
-    ``KERNEL_PROPERTIES`` (what kernel the key runs on this device: MLA's low-latency head tile) always come
-    from ``default_params``, never from a stored or pooled value.
+    kernel, at their median over the family's stored keys, its ``CTA_PARAMS`` at their median over the
+    same kernel's stored keys of other formats or variants, and its ``CALL_PARAMS`` at their median over the
+    same call's stored keys of other formats where ``SAME_CALL_KERNELS`` names the call: :func:`_unfitted`).
+    Stored values replace the defaults field by field, so a parameter that was never fitted keeps its
+    default; a family's ``KERNEL_PROPERTIES`` (what kernel the key runs on this device: MLA's low-latency head
+    tile) always come from ``default_params``, never from a stored or pooled value.
     """
     start = family.default_params(hardware, key)
     calibration = hardware.kernel_calibration
@@ -240,6 +241,8 @@ def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
     found = next((level for level in levels if level[0] in table), [])
     if not found:
         kernels = {key.split(":", 1)[0]} | {k.split(":", 1)[0] for k in same_kernel_keys(key, capability)}
+        if key.count(":") >= 2:  # "<format>:<engine>:<kernel>": the call, for SAME_CALL_KERNELS
+            kernels.add(key.split(":", 1)[1])
         return _unfitted(family, start, table, kernels)
     names = {f.name for f in dataclasses.fields(start)} - set(getattr(family, "KERNEL_PROPERTIES", ()))
     if len(found) == 1:  # the usual case: one stored key, its values as they are (no median to take)
@@ -259,7 +262,10 @@ def _unfitted(family: ModuleType, start: Any, table: Any, kernels: set[str]) -> 
     stored keys on the device, and its ``CTA_PARAMS`` (what one CTA of the kernel's code does: decode
     attention's per-CTA streaming, prologue and residency) at their median over the stored keys of the same
     kernel (``kernels``: the key's ``"<engine>.<kernel>"`` part and its other engine versions' names) under
-    another format or variant, where any stores them."""
+    another format or variant, where any stores them; and, for a ``"<format>:<engine>:<kernel>"`` key whose
+    ``"<engine>:<kernel>"`` part (in ``kernels`` too) the family names in ``SAME_CALL_KERNELS`` (one backend's
+    call sequence for every format: TensorRT-LLM's CUTLASS MoE), its ``CALL_PARAMS`` (that call's own times)
+    at their median over the stored keys of the same call under other formats."""
 
     def medians(names: Iterable[str], rows: list[Any]) -> dict[str, float]:
         return {
@@ -271,6 +277,9 @@ def _unfitted(family: ModuleType, start: Any, table: Any, kernels: set[str]) -> 
     same = [v for k, v in table.items() if k.split(":", 1)[0] in kernels]
     values = medians(getattr(family, "DIE_PARAMS", ()), list(table.values()))
     values |= medians(getattr(family, "CTA_PARAMS", ()), same)
+    calls = set(getattr(family, "SAME_CALL_KERNELS", ())) & {c for c in kernels if ":" in c}
+    same_call = [v for k, v in table.items() if k.count(":") >= 2 and k.split(":", 1)[1] in calls]
+    values |= medians(getattr(family, "CALL_PARAMS", ()), same_call)
     return dataclasses.replace(start, **values) if values else start
 
 
