@@ -225,8 +225,11 @@ def test_a_decode_key_nothing_fits_takes_the_devices_l2_rate() -> None:
     lone = params_for(hardware, generation_attention, "trtllm.torch_flow:bf16+fp8kv")
     default = generation_attention.default_params(l40s, "trtllm.torch_flow:bf16+fp8kv")
     assert lone == dataclasses.replace(default, cache_bandwidth_ratio=3.0)
-    sibling = params_for(hardware, generation_attention, "vllm.vllm_flashinfer_fidecode:bf16")
+    sibling = params_for(hardware, generation_attention, "vllm.vllm_flash_attn_fa3:bf16")
     assert (sibling.cache_bandwidth_ratio, sibling.launch_s) == (3.0, 8e-6)  # FlashAttention-2's bf16 key
+    flashinfer = params_for(hardware, generation_attention, "vllm.vllm_flashinfer_fidecode:bf16")
+    fi_default = generation_attention.default_params(l40s, "vllm.vllm_flashinfer_fidecode:bf16")
+    assert flashinfer == dataclasses.replace(fi_default, cache_bandwidth_ratio=3.0)  # another library
     assert params_for(_with(l40s, "generation_attention", {"x.y:bf16": {"launch_s": 1e-5}}),
                       generation_attention, "trtllm.k:bf16+fp8kv").cache_bandwidth_ratio == 1.0  # fmt: skip
     context = _with(l40s, "context_attention", {"vllm.a:bf16": {"cache_bandwidth_ratio": 3.0}})
@@ -295,3 +298,24 @@ def test_an_moe_format_nothing_fits_takes_its_calls_fixed_times_from_other_forma
     for other in ("w4a8_mxfp4_mxfp8:trtllm:moe_torch_flow", "nvfp4:trtllm:moe_torch_flow_nongated"):
         assert params_for(hardware, moe, other) == moe.default_params(b200, other)
     assert params_for(hardware, moe, "fp8:trtllm:moe_torch_flow_cutlass").launch_s == 30e-6  # its own fit
+
+
+def test_a_decode_kernel_of_another_library_is_no_sibling() -> None:
+    """With ``library`` (``generation_attention.SIBLING_LIBRARY``) the shared prefix counts whole name parts
+    past the engine's own: FlashInfer's decode shares only ``vllm`` (and the characters ``vllm_flash``) with
+    FlashAttention and is no sibling of it, FlashAttention-2 stays FlashAttention-3's, and TensorRT-LLM's
+    ``torch_flow_flashinfer`` keeps ``torch_flow``; context attention (no flag) keeps the nearest name."""
+    stored = [
+        "vllm.vllm_flash_attn_fa2:bf16",
+        "vllm.vllm_flashinfer_trtllmdecode:bf16",
+        "trtllm.torch_flow:bf16",
+    ]
+    assert fallback_keys("vllm.vllm_flashinfer_fidecode:bf16", stored, library=True)[-1] == [stored[1]]
+    assert fallback_keys("vllm.vllm_flash_attn_fa3:bf16", stored, library=True)[-1] == [stored[0]]
+    assert fallback_keys("vllm.vllm_flash_attn_fa3:bf16", stored[1:], library=True) == [
+        ["vllm.vllm_flash_attn_fa3:bf16"]
+    ]
+    assert fallback_keys("trtllm.torch_flow_flashinfer:bf16", stored, library=True)[-1] == [stored[2]]
+    assert fallback_keys("vllm.vllm_flash_attn_fa3:bf16", stored[1:])[-1] == [stored[1]]  # characters
+    assert generation_attention.SIBLING_LIBRARY
+    assert not getattr(context_attention, "SIBLING_LIBRARY", False)

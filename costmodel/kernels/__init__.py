@@ -140,7 +140,11 @@ def shape_fallback_key(key: str, capability: str | None) -> bool:
 
 
 def fallback_keys(
-    key: str, stored: Iterable[str], same: Iterable[str] = (), phases: Iterable[str] = ()
+    key: str,
+    stored: Iterable[str],
+    same: Iterable[str] = (),
+    phases: Iterable[str] = (),
+    library: bool = False,
 ) -> list[list[str]]:
     """The stored keys ``key`` is looked up as, level by level; the first level with a stored key wins, and
     a level of several keys gives each parameter's median over them (:func:`params_for`).
@@ -167,6 +171,10 @@ def fallback_keys(
        (a family's ``SIBLING_PHASES``): name parts that mark a kernel of another operation within the
        family's table; a kernel whose name holds one is no sibling of a kernel whose name does not, nor
        the reverse (context attention: the engine's decode kernel, which it runs for a one-token prompt).
+       ``library`` (a family's ``SIBLING_LIBRARY``): the shared prefix is counted in whole ``"_"``-separated
+       name parts, past a first part that repeats the engine's name, and a kernel that shares none is no
+       sibling: vLLM's ``vllm_flash_attn_fa3`` (FlashAttention) and ``vllm_flashinfer_trtllmdecode``
+       (FlashInfer) share the characters ``vllm_flash`` and no library.
 
     Nothing found: the datasheet defaults (``default_params``).
     """
@@ -194,11 +202,15 @@ def fallback_keys(
         else:
             continue
         if engine == their_engine and phase(kernel) == phase(their_kernel):
-            shared = next(
-                (j for j, (a, b) in enumerate(zip(kernel, their_kernel, strict=False)) if a != b), None
+            mine, theirs_name = (
+                (kernel, their_kernel) if not library else _library_parts(engine, kernel, their_kernel)
             )
-            common = min(len(kernel), len(their_kernel)) if shared is None else shared
-            siblings.setdefault(common, []).append(other)
+            shared = next(
+                (j for j, (a, b) in enumerate(zip(mine, theirs_name, strict=False)) if a != b), None
+            )
+            common = min(len(mine), len(theirs_name)) if shared is None else shared
+            if common > 0 or not library:
+                siblings.setdefault(common, []).append(other)
     levels = [[key]]
     renamed = [k for k in same if k in table and k != key]
     if renamed:
@@ -210,6 +222,14 @@ def fallback_keys(
     if siblings:
         levels.append(siblings[max(siblings)])
     return levels
+
+
+def _library_parts(engine: str, kernel: str, other: str) -> tuple[list[str], list[str]]:
+    """The ``"_"``-separated parts of two kernel names of one engine, without a first part that repeats the
+    engine's name (``vllm_flashinfer_trtllmdecode`` -> ``["flashinfer", "trtllmdecode"]`` for ``vllm``)."""
+    parts = [[p for p in name.split("_") if p] for name in (kernel, other)]
+    skip = 1 if parts[0][:1] == parts[1][:1] == [engine] else 0
+    return parts[0][skip:], parts[1][skip:]
 
 
 def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
@@ -237,6 +257,7 @@ def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
         table,
         same_kernel_keys(key, capability),
         getattr(family, "SIBLING_PHASES", ()),
+        getattr(family, "SIBLING_LIBRARY", False),
     )
     found = next((level for level in levels if level[0] in table), [])
     if not found:
