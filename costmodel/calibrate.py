@@ -202,8 +202,10 @@ ran (no key at any level of :func:`costmodel.kernels.fallback_keys`) takes the t
 but for the parameters of the die a family names (``DIE_PARAMS``: decode attention's L2 rate), which take
 their median over the source's carried keys of the family, and those of one CTA of the kernel's code
 (``CTA_PARAMS``), which take their median over the source's keys of the same kernel under another format or
-variant (:func:`costmodel.kernels.params_for`). A device that has measurements of its own is never
-transferred onto.
+variant, and the times of a call that is one backend's sequence for every format (``CALL_PARAMS`` of the
+calls ``SAME_CALL_KERNELS`` names: TensorRT-LLM's CUTLASS MoE), which take their median over the source's
+keys of the same call under other formats (:func:`costmodel.kernels.params_for`). A device that has
+measurements of its own is never transferred onto.
 """
 
 

@@ -12,6 +12,7 @@ from costmodel.kernels import (
     fallback_keys,
     gemm,
     generation_attention,
+    moe,
     params_for,
     same_kernel_keys,
 )
@@ -224,8 +225,11 @@ def test_a_decode_key_nothing_fits_takes_the_devices_l2_rate() -> None:
     lone = params_for(hardware, generation_attention, "trtllm.torch_flow:bf16+fp8kv")
     default = generation_attention.default_params(l40s, "trtllm.torch_flow:bf16+fp8kv")
     assert lone == dataclasses.replace(default, cache_bandwidth_ratio=3.0)
-    sibling = params_for(hardware, generation_attention, "vllm.vllm_flashinfer_fidecode:bf16")
+    sibling = params_for(hardware, generation_attention, "vllm.vllm_flash_attn_fa3:bf16")
     assert (sibling.cache_bandwidth_ratio, sibling.launch_s) == (3.0, 8e-6)  # FlashAttention-2's bf16 key
+    flashinfer = params_for(hardware, generation_attention, "vllm.vllm_flashinfer_fidecode:bf16")
+    fi_default = generation_attention.default_params(l40s, "vllm.vllm_flashinfer_fidecode:bf16")
+    assert flashinfer == dataclasses.replace(fi_default, cache_bandwidth_ratio=3.0)  # another library
     assert params_for(_with(l40s, "generation_attention", {"x.y:bf16": {"launch_s": 1e-5}}),
                       generation_attention, "trtllm.k:bf16+fp8kv").cache_bandwidth_ratio == 1.0  # fmt: skip
     context = _with(l40s, "context_attention", {"vllm.a:bf16": {"cache_bandwidth_ratio": 3.0}})
@@ -260,3 +264,58 @@ def test_a_decode_variant_nothing_fits_takes_its_kernels_per_cta_parameters() ->
         other.cta_overhead_s
         == generation_attention.default_params(l40s, "vllm.vllm_triton_attn:bf16").cta_overhead_s
     )
+
+
+def test_an_moe_format_nothing_fits_takes_its_calls_fixed_times_from_other_formats() -> None:
+    """TensorRT-LLM's CUTLASS MoE runs one call sequence for every weight format (``moe.SAME_CALL_KERNELS``):
+    an nvfp4 key of it with no stored fit at any level (the leave-one-out B200 from the H100, which has no
+    fp4) takes the median of the call's times (``moe.CALL_PARAMS``) over the stored bf16 and fp8 keys of the
+    same call, and keeps the datasheet's fractions and dequantization; a key of the collector's
+    ``moe_torch_flow`` (Triton on Hopper, TensorRT-LLM-gen on Blackwell) or of a call nothing stores keeps
+    every default."""
+    b200 = load_hardware("b200")
+    hardware = _with(
+        b200,
+        "moe",
+        {
+            "bf16:trtllm:moe_torch_flow_cutlass": {
+                "launch_s": 20e-6,
+                "per_expert_s": 1e-7,
+                "compute_fraction": 0.9,
+            },
+            "fp8:trtllm:moe_torch_flow_cutlass": {
+                "launch_s": 30e-6,
+                "per_expert_s": 3e-7,
+                "bandwidth_fraction": 0.5,
+            },
+            "w4a16_mxfp4:trtllm:moe_torch_flow": {"launch_s": 100e-6},
+        },
+    )
+    key = "nvfp4:trtllm:moe_torch_flow_cutlass"
+    got, default = params_for(hardware, moe, key), moe.default_params(b200, key)
+    assert (got.launch_s, got.per_expert_s) == (pytest.approx(25e-6), pytest.approx(2e-7))
+    assert dataclasses.replace(got, launch_s=default.launch_s, per_expert_s=default.per_expert_s) == default
+    for other in ("w4a8_mxfp4_mxfp8:trtllm:moe_torch_flow", "nvfp4:trtllm:moe_torch_flow_nongated"):
+        assert params_for(hardware, moe, other) == moe.default_params(b200, other)
+    assert params_for(hardware, moe, "fp8:trtllm:moe_torch_flow_cutlass").launch_s == 30e-6  # its own fit
+
+
+def test_a_decode_kernel_of_another_library_is_no_sibling() -> None:
+    """With ``library`` (``generation_attention.SIBLING_LIBRARY``) the shared prefix counts whole name parts
+    past the engine's own: FlashInfer's decode shares only ``vllm`` (and the characters ``vllm_flash``) with
+    FlashAttention and is no sibling of it, FlashAttention-2 stays FlashAttention-3's, and TensorRT-LLM's
+    ``torch_flow_flashinfer`` keeps ``torch_flow``; context attention (no flag) keeps the nearest name."""
+    stored = [
+        "vllm.vllm_flash_attn_fa2:bf16",
+        "vllm.vllm_flashinfer_trtllmdecode:bf16",
+        "trtllm.torch_flow:bf16",
+    ]
+    assert fallback_keys("vllm.vllm_flashinfer_fidecode:bf16", stored, library=True)[-1] == [stored[1]]
+    assert fallback_keys("vllm.vllm_flash_attn_fa3:bf16", stored, library=True)[-1] == [stored[0]]
+    assert fallback_keys("vllm.vllm_flash_attn_fa3:bf16", stored[1:], library=True) == [
+        ["vllm.vllm_flash_attn_fa3:bf16"]
+    ]
+    assert fallback_keys("trtllm.torch_flow_flashinfer:bf16", stored, library=True)[-1] == [stored[2]]
+    assert fallback_keys("vllm.vllm_flash_attn_fa3:bf16", stored[1:])[-1] == [stored[1]]  # characters
+    assert generation_attention.SIBLING_LIBRARY
+    assert not getattr(context_attention, "SIBLING_LIBRARY", False)

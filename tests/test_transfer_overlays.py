@@ -390,8 +390,9 @@ def test_a_bad_published_latency_is_refused_naming_the_field(tmp_path: Path, val
 def test_shape_fallback_kernels_stay_within_their_major_version() -> None:
     """vLLM runs FlashAttention-4 on an sm90 device only where FlashAttention-3 cannot (head_dim > 256):
     the H100's ``vllm_flash_attn_fa4`` keys reach an H200 (the same major version) as fitted, but not a
-    B200 (major 10), whose vLLM decode kernel then takes the H100's FlashAttention-3 fit alone through the
-    sibling step instead of the median of FlashAttention-3 and the head_dim-512 kernel."""
+    B200 (major 10), where a FlashAttention decode key then takes the H100's FlashAttention-3 fit alone
+    through the sibling step instead of the median of FlashAttention-3 and the head_dim-512 kernel (vLLM's
+    B200 decode kernel, FlashInfer's, takes neither: ``generation_attention.SIBLING_LIBRARY``)."""
     from costmodel.kernels import generation_attention, shape_fallback_key
     from validation.public.transfer import transferred_hardware
 
@@ -412,10 +413,12 @@ def test_shape_fallback_kernels_stay_within_their_major_version() -> None:
     source = h100.kernel_calibration
     assert source is not None
     assert fa4 in source.params["generation_attention"]
-    got = params_for(
-        transferred_hardware("b200"), generation_attention, "vllm.vllm_flashinfer_trtllmdecode:bf16"
-    )
+    b200_moved = transferred_hardware("b200")
+    got = params_for(b200_moved, generation_attention, "vllm.vllm_flash_attn_fa2:bf16")
     assert got.combine_s == source.params["generation_attention"][fa3]["combine_s"]
+    flashinfer = "vllm.vllm_flashinfer_trtllmdecode:bf16"  # another library: no sibling of either
+    got = params_for(b200_moved, generation_attention, flashinfer)
+    assert got.combine_s == generation_attention.default_params(b200, flashinfer).combine_s
 
 
 def test_pcie_collectives_default_to_nccls_pcie_rate() -> None:

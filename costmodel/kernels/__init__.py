@@ -140,7 +140,11 @@ def shape_fallback_key(key: str, capability: str | None) -> bool:
 
 
 def fallback_keys(
-    key: str, stored: Iterable[str], same: Iterable[str] = (), phases: Iterable[str] = ()
+    key: str,
+    stored: Iterable[str],
+    same: Iterable[str] = (),
+    phases: Iterable[str] = (),
+    library: bool = False,
 ) -> list[list[str]]:
     """The stored keys ``key`` is looked up as, level by level; the first level with a stored key wins, and
     a level of several keys gives each parameter's median over them (:func:`params_for`).
@@ -167,6 +171,10 @@ def fallback_keys(
        (a family's ``SIBLING_PHASES``): name parts that mark a kernel of another operation within the
        family's table; a kernel whose name holds one is no sibling of a kernel whose name does not, nor
        the reverse (context attention: the engine's decode kernel, which it runs for a one-token prompt).
+       ``library`` (a family's ``SIBLING_LIBRARY``): the shared prefix is counted in whole ``"_"``-separated
+       name parts, past a first part that repeats the engine's name, and a kernel that shares none is no
+       sibling: vLLM's ``vllm_flash_attn_fa3`` (FlashAttention) and ``vllm_flashinfer_trtllmdecode``
+       (FlashInfer) share the characters ``vllm_flash`` and no library.
 
     Nothing found: the datasheet defaults (``default_params``).
     """
@@ -194,11 +202,15 @@ def fallback_keys(
         else:
             continue
         if engine == their_engine and phase(kernel) == phase(their_kernel):
-            shared = next(
-                (j for j, (a, b) in enumerate(zip(kernel, their_kernel, strict=False)) if a != b), None
+            mine, theirs_name = (
+                (kernel, their_kernel) if not library else _library_parts(engine, kernel, their_kernel)
             )
-            common = min(len(kernel), len(their_kernel)) if shared is None else shared
-            siblings.setdefault(common, []).append(other)
+            shared = next(
+                (j for j, (a, b) in enumerate(zip(mine, theirs_name, strict=False)) if a != b), None
+            )
+            common = min(len(mine), len(theirs_name)) if shared is None else shared
+            if common > 0 or not library:
+                siblings.setdefault(common, []).append(other)
     levels = [[key]]
     renamed = [k for k in same if k in table and k != key]
     if renamed:
@@ -212,6 +224,14 @@ def fallback_keys(
     return levels
 
 
+def _library_parts(engine: str, kernel: str, other: str) -> tuple[list[str], list[str]]:
+    """The ``"_"``-separated parts of two kernel names of one engine, without a first part that repeats the
+    engine's name (``vllm_flashinfer_trtllmdecode`` -> ``["flashinfer", "trtllmdecode"]`` for ``vllm``)."""
+    parts = [[p for p in name.split("_") if p] for name in (kernel, other)]
+    skip = 1 if parts[0][:1] == parts[1][:1] == [engine] else 0
+    return parts[0][skip:], parts[1][skip:]
+
+
 def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
     """The parameters of ``family`` for ``key`` on ``hardware``: calibrated where the profile has them.
 
@@ -219,11 +239,12 @@ def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
     device of ``hardware``'s compute capability, the engine's pooled parameters for the format, the
     format's pooled parameters, the same engine's nearest other kernel of the same format and operation),
     then ``default_params`` (with a family's ``DIE_PARAMS``, parameters of the device rather than the
-    kernel, at their median over the family's stored keys, and its ``CTA_PARAMS`` at their median over the
-    same kernel's stored keys of other formats or variants: :func:`_unfitted`). Stored values replace
-    the defaults field by field, so a parameter that was never fitted keeps its default; a family's
-    ``KERNEL_PROPERTIES`` (what kernel the key runs on this device: MLA's low-latency head tile) always come
-    from ``default_params``, never from a stored or pooled value.
+    kernel, at their median over the family's stored keys, its ``CTA_PARAMS`` at their median over the
+    same kernel's stored keys of other formats or variants, and its ``CALL_PARAMS`` at their median over the
+    same call's stored keys of other formats where ``SAME_CALL_KERNELS`` names the call: :func:`_unfitted`).
+    Stored values replace the defaults field by field, so a parameter that was never fitted keeps its
+    default; a family's ``KERNEL_PROPERTIES`` (what kernel the key runs on this device: MLA's low-latency head
+    tile) always come from ``default_params``, never from a stored or pooled value.
     """
     start = family.default_params(hardware, key)
     calibration = hardware.kernel_calibration
@@ -236,10 +257,13 @@ def params_for(hardware: HardwareProfile, family: ModuleType, key: str) -> Any:
         table,
         same_kernel_keys(key, capability),
         getattr(family, "SIBLING_PHASES", ()),
+        getattr(family, "SIBLING_LIBRARY", False),
     )
     found = next((level for level in levels if level[0] in table), [])
     if not found:
         kernels = {key.split(":", 1)[0]} | {k.split(":", 1)[0] for k in same_kernel_keys(key, capability)}
+        if key.count(":") >= 2:  # "<format>:<engine>:<kernel>": the call, for SAME_CALL_KERNELS
+            kernels.add(key.split(":", 1)[1])
         return _unfitted(family, start, table, kernels)
     names = {f.name for f in dataclasses.fields(start)} - set(getattr(family, "KERNEL_PROPERTIES", ()))
     if len(found) == 1:  # the usual case: one stored key, its values as they are (no median to take)
@@ -259,7 +283,10 @@ def _unfitted(family: ModuleType, start: Any, table: Any, kernels: set[str]) -> 
     stored keys on the device, and its ``CTA_PARAMS`` (what one CTA of the kernel's code does: decode
     attention's per-CTA streaming, prologue and residency) at their median over the stored keys of the same
     kernel (``kernels``: the key's ``"<engine>.<kernel>"`` part and its other engine versions' names) under
-    another format or variant, where any stores them."""
+    another format or variant, where any stores them; and, for a ``"<format>:<engine>:<kernel>"`` key whose
+    ``"<engine>:<kernel>"`` part (in ``kernels`` too) the family names in ``SAME_CALL_KERNELS`` (one backend's
+    call sequence for every format: TensorRT-LLM's CUTLASS MoE), its ``CALL_PARAMS`` (that call's own times)
+    at their median over the stored keys of the same call under other formats."""
 
     def medians(names: Iterable[str], rows: list[Any]) -> dict[str, float]:
         return {
@@ -271,6 +298,9 @@ def _unfitted(family: ModuleType, start: Any, table: Any, kernels: set[str]) -> 
     same = [v for k, v in table.items() if k.split(":", 1)[0] in kernels]
     values = medians(getattr(family, "DIE_PARAMS", ()), list(table.values()))
     values |= medians(getattr(family, "CTA_PARAMS", ()), same)
+    calls = set(getattr(family, "SAME_CALL_KERNELS", ())) & {c for c in kernels if ":" in c}
+    same_call = [v for k, v in table.items() if k.count(":") >= 2 and k.split(":", 1)[1] in calls]
+    values |= medians(getattr(family, "CALL_PARAMS", ()), same_call)
     return dataclasses.replace(start, **values) if values else start
 
 

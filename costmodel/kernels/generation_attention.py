@@ -193,6 +193,16 @@ family's stored keys on the device (:func:`costmodel.kernels.params_for`), not t
 would time a KV cache the L2 holds at the DRAM's rate."""
 
 
+SIBLING_LIBRARY: bool = True
+"""A decode key's fallback sibling (:func:`costmodel.kernels.fallback_keys`, level 4) must be a kernel of the
+same library (FlashAttention, FlashInfer, Triton), its name sharing a whole name part past the engine's.
+A decode call's time is its kernel's own structure, what this family fits per key: its launches, its split
+of the KV and the combine, what one CTA of its code does (:data:`CTA_PARAMS`), none of which another
+library's code shares; a key with no such sibling takes the datasheet with the device's L2 rate
+(:data:`DIE_PARAMS`). Context attention keeps the nearest name of any library: a prompt's time is mostly
+its tensor work, at a fraction FlashAttention and FlashInfer prefill kernels both reach."""
+
+
 CTA_PARAMS: tuple[str, ...] = (
     "per_cta_bandwidth_fraction",
     "cta_overhead_s",

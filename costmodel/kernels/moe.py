@@ -430,6 +430,35 @@ series (one engine, dtype and shape, every token count) measured 2-5 x slower th
 in neighbouring (TP, EP, routing) cells, ~2-10 % of a kernel's rows (TRT-LLM autotunes each series
 separately); soft-L1 lets them pull every parameter, Cauchy's pull fades past ~10 % error."""
 
+CALL_PARAMS: tuple[str, ...] = (
+    "launch_s",
+    "expert_map_s",
+    "per_expert_s",
+    "per_local_expert_s",
+    "group_switch_s",
+    "per_token_s",
+    "fallback_routing_s",
+    "per_routed_pair_s",
+    "per_pair_s",
+)
+"""The times of one call's own sequence of kernels [s]: its launches, the routing and expert map, the
+per-expert and per-group switches, and the per-token and per-pair permutation and finalize work. For a key of
+:data:`SAME_CALL_KERNELS` they do not depend on the weight format, which enters the grouped GEMMs' rates
+(the fractions, the tile and cache parameters) and the weight-only dequantization
+(``dequant_s_per_element``), neither of which is here. A key with no stored fit at any fallback level takes
+their median over the device's stored keys of the same call under other formats
+(:func:`costmodel.kernels.params_for`)."""
+
+SAME_CALL_KERNELS: tuple[str, ...] = ("trtllm:moe_torch_flow_cutlass", "trtllm:moe_torch_flow_nongated")
+"""``<engine>:<kernel>`` parts of MoE keys that name one backend, and so one call sequence, for every weight
+format and on every device. aiconfigurator's TensorRT-LLM MoE collector builds every non-gpt-oss MoE that is
+neither in min-latency mode nor fp8_block on SM100 with ``model_config.moe_backend = "cutlass"``
+(TensorRT-LLM's CUTLASS fused MoE: routing, permutation, two grouped GEMMs, finalize), and logs it as
+``moe_torch_flow_cutlass``, or ``moe_torch_flow_nongated`` for a non-gated (Relu2) model
+(``run_moe_torch``, collector/trtllm/collect_moe.py, https://github.com/ai-dynamo/aiconfigurator). Not
+``moe_torch_flow``: the collector's gpt-oss path, Triton on Hopper and TensorRT-LLM-gen on Blackwell (the
+same file), another backend on another device. A fact about software, never a per-shape choice."""
+
 BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "launch_s": (1e-6, 2e-3),
     "expert_map_s": (0.0, 2e-4),
