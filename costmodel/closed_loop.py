@@ -42,7 +42,8 @@ steady state, a wave's decode iterations in a wave, and ``overlapped_host_s``, t
 iteration that an overlapped scheduler runs while the GPU runs the previous iteration (``overlap_host``:
 an iteration then lasts max(kernels, ``overlapped_host_s``) + ``step_overhead_s``; without it, the sum of
 the three, so that only ``step_overhead_s`` + ``overlapped_host_s`` is then determined,
-:meth:`LoopParts.step_s`).
+:meth:`LoopParts.step_s`; an iteration that runs several forward passes, each prepared on the host in turn,
+pays ``overlapped_host_s`` once per pass, ``host_passes`` of :func:`loop_parts`).
 
 **Waves.** A benchmark starts all C clients at once: its first C prompts arrive together and are
 prefilled first come first served at the prompt budget. With a prompt budget of P
@@ -188,8 +189,8 @@ class LoopParams:
     overlapped_host_s: float = 0.0
     """The host's work per iteration that an overlapped scheduler runs while the GPU runs the previous
     iteration [s] (preparing the next batch: scheduling, allocating its KV cache, building its inputs):
-    hidden behind kernels that take longer, added to them where the engine does not overlap
-    (:meth:`LoopParts.step_s`)."""
+    hidden behind kernels that take longer, added to them where the engine does not overlap, once per
+    forward pass that such an iteration prepares (:attr:`LoopParts.host_passes`, :meth:`LoopParts.step_s`)."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -339,6 +340,7 @@ def closed_loop(
     wave_share: npt.ArrayLike | None = None,
     overlap_host: bool = False,
     train: bool = False,
+    host_passes: float = 1.0,
 ) -> ClosedLoop:
     """Mean TTFT and TPOT of ``concurrency`` clients sending ``isl``/``osl`` requests back to back.
 
@@ -369,6 +371,8 @@ def closed_loop(
     train : the clients' prompts arrive one iteration apart in a train (fixed lengths against an engine
         that prefills one prompt per iteration with overlapped scheduling; default False; see
         :func:`loop_parts`).
+    host_passes : forward passes an iteration prepares on the host in turn, each paying
+        ``overlapped_host_s`` where the host does not overlap [-], >= 1 (default 1; see :func:`loop_parts`).
 
     Arrays broadcast. See the module docstring for the model and its assumptions.
     """
@@ -386,6 +390,7 @@ def closed_loop(
         wave_share=wave_share,
         overlap_host=overlap_host,
         train=train,
+        host_passes=host_passes,
     )
     return parts.result(params or LoopParams())
 
@@ -405,6 +410,7 @@ def loop_parts(
     wave_share: npt.ArrayLike | None = None,
     overlap_host: bool = False,
     train: bool = False,
+    host_passes: float = 1.0,
 ) -> LoopParts:
     """The rates and kernel times of :func:`closed_loop` before its named parameters are applied.
 
@@ -444,7 +450,17 @@ def loop_parts(
     ``train``: the clients' prompts arrive one iteration apart in a train (fixed lengths against an engine
     with an overlapped scheduler, the module's "Trains"): the :data:`TRAIN_ITERATIONS` iterations ahead of a
     prompt's first token besides its own carry the neighbouring clients' prompts, in place of the arrival's
-    wait and ``first_token_lag_iterations`` at the mean iteration. Default False: staggered arrivals."""
+    wait and ``first_token_lag_iterations`` at the mean iteration. Default False: staggered arrivals.
+
+    ``host_passes`` [-], >= 1: the forward passes an iteration prepares on the host one after another, each
+    paying ``overlapped_host_s`` where the engine does not overlap its host work (:meth:`LoopParts.step_s`;
+    with ``overlap_host`` the host's work hides behind the kernels and the count does not enter). Default 1,
+    a plain iteration. SGLang's EAGLE worker, which runs with the overlap scheduler off, prepares three per
+    verification: the draft steps, the target's verification and the draft's extend over the accepted
+    tokens, each its own batch, forward and graph replay after the host has read the previous one's
+    results (docs/serving.md, "SGLang's speculative iteration prepares three passes")."""
+    if not (np.isfinite(host_passes) and host_passes >= 1.0):
+        raise CostmodelError(f"host_passes must be finite and >= 1, got {host_passes!r}")
     C, N_in, N_out, poll = np.broadcast_arrays(
         *(np.asarray(x, dtype=np.float64) for x in (concurrency, isl, osl, poll_iterations))
     )
@@ -516,6 +532,7 @@ def loop_parts(
         wave_iterations=wave_prefill_iterations(R, N_in, free),
         train=train,
         step_layers=n_layers,
+        host_passes=float(host_passes),
     )
 
 
@@ -657,6 +674,13 @@ class LoopParts:
     step_layers: float = 0.0
     """The model's layers, each paying ``layer_step_overhead_s`` in every iteration [-]."""
 
+    host_passes: float = 1.0
+    """Forward passes an iteration prepares on the host one after another where the host work does not
+    overlap [-], >= 1, each paying ``overlapped_host_s`` (:meth:`step_s`): 1 for a plain iteration; a
+    speculative worker that drafts, verifies and extends the draft in passes of their own, each built and
+    launched by the host after the last one's results are read, pays one per pass (``host_passes`` of
+    :func:`loop_parts`)."""
+
     train: bool = False
     """Whether the clients' prompts arrive in a train, one iteration apart, so that the iterations ahead of
     a prompt's first token carry the neighbouring clients' prompts (:func:`loop_parts`)."""
@@ -664,12 +688,12 @@ class LoopParts:
     def step_s(self, kernels_s: npt.ArrayLike, params: LoopParams) -> FloatArray:
         """One iteration whose kernels take ``kernels_s`` [s] (and ``layer_step_overhead_s`` per layer of
         :attr:`step_layers`, GPU work like them), with the host's work: ``step_overhead_s`` on the critical
-        path, and ``overlapped_host_s`` after the kernels, or, with :attr:`overlap_host`, beside them (the
-        longer of the two counts)."""
+        path, and ``overlapped_host_s`` after the kernels, once per pass of :attr:`host_passes`, or, with
+        :attr:`overlap_host`, beside them (the longer of the two counts)."""
         kernels = gpu_work_s(kernels_s, params.layer_step_overhead_s, self.step_layers)
         if self.overlap_host:
             return np.asarray(np.maximum(kernels, params.overlapped_host_s) + params.step_overhead_s)
-        return np.asarray(kernels + params.overlapped_host_s + params.step_overhead_s)
+        return np.asarray(kernels + self.host_passes * params.overlapped_host_s + params.step_overhead_s)
 
     def result(self, params: LoopParams) -> ClosedLoop:
         """TTFT, TPOT and rates with ``params`` applied."""

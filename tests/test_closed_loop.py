@@ -549,6 +549,43 @@ def test_an_overlapped_wave_by_hand() -> None:
     np.testing.assert_allclose(parts.wave_tpot_s(params), 0.051 + 1.5 * 0.201 / 100, rtol=1e-12)
 
 
+def test_an_iteration_of_several_passes_pays_the_host_once_per_pass_counted_by_hand() -> None:
+    """SGLang's EAGLE worker (overlap off) prepares its draft, verification and draft extend one after
+    another: with host_passes = 3, h = 0.004 s and s = 0.001 s, each iteration of the hand-written loop is
+    kernels + 3 h + s (0.01 -> 0.023 s, 0.1 -> 0.113 s, 0.2 -> 0.213 s), and the wave's TTFT and TPOT follow
+    from those by hand; one pass is the plain kernels + h + s. With the host overlapped the count does not
+    enter: max(kernels, h) + s, whatever it is."""
+    params = LoopParams(step_overhead_s=0.001, overlapped_host_s=0.004)
+    one = _hand_parts(concurrency=4, running=4)
+    three = dataclasses.replace(one, host_passes=3.0)
+    kernels = np.array([0.01, 0.02, 0.1, 0.2])
+    np.testing.assert_allclose(one.step_s(kernels, params), kernels + 0.005, rtol=1e-12)
+    np.testing.assert_allclose(three.step_s(kernels, params), kernels + 0.013, rtol=1e-12)
+    # four prompts of one budget each: 2.5 wave iterations of 0.213 s on average
+    np.testing.assert_allclose(three.wave_ttft_s(params), 2.5 * 0.213, rtol=1e-12)
+    # decodes of all four at 0.033 s, with 1.5 wave iterations of wait spread over 100 decodes
+    np.testing.assert_allclose(three.wave_tpot_s(params), 0.033 + 1.5 * 0.213 / 100, rtol=1e-12)
+    for parts in (one, three):
+        overlapped = dataclasses.replace(parts, overlap_host=True)
+        np.testing.assert_allclose(overlapped.step_s(kernels, params), kernels + 0.001, rtol=1e-12)
+
+
+def test_host_passes_is_a_whole_pass_or_more(engine: Engine) -> None:
+    """loop_parts carries the count to every iteration (a verification of 3 passes pays 2 h more than a
+    plain one at any load, per iteration) and refuses a count below one pass."""
+    kwargs = {"concurrency": np.array([1, 16, 128]), "isl": 1000, "osl": 200}
+    plain, passes = loop_parts(engine, **kwargs), loop_parts(engine, **kwargs, host_passes=3)
+    assert plain.host_passes == 1.0
+    assert passes.host_passes == 3.0
+    host = 2e-3
+    a = plain.result(LoopParams(overlapped_host_s=host)).iteration_s
+    b = passes.result(LoopParams(overlapped_host_s=host)).iteration_s
+    np.testing.assert_allclose(b - a, 2 * host, rtol=1e-9)
+    for bad in (0.5, float("nan")):
+        with pytest.raises(CostmodelError, match="host_passes"):
+            loop_parts(engine, **kwargs, host_passes=bad)
+
+
 def test_a_train_of_clients_waits_through_its_neighbours_prompts_counted_by_hand() -> None:
     """Fixed lengths keep C clients in a train, one prompt per iteration: besides its own 0.1 s prompt
     iteration, the i-th client's first token waits through two more, of which min(i - 1, 2) carry the

@@ -1134,6 +1134,30 @@ def test_sglang_overlaps_its_host_work_except_while_drafting() -> None:
     assert not overlap_host("trtllm", None, tp=8, moe_ep=1)
 
 
+def test_sglangs_eagle_rows_prepare_three_passes_per_iteration_on_the_host() -> None:
+    """Where an SGLang server runs EAGLE (the Qwen3.5-397B fp8 MTP layout, tp 4 with EP 1, or a row of a
+    campaign's MTP series) its worker builds the draft, the verification and the draft extend in turn
+    (EAGLEWorker.forward_batch_generation): three passes; the same script's plain layouts, the GLM-5 and
+    DeepSeek-R1 scripts, a row of no known script and the other engines prepare one."""
+    from validation.public.inferencex import launch_script
+    from validation.public.sglang import EAGLE_HOST_PASSES, host_passes
+
+    assert EAGLE_HOST_PASSES == 3
+    b200, qwen = "b200_sxm", "Qwen/Qwen3.5-397B-A17B"
+    fp8 = launch_script(True, "sglang", qwen, b200, "fp8")
+    deepseek = launch_script(True, "sglang", "deepseek-ai/DeepSeek-R1", b200, "fp8")
+    glm = launch_script(True, "sglang", "zhipuai/GLM-5", b200, "fp8")
+    assert host_passes("sglang", fp8, tp=4, moe_ep=1) == 3.0
+    assert host_passes("sglang", deepseek, tp=8, moe_ep=1, twin=True) == 3.0
+    for tp, ep in ((8, 1), (4, 4)):
+        assert host_passes("sglang", fp8, tp=tp, moe_ep=ep) == 1.0
+    assert host_passes("sglang", deepseek, tp=8, moe_ep=1) == 1.0
+    assert host_passes("sglang", glm, tp=8, moe_ep=1) == 1.0
+    assert host_passes("sglang", None, tp=4, moe_ep=1) == 1.0
+    for other in ("vllm", "trtllm"):
+        assert host_passes(other, fp8, tp=4, moe_ep=1) == 1.0
+
+
 def test_a_hybrid_models_radix_cache_decides_sglangs_overlap() -> None:
     """SGLang switches its overlap scheduler off for a hybrid linear-attention model whose states go to the
     default ``no_buffer`` MambaRadixCache, i.e. with the radix cache on and no drafting
@@ -1237,8 +1261,9 @@ def test_the_qwen35_mtp_layout_rows_decode_faster_than_the_plain_recipe_can() ->
 def test_an_sglang_row_hides_its_overlapped_host_work_behind_its_kernels(tmp_path: Path) -> None:
     """The DeepSeek-R1 fp8 and GLM-5 InferenceX rows (no drafting) are predicted with the host overlapped:
     a host cost below their decode step's kernels leaves their TPOT as it was; the Qwen3.5-397B fp8 MTP
-    row of the same source (EAGLE, tp 4 with EP 1) pays it in full on every iteration, that is, per token,
-    the host cost over the tokens an iteration yields."""
+    row of the same source (EAGLE, tp 4 with EP 1) pays it in full on every iteration, once for each of the
+    three passes SGLang's EAGLE worker prepares in turn (draft, verification, draft extend), that is, per
+    token, three host costs over the tokens an iteration yields."""
     table = read_silicon(DATA)
     source = table["silicon_data_source"].str.startswith("source_file=2026-03-25.csv")
     common = (table["backend"] == "sglang") & source & (table["isl"] == 1024) & (table["osl"] == 1024)
@@ -1267,8 +1292,9 @@ def test_an_sglang_row_hides_its_overlapped_host_work_behind_its_kernels(tmp_pat
     assert glm5.overlap_host
     assert not mtp.overlap_host
     assert mtp.tokens_per_iteration > 1.0
+    assert (r1.host_passes, glm5.host_passes, mtp.host_passes) == (1.0, 1.0, 3.0)
     host = 0.5 * min(float(np.min(parts.decode_only_s)) for parts in (r1, glm5, mtp))
-    for parts, added in ((r1, 0.0), (glm5, 0.0), (mtp, host / mtp.tokens_per_iteration)):
+    for parts, added in ((r1, 0.0), (glm5, 0.0), (mtp, 3.0 * host / mtp.tokens_per_iteration)):
         bare = parts.result(LoopParams(step_overhead_s=1e-3))
         hosted = parts.result(LoopParams(step_overhead_s=1e-3, overlapped_host_s=host))
         np.testing.assert_allclose(hosted.tpot_s - bare.tpot_s, added, rtol=1e-9, atol=1e-15)

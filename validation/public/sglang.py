@@ -80,6 +80,28 @@ def overlap_host(backend: str, script: Script | None, *, tp: int, moe_ep: int, h
     return not mamba_radix_cache(script, hybrid=hybrid)
 
 
+EAGLE_HOST_PASSES = 3
+"""Forward passes SGLang's EAGLE worker prepares on the host, one after another, per verification
+(:attr:`costmodel.closed_loop.LoopParts.host_passes`): ``EAGLEWorker.forward_batch_generation`` runs the
+draft steps (``draft``: ``ForwardBatch.init_new`` and the draft's CUDA graph), the target's verification
+(``verify``: the target worker's forward, then ``EagleVerifyInput.verify`` reads the accepted tokens back
+to the host) and the draft's extend over the accepted tokens (``forward_draft_extend_after_decode``: its own
+``ForwardBatch.init_new``, a ``seq_lens`` sum read with ``.item()``, and the draft-extend CUDA graph), each
+built by the host after the previous one's results are read
+(python/sglang/srt/speculative/eagle_worker.py, https://github.com/sgl-project/sglang at 00559ea). With
+the overlap scheduler off for EAGLE (:func:`overlap_host`), none of this hides behind the kernels."""
+
+
+def host_passes(backend: str, script: Script | None, *, tp: int, moe_ep: int, twin: bool = False) -> float:
+    """The forward passes an iteration of the row's engine prepares on the host in turn
+    (:attr:`costmodel.closed_loop.LoopParts.host_passes`): :data:`EAGLE_HOST_PASSES` where an SGLang server
+    runs EAGLE (its InferenceX script drafts at the row's layout, :func:`speculative`, or the row is of a
+    campaign's MTP series, ``twin``: :func:`drafting_rows`), else 1."""
+    if backend == "sglang" and (twin or speculative(script, tp=tp, moe_ep=moe_ep)):
+        return float(EAGLE_HOST_PASSES)
+    return 1.0
+
+
 @dataclass(frozen=True)
 class ColdStartCampaign:
     """The script a campaign of :data:`COLD_START_CAMPAIGNS` ran, as the rows name it, and its chunk."""

@@ -110,6 +110,7 @@ from validation.public.sglang import (
     DRAFTING_CAMPAIGNS,
     cold_start_rows,
     drafting_rows,
+    host_passes,
     overlap_host,
     overlaps_by_default,
 )
@@ -654,6 +655,10 @@ def silicon_parts(
                 ),
                 # fixed lengths against an overlapped scheduler: the clients' prompts come in a train
                 train=runs_as_train(str(backend), row_harness(rows)),
+                # SGLang's EAGLE worker prepares its draft, verification and draft extend in turn
+                host_passes=host_passes(
+                    str(backend), script, tp=int(tp), moe_ep=int(moe_ep), twin=bool(twin)
+                ),
             )
         except (CostmodelError, ValueError) as error:
             why = re.sub(r"^invalid Deployment: \(profile\): ", "", str(error).splitlines()[0])
