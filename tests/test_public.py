@@ -500,6 +500,7 @@ def test_transfer_command_predicts_each_device_with_its_partners_parameters(
     write_table(data, "h100_sxm", gemm_table(50))
     assert validation_main(["transfer", "--data", str(data), "--out", str(out)]) == 0
     document = json.loads((out / "transfer.json").read_text())
+    assert {"data_revision", "costmodel_revision", "date"} <= set(document)  # provenance, as summary.json
     pooled = [r for r in document["transfer"] if r["engine"] == "all"]
     assert [(r["system"], r["family"], r["lookup"], r["source"], r["split"], r["n"]) for r in pooled] == [
         ("h100_sxm", "gemm", "all", "b200", "transfer", 50),

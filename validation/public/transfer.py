@@ -23,6 +23,7 @@ the rule gives for a kernel the source device never ran.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from functools import cache
 from pathlib import Path
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from costmodel.calibrate import transferable
+from costmodel.calibrate import git_revision, transferable
 from costmodel.errors import CostmodelError
 from costmodel.registry import load_hardware
 from costmodel.specs import HardwareProfile
@@ -154,6 +155,8 @@ def write_transfer(root: str | Path, out_dir: str | Path) -> dict[str, Any]:
     document = {
         "data": str(root),
         "data_revision": read_revision(root),
+        "costmodel_revision": git_revision(),
+        "date": dt.date.today().isoformat(),
         "rule": "leave-one-device-out: each device predicted with LEAVE_ONE_OUT[device]'s fitted parameters "
         "(costmodel.calibrate.transferable) and its own datasheet; every row of the device",
         "leave_one_out": LEAVE_ONE_OUT,
