@@ -48,7 +48,10 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
   With D sequences per worker an iteration takes
   t(D) = step_time(decode_batch=max(D, 1), decode_context=isl + osl / 2) + ``step_overhead_s``: that is
   TPOT (a sequence decodes in a batch of at least itself, however few share the pool). The iteration is
-  timed at a geometric grid of batch sizes and interpolated linearly between them.
+  timed at a geometric grid of batch sizes and interpolated linearly between them. An engine that
+  overlaps its host work (``overlapped_host_s`` per pass, :meth:`DisaggParams.from_loop`) prepares the
+  iteration's passes (:attr:`DisaggParts.decode_host_passes`: 1, or an EAGLE worker's 3) beside the
+  previous iteration's kernels: the step time above is then the longer of the two.
 - **Speculative decoding** (``speculation``, :class:`costmodel.closed_loop.Speculation`: k drafted tokens,
   acceptance rate alpha, a draft step costing c plain decoding steps), in the decode pool only, as the
   aggregated loop runs it (:mod:`costmodel.closed_loop`): each decode iteration is k draft steps of
@@ -119,7 +122,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
@@ -166,6 +169,11 @@ class DisaggParams:
     mla_prefill_layer_overhead_s: float = 0.0
     """Further host cost per multi-head latent attention layer of a prefill worker's pass [s]
     (:class:`LoopParams`)."""
+    overlapped_host_s: float = 0.0
+    """The host's work per forward pass that an overlapped scheduler prepares while the GPU runs the
+    previous iteration [s] (:class:`LoopParams`): a decode iteration lasts at least
+    :attr:`DisaggParts.decode_host_passes` of it. Where the engine does not overlap,
+    :meth:`from_loop` puts it in ``step_overhead_s`` instead and leaves this 0."""
     decode_share_dispersion: float = 0.0
     """Effective spread of the clients' share over the decode workers beyond an even share, as a share of
     the binomial variance of uniform random routing [-], in [0, 1] (:func:`decode_slot_share`; 0: an even
@@ -181,6 +189,7 @@ class DisaggParams:
             "layer_step_overhead_s",
             "prefill_layer_overhead_s",
             "mla_prefill_layer_overhead_s",
+            "overlapped_host_s",
             "decode_share_dispersion",
         ):
             value = getattr(self, name)
@@ -203,10 +212,13 @@ class DisaggParams:
         """The closed loop's parameters of an engine, with a KV-transfer overhead. The host's work per
         iteration that an overlapped scheduler can hide (``overlapped_host_s``) is added to the fixed step
         cost, unless the engine overlaps it (``overlap_host``, as :class:`costmodel.closed_loop.LoopParts`),
-        where it is taken as hidden behind each iteration's kernels. ``burst_fraction``: the disaggregated
-        loop's own wave share where one was fitted (None: the closed loop's)."""
+        where it is kept as ``overlapped_host_s``: hidden behind a decode iteration's kernels where they
+        take longer than the passes it prepares (:attr:`DisaggParts.decode_host_passes`), the floor of the
+        iteration where they do not (before session 16 it was dropped there). ``burst_fraction``: the
+        disaggregated loop's own wave share where one was fitted (None: the closed loop's)."""
         return cls(
             step_overhead_s=loop.step_overhead_s + (0.0 if overlap_host else loop.overlapped_host_s),
+            overlapped_host_s=loop.overlapped_host_s if overlap_host else 0.0,
             request_overhead_s=loop.request_overhead_s,
             burst_fraction=loop.burst_fraction if burst_fraction is None else burst_fraction,
             kv_transfer_overhead_s=kv_transfer_overhead_s,
@@ -339,8 +351,13 @@ def disagg_parts(
     osl: npt.ArrayLike,
     link: Link | None = None,
     speculation: Speculation | None = None,
+    decode_host_passes: float = 1.0,
 ) -> DisaggParts:
-    """The kernel times and limits of :func:`disagg_loop` before its named parameters are applied."""
+    """The kernel times and limits of :func:`disagg_loop` before its named parameters are applied.
+    ``decode_host_passes``: the forward passes a decode iteration prepares on the host
+    (:attr:`DisaggParts.decode_host_passes`), >= 1 (default 1, plain decoding)."""
+    if not (np.isfinite(decode_host_passes) and decode_host_passes >= 1.0):
+        raise CostmodelError(f"decode_host_passes must be finite and >= 1, got {decode_host_passes!r}")
     if not same_model(prefill, decode):
         raise CostmodelError(
             f"decode serves {decode.model.name!r} but prefill {prefill.model.name!r}: "
@@ -348,7 +365,7 @@ def disagg_parts(
         )
     N_in = checks.counts("isl", isl, minimum=1)
     N_out = checks.counts("osl", osl, minimum=2)
-    return _combine(
+    parts = _combine(
         prefill,
         decode,
         prefill_side(prefill, isl=N_in),
@@ -360,6 +377,7 @@ def disagg_parts(
         osl=N_out,
         link=link,
     )
+    return replace(parts, decode_host_passes=float(decode_host_passes))
 
 
 def disagg_pairs(
@@ -970,6 +988,12 @@ class DisaggParts:
     tokens_per_iteration: FloatArray | float = 1.0
     """Tokens a decoding sequence gains per decode iteration, E [tokens]: 1, or more with speculative
     decoding (``decode_grid_s`` then holds the drafts and the verification pass)."""
+    decode_host_passes: FloatArray | float = 1.0
+    """Forward passes a decode iteration prepares on the host [-], >= 1, each costing
+    ``overlapped_host_s`` beside the previous iteration's kernels, so the iteration lasts the longer of
+    its kernels and their sum: 1 for plain decoding; a speculative worker that prepares its drafts, the
+    verification and the draft's extend as passes of their own, one per pass
+    (:attr:`costmodel.closed_loop.LoopParts.host_passes`, :func:`disagg_parts`)."""
 
     def decode_s(self, batch: FloatArray) -> FloatArray:
         """Kernel time of a decode iteration of ``batch`` sequences per row, interpolated [s]."""
@@ -1030,7 +1054,11 @@ class DisaggParts:
             # D sets the rate, lambda = Y D / ((osl - 1) TPOT); the other clients are before decoding; an
             # iteration yields E tokens per sequence: (osl - 1) / E iterations of a request's decode
             batch, waiting = decode_slot_share(staged, Y, slots, dispersion=params.decode_share_dispersion)
-            tpot = (gpu(self.decode_s(np.maximum(batch, 1.0))) + overhead) / self.tokens_per_iteration
+            # the host prepares the iteration's passes beside the previous iteration's kernels (an
+            # overlapping engine; one that does not has them in `overhead`): the longer of the two counts
+            host_s = self.decode_host_passes * params.overlapped_host_s
+            kernels = gpu(self.decode_s(np.maximum(batch, 1.0)))
+            tpot = (np.maximum(kernels, host_s) + overhead) / self.tokens_per_iteration
             lam = Y * batch / (steps * tpot)
             wait = prefill_wait(alone, per_pass, k, workers=X, requests_per_s=lam, concurrency=C)
             # the receive resource is held for the copy's bytes, not the hand-off's fixed latency

@@ -690,7 +690,44 @@ def test_the_overlappable_host_cost_adds_to_a_step_unless_the_engine_overlaps_it
 
     loop = LoopParams(step_overhead_s=1e-3, overlapped_host_s=2e-3)
     assert DisaggParams.from_loop(loop).step_overhead_s == pytest.approx(3e-3, rel=1e-12)
+    assert DisaggParams.from_loop(loop).overlapped_host_s == 0.0  # already on the path: not twice
     assert DisaggParams.from_loop(loop, overlap_host=True).step_overhead_s == 1e-3
+    # overlapped, it is kept (not dropped): the floor of a decode iteration shorter than its host passes
+    assert DisaggParams.from_loop(loop, overlap_host=True).overlapped_host_s == 2e-3
+
+
+def test_an_overlapped_decode_iteration_lasts_the_longer_of_its_kernels_and_its_host_passes(
+    prefill: Engine, decode: Engine
+) -> None:
+    """An overlapping engine prepares the next decode iteration's passes while the GPU runs this one, so
+    the iteration lasts max(kernels, passes x host per pass) + the fixed step cost (the aggregated loop's
+    rule, ``LoopParts.step_s``; SGLang's spec-v2 EAGLE decode worker prepares three passes). Oracles: a
+    host far slower than the kernels makes the iteration CPU-bound at exactly passes x host + step cost per
+    iteration, whatever the kernels; a host far faster changes nothing against no host cost at all; with
+    speculative decoding the iteration's E tokens share it."""
+    isl, osl = 1000, 500
+    common = {"prefill_workers": 1, "decode_workers": 1, "concurrency": 1, "isl": isl, "osl": osl}
+    lone = float(decode.step_time(decode_batch=1, decode_context=isl + osl / 2))  # the kernels, s
+    step = 1e-3
+    for passes in (1.0, 3.0):
+        parts = disagg_parts(prefill, decode, decode_host_passes=passes, **common)
+        slow = 10.0 * lone  # per pass: the host binds
+        cpu = parts.result(DisaggParams(step_overhead_s=step, overlapped_host_s=slow))
+        assert float(cpu.tpot_s) == pytest.approx(passes * slow + step, rel=1e-9)
+        fast = 1e-3 * lone / passes  # hidden behind the kernels
+        hidden = parts.result(DisaggParams(step_overhead_s=step, overlapped_host_s=fast))
+        bare = parts.result(DisaggParams(step_overhead_s=step))
+        assert float(hidden.tpot_s) == pytest.approx(float(bare.tpot_s), rel=1e-12)
+        assert float(bare.tpot_s) == pytest.approx(lone + step, rel=1e-9)
+    spec = Speculation(draft_tokens=2, acceptance_rate=0.8, draft_cost_ratio=0.05)
+    drafting = disagg_parts(prefill, decode, speculation=spec, decode_host_passes=3.0, **common)
+    slow = 10.0 * lone
+    cpu = drafting.result(DisaggParams(step_overhead_s=step, overlapped_host_s=slow))
+    assert float(cpu.tpot_s) == pytest.approx((3.0 * slow + step) / spec.tokens_per_iteration, rel=1e-9)
+    with pytest.raises(CostmodelError, match="decode_host_passes"):
+        disagg_parts(prefill, decode, decode_host_passes=0.5, **common)
+    with pytest.raises(CostmodelError, match="overlapped_host_s"):
+        DisaggParams(overlapped_host_s=-1e-3)
 
 
 def test_same_device_is_judged_by_the_datasheet_not_the_profile_name(prefill: Engine, decode: Engine) -> None:

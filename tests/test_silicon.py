@@ -1158,6 +1158,22 @@ def test_sglangs_eagle_rows_prepare_three_passes_per_iteration_on_the_host() -> 
         assert host_passes(other, fp8, tp=4, moe_ep=1) == 1.0
 
 
+def test_an_sglang_eagle_decode_pool_prepares_three_passes_beside_its_kernels() -> None:
+    """Every SGLang MTP recipe read decodes with EAGLE under SGLANG_ENABLE_SPEC_V2=1, which keeps the
+    overlap scheduler on (ServerArgs._handle_speculative_decoding: "Spec v2 is enabled for eagle/eagle3
+    speculative decoding and overlap schedule is turned on"): such a disaggregated decode worker prepares
+    EAGLEWorker's three passes beside the kernels, a plain one (or another engine's) one; SGLang's pools
+    keep the engine-wide overlap."""
+    from validation.public.inferencex_disagg_workers import SGLANG_MTP_RECIPES
+    from validation.public.sglang import EAGLE_HOST_PASSES, disagg_decode_host_passes, overlaps_by_default
+
+    assert len(SGLANG_MTP_RECIPES) >= 1
+    assert disagg_decode_host_passes("sglang", drafts=True) == float(EAGLE_HOST_PASSES) == 3.0
+    assert disagg_decode_host_passes("sglang", drafts=False) == 1.0
+    assert disagg_decode_host_passes("trtllm", drafts=True) == 1.0
+    assert overlaps_by_default("sglang")
+
+
 def test_a_hybrid_models_radix_cache_decides_sglangs_overlap() -> None:
     """SGLang switches its overlap scheduler off for a hybrid linear-attention model whose states go to the
     default ``no_buffer`` MambaRadixCache, i.e. with the radix cache on and no drafting

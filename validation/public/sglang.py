@@ -102,6 +102,27 @@ def host_passes(backend: str, script: Script | None, *, tp: int, moe_ep: int, tw
     return 1.0
 
 
+def disagg_decode_host_passes(backend: str, *, drafts: bool) -> float:
+    """The forward passes a disaggregated decode worker's iteration prepares on the host
+    (:attr:`costmodel.disagg.DisaggParts.decode_host_passes`): :data:`EAGLE_HOST_PASSES` where an SGLang
+    decode worker ``drafts`` (every SGLang MTP recipe read decodes with ``speculative-algorithm: EAGLE``,
+    :data:`validation.public.inferencex_disagg_workers.SGLANG_MTP_RECIPES`), else 1.
+
+    Unlike the aggregated EAGLE rows (:func:`overlap_host`: no overlap, each pass paid in turn), these
+    decode workers keep the overlap scheduler: every SGLang MTP recipe read sets
+    ``SGLANG_ENABLE_SPEC_V2: "1"`` in its decode environment (e.g. the H100 one,
+    https://github.com/qiching/srt-slurm/blob/5063eb432640574bd93410ae2697591a7d15f57c/recipes/h100/1k1k/mtp/h100-fp8-1p2d-max-tp-mtp.yaml),
+    and with it ``ServerArgs._handle_speculative_decoding`` leaves ``disable_overlap_schedule`` off for
+    EAGLE ("Spec v2 is enabled for eagle/eagle3 speculative decoding and overlap schedule is turned on",
+    python/sglang/srt/server_args.py), supported with PD disaggregation since sgl-project/sglang#12443
+    (2025-10-31; fixed by #14088). So the three passes are prepared beside the previous iteration's
+    kernels and the iteration lasts the longer of the two (:meth:`costmodel.disagg.DisaggParts.result`);
+    the engine-wide overlap (:func:`overlaps_by_default`) is the right one for these pools."""
+    if backend == "sglang" and drafts:
+        return float(EAGLE_HOST_PASSES)
+    return 1.0
+
+
 @dataclass(frozen=True)
 class ColdStartCampaign:
     """The script a campaign of :data:`COLD_START_CAMPAIGNS` ran, as the rows name it, and its chunk."""

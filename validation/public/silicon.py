@@ -109,6 +109,7 @@ from validation.public.sglang import (
     COLD_START_REASON,
     DRAFTING_CAMPAIGNS,
     cold_start_rows,
+    disagg_decode_host_passes,
     drafting_rows,
     host_passes,
     overlap_host,
@@ -1395,6 +1396,7 @@ def _disagg_groups(
                 isl=rows["isl"].to_numpy(float),
                 osl=np.maximum(rows["osl"].to_numpy(float), 2.0),
                 speculation=speculation,
+                decode_host_passes=disagg_decode_host_passes(backend, drafts=speculation is not None),
             )
         except (CostmodelError, ValueError) as error:
             first = str(error).splitlines()[0][:120]
