@@ -195,7 +195,9 @@ collective parameters that describe a link its GPUs do not use, takes the collec
 times in proportion to its published small-message latency where both devices state one
 (:func:`carried_latency_scale`), a kernel's fixed launch times in proportion to the source's clock over its
 own where both state one (:func:`carried_clock_scale`), an engine's default-tile slowdown by the two
-devices' tensor rates per SM per clock (:func:`carried_untuned_ratio`), and no key of a kernel the source's
+devices' tensor rates per SM per clock (:func:`carried_untuned_ratio`), a GEMM's share of the tensor peak by
+the two devices' measured sustained shares where both state one (:func:`carried_sustained_scale`), and no
+key of a kernel the source's
 engine runs only where its default kernel cannot, unless it shares the source's compute capability major
 version (:data:`costmodel.kernels.SHAPE_FALLBACK_KERNELS`; :func:`transferable`). A kernel the source never
 ran (no key at any level of :func:`costmodel.kernels.fallback_keys`) takes the target's datasheet defaults,
@@ -312,6 +314,30 @@ def carried_clock_scale(source: HardwareProfile, target: HardwareProfile) -> flo
     return clocks[0].value / clocks[1].value
 
 
+SUSTAINED_COMPUTE_PARAMS: dict[str, tuple[str, ...]] = {"gemm": ("compute_fraction",)}
+"""Family -> its fitted fractions of the datasheet's dense tensor peak [-] that carry by the two devices'
+sustained tensor shares (:func:`carried_sustained_scale`).
+
+A datasheet quotes the tensor peak at the boost clock; under a large GEMM's power draw GPU Boost lowers the
+clock to hold the board's power limit, so what the tensor cores sustain is a share of the quoted peak that
+belongs to the device (its clock, its power limit, its SMs), not to the kernel. A fitted compute fraction is
+that share times the kernel's own efficiency against it (its tiles, pipelines, epilogue), and only the
+latter is the kernel's. The leave-one-out tables bear it out: the largest GEMMs of every kernel both devices
+ran reach 0.84-0.89 x on a B200 the share of the peak they reach on an H100 (docs/validation.md, "The
+sustained-share rule"). GEMM only: the other families' compute fractions were not weighed."""
+
+
+def carried_sustained_scale(source: HardwareProfile, target: HardwareProfile) -> float | None:
+    """The factor [-] by which a transferred fraction of the tensor peak (:data:`SUSTAINED_COMPUTE_PARAMS`)
+    is carried from ``source`` to ``target``: the target's measured sustained share of its dense fp8 peak
+    over the source's (``datasheet.sustained_tensor_fraction``). ``None`` where either profile does not
+    state it: the source's fractions carry as fitted."""
+    shares = [hw.datasheet.sustained_tensor_fraction for hw in (source, target)]
+    if shares[0] is None or shares[1] is None:
+        return None
+    return shares[1].value / shares[0].value
+
+
 UNTUNED_TILE_PARAMS: dict[str, tuple[str, str]] = {"moe": ("default_config_ratio", "overlap_exponent")}
 """Family -> (its fitted slowdown of an engine's default launch configuration over a tuned one [-], the
 exponent [-] by which the family overlaps operand traffic with tensor work).
@@ -400,7 +426,10 @@ def transferable(
       version: fitted on those shapes only, they would enter every shape's parameters through the
       fallback's sibling step.
     - an engine's default-configuration slowdown (:data:`UNTUNED_TILE_PARAMS`) is carried by the two
-      devices' tensor rates per SM per clock (:func:`carried_untuned_ratio`), where both profiles state them.
+      devices' tensor rates per SM per clock (:func:`carried_untuned_ratio`), where both profiles state them;
+    - a fraction of the tensor peak (:data:`SUSTAINED_COMPUTE_PARAMS`) is scaled by the target's measured
+      sustained share of its peak over the source's (:func:`carried_sustained_scale`), where both profiles
+      state it, and kept within the parameter's fit bounds.
     """
     import importlib
 
@@ -410,6 +439,7 @@ def transferable(
     latency_scale = None if target is None else carried_latency_scale(source, target)
     scale = 1.0 if latency_scale is None else latency_scale
     clock_scale = None if target is None else carried_clock_scale(source, target)
+    sustained_scale = None if target is None else carried_sustained_scale(source, target)
     source_capability = compute_capability(source)
     target_capability = None if target is None else compute_capability(target)
     other_major = target is not None and (
@@ -447,6 +477,10 @@ def transferable(
             if clock_scale is not None:
                 for name in set(KERNEL_LAUNCH_PARAMS.get(family, ())) & kept.keys():
                     kept[name] = kept[name] * clock_scale
+            if sustained_scale is not None and sustained_scale != 1.0:
+                for name in set(SUSTAINED_COMPUTE_PARAMS.get(family, ())) & kept.keys():
+                    low, high = module.BOUNDS[name]
+                    kept[name] = min(max(kept[name] * sustained_scale, low), high)
             untuned = UNTUNED_TILE_PARAMS.get(family)
             exponent = None if untuned is None else kept.get(untuned[1], defaults.get(untuned[1]))
             if target is not None and untuned is not None and untuned[0] in kept and exponent is not None:

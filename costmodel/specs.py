@@ -629,7 +629,11 @@ MAX_BUSBW_SHARE = 1.5
 [-]: the collective fit's upper bound on its large-message bandwidth fraction
 (``costmodel.kernels.collective.BOUNDS["large_bandwidth_fraction"]``, which a test holds equal; in-switch
 reductions, NVLS, can pass 1)."""
-MEASURED_FIGURES = ("intra_node_latency_us", "intra_node_allreduce_busbw_gb_per_s")
+MEASURED_FIGURES = (
+    "intra_node_latency_us",
+    "intra_node_allreduce_busbw_gb_per_s",
+    "sustained_tensor_fraction",
+)
 """Datasheet keys that hold third-party measurements of a device, not its published specifications: a copy
 of a profile without them is still the same device (:meth:`HardwareProfile.same_device`)."""
 
@@ -682,6 +686,16 @@ class Datasheet(Spec):
         "drain: GPU cycles) in proportion to the source's clock over the target's (costmodel.calibrate."
         "carried_clock_scale); None: the source's launch times carry as fitted.",
     )
+    sustained_tensor_fraction: Sourced | None = Field(
+        None,
+        description="The largest dense fp8 GEMM rate a published cuBLASLt benchmark measured on the device "
+        "(large square shapes, random data, warmed up) over the datasheet's dense fp8 peak [-], at most 1: "
+        "the share of the quoted peak its tensor cores sustain under a GEMM's power draw (the peak is quoted "
+        "at the boost clock; GPU Boost lowers the clock to hold the board's power limit). A third-party "
+        "measurement, not a datasheet figure: state where it comes from in source, and compare only figures "
+        "taken alike. The transfer rule carries a GEMM's fitted compute fraction in proportion to it "
+        "(costmodel.calibrate.carried_sustained_scale); None: unpublished, the fraction carries as fitted.",
+    )
     inter_node_bandwidth_gb_per_s: Sourced | None = Field(
         None, description="Per device, per direction, across nodes [GB/s, 1e9 bytes/s]."
     )
@@ -707,6 +721,16 @@ class Datasheet(Spec):
         "finds its tuned fused-MoE configs (costmodel.kernels.moe_configs); None: vLLM's default MoE "
         "launch configuration, as for a device vLLM ships no configs for.",
     )
+
+    @model_validator(mode="after")
+    def _sustained_share_at_most_one(self) -> Self:
+        share = self.sustained_tensor_fraction
+        if share is not None and share.value > 1.0:
+            raise ValueError(
+                f"sustained_tensor_fraction ({share.value:g}) is a share of the dense fp8 peak: at most 1 "
+                "(a measured TFLOP/s figure must be divided by the peak first)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _busbw_needs_its_link(self) -> Self:

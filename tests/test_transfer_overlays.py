@@ -531,3 +531,68 @@ def test_committed_overlays_hold_every_tie_exactly() -> None:
                     assert getattr(tied, n) == getattr(of_source, n), (path.name, key, n)
                     checked += 1
     assert checked > 0
+
+
+def test_gemm_compute_fraction_carries_by_the_sustained_tensor_share() -> None:
+    """A GEMM's fitted share of the tensor peak is the device's sustained share (its clock under the power
+    limit) times the kernel's own efficiency: a B200 given an H100 fit takes ``compute_fraction`` x the two
+    published cuBLASLt fp8 shares (GB200 2,906.9 / 5,000 TFLOPS over H200 1,366.3 / 1,979, Azure's AI
+    benchmarking guide) and gives it back; the memory fraction, the tile constants and the launch time carry
+    as fitted; a carried fraction stays within the fit's bounds. The H200 (from the H100) and the GB200
+    (from the B200) state their source's share and take the fit unchanged, and a B300 (no published share)
+    too."""
+    from costmodel.calibrate import SUSTAINED_COMPUTE_PARAMS, carried_sustained_scale
+    from costmodel.kernels import gemm
+
+    h100, h200, b200, gb200, b300 = (load_hardware(n) for n in ("h100-sxm", "h200", "b200", "gb200", "b300"))
+    published = round(2906.9 / 5000, 3) / round(1366.3 / 1979, 3)
+    assert carried_sustained_scale(h100, b200) == pytest.approx(published)
+    assert carried_sustained_scale(b200, h100) == pytest.approx(1.0 / published)
+    assert SUSTAINED_COMPUTE_PARAMS["gemm"] == ("compute_fraction",)
+    fit = {"compute_fraction": 0.8, "bandwidth_fraction": 0.78, "launch_s": 3e-6, "tile_intensity": 53.0}
+    fitted = {"gemm": {"bf16:trtllm:torch_flow": fit}}
+    moved = transferable(fitted, h100, b200)["gemm"]["bf16:trtllm:torch_flow"]
+    assert moved["compute_fraction"] == pytest.approx(0.8 * published)
+    assert {k: v for k, v in moved.items() if k != "compute_fraction"} == {
+        k: v for k, v in fit.items() if k != "compute_fraction"
+    }
+    back = transferable({"gemm": {"bf16:trtllm:torch_flow": moved}}, b200, h100)["gemm"]
+    assert back["bf16:trtllm:torch_flow"]["compute_fraction"] == pytest.approx(0.8)
+    high = {"gemm": {"bf16": {"compute_fraction": 0.95}}}
+    assert (
+        transferable(high, b200, h100)["gemm"]["bf16"]["compute_fraction"]
+        == gemm.BOUNDS["compute_fraction"][1]
+    )
+    assert carried_sustained_scale(h100, h200) == 1.0
+    assert carried_sustained_scale(b200, gb200) == 1.0
+    assert carried_sustained_scale(b200, b300) is None
+    for source, target in ((h100, h200), (b200, gb200), (b200, b300)):
+        assert transferable(fitted, source, target)["gemm"]["bf16:trtllm:torch_flow"] == fit, target.name
+
+
+def test_leave_one_out_b200_takes_the_h100s_gemm_fractions_by_the_sustained_share() -> None:
+    """The transfer check's B200 takes every H100 GEMM key's ``compute_fraction`` x 0.581 / 0.690 (within
+    the fit's bounds) and its memory fraction as fitted."""
+    from validation.public.transfer import transferred_hardware
+
+    b200, h100 = transferred_hardware("b200").kernel_calibration, load_hardware("h100-sxm").kernel_calibration
+    assert b200 is not None
+    assert h100 is not None
+    for key, own in h100.params["gemm"].items():
+        got = b200.params["gemm"][key]
+        assert got["compute_fraction"] == pytest.approx(own["compute_fraction"] * 0.581 / 0.690), key
+        assert got["bandwidth_fraction"] == own["bandwidth_fraction"], key
+
+
+@pytest.mark.parametrize("value", [1.5, 0.0])
+def test_a_bad_sustained_share_is_refused_naming_the_field(tmp_path: Path, value: float) -> None:
+    text = (calibrated_dir().parent / "h100-sxm.yaml").read_text(encoding="utf-8")
+    assert "sustained_tensor_fraction: {value: 0.690," in text
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        text.replace(
+            "sustained_tensor_fraction: {value: 0.690,", f"sustained_tensor_fraction: {{value: {value},"
+        )
+    )
+    with pytest.raises(CostmodelError, match="sustained_tensor_fraction"):
+        load_hardware_file(path)
