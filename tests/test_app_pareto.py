@@ -286,6 +286,12 @@ def test_the_hover_and_the_table_say_what_the_api_says() -> None:
     assert len(shown) == len(rest)
     assert all(text.endswith(" on 1 GPU") == (p.gpus[i] == 1) for text, i in zip(shown, rest, strict=True))
     assert (p.gpus[rest] == 1).any()
+    # which objectives each point meets: the API's meets_slo, and the TTFT one named where it is missed
+    verdicts = [row[5] for row in traces["h100-sxm"]["customdata"]]
+    for text, i in zip(verdicts, found.frontier_index, strict=True):
+        assert (text == "meets both objectives") == p.meets_slo[i]
+        assert ("TTFT" in text) == (p.ttft_s[i] > 1.0)
+    assert any("misses the TTFT objective" in text for text in verdicts)  # frontier points the TTFT rules out
     table = at.dataframe[0].value
     assert len(table) == len(found.frontier_index) + 1
     assert table["Label"].iloc[-1] == p.label(b)
@@ -293,3 +299,14 @@ def test_the_hover_and_the_table_say_what_the_api_says() -> None:
     assert not table["Best"].iloc[:-1].any()
     for title in ("Tokens/s per user", "Output tokens/s per GPU", "Meets SLO", "$ per million output tokens"):
         assert title in table.columns
+
+
+def test_one_output_token_is_searched_as_two_and_the_caption_says_so() -> None:
+    """pareto.frontier needs osl >= 2 (TPOT is the time between two output tokens): the sidebar's 1 is
+    searched as 2, and the caption names what was searched."""
+    at = open_pareto_first(output_len=1, hardware=["h100-sxm"], **SMALL)
+    assert not at.error
+    assert "2 output tokens per request (at least 2: TPOT needs two)" in at.caption[0].value
+    found = small_api(["h100-sxm"], osl=2)
+    assert found.best is not None
+    assert any(f"**{found.points.label(found.best)}**" in text for text in chosen(at))

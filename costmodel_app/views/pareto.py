@@ -192,9 +192,11 @@ budget = f"a token budget of {token_budget:,} tokens per iteration" + (
     if token_budget < max(pareto.CONCURRENCY)
     else ""
 )
+osl = max(sc.output_len, 2)  # pareto.frontier needs a second output token: TPOT is the time between two
 st.caption(
     f"**{ui.plain(model.name)}** on {', '.join(sc.hardware)} · {sc.prompt_len:,} prompt and "
-    f"{sc.output_len:,} output tokens per request · KV {sc.kv_dtype} · {engine} loop parameters, {budget} · "
+    f"{osl:,} output tokens per request{' (at least 2: TPOT needs two)' if osl > sc.output_len else ''} · "
+    f"KV {sc.kv_dtype} · {engine} loop parameters, {budget} · "
     f"{objective}. A closed loop of clients sending one request after another (costmodel.closed_loop); the "
     f"search chooses formats, TP, PP, EP{', attention DP' if len(attention_dp) > 1 else ''} and the "
     "concurrency: the sidebar's formats, GPUs, TP, PP and batch size are not used here."
@@ -207,7 +209,7 @@ try:
         model,
         tuple(sc.priced(hw) for hw in sc.hardware),
         sc.prompt_len,
-        max(sc.output_len, 2),
+        osl,
         (ttft_ms / 1e3, tpot_ms / 1e3),
         tuple(formats),
         tuple(sorted(tps)),
@@ -278,12 +280,24 @@ hover = (
     "<b>%{customdata[0]}</b><br>%{customdata[1]}<br>"
     "TTFT %{customdata[2]}, TPOT %{customdata[3]}<br>"
     "%{x:,.1f} tokens/s per user, %{y:,.0f} output tokens/s per GPU<br>"
-    "%{customdata[4]}<extra></extra>"
+    "%{customdata[4]}<br>%{customdata[5]}<extra></extra>"
 )
 
 
+def verdict(ttft_s: float, tpot_s: float) -> str:
+    """Which objectives a point meets (the API's test: TTFT <= its objective and TPOT <= its)."""
+    missed = [name for name, value, goal in (("TTFT", ttft_s, ttft_ms), ("TPOT", tpot_s, tpot_ms))
+              if not value <= goal / 1e3]  # fmt: skip
+    return (
+        "meets both objectives"
+        if not missed
+        else f"misses the {' and '.join(missed)} objective{'s' * (len(missed) > 1)}"
+    )
+
+
 def customdata(rows: pd.DataFrame) -> np.ndarray:
-    """The hover's text per point: label, clients and GPUs, TTFT, TPOT, cost (no price: said so)."""
+    """The hover's text per point: label, clients and GPUs, TTFT, TPOT, cost (no price: said so), and the
+    objectives it meets (a frontier point right of the TPOT line may still miss the TTFT objective)."""
     return np.array(
         [
             [
@@ -294,11 +308,12 @@ def customdata(rows: pd.DataFrame) -> np.ndarray:
                 f"{ui.usd(row.usd_per_million_output_tokens)} per million output tokens"
                 if row.usd_per_million_output_tokens == row.usd_per_million_output_tokens  # not NaN
                 else f"no price for {row.system}: give one in the sidebar",
+                verdict(row.ttft_s, row.tpot_s),
             ]
             for row in rows.itertuples()
         ],
         dtype=object,
-    ).reshape(len(rows), 5)
+    ).reshape(len(rows), 6)
 
 
 for system in sc.hardware:
