@@ -310,3 +310,16 @@ def test_one_output_token_is_searched_as_two_and_the_caption_says_so() -> None:
     found = small_api(["h100-sxm"], osl=2)
     assert found.best is not None
     assert any(f"**{found.points.label(found.best)}**" in text for text in chosen(at))
+
+
+def test_a_device_every_candidate_of_which_is_skipped_is_named_above_the_chart() -> None:
+    """nvfp4 needs an fp4 peak: H100 has none, so its every candidate is skipped (the API says why) and
+    the chart has no H100 curve; the page names it there, not only in the skipped list below."""
+    at = open_pareto_first(hardware=HARDWARE, pareto_formats=["nvfp4"], pareto_tp=[1], pareto_pp=[1])
+    found = small_api(HARDWARE, formats=("nvfp4",))
+    assert "h100-sxm" not in set(found.points.system)
+    assert any(name.startswith("h100-sxm") and "fp4" in why for name, why in found.skipped)
+    (note,) = [i.value for i in at.info]
+    assert note.startswith("No deployment on h100-sxm could be evaluated with these choices")
+    assert {t["name"] for t in figure(at)["data"]} >= {"b200"}
+    assert "h100-sxm" not in {t["name"] for t in figure(at)["data"]}

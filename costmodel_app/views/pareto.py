@@ -275,6 +275,14 @@ else:
 
 # ---------------------------------------------------------------------------- render: the frontier
 st.subheader("Output tokens/s per GPU against tokens/s per user")
+absent = [system for system in sc.hardware if system not in set(table["system"])]
+if absent:  # every candidate of these devices was skipped: no curve, so say why here, not only below
+    st.info(
+        f"No deployment on {', '.join(absent)} could be evaluated with these choices, so "
+        f"{'it has' if len(absent) == 1 else 'they have'} no frontier: the candidates skipped, under the "
+        "chart, give each reason.",
+        icon=":material/block:",
+    )
 fig = go.Figure()
 hover = (
     "<b>%{customdata[0]}</b><br>%{customdata[1]}<br>"
