@@ -199,7 +199,8 @@ st.caption(
     f"KV {sc.kv_dtype} · {engine} loop parameters, {budget} · "
     f"{objective}. A closed loop of clients sending one request after another (costmodel.closed_loop); the "
     f"search chooses formats, TP, PP, EP{', attention DP' if len(attention_dp) > 1 else ''} and the "
-    "concurrency: the sidebar's formats, GPUs, TP, PP and batch size are not used here."
+    "concurrency: the sidebar's weight and activation formats, TP, PP, replicas, attention DP, MoE TP and EP "
+    "and batch size are not used here (its KV format is)."
 )
 
 # ---------------------------------------------------------------------------- compute
