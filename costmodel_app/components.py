@@ -695,6 +695,7 @@ WORDS = {
     "len": "length",
     "p99": "p99",
     "p50": "p50",
+    "slo": "SLO",
     "alpha": "α",
     "abs": "absolute",
     "rel": "relative",
@@ -723,7 +724,7 @@ def header(name: str) -> tuple[str, float]:
             break
     if stem.startswith("usd_per_"):
         unit = ""
-    words = " ".join(WORDS.get(w, w) for w in stem.split("_"))
+    words = " ".join(WORDS.get(w, w) for w in stem.split("_")).replace(" per s per ", "/s per ")
     text = words[:1].upper() + words[1:] if len(words) > 1 and words[:1].islower() else words  # k, c stay
     if unit == "/s":
         return f"{text} [{'requests/s' if 'rate' in stem else '/s'}]", factor

@@ -330,3 +330,40 @@ def test_the_pareto_attention_dp_option_reaches_the_url_and_the_search(server: s
     assert_no_error(page)
     caption = page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first.inner_text()
     assert "EP, attention DP and the concurrency" in caption
+
+
+def test_the_pareto_token_budget_reaches_the_url_and_the_search(server: str, page: Any) -> None:
+    """The token budget lands in the URL and the page then shows `costmodel pareto --token-budget 256`'s
+    choice (one device, one format); a value below the input's minimum is refused in the input, not sent."""
+    from costmodel import pareto
+
+    page.goto(f"{server}/pareto?pareto_formats=fp8")
+    settle(page, 1)
+    assert_no_error(page)
+    box = page.get_by_role("spinbutton", name="Token budget [tokens]", exact=True)
+    assert box.input_value() == str(pareto.TOKEN_BUDGET)
+    box.fill("256")
+    box.press("Enter")
+    page.wait_for_url(re.compile(r"pareto_token_budget=256"))
+    found, default = (
+        pareto.frontier("llama-3-8b", ["h100-sxm"], isl=2048, osl=256, ttft_s=1.0, tpot_s=0.05,
+                        formats=("fp8",), token_budget=budget)
+        for budget in (256, pareto.TOKEN_BUDGET)
+    )  # fmt: skip
+    assert found.best is not None
+    assert default.best is not None
+    chosen = found.points.label(found.best)
+    assert chosen != default.points.label(default.best)  # the choice changes with the budget
+    page.locator('[data-testid="stMarkdownContainer"]').filter(has_text=chosen).first.wait_for()
+    settle(page, 1)
+    assert_no_error(page)
+    caption = page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first.inner_text()
+    assert "a token budget of 256 tokens per iteration (raised to 512" in caption
+    box.fill("0")
+    box.press("Enter")
+    page.wait_for_timeout(1000)
+    settle(page, 1)
+    assert_no_error(page)
+    assert "pareto_token_budget=256" in page.url  # the input kept its last valid value
+    caption = page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first.inner_text()
+    assert "a token budget of 256 tokens per iteration" in caption

@@ -158,5 +158,169 @@ def test_attention_dp_is_disabled_for_a_dense_model() -> None:
     box = at.checkbox(key="pareto_attention_dp")
     assert box.value  # the link's value, kept
     assert box.disabled
-    assert not any("attention DP" in str(c.value) for c in at.caption)  # the dense search is unchanged
+    searched = "EP, attention DP and the concurrency"  # the dense search is unchanged
+    assert not any(searched in str(c.value) for c in at.caption)
     assert len(at.dataframe[0].value) == len(api().frontier_index)
+
+
+def open_pareto_first(**query: Any) -> AppTest:
+    """The Pareto page on the session's first run, as a shared link opens it (the link's notes name this
+    page's inputs)."""
+    at = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=120)
+    for key, value in query.items():
+        at.query_params[key] = [str(v) for v in value] if isinstance(value, list) else str(value)
+    at.switch_page("views/pareto.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def chosen(at: AppTest) -> list[str]:
+    return [m.value.replace("\\", "") for m in at.markdown if "Cheapest deployment" in m.value]
+
+
+def test_the_token_budget_reaches_the_search() -> None:
+    """A budget of 512 tokens per iteration (as `costmodel pareto --token-budget 512`) chunks the 2,048-token
+    prompts over four iterations: the page shows the API's frontier and choice for that budget, which
+    differ from the default budget's."""
+    at = open_pareto(hardware=HARDWARE)
+    box = at.number_input(key="pareto_token_budget")
+    assert box.value == pareto.TOKEN_BUDGET
+    default = api()
+    box.set_value(512).run()
+    assert not at.exception
+    assert not at.error
+    found = api(token_budget=512)
+    p = found.points
+    assert found.best is not None
+    assert default.best is not None
+    assert p.label(found.best) != default.points.label(default.best)  # the budget matters here
+    assert any(f"**{p.label(found.best)}**" in text for text in chosen(at))
+    assert at.metric[3].value == f"${p.usd_per_million_output_tokens[found.best]:,.4g}"
+    table = at.dataframe[0].value
+    assert table["Label"].tolist()[: len(found.frontier_index)] == [p.label(i) for i in found.frontier_index]
+    assert "a token budget of 512 tokens per iteration" in at.caption[0].value
+
+
+def test_a_budget_below_the_concurrency_searched_is_raised_as_the_api_raises_it() -> None:
+    """pareto.frontier raises the budget to the largest concurrency searched (512): 100 searches what 512
+    does, and the caption says so."""
+    at = open_pareto_first(hardware=HARDWARE, pareto_token_budget=100)
+    assert not at.warning  # a value the input takes: nothing ignored
+    found = api(token_budget=512)
+    assert found.best is not None
+    assert any(f"**{found.points.label(found.best)}**" in text for text in chosen(at))
+    assert "a token budget of 100 tokens per iteration (raised to 512" in at.caption[0].value
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "abc", str(2**21)])
+def test_a_link_with_a_budget_the_input_cannot_take_says_so_and_uses_the_default(bad: str) -> None:
+    at = open_pareto_first(pareto_token_budget=bad)
+    assert not at.error
+    (note,) = [w.value.replace("\\", "") for w in at.warning if "This link" in w.value]
+    assert f"pareto_token_budget** = {bad}: not a value this page's input takes" in note
+    assert f"Using {pareto.TOKEN_BUDGET}." in note
+    assert at.number_input(key="pareto_token_budget").value == pareto.TOKEN_BUDGET
+    assert "a token budget of 8,192 tokens per iteration" in at.caption[0].value
+
+
+SMALL = dict(pareto_formats=["fp8"], pareto_tp=[1], pareto_pp=[1])  # a quick search
+
+
+def small_api(systems: list[str], **changes: Any) -> pareto.Frontier:
+    args: dict[str, Any] = dict(
+        isl=DEFAULT.prompt_len, osl=DEFAULT.output_len, ttft_s=1.0, tpot_s=0.05, formats=("fp8",), tp=(1,),
+        pp=(1,), engine="vllm", kv_dtype=DEFAULT.kv_dtype,
+    )  # fmt: skip
+    return pareto.frontier(DEFAULT.model, systems, **(args | changes))
+
+
+def test_a_device_without_a_price_is_named_not_priced_at_zero() -> None:
+    """h20's profile has no price: its points meet the objectives but cannot be ranked by cost; the page
+    says so (not 'no deployment meets'), and the hover says 'no price', never $0."""
+    assert pareto_price("h20") is None
+    at = open_pareto_first(hardware=["h20"], **SMALL)
+    found = small_api(["h20"])
+    assert found.best is None
+    assert found.points.meets_slo.any()
+    (warning,) = [w.value for w in at.warning]
+    assert "Deployments on h20 meet mean TTFT ≤ 1,000 ms and mean TPOT ≤ 50 ms" in warning
+    assert "no price per GPU-hour" in warning
+    assert not at.metric
+    hover = [row[4] for row in figure(at)["data"][0]["customdata"]]
+    assert hover
+    assert all(text == "no price for h20: give one in the sidebar" for text in hover)
+    # with a priced device beside it, the choice is the priced device's, and the unpriced one is named
+    at = open_pareto_first(hardware=["h100-sxm", "h20"], **SMALL)
+    found = small_api(["h100-sxm", "h20"])
+    assert found.best is not None
+    assert {m.label: m.value for m in at.metric}["Cheapest device"] == "h100-sxm"
+    assert any(
+        "Not ranked for want of a price per GPU-hour" in c.value and "h20" in c.value for c in at.caption
+    )
+
+
+def pareto_price(system: str) -> float | None:
+    import costmodel as cm
+
+    price = cm.load_hardware(system).price
+    return None if price is None else price.usd_per_hour
+
+
+def test_the_hover_and_the_table_say_what_the_api_says() -> None:
+    """Hover: clients, GPUs (singular for one), TTFT and TPOT as the metrics show them, the cost; the
+    table behind the chart holds the star's row too when a TTFT objective keeps it off the frontier."""
+    at = open_pareto_first(hardware=["h100-sxm"])
+    found = small_api(["h100-sxm"], formats=("bf16", "fp8"), tp=(1, 2, 4, 8), pp=(1, 2))
+    p, b = found.points, found.best
+    assert b is not None
+    assert not p.on_frontier[b]  # here the star is off the frontier (the TTFT objective rules points out)
+    traces = {t["name"]: t for t in figure(at)["data"]}
+    star = traces["cheapest meeting the objectives"]["customdata"][0]
+    gpus = int(p.gpus[b])
+    assert star[0] == p.label(b)
+    assert star[1] == f"{p.concurrency[b]:,} clients on {gpus} GPU{'s' if gpus > 1 else ''}"
+    assert star[2] == f"{p.ttft_s[b] * 1e3:.4g} ms"
+    assert star[3] == f"{p.tpot_s[b] * 1e3:.4g} ms"
+    assert star[4] == f"${p.usd_per_million_output_tokens[b]:,.4g} per million output tokens"
+    rest = np.flatnonzero(~p.on_frontier)  # the other points' trace, in the API's order
+    shown = [row[1] for row in traces["h100-sxm: other points"]["customdata"]]
+    assert len(shown) == len(rest)
+    assert all(text.endswith(" on 1 GPU") == (p.gpus[i] == 1) for text, i in zip(shown, rest, strict=True))
+    assert (p.gpus[rest] == 1).any()
+    # which objectives each point meets: the API's meets_slo, and the TTFT one named where it is missed
+    verdicts = [row[5] for row in traces["h100-sxm"]["customdata"]]
+    for text, i in zip(verdicts, found.frontier_index, strict=True):
+        assert (text == "meets both objectives") == p.meets_slo[i]
+        assert ("TTFT" in text) == (p.ttft_s[i] > 1.0)
+    assert any("misses the TTFT objective" in text for text in verdicts)  # frontier points the TTFT rules out
+    table = at.dataframe[0].value
+    assert len(table) == len(found.frontier_index) + 1
+    assert table["Label"].iloc[-1] == p.label(b)
+    assert table["Best"].iloc[-1]
+    assert not table["Best"].iloc[:-1].any()
+    for title in ("Tokens/s per user", "Output tokens/s per GPU", "Meets SLO", "$ per million output tokens"):
+        assert title in table.columns
+
+
+def test_one_output_token_is_searched_as_two_and_the_caption_says_so() -> None:
+    """pareto.frontier needs osl >= 2 (TPOT is the time between two output tokens): the sidebar's 1 is
+    searched as 2, and the caption names what was searched."""
+    at = open_pareto_first(output_len=1, hardware=["h100-sxm"], **SMALL)
+    assert not at.error
+    assert "2 output tokens per request (at least 2: TPOT needs two)" in at.caption[0].value
+    found = small_api(["h100-sxm"], osl=2)
+    assert found.best is not None
+    assert any(f"**{found.points.label(found.best)}**" in text for text in chosen(at))
+
+
+def test_a_device_every_candidate_of_which_is_skipped_is_named_above_the_chart() -> None:
+    """nvfp4 needs an fp4 peak: H100 has none, so its every candidate is skipped (the API says why) and
+    the chart has no H100 curve; the page names it there, not only in the skipped list below."""
+    at = open_pareto_first(hardware=HARDWARE, pareto_formats=["nvfp4"], pareto_tp=[1], pareto_pp=[1])
+    found = small_api(HARDWARE, formats=("nvfp4",))
+    assert "h100-sxm" not in set(found.points.system)
+    assert any(name.startswith("h100-sxm") and "fp4" in why for name, why in found.skipped)
+    (note,) = [i.value for i in at.info]
+    assert note.startswith("No deployment on h100-sxm could be evaluated with these choices")
+    assert {t["name"] for t in figure(at)["data"]} >= {"b200"}
+    assert "h100-sxm" not in {t["name"] for t in figure(at)["data"]}

@@ -1,6 +1,6 @@
 """Pareto: output tokens/s per GPU against tokens/s per user over deployments (TP, PP, EP, weight format,
 concurrency, aggregated or disaggregated) on each selected device, and the cheapest deployment that meets
-mean TTFT and TPOT objectives (costmodel.pareto.frontier)."""
+mean TTFT and TPOT objectives (costmodel.pareto.frontier), for the engine's token budget per iteration."""
 
 import json
 
@@ -18,6 +18,8 @@ TP_DEGREES = pareto.TP
 PP_STAGES = pareto.PP
 ATTENTION_DP = (1, 2, 4, 8)  # ranks the opt-in search tries, as `costmodel pareto --attention-dp 1,2,4,8`
 ENGINES = tuple(sorted(read_engine_params())) or ("vllm",)
+PRICE_HINT = "the sidebar's own price (Your $ per GPU-hour) applies to the first device listed under Hardware"
+MAX_TOKEN_BUDGET = 1 << 20  # [tokens] per iteration: far past any engine's default (2,048 to 16,384)
 FIGURES = (  # the table's columns, what to compare first
     "label",
     "concurrency",
@@ -60,6 +62,7 @@ def search(
     engine: str,
     kv_dtype: str,
     attention_dp: tuple[int, ...] = (1,),
+    token_budget: int = pareto.TOKEN_BUDGET,
 ) -> pareto.Frontier:
     """pareto.frontier for these inputs (cached; ``_model`` is identified by ``model_key``, a device by
     its key with the user's price, :meth:`Scenario.priced`)."""
@@ -77,13 +80,14 @@ def search(
         engine=engine,
         kv_dtype=kv_dtype,
         attention_dp=attention_dp,
+        token_budget=token_budget,
     )
 
 
 # ---------------------------------------------------------------------------- inputs
 sc = ui.scenario()
 st.title("Pareto frontier")
-cols = st.columns(4)
+cols = st.columns(5)
 with cols[0]:
     ttft_ms = st.number_input(
         "Mean TTFT objective [ms]",
@@ -115,6 +119,21 @@ with cols[2]:
         help="Whose fitted closed-loop parameters (step and request overheads, burst share) apply.",
     )
 with cols[3]:
+    token_budget = st.number_input(
+        "Token budget [tokens]",
+        min_value=1,
+        max_value=MAX_TOKEN_BUDGET,
+        value=pareto.TOKEN_BUDGET,
+        step=1024,
+        key="pareto_token_budget",
+        bind="query-params",
+        help="The engine's chunked-prefill token budget per iteration: the most tokens one iteration of a "
+        "worker carries (vLLM's `max_num_batched_tokens`, TensorRT-LLM's `max_num_tokens`, SGLang's "
+        "`chunked_prefill_size`). A smaller budget splits a long prompt over more iterations. Raised to the "
+        f"largest concurrency searched ({max(pareto.CONCURRENCY)}) when smaller; as `costmodel pareto "
+        "--token-budget`.",
+    )
+with cols[4]:
     modes = st.pills(
         "Modes",
         pareto.MODES,
@@ -168,12 +187,20 @@ if missing:
     st.stop()
 model_key = sc.model if sc.model_source == "built-in" else json.dumps(sc.hf_config, sort_keys=True)
 objective = f"mean TTFT ≤ {ttft_ms:,.4g} ms and mean TPOT ≤ {tpot_ms:,.4g} ms"
+budget = f"a token budget of {token_budget:,} tokens per iteration" + (
+    f" (raised to {max(pareto.CONCURRENCY):,}, the largest concurrency searched)"
+    if token_budget < max(pareto.CONCURRENCY)
+    else ""
+)
+osl = max(sc.output_len, 2)  # pareto.frontier needs a second output token: TPOT is the time between two
 st.caption(
     f"**{ui.plain(model.name)}** on {', '.join(sc.hardware)} · {sc.prompt_len:,} prompt and "
-    f"{sc.output_len:,} output tokens per request · KV {sc.kv_dtype} · {engine} loop parameters · "
+    f"{osl:,} output tokens per request{' (at least 2: TPOT needs two)' if osl > sc.output_len else ''} · "
+    f"KV {sc.kv_dtype} · {engine} loop parameters, {budget} · "
     f"{objective}. A closed loop of clients sending one request after another (costmodel.closed_loop); the "
     f"search chooses formats, TP, PP, EP{', attention DP' if len(attention_dp) > 1 else ''} and the "
-    "concurrency: the sidebar's formats, GPUs, TP, PP and batch size are not used here."
+    "concurrency: the sidebar's weight and activation formats, TP, PP, replicas, attention DP, MoE TP and EP "
+    "and batch size are not used here (its KV format is)."
 )
 
 # ---------------------------------------------------------------------------- compute
@@ -183,7 +210,7 @@ try:
         model,
         tuple(sc.priced(hw) for hw in sc.hardware),
         sc.prompt_len,
-        max(sc.output_len, 2),
+        osl,
         (ttft_ms / 1e3, tpot_ms / 1e3),
         tuple(formats),
         tuple(sorted(tps)),
@@ -192,6 +219,7 @@ try:
         engine,
         sc.kv_dtype,
         attention_dp,
+        int(token_budget),
     )
 except ui.BAD_INPUT as e:
     ui.show_error(e)
@@ -200,9 +228,16 @@ table = found.table()
 front = table.iloc[found.frontier_index].reset_index(drop=True)
 
 # ---------------------------------------------------------------------------- render: the chosen point
-if found.best is None:
+unpriced = sorted(set(table.loc[table["meets_slo"] & table["usd_per_hour"].isna(), "system"]))
+if found.best is None and unpriced:  # deployments meet the objectives, but without a price none is cheapest
     st.warning(
-        f"No deployment with a price meets {objective}: the frontier below shows what each device reaches. "
+        f"Deployments on {', '.join(unpriced)} meet {objective}, but "
+        f"{'it has' if len(unpriced) == 1 else 'they have'} no price per GPU-hour to rank them by: "
+        f"{PRICE_HINT}."
+    )
+elif found.best is None:
+    st.warning(
+        f"No deployment meets {objective}: the frontier below shows what each device reaches. "
         "Relax the objectives, or add devices, formats or TP degrees."
     )
 else:
@@ -233,28 +268,65 @@ else:
         for col, (label, value, attr) in zip(st.columns(4), figures[start : start + 4], strict=True):
             with col:
                 ui.metric(label, value, f"{source}.{attr}")
+    if unpriced:
+        st.caption(
+            f"Not ranked for want of a price per GPU-hour, though some of their deployments meet the "
+            f"objectives: {', '.join(unpriced)}; {PRICE_HINT}."
+        )
 
 # ---------------------------------------------------------------------------- render: the frontier
 st.subheader("Output tokens/s per GPU against tokens/s per user")
+absent = [system for system in sc.hardware if system not in set(table["system"])]
+if absent:  # every candidate of these devices was skipped: no curve, so say why here, not only below
+    st.info(
+        f"No deployment on {', '.join(absent)} could be evaluated with these choices, so "
+        f"{'it has' if len(absent) == 1 else 'they have'} no frontier: the candidates skipped, under the "
+        "chart, give each reason.",
+        icon=":material/block:",
+    )
 fig = go.Figure()
-palette = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 hover = (
-    "<b>%{customdata[0]}</b><br>concurrency %{customdata[1]}, %{customdata[2]} GPUs<br>"
-    "TTFT %{customdata[3]:.4g} ms, TPOT %{customdata[4]:.4g} ms<br>"
+    "<b>%{customdata[0]}</b><br>%{customdata[1]}<br>"
+    "TTFT %{customdata[2]}, TPOT %{customdata[3]}<br>"
     "%{x:,.1f} tokens/s per user, %{y:,.0f} output tokens/s per GPU<br>"
-    "$%{customdata[5]:.4g} per million output tokens<extra></extra>"
+    "%{customdata[4]}<br>%{customdata[5]}<extra></extra>"
 )
 
 
+def verdict(ttft_s: float, tpot_s: float) -> str:
+    """Which objectives a point meets (the API's test: TTFT <= its objective and TPOT <= its)."""
+    missed = [name for name, value, goal in (("TTFT", ttft_s, ttft_ms), ("TPOT", tpot_s, tpot_ms))
+              if not value <= goal / 1e3]  # fmt: skip
+    return (
+        "meets both objectives"
+        if not missed
+        else f"misses the {' and '.join(missed)} objective{'s' * (len(missed) > 1)}"
+    )
+
+
 def customdata(rows: pd.DataFrame) -> np.ndarray:
-    return np.c_[
-        rows["label"], rows["concurrency"], rows["gpus"], 1e3 * rows["ttft_s"], 1e3 * rows["tpot_s"],
-        rows["usd_per_million_output_tokens"],
-    ]  # fmt: skip
+    """The hover's text per point: label, clients and GPUs, TTFT, TPOT, cost (no price: said so), and the
+    objectives it meets (a frontier point right of the TPOT line may still miss the TTFT objective)."""
+    return np.array(
+        [
+            [
+                str(row.label),
+                f"{row.concurrency:,} clients on {row.gpus:,} GPU{'s' if row.gpus > 1 else ''}",
+                ui.duration(row.ttft_s),
+                ui.duration(row.tpot_s),
+                f"{ui.usd(row.usd_per_million_output_tokens)} per million output tokens"
+                if row.usd_per_million_output_tokens == row.usd_per_million_output_tokens  # not NaN
+                else f"no price for {row.system}: give one in the sidebar",
+                verdict(row.ttft_s, row.tpot_s),
+            ]
+            for row in rows.itertuples()
+        ],
+        dtype=object,
+    ).reshape(len(rows), 6)
 
 
-for i, system in enumerate(sc.hardware):
-    color = palette[i % len(palette)]
+for system in sc.hardware:
+    color = ui.device_colour(sc, system)
     mine = front[front["system"] == system]
     if mine.empty:
         continue
@@ -284,7 +356,7 @@ fig.add_scatter(
     y=[0.0, float(table["output_tokens_per_s_per_gpu"].max())],
     name="TPOT objective",
     mode="lines",
-    line=dict(dash="dash", color="#d62728"),
+    line=dict(dash="dash", color="#555555"),  # grey: no device's colour (ui.DEVICE_COLOURS has reds)
     hoverinfo="skip",
 )
 if found.best is not None:
@@ -301,7 +373,12 @@ if found.best is not None:
 fig.update_xaxes(title_text="tokens/s per user (1 / TPOT)", type="log")
 fig.update_yaxes(title_text="output tokens/s per GPU", rangemode="tozero")
 fig.update_layout(height=520)
-ui.chart(fig, front[list(FIGURES)], "pareto-frontier")
+shown = (
+    front
+    if found.best is None or table["on_frontier"].iloc[found.best]
+    else pd.concat([front, table.iloc[[found.best]]], ignore_index=True)
+)  # the star's row too, where a TTFT objective keeps it off the frontier
+ui.chart(fig, shown[list(FIGURES)], "pareto-frontier")
 st.caption(
     "Per device, the deployments that no other deployment on the same device beats on both axes "
     "(diamonds: disaggregated); hover for the configuration. Right of the dashed line TPOT meets its "
@@ -310,5 +387,8 @@ st.caption(
     "searched. Latencies are means of a steady closed loop, not percentiles."
 )
 if found.skipped:
-    with st.expander(f"{len(found.skipped)} candidates skipped, with the reason", icon=":material/block:"):
-        st.dataframe(pd.DataFrame(found.skipped, columns=["candidate", "reason"]), hide_index=True)
+    n = len(found.skipped)
+    with st.expander(
+        f"{n:,} candidate{'s' if n > 1 else ''} skipped, with the reason", icon=":material/block:"
+    ):
+        ui.dataframe(pd.DataFrame(found.skipped, columns=["candidate", "reason"]))
