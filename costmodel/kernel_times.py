@@ -94,13 +94,16 @@ tables cover: ``FP8BlockScalesLinearMethod.apply`` quantizes with ``torch.ops.tr
 and calls ``torch.ops.trtllm.fp8_block_scaling_gemm`` off SM100 (Hopper), and on SM100 its DeepGEMM
 ``torch.ops.trtllm.fp8_swap_ab_gemm`` unless DeepGEMM is disabled
 (``tensorrt_llm/_torch/modules/linear.py``, https://github.com/NVIDIA/TensorRT-LLM). aiconfigurator's
-TensorRT-LLM collector times exactly these (H100 ``torch_flow``, B200 ``deepgemm`` rows), at a GPU-side
-fixed cost of a few µs. The format's pool also holds vLLM's block-fp8 rows, timed one eager call at a time:
-60-190 µs of host dispatch at every m up to about 1,000 (H100) or all m (B200), which pulls the pool's shape
-terms up (at m = 16 the pool prices a 4096 x 4096 GEMM at 13 µs where TensorRT-LLM's table measures 11.7),
-so the pool is no model of TensorRT-LLM's kernels. vLLM and SGLang keep the format's pool: their own block-fp8
-rows are host-bound and time no GPU kernel at decode sizes (docs/serving.md, "TensorRT-LLM's block-fp8
-GEMMs")."""
+TensorRT-LLM collector times that module itself (``run_gemm`` in ``collector/trtllm/collect_gemm.py``,
+https://github.com/ai-dynamo/aiconfigurator: a ``Linear`` with ``QuantAlgo.FP8_BLOCK_SCALES``, logged as
+``deepgemm`` on SM100 and ``torch_flow`` before it, timed through ``benchmark_with_power``), at a fixed cost
+of a few µs. The format's pool also holds vLLM's block-fp8 rows, timed one eager call at a time:
+60-190 µs of host dispatch up to m of 1,000-4,000 (H100) or at every m (B200), which the pool's shape terms
+absorb (H100: ``k_step_s`` 0.38 µs and ``min_tile_m`` 64, against 0.02 µs and 16 in TensorRT-LLM's own
+fit), so the pool is no model of TensorRT-LLM's kernels: at m = 16 it prices a 4096 x 2048 GEMM at 13.3 µs
+on H100 where TensorRT-LLM's table measures 8.2, and a 2048 x 7168 one at 18.7 µs on B200 against 11.1.
+vLLM and SGLang keep the format's pool: their own block-fp8 rows are host-bound and time no GPU kernel at
+decode sizes (docs/serving.md, "TensorRT-LLM's block-fp8 GEMMs")."""
 MOE_FORMATS = {
     ("bf16", "bf16"): "bf16",
     ("fp16", "fp16"): "bf16",
