@@ -98,7 +98,7 @@ TensorRT-LLM collector times that module itself (``run_gemm`` in ``collector/trt
 https://github.com/ai-dynamo/aiconfigurator: a ``Linear`` with ``QuantAlgo.FP8_BLOCK_SCALES``, logged as
 ``deepgemm`` on SM100 and ``torch_flow`` before it, timed through ``benchmark_with_power``), at a fixed cost
 of a few µs. The format's pool also holds vLLM's block-fp8 rows, timed one eager call at a time:
-60-190 µs of host dispatch up to m of 1,000-4,000 (H100) or at every m (B200), which the pool's shape terms
+58-275 µs of host dispatch up to m of 1,000-4,000 (H100) or at every m (B200), which the pool's shape terms
 absorb (H100: ``k_step_s`` 0.38 µs and ``min_tile_m`` 64, against 0.02 µs and 16 in TensorRT-LLM's own
 fit), so the pool is no model of TensorRT-LLM's kernels: at m = 16 it prices a 4096 x 2048 GEMM at 13.3 µs
 on H100 where TensorRT-LLM's table measures 8.2, and a 2048 x 7168 one at 18.7 µs on B200 against 11.1.
