@@ -26,7 +26,9 @@ device's calibrated parameters (``hardware_profiles/calibrated/<device>.yaml``, 
 Parameter keys. The public tables calibrate several kernels per family and device (one per engine and
 kernel source). The rule: GEMM uses the format's own key (fitted on all of that format's rows, every
 engine's kernels pooled; the fitted keys also name their engine, ``"<format>:<engine>:<kernel>"``, with
-each engine's own pool ``"<format>:<engine>"``); MoE the fastest, at each token count, of
+each engine's own pool ``"<format>:<engine>"``), except where the engine's own pool times the kernel its
+layers run and the format's pool does not (:data:`ENGINE_GEMM_FORMATS`: TensorRT-LLM's block-fp8
+GEMMs read ``"fp8_block:trtllm"``); MoE the fastest, at each token count, of
 the engine's own kernels of the format (its autotuner picks the fastest runner), else
 the format's pooled key (one rule, :func:`moe_keys`); attention, MLA and the all-reduce use the sorted-first
 stored key of the engine named by ``Efficiency.kernel_engine`` (``vllm`` by default; ``sglang`` runs
@@ -84,6 +86,24 @@ ALL_REDUCE_KEYS = {"vllm": "vLLM_custom", "trtllm": "TRTLLM"}
 """Engine prefix -> its custom all-reduce's key (called in CUDA-graph mode, as engines serve)."""
 GEMM_FORMATS = {"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "nvfp4"}
 """Weight dtype -> GEMM model key (the formats the GEMM model has; others keep the roofline)."""
+ENGINE_GEMM_FORMATS: dict[str, tuple[str, ...]] = {"trtllm": ("fp8_block",)}
+"""Engine prefix -> the GEMM formats its step times with its own kernels' pooled fit (``"<format>:<engine>"``,
+where the device's calibration stores it) instead of the format's pool of every engine's kernels.
+TensorRT-LLM's block-scale fp8 linear layer runs TensorRT-LLM's own kernels on both architectures the
+tables cover: ``FP8BlockScalesLinearMethod.apply`` quantizes with ``torch.ops.trtllm.fp8_quantize_1x128``
+and calls ``torch.ops.trtllm.fp8_block_scaling_gemm`` off SM100 (Hopper), and on SM100 its DeepGEMM
+``torch.ops.trtllm.fp8_swap_ab_gemm`` unless DeepGEMM is disabled
+(``tensorrt_llm/_torch/modules/linear.py``, https://github.com/NVIDIA/TensorRT-LLM). aiconfigurator's
+TensorRT-LLM collector times that module itself (``run_gemm`` in ``collector/trtllm/collect_gemm.py``,
+https://github.com/ai-dynamo/aiconfigurator: a ``Linear`` with ``QuantAlgo.FP8_BLOCK_SCALES``, logged as
+``deepgemm`` on SM100 and ``torch_flow`` before it, timed through ``benchmark_with_power``), at a fixed cost
+of a few µs. The format's pool also holds vLLM's block-fp8 rows, timed one eager call at a time:
+58-275 µs of host dispatch up to m of 1,000-4,000 (H100) or at every m (B200), which the pool's shape terms
+absorb (H100: ``k_step_s`` 0.38 µs and ``min_tile_m`` 64, against 0.02 µs and 16 in TensorRT-LLM's own
+fit), so the pool is no model of TensorRT-LLM's kernels: at m = 16 it prices a 4096 x 2048 GEMM at 13.3 µs
+on H100 where TensorRT-LLM's table measures 8.2, and a 2048 x 7168 one at 18.7 µs on B200 against 11.1.
+vLLM and SGLang keep the format's pool: their own block-fp8 rows are host-bound and time no GPU kernel at
+decode sizes (docs/serving.md, "TensorRT-LLM's block-fp8 GEMMs")."""
 MOE_FORMATS = {
     ("bf16", "bf16"): "bf16",
     ("fp16", "fp16"): "bf16",
@@ -400,6 +420,17 @@ class _Keys:
         key = (self.engine, self.moe_backend, self.launch_s, fn, *args)
         return remember(self.hardware, key, lambda: fn(self.hardware, self, *args))
 
+    def gemm_key(self, key: str) -> str:
+        """The GEMM parameter key this engine's step reads for the format key ``key``: its own kernels'
+        pool where :data:`ENGINE_GEMM_FORMATS` names the format and the device stores that pool, else
+        ``key``."""
+        from costmodel.kernels import gemm
+
+        own = f"{key}:{self.engine}"
+        if key in ENGINE_GEMM_FORMATS.get(self.engine, ()) and own in self.stored(gemm):
+            return own
+        return key
+
     def params(self, family: ModuleType, key: str) -> Any:
         # kept across calls: a planner times thousands of passes on a handful of devices
         index = (id(self.hardware), family.__name__, key, self.launch_s)
@@ -478,7 +509,7 @@ def _gemms_s(
                 hardware, op.kernel, op.weight_dtype or weight_dtype, op.compute_dtype or activation_dtype
             )
             if key is not None:
-                groups.setdefault(key, []).append(i)
+                groups.setdefault(keys.gemm_key(key), []).append(i)
     out: dict[int, FloatArray] = {}
     for key, members in groups.items():
         shapes = [ops[i].kernel for i in members]
@@ -525,7 +556,7 @@ def _gemm_s(
     if key is None:
         return None
     m = np.asarray(shape.m, dtype=np.float64)
-    params = keys.params(gemm, key)
+    params = keys.params(gemm, keys.gemm_key(key))
     t = _on_unique(lambda mm: gemm.time_s(hardware, params, m=np.maximum(mm, 1.0), n=shape.n, k=shape.k), m)
     return np.asarray(np.where(m > 0, t, 0.0))
 

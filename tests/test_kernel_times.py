@@ -824,3 +824,84 @@ def test_a_prompt_pass_within_the_top_k_runs_the_indexer_key_side_only() -> None
     assert float(within["indexer_topk"].bytes_written) == 2 * top_k * top_k * 4.0  # the select-all indices
     assert float(within["indexer_wk"].flop) == 2.0 * 2 * top_k * glm.d_model * dsa.index_head_dim
     assert float(within["indexer_cache_write"].bytes_written) == 2 * top_k * (dsa.index_head_dim + 4.0)
+
+
+def _gemm_table(system: str, engine: str, version: str) -> Any:
+    import pandas as pd
+    from conftest import PUBLIC_GPU
+
+    path = PUBLIC_GPU / "kernels" / system / "gemm" / engine / version / "gemm_perf.parquet"
+    return pd.read_parquet(path)
+
+
+@pytest.mark.parametrize("hardware", [H100, B200])
+def test_tensorrt_llms_block_fp8_linear_layers_run_its_own_kernels_in_a_step(
+    hardware: HardwareProfile,
+) -> None:
+    # Qwen3-235B-A22B-FP8's attention projections at tp 4 (128 x 128 fp8 blocks): TensorRT-LLM's step
+    # times them with TensorRT-LLM's own block-fp8 kernels (fp8_block_scaling_gemm on Hopper, DeepGEMM on
+    # Blackwell: the pool of its table's rows), vLLM's with the format's pool of every engine's rows
+    model = costmodel.load_model("qwen3-235b-a22b")
+    tokens = np.array([1.0, 4.0, 16.0, 64.0, 512.0])
+    ops = forward_ops(
+        model, batch_size=tokens, new_tokens=1, past_tokens=1024, weight_dtype="fp8_block",
+        activation_dtype="fp8", tp=4, logits="last",
+    )  # fmt: skip
+    launch = kernel_times.launch_s(hardware)
+    gemms = [i for i, op in enumerate(ops) if op.name in ("qkv_proj", "o_proj")]
+    assert len(gemms) == 2
+    for engine, key in (("trtllm", "fp8_block:trtllm"), ("vllm", "fp8_block"), ("sglang", "fp8_block")):
+        eff = hardware.efficiency.model_copy(update={"time_model": "kernels", "kernel_engine": engine})
+        times = kernel_times.op_times(
+            ops, hardware, weight_dtype="fp8_block", activation_dtype="fp8", efficiency=eff
+        )
+        p = kernel_times.step_params(hardware, gemm, key, launch_s=launch)
+        for i in gemms:
+            s = ops[i].kernel
+            assert isinstance(s, GemmShape)
+            np.testing.assert_allclose(
+                times.time_s(i), gemm.time_s(hardware, p, m=s.m, n=s.n, k=s.k), rtol=1e-12
+            )
+    # a device whose calibration holds no TensorRT-LLM block-fp8 pool: the format's pool
+    calibration = hardware.kernel_calibration
+    assert calibration is not None
+    params = {
+        f: {k: v for k, v in d.items() if k != "fp8_block:trtllm"} for f, d in calibration.params.items()
+    }
+    bare = hardware.model_copy(
+        update={"kernel_calibration": calibration.model_copy(update={"params": params})}
+    )
+    assert kernel_times._Keys(bare, "trtllm", launch).gemm_key("fp8_block") == "fp8_block"
+    assert kernel_times._Keys(hardware, "trtllm", launch).gemm_key("fp8") == "fp8"
+
+
+@pytest.mark.parametrize(
+    ("hardware", "system", "source"), [(H100, "h100_sxm", "torch_flow"), (B200, "b200_sxm", "deepgemm")]
+)
+def test_tensorrt_llms_own_block_fp8_pool_prices_its_decode_gemms_nearer_its_table_than_the_formats_pool(
+    hardware: HardwareProfile, system: str, source: str
+) -> None:
+    # Oracle: TensorRT-LLM's block-fp8 GEMM as aiconfigurator's collector times it, one call at a time at
+    # decode sizes (m = 1-16, every weight of at least 2048 x 2048). The step's parameters (fixed cost capped
+    # at its launches, no L2 reuse) of TensorRT-LLM's own pool are nearer these calls than the format's
+    # pool's, whose shape terms also carry vLLM's eager, host-bound rows.
+    table = _gemm_table(system, "trtllm", "1.3.0rc20")
+    rows = table[
+        (table.gemm_dtype == "fp8_block")
+        & (table.kernel_source == source)
+        & table.m.isin([1, 4, 16])
+        & (table.n >= 2048)
+        & (table.k >= 2048)
+    ]
+    assert len(rows) > 20
+    m, n, k = (rows[c].to_numpy(dtype=np.float64) for c in ("m", "n", "k"))
+    measured = rows.latency.to_numpy() * 1e-3  # [ms] -> [s]
+    keys = kernel_times._Keys(hardware, "trtllm", kernel_times.launch_s(hardware))
+    own, pooled = (
+        gemm.time_s(
+            hardware, kernel_times.step_params(hardware, gemm, key, launch_s=keys.launch_s), m=m, n=n, k=k
+        )
+        for key in (keys.gemm_key("fp8_block"), "fp8_block")
+    )
+    assert keys.gemm_key("fp8_block") == "fp8_block:trtllm"
+    assert np.median(np.abs(np.log(own / measured))) < np.median(np.abs(np.log(pooled / measured)))
