@@ -157,6 +157,10 @@ def test_link_parameters_transfer_only_over_the_same_kind_of_link() -> None:
     own = collective.default_params(pcie, "nccl:all_reduce")
     resolved = collective.Params(**{**vars(own), **other})
     assert resolved.large_bandwidth_fraction == own.large_bandwidth_fraction
+    # an NVLink key stores ll_max_bytes = 0 (no LL -> Simple switch there); a PCIe target keeps NCCL's switch
+    stored = transferable({"collective": {"nccl:all_reduce": {**fit, "ll_max_bytes": 0.0}}}, sxm, pcie)
+    assert "ll_max_bytes" not in stored["collective"]["nccl:all_reduce"]
+    assert params_for(pcie, collective, "nccl:all_reduce").ll_max_bytes == collective.NCCL_LL_MAX_BYTES
     assert resolved.link_bandwidth_bytes_per_s == pcie.datasheet.intra_node_bandwidth_gb_per_s.value * 1e9
     assert transferable(fitted, sxm)["collective"]["nccl:all_reduce"] == same  # no target: nothing dropped
 

@@ -401,10 +401,13 @@ LINK_PARAMS: Final = (
     "host_bandwidth_ratio",
     "symm_latency_s",
     "symm_bandwidth_fraction",
+    "ll_max_bytes",
 )
 """Fitted parameters that describe the link between a node's GPUs rather than the collective's software: the
 time per ring step, the achieved fractions of the link's bandwidth, the switch's contention and symmetric
-memory (NVLink / NVSwitch only), the shared host path (PCIe only), and the small-message path's rate, a
+memory (NVLink / NVSwitch only), the shared host path and NCCL's LL -> Simple switch size there (PCIe only;
+an NVLink key stores the 0 that turns the switch off, which a PCIe target must not take), and the
+small-message path's rate, a
 ratio to ``large_bandwidth_fraction`` on the same link (an A100's one-shot custom all-reduce reads over
 NVLink at 1.48 x its ring's fraction; applied to a PCIe link's own fraction it put a two-GPU L40S one-shot at
 1.2 x the link's rate; a target keeps its default, NCCL LL's half or a one-shot's 1). NCCL's own tuning
