@@ -628,3 +628,59 @@ def test_a_fit_keeps_the_pcie_ll_switch_off_nvlink_keys() -> None:
     # ll_max_bytes applies to PCIe rings only: an NVLink key's fit must not store its lower bound
     assert collective.fixed_for("nccl:alltoall", load_hardware("b200")) == ("ll_max_bytes",)
     assert collective.fixed_for("nccl:all_reduce", load_hardware("l40s")) == ()
+
+
+@pytest.mark.parametrize(("op", "steps"), [("all_reduce", 2), ("all_gather", 1), ("reduce_scatter", 1)])
+def test_nccls_ring_pays_its_step_latency_on_every_ring_step_of_both_protocols(op: str, steps: int) -> None:
+    # NCCL's tuning model prices each ring protocol as baseLat + nsteps x hwLat, nsteps = 2 (n - 1) for an
+    # all-reduce and n - 1 for an all-gather or reduce-scatter (ncclTopoTuneModel, src/graph/tuning.cc):
+    # an empty message costs the per-step time that many times on the LL (small) path as on the Simple one
+    hardware = load_hardware("h100-sxm")
+    params = dataclasses.replace(
+        collective.default_params(hardware, f"nccl:{op}"), small_latency_s=0.0, large_extra_latency_s=0.0
+    )
+    n = np.array([2, 4, 8])
+    parts = collective.breakdown(hardware, params, message_bytes=0.0, num_gpus=n, op=op)
+    np.testing.assert_allclose(parts.small_s, params.hop_latency_s * steps * (n - 1))
+    np.testing.assert_allclose(parts.large_s, parts.small_s)
+    # a one-shot custom all-reduce writes its flag to every peer at once: n - 1 hops, not the ring's steps
+    custom = dataclasses.replace(
+        collective.default_params(hardware, "vLLM_custom"), small_latency_s=0.0, large_extra_latency_s=0.0
+    )
+    one_shot = collective.breakdown(hardware, custom, message_bytes=0.0, num_gpus=n, eager=False)
+    np.testing.assert_allclose(one_shot.small_s, custom.hop_latency_s * (n - 1))
+
+
+@pytest.mark.parametrize("ll_max_bytes", [0.0, 2.0**20])
+def test_two_pcie_gpus_run_vllms_kernel_below_its_buffer_and_nccls_ring_from_it(ll_max_bytes: float) -> None:
+    # vLLM's should_custom_ar: the custom kernel (one-shot on two GPUs) below its 8 MiB buffer, NCCL from it;
+    # a choice by size, so the time is one path's, never a blend faster than both (custom_all_reduce.py)
+    hardware = load_hardware("l40s")
+    params = dataclasses.replace(
+        collective.default_params(hardware, "vLLM_custom"), ll_max_bytes=ll_max_bytes
+    )
+    sizes = np.array(
+        [2.0**20, collective.VLLM_CUSTOM_MAX_BYTES - 2.0, collective.VLLM_CUSTOM_MAX_BYTES, 2.0**28]
+    )
+    parts = collective.breakdown(hardware, params, message_bytes=sizes, num_gpus=2, eager=False)
+    np.testing.assert_allclose(parts.total, np.concatenate([parts.small_s[:2], parts.large_s[2:]]))
+    assert np.all(parts.total >= np.minimum(parts.small_s, parts.large_s))
+
+
+def test_nccls_simple_ring_latency_beyond_ll_is_its_tuning_models() -> None:
+    # baseLat Simple - LL = 8.4 - 6.6 us, hwLat on NVLink Simple - LL = 3.4 - 0.6 us per step, on an 8-GPU ring
+    # (ncclTopoTuneModel, src/graph/tuning.cc at b6475625): 14 all-reduce steps, 7 for the other ring ops
+    assert collective.nccl_simple_extra_latency_s("all_reduce") == pytest.approx(1.8e-6 + 14 * 2.8e-6)
+    assert collective.nccl_simple_extra_latency_s("all_gather") == pytest.approx(1.8e-6 + 7 * 2.8e-6)
+    assert collective.nccl_simple_extra_latency_s("reduce_scatter") == pytest.approx(21.4e-6)
+    assert collective.nccl_simple_extra_latency_s("alltoall") is None  # point-to-point: not a ring
+    nvlink, pcie = load_hardware("a100-80gb"), load_hardware("l40s")
+    assert collective.default_params(nvlink, "nccl:all_reduce").large_extra_latency_s == pytest.approx(41e-6)
+    for hardware, key in (
+        (nvlink, "nccl:alltoall"),
+        (nvlink, "nccl"),
+        (nvlink, "vLLM_custom"),
+        (pcie, "nccl:all_reduce"),
+    ):
+        fixed = 2 * hardware.efficiency.kernel_overhead_s
+        assert collective.default_params(hardware, key).large_extra_latency_s == pytest.approx(fixed)

@@ -157,6 +157,10 @@ def test_link_parameters_transfer_only_over_the_same_kind_of_link() -> None:
     own = collective.default_params(pcie, "nccl:all_reduce")
     resolved = collective.Params(**{**vars(own), **other})
     assert resolved.large_bandwidth_fraction == own.large_bandwidth_fraction
+    # an NVLink key stores ll_max_bytes = 0 (no LL -> Simple switch there); a PCIe target keeps NCCL's switch
+    stored = transferable({"collective": {"nccl:all_reduce": {**fit, "ll_max_bytes": 0.0}}}, sxm, pcie)
+    assert "ll_max_bytes" not in stored["collective"]["nccl:all_reduce"]
+    assert params_for(pcie, collective, "nccl:all_reduce").ll_max_bytes == collective.NCCL_LL_MAX_BYTES
     assert resolved.link_bandwidth_bytes_per_s == pcie.datasheet.intra_node_bandwidth_gb_per_s.value * 1e9
     assert transferable(fitted, sxm)["collective"]["nccl:all_reduce"] == same  # no target: nothing dropped
 
@@ -459,8 +463,10 @@ def test_an_nvlink_ring_defaults_to_its_published_bus_bandwidth() -> None:
     assert params.large_bandwidth_fraction == pytest.approx(231.58 / 300)
     size, n = 8 * 2.0**30, 8
     ring_s = float(collective.breakdown(a100, params, message_bytes=size, num_gpus=n).large_s)
+    fixed_s = params.small_latency_s + params.large_extra_latency_s + params.hop_latency_s * 2 * (n - 1)
     busbw_gb_per_s = size / ring_s * 2 * (n - 1) / n / 1e9
-    assert 231.58 * (1 - 1e-3) < busbw_gb_per_s < 231.58 < 235.0
+    assert busbw_gb_per_s < 231.58 < 235.0
+    assert size / (ring_s - fixed_s) * 2 * (n - 1) / n / 1e9 == pytest.approx(231.58)
     moved = transferred_hardware("a100-80gb")
     resolved = params_for(moved, collective, "nccl:all_reduce")
     assert resolved.large_bandwidth_fraction == pytest.approx(231.58 / 300)

@@ -4,7 +4,7 @@ Latency plus size over bandwidth, for the faster of two algorithms, the way NCCL
 custom all-reduce choose by message size:
 
     t = max(host_floor_s, smoothmin(t_small, t_large)),  smoothmin(a, b) = (a^-q + b^-q)^(-1/q)
-    t_small = small_latency_s + hop_latency_s x (n - 1)
+    t_small = small_latency_s + hop_latency_s x hops(op, n)
               + bytes x f_small(op, n) x c(n)
                 / (link_bandwidth x large_bandwidth_fraction x small_bandwidth_ratio)
     t_large = small_latency_s + large_extra_latency_s + hop_latency_s x steps(op, n)
@@ -18,7 +18,11 @@ custom all-reduce choose by message size:
   all-to-all (NCCL tests, "Performance reported by NCCL tests",
   https://github.com/NVIDIA/nccl-tests/blob/master/doc/PERFORMANCE.md; Patarasuk & Yuan 2009,
   https://doi.org/10.1016/j.jpdc.2008.09.002); ``steps`` = ``2 (n - 1)`` ring steps for all-reduce,
-  ``n - 1`` otherwise. NVLS (NVLink SHARP reduction in the switch) and NCCL's Simple protocol live in
+  ``n - 1`` otherwise; ``hops`` = ``n - 1`` for a one-shot custom all-reduce (one flag write to every
+  peer at once) and ``steps(op, n)`` for NCCL's ring, whose LL protocol passes the same ring steps as its
+  Simple one (NCCL's tuning model prices every ring protocol as ``baseLat + nsteps x hwLat``,
+  ``ncclTopoTuneModel``, https://github.com/NVIDIA/nccl/blob/b6475625fbcaa2c3c0e50eed2fa1255d7514d4a2/src/graph/tuning.cc).
+  NVLS (NVLink SHARP reduction in the switch) and NCCL's Simple protocol live in
   the fitted ``large_bandwidth_fraction`` and ``large_extra_latency_s``.
 - The small-message algorithm is latency-optimal: the one-shot custom all-reduce, where every GPU reads
   all ``n - 1`` peers' full buffers at once (``f_small = n - 1``; vLLM's ``custom_all_reduce.cuh``,
@@ -36,7 +40,12 @@ two ways, each from a documented rule rather than a fitted curve:
 - vLLM runs its custom all-reduce there only between two GPUs ("Custom allreduce is disabled because it's
   not supported on more than two PCIe-only GPUs", ``CustomAllreduce.__init__`` in
   https://github.com/vllm-project/vllm/blob/main/vllm/distributed/device_communicators/custom_all_reduce.py);
-  with more GPUs the same call is NCCL's ring (LL protocol for small messages), whatever the key.
+  with more GPUs the same call is NCCL's ring (LL protocol for small messages), whatever the key. On two
+  GPUs the custom kernel (one-shot on two GPUs at every size) takes messages below its 8 MiB buffer and
+  NCCL's ring the larger ones (``should_custom_ar``: ``inp_size < self.max_size``;
+  :data:`VLLM_CUSTOM_MAX_BYTES`), by size, not as the faster of the two: over one PCIe link both run at
+  the link's rate, and a smooth minimum of two equal times would be 2^(-1/q) of either
+  (:data:`SWITCH_SHARPNESS`), 16 % faster than both.
 - NCCL's ring among more than two PCIe GPUs crosses the host (the CPU root complex, or host memory where
   the GPUs sit under different root ports and peer-to-peer is off), a path all ``n`` GPUs share: each GPU
   gets ``host_bandwidth_ratio x link_bandwidth / n``, not its own link's rate. The measured L40S tables
@@ -284,6 +293,36 @@ CUDA graphs remove per-kernel CPU launch overheads). CUDA-graph replays pay none
 replaces."""
 
 
+NCCL_RING_LATENCY_US: Final[dict[str, tuple[float, float]]] = {"LL": (6.6, 0.6), "Simple": (8.4, 3.4)}
+"""NCCL's tuning model of its ring on NVLink, by protocol: (``baseLat``, ``hwLat`` per ring step) [µs]. A ring
+collective's latency is ``baseLat[RING][protocol] + nsteps x hwLat[NVLINK][RING][protocol]``
+(``ncclTopoTuneModel``, src/graph/tuning.cc at b6475625,
+https://github.com/NVIDIA/nccl/blob/b6475625fbcaa2c3c0e50eed2fa1255d7514d4a2/src/graph/tuning.cc: ring
+``baseLat`` LL 6.6, Simple 8.4; NVLink ring ``hwLat`` LL 0.6, Simple 3.4; on PCI 1.0 and 5.7). Read by
+:func:`nccl_simple_extra_latency_s`."""
+
+NCCL_NODE_RING_GPUS: Final = 8
+"""GPUs on the ring :func:`nccl_simple_extra_latency_s` prices: one HGX / DGX baseboard's eight NVLink GPUs,
+the largest ring of one node that the tables and the engines' tensor parallelism use."""
+
+
+def nccl_simple_extra_latency_s(op: str) -> float | None:
+    """NCCL's Simple ring's fixed time beyond its LL ring's on NVLink [s], from its own tuning model
+    (:data:`NCCL_RING_LATENCY_US`) for the node's ring of :data:`NCCL_NODE_RING_GPUS`:
+    ``(baseLat_Simple - baseLat_LL) + steps(op, 8) x (hwLat_Simple - hwLat_LL)`` = 1.8 + 14 x 2.8 = 41.0 µs
+    for an all-reduce, 1.8 + 7 x 2.8 = 21.4 µs for an all-gather or reduce-scatter. The default
+    ``large_extra_latency_s`` of NCCL's ring keys on NVLink (:func:`default_params`), which a device without
+    its own fit (or one whose partner meets over another kind of link) takes: the model's large path is
+    NCCL's Simple protocol and its small path the LL one, both over the same ring steps at
+    ``hop_latency_s`` each, so what Simple adds is this. ``None`` for all-to-all, whose point-to-point sends
+    NCCL's ring model does not price, and for an op this module does not know."""
+    if op not in ("all_reduce", "all_gather", "reduce_scatter"):
+        return None
+    (base_ll, hw_ll), (base_simple, hw_simple) = NCCL_RING_LATENCY_US["LL"], NCCL_RING_LATENCY_US["Simple"]
+    steps = (2.0 if op == "all_reduce" else 1.0) * (NCCL_NODE_RING_GPUS - 1)
+    return ((base_simple - base_ll) + steps * (hw_simple - hw_ll)) * 1e-6
+
+
 @dataclass(frozen=True)
 class Params:
     """Named parameters of the collective time model for one (device, implementation, op)."""
@@ -362,10 +401,13 @@ LINK_PARAMS: Final = (
     "host_bandwidth_ratio",
     "symm_latency_s",
     "symm_bandwidth_fraction",
+    "ll_max_bytes",
 )
 """Fitted parameters that describe the link between a node's GPUs rather than the collective's software: the
 time per ring step, the achieved fractions of the link's bandwidth, the switch's contention and symmetric
-memory (NVLink / NVSwitch only), the shared host path (PCIe only), and the small-message path's rate, a
+memory (NVLink / NVSwitch only), the shared host path and NCCL's LL -> Simple switch size there (PCIe only;
+an NVLink key stores the 0 that turns the switch off, which a PCIe target must not take), and the
+small-message path's rate, a
 ratio to ``large_bandwidth_fraction`` on the same link (an A100's one-shot custom all-reduce reads over
 NVLink at 1.48 x its ring's fraction; applied to a PCIe link's own fraction it put a two-GPU L40S one-shot at
 1.2 x the link's rate; a target keeps its default, NCCL LL's half or a one-shot's 1). NCCL's own tuning
@@ -452,17 +494,22 @@ def default_params(hardware: HardwareProfile, dtype: str = "nccl") -> Params:
     Defaults: the ring's published achieved share of an NVLink link (:func:`published_link_fraction`: a
     stated nccl-tests bus bandwidth, else the profile's ``interconnect_fraction``), NCCL's own PCIe rate
     (:data:`NCCL_PCIE_FRACTION`) on PCIe, half of it for NCCL's latency-optimal path (LL protocol) and all of
-    it for a one-shot all-reduce, 2 x ``kernel_overhead_s`` fixed, 1 µs per hop, no contention on switched
-    links, a host path of one link's bandwidth x :data:`NCCL_PCIE_FRACTION` on PCIe, and
-    ``EAGER_HOST_FLOOR_S`` for the custom all-reduce keys (paid by eager calls only) and keys naming eager
-    mode (``vLLM_custom_eager``), none for NCCL.
+    it for a one-shot all-reduce, 2 x ``kernel_overhead_s`` fixed, 1 µs per hop (per ring step for NCCL),
+    NCCL's Simple-over-LL ring latency from its tuning model as the extra fixed time of an NCCL ring key's
+    large path on NVLink (:func:`nccl_simple_extra_latency_s`; 2 x ``kernel_overhead_s`` elsewhere), no
+    contention on switched links, a host path of one link's bandwidth x :data:`NCCL_PCIE_FRACTION` on
+    PCIe, and ``EAGER_HOST_FLOOR_S`` for the custom all-reduce keys (paid by eager calls only) and keys
+    naming eager mode (``vLLM_custom_eager``), none for NCCL.
     """
     eff = hardware.efficiency
     shared = hardware.datasheet.intra_node_link == "pcie"
     link_fraction = NCCL_PCIE_FRACTION if shared else published_link_fraction(hardware)
+    simple_extra = None
+    if dtype.lower().startswith("nccl:") and not shared:
+        simple_extra = nccl_simple_extra_latency_s(dtype.split(":")[1])
     return Params(
         small_latency_s=2 * eff.kernel_overhead_s,
-        large_extra_latency_s=2 * eff.kernel_overhead_s,
+        large_extra_latency_s=2 * eff.kernel_overhead_s if simple_extra is None else simple_extra,
         hop_latency_s=1e-6,
         small_bandwidth_ratio=0.5 if dtype.lower().startswith("nccl") else 1.0,
         large_bandwidth_fraction=link_fraction,
@@ -583,7 +630,7 @@ def breakdown(
         rate = link / (n - 1.0) ** params.contention_exponent
     small = (
         params.small_latency_s
-        + params.hop_latency_s * (n - 1.0)
+        + params.hop_latency_s * np.where(custom, n - 1.0, steps)
         + size * one_shot / (rate * params.large_bandwidth_fraction * params.small_bandwidth_ratio)
     )
     large = (
@@ -616,13 +663,15 @@ def breakdown(
             np.where(one, small, np.where(two, large, np.where(symm, symm_s, beyond))),
             np.minimum(small, large),
         )
-    elif params.pcie and params.ll_max_bytes > 0.0:
-        # NCCL's ring beyond two PCIe GPUs: LL up to its tuner's switch size, Simple above (ll_max_bytes)
-        ll_share = 1.0 / (1.0 + (size / params.ll_max_bytes) ** LL_SWITCH_SHARPNESS)
+    elif params.pcie:
         small_a, large_a = np.asarray(small, dtype=np.float64), np.asarray(large, dtype=np.float64)
-        chosen = np.where(
-            custom, smooth_min(small_a, large_a), ll_share * small_a + (1.0 - ll_share) * large_a
-        )
+        ring = smooth_min(small_a, large_a)
+        if params.ll_max_bytes > 0.0:
+            # NCCL's ring beyond two PCIe GPUs: LL up to its tuner's switch size, Simple above (ll_max_bytes)
+            ll_share = 1.0 / (1.0 + (size / params.ll_max_bytes) ** LL_SWITCH_SHARPNESS)
+            ring = ll_share * small_a + (1.0 - ll_share) * large_a
+        # two PCIe GPUs: vLLM's one-shot kernel below its buffer, NCCL's ring from it (module docstring)
+        chosen = np.where(custom, np.where(size < VLLM_CUSTOM_MAX_BYTES, small_a, large_a), ring)
     is_alltoall = ops == "alltoall"
     if not params.one_shot and np.any(is_alltoall):
         # NCCL's all-to-all is point-to-point sends: LL up to its release's size per peer, Simple above
