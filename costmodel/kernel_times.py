@@ -270,7 +270,13 @@ def op_times(
         scale_up_domain=scale_up_domain,
     )
     overhead = launch_s(hardware, eff)
-    chooser = _Keys(hardware, ENGINE_PREFIX[eff.kernel_engine], overhead, eff.moe_backend)
+    chooser = _Keys(
+        hardware,
+        ENGINE_PREFIX[eff.kernel_engine],
+        overhead,
+        eff.moe_backend,
+        all_reduce_nccl_from_bytes(hardware, eff),
+    )
     compute, memory, comm = list(roof.compute_s), list(roof.memory_s), list(roof.communication_s)
     kernel_s: dict[int, FloatArray] = _gemms_s(hardware, chooser, ops, weight_dtype, activation_dtype)
     fused: dict[str, list[int]] = {}
@@ -386,11 +392,15 @@ class _Keys:
         engine: str,
         launch_s: float,
         moe_backend: str | None = None,
+        nccl_from_bytes: float | None = None,
     ) -> None:
         self.hardware = hardware
         self.engine = engine
         self.launch_s = launch_s
         self.moe_backend = moe_backend
+        # where the engine's own all-reduce hands over to NCCL when it is not its stored key's rule
+        # (SGLang's 8 MiB custom all-reduce, :func:`all_reduce_nccl_from_bytes`); None: the key's rule
+        self.nccl_from_bytes = nccl_from_bytes
 
     def stored(self, family: ModuleType) -> list[str]:
         from costmodel.kernels import family_name
@@ -417,7 +427,7 @@ class _Keys:
         kernels on a device many times."""
         from costmodel.memo import remember
 
-        key = (self.engine, self.moe_backend, self.launch_s, fn, *args)
+        key = (self.engine, self.moe_backend, self.nccl_from_bytes, self.launch_s, fn, *args)
         return remember(self.hardware, key, lambda: fn(self.hardware, self, *args))
 
     def gemm_key(self, key: str) -> str:
@@ -865,6 +875,22 @@ def _norm_apart(hardware: HardwareProfile, keys: _Keys, shape: CollectiveShape) 
     return np.zeros(message.shape, dtype=bool)
 
 
+def all_reduce_nccl_from_bytes(hardware: HardwareProfile, efficiency: Efficiency) -> float | None:
+    """The all-reduce size from which an engine that reads another's all-reduce key hands over to NCCL
+    where its own rule differs from that key's [bytes]: SGLang (vLLM's key) leaves its custom kernel for
+    NCCL at :data:`costmodel.kernels.collective.SGLANG_CUSTOM_MAX_BYTES` unless its launch enables
+    symmetric memory (``Efficiency.symm_mem_all_reduce``), where vLLM first runs symmetric memory up to
+    its published sizes; on devices whose GPUs meet over PCIe only the key's own rule holds (it is NCCL's
+    ring there). None: the key's own rule."""
+    from costmodel.kernels.collective import SGLANG_CUSTOM_MAX_BYTES
+
+    if efficiency.kernel_engine != "sglang" or efficiency.symm_mem_all_reduce:
+        return None
+    if hardware.datasheet.intra_node_link == "pcie":
+        return None
+    return float(SGLANG_CUSTOM_MAX_BYTES)
+
+
 def _collective_s(
     hardware: HardwareProfile, keys: _Keys, shape: CollectiveShape, *, nccl: bool = False
 ) -> FloatArray:
@@ -892,7 +918,11 @@ def _collective_s(
         def engine_s(size: FloatArray) -> FloatArray:
             params = keys.params(collective, custom)
             t = collective.time_s(hardware, params, message_bytes=size, num_gpus=shape.group, eager=False)
-            handed = collective.runs_on_nccl(hardware, custom, message_bytes=size, num_gpus=shape.group)
+            handed = (
+                collective.runs_on_nccl(hardware, custom, message_bytes=size, num_gpus=shape.group)
+                if keys.nccl_from_bytes is None
+                else np.asarray(size >= keys.nccl_from_bytes)
+            )
             if "nccl:all_reduce" in stored and np.any(handed):
                 nccl_s = collective.time_s(
                     hardware,
@@ -909,7 +939,10 @@ def _collective_s(
         # faster path (B200 vLLM, 8 GPUs: 26 us at 512 KiB, 17 us at 1 MiB) the step keeps the slower
         # path's time up to the size where the faster one catches up, so step times stay non-decreasing in
         # the batch (the serving model's searches rely on it); the kernel evaluation times the path itself
-        for switch in collective.switch_bytes(hardware, custom, shape.group):
+        switches = collective.switch_bytes(hardware, custom, shape.group)
+        if keys.nccl_from_bytes is not None:
+            switches = sorted({*(v for v in switches if v < keys.nccl_from_bytes), keys.nccl_from_bytes})
+        for switch in switches:
             t = np.where(message >= switch, np.maximum(t, engine_s(np.asarray(switch - 1.0))), t)
         fused = ALL_REDUCE_KEYS["trtllm"]
         if shape.fused_norm and keys.engine == "vllm" and fused in stored:

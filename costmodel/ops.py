@@ -514,9 +514,14 @@ def forward_ops(
     # all-reduce + RMSNorm call (CollectiveShape.fused_norm), one rule for both (fused_norms)
     fused = fused_norms(model, tp, attention_dp, norm_in_allreduce)
 
+    # the residual stream [bytes an element]: the embedding, the GEMMs before each all-reduce and the
+    # all-reduce itself write it unquantized (keep_dtype) whatever the GEMMs' input format; fp8 / fp4
+    # inputs are made from it per GEMM, by the norm before it or by the GEMM's own quantization pass
+    residual = get_dtype(keep).bits / 8
+
     def allreduce(name: str, layers: int, group: int) -> None:
         if group > 1 and layers:
-            message = zero + T * d * a
+            message = zero + T * d * residual
             kernel = CollectiveShape("all_reduce", message, group, fused_norm=fused > 0)
             ops.append(
                 Op(name, "allreduce", layers, zero, message, zero, group=group, span=tp, kernel=kernel)
@@ -524,10 +529,15 @@ def forward_ops(
 
     # embedding lookup: gather T rows
     emb_row = model.d_model * get_dtype(weight_dtype if not quantized else keep).bits / 8
-    ops.append(Op("embedding", "elementwise", 1, zero, zero + T * emb_row, zero + T * d * a))
+    ops.append(Op("embedding", "elementwise", 1, zero, zero + T * emb_row, zero + T * d * residual))
 
+    # a layer norm adds its sublayer's output into the residual stream and normalizes the sum (the fused
+    # add + RMSNorm of every engine): it reads both in the stream's format and writes the stream back in it
+    # and the normalized output in the next GEMM's input format (a; fused with the quantization where the
+    # engine fuses it, vLLM's fused_add_rms_norm_static_fp8_quant, FlashInfer's add_rmsnorm_fp4quant)
     norm_layers = model.n_layer_norms - fused
-    elementwise("norm", norm_layers, T * d, ELEMENTWISE_FLOP["norm"], reads=2, writes=2)
+    norm_reads, norm_writes = 2 * residual / a, (residual + a) / a
+    elementwise("norm", norm_layers, T * d, ELEMENTWISE_FLOP["norm"], reads=norm_reads, writes=norm_writes)
 
     if model.ssm is not None:
         s = model.ssm

@@ -859,6 +859,14 @@ class Efficiency(Spec):
         "pass): at tp > 1 those norms run no kernel of their own (costmodel.ops.fused_norms).",
     )
 
+    symm_mem_all_reduce: bool = Field(
+        False,
+        description="SGLang only (kernel_engine 'sglang'): the launch sets --enable-symm-mem or "
+        "--enable-torch-symm-mem, so all-reduces beyond SGLang's 8 MiB custom all-reduce run on symmetric "
+        "memory (timed as vLLM's symmetric-memory path); False, SGLang's default: they run on NCCL "
+        "(costmodel.kernels.collective.SGLANG_CUSTOM_MAX_BYTES).",
+    )
+
     def matmul(self, dtype: str) -> float:
         """Achievable fraction of the dense peak for matmuls in ``dtype`` [-]."""
         return float(self.matmul_fraction_by_dtype.get(dtype, self.matmul_fraction))  # type: ignore[call-overload]

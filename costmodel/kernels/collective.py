@@ -180,6 +180,17 @@ A100): all-reduces of at least this size run on NCCL (``CustomAllreduce(max_size
 ``should_custom_ar``: ``inp_size < self.max_size``, vLLM's ``custom_all_reduce.py``,
 https://github.com/vllm-project/vllm/blob/main/vllm/distributed/device_communicators/custom_all_reduce.py)."""
 
+SGLANG_CUSTOM_MAX_BYTES: Final = 8 * MIB
+"""SGLang's custom all-reduce buffer: all-reduces of at least this size leave its custom kernel
+(``CustomAllreduce._MAX_CAR_SIZE = 8192 * 1024`` on CUDA and ``should_custom_ar``: ``inp_size <
+self.max_size`` with NVLink among all the GPUs or two of them; sgl-project/sglang at 263bc85,
+https://github.com/sgl-project/sglang/blob/263bc85d64baa38d82ec20f58a61f2982c78075d/python/sglang/srt/distributed/device_communicators/custom_all_reduce.py
+). ``GroupCoordinator.all_reduce`` (``parallel_state.py``) then takes
+NCCL (``pynccl`` under CUDA graphs, ``torch.distributed`` in an eager prompt pass) unless the launch sets
+``--enable-symm-mem`` (NCCL on symmetric buffers) or ``--enable-torch-symm-mem``, both off by default:
+SGLang has no symmetric-memory tier of its own between its custom kernel and NCCL, where vLLM has one
+(:data:`VLLM_SYMM_MEM_MAX_BYTES`)."""
+
 VLLM_FUSED_NORM_MAX_BYTES: Final[dict[str, dict[int, float]]] = {
     "9.0": {2: 64 * MIB, 4: 2 * MIB, 8: MIB / 2},
     "10.0": {2: 64 * MIB, 4: 32 * MIB, 8: MIB},

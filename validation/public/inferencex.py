@@ -207,6 +207,9 @@ class Script:
     """TensorRT-LLM's ``moe_config.backend`` (``CUTLASS``, ``TRTLLM``, ``DEEPGEMM``), a rule of the row
     (:func:`moe_backends`): the kernels the engine runs its routed experts with
     (``costmodel.specs.Efficiency.moe_backend``)."""
+    symm_mem_all_reduce: bool = False
+    """SGLang's ``--enable-symm-mem``: its all-reduces beyond its custom kernel's 8 MiB run NCCL on symmetric
+    buffers rather than plain NCCL (``costmodel.specs.Efficiency.symm_mem_all_reduce``)."""
     norm_in_allreduce: bool = False
     """The engine fuses the residual add and RMSNorm after each tensor-parallel all-reduce into it, so at
     tp > 1 those norms run no kernel of their own (``costmodel.specs.Efficiency.norm_in_allreduce``,
@@ -323,6 +326,13 @@ SCRIPTS: dict[tuple[str, ...], Script] = {
         f"{REPOSITORY}/1fc5d73cdd31c7fbdd657f3c7e5ec2180f4b0598/benchmarks/dsr1_fp8_b200.sh",
         kv_dtype="fp8",
         scheduler_recv_interval=_dsr1_recv_interval,
+    ),
+    # the fp4 script at the same commit adds --enable-symm-mem (the fp8 one does not)
+    ("sglang", "deepseek-ai/DeepSeek-R1", "b200_sxm", "fp4"): Script(
+        f"{REPOSITORY}/1fc5d73cdd31c7fbdd657f3c7e5ec2180f4b0598/benchmarks/dsr1_fp4_b200.sh",
+        kv_dtype="fp8",
+        scheduler_recv_interval=_dsr1_recv_interval,
+        symm_mem_all_reduce=True,
     ),
     # GLM-5 on B200: InferenceX #915 (2026-03-17) replaced the first script (87af9d6,
     # benchmarks/glm5_fp8_b200.sh: --speculative-algorithm EAGLE) with single_node/glm5_fp8_b200.sh, which

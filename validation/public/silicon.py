@@ -601,6 +601,7 @@ def silicon_parts(
                         "kernel_engine": str(backend),
                         "moe_backend": str(moe_backend) or None,
                         "norm_in_allreduce": script is not None and script.norm_in_allreduce,
+                        "symm_mem_all_reduce": script is not None and script.symm_mem_all_reduce,
                     }
                 ),
             )

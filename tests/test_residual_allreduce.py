@@ -1,0 +1,142 @@
+"""The residual stream's bytes and SGLang's all-reduce rule: the tensor-parallel all-reduce message and the
+layer norms' bytes counted by hand from the model's config whatever the GEMMs' format, and SGLang's custom
+all-reduce handing over to NCCL at its own buffer size (``_MAX_CAR_SIZE``) unless the launch enables
+symmetric memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import costmodel
+from costmodel import kernel_times
+from costmodel.kernels import collective
+from costmodel.ops import forward_ops
+
+LLAMA_70B = costmodel.load_model("llama-3-70b")
+HIDDEN = 8192  # Llama-3-70B's config.json: "hidden_size": 8192
+BF16 = 2  # bytes an element of the bf16 residual stream
+MIB = 1024 * 1024
+
+
+def _ops(new: int, weight: str = "bf16", activation: str = "bf16", tp: int = 8) -> dict[str, object]:
+    ops = forward_ops(
+        LLAMA_70B,
+        batch_size=1,
+        new_tokens=new,
+        past_tokens=0,
+        tp=tp,
+        weight_dtype=weight,
+        activation_dtype=activation,
+    )
+    return {op.name: op for op in ops}
+
+
+# W16A16, W8A8 (per tensor and block-scaled), W4A4 (NVFP4) and weight-only int4: the GEMMs' inputs differ,
+# the residual stream they write before each all-reduce is bf16 in all
+FORMATS = [("bf16", "bf16"), ("fp8", "fp8"), ("fp8_block", "fp8_block"), ("nvfp4", "nvfp4"), ("int4", "bf16")]
+
+
+@pytest.mark.parametrize(("weight", "activation"), FORMATS)
+def test_the_all_reduce_message_is_tokens_by_hidden_by_two_bytes_whatever_the_gemms_format(
+    weight: str, activation: str
+) -> None:
+    tokens = 300
+    ops = _ops(tokens, weight, activation)
+    for name in ("allreduce_attn", "allreduce_mlp"):
+        op = ops[name]
+        assert float(op.bytes_read) == tokens * HIDDEN * BF16  # type: ignore[attr-defined]
+        assert float(op.kernel.message_bytes) == tokens * HIDDEN * BF16  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("weight", "activation"), FORMATS)
+def test_a_norm_reads_the_stream_and_the_sublayer_output_in_bf16_and_writes_the_gemms_input(
+    weight: str, activation: str
+) -> None:
+    # fused add + RMSNorm: reads the sublayer's output and the residual (bf16), writes the residual back
+    # (bf16) and the normalized output in the next GEMM's input format (fp8: 1 byte; fp4 inputs are made by
+    # the GEMM's own pass from an 8-bit-or-wider store, never under one byte)
+    tokens = 300
+    out = {"bf16": 2, "fp8": 1, "fp8_block": 1, "nvfp4": 1}[activation]
+    norm = _ops(tokens, weight, activation)["norm"]
+    assert float(norm.bytes_read) == tokens * HIDDEN * 2 * BF16  # type: ignore[attr-defined]
+    assert float(norm.bytes_written) == tokens * HIDDEN * (BF16 + out)  # type: ignore[attr-defined]
+    # the embedding writes the stream's rows in bf16
+    assert float(_ops(tokens, weight, activation)["embedding"].bytes_written) == tokens * HIDDEN * BF16  # type: ignore[attr-defined]
+
+
+B200 = costmodel.load_hardware("b200")
+
+
+def _allreduce_s(engine: str, tokens: int, hardware: object = B200, **update: object) -> float:
+    ops = forward_ops(LLAMA_70B, batch_size=1, new_tokens=tokens, past_tokens=0, tp=8)
+    i = [op.name for op in ops].index("allreduce_attn")
+    eff = hardware.efficiency.model_copy(  # type: ignore[attr-defined]
+        update={"kernel_engine": engine, "time_model": "kernels", **update}
+    )
+    return float(kernel_times.op_times(ops, hardware, efficiency=eff).time_s(i))  # type: ignore[arg-type]
+
+
+def _key_s(key: str, message: float) -> float:
+    params = kernel_times.step_params(B200, collective, key, launch_s=kernel_times.launch_s(B200))
+    return float(collective.time_s(B200, params, message_bytes=message, num_gpus=8, eager=False))
+
+
+def test_sglangs_custom_all_reduce_buffer_is_its_sources_8_mib() -> None:
+    assert collective.SGLANG_CUSTOM_MAX_BYTES == 8192 * 1024
+
+
+def test_sglang_hands_over_to_nccl_at_its_buffer_size_not_vllms_symmetric_memory_limit() -> None:
+    # Llama-3-70B at tp 8: one token's all-reduce is 8192 x 2 bytes = 16 KiB; 511 tokens: 8 MiB - 16 KiB,
+    # below SGLang's buffer (should_custom_ar: inp_size < max_size), vLLM's key's own time; 512 tokens:
+    # exactly 8 MiB, NCCL's (never faster than the custom kernel just below it); 2048 tokens: 32 MiB, NCCL
+    below, at, beyond = 511, 512, 2048
+    assert below * HIDDEN * BF16 < 8 * MIB == at * HIDDEN * BF16
+    assert _allreduce_s("sglang", below) == pytest.approx(_allreduce_s("vllm", below), rel=1e-12)
+    just_below = _allreduce_s("sglang", below)
+    for tokens in (at, beyond):
+        nccl = _key_s("nccl:all_reduce", tokens * HIDDEN * BF16)
+        assert _allreduce_s("sglang", tokens) == pytest.approx(max(nccl, just_below), rel=1e-12)
+    # beyond 8 MiB vLLM (symmetric memory up to its published sizes) and SGLang time different paths
+    vllm_32 = _key_s("vLLM_custom", beyond * HIDDEN * BF16)
+    assert _allreduce_s("vllm", beyond) == pytest.approx(vllm_32, rel=1e-12)
+
+
+def test_sglang_with_symmetric_memory_keeps_vllms_rule() -> None:
+    for tokens in (511, 512, 2048, 8192):
+        assert _allreduce_s("sglang", tokens, symm_mem_all_reduce=True) == pytest.approx(
+            _allreduce_s("vllm", tokens), rel=1e-12
+        )
+
+
+def test_sglang_on_pcie_gpus_keeps_the_keys_rule() -> None:
+    # beyond two PCIe-only GPUs SGLang's custom all-reduce is off (should_custom_ar): NCCL at every size,
+    # which is the vLLM key's own rule there
+    pcie = costmodel.load_hardware("h100-pcie")
+    for tokens in (1, 511, 2048):
+        assert _allreduce_s("sglang", tokens, pcie) == pytest.approx(
+            _allreduce_s("vllm", tokens, pcie), rel=1e-12
+        )
+
+
+def test_the_sglang_step_all_reduce_never_shrinks_with_the_batch() -> None:
+    times = [_allreduce_s("sglang", t) for t in (64, 256, 511, 512, 513, 1024, 2048, 4096)]
+    assert np.all(np.diff(times) >= 0)
+
+
+def test_the_symmetric_memory_flag_is_read_from_the_script_that_states_it() -> None:
+    # InferenceX 1fc5d73: dsr1_fp4_b200.sh launches SGLang with --enable-symm-mem, dsr1_fp8_b200.sh without
+    from validation.public.inferencex import launch_script
+
+    r1 = "deepseek-ai/DeepSeek-R1"
+    fp4 = launch_script(True, "sglang", r1, "b200_sxm", "fp4")
+    fp8 = launch_script(True, "sglang", r1, "b200_sxm", "fp8")
+    assert fp4 is not None
+    assert fp8 is not None
+    assert fp4.symm_mem_all_reduce
+    assert not fp8.symm_mem_all_reduce
+    assert fp4.source.endswith("dsr1_fp4_b200.sh")
+    assert fp8.source.endswith("dsr1_fp8_b200.sh")
+    # nor does GLM-5's SGLang script
+    assert launch_script(True, "sglang", "zhipuai/GLM-5", "b200_sxm", "fp8") is not None
+    assert not launch_script(True, "sglang", "zhipuai/GLM-5", "b200_sxm", "fp8").symm_mem_all_reduce  # type: ignore[union-attr]
