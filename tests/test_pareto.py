@@ -744,3 +744,31 @@ def test_the_cli_prices_each_device_given() -> None:
     )
     assert bad.exit_code != 0
     assert "--usd-per-hour names 'b200'" in bad.output
+
+
+def test_the_cli_gives_a_point_the_same_figures_whatever_else_it_searches() -> None:
+    """`costmodel pareto --concurrency 16` and `--concurrency 1,16,512` give each 16-client point the same
+    figures, the API's (every point with --all)."""
+    base = ["pareto", "--model", "llama-3-8b", "--hardware", "h100-sxm", "--isl", "256", "--osl", "64",
+            "--tp", "1", "--pp", "1", "--formats", "fp8", "--all", "--json"]  # fmt: skip
+    runs = []
+    for counts in ("16", "1,16,512"):
+        result = runner.invoke(app, [*base, "--concurrency", counts])
+        assert result.exit_code == 0, result.output
+        points = strict(result.stdout)["points"]  # type: ignore[index]
+        runs.append(
+            {
+                (r["label"], r["concurrency"]): r
+                for r in points
+                if r["concurrency"] // r["decode_workers"] == 16
+            }
+        )
+    assert runs[0].keys() == runs[1].keys()
+    api = pareto.frontier(
+        "llama-3-8b", ["h100-sxm"], isl=256, osl=64, tp=(1,), pp=(1,), formats=("fp8",), concurrency=(16,)
+    ).points
+    assert len(runs[0]) == len(api)
+    for i in range(len(api)):
+        key = (api.label(i), int(api.concurrency[i]))
+        for name in ("ttft_s", "tpot_s", "output_tokens_per_s_per_gpu", "usd_per_million_output_tokens"):
+            assert runs[0][key][name] == runs[1][key][name] == getattr(api, name)[i].item(), (key, name)
