@@ -391,6 +391,7 @@ def disagg_pairs(
     params: DisaggParams | LoopParams | None = None,
     link: Link | None = None,
     speculation: Speculation | None = None,
+    decode_batch_limit: npt.ArrayLike | None = None,
 ) -> list[DisaggLoop | str]:
     """:func:`disagg_loop` for many (prefill engine, decode engine) pairs, each engine's kernel times
     computed once however many pairs it is in (a deployment search pairs every layout with every other).
@@ -398,10 +399,19 @@ def disagg_pairs(
     that does not fit, a missing link bandwidth, different models, fewer clients per decode worker than its
     attention-DP ranks everywhere). Where only some rows have fewer clients per decode worker than its
     attention-DP ranks, those rows' figures are NaN (a search over client counts keeps the others).
-    ``speculation``: speculative decoding in every pair's decode pool (:func:`disagg_loop`)."""
+    ``speculation``: speculative decoding in every pair's decode pool (:func:`disagg_loop`).
+    ``decode_batch_limit``: the most sequences a decode worker runs at once, per row (broadcast with
+    ``concurrency``), where it is below the decode engine's ``max_batch_size`` [-]: a deployment search
+    launches its decode workers for each row's clients while one engine's decode iterations are timed
+    on one batch grid for every row (default: the engine's limit alone)."""
     N_in = checks.counts("isl", isl, minimum=1)
     N_out = checks.counts("osl", osl, minimum=2)
     chosen = _params(params)
+    limit = (
+        None
+        if decode_batch_limit is None
+        else checks.counts("decode_batch_limit", decode_batch_limit, minimum=1)
+    )
     prefills: dict[int, PrefillSide | str] = {}
     decodes: dict[int, DecodeSide | str] = {}
     out: list[DisaggLoop | str] = []
@@ -428,6 +438,8 @@ def disagg_pairs(
         except CostmodelError as error:
             out.append(str(error).splitlines()[0])
             continue
+        if limit is not None:
+            parts = replace(parts, decode_slots=np.minimum(parts.decode_slots, limit))
         ready.append((len(out), parts))
         out.append("")
     for index, loop in _stacked_results(ready, chosen):

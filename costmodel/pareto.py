@@ -30,18 +30,21 @@ objective can rule frontier points out). Per GPU, a deployment of N replicas of 
 figures: the frontier is that of one replica.
 
 Assumptions: those of :mod:`costmodel.closed_loop` and :mod:`costmodel.disagg` (fixed isl / osl,
-steady state, no preemption); a worker's scheduler admits up to the largest concurrency searched
-(``max_batch_size``) within a token budget of ``token_budget`` tokens per iteration (default
-:data:`TOKEN_BUDGET`); the KV cache is
-stored in ``kv_dtype``. Attention data parallelism is searched (``attention_dp``) for MoE models, in
-aggregated workers and in either pool of a disaggregated deployment.
+steady state, no preemption); every point's workers are launched for that point's own load, as the
+benchmark scripts the serving model is validated on launch theirs (InferenceX's
+``--max-num-seqs $CONC``): an aggregated or decode worker at C clients admits at most C sequences
+(``max_batch_size``; vLLM's CUDA graphs follow it), a prefill worker as many prompts per pass as its token
+budget holds, each within a token budget of ``token_budget`` tokens per iteration (default
+:data:`TOKEN_BUDGET`, raised to C where smaller), so a point's figures do not depend on the other client
+counts searched; the KV cache is stored in ``kv_dtype``. Attention data parallelism is searched
+(``attention_dp``) for MoE models, in aggregated workers and in either pool of a disaggregated deployment.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -84,9 +87,9 @@ DISAGG_WORKERS: tuple[tuple[int, int], ...] = ((1, 1), (1, 2), (1, 3), (2, 1), (
 """Prefill : decode worker counts tried in the disaggregated mode."""
 TOKEN_BUDGET = 8192
 """Default token budget per iteration of every worker [tokens] (vLLM ``max_num_batched_tokens``,
-TensorRT-LLM ``max_num_tokens``, SGLang ``chunked_prefill_size``), raised to the largest concurrency when
-that is larger: vLLM's API server on a GPU of 70 GiB or more, and TensorRT-LLM's default (docs/serving.md,
-"Closed-loop benchmarks")."""
+TensorRT-LLM ``max_num_tokens``, SGLang ``chunked_prefill_size``), raised to a point's clients per
+worker where they are more: vLLM's API server on a GPU of 70 GiB or more, and TensorRT-LLM's default
+(docs/serving.md, "Closed-loop benchmarks")."""
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -117,7 +120,7 @@ def agg_point(
     isl: float,
     osl: float,
     params: LoopParams,
-    graph_tokens: float = 0.0,
+    graph_tokens: npt.ArrayLike = 0.0,
     overlap_host: bool = False,
 ) -> Served:
     """One aggregated worker (:func:`costmodel.closed_loop.closed_loop`) at each client count;
@@ -155,6 +158,7 @@ def disagg_points(
     overlap_host: bool = False,
     decode_share_dispersion: float = 0.0,
     burst_fraction: float | None = None,
+    decode_batch_limit: npt.ArrayLike | None = None,
 ) -> list[Served | str]:
     """Disaggregated deployments: for each (prefill engine, decode engine) pair, ``prefill_workers[w]``
     prefill workers and ``decode_workers[w]`` decode workers serving ``concurrency[w, c]`` clients together,
@@ -166,7 +170,9 @@ def disagg_points(
     system with every pair. ``params`` are the engine's closed-loop parameters, applied to both pools, with
     ``kv_transfer_overhead_s`` per request's transfer and the effective ``decode_share_dispersion`` of the
     clients over the decode workers (:func:`costmodel.disagg.decode_slot_share`), and the disaggregated
-    loop's own wave share ``burst_fraction`` where one was fitted (None: ``params``').
+    loop's own wave share ``burst_fraction`` where one was fitted (None: ``params``');
+    ``decode_batch_limit``: the most sequences a decode worker runs at once, per concurrency
+    (:func:`costmodel.disagg.disagg_pairs`).
     """
     from costmodel.disagg import DisaggParams, disagg_pairs
 
@@ -184,6 +190,7 @@ def disagg_points(
             decode_share_dispersion=decode_share_dispersion,
             burst_fraction=burst_fraction,
         ),
+        decode_batch_limit=decode_batch_limit,
     )
     return [
         r
@@ -428,6 +435,31 @@ def _check_ints(name: str, values: Sequence[int], low: int = 1) -> tuple[int, ..
     return tuple(int(v) for v in dict.fromkeys(out))
 
 
+def _prices(usd_per_hour: Mapping[str, float] | None, systems: Sequence[str]) -> dict[str, float]:
+    """``usd_per_hour`` checked: a mapping of system names among ``systems`` to positive finite prices."""
+    if usd_per_hour is None:
+        return {}
+    if not isinstance(usd_per_hour, Mapping):
+        raise CostmodelError(
+            f"usd_per_hour must map system names to prices per GPU-hour [USD/h], e.g. {{'h100-sxm': 2.5}}, "
+            f"got {usd_per_hour!r}"
+        )
+    out: dict[str, float] = {}
+    for name, price in usd_per_hour.items():
+        if name not in systems:
+            raise CostmodelError(
+                f"usd_per_hour names {name!r}, which is not one of the systems searched "
+                f"({', '.join(systems)})"
+            )
+        ok = isinstance(price, int | float | np.integer | np.floating) and not isinstance(price, bool)
+        if not (ok and math.isfinite(price) and price > 0):
+            raise CostmodelError(
+                f"usd_per_hour[{name!r}] must be a positive price per GPU-hour [USD/h], got {price!r}"
+            )
+        out[name] = float(price)
+    return out
+
+
 def _objective(name: str, value: float | None) -> float | None:
     if value is not None and not (math.isfinite(value) and value > 0):
         raise CostmodelError(f"{name} must be a positive time [s] or None, got {value!r}")
@@ -455,7 +487,7 @@ def frontier(
     kv_transfer_overhead_s: float | None = None,
     kv_dtype: str = "bf16",
     max_gpus_per_worker: int = 8,
-    usd_per_hour: dict[str, float] | None = None,
+    usd_per_hour: Mapping[str, float] | None = None,
     token_budget: int = TOKEN_BUDGET,
 ) -> Frontier:
     """Search deployments of ``model`` on each of ``systems`` for one isl / osl mix; the frontier of
@@ -476,7 +508,9 @@ def frontier(
         its own scheduler, :class:`costmodel.specs.Deployment`); aggregated workers and either pool of a
         disaggregated deployment, and only client counts of at least one per (decode) rank
     concurrency : clients of the closed loop per aggregated worker, or per decode worker of a
-        disaggregated deployment [-] (the ``concurrency`` column counts the deployment's clients)
+        disaggregated deployment [-] (the ``concurrency`` column counts the deployment's clients); each
+        point's workers are launched for its own count (the module docstring), so a point's figures are
+        the same whatever other counts are searched
     modes : ``"agg"`` and / or ``"disagg"``
     disagg_workers : (prefill workers, decode workers) pairs tried in the disaggregated mode
     engine : the serving engine whose fitted loop parameters apply (``"vllm"``, ``"sglang"``,
@@ -486,9 +520,11 @@ def frontier(
         default the engine's fitted one (:func:`costmodel.loop_params.transfer_overhead_s`), 0 without
     kv_dtype : KV-cache storage format
     max_gpus_per_worker : largest tp x pp of one worker [-]
-    usd_per_hour : price per GPU-hour by system name [USD/h], replacing the profiles' prices
+    usd_per_hour : price per GPU-hour by system name [USD/h], each a positive number, replacing those
+        profiles' prices (a device without one in its profile has no cost until given one here); every name
+        one of ``systems``
     token_budget : tokens one iteration of a worker may carry (the engine's ``max_num_batched_tokens`` /
-        ``max_num_tokens``) [tokens]; raised to the largest concurrency when that is larger
+        ``max_num_tokens``) [tokens]; raised to a point's clients per worker where they are more
 
     Returns a :class:`Frontier`. Candidates that cannot run (weights that do not fit, a degree that does
     not divide the heads, a format without a peak) are listed in ``skipped`` with the reason, never
@@ -536,6 +572,7 @@ def frontier(
         raise CostmodelError(f"token_budget must be an integer >= 1 [tokens], got {token_budget!r}")
     if token_budget < 1:
         raise CostmodelError(f"token_budget must be an integer >= 1 [tokens], got {token_budget!r}")
+    prices = _prices(usd_per_hour, [hw.name for hw in hardware])
     loop = params if params is not None else engine_params(engine)
     transfer = kv_transfer_overhead_s if kv_transfer_overhead_s is not None else transfer_overhead_s(engine)
     if not (math.isfinite(transfer) and transfer >= 0):
@@ -551,10 +588,7 @@ def frontier(
     layouts = _layouts(
         m, formats, tps, pps, eps, int(max_gpus_per_worker), _check_ints("attention_dp", attention_dp)
     )
-    batch = int(clients.max())
-    budget = max(int(token_budget), batch)
-    # the engine's CUDA graphs for iterations with prompt tokens at its defaults (vLLM's piecewise graphs)
-    graphs = cuda_graph_tokens(engine, batch, budget)
+    budget = int(token_budget)
     columns: dict[str, list[Any]] = {name: [] for name in _POINT_COLUMNS}
     candidates: list[tuple[tuple[Any, ...], int]] = []  # (the columns of _CANDIDATE_COLUMNS, points)
     skipped: list[tuple[str, str]] = []
@@ -563,7 +597,7 @@ def frontier(
             served: Served, loop_clients: Any) -> None:  # fmt: skip
         """One candidate's points: ``served`` arrays over (worker ratios,) concurrency."""
         shape = np.shape(served.ttft_s)
-        price = (usd_per_hour or {}).get(hw.name, hw.price.usd_per_hour if hw.price else math.nan)
+        price = prices.get(hw.name, hw.price.usd_per_hour if hw.price else math.nan)
         first = prefill or _Layout(0, 0, 0, layout.format, 0)
         per_candidate = (hw.name, mode, layout.format, layout.tp, layout.pp, layout.ep, layout.attention_dp,
                          first.tp, first.pp, first.ep, first.attention_dp, price)  # fmt: skip
@@ -577,7 +611,8 @@ def frontier(
         engines: dict[_Layout, Engine | str] = {}
         for layout in layouts:
             try:
-                engines[layout] = _engine(m, hw, layout, kv_dtype, batch, budget)
+                # configured for each point's own load below (_launched)
+                engines[layout] = _engine(m, hw, layout, kv_dtype, 1, budget)
             except (CostmodelError, ValueError) as e:
                 engines[layout] = _first_line(e)
         for layout, built in engines.items() if "agg" in modes else ():
@@ -590,13 +625,14 @@ def frontier(
                 skipped.append((describe, f"fewer clients than its {layout.attention_dp} attention-DP ranks"))
                 continue
             try:
-                served = agg_point(
+                served = _agg_launched(
                     built,
-                    concurrency=mine,
+                    mine,
+                    token_budget=budget,
+                    engine_name=engine,
                     isl=isl,
                     osl=osl,
                     params=loop,
-                    graph_tokens=graphs,
                     overlap_host=overlaps_host(engine),
                 )
             except (CostmodelError, ValueError) as e:
@@ -609,6 +645,7 @@ def frontier(
                 engines=engines,
                 workers=workers,
                 clients=clients,
+                token_budget=budget,
                 isl=isl,
                 osl=osl,
                 loop=loop,
@@ -639,6 +676,7 @@ def _search_disagg(
     engines: dict[_Layout, Engine | str],
     workers: list[tuple[Any, ...]],
     clients: IntArray,
+    token_budget: int,
     isl: int,
     osl: int,
     loop: LoopParams,
@@ -652,42 +690,137 @@ def _search_disagg(
     """Disaggregated candidates: prefill and decode workers of the same format and one pipeline stage
     each (attention-DP ranks in either, for a MoE model), every pair of layouts that run, every worker
     ratio, through :func:`disagg_points`; client counts of at least one per decode rank (the agg search's
-    rule). A reason shared by several pairs is recorded once, with the first pair it stopped."""
+    rule). A reason shared by several pairs is recorded once, with the first pair it stopped.
+
+    Every worker is launched for its own load, so that a point does not depend on the other client counts
+    searched: a decode worker at C clients runs at most C sequences (as :func:`_launched`, through
+    ``decode_batch_limit``), a prefill worker as many prompts per pass as its token budget holds (tokens,
+    not a sequence count, limit a prefill pass). Both pools' engines admit what the budget holds, so every
+    decode worker's iterations are timed on one batch grid up to the budget
+    (:func:`costmodel.disagg.decode_side`), whatever the clients, and all pairs are evaluated in one
+    stacked pass. One call per token budget (C above ``token_budget`` raises it)."""
     ready = [(layout, e) for layout, e in engines.items() if isinstance(e, Engine) and layout.pp == 1]
-    pairs = [(p, d) for p in ready for d in ready if p[0].format == d[0].format]
+    pairs = [(p, d) for p, _ in ready for d, _ in ready if p.format == d.format]
     if not pairs:
         return
     X = np.array([w[0] for w in workers], dtype=np.int64)
     Y = np.array([w[1] for w in workers], dtype=np.int64)
-    loop_clients = clients[None, :] * Y[:, None]  # the same clients per decode worker as per agg worker
-    try:
-        served = disagg_points(
-            [(p[1], d[1]) for p, d in pairs],
-            prefill_workers=X,
-            decode_workers=Y,
-            concurrency=loop_clients,
+    budgets = np.maximum(token_budget, clients)
+    found: list[list[tuple[IntArray, Served]]] = [[] for _ in pairs]  # per pair: (counts, their points)
+    reasons: dict[str, str] = {}
+    failed: set[int] = set()
+    for budget in (int(b) for b in np.unique(budgets)):
+        counts = clients[budgets == budget]
+        # one engine per layout for both pools (its kernel times computed once), admitting what its
+        # token budget holds; a decode worker's own limit, its clients, is the decode_batch_limit below
+        launched = {
+            layout: e.replace(max_batch_size=budget, max_batched_tokens=budget) for layout, e in ready
+        }
+        # at least one client per decode rank
+        todo = [k for k, (_, d) in enumerate(pairs) if k not in failed and counts.max() >= d.attention_dp]
+        if not todo:
+            continue
+        try:
+            served = disagg_points(
+                [(launched[pairs[k][0]], launched[pairs[k][1]]) for k in todo],
+                prefill_workers=X,
+                decode_workers=Y,
+                concurrency=counts[None, :]
+                * Y[:, None],  # the same clients per decode worker as per agg worker
+                isl=isl,
+                osl=osl,
+                params=loop,
+                kv_transfer_overhead_s=transfer_overhead_s,
+                overlap_host=overlap_host,
+                decode_share_dispersion=decode_share_dispersion,
+                burst_fraction=burst_fraction,
+                decode_batch_limit=counts[None, :],
+            )
+        except (CostmodelError, ValueError) as e:  # a failure the plug-in did not attribute to one pair
+            served = [_first_line(e)] * len(todo)
+        for k, result in zip(todo, served, strict=True):
+            if isinstance(result, str):
+                reasons.setdefault(
+                    result, f"{hw.name} disagg {_describe(pairs[k][0])} : {_describe(pairs[k][1])}"
+                )
+                failed.add(k)
+                continue
+            keep = counts >= pairs[k][1].attention_dp  # the plug-in's NaN columns: fewer clients than ranks
+            found[k].append(
+                (
+                    counts[keep],
+                    Served(**{f.name: np.asarray(getattr(result, f.name))[:, keep] for f in fields(Served)}),
+                )
+            )
+    for k, (p_layout, d_layout) in enumerate(pairs):
+        if k in failed:
+            continue
+        if not found[k]:
+            why = f"fewer clients per decode worker than its {d_layout.attention_dp} attention-DP ranks"
+            reasons.setdefault(why, f"{hw.name} disagg {_describe(p_layout)} : {_describe(d_layout)}")
+            continue
+        counts = np.concatenate([c for c, _ in found[k]])
+        result = Served(
+            **{
+                f.name: np.concatenate([getattr(s, f.name) for _, s in found[k]], axis=1)
+                for f in fields(Served)
+            }
+        )
+        add(hw, "disagg", d_layout, p_layout, X[:, None], Y[:, None], result, counts[None, :] * Y[:, None])
+    skipped.extend((what, why) for why, what in reasons.items())
+
+
+def _launched(engine: Engine, clients: int, token_budget: int) -> Engine:
+    """``engine`` launched for ``clients`` clients per worker, as the benchmark scripts the serving model
+    is validated on launch theirs (InferenceX's ``--max-num-seqs $CONC`` for vLLM, ``max_batch_size`` =
+    CONC for TensorRT-LLM; docs/serving.md, "Pareto planner"): at most ``clients`` sequences at once, and a
+    token budget of ``token_budget`` raised to ``clients`` where smaller (every running sequence decodes
+    a token per iteration)."""
+    return engine.replace(
+        max_batch_size=int(clients), max_batched_tokens=max(int(token_budget), int(clients))
+    )
+
+
+def _agg_launched(
+    built: Engine,
+    clients: IntArray,
+    *,
+    token_budget: int,
+    engine_name: str,
+    isl: int,
+    osl: int,
+    params: LoopParams,
+    overlap_host: bool,
+) -> Served:
+    """:func:`agg_point` at each client count C of one worker launched for C (:func:`_launched`), with the
+    CUDA graphs its ``max_num_seqs`` C gives (:func:`costmodel.closed_loop.cuda_graph_tokens`), so that a
+    point does not depend on the other counts searched. One array evaluation per token budget: a worker
+    admits min(C, max_batch_size, what its KV cache holds) sequences (``closed_loop._admitted``), so one
+    launched for the largest count of the group admits at each count what one launched for it does, and
+    the graphs are an array over the counts."""
+    budgets = np.maximum(int(token_budget), clients)
+    graphs = np.array(
+        [cuda_graph_tokens(engine_name, int(c), int(b)) for c, b in zip(clients, budgets, strict=True)],
+        dtype=np.float64,
+    )
+    out = {
+        name: np.full(clients.shape, np.nan)
+        for name in ("ttft_s", "tpot_s", "output_tokens_per_s", "batch_size")
+    }
+    for budget in np.unique(budgets):
+        group = budgets == budget
+        served = agg_point(
+            _launched(built, int(clients[group].max()), int(budget)),
+            concurrency=clients[group],
             isl=isl,
             osl=osl,
-            params=loop,
-            kv_transfer_overhead_s=transfer_overhead_s,
+            params=params,
+            graph_tokens=graphs[group],
             overlap_host=overlap_host,
-            decode_share_dispersion=decode_share_dispersion,
-            burst_fraction=burst_fraction,
         )
-    except (CostmodelError, ValueError) as e:  # a failure the plug-in did not attribute to one pair
-        served = [_first_line(e)] * len(pairs)
-    reasons: dict[str, str] = {}
-    for ((p_layout, _), (d_layout, _)), result in zip(pairs, served, strict=True):
-        if isinstance(result, str):
-            reasons.setdefault(result, f"{hw.name} disagg {_describe(p_layout)} : {_describe(d_layout)}")
-            continue
-        keep = clients >= d_layout.attention_dp  # the plug-in's NaN columns: fewer clients than ranks
-        if not keep.all():
-            result = Served(
-                **{f.name: np.asarray(getattr(result, f.name))[:, keep] for f in fields(Served)},
-            )
-        add(hw, "disagg", d_layout, p_layout, X[:, None], Y[:, None], result, loop_clients[:, keep])
-    skipped.extend((what, why) for why, what in reasons.items())
+        for name, column in out.items():
+            column[group] = getattr(served, name)
+    return Served(**out, gpus=built.gpus)
 
 
 def _describe(layout: _Layout) -> str:

@@ -358,7 +358,7 @@ def test_the_pareto_token_budget_reaches_the_url_and_the_search(server: str, pag
     settle(page, 1)
     assert_no_error(page)
     caption = page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first.inner_text()
-    assert "a token budget of 256 tokens per iteration (raised to 512" in caption
+    assert "a token budget of 256 tokens per iteration (raised to a point's clients per worker" in caption
     box.fill("0")
     box.press("Enter")
     page.wait_for_timeout(1000)
@@ -367,3 +367,31 @@ def test_the_pareto_token_budget_reaches_the_url_and_the_search(server: str, pag
     assert "pareto_token_budget=256" in page.url  # the input kept its last valid value
     caption = page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first.inner_text()
     assert "a token budget of 256 tokens per iteration" in caption
+
+
+def test_each_unpriced_pareto_device_takes_its_price_from_its_own_input(server: str, page: Any) -> None:
+    """gb300 and h20 have no price: each has an input of its own on the Pareto page; both prices land in
+    the URL and the page then shows `costmodel pareto --usd-per-hour gb300=5,h20=1.5`'s choice."""
+    from costmodel import pareto
+
+    page.goto(f"{server}/pareto?hardware=gb300&hardware=h20&pareto_formats=fp8&pareto_tp=1&pareto_pp=1")
+    settle(page, 1)
+    assert_no_error(page)
+    for name, price in (("gb300", "5"), ("h20", "1.5")):
+        box = page.get_by_role("spinbutton", name=f"$ per GPU-hour for {name} (0: none)", exact=True)
+        box.fill(price)
+        box.press("Enter")
+        page.wait_for_url(re.compile(rf"pareto_usd_per_hour_{name}={re.escape(price)}"))
+        settle(page, 1)
+    found = pareto.frontier(
+        "llama-3-8b", ["gb300", "h20"], isl=2048, osl=256, ttft_s=1.0, tpot_s=0.05, formats=("fp8",), tp=(1,),
+        pp=(1,), usd_per_hour={"gb300": 5.0, "h20": 1.5},
+    )  # fmt: skip
+    assert found.best is not None
+    page.locator('[data-testid="stMarkdownContainer"]').filter(
+        has_text=found.points.label(found.best)
+    ).first.wait_for()
+    settle(page, 1)
+    assert_no_error(page)
+    usd = found.points.usd_per_million_output_tokens[found.best]
+    assert metric(page, "$ per million output tokens") == f"${usd:,.4g}"

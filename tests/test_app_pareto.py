@@ -202,14 +202,17 @@ def test_the_token_budget_reaches_the_search() -> None:
 
 
 def test_a_budget_below_the_concurrency_searched_is_raised_as_the_api_raises_it() -> None:
-    """pareto.frontier raises the budget to the largest concurrency searched (512): 100 searches what 512
-    does, and the caption says so."""
+    """pareto.frontier raises the budget to each point's clients per worker where they are more: the page
+    searches what the API does for 100 tokens, and the caption says so."""
     at = open_pareto_first(hardware=HARDWARE, pareto_token_budget=100)
     assert not at.warning  # a value the input takes: nothing ignored
-    found = api(token_budget=512)
+    found = api(token_budget=100)
     assert found.best is not None
     assert any(f"**{found.points.label(found.best)}**" in text for text in chosen(at))
-    assert "a token budget of 100 tokens per iteration (raised to 512" in at.caption[0].value
+    assert (
+        "a token budget of 100 tokens per iteration (raised to a point's clients per worker where they are more)"
+        in at.caption[0].value
+    )
 
 
 @pytest.mark.parametrize("bad", ["0", "-5", "abc", str(2**21)])
@@ -248,7 +251,7 @@ def test_a_device_without_a_price_is_named_not_priced_at_zero() -> None:
     assert not at.metric
     hover = [row[4] for row in figure(at)["data"][0]["customdata"]]
     assert hover
-    assert all(text == "no price for h20: give one in the sidebar" for text in hover)
+    assert all(text == "no price for h20: give one above the chart" for text in hover)
     # with a priced device beside it, the choice is the priced device's, and the unpriced one is named
     at = open_pareto_first(hardware=["h100-sxm", "h20"], **SMALL)
     found = small_api(["h100-sxm", "h20"])
@@ -324,3 +327,49 @@ def test_a_device_every_candidate_of_which_is_skipped_is_named_above_the_chart()
     assert note.startswith("No deployment on h100-sxm could be evaluated with these choices")
     assert {t["name"] for t in figure(at)["data"]} >= {"b200"}
     assert "h100-sxm" not in {t["name"] for t in figure(at)["data"]}
+
+
+UNPRICED = ["gb300", "h20"]  # profiles without a price
+
+
+def test_each_device_without_a_price_has_its_own_input_and_the_search_uses_it() -> None:
+    """One price input per selected device without a price (none for a priced device, none for the first
+    device once the sidebar prices it); the page then ranks what pareto.frontier(usd_per_hour=...) ranks,
+    as `costmodel pareto --usd-per-hour gb300=5,h20=1.5`."""
+    assert [pareto_price(s) for s in UNPRICED] == [None, None]
+    at = open_pareto_first(hardware=["h100-sxm", *UNPRICED], **SMALL)
+    keys = {n.key for n in at.number_input if n.key.startswith("pareto_usd_per_hour_")}
+    assert keys == {f"pareto_usd_per_hour_{s}" for s in UNPRICED}
+    at = open_pareto_first(
+        hardware=UNPRICED, pareto_usd_per_hour_gb300=5, pareto_usd_per_hour_h20=1.5, **SMALL
+    )
+    assert not at.warning
+    found = small_api(UNPRICED, usd_per_hour={"gb300": 5.0, "h20": 1.5})
+    p, b = found.points, found.best
+    assert b is not None
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Cheapest device"] == p.system[b]
+    assert shown["$ per million output tokens"] == f"${p.usd_per_million_output_tokens[b]:,.4g}"
+    for trace in figure(at)["data"]:
+        if trace["name"] in UNPRICED:  # every frontier point of either device has its cost in the hover
+            assert all(row[4].endswith("per million output tokens") for row in trace["customdata"])
+    # one price of the two: the other device is named, not ranked
+    at.number_input(key="pareto_usd_per_hour_gb300").set_value(0.0).run()
+    assert not at.exception
+    only = small_api(UNPRICED, usd_per_hour={"h20": 1.5})
+    assert only.best is not None
+    assert {m.label: m.value for m in at.metric}["Cheapest device"] == only.points.system[only.best] == "h20"
+    assert any("Not ranked" in c.value and "gb300" in c.value for c in at.caption)
+    # the sidebar's price is the first device's: it then has no input of its own here
+    at = open_pareto_first(hardware=UNPRICED, usd_per_hour=4, **SMALL)
+    keys = {n.key for n in at.number_input if n.key.startswith("pareto_usd_per_hour_")}
+    assert keys == {"pareto_usd_per_hour_h20"}
+
+
+@pytest.mark.parametrize("bad", ["-1", "abc", "1e9"])
+def test_a_link_with_a_price_the_input_cannot_take_names_it(bad: str) -> None:
+    at = open_pareto_first(hardware=["h20"], pareto_usd_per_hour_h20=bad, **SMALL)
+    assert not at.exception
+    (note,) = [w.value.replace("\\", "") for w in at.warning if "This link" in w.value]
+    assert f"pareto_usd_per_hour_h20** = {bad}: not a value this page's input takes" in note
+    assert "Using 0.0." in note

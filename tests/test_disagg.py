@@ -1000,3 +1000,27 @@ def test_the_cost_per_layer_is_gpu_work_hidden_with_the_kernels_behind_a_slower_
         assert per_pass(params) == pytest.approx(expected, rel=1e-9)
         alone = chunks * (float(parts.prefill_alone_s) + 32 * per_layer + host + PARAMS.step_overhead_s)
         assert float(parts.result(params).prefill_s) == pytest.approx(alone, rel=1e-12)
+
+
+def test_a_decode_batch_limit_caps_the_slots_per_row(prefill: Engine, decode: Engine) -> None:
+    """``decode_batch_limit``: the most sequences a decode worker runs, per row (a search launching its
+    decode workers for each row's clients). At the clients per worker it changes nothing with an even
+    share (no worker holds more than its share); below them a worker decodes at most the limit, each
+    iteration no longer and a request's first token no sooner; a limit below 1 is refused by name."""
+    wide = Engine.build("llama-3-8b", "h100-sxm", max_batch_size=512)
+    kw = dict(prefill_workers=1, decode_workers=2, concurrency=np.array([[8, 64, 256]]), isl=1000, osl=200)
+    (free,) = disagg_pairs([(prefill, wide)], params=PARAMS, **kw)  # type: ignore[arg-type]
+    (share,) = disagg_pairs([(prefill, wide)], params=PARAMS, decode_batch_limit=kw["concurrency"] // 2, **kw)  # type: ignore[arg-type]
+    limit = np.array([[4, 8, 16]])
+    (capped,) = disagg_pairs([(prefill, wide)], params=PARAMS, decode_batch_limit=limit, **kw)  # type: ignore[arg-type]
+    assert not isinstance(free, str)
+    assert not isinstance(share, str)
+    assert not isinstance(capped, str)
+    for name in ("ttft_s", "tpot_s", "output_tokens_per_s", "decode_batch"):
+        np.testing.assert_array_equal(getattr(share, name), getattr(free, name))
+    assert np.all(capped.decode_batch <= limit)
+    assert np.all(free.decode_batch[:, 1:] > limit[:, 1:])  # the limit binds where it is below the share
+    assert np.all(capped.tpot_s <= free.tpot_s)
+    assert np.all(capped.ttft_s >= free.ttft_s)
+    with pytest.raises(CostmodelError, match="decode_batch_limit"):
+        disagg_pairs([(prefill, wide)], params=PARAMS, decode_batch_limit=0, **kw)  # type: ignore[arg-type]

@@ -222,12 +222,16 @@ def test_disaggregated_points_are_disagg_loop_on_their_pools(both: pareto.Fronti
         p.prefill_workers[disagg] * p.prefill_tp[disagg] * p.prefill_pp[disagg]
         + p.decode_workers[disagg] * p.tp[disagg] * p.pp[disagg],
     )
-    for i in disagg[:: max(disagg.size // 7, 1)]:  # a spread of them, each against the model itself
+    # a spread of them, each against the model itself. Both pools' engines admit what the token budget
+    # holds (a prefill pass is limited by its tokens; a decode worker launched for its C clients caps its
+    # slots at C, which the even share of the clients over the decode workers, dispersion 0, never
+    # exceeds), so the oracle's engines are launched with max_batch_size = the budget
+    for i in disagg[:: max(disagg.size // 7, 1)]:
 
         def engine(tp: int, i: int = i) -> Engine:
             weight, compute = pareto.FORMATS[str(p.format[i])]
             return Engine.build("llama-3-8b", str(p.system[i]), tp=tp, weight_dtype=weight,
-                                activation_dtype=compute, max_batch_size=256, max_batched_tokens=8192)  # fmt: skip
+                                activation_dtype=compute, max_batch_size=8192, max_batched_tokens=8192)  # fmt: skip
 
         loop = disagg_loop(
             engine(int(p.prefill_tp[i])), engine(int(p.tp[i])),
@@ -316,9 +320,9 @@ def test_attention_data_parallelism_is_searched_in_either_disaggregated_pool() -
     assert "1x(TP1 ADP2 EP2) : 2x(TP2 ADP2 EP4)" in p.label(i)
     model, hardware = load_model("qwen3-30b-a3b"), load_hardware("h100-sxm")
 
-    def engine(deployment: Deployment) -> Engine:
+    def engine(deployment: Deployment) -> Engine:  # both pools launched as the search launches them
         return Engine(
-            model, hardware, Workload(1, 1, 1), deployment, max_batch_size=64, max_batched_tokens=8192
+            model, hardware, Workload(1, 1, 1), deployment, max_batch_size=8192, max_batched_tokens=8192
         )
 
     loop = disagg_loop(
@@ -627,3 +631,144 @@ def test_the_cli_token_budget_default_is_the_planners() -> None:
         == pareto.TOKEN_BUDGET
         == inspect.signature(pareto.frontier).parameters["token_budget"].default
     )
+
+
+def test_a_points_figures_do_not_depend_on_the_other_client_counts_searched() -> None:
+    # each point's workers are launched for its own clients (InferenceX's --max-num-seqs $CONC): vLLM's
+    # CUDA graphs (min(2 max_num_seqs, 512) tokens) and a decode worker's slots follow its count, not the
+    # largest count searched; 16,384 clients raise their own token budget and nobody else's
+    args = dict(isl=256, osl=64, tp=(1, 2), pp=(1,), formats=("fp8",), engine="vllm", token_budget=8192)
+    alone = pareto.frontier("llama-3-8b", ["h100-sxm"], concurrency=(16,), **args).points  # type: ignore[arg-type]
+    among = pareto.frontier("llama-3-8b", ["h100-sxm"], concurrency=(1, 16, 512, 16384), **args).points  # type: ignore[arg-type]
+    assert set(alone.mode) == {"agg", "disagg"}
+    mine = {(among.label(i), int(among.concurrency[i])): i for i in range(len(among))}
+    for i in range(len(alone)):
+        j = mine[(alone.label(i), int(alone.concurrency[i]))]
+        for name in (
+            "ttft_s",
+            "tpot_s",
+            "output_tokens_per_s",
+            "batch_size",
+            "usd_per_million_output_tokens",
+        ):
+            assert getattr(among, name)[j] == getattr(alone, name)[i], (alone.label(i), name)
+
+
+def test_an_aggregated_point_is_one_worker_launched_for_its_clients() -> None:
+    # the oracle: closed_loop on an engine built here with max_batch_size = C, the budget raised to C where
+    # smaller, and vLLM's default graph capture for max_num_seqs C (min(2 C, 512, budget))
+    from costmodel.closed_loop import cuda_graph_tokens
+
+    clients = (4, 64, 16384)
+    found = pareto.frontier(
+        "llama-3-8b", ["h100-sxm"], isl=256, osl=64, tp=(1,), pp=(1,), formats=("bf16",), modes=("agg",),
+        concurrency=clients, engine="vllm",
+    ).points  # fmt: skip
+    for c in clients:
+        (i,) = np.flatnonzero(found.concurrency == c)
+        budget = max(pareto.TOKEN_BUDGET, c)
+        engine = Engine(
+            load_model("llama-3-8b"), load_hardware("h100-sxm"), Workload(1, 1, 1), Deployment(tp=1),
+            max_batch_size=c, max_batched_tokens=budget,
+        )  # fmt: skip
+        loop = closed_loop(
+            engine, concurrency=c, isl=256, osl=64, params=engine_params("vllm"),
+            graph_tokens=min(2 * c, 512, budget),
+        )  # fmt: skip
+        assert cuda_graph_tokens("vllm", c, budget) == min(2 * c, 512, budget)
+        assert found.ttft_s[i] == pytest.approx(float(loop.ttft_s), rel=1e-12)
+        assert found.tpot_s[i] == pytest.approx(float(loop.tpot_s), rel=1e-12)
+
+
+def test_a_decode_worker_runs_no_more_sequences_than_its_clients() -> None:
+    found = pareto.frontier(
+        "llama-3-8b", ["h100-sxm"], isl=256, osl=64, tp=(1,), pp=(1,), formats=("fp8",), modes=("disagg",),
+        concurrency=(1, 8, 64),
+    ).points  # fmt: skip
+    per_worker = found.concurrency / found.decode_workers
+    assert np.all(found.batch_size <= per_worker * (1 + 1e-12))
+
+
+def test_each_unpriced_device_takes_its_own_price() -> None:
+    # gb300 and h20 ship without a price: each is priced by its own entry, and cost = price x GPUs / tokens
+    assert load_hardware("gb300").price is None
+    assert load_hardware("h20").price is None
+    prices = {"gb300": 5.0, "h20": 1.5}
+    found = pareto.frontier(
+        "llama-3-8b", ["gb300", "h20"], usd_per_hour=prices, modes=("agg",), formats=("fp8",), **SMALL
+    )
+    p = found.points
+    assert set(p.system) == {"gb300", "h20"}
+    for system, price in prices.items():
+        mine = p.system == system
+        assert np.all(p.usd_per_gpu_hour[mine] == price)
+        np.testing.assert_allclose(
+            p.usd_per_million_output_tokens[mine],
+            price * p.gpus[mine] / (p.output_tokens_per_s[mine] * 3600.0) * 1e6,
+            rtol=1e-12,
+        )
+    assert found.best is not None
+    unpriced = pareto.frontier("llama-3-8b", ["gb300", "h20"], usd_per_hour={"h20": 1.5}, modes=("agg",),
+                               formats=("fp8",), **SMALL).points  # fmt: skip
+    assert np.all(np.isnan(unpriced.usd_per_million_output_tokens[unpriced.system == "gb300"]))
+
+
+@pytest.mark.parametrize(
+    ("prices", "message"),
+    [
+        ({"b200": 2.0}, r"usd_per_hour names 'b200', which is not one of the systems searched \(h100-sxm\)"),
+        ({"h100-sxm": -1.0}, r"usd_per_hour\['h100-sxm'\] must be a positive price per GPU-hour"),
+        ({"h100-sxm": math.nan}, r"usd_per_hour\['h100-sxm'\] must be a positive price"),
+        ({"h100-sxm": "2"}, r"usd_per_hour\['h100-sxm'\] must be a positive price"),
+        ({"h100-sxm": True}, r"usd_per_hour\['h100-sxm'\] must be a positive price"),
+        ([2.0], "usd_per_hour must map system names to prices"),
+    ],
+)
+def test_a_bad_price_names_the_field(prices: object, message: str) -> None:
+    with pytest.raises(CostmodelError, match=message):
+        pareto.frontier("llama-3-8b", ["h100-sxm"], isl=1024, osl=128, usd_per_hour=prices)  # type: ignore[arg-type]
+
+
+def test_the_cli_prices_each_device_given() -> None:
+    out = runner.invoke(
+        app,
+        ["pareto", "--model", "llama-3-8b", "--hardware", "gb300,h20", "--isl", "1024", "--osl", "128",
+         "--tp", "1", "--pp", "1", "--formats", "fp8", "--mode", "agg", "--concurrency", "1,16",
+         "--usd-per-hour", "gb300=5,h20=1.5", "--all", "--json"],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    rows = json.loads(out.stdout)["points"]
+    assert {(r["system"], r["usd_per_gpu_hour"]) for r in rows} == {("gb300", 5.0), ("h20", 1.5)}
+    bad = runner.invoke(
+        app, ["pareto", "--model", "llama-3-8b", "--hardware", "gb300,h20", "--usd-per-hour", "b200=5"]
+    )
+    assert bad.exit_code != 0
+    assert "--usd-per-hour names 'b200'" in bad.output
+
+
+def test_the_cli_gives_a_point_the_same_figures_whatever_else_it_searches() -> None:
+    """`costmodel pareto --concurrency 16` and `--concurrency 1,16,512` give each 16-client point the same
+    figures, the API's (every point with --all)."""
+    base = ["pareto", "--model", "llama-3-8b", "--hardware", "h100-sxm", "--isl", "256", "--osl", "64",
+            "--tp", "1", "--pp", "1", "--formats", "fp8", "--all", "--json"]  # fmt: skip
+    runs = []
+    for counts in ("16", "1,16,512"):
+        result = runner.invoke(app, [*base, "--concurrency", counts])
+        assert result.exit_code == 0, result.output
+        points = strict(result.stdout)["points"]  # type: ignore[index]
+        runs.append(
+            {
+                (r["label"], r["concurrency"]): r
+                for r in points
+                if r["concurrency"] // r["decode_workers"] == 16
+            }
+        )
+    assert runs[0].keys() == runs[1].keys()
+    api = pareto.frontier(
+        "llama-3-8b", ["h100-sxm"], isl=256, osl=64, tp=(1,), pp=(1,), formats=("fp8",), concurrency=(16,)
+    ).points
+    assert len(runs[0]) == len(api)
+    for i in range(len(api)):
+        key = (api.label(i), int(api.concurrency[i]))
+        for name in ("ttft_s", "tpot_s", "output_tokens_per_s_per_gpu", "usd_per_million_output_tokens"):
+            assert runs[0][key][name] == runs[1][key][name] == getattr(api, name)[i].item(), (key, name)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from scenario import MAX_USD_PER_HOUR
 
 import costmodel as cm
 from costmodel import pareto
@@ -18,7 +19,7 @@ TP_DEGREES = pareto.TP
 PP_STAGES = pareto.PP
 ATTENTION_DP = (1, 2, 4, 8)  # ranks the opt-in search tries, as `costmodel pareto --attention-dp 1,2,4,8`
 ENGINES = tuple(sorted(read_engine_params())) or ("vllm",)
-PRICE_HINT = "the sidebar's own price (Your $ per GPU-hour) applies to the first device listed under Hardware"
+PRICE_HINT = "give each one a price per GPU-hour above the chart"
 MAX_TOKEN_BUDGET = 1 << 20  # [tokens] per iteration: far past any engine's default (2,048 to 16,384)
 FIGURES = (  # the table's columns, what to compare first
     "label",
@@ -65,7 +66,8 @@ def search(
     token_budget: int = pareto.TOKEN_BUDGET,
 ) -> pareto.Frontier:
     """pareto.frontier for these inputs (cached; ``_model`` is identified by ``model_key``, a device by
-    its key with the user's price, :meth:`Scenario.priced`)."""
+    its key with the user's price, ``name@price``: :meth:`Scenario.priced`, or the page's own price for a
+    device without one)."""
     return pareto.frontier(
         _model,
         [ui.hardware_profile(key) for key in hardware],
@@ -129,9 +131,9 @@ with cols[3]:
         bind="query-params",
         help="The engine's chunked-prefill token budget per iteration: the most tokens one iteration of a "
         "worker carries (vLLM's `max_num_batched_tokens`, TensorRT-LLM's `max_num_tokens`, SGLang's "
-        "`chunked_prefill_size`). A smaller budget splits a long prompt over more iterations. Raised to the "
-        f"largest concurrency searched ({max(pareto.CONCURRENCY)}) when smaller; as `costmodel pareto "
-        "--token-budget`.",
+        "`chunked_prefill_size`). A smaller budget splits a long prompt over more iterations. Raised to a "
+        "point's clients per worker where they are more (each point's workers are launched for its own "
+        "clients); as `costmodel pareto --token-budget`.",
     )
 with cols[4]:
     modes = st.pills(
@@ -165,6 +167,30 @@ with cols[2]:
         bind="query-params",
     )  # fmt: skip
 
+# one price per selected device that has none (its profile has no price, and the sidebar's own price, which
+# is the first device's, does not give it one), as `costmodel pareto --usd-per-hour gb300=5,h20=2`
+no_price = [hw for hw in sc.hardware if ui.hardware_profile(sc.priced(hw)).price is None]
+own_prices: dict[str, float] = {}
+if no_price:
+    cols = st.columns(min(len(no_price), 4))
+    for k, hw in enumerate(no_price):
+        with cols[k % len(cols)]:
+            own_prices[hw] = st.number_input(
+                f"$ per GPU-hour for {hw} (0: none)",
+                min_value=0.0,
+                max_value=MAX_USD_PER_HOUR,
+                value=0.0,
+                step=0.1,
+                format="%.2f",
+                key=f"pareto_usd_per_hour_{hw}",
+                bind="query-params",
+                help=f"{hw}'s profile has no price per GPU-hour: give yours, or its deployments are shown "
+                "but not ranked by cost. As `costmodel pareto --usd-per-hour` (one price per device).",
+            )
+priced = tuple(
+    f"{hw}@{own_prices[hw]!r}" if own_prices.get(hw, 0.0) > 0 else sc.priced(hw) for hw in sc.hardware
+)
+
 # ---------------------------------------------------------------------------- guard
 try:
     model = ui.model(sc)
@@ -188,7 +214,7 @@ if missing:
 model_key = sc.model if sc.model_source == "built-in" else json.dumps(sc.hf_config, sort_keys=True)
 objective = f"mean TTFT ≤ {ttft_ms:,.4g} ms and mean TPOT ≤ {tpot_ms:,.4g} ms"
 budget = f"a token budget of {token_budget:,} tokens per iteration" + (
-    f" (raised to {max(pareto.CONCURRENCY):,}, the largest concurrency searched)"
+    " (raised to a point's clients per worker where they are more)"
     if token_budget < max(pareto.CONCURRENCY)
     else ""
 )
@@ -208,7 +234,7 @@ try:
     found = search(
         model_key,
         model,
-        tuple(sc.priced(hw) for hw in sc.hardware),
+        priced,
         sc.prompt_len,
         osl,
         (ttft_ms / 1e3, tpot_ms / 1e3),
@@ -316,7 +342,7 @@ def customdata(rows: pd.DataFrame) -> np.ndarray:
                 ui.duration(row.tpot_s),
                 f"{ui.usd(row.usd_per_million_output_tokens)} per million output tokens"
                 if row.usd_per_million_output_tokens == row.usd_per_million_output_tokens  # not NaN
-                else f"no price for {row.system}: give one in the sidebar",
+                else f"no price for {row.system}: give one above the chart",
                 verdict(row.ttft_s, row.tpot_s),
             ]
             for row in rows.itertuples()
