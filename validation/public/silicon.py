@@ -389,7 +389,9 @@ def disagg_speculation(model: ModelProfile, draft_tokens: int, backend: str) -> 
     draft token from the logits of the MTP layer's ``shared_head`` over the target's ``lm_head``
     (``MTPWorker.forward`` and ``MTPEagleWorker.forward``: ``mtp_layer.shared_head(hidden_states,
     draft_model.lm_head, attn_metadata)`` once per draft step, ``tensorrt_llm/_torch/speculative/mtp.py``,
-    https://github.com/NVIDIA/TensorRT-LLM). ``backend`` is kept for the callers; both engines draft so."""
+    https://github.com/NVIDIA/TensorRT-LLM). ``backend``: the decode worker's engine, "sglang" or "trtllm"
+    (the engines whose disaggregated rows draft). The aggregated TensorRT-LLM rule (:func:`row_speculation`)
+    still leaves the head out (docs/serving.md, h16-trtdis3: neutral there, not applied)."""
     if draft_tokens < 1 or model.mla is None:  # DeepSeek-V3-architecture models
         return None
     return Speculation(
