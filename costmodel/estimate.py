@@ -239,6 +239,9 @@ class _Setup:
             if self.efficiency.kernel_engine == "trtllm" and has_trtllm_launches(self.model)
             else "reference",
             norm_in_allreduce=self.efficiency.norm_in_allreduce,
+            # TensorRT-LLM's nvfp4 MoE quantizes its inputs before the attention-DP all-gather
+            # (``CutlassFusedMoE`` / ``TRTLLMGenFusedMoE``, unless TLLM_DISABLE_FP4_ALLGATHER=1)
+            quantized_moe_gather=self.efficiency.kernel_engine == "trtllm",
         )
 
     @property

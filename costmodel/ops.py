@@ -54,7 +54,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from costmodel.dtypes import get_dtype, runs_natively, storage_bytes
+from costmodel.dtypes import bytes_per_element, get_dtype, runs_natively, storage_bytes
 from costmodel.execution import LaunchCounts, eager_launches, trtllm_launches
 from costmodel.flops import AttentionMask, attended_keys, group_attended_keys
 from costmodel.kernel_shapes import (
@@ -312,6 +312,17 @@ def _copies_per_layer(model: ModelProfile, t: Tensor) -> float:
     return t.count / max(layers, 1)
 
 
+PRE_GATHER_QUANTIZED_INPUTS: frozenset[str] = frozenset({"nvfp4", "mxfp8"})
+"""Experts' input formats that an engine quantizing before the MoE's attention-DP all-gather
+(``forward_ops(quantized_moe_gather=True)``) gathers in: TensorRT-LLM's MoE modules quantize bf16 inputs to
+nvfp4 or mxfp8 "prior to post-communication (alltoall/allgather)" and leave fp8 block-scaled ones in bf16
+("No change required before communication"; ``TRTLLMGenFusedMoE._quantize_for_post_quant_comm`` in
+``tensorrt_llm/_torch/modules/fused_moe/fused_moe_trtllm_gen.py``, https://github.com/NVIDIA/TensorRT-LLM; the
+nvfp4 gather is off only with ``TLLM_DISABLE_FP4_ALLGATHER=1``, ``disable_fp4_allgather`` in
+``tensorrt_llm/_torch/utils.py``). DEEPGEMM's ``DeepGemmFusedMoE.forward_chunk`` gathers bf16 and quantizes
+after."""
+
+
 def forward_ops(
     model: ModelProfile,
     *,
@@ -334,6 +345,7 @@ def forward_ops(
     count_launches: bool = True,
     launch_counts: LaunchCounts = "reference",
     norm_in_allreduce: bool = False,
+    quantized_moe_gather: bool = False,
 ) -> tuple[Op, ...]:
     """The operators of one forward pass over ``new_tokens`` per sequence after ``past_tokens``.
 
@@ -378,6 +390,12 @@ def forward_ops(
     norm_in_allreduce : bool
         The engine fuses the residual add and RMSNorm that follow each tensor-parallel all-reduce into the
         all-reduce's kernel (:func:`fused_norms`): those norms run no kernel of their own.
+    quantized_moe_gather : bool
+        Under attention DP, the engine quantizes the routed experts' inputs to their format before the MoE's
+        all-gather where that format is one of :data:`PRE_GATHER_QUANTIZED_INPUTS`, and the gather moves
+        those bytes (nvfp4: 4 bits and an 8-bit scale per 16 elements). Otherwise, and for the
+        reduce-scatter after the experts always, the collective moves the residual stream's 16-bit hidden
+        states, whatever format the matmuls quantize their inputs to.
     """
     B = np.asarray(batch_size, dtype=np.float64)
     n = np.asarray(new_tokens, dtype=np.float64)
@@ -884,9 +902,15 @@ def forward_ops(
             matmul("router", "router", "router", nm, T, d, E, split=1)
             if moe.latent_dim:  # Nemotron-3: into the experts' latent space and back, every token
                 matmul("experts_latent_proj", "router", "latent_proj", nm, T, d, moe.latent_dim)
-            gathered = zero + T_moe * d * a
+            # the attention-DP ranks gather the residual stream's hidden states for the MoE and
+            # reduce-scatter its output in 16 bits (``keep``), not in the format the experts' matmuls quantize
+            # their inputs to, unless the engine quantizes first (``quantized_moe_gather``)
+            gathered = zero + T_moe * d * get_dtype(keep).bits / 8
+            x_fmt = expert_activation_dtype or activation_dtype
+            before = quantized_moe_gather and x_fmt in PRE_GATHER_QUANTIZED_INPUTS
+            gather = zero + T_moe * d * bytes_per_element(x_fmt) if before else gathered
             if dp > 1:
-                collective("allgather_moe", "allgather", nm, gathered, dp, moe_gpus, "all_gather")
+                collective("allgather_moe", "allgather", nm, gather, dp, moe_gpus, "all_gather")
             per_gpu = routed / ep  # token-expert pairs each expert group serves, balanced
             up_w = (2 if gated else 1) * moe.expert_d_ff / etp
             matmul(

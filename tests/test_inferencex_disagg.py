@@ -99,18 +99,21 @@ def test_clients_beyond_the_decode_slots_wait_for_one(tmp_path: Path, silicon_ta
     np.testing.assert_allclose(waits, [6 / 3 - 1, 9 / 6 - 1], rtol=1e-6)
 
 
-def test_every_b200_fp8_recipe_states_its_decode_moe_backend_by_its_decode_layout() -> None:
-    # as read: every tensor-parallel decode pool (all experts on each GPU) runs TRTLLM (trtllm-gen); an
-    # attention-DP pool runs DEEPGEMM except the 8k1k stp ones; no other recipe's is read
+def test_every_b200_recipe_states_its_decode_moe_backend_by_its_decode_layout() -> None:
+    # as read: every tensor-parallel decode pool runs TRTLLM (trtllm-gen); an fp8 attention-DP pool runs
+    # DEEPGEMM except the 8k1k stp ones, and every fp4 attention-DP pool CUTLASS (its nvfp4 experts); no H100
+    # recipe's is read
     from validation.public.inferencex_disagg import RECIPES
 
     for recipe in RECIPES:
-        if recipe.system == "b200_sxm" and recipe.precision == "fp8":
-            assert recipe.decode_moe_backend in ("TRTLLM", "DEEPGEMM"), recipe.source
-            if not recipe.decode_attention_dp:
-                assert recipe.decode_moe_backend == "TRTLLM", recipe.source
-        else:
+        if recipe.system != "b200_sxm":
             assert recipe.decode_moe_backend is None, recipe.source
+        elif not recipe.decode_attention_dp:
+            assert recipe.decode_moe_backend == "TRTLLM", recipe.source
+        elif recipe.precision == "fp8":
+            assert recipe.decode_moe_backend in ("TRTLLM", "DEEPGEMM"), recipe.source
+        else:
+            assert (recipe.precision, recipe.decode_moe_backend) == ("fp4", "CUTLASS"), recipe.source
 
 
 def test_only_the_h100_attention_dp_decode_recipes_force_deepep() -> None:

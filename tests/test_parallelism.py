@@ -186,6 +186,28 @@ def test_attention_dp_gathers_and_scatters_tokens_around_the_moe_layer() -> None
     assert read == pytest.approx(2 * DSV3_EXPERT_PARAMS, rel=1e-12)
 
 
+def test_the_moe_gather_moves_the_bf16_residual_stream_unless_the_engine_quantizes_first() -> None:
+    """The attention-DP ranks gather the hidden states for the MoE and reduce-scatter its output as the
+    residual stream holds them, bf16 (2 bytes an element), whatever format the matmuls quantize their
+    inputs to (fp8 block scales: TensorRT-LLM's DEEPGEMM MoE gathers bf16 and quantizes after). Where the
+    engine quantizes first (TensorRT-LLM's nvfp4 MoE, ``quantized_moe_gather``) the gather moves nvfp4:
+    4 bits and one 8-bit scale per 16 elements (the NVFP4 layout, 0.5625 bytes an element), the
+    reduce-scatter still bf16; fp8 block-scaled inputs are gathered in bf16 either way."""
+    B, dp = 16, 8
+    kw = {"batch_size": B, "new_tokens": 1, "tp": 1, "ep": 8, "attention_dp": dp}
+    tokens = B * dp * DSV3.d_model
+    for fmt, first in (("fp8_block", False), ("fp8_block", True), ("nvfp4", False), ("nvfp4", True)):
+        ops = {
+            op.name: op
+            for op in forward_ops(
+                DSV3, weight_dtype=fmt, activation_dtype=fmt, quantized_moe_gather=first, **kw
+            )
+        }
+        gather = tokens * (0.5 + 1 / 16) if (fmt, first) == ("nvfp4", True) else tokens * 2
+        assert float(ops["allgather_moe"].bytes_read) == pytest.approx(gather, rel=1e-12), (fmt, first)
+        assert float(ops["reducescatter_moe"].bytes_read) == tokens * 2, (fmt, first)
+
+
 def test_an_rmsnorm_over_all_heads_all_reduces_its_mean_squares_under_tp() -> None:
     """MiniMax-M2's q and k norms span every head (``qk_norm: per_layer``): under TP each rank holds some
     heads, so each attention layer all-reduces the two partial mean squares per token, fp32 (vLLM's

@@ -658,7 +658,9 @@ def test_an_sglang_decode_pool_drafts_as_sglangs_aggregated_eagle_chain() -> Non
     """Every SGLang MTP recipe's decode worker runs EAGLE (2 steps, top-k 1, 3 tokens verified), as the
     aggregated SGLang MTP rows do: its decode pool's drafting is the aggregated rows' (the independent
     oracle: :func:`twin_speculation`, read from those campaigns' flags), each draft step paying the shared
-    output head; TensorRT-LLM's MTP keeps its own rule, without the head."""
+    output head. A TensorRT-LLM decode pool's MTP worker samples each draft from the shared head's logits
+    too (``MTPWorker.forward``, ``tensorrt_llm/_torch/speculative/mtp.py``), so at the same depth it drafts
+    as SGLang's chain does."""
     from costmodel.specs import ModelProfile
     from validation.public.inferencex_disagg_workers import SGLANG_MTP_DRAFT_TOKENS
     from validation.public.silicon import disagg_speculation, twin_speculation
@@ -670,8 +672,8 @@ def test_an_sglang_decode_pool_drafts_as_sglangs_aggregated_eagle_chain() -> Non
     assert sglang.draft_head
     trtllm = disagg_speculation(deepseek, SGLANG_MTP_DRAFT_TOKENS, "trtllm")
     assert trtllm is not None
-    assert not trtllm.draft_head
-    assert dataclasses.replace(trtllm, draft_head=True) == sglang
+    assert trtllm.draft_head
+    assert trtllm == sglang
 
 
 @pytest.mark.parametrize("draft_tokens", [1, 2, 3, 7])

@@ -383,18 +383,23 @@ def disagg_speculation(model: ModelProfile, draft_tokens: int, backend: str) -> 
     from the deployment's recipe (:func:`validation.public.inferencex_disagg_workers.draft_tokens`), each
     drafted by the model's one MTP layer at 1 / n_layers of a decoding step, accepted at
     :data:`MTP_ACCEPTANCE_RATE`: the aggregated rows' rule (:func:`row_speculation`), the same draft model
-    and source, so neither pool's acceptance is fitted to its rows. ``backend`` "sglang": the decode
-    worker runs SGLang's EAGLE (every SGLang MTP recipe, ``speculative-algorithm: EAGLE``), whose draft
-    steps each run the shared output head at the batch (``EAGLEWorker``), priced as the aggregated SGLang
-    rows' drafts (``draft_head``, :func:`row_speculation`, :func:`twin_speculation`); TensorRT-LLM's MTP
-    keeps its aggregated rule (1 / n_layers of a step, the head's share understated)."""
+    and source, so neither pool's acceptance is fitted to its rows. Each draft step also runs the shared
+    output head at the batch (``draft_head``): SGLang's EAGLE (every SGLang MTP recipe,
+    ``speculative-algorithm: EAGLE``; ``EAGLEWorker``), priced as the aggregated SGLang rows' drafts
+    (:func:`row_speculation`, :func:`twin_speculation`), and TensorRT-LLM's MTP, whose worker samples each
+    draft token from the logits of the MTP layer's ``shared_head`` over the target's ``lm_head``
+    (``MTPWorker.forward`` and ``MTPEagleWorker.forward``: ``mtp_layer.shared_head(hidden_states,
+    draft_model.lm_head, attn_metadata)`` once per draft step, ``tensorrt_llm/_torch/speculative/mtp.py``,
+    https://github.com/NVIDIA/TensorRT-LLM). ``backend``: the decode worker's engine, "sglang" or "trtllm"
+    (the engines whose disaggregated rows draft). The aggregated TensorRT-LLM rule (:func:`row_speculation`)
+    still leaves the head out (docs/serving.md, h16-trtdis3: neutral there, not applied)."""
     if draft_tokens < 1 or model.mla is None:  # DeepSeek-V3-architecture models
         return None
     return Speculation(
         draft_tokens=int(draft_tokens),
         acceptance_rate=MTP_ACCEPTANCE_RATE,
         draft_cost_ratio=1.0 / model.n_layers,
-        draft_head=backend == "sglang",
+        draft_head=backend in ("sglang", "trtllm"),
         later_acceptance_rate=MTP_LATER_ACCEPTANCE_RATE,
     )
 
