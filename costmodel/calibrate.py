@@ -817,12 +817,20 @@ def find_reader(name: str = "public") -> Callable[[Path], Measurements]:
 
 
 def git_revision() -> str:
-    """Short git revision of the working directory's checkout, or 'unknown'."""
+    """Short git revision of the checkout costmodel is imported from, with ``-dirty`` appended where its
+    tracked files differ from that commit, or 'unknown' outside a git checkout (an installed wheel) or
+    without git. ``git describe --always --dirty --abbrev=7 --exclude=*`` (the commit, never a tag's name)
+    runs in the package's parent folder, not the caller's working directory."""
     import subprocess
 
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+            ["git", "describe", "--always", "--dirty", "--abbrev=7", "--exclude=*"],
+            cwd=Path(__file__).resolve().parents[1],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
