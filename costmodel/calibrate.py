@@ -324,7 +324,18 @@ belongs to the device (its clock, its power limit, its SMs), not to the kernel. 
 that share times the kernel's own efficiency against it (its tiles, pipelines, epilogue), and only the
 latter is the kernel's. The leave-one-out tables bear it out: the largest GEMMs of every kernel both devices
 ran reach 0.84-0.89 x on a B200 the share of the peak they reach on an H100 (docs/validation.md, "The
-sustained-share rule"). GEMM only: the other families' compute fractions were not weighed."""
+sustained-share rule"). GEMM only: the other families' compute fractions were not weighed.
+
+Every GEMM key is scaled, whatever its format, although the shares were measured with fp8 GEMMs
+(``datasheet.sustained_tensor_fraction``): what the power limit lowers is the SMs' clock, one clock for the
+tensor cores whatever format they run, and each format's datasheet peak is quoted at the same boost clock,
+so the ratio of two devices' sustained shares is a ratio of sustained clocks that carries to every format. It
+assumes a large GEMM of each format draws the board to its power limit alike; the leave-one-out tables show
+it for bf16 as for fp8 (bf16 0.84 / 0.87 x, fp8 0.85-0.89 x, B200 over H100), and scaling bf16 too is what
+moved the H100 <-> B200 bf16 cells to within 2 % (docs/validation.md). Limiting the rule to fp8 keys was
+tried and not kept (docs/validation.md, "Sustained share: every format"). fp4 keys have no leave-one-out
+cell (a Hopper target has no fp4 tensor core) and the rule's fp4-capable pairs carry a ratio of 1 (B200 and
+GB200) or state no share (B300, GB300)."""
 
 
 def carried_sustained_scale(source: HardwareProfile, target: HardwareProfile) -> float | None:
@@ -817,12 +828,20 @@ def find_reader(name: str = "public") -> Callable[[Path], Measurements]:
 
 
 def git_revision() -> str:
-    """Short git revision of the working directory's checkout, or 'unknown'."""
+    """Short git revision of the checkout costmodel is imported from, with ``-dirty`` appended where its
+    tracked files differ from that commit, or 'unknown' outside a git checkout (an installed wheel) or
+    without git. ``git describe --always --dirty --abbrev=7 --exclude=*`` (the commit, never a tag's name)
+    runs in the package's parent folder, not the caller's working directory."""
     import subprocess
 
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+            ["git", "describe", "--always", "--dirty", "--abbrev=7", "--exclude=*"],
+            cwd=Path(__file__).resolve().parents[1],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -287,6 +287,29 @@ def gpu_work_s(kernels_s: npt.ArrayLike, layer_step_overhead_s: float, layers: n
     return np.asarray(np.asarray(kernels_s, dtype=np.float64) + layer_step_overhead_s * np.asarray(layers))
 
 
+def host_bound_s(
+    gpu_s: npt.ArrayLike, host_pass_s: npt.ArrayLike, passes: npt.ArrayLike, *, overlap: bool
+) -> FloatArray:
+    """An iteration's GPU work ``gpu_s`` [s] (:func:`gpu_work_s`) with the host's work of its forward passes,
+    ``host_pass_s`` [s] for each of ``passes`` [-] (>= 1), before its fixed ``step_overhead_s``: with
+    ``overlap`` the host prepares all of them while the GPU runs the previous iteration, so the iteration
+    lasts max(GPU, ``passes`` x host); without it each pass waits for the host in turn, GPU + ``passes`` x
+    host. The one rule of both loops (:meth:`LoopParts.step_s`, a disaggregated decode iteration in
+    :meth:`costmodel.disagg.DisaggParts.result`).
+
+    Why the overlapped form multiplies too: SGLang's spec-v2 EAGLE worker, the one that drafts under the
+    overlap scheduler, builds the draft, the target's verification and the draft's extend as three
+    forward batches (``EagleDraftWorker.draft``, ``EAGLEWorkerV2.verify``,
+    ``EagleDraftWorker._draft_extend_for_decode``, the latter two planned on a side stream), none of which
+    reads a result back to the host (the accepted lengths stay on the GPU, ``verify_done`` is a CUDA event),
+    so the host's work for one iteration is all three plans, done while the previous iteration's kernels
+    run (python/sglang/srt/speculative/eagle_worker_v2.py, https://github.com/sgl-project/sglang at
+    006b0e3d317f1cd4a7300e919a4eaa878b1947e7)."""
+    host = np.asarray(passes, dtype=np.float64) * np.asarray(host_pass_s, dtype=np.float64)
+    gpu = np.asarray(gpu_s, dtype=np.float64)
+    return np.asarray(np.maximum(gpu, host) if overlap else gpu + host)
+
+
 def cuda_graph_tokens(engine: str, max_num_seqs: int, budget: int, capture_size: int | None = None) -> int:
     """The largest iteration [tokens] carrying prompt tokens that ``engine`` replays as CUDA graphs
     (:func:`loop_parts`' ``graph_tokens``): vLLM's piecewise graphs reach ``capture_size`` (its
@@ -688,12 +711,12 @@ class LoopParts:
     def step_s(self, kernels_s: npt.ArrayLike, params: LoopParams) -> FloatArray:
         """One iteration whose kernels take ``kernels_s`` [s] (and ``layer_step_overhead_s`` per layer of
         :attr:`step_layers`, GPU work like them), with the host's work: ``step_overhead_s`` on the critical
-        path, and ``overlapped_host_s`` after the kernels, once per pass of :attr:`host_passes`, or, with
-        :attr:`overlap_host`, beside them (the longer of the two counts)."""
+        path, and ``overlapped_host_s`` once per pass of :attr:`host_passes`, after the kernels, or, with
+        :attr:`overlap_host`, beside them (the longer of the kernels and the passes counts;
+        :func:`host_bound_s`)."""
         kernels = gpu_work_s(kernels_s, params.layer_step_overhead_s, self.step_layers)
-        if self.overlap_host:
-            return np.asarray(np.maximum(kernels, params.overlapped_host_s) + params.step_overhead_s)
-        return np.asarray(kernels + self.host_passes * params.overlapped_host_s + params.step_overhead_s)
+        host = host_bound_s(kernels, params.overlapped_host_s, self.host_passes, overlap=self.overlap_host)
+        return np.asarray(host + params.step_overhead_s)
 
     def result(self, params: LoopParams) -> ClosedLoop:
         """TTFT, TPOT and rates with ``params`` applied."""

@@ -130,7 +130,7 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel import checks
-from costmodel.closed_loop import LoopParams, Speculation, draft_time, gpu_work_s
+from costmodel.closed_loop import LoopParams, Speculation, draft_time, gpu_work_s, host_bound_s
 from costmodel.errors import CostmodelError
 
 if TYPE_CHECKING:
@@ -293,6 +293,7 @@ def disagg_loop(
     params: DisaggParams | LoopParams | None = None,
     link: Link | None = None,
     speculation: Speculation | None = None,
+    decode_host_passes: float = 1.0,
 ) -> DisaggLoop:
     """Mean TTFT, TPOT and throughput of ``concurrency`` clients against a disaggregated deployment.
 
@@ -313,6 +314,9 @@ def disagg_loop(
         else "inter".
     speculation : speculative decoding in the decode pool's iterations (default: none; the module
         docstring).
+    decode_host_passes : forward passes a decode iteration prepares on the host [-], >= 1 (default 1;
+        :attr:`DisaggParts.decode_host_passes`): :func:`costmodel.loop_params.host_passes` gives the
+        engine's count, 3 for an SGLang decode pool that drafts with EAGLE.
 
     Arrays broadcast. See the module docstring for the model and its assumptions.
     """
@@ -326,6 +330,7 @@ def disagg_loop(
         osl=osl,
         link=link,
         speculation=speculation,
+        decode_host_passes=decode_host_passes,
     )
     return parts.result(_params(params))
 
@@ -356,8 +361,7 @@ def disagg_parts(
     """The kernel times and limits of :func:`disagg_loop` before its named parameters are applied.
     ``decode_host_passes``: the forward passes a decode iteration prepares on the host
     (:attr:`DisaggParts.decode_host_passes`), >= 1 (default 1, plain decoding)."""
-    if not (np.isfinite(decode_host_passes) and decode_host_passes >= 1.0):
-        raise CostmodelError(f"decode_host_passes must be finite and >= 1, got {decode_host_passes!r}")
+    _check_host_passes(decode_host_passes)
     if not same_model(prefill, decode):
         raise CostmodelError(
             f"decode serves {decode.model.name!r} but prefill {prefill.model.name!r}: "
@@ -380,6 +384,17 @@ def disagg_parts(
     return replace(parts, decode_host_passes=float(decode_host_passes))
 
 
+def _check_host_passes(decode_host_passes: object) -> None:
+    """Refuse a count of a decode iteration's host passes that is not a number >= 1."""
+    passes = math.nan
+    if isinstance(decode_host_passes, int | float | np.integer | np.floating) and not isinstance(
+        decode_host_passes, bool
+    ):
+        passes = float(decode_host_passes)
+    if not (math.isfinite(passes) and passes >= 1.0):
+        raise CostmodelError(f"decode_host_passes must be finite and >= 1, got {decode_host_passes!r}")
+
+
 def disagg_pairs(
     pairs: Sequence[tuple[Engine, Engine]],
     *,
@@ -392,6 +407,7 @@ def disagg_pairs(
     link: Link | None = None,
     speculation: Speculation | None = None,
     decode_batch_limit: npt.ArrayLike | None = None,
+    decode_host_passes: float = 1.0,
 ) -> list[DisaggLoop | str]:
     """:func:`disagg_loop` for many (prefill engine, decode engine) pairs, each engine's kernel times
     computed once however many pairs it is in (a deployment search pairs every layout with every other).
@@ -403,7 +419,9 @@ def disagg_pairs(
     ``decode_batch_limit``: the most sequences a decode worker runs at once, per row (broadcast with
     ``concurrency``), where it is below the decode engine's ``max_batch_size`` [-]: a deployment search
     launches its decode workers for each row's clients while one engine's decode iterations are timed
-    on one batch grid for every row (default: the engine's limit alone)."""
+    on one batch grid for every row (default: the engine's limit alone). ``decode_host_passes``: the
+    forward passes every pair's decode iteration prepares on the host (:func:`disagg_loop`)."""
+    _check_host_passes(decode_host_passes)
     N_in = checks.counts("isl", isl, minimum=1)
     N_out = checks.counts("osl", osl, minimum=2)
     chosen = _params(params)
@@ -440,6 +458,7 @@ def disagg_pairs(
             continue
         if limit is not None:
             parts = replace(parts, decode_slots=np.minimum(parts.decode_slots, limit))
+        parts = replace(parts, decode_host_passes=float(decode_host_passes))
         ready.append((len(out), parts))
         out.append("")
     for index, loop in _stacked_results(ready, chosen):
@@ -1067,10 +1086,11 @@ class DisaggParts:
             # iteration yields E tokens per sequence: (osl - 1) / E iterations of a request's decode
             batch, waiting = decode_slot_share(staged, Y, slots, dispersion=params.decode_share_dispersion)
             # the host prepares the iteration's passes beside the previous iteration's kernels (an
-            # overlapping engine; one that does not has them in `overhead`): the longer of the two counts
-            host_s = self.decode_host_passes * params.overlapped_host_s
+            # overlapping engine; one that does not has its host cost in `overhead`, DisaggParams.from_loop):
+            # the longer of the two counts, the aggregated loop's rule (host_bound_s)
             kernels = gpu(self.decode_s(np.maximum(batch, 1.0)))
-            tpot = (np.maximum(kernels, host_s) + overhead) / self.tokens_per_iteration
+            host = host_bound_s(kernels, params.overlapped_host_s, self.decode_host_passes, overlap=True)
+            tpot = (host + overhead) / self.tokens_per_iteration
             lam = Y * batch / (steps * tpot)
             wait = prefill_wait(alone, per_pass, k, workers=X, requests_per_s=lam, concurrency=C)
             # the receive resource is held for the copy's bytes, not the hand-off's fixed latency

@@ -35,6 +35,37 @@ iteration i, so that the fitted ``overlapped_host_s`` hides behind longer kernel
 (https://lmsys.org/blog/2024-12-04-sglang-v0-4/). For the others the whole host cost adds to each
 iteration."""
 
+EAGLE_HOST_PASSES = 3
+"""Forward passes SGLang's EAGLE worker prepares on the host per verification
+(:attr:`costmodel.closed_loop.LoopParts.host_passes`,
+:attr:`costmodel.disagg.DisaggParts.decode_host_passes`): the draft steps, the target's verification and the
+draft's extend over the accepted tokens, each a forward batch of its own. The v1 worker
+(``EAGLEWorker.forward_batch_generation``) builds each after reading the last one's results back
+(``EagleVerifyInput.verify``; ``forward_draft_extend_after_decode``'s ``ForwardBatch.init_new`` and
+``.item()``), with the overlap scheduler off, so the passes add to the kernels
+(python/sglang/srt/speculative/eagle_worker.py, https://github.com/sgl-project/sglang at 00559ea). The spec-v2
+worker (``SGLANG_ENABLE_SPEC_V2``, overlap scheduler on) keeps the three:
+``EAGLEWorkerV2.forward_batch_generation`` runs ``EagleDraftWorker.draft`` (``prepare_for_v2_draft``, the
+draft's CUDA graph), ``EAGLEWorkerV2.verify`` (``prepare_for_v2_verify`` on the plan stream, the target's
+forward) and ``EagleDraftWorker._draft_extend_for_decode`` (``prepare_for_extend_to_fill_draft_kvcache``, the
+draft-extend CUDA graph) without a read-back between them, so the host's three plans sit beside the previous
+iteration's kernels (python/sglang/srt/speculative/eagle_worker_v2.py, at
+006b0e3d317f1cd4a7300e919a4eaa878b1947e7; :func:`costmodel.closed_loop.host_bound_s`)."""
+
+EAGLE_HOST_PASS_ENGINES = ("sglang",)
+"""Engines whose speculative worker prepares :data:`EAGLE_HOST_PASSES` passes per iteration on the host
+(:func:`host_passes`). vLLM's and TensorRT-LLM's drafting is not separated: their fitted host cost is one
+pass."""
+
+
+def host_passes(engine: str, *, drafts: bool) -> float:
+    """The forward passes an iteration of ``engine`` prepares on the host [-] (``host_passes`` of
+    :func:`costmodel.closed_loop.loop_parts`, ``decode_host_passes`` of :func:`costmodel.disagg.disagg_loop`):
+    :data:`EAGLE_HOST_PASSES` where an engine of :data:`EAGLE_HOST_PASS_ENGINES` ``drafts`` (SGLang runs
+    NEXTN/MTP as EAGLE), else 1."""
+    return float(EAGLE_HOST_PASSES) if drafts and engine in EAGLE_HOST_PASS_ENGINES else 1.0
+
+
 ENGINE_PARAMS_NAME = "serving-engines.yaml"
 """File name of the fitted per-engine parameters in the calibrated profiles folder."""
 

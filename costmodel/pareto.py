@@ -159,6 +159,7 @@ def disagg_points(
     decode_share_dispersion: float = 0.0,
     burst_fraction: float | None = None,
     decode_batch_limit: npt.ArrayLike | None = None,
+    decode_host_passes: float = 1.0,
 ) -> list[Served | str]:
     """Disaggregated deployments: for each (prefill engine, decode engine) pair, ``prefill_workers[w]``
     prefill workers and ``decode_workers[w]`` decode workers serving ``concurrency[w, c]`` clients together,
@@ -172,7 +173,9 @@ def disagg_points(
     clients over the decode workers (:func:`costmodel.disagg.decode_slot_share`), and the disaggregated
     loop's own wave share ``burst_fraction`` where one was fitted (None: ``params``');
     ``decode_batch_limit``: the most sequences a decode worker runs at once, per concurrency
-    (:func:`costmodel.disagg.disagg_pairs`).
+    (:func:`costmodel.disagg.disagg_pairs`); ``decode_host_passes``: the forward passes a decode iteration
+    prepares on the host (:func:`costmodel.loop_params.host_passes`: 1 for plain decoding, which the
+    search prices; 3 for an SGLang decode pool that drafts with EAGLE).
     """
     from costmodel.disagg import DisaggParams, disagg_pairs
 
@@ -191,6 +194,7 @@ def disagg_points(
             burst_fraction=burst_fraction,
         ),
         decode_batch_limit=decode_batch_limit,
+        decode_host_passes=decode_host_passes,
     )
     return [
         r
@@ -534,6 +538,7 @@ def frontier(
         decode_share_dispersion,
         disagg_burst_fraction,
         engine_params,
+        host_passes,
         overlaps_host,
         transfer_overhead_s,
     )
@@ -655,6 +660,8 @@ def frontier(
                 overlap_host=overlaps_host(engine),
                 decode_share_dispersion=dispersion,
                 burst_fraction=wave,
+                # the search decodes without drafting: one host pass per decode iteration for every engine
+                decode_host_passes=host_passes(engine, drafts=False),
             )
 
     if not candidates:
@@ -686,6 +693,7 @@ def _search_disagg(
     overlap_host: bool = False,
     decode_share_dispersion: float = 0.0,
     burst_fraction: float | None = None,
+    decode_host_passes: float = 1.0,
 ) -> None:
     """Disaggregated candidates: prefill and decode workers of the same format and one pipeline stage
     each (attention-DP ranks in either, for a MoE model), every pair of layouts that run, every worker
@@ -735,6 +743,7 @@ def _search_disagg(
                 decode_share_dispersion=decode_share_dispersion,
                 burst_fraction=burst_fraction,
                 decode_batch_limit=counts[None, :],
+                decode_host_passes=decode_host_passes,
             )
         except (CostmodelError, ValueError) as e:  # a failure the plug-in did not attribute to one pair
             served = [_first_line(e)] * len(todo)

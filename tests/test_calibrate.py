@@ -73,3 +73,52 @@ def test_an_unfitted_start_is_compared_at_the_cost_least_squares_reports() -> No
     for loss in ROBUST_LOSSES:
         result = least_squares(lambda x: residual + 0.0 * x, np.zeros(1), loss=loss, f_scale=F_SCALE)
         assert robust_cost(residual, loss) == pytest.approx(result.cost, rel=1e-12)
+
+
+def _git(*args: str, cwd: object) -> str:
+    import subprocess
+
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_git_revision_names_the_package_checkout_and_marks_a_dirty_tree(tmp_path, monkeypatch):
+    """The revision is the commit of the checkout costmodel is imported from, whatever the caller's working
+    directory, with ``-dirty`` exactly where that checkout's tracked files differ from it (git's own
+    answers, read with rev-parse and status, are the oracle); outside a git checkout it is 'unknown'."""
+    import shutil
+    from pathlib import Path
+
+    import costmodel.calibrate as calibrate
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    root = Path(calibrate.__file__).resolve().parents[1]
+    try:
+        head = _git("rev-parse", "--short=7", "HEAD", cwd=root)
+    except Exception:
+        pytest.skip("costmodel is not imported from a git checkout")
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no", cwd=root))
+    monkeypatch.chdir(tmp_path)  # not a checkout: the caller's folder must not matter
+    assert calibrate.git_revision() == head + ("-dirty" if dirty else "")
+
+    # a checkout of its own: clean, then with a tracked file edited
+    repo = tmp_path / "repo"
+    (repo / "costmodel").mkdir(parents=True)
+    (repo / "costmodel" / "calibrate.py").write_text("x = 1\n")
+    for args in (
+        ("init", "-q"),
+        ("add", "."),
+        ("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"),
+    ):
+        _git(*args, cwd=repo)
+    monkeypatch.setattr(calibrate, "__file__", str(repo / "costmodel" / "calibrate.py"))
+    commit = _git("rev-parse", "--short=7", "HEAD", cwd=repo)
+    assert calibrate.git_revision() == commit
+    (repo / "costmodel" / "calibrate.py").write_text("x = 2\n")
+    assert calibrate.git_revision() == commit + "-dirty"
+
+    outside = tmp_path / "wheel" / "costmodel"
+    outside.mkdir(parents=True)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    monkeypatch.setattr(calibrate, "__file__", str(outside / "calibrate.py"))
+    assert calibrate.git_revision() == "unknown"

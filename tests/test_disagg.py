@@ -730,6 +730,54 @@ def test_an_overlapped_decode_iteration_lasts_the_longer_of_its_kernels_and_its_
         DisaggParams(overlapped_host_s=-1e-3)
 
 
+def test_every_disaggregated_entry_point_prices_the_decode_pools_host_passes(
+    prefill: Engine, decode: Engine
+) -> None:
+    """disagg_loop and disagg_pairs (the Pareto search's plug-in, disagg_points) take the decode pool's host
+    passes as disagg_parts does, so a caller prices an SGLang EAGLE decode pool as the evaluation does.
+    Oracle: a host far slower than the kernels binds the iteration at exactly passes x host + step cost per
+    E tokens (SGLang's count, costmodel.loop_params.host_passes: 3 with drafts, 1 without; other engines 1),
+    through every entry point alike; a count below one pass is refused by each."""
+    from costmodel.loop_params import EAGLE_HOST_PASSES, host_passes
+    from costmodel.pareto import disagg_points
+
+    assert EAGLE_HOST_PASSES == 3
+    assert host_passes("sglang", drafts=True) == 3.0
+    assert host_passes("sglang", drafts=False) == 1.0
+    for engine in ("vllm", "trtllm"):
+        assert host_passes(engine, drafts=True) == 1.0
+    common = {"prefill_workers": 1, "decode_workers": 1, "concurrency": 1, "isl": 1000, "osl": 500}
+    lone = float(decode.step_time(decode_batch=1, decode_context=1250))
+    step, slow = 1e-3, 10.0 * lone
+    params = DisaggParams(step_overhead_s=step, overlapped_host_s=slow)
+    spec = Speculation(draft_tokens=2, acceptance_rate=0.8, draft_cost_ratio=0.05)
+    passes = host_passes("sglang", drafts=True)
+    want = (passes * slow + step) / spec.tokens_per_iteration
+    loop = disagg_loop(prefill, decode, params=params, speculation=spec, decode_host_passes=passes, **common)
+    assert float(loop.tpot_s) == pytest.approx(want, rel=1e-9)
+    (pair,) = disagg_pairs(
+        [(prefill, decode)], params=params, speculation=spec, decode_host_passes=passes, **common
+    )
+    assert not isinstance(pair, str)
+    assert float(pair.tpot_s) == pytest.approx(want, rel=1e-9)
+    (plain,) = disagg_pairs([(prefill, decode)], params=params, **common)
+    assert not isinstance(plain, str)
+    assert float(plain.tpot_s) == pytest.approx(slow + step, rel=1e-9)
+    loop_params = LoopParams(step_overhead_s=step, overlapped_host_s=slow)
+    (served,) = disagg_points(
+        [(prefill, decode)], prefill_workers=np.array([1]), decode_workers=np.array([1]),
+        concurrency=np.array([[1]]), isl=1000, osl=500, params=loop_params, overlap_host=True,
+        decode_host_passes=passes,
+    )  # fmt: skip
+    assert not isinstance(served, str)
+    assert float(served.tpot_s[0, 0]) == pytest.approx(passes * slow + step, rel=1e-9)
+    for bad in (0.5, float("nan"), "3"):
+        with pytest.raises(CostmodelError, match="decode_host_passes"):
+            disagg_loop(prefill, decode, decode_host_passes=bad, **common)  # type: ignore[arg-type]
+        with pytest.raises(CostmodelError, match="decode_host_passes"):
+            disagg_pairs([(prefill, decode)], decode_host_passes=bad, **common)  # type: ignore[arg-type]
+
+
 def test_same_device_is_judged_by_the_datasheet_not_the_profile_name(prefill: Engine, decode: Engine) -> None:
     """The KV transfer stays on NVLink only between GPUs of one kind: a renamed copy of the H100 profile is
     the same device (its datasheet), an H200 (another memory size and bandwidth) is not, however few GPUs."""

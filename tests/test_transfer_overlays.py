@@ -576,6 +576,21 @@ def test_gemm_compute_fraction_carries_by_the_sustained_tensor_share() -> None:
         assert transferable(fitted, source, target)["gemm"]["bf16:trtllm:torch_flow"] == fit, target.name
 
 
+def test_the_sustained_share_carries_every_gemm_format_alike() -> None:
+    """The power limit lowers the SMs' one clock, whatever format the tensor cores run, and every format's
+    datasheet peak is quoted at the same boost clock: a key of each format (bf16, fp8, block fp8, nvfp4)
+    takes the same factor, the ratio of the two published cuBLASLt fp8 shares, although they were measured
+    in fp8 alone (SUSTAINED_COMPUTE_PARAMS' docstring)."""
+    h100, b200 = load_hardware("h100-sxm"), load_hardware("b200")
+    published = round(2906.9 / 5000, 3) / round(1366.3 / 1979, 3)
+    keys = ("bf16:trtllm:torch_flow", "fp8:vllm", "fp8_block:trtllm", "nvfp4:trtllm")
+    fitted = {"gemm": {key: {"compute_fraction": 0.6, "bandwidth_fraction": 0.8} for key in keys}}
+    moved = transferable(fitted, b200, h100)["gemm"]
+    for key in keys:
+        assert moved[key]["compute_fraction"] == pytest.approx(0.6 / published), key
+        assert moved[key]["bandwidth_fraction"] == 0.8, key
+
+
 def test_leave_one_out_b200_takes_the_h100s_gemm_fractions_by_the_sustained_share() -> None:
     """The transfer check's B200 takes every H100 GEMM key's ``compute_fraction`` x 0.581 / 0.690 (within
     the fit's bounds) and its memory fraction as fitted."""

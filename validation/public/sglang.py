@@ -35,6 +35,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from costmodel.loop_params import EAGLE_HOST_PASSES as EAGLE_HOST_PASSES  # re-exported
+from costmodel.loop_params import host_passes as engine_host_passes
 from costmodel.loop_params import overlaps_host
 from validation.public.inferencex import Script, drafts, measured_dates
 
@@ -80,31 +82,19 @@ def overlap_host(backend: str, script: Script | None, *, tp: int, moe_ep: int, h
     return not mamba_radix_cache(script, hybrid=hybrid)
 
 
-EAGLE_HOST_PASSES = 3
-"""Forward passes SGLang's EAGLE worker prepares on the host, one after another, per verification
-(:attr:`costmodel.closed_loop.LoopParts.host_passes`): ``EAGLEWorker.forward_batch_generation`` runs the
-draft steps (``draft``: ``ForwardBatch.init_new`` and the draft's CUDA graph), the target's verification
-(``verify``: the target worker's forward, then ``EagleVerifyInput.verify`` reads the accepted tokens back
-to the host) and the draft's extend over the accepted tokens (``forward_draft_extend_after_decode``: its own
-``ForwardBatch.init_new``, a ``seq_lens`` sum read with ``.item()``, and the draft-extend CUDA graph), each
-built by the host after the previous one's results are read
-(python/sglang/srt/speculative/eagle_worker.py, https://github.com/sgl-project/sglang at 00559ea). With
-the overlap scheduler off for EAGLE (:func:`overlap_host`), none of this hides behind the kernels."""
-
-
 def host_passes(backend: str, script: Script | None, *, tp: int, moe_ep: int, twin: bool = False) -> float:
     """The forward passes an iteration of the row's engine prepares on the host in turn
-    (:attr:`costmodel.closed_loop.LoopParts.host_passes`): :data:`EAGLE_HOST_PASSES` where an SGLang server
+    (:attr:`costmodel.closed_loop.LoopParts.host_passes`): costmodel's engine rule
+    (:func:`costmodel.loop_params.host_passes`, :data:`EAGLE_HOST_PASSES`) where an SGLang server
     runs EAGLE (its InferenceX script drafts at the row's layout, :func:`speculative`, or the row is of a
     campaign's MTP series, ``twin``: :func:`drafting_rows`), else 1."""
-    if backend == "sglang" and (twin or speculative(script, tp=tp, moe_ep=moe_ep)):
-        return float(EAGLE_HOST_PASSES)
-    return 1.0
+    return engine_host_passes(backend, drafts=twin or speculative(script, tp=tp, moe_ep=moe_ep))
 
 
 def disagg_decode_host_passes(backend: str, *, drafts: bool) -> float:
     """The forward passes a disaggregated decode worker's iteration prepares on the host
-    (:attr:`costmodel.disagg.DisaggParts.decode_host_passes`): :data:`EAGLE_HOST_PASSES` where an SGLang
+    (:attr:`costmodel.disagg.DisaggParts.decode_host_passes`): costmodel's engine rule
+    (:func:`costmodel.loop_params.host_passes`, :data:`EAGLE_HOST_PASSES`) where an SGLang
     decode worker ``drafts`` (every SGLang MTP recipe read decodes with ``speculative-algorithm: EAGLE``,
     :data:`validation.public.inferencex_disagg_workers.SGLANG_MTP_RECIPES`), else 1.
 
@@ -118,9 +108,7 @@ def disagg_decode_host_passes(backend: str, *, drafts: bool) -> float:
     (2025-10-31; fixed by #14088). So the three passes are prepared beside the previous iteration's
     kernels and the iteration lasts the longer of the two (:meth:`costmodel.disagg.DisaggParts.result`);
     the engine-wide overlap (:func:`overlaps_by_default`) is the right one for these pools."""
-    if backend == "sglang" and drafts:
-        return float(EAGLE_HOST_PASSES)
-    return 1.0
+    return engine_host_passes(backend, drafts=drafts)
 
 
 @dataclass(frozen=True)
