@@ -400,7 +400,8 @@ class _Keys:
         self.launch_s = launch_s
         self.moe_backend = moe_backend
         # where the engine's own all-reduce hands over to NCCL when it is not its stored key's rule
-        # (SGLang's 8 MiB custom all-reduce, :func:`all_reduce_nccl_from_bytes`); None: the key's rule
+        # (SGLang's custom all-reduce buffer, 8 MiB on CUDA, 16 MiB on ROCm:
+        # :func:`all_reduce_nccl_from_bytes`); None: the key's rule
         self.nccl_from_bytes = nccl_from_bytes
 
     def stored(self, family: ModuleType) -> list[str]:
