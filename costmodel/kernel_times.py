@@ -59,6 +59,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from costmodel.errors import CostmodelError
 from costmodel.execution import host_terms
 from costmodel.kernel_shapes import (
     AttentionShape,
@@ -399,7 +400,8 @@ class _Keys:
         self.launch_s = launch_s
         self.moe_backend = moe_backend
         # where the engine's own all-reduce hands over to NCCL when it is not its stored key's rule
-        # (SGLang's 8 MiB custom all-reduce, :func:`all_reduce_nccl_from_bytes`); None: the key's rule
+        # (SGLang's custom all-reduce buffer, 8 MiB on CUDA, 16 MiB on ROCm:
+        # :func:`all_reduce_nccl_from_bytes`); None: the key's rule
         self.nccl_from_bytes = nccl_from_bytes
 
     def stored(self, family: ModuleType) -> list[str]:
@@ -878,17 +880,37 @@ def _norm_apart(hardware: HardwareProfile, keys: _Keys, shape: CollectiveShape) 
 def all_reduce_nccl_from_bytes(hardware: HardwareProfile, efficiency: Efficiency) -> float | None:
     """The all-reduce size from which an engine that reads another's all-reduce key hands over to NCCL
     where its own rule differs from that key's [bytes]: SGLang (vLLM's key) leaves its custom kernel for
-    NCCL at :data:`costmodel.kernels.collective.SGLANG_CUSTOM_MAX_BYTES` unless its launch enables
-    symmetric memory (``Efficiency.symm_mem_all_reduce``), where vLLM first runs symmetric memory up to
-    its published sizes; on devices whose GPUs meet over PCIe only the key's own rule holds (it is NCCL's
-    ring there). None: the key's own rule."""
-    from costmodel.kernels.collective import SGLANG_CUSTOM_MAX_BYTES
+    NCCL at its buffer size unless its launch enables symmetric memory (``Efficiency.symm_mem_all_reduce``,
+    where its calls take vLLM's rule: vLLM first runs symmetric memory up to its published sizes); on
+    devices whose GPUs meet over PCIe only the key's own rule holds (it is NCCL's ring there). The buffer
+    is :data:`costmodel.kernels.collective.SGLANG_CUSTOM_MAX_BYTES` (8 MiB) on CUDA over NVLink and
+    :data:`costmodel.kernels.collective.SGLANG_HIP_CUSTOM_MAX_BYTES` (16 MiB) on ROCm over xGMI; links
+    SGLang runs no custom all-reduce on (TPU ICI) keep the key's rule. None: the key's own rule.
 
+    Between 256 KiB and 8 MiB SGLang's calls are timed with vLLM's key as vLLM runs them: on devices where
+    vLLM's custom kernel hands over to symmetric memory below 8 MiB (:data:`costmodel.kernels.collective.
+    VLLM_CUSTOM_KERNEL_MAX_BYTES`: B200 from 1-2 MiB, H100 on 8 GPUs from 256 KiB), those sizes are
+    priced as vLLM's symmetric-memory path, where SGLang keeps running its own two-shot custom kernel up to
+    its buffer (docs/serving.md names the same approximation).
+
+    A clear error where ``symm_mem_all_reduce`` is set for an engine other than SGLang (the flag names
+    SGLang's launch options; :class:`costmodel.specs.Efficiency` refuses it too, but a ``model_copy``
+    update skips that check)."""
+    from costmodel.kernels.collective import SGLANG_CUSTOM_MAX_BYTES, SGLANG_HIP_CUSTOM_MAX_BYTES
+
+    if efficiency.symm_mem_all_reduce and efficiency.kernel_engine != "sglang":
+        raise CostmodelError(
+            f"symm_mem_all_reduce is SGLang's launch option (--enable-symm-mem): it needs kernel_engine "
+            f"'sglang', not {efficiency.kernel_engine!r}"
+        )
     if efficiency.kernel_engine != "sglang" or efficiency.symm_mem_all_reduce:
         return None
-    if hardware.datasheet.intra_node_link == "pcie":
-        return None
-    return float(SGLANG_CUSTOM_MAX_BYTES)
+    link = hardware.datasheet.intra_node_link
+    if link == "nvlink":
+        return float(SGLANG_CUSTOM_MAX_BYTES)
+    if link == "xgmi":
+        return float(SGLANG_HIP_CUSTOM_MAX_BYTES)
+    return None
 
 
 def _collective_s(

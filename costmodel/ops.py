@@ -431,6 +431,13 @@ def forward_ops(
     d, L = model.d_model, model.n_layers
     ops: list[Op] = []
 
+    # what a GEMM writes [bytes an element]: keep_dtype (bf16) whatever its inputs' format: the W8A8 and
+    # W4A4 kernels dequantize in their epilogue into a bf16 / fp16 output (vLLM's CUTLASS fp8 GEMMs accept
+    # only those output types, cutlass_scaled_mm_blockwise_sm100_fp8 in csrc/quantization/cutlass_w8a8/c3x/
+    # scaled_mm_blockwise_sm100_fp8.cu, https://github.com/vllm-project/vllm; the GEMM kernel model's
+    # costmodel.kernels.gemm.OUTPUT_BYTES = 2 for every table's GEMMs); the next kernel makes its own input
+    gemm_out = get_dtype(keep).bits / 8
+
     def matmul(
         name: str,
         component: str,
@@ -473,7 +480,7 @@ def forward_ops(
                 layers,
                 zero + flop,
                 zero + weights + tokens * in_w * a,
-                zero + tokens * out_w * a,
+                zero + tokens * out_w * gemm_out,
                 weight_bytes=float(np.max(weights)),
                 # what is read in the quantized format is dequantized: the touched experts' share of the
                 # quantizable weights (routers and the head stay in keep_dtype and need no dequantization)
@@ -532,10 +539,11 @@ def forward_ops(
     # all-reduce + RMSNorm call (CollectiveShape.fused_norm), one rule for both (fused_norms)
     fused = fused_norms(model, tp, attention_dp, norm_in_allreduce)
 
-    # the residual stream [bytes an element]: the embedding, the GEMMs before each all-reduce and the
-    # all-reduce itself write it unquantized (keep_dtype) whatever the GEMMs' input format; fp8 / fp4
-    # inputs are made from it per GEMM, by the norm before it or by the GEMM's own quantization pass
-    residual = get_dtype(keep).bits / 8
+    # the residual stream [bytes an element]: the embedding, the GEMMs before each all-reduce (as every
+    # GEMM, gemm_out) and the all-reduce itself write it unquantized (keep_dtype) whatever the GEMMs' input
+    # format; fp8 / fp4 inputs are made from it per GEMM, by the norm before it or by the GEMM's own
+    # quantization pass
+    residual = gemm_out
 
     def allreduce(name: str, layers: int, group: int) -> None:
         if group > 1 and layers:
@@ -551,8 +559,11 @@ def forward_ops(
 
     # a layer norm adds its sublayer's output into the residual stream and normalizes the sum (the fused
     # add + RMSNorm of every engine): it reads both in the stream's format and writes the stream back in it
-    # and the normalized output in the next GEMM's input format (a; fused with the quantization where the
-    # engine fuses it, vLLM's fused_add_rms_norm_static_fp8_quant, FlashInfer's add_rmsnorm_fp4quant)
+    # and the normalized output in a = max(bits, 8) / 8 bytes an element: fp8 for W8A8 (the norm fused with
+    # the quantization, vLLM's fused_add_rms_norm_static_fp8_quant), and one byte for 4-bit inputs too, a
+    # middle value: FlashInfer's add_rmsnorm_fp4quant writes 0.5 + 1 / 16 = 0.5625 (e2m1 values and one
+    # e4m3 scale per 16), an engine that quantizes in a pass of its own writes bf16 here (2) and that pass,
+    # which the GEMM kernel model charges (costmodel.kernels.gemm), makes the fp4 input
     norm_layers = model.n_layer_norms - fused
     norm_reads, norm_writes = 2 * residual / a, (residual + a) / a
     elementwise("norm", norm_layers, T * d, ELEMENTWISE_FLOP["norm"], reads=norm_reads, writes=norm_writes)
@@ -974,7 +985,7 @@ def forward_ops(
                 1,
                 zero + flop,
                 zero + hb / tp + head_tokens * d * a,
-                zero + head_tokens * model.vocab_size * a / tp,
+                zero + head_tokens * model.vocab_size * gemm_out / tp,
                 weight_bytes=hb / tp,
                 counted=True,
                 kernel=GemmShape(np.asarray(head_tokens), model.vocab_size / tp, float(d), quantizable=False),

@@ -867,6 +867,15 @@ class Efficiency(Spec):
         "(costmodel.kernels.collective.SGLANG_CUSTOM_MAX_BYTES).",
     )
 
+    @model_validator(mode="after")
+    def _symm_mem_is_sglangs(self) -> Self:
+        if self.symm_mem_all_reduce and self.kernel_engine != "sglang":
+            raise ValueError(
+                "symm_mem_all_reduce is SGLang's launch option (--enable-symm-mem): it needs kernel_engine "
+                f"'sglang', not {self.kernel_engine!r}"
+            )
+        return self
+
     def matmul(self, dtype: str) -> float:
         """Achievable fraction of the dense peak for matmuls in ``dtype`` [-]."""
         return float(self.matmul_fraction_by_dtype.get(dtype, self.matmul_fraction))  # type: ignore[call-overload]

@@ -684,3 +684,47 @@ def test_nccls_simple_ring_latency_beyond_ll_is_its_tuning_models() -> None:
     ):
         fixed = 2 * hardware.efficiency.kernel_overhead_s
         assert collective.default_params(hardware, key).large_extra_latency_s == pytest.approx(fixed)
+
+
+@pytest.mark.parametrize("hardware_name", ["l40s", "h100-pcie"])
+def test_two_pcie_gpus_run_trtllms_kernel_up_to_its_own_two_gpu_workspace_not_vllms_buffer(
+    hardware_name: str,
+) -> None:
+    # TensorRT-LLM's getMaxRequiredWorkspaceSize: 16,000,000 bytes on two GPUs, NCCL for larger messages
+    # (a ">" test); vLLM's should_custom_ar: below 8 MiB = 8,388,608 bytes (a "<" test). Between the two
+    # sizes TensorRT-LLM still runs its one-shot kernel where vLLM runs NCCL's ring
+    hardware = load_hardware(hardware_name)
+    trt, vllm = (collective.default_params(hardware, key) for key in ("TRTLLM", "vLLM_custom"))
+    sizes = np.array([8 * MIB - 16, 8 * MIB, 16_000_000, 16_000_016])
+    trt_parts = collective.breakdown(hardware, trt, message_bytes=sizes, num_gpus=2, eager=False)
+    np.testing.assert_allclose(trt_parts.total, [*trt_parts.small_s[:3], trt_parts.large_s[3]])
+    vllm_parts = collective.breakdown(hardware, vllm, message_bytes=sizes, num_gpus=2, eager=False)
+    np.testing.assert_allclose(vllm_parts.total, [vllm_parts.small_s[0], *vllm_parts.large_s[1:]])
+    # the serving path's never-shrinks guard sees the same hand-over sizes (none beyond two PCIe GPUs)
+    assert collective.switch_bytes(hardware, "TRTLLM", 2) == [16_000_001.0]
+    assert collective.switch_bytes(hardware, "vLLM_custom", 2) == [8.0 * MIB]
+    assert collective.switch_bytes(hardware, "TRTLLM", 4) == []
+    assert collective.switch_bytes(hardware, "nccl:all_reduce", 2) == []
+
+
+@pytest.mark.parametrize("hardware_name", ["mi300x", "tpu-v5e"])
+def test_nvidia_nccls_nvlink_latencies_are_not_the_default_on_xgmi_or_ici(hardware_name: str) -> None:
+    # NCCL_RING_LATENCY_US are NVIDIA NCCL's NVLink hwLat values; RCCL (xGMI) and TPU ICI tune their own, so
+    # those devices keep the plain default of 2 x kernel_overhead_s for the large path's extra fixed time
+    hardware = load_hardware(hardware_name)
+    for key in ("nccl:all_reduce", "nccl:all_gather", "nccl:reduce_scatter"):
+        fixed = 2 * hardware.efficiency.kernel_overhead_s
+        assert collective.default_params(hardware, key).large_extra_latency_s == pytest.approx(fixed)
+
+
+def test_nccls_simple_ring_latency_beyond_ll_follows_the_rings_gpu_count() -> None:
+    # tuning.cc: 1.8 us of baseLat plus 2.8 us of NVLink hwLat per ring step; an all-reduce ring of n GPUs
+    # takes 2 (n - 1) steps, an all-gather n - 1: 2 GPUs 1.8 + 2 x 2.8 = 7.4 us, 4 GPUs all-gather 1.8 + 3 x 2.8
+    assert collective.nccl_simple_extra_latency_s("all_reduce", 2) == pytest.approx(7.4e-6)
+    assert collective.nccl_simple_extra_latency_s("all_reduce", 4) == pytest.approx(18.6e-6)
+    assert collective.nccl_simple_extra_latency_s("all_gather", 4) == pytest.approx(10.2e-6)
+    assert collective.nccl_simple_extra_latency_s("all_reduce") == collective.nccl_simple_extra_latency_s(
+        "all_reduce", 8
+    )
+    with pytest.raises(CostmodelError, match="num_gpus"):
+        collective.nccl_simple_extra_latency_s("all_reduce", 1)

@@ -54,8 +54,9 @@ def test_a_norm_reads_the_stream_and_the_sublayer_output_in_bf16_and_writes_the_
     weight: str, activation: str
 ) -> None:
     # fused add + RMSNorm: reads the sublayer's output and the residual (bf16), writes the residual back
-    # (bf16) and the normalized output in the next GEMM's input format (fp8: 1 byte; fp4 inputs are made by
-    # the GEMM's own pass from an 8-bit-or-wider store, never under one byte)
+    # (bf16) and the normalized output in max(bits, 8) / 8 bytes (fp8: 1 byte; fp4: 1 byte, between
+    # FlashInfer's add_rmsnorm_fp4quant, 0.5 + one e4m3 scale per 16 = 0.5625, and a bf16 store that the
+    # GEMM's own quantization pass reads, 2)
     tokens = 300
     out = {"bf16": 2, "fp8": 1, "fp8_block": 1, "nvfp4": 1}[activation]
     norm = _ops(tokens, weight, activation)["norm"]
@@ -63,6 +64,19 @@ def test_a_norm_reads_the_stream_and_the_sublayer_output_in_bf16_and_writes_the_
     assert float(norm.bytes_written) == tokens * HIDDEN * (BF16 + out)  # type: ignore[attr-defined]
     # the embedding writes the stream's rows in bf16
     assert float(_ops(tokens, weight, activation)["embedding"].bytes_written) == tokens * HIDDEN * BF16  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("weight", "activation"), FORMATS)
+def test_every_gemm_writes_its_output_in_bf16_whatever_its_inputs_format(
+    weight: str, activation: str
+) -> None:
+    # W8A8 / W4A4 GEMMs dequantize into a bf16 output (vLLM's CUTLASS fp8 GEMMs take bf16 or fp16 outputs
+    # only); Llama-3-70B at tp 8, per GPU: qkv (64 + 2 x 8) heads x 128 / 8 = 1280 columns, o_proj and
+    # mlp_down the full hidden 8192 (partial sums before the all-reduce), mlp_up 2 x 28672 / 8 = 7168
+    tokens = 300
+    ops = _ops(tokens, weight, activation)
+    for name, columns in (("qkv_proj", 1280), ("o_proj", HIDDEN), ("mlp_up", 7168), ("mlp_down", HIDDEN)):
+        assert float(ops[name].bytes_written) == tokens * columns * BF16  # type: ignore[attr-defined]
 
 
 B200 = costmodel.load_hardware("b200")
@@ -89,11 +103,12 @@ def test_sglangs_custom_all_reduce_buffer_is_its_sources_8_mib() -> None:
 def test_sglang_hands_over_to_nccl_at_its_buffer_size_not_vllms_symmetric_memory_limit() -> None:
     # Llama-3-70B at tp 8: one token's all-reduce is 8192 x 2 bytes = 16 KiB; 511 tokens: 8 MiB - 16 KiB,
     # below SGLang's buffer (should_custom_ar: inp_size < max_size), vLLM's key's own time; 512 tokens:
-    # exactly 8 MiB, NCCL's (never faster than the custom kernel just below it); 2048 tokens: 32 MiB, NCCL
+    # exactly 8 MiB, NCCL's, never faster than the custom kernel's largest message, 8 MiB - 1 byte (the
+    # step's never-shrinks guard); 2048 tokens: 32 MiB, NCCL
     below, at, beyond = 511, 512, 2048
     assert below * HIDDEN * BF16 < 8 * MIB == at * HIDDEN * BF16
     assert _allreduce_s("sglang", below) == pytest.approx(_allreduce_s("vllm", below), rel=1e-12)
-    just_below = _allreduce_s("sglang", below)
+    just_below = _key_s("vLLM_custom", collective.SGLANG_CUSTOM_MAX_BYTES - 1.0)
     for tokens in (at, beyond):
         nccl = _key_s("nccl:all_reduce", tokens * HIDDEN * BF16)
         assert _allreduce_s("sglang", tokens) == pytest.approx(max(nccl, just_below), rel=1e-12)
@@ -140,3 +155,25 @@ def test_the_symmetric_memory_flag_is_read_from_the_script_that_states_it() -> N
     # nor does GLM-5's SGLang script
     assert launch_script(True, "sglang", "zhipuai/GLM-5", "b200_sxm", "fp8") is not None
     assert not launch_script(True, "sglang", "zhipuai/GLM-5", "b200_sxm", "fp8").symm_mem_all_reduce  # type: ignore[union-attr]
+
+
+def test_sglang_on_rocm_hands_over_at_its_hip_buffer_of_16_mib() -> None:
+    # custom_all_reduce.py: _MAX_CAR_SIZE = 2 * 8192 * 1024 under _is_hip (MI300X, xGMI); 8192 * 1024 on CUDA
+    sglang = {"kernel_engine": "sglang"}
+    mi300x, tpu = costmodel.load_hardware("mi300x"), costmodel.load_hardware("tpu-v5e")
+    for hardware, limit in ((mi300x, 2 * 8192 * 1024), (B200, 8192 * 1024), (tpu, None)):
+        eff = hardware.efficiency.model_copy(update=sglang)
+        assert kernel_times.all_reduce_nccl_from_bytes(hardware, eff) == limit
+
+
+def test_symmetric_memory_is_sglangs_launch_option_only() -> None:
+    from costmodel.errors import CostmodelError
+    from costmodel.specs import Efficiency
+
+    with pytest.raises(CostmodelError, match="symm_mem_all_reduce"):
+        Efficiency(kernel_engine="trtllm", symm_mem_all_reduce=True)
+    assert Efficiency(kernel_engine="sglang", symm_mem_all_reduce=True).symm_mem_all_reduce
+    # an update that skips the check is refused where the flag is read
+    eff = B200.efficiency.model_copy(update={"kernel_engine": "vllm", "symm_mem_all_reduce": True})
+    with pytest.raises(CostmodelError, match="kernel_engine 'sglang'"):
+        kernel_times.all_reduce_nccl_from_bytes(B200, eff)

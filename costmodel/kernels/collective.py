@@ -191,6 +191,11 @@ NCCL (``pynccl`` under CUDA graphs, ``torch.distributed`` in an eager prompt pas
 SGLang has no symmetric-memory tier of its own between its custom kernel and NCCL, where vLLM has one
 (:data:`VLLM_SYMM_MEM_MAX_BYTES`)."""
 
+SGLANG_HIP_CUSTOM_MAX_BYTES: Final = 16 * MIB
+"""SGLang's custom all-reduce buffer on ROCm (AMD GPUs over xGMI): ``_MAX_CAR_SIZE = 2 * 8192 * 1024`` under
+``_is_hip`` ("crossover is at 16MB buffer size for ROCm"), with the same ``inp_size < self.max_size`` rule
+where all GPUs are xGMI-connected (same file and commit as :data:`SGLANG_CUSTOM_MAX_BYTES`)."""
+
 VLLM_FUSED_NORM_MAX_BYTES: Final[dict[str, dict[int, float]]] = {
     "9.0": {2: 64 * MIB, 4: 2 * MIB, 8: MIB / 2},
     "10.0": {2: 64 * MIB, 4: 32 * MIB, 8: MIB},
@@ -317,11 +322,15 @@ NCCL_NODE_RING_GPUS: Final = 8
 the largest ring of one node that the tables and the engines' tensor parallelism use."""
 
 
-def nccl_simple_extra_latency_s(op: str) -> float | None:
+def nccl_simple_extra_latency_s(op: str, num_gpus: int = NCCL_NODE_RING_GPUS) -> float | None:
     """NCCL's Simple ring's fixed time beyond its LL ring's on NVLink [s], from its own tuning model
-    (:data:`NCCL_RING_LATENCY_US`) for the node's ring of :data:`NCCL_NODE_RING_GPUS`:
-    ``(baseLat_Simple - baseLat_LL) + steps(op, 8) x (hwLat_Simple - hwLat_LL)`` = 1.8 + 14 x 2.8 = 41.0 µs
-    for an all-reduce, 1.8 + 7 x 2.8 = 21.4 µs for an all-gather or reduce-scatter. The default
+    (:data:`NCCL_RING_LATENCY_US`) for a ring of ``num_gpus`` (the node's :data:`NCCL_NODE_RING_GPUS` unless
+    given): ``(baseLat_Simple - baseLat_LL) + steps(op, n) x (hwLat_Simple - hwLat_LL)`` = 1.8 + 14 x 2.8
+    = 41.0 µs for an 8-GPU all-reduce, 1.8 + 7 x 2.8 = 21.4 µs for an all-gather or reduce-scatter,
+    1.8 + 2 x 2.8 = 7.4 µs for a 2-GPU all-reduce. The parameters hold one value per (device, key) for
+    every GPU count, so the default prices the 8-GPU ring: an unfitted key overstates a 2-GPU ring's
+    large-message fixed time by 33.6 µs (4-GPU: 22.4 µs); a device with its own tables fits the value that
+    serves its rows. The default
     ``large_extra_latency_s`` of NCCL's ring keys on NVLink (:func:`default_params`), which a device without
     its own fit (or one whose partner meets over another kind of link) takes: the model's large path is
     NCCL's Simple protocol and its small path the LL one, both over the same ring steps at
@@ -329,8 +338,10 @@ def nccl_simple_extra_latency_s(op: str) -> float | None:
     NCCL's ring model does not price, and for an op this module does not know."""
     if op not in ("all_reduce", "all_gather", "reduce_scatter"):
         return None
+    if num_gpus < 2:
+        raise CostmodelError("collective num_gpus must be >= 2 (one GPU needs no collective)")
     (base_ll, hw_ll), (base_simple, hw_simple) = NCCL_RING_LATENCY_US["LL"], NCCL_RING_LATENCY_US["Simple"]
-    steps = (2.0 if op == "all_reduce" else 1.0) * (NCCL_NODE_RING_GPUS - 1)
+    steps = (2.0 if op == "all_reduce" else 1.0) * (num_gpus - 1)
     return ((base_simple - base_ll) + steps * (hw_simple - hw_ll)) * 1e-6
 
 
@@ -380,6 +391,10 @@ class Params:
     vllm_paths: bool = False
     """The key is vLLM's (``vLLM_custom...``): its paths switch at vLLM's published sizes (:func:`vllm_paths`)
     instead of the faster of the two (not fitted)."""
+    custom_max_bytes: float = float(VLLM_CUSTOM_MAX_BYTES)
+    """PCIe only, two GPUs: the message size from which the engine's custom all-reduce hands over to NCCL's
+    ring (exclusive) [bytes]: vLLM's and SGLang's 8 MiB buffer (``inp_size < self.max_size``), TensorRT-LLM's
+    two-GPU workspace plus one byte (it switches on ``>``; :func:`pcie_custom_max_bytes`; not fitted)."""
     ll_max_bytes: float = 0.0
     """PCIe only: the message size up to which NCCL's ring beyond two GPUs runs its LL protocol and above
     which it runs Simple [bytes]; 0: the faster of the two. NCCL's tuner picks the protocol from its own
@@ -507,7 +522,8 @@ def default_params(hardware: HardwareProfile, dtype: str = "nccl") -> Params:
     (:data:`NCCL_PCIE_FRACTION`) on PCIe, half of it for NCCL's latency-optimal path (LL protocol) and all of
     it for a one-shot all-reduce, 2 x ``kernel_overhead_s`` fixed, 1 µs per hop (per ring step for NCCL),
     NCCL's Simple-over-LL ring latency from its tuning model as the extra fixed time of an NCCL ring key's
-    large path on NVLink (:func:`nccl_simple_extra_latency_s`; 2 x ``kernel_overhead_s`` elsewhere), no
+    large path on NVLink (:func:`nccl_simple_extra_latency_s`, NVIDIA's NVLink constants, so not on xGMI or
+    ICI, whose collective libraries tune their own; 2 x ``kernel_overhead_s`` elsewhere), no
     contention on switched links, a host path of one link's bandwidth x :data:`NCCL_PCIE_FRACTION` on
     PCIe, and ``EAGER_HOST_FLOOR_S`` for the custom all-reduce keys (paid by eager calls only) and keys
     naming eager mode (``vLLM_custom_eager``), none for NCCL.
@@ -516,7 +532,8 @@ def default_params(hardware: HardwareProfile, dtype: str = "nccl") -> Params:
     shared = hardware.datasheet.intra_node_link == "pcie"
     link_fraction = NCCL_PCIE_FRACTION if shared else published_link_fraction(hardware)
     simple_extra = None
-    if dtype.lower().startswith("nccl:") and not shared:
+    # NVIDIA NCCL's NVLink constants: RCCL over xGMI and TPU ICI tune their own (RCCL's tuning.cc differs)
+    if dtype.lower().startswith("nccl:") and hardware.datasheet.intra_node_link == "nvlink":
         simple_extra = nccl_simple_extra_latency_s(dtype.split(":")[1])
     return Params(
         small_latency_s=2 * eff.kernel_overhead_s,
@@ -532,8 +549,20 @@ def default_params(hardware: HardwareProfile, dtype: str = "nccl") -> Params:
         pcie=shared,
         symm_bandwidth_fraction=eff.interconnect_fraction,
         vllm_paths=dtype.startswith("vLLM") and not shared,
+        custom_max_bytes=pcie_custom_max_bytes(dtype),
         ll_max_bytes=NCCL_LL_MAX_BYTES if shared else 0.0,
     )
+
+
+def pcie_custom_max_bytes(key: str) -> float:
+    """The exclusive size limit of an engine's custom all-reduce between two PCIe GPUs (``key``) [bytes]: the
+    two-GPU workspace plus one byte for TensorRT-LLM's keys (``TRTLLM``: NCCL for sizes ``>``
+    :data:`TRTLLM_WORKSPACE_BYTES` ``[0]``, as :func:`runs_on_nccl` rules on NVLink), vLLM's buffer
+    (:data:`VLLM_CUSTOM_MAX_BYTES`, ``<``) for the others (vLLM's keys, which SGLang's calls read; its CUDA
+    buffer is the same 8 MiB, :data:`SGLANG_CUSTOM_MAX_BYTES`)."""
+    if key.startswith("TRTLLM"):
+        return float(TRTLLM_WORKSPACE_BYTES[0]) + 1.0
+    return float(VLLM_CUSTOM_MAX_BYTES)
 
 
 def fixed_for(key: str, hardware: HardwareProfile | None = None) -> tuple[str, ...]:
@@ -681,8 +710,9 @@ def breakdown(
             # NCCL's ring beyond two PCIe GPUs: LL up to its tuner's switch size, Simple above (ll_max_bytes)
             ll_share = 1.0 / (1.0 + (size / params.ll_max_bytes) ** LL_SWITCH_SHARPNESS)
             ring = ll_share * small_a + (1.0 - ll_share) * large_a
-        # two PCIe GPUs: vLLM's one-shot kernel below its buffer, NCCL's ring from it (module docstring)
-        chosen = np.where(custom, np.where(size < VLLM_CUSTOM_MAX_BYTES, small_a, large_a), ring)
+        # two PCIe GPUs: the engine's one-shot kernel below its own limit (vLLM's buffer, TensorRT-LLM's
+        # workspace), NCCL's ring from it (module docstring)
+        chosen = np.where(custom, np.where(size < params.custom_max_bytes, small_a, large_a), ring)
     is_alltoall = ops == "alltoall"
     if not params.one_shot and np.any(is_alltoall):
         # NCCL's all-to-all is point-to-point sends: LL up to its release's size per peer, Simple above
@@ -854,9 +884,11 @@ def _vllm_limits(hardware: HardwareProfile, num_gpus: npt.ArrayLike) -> tuple[An
 def switch_bytes(hardware: HardwareProfile, key: str, num_gpus: int) -> list[float]:
     """The message sizes at which an engine's all-reduce (``key``) changes path among ``num_gpus`` GPUs
     [bytes]: vLLM's one-shot / two-shot / symmetric-memory / NCCL switches (:func:`vllm_paths`,
-    :func:`runs_on_nccl`), TensorRT-LLM's NCCL hand-over; none for NCCL or PCIe devices."""
+    :func:`runs_on_nccl`), TensorRT-LLM's NCCL hand-over; on PCIe devices the two-GPU hand-over from the
+    custom kernel to NCCL's ring (:func:`pcie_custom_max_bytes`); none for NCCL."""
     if hardware.datasheet.intra_node_link == "pcie":
-        return []
+        custom = num_gpus <= 2 and key.startswith(("vLLM", "TRTLLM"))
+        return [pcie_custom_max_bytes(key)] if custom else []
     if key.startswith("TRTLLM"):
         two, more = TRTLLM_WORKSPACE_BYTES
         return [float(two if num_gpus <= 2 else more) + 1.0]
