@@ -249,7 +249,7 @@ ON_CHIP_CACHE_PARAMS: dict[str, str] = {
 }
 """Family -> its fitted rate of L2-resident data over the device's memory bandwidth [-].
 
-The L2 is on the die, the memory beside it: an H200 has the H100's die, SMs and L2 with 1.43 x the HBM
+The L2 is on the die, the memory beside it: an H200 has the H100's die and SMs with 1.43 x the HBM
 bandwidth, so its L2 streams at the H100's rate, not at 1.43 x it. :func:`carried_cache_ratio` carries the
 fitted ratio as the source's L2 rate per SM (``ratio x bandwidth / SMs``; L2 slices and crossbar ports grow
 with the SMs at about equal clocks) to the target's SMs, over the target's own bandwidth."""

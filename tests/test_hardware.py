@@ -217,6 +217,26 @@ PUBLISHED_COMPUTE_CAPABILITY = {
 }
 
 
+DEVICE_QUERY_L2_MIB = {"h100-sxm": 50, "h200": 60, "b200": 126}
+"""L2 size as a device reports it (cudaDeviceProp.l2CacheSize [MiB]; torch's get_device_properties prints it
+as ``L2_cache_size=..MB``) in the public query logs the profiles cite: the H100 SXM's 50 of the GH100 die's
+60, the H200's whole 60, and the B200's 126 over its two dies."""
+
+
+@pytest.mark.parametrize("name", sorted(DEVICE_QUERY_L2_MIB))
+def test_l2_size_is_the_device_queried_one(name: str) -> None:
+    """The profile's L2 is what the device itself reports, and its source says so: the kernel models' cache
+    terms (L2-resident operands of a repeated benchmark) switch on exactly below this size."""
+    from costmodel.kernels import cache_bytes
+
+    hw = costmodel.load_hardware(name)
+    entry = hw.datasheet.on_chip_cache_mib
+    assert entry is not None
+    assert entry.value == DEVICE_QUERY_L2_MIB[name]
+    assert cache_bytes(hw) == DEVICE_QUERY_L2_MIB[name] * 2**20
+    assert "deviceQuery" in entry.source or "get_device_properties" in entry.source
+
+
 @pytest.mark.parametrize("name", costmodel.list_hardware())
 def test_cuda_identity_is_a_cited_datasheet_fact(name: str) -> None:
     """The compute capability and CUDA device name engines dispatch on travel with the profile's datasheet

@@ -337,10 +337,11 @@ def test_committed_transferred_overlays_are_what_transfer_only_writes(tmp_path: 
 
 
 def test_l2_rate_is_carried_per_sm() -> None:
-    """The L2 is on the die: an H200 (the H100's die, SMs and L2; 4.8 vs 3.35 TB/s of HBM) streams L2-resident
+    """The L2 is on the die: an H200 (the H100's die and SMs; 4.8 vs 3.35 TB/s of HBM) streams L2-resident
     data at the H100's rate, so its ratio over its own memory is 3.35 / 4.8 of the H100's, never below 1; a
     device with more SMs (same bandwidth) gets a higher ratio, one with more bandwidth (same SMs) a lower or
-    equal one; a datasheet without the L2 size leaves the target's default."""
+    equal one; the B200 (148 SMs, 8 TB/s, a cited L2 size) gets the H100's rate per SM on its 148; a
+    datasheet without the L2 size (GB200) leaves the target's default."""
     h100, h200, b200 = (load_hardware(n) for n in ("h100-sxm", "h200", "b200"))
     gb200 = load_hardware("gb200")
     for ratio in (1.0, 1.5, 3.0):
@@ -367,7 +368,10 @@ def test_l2_rate_is_carried_per_sm() -> None:
     assert all(a is not None and b is not None and a >= b for a, b in itertools.pairwise(by_bandwidth))
     by_sms = [carried_cache_ratio(3.0, h100, variant(3.35, n)) for n in (66, 132, 264)]
     assert all(a is not None and b is not None and a < b for a, b in itertools.pairwise(by_sms))
-    assert carried_cache_ratio(1.5, b200, gb200) is None  # neither datasheet states the B200's L2
+    h100_per_sm = 3.0 * 3.35e12 / 132  # the H100's L2 rate per SM at a fitted ratio of 3 [B/s]
+    assert carried_cache_ratio(3.0, h100, b200) == pytest.approx(h100_per_sm * 148 / 8.0e12)
+    assert carried_cache_ratio(3.0, b200, h100) == pytest.approx(3.0 * 8.0e12 / 148 * 132 / 3.35e12)
+    assert carried_cache_ratio(1.5, b200, gb200) is None  # the GB200 datasheet states no L2 (nor SM count)
 
 
 def test_latency_ratio_needs_the_same_kind_of_link() -> None:
