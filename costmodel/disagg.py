@@ -316,7 +316,11 @@ def disagg_loop(
         docstring).
     decode_host_passes : forward passes a decode iteration prepares on the host [-], >= 1 (default 1;
         :attr:`DisaggParts.decode_host_passes`): :func:`costmodel.loop_params.host_passes` gives the
-        engine's count, 3 for an SGLang decode pool that drafts with EAGLE.
+        engine's count, 3 for an SGLang decode pool that drafts with EAGLE. The count acts on
+        ``params.overlapped_host_s``, the host cost an overlapping engine keeps
+        (``DisaggParams.from_loop(overlap_host=True)``); for an engine that does not overlap, ``from_loop``
+        folds one pass's host cost into ``step_overhead_s`` and a count above 1 adds nothing (every engine
+        whose rule gives more than one pass, SGLang, overlaps).
 
     Arrays broadcast. See the module docstring for the model and its assumptions.
     """

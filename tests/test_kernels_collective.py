@@ -334,7 +334,7 @@ def test_trtllm_hands_over_beyond_its_workspace() -> None:
 
 def test_nccl_keys_and_pcie_gpus_never_hand_over() -> None:
     assert not _handed("b200", "nccl:all_reduce", 2.0**30, 8)
-    # PCIe: the custom key's parameters already are NCCL's ring beyond two GPUs
+    # PCIe: vLLM's custom key's parameters already are NCCL's ring beyond two GPUs
     assert not _handed("l40s", "vLLM_custom", 2.0**30, 4)
     sizes = np.array([1.0, 2.0**30])
     handed = collective.runs_on_nccl(B200, "vLLM_custom", message_bytes=sizes, num_gpus=np.array([8, 8]))
@@ -687,22 +687,24 @@ def test_nccls_simple_ring_latency_beyond_ll_is_its_tuning_models() -> None:
 
 
 @pytest.mark.parametrize("hardware_name", ["l40s", "h100-pcie"])
-def test_two_pcie_gpus_run_trtllms_kernel_up_to_its_own_two_gpu_workspace_not_vllms_buffer(
+def test_two_pcie_gpus_run_vllms_kernel_below_its_buffer_and_trtllm_calls_nccl_at_every_size(
     hardware_name: str,
 ) -> None:
-    # TensorRT-LLM's getMaxRequiredWorkspaceSize: 16,000,000 bytes on two GPUs, NCCL for larger messages
-    # (a ">" test); vLLM's should_custom_ar: below 8 MiB = 8,388,608 bytes (a "<" test). Between the two
-    # sizes TensorRT-LLM still runs its one-shot kernel where vLLM runs NCCL's ring
+    # vLLM's should_custom_ar: its custom kernel below 8 MiB = 8,388,608 bytes (a "<" test), NCCL's ring from it.
+    # TensorRT-LLM's AllreduceOp::ifFallbackToNCCL returns NCCL unless both P2P and NVLink are supported
+    # (cpp/tensorrt_llm/thop/allreduceOp.cpp): on PCIe its key is NCCL's ring at every size, never one-shot
     hardware = load_hardware(hardware_name)
     trt, vllm = (collective.default_params(hardware, key) for key in ("TRTLLM", "vLLM_custom"))
-    sizes = np.array([8 * MIB - 16, 8 * MIB, 16_000_000, 16_000_016])
-    trt_parts = collective.breakdown(hardware, trt, message_bytes=sizes, num_gpus=2, eager=False)
-    np.testing.assert_allclose(trt_parts.total, [*trt_parts.small_s[:3], trt_parts.large_s[3]])
+    assert not trt.one_shot
+    assert vllm.one_shot
+    sizes = np.array([1024.0, 8 * MIB - 16, 8 * MIB, 16_000_000])
+    assert collective.runs_on_nccl(hardware, "TRTLLM", message_bytes=sizes, num_gpus=2).all()
+    assert not collective.runs_on_nccl(hardware, "vLLM_custom", message_bytes=sizes, num_gpus=2).any()
     vllm_parts = collective.breakdown(hardware, vllm, message_bytes=sizes, num_gpus=2, eager=False)
-    np.testing.assert_allclose(vllm_parts.total, [vllm_parts.small_s[0], *vllm_parts.large_s[1:]])
-    # the serving path's never-shrinks guard sees the same hand-over sizes (none beyond two PCIe GPUs)
-    assert collective.switch_bytes(hardware, "TRTLLM", 2) == [16_000_001.0]
+    np.testing.assert_allclose(vllm_parts.total, [*vllm_parts.small_s[:2], *vllm_parts.large_s[2:]])
+    # the serving path's never-shrinks guard sees vLLM's hand-over; TensorRT-LLM and NCCL have none there
     assert collective.switch_bytes(hardware, "vLLM_custom", 2) == [8.0 * MIB]
+    assert collective.switch_bytes(hardware, "TRTLLM", 2) == []
     assert collective.switch_bytes(hardware, "TRTLLM", 4) == []
     assert collective.switch_bytes(hardware, "nccl:all_reduce", 2) == []
 

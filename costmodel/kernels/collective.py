@@ -194,7 +194,10 @@ SGLang has no symmetric-memory tier of its own between its custom kernel and NCC
 SGLANG_HIP_CUSTOM_MAX_BYTES: Final = 16 * MIB
 """SGLang's custom all-reduce buffer on ROCm (AMD GPUs over xGMI): ``_MAX_CAR_SIZE = 2 * 8192 * 1024`` under
 ``_is_hip`` ("crossover is at 16MB buffer size for ROCm"), with the same ``inp_size < self.max_size`` rule
-where all GPUs are xGMI-connected (same file and commit as :data:`SGLANG_CUSTOM_MAX_BYTES`)."""
+where all GPUs are xGMI-connected (same file and commit as :data:`SGLANG_CUSTOM_MAX_BYTES`). That is SGLang's
+own kernel, which runs with ``SGLANG_USE_AITER_AR=0``; by default SGLang on ROCm dispatches to aiter's custom
+all-reduce, whose default cutoff is larger (64 MiB, ``_DEFAULT_CAR_MAX_SIZE`` in ROCm/aiter's
+``custom_all_reduce.py``, version not pinned here). No public ROCm row checks either."""
 
 VLLM_FUSED_NORM_MAX_BYTES: Final[dict[str, dict[int, float]]] = {
     "9.0": {2: 64 * MIB, 4: 2 * MIB, 8: MIB / 2},
@@ -391,10 +394,6 @@ class Params:
     vllm_paths: bool = False
     """The key is vLLM's (``vLLM_custom...``): its paths switch at vLLM's published sizes (:func:`vllm_paths`)
     instead of the faster of the two (not fitted)."""
-    custom_max_bytes: float = float(VLLM_CUSTOM_MAX_BYTES)
-    """PCIe only, two GPUs: the message size from which the engine's custom all-reduce hands over to NCCL's
-    ring (exclusive) [bytes]: vLLM's and SGLang's 8 MiB buffer (``inp_size < self.max_size``), TensorRT-LLM's
-    two-GPU workspace plus one byte (it switches on ``>``; :func:`pcie_custom_max_bytes`; not fitted)."""
     ll_max_bytes: float = 0.0
     """PCIe only: the message size up to which NCCL's ring beyond two GPUs runs its LL protocol and above
     which it runs Simple [bytes]; 0: the faster of the two. NCCL's tuner picks the protocol from its own
@@ -545,24 +544,13 @@ def default_params(hardware: HardwareProfile, dtype: str = "nccl") -> Params:
         host_bandwidth_ratio=link_fraction,
         host_floor_s=0.0 if dtype.lower().startswith(("nccl", "trtllm")) else EAGER_HOST_FLOOR_S,
         link_bandwidth_bytes_per_s=link_bandwidth_bytes_per_s(hardware),
-        one_shot=not dtype.lower().startswith("nccl"),
+        # TensorRT-LLM runs no custom kernel without NVLink (AllreduceOp::ifFallbackToNCCL): NCCL's ring there
+        one_shot=not (dtype.lower().startswith("nccl") or (shared and dtype.startswith("TRTLLM"))),
         pcie=shared,
         symm_bandwidth_fraction=eff.interconnect_fraction,
         vllm_paths=dtype.startswith("vLLM") and not shared,
-        custom_max_bytes=pcie_custom_max_bytes(dtype),
         ll_max_bytes=NCCL_LL_MAX_BYTES if shared else 0.0,
     )
-
-
-def pcie_custom_max_bytes(key: str) -> float:
-    """The exclusive size limit of an engine's custom all-reduce between two PCIe GPUs (``key``) [bytes]: the
-    two-GPU workspace plus one byte for TensorRT-LLM's keys (``TRTLLM``: NCCL for sizes ``>``
-    :data:`TRTLLM_WORKSPACE_BYTES` ``[0]``, as :func:`runs_on_nccl` rules on NVLink), vLLM's buffer
-    (:data:`VLLM_CUSTOM_MAX_BYTES`, ``<``) for the others (vLLM's keys, which SGLang's calls read; its CUDA
-    buffer is the same 8 MiB, :data:`SGLANG_CUSTOM_MAX_BYTES`)."""
-    if key.startswith("TRTLLM"):
-        return float(TRTLLM_WORKSPACE_BYTES[0]) + 1.0
-    return float(VLLM_CUSTOM_MAX_BYTES)
 
 
 def fixed_for(key: str, hardware: HardwareProfile | None = None) -> tuple[str, ...]:
@@ -710,9 +698,9 @@ def breakdown(
             # NCCL's ring beyond two PCIe GPUs: LL up to its tuner's switch size, Simple above (ll_max_bytes)
             ll_share = 1.0 / (1.0 + (size / params.ll_max_bytes) ** LL_SWITCH_SHARPNESS)
             ring = ll_share * small_a + (1.0 - ll_share) * large_a
-        # two PCIe GPUs: the engine's one-shot kernel below its own limit (vLLM's buffer, TensorRT-LLM's
-        # workspace), NCCL's ring from it (module docstring)
-        chosen = np.where(custom, np.where(size < params.custom_max_bytes, small_a, large_a), ring)
+        # two PCIe GPUs: vLLM's (and SGLang's) one-shot kernel below its 8 MiB buffer, NCCL's ring from it
+        # (module docstring); TensorRT-LLM's keys are NCCL's ring at every size there (not one_shot)
+        chosen = np.where(custom, np.where(size < VLLM_CUSTOM_MAX_BYTES, small_a, large_a), ring)
     is_alltoall = ops == "alltoall"
     if not params.one_shot and np.any(is_alltoall):
         # NCCL's all-to-all is point-to-point sends: LL up to its release's size per peer, Simple above
@@ -829,12 +817,17 @@ def runs_on_nccl(
 ) -> npt.NDArray[np.bool_]:
     """Whether an engine's all-reduce (parameter ``key``: ``vLLM_custom...`` or ``TRTLLM``) of this size among
     this many GPUs hands over to NCCL, at the engine's published size limits (:data:`VLLM_SYMM_MEM_MAX_BYTES`,
-    :data:`VLLM_CUSTOM_MAX_BYTES`, :data:`TRTLLM_WORKSPACE_BYTES`); NCCL's own keys never switch, nor do
-    devices whose GPUs meet over PCIe only, whose custom-all-reduce parameters already are NCCL's ring beyond
-    two GPUs and the same PCIe link for two (module docstring)."""
+    :data:`VLLM_CUSTOM_MAX_BYTES`, :data:`TRTLLM_WORKSPACE_BYTES`); NCCL's own keys never switch. On devices
+    whose GPUs meet over PCIe only, vLLM's custom-all-reduce parameters already are NCCL's ring beyond two
+    GPUs and the same PCIe link for two (module docstring), and TensorRT-LLM calls NCCL at every size: its
+    custom kernels need NVLink (``AllreduceOp::ifFallbackToNCCL`` returns NCCL unless both P2P and NVLink
+    are supported, NVIDIA/TensorRT-LLM ``cpp/tensorrt_llm/thop/allreduceOp.cpp``)."""
     size = np.asarray(message_bytes, dtype=np.float64)
-    if hardware.datasheet.intra_node_link == "pcie" or not key.startswith(("vLLM", "TRTLLM")):
-        return np.zeros(np.broadcast_shapes(size.shape, np.shape(num_gpus)), dtype=bool)
+    shape = np.broadcast_shapes(size.shape, np.shape(num_gpus))
+    if hardware.datasheet.intra_node_link == "pcie":
+        return np.full(shape, key.startswith("TRTLLM"), dtype=bool)
+    if not key.startswith(("vLLM", "TRTLLM")):
+        return np.zeros(shape, dtype=bool)
     if key.startswith("TRTLLM"):
         two, more = TRTLLM_WORKSPACE_BYTES
         return np.asarray(size > np.where(np.asarray(num_gpus) <= 2, two, more))
@@ -884,11 +877,11 @@ def _vllm_limits(hardware: HardwareProfile, num_gpus: npt.ArrayLike) -> tuple[An
 def switch_bytes(hardware: HardwareProfile, key: str, num_gpus: int) -> list[float]:
     """The message sizes at which an engine's all-reduce (``key``) changes path among ``num_gpus`` GPUs
     [bytes]: vLLM's one-shot / two-shot / symmetric-memory / NCCL switches (:func:`vllm_paths`,
-    :func:`runs_on_nccl`), TensorRT-LLM's NCCL hand-over; on PCIe devices the two-GPU hand-over from the
-    custom kernel to NCCL's ring (:func:`pcie_custom_max_bytes`); none for NCCL."""
+    :func:`runs_on_nccl`), TensorRT-LLM's NCCL hand-over; on PCIe devices vLLM's two-GPU hand-over from its
+    custom kernel to NCCL's ring (:data:`VLLM_CUSTOM_MAX_BYTES`; TensorRT-LLM runs NCCL there at every size);
+    none for NCCL."""
     if hardware.datasheet.intra_node_link == "pcie":
-        custom = num_gpus <= 2 and key.startswith(("vLLM", "TRTLLM"))
-        return [pcie_custom_max_bytes(key)] if custom else []
+        return [float(VLLM_CUSTOM_MAX_BYTES)] if num_gpus <= 2 and key.startswith("vLLM") else []
     if key.startswith("TRTLLM"):
         two, more = TRTLLM_WORKSPACE_BYTES
         return [float(two if num_gpus <= 2 else more) + 1.0]
