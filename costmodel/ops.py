@@ -916,7 +916,7 @@ def forward_ops(
             # the attention-DP ranks gather the residual stream's hidden states for the MoE and
             # reduce-scatter its output in 16 bits (``keep``), not in the format the experts' matmuls quantize
             # their inputs to, unless the engine quantizes first (``quantized_moe_gather``)
-            gathered = zero + T_moe * d * get_dtype(keep).bits / 8
+            gathered = zero + T_moe * d * residual
             x_fmt = expert_activation_dtype or activation_dtype
             before = quantized_moe_gather and x_fmt in PRE_GATHER_QUANTIZED_INPUTS
             gather = zero + T_moe * d * bytes_per_element(x_fmt) if before else gathered
