@@ -476,8 +476,9 @@ def loop_parts(
     wait and ``first_token_lag_iterations`` at the mean iteration. Default False: staggered arrivals.
 
     ``host_passes`` [-], >= 1: the forward passes an iteration prepares on the host one after another, each
-    paying ``overlapped_host_s`` where the engine does not overlap its host work (:meth:`LoopParts.step_s`;
-    with ``overlap_host`` the host's work hides behind the kernels and the count does not enter). Default 1,
+    paying ``overlapped_host_s`` (:func:`host_bound_s`: after the kernels where the engine does not overlap
+    its host work; with ``overlap_host`` beside them, the iteration lasting the longer of the kernels and
+    all the passes). Default 1,
     a plain iteration. SGLang's EAGLE worker, which runs with the overlap scheduler off, prepares three per
     verification: the draft steps, the target's verification and the draft's extend over the accepted
     tokens, each its own batch, forward and graph replay after the host has read the previous one's
@@ -698,11 +699,10 @@ class LoopParts:
     """The model's layers, each paying ``layer_step_overhead_s`` in every iteration [-]."""
 
     host_passes: float = 1.0
-    """Forward passes an iteration prepares on the host one after another where the host work does not
-    overlap [-], >= 1, each paying ``overlapped_host_s`` (:meth:`step_s`): 1 for a plain iteration; a
-    speculative worker that drafts, verifies and extends the draft in passes of their own, each built and
-    launched by the host after the last one's results are read, pays one per pass (``host_passes`` of
-    :func:`loop_parts`)."""
+    """Forward passes an iteration prepares on the host [-], >= 1, each paying ``overlapped_host_s``, after
+    the kernels or, with :attr:`overlap_host`, beside them (:meth:`step_s`, :func:`host_bound_s`): 1 for a
+    plain iteration; a speculative worker that drafts, verifies and extends the draft in passes of their own
+    pays one per pass (``host_passes`` of :func:`loop_parts`)."""
 
     train: bool = False
     """Whether the clients' prompts arrive in a train, one iteration apart, so that the iterations ahead of
