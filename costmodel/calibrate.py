@@ -829,23 +829,25 @@ def find_reader(name: str = "public") -> Callable[[Path], Measurements]:
 
 def git_revision() -> str:
     """Short git revision of the checkout costmodel is imported from, with ``-dirty`` appended where its
-    tracked files differ from that commit, or 'unknown' outside a git checkout (an installed wheel) or
-    without git. ``git describe --always --dirty --abbrev=7 --exclude=*`` (the commit, never a tag's name)
-    runs in the package's parent folder, not the caller's working directory."""
+    tracked files differ from that commit, or 'unknown' outside a git checkout or without git.
+    ``git describe --always --dirty --abbrev=7 --exclude=*`` (the commit, never a tag's name) runs in the
+    package's parent folder, not the caller's working directory, and only where that checkout tracks this
+    very file: a package installed into an untracked folder of some repository (a wheel in a
+    ``.venv/.../site-packages`` inside a checkout) is not that repository's code, so it is 'unknown' too."""
     import subprocess
 
+    here = Path(__file__).resolve()
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=here.parents[1], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+
     try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=7", "--exclude=*"],
-            cwd=Path(__file__).resolve().parents[1],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        )
+        git("ls-files", "--error-unmatch", "--", f"{here.parent.name}/{here.name}")
+        return git("describe", "--always", "--dirty", "--abbrev=7", "--exclude=*") or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return out.stdout.strip() or "unknown"
 
 
 def calibrate_from(

@@ -84,7 +84,8 @@ def _git(*args: str, cwd: object) -> str:
 def test_git_revision_names_the_package_checkout_and_marks_a_dirty_tree(tmp_path, monkeypatch):
     """The revision is the commit of the checkout costmodel is imported from, whatever the caller's working
     directory, with ``-dirty`` exactly where that checkout's tracked files differ from it (git's own
-    answers, read with rev-parse and status, are the oracle); outside a git checkout it is 'unknown'."""
+    answers, read with rev-parse and status, are the oracle); outside a git checkout, or in a folder the checkout
+    does not track (a wheel installed into its .venv), it is 'unknown'."""
     import shutil
     from pathlib import Path
 
@@ -116,6 +117,13 @@ def test_git_revision_names_the_package_checkout_and_marks_a_dirty_tree(tmp_path
     assert calibrate.git_revision() == commit
     (repo / "costmodel" / "calibrate.py").write_text("x = 2\n")
     assert calibrate.git_revision() == commit + "-dirty"
+
+    # installed into an untracked folder of that checkout (a wheel in its .venv): not its code
+    installed = repo / ".venv" / "site-packages" / "costmodel"
+    installed.mkdir(parents=True)
+    (installed / "calibrate.py").write_text("x = 3\n")
+    monkeypatch.setattr(calibrate, "__file__", str(installed / "calibrate.py"))
+    assert calibrate.git_revision() == "unknown"
 
     outside = tmp_path / "wheel" / "costmodel"
     outside.mkdir(parents=True)
