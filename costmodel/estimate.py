@@ -562,7 +562,9 @@ class Report:
                         "bytes": float(op.bytes) * op.layers,
                         "intensity_flop_per_byte": float(op.intensity),
                         "time_s": float(t) * op.layers,
-                        "achieved_flop_per_s": float(op.flop) / float(t),
+                        # an operator with no work (a sparse-attention indexer below its top-k) may take
+                        # no time under the kernel models: it achieved nothing, not a division by zero
+                        "achieved_flop_per_s": float(op.flop) / float(t) if float(t) > 0 else 0.0,
                         "bound": str(times.bound(i)),
                     }
                 )

@@ -102,6 +102,17 @@ def test_to_frame_per_operator_table() -> None:
     assert set(frame.bound) <= {"compute", "memory", "communication"}
 
 
+def test_to_frame_takes_an_operator_without_work() -> None:
+    """GLM-5's sparse-attention indexer does no work in a prefill shorter than its top-k, and the kernel
+    models (the H100's calibration) time such a GEMM at 0 s: the table lists it, achieving 0 FLOP/s."""
+    frame = estimate("glm-5", "h100-sxm", Workload(), Deployment(tp=8)).to_frame()
+    idle = frame[(frame.phase == "prefill") & (frame.op == "indexer_wq_b")].iloc[0]
+    assert idle.flop == 0.0
+    assert idle.time_s == 0.0
+    assert idle.achieved_flop_per_s == 0.0
+    assert np.all(np.isfinite(frame.achieved_flop_per_s))
+
+
 def test_largest_batch_fits_and_one_more_does_not() -> None:
     w = Workload(1, 4096, 512)
     r = estimate("llama-3-8b", "l40s", w)

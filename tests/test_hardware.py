@@ -160,7 +160,10 @@ def test_tp16_all_reduce_runs_on_nvlink_in_an_nvl72_rack_and_crosses_nodes_on_h1
 
     w, dep = costmodel.Workload(1, 512, 2), costmodel.Deployment(tp=16)
     message = 8192 * 2
-    gb200 = costmodel.estimate("llama-3-70b", "gb200", w, dep)
+    # the GB200 runs the kernel models since its profile states its SM count; the ring is the roofline's
+    gb200_hw = costmodel.load_hardware("gb200")
+    roofline = gb200_hw.efficiency.model_copy(update={"time_model": "roofline"})
+    gb200 = costmodel.estimate("llama-3-70b", gb200_hw, w, dep, efficiency=roofline)
     ring = 2 * 15 / 16 * message / (900e9 * 0.8) + 10e-6
     assert collective_s(gb200, "allreduce_attn") == pytest.approx(ring, rel=1e-12)
     h100 = costmodel.load_hardware("h100-sxm")
@@ -183,7 +186,9 @@ def test_ep16_under_attention_dp_gathers_on_nvlink_in_an_nvl72_rack() -> None:
     assert "alltoall" not in kinds
     assert next(op for op in tp_attention._ops[1] if op.name == "allreduce_moe").group == 16
     dep = costmodel.Deployment(tp=1, attention_dp=16, ep=16)
-    gb200 = costmodel.estimate(model, "gb200", w, dep)
+    gb200_hw = costmodel.load_hardware("gb200")  # the roofline's ring (kernel models run there by default)
+    roofline = gb200_hw.efficiency.model_copy(update={"time_model": "roofline"})
+    gb200 = costmodel.estimate(model, gb200_hw, w, dep, efficiency=roofline)
     h100 = costmodel.estimate(model, "h100-sxm", w, dep)
     i = [op.name for op in gb200._ops[1]].index("allgather_moe")
     op = gb200._ops[1][i]
@@ -235,6 +240,56 @@ def test_l2_size_is_the_device_queried_one(name: str) -> None:
     assert entry.value == DEVICE_QUERY_L2_MIB[name]
     assert cache_bytes(hw) == DEVICE_QUERY_L2_MIB[name] * 2**20
     assert "deviceQuery" in entry.source or "get_device_properties" in entry.source
+
+
+# Enabled SMs and L2 of the Blackwell parts as their devices report them (multiProcessorCount, l2CacheSize in
+# whole MiB as torch prints it), in the public device reports the profiles cite: HGX B200 148 / 126 (Chips and
+# Cheese; torch logs), GB200 152 / 126 (device reports; NVIDIA's Blackwell Tuning Guide, 126 MB), HGX B300
+# 148 / 126 (device reports of an 'NVIDIA B300 SXM6 AC': 148 SMs, 126.5 MiB L2), GB300 152 / 126 (device
+# reports: 152 SMs; developers' notes, ~126 MiB). Every one is two dies of 80 physical SMs, 160 in all
+# (Chips and Cheese's B200 article; NVIDIA's "Inside NVIDIA Blackwell Ultra" for the B300 / GB300 chip).
+BLACKWELL_DEVICE_QUERY = {"b200": (148, 126), "gb200": (152, 126), "b300": (148, 126), "gb300": (152, 126)}
+BLACKWELL_PHYSICAL_SMS = 160
+BLACKWELL_DEVICE_NAMES = {
+    "b200": "NVIDIA B200", "gb200": "NVIDIA GB200", "b300": "NVIDIA B300 SXM6 AC", "gb300": "NVIDIA GB300"
+}  # fmt: skip
+"""torch.cuda.get_device_name() on each (vLLM's and SGLang's config file names, NVIDIA/cosmos-framework
+pull request 114 for the B300's)."""
+
+
+@pytest.mark.parametrize("name", sorted(BLACKWELL_DEVICE_QUERY))
+def test_blackwell_profiles_state_their_own_sms_and_l2_so_the_kernel_models_run(name: str) -> None:
+    """Each Blackwell profile states its own SM count and L2, with a cited source, and the name CUDA reports:
+    a GB200 or GB300 (1,200 / 1,400 W, liquid-cooled) enables 152 of the chip's 160 SMs, 4 more than the
+    HGX B200 or B300 (148), so neither borrows the HGX part's count. With both fields the kernel models
+    replace the roofline there ('auto'), and the transferred L2 ratio exists (it needs both devices' L2)."""
+    from costmodel import kernel_times
+    from costmodel.calibrate import carried_cache_ratio
+    from costmodel.kernels import cache_bytes, gemm
+
+    hw = costmodel.load_hardware(name)
+    units, l2, device = (
+        hw.datasheet.compute_units,
+        hw.datasheet.on_chip_cache_mib,
+        hw.datasheet.cuda_device_name,
+    )
+    assert units is not None
+    assert l2 is not None
+    assert device is not None
+    assert (units.value, l2.value) == BLACKWELL_DEVICE_QUERY[name]
+    assert units.value <= BLACKWELL_PHYSICAL_SMS
+    assert device.value == BLACKWELL_DEVICE_NAMES[name]
+    for entry in (units, l2, device):
+        assert "http" in entry.source
+        assert len(entry.source) > 100
+    assert gemm.sm_count(hw) == units.value
+    assert cache_bytes(hw) == l2.value * 2**20
+    assert kernel_times.uses_kernels(hw, hw.efficiency)
+    b200 = costmodel.load_hardware("b200")
+    ratio = carried_cache_ratio(2.0, b200, hw)  # the B200's L2 rate per SM on this device's SMs and bandwidth
+    assert ratio == pytest.approx(
+        2.0 * 8.0 / 148 * units.value / hw.datasheet.memory_bandwidth_tb_per_s.value
+    )
 
 
 @pytest.mark.parametrize("name", costmodel.list_hardware())

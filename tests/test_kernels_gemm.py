@@ -88,6 +88,24 @@ def test_work_past_a_whole_wave_costs_a_step() -> None:
     assert gemm.time_s(H100, params, m=256.0 * 10, n=n, k=k) == pytest.approx(full, rel=1e-9)
 
 
+@pytest.mark.parametrize(("name", "sms"), [("b200", 148), ("gb200", 152), ("b300", 148), ("gb300", 152)])
+def test_the_wave_step_falls_at_each_blackwell_parts_own_sm_count(name: str, sms: int) -> None:
+    """One wave of 256 x 256 tiles fills the device's SMs: up to ``sms`` tiles cost one wave, and the step
+    to two (smaller tiles recover part of it) comes just past it: after 148 tiles on an HGX B200 or B300,
+    after 152 on a GB200 or GB300, whose profiles state their own SM counts (tests/test_hardware.py)."""
+    hw = load_hardware(name)
+    params = dataclasses.replace(gemm.default_params(hw, "bf16"), launch_s=0.0, max_splits=1.0)
+    assert gemm.sm_count(hw) == sms
+    n, k = 256.0 * 4, 8192.0
+
+    def t(tiles: int) -> float:
+        return float(gemm.time_s(hw, params, m=256.0 * tiles / 4, n=n, k=k))
+
+    one_wave = t(sms)
+    assert t(sms - 4) == pytest.approx(one_wave, rel=1e-9)
+    assert t(sms + 4) / one_wave > 1.2
+
+
 def test_quantized_formats_pay_the_activation_pass_and_need_their_peak() -> None:
     bf16 = dataclasses.replace(gemm.default_params(H100, "bf16"), launch_s=0.0)
     fp8 = dataclasses.replace(

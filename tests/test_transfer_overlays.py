@@ -341,7 +341,7 @@ def test_l2_rate_is_carried_per_sm() -> None:
     data at the H100's rate, so its ratio over its own memory is 3.35 / 4.8 of the H100's, never below 1; a
     device with more SMs (same bandwidth) gets a higher ratio, one with more bandwidth (same SMs) a lower or
     equal one; the B200 (148 SMs, 8 TB/s, a cited L2 size) gets the H100's rate per SM on its 148; a
-    datasheet without the L2 size (GB200) leaves the target's default."""
+    datasheet without the L2 size leaves the target's default."""
     h100, h200, b200 = (load_hardware(n) for n in ("h100-sxm", "h200", "b200"))
     gb200 = load_hardware("gb200")
     for ratio in (1.0, 1.5, 3.0):
@@ -371,7 +371,13 @@ def test_l2_rate_is_carried_per_sm() -> None:
     h100_per_sm = 3.0 * 3.35e12 / 132  # the H100's L2 rate per SM at a fitted ratio of 3 [B/s]
     assert carried_cache_ratio(3.0, h100, b200) == pytest.approx(h100_per_sm * 148 / 8.0e12)
     assert carried_cache_ratio(3.0, b200, h100) == pytest.approx(3.0 * 8.0e12 / 148 * 132 / 3.35e12)
-    assert carried_cache_ratio(1.5, b200, gb200) is None  # the GB200 datasheet states no L2 (nor SM count)
+    # the GB200 (152 SMs, 8 TB/s): the B200's L2 rate per SM on 4 more SMs; a datasheet without the L2 size
+    # (its profile stripped of it here) leaves the target's default
+    assert carried_cache_ratio(1.5, b200, gb200) == pytest.approx(1.5 * 152 / 148)
+    no_l2 = gb200.model_copy(
+        update={"datasheet": gb200.datasheet.model_copy(update={"on_chip_cache_mib": None})}
+    )
+    assert carried_cache_ratio(1.5, b200, no_l2) is None
 
 
 def test_latency_ratio_needs_the_same_kind_of_link() -> None:
