@@ -195,9 +195,9 @@ collective parameters that describe a link its GPUs do not use, takes the collec
 times in proportion to its published small-message latency where both devices state one
 (:func:`carried_latency_scale`), a kernel's fixed launch times in proportion to the source's clock over its
 own where both state one (:func:`carried_clock_scale`), an engine's default-tile slowdown by the two
-devices' tensor rates per SM per clock (:func:`carried_untuned_ratio`), a GEMM's share of the tensor peak by
-the two devices' measured sustained shares where both state one (:func:`carried_sustained_scale`), and no
-key of a kernel the source's
+devices' tensor rates per SM per clock (:func:`carried_untuned_ratio`), a GEMM's full-occupancy share of
+the tensor peak by the two devices' measured sustained shares where both state one
+(:func:`carry_sustained_share`), and no key of a kernel the source's
 engine runs only where its default kernel cannot, unless it shares the source's compute capability major
 version (:data:`costmodel.kernels.SHAPE_FALLBACK_KERNELS`; :func:`transferable`). A kernel the source never
 ran (no key at any level of :func:`costmodel.kernels.fallback_keys`) takes the target's datasheet defaults,
@@ -316,7 +316,8 @@ def carried_clock_scale(source: HardwareProfile, target: HardwareProfile) -> flo
 
 SUSTAINED_COMPUTE_PARAMS: dict[str, tuple[str, ...]] = {"gemm": ("compute_fraction",)}
 """Family -> its fitted fractions of the datasheet's dense tensor peak [-] that carry by the two devices'
-sustained tensor shares (:func:`carried_sustained_scale`).
+sustained tensor shares (:func:`carried_sustained_scale`) where the source's fit found no power limit
+(:func:`carry_sustained_share`; where it found one, :data:`SUSTAINED_POWER_PARAMS` takes the factor).
 
 A datasheet quotes the tensor peak at the boost clock; under a large GEMM's power draw GPU Boost lowers the
 clock to hold the board's power limit, so what the tensor cores sustain is a share of the quoted peak that
@@ -326,27 +327,64 @@ latter is the kernel's. The leave-one-out tables bear it out: the largest GEMMs 
 ran reach 0.84-0.89 x on a B200 the share of the peak they reach on an H100 (docs/validation.md, "The
 sustained-share rule"). GEMM only: the other families' compute fractions were not weighed.
 
-Every GEMM key is scaled, whatever its format, although the shares were measured with fp8 GEMMs
-(``datasheet.sustained_tensor_fraction``): what the power limit lowers is the SMs' clock, one clock for the
-tensor cores whatever format they run, and each format's datasheet peak is quoted at the same boost clock,
-so the ratio of two devices' sustained shares is a ratio of sustained clocks that carries to every format. It
-assumes a large GEMM of each format draws the board to its power limit alike; the leave-one-out tables show
-it for bf16 as for fp8 (bf16 0.84 / 0.87 x, fp8 0.85-0.89 x, B200 over H100), and scaling bf16 too is what
-moved the H100 <-> B200 bf16 cells to within 2 % (docs/validation.md). Limiting the rule to fp8 keys was
-tried and not kept (docs/validation.md, "Sustained share: every format"). fp4 keys have no leave-one-out
-cell (a Hopper target has no fp4 tensor core) and the rule's fp4-capable pairs carry a ratio of 1 (B200 and
-GB200) or state no share (B300, GB300)."""
+Every GEMM key is scaled, whatever its format, although each pair's shares were measured in one format
+(``datasheet.sustained_tensor_fraction``: fp8 for the H100 / B200 pair, bf16 for the A100 / L40S one): what
+the power limit lowers is the SMs' clock, one clock for the tensor cores whatever format they run, and each
+format's datasheet peak is quoted at the same boost clock, so the ratio of two devices' sustained shares is a
+ratio of sustained clocks that carries to every format. It assumes a large GEMM of each format draws the board
+to its power limit alike; the leave-one-out tables show it for bf16 as for fp8 (bf16 0.84 / 0.87 x, fp8
+0.85-0.89 x, B200 over H100), and scaling bf16 too is what moved the H100 <-> B200 bf16 cells to within 2 %
+(docs/validation.md). Limiting the rule to fp8 keys was tried and not kept (docs/validation.md, "Sustained
+share: every format"). fp4 keys have no leave-one-out cell (a Hopper target has no fp4 tensor core) and the
+rule's fp4-capable pairs carry a ratio of 1 (B200 and GB200) or state no share (B300, GB300)."""
 
 
 def carried_sustained_scale(source: HardwareProfile, target: HardwareProfile) -> float | None:
     """The factor [-] by which a transferred fraction of the tensor peak (:data:`SUSTAINED_COMPUTE_PARAMS`)
-    is carried from ``source`` to ``target``: the target's measured sustained share of its dense fp8 peak
-    over the source's (``datasheet.sustained_tensor_fraction``). ``None`` where either profile does not
-    state it: the source's fractions carry as fitted."""
+    is carried from ``source`` to ``target``: the target's measured sustained share of its dense peak (of
+    the format the benchmark ran) over the source's (``datasheet.sustained_tensor_fraction``). ``None``
+    where either profile does not state it: the source's fractions carry as fitted."""
     shares = [hw.datasheet.sustained_tensor_fraction for hw in (source, target)]
     if shares[0] is None or shares[1] is None:
         return None
     return shares[1].value / shares[0].value
+
+
+SUSTAINED_POWER_PARAMS: dict[str, str] = {"gemm": "power_limited_sm_fraction"}
+"""Family -> its fitted share of the SMs that run at the boost clock within the board's power limit [-]
+(:attr:`costmodel.kernels.gemm.Params.power_limited_sm_fraction`), which :func:`carry_sustained_share`
+moves by the two devices' sustained shares where the source's fit found a power limit.
+
+A sustained share is measured on large square GEMMs, every SM busy: the power limit's clock times the
+benchmark kernel's own efficiency. Where a fit separated the two (the power-limit fraction below 1: its
+partial last waves ran faster than its full ones, docs/validation.md), the ratio of two devices' sustained
+clocks is a ratio of that fraction, and a GEMM with few SMs busy, which the power limit does not slow, keeps
+the source's compute fraction. Where the fit found none (the fraction at its unlimited 1: the H100's), the
+source's compute fraction holds its full-occupancy clock, and the share moves it, as before."""
+
+
+def carry_sustained_share(
+    kept: dict[str, float],
+    family: str,
+    scale: float,
+    bounds: Mapping[str, tuple[float, float]],
+) -> None:
+    """Carry ``kept`` (one key's transferable parameters of ``family``, changed in place) by ``scale``, the
+    target's sustained tensor share over the source's (:func:`carried_sustained_scale`): the full-occupancy
+    rate ``compute_fraction x power_limited_sm_fraction`` is multiplied by ``scale``. Where the source's fit
+    states a power limit below 1 (:data:`SUSTAINED_POWER_PARAMS`), the limit takes the factor, up to its
+    bound of 1, and the compute fraction the rest; else the compute fraction takes it all
+    (:data:`SUSTAINED_COMPUTE_PARAMS`). Each within its fit bounds (``bounds``, the family's ``BOUNDS``)."""
+    rest = scale
+    power = SUSTAINED_POWER_PARAMS.get(family)
+    if power is not None and power in kept and kept[power] < 1.0:
+        low, high = bounds[power]
+        moved = min(max(kept[power] * scale, low), high)
+        rest = scale * kept[power] / moved
+        kept[power] = moved
+    for name in set(SUSTAINED_COMPUTE_PARAMS.get(family, ())) & kept.keys():
+        low, high = bounds[name]
+        kept[name] = min(max(kept[name] * rest, low), high)
 
 
 UNTUNED_TILE_PARAMS: dict[str, tuple[str, str]] = {"moe": ("default_config_ratio", "overlap_exponent")}
@@ -438,9 +476,10 @@ def transferable(
       fallback's sibling step.
     - an engine's default-configuration slowdown (:data:`UNTUNED_TILE_PARAMS`) is carried by the two
       devices' tensor rates per SM per clock (:func:`carried_untuned_ratio`), where both profiles state them;
-    - a fraction of the tensor peak (:data:`SUSTAINED_COMPUTE_PARAMS`) is scaled by the target's measured
-      sustained share of its peak over the source's (:func:`carried_sustained_scale`), where both profiles
-      state it, and kept within the parameter's fit bounds.
+    - a GEMM's full-occupancy rate is scaled by the target's measured sustained share of its peak over the
+      source's (:func:`carried_sustained_scale`), where both profiles state it: through the power limit
+      where the source's fit found one, else through the compute fraction (:func:`carry_sustained_share`),
+      each kept within its fit bounds.
     """
     import importlib
 
@@ -489,9 +528,7 @@ def transferable(
                 for name in set(KERNEL_LAUNCH_PARAMS.get(family, ())) & kept.keys():
                     kept[name] = kept[name] * clock_scale
             if sustained_scale is not None and sustained_scale != 1.0:
-                for name in set(SUSTAINED_COMPUTE_PARAMS.get(family, ())) & kept.keys():
-                    low, high = module.BOUNDS[name]
-                    kept[name] = min(max(kept[name] * sustained_scale, low), high)
+                carry_sustained_share(kept, family, sustained_scale, module.BOUNDS)
             untuned = UNTUNED_TILE_PARAMS.get(family)
             exponent = None if untuned is None else kept.get(untuned[1], defaults.get(untuned[1]))
             if target is not None and untuned is not None and untuned[0] in kept and exponent is not None:

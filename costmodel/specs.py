@@ -688,13 +688,15 @@ class Datasheet(Spec):
     )
     sustained_tensor_fraction: Sourced | None = Field(
         None,
-        description="The largest dense fp8 GEMM rate a published cuBLASLt benchmark measured on the device "
-        "(large square shapes, random data, warmed up) over the datasheet's dense fp8 peak [-], at most 1: "
-        "the share of the quoted peak its tensor cores sustain under a GEMM's power draw (the peak is quoted "
-        "at the boost clock; GPU Boost lowers the clock to hold the board's power limit). A third-party "
-        "measurement, not a datasheet figure: state where it comes from in source, and compare only figures "
-        "taken alike. The transfer rule carries a GEMM's fitted compute fraction in proportion to it "
-        "(costmodel.calibrate.carried_sustained_scale); None: unpublished, the fraction carries as fitted.",
+        description="The largest dense GEMM rate a published benchmark measured on the device (large "
+        "shapes, random data, warmed up) over the datasheet's dense peak of the format it ran [-], in "
+        "(0, 1]: the share of the quoted peak its tensor cores sustain under a GEMM's power draw (the peak "
+        "is quoted at the boost clock; GPU Boost lowers the clock to hold the board's power limit). A "
+        "third-party measurement, not a datasheet figure: state where it comes from in source, and compare "
+        "only figures taken alike (the same benchmark: Azure's cuBLASLt fp8 runs for the H200 / H100 and "
+        "GB200 / B200, one torch.mm bf16 table for the A100 80GB and the L40S). The transfer rule carries a "
+        "GEMM's fitted full-occupancy rate in proportion to it (costmodel.calibrate.carried_sustained_scale, "
+        "carry_sustained_share); None: unpublished, the fit carries as it is.",
     )
     inter_node_bandwidth_gb_per_s: Sourced | None = Field(
         None, description="Per device, per direction, across nodes [GB/s, 1e9 bytes/s]."
@@ -727,8 +729,8 @@ class Datasheet(Spec):
         share = self.sustained_tensor_fraction
         if share is not None and share.value > 1.0:
             raise ValueError(
-                f"sustained_tensor_fraction ({share.value:g}) is a share of the dense fp8 peak: at most 1 "
-                "(a measured TFLOP/s figure must be divided by the peak first)"
+                f"sustained_tensor_fraction ({share.value:g}) is a share of the dense tensor peak of the "
+                "format measured: at most 1 (a measured TFLOP/s figure must be divided by the peak first)"
             )
         return self
 

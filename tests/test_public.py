@@ -491,10 +491,14 @@ def test_transfer_command_predicts_each_device_with_its_partners_parameters(
     assert h100.kernel_calibration.record.transferred_from == LEAVE_ONE_OUT["h100-sxm"] == "b200"
     b200 = load_hardware("b200").kernel_calibration
     assert b200 is not None
-    # the B200's fraction of its tensor peak, carried by the two devices' published sustained shares
-    # (H200 0.690 for the H100, GB200 0.581 for the B200) and kept within the fit's bound of 1
-    assert h100.kernel_calibration.params["gemm"]["bf16"]["compute_fraction"] == pytest.approx(
-        min(b200.params["gemm"]["bf16"]["compute_fraction"] * 0.690 / 0.581, 1.0)
+    # the B200's full-occupancy rate, carried by the two devices' published sustained shares (H200 0.690
+    # for the H100, GB200 0.581 for the B200): its fit found a power limit, which takes the factor up to
+    # the bound of 1, and the compute fraction the rest, within its bound of 1
+    fitted, carried = b200.params["gemm"]["bf16"], h100.kernel_calibration.params["gemm"]["bf16"]
+    limit = min(fitted["power_limited_sm_fraction"] * 0.690 / 0.581, 1.0)
+    assert carried["power_limited_sm_fraction"] == pytest.approx(limit)
+    assert carried["compute_fraction"] == pytest.approx(
+        min(fitted["compute_fraction"] * fitted["power_limited_sm_fraction"] * 0.690 / 0.581 / limit, 1.0)
     )
     assert {LEAVE_ONE_OUT[LEAVE_ONE_OUT[d]] for d in LEAVE_ONE_OUT} == set(LEAVE_ONE_OUT)  # pairs
     data, out = tmp_path / "data", tmp_path / "out"

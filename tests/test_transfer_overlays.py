@@ -615,14 +615,117 @@ def test_leave_one_out_b200_takes_the_h100s_gemm_fractions_by_the_sustained_shar
         assert got["bandwidth_fraction"] == own["bandwidth_fraction"], key
 
 
-@pytest.mark.parametrize("value", [1.5, 0.0])
-def test_a_bad_sustained_share_is_refused_naming_the_field(tmp_path: Path, value: float) -> None:
-    text = (calibrated_dir().parent / "h100-sxm.yaml").read_text(encoding="utf-8")
-    assert "sustained_tensor_fraction: {value: 0.690," in text
+def test_the_sustained_share_moves_the_power_limit_where_the_source_fit_found_one() -> None:
+    """A sustained share is measured with every SM busy: the power limit's clock times the benchmark kernel's
+    efficiency. Where the source's fit separated the two (``power_limited_sm_fraction`` below 1: the A100's
+    and the L40S's), the ratio of two published shares moves the power limit and leaves the compute fraction,
+    so a GEMM on few SMs, which the power limit does not slow, keeps the source's rate, and one filling every
+    SM runs the ratio slower. The shares are one benchmark's torch.mm bf16 rows (zzc0721/torch-performance-
+    test-data: L40S 269.15 of 362.05 TFLOPS, A100 SXM4 80GB 264.53 of 312). A limit carried above 1 stops
+    there and the compute fraction takes the rest; a source without one (H100) scales its compute fraction."""
+    from costmodel.calibrate import carried_sustained_scale, carry_sustained_share
+    from costmodel.kernels import gemm
+
+    a100, l40s = load_hardware("a100-80gb"), load_hardware("l40s")
+    published = round(269.15 / 362.05, 3) / round(264.53 / 312, 3)
+    assert published < 1.0  # the 350 W L40S holds less of its quoted peak than the 400 W A100
+    assert carried_sustained_scale(a100, l40s) == pytest.approx(published)
+    fit = {"compute_fraction": 0.9, "power_limited_sm_fraction": 0.8, "bandwidth_fraction": 0.67}
+    moved = transferable({"gemm": {"bf16:vllm": fit}}, a100, l40s)["gemm"]["bf16:vllm"]
+    assert moved["power_limited_sm_fraction"] == pytest.approx(0.8 * published)
+    assert moved["compute_fraction"] == 0.9
+    assert moved["bandwidth_fraction"] == 0.67
+    # the time: as the source's parameters on the target's datasheet, but with every SM busy
+    plain = dataclasses.replace(gemm.default_params(l40s, "bf16:vllm"), **fit)
+    carried = dataclasses.replace(plain, **moved)
+    one_tile = {"m": 128.0, "n": 128.0, "k": 65536.0}  # at most 16 split-K CTAs: 0.11 of the 142 SMs
+    assert gemm.time_s(l40s, carried, **one_tile) == gemm.time_s(l40s, plain, **one_tile)
+    full = {"m": 128.0 * 142.0, "n": 128.0 * 64.0, "k": 16384.0}  # 64 full waves of 128 x 128 tiles
+    slower = gemm.time_s(l40s, carried, **full) / gemm.time_s(l40s, plain, **full)
+    assert 1.0 < slower <= 1.0 / published * (1.0 + 1e-9)
+    assert slower == pytest.approx(1.0 / published, rel=0.02)  # the launch time does not scale
+    # back to the A100 (0.848 / 0.743 = 1.14): a limit of 0.95 x 1.14 passes its bound of 1, the rest goes
+    # to the compute fraction; the full-occupancy rate is the ratio higher either way
+    back = {"compute_fraction": 0.8, "power_limited_sm_fraction": 0.95}
+    carry_sustained_share(back, "gemm", 1.0 / published, gemm.BOUNDS)
+    assert back["power_limited_sm_fraction"] == 1.0
+    assert back["compute_fraction"] == pytest.approx(0.8 * 0.95 / published)
+    unlimited = {"compute_fraction": 0.85, "bandwidth_fraction": 0.8}  # the H100's fits state no limit
+    carry_sustained_share(unlimited, "gemm", published, gemm.BOUNDS)
+    assert unlimited == {"compute_fraction": pytest.approx(0.85 * published), "bandwidth_fraction": 0.8}
+
+
+def test_leave_one_out_a100_and_l40s_carry_each_others_power_limits_by_the_sustained_shares() -> None:
+    """The transfer check's L40S takes every A100 GEMM key's power limit x 0.743 / 0.848 and its compute
+    fraction as fitted; the A100 takes the L40S's, x 0.848 / 0.743, up to 1 (the compute fraction then takes
+    the rest, within its bound of 1)."""
+    from costmodel.kernels import gemm
+    from validation.public.transfer import transferred_hardware
+
+    ratio = 0.743 / 0.848
+    for target, source, scale in (("l40s", "a100-80gb", ratio), ("a100-80gb", "l40s", 1.0 / ratio)):
+        moved = transferred_hardware(target).kernel_calibration
+        own = load_hardware(source).kernel_calibration
+        assert moved is not None
+        assert own is not None
+        checked = 0
+        for key, fitted in own.params["gemm"].items():
+            if key not in moved.params["gemm"]:
+                continue
+            got, limit = moved.params["gemm"][key], fitted["power_limited_sm_fraction"]
+            assert limit < 1.0, key
+            assert got["power_limited_sm_fraction"] == pytest.approx(min(limit * scale, 1.0)), key
+            rest = scale * limit / min(limit * scale, 1.0)
+            high = gemm.BOUNDS["compute_fraction"][1]
+            assert got["compute_fraction"] == pytest.approx(min(fitted["compute_fraction"] * rest, high)), key
+            checked += 1
+        assert checked > 0, target
+
+
+def test_the_shares_a_transfer_compares_come_from_one_benchmark() -> None:
+    """Only shares taken alike are compared: wherever the transfer rule or the leave-one-out check carries a
+    fit between two devices that both state a sustained share, both cite the same benchmark (the repository
+    their source's first URL names)."""
+    import re
+
+    from validation.public.transfer import LEAVE_ONE_OUT
+
+    def benchmark(name: str) -> str | None:
+        share = load_hardware(name).datasheet.sustained_tensor_fraction
+        if share is None:
+            return None
+        found = re.search(r"github\.com/([\w.-]+/[\w.-]+)", share.source)
+        assert found is not None, name
+        return found.group(1)
+
+    pairs = [*TRANSFER_RULE.items(), *LEAVE_ONE_OUT.items()]
+    compared = 0
+    for target, source in pairs:
+        cited = (benchmark(target), benchmark(source))
+        if None not in cited:
+            assert cited[0] == cited[1], (target, source, cited)
+            compared += 1
+    assert compared >= 4  # H200 <- H100, GB200 <- B200, and both leave-one-out pairs
+
+
+@pytest.mark.parametrize("value", [1.5, 0.0, -0.2])
+@pytest.mark.parametrize(
+    ("name", "stated"), [("h100-sxm", "0.690"), ("l40s", "0.743"), ("a100-80gb", "0.848")]
+)
+def test_a_bad_sustained_share_is_refused_naming_the_field(
+    tmp_path: Path, value: float, name: str, stated: str
+) -> None:
+    """The profiles state their share and it is read as stated; a share outside (0, 1] is refused naming the
+    field."""
+    share = load_hardware(name).datasheet.sustained_tensor_fraction
+    assert share is not None
+    assert share.value == float(stated)
+    text = (calibrated_dir().parent / f"{name}.yaml").read_text(encoding="utf-8")
+    assert f"sustained_tensor_fraction: {{value: {stated}," in text
     path = tmp_path / "bad.yaml"
     path.write_text(
         text.replace(
-            "sustained_tensor_fraction: {value: 0.690,", f"sustained_tensor_fraction: {{value: {value},"
+            f"sustained_tensor_fraction: {{value: {stated},", f"sustained_tensor_fraction: {{value: {value},"
         )
     )
     with pytest.raises(CostmodelError, match="sustained_tensor_fraction"):
