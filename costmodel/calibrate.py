@@ -270,6 +270,47 @@ def carried_cache_ratio(ratio: float, source: HardwareProfile, target: HardwareP
     return max(1.0, rate_per_sm * counts[1].value / target.memory_bandwidth_bytes_per_s)
 
 
+RESIDENCY_CREDIT_FAMILIES: tuple[str, ...] = ("generation_attention", "gemm")
+"""Families whose fitted L2 ratio (:data:`ON_CHIP_CACHE_PARAMS`) is a credit for a working set the timed call
+streams once and finds again in L2 on its next repetition, decided by one step at the L2 size (decode
+attention's KV cache; a GEMM's operands over the harness's copies), and so carries by
+:func:`carried_residency_ratio`, not by the L2's rate alone.
+
+The per-SM rule of :func:`carried_cache_ratio` reads a fitted ratio as the die's L2 rate. That holds where a
+kernel re-reads resident operands at the L2's rate: the MLA absorb matmuls (16.8 MB of weights, far under
+either L2) fit 4.9 on the H100 and 2.0 on the B200, 125 and 106 GB/s per SM. It does not hold for decode
+attention: the same TensorRT-LLM bf16 kernel fits 1.0 on the H100 and 1.8 on the B200, 25 and 98 GB/s per
+SM, and the decode tables show no L2 step at the H100's 50 MiB (docs/validation.md, "Session 17"): the ratio
+is mostly how much of the source's resident rows its L2 kept, which the per-SM rule multiplied by 2.1 onto
+the H100. MoE keeps the per-SM rule: its hit share is a curve of the working set over the target's own L2
+(``cache_fraction``, ``cache_sharpness``), so its ``cache_speedup`` is a rate; so do MLA and context
+attention (their resident sets are re-read within a call)."""
+
+
+def carried_residency_ratio(ratio: float, source: HardwareProfile, target: HardwareProfile) -> float | None:
+    """The target's L2 credit [-] for ``source``'s fitted ``ratio`` of a family in
+    :data:`RESIDENCY_CREDIT_FAMILIES`: the per-SM rate of :func:`carried_cache_ratio`, bounded, where the
+    target's L2 is smaller than the source's, by the share of streaming time the source's L2 saved
+    (``1 - 1 / ratio``) times the target's L2 over the source's: ``min(rate, 1 / (1 - (1 - 1 / ratio) x
+    L2_target / L2_source))``, never below 1.
+
+    The source's fit credits its L2 with the rows whose working set it held, up to its own size; a target
+    with a smaller L2 holds that share of those bytes at most, and saves that share of the time. Where the
+    target's L2 is at least the source's (an H200 from an H100, an L40S from an A100) the source's fit
+    says nothing about the larger sets, and the per-SM rate carries as before. So a smaller target L2 never
+    gives a larger credit. ``None`` where :func:`carried_cache_ratio` is ``None``."""
+    from costmodel.kernels import cache_bytes
+
+    rate = carried_cache_ratio(ratio, source, target)
+    if rate is None:
+        return None
+    share = cache_bytes(target) / cache_bytes(source)
+    if share >= 1.0:
+        return rate
+    saved = (1.0 - 1.0 / max(ratio, 1.0)) * share
+    return max(1.0, min(rate, 1.0 / (1.0 - saved)))
+
+
 def carried_latency_scale(source: HardwareProfile, target: HardwareProfile) -> float | None:
     """The factor [-] by which a transferred collective's link round-trip times (``LATENCY_PARAMS`` of
     :mod:`costmodel.kernels.collective`) are carried from ``source`` to ``target``: the target's published
@@ -478,7 +519,9 @@ def transferable(
                 and name not in dropped
             }
             if target is not None and cache is not None and cache in kept:
-                carried = carried_cache_ratio(kept[cache], source, target)
+                resident = family in RESIDENCY_CREDIT_FAMILIES
+                carry = carried_residency_ratio if resident else carried_cache_ratio
+                carried = carry(kept[cache], source, target)
                 if carried is None:
                     del kept[cache]
                 else:
