@@ -270,11 +270,17 @@ def carried_cache_ratio(ratio: float, source: HardwareProfile, target: HardwareP
     return max(1.0, rate_per_sm * counts[1].value / target.memory_bandwidth_bytes_per_s)
 
 
-RESIDENCY_CREDIT_FAMILIES: tuple[str, ...] = ("generation_attention", "gemm")
-"""Families whose fitted L2 ratio (:data:`ON_CHIP_CACHE_PARAMS`) is a credit for a working set the timed call
-streams once and finds again in L2 on its next repetition, decided by one step at the L2 size (decode
-attention's KV cache; a GEMM's operands over the harness's copies), and so carries by
-:func:`carried_residency_ratio`, not by the L2's rate alone.
+RESIDENCY_CREDIT: dict[str, tuple[str, ...] | None] = {
+    "generation_attention": None,
+    "gemm": None,
+    "mla": ("gen", "gen_module"),
+}
+"""Family -> the operations of its keys (``None``: every key; MLA: the decode and its module, not the
+prefill or the absorb matmuls) whose fitted L2 ratio (:data:`ON_CHIP_CACHE_PARAMS`) is a credit for a
+working set the timed call streams once and finds again in L2 on its next repetition, decided by one step at
+the L2 size (decode attention's KV cache, MLA decode's latent cache by the same rule; a GEMM's operands over
+the harness's copies). These carry by :func:`carried_residency_ratio` (:func:`residency_credit`), not by the
+L2's rate alone.
 
 The per-SM rule of :func:`carried_cache_ratio` reads a fitted ratio as the die's L2 rate. That holds where a
 kernel re-reads resident operands at the L2's rate: the MLA absorb matmuls (16.8 MB of weights, far under
@@ -283,13 +289,24 @@ attention: the same TensorRT-LLM bf16 kernel fits 1.0 on the H100 and 1.8 on the
 SM, and the decode tables show no L2 step at the H100's 50 MiB (docs/validation.md, "Session 17"): the ratio
 is mostly how much of the source's resident rows its L2 kept, which the per-SM rule multiplied by 2.1 onto
 the H100. MoE keeps the per-SM rule: its hit share is a curve of the working set over the target's own L2
-(``cache_fraction``, ``cache_sharpness``), so its ``cache_speedup`` is a rate; so do MLA and context
-attention (their resident sets are re-read within a call)."""
+(``cache_fraction``, ``cache_sharpness``), so its ``cache_speedup`` is a rate; so do context attention and
+MLA's prefill and absorb matmuls (their resident operands are re-read within a call)."""
+
+
+def residency_credit(family: str, key: str) -> bool:
+    """Whether ``key``'s fitted L2 ratio in ``family`` is a residency credit (:data:`RESIDENCY_CREDIT`): a
+    family listed with ``None``, or one of its listed operations (the key's second ``:``-separated part,
+    ``trtllm.default:gen:bf16`` -> ``gen``)."""
+    if family not in RESIDENCY_CREDIT:
+        return False
+    operations = RESIDENCY_CREDIT[family]
+    parts = key.split(":")
+    return operations is None or (len(parts) > 2 and parts[1] in operations)
 
 
 def carried_residency_ratio(ratio: float, source: HardwareProfile, target: HardwareProfile) -> float | None:
     """The target's L2 credit [-] for ``source``'s fitted ``ratio`` of a family in
-    :data:`RESIDENCY_CREDIT_FAMILIES`: the per-SM rate of :func:`carried_cache_ratio`, bounded, where the
+    :data:`RESIDENCY_CREDIT`: the per-SM rate of :func:`carried_cache_ratio`, bounded, where the
     target's L2 is smaller than the source's, by the share of streaming time the source's L2 saved
     (``1 - 1 / ratio``) times the target's L2 over the source's: ``min(rate, 1 / (1 - (1 - 1 / ratio) x
     L2_target / L2_source))``, never below 1.
@@ -519,7 +536,7 @@ def transferable(
                 and name not in dropped
             }
             if target is not None and cache is not None and cache in kept:
-                resident = family in RESIDENCY_CREDIT_FAMILIES
+                resident = residency_credit(family, key)
                 carry = carried_residency_ratio if resident else carried_cache_ratio
                 carried = carry(kept[cache], source, target)
                 if carried is None:

@@ -17,7 +17,7 @@ from costmodel import load_hardware
 from costmodel.calibrate import (
     KERNEL_LAUNCH_PARAMS,
     ON_CHIP_CACHE_PARAMS,
-    RESIDENCY_CREDIT_FAMILIES,
+    RESIDENCY_CREDIT,
     TRANSFER_RULE,
     carried_cache_ratio,
     carried_clock_scale,
@@ -25,6 +25,7 @@ from costmodel.calibrate import (
     carried_residency_ratio,
     carried_untuned_ratio,
     nearest_measured,
+    residency_credit,
     tensor_flop_per_clock_per_sm,
     transfer_overlays,
     transferable,
@@ -57,11 +58,8 @@ def _assert_transferred(target: HardwareProfile, source: HardwareProfile) -> Non
                 if name in link_only:  # fitted over another kind of link: the target's own default
                     assert name not in stored, (target.name, family_name, key, name)
                 elif name == ON_CHIP_CACHE_PARAMS.get(family_name):
-                    carry = (
-                        carried_residency_ratio
-                        if family_name in RESIDENCY_CREDIT_FAMILIES
-                        else carried_cache_ratio
-                    )
+                    resident = residency_credit(family_name, key)
+                    carry = carried_residency_ratio if resident else carried_cache_ratio
                     assert stored.get(name) == carry(values[name], source, target)
                 elif name in round_trips:  # a link round trip: in proportion to the published latency
                     assert scale is not None
@@ -559,26 +557,33 @@ def test_a_smaller_target_l2_never_gives_a_faster_carried_decode() -> None:
         previous_time, previous_credit = time_s, moved["cache_bandwidth_ratio"]
 
 
-def test_residency_credit_is_limited_to_the_families_it_describes() -> None:
-    """Decode attention and the GEMMs carry a residency credit; MoE (a hit curve against the target's own
-    L2) and MLA (resident absorb weights re-read within the call) carry the die's rate per SM: the B200's
-    ``cache_speedup`` of 2 reaches the H100 as 2 x the two devices' bandwidth per SM."""
-    assert set(RESIDENCY_CREDIT_FAMILIES) == {"generation_attention", "gemm"}
-    assert set(RESIDENCY_CREDIT_FAMILIES) <= set(ON_CHIP_CACHE_PARAMS)
+def test_residency_credit_is_limited_to_the_kernels_it_describes() -> None:
+    """Decode attention, MLA's decode (and its module) and the GEMMs carry a residency credit; MoE (a hit
+    curve against the target's own L2), context attention and MLA's prefill and absorb matmuls (resident
+    operands re-read within the call) carry the die's rate per SM: a B200 ratio of 2 reaches the H100 as
+    2 x the two devices' bandwidth per SM there, and as the two-tier time of 50 / 126 of its bytes in the
+    others."""
+    assert set(RESIDENCY_CREDIT) <= set(ON_CHIP_CACHE_PARAMS)
     b200, h100 = load_hardware("b200"), load_hardware("h100-sxm")
-    fitted = {
-        "moe": {"bf16": {"cache_speedup": 2.0}},
-        "mla": {"bf16": {"cache_bandwidth_ratio": 2.0}},
-        "generation_attention": {"bf16": {"cache_bandwidth_ratio": 2.0}},
-    }
-    moved = transferable(fitted, b200, h100)
     per_sm = 2.0 * 8.0e12 / 148 * 132 / 3.35e12
-    assert moved["moe"]["bf16"]["cache_speedup"] == pytest.approx(per_sm)
-    assert moved["mla"]["bf16"]["cache_bandwidth_ratio"] == pytest.approx(per_sm)
     h = 50.0 / 126.0
-    assert moved["generation_attention"]["bf16"]["cache_bandwidth_ratio"] == pytest.approx(
-        1.0 / (1.0 - h + h / 2.0)
-    )
+    two_tier = 1.0 / (1.0 - h + h / 2.0)
+    cases = {
+        ("moe", "bf16:trtllm:moe_torch_flow_cutlass"): per_sm,
+        ("context_attention", "trtllm.torch_flow:bf16"): per_sm,
+        ("mla", "trtllm.trtllm_bmm_out:bmm_post:bf16"): per_sm,
+        ("mla", "trtllm.default:ctx:bf16"): per_sm,
+        ("mla", "trtllm.default:gen:bf16"): two_tier,
+        ("mla", "trtllm.default:gen_module:bf16+fp8kv"): two_tier,
+        ("generation_attention", "trtllm.torch_flow:bf16"): two_tier,
+        ("gemm", "fp8:trtllm:torch_flow"): two_tier,
+    }
+    for (family, key), expected in cases.items():
+        name = ON_CHIP_CACHE_PARAMS[family]
+        moved = transferable({family: {key: {name: 2.0}}}, b200, h100)[family][key]
+        assert moved[name] == pytest.approx(expected), (family, key)
+        assert residency_credit(family, key) == (expected == two_tier), (family, key)
+    assert not residency_credit("mla", "bf16")  # no operation part: not a decode key
 
 
 def test_a_decode_kernel_the_source_never_ran_takes_its_l2_rate() -> None:
