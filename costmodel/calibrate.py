@@ -190,7 +190,9 @@ else the same product class (:func:`nearest_measured`; this table states its res
 today, and tests/test_transfer_overlays.py checks they agree). Only dimensionless fractions, tile shapes and
 fixed times are transferred; each device keeps its own datasheet (peak per format, bandwidth, SM count),
 which the kernel models scale by; the L2's rate is carried as an on-die rate per SM, not as a multiple of
-the source's memory bandwidth (:data:`ON_CHIP_CACHE_PARAMS`); a device keeps its own defaults for the
+the source's memory bandwidth (:data:`ON_CHIP_CACHE_PARAMS`), and a decode's or a GEMM's L2 credit for a set
+found again on the next repetition, onto a smaller L2, as no more streaming time than that L2's share of the
+source's can save (:func:`carried_residency_ratio`); a device keeps its own defaults for the
 collective parameters that describe a link its GPUs do not use, takes the collectives' link round-trip
 times in proportion to its published small-message latency where both devices state one
 (:func:`carried_latency_scale`), a kernel's fixed launch times in proportion to the source's clock over its
@@ -480,7 +482,9 @@ def transferable(
     With a ``target``:
 
     - the L2's rate (:data:`ON_CHIP_CACHE_PARAMS`) is carried per SM to the target's SMs and bandwidth
-      (:func:`carried_cache_ratio`), or dropped where either datasheet lacks the L2 size or SM count;
+      (:func:`carried_cache_ratio`), or dropped where either datasheet lacks the L2 size or SM count; a
+      residency credit (:func:`residency_credit`: decode attention, MLA's decode, GEMMs) onto a smaller L2
+      is bounded by the time that L2 can save (:func:`carried_residency_ratio`);
     - where ``target``'s GPUs meet over another kind of link than ``source``'s (``datasheet.intra_node_link``:
       NVLink / NVSwitch vs PCIe), the parameters a family names in ``LINK_PARAMS`` (the collectives' per-step
       latency, link bandwidth fractions, host path) are dropped: the target keeps its own defaults for them;
