@@ -190,7 +190,9 @@ else the same product class (:func:`nearest_measured`; this table states its res
 today, and tests/test_transfer_overlays.py checks they agree). Only dimensionless fractions, tile shapes and
 fixed times are transferred; each device keeps its own datasheet (peak per format, bandwidth, SM count),
 which the kernel models scale by; the L2's rate is carried as an on-die rate per SM, not as a multiple of
-the source's memory bandwidth (:data:`ON_CHIP_CACHE_PARAMS`); a device keeps its own defaults for the
+the source's memory bandwidth (:data:`ON_CHIP_CACHE_PARAMS`), and a decode's or a GEMM's L2 credit for a set
+found again on the next repetition, onto a smaller L2, as no more streaming time than that L2's share of the
+source's can save (:func:`carried_residency_ratio`); a device keeps its own defaults for the
 collective parameters that describe a link its GPUs do not use, takes the collectives' link round-trip
 times in proportion to its published small-message latency where both devices state one
 (:func:`carried_latency_scale`), a kernel's fixed launch times in proportion to the source's clock over its
@@ -268,6 +270,64 @@ def carried_cache_ratio(ratio: float, source: HardwareProfile, target: HardwareP
         return None
     rate_per_sm = ratio * source.memory_bandwidth_bytes_per_s / counts[0].value
     return max(1.0, rate_per_sm * counts[1].value / target.memory_bandwidth_bytes_per_s)
+
+
+RESIDENCY_CREDIT: dict[str, tuple[str, ...] | None] = {
+    "generation_attention": None,
+    "gemm": None,
+    "mla": ("gen", "gen_module"),
+}
+"""Family -> the operations of its keys (``None``: every key; MLA: the decode and its module, not the
+prefill or the absorb matmuls) whose fitted L2 ratio (:data:`ON_CHIP_CACHE_PARAMS`) is a credit for a
+working set the timed call streams once and finds again in L2 on its next repetition, decided by one step at
+the L2 size (decode attention's KV cache, MLA decode's latent cache by the same rule; a GEMM's operands over
+the harness's copies). These carry by :func:`carried_residency_ratio` (:func:`residency_credit`), not by the
+L2's rate alone.
+
+The per-SM rule of :func:`carried_cache_ratio` reads a fitted ratio as the die's L2 rate. That holds where a
+kernel re-reads resident operands at the L2's rate: the MLA absorb matmuls (16.8 MB of weights, far under
+either L2) fit 4.9 on the H100 and 2.0 on the B200, 125 and 106 GB/s per SM. It does not hold for decode
+attention: the same TensorRT-LLM bf16 kernel fits 1.0 on the H100 and 1.8 on the B200, 25 and 98 GB/s per
+SM, and the decode tables show no L2 step at the H100's 50 MiB (docs/validation.md, "Session 17"): the ratio
+is mostly how much of the source's resident rows its L2 kept, which the per-SM rule multiplied by 2.1 onto
+the H100. MoE keeps the per-SM rule: its hit share is a curve of the working set over the target's own L2
+(``cache_fraction``, ``cache_sharpness``), so its ``cache_speedup`` is a rate; so do context attention and
+MLA's prefill and absorb matmuls (their resident operands are re-read within a call)."""
+
+
+def residency_credit(family: str, key: str) -> bool:
+    """Whether ``key``'s fitted L2 ratio in ``family`` is a residency credit (:data:`RESIDENCY_CREDIT`): a
+    family listed with ``None``, or one of its listed operations (the key's second ``:``-separated part,
+    ``trtllm.default:gen:bf16`` -> ``gen``)."""
+    if family not in RESIDENCY_CREDIT:
+        return False
+    operations = RESIDENCY_CREDIT[family]
+    parts = key.split(":")
+    return operations is None or (len(parts) > 2 and parts[1] in operations)
+
+
+def carried_residency_ratio(ratio: float, source: HardwareProfile, target: HardwareProfile) -> float | None:
+    """The target's L2 credit [-] for ``source``'s fitted ``ratio`` of a family in
+    :data:`RESIDENCY_CREDIT`: the per-SM rate of :func:`carried_cache_ratio`, bounded, where the
+    target's L2 is smaller than the source's, by the share of streaming time the source's L2 saved
+    (``1 - 1 / ratio``) times the target's L2 over the source's: ``min(rate, 1 / (1 - (1 - 1 / ratio) x
+    L2_target / L2_source))``, never below 1.
+
+    The source's fit credits its L2 with the rows whose working set it held, up to its own size; a target
+    with a smaller L2 holds that share of those bytes at most, and saves that share of the time. Where the
+    target's L2 is at least the source's (an H200 from an H100, an L40S from an A100) the source's fit
+    says nothing about the larger sets, and the per-SM rate carries as before. So a smaller target L2 never
+    gives a larger credit. ``None`` where :func:`carried_cache_ratio` is ``None``."""
+    from costmodel.kernels import cache_bytes
+
+    rate = carried_cache_ratio(ratio, source, target)
+    if rate is None:
+        return None
+    share = cache_bytes(target) / cache_bytes(source)
+    if share >= 1.0:
+        return rate
+    saved = (1.0 - 1.0 / max(ratio, 1.0)) * share
+    return max(1.0, min(rate, 1.0 / (1.0 - saved)))
 
 
 def carried_latency_scale(source: HardwareProfile, target: HardwareProfile) -> float | None:
@@ -460,7 +520,9 @@ def transferable(
     With a ``target``:
 
     - the L2's rate (:data:`ON_CHIP_CACHE_PARAMS`) is carried per SM to the target's SMs and bandwidth
-      (:func:`carried_cache_ratio`), or dropped where either datasheet lacks the L2 size or SM count;
+      (:func:`carried_cache_ratio`), or dropped where either datasheet lacks the L2 size or SM count; a
+      residency credit (:func:`residency_credit`: decode attention, MLA's decode, GEMMs) onto a smaller L2
+      is bounded by the time that L2 can save (:func:`carried_residency_ratio`);
     - where ``target``'s GPUs meet over another kind of link than ``source``'s (``datasheet.intra_node_link``:
       NVLink / NVSwitch vs PCIe), the parameters a family names in ``LINK_PARAMS`` (the collectives' per-step
       latency, link bandwidth fractions, host path) are dropped: the target keeps its own defaults for them;
@@ -517,7 +579,9 @@ def transferable(
                 and name not in dropped
             }
             if target is not None and cache is not None and cache in kept:
-                carried = carried_cache_ratio(kept[cache], source, target)
+                resident = residency_credit(family, key)
+                carry = carried_residency_ratio if resident else carried_cache_ratio
+                carried = carry(kept[cache], source, target)
                 if carried is None:
                     del kept[cache]
                 else:

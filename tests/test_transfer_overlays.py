@@ -10,18 +10,22 @@ import itertools
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from costmodel import load_hardware
 from costmodel.calibrate import (
     KERNEL_LAUNCH_PARAMS,
     ON_CHIP_CACHE_PARAMS,
+    RESIDENCY_CREDIT,
     TRANSFER_RULE,
     carried_cache_ratio,
     carried_clock_scale,
     carried_latency_scale,
+    carried_residency_ratio,
     carried_untuned_ratio,
     nearest_measured,
+    residency_credit,
     tensor_flop_per_clock_per_sm,
     transfer_overlays,
     transferable,
@@ -54,7 +58,9 @@ def _assert_transferred(target: HardwareProfile, source: HardwareProfile) -> Non
                 if name in link_only:  # fitted over another kind of link: the target's own default
                     assert name not in stored, (target.name, family_name, key, name)
                 elif name == ON_CHIP_CACHE_PARAMS.get(family_name):
-                    assert stored.get(name) == carried_cache_ratio(values[name], source, target)
+                    resident = residency_credit(family_name, key)
+                    carry = carried_residency_ratio if resident else carried_cache_ratio
+                    assert stored.get(name) == carry(values[name], source, target)
                 elif name in round_trips:  # a link round trip: in proportion to the published latency
                     assert scale is not None
                     assert stored[name] == values[name] * scale, (target.name, family_name, key, name)
@@ -496,6 +502,94 @@ def test_a_one_shot_rate_ratio_stays_with_its_link() -> None:
     size = 2.0**30
     time = collective.time_s(l40s, params, message_bytes=size, num_gpus=2)
     assert size / time < l40s.datasheet.intra_node_bandwidth_gb_per_s.value * 1e9  # type: ignore[union-attr]
+
+
+def _with_l2(hardware: HardwareProfile, mib: float) -> HardwareProfile:
+    entry = hardware.datasheet.on_chip_cache_mib
+    assert entry is not None
+    sheet = hardware.datasheet.model_copy(
+        update={"on_chip_cache_mib": entry.model_copy(update={"value": mib})}
+    )
+    return hardware.model_copy(update={"datasheet": sheet})
+
+
+def test_a_residency_credit_carries_the_time_a_smaller_l2_can_save() -> None:
+    """Oracle: two-tier streaming time. A source whose L2 held its resident rows at ``ratio`` x the memory's
+    rate saves ``1 - 1 / ratio`` of their streaming time; a target whose L2 holds ``h`` = L2_t / L2_s of those
+    bytes streams ``h`` of them at that rate and the rest from memory, ``t = (1 - h) + h / ratio`` of the
+    memory time, so its credit is ``1 / t`` (the B200's 126 MiB -> the H100's 50), unless the per-SM rate
+    of the die is lower. Where the target's L2 is as large or larger (H200 from H100, L40S from A100,
+    the device itself), the per-SM rate carries unchanged."""
+    h100, h200, b200, a100, l40s = (
+        load_hardware(n) for n in ("h100-sxm", "h200", "b200", "a100-80gb", "l40s")
+    )
+    for ratio in (1.0, 1.3, 1.81, 4.5):
+        h = 50.0 / 126.0
+        two_tier = 1.0 / ((1.0 - h) + h / ratio)
+        rate = carried_cache_ratio(ratio, b200, h100)
+        assert rate is not None
+        assert carried_residency_ratio(ratio, b200, h100) == pytest.approx(min(rate, two_tier))
+        assert carried_residency_ratio(ratio, b200, h100) == pytest.approx(two_tier)  # 2.1 x the rate per SM
+    for source, target in ((h100, h200), (a100, l40s), (h100, b200), (h100, h100)):
+        assert carried_residency_ratio(1.7, source, target) == carried_cache_ratio(1.7, source, target)
+    assert carried_residency_ratio(1.7, b200, load_hardware("gb200")) is None  # no L2 stated: the default
+
+
+def test_a_smaller_target_l2_never_gives_a_faster_carried_decode() -> None:
+    """Physics direction: the same B200 decode fit, carried onto H100s whose L2 shrinks from 126 MiB to 8,
+    never predicts a decode faster (every working set from 1 to 200 MiB; a set the L2 does not hold streams
+    from memory), and its credit never rises."""
+    from costmodel.kernels import generation_attention
+
+    b200, h100 = load_hardware("b200"), load_hardware("h100-sxm")
+    assert b200.kernel_calibration is not None
+    key = "trtllm.torch_flow:bf16"
+    fitted = {
+        "generation_attention": {key: dict(b200.kernel_calibration.params["generation_attention"][key])}
+    }
+    assert fitted["generation_attention"][key]["cache_bandwidth_ratio"] > 1.2
+    kv_len = np.geomspace(4, 800, 24)  # 64 x 8 KV heads x 256 x 2 B = 0.25 MiB a token: 1-200 MiB
+    shapes = {"batch_size": 64.0, "kv_len": kv_len, "n_heads": 32.0, "n_kv_heads": 8.0, "head_dim": 128.0}
+    previous_time, previous_credit = None, None
+    for mib in (126.0, 100.0, 64.0, 50.0, 32.0, 8.0):
+        target = _with_l2(h100, mib)
+        moved = transferable(fitted, b200, target)["generation_attention"][key]
+        start = generation_attention.default_params(target, key)
+        params = dataclasses.replace(start, **{k: v for k, v in moved.items() if hasattr(start, k)})
+        time_s = generation_attention.time_s(target, params, **shapes)
+        if previous_time is not None:
+            assert np.all(time_s >= previous_time * (1.0 - 1e-12)), mib
+            assert moved["cache_bandwidth_ratio"] <= previous_credit
+        previous_time, previous_credit = time_s, moved["cache_bandwidth_ratio"]
+
+
+def test_residency_credit_is_limited_to_the_kernels_it_describes() -> None:
+    """Decode attention, MLA's decode (and its module) and the GEMMs carry a residency credit; MoE (a hit
+    curve against the target's own L2), context attention and MLA's prefill and absorb matmuls (resident
+    operands re-read within the call) carry the die's rate per SM: a B200 ratio of 2 reaches the H100 as
+    2 x the two devices' bandwidth per SM there, and as the two-tier time of 50 / 126 of its bytes in the
+    others."""
+    assert set(RESIDENCY_CREDIT) <= set(ON_CHIP_CACHE_PARAMS)
+    b200, h100 = load_hardware("b200"), load_hardware("h100-sxm")
+    per_sm = 2.0 * 8.0e12 / 148 * 132 / 3.35e12
+    h = 50.0 / 126.0
+    two_tier = 1.0 / (1.0 - h + h / 2.0)
+    cases = {
+        ("moe", "bf16:trtllm:moe_torch_flow_cutlass"): per_sm,
+        ("context_attention", "trtllm.torch_flow:bf16"): per_sm,
+        ("mla", "trtllm.trtllm_bmm_out:bmm_post:bf16"): per_sm,
+        ("mla", "trtllm.default:ctx:bf16"): per_sm,
+        ("mla", "trtllm.default:gen:bf16"): two_tier,
+        ("mla", "trtllm.default:gen_module:bf16+fp8kv"): two_tier,
+        ("generation_attention", "trtllm.torch_flow:bf16"): two_tier,
+        ("gemm", "fp8:trtllm:torch_flow"): two_tier,
+    }
+    for (family, key), expected in cases.items():
+        name = ON_CHIP_CACHE_PARAMS[family]
+        moved = transferable({family: {key: {name: 2.0}}}, b200, h100)[family][key]
+        assert moved[name] == pytest.approx(expected), (family, key)
+        assert residency_credit(family, key) == (expected == two_tier), (family, key)
+    assert not residency_credit("mla", "bf16")  # no operation part: not a decode key
 
 
 def test_a_decode_kernel_the_source_never_ran_takes_its_l2_rate() -> None:
