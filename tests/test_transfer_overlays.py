@@ -532,7 +532,11 @@ def test_a_residency_credit_carries_the_time_a_smaller_l2_can_save() -> None:
         assert carried_residency_ratio(ratio, b200, h100) == pytest.approx(two_tier)  # 2.1 x the rate per SM
     for source, target in ((h100, h200), (a100, l40s), (h100, b200), (h100, h100)):
         assert carried_residency_ratio(1.7, source, target) == carried_cache_ratio(1.7, source, target)
-    assert carried_residency_ratio(1.7, b200, load_hardware("gb200")) is None  # no L2 stated: the default
+    gb200 = load_hardware("gb200")
+    no_l2 = gb200.model_copy(
+        update={"datasheet": gb200.datasheet.model_copy(update={"on_chip_cache_mib": None})}
+    )
+    assert carried_residency_ratio(1.7, b200, no_l2) is None  # no L2 stated: the default
 
 
 def test_a_smaller_target_l2_never_gives_a_faster_carried_decode() -> None:
