@@ -349,6 +349,21 @@ def bytes_per_element(dtype: str, *, group_size: int | None = None) -> float:
     return (fmt.bits + meta) / 8
 
 
+def activation_bytes_per_element(dtype: str) -> float:
+    """Average bytes per element of activations stored in ``dtype``, their group scales included [bytes]:
+    the rate :func:`storage_bytes` charges a token's row, whose scale groups run along the row, 1 x
+    ``group_size`` (an activation has no 128-row blocks: DeepSeek-V3 §3.3.2, arXiv:2412.19437, scales its
+    activations per 1 x 128 group and only its weights per 128 x 128 block). fp8_block 1 + 4/128 = 1.03125,
+    nvfp4 0.5 + 1/16 = 0.5625 (NVIDIA's NVFP4: one E4M3 scale per 16 values), mxfp4 0.5 + 1/32 = 0.53125
+    and mxfp8 1 + 1/32 (OCP MX v1.0 §5: one E8M0 scale per 32). Per-tensor scales (fp8's, nvfp4's fp32
+    second-level scale) are a few bytes a tensor and not included, as in :func:`bytes_per_element`."""
+    fmt = get_dtype(dtype)
+    granularity, g = _group(fmt, None)
+    per_group = granularity in ("group", "block", "flat") and g
+    meta = (fmt.scale_bits + fmt.zero_point_bits) / g if per_group else 0.0
+    return (fmt.bits + meta) / 8
+
+
 def matmul_compute_dtype(activation_dtype: str) -> str:
     """The tensor-core input format of a matmul whose activations are in ``activation_dtype``: the format's
     own compute dtype for quantized activations (``fp8`` / ``fp8_block`` / ``mxfp8`` -> ``"fp8"``,

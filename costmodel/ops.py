@@ -13,7 +13,9 @@ Everything is per GPU of a tensor-parallel group of ``tp`` devices and an expert
 Assumptions, stated once:
 
 - **Activations** are read and written once per operator in ``activation_dtype``; norms are fused with
-  the residual add before them (read input and residual, write both), as in vLLM/TensorRT-LLM.
+  the residual add before them (read input and residual, write both), as in vLLM/TensorRT-LLM. A GEMM
+  reads its inputs in the format it multiplies, group scales included
+  (:func:`costmodel.dtypes.activation_bytes_per_element`), and writes the 16-bit stream.
 - **Attention** (``attention_impl="flash"``, Dao et al. 2022): reads Q, the cached K and V of the
   attended positions once per sequence, writes the output and the new tokens' K and V; only the causal
   (and windowed) score entries are computed. ``"eager"`` computes the full score rectangle and writes and
@@ -30,8 +32,10 @@ Assumptions, stated once:
   MoE pass dequantizes the touched experts only, the same expected fraction whose bytes it reads; the
   router and the output head stay in ``keep_dtype`` (see :data:`costmodel.memory.QUANTIZABLE`) and cost none.
 - **Communication**: tensor parallelism all-reduces the layer output twice per layer (after attention
-  and after the MLP); expert parallelism sends each token's hidden state to its k experts and back (two
-  all-to-alls per MoE layer). Message sizes are per GPU; :mod:`costmodel.roofline` applies the ring cost.
+  and after the MLP) and all-gathers the vocab-parallel head's logits once per pass
+  (:data:`LOGITS_GATHER_OP`); expert parallelism sends each token's hidden state to its k experts and
+  back (two all-to-alls per MoE layer). Message sizes are per GPU; :mod:`costmodel.roofline` applies
+  the ring cost.
 - **Attention data parallelism** (``attention_dp`` ranks; :class:`costmodel.specs.Deployment`):
   ``batch_size`` is one rank's; attention, dense MLPs, shared experts, router and head run on the rank's
   tokens, split ``tp`` ways. The routed experts run on every rank's tokens (attention_dp x T, balanced),
@@ -54,7 +58,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from costmodel.dtypes import bytes_per_element, get_dtype, runs_natively, storage_bytes
+from costmodel.dtypes import activation_bytes_per_element, get_dtype, runs_natively, storage_bytes
 from costmodel.execution import LaunchCounts, eager_launches, trtllm_launches
 from costmodel.flops import AttentionMask, attended_keys, group_attended_keys
 from costmodel.kernel_shapes import (
@@ -312,6 +316,23 @@ def _copies_per_layer(model: ModelProfile, t: Tensor) -> float:
     return t.count / max(layers, 1)
 
 
+LOGITS_GATHER_OP = "allgather_logits"
+"""The all-gather of the vocab-parallel output head's logits over the ``tp`` GPUs that split it (a
+``tp`` > 1 pass's last operator, after ``lm_head``; ``head_tokens x vocab_size`` 16-bit logits, the
+gathered buffer). Every engine gathers them before sampling: vLLM's ``LogitsProcessor._gather_logits``
+all-gathers (``tensor_model_parallel_all_gather``) where ``current_platform.use_all_gather()``, which the
+V1 engine sets (``Platform.use_all_gather``: ``envs.VLLM_USE_V1``; vllm/model_executor/layers/
+logits_processor.py, vllm/platforms/interface.py, https://github.com/vllm-project/vllm), else gathers to
+rank 0 (the same bytes into one GPU); SGLang's ``LogitsProcessor`` all-gathers where
+``do_tensor_parallel_all_gather`` (tp > 1; python/sglang/srt/layers/logits_processor.py,
+https://github.com/sgl-project/sglang); TensorRT-LLM's ``LMHead`` is a column-parallel ``Linear`` with
+``gather_output`` (``allgather``), replicated, with no gather, under attention DP
+(tensorrt_llm/_torch/modules/embedding.py, https://github.com/NVIDIA/TensorRT-LLM), where ``tp`` here is
+each rank's own. Vocabulary padding (vLLM pads to a multiple of 64 per rank) is not counted."""
+HEAD_OPS: tuple[str, ...] = ("lm_head", LOGITS_GATHER_OP)
+"""The output head's operators: its GEMM and, under tensor parallelism, the gather of its logits."""
+
+
 PRE_GATHER_QUANTIZED_INPUTS: frozenset[str] = frozenset({"nvfp4", "mxfp8"})
 """Experts' input formats that an engine quantizing before the MoE's attention-DP all-gather
 (``forward_ops(quantized_moe_gather=True)``) gathers in: TensorRT-LLM's MoE modules quantize bf16 inputs to
@@ -356,8 +377,10 @@ def forward_ops(
         Sequences [-], tokens processed now [tokens], tokens already cached [tokens].
     weight_dtype, activation_dtype, kv_dtype : str
         Storage formats (see :mod:`costmodel.dtypes`); ``activation_dtype`` is also the format the matmuls
-        quantize their inputs to. Activations between operators are stored in it, but never in fewer than
-        8 bits: fp4 inputs (nvfp4, mxfp4) are made by the GEMM's own quantization pass.
+        quantize their inputs to, and the GEMMs read them in it with their group scales (nvfp4 0.5625,
+        fp8_block 1.03125 bytes an element). Activations between other operators are stored in it, but
+        never in fewer than 8 bits: where an fp4 input is made (a norm's fused quantization or a pass of
+        the GEMM's own) is not told apart.
     expert_dtype, expert_activation_dtype : str, optional
         The routed experts' weight and input formats where they differ from the rest (gpt-oss: MXFP4
         experts, bf16 attention); None: ``weight_dtype`` / ``activation_dtype``.
@@ -467,6 +490,13 @@ def forward_ops(
             inputs = (activation_dtype if quantized_here else stored) if stored != weight_dtype else None
             dequant = quantized_here and not runs_natively(stored, activation_dtype)
             inputs = None if inputs == activation_dtype else inputs
+        # the GEMM reads its inputs in the format it multiplies, group scales included
+        # (dtypes.activation_bytes_per_element: nvfp4 0.5625, fp8_block 1.03125 bytes an element); the
+        # router and the output head, never quantized, read the 16-bit stream
+        if component not in QUANTIZABLE:
+            x_bytes = gemm_out
+        else:
+            x_bytes = activation_bytes_per_element(inputs or activation_dtype)
         flop = 2.0 * tokens * (we / copies) / split
         weights = wb * weight_fraction / (weight_split or split)
         # one GEMM per GPU: k = the input width, n such that 2 m n k is the operator's FLOPs
@@ -479,7 +509,7 @@ def forward_ops(
                 "matmul",
                 layers,
                 zero + flop,
-                zero + weights + tokens * in_w * a,
+                zero + weights + tokens * in_w * x_bytes,
                 zero + tokens * out_w * gemm_out,
                 weight_bytes=float(np.max(weights)),
                 # what is read in the quantized format is dequantized: the touched experts' share of the
@@ -919,7 +949,7 @@ def forward_ops(
             gathered = zero + T_moe * d * residual
             x_fmt = expert_activation_dtype or activation_dtype
             before = quantized_moe_gather and x_fmt in PRE_GATHER_QUANTIZED_INPUTS
-            gather = zero + T_moe * d * bytes_per_element(x_fmt) if before else gathered
+            gather = zero + T_moe * d * activation_bytes_per_element(x_fmt) if before else gathered
             if dp > 1:
                 collective("allgather_moe", "allgather", nm, gather, dp, moe_gpus, "all_gather")
             per_gpu = routed / ep  # token-expert pairs each expert group serves, balanced
@@ -973,7 +1003,9 @@ def forward_ops(
                 matmul("shared_down", "shared_experts", "down", nm, T, shared, d)
             allreduce("allreduce_moe", nm, tp)
 
-    # output head: a tied head reads the embedding matrix
+    # output head, vocab-parallel: each of the tp GPUs computes and writes its vocab / tp columns of the
+    # logits (in the 16-bit stream's format: the head is never quantized); a tied head reads the embedding
+    # matrix
     head_tokens = T if logits == "all" else B * np.minimum(n, 1.0)
     if model.tie_embeddings:
         hb = model.vocab_size * emb_row
@@ -984,7 +1016,7 @@ def forward_ops(
                 "matmul",
                 1,
                 zero + flop,
-                zero + hb / tp + head_tokens * d * a,
+                zero + hb / tp + head_tokens * d * gemm_out,
                 zero + head_tokens * model.vocab_size * gemm_out / tp,
                 weight_bytes=hb / tp,
                 counted=True,
@@ -992,7 +1024,12 @@ def forward_ops(
             )
         )
     else:
-        matmul("lm_head", "output_head", "lm_head", 1, head_tokens, d, model.vocab_size)
+        matmul("lm_head", "output_head", "lm_head", 1, head_tokens, d, model.vocab_size / tp)
+    if tp > 1:
+        # the tp slices gathered into every token's whole row of logits before sampling
+        # (LOGITS_GATHER_OP); the buffer is the gathered one, head_tokens x vocab
+        logits_bytes = zero + head_tokens * model.vocab_size * gemm_out
+        collective(LOGITS_GATHER_OP, "allgather", 1, logits_bytes, tp, tp, "all_gather")
     if not count_launches:
         return tuple(ops)
     if launch_counts == "trtllm":

@@ -613,6 +613,7 @@ class _Parts:
         one_microbatch: bool,
     ) -> FloatArray:
         from costmodel.estimate import _Setup, _tp_link, step_time_s
+        from costmodel.ops import HEAD_OPS
         from costmodel.specs import Deployment as _Deployment
         from costmodel.specs import Workload as _Workload
 
@@ -628,12 +629,12 @@ class _Parts:
 
             def bare(b: Any) -> FloatArray:
                 ops = setup.ops(b, new, past, "all")
-                kept = tuple(o for o in ops if o.kind != "attention" and o.name != "lm_head")
+                kept = tuple(o for o in ops if o.kind != "attention" and o.name not in HEAD_OPS)
                 return setup.times(kept).total_s
 
             if logits == "head":  # on the last stage alone: no stage sends
                 ops = setup.ops(batch, new, past, "all")
-                return np.asarray(setup.times(tuple(o for o in ops if o.name == "lm_head")).total_s)
+                return np.asarray(setup.times(tuple(o for o in ops if o.name in HEAD_OPS)).total_s)
             return setup.pipelined_steps(bare, batch, new)
         return step_time_s(
             self.model,

@@ -32,7 +32,7 @@ from costmodel.execution import activation_kernels, norm_kernels
 from costmodel.flops import attended_keys
 from costmodel.kernel_shapes import GemmShape
 from costmodel.memory import inference_activation_bytes, kv_cache_bytes, tensor_bytes, weight_bytes
-from costmodel.ops import DEQUANT_FLOP_PER_WEIGHT, ELEMENTWISE_FLOP, Op, forward_ops
+from costmodel.ops import DEQUANT_FLOP_PER_WEIGHT, ELEMENTWISE_FLOP, HEAD_OPS, Op, forward_ops
 from costmodel.params import tensors
 from costmodel.roofline import OpTimes, op_times
 from costmodel.specs import Efficiency, HardwareProfile, ModelProfile, MoESpec
@@ -341,7 +341,7 @@ def _model_ops(point: Point, *, attention: str) -> tuple[ModelProfile, list[Op]]
     if point.kernel == "layer":
         one = model.model_copy(update={"n_layers": 1})
         ops = forward_ops(one, batch_size=B, new_tokens=n, past_tokens=past, **kw)  # type: ignore[arg-type]
-        return model, [op for op in ops if op.name not in ("embedding", "lm_head")]
+        return model, [op for op in ops if op.name not in ("embedding", *HEAD_OPS)]
     steps = p.get("steps", 1)
     pasts = past + np.arange(steps) * n
     ops = list(forward_ops(model, batch_size=B, new_tokens=n, past_tokens=pasts, logits="all", **kw))  # type: ignore[arg-type]

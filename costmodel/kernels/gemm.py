@@ -13,8 +13,9 @@ kernel differs from it in three ways this model keeps, each with one named param
    https://github.com/NVIDIA/cutlass/blob/main/media/docs/cpp/efficient_gemm.md, "Parallelized
    Reductions"), down to ``min_k_per_split`` elements of ``k`` per SM.
 2. **Weight streaming at small m.** Every operand is read once and the output written once:
-   ``(m k + k n) x bytes_in + m n x bytes_out`` (+ block scales) at ``bandwidth_fraction`` of the
-   datasheet bandwidth. At decode batch sizes this, not the FLOPs, sets the time.
+   ``m k x bytes_a + k n x bytes_b + m n x bytes_out`` at ``bandwidth_fraction`` of the datasheet
+   bandwidth, each operand with its own scales (fp8_block: 1 x 128 groups for A, 128 x 128 blocks for
+   B). At decode batch sizes this, not the FLOPs, sets the time.
 3. **Fixed cost.** ``launch_s``: launch, prologue and epilogue of the kernel, plus, for fp8 / fp4 inputs,
    the separate kernel that quantizes the bf16 activations (its bytes are counted in 2.).
 
@@ -51,19 +52,40 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
+from costmodel.dtypes import activation_bytes_per_element, bytes_per_element
 from costmodel.errors import CostmodelError
 from costmodel.kernels import cache_bytes, sm_count
 from costmodel.specs import HardwareProfile
 
 FloatArray = npt.NDArray[np.float64]
 
-# dtype key -> (datasheet compute dtype, operand bytes per element incl. block scales, quantizes A first)
-_FORMATS: dict[str, tuple[str, float, bool]] = {
-    "bf16": ("bf16", 2.0, False),
-    "fp16": ("fp16", 2.0, False),
-    "fp8": ("fp8", 1.0, True),
-    "fp8_block": ("fp8", 1.0 + 4.0 / 128, True),  # one fp32 scale per 128 elements (per 128x128 for B)
-    "nvfp4": ("fp4", 0.5 + 1.0 / 16, True),  # one fp8 scale per 16 elements
+
+@dataclass(frozen=True)
+class _Format:
+    """A GEMM dtype key's datasheet compute dtype, its operands' bytes per element with their group scales
+    (:mod:`costmodel.dtypes`), and whether a kernel quantizes the bf16 activations first."""
+
+    compute: str
+    a_bytes: float
+    """A, the activations [bytes an element]: scale groups along a token's row
+    (:func:`costmodel.dtypes.activation_bytes_per_element`; fp8_block 1 + 4/128, nvfp4 0.5 + 1/16)."""
+    b_bytes: float
+    """B, the weights [bytes an element]: fp8_block's one fp32 scale per 128 x 128 block, 1 + 4/16384
+    (:func:`costmodel.dtypes.bytes_per_element`; DeepSeek-V3 §3.3.2, arXiv:2412.19437), nvfp4's one E4M3
+    scale per 16 along k, 0.5625."""
+    quantizes: bool
+
+
+def _gemm_format(compute: str, dtype: str, quantizes: bool) -> _Format:
+    return _Format(compute, activation_bytes_per_element(dtype), bytes_per_element(dtype), quantizes)
+
+
+_FORMATS: dict[str, _Format] = {
+    "bf16": _gemm_format("bf16", "bf16", False),
+    "fp16": _gemm_format("fp16", "fp16", False),
+    "fp8": _gemm_format("fp8", "fp8", True),  # per-tensor / per-token scales: a few bytes, not counted
+    "fp8_block": _gemm_format("fp8", "fp8_block", True),
+    "nvfp4": _gemm_format("fp4", "nvfp4", True),
 }
 DTYPES = tuple(_FORMATS)
 POOL_BY_ENGINE = True
@@ -243,7 +265,7 @@ def initial_guesses(hardware: HardwareProfile, key: str) -> list[Params]:
 def fixed_for(key: str, hardware: HardwareProfile | None = None) -> tuple[str, ...]:
     """Parameters a fit must not move for ``key`` on any ``hardware``:
     the quantization pass does not exist for bf16 / fp16."""
-    return () if _format(key)[2] else ("quantize_bandwidth_fraction", "quantize_row_s")
+    return () if _format(key).quantizes else ("quantize_bandwidth_fraction", "quantize_row_s")
 
 
 def dtype_of(key: str) -> str:
@@ -257,13 +279,13 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
     eff = hardware.efficiency
     return Params(
         dtype=dtype,
-        compute_fraction=eff.matmul(fmt[0]),
+        compute_fraction=eff.matmul(fmt.compute),
         bandwidth_fraction=eff.memory_bandwidth_fraction,
         launch_s=eff.kernel_overhead_s,
     )
 
 
-def _format(key: str) -> tuple[str, float, bool]:
+def _format(key: str) -> _Format:
     dtype = dtype_of(key)
     if dtype not in _FORMATS:
         raise CostmodelError(f"unknown GEMM dtype {dtype!r}; known: {', '.join(DTYPES)}")
@@ -272,7 +294,7 @@ def _format(key: str) -> tuple[str, float, bool]:
 
 def peak_flop_per_s(hardware: HardwareProfile, dtype: str) -> float:
     """Dense datasheet peak of the format's tensor cores [FLOP/s]; CostmodelError if not published."""
-    compute = _format(dtype)[0]
+    compute = _format(dtype).compute
     if compute not in hardware.compute_dtypes:
         raise CostmodelError(
             f"hardware {hardware.name!r} has no {compute!r} peak in its datasheet, needed for {dtype} GEMMs"
@@ -283,10 +305,10 @@ def peak_flop_per_s(hardware: HardwareProfile, dtype: str) -> float:
 def operand_bytes(dtype: str, *, m: npt.ArrayLike, n: npt.ArrayLike, k: npt.ArrayLike) -> FloatArray:
     """Bytes a GEMM moves at least once: A and B in the format (+ scales), C in bf16, and the bf16
     activations read once more to quantize them for fp8 / fp4 formats [bytes]."""
-    _, in_bytes, quantizes = _format(dtype)
+    fmt = _format(dtype)
     M, N, K = (np.asarray(x, dtype=np.float64) for x in (m, n, k))
-    moved = (M * K + K * N) * in_bytes + M * N * OUTPUT_BYTES
-    if quantizes:
+    moved = M * K * fmt.a_bytes + K * N * fmt.b_bytes + M * N * OUTPUT_BYTES
+    if fmt.quantizes:
         moved = moved + M * K * 2.0  # bf16 activations read by the quantization kernel
     return np.asarray(moved)
 
@@ -312,14 +334,14 @@ def time_s(
         every call. Only the L2 term reads it.
     """
     M, N, K = (np.asarray(x, dtype=np.float64) for x in (m, n, k))
-    _, in_bytes, quantizes = _format(params.dtype)
+    fmt = _format(params.dtype)
     sms = sm_count(hardware)
     per_sm = peak_flop_per_s(hardware, params.dtype) * params.compute_fraction / sms
     max_splits = np.clip(K / params.min_k_per_split, 1.0, params.max_splits)
     if params.split_min_k_per_n > 0.0:
         max_splits = np.where(params.split_min_k_per_n * N <= K, max_splits, 1.0)
     bandwidth = hardware.memory_bandwidth_bytes_per_s * params.bandwidth_fraction
-    moved = (M * K + K * N) * in_bytes + M * N * OUTPUT_BYTES
+    moved = M * K * fmt.a_bytes + K * N * fmt.b_bytes + M * N * OUTPUT_BYTES
 
     def tiled_s(tile_m: npt.ArrayLike, tile_n: npt.ArrayLike) -> FloatArray:
         """Waves x one tile's time, for output tiles of tile_m x tile_n (scalars or per-row arrays)."""
@@ -351,13 +373,13 @@ def time_s(
     cache = cache_bytes(hardware)
     if cache > 0 and params.cache_bandwidth_ratio != 1.0:
         copies = np.maximum(np.asarray(weight_copies, dtype=np.float64), 1.0)
-        working_set = moved + (copies - 1.0) * K * N * in_bytes
+        working_set = moved + (copies - 1.0) * K * N * fmt.b_bytes
         resident = working_set <= cache * params.cache_resident_fraction
         memory = np.where(resident, memory / params.cache_bandwidth_ratio, memory)
     total = params.launch_s + np.maximum(kernel, memory)
-    if quantizes:  # a separate kernel first reads the bf16 activations and writes them quantized
+    if fmt.quantizes:  # a separate kernel first reads the bf16 activations and writes them quantized
         quantize_bw = hardware.memory_bandwidth_bytes_per_s * params.quantize_bandwidth_fraction
-        total = total + np.maximum(M * K * (2.0 + in_bytes) / quantize_bw, M * params.quantize_row_s)
+        total = total + np.maximum(M * K * (2.0 + fmt.a_bytes) / quantize_bw, M * params.quantize_row_s)
     return np.asarray(np.maximum(total, params.host_floor_s))
 
 
