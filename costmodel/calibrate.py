@@ -16,6 +16,7 @@ scipy is imported on first use so that ``import costmodel`` stays light.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -938,11 +939,14 @@ def git_revision() -> str:
     import subprocess
 
     here = Path(__file__).resolve()
+    # the package's own checkout, whatever repository a caller's GIT_DIR / GIT_WORK_TREE name
+    env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")}
 
     def git(*args: str) -> str:
         return subprocess.run(
-            ["git", *args], cwd=here.parents[1], capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
+            ["git", *args], cwd=here.parents[1], env=env, capture_output=True, text=True, check=True,
+            timeout=10,
+        ).stdout.strip()  # fmt: skip
 
     try:
         git("ls-files", "--error-unmatch", "--", f"{here.parent.name}/{here.name}")

@@ -101,6 +101,9 @@ def test_git_revision_names_the_package_checkout_and_marks_a_dirty_tree(tmp_path
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no", cwd=root))
     monkeypatch.chdir(tmp_path)  # not a checkout: the caller's folder must not matter
     assert calibrate.git_revision() == head + ("-dirty" if dirty else "")
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere.git"))  # nor a caller's GIT_DIR
+    assert calibrate.git_revision() == head + ("-dirty" if dirty else "")
+    monkeypatch.delenv("GIT_DIR")
 
     # a checkout of its own: clean, then with a tracked file edited
     repo = tmp_path / "repo"
