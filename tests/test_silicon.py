@@ -1538,3 +1538,53 @@ def test_the_2025_11_18_fp8_campaign_lacks_the_flat_stall_the_rule_asks_for(
             assert ttft.max() > 1.5 * ttft.min()
     assert set(beyond["isl"]) == {1024, 8192}
     assert not cold_start_rows(campaign).any()
+
+
+def test_deepseeks_b200_sglang_expert_layouts_are_each_one_image_and_the_older_image_decodes_slower(
+    silicon_table: pd.DataFrame,
+) -> None:
+    """Why B200 SGLang's DeepSeek-R1 fp8 EP-8 rows ask more of a step than its EP-1 rows, and its nvfp4
+    EP rows less (docs/serving.md, "B200 SGLang DeepSeek fp8 EP 8: the campaign, not the layout"): in the
+    sample each layout is one campaign. The fp8 EP-8 rows are the 2025-11-18 run, which states no image
+    (InferenceX #204 had moved the recipe to ``lmsysorg/sglang:v0.5.5-cu129-amd64`` with ``--ep-size`` 8 at
+    tp 8; #276 to v0.5.6), the fp8 EP-1 rows ran 0.5.6 / 0.5.9; the nvfp4 EP-1 rows are the 2025-11 runs
+    (no image), the nvfp4 EP-4 / EP-8 rows 0.5.9. Model-free: at tp 8 and the same lengths and clients, the
+    older image's layout measures the slower TPOT in both formats, whichever of the two is
+    expert-parallel (fp8 EP 8 slower than every fp8 EP-1 series, nvfp4 EP 1 slower than nvfp4 EP 8)."""
+    table = silicon_table
+    rows = table[
+        (table["backend"] == "sglang")
+        & (table["system"] == "b200_sxm")
+        & (table["mode"] == "agg")
+        & (table["model_path"] == "deepseek-ai/DeepSeek-R1")
+    ]
+    source = rows["silicon_data_source"].astype(str)
+    date = source.str.extract(r"measured=(\d{4}-\d\d-\d\d)")[0]
+    image = source.str.extract(r"sglang:(v[0-9.]+)")[0]
+    ep = rows["moe_ep_size"].fillna(1.0)
+    fp8, fp4 = rows["gemm_quant_mode"] == "fp8", rows["gemm_quant_mode"] == "nvfp4"
+    # each layout, one image (the older campaigns state none)
+    assert set(date[fp8 & (ep == 8)]) == {"2025-11-18"}
+    assert image[fp8 & (ep == 8)].isna().all()
+    assert set(image[fp8 & (ep == 1)]) <= {"v0.5.6", "v0.5.9"}
+    assert image[fp8 & (ep == 1)].notna().all()
+    assert set(image[fp4 & (ep > 1)]) == {"v0.5.9"}
+    assert date[fp4 & (ep == 1)].str.startswith("2025-11").all()
+    assert image[fp4 & (ep == 1)].isna().all()
+    # on 8 GPUs (the sample writes some tp 8 x EP 8 rows as tp 64: silicon.squared_expert_layout), the
+    # older image is the slower
+    gpus = rows["tp_size"].where(rows["tp_size"] != 64, rows["moe_ep_size"])
+    tp8 = rows[gpus == 8].assign(ep=ep, old=date.str.startswith("2025-11"))
+    pairs = 0
+    for fmt in ("fp8", "nvfp4"):
+        layouts = tp8[tp8["gemm_quant_mode"] == fmt]
+        tpot = layouts.groupby(["isl", "osl", "concurrency", "old"])["silicon_tpot_ms"]
+        slowest_new, fastest_old = tpot.max().xs(False, level="old"), tpot.min().xs(True, level="old")
+        shared = slowest_new.index.intersection(fastest_old.index)
+        assert len(shared) >= 2
+        assert (fastest_old[shared] > slowest_new[shared]).all()
+        # and the older layout is the expert-parallel one in fp8, the tensor-parallel one in nvfp4
+        old_ep = set(layouts.loc[layouts["old"], "ep"])
+        assert old_ep == ({8.0} if fmt == "fp8" else {1.0})
+        pairs += len(shared)
+    assert pairs >= 6
