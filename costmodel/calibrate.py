@@ -389,15 +389,18 @@ ran reach 0.84-0.89 x on a B200 the share of the peak they reach on an H100 (doc
 sustained-share rule"). GEMM only: the other families' compute fractions were not weighed.
 
 Every GEMM key is scaled, whatever its format, although each pair's shares were measured in one format
-(``datasheet.sustained_tensor_fraction``: fp8 for the H100 / B200 pair, bf16 for the A100 / L40S one): what
-the power limit lowers is the SMs' clock, one clock for the tensor cores whatever format they run, and each
-format's datasheet peak is quoted at the same boost clock, so the ratio of two devices' sustained shares is a
-ratio of sustained clocks that carries to every format. It assumes a large GEMM of each format draws the board
-to its power limit alike; the leave-one-out tables show it for bf16 as for fp8 (bf16 0.84 / 0.87 x, fp8
-0.85-0.89 x, B200 over H100), and scaling bf16 too is what moved the H100 <-> B200 bf16 cells to within 2 %
-(docs/validation.md). Limiting the rule to fp8 keys was tried and not kept (docs/validation.md, "Sustained
-share: every format"). fp4 keys have no leave-one-out cell (a Hopper target has no fp4 tensor core) and the
-rule's fp4-capable pairs carry a ratio of 1 (B200 and GB200) or state no share (B300, GB300)."""
+(``datasheet.sustained_tensor_fraction``: fp8 for the H100 / B200 pair, bf16 for the A100 / L40S one). That
+is an empirical choice, not a law: the idea is that the power limit lowers one SM clock for every format,
+each format's peak being quoted at the same boost clock, but a format that draws more power per clock meets
+the limit sooner, and public tables show formats sustaining different shares on one device (an H100's bf16
+and fp8 shares differ by about 0.1 in Stas Bekman's MAMF table; a B200 / H100 bf16 ratio from one torch.mm
+table is 0.945 against the Azure fp8 ratio of 0.842; the L40S's largest fp8 GEMMs reach less of their peak
+than its bf16 ones: docs/validation.md). It is kept because it is what the leave-one-out cells bear out
+(bf16 0.84 / 0.87 x, fp8 0.85-0.89 x, B200 over H100; scaling bf16 too moved the H100 <-> B200 bf16 cells to
+within 2 %); limiting it to fp8 keys was tried and not kept (docs/validation.md, "Sustained share: every
+format"). A share per format, where one benchmark gives both, would be the better datum. fp4 keys have no
+leave-one-out cell (a Hopper target has no fp4 tensor core) and the rule's fp4-capable pairs carry a ratio
+of 1 (B200 and GB200) or state no share (B300, GB300)."""
 
 
 def carried_sustained_scale(source: HardwareProfile, target: HardwareProfile) -> float | None:
