@@ -376,9 +376,9 @@ def carried_clock_scale(source: HardwareProfile, target: HardwareProfile) -> flo
 
 
 SUSTAINED_COMPUTE_PARAMS: dict[str, tuple[str, ...]] = {"gemm": ("compute_fraction",)}
-"""Family -> its fitted fractions of the datasheet's dense tensor peak [-] that carry by the two devices'
-sustained tensor shares (:func:`carried_sustained_scale`) where the source's fit found no power limit
-(:func:`carry_sustained_share`; where it found one, :data:`SUSTAINED_POWER_PARAMS` takes the factor).
+"""Family -> its fitted fractions of the datasheet's dense tensor peak [-] that take the part of the two
+devices' sustained-share ratio (:func:`carried_sustained_scale`) that the power limit
+(:data:`SUSTAINED_POWER_PARAMS`) cannot, at its bound of 1 (:func:`carry_sustained_share`).
 
 A datasheet quotes the tensor peak at the boost clock; under a large GEMM's power draw GPU Boost lowers the
 clock to hold the board's power limit, so what the tensor cores sustain is a share of the quoted peak that
@@ -389,22 +389,26 @@ ran reach 0.84-0.89 x on a B200 the share of the peak they reach on an H100 (doc
 sustained-share rule"). GEMM only: the other families' compute fractions were not weighed.
 
 Every GEMM key is scaled, whatever its format, although each pair's shares were measured in one format
-(``datasheet.sustained_tensor_fraction``: fp8 for the H100 / B200 pair, bf16 for the A100 / L40S one): what
-the power limit lowers is the SMs' clock, one clock for the tensor cores whatever format they run, and each
-format's datasheet peak is quoted at the same boost clock, so the ratio of two devices' sustained shares is a
-ratio of sustained clocks that carries to every format. It assumes a large GEMM of each format draws the board
-to its power limit alike; the leave-one-out tables show it for bf16 as for fp8 (bf16 0.84 / 0.87 x, fp8
-0.85-0.89 x, B200 over H100), and scaling bf16 too is what moved the H100 <-> B200 bf16 cells to within 2 %
-(docs/validation.md). Limiting the rule to fp8 keys was tried and not kept (docs/validation.md, "Sustained
-share: every format"). fp4 keys have no leave-one-out cell (a Hopper target has no fp4 tensor core) and the
-rule's fp4-capable pairs carry a ratio of 1 (B200 and GB200) or state no share (B300, GB300)."""
+(``datasheet.sustained_tensor_fraction``: fp8 for the H100 / B200 pair, bf16 for the A100 / L40S one). That
+is an empirical choice, not a law: the idea is that the power limit lowers one SM clock for every format,
+each format's peak being quoted at the same boost clock, but a format that draws more power per clock meets
+the limit sooner, and public tables show formats sustaining different shares on one device (an H100's bf16
+and fp8 shares differ by about 0.1 in Stas Bekman's MAMF table; a B200 / H100 bf16 ratio from one torch.mm
+table is 0.945 against the Azure fp8 ratio of 0.842; the L40S's largest fp8 GEMMs reach less of their peak
+than its bf16 ones: docs/validation.md). It is kept because it is what the leave-one-out cells bear out
+(bf16 0.84 / 0.87 x, fp8 0.85-0.89 x, B200 over H100; scaling bf16 too moved the H100 <-> B200 bf16 cells to
+within 2 %); limiting it to fp8 keys was tried and not kept (docs/validation.md, "Sustained share: every
+format"). A share per format, where one benchmark gives both, would be the better datum. fp4 keys have no
+leave-one-out cell (a Hopper target has no fp4 tensor core) and the rule's fp4-capable pairs carry a ratio
+of 1 (B200 and GB200) or state no share (B300, GB300)."""
 
 
 def carried_sustained_scale(source: HardwareProfile, target: HardwareProfile) -> float | None:
-    """The factor [-] by which a transferred fraction of the tensor peak (:data:`SUSTAINED_COMPUTE_PARAMS`)
-    is carried from ``source`` to ``target``: the target's measured sustained share of its dense peak (of
-    the format the benchmark ran) over the source's (``datasheet.sustained_tensor_fraction``). ``None``
-    where either profile does not state it: the source's fractions carry as fitted."""
+    """The factor [-] by which a transferred GEMM's full-occupancy rate (``compute_fraction x
+    power_limited_sm_fraction``, :func:`carry_sustained_share`: the power limit first) is carried from
+    ``source`` to ``target``: the target's measured sustained share of its dense peak (of the format the
+    benchmark ran) over the source's (``datasheet.sustained_tensor_fraction``). ``None`` where either
+    profile does not state it: the source's fractions carry as fitted."""
     shares = [hw.datasheet.sustained_tensor_fraction for hw in (source, target)]
     if shares[0] is None or shares[1] is None:
         return None
@@ -414,14 +418,17 @@ def carried_sustained_scale(source: HardwareProfile, target: HardwareProfile) ->
 SUSTAINED_POWER_PARAMS: dict[str, str] = {"gemm": "power_limited_sm_fraction"}
 """Family -> its fitted share of the SMs that run at the boost clock within the board's power limit [-]
 (:attr:`costmodel.kernels.gemm.Params.power_limited_sm_fraction`), which :func:`carry_sustained_share`
-moves by the two devices' sustained shares where the source's fit found a power limit.
+moves first by the two devices' sustained shares.
 
 A sustained share is measured on large square GEMMs, every SM busy: the power limit's clock times the
 benchmark kernel's own efficiency. Where a fit separated the two (the power-limit fraction below 1: its
 partial last waves ran faster than its full ones, docs/validation.md), the ratio of two devices' sustained
 clocks is a ratio of that fraction, and a GEMM with few SMs busy, which the power limit does not slow, keeps
-the source's compute fraction. Where the fit found none (the fraction at its unlimited 1: the H100's), the
-source's compute fraction holds its full-occupancy clock, and the share moves it, as before."""
+the source's compute fraction. A fit that found no limit (at 1, or not stating one: the H100's) is the
+same case at its edge: a target holding a smaller share gets a limit of the ratio, so its few-SM GEMMs keep
+the source's rate; a larger share lifts the compute fraction, the limit staying at 1. So a fitted 0.999 and
+a fitted 1 carry alike (review of session 17: an exact-1 switch changed the carried few-SM rate 16 % for a
+0.1 % change in the fit)."""
 
 
 def carry_sustained_share(
@@ -429,23 +436,38 @@ def carry_sustained_share(
     family: str,
     scale: float,
     bounds: Mapping[str, tuple[float, float]],
+    defaults: Mapping[str, float],
 ) -> None:
     """Carry ``kept`` (one key's transferable parameters of ``family``, changed in place) by ``scale``, the
     target's sustained tensor share over the source's (:func:`carried_sustained_scale`): the full-occupancy
-    rate ``compute_fraction x power_limited_sm_fraction`` is multiplied by ``scale``. Where the source's fit
-    states a power limit below 1 (:data:`SUSTAINED_POWER_PARAMS`), the limit takes the factor, up to its
-    bound of 1, and the compute fraction the rest; else the compute fraction takes it all
-    (:data:`SUSTAINED_COMPUTE_PARAMS`). Each within its fit bounds (``bounds``, the family's ``BOUNDS``)."""
+    rate ``compute_fraction x power_limited_sm_fraction`` is multiplied by ``scale``.
+
+    The power limit (:data:`SUSTAINED_POWER_PARAMS`) takes the factor first, within its fit bounds
+    (``bounds``, the family's ``BOUNDS``: 0.2 to 1, its unlimited value), and the compute fraction
+    (:data:`SUSTAINED_COMPUTE_PARAMS`) the rest, within its own bounds (0.05 to 1). A parameter the fit does
+    not state is read from ``defaults`` (the source's datasheet defaults: a limit of 1) and written only
+    where it moves. The rule is continuous in the fitted limit: a limit of 0.999 and one of 1 carry alike
+    (below 1 the limit falls by the ratio, above 1 it stops at 1 and the compute fraction rises by what is
+    left). The full-occupancy rate carries exactly, and back again, unless the compute fraction's bound
+    clips it (the limit passes what its own bounds clip to the compute fraction): then the carried rate
+    falls short of the ratio by the clipped part, and nothing is raised. The split between the
+    two does not always come back (a limit that reached 1 going out returns as the ratio below 1, with the
+    compute fraction higher by what the limit could not take)."""
     rest = scale
     power = SUSTAINED_POWER_PARAMS.get(family)
-    if power is not None and power in kept and kept[power] < 1.0:
+    limit = None if power is None else kept.get(power, defaults.get(power))
+    if power is not None and limit is not None:
         low, high = bounds[power]
-        moved = min(max(kept[power] * scale, low), high)
-        rest = scale * kept[power] / moved
-        kept[power] = moved
-    for name in set(SUSTAINED_COMPUTE_PARAMS.get(family, ())) & kept.keys():
+        moved = min(max(limit * scale, low), high)
+        rest = scale * limit / moved
+        if power in kept or moved != limit:
+            kept[power] = moved
+    for name in SUSTAINED_COMPUTE_PARAMS.get(family, ()):
+        value = kept.get(name, defaults.get(name))
+        if value is None or (name not in kept and rest == 1.0):
+            continue
         low, high = bounds[name]
-        kept[name] = min(max(kept[name] * rest, low), high)
+        kept[name] = min(max(value * rest, low), high)
 
 
 UNTUNED_TILE_PARAMS: dict[str, tuple[str, str]] = {"moe": ("default_config_ratio", "overlap_exponent")}
@@ -541,7 +563,7 @@ def transferable(
       devices' tensor rates per SM per clock (:func:`carried_untuned_ratio`), where both profiles state them;
     - a GEMM's full-occupancy rate is scaled by the target's measured sustained share of its peak over the
       source's (:func:`carried_sustained_scale`), where both profiles state it: through the power limit
-      where the source's fit found one, else through the compute fraction (:func:`carry_sustained_share`),
+      first, the compute fraction taking what the limit's bounds leave (:func:`carry_sustained_share`),
       each kept within its fit bounds.
     """
     import importlib
@@ -593,7 +615,7 @@ def transferable(
                 for name in set(KERNEL_LAUNCH_PARAMS.get(family, ())) & kept.keys():
                     kept[name] = kept[name] * clock_scale
             if sustained_scale is not None and sustained_scale != 1.0:
-                carry_sustained_share(kept, family, sustained_scale, module.BOUNDS)
+                carry_sustained_share(kept, family, sustained_scale, module.BOUNDS, defaults)
             untuned = UNTUNED_TILE_PARAMS.get(family)
             exponent = None if untuned is None else kept.get(untuned[1], defaults.get(untuned[1]))
             if target is not None and untuned is not None and untuned[0] in kept and exponent is not None:

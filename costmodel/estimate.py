@@ -552,6 +552,13 @@ class Report:
                 t = np.asarray(times.time_s(i))
                 if t.ndim:
                     raise ValueError("to_frame() needs a scalar workload; use sweep() for grids")
+                # an operator with no work (a sparse-attention indexer below its top-k) achieved 0 FLOP/s,
+                # whatever it cost; one with work needs a positive, finite time, else the model is at fault
+                if op.flop != 0 and not (np.isfinite(t) and float(t) > 0):
+                    raise CostmodelError(
+                        f"{phase} operator {op.name!r} has {float(op.flop):.4g} FLOP but was timed at "
+                        f"{float(t)} s: its achieved FLOP/s is undefined (a kernel-model or profile defect)"
+                    )
                 rows.append(
                     {
                         "phase": phase,
@@ -562,9 +569,7 @@ class Report:
                         "bytes": float(op.bytes) * op.layers,
                         "intensity_flop_per_byte": float(op.intensity),
                         "time_s": float(t) * op.layers,
-                        # an operator with no work (a sparse-attention indexer below its top-k) may take
-                        # no time under the kernel models: it achieved nothing, not a division by zero
-                        "achieved_flop_per_s": float(op.flop) / float(t) if float(t) > 0 else 0.0,
+                        "achieved_flop_per_s": 0.0 if op.flop == 0 else float(op.flop) / float(t),
                         "bound": str(times.bound(i)),
                     }
                 )

@@ -8,6 +8,9 @@ than reading its bytes at the datasheet bandwidth or doing its FLOPs at the data
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import numpy as np
 import pytest
 
@@ -103,14 +106,33 @@ def test_to_frame_per_operator_table() -> None:
 
 
 def test_to_frame_takes_an_operator_without_work() -> None:
-    """GLM-5's sparse-attention indexer does no work in a prefill shorter than its top-k, and the kernel
-    models (the H100's calibration) time such a GEMM at 0 s: the table lists it, achieving 0 FLOP/s."""
+    """The achieved rate is an operator's FLOPs over its time: 0 FLOP/s for one with no FLOPs, whatever it
+    cost (GLM-5's sparse-attention indexer in a prefill shorter than its top-k), and finite everywhere."""
     frame = estimate("glm-5", "h100-sxm", Workload(), Deployment(tp=8)).to_frame()
-    idle = frame[(frame.phase == "prefill") & (frame.op == "indexer_wq_b")].iloc[0]
-    assert idle.flop == 0.0
-    assert idle.time_s == 0.0
-    assert idle.achieved_flop_per_s == 0.0
+    idle = frame.flop == 0
+    assert idle.any()  # the indexer's GEMMs below the top-k
+    assert (frame.achieved_flop_per_s[idle] == 0.0).all()
+    busy = frame[~idle]
+    assert (busy.time_s > 0).all()
+    assert np.allclose(busy.achieved_flop_per_s, busy.flop / busy.time_s, rtol=1e-12, atol=0.0)
     assert np.all(np.isfinite(frame.achieved_flop_per_s))
+
+
+@pytest.mark.parametrize("bad", [0.0, float("nan")])
+def test_to_frame_names_an_operator_with_work_and_no_time(bad: float) -> None:
+    """An operator with FLOPs timed at 0 s or NaN has no achieved rate: the table refuses it, naming it."""
+    report = estimate("llama-3-8b", "h100-sxm", Workload(1, 128, 8))
+    ops, times = report._ops[0], report.prefill_ops
+    i = next(j for j, op in enumerate(ops) if op.flop > 0)
+    broken = dataclasses.replace(
+        times,
+        compute_s=tuple(np.asarray(bad) if j == i else c for j, c in enumerate(times.compute_s)),
+        memory_s=tuple(np.asarray(bad) if j == i else m for j, m in enumerate(times.memory_s)),
+        communication_s=tuple(np.zeros(()) if j == i else k for j, k in enumerate(times.communication_s)),
+        overhead_s=0.0,
+    )
+    with pytest.raises(costmodel.CostmodelError, match=re.escape(repr(ops[i].name))):
+        dataclasses.replace(report, prefill_ops=broken).to_frame()
 
 
 def test_largest_batch_fits_and_one_more_does_not() -> None:

@@ -174,6 +174,31 @@ def test_tp16_all_reduce_runs_on_nvlink_in_an_nvl72_rack_and_crosses_nodes_on_h1
     assert collective_s(report, "allreduce_attn") == pytest.approx(float(node) + rails, rel=1e-12)
 
 
+def test_tp16_all_reduce_stays_in_the_nvl72_rack_on_the_kernel_models() -> None:
+    """The same TP 16 all-reduce (Llama-3-70B, one decode step: 8192 x 2 bytes) on the default path, where
+    the GB200 and B200 run the kernel models. A B200 group of 16 spans two 8-GPU HGX nodes: NCCL inside each
+    node, then each GPU's eighth of the buffer between the two over its own 400 Gb/s NIC (50 GB/s) plus the
+    two-node latency. The GB200's 16 GPUs share the rack's NVLink domain of 72: no network term, so it costs
+    less than any two-node form would (NCCL on 8 GPUs plus the network hop's latency alone), and less than
+    the B200, whose GPUs, link and NIC are otherwise the same."""
+    from costmodel import kernel_times
+    from costmodel.kernels import collective
+
+    w, dep = costmodel.Workload(1, 512, 2), costmodel.Deployment(tp=16)
+    message = 8192 * 2
+    inside, hop = {}, collective.INTER_NODE_LATENCY_S
+    for name in ("gb200", "b200"):
+        hw = costmodel.load_hardware(name)
+        assert hw.efficiency.time_model != "roofline"
+        nccl = kernel_times.step_params(hw, collective, "nccl:all_reduce", launch_s=kernel_times.launch_s(hw))
+        inside[name] = float(collective.time_s(hw, nccl, message_bytes=message, num_gpus=8, eager=False))
+    b200 = collective_s(costmodel.estimate("llama-3-70b", "b200", w, dep), "allreduce_attn")
+    gb200 = collective_s(costmodel.estimate("llama-3-70b", "gb200", w, dep), "allreduce_attn")
+    assert b200 == pytest.approx(inside["b200"] + message / 8 / (50e9 * 0.8) + hop, rel=1e-12)
+    assert gb200 < inside["gb200"] + hop  # the least a two-node form would cost
+    assert gb200 < b200
+
+
 def test_ep16_under_attention_dp_gathers_on_nvlink_in_an_nvl72_rack() -> None:
     """DeepSeek-V3 with 16 attention-DP ranks and 16-way expert parallelism: the tokens' all-gather before
     the experts stays on NVLink on GB200 (domain 72) and crosses the two 8-GPU nodes on H100 SXM, there

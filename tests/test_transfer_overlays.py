@@ -648,11 +648,12 @@ def test_committed_overlays_hold_every_tie_exactly() -> None:
 
 
 def test_gemm_compute_fraction_carries_by_the_sustained_tensor_share() -> None:
-    """A GEMM's fitted share of the tensor peak is the device's sustained share (its clock under the power
-    limit) times the kernel's own efficiency: a B200 given an H100 fit takes ``compute_fraction`` x the two
-    published cuBLASLt fp8 shares (GB200 2,906.9 / 5,000 TFLOPS over H200 1,366.3 / 1,979, Azure's AI
-    benchmarking guide) and gives it back; the memory fraction, the tile constants and the launch time carry
-    as fitted; a carried fraction stays within the fit's bounds. The H200 (from the H100) and the GB200
+    """A GEMM's fitted full-occupancy rate is the device's sustained share (its clock under the power
+    limit) times the kernel's own efficiency: a B200 given an H100 fit (no power limit stated: 1) takes a
+    power limit of the two published cuBLASLt fp8 shares' ratio (GB200 2,906.9 / 5,000 TFLOPS over H200
+    1,366.3 / 1,979, Azure's AI benchmarking guide), its compute fraction unchanged, and gives it back; the
+    memory fraction, the tile constants and the launch time carry as fitted; the other way the limit stays
+    at 1 and the compute fraction rises, within the fit's bounds. The H200 (from the H100) and the GB200
     (from the B200) state their source's share and take the fit unchanged, and a B300 (no published share)
     too."""
     from costmodel.calibrate import SUSTAINED_COMPUTE_PARAMS, carried_sustained_scale
@@ -666,12 +667,11 @@ def test_gemm_compute_fraction_carries_by_the_sustained_tensor_share() -> None:
     fit = {"compute_fraction": 0.8, "bandwidth_fraction": 0.78, "launch_s": 3e-6, "tile_intensity": 53.0}
     fitted = {"gemm": {"bf16:trtllm:torch_flow": fit}}
     moved = transferable(fitted, h100, b200)["gemm"]["bf16:trtllm:torch_flow"]
-    assert moved["compute_fraction"] == pytest.approx(0.8 * published)
-    assert {k: v for k, v in moved.items() if k != "compute_fraction"} == {
-        k: v for k, v in fit.items() if k != "compute_fraction"
-    }
+    assert moved["power_limited_sm_fraction"] == pytest.approx(published)
+    assert {k: v for k, v in moved.items() if k != "power_limited_sm_fraction"} == fit
     back = transferable({"gemm": {"bf16:trtllm:torch_flow": moved}}, b200, h100)["gemm"]
     assert back["bf16:trtllm:torch_flow"]["compute_fraction"] == pytest.approx(0.8)
+    assert back["bf16:trtllm:torch_flow"]["power_limited_sm_fraction"] == pytest.approx(1.0)
     high = {"gemm": {"bf16": {"compute_fraction": 0.95}}}
     assert (
         transferable(high, b200, h100)["gemm"]["bf16"]["compute_fraction"]
@@ -700,8 +700,8 @@ def test_the_sustained_share_carries_every_gemm_format_alike() -> None:
 
 
 def test_leave_one_out_b200_takes_the_h100s_gemm_fractions_by_the_sustained_share() -> None:
-    """The transfer check's B200 takes every H100 GEMM key's ``compute_fraction`` x 0.581 / 0.690 (within
-    the fit's bounds) and its memory fraction as fitted."""
+    """The transfer check's B200 takes every H100 GEMM key's power limit (1: the H100's fits state none)
+    x 0.581 / 0.690, and its compute and memory fractions as fitted."""
     from validation.public.transfer import transferred_hardware
 
     b200, h100 = transferred_hardware("b200").kernel_calibration, load_hardware("h100-sxm").kernel_calibration
@@ -709,7 +709,9 @@ def test_leave_one_out_b200_takes_the_h100s_gemm_fractions_by_the_sustained_shar
     assert h100 is not None
     for key, own in h100.params["gemm"].items():
         got = b200.params["gemm"][key]
-        assert got["compute_fraction"] == pytest.approx(own["compute_fraction"] * 0.581 / 0.690), key
+        limit = own.get("power_limited_sm_fraction", 1.0)
+        assert got["power_limited_sm_fraction"] == pytest.approx(limit * 0.581 / 0.690), key
+        assert got["compute_fraction"] == own["compute_fraction"], key
         assert got["bandwidth_fraction"] == own["bandwidth_fraction"], key
 
 
@@ -720,7 +722,7 @@ def test_the_sustained_share_moves_the_power_limit_where_the_source_fit_found_on
     so a GEMM on few SMs, which the power limit does not slow, keeps the source's rate, and one filling every
     SM runs the ratio slower. The shares are one benchmark's torch.mm bf16 rows (zzc0721/torch-performance-
     test-data: L40S 269.15 of 362.05 TFLOPS, A100 SXM4 80GB 264.53 of 312). A limit carried above 1 stops
-    there and the compute fraction takes the rest; a source without one (H100) scales its compute fraction."""
+    there and the compute fraction takes the rest; a source without one (H100) is read as a limit of 1."""
     from costmodel.calibrate import carried_sustained_scale, carry_sustained_share
     from costmodel.kernels import gemm
 
@@ -744,13 +746,72 @@ def test_the_sustained_share_moves_the_power_limit_where_the_source_fit_found_on
     assert slower == pytest.approx(1.0 / published, rel=0.02)  # the launch time does not scale
     # back to the A100 (0.848 / 0.743 = 1.14): a limit of 0.95 x 1.14 passes its bound of 1, the rest goes
     # to the compute fraction; the full-occupancy rate is the ratio higher either way
+    defaults = numeric_fields(gemm.default_params(l40s, "bf16:vllm"))
     back = {"compute_fraction": 0.8, "power_limited_sm_fraction": 0.95}
-    carry_sustained_share(back, "gemm", 1.0 / published, gemm.BOUNDS)
+    carry_sustained_share(back, "gemm", 1.0 / published, gemm.BOUNDS, defaults)
     assert back["power_limited_sm_fraction"] == 1.0
     assert back["compute_fraction"] == pytest.approx(0.8 * 0.95 / published)
     unlimited = {"compute_fraction": 0.85, "bandwidth_fraction": 0.8}  # the H100's fits state no limit
-    carry_sustained_share(unlimited, "gemm", published, gemm.BOUNDS)
-    assert unlimited == {"compute_fraction": pytest.approx(0.85 * published), "bandwidth_fraction": 0.8}
+    carry_sustained_share(unlimited, "gemm", published, gemm.BOUNDS, defaults)
+    assert unlimited == {
+        "compute_fraction": 0.85,
+        "bandwidth_fraction": 0.8,
+        "power_limited_sm_fraction": pytest.approx(published),
+    }
+
+
+@pytest.mark.parametrize("scale", [0.84, 1.14])
+def test_the_sustained_share_carries_a_limit_near_1_as_one_at_1(scale: float) -> None:
+    """The rule is continuous in the fitted power limit: a limit of 0.999, one of exactly 1 and none stated
+    (the kernel's unlimited default) carry as the fits differ, by 0.1 %, for a target holding a smaller
+    share and for one holding a larger. Whatever the split, the full-occupancy rate (compute fraction x
+    limit) is the source's x the ratio, and back again."""
+    from costmodel.calibrate import carry_sustained_share
+    from costmodel.kernels import gemm
+
+    defaults = numeric_fields(gemm.default_params(load_hardware("b200"), "fp8"))
+    carried = []
+    for fit in ({"power_limited_sm_fraction": 0.999}, {"power_limited_sm_fraction": 1.0}, {}):
+        kept = {"compute_fraction": 0.5, **fit}
+        carry_sustained_share(kept, "gemm", scale, gemm.BOUNDS, defaults)
+        limit = kept.get("power_limited_sm_fraction", 1.0)
+        assert kept["compute_fraction"] * limit == pytest.approx(
+            0.5 * fit.get("power_limited_sm_fraction", 1.0) * scale
+        )
+        assert limit <= 1.0
+        carried.append((kept["compute_fraction"], limit))
+        carry_sustained_share(kept, "gemm", 1.0 / scale, gemm.BOUNDS, defaults)
+        back = kept["compute_fraction"] * kept.get("power_limited_sm_fraction", 1.0)
+        assert back == pytest.approx(0.5 * fit.get("power_limited_sm_fraction", 1.0))
+    for fraction, limit in carried[1:]:
+        assert fraction == pytest.approx(carried[0][0], rel=1.5e-3)
+        assert limit == pytest.approx(carried[0][1], rel=1.5e-3)
+    if scale < 1.0:  # the limit takes it all: a GEMM on few SMs keeps the source's rate
+        assert carried[1] == (0.5, pytest.approx(scale))
+
+
+def test_the_sustained_share_passes_what_a_bound_clips_on() -> None:
+    """What the power limit's bounds (0.2, 1) clip goes to the compute fraction, read from the source's
+    defaults where the fit does not state it, so the full-occupancy rate still moves by the whole ratio; only
+    the compute fraction's own bounds (0.05, 1) can leave part of it, and then nothing is raised."""
+    from costmodel.calibrate import carry_sustained_share
+    from costmodel.kernels import gemm
+
+    defaults = numeric_fields(gemm.default_params(load_hardware("b200"), "fp8"))
+    up = {"power_limited_sm_fraction": 0.9}  # the compute fraction not stated: the default's
+    carry_sustained_share(up, "gemm", 1.5, gemm.BOUNDS, defaults)
+    assert up["power_limited_sm_fraction"] == 1.0
+    assert up["compute_fraction"] == pytest.approx(defaults["compute_fraction"] * 0.9 * 1.5)
+    down = {"compute_fraction": 0.5, "power_limited_sm_fraction": 0.25}
+    carry_sustained_share(down, "gemm", 0.5, gemm.BOUNDS, defaults)
+    assert down["power_limited_sm_fraction"] == gemm.BOUNDS["power_limited_sm_fraction"][0]
+    assert down["compute_fraction"] * down["power_limited_sm_fraction"] == pytest.approx(0.5 * 0.25 * 0.5)
+    clipped = {"compute_fraction": 0.9, "power_limited_sm_fraction": 0.9}
+    carry_sustained_share(clipped, "gemm", 1.5, gemm.BOUNDS, defaults)
+    assert clipped == {"compute_fraction": 1.0, "power_limited_sm_fraction": 1.0}
+    untouched = {"compute_fraction": 0.5, "power_limited_sm_fraction": 0.5}
+    carry_sustained_share(untouched, "gemm", 1.0, gemm.BOUNDS, defaults)
+    assert untouched == {"compute_fraction": 0.5, "power_limited_sm_fraction": 0.5}
 
 
 def test_leave_one_out_a100_and_l40s_carry_each_others_power_limits_by_the_sustained_shares() -> None:
