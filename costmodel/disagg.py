@@ -493,7 +493,11 @@ def _stacked_results(
             if f.name == "batch_grid":
                 continue
             shape = (*rows, first.batch_grid.size) if f.name == "decode_grid_s" else rows
-            stacked[f.name] = np.stack([np.broadcast_to(getattr(p, f.name), shape) for _, p in members])
+            values = [np.asarray(getattr(p, f.name)) for _, p in members]
+            column = np.empty((len(values), *shape), dtype=np.result_type(*values))
+            for k, value in enumerate(values):
+                column[k] = value  # broadcast on assignment
+            stacked[f.name] = column
         loop = DisaggParts(**stacked).result(params)  # type: ignore[arg-type]
         for k, (index, _) in enumerate(members):
             out.append(
@@ -545,6 +549,10 @@ def prefill_side(prefill: Engine, *, isl: npt.ArrayLike) -> PrefillSide:
     from costmodel.memory import kv_cache_bytes
 
     N_in = checks.counts("isl", isl, minimum=1)
+    # the passes on a 1-D array even for one isl: a pass of scalars is evaluated alone (numpy's scalar
+    # arithmetic may differ from its array loops in the last bit, serving._Parts.together), one of arrays
+    # with the engine's other passes of its kind (a search's decode and aggregated workers, _Parts.note)
+    L = N_in.reshape(-1)
     r = float(prefill.deployment.attention_dp)
     budget = float(prefill.rank_batched_tokens)
     if np.any(prefill.max_concurrency(N_in).max_sequences < 1):
@@ -552,10 +560,10 @@ def prefill_side(prefill: Engine, *, isl: npt.ArrayLike) -> PrefillSide:
             "not even one prompt of isl tokens fits in the prefill engine's KV cache; "
             "use more GPUs per prefill worker, a smaller kv_dtype, or shorter prompts"
         )
-    k = np.clip(np.floor(budget / N_in), 1.0, max(float(prefill.max_batch_size) / r, 1.0))  # per rank
-    chunks = np.ceil(N_in / budget)
-    chunk = N_in / chunks
-    past = (N_in - chunk) / 2.0
+    k = np.clip(np.floor(budget / L), 1.0, max(float(prefill.max_batch_size) / r, 1.0))  # per rank
+    chunks = np.ceil(L / budget)
+    chunk = L / chunks
+    past = (L - chunk) / 2.0
     pieces = prefill.parts
     # with pp > 1 a chunk stays in one micro-batch (_Parts.paced_tokens, as in step_time)
     lone = pieces.paced_tokens(chunk, chunk)
@@ -568,9 +576,10 @@ def prefill_side(prefill: Engine, *, isl: npt.ArrayLike) -> PrefillSide:
         batched = pieces.linear_s(pieces.paced_tokens(r * k * chunk, r * chunk))
         # the pass's k prompts as the separate sequences of one packed attention call (whole prompts, or
         # one chunk after its mean past: serving.prompt_pieces)
-        return alone, batched + pieces.prompts_chunk_s(r * k * chunk, N_in)
+        return alone, batched + pieces.prompts_chunk_s(r * k * chunk, L)
 
     alone, batched = pieces.together(both)  # the passes of one kind evaluated as one
+    alone, batched, lone, k, chunks = (np.reshape(x, N_in.shape) for x in (alone, batched, lone, k, chunks))
     if r > 1:
         alone = busy_rank_linear_s(prefill, lone, parts=pieces) + alone
     k = r * k
@@ -639,6 +648,9 @@ class DecodeSide:
     """Decode batch sizes the decode iteration was timed at [-], shape (grid,)."""
     grid_s: FloatArray
     """Kernel time of a decode iteration at each ``batch_grid`` size [s], shape (..., grid)."""
+    kv_copies: float
+    """Copies of one request's KV cache a decode rank receives, :func:`kv_copies` [-] (computed once per
+    decode engine, not once per pair)."""
     tokens_per_iteration: float = 1.0
     """Tokens a sequence gains per iteration, E [tokens] (1 without speculative decoding)."""
 
@@ -665,9 +677,12 @@ def decode_side(
     )
     at = np.asarray(context)[..., None]
     parts = decode.parts  # the verification and the drafts share their passes, evaluated once
+    copies = kv_copies(decode)
     if speculation is None:
         times = parts.together(lambda: parts.step_time(decode_batch=grid, decode_context=at))
-        return DecodeSide(slots=slots, batch_grid=grid, grid_s=np.asarray(times, dtype=np.float64))
+        return DecodeSide(
+            slots=slots, batch_grid=grid, grid_s=np.asarray(times, dtype=np.float64), kv_copies=copies
+        )
     k = speculation.draft_tokens
     times = parts.together(
         lambda: (
@@ -680,6 +695,7 @@ def decode_side(
         batch_grid=grid,
         grid_s=np.asarray(times, dtype=np.float64),
         tokens_per_iteration=speculation.tokens_per_iteration,
+        kv_copies=copies,
     )
 
 
@@ -764,8 +780,7 @@ def _combine(
             per_link = np.where(where, bandwidth, per_link)
     # the copies of it the decode rank holds: one where its GPUs split the KV heads, tp where they
     # replicate it (the MLA latent, KV heads fewer than tp): every copy crosses a link
-    copies = kv_copies(decode)
-    transfer = p.kv_bytes * copies / (min(rank_p, rank_d) * per_link)
+    transfer = p.kv_bytes * d.kv_copies / (min(rank_p, rank_d) * per_link)
 
     return DisaggParts(
         prefill_workers=X,

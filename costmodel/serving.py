@@ -488,6 +488,7 @@ class _Parts:
     efficiency: Efficiency | None
     _passes: dict[tuple[Any, ...], FloatArray] = field(default_factory=dict, repr=False, compare=False)
     _wanted: list[list[tuple[Any, ...]]] = field(default_factory=list, repr=False, compare=False)
+    _pending: list[tuple[Any, ...]] = field(default_factory=list, repr=False, compare=False)
 
     def step_time(
         self,
@@ -559,22 +560,45 @@ class _Parts:
             self._passes[key] = self._evaluate(batch, new, past, logits, one_microbatch)
         return self._passes[key]
 
-    def together(self, fn: Callable[[], _T]) -> _T:
-        """``fn()``, a function of this engine's terms, with the passes it needs evaluated together:
-        ``fn`` runs once to note them (every pass a placeholder, the result discarded), the passes of one
-        kind (the same ``logits``, micro-batching and single-token ``new``) are evaluated as one
-        concatenated pass, and ``fn`` runs again on them. Every element of a pass is evaluated on its own
-        (the roofline and kernel models are elementwise), so the result is that of ``fn()`` to the bit,
-        in a few evaluations instead of one per distinct pass: a closed loop's four iterations need ten
-        (:func:`costmodel.closed_loop.loop_parts`), of two kinds. ``fn`` must not branch on a term's value.
-        Nested: the outer call notes the inner one's passes."""
-        if self._wanted:
-            return fn()
+    def note(self, fn: Callable[[], object]) -> None:
+        """Note the passes ``fn()`` needs without evaluating them (every pass a placeholder, the result
+        discarded): the next :meth:`together` evaluates them with its own, grouped by kind as there. A
+        search that will time the same engine in several calls (an aggregated worker, a prefill and a decode
+        worker of one layout, sharing their terms through :meth:`Engine.sharing_parts`) notes the later
+        calls' passes first, so that one concatenated pass per kind serves them all; each later call then
+        finds its passes evaluated and runs once. Noted only when ``fn`` returns (an error leaves none)."""
+        if self._wanted:  # inside together's first call, which notes them anyway
+            fn()
+            return
         self._wanted.append([])
         try:
             fn()
         finally:
             wanted = self._wanted.pop()
+        self._pending.extend(wanted)
+
+    def together(self, fn: Callable[[], _T]) -> _T:
+        """``fn()``, a function of this engine's terms, with the passes it needs evaluated together:
+        ``fn`` runs once to note them (every pass a placeholder, the result discarded), the passes of one
+        kind (the same ``logits``, micro-batching and single-token ``new``) are evaluated as one
+        concatenated pass, with those :meth:`note` left pending, and ``fn`` runs again on them. Every
+        element of a pass is evaluated on its own (the roofline and kernel models are elementwise), so the
+        result is that of ``fn()`` to the bit, in a few evaluations instead of one per distinct pass: a
+        closed loop's four iterations need ten (:func:`costmodel.closed_loop.loop_parts`), of two kinds.
+        Where every pass ``fn`` needs was evaluated already, its first run is the result (no second
+        run). ``fn`` must not branch on a term's value. Nested: the outer call notes the inner one's
+        passes."""
+        if self._wanted:
+            return fn()
+        self._wanted.append([])
+        try:
+            first = fn()
+        finally:
+            wanted = self._wanted.pop()
+        if not wanted:  # every pass was there: the first run had them all
+            return first
+        wanted = [*(w for w in self._pending if w[0] not in self._passes), *wanted]
+        self._pending.clear()
         kinds: dict[tuple[Any, ...], dict[tuple[Any, ...], tuple[Any, ...]]] = {}
         for key, batch, new, past, logits, one_microbatch in wanted:
             # a pass of scalars stays one: numpy's scalar arithmetic (x ** p on a float64 scalar: the C
@@ -1040,8 +1064,25 @@ class Engine:
     usable_fraction: float = 0.9
     """Share of device memory for weights, cache and activations (vLLM ``gpu_memory_utilization``)."""
     efficiency: Efficiency | None = None
+    shared_parts: _Parts | None = field(default=None, repr=False)
+    """The step-time terms :attr:`parts` returns, with the passes they have evaluated, shared by the
+    engines of one model, device, workload, layout and efficiency (the fields a pass depends on; the
+    scheduler's limits do not enter it); None: a fresh :class:`_Parts` on each access. Set by
+    :meth:`sharing_parts`; kept by :meth:`replace` unless a change touches one of those fields."""
 
     def __post_init__(self) -> None:
+        shared = self.shared_parts
+        if shared is not None and (
+            shared.model is not self.model
+            or shared.hardware is not self.hardware
+            or shared.workload != self.workload
+            or shared.deployment != self.deployment
+            or shared.efficiency != self.efficiency
+        ):
+            raise CostmodelError(
+                "shared_parts must be the step-time terms of this engine's model, hardware, workload, "
+                "deployment and efficiency (Engine.sharing_parts)"
+            )
         for name in ("max_batch_size", "max_batched_tokens", "block_size"):
             value = getattr(self, name)
             if not (isinstance(value, int | np.integer) and value >= 1):
@@ -1095,10 +1136,19 @@ class Engine:
         return cls(load_model(model), load_hardware(hardware), w, _Deployment(tp=tp, pp=pp), **limits)
 
     def replace(self, **changes: Any) -> Engine:
-        """A copy with some fields changed."""
+        """A copy with some fields changed; its :attr:`shared_parts` are this engine's unless a change
+        touches a field a pass depends on."""
         from dataclasses import replace
 
+        if self.shared_parts is not None and not changes.keys().isdisjoint(_PASS_FIELDS):
+            changes.setdefault("shared_parts", None)
         return replace(self, **changes)
+
+    def sharing_parts(self) -> Engine:
+        """This engine with one :class:`_Parts` for all its copies of other limits (:meth:`replace`): the
+        passes one copy evaluates serve the others (:meth:`_Parts.note`, :meth:`_Parts.together`). Each
+        pass is a pure function of the fields it is keyed by, so sharing changes no result."""
+        return self if self.shared_parts is not None else self.replace(shared_parts=self.parts)
 
     @property
     def gpus(self) -> int:
@@ -1179,8 +1229,15 @@ class Engine:
 
     @property
     def parts(self) -> _Parts:
-        """The terms of :func:`step_time` separately (linear work, decode attention, prompt attention)."""
+        """The terms of :func:`step_time` separately (linear work, decode attention, prompt attention):
+        :attr:`shared_parts` where set, else a fresh :class:`_Parts`."""
+        if self.shared_parts is not None:
+            return self.shared_parts
         return _Parts(self.model, self.hardware, self.workload, self.deployment, self.efficiency)
+
+
+_PASS_FIELDS = frozenset({"model", "hardware", "workload", "deployment", "efficiency"})
+"""The :class:`Engine` fields a forward pass depends on (those of :class:`_Parts`)."""
 
 
 class StepTable:
