@@ -875,32 +875,55 @@ def prefill_wait(
     requests_per_s : prompts arriving at the pool, lambda [1/s].
     concurrency : clients of the loop, C [-], >= 1.
     """
+    return prefill_pool(alone_s, pass_s, prompts_per_pass, workers=workers, concurrency=concurrency)(
+        requests_per_s
+    )
+
+
+def prefill_pool(
+    alone_s: npt.ArrayLike,
+    pass_s: npt.ArrayLike,
+    prompts_per_pass: npt.ArrayLike,
+    *,
+    workers: npt.ArrayLike,
+    concurrency: npt.ArrayLike,
+) -> Callable[[npt.ArrayLike], PrefillWait]:
+    """:func:`prefill_wait` as a function of the arrival rate alone, what does not depend on it computed
+    once (the closed loop bisects on the rate, :meth:`DisaggParts.result`); the same arithmetic, so the
+    same figures to the bit. Arguments as :func:`prefill_wait`'s."""
     s1, sk = np.asarray(alone_s, dtype=np.float64), np.asarray(pass_s, dtype=np.float64)
     k = np.asarray(prompts_per_pass, dtype=np.float64)
     X = np.asarray(workers, dtype=np.float64)
-    lam = np.asarray(requests_per_s, dtype=np.float64)
     C = np.asarray(concurrency, dtype=np.float64)
     servers = k  # of one worker: a request is routed to a worker on arrival and waits there
     capacity = X * k / sk
-    rho = np.clip(lam / capacity, 0.0, 1.0)
-    waiting = rho ** (np.sqrt(2.0 * (servers + 1.0)) - 1.0)  # Sakasegawa's P(wait) of M/M/c
-    with np.errstate(divide="ignore"):  # a full load waits forever: the closed loop never reaches it
-        open_wait = waiting / (servers * (1.0 - rho)) * sk / 2.0
+    exponent = np.sqrt(2.0 * (servers + 1.0)) - 1.0  # Sakasegawa's P(wait) of M/M/c: rho ** exponent
     others = np.maximum(C - 1.0, 0.0)
-    wait = np.where(others > 0.0, open_wait, 0.0) * (others / C)  # a lone client never waits
-    a = lam / X
+    anyone, seen = others > 0.0, others / C  # a lone client never waits
     g = np.where(k > 1.0, (sk - s1) / np.maximum(k - 1.0, 1.0), 0.0)
-    room = 1.0 - a * g
-    n = np.clip(np.where(room > 0.0, a * (s1 - g) / np.where(room > 0.0, room, 1.0), k), 1.0, k)
-    pass_n = s1 + (n - 1.0) * g
-    # a pass takes its prompts when it starts: one arriving while the worker is in a pass waits for its
-    # end, s(n) / 2 on average, however many of the pass's slots are free (M/D/1's wait already holds it)
-    busy = np.minimum(a * pass_n / n, 1.0)
-    residual = np.where(k > 1.0, busy * pass_n / 2.0, 0.0) * (others / C)
-    return PrefillWait(
-        batch=np.asarray(n), pass_s=np.asarray(pass_n), utilisation=np.asarray(rho),
-        wait_s=np.asarray(wait + residual),
-    )  # fmt: skip
+    lone, batched = s1 - g, k > 1.0
+
+    def at(requests_per_s: npt.ArrayLike) -> PrefillWait:
+        lam = np.asarray(requests_per_s, dtype=np.float64)
+        rho = np.clip(lam / capacity, 0.0, 1.0)
+        waiting = rho**exponent
+        with np.errstate(divide="ignore"):  # a full load waits forever: the closed loop never reaches it
+            open_wait = waiting / (servers * (1.0 - rho)) * sk / 2.0
+        wait = np.where(anyone, open_wait, 0.0) * seen
+        a = lam / X
+        room = 1.0 - a * g
+        n = np.clip(np.where(room > 0.0, a * lone / np.where(room > 0.0, room, 1.0), k), 1.0, k)
+        pass_n = s1 + (n - 1.0) * g
+        # a pass takes its prompts when it starts: one arriving while the worker is in a pass waits for its
+        # end, s(n) / 2 on average, however many of the pass's slots are free (M/D/1's wait already holds it)
+        busy = np.minimum(a * pass_n / n, 1.0)
+        residual = np.where(batched, busy * pass_n / 2.0, 0.0) * seen
+        return PrefillWait(
+            batch=np.asarray(n), pass_s=np.asarray(pass_n), utilisation=np.asarray(rho),
+            wait_s=np.asarray(wait + residual),
+        )  # fmt: skip
+
+    return at
 
 
 def kv_copies(decode: Engine) -> float:
@@ -978,13 +1001,15 @@ def decode_slot_share(
     is largest just above M = S, where the normal's tail is a poor stand-in for a few clients. With one
     worker, or ``dispersion`` 0, it is min(m, S) and (M - Y S)+: the pooled limit, exactly.
     """
-    from scipy.special import ndtr  # here, not at the top: keeps `import costmodel` light
-
     M = np.asarray(staged, dtype=np.float64)
     Y = np.asarray(workers, dtype=np.float64)
     S = np.asarray(slots, dtype=np.float64)
     m = M / Y
     pooled = np.maximum(m - S, 0.0)
+    if dispersion == 0.0:  # sd below is 0 (or NaN) everywhere, so both np.where take the pooled limit
+        return np.asarray(np.minimum(m, S)), np.asarray(Y * pooled)
+    from scipy.special import ndtr  # here, not at the top: keeps `import costmodel` light
+
     sd = np.sqrt(np.maximum(dispersion * M * (1.0 / Y) * (1.0 - 1.0 / Y), 0.0))
     safe = np.where(sd > 0.0, sd, 1.0)
     z = (S - m) / safe
@@ -1047,14 +1072,25 @@ class DisaggParts:
 
     def decode_s(self, batch: FloatArray) -> FloatArray:
         """Kernel time of a decode iteration of ``batch`` sequences per row, interpolated [s]."""
+        return self._decode_lookup(np.shape(batch))(batch)
+
+    def _decode_lookup(self, shape: tuple[int, ...]) -> Callable[[FloatArray], FloatArray]:
+        """:meth:`decode_s` for batches of ``shape``, the table laid out once per row (the closed loop
+        looks it up at every step of its bisection)."""
         grid = self.batch_grid
-        i = np.clip(np.searchsorted(grid, batch, side="right") - 1, 0, grid.size - 2)
-        low, high = grid[i], grid[i + 1]
-        f = np.clip((batch - low) / (high - low), 0.0, 1.0)
-        table = np.broadcast_to(self.decode_grid_s, (*i.shape, grid.size))
-        t_low = np.take_along_axis(table, i[..., None], axis=-1)[..., 0]
-        t_high = np.take_along_axis(table, i[..., None] + 1, axis=-1)[..., 0]
-        return np.asarray(t_low + f * (t_high - t_low))
+        table = np.broadcast_to(self.decode_grid_s, (*shape, grid.size)).reshape(-1, grid.size)
+        rows = np.arange(table.shape[0])
+
+        def at(batch: FloatArray) -> FloatArray:
+            i = np.clip(np.searchsorted(grid, batch, side="right") - 1, 0, grid.size - 2)
+            low, high = grid[i], grid[i + 1]
+            f = np.clip((batch - low) / (high - low), 0.0, 1.0)
+            flat = i.reshape(-1)
+            t_low = table[rows, flat].reshape(shape)
+            t_high = table[rows, flat + 1].reshape(shape)
+            return np.asarray(t_low + f * (t_high - t_low))
+
+        return at
 
     def wave_prefill_s(self, alone_s: npt.ArrayLike, pass_s: npt.ArrayLike) -> FloatArray:
         """Mean time a prompt of a wave of every client spends at the prefill pool [s]: G = C / workers
@@ -1097,6 +1133,9 @@ class DisaggParts:
 
         sizes = (C, X, Y, alone, per_pass, k, fixed, slots, steps)
         shape = np.broadcast_shapes(*(np.shape(v) for v in sizes))
+        # what the bisection's steps share, computed once
+        decode_at = self._decode_lookup(shape)
+        prefill_at = prefill_pool(alone, per_pass, k, workers=X, concurrency=C)
 
         def state(staged: FloatArray) -> tuple[FloatArray, FloatArray, PrefillWait, FloatArray, FloatArray]:
             # M clients past the prefill pool (decoding or waiting for a decode slot), routed over the Y
@@ -1107,11 +1146,11 @@ class DisaggParts:
             # the host prepares the iteration's passes beside the previous iteration's kernels (an
             # overlapping engine; one that does not has its host cost in `overhead`, DisaggParams.from_loop):
             # the longer of the two counts, the aggregated loop's rule (host_bound_s)
-            kernels = gpu(self.decode_s(np.maximum(batch, 1.0)))
+            kernels = gpu(decode_at(np.maximum(batch, 1.0)))
             host = host_bound_s(kernels, params.overlapped_host_s, self.decode_host_passes, overlap=True)
             tpot = (host + overhead) / self.tokens_per_iteration
             lam = Y * batch / (steps * tpot)
-            wait = prefill_wait(alone, per_pass, k, workers=X, requests_per_s=lam, concurrency=C)
+            wait = prefill_at(lam)
             # the receive resource is held for the copy's bytes, not the hand-off's fixed latency
             receive = kv_receive_wait(self.transfer_s, lam / self.kv_receivers, concurrency=C)
             return lam, tpot, wait, lam * (fixed + wait.total_s + receive) + staged - C, waiting
