@@ -460,9 +460,8 @@ def disagg_pairs(
         except CostmodelError as error:
             out.append(str(error).splitlines()[0])
             continue
-        if limit is not None:
-            parts = replace(parts, decode_slots=np.minimum(parts.decode_slots, limit))
-        parts = replace(parts, decode_host_passes=float(decode_host_passes))
+        slots = parts.decode_slots if limit is None else np.minimum(parts.decode_slots, limit)
+        parts = replace(parts, decode_slots=slots, decode_host_passes=float(decode_host_passes))
         ready.append((len(out), parts))
         out.append("")
     for index, loop in _stacked_results(ready, chosen):

@@ -611,7 +611,9 @@ def frontier(
         values = (x, y, served.gpus, loop_clients, served.batch_size, served.ttft_s, served.tpot_s,
                   served.output_tokens_per_s)  # fmt: skip
         for key, value in zip(_POINT_COLUMNS, values, strict=True):
-            columns[key].append(np.broadcast_to(value, shape).ravel())
+            column = np.empty(shape, dtype=np.asarray(value).dtype)
+            column[...] = value  # broadcast on assignment
+            columns[key].append(column.ravel())
 
     for hw in hardware:
         engines: dict[_Layout, Engine | str] = {}

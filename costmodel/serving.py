@@ -612,20 +612,16 @@ class _Parts:
                     self._passes[key] = self._evaluate(batch, new, past, logits, one_microbatch)
                 continue
             shapes = [np.broadcast_shapes(*(np.shape(x) for x in args)) for args in passes.values()]
-            columns = [
-                np.concatenate(
-                    [
-                        np.broadcast_to(np.asarray(args[i], dtype=np.float64), shape).ravel()
-                        for args, shape in zip(passes.values(), shapes, strict=True)
-                    ]
-                )
-                for i in range(3)
-            ]
-            batch, new, past = columns
+            ends = np.cumsum([math.prod(shape) for shape in shapes]).tolist()
+            starts = [0, *ends[:-1]]
+            # each pass's arguments broadcast into its slice of the three concatenated columns
+            batch, new, past = columns = np.empty((3, ends[-1]))
+            for args, shape, start, end in zip(passes.values(), shapes, starts, ends, strict=True):
+                for column, x in zip(columns, args, strict=True):
+                    column[start:end].reshape(shape)[...] = x
             out = np.broadcast_to(self._evaluate(batch, new, past, logits, one_microbatch), batch.shape)
-            ends = np.cumsum([math.prod(shape) for shape in shapes])
-            for key, shape, part in zip(passes, shapes, np.split(out, ends[:-1]), strict=True):
-                self._passes[key] = np.array(part.reshape(shape))
+            for key, shape, start, end in zip(passes, shapes, starts, ends, strict=True):
+                self._passes[key] = np.array(out[start:end].reshape(shape))
         return fn()
 
     def _evaluate(
