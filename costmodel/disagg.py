@@ -548,35 +548,14 @@ def prefill_side(prefill: Engine, *, isl: npt.ArrayLike) -> PrefillSide:
     from costmodel.memory import kv_cache_bytes
 
     N_in = checks.counts("isl", isl, minimum=1)
-    # the passes on a 1-D array even for one isl: a pass of scalars is evaluated alone (numpy's scalar
-    # arithmetic may differ from its array loops in the last bit, serving._Parts.together), one of arrays
-    # with the engine's other passes of its kind (a search's decode and aggregated workers, _Parts.note)
-    L = N_in.reshape(-1)
-    r = float(prefill.deployment.attention_dp)
-    budget = float(prefill.rank_batched_tokens)
     if np.any(prefill.max_concurrency(N_in).max_sequences < 1):
         raise CostmodelError(
             "not even one prompt of isl tokens fits in the prefill engine's KV cache; "
             "use more GPUs per prefill worker, a smaller kv_dtype, or shorter prompts"
         )
-    k = np.clip(np.floor(budget / L), 1.0, max(float(prefill.max_batch_size) / r, 1.0))  # per rank
-    chunks = np.ceil(L / budget)
-    chunk = L / chunks
-    past = (L - chunk) / 2.0
+    r = float(prefill.deployment.attention_dp)
     pieces = prefill.parts
-    # with pp > 1 a chunk stays in one micro-batch (_Parts.paced_tokens, as in step_time)
-    lone = pieces.paced_tokens(chunk, chunk)
-
-    def both() -> tuple[FloatArray, FloatArray]:
-        # prefill_chunk_s(r x chunk): one chunk on every rank, the ranks in lockstep
-        alone = pieces.prefill_chunk_s(r * chunk, past)
-        if r == 1:  # busy_rank_linear_s without attention DP, a pass of the engine's
-            alone = pieces.linear_s(lone) + alone
-        batched = pieces.linear_s(pieces.paced_tokens(r * k * chunk, r * chunk))
-        # the pass's k prompts as the separate sequences of one packed attention call (whole prompts, or
-        # one chunk after its mean past: serving.prompt_pieces)
-        return alone, batched + pieces.prompts_chunk_s(r * k * chunk, L)
-
+    k, chunks, lone, both = _prefill_passes(prefill, pieces, N_in)
     alone, batched = pieces.together(both)  # the passes of one kind evaluated as one
     alone, batched, lone, k, chunks = (np.reshape(x, N_in.shape) for x in (alone, batched, lone, k, chunks))
     if r > 1:
@@ -592,6 +571,51 @@ def prefill_side(prefill: Engine, *, isl: npt.ArrayLike) -> PrefillSide:
         pass_s=np.asarray(batched, dtype=np.float64),
         kv_bytes=np.asarray(kv_bytes, dtype=np.float64),
     )
+
+
+def _prefill_passes(
+    prefill: Engine, pieces: _Parts, isl: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, Callable[[], tuple[FloatArray, FloatArray]]]:
+    """:func:`prefill_side`'s prompts per pass and rank k, chunks per prompt and a lone chunk's paced
+    tokens, and the function of ``pieces`` (``prefill.parts``) that times a lone chunk's pass (less its
+    busy rank's linear work with attention DP) and a full pass; all flat (1-D) over ``isl``. A search
+    notes the function's passes ahead of the side itself (:func:`note_sides`)."""
+    # the passes on a 1-D array even for one isl: a pass of scalars is evaluated alone (numpy's scalar
+    # arithmetic may differ from its array loops in the last bit, serving._Parts.together), one of arrays
+    # with the engine's other passes of its kind (a search's decode and aggregated workers, _Parts.note)
+    L = isl.reshape(-1)
+    r = float(prefill.deployment.attention_dp)
+    budget = float(prefill.rank_batched_tokens)
+    k = np.clip(np.floor(budget / L), 1.0, max(float(prefill.max_batch_size) / r, 1.0))  # per rank
+    chunks = np.ceil(L / budget)
+    chunk = L / chunks
+    past = (L - chunk) / 2.0
+    # with pp > 1 a chunk stays in one micro-batch (_Parts.paced_tokens, as in step_time)
+    lone = pieces.paced_tokens(chunk, chunk)
+
+    def both() -> tuple[FloatArray, FloatArray]:
+        # prefill_chunk_s(r x chunk): one chunk on every rank, the ranks in lockstep
+        alone = pieces.prefill_chunk_s(r * chunk, past)
+        if r == 1:  # busy_rank_linear_s without attention DP, a pass of the engine's
+            alone = pieces.linear_s(lone) + alone
+        batched = pieces.linear_s(pieces.paced_tokens(r * k * chunk, r * chunk))
+        # the pass's k prompts as the separate sequences of one packed attention call (whole prompts, or
+        # one chunk after its mean past: serving.prompt_pieces)
+        return alone, batched + pieces.prompts_chunk_s(r * k * chunk, L)
+
+    return k, chunks, lone, both
+
+
+def note_sides(engine: Engine, *, isl: npt.ArrayLike, osl: npt.ArrayLike) -> None:
+    """Note on ``engine.parts`` the passes :func:`prefill_side` and :func:`decode_side` (no speculation)
+    will evaluate for ``engine`` (:meth:`costmodel.serving._Parts.note`), without their other work: with
+    parts shared by other copies of the engine (:meth:`costmodel.serving.Engine.sharing_parts`), the next
+    evaluation on them takes these passes along, one concatenated pass per kind."""
+    N_in = checks.counts("isl", isl, minimum=1)
+    N_out = checks.counts("osl", osl, minimum=2)
+    parts = engine.parts
+    parts.note(_prefill_passes(engine, parts, N_in)[3])
+    parts.note(_decode_passes(engine, parts, N_in, N_out, None)[1])
 
 
 MOE_LAYER_OPS = ("allgather_moe", "experts_up", "experts_act", "experts_down", "reducescatter_moe")
@@ -671,30 +695,36 @@ def decode_side(
             "not even one sequence of isl + osl / 2 tokens fits in the decode engine's KV cache; "
             "use more GPUs per decode worker, a smaller kv_dtype, or shorter requests"
         )
-    grid = np.unique(
-        np.concatenate([[0.0], np.geomspace(1.0, float(decode.max_batch_size), DECODE_GRID_POINTS)])
-    )
-    at = np.asarray(context)[..., None]
-    parts = decode.parts  # the verification and the drafts share their passes, evaluated once
-    copies = kv_copies(decode)
-    if speculation is None:
-        times = parts.together(lambda: parts.step_time(decode_batch=grid, decode_context=at))
-        return DecodeSide(
-            slots=slots, batch_grid=grid, grid_s=np.asarray(times, dtype=np.float64), kv_copies=copies
-        )
-    k = speculation.draft_tokens
-    times = parts.together(
-        lambda: (
-            parts.step_time(decode_batch=grid, decode_context=at, decode_new_tokens=k + 1.0)
-            + draft_time(parts, speculation, grid, at)
-        )
-    )
+    parts = decode.parts
+    grid, timing = _decode_passes(decode, parts, N_in, N_out, speculation)
+    times = parts.together(timing)  # the verification and the drafts share their passes
     return DecodeSide(
         slots=slots,
         batch_grid=grid,
         grid_s=np.asarray(times, dtype=np.float64),
-        tokens_per_iteration=speculation.tokens_per_iteration,
-        kv_copies=copies,
+        kv_copies=kv_copies(decode),
+        tokens_per_iteration=1.0 if speculation is None else speculation.tokens_per_iteration,
+    )
+
+
+def _decode_passes(
+    decode: Engine, parts: _Parts, isl: FloatArray, osl: FloatArray, speculation: Speculation | None
+) -> tuple[FloatArray, Callable[[], FloatArray]]:
+    """:func:`decode_side`'s batch grid, and the function of ``parts`` (``decode.parts``) that times a
+    decode iteration at each of its sizes (with ``speculation``: the verification pass and the drafts)."""
+    grid = np.unique(
+        np.concatenate([[0.0], np.geomspace(1.0, float(decode.max_batch_size), DECODE_GRID_POINTS)])
+    )
+    at = np.asarray(isl + osl / 2.0)[..., None]
+    if speculation is None:
+        return grid, lambda: parts.step_time(decode_batch=grid, decode_context=at)
+    spec, k = speculation, speculation.draft_tokens
+    return (
+        grid,
+        lambda: (
+            parts.step_time(decode_batch=grid, decode_context=at, decode_new_tokens=k + 1.0)
+            + draft_time(parts, spec, grid, at)
+        ),
     )
 
 

@@ -46,7 +46,6 @@ import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -797,22 +796,19 @@ def _note_disagg(
     engines: dict[_Layout, Engine | str], *, clients: IntArray, token_budget: int, isl: int, osl: int
 ) -> None:
     """Note the passes :func:`_search_disagg` will time each layout's prefill and decode workers with
-    (:meth:`costmodel.serving._Parts.note`), so that the layout's first evaluation (its aggregated worker's,
+    (:func:`costmodel.disagg.note_sides`), so that the layout's first evaluation (its aggregated worker's,
     or else its prefill side's) evaluates them with its own, one concatenated pass per kind, on the terms
     every copy of the layout shares (:meth:`costmodel.serving.Engine.sharing_parts`). Only which passes
     are evaluated together changes, and each element of a pass is evaluated on its own, so no figure does.
-    A side that cannot run notes nothing (its error is the search's to report)."""
-    from costmodel.disagg import decode_side, prefill_side
+    A side that cannot be noted notes nothing (its error is the search's to report)."""
+    from costmodel.disagg import note_sides
 
     for budget in (int(b) for b in np.unique(np.maximum(token_budget, clients))):
         for _, built in _disagg_ready(engines):
-            engine = _disagg_launched(built, budget)
-            sides = (partial(prefill_side, engine, isl=isl), partial(decode_side, engine, isl=isl, osl=osl))
-            for side in sides:
-                try:
-                    engine.parts.note(side)
-                except (CostmodelError, ValueError):
-                    continue
+            try:
+                note_sides(_disagg_launched(built, budget), isl=isl, osl=osl)
+            except (CostmodelError, ValueError):  # the side's own call reports it, for its pairs
+                continue
 
 
 def _launched(engine: Engine, clients: int, token_budget: int) -> Engine:
