@@ -452,12 +452,12 @@ def prompt_pieces(
         raise CostmodelError(
             f"tokens and prompt_len must be numbers broadcasting together, got {tokens!r}, {prompt_len!r}"
         ) from error
-    if np.any(~np.isfinite(k) | (k < 0)):
+    if not (np.isfinite(k).all() and (k >= 0).all()):
         raise CostmodelError(
             f"tokens (an iteration's prompt tokens) must be finite and >= 0, got "
             f"{k[~np.isfinite(k) | (k < 0)].flat[0]!r}"
         )
-    if np.any(~np.isfinite(L) | (L < 1)):
+    if not (np.isfinite(L).all() and (L >= 1).all()):
         raise CostmodelError(
             f"prompt_len must be finite and >= 1, got {L[~np.isfinite(L) | (L < 1)].flat[0]!r}"
         )
@@ -515,8 +515,8 @@ class _Parts:
         )
         names = ("decode_batch", "decode_context", "prefill_tokens", "prefill_past")
         for name, x in zip(names, (b, c, k, p), strict=True):
-            bad = ~((x >= 0) & np.isfinite(x))
-            if np.any(bad):
+            if not (np.isfinite(x).all() and (x >= 0).all()):
+                bad = ~((x >= 0) & np.isfinite(x))
                 raise CostmodelError(f"{name} must be finite and >= 0, got {x[bad].flat[0]!r}")
         n = float(decode_new_tokens)
         if not (np.isfinite(n) and n >= 1):
@@ -525,7 +525,7 @@ class _Parts:
             largest, prefill = k, self.prefill_chunk_s(k, p)
         else:
             prompt_pieces(k, prompt_len)  # checks prompt_len
-            if np.any(p != 0):
+            if (p != 0).any():
                 raise CostmodelError(
                     "prefill_past must be 0 with prompt_len: the pieces' pasts follow from it"
                 )
@@ -670,7 +670,7 @@ class _Parts:
     def linear_s(self, tokens: npt.ArrayLike) -> FloatArray:
         """S(T, 1, 0): T single-token sequences, i.e. every token's linear work and output head [s]."""
         T = np.asarray(tokens, dtype=np.float64)
-        if not np.any(T > 0):
+        if not (T > 0).any():
             return np.zeros(T.shape)
         return np.asarray(np.where(T > 0, self._pass(np.maximum(T, 1.0), 1, 0), 0.0))
 
@@ -679,7 +679,7 @@ class _Parts:
         a draft step of speculative decoding runs besides its draft layer(s) (the MTP module shares the
         target's head). With pp > 1, the whole T on the last stage."""
         T = np.asarray(tokens, dtype=np.float64)
-        if not np.any(T > 0):
+        if not (T > 0).any():
             return np.zeros(T.shape)
         return np.asarray(np.where(T > 0, self._pass(np.maximum(T, 1.0), 1, 0, "head"), 0.0))
 
@@ -699,7 +699,7 @@ class _Parts:
     def decode_attention_s(self, batch: npt.ArrayLike, context: npt.ArrayLike) -> FloatArray:
         """S(b, 1, c) - S(b, 1, 0): b decodes' attention over c cached tokens each [s]."""
         b, c = np.broadcast_arrays(np.asarray(batch, dtype=np.float64), np.asarray(context, dtype=np.float64))
-        if not np.any((b > 0) & (c > 0)):
+        if not ((b > 0) & (c > 0)).any():
             return np.zeros(b.shape)
         b1 = np.maximum(b, 1.0)
         return np.asarray(np.where(b > 0, self._pass(b1, 1, c) - self._pass(b1, 1, 0), 0.0))
@@ -716,7 +716,7 @@ class _Parts:
         ``kind`` (both in one micro-batch); 0 where k = 0. :meth:`prefill_attention_s` subtracts the bare
         pass, :meth:`prefill_chunk_s` the full one."""
         k, p = np.broadcast_arrays(np.asarray(tokens, dtype=np.float64), np.asarray(past, dtype=np.float64))
-        if not np.any(k > 0):
+        if not (k > 0).any():
             return np.zeros(k.shape)
         k1 = np.maximum(k, 1.0)
         r = self.deployment.attention_dp if self.deployment is not None else 1
@@ -773,7 +773,7 @@ class _Parts:
         both; a prompt chunk's tokens run neither (the chunk's attention and its sampled row are in
         :meth:`prefill_attention_s`), so :meth:`prefill_chunk_s` returns them. Never negative."""
         k = np.asarray(tokens, dtype=np.float64)
-        if not np.any(k > 0):
+        if not (k > 0).any():
             return np.zeros(k.shape)
         k1 = np.maximum(k, 1.0)
         return np.asarray(
@@ -1071,9 +1071,14 @@ class Engine:
         if shared is not None and (
             shared.model is not self.model
             or shared.hardware is not self.hardware
-            or shared.workload != self.workload
-            or shared.deployment != self.deployment
-            or shared.efficiency != self.efficiency
+            or any(
+                mine is not theirs and mine != theirs
+                for mine, theirs in (
+                    (self.workload, shared.workload),
+                    (self.deployment, shared.deployment),
+                    (self.efficiency, shared.efficiency),
+                )
+            )
         ):
             raise CostmodelError(
                 "shared_parts must be the step-time terms of this engine's model, hardware, workload, "
