@@ -460,9 +460,8 @@ def disagg_pairs(
         except CostmodelError as error:
             out.append(str(error).splitlines()[0])
             continue
-        if limit is not None:
-            parts = replace(parts, decode_slots=np.minimum(parts.decode_slots, limit))
-        parts = replace(parts, decode_host_passes=float(decode_host_passes))
+        slots = parts.decode_slots if limit is None else np.minimum(parts.decode_slots, limit)
+        parts = replace(parts, decode_slots=slots, decode_host_passes=float(decode_host_passes))
         ready.append((len(out), parts))
         out.append("")
     for index, loop in _stacked_results(ready, chosen):
@@ -493,7 +492,11 @@ def _stacked_results(
             if f.name == "batch_grid":
                 continue
             shape = (*rows, first.batch_grid.size) if f.name == "decode_grid_s" else rows
-            stacked[f.name] = np.stack([np.broadcast_to(getattr(p, f.name), shape) for _, p in members])
+            values = [np.asarray(getattr(p, f.name)) for _, p in members]
+            column = np.empty((len(values), *shape), dtype=np.result_type(*values))
+            for k, value in enumerate(values):
+                column[k] = value  # broadcast on assignment
+            stacked[f.name] = column
         loop = DisaggParts(**stacked).result(params)  # type: ignore[arg-type]
         for k, (index, _) in enumerate(members):
             out.append(
@@ -545,32 +548,16 @@ def prefill_side(prefill: Engine, *, isl: npt.ArrayLike) -> PrefillSide:
     from costmodel.memory import kv_cache_bytes
 
     N_in = checks.counts("isl", isl, minimum=1)
-    r = float(prefill.deployment.attention_dp)
-    budget = float(prefill.rank_batched_tokens)
     if np.any(prefill.max_concurrency(N_in).max_sequences < 1):
         raise CostmodelError(
             "not even one prompt of isl tokens fits in the prefill engine's KV cache; "
             "use more GPUs per prefill worker, a smaller kv_dtype, or shorter prompts"
         )
-    k = np.clip(np.floor(budget / N_in), 1.0, max(float(prefill.max_batch_size) / r, 1.0))  # per rank
-    chunks = np.ceil(N_in / budget)
-    chunk = N_in / chunks
-    past = (N_in - chunk) / 2.0
+    r = float(prefill.deployment.attention_dp)
     pieces = prefill.parts
-    # with pp > 1 a chunk stays in one micro-batch (_Parts.paced_tokens, as in step_time)
-    lone = pieces.paced_tokens(chunk, chunk)
-
-    def both() -> tuple[FloatArray, FloatArray]:
-        # prefill_chunk_s(r x chunk): one chunk on every rank, the ranks in lockstep
-        alone = pieces.prefill_chunk_s(r * chunk, past)
-        if r == 1:  # busy_rank_linear_s without attention DP, a pass of the engine's
-            alone = pieces.linear_s(lone) + alone
-        batched = pieces.linear_s(pieces.paced_tokens(r * k * chunk, r * chunk))
-        # the pass's k prompts as the separate sequences of one packed attention call (whole prompts, or
-        # one chunk after its mean past: serving.prompt_pieces)
-        return alone, batched + pieces.prompts_chunk_s(r * k * chunk, N_in)
-
+    k, chunks, lone, both = _prefill_passes(prefill, pieces, N_in)
     alone, batched = pieces.together(both)  # the passes of one kind evaluated as one
+    alone, batched, lone, k, chunks = (np.reshape(x, N_in.shape) for x in (alone, batched, lone, k, chunks))
     if r > 1:
         alone = busy_rank_linear_s(prefill, lone, parts=pieces) + alone
     k = r * k
@@ -584,6 +571,51 @@ def prefill_side(prefill: Engine, *, isl: npt.ArrayLike) -> PrefillSide:
         pass_s=np.asarray(batched, dtype=np.float64),
         kv_bytes=np.asarray(kv_bytes, dtype=np.float64),
     )
+
+
+def _prefill_passes(
+    prefill: Engine, pieces: _Parts, isl: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, Callable[[], tuple[FloatArray, FloatArray]]]:
+    """:func:`prefill_side`'s prompts per pass and rank k, chunks per prompt and a lone chunk's paced
+    tokens, and the function of ``pieces`` (``prefill.parts``) that times a lone chunk's pass (less its
+    busy rank's linear work with attention DP) and a full pass; all flat (1-D) over ``isl``. A search
+    notes the function's passes ahead of the side itself (:func:`note_sides`)."""
+    # the passes on a 1-D array even for one isl: a pass of scalars is evaluated alone (numpy's scalar
+    # arithmetic may differ from its array loops in the last bit, serving._Parts.together), one of arrays
+    # with the engine's other passes of its kind (a search's decode and aggregated workers, _Parts.note)
+    L = isl.reshape(-1)
+    r = float(prefill.deployment.attention_dp)
+    budget = float(prefill.rank_batched_tokens)
+    k = np.clip(np.floor(budget / L), 1.0, max(float(prefill.max_batch_size) / r, 1.0))  # per rank
+    chunks = np.ceil(L / budget)
+    chunk = L / chunks
+    past = (L - chunk) / 2.0
+    # with pp > 1 a chunk stays in one micro-batch (_Parts.paced_tokens, as in step_time)
+    lone = pieces.paced_tokens(chunk, chunk)
+
+    def both() -> tuple[FloatArray, FloatArray]:
+        # prefill_chunk_s(r x chunk): one chunk on every rank, the ranks in lockstep
+        alone = pieces.prefill_chunk_s(r * chunk, past)
+        if r == 1:  # busy_rank_linear_s without attention DP, a pass of the engine's
+            alone = pieces.linear_s(lone) + alone
+        batched = pieces.linear_s(pieces.paced_tokens(r * k * chunk, r * chunk))
+        # the pass's k prompts as the separate sequences of one packed attention call (whole prompts, or
+        # one chunk after its mean past: serving.prompt_pieces)
+        return alone, batched + pieces.prompts_chunk_s(r * k * chunk, L)
+
+    return k, chunks, lone, both
+
+
+def note_sides(engine: Engine, *, isl: npt.ArrayLike, osl: npt.ArrayLike) -> None:
+    """Note on ``engine.parts`` the passes :func:`prefill_side` and :func:`decode_side` (no speculation)
+    will evaluate for ``engine`` (:meth:`costmodel.serving._Parts.note`), without their other work: with
+    parts shared by other copies of the engine (:meth:`costmodel.serving.Engine.sharing_parts`), the next
+    evaluation on them takes these passes along, one concatenated pass per kind."""
+    N_in = checks.counts("isl", isl, minimum=1)
+    N_out = checks.counts("osl", osl, minimum=2)
+    parts = engine.parts
+    parts.note(_prefill_passes(engine, parts, N_in)[3])
+    parts.note(_decode_passes(engine, parts, N_in, N_out, None)[1])
 
 
 MOE_LAYER_OPS = ("allgather_moe", "experts_up", "experts_act", "experts_down", "reducescatter_moe")
@@ -639,6 +671,9 @@ class DecodeSide:
     """Decode batch sizes the decode iteration was timed at [-], shape (grid,)."""
     grid_s: FloatArray
     """Kernel time of a decode iteration at each ``batch_grid`` size [s], shape (..., grid)."""
+    kv_copies: float
+    """Copies of one request's KV cache a decode rank receives, :func:`kv_copies` [-] (computed once per
+    decode engine, not once per pair)."""
     tokens_per_iteration: float = 1.0
     """Tokens a sequence gains per iteration, E [tokens] (1 without speculative decoding)."""
 
@@ -660,26 +695,36 @@ def decode_side(
             "not even one sequence of isl + osl / 2 tokens fits in the decode engine's KV cache; "
             "use more GPUs per decode worker, a smaller kv_dtype, or shorter requests"
         )
-    grid = np.unique(
-        np.concatenate([[0.0], np.geomspace(1.0, float(decode.max_batch_size), DECODE_GRID_POINTS)])
-    )
-    at = np.asarray(context)[..., None]
-    parts = decode.parts  # the verification and the drafts share their passes, evaluated once
-    if speculation is None:
-        times = parts.together(lambda: parts.step_time(decode_batch=grid, decode_context=at))
-        return DecodeSide(slots=slots, batch_grid=grid, grid_s=np.asarray(times, dtype=np.float64))
-    k = speculation.draft_tokens
-    times = parts.together(
-        lambda: (
-            parts.step_time(decode_batch=grid, decode_context=at, decode_new_tokens=k + 1.0)
-            + draft_time(parts, speculation, grid, at)
-        )
-    )
+    parts = decode.parts
+    grid, timing = _decode_passes(decode, parts, N_in, N_out, speculation)
+    times = parts.together(timing)  # the verification and the drafts share their passes
     return DecodeSide(
         slots=slots,
         batch_grid=grid,
         grid_s=np.asarray(times, dtype=np.float64),
-        tokens_per_iteration=speculation.tokens_per_iteration,
+        kv_copies=kv_copies(decode),
+        tokens_per_iteration=1.0 if speculation is None else speculation.tokens_per_iteration,
+    )
+
+
+def _decode_passes(
+    decode: Engine, parts: _Parts, isl: FloatArray, osl: FloatArray, speculation: Speculation | None
+) -> tuple[FloatArray, Callable[[], FloatArray]]:
+    """:func:`decode_side`'s batch grid, and the function of ``parts`` (``decode.parts``) that times a
+    decode iteration at each of its sizes (with ``speculation``: the verification pass and the drafts)."""
+    grid = np.unique(
+        np.concatenate([[0.0], np.geomspace(1.0, float(decode.max_batch_size), DECODE_GRID_POINTS)])
+    )
+    at = np.asarray(isl + osl / 2.0)[..., None]
+    if speculation is None:
+        return grid, lambda: parts.step_time(decode_batch=grid, decode_context=at)
+    spec, k = speculation, speculation.draft_tokens
+    return (
+        grid,
+        lambda: (
+            parts.step_time(decode_batch=grid, decode_context=at, decode_new_tokens=k + 1.0)
+            + draft_time(parts, spec, grid, at)
+        ),
     )
 
 
@@ -764,8 +809,7 @@ def _combine(
             per_link = np.where(where, bandwidth, per_link)
     # the copies of it the decode rank holds: one where its GPUs split the KV heads, tp where they
     # replicate it (the MLA latent, KV heads fewer than tp): every copy crosses a link
-    copies = kv_copies(decode)
-    transfer = p.kv_bytes * copies / (min(rank_p, rank_d) * per_link)
+    transfer = p.kv_bytes * d.kv_copies / (min(rank_p, rank_d) * per_link)
 
     return DisaggParts(
         prefill_workers=X,
@@ -860,32 +904,55 @@ def prefill_wait(
     requests_per_s : prompts arriving at the pool, lambda [1/s].
     concurrency : clients of the loop, C [-], >= 1.
     """
+    return prefill_pool(alone_s, pass_s, prompts_per_pass, workers=workers, concurrency=concurrency)(
+        requests_per_s
+    )
+
+
+def prefill_pool(
+    alone_s: npt.ArrayLike,
+    pass_s: npt.ArrayLike,
+    prompts_per_pass: npt.ArrayLike,
+    *,
+    workers: npt.ArrayLike,
+    concurrency: npt.ArrayLike,
+) -> Callable[[npt.ArrayLike], PrefillWait]:
+    """:func:`prefill_wait` as a function of the arrival rate alone, what does not depend on it computed
+    once (the closed loop bisects on the rate, :meth:`DisaggParts.result`); the same arithmetic, so the
+    same figures to the bit. Arguments as :func:`prefill_wait`'s."""
     s1, sk = np.asarray(alone_s, dtype=np.float64), np.asarray(pass_s, dtype=np.float64)
     k = np.asarray(prompts_per_pass, dtype=np.float64)
     X = np.asarray(workers, dtype=np.float64)
-    lam = np.asarray(requests_per_s, dtype=np.float64)
     C = np.asarray(concurrency, dtype=np.float64)
     servers = k  # of one worker: a request is routed to a worker on arrival and waits there
     capacity = X * k / sk
-    rho = np.clip(lam / capacity, 0.0, 1.0)
-    waiting = rho ** (np.sqrt(2.0 * (servers + 1.0)) - 1.0)  # Sakasegawa's P(wait) of M/M/c
-    with np.errstate(divide="ignore"):  # a full load waits forever: the closed loop never reaches it
-        open_wait = waiting / (servers * (1.0 - rho)) * sk / 2.0
+    exponent = np.sqrt(2.0 * (servers + 1.0)) - 1.0  # Sakasegawa's P(wait) of M/M/c: rho ** exponent
     others = np.maximum(C - 1.0, 0.0)
-    wait = np.where(others > 0.0, open_wait, 0.0) * (others / C)  # a lone client never waits
-    a = lam / X
+    anyone, seen = others > 0.0, others / C  # a lone client never waits
     g = np.where(k > 1.0, (sk - s1) / np.maximum(k - 1.0, 1.0), 0.0)
-    room = 1.0 - a * g
-    n = np.clip(np.where(room > 0.0, a * (s1 - g) / np.where(room > 0.0, room, 1.0), k), 1.0, k)
-    pass_n = s1 + (n - 1.0) * g
-    # a pass takes its prompts when it starts: one arriving while the worker is in a pass waits for its
-    # end, s(n) / 2 on average, however many of the pass's slots are free (M/D/1's wait already holds it)
-    busy = np.minimum(a * pass_n / n, 1.0)
-    residual = np.where(k > 1.0, busy * pass_n / 2.0, 0.0) * (others / C)
-    return PrefillWait(
-        batch=np.asarray(n), pass_s=np.asarray(pass_n), utilisation=np.asarray(rho),
-        wait_s=np.asarray(wait + residual),
-    )  # fmt: skip
+    lone, batched = s1 - g, k > 1.0
+
+    def at(requests_per_s: npt.ArrayLike) -> PrefillWait:
+        lam = np.asarray(requests_per_s, dtype=np.float64)
+        rho = np.clip(lam / capacity, 0.0, 1.0)
+        waiting = rho**exponent
+        with np.errstate(divide="ignore"):  # a full load waits forever: the closed loop never reaches it
+            open_wait = waiting / (servers * (1.0 - rho)) * sk / 2.0
+        wait = np.where(anyone, open_wait, 0.0) * seen
+        a = lam / X
+        room = 1.0 - a * g
+        n = np.clip(np.where(room > 0.0, a * lone / np.where(room > 0.0, room, 1.0), k), 1.0, k)
+        pass_n = s1 + (n - 1.0) * g
+        # a pass takes its prompts when it starts: one arriving while the worker is in a pass waits for its
+        # end, s(n) / 2 on average, however many of the pass's slots are free (M/D/1's wait already holds it)
+        busy = np.minimum(a * pass_n / n, 1.0)
+        residual = np.where(batched, busy * pass_n / 2.0, 0.0) * seen
+        return PrefillWait(
+            batch=np.asarray(n), pass_s=np.asarray(pass_n), utilisation=np.asarray(rho),
+            wait_s=np.asarray(wait + residual),
+        )  # fmt: skip
+
+    return at
 
 
 def kv_copies(decode: Engine) -> float:
@@ -963,13 +1030,15 @@ def decode_slot_share(
     is largest just above M = S, where the normal's tail is a poor stand-in for a few clients. With one
     worker, or ``dispersion`` 0, it is min(m, S) and (M - Y S)+: the pooled limit, exactly.
     """
-    from scipy.special import ndtr  # here, not at the top: keeps `import costmodel` light
-
     M = np.asarray(staged, dtype=np.float64)
     Y = np.asarray(workers, dtype=np.float64)
     S = np.asarray(slots, dtype=np.float64)
     m = M / Y
     pooled = np.maximum(m - S, 0.0)
+    if dispersion == 0.0:  # sd below is 0 (or NaN) everywhere, so both np.where take the pooled limit
+        return np.asarray(np.minimum(m, S)), np.asarray(Y * pooled)
+    from scipy.special import ndtr  # here, not at the top: keeps `import costmodel` light
+
     sd = np.sqrt(np.maximum(dispersion * M * (1.0 / Y) * (1.0 - 1.0 / Y), 0.0))
     safe = np.where(sd > 0.0, sd, 1.0)
     z = (S - m) / safe
@@ -1032,14 +1101,25 @@ class DisaggParts:
 
     def decode_s(self, batch: FloatArray) -> FloatArray:
         """Kernel time of a decode iteration of ``batch`` sequences per row, interpolated [s]."""
+        return self._decode_lookup(np.shape(batch))(batch)
+
+    def _decode_lookup(self, shape: tuple[int, ...]) -> Callable[[FloatArray], FloatArray]:
+        """:meth:`decode_s` for batches of ``shape``, the table laid out once per row (the closed loop
+        looks it up at every step of its bisection)."""
         grid = self.batch_grid
-        i = np.clip(np.searchsorted(grid, batch, side="right") - 1, 0, grid.size - 2)
-        low, high = grid[i], grid[i + 1]
-        f = np.clip((batch - low) / (high - low), 0.0, 1.0)
-        table = np.broadcast_to(self.decode_grid_s, (*i.shape, grid.size))
-        t_low = np.take_along_axis(table, i[..., None], axis=-1)[..., 0]
-        t_high = np.take_along_axis(table, i[..., None] + 1, axis=-1)[..., 0]
-        return np.asarray(t_low + f * (t_high - t_low))
+        table = np.broadcast_to(self.decode_grid_s, (*shape, grid.size)).reshape(-1, grid.size)
+        rows = np.arange(table.shape[0])
+
+        def at(batch: FloatArray) -> FloatArray:
+            i = np.clip(np.searchsorted(grid, batch, side="right") - 1, 0, grid.size - 2)
+            low, high = grid[i], grid[i + 1]
+            f = np.clip((batch - low) / (high - low), 0.0, 1.0)
+            flat = i.reshape(-1)
+            t_low = table[rows, flat].reshape(shape)
+            t_high = table[rows, flat + 1].reshape(shape)
+            return np.asarray(t_low + f * (t_high - t_low))
+
+        return at
 
     def wave_prefill_s(self, alone_s: npt.ArrayLike, pass_s: npt.ArrayLike) -> FloatArray:
         """Mean time a prompt of a wave of every client spends at the prefill pool [s]: G = C / workers
@@ -1082,6 +1162,9 @@ class DisaggParts:
 
         sizes = (C, X, Y, alone, per_pass, k, fixed, slots, steps)
         shape = np.broadcast_shapes(*(np.shape(v) for v in sizes))
+        # what the bisection's steps share, computed once
+        decode_at = self._decode_lookup(shape)
+        prefill_at = prefill_pool(alone, per_pass, k, workers=X, concurrency=C)
 
         def state(staged: FloatArray) -> tuple[FloatArray, FloatArray, PrefillWait, FloatArray, FloatArray]:
             # M clients past the prefill pool (decoding or waiting for a decode slot), routed over the Y
@@ -1092,11 +1175,11 @@ class DisaggParts:
             # the host prepares the iteration's passes beside the previous iteration's kernels (an
             # overlapping engine; one that does not has its host cost in `overhead`, DisaggParams.from_loop):
             # the longer of the two counts, the aggregated loop's rule (host_bound_s)
-            kernels = gpu(self.decode_s(np.maximum(batch, 1.0)))
+            kernels = gpu(decode_at(np.maximum(batch, 1.0)))
             host = host_bound_s(kernels, params.overlapped_host_s, self.decode_host_passes, overlap=True)
             tpot = (host + overhead) / self.tokens_per_iteration
             lam = Y * batch / (steps * tpot)
-            wait = prefill_wait(alone, per_pass, k, workers=X, requests_per_s=lam, concurrency=C)
+            wait = prefill_at(lam)
             # the receive resource is held for the copy's bytes, not the hand-off's fixed latency
             receive = kv_receive_wait(self.transfer_s, lam / self.kv_receivers, concurrency=C)
             return lam, tpot, wait, lam * (fixed + wait.total_s + receive) + staged - C, waiting

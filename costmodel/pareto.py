@@ -610,16 +610,21 @@ def frontier(
         values = (x, y, served.gpus, loop_clients, served.batch_size, served.ttft_s, served.tpot_s,
                   served.output_tokens_per_s)  # fmt: skip
         for key, value in zip(_POINT_COLUMNS, values, strict=True):
-            columns[key].append(np.broadcast_to(value, shape).ravel())
+            column = np.empty(shape, dtype=np.asarray(value).dtype)
+            column[...] = value  # broadcast on assignment
+            columns[key].append(column.ravel())
 
     for hw in hardware:
         engines: dict[_Layout, Engine | str] = {}
         for layout in layouts:
             try:
-                # configured for each point's own load below (_launched)
-                engines[layout] = _engine(m, hw, layout, kv_dtype, 1, budget)
+                # configured for each point's own load below (_launched); every copy of one layout shares
+                # its terms, so the passes its aggregated and disaggregated workers need are evaluated once
+                engines[layout] = _engine(m, hw, layout, kv_dtype, 1, budget).sharing_parts()
             except (CostmodelError, ValueError) as e:
                 engines[layout] = _first_line(e)
+        if "disagg" in modes:
+            _note_disagg(engines, clients=clients, token_budget=budget, isl=isl, osl=osl)
         for layout, built in engines.items() if "agg" in modes else ():
             describe = f"{hw.name} agg {_describe(layout)}"
             if isinstance(built, str):
@@ -707,7 +712,7 @@ def _search_disagg(
     decode worker's iterations are timed on one batch grid up to the budget
     (:func:`costmodel.disagg.decode_side`), whatever the clients, and all pairs are evaluated in one
     stacked pass. One call per token budget (C above ``token_budget`` raises it)."""
-    ready = [(layout, e) for layout, e in engines.items() if isinstance(e, Engine) and layout.pp == 1]
+    ready = _disagg_ready(engines)
     pairs = [(p, d) for p, _ in ready for d, _ in ready if p.format == d.format]
     if not pairs:
         return
@@ -719,11 +724,7 @@ def _search_disagg(
     failed: set[int] = set()
     for budget in (int(b) for b in np.unique(budgets)):
         counts = clients[budgets == budget]
-        # one engine per layout for both pools (its kernel times computed once), admitting what its
-        # token budget holds; a decode worker's own limit, its clients, is the decode_batch_limit below
-        launched = {
-            layout: e.replace(max_batch_size=budget, max_batched_tokens=budget) for layout, e in ready
-        }
+        launched = {layout: _disagg_launched(e, budget) for layout, e in ready}
         # at least one client per decode rank
         todo = [k for k, (_, d) in enumerate(pairs) if k not in failed and counts.max() >= d.attention_dp]
         if not todo:
@@ -777,6 +778,37 @@ def _search_disagg(
         )
         add(hw, "disagg", d_layout, p_layout, X[:, None], Y[:, None], result, counts[None, :] * Y[:, None])
     skipped.extend((what, why) for why, what in reasons.items())
+
+
+def _disagg_ready(engines: dict[_Layout, Engine | str]) -> list[tuple[_Layout, Engine]]:
+    """The layouts a disaggregated pool can take: those that run, with one pipeline stage."""
+    return [(layout, e) for layout, e in engines.items() if isinstance(e, Engine) and layout.pp == 1]
+
+
+def _disagg_launched(engine: Engine, budget: int) -> Engine:
+    """One engine per layout for both pools (its kernel times computed once), admitting what its token
+    budget holds; a decode worker's own limit, its clients, is :func:`disagg_points`'
+    ``decode_batch_limit``."""
+    return engine.replace(max_batch_size=budget, max_batched_tokens=budget)
+
+
+def _note_disagg(
+    engines: dict[_Layout, Engine | str], *, clients: IntArray, token_budget: int, isl: int, osl: int
+) -> None:
+    """Note the passes :func:`_search_disagg` will time each layout's prefill and decode workers with
+    (:func:`costmodel.disagg.note_sides`), so that the layout's first evaluation (its aggregated worker's,
+    or else its prefill side's) evaluates them with its own, one concatenated pass per kind, on the terms
+    every copy of the layout shares (:meth:`costmodel.serving.Engine.sharing_parts`). Only which passes
+    are evaluated together changes, and each element of a pass is evaluated on its own, so no figure does.
+    A side that cannot be noted notes nothing (its error is the search's to report)."""
+    from costmodel.disagg import note_sides
+
+    for budget in (int(b) for b in np.unique(np.maximum(token_budget, clients))):
+        for _, built in _disagg_ready(engines):
+            try:
+                note_sides(_disagg_launched(built, budget), isl=isl, osl=osl)
+            except (CostmodelError, ValueError):  # the side's own call reports it, for its pairs
+                continue
 
 
 def _launched(engine: Engine, clients: int, token_budget: int) -> Engine:

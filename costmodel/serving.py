@@ -452,12 +452,12 @@ def prompt_pieces(
         raise CostmodelError(
             f"tokens and prompt_len must be numbers broadcasting together, got {tokens!r}, {prompt_len!r}"
         ) from error
-    if np.any(~np.isfinite(k) | (k < 0)):
+    if not (np.isfinite(k).all() and (k >= 0).all()):
         raise CostmodelError(
             f"tokens (an iteration's prompt tokens) must be finite and >= 0, got "
             f"{k[~np.isfinite(k) | (k < 0)].flat[0]!r}"
         )
-    if np.any(~np.isfinite(L) | (L < 1)):
+    if not (np.isfinite(L).all() and (L >= 1).all()):
         raise CostmodelError(
             f"prompt_len must be finite and >= 1, got {L[~np.isfinite(L) | (L < 1)].flat[0]!r}"
         )
@@ -488,6 +488,7 @@ class _Parts:
     efficiency: Efficiency | None
     _passes: dict[tuple[Any, ...], FloatArray] = field(default_factory=dict, repr=False, compare=False)
     _wanted: list[list[tuple[Any, ...]]] = field(default_factory=list, repr=False, compare=False)
+    _pending: list[tuple[Any, ...]] = field(default_factory=list, repr=False, compare=False)
 
     def step_time(
         self,
@@ -514,8 +515,8 @@ class _Parts:
         )
         names = ("decode_batch", "decode_context", "prefill_tokens", "prefill_past")
         for name, x in zip(names, (b, c, k, p), strict=True):
-            bad = ~((x >= 0) & np.isfinite(x))
-            if np.any(bad):
+            if not (np.isfinite(x).all() and (x >= 0).all()):
+                bad = ~((x >= 0) & np.isfinite(x))
                 raise CostmodelError(f"{name} must be finite and >= 0, got {x[bad].flat[0]!r}")
         n = float(decode_new_tokens)
         if not (np.isfinite(n) and n >= 1):
@@ -524,7 +525,7 @@ class _Parts:
             largest, prefill = k, self.prefill_chunk_s(k, p)
         else:
             prompt_pieces(k, prompt_len)  # checks prompt_len
-            if np.any(p != 0):
+            if (p != 0).any():
                 raise CostmodelError(
                     "prefill_past must be 0 with prompt_len: the pieces' pasts follow from it"
                 )
@@ -559,22 +560,45 @@ class _Parts:
             self._passes[key] = self._evaluate(batch, new, past, logits, one_microbatch)
         return self._passes[key]
 
-    def together(self, fn: Callable[[], _T]) -> _T:
-        """``fn()``, a function of this engine's terms, with the passes it needs evaluated together:
-        ``fn`` runs once to note them (every pass a placeholder, the result discarded), the passes of one
-        kind (the same ``logits``, micro-batching and single-token ``new``) are evaluated as one
-        concatenated pass, and ``fn`` runs again on them. Every element of a pass is evaluated on its own
-        (the roofline and kernel models are elementwise), so the result is that of ``fn()`` to the bit,
-        in a few evaluations instead of one per distinct pass: a closed loop's four iterations need ten
-        (:func:`costmodel.closed_loop.loop_parts`), of two kinds. ``fn`` must not branch on a term's value.
-        Nested: the outer call notes the inner one's passes."""
-        if self._wanted:
-            return fn()
+    def note(self, fn: Callable[[], object]) -> None:
+        """Note the passes ``fn()`` needs without evaluating them (every pass a placeholder, the result
+        discarded): the next :meth:`together` evaluates them with its own, grouped by kind as there. A
+        search that will time the same engine in several calls (an aggregated worker, a prefill and a decode
+        worker of one layout, sharing their terms through :meth:`Engine.sharing_parts`) notes the later
+        calls' passes first, so that one concatenated pass per kind serves them all; each later call then
+        finds its passes evaluated and runs once. Noted only when ``fn`` returns (an error leaves none)."""
+        if self._wanted:  # inside together's first call, which notes them anyway
+            fn()
+            return
         self._wanted.append([])
         try:
             fn()
         finally:
             wanted = self._wanted.pop()
+        self._pending.extend(wanted)
+
+    def together(self, fn: Callable[[], _T]) -> _T:
+        """``fn()``, a function of this engine's terms, with the passes it needs evaluated together:
+        ``fn`` runs once to note them (every pass a placeholder, the result discarded), the passes of one
+        kind (the same ``logits``, micro-batching and single-token ``new``) are evaluated as one
+        concatenated pass, with those :meth:`note` left pending, and ``fn`` runs again on them. Every
+        element of a pass is evaluated on its own (the roofline and kernel models are elementwise), so the
+        result is that of ``fn()`` to the bit, in a few evaluations instead of one per distinct pass: a
+        closed loop's four iterations need ten (:func:`costmodel.closed_loop.loop_parts`), of two kinds.
+        Where every pass ``fn`` needs was evaluated already, its first run is the result (no second
+        run). ``fn`` must not branch on a term's value. Nested: the outer call notes the inner one's
+        passes."""
+        if self._wanted:
+            return fn()
+        self._wanted.append([])
+        try:
+            first = fn()
+        finally:
+            wanted = self._wanted.pop()
+        if not wanted:  # every pass was there: the first run had them all
+            return first
+        wanted = [*(w for w in self._pending if w[0] not in self._passes), *wanted]
+        self._pending.clear()
         kinds: dict[tuple[Any, ...], dict[tuple[Any, ...], tuple[Any, ...]]] = {}
         for key, batch, new, past, logits, one_microbatch in wanted:
             # a pass of scalars stays one: numpy's scalar arithmetic (x ** p on a float64 scalar: the C
@@ -588,20 +612,16 @@ class _Parts:
                     self._passes[key] = self._evaluate(batch, new, past, logits, one_microbatch)
                 continue
             shapes = [np.broadcast_shapes(*(np.shape(x) for x in args)) for args in passes.values()]
-            columns = [
-                np.concatenate(
-                    [
-                        np.broadcast_to(np.asarray(args[i], dtype=np.float64), shape).ravel()
-                        for args, shape in zip(passes.values(), shapes, strict=True)
-                    ]
-                )
-                for i in range(3)
-            ]
-            batch, new, past = columns
+            ends = np.cumsum([math.prod(shape) for shape in shapes]).tolist()
+            starts = [0, *ends[:-1]]
+            # each pass's arguments broadcast into its slice of the three concatenated columns
+            batch, new, past = columns = np.empty((3, ends[-1]))
+            for args, shape, start, end in zip(passes.values(), shapes, starts, ends, strict=True):
+                for column, x in zip(columns, args, strict=True):
+                    column[start:end].reshape(shape)[...] = x
             out = np.broadcast_to(self._evaluate(batch, new, past, logits, one_microbatch), batch.shape)
-            ends = np.cumsum([math.prod(shape) for shape in shapes])
-            for key, shape, part in zip(passes, shapes, np.split(out, ends[:-1]), strict=True):
-                self._passes[key] = np.array(part.reshape(shape))
+            for key, shape, start, end in zip(passes, shapes, starts, ends, strict=True):
+                self._passes[key] = np.array(out[start:end].reshape(shape))
         return fn()
 
     def _evaluate(
@@ -651,7 +671,7 @@ class _Parts:
     def linear_s(self, tokens: npt.ArrayLike) -> FloatArray:
         """S(T, 1, 0): T single-token sequences, i.e. every token's linear work and output head [s]."""
         T = np.asarray(tokens, dtype=np.float64)
-        if not np.any(T > 0):
+        if not (T > 0).any():
             return np.zeros(T.shape)
         return np.asarray(np.where(T > 0, self._pass(np.maximum(T, 1.0), 1, 0), 0.0))
 
@@ -660,7 +680,7 @@ class _Parts:
         a draft step of speculative decoding runs besides its draft layer(s) (the MTP module shares the
         target's head). With pp > 1, the whole T on the last stage."""
         T = np.asarray(tokens, dtype=np.float64)
-        if not np.any(T > 0):
+        if not (T > 0).any():
             return np.zeros(T.shape)
         return np.asarray(np.where(T > 0, self._pass(np.maximum(T, 1.0), 1, 0, "head"), 0.0))
 
@@ -680,7 +700,7 @@ class _Parts:
     def decode_attention_s(self, batch: npt.ArrayLike, context: npt.ArrayLike) -> FloatArray:
         """S(b, 1, c) - S(b, 1, 0): b decodes' attention over c cached tokens each [s]."""
         b, c = np.broadcast_arrays(np.asarray(batch, dtype=np.float64), np.asarray(context, dtype=np.float64))
-        if not np.any((b > 0) & (c > 0)):
+        if not ((b > 0) & (c > 0)).any():
             return np.zeros(b.shape)
         b1 = np.maximum(b, 1.0)
         return np.asarray(np.where(b > 0, self._pass(b1, 1, c) - self._pass(b1, 1, 0), 0.0))
@@ -697,7 +717,7 @@ class _Parts:
         ``kind`` (both in one micro-batch); 0 where k = 0. :meth:`prefill_attention_s` subtracts the bare
         pass, :meth:`prefill_chunk_s` the full one."""
         k, p = np.broadcast_arrays(np.asarray(tokens, dtype=np.float64), np.asarray(past, dtype=np.float64))
-        if not np.any(k > 0):
+        if not (k > 0).any():
             return np.zeros(k.shape)
         k1 = np.maximum(k, 1.0)
         r = self.deployment.attention_dp if self.deployment is not None else 1
@@ -754,7 +774,7 @@ class _Parts:
         both; a prompt chunk's tokens run neither (the chunk's attention and its sampled row are in
         :meth:`prefill_attention_s`), so :meth:`prefill_chunk_s` returns them. Never negative."""
         k = np.asarray(tokens, dtype=np.float64)
-        if not np.any(k > 0):
+        if not (k > 0).any():
             return np.zeros(k.shape)
         k1 = np.maximum(k, 1.0)
         return np.asarray(
@@ -1041,8 +1061,30 @@ class Engine:
     usable_fraction: float = 0.9
     """Share of device memory for weights, cache and activations (vLLM ``gpu_memory_utilization``)."""
     efficiency: Efficiency | None = None
+    shared_parts: _Parts | None = field(default=None, repr=False)
+    """The step-time terms :attr:`parts` returns, with the passes they have evaluated, shared by the
+    engines of one model, device, workload, layout and efficiency (the fields a pass depends on; the
+    scheduler's limits do not enter it); None: a fresh :class:`_Parts` on each access. Set by
+    :meth:`sharing_parts`; kept by :meth:`replace` unless a change touches one of those fields."""
 
     def __post_init__(self) -> None:
+        shared = self.shared_parts
+        if shared is not None and (
+            shared.model is not self.model
+            or shared.hardware is not self.hardware
+            or any(
+                mine is not theirs and mine != theirs
+                for mine, theirs in (
+                    (self.workload, shared.workload),
+                    (self.deployment, shared.deployment),
+                    (self.efficiency, shared.efficiency),
+                )
+            )
+        ):
+            raise CostmodelError(
+                "shared_parts must be the step-time terms of this engine's model, hardware, workload, "
+                "deployment and efficiency (Engine.sharing_parts)"
+            )
         for name in ("max_batch_size", "max_batched_tokens", "block_size"):
             value = getattr(self, name)
             if not (isinstance(value, int | np.integer) and value >= 1):
@@ -1096,10 +1138,19 @@ class Engine:
         return cls(load_model(model), load_hardware(hardware), w, _Deployment(tp=tp, pp=pp), **limits)
 
     def replace(self, **changes: Any) -> Engine:
-        """A copy with some fields changed."""
+        """A copy with some fields changed; its :attr:`shared_parts` are this engine's unless a change
+        touches a field a pass depends on."""
         from dataclasses import replace
 
+        if self.shared_parts is not None and not changes.keys().isdisjoint(_PASS_FIELDS):
+            changes.setdefault("shared_parts", None)
         return replace(self, **changes)
+
+    def sharing_parts(self) -> Engine:
+        """This engine with one :class:`_Parts` for all its copies of other limits (:meth:`replace`): the
+        passes one copy evaluates serve the others (:meth:`_Parts.note`, :meth:`_Parts.together`). Each
+        pass is a pure function of the fields it is keyed by, so sharing changes no result."""
+        return self if self.shared_parts is not None else self.replace(shared_parts=self.parts)
 
     @property
     def gpus(self) -> int:
@@ -1180,8 +1231,15 @@ class Engine:
 
     @property
     def parts(self) -> _Parts:
-        """The terms of :func:`step_time` separately (linear work, decode attention, prompt attention)."""
+        """The terms of :func:`step_time` separately (linear work, decode attention, prompt attention):
+        :attr:`shared_parts` where set, else a fresh :class:`_Parts`."""
+        if self.shared_parts is not None:
+            return self.shared_parts
         return _Parts(self.model, self.hardware, self.workload, self.deployment, self.efficiency)
+
+
+_PASS_FIELDS = frozenset({"model", "hardware", "workload", "deployment", "efficiency"})
+"""The :class:`Engine` fields a forward pass depends on (those of :class:`_Parts`)."""
 
 
 class StepTable:

@@ -942,6 +942,8 @@ class HardwareProfile(Spec):
         (values, not the documents they cite), whatever the profiles are named. A renamed or user copy
         of a shipped profile is the same device; its efficiencies, price, calibration and third-party
         measurements (:data:`MEASURED_FIGURES`) do not make another one."""
+        if other is self:
+            return True
 
         def specification(profile: HardwareProfile) -> dict[str, object]:
             figures = profile.datasheet.figures()

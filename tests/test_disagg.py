@@ -1072,3 +1072,19 @@ def test_a_decode_batch_limit_caps_the_slots_per_row(prefill: Engine, decode: En
     assert np.all(capped.ttft_s >= free.ttft_s)
     with pytest.raises(CostmodelError, match="decode_batch_limit"):
         disagg_pairs([(prefill, wide)], params=PARAMS, decode_batch_limit=0, **kw)  # type: ignore[arg-type]
+
+
+def test_the_decode_iteration_is_interpolated_on_its_grid_per_row(prefill: Engine, decode: Engine) -> None:
+    """DisaggParts.decode_s (the closed loop's lookup, laid out once per row) is the piecewise-linear
+    interpolation of each row's decode times on the batch grid, held flat beyond its ends: np.interp per row
+    as the oracle, at rows of different isl (so different tables) and batches on, between and past the
+    grid's points."""
+    isl = np.array([[128.0], [2048.0]])
+    parts = disagg_parts(prefill, decode, prefill_workers=1, decode_workers=1, concurrency=np.ones((2, 3)),
+                         isl=isl, osl=100)  # fmt: skip
+    grid = parts.batch_grid
+    batch = np.array([[0.0, 1.0, 2.5], [grid[-1], 0.5 * (grid[-2] + grid[-1]), 3.0 * grid[-1]]])
+    got = parts.decode_s(batch)
+    table = np.broadcast_to(parts.decode_grid_s, (*batch.shape, grid.size))
+    for row in np.ndindex(batch.shape):
+        assert got[row] == pytest.approx(np.interp(batch[row], grid, table[row]), rel=1e-12)

@@ -772,3 +772,52 @@ def test_the_cli_gives_a_point_the_same_figures_whatever_else_it_searches() -> N
         key = (api.label(i), int(api.concurrency[i]))
         for name in ("ttft_s", "tpot_s", "output_tokens_per_s_per_gpu", "usd_per_million_output_tokens"):
             assert runs[0][key][name] == runs[1][key][name] == getattr(api, name)[i].item(), (key, name)
+
+
+def test_a_moe_search_gives_each_point_what_its_own_engines_give() -> None:
+    # the search shares each layout's passes between its aggregated, prefill and decode workers, evaluated
+    # together (serving._Parts.note); the oracle is each point on engines built here, alone, as the
+    # evaluation builds them: closed_loop for an aggregated point, disagg_loop for a disaggregated one. A MoE
+    # model, whose kernel models hold the arithmetic (x ** p) that numpy rounds differently on a scalar
+    from costmodel.closed_loop import cuda_graph_tokens
+    from costmodel.disagg import DisaggParams, disagg_loop
+
+    model, isl, osl = load_model("qwen3-30b-a3b"), 1024, 128
+    found = pareto.frontier(
+        model, ["h100-sxm"], isl=isl, osl=osl, tp=(1, 2), pp=(1,), formats=("fp8",), concurrency=(1, 16, 256),
+        engine="vllm",
+    ).points  # fmt: skip
+    hw, params = load_hardware("h100-sxm"), engine_params("vllm")
+
+    def engine(tp: int, ep: int, batch: int, budget: int) -> Engine:
+        return Engine(
+            model, hw, Workload(1, 1, 1, weight_dtype="fp8", activation_dtype="fp8"), Deployment(tp=tp, ep=ep),
+            max_batch_size=batch, max_batched_tokens=budget,
+        )  # fmt: skip
+
+    agg, disagg = np.flatnonzero(found.mode == "agg"), np.flatnonzero(found.mode == "disagg")
+    assert agg.size
+    assert disagg.size
+    assert set(found.ep[found.tp == 2].tolist()) == {1, 2}
+    for i in agg:
+        c = int(found.concurrency[i])
+        budget = max(pareto.TOKEN_BUDGET, c)
+        loop = closed_loop(
+            engine(int(found.tp[i]), int(found.ep[i]), c, budget), concurrency=c, isl=isl, osl=osl, params=params,
+            graph_tokens=cuda_graph_tokens("vllm", c, budget),
+        )  # fmt: skip
+        assert found.ttft_s[i] == pytest.approx(float(loop.ttft_s), rel=1e-12)
+        assert found.tpot_s[i] == pytest.approx(float(loop.tpot_s), rel=1e-12)
+    budget = pareto.TOKEN_BUDGET
+    for i in disagg[:: max(disagg.size // 12, 1)]:
+        loop = disagg_loop(
+            engine(int(found.prefill_tp[i]), int(found.prefill_ep[i]), budget, budget),
+            engine(int(found.tp[i]), int(found.ep[i]), budget, budget),
+            prefill_workers=int(found.prefill_workers[i]), decode_workers=int(found.decode_workers[i]),
+            concurrency=int(found.concurrency[i]), isl=isl, osl=osl,
+            params=DisaggParams.from_loop(params, kv_transfer_overhead_s=transfer_overhead_s("vllm"),
+                                          decode_share_dispersion=decode_share_dispersion("vllm")),
+        )  # fmt: skip
+        assert found.ttft_s[i] == pytest.approx(float(loop.ttft_s), rel=1e-12)
+        assert found.tpot_s[i] == pytest.approx(float(loop.tpot_s), rel=1e-12)
+        assert found.output_tokens_per_s[i] == pytest.approx(float(loop.output_tokens_per_s), rel=1e-12)

@@ -9,6 +9,7 @@ the mixed iteration must reduce to it, and KV capacities from the model's publis
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from costmodel.serving import (
     Lengths,
     StepTable,
     Traffic,
+    _Parts,
     load_trace,
     max_concurrency,
     prompt_pieces,
@@ -337,6 +339,77 @@ def test_passes_evaluated_together_equal_each_alone(model: str, deployment: Depl
         alone = engine.parts.step_time(**kwargs)
         assert got.shape == alone.shape
         assert np.array_equal(got, alone)
+
+
+@pytest.mark.parametrize(
+    ("model", "deployment"),
+    [
+        ("llama-3-8b", Deployment(tp=2, pp=2)),
+        ("qwen3-30b-a3b", Deployment(tp=2, moe_ep=2)),
+    ],
+)
+def test_passes_noted_for_later_equal_each_alone(model: str, deployment: Deployment) -> None:
+    """_Parts.note leaves a later call's passes pending; the next together evaluates them with its own, as
+    many passes as one together over all the calls takes (one per kind), and each later call then runs
+    once on them. Every iteration is the same, bit for bit, as on a fresh engine's parts alone."""
+    engine = Engine(load_model(model), load_hardware("h100-sxm"), Workload(), deployment)
+    batch, context = np.array([1.0, 3.0, 64.0]), np.array([0.0, 900.0, 2000.0])
+    first = {
+        "decode_batch": 2.0 * batch,
+        "decode_context": context,
+        "prefill_tokens": np.array([8.0, 64.0, 512.0]),
+    }
+    later = (
+        {"decode_batch": batch, "decode_context": context},
+        {"prefill_tokens": np.array([300.0, 4096.0]), "prompt_len": 1000.0},
+    )
+
+    def counting(parts: _Parts) -> list[int]:
+        evaluated: list[int] = []
+        evaluate = parts._evaluate
+
+        def counted(*args: Any) -> np.ndarray:
+            evaluated.append(1)
+            return evaluate(*args)
+
+        object.__setattr__(parts, "_evaluate", counted)
+        return evaluated
+
+    at_once = engine.parts
+    at_once_count = counting(at_once)
+    at_once.together(lambda: [at_once.step_time(**kwargs) for kwargs in (first, *later)])
+    parts = engine.parts
+    evaluated = counting(parts)
+    for kwargs in later:
+        parts.note(lambda kwargs=kwargs: parts.step_time(**kwargs))
+    assert not evaluated  # noted, not evaluated
+    got_first = parts.together(lambda: parts.step_time(**first))
+    assert len(evaluated) == len(at_once_count)
+    runs: list[int] = []
+    got_later = [
+        parts.together(lambda kwargs=kwargs: runs.append(1) or parts.step_time(**kwargs)) for kwargs in later
+    ]
+    assert len(evaluated) == len(at_once_count)  # nothing more to evaluate
+    assert len(runs) == len(later)  # so each later call ran once
+    for kwargs, got in zip((first, *later), (got_first, *got_later), strict=True):
+        alone = engine.parts.step_time(**kwargs)
+        assert got.shape == alone.shape
+        assert np.array_equal(got, alone)
+
+
+def test_engines_sharing_parts_share_their_passes() -> None:
+    """Engine.sharing_parts: copies of other scheduler limits reuse one _Parts (a pass does not depend on
+    the limits); a copy of another layout gets its own; shared parts of another engine are refused."""
+    engine = Engine(load_model("llama-3-8b"), load_hardware("h100-sxm"), Workload(), Deployment(tp=1))
+    assert engine.parts is not engine.parts  # unshared: a fresh one each time
+    shared = engine.sharing_parts()
+    assert shared.parts is shared.parts
+    assert shared.replace(max_batch_size=64, max_batched_tokens=4096).parts is shared.parts
+    other = shared.replace(deployment=Deployment(tp=2))
+    assert other.shared_parts is None
+    assert other.parts is not shared.parts
+    with pytest.raises(CostmodelError, match="shared_parts"):
+        engine.replace(deployment=Deployment(tp=2), shared_parts=shared.parts)
 
 
 @pytest.mark.parametrize(
