@@ -865,7 +865,8 @@ def plan(
         )
     best = feasible[0]
     replicas = int(best["replicas"])
-    if note := _no_price_note(rows):
+    # a row meeting no SLO has no $ figures whatever its price: only the rows that do are asked
+    if note := _no_price_note(feasible):
         err.print(note, highlight=False, markup=False, soft_wrap=True)
     err.print(
         f"{'cheapest' if _money(best['usd_per_hour']) != '-' else 'first (no price to rank by)'}: "

@@ -416,3 +416,16 @@ def test_a_device_without_a_price_says_so_and_how_to_give_one() -> None:
     )
     assert priced.exit_code == 0
     assert "No price" not in priced.output
+
+
+def test_plan_names_no_device_as_unpriced_for_a_layout_that_meets_no_slo() -> None:
+    """A plan row that meets no SLO shows '-' for its $ figures, but its device has a price (l40s: AWS
+    EC2's): the note naming devices without one must not name it (it did, taking the '-' for no price)."""
+    args = ["plan", "--model", "llama-3-8b", "--rate", "20", "--ttft-p99", "500ms", "--tpot-p99", "50ms"]
+    args += ["--hardware", "h100-sxm,l40s", "--tp", "1,4"]
+    result = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    rows = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert [r for r in rows if not r["feasible"]], "the case needs a layout meeting no SLO"
+    assert all(r["price_provider"] for r in rows)  # every device here is priced
+    assert "No price" not in result.output
