@@ -1119,7 +1119,12 @@ def pareto(
             title=f"{model}, isl {isl}, osl {osl}: {'every point' if show_all else 'Pareto frontier'} "
             f"by system ({objectives}; * = cheapest meeting them)",
         )
-        for r in rows:
+        # the cheapest point meeting the objectives may lie off the frontier (a point of its system with more
+        # tokens/s per GPU and per user misses them): it is shown apart, below the frontier, not left out
+        off = [] if show_all or best is None or best["on_frontier"] else [best | {"best": True}]
+        for r in rows + off:
+            if off and r is off[0]:
+                table.add_section()
             table.add_row(
                 ("* " if r["best"] else "") + r["label"],
                 str(r["concurrency"]),
@@ -1132,6 +1137,11 @@ def pareto(
                 "yes" if r["meets_slo"] else "no",
             )
         out.print(table)
+        if off:
+            out.print(
+                "[dim]* is off the frontier (below the line): a point of its system with more tokens/s "
+                "per GPU and per user misses the objectives.[/]"
+            )
         if note := _no_price_note(
             [{"hardware": r["system"], "usd_per_hour": r["usd_per_hour"]} for r in rows]
         ):
