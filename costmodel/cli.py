@@ -518,7 +518,9 @@ def estimate(
     for key, value in rows:
         table.add_row(key, value)
     out.print(table)
-    out.print("[dim]Default (uncalibrated) efficiencies: see the README's validation section.[/]")
+    from costmodel.kernel_times import time_model_note
+
+    out.print(f"[dim]{time_model_note(load_hardware(hardware))}[/]", highlight=False)
     if note := _no_price_note([{"hardware": report.hardware, "usd_per_hour": r["usd_per_hour"]}]):
         out.print(f"[dim]{note}[/]")
 

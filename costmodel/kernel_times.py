@@ -231,6 +231,22 @@ def uses_kernels(hardware: HardwareProfile, efficiency: Efficiency) -> bool:
     return model == "kernels" or (model == "auto" and auto)
 
 
+def time_model_note(hardware: HardwareProfile, efficiency: Efficiency | None = None) -> str:
+    """One line saying how a step on ``hardware`` is timed, for reports: by the kernel models with the
+    device's fitted parameters (or those it takes from the device named by its overlay's
+    ``transferred_from``), or by the roofline with the profile's assumed, uncalibrated efficiencies."""
+    eff = efficiency or hardware.efficiency
+    if not uses_kernels(hardware, eff) or hardware.kernel_calibration is None:
+        return "Roofline with the profile's assumed (uncalibrated) efficiencies: see the README's validation."
+    donor = hardware.kernel_calibration.record.transferred_from
+    fitted = (
+        f"{donor}'s fitted parameters ({hardware.name} has no measurements of its own)"
+        if donor
+        else f"{hardware.name}'s fitted parameters"
+    )
+    return f"Kernel models with {fitted}; the rest by the roofline: see the README's validation."
+
+
 def op_times(
     ops: Sequence[Op],
     hardware: HardwareProfile,

@@ -429,3 +429,20 @@ def test_plan_names_no_device_as_unpriced_for_a_layout_that_meets_no_slo() -> No
     assert [r for r in rows if not r["feasible"]], "the case needs a layout meeting no SLO"
     assert all(r["price_provider"] for r in rows)  # every device here is priced
     assert "No price" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("hardware", "says"),
+    [
+        ("h100-sxm", "Kernel models with h100-sxm's fitted parameters"),  # measured in the public tables
+        ("gb200", "Kernel models with b200's fitted parameters (gb200 has no measurements of its own)"),
+        ("l4", "Roofline with the profile's assumed (uncalibrated) efficiencies"),  # no overlay
+    ],
+)
+def test_estimate_says_how_it_timed_the_steps(hardware: str, says: str) -> None:
+    """The footer named 'default (uncalibrated) efficiencies' on every device, also where the kernel models
+    time the steps with fitted parameters (hardware_profiles/calibrated/<device>.yaml; gb200's overlay
+    records transferred_from: b200)."""
+    result = runner.invoke(app, ["estimate", "--model", "llama-3-8b", "--hardware", hardware])
+    assert result.exit_code == 0, result.output
+    assert says in " ".join(result.output.split())
