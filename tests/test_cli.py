@@ -446,3 +446,34 @@ def test_estimate_says_how_it_timed_the_steps(hardware: str, says: str) -> None:
     result = runner.invoke(app, ["estimate", "--model", "llama-3-8b", "--hardware", hardware])
     assert result.exit_code == 0, result.output
     assert says in " ".join(result.output.split())
+
+
+def test_a_workload_that_does_not_fit_says_so_and_how_to_make_it_fit() -> None:
+    """Llama-3.1-405B in bf16 is 811.7 GB of weights (405,853,388,800 parameters x 2 bytes): on one L4 (24 GB)
+    or two H100s (80 GB each) it does not fit. estimate and compare still show the times (their 'fits'
+    column says NO), and one line says that they assume it did and names the fix; speculative, whose rows
+    are times only, says so too. A workload that fits gets no such line."""
+    speculate = ["speculative", "--target", "llama-3.1-405b", "--draft", "llama-3-8b", "--hardware", "l4"]
+    cases = [
+        (["estimate", "--model", "llama-3.1-405b", "--hardware", "l4"], "does not fit at tp=1, pp=1 (l4:"),
+        (
+            ["compare", "--model", "llama-3.1-405b", "--hardware", "l4,h100-sxm", "--tp", "2"],
+            "does not fit at tp=2 (h100-sxm:",
+        ),
+        ([*speculate, "--alpha", "0.8"], "does not fit even at batch 1"),
+    ]
+    for args, says in cases:
+        result = runner.invoke(app, args, env={"COLUMNS": "300"})
+        assert result.exit_code == 0, result.output
+        text = " ".join(result.output.split())
+        assert says in text
+        assert "Shard it (--tp" in text
+        assert "--weight-dtype" in text
+    for args in (
+        ["estimate", "--model", "llama-3-8b", "--hardware", "h100-sxm"],
+        ["compare", "--model", "llama-3-8b", "--hardware", "h100-sxm,l40s"],
+        ["speculative", "--target", "llama-3-70b", "--draft", "llama-3-8b", "--alpha", "0.8", "--tp", "4"],
+    ):
+        result = runner.invoke(app, args, env={"COLUMNS": "300"})
+        assert result.exit_code == 0, result.output
+        assert "Shard it" not in result.output
