@@ -477,3 +477,17 @@ def test_a_workload_that_does_not_fit_says_so_and_how_to_make_it_fit() -> None:
         result = runner.invoke(app, args, env={"COLUMNS": "300"})
         assert result.exit_code == 0, result.output
         assert "Shard it" not in result.output
+
+
+def test_each_price_names_its_provider_in_a_few_words() -> None:
+    """The 'price from' column is the provider, the source up to its first comma, colon or bracket
+    (specs.Price.provider): gb200's and mi325x's sources began with a sentence, which the column printed
+    whole ('Spheron on-demand price as of 17 March 2026'). A provider is a name, not a price."""
+    from costmodel.registry import list_hardware, load_hardware
+
+    for name in list_hardware():
+        price = load_hardware(name).price
+        if price is None:
+            continue
+        assert len(price.provider.split()) <= 4, (name, price.provider)
+        assert "$" not in price.provider, name
