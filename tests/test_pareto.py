@@ -156,8 +156,22 @@ def test_candidates_that_cannot_run_are_skipped_with_the_reason() -> None:
     found = pareto.frontier("llama-3-70b", ["a100-80gb"], formats=("bf16", "fp8"), modes=("agg",), **SMALL)
     reasons = dict(found.skipped)
     assert "fp8" in reasons["a100-80gb agg TP1 PP1 EP1 fp8"]  # no fp8 peak on an A100
-    assert "fits" in reasons["a100-80gb agg TP1 PP1 EP1 bf16"]  # 141 GB of weights on 80 GB
+    # 141 GB of weights on 80 GB: no cache at all, so the reason names the weights, not the requests' length
+    assert "the weights leave no room for a KV cache" in reasons["a100-80gb agg TP1 PP1 EP1 bf16"]
+    assert "more GPUs per worker" in reasons["a100-80gb agg TP1 PP1 EP1 bf16"]
     assert set(found.points.format) == {"bf16"}
+
+
+def test_a_request_longer_than_the_cache_is_named_as_such() -> None:
+    """Qwen2.5-7B in bf16 on an A10G (24 GiB): 15.2 GB of weights leave a cache, but not 125,001 tokens of
+    one sequence at 57,344 bytes each (28 layers x 2 x 4 KV heads x 128 x 2 bytes: 7.2 GB): the reason is
+    the request's length and a smaller cache format or shorter requests are the fix, as before."""
+    with pytest.raises(CostmodelError, match="not even one sequence of isl") as caught:
+        pareto.frontier(
+            "qwen2.5-7b", ["a10g"], isl=125_000, osl=2, tp=(1,), pp=(1,), concurrency=(1,),
+            formats=("bf16",), modes=("agg",),
+        )  # fmt: skip
+    assert "smaller kv_dtype, or shorter requests" in str(caught.value)
 
 
 def test_disaggregated_candidates_go_through_the_plug_in(monkeypatch: pytest.MonkeyPatch) -> None:
