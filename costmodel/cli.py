@@ -1201,9 +1201,17 @@ def pareto(
     if best is None:
         if result.ttft_s is None and result.tpot_s is None:
             return
+        unpriced = sorted({str(s) for s in points.system[points.meets_slo]})
+        if unpriced:  # points meet the objectives, but none has a price to rank by
+            raise fail(
+                f"no deployment meets {objectives} with a price: {', '.join(unpriced)} meet"
+                f"{'s' if len(unpriced) == 1 else ''} them but {'has' if len(unpriced) == 1 else 'have'} "
+                f"no on-demand price; give one with --usd-per-hour (e.g. --usd-per-hour {unpriced[0]}=5.0)",
+                code=1,
+            )
         raise fail(
-            f"no deployment meets {objectives} with a price; relax the objectives, or try more --hardware, "
-            "--formats or --tp",
+            f"no deployment meets {objectives}; relax the objectives, or try more --hardware, --formats "
+            "or --tp",
             code=1,
         )
     lead = "cheapest meeting" if result.ttft_s or result.tpot_s else "cheapest point, with"

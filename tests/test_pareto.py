@@ -490,6 +490,22 @@ def test_cli_exits_1_when_nothing_meets_the_objectives() -> None:
     assert "no deployment meets" in " ".join(result.output.split())
 
 
+def test_cli_says_a_price_is_missing_when_points_meet_the_objectives_unpriced() -> None:
+    """gb300 has no on-demand price (hardware_profiles/gb300.yaml): points that meet the objectives cannot
+    be ranked by cost, so nothing is chosen (exit 1); the message names the device and --usd-per-hour
+    rather than telling to relax objectives that are met. With a price given, one is chosen."""
+    args = ["pareto", "--model", "llama-3-8b", "--hardware", "gb300", "--tp", "1", "--pp", "1"]
+    args += ["--concurrency", "1,8", "--osl", "128", "--ttft", "1s"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "gb300 meets them but has no on-demand price" in text
+    assert "--usd-per-hour gb300=" in text
+    assert "relax the objectives" not in text
+    priced = runner.invoke(app, [*args, "--usd-per-hour", "gb300=5"])
+    assert priced.exit_code == 0, priced.output
+
+
 def test_a_vllm_point_whose_prompt_fits_its_cuda_graphs_pays_no_eager_host_cost() -> None:
     """The planner's engine model is the evaluation's: vLLM replays iterations with prompt tokens of up to
     min(2 max_num_seqs, 512) tokens as CUDA graphs, so a 128-token prompt beside 4 decodes pays no per-layer
