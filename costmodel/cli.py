@@ -262,6 +262,25 @@ def _no_price_note(rows: list[dict[str, Any]]) -> str | None:
     )
 
 
+def _no_fit_note(model: str, rows: list[dict[str, Any]], layout: str) -> str | None:
+    """One line naming the devices a workload does not fit (their 'fits' says NO, their times assume it did)
+    and the ways to make it fit; ``rows`` carry hardware, fits, memory_bytes_per_gpu and
+    capacity_bytes_per_gpu."""
+    short = [r for r in rows if not r["fits"]]
+    if not short:
+        return None
+    need = "; ".join(
+        f"{r['hardware']}: {_gb(r['memory_bytes_per_gpu'])} per GPU, "
+        f"{_gb(r['capacity_bytes_per_gpu'])} usable"
+        for r in short
+    )
+    return (
+        f"{model} does not fit at {layout} ({need}): the times shown assume it did. Shard it (--tp; "
+        "estimate also --pp), store it smaller (--weight-dtype int4 or fp8, --kv-dtype fp8), or lower "
+        "--batch-size / --prompt-len."
+    )
+
+
 @app.command()
 @friendly
 def models(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
@@ -518,7 +537,12 @@ def estimate(
     for key, value in rows:
         table.add_row(key, value)
     out.print(table)
-    out.print("[dim]Default (uncalibrated) efficiencies: see the README's validation section.[/]")
+    usable = {"hardware": report.hardware, "capacity_bytes_per_gpu": report.capacity_bytes_per_gpu}
+    if note := _no_fit_note(str(report.model), [usable | r], f"tp={tp}, pp={pp}"):
+        out.print(note, highlight=False, markup=False)
+    from costmodel.kernel_times import time_model_note
+
+    out.print(f"[dim]{time_model_note(load_hardware(hardware))}[/]", highlight=False)
     if note := _no_price_note([{"hardware": report.hardware, "usd_per_hour": r["usd_per_hour"]}]):
         out.print(f"[dim]{note}[/]")
 
@@ -555,9 +579,11 @@ def compare(
         "tp": tp,
     }
     rows: list[dict[str, Any]] = []
+    usable: dict[str, float] = {}
     for name in names:
         r = run_estimate(model, name, w, Deployment(tp=tp), usd_per_hour=prices.get(name))
         rows.append({"hardware": name} | scenario | r.summary() | price_source(name, prices))
+        usable[name] = r.capacity_bytes_per_gpu
     rows.sort(
         key=lambda row: (
             not row["fits"],
@@ -600,6 +626,10 @@ def compare(
             price_label(row),
         )
     out.print(table)
+    if note := _no_fit_note(
+        model, [row | {"capacity_bytes_per_gpu": usable[row["hardware"]]} for row in rows], f"tp={tp}"
+    ):
+        out.print(note, highlight=False, markup=False)
     if note := _no_price_note(rows):
         out.print(f"[dim]{note}[/]")
     if len({row["price_provider"] for row in rows if row["price_provider"]}) > 1:
@@ -675,6 +705,21 @@ def speculative(
             f"{r['tokens_per_s']:,.0f}",
         )
     out.print(table)
+    room = size(target, hardware, batch_size=1, prompt_len=prompt_len, output_len=output_len,
+                weight_dtype=weight_dtype, deployment=Deployment(tp=tp))  # fmt: skip
+    if room.max_batch_size < rows[-1]["batch_size"]:
+        where = (
+            "does not fit even at batch 1, and the rows assume it did"
+            if room.max_batch_size < 1
+            else f"fits a batch of at most {int(room.max_batch_size):,}, and larger rows assume more memory"
+        )
+        out.print(
+            f"{room.model} on {tp} x {room.hardware} at {prompt_len + output_len:,} tokens of context (its "
+            f"draft not counted) {where}. Shard it (--tp), store it smaller (--weight-dtype), or pick a "
+            "larger --hardware.",
+            highlight=False,
+            markup=False,
+        )
 
 
 @app.command()
@@ -865,7 +910,8 @@ def plan(
         )
     best = feasible[0]
     replicas = int(best["replicas"])
-    if note := _no_price_note(rows):
+    # a row meeting no SLO has no $ figures whatever its price: only the rows that do are asked
+    if note := _no_price_note(feasible):
         err.print(note, highlight=False, markup=False, soft_wrap=True)
     err.print(
         f"{'cheapest' if _money(best['usd_per_hour']) != '-' else 'first (no price to rank by)'}: "
@@ -1118,7 +1164,12 @@ def pareto(
             title=f"{model}, isl {isl}, osl {osl}: {'every point' if show_all else 'Pareto frontier'} "
             f"by system ({objectives}; * = cheapest meeting them)",
         )
-        for r in rows:
+        # the cheapest point meeting the objectives may lie off the frontier (a point of its system with more
+        # tokens/s per GPU and per user misses them): it is shown apart, below the frontier, not left out
+        off = [] if show_all or best is None or best["on_frontier"] else [best | {"best": True}]
+        for r in rows + off:
+            if off and r is off[0]:
+                table.add_section()
             table.add_row(
                 ("* " if r["best"] else "") + r["label"],
                 str(r["concurrency"]),
@@ -1131,6 +1182,11 @@ def pareto(
                 "yes" if r["meets_slo"] else "no",
             )
         out.print(table)
+        if off:
+            out.print(
+                "[dim]* is off the frontier (below the line): a point of its system with more tokens/s "
+                "per GPU and per user misses the objectives.[/]"
+            )
         if note := _no_price_note(
             [{"hardware": r["system"], "usd_per_hour": r["usd_per_hour"]} for r in rows]
         ):
@@ -1145,9 +1201,17 @@ def pareto(
     if best is None:
         if result.ttft_s is None and result.tpot_s is None:
             return
+        unpriced = sorted({str(s) for s in points.system[points.meets_slo]})
+        if unpriced:  # points meet the objectives, but none has a price to rank by
+            raise fail(
+                f"no deployment meets {objectives} with a price: {', '.join(unpriced)} meet"
+                f"{'s' if len(unpriced) == 1 else ''} them but {'has' if len(unpriced) == 1 else 'have'} "
+                f"no on-demand price; give one with --usd-per-hour (e.g. --usd-per-hour {unpriced[0]}=5.0)",
+                code=1,
+            )
         raise fail(
-            f"no deployment meets {objectives} with a price; relax the objectives, or try more --hardware, "
-            "--formats or --tp",
+            f"no deployment meets {objectives}; relax the objectives, or try more --hardware, --formats "
+            "or --tp",
             code=1,
         )
     lead = "cheapest meeting" if result.ttft_s or result.tpot_s else "cheapest point, with"

@@ -853,6 +853,18 @@ def _request_rate(
     return np.asarray(rate), np.asarray(chunks)
 
 
+def no_cache_room(engine: Engine, short: str) -> CostmodelError:
+    """The error for an engine that cannot hold one request: ``short`` (the request is too long for the
+    cache), unless the weights and activations leave no KV cache at all, where a smaller cache format or
+    shorter requests cannot help: that says so and names what can."""
+    if engine.kv_capacity_tokens() < 1:
+        return CostmodelError(
+            "the weights leave no room for a KV cache on each GPU of this layout; use more GPUs per worker "
+            "(tp, pp, ep) or a smaller weight format"
+        )
+    return CostmodelError(short)
+
+
 def _admitted(
     engine: Engine,
     concurrency: FloatArray,
@@ -879,9 +891,10 @@ def _admitted(
     fits = engine.max_concurrency(np.ceil(np.broadcast_to(held, C.shape))).max_sequences / ranks
     R = np.minimum(C / ranks, np.minimum(engine.max_batch_size / ranks, np.asarray(fits, dtype=np.float64)))
     if np.any(R < 1):
-        raise CostmodelError(
+        raise no_cache_room(
+            engine,
             "not even one sequence of isl + osl / 2 tokens fits in the engine's KV cache; "
-            "use more GPUs, a smaller kv_dtype, or shorter requests"
+            "use more GPUs, a smaller kv_dtype, or shorter requests",
         )
     return ranks, budget, np.minimum(R, (budget - 1.0) / n)
 

@@ -130,7 +130,14 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel import checks
-from costmodel.closed_loop import LoopParams, Speculation, draft_time, gpu_work_s, host_bound_s
+from costmodel.closed_loop import (
+    LoopParams,
+    Speculation,
+    draft_time,
+    gpu_work_s,
+    host_bound_s,
+    no_cache_room,
+)
 from costmodel.errors import CostmodelError
 
 if TYPE_CHECKING:
@@ -549,9 +556,10 @@ def prefill_side(prefill: Engine, *, isl: npt.ArrayLike) -> PrefillSide:
 
     N_in = checks.counts("isl", isl, minimum=1)
     if np.any(prefill.max_concurrency(N_in).max_sequences < 1):
-        raise CostmodelError(
+        raise no_cache_room(
+            prefill,
             "not even one prompt of isl tokens fits in the prefill engine's KV cache; "
-            "use more GPUs per prefill worker, a smaller kv_dtype, or shorter prompts"
+            "use more GPUs per prefill worker, a smaller kv_dtype, or shorter prompts",
         )
     r = float(prefill.deployment.attention_dp)
     pieces = prefill.parts
@@ -691,9 +699,10 @@ def decode_side(
     fits = np.asarray(decode.max_concurrency(np.ceil(context)).max_sequences, dtype=np.float64)
     slots = np.minimum(float(decode.max_batch_size), fits)
     if np.any(slots < 1):
-        raise CostmodelError(
+        raise no_cache_room(
+            decode,
             "not even one sequence of isl + osl / 2 tokens fits in the decode engine's KV cache; "
-            "use more GPUs per decode worker, a smaller kv_dtype, or shorter requests"
+            "use more GPUs per decode worker, a smaller kv_dtype, or shorter requests",
         )
     parts = decode.parts
     grid, timing = _decode_passes(decode, parts, N_in, N_out, speculation)

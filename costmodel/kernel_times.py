@@ -231,6 +231,22 @@ def uses_kernels(hardware: HardwareProfile, efficiency: Efficiency) -> bool:
     return model == "kernels" or (model == "auto" and auto)
 
 
+def time_model_note(hardware: HardwareProfile, efficiency: Efficiency | None = None) -> str:
+    """One line saying how a step on ``hardware`` is timed, for reports: by the kernel models with the
+    device's fitted parameters (or those it takes from the device named by its overlay's
+    ``transferred_from``), or by the roofline with the profile's assumed, uncalibrated efficiencies."""
+    eff = efficiency or hardware.efficiency
+    if not uses_kernels(hardware, eff) or hardware.kernel_calibration is None:
+        return "Roofline with the profile's assumed (uncalibrated) efficiencies: see the README's validation."
+    donor = hardware.kernel_calibration.record.transferred_from
+    fitted = (
+        f"{donor}'s fitted parameters ({hardware.name} has no measurements of its own)"
+        if donor
+        else f"{hardware.name}'s fitted parameters"
+    )
+    return f"Kernel models with {fitted}; the rest by the roofline: see the README's validation."
+
+
 def op_times(
     ops: Sequence[Op],
     hardware: HardwareProfile,
@@ -723,10 +739,15 @@ def _mla_up_s(
     decode = n <= 1.0
     expand = GemmShape(context, shape.n_heads * (dims.qk_nope_head_dim + dims.v_head_dim), dims.kv_lora_rank)
     naive = _gemm_s(hardware, keys, expand, weight_dtype, activation_dtype)
-    if naive is None:
-        return None
     if not np.any(decode):
         return naive
+    if naive is None:  # a weight format without a GEMM model (weight-only fp8, int4, ...)
+        # the absorbed bmm run in 16 bits whatever kv_b_proj's format: vLLM keeps bf16 copies of W_UK / W_UV
+        # ("we currently do not have quantized bmm's", MLACommonImpl.process_weights_after_loading,
+        # vllm/v1/attention/backends/mla/common.py), so a decode keeps them; a prefill takes the roofline
+        if not np.all(decode | (tokens <= 0)):
+            return None
+        naive = np.zeros(tokens.shape)
     absorbed = np.zeros(tokens.shape)
     for regime, code in (("bmm_pre", mla.OP_BMM_PRE), ("bmm_post", mla.OP_BMM_POST)):
         params = keys.params(mla, keys.pick(mla, [f":{regime}:bf16"], "bf16"))

@@ -1126,7 +1126,13 @@ class Deployment(Spec):
             if model.moe.n_experts % ep:
                 raise ValueError(f"{name} ({ep}) must divide moe.n_experts ({model.moe.n_experts})")
         if model.moe is not None and model.moe.expert_d_ff % etp:
-            what = "tp / ep" if self.moe_tp is None and self.attention_dp == 1 else "moe_tp"
+            if self.moe_tp is None and self.attention_dp > 1:  # a default the caller did not write
+                raise ValueError(
+                    f"moe_tp, by default tp x attention_dp / moe_ep ({tp} x {self.attention_dp} / {ep} = "
+                    f"{etp}), must divide moe.expert_d_ff ({model.moe.expert_d_ff}): set moe_tp and moe_ep "
+                    "(their product tp x attention_dp), or choose another attention_dp"
+                )
+            what = "tp / ep" if self.moe_tp is None else "moe_tp"
             raise ValueError(f"{what} ({etp}) must divide moe.expert_d_ff ({model.moe.expert_d_ff})")
 
 

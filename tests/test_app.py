@@ -252,6 +252,8 @@ def test_performance_page_shows_the_api_figures() -> None:
     assert not errors(at)
     assert not at.warning  # the default scenario fits
     check_performance(at, DEFAULT)
+    # h100-sxm is timed by the kernel models with its fitted parameters, not 'default (uncalibrated)' ones
+    assert any("Kernel models with h100-sxm's fitted parameters" in c.value for c in at.caption)
     figures = charts(at)
     assert len(figures) == 4  # vs batch, vs prompt, roofline, cost by device
     # the roofline: the roof is costmodel.roofline's, the operators are Report.to_frame()'s

@@ -416,3 +416,78 @@ def test_a_device_without_a_price_says_so_and_how_to_give_one() -> None:
     )
     assert priced.exit_code == 0
     assert "No price" not in priced.output
+
+
+def test_plan_names_no_device_as_unpriced_for_a_layout_that_meets_no_slo() -> None:
+    """A plan row that meets no SLO shows '-' for its $ figures, but its device has a price (l40s: AWS
+    EC2's): the note naming devices without one must not name it (it did, taking the '-' for no price)."""
+    args = ["plan", "--model", "llama-3-8b", "--rate", "20", "--ttft-p99", "500ms", "--tpot-p99", "50ms"]
+    args += ["--hardware", "h100-sxm,l40s", "--tp", "1,4"]
+    result = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    rows = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert [r for r in rows if not r["feasible"]], "the case needs a layout meeting no SLO"
+    assert all(r["price_provider"] for r in rows)  # every device here is priced
+    assert "No price" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("hardware", "says"),
+    [
+        ("h100-sxm", "Kernel models with h100-sxm's fitted parameters"),  # measured in the public tables
+        ("gb200", "Kernel models with b200's fitted parameters (gb200 has no measurements of its own)"),
+        ("l4", "Roofline with the profile's assumed (uncalibrated) efficiencies"),  # no overlay
+    ],
+)
+def test_estimate_says_how_it_timed_the_steps(hardware: str, says: str) -> None:
+    """The footer named 'default (uncalibrated) efficiencies' on every device, also where the kernel models
+    time the steps with fitted parameters (hardware_profiles/calibrated/<device>.yaml; gb200's overlay
+    records transferred_from: b200)."""
+    result = runner.invoke(app, ["estimate", "--model", "llama-3-8b", "--hardware", hardware])
+    assert result.exit_code == 0, result.output
+    assert says in " ".join(result.output.split())
+
+
+def test_a_workload_that_does_not_fit_says_so_and_how_to_make_it_fit() -> None:
+    """Llama-3.1-405B in bf16 is 811.7 GB of weights (405,853,388,800 parameters x 2 bytes): on one L4 (24 GB)
+    or two H100s (80 GB each) it does not fit. estimate and compare still show the times (their 'fits'
+    column says NO), and one line says that they assume it did and names the fix; speculative, whose rows
+    are times only, says so too. A workload that fits gets no such line."""
+    speculate = ["speculative", "--target", "llama-3.1-405b", "--draft", "llama-3-8b", "--hardware", "l4"]
+    cases = [
+        (["estimate", "--model", "llama-3.1-405b", "--hardware", "l4"], "does not fit at tp=1, pp=1 (l4:"),
+        (
+            ["compare", "--model", "llama-3.1-405b", "--hardware", "l4,h100-sxm", "--tp", "2"],
+            "does not fit at tp=2 (h100-sxm:",
+        ),
+        ([*speculate, "--alpha", "0.8"], "does not fit even at batch 1"),
+    ]
+    for args, says in cases:
+        result = runner.invoke(app, args, env={"COLUMNS": "300"})
+        assert result.exit_code == 0, result.output
+        text = " ".join(result.output.split())
+        assert says in text
+        assert "Shard it (--tp" in text
+        assert "--weight-dtype" in text
+    for args in (
+        ["estimate", "--model", "llama-3-8b", "--hardware", "h100-sxm"],
+        ["compare", "--model", "llama-3-8b", "--hardware", "h100-sxm,l40s"],
+        ["speculative", "--target", "llama-3-70b", "--draft", "llama-3-8b", "--alpha", "0.8", "--tp", "4"],
+    ):
+        result = runner.invoke(app, args, env={"COLUMNS": "300"})
+        assert result.exit_code == 0, result.output
+        assert "Shard it" not in result.output
+
+
+def test_each_price_names_its_provider_in_a_few_words() -> None:
+    """The 'price from' column is the provider, the source up to its first comma, colon or bracket
+    (specs.Price.provider): gb200's and mi325x's sources began with a sentence, which the column printed
+    whole ('Spheron on-demand price as of 17 March 2026'). A provider is a name, not a price."""
+    from costmodel.registry import list_hardware, load_hardware
+
+    for name in list_hardware():
+        price = load_hardware(name).price
+        if price is None:
+            continue
+        assert len(price.provider.split()) <= 4, (name, price.provider)
+        assert "$" not in price.provider, name

@@ -907,3 +907,29 @@ def test_tensorrt_llms_own_block_fp8_pool_prices_its_decode_gemms_nearer_its_tab
     )
     assert keys.gemm_key("fp8_block") == "fp8_block:trtllm"
     assert np.median(np.abs(np.log(own / measured))) < np.median(np.abs(np.log(pooled / measured)))
+
+
+def test_an_mla_decode_absorbs_its_kv_up_projection_whatever_the_weight_format() -> None:
+    """A decode step runs MLA absorbed: two per-head bmm in 16 bits (vLLM keeps bf16 copies of W_UK and W_UV
+    whatever kv_b_proj's format: "we currently do not have quantized bmm's", MLACommonImpl.
+    process_weights_after_loading, vllm/v1/attention/backends/mla/common.py). With weight-only fp8 (fp8
+    weights, bf16 activations: no GEMM model) the decode priced the naive expansion of every cached token
+    by the roofline instead, 24 ms a step for DeepSeek-V3 at 32 sequences of 2,304 tokens on an H200 against
+    1.1 ms absorbed. The prefill, not absorbed, keeps the roofline's expansion."""
+    h200 = costmodel.load_hardware("h200")
+    dsv3 = costmodel.load_model("deepseek-v3")
+    times = {}
+    for weights in ("bf16", "fp8"):
+        ops = forward_ops(dsv3, batch_size=32, new_tokens=1, past_tokens=2303, weight_dtype=weights)
+        i = [op.name for op in ops].index("kv_up_proj")
+        times[weights] = float(
+            kernel_times.op_times(ops, h200, weight_dtype=weights, activation_dtype="bf16").time_s(i)
+        )
+        # the roofline's naive expansion, what the decode was priced at before: far above the absorbed bmm
+        assert times[weights] < 0.2 * float(op_times(ops, h200).time_s(i))
+    assert times["fp8"] == pytest.approx(times["bf16"], rel=1e-12)
+    prefill = forward_ops(dsv3, batch_size=1, new_tokens=2048, weight_dtype="fp8")
+    j = [op.name for op in prefill].index("kv_up_proj")
+    kernel = kernel_times.op_times(prefill, h200, weight_dtype="fp8", activation_dtype="bf16").time_s(j)
+    # the roofline's expansion, as kernel_times prices an operator without a model (its launch aside)
+    assert float(kernel) == pytest.approx(float(op_times(prefill, h200).time_s(j)), rel=0.05)

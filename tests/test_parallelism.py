@@ -70,6 +70,10 @@ def test_the_model_must_fit_the_split() -> None:
         Deployment(tp=8, attention_dp=64, moe_ep=512, moe_tp=1).check(DSV3)
     with pytest.raises(ValueError, match=r"moe_tp \(3\) must divide moe.expert_d_ff \(2048\)"):
         Deployment(tp=1, attention_dp=3, moe_tp=3).check(DSV3)
+    # moe_tp left to its default (tp x attention_dp / moe_ep = 3): the message says where the 3 comes from,
+    # since the caller wrote only attention_dp (2048 = 2^11 has no factor 3)
+    with pytest.raises(ValueError, match=r"moe_tp, by default tp x attention_dp / moe_ep \(1 x 3 / 1 = 3\)"):
+        Deployment(tp=1, attention_dp=3).check(DSV3)
 
 
 # ----------------------------------------------------------------------------------------------------

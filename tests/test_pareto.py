@@ -156,8 +156,22 @@ def test_candidates_that_cannot_run_are_skipped_with_the_reason() -> None:
     found = pareto.frontier("llama-3-70b", ["a100-80gb"], formats=("bf16", "fp8"), modes=("agg",), **SMALL)
     reasons = dict(found.skipped)
     assert "fp8" in reasons["a100-80gb agg TP1 PP1 EP1 fp8"]  # no fp8 peak on an A100
-    assert "fits" in reasons["a100-80gb agg TP1 PP1 EP1 bf16"]  # 141 GB of weights on 80 GB
+    # 141 GB of weights on 80 GB: no cache at all, so the reason names the weights, not the requests' length
+    assert "the weights leave no room for a KV cache" in reasons["a100-80gb agg TP1 PP1 EP1 bf16"]
+    assert "more GPUs per worker" in reasons["a100-80gb agg TP1 PP1 EP1 bf16"]
     assert set(found.points.format) == {"bf16"}
+
+
+def test_a_request_longer_than_the_cache_is_named_as_such() -> None:
+    """Qwen2.5-7B in bf16 on an A10G (24 GiB): 15.2 GB of weights leave a cache, but not 125,001 tokens of
+    one sequence at 57,344 bytes each (28 layers x 2 x 4 KV heads x 128 x 2 bytes: 7.2 GB): the reason is
+    the request's length and a smaller cache format or shorter requests are the fix, as before."""
+    with pytest.raises(CostmodelError, match="not even one sequence of isl") as caught:
+        pareto.frontier(
+            "qwen2.5-7b", ["a10g"], isl=125_000, osl=2, tp=(1,), pp=(1,), concurrency=(1,),
+            formats=("bf16",), modes=("agg",),
+        )  # fmt: skip
+    assert "smaller kv_dtype, or shorter requests" in str(caught.value)
 
 
 def test_disaggregated_candidates_go_through_the_plug_in(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -428,6 +442,29 @@ def test_cli_table_and_csv() -> None:
     assert len(rows) == 2 * 2 * 3 * 2  # systems x tp x concurrency x formats
 
 
+@pytest.mark.parametrize(("ttft", "tpot"), [("500ms", "30ms"), ("1s", "30ms")])
+def test_cli_table_shows_the_cheapest_point_meeting_the_objectives_on_or_off_the_frontier(
+    ttft: str, tpot: str
+) -> None:
+    """The table marks the chosen point with '*' whether or not it lies on the frontier (at 500 ms it does
+    not: a point with more tokens/s per GPU and per user misses the TTFT); it was left out of the table
+    when off the frontier, which the title's '* = cheapest meeting them' promises to show."""
+    seconds = {"500ms": 0.5, "1s": 1.0, "30ms": 0.03}
+    api = pareto.frontier(
+        "llama-3-8b", ["h100-sxm", "gb300"], isl=1024, osl=128, ttft_s=seconds[ttft], tpot_s=seconds[tpot],
+        tp=(1, 2), pp=(1,), concurrency=(1, 8, 64),
+    )  # fmt: skip
+    assert api.best is not None
+    result = runner.invoke(app, [*CLI, "--ttft", ttft, "--tpot", tpot], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    starred = [line for line in result.stdout.splitlines() if "│ * " in line]
+    assert len(starred) == 1
+    assert f"* {api.points.label(api.best)} " in starred[0]
+    off = not api.points.on_frontier[api.best]
+    assert off == (ttft == "500ms")  # the two cases this test means to cover
+    assert ("is off the frontier" in result.stdout) == off
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -451,6 +488,22 @@ def test_cli_exits_1_when_nothing_meets_the_objectives() -> None:
     result = runner.invoke(app, [*CLI, "--tpot", "0.1ms"])
     assert result.exit_code == 1
     assert "no deployment meets" in " ".join(result.output.split())
+
+
+def test_cli_says_a_price_is_missing_when_points_meet_the_objectives_unpriced() -> None:
+    """gb300 has no on-demand price (hardware_profiles/gb300.yaml): points that meet the objectives cannot
+    be ranked by cost, so nothing is chosen (exit 1); the message names the device and --usd-per-hour
+    rather than telling to relax objectives that are met. With a price given, one is chosen."""
+    args = ["pareto", "--model", "llama-3-8b", "--hardware", "gb300", "--tp", "1", "--pp", "1"]
+    args += ["--concurrency", "1,8", "--osl", "128", "--ttft", "1s"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "gb300 meets them but has no on-demand price" in text
+    assert "--usd-per-hour gb300=" in text
+    assert "relax the objectives" not in text
+    priced = runner.invoke(app, [*args, "--usd-per-hour", "gb300=5"])
+    assert priced.exit_code == 0, priced.output
 
 
 def test_a_vllm_point_whose_prompt_fits_its_cuda_graphs_pays_no_eager_host_cost() -> None:

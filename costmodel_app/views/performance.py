@@ -9,6 +9,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 import costmodel as cm
+from costmodel.kernel_times import time_model_note
 from costmodel.roofline import attainable_flop_per_s, ridge_point_flop_per_byte
 
 # ---------------------------------------------------------------------------- inputs
@@ -61,8 +62,8 @@ with ui.friendly_errors():
             with col:
                 ui.metric(label, value, f"costmodel.estimate(...).{attr}")
     st.caption(
-        f"On {deployment.gpus_per_replica} × {primary.name}, default (uncalibrated) efficiencies; "
-        "prefill time is charged to input tokens, decode time to output tokens."
+        f"On {deployment.gpus_per_replica} × {primary.name}. {time_model_note(primary)} "
+        "Prefill time is charged to input tokens, decode time to output tokens."
     )
 
 # ---------------------------------------------------------------------------- vs batch and context
