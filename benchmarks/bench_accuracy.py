@@ -2,7 +2,9 @@
 of docs/compression.md, recomputed.
 
 Run: ``python benchmarks/bench_accuracy.py``. Prints each published figure beside costmodel's prediction
-with the hardware profiles' default (uncalibrated) efficiencies. These are published numbers, not ours;
+with the profiles as shipped (the A100 and H100 time their steps with their fitted kernel models) and,
+beside it, with the roofline and the profiles' default efficiencies (``Efficiency(time_model="roofline")``).
+These are published numbers, not ours;
 no unit test pins them (tests assert physics; accuracy is reported here and in the docs). Sources:
 
 - gpt-fast README, "Benchmarks" (https://github.com/pytorch-labs/gpt-fast): Llama-2-7B on one A100-80GB
@@ -30,16 +32,26 @@ import numpy as np
 import costmodel
 from costmodel import compression as c
 from costmodel.estimate import estimate, train
-from costmodel.specs import Deployment, Workload
+from costmodel.specs import Deployment, Efficiency, Workload
 
 H100_BF16_DENSE_TFLOPS = 989.4  # the h100-sxm profile's datasheet peak, as Table 4's MFU uses it
 
 
-def rows() -> list[tuple[str, str, float, float]]:
-    """(measurement, unit, published, costmodel)."""
+def _roofline(hardware: str) -> Efficiency:
+    return costmodel.load_hardware(hardware).efficiency.model_copy(update={"time_model": "roofline"})
+
+
+def rows(roofline: bool = False) -> list[tuple[str, str, float, float]]:
+    """(measurement, unit, published, costmodel); ``roofline``: with the roofline and the profiles'
+    default efficiencies instead of the profiles' time model."""
+
+    def eff(hardware: str) -> Efficiency | None:
+        return _roofline(hardware) if roofline else None
+
     out = []
     for dtype, measured in (("bf16", 104.9), ("int8", 155.58), ("int4", 196.80)):
-        r = estimate("llama-2-7b", "a100-80gb", Workload(1, 5, 200, weight_dtype=dtype))
+        w = Workload(1, 5, 200, weight_dtype=dtype)
+        r = estimate("llama-2-7b", "a100-80gb", w, efficiency=eff("a100-80gb"))
         out.append(
             (
                 f"Llama-2-7B decode, A100-80GB, batch 1, {dtype} (gpt-fast)",
@@ -48,7 +60,8 @@ def rows() -> list[tuple[str, str, float, float]]:
                 200 / float(r.e2e_s),
             )
         )
-    r = estimate("llama-3-8b", "h100-sxm", Workload(1, 5, 200))  # 3.1-8B has Llama-3-8B's shapes
+    # 3.1-8B has Llama-3-8B's shapes
+    r = estimate("llama-3-8b", "h100-sxm", Workload(1, 5, 200), efficiency=eff("h100-sxm"))
     out.append(("Llama-3.1-8B decode, H100, batch 1, bf16 (torchao)", "tok/s", 126.90, 200 / float(r.e2e_s)))
     for hw, label, dtype, prompt, measured in (
         ("a100-80gb", "A100-80GB", "fp16", 2048, 133.0),
@@ -57,7 +70,7 @@ def rows() -> list[tuple[str, str, float, float]]:
         ("h100-sxm", "H100 SXM", "fp8", 128, 7.0),
     ):
         w = Workload(1, prompt, 1, weight_dtype=dtype, activation_dtype=dtype, kv_dtype=dtype)
-        ttft_ms = float(estimate("llama-2-7b", hw, w).ttft_s) * 1e3
+        ttft_ms = float(estimate("llama-2-7b", hw, w, efficiency=eff(hw)).ttft_s) * 1e3
         out.append(
             (f"LLaMA-7B TTFT, {label}, {dtype}, {prompt} tokens (TensorRT-LLM v0.5)", "ms", measured, ttft_ms)
         )
@@ -66,7 +79,8 @@ def rows() -> list[tuple[str, str, float, float]]:
     out.append(("Large bf16 GEMM, H100 SXM (stas00/ml-engineering MAMF table)", "TFLOPS", 794.5, gemm))
     for v in (1, 7):
         r = train("llama-3.1-405b", "h100-sxm", global_batch_size=2048, seq_len=8192,
-                  deployment=Deployment(tp=8, pp=16, replicas=128), virtual_stages=v)  # fmt: skip
+                  deployment=Deployment(tp=8, pp=16, replicas=128), virtual_stages=v,
+                  efficiency=eff("h100-sxm"))  # fmt: skip
         name = f"Llama 3 405B pre-training, 16,384 H100, TP8 PP16 DP128, v = {v} (Llama 3 paper, Table 4)"
         out.append((name, "TFLOPS/GPU", 400.0, float(r.mfu) * H100_BF16_DENSE_TFLOPS))
     return out
@@ -87,11 +101,12 @@ def quality_fit_rows() -> list[tuple[str, str, float, float]]:
 
 
 def main() -> None:
-    print("| measurement (source) | published | costmodel | error |")
-    print("|---|---|---|---|")
-    for name, unit, published, predicted in rows():
+    print("| measurement (source) | published | costmodel | error | roofline | error |")
+    print("|---|---|---|---|---|---|")
+    for (name, unit, published, predicted), (*_, plain) in zip(rows(), rows(roofline=True), strict=True):
         print(
-            f"| {name} | {published:g} {unit} | {predicted:.1f} {unit} | {predicted / published - 1:+.0%} |"
+            f"| {name} | {published:g} {unit} | {predicted:.1f} {unit} | {predicted / published - 1:+.0%} "
+            f"| {plain:.1f} {unit} | {plain / published - 1:+.0%} |"
         )
     print()
     print("Quality fits (docs/compression.md): RMS of ln(predicted / published loss increase)")
