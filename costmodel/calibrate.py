@@ -967,8 +967,10 @@ def git_revision() -> str:
     import subprocess
 
     here = Path(__file__).resolve()
-    # the package's own checkout, whatever repository a caller's GIT_DIR / GIT_WORK_TREE name
-    env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")}
+    # the package's own checkout, whatever a caller's GIT_* variables name: GIT_DIR, GIT_WORK_TREE,
+    # GIT_INDEX_FILE, GIT_COMMON_DIR, GIT_OBJECT_DIRECTORY, GIT_ALTERNATE_OBJECT_DIRECTORIES and
+    # GIT_NAMESPACE all redirect what describe reads, and none is needed to read it
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
 
     def git(*args: str) -> str:
         return subprocess.run(
