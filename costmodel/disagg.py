@@ -671,11 +671,12 @@ class DecodeSide:
     """Decode batch sizes the decode iteration was timed at [-], shape (grid,)."""
     grid_s: FloatArray
     """Kernel time of a decode iteration at each ``batch_grid`` size [s], shape (..., grid)."""
-    kv_copies: float
-    """Copies of one request's KV cache a decode rank receives, :func:`kv_copies` [-] (computed once per
-    decode engine, not once per pair)."""
     tokens_per_iteration: float = 1.0
     """Tokens a sequence gains per iteration, E [tokens] (1 without speculative decoding)."""
+    kv_copies: float = math.nan
+    """Copies of one request's KV cache a decode rank receives, :func:`kv_copies` of the decode engine
+    [-], which :func:`decode_side` computes once per engine, not once per pair; NaN (a side built by
+    hand): the joining computes it from the decode engine it is given."""
 
 
 def decode_side(
@@ -809,7 +810,8 @@ def _combine(
             per_link = np.where(where, bandwidth, per_link)
     # the copies of it the decode rank holds: one where its GPUs split the KV heads, tp where they
     # replicate it (the MLA latent, KV heads fewer than tp): every copy crosses a link
-    transfer = p.kv_bytes * d.kv_copies / (min(rank_p, rank_d) * per_link)
+    copies = kv_copies(decode) if math.isnan(d.kv_copies) else d.kv_copies
+    transfer = p.kv_bytes * copies / (min(rank_p, rank_d) * per_link)
 
     return DisaggParts(
         prefill_workers=X,
