@@ -606,16 +606,26 @@ def _prefill_passes(
     return k, chunks, lone, both
 
 
-def note_sides(engine: Engine, *, isl: npt.ArrayLike, osl: npt.ArrayLike) -> None:
-    """Note on ``engine.parts`` the passes :func:`prefill_side` and :func:`decode_side` (no speculation)
-    will evaluate for ``engine`` (:meth:`costmodel.serving._Parts.note`), without their other work: with
-    parts shared by other copies of the engine (:meth:`costmodel.serving.Engine.sharing_parts`), the next
-    evaluation on them takes these passes along, one concatenated pass per kind."""
+def note_sides(
+    engine: Engine,
+    *,
+    isl: npt.ArrayLike,
+    osl: npt.ArrayLike,
+    prefill: bool = True,
+    decode: bool = True,
+) -> None:
+    """Note on ``engine.parts`` the passes :func:`prefill_side` (where ``prefill``) and :func:`decode_side`
+    (no speculation; where ``decode``) will evaluate for ``engine`` (:meth:`costmodel.serving._Parts.note`),
+    without their other work: with parts shared by other copies of the engine
+    (:meth:`costmodel.serving.Engine.sharing_parts`), the next evaluation on them takes these passes along,
+    one concatenated pass per kind."""
     N_in = checks.counts("isl", isl, minimum=1)
     N_out = checks.counts("osl", osl, minimum=2)
     parts = engine.parts
-    parts.note(_prefill_passes(engine, parts, N_in)[3])
-    parts.note(_decode_passes(engine, parts, N_in, N_out, None)[1])
+    if prefill:
+        parts.note(_prefill_passes(engine, parts, N_in)[3])
+    if decode:
+        parts.note(_decode_passes(engine, parts, N_in, N_out, None)[1])
 
 
 MOE_LAYER_OPS = ("allgather_moe", "experts_up", "experts_act", "experts_down", "reducescatter_moe")

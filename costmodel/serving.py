@@ -597,7 +597,9 @@ class _Parts:
         closed loop's four iterations need ten (:func:`costmodel.closed_loop.loop_parts`), of two kinds.
         Where every pass ``fn`` needs was evaluated already, its first run is the result (no second
         run). ``fn`` must not branch on a term's value. Nested: the outer call notes the inner one's
-        passes. One thread at a time runs it on one instance (:attr:`_lock`)."""
+        passes. One thread at a time runs it on one instance (:attr:`_lock`). Where the joint evaluation
+        fails and passes noted by others were in it, it is retried on ``fn``'s own passes alone: a noted
+        pass's error is its own caller's to report, when it evaluates it."""
         with self._lock:
             return self._together(fn)
 
@@ -611,8 +613,19 @@ class _Parts:
             wanted = self._wanted.pop()
         if not wanted:  # every pass was there: the first run had them all
             return first
-        wanted = [*(w for w in self._pending if w[0] not in self._passes), *wanted]
+        pending = [w for w in self._pending if w[0] not in self._passes]
         self._pending.clear()
+        try:
+            self._evaluate_together([*pending, *wanted])
+        except (CostmodelError, ValueError):
+            if not pending:
+                raise
+            # a noted pass that fails is its own caller's to report, not this one's: drop them
+            self._evaluate_together(wanted)
+        return fn()
+
+    def _evaluate_together(self, wanted: list[tuple[Any, ...]]) -> None:
+        """Evaluate ``wanted`` (noted passes), those of one kind as one concatenated pass."""
         kinds: dict[tuple[Any, ...], dict[tuple[Any, ...], tuple[Any, ...]]] = {}
         for key, batch, new, past, logits, one_microbatch in wanted:
             # a pass of scalars stays one: numpy's scalar arithmetic (x ** p on a float64 scalar: the C
@@ -636,7 +649,6 @@ class _Parts:
             out = np.broadcast_to(self._evaluate(batch, new, past, logits, one_microbatch), batch.shape)
             for key, shape, start, end in zip(passes, shapes, starts, ends, strict=True):
                 self._passes[key] = np.array(out[start:end].reshape(shape))
-        return fn()
 
     def _evaluate(
         self,

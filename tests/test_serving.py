@@ -448,6 +448,31 @@ def test_engines_sharing_parts_across_threads_get_the_unshared_step_times() -> N
     assert wrong == []
 
 
+def test_a_noted_pass_that_fails_is_reported_to_its_own_caller_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review 17b: passes noted for a later call are evaluated with the next caller's; where one of them
+    fails, that caller still gets its own result (the unshared engine's, to the bit) and the failure is
+    raised where the noted call is made. The failing pass is simulated: a linear pass over 12,345 tokens."""
+    from costmodel.serving import _Parts
+
+    engine = Engine(load_model("llama-3-8b"), load_hardware("h100-sxm"), Workload(), Deployment(tp=1))
+    evaluate = _Parts._evaluate
+
+    def failing(self: _Parts, batch: Any, *args: Any) -> Any:
+        if np.any(np.asarray(batch) == 12345.0):
+            raise CostmodelError("simulated failure of a noted pass")
+        return evaluate(self, batch, *args)
+
+    monkeypatch.setattr(_Parts, "_evaluate", failing)
+    grid = np.arange(1.0, 65.0)
+    expected = engine.parts.step_time(decode_batch=grid, decode_context=700.0)
+    parts = engine.sharing_parts().parts
+    parts.note(lambda: parts.linear_s(np.array([12345.0, 3.0])))
+    got = parts.together(lambda: parts.step_time(decode_batch=grid, decode_context=700.0))
+    assert np.array_equal(got, expected)
+    with pytest.raises(CostmodelError, match="simulated"):
+        parts.linear_s(np.array([12345.0, 3.0]))
+
+
 def test_sharing_engines_compare_array_workloads_field_by_field() -> None:
     """A workload of array sizes (a sweep) on a sharing engine: an equal one keeps the shared terms, a
     different one is refused with the error that names shared_parts, not numpy's ambiguous truth value."""
