@@ -614,16 +614,26 @@ def _prefill_passes(
     return k, chunks, lone, both
 
 
-def note_sides(engine: Engine, *, isl: npt.ArrayLike, osl: npt.ArrayLike) -> None:
-    """Note on ``engine.parts`` the passes :func:`prefill_side` and :func:`decode_side` (no speculation)
-    will evaluate for ``engine`` (:meth:`costmodel.serving._Parts.note`), without their other work: with
-    parts shared by other copies of the engine (:meth:`costmodel.serving.Engine.sharing_parts`), the next
-    evaluation on them takes these passes along, one concatenated pass per kind."""
+def note_sides(
+    engine: Engine,
+    *,
+    isl: npt.ArrayLike,
+    osl: npt.ArrayLike,
+    prefill: bool = True,
+    decode: bool = True,
+) -> None:
+    """Note on ``engine.parts`` the passes :func:`prefill_side` (where ``prefill``) and :func:`decode_side`
+    (no speculation; where ``decode``) will evaluate for ``engine`` (:meth:`costmodel.serving._Parts.note`),
+    without their other work: with parts shared by other copies of the engine
+    (:meth:`costmodel.serving.Engine.sharing_parts`), the next evaluation on them takes these passes along,
+    one concatenated pass per kind."""
     N_in = checks.counts("isl", isl, minimum=1)
     N_out = checks.counts("osl", osl, minimum=2)
     parts = engine.parts
-    parts.note(_prefill_passes(engine, parts, N_in)[3])
-    parts.note(_decode_passes(engine, parts, N_in, N_out, None)[1])
+    if prefill:
+        parts.note(_prefill_passes(engine, parts, N_in)[3])
+    if decode:
+        parts.note(_decode_passes(engine, parts, N_in, N_out, None)[1])
 
 
 MOE_LAYER_OPS = ("allgather_moe", "experts_up", "experts_act", "experts_down", "reducescatter_moe")
@@ -679,11 +689,12 @@ class DecodeSide:
     """Decode batch sizes the decode iteration was timed at [-], shape (grid,)."""
     grid_s: FloatArray
     """Kernel time of a decode iteration at each ``batch_grid`` size [s], shape (..., grid)."""
-    kv_copies: float
-    """Copies of one request's KV cache a decode rank receives, :func:`kv_copies` [-] (computed once per
-    decode engine, not once per pair)."""
     tokens_per_iteration: float = 1.0
     """Tokens a sequence gains per iteration, E [tokens] (1 without speculative decoding)."""
+    kv_copies: float = math.nan
+    """Copies of one request's KV cache a decode rank receives, :func:`kv_copies` of the decode engine
+    [-], which :func:`decode_side` computes once per engine, not once per pair; NaN (a side built by
+    hand): the joining computes it from the decode engine it is given."""
 
 
 def decode_side(
@@ -818,7 +829,8 @@ def _combine(
             per_link = np.where(where, bandwidth, per_link)
     # the copies of it the decode rank holds: one where its GPUs split the KV heads, tp where they
     # replicate it (the MLA latent, KV heads fewer than tp): every copy crosses a link
-    transfer = p.kv_bytes * d.kv_copies / (min(rank_p, rank_d) * per_link)
+    copies = kv_copies(decode) if math.isnan(d.kv_copies) else d.kv_copies
+    transfer = p.kv_bytes * copies / (min(rank_p, rank_d) * per_link)
 
     return DisaggParts(
         prefill_workers=X,

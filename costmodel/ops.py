@@ -328,7 +328,17 @@ rank 0 (the same bytes into one GPU); SGLang's ``LogitsProcessor`` all-gathers w
 https://github.com/sgl-project/sglang); TensorRT-LLM's ``LMHead`` is a column-parallel ``Linear`` with
 ``gather_output`` (``allgather``), replicated, with no gather, under attention DP
 (tensorrt_llm/_torch/modules/embedding.py, https://github.com/NVIDIA/TensorRT-LLM), where ``tp`` here is
-each rank's own. Vocabulary padding (vLLM pads to a multiple of 64 per rank) is not counted."""
+each rank's own. Vocabulary padding (vLLM pads to a multiple of 64 per rank) is not counted.
+
+Under SGLang attention DP the model assumes ``--enable-dp-lm-head``: the head is vocab-parallel over the
+rank's own attention-TP group (``tp`` here) and its logits are gathered there, none at ``tp`` = 1. Without
+the flag SGLang's ``LogitsProcessor`` (``use_attn_tp_group`` off, ``do_tensor_parallel_all_gather_dp_attn``)
+gathers the DP ranks' hidden states, runs the head over the full ``tp_size`` and all-gathers and scatters the
+logits back; that path is not priced. Every attention-DP pool of the SGLang recipes the evaluation maps sets
+the flag (srt-slurm ``recipes/b200-fp8/8k1k/stp/max-tpt-dep8-1p1d.yaml`` and ``8k1k_stp_maxtpt_0`` / ``_3``,
+``recipes/b200-fp4/1k1k-stp.yaml`` (its ``zip_override_maxtpt`` decode), ``8k1k/stp/max-tpt-dep4-7p-dep8-2d``
+and ``low-latency-dep4-1p-tep8-1d``; :data:`validation.public.inferencex_disagg.SGLANG_RECIPES`); the
+evaluated aggregated SGLang rows run no attention DP."""
 HEAD_OPS: tuple[str, ...] = ("lm_head", LOGITS_GATHER_OP)
 """The output head's operators: its GEMM and, under tensor parallelism, the gather of its logits."""
 

@@ -800,13 +800,23 @@ def _note_disagg(
     or else its prefill side's) evaluates them with its own, one concatenated pass per kind, on the terms
     every copy of the layout shares (:meth:`costmodel.serving.Engine.sharing_parts`). Only which passes
     are evaluated together changes, and each element of a pass is evaluated on its own, so no figure does.
-    A side that cannot be noted notes nothing (its error is the search's to report)."""
+    A side that cannot be noted notes nothing (its error is the search's to report). Only the sides the
+    search times are noted, by its rule: at each token budget, a decode side where the most clients reach
+    one per attention-DP rank, a prefill side where some decode layout of its format does."""
     from costmodel.disagg import note_sides
 
-    for budget in (int(b) for b in np.unique(np.maximum(token_budget, clients))):
-        for _, built in _disagg_ready(engines):
+    ready = _disagg_ready(engines)
+    budgets = np.maximum(token_budget, clients)
+    for budget in (int(b) for b in np.unique(budgets)):
+        most = int(clients[budgets == budget].max())
+        decodes = {layout for layout, _ in ready if most >= layout.attention_dp}
+        formats = {layout.format for layout in decodes}
+        for layout, built in ready:
+            prefill, decode = layout.format in formats, layout in decodes
+            if not (prefill or decode):
+                continue
             try:
-                note_sides(_disagg_launched(built, budget), isl=isl, osl=osl)
+                note_sides(_disagg_launched(built, budget), isl=isl, osl=osl, prefill=prefill, decode=decode)
             except (CostmodelError, ValueError):  # the side's own call reports it, for its pairs
                 continue
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -489,6 +490,10 @@ class _Parts:
     _passes: dict[tuple[Any, ...], FloatArray] = field(default_factory=dict, repr=False, compare=False)
     _wanted: list[list[tuple[Any, ...]]] = field(default_factory=list, repr=False, compare=False)
     _pending: list[tuple[Any, ...]] = field(default_factory=list, repr=False, compare=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    """Held by :meth:`_pass`, :meth:`note` and :meth:`together` while they read or change the passes and
+    the noted ones: engines sharing one instance (:meth:`Engine.sharing_parts`) may run in several threads,
+    and one thread's placeholders must never reach another (a thread waits for another's evaluation)."""
 
     def step_time(
         self,
@@ -553,12 +558,13 @@ class _Parts:
         # one micro-batch is every pass's schedule when pp = 1: such passes share their key
         one_microbatch = one_microbatch and self.deployment is not None and self.deployment.pp > 1
         key = (*(_exact_key(x) for x in (batch, new, past)), logits, one_microbatch)
-        if key not in self._passes:
-            if self._wanted:  # inside :meth:`together`'s first call: note the pass, a placeholder for now
-                self._wanted[-1].append((key, batch, new, past, logits, one_microbatch))
-                return np.zeros(np.broadcast_shapes(np.shape(batch), np.shape(new), np.shape(past)))
-            self._passes[key] = self._evaluate(batch, new, past, logits, one_microbatch)
-        return self._passes[key]
+        with self._lock:
+            if key not in self._passes:
+                if self._wanted:  # inside :meth:`together`'s first call: note the pass, a placeholder
+                    self._wanted[-1].append((key, batch, new, past, logits, one_microbatch))
+                    return np.zeros(np.broadcast_shapes(np.shape(batch), np.shape(new), np.shape(past)))
+                self._passes[key] = self._evaluate(batch, new, past, logits, one_microbatch)
+            return self._passes[key]
 
     def note(self, fn: Callable[[], object]) -> None:
         """Note the passes ``fn()`` needs without evaluating them (every pass a placeholder, the result
@@ -567,6 +573,10 @@ class _Parts:
         worker of one layout, sharing their terms through :meth:`Engine.sharing_parts`) notes the later
         calls' passes first, so that one concatenated pass per kind serves them all; each later call then
         finds its passes evaluated and runs once. Noted only when ``fn`` returns (an error leaves none)."""
+        with self._lock:
+            self._note(fn)
+
+    def _note(self, fn: Callable[[], object]) -> None:
         if self._wanted:  # inside together's first call, which notes them anyway
             fn()
             return
@@ -587,7 +597,13 @@ class _Parts:
         closed loop's four iterations need ten (:func:`costmodel.closed_loop.loop_parts`), of two kinds.
         Where every pass ``fn`` needs was evaluated already, its first run is the result (no second
         run). ``fn`` must not branch on a term's value. Nested: the outer call notes the inner one's
-        passes."""
+        passes. One thread at a time runs it on one instance (:attr:`_lock`). Where the joint evaluation
+        fails and passes noted by others were in it, it is retried on ``fn``'s own passes alone: a noted
+        pass's error is its own caller's to report, when it evaluates it."""
+        with self._lock:
+            return self._together(fn)
+
+    def _together(self, fn: Callable[[], _T]) -> _T:
         if self._wanted:
             return fn()
         self._wanted.append([])
@@ -597,8 +613,19 @@ class _Parts:
             wanted = self._wanted.pop()
         if not wanted:  # every pass was there: the first run had them all
             return first
-        wanted = [*(w for w in self._pending if w[0] not in self._passes), *wanted]
+        pending = [w for w in self._pending if w[0] not in self._passes]
         self._pending.clear()
+        try:
+            self._evaluate_together([*pending, *wanted])
+        except (CostmodelError, ValueError):
+            if not pending:
+                raise
+            # a noted pass that fails is its own caller's to report, not this one's: drop them
+            self._evaluate_together(wanted)
+        return fn()
+
+    def _evaluate_together(self, wanted: list[tuple[Any, ...]]) -> None:
+        """Evaluate ``wanted`` (noted passes), those of one kind as one concatenated pass."""
         kinds: dict[tuple[Any, ...], dict[tuple[Any, ...], tuple[Any, ...]]] = {}
         for key, batch, new, past, logits, one_microbatch in wanted:
             # a pass of scalars stays one: numpy's scalar arithmetic (x ** p on a float64 scalar: the C
@@ -622,7 +649,6 @@ class _Parts:
             out = np.broadcast_to(self._evaluate(batch, new, past, logits, one_microbatch), batch.shape)
             for key, shape, start, end in zip(passes, shapes, starts, ends, strict=True):
                 self._passes[key] = np.array(out[start:end].reshape(shape))
-        return fn()
 
     def _evaluate(
         self,
@@ -1073,7 +1099,7 @@ class Engine:
             shared.model is not self.model
             or shared.hardware is not self.hardware
             or any(
-                mine is not theirs and mine != theirs
+                not _same_value(mine, theirs)
                 for mine, theirs in (
                     (self.workload, shared.workload),
                     (self.deployment, shared.deployment),
@@ -1149,7 +1175,8 @@ class Engine:
     def sharing_parts(self) -> Engine:
         """This engine with one :class:`_Parts` for all its copies of other limits (:meth:`replace`): the
         passes one copy evaluates serve the others (:meth:`_Parts.note`, :meth:`_Parts.together`). Each
-        pass is a pure function of the fields it is keyed by, so sharing changes no result."""
+        pass is a pure function of the fields it is keyed by, so sharing changes no result, in one thread or
+        several (the copies' calls take turns on the shared terms, :attr:`_Parts._lock`)."""
         return self if self.shared_parts is not None else self.replace(shared_parts=self.parts)
 
     @property
@@ -1236,6 +1263,23 @@ class Engine:
         if self.shared_parts is not None:
             return self.shared_parts
         return _Parts(self.model, self.hardware, self.workload, self.deployment, self.efficiency)
+
+
+def _same_value(mine: Any, theirs: Any) -> bool:
+    """Whether two field values are equal, field by field for two dataclasses of one type and elementwise
+    for arrays (a :class:`Workload`'s ``batch_size`` may be one, whose ``==`` has no single truth value)."""
+    import dataclasses
+
+    if mine is theirs:
+        return True
+    if dataclasses.is_dataclass(mine) and type(mine) is type(theirs):
+        return all(
+            _same_value(getattr(mine, f.name), getattr(theirs, f.name)) for f in dataclasses.fields(mine)
+        )
+    try:
+        return bool(mine == theirs)
+    except ValueError:  # arrays of more than one element
+        return bool(np.array_equal(mine, theirs))
 
 
 _PASS_FIELDS = frozenset({"model", "hardware", "workload", "deployment", "efficiency"})

@@ -101,9 +101,16 @@ def test_git_revision_names_the_package_checkout_and_marks_a_dirty_tree(tmp_path
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no", cwd=root))
     monkeypatch.chdir(tmp_path)  # not a checkout: the caller's folder must not matter
     assert calibrate.git_revision() == head + ("-dirty" if dirty else "")
-    monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere.git"))  # nor a caller's GIT_DIR
-    assert calibrate.git_revision() == head + ("-dirty" if dirty else "")
-    monkeypatch.delenv("GIT_DIR")
+    # nor a caller's GIT_* variables, each of which would redirect git to another repository, tree or index
+    for name, value in (
+        ("GIT_DIR", tmp_path / "elsewhere.git"),
+        ("GIT_WORK_TREE", tmp_path),
+        ("GIT_INDEX_FILE", tmp_path / "elsewhere.index"),
+        ("GIT_OBJECT_DIRECTORY", tmp_path),  # no objects there: the old three-name filter read nothing
+    ):
+        monkeypatch.setenv(name, str(value))
+        assert calibrate.git_revision() == head + ("-dirty" if dirty else ""), name
+        monkeypatch.delenv(name)
 
     # a checkout of its own: clean, then with a tracked file edited
     repo = tmp_path / "repo"

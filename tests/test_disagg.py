@@ -109,9 +109,15 @@ def test_ttft_grows_with_prefill_load(prefill: Engine, decode: Engine) -> None:
     workers = np.array([1, 2, 4])[None, :]
     for isl, osl in ((512, 512), (4096, 128), (16000, 16)):
         r = disagg_loop(
-            prefill, decode, prefill_workers=workers, decode_workers=8, concurrency=clients, isl=isl, osl=osl,
+            prefill,
+            decode,
+            prefill_workers=workers,
+            decode_workers=8,
+            concurrency=clients,
+            isl=isl,
+            osl=osl,
             params=PARAMS,
-        )  # fmt: skip
+        )
         assert np.all(np.diff(r.ttft_s, axis=0) >= -1e-12)
         assert np.all(np.diff(r.ttft_s, axis=1) <= 1e-12)
         assert np.all(np.diff(r.output_tokens_per_s, axis=0) >= -1e-9)
@@ -127,9 +133,15 @@ def test_more_decode_workers_never_raise_tpot(prefill: Engine, decode: Engine) -
     workers = np.array([1, 2, 3, 4, 8, 16])[None, :]
     for prefill_workers in (1, 4):
         r = disagg_loop(
-            prefill, decode, prefill_workers=prefill_workers, decode_workers=workers, concurrency=clients,
-            isl=1024, osl=512, params=PARAMS,
-        )  # fmt: skip
+            prefill,
+            decode,
+            prefill_workers=prefill_workers,
+            decode_workers=workers,
+            concurrency=clients,
+            isl=1024,
+            osl=512,
+            params=PARAMS,
+        )
         assert np.all(np.diff(r.tpot_s, axis=1) <= 1e-12)
         assert np.all(np.diff(r.decode_batch, axis=1) <= 1e-9)
 
@@ -1088,3 +1100,35 @@ def test_the_decode_iteration_is_interpolated_on_its_grid_per_row(prefill: Engin
     table = np.broadcast_to(parts.decode_grid_s, (*batch.shape, grid.size))
     for row in np.ndindex(batch.shape):
         assert got[row] == pytest.approx(np.interp(batch[row], grid, table[row]), rel=1e-12)
+
+
+def test_a_decode_side_built_by_hand_takes_its_kv_copies_from_the_decode_engine() -> None:
+    """Review 17b: ``DecodeSide(slots=, batch_grid=, grid_s=)`` still builds (``kv_copies`` defaults to
+    NaN), and joining it to a prefill side prices the same KV transfer as :func:`decode_side`'s own. Qwen3's
+    4 KV heads over a decode rank of 8 GPUs are held twice, so each request's cache crosses the link twice."""
+    from costmodel.disagg import DecodeSide, _combine, decode_side, prefill_side
+
+    prefill = Engine.build("qwen3-30b-a3b", "h100-sxm", tp=8, max_batch_size=1, max_batched_tokens=8192)
+    decode = Engine.build("qwen3-30b-a3b", "h100-sxm", tp=8, max_batch_size=64, max_batched_tokens=8192)
+    isl, osl = np.asarray(2048.0), np.asarray(256.0)
+    side = decode_side(decode, isl=isl, osl=osl)
+    assert side.kv_copies == 2.0
+    by_hand = DecodeSide(slots=side.slots, batch_grid=side.batch_grid, grid_s=side.grid_s)
+    assert np.isnan(by_hand.kv_copies)
+    joined = [
+        _combine(
+            prefill,
+            decode,
+            prefill_side(prefill, isl=isl),
+            d,
+            prefill_workers=1,
+            decode_workers=1,
+            concurrency=8,
+            isl=isl,
+            osl=osl,
+            link=None,
+        )
+        for d in (side, by_hand)
+    ]
+    assert np.array_equal(joined[0].transfer_s, joined[1].transfer_s)
+    assert float(joined[0].transfer_s) > 0

@@ -117,6 +117,23 @@ def test_the_vocab_parallel_head_writes_its_slice_and_the_slices_are_gathered(tp
     assert gather.kernel.op == "all_gather"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(("tp", "attention_dp"), [(1, 8), (2, 4)])
+def test_under_attention_dp_the_head_serves_the_ranks_own_tokens(tp: int, attention_dp: int) -> None:
+    """Attention DP: each rank's head covers its own ``tokens`` (``batch_size`` is one rank's), vocab-parallel
+    over the rank's own ``tp`` (TensorRT-LLM's replicated head at tp = 1, SGLang's ``--enable-dp-lm-head``):
+    at tp = 1 it writes every logit of its tokens and nothing is gathered; at tp = 2 it writes half of them
+    and gathers the other half from its one peer, not from the other DP ranks."""
+    tokens = 48
+    ops = _ops(tokens, "bf16", tp=tp, logits="last", attention_dp=attention_dp)
+    assert float(ops["lm_head"].bytes_written) == tokens * VOCAB * BF16 / tp
+    if tp == 1:
+        assert LOGITS_GATHER_OP not in ops
+        return
+    gather = ops[LOGITS_GATHER_OP]
+    assert gather.group == tp
+    assert float(gather.bytes_read) == tokens * VOCAB * BF16
+
+
 def test_a_tied_head_writes_its_slice_too() -> None:
     gemma = costmodel.load_model("gemma-7b")
     assert gemma.tie_embeddings

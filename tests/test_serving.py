@@ -412,6 +412,82 @@ def test_engines_sharing_parts_share_their_passes() -> None:
         engine.replace(deployment=Deployment(tp=2), shared_parts=shared.parts)
 
 
+def test_engines_sharing_parts_across_threads_get_the_unshared_step_times() -> None:
+    """Oracle: the unshared engine. Eight threads, each timing its own ``replace(max_batch_size=...)``
+    copy of one sharing engine at four contexts (review 17b's repro), get each step time of a fresh, unshared
+    engine to the bit: no thread ever reads another's placeholders."""
+    import dataclasses
+    import threading
+
+    engine = Engine(
+        load_model("llama-3-8b"), load_hardware("h100-sxm"), Workload(), Deployment(tp=2)
+    ).sharing_parts()
+    grids = [np.arange(1.0, 200.0 + i) for i in range(8)]
+    contexts = [[500.0 + i + 1000.0 * rep for rep in range(4)] for i in range(len(grids))]
+    fresh = dataclasses.replace(engine, shared_parts=None).parts
+    expected = [
+        [fresh.step_time(decode_batch=grids[i], decode_context=c) for c in cs]
+        for i, cs in enumerate(contexts)
+    ]
+    wrong: list[int] = []
+    start = threading.Barrier(len(grids))
+
+    def work(i: int) -> None:
+        parts = engine.replace(max_batch_size=100 + i).parts
+        start.wait()
+        for c, want in zip(contexts[i], expected[i], strict=True):
+            got = parts.together(lambda c=c: parts.step_time(decode_batch=grids[i], decode_context=c))
+            if not np.array_equal(got, want):
+                wrong.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(grids))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+
+
+def test_a_noted_pass_that_fails_is_reported_to_its_own_caller_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review 17b: passes noted for a later call are evaluated with the next caller's; where one of them
+    fails, that caller still gets its own result (the unshared engine's, to the bit) and the failure is
+    raised where the noted call is made. The failing pass is simulated: a linear pass over 12,345 tokens."""
+    from costmodel.serving import _Parts
+
+    engine = Engine(load_model("llama-3-8b"), load_hardware("h100-sxm"), Workload(), Deployment(tp=1))
+    evaluate = _Parts._evaluate
+
+    def failing(self: _Parts, batch: Any, *args: Any) -> Any:
+        if np.any(np.asarray(batch) == 12345.0):
+            raise CostmodelError("simulated failure of a noted pass")
+        return evaluate(self, batch, *args)
+
+    monkeypatch.setattr(_Parts, "_evaluate", failing)
+    grid = np.arange(1.0, 65.0)
+    expected = engine.parts.step_time(decode_batch=grid, decode_context=700.0)
+    parts = engine.sharing_parts().parts
+    parts.note(lambda: parts.linear_s(np.array([12345.0, 3.0])))
+    got = parts.together(lambda: parts.step_time(decode_batch=grid, decode_context=700.0))
+    assert np.array_equal(got, expected)
+    with pytest.raises(CostmodelError, match="simulated"):
+        parts.linear_s(np.array([12345.0, 3.0]))
+
+
+def test_sharing_engines_compare_array_workloads_field_by_field() -> None:
+    """A workload of array sizes (a sweep) on a sharing engine: an equal one keeps the shared terms, a
+    different one is refused with the error that names shared_parts, not numpy's ambiguous truth value."""
+    import dataclasses
+
+    sizes = {"batch_size": np.array([1, 2]), "prompt_len": np.array([128, 256])}
+    engine = Engine(
+        load_model("llama-3-8b"), load_hardware("h100-sxm"), Workload(**sizes), Deployment(tp=1)
+    ).sharing_parts()
+    same = dataclasses.replace(engine, workload=Workload(**sizes))
+    assert same.parts is engine.parts
+    with pytest.raises(CostmodelError, match="shared_parts"):
+        dataclasses.replace(engine, workload=Workload(batch_size=np.array([1, 4]), prompt_len=128))
+
+
 @pytest.mark.parametrize(
     ("model", "hardware", "deployment"),
     [

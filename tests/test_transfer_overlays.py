@@ -514,29 +514,48 @@ def _with_l2(hardware: HardwareProfile, mib: float) -> HardwareProfile:
 
 
 def test_a_residency_credit_carries_the_time_a_smaller_l2_can_save() -> None:
-    """Oracle: two-tier streaming time. A source whose L2 held its resident rows at ``ratio`` x the memory's
-    rate saves ``1 - 1 / ratio`` of their streaming time; a target whose L2 holds ``h`` = L2_t / L2_s of those
-    bytes streams ``h`` of them at that rate and the rest from memory, ``t = (1 - h) + h / ratio`` of the
-    memory time, so its credit is ``1 / t`` (the B200's 126 MiB -> the H100's 50), unless the per-SM rate
-    of the die is lower. Where the target's L2 is as large or larger (H200 from H100, L40S from A100,
-    the device itself), the per-SM rate carries unchanged."""
+    """Oracle: two-tier streaming time. A target whose L2 holds ``h`` = L2_t / L2_s of the source's resident
+    bytes streams ``h`` of them at its die's L2 rate (``rate``, the per-SM rule) and the rest from memory,
+    ``t = (1 - h) + h / rate`` of the memory time, so its credit is ``1 / t`` (the B200's 126 MiB -> the
+    H100's 50). Where the target's L2 is as large or larger (H200 from H100, L40S from A100, the device
+    itself) ``h`` = 1 and the per-SM rate carries unchanged: a device carries its own fit."""
     h100, h200, b200, a100, l40s = (
         load_hardware(n) for n in ("h100-sxm", "h200", "b200", "a100-80gb", "l40s")
     )
     for ratio in (1.0, 1.3, 1.81, 4.5):
         h = 50.0 / 126.0
-        two_tier = 1.0 / ((1.0 - h) + h / ratio)
         rate = carried_cache_ratio(ratio, b200, h100)
         assert rate is not None
-        assert carried_residency_ratio(ratio, b200, h100) == pytest.approx(min(rate, two_tier))
-        assert carried_residency_ratio(ratio, b200, h100) == pytest.approx(two_tier)  # 2.1 x the rate per SM
+        assert carried_residency_ratio(ratio, b200, h100) == pytest.approx(1.0 / ((1.0 - h) + h / rate))
     for source, target in ((h100, h200), (a100, l40s), (h100, b200), (h100, h100)):
-        assert carried_residency_ratio(1.7, source, target) == carried_cache_ratio(1.7, source, target)
+        rate = carried_cache_ratio(1.7, source, target)
+        assert carried_residency_ratio(1.7, source, target) == pytest.approx(rate, rel=1e-12)
+    for device in (h100, b200, a100):
+        assert carried_residency_ratio(1.7, device, device) == pytest.approx(1.7, rel=1e-12)  # its own fit
     gb200 = load_hardware("gb200")
     no_l2 = gb200.model_copy(
         update={"datasheet": gb200.datasheet.model_copy(update={"on_chip_cache_mib": None})}
     )
     assert carried_residency_ratio(1.7, b200, no_l2) is None  # no L2 stated: the default
+
+
+def test_a_residency_credit_is_continuous_where_the_l2_sizes_meet() -> None:
+    """Review 17b: a target whose L2 is the source's less 0.1 % (h100-pcie <- h100-sxm and a100-40gb <-
+    a100-80gb sit on that edge) gets the equal-L2 credit less at most its slope there: d ln(credit) / dh
+    at h = 1 is credit - 1 for a two-tier time, so the step is under (credit - 1) x 0.1 %, where the old
+    rule jumped by up to 2.2x. A datasheet's rounding of the L2 size cannot move the credit by a step."""
+    pairs = (("h100-sxm", "h100-pcie"), ("a100-80gb", "a100-40gb"), ("b200", "h100-sxm"))
+    for source_name, target_name in pairs:
+        source, target = load_hardware(source_name), load_hardware(target_name)
+        entry = source.datasheet.on_chip_cache_mib
+        assert entry is not None
+        for ratio in (1.3, 1.8, 4.5):
+            at = carried_residency_ratio(ratio, source, _with_l2(target, entry.value))
+            under = carried_residency_ratio(ratio, source, _with_l2(target, entry.value * 0.999))
+            assert at is not None
+            assert under is not None
+            assert under <= at
+            assert at / under - 1.0 <= (at - 1.0) * 1e-3 * 1.01, (source_name, target_name, ratio)
 
 
 def test_a_smaller_target_l2_never_gives_a_faster_carried_decode() -> None:
@@ -577,7 +596,7 @@ def test_residency_credit_is_limited_to_the_kernels_it_describes() -> None:
     b200, h100 = load_hardware("b200"), load_hardware("h100-sxm")
     per_sm = 2.0 * 8.0e12 / 148 * 132 / 3.35e12
     h = 50.0 / 126.0
-    two_tier = 1.0 / (1.0 - h + h / 2.0)
+    two_tier = 1.0 / (1.0 - h + h / per_sm)
     cases = {
         ("moe", "bf16:trtllm:moe_torch_flow_cutlass"): per_sm,
         ("context_attention", "trtllm.torch_flow:bf16"): per_sm,
