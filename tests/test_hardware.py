@@ -314,7 +314,11 @@ def test_blackwell_profiles_state_their_own_sms_and_l2_so_the_kernel_models_run(
     b200 = costmodel.load_hardware("b200")
     ratio = carried_cache_ratio(2.0, b200, hw)  # the B200's L2 rate per SM on this device's SMs and bandwidth
     assert ratio == pytest.approx(
-        2.0 * 8.0 / 148 * units.value / hw.datasheet.memory_bandwidth_tb_per_s.value
+        2.0
+        * b200.datasheet.memory_bandwidth_tb_per_s.value
+        / 148
+        * units.value
+        / hw.datasheet.memory_bandwidth_tb_per_s.value
     )
 
 

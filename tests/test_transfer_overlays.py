@@ -375,11 +375,12 @@ def test_l2_rate_is_carried_per_sm() -> None:
     by_sms = [carried_cache_ratio(3.0, h100, variant(3.35, n)) for n in (66, 132, 264)]
     assert all(a is not None and b is not None and a < b for a, b in itertools.pairwise(by_sms))
     h100_per_sm = 3.0 * 3.35e12 / 132  # the H100's L2 rate per SM at a fitted ratio of 3 [B/s]
-    assert carried_cache_ratio(3.0, h100, b200) == pytest.approx(h100_per_sm * 148 / 8.0e12)
-    assert carried_cache_ratio(3.0, b200, h100) == pytest.approx(3.0 * 8.0e12 / 148 * 132 / 3.35e12)
-    # the GB200 (152 SMs, 8 TB/s): the B200's L2 rate per SM on 4 more SMs; a datasheet without the L2 size
+    assert carried_cache_ratio(3.0, h100, b200) == pytest.approx(h100_per_sm * 148 / 7.7e12)
+    assert carried_cache_ratio(3.0, b200, h100) == pytest.approx(3.0 * 7.7e12 / 148 * 132 / 3.35e12)
+    # the GB200 (152 SMs, 8.0 TB/s against the B200's 7.7): the B200's L2 rate per SM on 4 more SMs, over its own
+    # bandwidth; a datasheet without the L2 size
     # (its profile stripped of it here) leaves the target's default
-    assert carried_cache_ratio(1.5, b200, gb200) == pytest.approx(1.5 * 152 / 148)
+    assert carried_cache_ratio(1.5, b200, gb200) == pytest.approx(1.5 * 7.7 / 148 * 152 / 8.0)
     no_l2 = gb200.model_copy(
         update={"datasheet": gb200.datasheet.model_copy(update={"on_chip_cache_mib": None})}
     )
@@ -594,7 +595,7 @@ def test_residency_credit_is_limited_to_the_kernels_it_describes() -> None:
     others."""
     assert set(RESIDENCY_CREDIT) <= set(ON_CHIP_CACHE_PARAMS)
     b200, h100 = load_hardware("b200"), load_hardware("h100-sxm")
-    per_sm = 2.0 * 8.0e12 / 148 * 132 / 3.35e12
+    per_sm = 2.0 * 7.7e12 / 148 * 132 / 3.35e12
     h = 50.0 / 126.0
     two_tier = 1.0 / (1.0 - h + h / per_sm)
     cases = {
