@@ -367,8 +367,12 @@ def op_times(
         t, c, m = kernel_s[i], compute[i], memory[i]  # the arithmetic broadcasts them
         top = np.maximum(c, m)
         scale = np.where(top > 0, t / np.where(top > 0, top, 1.0), 0.0)
-        compute[i] = np.asarray(np.where(top > 0, c * scale, t))
-        memory[i] = np.asarray(m * scale)
+        kc, km = np.where(top > 0, c * scale, t), m * scale
+        unmodelled = np.isnan(t)  # entries the kernel model leaves to the roofline (_mla_up_s)
+        if np.any(unmodelled):
+            kc, km = np.where(unmodelled, c + overhead, kc), np.where(unmodelled, m + overhead, km)
+        compute[i] = np.asarray(kc)
+        memory[i] = np.asarray(km)
     dispatching = eff.execution_mode == "eager" or hardware.device_kind == "cpu"
     for i, op in enumerate(ops):  # the eager host's dispatch and the pass's fixed cost (costmodel.execution)
         if host and op.kind not in COLLECTIVES:
@@ -744,10 +748,10 @@ def _mla_up_s(
     if naive is None:  # a weight format without a GEMM model (weight-only fp8, int4, ...)
         # the absorbed bmm run in 16 bits whatever kv_b_proj's format: vLLM keeps bf16 copies of W_UK / W_UV
         # ("we currently do not have quantized bmm's", MLACommonImpl.process_weights_after_loading,
-        # vllm/v1/attention/backends/mla/common.py), so a decode keeps them; a prefill takes the roofline
-        if not np.all(decode | (tokens <= 0)):
-            return None
-        naive = np.zeros(tokens.shape)
+        # vllm/v1/attention/backends/mla/common.py), so a decode keeps them; a prefill has no model here:
+        # NaN marks it for op_times to take the roofline, entry by entry, so an entry's price does not
+        # depend on the other entries of the array
+        naive = np.full(tokens.shape, np.nan)
     absorbed = np.zeros(tokens.shape)
     for regime, code in (("bmm_pre", mla.OP_BMM_PRE), ("bmm_post", mla.OP_BMM_POST)):
         params = keys.params(mla, keys.pick(mla, [f":{regime}:bf16"], "bf16"))
