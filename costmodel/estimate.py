@@ -676,7 +676,15 @@ def estimate(
     # layers on the tp GPUs of a stage in turn; over the time of that step on all tp x pp GPUs
     m_micro, b_micro = setup.microbatches(B) if dep.pp > 1 else (np.ones_like(B), B)
     micro_ops = setup.ops(b_micro, 1, P, "all") if dep.pp > 1 else first_step_ops
-    step_bytes = m_micro * sum(op.bytes * op.layers for op in micro_ops) * dep.moe_gpus
+    # the bytes of the form that is timed: under the kernel models an MLA decode runs absorbed
+    # (kernel_times.timed_bytes), under the roofline in the naive expansion the operators count
+    if setup.kernels:
+        from costmodel.kernel_times import timed_bytes
+
+        moved = [timed_bytes(op) for op in micro_ops]
+    else:
+        moved = [op.bytes for op in micro_ops]
+    step_bytes = m_micro * sum(b * op.layers for b, op in zip(moved, micro_ops, strict=True)) * dep.moe_gpus
     mbu = step_bytes / (first_step * hw.memory_bandwidth_bytes_per_s * gpus)
     return Report(
         model=m.name,

@@ -772,6 +772,53 @@ def _mla_up_s(
     return np.asarray(np.where(tokens > 0, np.where(decode, absorbed, naive), 0.0))
 
 
+MLA_BMM_BYTES = 2.0
+"""Bytes per element of the absorbed decode's W_UK / W_UV copies and of its per-head activations: 16 bits
+whatever kv_b_proj's stored format (vLLM's bf16 copies, :func:`_mla_up_s`)."""
+
+
+def timed_bytes(op: Op) -> FloatArray:
+    """Bytes per layer on one GPU that ``op`` moves in the form the kernel models time it [bytes]:
+    ``op.bytes``, except in an MLA decode (one new token per sequence), which the operators count in the
+    naive expansion (every cached token's per-head keys and values rebuilt and read) while the kernel
+    models time the engines' absorbed form (DeepSeek-V2 §2.1.2, "absorb W_UK into W_UQ and W_UV into W_O";
+    MLACommonImpl, vllm/v1/attention/backends/mla/common.py):
+
+    - ``kv_up_proj``: two per-head bmm over the new tokens, reading the 16-bit W_UK / W_UV
+      (heads x kv_lora_rank x (nope + v)) and the query / output activations, not the expansion;
+    - the attention: MQA over the cached latent (kv_lora_rank + rope elements a token, read once per
+      sequence for all heads), the absorbed query (kv_lora_rank + rope per head) in and the latent output
+      (kv_lora_rank per head) out, and the new token's latent written to the cache.
+
+    Decode-time utilisations (MBU) divide these bytes, so they stay within what the timed kernels move."""
+    shape = op.kernel
+    if isinstance(shape, MlaUpShape):
+        d = shape.dims
+        tokens, n = np.broadcast_arrays(
+            *(np.asarray(x, dtype=np.float64) for x in (shape.tokens, shape.new_tokens))
+        )
+        weights = shape.n_heads * d.kv_lora_rank * (d.qk_nope_head_dim + d.v_head_dim) * MLA_BMM_BYTES
+        # bmm_pre: q_nope in, its latent out; bmm_post: the latent output in, v out
+        acts = (
+            tokens
+            * shape.n_heads
+            * (d.qk_nope_head_dim + 2.0 * d.kv_lora_rank + d.v_head_dim)
+            * MLA_BMM_BYTES
+        )
+        absorbed = np.where(tokens > 0, weights + acts, 0.0)
+        return np.asarray(np.where(n <= 1.0, absorbed, op.bytes))
+    if isinstance(shape, AttentionShape) and shape.mla is not None:
+        d = shape.mla
+        B, n, past = np.broadcast_arrays(
+            *(np.asarray(x, dtype=np.float64) for x in (shape.batch, shape.new_tokens, shape.past_tokens))
+        )
+        latent = d.kv_lora_rank + d.qk_rope_head_dim
+        reads = B * (past + 1.0) * latent * shape.kv_bytes + B * shape.n_heads * latent * shape.act_bytes
+        writes = B * shape.n_heads * d.kv_lora_rank * shape.act_bytes + B * latent * shape.kv_bytes
+        return np.asarray(np.where(n <= 1.0, np.where(B > 0, reads + writes, 0.0), op.bytes))
+    return op.bytes
+
+
 def moe_format(weight_dtype: str, activation_dtype: str) -> str | None:
     """The MoE kernel format (:data:`MOE_FORMATS`) of experts stored in ``weight_dtype`` whose inputs are in
     ``activation_dtype``; None where the tables time no such kernel. A group-size suffix (``int4_sym_g32``)

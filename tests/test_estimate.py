@@ -283,6 +283,46 @@ def test_utilisation_of_a_pipelined_replica_never_exceeds_one(pp: int, batch: in
     assert 0 < float(r.prefill_mfu) <= 1
 
 
+@pytest.mark.parametrize(
+    ("weights", "activations", "deployment"),
+    [
+        ("fp8", "bf16", Deployment(tp=8)),
+        ("fp8_block", "fp8", Deployment(tp=8)),
+        ("fp8", "bf16", Deployment(attention_dp=8, moe_ep=8)),
+        ("fp8_block", "fp8", Deployment(attention_dp=8, moe_ep=8)),
+    ],
+)
+def test_an_mla_decodes_bandwidth_utilisation_counts_the_absorbed_form_it_is_timed_in(
+    weights: str, activations: str, deployment: Deployment
+) -> None:
+    """The README's DeepSeek-V3 examples on an H200. The kernel models time the MLA decode absorbed; its MBU
+    divided the naive expansion's bytes (every cached token's 128 per-head keys and values rebuilt and read)
+    by that time and came out at 417 % / 302 %. A GPU cannot move more than its bandwidth: MBU <= 1."""
+    batch = 256 if deployment.attention_dp > 1 else 16
+    w = Workload(batch, 1024, 256, weight_dtype=weights, activation_dtype=activations)
+    r = estimate("deepseek-v3", "h200", w, deployment)
+    assert 0 < float(r.decode_mbu) <= 1
+
+
+def test_an_absorbed_mla_decode_reads_the_cached_latent_once_per_sequence() -> None:
+    """Oracle: DeepSeek-V3's cache holds kv_lora_rank + rope = 512 + 64 elements a token and layer (DeepSeek-V2
+    §2.1.2); the absorbed decode reads them once per sequence for all 128 heads (61 layers x 32 sequences x
+    2,304 tokens x 576 x 2 bytes), reads each head's absorbed query (576 wide) and writes its latent output
+    (512 wide) in 16 bits, and writes the new token's 576-element latent to the cache."""
+    from costmodel.kernel_times import timed_bytes
+    from costmodel.ops import forward_ops
+
+    ops = forward_ops(costmodel.load_model("deepseek-v3"), batch_size=32, new_tokens=1, past_tokens=2303)
+    attention = next(op for op in ops if op.name == "attention")
+    cache = 61 * 32 * 2304 * 576 * 2.0
+    heads = 61 * 32 * 128 * (576 + 512) * 2.0
+    written = 61 * 32 * 576 * 2.0
+    assert float(timed_bytes(attention)) * attention.layers == pytest.approx(
+        cache + heads + written, rel=1e-9
+    )
+    assert float(attention.bytes) > 50 * float(timed_bytes(attention))  # the naive count it replaces
+
+
 def test_training_micro_batches_are_whole_sequences() -> None:
     """16 sequences per replica (Llama 3 405B, Table 4: 2,048 x 8,192 tokens over DP 128) can form 1, 2,
     4, 8 or 16 micro-batches, not 64 (a quarter sequence each)."""
