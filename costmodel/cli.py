@@ -262,23 +262,59 @@ def _no_price_note(rows: list[dict[str, Any]]) -> str | None:
     )
 
 
-def _no_fit_note(model: str, rows: list[dict[str, Any]], layout: str) -> str | None:
+def _fits_remedies(
+    shard: str,
+    weight_dtype: str,
+    kv_dtype: str | None,
+    weights_fit: bool,
+    shrink: str = "lower --batch-size / --prompt-len / --output-len",
+) -> str:
+    """The ways to make a workload fit that apply to this input, as one clause: more GPUs (``shard``, the
+    command's options), the smaller formats below those set (none at 4-bit weights and an 8-bit cache), and
+    shorter or fewer sequences only where the weights alone leave room (``weights_fit``); otherwise a
+    larger device."""
+    from costmodel.dtypes import get_dtype
+
+    fixes = [f"shard it over more GPUs ({shard})"]
+    bits = get_dtype(weight_dtype).bits
+    formats = (
+        [f"--weight-dtype {' or '.join(f for f, b in (('fp8', 8), ('int4', 4)) if b < bits)}"]
+        if bits > 4
+        else []
+    )
+    if weights_fit and kv_dtype is not None and get_dtype(kv_dtype).bits > 8:
+        formats.append("--kv-dtype fp8")
+    if formats:
+        fixes.append(f"store it smaller ({', '.join(formats)})")
+    fixes.append(shrink if weights_fit else "pick a larger --hardware")
+    return ", ".join(fixes[:-1]) + f", or {fixes[-1]}" if len(fixes) > 1 else fixes[0]
+
+
+def _no_fit_note(
+    model: str,
+    rows: list[dict[str, Any]],
+    layout: str,
+    *,
+    shard: str,
+    weight_dtype: str,
+    kv_dtype: str | None,
+) -> str | None:
     """One line naming the devices a workload does not fit (their 'fits' says NO, their times assume it did)
-    and the ways to make it fit; ``rows`` carry hardware, fits, memory_bytes_per_gpu and
-    capacity_bytes_per_gpu."""
+    and the ways to make it fit that apply to the input (:func:`_fits_remedies`); ``rows`` carry hardware,
+    fits, memory_bytes_per_gpu, capacity_bytes_per_gpu and weight_bytes_per_gpu."""
     short = [r for r in rows if not r["fits"]]
     if not short:
         return None
+    heavy = {r["hardware"] for r in short if r["weight_bytes_per_gpu"] >= r["capacity_bytes_per_gpu"]}
     need = "; ".join(
         f"{r['hardware']}: {_gb(r['memory_bytes_per_gpu'])} per GPU, "
         f"{_gb(r['capacity_bytes_per_gpu'])} usable"
+        + (f", {_gb(r['weight_bytes_per_gpu'])} of weights alone" if r["hardware"] in heavy else "")
         for r in short
     )
-    return (
-        f"{model} does not fit at {layout} ({need}): the times shown assume it did. Shard it (--tp; "
-        "estimate also --pp), store it smaller (--weight-dtype int4 or fp8, --kv-dtype fp8), or lower "
-        "--batch-size / --prompt-len."
-    )
+    remedies = _fits_remedies(shard, weight_dtype, kv_dtype, weights_fit=not heavy)
+    said = f"{remedies[0].upper()}{remedies[1:]}"
+    return f"{model} does not fit at {layout} ({need}): the times shown assume it did. {said}."
 
 
 @app.command()
@@ -537,8 +573,15 @@ def estimate(
     for key, value in rows:
         table.add_row(key, value)
     out.print(table)
-    usable = {"hardware": report.hardware, "capacity_bytes_per_gpu": report.capacity_bytes_per_gpu}
-    if note := _no_fit_note(str(report.model), [usable | r], f"tp={tp}, pp={pp}"):
+    usable = {
+        "hardware": report.hardware,
+        "capacity_bytes_per_gpu": report.capacity_bytes_per_gpu,
+        "weight_bytes_per_gpu": report.weight_bytes_per_gpu,
+    }
+    if note := _no_fit_note(
+        str(report.model), [usable | r], f"tp={tp}, pp={pp}", shard="--tp / --pp", weight_dtype=weight_dtype,
+        kv_dtype=kv_dtype,
+    ):  # fmt: skip
         out.print(note, highlight=False, markup=False)
     from costmodel.kernel_times import time_model_note
 
@@ -579,11 +622,14 @@ def compare(
         "tp": tp,
     }
     rows: list[dict[str, Any]] = []
-    usable: dict[str, float] = {}
+    usable: dict[str, dict[str, float]] = {}
     for name in names:
         r = run_estimate(model, name, w, Deployment(tp=tp), usd_per_hour=prices.get(name))
         rows.append({"hardware": name} | scenario | r.summary() | price_source(name, prices))
-        usable[name] = r.capacity_bytes_per_gpu
+        usable[name] = {
+            "capacity_bytes_per_gpu": r.capacity_bytes_per_gpu,
+            "weight_bytes_per_gpu": r.weight_bytes_per_gpu,
+        }
     rows.sort(
         key=lambda row: (
             not row["fits"],
@@ -627,8 +673,9 @@ def compare(
         )
     out.print(table)
     if note := _no_fit_note(
-        model, [row | {"capacity_bytes_per_gpu": usable[row["hardware"]]} for row in rows], f"tp={tp}"
-    ):
+        model, [row | usable[row["hardware"]] for row in rows], f"tp={tp}", shard="--tp",
+        weight_dtype=weight_dtype, kv_dtype=kv_dtype,
+    ):  # fmt: skip
         out.print(note, highlight=False, markup=False)
     if note := _no_price_note(rows):
         out.print(f"[dim]{note}[/]")
@@ -668,6 +715,9 @@ def speculative(
     if not (math.isfinite(alpha) and 0.0 <= alpha <= 1.0):
         raise CostmodelError(f"--alpha is an acceptance rate and must lie in [0, 1] (got {alpha:g})")
     w = Workload(1, prompt_len, output_len, weight_dtype=weight_dtype)
+    # the context and memory checks first, so bad input fails before anything reaches stdout
+    room = size(target, hardware, batch_size=1, prompt_len=prompt_len, output_len=output_len,
+                weight_dtype=weight_dtype, deployment=Deployment(tp=tp))  # fmt: skip
     frame = plan(target, draft, hardware, w, alpha=alpha, k_max=k_max, deployment=Deployment(tp=tp))
     rows: list[dict[str, Any]] = []
     for record in frame.to_dict("records"):  # per batch size: the best k, or the least bad one
@@ -682,6 +732,9 @@ def speculative(
                 rows.append(pick)
             else:
                 rows[-1] = pick
+    for r in rows:  # whether the target's weights and KV cache fit at each batch (its draft not counted)
+        r["max_batch_size"] = int(room.max_batch_size)
+        r["fits"] = bool(r["batch_size"] <= room.max_batch_size)
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -705,18 +758,24 @@ def speculative(
             f"{r['tokens_per_s']:,.0f}",
         )
     out.print(table)
-    room = size(target, hardware, batch_size=1, prompt_len=prompt_len, output_len=output_len,
-                weight_dtype=weight_dtype, deployment=Deployment(tp=tp))  # fmt: skip
     if room.max_batch_size < rows[-1]["batch_size"]:
         where = (
             "does not fit even at batch 1, and the rows assume it did"
             if room.max_batch_size < 1
             else f"fits a batch of at most {int(room.max_batch_size):,}, and larger rows assume more memory"
         )
+        weights_fit = room.weight_bytes_per_gpu + room.activation_bytes_per_gpu < room.capacity_bytes_per_gpu
+        if not weights_fit:
+            where += (
+                f" ({_gb(room.weight_bytes_per_gpu)} of weights alone per GPU, "
+                f"{_gb(room.capacity_bytes_per_gpu)} usable)"
+            )
+        remedies = _fits_remedies(
+            "--tp", weight_dtype, None, weights_fit, "shorten --prompt-len / --output-len"
+        )
         out.print(
             f"{room.model} on {tp} x {room.hardware} at {prompt_len + output_len:,} tokens of context (its "
-            f"draft not counted) {where}. Shard it (--tp), store it smaller (--weight-dtype), or pick a "
-            "larger --hardware.",
+            f"draft not counted) {where}. {remedies[0].upper()}{remedies[1:]}.",
             highlight=False,
             markup=False,
         )

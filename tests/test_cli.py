@@ -11,6 +11,7 @@ import pytest
 from conftest import HF_CONFIGS
 from typer.testing import CliRunner
 
+import costmodel
 from costmodel.cli import app
 from costmodel.errors import CostmodelError
 
@@ -467,8 +468,12 @@ def test_a_workload_that_does_not_fit_says_so_and_how_to_make_it_fit() -> None:
         assert result.exit_code == 0, result.output
         text = " ".join(result.output.split())
         assert says in text
-        assert "Shard it (--tp" in text
-        assert "--weight-dtype" in text
+        assert "Shard it over more GPUs (--tp" in text
+        assert "--weight-dtype fp8 or int4" in text  # bf16 weights: both smaller formats apply
+        # 811.7 GB of weights alone exceed every device here: a smaller batch or context cannot help
+        assert "of weights alone" in text
+        assert "--batch-size" not in text
+        assert "--prompt-len" not in text
     for args in (
         ["estimate", "--model", "llama-3-8b", "--hardware", "h100-sxm"],
         ["compare", "--model", "llama-3-8b", "--hardware", "h100-sxm,l40s"],
@@ -477,6 +482,54 @@ def test_a_workload_that_does_not_fit_says_so_and_how_to_make_it_fit() -> None:
         result = runner.invoke(app, args, env={"COLUMNS": "300"})
         assert result.exit_code == 0, result.output
         assert "Shard it" not in result.output
+
+
+def test_the_does_not_fit_line_offers_only_the_fixes_that_apply_to_the_input() -> None:
+    """Oracle: the input's own formats and sizes. DeepSeek-V3 in int4 (671B parameters x 4 bits, ~350 GB of
+    weights) with an fp8 cache on one H100 (80 GB): no smaller format exists among those offered, and the
+    weights alone exceed the GPU, so only more GPUs or a larger device help. Llama-3-70B in bf16 on two H100s
+    (70.6B x 2 bytes / 2 = 70.6 GB a GPU) fits its weights but not 512 sequences of 8,100 tokens: smaller
+    formats and fewer or shorter sequences (prompt and output both set the context) help."""
+    heavy = ["estimate", "--model", "deepseek-v3", "--hardware", "h100-sxm", "--weight-dtype", "int4"]
+    result = runner.invoke(app, [*heavy, "--kv-dtype", "fp8"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "Shard it over more GPUs (--tp / --pp), or pick a larger --hardware." in text
+    assert "--weight-dtype" not in text.split("does not fit")[1]
+    assert "--kv-dtype" not in text
+    assert "--batch-size" not in text
+    long = ["--tp", "2", "--batch-size", "512", "--prompt-len", "8000", "--output-len", "100"]
+    result = runner.invoke(app, ["estimate", "--model", "llama-3-70b", "--hardware", "h100-sxm", *long],
+                           env={"COLUMNS": "300"})  # fmt: skip
+    text = " ".join(result.output.split())
+    assert "store it smaller (--weight-dtype fp8 or int4, --kv-dtype fp8)" in text
+    assert "lower --batch-size / --prompt-len / --output-len" in text
+    assert "of weights alone" not in text
+    four_bit = ["speculative", "--target", "llama-3.1-405b", "--draft", "llama-3-8b", "--hardware", "l4"]
+    result = runner.invoke(
+        app, [*four_bit, "--alpha", "0.8", "--weight-dtype", "int4"], env={"COLUMNS": "300"}
+    )
+    text = " ".join(result.output.split())
+    assert "does not fit even at batch 1" in text
+    assert "--weight-dtype" not in text.split("does not fit")[1]
+
+
+def test_speculative_checks_the_context_and_memory_before_it_prints() -> None:
+    """Oracle: llama-3-70b's context is 8,192 tokens. A 200,000-token prompt fails first, one line on stderr
+    with exit 2 and nothing on stdout, in table and JSON modes alike; the JSON carries each row's fit (the
+    target's largest batch at this context, its draft not counted)."""
+    args = ["speculative", "--target", "llama-3-70b", "--draft", "llama-3-8b", "--alpha", "0.8", "--tp", "4"]
+    for extra in ([], ["--json"]):
+        result = runner.invoke(app, [*args, "--prompt-len", "200000", *extra])
+        assert result.exit_code == 2, result.output
+        assert result.stdout == ""
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert "max_context" in result.stderr
+    result = runner.invoke(app, [*args, "--json"])
+    rows = json.loads(result.stdout)
+    largest = int(costmodel.size("llama-3-70b", "h100-sxm", batch_size=1, prompt_len=1024, output_len=256,
+                                 deployment=costmodel.Deployment(tp=4)).max_batch_size)  # fmt: skip
+    assert all(r["max_batch_size"] == largest and r["fits"] == (r["batch_size"] <= largest) for r in rows)
 
 
 def test_each_price_names_its_provider_in_a_few_words() -> None:
