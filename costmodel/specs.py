@@ -1127,10 +1127,22 @@ class Deployment(Spec):
                 raise ValueError(f"{name} ({ep}) must divide moe.n_experts ({model.moe.n_experts})")
         if model.moe is not None and model.moe.expert_d_ff % etp:
             if self.moe_tp is None and self.attention_dp > 1:  # a default the caller did not write
+                group, d_ff, experts = tp * self.attention_dp, model.moe.expert_d_ff, model.moe.n_experts
+                # a split the model takes: moe_tp dividing the experts' width, moe_ep their number; the
+                # largest expert parallelism first (whole experts per GPU, the engines' usual choice)
+                pairs = [(group // e, e) for e in range(group, 0, -1) if not group % e]
+                fit = next(((t, e) for t, e in pairs if not d_ff % t and not experts % e), None)
+                name = "ep" if self.moe_ep is None and self.ep > 1 else "moe_ep"
+                fix = (
+                    f"set moe_tp and moe_ep (their product tp x attention_dp = {group}), e.g. "
+                    f"moe_tp={fit[0]}, moe_ep={fit[1]}"
+                    if fit
+                    else f"no moe_tp x moe_ep = {group} divides both expert_d_ff and n_experts ({experts}): "
+                    f"choose an attention_dp with tp x attention_dp dividing {d_ff} x {experts}"
+                )
                 raise ValueError(
-                    f"moe_tp, by default tp x attention_dp / moe_ep ({tp} x {self.attention_dp} / {ep} = "
-                    f"{etp}), must divide moe.expert_d_ff ({model.moe.expert_d_ff}): set moe_tp and moe_ep "
-                    "(their product tp x attention_dp), or choose another attention_dp"
+                    f"moe_tp, by default tp x attention_dp / {name} ({tp} x {self.attention_dp} / {ep} = "
+                    f"{etp}), must divide moe.expert_d_ff ({d_ff}): {fix}"
                 )
             what = "tp / ep" if self.moe_tp is None else "moe_tp"
             raise ValueError(f"{what} ({etp}) must divide moe.expert_d_ff ({model.moe.expert_d_ff})")

@@ -71,9 +71,32 @@ def test_the_model_must_fit_the_split() -> None:
     with pytest.raises(ValueError, match=r"moe_tp \(3\) must divide moe.expert_d_ff \(2048\)"):
         Deployment(tp=1, attention_dp=3, moe_tp=3).check(DSV3)
     # moe_tp left to its default (tp x attention_dp / moe_ep = 3): the message says where the 3 comes from,
-    # since the caller wrote only attention_dp (2048 = 2^11 has no factor 3)
-    with pytest.raises(ValueError, match=r"moe_tp, by default tp x attention_dp / moe_ep \(1 x 3 / 1 = 3\)"):
+    # since the caller wrote only attention_dp. No split of 3 GPUs exists: 2048 = 2^11 and 256 = 2^8 have no
+    # factor 3, so the advice is another attention_dp, not a moe_tp / moe_ep pair
+    with pytest.raises(
+        ValueError, match=r"moe_tp, by default tp x attention_dp / moe_ep \(1 x 3 / 1 = 3\)"
+    ) as e:
         Deployment(tp=1, attention_dp=3).check(DSV3)
+    assert "choose an attention_dp with tp x attention_dp dividing 2048 x 256" in str(e.value)
+    assert "e.g." not in str(e.value)
+    # legacy ep: the message names the field the caller set
+    with pytest.raises(ValueError, match=r"tp x attention_dp / ep \(8 x 3 / 2 = 12\)"):
+        Deployment(tp=8, attention_dp=3, ep=2).check(DSV3)
+
+
+def test_the_moe_split_the_error_names_is_one_the_model_takes() -> None:
+    """Oracle: the split named must pass the same check. tp 8 x attention_dp 512 = 4,096 GPUs: moe_tp's default
+    4,096 does not divide DeepSeek-V3's 2,048-wide experts, but 4,096 = 2,048 x 256 divides as moe_tp | 2,048
+    and moe_ep | 256."""
+    with pytest.raises(ValueError, match=r"e\.g\. moe_tp=(\d+), moe_ep=(\d+)") as e:
+        Deployment(tp=8, attention_dp=512).check(DSV3)
+    import re
+
+    found = re.search(r"moe_tp=(\d+), moe_ep=(\d+)", str(e.value))
+    assert found is not None
+    moe_tp, moe_ep = int(found[1]), int(found[2])
+    assert moe_tp * moe_ep == 8 * 512
+    Deployment(tp=8, attention_dp=512, moe_tp=moe_tp, moe_ep=moe_ep).check(DSV3)  # raises nothing
 
 
 # ----------------------------------------------------------------------------------------------------
