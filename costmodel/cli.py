@@ -1194,6 +1194,14 @@ def pareto(
         if result.best is None
         else points.records([result.best])[0] | {"label": points.label(result.best)}
     )
+    # the cheapest point meeting the objectives may lie off the frontier (a point of its system with more
+    # tokens/s per GPU and per user misses them): the table and the CSV show it apart, below the frontier,
+    # not left out
+    off = (
+        []
+        if show_all or best is None or best["on_frontier"]
+        else [{"label": best["label"]} | {k: v for k, v in best.items() if k != "label"} | {"best": True}]
+    )
     if as_json:
         print_json(
             {
@@ -1208,7 +1216,7 @@ def pareto(
             }
         )
     elif as_csv:
-        print_csv(rows)
+        print_csv(rows + off)
     else:
         table = Table(
             "deployment",
@@ -1223,9 +1231,6 @@ def pareto(
             title=f"{model}, isl {isl}, osl {osl}: {'every point' if show_all else 'Pareto frontier'} "
             f"by system ({objectives}; * = cheapest meeting them)",
         )
-        # the cheapest point meeting the objectives may lie off the frontier (a point of its system with more
-        # tokens/s per GPU and per user misses them): it is shown apart, below the frontier, not left out
-        off = [] if show_all or best is None or best["on_frontier"] else [best | {"best": True}]
         for r in rows + off:
             if off and r is off[0]:
                 table.add_section()

@@ -4,6 +4,8 @@ hour, and the engine model's TPOT never falls as clients are added."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -472,6 +474,12 @@ def test_cli_table_shows_the_cheapest_point_meeting_the_objectives_on_or_off_the
     assert len(starred) == 1
     assert f"* {api.points.label(api.best)} " in starred[0]
     assert ("is off the frontier" in result.stdout) == off_frontier
+    # the CSV carries the chosen point too: exactly one row with best=True, the chosen point's
+    listed = runner.invoke(app, [*CLI, "--ttft", ttft, "--tpot", tpot, "--csv"])
+    assert listed.exit_code == 0, listed.output
+    chosen = [r for r in csv.DictReader(io.StringIO(listed.stdout)) if r["best"] == "True"]
+    assert [r["label"] for r in chosen] == [api.points.label(api.best)]
+    assert chosen[0]["on_frontier"] == str(not off_frontier)
 
 
 @pytest.mark.parametrize(
