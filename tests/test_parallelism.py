@@ -4,6 +4,7 @@ operator graph's FLOPs and collectives, the serving engine's capacity and step t
 from __future__ import annotations
 
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -90,8 +91,6 @@ def test_the_moe_split_the_error_names_is_one_the_model_takes() -> None:
     and moe_ep | 256."""
     with pytest.raises(ValueError, match=r"e\.g\. moe_tp=(\d+), moe_ep=(\d+)") as e:
         Deployment(tp=8, attention_dp=512).check(DSV3)
-    import re
-
     found = re.search(r"moe_tp=(\d+), moe_ep=(\d+)", str(e.value))
     assert found is not None
     moe_tp, moe_ep = int(found[1]), int(found[2])
