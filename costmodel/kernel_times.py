@@ -30,7 +30,8 @@ each engine's own pool ``"<format>:<engine>"``), except where the engine's own p
 layers run and the format's pool does not (:data:`ENGINE_GEMM_FORMATS`: TensorRT-LLM's block-fp8
 GEMMs read ``"fp8_block:trtllm"``); MoE the fastest, at each token count, of
 the engine's own kernels of the format (its autotuner picks the fastest runner), else
-the format's pooled key (one rule, :func:`moe_keys`); attention, MLA and the all-reduce use the sorted-first
+the format's pooled key (one rule, :func:`moe_keys`; an engine reading another's keys only among the kernels
+it runs, :data:`ENGINE_MOE_KERNELS`); attention, MLA and the all-reduce use the sorted-first
 stored key of the engine named by ``Efficiency.kernel_engine`` (``vllm`` by default; ``sglang`` runs
 vLLM's kernels) for the compute dtype (``bf16``; ``+fp8kv`` with an fp8 cache, and the decode classes
 ``+mha`` / ``+wide`` / ``+swa`` the tables distinguish), then of any engine, then the datasheet defaults.
@@ -82,7 +83,8 @@ TIME_MODELS: tuple[TimeModel, ...] = ("auto", "roofline", "kernels")
 
 ENGINE_PREFIX = {"vllm": "vllm", "trtllm": "trtllm", "sglang": "vllm"}
 """Engine -> the prefix of its kernels' keys in the calibrated profiles. SGLang runs FlashInfer /
-FlashAttention kernels and a custom all-reduce derived from vLLM's, so it reads vLLM's."""
+FlashAttention kernels and a custom all-reduce derived from vLLM's, so it reads vLLM's (for its MoE, only the
+keys of the kernels it runs: :data:`ENGINE_MOE_KERNELS`)."""
 ALL_REDUCE_KEYS = {"vllm": "vLLM_custom", "trtllm": "TRTLLM"}
 """Engine prefix -> its custom all-reduce's key (called in CUDA-graph mode, as engines serve)."""
 GEMM_FORMATS = {"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "nvfp4"}
@@ -157,8 +159,13 @@ MOE_CHECKPOINT_KERNELS_EXCLUDED = ("compressedtensors",)
 ``mxfp4`` is the checkpoint layout of ``quant_method: mxfp4`` (gpt-oss), which vLLM serves with its
 ``Mxfp4MoEMethod`` (the tables' ``gptossmxfp4moe`` / ``mxfp4moe`` kernels); its compressed-tensors MXFP4
 path (Marlin) serves other checkpoints."""
+SGLANG_FP8_MOE_KERNELS = ("triton_tritonexperts", "vllm_fused_moe", "flashinfer_trtllm")
+"""Kernel names (a key's last part) of the MoE kernels SGLang runs for fp8 experts by default: the Triton
+fused MoE, and FlashInfer's trtllm-gen MoE where its server arguments pick it on SM100
+(:data:`ENGINE_MOE_KERNELS`)."""
 ENGINE_MOE_KERNELS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
-    ("sglang", "fp8"): ("fp8_block", ("triton_tritonexperts", "vllm_fused_moe", "flashinfer_trtllm")),
+    ("sglang", "fp8"): ("fp8_block", SGLANG_FP8_MOE_KERNELS),
+    ("sglang", "fp8_block"): ("fp8_block", SGLANG_FP8_MOE_KERNELS),
 }
 """(Engine, MoE format) -> (stand-in format, kernel names), for an engine that reads another engine's MoE keys
 (:data:`ENGINE_PREFIX`) but runs only some of that engine's kernels for the format. Its step chooses among
@@ -185,7 +192,10 @@ an all-to-all backend (``ServerArgs._handle_model_specific_adjustments``,
 MoE with per-tensor scales and routing in the kernel, the ``..._flashinfer_trtllm_trtllmfp8expertsmonolithic``
 kernel of vLLM's B200 table (other architectures keep Triton there, which no Blackwell table times). The
 tuned-configuration lookup (:func:`costmodel.kernels.moe_configs.tuned_config`) follows the stand-in key:
-SGLang's own folder of Triton configs is not listed."""
+SGLang's own folder of Triton configs is not listed. The runner choice is the same for block-fp8 experts
+(``get_triton_quant_info`` then passes the block scales and ``weight_block_size``), so on Hopper SGLang's
+block-fp8 step reads vLLM's Triton key and not its FlashInfer CUTLASS one; on SM100 the trtllm-gen
+block-scale kernels, the only block-fp8 kernels vLLM's B200 table times, as before."""
 STEP_ROUTING = "uniform"
 """How a step's tokens pick their experts (:func:`costmodel.kernels.moe.routing_load`): each token draws its
 top-k independently of the others, so T tokens touch E (1 - (1 - k / E)^T) of E experts on average

@@ -1022,11 +1022,14 @@ def test_sglang_per_tensor_fp8_experts_run_the_triton_fused_moe_on_hopper(device
     """SGLang runs per-tensor fp8 experts on SM90 with its Triton runner (``Fp8MoEMethod.create_moe_runner``
     with ``--moe-runner-backend auto``; ``ModelOptFp8MoEMethod`` always), never FlashInfer CUTLASS, the kernel
     vLLM runs there. Its step reads the Triton fused MoE's key (the block-fp8 measurement, the only Triton
-    fp8 one the Hopper tables hold), and vLLM's keeps FlashInfer CUTLASS."""
+    fp8 one the Hopper tables hold) for per-tensor and block-fp8 experts alike, and vLLM's per-tensor step
+    keeps FlashInfer CUTLASS."""
     hardware = costmodel.load_hardware(device)
     keys = kernel_times.moe_keys(_sglang_keys(hardware), "fp8")
     assert keys == ["fp8_block:vllm:vllm_fp8moe_triton_tritonexperts"]
     assert moe_configs.reads_vllm_configs(keys[0])  # the Triton fused_moe kernel family
+    # the same runner for block-fp8 experts: Triton, not the block-fp8 FlashInfer CUTLASS kernel
+    assert kernel_times.moe_keys(_sglang_keys(hardware), "fp8_block") == keys
     vllm = kernel_times.moe_keys(kernel_times._Keys(hardware, "vllm", kernel_times.launch_s(hardware)), "fp8")
     assert vllm
     assert all("flashinfer_cutlass" in k for k in vllm)
