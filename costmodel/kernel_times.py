@@ -951,15 +951,16 @@ def moe_keys(keys: _Keys, fmt: str, *, gated: bool = True) -> list[str]:
     Where the format has no pooled key (a checkpoint layout: ``mxfp4``) the kernels named in
     :data:`MOE_CHECKPOINT_KERNELS_EXCLUDED` are passed over at every step.
 
-    Before all of these: where :data:`ENGINE_MOE_KERNELS` names the kernels the step's engine
-    (``keys.kernel_engine``) runs for the format, the read engine's keys of those kernels, the format's own
-    first, else the stand-in format's (which :func:`_moe_s` prices at the format's weight bytes).
+    Before all of these, where the launch states no backend and :data:`ENGINE_MOE_KERNELS` names the kernels
+    the step's engine (``keys.kernel_engine``) runs for the format: the read engine's keys of those kernels,
+    the format's own first, else the stand-in format's (which :func:`_moe_s` prices at the format's weight
+    bytes).
     """
     from costmodel.kernels import moe
 
     stored = keys.stored(moe)
     narrowed = ENGINE_MOE_KERNELS.get((keys.kernel_engine, fmt))
-    if narrowed is not None:
+    if narrowed is not None and keys.moe_backend is None:
         stand_in, kernels = narrowed
         for name in (fmt, stand_in):
             chosen = [
