@@ -30,7 +30,8 @@ each engine's own pool ``"<format>:<engine>"``), except where the engine's own p
 layers run and the format's pool does not (:data:`ENGINE_GEMM_FORMATS`: TensorRT-LLM's block-fp8
 GEMMs read ``"fp8_block:trtllm"``); MoE the fastest, at each token count, of
 the engine's own kernels of the format (its autotuner picks the fastest runner), else
-the format's pooled key (one rule, :func:`moe_keys`); attention, MLA and the all-reduce use the sorted-first
+the format's pooled key (one rule, :func:`moe_keys`; an engine reading another's keys only among the kernels
+it runs, :data:`ENGINE_MOE_KERNELS`); attention, MLA and the all-reduce use the sorted-first
 stored key of the engine named by ``Efficiency.kernel_engine`` (``vllm`` by default; ``sglang`` runs
 vLLM's kernels) for the compute dtype (``bf16``; ``+fp8kv`` with an fp8 cache, and the decode classes
 ``+mha`` / ``+wide`` / ``+swa`` the tables distinguish), then of any engine, then the datasheet defaults.
@@ -82,7 +83,8 @@ TIME_MODELS: tuple[TimeModel, ...] = ("auto", "roofline", "kernels")
 
 ENGINE_PREFIX = {"vllm": "vllm", "trtllm": "trtllm", "sglang": "vllm"}
 """Engine -> the prefix of its kernels' keys in the calibrated profiles. SGLang runs FlashInfer /
-FlashAttention kernels and a custom all-reduce derived from vLLM's, so it reads vLLM's."""
+FlashAttention kernels and a custom all-reduce derived from vLLM's, so it reads vLLM's (for its MoE, only the
+keys of the kernels it runs: :data:`ENGINE_MOE_KERNELS`)."""
 ALL_REDUCE_KEYS = {"vllm": "vLLM_custom", "trtllm": "TRTLLM"}
 """Engine prefix -> its custom all-reduce's key (called in CUDA-graph mode, as engines serve)."""
 GEMM_FORMATS = {"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "nvfp4"}
@@ -157,6 +159,43 @@ MOE_CHECKPOINT_KERNELS_EXCLUDED = ("compressedtensors",)
 ``mxfp4`` is the checkpoint layout of ``quant_method: mxfp4`` (gpt-oss), which vLLM serves with its
 ``Mxfp4MoEMethod`` (the tables' ``gptossmxfp4moe`` / ``mxfp4moe`` kernels); its compressed-tensors MXFP4
 path (Marlin) serves other checkpoints."""
+SGLANG_FP8_MOE_KERNELS = ("triton_tritonexperts", "vllm_fused_moe", "flashinfer_trtllm")
+"""Kernel names (a key's last part) of the MoE kernels SGLang runs for fp8 experts by default: the Triton
+fused MoE, and FlashInfer's trtllm-gen MoE where its server arguments pick it on SM100
+(:data:`ENGINE_MOE_KERNELS`)."""
+ENGINE_MOE_KERNELS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
+    ("sglang", "fp8"): ("fp8_block", SGLANG_FP8_MOE_KERNELS),
+    ("sglang", "fp8_block"): ("fp8_block", SGLANG_FP8_MOE_KERNELS),
+}
+"""(Engine, MoE format) -> (stand-in format, kernel names), for an engine that reads another engine's MoE keys
+(:data:`ENGINE_PREFIX`) but runs only some of that engine's kernels for the format. Its step chooses among
+the read keys of the format whose kernel (the key's last part) contains one of the names; where the device
+stores none, among the stand-in format's keys of those kernels, priced at the format's own weight bytes
+(:func:`moe_keys`, :func:`_moe_s`); where neither is stored, :func:`moe_keys`' general rule holds.
+
+SGLang's per-tensor fp8 experts run no FlashInfer CUTLASS kernel, the one vLLM runs for them on Hopper
+(docs/validation.md, "Per-tensor fp8 experts under SGLang"). With ``--moe-runner-backend auto`` (the default)
+``Fp8MoEMethod.create_moe_runner`` takes DeepGEMM only behind a DeepEP / Mooncake / NIXL all-to-all
+(``is_deepgemm_moe_runner_backend_enabled``), AITER on ROCm, and otherwise the Triton runner, which for
+per-tensor checkpoints gets one scale per expert and no block shape (``get_triton_quant_info``); a
+FlashInfer CUTLASS backend is redirected to Triton there, having no fp8 MoE path
+(``python/sglang/srt/layers/quantization/fp8.py``, https://github.com/sgl-project/sglang at 00563d368df9).
+ModelOpt FP8 checkpoints build the Triton runner unconditionally (``ModelOptFp8MoEMethod.create_moe_runner``,
+``per_channel_quant=False``, ``.../quantization/modelopt_quant.py`` at faeb96856c44). That runner is the
+Triton fused MoE kernel adapted from vLLM's (``fused_moe_kernel``), which the public tables time as vLLM's
+``..._triton_tritonexperts`` with per-tensor scales only on L40S and RTX PRO 6000; on Hopper they time it with
+128 x 128 block scales, the stand-in. The scale granularity leaves its time unchanged: on L40S, same shapes,
+per-tensor over block is 1.01 median (p10 0.89, p90 1.09, 10,341 row pairs). On SM100 SGLang's server
+arguments switch ``auto`` to ``flashinfer_trtllm`` for fp8 DeepSeek-V3, Qwen3-MoE and Llama-4 models without
+an all-to-all backend (``ServerArgs._handle_model_specific_adjustments``,
+``python/sglang/srt/server_args.py``), and ``Fp8MoEMethod.apply`` then runs FlashInfer's trtllm-gen fp8
+MoE with per-tensor scales and routing in the kernel, the ``..._flashinfer_trtllm_trtllmfp8expertsmonolithic``
+kernel of vLLM's B200 table (other architectures keep Triton there, which no Blackwell table times). The
+tuned-configuration lookup (:func:`costmodel.kernels.moe_configs.tuned_config`) follows the stand-in key:
+SGLang's own folder of Triton configs is not listed. The runner choice is the same for block-fp8 experts
+(``get_triton_quant_info`` then passes the block scales and ``weight_block_size``), so on Hopper SGLang's
+block-fp8 step reads vLLM's Triton key and not its FlashInfer CUTLASS one; on SM100 the trtllm-gen
+block-scale kernels, the only block-fp8 kernels vLLM's B200 table times, as before."""
 STEP_ROUTING = "uniform"
 """How a step's tokens pick their experts (:func:`costmodel.kernels.moe.routing_load`): each token draws its
 top-k independently of the others, so T tokens touch E (1 - (1 - k / E)^T) of E experts on average
@@ -293,6 +332,7 @@ def op_times(
         overhead,
         eff.moe_backend,
         all_reduce_nccl_from_bytes(hardware, eff),
+        eff.kernel_engine,
     )
     compute, memory, comm = list(roof.compute_s), list(roof.memory_s), list(roof.communication_s)
     kernel_s: dict[int, FloatArray] = _gemms_s(hardware, chooser, ops, weight_dtype, activation_dtype)
@@ -394,7 +434,13 @@ def attention_s(
     eff = efficiency or hardware.efficiency
     return _attention_s(
         hardware,
-        _Keys(hardware, ENGINE_PREFIX[eff.kernel_engine], launch_s(hardware, eff), eff.moe_backend),
+        _Keys(
+            hardware,
+            ENGINE_PREFIX[eff.kernel_engine],
+            launch_s(hardware, eff),
+            eff.moe_backend,
+            kernel_engine=eff.kernel_engine,
+        ),
         shape,
     )
 
@@ -414,11 +460,15 @@ class _Keys:
         launch_s: float,
         moe_backend: str | None = None,
         nccl_from_bytes: float | None = None,
+        kernel_engine: str | None = None,
     ) -> None:
         self.hardware = hardware
         self.engine = engine
         self.launch_s = launch_s
         self.moe_backend = moe_backend
+        # the engine that runs the step (``Efficiency.kernel_engine``) where it reads another's keys:
+        # :data:`ENGINE_MOE_KERNELS` narrows the MoE kernels it chooses among; None: ``engine`` itself
+        self.kernel_engine = kernel_engine or engine
         # where the engine's own all-reduce hands over to NCCL when it is not its stored key's rule
         # (SGLang's custom all-reduce buffer, 8 MiB on CUDA, 16 MiB on ROCm:
         # :func:`all_reduce_nccl_from_bytes`); None: the key's rule
@@ -449,7 +499,8 @@ class _Keys:
         kernels on a device many times."""
         from costmodel.memo import remember
 
-        key = (self.engine, self.moe_backend, self.nccl_from_bytes, self.launch_s, fn, *args)
+        engine = (self.engine, self.kernel_engine, self.moe_backend, self.nccl_from_bytes)
+        key = (*engine, self.launch_s, fn, *args)
         return remember(self.hardware, key, lambda: fn(self.hardware, self, *args))
 
     def gemm_key(self, key: str) -> str:
@@ -840,13 +891,21 @@ def _moe_s(
     fmt = moe.format_of(name)
     if fmt.compute_dtype not in hardware.compute_dtypes:
         return None
+
+    def params(key: str) -> moe.Params:
+        # a stand-in format's kernel (:data:`ENGINE_MOE_KERNELS`) streams this format's weight bytes
+        fitted: moe.Params = keys.params(moe, key)
+        if moe.format_of(key) is fmt:
+            return fitted
+        return dataclasses.replace(fitted, weight_bits=fmt.weight_bits)
+
     T = np.asarray(shape.tokens, dtype=np.float64)
     t = _on_unique(
         lambda tokens: np.min(
             [
                 moe.time_s(
                     hardware,
-                    keys.params(moe, key),
+                    params(key),
                     num_tokens=np.maximum(tokens, 1.0),
                     hidden_size=shape.hidden,
                     inter_size=shape.inter,
@@ -891,10 +950,28 @@ def moe_keys(keys: _Keys, fmt: str, *, gated: bool = True) -> list[str]:
 
     Where the format has no pooled key (a checkpoint layout: ``mxfp4``) the kernels named in
     :data:`MOE_CHECKPOINT_KERNELS_EXCLUDED` are passed over at every step.
+
+    Before all of these, where the launch states no backend and :data:`ENGINE_MOE_KERNELS` names the kernels
+    the step's engine (``keys.kernel_engine``) runs for the format: the read engine's keys of those kernels,
+    the format's own first, else the stand-in format's (which :func:`_moe_s` prices at the format's weight
+    bytes).
     """
     from costmodel.kernels import moe
 
     stored = keys.stored(moe)
+    narrowed = ENGINE_MOE_KERNELS.get((keys.kernel_engine, fmt))
+    if narrowed is not None and keys.moe_backend is None:
+        stand_in, kernels = narrowed
+        for name in (fmt, stand_in):
+            chosen = [
+                k
+                for k in stored
+                if k.startswith(f"{name}:{keys.engine}:")
+                and ("nongated" in k) != gated
+                and any(n in k.split(":")[-1] for n in kernels)
+            ]
+            if chosen:
+                return chosen
     usable = [
         k
         for k in stored

@@ -13,7 +13,15 @@ import costmodel
 from costmodel import kernel_times
 from costmodel.estimate import _decode_total_s, _Setup, _tp_link, step_time_s
 from costmodel.kernel_shapes import AttentionShape, CollectiveShape, FusedInto, GemmShape, MoEShape
-from costmodel.kernels import collective, context_attention, gemm, generation_attention, moe, params_for
+from costmodel.kernels import (
+    collective,
+    context_attention,
+    gemm,
+    generation_attention,
+    moe,
+    moe_configs,
+    params_for,
+)
 from costmodel.ops import Op, forward_ops
 from costmodel.roofline import op_times
 from costmodel.specs import Deployment, HardwareProfile, Workload
@@ -996,3 +1004,96 @@ def test_per_tensor_fp8_experts_cost_what_each_engines_kernel_measured_against_b
         shape = dict(num_tokens=tokens, hidden_size=6144, inter_size=2048, topk=8, num_experts=256, tp_size=8)
         ratio = float(moe.time_s(H100, fp8, **shape) / moe.time_s(H100, block, **shape))
         assert abs(np.log(ratio / (fp8_ms / block_ms))) < np.log(1.5)
+
+
+# The vLLM L40S table times the Triton fused MoE with per-tensor (ModelOptFp8MoE -> TritonExperts) and with
+# 128 x 128 block fp8 scales (Fp8MoE -> TritonExperts) at the same shapes, routing and parallelism:
+# per-tensor over block 1.008 median, p10 0.893, p90 1.087 (10,341 row pairs)
+_TRITON_PER_TENSOR_OVER_BLOCK_P10_P90 = (0.893, 1.087)
+
+
+def _sglang_keys(hardware: HardwareProfile) -> Any:
+    prefix = kernel_times.ENGINE_PREFIX["sglang"]
+    return kernel_times._Keys(hardware, prefix, kernel_times.launch_s(hardware), kernel_engine="sglang")
+
+
+@pytest.mark.parametrize("device", ["h100-sxm", "h100-pcie", "h200"])
+def test_sglang_per_tensor_fp8_experts_run_the_triton_fused_moe_on_hopper(device: str) -> None:
+    """SGLang runs per-tensor fp8 experts on SM90 with its Triton runner (``Fp8MoEMethod.create_moe_runner``
+    with ``--moe-runner-backend auto``; ``ModelOptFp8MoEMethod`` always), never FlashInfer CUTLASS, the kernel
+    vLLM runs there. Its step reads the Triton fused MoE's key (the block-fp8 measurement, the only Triton
+    fp8 one the Hopper tables hold) for per-tensor and block-fp8 experts alike, and vLLM's per-tensor step
+    keeps FlashInfer CUTLASS."""
+    hardware = costmodel.load_hardware(device)
+    keys = kernel_times.moe_keys(_sglang_keys(hardware), "fp8")
+    assert keys == ["fp8_block:vllm:vllm_fp8moe_triton_tritonexperts"]
+    assert moe_configs.reads_vllm_configs(keys[0])  # the Triton fused_moe kernel family
+    # the same runner for block-fp8 experts: Triton, not the block-fp8 FlashInfer CUTLASS kernel
+    assert kernel_times.moe_keys(_sglang_keys(hardware), "fp8_block") == keys
+    vllm = kernel_times.moe_keys(kernel_times._Keys(hardware, "vllm", kernel_times.launch_s(hardware)), "fp8")
+    assert vllm
+    assert all("flashinfer_cutlass" in k for k in vllm)
+    # non-gated experts: no non-gated Triton measurement on Hopper, so the general rule
+    assert kernel_times.moe_keys(_sglang_keys(hardware), "fp8", gated=False) == kernel_times.moe_keys(
+        kernel_times._Keys(hardware, "vllm", kernel_times.launch_s(hardware)), "fp8", gated=False
+    )
+
+
+def test_sglang_per_tensor_fp8_experts_elsewhere_take_the_kernel_sglang_runs_there() -> None:
+    """Where a table times the kernel SGLang runs with per-tensor scales, that key: the Triton fused MoE on
+    L40S; on B200 FlashInfer's trtllm-gen per-tensor MoE (routing in the kernel), which SGLang's server
+    arguments select on SM100 for fp8 DeepSeek-V3 / Qwen3-MoE / Llama-4 models, not FlashInfer CUTLASS."""
+    l40s = costmodel.load_hardware("l40s")
+    assert kernel_times.moe_keys(_sglang_keys(l40s), "fp8") == [
+        "fp8:vllm:vllm_modeloptfp8moe_triton_tritonexperts"
+    ]
+    assert kernel_times.moe_keys(_sglang_keys(B200), "fp8") == [
+        "fp8:vllm:vllm_modeloptfp8moe_flashinfer_trtllm_trtllmfp8expertsmonolithic"
+    ]
+
+
+def test_sglang_per_tensor_fp8_experts_cost_what_the_triton_kernel_measures() -> None:
+    """The Triton kernel's time does not depend on the scale granularity (the L40S table: per-tensor over
+    block 0.89-1.09, p10-p90), and per-tensor weights stream 32 / 128^2 bits a weight fewer than block ones.
+    So at the H100 table's shape nearest DeepSeek-V3 the SGLang per-tensor price is within 1.5x of the
+    measured block-fp8 Triton time, and a DeepSeek-V3 SGLang estimate prices per-tensor experts at the
+    block-fp8 price (to the measured band) where vLLM's per-tensor kernel costs 3-5x (its table's ratio)."""
+    lo, hi = _TRITON_PER_TENSOR_OVER_BLOCK_P10_P90
+    (key,) = kernel_times.moe_keys(_sglang_keys(H100), "fp8")
+    per_tensor = dataclasses.replace(params_for(H100, moe, key), weight_bits=8.0)
+    _, _, measured = _PER_TENSOR_VS_BLOCK_FP8_MS["vllm"]
+    for tokens, (_, triton_block_ms) in measured.items():
+        shape = dict(num_tokens=tokens, hidden_size=6144, inter_size=2048, topk=8, num_experts=256, tp_size=8)
+        model_ms = float(moe.time_s(H100, per_tensor, **shape)) * 1e3
+        assert abs(np.log(model_ms / triton_block_ms)) < np.log(1.5)
+    # the step streams the per-tensor bytes: never more than the block format's at the same kernel
+    step = MoEShape(
+        np.array([1.0, 16.0, 128.0, 4096.0]),
+        hidden=7168.0,
+        inter=2048.0,
+        topk=8.0,
+        experts=256.0,
+        tp=8.0,
+        ep=1.0,
+    )
+    fp8 = kernel_times._moe_s(H100, _sglang_keys(H100), step, "fp8", "fp8")
+    block = kernel_times._moe_s(H100, _sglang_keys(H100), step, "fp8_block", "fp8")
+    assert fp8 is not None
+    assert block is not None
+    assert np.all(fp8 <= block)
+    assert np.all(fp8 >= lo * block)
+
+    def tpot_s(engine: str, experts: str) -> float:
+        eff = H100.efficiency.model_copy(update={"kernel_engine": engine})
+        work = Workload(
+            batch_size=16,
+            prompt_len=1024,
+            output_len=128,
+            weight_dtype="fp8_block",
+            activation_dtype="fp8",
+            expert_dtype=experts,
+        )
+        return float(costmodel.estimate("deepseek-v3", H100, work, Deployment(tp=8), efficiency=eff).tpot_s)
+
+    assert lo <= tpot_s("sglang", "fp8") / tpot_s("sglang", "fp8_block") <= hi
+    assert tpot_s("vllm", "fp8") / tpot_s("vllm", "fp8_block") > 1.5
