@@ -1127,7 +1127,9 @@ def pareto(
     token_budget: Annotated[
         int,
         typer.Option(
-            help="Tokens one iteration of a worker may carry (max_num_batched_tokens / max_num_tokens)."
+            help="Token budget per iteration the engine is launched with, as its own flag reads it: vLLM "
+            "--max-num-batched-tokens and TensorRT-LLM max_num_tokens hold per attention-DP rank, SGLang "
+            "--chunked-prefill-size per worker (divided among its ranks); raised to a point's clients."
         ),
     ] = 8192,
     show_all: Annotated[

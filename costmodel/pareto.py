@@ -34,8 +34,9 @@ steady state, no preemption); every point's workers are launched for that point'
 benchmark scripts the serving model is validated on launch theirs (InferenceX's
 ``--max-num-seqs $CONC``): an aggregated or decode worker at C clients admits at most C sequences
 (``max_batch_size``; vLLM's CUDA graphs follow it), a prefill worker as many prompts per pass as its token
-budget holds, each within a token budget of ``token_budget`` tokens per iteration (default
-:data:`TOKEN_BUDGET`, raised to C where smaller), so a point's figures do not depend on the other client
+budget holds, each launched with a token budget of ``token_budget`` tokens per iteration (default
+:data:`TOKEN_BUDGET`, raised to C where smaller; an attention-DP rank's share is the engine's rule,
+:func:`costmodel.token_budget.rank_token_budget`), so a point's figures do not depend on the other client
 counts searched; the KV cache is stored in ``kv_dtype``. Attention data parallelism is searched
 (``attention_dp``) for MoE models, in aggregated workers and in either pool of a disaggregated deployment.
 """
@@ -54,6 +55,7 @@ import numpy.typing as npt
 from costmodel.closed_loop import LoopParams, cuda_graph_tokens, loop_parts
 from costmodel.errors import CostmodelError, UnknownNameError
 from costmodel.serving import Engine
+from costmodel.token_budget import rank_token_budget, worker_batched_tokens
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,8 +88,9 @@ PP = (1, 2)
 DISAGG_WORKERS: tuple[tuple[int, int], ...] = ((1, 1), (1, 2), (1, 3), (2, 1), (2, 3), (3, 2))
 """Prefill : decode worker counts tried in the disaggregated mode."""
 TOKEN_BUDGET = 8192
-"""Default token budget per iteration of every worker [tokens] (vLLM ``max_num_batched_tokens``,
-TensorRT-LLM ``max_num_tokens``, SGLang ``chunked_prefill_size``), raised to a point's clients per
+"""Default token budget per iteration a worker is launched with [tokens] (vLLM ``max_num_batched_tokens``,
+TensorRT-LLM ``max_num_tokens``, SGLang ``chunked_prefill_size``; under attention DP a rank's share of it
+is the engine's rule, :func:`costmodel.token_budget.rank_token_budget`), raised to a point's clients per
 worker where they are more: vLLM's API server on a GPU of 70 GiB or more, and TensorRT-LLM's default
 (docs/serving.md, "Closed-loop benchmarks")."""
 
@@ -527,8 +530,12 @@ def frontier(
     usd_per_hour : price per GPU-hour by system name [USD/h], each a positive number, replacing those
         profiles' prices (a device without one in its profile has no cost until given one here); every name
         one of ``systems``
-    token_budget : tokens one iteration of a worker may carry (the engine's ``max_num_batched_tokens`` /
-        ``max_num_tokens``) [tokens]; raised to a point's clients per worker where they are more
+    token_budget : the token budget per iteration a worker is launched with, as the engine's own flag
+        takes it (vLLM ``--max-num-batched-tokens``, TensorRT-LLM ``max_num_tokens``, SGLang
+        ``--chunked-prefill-size``) [tokens]; raised to a point's clients per worker where they are more.
+        Under attention DP each rank gets what the engine's rule gives it
+        (:func:`costmodel.token_budget.rank_token_budget`): the whole value with vLLM and TensorRT-LLM
+        (per rank), its share with SGLang (per worker); without attention DP the two readings agree
 
     Returns a :class:`Frontier`. Candidates that cannot run (weights that do not fit, a degree that does
     not divide the heads, a format without a peak) are listed in ``skipped`` with the reason, never
@@ -624,7 +631,7 @@ def frontier(
             except (CostmodelError, ValueError) as e:
                 engines[layout] = _first_line(e)
         if "disagg" in modes:
-            _note_disagg(engines, clients=clients, token_budget=budget, isl=isl, osl=osl)
+            _note_disagg(engines, clients=clients, token_budget=budget, isl=isl, osl=osl, engine_name=engine)
         for layout, built in engines.items() if "agg" in modes else ():
             describe = f"{hw.name} agg {_describe(layout)}"
             if isinstance(built, str):
@@ -656,6 +663,7 @@ def frontier(
                 workers=workers,
                 clients=clients,
                 token_budget=budget,
+                engine_name=engine,
                 isl=isl,
                 osl=osl,
                 loop=loop,
@@ -689,6 +697,7 @@ def _search_disagg(
     workers: list[tuple[Any, ...]],
     clients: IntArray,
     token_budget: int,
+    engine_name: str,
     isl: int,
     osl: int,
     loop: LoopParams,
@@ -724,7 +733,7 @@ def _search_disagg(
     failed: set[int] = set()
     for budget in (int(b) for b in np.unique(budgets)):
         counts = clients[budgets == budget]
-        launched = {layout: _disagg_launched(e, budget) for layout, e in ready}
+        launched = {layout: _disagg_launched(e, budget, engine_name) for layout, e in ready}
         # at least one client per decode rank
         todo = [k for k, (_, d) in enumerate(pairs) if k not in failed and counts.max() >= d.attention_dp]
         if not todo:
@@ -785,15 +794,25 @@ def _disagg_ready(engines: dict[_Layout, Engine | str]) -> list[tuple[_Layout, E
     return [(layout, e) for layout, e in engines.items() if isinstance(e, Engine) and layout.pp == 1]
 
 
-def _disagg_launched(engine: Engine, budget: int) -> Engine:
-    """One engine per layout for both pools (its kernel times computed once), admitting what its token
-    budget holds; a decode worker's own limit, its clients, is :func:`disagg_points`'
-    ``decode_batch_limit``."""
-    return engine.replace(max_batch_size=budget, max_batched_tokens=budget)
+def _disagg_launched(engine: Engine, budget: int, engine_name: str) -> Engine:
+    """One engine per layout for both pools (its kernel times computed once), launched with the token
+    budget ``budget`` (a rank's share by ``engine_name``'s rule, :func:`costmodel.token_budget.
+    worker_batched_tokens`) and admitting ``budget`` sequences; a decode worker's own limit, its clients,
+    is :func:`disagg_points`' ``decode_batch_limit``."""
+    tokens = worker_batched_tokens(
+        engine_name, budget, attention_dp=engine.deployment.attention_dp, sequences=budget
+    )
+    return engine.replace(max_batch_size=budget, max_batched_tokens=tokens)
 
 
 def _note_disagg(
-    engines: dict[_Layout, Engine | str], *, clients: IntArray, token_budget: int, isl: int, osl: int
+    engines: dict[_Layout, Engine | str],
+    *,
+    clients: IntArray,
+    token_budget: int,
+    isl: int,
+    osl: int,
+    engine_name: str,
 ) -> None:
     """Note the passes :func:`_search_disagg` will time each layout's prefill and decode workers with
     (:func:`costmodel.disagg.note_sides`), so that the layout's first evaluation (its aggregated worker's,
@@ -816,20 +835,29 @@ def _note_disagg(
             if not (prefill or decode):
                 continue
             try:
-                note_sides(_disagg_launched(built, budget), isl=isl, osl=osl, prefill=prefill, decode=decode)
+                note_sides(
+                    _disagg_launched(built, budget, engine_name),
+                    isl=isl,
+                    osl=osl,
+                    prefill=prefill,
+                    decode=decode,
+                )
             except (CostmodelError, ValueError):  # the side's own call reports it, for its pairs
                 continue
 
 
-def _launched(engine: Engine, clients: int, token_budget: int) -> Engine:
+def _launched(engine: Engine, clients: int, token_budget: int, engine_name: str) -> Engine:
     """``engine`` launched for ``clients`` clients per worker, as the benchmark scripts the serving model
     is validated on launch theirs (InferenceX's ``--max-num-seqs $CONC`` for vLLM, ``max_batch_size`` =
-    CONC for TensorRT-LLM; docs/serving.md, "Pareto planner"): at most ``clients`` sequences at once, and a
-    token budget of ``token_budget`` raised to ``clients`` where smaller (every running sequence decodes
-    a token per iteration)."""
-    return engine.replace(
-        max_batch_size=int(clients), max_batched_tokens=max(int(token_budget), int(clients))
+    CONC for TensorRT-LLM; docs/serving.md, "Pareto planner"): at most ``clients`` sequences at once, and
+    launched with a token budget of ``token_budget`` raised to ``clients`` where smaller (every running
+    sequence decodes a token per iteration), of which each attention-DP rank gets what ``engine_name``'s
+    rule gives it (:func:`costmodel.token_budget.worker_batched_tokens`)."""
+    budget = max(int(token_budget), int(clients))
+    tokens = worker_batched_tokens(
+        engine_name, budget, attention_dp=engine.deployment.attention_dp, sequences=int(clients)
     )
+    return engine.replace(max_batch_size=int(clients), max_batched_tokens=tokens)
 
 
 def _agg_launched(
@@ -850,8 +878,12 @@ def _agg_launched(
     launched for the largest count of the group admits at each count what one launched for it does, and
     the graphs are an array over the counts."""
     budgets = np.maximum(int(token_budget), clients)
+    ranks = built.deployment.attention_dp
     graphs = np.array(
-        [cuda_graph_tokens(engine_name, int(c), int(b)) for c, b in zip(clients, budgets, strict=True)],
+        [
+            cuda_graph_tokens(engine_name, int(c), rank_token_budget(engine_name, int(b), ranks))
+            for c, b in zip(clients, budgets, strict=True)
+        ],
         dtype=np.float64,
     )
     out = {
@@ -861,7 +893,7 @@ def _agg_launched(
     for budget in np.unique(budgets):
         group = budgets == budget
         served = agg_point(
-            _launched(built, int(clients[group].max()), int(budget)),
+            _launched(built, int(clients[group].max()), int(budget), engine_name),
             concurrency=clients[group],
             isl=isl,
             osl=osl,

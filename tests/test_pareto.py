@@ -301,7 +301,8 @@ def test_attention_data_parallelism_is_searched_for_moe_models() -> None:
     assert "TP2 ADP2 EP4" in p.label(i)
     engine = Engine(
         load_model("qwen3-30b-a3b"), load_hardware("h100-sxm"), Workload(1, 1, 1),
-        Deployment(tp=2, attention_dp=2, moe_ep=4), max_batch_size=64, max_batched_tokens=8192,
+        Deployment(tp=2, attention_dp=2, moe_ep=4), max_batch_size=64,
+        max_batched_tokens=2 * 8192,  # vLLM: each DP rank's own scheduler takes the whole budget
     )  # fmt: skip
     loop = closed_loop(engine, concurrency=64, isl=1024, osl=128, params=engine_params("vllm"))
     assert p.tpot_s[i] == pytest.approx(float(loop.tpot_s), rel=1e-12)
@@ -337,8 +338,10 @@ def test_attention_data_parallelism_is_searched_in_either_disaggregated_pool() -
     model, hardware = load_model("qwen3-30b-a3b"), load_hardware("h100-sxm")
 
     def engine(deployment: Deployment) -> Engine:  # both pools launched as the search launches them
+        # vLLM: each of the worker's DP ranks runs its own scheduler of the whole 8,192-token budget
+        tokens = 8192 * deployment.attention_dp
         return Engine(
-            model, hardware, Workload(1, 1, 1), deployment, max_batch_size=8192, max_batched_tokens=8192
+            model, hardware, Workload(1, 1, 1), deployment, max_batch_size=8192, max_batched_tokens=tokens
         )
 
     loop = disagg_loop(

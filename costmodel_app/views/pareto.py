@@ -129,9 +129,11 @@ with cols[3]:
         step=1024,
         key="pareto_token_budget",
         bind="query-params",
-        help="The engine's chunked-prefill token budget per iteration: the most tokens one iteration of a "
-        "worker carries (vLLM's `max_num_batched_tokens`, TensorRT-LLM's `max_num_tokens`, SGLang's "
-        "`chunked_prefill_size`). A smaller budget splits a long prompt over more iterations. Raised to a "
+        help="The engine's chunked-prefill token budget per iteration, the value it is launched with "
+        "(vLLM's `max_num_batched_tokens`, TensorRT-LLM's `max_num_tokens`, SGLang's "
+        "`chunked_prefill_size`). With attention DP, vLLM and TensorRT-LLM give each rank the whole "
+        "value and SGLang divides it among a worker's ranks. A smaller budget splits a long prompt over "
+        "more iterations. Raised to a "
         "point's clients per worker where they are more (each point's workers are launched for its own "
         "clients); as `costmodel pareto --token-budget`.",
     )

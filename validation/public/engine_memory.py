@@ -196,7 +196,10 @@ def engine_memory(
             # SGLang's tp_size counts every GPU of the replica, its attention-DP ranks included
             tp=int(dep.tp) * dp,
             pp=int(dep.pp),
-            chunked_prefill_size=int(engine.max_batched_tokens) // dp,
+            # the launch's chunked_prefill_size, which SGLang's memory rule reads before it divides it among
+            # the attention-DP ranks (handle_data_parallelism runs after _handle_gpu_memory_settings,
+            # costmodel.token_budget); the worker's budget is the ranks' shares together
+            chunked_prefill_size=int(engine.max_batched_tokens),
             cuda_graph_max_bs=sglang_cuda_graph_max_bs(memory / MIB, int(dep.tp) * dp),
             dp_attention=dp,
         )

@@ -30,7 +30,9 @@ request holds of it follow each engine's defaults (:mod:`validation.public.engin
 and SGLang, fp8 on TensorRT-LLM with quantized weights; TensorRT-LLM reserves a request's whole isl + osl),
 except where the row is an InferenceX run whose script sets the KV format or the experts' input format
 (:mod:`validation.public.inferencex`);
-the engine's token budget per iteration is its default (:func:`token_budget`), and its sequence limit the
+the engine's token budget per iteration is its default (:func:`token_budget`), launched, of which an
+attention-DP rank gets the engine's share (:func:`costmodel.token_budget.rank_token_budget`), and its
+sequence limit the
 row's ``batch_size``, except on a disaggregated TensorRT-LLM or SGLang row run from a recipe that states
 both (the recipe's, and an SGLang recipe's KV format, :mod:`validation.public.inferencex_disagg`); the
 rows whose engine image is that of a benchmark configuration with multi-token prediction run it
@@ -68,6 +70,7 @@ from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
 from costmodel.speculative import acceptance_for_tokens
+from costmodel.token_budget import rank_token_budget, worker_batched_tokens
 from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens, vllm_large_gpu
 from validation.public.harness import (
     AICONFIGURATOR,
@@ -410,7 +413,9 @@ ROW_COLUMNS = ("id", "system", "backend", "mode", "model_path", "isl", "osl", "c
 
 def token_budget(backend: str, hardware: HardwareProfile) -> int:
     """The engine's default token budget per iteration (prompt chunks and decodes together) on
-    ``hardware``:
+    ``hardware``, as the launch's flag holds it (an attention-DP rank's share of it is
+    :func:`costmodel.token_budget.rank_token_budget`: SGLang divides it among the ranks, after choosing
+    this default):
 
     - vLLM's API server (``vllm serve``, usage context ``OPENAI_API_SERVER``): ``max_num_batched_tokens``
       8192 on GPUs of 70 GiB or more other than the A100, 2048 on the other GPUs
@@ -589,16 +594,20 @@ def silicon_parts(
                 kv = script.kv_dtype or kv
                 if script.expert_activation_dtype is not None:
                     formats["expert_activation_dtype"] = script.expert_activation_dtype
-            # the script's token budget where it sets one (InferenceX TensorRT-LLM), else the engine's default
-            budget = int(sb) or token_budget(str(backend), hardware)
+            # the script's token budget where it sets one (InferenceX TensorRT-LLM), else the engine's
+            # default, as launched: a rank's share of it is the engine's rule (costmodel.token_budget)
+            launched = int(sb) or token_budget(str(backend), hardware)
+            budget = rank_token_budget(str(backend), launched, int(dp))
             engine = Engine(
                 model,
                 hardware,
                 Workload(1, 1, 1, kv_dtype=kv, **formats),
                 Deployment(tp=int(tp), pp=int(pp), attention_dp=int(dp), **moe),
-                # batch_size and the token budget are per attention-DP rank
+                # batch_size is per attention-DP rank
                 max_batch_size=int(batch) * int(dp),
-                max_batched_tokens=max(budget, int(batch)) * int(dp),
+                max_batched_tokens=worker_batched_tokens(
+                    str(backend), launched, attention_dp=int(dp), sequences=int(batch) * int(dp)
+                ),
                 # the kernel models read the calibrated kernels of the row's engine (and the MoE backend
                 # its script states)
                 efficiency=hardware.efficiency.model_copy(
@@ -1252,11 +1261,12 @@ def _pool_engine(
     graphs: bool = True,
 ) -> Engine:
     """One worker of a pool: the row's model, device and formats, the pool's layout and batch. As in the
-    aggregated rows, ``batch_size`` and the token budget are per attention-DP rank (on every stated
-    disaggregated row the client concurrency is decode_batch_size x decode_num_workers x
-    decode_attention_dp_size), and the engine's KV format, token budget and memory rule are its defaults
-    (:func:`kv_dtype`, :func:`token_budget`, :func:`engine_memory`): the same software as its aggregated
-    rows, except a rank's token ``budget`` and the KV format ``kv`` where the row's recipe states them
+    aggregated rows, ``batch_size`` is per attention-DP rank (on every stated disaggregated row the client
+    concurrency is decode_batch_size x decode_num_workers x decode_attention_dp_size), and the engine's KV
+    format, token budget and memory rule are its defaults (:func:`kv_dtype`, :func:`token_budget`,
+    :func:`engine_memory`; a rank's share of the default budget by the engine's rule,
+    :func:`costmodel.token_budget.rank_token_budget`): the same software as its aggregated rows, except a
+    rank's token ``budget`` (already the rank's) and the KV format ``kv`` where the row's recipe states them
     (:mod:`validation.public.inferencex_disagg`); ``defaults``: the row ran the engine's own memory rule
     (:func:`engine_memory`); ``moe_backend``: the MoE backend the recipe states for the pool (None: the
     engine's fastest kernel); ``graphs``: False where the recipe forces the pool to run without CUDA graphs
@@ -1269,7 +1279,15 @@ def _pool_engine(
         Workload(1, 1, 1, kv_dtype=kv or kv_dtype(backend, quant), **formats),
         Deployment(tp=tp, pp=pp, attention_dp=dp, **moe),
         max_batch_size=batch * dp,
-        max_batched_tokens=(budget or max(token_budget(backend, hardware), batch)) * dp,
+        # a rank's budget where the recipe states it, else its share of the engine's default by the
+        # engine's rule (costmodel.token_budget)
+        max_batched_tokens=(
+            budget * dp
+            if budget
+            else worker_batched_tokens(
+                backend, token_budget(backend, hardware), attention_dp=dp, sequences=batch * dp
+            )
+        ),
         # the kernel models read the calibrated kernels of the row's engine, as in the aggregated rows
         efficiency=hardware.efficiency.model_copy(
             update={

@@ -1,0 +1,72 @@
+"""The token budget one iteration of an attention-DP rank carries, from the value an engine is launched with.
+
+Every serving engine takes a token budget per iteration at launch (vLLM ``--max-num-batched-tokens``,
+TensorRT-LLM ``max_num_tokens``, SGLang ``--chunked-prefill-size``); ``token_budget`` here is always that
+launch value, the number one types on the engine's command line or in its YAML. Under attention data
+parallelism (d ranks per worker, each of its own scheduler and KV cache) the engines read it differently:
+
+- **vLLM**: each DP rank is its own engine core with its own scheduler ("each DP rank is deployed as a
+  separate 'core engine' process", docs/serving/data_parallel_deployment.md at
+  https://github.com/vllm-project/vllm/blob/01e4fce07423dafcc832600ba05159fb28dc1126/docs/serving/data_parallel_deployment.md),
+  built from the one shared ``SchedulerConfig``, whose ``max_num_batched_tokens`` is the scheduler's
+  ``max_num_scheduled_tokens`` (``Scheduler.__init__`` in vllm/v1/core/sched/scheduler.py at
+  https://github.com/vllm-project/vllm/blob/b4622cf924bc72504aed99e486062d6633fde39e/vllm/v1/core/sched/scheduler.py):
+  the whole value per rank.
+- **TensorRT-LLM**: each rank runs its own executor and micro-batch scheduler of ``max_num_tokens``
+  (``create_py_executor_instance``, tensorrt_llm/_torch/pyexecutor/_util.py), and its MoE layers size
+  their buffers for ``max_num_tokens x dp_size`` because "the maximum number of tokens in MoE are
+  multiplied by DP size when attention DP is enabled" (``CutlassFusedMoE.__init__`` in
+  tensorrt_llm/_torch/modules/fused_moe/fused_moe_cutlass.py at
+  https://github.com/NVIDIA/TensorRT-LLM/blob/7b437aaa73bf5a44b1102aee5c631074da763b8f/tensorrt_llm/_torch/modules/fused_moe/fused_moe_cutlass.py):
+  the whole value per rank.
+- **SGLang**: under ``--enable-dp-attention`` the server divides ``chunked_prefill_size`` by ``dp_size``
+  after choosing its default (``handle_data_parallelism`` in python/sglang/srt/arg_groups/parallel_hook.py
+  at
+  https://github.com/sgl-project/sglang/blob/22faf6b5bd04f529bd8f350672f9071a1ab3b608/python/sglang/srt/arg_groups/parallel_hook.py,
+  formerly ``ServerArgs._handle_data_parallelism`` in server_args.py): a rank gets value // d.
+
+:func:`rank_token_budget` is that rule, the one place the planner (:mod:`costmodel.pareto`) and the
+public evaluation (``validation.public.silicon``) turn a launch value into a rank's budget;
+:func:`worker_batched_tokens` is the :attr:`costmodel.serving.Engine.max_batched_tokens` of a worker
+(its ranks' budgets together) that follows from it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from costmodel.errors import CostmodelError
+
+DP_DIVIDED_ENGINES = ("sglang",)
+"""Engines that share the launch's token budget among a worker's attention-DP ranks (SGLang's
+``chunked_prefill_size // dp_size``); every other engine gives each rank the whole value."""
+
+
+def _check(name: str, value: object) -> int:
+    if not (isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 1):
+        raise CostmodelError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def rank_token_budget(engine: str, token_budget: int, attention_dp: int) -> int:
+    """Tokens one iteration of one attention-DP rank may carry [tokens] when ``engine`` is launched with
+    a token budget of ``token_budget`` [tokens] on a worker of ``attention_dp`` ranks [-]: the value
+    itself, or for :data:`DP_DIVIDED_ENGINES` (SGLang) its share ``token_budget // attention_dp`` (at
+    least 1); the module docstring cites each engine's source. With one rank, ``token_budget`` for
+    every engine."""
+    budget = _check("token_budget", token_budget)
+    ranks = _check("attention_dp", attention_dp)
+    if engine in DP_DIVIDED_ENGINES:
+        return max(budget // ranks, 1)
+    return budget
+
+
+def worker_batched_tokens(engine: str, token_budget: int, *, attention_dp: int, sequences: int) -> int:
+    """:attr:`costmodel.serving.Engine.max_batched_tokens` of a worker of ``attention_dp`` ranks launched
+    with ``token_budget`` [tokens] and admitting up to ``sequences`` sequences at once [-] (its
+    ``max_batch_size``): its ranks' budgets together (:func:`rank_token_budget` x ``attention_dp``), at
+    least ``sequences`` (every running sequence decodes a token per iteration), so that
+    :attr:`~costmodel.serving.Engine.rank_batched_tokens` is the rank's budget wherever that holds its
+    share of the sequences."""
+    rank = rank_token_budget(engine, token_budget, attention_dp)
+    return max(rank * int(attention_dp), _check("sequences", sequences))

@@ -1,0 +1,110 @@
+"""One rule for an attention-DP rank's token budget (costmodel.token_budget), read by the Pareto planner and
+the public evaluation alike: the expected budgets are the engines' own rules, written out here from their
+sources (vLLM and TensorRT-LLM give every rank the launch's whole value, each rank running its own
+scheduler; SGLang's handle_data_parallelism divides chunked_prefill_size by dp_size), not the module's
+output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from costmodel import pareto
+from costmodel.errors import CostmodelError
+from costmodel.registry import load_hardware, load_model
+from costmodel.token_budget import rank_token_budget, worker_batched_tokens
+from validation.public.engine_memory import (
+    MIB,
+    engine_memory,
+    sglang_cuda_graph_max_bs,
+    sglang_mem_fraction_static,
+)
+from validation.public.silicon import _pool_engine, row_formats, token_budget
+
+ENGINES = ("vllm", "sglang", "trtllm")
+RANK_BUDGET_AT_DP4 = {"vllm": 8192, "trtllm": 8192, "sglang": 8192 // 4}
+"""A rank's budget of a worker of 4 attention-DP ranks launched with 8,192 tokens, by each engine's rule."""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_each_engine_gives_a_rank_its_rule(engine: str) -> None:
+    assert rank_token_budget(engine, 8192, 4) == RANK_BUDGET_AT_DP4[engine]
+    # one rank: the launch's value, whatever the engine
+    for budget in (1, 2048, 8191, 16384):
+        assert rank_token_budget(engine, budget, 1) == budget
+    # a worker's budget is its ranks' together, never below the sequences it admits
+    assert worker_batched_tokens(engine, 8192, attention_dp=4, sequences=16) == 4 * RANK_BUDGET_AT_DP4[engine]
+    assert worker_batched_tokens(engine, 8192, attention_dp=1, sequences=16384) == 16384
+
+
+def test_sglang_keeps_a_rank_at_one_token_at_least() -> None:
+    assert rank_token_budget("sglang", 3, 8) == 1
+    assert rank_token_budget("sglang", 16384, 8) == 2048
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(token_budget=0, attention_dp=1), "token_budget must be an integer >= 1"),
+        (dict(token_budget=8192.0, attention_dp=1), "token_budget must be an integer >= 1"),
+        (dict(token_budget=True, attention_dp=1), "token_budget must be an integer >= 1"),
+        (dict(token_budget=8192, attention_dp=0), "attention_dp must be an integer >= 1"),
+    ],
+)
+def test_bad_input_is_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(CostmodelError, match=message):
+        rank_token_budget("vllm", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_planner_and_the_evaluation_give_a_rank_the_same_budget(engine: str) -> None:
+    """An attention-DP worker of 4 ranks at 64 clients (16 a rank): the planner's aggregated worker and
+    disaggregated pools (launched with its default budget), and the evaluation's pool engine (the engine's
+    default on an H100, the same 8,192 tokens for all three), each rank carrying the engine's rule."""
+    model, hardware = load_model("qwen3-30b-a3b"), load_hardware("h100-sxm")
+    for engine_name in ENGINES:
+        assert token_budget(engine_name, hardware) == pareto.TOKEN_BUDGET == 8192
+    layout = pareto._Layout(tp=1, pp=1, ep=4, format="bf16", attention_dp=4)
+    built = pareto._engine(model, hardware, layout, "bf16", 1, pareto.TOKEN_BUDGET)
+    agg = pareto._launched(built, 64, pareto.TOKEN_BUDGET, engine)
+    pool = pareto._disagg_launched(built, pareto.TOKEN_BUDGET, engine)
+    formats = row_formats(model, engine, "h100_sxm", "bf16", "bf16")
+    row = _pool_engine(model, formats, "h100_sxm", engine, "bf16", 1, 1, 4, {"moe_tp": 1, "moe_ep": 4}, 16)
+    expected = RANK_BUDGET_AT_DP4[engine]
+    assert agg.rank_batched_tokens == pool.rank_batched_tokens == row.rank_batched_tokens == expected
+    assert agg.max_batch_size == row.max_batch_size == 64
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_without_attention_dp_the_planner_launches_what_it_always_did(engine: str) -> None:
+    """One rank: every engine's worker carries the planner's budget raised to its clients, the engine
+    the planner built before the rule existed (max_batched_tokens = max(budget, clients)), so its figures
+    are the same to the bit."""
+    model, hardware = load_model("qwen3-30b-a3b"), load_hardware("h100-sxm")
+    built = pareto._engine(model, hardware, pareto._Layout(2, 1, 2, "bf16"), "bf16", 1, 4096)
+    for clients in (1, 64, 4096, 16384):
+        launched = pareto._launched(built, clients, 4096, engine)
+        assert (launched.max_batch_size, launched.max_batched_tokens) == (clients, max(4096, clients))
+        pool = pareto._disagg_launched(built, max(4096, clients), engine)
+        assert (pool.max_batch_size, pool.max_batched_tokens) == (max(4096, clients),) * 2
+
+
+def test_sglangs_memory_rule_reads_the_launch_value_not_a_ranks_share() -> None:
+    """SGLang sizes its reserve from chunked_prefill_size before dividing it among the ranks
+    (_handle_gpu_memory_settings runs before handle_data_parallelism), so a worker of 4 ranks at the
+    default reserves for the whole 8,192-token value (12,288 MiB of activations' share) while each rank
+    chunks 2,048 tokens."""
+    model = load_model("qwen3-30b-a3b")
+    formats = row_formats(model, "sglang", "h100_sxm", "bf16", "bf16")
+    ranked = _pool_engine(
+        model, formats, "h100_sxm", "sglang", "bf16", 1, 1, 4, {"moe_tp": 1, "moe_ep": 4}, 16
+    )
+    assert ranked.rank_batched_tokens == 2048
+    memory = float(ranked.hardware.memory_bytes)
+    static = sglang_mem_fraction_static(
+        memory / MIB, tp=4, pp=1, chunked_prefill_size=8192,
+        cuda_graph_max_bs=sglang_cuda_graph_max_bs(memory / MIB, 4), dp_attention=4,
+    )  # fmt: skip
+    activations = float(np.max(ranked.replica_memory().activation_bytes))
+    sized = engine_memory("sglang", ranked, defaults=True)
+    assert sized.usable_fraction == pytest.approx(static + activations / memory, rel=1e-12)
