@@ -210,7 +210,9 @@ class _Setup:
     attention_impl: AttentionImpl
     link: Link
 
-    def ops(self, batch: Any, new: Any, past: Any, logits: Literal["all", "last"]) -> tuple[Op, ...]:
+    def ops(
+        self, batch: Any, new: Any, past: Any, logits: Literal["all", "last"], draft_tokens: Any = 0
+    ) -> tuple[Op, ...]:
         w, dep = self.workload, self.deployment
         return forward_ops(
             self.model,
@@ -242,6 +244,7 @@ class _Setup:
             # TensorRT-LLM's nvfp4 MoE quantizes its inputs before the attention-DP all-gather
             # (``CutlassFusedMoE`` / ``TRTLLMGenFusedMoE``, unless TLLM_DISABLE_FP4_ALLGATHER=1)
             quantized_moe_gather=self.efficiency.kernel_engine == "trtllm",
+            draft_tokens=draft_tokens,
         )
 
     @property
@@ -950,14 +953,19 @@ def step_time_s(
     past_tokens: Any,
     efficiency: Efficiency | None = None,
     logits: Literal["all", "last"] = "all",
+    draft_tokens: Any = 0,
 ) -> FloatArray:
     """Time of one forward pass of ``batch_size`` sequences x ``new_tokens`` after ``past_tokens`` [s],
     with the workload's dtypes: the building block for decode steps, verification passes and serving
-    engine iterations. Arrays broadcast."""
+    engine iterations. ``draft_tokens`` k: a speculative verification of k drafts a sequence, whose
+    ``new_tokens`` = k + 1 an MLA model runs in the absorbed decode form (:func:`costmodel.ops.forward_ops`);
+    0: a plain pass. Arrays broadcast."""
     m, hw = load_model(model), load_hardware(hardware)
     dep = deployment or Deployment()
     dep.check(m)
     setup = _Setup(m, hw, workload, dep, efficiency or hw.efficiency, "flash", _tp_link(dep, hw))
     return setup.pipelined_steps(
-        lambda b: setup.times(setup.ops(b, new_tokens, past_tokens, logits)).total_s, batch_size, new_tokens
+        lambda b: setup.times(setup.ops(b, new_tokens, past_tokens, logits, draft_tokens)).total_s,
+        batch_size,
+        new_tokens,
     )

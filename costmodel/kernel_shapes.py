@@ -44,7 +44,8 @@ class AttentionShape:
     ``new_tokens == 1`` is the decode regime (:mod:`costmodel.kernels.generation_attention`: the new
     token's query against ``past_tokens + 1`` keys); more new tokens the prefill regime
     (:mod:`costmodel.kernels.context_attention`, causal over the chunk and its past). With ``mla`` set the
-    MLA kernels of :mod:`costmodel.kernels.mla` run instead (absorbed decode, naive prefill)."""
+    MLA kernels of :mod:`costmodel.kernels.mla` run instead: absorbed where ``new_tokens <= decode_tokens``
+    (a decode, or a speculative verification run by the decode kernel), naive otherwise (a prefill chunk)."""
 
     batch: FloatArray
     """Sequences [-]."""
@@ -68,6 +69,9 @@ class AttentionShape:
     """Bytes per Q/O element [bytes]."""
     mla: MlaDims | None = None
     """The model's MLA dimensions, for MLA attention."""
+    decode_tokens: FloatArray | float = 1.0
+    """Longest query per sequence an MLA pass runs in the absorbed decode kernel [tokens]: 1, or 1 + k in a
+    speculative verification of k drafts (:func:`costmodel.ops.forward_ops`' ``draft_tokens``)."""
 
 
 @dataclass(frozen=True)
@@ -85,8 +89,9 @@ class MlaDims:
 @dataclass(frozen=True)
 class MlaUpShape:
     """MLA's key/value up-projection on one GPU: in prefill the naive ``kv_b_proj`` GEMM over every
-    attended token (``context`` rows); in decode (``new_tokens == 1``) the engines' absorbed form, two
-    per-head batched matmuls over the new tokens (``tokens`` rows) instead (:mod:`costmodel.kernels.mla`)."""
+    attended token (``context`` rows); in decode (``new_tokens <= decode_tokens``: one token, or a
+    speculative verification's 1 + k) the engines' absorbed form, two per-head batched matmuls over the new
+    tokens (``tokens`` rows) instead (:mod:`costmodel.kernels.mla`)."""
 
     tokens: FloatArray
     """New tokens in this pass [tokens]."""
@@ -97,6 +102,8 @@ class MlaUpShape:
     n_heads: float
     """Query heads on this GPU [-]."""
     dims: MlaDims
+    decode_tokens: FloatArray | float = 1.0
+    """Longest query per sequence run in the absorbed form [tokens] (:attr:`AttentionShape.decode_tokens`)."""
 
 
 @dataclass(frozen=True)

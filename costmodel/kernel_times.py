@@ -736,10 +736,13 @@ def _mla_attention_s(hardware: HardwareProfile, keys: _Keys, shape: AttentionSha
     dims = shape.mla
     assert dims is not None
     dtype = _attention_dtype(shape)
-    B, n, past = np.broadcast_arrays(
-        *(np.asarray(x, dtype=np.float64) for x in (shape.batch, shape.new_tokens, shape.past_tokens))
+    B, n, past, q = np.broadcast_arrays(
+        *(
+            np.asarray(x, dtype=np.float64)
+            for x in (shape.batch, shape.new_tokens, shape.past_tokens, shape.decode_tokens)
+        )
     )
-    decode = n <= 1.0
+    decode = n <= q
     out = np.zeros(B.shape)
     mla_dims = {
         "d_model": dims.d_model,
@@ -751,13 +754,18 @@ def _mla_attention_s(hardware: HardwareProfile, keys: _Keys, shape: AttentionSha
     }
     if np.any(decode):
         params = keys.params(mla, _mla_key(keys, "gen", dtype))
+        # a verification's n queries a sequence run as n times the heads over the one latent cache: FlashMLA
+        # plans seqlen_q x heads query rows per key head (vLLM FlashMLAMetadataBuilder._build_decode,
+        # num_q_tokens_per_head_k), and so do the other decode kernels of the engines (docs/serving.md,
+        # "MLA verification in the absorbed form"); n = 1 is the plain decode
+        queries = np.where(decode, n, 1.0)
         t = mla.time_s(
             hardware,
             params,
             op=mla.OP_GENERATION,
             batch_size=np.maximum(B, 1.0),
-            seq_len=past + 1.0,
-            n_heads=shape.n_heads,
+            seq_len=past + queries,
+            n_heads=shape.n_heads * queries,
             kv_bytes=shape.kv_bytes,
             **mla_dims,
         )
@@ -788,10 +796,13 @@ def _mla_up_s(
     from costmodel.kernels import mla
 
     dims = shape.dims
-    tokens, context, n = np.broadcast_arrays(
-        *(np.asarray(x, dtype=np.float64) for x in (shape.tokens, shape.context, shape.new_tokens))
+    tokens, context, n, q = np.broadcast_arrays(
+        *(
+            np.asarray(x, dtype=np.float64)
+            for x in (shape.tokens, shape.context, shape.new_tokens, shape.decode_tokens)
+        )
     )
-    decode = n <= 1.0
+    decode = n <= q
     expand = GemmShape(context, shape.n_heads * (dims.qk_nope_head_dim + dims.v_head_dim), dims.kv_lora_rank)
     naive = _gemm_s(hardware, keys, expand, weight_dtype, activation_dtype)
     if not np.any(decode):
@@ -830,23 +841,25 @@ whatever kv_b_proj's stored format (vLLM's bf16 copies, :func:`_mla_up_s`)."""
 
 def timed_bytes(op: Op) -> FloatArray:
     """Bytes per layer on one GPU that ``op`` moves in the form the kernel models time it [bytes]:
-    ``op.bytes``, except in an MLA decode (one new token per sequence), which the operators count in the
-    naive expansion (every cached token's per-head keys and values rebuilt and read) while the kernel
-    models time the engines' absorbed form (DeepSeek-V2 §2.1.2, "absorb W_UK into W_UQ and W_UV into W_O";
+    ``op.bytes``, except in an MLA decode (one new token per sequence, or the 1 + k of a speculative
+    verification: ``new_tokens <= decode_tokens``), which the operators count in the naive expansion
+    (every cached token's per-head keys and values rebuilt and read) while the kernel models time the
+    engines' absorbed form (DeepSeek-V2 §2.1.2, "absorb W_UK into W_UQ and W_UV into W_O";
     MLACommonImpl, vllm/v1/attention/backends/mla/common.py):
 
     - ``kv_up_proj``: two per-head bmm over the new tokens, reading the 16-bit W_UK / W_UV
       (heads x kv_lora_rank x (nope + v)) and the query / output activations, not the expansion;
     - the attention: MQA over the cached latent (kv_lora_rank + rope elements a token, read once per
-      sequence for all heads), the absorbed query (kv_lora_rank + rope per head) in and the latent output
-      (kv_lora_rank per head) out, and the new token's latent written to the cache.
+      sequence for all heads and queries), the absorbed queries (kv_lora_rank + rope per head and new
+      token) in and the latent outputs (kv_lora_rank per head and new token) out, and the new tokens'
+      latents written to the cache.
 
     Decode-time utilisations (MBU) divide these bytes, so they stay within what the timed kernels move."""
     shape = op.kernel
     if isinstance(shape, MlaUpShape):
         d = shape.dims
-        tokens, n = np.broadcast_arrays(
-            *(np.asarray(x, dtype=np.float64) for x in (shape.tokens, shape.new_tokens))
+        tokens, n, q = np.broadcast_arrays(
+            *(np.asarray(x, dtype=np.float64) for x in (shape.tokens, shape.new_tokens, shape.decode_tokens))
         )
         weights = shape.n_heads * d.kv_lora_rank * (d.qk_nope_head_dim + d.v_head_dim) * MLA_BMM_BYTES
         # bmm_pre: q_nope in, its latent out; bmm_post: the latent output in, v out
@@ -857,16 +870,20 @@ def timed_bytes(op: Op) -> FloatArray:
             * MLA_BMM_BYTES
         )
         absorbed = np.where(tokens > 0, weights + acts, 0.0)
-        return np.asarray(np.where(n <= 1.0, absorbed, op.bytes))
+        return np.asarray(np.where(n <= q, absorbed, op.bytes))
     if isinstance(shape, AttentionShape) and shape.mla is not None:
         d = shape.mla
-        B, n, past = np.broadcast_arrays(
-            *(np.asarray(x, dtype=np.float64) for x in (shape.batch, shape.new_tokens, shape.past_tokens))
+        B, n, past, q = np.broadcast_arrays(
+            *(
+                np.asarray(x, dtype=np.float64)
+                for x in (shape.batch, shape.new_tokens, shape.past_tokens, shape.decode_tokens)
+            )
         )
         latent = d.kv_lora_rank + d.qk_rope_head_dim
-        reads = B * (past + 1.0) * latent * shape.kv_bytes + B * shape.n_heads * latent * shape.act_bytes
-        writes = B * shape.n_heads * d.kv_lora_rank * shape.act_bytes + B * latent * shape.kv_bytes
-        return np.asarray(np.where(n <= 1.0, np.where(B > 0, reads + writes, 0.0), op.bytes))
+        Bn = B * n  # the queries: one a sequence in a decode, 1 + k in a verification
+        reads = B * (past + n) * latent * shape.kv_bytes + Bn * shape.n_heads * latent * shape.act_bytes
+        writes = Bn * shape.n_heads * d.kv_lora_rank * shape.act_bytes + Bn * latent * shape.kv_bytes
+        return np.asarray(np.where(n <= q, np.where(B > 0, reads + writes, 0.0), op.bytes))
     return op.bytes
 
 

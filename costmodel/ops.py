@@ -59,6 +59,7 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel.dtypes import activation_bytes_per_element, get_dtype, runs_natively, storage_bytes
+from costmodel.errors import CostmodelError
 from costmodel.execution import LaunchCounts, eager_launches, trtllm_launches
 from costmodel.flops import AttentionMask, attended_keys, group_attended_keys
 from costmodel.kernel_shapes import (
@@ -377,6 +378,7 @@ def forward_ops(
     launch_counts: LaunchCounts = "reference",
     norm_in_allreduce: bool = False,
     quantized_moe_gather: bool = False,
+    draft_tokens: npt.ArrayLike = 0,
 ) -> tuple[Op, ...]:
     """The operators of one forward pass over ``new_tokens`` per sequence after ``past_tokens``.
 
@@ -429,12 +431,22 @@ def forward_ops(
         those bytes (nvfp4: 4 bits and an 8-bit scale per 16 elements). Otherwise, and for the
         reduce-scatter after the experts always, the collective moves the residual stream's 16-bit hidden
         states, whatever format the matmuls quantize their inputs to.
+    draft_tokens : int or array
+        Speculative draft tokens each sequence verifies in this pass, k [tokens] (0: none). An MLA pass of
+        at most 1 + k new tokens per sequence is timed in the absorbed decode form, as the engines run a
+        verification (:mod:`costmodel.kernels.mla`; a longer chunk stays naive); the operators' own FLOPs
+        and bytes keep the naive count (:func:`costmodel.kernel_times.timed_bytes`).
     """
     B = np.asarray(batch_size, dtype=np.float64)
     n = np.asarray(new_tokens, dtype=np.float64)
     past = np.asarray(past_tokens, dtype=np.float64)
     T = B * n  # tokens in this pass
+    drafts = np.asarray(draft_tokens, dtype=np.float64)
+    if not (np.isfinite(drafts).all() and (drafts >= 0).all()):
+        raise CostmodelError(f"draft_tokens must be finite and >= 0, got {draft_tokens!r}")
     zero = np.zeros(np.broadcast(B, n, past).shape)
+    # the longest query per sequence an MLA pass runs absorbed, per entry of the pass
+    decode_tokens = np.asarray(np.broadcast_to(1.0 + drafts, zero.shape), dtype=np.float64)
     a = max(get_dtype(activation_dtype).bits, 8.0) / 8
     quantized = get_dtype(weight_dtype).quantized
     keep = activation_dtype if not get_dtype(activation_dtype).quantized else "bf16"
@@ -708,7 +720,7 @@ def forward_ops(
                 context,
                 mla.kv_lora_rank,
                 H * (mla.qk_nope_head_dim + v_dim) / tp,
-                kernel=MlaUpShape(zero + T, zero + context, zero + n, H / tp, mla_dims),
+                kernel=MlaUpShape(zero + T, zero + context, zero + n, H / tp, mla_dims, decode_tokens),
             )
         # attention core, one operator per window (gpt-oss: full and 128-token local layers)
         kv_token = _kv_token_bytes(model, kv_dtype)  # per layer
@@ -826,6 +838,7 @@ def forward_ops(
                     get_dtype(kv_dtype).bits / 8,
                     a,
                     mla_dims,
+                    decode_tokens,
                 )
                 if attention_impl == "flash" and kind != "chunked" and (sparse is None or sparse_decode)
                 else None

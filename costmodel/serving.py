@@ -507,11 +507,12 @@ class _Parts:
     ) -> FloatArray:
         """:func:`step_time` of this engine (same arguments); ``decode_new_tokens`` n: each decoding
         sequence runs n new tokens over its cache (a speculative verification of n - 1 drafts, logits for
-        all of them). The linear term counts b n + k tokens; the decodes' attention stays S(b, 1, c) -
-        S(b, 1, 0): a decode attention kernel takes a sequence's n queries together, like n times the
-        heads, and reads its cache once, which holds while decoding attention is memory bound (MLA at 16
-        heads per GPU: 4 queries reach ~120 FLOP per cache byte, under the ridge of the GPUs modelled).
-        n = 1 is :func:`step_time`; ``prompt_len`` as there."""
+        all of them). The linear term counts b n + k tokens. The decodes' attention
+        (:meth:`decode_attention_s`): an MLA model's S(b, n, c) - S(b, n, 0) in the absorbed decode form,
+        whose kernel takes a sequence's n queries together, like n times the heads, over its latent cache
+        read once (so its FLOPs grow with n where 128 heads a GPU under attention DP make it compute
+        bound); other models' S(b, 1, c) - S(b, 1, 0), which holds while their decoding attention is
+        memory bound. n = 1 is :func:`step_time`; ``prompt_len`` as there."""
         b, c, k, p = np.broadcast_arrays(
             *(
                 np.asarray(x, dtype=np.float64)
@@ -539,7 +540,7 @@ class _Parts:
             largest = np.minimum(k, r * np.asarray(prompt_len, dtype=np.float64))
             prefill = self.prompts_chunk_s(k, prompt_len)
         return np.asarray(
-            self.linear_s(self.paced_tokens(b * n + k, largest)) + self.decode_attention_s(b, c) + prefill
+            self.linear_s(self.paced_tokens(b * n + k, largest)) + self.decode_attention_s(b, c, n) + prefill
         )
 
     def _pass(
@@ -550,6 +551,7 @@ class _Parts:
         logits: Literal["all", "last", "bare", "head"] = "all",
         *,
         one_microbatch: bool = False,
+        drafts: float = 0.0,
     ) -> FloatArray:
         """S(batch, new, past), each distinct pass computed once per engine; ``one_microbatch``: as one
         pipeline micro-batch (no split when pp > 1); ``logits="bare"``: S_bare, the pass without its
@@ -557,13 +559,13 @@ class _Parts:
         linear work alone; ``logits="head"``: the output head's GEMM alone (every token's logits)."""
         # one micro-batch is every pass's schedule when pp = 1: such passes share their key
         one_microbatch = one_microbatch and self.deployment is not None and self.deployment.pp > 1
-        key = (*(_exact_key(x) for x in (batch, new, past)), logits, one_microbatch)
+        key = (*(_exact_key(x) for x in (batch, new, past)), logits, one_microbatch, drafts)
         with self._lock:
             if key not in self._passes:
                 if self._wanted:  # inside :meth:`together`'s first call: note the pass, a placeholder
-                    self._wanted[-1].append((key, batch, new, past, logits, one_microbatch))
+                    self._wanted[-1].append((key, batch, new, past, logits, one_microbatch, drafts))
                     return np.zeros(np.broadcast_shapes(np.shape(batch), np.shape(new), np.shape(past)))
-                self._passes[key] = self._evaluate(batch, new, past, logits, one_microbatch)
+                self._passes[key] = self._evaluate(batch, new, past, logits, one_microbatch, drafts)
             return self._passes[key]
 
     def note(self, fn: Callable[[], object]) -> None:
@@ -627,16 +629,16 @@ class _Parts:
     def _evaluate_together(self, wanted: list[tuple[Any, ...]]) -> None:
         """Evaluate ``wanted`` (noted passes), those of one kind as one concatenated pass."""
         kinds: dict[tuple[Any, ...], dict[tuple[Any, ...], tuple[Any, ...]]] = {}
-        for key, batch, new, past, logits, one_microbatch in wanted:
+        for key, batch, new, past, logits, one_microbatch, drafts in wanted:
             # a pass of scalars stays one: numpy's scalar arithmetic (x ** p on a float64 scalar: the C
             # library's pow) and its array loops (SIMD) may differ in the last bit
             alone = None if any(np.ndim(x) for x in (batch, new, past)) else key
-            kind = (logits, one_microbatch, bool(np.all(np.asarray(new) <= 1.0)), alone)
+            kind = (logits, one_microbatch, drafts, bool(np.all(np.asarray(new) <= 1.0)), alone)
             kinds.setdefault(kind, {})[key] = (batch, new, past)
-        for (logits, one_microbatch, _, _), passes in kinds.items():
+        for (logits, one_microbatch, drafts, _, _), passes in kinds.items():
             if len(passes) == 1:
                 for key, (batch, new, past) in passes.items():
-                    self._passes[key] = self._evaluate(batch, new, past, logits, one_microbatch)
+                    self._passes[key] = self._evaluate(batch, new, past, logits, one_microbatch, drafts)
                 continue
             shapes = [np.broadcast_shapes(*(np.shape(x) for x in args)) for args in passes.values()]
             ends = np.cumsum([math.prod(shape) for shape in shapes]).tolist()
@@ -646,7 +648,9 @@ class _Parts:
             for args, shape, start, end in zip(passes.values(), shapes, starts, ends, strict=True):
                 for column, x in zip(columns, args, strict=True):
                     column[start:end].reshape(shape)[...] = x
-            out = np.broadcast_to(self._evaluate(batch, new, past, logits, one_microbatch), batch.shape)
+            out = np.broadcast_to(
+                self._evaluate(batch, new, past, logits, one_microbatch, drafts), batch.shape
+            )
             for key, shape, start, end in zip(passes, shapes, starts, ends, strict=True):
                 self._passes[key] = np.array(out[start:end].reshape(shape))
 
@@ -657,6 +661,7 @@ class _Parts:
         past: Any,
         logits: Literal["all", "last", "bare", "head"],
         one_microbatch: bool,
+        drafts: float = 0.0,
     ) -> FloatArray:
         from costmodel.estimate import _Setup, _tp_link, step_time_s
         from costmodel.ops import HEAD_OPS
@@ -692,6 +697,7 @@ class _Parts:
             past_tokens=past,
             efficiency=self.efficiency,
             logits=logits,
+            draft_tokens=drafts,
         )
 
     def linear_s(self, tokens: npt.ArrayLike) -> FloatArray:
@@ -723,12 +729,22 @@ class _Parts:
         m = float(dep.microbatches or dep.pp)
         return np.asarray(np.maximum(T, m * np.asarray(chunk, dtype=np.float64)))
 
-    def decode_attention_s(self, batch: npt.ArrayLike, context: npt.ArrayLike) -> FloatArray:
-        """S(b, 1, c) - S(b, 1, 0): b decodes' attention over c cached tokens each [s]."""
+    def decode_attention_s(
+        self, batch: npt.ArrayLike, context: npt.ArrayLike, new_tokens: float = 1.0
+    ) -> FloatArray:
+        """S(b, 1, c) - S(b, 1, 0): b decodes' attention over c cached tokens each [s]. With ``new_tokens``
+        n > 1 (a speculative verification of n - 1 drafts) and an MLA model: S(b, n, c) - S(b, n, 0) with
+        the n tokens run in the absorbed decode form, as the engines run a verification (each sequence's
+        cached latent read once for its n queries, the queries' FLOPs n times a decode's;
+        :func:`costmodel.ops.forward_ops`' ``draft_tokens``). Other models keep S(b, 1, c) - S(b, 1, 0)."""
         b, c = np.broadcast_arrays(np.asarray(batch, dtype=np.float64), np.asarray(context, dtype=np.float64))
         if not ((b > 0) & (c > 0)).any():
             return np.zeros(b.shape)
         b1 = np.maximum(b, 1.0)
+        n = float(new_tokens)
+        if n > 1.0 and self.model.mla is not None:
+            with_cache = self._pass(b1, n, c, drafts=n - 1.0)
+            return np.asarray(np.where(b > 0, with_cache - self._pass(b1, n, 0, drafts=n - 1.0), 0.0))
         return np.asarray(np.where(b > 0, self._pass(b1, 1, c) - self._pass(b1, 1, 0), 0.0))
 
     def _chunk_less(

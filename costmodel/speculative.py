@@ -536,7 +536,14 @@ def plan(
         tgt, hardware, workload, deployment, batch_size=B, new_tokens=1, past_tokens=context
     )
     t_verify = step_time_s(
-        tgt, hardware, workload, deployment, batch_size=B, new_tokens=ks + 1, past_tokens=context
+        tgt,
+        hardware,
+        workload,
+        deployment,
+        batch_size=B,
+        new_tokens=ks + 1,
+        past_tokens=context,
+        draft_tokens=ks,
     )
     if draft_model is None:
         t_draft = np.zeros_like(t_target)

@@ -323,6 +323,35 @@ def test_an_absorbed_mla_decode_reads_the_cached_latent_once_per_sequence() -> N
     assert float(attention.bytes) > 50 * float(timed_bytes(attention))  # the naive count it replaces
 
 
+def test_an_absorbed_mla_verification_reads_the_cached_latent_once_for_its_queries() -> None:
+    """Oracle, by hand from DeepSeek-V3's dimensions: a verification of 3 drafts (4 queries a sequence) after
+    2,303 cached tokens, timed absorbed, reads each sequence's 2,307 latent rows (kv_lora_rank + rope =
+    512 + 64 elements) once for all 4 x 128 query heads, reads the 4 x 128 absorbed queries (576 wide) and
+    writes their latent outputs (512 wide) in 16 bits, and writes the 4 new latents to the cache; its absorb
+    matmuls read the 16-bit W_UK / W_UV (128 heads x 512 x (128 + 128)) once and, per new token and head,
+    q_nope (128) in, its latent (512) out, the latent output (512) in and v (128) out."""
+    from costmodel.kernel_times import timed_bytes
+    from costmodel.ops import forward_ops
+
+    m = costmodel.load_model("deepseek-v3")
+    ops = forward_ops(m, batch_size=32, new_tokens=4, past_tokens=2303, draft_tokens=3)
+    by_name = {op.name: op for op in ops}
+    attention, up = by_name["attention"], by_name["kv_up_proj"]
+    cache = 61 * 32 * 2307 * 576 * 2.0
+    heads = 61 * 32 * 4 * 128 * (576 + 512) * 2.0
+    written = 61 * 32 * 4 * 576 * 2.0
+    assert float(timed_bytes(attention)) * attention.layers == pytest.approx(
+        cache + heads + written, rel=1e-9
+    )
+    weights = 128 * 512 * (128 + 128) * 2.0
+    acts = 32 * 4 * 128 * (128 + 512 + 512 + 128) * 2.0
+    assert float(timed_bytes(up)) == pytest.approx(weights + acts, rel=1e-9)
+    # without drafts the same 4 tokens are a prefill chunk, counted (and timed) naive
+    naive = {op.name: op for op in forward_ops(m, batch_size=32, new_tokens=4, past_tokens=2303)}
+    assert np.array_equal(timed_bytes(naive["attention"]), naive["attention"].bytes)
+    assert float(naive["attention"].bytes) > 20 * float(timed_bytes(attention))
+
+
 def test_training_micro_batches_are_whole_sequences() -> None:
     """16 sequences per replica (Llama 3 405B, Table 4: 2,048 x 8,192 tokens over DP 128) can form 1, 2,
     4, 8 or 16 micro-batches, not 64 (a quarter sequence each)."""

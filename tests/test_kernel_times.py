@@ -457,6 +457,43 @@ def test_another_engines_kernels_never_change_an_engines_moe_layer() -> None:
     assert kernel_times.moe_keys(chooser, "nvfp4") == ["nvfp4"]
 
 
+def test_an_mla_verification_runs_the_absorbed_decode_kernel_and_a_prefill_chunk_stays_naive() -> None:
+    """A speculative verification of k drafts (k + 1 queries a sequence over its cache) runs in the engines'
+    absorbed decode kernel (vLLM's reorder_batch_threshold = 1 + k, SGLang's MLA dispatch of TARGET_VERIFY,
+    TensorRT-LLM's absorbed generation). Oracles, DeepSeek-V3 on H100 at 16 and 128 heads a GPU:
+    - its queries do the FLOPs of a decode of B (k + 1) sequences over the same keys and read the cached
+      latent once a sequence, not k + 1 times: never dearer than that decode, never cheaper than a decode
+      of the B sequences alone;
+    - the absorb matmuls run over the pass's B (k + 1) new tokens: those of the B (k + 1)-sequence decode;
+    - far below the naive form (the cache's 128 heads' keys and values rebuilt), which a pass without
+      drafts keeps, and which a 2,048-token chunk over a cache keeps whatever the draft count."""
+    m = costmodel.load_model("deepseek-v3")
+    B, past = 32, 4095
+
+    def t(name: str, **kw: Any) -> float:
+        ops = forward_ops(m, **kw)
+        names = [op.name for op in ops]
+        return float(kernel_times.op_times(ops, H100, efficiency=KERNELS).time_s(names.index(name)))
+
+    for tp in (8, 1):
+        for k in (1, 3):
+            kw: dict[str, Any] = {"tp": tp, "batch_size": B, "past_tokens": past}
+            verify = t("attention", new_tokens=k + 1, draft_tokens=k, **kw)
+            naive = t("attention", new_tokens=k + 1, **kw)
+            kw.update(batch_size=B * (k + 1), past_tokens=past + k)
+            decodes = t("attention", new_tokens=1, **kw)
+            alone = t("attention", batch_size=B, new_tokens=1, past_tokens=past, tp=tp)
+            assert alone <= verify <= decodes
+            assert naive > 5 * verify
+            up = t("kv_up_proj", batch_size=B, new_tokens=k + 1, past_tokens=past, draft_tokens=k, tp=tp)
+            assert up == pytest.approx(t("kv_up_proj", new_tokens=1, **kw), rel=1e-12)
+    chunk = {"batch_size": 1, "new_tokens": 2048, "past_tokens": 4096, "tp": 8}
+    for name in ("attention", "kv_up_proj"):
+        assert t(name, draft_tokens=3, **chunk) == t(name, **chunk)
+    with pytest.raises(costmodel.CostmodelError, match="draft_tokens"):
+        forward_ops(m, batch_size=1, new_tokens=2, draft_tokens=-1)
+
+
 def test_top_k_sparse_mla_decode_is_the_mla_kernel_over_the_selected_keys() -> None:
     """DeepSeek sparse attention (GLM-5): a decode reads the top-k selected latent rows with the absorbed
     MLA decode kernel, so below top-k cached tokens it is the dense MLA decode, and beyond it stops

@@ -318,6 +318,7 @@ def test_terms_sharing_their_passes_equal_each_term_alone(model: str, deployment
         ("llama-3-8b", Deployment(tp=1)),
         ("llama-3-8b", Deployment(tp=2, pp=2)),
         ("qwen3-30b-a3b", Deployment(tp=1, attention_dp=2, moe_ep=2)),
+        ("deepseek-v3", Deployment(tp=8)),  # MLA: a verification's passes carry their drafts
     ],
 )
 def test_passes_evaluated_together_equal_each_alone(model: str, deployment: Deployment) -> None:
@@ -666,3 +667,30 @@ def test_one_prompt_or_one_chunk_of_one_is_the_single_chunk_iteration(
     np.testing.assert_array_equal(got, before)
     with pytest.raises(CostmodelError, match="prefill_past must be 0"):
         parts.step_time(prefill_tokens=1024, prefill_past=10, prompt_len=1024)
+
+
+@pytest.mark.parametrize(
+    "deployment", [Deployment(tp=8), Deployment(tp=1, attention_dp=8, moe_ep=8)], ids=["tp8", "dp8"]
+)
+def test_an_mla_verifications_attention_is_the_absorbed_decode_of_its_queries(deployment: Deployment) -> None:
+    """DeepSeek-V3 fp8 on B200 at 16 and 128 heads a GPU. A speculative verification's n = k + 1 queries a
+    sequence run in the absorbed decode kernel over the sequence's latent cache, read once: the iteration
+    never undercuts the b sequences' plain decode and never exceeds a decode of the b n queries as sequences
+    of their own over as many keys (the same linear work; the cache read n times). At 128 heads a GPU the
+    decode attention is compute bound, so the queries' FLOPs show: the verification's attention costs well
+    over the plain decode's. A model without MLA keeps S(b, 1, c) - S(b, 1, 0)."""
+    engine = Engine(
+        load_model("deepseek-v3"), load_hardware("b200"), Workload(weight_dtype="fp8"), deployment
+    )
+    parts = engine.parts
+    b, c = np.array([4.0, 32.0, 128.0]) * deployment.attention_dp, 6000.0
+    plain = parts.step_time(decode_batch=b, decode_context=c)
+    for n in (2.0, 4.0):
+        verify = parts.step_time(decode_batch=b, decode_context=c, decode_new_tokens=n)
+        decodes = parts.step_time(decode_batch=b * n, decode_context=c + n - 1.0)
+        assert np.all(plain <= verify)
+        assert np.all(verify <= decodes)
+        if deployment.attention_dp > 1:
+            assert parts.decode_attention_s(b, c, n)[-1] > 1.5 * parts.decode_attention_s(b, c)[-1]
+    llama = Engine(load_model("llama-3-8b"), load_hardware("h100-sxm"), Workload(), Deployment())
+    assert np.array_equal(llama.parts.decode_attention_s(b, c, 4.0), llama.parts.decode_attention_s(b, c))
