@@ -786,7 +786,13 @@ K_MAX_LIMIT = 64
 
 
 @app.command()
-@friendly_flags(prompt_len="--prompt-len", output_len="--output-len", tp="--tp", draft_tp="--draft-tp")
+@friendly_flags(
+    prompt_len="--prompt-len",
+    output_len="--output-len",
+    tp="--tp",
+    draft_tp="--draft-tp",
+    **{"heterogeneous_vocab=True": "--heterogeneous-vocab"},
+)
 def speculative(
     target: Annotated[str, typer.Option(help="Target model (built-in name or path).")],
     draft: Annotated[
@@ -806,6 +812,14 @@ def speculative(
             "draft_tensor_parallel_size)."
         ),
     ] = None,
+    heterogeneous_vocab: Annotated[
+        bool,
+        typer.Option(
+            "--heterogeneous-vocab",
+            help="Allow a draft model whose vocabulary differs from the target's (vLLM's "
+            "use_heterogeneous_vocab: drafting over the tokens both hold; --alpha measured so).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Best draft length and speedup of speculative decoding versus batch size on a device."""
@@ -821,7 +835,7 @@ def speculative(
     room = size(target, hardware, batch_size=1, prompt_len=prompt_len, output_len=output_len,
                 weight_dtype=weight_dtype, deployment=Deployment(tp=tp))  # fmt: skip
     frame = plan(target, draft, hardware, w, alpha=alpha, k_max=k_max, deployment=Deployment(tp=tp),
-                 draft_tp=draft_tp)  # fmt: skip
+                 draft_tp=draft_tp, heterogeneous_vocab=heterogeneous_vocab)  # fmt: skip
     rows: list[dict[str, Any]] = []
     for record in frame.to_dict("records"):  # per batch size: the best k, or the least bad one
         current = rows[-1] if rows and rows[-1]["batch_size"] == record["batch_size"] else None

@@ -699,3 +699,11 @@ def test_api_errors_keep_the_api_names() -> None:
 
     with pytest.raises(CostmodelError, match=r"prompt_len \+ output_len = 9,256"):
         check_context(costmodel.load_model("llama-3-8b"), 9000, 256)
+
+
+def test_speculative_refuses_a_draft_of_another_vocabulary_naming_the_flag() -> None:
+    args = ["speculative", "--target", "llama-3-70b", "--draft", "llama-2-7b", "--alpha", "0.8", "--tp", "4"]
+    line = _one_line_error(args)
+    assert "a vocabulary of 32,000 tokens, the target llama-3-70b 128,256" in line
+    assert "--heterogeneous-vocab" in line
+    assert runner.invoke(app, [*args, "--heterogeneous-vocab", "--json"]).exit_code == 0
