@@ -549,7 +549,7 @@ _DEPLOYMENT_FLAGS = {
 
 
 @app.command()
-@friendly_flags(**_WORKLOAD_FLAGS, **_DEPLOYMENT_FLAGS)
+@friendly_flags(**_WORKLOAD_FLAGS, **_DEPLOYMENT_FLAGS, sparsity="--sparsity")
 def estimate(
     model: Annotated[str, typer.Option(help="Built-in model name, or a YAML / config.json path.")],
     hardware: Annotated[str, typer.Option(help="Built-in hardware name, or a YAML path.")] = "h100-sxm",

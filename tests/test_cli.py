@@ -635,6 +635,10 @@ def test_tp_degrees_are_the_splits_deployment_check_accepts() -> None:
             "--ep (8) must divide one of --tp x --attention-dp (4)",
         ),
         (["pareto", "--model", "llama-3-8b", "--hardware", "h100-sxm", "--ep", "2"], "--ep (2) > 1 needs a"),
+        (  # 8 x 2 GPUs: more than a worker holds, so nothing to search (it said "0 tried: ")
+            ["pareto", "--model", "llama-3-8b", "--hardware", "h100-sxm", "--tp", "8", "--pp", "2"],
+            "every --tp x --attention-dp x --pp exceeds the 8 GPUs of a worker",
+        ),
         (
             ["pareto", "--model", "llama-3-8b", "--hardware", "h100-sxm", "--attention-dp", "2"],
             "--attention-dp (2) > 1 needs a mixture",
@@ -683,6 +687,7 @@ def test_a_workload_past_the_context_names_the_flags_and_the_limit(args: list[st
     ("args", "flag"),
     [
         (["estimate", "--model", "llama-3-8b", "--batch-size", "0"], "--batch-size must be >= 1"),
+        (["estimate", "--model", "llama-3-8b", "--sparsity", "1:2"], "--sparsity must be 'none' or '2:4'"),
         (["compare", "--model", "llama-3-8b", "--output-len", "0"], "--output-len must be >= 1"),
         (
             ["plan", "--model", "llama-3-8b", "--rate", "1", "--prompt-mean", "0"],
