@@ -614,7 +614,7 @@ def test_a_draft_model_with_another_vocabulary_is_refused_unless_asked() -> None
     """A draft's proposals are token ids the target verifies: vLLM refuses a draft_model whose vocab_size
     differs from the target's (SpeculativeConfig.verify_equal_vocab_size_if_draft_model) unless
     use_heterogeneous_vocab is set. Llama 2 (32,000 tokens) cannot draft for Llama 3 (128,256); Qwen3-8B
-    (151,936) not for Qwen2.5-7B (152,064) either, though the two differ only by padding rows."""
+    (151,936) not for Qwen2.5-7B (152,064) either: vLLM compares the configs' vocab_size alone."""
     import costmodel
     from costmodel.speculative import plan
 
