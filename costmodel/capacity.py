@@ -1420,7 +1420,8 @@ def plan(
     slo : SLO
         Latency objectives at ``slo.quantile``.
     tp : sequence of int
-        Tensor-parallel degrees to try on every device (degrees the model cannot split are skipped).
+        Tensor-parallel degrees to try on every device (a degree the model cannot split is a row with
+        ``feasible`` False and the reason, on every device; the CLI refuses one the user typed).
     weight_dtype, kv_dtype, activation_dtype, expert_dtype, expert_activation_dtype, component_dtypes
         Formats, as :class:`costmodel.specs.Workload`'s (a published checkpoint's:
         ``**costmodel.memory.workload_formats(model, checkpoint, hardware)``).

@@ -10,7 +10,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -27,7 +27,7 @@ from costmodel.estimate import estimate as run_estimate
 from costmodel.estimate import size
 from costmodel.params import param_count
 from costmodel.registry import list_hardware, list_models, load_hardware, load_model, to_yaml
-from costmodel.specs import Deployment, Workload, check_context
+from costmodel.specs import Deployment, ModelProfile, Workload, check_context, tp_degrees
 
 app = typer.Typer(
     add_completion=False,
@@ -76,23 +76,41 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def friendly(func: F) -> F:
-    """Turn bad-input exceptions into one line on stderr and exit code 2 (never a traceback)."""
+def as_flags(message: str, flags: Mapping[str, str]) -> str:
+    """``message`` of the API (``prompt_len + output_len``, ``tp (3)``) naming the CLI flags the user typed
+    instead (``--isl + --osl``, ``--tp (3)``): each name of ``flags`` that stands alone is replaced."""
+    if not flags:
+        return message
+    names = "|".join(re.escape(name) for name in sorted(flags, key=len, reverse=True))
+    return re.sub(rf"(?<![\w.-])({names})(?![\w-])", lambda m: flags[m[1]], message)
 
+
+def _friendly(func: F, flags: Mapping[str, str]) -> F:
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except ValidationError as e:
-            raise fail(describe_options(e)) from None
+            raise fail(as_flags(describe_options(e), flags)) from None
         except (CostmodelError, ValueError, OverflowError, ZeroDivisionError) as e:
             if isinstance(e.__cause__, ValidationError):  # a spec built from the options
-                raise fail(describe_options(e.__cause__)) from None
-            raise fail(str(e)) from None
+                raise fail(as_flags(describe_options(e.__cause__), flags)) from None
+            raise fail(as_flags(str(e), flags)) from None
         except OSError as e:
             raise fail(f"{e.strerror or e}: {e.filename}" if e.filename else str(e)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def friendly(func: F) -> F:
+    """Turn bad-input exceptions into one line on stderr and exit code 2 (never a traceback)."""
+    return _friendly(func, {})
+
+
+def friendly_flags(**flags: str) -> Callable[[F], F]:
+    """:func:`friendly`, with the API's parameter names in messages replaced by the command's flags
+    (``prompt_len="--isl"``): an error names what the user typed, not what the library calls it."""
+    return lambda func: _friendly(func, flags)
 
 
 def _finite(value: Any) -> Any:
@@ -192,6 +210,68 @@ def parse_ints(text: str, option: str, low: int = 1, high: int = 1024) -> list[i
             f"{option} must be comma-separated integers in [{low}, {high}], e.g. 1,2,4 (got {text!r})"
         )
     return list(dict.fromkeys(values))
+
+
+def check_tp(profile: ModelProfile, degrees: Iterable[int], flag: str = "--tp") -> None:
+    """Each tensor-parallel degree the user typed must split ``profile``; else one line naming ``flag``
+    and the degrees that do (:func:`costmodel.specs.tp_degrees`)."""
+    for degree in degrees:
+        try:
+            Deployment(tp=degree).check(profile)
+        except ValueError as e:
+            takes = ", ".join(str(d) for d in tp_degrees(profile))
+            raise CostmodelError(
+                f"{as_flags(str(e), {'tp': flag})}; {flag} takes {takes} for {profile.name}"
+            ) from None
+
+
+def check_search_split(
+    profile: ModelProfile,
+    tp: list[int],
+    pp: list[int],
+    ep: list[int] | None,
+    attention_dp: list[int],
+    *,
+    typed_tp: bool = True,
+) -> None:
+    """The degrees a search was given must each split ``profile`` on their own (``--tp`` only if typed:
+    the search lists the default degrees that do not as skipped), and each ``--ep`` must divide some
+    ``--tp`` x ``--attention-dp``."""
+    if typed_tp:
+        check_tp(profile, tp)
+    for stages in pp:
+        if stages > profile.n_layers:
+            raise CostmodelError(f"--pp ({stages}) exceeds the model's n_layers ({profile.n_layers})")
+    moe = profile.moe
+    for ranks in attention_dp:
+        if ranks > 1 and moe is None:
+            raise CostmodelError(
+                f"--attention-dp ({ranks}) > 1 needs a mixture-of-experts model (its ranks share the MoE "
+                f"layers); {profile.name} is dense"
+            )
+    for experts in ep or ():
+        if experts > 1 and moe is None:
+            raise CostmodelError(
+                f"--ep ({experts}) > 1 needs a mixture-of-experts model; {profile.name} is dense"
+            )
+        if moe is not None and moe.n_experts % experts:
+            raise CostmodelError(f"--ep ({experts}) must divide moe.n_experts ({moe.n_experts})")
+        groups = sorted({t * a for t in tp for a in attention_dp})
+        if not any(group % experts == 0 for group in groups):
+            raise CostmodelError(
+                f"--ep ({experts}) must divide one of --tp x --attention-dp ({', '.join(map(str, groups))}), "
+                "the GPUs of the MoE layer its experts are spread over"
+            )
+
+
+def check_split(profile: ModelProfile, dep: Deployment, flags: Mapping[str, str]) -> None:
+    """``dep`` must split ``profile`` (:meth:`Deployment.check`): the tensor-parallel degree first, with
+    the degrees that do, then the rest, each error naming the flags (``flags``: field -> flag)."""
+    check_tp(profile, [dep.tp], flags.get("tp", "--tp"))
+    try:
+        dep.check(profile)
+    except ValueError as e:
+        raise CostmodelError(as_flags(str(e), flags)) from None
 
 
 def parse_prices(text: str | None, names: list[str]) -> dict[str, float]:
@@ -456,8 +536,20 @@ PriceOpt = Annotated[
 ]
 
 
+# the API names of what the workload options set, as the user typed them
+_WORKLOAD_FLAGS = {"batch_size": "--batch-size", "prompt_len": "--prompt-len", "output_len": "--output-len"}
+_DEPLOYMENT_FLAGS = {
+    "tp": "--tp",
+    "pp": "--pp",
+    "attention_dp": "--attention-dp",
+    "moe_tp": "--moe-tp",
+    "moe_ep": "--moe-ep",
+    "ep": "--moe-ep",  # the older name of moe_ep
+}
+
+
 @app.command()
-@friendly
+@friendly_flags(**_WORKLOAD_FLAGS, **_DEPLOYMENT_FLAGS, sparsity="--sparsity")
 def estimate(
     model: Annotated[str, typer.Option(help="Built-in model name, or a YAML / config.json path.")],
     hardware: Annotated[str, typer.Option(help="Built-in hardware name, or a YAML path.")] = "h100-sxm",
@@ -483,6 +575,7 @@ def estimate(
         batch_size, prompt_len, output_len, weight_dtype, kv_dtype, activation_dtype, sparsity
     )
     dep = Deployment(tp=tp, pp=pp, attention_dp=attention_dp, moe_tp=moe_tp, moe_ep=moe_ep)
+    check_split(load_model(model), dep, _DEPLOYMENT_FLAGS)
     price = parse_prices(usd_per_hour, [hardware]).get(hardware)
     report = run_estimate(model, hardware, w, dep, usd_per_hour=price)
     sizes = size(
@@ -591,7 +684,7 @@ def estimate(
 
 
 @app.command()
-@friendly
+@friendly_flags(**_WORKLOAD_FLAGS, tp="--tp")
 def compare(
     model: Annotated[str, typer.Option(help="Built-in model name, or a YAML / config.json path.")],
     hardware: Annotated[
@@ -612,6 +705,7 @@ def compare(
     names = parse_names(hardware)
     prices = parse_prices(usd_per_hour, names)
     w = _workload_options(batch_size, prompt_len, output_len, weight_dtype, kv_dtype, activation_dtype)
+    check_tp(load_model(model), [tp])
     scenario = {
         "model": model,
         "batch_size": batch_size,
@@ -692,7 +786,13 @@ K_MAX_LIMIT = 64
 
 
 @app.command()
-@friendly
+@friendly_flags(
+    prompt_len="--prompt-len",
+    output_len="--output-len",
+    tp="--tp",
+    draft_tp="--draft-tp",
+    **{"heterogeneous_vocab=True": "--heterogeneous-vocab"},
+)
 def speculative(
     target: Annotated[str, typer.Option(help="Target model (built-in name or path).")],
     draft: Annotated[
@@ -705,6 +805,21 @@ def speculative(
     weight_dtype: WeightOpt = "bf16",
     k_max: Annotated[int, typer.Option(help=f"Longest draft considered [tokens] (1 to {K_MAX_LIMIT}).")] = 8,
     tp: TPOpt = 1,
+    draft_tp: Annotated[
+        int | None,
+        typer.Option(
+            help="Tensor-parallel degree of a draft model: 1 or --tp (default --tp, as vLLM's "
+            "draft_tensor_parallel_size)."
+        ),
+    ] = None,
+    heterogeneous_vocab: Annotated[
+        bool,
+        typer.Option(
+            "--heterogeneous-vocab",
+            help="Allow a draft model whose vocabulary differs from the target's (vLLM's "
+            "use_heterogeneous_vocab: drafting over the tokens both hold; --alpha measured so).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Best draft length and speedup of speculative decoding versus batch size on a device."""
@@ -715,10 +830,12 @@ def speculative(
     if not (math.isfinite(alpha) and 0.0 <= alpha <= 1.0):
         raise CostmodelError(f"--alpha is an acceptance rate and must lie in [0, 1] (got {alpha:g})")
     w = Workload(1, prompt_len, output_len, weight_dtype=weight_dtype)
+    check_tp(load_model(target), [tp])
     # the context and memory checks first, so bad input fails before anything reaches stdout
     room = size(target, hardware, batch_size=1, prompt_len=prompt_len, output_len=output_len,
                 weight_dtype=weight_dtype, deployment=Deployment(tp=tp))  # fmt: skip
-    frame = plan(target, draft, hardware, w, alpha=alpha, k_max=k_max, deployment=Deployment(tp=tp))
+    frame = plan(target, draft, hardware, w, alpha=alpha, k_max=k_max, deployment=Deployment(tp=tp),
+                 draft_tp=draft_tp, heterogeneous_vocab=heterogeneous_vocab)  # fmt: skip
     rows: list[dict[str, Any]] = []
     for record in frame.to_dict("records"):  # per batch size: the best k, or the least bad one
         current = rows[-1] if rows and rows[-1]["batch_size"] == record["batch_size"] else None
@@ -782,7 +899,7 @@ def speculative(
 
 
 @app.command()
-@friendly
+@friendly_flags(tp="--tp", prompt_len="--prompt-mean", output_len="--output-mean")
 def plan(
     model: Annotated[str, typer.Option(help="Built-in model name, or a YAML / config.json path.")],
     rate: Annotated[float, typer.Option(help="Total request arrival rate [requests/s].")],
@@ -806,7 +923,13 @@ def plan(
     trace: Annotated[
         Path | None, typer.Option(help="CSV/JSONL trace: lengths from it (overrides the means).")
     ] = None,
-    tp: Annotated[str, typer.Option(help="Comma-separated tensor-parallel degrees to try.")] = "1,2,4,8",
+    tp: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated tensor-parallel degrees to try, each splitting the model (default: "
+            "those of 1,2,4,8 that do)."
+        ),
+    ] = None,
     weight_dtype: WeightOpt = "bf16",
     kv_dtype: KVOpt = "bf16",
     usd_per_hour: PriceOpt = None,
@@ -846,7 +969,7 @@ def plan(
 
     names = parse_names(hardware)
     prices = parse_prices(usd_per_hour, names)
-    degrees = parse_ints(tp, "--tp")
+    degrees = parse_ints(tp or "1,2,4,8", "--tp")
     slo = SLO(
         ttft_s=parse_duration(ttft_p99, "--ttft-p99", 60.0),
         tpot_s=parse_duration(tpot_p99, "--tpot-p99", 10.0),
@@ -865,6 +988,13 @@ def plan(
             f"{SAMPLING_MARGIN:g} (got {margin:g})"
         )
     profile = load_model(model)
+    if tp is not None:  # degrees the user typed must split the model; the default's are those that do
+        check_tp(profile, degrees)
+    else:
+        degrees = [d for d in degrees if d in tp_degrees(profile, max(degrees))]
+    for flag, value in (("--prompt-mean", prompt_mean), ("--output-mean", output_mean)):
+        if value < 1:
+            raise CostmodelError(f"{flag} must be at least 1 token (got {value})")
     if trace is None:  # the means asked for, before the tails are lumped at the context
         check_context(profile, prompt_mean, output_mean)
     cap = max(profile.max_context - 1, 1)  # the tails lumped where an engine stops: one output token left
@@ -877,7 +1007,11 @@ def plan(
             Lengths.geometric(output_mean, max_tokens=cap),
         )
     )
-    check_context(profile, traffic.prompt.mean, traffic.output.mean)  # on the mean lengths
+    try:  # on the mean lengths
+        check_context(profile, traffic.prompt.mean, traffic.output.mean)
+    except CostmodelError as e:
+        lengths = "--trace's mean prompt + output" if trace else "--prompt-mean + --output-mean"
+        raise CostmodelError(str(e).replace("prompt_len + output_len", lengths)) from None
     frame = run_plan(
         model,
         names,
@@ -1085,7 +1219,20 @@ def calibrate(
 
 
 @app.command()
-@friendly
+@friendly_flags(
+    prompt_len="--isl",
+    output_len="--osl",
+    isl="--isl",
+    osl="--osl",
+    tp="--tp",
+    pp="--pp",
+    ep="--ep",
+    moe_ep="--ep",
+    attention_dp="--attention-dp",
+    token_budget="--token-budget",
+    concurrency="--concurrency",
+    formats="--formats",
+)
 def pareto(
     model: Annotated[str, typer.Option(help="Built-in model name, or a YAML / config.json path.")],
     hardware: Annotated[str, typer.Option(help="Comma-separated hardware names.")] = "h100-sxm,h200,b200",
@@ -1104,7 +1251,13 @@ def pareto(
         ),
     ] = None,
     formats: Annotated[str, typer.Option(help="Comma-separated weight formats to try.")] = "bf16,fp8",
-    tp: Annotated[str, typer.Option(help="Comma-separated tensor-parallel degrees to try.")] = "1,2,4,8",
+    tp: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated tensor-parallel degrees to try, each splitting the model (default "
+            "1,2,4,8; those that do not are listed as skipped)."
+        ),
+    ] = None,
     pp: Annotated[str, typer.Option(help="Comma-separated pipeline stages to try.")] = "1,2",
     ep: Annotated[
         str | None, typer.Option(help="Comma-separated expert-parallel degrees (MoE); default 1 and tp.")
@@ -1158,6 +1311,10 @@ def pareto(
     for flag, value, low in (("--isl", isl, 1), ("--osl", osl, 2), ("--token-budget", token_budget, 1)):
         if value < low:
             raise CostmodelError(f"{flag} must be at least {low} tokens (got {value})")
+    degrees, stages = parse_ints(tp or "1,2,4,8", "--tp"), parse_ints(pp, "--pp")
+    experts = parse_ints(ep, "--ep") if ep is not None else None
+    ranks = parse_ints(attention_dp, "--attention-dp")
+    check_search_split(load_model(model), degrees, stages, experts, ranks, typed_tp=tp is not None)
     result = search.frontier(
         model,
         names,
@@ -1166,10 +1323,10 @@ def pareto(
         ttft_s=parse_duration(ttft, "--ttft", 60.0),
         tpot_s=parse_duration(tpot, "--tpot", 10.0),
         formats=chosen_formats,
-        tp=parse_ints(tp, "--tp"),
-        pp=parse_ints(pp, "--pp"),
-        ep=parse_ints(ep, "--ep") if ep is not None else None,
-        attention_dp=parse_ints(attention_dp, "--attention-dp"),
+        tp=degrees,
+        pp=stages,
+        ep=experts,
+        attention_dp=ranks,
         concurrency=parse_ints(concurrency, "--concurrency", high=65536),
         modes=modes,
         engine=_engine_name(engine),

@@ -600,6 +600,12 @@ def frontier(
     layouts = _layouts(
         m, formats, tps, pps, eps, int(max_gpus_per_worker), _check_ints("attention_dp", attention_dp)
     )
+    if not layouts:  # nothing to try is bad input, not a search that found nothing
+        raise CostmodelError(
+            f"no layout of {m.name} to search: every tp x attention_dp x pp exceeds the "
+            f"{max_gpus_per_worker} GPUs of a worker (max_gpus_per_worker)"
+            + ("" if m.moe is None else ", or no ep divides tp x attention_dp")
+        )
     budget = int(token_budget)
     columns: dict[str, list[Any]] = {name: [] for name in _POINT_COLUMNS}
     candidates: list[tuple[tuple[Any, ...], int]] = []  # (the columns of _CANDIDATE_COLUMNS, points)

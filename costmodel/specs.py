@@ -1050,12 +1050,13 @@ class Deployment(Spec):
         gpus, ep = self.moe_gpus, self.moe_ep_size
         if self.moe_tp is None:
             if gpus % ep:
+                name = "ep" if self.moe_ep is None else "moe_ep"  # the field the caller set
                 if self.attention_dp == 1:
                     raise ValueError(
-                        f"ep ({ep}) must divide tp ({self.tp}): experts are spread over the TP group"
+                        f"{name} ({ep}) must divide tp ({self.tp}): experts are spread over the TP group"
                     )
                 raise ValueError(
-                    f"moe_ep ({ep}) must divide tp x attention_dp ({self.tp} x {self.attention_dp} = "
+                    f"{name} ({ep}) must divide tp x attention_dp ({self.tp} x {self.attention_dp} = "
                     f"{gpus}), the GPUs of the MoE layer"
                 )
         elif self.moe_tp * ep != gpus:
@@ -1147,6 +1148,20 @@ class Deployment(Spec):
                 )
             what = "tp / ep" if self.moe_tp is None else "moe_tp"
             raise ValueError(f"{what} ({etp}) must divide moe.expert_d_ff ({model.moe.expert_d_ff})")
+
+
+def tp_degrees(model: ModelProfile, up_to: int = 1024) -> list[int]:
+    """Tensor-parallel degrees up to ``up_to`` that split ``model`` (:meth:`Deployment.check` with the
+    other fields at their defaults) [-], ascending: the divisors of the heads that also split the KV heads,
+    the dense MLP width and the experts' width (or, for a state-space model, its inner width)."""
+    out = []
+    for degree in range(1, up_to + 1):
+        try:
+            Deployment(tp=degree).check(model)
+        except ValueError:
+            continue
+        out.append(degree)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------

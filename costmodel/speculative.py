@@ -477,6 +477,7 @@ def plan(
     batch_sizes: Any = (1, 2, 4, 8, 16, 32, 64, 128, 256),
     deployment: Deployment | None = None,
     draft_tp: int | None = None,
+    heterogeneous_vocab: bool = False,
 ) -> pd.DataFrame:
     """Speedup of speculative decoding over plain decoding on ``hardware``, for each k and batch size.
 
@@ -493,6 +494,17 @@ def plan(
     once); once the batch makes it compute bound, T_verify grows with k and the speedup shrinks. Returns
     one row per (batch_size, k) with the times [s], ``verify_ratio``, ``c``, expected tokens, ``speedup``
     and ``is_best`` (the best k of each batch size, if any beats plain decoding).
+
+    A separate draft model must share the target's vocabulary: its proposals are token ids the target
+    verifies, and the rejection step compares the two distributions over the same tokens. vLLM refuses a
+    ``draft_model`` whose ``vocab_size`` differs from the target's
+    (``SpeculativeConfig.verify_equal_vocab_size_if_draft_model``,
+    https://github.com/vllm-project/vllm/blob/main/vllm/config/speculative.py) unless
+    ``use_heterogeneous_vocab`` is set: Token-Level Intersection, the draft restricted to the tokens both
+    vocabularies hold, greedy drafting only (https://github.com/vllm-project/vllm/pull/38174; Timor et al.,
+    https://arxiv.org/abs/2502.05202). ``heterogeneous_vocab=True`` allows such a pair here likewise; its
+    ``alpha`` must then be the one measured with the intersection. Early-exit, quantized and n-gram drafts
+    are the target's own vocabulary by construction.
     """
     import pandas as pd
 
@@ -517,6 +529,13 @@ def plan(
         draft_workload = replace(workload, weight_dtype=draft.split(":", 1)[1])
     else:
         draft_model = load_model(draft)
+        if draft_model.vocab_size != tgt.vocab_size and not heterogeneous_vocab:
+            raise CostmodelError(
+                f"draft {draft_model.name} has a vocabulary of {draft_model.vocab_size:,} tokens, the target "
+                f"{tgt.name} {tgt.vocab_size:,}: a draft model must share the target's vocabulary (vLLM "
+                "refuses the pair); use a draft of the target's family, or heterogeneous_vocab=True for "
+                "vLLM's use_heterogeneous_vocab (drafting over the tokens both hold)"
+            )
     dep = deployment or Deployment()
     d_tp = dep.tp if draft_tp is None else draft_tp
     if d_tp not in (1, dep.tp):

@@ -96,7 +96,7 @@ def test_an_attention_dp_link_gives_what_costmodel_gives() -> None:
         ),
         (
             {"model": "qwen3-30b-a3b", "tp": 2, "moe_ep": 3},
-            "ep (3) must divide tp (2): experts are spread over the TP group; the MoE layer spans "
+            "moe_ep (3) must divide tp (2): experts are spread over the TP group; the MoE layer spans "
             "tp x attention_dp = 2 GPUs: MoE TP x EP that work for qwen3-30b-a3b: 2 x 1, 1 x 2",
         ),
         (

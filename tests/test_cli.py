@@ -42,7 +42,7 @@ def test_bad_input_is_one_message_and_exit_2() -> None:
     for args, needle in [
         (["estimate", "--model", "llama-3-80b"], "Did you mean 'llama-3-8b'"),
         (["estimate", "--model", "gpt2", "--hardware", "h100"], "unknown hardware 'h100'"),
-        (["estimate", "--model", "gpt2", "--batch-size", "0"], "batch_size must be >= 1, got 0"),
+        (["estimate", "--model", "gpt2", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
         (["estimate", "--model", "gpt2", "--weight-dtype", "int3"], "unknown dtype 'int3'"),
         (["import-hf", "/nonexistent/config.json"], "cannot read"),
         # every command that reads a path: a missing one is one error naming it (issue 17)
@@ -544,3 +544,171 @@ def test_each_price_names_its_provider_in_a_few_words() -> None:
             continue
         assert len(price.provider.split()) <= 4, (name, price.provider)
         assert "$" not in price.provider, name
+
+
+# ------------------------------------------------------------- parallelism and lengths named as typed
+
+
+def _one_line_error(args: list[str]) -> str:
+    """The stderr of a refused command: exit 2, one line, nothing on stdout."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["estimate", "--model", "llama-3-8b", "--tp", "3"],
+        ["compare", "--model", "llama-3-8b", "--hardware", "h100-sxm", "--tp", "3"],
+        ["speculative", "--target", "llama-3-8b", "--draft", "ngram", "--alpha", "0.6", "--tp", "3"],
+        # plan and pareto search lists: a degree the user typed that cannot split the model is bad input,
+        # not a candidate that misses the objectives (plan used to exit 1, "no candidate meets")
+        ["plan", "--model", "llama-3-8b", "--rate", "20", "--hardware", "h100-sxm", "--tp", "2,3"],
+        ["pareto", "--model", "llama-3-8b", "--hardware", "h100-sxm", "--tp", "3"],
+    ],
+)
+def test_a_tensor_parallel_degree_that_does_not_split_the_heads_is_bad_input(args: list[str]) -> None:
+    line = _one_line_error(args)
+    # the degrees that split llama-3-8b (32 heads, 8 KV heads, d_ff 14336 = 2^11 x 7): the divisors of 32
+    assert "--tp (3) must divide n_heads (32)" in line
+    assert line.endswith("--tp takes 1, 2, 4, 8, 16, 32 for llama-3-8b")
+
+
+def test_tp_degrees_are_the_splits_deployment_check_accepts() -> None:
+    from costmodel.registry import load_model
+    from costmodel.specs import tp_degrees
+
+    llama = load_model("llama-3-8b")
+    # 32 heads: its divisors; 8 KV heads split or replicated (8 | tp or tp | 8); d_ff = 14336 = 2^11 x 7
+    assert tp_degrees(llama) == [1, 2, 4, 8, 16, 32]
+    # Mixtral: 32 heads, 8 KV heads, expert width 14336: the same
+    assert tp_degrees(load_model("mixtral-8x7b")) == [1, 2, 4, 8, 16, 32]
+    assert tp_degrees(llama, up_to=6) == [1, 2, 4]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["estimate", "--model", "llama-3-8b", "--tp", "0"], "--tp must be greater than 0"),
+        (["estimate", "--model", "llama-3-8b", "--pp", "33"], "--pp (33) exceeds the model's n_layers (32)"),
+        (
+            ["estimate", "--model", "mixtral-8x7b", "--tp", "4", "--moe-ep", "3"],
+            "--moe-ep (3) must divide --tp (4)",
+        ),
+        (
+            ["estimate", "--model", "mixtral-8x7b", "--tp", "2", "--attention-dp", "3", "--moe-ep", "3"],
+            "--moe-ep (3) must divide moe.n_experts (8)",
+        ),
+        (
+            ["estimate", "--model", "llama-3-8b", "--attention-dp", "2"],
+            "--attention-dp (2) > 1 needs a mixture",
+        ),
+        (["plan", "--model", "llama-3-8b", "--rate", "20", "--tp", "0"], "--tp must be comma-separated"),
+        (
+            [
+                "speculative",
+                "--target",
+                "llama-3-70b",
+                "--draft",
+                "llama-3-8b",
+                "--alpha",
+                "0.8",
+                "--tp",
+                "4",
+                "--draft-tp",
+                "2",
+            ],
+            "--draft-tp must be 1 or the target's --tp (4)",
+        ),
+        (["pareto", "--model", "llama-3-8b", "--hardware", "h100-sxm", "--pp", "33"], "--pp (33) exceeds"),
+        (
+            ["pareto", "--model", "mixtral-8x7b", "--hardware", "h100-sxm", "--ep", "3"],
+            "--ep (3) must divide",
+        ),
+        (
+            ["pareto", "--model", "mixtral-8x7b", "--hardware", "h100-sxm", "--tp", "4", "--ep", "8"],
+            "--ep (8) must divide one of --tp x --attention-dp (4)",
+        ),
+        (["pareto", "--model", "llama-3-8b", "--hardware", "h100-sxm", "--ep", "2"], "--ep (2) > 1 needs a"),
+        (  # 8 x 2 GPUs: more than a worker holds, so nothing to search (it said "0 tried: ")
+            ["pareto", "--model", "llama-3-8b", "--hardware", "h100-sxm", "--tp", "8", "--pp", "2"],
+            "every --tp x --attention-dp x --pp exceeds the 8 GPUs of a worker",
+        ),
+        (
+            ["pareto", "--model", "llama-3-8b", "--hardware", "h100-sxm", "--attention-dp", "2"],
+            "--attention-dp (2) > 1 needs a mixture",
+        ),
+    ],
+)
+def test_other_bad_parallelism_is_one_line_naming_the_flag(args: list[str], needle: str) -> None:
+    assert needle in _one_line_error(args)
+
+
+@pytest.mark.parametrize(
+    ("args", "lengths"),
+    [
+        (["estimate", "--model", "llama-3-8b", "--prompt-len", "9000"], "--prompt-len + --output-len"),
+        (["compare", "--model", "llama-3-8b", "--prompt-len", "9000"], "--prompt-len + --output-len"),
+        (
+            [
+                "speculative",
+                "--target",
+                "llama-3-8b",
+                "--draft",
+                "ngram",
+                "--alpha",
+                "0.6",
+                "--prompt-len",
+                "9000",
+            ],
+            "--prompt-len + --output-len",
+        ),
+        (["pareto", "--model", "llama-3-8b", "--hardware", "h100-sxm", "--isl", "9000"], "--isl + --osl"),
+        (
+            ["plan", "--model", "llama-3-8b", "--rate", "1", "--prompt-mean", "9000"],
+            "--prompt-mean + --output-mean",
+        ),
+    ],
+)
+def test_a_workload_past_the_context_names_the_flags_and_the_limit(args: list[str], lengths: str) -> None:
+    line = _one_line_error(args)
+    # 9000 + 256 (each command's default output) against Llama 3's 8192-token context
+    assert f"{lengths} = 9,256 tokens exceeds llama-3-8b's context of 8,192 tokens" in line
+    assert "prompt_len" not in line
+    assert "output_len" not in line
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["estimate", "--model", "llama-3-8b", "--batch-size", "0"], "--batch-size must be >= 1"),
+        (["estimate", "--model", "llama-3-8b", "--sparsity", "1:2"], "--sparsity must be 'none' or '2:4'"),
+        (["compare", "--model", "llama-3-8b", "--output-len", "0"], "--output-len must be >= 1"),
+        (
+            ["plan", "--model", "llama-3-8b", "--rate", "1", "--prompt-mean", "0"],
+            "--prompt-mean must be at least 1",
+        ),
+    ],
+)
+def test_workload_sizes_are_named_as_typed(args: list[str], flag: str) -> None:
+    assert flag in _one_line_error(args)
+
+
+def test_api_errors_keep_the_api_names() -> None:
+    from costmodel.specs import check_context
+
+    with pytest.raises(CostmodelError, match=r"prompt_len \+ output_len = 9,256"):
+        check_context(costmodel.load_model("llama-3-8b"), 9000, 256)
+
+
+def test_speculative_refuses_a_draft_of_another_vocabulary_naming_the_flag() -> None:
+    args = ["speculative", "--target", "llama-3-70b", "--draft", "llama-2-7b", "--alpha", "0.8", "--tp", "4"]
+    line = _one_line_error(args)
+    assert "a vocabulary of 32,000 tokens, the target llama-3-70b 128,256" in line
+    assert "--heterogeneous-vocab" in line
+    assert runner.invoke(app, [*args, "--heterogeneous-vocab", "--json"]).exit_code == 0

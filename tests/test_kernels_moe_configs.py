@@ -59,3 +59,19 @@ def test_a_profile_without_a_cuda_device_name_gets_vllms_default_config() -> Non
         update={"datasheet": H100.datasheet.model_copy(update={"cuda_device_name": None})}
     )
     assert not moe_configs.tuned_config(anonymous, "bf16:vllm:vllm_fused_moe", 8, 7168)
+
+
+def test_the_gb200_runs_the_configs_vllm_ships_for_it() -> None:
+    """vLLM's configs folder holds E=128,N=768,device_name=NVIDIA_GB200.json (Qwen3-30B-A3B's 128 experts of
+    width 768 at tp 1) and E=384,N=256,device_name=NVIDIA_GB200,dtype=fp8_w8a8,block_shape=[128,128].json
+    (Kimi K2's 384 experts of width 2048 at tp 8), and no GB200 file for Mixtral's E=8,N=7168 (tp 2)."""
+    gb200 = load_hardware("gb200")
+    assert moe_configs.vllm_device_name(gb200) == "NVIDIA_GB200"
+    bf16 = "bf16:vllm:vllm_unquantizedfusedmoe_triton_tritonexperts"
+    np.testing.assert_array_equal(
+        moe_configs.tuned_config(gb200, bf16, np.array([128, 128, 8]), np.array([768, 96, 7168])),
+        [True, False, False],
+    )
+    block = "fp8_block:vllm:vllm_fp8moe_triton_tritonexperts"
+    assert moe_configs.tuned_config(gb200, block, 384, 2048 / 8)
+    assert not moe_configs.tuned_config(gb200, "fp8:vllm:vllm_fused_moe", 384, 256)  # block-scaled file only

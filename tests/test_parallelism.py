@@ -362,7 +362,7 @@ def test_estimate_takes_the_split_and_names_a_bad_one() -> None:
     assert (figures["n_gpus"], figures["attention_dp"]) == (8, 8)
     bad = runner.invoke(app, [*args, "--attention-dp", "8", "--moe-ep", "4", "--moe-tp", "4"])
     assert bad.exit_code == 2
-    assert "moe_tp x moe_ep (4 x 4 = 16) must equal the GPUs of the MoE layer" in bad.output
+    assert "--moe-tp x --moe-ep (4 x 4 = 16) must equal the GPUs of the MoE layer" in bad.output
 
 
 def test_the_simulator_refuses_attention_dp() -> None:

@@ -368,6 +368,8 @@ def test_attention_data_parallelism_is_searched_in_either_disaggregated_pool() -
         (dict(isl=200_000), "context"),
         (dict(token_budget=0), "token_budget must be an integer >= 1"),
         (dict(token_budget=512.5), "token_budget must be an integer >= 1"),
+        # nothing to search is bad input, not a search that found nothing ("0 tried")
+        (dict(tp=(8,), pp=(2,)), r"every tp x attention_dp x pp exceeds the 8 GPUs of a worker"),
     ],
 )
 def test_bad_input_names_the_field(kwargs: dict[str, object], message: str) -> None:

@@ -636,3 +636,24 @@ def test_plan_verifies_mla_drafts_in_the_absorbed_form_like_a_decode_of_the_draf
             past_tokens=context + row.k,
         )
         assert row.verify_s <= float(decodes)
+
+
+def test_a_draft_model_with_another_vocabulary_is_refused_unless_asked() -> None:
+    """A draft's proposals are token ids the target verifies: vLLM refuses a draft_model whose vocab_size
+    differs from the target's (SpeculativeConfig.verify_equal_vocab_size_if_draft_model) unless
+    use_heterogeneous_vocab is set. Llama 2 (32,000 tokens) cannot draft for Llama 3 (128,256); Qwen3-8B
+    (151,936) not for Qwen2.5-7B (152,064) either: vLLM compares the configs' vocab_size alone."""
+    import costmodel
+    from costmodel.speculative import plan
+
+    w = costmodel.Workload(1, 512, 128)
+    for target, draft in (("llama-3-70b", "llama-2-7b"), ("qwen2.5-7b", "qwen3-8b")):
+        with pytest.raises(costmodel.CostmodelError, match="must share the target's vocabulary"):
+            plan(target, draft, "h100-sxm", w, alpha=0.8, batch_sizes=[1], k_max=2)
+    allowed = plan("llama-3-70b", "llama-2-7b", "h100-sxm", w, alpha=0.8, batch_sizes=[1], k_max=2,
+                   heterogeneous_vocab=True)  # fmt: skip
+    assert (allowed.draft_step_s > 0).all()
+    # the same vocabulary, and the target's own recipes, need nothing
+    plan("llama-3-70b", "llama-3-8b", "h100-sxm", w, alpha=0.8, batch_sizes=[1], k_max=2)
+    for recipe in ("early-exit:8", "quantized:int4", "ngram"):
+        plan("llama-3-8b", recipe, "h100-sxm", w, alpha=0.8, batch_sizes=[1], k_max=2)

@@ -835,13 +835,20 @@ def test_the_sustained_share_passes_what_a_bound_clips_on() -> None:
 
 
 def test_leave_one_out_a100_and_l40s_carry_each_others_power_limits_by_the_sustained_shares() -> None:
-    """The transfer check's L40S takes every A100 GEMM key's power limit x 0.743 / 0.848 and its compute
-    fraction as fitted; the A100 takes the L40S's, x 0.848 / 0.743, up to 1 (the compute fraction then takes
-    the rest, within its bound of 1)."""
+    """The transfer check's L40S takes every A100 GEMM key's full-occupancy rate (compute fraction x power
+    limit) times the published sustained shares' ratio, 0.743 / 0.848 (the two datasheets'
+    sustained_tensor_fraction, one benchmark), and the A100 the L40S's times the inverse: the power limit
+    takes the factor first, within its bounds (it cannot exceed 1, the unlimited value), the compute fraction
+    the rest; the rate falls short of the ratio only where the compute fraction reaches its own bound of 1."""
     from costmodel.kernels import gemm
     from validation.public.transfer import transferred_hardware
 
-    ratio = 0.743 / 0.848
+    shares = {n: load_hardware(n).datasheet.sustained_tensor_fraction for n in ("l40s", "a100-80gb")}
+    assert shares["l40s"] is not None
+    assert shares["a100-80gb"] is not None
+    ratio = shares["l40s"].value / shares["a100-80gb"].value
+    low, high = gemm.BOUNDS["power_limited_sm_fraction"]
+    top = gemm.BOUNDS["compute_fraction"][1]
     for target, source, scale in (("l40s", "a100-80gb", ratio), ("a100-80gb", "l40s", 1.0 / ratio)):
         moved = transferred_hardware(target).kernel_calibration
         own = load_hardware(source).kernel_calibration
@@ -851,12 +858,16 @@ def test_leave_one_out_a100_and_l40s_carry_each_others_power_limits_by_the_susta
         for key, fitted in own.params["gemm"].items():
             if key not in moved.params["gemm"]:
                 continue
-            got, limit = moved.params["gemm"][key], fitted["power_limited_sm_fraction"]
-            assert limit < 1.0, key
-            assert got["power_limited_sm_fraction"] == pytest.approx(min(limit * scale, 1.0)), key
-            rest = scale * limit / min(limit * scale, 1.0)
-            high = gemm.BOUNDS["compute_fraction"][1]
-            assert got["compute_fraction"] == pytest.approx(min(fitted["compute_fraction"] * rest, high)), key
+            got = moved.params["gemm"][key]
+            limit = fitted["power_limited_sm_fraction"]
+            assert got["power_limited_sm_fraction"] == pytest.approx(min(max(limit * scale, low), high)), key
+            assert got["power_limited_sm_fraction"] <= 1.0, key  # a power limit never raises the peak
+            rate = got["compute_fraction"] * got["power_limited_sm_fraction"]
+            wanted = fitted["compute_fraction"] * limit * scale
+            if got["compute_fraction"] < top:  # the rate carries by the published ratio exactly
+                assert rate == pytest.approx(wanted), key
+            else:  # clipped at the compute fraction's bound: short of the ratio, never past it
+                assert rate <= wanted * (1 + 1e-12), key
             checked += 1
         assert checked > 0, target
 

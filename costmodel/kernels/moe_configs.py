@@ -63,6 +63,19 @@ VLLM_TUNED_CONFIGS: Final[dict[str, frozenset[str]]] = {
         """
     ),
     "NVIDIA_L40S": _names("E=128,N=1856 E=128,N=928 E=8,N=3584"),
+    # no public kernel table for the GB200 (a transfer target of the B200's, docs/validation.md); listed
+    # so a vLLM Triton MoE call priced on it runs the configs vLLM ships for it (session 18). Complete for
+    # the names that sort before E=128,N=512 (the folder listing); past them, the files found among the
+    # shapes of the built-in MoE models (E = experts, N = expert width / tp at tp 1-8) looked up one by one
+    # (E=128,N=768 and E=256,N=512 in vLLM commit 47c4439a; E=384,N=256 fp8 block in 4f2a427d)
+    "NVIDIA_GB200": _names(
+        """
+        E=128,N=1024 E=128,N=192 E=128,N=352 E=128,N=384 E=128,N=768
+        E=256,N=128 E=256,N=256 E=256,N=512
+        E=128,N=384,dtype=fp8_w8a8,block_shape=[128,128] E=128,N=768,dtype=fp8_w8a8,block_shape=[128,128]
+        E=384,N=128,dtype=fp8_w8a8,block_shape=[128,128] E=384,N=256,dtype=fp8_w8a8,block_shape=[128,128]
+        """
+    ),
 }
 """Per vLLM device name: the tuned config files (``E=..,N=..`` and the dtype suffix, without the device
 and ``.json``) in vLLM's configs folder."""
