@@ -669,6 +669,7 @@ def estimate(
         attention_dp=dep.attention_dp,
         expert_dtype=w.expert_dtype,
         component_dtypes=w.component_formats or None,
+        engine=setup.efficiency.kernel_engine,
     )
 
     # MFU against the peak the matmuls can reach: with 2:4 sparse weights, the sparse peak (a dense-
