@@ -666,3 +666,22 @@ def test_one_prompt_or_one_chunk_of_one_is_the_single_chunk_iteration(
     np.testing.assert_array_equal(got, before)
     with pytest.raises(CostmodelError, match="prefill_past must be 0"):
         parts.step_time(prefill_tokens=1024, prefill_past=10, prompt_len=1024)
+
+
+def test_an_engines_memory_holds_the_mla_weight_copies_its_engine_keeps() -> None:
+    """DeepSeek-V3 with per-tensor fp8 weights at tp 8 on an H200: vLLM dequantizes kv_b_proj into one bf16
+    copy for the absorbed bmm, SGLang requantizes w_kc / w_vc to fp8 with one tensor scale, so vLLM holds
+    61 layers x 32,768 x 512 elements x 1 byte more over 8 GPUs, and its KV capacity gives up that room at
+    the latent's 61 x 576 x 2 bytes a token."""
+    h200 = load_hardware("h200")
+    base = Engine.build("deepseek-v3", h200, tp=8, weight_dtype="fp8")
+    engines = {
+        name: base.replace(efficiency=h200.efficiency.model_copy(update={"kernel_engine": name}))
+        for name in ("vllm", "sglang")
+    }
+    extra = 61 * 32768 * 512 * 1.0 / 8
+    held = {name: e.replica_memory().weight_bytes for name, e in engines.items()}
+    assert held["vllm"] - held["sglang"] == pytest.approx(extra, rel=1e-12)
+    lost = engines["sglang"].kv_capacity_tokens() - engines["vllm"].kv_capacity_tokens()
+    assert engines["vllm"].kv_capacity_tokens() > 0
+    assert abs(lost - extra / (61 * 576 * 2.0)) <= 1
