@@ -471,6 +471,7 @@ def _decode_total_quadrature_s(setup: _Setup, batch: Any, start: FloatArray, ste
                 batch=np.asarray(shape.batch)[..., None],
                 new_tokens=np.asarray(shape.new_tokens)[..., None],
                 past_tokens=np.asarray(shape.past_tokens)[..., None] + j,
+                decode_tokens=np.asarray(shape.decode_tokens)[..., None],
             )
             t = kernel_times.attention_s(setup.hardware, along, efficiency=setup.efficiency)
             if setup.efficiency.execution_mode == "eager":  # its dispatch, as kernel_times.op_times adds it
@@ -543,8 +544,13 @@ class Report:
         return {k: np.asarray(getattr(self, k)).tolist() for k in keys}
 
     def to_frame(self) -> pd.DataFrame:
-        """Per-operator table of the prefill pass and the first decode step (scalar workloads)."""
+        """Per-operator table of the prefill pass and the first decode step (scalar workloads). FLOPs and
+        bytes are those of the form each operator is timed in (:func:`costmodel.kernel_times.timed_flop`,
+        :func:`costmodel.kernel_times.timed_bytes`: an MLA decode's absorbed form, not the naive expansion
+        the operators count)."""
         import pandas as pd
+
+        from costmodel.kernel_times import timed_bytes, timed_flop
 
         rows = []
         for phase, times, ops in (
@@ -557,9 +563,10 @@ class Report:
                     raise ValueError("to_frame() needs a scalar workload; use sweep() for grids")
                 # an operator with no work (a sparse-attention indexer below its top-k) achieved 0 FLOP/s,
                 # whatever it cost; one with work needs a positive, finite time, else the model is at fault
-                if op.flop != 0 and not (np.isfinite(t) and float(t) > 0):
+                flop, moved = float(timed_flop(op)), float(timed_bytes(op))
+                if flop != 0 and not (np.isfinite(t) and float(t) > 0):
                     raise CostmodelError(
-                        f"{phase} operator {op.name!r} has {float(op.flop):.4g} FLOP but was timed at "
+                        f"{phase} operator {op.name!r} has {flop:.4g} FLOP but was timed at "
                         f"{float(t)} s: its achieved FLOP/s is undefined (a kernel-model or profile defect)"
                     )
                 rows.append(
@@ -568,11 +575,11 @@ class Report:
                         "op": op.name,
                         "kind": op.kind,
                         "layers": op.layers,
-                        "flop": float(op.flop) * op.layers,
-                        "bytes": float(op.bytes) * op.layers,
-                        "intensity_flop_per_byte": float(op.intensity),
+                        "flop": flop * op.layers,
+                        "bytes": moved * op.layers,
+                        "intensity_flop_per_byte": flop / max(moved, 1.0),
                         "time_s": float(t) * op.layers,
-                        "achieved_flop_per_s": 0.0 if op.flop == 0 else float(op.flop) / float(t),
+                        "achieved_flop_per_s": 0.0 if flop == 0 else flop / float(t),
                         "bound": str(times.bound(i)),
                     }
                 )
@@ -666,6 +673,7 @@ def estimate(
         attention_dp=dep.attention_dp,
         expert_dtype=w.expert_dtype,
         component_dtypes=w.component_formats or None,
+        engine=setup.efficiency.kernel_engine,
     )
 
     # MFU against the peak the matmuls can reach: with 2:4 sparse weights, the sparse peak (a dense-
@@ -679,14 +687,11 @@ def estimate(
     # layers on the tp GPUs of a stage in turn; over the time of that step on all tp x pp GPUs
     m_micro, b_micro = setup.microbatches(B) if dep.pp > 1 else (np.ones_like(B), B)
     micro_ops = setup.ops(b_micro, 1, P, "all") if dep.pp > 1 else first_step_ops
-    # the bytes of the form that is timed: under the kernel models an MLA decode runs absorbed
-    # (kernel_times.timed_bytes), under the roofline in the naive expansion the operators count
-    if setup.kernels:
-        from costmodel.kernel_times import timed_bytes
+    # the bytes of the form that is timed: an MLA decode runs absorbed under the kernel models and the
+    # roofline alike (kernel_times.timed_bytes), not in the naive expansion the operators count
+    from costmodel.kernel_times import timed_bytes
 
-        moved = [timed_bytes(op) for op in micro_ops]
-    else:
-        moved = [op.bytes for op in micro_ops]
+    moved = [timed_bytes(op) for op in micro_ops]
     step_bytes = m_micro * sum(b * op.layers for b, op in zip(moved, micro_ops, strict=True)) * dep.moe_gpus
     mbu = step_bytes / (first_step * hw.memory_bandwidth_bytes_per_s * gpus)
     return Report(

@@ -837,6 +837,8 @@ def _mla_up_s(
 MLA_BMM_BYTES = 2.0
 """Bytes per element of the absorbed decode's W_UK / W_UV copies and of its per-head activations: 16 bits
 whatever kv_b_proj's stored format (vLLM's bf16 copies, :func:`_mla_up_s`)."""
+MLA_BMM_DTYPE = "bf16"
+"""The format the absorbed decode's two per-head bmm multiply in (:data:`MLA_BMM_BYTES`)."""
 
 
 def timed_bytes(op: Op) -> FloatArray:
@@ -885,6 +887,54 @@ def timed_bytes(op: Op) -> FloatArray:
         writes = Bn * shape.n_heads * d.kv_lora_rank * shape.act_bytes + Bn * latent * shape.kv_bytes
         return np.asarray(np.where(n <= q, np.where(B > 0, reads + writes, 0.0), op.bytes))
     return op.bytes
+
+
+def absorbed(op: Op) -> npt.NDArray[np.bool_] | None:
+    """Which entries of an MLA operator (``kv_up_proj`` or the MLA attention) run in the absorbed form
+    [-]: a decode (one new token per sequence) or a speculative verification (at most the 1 + k tokens of
+    ``decode_tokens``), the rule of :func:`_mla_up_s`, :func:`_mla_attention_s` and :func:`timed_bytes`;
+    None for any other operator."""
+    shape = op.kernel
+    if isinstance(shape, MlaUpShape) or (isinstance(shape, AttentionShape) and shape.mla is not None):
+        n, q = np.broadcast_arrays(
+            *(np.asarray(x, dtype=np.float64) for x in (shape.new_tokens, shape.decode_tokens))
+        )
+        return np.asarray(n <= q)
+    return None
+
+
+def timed_flop(op: Op) -> FloatArray:
+    """FLOPs per layer on one GPU of ``op`` in the form it is timed [FLOP]: ``op.flop``, except in an
+    MLA decode (:func:`absorbed`), which the operators count in the naive expansion (:mod:`costmodel.flops`)
+    and the engines run absorbed (DeepSeek-V2 §2.1.2; ``MLACommonImpl._forward_decode``,
+    vllm/v1/attention/backends/mla/common.py), the form :func:`timed_bytes` counts the bytes of:
+
+    - ``kv_up_proj``: the two per-head bmm over the new tokens, 2 x tokens x heads x kv_lora_rank x nope
+      (the query's no-rope part into the latent, W_UK) plus 2 x tokens x heads x kv_lora_rank x v (the
+      latent output out to the value heads, W_UV), instead of the expansion of every attended token;
+    - the attention: MQA of every head and query over the cached latent, 2 x batch x new x (past + new) x
+      heads x ((kv_lora_rank + rope) for the scores + kv_lora_rank for the weighted sum of latents), new =
+      1 in a decode and 1 + k in a verification (the causal mask inside the new block is not subtracted).
+
+    The roofline times these (:func:`costmodel.roofline.op_times`), the per-operator table shows them
+    (:meth:`costmodel.estimate.Report.to_frame`); the counted FLOPs (MFU, ``forward_flop``) stay naive."""
+    shape, decode = op.kernel, absorbed(op)
+    if decode is None:
+        return op.flop
+    if isinstance(shape, MlaUpShape):
+        d = shape.dims
+        tokens = np.asarray(shape.tokens, dtype=np.float64)
+        flop = 2.0 * tokens * shape.n_heads * d.kv_lora_rank * (d.qk_nope_head_dim + d.v_head_dim)
+        return np.asarray(np.where(decode, flop, op.flop))
+    assert isinstance(shape, AttentionShape)
+    assert shape.mla is not None
+    d = shape.mla
+    B, n, past = np.broadcast_arrays(
+        *(np.asarray(x, dtype=np.float64) for x in (shape.batch, shape.new_tokens, shape.past_tokens))
+    )
+    width = 2.0 * d.kv_lora_rank + d.qk_rope_head_dim  # scores over latent + rope, then latent values
+    flop = 2.0 * B * n * (past + n) * shape.n_heads * width
+    return np.asarray(np.where(decode, flop, op.flop))
 
 
 def moe_format(weight_dtype: str, activation_dtype: str) -> str | None:

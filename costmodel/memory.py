@@ -70,16 +70,10 @@ def tensor_bytes(
     """Bytes of one copy of tensor ``t`` stored as :func:`weight_bytes` stores it [bytes]."""
     checks.choice("sparsity", sparsity, get_args(Sparsity))
     n = t.numel // t.count
-    compressible = (
-        t.kind == "matmul"
-        and t.component in QUANTIZABLE
-        and t.name.split(".")[0] not in UNQUANTIZED_PROJECTIONS
+    compressible = _compressible(t)
+    dtype = stored_dtype(
+        t, weight_dtype=weight_dtype, keep_dtype=keep_dtype, component_dtypes=component_dtypes
     )
-    dtype = weight_dtype if compressible or not get_dtype(weight_dtype).quantized else keep_dtype
-    if compressible and component_dtypes:
-        # "attention.o_proj": one projection of a component, before the component's own format
-        projection = f"{t.component}.{t.name.split('.')[0]}"
-        dtype = component_dtypes.get(projection, component_dtypes.get(t.component, dtype))
     if compressible and sparsity == "2:4":
         from costmodel.compression import nm_sparse_bytes
 
@@ -87,6 +81,33 @@ def tensor_bytes(
     if compressible:
         return matrix_bytes(t.shape, dtype, group_size=group_size)
     return int(storage_bytes(n, dtype, group_size=0))
+
+
+def _compressible(t: Tensor) -> bool:
+    return (
+        t.kind == "matmul"
+        and t.component in QUANTIZABLE
+        and t.name.split(".")[0] not in UNQUANTIZED_PROJECTIONS
+    )
+
+
+def stored_dtype(
+    t: Tensor,
+    *,
+    weight_dtype: str = "bf16",
+    keep_dtype: str = "bf16",
+    component_dtypes: Mapping[str, str] | None = None,
+) -> str:
+    """The format tensor ``t`` is stored in (:func:`tensor_bytes`): ``weight_dtype`` for the matmul weights of
+    :data:`QUANTIZABLE` components (or their component's / projection's own format in ``component_dtypes``),
+    ``keep_dtype`` for what a quantized format leaves alone."""
+    compressible = _compressible(t)
+    dtype = weight_dtype if compressible or not get_dtype(weight_dtype).quantized else keep_dtype
+    if compressible and component_dtypes:
+        # "attention.o_proj": one projection of a component, before the component's own format
+        projection = f"{t.component}.{t.name.split('.')[0]}"
+        dtype = component_dtypes.get(projection, component_dtypes.get(t.component, dtype))
+    return dtype
 
 
 def weight_bytes(
@@ -218,6 +239,114 @@ def replicated_weight_bytes(
         keep_dtype=keep_dtype,
         component_dtypes=component_dtypes,
     )
+
+
+ENGINES = ("vllm", "sglang", "trtllm")
+"""Serving engines whose load-time weight copies :func:`mla_absorb_copy_bytes` knows (the names of
+:class:`costmodel.specs.Efficiency`'s ``kernel_engine``)."""
+MLA_COPY_DTYPE_BYTES = 2.0
+"""Bytes per element of a dequantized MLA up-projection copy: the model's 16-bit dtype (bf16) [bytes]."""
+
+
+def mla_absorb_bytes_per_element(
+    engine: str, kv_b_dtype: str, *, rocm: bool = False, blackwell: bool = False
+) -> tuple[float, float]:
+    """Bytes an engine keeps per element of ``kv_b_proj``'s key part (W_UK) and value part (W_UV) besides
+    ``kv_b_proj`` itself, for the absorbed MLA decode (DeepSeek-V2 §2.1.2), with ``kv_b_proj`` stored in
+    ``kv_b_dtype``, on an AMD GPU (``rocm``) or a Blackwell one (``blackwell``, compute capability 10.x; both
+    False: an NVIDIA GPU before Blackwell) [bytes]. ``kv_b_proj`` stays
+    loaded in every engine: the prefill's naive form runs it. From the engines' weight loading:
+
+    - **vLLM** (``MLACommonImpl.process_weights_after_loading``, vllm/v1/attention/backends/mla/common.py,
+      https://github.com/vllm-project/vllm): an unquantized ``kv_b_proj`` is split into ``W_UK_T`` and
+      ``W_UV`` by views of its own weight (no copy, 0); a quantized one is dequantized once into a 16-bit
+      tensor ("we currently do not have quantized bmm's ... we just store fp16/bf16 copies"), which both
+      views keep alive (2 bytes an element). On ROCm with ``VLLM_ROCM_USE_AITER=1`` (off by default, and
+      then ``VLLM_ROCM_USE_AITER_FP8BMM`` on by default) the copies are fp8 ``W_K`` / ``W_V`` instead
+      (``is_rocm_aiter_fp8bmm_enabled``); the default is what is counted.
+    - **SGLang** (``DeepseekV2ForCausalLM.post_load_weights``, python/sglang/srt/models/deepseek_v2.py,
+      https://github.com/sgl-project/sglang): ``w_kc`` / ``w_vc`` are contiguous copies (``.contiguous()``
+      of the transposed split) of the weight after its conversion: per-tensor fp8 requantized to one
+      tensor scale (``channel_quant_to_tensor_quant``, 1 byte), block fp8 dequantized to bf16 on CUDA
+      (``block_quant_dequant``, 2) and requantized per tensor on ROCm (``block_quant_to_tensor_quant``, 1),
+      anything else in 16 bits (a bf16 weight copied, AWQ / int8 dequantized: 2).
+    - **TensorRT-LLM** (``MLA.create_weights``, tensorrt_llm/_torch/modules/attention.py,
+      https://github.com/NVIDIA/TensorRT-LLM): ``k_b_proj_trans``, W_UK transposed, is a parameter of its
+      own, fp8 with a block-fp8 ``kv_b_proj`` (1) and the model's dtype otherwise (2); ``v_b_proj`` "will
+      view into self.kv_b_proj.weight" (0). On Blackwell (``is_sm_100f``: compute capability 10.x) a block-
+      fp8 ``kv_b_proj`` adds bf16 ``k_b_proj_trans_dequant`` and ``v_b_proj_dequant`` (2 each).
+
+    Block and tensor scales (one fp32 per 128 x 128 block at most) are left out."""
+    checks.choice("engine", engine, ENGINES)
+    dtype = get_dtype(kv_b_dtype)
+    copy = MLA_COPY_DTYPE_BYTES
+    if engine == "vllm":
+        return (copy, copy) if dtype.quantized else (0.0, 0.0)
+    block = kv_b_dtype == "fp8_block"
+    if engine == "sglang":
+        per_tensor = kv_b_dtype == "fp8" or (block and rocm)
+        own = 1.0 if per_tensor else (dtype.bits / 8 if not dtype.quantized else copy)
+        return own, own
+    dequantized = copy if block and blackwell else 0.0
+    return (1.0 if block else copy) + dequantized, dequantized
+
+
+def mla_absorb_copy_bytes(
+    model: ModelProfile,
+    *,
+    engine: str = "vllm",
+    weight_dtype: str = "bf16",
+    keep_dtype: str = "bf16",
+    component_dtypes: Mapping[str, str] | None = None,
+    hardware: HardwareProfile | None = None,
+) -> float:
+    """Bytes of the W_UK / W_UV copies ``engine`` keeps beside an MLA model's ``kv_b_proj`` for the absorbed
+    decode, all layers and heads [bytes] (0 for other models): per element of ``kv_b_proj`` as
+    :func:`mla_absorb_bytes_per_element` says, over its heads' key (``qk_nope_head_dim``) and value
+    (``v_head_dim``) rows. Split over tensor parallelism with ``kv_b_proj``'s heads (a column-parallel layer
+    in every engine). DeepSeek-V3 stored in fp8 under vLLM: 61 layers x 512 x 128 x 256 x 2 bytes = 2.05 GB
+    a replica."""
+    checks.choice("engine", engine, ENGINES)
+    if model.mla is None:
+        return 0.0
+    capability = hardware.datasheet.cuda_compute_capability if hardware is not None else None
+    own = tuple(sorted(component_dtypes.items())) if component_dtypes else None
+    return _mla_absorb_copy_bytes(
+        model,
+        engine,
+        weight_dtype,
+        keep_dtype,
+        own,
+        rocm=hardware is not None and hardware.vendor == "amd",
+        blackwell=capability is not None and capability.value.split(".")[0] == "10",
+    )
+
+
+@lru_cache(maxsize=512)
+def _mla_absorb_copy_bytes(
+    model: ModelProfile,
+    engine: str,
+    weight_dtype: str,
+    keep_dtype: str,
+    own: tuple[tuple[str, str], ...] | None,
+    *,
+    rocm: bool,
+    blackwell: bool,
+) -> float:
+    """:func:`mla_absorb_copy_bytes`, once per model, engine, formats and device kind (an engine sizes its
+    memory on every ``max_concurrency`` call)."""
+    mla = model.mla
+    assert mla is not None
+    nope, v = mla.qk_nope_head_dim, mla.v_head_dim
+    formats = dict(own) if own else None
+    total = 0.0
+    for t in tensors(model):
+        if t.component != "attention" or t.name != "kv_b_proj.weight":
+            continue
+        dtype = stored_dtype(t, weight_dtype=weight_dtype, keep_dtype=keep_dtype, component_dtypes=formats)
+        k, vb = mla_absorb_bytes_per_element(engine, dtype, rocm=rocm, blackwell=blackwell)
+        total += t.numel * (nope * k + v * vb) / (nope + v)
+    return total
 
 
 RELEASE = "release"
@@ -724,6 +853,8 @@ def replica_memory(
     prefill_tokens: npt.ArrayLike = 8192,
     expert_dtype: str | None = None,
     component_dtypes: Mapping[str, str] | None = None,
+    engine: str = "vllm",
+    hardware: HardwareProfile | None = None,
 ) -> ReplicaMemory:
     """Per-device memory of a tensor- (``tp``) and pipeline- (``pp``) parallel replica.
 
@@ -743,6 +874,10 @@ def replica_memory(
 
     ``component_dtypes`` stores some components' matmul weights in their own formats, as a published
     checkpoint does (:func:`checkpoint_formats`; :func:`weight_bytes`).
+
+    An MLA model's weights include the W_UK / W_UV copies ``engine`` (``"vllm"``, ``"sglang"``,
+    ``"trtllm"``; default vLLM, the library's default engine) keeps for the absorbed decode on ``hardware``
+    (None: an NVIDIA GPU before Blackwell), split with ``kv_b_proj``'s heads (:func:`mla_absorb_copy_bytes`).
     """
     for name, value in (("tp", tp), ("pp", pp), ("attention_dp", attention_dp)):
         if not (isinstance(value, int | np.integer) and value >= 1):
@@ -754,8 +889,13 @@ def replica_memory(
         model, weight_dtype, sparsity, tuple(sorted(own.items())) if own else None
     )
     # the replicated attention weights (REPLICATED_PROJECTIONS) whole on every TP rank
+    copies = mla_absorb_copy_bytes(
+        model, engine=engine, weight_dtype=weight_dtype, component_dtypes=own, hardware=hardware
+    )
     weights = (
-        (total - experts - replicated) / (tp * pp) + replicated / pp + experts / (tp * attention_dp * pp)
+        (total - experts - replicated + copies) / (tp * pp)
+        + replicated / pp
+        + experts / (tp * attention_dp * pp)
     )
     acts = (
         inference_activation_bytes(
@@ -857,6 +997,7 @@ def fit(
     attention_dp: int = 1,
     expert_dtype: str | None = None,
     component_dtypes: Mapping[str, str] | None = None,
+    engine: str = "vllm",
 ) -> FitReport:
     """Whether ``batch_size`` sequences of ``context_len`` tokens fit on each device of a ``tp x pp``
     replica, and the largest batch / context that would.
@@ -885,6 +1026,9 @@ def fit(
     component_dtypes : mapping, optional
         Formats of some components' matmul weights where they differ from ``weight_dtype``, e.g. a
         published checkpoint's (:func:`checkpoint_formats`).
+    engine : {"vllm", "sglang", "trtllm"}
+        The serving engine, whose load-time W_UK / W_UV copies an MLA model's weights include
+        (:func:`mla_absorb_copy_bytes`); default vLLM.
 
     Layout: :func:`replica_memory` (weights over tp x pp, KV heads over min(tp, n_kv_heads) and
     replicated beyond, layers over pp). Activations are those of prefilling one chunk of
@@ -917,6 +1061,8 @@ def fit(
         prefill_tokens=np.minimum(P, prefill_chunk_tokens),
         expert_dtype=expert_dtype,
         component_dtypes=component_dtypes,
+        engine=engine,
+        hardware=hardware,
     )
     window = model.sliding_window
     cached = S if window is None else np.minimum(S, window)

@@ -21,7 +21,9 @@ Assumptions, stated once:
   (and windowed) score entries are computed. ``"eager"`` computes the full score rectangle and writes and
   reads the score matrix (QK^T written, softmax read and written, A V read: 4 passes).
 - **MLA** (DeepSeek-V2 §2.1) caches the latent; ``kv_up_proj`` rebuilds per-head K and V for every
-  attended position and the attention kernel reads them (the form counted in :mod:`costmodel.flops`).
+  attended position and the attention kernel reads them (the form counted in :mod:`costmodel.flops`). A
+  decode runs absorbed instead, and is timed and tabulated so (:func:`costmodel.kernel_times.timed_flop`,
+  :func:`costmodel.kernel_times.timed_bytes`).
 - **MoE**: tokens spread uniformly over experts; a pass reads the weights of the experts it touches,
   E (1 - (1 - k/E)^T) of them in expectation for T tokens with top-k routing (each token picks k
   distinct experts uniformly) — so decoding a small batch reads a fraction of the experts.

@@ -14,6 +14,11 @@ reduce-scatter (bytes: its input), plus one latency each; an all-reduce, all-gat
 over several nodes runs hierarchically, the ring inside each node and every GPU's share on its own NIC
 between them (:func:`costmodel.kernels.collective.multi_node_s`).
 
+An MLA decode (one new token per sequence) is timed in the absorbed form the engines run, not in the
+naive expansion the operators count: its FLOPs and bytes are :func:`costmodel.kernel_times.timed_flop` and
+:func:`costmodel.kernel_times.timed_bytes` (the kernel models' form), its two per-head bmm at the 16-bit
+peak.
+
 Efficiencies come from the hardware profile (defaults, later calibrated) and can be replaced per call.
 In the 'eager' execution mode each operator also pays the host's dispatch of every kernel it launches, and
 each pass a fixed host cost (:mod:`costmodel.execution`). On a CPU a GEMM of more than a few rows also pays
@@ -170,6 +175,8 @@ def op_times(
         while the devices its group spreads over (``Op.span``) fit in it and on the inter-node network
         beyond, instead of on ``link``.
     """
+    from costmodel.kernel_times import MLA_BMM_DTYPE, absorbed, timed_bytes, timed_flop
+
     eff = efficiency or hardware.efficiency
     peaks: dict[str, float] = {}
 
@@ -209,7 +216,15 @@ def op_times(
             peak = vector
         if op.sparse:
             peak = peak * sparsity_speedup(hardware)
-        c, m = np.asarray(op.flop / peak + op.dequant_flop / vector), np.asarray(op.bytes / bandwidth)
+        flop, moved, dequant = op.flop, op.bytes, op.dequant_flop
+        rate: FloatArray | float = peak
+        mla = absorbed(op)
+        if mla is not None:  # an MLA decode in the absorbed form the engines run (kernel_times.timed_flop)
+            flop, moved = timed_flop(op), timed_bytes(op)
+            if op.kind == "matmul":  # its bmm multiply the 16-bit W_UK / W_UV copies: nothing to dequantize
+                rate = np.where(mla, tensor(MLA_BMM_DTYPE), peak)
+                dequant = np.where(mla, 0.0, dequant)
+        c, m = np.asarray(flop / rate + dequant / vector), np.asarray(moved / bandwidth)
         dispatch, step = host_s(op, eff)
         if cpu:  # the BLAS's weight-packing pass, serialized with the compute on the same core
             dispatch = dispatch + gemm_pack_s(op, eff, kernels, bandwidth)

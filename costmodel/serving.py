@@ -905,6 +905,7 @@ def kv_capacity_tokens(
     sparsity: Sparsity = "none",
     expert_dtype: str | None = None,
     component_dtypes: Mapping[str, str] | None = None,
+    engine: str = "vllm",
 ) -> int:
     """KV-cache tokens one replica can hold next to its weights and activations [tokens].
 
@@ -914,7 +915,8 @@ def kv_capacity_tokens(
     :func:`costmodel.estimate.estimate`. For an SSM (no per-token state) this is the room divided by one
     sequence's state, i.e. a count of sequences. 0 when the weights do not fit. With attention data
     parallelism each of the ``deployment.attention_dp`` ranks holds its own requests' cache: the replica
-    holds attention_dp times what one rank's devices hold.
+    holds attention_dp times what one rank's devices hold. ``engine``: whose load-time weight copies count
+    (an MLA model's W_UK / W_UV copies, :func:`costmodel.memory.mla_absorb_copy_bytes`).
     """
     from costmodel.memory import replica_memory
     from costmodel.specs import Deployment as _Deployment
@@ -933,6 +935,8 @@ def kv_capacity_tokens(
         prefill_tokens=min(prefill_chunk_tokens, model.max_context),
         expert_dtype=expert_dtype,
         component_dtypes=component_dtypes,
+        engine=engine,
+        hardware=hardware,
     )
     return _kv_tokens(model, hardware, device, usable_fraction, dep.attention_dp)
 
@@ -966,6 +970,7 @@ def max_concurrency(
     sparsity: Sparsity = "none",
     expert_dtype: str | None = None,
     component_dtypes: Mapping[str, str] | None = None,
+    engine: str = "vllm",
 ) -> Concurrency:
     """The most sequences whose KV cache fits at once on one replica, and the memory each one holds.
 
@@ -1012,6 +1017,7 @@ def max_concurrency(
         sparsity=sparsity,
         expert_dtype=expert_dtype,
         component_dtypes=component_dtypes,
+        engine=engine,
     )
     ranks = deployment.attention_dp if deployment is not None else 1
     rank_capacity = capacity // ranks  # capacity is ranks x one rank's
@@ -1232,6 +1238,8 @@ class Engine:
             prefill_tokens=min(self.rank_batched_tokens, self.model.max_context),
             expert_dtype=w.expert_dtype,
             component_dtypes=w.component_formats or None,
+            engine=(self.efficiency or self.hardware.efficiency).kernel_engine,
+            hardware=self.hardware,
         )
 
     def kv_capacity_tokens(self) -> int:
@@ -1264,6 +1272,7 @@ class Engine:
             sparsity=w.sparsity,
             expert_dtype=w.expert_dtype,
             component_dtypes=w.component_formats or None,
+            engine=(self.efficiency or self.hardware.efficiency).kernel_engine,
         )
 
     def step_time(self, **kwargs: Any) -> FloatArray:

@@ -388,3 +388,25 @@ def test_training_pipeline_step_by_hand() -> None:
                   virtual_stages=v)  # fmt: skip
         expected = (8 + 3 / v) * f / 4 + sends * _send_s(1024) + 32 * params / 4 / update_bytes_per_s
         assert float(r.step_time_s) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("hardware", ["h200", "mi325x"])
+def test_the_operator_table_shows_an_mla_decode_in_the_absorbed_form_it_is_timed_in(hardware: str) -> None:
+    """Oracle: DeepSeek-V3's dims by hand (61 layers, 128 heads over tp 8, kv_lora_rank 512, nope / rope / v
+    128 / 64 / 128), 16 sequences after 1,024 prompt tokens, the first decode step (1,025 keys). kv_up: the
+    two per-head bmm, 2 x 16 x 16 x 512 x 256 FLOP a layer, reading the 16-bit W_UK / W_UV and moving
+    16 x 16 x (128 + 512 + 512 + 128) 16-bit activations; the attention: 2 x 16 x 1025 x 16 x (576 + 512)
+    FLOP, the cached latent read once a sequence. Under the kernel models (H200) and the roofline (MI325X)
+    alike; the prefill rows keep the naive count (the form both time)."""
+    w = Workload(16, 1024, 8)
+    frame = estimate("deepseek-v3", hardware, w, Deployment(tp=8)).to_frame()
+    decode = frame[frame.phase == "decode"].set_index("op")
+    kv_up, attention = decode.loc["kv_up_proj"], decode.loc["attention"]
+    assert kv_up.flop == pytest.approx(61 * 2.0 * 16 * 16 * 512 * 256, rel=1e-12)
+    assert kv_up.bytes == pytest.approx(61 * (16 * 512 * 256 * 2.0 + 16 * 16 * 1280 * 2.0), rel=1e-12)
+    assert attention.flop == pytest.approx(61 * 2.0 * 16 * 1025 * 16 * 1088, rel=1e-12)
+    reads = 16 * 1025 * 576 * 2.0 + 16 * 16 * 576 * 2.0
+    assert attention.bytes == pytest.approx(61 * (reads + 16 * 16 * 512 * 2.0 + 16 * 576 * 2.0), rel=1e-12)
+    assert attention.intensity_flop_per_byte == pytest.approx(attention.flop / attention.bytes, rel=1e-12)
+    prefill = frame[frame.phase == "prefill"].set_index("op").loc["kv_up_proj"]
+    assert prefill.flop == pytest.approx(61 * 2.0 * 16 * 1024 * 512 * 16 * 256, rel=1e-12)

@@ -349,3 +349,73 @@ def test_kv_cache_equals_what_transformers_attends_to(kind: str, batch: int, con
         one_token = 2 * 2 * 16 * 2  # K and V, 2 KV heads of 16, bf16
         dropped = 2 * batch * one_token if context >= 5 else 0  # the 2 local layers keep window - 1
         assert kept == attended - dropped
+
+
+def _kv_b_proj_elements(name: str) -> tuple[int, int]:
+    """(key rows' elements, all elements) of every layer's kv_b_proj, from the transformers module on the meta
+    device: its weight is (heads x (nope + v), kv_lora_rank), each head's nope key rows before its v rows."""
+    module = hf_meta_model(HF_CONFIGS / f"{name}.json")
+    config = module.config
+    nope, v = config.qk_nope_head_dim, config.v_head_dim
+    keys = total = 0
+    for layer in module.model.layers:
+        w = layer.self_attn.kv_b_proj.weight
+        total += w.numel()
+        keys += w.view(config.num_attention_heads, nope + v, -1)[:, :nope].numel()
+    return keys, total
+
+
+@pytest.mark.parametrize(
+    ("engine", "weights", "hardware", "key_bytes", "value_bytes"),
+    [
+        ("vllm", "bf16", "h200", 0, 0),  # W_UK_T / W_UV are views of kv_b_proj's own weight
+        ("vllm", "fp8_block", "h200", 2, 2),  # one dequantized bf16 tensor ("we just store fp16/bf16 copies")
+        ("vllm", "nvfp4", "b200", 2, 2),
+        ("vllm", "fp8_block", "mi325x", 2, 2),  # AITER (and its fp8 bmm) is off by default
+        ("sglang", "bf16", "h200", 2, 2),  # w_kc / w_vc: contiguous copies
+        ("sglang", "fp8", "h200", 1, 1),  # requantized per tensor, bmm_fp8
+        ("sglang", "fp8_block", "h200", 2, 2),  # block_quant_dequant to bf16 on CUDA
+        ("sglang", "fp8_block", "mi325x", 1, 1),  # block_quant_to_tensor_quant on ROCm
+        ("trtllm", "bf16", "h200", 2, 0),  # k_b_proj_trans its own parameter, v_b_proj a view
+        ("trtllm", "fp8_block", "h200", 1, 0),  # k_b_proj_trans in fp8
+        ("trtllm", "fp8_block", "b200", 3, 2),  # and bf16 k_b_proj_trans_dequant / v_b_proj_dequant on SM100
+    ],
+)
+def test_the_absorbed_mla_decodes_weight_copies_are_counted_as_each_engine_keeps_them(
+    engine: str, weights: str, hardware: str, key_bytes: int, value_bytes: int
+) -> None:
+    """Oracle: the elements of DeepSeek-V3's kv_b_proj counted on the transformers module (meta device),
+    times the bytes each engine's weight loading keeps per element beside kv_b_proj (memory.
+    mla_absorb_bytes_per_element cites the code): 61 x 32,768 x 512 = 1.02e9 elements, so 2.05 GB for a
+    bf16 copy of the whole of it."""
+    from costmodel.memory import mla_absorb_copy_bytes
+
+    keys, total = _kv_b_proj_elements("deepseek-v3")
+    expected = keys * key_bytes + (total - keys) * value_bytes
+    model, hw = costmodel.load_model("deepseek-v3"), costmodel.load_hardware(hardware)
+    copies = mla_absorb_copy_bytes(model, engine=engine, weight_dtype=weights, hardware=hw)
+    assert copies == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_a_replica_holds_its_share_of_the_mla_weight_copies_and_other_models_hold_none(engine: str) -> None:
+    """The copies split with kv_b_proj's heads over tensor parallelism: at tp 8 each GPU holds an eighth more
+    than the checkpoint's weights; a model without MLA (Llama-3-8B, fp8) keeps no copy in any engine."""
+    from costmodel.memory import mla_absorb_copy_bytes, replica_memory
+
+    dsv3, llama = costmodel.load_model("deepseek-v3"), costmodel.load_model("llama-3-8b")
+    h200 = costmodel.load_hardware("h200")
+    kw = {"tp": 8, "weight_dtype": "fp8_block"}
+    plain = replica_memory(dsv3, **kw, engine="vllm").weight_bytes - 2 * 61 * 32768 * 512 / 8
+    held = replica_memory(dsv3, **kw, engine=engine, hardware=h200).weight_bytes
+    copies = mla_absorb_copy_bytes(dsv3, engine=engine, weight_dtype="fp8_block", hardware=h200)
+    assert held == pytest.approx(plain + copies / 8, rel=1e-12)
+    assert mla_absorb_copy_bytes(llama, engine=engine, weight_dtype="fp8", hardware=h200) == 0.0
+
+
+def test_an_unknown_engine_is_refused_when_sizing_mla_copies() -> None:
+    from costmodel.errors import CostmodelError
+    from costmodel.memory import mla_absorb_copy_bytes
+
+    with pytest.raises(CostmodelError, match="engine"):
+        mla_absorb_copy_bytes(costmodel.load_model("deepseek-v3"), engine="tgi", weight_dtype="fp8")

@@ -205,3 +205,57 @@ def test_pipeline_microbatches_split_whole_sequences_and_one_microbatch_keeps_a_
     m, per = _Setup(model, H100, Workload(), whole, ROOFLINE, "flash", _tp_link(whole)).microbatches(batches)
     np.testing.assert_array_equal(m, [0.5, 1.0, 1.0, 1.0])
     np.testing.assert_array_equal(per, [1.0, 1.0, 2.5, 5.0])
+
+
+def _mla_decode(hardware: str, *, batch: int = 64, past: int = 2047, tp: int = 8, weights: str = "bf16"):
+    """DeepSeek-V3's decode step on a device the roofline times, with no efficiency losses or overheads."""
+    hw = costmodel.load_hardware(hardware)
+    ops = forward_ops(costmodel.load_model("deepseek-v3"), batch_size=batch, new_tokens=1, past_tokens=past,
+                      tp=tp, weight_dtype=weights)  # fmt: skip
+    return hw, ops, op_times(ops, hw, efficiency=NO_OVERHEAD)
+
+
+@pytest.mark.parametrize("hardware", ["mi325x", "h20", "tpu-v5e"])
+@pytest.mark.parametrize("weights", ["bf16", "fp8"])
+def test_the_roofline_prices_an_mla_decode_in_the_absorbed_form(hardware: str, weights: str) -> None:
+    """Oracle: DeepSeek-V3's dims (128 heads over tp 8 = 16 a GPU, kv_lora_rank 512, nope 128, rope 64, v 128)
+    by hand. The engines decode MLA absorbed on every device (vLLM's ROCm ``AiterMLAImpl`` is an
+    ``MLACommonImpl``, whose ``_forward_decode`` is the absorbed form): kv_up is two per-head bmm over the
+    64 new tokens, 2 x 64 x 16 x 512 x (128 + 128) FLOP, reading the 16-bit W_UK / W_UV (16 x 512 x 256 x 2
+    bytes) and the query in / latent out / latent in / value out (64 x 16 x (128 + 512 + 512 + 128) x 2);
+    the attention is MQA over the 576-element latent of 2,048 tokens a sequence, 2 x 64 x 2048 x 16 x
+    (576 + 512) FLOP, reading the latent once a sequence. Not the naive expansion of all 64 x 2,048 cached
+    tokens into 16 heads' keys and values (kv_up alone 2 x 131,072 x 512 x 4,096 FLOP)."""
+    hw, ops, times = _mla_decode(hardware, weights=weights)
+    names = [op.name for op in ops]
+    bf16 = hw.peak_flop_per_s("bf16") if "bf16" in hw.compute_dtypes else hw.peak_flop_per_s("fp16")
+    bw = hw.memory_bandwidth_bytes_per_s
+    kv_up = names.index("kv_up_proj")
+    flop = 2.0 * 64 * 16 * 512 * 256
+    moved = 16 * 512 * 256 * 2.0 + 64 * 16 * (128 + 512 + 512 + 128) * 2.0
+    assert float(times.time_s(kv_up)) == pytest.approx(max(flop / bf16, moved / bw), rel=1e-9)
+    att = names.index("attention")
+    cache, heads, new = 64 * 2048 * 576 * 2.0, 64 * 16 * (576 + 512) * 2.0, 64 * 576 * 2.0
+    assert float(times.memory_s[att]) == pytest.approx((cache + heads + new) / bw, rel=1e-9)
+    assert float(times.compute_s[att]) * bf16 == pytest.approx(2.0 * 64 * 2048 * 16 * (576 + 512), rel=1e-9)
+
+
+def test_an_absorbed_mla_decodes_up_projection_does_not_grow_with_the_context() -> None:
+    """The absorbed bmm multiply the new tokens only: kv_up costs the same after 100 or 100,000 cached tokens
+    (the naive form grew 1,000x), while the attention's latent reads grow with the context."""
+    _, ops, short = _mla_decode("mi325x", past=100)
+    _, _, long = _mla_decode("mi325x", past=100_000)
+    kv_up, att = (next(i for i, op in enumerate(ops) if op.name == n) for n in ("kv_up_proj", "attention"))
+    assert float(long.time_s(kv_up)) == pytest.approx(float(short.time_s(kv_up)), rel=1e-12)
+    assert float(long.time_s(att)) > 100 * float(short.time_s(att))
+
+
+def test_an_mla_prefill_stays_in_the_naive_form_on_the_roofline() -> None:
+    """A prompt pass (2,048 new tokens) runs the naive form in every engine: kv_up is the kv_b_proj GEMM over
+    its 2,048 tokens, 2 x 2048 x 512 x 16 x 256 FLOP at tp 8, the operators' own count."""
+    hw = costmodel.load_hardware("mi325x")
+    ops = forward_ops(costmodel.load_model("deepseek-v3"), batch_size=1, new_tokens=2048, tp=8)
+    times = op_times(ops, hw, efficiency=NO_OVERHEAD)
+    kv_up = next(i for i, op in enumerate(ops) if op.name == "kv_up_proj")
+    assert float(ops[kv_up].flop) == pytest.approx(2.0 * 2048 * 512 * 16 * 256, rel=1e-12)
+    assert float(times.compute_s[kv_up]) == pytest.approx(float(ops[kv_up].flop) / hw.peak_flop_per_s("bf16"))

@@ -694,3 +694,22 @@ def test_an_mla_verifications_attention_is_the_absorbed_decode_of_its_queries(de
             assert parts.decode_attention_s(b, c, n)[-1] > 1.5 * parts.decode_attention_s(b, c)[-1]
     llama = Engine(load_model("llama-3-8b"), load_hardware("h100-sxm"), Workload(), Deployment())
     assert np.array_equal(llama.parts.decode_attention_s(b, c, 4.0), llama.parts.decode_attention_s(b, c))
+
+
+def test_an_engines_memory_holds_the_mla_weight_copies_its_engine_keeps() -> None:
+    """DeepSeek-V3 with per-tensor fp8 weights at tp 8 on an H200: vLLM dequantizes kv_b_proj into one bf16
+    copy for the absorbed bmm, SGLang requantizes w_kc / w_vc to fp8 with one tensor scale, so vLLM holds
+    61 layers x 32,768 x 512 elements x 1 byte more over 8 GPUs, and its KV capacity gives up that room at
+    the latent's 61 x 576 x 2 bytes a token."""
+    h200 = load_hardware("h200")
+    base = Engine.build("deepseek-v3", h200, tp=8, weight_dtype="fp8")
+    engines = {
+        name: base.replace(efficiency=h200.efficiency.model_copy(update={"kernel_engine": name}))
+        for name in ("vllm", "sglang")
+    }
+    extra = 61 * 32768 * 512 * 1.0 / 8
+    held = {name: e.replica_memory().weight_bytes for name, e in engines.items()}
+    assert held["vllm"] - held["sglang"] == pytest.approx(extra, rel=1e-12)
+    lost = engines["sglang"].kv_capacity_tokens() - engines["vllm"].kv_capacity_tokens()
+    assert engines["vllm"].kv_capacity_tokens() > 0
+    assert abs(lost - extra / (61 * 576 * 2.0)) <= 1
