@@ -312,7 +312,8 @@ class Scenario(BaseModel):
         )
 
     def workload(self, **changes: Any) -> cm.Workload:
-        """The serving workload; ``changes`` replace batch_size, prompt_len or output_len (arrays too)."""
+        """The serving workload, every format of the sidebar in it (the attention format too);
+        ``changes`` replace batch_size, prompt_len or output_len (arrays too)."""
         sizes = {"batch_size": self.batch_size, "prompt_len": self.prompt_len, "output_len": self.output_len}
         return cm.Workload(
             **(sizes | changes),
@@ -320,6 +321,7 @@ class Scenario(BaseModel):
             activation_dtype=self.activation_dtype,
             kv_dtype=self.kv_dtype,
             **self.expert_formats,
+            component_dtypes=self.component_dtypes,
         )
 
     # --- files ---

@@ -288,6 +288,26 @@ def test_performance_page_shows_the_api_figures() -> None:
     assert set(bars["y"]) == {h for h in cm.list_hardware() if cm.load_hardware(h).price is not None}
 
 
+def test_the_attention_format_reaches_the_headline_figures() -> None:
+    """The sidebar's attention format was in the charts (sweep's component_dtypes) but not in the headline
+    metrics nor the device ranking (Scenario.workload() left it out): NVIDIA's NVFP4 Gemma-4-31B with bf16
+    attention showed the TPOT of all-NVFP4 weights, 5.74 ms instead of 8.11 ms on a B200."""
+    query = dict(model="gemma-4-31b", hardware="b200", weight_dtype="nvfp4", attention_dtype="bf16")
+    kept_apart = cm.Workload(8, 2048, 256, weight_dtype="nvfp4", component_dtypes={"attention": "bf16"})
+    expected = cm.estimate("gemma-4-31b", "b200", kept_apart)
+    all_nvfp4 = cm.estimate("gemma-4-31b", "b200", cm.Workload(8, 2048, 256, weight_dtype="nvfp4"))
+    assert float(expected.tpot_s) > 1.2 * float(all_nvfp4.tpot_s)  # bf16 attention reads more bytes
+    assert Scenario(**(query | {"hardware": ["b200"]})).workload() == kept_apart
+    at = open_page("performance", **query)
+    assert not errors(at)
+    shown = metrics(at)
+    assert_shows(shown["Time per output token"], float(expected.tpot_s))
+    assert_shows(shown["Time to first token"], float(expected.ttft_s))
+    bars = charts(at)[3]["data"][0]
+    b200 = list(bars["y"]).index("b200")
+    assert values(bars["x"])[b200] == pytest.approx(float(expected.usd_per_million_output_tokens), rel=1e-12)
+
+
 def test_speculative_page_shows_the_api_figures() -> None:
     at = open_page("speculative")
     assert not errors(at)
