@@ -337,6 +337,26 @@ def test_speculative_page_shows_the_api_figures() -> None:
     assert (alphas.min(), alphas.max(), ks.min(), ks.max()) == (0.0, 1.0, 1, 8)
 
 
+def test_speculative_page_where_no_draft_pays_shows_plain_decoding() -> None:
+    """Best k 0 stood next to 'Speedup 0.805×' and the slower draft's tokens/s: with no draft the
+    deployment decodes plainly (speedup 1, batch / T_target tokens/s); the warning names the best draft."""
+    at = open_page("speculative", draft="llama-3-8b")  # the target drafting itself: c = 1, never pays
+    assert not errors(at)
+    plan = speculative.plan(
+        "llama-3-8b", "llama-3-8b", "h100-sxm", DEFAULT.workload(), alpha=0.7, k_max=8, batch_sizes=[8]
+    )
+    assert (plan["speedup"] < 1).all()
+    shown = metrics(at)
+    assert shown["Best k at batch 8"] == "0"
+    assert shown["Speedup at batch 8"] == "1.000×"
+    assert_shows(shown["Decode tokens/s (no draft pays)"], 8 / float(plan["target_step_s"].iloc[0]))
+    best = plan.loc[plan["speedup"].idxmax()]
+    assert f"the best draft is {best['speedup']:.3f}× (k = {int(best['k'])})" in at.warning[0].value
+    by_batch = charts(at)[1]
+    assert values(trace(by_batch, "speedup at the best k")["y"]).min() >= 1.0
+    assert values(trace(by_batch, "best k (0: none pays)")["y"]).max() == 0
+
+
 def test_page_widgets_change_the_figures() -> None:
     at = open_page("speculative")
     at.slider(key="alpha").set_value(0.9).run()
