@@ -1147,6 +1147,29 @@ def test_compression_page_options_and_a_model_that_does_not_fit() -> None:
     assert not charts(at)
 
 
+def test_compression_page_runs_the_sidebars_attention_dp_and_moe_split() -> None:
+    """The page priced each choice on tp x pp alone: DeepSeek-V3 fp8 over attention DP 8 x MoE EP 8 (the
+    Memory and Performance pages: 106 GB per GPU, 133 ms TPOT) showed 715 GB and 963 ms, 'no choice fits on
+    8 x h200'. The sidebar's routed-expert format is not one of the page's choices: it says so."""
+    dep = cm.Deployment(tp=1, attention_dp=8, moe_ep=8)
+    workload = cm.Workload(256, 2048, 256, weight_dtype="fp8", activation_dtype="fp8")
+    expected = cm.estimate("deepseek-v3", "h200", workload, dep)
+    assert bool(expected.fits)
+    query = dict(
+        model="deepseek-v3", hardware="h200", weight_dtype="fp8", activation_dtype="fp8", tp=1,
+        attention_dp=8, moe_ep=8, batch_size=256, weight_formats="fp8", kv_formats="bf16", sparsities="none",
+    )  # fmt: skip
+    at = open_page("compression", **query)
+    assert not errors(at)
+    assert not at.warning
+    assert not at.info
+    shown = metrics(at)
+    assert_shows(shown["Memory per GPU"], float(expected.memory_bytes_per_gpu))
+    assert_shows(shown["Time per output token"], float(expected.tpot_s))
+    at = open_page("compression", **query, expert_dtype="int4")
+    assert "routed-expert and attention formats are not used on this page" in at.info[0].value
+
+
 def test_your_own_price_replaces_the_listed_one() -> None:
     """The sidebar says where each listed price comes from; a price typed in (or in the link) replaces the
     first device's, on every page that shows a cost (issue 17, item 11)."""
