@@ -487,6 +487,26 @@ def test_validation_page_shows_the_public_evaluation_per_device_and_family(
     assert {x for t in bars for x in t["x"]} == {"2", "4", "8"}
 
 
+@pytest.mark.parametrize("family", ["all_reduce", "gemm"])
+def test_a_validation_link_to_a_kernel_family_says_nothing(
+    monkeypatch: pytest.MonkeyPatch, family: str
+) -> None:
+    """The family selector shows labels, and Streamlit writes the label into the URL: a shared link to
+    a family showed it and yet warned 'validation_family = All-reduce (all_reduce): not a value this
+    page's input takes'. A name that is no family's label is still named."""
+    monkeypatch.delenv("COSTMODEL_VALIDATION_RESULTS", raising=False)
+    families = committed_public()[2]
+    label = {"all_reduce": "All-reduce (all_reduce)", "gemm": "GEMM (gemm)"}[family]
+    at = open_page("validation", validation_device="h100_sxm", validation_family=label)
+    assert not errors(at)
+    assert not at.warning
+    held = families.query(f"system == 'h100_sxm' and family == '{family}' and split == 'held-out'").iloc[0]
+    assert metrics(at)["Held-out rows"] == f"{int(held['n']):,}"
+    at = open_page("validation", validation_device="h100_sxm", validation_family="all-reduce")
+    note = re.sub(r"\\(.)", r"\1", at.warning[0].value).replace("**", "")
+    assert "validation_family = all-reduce: not a value this page's input takes" in note
+
+
 def test_validation_page_shows_a_selection_the_same_after_visiting_others(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

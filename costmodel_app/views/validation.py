@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import components as ui
+import link
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -373,7 +374,11 @@ def kernels_view(data: Public, keys: tuple[FileKey, FileKey, FileKey]) -> None:
     options = [f for f in FAMILY_NAMES if f in present] + sorted(present - set(FAMILY_NAMES))
     with cols[1]:
         family = st.selectbox(
-            "Kernel family", options, format_func=family_label, key="validation_family", bind="query-params"
+            "Kernel family",
+            options,
+            format_func=link.labelled("validation_family", family_label),  # the URL holds the label
+            key="validation_family",
+            bind="query-params",
         )
     st.caption(provenance_line(summary, about, system))
 
