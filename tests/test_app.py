@@ -1020,6 +1020,24 @@ def test_capacity_page_shows_the_plan() -> None:
     assert_shows(shown["$ per hour"], best["usd_per_hour"])
 
 
+def test_capacity_curve_on_an_unpriced_device_is_its_plan_with_the_fewest_gpus() -> None:
+    """h20 has no price, so plan() leaves its rows in TP order: the curve was drawn for TP 4 x 3 replicas
+    (12 GPUs), called 'the cheapest plan on h20', where TP 8 x 1 replica (8 GPUs) also meets the SLOs."""
+    assert cm.load_hardware("h20").price is None
+    plan = capacity.plan("llama-3-8b", ["h20"], api_traffic(), SLO, tp=(1, 2, 4, 8))
+    feasible = plan[plan["feasible"]]
+    fewest = feasible.loc[feasible["gpus"].idxmin()]
+    assert int(fewest["gpus"]) < int(feasible.iloc[0]["gpus"])  # plan()'s first row is not the fewest
+    at = open_page("capacity", hardware=["h20", "h100-sxm"])
+    assert not errors(at)
+    title = f"p99 latency vs load on one h20 replica, TP {int(fewest['tp'])}, batch limit {int(fewest['max_batch_size'])}"
+    assert title in [h.value for h in at.subheader]
+    note = (
+        f"The plan with the fewest GPUs (no price to rank by) on h20: {int(fewest['replicas'])} replica(s)."
+    )
+    assert any(c.value.startswith(note) for c in at.caption)
+
+
 def test_capacity_page_when_no_candidate_meets_the_slo() -> None:
     # 1 ms to the first token is out of reach, and 100 requests/s swamp one replica
     at = open_page("capacity", ttft_slo_ms=1, rate_per_s=100, tp_degrees=[1, 2])

@@ -416,10 +416,14 @@ if not feasible.empty:
 first = sc.hardware[0]
 on_first = feasible[feasible["hardware"] == first]
 curve = None
-if not on_first.empty:  # the cheapest plan on the first device, at its batch limit and load
-    pick = on_first.iloc[0]
+if not on_first.empty:  # the cheapest plan on the first device (fewest GPUs if unpriced), at its load
+    if on_first["usd_per_hour"].notna().any():
+        pick, which = on_first.iloc[0], "cheapest plan"
+    else:  # no price to rank by: plan()'s order is then the TP degrees', not the GPUs'
+        pick = on_first.sort_values(["gpus", "tp"], kind="stable").iloc[0]
+        which = "plan with the fewest GPUs (no price to rank by)"
     tp, batch_limit, replicas = int(pick["tp"]), int(pick["max_batch_size"]), int(pick["replicas"])
-    note = f"the cheapest plan on {first}: {replicas} replica(s)"
+    note = f"The {which} on {first}: {replicas} replica(s)"
     with ui.friendly_errors():
         curve, saturation = load_curve(
             model_key,
@@ -434,7 +438,7 @@ if not on_first.empty:  # the cheapest plan on the first device, at its batch li
         )
 else:  # nothing meets the SLOs there: one replica of the first TP degree that has room, all the load
     batch_limit, replicas = max(capacity.BATCH_LIMITS), 1
-    note = f"no plan on {first} meets the SLOs; one replica taking the whole load"
+    note = f"No plan on {first} meets the SLOs: one replica takes the whole load"
     failures: dict[str, list[str]] = {}  # reason -> TP degrees, so a reason they share is said once
     for tp in sorted(tps):
         try:
@@ -542,7 +546,7 @@ if curve is not None:
         fig.update_yaxes(range=[np.log10(min(low, target) / 1.5), np.log10(high)], row=1, col=col)
     ui.chart(fig, curve, "capacity-latency-vs-load")
     st.caption(
-        f"For {note}. Grey: at or beyond saturation ({saturation:,.4g} requests/s) the queue grows without "
+        f"{note}. Grey: at or beyond saturation ({saturation:,.4g} requests/s) the queue grows without "
         "bound and there is no finite latency (load = unstable in the table). The analytic model is "
         f"validated against the simulator up to {capacity.VALIDATED_UTILIZATION:.0%} of saturation "
         "(docs/serving.md); the same quadrature as the planner, so the star is the plan's row."
