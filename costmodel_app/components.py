@@ -494,8 +494,11 @@ def gb(n_bytes: float) -> str:
 
 
 def duration(seconds: float) -> str:
-    """A time, 4 significant digits: in ms below a second, in s above."""
-    return f"{seconds * 1e3:.4g} ms" if seconds < 1 else f"{seconds:,.4g} s"
+    """A time, 4 significant digits: in ms below a second, in s above; whole seconds with thousands
+    separators from 10,000 s (41,050 s, not 4.105e+04 s)."""
+    if seconds < 1:
+        return f"{seconds * 1e3:.4g} ms"
+    return f"{seconds:,.4g} s" if seconds < 1e4 else f"{seconds:,.0f} s"
 
 
 def rate(per_s: float) -> str:

@@ -32,7 +32,7 @@ from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parents[1] / "costmodel_app"
 sys.path.insert(0, str(APP))  # the app's own modules, as `streamlit run` puts them on the path
-from components import header, human, log_ticks, tick_text  # noqa: E402
+from components import duration, header, human, log_ticks, tick_text  # noqa: E402
 from components import plain as ui_plain  # noqa: E402
 from scenario import ATTENTION_EXCEPT_O_PROJ, DEFAULT, Scenario  # noqa: E402
 
@@ -685,6 +685,16 @@ def test_widget_change_updates_the_figures() -> None:
 )
 def test_table_headers_are_words_with_their_unit(name: str, title: str, factor: float) -> None:
     assert header(name) == (title, factor)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.0072603, "7.26 ms"), (0.9999, "999.9 ms"), (2.1853, "2.185 s"), (9999.4, "9,999 s"),
+     (41050.2, "41,050 s"), (7.192e7, "71,920,000 s")],
+)  # fmt: skip
+def test_durations_read_as_numbers_never_scientific_notation(seconds: float, text: str) -> None:
+    """A headline time of batch 1,000,000 showed '4.105e+04 s'."""
+    assert duration(seconds) == text
 
 
 def test_tables_show_four_significant_digits_in_the_headers_units() -> None:
