@@ -357,6 +357,19 @@ def test_speculative_page_where_no_draft_pays_shows_plain_decoding() -> None:
     assert values(trace(by_batch, "best k (0: none pays)")["y"]).max() == 0
 
 
+def test_speculative_page_says_when_the_target_does_not_fit() -> None:
+    """Llama-3-70B in bf16 on one L40S (141 GB of weights, 46 GB usable) drew speedups without a word."""
+    sc = Scenario(model="llama-3-70b", hardware=["l40s"])
+    fit = api_fit(sc, "l40s")
+    assert not bool(fit.fits)
+    at = open_page("speculative", model="llama-3-70b", hardware="l40s")
+    assert not errors(at)
+    warning = at.warning[0].value
+    assert warning.startswith("The target alone does not fit on l40s")
+    assert_shows(warning.split(": ")[1].split(" per GPU")[0], float(fit.memory_bytes_per_gpu))
+    assert not open_page("speculative").warning  # the default scenario fits
+
+
 def test_page_widgets_change_the_figures() -> None:
     at = open_page("speculative")
     at.slider(key="alpha").set_value(0.9).run()

@@ -9,6 +9,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 from scenario import draft_options
 
+import costmodel as cm
 from costmodel import speculative
 
 # ---------------------------------------------------------------------------- inputs
@@ -51,6 +52,13 @@ with ui.friendly_errors():
     primary = ui.hardware(sc)[0]
     deployment = ui.deployment(sc, model)
     st.caption(ui.describe(sc, model.name) + f" · draft {draft}")
+    target = cm.estimate(model, primary, sc.workload(), deployment)  # the target alone, without its draft
+    if not bool(target.fits):
+        st.warning(
+            f"The target alone does not fit on {primary.name}: {ui.gb(float(target.memory_bytes_per_gpu))} "
+            f"per GPU needed, {ui.gb(target.capacity_bytes_per_gpu)} usable (largest batch that fits: "
+            f"{int(target.max_batch_size):,}). The speedups below are what it would give if it did."
+        )
     batches = sorted({*(2**i for i in range(9)), sc.batch_size})
     plan = speculative.plan(
         model,
