@@ -661,6 +661,13 @@ def test_a_device_that_cannot_run_the_scenario_is_left_out() -> None:
     assert len(message) == 1  # once, though two charts left it out
     assert "'a100-80gb' has no 'fp8' peak" in message[0]
     check_performance(at, Scenario(hardware=["h100-sxm", "a100-80gb"], activation_dtype="fp8"))
+    # the first device itself: the headline says why, and the charts do not say it again
+    at = open_page("performance", hardware=["a100-80gb", "h100-sxm"], activation_dtype="fp8")
+    message = errors(at)
+    assert len(message) == 1
+    assert "'a100-80gb' has no 'fp8' peak" in message[0]
+    by_batch = charts(at)[0]
+    assert {t["name"] for t in by_batch["data"]} == {"h100-sxm"}
 
 
 def test_widget_change_updates_the_figures() -> None:
