@@ -501,6 +501,11 @@ def duration(seconds: float) -> str:
     return f"{seconds:,.4g} s" if seconds < 1e4 else f"{seconds:,.0f} s"
 
 
+def number(x: float) -> str:
+    """A figure to 4 significant digits, never in scientific notation: 8.463, 1,996, 100,000."""
+    return f"{x:,.4g}" if abs(x) < 1e4 else f"{x:,.0f}"
+
+
 def rate(per_s: float) -> str:
     """A rate (the label names its unit) with thousands separators."""
     return f"{per_s:,.1f}"
@@ -508,7 +513,7 @@ def rate(per_s: float) -> str:
 
 def usd(amount: float) -> str:
     """Dollars, 4 significant digits; 'no price' where the profile has none."""
-    return "no price" if amount != amount else f"${amount:,.4g}"  # NaN != NaN
+    return "no price" if amount != amount else f"${number(amount)}"  # NaN != NaN
 
 
 def count(n: float) -> str:

@@ -1068,6 +1068,20 @@ def test_capacity_curve_on_an_unpriced_device_is_its_plan_with_the_fewest_gpus()
     assert any(c.value.startswith(note) for c in at.caption)
 
 
+def test_capacity_page_names_the_sidebar_inputs_it_does_not_use_and_writes_rates_as_numbers() -> None:
+    """The planner takes no attention DP nor MoE split: the caption now says so for an MoE model, as the
+    Pareto page does. 100,000 requests/s read "1e+05 requests/s" and $208,300 per hour "$2.083e+05"."""
+    at = open_page("capacity", model="mixtral-8x7b", tp=2, attention_dp=2, moe_ep=2, rate_per_s=100000)
+    assert not errors(at)
+    caption = at.caption[0].value
+    assert (
+        "the sidebar's TP, PP, replicas, attention DP, MoE TP and EP and batch size are not used" in caption
+    )
+    assert "at 100,000 requests/s" in caption
+    assert "e+" not in " ".join([caption, *(w.value for w in at.warning), *metrics(at).values()])
+    assert "attention DP" not in open_page("capacity").caption[0].value  # a dense model has none
+
+
 def test_capacity_page_when_no_candidate_meets_the_slo() -> None:
     # 1 ms to the first token is out of reach, and 100 requests/s swamp one replica
     at = open_page("capacity", ttft_slo_ms=1, rate_per_s=100, tp_degrees=[1, 2])
