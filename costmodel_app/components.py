@@ -23,6 +23,7 @@ from scenario import (
     DEFAULT,
     MAX_USD_PER_HOUR,
     MODEL_SOURCES,
+    MOE_FIELDS,
     WIDGET_FIELDS,
     Scenario,
     activation_dtypes,
@@ -226,7 +227,10 @@ def from_query(field: str) -> Any:
 def scenario() -> Scenario:
     """The current scenario: widget values, then the URL for widgets not on this page, then defaults."""
     values: dict[str, Any] = {}
+    dense = not _sidebar_model_is_moe()
     for field in WIDGET_FIELDS:
+        if dense and field in MOE_FIELDS:  # no widget for it: a value left by an MoE model does not apply
+            continue
         if field in st.session_state:
             values[field] = st.session_state[field]
         elif (value := from_query(field)) is not None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import streamlit as st
 from pydantic import ValidationError
-from scenario import DEFAULT, WIDGET_FIELDS, Scenario
+from scenario import DEFAULT, MOE_FIELDS, WIDGET_FIELDS, Scenario
 
 from costmodel.errors import describe_validation_error
 
@@ -108,11 +108,14 @@ def _non_finite(text: str) -> bool:
 
 def _ignored(key: str, raw: list[str]) -> str | None:
     """One line naming ``key``, its value, the reason and the value used; None if the page used it."""
-    from components import from_query, plain
+    from components import _sidebar_model_is_moe, from_query, plain
 
     given = plain(_shorten(", ".join(raw)))
     if key in RENAMED:
         return f"**{plain(key)}** = {given}: not a parameter any more. {RENAMED[key]}."
+    if key in MOE_FIELDS and key not in st.session_state and not _sidebar_model_is_moe():
+        default = plain(_shown(getattr(DEFAULT, key)) or "as the rest")
+        return f"**{key}** = {given}: for mixture-of-experts models only; this one is dense. Using {default}."
     if key in WIDGET_FIELDS:
         if key in st.session_state:  # a widget of this page
             used = st.session_state[key]

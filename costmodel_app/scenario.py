@@ -358,3 +358,6 @@ DEFAULT = Scenario()
 FIELDS: tuple[str, ...] = tuple(Scenario.model_fields)
 WIDGET_FIELDS: tuple[str, ...] = tuple(f for f in FIELDS if f != "hf_config")
 """Fields that are widgets (bound to the URL); ``hf_config`` lives in session state only."""
+MOE_FIELDS: tuple[str, ...] = ("attention_dp", "moe_tp", "moe_ep", "expert_dtype", "expert_activation_dtype")
+"""Fields whose widgets the sidebar shows for a mixture-of-experts model only: a dense model takes their
+defaults, whatever the URL or an earlier MoE model left in them."""

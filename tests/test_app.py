@@ -670,6 +670,25 @@ def test_a_device_that_cannot_run_the_scenario_is_left_out() -> None:
     assert {t["name"] for t in by_batch["data"]} == {"h100-sxm"}
 
 
+def test_switching_to_a_dense_model_drops_the_moe_settings_it_has_no_widget_for() -> None:
+    """Mixtral with attention DP 2 x MoE EP 4, then Llama-3-8B chosen in the sidebar: the attention-DP
+    widget went away but its 2 stayed (from the URL), and the page said 'attention_dp (2) > 1 needs a
+    mixture-of-experts model' with nothing in the sidebar to change it. The sidebar's '2 GPUs: TP 2' was
+    right; the page now agrees with it. A link that gives a dense model an MoE setting says so."""
+    at = open_page("performance", model="mixtral-8x7b", tp=2, attention_dp=2, moe_ep=4, expert_dtype="int4")
+    assert not errors(at)
+    at.selectbox(key="model").set_value("llama-3-8b").run()
+    assert not at.exception
+    assert not errors(at)
+    check_performance(at, Scenario(tp=2))
+    assert "routed experts" not in at.caption[0].value
+    at = open_page("performance", tp=2, attention_dp=2)
+    assert not errors(at)
+    check_performance(at, Scenario(tp=2))
+    note = re.sub(r"\\(.)", r"\1", at.warning[0].value).replace("**", "")
+    assert "attention_dp = 2: for mixture-of-experts models only; this one is dense. Using 1." in note
+
+
 def test_widget_change_updates_the_figures() -> None:
     at = open_page("performance")
     at.number_input(key="batch_size").set_value(64).run()
