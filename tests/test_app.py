@@ -439,6 +439,18 @@ def test_validation_page_summarises_the_results(tmp_path: Path, monkeypatch: pyt
     assert sorted(by_family["data"][0]["x"]) == ["attention", "gemm", "norm"]
     at.toggle[0].set_value(True).run()  # held-out only
     assert metrics(at)["Points"] == "6"
+    # the filters are in the URL: a link reproduces the filtered view, and says nothing
+    at = open_page(
+        "validation",
+        validation_view="Reference kernels",
+        reference_families=["gemm"],
+        reference_held_out="true",
+    )
+    assert not errors(at)
+    assert len(at.warning) == 1  # the skipped line's, no ignored link parameter
+    chosen = points[(points["family"] == "gemm") & points["held_out"]]
+    assert metrics(at)["Points"] == str(len(chosen))
+    assert_shows(metrics(at)["Median |error|"], chosen["rel_error"].abs().median())
 
 
 RESULTS = Path(__file__).resolve().parents[1] / "validation" / "results"

@@ -568,15 +568,27 @@ def reference_view(folder: Path | None) -> None:
     cols = st.columns(3)
     with cols[0]:
         devices = st.multiselect(
-            "Devices", sorted(frame["device"].unique()), default=sorted(frame["device"].unique())
+            "Devices",
+            sorted(frame["device"].unique()),
+            default=sorted(frame["device"].unique()),
+            key="reference_devices",
+            bind="query-params",
         )
     with cols[1]:
         families = st.multiselect(
-            "Kernel families", sorted(frame["family"].unique()), default=sorted(frame["family"].unique())
+            "Kernel families",
+            sorted(frame["family"].unique()),
+            default=sorted(frame["family"].unique()),
+            key="reference_families",
+            bind="query-params",
         )
     with cols[2]:
         held_out_only = st.toggle(
-            "Held-out points only", value=False, help="Points not used for calibration."
+            "Held-out points only",
+            value=False,
+            help="Points not used for calibration.",
+            key="reference_held_out",
+            bind="query-params",
         )
 
     shown = frame[frame["device"].isin(devices) & frame["family"].isin(families)]
