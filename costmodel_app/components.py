@@ -23,6 +23,7 @@ from scenario import (
     DEFAULT,
     MAX_USD_PER_HOUR,
     MODEL_SOURCES,
+    MOE_FIELDS,
     WIDGET_FIELDS,
     Scenario,
     activation_dtypes,
@@ -226,7 +227,10 @@ def from_query(field: str) -> Any:
 def scenario() -> Scenario:
     """The current scenario: widget values, then the URL for widgets not on this page, then defaults."""
     values: dict[str, Any] = {}
+    dense = not _sidebar_model_is_moe()
     for field in WIDGET_FIELDS:
+        if dense and field in MOE_FIELDS:  # no widget for it: a value left by an MoE model does not apply
+            continue
         if field in st.session_state:
             values[field] = st.session_state[field]
         elif (value := from_query(field)) is not None:
@@ -494,8 +498,16 @@ def gb(n_bytes: float) -> str:
 
 
 def duration(seconds: float) -> str:
-    """A time, 4 significant digits: in ms below a second, in s above."""
-    return f"{seconds * 1e3:.4g} ms" if seconds < 1 else f"{seconds:,.4g} s"
+    """A time, 4 significant digits: in ms below a second, in s above; whole seconds with thousands
+    separators from 10,000 s (41,050 s, not 4.105e+04 s)."""
+    if seconds < 1:
+        return f"{seconds * 1e3:.4g} ms"
+    return f"{seconds:,.4g} s" if seconds < 1e4 else f"{seconds:,.0f} s"
+
+
+def number(x: float) -> str:
+    """A figure to 4 significant digits, never in scientific notation: 8.463, 1,996, 100,000."""
+    return f"{x:,.4g}" if abs(x) < 1e4 else f"{x:,.0f}"
 
 
 def rate(per_s: float) -> str:
@@ -505,7 +517,7 @@ def rate(per_s: float) -> str:
 
 def usd(amount: float) -> str:
     """Dollars, 4 significant digits; 'no price' where the profile has none."""
-    return "no price" if amount != amount else f"${amount:,.4g}"  # NaN != NaN
+    return "no price" if amount != amount else f"${number(amount)}"  # NaN != NaN
 
 
 def count(n: float) -> str:

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
 import streamlit as st
 from pydantic import ValidationError
-from scenario import DEFAULT, WIDGET_FIELDS, Scenario
+from scenario import DEFAULT, MOE_FIELDS, WIDGET_FIELDS, Scenario
 
 from costmodel.errors import describe_validation_error
 
@@ -31,8 +32,18 @@ WARNINGS = "link_warnings"
 """Session-state key of the ignored parameters' notes (one line each), shown until dismissed."""
 STREAMLIT_OWN = frozenset({"embed", "embed_options"})
 """Query parameters Streamlit itself reads: never ours to judge."""
+LABELS: dict[str, Callable[[Any], str]] = {}
+"""Widgets whose options are shown through a ``format_func`` (the Validation page's kernel family:
+``All-reduce (all_reduce)``): Streamlit writes that label, not the value, into the URL, so a link holds the
+label. Key -> the same function; a page registers it with :func:`labelled`."""
 RENAMED = {"n_gpus": "GPUs are now TP × PP × replicas: give `replicas`"}
 """Parameters of earlier versions of the dashboard, with what replaced them."""
+
+
+def labelled(key: str, format_func: Callable[[Any], str]) -> Callable[[Any], str]:
+    """Register the ``format_func`` of the widget ``key`` (:data:`LABELS`) and return it, for the widget."""
+    LABELS[key] = format_func
+    return format_func
 
 
 def read() -> dict[str, list[str]] | None:
@@ -97,11 +108,14 @@ def _non_finite(text: str) -> bool:
 
 def _ignored(key: str, raw: list[str]) -> str | None:
     """One line naming ``key``, its value, the reason and the value used; None if the page used it."""
-    from components import from_query, plain
+    from components import _sidebar_model_is_moe, from_query, plain
 
     given = plain(_shorten(", ".join(raw)))
     if key in RENAMED:
         return f"**{plain(key)}** = {given}: not a parameter any more. {RENAMED[key]}."
+    if key in MOE_FIELDS and key not in st.session_state and not _sidebar_model_is_moe():
+        default = plain(_shown(getattr(DEFAULT, key)) or "as the rest")
+        return f"**{key}** = {given}: for mixture-of-experts models only; this one is dense. Using {default}."
     if key in WIDGET_FIELDS:
         if key in st.session_state:  # a widget of this page
             used = st.session_state[key]
@@ -115,7 +129,7 @@ def _ignored(key: str, raw: list[str]) -> str | None:
         return f"**{key}** = {given}: {plain(why)} Using {plain(_shorten(_shown(used)))}."
     if key in st.session_state and not key.startswith("_"):  # a widget of this page
         used = st.session_state[key]
-        if _same(raw, used):
+        if _same(raw, used) or (key in LABELS and raw[-1] == LABELS[key](used)):
             return None
         return (
             f"**{plain(key)}** = {given}: not a value this page's input takes (out of its range or not one "

@@ -312,7 +312,8 @@ class Scenario(BaseModel):
         )
 
     def workload(self, **changes: Any) -> cm.Workload:
-        """The serving workload; ``changes`` replace batch_size, prompt_len or output_len (arrays too)."""
+        """The serving workload, every format of the sidebar in it (the attention format too);
+        ``changes`` replace batch_size, prompt_len or output_len (arrays too)."""
         sizes = {"batch_size": self.batch_size, "prompt_len": self.prompt_len, "output_len": self.output_len}
         return cm.Workload(
             **(sizes | changes),
@@ -320,6 +321,7 @@ class Scenario(BaseModel):
             activation_dtype=self.activation_dtype,
             kv_dtype=self.kv_dtype,
             **self.expert_formats,
+            component_dtypes=self.component_dtypes,
         )
 
     # --- files ---
@@ -356,3 +358,6 @@ DEFAULT = Scenario()
 FIELDS: tuple[str, ...] = tuple(Scenario.model_fields)
 WIDGET_FIELDS: tuple[str, ...] = tuple(f for f in FIELDS if f != "hf_config")
 """Fields that are widgets (bound to the URL); ``hf_config`` lives in session state only."""
+MOE_FIELDS: tuple[str, ...] = ("attention_dp", "moe_tp", "moe_ep", "expert_dtype", "expert_activation_dtype")
+"""Fields whose widgets the sidebar shows for a mixture-of-experts model only: a dense model takes their
+defaults, whatever the URL or an earlier MoE model left in them."""

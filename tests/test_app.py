@@ -32,7 +32,7 @@ from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parents[1] / "costmodel_app"
 sys.path.insert(0, str(APP))  # the app's own modules, as `streamlit run` puts them on the path
-from components import header, human, log_ticks, tick_text  # noqa: E402
+from components import duration, header, human, log_ticks, tick_text  # noqa: E402
 from components import plain as ui_plain  # noqa: E402
 from scenario import ATTENTION_EXCEPT_O_PROJ, DEFAULT, Scenario  # noqa: E402
 
@@ -288,6 +288,26 @@ def test_performance_page_shows_the_api_figures() -> None:
     assert set(bars["y"]) == {h for h in cm.list_hardware() if cm.load_hardware(h).price is not None}
 
 
+def test_the_attention_format_reaches_the_headline_figures() -> None:
+    """The sidebar's attention format was in the charts (sweep's component_dtypes) but not in the headline
+    metrics nor the device ranking (Scenario.workload() left it out): NVIDIA's NVFP4 Gemma-4-31B with bf16
+    attention showed the TPOT of all-NVFP4 weights, 5.74 ms instead of 8.11 ms on a B200."""
+    query = dict(model="gemma-4-31b", hardware="b200", weight_dtype="nvfp4", attention_dtype="bf16")
+    kept_apart = cm.Workload(8, 2048, 256, weight_dtype="nvfp4", component_dtypes={"attention": "bf16"})
+    expected = cm.estimate("gemma-4-31b", "b200", kept_apart)
+    all_nvfp4 = cm.estimate("gemma-4-31b", "b200", cm.Workload(8, 2048, 256, weight_dtype="nvfp4"))
+    assert float(expected.tpot_s) > 1.2 * float(all_nvfp4.tpot_s)  # bf16 attention reads more bytes
+    assert Scenario(**(query | {"hardware": ["b200"]})).workload() == kept_apart
+    at = open_page("performance", **query)
+    assert not errors(at)
+    shown = metrics(at)
+    assert_shows(shown["Time per output token"], float(expected.tpot_s))
+    assert_shows(shown["Time to first token"], float(expected.ttft_s))
+    bars = charts(at)[3]["data"][0]
+    b200 = list(bars["y"]).index("b200")
+    assert values(bars["x"])[b200] == pytest.approx(float(expected.usd_per_million_output_tokens), rel=1e-12)
+
+
 def test_speculative_page_shows_the_api_figures() -> None:
     at = open_page("speculative")
     assert not errors(at)
@@ -315,6 +335,39 @@ def test_speculative_page_shows_the_api_figures() -> None:
         values(heatmap["z"]), speculative.speedup(alphas[:, None], ks[None, :], c), rtol=1e-12
     )
     assert (alphas.min(), alphas.max(), ks.min(), ks.max()) == (0.0, 1.0, 1, 8)
+
+
+def test_speculative_page_where_no_draft_pays_shows_plain_decoding() -> None:
+    """Best k 0 stood next to 'Speedup 0.805×' and the slower draft's tokens/s: with no draft the
+    deployment decodes plainly (speedup 1, batch / T_target tokens/s); the warning names the best draft."""
+    at = open_page("speculative", draft="llama-3-8b")  # the target drafting itself: c = 1, never pays
+    assert not errors(at)
+    plan = speculative.plan(
+        "llama-3-8b", "llama-3-8b", "h100-sxm", DEFAULT.workload(), alpha=0.7, k_max=8, batch_sizes=[8]
+    )
+    assert (plan["speedup"] < 1).all()
+    shown = metrics(at)
+    assert shown["Best k at batch 8"] == "0"
+    assert shown["Speedup at batch 8"] == "1.000×"
+    assert_shows(shown["Decode tokens/s (no draft pays)"], 8 / float(plan["target_step_s"].iloc[0]))
+    best = plan.loc[plan["speedup"].idxmax()]
+    assert f"the best draft is {best['speedup']:.3f}× (k = {int(best['k'])})" in at.warning[0].value
+    by_batch = charts(at)[1]
+    assert values(trace(by_batch, "speedup at the best k")["y"]).min() >= 1.0
+    assert values(trace(by_batch, "best k (0: none pays)")["y"]).max() == 0
+
+
+def test_speculative_page_says_when_the_target_does_not_fit() -> None:
+    """Llama-3-70B in bf16 on one L40S (141 GB of weights, 46 GB usable) drew speedups without a word."""
+    sc = Scenario(model="llama-3-70b", hardware=["l40s"])
+    fit = api_fit(sc, "l40s")
+    assert not bool(fit.fits)
+    at = open_page("speculative", model="llama-3-70b", hardware="l40s")
+    assert not errors(at)
+    warning = at.warning[0].value
+    assert warning.startswith("The target alone does not fit on l40s")
+    assert_shows(warning.split(": ")[1].split(" per GPU")[0], float(fit.memory_bytes_per_gpu))
+    assert not open_page("speculative").warning  # the default scenario fits
 
 
 def test_page_widgets_change_the_figures() -> None:
@@ -386,6 +439,18 @@ def test_validation_page_summarises_the_results(tmp_path: Path, monkeypatch: pyt
     assert sorted(by_family["data"][0]["x"]) == ["attention", "gemm", "norm"]
     at.toggle[0].set_value(True).run()  # held-out only
     assert metrics(at)["Points"] == "6"
+    # the filters are in the URL: a link reproduces the filtered view, and says nothing
+    at = open_page(
+        "validation",
+        validation_view="Reference kernels",
+        reference_families=["gemm"],
+        reference_held_out="true",
+    )
+    assert not errors(at)
+    assert len(at.warning) == 1  # the skipped line's, no ignored link parameter
+    chosen = points[(points["family"] == "gemm") & points["held_out"]]
+    assert metrics(at)["Points"] == str(len(chosen))
+    assert_shows(metrics(at)["Median |error|"], chosen["rel_error"].abs().median())
 
 
 RESULTS = Path(__file__).resolve().parents[1] / "validation" / "results"
@@ -445,6 +510,26 @@ def test_validation_page_shows_the_public_evaluation_per_device_and_family(
     at.radio(key="regime_kernels").set_value("GPUs").run()
     bars = [t for t in charts(at)[1]["data"] if t["type"] == "bar"]
     assert {x for t in bars for x in t["x"]} == {"2", "4", "8"}
+
+
+@pytest.mark.parametrize("family", ["all_reduce", "gemm"])
+def test_a_validation_link_to_a_kernel_family_says_nothing(
+    monkeypatch: pytest.MonkeyPatch, family: str
+) -> None:
+    """The family selector shows labels, and Streamlit writes the label into the URL: a shared link to
+    a family showed it and yet warned 'validation_family = All-reduce (all_reduce): not a value this
+    page's input takes'. A name that is no family's label is still named."""
+    monkeypatch.delenv("COSTMODEL_VALIDATION_RESULTS", raising=False)
+    families = committed_public()[2]
+    label = {"all_reduce": "All-reduce (all_reduce)", "gemm": "GEMM (gemm)"}[family]
+    at = open_page("validation", validation_device="h100_sxm", validation_family=label)
+    assert not errors(at)
+    assert not at.warning
+    held = families.query(f"system == 'h100_sxm' and family == '{family}' and split == 'held-out'").iloc[0]
+    assert metrics(at)["Held-out rows"] == f"{int(held['n']):,}"
+    at = open_page("validation", validation_device="h100_sxm", validation_family="all-reduce")
+    note = re.sub(r"\\(.)", r"\1", at.warning[0].value).replace("**", "")
+    assert "validation_family = all-reduce: not a value this page's input takes" in note
 
 
 def test_validation_page_shows_a_selection_the_same_after_visiting_others(
@@ -588,6 +673,32 @@ def test_a_device_that_cannot_run_the_scenario_is_left_out() -> None:
     assert len(message) == 1  # once, though two charts left it out
     assert "'a100-80gb' has no 'fp8' peak" in message[0]
     check_performance(at, Scenario(hardware=["h100-sxm", "a100-80gb"], activation_dtype="fp8"))
+    # the first device itself: the headline says why, and the charts do not say it again
+    at = open_page("performance", hardware=["a100-80gb", "h100-sxm"], activation_dtype="fp8")
+    message = errors(at)
+    assert len(message) == 1
+    assert "'a100-80gb' has no 'fp8' peak" in message[0]
+    by_batch = charts(at)[0]
+    assert {t["name"] for t in by_batch["data"]} == {"h100-sxm"}
+
+
+def test_switching_to_a_dense_model_drops_the_moe_settings_it_has_no_widget_for() -> None:
+    """Mixtral with attention DP 2 x MoE EP 4, then Llama-3-8B chosen in the sidebar: the attention-DP
+    widget went away but its 2 stayed (from the URL), and the page said 'attention_dp (2) > 1 needs a
+    mixture-of-experts model' with nothing in the sidebar to change it. The sidebar's '2 GPUs: TP 2' was
+    right; the page now agrees with it. A link that gives a dense model an MoE setting says so."""
+    at = open_page("performance", model="mixtral-8x7b", tp=2, attention_dp=2, moe_ep=4, expert_dtype="int4")
+    assert not errors(at)
+    at.selectbox(key="model").set_value("llama-3-8b").run()
+    assert not at.exception
+    assert not errors(at)
+    check_performance(at, Scenario(tp=2))
+    assert "routed experts" not in at.caption[0].value
+    at = open_page("performance", tp=2, attention_dp=2)
+    assert not errors(at)
+    check_performance(at, Scenario(tp=2))
+    note = re.sub(r"\\(.)", r"\1", at.warning[0].value).replace("**", "")
+    assert "attention_dp = 2: for mixture-of-experts models only; this one is dense. Using 1." in note
 
 
 def test_widget_change_updates_the_figures() -> None:
@@ -625,6 +736,16 @@ def test_widget_change_updates_the_figures() -> None:
 )
 def test_table_headers_are_words_with_their_unit(name: str, title: str, factor: float) -> None:
     assert header(name) == (title, factor)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.0072603, "7.26 ms"), (0.9999, "999.9 ms"), (2.1853, "2.185 s"), (9999.4, "9,999 s"),
+     (41050.2, "41,050 s"), (7.192e7, "71,920,000 s")],
+)  # fmt: skip
+def test_durations_read_as_numbers_never_scientific_notation(seconds: float, text: str) -> None:
+    """A headline time of batch 1,000,000 showed '4.105e+04 s'."""
+    assert duration(seconds) == text
 
 
 def test_tables_show_four_significant_digits_in_the_headers_units() -> None:
@@ -960,6 +1081,38 @@ def test_capacity_page_shows_the_plan() -> None:
     assert_shows(shown["$ per hour"], best["usd_per_hour"])
 
 
+def test_capacity_curve_on_an_unpriced_device_is_its_plan_with_the_fewest_gpus() -> None:
+    """h20 has no price, so plan() leaves its rows in TP order: the curve was drawn for TP 4 x 3 replicas
+    (12 GPUs), called 'the cheapest plan on h20', where TP 8 x 1 replica (8 GPUs) also meets the SLOs."""
+    assert cm.load_hardware("h20").price is None
+    plan = capacity.plan("llama-3-8b", ["h20"], api_traffic(), SLO, tp=(1, 2, 4, 8))
+    feasible = plan[plan["feasible"]]
+    fewest = feasible.loc[feasible["gpus"].idxmin()]
+    assert int(fewest["gpus"]) < int(feasible.iloc[0]["gpus"])  # plan()'s first row is not the fewest
+    at = open_page("capacity", hardware=["h20", "h100-sxm"])
+    assert not errors(at)
+    title = f"p99 latency vs load on one h20 replica, TP {int(fewest['tp'])}, batch limit {int(fewest['max_batch_size'])}"
+    assert title in [h.value for h in at.subheader]
+    note = (
+        f"The plan with the fewest GPUs (no price to rank by) on h20: {int(fewest['replicas'])} replica(s)."
+    )
+    assert any(c.value.startswith(note) for c in at.caption)
+
+
+def test_capacity_page_names_the_sidebar_inputs_it_does_not_use_and_writes_rates_as_numbers() -> None:
+    """The planner takes no attention DP nor MoE split: the caption now says so for an MoE model, as the
+    Pareto page does. 100,000 requests/s read "1e+05 requests/s" and $208,300 per hour "$2.083e+05"."""
+    at = open_page("capacity", model="mixtral-8x7b", tp=2, attention_dp=2, moe_ep=2, rate_per_s=100000)
+    assert not errors(at)
+    caption = at.caption[0].value
+    assert (
+        "the sidebar's TP, PP, replicas, attention DP, MoE TP and EP and batch size are not used" in caption
+    )
+    assert "at 100,000 requests/s" in caption
+    assert "e+" not in " ".join([caption, *(w.value for w in at.warning), *metrics(at).values()])
+    assert "attention DP" not in open_page("capacity").caption[0].value  # a dense model has none
+
+
 def test_capacity_page_when_no_candidate_meets_the_slo() -> None:
     # 1 ms to the first token is out of reach, and 100 requests/s swamp one replica
     at = open_page("capacity", ttft_slo_ms=1, rate_per_s=100, tp_degrees=[1, 2])
@@ -1105,6 +1258,29 @@ def test_compression_page_options_and_a_model_that_does_not_fit() -> None:
     at = open_page("compression", hardware="tpu-v5e", sparsities="2:4")
     assert at.info[0].value == "No 2:4 rows: tpu-v5e has no sparse tensor cores in its profile."
     assert not charts(at)
+
+
+def test_compression_page_runs_the_sidebars_attention_dp_and_moe_split() -> None:
+    """The page priced each choice on tp x pp alone: DeepSeek-V3 fp8 over attention DP 8 x MoE EP 8 (the
+    Memory and Performance pages: 106 GB per GPU, 133 ms TPOT) showed 715 GB and 963 ms, 'no choice fits on
+    8 x h200'. The sidebar's routed-expert format is not one of the page's choices: it says so."""
+    dep = cm.Deployment(tp=1, attention_dp=8, moe_ep=8)
+    workload = cm.Workload(256, 2048, 256, weight_dtype="fp8", activation_dtype="fp8")
+    expected = cm.estimate("deepseek-v3", "h200", workload, dep)
+    assert bool(expected.fits)
+    query = dict(
+        model="deepseek-v3", hardware="h200", weight_dtype="fp8", activation_dtype="fp8", tp=1,
+        attention_dp=8, moe_ep=8, batch_size=256, weight_formats="fp8", kv_formats="bf16", sparsities="none",
+    )  # fmt: skip
+    at = open_page("compression", **query)
+    assert not errors(at)
+    assert not at.warning
+    assert not at.info
+    shown = metrics(at)
+    assert_shows(shown["Memory per GPU"], float(expected.memory_bytes_per_gpu))
+    assert_shows(shown["Time per output token"], float(expected.tpot_s))
+    at = open_page("compression", **query, expert_dtype="int4")
+    assert "routed-expert and attention formats are not used on this page" in at.info[0].value
 
 
 def test_your_own_price_replaces_the_listed_one() -> None:

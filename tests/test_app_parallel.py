@@ -99,13 +99,9 @@ def test_an_attention_dp_link_gives_what_costmodel_gives() -> None:
             "moe_ep (3) must divide tp (2): experts are spread over the TP group; the MoE layer spans "
             "tp x attention_dp = 2 GPUs: MoE TP x EP that work for qwen3-30b-a3b: 2 x 1, 1 x 2",
         ),
-        (
-            {"model": "llama-3-8b", "attention_dp": 2},
-            "attention_dp (2) > 1 needs a mixture-of-experts model (its ranks share the MoE layers); "
-            "llama-3-8b is dense: use replicas",
-        ),
     ],
-)
+)  # a dense model with attention_dp 2: the link's value is ignored, with a note (tests/test_app.py,
+# test_switching_to_a_dense_model_drops_the_moe_settings_it_has_no_widget_for)
 def test_a_split_that_does_not_work_is_one_error_naming_the_ones_that_do(
     query: dict[str, Any], message: str
 ) -> None:

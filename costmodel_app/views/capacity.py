@@ -297,14 +297,18 @@ dtypes = (
     sc.attention_dtype,
 )
 slo = (ttft_slo_ms / 1e3, tpot_slo_ms / 1e3)
-objective = f"p99 TTFT ≤ {ttft_slo_ms:,.4g} ms and p99 TPOT ≤ {tpot_slo_ms:,.4g} ms at {rate:,.4g} requests/s"
+moe_split = ", attention DP, MoE TP and EP" if model.moe is not None else ""
+objective = (
+    f"p99 TTFT ≤ {ui.number(ttft_slo_ms)} ms and p99 TPOT ≤ {ui.number(tpot_slo_ms)} ms "
+    f"at {ui.number(rate)} requests/s"
+)
 st.caption(
     f"**{ui.plain(model.name)}** on {', '.join(sc.hardware)} · weights {sc.weight_dtype}, activations "
     f"{sc.activation_dtype}{ui.experts_caption(sc)}, KV {sc.kv_dtype} · {objective} · "
     f"prompts {prompt_kind}, mean "
     f"{load.prompt.mean:,.0f} tokens · outputs {output_kind}, mean {load.output.mean:,.0f} tokens "
     f"(lengths capped at the {model.max_context:,}-token context). The planner chooses replicas, TP and "
-    "the batch limit: the sidebar's TP, PP, replicas and batch size are not used here."
+    f"the batch limit: the sidebar's TP, PP, replicas{moe_split} and batch size are not used here."
 )
 
 # ---------------------------------------------------------------------------- compute: the plan
@@ -350,8 +354,8 @@ else:
             with col:
                 ui.metric(label, value, f"{source}.{attr}")
     st.caption(
-        f"Each replica takes {best['rate_per_replica_per_s']:,.4g} of the "
-        f"{best['max_rate_per_replica_per_s']:,.4g} requests/s it saturates at; "
+        f"Each replica takes {ui.number(best['rate_per_replica_per_s'])} of the "
+        f"{ui.number(best['max_rate_per_replica_per_s'])} requests/s it saturates at; "
         f"the planner keeps every replica at or below {MAX_UTILIZATION:.0%}. $ per million tokens counts "
         "input and output tokens; per output token alone it is "
         f"{ui.usd(best['usd_per_million_output_tokens'])}."
@@ -416,10 +420,14 @@ if not feasible.empty:
 first = sc.hardware[0]
 on_first = feasible[feasible["hardware"] == first]
 curve = None
-if not on_first.empty:  # the cheapest plan on the first device, at its batch limit and load
-    pick = on_first.iloc[0]
+if not on_first.empty:  # the cheapest plan on the first device (fewest GPUs if unpriced), at its load
+    if on_first["usd_per_hour"].notna().any():
+        pick, which = on_first.iloc[0], "cheapest plan"
+    else:  # no price to rank by: plan()'s order is then the TP degrees', not the GPUs'
+        pick = on_first.sort_values(["gpus", "tp"], kind="stable").iloc[0]
+        which = "plan with the fewest GPUs (no price to rank by)"
     tp, batch_limit, replicas = int(pick["tp"]), int(pick["max_batch_size"]), int(pick["replicas"])
-    note = f"the cheapest plan on {first}: {replicas} replica(s)"
+    note = f"The {which} on {first}: {replicas} replica(s)"
     with ui.friendly_errors():
         curve, saturation = load_curve(
             model_key,
@@ -434,7 +442,7 @@ if not on_first.empty:  # the cheapest plan on the first device, at its batch li
         )
 else:  # nothing meets the SLOs there: one replica of the first TP degree that has room, all the load
     batch_limit, replicas = max(capacity.BATCH_LIMITS), 1
-    note = f"no plan on {first} meets the SLOs; one replica taking the whole load"
+    note = f"No plan on {first} meets the SLOs: one replica takes the whole load"
     failures: dict[str, list[str]] = {}  # reason -> TP degrees, so a reason they share is said once
     for tp in sorted(tps):
         try:
@@ -459,11 +467,11 @@ if curve is not None:
     with cols[0]:
         ui.metric(
             "Saturation [requests/s]",
-            f"{saturation:,.4g}",
+            ui.number(saturation),
             "capacity.analyze(...).max_rate_per_s",
         )
     with cols[1]:
-        ui.metric("Load [requests/s]", f"{rate / replicas:,.4g}", "traffic rate / replicas")
+        ui.metric("Load [requests/s]", ui.number(rate / replicas), "traffic rate / replicas")
     with cols[2]:
         ui.metric(
             "p99 TTFT at this load", latency_or_unstable(here["ttft_p99_s"]), "capacity.analyze(...).ttft_s"
@@ -474,7 +482,8 @@ if curve is not None:
         )
     if not here["stable"]:
         st.warning(
-            f"{rate / replicas:,.4g} requests/s is beyond what one replica can serve ({saturation:,.4g}/s): "
+            f"{ui.number(rate / replicas)} requests/s is beyond what one replica can serve "
+            f"({ui.number(saturation)}/s): "
             "the queue grows without bound and no latency is finite."
         )
     fig = make_subplots(rows=1, cols=2, subplot_titles=("TTFT [ms]", "TPOT [ms]"))
@@ -542,7 +551,7 @@ if curve is not None:
         fig.update_yaxes(range=[np.log10(min(low, target) / 1.5), np.log10(high)], row=1, col=col)
     ui.chart(fig, curve, "capacity-latency-vs-load")
     st.caption(
-        f"For {note}. Grey: at or beyond saturation ({saturation:,.4g} requests/s) the queue grows without "
+        f"{note}. Grey: at or beyond saturation ({ui.number(saturation)} requests/s) the queue grows without "
         "bound and there is no finite latency (load = unstable in the table). The analytic model is "
         f"validated against the simulator up to {capacity.VALIDATED_UTILIZATION:.0%} of saturation "
         "(docs/serving.md); the same quadrature as the planner, so the star is the plan's row."

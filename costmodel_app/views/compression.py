@@ -27,13 +27,13 @@ def load_tradeoffs(
     hardware: str,
     sizes: tuple[int, int, int],
     activation_dtype: str,
-    parallel: tuple[int, int, int],
+    deployment_json: str,
     formats: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]],
     method: str,
 ) -> pd.DataFrame:
-    """compression.tradeoffs, cached by its inputs (``_model`` is identified by ``model_key``)."""
+    """compression.tradeoffs, cached by its inputs (``_model`` is identified by ``model_key``; the
+    deployment, attention DP and the MoE split included, by its JSON)."""
     batch_size, prompt_len, output_len = sizes
-    tp, pp, replicas = parallel
     weight_dtypes, kv_dtypes, sparsities = formats
     return compression.tradeoffs(
         _model,
@@ -43,7 +43,7 @@ def load_tradeoffs(
         kv_dtypes=kv_dtypes,
         sparsities=sparsities,
         method=method,
-        deployment=cm.Deployment(tp=tp, pp=pp, replicas=replicas),
+        deployment=cm.Deployment.model_validate_json(deployment_json),
     )
 
 
@@ -106,6 +106,11 @@ if not (weight_formats and kv_formats and sparsities):
     st.info("Choose at least one weight format, one KV-cache format and one sparsity.")
     st.stop()
 st.caption(ui.describe(sc, model.name) + f" · compared on {primary.name}")
+if sc.expert_dtype or sc.expert_activation_dtype or sc.attention_dtype:
+    st.info(
+        "Each choice below stores every weight in its one format and computes in the activation format: "
+        "the sidebar's routed-expert and attention formats are not used on this page."
+    )
 if "2:4" in sparsities and primary.datasheet.sparsity_speedup is None:  # tradeoffs() skips those rows
     st.info(f"No 2:4 rows: {primary.name} has no sparse tensor cores in its profile.")
     if "none" not in sparsities:
@@ -121,7 +126,7 @@ with ui.friendly_errors():
         sc.priced(primary.name),
         (sc.batch_size, sc.prompt_len, sc.output_len),
         sc.activation_dtype,
-        (deployment.tp, deployment.pp, deployment.replicas),
+        deployment.model_dump_json(),
         (tuple(weight_formats), tuple(kv_formats), tuple(sparsities)),
         method,
     )

@@ -214,7 +214,7 @@ if missing:
     st.info(f"Choose at least one {' and one '.join(missing)} to search.")
     st.stop()
 model_key = sc.model if sc.model_source == "built-in" else json.dumps(sc.hf_config, sort_keys=True)
-objective = f"mean TTFT ≤ {ttft_ms:,.4g} ms and mean TPOT ≤ {tpot_ms:,.4g} ms"
+objective = f"mean TTFT ≤ {ui.number(ttft_ms)} ms and mean TPOT ≤ {ui.number(tpot_ms)} ms"
 budget = f"a token budget of {token_budget:,} tokens per iteration" + (
     " (raised to a point's clients per worker where they are more)"
     if token_budget < max(pareto.CONCURRENCY)
@@ -227,8 +227,8 @@ st.caption(
     f"KV {sc.kv_dtype} · {engine} loop parameters, {budget} · "
     f"{objective}. A closed loop of clients sending one request after another (costmodel.closed_loop); the "
     f"search chooses formats, TP, PP, EP{', attention DP' if len(attention_dp) > 1 else ''} and the "
-    "concurrency: the sidebar's weight and activation formats, TP, PP, replicas, attention DP, MoE TP and EP "
-    "and batch size are not used here (its KV format is)."
+    "concurrency: the sidebar's weight, attention, routed-expert and activation formats, TP, PP, replicas, "
+    "attention DP, MoE TP and EP and batch size are not used here (its KV format is)."
 )
 
 # ---------------------------------------------------------------------------- compute

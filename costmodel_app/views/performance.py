@@ -111,6 +111,8 @@ dtypes |= sc.expert_formats
 dtypes |= {"component_dtypes": sc.component_dtypes}
 by_batch, by_prompt = [], []
 for hw in devices:  # a device that cannot run the scenario says why, once, and the others go on
+    if report is None and hw is primary:  # the headline above has said why already
+        continue
     with ui.friendly_errors():
         by_batch.append(
             cm.sweep(

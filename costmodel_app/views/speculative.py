@@ -9,6 +9,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 from scenario import draft_options
 
+import costmodel as cm
 from costmodel import speculative
 
 # ---------------------------------------------------------------------------- inputs
@@ -51,6 +52,13 @@ with ui.friendly_errors():
     primary = ui.hardware(sc)[0]
     deployment = ui.deployment(sc, model)
     st.caption(ui.describe(sc, model.name) + f" · draft {draft}")
+    target = cm.estimate(model, primary, sc.workload(), deployment)  # the target alone, without its draft
+    if not bool(target.fits):
+        st.warning(
+            f"The target alone does not fit on {primary.name}: {ui.gb(float(target.memory_bytes_per_gpu))} "
+            f"per GPU needed, {ui.gb(target.capacity_bytes_per_gpu)} usable (largest batch that fits: "
+            f"{int(target.max_batch_size):,}). The speedups below are what it would give if it did."
+        )
     batches = sorted({*(2**i for i in range(9)), sc.batch_size})
     plan = speculative.plan(
         model,
@@ -63,12 +71,18 @@ with ui.friendly_errors():
         deployment=deployment,
     )
 
-# best k per batch size: the k that maximises the speedup, or 0 where no k beats plain decoding
+# best k per batch size: the k that maximises the speedup, or 0 where no k beats plain decoding; at k = 0
+# the deployment decodes without a draft: speedup 1 and plain decoding's tokens/s (the best draft's
+# speedup and k stay in `draft_speedup` / `k` for the warning and the table)
 best = None
 here = None
 if plan is not None:
     best = plan.loc[plan.groupby("batch_size")["speedup"].idxmax()].reset_index(drop=True)
-    best["best_k"] = np.where(best["speedup"] > 1.0, best["k"], 0)
+    pays = best["speedup"] > 1.0
+    best["best_k"] = np.where(pays, best["k"], 0)
+    best["draft_speedup"] = best["speedup"]
+    best["speedup"] = np.where(pays, best["speedup"], 1.0)
+    best["tokens_per_s"] = np.where(pays, best["tokens_per_s"], best["tokens_per_s"] / best["draft_speedup"])
     here = best[best["batch_size"] == sc.batch_size].iloc[0]
 c = manual_c if manual_c is not None else (None if here is None else float(here["c"]))
 
@@ -83,14 +97,15 @@ if here is not None:
         ui.metric("c = T_draft / T_target", f"{here['c']:.4f}", "speculative.plan(...).c")
     with cols[3]:
         ui.metric(
-            "Decode tokens/s with the draft",
+            "Decode tokens/s with the draft" if here["best_k"] else "Decode tokens/s (no draft pays)",
             ui.rate(here["tokens_per_s"]),
             "speculative.plan(...).tokens_per_s",
         )
     if here["best_k"] == 0:
         st.warning(
             f"With α = {alpha:.2f}, no draft length pays at batch {sc.batch_size:,}: "
-            f"the best is {here['speedup']:.3f}× (k = {int(here['k'])})."
+            f"the best draft is {here['draft_speedup']:.3f}× (k = {int(here['k'])}), "
+            "so the figures are plain decoding's."
         )
 
 # ---------------------------------------------------------------------------- render: the heatmap

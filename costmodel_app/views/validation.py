@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import components as ui
+import link
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -373,7 +374,11 @@ def kernels_view(data: Public, keys: tuple[FileKey, FileKey, FileKey]) -> None:
     options = [f for f in FAMILY_NAMES if f in present] + sorted(present - set(FAMILY_NAMES))
     with cols[1]:
         family = st.selectbox(
-            "Kernel family", options, format_func=family_label, key="validation_family", bind="query-params"
+            "Kernel family",
+            options,
+            format_func=link.labelled("validation_family", family_label),  # the URL holds the label
+            key="validation_family",
+            bind="query-params",
         )
     st.caption(provenance_line(summary, about, system))
 
@@ -563,15 +568,27 @@ def reference_view(folder: Path | None) -> None:
     cols = st.columns(3)
     with cols[0]:
         devices = st.multiselect(
-            "Devices", sorted(frame["device"].unique()), default=sorted(frame["device"].unique())
+            "Devices",
+            sorted(frame["device"].unique()),
+            default=sorted(frame["device"].unique()),
+            key="reference_devices",
+            bind="query-params",
         )
     with cols[1]:
         families = st.multiselect(
-            "Kernel families", sorted(frame["family"].unique()), default=sorted(frame["family"].unique())
+            "Kernel families",
+            sorted(frame["family"].unique()),
+            default=sorted(frame["family"].unique()),
+            key="reference_families",
+            bind="query-params",
         )
     with cols[2]:
         held_out_only = st.toggle(
-            "Held-out points only", value=False, help="Points not used for calibration."
+            "Held-out points only",
+            value=False,
+            help="Points not used for calibration.",
+            key="reference_held_out",
+            bind="query-params",
         )
 
     shown = frame[frame["device"].isin(devices) & frame["family"].isin(families)]
