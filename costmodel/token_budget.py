@@ -35,7 +35,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from costmodel.errors import CostmodelError
+from costmodel.errors import CostmodelError, UnknownNameError
+
+ENGINES = ("sglang", "trtllm", "vllm")
+"""The serving engines whose token-budget rule is known (``Efficiency.kernel_engine``'s names)."""
 
 DP_DIVIDED_ENGINES = ("sglang",)
 """Engines that share the launch's token budget among a worker's attention-DP ranks (SGLang's
@@ -53,7 +56,9 @@ def rank_token_budget(engine: str, token_budget: int, attention_dp: int) -> int:
     a token budget of ``token_budget`` [tokens] on a worker of ``attention_dp`` ranks [-]: the value
     itself, or for :data:`DP_DIVIDED_ENGINES` (SGLang) its share ``token_budget // attention_dp`` (at
     least 1); the module docstring cites each engine's source. With one rank, ``token_budget`` for
-    every engine."""
+    every engine. A name outside :data:`ENGINES` raises :class:`~costmodel.errors.UnknownNameError`."""
+    if engine not in ENGINES:  # a misspelt name must not get the per-rank rule silently
+        raise UnknownNameError("engine", engine, ENGINES)
     budget = _check("token_budget", token_budget)
     ranks = _check("attention_dp", attention_dp)
     if engine in DP_DIVIDED_ENGINES:

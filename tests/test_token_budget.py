@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from costmodel import pareto
-from costmodel.errors import CostmodelError
+from costmodel.errors import CostmodelError, UnknownNameError
 from costmodel.registry import load_hardware, load_model
 from costmodel.token_budget import rank_token_budget, worker_batched_tokens
 from validation.public.engine_memory import (
@@ -54,6 +54,15 @@ def test_sglang_keeps_a_rank_at_one_token_at_least() -> None:
 def test_bad_input_is_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(CostmodelError, match=message):
         rank_token_budget("vllm", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["SGLang", "sgl", "tgi", ""])
+def test_an_unknown_engine_is_refused_not_given_the_per_rank_rule(name: str) -> None:
+    # "SGLang" divides nothing if read as an unknown engine (8,192 a rank at dp 8, not SGLang's 1,024)
+    with pytest.raises(UnknownNameError, match=f"unknown engine {name!r}"):
+        rank_token_budget(name, 8192, 8)
+    with pytest.raises(UnknownNameError, match="Known: sglang, trtllm, vllm"):
+        worker_batched_tokens(name, 8192, attention_dp=8, sequences=8)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
