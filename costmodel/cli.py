@@ -1273,7 +1273,8 @@ def pareto(
     ] = ",".join(str(c) for c in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)),
     mode: Annotated[str, typer.Option(help="agg, disagg, or agg,disagg.")] = "agg,disagg",
     engine: Annotated[
-        str, typer.Option(help="Engine whose fitted loop parameters apply: vllm, sglang, trtllm.")
+        str,
+        typer.Option(help="Engine whose fitted loop parameters and kernels apply: vllm, sglang, trtllm."),
     ] = "vllm",
     kv_dtype: KVOpt = "bf16",
     usd_per_hour: PriceOpt = None,

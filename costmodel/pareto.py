@@ -55,12 +55,12 @@ import numpy.typing as npt
 from costmodel.closed_loop import LoopParams, cuda_graph_tokens, loop_parts
 from costmodel.errors import CostmodelError, UnknownNameError
 from costmodel.serving import Engine
-from costmodel.token_budget import rank_token_budget, worker_batched_tokens
+from costmodel.token_budget import ENGINES, rank_token_budget, worker_batched_tokens
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from costmodel.specs import HardwareProfile, ModelProfile
+    from costmodel.specs import Efficiency, HardwareProfile, ModelProfile
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -416,7 +416,10 @@ def _engine(
     kv_dtype: str,
     max_batch_size: int,
     max_batched_tokens: int,
+    efficiency: Efficiency | None = None,
 ) -> Engine:
+    """One layout's engine; ``efficiency`` (None: the profile's) names the serving engine whose kernels
+    time its passes (``kernel_engine``, :func:`frontier`)."""
     from costmodel.roofline import compute_dtype_of
     from costmodel.specs import Deployment, Workload
 
@@ -432,6 +435,7 @@ def _engine(
         else Deployment(tp=layout.tp, pp=layout.pp, ep=layout.ep),  # ep divides tp (_layouts)
         max_batch_size=max_batch_size,
         max_batched_tokens=max_batched_tokens,
+        efficiency=efficiency,
     )
 
 
@@ -520,9 +524,10 @@ def frontier(
         the same whatever other counts are searched
     modes : ``"agg"`` and / or ``"disagg"``
     disagg_workers : (prefill workers, decode workers) pairs tried in the disaggregated mode
-    engine : the serving engine whose fitted loop parameters apply (``"vllm"``, ``"sglang"``,
-        ``"trtllm"``; :func:`costmodel.loop_params.engine_params`); ``params`` replaces them
-        (``LoopParams()``: the kernels' time alone)
+    engine : the serving engine whose fitted loop parameters and kernels apply (``"vllm"``, ``"sglang"``,
+        ``"trtllm"``; :func:`costmodel.loop_params.engine_params`, and ``Efficiency.kernel_engine`` for the
+        kernel models: its calibrated kernels, the MoE kernels it runs, its all-reduce rule); ``params``
+        replaces the loop parameters (``LoopParams()``: the kernels' time alone)
     kv_transfer_overhead_s : fixed cost of one request's KV transfer in the disaggregated mode [s];
         default the engine's fitted one (:func:`costmodel.loop_params.transfer_overhead_s`), 0 without
     kv_dtype : KV-cache storage format
@@ -585,6 +590,8 @@ def frontier(
     if token_budget < 1:
         raise CostmodelError(f"token_budget must be an integer >= 1 [tokens], got {token_budget!r}")
     prices = _prices(usd_per_hour, [hw.name for hw in hardware])
+    if engine not in ENGINES:  # its kernels are read even where ``params`` replaces its loop parameters
+        raise UnknownNameError("engine", engine, ENGINES)
     loop = params if params is not None else engine_params(engine)
     transfer = kv_transfer_overhead_s if kv_transfer_overhead_s is not None else transfer_overhead_s(engine)
     if not (math.isfinite(transfer) and transfer >= 0):
@@ -628,12 +635,15 @@ def frontier(
             columns[key].append(column.ravel())
 
     for hw in hardware:
+        # the engine's own kernels (its calibrated keys, its MoE kernels, its all-reduce rule), as the
+        # public evaluation times each row (validation.public.silicon); the MoE backend is the autotuner's
+        kernels = hw.efficiency.model_copy(update={"kernel_engine": engine})
         engines: dict[_Layout, Engine | str] = {}
         for layout in layouts:
             try:
                 # configured for each point's own load below (_launched); every copy of one layout shares
                 # its terms, so the passes its aggregated and disaggregated workers need are evaluated once
-                engines[layout] = _engine(m, hw, layout, kv_dtype, 1, budget).sharing_parts()
+                engines[layout] = _engine(m, hw, layout, kv_dtype, 1, budget, kernels).sharing_parts()
             except (CostmodelError, ValueError) as e:
                 engines[layout] = _first_line(e)
         if "disagg" in modes:
