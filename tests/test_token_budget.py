@@ -117,3 +117,19 @@ def test_sglangs_memory_rule_reads_the_launch_value_not_a_ranks_share() -> None:
     activations = float(np.max(ranked.replica_memory().activation_bytes))
     sized = engine_memory("sglang", ranked, defaults=True)
     assert sized.usable_fraction == pytest.approx(static + activations / memory, rel=1e-12)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_launch_value_through_the_rule_gives_each_rank_the_engines_budget(engine: str) -> None:
+    """Engine.max_batched_tokens is the ranks' budgets together, no engine's flag: a vLLM / TensorRT-LLM
+    launch of 8,192 at DP 8 gives a rank 8,192 tokens (65,536 a replica), SGLang's 8,192 // 8 = 1,024."""
+    from costmodel.serving import Engine
+    from costmodel.specs import Deployment, Workload
+
+    model, hardware = load_model("qwen3-30b-a3b"), load_hardware("h100-sxm")
+    tokens = worker_batched_tokens(engine, 8192, attention_dp=8, sequences=64)
+    built = Engine(
+        model, hardware, Workload(1, 1, 1), Deployment(tp=1, attention_dp=8, moe_ep=8),
+        max_batch_size=64, max_batched_tokens=tokens,
+    )  # fmt: skip
+    assert built.rank_batched_tokens == (1024 if engine == "sglang" else 8192)
