@@ -115,8 +115,35 @@ def test_sglangs_memory_rule_reads_the_launch_value_not_a_ranks_share() -> None:
         cuda_graph_max_bs=sglang_cuda_graph_max_bs(memory / MIB, 4), dp_attention=4,
     )  # fmt: skip
     activations = float(np.max(ranked.replica_memory().activation_bytes))
-    sized = engine_memory("sglang", ranked, defaults=True)
+    sized = engine_memory("sglang", ranked, defaults=True, chunked_prefill_size=8192)
     assert sized.usable_fraction == pytest.approx(static + activations / memory, rel=1e-12)
+    # the pool engine passes the launch value itself, whatever its worker budget reads
+    assert _pool_engine(
+        model, formats, "h100_sxm", "sglang", "bf16", 1, 1, 4, {"moe_tp": 1, "moe_ep": 4}, 16, defaults=True
+    ).usable_fraction == pytest.approx(static + activations / memory, rel=1e-12)  # fmt: skip
+
+
+def test_sglangs_memory_rule_reads_the_launch_value_whatever_the_sequences() -> None:
+    """4,096 sequences a rank at DP 4 raise the worker's budget to 16,384 tokens (every sequence decodes a
+    token), but SGLang's reserve still reads the launch's 8,192-token chunked_prefill_size; nor is the
+    worker's budget the launch value where the ranks do not divide it (8,192 // 3 x 3 = 8,190)."""
+    model = load_model("qwen3-30b-a3b")
+    formats = row_formats(model, "sglang", "h100_sxm", "bf16", "bf16")
+    for dp, batch in ((4, 4096), (4, 16)):
+        many = _pool_engine(
+            model, formats, "h100_sxm", "sglang", "bf16", 1, 1, dp, {"moe_tp": 1, "moe_ep": dp}, batch,
+            defaults=True,
+        )  # fmt: skip
+        memory = float(many.hardware.memory_bytes)
+        static = sglang_mem_fraction_static(
+            memory / MIB, tp=dp, pp=1, chunked_prefill_size=8192,
+            cuda_graph_max_bs=sglang_cuda_graph_max_bs(memory / MIB, dp), dp_attention=dp,
+        )  # fmt: skip
+        activations = float(np.max(many.replica_memory().activation_bytes))
+        assert many.usable_fraction == pytest.approx(static + activations / memory, rel=1e-12)
+    assert many.max_batched_tokens == 8192  # at 16 a rank the rule leaves the launch value
+    assert worker_batched_tokens("sglang", 8192, attention_dp=4, sequences=4 * 4096) == 16384
+    assert worker_batched_tokens("sglang", 8192, attention_dp=3, sequences=3) == 8190
 
 
 @pytest.mark.parametrize("engine", ENGINES)
