@@ -1283,7 +1283,8 @@ def pareto(
         typer.Option(
             help="Token budget per iteration the engine is launched with, as its own flag reads it: vLLM "
             "--max-num-batched-tokens and TensorRT-LLM max_num_tokens hold per attention-DP rank, SGLang "
-            "--chunked-prefill-size per worker (divided among its ranks); raised to a point's clients."
+            "--chunked-prefill-size per worker (divided among its ranks, each at most SGLang's default "
+            "--max-prefill-tokens 16384); raised to a point's clients."
         ),
     ] = 8192,
     show_all: Annotated[

@@ -540,7 +540,9 @@ def frontier(
         ``--chunked-prefill-size``) [tokens]; raised to a point's clients per worker where they are more.
         Under attention DP each rank gets what the engine's rule gives it
         (:func:`costmodel.token_budget.rank_token_budget`): the whole value with vLLM and TensorRT-LLM
-        (per rank), its share with SGLang (per worker); without attention DP the two readings agree
+        (per rank), its share with SGLang (per worker), which SGLang also caps at its default
+        ``--max-prefill-tokens`` of 16,384 (:data:`costmodel.token_budget.SGLANG_MAX_PREFILL_TOKENS`);
+        without attention DP the two readings agree
 
     Returns a :class:`Frontier`. Candidates that cannot run (weights that do not fit, a degree that does
     not divide the heads, a format without a peak) are listed in ``skipped`` with the reason, never

@@ -160,3 +160,39 @@ def test_a_launch_value_through_the_rule_gives_each_rank_the_engines_budget(engi
         max_batch_size=64, max_batched_tokens=tokens,
     )  # fmt: skip
     assert built.rank_batched_tokens == (1024 if engine == "sglang" else 8192)
+
+
+def test_sglang_caps_a_ranks_prompts_at_max_prefill_tokens() -> None:
+    """SGLang's PrefillAdder stops adding prompts once ``--max-prefill-tokens`` (default 16,384, not
+    divided under DP attention) is spent: a launch of 32,768 at one rank batches 16,384 prompt tokens,
+    one that raises the cap to 32,768 all of them; at DP 4 the share 8,192 is below the default cap."""
+    from dataclasses import replace
+
+    from costmodel.token_budget import SGLANG_MAX_PREFILL_TOKENS
+    from validation.public.inferencex_disagg import SGLANG_RECIPES, sglang_rank_limits
+
+    assert SGLANG_MAX_PREFILL_TOKENS == 16384
+    assert rank_token_budget("sglang", 32768, 1) == 16384
+    assert rank_token_budget("sglang", 32768, 1, max_prefill_tokens=32768) == 32768
+    assert rank_token_budget("sglang", 32768, 4) == 8192
+    assert rank_token_budget("sglang", 32768, 4, max_prefill_tokens=4096) == 4096
+    assert worker_batched_tokens("sglang", 32768, attention_dp=1, sequences=16) == 16384
+    # the other engines have no such option: their launch value is the budget, and naming one is an error
+    assert rank_token_budget("vllm", 32768, 1) == rank_token_budget("trtllm", 32768, 1) == 32768
+    with pytest.raises(CostmodelError, match="max_prefill_tokens is SGLang's launch option"):
+        rank_token_budget("vllm", 32768, 1, max_prefill_tokens=16384)
+    with pytest.raises(CostmodelError, match="max_prefill_tokens must be an integer >= 1"):
+        rank_token_budget("sglang", 32768, 1, max_prefill_tokens=0)
+    # the evaluation's recipe path and the planner's rule are one rule
+    recipe = replace(
+        SGLANG_RECIPES[0], prefill_chunked_prefill_size=32768, prefill_max_prefill_tokens=16384,
+        prefill_attention_dp=False,
+    )  # fmt: skip
+    assert sglang_rank_limits(recipe)[1] == rank_token_budget("sglang", 32768, 1) == 16384
+
+
+def test_the_planner_gives_an_sglang_rank_at_most_max_prefill_tokens() -> None:
+    model, hardware = load_model("qwen3-30b-a3b"), load_hardware("h100-sxm")
+    built = pareto._engine(model, hardware, pareto._Layout(1, 1, 1, "bf16"), "bf16", 1, 32768)
+    assert pareto._launched(built, 16, 32768, "sglang").rank_batched_tokens == 16384
+    assert pareto._launched(built, 16, 32768, "vllm").rank_batched_tokens == 32768
