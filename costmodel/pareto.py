@@ -890,16 +890,18 @@ def _agg_launched(
     overlap_host: bool,
 ) -> Served:
     """:func:`agg_point` at each client count C of one worker launched for C (:func:`_launched`), with the
-    CUDA graphs its ``max_num_seqs`` C gives (:func:`costmodel.closed_loop.cuda_graph_tokens`), so that a
-    point does not depend on the other counts searched. One array evaluation per token budget: a worker
-    admits min(C, max_batch_size, what its KV cache holds) sequences (``closed_loop._admitted``), so one
-    launched for the largest count of the group admits at each count what one launched for it does, and
-    the graphs are an array over the counts."""
+    CUDA graphs its ``max_num_seqs`` gives (a rank's, ceil(C / attention_dp), each attention-DP rank an engine
+    of its own; :func:`costmodel.closed_loop.cuda_graph_tokens`), so that a point does not depend on the other
+    counts searched. One array evaluation per token budget: a worker admits min(C, max_batch_size, what its KV
+    cache holds) sequences (``closed_loop._admitted``), so one launched for the largest count of the group
+    admits at each count what one launched for it does, and the graphs are an array over the counts."""
     budgets = np.maximum(int(token_budget), clients)
     ranks = built.deployment.attention_dp
     graphs = np.array(
         [
-            cuda_graph_tokens(engine_name, int(c), rank_token_budget(engine_name, int(b), ranks))
+            # a rank's max_num_seqs: its share of the worker's C sequences, as the evaluation passes a
+            # rank's batch (validation.public.silicon)
+            cuda_graph_tokens(engine_name, -(-int(c) // ranks), rank_token_budget(engine_name, int(b), ranks))
             for c, b in zip(clients, budgets, strict=True)
         ],
         dtype=np.float64,

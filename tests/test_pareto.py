@@ -9,6 +9,7 @@ import io
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -960,3 +961,33 @@ def test_an_sglang_fp8_moe_point_on_hopper_is_timed_with_sglangs_triton_kernel(
             chosen = moe_keys(keys, "fp8")
             triton = [k.endswith("_triton_tritonexperts") for k in chosen]
             assert all(triton) if engine == "sglang" else not any(triton), chosen
+
+
+def test_a_vllm_attention_dp_rank_captures_graphs_for_its_own_sequences() -> None:
+    """Each vLLM DP rank is an engine core of its own, launched with its share of the worker's C sequences
+    as ``max_num_seqs``; its default graph capture is min(2 max_num_seqs, 512) tokens (vLLM's
+    ``max_cudagraph_capture_size`` default), so at ADP 2 and 64 clients a rank replays iterations of up
+    to 2 x 32 = 64 tokens, not 128, as the evaluation passes a rank's batch."""
+    from costmodel.loop_params import overlaps_host
+
+    model, hw, c, isl, osl = load_model("qwen3-30b-a3b"), load_hardware("h100-sxm"), 64, 60, 64
+    p = pareto.frontier(
+        model, [hw], isl=isl, osl=osl, tp=(1,), pp=(1,), ep=(2,), attention_dp=(2,), modes=("agg",),
+        formats=("bf16",), concurrency=(c,), engine="vllm",
+    ).points  # fmt: skip
+    (i,) = np.flatnonzero(p.concurrency == c)
+    engine = Engine(
+        model, hw, Workload(1, 1, 1), Deployment(tp=1, attention_dp=2, moe_ep=2), max_batch_size=c,
+        max_batched_tokens=2 * 8192,
+    )  # fmt: skip
+
+    def loop(graphs: int) -> Any:
+        return closed_loop(
+            engine, concurrency=c, isl=isl, osl=osl, params=engine_params("vllm"), graph_tokens=graphs,
+            overlap_host=overlaps_host("vllm"),
+        )  # fmt: skip
+
+    rank = loop(min(2 * (c // 2), 512, 8192))
+    assert p.ttft_s[i] == pytest.approx(float(rank.ttft_s), rel=1e-12)
+    assert p.tpot_s[i] == pytest.approx(float(rank.tpot_s), rel=1e-12)
+    assert float(loop(min(2 * c, 512, 8192)).ttft_s) != float(rank.ttft_s)  # the oracle tells them apart
