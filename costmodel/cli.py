@@ -1284,7 +1284,9 @@ def pareto(
             help="Token budget per iteration the engine is launched with, as its own flag reads it: vLLM "
             "--max-num-batched-tokens and TensorRT-LLM max_num_tokens hold per attention-DP rank, SGLang "
             "--chunked-prefill-size per worker (divided among its ranks, each at most SGLang's default "
-            "--max-prefill-tokens 16384); raised to a point's clients."
+            "--max-prefill-tokens 16384); raised to a point's clients. The default 8192 is vLLM's on GPUs "
+            "of 70 GiB or more (not A100) and TensorRT-LLM's; SGLang's own is 16384 on GPUs of 160 GiB or "
+            "more, vLLM's 2048 on A100 and smaller GPUs: pass it to plan those launches."
         ),
     ] = 8192,
     show_all: Annotated[

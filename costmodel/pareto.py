@@ -92,7 +92,10 @@ TOKEN_BUDGET = 8192
 TensorRT-LLM ``max_num_tokens``, SGLang ``chunked_prefill_size``; under attention DP a rank's share of it
 is the engine's rule, :func:`costmodel.token_budget.rank_token_budget`), raised to a point's clients per
 worker where they are more: vLLM's API server on a GPU of 70 GiB or more, and TensorRT-LLM's default
-(docs/serving.md, "Closed-loop benchmarks")."""
+(docs/serving.md, "Closed-loop benchmarks"). One value for every engine and device, not each engine's own
+default there: SGLang's ``chunked_prefill_size`` is 16,384 on a GPU of 160 GiB or more (B200, B300), and
+vLLM's ``max_num_batched_tokens`` 2,048 on an A100 or a GPU under 70 GiB (the evaluation's
+``validation.public.silicon.token_budget``); give ``token_budget`` to plan such a default launch."""
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -196,3 +196,19 @@ def test_the_planner_gives_an_sglang_rank_at_most_max_prefill_tokens() -> None:
     built = pareto._engine(model, hardware, pareto._Layout(1, 1, 1, "bf16"), "bf16", 1, 32768)
     assert pareto._launched(built, 16, 32768, "sglang").rank_batched_tokens == 16384
     assert pareto._launched(built, 16, 32768, "vllm").rank_batched_tokens == 32768
+
+
+def test_the_planners_default_is_each_engines_own_only_where_its_docstring_says() -> None:
+    """pareto.TOKEN_BUDGET (8,192) is vLLM's API-server default on GPUs of 70 GiB or more other than the
+    A100 and TensorRT-LLM's everywhere; SGLang's own default is 16,384 from 160 GiB and vLLM's 2,048 on an
+    A100 or a smaller GPU, as the CLI help and the TOKEN_BUDGET docstring say."""
+    for name in ("h100-sxm", "h200", "b200"):
+        hardware = load_hardware(name)
+        assert token_budget("vllm", hardware) == token_budget("trtllm", hardware) == pareto.TOKEN_BUDGET
+    assert token_budget("sglang", load_hardware("h200")) == pareto.TOKEN_BUDGET
+    assert token_budget("sglang", load_hardware("b200")) == 16384
+    assert (
+        token_budget("vllm", load_hardware("a100-80gb"))
+        == token_budget("vllm", load_hardware("l40s"))
+        == 2048
+    )

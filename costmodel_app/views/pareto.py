@@ -136,7 +136,9 @@ with cols[3]:
         "value and SGLang divides it among a worker's ranks. A smaller budget splits a long prompt over "
         "more iterations. Raised to a "
         "point's clients per worker where they are more (each point's workers are launched for its own "
-        "clients); as `costmodel pareto --token-budget`.",
+        "clients); as `costmodel pareto --token-budget`. The default 8,192 is vLLM's on GPUs of 70 GiB "
+        "or more (not A100) and TensorRT-LLM's; SGLang's own default is 16,384 on GPUs of 160 GiB or more "
+        "and vLLM's 2,048 on A100 and smaller GPUs.",
     )
 with cols[4]:
     modes = st.pills(
