@@ -1273,7 +1273,8 @@ def pareto(
     ] = ",".join(str(c) for c in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)),
     mode: Annotated[str, typer.Option(help="agg, disagg, or agg,disagg.")] = "agg,disagg",
     engine: Annotated[
-        str, typer.Option(help="Engine whose fitted loop parameters apply: vllm, sglang, trtllm.")
+        str,
+        typer.Option(help="Engine whose fitted loop parameters and kernels apply: vllm, sglang, trtllm."),
     ] = "vllm",
     kv_dtype: KVOpt = "bf16",
     usd_per_hour: PriceOpt = None,
@@ -1282,7 +1283,10 @@ def pareto(
         typer.Option(
             help="Token budget per iteration the engine is launched with, as its own flag reads it: vLLM "
             "--max-num-batched-tokens and TensorRT-LLM max_num_tokens hold per attention-DP rank, SGLang "
-            "--chunked-prefill-size per worker (divided among its ranks); raised to a point's clients."
+            "--chunked-prefill-size per worker (divided among its ranks, each at most SGLang's default "
+            "--max-prefill-tokens 16384); raised to a point's clients. The default 8192 is vLLM's on GPUs "
+            "of 70 GiB or more (not A100) and TensorRT-LLM's; SGLang's own is 16384 on GPUs of 160 GiB or "
+            "more, vLLM's 2048 on A100 and smaller GPUs: pass it to plan those launches."
         ),
     ] = 8192,
     show_all: Annotated[

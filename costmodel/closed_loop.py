@@ -95,9 +95,11 @@ sequence count against the token budget.
 With attention data parallelism (``attention_dp`` = r ranks, :class:`costmodel.specs.Deployment`) each
 rank runs its own scheduler over its own share of the clients, sequences, token budget and KV cache
 (concurrency / r, max_batch_size / r, max_batched_tokens / r: balanced, as a round-robin router makes
-them), and the ranks step together (the MoE layers synchronise them). The analysis above is that of one
-rank; each iteration's time is :func:`costmodel.serving.step_time` with every rank's decodes and chunks
-(r times one rank's); the engine's rates are r times one rank's. An engine that balances its ranks
+them; ``max_batched_tokens`` is the ranks' budgets together, which an engine's launch value gives by
+its own rule, :func:`costmodel.token_budget.worker_batched_tokens`), and the ranks step together (the
+MoE layers synchronise them). The analysis above is that of one rank; each iteration's time is
+:func:`costmodel.serving.step_time` with every rank's decodes and chunks (r times one rank's); the
+engine's rates are r times one rank's. An engine that balances its ranks
 holds each rank's prompts until every rank has one (``adp_balance``, :mod:`costmodel.adp_balance`), so
 that they prefill in the same iteration, as this analysis assumes.
 

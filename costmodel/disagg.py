@@ -97,11 +97,13 @@ named parameters and step times from :func:`costmodel.serving.step_time` (no sec
 - **Attention data parallelism** (``attention_dp`` = r ranks in a pool's :class:`costmodel.specs.Deployment`,
   as SGLang's DP attention and TensorRT-LLM's ``enable_attention_dp`` run it in either pool): each rank of a
   worker holds its own requests' KV cache and schedules its own share of the worker's ``max_batch_size``
-  and ``max_batched_tokens``; the MoE layers serve all ranks' tokens, so the ranks step in lockstep
-  (:func:`costmodel.serving.step_time`). A prefill pass holds k prompts per rank, r k per worker; a lone
-  prompt runs on one rank while the others idle, so s_1 is the busy rank's own operators at the prompt's
-  tokens plus the MoE layer at those tokens only (:func:`busy_rank_linear_s`). A request's KV cache
-  lives on one rank of each pool, so the transfer runs over min(prefill tp x pp, decode tp x pp) links.
+  and ``max_batched_tokens`` (the ranks' budgets together: an engine's launch value gives it by the
+  engine's rule, :func:`costmodel.token_budget.worker_batched_tokens`); the MoE layers serve all ranks'
+  tokens, so the ranks step in lockstep (:func:`costmodel.serving.step_time`). A prefill pass holds k
+  prompts per rank, r k per worker; a lone prompt runs on one rank while the others idle, so s_1 is the
+  busy rank's own operators at the prompt's tokens plus the MoE layer at those tokens only
+  (:func:`busy_rank_linear_s`). A request's KV cache lives on one rank of each pool, so the transfer
+  runs over min(prefill tp x pp, decode tp x pp) links.
   A decode worker's D sequences are spread evenly, D / r per rank (TPOT is the iteration of D on the
   worker, each rank attending to its own); fewer clients per decode worker than ranks is refused.
 

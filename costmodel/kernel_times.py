@@ -83,8 +83,8 @@ TIME_MODELS: tuple[TimeModel, ...] = ("auto", "roofline", "kernels")
 
 ENGINE_PREFIX = {"vllm": "vllm", "trtllm": "trtllm", "sglang": "vllm"}
 """Engine -> the prefix of its kernels' keys in the calibrated profiles. SGLang runs FlashInfer /
-FlashAttention kernels and a custom all-reduce derived from vLLM's, so it reads vLLM's (for its MoE, only the
-keys of the kernels it runs: :data:`ENGINE_MOE_KERNELS`)."""
+FlashAttention kernels and a custom all-reduce derived from vLLM's, so it reads vLLM's (for its fp8 and
+block-fp8 experts, only the keys of the kernels it runs: :data:`ENGINE_MOE_KERNELS`)."""
 ALL_REDUCE_KEYS = {"vllm": "vLLM_custom", "trtllm": "TRTLLM"}
 """Engine prefix -> its custom all-reduce's key (called in CUDA-graph mode, as engines serve)."""
 GEMM_FORMATS = {"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "nvfp4"}
@@ -159,10 +159,17 @@ MOE_CHECKPOINT_KERNELS_EXCLUDED = ("compressedtensors",)
 ``mxfp4`` is the checkpoint layout of ``quant_method: mxfp4`` (gpt-oss), which vLLM serves with its
 ``Mxfp4MoEMethod`` (the tables' ``gptossmxfp4moe`` / ``mxfp4moe`` kernels); its compressed-tensors MXFP4
 path (Marlin) serves other checkpoints."""
-SGLANG_FP8_MOE_KERNELS = ("triton_tritonexperts", "vllm_fused_moe", "flashinfer_trtllm")
-"""Kernel names (a key's last part) of the MoE kernels SGLang runs for fp8 experts by default: the Triton
-fused MoE, and FlashInfer's trtllm-gen MoE where its server arguments pick it on SM100
-(:data:`ENGINE_MOE_KERNELS`)."""
+SGLANG_FP8_MOE_KERNELS = ("triton_tritonexperts", "flashinfer_trtllm")
+"""Kernel names (substrings of a key's last part) of the MoE kernels SGLang runs for fp8 experts by default:
+the Triton fused MoE (vLLM's ``..._triton_tritonexperts`` keys), and FlashInfer's trtllm-gen MoE where its
+server arguments pick it on SM100 (:data:`ENGINE_MOE_KERNELS`). ``flashinfer_trtllm`` matches both forms
+vLLM's B200 table times for block-fp8 experts, ``..._trtllmfp8expertsmonolithic`` (routing in the kernel) and
+``..._trtllmfp8expertsmodular`` (routing outside), so SGLang's block-fp8 step there takes the faster of the
+two, as vLLM's does; SGLang's runner is the monolithic one (``trtllm_fp8_block_scale_moe_wrapper`` passes the
+router logits to FlashInfer's ``trtllm_fp8_block_scale_moe``,
+python/sglang/srt/layers/moe/flashinfer_trtllm_moe.py, https://github.com/sgl-project/sglang), but timing the
+monolithic form alone was tried and not kept (it raised the held-out TTFT error of the B200 SGLang block-fp8
+rows, docs/validation.md)."""
 ENGINE_MOE_KERNELS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     ("sglang", "fp8"): ("fp8_block", SGLANG_FP8_MOE_KERNELS),
     ("sglang", "fp8_block"): ("fp8_block", SGLANG_FP8_MOE_KERNELS),
@@ -195,7 +202,14 @@ tuned-configuration lookup (:func:`costmodel.kernels.moe_configs.tuned_config`) 
 SGLang's own folder of Triton configs is not listed. The runner choice is the same for block-fp8 experts
 (``get_triton_quant_info`` then passes the block scales and ``weight_block_size``), so on Hopper SGLang's
 block-fp8 step reads vLLM's Triton key and not its FlashInfer CUTLASS one; on SM100 the trtllm-gen
-block-scale kernels, the only block-fp8 kernels vLLM's B200 table times, as before."""
+block-scale kernels, the only block-fp8 kernels vLLM's B200 table times, as before.
+
+Scope: only fp8 and block-fp8 experts are narrowed; SGLang's bf16, nvfp4 and mxfp4 experts still take the
+fastest of vLLM's keys (:func:`moe_keys`' general rule). The narrowing does not read the model: on SM100
+every SGLang fp8 model takes the trtllm-gen kernel, although SGLang switches ``auto`` to it only for the
+architectures ``_handle_model_specific_adjustments`` lists (DeepSeek-V3, Qwen3-MoE / Qwen3-Next, Llama-4,
+Nemotron-H and a few others); an fp8 MoE model outside that list runs Triton there, which no Blackwell
+table times, so its SM100 SGLang estimate is the trtllm-gen kernel's, an approximation."""
 STEP_ROUTING = "uniform"
 """How a step's tokens pick their experts (:func:`costmodel.kernels.moe.routing_load`): each token draws its
 top-k independently of the others, so T tokens touch E (1 - (1 - k / E)^T) of E experts on average

@@ -55,12 +55,12 @@ import numpy.typing as npt
 from costmodel.closed_loop import LoopParams, cuda_graph_tokens, loop_parts
 from costmodel.errors import CostmodelError, UnknownNameError
 from costmodel.serving import Engine
-from costmodel.token_budget import rank_token_budget, worker_batched_tokens
+from costmodel.token_budget import ENGINES, rank_token_budget, worker_batched_tokens
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from costmodel.specs import HardwareProfile, ModelProfile
+    from costmodel.specs import Efficiency, HardwareProfile, ModelProfile
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -92,7 +92,10 @@ TOKEN_BUDGET = 8192
 TensorRT-LLM ``max_num_tokens``, SGLang ``chunked_prefill_size``; under attention DP a rank's share of it
 is the engine's rule, :func:`costmodel.token_budget.rank_token_budget`), raised to a point's clients per
 worker where they are more: vLLM's API server on a GPU of 70 GiB or more, and TensorRT-LLM's default
-(docs/serving.md, "Closed-loop benchmarks")."""
+(docs/serving.md, "Closed-loop benchmarks"). One value for every engine and device, not each engine's own
+default there: SGLang's ``chunked_prefill_size`` is 16,384 on a GPU of 160 GiB or more (B200, B300), and
+vLLM's ``max_num_batched_tokens`` 2,048 on an A100 or a GPU under 70 GiB (the evaluation's
+``validation.public.silicon.token_budget``); give ``token_budget`` to plan such a default launch."""
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -416,7 +419,10 @@ def _engine(
     kv_dtype: str,
     max_batch_size: int,
     max_batched_tokens: int,
+    efficiency: Efficiency | None = None,
 ) -> Engine:
+    """One layout's engine; ``efficiency`` (None: the profile's) names the serving engine whose kernels
+    time its passes (``kernel_engine``, :func:`frontier`)."""
     from costmodel.roofline import compute_dtype_of
     from costmodel.specs import Deployment, Workload
 
@@ -432,6 +438,7 @@ def _engine(
         else Deployment(tp=layout.tp, pp=layout.pp, ep=layout.ep),  # ep divides tp (_layouts)
         max_batch_size=max_batch_size,
         max_batched_tokens=max_batched_tokens,
+        efficiency=efficiency,
     )
 
 
@@ -520,9 +527,10 @@ def frontier(
         the same whatever other counts are searched
     modes : ``"agg"`` and / or ``"disagg"``
     disagg_workers : (prefill workers, decode workers) pairs tried in the disaggregated mode
-    engine : the serving engine whose fitted loop parameters apply (``"vllm"``, ``"sglang"``,
-        ``"trtllm"``; :func:`costmodel.loop_params.engine_params`); ``params`` replaces them
-        (``LoopParams()``: the kernels' time alone)
+    engine : the serving engine whose fitted loop parameters and kernels apply (``"vllm"``, ``"sglang"``,
+        ``"trtllm"``; :func:`costmodel.loop_params.engine_params`, and ``Efficiency.kernel_engine`` for the
+        kernel models: its calibrated kernels, the MoE kernels it runs, its all-reduce rule); ``params``
+        replaces the loop parameters (``LoopParams()``: the kernels' time alone)
     kv_transfer_overhead_s : fixed cost of one request's KV transfer in the disaggregated mode [s];
         default the engine's fitted one (:func:`costmodel.loop_params.transfer_overhead_s`), 0 without
     kv_dtype : KV-cache storage format
@@ -535,7 +543,9 @@ def frontier(
         ``--chunked-prefill-size``) [tokens]; raised to a point's clients per worker where they are more.
         Under attention DP each rank gets what the engine's rule gives it
         (:func:`costmodel.token_budget.rank_token_budget`): the whole value with vLLM and TensorRT-LLM
-        (per rank), its share with SGLang (per worker); without attention DP the two readings agree
+        (per rank), its share with SGLang (per worker), which SGLang also caps at its default
+        ``--max-prefill-tokens`` of 16,384 (:data:`costmodel.token_budget.SGLANG_MAX_PREFILL_TOKENS`);
+        without attention DP the two readings agree
 
     Returns a :class:`Frontier`. Candidates that cannot run (weights that do not fit, a degree that does
     not divide the heads, a format without a peak) are listed in ``skipped`` with the reason, never
@@ -585,6 +595,8 @@ def frontier(
     if token_budget < 1:
         raise CostmodelError(f"token_budget must be an integer >= 1 [tokens], got {token_budget!r}")
     prices = _prices(usd_per_hour, [hw.name for hw in hardware])
+    if engine not in ENGINES:  # its kernels are read even where ``params`` replaces its loop parameters
+        raise UnknownNameError("engine", engine, ENGINES)
     loop = params if params is not None else engine_params(engine)
     transfer = kv_transfer_overhead_s if kv_transfer_overhead_s is not None else transfer_overhead_s(engine)
     if not (math.isfinite(transfer) and transfer >= 0):
@@ -628,12 +640,15 @@ def frontier(
             columns[key].append(column.ravel())
 
     for hw in hardware:
+        # the engine's own kernels (its calibrated keys, its MoE kernels, its all-reduce rule), as the
+        # public evaluation times each row (validation.public.silicon); the MoE backend is the autotuner's
+        kernels = hw.efficiency.model_copy(update={"kernel_engine": engine})
         engines: dict[_Layout, Engine | str] = {}
         for layout in layouts:
             try:
                 # configured for each point's own load below (_launched); every copy of one layout shares
                 # its terms, so the passes its aggregated and disaggregated workers need are evaluated once
-                engines[layout] = _engine(m, hw, layout, kv_dtype, 1, budget).sharing_parts()
+                engines[layout] = _engine(m, hw, layout, kv_dtype, 1, budget, kernels).sharing_parts()
             except (CostmodelError, ValueError) as e:
                 engines[layout] = _first_line(e)
         if "disagg" in modes:
@@ -878,16 +893,18 @@ def _agg_launched(
     overlap_host: bool,
 ) -> Served:
     """:func:`agg_point` at each client count C of one worker launched for C (:func:`_launched`), with the
-    CUDA graphs its ``max_num_seqs`` C gives (:func:`costmodel.closed_loop.cuda_graph_tokens`), so that a
-    point does not depend on the other counts searched. One array evaluation per token budget: a worker
-    admits min(C, max_batch_size, what its KV cache holds) sequences (``closed_loop._admitted``), so one
-    launched for the largest count of the group admits at each count what one launched for it does, and
-    the graphs are an array over the counts."""
+    CUDA graphs its ``max_num_seqs`` gives (a rank's, ceil(C / attention_dp), each attention-DP rank an engine
+    of its own; :func:`costmodel.closed_loop.cuda_graph_tokens`), so that a point does not depend on the other
+    counts searched. One array evaluation per token budget: a worker admits min(C, max_batch_size, what its KV
+    cache holds) sequences (``closed_loop._admitted``), so one launched for the largest count of the group
+    admits at each count what one launched for it does, and the graphs are an array over the counts."""
     budgets = np.maximum(int(token_budget), clients)
     ranks = built.deployment.attention_dp
     graphs = np.array(
         [
-            cuda_graph_tokens(engine_name, int(c), rank_token_budget(engine_name, int(b), ranks))
+            # a rank's max_num_seqs: its share of the worker's C sequences, as the evaluation passes a
+            # rank's batch (validation.public.silicon)
+            cuda_graph_tokens(engine_name, -(-int(c) // ranks), rank_token_budget(engine_name, int(b), ranks))
             for c, b in zip(clients, budgets, strict=True)
         ],
         dtype=np.float64,

@@ -1099,8 +1099,14 @@ class Engine:
     """Most sequences running at once (vLLM ``max_num_seqs``) [-]; with attention data parallelism, of
     the whole replica (each rank runs max_batch_size / attention_dp)."""
     max_batched_tokens: int = 8192
-    """Token budget of one iteration, decodes and prompt chunks together (``max_num_batched_tokens``);
-    with attention data parallelism, of the whole replica (each rank schedules its share)."""
+    """Token budget of one iteration, decodes and prompt chunks together, of the whole replica [tokens]:
+    with attention data parallelism, its ranks' budgets together (each rank schedules
+    :attr:`rank_batched_tokens`, this over ``attention_dp``). Without attention DP it is the engine's
+    launch value (vLLM ``--max-num-batched-tokens``, TensorRT-LLM ``max_num_tokens``, SGLang
+    ``--chunked-prefill-size``); with it, it is no engine's flag: vLLM's and TensorRT-LLM's launch values
+    are per rank, SGLang's per replica, so turn a launch value into this field with
+    :func:`costmodel.token_budget.worker_batched_tokens` (``worker_batched_tokens("vllm", 8192,
+    attention_dp=8, sequences=64)`` is 65,536, a rank's 8,192)."""
     allocation: Allocation = "paged"
     block_size: int = 16
     """KV block size [tokens]."""

@@ -845,8 +845,8 @@ class Efficiency(Spec):
     kernel_engine: Literal["vllm", "trtllm", "sglang"] = Field(
         "vllm",
         description="Whose kernels the kernel models' calibrated parameters are taken from where a device "
-        "has several (attention, custom all-reduce); sglang runs vLLM's, of its MoE kernels only those "
-        "SGLang runs (costmodel.kernel_times.ENGINE_MOE_KERNELS).",
+        "has several (attention, custom all-reduce); sglang runs vLLM's, and for fp8 / block-fp8 experts "
+        "only the MoE kernels SGLang runs (costmodel.kernel_times.ENGINE_MOE_KERNELS).",
     )
     moe_backend: Literal["CUTLASS", "TRTLLM", "DEEPGEMM"] | None = Field(
         None,

@@ -23,7 +23,15 @@ parallelism (d ranks per worker, each of its own scheduler and KV cache) the eng
   after choosing its default (``handle_data_parallelism`` in python/sglang/srt/arg_groups/parallel_hook.py
   at
   https://github.com/sgl-project/sglang/blob/22faf6b5bd04f529bd8f350672f9071a1ab3b608/python/sglang/srt/arg_groups/parallel_hook.py,
-  formerly ``ServerArgs._handle_data_parallelism`` in server_args.py): a rank gets value // d.
+  formerly ``ServerArgs._handle_data_parallelism`` in server_args.py): a rank gets value // d. SGLang also
+  caps the new prompt tokens of one prefill batch at ``--max-prefill-tokens``
+  (``ServerArgs.max_prefill_tokens``, default 16,384, not divided under DP attention, in
+  python/sglang/srt/server_args.py; the scheduler's ``PrefillAdder`` starts each batch's ``rem_input_tokens``
+  from it and stops adding prompts once it is spent, python/sglang/srt/managers/schedule_policy.py,
+  https://github.com/sgl-project/sglang): a rank's budget is the smaller of the two. The first prompt of a
+  batch is admitted whatever that cap, chunked at the chunk size, which one budget per rank cannot say: a
+  launch whose chunk share exceeds ``--max-prefill-tokens`` is read as chunks of ``--max-prefill-tokens``
+  (never at the defaults).
 
 :func:`rank_token_budget` is that rule, the one place the planner (:mod:`costmodel.pareto`) and the
 public evaluation (``validation.public.silicon``) turn a launch value into a rank's budget;
@@ -35,11 +43,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from costmodel.errors import CostmodelError
+from costmodel.errors import CostmodelError, UnknownNameError
+
+ENGINES = ("sglang", "trtllm", "vllm")
+"""The serving engines whose token-budget rule is known (``Efficiency.kernel_engine``'s names)."""
 
 DP_DIVIDED_ENGINES = ("sglang",)
 """Engines that share the launch's token budget among a worker's attention-DP ranks (SGLang's
 ``chunked_prefill_size // dp_size``); every other engine gives each rank the whole value."""
+
+SGLANG_MAX_PREFILL_TOKENS = 16384
+"""SGLang's default ``--max-prefill-tokens`` [tokens]: the most new prompt tokens of one prefill batch
+(``ServerArgs.max_prefill_tokens``, module docstring)."""
 
 
 def _check(name: str, value: object) -> int:
@@ -48,25 +63,47 @@ def _check(name: str, value: object) -> int:
     return int(value)
 
 
-def rank_token_budget(engine: str, token_budget: int, attention_dp: int) -> int:
-    """Tokens one iteration of one attention-DP rank may carry [tokens] when ``engine`` is launched with
-    a token budget of ``token_budget`` [tokens] on a worker of ``attention_dp`` ranks [-]: the value
-    itself, or for :data:`DP_DIVIDED_ENGINES` (SGLang) its share ``token_budget // attention_dp`` (at
-    least 1); the module docstring cites each engine's source. With one rank, ``token_budget`` for
-    every engine."""
+def rank_token_budget(
+    engine: str, token_budget: int, attention_dp: int, *, max_prefill_tokens: int | None = None
+) -> int:
+    """Tokens one iteration of one attention-DP rank may carry [tokens] when ``engine`` is launched with a
+    token budget of ``token_budget`` [tokens] on a worker of ``attention_dp`` ranks [-]: the value itself, or
+    for :data:`DP_DIVIDED_ENGINES` (SGLang) its share ``token_budget // attention_dp`` (at least 1) capped at
+    SGLang's ``max_prefill_tokens`` [tokens] (None: its default, :data:`SGLANG_MAX_PREFILL_TOKENS`; another
+    engine takes none); the module docstring cites each engine's source. With one rank, ``token_budget`` for
+    every engine (SGLang's at most its cap). A name outside :data:`ENGINES` raises
+    :class:`~costmodel.errors.UnknownNameError`."""
+    if engine not in ENGINES:  # a misspelt name must not get the per-rank rule silently
+        raise UnknownNameError("engine", engine, ENGINES)
     budget = _check("token_budget", token_budget)
     ranks = _check("attention_dp", attention_dp)
-    if engine in DP_DIVIDED_ENGINES:
-        return max(budget // ranks, 1)
-    return budget
+    if engine != "sglang":
+        if max_prefill_tokens is not None:
+            raise CostmodelError(
+                f"max_prefill_tokens is SGLang's launch option (--max-prefill-tokens), not {engine!r}'s"
+            )
+        return budget
+    cap = (
+        SGLANG_MAX_PREFILL_TOKENS
+        if max_prefill_tokens is None
+        else _check("max_prefill_tokens", max_prefill_tokens)
+    )
+    return min(max(budget // ranks, 1), cap)
 
 
-def worker_batched_tokens(engine: str, token_budget: int, *, attention_dp: int, sequences: int) -> int:
+def worker_batched_tokens(
+    engine: str,
+    token_budget: int,
+    *,
+    attention_dp: int,
+    sequences: int,
+    max_prefill_tokens: int | None = None,
+) -> int:
     """:attr:`costmodel.serving.Engine.max_batched_tokens` of a worker of ``attention_dp`` ranks launched
     with ``token_budget`` [tokens] and admitting up to ``sequences`` sequences at once [-] (its
     ``max_batch_size``): its ranks' budgets together (:func:`rank_token_budget` x ``attention_dp``), at
     least ``sequences`` (every running sequence decodes a token per iteration), so that
     :attr:`~costmodel.serving.Engine.rank_batched_tokens` is the rank's budget wherever that holds its
-    share of the sequences."""
-    rank = rank_token_budget(engine, token_budget, attention_dp)
+    share of the sequences. ``max_prefill_tokens``: SGLang's launch value, as :func:`rank_token_budget`."""
+    rank = rank_token_budget(engine, token_budget, attention_dp, max_prefill_tokens=max_prefill_tokens)
     return max(rank * int(attention_dp), _check("sequences", sequences))

@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from costmodel.errors import CostmodelError
 from costmodel.memory import replica_memory
 from costmodel.registry import load_hardware
 from costmodel.serving import Engine
@@ -220,7 +221,10 @@ def test_more_memory_never_fewer_sglang_bytes_or_slots() -> None:
         )
         tokens.append(
             engine_memory(
-                "sglang", dataclasses.replace(engine, hardware=hardware), defaults=True
+                "sglang",
+                dataclasses.replace(engine, hardware=hardware),
+                defaults=True,
+                chunked_prefill_size=8192,
             ).kv_capacity_tokens()
         )
     assert tokens == sorted(tokens)
@@ -239,13 +243,20 @@ def test_sglang_at_defaults_keeps_static_share_less_weights_for_qwen3_32b_on_h10
     pool = int((0.836 * 80 * 2**30 - 2 * params) // kv_bytes)
     assert pool == 23985
     engine = Engine.build("qwen3-32b", "h100-sxm", tp=1, max_batched_tokens=8192, max_batch_size=16)
-    sglang = engine_memory("sglang", engine, defaults=True)
+    sglang = engine_memory("sglang", engine, defaults=True, chunked_prefill_size=8192)
     assert abs(sglang.kv_capacity_tokens() - pool) <= 1  # the share's float rounding
     assert sglang.kv_capacity_tokens() < engine_memory("sglang", engine).kv_capacity_tokens()
     # sequences at once in the closed loop (isl + osl / 2 each): all 16 clients at isl 1024 / osl 128,
     # 10 at isl 2048 / osl 512
     assert pool // (1024 + 64) == 22
     assert pool // (2048 + 256) == 10
+
+
+def test_sglangs_own_memory_rule_needs_the_launch_value() -> None:
+    engine = Engine.build("qwen3-32b", "h100-sxm", tp=1, max_batched_tokens=8192, max_batch_size=16)
+    for bad in (None, 0, 8192.0, True):
+        with pytest.raises(CostmodelError, match="reads the launch's chunked_prefill_size"):
+            engine_memory("sglang", engine, defaults=True, chunked_prefill_size=bad)  # type: ignore[arg-type]
 
 
 def test_vllm_default_token_budget_follows_the_device() -> None:

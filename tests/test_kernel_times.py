@@ -1135,3 +1135,23 @@ def test_sglang_per_tensor_fp8_experts_cost_what_the_triton_kernel_measures() ->
 
     assert lo <= tpot_s("sglang", "fp8") / tpot_s("sglang", "fp8_block") <= hi
     assert tpot_s("vllm", "fp8") / tpot_s("vllm", "fp8_block") > 1.5
+
+
+def test_every_kernel_name_sglangs_fp8_rule_narrows_to_names_a_stored_kernel() -> None:
+    """Each of SGLang's fp8 MoE kernel names matches some stored key of vLLM's tables (no dead name): the
+    Triton fused MoE (``..._triton_tritonexperts``) on Hopper, FlashInfer's trtllm-gen MoE on B200."""
+    from costmodel.kernels import moe
+
+    stored = [
+        k
+        for device in ("h100-sxm", "h200", "b200", "l40s")
+        for k in kernel_times._Keys(
+            costmodel.load_hardware(device), "vllm", kernel_times.launch_s(costmodel.load_hardware(device))
+        ).stored(moe)
+    ]
+    for name in kernel_times.SGLANG_FP8_MOE_KERNELS:
+        assert any(
+            name in k.split(":")[-1] for k in stored if k.startswith(("fp8:vllm:", "fp8_block:vllm:"))
+        ), name
+    # only fp8 and block-fp8 experts are narrowed (ENGINE_MOE_KERNELS' scope, as its docstring says)
+    assert {fmt for _, fmt in kernel_times.ENGINE_MOE_KERNELS} == {"fp8", "fp8_block"}

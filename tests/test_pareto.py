@@ -9,6 +9,7 @@ import io
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -896,3 +897,97 @@ def test_a_moe_search_gives_each_point_what_its_own_engines_give() -> None:
         assert found.ttft_s[i] == pytest.approx(float(loop.ttft_s), rel=1e-12)
         assert found.tpot_s[i] == pytest.approx(float(loop.tpot_s), rel=1e-12)
         assert found.output_tokens_per_s[i] == pytest.approx(float(loop.output_tokens_per_s), rel=1e-12)
+
+
+@pytest.mark.parametrize("engine", ["sglang", "trtllm", "vllm"])
+def test_a_point_runs_its_engines_kernels_not_vllms(engine: str) -> None:
+    """``engine=`` picks the kernels as well as the loop parameters: an aggregated point is closed_loop on
+    an engine built here whose efficiency names ``engine`` as the kernel engine (as the evaluation builds
+    each row's, validation.public.silicon), with that engine's loop parameters, CUDA-graph rule and host
+    overlap."""
+    from costmodel.closed_loop import cuda_graph_tokens
+    from costmodel.loop_params import overlaps_host
+
+    model, hw, isl, osl, c = load_model("qwen3-30b-a3b"), load_hardware("h200"), 1024, 256, 16
+    found = pareto.frontier(
+        model, [hw], isl=isl, osl=osl, tp=(1,), pp=(1,), ep=(1,), formats=("fp8",), modes=("agg",),
+        concurrency=(c,), engine=engine,
+    ).points  # fmt: skip
+    (i,) = np.flatnonzero(found.concurrency == c)
+    budget = pareto.TOKEN_BUDGET
+    built = Engine(
+        model, hw, Workload(1, 1, 1, weight_dtype="fp8", activation_dtype="fp8"), Deployment(tp=1, ep=1),
+        max_batch_size=c, max_batched_tokens=budget,
+        efficiency=hw.efficiency.model_copy(update={"kernel_engine": engine}),
+    )  # fmt: skip
+    loop = closed_loop(
+        built, concurrency=c, isl=isl, osl=osl, params=engine_params(engine),
+        graph_tokens=cuda_graph_tokens(engine, c, budget), overlap_host=overlaps_host(engine),
+    )  # fmt: skip
+    assert found.ttft_s[i] == pytest.approx(float(loop.ttft_s), rel=1e-12)
+    assert found.tpot_s[i] == pytest.approx(float(loop.tpot_s), rel=1e-12)
+
+
+def test_an_sglang_fp8_moe_point_on_hopper_is_timed_with_sglangs_triton_kernel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SGLang runs per-tensor fp8 experts on its Triton fused MoE on Hopper (``Fp8MoEMethod`` without
+    DeepEP: docs/validation.md, "Per-tensor fp8 experts under SGLang"), not vLLM's FlashInfer CUTLASS
+    kernel: every engine the SGLang search builds reads the Triton key alone, and a vLLM search none."""
+    from costmodel.kernel_times import ENGINE_PREFIX, _Keys, launch_s, moe_keys
+
+    built: list[Engine] = []
+    original = pareto._engine
+
+    def spy(*args: object, **kwargs: object) -> Engine:
+        out = original(*args, **kwargs)  # type: ignore[arg-type]
+        built.append(out)
+        return out
+
+    monkeypatch.setattr(pareto, "_engine", spy)
+    hw = load_hardware("h200")
+    for engine in ("sglang", "vllm"):
+        built.clear()
+        pareto.frontier(
+            "qwen3-30b-a3b", [hw], isl=1024, osl=256, tp=(1,), pp=(1,), ep=(1,), formats=("fp8",),
+            modes=("agg",), concurrency=(16,), engine=engine,
+        )  # fmt: skip
+        assert built
+        for e in built:
+            eff = e.efficiency
+            assert eff is not None
+            assert eff.kernel_engine == engine
+            keys = _Keys(hw, ENGINE_PREFIX[engine], launch_s(hw, eff), None, kernel_engine=engine)
+            chosen = moe_keys(keys, "fp8")
+            triton = [k.endswith("_triton_tritonexperts") for k in chosen]
+            assert all(triton) if engine == "sglang" else not any(triton), chosen
+
+
+def test_a_vllm_attention_dp_rank_captures_graphs_for_its_own_sequences() -> None:
+    """Each vLLM DP rank is an engine core of its own, launched with its share of the worker's C sequences
+    as ``max_num_seqs``; its default graph capture is min(2 max_num_seqs, 512) tokens (vLLM's
+    ``max_cudagraph_capture_size`` default), so at ADP 2 and 64 clients a rank replays iterations of up
+    to 2 x 32 = 64 tokens, not 128, as the evaluation passes a rank's batch."""
+    from costmodel.loop_params import overlaps_host
+
+    model, hw, c, isl, osl = load_model("qwen3-30b-a3b"), load_hardware("h100-sxm"), 64, 60, 64
+    p = pareto.frontier(
+        model, [hw], isl=isl, osl=osl, tp=(1,), pp=(1,), ep=(2,), attention_dp=(2,), modes=("agg",),
+        formats=("bf16",), concurrency=(c,), engine="vllm",
+    ).points  # fmt: skip
+    (i,) = np.flatnonzero(p.concurrency == c)
+    engine = Engine(
+        model, hw, Workload(1, 1, 1), Deployment(tp=1, attention_dp=2, moe_ep=2), max_batch_size=c,
+        max_batched_tokens=2 * 8192,
+    )  # fmt: skip
+
+    def loop(graphs: int) -> Any:
+        return closed_loop(
+            engine, concurrency=c, isl=isl, osl=osl, params=engine_params("vllm"), graph_tokens=graphs,
+            overlap_host=overlaps_host("vllm"),
+        )  # fmt: skip
+
+    rank = loop(min(2 * (c // 2), 512, 8192))
+    assert p.ttft_s[i] == pytest.approx(float(rank.ttft_s), rel=1e-12)
+    assert p.tpot_s[i] == pytest.approx(float(rank.tpot_s), rel=1e-12)
+    assert float(loop(min(2 * c, 512, 8192)).ttft_s) != float(rank.ttft_s)  # the oracle tells them apart

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from costmodel import pareto
-from costmodel.errors import CostmodelError
+from costmodel.errors import CostmodelError, UnknownNameError
 from costmodel.registry import load_hardware, load_model
 from costmodel.token_budget import rank_token_budget, worker_batched_tokens
 from validation.public.engine_memory import (
@@ -54,6 +54,15 @@ def test_sglang_keeps_a_rank_at_one_token_at_least() -> None:
 def test_bad_input_is_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(CostmodelError, match=message):
         rank_token_budget("vllm", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["SGLang", "sgl", "tgi", ""])
+def test_an_unknown_engine_is_refused_not_given_the_per_rank_rule(name: str) -> None:
+    # "SGLang" divides nothing if read as an unknown engine (8,192 a rank at dp 8, not SGLang's 1,024)
+    with pytest.raises(UnknownNameError, match=f"unknown engine {name!r}"):
+        rank_token_budget(name, 8192, 8)
+    with pytest.raises(UnknownNameError, match="Known: sglang, trtllm, vllm"):
+        worker_batched_tokens(name, 8192, attention_dp=8, sequences=8)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -106,5 +115,100 @@ def test_sglangs_memory_rule_reads_the_launch_value_not_a_ranks_share() -> None:
         cuda_graph_max_bs=sglang_cuda_graph_max_bs(memory / MIB, 4), dp_attention=4,
     )  # fmt: skip
     activations = float(np.max(ranked.replica_memory().activation_bytes))
-    sized = engine_memory("sglang", ranked, defaults=True)
+    sized = engine_memory("sglang", ranked, defaults=True, chunked_prefill_size=8192)
     assert sized.usable_fraction == pytest.approx(static + activations / memory, rel=1e-12)
+    # the pool engine passes the launch value itself, whatever its worker budget reads
+    assert _pool_engine(
+        model, formats, "h100_sxm", "sglang", "bf16", 1, 1, 4, {"moe_tp": 1, "moe_ep": 4}, 16, defaults=True
+    ).usable_fraction == pytest.approx(static + activations / memory, rel=1e-12)  # fmt: skip
+
+
+def test_sglangs_memory_rule_reads_the_launch_value_whatever_the_sequences() -> None:
+    """4,096 sequences a rank at DP 4 raise the worker's budget to 16,384 tokens (every sequence decodes a
+    token), but SGLang's reserve still reads the launch's 8,192-token chunked_prefill_size; nor is the
+    worker's budget the launch value where the ranks do not divide it (8,192 // 3 x 3 = 8,190)."""
+    model = load_model("qwen3-30b-a3b")
+    formats = row_formats(model, "sglang", "h100_sxm", "bf16", "bf16")
+    for dp, batch in ((4, 4096), (4, 16)):
+        many = _pool_engine(
+            model, formats, "h100_sxm", "sglang", "bf16", 1, 1, dp, {"moe_tp": 1, "moe_ep": dp}, batch,
+            defaults=True,
+        )  # fmt: skip
+        memory = float(many.hardware.memory_bytes)
+        static = sglang_mem_fraction_static(
+            memory / MIB, tp=dp, pp=1, chunked_prefill_size=8192,
+            cuda_graph_max_bs=sglang_cuda_graph_max_bs(memory / MIB, dp), dp_attention=dp,
+        )  # fmt: skip
+        activations = float(np.max(many.replica_memory().activation_bytes))
+        assert many.usable_fraction == pytest.approx(static + activations / memory, rel=1e-12)
+    assert many.max_batched_tokens == 8192  # at 16 a rank the rule leaves the launch value
+    assert worker_batched_tokens("sglang", 8192, attention_dp=4, sequences=4 * 4096) == 16384
+    assert worker_batched_tokens("sglang", 8192, attention_dp=3, sequences=3) == 8190
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_launch_value_through_the_rule_gives_each_rank_the_engines_budget(engine: str) -> None:
+    """Engine.max_batched_tokens is the ranks' budgets together, no engine's flag: a vLLM / TensorRT-LLM
+    launch of 8,192 at DP 8 gives a rank 8,192 tokens (65,536 a replica), SGLang's 8,192 // 8 = 1,024."""
+    from costmodel.serving import Engine
+    from costmodel.specs import Deployment, Workload
+
+    model, hardware = load_model("qwen3-30b-a3b"), load_hardware("h100-sxm")
+    tokens = worker_batched_tokens(engine, 8192, attention_dp=8, sequences=64)
+    built = Engine(
+        model, hardware, Workload(1, 1, 1), Deployment(tp=1, attention_dp=8, moe_ep=8),
+        max_batch_size=64, max_batched_tokens=tokens,
+    )  # fmt: skip
+    assert built.rank_batched_tokens == (1024 if engine == "sglang" else 8192)
+
+
+def test_sglang_caps_a_ranks_prompts_at_max_prefill_tokens() -> None:
+    """SGLang's PrefillAdder stops adding prompts once ``--max-prefill-tokens`` (default 16,384, not
+    divided under DP attention) is spent: a launch of 32,768 at one rank batches 16,384 prompt tokens,
+    one that raises the cap to 32,768 all of them; at DP 4 the share 8,192 is below the default cap."""
+    from dataclasses import replace
+
+    from costmodel.token_budget import SGLANG_MAX_PREFILL_TOKENS
+    from validation.public.inferencex_disagg import SGLANG_RECIPES, sglang_rank_limits
+
+    assert SGLANG_MAX_PREFILL_TOKENS == 16384
+    assert rank_token_budget("sglang", 32768, 1) == 16384
+    assert rank_token_budget("sglang", 32768, 1, max_prefill_tokens=32768) == 32768
+    assert rank_token_budget("sglang", 32768, 4) == 8192
+    assert rank_token_budget("sglang", 32768, 4, max_prefill_tokens=4096) == 4096
+    assert worker_batched_tokens("sglang", 32768, attention_dp=1, sequences=16) == 16384
+    # the other engines have no such option: their launch value is the budget, and naming one is an error
+    assert rank_token_budget("vllm", 32768, 1) == rank_token_budget("trtllm", 32768, 1) == 32768
+    with pytest.raises(CostmodelError, match="max_prefill_tokens is SGLang's launch option"):
+        rank_token_budget("vllm", 32768, 1, max_prefill_tokens=16384)
+    with pytest.raises(CostmodelError, match="max_prefill_tokens must be an integer >= 1"):
+        rank_token_budget("sglang", 32768, 1, max_prefill_tokens=0)
+    # the evaluation's recipe path and the planner's rule are one rule
+    recipe = replace(
+        SGLANG_RECIPES[0], prefill_chunked_prefill_size=32768, prefill_max_prefill_tokens=16384,
+        prefill_attention_dp=False,
+    )  # fmt: skip
+    assert sglang_rank_limits(recipe)[1] == rank_token_budget("sglang", 32768, 1) == 16384
+
+
+def test_the_planner_gives_an_sglang_rank_at_most_max_prefill_tokens() -> None:
+    model, hardware = load_model("qwen3-30b-a3b"), load_hardware("h100-sxm")
+    built = pareto._engine(model, hardware, pareto._Layout(1, 1, 1, "bf16"), "bf16", 1, 32768)
+    assert pareto._launched(built, 16, 32768, "sglang").rank_batched_tokens == 16384
+    assert pareto._launched(built, 16, 32768, "vllm").rank_batched_tokens == 32768
+
+
+def test_the_planners_default_is_each_engines_own_only_where_its_docstring_says() -> None:
+    """pareto.TOKEN_BUDGET (8,192) is vLLM's API-server default on GPUs of 70 GiB or more other than the
+    A100 and TensorRT-LLM's everywhere; SGLang's own default is 16,384 from 160 GiB and vLLM's 2,048 on an
+    A100 or a smaller GPU, as the CLI help and the TOKEN_BUDGET docstring say."""
+    for name in ("h100-sxm", "h200", "b200"):
+        hardware = load_hardware(name)
+        assert token_budget("vllm", hardware) == token_budget("trtllm", hardware) == pareto.TOKEN_BUDGET
+    assert token_budget("sglang", load_hardware("h200")) == pareto.TOKEN_BUDGET
+    assert token_budget("sglang", load_hardware("b200")) == 16384
+    assert (
+        token_budget("vllm", load_hardware("a100-80gb"))
+        == token_budget("vllm", load_hardware("l40s"))
+        == 2048
+    )

@@ -118,7 +118,8 @@ with cols[2]:
         index=ENGINES.index("vllm") if "vllm" in ENGINES else 0,
         key="pareto_engine",
         bind="query-params",
-        help="Whose fitted closed-loop parameters (step and request overheads, burst share) apply.",
+        help="Whose fitted closed-loop parameters (step and request overheads, burst share) and kernels "
+        "(its calibrated kernels, the MoE kernels it runs, its all-reduce rule) apply.",
     )
 with cols[3]:
     token_budget = st.number_input(
@@ -135,7 +136,9 @@ with cols[3]:
         "value and SGLang divides it among a worker's ranks. A smaller budget splits a long prompt over "
         "more iterations. Raised to a "
         "point's clients per worker where they are more (each point's workers are launched for its own "
-        "clients); as `costmodel pareto --token-budget`.",
+        "clients); as `costmodel pareto --token-budget`. The default 8,192 is vLLM's on GPUs of 70 GiB "
+        "or more (not A100) and TensorRT-LLM's; SGLang's own default is 16,384 on GPUs of 160 GiB or more "
+        "and vLLM's 2,048 on A100 and smaller GPUs.",
     )
 with cols[4]:
     modes = st.pills(
@@ -224,7 +227,7 @@ osl = max(sc.output_len, 2)  # pareto.frontier needs a second output token: TPOT
 st.caption(
     f"**{ui.plain(model.name)}** on {', '.join(sc.hardware)} · {sc.prompt_len:,} prompt and "
     f"{osl:,} output tokens per request{' (at least 2: TPOT needs two)' if osl > sc.output_len else ''} · "
-    f"KV {sc.kv_dtype} · {engine} loop parameters, {budget} · "
+    f"KV {sc.kv_dtype} · {engine} loop parameters and kernels, {budget} · "
     f"{objective}. A closed loop of clients sending one request after another (costmodel.closed_loop); the "
     f"search chooses formats, TP, PP, EP{', attention DP' if len(attention_dp) > 1 else ''} and the "
     "concurrency: the sidebar's weight, attention, routed-expert and activation formats, TP, PP, replicas, "

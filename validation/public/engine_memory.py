@@ -57,6 +57,7 @@ import dataclasses
 import numpy as np
 import numpy.typing as npt
 
+from costmodel.errors import CostmodelError
 from costmodel.serving import Engine
 from costmodel.specs import HardwareProfile
 
@@ -169,6 +170,7 @@ def engine_memory(
     defaults: bool = False,
     gpu_memory_utilization: float | None = None,
     max_num_seqs: int | None = None,
+    chunked_prefill_size: int | None = None,
 ) -> Engine:
     """``engine`` with the share of device memory its ``backend`` keeps for weights, activations and the
     KV cache (:class:`costmodel.serving.Engine`'s ``usable_fraction``). ``defaults``: the row ran the
@@ -176,7 +178,11 @@ def engine_memory(
     applies; else SGLang takes vLLM's 0.9 (module docstring). vLLM: its ``gpu_memory_utilization``
     (default :data:`VLLM_GPU_MEMORY_UTILIZATION`) less what its profile run's sampler pass peaks at above
     the forward pass's activations (:func:`vllm_sampler_peak_bytes`, ``max_num_seqs`` default
-    :func:`vllm_max_num_seqs` of the engine's hardware), which the engine's own sizing does not count."""
+    :func:`vllm_max_num_seqs` of the engine's hardware), which the engine's own sizing does not count.
+    ``chunked_prefill_size``: the launch's SGLang ``--chunked-prefill-size`` [tokens], which SGLang's own
+    rule reads (needed there): the launch value itself, not read back from ``engine.max_batched_tokens``,
+    which the token-budget rule raises to the sequences admitted, rounds down to a multiple of the ranks
+    and a recipe's ``--max-prefill-tokens`` lowers (:func:`costmodel.token_budget.worker_batched_tokens`)."""
     memory = float(engine.hardware.memory_bytes)
     if backend == "vllm":
         share = VLLM_GPU_MEMORY_UTILIZATION if gpu_memory_utilization is None else gpu_memory_utilization
@@ -189,6 +195,15 @@ def engine_memory(
         usable = share - max(sampler - forward, 0.0) / memory
         return dataclasses.replace(engine, usable_fraction=min(max(usable, 1e-6), 1.0))
     if backend == "sglang" and defaults:
+        if not (
+            isinstance(chunked_prefill_size, int | np.integer)
+            and not isinstance(chunked_prefill_size, bool)
+            and chunked_prefill_size >= 1
+        ):
+            raise CostmodelError(
+                "SGLang's memory rule reads the launch's chunked_prefill_size: give it as an integer >= 1 "
+                f"[tokens], got {chunked_prefill_size!r}"
+            )
         dep = engine.deployment
         dp = int(dep.attention_dp)
         static = sglang_mem_fraction_static(
@@ -198,8 +213,8 @@ def engine_memory(
             pp=int(dep.pp),
             # the launch's chunked_prefill_size, which SGLang's memory rule reads before it divides it among
             # the attention-DP ranks (handle_data_parallelism runs after _handle_gpu_memory_settings,
-            # costmodel.token_budget); the worker's budget is the ranks' shares together
-            chunked_prefill_size=int(engine.max_batched_tokens),
+            # costmodel.token_budget)
+            chunked_prefill_size=int(chunked_prefill_size),
             cuda_graph_max_bs=sglang_cuda_graph_max_bs(memory / MIB, int(dep.tp) * dp),
             dp_attention=dp,
         )

@@ -640,9 +640,11 @@ def sglang_rank_limits(recipe: SglangRecipe) -> tuple[int, int, float]:
     512-slot engine never queues."""
     p_dp = recipe.prefill_gpus if recipe.prefill_attention_dp else 1
     d_dp = recipe.decode_gpus if recipe.decode_attention_dp else 1
-    budget = min(
-        rank_token_budget("sglang", recipe.prefill_chunked_prefill_size, p_dp),
-        recipe.prefill_max_prefill_tokens,
+    budget = rank_token_budget(
+        "sglang",
+        recipe.prefill_chunked_prefill_size,
+        p_dp,
+        max_prefill_tokens=recipe.prefill_max_prefill_tokens,
     )
     prefill_batch = max(recipe.prefill_max_running_requests // p_dp, 1)
     decode_slots = max(recipe.decode_max_running_requests // d_dp, 1)

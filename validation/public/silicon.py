@@ -627,6 +627,7 @@ def silicon_parts(
                 defaults=bool((row_harness(rows) == AICONFIGURATOR).all()),
                 gpu_memory_utilization=None if script is None else script.gpu_memory_utilization,
                 max_num_seqs=_script_max_num_seqs(script, engine.max_batch_size),
+                chunked_prefill_size=launched,
             )
             isl, osl = rows["isl"].to_numpy(float), rows["osl"].to_numpy(float)
             clients = rows["concurrency"].to_numpy(float)
@@ -1273,6 +1274,7 @@ def _pool_engine(
     (:func:`validation.public.inferencex_disagg.recipe_decode_graphs`), whose passes then pay the host's
     dispatch of each of the engine's kernels (the 'eager' execution mode, :mod:`costmodel.execution`)."""
     hardware = load_hardware(SYSTEM_PROFILES[system])
+    launched = token_budget(backend, hardware)  # the engine's default launch value
     engine = Engine(
         model,
         hardware,
@@ -1284,9 +1286,7 @@ def _pool_engine(
         max_batched_tokens=(
             budget * dp
             if budget
-            else worker_batched_tokens(
-                backend, token_budget(backend, hardware), attention_dp=dp, sequences=batch * dp
-            )
+            else worker_batched_tokens(backend, launched, attention_dp=dp, sequences=batch * dp)
         ),
         # the kernel models read the calibrated kernels of the row's engine, as in the aggregated rows
         efficiency=hardware.efficiency.model_copy(
@@ -1297,7 +1297,12 @@ def _pool_engine(
             }
         ),
     )
-    return engine_memory(backend, engine, defaults=defaults)
+    # SGLang's own memory rule reads the launch value (not max_batched_tokens, which the rule raises to the
+    # sequences); a recipe's pool (``budget``) states only its rank's budget, and no recipe row runs the
+    # engine's defaults (SGLang's memory rule raises where one would)
+    return engine_memory(
+        backend, engine, defaults=defaults, chunked_prefill_size=None if budget else launched
+    )
 
 
 FIT_START = {
