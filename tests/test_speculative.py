@@ -610,6 +610,25 @@ def test_plan_prices_the_draft_on_the_targets_tensor_parallel_gpus() -> None:
         plan("llama-2-70b", "llama-2-7b", "h100-sxm", w, alpha=0.8, deployment=dep, draft_tp=2)
 
 
+def test_a_recipe_draft_keeps_the_targets_gpus() -> None:
+    """An early-exit draft is the target's own first layers, whose weights are sharded over the target's tp,
+    so it cannot run on one GPU (priced there it streamed all 8 layers' weights on one GPU: c 0.10 -> 0.59);
+    an n-gram draft has no model to place. Both refuse ``draft_tp``; an early-exit draft takes the target's."""
+    import costmodel
+    from costmodel.speculative import plan
+
+    w = costmodel.Workload(1, 512, 128)
+    dep = costmodel.Deployment(tp=8)
+    with pytest.raises(costmodel.CostmodelError, match="early-exit draft runs the target's own first layers"):
+        plan("llama-2-70b", "early-exit:8", "h100-sxm", w, alpha=0.7, deployment=dep, draft_tp=1)
+    with pytest.raises(costmodel.CostmodelError, match="n-gram draft has no model"):
+        plan("llama-2-70b", "ngram", "h100-sxm", w, alpha=0.7, deployment=dep, draft_tp=8)
+    same = plan("llama-2-70b", "early-exit:8", "h100-sxm", w, alpha=0.7, batch_sizes=[1], deployment=dep)
+    told = plan("llama-2-70b", "early-exit:8", "h100-sxm", w, alpha=0.7, batch_sizes=[1], deployment=dep,
+                draft_tp=8)  # fmt: skip
+    np.testing.assert_array_equal(same.draft_step_s, told.draft_step_s)
+
+
 def test_plan_verifies_mla_drafts_in_the_absorbed_form_like_a_decode_of_the_drafted_tokens() -> None:
     """DeepSeek-V3 (MLA) on 8 H200s. A verification of k drafts runs each sequence's k + 1 queries through
     the absorbed decode kernel (SGLang, TensorRT-LLM and vLLM's FlashMLA / FlashInfer-MLA; vLLM's Triton MLA
