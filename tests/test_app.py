@@ -317,6 +317,23 @@ def test_speculative_page_shows_the_api_figures() -> None:
     assert (alphas.min(), alphas.max(), ks.min(), ks.max()) == (0.0, 1.0, 1, 8)
 
 
+def test_speculative_page_offers_a_draft_of_another_vocabulary_behind_its_box() -> None:
+    """Mistral-7B (32,000 tokens) cannot draft for Llama-3-8B (128,256): vLLM refuses the pair unless
+    use_heterogeneous_vocab is set. The page says so naming its own box, not the API's keyword, and with the
+    box ticked it shows the plan the API gives with ``heterogeneous_vocab=True``."""
+    at = open_page("speculative", draft="mistral-7b")
+    shown = errors(at)
+    assert shown
+    assert 'tick "Heterogeneous vocabulary"' in shown[0]
+    assert "heterogeneous_vocab=True" not in shown[0]
+    at.checkbox(key="heterogeneous_vocab").check().run()
+    assert not errors(at)
+    plan = speculative.plan("llama-3-8b", "mistral-7b", "h100-sxm", DEFAULT.workload(), alpha=0.7, k_max=8,
+                            batch_sizes=[8], heterogeneous_vocab=True)  # fmt: skip
+    best = plan.loc[plan["speedup"].idxmax()]
+    assert_shows(metrics(at)["Speedup at batch 8"], float(best["speedup"]))
+
+
 def test_page_widgets_change_the_figures() -> None:
     at = open_page("speculative")
     at.slider(key="alpha").set_value(0.9).run()

@@ -10,6 +10,7 @@ from plotly.subplots import make_subplots
 from scenario import draft_options
 
 from costmodel import speculative
+from costmodel.errors import CostmodelError
 
 # ---------------------------------------------------------------------------- inputs
 sc = ui.scenario()
@@ -18,6 +19,15 @@ cols = st.columns(4)
 with cols[0]:
     draft = ui.select(
         "Draft", "draft", draft_options(), help="A built-in model, or a recipe from the target."
+    )
+    heterogeneous = st.checkbox(
+        "Heterogeneous vocabulary",
+        key="heterogeneous_vocab",
+        bind="query-params",
+        help="Allow a draft model whose vocabulary differs from the target's, as vLLM's "
+        "use_heterogeneous_vocab: it drafts over the tokens both vocabularies hold (greedy drafting "
+        "only), so α must be the one measured that way. Without it such a draft is refused, as vLLM "
+        "refuses it.",
     )
 with cols[1]:
     alpha = st.slider(
@@ -52,16 +62,22 @@ with ui.friendly_errors():
     deployment = ui.deployment(sc, model)
     st.caption(ui.describe(sc, model.name) + f" · draft {draft}")
     batches = sorted({*(2**i for i in range(9)), sc.batch_size})
-    plan = speculative.plan(
-        model,
-        draft,
-        primary,
-        sc.workload(),
-        alpha=alpha,
-        k_max=k_max,
-        batch_sizes=batches,
-        deployment=deployment,
-    )
+    try:
+        plan = speculative.plan(
+            model,
+            draft,
+            primary,
+            sc.workload(),
+            alpha=alpha,
+            k_max=k_max,
+            batch_sizes=batches,
+            deployment=deployment,
+            heterogeneous_vocab=heterogeneous,
+        )
+    except CostmodelError as e:  # name the page's box, not the API's keyword
+        raise CostmodelError(
+            str(e).replace("heterogeneous_vocab=True", 'tick "Heterogeneous vocabulary"')
+        ) from None
 
 # best k per batch size: the k that maximises the speedup, or 0 where no k beats plain decoding
 best = None
