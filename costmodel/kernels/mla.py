@@ -147,10 +147,10 @@ class Params:
     :data:`KERNEL_PROPERTIES`). trtllm-gen's MLA decode on
     Blackwell (TensorRT-LLM's and FlashInfer's ``selectMlaGenerationKernel``) runs ``SwapsMmaAbForGeneration``
     with 16 heads per CTA, each CTA streaming the latent itself, when a KV head has at most 32 query heads
-    or when ``batch x ceil(heads / 16)`` CTAs fit on the SMs with at most 1,024 tokens per CTA after the
-    split; otherwise ``KeepsMmaAbForGeneration``, 64 heads per CTA (128 heads: a 2-CTA MMA pair), which
-    streams the latent once. With this set, the decode's passes over the latent follow that rule instead
-    of ``heads_per_cta``."""
+    or when ``batch x q x ceil(heads / 16)`` CTAs (q tokens a sequence) fit on the SMs with at most 1,024
+    tokens per CTA after the split; otherwise ``KeepsMmaAbForGeneration``, 64 heads per CTA (128 heads: a
+    2-CTA MMA pair), which streams the latent once a token. With this set, the decode's passes over the
+    latent follow that rule instead of ``heads_per_cta``."""
     sibling_pass_fraction: float = 1.0
     """Share of each further head tile's pass over the latent that comes from HBM [-]: the low-latency
     kernel's CTAs of one sequence run together and read the same pages, so a sibling's re-read partly
