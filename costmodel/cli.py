@@ -216,6 +216,8 @@ def check_tp(profile: ModelProfile, degrees: Iterable[int], flag: str = "--tp") 
     """Each tensor-parallel degree the user typed must split ``profile``; else one line naming ``flag``
     and the degrees that do (:func:`costmodel.specs.tp_degrees`)."""
     for degree in degrees:
+        if degree < 1:  # before Deployment, whose own check words it as pydantic's ValidationError
+            raise CostmodelError(f"{flag} must be greater than 0 (got {degree})")
         try:
             Deployment(tp=degree).check(profile)
         except ValueError as e:
@@ -808,8 +810,9 @@ def speculative(
     draft_tp: Annotated[
         int | None,
         typer.Option(
-            help="Tensor-parallel degree of a draft model: 1 or --tp (default --tp, as vLLM's "
-            "draft_tensor_parallel_size)."
+            help="Tensor-parallel degree of a draft model: 1 or --tp (default --tp). vLLM's config "
+            "documents both (draft_tensor_parallel_size), but its V1 draft-model proposer needs --tp; "
+            "not for early-exit (the target's own layers, on --tp) or ngram (no model) drafts."
         ),
     ] = None,
     heterogeneous_vocab: Annotated[
@@ -1232,6 +1235,8 @@ def calibrate(
     token_budget="--token-budget",
     concurrency="--concurrency",
     formats="--formats",
+    # the API's parameter has no flag here: the CLI searches one worker of 8 GPUs
+    **{"GPUs of a worker (max_gpus_per_worker)": "GPUs a worker holds"},
 )
 def pareto(
     model: Annotated[str, typer.Option(help="Built-in model name, or a YAML / config.json path.")],

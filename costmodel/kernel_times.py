@@ -768,10 +768,12 @@ def _mla_attention_s(hardware: HardwareProfile, keys: _Keys, shape: AttentionSha
     }
     if np.any(decode):
         params = keys.params(mla, _mla_key(keys, "gen", dtype))
-        # a verification's n queries a sequence run as n times the heads over the one latent cache: FlashMLA
-        # plans seqlen_q x heads query rows per key head (vLLM FlashMLAMetadataBuilder._build_decode,
-        # num_q_tokens_per_head_k), and so do the other decode kernels of the engines (docs/serving.md,
-        # "MLA verification in the absorbed form"); n = 1 is the plain decode
+        # a verification's n queries a sequence run as n x heads query rows over the one latent cache:
+        # FlashMLA plans seqlen_q x heads rows per key head (vLLM FlashMLAMetadataBuilder._build_decode,
+        # num_q_tokens_per_head_k); trtllm-gen (B200) picks its kernel from the heads alone and runs each
+        # token's head tiles as their own CTAs (mla.low_latency_passes). vLLM's Triton MLA and CUTLASS MLA
+        # take one query a sequence and verify in the naive prefill form instead (docs/serving.md, "MLA
+        # verification in the absorbed form"); n = 1 is the plain decode
         queries = np.where(decode, n, 1.0)
         t = mla.time_s(
             hardware,
@@ -779,7 +781,8 @@ def _mla_attention_s(hardware: HardwareProfile, keys: _Keys, shape: AttentionSha
             op=mla.OP_GENERATION,
             batch_size=np.maximum(B, 1.0),
             seq_len=past + queries,
-            n_heads=shape.n_heads * queries,
+            n_heads=shape.n_heads,
+            query_len=queries,
             kv_bytes=shape.kv_bytes,
             **mla_dims,
         )

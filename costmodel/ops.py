@@ -447,6 +447,15 @@ def forward_ops(
     if not (np.isfinite(drafts).all() and (drafts >= 0).all()):
         raise CostmodelError(f"draft_tokens must be finite and >= 0, got {draft_tokens!r}")
     zero = np.zeros(np.broadcast(B, n, past).shape)
+    try:
+        fits = np.broadcast(drafts, zero).shape == zero.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise CostmodelError(
+            f"draft_tokens (shape {drafts.shape}) must broadcast to the shape {zero.shape} of batch_size, "
+            "new_tokens and past_tokens"
+        )
     # the longest query per sequence an MLA pass runs absorbed, per entry of the pass
     decode_tokens = np.asarray(np.broadcast_to(1.0 + drafts, zero.shape), dtype=np.float64)
     a = max(get_dtype(activation_dtype).bits, 8.0) / 8

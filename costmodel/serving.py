@@ -736,16 +736,22 @@ class _Parts:
         n > 1 (a speculative verification of n - 1 drafts) and an MLA model: S(b, n, c) - S(b, n, 0) with
         the n tokens run in the absorbed decode form, as the engines run a verification (each sequence's
         cached latent read once for its n queries, the queries' FLOPs n times a decode's;
-        :func:`costmodel.ops.forward_ops`' ``draft_tokens``). Other models keep S(b, 1, c) - S(b, 1, 0)."""
+        :func:`costmodel.ops.forward_ops`' ``draft_tokens``), never below the plain decode's term: the n
+        queries read the cache the one query reads (the difference can otherwise dip under it where the
+        past-0 pass's per-query traffic, one CTA's, grows faster with n than the split pass's). Other
+        models, and a top-k sparse MLA (DeepSeek-V3.2, GLM-5), whose decode kernel model takes one new
+        token a sequence (:func:`costmodel.ops.forward_ops`' ``sparse_decode``), keep S(b, 1, c) -
+        S(b, 1, 0)."""
         b, c = np.broadcast_arrays(np.asarray(batch, dtype=np.float64), np.asarray(context, dtype=np.float64))
         if not ((b > 0) & (c > 0)).any():
             return np.zeros(b.shape)
         b1 = np.maximum(b, 1.0)
         n = float(new_tokens)
-        if n > 1.0 and self.model.mla is not None:
-            with_cache = self._pass(b1, n, c, drafts=n - 1.0)
-            return np.asarray(np.where(b > 0, with_cache - self._pass(b1, n, 0, drafts=n - 1.0), 0.0))
-        return np.asarray(np.where(b > 0, self._pass(b1, 1, c) - self._pass(b1, 1, 0), 0.0))
+        plain = self._pass(b1, 1, c) - self._pass(b1, 1, 0)
+        if n > 1.0 and self.model.mla is not None and self.model.sparse_attention is None:
+            verify = self._pass(b1, n, c, drafts=n - 1.0) - self._pass(b1, n, 0, drafts=n - 1.0)
+            return np.asarray(np.where(b > 0, np.maximum(verify, plain), 0.0))
+        return np.asarray(np.where(b > 0, plain, 0.0))
 
     def _chunk_less(
         self,

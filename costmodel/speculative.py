@@ -484,10 +484,15 @@ def plan(
     T_target is one decoding step of the target and T_verify one target pass over k + 1 tokens, both at
     the workload's mean context (prompt + output / 2) from the roofline model
     (:func:`costmodel.estimate.step_time_s`) on ``deployment``; T_draft is one decoding step of the draft
-    on the same replica's GPUs, tensor-parallel over ``draft_tp`` of them: by default the target's tp, and
-    1 or the target's tp only, as vLLM runs a draft model (``draft_tensor_parallel_size``: "Can only be 1
-    or the same as the target model's tensor parallel size", default the target's;
-    https://github.com/vllm-project/vllm/blob/main/vllm/config/speculative.py). The draft is priced
+    on the same replica's GPUs, tensor-parallel over ``draft_tp`` of them: by default the target's tp, else
+    1. vLLM's config documents both (``draft_tensor_parallel_size``: "Can only be 1 or the same as the
+    target model's tensor parallel size", default the target's;
+    https://github.com/vllm-project/vllm/blob/main/vllm/config/speculative.py), but its V1 draft-model
+    proposer refuses 1 under a target tp > 1 ("must be the same", ``DraftModelProposer.
+    _raise_if_draft_tp_mismatch``, ``vllm/v1/spec_decode/draft_model.py``): 1 prices the layout the config
+    names, which current vLLM does not run. ``draft_tp`` is a draft model's: an ``early-exit:N`` draft is
+    the target's own first N layers, sharded over the target's tp, and an ``ngram`` draft has no model, so
+    either refuses any other value. The draft is priced
     without pipeline stages (engines do not pipeline the draft: vLLM's docs list speculative decoding as
     incompatible with pipeline parallelism, https://docs.vllm.ai/en/v0.8.2/features/spec_decode.html).
     While the target is memory bound, verifying k + 1 tokens costs about one step (the weights are read
@@ -538,6 +543,15 @@ def plan(
             )
     dep = deployment or Deployment()
     d_tp = dep.tp if draft_tp is None else draft_tp
+    if draft_model is None and draft_tp is not None:
+        raise CostmodelError(
+            f"draft_tp sets a draft model's GPUs; an n-gram draft has no model (got {draft_tp})"
+        )
+    if isinstance(draft, str) and draft.startswith("early-exit:") and d_tp != dep.tp:
+        raise CostmodelError(
+            f"draft_tp: an early-exit draft runs the target's own first layers, sharded over the target's "
+            f"{dep.tp} GPU(s); it cannot run on {d_tp}"
+        )
     if d_tp not in (1, dep.tp):
         raise CostmodelError(f"draft_tp must be 1 or the target's tp ({dep.tp}), got {draft_tp}")
     draft_dep = Deployment(tp=d_tp, gpus_per_node=dep.gpus_per_node)
@@ -545,8 +559,9 @@ def plan(
         try:
             draft_dep.check(draft_model)
         except ValueError as e:
+            reason = str(e).replace(f"tp ({d_tp})", f"{d_tp}", 1)  # the draft's degree, not the target's
             raise CostmodelError(
-                f"draft_tp: the draft cannot run on tp = {d_tp} ({e}); use draft_tp=1"
+                f"draft_tp: the draft cannot be split over {d_tp} GPUs ({reason}); use draft_tp=1"
             ) from e
     B = np.asarray(batch_sizes, dtype=np.float64)[:, None]  # [batch, 1]
     ks = np.arange(1, k_max + 1, dtype=np.float64)[None, :]  # [1, k]

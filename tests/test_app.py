@@ -370,6 +370,24 @@ def test_speculative_page_says_when_the_target_does_not_fit() -> None:
     assert not open_page("speculative").warning  # the default scenario fits
 
 
+def test_speculative_page_offers_a_draft_of_another_vocabulary_behind_its_box() -> None:
+    """Mistral-7B (32,000 tokens) cannot draft for Llama-3-8B (128,256): vLLM refuses the pair unless
+    use_heterogeneous_vocab is set. The page says so naming its own box, not the API's keyword, and with the
+    box ticked it shows the plan the API gives with ``heterogeneous_vocab=True``."""
+    at = open_page("speculative", draft="mistral-7b")
+    shown = errors(at)
+    assert shown
+    assert 'tick "Heterogeneous vocabulary"' in shown[0]
+    assert "heterogeneous_vocab=True" not in shown[0]
+    at.checkbox(key="heterogeneous_vocab").check().run()
+    assert not errors(at)
+    plan = speculative.plan("llama-3-8b", "mistral-7b", "h100-sxm", DEFAULT.workload(), alpha=0.7, k_max=8,
+                            batch_sizes=[8], heterogeneous_vocab=True)  # fmt: skip
+    best = plan.loc[plan["speedup"].idxmax()]
+    # a 7B draft for an 8B target never pays: the page then shows plain decoding's 1x (dashwalk's rule)
+    assert_shows(metrics(at)["Speedup at batch 8"], max(float(best["speedup"]), 1.0))
+
+
 def test_page_widgets_change_the_figures() -> None:
     at = open_page("speculative")
     at.slider(key="alpha").set_value(0.9).run()

@@ -352,6 +352,22 @@ def test_an_absorbed_mla_verification_reads_the_cached_latent_once_for_its_queri
     assert float(naive["attention"].bytes) > 20 * float(timed_bytes(attention))
 
 
+def test_draft_tokens_that_do_not_fit_the_pass_are_named() -> None:
+    """``draft_tokens`` is per entry of the pass: a shape that does not broadcast to batch_size x new_tokens
+    x past_tokens is bad input naming the argument (it was numpy's "cannot broadcast a non-scalar")."""
+    from costmodel.estimate import step_time_s
+
+    w = Workload(1, 2048, 256, weight_dtype="fp8")
+    with pytest.raises(costmodel.CostmodelError, match=r"draft_tokens \(shape \(3,\)\) must broadcast"):
+        step_time_s("deepseek-v3", "h200", w, Deployment(tp=8), batch_size=8, new_tokens=2, past_tokens=2176,
+                    draft_tokens=[1, 2, 3])  # fmt: skip
+    pair = step_time_s("deepseek-v3", "h200", w, Deployment(tp=8), batch_size=[8, 16], new_tokens=2,
+                       past_tokens=2176, draft_tokens=[1, 1])  # fmt: skip
+    one = step_time_s("deepseek-v3", "h200", w, Deployment(tp=8), batch_size=[8, 16], new_tokens=2,
+                      past_tokens=2176, draft_tokens=1)  # fmt: skip
+    np.testing.assert_array_equal(pair, one)
+
+
 def test_training_micro_batches_are_whole_sequences() -> None:
     """16 sequences per replica (Llama 3 405B, Table 4: 2,048 x 8,192 tokens over DP 128) can form 1, 2,
     4, 8 or 16 micro-batches, not 64 (a quarter sequence each)."""

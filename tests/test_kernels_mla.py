@@ -323,6 +323,40 @@ def test_the_128_head_pair_halves_the_kv_split_the_kernel_picks() -> None:
     np.testing.assert_array_equal(ctas, [1.0, 2.0])  # 8 and 16 CTAs before the split share the 148 SMs
 
 
+def test_a_verifications_query_length_multiplies_the_work_not_the_kernel_choice() -> None:
+    """trtllm-gen (B200) chooses its MLA decode kernel from the heads a KV head alone
+    (``selectMlaGenerationKernel``: at most 32 heads always the 16-head low-latency kernel, 128 heads the
+    2-CTA pair), while ``useSwapsMmaAbMlaGenKernel`` counts ``batch x q x ceil(heads / 16)`` CTAs and each
+    of a sequence's q tokens runs its own tiles (``numCtasPerSeqQ = mMaxSeqLenQ``). Worked by hand for
+    148 SMs with every pass from HBM: 16 heads, q = 4 stays low latency with 4 CTAs and 4 passes a
+    sequence (not the 64-head tile the product 16 x 4 would pick); 64 heads, q = 2 at 8,000 tokens: 8
+    CTAs, 18 chunks of 445 tokens, low latency, 8 passes; 128 heads, q = 4 at batch 8: 256 CTAs > 148,
+    the pair, 4 pairs (8 CTAs) and 4 passes a sequence. q = 1 is the plain decode to the bit."""
+    b200 = load_hardware("b200")
+    p = dataclasses.replace(mla.default_params(b200, "trtllm.default:gen:bf16"), sibling_pass_fraction=1.0)
+    cases = [  # (batch, kv, heads, q) -> (passes, CTAs a sequence, low latency)
+        ((128.0, 6000.0, 16.0, 4.0), (4.0, 4.0, True)),
+        ((1.0, 8000.0, 64.0, 2.0), (8.0, 8.0, True)),
+        ((8.0, 8000.0, 128.0, 4.0), (4.0, 8.0, False)),
+    ]
+    for (b, kv, h, q), expected in cases:
+        passes, ctas, low_latency = mla.low_latency_passes(
+            p, np.array([b]), np.array([kv]), np.array([h]), np.array([q])
+        )
+        assert (passes[0], ctas[0], bool(low_latency[0])) == expected, (b, kv, h, q)
+    shape = dict(
+        batch_size=np.array([1.0, 8.0, 64.0, 512.0]),
+        seq_len=np.array([501.0, 2001.0, 8001.0, 32001.0]),
+        n_heads=np.array([16.0, 128.0, 16.0, 128.0]),
+        kv_bytes=1.0,
+    )
+    q = dataclasses.replace(p, sibling_pass_fraction=0.5)
+    for params in (p, q, mla.default_params(load_hardware("h100-sxm"), "trtllm.default:gen:bf16")):
+        hw = b200 if params.low_latency_heads_per_cta else load_hardware("h100-sxm")
+        one = mla.time_s(hw, params, op=mla.OP_GENERATION, query_len=1.0, **shape)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(one, mla.time_s(hw, params, op=mla.OP_GENERATION, **shape))  # type: ignore[arg-type]
+
+
 def test_an_empty_cache_takes_one_chunk_without_a_warning() -> None:
     """kv_len 0 (a decode step before any token is cached) gives one chunk, not 0 / 0."""
     p = mla.default_params(load_hardware("b200"), "trtllm.default:gen:bf16")

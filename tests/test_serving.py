@@ -696,6 +696,63 @@ def test_an_mla_verifications_attention_is_the_absorbed_decode_of_its_queries(de
     assert np.array_equal(llama.parts.decode_attention_s(b, c, 4.0), llama.parts.decode_attention_s(b, c))
 
 
+@pytest.mark.parametrize("hardware", ["h100-sxm", "h200", "b200"])
+@pytest.mark.parametrize(
+    "deployment", [Deployment(tp=8), Deployment(tp=1, attention_dp=8, moe_ep=8)], ids=["tp8", "dp8"]
+)
+def test_more_drafts_never_make_an_mla_verification_cheaper(hardware: str, deployment: Deployment) -> None:
+    """DeepSeek-V3 fp8, k = 0..7 drafts, b in 1..512 sequences a rank, c in 500..32,000 cached tokens. The
+    k + 1 queries of a sequence read the latent the one query of a plain decode reads, so the verification's
+    attention never falls below the plain decode's at the same b and c, and equals it to the bit at k = 0.
+    The iteration's time never decreases as k grows where the head count fixes the kernel: FlashMLA (H100,
+    H200) plans k + 1 times the heads' query rows over one kernel; trtllm-gen (B200) always runs its 16-head
+    low-latency kernel at 16 heads a GPU (tp 8). At 128 heads a GPU (DP 8) the B200's engine switches
+    between its low-latency kernel and the 2-CTA pair by ``batch x (k + 1) x 8`` CTAs, a rule of the engine
+    that may price a longer draft below a shorter one, so there only the floor is asserted."""
+    engine = Engine(
+        load_model("deepseek-v3"), load_hardware(hardware), Workload(weight_dtype="fp8"), deployment
+    )
+    parts = engine.parts
+    b = 2.0 ** np.arange(10.0)[:, None] * deployment.attention_dp
+    c = np.array([500.0, 2000.0, 8000.0, 32000.0])[None, :]
+    plain = parts.decode_attention_s(b, c)
+    np.testing.assert_array_equal(parts.decode_attention_s(b, c, 1.0), plain)
+    np.testing.assert_array_equal(
+        parts.step_time(decode_batch=b, decode_context=c, decode_new_tokens=1.0),
+        parts.step_time(decode_batch=b, decode_context=c),
+    )
+    steps = []
+    for k in range(8):
+        assert np.all(parts.decode_attention_s(b, c, k + 1.0) >= plain)
+        steps.append(parts.step_time(decode_batch=b, decode_context=c, decode_new_tokens=k + 1.0))
+    if hardware != "b200" or deployment.attention_dp == 1:
+        assert np.all(np.diff(np.stack(steps), axis=0) >= 0.0)
+    assert np.all(np.stack(steps)[1:] >= steps[0])
+
+
+@pytest.mark.parametrize("model", ["deepseek-v3.2", "glm-5"])
+def test_a_sparse_mla_verification_keeps_the_one_query_decode_attention(model: str) -> None:
+    """A top-k sparse MLA (DeepSeek-V3.2, GLM-5) has a decode kernel model for one new token a sequence
+    only (``forward_ops``' ``sparse_decode``), so its verification keeps S(b, 1, c) - S(b, 1, 0): the same
+    attention as the plain decode, and an MTP iteration of n = k + 1 tokens (k = 1, 3) on 8 H200s under
+    attention DP costs more than a plain decode step and less than n of them (it shares the weights' read
+    among the n tokens)."""
+    engine = Engine(
+        load_model(model),
+        load_hardware("h200"),
+        Workload(weight_dtype="fp8"),
+        Deployment(tp=1, attention_dp=8, moe_ep=8),
+    )
+    parts = engine.parts
+    b, c = np.array([8.0, 64.0, 256.0, 1024.0])[:, None], np.array([2000.0, 16000.0, 64000.0])[None, :]
+    plain = parts.step_time(decode_batch=b, decode_context=c)
+    for n in (2.0, 4.0):
+        np.testing.assert_array_equal(parts.decode_attention_s(b, c, n), parts.decode_attention_s(b, c))
+        verify = parts.step_time(decode_batch=b, decode_context=c, decode_new_tokens=n)
+        assert np.all(plain < verify)
+        assert np.all(verify < n * plain)
+
+
 def test_an_engines_memory_holds_the_mla_weight_copies_its_engine_keeps() -> None:
     """DeepSeek-V3 with per-tensor fp8 weights at tp 8 on an H200: vLLM dequantizes kv_b_proj into one bf16
     copy for the absorbed bmm, SGLang requantizes w_kc / w_vc to fp8 with one tensor scale, so vLLM holds

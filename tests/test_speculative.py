@@ -610,10 +610,30 @@ def test_plan_prices_the_draft_on_the_targets_tensor_parallel_gpus() -> None:
         plan("llama-2-70b", "llama-2-7b", "h100-sxm", w, alpha=0.8, deployment=dep, draft_tp=2)
 
 
+def test_a_recipe_draft_keeps_the_targets_gpus() -> None:
+    """An early-exit draft is the target's own first layers, whose weights are sharded over the target's tp,
+    so it cannot run on one GPU (priced there it streamed all 8 layers' weights on one GPU: c 0.10 -> 0.59);
+    an n-gram draft has no model to place. Both refuse ``draft_tp``; an early-exit draft takes the target's."""
+    import costmodel
+    from costmodel.speculative import plan
+
+    w = costmodel.Workload(1, 512, 128)
+    dep = costmodel.Deployment(tp=8)
+    with pytest.raises(costmodel.CostmodelError, match="early-exit draft runs the target's own first layers"):
+        plan("llama-2-70b", "early-exit:8", "h100-sxm", w, alpha=0.7, deployment=dep, draft_tp=1)
+    with pytest.raises(costmodel.CostmodelError, match="n-gram draft has no model"):
+        plan("llama-2-70b", "ngram", "h100-sxm", w, alpha=0.7, deployment=dep, draft_tp=8)
+    same = plan("llama-2-70b", "early-exit:8", "h100-sxm", w, alpha=0.7, batch_sizes=[1], deployment=dep)
+    told = plan("llama-2-70b", "early-exit:8", "h100-sxm", w, alpha=0.7, batch_sizes=[1], deployment=dep,
+                draft_tp=8)  # fmt: skip
+    np.testing.assert_array_equal(same.draft_step_s, told.draft_step_s)
+
+
 def test_plan_verifies_mla_drafts_in_the_absorbed_form_like_a_decode_of_the_drafted_tokens() -> None:
     """DeepSeek-V3 (MLA) on 8 H200s. A verification of k drafts runs each sequence's k + 1 queries through
-    the absorbed decode kernel (vLLM, SGLang and TensorRT-LLM alike; docs/serving.md, "MLA verification in
-    the absorbed form"): it does the work of a decode step of B (k + 1) sequences over the same keys but
+    the absorbed decode kernel (SGLang, TensorRT-LLM and vLLM's FlashMLA / FlashInfer-MLA; vLLM's Triton MLA
+    and CUTLASS MLA verify in the naive prefill form; docs/serving.md, "MLA verification in the absorbed
+    form"): it does the work of a decode step of B (k + 1) sequences over the same keys but
     reads each cache once, so T_verify(B, k) <= T_target(B (k + 1)) at k more cached tokens. Priced as a
     prefill chunk (the cache's per-head keys and values rebuilt) it cost more: 31.7 against 23.9 ms at
     k = 1, B = 8."""
@@ -636,6 +656,22 @@ def test_plan_verifies_mla_drafts_in_the_absorbed_form_like_a_decode_of_the_draf
             past_tokens=context + row.k,
         )
         assert row.verify_s <= float(decodes)
+
+
+def test_plan_never_verifies_more_drafts_for_less_on_a_b200() -> None:
+    """DeepSeek-V3 (MLA) on 8 B200s (16 heads a GPU): trtllm-gen runs its 16-head low-latency MLA decode
+    kernel for at most 32 heads whatever the draft (``selectMlaGenerationKernel``), each of the k + 1 tokens
+    with its own CTAs over the cache, so T_verify never falls as k grows (before the fix, the product
+    16 (k + 1) chose the 64-head tile from k = 2: 63.3 ms at k = 1, 55.1 ms at k = 2 for 256 sequences)."""
+    import costmodel
+    from costmodel.speculative import plan
+
+    w = costmodel.Workload(1, 6000, 4000, weight_dtype="fp8")
+    dep = costmodel.Deployment(tp=8)
+    df = plan("deepseek-v3", "ngram", "b200", w, alpha=0.8, batch_sizes=[32, 256], k_max=8, deployment=dep)
+    for _, g in df.groupby("batch_size"):
+        verify = g.sort_values("k").verify_s.to_numpy()
+        assert np.all(np.diff(verify) > 0.0)
 
 
 def test_a_draft_model_with_another_vocabulary_is_refused_unless_asked() -> None:

@@ -147,10 +147,10 @@ class Params:
     :data:`KERNEL_PROPERTIES`). trtllm-gen's MLA decode on
     Blackwell (TensorRT-LLM's and FlashInfer's ``selectMlaGenerationKernel``) runs ``SwapsMmaAbForGeneration``
     with 16 heads per CTA, each CTA streaming the latent itself, when a KV head has at most 32 query heads
-    or when ``batch x ceil(heads / 16)`` CTAs fit on the SMs with at most 1,024 tokens per CTA after the
-    split; otherwise ``KeepsMmaAbForGeneration``, 64 heads per CTA (128 heads: a 2-CTA MMA pair), which
-    streams the latent once. With this set, the decode's passes over the latent follow that rule instead
-    of ``heads_per_cta``."""
+    or when ``batch x q x ceil(heads / 16)`` CTAs (q tokens a sequence) fit on the SMs with at most 1,024
+    tokens per CTA after the split; otherwise ``KeepsMmaAbForGeneration``, 64 heads per CTA (128 heads: a
+    2-CTA MMA pair), which streams the latent once a token. With this set, the decode's passes over the
+    latent follow that rule instead of ``heads_per_cta``."""
     sibling_pass_fraction: float = 1.0
     """Share of each further head tile's pass over the latent that comes from HBM [-]: the low-latency
     kernel's CTAs of one sequence run together and read the same pages, so a sibling's re-read partly
@@ -389,7 +389,11 @@ def gemm_time_s(
 
 
 def low_latency_passes(
-    params: Params, batch: FloatArray, kv_len: FloatArray, heads: FloatArray
+    params: Params,
+    batch: FloatArray,
+    kv_len: FloatArray,
+    heads: FloatArray,
+    query_len: npt.ArrayLike = 1.0,
 ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
     """Passes over the latent cache of trtllm-gen's MLA decode [-]: ``ceil(heads / 16)`` where it takes the
     low-latency kernel (one CTA per 16 heads, each streaming the latent; the passes after the first at
@@ -401,9 +405,22 @@ def low_latency_passes(
     kernel runs. The CTAs per sequence are the head tiles for the low-latency kernel, 1 for the 64-head
     tile, and :data:`HIGH_THROUGHPUT_PAIR_CTAS` at :data:`HIGH_THROUGHPUT_PAIR_HEADS` heads: the 2-CTA MMA
     pair takes two CTAs in the grid's x dimension (``numCtasX *= 2`` in ``computeNumCtas``) before the KV
-    split divides the SMs among them, so the pair halves the split count the kernel picks."""
+    split divides the SMs among them, so the pair halves the split count the kernel picks.
+
+    ``query_len`` q (a speculative verification's 1 + k tokens a sequence) multiplies the work, never the
+    choice: the kernel and its head tile follow the heads alone (``mNumHeadsQPerKv <= 32``,
+    ``mNumHeadsQPerKv == 128``), while the CTA count of the low-latency test is ``batch x q x ceil(heads /
+    16)`` (``mBatchSize * mMaxSeqLenQ * ceil_div(mNumHeadsQPerKv, 16)`` in ``useSwapsMmaAbMlaGenKernel``).
+    A tile holds one token's heads (16 or 64 of at least as many heads; the pair 128), so each of the q
+    tokens runs its own CTAs over the sequence's latent (``numCtasPerSeqQ = mMaxSeqLenQ`` for a generation
+    kernel that does not group tokens with heads, ``computeCtaAndClusterConfig``): q times the CTAs a
+    sequence, and the passes after the first (the other tokens' and tiles') at ``sibling_pass_fraction``.
+    FlashInfer ``include/flashinfer/trtllm/fmha/fmhaKernels.cuh``
+    (https://github.com/flashinfer-ai/flashinfer), TensorRT-LLM's ``fmhaKernels.h`` alike. q = 1 is the
+    plain decode, bit for bit."""
+    q = np.asarray(query_len, dtype=np.float64)
     tiles = np.ceil(heads / params.low_latency_heads_per_cta)
-    ctas = batch * tiles
+    ctas = batch * q * tiles
     chunks = np.minimum(
         np.maximum(1.0, np.ceil(kv_len / LOW_LATENCY_STEP_KV)),
         np.maximum(1.0, np.floor(params.sm_count / np.maximum(ctas, 1.0))),
@@ -411,9 +428,11 @@ def low_latency_passes(
     fits = (ctas <= params.sm_count) & (np.ceil(kv_len / chunks) <= LOW_LATENCY_MAX_TOKENS_PER_CTA)
     low_latency = (heads <= LOW_LATENCY_MAX_HEADS) | fits
     tiles = np.maximum(tiles, 1.0)
-    passes = np.where(low_latency, 1.0 + params.sibling_pass_fraction * (tiles - 1.0), 1.0)
+    # streaming units a sequence: each token's head tiles (low latency), or each token's one tile / pair
+    units = q * np.where(low_latency, tiles, 1.0)
+    passes = 1.0 + params.sibling_pass_fraction * (units - 1.0)
     high_throughput_ctas = np.where(heads == HIGH_THROUGHPUT_PAIR_HEADS, HIGH_THROUGHPUT_PAIR_CTAS, 1.0)
-    ctas_per_sequence = np.where(low_latency, tiles, high_throughput_ctas)
+    ctas_per_sequence = q * np.where(low_latency, tiles, high_throughput_ctas)
     return (
         np.asarray(passes, dtype=np.float64),
         np.asarray(ctas_per_sequence, dtype=np.float64),
@@ -432,6 +451,7 @@ def time_s(
     kv_bytes: npt.ArrayLike = 2.0,
     weight_bytes: npt.ArrayLike = 2.0,
     absorbed: npt.ArrayLike = True,
+    query_len: npt.ArrayLike = 1.0,
     d_model: float = 7168.0,
     q_lora_rank: float = 1536.0,
     kv_lora_rank: float = 512.0,
@@ -449,12 +469,17 @@ def time_s(
     n_heads : query heads on this device [-] (128 / tensor-parallel degree for DeepSeek-V3).
     kv_bytes : bytes per cached latent element [bytes]; ``weight_bytes`` per GEMM weight [bytes].
     absorbed : decode in the absorbed form (default) or the naive one.
+    query_len : new tokens a sequence in one generation call (1 + k for a verification of k drafts) [-]: the
+        decode runs ``n_heads x query_len`` query rows over the sequence's one latent cache; the head count
+        alone chooses trtllm-gen's kernel (:func:`low_latency_passes`).
     d_model ... v_head_dim : the model's MLA dimensions (defaults: DeepSeek-V3).
     """
     code = np.asarray(op)
     b = np.asarray(batch_size, dtype=np.float64)
     s = np.asarray(seq_len, dtype=np.float64)
     h = np.asarray(n_heads, dtype=np.float64)
+    q_len = np.asarray(query_len, dtype=np.float64)
+    rows = h * q_len  # query rows a sequence: FlashMLA's seqlen_q x heads
     qk_dim = qk_nope_head_dim + qk_rope_head_dim
     latent = kv_lora_rank + qk_rope_head_dim
     is_context = (code == OP_CONTEXT) | (code == OP_CONTEXT_MODULE)
@@ -472,19 +497,19 @@ def time_s(
     )
     gen = _generation_params(params)
     # each group of heads_per_cta heads streams the latent cache once (continuous so a fit can find it)
-    passes = np.maximum(1.0, h / params.heads_per_cta)
+    passes = np.maximum(1.0, rows / params.heads_per_cta)
     ctas_per_sequence = passes
-    high_throughput = np.zeros(np.broadcast(b, s, h).shape, dtype=bool)
+    high_throughput = np.zeros(np.broadcast(b, s, rows).shape, dtype=bool)
     if params.low_latency_heads_per_cta > 0.0:
-        passes, ctas_per_sequence, low_latency = low_latency_passes(params, b, s, h)
+        passes, ctas_per_sequence, low_latency = low_latency_passes(params, b, s, h, q_len)
         high_throughput = ~low_latency
     kvb = np.asarray(kv_bytes, dtype=np.float64)
     # every head's query (576 dims, quantized like the cache) is read and its 512-dim output written in bf16
     # once per sequence: the traffic that grows with heads at short caches
-    query_output_bytes = b * h * (latent * kvb + kv_lora_rank * 2.0)
+    query_output_bytes = b * rows * (latent * kvb + kv_lora_rank * 2.0)
     stream = dict(
         total_bytes=b * s * latent * kvb * passes + query_output_bytes,
-        flop=2.0 * b * h * s * (latent + kv_lora_rank),
+        flop=2.0 * b * rows * s * (latent + kv_lora_rank),
         ctas_unsplit=b * ctas_per_sequence,
         kv_len=s,
         fixed_splits=params.fill_splits < 0.5,
@@ -505,8 +530,8 @@ def time_s(
         gen,
         batch_size=b,
         kv_len=s,
-        n_heads=h,
-        n_kv_heads=h,
+        n_heads=rows,
+        n_kv_heads=rows,
         head_dim=qk_dim,
         v_head_dim=v_head_dim,
         kv_bytes=kv_bytes,

@@ -11,6 +11,7 @@ from scenario import draft_options
 
 import costmodel as cm
 from costmodel import speculative
+from costmodel.errors import CostmodelError
 
 # ---------------------------------------------------------------------------- inputs
 sc = ui.scenario()
@@ -19,6 +20,15 @@ cols = st.columns(4)
 with cols[0]:
     draft = ui.select(
         "Draft", "draft", draft_options(), help="A built-in model, or a recipe from the target."
+    )
+    heterogeneous = st.checkbox(
+        "Heterogeneous vocabulary",
+        key="heterogeneous_vocab",
+        bind="query-params",
+        help="Allow a draft model whose vocabulary differs from the target's, as vLLM's "
+        "use_heterogeneous_vocab: it drafts over the tokens both vocabularies hold (greedy drafting "
+        "only), so α must be the one measured that way. Without it such a draft is refused, as vLLM "
+        "refuses it.",
     )
 with cols[1]:
     alpha = st.slider(
@@ -60,16 +70,22 @@ with ui.friendly_errors():
             f"{int(target.max_batch_size):,}). The speedups below are what it would give if it did."
         )
     batches = sorted({*(2**i for i in range(9)), sc.batch_size})
-    plan = speculative.plan(
-        model,
-        draft,
-        primary,
-        sc.workload(),
-        alpha=alpha,
-        k_max=k_max,
-        batch_sizes=batches,
-        deployment=deployment,
-    )
+    try:
+        plan = speculative.plan(
+            model,
+            draft,
+            primary,
+            sc.workload(),
+            alpha=alpha,
+            k_max=k_max,
+            batch_sizes=batches,
+            deployment=deployment,
+            heterogeneous_vocab=heterogeneous,
+        )
+    except CostmodelError as e:  # name the page's box, not the API's keyword
+        raise CostmodelError(
+            str(e).replace("heterogeneous_vocab=True", 'tick "Heterogeneous vocabulary"')
+        ) from None
 
 # best k per batch size: the k that maximises the speedup, or 0 where no k beats plain decoding; at k = 0
 # the deployment decodes without a draft: speedup 1 and plain decoding's tokens/s (the best draft's
