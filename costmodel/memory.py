@@ -853,7 +853,7 @@ def replica_memory(
     prefill_tokens: npt.ArrayLike = 8192,
     expert_dtype: str | None = None,
     component_dtypes: Mapping[str, str] | None = None,
-    engine: str = "vllm",
+    engine: str | None = "vllm",
     hardware: HardwareProfile | None = None,
 ) -> ReplicaMemory:
     """Per-device memory of a tensor- (``tp``) and pipeline- (``pp``) parallel replica.
@@ -878,6 +878,8 @@ def replica_memory(
     An MLA model's weights include the W_UK / W_UV copies ``engine`` (``"vllm"``, ``"sglang"``,
     ``"trtllm"``; default vLLM, the library's default engine) keeps for the absorbed decode on ``hardware``
     (None: an NVIDIA GPU before Blackwell), split with ``kv_b_proj``'s heads (:func:`mla_absorb_copy_bytes`).
+    ``engine=None`` counts no copies: the checkpoint's weights only, as held by an engine that runs MLA
+    unabsorbed (no W_UK / W_UV kept beside ``kv_b_proj``).
     """
     for name, value in (("tp", tp), ("pp", pp), ("attention_dp", attention_dp)):
         if not (isinstance(value, int | np.integer) and value >= 1):
@@ -889,8 +891,12 @@ def replica_memory(
         model, weight_dtype, sparsity, tuple(sorted(own.items())) if own else None
     )
     # the replicated attention weights (REPLICATED_PROJECTIONS) whole on every TP rank
-    copies = mla_absorb_copy_bytes(
-        model, engine=engine, weight_dtype=weight_dtype, component_dtypes=own, hardware=hardware
+    copies = (
+        0.0
+        if engine is None
+        else mla_absorb_copy_bytes(
+            model, engine=engine, weight_dtype=weight_dtype, component_dtypes=own, hardware=hardware
+        )
     )
     weights = (
         (total - experts - replicated + copies) / (tp * pp)
