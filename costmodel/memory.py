@@ -244,6 +244,9 @@ def replicated_weight_bytes(
 ENGINES = ("vllm", "sglang", "trtllm")
 """Serving engines whose load-time weight copies :func:`mla_absorb_copy_bytes` knows (the names of
 :class:`costmodel.specs.Efficiency`'s ``kernel_engine``)."""
+ENGINE_VENDORS: dict[str, tuple[str, ...]] = {"trtllm": ("nvidia",)}
+"""Device vendors an engine runs on, for the engines that do not run on every vendor: TensorRT-LLM builds
+for NVIDIA GPUs only (CUDA, TensorRT; https://github.com/NVIDIA/TensorRT-LLM, README)."""
 MLA_COPY_DTYPE_BYTES = 2.0
 """Bytes per element of a dequantized MLA up-projection copy: the model's 16-bit dtype (bf16) [bytes]."""
 
@@ -276,8 +279,15 @@ def mla_absorb_bytes_per_element(
       view into self.kv_b_proj.weight" (0). On Blackwell (``is_sm_100f``: compute capability 10.x) a block-
       fp8 ``kv_b_proj`` adds bf16 ``k_b_proj_trans_dequant`` and ``v_b_proj_dequant`` (2 each).
 
+    TensorRT-LLM's figures are sourced for a bf16 and a block-fp8 ``kv_b_proj`` only (the cited code's two
+    cases); for other formats (per-tensor fp8, nvfp4, ...) they apply the same rule, unverified. It does
+    not run on AMD GPUs: ``rocm`` with ``"trtllm"`` is refused.
+
     Block and tensor scales (one fp32 per 128 x 128 block at most) are left out."""
     checks.choice("engine", engine, ENGINES)
+    vendors = ENGINE_VENDORS.get(engine)
+    if rocm and vendors is not None and "amd" not in vendors:
+        raise CostmodelError(f"engine {engine!r} does not run on AMD GPUs (rocm=True)")
     dtype = get_dtype(kv_b_dtype)
     copy = MLA_COPY_DTYPE_BYTES
     if engine == "vllm":
@@ -289,6 +299,17 @@ def mla_absorb_bytes_per_element(
         return own, own
     dequantized = copy if block and blackwell else 0.0
     return (1.0 if block else copy) + dequantized, dequantized
+
+
+def check_engine_vendor(engine: str, hardware: HardwareProfile | None) -> None:
+    """Refuse an engine on a device whose vendor it does not run on (:data:`ENGINE_VENDORS`): TensorRT-LLM
+    on an AMD GPU or a TPU. ``hardware`` None (an NVIDIA GPU) is accepted."""
+    vendors = ENGINE_VENDORS.get(engine)
+    if hardware is not None and vendors is not None and hardware.vendor not in vendors:
+        raise CostmodelError(
+            f"engine {engine!r} does not run on {hardware.name} (a {hardware.vendor} device): it runs on "
+            f"{', '.join(vendors)} devices only; use 'vllm' or 'sglang'"
+        )
 
 
 def mla_absorb_copy_bytes(
@@ -307,6 +328,7 @@ def mla_absorb_copy_bytes(
     in every engine). DeepSeek-V3 stored in fp8 under vLLM: 61 layers x 512 x 128 x 256 x 2 bytes = 2.05 GB
     a replica."""
     checks.choice("engine", engine, ENGINES)
+    check_engine_vendor(engine, hardware)
     if model.mla is None:
         return 0.0
     capability = hardware.datasheet.cuda_compute_capability if hardware is not None else None

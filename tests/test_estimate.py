@@ -446,3 +446,25 @@ def test_size_counts_sglang_one_byte_copies_of_a_per_tensor_fp8_kv_b_proj() -> N
     )
     with pytest.raises(costmodel.CostmodelError, match="engine"):
         costmodel.size("deepseek-v3", "h200", engine="tgi", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("model", ["deepseek-v3", "llama-3-8b"])
+@pytest.mark.parametrize("device", ["mi325x", "tpu-v5e"])
+def test_tensorrt_llm_is_refused_on_a_device_it_does_not_run_on(model: str, device: str) -> None:
+    """TensorRT-LLM builds for NVIDIA GPUs only: sizing or estimating it on an AMD GPU or a TPU is an error
+    naming the engine and the device, MLA model or not; SGLang on the same device is accepted."""
+    hw = costmodel.load_hardware(device)
+    with pytest.raises(costmodel.CostmodelError, match=f"'trtllm' does not run on {device}"):
+        costmodel.size(model, hw, batch_size=1, prompt_len=128, output_len=1, engine="trtllm")
+    eff = hw.efficiency.model_copy(update={"kernel_engine": "trtllm"})
+    with pytest.raises(costmodel.CostmodelError, match="trtllm"):
+        estimate(model, hw, Workload(1, 128, 1), efficiency=eff)
+    costmodel.size(model, hw, batch_size=1, prompt_len=128, output_len=1, engine="sglang")
+
+
+def test_tensorrt_llm_copies_on_rocm_are_refused() -> None:
+    from costmodel.memory import mla_absorb_bytes_per_element
+
+    with pytest.raises(costmodel.CostmodelError, match="AMD"):
+        mla_absorb_bytes_per_element("trtllm", "fp8_block", rocm=True)
+    assert mla_absorb_bytes_per_element("sglang", "fp8_block", rocm=True) == (1.0, 1.0)
