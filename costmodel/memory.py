@@ -283,7 +283,9 @@ def mla_absorb_bytes_per_element(
     cases); for other formats (per-tensor fp8, nvfp4, ...) they apply the same rule, unverified. It does
     not run on AMD GPUs: ``rocm`` with ``"trtllm"`` is refused.
 
-    Block and tensor scales (one fp32 per 128 x 128 block at most) are left out."""
+    Block and tensor scales (one fp32 per 128 x 128 block at most) are left out. Time does not follow
+    the 1-byte copies: the absorbed decode's bmm is timed reading 16-bit W_UK / W_UV for every engine
+    (:data:`costmodel.kernel_times.MLA_BMM_BYTES`)."""
     checks.choice("engine", engine, ENGINES)
     vendors = ENGINE_VENDORS.get(engine)
     if rocm and vendors is not None and "amd" not in vendors:
