@@ -758,8 +758,17 @@ def lora_params(
     """Trainable parameters of LoRA adapters of rank ``rank`` on every matmul of ``components`` [-].
 
     An adapter on a ``[out, in]`` weight adds A ``[rank, in]`` and B ``[out, rank]`` (Hu et al. 2021, §4.1).
+    Its update B A has rank at most min(out, in), and every adapted matmul reads or writes the hidden state
+    (or a narrower one), so min(out, in) <= ``d_model``: a rank above the hidden size adds parameters and
+    no capacity, and is refused.
     """
     checks.positive_int("lora rank", rank)
+    if rank > model.d_model:
+        raise CostmodelError(
+            f"lora_rank {rank:,} exceeds {model.name}'s hidden size d_model = {model.d_model:,}: an "
+            "adapter's update B A has rank at most min(out, in) <= d_model (Hu et al. 2021); use at most "
+            f"{model.d_model:,}"
+        )
     return sum(
         rank * (t.shape[0] + t.shape[1]) * t.count
         for t in tensors(model)
@@ -787,7 +796,9 @@ def training_memory(
     2020, Fig. 1) partitions the optimizer state across ``n_gpus`` (stage 1), then the gradients (stage 2),
     then the weights (stage 3). LoRA freezes the base model in bf16 and trains adapters (16 bytes per
     adapter parameter); QLoRA stores the frozen base in nf4 (Dettmers et al. 2023). Activations are
-    :func:`training_activation_bytes` for the micro-batch; ZeRO does not partition them.
+    :func:`training_activation_bytes` for the micro-batch; ZeRO does not partition them. ``seq_len`` must
+    fit the model's ``max_context`` (as a serving context must, :func:`costmodel.specs.check_context`;
+    not enforced for a state-space model, which has no positional limit).
     """
     checks.positive_int("n_gpus", n_gpus)
     checks.choice("method", method, ("full", "lora", "qlora"))
@@ -806,6 +817,12 @@ def training_memory(
     acts = training_activation_bytes(
         model, batch_size=batch_size, seq_len=seq_len, recompute=recompute, attention=attention
     )
+    longest = float(np.max(np.asarray(seq_len, dtype=np.float64)))  # checked above
+    if model.ssm is None and longest > model.max_context:
+        raise CostmodelError(
+            f"seq_len = {longest:,.0f} tokens exceeds {model.name}'s context of {model.max_context:,} tokens "
+            "(max_context): train on shorter sequences"
+        )
     return TrainingMemory(
         weights=np.asarray(weights),
         gradients=np.asarray(gradients),
