@@ -309,7 +309,7 @@ def check_engine_vendor(engine: str, hardware: HardwareProfile | None) -> None:
     vendors = ENGINE_VENDORS.get(engine)
     if hardware is not None and vendors is not None and hardware.vendor not in vendors:
         raise CostmodelError(
-            f"engine {engine!r} does not run on {hardware.name} (a {hardware.vendor} device): it runs on "
+            f"engine {engine!r} does not run on {hardware.name} ({hardware.vendor} hardware): it runs on "
             f"{', '.join(vendors)} devices only; use 'vllm' or 'sglang'"
         )
 
