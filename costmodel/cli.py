@@ -570,16 +570,28 @@ def estimate(
         str, typer.Option(help="'none' or '2:4' structured sparsity of the weights.")
     ] = "none",
     usd_per_hour: PriceOpt = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="Serving engine whose kernels time the passes and whose MLA weight copies count: vllm, "
+            "sglang, trtllm."
+        ),
+    ] = "vllm",
     as_json: JsonOpt = False,
 ) -> None:
     """Time to first token, time per output token, throughput, memory and cost of one workload."""
+    from costmodel.memory import ENGINES
+
+    if engine not in ENGINES:
+        raise CostmodelError(f"--engine {engine!r} is not an engine: use {', '.join(ENGINES)}")
     w = _workload_options(
         batch_size, prompt_len, output_len, weight_dtype, kv_dtype, activation_dtype, sparsity
     )
     dep = Deployment(tp=tp, pp=pp, attention_dp=attention_dp, moe_tp=moe_tp, moe_ep=moe_ep)
     check_split(load_model(model), dep, _DEPLOYMENT_FLAGS)
     price = parse_prices(usd_per_hour, [hardware]).get(hardware)
-    report = run_estimate(model, hardware, w, dep, usd_per_hour=price)
+    eff = load_hardware(hardware).efficiency.model_copy(update={"kernel_engine": engine})
+    report = run_estimate(model, hardware, w, dep, efficiency=eff, usd_per_hour=price)
     sizes = size(
         model,
         hardware,
@@ -591,6 +603,7 @@ def estimate(
         activation_dtype=activation_dtype,
         sparsity=w.sparsity,
         deployment=dep,
+        engine=engine,
     )
     source = price_source(hardware, {hardware: price} if price else None)
     if as_json:
@@ -608,7 +621,7 @@ def estimate(
             activation_dtype,
             sparsity,
         )
-        at_max = run_estimate(model, hardware, big, dep, usd_per_hour=price).summary()
+        at_max = run_estimate(model, hardware, big, dep, efficiency=eff, usd_per_hour=price).summary()
     table = Table(
         title=f"{report.model} on {dep.gpus_per_replica} x {report.hardware} (tp={tp}, pp={pp}"
         + (f", attention_dp={attention_dp}" if attention_dp > 1 else "")
@@ -619,7 +632,9 @@ def estimate(
     rows = [
         ("parameters (total / active)", f"{sizes.params_total:,} / {sizes.params_active:,}"),
         (
-            f"weights ({weight_dtype}, sparsity {sparsity}): one copy / per GPU",
+            f"weights ({weight_dtype}, sparsity {sparsity}"
+            + (f", {engine}'s MLA copies" if load_model(model).mla is not None else "")
+            + "): one copy / per GPU",
             f"{_gb(sizes.weight_bytes)} / {_gb(sizes.weight_bytes_per_gpu)}",
         ),
         (

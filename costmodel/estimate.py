@@ -85,6 +85,9 @@ class SizingReport:
     checkpoint: str | None = None
     """The published checkpoint whose storage formats the weights follow (``weight_dtype`` is then the
     format of its components without one of their own); None: ``weight_dtype`` throughout."""
+    engine: str = "vllm"
+    """The serving engine whose load-time W_UK / W_UV copies an MLA model's weights include
+    (:func:`costmodel.memory.mla_absorb_copy_bytes`); default vLLM, as in :func:`estimate`."""
 
     def to_dict(self) -> dict[str, object]:
         """Plain types only, for JSON."""
@@ -105,6 +108,7 @@ def size(
     deployment: Deployment | None = None,
     usable_fraction: float = 0.9,
     checkpoint: str | None = None,
+    engine: str = "vllm",
 ) -> SizingReport:
     """Memory and FLOPs of one serving workload on one replica of ``deployment`` (default one GPU).
 
@@ -118,6 +122,11 @@ def size(
     (:func:`costmodel.memory.shipped_checkpoints`: ``"release"``, ``"fp8"``, ``"nvfp4"``, ...): the
     weights are then stored as it stores them, each component in its own format, and ``weight_dtype``
     must be left at its default or equal the checkpoint's ``weight_dtype``.
+
+    ``engine`` (``"vllm"``, ``"sglang"``, ``"trtllm"``; default vLLM, as :func:`estimate`'s default
+    efficiency) is the serving engine whose load-time W_UK / W_UV copies an MLA model's weights include
+    on ``hardware`` (:func:`costmodel.memory.mla_absorb_copy_bytes`): the same input sizes the same as
+    :func:`estimate` with an efficiency of that ``kernel_engine``.
     """
     for field, value in (("batch_size", batch_size), ("prompt_len", prompt_len), ("output_len", output_len)):
         if value < (0 if field == "output_len" else 1):
@@ -151,6 +160,7 @@ def size(
         usable_fraction=usable_fraction,
         attention_dp=dep.attention_dp,
         component_dtypes=component_dtypes,
+        engine=engine,
     )
     p = param_count(m)
     prefill = forward_flop(m, batch_size=batch_size, new_tokens=prompt_len, logits="last").total
@@ -188,6 +198,7 @@ def size(
         decode_flop_per_token=per_token,
         attention_dp=dep.attention_dp,
         checkpoint=checkpoint,
+        engine=engine,
     )
 
 
@@ -491,7 +502,8 @@ class Report:
     Time attribution: prefill time is charged to input tokens, decode time to output tokens (the first
     output token comes out of the prefill). Energy assumes every device draws its TDP throughout (an
     upper bound). Throughputs are for one static batch run to completion. Memory figures, ``fits`` and
-    ``max_batch_size`` are per device, from :func:`costmodel.memory.fit` (as in :func:`size`).
+    ``max_batch_size`` are per device, from :func:`costmodel.memory.fit` (as in :func:`size`), with
+    the copies of an MLA model's W_UK / W_UV that the efficiency's ``kernel_engine`` keeps (default vLLM).
     ``prefill_mfu`` is the model's dense-equivalent FLOPs over (TTFT x peak x devices) with the peak the
     matmuls can reach: the dense peak of the compute dtype, times the datasheet's sparsity speedup for
     2:4 sparse weights (so it never exceeds 1 because of sparsity).

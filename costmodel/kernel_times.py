@@ -853,7 +853,10 @@ def _mla_up_s(
 
 MLA_BMM_BYTES = 2.0
 """Bytes per element of the absorbed decode's W_UK / W_UV copies and of its per-head activations: 16 bits
-whatever kv_b_proj's stored format (vLLM's bf16 copies, :func:`_mla_up_s`)."""
+whatever kv_b_proj's stored format (vLLM's bf16 copies, :func:`_mla_up_s`), for every engine: where memory
+counts 1-byte copies (SGLang's per-tensor fp8 ``w_kc`` / ``w_vc``, TensorRT-LLM's block-fp8
+``k_b_proj_trans``; :func:`costmodel.memory.mla_absorb_bytes_per_element`) time still reads 16 bits (an op
+does not name its engine; about 1% of a decode step; docs/serving.md, "MLA copies and time")."""
 MLA_BMM_DTYPE = "bf16"
 """The format the absorbed decode's two per-head bmm multiply in (:data:`MLA_BMM_BYTES`)."""
 

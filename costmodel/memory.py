@@ -244,6 +244,9 @@ def replicated_weight_bytes(
 ENGINES = ("vllm", "sglang", "trtllm")
 """Serving engines whose load-time weight copies :func:`mla_absorb_copy_bytes` knows (the names of
 :class:`costmodel.specs.Efficiency`'s ``kernel_engine``)."""
+ENGINE_VENDORS: dict[str, tuple[str, ...]] = {"trtllm": ("nvidia",)}
+"""Device vendors an engine runs on, for the engines that do not run on every vendor: TensorRT-LLM builds
+for NVIDIA GPUs only (CUDA, TensorRT; https://github.com/NVIDIA/TensorRT-LLM, README)."""
 MLA_COPY_DTYPE_BYTES = 2.0
 """Bytes per element of a dequantized MLA up-projection copy: the model's 16-bit dtype (bf16) [bytes]."""
 
@@ -276,8 +279,17 @@ def mla_absorb_bytes_per_element(
       view into self.kv_b_proj.weight" (0). On Blackwell (``is_sm_100f``: compute capability 10.x) a block-
       fp8 ``kv_b_proj`` adds bf16 ``k_b_proj_trans_dequant`` and ``v_b_proj_dequant`` (2 each).
 
-    Block and tensor scales (one fp32 per 128 x 128 block at most) are left out."""
+    TensorRT-LLM's figures are sourced for a bf16 and a block-fp8 ``kv_b_proj`` only (the cited code's two
+    cases); for other formats (per-tensor fp8, nvfp4, ...) they apply the same rule, unverified. It does
+    not run on AMD GPUs: ``rocm`` with ``"trtllm"`` is refused.
+
+    Block and tensor scales (one fp32 per 128 x 128 block at most) are left out. Time does not follow
+    the 1-byte copies: the absorbed decode's bmm is timed reading 16-bit W_UK / W_UV for every engine
+    (:data:`costmodel.kernel_times.MLA_BMM_BYTES`)."""
     checks.choice("engine", engine, ENGINES)
+    vendors = ENGINE_VENDORS.get(engine)
+    if rocm and vendors is not None and "amd" not in vendors:
+        raise CostmodelError(f"engine {engine!r} does not run on AMD GPUs (rocm=True)")
     dtype = get_dtype(kv_b_dtype)
     copy = MLA_COPY_DTYPE_BYTES
     if engine == "vllm":
@@ -289,6 +301,17 @@ def mla_absorb_bytes_per_element(
         return own, own
     dequantized = copy if block and blackwell else 0.0
     return (1.0 if block else copy) + dequantized, dequantized
+
+
+def check_engine_vendor(engine: str, hardware: HardwareProfile | None) -> None:
+    """Refuse an engine on a device whose vendor it does not run on (:data:`ENGINE_VENDORS`): TensorRT-LLM
+    on an AMD GPU or a TPU. ``hardware`` None (an NVIDIA GPU) is accepted."""
+    vendors = ENGINE_VENDORS.get(engine)
+    if hardware is not None and vendors is not None and hardware.vendor not in vendors:
+        raise CostmodelError(
+            f"engine {engine!r} does not run on {hardware.name} ({hardware.vendor} hardware): it runs on "
+            f"{', '.join(vendors)} devices only; use 'vllm' or 'sglang'"
+        )
 
 
 def mla_absorb_copy_bytes(
@@ -307,6 +330,7 @@ def mla_absorb_copy_bytes(
     in every engine). DeepSeek-V3 stored in fp8 under vLLM: 61 layers x 512 x 128 x 256 x 2 bytes = 2.05 GB
     a replica."""
     checks.choice("engine", engine, ENGINES)
+    check_engine_vendor(engine, hardware)
     if model.mla is None:
         return 0.0
     capability = hardware.datasheet.cuda_compute_capability if hardware is not None else None
@@ -734,8 +758,17 @@ def lora_params(
     """Trainable parameters of LoRA adapters of rank ``rank`` on every matmul of ``components`` [-].
 
     An adapter on a ``[out, in]`` weight adds A ``[rank, in]`` and B ``[out, rank]`` (Hu et al. 2021, §4.1).
+    Its update B A has rank at most min(out, in), and every adapted matmul reads or writes the hidden state
+    (or a narrower one), so min(out, in) <= ``d_model``: a rank above the hidden size adds parameters and
+    no capacity, and is refused.
     """
     checks.positive_int("lora rank", rank)
+    if rank > model.d_model:
+        raise CostmodelError(
+            f"lora_rank {rank:,} exceeds {model.name}'s hidden size d_model = {model.d_model:,}: an "
+            "adapter's update B A has rank at most min(out, in) <= d_model (Hu et al. 2021); use at most "
+            f"{model.d_model:,}"
+        )
     return sum(
         rank * (t.shape[0] + t.shape[1]) * t.count
         for t in tensors(model)
@@ -763,7 +796,9 @@ def training_memory(
     2020, Fig. 1) partitions the optimizer state across ``n_gpus`` (stage 1), then the gradients (stage 2),
     then the weights (stage 3). LoRA freezes the base model in bf16 and trains adapters (16 bytes per
     adapter parameter); QLoRA stores the frozen base in nf4 (Dettmers et al. 2023). Activations are
-    :func:`training_activation_bytes` for the micro-batch; ZeRO does not partition them.
+    :func:`training_activation_bytes` for the micro-batch; ZeRO does not partition them. ``seq_len`` must
+    fit the model's ``max_context`` (as a serving context must, :func:`costmodel.specs.check_context`;
+    not enforced for a state-space model, which has no positional limit).
     """
     checks.positive_int("n_gpus", n_gpus)
     checks.choice("method", method, ("full", "lora", "qlora"))
@@ -782,6 +817,12 @@ def training_memory(
     acts = training_activation_bytes(
         model, batch_size=batch_size, seq_len=seq_len, recompute=recompute, attention=attention
     )
+    longest = float(np.max(np.asarray(seq_len, dtype=np.float64)))  # checked above
+    if model.ssm is None and longest > model.max_context:
+        raise CostmodelError(
+            f"seq_len = {longest:,.0f} tokens exceeds {model.name}'s context of {model.max_context:,} tokens "
+            "(max_context): train on shorter sequences"
+        )
     return TrainingMemory(
         weights=np.asarray(weights),
         gradients=np.asarray(gradients),
@@ -853,7 +894,7 @@ def replica_memory(
     prefill_tokens: npt.ArrayLike = 8192,
     expert_dtype: str | None = None,
     component_dtypes: Mapping[str, str] | None = None,
-    engine: str = "vllm",
+    engine: str | None = "vllm",
     hardware: HardwareProfile | None = None,
 ) -> ReplicaMemory:
     """Per-device memory of a tensor- (``tp``) and pipeline- (``pp``) parallel replica.
@@ -878,6 +919,8 @@ def replica_memory(
     An MLA model's weights include the W_UK / W_UV copies ``engine`` (``"vllm"``, ``"sglang"``,
     ``"trtllm"``; default vLLM, the library's default engine) keeps for the absorbed decode on ``hardware``
     (None: an NVIDIA GPU before Blackwell), split with ``kv_b_proj``'s heads (:func:`mla_absorb_copy_bytes`).
+    ``engine=None`` counts no copies: the checkpoint's weights only, as held by an engine that runs MLA
+    unabsorbed (no W_UK / W_UV kept beside ``kv_b_proj``).
     """
     for name, value in (("tp", tp), ("pp", pp), ("attention_dp", attention_dp)):
         if not (isinstance(value, int | np.integer) and value >= 1):
@@ -889,8 +932,12 @@ def replica_memory(
         model, weight_dtype, sparsity, tuple(sorted(own.items())) if own else None
     )
     # the replicated attention weights (REPLICATED_PROJECTIONS) whole on every TP rank
-    copies = mla_absorb_copy_bytes(
-        model, engine=engine, weight_dtype=weight_dtype, component_dtypes=own, hardware=hardware
+    copies = (
+        0.0
+        if engine is None
+        else mla_absorb_copy_bytes(
+            model, engine=engine, weight_dtype=weight_dtype, component_dtypes=own, hardware=hardware
+        )
     )
     weights = (
         (total - experts - replicated + copies) / (tp * pp)

@@ -22,7 +22,8 @@ Assumptions, stated once:
   reads the score matrix (QK^T written, softmax read and written, A V read: 4 passes).
 - **MLA** (DeepSeek-V2 §2.1) caches the latent; ``kv_up_proj`` rebuilds per-head K and V for every
   attended position and the attention kernel reads them (the form counted in :mod:`costmodel.flops`). A
-  decode runs absorbed instead, and is timed and tabulated so (:func:`costmodel.kernel_times.timed_flop`,
+  decode (one new token a sequence, or a speculative verification's 1 + k) runs absorbed instead, and is
+  timed and tabulated so (:func:`costmodel.kernel_times.timed_flop`,
   :func:`costmodel.kernel_times.timed_bytes`).
 - **MoE**: tokens spread uniformly over experts; a pass reads the weights of the experts it touches,
   E (1 - (1 - k/E)^T) of them in expectation for T tokens with top-k routing (each token picks k

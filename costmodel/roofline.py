@@ -14,10 +14,11 @@ reduce-scatter (bytes: its input), plus one latency each; an all-reduce, all-gat
 over several nodes runs hierarchically, the ring inside each node and every GPU's share on its own NIC
 between them (:func:`costmodel.kernels.collective.multi_node_s`).
 
-An MLA decode (one new token per sequence) is timed in the absorbed form the engines run, not in the
-naive expansion the operators count: its FLOPs and bytes are :func:`costmodel.kernel_times.timed_flop` and
-:func:`costmodel.kernel_times.timed_bytes` (the kernel models' form), its two per-head bmm at the 16-bit
-peak.
+An MLA decode (one new token per sequence, or the 1 + k of a speculative verification: at most
+``decode_tokens`` a sequence, :func:`costmodel.kernel_times.absorbed`) is timed in the absorbed form the
+engines run, not in the naive expansion the operators count: its FLOPs and bytes are
+:func:`costmodel.kernel_times.timed_flop` and :func:`costmodel.kernel_times.timed_bytes` (the kernel
+models' form), its two per-head bmm at the 16-bit peak.
 
 Efficiencies come from the hardware profile (defaults, later calibrated) and can be replaced per call.
 In the 'eager' execution mode each operator also pays the host's dispatch of every kernel it launches, and

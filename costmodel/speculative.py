@@ -466,6 +466,107 @@ the target ("early-exit:8"); a weight-quantized copy of the target ("quantized:i
 prompt-lookup table ("ngram", about zero cost: its ``alpha`` is whatever the user measured)."""
 
 
+def _draft(
+    tgt: ModelProfile, draft: ModelProfile | str, workload: Workload, heterogeneous_vocab: bool = False
+) -> tuple[ModelProfile | None, Workload, bool]:
+    """The draft of :func:`plan`: the model it runs (None for an n-gram table), its workload (a quantized
+    copy's weight format), and whether it holds weights of its own (a separate model or a quantized copy;
+    an early exit reads the target's first layers, an n-gram table none)."""
+    from costmodel.registry import load_model
+
+    if isinstance(draft, str) and draft == "ngram":
+        return None, workload, False
+    if isinstance(draft, str) and draft.startswith("early-exit:"):
+        layers = int(draft.split(":", 1)[1])
+        if not 1 <= layers < tgt.n_layers:
+            raise CostmodelError(f"early-exit draft needs 1 <= layers < {tgt.n_layers}, got {layers}")
+        return tgt.model_copy(update={"n_layers": layers, "name": f"{tgt.name}[:{layers}]"}), workload, False
+    if isinstance(draft, str) and draft.startswith("quantized:"):
+        from dataclasses import replace
+
+        return tgt, replace(workload, weight_dtype=draft.split(":", 1)[1]), True
+    draft_model = load_model(draft)
+    if draft_model.vocab_size != tgt.vocab_size and not heterogeneous_vocab:
+        raise CostmodelError(
+            f"draft {draft_model.name} has a vocabulary of {draft_model.vocab_size:,} tokens, the target "
+            f"{tgt.name} {tgt.vocab_size:,}: a draft model must share the target's vocabulary (vLLM "
+            "refuses the pair); use a draft of the target's family, or heterogeneous_vocab=True for "
+            "vLLM's use_heterogeneous_vocab (drafting over the tokens both hold)"
+        )
+    return draft_model, workload, True
+
+
+def _early_exit(draft: ModelProfile | str) -> bool:
+    """Whether ``draft`` is an early exit (:func:`plan`): the target's own first layers."""
+    return isinstance(draft, str) and draft.startswith("early-exit:")
+
+
+def _draft_deployment(
+    draft_model: ModelProfile | None, dep: Deployment, draft_tp: int | None, *, early_exit: bool = False
+) -> Deployment:
+    """The draft's split (:func:`plan`): tp 1 or the target's, no pipeline stages. An n-gram draft has no
+    model to split; an early exit runs the target's own first layers, on the target's GPUs."""
+    from costmodel.specs import Deployment
+
+    d_tp = dep.tp if draft_tp is None else draft_tp
+    if draft_model is None and draft_tp is not None:
+        raise CostmodelError(
+            f"draft_tp sets a draft model's GPUs; an n-gram draft has no model (got {draft_tp})"
+        )
+    if early_exit and d_tp != dep.tp:
+        raise CostmodelError(
+            f"draft_tp: an early-exit draft runs the target's own first layers, sharded over the target's "
+            f"{dep.tp} GPU(s); it cannot run on {d_tp}"
+        )
+    if d_tp not in (1, dep.tp):
+        raise CostmodelError(f"draft_tp must be 1 or the target's tp ({dep.tp}), got {draft_tp}")
+    draft_dep = Deployment(tp=d_tp, gpus_per_node=dep.gpus_per_node)
+    if draft_model is not None:
+        try:
+            draft_dep.check(draft_model)
+        except ValueError as e:
+            reason = str(e).replace(f"tp ({d_tp})", f"{d_tp}", 1)  # the draft's degree, not the target's
+            raise CostmodelError(
+                f"draft_tp: the draft cannot be split over {d_tp} GPUs ({reason}); use draft_tp=1"
+            ) from e
+    return draft_dep
+
+
+def draft_weight_bytes_per_gpu(
+    target: ModelProfile | str,
+    draft: ModelProfile | str,
+    workload: Workload,
+    *,
+    deployment: Deployment | None = None,
+    draft_tp: int | None = None,
+    heterogeneous_vocab: bool = False,
+) -> float:
+    """Weights the draft of :func:`plan` adds on the fullest GPU of the target's replica [bytes]: a
+    separate draft model in the workload's weight format, or the target's quantized copy in its own,
+    split over the draft's tp as :func:`costmodel.memory.replica_memory` splits a replica (with ``draft_tp``
+    1, one GPU holds all of it); 0 for an early exit (its layers are the target's) and an n-gram table.
+    The draft's own KV cache is not counted."""
+    from costmodel.memory import replica_memory
+    from costmodel.registry import load_model
+    from costmodel.specs import Deployment
+
+    tgt = load_model(target)
+    draft_model, draft_workload, own = _draft(tgt, draft, workload, heterogeneous_vocab)
+    draft_dep = _draft_deployment(
+        draft_model, deployment or Deployment(), draft_tp, early_exit=_early_exit(draft)
+    )
+    if draft_model is None or not own:
+        return 0.0
+    w = draft_workload
+    return replica_memory(
+        draft_model,
+        tp=draft_dep.tp,
+        weight_dtype=w.weight_dtype,
+        sparsity=w.sparsity,
+        expert_dtype=w.expert_dtype,
+    ).weight_bytes
+
+
 def plan(
     target: ModelProfile | str,
     draft: ModelProfile | str,
@@ -519,50 +620,9 @@ def plan(
 
     a = float(_in_range("alpha", alpha, 0.0, 1.0))
     tgt = load_model(target)
-    draft_model: ModelProfile | None = tgt
-    draft_workload = workload
-    if isinstance(draft, str) and draft == "ngram":
-        draft_model = None
-    elif isinstance(draft, str) and draft.startswith("early-exit:"):
-        layers = int(draft.split(":", 1)[1])
-        if not 1 <= layers < tgt.n_layers:
-            raise CostmodelError(f"early-exit draft needs 1 <= layers < {tgt.n_layers}, got {layers}")
-        draft_model = tgt.model_copy(update={"n_layers": layers, "name": f"{tgt.name}[:{layers}]"})
-    elif isinstance(draft, str) and draft.startswith("quantized:"):
-        from dataclasses import replace
-
-        draft_workload = replace(workload, weight_dtype=draft.split(":", 1)[1])
-    else:
-        draft_model = load_model(draft)
-        if draft_model.vocab_size != tgt.vocab_size and not heterogeneous_vocab:
-            raise CostmodelError(
-                f"draft {draft_model.name} has a vocabulary of {draft_model.vocab_size:,} tokens, the target "
-                f"{tgt.name} {tgt.vocab_size:,}: a draft model must share the target's vocabulary (vLLM "
-                "refuses the pair); use a draft of the target's family, or heterogeneous_vocab=True for "
-                "vLLM's use_heterogeneous_vocab (drafting over the tokens both hold)"
-            )
+    draft_model, draft_workload, _ = _draft(tgt, draft, workload, heterogeneous_vocab)
     dep = deployment or Deployment()
-    d_tp = dep.tp if draft_tp is None else draft_tp
-    if draft_model is None and draft_tp is not None:
-        raise CostmodelError(
-            f"draft_tp sets a draft model's GPUs; an n-gram draft has no model (got {draft_tp})"
-        )
-    if isinstance(draft, str) and draft.startswith("early-exit:") and d_tp != dep.tp:
-        raise CostmodelError(
-            f"draft_tp: an early-exit draft runs the target's own first layers, sharded over the target's "
-            f"{dep.tp} GPU(s); it cannot run on {d_tp}"
-        )
-    if d_tp not in (1, dep.tp):
-        raise CostmodelError(f"draft_tp must be 1 or the target's tp ({dep.tp}), got {draft_tp}")
-    draft_dep = Deployment(tp=d_tp, gpus_per_node=dep.gpus_per_node)
-    if draft_model is not None:
-        try:
-            draft_dep.check(draft_model)
-        except ValueError as e:
-            reason = str(e).replace(f"tp ({d_tp})", f"{d_tp}", 1)  # the draft's degree, not the target's
-            raise CostmodelError(
-                f"draft_tp: the draft cannot be split over {d_tp} GPUs ({reason}); use draft_tp=1"
-            ) from e
+    draft_dep = _draft_deployment(draft_model, dep, draft_tp, early_exit=_early_exit(draft))
     B = np.asarray(batch_sizes, dtype=np.float64)[:, None]  # [batch, 1]
     ks = np.arange(1, k_max + 1, dtype=np.float64)[None, :]  # [1, k]
     context = np.asarray(workload.prompt_len, dtype=np.float64) + np.asarray(workload.output_len) / 2

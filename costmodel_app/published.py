@@ -57,6 +57,10 @@ class PublishedDeployment:
     engine_layout: str = ""
     """A known engine weight layout (:data:`ENGINE_LAYOUTS`) whose bytes beyond the checkpoint's tensors
     are added in the table's ``with_engine_layout`` column; empty: none is modelled."""
+    mla_copies_engine: str | None = None
+    """The engine whose W_UK / W_UV copies of an MLA model's ``kv_b_proj``
+    (:func:`costmodel.memory.mla_absorb_copy_bytes`) the logged figure includes; None: the logged run kept
+    none (it ran MLA unabsorbed, or the model has no MLA)."""
 
 
 GIB = 2**30
@@ -171,7 +175,14 @@ DEPLOYMENTS: tuple[PublishedDeployment, ...] = (
         "https://github.com/HabanaAI/vllm-fork/issues/809",
         note="DeepSeek-R1 has DeepSeek-V3's shapes; the same TP 8 split on 8 x H200. vLLM keeps the "
         "small q_a and kv_a down-projections of MLA whole on every GPU, and so does costmodel since "
-        "session 14 (memory.REPLICATED_PROJECTIONS): 0.75 GiB of the difference it had",
+        "session 14 (memory.REPLICATED_PROJECTIONS): 0.75 GiB of the difference it had. The row counts "
+        "the checkpoint only, without vLLM's bf16 W_UK / W_UV copies of kv_b_proj (mla_copies_engine "
+        "None). The fork logs this line after get_model (vllm/worker/hpu_model_runner.py, load_model), "
+        "and so after process_weights_after_loading, where vLLM makes the copies "
+        "(vllm/attention/backends/mla/common.py); but whether the fork's February 2025 build "
+        "(v0.6.3.dev2207) ran MLA absorbed on HPU at all is not settled by the sources, and the run "
+        "failed in its first forward pass. With vLLM's copies the row would read 79.36 GiB (+0.24 GiB "
+        "a GPU), -0.07%",
     ),
     PublishedDeployment(
         "gpt-oss-120b",
@@ -232,7 +243,13 @@ def deployment_table() -> pd.DataFrame:
     for d in DEPLOYMENTS:
         model = cm.load_model(d.model)
         weight_dtype, component_dtypes = checkpoint_formats(model, d.checkpoint)
-        replica = replica_memory(model, tp=d.tp, weight_dtype=weight_dtype, component_dtypes=component_dtypes)
+        replica = replica_memory(
+            model,
+            tp=d.tp,
+            weight_dtype=weight_dtype,
+            component_dtypes=component_dtypes,
+            engine=d.mla_copies_engine,
+        )
         layout = ENGINE_LAYOUTS[d.engine_layout](model, d.tp) if d.engine_layout else 0
         with_layout = replica.weight_bytes + layout
         rows.append(

@@ -388,6 +388,25 @@ def test_speculative_page_offers_a_draft_of_another_vocabulary_behind_its_box() 
     assert_shows(metrics(at)["Speedup at batch 8"], max(float(best["speedup"]), 1.0))
 
 
+def test_speculative_page_counts_the_drafts_weights_in_the_fit_warning() -> None:
+    """Llama-3-70B at tp 2 on H100s fits alone, but a Llama-3-8B draft (tp 2 as well) adds half its bf16
+    weights to each GPU: 8.03e9 x 2 bytes / 2. The warning says so; an early exit (the target's own layers)
+    adds nothing and draws none."""
+    from costmodel.memory import weight_bytes
+
+    sc = Scenario(model="llama-3-70b", hardware=["h100-sxm"], tp=2)
+    fit = api_fit(sc, "h100-sxm")
+    assert bool(fit.fits)
+    draft = weight_bytes(cm.load_model("llama-3-8b"), weight_dtype="bf16") / 2
+    assert float(fit.memory_bytes_per_gpu) + draft > fit.capacity_bytes_per_gpu
+    at = open_page("speculative", model="llama-3-70b", hardware="h100-sxm", tp=2, draft="llama-3-8b")
+    assert not errors(at)
+    warning = at.warning[0].value
+    assert warning.startswith("The target with its draft does not fit on h100-sxm")
+    assert_shows(warning.split(": ")[1].split(" per GPU")[0], float(fit.memory_bytes_per_gpu) + draft)
+    assert not open_page("speculative", model="llama-3-70b", hardware="h100-sxm", tp=2).warning
+
+
 def test_page_widgets_change_the_figures() -> None:
     at = open_page("speculative")
     at.slider(key="alpha").set_value(0.9).run()
@@ -1426,3 +1445,20 @@ def test_deepseek_nvfp4_weights_are_the_checkpoints_with_the_o_proj_as_the_weigh
         shown["bf16"] > stored + 7 * replicated
     )  # the o_proj in bf16: 2 bytes per weight against NVFP4's 9/16
     assert "attention bf16, o_proj as the weights" in captions[ATTENTION_EXCEPT_O_PROJ]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"lora_rank": 4096}, "lora_rank 4,096 exceeds"),
+        ({"train_seq_len": 8193}, "seq_len = 8,193 tokens exceeds"),
+    ],
+)
+def test_the_memory_page_refuses_a_lora_rank_above_the_hidden_size_and_a_sequence_past_the_context(
+    query: dict[str, int], field: str
+) -> None:
+    """Gemma-7B: hidden size 3,072, context 8,192. The library's error names the field; the serving figures
+    above still show."""
+    at = open_page("memory", model="gemma-7b", **query)
+    assert any(field in e for e in errors(at)), errors(at)
+    assert at.dataframe  # the serving part of the page is drawn

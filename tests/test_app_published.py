@@ -12,7 +12,7 @@ import pytest
 
 import costmodel as cm
 from costmodel.dtypes import matrix_bytes
-from costmodel.memory import checkpoint_bytes
+from costmodel.memory import checkpoint_bytes, checkpoint_formats, replica_memory
 from costmodel.params import tensors
 
 pytest.importorskip("streamlit", reason="the dashboard needs the app extra: pip install 'costmodel[app]'")
@@ -72,6 +72,22 @@ def test_deepseek_mla_down_projections_kept_whole_on_every_gpu_explain_part_of_t
         stored / 8 + (whole + norms) * 7 / 8, rel=1e-12
     )
     assert row.costmodel_weight_bytes_per_gpu <= row.published_weight_bytes_per_gpu
+
+
+def test_the_gaudi_row_counts_no_absorbed_mla_copies_and_says_what_they_would_add() -> None:
+    """The Gaudi log's row is the checkpoint only (``mla_copies_engine`` None). vLLM on a GPU would add
+    its bf16 W_UK / W_UV copies of kv_b_proj, split with its heads: 61 layers x 128 heads x (128 + 128)
+    rows x 512 columns x 2 bytes / 8 GPUs."""
+    row = published.deployment_table().set_index("model").loc["deepseek-v3"]
+    deployment = next(d for d in published.DEPLOYMENTS if d.model == "deepseek-v3")
+    assert deployment.mla_copies_engine is None
+    model = cm.load_model("deepseek-v3")
+    weight_dtype, component_dtypes = checkpoint_formats(model, str(row.checkpoint))
+    vllm = replica_memory(model, tp=8, weight_dtype=weight_dtype, component_dtypes=component_dtypes)
+    by_hand = 61 * 128 * (128 + 128) * 512 * 2 / 8
+    assert vllm.weight_bytes - row.costmodel_weight_bytes_per_gpu == pytest.approx(by_hand, rel=1e-12)
+    assert "79.36 GiB" in deployment.note
+    assert (row.costmodel_weight_bytes_per_gpu + by_hand) / 2**30 == pytest.approx(79.36, abs=0.005)
 
 
 def test_every_shipped_checkpoint_is_listed_with_its_source() -> None:

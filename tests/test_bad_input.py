@@ -97,6 +97,13 @@ def test_one_context_rule_for_estimate_size_and_the_cli() -> None:
         (lambda: cm.training_memory(LLAMA, batch_size=1, seq_len=128, method="adapter"), "method"),
         (lambda: cm.training_memory(LLAMA, batch_size=1, seq_len=128, zero_stage=4), "zero_stage"),
         (lambda: cm.training_memory(LLAMA, batch_size=-1, seq_len=128), "batch_size"),
+        (
+            lambda: cm.training_memory(
+                LLAMA, batch_size=1, seq_len=128, method="lora", lora_rank=LLAMA.d_model + 1
+            ),
+            "lora_rank",
+        ),
+        (lambda: cm.training_memory(LLAMA, batch_size=1, seq_len=LLAMA.max_context + 1), "seq_len"),
         (lambda: cm.training_flop(LLAMA, batch_size=1, seq_len=10, recompute="some"), "recompute"),
         (lambda: cm.kv_cache_bytes(LLAMA, batch_size=-1, context_len=10), "batch_size"),
         (lambda: cm.kv_cache_bytes(LLAMA, batch_size=1, context_len=-10), "context_len"),

@@ -751,3 +751,26 @@ def test_speculative_refuses_a_draft_of_another_vocabulary_naming_the_flag() -> 
     assert "a vocabulary of 32,000 tokens, the target llama-3-70b 128,256" in line
     assert "--heterogeneous-vocab" in line
     assert runner.invoke(app, [*args, "--heterogeneous-vocab", "--json"]).exit_code == 0
+
+
+def test_estimate_takes_the_engine_for_kernels_and_mla_copies() -> None:
+    """``--engine`` reaches both size() and estimate(): DeepSeek-V3 in per-tensor fp8 at tp 8 holds SGLang's
+    1-byte W_UK / W_UV copies, 61 x 128 x 256 x 512 bytes / 8 fewer a GPU than vLLM's bf16 ones, and the JSON
+    says which engine; TensorRT-LLM on an AMD GPU and an unknown engine are refused."""
+    args = ["estimate", "--model", "deepseek-v3", "--hardware", "h200", "--tp", "8", "--weight-dtype", "fp8"]
+    got = {}
+    for engine in ("vllm", "sglang"):
+        result = runner.invoke(app, [*args, "--engine", engine, "--json"])
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.output)
+        assert data["engine"] == engine
+        got[engine] = data["weight_bytes_per_gpu"]
+    assert got["vllm"] - got["sglang"] == pytest.approx(61 * 128 * 256 * 512 / 8, rel=1e-12)
+    refused = runner.invoke(
+        app, ["estimate", "--model", "llama-3-8b", "--hardware", "mi325x", "--engine", "trtllm"]
+    )
+    assert refused.exit_code != 0
+    assert "'trtllm' does not run on mi325x" in " ".join(refused.output.split())
+    unknown = runner.invoke(app, ["estimate", "--model", "llama-3-8b", "--engine", "tgi"])
+    assert unknown.exit_code != 0
+    assert "--engine 'tgi' is not an engine" in " ".join(unknown.output.split())

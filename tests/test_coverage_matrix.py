@@ -21,6 +21,7 @@ from costmodel.estimate import scale_up_domain_size
 from costmodel.memory import (
     checkpoint_bytes,
     checkpoint_formats,
+    mla_absorb_copy_bytes,
     replicated_weight_bytes,
     shipped_checkpoints,
     workload_formats,
@@ -74,11 +75,16 @@ def test_size_and_estimate_run_in_every_shipped_format(model_name: str, checkpoi
     assert sized.weight_bytes == checkpoint_bytes(model, checkpoint)
     assert 0 < sized.weight_bytes_per_gpu <= 0.8 * hw.memory_bytes
     # every GPU holds its share, and each of the TP ranks holds the replicated attention weights whole
-    # (MLA's down projections, the sparse-attention indexer): tp - 1 copies beyond the checkpoint
+    # (MLA's down projections, the sparse-attention indexer): tp - 1 copies beyond the checkpoint; an MLA
+    # model's GPUs also hold the default engine's (vLLM's) W_UK / W_UV copies of a quantized kv_b_proj,
+    # split with its heads
     weight_dtype, component_dtypes = checkpoint_formats(model, checkpoint)
     replicated = replicated_weight_bytes(model, weight_dtype=weight_dtype, component_dtypes=component_dtypes)
+    copies = mla_absorb_copy_bytes(
+        model, weight_dtype=weight_dtype, component_dtypes=component_dtypes, hardware=hw
+    )
     assert sized.weight_bytes_per_gpu * dep.tp * dep.pp == pytest.approx(
-        sized.weight_bytes + (dep.tp - 1) * replicated, rel=1e-9
+        sized.weight_bytes + (dep.tp - 1) * replicated + copies, rel=1e-9
     )
     workload = cm.Workload(4, 1024, 128, **formats)
     if multi_node and hw.datasheet.inter_node_bandwidth_gb_per_s is None:

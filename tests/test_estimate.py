@@ -426,3 +426,61 @@ def test_the_operator_table_shows_an_mla_decode_in_the_absorbed_form_it_is_timed
     assert attention.intensity_flop_per_byte == pytest.approx(attention.flop / attention.bytes, rel=1e-12)
     prefill = frame[frame.phase == "prefill"].set_index("op").loc["kv_up_proj"]
     assert prefill.flop == pytest.approx(61 * 2.0 * 16 * 1024 * 512 * 16 * 256, rel=1e-12)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_size_and_estimate_agree_for_the_same_engine(engine: str) -> None:
+    """``size(engine=...)`` counts the W_UK / W_UV copies the engine keeps, as ``estimate`` does for an
+    efficiency of that ``kernel_engine``: same weights per GPU and max batch."""
+    hw = costmodel.load_hardware("h200")
+    dep = Deployment(tp=8)
+    sized = costmodel.size(
+        "deepseek-v3",
+        hw,
+        batch_size=64,
+        prompt_len=2048,
+        output_len=256,
+        weight_dtype="fp8",
+        deployment=dep,
+        engine=engine,
+    )
+    eff = hw.efficiency.model_copy(update={"kernel_engine": engine})
+    report = estimate("deepseek-v3", hw, Workload(64, 2048, 256, weight_dtype="fp8"), dep, efficiency=eff)
+    assert sized.engine == engine
+    assert sized.weight_bytes_per_gpu == float(report.weight_bytes_per_gpu)
+    assert sized.max_batch_size == int(report.max_batch_size)
+
+
+def test_size_counts_sglang_one_byte_copies_of_a_per_tensor_fp8_kv_b_proj() -> None:
+    """vLLM keeps bf16 W_UK / W_UV copies, SGLang 1-byte ones for per-tensor fp8 weights: the difference
+    a GPU at tp 8 is 61 layers x 128 heads x (128 + 128) rows x 512 columns x 1 byte / 8."""
+    kwargs = dict(batch_size=1, prompt_len=128, output_len=1, weight_dtype="fp8", deployment=Deployment(tp=8))
+    vllm = costmodel.size("deepseek-v3", "h200", **kwargs)  # type: ignore[arg-type]
+    sglang = costmodel.size("deepseek-v3", "h200", engine="sglang", **kwargs)  # type: ignore[arg-type]
+    assert vllm.weight_bytes_per_gpu - sglang.weight_bytes_per_gpu == pytest.approx(
+        61 * 128 * (128 + 128) * 512 / 8, rel=1e-12
+    )
+    with pytest.raises(costmodel.CostmodelError, match="engine"):
+        costmodel.size("deepseek-v3", "h200", engine="tgi", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("model", ["deepseek-v3", "llama-3-8b"])
+@pytest.mark.parametrize("device", ["mi325x", "tpu-v5e"])
+def test_tensorrt_llm_is_refused_on_a_device_it_does_not_run_on(model: str, device: str) -> None:
+    """TensorRT-LLM builds for NVIDIA GPUs only: sizing or estimating it on an AMD GPU or a TPU is an error
+    naming the engine and the device, MLA model or not; SGLang on the same device is accepted."""
+    hw = costmodel.load_hardware(device)
+    with pytest.raises(costmodel.CostmodelError, match=f"'trtllm' does not run on {device}"):
+        costmodel.size(model, hw, batch_size=1, prompt_len=128, output_len=1, engine="trtllm")
+    eff = hw.efficiency.model_copy(update={"kernel_engine": "trtllm"})
+    with pytest.raises(costmodel.CostmodelError, match="trtllm"):
+        estimate(model, hw, Workload(1, 128, 1), efficiency=eff)
+    costmodel.size(model, hw, batch_size=1, prompt_len=128, output_len=1, engine="sglang")
+
+
+def test_tensorrt_llm_copies_on_rocm_are_refused() -> None:
+    from costmodel.memory import mla_absorb_bytes_per_element
+
+    with pytest.raises(costmodel.CostmodelError, match="AMD"):
+        mla_absorb_bytes_per_element("trtllm", "fp8_block", rocm=True)
+    assert mla_absorb_bytes_per_element("sglang", "fp8_block", rocm=True) == (1.0, 1.0)

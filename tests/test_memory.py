@@ -419,3 +419,25 @@ def test_an_unknown_engine_is_refused_when_sizing_mla_copies() -> None:
 
     with pytest.raises(CostmodelError, match="engine"):
         mla_absorb_copy_bytes(costmodel.load_model("deepseek-v3"), engine="tgi", weight_dtype="fp8")
+
+
+def test_a_lora_rank_up_to_the_hidden_size_is_accepted_and_above_it_refused() -> None:
+    """B A of a [out, in] weight has rank at most min(out, in) <= d_model for every adapted matmul (Llama-3-8B:
+    q / o 4,096 x 4,096, k / v 1,024 x 4,096, MLP 14,336 x 4,096): r = d_model is the largest that adds
+    capacity and is accepted (the attention adapters by hand: 32 layers x r x (in + out) each); one more
+    is refused, naming the field."""
+    model = costmodel.load_model("llama-3-8b")
+    d = model.d_model
+    assert d == 4096
+    attention = 32 * d * ((d + d) * 2 + (1024 + d) * 2)
+    assert lora_params(model, rank=d, components=("attention",)) == attention
+    with pytest.raises(costmodel.CostmodelError, match="lora_rank 4,097 exceeds"):
+        lora_params(model, rank=d + 1)
+
+
+def test_a_training_sequence_past_the_context_is_refused_and_at_it_accepted() -> None:
+    model = costmodel.load_model("llama-3-8b")
+    assert model.max_context == 8192
+    training_memory(model, batch_size=1, seq_len=8192)
+    with pytest.raises(costmodel.CostmodelError, match="seq_len = 8,193 tokens exceeds"):
+        training_memory(model, batch_size=1, seq_len=[1024, 8193])

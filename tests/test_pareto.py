@@ -991,3 +991,38 @@ def test_a_vllm_attention_dp_rank_captures_graphs_for_its_own_sequences() -> Non
     assert p.ttft_s[i] == pytest.approx(float(rank.ttft_s), rel=1e-12)
     assert p.tpot_s[i] == pytest.approx(float(rank.tpot_s), rel=1e-12)
     assert float(loop(min(2 * c, 512, 8192)).ttft_s) != float(rank.ttft_s)  # the oracle tells them apart
+
+
+def test_an_sglang_search_sizes_the_kv_cache_with_sglangs_mla_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review 18c item 5: ``frontier(engine="sglang")`` sized memory with vLLM's W_UK / W_UV copies. Every
+    engine an SGLang search builds holds the KV tokens of an Engine built with ``kernel_engine`` "sglang";
+    for DeepSeek-V3 in per-tensor fp8 at tp 8 that is what SGLang's 1-byte copies leave beyond vLLM's bf16
+    ones: 61 layers x 128 heads x 256 rows x 512 columns x (2 - 1) bytes / 8 GPUs, over the 61 x 576 x 2
+    bytes of one token's bf16 latent and rope key (floor of each, so within one token)."""
+    built: list[Engine] = []
+    original = pareto._engine
+
+    def spy(*args: object, **kwargs: object) -> Engine:
+        out = original(*args, **kwargs)  # type: ignore[arg-type]
+        built.append(out)
+        return out
+
+    monkeypatch.setattr(pareto, "_engine", spy)
+    model, hw = load_model("deepseek-v3"), load_hardware("h200")
+    capacity: dict[str, int] = {}
+    for engine in ("sglang", "vllm"):
+        built.clear()
+        pareto.frontier(
+            model, [hw], isl=1024, osl=128, tp=(8,), pp=(1,), ep=(8,), formats=("fp8",), modes=("agg",),
+            concurrency=(16,), engine=engine,
+        )  # fmt: skip
+        assert built
+        direct = Engine(
+            model, hw, Workload(1, 1, 1, weight_dtype="fp8", activation_dtype="fp8"), Deployment(tp=8, ep=8),
+            max_batch_size=1, max_batched_tokens=pareto.TOKEN_BUDGET,
+            efficiency=hw.efficiency.model_copy(update={"kernel_engine": engine}),
+        ).kv_capacity_tokens()  # fmt: skip
+        assert {e.kv_capacity_tokens() for e in built} == {direct}
+        capacity[engine] = direct
+    extra = 61 * 128 * 256 * 512 * (2 - 1) / 8 / (61 * 576 * 2)
+    assert capacity["sglang"] - capacity["vllm"] in (math.floor(extra), math.floor(extra) + 1)

@@ -693,3 +693,23 @@ def test_a_draft_model_with_another_vocabulary_is_refused_unless_asked() -> None
     plan("llama-3-70b", "llama-3-8b", "h100-sxm", w, alpha=0.8, batch_sizes=[1], k_max=2)
     for recipe in ("early-exit:8", "quantized:int4", "ngram"):
         plan("llama-3-8b", recipe, "h100-sxm", w, alpha=0.8, batch_sizes=[1], k_max=2)
+
+
+def test_the_drafts_own_weights_per_gpu() -> None:
+    """A separate draft model holds its weights in the workload's format, split over the draft's tp (all on
+    one GPU with draft_tp 1); a quantized copy of the target holds the target in its own format; an early
+    exit (the target's first layers) and an n-gram table hold nothing of their own."""
+    import costmodel
+    from costmodel.memory import weight_bytes
+    from costmodel.speculative import draft_weight_bytes_per_gpu
+
+    w = costmodel.Workload(8, 2048, 256)
+    dep = costmodel.Deployment(tp=2)
+    small = weight_bytes(costmodel.load_model("llama-3-8b"), weight_dtype="bf16")
+    target = costmodel.load_model("llama-3-70b")
+    assert draft_weight_bytes_per_gpu(target, "llama-3-8b", w, deployment=dep) == small / 2
+    assert draft_weight_bytes_per_gpu(target, "llama-3-8b", w, deployment=dep, draft_tp=1) == small
+    int4 = weight_bytes(target, weight_dtype="int4")
+    assert draft_weight_bytes_per_gpu(target, "quantized:int4", w, deployment=dep) == pytest.approx(int4 / 2)
+    assert draft_weight_bytes_per_gpu(target, "early-exit:8", w, deployment=dep) == 0.0
+    assert draft_weight_bytes_per_gpu(target, "ngram", w, deployment=dep) == 0.0

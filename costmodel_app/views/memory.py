@@ -235,35 +235,39 @@ with cols[4]:
 
 # ---------------------------------------------------------------------------- training: compute
 methods = {"full": "full", "lora": f"LoRA r={lora_rank}", "qlora": f"QLoRA r={lora_rank}"}
-train = pd.DataFrame(
-    [
-        {
-            "method": label,
-            "weights_bytes": float(t.weights),
-            "gradients_bytes": float(t.gradients),
-            "optimizer_bytes": float(t.optimizer),
-            "activation_bytes": float(t.activations),
-            "total_bytes": float(t.total),
-            "trainable_params": t.trainable_params,
-        }
-        for label, t in (
-            (
-                label,
-                cm.training_memory(
-                    model,
-                    batch_size=micro_batch,
-                    seq_len=seq_len,
-                    method=method,
-                    n_gpus=sc.n_gpus,
-                    zero_stage=zero_stage,
-                    recompute=recompute,
-                    lora_rank=lora_rank,
-                ),
+try:  # a LoRA rank above the hidden size or a sequence past the context: the library's error
+    train = pd.DataFrame(
+        [
+            {
+                "method": label,
+                "weights_bytes": float(t.weights),
+                "gradients_bytes": float(t.gradients),
+                "optimizer_bytes": float(t.optimizer),
+                "activation_bytes": float(t.activations),
+                "total_bytes": float(t.total),
+                "trainable_params": t.trainable_params,
+            }
+            for label, t in (
+                (
+                    label,
+                    cm.training_memory(
+                        model,
+                        batch_size=micro_batch,
+                        seq_len=seq_len,
+                        method=method,
+                        n_gpus=sc.n_gpus,
+                        zero_stage=zero_stage,
+                        recompute=recompute,
+                        lora_rank=lora_rank,
+                    ),
+                )
+                for method, label in methods.items()
             )
-            for method, label in methods.items()
-        )
-    ]
-)
+        ]
+    )
+except ui.BAD_INPUT as e:
+    ui.show_error(e)
+    st.stop()
 
 # ---------------------------------------------------------------------------- training: render
 cols = st.columns(3)

@@ -63,11 +63,24 @@ with ui.friendly_errors():
     deployment = ui.deployment(sc, model)
     st.caption(ui.describe(sc, model.name) + f" · draft {draft}")
     target = cm.estimate(model, primary, sc.workload(), deployment)  # the target alone, without its draft
-    if not bool(target.fits):
+    # the draft's own weights on the fullest GPU (a separate model or a quantized copy; none for an early
+    # exit or an n-gram table); its KV cache is not counted
+    try:
+        extra = speculative.draft_weight_bytes_per_gpu(
+            model, draft, sc.workload(), deployment=deployment, heterogeneous_vocab=heterogeneous
+        )
+    except CostmodelError as e:  # name the page's box, not the API's keyword
+        raise CostmodelError(
+            str(e).replace("heterogeneous_vocab=True", 'tick "Heterogeneous vocabulary"')
+        ) from None
+    needed = float(target.memory_bytes_per_gpu) + extra
+    if not bool(target.fits) or needed > target.capacity_bytes_per_gpu:
+        with_draft = f" ({ui.gb(extra)} of them the draft's weights)" if extra else ""
         st.warning(
-            f"The target alone does not fit on {primary.name}: {ui.gb(float(target.memory_bytes_per_gpu))} "
-            f"per GPU needed, {ui.gb(target.capacity_bytes_per_gpu)} usable (largest batch that fits: "
-            f"{int(target.max_batch_size):,}). The speedups below are what it would give if it did."
+            f"The target{' with its draft' if extra else ' alone'} does not fit on {primary.name}: "
+            f"{ui.gb(needed)} per GPU needed{with_draft}, {ui.gb(target.capacity_bytes_per_gpu)} usable "
+            f"(largest batch that fits the target alone: {int(target.max_batch_size):,}). The speedups "
+            "below are what it would give if it did."
         )
     batches = sorted({*(2**i for i in range(9)), sc.batch_size})
     try:
