@@ -864,6 +864,7 @@ def forward_ops(
                     a,
                     mla_dims,
                     decode_tokens,
+                    sparse_mla=sparse_decode,
                 )
                 if attention_impl == "flash" and kind != "chunked" and (sparse is None or sparse_decode)
                 else None

@@ -549,6 +549,7 @@ def test_a_sparse_mla_verification_is_one_sparse_decode_a_query_token(past: floa
     verify, t_verify, ops_verify = attention(16, 4, 3)
     decode, t_decode, ops_decode = attention(64, 1, 0)
     assert float(verify.batch) == 64
+    assert verify.sparse_mla  # the engine's sparse kernel (mla.low_latency_passes' ``sparse``)
     assert float(verify.new_tokens) == 1
     assert float(verify.past_tokens) == float(decode.past_tokens)
     assert t_verify == t_decode
