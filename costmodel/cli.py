@@ -631,10 +631,9 @@ def estimate(
     )
     rows = [
         ("parameters (total / active)", f"{sizes.params_total:,} / {sizes.params_active:,}"),
-        (
-            f"weights ({weight_dtype}, sparsity {sparsity}"
-            + (f", {engine}'s MLA copies" if load_model(model).mla is not None else "")
-            + "): one copy / per GPU",
+        (  # one copy: the checkpoint's weights; per GPU: with the engine's load-time MLA copies
+            f"weights ({weight_dtype}, sparsity {sparsity}): one copy / per GPU"
+            + (f" with {engine}'s MLA copies" if load_model(model).mla is not None else ""),
             f"{_gb(sizes.weight_bytes)} / {_gb(sizes.weight_bytes_per_gpu)}",
         ),
         (

@@ -781,6 +781,15 @@ def test_estimate_takes_the_engine_for_kernels_and_mla_copies() -> None:
         assert data["engine"] == engine
         got[engine] = data["weight_bytes_per_gpu"]
     assert got["vllm"] - got["sglang"] == pytest.approx(61 * 128 * 256 * 512 / 8, rel=1e-12)
+    # the one-copy figure is the checkpoint's, the same for every engine; the label puts the engine's
+    # copies on the per-GPU side alone
+    table = runner.invoke(app, [*args, "--engine", "sglang"], terminal_width=400)
+    assert "one copy / per GPU with sglang's MLA copies" in table.stdout
+    one_copy = {
+        engine: json.loads(runner.invoke(app, [*args, "--engine", engine, "--json"]).output)["weight_bytes"]
+        for engine in ("vllm", "sglang")
+    }
+    assert one_copy["vllm"] == one_copy["sglang"]
     refused = runner.invoke(
         app, ["estimate", "--model", "llama-3-8b", "--hardware", "mi325x", "--engine", "trtllm"]
     )
