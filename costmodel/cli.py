@@ -584,6 +584,7 @@ def estimate(
 
     if engine not in ENGINES:
         raise CostmodelError(f"--engine {engine!r} is not an engine: use {', '.join(ENGINES)}")
+    _check_engine_runs(engine, [hardware])
     w = _workload_options(
         batch_size, prompt_len, output_len, weight_dtype, kv_dtype, activation_dtype, sparsity
     )
@@ -1299,7 +1300,9 @@ def pareto(
     attention_dp: Annotated[
         str,
         typer.Option(
-            help="Comma-separated attention data-parallel ranks to try (MoE models; either pool too)."
+            help="Comma-separated attention data-parallel ranks to try (MoE models; either pool too). A "
+            "worker's GPUs are tp x attention-dp x pp, so SGLang's --tp 8 --dp 8 --enable-dp-attention is "
+            "--tp 1 --attention-dp 8 here; a layout over 8 GPUs is listed as skipped."
         ),
     ] = "1",
     concurrency: Annotated[
@@ -1337,6 +1340,7 @@ def pareto(
     from costmodel import pareto as search
 
     names = parse_names(hardware)
+    _check_engine_runs(_engine_name(engine), names)
     prices = parse_prices(usd_per_hour, names)
     chosen_formats = parse_names(formats, "--formats")
     for name in chosen_formats:
@@ -1484,6 +1488,22 @@ def pareto(
         markup=False,
         soft_wrap=True,
     )
+
+
+def _check_engine_runs(engine: str, systems: list[str]) -> None:
+    """Refuse ``--engine`` where none of ``systems`` is of a vendor it runs on
+    (:data:`costmodel.memory.ENGINE_VENDORS`), naming the flag, before any work."""
+    from costmodel.memory import ENGINE_VENDORS
+
+    vendors = ENGINE_VENDORS.get(engine)
+    if vendors is None:
+        return
+    devices = [load_hardware(name) for name in systems]
+    if devices and all(hw.vendor not in vendors for hw in devices):
+        vendor = {"amd": "AMD", "nvidia": "NVIDIA", "google": "Google"}
+        on = ", ".join(f"{hw.name} ({vendor.get(hw.vendor, hw.vendor)})" for hw in devices)
+        others = " or ".join(e for e in ("vllm", "sglang") if e not in ENGINE_VENDORS)
+        raise CostmodelError(f"--engine {engine} does not run on {on}: use --engine {others}")
 
 
 def _engine_name(name: str) -> str:

@@ -794,7 +794,15 @@ def test_estimate_takes_the_engine_for_kernels_and_mla_copies() -> None:
         app, ["estimate", "--model", "llama-3-8b", "--hardware", "mi325x", "--engine", "trtllm"]
     )
     assert refused.exit_code != 0
-    assert "'trtllm' does not run on mi325x" in " ".join(refused.output.split())
+    assert "--engine trtllm does not run on mi325x (AMD): use --engine vllm or sglang" in " ".join(
+        refused.output.split()
+    )
+    # pareto names the flag too, before any search, where no listed system runs the engine
+    args = ["pareto", "--model", "llama-3-8b", "--hardware", "mi325x", "--engine", "trtllm", "--tp", "1"]
+    refused = runner.invoke(app, [*args, "--formats", "bf16", "--mode", "agg", "--concurrency", "8"])
+    assert refused.exit_code != 0
+    assert refused.stdout == ""
+    assert "--engine trtllm does not run on mi325x (AMD)" in " ".join(refused.stderr.split())
     unknown = runner.invoke(app, ["estimate", "--model", "llama-3-8b", "--engine", "tgi"])
     assert unknown.exit_code != 0
     assert "--engine 'tgi' is not an engine" in " ".join(unknown.output.split())
