@@ -400,7 +400,7 @@ def _layouts(
     dropped: list[tuple[str, int]] | None = None,
 ) -> list[_Layout]:
     """The layouts to search; those over the GPUs a worker holds go to ``dropped`` as (their description,
-    the GPUs they need)."""
+    the GPUs they need), once for every format."""
     out: list[_Layout] = []
     for fmt in formats:
         for t in tp:
@@ -410,7 +410,7 @@ def _layouts(
                     if t * a * p > max_gpus_per_worker:
                         if dropped is not None:
                             dp = f" ADP{a}" if a > 1 else ""
-                            dropped.append((f"TP{t}{dp} PP{p} {fmt}", t * a * p))
+                            dropped.append((f"TP{t}{dp} PP{p}", t * a * p))
                         continue
                     moe_gpus = t * a  # the experts spread over every device of the stage
                     degrees = (1,) if model.moe is None else tuple(dict.fromkeys(ep if ep else (1, moe_gpus)))
@@ -629,12 +629,7 @@ def frontier(
     budget = int(token_budget)
     columns: dict[str, list[Any]] = {name: [] for name in _POINT_COLUMNS}
     candidates: list[tuple[tuple[Any, ...], int]] = []  # (the columns of _CANDIDATE_COLUMNS, points)
-    skipped: list[tuple[str, str]] = [
-        (f"{hw.name} {what}", f"tp x attention_dp x pp = {gpus} GPUs exceeds the {max_gpus_per_worker} GPUs "
-         "a worker holds (max_gpus_per_worker)")
-        for hw in hardware
-        for what, gpus in dropped
-    ]  # fmt: skip
+    skipped: list[tuple[str, str]] = []
 
     def add(hw: HardwareProfile, mode: str, layout: _Layout, prefill: _Layout | None, x: Any, y: Any,
             served: Served, loop_clients: Any) -> None:  # fmt: skip
@@ -711,6 +706,12 @@ def frontier(
                 decode_host_passes=host_passes(engine, drafts=False),
             )
 
+    # the layouts over a worker's GPUs, once each (any system, any format), after the searched ones' reasons
+    skipped.extend(
+        (f"{what} (every system and format)", f"tp x attention_dp x pp = {gpus} GPUs exceeds the "
+         f"{max_gpus_per_worker} GPUs a worker holds (max_gpus_per_worker)")
+        for what, gpus in dict.fromkeys(dropped)
+    )  # fmt: skip
     if not candidates:
         reasons = "; ".join(f"{d}: {r}" for d, r in skipped[:3])
         raise CostmodelError(
