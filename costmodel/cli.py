@@ -584,6 +584,7 @@ def estimate(
 
     if engine not in ENGINES:
         raise CostmodelError(f"--engine {engine!r} is not an engine: use {', '.join(ENGINES)}")
+    _check_engine_runs(engine, [hardware])
     w = _workload_options(
         batch_size, prompt_len, output_len, weight_dtype, kv_dtype, activation_dtype, sparsity
     )
@@ -631,10 +632,9 @@ def estimate(
     )
     rows = [
         ("parameters (total / active)", f"{sizes.params_total:,} / {sizes.params_active:,}"),
-        (
-            f"weights ({weight_dtype}, sparsity {sparsity}"
-            + (f", {engine}'s MLA copies" if load_model(model).mla is not None else "")
-            + "): one copy / per GPU",
+        (  # one copy: the checkpoint's weights; per GPU: with the engine's load-time MLA copies
+            f"weights ({weight_dtype}, sparsity {sparsity}): one copy / per GPU"
+            + (f" with {engine}'s MLA copies" if load_model(model).mla is not None else ""),
             f"{_gb(sizes.weight_bytes)} / {_gb(sizes.weight_bytes_per_gpu)}",
         ),
         (
@@ -841,7 +841,7 @@ def speculative(
     as_json: JsonOpt = False,
 ) -> None:
     """Best draft length and speedup of speculative decoding versus batch size on a device."""
-    from costmodel.speculative import plan
+    from costmodel.speculative import draft_weight_bytes_per_gpu, plan
 
     if not 1 <= k_max <= K_MAX_LIMIT:
         raise CostmodelError(f"--k-max must be between 1 and {K_MAX_LIMIT} draft tokens (got {k_max})")
@@ -854,6 +854,18 @@ def speculative(
                 weight_dtype=weight_dtype, deployment=Deployment(tp=tp))  # fmt: skip
     frame = plan(target, draft, hardware, w, alpha=alpha, k_max=k_max, deployment=Deployment(tp=tp),
                  draft_tp=draft_tp, heterogeneous_vocab=heterogeneous_vocab)  # fmt: skip
+    # the draft's own weights on the fullest GPU (a separate model or a quantized copy; none for an early
+    # exit or an n-gram table), as the dashboard counts them; its KV cache is not counted. The sequences'
+    # cache grows by one sequence's (the batch-1 report's) a sequence, so the batch that fits beside the
+    # draft is the room left after weights, activations and the draft, over one sequence's cache
+    extra = draft_weight_bytes_per_gpu(target, draft, w, deployment=Deployment(tp=tp), draft_tp=draft_tp,
+                                       heterogeneous_vocab=heterogeneous_vocab)  # fmt: skip
+    max_batch = int(room.max_batch_size)
+    if extra > 0:
+        free = room.capacity_bytes_per_gpu - room.weight_bytes_per_gpu - room.activation_bytes_per_gpu - extra
+        per_sequence = room.kv_cache_bytes_per_gpu
+        fitting = max_batch if per_sequence <= 0 else math.floor(free / per_sequence)
+        max_batch = max(0, min(max_batch, fitting)) if free >= 0 else 0
     rows: list[dict[str, Any]] = []
     for record in frame.to_dict("records"):  # per batch size: the best k, or the least bad one
         current = rows[-1] if rows and rows[-1]["batch_size"] == record["batch_size"] else None
@@ -867,9 +879,9 @@ def speculative(
                 rows.append(pick)
             else:
                 rows[-1] = pick
-    for r in rows:  # whether the target's weights and KV cache fit at each batch (its draft not counted)
-        r["max_batch_size"] = int(room.max_batch_size)
-        r["fits"] = bool(r["batch_size"] <= room.max_batch_size)
+    for r in rows:  # whether the target's weights and KV cache and the draft's weights fit at each batch
+        r["max_batch_size"] = max_batch
+        r["fits"] = bool(r["batch_size"] <= max_batch)
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -893,24 +905,27 @@ def speculative(
             f"{r['tokens_per_s']:,.0f}",
         )
     out.print(table)
-    if room.max_batch_size < rows[-1]["batch_size"]:
+    if max_batch < rows[-1]["batch_size"]:
         where = (
             "does not fit even at batch 1, and the rows assume it did"
-            if room.max_batch_size < 1
-            else f"fits a batch of at most {int(room.max_batch_size):,}, and larger rows assume more memory"
+            if max_batch < 1
+            else f"fits a batch of at most {max_batch:,}, and larger rows assume more memory"
         )
-        weights_fit = room.weight_bytes_per_gpu + room.activation_bytes_per_gpu < room.capacity_bytes_per_gpu
+        weights = room.weight_bytes_per_gpu + extra
+        weights_fit = weights + room.activation_bytes_per_gpu < room.capacity_bytes_per_gpu
         if not weights_fit:
-            where += (
-                f" ({_gb(room.weight_bytes_per_gpu)} of weights alone per GPU, "
-                f"{_gb(room.capacity_bytes_per_gpu)} usable)"
-            )
+            where += f" ({_gb(weights)} of weights alone per GPU, {_gb(room.capacity_bytes_per_gpu)} usable)"
         remedies = _fits_remedies(
             "--tp", weight_dtype, None, weights_fit, "shorten --prompt-len / --output-len"
         )
+        drafts = (
+            f"with its draft's weights ({_gb(extra)} a GPU; the draft's KV cache not counted)"
+            if extra
+            else "(the draft adds no weights)"
+        )
         out.print(
-            f"{room.model} on {tp} x {room.hardware} at {prompt_len + output_len:,} tokens of context (its "
-            f"draft not counted) {where}. {remedies[0].upper()}{remedies[1:]}.",
+            f"{room.model} on {tp} x {room.hardware} at {prompt_len + output_len:,} tokens of context "
+            f"{drafts} {where}. {remedies[0].upper()}{remedies[1:]}.",
             highlight=False,
             markup=False,
         )
@@ -1285,7 +1300,9 @@ def pareto(
     attention_dp: Annotated[
         str,
         typer.Option(
-            help="Comma-separated attention data-parallel ranks to try (MoE models; either pool too)."
+            help="Comma-separated attention data-parallel ranks to try (MoE models; either pool too). A "
+            "worker's GPUs are tp x attention-dp x pp, so SGLang's --tp 8 --dp 8 --enable-dp-attention is "
+            "--tp 1 --attention-dp 8 here; a layout over 8 GPUs is listed as skipped."
         ),
     ] = "1",
     concurrency: Annotated[
@@ -1323,6 +1340,7 @@ def pareto(
     from costmodel import pareto as search
 
     names = parse_names(hardware)
+    _check_engine_runs(_engine_name(engine), names)
     prices = parse_prices(usd_per_hour, names)
     chosen_formats = parse_names(formats, "--formats")
     for name in chosen_formats:
@@ -1470,6 +1488,22 @@ def pareto(
         markup=False,
         soft_wrap=True,
     )
+
+
+def _check_engine_runs(engine: str, systems: list[str]) -> None:
+    """Refuse ``--engine`` where none of ``systems`` is of a vendor it runs on
+    (:data:`costmodel.memory.ENGINE_VENDORS`), naming the flag, before any work."""
+    from costmodel.memory import ENGINE_VENDORS
+
+    vendors = ENGINE_VENDORS.get(engine)
+    if vendors is None:
+        return
+    devices = [load_hardware(name) for name in systems]
+    if devices and all(hw.vendor not in vendors for hw in devices):
+        vendor = {"amd": "AMD", "nvidia": "NVIDIA", "google": "Google"}
+        on = ", ".join(f"{hw.name} ({vendor.get(hw.vendor, hw.vendor)})" for hw in devices)
+        others = " or ".join(e for e in ("vllm", "sglang") if e not in ENGINE_VENDORS)
+        raise CostmodelError(f"--engine {engine} does not run on {on}: use --engine {others}")
 
 
 def _engine_name(name: str) -> str:

@@ -49,8 +49,10 @@ class SizingReport:
     ``tp x pp`` replica.
 
     ``weight_bytes``, ``kv_bytes_per_token`` and ``kv_cache_bytes`` are exact counts for the whole model
-    and batch (one copy, however it is split); the ``*_per_gpu`` figures, ``fits`` and the limits are
-    per device, from :func:`costmodel.memory.fit`, as in :class:`Report`.
+    and batch (one copy, however it is split); ``weight_bytes`` is the checkpoint's weights alone, without
+    the engine's load-time MLA copies (:func:`costmodel.memory.mla_absorb_copy_bytes`), which
+    ``weight_bytes_per_gpu`` includes. The ``*_per_gpu`` figures, ``fits`` and the limits are per device,
+    from :func:`costmodel.memory.fit`, as in :class:`Report`.
     """
 
     model: str

@@ -72,6 +72,9 @@ class AttentionShape:
     decode_tokens: FloatArray | float = 1.0
     """Longest query per sequence an MLA pass runs in the absorbed decode kernel [tokens]: 1, or 1 + k in a
     speculative verification of k drafts (:func:`costmodel.ops.forward_ops`' ``draft_tokens``)."""
+    sparse_mla: bool = False
+    """A top-k sparse MLA decode (DeepSeek-V3.2, GLM-5) over the selected latent rows: trtllm-gen then takes
+    its low-latency kernel below 128 heads (:func:`costmodel.kernels.mla.low_latency_passes`)."""
 
 
 @dataclass(frozen=True)

@@ -784,6 +784,7 @@ def _mla_attention_s(hardware: HardwareProfile, keys: _Keys, shape: AttentionSha
             n_heads=shape.n_heads,
             query_len=queries,
             kv_bytes=shape.kv_bytes,
+            sparse=shape.sparse_mla,
             **mla_dims,
         )
         out = np.where(decode, t, out)

@@ -760,7 +760,9 @@ def lora_params(
     An adapter on a ``[out, in]`` weight adds A ``[rank, in]`` and B ``[out, rank]`` (Hu et al. 2021, §4.1).
     Its update B A has rank at most min(out, in), and every adapted matmul reads or writes the hidden state
     (or a narrower one), so min(out, in) <= ``d_model``: a rank above the hidden size adds parameters and
-    no capacity, and is refused.
+    no capacity, and is refused. Below it the bound is per matmul and not enforced: above a narrower
+    matmul's own min(out, in) (GQA's k / v projections: kv_heads x head_dim) its adapter only adds
+    parameters.
     """
     checks.positive_int("lora rank", rank)
     if rank > model.d_model:

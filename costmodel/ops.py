@@ -750,9 +750,10 @@ def forward_ops(
             # then runs the key side alone (Indexer.forward_cuda: _should_skip_logits_computation, then
             # _forward_cuda_k_only: wk, its norm, rope, Hadamard, quantisation and cache write, and the
             # select-all indices), no query projection, head gates, logits or top-k over them; a decode
-            # (n = 1) runs the whole indexer. Not told apart: a speculative verify (TARGET_VERIFY, the whole
-            # indexer in SGLang) of n > 1 tokens within the top-k is priced as such an extend
-            full = zero + np.where((n > 1) & (past + n <= sparse.index_topk), 0.0, 1.0)
+            # (n = 1) runs the whole indexer, and so does a speculative verify (TARGET_VERIFY, the whole
+            # indexer in SGLang: its n <= 1 + draft_tokens tokens are not an extend)
+            extend = (n > 1) & (n > decode_tokens)
+            full = zero + np.where(extend & (past + n <= sparse.index_topk), 0.0, 1.0)
             Tq = T * full
             q_lora = float(mla.q_lora_rank or d) if mla else float(d)
             matmul(
@@ -834,13 +835,25 @@ def forward_ops(
             name = "attention" if len(groups) == 1 or window is None else "attention_local"
             # the fused (flash) kernels the engines run; eager, chunked-local and top-k sparse prefill
             # have no kernel model and keep the roofline. A top-k sparse MLA decode (DeepSeek-V3.2 §2.1)
-            # is the absorbed MLA decode kernel over the selected latent rows, min(past + 1, top-k) keys
-            sparse_decode = sparse is not None and mla is not None and bool(np.all(np.asarray(n) <= 1))
+            # is the absorbed MLA decode kernel over the selected latent rows, min(past + 1, top-k) keys.
+            # A sparse verification of n = 1 + k tokens (n <= decode_tokens) gives each query token its own
+            # top-k rows (the sparse kernels take indices per query token: FlashMLA's sparse decode
+            # ``indices[batch, s_q, topk]``, vLLM's FlashInfer sparse-MLA backend block tables
+            # ``[batch_size, q_len_per_request, sparse_mla_top_k]``, vllm/v1/attention/backends/mla/
+            # flashinfer_mla_sparse.py), so it runs as B n one-query sparse decodes
+            sparse_decode = (
+                sparse is not None
+                and mla is not None
+                and bool(np.all(np.asarray(n) <= np.maximum(decode_tokens, 1.0)))
+            )
             kernel_past = np.minimum(past, sparse.index_topk - 1) if sparse is not None else past
+            per_query = sparse_decode and bool(np.any(np.asarray(n) > 1))
+            kernel_batch = np.where(n > 1, B * n, B) if per_query else B
+            kernel_n = np.minimum(n, 1.0) if per_query else n
             shape = (
                 AttentionShape(
-                    zero + B,
-                    zero + n,
+                    zero + kernel_batch,
+                    zero + kernel_n,
                     zero + kernel_past,
                     H / tp,
                     H / tp if mla else n_kv / kv_split,
@@ -851,6 +864,7 @@ def forward_ops(
                     a,
                     mla_dims,
                     decode_tokens,
+                    sparse_mla=sparse_decode,
                 )
                 if attention_impl == "flash" and kind != "chunked" and (sparse is None or sparse_decode)
                 else None

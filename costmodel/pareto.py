@@ -397,7 +397,10 @@ def _layouts(
     ep: Sequence[int] | None,
     max_gpus_per_worker: int,
     attention_dp: Sequence[int] = (1,),
+    dropped: list[tuple[str, int]] | None = None,
 ) -> list[_Layout]:
+    """The layouts to search; those over the GPUs a worker holds go to ``dropped`` as (their description,
+    the GPUs they need), once for every format."""
     out: list[_Layout] = []
     for fmt in formats:
         for t in tp:
@@ -405,6 +408,9 @@ def _layouts(
                 # attention data parallelism only for a MoE model (its MoE layers tie the ranks together)
                 for a in attention_dp if model.moe is not None else (1,):
                     if t * a * p > max_gpus_per_worker:
+                        if dropped is not None:
+                            dp = f" ADP{a}" if a > 1 else ""
+                            dropped.append((f"TP{t}{dp} PP{p}", t * a * p))
                         continue
                     moe_gpus = t * a  # the experts spread over every device of the stage
                     degrees = (1,) if model.moe is None else tuple(dict.fromkeys(ep if ep else (1, moe_gpus)))
@@ -609,9 +615,11 @@ def frontier(
 
     check_context(m, isl, osl)
 
+    dropped: list[tuple[str, int]] = []
     layouts = _layouts(
-        m, formats, tps, pps, eps, int(max_gpus_per_worker), _check_ints("attention_dp", attention_dp)
-    )
+        m, formats, tps, pps, eps, int(max_gpus_per_worker), _check_ints("attention_dp", attention_dp),
+        dropped,
+    )  # fmt: skip
     if not layouts:  # nothing to try is bad input, not a search that found nothing
         raise CostmodelError(
             f"no layout of {m.name} to search: every tp x attention_dp x pp exceeds the "
@@ -698,6 +706,12 @@ def frontier(
                 decode_host_passes=host_passes(engine, drafts=False),
             )
 
+    # the layouts over a worker's GPUs, once each (any system, any format), after the searched ones' reasons
+    skipped.extend(
+        (f"{what} (every system and format)", f"tp x attention_dp x pp = {gpus} GPUs exceeds the "
+         f"{max_gpus_per_worker} GPUs a worker holds (max_gpus_per_worker)")
+        for what, gpus in dict.fromkeys(dropped)
+    )  # fmt: skip
     if not candidates:
         reasons = "; ".join(f"{d}: {r}" for d, r in skipped[:3])
         raise CostmodelError(

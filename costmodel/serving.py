@@ -738,9 +738,10 @@ class _Parts:
         cached latent read once for its n queries, the queries' FLOPs n times a decode's;
         :func:`costmodel.ops.forward_ops`' ``draft_tokens``), never below the plain decode's term: the n
         queries read the cache the one query reads (the difference can otherwise dip under it where the
-        past-0 pass's per-query traffic, one CTA's, grows faster with n than the split pass's). Other
-        models, and a top-k sparse MLA (DeepSeek-V3.2, GLM-5), whose decode kernel model takes one new
-        token a sequence (:func:`costmodel.ops.forward_ops`' ``sparse_decode``), keep S(b, 1, c) -
+        past-0 pass's per-query traffic, one CTA's, grows faster with n than the split pass's). A top-k
+        sparse MLA (DeepSeek-V3.2, GLM-5) takes the same S(b, n, c) - S(b, n, 0), whose attention
+        :func:`costmodel.ops.forward_ops` runs as b n one-query sparse decodes (each query token reads its
+        own top-k rows), between 1 and n times the plain term. Other models keep S(b, 1, c) -
         S(b, 1, 0)."""
         b, c = np.broadcast_arrays(np.asarray(batch, dtype=np.float64), np.asarray(context, dtype=np.float64))
         if not ((b > 0) & (c > 0)).any():
@@ -748,7 +749,7 @@ class _Parts:
         b1 = np.maximum(b, 1.0)
         n = float(new_tokens)
         plain = self._pass(b1, 1, c) - self._pass(b1, 1, 0)
-        if n > 1.0 and self.model.mla is not None and self.model.sparse_attention is None:
+        if n > 1.0 and self.model.mla is not None:
             verify = self._pass(b1, n, c, drafts=n - 1.0) - self._pass(b1, n, 0, drafts=n - 1.0)
             return np.asarray(np.where(b > 0, np.maximum(verify, plain), 0.0))
         return np.asarray(np.where(b > 0, plain, 0.0))

@@ -516,8 +516,11 @@ def test_the_does_not_fit_line_offers_only_the_fixes_that_apply_to_the_input() -
 
 def test_speculative_checks_the_context_and_memory_before_it_prints() -> None:
     """Oracle: llama-3-70b's context is 8,192 tokens. A 200,000-token prompt fails first, one line on stderr
-    with exit 2 and nothing on stdout, in table and JSON modes alike; the JSON carries each row's fit (the
-    target's largest batch at this context, its draft not counted)."""
+    with exit 2 and nothing on stdout, in table and JSON modes alike; the JSON carries each row's fit: the
+    largest batch at this context beside the draft's weights, the room the target alone leaves less the
+    Llama-3-8B draft's own per-GPU weights at tp 4, over one sequence's cache. At tp 2 (the example of
+    docs/dashboard.md) the target fits alone (70.6 GB of 77.3 GB usable) but not with the draft's 8.0 GB:
+    no batch fits, and the closing line names the draft's share."""
     args = ["speculative", "--target", "llama-3-70b", "--draft", "llama-3-8b", "--alpha", "0.8", "--tp", "4"]
     for extra in ([], ["--json"]):
         result = runner.invoke(app, [*args, "--prompt-len", "200000", *extra])
@@ -527,9 +530,21 @@ def test_speculative_checks_the_context_and_memory_before_it_prints() -> None:
         assert "max_context" in result.stderr
     result = runner.invoke(app, [*args, "--json"])
     rows = json.loads(result.stdout)
-    largest = int(costmodel.size("llama-3-70b", "h100-sxm", batch_size=1, prompt_len=1024, output_len=256,
-                                 deployment=costmodel.Deployment(tp=4)).max_batch_size)  # fmt: skip
+    alone = costmodel.size("llama-3-70b", "h100-sxm", batch_size=1, prompt_len=1024, output_len=256,
+                           deployment=costmodel.Deployment(tp=4))  # fmt: skip
+    draft = costmodel.size("llama-3-8b", "h100-sxm", batch_size=1, prompt_len=1024, output_len=256,
+                           deployment=costmodel.Deployment(tp=4)).weight_bytes_per_gpu  # fmt: skip
+    assert draft == pytest.approx(8.03e9 * 2 / 4, rel=0.01)  # 8.03 B bf16 parameters over 4 GPUs
+    room = alone.capacity_bytes_per_gpu - alone.weight_bytes_per_gpu - alone.activation_bytes_per_gpu
+    largest = int((room - draft) // alone.kv_cache_bytes_per_gpu)
+    assert 0 < largest < alone.max_batch_size
     assert all(r["max_batch_size"] == largest and r["fits"] == (r["batch_size"] <= largest) for r in rows)
+    args[-1] = "2"
+    rows = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert all(r["max_batch_size"] == 0 and not r["fits"] for r in rows)
+    table = runner.invoke(app, args, terminal_width=400)
+    assert "with its draft's weights (8.03 GB a GPU" in table.stdout
+    assert "does not fit even at batch 1" in table.stdout
 
 
 def test_each_price_names_its_provider_in_a_few_words() -> None:
@@ -766,11 +781,28 @@ def test_estimate_takes_the_engine_for_kernels_and_mla_copies() -> None:
         assert data["engine"] == engine
         got[engine] = data["weight_bytes_per_gpu"]
     assert got["vllm"] - got["sglang"] == pytest.approx(61 * 128 * 256 * 512 / 8, rel=1e-12)
+    # the one-copy figure is the checkpoint's, the same for every engine; the label puts the engine's
+    # copies on the per-GPU side alone
+    table = runner.invoke(app, [*args, "--engine", "sglang"], terminal_width=400)
+    assert "one copy / per GPU with sglang's MLA copies" in table.stdout
+    one_copy = {
+        engine: json.loads(runner.invoke(app, [*args, "--engine", engine, "--json"]).output)["weight_bytes"]
+        for engine in ("vllm", "sglang")
+    }
+    assert one_copy["vllm"] == one_copy["sglang"]
     refused = runner.invoke(
         app, ["estimate", "--model", "llama-3-8b", "--hardware", "mi325x", "--engine", "trtllm"]
     )
     assert refused.exit_code != 0
-    assert "'trtllm' does not run on mi325x" in " ".join(refused.output.split())
+    assert "--engine trtllm does not run on mi325x (AMD): use --engine vllm or sglang" in " ".join(
+        refused.output.split()
+    )
+    # pareto names the flag too, before any search, where no listed system runs the engine
+    args = ["pareto", "--model", "llama-3-8b", "--hardware", "mi325x", "--engine", "trtllm", "--tp", "1"]
+    refused = runner.invoke(app, [*args, "--formats", "bf16", "--mode", "agg", "--concurrency", "8"])
+    assert refused.exit_code != 0
+    assert refused.stdout == ""
+    assert "--engine trtllm does not run on mi325x (AMD)" in " ".join(refused.stderr.split())
     unknown = runner.invoke(app, ["estimate", "--model", "llama-3-8b", "--engine", "tgi"])
     assert unknown.exit_code != 0
     assert "--engine 'tgi' is not an engine" in " ".join(unknown.output.split())

@@ -524,6 +524,39 @@ def test_top_k_sparse_mla_decode_is_the_mla_kernel_over_the_selected_keys() -> N
     assert ops[[op.name for op in ops].index("attention")].kernel is None
 
 
+@pytest.mark.parametrize("past", [100.0, 1000.0, 20000.0])
+def test_a_sparse_mla_verification_is_one_sparse_decode_a_query_token(past: float) -> None:
+    """GLM-5 verifying k = 3 drafts (n = 4 tokens a sequence): each query token gets its own top-k rows
+    (FlashMLA's sparse decode takes ``indices[batch, s_q, topk]``; vLLM's FlashInfer sparse-MLA backend a
+    block table ``[batch_size, q_len_per_request, sparse_mla_top_k]``), so the attention kernel is the one
+    of b n one-token sparse decodes at the same past, timed equal to the bit, and the verify runs the whole
+    indexer as a decode does (SGLang's TARGET_VERIFY is not an extend), even within the top-k."""
+    glm = costmodel.load_model("glm-5")
+    eff = B200.efficiency.model_copy(update={"time_model": "kernels", "kernel_engine": "vllm"})
+
+    def attention(batch: float, new: float, drafts: float) -> tuple[AttentionShape, float, dict[str, Op]]:
+        ops = forward_ops(glm, batch_size=batch, new_tokens=new, past_tokens=past, tp=8, draft_tokens=drafts)
+        names = [op.name for op in ops]
+        i = names.index("attention")
+        shape = ops[i].kernel
+        assert isinstance(shape, AttentionShape)
+        return (
+            shape,
+            float(kernel_times.op_times(ops, B200, efficiency=eff).time_s(i)),
+            dict(zip(names, ops, strict=True)),
+        )
+
+    verify, t_verify, ops_verify = attention(16, 4, 3)
+    decode, t_decode, ops_decode = attention(64, 1, 0)
+    assert float(verify.batch) == 64
+    assert verify.sparse_mla  # the engine's sparse kernel (mla.low_latency_passes' ``sparse``)
+    assert float(verify.new_tokens) == 1
+    assert float(verify.past_tokens) == float(decode.past_tokens)
+    assert t_verify == t_decode
+    for name in ("indexer_wq_b", "indexer_weights_proj"):
+        assert float(ops_verify[name].flop) == float(ops_decode[name].flop)
+
+
 def test_the_sparse_attention_indexer_runs_replicated_as_its_kernels() -> None:
     """GLM-5's lightning indexer as SGLang launches it (``Indexer.forward_cuda``): its three projections
     are ``ReplicatedLinear``, so each GPU reads the checkpoint's whole tensors whatever the tensor

@@ -357,6 +357,28 @@ def test_a_verifications_query_length_multiplies_the_work_not_the_kernel_choice(
         np.testing.assert_array_equal(one, mla.time_s(hw, params, op=mla.OP_GENERATION, **shape))  # type: ignore[arg-type]
 
 
+def test_a_sparse_mla_decode_below_128_heads_takes_the_low_latency_kernel() -> None:
+    """``selectMlaGenerationKernel`` (FlashInfer ``fmhaKernels.cuh``, TensorRT-LLM ``fmhaKernels.h``) takes
+    the low-latency kernel where ``mNumHeadsQPerKv <= 32 || (mSparseMla && mNumHeadsQPerKv < 128)`` or the
+    CTAs fit. Worked by hand for a B200 (148 SMs), every pass from HBM, 128 sequences over 2,048 top-k rows:
+    64 heads dense is 128 x 4 = 512 CTAs > 148, the 64-head tile, 1 pass and 1 CTA a sequence; sparse, the
+    low-latency kernel, 4 tiles of 16 heads, 4 passes and 4 CTAs a sequence; 128 heads sparse or not, the
+    2-CTA pair (1 pass, 2 CTAs)."""
+    p = dataclasses.replace(
+        mla.default_params(load_hardware("b200"), "trtllm.default:gen:bf16"), sibling_pass_fraction=1.0
+    )
+    batch, kv = np.array([128.0, 128.0]), np.array([2048.0, 2048.0])
+    heads = np.array([64.0, 128.0])
+    dense = mla.low_latency_passes(p, batch, kv, heads)
+    sparse = mla.low_latency_passes(p, batch, kv, heads, sparse=True)
+    np.testing.assert_array_equal(dense[0], [1.0, 1.0])
+    np.testing.assert_array_equal(dense[1], [1.0, 2.0])
+    np.testing.assert_array_equal(dense[2], [False, False])
+    np.testing.assert_array_equal(sparse[0], [4.0, 1.0])
+    np.testing.assert_array_equal(sparse[1], [4.0, 2.0])
+    np.testing.assert_array_equal(sparse[2], [True, False])
+
+
 def test_an_empty_cache_takes_one_chunk_without_a_warning() -> None:
     """kv_len 0 (a decode step before any token is cached) gives one chunk, not 0 / 0."""
     p = mla.default_params(load_hardware("b200"), "trtllm.default:gen:bf16")

@@ -1026,3 +1026,16 @@ def test_an_sglang_search_sizes_the_kv_cache_with_sglangs_mla_copies(monkeypatch
         capacity[engine] = direct
     extra = 61 * 128 * 256 * 512 * (2 - 1) / 8 / (61 * 576 * 2)
     assert capacity["sglang"] - capacity["vllm"] in (math.floor(extra), math.floor(extra) + 1)
+
+
+def test_a_layout_over_the_gpus_of_a_worker_is_skipped_with_the_reason() -> None:
+    """SGLang's ``--tp 8 --dp 8 --enable-dp-attention`` is 8 GPUs; here tp 8 with attention DP 8 is
+    8 x 8 x 1 = 64 GPUs, over the 8 a worker holds: it is not searched, and listed in ``skipped`` with the
+    count, while tp 1 x attention DP 8 (8 GPUs) is searched."""
+    found = pareto.frontier(
+        "deepseek-v3", ["h200"], formats=("fp8",), modes=("agg",), tp=(1, 8), pp=(1,), attention_dp=(8,),
+        ep=(8,), concurrency=(64,), isl=1000, osl=100, engine="sglang",
+    )  # fmt: skip
+    reasons = dict(found.skipped)
+    assert "64 GPUs exceeds the 8 GPUs a worker holds" in reasons["TP8 ADP8 PP1 (every system and format)"]
+    assert set(zip(found.points.tp, found.points.attention_dp, strict=True)) == {(1, 8)}

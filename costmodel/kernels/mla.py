@@ -394,23 +394,27 @@ def low_latency_passes(
     kv_len: FloatArray,
     heads: FloatArray,
     query_len: npt.ArrayLike = 1.0,
+    sparse: bool = False,
 ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
     """Passes over the latent cache of trtllm-gen's MLA decode [-]: ``ceil(heads / 16)`` where it takes the
     low-latency kernel (one CTA per 16 heads, each streaming the latent; the passes after the first at
     ``sibling_pass_fraction``), else 1 (the 64-head tile, or the 2-CTA pair at 128 heads, whose two CTAs
     share one pass). The choice of ``selectMlaGenerationKernel`` / ``useSwapsMmaAbMlaGenKernel``: at most 32
-    heads, or ``batch x ceil(heads / 16)`` CTAs within the SMs with each sequence split into ``min(ceil(kv /
-    256), max(1, floor(SMs / CTAs)))`` chunks of at most 1,024 tokens (at least one chunk: an empty cache
-    still takes one CTA). Also returns the CTAs per sequence before the split and where the low-latency
-    kernel runs. The CTAs per sequence are the head tiles for the low-latency kernel, 1 for the 64-head
-    tile, and :data:`HIGH_THROUGHPUT_PAIR_CTAS` at :data:`HIGH_THROUGHPUT_PAIR_HEADS` heads: the 2-CTA MMA
-    pair takes two CTAs in the grid's x dimension (``numCtasX *= 2`` in ``computeNumCtas``) before the KV
-    split divides the SMs among them, so the pair halves the split count the kernel picks.
+    heads, or a top-k sparse MLA (``sparse``, the source's ``mSparseMla``) below 128 heads, or ``batch x
+    ceil(heads / 16)`` CTAs within the SMs with each sequence split into ``min(ceil(kv / 256), max(1,
+    floor(SMs / CTAs)))`` chunks of at most 1,024 tokens (at least one chunk: an empty cache still takes one
+    CTA). Also returns the CTAs per sequence before the split and where the low-latency kernel runs. The
+    CTAs per sequence are the head tiles for the low-latency kernel, 1 for the 64-head tile, and
+    :data:`HIGH_THROUGHPUT_PAIR_CTAS` at :data:`HIGH_THROUGHPUT_PAIR_HEADS` heads: the 2-CTA MMA pair takes
+    two CTAs in the grid's x dimension (``numCtasX *= 2`` in ``computeNumCtas``) before the KV split divides
+    the SMs among them, so the pair halves the split count the kernel picks. The source's 8-head tile at
+    most 8 heads (``tileSizeQ = 8``) is one tile as the 16-head one is, so it is not told apart.
 
     ``query_len`` q (a speculative verification's 1 + k tokens a sequence) multiplies the work, never the
-    choice: the kernel and its head tile follow the heads alone (``mNumHeadsQPerKv <= 32``,
-    ``mNumHeadsQPerKv == 128``), while the CTA count of the low-latency test is ``batch x q x ceil(heads /
-    16)`` (``mBatchSize * mMaxSeqLenQ * ceil_div(mNumHeadsQPerKv, 16)`` in ``useSwapsMmaAbMlaGenKernel``).
+    choice: the kernel and its head tile follow the heads and the sparse flag (``mNumHeadsQPerKv <= 32 ||
+    (mSparseMla && mNumHeadsQPerKv < 128)``, ``mNumHeadsQPerKv == 128``), while the CTA count of the
+    low-latency test is ``batch x q x ceil(heads / 16)`` (``mBatchSize * mMaxSeqLenQ *
+    ceil_div(mNumHeadsQPerKv, 16)`` in ``useSwapsMmaAbMlaGenKernel``).
     A tile holds one token's heads (16 or 64 of at least as many heads; the pair 128), so each of the q
     tokens runs its own CTAs over the sequence's latent (``numCtasPerSeqQ = mMaxSeqLenQ`` for a generation
     kernel that does not group tokens with heads, ``computeCtaAndClusterConfig``): q times the CTAs a
@@ -426,7 +430,7 @@ def low_latency_passes(
         np.maximum(1.0, np.floor(params.sm_count / np.maximum(ctas, 1.0))),
     )
     fits = (ctas <= params.sm_count) & (np.ceil(kv_len / chunks) <= LOW_LATENCY_MAX_TOKENS_PER_CTA)
-    low_latency = (heads <= LOW_LATENCY_MAX_HEADS) | fits
+    low_latency = (heads <= LOW_LATENCY_MAX_HEADS) | (sparse & (heads < HIGH_THROUGHPUT_PAIR_HEADS)) | fits
     tiles = np.maximum(tiles, 1.0)
     # streaming units a sequence: each token's head tiles (low latency), or each token's one tile / pair
     units = q * np.where(low_latency, tiles, 1.0)
@@ -452,6 +456,7 @@ def time_s(
     weight_bytes: npt.ArrayLike = 2.0,
     absorbed: npt.ArrayLike = True,
     query_len: npt.ArrayLike = 1.0,
+    sparse: bool = False,
     d_model: float = 7168.0,
     q_lora_rank: float = 1536.0,
     kv_lora_rank: float = 512.0,
@@ -472,6 +477,8 @@ def time_s(
     query_len : new tokens a sequence in one generation call (1 + k for a verification of k drafts) [-]: the
         decode runs ``n_heads x query_len`` query rows over the sequence's one latent cache; the head count
         alone chooses trtllm-gen's kernel (:func:`low_latency_passes`).
+    sparse : a top-k sparse MLA decode (trtllm-gen's ``mSparseMla``), which takes the low-latency kernel below
+        128 heads.
     d_model ... v_head_dim : the model's MLA dimensions (defaults: DeepSeek-V3).
     """
     code = np.asarray(op)
@@ -501,7 +508,7 @@ def time_s(
     ctas_per_sequence = passes
     high_throughput = np.zeros(np.broadcast(b, s, rows).shape, dtype=bool)
     if params.low_latency_heads_per_cta > 0.0:
-        passes, ctas_per_sequence, low_latency = low_latency_passes(params, b, s, h, q_len)
+        passes, ctas_per_sequence, low_latency = low_latency_passes(params, b, s, h, q_len, sparse)
         high_throughput = ~low_latency
     kvb = np.asarray(kv_bytes, dtype=np.float64)
     # every head's query (576 dims, quantized like the cache) is read and its 512-dim output written in bf16
