@@ -13,6 +13,7 @@ from validation.tables import (
     LOOP_ROWS,
     ROOT,
     Results,
+    aiconfigurator_table,
     at_bound,
     families_table,
     loop_value,
@@ -254,3 +255,21 @@ def test_a_missing_marker_fails_the_check(tmp_path: Path, name: str) -> None:
     outcome = update(tmp_path, load_results(ROOT))
     assert outcome.missing
     assert name in outcome.missing[0]
+
+
+def test_aiconfigurator_table_shows_a_tool_without_rows_as_dash() -> None:
+    def entry(tool: str, covered: int, signed: float | None) -> dict:
+        size = None if signed is None else abs(signed)
+        figures = {f"{m}_{k}_err": size for m in ("ttft", "tpot") for k in ("median_abs", "p90_abs")}
+        figures |= {f"{m}_median_signed_err": signed for m in ("ttft", "tpot")}
+        return {"system": "h100_sxm", "engine": "sglang", "mode": "disagg", "rows": "held-out", "tool": tool,
+                "covered": covered, "total": 34} | figures  # fmt: skip
+
+    doc = {
+        "aiconfigurator_version": "0.12.0", "costmodel_revision": "abc1234", "date": "2026-01-01",
+        "figures": [entry("aiconfigurator", 0, None), entry("costmodel", 8, -0.004),
+                    {**entry("costmodel", 8, 0.5), "rows": "all"}],
+    }  # fmt: skip
+    results = Results(summary={}, regimes={}, transfer={}, engines={}, cpu_markdown="", aiconfigurator=doc)
+    row = table_cells(aiconfigurator_table(results, {}))["H100"]
+    assert row[3:] == ["0 / 34", "8 / 34", "-", "0 / 0 (-0)", "-", "0 / 0 (-0)"]
