@@ -273,3 +273,11 @@ def test_aiconfigurator_table_shows_a_tool_without_rows_as_dash() -> None:
     results = Results(summary={}, regimes={}, transfer={}, engines={}, cpu_markdown="", aiconfigurator=doc)
     row = table_cells(aiconfigurator_table(results, {}))["H100"]
     assert row[3:] == ["0 / 34", "8 / 34", "-", "0 / 0 (-0)", "-", "0 / 0 (-0)"]
+
+
+def test_every_fitted_loop_parameter_has_a_row() -> None:
+    from costmodel import closed_loop, disagg
+
+    labels = {row.label for row in LOOP_ROWS}
+    assert {f"`{name}`" for name in closed_loop.BOUNDS} <= labels
+    assert {f"`{name}` (disagg)" for name in disagg.BOUNDS} <= labels

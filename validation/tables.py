@@ -100,21 +100,21 @@ class LoopRow:
     """Not fitted (held at its value by ``silicon-calibrate``)."""
 
 
-def _engine_field(field: str) -> Callable[[Mapping[str, Any]], Mapping[str, float]]:
-    return lambda doc: {e: float(p[field]) for e, p in doc["engines"].items() if field in p}
+def _engine_field(name: str) -> Callable[[Mapping[str, Any]], Mapping[str, float]]:
+    return lambda doc: {e: float(p[name]) for e, p in doc["engines"].items() if name in p}
 
 
 def _disagg_field(key: str) -> Callable[[Mapping[str, Any]], Mapping[str, float]]:
     return lambda doc: {e: float(v) for e, v in doc.get(key, {}).items()}
 
 
-def _loop_row(field: str, unit: str, scale: float) -> LoopRow:
-    return LoopRow(f"`{field}`", unit, scale, closed_loop.BOUNDS[field], _engine_field(field))
+def _loop_row(name: str, unit: str, scale: float) -> LoopRow:
+    return LoopRow(f"`{name}`", unit, scale, closed_loop.BOUNDS[name], _engine_field(name))
 
 
-def _disagg_row(field: str, unit: str, scale: float, held: bool = False) -> LoopRow:
+def _disagg_row(name: str, unit: str, scale: float, held: bool = False) -> LoopRow:
     return LoopRow(
-        f"`{field}` (disagg)", unit, scale, disagg.BOUNDS[field], _disagg_field(f"disagg_{field}"), held
+        f"`{name}` (disagg)", unit, scale, disagg.BOUNDS[name], _disagg_field(f"disagg_{name}"), held
     )
 
 
