@@ -8,6 +8,7 @@
     python -m validation public --data validation/data/public-gpu --out $OUT   # predict the public tables
     python -m validation silicon-calibrate --data validation/data/public-gpu   # fit the serving loop
     python -m validation transfer --data validation/data/public-gpu --out $OUT [--attribute]  # transfer rule
+    python -m validation tables [--write | --check]   # the docs' figure tables from the committed results
 """
 
 from __future__ import annotations
@@ -69,6 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         help="fit the closed-loop serving model's per-engine parameters on the sample's calibration rows",
     )
     sil.add_argument("--data", type=Path, required=True, help="folder holding silicon_sample.csv")
+    tab = sub.add_parser(
+        "tables", help="render the docs' figure tables from the committed results (validation/tables.py)"
+    )
+    action = tab.add_mutually_exclusive_group()
+    action.add_argument("--write", action="store_true", help="rewrite the generated blocks in place")
+    action.add_argument("--check", action="store_true", help="exit 1 naming each stale block")
+    tab.add_argument("--root", type=Path, help="repository root (default: this checkout)")
     for measuring in (cal, run, every):
         measuring.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
         measuring.add_argument(
@@ -112,6 +120,24 @@ def _check_inputs(args: argparse.Namespace) -> None:
 
 
 def _command(args: argparse.Namespace) -> int:
+    if args.command == "tables":
+        from validation.tables import COMMAND, ROOT, load_results, render_all, update
+
+        root = args.root or ROOT
+        if not (args.write or args.check):
+            print(render_all(load_results(root), root))
+            return 0
+        outcome = update(root, write=args.write)
+        for name in outcome.missing:
+            print(f"no generated block {name}: add its markers (validation/tables.py)", file=sys.stderr)
+        if args.write:
+            for name in outcome.stale:
+                print(f"rewrote {name}")
+            return 1 if outcome.missing else 0
+        for name in outcome.stale:
+            print(f"stale: {name}; run `{COMMAND} --write`", file=sys.stderr)
+        return 1 if outcome.stale or outcome.missing else 0
+
     if args.command == "silicon-calibrate":
         from validation.public.silicon import (
             SERVING_PARAMS,
