@@ -841,7 +841,7 @@ def speculative(
     as_json: JsonOpt = False,
 ) -> None:
     """Best draft length and speedup of speculative decoding versus batch size on a device."""
-    from costmodel.speculative import draft_weight_bytes_per_gpu, plan
+    from costmodel.speculative import draft_kv_bytes_per_gpu, draft_weight_bytes_per_gpu, plan
 
     if not 1 <= k_max <= K_MAX_LIMIT:
         raise CostmodelError(f"--k-max must be between 1 and {K_MAX_LIMIT} draft tokens (got {k_max})")
@@ -855,15 +855,19 @@ def speculative(
     frame = plan(target, draft, hardware, w, alpha=alpha, k_max=k_max, deployment=Deployment(tp=tp),
                  draft_tp=draft_tp, heterogeneous_vocab=heterogeneous_vocab)  # fmt: skip
     # the draft's own weights on the fullest GPU (a separate model or a quantized copy; none for an early
-    # exit or an n-gram table), as the dashboard counts them; its KV cache is not counted. The sequences'
-    # cache grows by one sequence's (the batch-1 report's) a sequence, so the batch that fits beside the
-    # draft is the room left after weights, activations and the draft, over one sequence's cache
-    extra = draft_weight_bytes_per_gpu(target, draft, w, deployment=Deployment(tp=tp), draft_tp=draft_tp,
-                                       heterogeneous_vocab=heterogeneous_vocab)  # fmt: skip
+    # exit or an n-gram table), as the dashboard counts them, and its own KV cache, which grows with the
+    # sequences as the target's does (vLLM keeps both in one pool). A sequence costs the batch-1 report's
+    # cache plus the draft's, so the batch that fits is the room left after weights, activations and the
+    # draft's weights, over the two caches of one sequence
+    drafted = dict(deployment=Deployment(tp=tp), draft_tp=draft_tp, heterogeneous_vocab=heterogeneous_vocab)
+    extra = draft_weight_bytes_per_gpu(target, draft, w, **drafted)  # type: ignore[arg-type]
+    draft_kv = float(
+        draft_kv_bytes_per_gpu(target, draft, w, batch_size=1, context_len=prompt_len + output_len, **drafted)  # type: ignore[arg-type]
+    )
     max_batch = int(room.max_batch_size)
-    if extra > 0:
+    if extra > 0 or draft_kv > 0:
         free = room.capacity_bytes_per_gpu - room.weight_bytes_per_gpu - room.activation_bytes_per_gpu - extra
-        per_sequence = room.kv_cache_bytes_per_gpu
+        per_sequence = float(room.kv_cache_bytes_per_gpu) + draft_kv
         fitting = max_batch if per_sequence <= 0 else math.floor(free / per_sequence)
         max_batch = max(0, min(max_batch, fitting)) if free >= 0 else 0
     rows: list[dict[str, Any]] = []
@@ -879,7 +883,7 @@ def speculative(
                 rows.append(pick)
             else:
                 rows[-1] = pick
-    for r in rows:  # whether the target's weights and KV cache and the draft's weights fit at each batch
+    for r in rows:  # whether the target's and the draft's weights and KV caches fit at each batch
         r["max_batch_size"] = max_batch
         r["fits"] = bool(r["batch_size"] <= max_batch)
     if as_json:
@@ -919,9 +923,9 @@ def speculative(
             "--tp", weight_dtype, None, weights_fit, "shorten --prompt-len / --output-len"
         )
         drafts = (
-            f"with its draft's weights ({_gb(extra)} a GPU; the draft's KV cache not counted)"
+            f"with its draft's weights ({_gb(extra)} a GPU) and KV cache ({_gb(draft_kv)} a sequence)"
             if extra
-            else "(the draft adds no weights)"
+            else "(the draft adds no weights or cache)"
         )
         out.print(
             f"{room.model} on {tp} x {room.hardware} at {prompt_len + output_len:,} tokens of context "
