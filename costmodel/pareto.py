@@ -768,7 +768,9 @@ def _search_disagg(
     failed: set[int] = set()
     for budget in (int(b) for b in np.unique(budgets)):
         counts = clients[budgets == budget]
-        launched = {layout: _disagg_launched(e, budget, engine_name) for layout, e in ready}
+        launched = {
+            layout: _disagg_launched(e, budget, engine_name, int(counts.max())) for layout, e in ready
+        }
         # at least one client per decode rank
         todo = [k for k, (_, d) in enumerate(pairs) if k not in failed and counts.max() >= d.attention_dp]
         if not todo:
@@ -829,15 +831,22 @@ def _disagg_ready(engines: dict[_Layout, Engine | str]) -> list[tuple[_Layout, E
     return [(layout, e) for layout, e in engines.items() if isinstance(e, Engine) and layout.pp == 1]
 
 
-def _disagg_launched(engine: Engine, budget: int, engine_name: str) -> Engine:
+def _disagg_launched(engine: Engine, budget: int, engine_name: str, clients: int = 1) -> Engine:
     """One engine per layout for both pools (its kernel times computed once), launched with the token
-    budget ``budget`` (a rank's share by ``engine_name``'s rule, :func:`costmodel.token_budget.
-    worker_batched_tokens`) and admitting ``budget`` sequences; a decode worker's own limit, its clients,
-    is :func:`disagg_points`' ``decode_batch_limit``."""
-    tokens = worker_batched_tokens(
-        engine_name, budget, attention_dp=engine.deployment.attention_dp, sequences=budget
-    )
-    return engine.replace(max_batch_size=budget, max_batched_tokens=tokens)
+    budget ``budget`` [tokens] and taking each attention-DP rank the budget ``engine_name``'s rule gives it
+    (:func:`costmodel.token_budget.rank_token_budget`: SGLang's share, capped at its
+    ``--max-prefill-tokens``), so a prefill pass carries what the engine's own rule lets it; it admits the
+    launch value's sequences, ``budget``, where the ranks' budgets together hold them (vLLM, TensorRT-LLM,
+    and SGLang below its cap), else as many as they hold, at least ``clients`` [-] (the most clients a
+    decode worker of this budget serves: every running sequence decodes a token per iteration). A decode
+    worker's own limit, its clients, is :func:`disagg_points`' ``decode_batch_limit``. Before session 19
+    the pools admitted ``budget`` sequences whatever the rule, which raised SGLang's worker budget back to
+    ``budget`` and cancelled its prefill cap."""
+    ranks = engine.deployment.attention_dp
+    held = rank_token_budget(engine_name, budget, ranks) * ranks
+    sequences = max(min(int(budget), held), int(clients))
+    tokens = worker_batched_tokens(engine_name, budget, attention_dp=ranks, sequences=sequences)
+    return engine.replace(max_batch_size=sequences, max_batched_tokens=tokens)
 
 
 def _note_disagg(
@@ -871,7 +880,7 @@ def _note_disagg(
                 continue
             try:
                 note_sides(
-                    _disagg_launched(built, budget, engine_name),
+                    _disagg_launched(built, budget, engine_name, most),
                     isl=isl,
                     osl=osl,
                     prefill=prefill,

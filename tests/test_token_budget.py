@@ -212,3 +212,21 @@ def test_the_planners_default_is_each_engines_own_only_where_its_docstring_says(
         == token_budget("vllm", load_hardware("l40s"))
         == 2048
     )
+
+
+@pytest.mark.parametrize(("engine", "rank_budget"), [("sglang", 16384), ("vllm", 32768), ("trtllm", 32768)])
+def test_a_disaggregated_pool_keeps_sglangs_prefill_cap(engine: str, rank_budget: int) -> None:
+    """Oracle: SGLang's PrefillAdder stops a prefill batch at --max-prefill-tokens, 16,384 by default
+    (ServerArgs.max_prefill_tokens), so a pool launched with --chunked-prefill-size 32768 prefills at most
+    two 8,192-token prompts a pass; vLLM and TensorRT-LLM have no such cap and take four. The pools admitted
+    32,768 sequences, which raised SGLang's worker budget back to 32,768 (every sequence decodes a token)
+    and cancelled the cap; they now admit what the budget holds, at least the decode worker's clients."""
+    from costmodel.disagg import prefill_side
+
+    model, hardware = load_model("qwen3-8b"), load_hardware("h200")
+    built = pareto._engine(model, hardware, pareto._Layout(1, 1, 1, "fp8"), "bf16", 1, 32768)
+    pool = pareto._disagg_launched(built, 32768, engine, 64)
+    assert pool.rank_batched_tokens == rank_budget
+    assert pool.max_batch_size >= 64  # a decode worker's clients still fit
+    side = prefill_side(pool, isl=8192)
+    assert float(np.asarray(side.prompts_per_pass).ravel()[0]) == rank_budget // 8192
