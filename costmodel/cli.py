@@ -1320,16 +1320,16 @@ def pareto(
     kv_dtype: KVOpt = "bf16",
     usd_per_hour: PriceOpt = None,
     token_budget: Annotated[
-        int,
+        int | None,
         typer.Option(
             help="Token budget per iteration the engine is launched with, as its own flag reads it: vLLM "
             "--max-num-batched-tokens and TensorRT-LLM max_num_tokens hold per attention-DP rank, SGLang "
             "--chunked-prefill-size per worker (divided among its ranks, each at most SGLang's default "
-            "--max-prefill-tokens 16384); raised to a point's clients. The default 8192 is vLLM's on GPUs "
-            "of 70 GiB or more (not A100) and TensorRT-LLM's; SGLang's own is 16384 on GPUs of 160 GiB or "
-            "more, vLLM's 2048 on A100 and smaller GPUs: pass it to plan those launches."
+            "--max-prefill-tokens 16384); raised to a point's clients. Default: the engine's own on each "
+            "device (vLLM 8192 on GPUs of 70 GiB or more but A100, else 2048; SGLang 2048 / 4096 / 8192 "
+            "/ 16384 below 35 / 60 / 160 GiB and above; TensorRT-LLM 8192)."
         ),
-    ] = 8192,
+    ] = None,
     show_all: Annotated[
         bool, typer.Option("--all", help="Every point searched, not only the frontier.")
     ] = False,
@@ -1342,6 +1342,7 @@ def pareto(
     Exits 1 (after the table) when objectives are given and no point meets them.
     """
     from costmodel import pareto as search
+    from costmodel.token_budget import default_token_budget
 
     names = parse_names(hardware)
     _check_engine_runs(_engine_name(engine), names)
@@ -1355,7 +1356,7 @@ def pareto(
         if name not in search.MODES:
             raise CostmodelError(f"--mode {name!r} is not a mode: use agg, disagg or agg,disagg")
     for flag, value, low in (("--isl", isl, 1), ("--osl", osl, 2), ("--token-budget", token_budget, 1)):
-        if value < low:
+        if value is not None and value < low:
             raise CostmodelError(f"{flag} must be at least {low} tokens (got {value})")
     degrees, stages = parse_ints(tp or "1,2,4,8", "--tp"), parse_ints(pp, "--pp")
     experts = parse_ints(ep, "--ep") if ep is not None else None
@@ -1382,6 +1383,11 @@ def pareto(
     )
     points = result.points
     shown = np.arange(len(points)) if show_all else result.frontier_index
+    # the launch value each system's workers took: the flag's, else the engine's own default there
+    budgets = {
+        hw.name: token_budget if token_budget is not None else default_token_budget(_engine_name(engine), hw)
+        for hw in (load_hardware(name) for name in names)
+    }
     rows = [
         {"label": points.label(int(i))} | record | {"best": int(i) == result.best}
         for i, record in zip(shown, points.records(shown), strict=True)
@@ -1416,6 +1422,7 @@ def pareto(
                 "ttft_objective_s": result.ttft_s,
                 "tpot_objective_s": result.tpot_s,
                 "best": best,
+                "token_budget_by_system": budgets,
                 "points" if show_all else "frontier": rows,
                 "skipped": [{"candidate": what, "reason": why} for what, why in result.skipped],
             }
@@ -1451,6 +1458,11 @@ def pareto(
                 "yes" if r["meets_slo"] else "no",
             )
         out.print(table)
+        launched = ", ".join(f"{name} {value:,}" for name, value in budgets.items())
+        out.print(
+            f"[dim]Token budget per iteration ({'--token-budget' if token_budget else 'the engine default'}"
+            f"): {launched} tokens, raised to a point's clients per worker where they are more.[/]"
+        )
         if off:
             out.print(
                 "[dim]* is off the frontier (below the line): a point of its system with more tokens/s "

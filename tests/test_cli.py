@@ -813,3 +813,16 @@ def test_estimate_takes_the_engine_for_kernels_and_mla_copies() -> None:
     unknown = runner.invoke(app, ["estimate", "--model", "llama-3-8b", "--engine", "tgi"])
     assert unknown.exit_code != 0
     assert "--engine 'tgi' is not an engine" in " ".join(unknown.output.split())
+
+
+def test_pareto_says_the_token_budget_each_system_was_launched_with() -> None:
+    """Without --token-budget each system runs the engine's own default (vLLM: 2,048 on an A100, 8,192 on an
+    H100, EngineArgs.get_batch_defaults); with it, the flag's value everywhere."""
+    args = ["pareto", "--model", "llama-3-8b", "--hardware", "a100-80gb,h100-sxm", "--formats", "bf16",
+            "--tp", "1", "--pp", "1", "--mode", "agg", "--isl", "1024", "--osl", "64", "--concurrency", "8"]  # fmt: skip
+    shown = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert shown["token_budget_by_system"] == {"a100-80gb": 2048, "h100-sxm": 8192}
+    given = json.loads(runner.invoke(app, [*args, "--json", "--token-budget", "4096"]).stdout)
+    assert given["token_budget_by_system"] == {"a100-80gb": 4096, "h100-sxm": 4096}
+    table = runner.invoke(app, args, terminal_width=400).stdout
+    assert "(the engine default): a100-80gb 2,048, h100-sxm 8,192 tokens" in table
