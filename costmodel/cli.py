@@ -859,11 +859,16 @@ def speculative(
     # sequences as the target's does (vLLM keeps both in one pool). A sequence costs the batch-1 report's
     # cache plus the draft's, so the batch that fits is the room left after weights, activations and the
     # draft's weights, over the two caches of one sequence
-    drafted = dict(deployment=Deployment(tp=tp), draft_tp=draft_tp, heterogeneous_vocab=heterogeneous_vocab)
-    extra = draft_weight_bytes_per_gpu(target, draft, w, **drafted)  # type: ignore[arg-type]
-    draft_kv = float(
-        draft_kv_bytes_per_gpu(target, draft, w, batch_size=1, context_len=prompt_len + output_len, **drafted)  # type: ignore[arg-type]
+    split = Deployment(tp=tp)
+    extra = draft_weight_bytes_per_gpu(
+        target, draft, w, deployment=split, draft_tp=draft_tp, heterogeneous_vocab=heterogeneous_vocab
     )
+    draft_kv = float(
+        draft_kv_bytes_per_gpu(
+            target, draft, w, batch_size=1, context_len=prompt_len + output_len, deployment=split,
+            draft_tp=draft_tp, heterogeneous_vocab=heterogeneous_vocab,
+        )
+    )  # fmt: skip
     max_batch = int(room.max_batch_size)
     if extra > 0 or draft_kv > 0:
         free = room.capacity_bytes_per_gpu - room.weight_bytes_per_gpu - room.activation_bytes_per_gpu - extra
