@@ -841,7 +841,7 @@ def speculative(
     as_json: JsonOpt = False,
 ) -> None:
     """Best draft length and speedup of speculative decoding versus batch size on a device."""
-    from costmodel.speculative import draft_weight_bytes_per_gpu, plan
+    from costmodel.speculative import draft_kv_bytes_per_gpu, draft_weight_bytes_per_gpu, plan
 
     if not 1 <= k_max <= K_MAX_LIMIT:
         raise CostmodelError(f"--k-max must be between 1 and {K_MAX_LIMIT} draft tokens (got {k_max})")
@@ -855,15 +855,24 @@ def speculative(
     frame = plan(target, draft, hardware, w, alpha=alpha, k_max=k_max, deployment=Deployment(tp=tp),
                  draft_tp=draft_tp, heterogeneous_vocab=heterogeneous_vocab)  # fmt: skip
     # the draft's own weights on the fullest GPU (a separate model or a quantized copy; none for an early
-    # exit or an n-gram table), as the dashboard counts them; its KV cache is not counted. The sequences'
-    # cache grows by one sequence's (the batch-1 report's) a sequence, so the batch that fits beside the
-    # draft is the room left after weights, activations and the draft, over one sequence's cache
-    extra = draft_weight_bytes_per_gpu(target, draft, w, deployment=Deployment(tp=tp), draft_tp=draft_tp,
-                                       heterogeneous_vocab=heterogeneous_vocab)  # fmt: skip
+    # exit or an n-gram table), as the dashboard counts them, and its own KV cache, which grows with the
+    # sequences as the target's does (vLLM keeps both in one pool). A sequence costs the batch-1 report's
+    # cache plus the draft's, so the batch that fits is the room left after weights, activations and the
+    # draft's weights, over the two caches of one sequence
+    split = Deployment(tp=tp)
+    extra = draft_weight_bytes_per_gpu(
+        target, draft, w, deployment=split, draft_tp=draft_tp, heterogeneous_vocab=heterogeneous_vocab
+    )
+    draft_kv = float(
+        draft_kv_bytes_per_gpu(
+            target, draft, w, batch_size=1, context_len=prompt_len + output_len, deployment=split,
+            draft_tp=draft_tp, heterogeneous_vocab=heterogeneous_vocab,
+        )
+    )  # fmt: skip
     max_batch = int(room.max_batch_size)
-    if extra > 0:
+    if extra > 0 or draft_kv > 0:
         free = room.capacity_bytes_per_gpu - room.weight_bytes_per_gpu - room.activation_bytes_per_gpu - extra
-        per_sequence = room.kv_cache_bytes_per_gpu
+        per_sequence = float(room.kv_cache_bytes_per_gpu) + draft_kv
         fitting = max_batch if per_sequence <= 0 else math.floor(free / per_sequence)
         max_batch = max(0, min(max_batch, fitting)) if free >= 0 else 0
     rows: list[dict[str, Any]] = []
@@ -879,7 +888,7 @@ def speculative(
                 rows.append(pick)
             else:
                 rows[-1] = pick
-    for r in rows:  # whether the target's weights and KV cache and the draft's weights fit at each batch
+    for r in rows:  # whether the target's and the draft's weights and KV caches fit at each batch
         r["max_batch_size"] = max_batch
         r["fits"] = bool(r["batch_size"] <= max_batch)
     if as_json:
@@ -919,9 +928,9 @@ def speculative(
             "--tp", weight_dtype, None, weights_fit, "shorten --prompt-len / --output-len"
         )
         drafts = (
-            f"with its draft's weights ({_gb(extra)} a GPU; the draft's KV cache not counted)"
+            f"with its draft's weights ({_gb(extra)} a GPU) and KV cache ({_gb(draft_kv)} a sequence)"
             if extra
-            else "(the draft adds no weights)"
+            else "(the draft adds no weights or cache)"
         )
         out.print(
             f"{room.model} on {tp} x {room.hardware} at {prompt_len + output_len:,} tokens of context "
@@ -1316,16 +1325,16 @@ def pareto(
     kv_dtype: KVOpt = "bf16",
     usd_per_hour: PriceOpt = None,
     token_budget: Annotated[
-        int,
+        int | None,
         typer.Option(
             help="Token budget per iteration the engine is launched with, as its own flag reads it: vLLM "
             "--max-num-batched-tokens and TensorRT-LLM max_num_tokens hold per attention-DP rank, SGLang "
             "--chunked-prefill-size per worker (divided among its ranks, each at most SGLang's default "
-            "--max-prefill-tokens 16384); raised to a point's clients. The default 8192 is vLLM's on GPUs "
-            "of 70 GiB or more (not A100) and TensorRT-LLM's; SGLang's own is 16384 on GPUs of 160 GiB or "
-            "more, vLLM's 2048 on A100 and smaller GPUs: pass it to plan those launches."
+            "--max-prefill-tokens 16384); raised to a point's clients. Default: the engine's own on each "
+            "device (vLLM 8192 on GPUs of 70 GiB or more but A100, else 2048; SGLang 2048 / 4096 / 8192 "
+            "/ 16384 below 35 / 60 / 160 GiB and above; TensorRT-LLM 8192)."
         ),
-    ] = 8192,
+    ] = None,
     show_all: Annotated[
         bool, typer.Option("--all", help="Every point searched, not only the frontier.")
     ] = False,
@@ -1338,6 +1347,7 @@ def pareto(
     Exits 1 (after the table) when objectives are given and no point meets them.
     """
     from costmodel import pareto as search
+    from costmodel.token_budget import default_token_budget
 
     names = parse_names(hardware)
     _check_engine_runs(_engine_name(engine), names)
@@ -1351,7 +1361,7 @@ def pareto(
         if name not in search.MODES:
             raise CostmodelError(f"--mode {name!r} is not a mode: use agg, disagg or agg,disagg")
     for flag, value, low in (("--isl", isl, 1), ("--osl", osl, 2), ("--token-budget", token_budget, 1)):
-        if value < low:
+        if value is not None and value < low:
             raise CostmodelError(f"{flag} must be at least {low} tokens (got {value})")
     degrees, stages = parse_ints(tp or "1,2,4,8", "--tp"), parse_ints(pp, "--pp")
     experts = parse_ints(ep, "--ep") if ep is not None else None
@@ -1378,6 +1388,11 @@ def pareto(
     )
     points = result.points
     shown = np.arange(len(points)) if show_all else result.frontier_index
+    # the launch value each system's workers took: the flag's, else the engine's own default there
+    budgets = {
+        hw.name: token_budget if token_budget is not None else default_token_budget(_engine_name(engine), hw)
+        for hw in (load_hardware(name) for name in names)
+    }
     rows = [
         {"label": points.label(int(i))} | record | {"best": int(i) == result.best}
         for i, record in zip(shown, points.records(shown), strict=True)
@@ -1412,6 +1427,7 @@ def pareto(
                 "ttft_objective_s": result.ttft_s,
                 "tpot_objective_s": result.tpot_s,
                 "best": best,
+                "token_budget_by_system": budgets,
                 "points" if show_all else "frontier": rows,
                 "skipped": [{"candidate": what, "reason": why} for what, why in result.skipped],
             }
@@ -1447,6 +1463,11 @@ def pareto(
                 "yes" if r["meets_slo"] else "no",
             )
         out.print(table)
+        launched = ", ".join(f"{name} {value:,}" for name, value in budgets.items())
+        out.print(
+            f"[dim]Token budget per iteration ({'--token-budget' if token_budget else 'the engine default'}"
+            f"): {launched} tokens, raised to a point's clients per worker where they are more.[/]"
+        )
         if off:
             out.print(
                 "[dim]* is off the frontier (below the line): a point of its system with more tokens/s "

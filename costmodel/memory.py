@@ -752,17 +752,30 @@ def training_activation_bytes(
     return np.asarray(L * (per_layer + scores) + logits)
 
 
-def lora_params(
-    model: ModelProfile, *, rank: int, components: Sequence[Component] = ("attention", "mlp")
-) -> int:
-    """Trainable parameters of LoRA adapters of rank ``rank`` on every matmul of ``components`` [-].
+LORA_COMPONENTS: tuple[Component, ...] = ("attention", "linear_attention", "ssm", "mlp")
+"""The components :func:`lora_params` adapts by default: every projection of a layer's token mixer (softmax
+attention, Gated DeltaNet linear attention, a Mamba / Mamba-2 block's ``in_proj`` / ``x_proj`` / ``dt_proj``
+/ ``out_proj``) and of its dense MLP. PEFT has no default target for a state-space or hybrid model (its
+``TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING`` lists none, src/peft/utils/constants.py at
+https://github.com/huggingface/peft/blob/00073fe85ca790515f0b70caa69bea4c477d9db7/src/peft/utils/constants.py),
+so its user names the modules or asks for ``target_modules="all-linear"``, which adapts every
+``nn.Linear`` but the output layer (``_maybe_include_all_linear_layers``, src/peft/tuners/tuners_utils.py):
+in transformers' Mamba, Mamba-2 and Gated DeltaNet mixers those projections are ``nn.Linear``. Routed
+experts and the output head are left out, as before."""
+
+
+def lora_params(model: ModelProfile, *, rank: int, components: Sequence[Component] = LORA_COMPONENTS) -> int:
+    """Trainable parameters of LoRA adapters of rank ``rank`` on every matmul of ``components`` [-]
+    (default :data:`LORA_COMPONENTS`: the token mixer's projections, attention, linear attention or SSM,
+    and the dense MLP's).
 
     An adapter on a ``[out, in]`` weight adds A ``[rank, in]`` and B ``[out, rank]`` (Hu et al. 2021, §4.1).
     Its update B A has rank at most min(out, in), and every adapted matmul reads or writes the hidden state
     (or a narrower one), so min(out, in) <= ``d_model``: a rank above the hidden size adds parameters and
     no capacity, and is refused. Below it the bound is per matmul and not enforced: above a narrower
     matmul's own min(out, in) (GQA's k / v projections: kv_heads x head_dim) its adapter only adds
-    parameters.
+    parameters. ``components`` that hold no matmul of ``model`` (``("attention", "mlp")`` on a pure Mamba
+    model) are refused, naming the components that do: zero adapters would be a silently wrong count.
     """
     checks.positive_int("lora rank", rank)
     if rank > model.d_model:
@@ -771,11 +784,15 @@ def lora_params(
             "adapter's update B A has rank at most min(out, in) <= d_model (Hu et al. 2021); use at most "
             f"{model.d_model:,}"
         )
-    return sum(
-        rank * (t.shape[0] + t.shape[1]) * t.count
-        for t in tensors(model)
-        if t.kind == "matmul" and t.component in components
-    )
+    matmuls = [t for t in tensors(model) if t.kind == "matmul"]
+    chosen = [t for t in matmuls if t.component in components]
+    if not chosen:
+        held = ", ".join(dict.fromkeys(t.component for t in matmuls))
+        raise CostmodelError(
+            f"lora components {tuple(components)} hold no matmul of {model.name}, so no adapter would be "
+            f"trained; its matmuls are in: {held} (e.g. 'ssm' for a Mamba block's projections)"
+        )
+    return sum(rank * (t.shape[0] + t.shape[1]) * t.count for t in chosen)
 
 
 def training_memory(
@@ -789,7 +806,7 @@ def training_memory(
     recompute: Recompute = "none",
     attention: Literal["flash", "eager"] = "flash",
     lora_rank: int = 16,
-    lora_components: Sequence[Component] = ("attention", "mlp"),
+    lora_components: Sequence[Component] = LORA_COMPONENTS,
 ) -> TrainingMemory:
     """Memory per GPU to train or fine-tune ``model`` with mixed-precision Adam [bytes].
 

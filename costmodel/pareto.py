@@ -34,8 +34,9 @@ steady state, no preemption); every point's workers are launched for that point'
 benchmark scripts the serving model is validated on launch theirs (InferenceX's
 ``--max-num-seqs $CONC``): an aggregated or decode worker at C clients admits at most C sequences
 (``max_batch_size``; vLLM's CUDA graphs follow it), a prefill worker as many prompts per pass as its token
-budget holds, each launched with a token budget of ``token_budget`` tokens per iteration (default
-:data:`TOKEN_BUDGET`, raised to C where smaller; an attention-DP rank's share is the engine's rule,
+budget holds, each launched with a token budget of ``token_budget`` tokens per iteration (default the
+engine's own on each device, :func:`costmodel.token_budget.default_token_budget`, raised to C where
+smaller; an attention-DP rank's share is the engine's rule,
 :func:`costmodel.token_budget.rank_token_budget`), so a point's figures do not depend on the other client
 counts searched; the KV cache is stored in ``kv_dtype``. Attention data parallelism is searched
 (``attention_dp``) for MoE models, in aggregated workers and in either pool of a disaggregated deployment.
@@ -55,7 +56,7 @@ import numpy.typing as npt
 from costmodel.closed_loop import LoopParams, cuda_graph_tokens, loop_parts
 from costmodel.errors import CostmodelError, UnknownNameError
 from costmodel.serving import Engine
-from costmodel.token_budget import ENGINES, rank_token_budget, worker_batched_tokens
+from costmodel.token_budget import ENGINES, default_token_budget, rank_token_budget, worker_batched_tokens
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -88,14 +89,11 @@ PP = (1, 2)
 DISAGG_WORKERS: tuple[tuple[int, int], ...] = ((1, 1), (1, 2), (1, 3), (2, 1), (2, 3), (3, 2))
 """Prefill : decode worker counts tried in the disaggregated mode."""
 TOKEN_BUDGET = 8192
-"""Default token budget per iteration a worker is launched with [tokens] (vLLM ``max_num_batched_tokens``,
-TensorRT-LLM ``max_num_tokens``, SGLang ``chunked_prefill_size``; under attention DP a rank's share of it
-is the engine's rule, :func:`costmodel.token_budget.rank_token_budget`), raised to a point's clients per
-worker where they are more: vLLM's API server on a GPU of 70 GiB or more, and TensorRT-LLM's default
-(docs/serving.md, "Closed-loop benchmarks"). One value for every engine and device, not each engine's own
-default there: SGLang's ``chunked_prefill_size`` is 16,384 on a GPU of 160 GiB or more (B200, B300), and
-vLLM's ``max_num_batched_tokens`` 2,048 on an A100 or a GPU under 70 GiB (the evaluation's
-``validation.public.silicon.token_budget``); give ``token_budget`` to plan such a default launch."""
+"""A token budget per iteration [tokens]: vLLM's API server's default on a GPU of 70 GiB or more (not an
+A100), TensorRT-LLM's everywhere, SGLang's from 60 to 160 GiB. Until session 19 every worker of the search
+was launched with it whatever the engine and device; :func:`frontier` now launches each with the engine's
+own default on its device (:func:`costmodel.token_budget.default_token_budget`) unless given
+``token_budget``."""
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -508,7 +506,7 @@ def frontier(
     kv_dtype: str = "bf16",
     max_gpus_per_worker: int = 8,
     usd_per_hour: Mapping[str, float] | None = None,
-    token_budget: int = TOKEN_BUDGET,
+    token_budget: int | None = None,
 ) -> Frontier:
     """Search deployments of ``model`` on each of ``systems`` for one isl / osl mix; the frontier of
     output tokens/s per GPU against tokens/s per user, and the cheapest point meeting the objectives.
@@ -546,7 +544,10 @@ def frontier(
         one of ``systems``
     token_budget : the token budget per iteration a worker is launched with, as the engine's own flag
         takes it (vLLM ``--max-num-batched-tokens``, TensorRT-LLM ``max_num_tokens``, SGLang
-        ``--chunked-prefill-size``) [tokens]; raised to a point's clients per worker where they are more.
+        ``--chunked-prefill-size``) [tokens]; None (default): the engine's own default on each device
+        (:func:`costmodel.token_budget.default_token_budget`: vLLM 8,192 on a GPU of 70 GiB or more but
+        an A100, else 2,048; SGLang 2,048 / 4,096 / 8,192 / 16,384 by device memory; TensorRT-LLM 8,192);
+        raised to a point's clients per worker where they are more.
         Under attention DP each rank gets what the engine's rule gives it
         (:func:`costmodel.token_budget.rank_token_budget`): the whole value with vLLM and TensorRT-LLM
         (per rank), its share with SGLang (per worker), which SGLang also caps at its default
@@ -596,10 +597,12 @@ def frontier(
         raise CostmodelError("disagg_workers must be (prefill workers, decode workers) pairs, e.g. [(1, 2)]")
     if not (isinstance(max_gpus_per_worker, int | np.integer) and max_gpus_per_worker >= 1):
         raise CostmodelError(f"max_gpus_per_worker must be an integer >= 1, got {max_gpus_per_worker!r}")
-    if not (isinstance(token_budget, int | np.integer) and not isinstance(token_budget, bool)):
-        raise CostmodelError(f"token_budget must be an integer >= 1 [tokens], got {token_budget!r}")
-    if token_budget < 1:
-        raise CostmodelError(f"token_budget must be an integer >= 1 [tokens], got {token_budget!r}")
+    whole = isinstance(token_budget, int | np.integer) and not isinstance(token_budget, bool)
+    if token_budget is not None and not (whole and token_budget >= 1):
+        raise CostmodelError(
+            "token_budget must be an integer >= 1 [tokens] or None (the engine's default), "
+            f"got {token_budget!r}"
+        )
     prices = _prices(usd_per_hour, [hw.name for hw in hardware])
     if engine not in ENGINES:  # its kernels are read even where ``params`` replaces its loop parameters
         raise UnknownNameError("engine", engine, ENGINES)
@@ -626,7 +629,6 @@ def frontier(
             f"{max_gpus_per_worker} GPUs of a worker (max_gpus_per_worker)"
             + ("" if m.moe is None else ", or no ep divides tp x attention_dp")
         )
-    budget = int(token_budget)
     columns: dict[str, list[Any]] = {name: [] for name in _POINT_COLUMNS}
     candidates: list[tuple[tuple[Any, ...], int]] = []  # (the columns of _CANDIDATE_COLUMNS, points)
     skipped: list[tuple[str, str]] = []
@@ -648,6 +650,8 @@ def frontier(
             columns[key].append(column.ravel())
 
     for hw in hardware:
+        # the launch value: the caller's, else the engine's own default on this device
+        budget = default_token_budget(engine, hw) if token_budget is None else int(token_budget)
         # the engine's own kernels (its calibrated keys, its MoE kernels, its all-reduce rule), as the
         # public evaluation times each row (validation.public.silicon); the MoE backend is the autotuner's
         kernels = hw.efficiency.model_copy(update={"kernel_engine": engine})
@@ -768,7 +772,9 @@ def _search_disagg(
     failed: set[int] = set()
     for budget in (int(b) for b in np.unique(budgets)):
         counts = clients[budgets == budget]
-        launched = {layout: _disagg_launched(e, budget, engine_name) for layout, e in ready}
+        launched = {
+            layout: _disagg_launched(e, budget, engine_name, int(counts.max())) for layout, e in ready
+        }
         # at least one client per decode rank
         todo = [k for k, (_, d) in enumerate(pairs) if k not in failed and counts.max() >= d.attention_dp]
         if not todo:
@@ -829,15 +835,22 @@ def _disagg_ready(engines: dict[_Layout, Engine | str]) -> list[tuple[_Layout, E
     return [(layout, e) for layout, e in engines.items() if isinstance(e, Engine) and layout.pp == 1]
 
 
-def _disagg_launched(engine: Engine, budget: int, engine_name: str) -> Engine:
+def _disagg_launched(engine: Engine, budget: int, engine_name: str, clients: int = 1) -> Engine:
     """One engine per layout for both pools (its kernel times computed once), launched with the token
-    budget ``budget`` (a rank's share by ``engine_name``'s rule, :func:`costmodel.token_budget.
-    worker_batched_tokens`) and admitting ``budget`` sequences; a decode worker's own limit, its clients,
-    is :func:`disagg_points`' ``decode_batch_limit``."""
-    tokens = worker_batched_tokens(
-        engine_name, budget, attention_dp=engine.deployment.attention_dp, sequences=budget
-    )
-    return engine.replace(max_batch_size=budget, max_batched_tokens=tokens)
+    budget ``budget`` [tokens] and taking each attention-DP rank the budget ``engine_name``'s rule gives it
+    (:func:`costmodel.token_budget.rank_token_budget`: SGLang's share, capped at its
+    ``--max-prefill-tokens``), so a prefill pass carries what the engine's own rule lets it; it admits the
+    launch value's sequences, ``budget``, where the ranks' budgets together hold them (vLLM, TensorRT-LLM,
+    and SGLang below its cap), else as many as they hold, at least ``clients`` [-] (the most clients a
+    decode worker of this budget serves: every running sequence decodes a token per iteration). A decode
+    worker's own limit, its clients, is :func:`disagg_points`' ``decode_batch_limit``. Before session 19
+    the pools admitted ``budget`` sequences whatever the rule, which raised SGLang's worker budget back to
+    ``budget`` and cancelled its prefill cap."""
+    ranks = engine.deployment.attention_dp
+    held = rank_token_budget(engine_name, budget, ranks) * ranks
+    sequences = max(min(int(budget), held), int(clients))
+    tokens = worker_batched_tokens(engine_name, budget, attention_dp=ranks, sequences=sequences)
+    return engine.replace(max_batch_size=sequences, max_batched_tokens=tokens)
 
 
 def _note_disagg(
@@ -871,7 +884,7 @@ def _note_disagg(
                 continue
             try:
                 note_sides(
-                    _disagg_launched(built, budget, engine_name),
+                    _disagg_launched(built, budget, engine_name, most),
                     isl=isl,
                     osl=osl,
                     prefill=prefill,

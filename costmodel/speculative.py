@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from costmodel import checks
 from costmodel.errors import CostmodelError
 
 if TYPE_CHECKING:
@@ -565,6 +566,51 @@ def draft_weight_bytes_per_gpu(
         sparsity=w.sparsity,
         expert_dtype=w.expert_dtype,
     ).weight_bytes
+
+
+def draft_kv_bytes_per_gpu(
+    target: ModelProfile | str,
+    draft: ModelProfile | str,
+    workload: Workload,
+    *,
+    batch_size: npt.ArrayLike,
+    context_len: npt.ArrayLike,
+    deployment: Deployment | None = None,
+    draft_tp: int | None = None,
+    heterogeneous_vocab: bool = False,
+) -> FloatArray:
+    """KV cache (or recurrent state) the draft of :func:`plan` keeps on the fullest GPU of the target's
+    replica for ``batch_size`` sequences of ``context_len`` tokens [bytes], in the workload's ``kv_dtype``.
+
+    A draft *model* (or a quantized copy of the target) runs its own layers over every token of the
+    sequence, so it caches each of them as the target does, with its own geometry: its KV heads split over
+    min(draft tp, its KV heads) GPUs (with ``draft_tp`` 1, one GPU holds all of it), its sliding window
+    capping the cached tokens, as :func:`costmodel.memory.fit` sizes a replica. vLLM allocates these layers
+    in the target's own pool: loading the draft registers its attention layers in the target's forward
+    context, the runner gives every registered layer a KV-cache spec, and the draft writes its keys through
+    the target's block table (``DraftModelProposer.load_model`` and ``compute_new_slot_mapping``,
+    vllm/v1/spec_decode/draft_model.py at
+    https://github.com/vllm-project/vllm/blob/9b849b170a1f068223fd75cb8aee78c967bd419d/vllm/v1/spec_decode/draft_model.py;
+    EAGLE and MTP heads the same way, ``EagleProposer.load_model`` in vllm/v1/spec_decode/eagle.py): a
+    block then holds both models' layers, and a sequence costs the two caches together. 0 for an early
+    exit (its layers are the target's first ones, whose cache the target keeps) and an n-gram table."""
+    from costmodel.memory import replica_memory
+    from costmodel.registry import load_model
+    from costmodel.specs import Deployment
+
+    tgt = load_model(target)
+    draft_model, draft_workload, own = _draft(tgt, draft, workload, heterogeneous_vocab)
+    draft_dep = _draft_deployment(
+        draft_model, deployment or Deployment(), draft_tp, early_exit=_early_exit(draft)
+    )
+    B = checks.counts("batch_size", batch_size).astype(np.float64)
+    S = checks.counts("context_len", context_len).astype(np.float64)
+    if draft_model is None or not own:
+        return np.asarray(0.0 * B * S)
+    device = replica_memory(draft_model, tp=draft_dep.tp, kv_dtype=draft_workload.kv_dtype, engine=None)
+    window = draft_model.sliding_window
+    cached = S if window is None else np.minimum(S, window)
+    return np.asarray(device.cache_bytes(batch_size=B, context_len=cached), dtype=np.float64)
 
 
 def plan(

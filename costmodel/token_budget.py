@@ -33,6 +33,9 @@ parallelism (d ranks per worker, each of its own scheduler and KV cache) the eng
   launch whose chunk share exceeds ``--max-prefill-tokens`` is read as chunks of ``--max-prefill-tokens``
   (never at the defaults).
 
+:func:`default_token_budget` is the launch value an engine takes when none is given, by engine and device
+(each engine's source cited there).
+
 :func:`rank_token_budget` is that rule, the one place the planner (:mod:`costmodel.pareto`) and the
 public evaluation (``validation.public.silicon``) turn a launch value into a rank's budget;
 :func:`worker_batched_tokens` is the :attr:`costmodel.serving.Engine.max_batched_tokens` of a worker
@@ -41,9 +44,14 @@ public evaluation (``validation.public.silicon``) turn a launch value into a ran
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from costmodel.errors import CostmodelError, UnknownNameError
+
+if TYPE_CHECKING:
+    from costmodel.specs import HardwareProfile
 
 ENGINES = ("sglang", "trtllm", "vllm")
 """The serving engines whose token-budget rule is known (``Efficiency.kernel_engine``'s names)."""
@@ -107,3 +115,67 @@ def worker_batched_tokens(
     share of the sequences. ``max_prefill_tokens``: SGLang's launch value, as :func:`rank_token_budget`."""
     rank = rank_token_budget(engine, token_budget, attention_dp, max_prefill_tokens=max_prefill_tokens)
     return max(rank * int(attention_dp), _check("sequences", sequences))
+
+
+VLLM_LARGE_GPU_GIB = 70.0
+"""Device memory [GiB] from which vLLM takes its large-GPU batch defaults, A100s excepted
+(:func:`vllm_large_gpu`)."""
+VLLM_TOKEN_BUDGET = (2048, 8192)
+"""vLLM's API server's default ``max_num_batched_tokens`` [tokens]: (other GPUs, large GPUs)."""
+TRTLLM_TOKEN_BUDGET = 8192
+"""TensorRT-LLM's default ``max_num_tokens`` [tokens]."""
+SGLANG_CHUNKED_PREFILL_SIZE: tuple[tuple[float, int], ...] = (
+    (20.0, 2048),
+    (35.0, 2048),
+    (60.0, 4096),
+    (90.0, 8192),
+    (160.0, 8192),
+)
+"""SGLang's default ``chunked_prefill_size`` [tokens] below each device memory [GiB] (T4 / 4080; A10 / 4090;
+A100 40GB / L40; H100 / A100 80GB; H20 / H200), and :data:`SGLANG_LARGE_GPU_CHUNK` from the last up
+(B200, MI300)."""
+SGLANG_LARGE_GPU_CHUNK = 16384
+"""SGLang's default ``chunked_prefill_size`` on a device of 160 GiB or more [tokens]."""
+
+
+def vllm_large_gpu(hardware: HardwareProfile) -> bool:
+    """Whether vLLM takes its large-GPU batch defaults on ``hardware``: a device of
+    :data:`VLLM_LARGE_GPU_GIB` or more whose name does not name an A100 (``EngineArgs.get_batch_defaults``
+    reads the device's memory and name; a larger budget lowered the A100's throughput, vLLM PR #17885;
+    :func:`default_token_budget` cites the source)."""
+    named = f"{hardware.name} {hardware.display_name}".lower()
+    return bool(hardware.memory_bytes >= VLLM_LARGE_GPU_GIB * 2**30 and "a100" not in named)
+
+
+def default_token_budget(engine: str, hardware: HardwareProfile) -> int:
+    """The token budget per iteration [tokens] ``engine`` is launched with on ``hardware`` when the launch
+    sets none: the value of its own flag, before any attention-DP share (:func:`rank_token_budget`).
+
+    - **vLLM** (``vllm serve``, usage context ``OPENAI_API_SERVER``): ``max_num_batched_tokens`` 8,192 on a
+      GPU of 70 GiB or more that is not an A100, 2,048 on the others (:func:`vllm_large_gpu`;
+      ``EngineArgs.get_batch_defaults`` and ``_set_default_max_num_seqs_and_batched_tokens_args`` in
+      vllm/engine/arg_utils.py at
+      https://github.com/vllm-project/vllm/blob/99d7eb5d6a512cfcc5a2b104f24ebf2d6cda772b/vllm/engine/arg_utils.py;
+      the ``LLM`` class's 16,384 / 8,192 are not a server's, and TPUs and CPUs have defaults of their own,
+      out of scope here). With chunked prefill on (the default) vLLM caps it at max_num_seqs x
+      max_model_len only, which no planner launch reaches.
+    - **SGLang**: ``chunked_prefill_size`` by the device's memory, 2,048 below 35 GiB, 4,096 below 60 GiB,
+      8,192 below 160 GiB and 16,384 from 160 GiB (:data:`SGLANG_CHUNKED_PREFILL_SIZE`;
+      ``ServerArgs._handle_gpu_memory_settings`` in python/sglang/srt/server_args.py,
+      https://github.com/sgl-project/sglang, read in session 19 from a stored copy without its commit).
+    - **TensorRT-LLM**: ``max_num_tokens`` 8,192 (``TorchLlmArgs``,
+      https://nvidia.github.io/TensorRT-LLM/llm-api/reference/TorchLlmArgs.html; the performance tuning
+      guide, https://nvidia.github.io/TensorRT-LLM/performance/performance-tuning-guide/tuning-max-batch-size-and-max-num-tokens.html).
+
+    The device's memory is its profile's (``HardwareProfile.memory_bytes``), which the engines read as the
+    device reports it; no profile sits near a threshold. A name outside :data:`ENGINES` raises
+    :class:`~costmodel.errors.UnknownNameError`."""
+    if engine not in ENGINES:
+        raise UnknownNameError("engine", engine, ENGINES)
+    if engine == "vllm":
+        return VLLM_TOKEN_BUDGET[int(vllm_large_gpu(hardware))]
+    if engine == "trtllm":
+        return TRTLLM_TOKEN_BUDGET
+    gib = hardware.memory_bytes / 2**30
+    smaller = (chunk for below, chunk in SGLANG_CHUNKED_PREFILL_SIZE if gib < below)
+    return next(smaller, SGLANG_LARGE_GPU_CHUNK)

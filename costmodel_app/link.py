@@ -178,6 +178,8 @@ def _sentence(text: str) -> str:
 
 
 def _shown(value: Any) -> str:
+    if value is None:  # an empty input (a placeholder such as "the engine's default")
+        return "the input's default (empty)"
     return ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
 
 

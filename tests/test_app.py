@@ -390,7 +390,7 @@ def test_speculative_page_offers_a_draft_of_another_vocabulary_behind_its_box() 
 
 def test_speculative_page_counts_the_drafts_weights_in_the_fit_warning() -> None:
     """Llama-3-70B at tp 2 on H100s fits alone, but a Llama-3-8B draft (tp 2 as well) adds half its bf16
-    weights to each GPU: 8.03e9 x 2 bytes / 2. The warning says so; an early exit (the target's own layers)
+    weights to each GPU: 8.03e9 x 2 bytes / 2, and half its KV cache. The warning says so; an early exit (the target's own layers)
     adds nothing and draws none."""
     from costmodel.memory import weight_bytes
 
@@ -398,6 +398,9 @@ def test_speculative_page_counts_the_drafts_weights_in_the_fit_warning() -> None
     fit = api_fit(sc, "h100-sxm")
     assert bool(fit.fits)
     draft = weight_bytes(cm.load_model("llama-3-8b"), weight_dtype="bf16") / 2
+    # and its own KV cache for the page's sequences: 32 layers x 2 x 8 KV heads x 128 x 2 bytes a token, the
+    # heads split over the 2 GPUs (vLLM keeps it in the target's pool)
+    draft += sc.batch_size * (sc.prompt_len + sc.output_len) * 32 * 2 * 8 * 128 * 2 / 2
     assert float(fit.memory_bytes_per_gpu) + draft > fit.capacity_bytes_per_gpu
     at = open_page("speculative", model="llama-3-70b", hardware="h100-sxm", tp=2, draft="llama-3-8b")
     assert not errors(at)

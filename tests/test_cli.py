@@ -517,8 +517,9 @@ def test_the_does_not_fit_line_offers_only_the_fixes_that_apply_to_the_input() -
 def test_speculative_checks_the_context_and_memory_before_it_prints() -> None:
     """Oracle: llama-3-70b's context is 8,192 tokens. A 200,000-token prompt fails first, one line on stderr
     with exit 2 and nothing on stdout, in table and JSON modes alike; the JSON carries each row's fit: the
-    largest batch at this context beside the draft's weights, the room the target alone leaves less the
-    Llama-3-8B draft's own per-GPU weights at tp 4, over one sequence's cache. At tp 2 (the example of
+    largest batch at this context beside the draft, the room the target alone leaves less the Llama-3-8B
+    draft's own per-GPU weights at tp 4, over one sequence's two caches, the target's and the draft's (vLLM
+    keeps the draft's layers in the target's pool; before session 19 the draft's cache was not counted). At tp 2 (the example of
     docs/dashboard.md) the target fits alone (70.6 GB of 77.3 GB usable) but not with the draft's 8.0 GB:
     no batch fits, and the closing line names the draft's share."""
     args = ["speculative", "--target", "llama-3-70b", "--draft", "llama-3-8b", "--alpha", "0.8", "--tp", "4"]
@@ -536,14 +537,20 @@ def test_speculative_checks_the_context_and_memory_before_it_prints() -> None:
                            deployment=costmodel.Deployment(tp=4)).weight_bytes_per_gpu  # fmt: skip
     assert draft == pytest.approx(8.03e9 * 2 / 4, rel=0.01)  # 8.03 B bf16 parameters over 4 GPUs
     room = alone.capacity_bytes_per_gpu - alone.weight_bytes_per_gpu - alone.activation_bytes_per_gpu
-    largest = int((room - draft) // alone.kv_cache_bytes_per_gpu)
-    assert 0 < largest < alone.max_batch_size
+    # one sequence's caches at 1,280 tokens by hand, bf16: the target's 80 layers x 2 x 8 KV heads x 128 x 2
+    # bytes and the draft's 32 layers x the same, each model's 8 KV heads split over the 4 GPUs
+    target_kv, draft_kv = (layers * 2 * 8 * 128 * 2 / 4 * 1280 for layers in (80, 32))
+    assert float(alone.kv_cache_bytes_per_gpu) == target_kv
+    largest = int((room - draft) // (target_kv + draft_kv))
+    assert 0 < largest < int((room - draft) // target_kv) < alone.max_batch_size
     assert all(r["max_batch_size"] == largest and r["fits"] == (r["batch_size"] <= largest) for r in rows)
     args[-1] = "2"
     rows = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
     assert all(r["max_batch_size"] == 0 and not r["fits"] for r in rows)
     table = runner.invoke(app, args, terminal_width=400)
-    assert "with its draft's weights (8.03 GB a GPU" in table.stdout
+    assert (
+        "with its draft's weights (8.03 GB a GPU) and KV cache (0.08 GB a sequence)" in table.stdout
+    )  # 32 x 2 x 8 x 128 x 2 / 2 x 1,280
     assert "does not fit even at batch 1" in table.stdout
 
 
@@ -806,3 +813,16 @@ def test_estimate_takes_the_engine_for_kernels_and_mla_copies() -> None:
     unknown = runner.invoke(app, ["estimate", "--model", "llama-3-8b", "--engine", "tgi"])
     assert unknown.exit_code != 0
     assert "--engine 'tgi' is not an engine" in " ".join(unknown.output.split())
+
+
+def test_pareto_says_the_token_budget_each_system_was_launched_with() -> None:
+    """Without --token-budget each system runs the engine's own default (vLLM: 2,048 on an A100, 8,192 on an
+    H100, EngineArgs.get_batch_defaults); with it, the flag's value everywhere."""
+    args = ["pareto", "--model", "llama-3-8b", "--hardware", "a100-80gb,h100-sxm", "--formats", "bf16",
+            "--tp", "1", "--pp", "1", "--mode", "agg", "--isl", "1024", "--osl", "64", "--concurrency", "8"]  # fmt: skip
+    shown = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert shown["token_budget_by_system"] == {"a100-80gb": 2048, "h100-sxm": 8192}
+    given = json.loads(runner.invoke(app, [*args, "--json", "--token-budget", "4096"]).stdout)
+    assert given["token_budget_by_system"] == {"a100-80gb": 4096, "h100-sxm": 4096}
+    table = runner.invoke(app, args, terminal_width=400).stdout
+    assert "(the engine default): a100-80gb 2,048, h100-sxm 8,192 tokens" in table

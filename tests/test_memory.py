@@ -175,6 +175,34 @@ def test_lora_parameters_by_hand() -> None:
     assert lora_params(model, rank=r, components=("mlp",)) == 32 * 3 * r * (d + f)
 
 
+@pytest.mark.parametrize("name", ["mamba-2.8b", "nemotron-h-56b", "qwen3.5-122b-a10b"])
+def test_lora_adapts_the_state_space_and_linear_attention_projections_as_peft_all_linear(name: str) -> None:
+    """Oracle: PEFT's ``target_modules="all-linear"`` puts an adapter of r (in + out) parameters on every
+    ``nn.Linear`` but the output layer; transformers' own model of each config (meta device) lists them.
+    Less the MoE's routed experts, shared expert and router, which the default leaves out, that is the
+    default count: a Mamba block's in / x / dt / out projections, Mamba-2's in / out, Gated DeltaNet's
+    in_proj_qkv / z / a / b and out_proj, attention and the dense MLP (before: Mamba-2.8B counted 0)."""
+    hf = hf_meta_model(HF_CONFIGS / f"{name}.json")
+    r = 16
+    expected = sum(
+        r * (module.in_features + module.out_features)
+        for path, module in hf.named_modules()
+        if isinstance(module, torch.nn.Linear)
+        and not path.endswith("lm_head")
+        and "experts" not in path
+        and "shared_expert" not in path
+    )
+    assert lora_params(costmodel.load_model(name), rank=r) == expected
+
+
+def test_lora_components_without_a_matmul_are_refused_naming_the_ones_that_hold_them() -> None:
+    model = costmodel.load_model("mamba-2.8b")
+    with pytest.raises(costmodel.CostmodelError, match=r"hold no matmul of mamba-2.8b.*in: ssm"):
+        lora_params(model, rank=8, components=("attention", "mlp"))
+    with pytest.raises(costmodel.CostmodelError, match="hold no matmul"):
+        training_memory(model, batch_size=1, seq_len=512, method="lora", lora_components=("mlp",))
+
+
 def test_qlora_is_smaller_than_lora_is_smaller_than_full() -> None:
     model = costmodel.load_model("llama-2-13b")
     kw = dict(batch_size=1, seq_len=1024)

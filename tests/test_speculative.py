@@ -12,6 +12,7 @@ import subprocess
 import sys
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -713,3 +714,29 @@ def test_the_drafts_own_weights_per_gpu() -> None:
     assert draft_weight_bytes_per_gpu(target, "quantized:int4", w, deployment=dep) == pytest.approx(int4 / 2)
     assert draft_weight_bytes_per_gpu(target, "early-exit:8", w, deployment=dep) == 0.0
     assert draft_weight_bytes_per_gpu(target, "ngram", w, deployment=dep) == 0.0
+
+
+def test_the_draft_keeps_a_cache_of_its_own_layers_and_an_early_exit_or_ngram_none() -> None:
+    """Oracle by hand: a Llama-3-8B draft caches 32 layers x 2 x 8 KV heads x 128 x 2 bytes (bf16) a token,
+    its 8 KV heads split over min(tp, 8) GPUs (tp 4: a quarter; draft_tp 1: one GPU holds it all); fp8 halves
+    it. A quantized copy of the target caches the target's own layers (Llama-3-70B: 80 of them); an early
+    exit reads the target's first layers and their cache, an n-gram table has none."""
+    from costmodel.specs import Deployment, Workload
+    from costmodel.speculative import draft_kv_bytes_per_gpu
+
+    w = Workload(1, 1024, 256)
+    per_token = 32 * 2 * 8 * 128 * 2
+    kw: dict[str, Any] = dict(batch_size=3, context_len=1280, deployment=Deployment(tp=4))
+    assert float(draft_kv_bytes_per_gpu("llama-3-70b", "llama-3-8b", w, **kw)) == 3 * 1280 * per_token / 4
+    assert (
+        float(draft_kv_bytes_per_gpu("llama-3-70b", "llama-3-8b", w, draft_tp=1, **kw))
+        == 3 * 1280 * per_token
+    )
+    fp8 = Workload(1, 1024, 256, kv_dtype="fp8")
+    assert float(draft_kv_bytes_per_gpu("llama-3-70b", "llama-3-8b", fp8, **kw)) == 3 * 1280 * per_token / 8
+    assert (
+        float(draft_kv_bytes_per_gpu("llama-3-70b", "quantized:int4", w, **kw))
+        == 3 * 1280 * 80 * 2 * 8 * 128 * 2 / 4
+    )
+    for none in ("early-exit:8", "ngram"):
+        assert float(draft_kv_bytes_per_gpu("llama-3-70b", none, w, **kw)) == 0.0

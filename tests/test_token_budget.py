@@ -212,3 +212,68 @@ def test_the_planners_default_is_each_engines_own_only_where_its_docstring_says(
         == token_budget("vllm", load_hardware("l40s"))
         == 2048
     )
+
+
+@pytest.mark.parametrize(("engine", "rank_budget"), [("sglang", 16384), ("vllm", 32768), ("trtllm", 32768)])
+def test_a_disaggregated_pool_keeps_sglangs_prefill_cap(engine: str, rank_budget: int) -> None:
+    """Oracle: SGLang's PrefillAdder stops a prefill batch at --max-prefill-tokens, 16,384 by default
+    (ServerArgs.max_prefill_tokens), so a pool launched with --chunked-prefill-size 32768 prefills at most
+    two 8,192-token prompts a pass; vLLM and TensorRT-LLM have no such cap and take four. The pools admitted
+    32,768 sequences, which raised SGLang's worker budget back to 32,768 (every sequence decodes a token)
+    and cancelled the cap; they now admit what the budget holds, at least the decode worker's clients."""
+    from costmodel.disagg import prefill_side
+
+    model, hardware = load_model("qwen3-8b"), load_hardware("h200")
+    built = pareto._engine(model, hardware, pareto._Layout(1, 1, 1, "fp8"), "bf16", 1, 32768)
+    pool = pareto._disagg_launched(built, 32768, engine, 64)
+    assert pool.rank_batched_tokens == rank_budget
+    assert pool.max_batch_size >= 64  # a decode worker's clients still fit
+    side = prefill_side(pool, isl=8192)
+    assert float(np.asarray(side.prompts_per_pass).ravel()[0]) == rank_budget // 8192
+
+
+# each engine's default launch value by device, written out from its source: vLLM's API server 8,192 on a GPU
+# of 70 GiB or more that is not an A100, else 2,048 (EngineArgs.get_batch_defaults); SGLang's
+# chunked_prefill_size 2,048 below 35 GiB, 4,096 below 60, 8,192 below 160, else 16,384
+# (ServerArgs._handle_gpu_memory_settings); TensorRT-LLM's max_num_tokens 8,192
+DEFAULTS = {
+    # device: (its memory [GiB] in the profile, vLLM, SGLang, TensorRT-LLM)
+    "l4": (24, 2048, 2048, 8192),
+    "a10g": (24, 2048, 2048, 8192),
+    "l40s": (48, 2048, 4096, 8192),
+    "a100-40gb": (40, 2048, 4096, 8192),
+    "a100-80gb": (80, 2048, 8192, 8192),
+    "h100-sxm": (80, 8192, 8192, 8192),
+    "h200": (141, 8192, 8192, 8192),
+    "b200": (180, 8192, 16384, 8192),
+    "mi300x": (192, 8192, 16384, 8192),
+}
+
+
+@pytest.mark.parametrize("device", DEFAULTS)
+def test_each_engines_default_budget_follows_the_device(device: str) -> None:
+    from costmodel.token_budget import default_token_budget
+
+    hardware = load_hardware(device)
+    gib, *budgets = DEFAULTS[device]
+    assert hardware.memory_bytes == gib * 2**30
+    for engine, expected in zip(("vllm", "sglang", "trtllm"), budgets, strict=True):
+        assert default_token_budget(engine, hardware) == expected, engine
+        assert token_budget(engine, hardware) == expected  # the evaluation reads the same rule
+    with pytest.raises(UnknownNameError):
+        default_token_budget("SGLang", hardware)
+
+
+def test_the_planner_launches_each_device_with_its_engines_default() -> None:
+    """Without token_budget, an A100's vLLM workers run vLLM's 2,048 and an H100's its 8,192: the same
+    points as those budgets given by hand, device by device (before session 19: 8,192 on both)."""
+    args: dict[str, object] = dict(isl=4096, osl=64, formats=("bf16",), tp=(1,), pp=(1,), modes=("agg",),
+                                   concurrency=(1, 8), engine="vllm")  # fmt: skip
+    found = pareto.frontier("llama-3-8b", ["a100-80gb", "h100-sxm"], **args).points  # type: ignore[arg-type]
+    for device, budget in (("a100-80gb", 2048), ("h100-sxm", 8192)):
+        given = pareto.frontier("llama-3-8b", [device], token_budget=budget, **args).points  # type: ignore[arg-type]
+        mine = found.system == device
+        assert np.array_equal(found.ttft_s[mine], given.ttft_s)
+        assert np.array_equal(found.tpot_s[mine], given.tpot_s)
+    a100 = pareto.frontier("llama-3-8b", ["a100-80gb"], token_budget=8192, **args).points  # type: ignore[arg-type]
+    assert np.all(found.ttft_s[found.system == "a100-80gb"] > a100.ttft_s)  # 4,096 tokens in two chunks

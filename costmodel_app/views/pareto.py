@@ -14,6 +14,7 @@ from scenario import MAX_USD_PER_HOUR
 import costmodel as cm
 from costmodel import pareto
 from costmodel.loop_params import read_engine_params
+from costmodel.token_budget import default_token_budget
 
 TP_DEGREES = pareto.TP
 PP_STAGES = pareto.PP
@@ -63,7 +64,7 @@ def search(
     engine: str,
     kv_dtype: str,
     attention_dp: tuple[int, ...] = (1,),
-    token_budget: int = pareto.TOKEN_BUDGET,
+    token_budget: int | None = None,
 ) -> pareto.Frontier:
     """pareto.frontier for these inputs (cached; ``_model`` is identified by ``model_key``, a device by
     its key with the user's price, ``name@price``: :meth:`Scenario.priced`, or the page's own price for a
@@ -126,19 +127,19 @@ with cols[3]:
         "Token budget [tokens]",
         min_value=1,
         max_value=MAX_TOKEN_BUDGET,
-        value=pareto.TOKEN_BUDGET,
+        value=None,
         step=1024,
+        placeholder="the engine's default",
         key="pareto_token_budget",
         bind="query-params",
         help="The engine's chunked-prefill token budget per iteration, the value it is launched with "
         "(vLLM's `max_num_batched_tokens`, TensorRT-LLM's `max_num_tokens`, SGLang's "
         "`chunked_prefill_size`). With attention DP, vLLM and TensorRT-LLM give each rank the whole "
         "value and SGLang divides it among a worker's ranks. A smaller budget splits a long prompt over "
-        "more iterations. Raised to a "
-        "point's clients per worker where they are more (each point's workers are launched for its own "
-        "clients); as `costmodel pareto --token-budget`. The default 8,192 is vLLM's on GPUs of 70 GiB "
-        "or more (not A100) and TensorRT-LLM's; SGLang's own default is 16,384 on GPUs of 160 GiB or more "
-        "and vLLM's 2,048 on A100 and smaller GPUs.",
+        "more iterations. Raised to a point's clients per worker where they are more (each point's "
+        "workers are launched for its own clients); as `costmodel pareto --token-budget`. Empty: each "
+        "engine's own default on each device (vLLM 8,192 on GPUs of 70 GiB or more but A100, else 2,048; "
+        "SGLang 2,048 / 4,096 / 8,192 / 16,384 by device memory; TensorRT-LLM 8,192).",
     )
 with cols[4]:
     modes = st.pills(
@@ -218,11 +219,22 @@ if missing:
     st.stop()
 model_key = sc.model if sc.model_source == "built-in" else json.dumps(sc.hf_config, sort_keys=True)
 objective = f"mean TTFT ≤ {ui.number(ttft_ms)} ms and mean TPOT ≤ {ui.number(tpot_ms)} ms"
-budget = f"a token budget of {token_budget:,} tokens per iteration" + (
-    " (raised to a point's clients per worker where they are more)"
-    if token_budget < max(pareto.CONCURRENCY)
-    else ""
-)
+if token_budget is None:  # each engine's own default on each device, as pareto.frontier launches it
+    defaults = {
+        hw: default_token_budget(engine, ui.hardware_profile(key))
+        for hw, key in zip(sc.hardware, priced, strict=True)
+    }
+    budget = (
+        "the engine's default token budget per iteration ("
+        + ", ".join(f"{hw} {value:,}" for hw, value in defaults.items())
+        + " tokens)"
+    )
+    smallest = min(defaults.values())
+else:
+    budget = f"a token budget of {token_budget:,} tokens per iteration"
+    smallest = int(token_budget)
+if smallest < max(pareto.CONCURRENCY):
+    budget += " (raised to a point's clients per worker where they are more)"
 osl = max(sc.output_len, 2)  # pareto.frontier needs a second output token: TPOT is the time between two
 st.caption(
     f"**{ui.plain(model.name)}** on {', '.join(sc.hardware)} · {sc.prompt_len:,} prompt and "
@@ -250,7 +262,7 @@ try:
         engine,
         sc.kv_dtype,
         attention_dp,
-        int(token_budget),
+        None if token_budget is None else int(token_budget),
     )
 except ui.BAD_INPUT as e:
     ui.show_error(e)

@@ -64,10 +64,22 @@ with ui.friendly_errors():
     st.caption(ui.describe(sc, model.name) + f" · draft {draft}")
     target = cm.estimate(model, primary, sc.workload(), deployment)  # the target alone, without its draft
     # the draft's own weights on the fullest GPU (a separate model or a quantized copy; none for an early
-    # exit or an n-gram table); its KV cache is not counted
+    # exit or an n-gram table) and its own KV cache for the page's batch and context (vLLM keeps it in the
+    # target's pool)
     try:
         extra = speculative.draft_weight_bytes_per_gpu(
             model, draft, sc.workload(), deployment=deployment, heterogeneous_vocab=heterogeneous
+        )
+        extra += float(
+            speculative.draft_kv_bytes_per_gpu(
+                model,
+                draft,
+                sc.workload(),
+                batch_size=sc.batch_size,
+                context_len=sc.prompt_len + sc.output_len,
+                deployment=deployment,
+                heterogeneous_vocab=heterogeneous,
+            )
         )
     except CostmodelError as e:  # name the page's box, not the API's keyword
         raise CostmodelError(
@@ -75,7 +87,7 @@ with ui.friendly_errors():
         ) from None
     needed = float(target.memory_bytes_per_gpu) + extra
     if not bool(target.fits) or needed > target.capacity_bytes_per_gpu:
-        with_draft = f" ({ui.gb(extra)} of them the draft's weights)" if extra else ""
+        with_draft = f" ({ui.gb(extra)} of them the draft's weights and KV cache)" if extra else ""
         st.warning(
             f"The target{' with its draft' if extra else ' alone'} does not fit on {primary.name}: "
             f"{ui.gb(needed)} per GPU needed{with_draft}, {ui.gb(target.capacity_bytes_per_gpu)} usable "

@@ -60,18 +60,17 @@ import numpy.typing as npt
 from costmodel.errors import CostmodelError
 from costmodel.serving import Engine
 from costmodel.specs import HardwareProfile
+from costmodel.token_budget import vllm_large_gpu
 
 MIB = 2**20
 VLLM_GPU_MEMORY_UTILIZATION = 0.9
 """vLLM's default share of device memory for weights, activations and the KV cache."""
 VLLM_MAX_NUM_SEQS = 1024
-"""vLLM's default ``max_num_seqs`` on GPUs of :data:`VLLM_LARGE_GPU_GIB` or more other than the A100 (the
-API server's and the ``LLM`` class's, ``EngineArgs.get_batch_defaults``): the dummy requests of its profile
-run's sampler pass (:func:`vllm_max_num_seqs`)."""
+"""vLLM's default ``max_num_seqs`` on its large GPUs (:func:`costmodel.token_budget.vllm_large_gpu`: 70 GiB or
+more, A100s excepted; the API server's and the ``LLM`` class's, ``EngineArgs.get_batch_defaults``): the
+dummy requests of its profile run's sampler pass (:func:`vllm_max_num_seqs`)."""
 VLLM_SMALL_GPU_MAX_NUM_SEQS = 256
 """vLLM's default ``max_num_seqs`` on the other GPUs (smaller ones, and every A100)."""
-VLLM_LARGE_GPU_GIB = 70.0
-"""The device memory [GiB] from which vLLM takes its large-GPU batch defaults (A100s excepted)."""
 VLLM_SAMPLER_BYTES_PER_LOGIT = 39.0
 """Device bytes per (request, vocabulary entry) at the peak of vLLM's profile-run sampler pass [B]: the
 logits in the model's dtype and in fp32, the sort's values (fp32) and indices (int64) of top-k / top-p, the
@@ -144,17 +143,9 @@ def vllm_sampler_peak_bytes(vocab_size: int, max_num_seqs: int, max_num_batched_
 def vllm_max_num_seqs(hardware: HardwareProfile) -> int:
     """vLLM's default ``max_num_seqs`` on ``hardware`` (``EngineArgs.get_batch_defaults``,
     https://github.com/vllm-project/vllm/blob/main/vllm/engine/arg_utils.py): :data:`VLLM_MAX_NUM_SEQS`
-    on a device of :data:`VLLM_LARGE_GPU_GIB` or more whose name does not name an A100 (vLLM reads the
-    device's name), :data:`VLLM_SMALL_GPU_MAX_NUM_SEQS` else."""
+    on a large GPU (:func:`costmodel.token_budget.vllm_large_gpu`: 70 GiB or more, its name not an A100's),
+    :data:`VLLM_SMALL_GPU_MAX_NUM_SEQS` else."""
     return VLLM_MAX_NUM_SEQS if vllm_large_gpu(hardware) else VLLM_SMALL_GPU_MAX_NUM_SEQS
-
-
-def vllm_large_gpu(hardware: HardwareProfile) -> bool:
-    """Whether vLLM takes its large-GPU batch defaults on ``hardware`` (``EngineArgs.get_batch_defaults``):
-    a device of :data:`VLLM_LARGE_GPU_GIB` or more whose name does not name an A100 (vLLM reads the
-    device's name: a larger token budget lowered the A100's throughput, vLLM PR #17885)."""
-    named = f"{hardware.name} {hardware.display_name}".lower()
-    return bool(hardware.memory_bytes >= VLLM_LARGE_GPU_GIB * 2**30 and "a100" not in named)
 
 
 def kv_dtype(backend: str, gemm_quant_mode: str) -> str:

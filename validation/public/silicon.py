@@ -70,8 +70,8 @@ from costmodel.registry import load_hardware
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
 from costmodel.speculative import acceptance_for_tokens
-from costmodel.token_budget import rank_token_budget, worker_batched_tokens
-from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens, vllm_large_gpu
+from costmodel.token_budget import default_token_budget, rank_token_budget, worker_batched_tokens
+from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens
 from validation.public.harness import (
     AICONFIGURATOR,
     HARNESS_ENGINES,
@@ -130,10 +130,6 @@ SERVING_PARAMS = engine_params_file()
 MEASURED = ("silicon_ttft_ms", "silicon_tpot_ms")
 TOKEN_BUDGET = 8192
 """The engines' default token budget per iteration on a GPU of 70 GiB or more (:func:`token_budget`)."""
-VLLM_SMALL_GPU_TOKEN_BUDGET = 2048
-"""vLLM's API server's default token budget on GPUs below 70 GiB and on every A100 (:func:`token_budget`)."""
-SGLANG_LARGE_GPU_GIB = 160.0
-"""From this much device memory up, SGLang's default ``chunked_prefill_size`` doubles to 16384."""
 Parts = LoopParts | DisaggParts
 """What a covered group of rows is predicted from: an aggregated closed loop or a disaggregated one."""
 
@@ -413,33 +409,14 @@ ROW_COLUMNS = ("id", "system", "backend", "mode", "model_path", "isl", "osl", "c
 
 def token_budget(backend: str, hardware: HardwareProfile) -> int:
     """The engine's default token budget per iteration (prompt chunks and decodes together) on
-    ``hardware``, as the launch's flag holds it (an attention-DP rank's share of it is
-    :func:`costmodel.token_budget.rank_token_budget`: SGLang divides it among the ranks, after choosing
-    this default):
-
-    - vLLM's API server (``vllm serve``, usage context ``OPENAI_API_SERVER``): ``max_num_batched_tokens``
-      8192 on GPUs of 70 GiB or more other than the A100, 2048 on the other GPUs
-      (:func:`~validation.public.engine_memory.vllm_large_gpu`; the ``LLM`` class's 16384 / 8192 are
-      not a server's; vLLM sets its own, different defaults on TPUs, by chip, and on CPUs, scaled with
-      the world size, both out of scope here since the sample holds GPUs only), when the launch sets none
-      (``EngineArgs.get_batch_defaults`` and
-      ``_set_default_max_num_seqs_and_batched_tokens_args``,
-      https://github.com/vllm-project/vllm/blob/99d7eb5d6a512cfcc5a2b104f24ebf2d6cda772b/vllm/engine/arg_utils.py);
-      with chunked prefill on (the default) it is then capped at max_num_seqs x max_model_len only,
-      above 8192 for the InferenceX launches that set no budget (MiniMax-M2.5: 1024 and 256 sequences of
-      at least 1224 tokens); the sample's vLLM rows all ran on H100 / B200;
-    - SGLang: ``chunked_prefill_size`` 8192 below 160 GiB, 16384 from 160 GiB (B200)
-      (``ServerArgs._handle_gpu_memory_settings``,
-      https://github.com/sgl-project/sglang/blob/main/python/sglang/srt/server_args.py);
-    - TensorRT-LLM: ``max_num_tokens`` 8192 (chunked prefill off by default,
-      https://nvidia.github.io/TensorRT-LLM/performance/performance-tuning-guide/tuning-max-batch-size-and-max-num-tokens.html,
-      https://nvidia.github.io/TensorRT-LLM/llm-api/reference/TorchLlmArgs.html).
+    ``hardware``, as the launch's flag holds it: :func:`costmodel.token_budget.default_token_budget`, the
+    one rule the planner reads too (each engine's source cited there; an attention-DP rank's share of it is
+    :func:`costmodel.token_budget.rank_token_budget`: SGLang divides it among the ranks, after choosing this
+    default). The sample's rows all ran on H100 / B200: 8,192 for every engine, but SGLang's 16,384 on
+    B200. vLLM's default is then capped at max_num_seqs x max_model_len only, above 8,192 for the
+    InferenceX launches that set no budget (MiniMax-M2.5: 1024 and 256 sequences of at least 1224 tokens).
     """
-    if backend == "sglang" and hardware.memory_bytes >= SGLANG_LARGE_GPU_GIB * 2**30:
-        return 2 * TOKEN_BUDGET
-    if backend == "vllm" and not vllm_large_gpu(hardware):
-        return VLLM_SMALL_GPU_TOKEN_BUDGET
-    return TOKEN_BUDGET
+    return default_token_budget(backend, hardware)
 
 
 def read_silicon(data_dir: Path) -> pd.DataFrame:
