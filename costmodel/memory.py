@@ -286,6 +286,7 @@ class MlaAbsorbFormat:
     models then time the call with (:func:`costmodel.kernel_times._mla_up_s`)."""
 
 
+@lru_cache(maxsize=256)
 def mla_absorb_format(
     engine: str, kv_b_dtype: str, *, rocm: bool = False, blackwell: bool = False
 ) -> MlaAbsorbFormat:
