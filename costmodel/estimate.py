@@ -535,6 +535,9 @@ class Report:
     prefill_ops: OpTimes
     decode_ops: OpTimes
     _ops: tuple[tuple[Op, ...], tuple[Op, ...]]
+    _absorb: tuple[HardwareProfile | None, str] = (None, "vllm")
+    """The device and engine an MLA decode's absorbed bmm are timed for
+    (:func:`costmodel.kernel_times.op_timed_bytes`)."""
 
     def summary(self) -> dict[str, Any]:
         """The headline figures as Python scalars (for a scalar workload) or lists."""
@@ -564,7 +567,7 @@ class Report:
         the operators count)."""
         import pandas as pd
 
-        from costmodel.kernel_times import timed_bytes, timed_flop
+        from costmodel.kernel_times import op_timed_bytes, timed_flop
 
         rows = []
         for phase, times, ops in (
@@ -577,7 +580,7 @@ class Report:
                     raise ValueError("to_frame() needs a scalar workload; use sweep() for grids")
                 # an operator with no work (a sparse-attention indexer below its top-k) achieved 0 FLOP/s,
                 # whatever it cost; one with work needs a positive, finite time, else the model is at fault
-                flop, moved = float(timed_flop(op)), float(timed_bytes(op))
+                flop, moved = float(timed_flop(op)), float(op_timed_bytes(op, *self._absorb))
                 if flop != 0 and not (np.isfinite(t) and float(t) > 0):
                     raise CostmodelError(
                         f"{phase} operator {op.name!r} has {flop:.4g} FLOP but was timed at "
@@ -703,9 +706,9 @@ def estimate(
     micro_ops = setup.ops(b_micro, 1, P, "all") if dep.pp > 1 else first_step_ops
     # the bytes of the form that is timed: an MLA decode runs absorbed under the kernel models and the
     # roofline alike (kernel_times.timed_bytes), not in the naive expansion the operators count
-    from costmodel.kernel_times import timed_bytes
+    from costmodel.kernel_times import op_timed_bytes
 
-    moved = [timed_bytes(op) for op in micro_ops]
+    moved = [op_timed_bytes(op, hw, setup.efficiency.kernel_engine) for op in micro_ops]
     step_bytes = m_micro * sum(b * op.layers for b, op in zip(moved, micro_ops, strict=True)) * dep.moe_gpus
     mbu = step_bytes / (first_step * hw.memory_bandwidth_bytes_per_s * gpus)
     return Report(
@@ -733,6 +736,7 @@ def estimate(
         prefill_ops=setup.times(prefill_ops),
         decode_ops=setup.times(first_step_ops),
         _ops=(prefill_ops, first_step_ops),
+        _absorb=(hw, setup.efficiency.kernel_engine),
     )
 
 

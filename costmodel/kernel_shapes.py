@@ -107,6 +107,10 @@ class MlaUpShape:
     dims: MlaDims
     decode_tokens: FloatArray | float = 1.0
     """Longest query per sequence run in the absorbed form [tokens] (:attr:`AttentionShape.decode_tokens`)."""
+    kv_b_dtype: str = "bf16"
+    """The format ``kv_b_proj`` is stored in (the pass's weight format or its component's): with the engine
+    and the device it says what the absorbed bmm read and run in
+    (:func:`costmodel.memory.mla_absorb_format`)."""
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ from costmodel.kernel_shapes import (
     MoEShape,
 )
 from costmodel.kernels.collective import HIERARCHICAL_OPS, multi_node_s, node_split
+from costmodel.memory import MlaAbsorbFormat, device_kind, mla_absorb_format
 from costmodel.ops import COLLECTIVES, Op
 from costmodel.roofline import Link, OpTimes, host_s
 from costmodel.roofline import op_times as roofline_op_times
@@ -826,43 +827,86 @@ def _mla_up_s(
     if not np.any(decode):
         return naive
     if naive is None:  # a weight format without a GEMM model (weight-only fp8, int4, ...)
-        # the absorbed bmm run in 16 bits whatever kv_b_proj's format: vLLM keeps bf16 copies of W_UK / W_UV
-        # ("we currently do not have quantized bmm's", MLACommonImpl.process_weights_after_loading,
-        # vllm/v1/attention/backends/mla/common.py), so a decode keeps them; a prefill has no model here:
+        # the absorbed bmm run in the format the engine holds W_UK / W_UV in (absorb_format: vLLM's bf16
+        # copies of any quantized kv_b_proj), so a decode keeps a price; a prefill has no model here:
         # NaN marks it for op_times to take the roofline, entry by entry, so an entry's price does not
         # depend on the other entries of the array
         naive = np.full(tokens.shape, np.nan)
     absorbed = np.zeros(tokens.shape)
-    for regime, code in (("bmm_pre", mla.OP_BMM_PRE), ("bmm_post", mla.OP_BMM_POST)):
-        params = keys.params(mla, keys.pick(mla, [f":{regime}:bf16"], "bf16"))
-        absorbed = absorbed + mla.time_s(
-            hardware,
-            params,
-            op=code,
-            batch_size=np.maximum(tokens, 1.0),
-            seq_len=1.0,
-            n_heads=shape.n_heads,
-            d_model=dims.d_model,
-            q_lora_rank=dims.q_lora_rank,
-            kv_lora_rank=dims.kv_lora_rank,
-            qk_nope_head_dim=dims.qk_nope_head_dim,
-            qk_rope_head_dim=dims.qk_rope_head_dim,
-            v_head_dim=dims.v_head_dim,
+    fmt = absorb_format(shape, hardware, keys.kernel_engine)
+    stored = keys.stored(mla)
+    heads = shape.n_heads
+    for regime, code, k_in, n_out in (
+        ("bmm_pre", mla.OP_BMM_PRE, dims.qk_nope_head_dim, dims.kv_lora_rank),
+        ("bmm_post", mla.OP_BMM_POST, dims.kv_lora_rank, dims.v_head_dim),
+    ):
+        # the engine's own measurement of its whole fp8 call where the tables have one (TensorRT-LLM's
+        # fp8_block_scaling_bmm_out on Hopper: quantize, bmm, copy), fitted at fp8 weight bytes
+        # (validation/public/families/mla.py); else its bf16 bmm's parameters at the format's bytes and peak,
+        # and the passes around the bmm streamed at the bmm's achieved bandwidth, one launch each
+        measured = [
+            key
+            for key in stored
+            if fmt.measured_kernel is not None
+            and key.startswith(f"{keys.engine}.")
+            and fmt.measured_kernel in key
+            and key.endswith(f":{regime}:bf16/fp8")
+        ]
+        extra_s: FloatArray | float = 0.0
+        if measured:
+            params = keys.params(mla, measured[0])
+            weight_bytes = mla.GEMM_WEIGHT_BYTES["fp8"]
+        else:
+            params = keys.params(mla, keys.pick(mla, [f":{regime}:bf16"], "bf16"))
+            weight_bytes = fmt.weight_bytes
+            if fmt.bmm_dtype != "bf16" and fmt.bmm_dtype in hardware.compute_dtypes:
+                peak = hardware.peak_flop_per_s(fmt.bmm_dtype)
+                params = dataclasses.replace(params, gemm_peak_flop_per_s=peak)
+            passes = heads * k_in * n_out * fmt.weight_pass_bytes + np.maximum(tokens, 1.0) * heads * (
+                k_in * fmt.quantize_bytes + n_out * fmt.output_copy_bytes
+            )
+            extra_s = passes / (params.bandwidth_bytes_per_s * params.bandwidth_fraction) + (
+                fmt.extra_kernels * keys.launch_s
+            )
+        absorbed = (
+            absorbed
+            + extra_s
+            + mla.time_s(
+                hardware,
+                params,
+                op=code,
+                batch_size=np.maximum(tokens, 1.0),
+                seq_len=1.0,
+                n_heads=heads,
+                weight_bytes=weight_bytes,
+                d_model=dims.d_model,
+                q_lora_rank=dims.q_lora_rank,
+                kv_lora_rank=dims.kv_lora_rank,
+                qk_nope_head_dim=dims.qk_nope_head_dim,
+                qk_rope_head_dim=dims.qk_rope_head_dim,
+                v_head_dim=dims.v_head_dim,
+            )
         )
     return np.asarray(np.where(tokens > 0, np.where(decode, absorbed, naive), 0.0))
 
 
-MLA_BMM_BYTES = 2.0
-"""Bytes per element of the absorbed decode's W_UK / W_UV copies and of its per-head activations: 16 bits
-whatever kv_b_proj's stored format (vLLM's bf16 copies, :func:`_mla_up_s`), for every engine: where memory
-counts 1-byte copies (SGLang's per-tensor fp8 ``w_kc`` / ``w_vc``, TensorRT-LLM's block-fp8
-``k_b_proj_trans``; :func:`costmodel.memory.mla_absorb_bytes_per_element`) time still reads 16 bits (an op
-does not name its engine; about 1% of a decode step; docs/serving.md, "MLA copies and time")."""
-MLA_BMM_DTYPE = "bf16"
-"""The format the absorbed decode's two per-head bmm multiply in (:data:`MLA_BMM_BYTES`)."""
+def absorb_format(shape: MlaUpShape, hardware: HardwareProfile | None, engine: str) -> MlaAbsorbFormat:
+    """How ``engine`` holds and multiplies W_UK / W_UV for this ``kv_up_proj`` (its ``kv_b_dtype``) on
+    ``hardware``: :func:`costmodel.memory.mla_absorb_format`, the rule memory counts the copies by, so the
+    decode's timed bytes and peak (:func:`_mla_up_s`, :func:`timed_bytes`,
+    :func:`costmodel.roofline.op_times`) and the copies a replica holds
+    (:func:`costmodel.memory.mla_absorb_copy_bytes`) follow one format."""
+    return mla_absorb_format(engine, shape.kv_b_dtype, **device_kind(hardware))
 
 
-def timed_bytes(op: Op) -> FloatArray:
+_VLLM_ABSORB = mla_absorb_format("vllm", "bf16")
+"""The default of :func:`timed_bytes`: vLLM's 16-bit bmm (on every format: its copies are bf16)."""
+MLA_BMM_OUTPUT_BYTES = 2.0
+"""Bytes per element of an absorbed bmm's output [bytes]: bf16 in every engine (``bmm_fp8(...,
+torch.bfloat16)`` in SGLang, TensorRT-LLM's bf16 ``out``; :func:`costmodel.memory.mla_absorb_format`)."""
+
+
+def timed_bytes(op: Op, absorb: MlaAbsorbFormat | None = None) -> FloatArray:
     """Bytes per layer on one GPU that ``op`` moves in the form the kernel models time it [bytes]:
     ``op.bytes``, except in an MLA decode (one new token per sequence, or the 1 + k of a speculative
     verification: ``new_tokens <= decode_tokens``), which the operators count in the naive expansion
@@ -870,8 +914,11 @@ def timed_bytes(op: Op) -> FloatArray:
     engines' absorbed form (DeepSeek-V2 §2.1.2, "absorb W_UK into W_UQ and W_UV into W_O";
     MLACommonImpl, vllm/v1/attention/backends/mla/common.py):
 
-    - ``kv_up_proj``: two per-head bmm over the new tokens, reading the 16-bit W_UK / W_UV
-      (heads x kv_lora_rank x (nope + v)) and the query / output activations, not the expansion;
+    - ``kv_up_proj``: two per-head bmm over the new tokens, reading W_UK / W_UV (heads x kv_lora_rank x
+      (nope + v)) in the format the engine holds them in (``absorb``, :func:`absorb_format`; None: 16 bits,
+      vLLM's) and the query / output activations (inputs in the bmm's format, bf16 outputs), with the
+      passes around an fp8 bmm (the inputs' quantization, TensorRT-LLM's output copy, SGLang-on-ROCm's
+      per-call weight cast), not the expansion;
     - the attention: MQA over the cached latent (kv_lora_rank + rope elements a token, read once per
       sequence for all heads and queries), the absorbed queries (kv_lora_rank + rope per head and new
       token) in and the latent outputs (kv_lora_rank per head and new token) out, and the new tokens'
@@ -884,13 +931,22 @@ def timed_bytes(op: Op) -> FloatArray:
         tokens, n, q = np.broadcast_arrays(
             *(np.asarray(x, dtype=np.float64) for x in (shape.tokens, shape.new_tokens, shape.decode_tokens))
         )
-        weights = shape.n_heads * d.kv_lora_rank * (d.qk_nope_head_dim + d.v_head_dim) * MLA_BMM_BYTES
+        f = absorb or _VLLM_ABSORB
+        weights = (
+            shape.n_heads
+            * d.kv_lora_rank
+            * (d.qk_nope_head_dim + d.v_head_dim)
+            * (f.weight_bytes + f.weight_pass_bytes)
+        )
         # bmm_pre: q_nope in, its latent out; bmm_post: the latent output in, v out
+        inputs, outputs = d.qk_nope_head_dim + d.kv_lora_rank, d.kv_lora_rank + d.v_head_dim
         acts = (
             tokens
             * shape.n_heads
-            * (d.qk_nope_head_dim + 2.0 * d.kv_lora_rank + d.v_head_dim)
-            * MLA_BMM_BYTES
+            * (
+                inputs * (f.input_bytes + f.quantize_bytes)
+                + outputs * (MLA_BMM_OUTPUT_BYTES + f.output_copy_bytes)
+            )
         )
         absorbed = np.where(tokens > 0, weights + acts, 0.0)
         return np.asarray(np.where(n <= q, absorbed, op.bytes))
@@ -908,6 +964,13 @@ def timed_bytes(op: Op) -> FloatArray:
         writes = Bn * shape.n_heads * d.kv_lora_rank * shape.act_bytes + Bn * latent * shape.kv_bytes
         return np.asarray(np.where(n <= q, np.where(B > 0, reads + writes, 0.0), op.bytes))
     return op.bytes
+
+
+def op_timed_bytes(op: Op, hardware: HardwareProfile | None = None, engine: str = "vllm") -> FloatArray:
+    """:func:`timed_bytes` of ``op`` as ``engine`` runs it on ``hardware`` (an MLA decode's ``kv_up_proj``
+    in the format :func:`absorb_format` gives; every other operator as :func:`timed_bytes` counts it)."""
+    shape = op.kernel
+    return timed_bytes(op, absorb_format(shape, hardware, engine) if isinstance(shape, MlaUpShape) else None)
 
 
 def absorbed(op: Op) -> npt.NDArray[np.bool_] | None:

@@ -18,7 +18,7 @@ Departures from the seed notes (seed 003, "Memory Requirements"):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Literal, get_args
 
@@ -251,56 +251,148 @@ MLA_COPY_DTYPE_BYTES = 2.0
 """Bytes per element of a dequantized MLA up-projection copy: the model's 16-bit dtype (bf16) [bytes]."""
 
 
-def mla_absorb_bytes_per_element(
-    engine: str, kv_b_dtype: str, *, rocm: bool = False, blackwell: bool = False
-) -> tuple[float, float]:
-    """Bytes an engine keeps per element of ``kv_b_proj``'s key part (W_UK) and value part (W_UV) besides
-    ``kv_b_proj`` itself, for the absorbed MLA decode (DeepSeek-V2 §2.1.2), with ``kv_b_proj`` stored in
-    ``kv_b_dtype``, on an AMD GPU (``rocm``) or a Blackwell one (``blackwell``, compute capability 10.x; both
-    False: an NVIDIA GPU before Blackwell) [bytes]. ``kv_b_proj`` stays
-    loaded in every engine: the prefill's naive form runs it. From the engines' weight loading:
+@dataclass(frozen=True)
+class MlaAbsorbFormat:
+    """How an engine holds and multiplies W_UK / W_UV for the absorbed MLA decode (DeepSeek-V2 §2.1.2), per
+    element: what memory counts beside ``kv_b_proj`` and what each of the two per-head bmm (``q_nope x
+    W_UK``, ``latent x W_UV``) reads and runs, from one rule (:func:`mla_absorb_format`), so the bytes a
+    replica holds (:func:`mla_absorb_copy_bytes`) and the bytes and peak the decode is timed with
+    (:mod:`costmodel.kernel_times`, :mod:`costmodel.roofline`) cannot disagree on the format."""
 
-    - **vLLM** (``MLACommonImpl.process_weights_after_loading``, vllm/v1/attention/backends/mla/common.py,
+    copy_bytes: tuple[float, float]
+    """Bytes kept per element of W_UK and of W_UV besides ``kv_b_proj`` itself [bytes] (0: a view)."""
+    bmm_dtype: Literal["bf16", "fp8"]
+    """The tensor-core format the bmm multiplies in (its weights and inputs)."""
+    weight_bytes: float
+    """Bytes per weight element the bmm reads [bytes] (2: a 16-bit tensor; 1: fp8)."""
+    input_bytes: float
+    """Bytes per input element the bmm reads [bytes] (its output is bf16, 2 bytes, in every engine)."""
+    quantize_bytes: float = 0.0
+    """Bytes per input element moved by the activation quantization before an fp8 bmm [bytes]: SGLang's
+    ``per_tensor_quant_mla_fp8`` reads the bf16 input twice (the absmax pass, then the quantize pass) and
+    writes fp8 (2 + 2 + 1); TensorRT-LLM's ``fp8_batched_quantize_1x128_permute102`` reads it once (2 + 1)."""
+    output_copy_bytes: float = 0.0
+    """Bytes per output element moved after the bmm [bytes]: TensorRT-LLM's SM 90 path writes a new tensor
+    and ``out.copy_`` s it into the attention's buffer (2 + 2)."""
+    weight_pass_bytes: float = 0.0
+    """Bytes per weight element moved by every call before the bmm [bytes]: SGLang on ROCm multiplies
+    ``w_kc.to(torch.bfloat16) * w_scale`` each call (an fp8 copy: 1 + 2 for the cast, 2 + 2 for the
+    scale; a bf16 one: 2 + 2 for the scale by 1.0)."""
+    extra_kernels: float = 0.0
+    """Kernels each bmm runs besides the bmm itself [-] (the quantization passes, the copy, the casts)."""
+    measured_kernel: str | None = None
+    """Name (part of a ``kernel_source``) of the public tables' measurement of the whole fp8 call, where
+    one exists: TensorRT-LLM's ``fp8_block_scaling_bmm_out`` (quantize, bmm, copy), which the kernel
+    models then time the call with (:func:`costmodel.kernel_times._mla_up_s`)."""
+
+
+@lru_cache(maxsize=256)
+def mla_absorb_format(
+    engine: str, kv_b_dtype: str, *, rocm: bool = False, blackwell: bool = False
+) -> MlaAbsorbFormat:
+    """How ``engine`` holds and multiplies W_UK / W_UV for the absorbed MLA decode with ``kv_b_proj``
+    stored in ``kv_b_dtype``, on an AMD GPU (``rocm``) or a Blackwell one (``blackwell``, compute
+    capability 10.x; both False: an NVIDIA GPU before Blackwell). ``kv_b_proj`` stays loaded in every
+    engine: the prefill's naive form runs it. From the engines' weight loading and decode:
+
+    - **vLLM** (``MLACommonImpl.process_weights_after_loading`` and ``_v_up_proj`` /
+      ``_q_proj_and_k_up_proj``, vllm/v1/attention/backends/mla/common.py,
       https://github.com/vllm-project/vllm): an unquantized ``kv_b_proj`` is split into ``W_UK_T`` and
       ``W_UV`` by views of its own weight (no copy, 0); a quantized one is dequantized once into a 16-bit
       tensor ("we currently do not have quantized bmm's ... we just store fp16/bf16 copies"), which both
-      views keep alive (2 bytes an element). On ROCm with ``VLLM_ROCM_USE_AITER=1`` (off by default, and
-      then ``VLLM_ROCM_USE_AITER_FP8BMM`` on by default) the copies are fp8 ``W_K`` / ``W_V`` instead
-      (``is_rocm_aiter_fp8bmm_enabled``); the default is what is counted.
-    - **SGLang** (``DeepseekV2ForCausalLM.post_load_weights``, python/sglang/srt/models/deepseek_v2.py,
-      https://github.com/sgl-project/sglang): ``w_kc`` / ``w_vc`` are contiguous copies (``.contiguous()``
-      of the transposed split) of the weight after its conversion: per-tensor fp8 requantized to one
-      tensor scale (``channel_quant_to_tensor_quant``, 1 byte), block fp8 dequantized to bf16 on CUDA
-      (``block_quant_dequant``, 2) and requantized per tensor on ROCm (``block_quant_to_tensor_quant``, 1),
-      anything else in 16 bits (a bf16 weight copied, AWQ / int8 dequantized: 2).
-    - **TensorRT-LLM** (``MLA.create_weights``, tensorrt_llm/_torch/modules/attention.py,
-      https://github.com/NVIDIA/TensorRT-LLM): ``k_b_proj_trans``, W_UK transposed, is a parameter of its
-      own, fp8 with a block-fp8 ``kv_b_proj`` (1) and the model's dtype otherwise (2); ``v_b_proj`` "will
-      view into self.kv_b_proj.weight" (0). On Blackwell (``is_sm_100f``: compute capability 10.x) a block-
-      fp8 ``kv_b_proj`` adds bf16 ``k_b_proj_trans_dequant`` and ``v_b_proj_dequant`` (2 each).
+      views keep alive (2 bytes an element). The bmm are ``torch.bmm`` in 16 bits. On ROCm with
+      ``VLLM_ROCM_USE_AITER=1`` (off by default, and then ``VLLM_ROCM_USE_AITER_FP8BMM`` on by default)
+      the copies are fp8 ``W_K`` / ``W_V`` and the bmm fp8 instead (``is_rocm_aiter_fp8bmm_enabled``);
+      the default is what is counted.
+    - **SGLang** (``DeepseekV2ForCausalLM.post_load_weights``, ``forward_absorb_prepare`` /
+      ``forward_absorb_core``, python/sglang/srt/models/deepseek_v2.py,
+      https://github.com/sgl-project/sglang/blob/3e4a39ee73308590c5c753108bdcb8d333f7f1c6/python/sglang/srt/models/deepseek_v2.py):
+      ``w_kc`` / ``w_vc`` are contiguous copies (``.contiguous()`` of the transposed split) of the weight
+      after its conversion: per-tensor fp8 requantized to one tensor scale
+      (``channel_quant_to_tensor_quant``, 1 byte), block fp8 dequantized to bf16 on CUDA
+      (``block_quant_dequant``, 2; DeepGEMM's grouped fp8 bmm only with ``SGL_USE_DEEPGEMM_BMM``, off by
+      default) and requantized per tensor on ROCm (``block_quant_to_tensor_quant``, 1), anything else in
+      16 bits (a bf16 weight copied, AWQ / int8 dequantized: 2). On CUDA an fp8 ``w_kc`` runs
+      ``bmm_fp8`` on inputs quantized per tensor by ``per_tensor_quant_mla_fp8`` (two Triton kernels,
+      python/sglang/srt/layers/quantization/fp8_kernel.py); a 16-bit one ``torch.bmm``. On ROCm every
+      bmm is ``torch.bmm`` in bf16 of ``w_kc.to(torch.bfloat16) * w_scale``, made on each call ("TODO:
+      add bmm_fp8 to ROCm"; ``w_scale`` is 1.0 for a 16-bit weight).
+    - **TensorRT-LLM** (``MLA.create_weights`` and ``fp8_block_scaling_bmm_out``,
+      tensorrt_llm/_torch/modules/attention.py, https://github.com/NVIDIA/TensorRT-LLM):
+      ``k_b_proj_trans``, W_UK transposed, is a parameter of its own, fp8 with a block-fp8 ``kv_b_proj``
+      (1) and the model's dtype otherwise (2); ``v_b_proj`` "will view into self.kv_b_proj.weight" (0).
+      A 16-bit ``k_b_proj_trans`` runs ``torch.ops.trtllm.bmm_out``. A block-fp8 one runs
+      ``fp8_block_scaling_bmm_out``: on SM 89 / 90 ``fp8_batched_quantize_1x128_permute102`` of the
+      input, the fp8 block-scaled bmm into a new tensor, and ``out.copy_`` of it; on Blackwell
+      (``is_sm_100f``: compute capability 10.x) ``torch.bmm`` in bf16 of the bf16
+      ``k_b_proj_trans_dequant`` and ``v_b_proj_dequant``, two more copies (2 each). The public tables
+      time both: TensorRT-LLM 1.3.0rc20's ``mla_bmm`` rows on the H100 (``trtllm_fp8_block_scaling_bmm_out``,
+      2.1 x the bf16 bmm's time at the median row) and the B200 (``trtllm_bmm_out_dequant_bf16``, the bf16
+      bmm's time within 0.2 % at the median row).
 
     TensorRT-LLM's figures are sourced for a bf16 and a block-fp8 ``kv_b_proj`` only (the cited code's two
     cases); for other formats (per-tensor fp8, nvfp4, ...) they apply the same rule, unverified. It does
-    not run on AMD GPUs: ``rocm`` with ``"trtllm"`` is refused.
-
-    Block and tensor scales (one fp32 per 128 x 128 block at most) are left out. Time does not follow
-    the 1-byte copies: the absorbed decode's bmm is timed reading 16-bit W_UK / W_UV for every engine
-    (:data:`costmodel.kernel_times.MLA_BMM_BYTES`)."""
+    not run on AMD GPUs: ``rocm`` with ``"trtllm"`` is refused. Block and tensor scales (one fp32 per
+    128 x 128 block at most) are left out."""
     checks.choice("engine", engine, ENGINES)
     vendors = ENGINE_VENDORS.get(engine)
     if rocm and vendors is not None and "amd" not in vendors:
         raise CostmodelError(f"engine {engine!r} does not run on AMD GPUs (rocm=True)")
     dtype = get_dtype(kv_b_dtype)
     copy = MLA_COPY_DTYPE_BYTES
+    bf16 = MlaAbsorbFormat((0.0, 0.0), "bf16", copy, copy)
     if engine == "vllm":
-        return (copy, copy) if dtype.quantized else (0.0, 0.0)
+        return replace(bf16, copy_bytes=(copy, copy) if dtype.quantized else (0.0, 0.0))
     block = kv_b_dtype == "fp8_block"
     if engine == "sglang":
         per_tensor = kv_b_dtype == "fp8" or (block and rocm)
         own = 1.0 if per_tensor else (dtype.bits / 8 if not dtype.quantized else copy)
-        return own, own
-    dequantized = copy if block and blackwell else 0.0
-    return (1.0 if block else copy) + dequantized, dequantized
+        if rocm:  # torch.bmm of w_kc.to(torch.bfloat16) * w_scale, made on every call
+            cast = (own + copy, 1.0) if own < copy else (0.0, 0.0)
+            return replace(
+                bf16, copy_bytes=(own, own), weight_pass_bytes=cast[0] + 2 * copy, extra_kernels=1 + cast[1]
+            )
+        if per_tensor:  # per_tensor_quant_mla_fp8 (absmax, then quantize), then bmm_fp8
+            return MlaAbsorbFormat(
+                (own, own), "fp8", 1.0, 1.0, quantize_bytes=2 * copy + 1.0, extra_kernels=2.0
+            )
+        return replace(bf16, copy_bytes=(own, own))
+    if block and blackwell:  # torch.bmm of the bf16 k_b_proj_trans_dequant / v_b_proj_dequant
+        return replace(bf16, copy_bytes=(1.0 + copy, copy))
+    if block:  # fp8_batched_quantize_1x128_permute102, fp8_block_scaling_bmm_out, out.copy_
+        return MlaAbsorbFormat(
+            (1.0, 0.0),
+            "fp8",
+            1.0,
+            1.0,
+            quantize_bytes=copy + 1.0,
+            output_copy_bytes=2 * copy,
+            extra_kernels=2.0,
+            measured_kernel="fp8_block_scaling_bmm",
+        )
+    return replace(bf16, copy_bytes=(copy, 0.0))
+
+
+def mla_absorb_bytes_per_element(
+    engine: str, kv_b_dtype: str, *, rocm: bool = False, blackwell: bool = False
+) -> tuple[float, float]:
+    """Bytes an engine keeps per element of ``kv_b_proj``'s key part (W_UK) and value part (W_UV) besides
+    ``kv_b_proj`` itself, for the absorbed MLA decode, with ``kv_b_proj`` stored in ``kv_b_dtype`` [bytes]:
+    :attr:`MlaAbsorbFormat.copy_bytes` of :func:`mla_absorb_format` (which cites each engine's code), the
+    same rule the decode's bmm are timed by."""
+    return mla_absorb_format(engine, kv_b_dtype, rocm=rocm, blackwell=blackwell).copy_bytes
+
+
+def device_kind(hardware: HardwareProfile | None) -> dict[str, bool]:
+    """``rocm`` (an AMD GPU) and ``blackwell`` (compute capability 10.x) of ``hardware`` for
+    :func:`mla_absorb_format` (None: an NVIDIA GPU before Blackwell)."""
+    if hardware is None:
+        return {"rocm": False, "blackwell": False}
+    capability = hardware.datasheet.cuda_compute_capability
+    return {
+        "rocm": hardware.vendor == "amd",
+        "blackwell": capability is not None and capability.value.split(".")[0] == "10",
+    }
 
 
 def check_engine_vendor(engine: str, hardware: HardwareProfile | None) -> None:
@@ -333,17 +425,8 @@ def mla_absorb_copy_bytes(
     check_engine_vendor(engine, hardware)
     if model.mla is None:
         return 0.0
-    capability = hardware.datasheet.cuda_compute_capability if hardware is not None else None
     own = tuple(sorted(component_dtypes.items())) if component_dtypes else None
-    return _mla_absorb_copy_bytes(
-        model,
-        engine,
-        weight_dtype,
-        keep_dtype,
-        own,
-        rocm=hardware is not None and hardware.vendor == "amd",
-        blackwell=capability is not None and capability.value.split(".")[0] == "10",
-    )
+    return _mla_absorb_copy_bytes(model, engine, weight_dtype, keep_dtype, own, **device_kind(hardware))
 
 
 @lru_cache(maxsize=512)

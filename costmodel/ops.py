@@ -732,7 +732,17 @@ def forward_ops(
                 context,
                 mla.kv_lora_rank,
                 H * (mla.qk_nope_head_dim + v_dim) / tp,
-                kernel=MlaUpShape(zero + T, zero + context, zero + n, H / tp, mla_dims, decode_tokens),
+                kernel=MlaUpShape(
+                    zero + T,
+                    zero + context,
+                    zero + n,
+                    H / tp,
+                    mla_dims,
+                    decode_tokens,
+                    # kv_b_proj's stored format (memory.stored_dtype's key, then matmul()'s)
+                    own.get("attention.kv_b_proj", own.get("attention.kv_up_proj", own.get("attention")))
+                    or weight_dtype,
+                ),
             )
         # attention core, one operator per window (gpt-oss: full and 128-token local layers)
         kv_token = _kv_token_bytes(model, kv_dtype)  # per layer

@@ -18,7 +18,9 @@ An MLA decode (one new token per sequence, or the 1 + k of a speculative verific
 ``decode_tokens`` a sequence, :func:`costmodel.kernel_times.absorbed`) is timed in the absorbed form the
 engines run, not in the naive expansion the operators count: its FLOPs and bytes are
 :func:`costmodel.kernel_times.timed_flop` and :func:`costmodel.kernel_times.timed_bytes` (the kernel
-models' form), its two per-head bmm at the 16-bit peak.
+models' form), its two per-head bmm at the peak of the format the engine multiplies them in
+(:func:`costmodel.kernel_times.absorb_format`: 16 bits but for SGLang's per-tensor fp8 and TensorRT-LLM's
+Hopper block fp8).
 
 Efficiencies come from the hardware profile (defaults, later calibrated) and can be replaced per call.
 In the 'eager' execution mode each operator also pays the host's dispatch of every kernel it launches, and
@@ -176,7 +178,8 @@ def op_times(
         while the devices its group spreads over (``Op.span``) fit in it and on the inter-node network
         beyond, instead of on ``link``.
     """
-    from costmodel.kernel_times import MLA_BMM_DTYPE, absorbed, timed_bytes, timed_flop
+    from costmodel.kernel_shapes import MlaUpShape
+    from costmodel.kernel_times import absorb_format, absorbed, timed_bytes, timed_flop
 
     eff = efficiency or hardware.efficiency
     peaks: dict[str, float] = {}
@@ -221,9 +224,15 @@ def op_times(
         rate: FloatArray | float = peak
         mla = absorbed(op)
         if mla is not None:  # an MLA decode in the absorbed form the engines run (kernel_times.timed_flop)
-            flop, moved = timed_flop(op), timed_bytes(op)
-            if op.kind == "matmul":  # its bmm multiply the 16-bit W_UK / W_UV copies: nothing to dequantize
-                rate = np.where(mla, tensor(MLA_BMM_DTYPE), peak)
+            fmt = (
+                absorb_format(op.kernel, hardware, eff.kernel_engine)
+                if isinstance(op.kernel, MlaUpShape)
+                else None
+            )
+            flop, moved = timed_flop(op), timed_bytes(op, fmt)
+            if fmt is not None:  # its bmm multiply W_UK / W_UV in the format the engine holds them in
+                bmm = fmt.bmm_dtype if fmt.bmm_dtype in hardware.compute_dtypes else "bf16"
+                rate = np.where(mla, tensor(bmm), peak)
                 dequant = np.where(mla, 0.0, dequant)
         c, m = np.asarray(flop / rate + dequant / vector), np.asarray(moved / bandwidth)
         dispatch, step = host_s(op, eff)

@@ -1188,3 +1188,72 @@ def test_every_kernel_name_sglangs_fp8_rule_narrows_to_names_a_stored_kernel() -
         ), name
     # only fp8 and block-fp8 experts are narrowed (ENGINE_MOE_KERNELS' scope, as its docstring says)
     assert {fmt for _, fmt in kernel_times.ENGINE_MOE_KERNELS} == {"fp8", "fp8_block"}
+
+
+def _kv_up_decode_s(hardware: HardwareProfile, engine: str, weights: str, activations: str) -> float:
+    """DeepSeek-V3's decode kv_up (64 sequences, tp 8) timed by the kernel models as ``engine`` runs it."""
+    ops = forward_ops(costmodel.load_model("deepseek-v3"), batch_size=64, new_tokens=1, past_tokens=2047,
+                      tp=8, weight_dtype=weights, activation_dtype=activations)  # fmt: skip
+    eff = hardware.efficiency.model_copy(update={"kernel_engine": engine, "time_model": "kernels"})
+    i = [op.name for op in ops].index("kv_up_proj")
+    times = kernel_times.op_times(
+        ops, hardware, weight_dtype=weights, activation_dtype=activations, efficiency=eff
+    )
+    return float(times.time_s(i))
+
+
+def _bmm_s(hardware: HardwareProfile, key: str, op: int, weight_bytes: float, **replace: float) -> float:
+    """One absorbed bmm of DeepSeek-V3 (64 tokens, 16 heads) with a stored key's step parameters."""
+    from costmodel.kernels import mla
+
+    launch = kernel_times.launch_s(hardware)
+    params = dataclasses.replace(kernel_times.step_params(hardware, mla, key, launch_s=launch), **replace)
+    return float(mla.time_s(hardware, params, op=op, batch_size=64.0, seq_len=1.0, n_heads=16.0,
+                            weight_bytes=weight_bytes))  # fmt: skip
+
+
+def test_tensorrt_llms_absorbed_bmm_follow_its_block_fp8_path_on_each_architecture() -> None:
+    """TensorRT-LLM's ``fp8_block_scaling_bmm_out`` (tensorrt_llm/_torch/modules/attention.py): on SM 90 the
+    input's 1 x 128 quantization, the fp8 block-scaled bmm and the output copy, which the public tables time
+    as one call (``trtllm_fp8_block_scaling_bmm_out`` rows, H100, fitted at fp8 weight bytes); on Blackwell
+    ``torch.bmm`` in bf16 of the bf16 dequantized copies, the same kernel a bf16 model runs (the tables' B200
+    ``trtllm_bmm_out_dequant_bf16`` rows time the bf16 bmm's within 0.2 % at the median row)."""
+    from costmodel.kernels import mla
+
+    h100, b200 = H100, costmodel.load_hardware("b200")
+    fp8 = _kv_up_decode_s(h100, "trtllm", "fp8_block", "fp8")
+    measured = sum(
+        _bmm_s(h100, f"trtllm.trtllm_fp8_block_scaling_bmm_out:{regime}:bf16/fp8", op, 1.0)
+        for regime, op in (("bmm_pre", mla.OP_BMM_PRE), ("bmm_post", mla.OP_BMM_POST))
+    )
+    assert fp8 == pytest.approx(measured, rel=1e-9)
+    assert fp8 > _kv_up_decode_s(h100, "trtllm", "bf16", "bf16")  # the measured fp8 call is the slower
+    assert _kv_up_decode_s(b200, "trtllm", "fp8_block", "fp8") == pytest.approx(
+        _kv_up_decode_s(b200, "trtllm", "bf16", "bf16"), rel=1e-12
+    )
+
+
+def test_sglangs_per_tensor_fp8_bmm_reads_one_byte_weights_after_quantizing_its_inputs() -> None:
+    """SGLang with a per-tensor fp8 kv_b_proj on CUDA (python/sglang/srt/models/deepseek_v2.py,
+    ``forward_absorb_prepare`` / ``forward_absorb_core``): ``per_tensor_quant_mla_fp8`` (two Triton kernels:
+    the absmax pass and the quantize pass, 2 + 2 + 1 bytes an input element) then ``bmm_fp8`` on the fp8
+    ``w_kc`` / ``w_vc``. The tables time no such kernel, so each bmm is its bf16 bmm's parameters (vLLM's
+    torch bmm, which SGLang's keys read) at 1 byte a weight and the fp8 peak, plus the quantization streamed
+    at the same achieved bandwidth and one launch per kernel. Oracle: that sum by hand over DeepSeek-V3's
+    64 tokens x 16 heads x (128 into the first bmm, 512 into the second)."""
+    from costmodel.kernels import mla
+
+    b200 = costmodel.load_hardware("b200")
+    launch = kernel_times.launch_s(b200)
+    total = 0.0
+    for regime, op, inputs in (("bmm_pre", mla.OP_BMM_PRE, 128), ("bmm_post", mla.OP_BMM_POST, 512)):
+        key = f"vllm.vllm_torch_bmm:{regime}:bf16"
+        params = kernel_times.step_params(b200, mla, key, launch_s=launch)
+        fp8_peak = b200.peak_flop_per_s("fp8")
+        quantize = 64 * 16 * inputs * 5.0 / (params.bandwidth_bytes_per_s * params.bandwidth_fraction)
+        total += _bmm_s(b200, key, op, 1.0, gemm_peak_flop_per_s=fp8_peak) + quantize + 2 * launch
+    assert _kv_up_decode_s(b200, "sglang", "fp8", "fp8") == pytest.approx(total, rel=1e-9)
+    # a block-fp8 kv_b_proj is dequantized to bf16 copies on CUDA (block_quant_dequant): the bf16 bmm
+    assert _kv_up_decode_s(b200, "sglang", "fp8_block", "fp8") == pytest.approx(
+        _kv_up_decode_s(b200, "sglang", "bf16", "bf16"), rel=1e-12
+    )

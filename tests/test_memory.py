@@ -11,7 +11,7 @@ from conftest import HF_CONFIGS
 from oracles import hf_meta_model
 
 import costmodel
-from costmodel.dtypes import storage_bytes
+from costmodel.dtypes import get_dtype, storage_bytes
 from costmodel.memory import (
     kv_cache_bytes,
     lora_params,
@@ -469,3 +469,37 @@ def test_a_training_sequence_past_the_context_is_refused_and_at_it_accepted() ->
     training_memory(model, batch_size=1, seq_len=8192)
     with pytest.raises(costmodel.CostmodelError, match="seq_len = 8,193 tokens exceeds"):
         training_memory(model, batch_size=1, seq_len=[1024, 8193])
+
+
+_SOURCED_FORMATS = {
+    "vllm": ("bf16", "fp8", "fp8_block", "nvfp4", "int4"),
+    "sglang": ("bf16", "fp8", "fp8_block", "nvfp4", "int4"),
+    "trtllm": ("bf16", "fp8_block"),  # the cited MLA.create_weights' two cases
+}
+
+
+@pytest.mark.parametrize("device", ["hopper", "blackwell", "rocm"])
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_time_and_memory_agree_on_the_format_of_the_absorbed_bmm(engine: str, device: str) -> None:
+    """For every engine, kv_b_proj format and device kind the sources cover, the absorbed bmm are timed on
+    what memory holds (one rule, memory.mla_absorb_format): an fp8 bmm (1 byte a weight) only where the
+    W_UK and W_UV it reads are held in 1 byte (its own copy, or a view of an fp8 kv_b_proj), a 16-bit bmm
+    only where a 16-bit tensor is held or the engine casts one on every call (SGLang on ROCm); the copies
+    memory counts are the rule's."""
+    from costmodel.memory import mla_absorb_bytes_per_element, mla_absorb_format
+
+    if engine == "trtllm" and device == "rocm":
+        pytest.skip("TensorRT-LLM runs on NVIDIA GPUs only")
+    kind = {"rocm": device == "rocm", "blackwell": device == "blackwell"}
+    for weights in _SOURCED_FORMATS[engine]:
+        fmt = mla_absorb_format(engine, weights, **kind)
+        assert mla_absorb_bytes_per_element(engine, weights, **kind) == fmt.copy_bytes
+        view = get_dtype(weights).bits / 8  # a copy of 0 bytes is a view of kv_b_proj's own weight
+        held = [copy if copy > 0 else view for copy in fmt.copy_bytes]
+        if fmt.bmm_dtype == "fp8":
+            assert fmt.weight_bytes == 1.0, (weights, fmt)
+            assert held == [1.0, 1.0], (weights, fmt)
+            assert fmt.quantize_bytes > 0  # its bf16 inputs are quantized first
+        else:
+            assert fmt.weight_bytes == 2.0, (weights, fmt)
+            assert fmt.weight_pass_bytes > 0 or min(held) >= 2.0, (weights, fmt)

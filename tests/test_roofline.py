@@ -259,3 +259,49 @@ def test_an_mla_prefill_stays_in_the_naive_form_on_the_roofline() -> None:
     kv_up = next(i for i, op in enumerate(ops) if op.name == "kv_up_proj")
     assert float(ops[kv_up].flop) == pytest.approx(2.0 * 2048 * 512 * 16 * 256, rel=1e-12)
     assert float(times.compute_s[kv_up]) == pytest.approx(float(ops[kv_up].flop) / hw.peak_flop_per_s("bf16"))
+
+
+@pytest.mark.parametrize(
+    ("hardware", "engine", "weights", "peak", "weight_bytes", "input_bytes", "output_bytes"),
+    [
+        # vLLM: bf16 copies of a quantized kv_b_proj, torch.bmm in 16 bits (common.py)
+        ("h20", "vllm", "fp8_block", "bf16", 2.0, 2.0, 2.0),
+        # SGLang on CUDA, per-tensor fp8: w_kc / w_vc fp8, per_tensor_quant_mla_fp8 (reads the bf16 input
+        # twice, writes fp8: 2 + 2 + 1) then bmm_fp8 reading the fp8 input (1), bf16 output (2)
+        ("h20", "sglang", "fp8", "fp8", 1.0, 1.0 + 5.0, 2.0),
+        # SGLang on CUDA, block fp8: block_quant_dequant to bf16 copies, torch.bmm
+        ("h20", "sglang", "fp8_block", "bf16", 2.0, 2.0, 2.0),
+        # SGLang on ROCm, block fp8: per-tensor fp8 copies, and each call torch.bmm of
+        # w_kc.to(torch.bfloat16) * w_scale: the cast (1 read + 2 written), the scale (2 + 2), the bmm (2)
+        ("mi325x", "sglang", "fp8_block", "bf16", 1.0 + 2.0 + 2.0 + 2.0 + 2.0, 2.0, 2.0),
+        # TensorRT-LLM on SM 90, block fp8: fp8_batched_quantize_1x128_permute102 (2 + 1), the fp8 bmm
+        # (1 in, 2 out), out.copy_ of the output (2 + 2)
+        ("h20", "trtllm", "fp8_block", "fp8", 1.0, 1.0 + 3.0, 2.0 + 4.0),
+        # TensorRT-LLM on SM 90, bf16: k_b_proj_trans / the v_b_proj view, bmm_out in 16 bits
+        ("h20", "trtllm", "bf16", "bf16", 2.0, 2.0, 2.0),
+    ],
+)
+def test_the_roofline_times_the_absorbed_bmm_in_the_format_the_engine_holds_them_in(
+    hardware: str,
+    engine: str,
+    weights: str,
+    peak: str,
+    weight_bytes: float,
+    input_bytes: float,
+    output_bytes: float,
+) -> None:
+    """Oracle: DeepSeek-V3's dims by hand (16 heads a GPU at tp 8, kv_lora_rank 512, nope 128, v 128; 64
+    new tokens), each engine's bytes per element from its source (memory.mla_absorb_format cites it): kv_up
+    reads W_UK / W_UV (16 x 512 x 256 elements) at the bytes the bmm and the passes before it move, the
+    inputs (q_nope 128 and the latent output 512 a head and token) and the outputs (its latent 512 and v
+    128), and multiplies 2 x 64 x 16 x 512 x 256 FLOP at the peak of the format it multiplies in."""
+    hw = costmodel.load_hardware(hardware)
+    ops = forward_ops(costmodel.load_model("deepseek-v3"), batch_size=64, new_tokens=1, past_tokens=2047,
+                      tp=8, weight_dtype=weights)  # fmt: skip
+    eff = NO_OVERHEAD.model_copy(update={"kernel_engine": engine})
+    times = op_times(ops, hw, efficiency=eff)
+    kv_up = [op.name for op in ops].index("kv_up_proj")
+    moved = 16 * 512 * 256 * weight_bytes + 64 * 16 * ((128 + 512) * input_bytes + (512 + 128) * output_bytes)
+    flop = 2.0 * 64 * 16 * 512 * 256
+    assert float(times.memory_s[kv_up]) == pytest.approx(moved / hw.memory_bandwidth_bytes_per_s, rel=1e-9)
+    assert float(times.compute_s[kv_up]) == pytest.approx(flop / hw.peak_flop_per_s(peak), rel=1e-9)
