@@ -1038,13 +1038,14 @@ def _marlin_moe_s(
     dequantization terms at the padded shape (:data:`MARLIN_HIDDEN_ALIGN`, :data:`MARLIN_INTER_ALIGN`).
 
     Marlin is built for the memory-bound regime: a batch over 64 rows runs its 64-row kernel again, so its
-    compute rate stays flat beyond a few hundred rows (IST-DASLab/marlin#2; vllm#2497: 141 TFLOP/s on A100
-    from batch 128 to 4000, and "if prompt is longer ... first token generate will be slow"), and vllm#25488
+    compute rate stays flat beyond a few hundred rows (https://github.com/IST-DASLab/marlin/issues/2;
+    https://github.com/vllm-project/vllm/pull/2497: 141 TFLOP/s on A100 from batch 128 to 4000, "if prompt
+    is longer ... first token generate will be slow"), and https://github.com/vllm-project/vllm/pull/25488
     finds gpt-oss-120b's Marlin path worse in TTFT than the Triton experts. vLLM's H100 tables time Marlin
     MXFP4 experts only at other models' shapes (``compressedtensors`` keys, passed over for the format's
     own kernel, :data:`MOE_CHECKPOINT_KERNELS_EXCLUDED`): 150-230 TFLOP/s at 8-16k tokens against the
-    Triton MXFP4 kernel's 550 at gpt-oss-120b's. Their fixed and memory terms are fitted at 384-896
-    experts and top-8 to 16, so they are not read at this shape (docs/serving.md, h14-oss2, h19-h100long).
+    Triton MXFP4 kernel's 550 at gpt-oss-120b's. Their fixed and memory terms are fitted at 896
+    experts and top-16, so they are not read at this shape (docs/serving.md, h14-oss2, h19-h100long).
     Where the tables time no Marlin key for the format, the format's own kernel alone."""
     from costmodel.kernels import moe, moe_configs
 
