@@ -128,8 +128,10 @@ MOE_BACKEND_KERNELS: dict[str, tuple[str, ...]] = {
     "CUTLASS": ("_cutlass",),
     "DEEPGEMM": ("deepgemm",),
     "TRTLLM": ("min_latency", "flashinfer_trtllm"),
+    "MARLIN": ("marlin",),
 }
-"""TensorRT-LLM ``moe_config.backend`` -> the kernel names (the key's last part, a substring) of the tables'
+"""TensorRT-LLM ``moe_config.backend`` (and vLLM's Marlin experts, ``MARLIN``: :func:`_marlin_moe_s`) -> the
+kernel names (the key's last part, a substring) of the tables'
 kernels that backend runs. aiconfigurator's collector (``collector/trtllm/collect_moe.py``,
 https://github.com/ai-dynamo/aiconfigurator) times TensorRT-LLM's ``DEEPGEMM`` backend as ``deepgemm`` (its
 fp8 block-scale experts on Blackwell), ``CUTLASS`` as ``moe_torch_flow_cutlass`` and ``TRTLLM``
@@ -1051,6 +1053,8 @@ def _moe_s(
         return dataclasses.replace(fitted, weight_bits=fmt.weight_bits)
 
     T = np.asarray(shape.tokens, dtype=np.float64)
+    if keys.moe_backend == "MARLIN":
+        return _marlin_moe_s(hardware, keys, shape, name, params)
     t = _on_unique(
         lambda tokens: np.min(
             [
@@ -1077,6 +1081,68 @@ def _moe_s(
         T,
     )
     return np.asarray(np.where(T > 0, t, 0.0))
+
+
+MARLIN_HIDDEN_ALIGN = 256
+"""vLLM pads an MXFP4 layer's hidden size to a multiple of this for its Marlin experts [elements]."""
+MARLIN_INTER_ALIGN = 128
+"""... and each rank's expert intermediate size to a multiple of this [elements]. Both from
+``Mxfp4MoEMethod.create_weights`` (the Marlin kernel needs n % 256 == 0 and k % 128 == 0 in both GEMMs),
+https://github.com/vllm-project/vllm/blob/main/vllm/model_executor/layers/quantization/mxfp4.py."""
+
+
+def _marlin_moe_s(
+    hardware: HardwareProfile, keys: _Keys, shape: MoEShape, name: str, params: Callable[[str], Any]
+) -> FloatArray:
+    """One MoE layer run by vLLM's Marlin experts (``VLLM_MXFP4_USE_MARLIN=1`` on SM 90: weights dequantized
+    in the GEMM's inner loop, bf16 tensor-core math) where the tables time Marlin at other shapes only [s]:
+    the longer of the format's own kernel at the layer's shape (the engine's choice without the backend:
+    both stream the same 4-bit weights, which bounds a small batch) and the Marlin key's compute and
+    dequantization terms at the padded shape (:data:`MARLIN_HIDDEN_ALIGN`, :data:`MARLIN_INTER_ALIGN`).
+
+    Marlin is built for the memory-bound regime: a batch over 64 rows runs its 64-row kernel again, so its
+    compute rate stays flat beyond a few hundred rows (https://github.com/IST-DASLab/marlin/issues/2;
+    https://github.com/vllm-project/vllm/pull/2497: 141 TFLOP/s on A100 from batch 128 to 4000, "if prompt
+    is longer ... first token generate will be slow"), and https://github.com/vllm-project/vllm/pull/25488
+    finds gpt-oss-120b's Marlin path worse in TTFT than the Triton experts. vLLM's H100 tables time Marlin
+    MXFP4 experts only at other models' shapes (``compressedtensors`` keys, passed over for the format's
+    own kernel, :data:`MOE_CHECKPOINT_KERNELS_EXCLUDED`): 150-230 TFLOP/s at 8-16k tokens against the
+    Triton MXFP4 kernel's 550 at gpt-oss-120b's. Their fixed and memory terms are fitted at 896
+    experts and top-16, so they are not read at this shape (docs/serving.md, h14-oss2, h19-h100long).
+    Where the tables time no Marlin key for the format, the format's own kernel alone."""
+    from costmodel.kernels import moe, moe_configs
+
+    plain = _Keys(hardware, keys.engine, keys.launch_s, None, keys.nccl_from_bytes, keys.kernel_engine)
+    marlin = [k for k in moe_keys(keys, name, gated=shape.gated) if "marlin" in k.split(":")[-1]]
+    hidden = np.ceil(shape.hidden / MARLIN_HIDDEN_ALIGN) * MARLIN_HIDDEN_ALIGN
+    inter = np.ceil(shape.inter / shape.tp / MARLIN_INTER_ALIGN) * MARLIN_INTER_ALIGN * shape.tp
+
+    def terms(key: str, tokens: FloatArray, h: Any, i: Any) -> Any:
+        return moe.breakdown(
+            hardware,
+            params(key),
+            num_tokens=np.maximum(tokens, 1.0),
+            hidden_size=h,
+            inter_size=i,
+            topk=shape.topk,
+            num_experts=shape.experts,
+            tp_size=shape.tp,
+            ep_size=shape.ep,
+            gated=shape.gated,
+            routing=STEP_ROUTING,
+            tuned_config=moe_configs.tuned_config(hardware, key, shape.experts / shape.ep, i / shape.tp),
+        )
+
+    def layer_s(tokens: FloatArray) -> FloatArray:
+        own = [terms(k, tokens, shape.hidden, shape.inter) for k in moe_keys(plain, name, gated=shape.gated)]
+        t = np.min([b.total for b in own], axis=0)
+        if marlin:
+            bound = [terms(k, tokens, hidden, inter) for k in marlin]
+            t = np.maximum(t, np.min([b.compute_s + b.dequant_s for b in bound], axis=0))
+        return np.asarray(t)
+
+    T = np.asarray(shape.tokens, dtype=np.float64)
+    return np.asarray(np.where(T > 0, _on_unique(layer_s, T), 0.0))
 
 
 def moe_keys(keys: _Keys, fmt: str, *, gated: bool = True) -> list[str]:
@@ -1127,7 +1193,11 @@ def moe_keys(keys: _Keys, fmt: str, *, gated: bool = True) -> list[str]:
         k
         for k in stored
         if k.startswith(fmt + ":")
-        and (fmt in stored or not any(x in k for x in MOE_CHECKPOINT_KERNELS_EXCLUDED))
+        and (
+            fmt in stored
+            or keys.moe_backend == "MARLIN"
+            or not any(x in k for x in MOE_CHECKPOINT_KERNELS_EXCLUDED)
+        )
     ]
     engines = [k for k in usable if k.split(":")[1:2] == [keys.engine]]
     own = [k for k in engines if ("nongated" in k) != gated]

@@ -848,11 +848,13 @@ class Efficiency(Spec):
         "has several (attention, custom all-reduce); sglang runs vLLM's, and for fp8 / block-fp8 experts "
         "only the MoE kernels SGLang runs (costmodel.kernel_times.ENGINE_MOE_KERNELS).",
     )
-    moe_backend: Literal["CUTLASS", "TRTLLM", "DEEPGEMM"] | None = Field(
+    moe_backend: Literal["CUTLASS", "TRTLLM", "DEEPGEMM", "MARLIN"] | None = Field(
         None,
-        description="The MoE backend the engine's launch states (TensorRT-LLM's moe_config.backend): the "
-        "routed experts are timed with that backend's kernels (costmodel.kernel_times.moe_keys); None: the "
-        "engine's autotuner runs the fastest of its own MoE kernels.",
+        description="The MoE backend the engine's launch states (TensorRT-LLM's moe_config.backend; MARLIN: "
+        "vLLM's Marlin MXFP4 experts, VLLM_MXFP4_USE_MARLIN=1): the routed experts are timed with that "
+        "backend's kernels (costmodel.kernel_times.moe_keys; Marlin where the tables time it at other shapes "
+        "only: costmodel.kernel_times._marlin_moe_s); None: the engine's autotuner runs the fastest of its "
+        "own MoE kernels.",
     )
 
     norm_in_allreduce: bool = Field(

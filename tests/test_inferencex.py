@@ -72,7 +72,8 @@ def test_the_scripts_of_a_table_are_each_rows_own() -> None:
     :func:`launch_script` gives it alone, and no row two."""
     table = read_silicon(DATA).assign(inferencex=lambda t: is_inferencex(t))
     served = scripts_of(table)
-    assert len(served) == len(SCRIPTS)  # every script serves some row of the sample
+    # every script serves some row of the sample (one script may stand under two keys)
+    assert len(served) == len({id(script) for script in SCRIPTS.values()})
     chosen = np.full(len(table), None, dtype=object)
     for script, rows in served:
         assert np.all(chosen[rows] == None)  # noqa: E711 (elementwise)
@@ -190,6 +191,24 @@ def test_the_1_1_dsr1_fp8_image_runs_deepgemm_and_an_unfloored_budget_everywhere
     # (4 + 1024 + 127) // 64 * 64 = 1152; (256 + 1024 + 127) // 64 * 64 = 1344; (64 + 8192 + 127) // 64 * 64
     assert scheduler_flags(early, **run)[0].tolist() == [1152.0, 1344.0, 8320.0]
     assert scheduler_flags(late, **run)[0].tolist() == [8192.0, 8192.0, 8320.0]
+
+
+def test_h100_gpt_oss_runs_marlin_experts_where_its_script_exports_the_variable() -> None:
+    # gptoss_fp4_h100.sh (c6b96dd) exports VLLM_MXFP4_USE_MARLIN=1; the December 2025 docker script
+    # (145e88f: the 0.11.2 rows) does not
+    from validation.public.inferencex import moe_backends
+
+    oss, run = "openai/gpt-oss-120b", ("vllm", "openai/gpt-oss-120b", "h100_sxm", "fp4")
+    isl, osl, tp, conc = np.array([8192.0]), np.array([1024.0]), np.array([2.0]), np.array([4.0])
+
+    def backend(*key: str) -> list[str]:
+        script = launch_script(True, *run, *key)
+        assert script is not None
+        return list(moe_backends(script, isl=isl, osl=osl, tp=tp, concurrency=conc))
+
+    assert launch_script(True, "vllm", oss, "h100_sxm") is launch_script(True, *run, "0.18.0")
+    assert backend("0.18.0", "2026-03-27") == ["MARLIN"]
+    assert backend("0.11.2", "2025-12-08") == [""]
 
 
 def test_the_dsr1_fp8_script_runs_deepgemm_only_at_its_high_concurrency_sweeps() -> None:

@@ -1257,3 +1257,26 @@ def test_sglangs_per_tensor_fp8_bmm_reads_one_byte_weights_after_quantizing_its_
     assert _kv_up_decode_s(b200, "sglang", "fp8_block", "fp8") == pytest.approx(
         _kv_up_decode_s(b200, "sglang", "bf16", "bf16"), rel=1e-12
     )
+
+
+def test_vllms_marlin_experts_take_the_longer_of_the_formats_kernel_and_marlins_compute_bound() -> None:
+    """``MARLIN`` (vLLM's Marlin MXFP4 experts, timed by the tables at other shapes only): a small batch is
+    the format's own kernel at the layer's shape (the same 4-bit weights streamed), a large one Marlin's
+    compute-bound terms, which grow in proportion to the tokens."""
+    launch = kernel_times.launch_s(H100)
+    marlin = kernel_times.moe_keys(kernel_times._Keys(H100, "vllm", launch, "MARLIN"), "w4a16_mxfp4")
+    assert marlin
+    assert all("marlin" in k.split(":")[-1] for k in marlin)
+    plain = kernel_times.moe_keys(kernel_times._Keys(H100, "vllm", launch), "w4a16_mxfp4")
+    assert not any("marlin" in k for k in plain)
+    tokens = np.array([1.0, 4.0, 64.0, 8192.0, 16384.0])
+    for tp in (1.0, 2.0, 4.0, 8.0):
+        shape = MoEShape(tokens, **GPT_OSS_MOE, tp=tp, ep=1.0)
+        own = kernel_times._moe_s(H100, kernel_times._Keys(H100, "vllm", launch), shape, "mxfp4", "bf16")
+        layer = kernel_times._moe_s(
+            H100, kernel_times._Keys(H100, "vllm", launch, "MARLIN"), shape, "mxfp4", "bf16"
+        )
+        assert np.all(layer >= own)
+        np.testing.assert_allclose(layer[:3], own[:3], rtol=1e-12)
+        assert layer[3] > own[3]
+        assert 1.9 < layer[4] / layer[3] < 2.05

@@ -250,6 +250,11 @@ def _dsr1_mtp_max_num_tokens(run: Run) -> FloatArray:
     return np.asarray(((drafts + 1.0) * batch + longest + 64 + 63) // 64 * 64, dtype=np.float64)
 
 
+def _marlin(run: Run) -> npt.NDArray[np.object_]:
+    """vLLM's Marlin MoE experts for every row (``export VLLM_MXFP4_USE_MARLIN=1``)."""
+    return np.full(np.shape(run.isl), "MARLIN", dtype=object)
+
+
 def _dsr1_fp4_mtp_moe_backend(run: Run) -> npt.NDArray[np.object_]:
     """``dsr1_fp4_b200_trt_mtp_slurm.sh`` (40be3a4): ``MOE_BACKEND`` ``CUTLASS`` with attention DP, else
     ``TRTLLM``."""
@@ -302,6 +307,14 @@ def _dsr1_recv_interval(run: Run) -> FloatArray:
     return np.where(fp8_tp4, 10.0, np.where(run.concurrency >= 16, 30.0, 10.0))
 
 
+_GPTOSS_H100_DOCKER = Script(
+    f"{REPOSITORY}/145e88f4e85eade7aa7eb8c4109f5cd48c6bb942/benchmarks/gptoss_fp4_h100_docker.sh",
+    cuda_graph_max_tokens=2048,
+    max_num_seqs="clients",
+)
+"""H100 gpt-oss-120b's December 2025 script: ``cuda-graph-sizes: 2048``, ``--max-num-seqs=$CONC``, the
+default 8192-token budget, and no ``VLLM_MXFP4_USE_MARLIN`` (docs/serving.md, h14-oss2)."""
+
 SCRIPTS: dict[tuple[str, ...], Script] = {
     ("vllm", "openai/gpt-oss-120b", "b200_sxm"): Script(
         f"{REPOSITORY}/ffdb196ef8e7e73d003da2d1ec717242f4a98454/benchmarks/gptoss_fp4_b200.sh",
@@ -318,8 +331,13 @@ SCRIPTS: dict[tuple[str, ...], Script] = {
         max_num_seqs="clients",
         # export VLLM_MXFP4_USE_MARLIN=1: vLLM's gpt-oss method runs Mxfp4Backend.MARLIN on SM 90
         # (get_mxfp4_backend, vllm/model_executor/layers/quantization/mxfp4.py); docs/serving.md (h14-oss2)
-        not_modelled="VLLM_MXFP4_USE_MARLIN=1: Marlin MoE, timed as the table's Triton kernel",
+        # vLLM's Marlin experts: kernel_times._marlin_moe_s (docs/serving.md, h19-h100long)
+        moe_backend=_marlin,
     ),
+    # the December 2025 runs of vLLM 0.11.2: the docker script of the time, the same launch flags but
+    # without VLLM_MXFP4_USE_MARLIN, so vLLM's default (Triton) experts. The three unversioned 512-client
+    # rows measured 2025-12-05 likely ran it too, but a dated key is an MTP run's alone (MTP_RUNS).
+    ("vllm", "openai/gpt-oss-120b", "h100_sxm", "fp4", "0.11.2"): _GPTOSS_H100_DOCKER,
     ("sglang", "deepseek-ai/DeepSeek-R1", "b200_sxm"): Script(
         # dsr1_fp8_b200.sh and dsr1_fp4_b200.sh both launch with --kv-cache-dtype fp8_e4m3 and the same
         # --scheduler-recv-interval rule (but at tp 4 in fp8); dsr1_fp4_b200.sh at the same commit
