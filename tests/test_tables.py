@@ -257,6 +257,20 @@ def test_a_missing_marker_fails_the_check(tmp_path: Path, name: str) -> None:
     assert name in outcome.missing[0]
 
 
+def test_a_missing_end_marker_is_one_error_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy_inputs(tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text(readme.read_text().replace("<!-- end generated: readme-gemm -->\n", ""))
+    assert validation_main(["tables", "--check", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "error: block 'readme-gemm': no closing '<!-- end generated: readme-gemm -->'; add it after the table\n"
+    )
+
+
 def test_aiconfigurator_table_shows_a_tool_without_rows_as_dash() -> None:
     def entry(tool: str, covered: int, signed: float | None) -> dict:
         size = None if signed is None else abs(signed)

@@ -699,7 +699,7 @@ def find_block(text: str, name: str) -> tuple[int, int] | None:
     body = i + len(start) + 1
     j = text.find("\n" + end, body - 1)
     if j < 0:
-        raise ValueError(f"block {name!r}: no closing '{end}'; add it after the table")
+        raise CostmodelError(f"block {name!r}: no closing '{end}'; add it after the table")
     return body, j + 1
 
 
