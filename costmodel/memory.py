@@ -867,9 +867,18 @@ def lora_params(model: ModelProfile, *, rank: int, components: Sequence[Componen
     no capacity, and is refused. Below it the bound is per matmul and not enforced: above a narrower
     matmul's own min(out, in) (GQA's k / v projections: kv_heads x head_dim) its adapter only adds
     parameters. ``components`` that hold no matmul of ``model`` (``("attention", "mlp")`` on a pure Mamba
-    model) are refused, naming the components that do: zero adapters would be a silently wrong count.
+    model) are refused, naming the components that do: zero adapters would be a silently wrong count. A
+    bare string, or a name that is not a :data:`~costmodel.params.Component`, is refused too.
     """
     checks.positive_int("lora rank", rank)
+    if isinstance(components, str):  # a bare name would be matched letter by letter ("attention" in it)
+        raise CostmodelError(
+            f"lora components must be a sequence of names, got the string {components!r}: "
+            f"write ({components!r},)"
+        )
+    for name in components:
+        if name not in get_args(Component):
+            raise UnknownNameError("lora component", name, get_args(Component))
     if rank > model.d_model:
         raise CostmodelError(
             f"lora_rank {rank:,} exceeds {model.name}'s hidden size d_model = {model.d_model:,}: an "

@@ -217,6 +217,22 @@ def test_lora_components_without_a_matmul_are_refused_naming_the_ones_that_hold_
         training_memory(model, batch_size=1, seq_len=512, method="lora", lora_components=("mlp",))
 
 
+def test_lora_components_must_be_a_sequence_of_known_names() -> None:
+    """A bare string was matched by substring ("attention" in "linear_attention" added the softmax layers)
+    and a misspelt name beside a valid one was dropped: both are refused, naming the fix or the names."""
+    model = costmodel.load_model("qwen3.5-122b-a10b")
+    with pytest.raises(
+        costmodel.CostmodelError, match=r"got the string 'linear_attention': write \('linear_attention',\)"
+    ):
+        lora_params(model, rank=16, components="linear_attention")  # type: ignore[arg-type]
+    with pytest.raises(
+        costmodel.CostmodelError, match=r"unknown lora component 'atention'.*'attention'.*Known: attention"
+    ):
+        lora_params(model, rank=16, components=("atention", "mlp"))  # type: ignore[arg-type]
+    with pytest.raises(costmodel.CostmodelError, match="unknown lora component"):
+        training_memory(model, batch_size=1, seq_len=512, method="lora", lora_components=("mlps",))  # type: ignore[arg-type]
+
+
 def test_qlora_is_smaller_than_lora_is_smaller_than_full() -> None:
     model = costmodel.load_model("llama-2-13b")
     kw = dict(batch_size=1, seq_len=1024)
