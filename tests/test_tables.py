@@ -271,6 +271,25 @@ def test_a_missing_end_marker_is_one_error_line_not_a_traceback(
     )
 
 
+def test_write_names_a_row_whose_diagnosis_was_not_carried_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Prose is kept by first cell: a group renamed in the doc (or new in the results) comes back without its
+    diagnosis, and ``--write`` names it instead of dropping it silently."""
+    copy_inputs(tmp_path)
+    assert update(tmp_path).no_prose == ()
+    serving = tmp_path / "docs/serving.md"
+    serving.write_text(serving.read_text().replace("\n| H100 SGLang agg |", "\n| H100 SGLang (agg) |", 1))
+    assert validation_main(["tables", "--write", "--root", str(tmp_path)]) == 0
+    assert (
+        "no prose: serving-misses (docs/serving.md): H100 SGLang agg (a new or renamed row: write its cell)"
+        in capsys.readouterr().err
+    )
+    text = serving.read_text()
+    assert text.index("\n| H100 SGLang agg | ") < text.index("<!-- end generated: serving-misses -->")
+    assert "\n| H100 SGLang (agg) |" not in text
+
+
 def test_aiconfigurator_table_shows_a_tool_without_rows_as_dash() -> None:
     def entry(tool: str, covered: int, signed: float | None) -> dict:
         size = None if signed is None else abs(signed)

@@ -14,7 +14,8 @@ a device and family pooled), ``public-gpu-transfer.json`` (leave one device out)
 ``validation/results/cpu-quick.jsonl`` (through :func:`validation.report.markdown`),
 ``benchmarks/results/aiconfigurator-silicon.json`` and ``hardware_profiles/calibrated/serving-engines.yaml``.
 A table that carries prose columns (a diagnosis, a parameter's meaning) generates its figure columns and
-keeps each prose cell from the doc, matched by the row's first cell (a renamed row loses its prose). Formats:
+keeps each prose cell from the doc, matched by the row's first cell (a renamed row loses its prose;
+``--write`` names every row left without one). Formats:
 |error| in %, medians to 1 decimal, p90 to 1 decimal (kernels) or 0 (serving, transfer; the aiconfigurator
 comparison gives both to 0); a figure over its target is bold (:data:`KERNEL_TARGETS`,
 :data:`SERVING_TARGETS`,
@@ -211,10 +212,22 @@ def table_cells(text: str) -> dict[str, list[str]]:
     return rows
 
 
+class ProseCells(dict[str, list[str]]):
+    """:func:`table_cells` of a block's old body, noting each row whose prose :func:`kept` found empty."""
+
+    def __init__(self, rows: Mapping[str, list[str]]) -> None:
+        super().__init__(rows)
+        self.empty: list[str] = []
+
+
 def kept(old: Mapping[str, list[str]], key: str, column: int) -> str:
-    """The doc's prose cell of row ``key`` (empty for a new row)."""
+    """The doc's prose cell of row ``key`` (empty for a new row, or one whose first cell was renamed: noted in
+    ``old.empty`` when ``old`` is a :class:`ProseCells`)."""
     cells = old.get(key, [])
-    return cells[column] if column < len(cells) else ""
+    text = cells[column] if column < len(cells) else ""
+    if not text and isinstance(old, ProseCells):
+        old.empty.append(key)
+    return text
 
 
 # --- kernel tables ------------------------------------------------------------------------------------
@@ -705,8 +718,15 @@ def find_block(text: str, name: str) -> tuple[int, int] | None:
 
 def render_body(name: str, results: Results, old_body: str = "") -> str:
     """Block ``name``'s body: a blank line, the rendered text, a blank line."""
+    return render_block(name, results, old_body)[0]
+
+
+def render_block(name: str, results: Results, old_body: str = "") -> tuple[str, tuple[str, ...]]:
+    """Block ``name``'s body (:func:`render_body`) and the first cells of its rows whose prose cell came back
+    empty (a new row, or a renamed one that lost its prose)."""
     _, render = BLOCKS[name]
-    return "\n" + render(results, table_cells(old_body)) + "\n\n"
+    old = ProseCells(table_cells(old_body))
+    return "\n" + render(results, old) + "\n\n", tuple(old.empty)
 
 
 @dataclass(frozen=True)
@@ -715,12 +735,15 @@ class Outcome:
     """Blocks whose text differs from the committed results'."""
     missing: tuple[str, ...]
     """Blocks whose markers are not in their file."""
+    no_prose: tuple[str, ...] = ()
+    """Rows (``block (file): first cell``) whose prose cell is empty after rendering: a new row, or one whose
+    first cell changed, so its diagnosis was not carried over."""
 
 
 def update(root: Path = ROOT, results: Results | None = None, *, write: bool = False) -> Outcome:
     """Compare (and with ``write``, rewrite) every block under ``root`` with what the results give."""
     results = results if results is not None else load_results(root)
-    stale, missing = [], []
+    stale, missing, no_prose = [], [], []
     texts: dict[str, str] = {}
     for name, (file, _) in BLOCKS.items():
         text = texts.setdefault(file, (root / file).read_text())
@@ -729,7 +752,8 @@ def update(root: Path = ROOT, results: Results | None = None, *, write: bool = F
             missing.append(f"{name} ({file})")
             continue
         old = text[span[0] : span[1]]
-        new = render_body(name, results, old)
+        new, empty = render_block(name, results, old)
+        no_prose += [f"{name} ({file}): {row}" for row in empty]
         if new != old:
             stale.append(f"{name} ({file})")
             texts[file] = text[: span[0]] + new + text[span[1] :]
@@ -737,7 +761,7 @@ def update(root: Path = ROOT, results: Results | None = None, *, write: bool = F
         for file, text in texts.items():
             if (root / file).read_text() != text:
                 (root / file).write_text(text)
-    return Outcome(tuple(stale), tuple(missing))
+    return Outcome(tuple(stale), tuple(missing), tuple(no_prose))
 
 
 def render_all(results: Results, root: Path = ROOT) -> str:
