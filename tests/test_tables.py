@@ -15,6 +15,7 @@ from validation.tables import (
     Results,
     aiconfigurator_table,
     at_bound,
+    cpu_note,
     families_table,
     loop_value,
     pct,
@@ -288,6 +289,24 @@ def test_write_names_a_row_whose_diagnosis_was_not_carried_over(
     text = serving.read_text()
     assert text.index("\n| H100 SGLang agg | ") < text.index("<!-- end generated: serving-misses -->")
     assert "\n| H100 SGLang (agg) |" not in text
+
+
+def test_cpu_block_states_the_runs_environment_record() -> None:
+    env = {
+        "date": "2026-12-02T01:04:56+01:00",
+        "git_revision": "9007129e6760e701a81f8aae4ac3186a461c6681-dirty",
+        "torch_version": "2.13.0+cpu",
+        "host_cpu": "Intel(R) Xeon(R) Processor",
+        "cpu_threads": 2,
+        "clock": "thread",
+        "load_average": [15.76, 15.16, 3.04],
+        "suite": "quick",
+    }
+    assert cpu_note(env) == (
+        "Measured 2026-12-02 00:04 UTC on Intel(R) Xeon(R) Processor: 2 threads, thread clock, torch "
+        "2.13.0+cpu, load average 15.8 / 15.2 / 3.0 (1 / 5 / 15 min); costmodel revision 9007129-dirty "
+        "(`validation/results/cpu-quick.jsonl`, suite quick)."
+    )
 
 
 def test_aiconfigurator_table_shows_a_tool_without_rows_as_dash() -> None:

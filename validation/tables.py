@@ -31,6 +31,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,8 @@ class Results:
     engines: Mapping[str, Any]
     cpu_markdown: str
     aiconfigurator: Mapping[str, Any] = field(default_factory=dict)
+    cpu_environment: Mapping[str, Any] = field(default_factory=dict)
+    """The CPU run's ``environment`` record (date, revision, threads, clock, load average)."""
 
 
 def load_results(root: Path = ROOT) -> Results:
@@ -160,11 +163,18 @@ def load_results(root: Path = ROOT) -> Results:
         if not path.is_file():
             raise CostmodelError(f"{path}: no such results file; regenerate it (docs/validation.md)")
     from validation.report import load, markdown
+    from validation.run import read_records
 
     docs = {name: json.loads(path.read_text()) for name, path in paths.items()}
-    cpu = markdown(load([root / RESULTS / "cpu-quick.jsonl"]))
+    cpu_path = root / RESULTS / "cpu-quick.jsonl"
+    cpu = markdown(load([cpu_path]))
+    environment = next((r for r in read_records(cpu_path) if r.get("record") == "environment"), None)
+    if environment is None:
+        raise CostmodelError(f"{cpu_path}: no environment record; regenerate it (docs/validation.md)")
     engines = yaml.safe_load((root / SERVING_YAML).read_text())
-    return Results(docs["summary"], docs["regimes"], docs["transfer"], engines, cpu, docs["aiconfigurator"])
+    return Results(
+        docs["summary"], docs["regimes"], docs["transfer"], engines, cpu, docs["aiconfigurator"], environment
+    )
 
 
 # --- formatting ---------------------------------------------------------------------------------------
@@ -668,8 +678,24 @@ def parameters_table(results: Results, old: Mapping[str, list[str]]) -> str:
 
 
 def cpu_table(results: Results, old: Mapping[str, list[str]]) -> str:
-    """README: the committed CPU run's table, as ``validation report`` prints it."""
-    return "\n".join(line for line in results.cpu_markdown.splitlines() if line.startswith("|"))
+    """README: the committed CPU run's table, as ``validation report`` prints it, and under it the run's
+    environment record (when, on what, at which revision and load)."""
+    rows = "\n".join(line for line in results.cpu_markdown.splitlines() if line.startswith("|"))
+    return rows + "\n\n" + cpu_note(results.cpu_environment)
+
+
+def cpu_note(env: Mapping[str, Any]) -> str:
+    """One line from a CPU results file's ``environment`` record."""
+    when = datetime.fromisoformat(env["date"]).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    threads = env["cpu_threads"]
+    revision = str(env["git_revision"])
+    revision = revision[:7] + ("-dirty" if revision.endswith("-dirty") else "")
+    load = " / ".join(f"{x:.1f}" for x in env["load_average"])
+    return (
+        f"Measured {when} on {env['host_cpu']}: {threads} thread{'s' if threads != 1 else ''}, "
+        f"{env['clock']} clock, torch {env['torch_version']}, load average {load} (1 / 5 / 15 min); "
+        f"costmodel revision {revision} (`validation/results/cpu-quick.jsonl`, suite {env['suite']})."
+    )
 
 
 def kernel_note(results: Results) -> str:
