@@ -227,6 +227,7 @@ if token_budget is None:  # each engine's own default on each device, as pareto.
         }
     except ui.BAD_INPUT as e:  # a TPU or CPU: no engine default known, the box must hold one
         ui.show_error(e)
+        st.info("Give the launch value in the Token budget [tokens] box.")
         st.stop()
     budget = (
         "the engine's default token budget per iteration ("
