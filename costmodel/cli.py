@@ -1332,7 +1332,7 @@ def pareto(
             "--chunked-prefill-size per worker (divided among its ranks, each at most SGLang's default "
             "--max-prefill-tokens 16384); raised to a point's clients. Default: the engine's own on each "
             "device (vLLM 8192 on GPUs of 70 GiB or more but A100, else 2048; SGLang 2048 / 4096 / 8192 "
-            "/ 16384 below 35 / 60 / 160 GiB and above; TensorRT-LLM 8192)."
+            "/ 16384 below 35 / 60 / 160 GiB and above; TensorRT-LLM 8192); a TPU or CPU needs one."
         ),
     ] = None,
     show_all: Annotated[

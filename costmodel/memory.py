@@ -836,21 +836,30 @@ def training_activation_bytes(
 
 
 LORA_COMPONENTS: tuple[Component, ...] = ("attention", "linear_attention", "ssm", "mlp")
-"""The components :func:`lora_params` adapts by default: every projection of a layer's token mixer (softmax
-attention, Gated DeltaNet linear attention, a Mamba / Mamba-2 block's ``in_proj`` / ``x_proj`` / ``dt_proj``
-/ ``out_proj``) and of its dense MLP. PEFT has no default target for a state-space or hybrid model (its
-``TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING`` lists none, src/peft/utils/constants.py at
-https://github.com/huggingface/peft/blob/00073fe85ca790515f0b70caa69bea4c477d9db7/src/peft/utils/constants.py),
-so its user names the modules or asks for ``target_modules="all-linear"``, which adapts every
-``nn.Linear`` but the output layer (``_maybe_include_all_linear_layers``, src/peft/tuners/tuners_utils.py):
-in transformers' Mamba, Mamba-2 and Gated DeltaNet mixers those projections are ``nn.Linear``. Routed
-experts and the output head are left out, as before."""
+"""The components :func:`lora_params` adapts by default: the projections of a layer's token mixer (softmax
+attention; Gated DeltaNet linear attention, ``out_proj`` included; a Mamba / Mamba-2 block's ``in_proj`` /
+``x_proj`` / ``dt_proj``, not its ``out_proj``) and of its dense MLP. This is what PEFT's
+``target_modules="all-linear"`` trains: every ``nn.Linear`` but the output layer
+(``_maybe_include_all_linear_layers``, src/peft/tuners/tuners_utils.py), except that PEFT refuses a
+target named ``out_proj`` or ``conv1d`` on model types mamba, mamba2, falcon_mamba, falcon_h1 and
+nemotron_h, whose fused kernels read ``out_proj.weight`` directly (``_check_lora_target_modules_mamba``,
+huggingface/peft PR #2562, at https://github.com/huggingface/peft/blob/005fdd53c63ed5a27177fd200295a00f93a57b55/src/peft/tuners/tuners_utils.py),
+so all-linear there raises unless the user excludes ``out_proj``. Every Mamba / Mamba-2 mixer costmodel
+reads from a config.json comes from one of those types (mamba, nemotron_h); Gated DeltaNet's model type
+(qwen3_5) is not on the list. PEFT's default mapping (``TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING``,
+src/peft/utils/constants.py, PEFT 0.21.2) has no entry for a pure state-space model and gives nemotron_h
+only its attention's q / k / v / o projections. Routed experts and the output head are left out, as before."""
+
+SSM_LORA_REFUSED = ("out_proj.", "conv1d.")
+"""Name prefixes of the Mamba / Mamba-2 tensors PEFT will not adapt (``_check_lora_target_modules_mamba``,
+see :data:`LORA_COMPONENTS`); only ``out_proj`` is a matmul."""
 
 
 def lora_params(model: ModelProfile, *, rank: int, components: Sequence[Component] = LORA_COMPONENTS) -> int:
     """Trainable parameters of LoRA adapters of rank ``rank`` on every matmul of ``components`` [-]
     (default :data:`LORA_COMPONENTS`: the token mixer's projections, attention, linear attention or SSM,
-    and the dense MLP's).
+    and the dense MLP's). A Mamba / Mamba-2 block's ``out_proj`` is never adapted: PEFT refuses it on
+    Mamba-type models (:data:`SSM_LORA_REFUSED`).
 
     An adapter on a ``[out, in]`` weight adds A ``[rank, in]`` and B ``[out, rank]`` (Hu et al. 2021, §4.1).
     Its update B A has rank at most min(out, in), and every adapted matmul reads or writes the hidden state
@@ -858,9 +867,18 @@ def lora_params(model: ModelProfile, *, rank: int, components: Sequence[Componen
     no capacity, and is refused. Below it the bound is per matmul and not enforced: above a narrower
     matmul's own min(out, in) (GQA's k / v projections: kv_heads x head_dim) its adapter only adds
     parameters. ``components`` that hold no matmul of ``model`` (``("attention", "mlp")`` on a pure Mamba
-    model) are refused, naming the components that do: zero adapters would be a silently wrong count.
+    model) are refused, naming the components that do: zero adapters would be a silently wrong count. A
+    bare string, or a name that is not a :data:`~costmodel.params.Component`, is refused too.
     """
     checks.positive_int("lora rank", rank)
+    if isinstance(components, str):  # a bare name would be matched letter by letter ("attention" in it)
+        raise CostmodelError(
+            f"lora components must be a sequence of names, got the string {components!r}: "
+            f"write ({components!r},)"
+        )
+    for name in components:
+        if name not in get_args(Component):
+            raise UnknownNameError("lora component", name, get_args(Component))
     if rank > model.d_model:
         raise CostmodelError(
             f"lora_rank {rank:,} exceeds {model.name}'s hidden size d_model = {model.d_model:,}: an "
@@ -868,7 +886,11 @@ def lora_params(model: ModelProfile, *, rank: int, components: Sequence[Componen
             f"{model.d_model:,}"
         )
     matmuls = [t for t in tensors(model) if t.kind == "matmul"]
-    chosen = [t for t in matmuls if t.component in components]
+    chosen = [
+        t
+        for t in matmuls
+        if t.component in components and not (t.component == "ssm" and t.name.startswith(SSM_LORA_REFUSED))
+    ]
     if not chosen:
         held = ", ".join(dict.fromkeys(t.component for t in matmuls))
         raise CostmodelError(

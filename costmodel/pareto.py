@@ -546,8 +546,9 @@ def frontier(
         takes it (vLLM ``--max-num-batched-tokens``, TensorRT-LLM ``max_num_tokens``, SGLang
         ``--chunked-prefill-size``) [tokens]; None (default): the engine's own default on each device
         (:func:`costmodel.token_budget.default_token_budget`: vLLM 8,192 on a GPU of 70 GiB or more but
-        an A100, else 2,048; SGLang 2,048 / 4,096 / 8,192 / 16,384 by device memory; TensorRT-LLM 8,192);
-        raised to a point's clients per worker where they are more.
+        an A100, else 2,048; SGLang 2,048 / 4,096 / 8,192 / 16,384 by device memory; TensorRT-LLM 8,192;
+        GPUs only: a TPU or CPU in ``systems`` raises, naming ``token_budget``); raised to a point's clients
+        per worker where they are more.
         Under attention DP each rank gets what the engine's rule gives it
         (:func:`costmodel.token_budget.rank_token_budget`): the whole value with vLLM and TensorRT-LLM
         (per rank), its share with SGLang (per worker), which SGLang also caps at its default

@@ -156,9 +156,8 @@ def default_token_budget(engine: str, hardware: HardwareProfile) -> int:
       ``EngineArgs.get_batch_defaults`` and ``_set_default_max_num_seqs_and_batched_tokens_args`` in
       vllm/engine/arg_utils.py at
       https://github.com/vllm-project/vllm/blob/99d7eb5d6a512cfcc5a2b104f24ebf2d6cda772b/vllm/engine/arg_utils.py;
-      the ``LLM`` class's 16,384 / 8,192 are not a server's, and TPUs and CPUs have defaults of their own,
-      out of scope here). With chunked prefill on (the default) vLLM caps it at max_num_seqs x
-      max_model_len only, which no planner launch reaches.
+      the ``LLM`` class's 16,384 / 8,192 are not a server's). With chunked prefill on (the default) vLLM caps
+      it at max_num_seqs x max_model_len only, which no planner launch reaches.
     - **SGLang**: ``chunked_prefill_size`` by the device's memory, 2,048 below 35 GiB, 4,096 below 60 GiB,
       8,192 below 160 GiB and 16,384 from 160 GiB (:data:`SGLANG_CHUNKED_PREFILL_SIZE`;
       ``ServerArgs._handle_gpu_memory_settings`` in python/sglang/srt/server_args.py,
@@ -169,9 +168,31 @@ def default_token_budget(engine: str, hardware: HardwareProfile) -> int:
 
     The device's memory is its profile's (``HardwareProfile.memory_bytes``), which the engines read as the
     device reports it; no profile sits near a threshold. A name outside :data:`ENGINES` raises
-    :class:`~costmodel.errors.UnknownNameError`."""
+    :class:`~costmodel.errors.UnknownNameError`.
+
+    Only GPUs: a TPU or CPU profile raises :class:`~costmodel.errors.CostmodelError` naming
+    ``--token-budget``, for every engine. SGLang's and TensorRT-LLM's rules above are GPU rules. vLLM's
+    (the same file; at the commit above the code sits in ``EngineArgs._set_default_args``) has a CPU
+    branch, 2,048 x pipeline x tensor-parallel size for the API server, which depends on the layout where
+    this returns one value per device; and a TPU table keyed ``"V6E"`` / ``"V5E"`` / ``"V5P"``
+    (1,024 / 512 / 256) that the TPU platforms' ``get_device_name`` (``f"TPU {chip_type.name}"`` in
+    vllm/platforms/tpu.py at
+    https://github.com/vllm-project/vllm/blob/60d375cbb7837e7abb4cbd47c676c06f38a1a47d/vllm/platforms/tpu.py
+    and tpu_inference/platforms/tpu_platform.py at
+    https://github.com/vllm-project/tpu-inference/blob/b0c2f7dcbaccbbb4a05ebef35375c0ca1ebc4e33/tpu_inference/platforms/tpu_platform.py)
+    does not match as read, so which value a TPU launch takes is not settled from source."""
     if engine not in ENGINES:
         raise UnknownNameError("engine", engine, ENGINES)
+    if hardware.device_kind != "gpu":
+        rule = (
+            "vLLM's own CPU default is 2,048 x tp x pp tokens (vllm/engine/arg_utils.py)"
+            if hardware.device_kind == "cpu" and engine == "vllm"
+            else f"costmodel knows {engine}'s default on GPUs only"
+        )
+        raise CostmodelError(
+            f"no default token budget for {engine} on {hardware.name} (a {hardware.device_kind.upper()}): "
+            f"{rule}; give the launch value as token_budget"
+        )
     if engine == "vllm":
         return VLLM_TOKEN_BUDGET[int(vllm_large_gpu(hardware))]
     if engine == "trtllm":

@@ -117,6 +117,15 @@ def test_a_model_that_fits_nowhere_is_a_message() -> None:
     assert any("could be evaluated" in e.value for e in at.error)
 
 
+def test_a_tpu_or_cpu_without_a_token_budget_asks_for_one() -> None:
+    """No engine default is known off GPUs (costmodel.token_budget.default_token_budget): the page shows the
+    API's message instead of a guessed budget called the engine's default."""
+    at = open_pareto(model="llama-3-8b", hardware=["cpu"], pareto_tp=[1], pareto_pp=[1])
+    assert not at.exception
+    assert any("no default token budget for vllm on cpu" in e.value for e in at.error)
+    assert [i.value for i in at.info] == ["Give the launch value in the Token budget [tokens] box."]
+
+
 MOE = dict(  # a small MoE search: one device, one format, aggregated workers
     model="qwen3-30b-a3b", hardware=["h100-sxm"], pareto_formats=["fp8"], pareto_tp=[1, 2], pareto_pp=[1],
     pareto_modes=["agg"],

@@ -175,24 +175,38 @@ def test_lora_parameters_by_hand() -> None:
     assert lora_params(model, rank=r, components=("mlp",)) == 32 * 3 * r * (d + f)
 
 
-@pytest.mark.parametrize("name", ["mamba-2.8b", "nemotron-h-56b", "qwen3.5-122b-a10b"])
-def test_lora_adapts_the_state_space_and_linear_attention_projections_as_peft_all_linear(name: str) -> None:
+PEFT_MAMBA_MODEL_TYPES = {"falcon_h1", "mamba", "mamba2", "falcon_mamba", "nemotron_h"}
+"""PEFT's rule, written out (``_check_lora_target_modules_mamba``, huggingface/peft PR #2562,
+https://github.com/huggingface/peft/blob/005fdd53c63ed5a27177fd200295a00f93a57b55/src/peft/tuners/tuners_utils.py):
+a LoRA target named ``out_proj`` or ``conv1d`` on these model types raises ValueError."""
+PEFT_MAMBA_REFUSED = {"out_proj", "conv1d"}
+
+
+@pytest.mark.parametrize(
+    ("name", "out_proj_adapted"),
+    [("mamba-2.8b", False), ("nemotron-h-56b", False), ("qwen3.5-122b-a10b", True)],
+)
+def test_lora_default_is_what_peft_all_linear_trains(name: str, out_proj_adapted: bool) -> None:
     """Oracle: PEFT's ``target_modules="all-linear"`` puts an adapter of r (in + out) parameters on every
-    ``nn.Linear`` but the output layer; transformers' own model of each config (meta device) lists them.
-    Less the MoE's routed experts, shared expert and router, which the default leaves out, that is the
-    default count: a Mamba block's in / x / dt / out projections, Mamba-2's in / out, Gated DeltaNet's
-    in_proj_qkv / z / a / b and out_proj, attention and the dense MLP (before: Mamba-2.8B counted 0)."""
+    ``nn.Linear`` but the output layer, and refuses ``out_proj`` / ``conv1d`` on Mamba-type model types;
+    transformers' own model of each config (meta device) lists the modules. What a user can train there is
+    all-linear less those names. Less the MoE's routed experts, shared expert and router, which the default
+    leaves out, that is the default count: Mamba's in / x / dt projections, Mamba-2's in_proj, Gated
+    DeltaNet's in_proj_qkv / z / a / b and out_proj (qwen3_5 is not a Mamba type), attention and the MLP."""
     hf = hf_meta_model(HF_CONFIGS / f"{name}.json")
+    refused = PEFT_MAMBA_REFUSED if hf.config.model_type in PEFT_MAMBA_MODEL_TYPES else set()
     r = 16
-    expected = sum(
-        r * (module.in_features + module.out_features)
+    trainable = {
+        path: r * (module.in_features + module.out_features)
         for path, module in hf.named_modules()
         if isinstance(module, torch.nn.Linear)
         and not path.endswith("lm_head")
+        and path.rsplit(".", 1)[-1] not in refused
         and "experts" not in path
         and "shared_expert" not in path
-    )
-    assert lora_params(costmodel.load_model(name), rank=r) == expected
+    }
+    assert any(p.endswith("out_proj") for p in trainable) == out_proj_adapted
+    assert lora_params(costmodel.load_model(name), rank=r) == sum(trainable.values())
 
 
 def test_lora_components_without_a_matmul_are_refused_naming_the_ones_that_hold_them() -> None:
@@ -201,6 +215,22 @@ def test_lora_components_without_a_matmul_are_refused_naming_the_ones_that_hold_
         lora_params(model, rank=8, components=("attention", "mlp"))
     with pytest.raises(costmodel.CostmodelError, match="hold no matmul"):
         training_memory(model, batch_size=1, seq_len=512, method="lora", lora_components=("mlp",))
+
+
+def test_lora_components_must_be_a_sequence_of_known_names() -> None:
+    """A bare string was matched by substring ("attention" in "linear_attention" added the softmax layers)
+    and a misspelt name beside a valid one was dropped: both are refused, naming the fix or the names."""
+    model = costmodel.load_model("qwen3.5-122b-a10b")
+    with pytest.raises(
+        costmodel.CostmodelError, match=r"got the string 'linear_attention': write \('linear_attention',\)"
+    ):
+        lora_params(model, rank=16, components="linear_attention")  # type: ignore[arg-type]
+    with pytest.raises(
+        costmodel.CostmodelError, match=r"unknown lora component 'atention'.*'attention'.*Known: attention"
+    ):
+        lora_params(model, rank=16, components=("atention", "mlp"))  # type: ignore[arg-type]
+    with pytest.raises(costmodel.CostmodelError, match="unknown lora component"):
+        training_memory(model, batch_size=1, seq_len=512, method="lora", lora_components=("mlps",))  # type: ignore[arg-type]
 
 
 def test_qlora_is_smaller_than_lora_is_smaller_than_full() -> None:

@@ -15,6 +15,7 @@ from validation.tables import (
     Results,
     aiconfigurator_table,
     at_bound,
+    cpu_note,
     families_table,
     loop_value,
     pct,
@@ -255,6 +256,57 @@ def test_a_missing_marker_fails_the_check(tmp_path: Path, name: str) -> None:
     outcome = update(tmp_path, load_results(ROOT))
     assert outcome.missing
     assert name in outcome.missing[0]
+
+
+def test_a_missing_end_marker_is_one_error_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy_inputs(tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text(readme.read_text().replace("<!-- end generated: readme-gemm -->\n", ""))
+    assert validation_main(["tables", "--check", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "error: block 'readme-gemm': no closing '<!-- end generated: readme-gemm -->'; add it after the table\n"
+    )
+
+
+def test_write_names_a_row_whose_diagnosis_was_not_carried_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Prose is kept by first cell: a group renamed in the doc (or new in the results) comes back without its
+    diagnosis, and ``--write`` names it instead of dropping it silently."""
+    copy_inputs(tmp_path)
+    assert update(tmp_path).no_prose == ()
+    serving = tmp_path / "docs/serving.md"
+    serving.write_text(serving.read_text().replace("\n| H100 SGLang agg |", "\n| H100 SGLang (agg) |", 1))
+    assert validation_main(["tables", "--write", "--root", str(tmp_path)]) == 0
+    assert (
+        "no prose: serving-misses (docs/serving.md): H100 SGLang agg (a new or renamed row: write its cell)"
+        in capsys.readouterr().err
+    )
+    text = serving.read_text()
+    assert text.index("\n| H100 SGLang agg | ") < text.index("<!-- end generated: serving-misses -->")
+    assert "\n| H100 SGLang (agg) |" not in text
+
+
+def test_cpu_block_states_the_runs_environment_record() -> None:
+    env = {
+        "date": "2026-12-02T01:04:56+01:00",
+        "git_revision": "9007129e6760e701a81f8aae4ac3186a461c6681-dirty",
+        "torch_version": "2.13.0+cpu",
+        "host_cpu": "Intel(R) Xeon(R) Processor",
+        "cpu_threads": 2,
+        "clock": "thread",
+        "load_average": [15.76, 15.16, 3.04],
+        "suite": "quick",
+    }
+    assert cpu_note(env) == (
+        "Measured 2026-12-02 00:04 UTC on Intel(R) Xeon(R) Processor: 2 threads, thread clock, torch "
+        "2.13.0+cpu, load average 15.8 / 15.2 / 3.0 (1 / 5 / 15 min); costmodel revision 9007129-dirty "
+        "(`validation/results/cpu-quick.jsonl`, suite quick)."
+    )
 
 
 def test_aiconfigurator_table_shows_a_tool_without_rows_as_dash() -> None:

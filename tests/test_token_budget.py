@@ -264,6 +264,37 @@ def test_each_engines_default_budget_follows_the_device(device: str) -> None:
         default_token_budget("SGLang", hardware)
 
 
+@pytest.mark.parametrize("device", ["cpu", "tpu-v5e"])
+def test_no_engine_default_is_given_on_a_tpu_or_cpu_and_the_planner_asks_for_the_budget(device: str) -> None:
+    """The three rules are GPU rules; vLLM's CPU default (2,048 x tp x pp) depends on the layout and its
+    TPU table is not settled from source: every engine refuses there, naming the budget to give, and a
+    given budget still plans (before: the GPU rule, e.g. vLLM 2,048 and SGLang 16,384 on the CPU)."""
+    from costmodel.token_budget import default_token_budget
+
+    hardware = load_hardware(device)
+    for engine in ("vllm", "sglang", "trtllm"):
+        with pytest.raises(
+            CostmodelError, match=f"no default token budget for {engine} on {device}.*token_budget"
+        ):
+            default_token_budget(engine, hardware)
+    args: dict[str, object] = dict(isl=512, osl=16, formats=("bf16",), tp=(1,), pp=(1,), modes=("agg",),
+                                   concurrency=(1,), engine="vllm")  # fmt: skip
+    with pytest.raises(CostmodelError, match="token_budget"):
+        pareto.frontier("gpt2", [device], **args)  # type: ignore[arg-type]
+    assert len(pareto.frontier("gpt2", [device], token_budget=2048, **args).points) == 1  # type: ignore[arg-type]
+    from typer.testing import CliRunner
+
+    from costmodel.cli import app
+
+    flags = ["pareto", "--model", "gpt2", "--hardware", device, "--isl", "512", "--osl", "16", "--mode", "agg",
+             "--concurrency", "1", "--tp", "1", "--pp", "1", "--formats", "bf16", "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, flags)
+    assert result.exit_code != 0
+    assert "give the launch value as --token-budget" in result.output
+    assert "engine default" not in result.output
+    assert "Traceback" not in result.output
+
+
 def test_the_planner_launches_each_device_with_its_engines_default() -> None:
     """Without token_budget, an A100's vLLM workers run vLLM's 2,048 and an H100's its 8,192: the same
     points as those budgets given by hand, device by device (before session 19: 8,192 on both)."""

@@ -133,6 +133,8 @@ def _command(args: argparse.Namespace) -> int:
         if args.write:
             for name in outcome.stale:
                 print(f"rewrote {name}")
+            for row in outcome.no_prose:
+                print(f"no prose: {row} (a new or renamed row: write its cell)", file=sys.stderr)
             return 1 if outcome.missing else 0
         for name in outcome.stale:
             print(f"stale: {name}; run `{COMMAND} --write`", file=sys.stderr)

@@ -14,7 +14,8 @@ a device and family pooled), ``public-gpu-transfer.json`` (leave one device out)
 ``validation/results/cpu-quick.jsonl`` (through :func:`validation.report.markdown`),
 ``benchmarks/results/aiconfigurator-silicon.json`` and ``hardware_profiles/calibrated/serving-engines.yaml``.
 A table that carries prose columns (a diagnosis, a parameter's meaning) generates its figure columns and
-keeps each prose cell from the doc, matched by the row's first cell (a renamed row loses its prose). Formats:
+keeps each prose cell from the doc, matched by the row's first cell (a renamed row loses its prose;
+``--write`` names every row left without one). Formats:
 |error| in %, medians to 1 decimal, p90 to 1 decimal (kernels) or 0 (serving, transfer; the aiconfigurator
 comparison gives both to 0); a figure over its target is bold (:data:`KERNEL_TARGETS`,
 :data:`SERVING_TARGETS`,
@@ -30,6 +31,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +151,8 @@ class Results:
     engines: Mapping[str, Any]
     cpu_markdown: str
     aiconfigurator: Mapping[str, Any] = field(default_factory=dict)
+    cpu_environment: Mapping[str, Any] = field(default_factory=dict)
+    """The CPU run's ``environment`` record (date, revision, threads, clock, load average)."""
 
 
 def load_results(root: Path = ROOT) -> Results:
@@ -159,11 +163,18 @@ def load_results(root: Path = ROOT) -> Results:
         if not path.is_file():
             raise CostmodelError(f"{path}: no such results file; regenerate it (docs/validation.md)")
     from validation.report import load, markdown
+    from validation.run import read_records
 
     docs = {name: json.loads(path.read_text()) for name, path in paths.items()}
-    cpu = markdown(load([root / RESULTS / "cpu-quick.jsonl"]))
+    cpu_path = root / RESULTS / "cpu-quick.jsonl"
+    cpu = markdown(load([cpu_path]))
+    environment = next((r for r in read_records(cpu_path) if r.get("record") == "environment"), None)
+    if environment is None:
+        raise CostmodelError(f"{cpu_path}: no environment record; regenerate it (docs/validation.md)")
     engines = yaml.safe_load((root / SERVING_YAML).read_text())
-    return Results(docs["summary"], docs["regimes"], docs["transfer"], engines, cpu, docs["aiconfigurator"])
+    return Results(
+        docs["summary"], docs["regimes"], docs["transfer"], engines, cpu, docs["aiconfigurator"], environment
+    )
 
 
 # --- formatting ---------------------------------------------------------------------------------------
@@ -211,10 +222,22 @@ def table_cells(text: str) -> dict[str, list[str]]:
     return rows
 
 
+class ProseCells(dict[str, list[str]]):
+    """:func:`table_cells` of a block's old body, noting each row whose prose :func:`kept` found empty."""
+
+    def __init__(self, rows: Mapping[str, list[str]]) -> None:
+        super().__init__(rows)
+        self.empty: list[str] = []
+
+
 def kept(old: Mapping[str, list[str]], key: str, column: int) -> str:
-    """The doc's prose cell of row ``key`` (empty for a new row)."""
+    """The doc's prose cell of row ``key`` (empty for a new row, or one whose first cell was renamed: noted in
+    ``old.empty`` when ``old`` is a :class:`ProseCells`)."""
     cells = old.get(key, [])
-    return cells[column] if column < len(cells) else ""
+    text = cells[column] if column < len(cells) else ""
+    if not text and isinstance(old, ProseCells):
+        old.empty.append(key)
+    return text
 
 
 # --- kernel tables ------------------------------------------------------------------------------------
@@ -655,8 +678,24 @@ def parameters_table(results: Results, old: Mapping[str, list[str]]) -> str:
 
 
 def cpu_table(results: Results, old: Mapping[str, list[str]]) -> str:
-    """README: the committed CPU run's table, as ``validation report`` prints it."""
-    return "\n".join(line for line in results.cpu_markdown.splitlines() if line.startswith("|"))
+    """README: the committed CPU run's table, as ``validation report`` prints it, and under it the run's
+    environment record (when, on what, at which revision and load)."""
+    rows = "\n".join(line for line in results.cpu_markdown.splitlines() if line.startswith("|"))
+    return rows + "\n\n" + cpu_note(results.cpu_environment)
+
+
+def cpu_note(env: Mapping[str, Any]) -> str:
+    """One line from a CPU results file's ``environment`` record."""
+    when = datetime.fromisoformat(env["date"]).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    threads = env["cpu_threads"]
+    revision = str(env["git_revision"])
+    revision = revision[:7] + ("-dirty" if revision.endswith("-dirty") else "")
+    load = " / ".join(f"{x:.1f}" for x in env["load_average"])
+    return (
+        f"Measured {when} on {env['host_cpu']}: {threads} thread{'s' if threads != 1 else ''}, "
+        f"{env['clock']} clock, torch {env['torch_version']}, load average {load} (1 / 5 / 15 min); "
+        f"costmodel revision {revision} (`validation/results/cpu-quick.jsonl`, suite {env['suite']})."
+    )
 
 
 def kernel_note(results: Results) -> str:
@@ -699,14 +738,21 @@ def find_block(text: str, name: str) -> tuple[int, int] | None:
     body = i + len(start) + 1
     j = text.find("\n" + end, body - 1)
     if j < 0:
-        raise ValueError(f"block {name!r}: no closing '{end}'; add it after the table")
+        raise CostmodelError(f"block {name!r}: no closing '{end}'; add it after the table")
     return body, j + 1
 
 
 def render_body(name: str, results: Results, old_body: str = "") -> str:
     """Block ``name``'s body: a blank line, the rendered text, a blank line."""
+    return render_block(name, results, old_body)[0]
+
+
+def render_block(name: str, results: Results, old_body: str = "") -> tuple[str, tuple[str, ...]]:
+    """Block ``name``'s body (:func:`render_body`) and the first cells of its rows whose prose cell came back
+    empty (a new row, or a renamed one that lost its prose)."""
     _, render = BLOCKS[name]
-    return "\n" + render(results, table_cells(old_body)) + "\n\n"
+    old = ProseCells(table_cells(old_body))
+    return "\n" + render(results, old) + "\n\n", tuple(old.empty)
 
 
 @dataclass(frozen=True)
@@ -715,12 +761,15 @@ class Outcome:
     """Blocks whose text differs from the committed results'."""
     missing: tuple[str, ...]
     """Blocks whose markers are not in their file."""
+    no_prose: tuple[str, ...] = ()
+    """Rows (``block (file): first cell``) whose prose cell is empty after rendering: a new row, or one whose
+    first cell changed, so its diagnosis was not carried over."""
 
 
 def update(root: Path = ROOT, results: Results | None = None, *, write: bool = False) -> Outcome:
     """Compare (and with ``write``, rewrite) every block under ``root`` with what the results give."""
     results = results if results is not None else load_results(root)
-    stale, missing = [], []
+    stale, missing, no_prose = [], [], []
     texts: dict[str, str] = {}
     for name, (file, _) in BLOCKS.items():
         text = texts.setdefault(file, (root / file).read_text())
@@ -729,7 +778,8 @@ def update(root: Path = ROOT, results: Results | None = None, *, write: bool = F
             missing.append(f"{name} ({file})")
             continue
         old = text[span[0] : span[1]]
-        new = render_body(name, results, old)
+        new, empty = render_block(name, results, old)
+        no_prose += [f"{name} ({file}): {row}" for row in empty]
         if new != old:
             stale.append(f"{name} ({file})")
             texts[file] = text[: span[0]] + new + text[span[1] :]
@@ -737,7 +787,7 @@ def update(root: Path = ROOT, results: Results | None = None, *, write: bool = F
         for file, text in texts.items():
             if (root / file).read_text() != text:
                 (root / file).write_text(text)
-    return Outcome(tuple(stale), tuple(missing))
+    return Outcome(tuple(stale), tuple(missing), tuple(no_prose))
 
 
 def render_all(results: Results, root: Path = ROOT) -> str:

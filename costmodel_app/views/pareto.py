@@ -220,10 +220,15 @@ if missing:
 model_key = sc.model if sc.model_source == "built-in" else json.dumps(sc.hf_config, sort_keys=True)
 objective = f"mean TTFT ≤ {ui.number(ttft_ms)} ms and mean TPOT ≤ {ui.number(tpot_ms)} ms"
 if token_budget is None:  # each engine's own default on each device, as pareto.frontier launches it
-    defaults = {
-        hw: default_token_budget(engine, ui.hardware_profile(key))
-        for hw, key in zip(sc.hardware, priced, strict=True)
-    }
+    try:
+        defaults = {
+            hw: default_token_budget(engine, ui.hardware_profile(key))
+            for hw, key in zip(sc.hardware, priced, strict=True)
+        }
+    except ui.BAD_INPUT as e:  # a TPU or CPU: no engine default known, the box must hold one
+        ui.show_error(e)
+        st.info("Give the launch value in the Token budget [tokens] box.")
+        st.stop()
     budget = (
         "the engine's default token budget per iteration ("
         + ", ".join(f"{hw} {value:,}" for hw, value in defaults.items())
