@@ -402,6 +402,8 @@ def _kv_b_proj_elements(name: str) -> tuple[int, int]:
         ("vllm", "fp8_block", "mi325x", 2, 2),  # AITER (and its fp8 bmm) is off by default
         ("sglang", "bf16", "h200", 2, 2),  # w_kc / w_vc: contiguous copies
         ("sglang", "fp8", "h200", 1, 1),  # requantized per tensor, bmm_fp8
+        ("sglang", "fp8_channel", "h200", 1, 1),  # channel_quant_to_tensor_quant: per tensor too
+        ("sglang", "fp8_channel", "mi325x", 1, 1),  # held in fp8, cast to bf16 on each call
         ("sglang", "fp8_block", "h200", 2, 2),  # block_quant_dequant to bf16 on CUDA
         ("sglang", "fp8_block", "mi325x", 1, 1),  # block_quant_to_tensor_quant on ROCm
         ("trtllm", "bf16", "h200", 2, 0),  # k_b_proj_trans its own parameter, v_b_proj a view
@@ -473,7 +475,7 @@ def test_a_training_sequence_past_the_context_is_refused_and_at_it_accepted() ->
 
 _SOURCED_FORMATS = {
     "vllm": ("bf16", "fp8", "fp8_block", "nvfp4", "int4"),
-    "sglang": ("bf16", "fp8", "fp8_block", "nvfp4", "int4"),
+    "sglang": ("bf16", "fp8", "fp8_channel", "fp8_block", "nvfp4", "int4"),
     "trtllm": ("bf16", "fp8_block"),  # the cited MLA.create_weights' two cases
 }
 
