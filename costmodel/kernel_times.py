@@ -71,7 +71,7 @@ from costmodel.kernel_shapes import (
     MoEShape,
 )
 from costmodel.kernels.collective import HIERARCHICAL_OPS, multi_node_s, node_split
-from costmodel.memory import MlaAbsorbFormat, device_kind, mla_absorb_format
+from costmodel.memory import MlaAbsorbFormat, check_engine_vendor, device_kind, mla_absorb_format
 from costmodel.ops import COLLECTIVES, Op
 from costmodel.roofline import Link, OpTimes, host_s
 from costmodel.roofline import op_times as roofline_op_times
@@ -895,7 +895,9 @@ def absorb_format(shape: MlaUpShape, hardware: HardwareProfile | None, engine: s
     ``hardware``: :func:`costmodel.memory.mla_absorb_format`, the rule memory counts the copies by, so the
     decode's timed bytes and peak (:func:`_mla_up_s`, :func:`timed_bytes`,
     :func:`costmodel.roofline.op_times`) and the copies a replica holds
-    (:func:`costmodel.memory.mla_absorb_copy_bytes`) follow one format."""
+    (:func:`costmodel.memory.mla_absorb_copy_bytes`) follow one format. An engine on a device whose vendor
+    it does not run on is refused first, naming the engine and the fix (:func:`check_engine_vendor`)."""
+    check_engine_vendor(engine, hardware)
     return mla_absorb_format(engine, shape.kv_b_dtype, **device_kind(hardware))
 
 
