@@ -1227,7 +1227,6 @@ def test_tensorrt_llms_absorbed_bmm_follow_its_block_fp8_path_on_each_architectu
         for regime, op in (("bmm_pre", mla.OP_BMM_PRE), ("bmm_post", mla.OP_BMM_POST))
     )
     assert fp8 == pytest.approx(measured, rel=1e-9)
-    assert fp8 > _kv_up_decode_s(h100, "trtllm", "bf16", "bf16")  # the measured fp8 call is the slower
     assert _kv_up_decode_s(b200, "trtllm", "fp8_block", "fp8") == pytest.approx(
         _kv_up_decode_s(b200, "trtllm", "bf16", "bf16"), rel=1e-12
     )
