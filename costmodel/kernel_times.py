@@ -919,7 +919,8 @@ def timed_bytes(op: Op, absorb: MlaAbsorbFormat | None = None) -> FloatArray:
     verification: ``new_tokens <= decode_tokens``), which the operators count in the naive expansion
     (every cached token's per-head keys and values rebuilt and read) while the kernel models time the
     engines' absorbed form (DeepSeek-V2 §2.1.2, "absorb W_UK into W_UQ and W_UV into W_O";
-    MLACommonImpl, vllm/v1/attention/backends/mla/common.py):
+    vLLM's MLA decode, vllm/model_executor/layers/attention/mla_attention.py, formerly
+    vllm/v1/attention/backends/mla/common.py; :func:`costmodel.memory.mla_absorb_format` cites a commit):
 
     - ``kv_up_proj``: two per-head bmm over the new tokens, reading W_UK / W_UV (heads x kv_lora_rank x
       (nope + v)) in the format the engine holds them in (``absorb``, :func:`absorb_format`; None: 16 bits,
@@ -997,7 +998,8 @@ def absorbed(op: Op) -> npt.NDArray[np.bool_] | None:
 def timed_flop(op: Op) -> FloatArray:
     """FLOPs per layer on one GPU of ``op`` in the form it is timed [FLOP]: ``op.flop``, except in an
     MLA decode (:func:`absorbed`), which the operators count in the naive expansion (:mod:`costmodel.flops`)
-    and the engines run absorbed (DeepSeek-V2 §2.1.2; ``MLACommonImpl._forward_decode``,
+    and the engines run absorbed (DeepSeek-V2 §2.1.2; vLLM's MLA decode,
+    vllm/model_executor/layers/attention/mla_attention.py, formerly
     vllm/v1/attention/backends/mla/common.py), the form :func:`timed_bytes` counts the bytes of:
 
     - ``kv_up_proj``: the two per-head bmm over the new tokens, 2 x tokens x heads x kv_lora_rank x nope
