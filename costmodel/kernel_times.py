@@ -71,7 +71,7 @@ from costmodel.kernel_shapes import (
     MoEShape,
 )
 from costmodel.kernels.collective import HIERARCHICAL_OPS, multi_node_s, node_split
-from costmodel.memory import MlaAbsorbFormat, device_kind, mla_absorb_format
+from costmodel.memory import MlaAbsorbFormat, check_engine_vendor, device_kind, mla_absorb_format
 from costmodel.ops import COLLECTIVES, Op
 from costmodel.roofline import Link, OpTimes, host_s
 from costmodel.roofline import op_times as roofline_op_times
@@ -234,7 +234,8 @@ it per kernel: decode runs as a CUDA graph replay, which removes per-kernel CPU 
 (https://pytorch.org/blog/accelerating-pytorch-with-cuda-graphs/), and in eager prefill the host launches
 ahead of long kernels. So each fixed cost is capped at that many launches (:func:`launch_s`; the attention
 kernels also write the cache; decode's split-K reduction is one more kernel, as is FlashAttention-2's query
-copy; fp8 / fp4 GEMMs first quantize their activations, one more launch; the MLA tables' eager host floor,
+copy; fp8 / fp4 GEMMs first quantize their activations, one more launch, and so does TensorRT-LLM's
+measured fp8 absorbed bmm, three kernels in one call; the MLA tables' eager host floor,
 ``host_floor_s``, is no GPU launch at all).
 What the host adds per step is the closed-loop model's ``step_overhead_s``.
 
@@ -558,6 +559,10 @@ def step_params(hardware: HardwareProfile, family: ModuleType, key: str, *, laun
     caps = dict(GRAPH_LAUNCHES.get(name, {}))
     if name == "gemm" and key.split(":", 1)[0] in ("fp8", "fp8_block", "nvfp4"):
         caps["launch_s"] = 2.0  # the activation-quantization kernel before the GEMM
+    if name == "mla" and "fp8_block_scaling_bmm" in key:
+        # TensorRT-LLM's fp8_block_scaling_bmm_out on SM 89 / 90, timed as one call: the input's 1 x 128
+        # quantization, the fp8 block-scaled bmm and out.copy_ (memory.mla_absorb_format), three launches
+        caps["launch_s"] = 3.0
     params = dataclasses.replace(
         params, **{n: min(getattr(params, n), c * launch_s) for n, c in caps.items()}
     )
@@ -897,7 +902,9 @@ def absorb_format(shape: MlaUpShape, hardware: HardwareProfile | None, engine: s
     ``hardware``: :func:`costmodel.memory.mla_absorb_format`, the rule memory counts the copies by, so the
     decode's timed bytes and peak (:func:`_mla_up_s`, :func:`timed_bytes`,
     :func:`costmodel.roofline.op_times`) and the copies a replica holds
-    (:func:`costmodel.memory.mla_absorb_copy_bytes`) follow one format."""
+    (:func:`costmodel.memory.mla_absorb_copy_bytes`) follow one format. An engine on a device whose vendor
+    it does not run on is refused first, naming the engine and the fix (:func:`check_engine_vendor`)."""
+    check_engine_vendor(engine, hardware)
     return mla_absorb_format(engine, shape.kv_b_dtype, **device_kind(hardware))
 
 
@@ -914,7 +921,8 @@ def timed_bytes(op: Op, absorb: MlaAbsorbFormat | None = None) -> FloatArray:
     verification: ``new_tokens <= decode_tokens``), which the operators count in the naive expansion
     (every cached token's per-head keys and values rebuilt and read) while the kernel models time the
     engines' absorbed form (DeepSeek-V2 §2.1.2, "absorb W_UK into W_UQ and W_UV into W_O";
-    MLACommonImpl, vllm/v1/attention/backends/mla/common.py):
+    vLLM's MLA decode, vllm/model_executor/layers/attention/mla_attention.py, formerly
+    vllm/v1/attention/backends/mla/common.py; :func:`costmodel.memory.mla_absorb_format` cites a commit):
 
     - ``kv_up_proj``: two per-head bmm over the new tokens, reading W_UK / W_UV (heads x kv_lora_rank x
       (nope + v)) in the format the engine holds them in (``absorb``, :func:`absorb_format`; None: 16 bits,
@@ -992,7 +1000,8 @@ def absorbed(op: Op) -> npt.NDArray[np.bool_] | None:
 def timed_flop(op: Op) -> FloatArray:
     """FLOPs per layer on one GPU of ``op`` in the form it is timed [FLOP]: ``op.flop``, except in an
     MLA decode (:func:`absorbed`), which the operators count in the naive expansion (:mod:`costmodel.flops`)
-    and the engines run absorbed (DeepSeek-V2 §2.1.2; ``MLACommonImpl._forward_decode``,
+    and the engines run absorbed (DeepSeek-V2 §2.1.2; vLLM's MLA decode,
+    vllm/model_executor/layers/attention/mla_attention.py, formerly
     vllm/v1/attention/backends/mla/common.py), the form :func:`timed_bytes` counts the bytes of:
 
     - ``kv_up_proj``: the two per-head bmm over the new tokens, 2 x tokens x heads x kv_lora_rank x nope

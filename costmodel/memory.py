@@ -295,9 +295,10 @@ def mla_absorb_format(
     capability 10.x; both False: an NVIDIA GPU before Blackwell). ``kv_b_proj`` stays loaded in every
     engine: the prefill's naive form runs it. From the engines' weight loading and decode:
 
-    - **vLLM** (``MLACommonImpl.process_weights_after_loading`` and ``_v_up_proj`` /
-      ``_q_proj_and_k_up_proj``, vllm/v1/attention/backends/mla/common.py,
-      https://github.com/vllm-project/vllm): an unquantized ``kv_b_proj`` is split into ``W_UK_T`` and
+    - **vLLM** (``process_weights_after_loading`` and ``_v_up_proj`` / ``_q_proj_and_k_up_proj``, first in
+      vllm/v1/attention/backends/mla/common.py, since moved to
+      https://github.com/vllm-project/vllm/blob/90b0a26e0e1a8ae3ba34e9e0ea514411f1a6a182/vllm/model_executor/layers/attention/mla_attention.py,
+      where the rule below still holds): an unquantized ``kv_b_proj`` is split into ``W_UK_T`` and
       ``W_UV`` by views of its own weight (no copy, 0); a quantized one is dequantized once into a 16-bit
       tensor ("we currently do not have quantized bmm's ... we just store fp16/bf16 copies"), which both
       views keep alive (2 bytes an element). The bmm are ``torch.bmm`` in 16 bits. On ROCm with
@@ -308,17 +309,19 @@ def mla_absorb_format(
       ``forward_absorb_core``, python/sglang/srt/models/deepseek_v2.py,
       https://github.com/sgl-project/sglang/blob/3e4a39ee73308590c5c753108bdcb8d333f7f1c6/python/sglang/srt/models/deepseek_v2.py):
       ``w_kc`` / ``w_vc`` are contiguous copies (``.contiguous()`` of the transposed split) of the weight
-      after its conversion: per-tensor fp8 requantized to one tensor scale
-      (``channel_quant_to_tensor_quant``, 1 byte), block fp8 dequantized to bf16 on CUDA
-      (``block_quant_dequant``, 2; DeepGEMM's grouped fp8 bmm only with ``SGL_USE_DEEPGEMM_BMM``, off by
-      default) and requantized per tensor on ROCm (``block_quant_to_tensor_quant``, 1), anything else in
-      16 bits (a bf16 weight copied, AWQ / int8 dequantized: 2). On CUDA an fp8 ``w_kc`` runs
-      ``bmm_fp8`` on inputs quantized per tensor by ``per_tensor_quant_mla_fp8`` (two Triton kernels,
-      python/sglang/srt/layers/quantization/fp8_kernel.py); a 16-bit one ``torch.bmm``. On ROCm every
-      bmm is ``torch.bmm`` in bf16 of ``w_kc.to(torch.bfloat16) * w_scale``, made on each call ("TODO:
-      add bmm_fp8 to ROCm"; ``w_scale`` is 1.0 for a 16-bit weight).
+      after its conversion: per-tensor and per-channel fp8 (any fp8 weight without ``weight_block_size``)
+      requantized to one tensor scale (``channel_quant_to_tensor_quant``, 1 byte), block fp8 dequantized to
+      bf16 on CUDA (``block_quant_dequant``, 2; DeepGEMM's grouped fp8 bmm only with ``SGL_USE_DEEPGEMM_BMM``,
+      off by default) and requantized per tensor on ROCm (``block_quant_to_tensor_quant``, 1), anything else
+      in 16 bits (a bf16 weight copied, AWQ / int8 dequantized: 2). On CUDA an fp8 ``w_kc`` runs ``bmm_fp8``
+      on inputs quantized per tensor by ``per_tensor_quant_mla_fp8`` (two Triton kernels,
+      python/sglang/srt/layers/quantization/fp8_kernel.py); a 16-bit one ``torch.bmm``. On ROCm every bmm is
+      ``torch.bmm`` in bf16 of ``w_kc.to(torch.bfloat16) * w_scale``, made on each call ("TODO: add bmm_fp8 to
+      ROCm"; ``w_scale`` is 1.0 for a 16-bit weight).
     - **TensorRT-LLM** (``MLA.create_weights`` and ``fp8_block_scaling_bmm_out``,
-      tensorrt_llm/_torch/modules/attention.py, https://github.com/NVIDIA/TensorRT-LLM):
+      https://github.com/NVIDIA/TensorRT-LLM/blob/00547a25ac61d28d1dabb2e47383a1af605ebb59/tensorrt_llm/_torch/modules/attention.py,
+      whose decode calls ``fp8_block_scaling_bmm_out`` on an fp8 ``k_b_proj_trans`` / ``v_b_proj`` with
+      their ``*_dequant`` copies):
       ``k_b_proj_trans``, W_UK transposed, is a parameter of its own, fp8 with a block-fp8 ``kv_b_proj``
       (1) and the model's dtype otherwise (2); ``v_b_proj`` "will view into self.kv_b_proj.weight" (0).
       A 16-bit ``k_b_proj_trans`` runs ``torch.ops.trtllm.bmm_out``. A block-fp8 one runs
@@ -345,7 +348,7 @@ def mla_absorb_format(
         return replace(bf16, copy_bytes=(copy, copy) if dtype.quantized else (0.0, 0.0))
     block = kv_b_dtype == "fp8_block"
     if engine == "sglang":
-        per_tensor = kv_b_dtype == "fp8" or (block and rocm)
+        per_tensor = kv_b_dtype in ("fp8", "fp8_channel") or (block and rocm)
         own = 1.0 if per_tensor else (dtype.bits / 8 if not dtype.quantized else copy)
         if rocm:  # torch.bmm of w_kc.to(torch.bfloat16) * w_scale, made on every call
             cast = (own + copy, 1.0) if own < copy else (0.0, 0.0)

@@ -468,13 +468,16 @@ def test_size_counts_sglang_one_byte_copies_of_a_per_tensor_fp8_kv_b_proj() -> N
 @pytest.mark.parametrize("device", ["mi325x", "tpu-v5e"])
 def test_tensorrt_llm_is_refused_on_a_device_it_does_not_run_on(model: str, device: str) -> None:
     """TensorRT-LLM builds for NVIDIA GPUs only: sizing or estimating it on an AMD GPU or a TPU is an error
-    naming the engine and the device, MLA model or not; SGLang on the same device is accepted."""
+    naming the engine, the device and the fix, MLA model or not, under either time model (the MLA decode's
+    absorbed-bmm format is not asked first); SGLang on the same device is accepted."""
     hw = costmodel.load_hardware(device)
-    with pytest.raises(costmodel.CostmodelError, match=f"'trtllm' does not run on {device}"):
+    refused = f"'trtllm' does not run on {device} .*: it runs on nvidia devices only; use 'vllm' or 'sglang'$"
+    with pytest.raises(costmodel.CostmodelError, match=refused):
         costmodel.size(model, hw, batch_size=1, prompt_len=128, output_len=1, engine="trtllm")
-    eff = hw.efficiency.model_copy(update={"kernel_engine": "trtllm"})
-    with pytest.raises(costmodel.CostmodelError, match="trtllm"):
-        estimate(model, hw, Workload(1, 128, 1), efficiency=eff)
+    for time_model in ("kernels", "roofline"):
+        eff = hw.efficiency.model_copy(update={"kernel_engine": "trtllm", "time_model": time_model})
+        with pytest.raises(costmodel.CostmodelError, match=refused):
+            estimate(model, hw, Workload(1, 128, 1), efficiency=eff)
     costmodel.size(model, hw, batch_size=1, prompt_len=128, output_len=1, engine="sglang")
 
 

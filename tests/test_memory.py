@@ -11,14 +11,19 @@ from conftest import HF_CONFIGS
 from oracles import hf_meta_model
 
 import costmodel
-from costmodel.dtypes import get_dtype, storage_bytes
+from costmodel.dtypes import storage_bytes
+from costmodel.kernel_shapes import MlaUpShape
 from costmodel.memory import (
     kv_cache_bytes,
     lora_params,
     model_state_bytes,
+    shipped_checkpoints,
+    stored_dtype,
+    tensors,
     training_activation_bytes,
     training_memory,
     weight_bytes,
+    workload_formats,
 )
 from costmodel.specs import MLASpec, ModelProfile
 from validation.kernels.decoder import Decoder
@@ -432,6 +437,8 @@ def _kv_b_proj_elements(name: str) -> tuple[int, int]:
         ("vllm", "fp8_block", "mi325x", 2, 2),  # AITER (and its fp8 bmm) is off by default
         ("sglang", "bf16", "h200", 2, 2),  # w_kc / w_vc: contiguous copies
         ("sglang", "fp8", "h200", 1, 1),  # requantized per tensor, bmm_fp8
+        ("sglang", "fp8_channel", "h200", 1, 1),  # channel_quant_to_tensor_quant: per tensor too
+        ("sglang", "fp8_channel", "mi325x", 1, 1),  # held in fp8, cast to bf16 on each call
         ("sglang", "fp8_block", "h200", 2, 2),  # block_quant_dequant to bf16 on CUDA
         ("sglang", "fp8_block", "mi325x", 1, 1),  # block_quant_to_tensor_quant on ROCm
         ("trtllm", "bf16", "h200", 2, 0),  # k_b_proj_trans its own parameter, v_b_proj a view
@@ -501,35 +508,40 @@ def test_a_training_sequence_past_the_context_is_refused_and_at_it_accepted() ->
         training_memory(model, batch_size=1, seq_len=[1024, 8193])
 
 
-_SOURCED_FORMATS = {
-    "vllm": ("bf16", "fp8", "fp8_block", "nvfp4", "int4"),
-    "sglang": ("bf16", "fp8", "fp8_block", "nvfp4", "int4"),
-    "trtllm": ("bf16", "fp8_block"),  # the cited MLA.create_weights' two cases
-}
+_MLA_MODELS = [name for name in costmodel.list_models() if costmodel.load_model(name).mla is not None]
 
 
-@pytest.mark.parametrize("device", ["hopper", "blackwell", "rocm"])
-@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
-def test_time_and_memory_agree_on_the_format_of_the_absorbed_bmm(engine: str, device: str) -> None:
-    """For every engine, kv_b_proj format and device kind the sources cover, the absorbed bmm are timed on
-    what memory holds (one rule, memory.mla_absorb_format): an fp8 bmm (1 byte a weight) only where the
-    W_UK and W_UV it reads are held in 1 byte (its own copy, or a view of an fp8 kv_b_proj), a 16-bit bmm
-    only where a 16-bit tensor is held or the engine casts one on every call (SGLang on ROCm); the copies
-    memory counts are the rule's."""
-    from costmodel.memory import mla_absorb_bytes_per_element, mla_absorb_format
+@pytest.mark.parametrize("name", _MLA_MODELS)
+def test_the_absorbed_bmm_is_timed_on_the_kv_b_proj_format_memory_stores(name: str) -> None:
+    """Time and memory read one format for kv_b_proj: for every shipped MLA model and each of its published
+    checkpoints run as stored (memory.workload_formats), the ``kv_b_dtype`` forward_ops gives the decode's
+    ``kv_up_proj`` (the format the absorbed bmm and the engine's W_UK / W_UV copies are priced from) is the
+    one memory.stored_dtype stores every layer's ``kv_b_proj.weight`` in. Oracle: stored_dtype, the rule the
+    checkpoint byte counts are checked by against the published checkpoints."""
+    from costmodel.ops import forward_ops
 
-    if engine == "trtllm" and device == "rocm":
-        pytest.skip("TensorRT-LLM runs on NVIDIA GPUs only")
-    kind = {"rocm": device == "rocm", "blackwell": device == "blackwell"}
-    for weights in _SOURCED_FORMATS[engine]:
-        fmt = mla_absorb_format(engine, weights, **kind)
-        assert mla_absorb_bytes_per_element(engine, weights, **kind) == fmt.copy_bytes
-        view = get_dtype(weights).bits / 8  # a copy of 0 bytes is a view of kv_b_proj's own weight
-        held = [copy if copy > 0 else view for copy in fmt.copy_bytes]
-        if fmt.bmm_dtype == "fp8":
-            assert fmt.weight_bytes == 1.0, (weights, fmt)
-            assert held == [1.0, 1.0], (weights, fmt)
-            assert fmt.quantize_bytes > 0  # its bf16 inputs are quantized first
-        else:
-            assert fmt.weight_bytes == 2.0, (weights, fmt)
-            assert fmt.weight_pass_bytes > 0 or min(held) >= 2.0, (weights, fmt)
+    model = costmodel.load_model(name)
+    kv_b = [t for t in tensors(model) if t.component == "attention" and t.name == "kv_b_proj.weight"]
+    assert kv_b, name
+    for checkpoint in shipped_checkpoints(model):
+        formats = workload_formats(model, checkpoint)
+        component_dtypes = formats["component_dtypes"] or None
+        stored = {
+            stored_dtype(t, weight_dtype=formats["weight_dtype"], component_dtypes=component_dtypes)
+            for t in kv_b
+        }
+        assert len(stored) == 1, (name, checkpoint, stored)
+        ops = forward_ops(
+            model,
+            batch_size=8,
+            new_tokens=1,
+            past_tokens=100,
+            tp=8,
+            weight_dtype=formats["weight_dtype"],
+            activation_dtype=formats["activation_dtype"],
+            component_dtypes=component_dtypes,
+            expert_dtype=formats["expert_dtype"],
+        )
+        (kernel,) = [op.kernel for op in ops if op.name == "kv_up_proj"]
+        assert isinstance(kernel, MlaUpShape)
+        assert kernel.kv_b_dtype == stored.pop(), (name, checkpoint)

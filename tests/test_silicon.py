@@ -23,6 +23,7 @@ from validation.public.silicon import (
     acceptance_rate_of,
     fit_disagg_params,
     fit_loop_params,
+    launched_model,
     mtp_run_dates,
     predict_silicon,
     read_disagg_burst_fraction,
@@ -254,6 +255,7 @@ def test_every_format_combination_of_the_sample_maps_to_a_kernel_format() -> Non
             model = ModelProfile.from_hf_config(_config_path(DATA / "model_configs", model_path))
         except (CostmodelError, ValueError, OSError):
             continue  # counted as not covered with its reason (test above)
+        model = launched_model(model, backend, model_path, gemm)
         formats = row_formats(model, backend, system, gemm, moe)
         Workload(1, 1, 1, **formats)  # every name is a known format
         assert all(f is None or get_dtype(f) for f in formats.values())
@@ -295,6 +297,43 @@ def test_a_quantized_checkpoint_of_the_labels_kind_is_served_in_its_own_formats(
         "weight_dtype": "bf16", "activation_dtype": "bf16", "expert_dtype": "int4_sym_g32",
         "expert_activation_dtype": None,
     }  # fmt: skip
+
+
+def test_glm5_fp8_rows_run_the_block_fp8_checkpoint_their_launch_serves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sample ships GLM-5's bf16 release config (no quantization_config), but its SGLang fp8 rows launch
+    zai-org/GLM-5-FP8 (silicon.LAUNCHED_CHECKPOINTS cites InferenceX). Oracle: the Workload formats of the
+    glm-5 profile's published ``fp8`` checkpoint (memory.workload_formats from its quantization_config:
+    128 x 128 blocks, W8A8), and for the decode's absorbed bmm SGLang's rule for a block-fp8 kv_b_proj on
+    CUDA (block_quant_dequant: bf16 torch.bmm on 2-byte copies), not a per-tensor bmm_fp8. The nvfp4 rows
+    keep the sample's config; a profile of other shapes is refused."""
+    from costmodel.kernel_shapes import MlaUpShape
+    from costmodel.memory import mla_absorb_format, workload_formats
+    from costmodel.ops import forward_ops
+    from costmodel.registry import load_hardware, load_model
+    from costmodel.specs import ModelProfile
+    from validation.public import silicon
+
+    model = ModelProfile.from_hf_config(DATA / "model_configs" / "zai-org--GLM-5_config.json")
+    assert model.checkpoint is None
+    assert launched_model(model, "sglang", "zhipuai/GLM-5", "nvfp4") is model
+    launched = launched_model(model, "sglang", "zhipuai/GLM-5", "fp8")
+    shipped = workload_formats(load_model("glm-5"), "fp8", load_hardware("b200"))
+    assert shipped["component_dtypes"] is None
+    formats = row_formats(launched, "sglang", "b200_sxm", "fp8", "fp8_block")
+    assert formats == {k: shipped[k] for k in formats}
+    assert formats["weight_dtype"] == "fp8_block"
+    ops = forward_ops(launched, batch_size=8, new_tokens=1, past_tokens=100, tp=8, **formats)
+    (kernel,) = [op.kernel for op in ops if op.name == "kv_up_proj"]
+    assert isinstance(kernel, MlaUpShape)
+    fmt = mla_absorb_format("sglang", kernel.kv_b_dtype, blackwell=True)
+    assert (fmt.bmm_dtype, fmt.copy_bytes) == ("bf16", (2.0, 2.0))
+    monkeypatch.setitem(
+        silicon.LAUNCHED_CHECKPOINTS, ("sglang", "zhipuai/GLM-5", "fp8"), ("deepseek-v3", "nvfp4")
+    )
+    with pytest.raises(CostmodelError, match="does not have the shapes"):
+        launched_model(model, "sglang", "zhipuai/GLM-5", "fp8")
 
 
 def test_a_disaggregated_row_with_attention_dp_is_its_two_pools(sample: Path) -> None:

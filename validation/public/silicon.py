@@ -66,7 +66,8 @@ from costmodel.closed_loop import BOUNDS, LoopParams, LoopParts, Speculation, lo
 from costmodel.disagg import DisaggParams, DisaggParts
 from costmodel.errors import CostmodelError
 from costmodel.loop_params import engine_params_file, read_disagg_entry, read_engine_params
-from costmodel.registry import load_hardware
+from costmodel.memory import shipped_checkpoints
+from costmodel.registry import load_hardware, load_model
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
 from costmodel.speculative import acceptance_for_tokens
@@ -158,6 +159,51 @@ weight-only int4 (bf16 inputs). Where the row's checkpoint is served as stored, 
 its formats instead (docs/serving.md, "Formats")."""
 WEIGHT_DTYPES = {mode: weight for mode, (weight, _) in QUANT_MODES.items()}
 """``gemm_quant_mode`` -> costmodel weight dtype."""
+
+
+LAUNCHED_CHECKPOINTS: dict[tuple[str, str, str], tuple[str, str]] = {
+    ("sglang", "zhipuai/GLM-5", "fp8"): ("glm-5", "fp8"),
+}
+"""(backend, model_path, ``gemm_quant_mode``) of rows whose launch serves a published checkpoint other than
+the ``config.json`` the sample ships for the model -> (costmodel model profile, name of that checkpoint
+among its ``checkpoints``), whose stored formats :func:`launched_model` gives the row's model.
+
+- GLM-5 fp8 on SGLang (B200, InferenceX ``glm5-fp8-b200-sglang``): the sample's config is the bf16 release
+  (zai-org/GLM-5, no ``quantization_config``), but the rows launch zai-org/GLM-5-FP8, 128 x 128 fp8 blocks
+  (costmodel/models/glm-5.yaml's ``fp8`` checkpoint records its ``quantization_config``; its
+  ``modules_to_not_convert`` leaves out the indexer's weights_proj, not kv_b_proj: the same layout as
+  zai-org/GLM-5.1-FP8, whose fp8 kv_b_proj sglang-jax dequantizes for the absorbed MLA,
+  https://github.com/sgl-project/sglang-jax/pull/1111). The script,
+  https://github.com/SemiAnalysisAI/InferenceX/blob/b9551f6/benchmarks/single_node/glm5_fp8_b200.sh
+  (added by https://github.com/SemiAnalysisAI/InferenceX/pull/915), runs ``--model-path=$MODEL ...
+  --quantization fp8``; ``$MODEL`` comes from ``.github/configs/nvidia-master.yaml``, whose line for this
+  configuration could not be read (the stored copy, @0004cf5, holds multi-node entries only). That it is
+  GLM-5-FP8 rests on InferenceX's other GLM-5 fp8 SGLang configurations, which name it
+  (https://github.com/SemiAnalysisAI/InferenceX/issues/844, H200: ``model: zai-org/GLM-5-FP8``;
+  https://github.com/SemiAnalysisAI/InferenceX/issues/761, MI355X: ``--model zai-org/GLM-5-FP8``), on
+  SGLang's GLM-5 cookbook, whose FP8 variant is that checkpoint, and on the sample's own experts label,
+  ``moe_quant_mode=fp8_block``. So these rows run the block-fp8 formats: dense GEMMs and experts in
+  128 x 128 blocks, and the absorbed MLA bmm in bf16 on SGLang's dequantized W_UK / W_UV copies on CUDA
+  (:func:`costmodel.memory.mla_absorb_format`), not per-tensor fp8."""
+
+
+def launched_model(model: ModelProfile, backend: str, model_path: str, gemm: str) -> ModelProfile:
+    """``model`` (the sample config's profile) with the stored formats of the checkpoint the row's launch
+    serves where :data:`LAUNCHED_CHECKPOINTS` names one (as its ``checkpoint``), else ``model`` itself.
+    The named profile must have the sample config's shapes: a checkpoint of other weights is refused."""
+    found = LAUNCHED_CHECKPOINTS.get((backend, model_path, gemm))
+    if found is None:
+        return model
+    profile, name = found
+    published = load_model(profile)
+    shapes = ("d_model", "n_layers", "n_heads", "vocab_size", "moe", "mla")
+    if any(getattr(published, f) != getattr(model, f) for f in shapes):
+        raise CostmodelError(
+            f"LAUNCHED_CHECKPOINTS[{(backend, model_path, gemm)!r}]: profile {profile!r} does not have the "
+            f"shapes of {model_path}'s config ({', '.join(shapes)}); name the profile of the same weights"
+        )
+    checkpoint = shipped_checkpoints(published)[name]
+    return model.model_copy(update={"checkpoint": checkpoint.model_copy(update={"name": None})})
 
 
 def row_formats(model: ModelProfile, backend: str, system: str, gemm: str, moe: str) -> dict[str, str | None]:
@@ -558,6 +604,7 @@ def silicon_parts(
         version, ix, sb, precision, moe_backend, twin, mtp_run = key[11:]
         model = models[str(model_path)]
         assert isinstance(model, ModelProfile)
+        model = launched_model(model, str(backend), str(model_path), str(quant))
         hardware = load_hardware(SYSTEM_PROFILES[str(system)])
         # the MoE split means nothing for a dense model
         moe = {"moe_tp": int(moe_tp), "moe_ep": int(moe_ep)} if model.moe is not None else {}
@@ -1366,6 +1413,7 @@ def _disagg_groups(
         backend, model_path, system, quant, moe_quant = (str(k) for k in key[:5])
         model = models[model_path]
         assert isinstance(model, ModelProfile)
+        model = launched_model(model, backend, model_path, quant)
         layout = dict(zip(pool_keys, key[5:-5], strict=True))
         decode_graphs = bool(key[-5])
         decode_moe_backend = str(key[-4]) or None
