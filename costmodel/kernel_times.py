@@ -1096,9 +1096,27 @@ def _marlin_moe_s(
 ) -> FloatArray:
     """One MoE layer run by vLLM's Marlin experts (``VLLM_MXFP4_USE_MARLIN=1`` on SM 90: weights dequantized
     in the GEMM's inner loop, bf16 tensor-core math) where the tables time Marlin at other shapes only [s]:
-    the longer of the format's own kernel at the layer's shape (the engine's choice without the backend:
-    both stream the same 4-bit weights, which bounds a small batch) and the Marlin key's compute and
-    dequantization terms at the padded shape (:data:`MARLIN_HIDDEN_ALIGN`, :data:`MARLIN_INTER_ALIGN`).
+    one :func:`costmodel.kernels.moe.breakdown` composed term by term, each term from the key whose fitted
+    value is a property of the kernel that runs and carries across shapes:
+
+    - from the Marlin key at the padded shape (:data:`MARLIN_HIDDEN_ALIGN`, :data:`MARLIN_INTER_ALIGN`):
+      the compute (its fitted ``compute_fraction``, 0.24 on H100, with its tile terms), the dequantization
+      (a cost per weight element) and the costs per token and per token-expert pair (``per_token_s``,
+      ``per_routed_pair_s``, ``per_pair_s``: routing, sorting and gathering each pair, the same per pair at
+      any shape; the tp-32 rows pin them), combined by Marlin's own ``overlap_exponent``;
+    - from the format's own kernel at the layer's shape (the engine's choice without the backend): the
+      memory term (both stream the same 4-bit weights; the Marlin key's is fitted at 896 experts of
+      3584 x 3072 and top-16 and does not carry) and the per-call terms (launch, per expert).
+
+    Oracle (tests/test_kernel_times.py): at the Marlin MXFP4 key's own tabled shape, tp 1-8 and >= 4k
+    tokens, the composition is within 15 % of the table's rows (median per tp; 4096 tokens, a step in the
+    table, runs 21-29 % short). At tp 16 it runs 19-37 % long from 6k tokens, as the Marlin key's own
+    fitted total does (20-38 %), so tp 16 is not claimed. Rows per expert differ: T k / E is 146 for the
+    table's 8192 tokens (896 experts, top-16) and 256 for gpt-oss-120b's (128, top-4). Marlin pads each
+    expert's rows to 64-row blocks from about 58 rows per expert (``fused_marlin_moe``'s ``block_size_m``
+    loop, vllm/model_executor/layers/fused_moe/fused_marlin_moe.py, https://github.com/vllm-project/vllm),
+    so the fitted compute fraction carries the table's block waste (146 rows in 192) and can price gpt-oss's
+    whole blocks up to about a quarter long: not modelled.
 
     Marlin is built for the memory-bound regime: a batch over 64 rows runs its 64-row kernel again, so its
     compute rate stays flat beyond a few hundred rows (https://github.com/IST-DASLab/marlin/issues/2;
@@ -1106,9 +1124,7 @@ def _marlin_moe_s(
     is longer ... first token generate will be slow"), and https://github.com/vllm-project/vllm/pull/25488
     finds gpt-oss-120b's Marlin path worse in TTFT than the Triton experts. vLLM's H100 tables time Marlin
     MXFP4 experts only at other models' shapes (``compressedtensors`` keys, passed over for the format's
-    own kernel, :data:`MOE_CHECKPOINT_KERNELS_EXCLUDED`): 150-230 TFLOP/s at 8-16k tokens against the
-    Triton MXFP4 kernel's 550 at gpt-oss-120b's. Their fixed and memory terms are fitted at 896
-    experts and top-16, so they are not read at this shape (docs/serving.md, h14-oss2, h19-h100long).
+    own kernel, :data:`MOE_CHECKPOINT_KERNELS_EXCLUDED`; docs/serving.md, h14-oss2, h19-h100long, h19-fix19c).
     Where the tables time no Marlin key for the format, the format's own kernel alone."""
     from costmodel.kernels import moe, moe_configs
 
@@ -1133,13 +1149,33 @@ def _marlin_moe_s(
             tuned_config=moe_configs.tuned_config(hardware, key, shape.experts / shape.ep, i / shape.tp),
         )
 
+    def per_pair_s(key: str, b: Any, tokens: FloatArray) -> FloatArray:
+        p = params(key)
+        T = np.maximum(tokens, 1.0)
+        return np.asarray(
+            p.per_token_s * T + p.per_routed_pair_s * T * shape.topk + p.per_pair_s * b.load.pairs
+        )
+
     def layer_s(tokens: FloatArray) -> FloatArray:
-        own = [terms(k, tokens, shape.hidden, shape.inter) for k in moe_keys(plain, name, gated=shape.gated)]
-        t = np.min([b.total for b in own], axis=0)
-        if marlin:
-            bound = [terms(k, tokens, hidden, inter) for k in marlin]
-            t = np.maximum(t, np.min([b.compute_s + b.dequant_s for b in bound], axis=0))
-        return np.asarray(t)
+        own_keys = moe_keys(plain, name, gated=shape.gated)
+        own = {k: terms(k, tokens, shape.hidden, shape.inter) for k in own_keys}
+        if not marlin:
+            return np.asarray(np.min([b.total for b in own.values()], axis=0))
+        composed = []
+        for m in marlin:
+            mb = terms(m, tokens, hidden, inter)
+            for k, b in own.items():
+                composed.append(
+                    moe.MoEBreakdown(
+                        fixed_s=b.fixed_s - per_pair_s(k, b, tokens) + per_pair_s(m, mb, tokens),
+                        memory_s=b.memory_s,
+                        compute_s=mb.compute_s,
+                        dequant_s=mb.dequant_s,
+                        load=mb.load,
+                        overlap_exponent=mb.overlap_exponent,
+                    ).total
+                )
+        return np.asarray(np.min(composed, axis=0))
 
     T = np.asarray(shape.tokens, dtype=np.float64)
     return np.asarray(np.where(T > 0, _on_unique(layer_s, T), 0.0))
