@@ -1054,6 +1054,11 @@ def _moe_s(
 
     T = np.asarray(shape.tokens, dtype=np.float64)
     if keys.moe_backend == "MARLIN":
+        if keys.kernel_engine != "vllm":  # an Efficiency update that skipped its validator
+            raise CostmodelError(
+                "moe_backend 'MARLIN' is vLLM's Marlin MXFP4 experts: it needs kernel_engine 'vllm', not "
+                f"{keys.kernel_engine!r}"
+            )
         return _marlin_moe_s(hardware, keys, shape, name, params)
     t = _on_unique(
         lambda tokens: np.min(
