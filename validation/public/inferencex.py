@@ -204,7 +204,8 @@ class Script:
     not_modelled: str | None = None
     """What the script sets that changes a step but is not modelled."""
     moe_backend: Callable[[Run], npt.NDArray[np.object_]] | None = None
-    """TensorRT-LLM's ``moe_config.backend`` (``CUTLASS``, ``TRTLLM``, ``DEEPGEMM``), a rule of the row
+    """TensorRT-LLM's ``moe_config.backend`` (``CUTLASS``, ``TRTLLM``, ``DEEPGEMM``) or vLLM's
+    ``VLLM_MXFP4_USE_MARLIN=1`` (``MARLIN``: its Marlin MXFP4 experts), a rule of the row
     (:func:`moe_backends`): the kernels the engine runs its routed experts with
     (``costmodel.specs.Efficiency.moe_backend``)."""
     symm_mem_all_reduce: bool = False
@@ -311,9 +312,12 @@ _GPTOSS_H100_DOCKER = Script(
     f"{REPOSITORY}/145e88f4e85eade7aa7eb8c4109f5cd48c6bb942/benchmarks/gptoss_fp4_h100_docker.sh",
     cuda_graph_max_tokens=2048,
     max_num_seqs="clients",
+    not_modelled="compilation-config cudagraph_mode PIECEWISE (the c6b96dd script keeps vLLM's default "
+    "FULL_AND_PIECEWISE); its client is kimbochen/bench_serving, not benchmark_lib",
 )
-"""H100 gpt-oss-120b's December 2025 script: ``cuda-graph-sizes: 2048``, ``--max-num-seqs=$CONC``, the
-default 8192-token budget, and no ``VLLM_MXFP4_USE_MARLIN`` (docs/serving.md, h14-oss2)."""
+"""H100 gpt-oss-120b's script before InferenceX #327 (the 2025-11-02 / 12-05 runs and vLLM 0.11.2's of
+2025-12-08): ``cuda-graph-sizes: 2048``, ``--max-num-seqs=$CONC``, the default 8192-token budget, and no
+``VLLM_MXFP4_USE_MARLIN``, so vLLM's default (Triton) experts (docs/serving.md, h14-oss2, h19-fix19c)."""
 
 PRE_MARLIN_RUNS: Final = frozenset({("vllm", "h100_sxm", "2025-11-02"), ("vllm", "h100_sxm", "2025-12-05")})
 """(engine, system, measured date) of the unversioned H100 gpt-oss runs measured before InferenceX added
