@@ -1059,7 +1059,10 @@ def _moe_s(
                 "moe_backend 'MARLIN' is vLLM's Marlin MXFP4 experts: it needs kernel_engine 'vllm', not "
                 f"{keys.kernel_engine!r}"
             )
-        return _marlin_moe_s(hardware, keys, shape, name, params)
+        if name == MARLIN_MXFP4_FORMAT:
+            return _marlin_moe_s(hardware, keys, shape, name, params)
+        # another format (int4 weight-only): the tables' Marlin kernel of that format (moe_keys), timed
+        # at the layer's own shape like any tabled kernel
     t = _on_unique(
         lambda tokens: np.min(
             [
@@ -1088,6 +1091,8 @@ def _moe_s(
     return np.asarray(np.where(T > 0, t, 0.0))
 
 
+MARLIN_MXFP4_FORMAT: Final = "w4a16_mxfp4"
+"""The MoE format whose Marlin experts (``VLLM_MXFP4_USE_MARLIN=1``) :func:`_marlin_moe_s` composes."""
 MARLIN_HIDDEN_ALIGN = 256
 """vLLM pads an MXFP4 layer's hidden size to a multiple of this for its Marlin experts [elements]."""
 MARLIN_INTER_ALIGN = 128

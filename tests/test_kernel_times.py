@@ -1320,6 +1320,31 @@ def test_vllms_marlin_experts_compose_marlins_compute_and_pair_terms_with_the_fo
             H100, kernel_times._Keys(H100, "vllm", launch, "MARLIN"), shape, "mxfp4", "bf16"
         )
         np.testing.assert_allclose(layer, _marlin_composed_s(shape), rtol=1e-9)
+    # int4 weight-only experts under MARLIN: the tables' int4 Marlin kernel itself at the layer's shape
+    int4 = MoEShape(tokens, hidden=7168.0, inter=2048.0, topk=8.0, experts=384.0, tp=2.0, ep=1.0)
+    (int4_marlin,) = kernel_times.moe_keys(kernel_times._Keys(H100, "vllm", launch, "MARLIN"), "int4_wo")
+    assert "marlin" in int4_marlin
+    from costmodel.kernels import moe_configs
+
+    np.testing.assert_allclose(
+        kernel_times._moe_s(
+            H100, kernel_times._Keys(H100, "vllm", launch, "MARLIN"), int4, "int4_sym_g32", "bf16"
+        ),
+        moe.time_s(
+            H100,
+            kernel_times._Keys(H100, "vllm", launch).params(moe, int4_marlin),
+            num_tokens=tokens,
+            hidden_size=7168.0,
+            inter_size=2048.0,
+            topk=8.0,
+            num_experts=384.0,
+            tp_size=2.0,
+            ep_size=1.0,
+            routing=kernel_times.STEP_ROUTING,
+            tuned_config=moe_configs.tuned_config(H100, int4_marlin, 384.0, 1024.0),
+        ),
+        rtol=1e-12,
+    )
     # tp 8: each rank's 360 intermediate columns run as 384 (and 2880 hidden as 3072)
     shape = MoEShape(tokens, **GPT_OSS_MOE, tp=8.0, ep=1.0)
     assert np.all(_marlin_composed_s(shape) > _marlin_composed_s(shape, padded=False))
