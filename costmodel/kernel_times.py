@@ -1167,10 +1167,10 @@ def _marlin_moe_s(
 
     - from the Marlin key at the padded shape (:data:`MARLIN_HIDDEN_ALIGN`, :data:`MARLIN_INTER_ALIGN`):
       the compute (its fitted ``compute_fraction``, 0.24 on H100, with its tile terms, over its M-block
-      padding), the dequantization
-      (a cost per weight element) and the costs per token and per token-expert pair (``per_token_s``,
-      ``per_routed_pair_s``, ``per_pair_s``: routing, sorting and gathering each pair, the same per pair at
-      any shape; the tp-32 rows pin them), combined by Marlin's own ``overlap_exponent``;
+      padding), the dequantization (a cost per weight element) and the costs per token and per
+      token-expert pair (``per_token_s``, ``per_routed_pair_s``, ``per_pair_s``: routing, sorting and
+      gathering each pair, the same per pair at any shape; pinned by the table's high-tp and high-ep rows,
+      where little else is left), combined by Marlin's own ``overlap_exponent``;
     - from the format's own kernel at the layer's shape (the engine's choice without the backend): the
       memory term (both stream the same 4-bit weights; the Marlin key's is fitted at 896 experts of
       3584 x 3072 and top-16 and does not carry) and the per-call terms (launch, per expert).
