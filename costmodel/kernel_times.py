@@ -55,7 +55,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -1063,7 +1063,15 @@ def _moe_s(
 
     T = np.asarray(shape.tokens, dtype=np.float64)
     if keys.moe_backend == "MARLIN":
-        return _marlin_moe_s(hardware, keys, shape, name, params)
+        if keys.kernel_engine != "vllm":  # an Efficiency update that skipped its validator
+            raise CostmodelError(
+                "moe_backend 'MARLIN' is vLLM's Marlin MXFP4 experts: it needs kernel_engine 'vllm', not "
+                f"{keys.kernel_engine!r}"
+            )
+        if name == MARLIN_MXFP4_FORMAT:
+            return _marlin_moe_s(hardware, keys, shape, name, params)
+        # another format (int4 weight-only): the tables' Marlin kernel of that format (moe_keys), timed
+        # at the layer's own shape like any tabled kernel
     t = _on_unique(
         lambda tokens: np.min(
             [
@@ -1092,6 +1100,8 @@ def _moe_s(
     return np.asarray(np.where(T > 0, t, 0.0))
 
 
+MARLIN_MXFP4_FORMAT: Final = "w4a16_mxfp4"
+"""The MoE format whose Marlin experts (``VLLM_MXFP4_USE_MARLIN=1``) :func:`_marlin_moe_s` composes."""
 MARLIN_HIDDEN_ALIGN = 256
 """vLLM pads an MXFP4 layer's hidden size to a multiple of this for its Marlin experts [elements]."""
 MARLIN_INTER_ALIGN = 128
@@ -1099,15 +1109,89 @@ MARLIN_INTER_ALIGN = 128
 ``Mxfp4MoEMethod.create_weights`` (the Marlin kernel needs n % 256 == 0 and k % 128 == 0 in both GEMMs),
 https://github.com/vllm-project/vllm/blob/main/vllm/model_executor/layers/quantization/mxfp4.py."""
 
+MARLIN_BLOCK_ROWS: Final = (8.0, 16.0, 32.0, 48.0, 64.0)
+"""The M-block sizes vLLM's Marlin experts choose among [rows]: the first ``b`` with ``rows per expert / b <
+0.9``, else 64, and each expert's rows padded to whole blocks (``fused_marlin_moe``'s ``block_size_m`` loop
+and ``moe_align_block_size``, vllm/model_executor/layers/fused_moe/fused_marlin_moe.py,
+https://github.com/vllm-project/vllm)."""
+
+MARLIN_TABLE_SHAPE: Final = {"hidden": 3584.0, "inter": 3072.0, "topk": 16.0, "experts": 896.0}
+"""The one expert shape vLLM's H100 table times its Marlin MXFP4 experts at (compressed-tensors, balanced
+routing; validation/data/public-gpu/kernels/h100_sxm/moe/vllm/0.24.0)."""
+MARLIN_TABLE_COMPUTE_TOKENS: Final = (4096.0, 6144.0, 8192.0, 12288.0, 16384.0)
+"""... and its token counts from 4k, where the Marlin key's compute term dominates (the rows that pin its
+fitted ``compute_fraction``) [tokens]."""
+
+
+def marlin_padded_rows(tokens: Any, topk: Any, local_experts: Any, routing: str) -> FloatArray:
+    """Rows vLLM's Marlin experts compute over the rows routed to them [-] (>= 1): each local expert's rows
+    padded to whole :data:`MARLIN_BLOCK_ROWS` blocks, the block chosen from the mean rows per expert
+    ``T k / E``. ``"balanced"`` routing: every expert holds the mean; otherwise (:data:`STEP_ROUTING`,
+    ``"uniform"``) each token picks its experts independently, so an expert's rows are Binomial(T, k / E)
+    and the ratio is ``b * sum_j P(rows > j b) / mean``. The table's 896 experts at top-16 hold 73 rows at
+    4096 tokens and 110 at 6144, both two 64-row blocks: it times them at 14.8 and 15.3 ms (tp 2), where
+    8192 tokens (146 rows, three blocks) take 22.7."""
+    from scipy import stats
+
+    T = np.atleast_1d(np.asarray(tokens, dtype=np.float64))
+    share = np.broadcast_to(np.asarray(topk, dtype=np.float64) / local_experts, T.shape)
+    mean = np.maximum(T * share, 1e-30)
+    block = np.full_like(mean, MARLIN_BLOCK_ROWS[-1])
+    for b in reversed(MARLIN_BLOCK_ROWS[:-1]):
+        block = np.where(mean / b < 0.9, b, block)
+    if routing == "balanced":
+        return np.asarray(np.ceil(mean / block) * block / mean)
+    ratio = np.empty_like(mean)
+    for n, (t, b, p, mu) in enumerate(zip(T, block, share, mean, strict=True)):
+        blocks = np.arange(0.0, np.ceil((mu + 12.0 * np.sqrt(mu) + 12.0) / b) + 1.0)
+        ratio[n] = b * float(stats.binom.sf(blocks * b, round(t), min(float(p), 1.0)).sum()) / mu
+    return np.asarray(np.maximum(ratio, 1.0))
+
+
+MARLIN_TABLE_PADDING: Final = float(
+    np.exp(
+        np.mean(
+            np.log(
+                marlin_padded_rows(
+                    np.array(MARLIN_TABLE_COMPUTE_TOKENS),
+                    MARLIN_TABLE_SHAPE["topk"],
+                    MARLIN_TABLE_SHAPE["experts"],
+                    "balanced",
+                )
+            )
+        )
+    )
+)
+"""The padding the Marlin key's fitted compute fraction carries [-]: :func:`marlin_padded_rows` at its
+table's shape, geometric mean over :data:`MARLIN_TABLE_COMPUTE_TOKENS` (1.28)."""
+
 
 def _marlin_moe_s(
     hardware: HardwareProfile, keys: _Keys, shape: MoEShape, name: str, params: Callable[[str], Any]
 ) -> FloatArray:
     """One MoE layer run by vLLM's Marlin experts (``VLLM_MXFP4_USE_MARLIN=1`` on SM 90: weights dequantized
     in the GEMM's inner loop, bf16 tensor-core math) where the tables time Marlin at other shapes only [s]:
-    the longer of the format's own kernel at the layer's shape (the engine's choice without the backend:
-    both stream the same 4-bit weights, which bounds a small batch) and the Marlin key's compute and
-    dequantization terms at the padded shape (:data:`MARLIN_HIDDEN_ALIGN`, :data:`MARLIN_INTER_ALIGN`).
+    one :func:`costmodel.kernels.moe.breakdown` composed term by term, each term from the key whose fitted
+    value is a property of the kernel that runs and carries across shapes:
+
+    - from the Marlin key at the padded shape (:data:`MARLIN_HIDDEN_ALIGN`, :data:`MARLIN_INTER_ALIGN`):
+      the compute (its fitted ``compute_fraction``, 0.24 on H100, with its tile terms, over its M-block
+      padding), the dequantization (a cost per weight element) and the costs per token and per
+      token-expert pair (``per_token_s``, ``per_routed_pair_s``, ``per_pair_s``: routing, sorting and
+      gathering each pair, the same per pair at any shape; pinned by the table's high-tp and high-ep rows,
+      where little else is left), combined by Marlin's own ``overlap_exponent``;
+    - from the format's own kernel at the layer's shape (the engine's choice without the backend): the
+      memory term (both stream the same 4-bit weights; the Marlin key's is fitted at 896 experts of
+      3584 x 3072 and top-16 and does not carry) and the per-call terms (launch, per expert).
+
+    Rows per expert differ: T k / E is 146 at the table's 8192 tokens (896 experts, top-16) and 256 at
+    gpt-oss-120b's (128, top-4). Marlin pads each expert's rows to whole M blocks
+    (:func:`marlin_padded_rows`), and the fitted compute fraction carries the table's padding
+    (:data:`MARLIN_TABLE_PADDING`), so the compute is scaled by the layer's padding over the table's.
+
+    Oracle (tests/test_kernel_times.py): at the Marlin MXFP4 key's own tabled shape, tp 1-8 and >= 4k
+    tokens, every row within 15 % of the table (-15 to +5 %). At tp 16 it runs 10-27 % long, as the Marlin
+    key's own fitted total does (20-38 % from 6k tokens), so tp 16 is not claimed.
 
     Marlin is built for the memory-bound regime: a batch over 64 rows runs its 64-row kernel again, so its
     compute rate stays flat beyond a few hundred rows (https://github.com/IST-DASLab/marlin/issues/2;
@@ -1115,9 +1199,7 @@ def _marlin_moe_s(
     is longer ... first token generate will be slow"), and https://github.com/vllm-project/vllm/pull/25488
     finds gpt-oss-120b's Marlin path worse in TTFT than the Triton experts. vLLM's H100 tables time Marlin
     MXFP4 experts only at other models' shapes (``compressedtensors`` keys, passed over for the format's
-    own kernel, :data:`MOE_CHECKPOINT_KERNELS_EXCLUDED`): 150-230 TFLOP/s at 8-16k tokens against the
-    Triton MXFP4 kernel's 550 at gpt-oss-120b's. Their fixed and memory terms are fitted at 896
-    experts and top-16, so they are not read at this shape (docs/serving.md, h14-oss2, h19-h100long).
+    own kernel, :data:`MOE_CHECKPOINT_KERNELS_EXCLUDED`; docs/serving.md, h14-oss2, h19-h100long, h19-fix19c).
     Where the tables time no Marlin key for the format, the format's own kernel alone."""
     from costmodel.kernels import moe, moe_configs
 
@@ -1142,13 +1224,34 @@ def _marlin_moe_s(
             tuned_config=moe_configs.tuned_config(hardware, key, shape.experts / shape.ep, i / shape.tp),
         )
 
+    def per_pair_s(key: str, b: Any, tokens: FloatArray) -> FloatArray:
+        p = params(key)
+        T = np.maximum(tokens, 1.0)
+        return np.asarray(
+            p.per_token_s * T + p.per_routed_pair_s * T * shape.topk + p.per_pair_s * b.load.pairs
+        )
+
     def layer_s(tokens: FloatArray) -> FloatArray:
-        own = [terms(k, tokens, shape.hidden, shape.inter) for k in moe_keys(plain, name, gated=shape.gated)]
-        t = np.min([b.total for b in own], axis=0)
-        if marlin:
-            bound = [terms(k, tokens, hidden, inter) for k in marlin]
-            t = np.maximum(t, np.min([b.compute_s + b.dequant_s for b in bound], axis=0))
-        return np.asarray(t)
+        own_keys = moe_keys(plain, name, gated=shape.gated)
+        own = {k: terms(k, tokens, shape.hidden, shape.inter) for k in own_keys}
+        if not marlin:
+            return np.asarray(np.min([b.total for b in own.values()], axis=0))
+        padding = marlin_padded_rows(tokens, shape.topk, shape.experts / shape.ep, STEP_ROUTING)
+        composed = []
+        for m in marlin:
+            mb = terms(m, tokens, hidden, inter)
+            for k, b in own.items():
+                composed.append(
+                    moe.MoEBreakdown(
+                        fixed_s=b.fixed_s - per_pair_s(k, b, tokens) + per_pair_s(m, mb, tokens),
+                        memory_s=b.memory_s,
+                        compute_s=mb.compute_s * padding / MARLIN_TABLE_PADDING,
+                        dequant_s=mb.dequant_s,
+                        load=mb.load,
+                        overlap_exponent=mb.overlap_exponent,
+                    ).total
+                )
+        return np.asarray(np.min(composed, axis=0))
 
     T = np.asarray(shape.tokens, dtype=np.float64)
     return np.asarray(np.where(T > 0, _on_unique(layer_s, T), 0.0))

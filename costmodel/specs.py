@@ -851,10 +851,12 @@ class Efficiency(Spec):
     moe_backend: Literal["CUTLASS", "TRTLLM", "DEEPGEMM", "MARLIN"] | None = Field(
         None,
         description="The MoE backend the engine's launch states (TensorRT-LLM's moe_config.backend; MARLIN: "
-        "vLLM's Marlin MXFP4 experts, VLLM_MXFP4_USE_MARLIN=1): the routed experts are timed with that "
-        "backend's kernels (costmodel.kernel_times.moe_keys; Marlin where the tables time it at other shapes "
-        "only: costmodel.kernel_times._marlin_moe_s); None: the engine's autotuner runs the fastest of its "
-        "own MoE kernels.",
+        "vLLM only, kernel_engine 'vllm': its Marlin experts for MXFP4 weights, VLLM_MXFP4_USE_MARLIN=1): "
+        "the routed experts are timed with that backend's kernels (costmodel.kernel_times.moe_keys; MXFP4 "
+        "experts under MARLIN: costmodel.kernel_times._marlin_moe_s, as the tables time Marlin MXFP4 at "
+        "other shapes only; another format takes the tables' Marlin kernel of that format where one is "
+        "timed, e.g. int4 weight-only, else its own kernels); None: the engine's autotuner runs the fastest "
+        "of its own MoE kernels.",
     )
 
     norm_in_allreduce: bool = Field(
@@ -871,6 +873,16 @@ class Efficiency(Spec):
         "memory (timed as vLLM's symmetric-memory path); False, SGLang's default: they run on NCCL "
         "(costmodel.kernels.collective.SGLANG_CUSTOM_MAX_BYTES).",
     )
+
+    @model_validator(mode="after")
+    def _marlin_is_vllms(self) -> Self:
+        if self.moe_backend == "MARLIN" and self.kernel_engine != "vllm":
+            raise ValueError(
+                "moe_backend 'MARLIN' is vLLM's Marlin MXFP4 experts (VLLM_MXFP4_USE_MARLIN=1): it needs "
+                f"kernel_engine 'vllm', not {self.kernel_engine!r}; leave moe_backend None (or set a "
+                "TensorRT-LLM backend with kernel_engine 'trtllm') otherwise"
+            )
+        return self
 
     @model_validator(mode="after")
     def _symm_mem_is_sglangs(self) -> Self:

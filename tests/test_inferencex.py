@@ -209,6 +209,11 @@ def test_h100_gpt_oss_runs_marlin_experts_where_its_script_exports_the_variable(
     assert launch_script(True, "vllm", oss, "h100_sxm") is launch_script(True, *run, "0.18.0")
     assert backend("0.18.0", "2026-03-27") == ["MARLIN"]
     assert backend("0.11.2", "2025-12-08") == [""]
+    # the unversioned rows measured before #327 (perf-changelog.yaml) ran the docker script, no Marlin
+    for measured in ("2025-11-02", "2025-12-05"):
+        assert launch_script(True, *run, "", measured) is launch_script(True, *run, "0.11.2")
+        assert backend("", measured) == [""]
+    assert backend("", "2026-03-27") == ["MARLIN"]
 
 
 def test_the_dsr1_fp8_script_runs_deepgemm_only_at_its_high_concurrency_sweeps() -> None:
@@ -230,6 +235,7 @@ def test_the_1_1_mtp_run_reads_its_mtp_scripts_budget_and_the_plain_run_its_own(
     ($CONC/$TP with attention DP); MAX_ISL = ISL x (1 + RANDOM_RANGE_RATIO) rounded by awk's "%.0f";
     MAX_NUM_TOKENS=$(( ((MTP+1)*MAX_BATCH_SIZE+MAX_ISL+64+63)/64*64 )). The 2026-01-14 run of the shared
     1.1.0rc2.post2 image is that script's; the 2025-12-15 run keeps the plain script's budget."""
+    from validation.public.inferencex import PRE_MARLIN_RUNS
     from validation.public.silicon import MTP_RUNS
 
     r1 = "deepseek-ai/DeepSeek-R1"
@@ -265,10 +271,13 @@ def test_the_1_1_mtp_run_reads_its_mtp_scripts_budget_and_the_plain_run_its_own(
     assert scheduler_flags(fp4, **run)[0].tolist() == [14912.0, 1984.0, 1984.0, 1920.0]
     assert moe_backends(fp4, **run).tolist() == ["TRTLLM", "CUTLASS", "TRTLLM", "CUTLASS"]
     assert moe_backends(mtp, **run).tolist() == ["DEEPGEMM"] * 4
-    # a run's own script is keyed by the date of an MTP run alone
+    # a run's own script is keyed by its date only for an MTP run or a run measured before its script changed
+    # (H100 gpt-oss before InferenceX #327 added VLLM_MXFP4_USE_MARLIN: its unversioned rows name no version)
     dated = [key for key in SCRIPTS if len(key) == 6]
     assert dated
-    assert all((key[0], key[4], key[5]) in MTP_RUNS for key in dated)
+    assert all(
+        (key[0], key[4], key[5]) in MTP_RUNS or (key[0], key[2], key[5]) in PRE_MARLIN_RUNS for key in dated
+    )
 
 
 def test_a_rows_measured_date_is_its_sources_and_none_where_it_states_none() -> None:

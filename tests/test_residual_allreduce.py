@@ -177,3 +177,21 @@ def test_symmetric_memory_is_sglangs_launch_option_only() -> None:
     eff = B200.efficiency.model_copy(update={"kernel_engine": "vllm", "symm_mem_all_reduce": True})
     with pytest.raises(CostmodelError, match="kernel_engine 'sglang'"):
         kernel_times.all_reduce_nccl_from_bytes(B200, eff)
+
+
+def test_marlin_experts_are_vllms_backend_only() -> None:
+    # VLLM_MXFP4_USE_MARLIN=1 is vLLM's variable: another engine's step is not priced with vLLM's Marlin key
+    from costmodel.errors import CostmodelError
+    from costmodel.kernel_shapes import MoEShape
+    from costmodel.specs import Efficiency
+
+    for engine in ("trtllm", "sglang"):
+        with pytest.raises(CostmodelError, match="kernel_engine 'vllm'"):
+            Efficiency(kernel_engine=engine, moe_backend="MARLIN")
+    assert Efficiency(kernel_engine="vllm", moe_backend="MARLIN").moe_backend == "MARLIN"
+    # an update that skips the check is refused where the backend is read
+    h100 = costmodel.load_hardware("h100-sxm")
+    shape = MoEShape(np.array([8192.0]), hidden=2880.0, inter=2880.0, topk=4.0, experts=128.0, tp=2.0, ep=1.0)
+    keys = kernel_times._Keys(h100, "vllm", kernel_times.launch_s(h100), "MARLIN", kernel_engine="trtllm")
+    with pytest.raises(CostmodelError, match="kernel_engine 'vllm'"):
+        kernel_times._moe_s(h100, keys, shape, "mxfp4", "bf16")

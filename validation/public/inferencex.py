@@ -65,7 +65,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Final, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -204,7 +204,8 @@ class Script:
     not_modelled: str | None = None
     """What the script sets that changes a step but is not modelled."""
     moe_backend: Callable[[Run], npt.NDArray[np.object_]] | None = None
-    """TensorRT-LLM's ``moe_config.backend`` (``CUTLASS``, ``TRTLLM``, ``DEEPGEMM``), a rule of the row
+    """TensorRT-LLM's ``moe_config.backend`` (``CUTLASS``, ``TRTLLM``, ``DEEPGEMM``) or vLLM's
+    ``VLLM_MXFP4_USE_MARLIN=1`` (``MARLIN``: its Marlin MXFP4 experts), a rule of the row
     (:func:`moe_backends`): the kernels the engine runs its routed experts with
     (``costmodel.specs.Efficiency.moe_backend``)."""
     symm_mem_all_reduce: bool = False
@@ -311,9 +312,18 @@ _GPTOSS_H100_DOCKER = Script(
     f"{REPOSITORY}/145e88f4e85eade7aa7eb8c4109f5cd48c6bb942/benchmarks/gptoss_fp4_h100_docker.sh",
     cuda_graph_max_tokens=2048,
     max_num_seqs="clients",
+    not_modelled="compilation-config cudagraph_mode PIECEWISE (the c6b96dd script keeps vLLM's default "
+    "FULL_AND_PIECEWISE); its client is kimbochen/bench_serving, not benchmark_lib",
 )
-"""H100 gpt-oss-120b's December 2025 script: ``cuda-graph-sizes: 2048``, ``--max-num-seqs=$CONC``, the
-default 8192-token budget, and no ``VLLM_MXFP4_USE_MARLIN`` (docs/serving.md, h14-oss2)."""
+"""H100 gpt-oss-120b's script before InferenceX #327 (the 2025-11-02 / 12-05 runs and vLLM 0.11.2's of
+2025-12-08): ``cuda-graph-sizes: 2048``, ``--max-num-seqs=$CONC``, the default 8192-token budget, and no
+``VLLM_MXFP4_USE_MARLIN``, so vLLM's default (Triton) experts (docs/serving.md, h14-oss2, h19-fix19c)."""
+
+PRE_MARLIN_RUNS: Final = frozenset({("vllm", "h100_sxm", "2025-11-02"), ("vllm", "h100_sxm", "2025-12-05")})
+"""(engine, system, measured date) of the unversioned H100 gpt-oss runs measured before InferenceX added
+``VLLM_MXFP4_USE_MARLIN=1`` to the H100 script (#327, after #273's vLLM 0.11.2;
+https://github.com/SemiAnalysisAI/InferenceX/blob/000de6df8af034076b0477bbfa2658851e8ceb74/perf-changelog.yaml):
+the dates :data:`SCRIPTS` keys :data:`_GPTOSS_H100_DOCKER` under, since their rows name no engine version."""
 
 SCRIPTS: dict[tuple[str, ...], Script] = {
     ("vllm", "openai/gpt-oss-120b", "b200_sxm"): Script(
@@ -334,10 +344,14 @@ SCRIPTS: dict[tuple[str, ...], Script] = {
         # vLLM's Marlin experts: kernel_times._marlin_moe_s (docs/serving.md, h19-h100long)
         moe_backend=_marlin,
     ),
-    # the December 2025 runs of vLLM 0.11.2: the docker script of the time, the same launch flags but
-    # without VLLM_MXFP4_USE_MARLIN, so vLLM's default (Triton) experts. The three unversioned 512-client
-    # rows measured 2025-12-05 likely ran it too, but a dated key is an MTP run's alone (MTP_RUNS).
+    # the runs before InferenceX switched Marlin on: #273 moved H100 gpt-oss to vLLM 0.11.2, and #327
+    # ("Update vLLM image from v0.11.2 to v0.13.0", "Add VLLM_MXFP4_USE_MARLIN=1 to H100 and H200")
+    # came later (perf-changelog.yaml, PRE_MARLIN_RUNS): the docker script of the time, without the
+    # variable, so vLLM's default (Triton) experts. The unversioned rows measured 2025-11-02 and
+    # 2025-12-05 predate #327 too and are keyed by their dates (a pre-change script's dated key).
     ("vllm", "openai/gpt-oss-120b", "h100_sxm", "fp4", "0.11.2"): _GPTOSS_H100_DOCKER,
+    ("vllm", "openai/gpt-oss-120b", "h100_sxm", "fp4", "", "2025-11-02"): _GPTOSS_H100_DOCKER,
+    ("vllm", "openai/gpt-oss-120b", "h100_sxm", "fp4", "", "2025-12-05"): _GPTOSS_H100_DOCKER,
     ("sglang", "deepseek-ai/DeepSeek-R1", "b200_sxm"): Script(
         # dsr1_fp8_b200.sh and dsr1_fp4_b200.sh both launch with --kv-cache-dtype fp8_e4m3 and the same
         # --scheduler-recv-interval rule (but at tp 4 in fp8); dsr1_fp4_b200.sh at the same commit
