@@ -25,6 +25,7 @@ The analytic latency model of an engine under load is in :mod:`costmodel.capacit
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import threading
@@ -1385,22 +1386,36 @@ class Engine:
         :func:`costmodel.closed_loop.engine_step_s` with every layer's ``layer_step_overhead_s``, one host
         pass, overlapped where the engine overlaps). ``kernels_s`` unchanged where
         :meth:`iteration_params` is None."""
-        params = self.iteration_params()
         kernels = np.asarray(kernels_s, dtype=np.float64)
-        if params is None:
+        terms = self._loop_terms
+        if terms is None:
             return kernels
+        params, layers, mla_layers, graph, ranks, overlap = terms
+        carries = np.asarray(prompt, dtype=bool)
+        eager = np.where(carries & (np.asarray(tokens, dtype=np.float64) / ranks > graph), layers, 0.0)
+        mla = np.where(carries, mla_layers, 0.0)
+        return engine_step_s(
+            kernels + prefill_host_s(params, eager, mla), params, step_layers=layers, overlap=overlap
+        )
+
+    @functools.cached_property
+    def _loop_terms(self) -> tuple[LoopParams, float, float, int, int, bool] | None:
+        """What :meth:`iteration_s` reads, once per engine (the simulator asks for every iteration): the
+        parameters, the layers, the MLA layers, :attr:`graph_tokens_in_force`, the attention-DP ranks and
+        whether the engine overlaps its host work; None where :meth:`iteration_params` is."""
         from costmodel.loop_params import overlaps_host
 
+        params = self.iteration_params()
+        if params is None:
+            return None
         layers = float(self.model.n_layers)
-        carries = np.asarray(prompt, dtype=bool)
-        rank_tokens = np.asarray(tokens, dtype=np.float64) / self.deployment.attention_dp
-        eager = np.where(carries & (rank_tokens > self.graph_tokens_in_force), layers, 0.0)
-        mla = np.where(carries, layers if self.model.mla is not None else 0.0, 0.0)
-        return engine_step_s(
-            kernels + prefill_host_s(params, eager, mla),
+        return (
             params,
-            step_layers=layers,
-            overlap=self.engine_name is not None and overlaps_host(self.engine_name),
+            layers,
+            layers if self.model.mla is not None else 0.0,
+            self.graph_tokens_in_force,
+            self.deployment.attention_dp,
+            self.engine_name is not None and overlaps_host(self.engine_name),
         )
 
     @property
@@ -1463,7 +1478,12 @@ class StepTable:
         self._k = np.unique(np.round(np.geomspace(1, max(C, 2), chunk_points)))  # [k]
         self._past = np.linspace(0.0, float(L), max(context_points // 2, 2))  # [p]
         self._prefill_chunk = parts.prefill_chunk_s(self._k[:, None], self._past[None, :])  # [k, p]
-        self._engine = engine if engine.iteration_params() is not None else None  # costs beyond the kernels
+        # the engine's costs beyond the kernels (Engine.iteration_s), its prompt iterations' host cost per
+        # kind (eager, within CUDA graphs) computed once: each iteration then makes one engine_step_s call
+        self._terms = engine._loop_terms
+        if self._terms is not None:
+            params, layers, mla, _, _, _ = self._terms
+            self._prompt_host = {e: float(prefill_host_s(params, layers * e, mla)) for e in (0, 1)}
 
     def decode_attention_s(self, batch: int, mean_context: float) -> float:
         """S(b, 1, c) - S(b, 1, 0) [s]."""
@@ -1492,7 +1512,9 @@ class StepTable:
             t += self.decode_attention_s(decodes, context_sum / decodes)
         for k, past in chunks:
             t += self.prefill_chunk_s(k, past)
-        if self._engine is not None:  # the engine's costs beyond the kernels (Engine.iteration_s)
-            total = decodes + sum(k for k, _ in chunks)
-            return float(self._engine.iteration_s(t, tokens=total, prompt=bool(chunks)))
+        if self._terms is not None:  # the engine's costs beyond the kernels, as Engine.iteration_s adds them
+            params, layers, _, graph, ranks, overlap = self._terms
+            if chunks:
+                t += self._prompt_host[int((decodes + sum(k for k, _ in chunks)) / ranks > graph)]
+            return float(engine_step_s(t, params, step_layers=layers, overlap=overlap))
         return t
