@@ -8,10 +8,13 @@ the discrete-event simulator (:func:`costmodel.simulate.serve`).
 
 The model, in one paragraph (``docs/serving.md`` numbers its equations S1-S12; the functions cite them).
 Decode iterations of n running sequences take t_d(n) (the roofline, :func:`costmodel.serving.step_time`,
-at the mean decoding context c); each prompt adds its marginal prefill time m(P) to the iterations that
-carry its chunks, so prompts take a fraction u = lambda E[m(P)] of the engine's time. The number of
-requests in the replica is a birth-death chain: arrivals at lambda, and with n requests min(n, B) run
-and leave at min(n, B) (1 - u) / (t_d(min(n, B)) E[occupancy]) where a request occupies its slot for
+at the mean decoding context c, with the engine's fitted costs beyond the kernels where the
+:class:`~costmodel.serving.Engine` names one, :meth:`~costmodel.serving.Engine.iteration_s`, and its
+``request_overhead_s`` on every first token); each prompt adds its marginal prefill time m(P) (the
+difference of the iterations with and without it) to the iterations that carry its chunks, so prompts
+take a fraction u = lambda E[m(P)] of the engine's time. The number of requests in the replica is a
+birth-death chain: arrivals at lambda, and with n requests min(n, B) run and leave at
+min(n, B) (1 - u) / (t_d(min(n, B)) E[occupancy]) where a request occupies its slot for
 E[N - 1 + chunks] iterations; above B, requests wait for a slot. This is a limited processor-sharing
 queue with a state-dependent speed (for n <= B a symmetric queue, whose occupancy law does not depend on
 the length distribution beyond its mean: Kelly 1979, *Reversibility and Stochastic Networks*, §3.3); an
