@@ -1019,7 +1019,10 @@ def plan(
 
     names = parse_names(hardware)
     if engine != "none":
-        _check_engine_runs(_engine_name(engine), names)
+        try:
+            _check_engine_runs(_engine_name(engine), names)
+        except CostmodelError as e:  # "none" is this command's too
+            raise CostmodelError(f"{e} (or none: the kernels alone)") from None
     prices = parse_prices(usd_per_hour, names)
     degrees = parse_ints(tp or "1,2,4,8", "--tp")
     slo = SLO(
