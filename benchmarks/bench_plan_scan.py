@@ -76,12 +76,21 @@ def cases(n: int) -> list[dict[str, Any]]:
     return out
 
 
+def _engine(c: dict[str, Any], limit: int) -> Any:
+    """The case's replica as :func:`costmodel.capacity.plan` builds it (the case's ``engine``: its costs
+    beyond the kernels and its kernels; the CUDA graphs of a launch at the largest batch limit), with the
+    scheduler's batch limit ``limit``."""
+    from costmodel.capacity import candidate_engine
+
+    launch = candidate_engine(c["model"], c["hardware"], tp=c["tp"], engine=c.get("engine"))
+    return launch.replace(max_batch_size=limit, graph_tokens=launch.graph_tokens_in_force)
+
+
 def _simulate(c: dict[str, Any], traffic: Any, replicas: int, limit: int) -> dict[str, Any]:
     """The chosen row in :func:`costmodel.simulate.serve`: p99s, their 99 % intervals, misses."""
-    from costmodel.serving import Engine
     from costmodel.simulate import serve
 
-    engine = Engine.build(c["model"], c["hardware"], tp=c["tp"], max_batch_size=limit)
+    engine = _engine(c, limit)
     sim = serve(engine, traffic.with_rate(c["rate_per_s"] / replicas), n_requests=4000, seed=c["case"])
     out: dict[str, Any] = {"preemptions": int(sim.preemptions.sum())}
     for metric in ("ttft", "tpot"):
@@ -101,7 +110,15 @@ def _alternative(
     from costmodel.capacity import plan
 
     key = f"_m{margin:g}"
-    row = plan(c["model"], [c["hardware"]], traffic, slo, tp=(c["tp"],), sampling_margin=margin).iloc[0]
+    row = plan(
+        c["model"],
+        [c["hardware"]],
+        traffic,
+        slo,
+        tp=(c["tp"],),
+        sampling_margin=margin,
+        engine=c.get("engine"),
+    ).iloc[0]
     if not row.feasible:
         return {f"replicas{key}": 0}
     r, limit = int(row.replicas), int(row.max_batch_size)
@@ -146,7 +163,7 @@ def run_case(
 def _run_case(c: dict[str, Any], margin: float) -> dict[str, Any]:
     """The default plan of one case, checked."""
     from costmodel.capacity import BATCH_LIMITS, PLAN_SAMPLES, SLO, meets_slo, plan
-    from costmodel.serving import Engine, Lengths, Traffic
+    from costmodel.serving import Lengths, Traffic
 
     warnings.simplefilter("ignore")
     traffic = Traffic(
@@ -156,7 +173,15 @@ def _run_case(c: dict[str, Any], margin: float) -> dict[str, Any]:
     )
     slo = SLO(ttft_s=c["ttft_s"], tpot_s=c["tpot_s"])
     t0 = time.perf_counter()
-    row = plan(c["model"], [c["hardware"]], traffic, slo, tp=(c["tp"],), sampling_margin=margin).iloc[0]
+    row = plan(
+        c["model"],
+        [c["hardware"]],
+        traffic,
+        slo,
+        tp=(c["tp"],),
+        sampling_margin=margin,
+        engine=c.get("engine"),
+    ).iloc[0]
     out: dict[str, Any] = {**c, "plan_s": time.perf_counter() - t0, "feasible": bool(row.feasible)}
     out["reason"] = row.reason
     if not row.feasible:
@@ -164,7 +189,7 @@ def _run_case(c: dict[str, Any], margin: float) -> dict[str, Any]:
             out["kind"] = "does not fit"
             return out
         out["kind"] = "infeasible"
-        engine = Engine.build(c["model"], c["hardware"], tp=c["tp"], max_batch_size=max(BATCH_LIMITS))
+        engine = _engine(c, max(BATCH_LIMITS))
         counts = np.r_[np.arange(1, 257), 10_000]
         fine = meets_slo(
             engine, traffic, slo, replicas=counts, samples=4 * PLAN_SAMPLES, sampling_margin=margin
@@ -173,7 +198,7 @@ def _run_case(c: dict[str, Any], margin: float) -> dict[str, Any]:
         return out
     out["kind"] = "feasible"
     r, limit = int(row.replicas), int(row.max_batch_size)
-    engine = Engine.build(c["model"], c["hardware"], tp=c["tp"], max_batch_size=max(BATCH_LIMITS))
+    engine = _engine(c, max(BATCH_LIMITS))
     own = meets_slo(engine, traffic, slo, replicas=np.arange(1, r + 1), sampling_margin=margin)
     out["first_passing"] = int(np.argmax(own.any(axis=1))) + 1 if own.any() else -1
     out["not_minimal"] = out["first_passing"] != r
@@ -270,12 +295,19 @@ def main() -> None:
     parser.add_argument(
         "--alternatives", default="0", help="comma-separated margins each case is also planned with"
     )
+    parser.add_argument(
+        "--engine",
+        default="vllm",
+        help="the serving engine of every plan: vllm, sglang, trtllm, or none "
+        "(the kernels alone, the planner before session 19)",
+    )
     args = parser.parse_args()
     if args.summarise:
         with open(args.summarise) as f:
             summarise([json.loads(line) for line in f if line.strip()])
         return
-    todo = cases(args.cases)
+    engine = None if args.engine == "none" else args.engine
+    todo = [{**c, "engine": engine} for c in cases(args.cases)]
     alternatives = tuple(float(x) for x in args.alternatives.split(",") if x.strip())
     rows = []
     if args.resume and args.jsonl:

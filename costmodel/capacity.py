@@ -8,10 +8,13 @@ the discrete-event simulator (:func:`costmodel.simulate.serve`).
 
 The model, in one paragraph (``docs/serving.md`` numbers its equations S1-S12; the functions cite them).
 Decode iterations of n running sequences take t_d(n) (the roofline, :func:`costmodel.serving.step_time`,
-at the mean decoding context c); each prompt adds its marginal prefill time m(P) to the iterations that
-carry its chunks, so prompts take a fraction u = lambda E[m(P)] of the engine's time. The number of
-requests in the replica is a birth-death chain: arrivals at lambda, and with n requests min(n, B) run
-and leave at min(n, B) (1 - u) / (t_d(min(n, B)) E[occupancy]) where a request occupies its slot for
+at the mean decoding context c, with the engine's fitted costs beyond the kernels where the
+:class:`~costmodel.serving.Engine` names one, :meth:`~costmodel.serving.Engine.iteration_s`, and its
+``request_overhead_s`` on every first token); each prompt adds its marginal prefill time m(P) (the
+difference of the iterations with and without it) to the iterations that carry its chunks, so prompts
+take a fraction u = lambda E[m(P)] of the engine's time. The number of requests in the replica is a
+birth-death chain: arrivals at lambda, and with n requests min(n, B) run and leave at
+min(n, B) (1 - u) / (t_d(min(n, B)) E[occupancy]) where a request occupies its slot for
 E[N - 1 + chunks] iterations; above B, requests wait for a slot. This is a limited processor-sharing
 queue with a state-dependent speed (for n <= B a symmetric queue, whose occupancy law does not depend on
 the length distribution beyond its mean: Kelly 1979, *Reversibility and Stochastic Networks*, §3.3); an
@@ -44,7 +47,9 @@ import numpy as np
 import numpy.typing as npt
 
 from costmodel import memo
-from costmodel.errors import CostmodelError
+from costmodel.closed_loop import LoopParams
+from costmodel.errors import CostmodelError, UnknownNameError
+from costmodel.memory import ENGINES
 from costmodel.queueing import birth_death
 from costmodel.serving import Engine, Lengths, Traffic
 
@@ -348,23 +353,41 @@ def _prepare(engine: Engine, traffic: Traffic, companions: dict[int, _Companions
     # t_d(n) at the mean context, and a(x) for one sequence on a grid of contexts, in one pass; the three
     # terms' S(T, 1, 0) passes evaluated together
     context_grid = np.linspace(0.0, max(engine.max_len - 1.0, 1.0), 65)
+    # the engine's costs beyond the kernels (Engine.iteration_s), where it has any: then the mean prompt
+    # an iteration already carries is timed too (its chunk bracket, the last prefill term), as the base a
+    # joining prompt adds to
+    timed = engine.iteration_params() is not None
+    others = np.array([other]) if timed else np.zeros(0)
     linear, attention, attn = parts.terms_s(
         np.concatenate([x.ravel() for x in sets]),
         np.concatenate([n, np.ones(context_grid.size)]),
         np.concatenate([np.full(n.size, context), context_grid]),
-        np.concatenate([size.ravel(), points]),
-        np.concatenate([past.ravel(), np.zeros(points.size)]),
+        np.concatenate([size.ravel(), points, others]),
+        np.concatenate([past.ravel(), np.zeros(points.size + others.size)]),
     )
     lin_n, lin_chunk, lin_join, lin_base = np.split(linear, np.cumsum([x.size for x in sets])[:-1])
-    attn_chunk, attn_whole = attn[: size.size].reshape(size.shape), attn[size.size :]
+    attn_chunk, attn_whole = attn[: size.size].reshape(size.shape), attn[size.size : size.size + points.size]
+    lin_grid = lin_n[n_grid.astype(np.int64) - 1][:, None]  # S(n, 1, 0) on the grid
+    chunk_s = lin_chunk.reshape(size.shape) - lin_grid[..., None] + attn_chunk  # what chunk j adds [n, q, j]
+    join_s = lin_join.reshape(joins.shape) - lin_base.reshape(nn.shape) + attn_whole  # a joining prompt's
+    if timed:  # the same marginals, of iterations with the engine's costs: t(kernels + x) - t(kernels)
+        kernels_n = lin_n + attention[: n.size]  # decode-only iterations of n = 1..B [s]
+        decode_full = engine.iteration_s(kernels_n, tokens=n, prompt=False)
+        kernels_grid = kernels_n[n_grid.astype(np.int64) - 1][:, None]  # [n, 1]
+        alone = engine.iteration_s(kernels_grid, tokens=nn, prompt=False)
+        with_chunk = engine.iteration_s(
+            kernels_grid[..., None] + chunk_s, tokens=nn[..., None] + size, prompt=True
+        )
+        chunk_s = with_chunk - alone[..., None]
+        base = kernels_grid + lin_base.reshape(nn.shape) - lin_grid + attn[-1]  # decodes and a mean prompt
+        join_s = engine.iteration_s(base + join_s, tokens=nn + other + points[None, :], prompt=True) - (
+            engine.iteration_s(base, tokens=nn + other, prompt=True)
+        )
     # running maximum over the batch: the kernel models' decode time can dip where a larger batch stops
     # splitting its attention (split-K) or fills a tile; the queueing model needs t_d non-decreasing in n
-    decode_s = np.maximum.accumulate(lin_n + attention[: n.size])
-    lin_grid = lin_n[n_grid.astype(np.int64) - 1][:, None]  # S(n, 1, 0) on the grid
-    first = np.where(size > 0, lin_chunk.reshape(size.shape) - lin_grid[..., None] + attn_chunk, 0.0).sum(
-        axis=-1
-    )
-    extra = np.where(joins, lin_join.reshape(joins.shape) - lin_base.reshape(nn.shape) + attn_whole, first)
+    decode_s = np.maximum.accumulate(decode_full if timed else lin_n + attention[: n.size])
+    first = np.where(size > 0, chunk_s, 0.0).sum(axis=-1)
+    extra = np.where(joins, join_s, first)
     # kernel times step with the token count (GEMM tiles and waves), so a prompt's cost can dip as decodes
     # are added; like t_d, the costs take their running maximum over the batch grid, so that the cost at
     # the batch limit bounds the cost at any mean batch below it: the saturation rate stays one the chain
@@ -436,6 +459,7 @@ def _prepared(
         e.deployment.model_dump_json(),
         None if e.efficiency is None else e.efficiency.model_dump_json(),
         (e.max_batch_size, e.max_batched_tokens, e.allocation, e.block_size, e.max_len, e.usable_fraction),
+        (e.engine_name, e.iteration_params(), e.graph_tokens_in_force),  # the costs beyond the kernels
         lengths(traffic.prompt),
         lengths(traffic.output),
     )
@@ -1071,6 +1095,8 @@ def _evaluate(
     sums = sums or _sums(prep, nodes)
     sums.fill(np.concatenate([it.grid_index.ravel(), it.grid_index.ravel() + 1]))  # the rows read below
     ttft_base, own_s = _ttft_before_slot_s(it, chain, lam, nodes, sums)
+    # the engine's fixed cost on each first token outside its iterations (Engine.first_token_overhead_s)
+    ttft_base = ttft_base + prep.engine.first_token_overhead_s
     tpot_all = _tpot_s(prep, it, chain, lam, own_s, nodes, sums)
     n_out = nodes.output_len
     # e2e: the slot wait sampled by its inverse CDF, P(W > s) = P(queued) exp(-s / w)
@@ -1366,7 +1392,8 @@ def _simulated(engine: Engine, traffic: Traffic, batch_limit: int, rate: float, 
     from costmodel.simulate import serve
 
     sim = serve(
-        engine.replace(max_batch_size=batch_limit),
+        # the scheduler's limit under the candidate's launch: its CUDA graphs, as the analytic model's
+        engine.replace(max_batch_size=batch_limit, graph_tokens=engine.graph_tokens_in_force),
         traffic.with_rate(rate),
         n_requests=SIMULATED_REQUESTS,
         seed=0,
@@ -1382,6 +1409,53 @@ def _simulated(engine: Engine, traffic: Traffic, batch_limit: int, rate: float, 
             ok &= lo <= target
     out["ok"] = bool(ok)
     return out
+
+
+def candidate_engine(
+    model: ModelProfile | str,
+    hardware: HardwareProfile | str,
+    *,
+    tp: int = 1,
+    engine: str | None = "vllm",
+    loop: LoopParams | None = None,
+    weight_dtype: str = "bf16",
+    kv_dtype: str = "bf16",
+    activation_dtype: str = "bf16",
+    expert_dtype: str | None = None,
+    expert_activation_dtype: str | None = None,
+    component_dtypes: Mapping[str, str] | None = None,
+    max_batch_size: int = max(BATCH_LIMITS),
+    max_batched_tokens: int = 8192,
+    allocation: str = "paged",
+) -> Engine:
+    """One replica as :func:`plan` builds each candidate (arguments as there): launched with
+    ``max_batch_size`` sequences (``max_num_seqs``; the planner's largest batch limit, below which
+    :func:`analyze`'s ``max_batch_size`` lowers the scheduler's limit under the same launch and its CUDA
+    graphs), ``engine``'s fitted costs beyond the kernels (:attr:`Engine.engine_name`, or ``loop``) and its
+    kernels (``Efficiency.kernel_engine``, as :func:`costmodel.pareto.frontier` times them). A device the
+    engine does not run on is refused (:func:`costmodel.memory.check_engine_vendor`)."""
+    from costmodel.registry import load_hardware
+
+    hw = load_hardware(hardware)
+    return Engine.build(
+        model,
+        hw,
+        weight_dtype=weight_dtype,
+        kv_dtype=kv_dtype,
+        activation_dtype=activation_dtype,
+        expert_dtype=expert_dtype,
+        expert_activation_dtype=expert_activation_dtype,
+        component_dtypes=component_dtypes,
+        tp=tp,
+        max_batch_size=max_batch_size,
+        max_batched_tokens=max_batched_tokens,
+        allocation=allocation,
+        engine_name=engine,
+        loop=loop,
+        efficiency=None
+        if engine in (None, hw.efficiency.kernel_engine)
+        else hw.efficiency.model_copy(update={"kernel_engine": engine}),
+    )
 
 
 def plan(
@@ -1406,6 +1480,8 @@ def plan(
     samples: int = PLAN_SAMPLES,
     confirm: bool = False,
     sampling_margin: float = SAMPLING_MARGIN,
+    engine: str | None = "vllm",
+    loop: LoopParams | None = None,
 ) -> pd.DataFrame:
     """The fewest replicas, and the batch limit, that meet ``slo`` at ``traffic.rate_per_s`` on each
     candidate (device x tensor-parallel degree), ranked by $ per hour.
@@ -1443,6 +1519,15 @@ def plan(
         Share, in [0, 1], of each p-quantile's one-standard-error band above it (the quadrature's
         sampling error, ``ttft_upper_s``) that must also lie within the objective [-]: 0 holds the
         p-quantile itself to it (:data:`SAMPLING_MARGIN` by default).
+    engine : str or None
+        The serving engine each replica runs (``"vllm"``, the default as where no engine is named
+        elsewhere, ``"sglang"``, ``"trtllm"``): its fitted costs beyond the kernels time every iteration
+        and first token (:attr:`costmodel.serving.Engine.engine_name`), and its kernels time the passes
+        (``Efficiency.kernel_engine``), as :func:`costmodel.pareto.frontier` times them; a device it does
+        not run on is a row with ``feasible`` False and the reason. None: the kernels alone (vLLM's), as
+        the planner was before session 19.
+    loop : LoopParams, optional
+        Those costs, replacing the engine's fitted ones (``LoopParams()``: the engine's kernels alone).
 
     Returns one row per candidate: ``feasible`` (and ``reason`` when not), replicas, GPUs, the chosen
     batch limit, per-replica load, the predicted latencies and the sampling error of each p-quantile
@@ -1464,6 +1549,8 @@ def plan(
         raise CostmodelError(f"sampling_margin must lie in [0, 1], got {sampling_margin}")
     if not (isinstance(max_replicas, int | np.integer) and max_replicas >= 1):
         raise CostmodelError(f"max_replicas must be an integer >= 1, got {max_replicas!r}")
+    if engine is not None and engine not in ENGINES:
+        raise UnknownNameError("engine", engine, ENGINES)
     m = load_model(model)
     nodes = _nodes(traffic, samples, 0)
     companions: dict[int, _Companions] = {}  # S10b's tables, the same for every candidate
@@ -1474,16 +1561,18 @@ def plan(
             row: dict[str, Any] = {"hardware": hw.name, "tp": degree, "gpus_per_replica": degree}
             rows.append(row)
             try:
-                engine = Engine.build(
+                replica = candidate_engine(
                     m,
                     hw,
+                    tp=degree,
+                    engine=engine,
+                    loop=loop,
                     weight_dtype=weight_dtype,
                     kv_dtype=kv_dtype,
                     activation_dtype=activation_dtype,
                     expert_dtype=expert_dtype,
                     expert_activation_dtype=expert_activation_dtype,
                     component_dtypes=component_dtypes,
-                    tp=degree,
                     max_batch_size=max(batch_limits),
                     max_batched_tokens=max_batched_tokens,
                     allocation=allocation,
@@ -1495,7 +1584,7 @@ def plan(
             try:  # e.g. a device without a link bandwidth cannot run TP > 1: that candidate is infeasible
                 row.update(
                     _plan_one(
-                        engine,
+                        replica,
                         traffic,
                         slo,
                         batch_limits,

@@ -998,6 +998,14 @@ def plan(
             "docs/serving.md, 'Pass rule')."
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="Serving engine each replica runs: vllm, sglang, trtllm. Its fitted costs beyond the "
+            "kernels (host time per iteration, per layer of an eager prompt iteration, per first token) "
+            "and its kernels time the iterations, as in costmodel pareto; none: the kernels alone."
+        ),
+    ] = "vllm",
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
 ) -> None:
@@ -1010,6 +1018,11 @@ def plan(
     from costmodel.serving import Lengths, Traffic
 
     names = parse_names(hardware)
+    if engine != "none":
+        try:
+            _check_engine_runs(_engine_name(engine), names)
+        except CostmodelError as e:  # "none" is this command's too
+            raise CostmodelError(f"{e} (or none: the kernels alone)") from None
     prices = parse_prices(usd_per_hour, names)
     degrees = parse_ints(tp or "1,2,4,8", "--tp")
     slo = SLO(
@@ -1066,6 +1079,7 @@ def plan(
         max_utilization=max_utilization,
         confirm=confirm,
         sampling_margin=margin,
+        engine=None if engine == "none" else engine,
     )
     rows = [row | price_source(str(row["hardware"]), prices) for row in _finite(frame.to_dict("records"))]
     objectives = (
@@ -1093,7 +1107,8 @@ def plan(
             "$/h",
             "$/M output",
             "price from",
-            title=f"{model} at {rate:g} requests/s, {objectives}",
+            title=f"{model} at {rate:g} requests/s, {objectives}, "
+            + ("kernels alone" if engine == "none" else f"on {engine}"),
         )
         simulated = any(r["confirmed_by_simulation"] for r in rows)
         if simulated:  # the simulator's p99s beside the model's

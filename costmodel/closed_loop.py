@@ -312,6 +312,39 @@ def host_bound_s(
     return np.asarray(np.maximum(gpu, host) if overlap else gpu + host)
 
 
+def engine_step_s(
+    kernels_s: npt.ArrayLike,
+    params: LoopParams,
+    *,
+    step_layers: npt.ArrayLike,
+    host_passes: npt.ArrayLike = 1.0,
+    overlap: bool = False,
+) -> FloatArray:
+    """One iteration whose kernels take ``kernels_s`` [s] with the engine's fitted costs of ``params``:
+    ``layer_step_overhead_s`` per layer of ``step_layers`` (GPU work, :func:`gpu_work_s`), the host's
+    ``overlapped_host_s`` once per pass of ``host_passes``, after the kernels or, with ``overlap``, beside
+    them (:func:`host_bound_s`), and ``step_overhead_s`` on the critical path [s]. The one iteration rule of
+    the closed loop (:meth:`LoopParts.step_s`) and of the Poisson-traffic engine
+    (:meth:`costmodel.serving.Engine.iteration_s`, read by :mod:`costmodel.capacity` and
+    :mod:`costmodel.simulate`)."""
+    kernels = gpu_work_s(kernels_s, params.layer_step_overhead_s, step_layers)
+    host = host_bound_s(kernels, params.overlapped_host_s, host_passes, overlap=overlap)
+    return np.asarray(host + params.step_overhead_s)
+
+
+def prefill_host_s(params: LoopParams, layers: npt.ArrayLike, mla_layers: npt.ArrayLike) -> FloatArray:
+    """Fixed cost of a pass that carries prompt tokens beyond its kernels [s]: ``prefill_layer_overhead_s``
+    per layer of ``layers`` (those run outside CUDA graphs: all of them, or none where the iteration fits
+    a captured graph, :func:`cuda_graph_tokens`) and ``mla_prefill_layer_overhead_s`` per layer of
+    ``mla_layers`` (the model's MLA layers). It is added to the kernels before :func:`engine_step_s`; the
+    closed loop (:meth:`LoopParts._prefill_host_s`) and :meth:`costmodel.serving.Engine.iteration_s` both
+    read it."""
+    return np.asarray(
+        params.prefill_layer_overhead_s * np.asarray(layers)
+        + params.mla_prefill_layer_overhead_s * np.asarray(mla_layers)
+    )
+
+
 def cuda_graph_tokens(engine: str, max_num_seqs: int, budget: int, capture_size: int | None = None) -> int:
     """The largest iteration [tokens] carrying prompt tokens that ``engine`` replays as CUDA graphs
     (:func:`loop_parts`' ``graph_tokens``): vLLM's piecewise graphs reach ``capture_size`` (its
@@ -716,9 +749,13 @@ class LoopParts:
         path, and ``overlapped_host_s`` once per pass of :attr:`host_passes`, after the kernels, or, with
         :attr:`overlap_host`, beside them (the longer of the kernels and the passes counts;
         :func:`host_bound_s`)."""
-        kernels = gpu_work_s(kernels_s, params.layer_step_overhead_s, self.step_layers)
-        host = host_bound_s(kernels, params.overlapped_host_s, self.host_passes, overlap=self.overlap_host)
-        return np.asarray(host + params.step_overhead_s)
+        return engine_step_s(
+            kernels_s,
+            params,
+            step_layers=self.step_layers,
+            host_passes=self.host_passes,
+            overlap=self.overlap_host,
+        )
 
     def result(self, params: LoopParams) -> ClosedLoop:
         """TTFT, TPOT and rates with ``params`` applied."""
@@ -753,10 +790,7 @@ class LoopParts:
     def _prefill_host_s(self, params: LoopParams, layers: FloatArray | float | None = None) -> FloatArray:
         """Fixed cost of a pass with prompt tokens beyond its kernels: per layer outside CUDA graphs
         (``layers``, default :attr:`layers`) and per MLA layer [s]."""
-        return np.asarray(
-            params.prefill_layer_overhead_s * (self.layers if layers is None else layers)
-            + params.mla_prefill_layer_overhead_s * self.mla_layers
-        )
+        return prefill_host_s(params, self.layers if layers is None else layers, self.mla_layers)
 
     def _wave_s(self, params: LoopParams) -> FloatArray:
         """An iteration of a wave, its host cost per layer included [s]."""

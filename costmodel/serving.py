@@ -25,6 +25,7 @@ The analytic latency model of an engine under load is in :mod:`costmodel.capacit
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import threading
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from costmodel.closed_loop import LoopParams, cuda_graph_tokens, engine_step_s, prefill_host_s
 from costmodel.errors import CostmodelError
 
 if TYPE_CHECKING:
@@ -1122,6 +1124,23 @@ class Engine:
     usable_fraction: float = 0.9
     """Share of device memory for weights, cache and activations (vLLM ``gpu_memory_utilization``)."""
     efficiency: Efficiency | None = None
+    engine_name: str | None = None
+    """The serving engine this replica runs (``"vllm"``, ``"sglang"``, ``"trtllm"``), whose fitted costs
+    beyond the kernels its iterations and first tokens pay (:meth:`iteration_params`,
+    :meth:`iteration_s`, :attr:`first_token_overhead_s`); refused on a device of a vendor it does not
+    run on (:func:`costmodel.memory.check_engine_vendor`). None: no engine, the kernels alone (the
+    building block the closed and disaggregated loops time and apply their own parameters to). The
+    kernels are the ``efficiency``'s (``Efficiency.kernel_engine``, vLLM's by default): naming an engine
+    here does not change them; :func:`costmodel.capacity.plan` sets both."""
+    loop: LoopParams | None = None
+    """The costs beyond the kernels, replacing the engine's fitted ones
+    (:func:`costmodel.loop_params.engine_params`); None: the fitted ones of :attr:`engine_name` (none
+    without a name). ``LoopParams()`` gives the kernels alone for a named engine."""
+    graph_tokens: int | None = None
+    """The largest iteration carrying prompt tokens, per attention-DP rank, that the engine replays as CUDA
+    graphs [tokens], paying no ``prefill_layer_overhead_s``; None: the launch's own,
+    :func:`costmodel.closed_loop.cuda_graph_tokens` of :attr:`engine_name`, a rank's ``max_batch_size``
+    and token budget (:attr:`graph_tokens_in_force`)."""
     shared_parts: _Parts | None = field(default=None, repr=False)
     """The step-time terms :attr:`parts` returns, with the passes they have evaluated, shared by the
     engines of one model, device, workload, layout and efficiency (the fields a pass depends on; the
@@ -1156,6 +1175,21 @@ class Engine:
             raise CostmodelError(
                 f"max_batched_tokens ({self.max_batched_tokens}) must be >= max_batch_size "
                 f"({self.max_batch_size}): every running sequence decodes one token per iteration"
+            )
+        if self.engine_name is not None:
+            from costmodel.errors import UnknownNameError
+            from costmodel.memory import ENGINES, check_engine_vendor
+
+            if self.engine_name not in ENGINES:
+                raise UnknownNameError("engine", self.engine_name, ENGINES)
+            check_engine_vendor(self.engine_name, self.hardware)
+        if self.graph_tokens is not None and not (
+            isinstance(self.graph_tokens, int | np.integer) and self.graph_tokens >= 0
+        ):
+            raise CostmodelError(f"graph_tokens must be an integer >= 0 or None, got {self.graph_tokens!r}")
+        if self.loop is not None and not isinstance(self.loop, LoopParams):
+            raise CostmodelError(
+                f"loop must be a costmodel.closed_loop.LoopParams or None, got {type(self.loop).__name__}"
             )
         if self.max_len == 0:
             object.__setattr__(self, "max_len", self.model.max_context)
@@ -1289,10 +1323,108 @@ class Engine:
         )
 
     def step_time(self, **kwargs: Any) -> FloatArray:
-        """:func:`step_time` on this engine (keyword arguments as there)."""
-        return step_time(
+        """One iteration of this engine [s]: :func:`step_time` (keyword arguments as there), the kernels,
+        with the engine's costs beyond them (:meth:`iteration_s`) where it has any."""
+        kernels = step_time(
             self.model, self.hardware, self.workload, self.deployment, efficiency=self.efficiency, **kwargs
         )
+        if self.iteration_params() is None:
+            return kernels
+        decodes = np.asarray(kwargs.get("decode_batch", 0), dtype=np.float64)
+        prompt = np.asarray(kwargs.get("prefill_tokens", 0), dtype=np.float64)
+        return self.iteration_s(kernels, tokens=decodes + prompt, prompt=prompt > 0)
+
+    def iteration_params(self) -> LoopParams | None:
+        """The costs beyond the kernels that this engine's iterations and first tokens pay: :attr:`loop`
+        where given, else the fitted ones of :attr:`engine_name`
+        (:func:`costmodel.loop_params.engine_params`); None where they add nothing (no engine named, or
+        all of the terms read here zero), so that callers keep the kernels' times exactly. The terms
+        read: ``step_overhead_s``, ``overlapped_host_s`` (beside the kernels for an engine that overlaps
+        its host work, :func:`costmodel.loop_params.overlaps_host`), ``layer_step_overhead_s``,
+        ``prefill_layer_overhead_s``, ``mla_prefill_layer_overhead_s`` and ``request_overhead_s``; the
+        benchmark's wave share (``burst_fraction``) and ``first_token_lag_iterations`` are the closed
+        loop's, not read here."""
+        params = self.loop
+        if params is None and self.engine_name is not None:
+            from costmodel.loop_params import engine_params
+
+            params = engine_params(self.engine_name)
+        if params is None:
+            return None
+        read = (
+            params.step_overhead_s,
+            params.overlapped_host_s,
+            params.layer_step_overhead_s,
+            params.prefill_layer_overhead_s,
+            params.mla_prefill_layer_overhead_s,
+            params.request_overhead_s,
+        )
+        return params if any(read) else None
+
+    @property
+    def graph_tokens_in_force(self) -> int:
+        """The largest iteration carrying prompt tokens, per attention-DP rank, that this engine replays
+        as CUDA graphs [tokens]: :attr:`graph_tokens` where given, else
+        :func:`costmodel.closed_loop.cuda_graph_tokens` of a rank's ``max_batch_size`` and token budget
+        (vLLM's piecewise graphs, min(2 ``max_batch_size``, 512); 0 for SGLang, TensorRT-LLM and no
+        engine, which run such iterations eagerly)."""
+        if self.graph_tokens is not None:
+            return int(self.graph_tokens)
+        ranks = self.deployment.attention_dp
+        return cuda_graph_tokens(
+            self.engine_name or "", -(-self.max_batch_size // ranks), self.rank_batched_tokens
+        )
+
+    def iteration_s(
+        self, kernels_s: npt.ArrayLike, *, tokens: npt.ArrayLike, prompt: npt.ArrayLike
+    ) -> FloatArray:
+        """An iteration whose kernels take ``kernels_s`` [s], of ``tokens`` tokens in all [tokens] (decodes
+        and prompt tokens of the replica), carrying prompt tokens where ``prompt`` [bool], with this
+        engine's costs beyond the kernels [s] (arrays broadcast): the closed loop's rule, by the same
+        functions (:func:`costmodel.closed_loop.prefill_host_s` added to the kernels of an iteration
+        with prompt tokens, its layers outside CUDA graphs above :attr:`graph_tokens_in_force` a rank, then
+        :func:`costmodel.closed_loop.engine_step_s` with every layer's ``layer_step_overhead_s``, one host
+        pass, overlapped where the engine overlaps). ``kernels_s`` unchanged where
+        :meth:`iteration_params` is None."""
+        kernels = np.asarray(kernels_s, dtype=np.float64)
+        terms = self._loop_terms
+        if terms is None:
+            return kernels
+        params, layers, mla_layers, graph, ranks, overlap = terms
+        carries = np.asarray(prompt, dtype=bool)
+        eager = np.where(carries & (np.asarray(tokens, dtype=np.float64) / ranks > graph), layers, 0.0)
+        mla = np.where(carries, mla_layers, 0.0)
+        return engine_step_s(
+            kernels + prefill_host_s(params, eager, mla), params, step_layers=layers, overlap=overlap
+        )
+
+    @functools.cached_property
+    def _loop_terms(self) -> tuple[LoopParams, float, float, int, int, bool] | None:
+        """What :meth:`iteration_s` reads, once per engine (the simulator asks for every iteration): the
+        parameters, the layers, the MLA layers, :attr:`graph_tokens_in_force`, the attention-DP ranks and
+        whether the engine overlaps its host work; None where :meth:`iteration_params` is."""
+        from costmodel.loop_params import overlaps_host
+
+        params = self.iteration_params()
+        if params is None:
+            return None
+        layers = float(self.model.n_layers)
+        return (
+            params,
+            layers,
+            layers if self.model.mla is not None else 0.0,
+            self.graph_tokens_in_force,
+            self.deployment.attention_dp,
+            self.engine_name is not None and overlaps_host(self.engine_name),
+        )
+
+    @property
+    def first_token_overhead_s(self) -> float:
+        """The fixed cost on each first token outside the iterations [s]: ``request_overhead_s`` of
+        :meth:`iteration_params` (HTTP, tokenisation, admission, detokenisation); 0 for the kernels
+        alone. It delays a request's first and last token alike, occupying no iteration."""
+        params = self.iteration_params()
+        return 0.0 if params is None else params.request_overhead_s
 
     @property
     def parts(self) -> _Parts:
@@ -1329,7 +1461,9 @@ class StepTable:
     iterations a second: exact on every total token count (the linear part, S(T, 1, 0)) and batch size,
     linear interpolation over the context (the decodes' attention is affine in it) and bilinear over a
     geometric grid of chunk sizes and a linear grid of pasts (the chunk's attention).
-    ``tests/test_serving.py`` checks it against :func:`step_time` within 0.5 %.
+    ``tests/test_serving.py`` checks it against :func:`step_time` within 0.5 %. An engine with costs
+    beyond its kernels (:meth:`Engine.iteration_params`) adds them to every iteration by
+    :meth:`Engine.iteration_s`, as :meth:`Engine.step_time` does.
     """
 
     def __init__(self, engine: Engine, *, context_points: int = 33, chunk_points: int = 64) -> None:
@@ -1344,6 +1478,12 @@ class StepTable:
         self._k = np.unique(np.round(np.geomspace(1, max(C, 2), chunk_points)))  # [k]
         self._past = np.linspace(0.0, float(L), max(context_points // 2, 2))  # [p]
         self._prefill_chunk = parts.prefill_chunk_s(self._k[:, None], self._past[None, :])  # [k, p]
+        # the engine's costs beyond the kernels (Engine.iteration_s), its prompt iterations' host cost per
+        # kind (eager, within CUDA graphs) computed once: each iteration then makes one engine_step_s call
+        self._terms = engine._loop_terms
+        if self._terms is not None:
+            params, layers, mla, _, _, _ = self._terms
+            self._prompt_host = {e: float(prefill_host_s(params, layers * e, mla)) for e in (0, 1)}
 
     def decode_attention_s(self, batch: int, mean_context: float) -> float:
         """S(b, 1, c) - S(b, 1, 0) [s]."""
@@ -1372,4 +1512,9 @@ class StepTable:
             t += self.decode_attention_s(decodes, context_sum / decodes)
         for k, past in chunks:
             t += self.prefill_chunk_s(k, past)
+        if self._terms is not None:  # the engine's costs beyond the kernels, as Engine.iteration_s adds them
+            params, layers, _, graph, ranks, overlap = self._terms
+            if chunks:
+                t += self._prompt_host[int((decodes + sum(k for k, _ in chunks)) / ranks > graph)]
+            return float(engine_step_s(t, params, step_layers=layers, overlap=overlap))
         return t

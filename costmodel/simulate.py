@@ -15,7 +15,9 @@ the batch limit and the KV memory allow (paged: blocks of the prompt plus a 1 % 
 contiguous: one ``max_len`` reservation each); with paged allocation a decode that needs a block when
 none is free preempts the most recently admitted sequence, which is recomputed when readmitted (its
 prompt and the tokens generated so far are prefilled again). Iteration times come from
-:class:`costmodel.serving.StepTable`, i.e. from the same roofline step time as the analytic model.
+:class:`costmodel.serving.StepTable`, i.e. from the same roofline step time as the analytic model, with
+the engine's fitted costs beyond the kernels where it names an engine (:meth:`Engine.iteration_s`; its
+``request_overhead_s`` delays each request's first and last token, :attr:`Engine.first_token_overhead_s`).
 """
 
 from __future__ import annotations
@@ -344,10 +346,13 @@ def serve(
             window_tokens += produced
 
     span = max(horizon - t_warm, 1e-12)
+    # the engine's fixed cost on each first token outside its iterations (Engine.first_token_overhead_s):
+    # a constant delay of every request, its first and its last token alike
+    delay = engine.first_token_overhead_s
     return ServeResult(
         arrival_s=arrival,
-        first_token_s=first,
-        finish_s=finish,
+        first_token_s=first + delay,
+        finish_s=finish + delay,
         prompt_tokens=P,
         output_tokens=N,
         preemptions=preempt,

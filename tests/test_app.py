@@ -24,7 +24,7 @@ from costmodel import capacity, compression, speculative
 from costmodel.errors import CostmodelError
 from costmodel.memory import checkpoint_bytes, checkpoint_formats, replicated_weight_bytes
 from costmodel.roofline import attainable_flop_per_s
-from costmodel.serving import Engine, Lengths, Traffic
+from costmodel.serving import Lengths, Traffic
 
 pytest.importorskip("streamlit", reason="the dashboard needs the app extra: pip install 'costmodel[app]'")
 pytest.importorskip("plotly", reason="the dashboard needs the app extra: pip install 'costmodel[app]'")
@@ -1064,7 +1064,7 @@ def api_traffic(rate: float = 10.0, context: int = 8192) -> Traffic:
 
 def api_curve(tp: int, batch_limit: int, rates: np.ndarray, traffic: Traffic) -> capacity.ServingMetrics:
     """capacity.analyze of one replica built as plan() builds it, with the planner's quadrature points."""
-    engine = Engine.build("llama-3-8b", "h100-sxm", tp=tp, max_batch_size=max(capacity.BATCH_LIMITS))
+    engine = capacity.candidate_engine("llama-3-8b", "h100-sxm", tp=tp)  # the page's engine: vLLM
     return capacity.analyze(
         engine, traffic, rate_per_s=rates, max_batch_size=batch_limit, samples=capacity.PLAN_SAMPLES
     )
@@ -1119,17 +1119,27 @@ def test_capacity_page_shows_the_plan() -> None:
     shown = metrics(at)
     assert (shown["TP"], shown["Replicas"]) == (str(best["tp"]), str(best["replicas"]))
     assert_shows(shown["$ per hour"], best["usd_per_hour"])
+    # the engine selector reaches plan(): "none" is the kernels alone
+    at.selectbox(key="capacity_engine").set_value("none").run()
+    assert not at.exception
+    best = capacity.plan(
+        "llama-3-8b", ["h100-sxm"], api_traffic(40.0), SLO, tp=(1, 2, 4, 8), engine=None
+    ).iloc[0]
+    shown = metrics(at)
+    assert (shown["TP"], shown["Replicas"]) == (str(best["tp"]), str(best["replicas"]))
+    assert_shows(shown["p99 TTFT"], best["ttft_p99_s"])
 
 
 def test_capacity_curve_on_an_unpriced_device_is_its_plan_with_the_fewest_gpus() -> None:
     """h20 has no price, so plan() leaves its rows in TP order: the curve was drawn for TP 4 x 3 replicas
     (12 GPUs), called 'the cheapest plan on h20', where TP 8 x 1 replica (8 GPUs) also meets the SLOs."""
     assert cm.load_hardware("h20").price is None
-    plan = capacity.plan("llama-3-8b", ["h20"], api_traffic(), SLO, tp=(1, 2, 4, 8))
+    # the case as it was found, on the kernels alone (with vLLM's costs plan()'s first row is the fewest)
+    plan = capacity.plan("llama-3-8b", ["h20"], api_traffic(), SLO, tp=(1, 2, 4, 8), engine=None)
     feasible = plan[plan["feasible"]]
     fewest = feasible.loc[feasible["gpus"].idxmin()]
     assert int(fewest["gpus"]) < int(feasible.iloc[0]["gpus"])  # plan()'s first row is not the fewest
-    at = open_page("capacity", hardware=["h20", "h100-sxm"])
+    at = open_page("capacity", hardware=["h20", "h100-sxm"], capacity_engine="none")
     assert not errors(at)
     title = f"p99 latency vs load on one h20 replica, TP {int(fewest['tp'])}, batch limit {int(fewest['max_batch_size'])}"
     assert title in [h.value for h in at.subheader]

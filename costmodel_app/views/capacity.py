@@ -16,8 +16,10 @@ from scenario import attention_component_dtypes
 import costmodel as cm
 from costmodel import capacity
 from costmodel.errors import CostmodelError
-from costmodel.serving import Engine, Lengths, Traffic
+from costmodel.loop_params import read_engine_params
+from costmodel.serving import Lengths, Traffic
 
+ENGINES = (*sorted(read_engine_params()), "none")  # "none": the kernels alone
 KINDS = ("fixed", "geometric", "lognormal")
 TP_DEGREES = (1, 2, 4, 8)
 QUANTILE = 0.99  # the SLOs are p99
@@ -81,6 +83,7 @@ def plan_candidate(
     spec: TrafficSpec,
     slo: tuple[float, float],
     dtypes: tuple[str, str, str, str, str, str],
+    engine: str = "vllm",
 ) -> list[dict[str, object]]:
     """capacity.plan for one device at the TP degrees ``tps``, in one call (the quadrature is built once
     for all of them); cached by its inputs (``_model`` is identified by ``model_key``). A device the
@@ -101,6 +104,7 @@ def plan_candidate(
             expert_dtype=expert_dtype or None,
             expert_activation_dtype=expert_activation_dtype or None,
             component_dtypes=attention_component_dtypes(attention_dtype, weight_dtype),
+            engine=None if engine == "none" else engine,
         )
     except ui.BAD_INPUT as e:
         name = hardware.partition("@")[0]  # the key may carry the user's price (Scenario.priced)
@@ -122,14 +126,16 @@ def load_curve(
     spec: TrafficSpec,
     dtypes: tuple[str, str, str, str, str, str],
     saturation: float | None = None,
+    engine: str = "vllm",
 ) -> tuple[pd.DataFrame, float]:
     """capacity.analyze of one replica, built as plan() builds it, from 2 % to 125 % of its saturation
     rate (and at ``rate_per_replica``); and that saturation rate (``saturation``: already known from the
     plan's row, else computed). Unstable rates have no latency."""
     weight_dtype, kv_dtype, activation_dtype, expert_dtype, expert_activation_dtype, attention_dtype = dtypes
-    engine = Engine.build(
+    replica = capacity.candidate_engine(
         _model,
         ui.hardware_profile(hardware),
+        engine=None if engine == "none" else engine,
         weight_dtype=weight_dtype,
         kv_dtype=kv_dtype,
         activation_dtype=activation_dtype,
@@ -137,17 +143,16 @@ def load_curve(
         expert_activation_dtype=expert_activation_dtype or None,
         component_dtypes=attention_component_dtypes(attention_dtype, weight_dtype),
         tp=tp,
-        max_batch_size=max(capacity.BATCH_LIMITS),
     )
     load = traffic(spec)
     if saturation is None:
-        probe = capacity.analyze(engine, load, rate_per_s=1.0, max_batch_size=batch_limit, samples=64)
+        probe = capacity.analyze(replica, load, rate_per_s=1.0, max_batch_size=batch_limit, samples=64)
         saturation = float(probe.max_rate_per_s)
         if probe.kv_max_sequences < 1 or not saturation > 0:
             raise CostmodelError("the weights leave no room for a KV cache")
     rates = np.unique(np.r_[np.linspace(0.02, 1.25, 50) * saturation, rate_per_replica])
     m = capacity.analyze(
-        engine,
+        replica,
         load,
         rate_per_s=rates,
         max_batch_size=batch_limit,
@@ -186,7 +191,7 @@ def latency_or_unstable(seconds: float) -> str:
 # ---------------------------------------------------------------------------- inputs
 sc = ui.scenario()
 st.title("Capacity planning")
-cols = st.columns(4)
+cols = st.columns(5)
 with cols[0]:
     rate = st.number_input(
         "Requests per second (total)",
@@ -227,6 +232,17 @@ with cols[3]:
         default=list(TP_DEGREES),
         key="tp_degrees",
         bind="query-params",
+    )
+with cols[4]:
+    engine = st.selectbox(
+        "Engine",
+        ENGINES,
+        index=ENGINES.index("vllm") if "vllm" in ENGINES else 0,
+        key="capacity_engine",
+        bind="query-params",
+        help="Whose fitted costs beyond the kernels each iteration and first token pay (host time per "
+        "iteration, per layer of an eager prompt iteration, per first token) and whose kernels time the "
+        "passes, as on the Pareto page; none: the kernels alone. As `costmodel plan --engine`.",
     )
 cols = st.columns(4)
 with cols[0]:
@@ -304,7 +320,8 @@ objective = (
 )
 st.caption(
     f"**{ui.plain(model.name)}** on {', '.join(sc.hardware)} · weights {sc.weight_dtype}, activations "
-    f"{sc.activation_dtype}{ui.experts_caption(sc)}, KV {sc.kv_dtype} · {objective} · "
+    f"{sc.activation_dtype}{ui.experts_caption(sc)}, KV {sc.kv_dtype} · "
+    f"{'kernels alone' if engine == 'none' else engine} · {objective} · "
     f"prompts {prompt_kind}, mean "
     f"{load.prompt.mean:,.0f} tokens · outputs {output_kind}, mean {load.output.mean:,.0f} tokens "
     f"(lengths capped at the {model.max_context:,}-token context). The planner chooses replicas, TP and "
@@ -315,7 +332,7 @@ st.caption(
 rows = [
     row
     for hw in sc.hardware
-    for row in plan_candidate(model_key, model, sc.priced(hw), tuple(sorted(tps)), spec, slo, dtypes)
+    for row in plan_candidate(model_key, model, sc.priced(hw), tuple(sorted(tps)), spec, slo, dtypes, engine)
 ]
 ranked = (
     pd.DataFrame(rows, columns=list(COLUMNS))
@@ -439,6 +456,7 @@ if not on_first.empty:  # the cheapest plan on the first device (fewest GPUs if 
             spec,
             dtypes,
             float(pick["max_rate_per_replica_per_s"]),  # the plan's row has it: no probe
+            engine,
         )
 else:  # nothing meets the SLOs there: one replica of the first TP degree that has room, all the load
     batch_limit, replicas = max(capacity.BATCH_LIMITS), 1
@@ -447,7 +465,7 @@ else:  # nothing meets the SLOs there: one replica of the first TP degree that h
     for tp in sorted(tps):
         try:
             curve, saturation = load_curve(
-                model_key, model, sc.priced(first), tp, batch_limit, rate, spec, dtypes
+                model_key, model, sc.priced(first), tp, batch_limit, rate, spec, dtypes, engine=engine
             )
             break
         except ui.BAD_INPUT as e:

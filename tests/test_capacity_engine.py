@@ -1,0 +1,179 @@
+"""The Poisson-traffic engine (:class:`costmodel.serving.Engine`) with a named serving engine's fitted costs
+beyond the kernels: its iterations and first tokens in the analytic model, the simulator and the planner.
+
+Oracles: the kernels' own step time plus the fitted terms summed by hand (per iteration, per layer, per
+eager prompt layer, per first token); the kernels-only engine, which ``LoopParams()`` must reproduce
+exactly; and the ratio of decode step times, which sets the replica count where the answer is
+throughput-bound.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from costmodel.capacity import SLO, analyze, plan
+from costmodel.closed_loop import LoopParams, loop_parts
+from costmodel.errors import CostmodelError
+from costmodel.loop_params import engine_params
+from costmodel.serving import Engine, Lengths, StepTable, Traffic
+from costmodel.simulate import serve
+
+MODEL, HW = "llama-3-8b", "h100-sxm"
+LAYERS = 32  # Llama-3-8B
+KERNELS = Engine.build(MODEL, HW, max_batch_size=64, max_batched_tokens=4096)
+TRAFFIC = Traffic(4.0, Lengths.lognormal(512, 0.8, max_tokens=4096), Lengths.geometric(128, max_tokens=2048))
+
+
+def test_an_iteration_is_its_kernels_plus_the_fitted_terms_summed_by_hand() -> None:
+    vllm = KERNELS.replace(engine_name="vllm")
+    p = engine_params("vllm")
+    every = p.step_overhead_s + p.overlapped_host_s + LAYERS * p.layer_step_overhead_s  # vLLM: serial host
+    decode = dict(decode_batch=32, decode_context=1000)
+    assert float(vllm.step_time(**decode)) == pytest.approx(
+        float(KERNELS.step_time(**decode)) + every, rel=1e-12
+    )
+    # a prompt iteration above vLLM's captured graphs (min(2 x 64, 512) = 128 tokens) runs eagerly
+    assert vllm.graph_tokens_in_force == 128
+    big = dict(decode_batch=32, decode_context=1000, prefill_tokens=1024)
+    eager = every + LAYERS * p.prefill_layer_overhead_s
+    assert float(vllm.step_time(**big)) == pytest.approx(float(KERNELS.step_time(**big)) + eager, rel=1e-12)
+    # one of 32 + 64 = 96 tokens fits the graphs: no per-layer host cost of an eager pass
+    small = dict(decode_batch=32, decode_context=1000, prefill_tokens=64)
+    assert float(vllm.step_time(**small)) == pytest.approx(
+        float(KERNELS.step_time(**small)) + every, rel=1e-12
+    )
+    # the ~1 ms host cost is 10-30 % of a small model's decode step (docs/serving.md, the planner)
+    assert 0.1 < every / float(KERNELS.step_time(**decode)) < 0.3
+
+
+def test_an_overlapping_engine_hides_its_host_work_behind_longer_kernels() -> None:
+    # SGLang prepares the next batch while the GPU runs: max(kernels + per-layer GPU work, host) + serial part
+    loop = LoopParams(step_overhead_s=1e-3, overlapped_host_s=0.05, layer_step_overhead_s=1e-5)
+    sglang = KERNELS.replace(engine_name="sglang", loop=loop)
+    decode = dict(decode_batch=8, decode_context=500)
+    kernels = float(KERNELS.step_time(**decode))
+    assert kernels + LAYERS * 1e-5 < 0.05  # the host is the longer: the iteration is the host's
+    assert float(sglang.step_time(**decode)) == pytest.approx(0.05 + 1e-3, rel=1e-12)
+    short = sglang.replace(
+        loop=LoopParams(step_overhead_s=1e-3, overlapped_host_s=1e-4, layer_step_overhead_s=1e-5)
+    )
+    assert float(short.step_time(**decode)) == pytest.approx(kernels + LAYERS * 1e-5 + 1e-3, rel=1e-12)
+
+
+def test_the_engine_iteration_is_the_closed_loops() -> None:
+    # one rule for both: the closed loop's step of the same kernels, host overlap and eager layers
+    p = engine_params("trtllm")
+    engine = KERNELS.replace(engine_name="trtllm")
+    parts = loop_parts(engine, concurrency=16, isl=1024, osl=128)
+    decodes = parts.decodes * parts.ranks
+    assert float(engine.iteration_s(parts.decode_only_s, tokens=decodes, prompt=False)) == pytest.approx(
+        float(parts.step_s(parts.decode_only_s, p)), rel=1e-12
+    )
+    with_prompt = parts.step_s(parts._with_prompt_s(p), p)  # every layer eager: TensorRT-LLM graphs no prompt
+    mine = engine.iteration_s(parts.with_prompt_s, tokens=decodes + 1024.0, prompt=True)
+    assert float(mine) == pytest.approx(float(with_prompt), rel=1e-12)
+
+
+def test_empty_loop_params_give_the_kernels_exactly() -> None:
+    none = KERNELS.replace(engine_name="vllm", loop=LoopParams())
+    assert none.iteration_params() is None
+    assert KERNELS.iteration_params() is None
+    a, b = analyze(KERNELS, TRAFFIC, samples=512), analyze(none, TRAFFIC, samples=512)
+    for name in ("max_rate_per_s", "ttft_s", "tpot_s", "e2e_s", "mean_batch_size"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    s0 = serve(KERNELS, TRAFFIC, n_requests=300, seed=1)
+    s1 = serve(none, TRAFFIC, n_requests=300, seed=1)
+    np.testing.assert_array_equal(s0.first_token_s, s1.first_token_s)
+    slo = SLO(ttft_s=1.0, tpot_s=0.05)
+    p0 = plan(MODEL, [HW], TRAFFIC, slo, tp=(1,), engine=None)
+    p1 = plan(MODEL, [HW], TRAFFIC, slo, tp=(1,), engine="vllm", loop=LoopParams())
+    assert p0.replicas.tolist() == p1.replicas.tolist()
+    assert p0.ttft_p99_s.tolist() == p1.ttft_p99_s.tolist()
+
+
+def test_the_request_overhead_delays_each_first_token_and_no_iteration() -> None:
+    late = KERNELS.replace(engine_name="vllm", loop=LoopParams(request_overhead_s=0.1))
+    s0 = serve(KERNELS, TRAFFIC, n_requests=300, seed=2)
+    s1 = serve(late, TRAFFIC, n_requests=300, seed=2)
+    np.testing.assert_allclose(s1.first_token_s - s0.first_token_s, 0.1, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(s1.tpot_s, s0.tpot_s, rtol=1e-12)
+    a0, a1 = analyze(KERNELS, TRAFFIC, samples=512), analyze(late, TRAFFIC, samples=512)
+    np.testing.assert_allclose(a1.ttft_s - a0.ttft_s, 0.1, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(a1.tpot_s, a0.tpot_s)
+    assert float(a1.max_rate_per_s) == float(a0.max_rate_per_s)
+
+
+def test_the_simulator_table_adds_the_same_terms() -> None:
+    vllm = KERNELS.replace(engine_name="vllm")
+    bare, table = StepTable(KERNELS), StepTable(vllm)
+    for decodes, chunks in ((16, []), (16, [(1000, 0)]), (0, [(100, 0)]), (40, [(50, 0), (30, 10)])):
+        t = bare.iteration_s(decodes, 800.0 * decodes, chunks)
+        tokens = decodes + sum(k for k, _ in chunks)
+        expected = float(vllm.iteration_s(t, tokens=tokens, prompt=bool(chunks)))
+        assert table.iteration_s(decodes, 800.0 * decodes, chunks) == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_analytic_model_keeps_the_simulator_with_the_engine_terms() -> None:
+    # the planner's model against the discrete-event replay, both with vLLM's fitted costs
+    vllm = KERNELS.replace(engine_name="vllm")
+    saturation = float(analyze(vllm, TRAFFIC).max_rate_per_s)
+    assert saturation < float(analyze(KERNELS, TRAFFIC).max_rate_per_s)  # the host costs slow it
+    rate = 0.5 * saturation
+    m = analyze(vllm, TRAFFIC, rate_per_s=rate)
+    sim = serve(vllm, TRAFFIC.with_rate(rate), n_requests=3000, seed=7)
+    assert sim.output_tokens_per_s == pytest.approx(float(m.output_tokens_per_s), rel=0.05)
+    for metric in ("ttft", "tpot"):
+        got = float(getattr(m, f"{metric}_s")[..., 1])  # p90
+        assert got == pytest.approx(float(sim.quantile(metric, 0.9)), rel=0.15)
+
+
+def test_host_costs_raise_a_throughput_bound_plan_by_the_step_ratio() -> None:
+    # one-token prompts and long outputs: a replica's rate is B / (t_d(B) x occupancy), prompts nearly free,
+    # and loose objectives leave the 0.7 load ceiling as the only bound, so replicas scale with t_d(B)
+    traffic = Traffic(400.0, Lengths.fixed(1), Lengths.fixed(1000))
+    slo = SLO(ttft_s=100.0, tpot_s=10.0)
+    kw = dict(tp=(1,), batch_limits=(64,))
+    before = plan(MODEL, [HW], traffic, slo, engine=None, **kw).iloc[0]
+    after = plan(MODEL, [HW], traffic, slo, engine="vllm", **kw).iloc[0]
+    p = engine_params("vllm")
+    host = p.step_overhead_s + p.overlapped_host_s + LAYERS * p.layer_step_overhead_s
+    t_d = float(KERNELS.step_time(decode_batch=64, decode_context=500))
+    ratio = (t_d + host) / t_d
+    assert after.replicas >= before.replicas
+    assert after.replicas / before.replicas == pytest.approx(ratio, rel=0.02)
+    assert before.replicas == math.ceil(400.0 / (0.7 * before.max_rate_per_replica_per_s))
+    assert after.replicas == math.ceil(400.0 / (0.7 * after.max_rate_per_replica_per_s))
+
+
+def test_an_engine_off_its_vendor_is_refused_by_name() -> None:
+    with pytest.raises(CostmodelError, match=r"'trtllm' does not run on .*use 'vllm' or 'sglang'"):
+        Engine.build(MODEL, "mi300x", engine_name="trtllm")
+    with pytest.raises(CostmodelError, match="engine"):
+        Engine.build(MODEL, HW, engine_name="tgi")
+    frame = plan(MODEL, ["mi300x", HW], TRAFFIC, SLO(ttft_s=2.0), tp=(1,), engine="trtllm")
+    amd = frame[frame.hardware == "mi300x"].iloc[0]
+    assert not amd.feasible
+    assert "does not run on" in amd.reason
+    assert frame[frame.hardware == HW].feasible.all()
+
+
+def test_plan_cli_takes_the_engine_and_refuses_it_off_its_vendor() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from costmodel.cli import app
+
+    runner = CliRunner()
+    common = ["plan", "--model", MODEL, "--rate", "400", "--tp", "1", "--ttft-p99", "60s", "--json"]
+    rows = {
+        e: json.loads(runner.invoke(app, [*common, "--hardware", HW, "--engine", e]).stdout)[0]
+        for e in ("none", "vllm")
+    }
+    assert rows["vllm"]["replicas"] > rows["none"]["replicas"]
+    refused = runner.invoke(app, [*common, "--hardware", "mi300x", "--engine", "trtllm"])
+    assert refused.exit_code != 0
+    assert "--engine trtllm does not run on mi300x" in " ".join(refused.output.split())
