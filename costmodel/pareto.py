@@ -446,7 +446,12 @@ def _engine(
     )
 
 
-def _check_ints(name: str, values: Sequence[int], low: int = 1) -> tuple[int, ...]:
+def _check_ints(name: str, values: object, low: int = 1) -> tuple[int, ...]:
+    """``values`` as a tuple of distinct integers >= ``low``; a single integer is a list of one."""
+    if isinstance(values, int | np.integer):
+        values = (values,)
+    if isinstance(values, str) or not isinstance(values, Sequence | np.ndarray):  # a string is one name
+        raise CostmodelError(f"{name} must be an integer or a list of integers >= {low}, got {values!r}")
     out = tuple(values)
     if not out or any(not (isinstance(v, int | np.integer) and v >= low) for v in out):
         raise CostmodelError(f"{name} must be a non-empty list of integers >= {low}, got {list(values)!r}")
@@ -493,11 +498,11 @@ def frontier(
     ttft_s: float | None = None,
     tpot_s: float | None = None,
     formats: Sequence[str] = ("bf16", "fp8"),
-    tp: Sequence[int] = TP,
-    pp: Sequence[int] = PP,
-    ep: Sequence[int] | None = None,
-    attention_dp: Sequence[int] = (1,),
-    concurrency: Sequence[int] = CONCURRENCY,
+    tp: int | Sequence[int] = TP,
+    pp: int | Sequence[int] = PP,
+    ep: int | Sequence[int] | None = None,
+    attention_dp: int | Sequence[int] = (1,),
+    concurrency: int | Sequence[int] = CONCURRENCY,
     modes: Sequence[str] = MODES,
     disagg_workers: Sequence[tuple[int, int]] = DISAGG_WORKERS,
     engine: str = "vllm",

@@ -1039,3 +1039,16 @@ def test_a_layout_over_the_gpus_of_a_worker_is_skipped_with_the_reason() -> None
     reasons = dict(found.skipped)
     assert "64 GPUs exceeds the 8 GPUs a worker holds" in reasons["TP8 ADP8 PP1 (every system and format)"]
     assert set(zip(found.points.tp, found.points.attention_dp, strict=True)) == {(1, 8)}
+
+
+def test_a_single_integer_is_a_list_of_one_and_a_string_is_refused() -> None:
+    """``attention_dp=1`` (or ``tp=2``) searches that one value, as ``(1,)`` does; a string is one clear
+    error naming the argument, never a TypeError from inside the search."""
+    from costmodel.pareto import _check_ints
+
+    assert _check_ints("attention_dp", 1) == (1,)
+    assert _check_ints("tp", np.int64(4)) == (4,)
+    assert _check_ints("tp", [2, 2, 4]) == (2, 4)
+    for bad in ("8", 0, [0], [], 2.0):
+        with pytest.raises(CostmodelError, match="tp"):
+            _check_ints("tp", bad)
