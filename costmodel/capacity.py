@@ -1448,6 +1448,21 @@ def _simulated(engine: Engine, traffic: Traffic, batch_limit: int, rate: float, 
     return out
 
 
+def _check_engine(engine: str | None, loop: LoopParams | None) -> None:
+    """Refuse an unknown engine name (None, not "none", is the kernels alone) and ``loop`` without an
+    engine (those costs are a named engine's; None means the kernels alone)."""
+    if engine is not None and engine not in ENGINES:
+        err = UnknownNameError("engine", engine, ENGINES)
+        if str(engine).lower() == "none":
+            err.message += " For the kernels alone, pass engine=None (not the string)."
+        raise err
+    if engine is None and loop is not None:
+        raise CostmodelError(
+            "loop applies a serving engine's costs beyond the kernels, but engine is None (the kernels "
+            "alone): name the engine whose costs these are (engine='vllm', 'sglang' or 'trtllm')"
+        )
+
+
 def candidate_engine(
     model: ModelProfile | str,
     hardware: HardwareProfile | str,
@@ -1473,6 +1488,7 @@ def candidate_engine(
     engine does not run on is refused (:func:`costmodel.memory.check_engine_vendor`)."""
     from costmodel.registry import load_hardware
 
+    _check_engine(engine, loop)
     hw = load_hardware(hardware)
     return Engine.build(
         model,
@@ -1564,7 +1580,8 @@ def plan(
         not run on is a row with ``feasible`` False and the reason. None: the kernels alone (vLLM's), as
         the planner was before session 19.
     loop : LoopParams, optional
-        Those costs, replacing the engine's fitted ones (``LoopParams()``: the engine's kernels alone).
+        Those costs, replacing the engine's fitted ones (``LoopParams()``: the engine's kernels alone);
+        refused with ``engine=None`` (the kernels alone, no costs beyond them).
 
     Returns one row per candidate: ``feasible`` (and ``reason`` when not), replicas, GPUs, the chosen
     batch limit, per-replica load, the predicted latencies and the sampling error of each p-quantile
@@ -1586,8 +1603,7 @@ def plan(
         raise CostmodelError(f"sampling_margin must lie in [0, 1], got {sampling_margin}")
     if not (isinstance(max_replicas, int | np.integer) and max_replicas >= 1):
         raise CostmodelError(f"max_replicas must be an integer >= 1, got {max_replicas!r}")
-    if engine is not None and engine not in ENGINES:
-        raise UnknownNameError("engine", engine, ENGINES)
+    _check_engine(engine, loop)
     m = load_model(model)
     nodes = _nodes(traffic, samples, 0)
     companions: dict[int, _Companions] = {}  # S10b's tables, the same for every candidate

@@ -45,8 +45,6 @@ def test_an_iteration_is_its_kernels_plus_the_fitted_terms_summed_by_hand() -> N
     assert float(vllm.step_time(**small)) == pytest.approx(
         float(KERNELS.step_time(**small)) + every, rel=1e-12
     )
-    # the ~1 ms host cost is 10-30 % of a small model's decode step (docs/serving.md, the planner)
-    assert 0.1 < every / float(KERNELS.step_time(**decode)) < 0.3
 
 
 def test_an_overlapping_engine_hides_its_host_work_behind_longer_kernels() -> None:
@@ -212,3 +210,10 @@ def test_each_batch_limit_is_timed_with_its_own_launch() -> None:
     assert row.utilization == pytest.approx(float(check.utilization), rel=1e-12)
     ok = meets_slo(launch, traffic, slo, replicas=np.arange(1, 9))
     assert int(np.argmax(ok.any(axis=1))) + 1 == plan(MODEL, [HW], traffic, slo, tp=(1,)).iloc[0].replicas
+
+
+def test_plan_refuses_the_string_none_and_loop_without_an_engine() -> None:
+    with pytest.raises(CostmodelError, match="engine=None"):
+        plan(MODEL, [HW], TRAFFIC, SLO(ttft_s=1.0), engine="none")
+    with pytest.raises(CostmodelError, match="engine is None"):
+        plan(MODEL, [HW], TRAFFIC, SLO(ttft_s=1.0), engine=None, loop=LoopParams(step_overhead_s=0.01))
