@@ -545,12 +545,14 @@ def analyze(
     }
     fields = {f.name: getattr(m, f.name) for f in dataclasses.fields(m)}
     for graphs in set(ceilings.values()) - {engine.graph_tokens_in_force}:
-        at = np.isin(requested, [b for b, g in ceilings.items() if g == graphs])
+        group = [b for b, g in ceilings.items() if g == graphs]
+        at = np.isin(requested, group)
+        launch = engine.replace(max_batch_size=max(group), graph_tokens=graphs)  # as plan launches them
         own = _evaluate(
-            _prepared(engine.replace(graph_tokens=graphs), traffic),
+            _prepared(launch, traffic),
             nodes,
             rate_per_s,
-            max_batch_size,
+            np.minimum(requested, launch.max_batch_size),
             tuple(quantiles),
         )
         for name, value in fields.items():
@@ -1306,7 +1308,9 @@ def meets_slo(
         own = (
             prep
             if graphs == engine.graph_tokens_in_force
-            else _prepared(engine.replace(graph_tokens=int(graphs)), traffic)
+            else _prepared(
+                engine.replace(max_batch_size=int(limits[cols].max()), graph_tokens=int(graphs)), traffic
+            )
         )
         sums = _sums(own, nodes, int(limits[cols].max()))
         cand = _Candidate(own, nodes, slo, limits[cols], max_utilization, sums, sampling_margin)
