@@ -1481,7 +1481,7 @@ def candidate_engine(
     expert_activation_dtype: str | None = None,
     component_dtypes: Mapping[str, str] | None = None,
     max_batch_size: int = max(BATCH_LIMITS),
-    max_batched_tokens: int = 8192,
+    max_batched_tokens: int | None = None,
     allocation: str = "paged",
 ) -> Engine:
     """One replica as :func:`plan` builds each candidate (arguments as there): launched with
@@ -1491,9 +1491,17 @@ def candidate_engine(
     kernels (``Efficiency.kernel_engine``, as :func:`costmodel.pareto.frontier` times them). A device the
     engine does not run on is refused (:func:`costmodel.memory.check_engine_vendor`)."""
     from costmodel.registry import load_hardware
+    from costmodel.token_budget import default_token_budget
 
     _check_engine(engine, loop)
     hw = load_hardware(hardware)
+    if max_batched_tokens is None:  # the engine's own default launch (a TPU or CPU is refused there)
+        try:
+            max_batched_tokens = 8192 if engine is None else default_token_budget(engine, hw)
+        except CostmodelError as e:
+            raise CostmodelError(
+                f"{e}".replace("as token_budget", "as max_batched_tokens (costmodel plan --token-budget)")
+            ) from None
     return Engine.build(
         model,
         hw,
@@ -1529,7 +1537,7 @@ def plan(
     expert_activation_dtype: str | None = None,
     component_dtypes: Mapping[str, str] | None = None,
     batch_limits: Sequence[int] = BATCH_LIMITS,
-    max_batched_tokens: int = 8192,
+    max_batched_tokens: int | None = None,
     allocation: str = "paged",
     max_replicas: int = 10_000,
     usd_per_hour: dict[str, float] | None = None,
@@ -1586,6 +1594,10 @@ def plan(
     loop : LoopParams, optional
         Those costs, replacing the engine's fitted ones (``LoopParams()``: the engine's kernels alone);
         refused with ``engine=None`` (the kernels alone, no costs beyond them).
+    max_batched_tokens : int, optional
+        Token budget per iteration [tokens] (vLLM ``--max-num-batched-tokens``). Default: the engine's own
+        on each device (:func:`costmodel.token_budget.default_token_budget`, as
+        :func:`costmodel.pareto.frontier` launches it; a TPU or CPU needs one), 8,192 with ``engine=None``.
 
     Returns one row per candidate: ``feasible`` (and ``reason`` when not), replicas, GPUs, the chosen
     batch limit, per-replica load, the predicted latencies and the sampling error of each p-quantile

@@ -217,3 +217,36 @@ def test_plan_refuses_the_string_none_and_loop_without_an_engine() -> None:
         plan(MODEL, [HW], TRAFFIC, SLO(ttft_s=1.0), engine="none")
     with pytest.raises(CostmodelError, match="engine is None"):
         plan(MODEL, [HW], TRAFFIC, SLO(ttft_s=1.0), engine=None, loop=LoopParams(step_overhead_s=0.01))
+
+
+def test_the_token_budget_is_the_engines_own_default_on_each_device() -> None:
+    # vLLM's server launches with max_num_batched_tokens 2,048 on an A100 and 8,192 on an H100
+    # (costmodel.token_budget.default_token_budget, as pareto launches it); the kernels alone keep 8,192
+    from costmodel.capacity import candidate_engine
+    from costmodel.registry import load_hardware
+    from costmodel.token_budget import default_token_budget
+
+    assert candidate_engine(MODEL, "a100-80gb").max_batched_tokens == 2048
+    assert candidate_engine(MODEL, HW).max_batched_tokens == 8192
+    assert candidate_engine(MODEL, "a100-80gb", engine=None).max_batched_tokens == 8192
+    a100 = load_hardware("a100-80gb")
+    assert candidate_engine(MODEL, a100, engine="sglang").max_batched_tokens == default_token_budget(
+        "sglang", a100
+    )
+    slo = SLO(ttft_s=1.0, tpot_s=0.05)
+    default = plan(MODEL, ["a100-80gb"], TRAFFIC, slo, tp=(1,))
+    explicit = plan(MODEL, ["a100-80gb"], TRAFFIC, slo, tp=(1,), max_batched_tokens=2048)
+    assert default.equals(explicit)
+
+
+def test_plan_cli_takes_the_token_budget() -> None:
+    from typer.testing import CliRunner
+
+    from costmodel.cli import app
+
+    runner = CliRunner()
+    common = ["plan", "--model", MODEL, "--rate", "400", "--tp", "1", "--ttft-p99", "60s", "--hardware", HW]
+    assert runner.invoke(app, [*common, "--token-budget", "2048", "--json"]).exit_code == 0
+    refused = runner.invoke(app, [*common, "--token-budget", "0"])
+    assert refused.exit_code != 0
+    assert "--token-budget must be at least 1 token" in " ".join(refused.output.split())
