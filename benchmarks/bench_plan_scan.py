@@ -77,13 +77,14 @@ def cases(n: int) -> list[dict[str, Any]]:
 
 
 def _engine(c: dict[str, Any], limit: int) -> Any:
-    """The case's replica as :func:`costmodel.capacity.plan` builds it (the case's ``engine``: its costs
-    beyond the kernels and its kernels; the CUDA graphs of a launch at the largest batch limit), with the
-    scheduler's batch limit ``limit``."""
+    """The case's replica as :func:`costmodel.capacity.plan` times it (the case's ``engine``: its costs
+    beyond the kernels and its kernels), launched at the batch limit ``limit`` (``max_num_seqs``: vLLM's
+    CUDA graphs follow it)."""
     from costmodel.capacity import candidate_engine
 
-    launch = candidate_engine(c["model"], c["hardware"], tp=c["tp"], engine=c.get("engine"))
-    return launch.replace(max_batch_size=limit, graph_tokens=launch.graph_tokens_in_force)
+    return candidate_engine(
+        c["model"], c["hardware"], tp=c["tp"], engine=c.get("engine"), max_batch_size=limit
+    )
 
 
 def _simulate(c: dict[str, Any], traffic: Any, replicas: int, limit: int) -> dict[str, Any]:

@@ -515,6 +515,8 @@ def analyze(
         Arrival rates to evaluate [1/s]; default ``traffic.rate_per_s``.
     max_batch_size : int or array, optional
         Scheduler batch limits to evaluate (<= ``engine.max_batch_size``) [-]; broadcast with the rates.
+        Each is timed on its own launch (``max_num_seqs`` = the limit: vLLM's CUDA-graph ceiling
+        min(2 b, 512, budget) follows it) unless ``engine.graph_tokens`` pins the ceiling.
     quantiles : sequence of float
         Latency quantiles to report [-].
     samples : int
@@ -531,7 +533,33 @@ def analyze(
     latency is ``inf`` and ``stable`` is False.
     """
     prep = _prepared(engine, traffic)
-    return _evaluate(prep, _nodes(traffic, samples, seed), rate_per_s, max_batch_size, tuple(quantiles))
+    nodes = _nodes(traffic, samples, seed)
+    m = _evaluate(prep, nodes, rate_per_s, max_batch_size, tuple(quantiles))
+    if max_batch_size is None:
+        return m
+    # each limit with its own launch (a limit is deployed as max_num_seqs): where its CUDA-graph ceiling
+    # (vLLM's min(2 b, 512, budget)) differs from the engine's, those points are timed on that launch
+    requested = np.broadcast_to(np.asarray(max_batch_size, dtype=np.int64), m.rate_per_s.shape)
+    ceilings = {
+        int(b): engine.replace(max_batch_size=int(b)).graph_tokens_in_force for b in np.unique(requested)
+    }
+    fields = {f.name: getattr(m, f.name) for f in dataclasses.fields(m)}
+    for graphs in set(ceilings.values()) - {engine.graph_tokens_in_force}:
+        group = [b for b, g in ceilings.items() if g == graphs]
+        at = np.isin(requested, group)
+        launch = engine.replace(max_batch_size=max(group), graph_tokens=graphs)  # as plan launches them
+        own = _evaluate(
+            _prepared(launch, traffic),
+            nodes,
+            rate_per_s,
+            np.minimum(requested, launch.max_batch_size),
+            tuple(quantiles),
+        )
+        for name, value in fields.items():
+            if isinstance(value, np.ndarray) and value.shape[: at.ndim] == at.shape:
+                mask = at.reshape(at.shape + (1,) * (value.ndim - at.ndim))
+                fields[name] = np.where(mask, getattr(own, name), value)
+    return dataclasses.replace(m, **fields)
 
 
 @dataclass(frozen=True)
@@ -1271,10 +1299,23 @@ def meets_slo(
     prep = _prepared(engine, traffic)
     nodes = _nodes(traffic, samples, 0)
     limits = _limits(prep, batch_limits)
-    sums = _sums(prep, nodes, int(limits.max()))
-    cand = _Candidate(prep, nodes, slo, limits, max_utilization, sums, sampling_margin)
     r = np.asarray(replicas, dtype=np.float64)[..., None]
-    return cand.meets(np.broadcast_to(r, (*r.shape[:-1], cand.limits.size)).astype(np.float64))
+    out = np.zeros((*r.shape[:-1], limits.size), dtype=bool)
+    # each limit on its own launch (its CUDA-graph ceiling), as plan times it
+    ceilings = np.array([engine.replace(max_batch_size=int(b)).graph_tokens_in_force for b in limits])
+    for graphs in np.unique(ceilings):
+        cols = np.flatnonzero(ceilings == graphs)
+        own = (
+            prep
+            if graphs == engine.graph_tokens_in_force
+            else _prepared(
+                engine.replace(max_batch_size=int(limits[cols].max()), graph_tokens=int(graphs)), traffic
+            )
+        )
+        sums = _sums(own, nodes, int(limits[cols].max()))
+        cand = _Candidate(own, nodes, slo, limits[cols], max_utilization, sums, sampling_margin)
+        out[..., cols] = cand.meets(np.broadcast_to(r, (*r.shape[:-1], cols.size)).astype(np.float64))
+    return out
 
 
 @dataclass(frozen=True)
@@ -1392,7 +1433,7 @@ def _simulated(engine: Engine, traffic: Traffic, batch_limit: int, rate: float, 
     from costmodel.simulate import serve
 
     sim = serve(
-        # the scheduler's limit under the candidate's launch: its CUDA graphs, as the analytic model's
+        # the limit's launch (max_num_seqs = batch_limit): its CUDA graphs as the analytic model's
         engine.replace(max_batch_size=batch_limit, graph_tokens=engine.graph_tokens_in_force),
         traffic.with_rate(rate),
         n_requests=SIMULATED_REQUESTS,
@@ -1411,6 +1452,21 @@ def _simulated(engine: Engine, traffic: Traffic, batch_limit: int, rate: float, 
     return out
 
 
+def _check_engine(engine: str | None, loop: LoopParams | None) -> None:
+    """Refuse an unknown engine name (None, not "none", is the kernels alone) and ``loop`` without an
+    engine (those costs are a named engine's; None means the kernels alone)."""
+    if engine is not None and engine not in ENGINES:
+        err = UnknownNameError("engine", engine, ENGINES)
+        if str(engine).lower() == "none":
+            err.message += " For the kernels alone, pass engine=None (not the string)."
+        raise err
+    if engine is None and loop is not None:
+        raise CostmodelError(
+            "loop applies a serving engine's costs beyond the kernels, but engine is None (the kernels "
+            "alone): name the engine whose costs these are (engine='vllm', 'sglang' or 'trtllm')"
+        )
+
+
 def candidate_engine(
     model: ModelProfile | str,
     hardware: HardwareProfile | str,
@@ -1425,18 +1481,27 @@ def candidate_engine(
     expert_activation_dtype: str | None = None,
     component_dtypes: Mapping[str, str] | None = None,
     max_batch_size: int = max(BATCH_LIMITS),
-    max_batched_tokens: int = 8192,
+    max_batched_tokens: int | None = None,
     allocation: str = "paged",
 ) -> Engine:
     """One replica as :func:`plan` builds each candidate (arguments as there): launched with
-    ``max_batch_size`` sequences (``max_num_seqs``; the planner's largest batch limit, below which
-    :func:`analyze`'s ``max_batch_size`` lowers the scheduler's limit under the same launch and its CUDA
-    graphs), ``engine``'s fitted costs beyond the kernels (:attr:`Engine.engine_name`, or ``loop``) and its
+    ``max_batch_size`` sequences (``max_num_seqs``; the planner's largest batch limit; a lower limit is
+    timed on its own launch, vLLM's CUDA graphs following it, in :func:`plan` and :func:`analyze`),
+    ``engine``'s fitted costs beyond the kernels (:attr:`Engine.engine_name`, or ``loop``) and its
     kernels (``Efficiency.kernel_engine``, as :func:`costmodel.pareto.frontier` times them). A device the
     engine does not run on is refused (:func:`costmodel.memory.check_engine_vendor`)."""
     from costmodel.registry import load_hardware
+    from costmodel.token_budget import default_token_budget
 
+    _check_engine(engine, loop)
     hw = load_hardware(hardware)
+    if max_batched_tokens is None:  # the engine's own default launch (a TPU or CPU is refused there)
+        try:
+            max_batched_tokens = 8192 if engine is None else default_token_budget(engine, hw)
+        except CostmodelError as e:
+            raise CostmodelError(
+                f"{e}".replace("as token_budget", "as max_batched_tokens (costmodel plan --token-budget)")
+            ) from None
     return Engine.build(
         model,
         hw,
@@ -1472,7 +1537,7 @@ def plan(
     expert_activation_dtype: str | None = None,
     component_dtypes: Mapping[str, str] | None = None,
     batch_limits: Sequence[int] = BATCH_LIMITS,
-    max_batched_tokens: int = 8192,
+    max_batched_tokens: int | None = None,
     allocation: str = "paged",
     max_replicas: int = 10_000,
     usd_per_hour: dict[str, float] | None = None,
@@ -1527,7 +1592,12 @@ def plan(
         not run on is a row with ``feasible`` False and the reason. None: the kernels alone (vLLM's), as
         the planner was before session 19.
     loop : LoopParams, optional
-        Those costs, replacing the engine's fitted ones (``LoopParams()``: the engine's kernels alone).
+        Those costs, replacing the engine's fitted ones (``LoopParams()``: the engine's kernels alone);
+        refused with ``engine=None`` (the kernels alone, no costs beyond them).
+    max_batched_tokens : int, optional
+        Token budget per iteration [tokens] (vLLM ``--max-num-batched-tokens``). Default: the engine's own
+        on each device (:func:`costmodel.token_budget.default_token_budget`, as
+        :func:`costmodel.pareto.frontier` launches it; a TPU or CPU needs one), 8,192 with ``engine=None``.
 
     Returns one row per candidate: ``feasible`` (and ``reason`` when not), replicas, GPUs, the chosen
     batch limit, per-replica load, the predicted latencies and the sampling error of each p-quantile
@@ -1549,8 +1619,7 @@ def plan(
         raise CostmodelError(f"sampling_margin must lie in [0, 1], got {sampling_margin}")
     if not (isinstance(max_replicas, int | np.integer) and max_replicas >= 1):
         raise CostmodelError(f"max_replicas must be an integer >= 1, got {max_replicas!r}")
-    if engine is not None and engine not in ENGINES:
-        raise UnknownNameError("engine", engine, ENGINES)
+    _check_engine(engine, loop)
     m = load_model(model)
     nodes = _nodes(traffic, samples, 0)
     companions: dict[int, _Companions] = {}  # S10b's tables, the same for every candidate
@@ -1656,7 +1725,7 @@ def _plan_one(
 ) -> dict[str, Any]:
     """One candidate of :func:`plan`; ``nodes``: the quadrature nodes, and ``companions``: S10b's tables
     (shared by the candidates: they depend on the traffic alone)."""
-    q, pct = slo.quantile, _pct(slo.quantile)
+    pct = _pct(slo.quantile)
     prep = _prepared(engine, traffic, companions)
     if prep.kv_sequences < 1:
         return {"feasible": False, "reason": "the weights leave no room for a KV cache"}
@@ -1666,7 +1735,56 @@ def _plan_one(
             "reason": f"the KV cache ({prep.kv_sequences} sequences at the mean context) cannot hold one "
             "sequence with room for the spread of lengths: KV-bound at any batch limit",
         }
+    # each limit with its own launch: a batch limit is deployed as the engine's max_num_seqs, and vLLM's
+    # CUDA-graph ceiling follows it (min(2 b, 512, budget), cuda_graph_tokens); the limits sharing a
+    # ceiling (every limit of an engine without prompt graphs) are searched together on one launch
     limits = _limits(prep, batch_limits)
+    groups: dict[int, list[int]] = {}
+    for b in limits.tolist():
+        groups.setdefault(engine.replace(max_batch_size=int(b)).graph_tokens_in_force, []).append(int(b))
+    if list(groups) == [engine.graph_tokens_in_force]:
+        return _plan_limits(
+            engine, prep, traffic, slo, limits, max_replicas, nodes, price, max_utilization, confirm, margin
+        )
+    outs = []
+    for graphs, group in groups.items():
+        launch = engine.replace(max_batch_size=max(group), graph_tokens=graphs)
+        outs.append(
+            _plan_limits(
+                launch,
+                _prepared(launch, traffic, companions),
+                traffic,
+                slo,
+                np.asarray(group, dtype=np.int64),
+                max_replicas,
+                nodes,
+                price,
+                max_utilization,
+                confirm,
+                margin,
+            )
+        )
+    feasible = [o for o in outs if o["feasible"]]
+    if not feasible:
+        return outs[-1]  # the largest limits' reason
+    return min(feasible, key=lambda o: (o["replicas"], o[f"ttft_p{pct}_s"]))
+
+
+def _plan_limits(
+    engine: Engine,
+    prep: _Prepared,
+    traffic: Traffic,
+    slo: SLO,
+    limits: IntArray,
+    max_replicas: int,
+    nodes: _Nodes,
+    price: float | None,
+    max_utilization: float,
+    confirm: bool,
+    margin: float,
+) -> dict[str, Any]:
+    """:func:`_plan_one` on one launch ``engine`` (its ``prep``) at the batch ``limits`` it times alike."""
+    q, pct = slo.quantile, _pct(slo.quantile)
     cand = _Candidate(
         prep, nodes, slo, limits, max_utilization, _sums(prep, nodes, int(limits.max())), margin
     )

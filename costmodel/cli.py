@@ -1006,6 +1006,15 @@ def plan(
             "and its kernels time the iterations, as in costmodel pareto; none: the kernels alone."
         ),
     ] = "vllm",
+    token_budget: Annotated[
+        int | None,
+        typer.Option(
+            help="Token budget per iteration each replica is launched with (vLLM --max-num-batched-tokens, "
+            "SGLang --chunked-prefill-size, TensorRT-LLM max_num_tokens). Default: the engine's own on "
+            "each device, as costmodel pareto (vLLM 8192 on GPUs of 70 GiB or more but A100, else 2048); "
+            "8192 with --engine none; a TPU or CPU needs one."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
 ) -> None:
@@ -1036,6 +1045,8 @@ def plan(
             f"--max-utilization must be a fraction of the saturation rate between 0 and 1, e.g. "
             f"{VALIDATED_UTILIZATION:g} (got {max_utilization:g})"
         )
+    if token_budget is not None and token_budget < 1:
+        raise CostmodelError(f"--token-budget must be at least 1 token (got {token_budget})")
     margin = SAMPLING_MARGIN if sampling_margin is None else sampling_margin
     if not (math.isfinite(margin) and 0 <= margin <= 1):
         raise CostmodelError(
@@ -1080,6 +1091,7 @@ def plan(
         confirm=confirm,
         sampling_margin=margin,
         engine=None if engine == "none" else engine,
+        max_batched_tokens=token_budget,
     )
     rows = [row | price_source(str(row["hardware"]), prices) for row in _finite(frame.to_dict("records"))]
     objectives = (

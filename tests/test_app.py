@@ -1187,14 +1187,14 @@ def test_capacity_page_when_no_candidate_meets_the_slo() -> None:
 
 
 def test_capacity_page_with_a_model_and_a_device_that_cannot_serve() -> None:
-    # llama-3.1-405b leaves no KV cache on H100s up to TP 8; the CPU has no interconnect for TP 2
+    # llama-3.1-405b leaves no KV cache on H100s up to TP 8; the CPU has no engine default token budget
     at = open_page("capacity", model="llama-3.1-405b", hardware=["h100-sxm", "cpu"], tp_degrees=[1, 2])
     assert not errors(at)
     shown = table(at, 0, ["hardware", "tp", "feasible", "reason"]).set_index(["hardware", "tp"])
     assert not shown["feasible"].any()
     assert shown.loc[("h100-sxm", 1), "reason"] == "the weights leave no room for a KV cache"
     api = capacity.plan("llama-3.1-405b", ["cpu"], api_traffic(context=131072), SLO, tp=(2,))
-    assert "no intra-node bandwidth" in api.reason[0]
+    assert "no default token budget for vllm on cpu" in api.reason[0]  # the page launches engine defaults
     assert shown.loc[("cpu", 2), "reason"] == api.reason[0]  # costmodel's message, one row, not a crash
     assert "No latency curve on h100-sxm: TP 1, 2: the weights leave no room" in at.info[0].value
     # lengths the model cannot hold are refused with the reason: costmodel's one context rule, every page

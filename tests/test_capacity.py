@@ -204,7 +204,11 @@ def test_plan_keeps_going_past_a_candidate_that_cannot_run_and_keeps_its_columns
     from costmodel.serving import Lengths, Traffic
 
     traffic = Traffic(2.0, Lengths.fixed(256), Lengths.fixed(32))
-    frame = plan("llama-3-8b", ["cpu", "h100-sxm"], traffic, SLO(ttft_s=0.5, tpot_s=0.05), tp=(1, 2))
+    slo = SLO(ttft_s=0.5, tpot_s=0.05)
+    # a CPU has no default token budget (token_budget.default_token_budget): every CPU row says so
+    unset = plan("llama-3-8b", ["cpu", "h100-sxm"], traffic, slo, tp=(1, 2))
+    assert unset[unset.hardware == "cpu"].reason.str.contains("max_batched_tokens").all()
+    frame = plan("llama-3-8b", ["cpu", "h100-sxm"], traffic, slo, tp=(1, 2), max_batched_tokens=8192)
     cpu_tp2 = frame[(frame.hardware == "cpu") & (frame.tp == 2)].iloc[0]
     assert not cpu_tp2.feasible
     assert "intra-node bandwidth" in cpu_tp2.reason  # the CPU profile has no link: TP 2 cannot run
