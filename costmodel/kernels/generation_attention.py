@@ -185,6 +185,24 @@ https://github.com/ai-dynamo/aiconfigurator/blob/main/collector/vllm/collect_att
 ``launch_s`` is that many ``kernel_overhead_s``; ``costmodel.kernel_times.GRAPH_LAUNCHES`` caps a serving
 step's ``launch_s`` at the same count."""
 
+QUERY_QUANTIZE_KERNELS: tuple[str, ...] = ("vllm.vllm_flash_attn",)
+"""Key prefixes of decode kernels whose call quantizes the query in one more kernel where the KV cache is
+fp8 (``+fp8kv``): vLLM's ``FlashAttentionImpl.forward`` runs ``ops.scaled_fp8_quant`` on the query between
+the cache write and ``flash_attn_varlen_func`` whenever ``kv_cache_dtype`` starts with ``fp8``
+(``vllm/v1/attention/backends/flash_attn.py`` at the commit :data:`CALL_LAUNCHES` cites), so such a call
+is :data:`CALL_LAUNCHES` + 1 kernels (only FlashAttention-3 and later take an fp8 cache there:
+``flash_attn_supports_fp8``). FlashInfer, Triton and TensorRT-LLM keys are not listed: their calls are
+not this ``forward``."""
+
+
+def call_launches(key: str) -> float:
+    """GPU kernels one decode call of ``key`` launches before any split-K reduction [-]:
+    :data:`CALL_LAUNCHES`, and one more for the query's fp8 quantization where the key is a
+    :data:`QUERY_QUANTIZE_KERNELS` kernel with an fp8 KV cache (``+fp8kv``)."""
+    quantizes = key.startswith(QUERY_QUANTIZE_KERNELS) and "+fp8kv" in key
+    return CALL_LAUNCHES + (1.0 if quantizes else 0.0)
+
+
 DIE_PARAMS: tuple[str, ...] = ("cache_bandwidth_ratio",)
 """Parameters that describe the device, not the kernel [-]: the rate of L2-resident KV over the memory's
 is the die's (its L2 slices and crossbar against its DRAM), whichever decode kernel streams it. A key
@@ -221,8 +239,9 @@ window does from FlashAttention-2 without one. Not the call's launch, the grid (
 
 def default_params(hardware: HardwareProfile, dtype: str) -> Params:
     """Datasheet-only parameters: profile efficiencies; one CTA streams 4 / sm_count of the device
-    bandwidth (a few SMs' share), the call costs ``CALL_LAUNCHES`` kernel launches (cache write and
-    attention) and the split-K reduction one more."""
+    bandwidth (a few SMs' share), the call costs :func:`call_launches` kernel launches (cache write,
+    attention and, for vLLM's FlashAttention with an fp8 cache, the query's quantization) and the split-K
+    reduction one more."""
     units = sm_count(hardware)
     return Params(
         peak_flop_per_s=hardware.peak_flop_per_s(compute_dtype(dtype)),
@@ -231,7 +250,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         cache_bytes=cache_bytes(hardware),
         bandwidth_fraction=hardware.efficiency.memory_bandwidth_fraction,
         per_cta_bandwidth_fraction=min(1.0, 4.0 / units),
-        launch_s=CALL_LAUNCHES * hardware.efficiency.kernel_overhead_s,
+        launch_s=call_launches(dtype) * hardware.efficiency.kernel_overhead_s,
         combine_s=hardware.efficiency.kernel_overhead_s,
         **unswapped_structure(dtype),
     )
