@@ -203,6 +203,34 @@ def call_launches(key: str) -> float:
     return CALL_LAUNCHES + (1.0 if quantizes else 0.0)
 
 
+CAPABILITY_PICKED_KERNELS: tuple[str, ...] = ("trtllm.torch_flow:",)
+"""Key prefixes of decode calls whose engine picks another kernel by the device's compute capability, under
+one key: TensorRT-LLM's attention op (its ``TRTLLM`` backend, ``torch_flow``) decodes with the trtllm-gen
+kernels where the SM version is at least 100 and not 120 or 121 (``mUseTllmGen = (mSM >= 100) && (mSM !=
+120) && (mSM != 121)``, ``cpp/tensorrt_llm/common/attentionOp.h``, https://github.com/NVIDIA/TensorRT-LLM),
+and with XQA or masked MHA elsewhere (:func:`capability_kernel`). Not its FlashInfer backend
+(``torch_flow_flashinfer``), which is not that op."""
+
+KERNEL_INDEPENDENT_PARAMS: tuple[str, ...] = ("bandwidth_fraction", "cache_bandwidth_ratio")
+"""What one device's decode fit says of another kernel on another device [-]: the share of the memory's
+bandwidth a decode's KV stream reaches and the rate of L2-resident KV over the memory's (:data:`DIE_PARAMS`).
+The rest (launches, combine, one CTA's costs, the grid: splits, heads per CTA, residency) is the kernel's own
+code. ``costmodel.calibrate.transferable`` carries only these where :func:`capability_kernel` differs between
+the two devices; the target's datasheet defaults give the rest."""
+
+
+def capability_kernel(key: str, capability: str | None) -> str | None:
+    """The kernel a :data:`CAPABILITY_PICKED_KERNELS` key decodes with on a device of CUDA compute capability
+    ``capability`` (``"10.0"``): ``"trtllm-gen"`` where the SM version is at least 100 and not 120 or 121,
+    else ``"xqa"`` (XQA or masked MHA); ``None`` for a key of another kernel (one kernel on every device) or
+    an unstated capability."""
+    if not key.startswith(CAPABILITY_PICKED_KERNELS) or capability is None:
+        return None
+    major, _, minor = capability.partition(".")
+    sm = 10 * int(major) + int(minor or 0)
+    return "trtllm-gen" if sm >= 100 and sm not in (120, 121) else "xqa"
+
+
 DIE_PARAMS: tuple[str, ...] = ("cache_bandwidth_ratio",)
 """Parameters that describe the device, not the kernel [-]: the rate of L2-resident KV over the memory's
 is the die's (its L2 slices and crossbar against its DRAM), whichever decode kernel streams it. A key
