@@ -442,6 +442,43 @@ def test_shape_fallback_kernels_stay_within_their_major_version() -> None:
     assert got.combine_s == generation_attention.default_params(b200, flashinfer).combine_s
 
 
+def test_a_decode_key_of_another_kernel_on_the_target_carries_only_its_kv_stream() -> None:
+    """TensorRT-LLM's attention op decodes with trtllm-gen from SM 100 (not 120 / 121) and XQA below: one key,
+    two kernels. Carried between an H100 and a B200, such a key keeps only the KV stream's share of the
+    bandwidth and the L2's rate; the launch, the combine, one CTA's costs and the grid are the target's
+    datasheet defaults (oracle: the source's fitted share and the target's ``default_params``). Between two
+    devices that run one kernel (H200 <- H100, B300 <- B200) every parameter carries, and a vLLM key is one
+    kernel everywhere."""
+    from costmodel.kernels import generation_attention as gen
+    from validation.public.transfer import transferred_hardware
+
+    key, vllm = "trtllm.torch_flow:bf16", "vllm.vllm_flash_attn_fa3:bf16"
+    assert gen.capability_kernel(key, "9.0") == gen.capability_kernel(key, "12.0") == "xqa"
+    assert gen.capability_kernel(key, "12.1") == "xqa"
+    assert gen.capability_kernel(key, "10.0") == gen.capability_kernel(key, "10.3") == "trtllm-gen"
+    assert gen.capability_kernel(key, None) is None
+    assert gen.capability_kernel(vllm, "9.0") is gen.capability_kernel(vllm, "10.0") is None
+    assert gen.capability_kernel("trtllm.torch_flow_flashinfer:bf16", "10.0") is None
+    h100, h200, b200, b300 = (load_hardware(n) for n in ("h100-sxm", "h200", "b200", "b300"))
+    fit = {"bandwidth_fraction": 0.8, "launch_s": 8e-6, "combine_s": 3e-6, "cta_overhead_s": 2e-6,
+           "max_splits": 32.0, "heads_per_cta": 8.0}  # fmt: skip
+    fitted = {"generation_attention": {key: fit, vllm: fit}}
+    for source, target in ((h100, b200), (b200, h100)):
+        moved = transferable(fitted, source, target)["generation_attention"]
+        assert moved[key] == {"bandwidth_fraction": 0.8}
+        assert moved[vllm] == fit
+    for source, target in ((h100, h200), (b200, b300)):
+        assert transferable(fitted, source, target)["generation_attention"][key] == fit
+    # the leave-one-out H100 from the B200's committed fit
+    b200_fit = b200.kernel_calibration
+    assert b200_fit is not None
+    got = params_for(transferred_hardware("h100-sxm"), gen, key)
+    own = gen.default_params(h100, key)
+    assert got.bandwidth_fraction == b200_fit.params["generation_attention"][key]["bandwidth_fraction"]
+    for name in ("launch_s", "combine_s", "cta_overhead_s", "max_splits", "heads_per_cta"):
+        assert getattr(got, name) == getattr(own, name), name
+
+
 def test_pcie_collectives_default_to_nccls_pcie_rate() -> None:
     """A PCIe device's unfitted link fractions are NCCL's own PCIe rate (``width x speed / 80`` GB/s, speed
     120 for 16 GT/s and 240 for 32 GT/s per lane: 24 of the L40S's 32 GB/s Gen4 x16, 48 of the H100 PCIe's

@@ -185,6 +185,52 @@ https://github.com/ai-dynamo/aiconfigurator/blob/main/collector/vllm/collect_att
 ``launch_s`` is that many ``kernel_overhead_s``; ``costmodel.kernel_times.GRAPH_LAUNCHES`` caps a serving
 step's ``launch_s`` at the same count."""
 
+QUERY_QUANTIZE_KERNELS: tuple[str, ...] = ("vllm.vllm_flash_attn",)
+"""Key prefixes of decode kernels whose call quantizes the query in one more kernel where the KV cache is
+fp8 (``+fp8kv``): vLLM's ``FlashAttentionImpl.forward`` runs ``ops.scaled_fp8_quant`` on the query between
+the cache write and ``flash_attn_varlen_func`` whenever ``kv_cache_dtype`` starts with ``fp8``
+(``vllm/v1/attention/backends/flash_attn.py`` at the commit :data:`CALL_LAUNCHES` cites), so such a call
+is :data:`CALL_LAUNCHES` + 1 kernels (only FlashAttention-3 and later take an fp8 cache there:
+``flash_attn_supports_fp8``). FlashInfer, Triton and TensorRT-LLM keys are not listed: their calls are
+not this ``forward``."""
+
+
+def call_launches(key: str) -> float:
+    """GPU kernels one decode call of ``key`` launches before any split-K reduction [-]:
+    :data:`CALL_LAUNCHES`, and one more for the query's fp8 quantization where the key is a
+    :data:`QUERY_QUANTIZE_KERNELS` kernel with an fp8 KV cache (``+fp8kv``)."""
+    quantizes = key.startswith(QUERY_QUANTIZE_KERNELS) and "+fp8kv" in key
+    return CALL_LAUNCHES + (1.0 if quantizes else 0.0)
+
+
+CAPABILITY_PICKED_KERNELS: tuple[str, ...] = ("trtllm.torch_flow:",)
+"""Key prefixes of decode calls whose engine picks another kernel by the device's compute capability, under
+one key: TensorRT-LLM's attention op (its ``TRTLLM`` backend, ``torch_flow``) decodes with the trtllm-gen
+kernels where the SM version is at least 100 and not 120 or 121 (``mUseTllmGen = (mSM >= 100) && (mSM !=
+120) && (mSM != 121)``, ``cpp/tensorrt_llm/common/attentionOp.h``, https://github.com/NVIDIA/TensorRT-LLM),
+and with XQA or masked MHA elsewhere (:func:`capability_kernel`). Not its FlashInfer backend
+(``torch_flow_flashinfer``), which is not that op."""
+
+KERNEL_INDEPENDENT_PARAMS: tuple[str, ...] = ("bandwidth_fraction", "cache_bandwidth_ratio")
+"""What one device's decode fit says of another kernel on another device [-]: the share of the memory's
+bandwidth a decode's KV stream reaches and the rate of L2-resident KV over the memory's (:data:`DIE_PARAMS`).
+The rest (launches, combine, one CTA's costs, the grid: splits, heads per CTA, residency) is the kernel's own
+code. ``costmodel.calibrate.transferable`` carries only these where :func:`capability_kernel` differs between
+the two devices; the target's datasheet defaults give the rest."""
+
+
+def capability_kernel(key: str, capability: str | None) -> str | None:
+    """The kernel a :data:`CAPABILITY_PICKED_KERNELS` key decodes with on a device of CUDA compute capability
+    ``capability`` (``"10.0"``): ``"trtllm-gen"`` where the SM version is at least 100 and not 120 or 121,
+    else ``"xqa"`` (XQA or masked MHA); ``None`` for a key of another kernel (one kernel on every device) or
+    an unstated capability."""
+    if not key.startswith(CAPABILITY_PICKED_KERNELS) or capability is None:
+        return None
+    major, _, minor = capability.partition(".")
+    sm = 10 * int(major) + int(minor or 0)
+    return "trtllm-gen" if sm >= 100 and sm not in (120, 121) else "xqa"
+
+
 DIE_PARAMS: tuple[str, ...] = ("cache_bandwidth_ratio",)
 """Parameters that describe the device, not the kernel [-]: the rate of L2-resident KV over the memory's
 is the die's (its L2 slices and crossbar against its DRAM), whichever decode kernel streams it. A key
@@ -221,8 +267,9 @@ window does from FlashAttention-2 without one. Not the call's launch, the grid (
 
 def default_params(hardware: HardwareProfile, dtype: str) -> Params:
     """Datasheet-only parameters: profile efficiencies; one CTA streams 4 / sm_count of the device
-    bandwidth (a few SMs' share), the call costs ``CALL_LAUNCHES`` kernel launches (cache write and
-    attention) and the split-K reduction one more."""
+    bandwidth (a few SMs' share), the call costs :func:`call_launches` kernel launches (cache write,
+    attention and, for vLLM's FlashAttention with an fp8 cache, the query's quantization) and the split-K
+    reduction one more."""
     units = sm_count(hardware)
     return Params(
         peak_flop_per_s=hardware.peak_flop_per_s(compute_dtype(dtype)),
@@ -231,7 +278,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         cache_bytes=cache_bytes(hardware),
         bandwidth_fraction=hardware.efficiency.memory_bandwidth_fraction,
         per_cta_bandwidth_fraction=min(1.0, 4.0 / units),
-        launch_s=CALL_LAUNCHES * hardware.efficiency.kernel_overhead_s,
+        launch_s=call_launches(dtype) * hardware.efficiency.kernel_overhead_s,
         combine_s=hardware.efficiency.kernel_overhead_s,
         **unswapped_structure(dtype),
     )
