@@ -90,7 +90,9 @@ in one pass (:meth:`costmodel.serving._Parts.step_time` with ``decode_new_tokens
 steps, and yields E = (1 - alpha^(k+1)) / (1 - alpha) tokens per sequence
 (:func:`costmodel.speculative.expected_tokens`, Leviathan et al. 2023, Eq. 1), so a request decodes in
 (osl - 1) / E iterations and the TPOT is the iteration time over E. The verification's k + 1 tokens per
-sequence count against the token budget.
+sequence count against the token budget. The draft's own KV cache, where the engine keeps it in the
+target's pool, is the engine's (``Engine.draft_kv_layers``, by the engine's rule
+:func:`costmodel.speculative.pool_draft_kv_layers`): the admission reads the pool as the engine sizes it.
 
 With attention data parallelism (``attention_dp`` = r ranks, :class:`costmodel.specs.Deployment`) each
 rank runs its own scheduler over its own share of the clients, sequences, token budget and KV cache

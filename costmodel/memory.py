@@ -1023,6 +1023,7 @@ def replica_memory(
     component_dtypes: Mapping[str, str] | None = None,
     engine: str | None = "vllm",
     hardware: HardwareProfile | None = None,
+    draft_kv_layers: int = 0,
 ) -> ReplicaMemory:
     """Per-device memory of a tensor- (``tp``) and pipeline- (``pp``) parallel replica.
 
@@ -1048,10 +1049,17 @@ def replica_memory(
     (None: an NVIDIA GPU before Blackwell), split with ``kv_b_proj``'s heads (:func:`mla_absorb_copy_bytes`).
     ``engine=None`` counts no copies: the checkpoint's weights only, as held by an engine that runs MLA
     unabsorbed (no W_UK / W_UV kept beside ``kv_b_proj``).
+
+    ``draft_kv_layers``: attention layers of the model's own shape that a speculative draft (an MTP
+    module, an EAGLE head) caches per token in the same KV pool [-], on the last pipeline stage, where the
+    draft runs: they add to ``kv_bytes_per_token`` there (the fullest device). The engines' rules are in
+    :func:`costmodel.speculative.pool_draft_kv_layers`.
     """
     for name, value in (("tp", tp), ("pp", pp), ("attention_dp", attention_dp)):
         if not (isinstance(value, int | np.integer) and value >= 1):
             raise CostmodelError(f"{name} must be an integer >= 1, got {value!r}")
+    if not (isinstance(draft_kv_layers, int | np.integer) and draft_kv_layers >= 0):
+        raise CostmodelError(f"draft_kv_layers must be an integer >= 0, got {draft_kv_layers!r}")
     # the routed experts in their own format where it differs (expert_dtype: gpt-oss's MXFP4 experts),
     # and any other component in a published checkpoint's format (component_dtypes)
     own = {**(component_dtypes or {}), **({"experts": expert_dtype} if expert_dtype else {})} or None
@@ -1083,7 +1091,11 @@ def replica_memory(
     return ReplicaMemory(
         weight_bytes=weights,
         activation_bytes=np.asarray(acts),
-        kv_bytes_per_token=kv_bytes_per_token(model, kv_dtype=kv_dtype) / (full_split * pp),
+        kv_bytes_per_token=(
+            kv_bytes_per_token(model, kv_dtype=kv_dtype) / pp
+            + draft_kv_layers * _kv_bytes_per_token_per_layer(model, kv_dtype, "full")
+        )
+        / full_split,
         state_bytes_per_sequence=(
             ssm_state_bytes(model, kv_dtype=kv_dtype)
             + local_window_kv_bytes(model, kv_dtype=kv_dtype) / kv_split

@@ -915,6 +915,7 @@ def kv_capacity_tokens(
     expert_dtype: str | None = None,
     component_dtypes: Mapping[str, str] | None = None,
     engine: str = "vllm",
+    draft_kv_layers: int = 0,
 ) -> int:
     """KV-cache tokens one replica can hold next to its weights and activations [tokens].
 
@@ -926,6 +927,8 @@ def kv_capacity_tokens(
     parallelism each of the ``deployment.attention_dp`` ranks holds its own requests' cache: the replica
     holds attention_dp times what one rank's devices hold. ``engine``: whose load-time weight copies count
     (an MLA model's W_UK / W_UV copies, :func:`costmodel.memory.mla_absorb_copy_bytes`).
+    ``draft_kv_layers``: layers of the model's shape a speculative draft caches per token in the same
+    pool (:func:`costmodel.speculative.pool_draft_kv_layers`), which every token then costs too.
     """
     from costmodel.memory import replica_memory
     from costmodel.specs import Deployment as _Deployment
@@ -946,6 +949,7 @@ def kv_capacity_tokens(
         component_dtypes=component_dtypes,
         engine=engine,
         hardware=hardware,
+        draft_kv_layers=draft_kv_layers,
     )
     return _kv_tokens(model, hardware, device, usable_fraction, dep.attention_dp)
 
@@ -980,6 +984,7 @@ def max_concurrency(
     expert_dtype: str | None = None,
     component_dtypes: Mapping[str, str] | None = None,
     engine: str = "vllm",
+    draft_kv_layers: int = 0,
 ) -> Concurrency:
     """The most sequences whose KV cache fits at once on one replica, and the memory each one holds.
 
@@ -997,6 +1002,9 @@ def max_concurrency(
         Tokens per KV block [tokens] (vLLM's default 16).
     max_len : int, optional
         Longest sequence the engine accepts [tokens]; default the model's ``max_context``.
+    draft_kv_layers : int
+        Layers of the model's shape a speculative draft caches per token in the same pool
+        (:func:`kv_capacity_tokens`).
 
     Returns the count floor(capacity / reserved) with the capacity of :func:`kv_capacity_tokens`
     (in whole blocks for paged allocation). A sliding window caps each sequence's cached tokens; for an
@@ -1027,6 +1035,7 @@ def max_concurrency(
         expert_dtype=expert_dtype,
         component_dtypes=component_dtypes,
         engine=engine,
+        draft_kv_layers=draft_kv_layers,
     )
     ranks = deployment.attention_dp if deployment is not None else 1
     rank_capacity = capacity // ranks  # capacity is ranks x one rank's
@@ -1132,6 +1141,10 @@ class Engine:
     building block the closed and disaggregated loops time and apply their own parameters to). The
     kernels are the ``efficiency``'s (``Efficiency.kernel_engine``, vLLM's by default): naming an engine
     here does not change them; :func:`costmodel.capacity.plan` sets both."""
+    draft_kv_layers: int = 0
+    """Layers of the model's attention shape whose KV cache a speculative draft keeps per token in this
+    engine's pool [-] (:func:`costmodel.speculative.pool_draft_kv_layers`: TensorRT-LLM's MTP, vLLM's
+    draft layers); 0: none there (no drafting, or a draft with a pool of its own, as SGLang's)."""
     loop: LoopParams | None = None
     """The costs beyond the kernels, replacing the engine's fitted ones
     (:func:`costmodel.loop_params.engine_params`); None: the fitted ones of :attr:`engine_name` (none
@@ -1169,6 +1182,8 @@ class Engine:
             value = getattr(self, name)
             if not (isinstance(value, int | np.integer) and value >= 1):
                 raise CostmodelError(f"{name} must be an integer >= 1, got {value!r}")
+        if not (isinstance(self.draft_kv_layers, int | np.integer) and self.draft_kv_layers >= 0):
+            raise CostmodelError(f"draft_kv_layers must be an integer >= 0, got {self.draft_kv_layers!r}")
         if self.allocation not in ALLOCATIONS:
             raise CostmodelError(f"allocation must be one of {ALLOCATIONS}, got {self.allocation!r}")
         if self.max_batched_tokens < self.max_batch_size:
@@ -1287,6 +1302,7 @@ class Engine:
             component_dtypes=w.component_formats or None,
             engine=(self.efficiency or self.hardware.efficiency).kernel_engine,
             hardware=self.hardware,
+            draft_kv_layers=self.draft_kv_layers,
         )
 
     def kv_capacity_tokens(self) -> int:
@@ -1320,6 +1336,7 @@ class Engine:
             expert_dtype=w.expert_dtype,
             component_dtypes=w.component_formats or None,
             engine=(self.efficiency or self.hardware.efficiency).kernel_engine,
+            draft_kv_layers=self.draft_kv_layers,
         )
 
     def step_time(self, **kwargs: Any) -> FloatArray:

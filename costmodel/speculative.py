@@ -568,6 +568,49 @@ def draft_weight_bytes_per_gpu(
     ).weight_bytes
 
 
+POOL_DRAFT_ENGINES = ("vllm", "sglang", "trtllm")
+"""Engines whose rule for a speculative draft's KV cache :func:`pool_draft_kv_layers` states."""
+
+
+def pool_draft_kv_layers(engine: str, draft_tokens: int, draft_layers: int = 1) -> int:
+    """Layers of the target's own attention shape whose KV cache a one-model speculative draft (an MTP
+    module or an EAGLE head of ``draft_layers`` decoder layers, drafting ``draft_tokens`` tokens per
+    verification) keeps per token in the engine's KV pool, so that every cached token costs them too [-]
+    (:class:`costmodel.serving.Engine`'s ``draft_kv_layers``).
+
+    - ``"trtllm"``: the KV cache manager appends ``get_num_spec_layers(spec_config)`` layers to the
+      model's (``get_pp_layers``, on the last pipeline rank, in ``KVCacheManager.__init__``,
+      https://github.com/NVIDIA/TensorRT-LLM/blob/001541bad83b84ae4c5c4a279e464572d5f690f7/tensorrt_llm/_torch/pyexecutor/resource_manager.py),
+      and its bytes per token and so its block count run over all of them; for MTP that count is the
+      MTP config's ``num_nextn_predict_layers``, which is its draft length even where one MTP layer is run
+      that many times (``get_num_spec_layers``: ``spec_config.num_nextn_predict_layers`` for
+      ``is_mtp_one_model()``, ``tensorrt_llm/_torch/speculative/utils.py``;
+      https://github.com/NVIDIA/TensorRT-LLM/pull/12683, 2026-04: DeepSeek MTP's draft KV is "actual
+      draft layers (3)" against the model's 61). Later revisions count one layer for MTP-Eagle. So
+      ``draft_tokens`` layers.
+    - ``"vllm"``: the draft's layers register in the target's forward context and take blocks of the
+      same paged pool through the target's block table (:func:`draft_kv_bytes_per_gpu`, with the
+      sources): ``draft_layers``.
+    - ``"sglang"``: 0. The draft worker has a pool of its own, of ``num_nextn_predict_layers`` layers
+      (https://github.com/sgl-project/sglang/pull/8482) and ``draft_runner_cache_size`` tokens, the
+      target's token count plus headroom, allocated after the target's; the target sizes its pool from
+      its own layers alone (``ModelRunner.profile_max_num_token`` and ``init_memory_pool``,
+      ``python/sglang/srt/model_executor/model_runner.py``). The draft's cache comes out of the memory
+      ``mem_fraction_static`` leaves (whose default reserve SGLang raises by 2 GiB for a draft, "draft
+      model and larger cuda graph buffers", ``ServerArgs._handle_gpu_memory_settings``), not out of the
+      target's tokens."""
+    if engine not in POOL_DRAFT_ENGINES:
+        raise CostmodelError(f"engine must be one of {POOL_DRAFT_ENGINES}, got {engine!r}")
+    for name, value in (("draft_tokens", draft_tokens), ("draft_layers", draft_layers)):
+        if not (isinstance(value, int | np.integer) and value >= 1):
+            raise CostmodelError(f"{name} must be an integer >= 1, got {value!r}")
+    if engine == "trtllm":
+        return int(draft_tokens)
+    if engine == "vllm":
+        return int(draft_layers)
+    return 0
+
+
 def draft_kv_bytes_per_gpu(
     target: ModelProfile | str,
     draft: ModelProfile | str,

@@ -258,7 +258,9 @@ def test_every_format_combination_of_the_sample_maps_to_a_kernel_format() -> Non
         model = launched_model(model, backend, model_path, gemm)
         formats = row_formats(model, backend, system, gemm, moe)
         Workload(1, 1, 1, **formats)  # every name is a known format
-        assert all(f is None or get_dtype(f) for f in formats.values())
+        parts = formats.get("component_dtypes") or {}  # a checkpoint's components stored apart
+        named = [f for k, f in formats.items() if k != "component_dtypes"] + list(parts.values())
+        assert all(f is None or get_dtype(f) for f in named)
 
 
 @pytest.mark.parametrize(
@@ -306,8 +308,8 @@ def test_glm5_fp8_rows_run_the_block_fp8_checkpoint_their_launch_serves(
     zai-org/GLM-5-FP8 (silicon.LAUNCHED_CHECKPOINTS cites InferenceX). Oracle: the Workload formats of the
     glm-5 profile's published ``fp8`` checkpoint (memory.workload_formats from its quantization_config:
     128 x 128 blocks, W8A8), and for the decode's absorbed bmm SGLang's rule for a block-fp8 kv_b_proj on
-    CUDA (block_quant_dequant: bf16 torch.bmm on 2-byte copies), not a per-tensor bmm_fp8. The nvfp4 rows
-    keep the sample's config; a profile of other shapes is refused."""
+    CUDA (block_quant_dequant: bf16 torch.bmm on 2-byte copies), not a per-tensor bmm_fp8. Another
+    engine's rows keep the sample's config; a profile of other shapes is refused."""
     from costmodel.kernel_shapes import MlaUpShape
     from costmodel.memory import mla_absorb_format, workload_formats
     from costmodel.ops import forward_ops
@@ -317,7 +319,7 @@ def test_glm5_fp8_rows_run_the_block_fp8_checkpoint_their_launch_serves(
 
     model = ModelProfile.from_hf_config(DATA / "model_configs" / "zai-org--GLM-5_config.json")
     assert model.checkpoint is None
-    assert launched_model(model, "sglang", "zhipuai/GLM-5", "nvfp4") is model
+    assert launched_model(model, "vllm", "zhipuai/GLM-5", "fp8") is model
     launched = launched_model(model, "sglang", "zhipuai/GLM-5", "fp8")
     shipped = workload_formats(load_model("glm-5"), "fp8", load_hardware("b200"))
     assert shipped["component_dtypes"] is None
@@ -334,6 +336,41 @@ def test_glm5_fp8_rows_run_the_block_fp8_checkpoint_their_launch_serves(
     )
     with pytest.raises(CostmodelError, match="does not have the shapes"):
         launched_model(model, "sglang", "zhipuai/GLM-5", "fp8")
+
+
+def test_glm5_nvfp4_rows_run_the_formats_nvidia_glm5_nvfp4_stores() -> None:
+    """The sample's GLM-5 fp4 rows (SGLang, B200) launch nvidia/GLM-5-NVFP4 (silicon.LAUNCHED_CHECKPOINTS
+    cites InferenceX #972 and its script's ``--quantization modelopt_fp4``), which stores the dense MLPs,
+    the shared and the routed experts in NVFP4 and keeps every attention projection and the indexer in
+    bf16 (glm-5.yaml, from its hf_quant_config.json). Oracles: the row's formats store the weights to the
+    byte as the checkpoint does (memory.checkpoint_bytes, counted tensor by tensor), NVFP4 matmuls take
+    NVFP4 inputs (W4A4) and bf16 ones bf16 inputs; the decode's absorbed MLA bmm runs on the stored bf16
+    kv_b_proj, with no quantize pass; the rows no longer run NVFP4 attention."""
+    from costmodel.kernel_shapes import MlaUpShape
+    from costmodel.memory import checkpoint_bytes, mla_absorb_format, weight_bytes
+    from costmodel.ops import forward_ops
+    from costmodel.registry import load_model
+    from costmodel.specs import ModelProfile
+
+    model = ModelProfile.from_hf_config(DATA / "model_configs" / "zai-org--GLM-5_config.json")
+    launched = launched_model(model, "sglang", "zhipuai/GLM-5", "nvfp4")
+    assert launched.checkpoint is not None
+    stored_as = {"mlp": "nvfp4", "experts": "nvfp4", "shared_experts": "nvfp4"}
+    assert launched.checkpoint.component_dtypes == stored_as
+    formats = row_formats(launched, "sglang", "b200_sxm", "nvfp4", "nvfp4")
+    assert formats == {
+        "weight_dtype": "nvfp4", "activation_dtype": "nvfp4", "expert_dtype": None,
+        "expert_activation_dtype": None, "component_dtypes": {"attention": "bf16"},
+    }  # fmt: skip
+    stored = weight_bytes(launched, weight_dtype="nvfp4", component_dtypes=formats["component_dtypes"])
+    assert stored == checkpoint_bytes(load_model("glm-5"), "nvfp4")
+    assert weight_bytes(launched, weight_dtype="nvfp4") < stored  # the label's NVFP4 attention stores less
+    ops = forward_ops(launched, batch_size=8, new_tokens=1, past_tokens=100, tp=8, **formats)
+    (kernel,) = [op.kernel for op in ops if op.name == "kv_up_proj"]
+    assert isinstance(kernel, MlaUpShape)
+    assert kernel.kv_b_dtype == "bf16"
+    fmt = mla_absorb_format("sglang", kernel.kv_b_dtype, blackwell=True)
+    assert fmt.bmm_dtype == "bf16"
 
 
 def test_a_disaggregated_row_with_attention_dp_is_its_two_pools(sample: Path) -> None:

@@ -740,3 +740,37 @@ def test_the_draft_keeps_a_cache_of_its_own_layers_and_an_early_exit_or_ngram_no
     )
     for none in ("early-exit:8", "ngram"):
         assert float(draft_kv_bytes_per_gpu("llama-3-70b", none, w, **kw)) == 0.0
+
+
+def test_a_pool_holding_the_drafts_layers_fits_fewer_tokens_by_hand() -> None:
+    """DeepSeek-V3 on one B200 replica of tp 8 with an fp8 KV cache: each of its 61 MLA layers caches the
+    576-element latent (kv_lora_rank 512 + rope 64) of a token, replicated on every TP rank, so a device
+    holds 61 x 576 = 35,136 bytes a token. TensorRT-LLM's MTP with 3 drafts appends 3 layers of that shape
+    to the pool (pool_draft_kv_layers cites get_num_spec_layers), 64 x 576 = 36,864 bytes a token; the
+    room for the cache (weights and activations apart) is unchanged, so the pool holds room // 36,864
+    tokens. vLLM keeps its one-layer draft in the same pool; SGLang's draft pool is its own."""
+    from costmodel.registry import load_hardware, load_model
+    from costmodel.serving import Engine
+    from costmodel.specs import Deployment, Workload
+    from costmodel.speculative import pool_draft_kv_layers
+
+    assert pool_draft_kv_layers("trtllm", 3) == 3
+    assert pool_draft_kv_layers("vllm", 3) == 1
+    assert pool_draft_kv_layers("sglang", 3) == 0
+    with pytest.raises(CostmodelError, match="engine must be one of"):
+        pool_draft_kv_layers("tgi", 3)
+    model, hardware = load_model("deepseek-v3"), load_hardware("b200")
+    plain = Engine(
+        model, hardware, Workload(1, 1, 1, weight_dtype="fp8_block", activation_dtype="fp8", kv_dtype="fp8"),
+        Deployment(tp=8),
+    )  # fmt: skip
+    drafting = plain.replace(draft_kv_layers=pool_draft_kv_layers("trtllm", 3))
+    assert plain.replica_memory().kv_bytes_per_token == 61 * 576
+    assert drafting.replica_memory().kv_bytes_per_token == 64 * 576
+    room = float(plain.replica_memory().free_bytes(plain.usable_fraction * hardware.memory_bytes))
+    assert plain.kv_capacity_tokens() == int(room // (61 * 576))
+    assert drafting.kv_capacity_tokens() == int(room // (64 * 576))
+    # the admission count reads the same pool
+    assert drafting.max_concurrency(4096).kv_capacity_tokens == drafting.kv_capacity_tokens()
+    with pytest.raises(CostmodelError, match="draft_kv_layers must be an integer >= 0"):
+        plain.replace(draft_kv_layers=-1)

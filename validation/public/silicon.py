@@ -66,11 +66,11 @@ from costmodel.closed_loop import BOUNDS, LoopParams, LoopParts, Speculation, lo
 from costmodel.disagg import DisaggParams, DisaggParts
 from costmodel.errors import CostmodelError
 from costmodel.loop_params import engine_params_file, read_disagg_entry, read_engine_params
-from costmodel.memory import shipped_checkpoints
+from costmodel.memory import RELEASE, shipped_checkpoints, workload_formats
 from costmodel.registry import load_hardware, load_model
 from costmodel.serving import Engine
 from costmodel.specs import Deployment, HardwareProfile, ModelProfile, Workload
-from costmodel.speculative import acceptance_for_tokens
+from costmodel.speculative import acceptance_for_tokens, pool_draft_kv_layers
 from costmodel.token_budget import default_token_budget, rank_token_budget, worker_batched_tokens
 from validation.public.engine_memory import engine_memory, kv_dtype, reserved_tokens
 from validation.public.harness import (
@@ -163,6 +163,7 @@ WEIGHT_DTYPES = {mode: weight for mode, (weight, _) in QUANT_MODES.items()}
 
 LAUNCHED_CHECKPOINTS: dict[tuple[str, str, str], tuple[str, str]] = {
     ("sglang", "zhipuai/GLM-5", "fp8"): ("glm-5", "fp8"),
+    ("sglang", "zhipuai/GLM-5", "nvfp4"): ("glm-5", "nvfp4"),
 }
 """(backend, model_path, ``gemm_quant_mode``) of rows whose launch serves a published checkpoint other than
 the ``config.json`` the sample ships for the model -> (costmodel model profile, name of that checkpoint
@@ -184,7 +185,19 @@ among its ``checkpoints``), whose stored formats :func:`launched_model` gives th
   SGLang's GLM-5 cookbook, whose FP8 variant is that checkpoint, and on the sample's own experts label,
   ``moe_quant_mode=fp8_block``. So these rows run the block-fp8 formats: dense GEMMs and experts in
   128 x 128 blocks, and the absorbed MLA bmm in bf16 on SGLang's dequantized W_UK / W_UV copies on CUDA
-  (:func:`costmodel.memory.mla_absorb_format`), not per-tensor fp8."""
+  (:func:`costmodel.memory.mla_absorb_format`), not per-tensor fp8.
+- GLM-5 nvfp4 on SGLang (B200, measured 2026-03-29, image ``nightly-dev-cu13-20260328``): the rows launch
+  nvidia/GLM-5-NVFP4 (ModelOpt NVFP4, released 2026-03-16; glm-5.yaml's ``nvfp4`` checkpoint: the dense
+  MLPs, shared and routed experts in NVFP4, every attention projection and the indexer in bf16).
+  https://github.com/SemiAnalysisAI/InferenceX/issues/972 (2026-03-29, the rows' date) asks for
+  "glm5 nvfp4 for b200 TP8 from conc=4 to 64 ``nvidia/GLM-5-NVFP4``" with ``--quantization
+  modelopt_fp4``, and its script, ``benchmarks/single_node/glm5_fp4_b200.sh`` (read at 405c601, after
+  #1011), launches ``--model-path=$MODEL ... --quantization modelopt_fp4``, the method of ModelOpt's
+  exported NVFP4 checkpoints; InferenceX's sibling configurations name the same checkpoint
+  (https://github.com/SemiAnalysisAI/InferenceX/pull/1088, ``glm5-fp4-b300-sglang-mtp``: "the NVFP4
+  weights in ``nvidia/GLM-5-NVFP4``"). Its config line in ``nvidia-master.yaml`` could not be read, as for
+  the fp8 rows. So these rows run NVFP4 W4A4 only where the checkpoint stores NVFP4; their attention (and
+  its absorbed MLA bmm) runs bf16."""
 
 
 def launched_model(model: ModelProfile, backend: str, model_path: str, gemm: str) -> ModelProfile:
@@ -206,7 +219,7 @@ def launched_model(model: ModelProfile, backend: str, model_path: str, gemm: str
     return model.model_copy(update={"checkpoint": checkpoint.model_copy(update={"name": None})})
 
 
-def row_formats(model: ModelProfile, backend: str, system: str, gemm: str, moe: str) -> dict[str, str | None]:
+def row_formats(model: ModelProfile, backend: str, system: str, gemm: str, moe: str) -> dict[str, Any]:
     """The formats an engine runs one row in: :class:`costmodel.specs.Workload`'s ``weight_dtype``,
     ``activation_dtype``, ``expert_dtype`` and ``expert_activation_dtype``.
 
@@ -223,6 +236,10 @@ def row_formats(model: ModelProfile, backend: str, system: str, gemm: str, moe: 
     - a weight-only int4 label on an int4 checkpoint (Kimi-K2.5's compressed-tensors experts, groups of
       32), and an 8-bit label on a checkpoint in 128 x 128 fp8 blocks (DeepSeek-V3/R1, Qwen3-FP8,
       MiniMax-M2.5): each component in its checkpoint format (the rest bf16), inputs as the label says.
+    - an ``nvfp4`` label on a ModelOpt NVFP4 checkpoint (GLM-5's launched nvidia/GLM-5-NVFP4,
+      :data:`LAUNCHED_CHECKPOINTS`): exactly the checkpoint's stored formats,
+      :func:`costmodel.memory.workload_formats` (NVFP4 W4A4 where it stores NVFP4, bf16 where it keeps
+      bf16: ``component_dtypes``, the one key only this case returns).
     """
     weight, activation = QUANT_MODES[gemm]
     expert, expert_activation = QUANT_MODES.get(moe, (weight, activation))
@@ -236,6 +253,8 @@ def row_formats(model: ModelProfile, backend: str, system: str, gemm: str, moe: 
             "expert_dtype": "mxfp4",
             "expert_activation_dtype": "mxfp8" if mxfp8 else "bf16",
         }
+    if stored and gemm == "nvfp4" and set(stored.values()) == {"nvfp4"}:
+        return workload_formats(model, RELEASE, hardware)
     kind = {"int4": "int4", "fp8": "fp8", "fp8_block": "fp8"}
     if stored and all(kind.get(f.split("_")[0]) == kind.get(weight.split("_")[0]) for f in stored.values()):
         dense = stored.get("attention", model.checkpoint.weight_dtype if model.checkpoint else weight)
@@ -622,6 +641,18 @@ def silicon_parts(
             # default, as launched: a rank's share of it is the engine's rule (costmodel.token_budget)
             launched = int(sb) or token_budget(str(backend), hardware)
             budget = rank_token_budget(str(backend), launched, int(dp))
+            speculation = (
+                twin_speculation(model)
+                if twin
+                else row_speculation(
+                    model,
+                    str(backend),
+                    str(version),
+                    int(dp),
+                    script if priced(script, sglang_drafting, tp=int(tp), moe_ep=int(moe_ep)) else None,
+                    measured=str(mtp_run),
+                )
+            )
             engine = Engine(
                 model,
                 hardware,
@@ -642,6 +673,10 @@ def silicon_parts(
                         "symm_mem_all_reduce": script is not None and script.symm_mem_all_reduce,
                     }
                 ),
+                # the draft's KV cache in the engine's own pool, by the engine's rule
+                draft_kv_layers=0
+                if speculation is None
+                else pool_draft_kv_layers(str(backend), speculation.draft_tokens),
             )
             # the engine's own memory rule and admission (validation/public/engine_memory.py)
             # (SGLang's own rule where the row ran its defaults: aiconfigurator's collection)
@@ -666,16 +701,7 @@ def silicon_parts(
                 isl=isl,
                 osl=osl,
                 reserved_tokens=reserved_tokens(str(backend), isl, osl),
-                speculation=twin_speculation(model)
-                if twin
-                else row_speculation(
-                    model,
-                    str(backend),
-                    str(version),
-                    int(dp),
-                    script if priced(script, sglang_drafting, tp=int(tp), moe_ep=int(moe_ep)) else None,
-                    measured=str(mtp_run),
-                ),
+                speculation=speculation,
                 # per rank, as the budget: the piecewise CUDA graphs a mixed batch can replay
                 graph_tokens=cuda_graph_tokens(str(backend), script, int(batch), max(budget, int(batch))),
                 poll_iterations=poll,
@@ -1284,6 +1310,7 @@ def _pool_engine(
     defaults: bool = False,
     moe_backend: str | None = None,
     graphs: bool = True,
+    draft_kv_layers: int = 0,
 ) -> Engine:
     """One worker of a pool: the row's model, device and formats, the pool's layout and batch. As in the
     aggregated rows, ``batch_size`` is per attention-DP rank (on every stated disaggregated row the client
@@ -1296,7 +1323,9 @@ def _pool_engine(
     (:func:`engine_memory`); ``moe_backend``: the MoE backend the recipe states for the pool (None: the
     engine's fastest kernel); ``graphs``: False where the recipe forces the pool to run without CUDA graphs
     (:func:`validation.public.inferencex_disagg.recipe_decode_graphs`), whose passes then pay the host's
-    dispatch of each of the engine's kernels (the 'eager' execution mode, :mod:`costmodel.execution`)."""
+    dispatch of each of the engine's kernels (the 'eager' execution mode, :mod:`costmodel.execution`);
+    ``draft_kv_layers``: the layers a speculative draft caches per token in the pool's KV cache
+    (:func:`costmodel.speculative.pool_draft_kv_layers`)."""
     hardware = load_hardware(SYSTEM_PROFILES[system])
     launched = token_budget(backend, hardware)  # the engine's default launch value
     engine = Engine(
@@ -1320,6 +1349,7 @@ def _pool_engine(
                 "execution_mode": "graphs" if graphs else "eager",
             }
         ),
+        draft_kv_layers=draft_kv_layers,
     )
     # SGLang's own memory rule reads the launch value (not max_batched_tokens, which the rule raises to the
     # sequences); a recipe's pool (``budget``) states only its rank's budget, and no recipe row runs the
@@ -1440,6 +1470,9 @@ def _disagg_groups(
                     defaults=bool((row_harness(rows) == AICONFIGURATOR).all()),
                     moe_backend=decode_moe_backend if pool == "decode" else None,
                     graphs=decode_graphs or pool == "prefill",
+                    # the decode pool's draft (the one modelled) caches its layers in its KV pool
+                    draft_kv_layers=pool_draft_kv_layers(backend, speculation.draft_tokens)
+                    if speculation is not None and pool == "decode" else 0,
                 )  # fmt: skip
             parts = disagg_parts(
                 engines["prefill"],
