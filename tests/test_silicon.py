@@ -373,6 +373,42 @@ def test_glm5_nvfp4_rows_run_the_formats_nvidia_glm5_nvfp4_stores() -> None:
     assert fmt.bmm_dtype == "bf16"
 
 
+def test_deepseek_nvfp4_rows_run_the_formats_nvidia_r1_0528_fp4_v2_stores() -> None:
+    """The sample's DeepSeek fp4 rows on SGLang and TensorRT-LLM (InferenceX B200 runs of DeepSeek-R1-0528,
+    labelled deepseek-ai/DeepSeek-R1 or -V3 with the release's block-fp8 config) launch
+    nvidia/DeepSeek-R1-0528-FP4-v2 (silicon.LAUNCHED_CHECKPOINTS cites InferenceX's configurations and
+    launchers), which keeps q_a, q_b, kv_a and kv_b in bf16 and stores o_proj, the dense MLPs and every
+    expert in NVFP4 (deepseek-v3.yaml's ``nvfp4``). Oracles: the row's formats are that checkpoint's
+    (memory.workload_formats), the weights they hold are its bytes to the byte (memory.checkpoint_bytes,
+    counted tensor by tensor), more than the label's all-NVFP4 pricing held; the decode's absorbed MLA
+    bmm runs on the stored bf16 kv_b_proj. The fp8 rows keep the release's formats."""
+    from costmodel.kernel_shapes import MlaUpShape
+    from costmodel.memory import checkpoint_bytes, weight_bytes, workload_formats
+    from costmodel.ops import forward_ops
+    from costmodel.registry import load_hardware, load_model
+    from costmodel.specs import ModelProfile
+
+    published = load_model("deepseek-v3")
+    shipped = workload_formats(published, "nvfp4", load_hardware("b200"))
+    assert shipped["component_dtypes"] == {"attention": "bf16", "attention.o_proj": "nvfp4"}
+    for path in ("deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3"):
+        model = ModelProfile.from_hf_config(DATA / "model_configs" / f"{path.replace('/', '--')}_config.json")
+        assert launched_model(model, "trtllm", path, "fp8") is model
+        for backend in ("sglang", "trtllm"):
+            launched = launched_model(model, backend, path, "nvfp4")
+            formats = row_formats(launched, backend, "b200_sxm", "nvfp4", "nvfp4")
+            assert formats == {k: shipped[k] for k in formats}
+            stored = weight_bytes(
+                launched, weight_dtype="nvfp4", component_dtypes=formats["component_dtypes"]
+            )
+            assert stored == checkpoint_bytes(published, "nvfp4")
+            assert weight_bytes(launched, weight_dtype="nvfp4") < stored
+            ops = forward_ops(launched, batch_size=8, new_tokens=1, past_tokens=100, tp=8, **formats)
+            (kernel,) = [op.kernel for op in ops if op.name == "kv_up_proj"]
+            assert isinstance(kernel, MlaUpShape)
+            assert kernel.kv_b_dtype == "bf16"
+
+
 def test_a_disaggregated_row_with_attention_dp_is_its_two_pools(sample: Path) -> None:
     """A DeepSeek-V3 fp8 row on B200 (TensorRT-LLM): one prefill worker of 8 attention-DP ranks, batch 1
     per rank, experts TP 8; one decode worker of 8 ranks, batch 16 per rank, experts EP 8; 128 clients =

@@ -164,6 +164,11 @@ WEIGHT_DTYPES = {mode: weight for mode, (weight, _) in QUANT_MODES.items()}
 LAUNCHED_CHECKPOINTS: dict[tuple[str, str, str], tuple[str, str]] = {
     ("sglang", "zhipuai/GLM-5", "fp8"): ("glm-5", "fp8"),
     ("sglang", "zhipuai/GLM-5", "nvfp4"): ("glm-5", "nvfp4"),
+    **{
+        (backend, path, "nvfp4"): ("deepseek-v3", "nvfp4")
+        for backend in ("sglang", "trtllm")
+        for path in ("deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3")
+    },
 }
 """(backend, model_path, ``gemm_quant_mode``) of rows whose launch serves a published checkpoint other than
 the ``config.json`` the sample ships for the model -> (costmodel model profile, name of that checkpoint
@@ -197,7 +202,34 @@ among its ``checkpoints``), whose stored formats :func:`launched_model` gives th
   (https://github.com/SemiAnalysisAI/InferenceX/pull/1088, ``glm5-fp4-b300-sglang-mtp``: "the NVFP4
   weights in ``nvidia/GLM-5-NVFP4``"). Its config line in ``nvidia-master.yaml`` could not be read, as for
   the fp8 rows. So these rows run NVFP4 W4A4 only where the checkpoint stores NVFP4; their attention (and
-  its absorbed MLA bmm) runs bf16."""
+  its absorbed MLA bmm) runs bf16.
+- DeepSeek nvfp4 on SGLang and TensorRT-LLM (B200; every such row is an InferenceX DeepSeek-R1-0528 fp4
+  run, whose result files and database the sample labels ``deepseek-ai/DeepSeek-R1`` or ``-V3``: SGLang
+  0.5.9 aggregated, 0.5.8.post1 disaggregated; TensorRT-LLM 1.1.0rc2.post2, 1.2.0rc6.post2 / .post3
+  aggregated, Dynamo 0.8.1.post1 disaggregated): the rows launch nvidia/DeepSeek-R1-0528-FP4-v2 (ModelOpt
+  NVFP4; deepseek-v3.yaml's ``nvfp4`` checkpoint: o_proj, the dense MLPs, shared and routed experts in
+  NVFP4, q_a, q_b, kv_a and kv_b projections bf16). The single-node configurations name it as ``model:``
+  (``dsr1-fp4-b200-sglang``, ``dsr1-fp4-b200-trt``, ``dsr1-fp4-b200-trt-mtp``) in each
+  ``nvidia-master.yaml`` read: https://github.com/InferenceMAX/InferenceMAX/blob/525079ad1fbd689b61201d73a20552f8a3e1a101/.github/configs/nvidia-master.yaml
+  (TensorRT-LLM ``release:1.1.0rc2.post2``, SGLang v0.5.6) and
+  https://github.com/SemiAnalysisAI/InferenceX/blob/48f302ccb820ad839646a486b783ba93e5b2e99e/.github/configs/nvidia-master.yaml
+  (``1.2.0rc6.post2`` / ``.post3``; a fork's copy of December 2025,
+  https://github.com/ROCm/InferenceMAX/blob/f11aefefaf665142d66bc6dbfbcc8106e82643be/.github/configs/nvidia-master.yaml,
+  names it too). The rows of November 2025 (no version in the sample) share the key; no configuration of
+  their date was read. The move to SGLang v0.5.9 changed the image only
+  (https://github.com/SemiAnalysisAI/InferenceX/pull/814, superseded by #943), and the model stayed the
+  same through later image moves (https://github.com/SemiAnalysisAI/InferenceX/pull/2989: "Model ...
+  unchanged"). The scripts serve ``$MODEL`` as stored (``dsr1_fp4_b200.sh``: ``hf download "$MODEL"``,
+  ``--model-path $MODEL --quantization modelopt_fp4``; ``dsr1_fp4_b200_trt.sh``: ``trtllm-serve $MODEL``).
+  The disaggregated configurations name a local alias (``model: deepseek-r1-fp4``), which the B200
+  multi-node launcher maps to its copy ``/lustre/fsw/models/dsr1-0528-nvfp4-v2``
+  (https://github.com/SemiAnalysisAI/InferenceX/blob/0158b5771030d313c1c1361dded99e9673cd331a/runners/launch_b200-dgxc-slurm.sh),
+  read by the srt-slurm recipes as ``model: path: dsr1`` (SGLang ones with ``quantization:
+  modelopt_fp4``, :mod:`validation.public.inferencex_disagg`'s recipes). NVIDIA's card for the v2
+  checkpoint: "Compared to nvidia/DeepSeek-R1-0528-FP4, this checkpoint additionally quantizes the wo
+  module in attention layers" (https://huggingface.co/nvidia/DeepSeek-R1-0528-FP4-v2). Left as they are
+  (another question): aiconfigurator's rows whose model path names its checkpoint
+  (``nvidia/DeepSeek-R1-NVFP4``, ``nvidia/DeepSeek-V3.1-NVFP4``)."""
 
 
 def launched_model(model: ModelProfile, backend: str, model_path: str, gemm: str) -> ModelProfile:
@@ -236,8 +268,8 @@ def row_formats(model: ModelProfile, backend: str, system: str, gemm: str, moe: 
     - a weight-only int4 label on an int4 checkpoint (Kimi-K2.5's compressed-tensors experts, groups of
       32), and an 8-bit label on a checkpoint in 128 x 128 fp8 blocks (DeepSeek-V3/R1, Qwen3-FP8,
       MiniMax-M2.5): each component in its checkpoint format (the rest bf16), inputs as the label says.
-    - an ``nvfp4`` label on a ModelOpt NVFP4 checkpoint (GLM-5's launched nvidia/GLM-5-NVFP4,
-      :data:`LAUNCHED_CHECKPOINTS`): exactly the checkpoint's stored formats,
+    - an ``nvfp4`` label on a ModelOpt NVFP4 checkpoint (the launched nvidia/GLM-5-NVFP4 and
+      nvidia/DeepSeek-R1-0528-FP4-v2, :data:`LAUNCHED_CHECKPOINTS`): exactly the checkpoint's stored formats,
       :func:`costmodel.memory.workload_formats` (NVFP4 W4A4 where it stores NVFP4, bf16 where it keeps
       bf16: ``component_dtypes``, the one key only this case returns).
     """
