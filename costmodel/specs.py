@@ -633,6 +633,7 @@ MEASURED_FIGURES = (
     "intra_node_latency_us",
     "intra_node_allreduce_busbw_gb_per_s",
     "sustained_tensor_fraction",
+    "sustained_fp4_fraction",
 )
 """Datasheet keys that hold third-party measurements of a device, not its published specifications: a copy
 of a profile without them is still the same device (:meth:`HardwareProfile.same_device`)."""
@@ -698,6 +699,17 @@ class Datasheet(Spec):
         "GEMM's fitted full-occupancy rate in proportion to it (costmodel.calibrate.carried_sustained_scale, "
         "carry_sustained_share); None: unpublished, the fit carries as it is.",
     )
+    sustained_fp4_fraction: Sourced | None = Field(
+        None,
+        description="The dense FP4 (block-scaled NVFP4 / MXFP4) GEMM rate cuBLASLt was measured to sustain "
+        "on the device at the largest published square shape, over the datasheet's dense fp4 peak [-], in "
+        "(0, 1]. A third-party measurement: state where it comes from in source. The kernel models take it "
+        "as the default compute fraction of an fp4 GEMM or grouped GEMM for which nothing is fitted "
+        "(HardwareProfile.default_matmul_fraction: costmodel.kernels.gemm / moe default_params; an "
+        "efficiency.matmul_fraction_by_dtype entry for fp4 still wins); it is not carried between devices "
+        "(the published fp4 figures come from different benchmarks and power limits: docs/validation.md, "
+        "'Sustained FP4 share'); None: efficiency.matmul_fraction, as for every other format.",
+    )
     inter_node_bandwidth_gb_per_s: Sourced | None = Field(
         None, description="Per device, per direction, across nodes [GB/s, 1e9 bytes/s]."
     )
@@ -726,11 +738,17 @@ class Datasheet(Spec):
 
     @model_validator(mode="after")
     def _sustained_share_at_most_one(self) -> Self:
-        share = self.sustained_tensor_fraction
-        if share is not None and share.value > 1.0:
+        for key in ("sustained_tensor_fraction", "sustained_fp4_fraction"):
+            share = getattr(self, key)
+            if share is not None and share.value > 1.0:
+                raise ValueError(
+                    f"{key} ({share.value:g}) is a share of the dense tensor peak of the format measured: "
+                    "at most 1 (a measured TFLOP/s figure must be divided by the peak first)"
+                )
+        if self.sustained_fp4_fraction is not None and "fp4" not in self.peak_dense_tflop_per_s:
             raise ValueError(
-                f"sustained_tensor_fraction ({share.value:g}) is a share of the dense tensor peak of the "
-                "format measured: at most 1 (a measured TFLOP/s figure must be divided by the peak first)"
+                "sustained_fp4_fraction is a share of the dense fp4 peak: add peak_dense_tflop_per_s.fp4 "
+                "(or drop the share on a device without fp4 tensor cores)"
             )
         return self
 
@@ -951,6 +969,17 @@ class HardwareProfile(Spec):
                 f"hardware {self.name!r} has no {dtype!r} peak in its datasheet (it has: {have})"
             )
         return float(entry.value) * 1e12
+
+    def default_matmul_fraction(self, compute_dtype: str) -> float:
+        """Fraction of the dense peak of ``compute_dtype`` a large GEMM reaches when nothing is fitted for it
+        [-]: ``efficiency.matmul_fraction_by_dtype`` where it names the format, else for fp4 the measured
+        ``datasheet.sustained_fp4_fraction`` where the profile states it, else
+        ``efficiency.matmul_fraction`` (:meth:`Efficiency.matmul`)."""
+        eff = self.efficiency
+        share = self.datasheet.sustained_fp4_fraction
+        if compute_dtype == "fp4" and share is not None and "fp4" not in eff.matmul_fraction_by_dtype:
+            return float(share.value)
+        return eff.matmul(compute_dtype)
 
     def same_device(self, other: HardwareProfile) -> bool:
         """Whether two profiles describe the same device: the same vendor, kind and datasheet figures

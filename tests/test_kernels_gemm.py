@@ -321,3 +321,61 @@ def test_vllm_sm89_fp8_runs_the_tile_its_dispatch_names() -> None:
     assert wide[1].tolist() == [128.0, 64.0]
     assert gemm.dispatched_tiles(H100, key, m=1.0, n=1.0) is None
     assert gemm.dispatched_tiles(l40s, "fp8_block:vllm", m=1.0, n=1.0) is None
+
+
+def test_fp4_default_compute_fraction_is_the_sourced_sustained_fp4_share() -> None:
+    """Where nothing is fitted for nvfp4, a GEMM and an NVFP4 grouped GEMM take the profile's measured
+    ``datasheet.sustained_fp4_fraction`` as their compute fraction (B200: cuBLASLt 5,239 of 9,000 TFLOPS,
+    GB200: 7,627.6 of 10,000); the other formats, and a device that states no fp4 share, keep the
+    efficiency fraction; an efficiency entry for fp4 still wins."""
+    from costmodel.kernels import moe
+
+    for name, stated in (("b200", 5239.0 / 9000.0), ("gb200", 7627.6 / 10000.0)):
+        hw = load_hardware(name)
+        share = hw.datasheet.sustained_fp4_fraction
+        assert share is not None
+        assert share.value == pytest.approx(stated, abs=5e-4)
+        assert gemm.default_params(hw, "nvfp4:trtllm:torch_flow").compute_fraction == share.value
+        assert moe.default_params(hw, "nvfp4:vllm:any").compute_fraction == share.value
+        for dtype in ("bf16", "fp8", "fp8_block"):
+            assert gemm.default_params(hw, dtype).compute_fraction == hw.efficiency.matmul_fraction
+    b300 = load_hardware("b300")
+    assert b300.datasheet.sustained_fp4_fraction is None
+    assert gemm.default_params(b300, "nvfp4").compute_fraction == b300.efficiency.matmul_fraction
+    b200 = load_hardware("b200")
+    pinned = b200.model_copy(
+        update={"efficiency": b200.efficiency.model_copy(update={"matmul_fraction_by_dtype": {"fp4": 0.5}})}
+    )
+    assert gemm.default_params(pinned, "nvfp4").compute_fraction == 0.5
+    # the share is the compute roof a large nvfp4 GEMM reaches on the datasheet: one full wave of 128 x 256
+    # tiles (148 on the B200's 148 SMs) over a long k takes exactly flop / (peak x share), after the separate
+    # activation quantization (bf16 read, fp4 + E4M3 scales written at the bandwidth)
+    m, n, k = 128.0 * 148 / 4, 1024.0, 65536.0
+    p = dataclasses.replace(gemm.default_params(b200, "nvfp4"), launch_s=0.0, quantize_bandwidth_fraction=1.0)
+    fp4_share = b200.datasheet.sustained_fp4_fraction
+    assert fp4_share is not None
+    roof = 2 * m * n * k / (b200.peak_flop_per_s("fp4") * fp4_share.value)
+    quantize = m * k * (2.0 + 0.5 + 1.0 / 16) / b200.memory_bandwidth_bytes_per_s
+    assert float(gemm.time_s(b200, p, m=m, n=n, k=k)) == pytest.approx(roof + quantize, rel=1e-9)
+    # the docs state the same figures
+    docs = (Path(__file__).parents[1] / "docs" / "validation.md").read_text(encoding="utf-8")
+    assert "| 0.582 of 9,000 |" in docs
+    assert "| 0.763 of 10,000 |" in docs
+
+
+def test_a_bad_sustained_fp4_share_is_refused_naming_the_field(tmp_path: Path) -> None:
+    """A share above 1, or on a device without an fp4 peak, is refused naming the field and the fix."""
+    from costmodel.registry import calibrated_dir, load_hardware_file
+
+    text = (calibrated_dir().parent / "b200.yaml").read_text(encoding="utf-8")
+    assert "sustained_fp4_fraction: {value: 0.582," in text
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        text.replace("sustained_fp4_fraction: {value: 0.582,", "sustained_fp4_fraction: {value: 5239,")
+    )
+    with pytest.raises(CostmodelError, match=r"sustained_fp4_fraction \(5239\) .* at most 1"):
+        load_hardware_file(bad)
+    no_peak = "\n".join(line for line in text.splitlines() if not line.startswith("    fp4:"))
+    bad.write_text(no_peak)
+    with pytest.raises(CostmodelError, match="sustained_fp4_fraction is a share of the dense fp4 peak"):
+        load_hardware_file(bad)

@@ -274,12 +274,15 @@ def dtype_of(key: str) -> str:
 
 
 def default_params(hardware: HardwareProfile, dtype: str) -> Params:
-    """Datasheet-only parameters: the profile's matmul and bandwidth fractions and kernel overhead."""
+    """Datasheet-only parameters: the profile's matmul and bandwidth fractions and kernel overhead. The
+    compute fraction is :meth:`HardwareProfile.default_matmul_fraction` of the format's compute dtype: for
+    nvfp4 the measured ``datasheet.sustained_fp4_fraction`` where the profile states it (cuBLASLt's FP4 rate
+    at the largest published shape over the fp4 peak), else the profile's ``efficiency`` fraction."""
     fmt = _format(dtype)
     eff = hardware.efficiency
     return Params(
         dtype=dtype,
-        compute_fraction=eff.matmul(fmt.compute),
+        compute_fraction=hardware.default_matmul_fraction(fmt.compute),
         bandwidth_fraction=eff.memory_bandwidth_fraction,
         launch_s=eff.kernel_overhead_s,
     )

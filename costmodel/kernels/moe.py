@@ -517,7 +517,9 @@ def format_peak_flop_per_s(hardware: HardwareProfile, compute_dtype: str) -> flo
 
 
 def default_params(hardware: HardwareProfile, dtype: str) -> Params:
-    """Datasheet-only parameters for a format key (``"bf16"``, ``"fp8_block:<engine>:<kernel>"``, ...)."""
+    """Datasheet-only parameters for a format key (``"bf16"``, ``"fp8_block:<engine>:<kernel>"``, ...). The
+    compute fraction is :meth:`HardwareProfile.default_matmul_fraction` of the format's compute dtype (NVFP4
+    experts: the measured ``datasheet.sustained_fp4_fraction`` where the profile states it)."""
     fmt = format_of(dtype)
     eff = hardware.efficiency
     limits = ROUTING_KERNEL_LIMITS.get(_engine_of(dtype), (0.0, 0.0))
@@ -540,7 +542,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         per_pair_s=0.0,
         overlap_exponent=4.0,
         bandwidth_fraction=eff.memory_bandwidth_fraction,
-        compute_fraction=eff.matmul(fmt.compute_dtype),
+        compute_fraction=hardware.default_matmul_fraction(fmt.compute_dtype),
         tile_m_tokens=16.0,
         local_tile_share=0.0,
         local_tile_max_tokens=fmt.local_tile_max_tokens,
