@@ -206,12 +206,15 @@ kernels where the SM version is at least 100 and not 120 or 121 (``mUseTllmGen =
 and with XQA or masked MHA elsewhere (:func:`capability_kernel`). Not its FlashInfer backend
 (``torch_flow_flashinfer``), which is not that op."""
 
-KERNEL_INDEPENDENT_PARAMS: tuple[str, ...] = ("bandwidth_fraction", "cache_bandwidth_ratio")
-"""What one device's decode fit says of another kernel on another device [-]: the share of the memory's
-bandwidth a decode's KV stream reaches and the rate of L2-resident KV over the memory's (:data:`DIE_PARAMS`).
-The rest (launches, combine, one CTA's costs, the grid: splits, heads per CTA, residency) is the kernel's own
-code. ``costmodel.calibrate.transferable`` carries only these where :func:`capability_kernel` differs between
-the two devices; the target's datasheet defaults give the rest."""
+KERNEL_INDEPENDENT_PARAMS: tuple[str, ...] = ()
+"""What one device's decode fit says of another kernel on another device [-]: nothing.
+``costmodel.calibrate.transferable`` carries only these where :func:`capability_kernel` differs between
+the two devices, so such a key takes the target's datasheet defaults whole. Every decode parameter is fitted
+jointly with the kernel's grid (splits, heads per CTA) and differs between kernels on one device in the
+committed fits: ``bandwidth_fraction`` on the B200 0.054 / 0.063 for TensorRT-LLM's trtllm-gen ``+wide``
+keys against 0.82-0.95 for the same trtllm-gen kernels reached through vLLM's FlashInfer, the H100's XQA
+``+wide`` 0.24 / 0.49 against 0.72-0.99 for its other keys; ``cache_bandwidth_ratio`` 1.0-4.5 between the
+B200's keys (review 20a). Neither is demonstrably the device's, so neither crosses a kernel change."""
 
 
 def capability_kernel(key: str, capability: str | None) -> str | None:
