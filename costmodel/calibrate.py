@@ -200,9 +200,9 @@ times in proportion to its published small-message latency where both devices st
 own where both state one (:func:`carried_clock_scale`), an engine's default-tile slowdown by the two
 devices' tensor rates per SM per clock (:func:`carried_untuned_ratio`), a GEMM's full-occupancy share of
 the tensor peak by the two devices' measured sustained shares where both state one
-(:func:`carry_sustained_share`), only the KV stream's bandwidth share and L2 rate of a decode key whose engine
-picks another kernel on the target's compute capability (``generation_attention.capability_kernel``:
-TensorRT-LLM's trtllm-gen from SM 100, XQA below), and no key of a kernel the source's
+(:func:`carry_sustained_share`), no parameter of a decode key whose engine picks another kernel on the
+target's compute capability (``generation_attention.capability_kernel``: TensorRT-LLM's trtllm-gen from
+SM 100, XQA below; the key takes the target's datasheet defaults), and no key of a kernel the source's
 engine runs only where its default kernel cannot, unless it shares the source's compute capability major
 version (:data:`costmodel.kernels.SHAPE_FALLBACK_KERNELS`; :func:`transferable`). A kernel the source never
 ran (no key at any level of :func:`costmodel.kernels.fallback_keys`) takes the target's datasheet defaults,
@@ -572,10 +572,11 @@ def transferable(
       fallback's sibling step.
     - a decode key whose engine picks another kernel on the target's compute capability than on the
       source's (``generation_attention.capability_kernel``: TensorRT-LLM's attention op, trtllm-gen from
-      SM 100, XQA below; a capability either profile does not state counts as another) keeps only the
-      parameters no kernel owns (``generation_attention.KERNEL_INDEPENDENT_PARAMS``: the KV stream's share
-      of the bandwidth and the L2's rate); the target's datasheet defaults give that kernel's fixed costs
-      and grid.
+      SM 100, XQA below; a capability only one profile states counts as another kernel, and where neither
+      states one nothing says the kernel changes, so the key carries as any other) keeps only the
+      parameters no kernel owns (``generation_attention.KERNEL_INDEPENDENT_PARAMS``: none, since every
+      decode parameter was fitted with the kernel's grid and differs between kernels on one device); the
+      key stays, empty, so the target's datasheet defaults time it rather than a sibling key's fit.
     - an engine's default-configuration slowdown (:data:`UNTUNED_TILE_PARAMS`) is carried by the two
       devices' tensor rates per SM per clock (:func:`carried_untuned_ratio`), where both profiles state them;
     - a GEMM's full-occupancy rate is scaled by the target's measured sustained share of its peak over the

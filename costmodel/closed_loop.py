@@ -93,6 +93,8 @@ steps, and yields E = (1 - alpha^(k+1)) / (1 - alpha) tokens per sequence
 sequence count against the token budget. The draft's own KV cache, where the engine keeps it in the
 target's pool, is the engine's (``Engine.draft_kv_layers``, by the engine's rule
 :func:`costmodel.speculative.pool_draft_kv_layers`): the admission reads the pool as the engine sizes it.
+The loop does not derive it from ``speculation`` (an engine's capacity is one number, whichever loop reads
+it): an engine that drafts into its own pool states it.
 
 With attention data parallelism (``attention_dp`` = r ranks, :class:`costmodel.specs.Deployment`) each
 rank runs its own scheduler over its own share of the clients, sequences, token budget and KV cache

@@ -234,8 +234,7 @@ it per kernel: decode runs as a CUDA graph replay, which removes per-kernel CPU 
 (https://pytorch.org/blog/accelerating-pytorch-with-cuda-graphs/), and in eager prefill the host launches
 ahead of long kernels. So each fixed cost is capped at that many launches (:func:`launch_s`; the attention
 kernels also write the cache; decode's split-K reduction is one more kernel, as is FlashAttention-2's query
-copy and vLLM's FlashAttention query quantization with an fp8 cache, ``generation_attention.call_launches``;
-fp8 / fp4 GEMMs first quantize their activations, one more launch, and so does TensorRT-LLM's
+copy; fp8 / fp4 GEMMs first quantize their activations, one more launch, and so does TensorRT-LLM's
 measured fp8 absorbed bmm, three kernels in one call; the MLA tables' eager host floor,
 ``host_floor_s``, is no GPU launch at all).
 What the host adds per step is the closed-loop model's ``step_overhead_s``.
@@ -560,11 +559,6 @@ def step_params(hardware: HardwareProfile, family: ModuleType, key: str, *, laun
     caps = dict(GRAPH_LAUNCHES.get(name, {}))
     if name == "gemm" and key.split(":", 1)[0] in ("fp8", "fp8_block", "nvfp4"):
         caps["launch_s"] = 2.0  # the activation-quantization kernel before the GEMM
-    if name == "generation_attention":
-        # vLLM's FlashAttention quantizes the query in one more kernel where the KV cache is fp8
-        from costmodel.kernels.generation_attention import call_launches
-
-        caps["launch_s"] = call_launches(key)
     if name == "mla" and "fp8_block_scaling_bmm" in key:
         # TensorRT-LLM's fp8_block_scaling_bmm_out on SM 89 / 90, timed as one call: the input's 1 x 128
         # quantization, the fp8 block-scaled bmm and out.copy_ (memory.mla_absorb_format), three launches

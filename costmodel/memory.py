@@ -1008,6 +1008,23 @@ class ReplicaMemory:
         return np.asarray(capacity_bytes - self.weight_bytes - self.activation_bytes)
 
 
+def checked_draft_kv_layers(value: object, model: ModelProfile) -> int:
+    """``value`` as a count of a speculative draft's KV layers in the target's pool [-] (``int``, numpy
+    integers cast before any arithmetic), or one error naming ``draft_kv_layers``: a bool, a non-integer, a
+    negative count, or more layers than the target ``model`` has (a draft caching more layers than its
+    target is no draft of these engines: an MTP module caches its draft length, an EAGLE head one layer;
+    :func:`costmodel.speculative.pool_draft_kv_layers`)."""
+    if not (isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)):
+        raise CostmodelError(f"draft_kv_layers must be an integer >= 0, got {value!r}")
+    layers = int(value)
+    if not 0 <= layers <= model.n_layers:
+        raise CostmodelError(
+            f"draft_kv_layers must be an integer in [0, {model.n_layers}] (at most the target's own "
+            f"n_layers: a draft caches no more layers than its target), got {value!r}"
+        )
+    return layers
+
+
 def replica_memory(
     model: ModelProfile,
     *,
@@ -1058,8 +1075,7 @@ def replica_memory(
     for name, value in (("tp", tp), ("pp", pp), ("attention_dp", attention_dp)):
         if not (isinstance(value, int | np.integer) and value >= 1):
             raise CostmodelError(f"{name} must be an integer >= 1, got {value!r}")
-    if not (isinstance(draft_kv_layers, int | np.integer) and draft_kv_layers >= 0):
-        raise CostmodelError(f"draft_kv_layers must be an integer >= 0, got {draft_kv_layers!r}")
+    draft_kv_layers = checked_draft_kv_layers(draft_kv_layers, model)
     # the routed experts in their own format where it differs (expert_dtype: gpt-oss's MXFP4 experts),
     # and any other component in a published checkpoint's format (component_dtypes)
     own = {**(component_dtypes or {}), **({"experts": expert_dtype} if expert_dtype else {})} or None

@@ -1144,7 +1144,13 @@ class Engine:
     draft_kv_layers: int = 0
     """Layers of the model's attention shape whose KV cache a speculative draft keeps per token in this
     engine's pool [-] (:func:`costmodel.speculative.pool_draft_kv_layers`: TensorRT-LLM's MTP, vLLM's
-    draft layers); 0: none there (no drafting, or a draft with a pool of its own, as SGLang's)."""
+    draft layers); 0: none there (no drafting, or a draft with a pool of its own, as SGLang's). At most the
+    model's ``n_layers``; a bool is refused. Not derived from a :class:`costmodel.closed_loop.Speculation`:
+    the engine holds none (the loop takes it per call), vLLM's count is the draft's own layer count, which a
+    ``Speculation`` does not state, and the engine's KV capacity (:meth:`kv_capacity_tokens`,
+    :meth:`max_concurrency`) must be one number whichever loop reads it. Set it with
+    ``pool_draft_kv_layers(engine_name, draft_tokens, draft_layers)`` where a loop drafts, as
+    ``validation.public.silicon`` does."""
     loop: LoopParams | None = None
     """The costs beyond the kernels, replacing the engine's fitted ones
     (:func:`costmodel.loop_params.engine_params`); None: the fitted ones of :attr:`engine_name` (none
@@ -1182,8 +1188,9 @@ class Engine:
             value = getattr(self, name)
             if not (isinstance(value, int | np.integer) and value >= 1):
                 raise CostmodelError(f"{name} must be an integer >= 1, got {value!r}")
-        if not (isinstance(self.draft_kv_layers, int | np.integer) and self.draft_kv_layers >= 0):
-            raise CostmodelError(f"draft_kv_layers must be an integer >= 0, got {self.draft_kv_layers!r}")
+        from costmodel.memory import checked_draft_kv_layers
+
+        checked_draft_kv_layers(self.draft_kv_layers, self.model)
         if self.allocation not in ALLOCATIONS:
             raise CostmodelError(f"allocation must be one of {ALLOCATIONS}, got {self.allocation!r}")
         if self.max_batched_tokens < self.max_batch_size:

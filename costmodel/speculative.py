@@ -581,28 +581,41 @@ def pool_draft_kv_layers(engine: str, draft_tokens: int, draft_layers: int = 1) 
     - ``"trtllm"``: the KV cache manager appends ``get_num_spec_layers(spec_config)`` layers to the
       model's (``get_pp_layers``, on the last pipeline rank, in ``KVCacheManager.__init__``,
       https://github.com/NVIDIA/TensorRT-LLM/blob/001541bad83b84ae4c5c4a279e464572d5f690f7/tensorrt_llm/_torch/pyexecutor/resource_manager.py),
-      and its bytes per token and so its block count run over all of them; for MTP that count is the
-      MTP config's ``num_nextn_predict_layers``, which is its draft length even where one MTP layer is run
-      that many times (``get_num_spec_layers``: ``spec_config.num_nextn_predict_layers`` for
-      ``is_mtp_one_model()``, ``tensorrt_llm/_torch/speculative/utils.py``;
-      https://github.com/NVIDIA/TensorRT-LLM/pull/12683, 2026-04: DeepSeek MTP's draft KV is "actual
-      draft layers (3)" against the model's 61). Later revisions count one layer for MTP-Eagle. So
-      ``draft_tokens`` layers.
+      and its bytes per token and so its block count run over all of them (the draft's bytes per token
+      counted in the token budget since https://github.com/NVIDIA/TensorRT-LLM/pull/3497, 2025-04); for MTP
+      that count is the MTP config's ``num_nextn_predict_layers``, which is its draft length even where one
+      MTP layer is run that many times (``get_num_spec_layers``: ``spec_config.num_nextn_predict_layers``
+      for ``is_mtp_one_model()``, ``tensorrt_llm/_torch/speculative/utils.py``, in every stored revision
+      before the newest, which counts one layer for MTP-Eagle and none with a shared KV cache). So
+      ``draft_tokens`` layers. The rows' TensorRT-LLM revision is not pinned (Dynamo 0.8.1 images); a
+      separate draft KV manager splits the budget in proportion to the two managers' bytes per token in
+      later revisions (https://github.com/NVIDIA/TensorRT-LLM/pull/12188, 2026-03), the same share.
     - ``"vllm"``: the draft's layers register in the target's forward context and take blocks of the
       same paged pool through the target's block table (:func:`draft_kv_bytes_per_gpu`, with the
       sources): ``draft_layers``.
-    - ``"sglang"``: 0. The draft worker has a pool of its own, of ``num_nextn_predict_layers`` layers
-      (https://github.com/sgl-project/sglang/pull/8482) and ``draft_runner_cache_size`` tokens, the
-      target's token count plus headroom, allocated after the target's; the target sizes its pool from
-      its own layers alone (``ModelRunner.profile_max_num_token`` and ``init_memory_pool``,
+    - ``"sglang"``, in the versions before sglang PR #23862 (merged 2026-04-27, "Fix
+      --mem-fraction-static not accounting for EAGLE draft model KV cache",
+      https://github.com/sgl-project/sglang/pull/23862), which the sample's SGLang rows (nightly images
+      of 2026-03) predate: 0. The draft worker has a pool of its own, of ``num_nextn_predict_layers``
+      layers (https://github.com/sgl-project/sglang/pull/8482) and ``draft_runner_cache_size`` tokens,
+      the target's token count plus headroom, allocated after the target's; the target sizes its pool
+      from its own layers alone (``ModelRunner.profile_max_num_token`` and ``init_memory_pool``,
       ``python/sglang/srt/model_executor/model_runner.py``). The draft's cache comes out of the memory
-      ``mem_fraction_static`` leaves (whose default reserve SGLang raises by 2 GiB for a draft, "draft
-      model and larger cuda graph buffers", ``ServerArgs._handle_gpu_memory_settings``), not out of the
-      target's tokens."""
+      ``mem_fraction_static`` leaves, whose default reserve SGLang raises by a fixed amount for any draft
+      (2 GiB, 6 GiB for STANDALONE, "draft model and larger cuda graph buffers",
+      ``ServerArgs._handle_gpu_memory_settings``; #23862 calls it "a flat 4GB/6GB heuristic"), not out
+      of the target's tokens. From #23862 on, the draft's KV pool is budgeted inside
+      ``mem_fraction_static`` with the target's, so it does shrink the target's tokens, and from
+      https://github.com/sgl-project/sglang/pull/28855 (2026-06) the draft's weights too: this rule does
+      not describe those versions.
+
+    A bool is refused as a count; numpy integers are taken as ``int``."""
     if engine not in POOL_DRAFT_ENGINES:
         raise CostmodelError(f"engine must be one of {POOL_DRAFT_ENGINES}, got {engine!r}")
     for name, value in (("draft_tokens", draft_tokens), ("draft_layers", draft_layers)):
-        if not (isinstance(value, int | np.integer) and value >= 1):
+        if not (
+            isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_) and value >= 1
+        ):
             raise CostmodelError(f"{name} must be an integer >= 1, got {value!r}")
     if engine == "trtllm":
         return int(draft_tokens)

@@ -409,6 +409,24 @@ def test_deepseek_nvfp4_rows_run_the_formats_nvidia_r1_0528_fp4_v2_stores() -> N
             assert kernel.kv_b_dtype == "bf16"
 
 
+def test_glm5_nvfp4_rows_take_the_checkpoints_fp8_kv_cache() -> None:
+    """SGLang's ``--kv-cache-dtype auto`` stores the cache in fp8 where the served ModelOpt checkpoint states
+    ``kv_cache_quant_algo: FP8`` (``ModelRunner.configure_kv_cache_dtype``, sglang PR #18394), as
+    nvidia/GLM-5-NVFP4's hf_quant_config.json does: the GLM-5 nvfp4 rows' default KV format is fp8, whatever
+    the engine's default for the label (bf16 on SGLang). zai-org/GLM-5-FP8 states none, another engine takes
+    the sample's config (no launched checkpoint), and a row without one keeps the engine's default. Oracle:
+    the checkpoint's stated field."""
+    from validation.public import silicon
+    from validation.public.engine_memory import kv_dtype
+
+    assert kv_dtype("sglang", "nvfp4") == "bf16"
+    assert silicon.launched_kv_dtype("sglang", "zhipuai/GLM-5", "nvfp4") == "fp8"
+    assert silicon.launched_kv_dtype("sglang", "zhipuai/GLM-5", "fp8") is None
+    assert silicon.launched_kv_dtype("vllm", "zhipuai/GLM-5", "nvfp4") is None
+    assert silicon.launched_kv_dtype("sglang", "deepseek-ai/DeepSeek-R1", "nvfp4") is None
+    assert set(silicon.LAUNCHED_KV_FORMATS) <= set(silicon.LAUNCHED_CHECKPOINTS.values())
+
+
 def test_a_disaggregated_row_with_attention_dp_is_its_two_pools(sample: Path) -> None:
     """A DeepSeek-V3 fp8 row on B200 (TensorRT-LLM): one prefill worker of 8 attention-DP ranks, batch 1
     per rank, experts TP 8; one decode worker of 8 ranks, batch 16 per rank, experts EP 8; 128 clients =

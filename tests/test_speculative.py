@@ -772,5 +772,39 @@ def test_a_pool_holding_the_drafts_layers_fits_fewer_tokens_by_hand() -> None:
     assert drafting.kv_capacity_tokens() == int(room // (64 * 576))
     # the admission count reads the same pool
     assert drafting.max_concurrency(4096).kv_capacity_tokens == drafting.kv_capacity_tokens()
-    with pytest.raises(CostmodelError, match="draft_kv_layers must be an integer >= 0"):
+    with pytest.raises(CostmodelError, match="draft_kv_layers must be an integer"):
         plain.replace(draft_kv_layers=-1)
+
+
+@pytest.mark.parametrize("bad", [True, False, 1.0, "3", None, -1, 62, 10**30])
+def test_a_draft_layer_count_is_a_whole_count_within_the_targets_layers(bad: object) -> None:
+    """A draft's KV layers in the target's pool are a whole count between 0 and the target's own layers
+    (DeepSeek-V3: 61): a bool, a float, a string, a negative count or more layers than the target has get
+    one error naming ``draft_kv_layers``, on the engine and on the memory functions it calls; numpy integers
+    count as their value (no overflow in their own width). ``pool_draft_kv_layers`` refuses a bool too."""
+    import numpy as np
+
+    from costmodel.memory import replica_memory
+    from costmodel.registry import load_hardware, load_model
+    from costmodel.serving import Engine, kv_capacity_tokens, max_concurrency
+    from costmodel.specs import Deployment, Workload
+    from costmodel.speculative import pool_draft_kv_layers
+
+    model, hardware = load_model("deepseek-v3"), load_hardware("b200")
+    w = Workload(1, 1, 1, weight_dtype="fp8_block", activation_dtype="fp8", kv_dtype="fp8")
+    plain = Engine(model, hardware, w, Deployment(tp=8))
+    with pytest.raises(CostmodelError, match="draft_kv_layers must be an integer"):
+        plain.replace(draft_kv_layers=bad)
+    with pytest.raises(CostmodelError, match="draft_kv_layers must be an integer"):
+        replica_memory(model, tp=8, kv_dtype="fp8", draft_kv_layers=bad)  # type: ignore[arg-type]
+    with pytest.raises(CostmodelError, match="draft_kv_layers must be an integer"):
+        kv_capacity_tokens(model, hardware, deployment=Deployment(tp=8), draft_kv_layers=bad)  # type: ignore[arg-type]
+    with pytest.raises(CostmodelError, match="draft_kv_layers must be an integer"):
+        max_concurrency(model, hardware, context_len=1024, deployment=Deployment(tp=8), draft_kv_layers=bad)  # type: ignore[arg-type]
+    if isinstance(bad, bool):
+        with pytest.raises(CostmodelError, match="draft_tokens must be an integer >= 1"):
+            pool_draft_kv_layers("trtllm", bad)
+    # a numpy count is its value: 61 target layers + 61 of the draft's, 122 x 576 bytes a token
+    wide = plain.replace(draft_kv_layers=np.int8(61))
+    assert wide.replica_memory().kv_bytes_per_token == 122 * 576
+    assert pool_draft_kv_layers("trtllm", np.int64(3)) == 3

@@ -177,31 +177,26 @@ def fixed_for(key: str, hardware: HardwareProfile | None = None) -> tuple[str, .
 
 CALL_LAUNCHES = 2.0
 """GPU kernels one decode-attention call launches before any split-K reduction [-]: the engine's cache
-write of the new token's K and V, then the attention kernel. vLLM's ``FlashAttentionImpl.forward`` runs
+write of the new token's K and V, then the attention kernel. vLLM's ``FlashAttentionImpl.forward`` ran
 ``reshape_and_cache_flash`` and then ``flash_attn_varlen_func``
 (``vllm/v1/attention/backends/flash_attn.py``, https://github.com/vllm-project/vllm/blob/0084b783bcda6d7ee15c337b1062cbee9985c954/vllm/v1/attention/backends/flash_attn.py),
-and the public tables time that whole ``forward`` as one CUDA-graph replay (``run_attention_torch``,
+and the public tables time one ``forward`` (``run_attention_torch``,
 https://github.com/ai-dynamo/aiconfigurator/blob/main/collector/vllm/collect_attn.py). The default
 ``launch_s`` is that many ``kernel_overhead_s``; ``costmodel.kernel_times.GRAPH_LAUNCHES`` caps a serving
-step's ``launch_s`` at the same count."""
+step's ``launch_s`` at the same count.
 
-QUERY_QUANTIZE_KERNELS: tuple[str, ...] = ("vllm.vllm_flash_attn",)
-"""Key prefixes of decode kernels whose call quantizes the query in one more kernel where the KV cache is
-fp8 (``+fp8kv``): vLLM's ``FlashAttentionImpl.forward`` runs ``ops.scaled_fp8_quant`` on the query between
-the cache write and ``flash_attn_varlen_func`` whenever ``kv_cache_dtype`` starts with ``fp8``
-(``vllm/v1/attention/backends/flash_attn.py`` at the commit :data:`CALL_LAUNCHES` cites), so such a call
-is :data:`CALL_LAUNCHES` + 1 kernels (only FlashAttention-3 and later take an fp8 cache there:
-``flash_attn_supports_fp8``). FlashInfer, Triton and TensorRT-LLM keys are not listed: their calls are
-not this ``forward``."""
+An fp8 KV cache adds no kernel to the timed call: vLLM >= 0.11 quantizes the query in the attention layer
+(``Attention.forward``, PR #24914, https://github.com/vllm-project/vllm/pull/24914, fusable by
+torch.compile), not in the backend's ``forward`` (its comment "queries are quantized in the attention
+layer", https://github.com/vllm-project/vllm/blob/5704f34f361c6c59a9c092c4e1e96730cc6dc14d/vllm/v1/attention/backends/flash_attn.py),
+and the collector casts the query to fp8 before the timed call (``query_vllm.to(fp8)`` for FLASH_ATTN with
+an fp8 cache, ``collect_attn.py`` at aiconfigurator 5ef50c9 and 15cb360; FLASHINFER too at 15cb360).
 
-
-def call_launches(key: str) -> float:
-    """GPU kernels one decode call of ``key`` launches before any split-K reduction [-]:
-    :data:`CALL_LAUNCHES`, and one more for the query's fp8 quantization where the key is a
-    :data:`QUERY_QUANTIZE_KERNELS` kernel with an fp8 KV cache (``+fp8kv``)."""
-    quantizes = key.startswith(QUERY_QUANTIZE_KERNELS) and "+fp8kv" in key
-    return CALL_LAUNCHES + (1.0 if quantizes else 0.0)
-
+Known, left (session 20, review 20a): since vLLM PR #25954 (https://github.com/vllm-project/vllm/pull/25954)
+FlashAttention's cache write is ``do_kv_cache_update``, outside ``forward``
+(``forward_includes_kv_cache_update = False`` at 5704f34), so the 0.24.0 FlashAttention tables time one
+kernel (plus the split-K combine) where this constant says two. Lowering it moves the committed fits'
+defaults and the serving cap, which needs a kernel refit; a serving step does run the cache write."""
 
 CAPABILITY_PICKED_KERNELS: tuple[str, ...] = ("trtllm.torch_flow:",)
 """Key prefixes of decode calls whose engine picks another kernel by the device's compute capability, under
@@ -211,12 +206,15 @@ kernels where the SM version is at least 100 and not 120 or 121 (``mUseTllmGen =
 and with XQA or masked MHA elsewhere (:func:`capability_kernel`). Not its FlashInfer backend
 (``torch_flow_flashinfer``), which is not that op."""
 
-KERNEL_INDEPENDENT_PARAMS: tuple[str, ...] = ("bandwidth_fraction", "cache_bandwidth_ratio")
-"""What one device's decode fit says of another kernel on another device [-]: the share of the memory's
-bandwidth a decode's KV stream reaches and the rate of L2-resident KV over the memory's (:data:`DIE_PARAMS`).
-The rest (launches, combine, one CTA's costs, the grid: splits, heads per CTA, residency) is the kernel's own
-code. ``costmodel.calibrate.transferable`` carries only these where :func:`capability_kernel` differs between
-the two devices; the target's datasheet defaults give the rest."""
+KERNEL_INDEPENDENT_PARAMS: tuple[str, ...] = ()
+"""What one device's decode fit says of another kernel on another device [-]: nothing.
+``costmodel.calibrate.transferable`` carries only these where :func:`capability_kernel` differs between
+the two devices, so such a key takes the target's datasheet defaults whole. Every decode parameter is fitted
+jointly with the kernel's grid (splits, heads per CTA) and differs between kernels on one device in the
+committed fits: ``bandwidth_fraction`` on the B200 0.054 / 0.063 for TensorRT-LLM's trtllm-gen ``+wide``
+keys against 0.82-0.95 for the same trtllm-gen kernels reached through vLLM's FlashInfer, the H100's XQA
+``+wide`` 0.24 / 0.49 against 0.72-0.99 for its other keys; ``cache_bandwidth_ratio`` 1.0-4.5 between the
+B200's keys (review 20a). Neither is demonstrably the device's, so neither crosses a kernel change."""
 
 
 def capability_kernel(key: str, capability: str | None) -> str | None:
@@ -267,9 +265,8 @@ window does from FlashAttention-2 without one. Not the call's launch, the grid (
 
 def default_params(hardware: HardwareProfile, dtype: str) -> Params:
     """Datasheet-only parameters: profile efficiencies; one CTA streams 4 / sm_count of the device
-    bandwidth (a few SMs' share), the call costs :func:`call_launches` kernel launches (cache write,
-    attention and, for vLLM's FlashAttention with an fp8 cache, the query's quantization) and the split-K
-    reduction one more."""
+    bandwidth (a few SMs' share), the call costs ``CALL_LAUNCHES`` kernel launches (cache write and
+    attention) and the split-K reduction one more."""
     units = sm_count(hardware)
     return Params(
         peak_flop_per_s=hardware.peak_flop_per_s(compute_dtype(dtype)),
@@ -278,7 +275,7 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         cache_bytes=cache_bytes(hardware),
         bandwidth_fraction=hardware.efficiency.memory_bandwidth_fraction,
         per_cta_bandwidth_fraction=min(1.0, 4.0 / units),
-        launch_s=call_launches(dtype) * hardware.efficiency.kernel_overhead_s,
+        launch_s=CALL_LAUNCHES * hardware.efficiency.kernel_overhead_s,
         combine_s=hardware.efficiency.kernel_overhead_s,
         **unswapped_structure(dtype),
     )

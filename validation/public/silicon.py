@@ -202,7 +202,9 @@ among its ``checkpoints``), whose stored formats :func:`launched_model` gives th
   (https://github.com/SemiAnalysisAI/InferenceX/pull/1088, ``glm5-fp4-b300-sglang-mtp``: "the NVFP4
   weights in ``nvidia/GLM-5-NVFP4``"). Its config line in ``nvidia-master.yaml`` could not be read, as for
   the fp8 rows. So these rows run NVFP4 W4A4 only where the checkpoint stores NVFP4; their attention (and
-  its absorbed MLA bmm) runs bf16.
+  its absorbed MLA bmm) runs bf16, and their KV cache fp8, the format the checkpoint states for SGLang's
+  ``auto`` (:data:`LAUNCHED_KV_FORMATS`, :func:`launched_kv_dtype`; #1011's later script states
+  ``--kv-cache-dtype fp8_e4m3``).
 - DeepSeek nvfp4 on SGLang and TensorRT-LLM (B200; every such row is an InferenceX DeepSeek-R1-0528 fp4
   run, whose result files and database the sample labels ``deepseek-ai/DeepSeek-R1`` or ``-V3``: SGLang
   0.5.9 aggregated, 0.5.8.post1 disaggregated; TensorRT-LLM 1.1.0rc2.post2, 1.2.0rc6.post2 / .post3
@@ -230,6 +232,35 @@ among its ``checkpoints``), whose stored formats :func:`launched_model` gives th
   module in attention layers" (https://huggingface.co/nvidia/DeepSeek-R1-0528-FP4-v2). Left as they are
   (another question): aiconfigurator's rows whose model path names its checkpoint
   (``nvidia/DeepSeek-R1-NVFP4``, ``nvidia/DeepSeek-V3.1-NVFP4``)."""
+
+
+LAUNCHED_KV_FORMATS: dict[tuple[str, str], str] = {("glm-5", "nvfp4"): "fp8"}
+"""(costmodel model profile, checkpoint name) of a :data:`LAUNCHED_CHECKPOINTS` checkpoint -> the KV cache
+format it states for the engine: nvidia/GLM-5-NVFP4's ``hf_quant_config.json`` has ``kv_cache_quant_algo:
+FP8`` (https://huggingface.co/nvidia/GLM-5-NVFP4/blob/main/hf_quant_config.json). zai-org/GLM-5-FP8 states
+none (its ``quantization_config`` quantizes weights only; SGLang's GLM-5 cookbook dropped its explicit fp8
+cache flag for that reason, https://github.com/sgl-project/sgl-cookbook/pull/237)."""
+
+CHECKPOINT_KV_ENGINES: frozenset[str] = frozenset({"sglang"})
+"""Engines whose default KV format (``--kv-cache-dtype auto``) is the one a ModelOpt checkpoint states:
+SGLang's ``ModelRunner.configure_kv_cache_dtype`` picks ``float8_e4m3fn`` under ``auto`` where the model's
+quantization config has ``kv_cache_quant_algo`` FP8 (sglang PR #18394, 2026-02-07,
+https://github.com/sgl-project/sglang/pull/18394, before the GLM-5 rows' images of 2026-03). GLM-5 on a
+Blackwell device gets fp8 under ``auto`` a second way where SGLang routes ``GlmMoeDsaForCausalLM`` through
+its DeepSeek-DSA path (``_set_default_nsa_kv_cache_dtype``: ``fp8_e4m3`` from SM 100), which concerns the
+fp8 rows too; their script states ``--kv-cache-dtype fp8_e4m3`` anyway
+(``validation.public.inferencex.SCRIPTS``)."""
+
+
+def launched_kv_dtype(backend: str, model_path: str, gemm: str) -> str | None:
+    """The KV cache format the row's engine takes from the checkpoint its launch serves by default
+    (:data:`LAUNCHED_KV_FORMATS` of the :data:`LAUNCHED_CHECKPOINTS` entry, on a
+    :data:`CHECKPOINT_KV_ENGINES` engine), else None (the engine's own default,
+    :func:`validation.public.engine_memory.kv_dtype`). A launch script's ``--kv-cache-dtype`` overrides it."""
+    found = LAUNCHED_CHECKPOINTS.get((backend, model_path, gemm))
+    if found is None or backend not in CHECKPOINT_KV_ENGINES:
+        return None
+    return LAUNCHED_KV_FORMATS.get(found)
 
 
 def launched_model(model: ModelProfile, backend: str, model_path: str, gemm: str) -> ModelProfile:
@@ -661,7 +692,9 @@ def silicon_parts(
         moe = {"moe_tp": int(moe_tp), "moe_ep": int(moe_ep)} if model.moe is not None else {}
         try:
             formats = row_formats(model, str(backend), str(system), str(quant), str(moe_quant))
-            kv = kv_dtype(str(backend), str(quant))
+            kv = launched_kv_dtype(str(backend), str(model_path), str(quant)) or kv_dtype(
+                str(backend), str(quant)
+            )
             where = (str(backend), str(model_path), str(system))
             # the launch flags of the benchmark's script where the row's source states them
             script = launch_script(bool(ix), *where, str(precision), str(version), str(mtp_run))
@@ -1481,6 +1514,7 @@ def _disagg_groups(
         decode_moe_backend = str(key[-4]) or None
         budget = None if pd.isna(key[-3]) else int(key[-3])
         kv = None if pd.isna(key[-2]) else str(key[-2])
+        kv = kv or launched_kv_dtype(backend, model_path, quant)
         speculation = disagg_speculation(model, int(key[-1]), backend)
         engines: dict[str, Engine] = {}
         try:
