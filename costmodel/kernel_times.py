@@ -422,12 +422,12 @@ def op_times(
         if i not in kernel_s:  # roofline operator: its launch overhead goes into its own terms
             compute[i], memory[i] = compute[i] + overhead, memory[i] + overhead
             continue
-        shape = np.broadcast_shapes(np.shape(kernel_s[i]), np.shape(compute[i]), np.shape(memory[i]))
-        scaled.setdefault(shape, []).append(i)
-    for shape, members in scaled.items():
+        terms = np.broadcast_shapes(np.shape(kernel_s[i]), np.shape(compute[i]), np.shape(memory[i]))
+        scaled.setdefault(terms, []).append(i)
+    for terms, members in scaled.items():
         # keep the roofline's split between compute and memory, scaled to the kernel model's time: the
         # operators of one shape stacked, one elementwise pass for them all
-        t, c, m = (np.empty((len(members), *shape)) for _ in range(3))
+        t, c, m = (np.empty((len(members), *terms)) for _ in range(3))
         for row, i in enumerate(members):
             t[row], c[row], m[row] = kernel_s[i], compute[i], memory[i]  # broadcast on assignment
         top = np.maximum(c, m)
