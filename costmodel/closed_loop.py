@@ -544,8 +544,13 @@ def loop_parts(
     steps = (N_out - 1.0) / gained
 
     D = R.copy()
+    # _request_rate's arithmetic inlined, operation for operation (the same figures to the bit), with what
+    # does not change between the iterations computed once: steps + wait, the first sum of its cycle
+    cycle = steps + poll / 2.0
     for _ in range(FIXED_POINT_ITERATIONS):
-        D = 0.5 * D + 0.5 * _request_rate(D * n, R, N_in, steps, budget, poll / 2.0)[0] * steps
+        free = np.maximum(budget - D * n, 1.0)
+        rate = np.minimum(R / (cycle + np.ceil(N_in / free)), free / N_in)
+        D = 0.5 * D + 0.5 * rate * steps
     rate, chunks = _request_rate(D * n, R, N_in, steps, budget, poll / 2.0)
     free = np.maximum(budget - D * n, 1.0)
     prefill_bound = free / N_in < R / (steps + poll / 2.0 + chunks)

@@ -957,14 +957,16 @@ def prefill_pool(
 
     def at(requests_per_s: npt.ArrayLike) -> PrefillWait:
         lam = np.asarray(requests_per_s, dtype=np.float64)
-        rho = np.clip(lam / capacity, 0.0, 1.0)
+        rho = np.minimum(np.maximum(lam / capacity, 0.0), 1.0)  # np.clip's values, without its wrapper
         waiting = rho**exponent
         with np.errstate(divide="ignore"):  # a full load waits forever: the closed loop never reaches it
             open_wait = waiting / (servers * (1.0 - rho)) * sk / 2.0
         wait = np.where(anyone, open_wait, 0.0) * seen
         a = lam / X
         room = 1.0 - a * g
-        n = np.clip(np.where(room > 0.0, a * lone / np.where(room > 0.0, room, 1.0), k), 1.0, k)
+        n = np.minimum(
+            np.maximum(np.where(room > 0.0, a * lone / np.where(room > 0.0, room, 1.0), k), 1.0), k
+        )
         pass_n = s1 + (n - 1.0) * g
         # a pass takes its prompts when it starts: one arriving while the worker is in a pass waits for its
         # end, s(n) / 2 on average, however many of the pass's slots are free (M/D/1's wait already holds it)
@@ -1020,7 +1022,7 @@ def kv_receive_wait(
     concurrency : clients of the loop, C [-], >= 1.
     """
     s = np.asarray(transfer_s, dtype=np.float64)
-    rho = np.clip(np.asarray(requests_per_s, dtype=np.float64) * s, 0.0, 1.0)
+    rho = np.minimum(np.maximum(np.asarray(requests_per_s, dtype=np.float64) * s, 0.0), 1.0)
     C = np.asarray(concurrency, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):  # a full receiver waits forever
         open_wait = np.where(rho > 0.0, rho * s / (2.0 * (1.0 - rho)), 0.0)
@@ -1130,16 +1132,18 @@ class DisaggParts:
         """:meth:`decode_s` for batches of ``shape``, the table laid out once per row (the closed loop
         looks it up at every step of its bisection)."""
         grid = self.batch_grid
-        table = np.broadcast_to(self.decode_grid_s, (*shape, grid.size)).reshape(-1, grid.size)
-        rows = np.arange(table.shape[0])
+        size = grid.size
+        # one flat table, row r's grid point i at r size + i: a 1-D take per lookup, not a 2-D gather
+        table = np.ascontiguousarray(np.broadcast_to(self.decode_grid_s, (*shape, size))).reshape(-1)
+        starts = np.arange(table.size // size) * size
+        widths = np.diff(grid)  # grid[i + 1] - grid[i], the same subtraction
 
         def at(batch: FloatArray) -> FloatArray:
-            i = np.clip(np.searchsorted(grid, batch, side="right") - 1, 0, grid.size - 2)
-            low, high = grid[i], grid[i + 1]
-            f = np.clip((batch - low) / (high - low), 0.0, 1.0)
-            flat = i.reshape(-1)
-            t_low = table[rows, flat].reshape(shape)
-            t_high = table[rows, flat + 1].reshape(shape)
+            i = np.minimum(np.maximum(np.searchsorted(grid, batch, side="right") - 1, 0), size - 2)
+            f = np.minimum(np.maximum((batch - grid[i]) / widths[i], 0.0), 1.0)
+            flat = starts + i.reshape(-1)
+            t_low = table[flat].reshape(shape)
+            t_high = table[flat + 1].reshape(shape)
             return np.asarray(t_low + f * (t_high - t_low))
 
         return at

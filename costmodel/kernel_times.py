@@ -415,22 +415,29 @@ def op_times(
             kernel_s[j] = np.asarray(
                 np.where(total > 0, block * share / np.where(total > 0, total, 1.0), 0.0)
             )
+    scaled: dict[tuple[int, ...], list[int]] = {}  # kernel-model operators by the shape of their terms
     for i, op in enumerate(ops):
         if op.kind in COLLECTIVES:
             continue
         if i not in kernel_s:  # roofline operator: its launch overhead goes into its own terms
             compute[i], memory[i] = compute[i] + overhead, memory[i] + overhead
             continue
-        # keep the roofline's split between compute and memory, scaled to the kernel model's time
-        t, c, m = kernel_s[i], compute[i], memory[i]  # the arithmetic broadcasts them
+        terms = np.broadcast_shapes(np.shape(kernel_s[i]), np.shape(compute[i]), np.shape(memory[i]))
+        scaled.setdefault(terms, []).append(i)
+    for terms, members in scaled.items():
+        # keep the roofline's split between compute and memory, scaled to the kernel model's time: the
+        # operators of one shape stacked, one elementwise pass for them all
+        t, c, m = (np.empty((len(members), *terms)) for _ in range(3))
+        for row, i in enumerate(members):
+            t[row], c[row], m[row] = kernel_s[i], compute[i], memory[i]  # broadcast on assignment
         top = np.maximum(c, m)
         scale = np.where(top > 0, t / np.where(top > 0, top, 1.0), 0.0)
         kc, km = np.where(top > 0, c * scale, t), m * scale
         unmodelled = np.isnan(t)  # entries the kernel model leaves to the roofline (_mla_up_s)
-        if np.any(unmodelled):
+        if unmodelled.any():
             kc, km = np.where(unmodelled, c + overhead, kc), np.where(unmodelled, m + overhead, km)
-        compute[i] = np.asarray(kc)
-        memory[i] = np.asarray(km)
+        for row, i in enumerate(members):
+            compute[i], memory[i] = kc[row, ...], km[row, ...]  # arrays, 0-d ones included
     dispatching = eff.execution_mode == "eager" or hardware.device_kind == "cpu"
     for i, op in enumerate(ops):  # the eager host's dispatch and the pass's fixed cost (costmodel.execution)
         if host and op.kind not in COLLECTIVES:

@@ -184,6 +184,24 @@ def test_scalar_and_broadcast_inputs_agree() -> None:
             assert grid[i, j] == gemm.time_s(H100, params, m=m, n=n, k=512.0)
 
 
+@settings(max_examples=20, deadline=None)
+@given(params_strategy(), st.integers(0, 2**32 - 1))
+def test_every_element_of_an_array_is_timed_as_if_alone(params: gemm.Params, seed: int) -> None:
+    """The candidate tiles are timed on an axis of their own beside the shapes' (one array pass): each
+    element of a 1-D or 2-D call equals its own scalar call to the bit, with 64-row and 16-row smallest
+    tiles (``min_tile_m``)."""
+    rng = np.random.default_rng(seed)
+    params = dataclasses.replace(params, min_tile_m=float(rng.choice([16.0, 64.0])))
+    m, n, k = (np.floor(np.exp(rng.uniform(0.0, 10.0, (3, 4)))) for _ in range(3))
+    grid = gemm.time_s(H100, params, m=m, n=n, k=k)
+    row = gemm.time_s(H100, params, m=m[0], n=n[0], k=k[0])
+    for i, j in np.ndindex(m.shape):
+        alone = gemm.time_s(H100, params, m=m[i, j], n=n[i, j], k=k[i, j])
+        assert grid[i, j] == alone
+        if i == 0:
+            assert row[j] == alone
+
+
 # ---- calibration ---------------------------------------------------------------------------------------
 
 
