@@ -1404,10 +1404,17 @@ def _fewest_replicas(
         lo[cols] = np.maximum(c_lo, np.where(~passed & (probes < c_hi), probes, -np.inf).max(axis=0))
 
 
-def _infeasible_reason(cand: _Candidate, max_replicas: int, m: ServingMetrics) -> str:
-    """Why no count up to ``max_replicas`` passes, from the full evaluation ``m`` whose last row is at
-    ``max_replicas``."""
-    if not np.any(m.utilization[-1] <= cand.max_utilization):
+def _infeasible_reason(searched: Sequence[tuple[_Candidate, ServingMetrics]], max_replicas: int) -> str:
+    """Why no count up to ``max_replicas`` passes at any batch limit of one candidate, from each launch's
+    full evaluation (its :class:`_Candidate`, and metrics whose last row is at ``max_replicas`` for every
+    limit it times): over all the candidate's limits, not one launch's. If no limit keeps a replica under
+    the utilisation cap there, that; else each objective's lowest held value (:func:`_held`) over the
+    limits under the cap, with the limit that reaches it, for each objective none of them meets; if each
+    objective is met by some limit but no limit meets them all, that."""
+    limits = np.concatenate([cand.limits for cand, _ in searched])
+    under = np.concatenate([m.utilization[-1] <= cand.max_utilization for cand, m in searched])
+    cand = searched[0][0]
+    if not under.any():
         return (
             f"more than {max_replicas} replicas are needed to keep each under {cand.max_utilization:.0%} load"
         )
@@ -1416,13 +1423,21 @@ def _infeasible_reason(cand: _Candidate, max_replicas: int, m: ServingMetrics) -
     for metric in ("ttft", "tpot", "e2e"):
         target = getattr(cand.slo, f"{metric}_s")
         if target is not None:
-            best = float(np.min(_held(m, metric, q, cand.margin)[-1]))
-            if best > target:
-                misses.append(f"p{pct} {metric.upper()} {best:.3g} s (+ sampling error) > {target:.3g} s")
-    detail = "; ".join(misses) or "no single batch limit meets every objective"
+            held = np.concatenate([_held(m, metric, q, c.margin)[-1] for c, m in searched])
+            at = int(np.argmin(np.where(under, held, np.inf)))
+            if held[at] > target:
+                misses.append(
+                    f"p{pct} {metric.upper()} {held[at]:.3g} s (+ sampling error) > {target:.3g} s "
+                    f"(at batch limit {limits[at]})"
+                )
+    detail = (
+        f"the lowest is {'; '.join(misses)}"
+        if misses
+        else "each objective is met at some batch limit, but no single limit meets them all"
+    )
     return (
         f"no replica count up to {max_replicas} meets the SLO: at {max_replicas} replicas "
-        f"({cand.prep.traffic.rate_per_s / max_replicas:.3g} requests/s each) the lowest is {detail}"
+        f"({cand.prep.traffic.rate_per_s / max_replicas:.3g} requests/s each) {detail}"
     )
 
 
@@ -1743,55 +1758,49 @@ def _plan_one(
     for b in limits.tolist():
         groups.setdefault(engine.replace(max_batch_size=int(b)).graph_tokens_in_force, []).append(int(b))
     if list(groups) == [engine.graph_tokens_in_force]:
-        return _plan_limits(
-            engine, prep, traffic, slo, limits, max_replicas, nodes, price, max_utilization, confirm, margin
-        )
-    outs = []
-    for graphs, group in groups.items():
-        launch = engine.replace(max_batch_size=max(group), graph_tokens=graphs)
-        outs.append(
-            _plan_limits(
-                launch,
-                _prepared(launch, traffic, companions),
-                traffic,
-                slo,
-                np.asarray(group, dtype=np.int64),
-                max_replicas,
-                nodes,
-                price,
-                max_utilization,
-                confirm,
-                margin,
+        launches = [(engine, prep, limits)]
+    else:
+        launches = []
+        for graphs, group in groups.items():
+            launch = engine.replace(max_batch_size=max(group), graph_tokens=graphs)
+            launches.append(
+                (launch, _prepared(launch, traffic, companions), np.asarray(group, dtype=np.int64))
             )
+    searched = []
+    for launch, own, group_limits in launches:
+        cand = _Candidate(
+            own, nodes, slo, group_limits, max_utilization, _sums(own, nodes, int(group_limits.max())), margin
         )
+        evaluated: list[_Evaluated] = []
+        hi, first = _fewest_replicas(cand, max_replicas, evaluated)
+        searched.append((launch, cand, hi, first, evaluated))
+    if not any(np.isfinite(hi).any() for _, _, hi, _, _ in searched):
+        reason = _infeasible_reason([(cand, first) for _, cand, _, first, _ in searched], max_replicas)
+        return {"feasible": False, "reason": reason}
+    outs = [
+        _plan_limits(launch, cand, hi, evaluated, max_replicas, price, confirm)
+        for launch, cand, hi, _, evaluated in searched
+        if np.isfinite(hi).any()
+    ]
     feasible = [o for o in outs if o["feasible"]]
     if not feasible:
-        return outs[-1]  # the largest limits' reason
+        return outs[-1]  # the simulation misses at every launch up to max_replicas
     return min(feasible, key=lambda o: (o["replicas"], o[f"ttft_p{pct}_s"]))
 
 
 def _plan_limits(
     engine: Engine,
-    prep: _Prepared,
-    traffic: Traffic,
-    slo: SLO,
-    limits: IntArray,
+    cand: _Candidate,
+    hi: FloatArray,
+    evaluated: list[_Evaluated],
     max_replicas: int,
-    nodes: _Nodes,
     price: float | None,
-    max_utilization: float,
     confirm: bool,
-    margin: float,
 ) -> dict[str, Any]:
-    """:func:`_plan_one` on one launch ``engine`` (its ``prep``) at the batch ``limits`` it times alike."""
+    """:func:`_plan_one`'s row on one launch ``engine`` (its candidate ``cand``: the batch limits it times
+    alike), from the search's fewest passing replicas per limit ``hi`` (some finite) and its evaluations."""
+    prep, traffic, slo = cand.prep, cand.prep.traffic, cand.slo
     q, pct = slo.quantile, _pct(slo.quantile)
-    cand = _Candidate(
-        prep, nodes, slo, limits, max_utilization, _sums(prep, nodes, int(limits.max())), margin
-    )
-    evaluated: list[_Evaluated] = []
-    hi, first = _fewest_replicas(cand, max_replicas, evaluated)
-    if not np.isfinite(hi).any():
-        return {"feasible": False, "reason": _infeasible_reason(cand, max_replicas, first)}
     r = int(hi.min())
     lam = traffic.rate_per_s
     simulated: dict[str, Any] = {}
