@@ -317,17 +317,30 @@ def _kv_limits(engine: Engine, context: float, context_var: float) -> tuple[int,
     return int(capacity // held), int(root**2)
 
 
-def _prepare(engine: Engine, traffic: Traffic, companions: dict[int, _Companions] | None = None) -> _Prepared:
-    """What :func:`analyze` needs of one engine and traffic, independent of the load. ``companions``: S10b's
-    tables by context window, shared by the candidates of one plan (they depend on the traffic and the
-    window alone)."""
-    P, N = traffic.prompt, traffic.output
-    en = N.mean
-    context, context_var = _context_moments(traffic, engine.max_len)
-    kv_sequences, kv_safe = _kv_limits(engine, context, context_var)
+@dataclass(frozen=True)
+class _PassInputs:
+    """What :func:`_prepare` times of one engine and traffic, and the shapes it reads them back in: the
+    token counts of every case side by side (:meth:`costmodel.serving._Parts.terms_s`'s ``arguments``)."""
+
+    n: FloatArray  # batch sizes 1..B_max [-]
+    n_grid: FloatArray  # the prompt tables' batch grid [-]
+    points: FloatArray  # prompt lengths at the strata's midpoints [tokens]
+    size: FloatArray  # chunk j of each prompt beside n decodes [n, q, j] [tokens]
+    chunks: FloatArray  # iterations a prompt's prefill spans [n, q] [-]
+    joins: BoolArray  # a prompt joins an iteration that carries a mean prompt [n, q]
+    other: float  # that mean prompt [tokens]
+    sets: list[FloatArray]  # the linear term's token counts, by case
+    context_grid: FloatArray  # contexts of a(x) [tokens]
+    timed: bool  # the engine has costs beyond the kernels
+    arguments: tuple[FloatArray, ...]
+
+
+def _pass_inputs(engine: Engine, traffic: Traffic, context: float) -> _PassInputs:
+    """The passes :func:`_prepare` times for ``engine`` and ``traffic`` (``context``: the mean past tokens of
+    a decoding sequence), as one :meth:`costmodel.serving._Parts.terms_s` call's arguments."""
+    P = traffic.prompt
     B_max = engine.max_batch_size
     n_grid = _batch_grid(B_max)
-    weights = _STRATUM_WEIGHTS
     points = P.quantile(_STRATUM_MIDS).astype(np.float64)
     # chunk j of ceil(P / budget) at past j x budget, the budget being what n decodes leave
     nn = n_grid[:, None]  # [n, 1]
@@ -358,13 +371,42 @@ def _prepare(engine: Engine, traffic: Traffic, companions: dict[int, _Companions
     # joining prompt adds to
     timed = engine.iteration_params() is not None
     others = np.array([other]) if timed else np.zeros(0)
-    linear, attention, attn = parts.terms_s(
+    arguments = (
         np.concatenate([x.ravel() for x in sets]),
         np.concatenate([n, np.ones(context_grid.size)]),
         np.concatenate([np.full(n.size, context), context_grid]),
         np.concatenate([size.ravel(), points, others]),
         np.concatenate([past.ravel(), np.zeros(points.size + others.size)]),
     )
+    return _PassInputs(n, n_grid, points, size, J, joins, other, sets, context_grid, timed, arguments)
+
+
+def _note_passes(engine: Engine, traffic: Traffic, context: float) -> None:
+    """Ask for :func:`_prepare`'s kernel passes of ``engine`` (``context`` as there), so that they are
+    evaluated with the next ones its :meth:`Engine.parts` evaluates (``_Parts.note``)."""
+    engine.parts.terms_s(*_pass_inputs(engine, traffic, context).arguments)
+
+
+def _prepare(engine: Engine, traffic: Traffic, companions: dict[int, _Companions] | None = None) -> _Prepared:
+    """What :func:`analyze` needs of one engine and traffic, independent of the load. ``companions``: S10b's
+    tables by context window, shared by the candidates of one plan (they depend on the traffic and the
+    window alone)."""
+    en = traffic.output.mean
+    context, context_var = _context_moments(traffic, engine.max_len)
+    kv_sequences, kv_safe = _kv_limits(engine, context, context_var)
+    timing = _pass_inputs(engine, traffic, context)
+    n, n_grid, points, size, J = timing.n, timing.n_grid, timing.points, timing.size, timing.chunks
+    joins, other, sets, context_grid, timed = (
+        timing.joins,
+        timing.other,
+        timing.sets,
+        timing.context_grid,
+        timing.timed,
+    )
+    nn, weights = n_grid[:, None], _STRATUM_WEIGHTS
+    # the passes of one kind as one evaluation (with those noted for this engine's other launches)
+    parts = engine.parts
+    linear, attention, attn = parts.together(lambda: parts.terms_s(*timing.arguments))
     lin_n, lin_chunk, lin_join, lin_base = np.split(linear, np.cumsum([x.size for x in sets])[:-1])
     attn_chunk, attn_whole = attn[: size.size].reshape(size.shape), attn[size.size : size.size + points.size]
     lin_grid = lin_n[n_grid.astype(np.int64) - 1][:, None]  # S(n, 1, 0) on the grid
@@ -1760,12 +1802,20 @@ def _plan_one(
     if list(groups) == [engine.graph_tokens_in_force]:
         launches = [(engine, prep, limits)]
     else:
-        launches = []
-        for graphs, group in groups.items():
-            launch = engine.replace(max_batch_size=max(group), graph_tokens=graphs)
-            launches.append(
-                (launch, _prepared(launch, traffic, companions), np.asarray(group, dtype=np.int64))
-            )
+        # the launches differ from the candidate in their batch limit and graph ceiling alone, so their
+        # kernel passes are the same functions (Engine.sharing_parts): noted first, then evaluated as one
+        # concatenated pass per kind (elementwise: each result to the bit), not one evaluation per launch
+        shared = engine.sharing_parts()
+        made = [
+            (shared.replace(max_batch_size=max(group), graph_tokens=graphs), group)
+            for graphs, group in groups.items()
+        ]
+        for launch, _ in made:
+            shared.parts.note(functools.partial(_note_passes, launch, traffic, prep.context))
+        launches = [
+            (launch, _prepared(launch, traffic, companions), np.asarray(group, dtype=np.int64))
+            for launch, group in made
+        ]
     searched = []
     for launch, own, group_limits in launches:
         cand = _Candidate(
