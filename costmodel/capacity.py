@@ -486,6 +486,9 @@ def _prepared(
 
     def made() -> _Prepared:
         prep = _prepare(engine, traffic, companions)
+        if engine.shared_parts is not None:  # kept without a plan's shared kernel passes (_plan_one): the
+            # tables are all a later caller reads, and the passes would outlive the plan in the memo
+            prep = dataclasses.replace(prep, engine=engine.replace(shared_parts=None))
         for f in dataclasses.fields(prep):
             value = getattr(prep, f.name)
             if isinstance(value, np.ndarray):
