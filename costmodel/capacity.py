@@ -317,17 +317,30 @@ def _kv_limits(engine: Engine, context: float, context_var: float) -> tuple[int,
     return int(capacity // held), int(root**2)
 
 
-def _prepare(engine: Engine, traffic: Traffic, companions: dict[int, _Companions] | None = None) -> _Prepared:
-    """What :func:`analyze` needs of one engine and traffic, independent of the load. ``companions``: S10b's
-    tables by context window, shared by the candidates of one plan (they depend on the traffic and the
-    window alone)."""
-    P, N = traffic.prompt, traffic.output
-    en = N.mean
-    context, context_var = _context_moments(traffic, engine.max_len)
-    kv_sequences, kv_safe = _kv_limits(engine, context, context_var)
+@dataclass(frozen=True)
+class _PassInputs:
+    """What :func:`_prepare` times of one engine and traffic, and the shapes it reads them back in: the
+    token counts of every case side by side (:meth:`costmodel.serving._Parts.terms_s`'s ``arguments``)."""
+
+    n: FloatArray  # batch sizes 1..B_max [-]
+    n_grid: FloatArray  # the prompt tables' batch grid [-]
+    points: FloatArray  # prompt lengths at the strata's midpoints [tokens]
+    size: FloatArray  # chunk j of each prompt beside n decodes [n, q, j] [tokens]
+    chunks: FloatArray  # iterations a prompt's prefill spans [n, q] [-]
+    joins: BoolArray  # a prompt joins an iteration that carries a mean prompt [n, q]
+    other: float  # that mean prompt [tokens]
+    sets: list[FloatArray]  # the linear term's token counts, by case
+    context_grid: FloatArray  # contexts of a(x) [tokens]
+    timed: bool  # the engine has costs beyond the kernels
+    arguments: tuple[FloatArray, ...]
+
+
+def _pass_inputs(engine: Engine, traffic: Traffic, context: float) -> _PassInputs:
+    """The passes :func:`_prepare` times for ``engine`` and ``traffic`` (``context``: the mean past tokens of
+    a decoding sequence), as one :meth:`costmodel.serving._Parts.terms_s` call's arguments."""
+    P = traffic.prompt
     B_max = engine.max_batch_size
     n_grid = _batch_grid(B_max)
-    weights = _STRATUM_WEIGHTS
     points = P.quantile(_STRATUM_MIDS).astype(np.float64)
     # chunk j of ceil(P / budget) at past j x budget, the budget being what n decodes leave
     nn = n_grid[:, None]  # [n, 1]
@@ -358,13 +371,42 @@ def _prepare(engine: Engine, traffic: Traffic, companions: dict[int, _Companions
     # joining prompt adds to
     timed = engine.iteration_params() is not None
     others = np.array([other]) if timed else np.zeros(0)
-    linear, attention, attn = parts.terms_s(
+    arguments = (
         np.concatenate([x.ravel() for x in sets]),
         np.concatenate([n, np.ones(context_grid.size)]),
         np.concatenate([np.full(n.size, context), context_grid]),
         np.concatenate([size.ravel(), points, others]),
         np.concatenate([past.ravel(), np.zeros(points.size + others.size)]),
     )
+    return _PassInputs(n, n_grid, points, size, J, joins, other, sets, context_grid, timed, arguments)
+
+
+def _note_passes(engine: Engine, traffic: Traffic, context: float) -> None:
+    """Ask for :func:`_prepare`'s kernel passes of ``engine`` (``context`` as there), so that they are
+    evaluated with the next ones its :meth:`Engine.parts` evaluates (``_Parts.note``)."""
+    engine.parts.terms_s(*_pass_inputs(engine, traffic, context).arguments)
+
+
+def _prepare(engine: Engine, traffic: Traffic, companions: dict[int, _Companions] | None = None) -> _Prepared:
+    """What :func:`analyze` needs of one engine and traffic, independent of the load. ``companions``: S10b's
+    tables by context window, shared by the candidates of one plan (they depend on the traffic and the
+    window alone)."""
+    en = traffic.output.mean
+    context, context_var = _context_moments(traffic, engine.max_len)
+    kv_sequences, kv_safe = _kv_limits(engine, context, context_var)
+    timing = _pass_inputs(engine, traffic, context)
+    n, n_grid, points, size, J = timing.n, timing.n_grid, timing.points, timing.size, timing.chunks
+    joins, other, sets, context_grid, timed = (
+        timing.joins,
+        timing.other,
+        timing.sets,
+        timing.context_grid,
+        timing.timed,
+    )
+    nn, weights = n_grid[:, None], _STRATUM_WEIGHTS
+    # the passes of one kind as one evaluation (with those noted for this engine's other launches)
+    parts = engine.parts
+    linear, attention, attn = parts.together(lambda: parts.terms_s(*timing.arguments))
     lin_n, lin_chunk, lin_join, lin_base = np.split(linear, np.cumsum([x.size for x in sets])[:-1])
     attn_chunk, attn_whole = attn[: size.size].reshape(size.shape), attn[size.size : size.size + points.size]
     lin_grid = lin_n[n_grid.astype(np.int64) - 1][:, None]  # S(n, 1, 0) on the grid
@@ -444,6 +486,9 @@ def _prepared(
 
     def made() -> _Prepared:
         prep = _prepare(engine, traffic, companions)
+        if engine.shared_parts is not None:  # kept without a plan's shared kernel passes (_plan_one): the
+            # tables are all a later caller reads, and the passes would outlive the plan in the memo
+            prep = dataclasses.replace(prep, engine=engine.replace(shared_parts=None))
         for f in dataclasses.fields(prep):
             value = getattr(prep, f.name)
             if isinstance(value, np.ndarray):
@@ -1404,10 +1449,17 @@ def _fewest_replicas(
         lo[cols] = np.maximum(c_lo, np.where(~passed & (probes < c_hi), probes, -np.inf).max(axis=0))
 
 
-def _infeasible_reason(cand: _Candidate, max_replicas: int, m: ServingMetrics) -> str:
-    """Why no count up to ``max_replicas`` passes, from the full evaluation ``m`` whose last row is at
-    ``max_replicas``."""
-    if not np.any(m.utilization[-1] <= cand.max_utilization):
+def _infeasible_reason(searched: Sequence[tuple[_Candidate, ServingMetrics]], max_replicas: int) -> str:
+    """Why no count up to ``max_replicas`` passes at any batch limit of one candidate, from each launch's
+    full evaluation (its :class:`_Candidate`, and metrics whose last row is at ``max_replicas`` for every
+    limit it times): over all the candidate's limits, not one launch's. If no limit keeps a replica under
+    the utilisation cap there, that; else each objective's lowest held value (:func:`_held`) over the
+    limits under the cap, with the limit that reaches it, for each objective none of them meets; if each
+    objective is met by some limit but no limit meets them all, that."""
+    limits = np.concatenate([cand.limits for cand, _ in searched])
+    under = np.concatenate([m.utilization[-1] <= cand.max_utilization for cand, m in searched])
+    cand = searched[0][0]
+    if not under.any():
         return (
             f"more than {max_replicas} replicas are needed to keep each under {cand.max_utilization:.0%} load"
         )
@@ -1416,13 +1468,21 @@ def _infeasible_reason(cand: _Candidate, max_replicas: int, m: ServingMetrics) -
     for metric in ("ttft", "tpot", "e2e"):
         target = getattr(cand.slo, f"{metric}_s")
         if target is not None:
-            best = float(np.min(_held(m, metric, q, cand.margin)[-1]))
-            if best > target:
-                misses.append(f"p{pct} {metric.upper()} {best:.3g} s (+ sampling error) > {target:.3g} s")
-    detail = "; ".join(misses) or "no single batch limit meets every objective"
+            held = np.concatenate([_held(m, metric, q, c.margin)[-1] for c, m in searched])
+            at = int(np.argmin(np.where(under, held, np.inf)))
+            if held[at] > target:
+                misses.append(
+                    f"p{pct} {metric.upper()} {held[at]:.3g} s (+ sampling error) > {target:.3g} s "
+                    f"(at batch limit {limits[at]})"
+                )
+    detail = (
+        f"the lowest is {'; '.join(misses)}"
+        if misses
+        else "each objective is met at some batch limit, but no single limit meets them all"
+    )
     return (
         f"no replica count up to {max_replicas} meets the SLO: at {max_replicas} replicas "
-        f"({cand.prep.traffic.rate_per_s / max_replicas:.3g} requests/s each) the lowest is {detail}"
+        f"({cand.prep.traffic.rate_per_s / max_replicas:.3g} requests/s each) {detail}"
     )
 
 
@@ -1743,55 +1803,57 @@ def _plan_one(
     for b in limits.tolist():
         groups.setdefault(engine.replace(max_batch_size=int(b)).graph_tokens_in_force, []).append(int(b))
     if list(groups) == [engine.graph_tokens_in_force]:
-        return _plan_limits(
-            engine, prep, traffic, slo, limits, max_replicas, nodes, price, max_utilization, confirm, margin
+        launches = [(engine, prep, limits)]
+    else:
+        # the launches differ from the candidate in their batch limit and graph ceiling alone, so their
+        # kernel passes are the same functions (Engine.sharing_parts): noted first, then evaluated as one
+        # concatenated pass per kind (elementwise: each result to the bit), not one evaluation per launch
+        shared = engine.sharing_parts()
+        made = [
+            (shared.replace(max_batch_size=max(group), graph_tokens=graphs), group)
+            for graphs, group in groups.items()
+        ]
+        for launch, _ in made:
+            shared.parts.note(functools.partial(_note_passes, launch, traffic, prep.context))
+        launches = [
+            (launch, _prepared(launch, traffic, companions), np.asarray(group, dtype=np.int64))
+            for launch, group in made
+        ]
+    searched = []
+    for launch, own, group_limits in launches:
+        cand = _Candidate(
+            own, nodes, slo, group_limits, max_utilization, _sums(own, nodes, int(group_limits.max())), margin
         )
-    outs = []
-    for graphs, group in groups.items():
-        launch = engine.replace(max_batch_size=max(group), graph_tokens=graphs)
-        outs.append(
-            _plan_limits(
-                launch,
-                _prepared(launch, traffic, companions),
-                traffic,
-                slo,
-                np.asarray(group, dtype=np.int64),
-                max_replicas,
-                nodes,
-                price,
-                max_utilization,
-                confirm,
-                margin,
-            )
-        )
+        evaluated: list[_Evaluated] = []
+        hi, first = _fewest_replicas(cand, max_replicas, evaluated)
+        searched.append((launch, cand, hi, first, evaluated))
+    if not any(np.isfinite(hi).any() for _, _, hi, _, _ in searched):
+        reason = _infeasible_reason([(cand, first) for _, cand, _, first, _ in searched], max_replicas)
+        return {"feasible": False, "reason": reason}
+    outs = [
+        _plan_limits(launch, cand, hi, evaluated, max_replicas, price, confirm)
+        for launch, cand, hi, _, evaluated in searched
+        if np.isfinite(hi).any()
+    ]
     feasible = [o for o in outs if o["feasible"]]
     if not feasible:
-        return outs[-1]  # the largest limits' reason
+        return outs[-1]  # the simulation misses at every launch up to max_replicas
     return min(feasible, key=lambda o: (o["replicas"], o[f"ttft_p{pct}_s"]))
 
 
 def _plan_limits(
     engine: Engine,
-    prep: _Prepared,
-    traffic: Traffic,
-    slo: SLO,
-    limits: IntArray,
+    cand: _Candidate,
+    hi: FloatArray,
+    evaluated: list[_Evaluated],
     max_replicas: int,
-    nodes: _Nodes,
     price: float | None,
-    max_utilization: float,
     confirm: bool,
-    margin: float,
 ) -> dict[str, Any]:
-    """:func:`_plan_one` on one launch ``engine`` (its ``prep``) at the batch ``limits`` it times alike."""
+    """:func:`_plan_one`'s row on one launch ``engine`` (its candidate ``cand``: the batch limits it times
+    alike), from the search's fewest passing replicas per limit ``hi`` (some finite) and its evaluations."""
+    prep, traffic, slo = cand.prep, cand.prep.traffic, cand.slo
     q, pct = slo.quantile, _pct(slo.quantile)
-    cand = _Candidate(
-        prep, nodes, slo, limits, max_utilization, _sums(prep, nodes, int(limits.max())), margin
-    )
-    evaluated: list[_Evaluated] = []
-    hi, first = _fewest_replicas(cand, max_replicas, evaluated)
-    if not np.isfinite(hi).any():
-        return {"feasible": False, "reason": _infeasible_reason(cand, max_replicas, first)}
     r = int(hi.min())
     lam = traffic.rate_per_s
     simulated: dict[str, Any] = {}

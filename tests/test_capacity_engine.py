@@ -250,3 +250,45 @@ def test_plan_cli_takes_the_token_budget() -> None:
     refused = runner.invoke(app, [*common, "--token-budget", "0"])
     assert refused.exit_code != 0
     assert "--token-budget must be at least 1 token" in " ".join(refused.output.split())
+
+
+def test_an_infeasible_reason_holds_for_the_candidate_not_its_largest_launch() -> None:
+    # each limit is searched on its own launch; where none passes, the reason is over all the limits: each
+    # objective's lowest held value among the limits under the load cap, and the limit reaching it. On
+    # vLLM's launches the p99 TTFT is lowest at one limit and the p99 TPOT at another (bigger graph
+    # ceilings), so with each objective met only at its own limit the SLO fails for different reasons at
+    # different limits, and no single one meets both: the largest launch alone said its TTFT missed
+    from costmodel.capacity import BATCH_LIMITS, SAMPLING_MARGIN, candidate_engine
+
+    traffic = Traffic(
+        1.0, Lengths.lognormal(300, 0.8, max_tokens=4000), Lengths.geometric(512, max_tokens=2000)
+    )
+    launch = candidate_engine(MODEL, HW)
+    limits = np.array(BATCH_LIMITS)
+    m = analyze(launch, traffic, max_batch_size=limits, quantiles=(0.5, 0.99), samples=1024)
+
+    def held(metric: str) -> np.ndarray:  # the value plan() holds to the objective, per limit
+        p99, upper = np.asarray(m.quantile(metric, 0.99)), np.asarray(m.quantile_upper(metric, 0.99))
+        return np.where(np.asarray(m.utilization) <= 0.7, p99 + SAMPLING_MARGIN * (upper - p99), np.inf)
+
+    ttft, tpot = held("ttft"), held("tpot")
+    a, c = int(np.argmin(ttft)), int(np.argmin(tpot))
+    assert a != c, "the oracle case needs the lowest TTFT and TPOT at different limits"
+
+    def reason(slo: SLO) -> str:
+        row = plan(MODEL, [HW], traffic, slo, tp=(1,), max_replicas=1).iloc[0]
+        assert not row.feasible
+        return str(row.reason)
+
+    # a TTFT objective no limit meets: the lowest over every limit, named, not the largest launch's
+    text = reason(SLO(ttft_s=0.9 * ttft[a], tpot_s=1.0))
+    assert (
+        f"p99 TTFT {ttft[a]:.3g} s (+ sampling error) > {0.9 * ttft[a]:.3g} s (at batch limit {limits[a]})"
+        in text
+    )
+    # TTFT met only at a, TPOT only at c: no single limit meets both, and no objective is said to miss
+    between = lambda x, i: (x[i] + np.sort(x)[1]) / 2.0  # noqa: E731  above the lowest, below the rest
+    text = reason(SLO(ttft_s=between(ttft, a), tpot_s=between(tpot, c)))
+    assert "no single limit meets them all" in text
+    assert "TTFT" not in text
+    assert "TPOT" not in text
