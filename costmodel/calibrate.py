@@ -408,10 +408,9 @@ than its bf16 ones: docs/validation.md). It is kept because it is what the leave
 within 2 %); limiting it to fp8 keys was tried and not kept (docs/validation.md, "Sustained share: every
 format"). A share per format, where one benchmark gives both, would be the better datum. fp4 keys have no
 leave-one-out cell (a Hopper target has no fp4 tensor core) and the rule's fp4-capable pairs carry a ratio
-of 1 (B200 and GB200) or state no share (B300, GB300). The fp4 shares the B200 and GB200 profiles state
-(``datasheet.sustained_fp4_fraction``, 0.582 and 0.763) come from two different benchmarks, so they price
-an unfitted fp4 GEMM on their own device only and are not carried (docs/validation.md, "Sustained FP4
-share")."""
+of 1 (B200 and GB200) or state no share (B300, GB300). The fp4 share the B200 profile states
+(``datasheet.sustained_fp4_fraction``, 0.582) prices an unfitted fp4 GEMM on its own device only and is not
+carried (the GB200 states none: docs/validation.md, "Sustained FP4 share")."""
 
 
 def carried_sustained_scale(source: HardwareProfile, target: HardwareProfile) -> float | None:

@@ -187,7 +187,9 @@ def op_times(
     def tensor(dtype: str) -> float:
         """Dense peak x achieved fraction of matmuls with ``dtype`` inputs [FLOP/s]."""
         if dtype not in peaks:
-            peaks[dtype] = compute_peak_flop_per_s(hardware, dtype) * eff.matmul(compute_dtype_of(dtype))
+            peaks[dtype] = compute_peak_flop_per_s(hardware, dtype) * hardware.default_matmul_fraction(
+                compute_dtype_of(dtype), eff
+            )
         return peaks[dtype]
 
     tensor(activation_dtype)  # a device that cannot run the pass's inputs is refused up front
@@ -298,7 +300,8 @@ def ridge_point_flop_per_byte(
     """Arithmetic intensity where the compute and memory roofs meet, with efficiencies applied [FLOP/byte]."""
     eff = efficiency or hardware.efficiency
     compute = compute_dtype_of(activation_dtype)
-    peak = compute_peak_flop_per_s(hardware, activation_dtype) * eff.matmul(compute)
+    share = hardware.default_matmul_fraction(compute, eff)
+    peak = compute_peak_flop_per_s(hardware, activation_dtype) * share
     return peak / (hardware.memory_bandwidth_bytes_per_s * eff.memory_bandwidth_fraction)
 
 
@@ -312,6 +315,7 @@ def attainable_flop_per_s(
     """The roofline itself: min(peak, intensity x bandwidth) [FLOP/s], for drawing the chart."""
     eff = efficiency or hardware.efficiency
     compute = compute_dtype_of(activation_dtype)
-    peak = compute_peak_flop_per_s(hardware, activation_dtype) * eff.matmul(compute)
+    share = hardware.default_matmul_fraction(compute, eff)
+    peak = compute_peak_flop_per_s(hardware, activation_dtype) * share
     bw = hardware.memory_bandwidth_bytes_per_s * eff.memory_bandwidth_fraction
     return np.asarray(np.minimum(peak, np.asarray(intensity, dtype=np.float64) * bw))

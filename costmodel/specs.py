@@ -705,7 +705,8 @@ class Datasheet(Spec):
         "on the device at the largest published square shape, over the datasheet's dense fp4 peak [-], in "
         "(0, 1]. A third-party measurement: state where it comes from in source. The kernel models take it "
         "as the default compute fraction of an fp4 GEMM or grouped GEMM for which nothing is fitted "
-        "(HardwareProfile.default_matmul_fraction: costmodel.kernels.gemm / moe default_params; an "
+        "(HardwareProfile.default_matmul_fraction: costmodel.kernels.gemm / moe / mla default_params and the "
+        "roofline mode; a refit starts its nvfp4 keys there; an "
         "efficiency.matmul_fraction_by_dtype entry for fp4 still wins); it is not carried between devices "
         "(the published fp4 figures come from different benchmarks and power limits: docs/validation.md, "
         "'Sustained FP4 share'); None: efficiency.matmul_fraction, as for every other format.",
@@ -970,12 +971,21 @@ class HardwareProfile(Spec):
             )
         return float(entry.value) * 1e12
 
-    def default_matmul_fraction(self, compute_dtype: str) -> float:
+    def default_matmul_fraction(self, compute_dtype: str, efficiency: Efficiency | None = None) -> float:
         """Fraction of the dense peak of ``compute_dtype`` a large GEMM reaches when nothing is fitted for it
         [-]: ``efficiency.matmul_fraction_by_dtype`` where it names the format, else for fp4 the measured
         ``datasheet.sustained_fp4_fraction`` where the profile states it, else
-        ``efficiency.matmul_fraction`` (:meth:`Efficiency.matmul`)."""
-        eff = self.efficiency
+        ``efficiency.matmul_fraction`` (:meth:`Efficiency.matmul`). ``efficiency``: the one to read
+        (default: the profile's own; the roofline mode takes one as an argument).
+
+        Every unfitted matmul of the format on the device's tensor cores takes it: the GEMM and grouped-GEMM
+        defaults (``costmodel.kernels.gemm`` / ``moe`` ``default_params``), the MLA module's GEMMs
+        (``costmodel.kernels.mla.default_params``, of its GEMM peak's format) and the roofline mode
+        (``costmodel.roofline``: the step's roofs, the ridge point and the chart). The defaults also seed the
+        fits (``costmodel.calibrate``'s ``initial_guesses`` / ``default_params`` start), so a refit of the
+        B200 starts its nvfp4 keys at 0.582, not 0.60, and a key whose rows cannot move the compute fraction
+        keeps that start."""
+        eff = efficiency or self.efficiency
         share = self.datasheet.sustained_fp4_fraction
         if compute_dtype == "fp4" and share is not None and "fp4" not in eff.matmul_fraction_by_dtype:
             return float(share.value)

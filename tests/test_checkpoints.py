@@ -132,3 +132,26 @@ def test_checkpoints_need_distinct_names() -> None:
     with pytest.raises(ValueError, match="each needs its own name"):
         costmodel.ModelProfile(**(model.model_dump() | {"checkpoints": [fmt.model_dump(), fmt.model_dump()]}))
     assert RELEASE == "release"
+
+
+def test_deepseek_nvfp4_v2_bytes_with_its_bf16_mtp_layer_equal_nvidias_385() -> None:
+    """nvidia/DeepSeek-R1-0528-FP4-v2 (the InferenceX fp4 rows' checkpoint; deepseek-v3.yaml's ``nvfp4``):
+    NVIDIA's Triton + TensorRT-LLM deployment guide ("Example: DeepSeek-R1 in NVFP4 on 8x B200", the
+    Triton server docs' 'Deploying an LLM with Triton and TRT-LLM') says quantization "brings the
+    checkpoint from 642 GB (FP8) down to 385 GB". Its unit is GiB: the FP8 release's published total,
+    688,586,727,753 bytes (model.safetensors.index.json, the test above), is 641.3 GiB (688.6 decimal
+    GB). ModelOpt's DeepSeek PTQ (examples/deepseek/ptq.py) excludes the MTP layer (``layers.61*``) from
+    quantization, so the checkpoint holds it in bf16 with its own embedding and head copies, eh_proj and
+    norms. costmodel's count of the serving model (the MTP layer out) plus that bf16 MTP module must give
+    the guide's 385 within its rounding to whole units (the same guide's 642 sits 0.7 GiB above the exact
+    641.3): 1 GiB."""
+    model = costmodel.load_model("deepseek-v3")
+    d = model.d_model
+    gib = 2.0**30
+    assert 688_586_727_753 / gib == pytest.approx(642, abs=1.0)  # the guide's unit
+    bf16 = {"weight_dtype": "bf16"}
+    mtp_layer = weight_bytes(model.model_copy(update={"n_layers": 62}), **bf16) - weight_bytes(model, **bf16)
+    embedding_and_head = 2 * 2 * model.vocab_size * d
+    eh_proj, norms = 2 * d * 2 * d, 3 * 2 * d
+    total = checkpoint_bytes(model, "nvfp4") + mtp_layer + embedding_and_head + eh_proj + norms
+    assert total / gib == pytest.approx(385, abs=1.0)

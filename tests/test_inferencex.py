@@ -59,12 +59,53 @@ def test_every_script_is_one_engine_model_and_system_read_at_a_commit(key: tuple
 
 
 def test_a_script_model_alias_is_its_engines_alone() -> None:
-    """The database dump's TensorRT-LLM DeepSeek-V3 rows ran the DeepSeek-R1 scripts; its SGLang
-    DeepSeek-V3 rows keep SGLang's defaults (no script read for them)."""
-    assert set(SCRIPT_MODELS) == {("trtllm", "deepseek-ai/DeepSeek-V3")}
+    """The database dump's TensorRT-LLM DeepSeek-V3 rows ran the DeepSeek-R1 scripts, its SGLang fp4 ones
+    ``dsr1_fp4_b200.sh``; its SGLang fp8 DeepSeek-V3 rows keep SGLang's defaults (no source names their
+    script)."""
+    assert set(SCRIPT_MODELS) == {
+        ("trtllm", "deepseek-ai/DeepSeek-V3"),
+        ("sglang", "deepseek-ai/DeepSeek-V3", "fp4"),
+    }
     v3, r1 = "deepseek-ai/DeepSeek-V3", "deepseek-ai/DeepSeek-R1"
     assert launch_script(True, "trtllm", v3, "b200_sxm", "fp8") is SCRIPTS[("trtllm", r1, "b200_sxm", "fp8")]
+    assert (
+        launch_script(True, "sglang", v3, "b200_sxm", "fp4", "0.5.9")
+        is SCRIPTS[("sglang", r1, "b200_sxm", "fp4")]
+    )
     assert launch_script(True, "sglang", v3, "b200_sxm", "fp8") is None
+    assert launch_script(False, "sglang", v3, "b200_sxm", "fp4") is None
+
+
+def test_the_sglang_fp4_deepseek_v3_rows_are_r1_runs_and_get_their_script() -> None:
+    """The evidence for the SGLang fp4 alias, from the measurements themselves: every SGLang agg fp4
+    DeepSeek-V3 row of the sample measures, to 0.1 ms, the TTFT and the TPOT of a DeepSeek-R1 row of the
+    same lengths, parallelism and concurrency (the same run under two names), and the lookup gives both
+    rows one script: ``dsr1_fp4_b200.sh``'s fp8 KV cache, receive interval and symmetric-memory all-reduce."""
+    table = read_silicon(DATA).assign(inferencex=lambda t: is_inferencex(t))
+    deepseek = table[
+        (table["backend"] == "sglang")
+        & (table["mode"] == "agg")
+        & (table["precision"] == "fp4")
+        & table["model_path"].isin(["deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3"])
+    ].assign(ttft=lambda t: t["silicon_ttft_ms"].round(1), tpot=lambda t: t["silicon_tpot_ms"].round(1))
+    same = ["isl", "osl", "tp_size", "attention_dp_size", "moe_ep_size", "batch_size", "ttft", "tpot"]
+    v3 = deepseek[deepseek["model_path"] == "deepseek-ai/DeepSeek-V3"]
+    r1 = deepseek[deepseek["model_path"] == "deepseek-ai/DeepSeek-R1"].drop_duplicates(same)
+    twins = v3.merge(r1, on=same, how="left", suffixes=("", "_r1"), indicator=True)
+    assert len(v3) == 69
+    assert (twins["_merge"] == "both").all()
+    assert v3["inferencex"].all()
+    for row in twins.itertuples(index=False):
+        script = launch_script(
+            True, "sglang", row.model_path, row.system, row.precision, str(row.backend_version)
+        )
+        assert script is launch_script(
+            True, "sglang", row.model_path_r1, row.system_r1, row.precision_r1, str(row.backend_version_r1)
+        )
+        assert script is not None
+        assert script.kv_dtype == "fp8"
+        assert script.symm_mem_all_reduce
+        assert script.scheduler_recv_interval is not None
 
 
 def test_the_scripts_of_a_table_are_each_rows_own() -> None:

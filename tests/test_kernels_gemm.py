@@ -342,24 +342,38 @@ def test_vllm_sm89_fp8_runs_the_tile_its_dispatch_names() -> None:
 
 
 def test_fp4_default_compute_fraction_is_the_sourced_sustained_fp4_share() -> None:
-    """Where nothing is fitted for nvfp4, a GEMM and an NVFP4 grouped GEMM take the profile's measured
-    ``datasheet.sustained_fp4_fraction`` as their compute fraction (B200: cuBLASLt 5,239 of 9,000 TFLOPS,
-    GB200: 7,627.6 of 10,000); the other formats, and a device that states no fp4 share, keep the
-    efficiency fraction; an efficiency entry for fp4 still wins."""
-    from costmodel.kernels import moe
+    """Where nothing is fitted for nvfp4, a GEMM, an NVFP4 grouped GEMM and the MLA module's GEMMs take the
+    profile's measured ``datasheet.sustained_fp4_fraction`` as their compute fraction (B200: cuBLASLt
+    MXFP4 5,239 of 9,000 TFLOPS, DeepGEMM PR 348), and so does the roofline mode (the same GEMMs on the same
+    tensor cores); the other formats, and a device that states no fp4 share, keep the efficiency fraction;
+    an efficiency entry for fp4 still wins. The GB200 states none: Azure's cuBLASLt 'FP4' harness sets no
+    block-scale mode, so its figure is not a block-scaled FP4 GEMM's (review 20b)."""
+    from costmodel import roofline
+    from costmodel.kernels import mla, moe
 
-    for name, stated in (("b200", 5239.0 / 9000.0), ("gb200", 7627.6 / 10000.0)):
-        hw = load_hardware(name)
-        share = hw.datasheet.sustained_fp4_fraction
-        assert share is not None
-        assert share.value == pytest.approx(stated, abs=5e-4)
-        assert gemm.default_params(hw, "nvfp4:trtllm:torch_flow").compute_fraction == share.value
-        assert moe.default_params(hw, "nvfp4:vllm:any").compute_fraction == share.value
-        for dtype in ("bf16", "fp8", "fp8_block"):
-            assert gemm.default_params(hw, dtype).compute_fraction == hw.efficiency.matmul_fraction
-    b300 = load_hardware("b300")
-    assert b300.datasheet.sustained_fp4_fraction is None
-    assert gemm.default_params(b300, "nvfp4").compute_fraction == b300.efficiency.matmul_fraction
+    hw = load_hardware("b200")
+    share = hw.datasheet.sustained_fp4_fraction
+    assert share is not None
+    assert share.value == pytest.approx(5239.0 / 9000.0, abs=5e-4)
+    assert gemm.default_params(hw, "nvfp4:trtllm:torch_flow").compute_fraction == share.value
+    assert moe.default_params(hw, "nvfp4:vllm:any").compute_fraction == share.value
+    assert mla.default_params(hw, "trtllm.default:ctx_module:bf16/nvfp4").gemm_compute_fraction == share.value
+    assert mla.default_params(hw, "trtllm.default:ctx_module:bf16/fp8").gemm_compute_fraction == (
+        hw.efficiency.matmul_fraction
+    )
+    # the roofline's compute roof for fp4 inputs: peak x share, over the derated bandwidth at the ridge
+    bandwidth = hw.memory_bandwidth_bytes_per_s * hw.efficiency.memory_bandwidth_fraction
+    ridge = roofline.ridge_point_flop_per_byte(hw, activation_dtype="nvfp4")
+    assert ridge == pytest.approx(hw.peak_flop_per_s("fp4") * share.value / bandwidth, rel=1e-12)
+    for dtype in ("bf16", "fp8", "fp8_block"):
+        assert gemm.default_params(hw, dtype).compute_fraction == hw.efficiency.matmul_fraction
+    for name in ("gb200", "b300"):
+        other = load_hardware(name)
+        assert other.datasheet.sustained_fp4_fraction is None
+        assert gemm.default_params(other, "nvfp4").compute_fraction == other.efficiency.matmul_fraction
+        assert mla.default_params(other, "trtllm.default:ctx_module:bf16/nvfp4").gemm_compute_fraction == (
+            other.efficiency.matmul_fraction
+        )
     b200 = load_hardware("b200")
     pinned = b200.model_copy(
         update={"efficiency": b200.efficiency.model_copy(update={"matmul_fraction_by_dtype": {"fp4": 0.5}})}
@@ -378,7 +392,6 @@ def test_fp4_default_compute_fraction_is_the_sourced_sustained_fp4_share() -> No
     # the docs state the same figures
     docs = (Path(__file__).parents[1] / "docs" / "validation.md").read_text(encoding="utf-8")
     assert "| 0.582 of 9,000 |" in docs
-    assert "| 0.763 of 10,000 |" in docs
 
 
 def test_a_bad_sustained_fp4_share_is_refused_naming_the_field(tmp_path: Path) -> None:

@@ -379,8 +379,9 @@ def test_deepseek_nvfp4_rows_run_the_formats_nvidia_r1_0528_fp4_v2_stores() -> N
     nvidia/DeepSeek-R1-0528-FP4-v2 (silicon.LAUNCHED_CHECKPOINTS cites InferenceX's configurations and
     launchers), which keeps q_a, q_b, kv_a and kv_b in bf16 and stores o_proj, the dense MLPs and every
     expert in NVFP4 (deepseek-v3.yaml's ``nvfp4``). Oracles: the row's formats are that checkpoint's
-    (memory.workload_formats), the weights they hold are its bytes to the byte (memory.checkpoint_bytes,
-    counted tensor by tensor), more than the label's all-NVFP4 pricing held; the decode's absorbed MLA
+    (memory.workload_formats), so the weights they hold are the checkpoint's count (memory.checkpoint_bytes,
+    the MTP layer out: a consistency check; the independent figure, NVIDIA's "385 GB" with the bf16 MTP
+    layer in, is tests/test_checkpoints.py's), more than the label's all-NVFP4 pricing held; the decode's absorbed MLA
     bmm runs on the stored bf16 kv_b_proj. The fp8 rows keep the release's formats."""
     from costmodel.kernel_shapes import MlaUpShape
     from costmodel.memory import checkpoint_bytes, weight_bytes, workload_formats

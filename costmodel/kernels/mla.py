@@ -276,7 +276,8 @@ def default_params(hardware: HardwareProfile, dtype: str) -> Params:
         softmax_pairs_per_s=base.softmax_pairs_per_s,
         bandwidth_fraction=base.bandwidth_fraction,
         per_cta_bandwidth_fraction=min(1.0, 4.0 / sm_count(hardware)),
-        gemm_compute_fraction=hardware.efficiency.matmul_fraction,
+        # the unfitted share of the GEMM peak used (an fp4 peak: the measured sustained fp4 share)
+        gemm_compute_fraction=hardware.default_matmul_fraction(peak_name),
         launch_s=base.launch_s,
         module_kernel_s=base.launch_s,
         low_latency_heads_per_cta=LOW_LATENCY_HEADS_PER_CTA if _runs_trtllm_gen(hardware, dtype) else 0.0,

@@ -527,12 +527,22 @@ is that format's script alone, one that also adds its ``backend_version`` that e
 one that also adds a ``measured=`` date (:func:`measured_dates`) the script of that one run;
 the most specific key comes first (:func:`launch_script`)."""
 
-SCRIPT_MODELS: dict[tuple[str, str], str] = {("trtllm", "deepseek-ai/DeepSeek-V3"): "deepseek-ai/DeepSeek-R1"}
+SCRIPT_MODELS: dict[tuple[str, ...], str] = {
+    ("trtllm", "deepseek-ai/DeepSeek-V3"): "deepseek-ai/DeepSeek-R1",
+    ("sglang", "deepseek-ai/DeepSeek-V3", "fp4"): "deepseek-ai/DeepSeek-R1",
+}
 """(backend, ``model_path``) of InferenceX rows that name another model of the same architecture than the
-script they ran -> the script's model: the 82 TensorRT-LLM DeepSeek-V3 rows of InferenceX's database dump
-(``db-dump/...``) are its DeepSeek-R1 runs (``dsr1_*_b200_trt*.sh``): 61 of them measure, to the last
-digit, the TTFT and TPOT of a DeepSeek-R1 row of the same format, parallelism, lengths and concurrency, and
-InferenceX benchmarks no DeepSeek-V3 configuration on TensorRT-LLM."""
+script they ran -> the script's model; a key that adds the row's ``precision`` maps that format's rows
+alone. The 82 TensorRT-LLM DeepSeek-V3 rows of InferenceX's database dump (``db-dump/...``) are its
+DeepSeek-R1 runs (``dsr1_*_b200_trt*.sh``): 61 of them measure, to the last digit, the TTFT and TPOT of a
+DeepSeek-R1 row of the same format, parallelism, lengths and concurrency, and InferenceX benchmarks no
+DeepSeek-V3 configuration on TensorRT-LLM. The 69 SGLang fp4 DeepSeek-V3 rows of the dump are its
+``dsr1-fp4-b200-sglang`` runs (``dsr1_fp4_b200.sh``): all 69 measure an R1 row's TTFT and TPOT to 0.1 ms
+(same lengths, parallelism and concurrency; where stated, the same image and measured date), and every
+``nvidia-master.yaml`` read names one SGLang fp4 DeepSeek configuration on B200, of
+``nvidia/DeepSeek-R1-0528-FP4-V2`` (docs/serving.md, h20-dsfp4 and fix20b). The dump's 28 SGLang fp8
+DeepSeek-V3 rows are R1 twins too, but no source read here names their script, so they keep SGLang's
+defaults (docs/serving.md, fix20b: left)."""
 
 
 def launch_script(
@@ -550,7 +560,9 @@ def launch_script(
     (the engine's defaults)."""
     if not inferencex:
         return None
-    model = SCRIPT_MODELS.get((backend, model_path), model_path)
+    model = SCRIPT_MODELS.get((backend, model_path, precision)) or SCRIPT_MODELS.get(
+        (backend, model_path), model_path
+    )
     return (
         SCRIPTS.get((backend, model, system, precision, version, measured))
         or SCRIPTS.get((backend, model, system, precision, version))
