@@ -93,6 +93,7 @@ def test_wheel_ships_the_dashboard_without_importing_streamlit(tmp_path: Path) -
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("default_dashboard_port")
 def test_installed_wheel_starts_the_dashboard_and_sigterm_stops_it(tmp_path: Path) -> None:
     """``pip install costmodel[app]`` then ``costmodel dashboard`` in a fresh venv, away from the source tree;
     SIGTERM to the command stops the Streamlit server too (issue 17, items 2 and 3)."""
