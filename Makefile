@@ -27,8 +27,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint  ## ruff, mypy on costmodel/, then the whole pytest suite (CPU only)
-	$(BIN)/python -m pytest
+# the suite on every core (pytest-xdist); `make test PYTEST_WORKERS=0` runs it serially in one process.
+# loadfile keeps each test file on one worker, so a module-scoped fixture is computed once, not once per worker.
+PYTEST_WORKERS ?= auto
+
+test: lint  ## ruff, mypy on costmodel/, then the whole pytest suite (CPU only, on every core)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # llm-analysis pins an old transformers, so it lives in its own venv; bench_perf.py times it beside costmodel
 .venv-bench/bin/python:

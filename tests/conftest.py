@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,3 +29,15 @@ def silicon_table() -> pd.DataFrame:
     from validation.public.silicon import read_silicon
 
     return read_silicon(PUBLIC_GPU).set_index("id", drop=False)
+
+
+@pytest.fixture
+def default_dashboard_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Holds, for one test, the lock on the dashboard's default ports (``costmodel dashboard`` without
+    ``--port`` takes the first free port from 8501 on). Two such servers started at once, by two pytest-xdist
+    workers, could both find 8501 free and the second fail to bind it; the lock file lies in the folder all
+    workers' temporary folders share, so they take turns (without xdist it is uncontended)."""
+    shared = tmp_path_factory.getbasetemp().parent
+    with (shared / "dashboard-default-port.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield

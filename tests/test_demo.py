@@ -23,6 +23,7 @@ if shutil.which("make") is None:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("default_dashboard_port")
 def test_make_demo_runs_unattended_and_serves_the_dashboard(tmp_path: Path) -> None:
     clone = copy_tree(tmp_path / "clone")
     python = thin_venv(clone / ".venv")

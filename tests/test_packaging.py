@@ -13,9 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
-def test_wheel_ships_model_and_hardware_profiles(tmp_path: Path) -> None:
-    pytest.importorskip("hatchling")
+def build_wheel(dest: Path) -> Path:
     subprocess.run(
         [
             sys.executable,
@@ -26,13 +24,24 @@ def test_wheel_ships_model_and_hardware_profiles(tmp_path: Path) -> None:
             "--no-build-isolation",
             "-q",
             "-w",
-            str(tmp_path),
+            str(dest),
             str(ROOT),
         ],
         check=True,
         capture_output=True,
     )
-    wheel = next(tmp_path.glob("costmodel-*.whl"))
+    return next(dest.glob("costmodel-*.whl"))
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel of this checkout, built once for the tests below (each only reads or installs it)."""
+    pytest.importorskip("hatchling")
+    return build_wheel(tmp_path_factory.mktemp("dist"))
+
+
+@pytest.mark.slow
+def test_wheel_ships_model_and_hardware_profiles(wheel: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as zf:
         zf.extractall(site)
@@ -55,30 +64,8 @@ def test_wheel_ships_model_and_hardware_profiles(tmp_path: Path) -> None:
     assert n_hardware >= 13
 
 
-def build_wheel(dest: Path) -> Path:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(dest),
-            str(ROOT),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return next(dest.glob("costmodel-*.whl"))
-
-
 @pytest.mark.slow
-def test_wheel_ships_the_dashboard_without_importing_streamlit(tmp_path: Path) -> None:
-    pytest.importorskip("hatchling")
-    wheel = build_wheel(tmp_path)
+def test_wheel_ships_the_dashboard_without_importing_streamlit(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for page in ("memory", "performance", "speculative", "capacity", "compression", "validation"):
         assert f"costmodel_app/views/{page}.py" in names
@@ -93,15 +80,15 @@ def test_wheel_ships_the_dashboard_without_importing_streamlit(tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_installed_wheel_starts_the_dashboard_and_sigterm_stops_it(tmp_path: Path) -> None:
+@pytest.mark.usefixtures("default_dashboard_port")
+def test_installed_wheel_starts_the_dashboard_and_sigterm_stops_it(wheel: Path, tmp_path: Path) -> None:
     """``pip install costmodel[app]`` then ``costmodel dashboard`` in a fresh venv, away from the source tree;
     SIGTERM to the command stops the Streamlit server too (issue 17, items 2 and 3)."""
-    pytest.importorskip("hatchling")
     pytest.importorskip("streamlit", reason="the dashboard needs the app extra")
     from processes import fresh_home, get, pip_install, stop, thin_venv, wait_for_url, wait_gone
 
     python = thin_venv(tmp_path / "venv")
-    pip_install(python, str(build_wheel(tmp_path / "dist")), cwd=tmp_path)
+    pip_install(python, str(wheel), cwd=tmp_path)
     script = tmp_path / "venv" / "bin" / "costmodel"
     env = fresh_home(tmp_path)
     version = subprocess.run([script, "--version"], capture_output=True, text=True, env=env, cwd=tmp_path)
