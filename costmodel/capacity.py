@@ -481,9 +481,6 @@ def _prepared(
     rate is not in it (nothing prepared depends on it) and the record returned carries the caller's
     engine and traffic. Its arrays are read-only."""
 
-    def lengths(d: Lengths) -> tuple[str, str, bytes, bytes]:
-        return d.kind, d.values.dtype.str + d.probs.dtype.str, d.values.tobytes(), d.probs.tobytes()
-
     def made() -> _Prepared:
         prep = _prepare(engine, traffic, companions)
         if engine.shared_parts is not None:  # kept without a plan's shared kernel passes (_plan_one): the
@@ -495,8 +492,21 @@ def _prepared(
                 value.setflags(write=False)
         return prep
 
+    prep = memo.remember(engine.hardware, _prepared_key(engine, traffic), made)
+    if prep.engine is engine and prep.traffic is traffic:
+        return prep
+    return dataclasses.replace(prep, engine=engine, traffic=traffic)
+
+
+def _prepared_key(engine: Engine, traffic: Traffic) -> tuple[Any, ...]:
+    """:func:`_prepared`'s memo key (its owner the engine's device profile): every field of the engine
+    the prepared tables depend on, and the exact support and probabilities of both length distributions."""
+
+    def lengths(d: Lengths) -> tuple[str, str, bytes, bytes]:
+        return d.kind, d.values.dtype.str + d.probs.dtype.str, d.values.tobytes(), d.probs.tobytes()
+
     e, w = engine, engine.workload
-    key = (
+    return (
         "capacity._prepare",
         id(e.model),
         (w.batch_size, w.prompt_len, w.output_len, w.weight_dtype, w.activation_dtype, w.kv_dtype),
@@ -508,10 +518,6 @@ def _prepared(
         lengths(traffic.prompt),
         lengths(traffic.output),
     )
-    prep = memo.remember(e.hardware, key, made)
-    if prep.engine is engine and prep.traffic is traffic:
-        return prep
-    return dataclasses.replace(prep, engine=engine, traffic=traffic)
 
 
 def _mean_prompt_s(
@@ -1841,8 +1847,9 @@ def _plan_one(
             (shared.replace(max_batch_size=max(group), graph_tokens=graphs), group)
             for graphs, group in groups.items()
         ]
-        for launch, _ in made:
-            shared.parts.note(functools.partial(_note_passes, launch, traffic, prep.context))
+        for launch, _ in made:  # a launch the memo holds (a re-plan) reads its tables: no passes to note
+            if not memo.holds(launch.hardware, _prepared_key(launch, traffic)):
+                shared.parts.note(functools.partial(_note_passes, launch, traffic, prep.context))
         launches = [
             (launch, _prepared(launch, traffic, companions), np.asarray(group, dtype=np.int64))
             for launch, group in made

@@ -329,3 +329,29 @@ def test_the_limits_a_reason_names_are_runs_of_the_sorted_limits() -> None:
     assert _limit_names(limits, np.array([1, 0, 1, 1, 1], dtype=bool)) == "batch limits 8, 32-119"
     assert _limit_names(limits, np.ones(5, dtype=bool)) == "every batch limit"
     assert _limit_names(np.array([64]), np.array([True])) == "batch limit 64"
+
+
+def test_a_replan_notes_no_passes_of_the_launches_the_memo_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a launch's prepared tables are memoised (costmodel.memo): a second identical plan reads them, so
+    # noting their kernel passes for a joint evaluation would compute passes nothing reads; the answer
+    # is the same to the bit either way (each pass is elementwise), and cold the launches are noted
+    import pandas as pd
+
+    from costmodel import memo
+    from costmodel.capacity import candidate_engine
+
+    traffic = Traffic(
+        2.0, Lengths.lognormal(300, 0.8, max_tokens=4000), Lengths.geometric(256, max_tokens=2000)
+    )
+    slo = SLO(ttft_s=0.5, tpot_s=0.05)
+    parts = type(candidate_engine(MODEL, HW).parts)
+    noted: list[object] = []
+    note = parts.note
+    monkeypatch.setattr(parts, "note", lambda self, fn: (noted.append(fn), note(self, fn))[1])
+    memo.clear()
+    cold = plan(MODEL, [HW], traffic, slo, tp=(1,))
+    assert noted, "the oracle case needs launches of several graph ceilings (vLLM's)"
+    noted.clear()
+    warm = plan(MODEL, [HW], traffic, slo, tp=(1,))
+    assert noted == []
+    pd.testing.assert_frame_equal(cold, warm)
