@@ -107,7 +107,7 @@ leading axis, in one array pass [elements]; a larger call times one tile at a ti
 minimum. Both give the same bits (each tile's arithmetic is elementwise; the minimum of the same values
 is the same in any order). The axis multiplies every temporary by the 9-12 candidate tiles: 2.3-3.8x
 faster up to 1,000 shapes (the per-call overhead of a Pareto search's or a plan's small passes), but
-slower from about 1,500 (1.2-3.7x at 1,500-3,000 on the 2-core review machine, 2026-12-03, once the
+slower from 1,500-2,000 (1.2-3.7x at 1,500-3,000 on the 2-core review machine, 2026-12-03, once the
 temporaries outgrow the caches) and about 10x the memory at 1e6 shapes (a dashboard grid, a calibration
 sweep)."""
 
