@@ -481,9 +481,6 @@ def _prepared(
     rate is not in it (nothing prepared depends on it) and the record returned carries the caller's
     engine and traffic. Its arrays are read-only."""
 
-    def lengths(d: Lengths) -> tuple[str, str, bytes, bytes]:
-        return d.kind, d.values.dtype.str + d.probs.dtype.str, d.values.tobytes(), d.probs.tobytes()
-
     def made() -> _Prepared:
         prep = _prepare(engine, traffic, companions)
         if engine.shared_parts is not None:  # kept without a plan's shared kernel passes (_plan_one): the
@@ -495,8 +492,21 @@ def _prepared(
                 value.setflags(write=False)
         return prep
 
+    prep = memo.remember(engine.hardware, _prepared_key(engine, traffic), made)
+    if prep.engine is engine and prep.traffic is traffic:
+        return prep
+    return dataclasses.replace(prep, engine=engine, traffic=traffic)
+
+
+def _prepared_key(engine: Engine, traffic: Traffic) -> tuple[Any, ...]:
+    """:func:`_prepared`'s memo key (its owner the engine's device profile): every field of the engine
+    the prepared tables depend on, and the exact support and probabilities of both length distributions."""
+
+    def lengths(d: Lengths) -> tuple[str, str, bytes, bytes]:
+        return d.kind, d.values.dtype.str + d.probs.dtype.str, d.values.tobytes(), d.probs.tobytes()
+
     e, w = engine, engine.workload
-    key = (
+    return (
         "capacity._prepare",
         id(e.model),
         (w.batch_size, w.prompt_len, w.output_len, w.weight_dtype, w.activation_dtype, w.kv_dtype),
@@ -508,10 +518,6 @@ def _prepared(
         lengths(traffic.prompt),
         lengths(traffic.output),
     )
-    prep = memo.remember(e.hardware, key, made)
-    if prep.engine is engine and prep.traffic is traffic:
-        return prep
-    return dataclasses.replace(prep, engine=engine, traffic=traffic)
 
 
 def _mean_prompt_s(
@@ -1290,6 +1296,29 @@ def _meets(m: ServingMetrics, slo: SLO, margin: float) -> BoolArray:
     return np.asarray(ok)
 
 
+def _under_cap(utilization: npt.ArrayLike, max_utilization: float) -> BoolArray:
+    """Each replica's load ``utilization`` [-] within the planner's cap ``max_utilization`` [-], with
+    1e-12 for the rounding of a load the utilisation bound puts exactly at the cap: the one comparison
+    the search and the infeasible reason share."""
+    return np.asarray(np.asarray(utilization) <= max_utilization + 1e-12)
+
+
+def _limit_names(limits: IntArray, named: BoolArray) -> str:
+    """``limits`` [b] where ``named`` [b], as a reason prints them: "batch limit 8", "batch limits 8-64"
+    (consecutive among ``limits``, sorted), "batch limits 8, 32", or "every batch limit"."""
+    order = np.argsort(limits, kind="stable")
+    chosen, values = np.asarray(named)[order], np.asarray(limits)[order]
+    if chosen.all() and chosen.size > 1:
+        return "every batch limit"
+    runs: list[str] = []
+    for i in np.flatnonzero(chosen):
+        if i > 0 and chosen[i - 1]:
+            runs[-1] = f"{runs[-1].split('-')[0]}-{values[i]}"
+        else:
+            runs.append(str(values[i]))
+    return f"batch limit{'s' if chosen.sum() > 1 else ''} {', '.join(runs)}"
+
+
 def _limits(prep: _Prepared, batch_limits: Sequence[int]) -> IntArray:
     """The batch limits the planner tries on one engine: each requested limit, lowered to the largest
     that is not KV-bound (there the model holds and the engine does not preempt) [-]."""
@@ -1323,7 +1352,7 @@ class _Candidate:
 
     def passes(self, m: ServingMetrics) -> BoolArray:
         """The SLOs and the utilisation cap in ``m``."""
-        return np.asarray(_meets(m, self.slo, self.margin) & (m.utilization <= self.max_utilization + 1e-12))
+        return np.asarray(_meets(m, self.slo, self.margin) & _under_cap(m.utilization, self.max_utilization))
 
 
 def meets_slo(
@@ -1454,10 +1483,11 @@ def _infeasible_reason(searched: Sequence[tuple[_Candidate, ServingMetrics]], ma
     full evaluation (its :class:`_Candidate`, and metrics whose last row is at ``max_replicas`` for every
     limit it times): over all the candidate's limits, not one launch's. If no limit keeps a replica under
     the utilisation cap there, that; else each objective's lowest held value (:func:`_held`) over the
-    limits under the cap, with the limit that reaches it, for each objective none of them meets; if each
-    objective is met by some limit but no limit meets them all, that."""
+    limits under the cap, with the limits that reach it (every one whose value prints the same: at a
+    load near 0 they tie), for each objective none of them meets; if each objective is met by some limit
+    but no limit meets them all, that."""
     limits = np.concatenate([cand.limits for cand, _ in searched])
-    under = np.concatenate([m.utilization[-1] <= cand.max_utilization for cand, m in searched])
+    under = np.concatenate([_under_cap(m.utilization[-1], cand.max_utilization) for cand, m in searched])
     cand = searched[0][0]
     if not under.any():
         return (
@@ -1471,9 +1501,13 @@ def _infeasible_reason(searched: Sequence[tuple[_Candidate, ServingMetrics]], ma
             held = np.concatenate([_held(m, metric, q, c.margin)[-1] for c, m in searched])
             at = int(np.argmin(np.where(under, held, np.inf)))
             if held[at] > target:
+                # every limit whose value prints as the lowest: at a load near 0 they tie to the last bits,
+                # and naming one would say the limit matters
+                lowest = f"{held[at]:.3g}"
+                ties = under & np.array([f"{h:.3g}" == lowest for h in held])
                 misses.append(
-                    f"p{pct} {metric.upper()} {held[at]:.3g} s (+ sampling error) > {target:.3g} s "
-                    f"(at batch limit {limits[at]})"
+                    f"p{pct} {metric.upper()} {lowest} s (+ sampling error) > {target:.3g} s "
+                    f"(at {_limit_names(limits, ties)})"
                 )
     detail = (
         f"the lowest is {'; '.join(misses)}"
@@ -1813,8 +1847,9 @@ def _plan_one(
             (shared.replace(max_batch_size=max(group), graph_tokens=graphs), group)
             for graphs, group in groups.items()
         ]
-        for launch, _ in made:
-            shared.parts.note(functools.partial(_note_passes, launch, traffic, prep.context))
+        for launch, _ in made:  # a launch the memo holds (a re-plan) reads its tables: no passes to note
+            if not memo.holds(launch.hardware, _prepared_key(launch, traffic)):
+                shared.parts.note(functools.partial(_note_passes, launch, traffic, prep.context))
         launches = [
             (launch, _prepared(launch, traffic, companions), np.asarray(group, dtype=np.int64))
             for launch, group in made

@@ -82,9 +82,10 @@ def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
 
 
 def fraction(name: str, value: Any, *, low: float = 0.0, high: float = 1.0, open_low: bool = True) -> float:
-    """A finite number in (low, high] (or [low, high] with ``open_low=False``)."""
+    """A finite number in (low, high] (or [low, high] with ``open_low=False``); text that reads as one
+    ("0.9") is refused, as :func:`counts` refuses it."""
     try:
-        x = float(value)
+        x = float("nan") if isinstance(value, str | bytes) else float(value)
     except (TypeError, ValueError, OverflowError):
         x = float("nan")
     above = x > low if open_low else x >= low

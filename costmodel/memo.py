@@ -80,6 +80,17 @@ def remember(owner: object, key: tuple[Any, ...], compute: Callable[[], T]) -> T
     return out
 
 
+def holds(owner: object, key: tuple[Any, ...]) -> bool:
+    """Whether :func:`remember` would return a kept result for ``owner`` and ``key`` now, without
+    computing anything (a caller that would prepare work only the computation reads skips it)."""
+    try:
+        index = (id(owner), exact_key(key))
+    except _TooLargeError:
+        return False
+    hit = _ENTRIES.get(index)
+    return hit is not None and hit[0] is owner
+
+
 def clear() -> None:
     """Forget every kept result (a benchmark timing a cold search; tests that change a kernel model)."""
     _ENTRIES.clear()

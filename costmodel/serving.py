@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from costmodel import checks
 from costmodel.closed_loop import LoopParams, cuda_graph_tokens, engine_step_s, prefill_host_s
 from costmodel.errors import CostmodelError
 
@@ -933,6 +934,8 @@ def kv_capacity_tokens(
     from costmodel.memory import replica_memory
     from costmodel.specs import Deployment as _Deployment
 
+    chunk = checks.positive_int("prefill_chunk_tokens", prefill_chunk_tokens)
+    checks.fraction("usable_fraction", usable_fraction)
     dep = deployment or _Deployment()
     dep.check(model)
     device = replica_memory(
@@ -944,7 +947,7 @@ def kv_capacity_tokens(
         kv_dtype=kv_dtype,
         activation_dtype=activation_dtype,
         sparsity=sparsity,
-        prefill_tokens=min(prefill_chunk_tokens, model.max_context),
+        prefill_tokens=min(chunk, model.max_context),
         expert_dtype=expert_dtype,
         component_dtypes=component_dtypes,
         engine=engine,
@@ -959,8 +962,7 @@ def _kv_tokens(
 ) -> int:
     """:func:`kv_capacity_tokens` of one device's memory ``device`` [tokens]; ``ranks``: attention-DP
     ranks, each holding its own sequences' cache."""
-    if not 0 < usable_fraction <= 1:
-        raise CostmodelError(f"usable_fraction must be in (0, 1], got {usable_fraction}")
+    usable_fraction = checks.fraction("usable_fraction", usable_fraction)
     room = float(device.free_bytes(usable_fraction * hardware.memory_bytes))
     per = device.state_bytes_per_sequence if model.ssm is not None else device.kv_bytes_per_token
     return max(int(room // per), 0) * ranks
@@ -1046,10 +1048,7 @@ def max_concurrency(
         ctx = np.asarray(held @ weights)
         blocks = np.asarray(np.ceil(held / block_size) @ weights)
     else:
-        ctx = np.asarray(context_len, dtype=np.float64)
-        if np.any(~(ctx >= 0)):
-            raise CostmodelError(f"context_len must be >= 0 [tokens], got {context_len!r}")
-        ctx = np.minimum(ctx, window)
+        ctx = np.minimum(checks.counts("context_len", context_len, whole=False), window)
         blocks = np.ceil(ctx / block_size)
     if m.ssm is not None:  # a fixed state per sequence: kv_capacity_tokens already counts sequences
         count = np.full(ctx.shape, capacity, dtype=np.int64)

@@ -16,6 +16,7 @@ import costmodel as cm
 from costmodel import queueing
 from costmodel.dtypes import MAX_EXACT_BYTES, storage_bytes
 from costmodel.errors import CostmodelError
+from costmodel.serving import kv_capacity_tokens, max_concurrency
 
 LLAMA = cm.load_model("llama-3-8b")
 H100 = cm.load_hardware("h100-sxm")
@@ -121,6 +122,15 @@ def test_one_context_rule_for_estimate_size_and_the_cli() -> None:
         (lambda: cm.Workload(batch_size=2**31), "batch_size"),
         (lambda: cm.Workload(batch_size=10**40), "batch_size"),
         (lambda: cm.Workload(batch_size=True), "batch_size"),
+        # review 20c: each named its own field only after these checks (-1 named new_tokens; 2.5 passed;
+        # "0.9" and "x" raised numpy's or Python's own TypeError / ValueError wording)
+        (lambda: kv_capacity_tokens(LLAMA, H100, prefill_chunk_tokens=-1), "prefill_chunk_tokens"),
+        (lambda: kv_capacity_tokens(LLAMA, H100, prefill_chunk_tokens=2.5), "prefill_chunk_tokens"),
+        (lambda: kv_capacity_tokens(LLAMA, H100, usable_fraction="0.9"), "usable_fraction"),
+        (lambda: kv_capacity_tokens(LLAMA, H100, usable_fraction=math.nan), "usable_fraction"),
+        (lambda: max_concurrency(LLAMA, H100, context_len="x"), "context_len"),
+        (lambda: max_concurrency(LLAMA, H100, context_len=[1000, -1]), "context_len"),
+        (lambda: max_concurrency(LLAMA, H100, context_len=1000, usable_fraction="0.9"), "usable_fraction"),
     ],
 )
 def test_invalid_arguments_are_refused_naming_the_argument(call, field: str) -> None:  # type: ignore[no-untyped-def]

@@ -292,3 +292,66 @@ def test_an_infeasible_reason_holds_for_the_candidate_not_its_largest_launch() -
     assert "no single limit meets them all" in text
     assert "TTFT" not in text
     assert "TPOT" not in text
+
+
+def test_an_infeasible_reason_names_every_limit_that_prints_the_lowest_value() -> None:
+    # at 1,000 replicas of 1 request/s each replica sees 0.001 requests/s: the batch never fills, so the
+    # held p99 TTFT is the same at every limit to the printed digits (analyze on each limit's launch, the
+    # oracle), and the reason must not name one limit as if it mattered (it named the argmin's, on
+    # last-bit noise, before review 20c)
+    from costmodel.capacity import BATCH_LIMITS, SAMPLING_MARGIN, candidate_engine
+
+    traffic = Traffic(
+        1.0, Lengths.lognormal(300, 0.8, max_tokens=4000), Lengths.geometric(512, max_tokens=2000)
+    )
+    limits = np.array(BATCH_LIMITS)
+    m = analyze(
+        candidate_engine(MODEL, HW),
+        traffic.with_rate(1.0 / 1000),
+        max_batch_size=limits,
+        quantiles=(0.5, 0.99),
+        samples=1024,
+    )
+    p99, upper = np.asarray(m.quantile("ttft", 0.99)), np.asarray(m.quantile_upper("ttft", 0.99))
+    held = p99 + SAMPLING_MARGIN * (upper - p99)
+    assert len({f"{h:.3g}" for h in held}) == 1, "the oracle case needs every limit to print alike"
+    row = plan(MODEL, [HW], traffic, SLO(ttft_s=1e-3), tp=(1,), max_replicas=1000).iloc[0]
+    assert not row.feasible
+    assert f"p99 TTFT {held.min():.3g} s (+ sampling error) > 0.001 s (at every batch limit)" in row.reason
+
+
+def test_the_limits_a_reason_names_are_runs_of_the_sorted_limits() -> None:
+    from costmodel.capacity import _limit_names
+
+    limits = np.array([8, 16, 32, 119, 64])  # as concatenated over launches: not sorted
+    assert _limit_names(limits, np.array([1, 0, 0, 0, 0], dtype=bool)) == "batch limit 8"
+    assert _limit_names(limits, np.array([1, 1, 1, 0, 0], dtype=bool)) == "batch limits 8-32"
+    assert _limit_names(limits, np.array([1, 0, 1, 1, 1], dtype=bool)) == "batch limits 8, 32-119"
+    assert _limit_names(limits, np.ones(5, dtype=bool)) == "every batch limit"
+    assert _limit_names(np.array([64]), np.array([True])) == "batch limit 64"
+
+
+def test_a_replan_notes_no_passes_of_the_launches_the_memo_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a launch's prepared tables are memoised (costmodel.memo): a second identical plan reads them, so
+    # noting their kernel passes for a joint evaluation would compute passes nothing reads; the answer
+    # is the same to the bit either way (each pass is elementwise), and cold the launches are noted
+    import pandas as pd
+
+    from costmodel import memo
+    from costmodel.capacity import candidate_engine
+
+    traffic = Traffic(
+        2.0, Lengths.lognormal(300, 0.8, max_tokens=4000), Lengths.geometric(256, max_tokens=2000)
+    )
+    slo = SLO(ttft_s=0.5, tpot_s=0.05)
+    parts = type(candidate_engine(MODEL, HW).parts)
+    noted: list[object] = []
+    note = parts.note
+    monkeypatch.setattr(parts, "note", lambda self, fn: (noted.append(fn), note(self, fn))[1])
+    memo.clear()
+    cold = plan(MODEL, [HW], traffic, slo, tp=(1,))
+    assert noted, "the oracle case needs launches of several graph ceilings (vLLM's)"
+    noted.clear()
+    warm = plan(MODEL, [HW], traffic, slo, tp=(1,))
+    assert noted == []
+    pd.testing.assert_frame_equal(cold, warm)

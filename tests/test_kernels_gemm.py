@@ -21,6 +21,7 @@ from costmodel.calibrate import (
 from costmodel.errors import CostmodelError
 from costmodel.kernels import gemm, params_for
 from costmodel.registry import load_hardware
+from costmodel.specs import HardwareProfile
 
 H100 = load_hardware("h100-sxm")
 A100 = load_hardware("a100-80gb")
@@ -200,6 +201,74 @@ def test_every_element_of_an_array_is_timed_as_if_alone(params: gemm.Params, see
         assert grid[i, j] == alone
         if i == 0:
             assert row[j] == alone
+
+
+def _one_tile_at_a_time_s(
+    hardware: HardwareProfile, params: gemm.Params, m: object, n: object, k: object
+) -> np.ndarray:
+    """Oracle: the per-tile loop of 67c2922, each candidate tile timed alone (through the dispatch hook,
+    which hands ``time_s`` one tile) and the fastest so far kept by ``np.minimum``. The total is
+    non-decreasing in the kernel time (a launch added, a maximum with the memory and the host floor), so
+    the fastest total is the total of the fastest kernel, to the bit."""
+    tiles_m = sorted({min(params.min_tile_m, gemm.TILE_SIZES[0]), *gemm.TILE_SIZES})
+    best = None
+    with pytest.MonkeyPatch.context() as patch:
+        for tm in tiles_m:
+            for tn in gemm.TILE_SIZES:
+                patch.setattr(gemm, "dispatched_tiles", lambda *a, tm=tm, tn=tn, **kw: (tm, tn))
+                one = gemm.time_s(hardware, params, m=m, n=n, k=k)
+                best = one if best is None else np.minimum(best, one)
+    return np.asarray(best)
+
+
+@settings(max_examples=20, deadline=None)
+@given(params_strategy(), st.integers(0, 2**32 - 1))
+def test_the_tile_axis_and_the_tile_loop_give_the_bits_of_one_tile_at_a_time(
+    params: gemm.Params, seed: int
+) -> None:
+    """Both reductions over the candidate tiles (one leading axis at or below ``TILE_AXIS_MAX_ELEMENTS``,
+    a running minimum above it) equal the per-tile oracle to the bit, in value, shape and dtype: on
+    shapes broadcast against each other, 0-element, NaN / inf / 0 / negative and integer inputs."""
+    rng = np.random.default_rng(seed)
+    params = dataclasses.replace(params, min_tile_m=float(rng.choice([16.0, 32.0, 64.0, 128.0])))
+    sizes = np.floor(np.exp(rng.uniform(0.0, 10.0, (3, 4))))
+    odd = np.array([np.nan, np.inf, -np.inf, 0.0, -3.0, 1.0])
+    cases = [
+        (sizes[:, :1], sizes[:1, :], 512.0),  # (3, 1) x (1, 4)
+        (sizes[:, :1, None], sizes[0], sizes[1, :1]),  # (3, 1, 1) x (4,) x (1,)
+        (np.zeros((0,)), 4096.0, 4096.0),
+        (np.ones((2, 0)), np.ones((1, 1)), 8.0),
+        (odd, rng.permutation(odd), 4096.0),
+        (sizes.astype(np.int64), 1024, np.int32(2048)),
+        (float(sizes[0, 0]), 4096.0, 4096.0),
+    ]
+    for m, n, k in cases:
+        oracle = _one_tile_at_a_time_s(H100, params, m, n, k)
+        for threshold in (0, 10**9):  # the loop, then the tile axis
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(gemm, "TILE_AXIS_MAX_ELEMENTS", threshold)
+                got = gemm.time_s(H100, params, m=m, n=n, k=k)
+            assert got.shape == oracle.shape
+            assert got.dtype == oracle.dtype
+            np.testing.assert_array_equal(got, oracle, strict=True)
+
+
+def test_a_large_call_keeps_a_few_shape_sized_temporaries() -> None:
+    """Above ``TILE_AXIS_MAX_ELEMENTS`` the tiles are timed one at a time: the peak memory is a few arrays
+    of the call's shape, not one per candidate tile (12 at ``min_tile_m`` 16; the tile axis peaked at
+    about 97 result-sized arrays at 1e6 shapes)."""
+    import tracemalloc
+
+    params = dataclasses.replace(gemm.default_params(H100, "bf16"), min_tile_m=16.0)
+    m = np.arange(1.0, 200_001.0)
+    assert m.size > gemm.TILE_AXIS_MAX_ELEMENTS
+    tracemalloc.start()
+    try:
+        out = gemm.time_s(H100, params, m=m, n=4096.0, k=4096.0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 24 * out.nbytes
 
 
 # ---- calibration ---------------------------------------------------------------------------------------

@@ -101,6 +101,15 @@ K_STEP = 64.0
 """Elements of k one main-loop step loads per operand (CUTLASS ``TileShape`` K) [elements]."""
 TILE_SIZES = (64.0, 128.0, 256.0)
 """Output tile edges the kernel libraries choose from (CUTLASS / cuBLAS tile shapes) [elements]."""
+TILE_AXIS_MAX_ELEMENTS = 1024
+"""Largest call (its broadcast shape's element count) whose candidate tiles :func:`time_s` times on one
+leading axis, in one array pass [elements]; a larger call times one tile at a time, keeping a running
+minimum. Both give the same bits (each tile's arithmetic is elementwise; the minimum of the same values
+is the same in any order). The axis multiplies every temporary by the 9-12 candidate tiles: 2.3-3.8x
+faster up to 1,000 shapes (the per-call overhead of a Pareto search's or a plan's small passes), but
+slower from 1,500-2,000 (1.2-3.7x at 1,500-3,000 on the 2-core review machine, 2026-12-03, once the
+temporaries outgrow the caches) and about 10x the memory at 1e6 shapes (a dashboard grid, a calibration
+sweep)."""
 
 VLLM_SM89_FP8_KERNEL = "fp8:vllm:CutlassFP8ScaledMMLinearKernel"
 """The parameter key of vLLM's CUTLASS 2.x fp8 GEMM, which on compute capability 8.9 (Ada: L40S) runs the
@@ -368,13 +377,21 @@ def time_s(
     if dispatched is not None:
         kernel = tiled_s(*dispatched)
     else:
-        # every candidate tile at once, on a leading axis (the same elementwise arithmetic per tile), and
-        # the fastest kept: one array pass instead of one per tile
         candidates = [(tm, tn) for tm in sorted({min(params.min_tile_m, TILE_SIZES[0]), *TILE_SIZES})
                       for tn in TILE_SIZES]  # fmt: skip
-        axes = (-1, *(1,) * np.broadcast(M, N, K).ndim)
-        tile_m, tile_n = (np.array(c, dtype=np.float64).reshape(axes) for c in zip(*candidates, strict=True))
-        kernel = np.asarray(np.min(tiled_s(tile_m, tile_n), axis=0), dtype=np.float64)
+        shape = np.broadcast(M, N, K)
+        if shape.size <= TILE_AXIS_MAX_ELEMENTS:
+            # every candidate tile at once, on a leading axis (the same elementwise arithmetic per tile),
+            # and the fastest kept: one array pass instead of one per tile
+            axes = (-1, *(1,) * shape.ndim)
+            tile_m, tile_n = (
+                np.array(c, dtype=np.float64).reshape(axes) for c in zip(*candidates, strict=True)
+            )
+            kernel = np.asarray(np.min(tiled_s(tile_m, tile_n), axis=0), dtype=np.float64)
+        else:  # one tile at a time, the fastest so far kept: memory of a few shape-sized temporaries
+            kernel = np.full(shape.shape, np.inf)
+            for tm, tn in candidates:
+                kernel = np.minimum(kernel, tiled_s(tm, tn))
     memory = moved / bandwidth
     cache = cache_bytes(hardware)
     if cache > 0 and params.cache_bandwidth_ratio != 1.0:
