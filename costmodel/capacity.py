@@ -1904,7 +1904,9 @@ def _plan_limits(
         at = int(np.argmin(ttft))
         pick_i = int(cols[at])
         outside = float(final.utilization[0, at]) > VALIDATED_UTILIZATION + 1e-12
-        if not (confirm or outside):
+        # once a simulation has missed, the next count is confirmed the same way, even where its load is
+        # back inside the validated range (the analytic row there was already found optimistic)
+        if not (confirm or outside or simulated):
             break
         simulated = _simulated(engine, traffic, int(cand.limits[pick_i]), lam / r, slo)
         if simulated["ok"] or r >= max_replicas:

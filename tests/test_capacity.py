@@ -604,3 +604,29 @@ def test_a_rebuilt_engine_reads_the_prepared_tables_and_gets_the_same_answer() -
     assert _prepared(tighter, TRAFFIC).first_s is not _prepared(ENGINE, TRAFFIC).first_s
     with pytest.raises(ValueError, match="read-only"):
         _prepared(ENGINE, TRAFFIC).first_s[0, 0] = 0.0
+
+
+def test_a_row_whose_simulation_misses_is_simulated_again_at_the_next_count(monkeypatch) -> None:
+    """A row above the validated load is confirmed by simulation; when that simulation misses, one more
+    replica is tried and confirmed the same way, even if its load is back under the validated 0.7. Before
+    session 20 the loop stopped there on the analytic row and reported the candidate infeasible from the
+    first simulation's miss (Llama-3-8B on one H100 at 30 requests/s: load 0.77 at one replica, 0.38 at
+    two). The simulator is replaced by a scripted one: this checks the loop, not the queue."""
+    import costmodel.capacity as capacity
+
+    calls: list[float] = []
+
+    def scripted(engine, traffic, batch_limit, rate, slo):  # type: ignore[no-untyped-def]
+        calls.append(rate)
+        return {"ok": len(calls) > 1, "sim_ttft_s": 0.1, "sim_tpot_s": 0.01}
+
+    monkeypatch.setattr(capacity, "_simulated", scripted)
+    traffic = Traffic(30.0, Lengths.fixed(512), Lengths.fixed(128))
+    row = plan(
+        "llama-3-8b", ["h100-sxm"], traffic, SLO(ttft_s=2.0, tpot_s=0.2), max_utilization=0.95, engine=None
+    )
+    row = row.iloc[0]
+    assert row.feasible
+    assert row.replicas == 2
+    assert row.confirmed_by_simulation
+    assert calls == pytest.approx([30.0, 15.0])
