@@ -27,11 +27,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# the suite on every core (pytest-xdist); `make test PYTEST_WORKERS=0` runs it serially in one process.
-# loadfile keeps each test file on one worker, so a module-scoped fixture is computed once, not once per worker.
-PYTEST_WORKERS ?= auto
+# serial by default: on two workers (`make test PYTEST_WORKERS=auto`, pytest-xdist) the suite ran in 15.5 min
+# against ~18 serially, but four FlopCounterMode-over-transformers tests (test_linear_attention, test_nemotron_h)
+# failed after other files in the same worker ("Expected gradient function to be set"; they pass alone and
+# serially): a state leak between test files not yet found. loadfile keeps each test file on one worker.
+PYTEST_WORKERS ?= 0
 
-test: lint  ## ruff, mypy on costmodel/, then the whole pytest suite (CPU only, on every core)
+test: lint  ## ruff, mypy on costmodel/, then the whole pytest suite (CPU only)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # llm-analysis pins an old transformers, so it lives in its own venv; bench_perf.py times it beside costmodel
