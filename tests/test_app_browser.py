@@ -43,8 +43,8 @@ BROWSER_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# a wait budget, not an assertion: generous because the suite shares two cores with another pytest worker
-# (make test runs on every core) and a page render can wait several seconds for the CPU
+# a wait budget, not an assertion: generous because the suite may share two cores with another pytest worker
+# (make test PYTEST_WORKERS=auto) or a loaded machine, and a page render can wait several seconds for the CPU
 TIMEOUT_MS = 90_000
 # page path -> plotly charts it draws on the default scenario (validation: on the results written below)
 PAGES = {"": 3, "performance": 4, "speculative": 2, "capacity": 2, "compression": 3, "validation": 2,
