@@ -27,10 +27,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# serial by default: on two workers (`make test PYTEST_WORKERS=auto`, pytest-xdist) the suite ran in 15.5 min
-# against ~18 serially, but four FlopCounterMode-over-transformers tests (test_linear_attention, test_nemotron_h)
-# failed after other files in the same worker ("Expected gradient function to be set"; they pass alone and
-# serially): a state leak between test files not yet found. loadfile keeps each test file on one worker.
+# serial by default. `make test PYTEST_WORKERS=auto` runs on every core (pytest-xdist): at session 20 a clean
+# clone's two workers ran the tests in 15.5 min against ~18 serially, with 4 failures that turned out to be
+# transformers 5.25's (they failed serially too; fixed in 7572d36), so the two-worker run is the next default
+# once a clean run confirms it. loadfile keeps each test file on one worker.
 PYTEST_WORKERS ?= 0
 
 test: lint  ## ruff, mypy on costmodel/, then the whole pytest suite (CPU only)
